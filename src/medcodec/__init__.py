@@ -1,0 +1,44 @@
+"""medcodec: block-DCT lossy compression for 8-16-bit medical images."""
+from __future__ import annotations
+
+from .errors import (
+    ChecksumMismatchError,
+    ClippedValuesWarning,
+    CodecError,
+    CorruptStreamError,
+    DicomError,
+    InputNotFoundError,
+    InvalidInputError,
+    NonConformantStreamWarning,
+    NotAnImageError,
+    TruncatedStreamError,
+    UnsupportedFeatureError,
+    UnsupportedImageError,
+)
+from .spec import PixelSpec
+
+__version__ = "0.1.0"
+
+from .codec import MdcHeader, decode, encode, is_codestream, read_header
+
+__all__ = [
+    "encode",
+    "decode",
+    "read_header",
+    "is_codestream",
+    "MdcHeader",
+    "PixelSpec",
+    "CodecError",
+    "InvalidInputError",
+    "UnsupportedFeatureError",
+    "CorruptStreamError",
+    "TruncatedStreamError",
+    "ChecksumMismatchError",
+    "DicomError",
+    "NotAnImageError",
+    "UnsupportedImageError",
+    "InputNotFoundError",
+    "NonConformantStreamWarning",
+    "ClippedValuesWarning",
+    "__version__",
+]

@@ -1,0 +1,405 @@
+"""The ``.mdc`` container, version 1 (bytes <-> segments). Every byte: ``docs/format.md``.
+
+Layout::
+
+    SIGNATURE  89 4D 44 43 0D 0A 1A 0A            "\\x89MDC\\r\\n\\x1a\\n"
+    segment*   LENGTH:u32  TYPE:4 ASCII  PAYLOAD:LENGTH bytes  CRC32(TYPE+PAYLOAD):u32
+
+    HEAD  QTAB  FIDX  FRAM{frames}  [ancillary segments]  MEND
+
+All integers are little-endian. A segment whose TYPE starts with a lower-case letter is
+ancillary: a decoder that does not know it skips it (PNG's rule); an unknown upper-case
+segment is an error. This module parses and builds segments only; pixels are the
+pipeline's business.
+
+Safety: every length is checked against the bytes actually present before it is used,
+headers are checked against :data:`LIMITS` before anything is allocated, and a frame may
+not claim more blocks than its coded bytes could possibly describe (each block costs at
+least 2 bits), so the decoded size is bounded by 512x the stream size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    ChecksumMismatchError,
+    CorruptStreamError,
+    TruncatedStreamError,
+    UnsupportedFeatureError,
+)
+from .entropy import HuffmanTable, alphabet_sizes
+from .transform import blocks_shape
+
+__all__ = [
+    "SIGNATURE",
+    "VERSION",
+    "LIMITS",
+    "MdcHeader",
+    "FrameRecord",
+    "Segment",
+    "is_mdc",
+    "build_container",
+    "parse_container",
+    "parse_frame",
+]
+
+SIGNATURE = b"\x89MDC\r\n\x1a\n"
+VERSION = (1, 0)
+
+#: Hard limits checked before any allocation.
+LIMITS = {
+    "max_rows": 65535,
+    "max_cols": 65535,
+    "max_frames": 65535,
+    "max_frame_pixels": 1 << 28,
+    "max_total_pixels": 1 << 32,
+    "max_qtables": 16,
+}
+
+PHOTOMETRIC_CODES = {"MONOCHROME2": 0, "MONOCHROME1": 1}
+PHOTOMETRIC_NAMES = {v: k for k, v in PHOTOMETRIC_CODES.items()}
+TRANSFORM_DCT8 = 0
+ENTROPY_HUFFMAN = 0
+SIZE_BITS = 5
+
+_SEG_HEAD = struct.Struct("<I4s")
+_HEAD = struct.Struct("<HHIIIBBBBBBBBdddd8x")  # 64 bytes
+_FIDX_ENTRY = struct.Struct("<QI")
+_FRAM_HEAD = struct.Struct("<IBBH")
+FLAG_RESCALE = 1
+FLAG_WINDOW = 2
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment as found in a stream: type, byte offset of its LENGTH field, payload size."""
+
+    type: str
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + 12 + self.length
+
+
+@dataclass(frozen=True)
+class MdcHeader:
+    """Everything ``read_header`` learns without entropy decoding."""
+
+    rows: int
+    cols: int
+    frames: int
+    bits_stored: int
+    signed: bool
+    photometric_interpretation: str = "MONOCHROME2"
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    window_center: float | None = None
+    window_width: float | None = None
+    quality: int | None = None
+    range_bits: int = 8
+    version: tuple[int, int] = VERSION
+    format: str = "mdc"
+    qtables: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
+    segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.frames, self.rows, self.cols)
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """A coded frame: index, quantization table index, Huffman tables, coded bytes."""
+
+    index: int
+    qtable: int
+    dc_table: HuffmanTable
+    ac_table: HuffmanTable
+    coded: bytes | memoryview
+
+
+def is_mdc(data: bytes | bytearray | memoryview) -> bool:
+    """True when ``data`` starts with the ``.mdc`` signature."""
+    return bytes(data[:8]) == SIGNATURE
+
+
+def _segment(seg_type: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(seg_type))
+    return _SEG_HEAD.pack(len(payload), seg_type) + payload + struct.pack("<I", crc)
+
+
+def _opt(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _table_bytes(t: HuffmanTable) -> bytes:
+    bits = np.asarray(t.bits, dtype="<u2")
+    return bits.tobytes() + np.asarray(t.huffval, dtype="<u2").tobytes()
+
+
+def build_container(header: MdcHeader, frames: list[FrameRecord]) -> bytes:
+    """Serialise a header, its quantization tables and coded frames into ``.mdc`` bytes."""
+    flags = (FLAG_RESCALE if (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0) else 0) | (
+        FLAG_WINDOW if header.window_center is not None and header.window_width is not None else 0
+    )
+    head = _HEAD.pack(
+        *VERSION,
+        header.rows,
+        header.cols,
+        header.frames,
+        header.bits_stored,
+        int(header.signed),
+        PHOTOMETRIC_CODES[header.photometric_interpretation],
+        TRANSFORM_DCT8,
+        ENTROPY_HUFFMAN,
+        header.quality or 0,
+        header.range_bits,
+        flags,
+        header.rescale_slope,
+        header.rescale_intercept,
+        _opt(header.window_center),
+        _opt(header.window_width),
+    )
+    qtab = bytes([len(header.qtables)]) + b"".join(
+        np.asarray(q, dtype="<u2").tobytes() for q in header.qtables
+    )
+    parts = [SIGNATURE, _segment(b"HEAD", head), _segment(b"QTAB", qtab)]
+    if header.meta:
+        parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
+    fram = [
+        _segment(
+            b"FRAM",
+            _FRAM_HEAD.pack(f.index, f.qtable, SIZE_BITS, 0)
+            + _table_bytes(f.dc_table)
+            + _table_bytes(f.ac_table)
+            + struct.pack("<I", len(f.coded))
+            + f.coded,
+        )
+        for f in frames
+    ]
+    fidx_size = 12 + 4 + _FIDX_ENTRY.size * len(frames)
+    offset = sum(len(p) for p in parts) + fidx_size
+    entries = []
+    for seg in fram:
+        entries.append(_FIDX_ENTRY.pack(offset, len(seg)))
+        offset += len(seg)
+    parts.append(_segment(b"FIDX", struct.pack("<I", len(frames)) + b"".join(entries)))
+    parts.extend(fram)
+    parts.append(_segment(b"MEND", b""))
+    return b"".join(parts)
+
+
+def _read_segment(data: memoryview, offset: int, *, verify: bool = True) -> tuple[Segment, memoryview]:
+    if offset + 8 > len(data):
+        raise TruncatedStreamError(
+            "segment header cut off", offset=offset, expected=8, available=max(0, len(data) - offset)
+        )
+    length, raw_type = _SEG_HEAD.unpack_from(data, offset)
+    try:
+        seg_type = raw_type.decode("ascii")
+    except UnicodeDecodeError:
+        seg_type = ""
+    if not seg_type.isalpha():
+        raise CorruptStreamError(f"segment type {raw_type!r} is not 4 ASCII letters", offset=offset)
+    need = 12 + length
+    if offset + need > len(data):
+        raise TruncatedStreamError(
+            f"{seg_type} segment cut off", offset=offset, segment=seg_type, expected=need,
+            available=len(data) - offset,
+        )  # fmt: skip
+    payload = data[offset + 8 : offset + 8 + length]
+    if verify:
+        (stored,) = struct.unpack_from("<I", data, offset + 8 + length)
+        actual = zlib.crc32(payload, zlib.crc32(raw_type))
+        if stored != actual:
+            raise ChecksumMismatchError(
+                "CRC32 mismatch", offset=offset, segment=seg_type, expected=stored, actual=actual
+            )
+    return Segment(seg_type, offset, length), payload
+
+
+def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
+    if len(payload) != _HEAD.size:
+        raise CorruptStreamError(f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size}", offset=seg.offset, segment="HEAD")
+    (vmaj, vmin, rows, cols, frames, bits, signed, photo, transform, entropy, quality, range_bits, flags,
+     slope, intercept, wc, ww) = _HEAD.unpack_from(payload)  # fmt: skip
+    if vmaj != VERSION[0]:
+        raise UnsupportedFeatureError(f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: {VERSION[0]}.x)")
+    problems = []
+    if not (1 <= rows <= LIMITS["max_rows"] and 1 <= cols <= LIMITS["max_cols"]):
+        problems.append(f"rows x cols = {rows} x {cols} outside 1..{LIMITS['max_rows']}")
+    elif rows * cols > LIMITS["max_frame_pixels"]:
+        problems.append(f"{rows} x {cols} pixels per frame exceeds the limit {LIMITS['max_frame_pixels']}")
+    if not 1 <= frames <= LIMITS["max_frames"]:
+        problems.append(f"frames = {frames} outside 1..{LIMITS['max_frames']}")
+    elif rows * cols * frames > LIMITS["max_total_pixels"]:
+        problems.append(f"{frames} frames of {rows} x {cols} exceed the limit of {LIMITS['max_total_pixels']} pixels")
+    if not 1 <= bits <= 16:
+        problems.append(f"bits_stored = {bits} outside 1..16")
+    if signed > 1:
+        problems.append(f"signed flag = {signed}, expected 0 or 1")
+    if photo not in PHOTOMETRIC_NAMES:
+        problems.append(f"photometric code {photo} unknown")
+    if not 1 <= range_bits <= 16:
+        problems.append(f"range_bits = {range_bits} outside 1..16")
+    if quality > 100:
+        problems.append(f"quality = {quality} outside 0..100")
+    if not (math.isfinite(slope) and slope != 0 and math.isfinite(intercept)):
+        problems.append(f"rescale slope/intercept {slope}/{intercept} not finite and non-zero")
+    if problems:
+        raise CorruptStreamError("; ".join(problems), offset=seg.offset, segment="HEAD")
+    if transform != TRANSFORM_DCT8 or entropy != ENTROPY_HUFFMAN:
+        raise UnsupportedFeatureError(f"HEAD: transform {transform} / entropy coder {entropy} not supported by this reader")
+    window = bool(flags & FLAG_WINDOW) and math.isfinite(wc) and math.isfinite(ww)
+    return dict(
+        rows=rows, cols=cols, frames=frames, bits_stored=bits, signed=bool(signed),
+        photometric_interpretation=PHOTOMETRIC_NAMES[photo], rescale_slope=slope,
+        rescale_intercept=intercept, window_center=wc if window else None,
+        window_width=ww if window else None, quality=quality or None, range_bits=range_bits,
+        version=(vmaj, vmin),
+    )  # fmt: skip
+
+
+def _parse_qtab(payload: memoryview, seg: Segment) -> tuple[np.ndarray, ...]:
+    if len(payload) < 1:
+        raise CorruptStreamError("QTAB is empty", offset=seg.offset, segment="QTAB")
+    n = payload[0]
+    if not 1 <= n <= LIMITS["max_qtables"] or len(payload) != 1 + 128 * n:
+        raise CorruptStreamError(
+            f"QTAB declares {n} tables in {len(payload)} bytes, expected 1..{LIMITS['max_qtables']} tables of 128 bytes",
+            offset=seg.offset, segment="QTAB",
+        )  # fmt: skip
+    tables = tuple(np.frombuffer(payload, dtype="<u2", count=64, offset=1 + 128 * i).astype(np.uint16) for i in range(n))
+    if any(int(t.min()) == 0 for t in tables):
+        raise CorruptStreamError("a quantization step is 0", offset=seg.offset, segment="QTAB")
+    return tables
+
+
+def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True) -> tuple[MdcHeader, list[tuple[int, int]]]:
+    """Parse the signature, HEAD, QTAB, ancillary segments and FIDX.
+
+    Returns the header and the frame index: a list of (offset, size) of each FRAM segment.
+    With ``verify`` the CRC of each segment read is checked; FRAM segments are read (and
+    checked) by :func:`parse_frame`, so one frame can be decoded without the others.
+    """
+    mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    if len(mv) < 8:
+        raise TruncatedStreamError("stream shorter than the signature", offset=0, expected=8, available=len(mv))
+    if bytes(mv[:8]) != SIGNATURE:
+        raise CorruptStreamError(f"signature {bytes(mv[:8])!r} is not {SIGNATURE!r}", offset=0, segment="signature")
+    offset = 8
+    segments: list[Segment] = []
+    head: dict[str, Any] | None = None
+    qtables: tuple[np.ndarray, ...] = ()
+    meta: dict[str, Any] = {}
+    index: list[tuple[int, int]] | None = None
+    while index is None:
+        seg, payload = _read_segment(mv, offset, verify=verify)
+        segments.append(seg)
+        if head is None and seg.type != "HEAD":
+            raise CorruptStreamError(f"first segment is {seg.type}, expected HEAD", offset=offset, segment=seg.type)
+        if seg.type == "HEAD":
+            if head is not None:
+                raise CorruptStreamError("second HEAD segment", offset=offset, segment="HEAD")
+            head = _parse_head(payload, seg)
+        elif seg.type == "QTAB":
+            qtables = _parse_qtab(payload, seg)
+        elif seg.type == "meta":
+            try:
+                meta = json.loads(bytes(payload).decode("utf-8"))
+                if not isinstance(meta, dict):
+                    raise ValueError
+            except ValueError:
+                raise CorruptStreamError("meta is not a JSON object", offset=offset, segment="meta") from None
+        elif seg.type == "FIDX":
+            index = _parse_fidx(payload, seg, head, len(mv), offset + 12 + seg.length)
+        elif seg.type[0].isupper():
+            raise CorruptStreamError(f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type)
+        offset = seg.end
+    if not qtables:
+        raise CorruptStreamError("no QTAB segment before FIDX", offset=offset, segment="QTAB")
+    assert head is not None
+    header = MdcHeader(**head, qtables=qtables, segments=tuple(segments), meta=meta)
+    return header, index
+
+
+def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, total: int, after: int) -> list[tuple[int, int]]:
+    assert head is not None
+    if len(payload) < 4:
+        raise CorruptStreamError("FIDX shorter than its count", offset=seg.offset, segment="FIDX")
+    (n,) = struct.unpack_from("<I", payload)
+    if n != head["frames"] or len(payload) != 4 + _FIDX_ENTRY.size * n:
+        raise CorruptStreamError(
+            f"FIDX lists {n} frames in {len(payload)} bytes; HEAD says {head['frames']} frames",
+            offset=seg.offset, segment="FIDX",
+        )  # fmt: skip
+    entries = [_FIDX_ENTRY.unpack_from(payload, 4 + _FIDX_ENTRY.size * i) for i in range(n)]
+    for i, (off, size) in enumerate(entries):
+        if off < after or size < 12 + _FRAM_HEAD.size or off + size > total:
+            if off + size > total and off >= after:
+                raise TruncatedStreamError(
+                    f"frame {i} lies beyond the end of the stream", offset=off, segment="FIDX",
+                    expected=off + size, available=total,
+                )  # fmt: skip
+            raise CorruptStreamError(f"frame {i} entry (offset {off}, size {size}) is invalid", offset=seg.offset, segment="FIDX")
+    return [(int(o), int(s)) for o, s in entries]
+
+
+def _parse_table(payload: memoryview, pos: int, alphabet: int, seg: Segment, name: str) -> tuple[HuffmanTable, int]:
+    if pos + 32 > len(payload):
+        raise TruncatedStreamError(f"{name} Huffman BITS cut off", offset=seg.offset, segment="FRAM")
+    bits = np.frombuffer(payload, dtype="<u2", count=16, offset=pos).astype(np.int32)
+    n = int(bits.sum())
+    pos += 32
+    if n > alphabet or pos + 2 * n > len(payload):
+        raise CorruptStreamError(f"{name} Huffman table claims {n} symbols", offset=seg.offset, segment="FRAM")
+    huffval = np.frombuffer(payload, dtype="<u2", count=n, offset=pos).astype(np.int32)
+    table = HuffmanTable(bits, huffval)
+    table.validate(alphabet, offset=seg.offset, segment=f"FRAM {name} table")
+    return table, pos + 2 * n
+
+
+def parse_frame(data: bytes | bytearray | memoryview, header: MdcHeader, entry: tuple[int, int], *, verify: bool = True) -> tuple[FrameRecord, int]:
+    """Read one FRAM segment; returns the record and the offset of its coded bytes."""
+    mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    off, size = entry
+    seg, payload = _read_segment(mv, off, verify=verify)
+    if seg.type != "FRAM" or seg.length + 12 != size:
+        raise CorruptStreamError(f"frame index points at {seg.type} of {seg.length + 12} bytes, expected FRAM of {size}", offset=off, segment="FIDX")
+    if len(payload) < _FRAM_HEAD.size:
+        raise CorruptStreamError("FRAM header cut off", offset=off, segment="FRAM")
+    index, qtable, size_bits, _ = _FRAM_HEAD.unpack_from(payload)
+    if index >= header.frames or qtable >= len(header.qtables) or size_bits != SIZE_BITS:
+        raise CorruptStreamError(
+            f"FRAM frame {index} / table {qtable} / size_bits {size_bits} inconsistent with HEAD "
+            f"({header.frames} frames, {len(header.qtables)} tables, size_bits {SIZE_BITS})",
+            offset=off, segment="FRAM",
+        )  # fmt: skip
+    n_dc, n_ac = alphabet_sizes(SIZE_BITS)
+    pos = _FRAM_HEAD.size
+    dc, pos = _parse_table(payload, pos, n_dc, seg, "DC")
+    ac, pos = _parse_table(payload, pos, n_ac, seg, "AC")
+    if pos + 4 > len(payload):
+        raise TruncatedStreamError("FRAM coded length cut off", offset=off, segment="FRAM")
+    (ncoded,) = struct.unpack_from("<I", payload, pos)
+    pos += 4
+    if pos + ncoded != len(payload):
+        raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+    by, bx = blocks_shape(header.rows, header.cols)
+    if by * bx > 4 * ncoded:
+        raise CorruptStreamError(
+            f"{by * bx} blocks cannot be coded in {ncoded} bytes (at least 2 bits per block)",
+            offset=off, segment="FRAM",
+        )  # fmt: skip
+    return FrameRecord(index, qtable, dc, ac, payload[pos:]), off + 8 + pos

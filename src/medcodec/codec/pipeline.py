@@ -1,0 +1,407 @@
+"""encode() / decode(): the stages chained, options validated, rate control.
+
+Encoding one frame::
+
+    pixels ──levelshift.shift──▶ float, centred ──transform.blockify──▶ (N, 64)
+       ──@ analysis_matrix(steps)──▶ DCT / steps, zigzag order ──quantize.round_levels──▶ int32 levels
+       ──entropy.encode_scan──▶ bytes (+ optimal Huffman tables)
+
+and decoding is the exact inverse, ending in a clip to the declared range. Frames are
+independent (own tables, DC prediction restarting at 0), so they are coded in parallel
+threads; the kernels and BLAS release the GIL.
+
+Rate control: the DCT does not depend on the quality, so a search transforms once and
+then only re-quantizes and counts symbols (exact sizes from symbol counts, §K.2) and
+measures the error in the coefficient domain (Parseval: the DCT is orthonormal). For
+many frames the search runs on up to :data:`RATE_SAMPLE_FRAMES` evenly spaced frames,
+then the chosen quality codes all frames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import CorruptStreamError, InvalidInputError
+from ..spec import PixelSpec, storage_dtype
+from . import container, entropy, levelshift, quantize, transform
+
+__all__ = ["encode", "decode", "read_header", "is_codestream", "FORMATS", "EncodedFrame", "FrameCoder"]
+
+FORMATS = ("mdc", "jpeg")
+RATE_SAMPLE_FRAMES = 8
+MDC_SIZE_BITS = container.SIZE_BITS
+
+
+def _default_jobs(jobs: int | None) -> int:
+    if jobs is None:
+        return os.cpu_count() or 1
+    if not isinstance(jobs, int) or jobs < 1:
+        raise InvalidInputError(f"jobs={jobs!r} must be a positive integer")
+    return jobs
+
+
+def _map(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
+    if jobs <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A frame entropy-coded with its own optimal tables."""
+
+    coded: bytes
+    dc_table: entropy.HuffmanTable
+    ac_table: entropy.HuffmanTable
+
+
+class FrameCoder:
+    """Forward and inverse path for one quantization table, shared by every output format.
+
+    Parameters
+    ----------
+    steps
+        Quantization steps, natural order (uint16, 64).
+    bits_stored, signed
+        Declared sample range (level shift, clipping, category limits).
+    """
+
+    def __init__(self, steps: np.ndarray, bits_stored: int, signed: bool):
+        self.steps = np.asarray(steps, dtype=np.uint16)
+        self.steps_zz = quantize.steps_zigzag(self.steps)
+        self.bits_stored = bits_stored
+        self.signed = signed
+        self.offset = levelshift.level_offset(bits_stored, signed)
+        self._analysis = transform.analysis_matrix(self.steps_zz)
+        self._synthesis = transform.synthesis_matrix(self.steps_zz)
+
+    def levels(self, frame: np.ndarray) -> np.ndarray:
+        """(rows, cols) integer frame -> int32 (nblocks, 64) zigzag levels."""
+        blocks = transform.blockify(frame.astype(np.float64) - self.offset)
+        return quantize.round_levels(blocks @ self._analysis)
+
+    def reconstruct(self, levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        """Levels -> clipped storage-dtype frame."""
+        blocks = levels @ self._synthesis
+        return levelshift.unshift(transform.unblockify(blocks, rows, cols), self.bits_stored, self.signed)
+
+    def encode_frame(self, frame: np.ndarray, *, size_bits: int, stuff: bool = False, restart_interval: int = 0) -> EncodedFrame:
+        coded, dc, ac = entropy.encode_scan(
+            self.levels(frame), size_bits=size_bits, stuff=stuff, restart_interval=restart_interval
+        )
+        return EncodedFrame(coded, dc, ac)
+
+
+def _validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple[np.ndarray, bool, bool]:
+    if not isinstance(pixels, np.ndarray):
+        raise InvalidInputError(f"pixels must be a numpy array, got {type(pixels).__name__}")
+    if pixels.dtype.kind not in "iu":
+        raise InvalidInputError(f"pixels must have an integer dtype, got {pixels.dtype}")
+    if pixels.ndim not in (2, 3):
+        raise InvalidInputError(f"pixels must be 2-D (rows, cols) or 3-D (frames, rows, cols), got shape {pixels.shape}")
+    if pixels.size == 0:
+        raise InvalidInputError(f"pixels is empty (shape {pixels.shape})")
+    if isinstance(bits_stored, bool) or not isinstance(bits_stored, (int, np.integer)) or not 1 <= bits_stored <= 16:
+        raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected an integer 1..16")
+    is_2d = pixels.ndim == 2
+    frames = pixels[None] if is_2d else pixels
+    lim = container.LIMITS
+    f, r, c = frames.shape
+    if r > lim["max_rows"] or c > lim["max_cols"] or f > lim["max_frames"] or r * c > lim["max_frame_pixels"]:
+        raise InvalidInputError(f"shape {pixels.shape} exceeds the limits {lim}")
+    if signed is None:
+        signed = pixels.dtype.kind == "i"
+    return frames, bool(signed), is_2d
+
+
+def _resolve_quality(
+    coder_for: Callable[[float], FrameCoder],
+    frames: np.ndarray,
+    *,
+    quality: float | None,
+    ratio: float | None,
+    psnr: float | None,
+    size_bits: int,
+    peak: int,
+    raw_bytes_per_pixel: int,
+    jobs: int,
+) -> float:
+    """The quality that meets the single target given (quality, ratio or psnr)."""
+    given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
+    if len(given) > 1:
+        raise InvalidInputError(f"give one rate target, not {given}")
+    if not given:
+        q = 75.0 if quality is None else quality
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 1 <= q <= 100:
+            raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
+        return float(q)
+    n = frames.shape[0]
+    sample = frames[np.unique(np.linspace(0, n - 1, min(n, RATE_SAMPLE_FRAMES)).round().astype(int))]
+    npix = sample[0].size
+    if ratio is not None:
+        if not (isinstance(ratio, (int, float)) and ratio >= 1):
+            raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
+        target_bits = sample.shape[0] * npix * raw_bytes_per_pixel * 8 / ratio
+
+        def ok(q: float) -> bool:  # small enough?
+            coder = coder_for(q)
+            bits = sum(_map(lambda fr: entropy.scan_bits(coder.levels(fr), size_bits=size_bits), list(sample), jobs))
+            return bits <= target_bits
+
+        return _bisect(ok, want_high=True)
+    if not (isinstance(psnr, (int, float)) and 0 < psnr < 200):
+        raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
+
+    def good(q: float) -> bool:  # good enough?
+        coder = coder_for(q)
+        mse = np.mean(_map(lambda fr: _frame_mse(coder, fr), list(sample), jobs))
+        return mse == 0 or 10 * math.log10(peak**2 / mse) >= psnr
+
+    return _bisect(good, want_high=False)
+
+
+def _frame_mse(coder: FrameCoder, frame: np.ndarray) -> float:
+    rec = coder.reconstruct(coder.levels(frame), *frame.shape)
+    return float(np.mean((rec.astype(np.float64) - frame) ** 2))
+
+
+def _bisect(pred: Callable[[float], bool], *, want_high: bool) -> float:
+    """Monotone search over quality 1..100.
+
+    ``want_high``: pred is true for low qualities (size small enough) and we want the
+    highest quality where it holds; otherwise pred is true for high qualities (PSNR high
+    enough) and we want the lowest.
+    """
+    lo, hi = 1.0, 100.0
+    if want_high:
+        if pred(hi):
+            return hi
+        if not pred(lo):
+            return lo
+    else:
+        if pred(lo):
+            return lo
+        if not pred(hi):
+            return hi
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        if pred(mid) == want_high:
+            lo = mid
+        else:
+            hi = mid
+    return lo if want_high else hi
+
+
+def encode(
+    pixels: np.ndarray,
+    /,
+    *,
+    bits_stored: int,
+    signed: bool | None = None,
+    quality: float | None = None,
+    format: str = "mdc",
+    ratio: float | None = None,
+    psnr: float | None = None,
+    spec: PixelSpec | None = None,
+    table: str | np.ndarray = "medical",
+    restart_interval: int = 0,
+    jobs: int | None = None,
+) -> bytes:
+    """Compress a 2-D image or a (frames, rows, cols) stack.
+
+    Parameters
+    ----------
+    pixels
+        Integer array, values within the declared ``bits_stored`` / ``signed`` range.
+    bits_stored
+        Significant bits per sample, 1..16; never inferred from the dtype.
+    signed
+        Two's complement samples; ``None`` takes the dtype's signedness.
+    quality
+        1..100 (default 75); every 12.5 points halve the quantization steps.
+    format
+        ``"mdc"`` (the container, any depth) or ``"jpeg"`` (ISO 10918-1, 8 or 12 bits).
+    ratio, psnr
+        Rate targets instead of ``quality``: compression ratio against the raw size
+        (1 byte per pixel up to 8 bits, else 2), or PSNR in dB with peak 2**bits_stored-1.
+    spec
+        Rescale, window and photometric interpretation to record in the header.
+    table
+        Quantization table shape: ``"medical"``, ``"flat"``, ``"annex-k"`` or 64 weights.
+    restart_interval
+        JPEG only: blocks per restart interval (0 = none).
+    jobs
+        Threads for multi-frame input (default: all cores).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    InvalidInputError
+        Bad array, range, option.
+
+    Examples
+    --------
+    >>> import numpy as np, medcodec
+    >>> img = (np.arange(64 * 64) % 4096).astype(np.uint16).reshape(64, 64)
+    >>> data = medcodec.encode(img, bits_stored=12, quality=90)
+    >>> medcodec.decode(data).shape
+    (64, 64)
+    """
+    if format not in FORMATS:
+        raise InvalidInputError(f"format={format!r} is unknown, expected one of {FORMATS}")
+    frames, signed_, is_2d = _validate_pixels(pixels, bits_stored, signed)
+    if spec is not None and (spec.bits_stored != bits_stored or spec.signed != signed_):
+        raise InvalidInputError(
+            f"spec says {spec.bits_stored} bits signed={spec.signed}, arguments say {bits_stored} bits signed={signed_}"
+        )
+    vmin, vmax = levelshift.check_range(frames, bits_stored, signed_)
+    jobs_ = _default_jobs(jobs)
+    if format == "jpeg":
+        from . import jpeg  # standard output lives in its own module
+
+        return jpeg.encode_jpeg(
+            frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
+            table=table, restart_interval=restart_interval, jobs=jobs_, resolve_quality=_resolve_quality,
+        )  # fmt: skip
+    if restart_interval:
+        raise InvalidInputError("restart_interval applies to format='jpeg' only")
+    rbits = levelshift.range_bits(vmin, vmax, bits_stored)
+
+    def coder_for(q: float) -> FrameCoder:
+        return FrameCoder(quantize.quant_table(q, rbits, table=table), bits_stored, signed_)
+
+    q = _resolve_quality(
+        coder_for, frames, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
+        peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
+    )  # fmt: skip
+    coder = coder_for(q)
+    encoded = _map(lambda fr: coder.encode_frame(fr, size_bits=MDC_SIZE_BITS), list(frames), jobs_)
+    spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
+    header = container.MdcHeader(
+        rows=frames.shape[1], cols=frames.shape[2], frames=frames.shape[0], bits_stored=bits_stored,
+        signed=signed_, photometric_interpretation=spec.photometric_interpretation,
+        rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
+        window_center=spec.window_center, window_width=spec.window_width,
+        quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
+        meta={"ndim": 2} if is_2d else {},
+    )  # fmt: skip
+    records = [container.FrameRecord(i, 0, e.dc_table, e.ac_table, e.coded) for i, e in enumerate(encoded)]
+    return container.build_container(header, records)
+
+
+def _frame_selection(frames: int | Sequence[int] | None, n: int) -> tuple[list[int], bool]:
+    if frames is None:
+        return list(range(n)), False
+    if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool):
+        sel, single = [int(frames)], True
+    else:
+        try:
+            sel, single = [int(i) for i in frames], False  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"frames={frames!r} must be an int or a sequence of ints") from None
+    for i in sel:
+        if not -n <= i < n:
+            raise InvalidInputError(f"frame {i} does not exist: the stream has {n} frames")
+    return [i % n for i in sel], single
+
+
+def decode(
+    data: bytes | bytearray | memoryview,
+    /,
+    *,
+    frames: int | Sequence[int] | None = None,
+    jobs: int | None = None,
+) -> np.ndarray:
+    """Decompress a ``.mdc`` or JPEG stream.
+
+    Parameters
+    ----------
+    data
+        The stream.
+    frames
+        ``None`` for all frames; an int for one frame (returned 2-D); a sequence of ints.
+        ``.mdc`` decodes only the frames asked for (random access through FIDX).
+    jobs
+        Threads for multi-frame streams (default: all cores).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8/int8 for <= 8 bits stored, else uint16/int16; shape (rows, cols) when a 2-D
+        image was encoded or one frame asked for, else (frames, rows, cols).
+
+    Raises
+    ------
+    CorruptStreamError, TruncatedStreamError, ChecksumMismatchError
+        Damaged stream (with the byte offset).
+    UnsupportedFeatureError
+        A valid stream using a feature medcodec does not decode.
+    """
+    buf = _as_buffer(data)
+    jobs_ = _default_jobs(jobs)
+    if container.is_mdc(buf):
+        return _decode_mdc(buf, frames, jobs_)
+    if buf[:2] == b"\xff\xd8":
+        from . import jpeg
+
+        return jpeg.decode_jpeg(buf, frames=frames)
+    raise CorruptStreamError("not a medcodec (.mdc) or JPEG stream: unknown signature", offset=0, segment="signature")
+
+
+def _as_buffer(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data) if not isinstance(data, bytes) else data
+    raise InvalidInputError(f"data must be bytes-like, got {type(data).__name__}")
+
+
+def _decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
+    header, index = container.parse_container(buf)
+    sel, single = _frame_selection(frames, header.frames)
+    coders = [FrameCoder(q, header.bits_stored, header.signed) for q in header.qtables]
+    by, bx = transform.blocks_shape(header.rows, header.cols)
+    out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
+
+    def one(j: int) -> None:
+        rec, coded_offset = container.parse_frame(buf, header, index[sel[j]])
+        if rec.index != sel[j]:
+            raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {rec.index}", offset=index[sel[j]][0], segment="FRAM")
+        levels = entropy.decode_scan(
+            buf, by * bx, rec.dc_table, rec.ac_table, size_bits=MDC_SIZE_BITS, bits_stored=header.bits_stored,
+            start=coded_offset, end=coded_offset + len(rec.coded), segment=f"FRAM {rec.index}",
+        )  # fmt: skip
+        out[j] = coders[rec.qtable].reconstruct(levels, header.rows, header.cols)
+
+    _map(one, list(range(len(sel))), jobs)
+    if single or (frames is None and header.meta.get("ndim") == 2):
+        return out[0]
+    return out
+
+
+def read_header(data: bytes | bytearray | memoryview, /) -> container.MdcHeader:
+    """Header of a ``.mdc`` or JPEG stream without entropy decoding (segments with offsets)."""
+    buf = _as_buffer(data)
+    if container.is_mdc(buf):
+        return container.parse_container(buf)[0]
+    if buf[:2] == b"\xff\xd8":
+        from . import jpeg
+
+        return jpeg.read_jpeg_header(buf)
+    raise CorruptStreamError("not a medcodec (.mdc) or JPEG stream: unknown signature", offset=0, segment="signature")
+
+
+def is_codestream(data: bytes | bytearray | memoryview, /) -> bool:
+    """True if ``data`` starts like a stream :func:`decode` reads (``.mdc`` or JPEG SOI)."""
+    head = bytes(data[:8])
+    return head == container.SIGNATURE or head[:2] == b"\xff\xd8"
+

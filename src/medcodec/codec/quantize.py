@@ -1,0 +1,148 @@
+"""Quantization tables, quality scaling and (de)quantization (array -> array).
+
+A quantization table is 64 integer steps. medcodec derives it from a *shape* (relative
+weights, DC = 1) times a *scale* that depends on the quality and on how many bits the
+data spans:
+
+    step[i] = clamp(round(WEIGHTS[table][i] * g(quality) * 2**(range_bits - 8)), 1, max_step)
+    g(q)    = 2 ** ((QUALITY_REF - q) / QUALITY_OCTAVE)
+
+so every 12.5 quality points halve the steps (size and error move monotonically over
+the whole 1-100 range), and the same quality means the same error relative to the
+dynamic range for 8-bit and for 16-bit data. ``range_bits`` is the number of bits the
+data actually spans (:func:`medcodec.codec.levelshift.range_bits`), not the dtype and
+not blindly ``bits_stored``: an MR stored in 16 bits whose values span 13 would
+otherwise be quantized 8x too coarsely (the fault of the course report in
+``shared/seeds/003``).
+
+Tables (weights in natural order):
+
+``"medical"`` (default)
+    Nearly flat with a gentle rise to high frequencies: CT/MR noise is white-ish and
+    diagnostic detail lives at mid frequencies, and a flat table is what minimises MSE
+    for a given rate with an orthonormal transform.
+``"flat"``
+    All ones (the MSE-optimal choice at high rates).
+``"annex-k"``
+    T.81 Table K.1 luminance table / 16: the photographic table libjpeg uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .zigzag import ZIGZAG
+
+__all__ = [
+    "TABLES",
+    "QUALITY_REF",
+    "QUALITY_OCTAVE",
+    "quality_scale",
+    "quant_table",
+    "quantize",
+    "dequantize",
+    "round_levels",
+    "steps_zigzag",
+]
+
+#: T.81 Table K.1 (luminance), natural order.
+ANNEX_K_LUMINANCE = np.array(
+    [
+        16, 11, 10, 16, 24, 40, 51, 61,
+        12, 12, 14, 19, 26, 58, 60, 55,
+        14, 13, 16, 24, 40, 57, 69, 56,
+        14, 17, 22, 29, 51, 87, 80, 62,
+        18, 22, 37, 56, 68, 109, 103, 77,
+        24, 35, 55, 64, 81, 104, 113, 92,
+        49, 64, 78, 87, 103, 121, 120, 101,
+        72, 92, 95, 98, 112, 100, 103, 99,
+    ],
+    dtype=np.float64,
+)  # fmt: skip
+
+
+def _medical_weights() -> np.ndarray:
+    v, u = np.mgrid[0:8, 0:8]
+    return (1.0 + 0.09 * (u + v)).ravel()
+
+
+TABLES: dict[str, np.ndarray] = {
+    "medical": _medical_weights(),
+    "flat": np.ones(64),
+    "annex-k": ANNEX_K_LUMINANCE / 16.0,
+}
+for _w in TABLES.values():
+    _w.flags.writeable = False
+
+QUALITY_REF = 100.0 - 12.5  # g(QUALITY_REF) = 1
+QUALITY_OCTAVE = 12.5
+
+
+def quality_scale(quality: float) -> float:
+    """g(quality): the step multiplier for quality 1..100 (halves every 12.5 points)."""
+    if not 1 <= quality <= 100:
+        raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
+    return float(2.0 ** ((QUALITY_REF - quality) / QUALITY_OCTAVE))
+
+
+def quant_table(
+    quality: float,
+    range_bits: int,
+    *,
+    table: str | np.ndarray = "medical",
+    max_step: int = 65535,
+) -> np.ndarray:
+    """Quantization steps (uint16, natural order) for ``quality`` and data spanning ``range_bits``.
+
+    >>> quant_table(100, 8, table="flat")[:4]
+    array([1, 1, 1, 1], dtype=uint16)
+    """
+    if isinstance(table, str):
+        try:
+            weights = TABLES[table]
+        except KeyError:
+            raise InvalidInputError(f"table={table!r} is unknown, expected one of {sorted(TABLES)}") from None
+    else:
+        weights = np.asarray(table, dtype=np.float64).ravel()
+        if weights.shape != (64,) or not np.all(weights > 0):
+            raise InvalidInputError("a custom table must have 64 positive weights")
+    scale = quality_scale(quality) * 2.0 ** (range_bits - 8)
+    steps = np.rint(weights * scale)
+    return np.clip(steps, 1, max_step).astype(np.uint16)
+
+
+def quantize(coefficients: np.ndarray, steps: np.ndarray, *, ac_rounding: float = 0.5) -> np.ndarray:
+    """Reference quantizer: (N, 64) natural-order coefficients -> int32 levels.
+
+    DC is rounded to nearest; AC uses ``trunc(|c|/q + ac_rounding)`` (0.5 is plain
+    rounding; smaller values widen the dead zone, i.e. threshold small coefficients).
+    """
+    x = np.asarray(coefficients, dtype=np.float64) / steps.astype(np.float64)
+    rnd = np.full(64, ac_rounding)
+    rnd[0] = 0.5
+    return (np.sign(x) * np.floor(np.abs(x) + rnd)).astype(np.int32)
+
+
+#: Rounding offset for AC levels: trunc(|x| + AC_ROUNDING). Below 0.5 it widens the dead
+#: zone around zero (thresholds isolated small coefficients, which cost more bits than
+#: they remove error); DC is always rounded to nearest. Chosen by measurement, see
+#: docs/design-notes.md.
+AC_ROUNDING = 0.5
+_ROUNDING_ZZ = np.full(64, AC_ROUNDING)
+_ROUNDING_ZZ[0] = 0.5
+
+
+def round_levels(scaled_zz: np.ndarray) -> np.ndarray:
+    """Coefficients already divided by their steps (zigzag order) -> int32 levels."""
+    return np.trunc(scaled_zz + np.copysign(_ROUNDING_ZZ, scaled_zz)).astype(np.int32)
+
+
+def dequantize(levels: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Levels (N, 64) natural order -> coefficients (float64)."""
+    return levels.astype(np.float64) * steps.astype(np.float64)
+
+
+def steps_zigzag(steps: np.ndarray) -> np.ndarray:
+    """Natural-order steps -> zigzag order."""
+    return np.asarray(steps)[ZIGZAG]

@@ -1,0 +1,145 @@
+"""The one exception and warning hierarchy of medcodec.
+
+Every error medcodec raises on purpose derives from :class:`CodecError`, and each
+subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
+``FileNotFoundError``), so callers that already catch builtins keep working
+(numcodecs / zarr style)::
+
+    CodecError(Exception)
+    ├── InvalidInputError(CodecError, ValueError)          bad array, bits_stored, option
+    ├── UnsupportedFeatureError(CodecError, NotImplementedError)
+    ├── CorruptStreamError(CodecError, ValueError)         .offset, .segment
+    │   ├── TruncatedStreamError                           .expected, .available
+    │   └── ChecksumMismatchError                          .expected, .actual
+    └── DicomError(CodecError, ValueError)                 .path
+        ├── NotAnImageError                                no Pixel Data
+        ├── UnsupportedImageError(DicomError, NotImplementedError)  colour, palette, ...
+        └── InputNotFoundError(DicomError, FileNotFoundError)
+
+    NonConformantStreamWarning(UserWarning)
+    ClippedValuesWarning(UserWarning)
+
+Messages say what, where, expected versus actual and, where there is one, the
+section of the standard: ``"DQT at byte offset 212: Pq=2 is invalid, expected 0 or 1
+(T.81 §B.2.4.1)"``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CodecError",
+    "InvalidInputError",
+    "UnsupportedFeatureError",
+    "CorruptStreamError",
+    "TruncatedStreamError",
+    "ChecksumMismatchError",
+    "DicomError",
+    "NotAnImageError",
+    "UnsupportedImageError",
+    "InputNotFoundError",
+    "NonConformantStreamWarning",
+    "ClippedValuesWarning",
+]
+
+
+class CodecError(Exception):
+    """Root of every error medcodec raises on purpose."""
+
+
+class InvalidInputError(CodecError, ValueError):
+    """The caller passed an array, ``bits_stored`` or option medcodec cannot encode."""
+
+
+class UnsupportedFeatureError(CodecError, NotImplementedError):
+    """Valid input that uses a feature medcodec does not implement (e.g. progressive JPEG)."""
+
+
+class CorruptStreamError(CodecError, ValueError):
+    """A stream is damaged or not conformant.
+
+    Parameters
+    ----------
+    message
+        What is wrong, expected versus actual.
+    offset
+        Byte offset in the stream where the problem was found, if known.
+    segment
+        Name of the segment or marker being read (``"HEAD"``, ``"SOS"``...), if known.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None, segment: str | None = None):
+        self.offset = offset
+        self.segment = segment
+        where = []
+        if segment is not None:
+            where.append(segment)
+        if offset is not None:
+            where.append(f"at byte offset {offset}")
+        prefix = " ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class TruncatedStreamError(CorruptStreamError):
+    """The stream ends before the data its own fields announce."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        segment: str | None = None,
+        expected: int | None = None,
+        available: int | None = None,
+    ):
+        self.expected = expected
+        self.available = available
+        if expected is not None and available is not None:
+            message = f"{message} (needs {expected} bytes, {available} available)"
+        super().__init__(message, offset=offset, segment=segment)
+
+
+class ChecksumMismatchError(CorruptStreamError):
+    """A segment's CRC32 does not match its content."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        segment: str | None = None,
+        expected: int | None = None,
+        actual: int | None = None,
+    ):
+        self.expected = expected
+        self.actual = actual
+        if expected is not None and actual is not None:
+            message = f"{message} (stored CRC32 0x{expected:08x}, computed 0x{actual:08x})"
+        super().__init__(message, offset=offset, segment=segment)
+
+
+class DicomError(CodecError, ValueError):
+    """A DICOM input cannot be used; ``.path`` names the file when there is one."""
+
+    def __init__(self, message: str, *, path: object | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class NotAnImageError(DicomError):
+    """A DICOM file without Pixel Data (structured report, presentation state, ...)."""
+
+
+class UnsupportedImageError(DicomError, NotImplementedError):
+    """An image medcodec does not compress yet (colour, palette colour, float pixels...)."""
+
+
+class InputNotFoundError(DicomError, FileNotFoundError):
+    """A path given as input does not exist."""
+
+
+class NonConformantStreamWarning(UserWarning):
+    """A stream deviates from the standard in a way the decoder could recover from."""
+
+
+class ClippedValuesWarning(UserWarning):
+    """Pixel values were clipped to fit a target range (counted in the message)."""

@@ -1,0 +1,71 @@
+"""The one place medcodec writes files: atomically, and never over an input.
+
+Everything that writes (CLI, DICOM writer, reports) goes through :func:`atomic_write`
+or :func:`atomic_writer`: data goes to a temporary file in the destination folder,
+is flushed and fsync'ed, then renamed over the destination, so a crash or a full disk
+never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import InvalidInputError
+
+__all__ = ["atomic_write", "atomic_writer", "check_output_path"]
+
+
+def check_output_path(
+    path: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Refuse to write over one of ``inputs`` (always) or over any existing file (unless ``overwrite``).
+
+    Raises
+    ------
+    InvalidInputError
+        When ``path`` is one of the inputs, or exists and ``overwrite`` is false.
+    """
+    out = Path(path)
+    resolved = out.resolve()
+    for src in inputs:
+        try:
+            if Path(src).resolve() == resolved or (out.exists() and os.path.samefile(src, out)):
+                raise InvalidInputError(f"{out}: refusing to overwrite an input file")
+        except FileNotFoundError:
+            continue
+    if out.exists() and not overwrite:
+        raise InvalidInputError(f"{out}: exists already (pass overwrite=True / --overwrite to replace it)")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Context manager yielding a binary file that appears at ``path`` only on success."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
+    return Path(path)
