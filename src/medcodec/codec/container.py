@@ -112,6 +112,7 @@ class MdcHeader:
     qtables: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    ancillary: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -127,6 +128,16 @@ class FrameRecord:
     dc_table: HuffmanTable
     ac_table: HuffmanTable
     coded: bytes | memoryview
+
+
+#: Bytes of a stream that do not depend on the frames: signature, HEAD, QTAB (1 table),
+#: FIDX count, MEND.
+FIXED_BYTES = 8 + (12 + _HEAD.size) + (12 + 1 + 128) + (12 + 4) + 12
+
+
+def frame_overhead(n_dc_symbols: int, n_ac_symbols: int) -> int:
+    """Bytes a frame costs besides its coded data: FRAM framing, tables, FIDX entry."""
+    return 12 + _FRAM_HEAD.size + 2 * (32 + n_dc_symbols + n_ac_symbols) + 4 + _FIDX_ENTRY.size
 
 
 def is_mdc(data: bytes | bytearray | memoryview) -> bool:
@@ -177,6 +188,10 @@ def build_container(header: MdcHeader, frames: list[FrameRecord]) -> bytes:
     parts = [SIGNATURE, _segment(b"HEAD", head), _segment(b"QTAB", qtab)]
     if header.meta:
         parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
+    for name, blob in header.ancillary.items():
+        if len(name) != 4 or not name.isalpha() or not name[0].islower() or name == "meta":
+            raise ValueError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+        parts.append(_segment(name.encode("ascii"), bytes(blob)))
     fram = [
         _segment(
             b"FRAM",
@@ -304,6 +319,7 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
     qtables: tuple[np.ndarray, ...] = ()
     meta: dict[str, Any] = {}
     index: list[tuple[int, int]] | None = None
+    ancillary: dict[str, bytes] = {}
     while index is None:
         seg, payload = _read_segment(mv, offset, verify=verify)
         segments.append(seg)
@@ -326,11 +342,13 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
             index = _parse_fidx(payload, seg, head, len(mv), offset + 12 + seg.length)
         elif seg.type[0].isupper():
             raise CorruptStreamError(f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type)
+        else:
+            ancillary[seg.type] = bytes(payload)
         offset = seg.end
     if not qtables:
         raise CorruptStreamError("no QTAB segment before FIDX", offset=offset, segment="QTAB")
     assert head is not None
-    header = MdcHeader(**head, qtables=qtables, segments=tuple(segments), meta=meta)
+    header = MdcHeader(**head, qtables=qtables, segments=tuple(segments), meta=meta, ancillary=ancillary)
     return header, index
 
 

@@ -133,8 +133,15 @@ def _resolve_quality(
     peak: int,
     raw_bytes_per_pixel: int,
     jobs: int,
+    frame_bytes: Callable[[FrameCoder, np.ndarray], int] | None = None,
+    fixed_bytes: int = 0,
 ) -> float:
-    """The quality that meets the single target given (quality, ratio or psnr)."""
+    """The quality that meets the single target given (quality, ratio or psnr).
+
+    ``frame_bytes(coder, frame)`` is the exact coded size of one frame in the output
+    format (entropy-coded data plus its tables); ``fixed_bytes`` the per-stream overhead.
+    Sizes are estimated on the sample frames and scaled to all frames.
+    """
     given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
     if len(given) > 1:
         raise InvalidInputError(f"give one rate target, not {given}")
@@ -149,12 +156,15 @@ def _resolve_quality(
     if ratio is not None:
         if not (isinstance(ratio, (int, float)) and ratio >= 1):
             raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
-        target_bits = sample.shape[0] * npix * raw_bytes_per_pixel * 8 / ratio
+        target = n * npix * raw_bytes_per_pixel / ratio
+        if frame_bytes is None:
+            frame_bytes = lambda coder, fr: -(-entropy.scan_bits(coder.levels(fr), size_bits=size_bits) // 8)  # noqa: E731
+        fb = frame_bytes
 
         def ok(q: float) -> bool:  # small enough?
             coder = coder_for(q)
-            bits = sum(_map(lambda fr: entropy.scan_bits(coder.levels(fr), size_bits=size_bits), list(sample), jobs))
-            return bits <= target_bits
+            sizes = _map(lambda fr: fb(coder, fr), list(sample), jobs)
+            return fixed_bytes + sum(sizes) * n / len(sample) <= target
 
         return _bisect(ok, want_high=True)
     if not (isinstance(psnr, (int, float)) and 0 < psnr < 200):
@@ -166,6 +176,13 @@ def _resolve_quality(
         return mse == 0 or 10 * math.log10(peak**2 / mse) >= psnr
 
     return _bisect(good, want_high=False)
+
+
+def _mdc_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
+    dc, ac, extra = entropy.symbol_counts(coder.levels(frame), size_bits=MDC_SIZE_BITS)
+    dct, act = entropy.HuffmanTable.from_frequencies(dc), entropy.HuffmanTable.from_frequencies(ac)
+    coded = -(-(dct.cost(dc) + act.cost(ac) + extra) // 8)
+    return coded + container.frame_overhead(len(dct.huffval), len(act.huffval))
 
 
 def _frame_mse(coder: FrameCoder, frame: np.ndarray) -> float:
@@ -214,6 +231,7 @@ def encode(
     table: str | np.ndarray = "medical",
     restart_interval: int = 0,
     jobs: int | None = None,
+    ancillary: dict[str, bytes] | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -240,6 +258,10 @@ def encode(
         JPEG only: blocks per restart interval (0 = none).
     jobs
         Threads for multi-frame input (default: all cores).
+    ancillary
+        ``.mdc`` only: extra segments to carry, ``{type: payload}`` with 4-letter types
+        starting lower-case (e.g. ``"dcmh"``, the DICOM headers written by
+        :mod:`medcodec.dicom.embed`); decoders that do not know them skip them.
 
     Returns
     -------
@@ -276,6 +298,9 @@ def encode(
         )  # fmt: skip
     if restart_interval:
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
+    for name in ancillary or {}:
+        if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
+            raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
     rbits = levelshift.range_bits(vmin, vmax, bits_stored)
 
     def coder_for(q: float) -> FrameCoder:
@@ -284,6 +309,7 @@ def encode(
     q = _resolve_quality(
         coder_for, frames, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
+        frame_bytes=_mdc_frame_bytes, fixed_bytes=container.FIXED_BYTES,
     )  # fmt: skip
     coder = coder_for(q)
     encoded = _map(lambda fr: coder.encode_frame(fr, size_bits=MDC_SIZE_BITS), list(frames), jobs_)
@@ -294,7 +320,7 @@ def encode(
         rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
-        meta={"ndim": 2} if is_2d else {},
+        meta={"ndim": 2} if is_2d else {}, ancillary=dict(ancillary or {}),
     )  # fmt: skip
     records = [container.FrameRecord(i, 0, e.dc_table, e.ac_table, e.coded) for i, e in enumerate(encoded)]
     return container.build_container(header, records)

@@ -43,6 +43,7 @@ __all__ = [
     "quantize",
     "dequantize",
     "round_levels",
+    "error_bound",
     "steps_zigzag",
 ]
 
@@ -141,6 +142,22 @@ def round_levels(scaled_zz: np.ndarray) -> np.ndarray:
 def dequantize(levels: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """Levels (N, 64) natural order -> coefficients (float64)."""
     return levels.astype(np.float64) * steps.astype(np.float64)
+
+
+def error_bound(steps: np.ndarray) -> float:
+    """Guaranteed bound on the absolute pixel error for these steps (before clipping).
+
+    Each level is within step/2 of the true coefficient (rounding offsets <= 0.5), and
+    the orthonormal basis function (u, v) never exceeds a(u) a(v) in magnitude
+    (a(0) = sqrt(1/8), a(k) = 1/2), so the reconstruction error is at most
+    sum(step/2 * a(u) a(v)) plus 0.5 for rounding to integers. Clipping to the declared
+    range can only reduce it. Typical errors are far smaller (see the PSNR tables in
+    docs/format.md); this is the worst case.
+    """
+    a = np.full(8, 0.5)
+    a[0] = np.sqrt(1 / 8)
+    basis_max = np.outer(a, a).ravel()
+    return float(np.sum(np.asarray(steps, dtype=np.float64) / 2 * basis_max) + 0.5)
 
 
 def steps_zigzag(steps: np.ndarray) -> np.ndarray:

@@ -1,0 +1,123 @@
+"""``medcodec decode``: ``.mdc`` / JPEG -> NumPy, 16-bit PNG or derived DICOM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .. import codec
+from ..errors import InvalidInputError
+from ..fileio import atomic_writer, check_output_path
+from ._common import ensure_dir, handle_errors, jobs_option
+
+
+def parse_frames(text: str | None) -> list[int] | None:
+    """``"0,3-5"`` -> [0, 3, 4, 5]."""
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected frame numbers like 0,3-5") from None
+    return out
+
+
+@click.command()
+@click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Output .npy file, or folder for --to png / dicom.")
+@click.option("--to", "to", type=click.Choice(["npy", "png", "dicom"]), default=None,
+              help="Output kind [default: npy for a .npy output, else dicom when the stream carries DICOM headers and no --frames are given, else png]..")
+@click.option("--frames", default=None, help="Frames to decode, e.g. 0,3-5 [default: all].")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@jobs_option
+@handle_errors
+def decode(stream: Path, output: Path, to: str | None, frames: str | None, overwrite: bool, jobs: int | None) -> None:
+    """Decompress a .mdc or JPEG STREAM.
+
+    \b
+    --to npy    one .npy array (frames, rows, cols) of stored values
+    --to png    one 16-bit grayscale PNG per frame (8-bit for <= 8-bit data; signed
+                data shifted by 2^(bits_stored-1) into unsigned, as the log says)
+    --to dicom  one derived DICOM per source image, uncompressed, original metadata
+                kept, Lossy Image Compression = 01, ratio and method recorded, Image
+                Type DERIVED, new SOP Instance UIDs and one new Series Instance UID
+    """
+    data = stream.read_bytes()
+    header = codec.read_header(data)
+    selection = parse_frames(frames)
+    ancillary = getattr(header, "ancillary", {})
+    if to is None:
+        to = "npy" if output.suffix.lower() == ".npy" else ("dicom" if "dcmh" in ancillary and not selection else "png")
+    if to == "dicom":
+        if selection is not None:
+            raise click.UsageError("--frames is not supported with --to dicom (whole source images are written)")
+        _write_dicom(stream, data, header, output, overwrite, jobs)
+        return
+    pixels = codec.decode(data, frames=selection, jobs=jobs)
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    if to == "npy":
+        check_output_path(output, inputs=[stream], overwrite=overwrite)
+        with atomic_writer(output) as fh:
+            np.save(fh, pixels)
+        click.echo(f"{output}: {pixels.shape} {pixels.dtype}")
+        return
+    _write_png(pixels, header, ensure_dir(output), stream, overwrite, selection)
+
+
+def _write_png(pixels: np.ndarray, header: codec.MdcHeader, folder: Path, stream: Path, overwrite: bool,
+               selection: list[int] | None) -> None:
+    import imagecodecs
+
+    if header.signed:
+        shift = 1 << (header.bits_stored - 1)
+        pixels = (pixels.astype(np.int32) + shift).astype(np.uint8 if header.bits_stored <= 8 else np.uint16)
+        click.echo(f"note: signed data shifted by +{shift} into unsigned PNG values", err=True)
+    numbers = selection if selection is not None else list(range(len(pixels)))
+    for k, frame in zip(numbers, pixels):
+        target = folder / f"{stream.stem}_{k:04d}.png"
+        check_output_path(target, inputs=[stream], overwrite=overwrite)
+        with atomic_writer(target) as fh:
+            fh.write(imagecodecs.png_encode(np.ascontiguousarray(frame)))
+    click.echo(f"{folder}: {len(pixels)} PNG file(s), {pixels.dtype}")
+
+
+def _write_dicom(stream: Path, data: bytes, header: codec.MdcHeader, folder: Path, overwrite: bool, jobs: int | None) -> None:
+    from ..dicom import PIXEL_DATA_TAGS, derive_dataset, write_derived
+    from ..dicom.pixel_spec import spec_from_header
+    from ..dicom.embed import SEGMENT, unpack_headers
+    from pydicom.uid import generate_uid
+
+    ancillary = getattr(header, "ancillary", {})
+    if SEGMENT not in ancillary:
+        raise InvalidInputError(
+            f"{stream}: carries no DICOM headers (segment 'dcmh'); decode --to npy or --to png instead"
+        )
+    entries = unpack_headers(ancillary[SEGMENT], header.frames)
+    ensure_dir(folder)
+    pixels = codec.decode(data, jobs=jobs)
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    ratio = pixels.size * (1 if header.bits_stored <= 8 else 2) / len(data)
+    series_uid = generate_uid()
+    written = 0
+    for first, n, ds in entries:
+        spec = spec_from_header(ds, pixel_tag=PIXEL_DATA_TAGS[0], path=str(stream))  # header kept without pixels
+        frames = pixels[first : first + n]
+        out_ds = derive_dataset(
+            ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method="MEDCODEC_DCT",
+            description=f"medcodec .mdc, quality {header.quality}, decoded to uncompressed",
+            new_series_uid=series_uid,
+        )  # fmt: skip
+        write_derived(folder / f"{out_ds.SOPInstanceUID}.dcm", out_ds, inputs=[stream], overwrite=overwrite)
+        written += 1
+    click.echo(f"{folder}: {written} DICOM file(s), ratio {ratio:.1f}:1, new Series Instance UID {series_uid}")

@@ -1,0 +1,64 @@
+"""``medcodec``: the command-line entry point; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="medcodec")
+def cli() -> None:
+    """Lossy compression of 8-16-bit medical images (DICOM CT, MR, X-ray) with measured quality.
+
+    \b
+    Typical use:
+      medcodec demo                                  # real sample images, table of results
+      medcodec encode study/ -o out/ --quality 90    # DICOM series -> .mdc (one per series)
+      medcodec decode out/x.mdc -o x/ --to dicom     # .mdc -> derived DICOM files
+      medcodec info out/x.mdc                        # header and segments with byte offsets
+      medcodec evaluate study/ --report report/      # medcodec vs JPEG 2000, HTJ2K, JPEG-LS...
+    """
+
+
+def _register() -> None:
+    from .decode import decode
+    from .demo import demo
+    from .encode import encode
+    from .info import info
+
+    for command in (encode, decode, info, demo):
+        cli.add_command(command)
+    try:
+        from .evaluate import evaluate
+    except ImportError:  # pragma: no cover - evaluate has optional heavy deps
+        pass
+    else:
+        cli.add_command(evaluate)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (for tests: ``main(["info", "x.mdc"])``)."""
+    try:
+        cli.main(args=argv, prog_name="medcodec", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Golden files (numcodecs style): every later version must decode these bytes to these pixels.
+
+``tests/golden/<profile>/`` holds ``array.npy`` (input), ``config.json`` (encode
+arguments), ``encoded.bin`` (stream) and ``decoded.npy`` (what decoding gave when the
+file was made). Inputs are synthetic (made by ``make_array`` below, recorded for
+provenance) so no patient data enters the repository. Regenerate only deliberately:
+``pytest tests/codec/test_golden.py --regen-golden``, and say why in the commit.
+A format change that breaks decoding of these files needs a new format version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import medcodec
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+
+PROFILES = {
+    "ct.u2.b12.q75": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75),
+    "ct.i2.b16.q90": dict(shape=(33, 47), bits_stored=16, signed=True, quality=90),
+    "mr.u2.b10.q50.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, quality=50),
+    "xr.u1.b8.q95": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95),
+}
+
+
+def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int = 2024) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    lo = -(1 << (bits_stored - 1)) if signed else 0
+    hi = lo + (1 << bits_stored) - 1
+    grid = np.indices(shape[-2:]).sum(0)
+    arr = lo + (hi - lo) * (0.3 + 0.2 * np.sin(grid / 5.0)) + rng.normal(0, (hi - lo) * 0.01, shape)
+    if signed:
+        arr.reshape(-1, *shape[-2:])[..., :3, :] = lo  # padding rows like CT outside the field
+    dtype = (np.int8 if signed else np.uint8) if bits_stored <= 8 else (np.int16 if signed else np.uint16)
+    return np.clip(np.rint(arr), lo, hi).astype(dtype)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_golden(profile: str, regen_golden: bool) -> None:
+    cfg = PROFILES[profile]
+    folder = GOLDEN / profile
+    kwargs = {k: v for k, v in cfg.items() if k != "shape"}
+    if regen_golden:
+        folder.mkdir(parents=True, exist_ok=True)
+        arr = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"])
+        data = medcodec.encode(arr, jobs=1, **kwargs)
+        np.save(folder / "array.npy", arr)
+        (folder / "config.json").write_text(json.dumps(kwargs, indent=2, sort_keys=True) + "\n")
+        (folder / "encoded.bin").write_bytes(data)
+        np.save(folder / "decoded.npy", medcodec.decode(data, jobs=1))
+    arr = np.load(folder / "array.npy")
+    config = json.loads((folder / "config.json").read_text())
+    encoded = (folder / "encoded.bin").read_bytes()
+    decoded = np.load(folder / "decoded.npy")
+    assert config == kwargs
+    np.testing.assert_array_equal(arr, make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"]))
+    out = medcodec.decode(encoded, jobs=1)
+    assert out.dtype == decoded.dtype
+    np.testing.assert_array_equal(out, decoded)
+    assert medcodec.encode(arr, jobs=1, **config) == encoded

@@ -1,0 +1,187 @@
+"""Full lossy pipeline: shapes, dtypes, error bounds, monotonic quality (synthetic + real)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import medcodec
+from medcodec.codec import levelshift, quantize
+from medcodec.spec import value_range
+
+
+def phantom(rows: int, cols: int, bits: int, signed: bool, frames: int | None = None, seed: int = 0) -> np.ndarray:
+    """Smooth disc with noise and a sharp edge, like a CT slice, in the declared range."""
+    lo, hi = value_range(bits, signed)
+    rng = np.random.default_rng(seed)
+    n = frames or 1
+    y, x = np.mgrid[0:rows, 0:cols]
+    r = np.hypot(y - rows / 2, x - cols / 2)
+    base = np.where(r < 0.4 * max(rows, cols), lo + 0.6 * (hi - lo), lo + 0.1 * (hi - lo))
+    arr = base[None] + rng.normal(0, 0.01 * (hi - lo), (n, rows, cols))
+    dtype = np.int16 if signed else np.uint16
+    if bits <= 8:
+        dtype = np.int8 if signed else np.uint8
+    arr = np.clip(np.rint(arr), lo, hi).astype(dtype)
+    return arr if frames else arr[0]
+
+
+def bound_for(data: bytes) -> float:
+    header = medcodec.read_header(data)
+    return max(quantize.error_bound(q) for q in header.qtables)
+
+
+@pytest.mark.parametrize("bits", [8, 10, 12, 14, 16])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (64, 64), (65, 33)])
+def test_round_trip_within_documented_bound(bits: int, signed: bool, shape: tuple[int, int]) -> None:
+    img = phantom(*shape, bits, signed)
+    data = medcodec.encode(img, bits_stored=bits, signed=signed, quality=80)
+    out = medcodec.decode(data)
+    assert out.shape == img.shape
+    assert out.dtype == img.dtype
+    err = np.abs(out.astype(np.int64) - img).max()
+    assert err <= bound_for(data)
+    lo, hi = value_range(bits, signed)
+    assert out.min() >= lo and out.max() <= hi
+
+
+def test_large_odd_frame_and_multiframe() -> None:
+    img = phantom(513, 511, 12, False, frames=3)
+    data = medcodec.encode(img, bits_stored=12, quality=90)
+    out = medcodec.decode(data)
+    assert out.shape == (3, 513, 511)
+    assert np.abs(out.astype(int) - img).max() <= bound_for(data)
+    # random access: frame 2 alone equals frame 2 of the full decode
+    np.testing.assert_array_equal(medcodec.decode(data, frames=2), out[2])
+    np.testing.assert_array_equal(medcodec.decode(data, frames=[2, 0]), out[[2, 0]])
+
+
+def test_quality_100_on_8bit_is_near_lossless() -> None:
+    img = phantom(40, 40, 8, False)
+    out = medcodec.decode(medcodec.encode(img, bits_stored=8, quality=100, table="flat"))
+    assert np.abs(out.astype(int) - img).max() <= 1
+
+
+def test_constant_image_is_tiny_and_exact() -> None:
+    img = np.full((256, 256), 1234, np.uint16)
+    data = medcodec.encode(img, bits_stored=12, quality=50)
+    assert len(data) < 1500
+    np.testing.assert_array_equal(medcodec.decode(data), img)
+
+
+def test_error_falls_and_size_grows_with_quality() -> None:
+    img = phantom(128, 128, 12, False, seed=3)
+    sizes, errors = [], []
+    for q in (5, 20, 40, 60, 80, 95):
+        data = medcodec.encode(img, bits_stored=12, quality=q)
+        out = medcodec.decode(data)
+        sizes.append(len(data))
+        errors.append(float(np.mean((out.astype(float) - img) ** 2)))
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert errors == sorted(errors, reverse=True)
+
+
+def test_header_records_spec() -> None:
+    img = phantom(20, 30, 12, True)
+    spec = medcodec.PixelSpec(bits_stored=12, signed=True, rescale_slope=1.0, rescale_intercept=-1024.0,
+                              window_center=40.0, window_width=400.0, photometric_interpretation="MONOCHROME1")
+    h = medcodec.read_header(medcodec.encode(img, bits_stored=12, signed=True, spec=spec))
+    assert (h.rows, h.cols, h.frames, h.bits_stored, h.signed) == (20, 30, 1, 12, True)
+    assert (h.rescale_intercept, h.window_center, h.window_width) == (-1024.0, 40.0, 400.0)
+    assert h.photometric_interpretation == "MONOCHROME1"
+    assert h.quality == 75
+
+
+def test_range_bits_follow_the_data_not_the_dtype() -> None:
+    # An MR declared 16-bit whose values span 13 bits gets 13-bit steps, not 16-bit ones.
+    assert levelshift.range_bits(0, 5888, 16) == 13
+    assert levelshift.range_bits(-3024, 3071, 16) == 13
+    assert levelshift.range_bits(0, 255, 8) == 8
+    img = (phantom(64, 64, 13, False) ).astype(np.uint16)
+    out = medcodec.decode(medcodec.encode(img, bits_stored=16, quality=75))
+    psnr_13 = 10 * np.log10((2**13 - 1) ** 2 / np.mean((out.astype(float) - img) ** 2))
+    assert psnr_13 > 45
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(bits_stored=12, quality=0), "quality"),
+        (dict(bits_stored=12, quality=101), "quality"),
+        (dict(bits_stored=17), "bits_stored"),
+        (dict(bits_stored=8), "outside"),
+        (dict(bits_stored=12, format="png"), "format"),
+        (dict(bits_stored=12, ratio=10, psnr=40), "one rate target"),
+        (dict(bits_stored=12, ratio=0.5), "ratio"),
+        (dict(bits_stored=12, jobs=0), "jobs"),
+    ],
+)
+def test_invalid_options_raise_invalid_input(kwargs: dict, match: str) -> None:
+    img = np.full((8, 8), 1000, np.uint16)
+    with pytest.raises(medcodec.InvalidInputError, match=match):
+        medcodec.encode(img, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 4), np.uint16), np.zeros((2, 2, 2, 2), np.uint16), np.zeros((4, 4)), [[1, 2]]])
+def test_invalid_arrays(bad: object) -> None:
+    with pytest.raises(medcodec.InvalidInputError):
+        medcodec.encode(bad, bits_stored=12)  # type: ignore[arg-type]
+
+
+def test_rate_targets_mdc() -> None:
+    img = phantom(128, 128, 12, False, frames=2, seed=5)
+    data = medcodec.encode(img, bits_stored=12, ratio=20)
+    assert abs(img.size * 2 / len(data) - 20) / 20 < 0.1
+    data = medcodec.encode(img, bits_stored=12, psnr=60)
+    out = medcodec.decode(data)
+    assert 10 * np.log10(4095**2 / np.mean((out.astype(float) - img) ** 2)) >= 60 - 0.2
+
+
+# ------------------------------------------------------------------------- real data
+
+
+def psnr(a: np.ndarray, b: np.ndarray, bits: int) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(((1 << bits) - 1) ** 2 / mse))
+
+
+@pytest.mark.realdata
+def test_real_ct_quality_sweep(shared_data) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    ds = pydicom.dcmread(shared_data / "ct_chest_lungpetctdx_A0001_philips" / "0032.dcm")
+    ct = ds.pixel_array
+    assert ds.BitsStored == 12
+    results = {}
+    for q in (10, 30, 50, 70, 90):
+        data = medcodec.encode(ct, bits_stored=12, signed=False, quality=q)
+        results[q] = (len(data), psnr(medcodec.decode(data), ct, 12))
+    p = [results[q][1] for q in (10, 30, 50, 70, 90)]
+    assert p == sorted(p)
+    assert results[90][1] >= 55
+    assert results[90][0] >= 3 * results[30][0]
+
+
+@pytest.mark.realdata
+def test_real_signed_ct_with_padding(shared_data) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    ds = pydicom.dcmread(shared_data / "singles" / "ct_CT1_512x512_signed16_jpegls_near_lossless.dcm")
+    ct = ds.pixel_array.astype(np.int16)
+    assert ds.PixelRepresentation == 1 and ct.min() < -1500
+    data = medcodec.encode(ct, bits_stored=16, signed=True, quality=90)
+    out = medcodec.decode(data)
+    assert out.dtype == np.int16
+    assert np.abs(out.astype(int) - ct).max() <= bound_for(data)
+    assert psnr(out, ct, 16) > 70
+
+
+@pytest.mark.realdata
+def test_real_mr_width_260(shared_data) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    ds = pydicom.dcmread(shared_data / "mr_head_ge_signa_t1_ctk" / "0050.dcm")
+    mr = ds.pixel_array[:, :260] if ds.Columns >= 260 else np.pad(ds.pixel_array, ((0, 0), (0, 260 - ds.Columns)), mode="reflect")
+    assert mr.shape[1] == 260
+    data = medcodec.encode(mr, bits_stored=int(ds.BitsStored), signed=bool(ds.PixelRepresentation), quality=85)
+    out = medcodec.decode(data)
+    assert out.shape == mr.shape
+    assert np.abs(out.astype(int) - mr).max() <= bound_for(data)

@@ -1,0 +1,45 @@
+"""Shared pytest fixtures.
+
+``shared_data``: the real DICOM set described in ``../shared/data/README.md``. Tests that use
+it are marked ``@pytest.mark.realdata``. Without the data they skip locally and fail in CI
+(``CI`` or ``MEDCODEC_REQUIRE_DATA`` set), so CI can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_DEFAULT_SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of the shared real-data folder (env ``MEDCODEC_DATA``, default ``<repo>/../shared/data``)."""
+    path = Path(os.environ.get("MEDCODEC_DATA") or _DEFAULT_SHARED_DATA)
+    if not path.is_dir():
+        message = f"shared test data not found at {path} (set MEDCODEC_DATA)"
+        if _flag("CI") or _flag("MEDCODEC_REQUIRE_DATA"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/* from the current code (review the diff before committing)",
+    )
+
+
+@pytest.fixture(scope="session")
+def regen_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--regen-golden"))
