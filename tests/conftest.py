@@ -43,3 +43,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def regen_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--regen-golden"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Print the codec libraries the run used (imagecodecs habit), so results can be traced."""
+    parts = []
+    for mod in ("numpy", "numba", "pydicom", "imagecodecs", "libjpeg", "openjpeg", "skimage"):
+        try:
+            parts.append(f"{mod} {getattr(__import__(mod), '__version__', '?')}")
+        except Exception as exc:  # report only
+            parts.append(f"{mod} unavailable ({type(exc).__name__})")
+    return ["codec libraries: " + ", ".join(parts)]

@@ -1,0 +1,338 @@
+"""Write derived DICOM images: decoded (lossy) pixels, every original attribute kept.
+
+:func:`derive_dataset` builds the new dataset, :func:`write_derived` writes it atomically
+(:func:`medcodec.fileio.atomic_write`) and never over an input
+(:func:`medcodec.fileio.check_output_path`).
+
+What changes, and why (PS3.3 references):
+
+* Pixel data: the decoded stored values, uncompressed, Explicit VR Little Endian, so any
+  viewer opens it. Image Pixel module (C.7.6.3) attributes follow the given
+  :class:`~medcodec.spec.PixelSpec` (Bits Allocated 8 up to 8 bits stored, else 16). Number of
+  Frames is kept for multi-frame objects and not added to single-frame ones. Every other
+  group 7FE0 element (offset tables, float pixel data) is dropped, and so are Smallest/Largest
+  Image/Series Pixel Value (0028,0106-0109), which the new pixels may contradict.
+* Rescale Slope/Intercept (C.11.1) follow the spec: at top level, or inside the Pixel Value
+  Transformation functional groups of enhanced objects (C.7.6.16.2.9), whichever the source
+  used. Windows are left alone: they are in output units, which the spec's rescale preserves.
+* Lossy compression (C.7.6.1.1.5): Lossy Image Compression (0028,2110) = ``"01"``; the new
+  ratio and method are *appended* to (0028,2112) and (0028,2114) so the history of earlier
+  lossy steps survives. Derivation Code Sequence gets (113040, DCM, "Lossy Compression")
+  (CID 7203) and single-frame IODs get a Source Image Sequence item pointing at the
+  original with purpose (121320, DCM, "Uncompressed predecessor") (CID 7202).
+* Image Type value 1 becomes ``DERIVED`` (C.7.6.1.1.2), and Frame Type value 1 in enhanced
+  objects; Derivation Description (0008,2111) is set.
+* Values the source stores in breach of their VR (e.g. a hash in a UI element) are copied
+  verbatim, without pydicom's validation warnings (policy in :mod:`medcodec.dicom._lenient`).
+* Identity: a new SOP Instance UID, mirrored in Media Storage SOP Instance UID (PS3.10 §7.1).
+  A whole series gets one new Series Instance UID when the caller passes ``new_series_uid``;
+  :func:`new_uid_map` gives one new UID per original UID for that.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels.utils import set_pixel_data
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds
+
+from ..errors import DicomError, InvalidInputError
+from ..fileio import atomic_write, check_output_path
+from ..spec import PixelSpec, storage_dtype
+from ._lenient import source_values_as_is
+
+__all__ = ["derive_dataset", "write_derived", "new_uid_map", "LOSSY_METHODS"]
+
+#: Defined terms of Lossy Image Compression Method (0028,2114), PS3.3 C.7.6.1.1.5.1.
+LOSSY_METHODS = ("ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15", "ISO_13818_2", "ISO_14496_10")
+
+_CS = re.compile(r"^[A-Z0-9_ ]{1,16}$")
+_DROPPED = {
+    0x00280106,  # Smallest Image Pixel Value
+    0x00280107,  # Largest Image Pixel Value
+    0x00280108,  # Smallest Pixel Value in Series
+    0x00280109,  # Largest Pixel Value in Series
+    0x00280006,  # Planar Configuration (colour only)
+    0xFFFCFFFC,  # Data Set Trailing Padding
+}
+
+
+def new_uid_map() -> defaultdict[str, str]:
+    """A mapping that gives each original UID one new UID, generated on first lookup.
+
+    Use one map per output series so every image of a series gets the same new Series
+    Instance UID.
+
+    Examples
+    --------
+    >>> uids = new_uid_map()
+    >>> uids["1.2.3"] == uids["1.2.3"] != uids["1.2.4"]
+    True
+    """
+    return defaultdict(generate_uid)
+
+
+def derive_dataset(
+    source_ds: Dataset,
+    pixels: NDArray[np.integer],
+    spec: PixelSpec,
+    *,
+    ratio: float,
+    method: str,
+    description: str,
+    lossy: bool = True,
+    new_series_uid: str | None = None,
+) -> Dataset:
+    """Build a derived dataset holding ``pixels`` uncompressed, with all other attributes kept.
+
+    Parameters
+    ----------
+    source_ds
+        The original dataset (pixel data may be present or not; it is never copied).
+    pixels
+        Decoded stored values, ``(rows, cols)`` or ``(frames, rows, cols)``, integers within
+        ``[spec.min_value, spec.max_value]``.
+    spec
+        What the values mean: bits stored, sign, photometric interpretation, rescale.
+    ratio
+        Compression ratio achieved (uncompressed size / compressed size), > 0.
+    method
+        Lossy Image Compression Method, a DICOM CS value (``"ISO_10918_1"`` for JPEG, or
+        medcodec's own term): up to 16 of ``A-Z 0-9 _ space``.
+    description
+        Derivation Description (0008,2111), at most 1024 characters.
+    lossy
+        When false (a lossless rendition) the lossy attributes are not touched.
+    new_series_uid
+        Series Instance UID for the derived image; ``None`` keeps the original.
+
+    Returns
+    -------
+    pydicom.dataset.Dataset
+        With ``file_meta`` (Explicit VR Little Endian), ready for :func:`write_derived`.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad pixels (dtype, shape, values outside the spec's range) or bad options.
+    DicomError
+        The source has no SOP Class UID, so no valid file can be written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pydicom import examples
+    >>> from medcodec.dicom import pixel_spec_from_dataset
+    >>> src = examples.ct
+    >>> out = derive_dataset(src, src.pixel_array, pixel_spec_from_dataset(src),
+    ...                      ratio=10, method="ISO_10918_1", description="JPEG 12-bit q90")
+    >>> out.LossyImageCompression, out.ImageType[0], out.SOPInstanceUID != src.SOPInstanceUID
+    ('01', 'DERIVED', True)
+    """
+    where = getattr(source_ds, "filename", None)
+    where = where if isinstance(where, (str, os.PathLike)) else None
+    arr = _check_pixels(pixels, spec)
+    if lossy:
+        if not np.isfinite(ratio) or ratio <= 0:
+            raise InvalidInputError(f"ratio={ratio!r} is invalid, expected a finite number > 0")
+        if not isinstance(method, str) or not _CS.match(method):
+            raise InvalidInputError(
+                f"method={method!r} is not a valid (0028,2114) value: expected up to 16 of A-Z 0-9 _ space "
+                f"(CS, PS3.5 §6.2), e.g. one of {LOSSY_METHODS}"
+            )
+    if not isinstance(description, str) or len(description) > 1024:
+        raise InvalidInputError("description must be a str of at most 1024 characters (ST, PS3.5 §6.2)")
+    sop_class = source_ds.get("SOPClassUID")
+    if not sop_class:
+        raise DicomError("(0008,0016) SOP Class UID is missing: cannot write a DICOM file", path=where)
+
+    with source_values_as_is():  # copied verbatim: see medcodec.dicom._lenient
+        out = Dataset()
+        for tag in source_ds.keys():
+            if tag.group in (0x0002, 0x7FE0) or tag in _DROPPED:
+                continue
+            out.add(copy.deepcopy(source_ds[tag]))
+        reference = _source_reference(source_ds, sop_class)
+
+    enhanced = "PerFrameFunctionalGroupsSequence" in out or "SharedFunctionalGroupsSequence" in out
+    if arr.shape[0] == 1 and "NumberOfFrames" not in source_ds:
+        arr = arr[0]
+    out.file_meta = FileMetaDataset()
+    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    try:
+        set_pixel_data(out, arr, spec.photometric_interpretation, spec.bits_stored, generate_instance_uid=False)
+    except (ValueError, AttributeError, NotImplementedError) as exc:  # validated above; kept as a guard
+        raise InvalidInputError(f"cannot set pixel data: {exc}") from exc
+
+    _set_rescale(out, spec, enhanced)
+    if lossy:
+        out.LossyImageCompression = "01"
+        out.LossyImageCompressionRatio = _values(source_ds, "LossyImageCompressionRatio") + [
+            format_number_as_ds(round(float(ratio), 2))
+        ]
+        out.LossyImageCompressionMethod = _values(source_ds, "LossyImageCompressionMethod") + [method]
+        _append_item(out, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
+    _set_derived_type(out)
+    out.DerivationDescription = description
+    if not enhanced and reference is not None:
+        _append_item(out, "SourceImageSequence", reference)
+
+    uid = generate_uid()
+    out.SOPInstanceUID = uid
+    if new_series_uid is not None:
+        out.SeriesInstanceUID = new_series_uid
+    meta = out.file_meta
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return out
+
+
+def write_derived(
+    path: str | os.PathLike[str],
+    dataset: Dataset,
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Write ``dataset`` as a DICOM file (PS3.10) at ``path``, atomically.
+
+    Parameters
+    ----------
+    path
+        Destination.
+    dataset
+        Usually from :func:`derive_dataset`; must have ``file_meta``.
+    inputs
+        Files the output must never replace (the originals).
+    overwrite
+        Replace an existing file that is not one of ``inputs``.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` is one of ``inputs``, or exists and ``overwrite`` is false.
+    DicomError
+        pydicom cannot encode the dataset.
+    """
+    out = check_output_path(path, inputs=inputs, overwrite=overwrite)
+    if getattr(dataset, "file_meta", None) is None or "TransferSyntaxUID" not in dataset.file_meta:
+        raise DicomError("dataset has no file meta Transfer Syntax UID (0002,0010): use derive_dataset", path=out)
+    buffer = io.BytesIO()
+    try:
+        dcmwrite(buffer, dataset, enforce_file_format=True)
+    except Exception as exc:  # pydicom raises many kinds on invalid values
+        raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}", path=out) from exc
+    return atomic_write(out, buffer.getbuffer())
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_pixels(pixels: Any, spec: PixelSpec) -> NDArray[np.integer]:
+    arr = np.asarray(pixels)
+    if arr.dtype.kind not in "ui":
+        raise InvalidInputError(f"pixels have dtype {arr.dtype}, expected integers")
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise InvalidInputError(f"pixels have shape {np.asarray(pixels).shape}, expected (rows, cols) or (frames, rows, cols)")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < spec.min_value or hi > spec.max_value:
+        raise InvalidInputError(
+            f"pixel values {lo}..{hi} do not fit bits_stored={spec.bits_stored} "
+            f"{'signed' if spec.signed else 'unsigned'} ({spec.min_value}..{spec.max_value})"
+        )
+    return np.ascontiguousarray(arr.astype(storage_dtype(spec.bits_stored, spec.signed), copy=False))
+
+
+def _values(ds: Dataset, keyword: str) -> list[Any]:
+    """Existing values of a possibly multi-valued attribute, as a list (empty when absent)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
+
+
+def _source_reference(source_ds: Dataset, sop_class: Any) -> Dataset | None:
+    """Source Image Sequence item: the original, purpose "Uncompressed predecessor"."""
+    sop_instance = source_ds.get("SOPInstanceUID")
+    if not sop_instance:
+        return None
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = sop_class
+    reference.ReferencedSOPInstanceUID = sop_instance
+    reference.PurposeOfReferenceCodeSequence = Sequence([_code("121320", "Uncompressed predecessor")])
+    return reference
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = meaning
+    return item
+
+
+def _append_item(ds: Dataset, keyword: str, item: Dataset) -> None:
+    existing = ds.get(keyword)
+    setattr(ds, keyword, Sequence([*(existing or []), item]))
+
+
+def _set_derived_type(ds: Dataset) -> None:
+    """Image Type value 1 -> DERIVED; same for Frame Type in enhanced functional groups."""
+    ds.ImageType = _derived(_values(ds, "ImageType"))
+    for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for group in ds.get(keyword) or []:
+            for element in group:
+                if element.VR == "SQ" and element.keyword.endswith("FrameTypeSequence"):
+                    for item in element.value:
+                        if "FrameType" in item:
+                            item.FrameType = _derived(_values(item, "FrameType"))
+
+
+def _derived(values: list[Any]) -> list[str]:
+    values = [str(v) for v in values] or ["DERIVED", "SECONDARY"]
+    values[0] = "DERIVED"
+    if len(values) == 1:
+        values.append("SECONDARY")
+    return values
+
+
+def _set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
+    slope = format_number_as_ds(float(spec.rescale_slope))
+    intercept = format_number_as_ds(float(spec.rescale_intercept))
+    in_groups = False
+    if enhanced:
+        for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            for group in ds.get(keyword) or []:
+                for item in group.get("PixelValueTransformationSequence") or []:
+                    item.RescaleSlope, item.RescaleIntercept = slope, intercept
+                    if spec.rescale_type and "RescaleType" in item:
+                        item.RescaleType = spec.rescale_type
+                    in_groups = True
+    identity = spec.rescale_slope == 1.0 and spec.rescale_intercept == 0.0
+    if not in_groups and ("RescaleSlope" in ds or "RescaleIntercept" in ds or not identity):
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        if spec.rescale_type and "RescaleType" in ds:
+            ds.RescaleType = spec.rescale_type

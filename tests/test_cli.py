@@ -1,0 +1,115 @@
+"""The CLI through main(argv): encode, decode (npy, png, dicom), info, demo, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import medcodec
+from medcodec.cli.main import main
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def ct_series(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six slices of the real chest CT, copied so tests can also add a bad file beside them."""
+    folder = tmp_path_factory.mktemp("series")
+    src = shared_data / "ct_chest_lungpetctdx_A0001_philips"
+    for name in sorted(p.name for p in src.glob("*.dcm"))[20:26]:
+        shutil.copy(src / name, folder / name)
+    return folder
+
+
+def test_encode_info_decode_dicom_round_trip(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ct.mdc"
+    assert main(["encode", str(ct_series), "-o", str(out), "-q", "90", "--no-progress"]) == 0
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert info["shape"] == [6, 512, 512] and info["bits_stored"] == 12
+    types = [s["type"] for s in info["segments"]]
+    assert types[:2] == ["HEAD", "QTAB"] and types.count("FRAM") == 6 and types[-1] == "MEND"
+
+    dcm_dir = tmp_path / "dcm"
+    assert main(["decode", str(out), "-o", str(dcm_dir), "--to", "dicom"]) == 0
+    written = sorted(dcm_dir.glob("*.dcm"))
+    assert len(written) == 6
+    originals = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in ct_series.glob("*.dcm")}
+    series_uids = set()
+    for path in written:
+        ds = pydicom.dcmread(path)
+        assert ds.LossyImageCompression == "01"
+        assert ds.ImageType[0] == "DERIVED"
+        assert "MEDCODEC_DCT" in list(np.atleast_1d(ds.LossyImageCompressionMethod))
+        assert ds.SOPInstanceUID not in originals
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        series_uids.add(ds.SeriesInstanceUID)
+        src = next(o for o in originals.values() if o.ImagePositionPatient == ds.ImagePositionPatient)
+        hu_out = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        hu_in = src.pixel_array * float(src.RescaleSlope) + float(src.RescaleIntercept)
+        assert hu_out.shape == hu_in.shape
+        assert np.abs(hu_out - hu_in).max() <= info["max_abs_error_bound"][0]
+        assert np.sqrt(np.mean((hu_out - hu_in) ** 2)) < 10
+    assert len(series_uids) == 1 and series_uids.pop() != next(iter(originals.values())).SeriesInstanceUID
+
+
+def test_decode_npy_and_png(ct_series: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ct.mdc"
+    assert main(["encode", str(ct_series), "-o", str(out), "--no-progress"]) == 0
+    assert main(["decode", str(out), "-o", str(tmp_path / "a.npy"), "--frames", "1-2"]) == 0
+    arr = np.load(tmp_path / "a.npy")
+    assert arr.shape == (2, 512, 512) and arr.dtype == np.uint16
+    np.testing.assert_array_equal(arr, medcodec.decode(out.read_bytes(), frames=[1, 2]))
+    assert main(["decode", str(out), "-o", str(tmp_path / "png"), "--frames", "0"]) == 0
+    import imagecodecs
+
+    png = imagecodecs.png_decode((tmp_path / "png" / "ct_0000.png").read_bytes())
+    assert png.dtype == np.uint16
+    np.testing.assert_array_equal(png, medcodec.decode(out.read_bytes(), frames=0))
+
+
+def test_batch_goes_on_past_a_bad_file(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(ct_series, folder)
+    good = sorted(folder.glob("*.dcm"))[0]
+    (folder / "broken.dcm").write_bytes(good.read_bytes()[: 3000])
+    out = tmp_path / "out"
+    code = main(["encode", str(folder), "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.dcm" in err and "1 input(s) failed" in err
+    assert len(list(out.glob("*.mdc"))) == 1
+    assert medcodec.read_header((next(out.glob("*.mdc"))).read_bytes()).frames == 6
+
+
+def test_errors_are_one_line_and_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["encode", str(tmp_path / "missing"), "-o", str(tmp_path / "x.mdc")]) != 0
+    assert "missing" in capsys.readouterr().err
+    bad = tmp_path / "bad.mdc"
+    bad.write_bytes(b"\x89MDC\r\n\x1a\n" + bytes(40))
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_never_overwrites_input_or_existing_output(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ct.mdc"
+    assert main(["encode", str(ct_series), "-o", str(out), "--no-progress"]) == 0
+    before = out.read_bytes()
+    assert main(["encode", str(ct_series), "-o", str(out), "--no-progress", "-q", "10"]) == 1
+    assert out.read_bytes() == before
+    assert "exists" in capsys.readouterr().err
+    # decode onto its own input is refused
+    assert main(["decode", str(out), "-o", str(out), "--to", "npy", "--overwrite"]) == 2
+    assert out.read_bytes() == before
+
+
+def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
+    for cmd in ([], ["encode"], ["decode"], ["info"], ["demo"]):
+        assert main([*cmd, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
