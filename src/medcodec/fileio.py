@@ -20,6 +20,17 @@ from .errors import InvalidInputError
 __all__ = ["atomic_write", "atomic_writer", "check_output_path"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of written files: what open() would give (0666 minus the umask), not
+#: mkstemp's private 0600, so reports and DICOM files are readable by the team.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def check_output_path(
     path: str | os.PathLike[str],
     *,
@@ -53,6 +64,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     try:
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()

@@ -96,12 +96,18 @@ def test_tampered_header_fields(stream: bytes, offset: int, fmt: str, value: obj
         medcodec.decode(_rewrite_head(stream, offset, fmt, value))
 
 
-def test_decompression_bomb_header_is_refused_before_allocation() -> None:
-    header = container.MdcHeader(rows=65535, cols=65535, frames=65535, bits_stored=16, signed=False,
-                                 qtables=(np.ones(64, np.uint16),))
-    data = container.build_container(header, [])
+@pytest.mark.parametrize("rows, cols, frames", [(65535, 65535, 65535), (16384, 16384, 65535), (8, 8, 65535)])
+def test_decompression_bomb_header_is_refused_before_allocation(rows: int, cols: int, frames: int) -> None:
+    """A hand-made stream whose HEAD claims a huge image and whose FIDX lists nothing."""
+    header = container.MdcHeader(rows=rows, cols=cols, frames=frames, bits_stored=16, signed=False)
+    data = (
+        container.SIGNATURE
+        + container._segment(b"HEAD", container._head_payload(header))
+        + container._segment(b"QTAB", bytes([1]) + np.ones(64, "<u2").tobytes())
+        + container._segment(b"FIDX", struct.pack("<I", frames))
+    )
     t = time.perf_counter()
-    with pytest.raises(medcodec.CorruptStreamError, match="limit"):
+    with pytest.raises(medcodec.CorruptStreamError, match="limit|FIDX"):
         medcodec.decode(data)
     assert time.perf_counter() - t < 1
 

@@ -2,6 +2,6 @@
 from __future__ import annotations
 
 from .container import MdcHeader
-from .pipeline import decode, encode, is_codestream, read_header
+from .pipeline import decode, encode, encode_to, is_codestream, read_header
 
-__all__ = ["encode", "decode", "read_header", "is_codestream", "MdcHeader"]
+__all__ = ["encode", "encode_to", "decode", "read_header", "is_codestream", "MdcHeader"]

@@ -20,6 +20,7 @@ least 2 bits), so the decoded size is bounded by 512x the stream size.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import struct
@@ -47,6 +48,7 @@ __all__ = [
     "Segment",
     "is_mdc",
     "build_container",
+    "ContainerWriter",
     "parse_container",
     "parse_frame",
 ]
@@ -159,12 +161,11 @@ def _table_bytes(t: HuffmanTable) -> bytes:
     return bits.tobytes() + np.asarray(t.huffval, dtype="<u2").tobytes()
 
 
-def build_container(header: MdcHeader, frames: list[FrameRecord]) -> bytes:
-    """Serialise a header, its quantization tables and coded frames into ``.mdc`` bytes."""
+def _head_payload(header: MdcHeader) -> bytes:
     flags = (FLAG_RESCALE if (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0) else 0) | (
         FLAG_WINDOW if header.window_center is not None and header.window_width is not None else 0
     )
-    head = _HEAD.pack(
+    return _HEAD.pack(
         *VERSION,
         header.rows,
         header.cols,
@@ -182,37 +183,78 @@ def build_container(header: MdcHeader, frames: list[FrameRecord]) -> bytes:
         _opt(header.window_center),
         _opt(header.window_width),
     )
-    qtab = bytes([len(header.qtables)]) + b"".join(
-        np.asarray(q, dtype="<u2").tobytes() for q in header.qtables
+
+
+def _fram_segment(f: FrameRecord) -> bytes:
+    return _segment(
+        b"FRAM",
+        _FRAM_HEAD.pack(f.index, f.qtable, SIZE_BITS, 0)
+        + _table_bytes(f.dc_table)
+        + _table_bytes(f.ac_table)
+        + struct.pack("<I", len(f.coded))
+        + bytes(f.coded),
     )
-    parts = [SIGNATURE, _segment(b"HEAD", head), _segment(b"QTAB", qtab)]
-    if header.meta:
-        parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
-    for name, blob in header.ancillary.items():
-        if len(name) != 4 or not name.isalpha() or not name[0].islower() or name == "meta":
-            raise ValueError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
-        parts.append(_segment(name.encode("ascii"), bytes(blob)))
-    fram = [
-        _segment(
-            b"FRAM",
-            _FRAM_HEAD.pack(f.index, f.qtable, SIZE_BITS, 0)
-            + _table_bytes(f.dc_table)
-            + _table_bytes(f.ac_table)
-            + struct.pack("<I", len(f.coded))
-            + f.coded,
-        )
-        for f in frames
-    ]
-    fidx_size = 12 + 4 + _FIDX_ENTRY.size * len(frames)
-    offset = sum(len(p) for p in parts) + fidx_size
-    entries = []
-    for seg in fram:
-        entries.append(_FIDX_ENTRY.pack(offset, len(seg)))
-        offset += len(seg)
-    parts.append(_segment(b"FIDX", struct.pack("<I", len(frames)) + b"".join(entries)))
-    parts.extend(fram)
-    parts.append(_segment(b"MEND", b""))
-    return b"".join(parts)
+
+
+class ContainerWriter:
+    """Write a ``.mdc`` to a seekable binary file one frame at a time (bounded memory).
+
+    The FIDX segment is reserved at its final size (the frame count is in HEAD) and filled
+    in by :meth:`close`, so frames never have to be held together in memory.
+
+    >>> import io
+    >>> # w = ContainerWriter(fh, header); w.add(record) ...; w.close()
+    """
+
+    def __init__(self, fh: Any, header: MdcHeader):
+        self.fh = fh
+        self.header = header
+        self.entries: list[tuple[int, int]] = []
+        qtab = bytes([len(header.qtables)]) + b"".join(np.asarray(q, dtype="<u2").tobytes() for q in header.qtables)
+        parts = [SIGNATURE, _segment(b"HEAD", _head_payload(header)), _segment(b"QTAB", qtab)]
+        if header.meta:
+            parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
+        for name, blob in header.ancillary.items():
+            if len(name) != 4 or not name.isalpha() or not name[0].islower() or name == "meta":
+                raise ValueError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+            parts.append(_segment(name.encode("ascii"), bytes(blob)))
+        self.start = fh.tell()
+        prefix = b"".join(parts)
+        fh.write(prefix)
+        self.fidx_at = self.start + len(prefix)
+        fh.write(bytes(12 + 4 + _FIDX_ENTRY.size * header.frames))  # reserved, filled by close()
+        self.offset = fh.tell() - self.start
+
+    def add(self, record: FrameRecord) -> None:
+        """Append the next frame (frames must come in order 0, 1, 2...)."""
+        if record.index != len(self.entries) or record.index >= self.header.frames:
+            raise ValueError(f"frame {record.index} out of order: expected {len(self.entries)}")
+        seg = _fram_segment(record)
+        self.fh.write(seg)
+        self.entries.append((self.offset, len(seg)))
+        self.offset += len(seg)
+
+    def close(self) -> int:
+        """Write MEND and the frame index; returns the stream length."""
+        if len(self.entries) != self.header.frames:
+            raise ValueError(f"{len(self.entries)} frames written, HEAD announces {self.header.frames}")
+        self.fh.write(_segment(b"MEND", b""))
+        end = self.fh.tell()
+        fidx = _segment(b"FIDX", struct.pack("<I", len(self.entries)) + b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries))
+        self.fh.seek(self.fidx_at)
+        self.fh.write(fidx)
+        self.fh.seek(end)
+        return end - self.start
+
+
+def build_container(header: MdcHeader, frames: list[FrameRecord]) -> bytes:
+    """Serialise a header, its quantization tables and coded frames into ``.mdc`` bytes."""
+    buf = io.BytesIO()
+    writer = ContainerWriter(buf, header)
+    for f in frames:
+        writer.add(f)
+    writer.close()
+    return buf.getvalue()
 
 
 def _read_segment(data: memoryview, offset: int, *, verify: bool = True) -> tuple[Segment, memoryview]:

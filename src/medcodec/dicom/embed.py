@@ -8,8 +8,10 @@ alone. The codec treats the payload as opaque bytes; this module gives it meanin
     COUNT:u32
     COUNT x ( FIRST_FRAME:u32  N_FRAMES:u32  LENGTH:u32  DATASET:LENGTH bytes )
 
-``DATASET`` is a DICOM Part 10 stream (preamble, file meta, Explicit VR Little Endian)
-of the source header with Pixel Data removed. Entries are in frame order and cover the
+``DATASET`` is a DICOM Part 10 stream of the source header without Pixel Data: the
+source file's own bytes up to the Pixel Data element when the reader kept them
+(:attr:`DicomImage.header_bytes`, any transfer syntax, byte for byte), else the header
+re-serialised as Explicit VR Little Endian. Entries are in frame order and cover the
 frames of the container without gaps.
 """
 
@@ -53,12 +55,12 @@ def _dataset_bytes(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
-def pack_headers(entries: Sequence[tuple[int, Dataset]]) -> bytes:
-    """Serialise ``(n_frames, dataset)`` pairs, in frame order, into a ``dcmh`` payload."""
+def pack_headers(entries: Sequence[tuple[int, Dataset, bytes | None]]) -> bytes:
+    """Serialise ``(n_frames, dataset, raw header bytes or None)``, in frame order, into a ``dcmh`` payload."""
     parts = [struct.pack("<I", len(entries))]
     first = 0
-    for n_frames, ds in entries:
-        blob = _dataset_bytes(ds)
+    for n_frames, ds, raw in entries:
+        blob = raw if raw is not None else _dataset_bytes(ds)
         parts.append(_ENTRY.pack(first, n_frames, len(blob)) + blob)
         first += n_frames
     return b"".join(parts)

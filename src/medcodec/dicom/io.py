@@ -174,6 +174,9 @@ class DicomImage:
         Position along the slice normal in mm, or ``None`` without usable geometry.
     orientation
         Image Orientation (Patient) direction cosines, or ``None``.
+    header_bytes
+        The source file's bytes before Pixel Data (preamble, file meta, dataset), exactly
+        as stored, or ``None`` (deflated files): what the ``.mdc`` ``dcmh`` segment carries.
     """
 
     path: str
@@ -186,6 +189,7 @@ class DicomImage:
     position: float | None
     modality: str
     orientation: tuple[float, ...] | None = None
+    header_bytes: bytes | None = field(default=None, repr=False)
     _source: Path | ZipMember | bytes | None = field(default=None, repr=False)
     _pixels: NDArray[np.integer] | None = field(default=None, repr=False)
 
@@ -317,10 +321,12 @@ def read_image(source: Source, /, *, lazy: bool = False) -> DicomImage:
         )
     name = _source_name(source)
     with _open_source(source, name) as fp:
-        ds, pixel_tag = _read_header(fp, name)
+        ds, pixel_tag, raw_header = _read_header(fp, name)
         spec = spec_from_header(ds, pixel_tag=pixel_tag, path=name)
         pixels = None if lazy else _decode(fp, spec, name)
-    return _make_image(ds, spec, name, reopenable if lazy else None, pixels)
+    image = _make_image(ds, spec, name, reopenable if lazy else None, pixels)
+    image.header_bytes = raw_header
+    return image
 
 
 # --------------------------------------------------------------------------- series
@@ -701,8 +707,9 @@ def _open_source(source: Any, name: str) -> Iterator[BinaryIO]:
         yield source if seekable else io.BytesIO(source.read())
 
 
-def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None]:
-    """Header without pixel data, and the tag of the pixel data element that follows, if any."""
+def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | None]:
+    """Header without pixel data, the tag of the pixel data element that follows (if any), and
+    the file's own bytes up to that element (``None`` when they cannot stand alone: deflated)."""
     start = fp.tell()
     try:
         try:
@@ -715,14 +722,20 @@ def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None]:
             fp.seek(start)
             ds = dcmread(fp, force=True, stop_before_pixels=True)
         pixel_tag = _peek_pixel_tag(fp, ds)
+        raw_header: bytes | None = None
         if pixel_tag is not None:
             _check_pixel_element(fp, ds, name)
+            pixel_at = fp.tell()
+            fp.seek(start)
+            raw_header = fp.read(pixel_at - start)
+            fp.seek(pixel_at)
         if pixel_tag is None and ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
             fp.seek(start)  # deflated: the reader decompressed into its own buffer, so read it all
             full = dcmread(fp)
             present = [t for t in PIXEL_DATA_TAGS if t in full]
             pixel_tag = present[0] if present else None
             ds = full
+            raw_header = None
             for tag in PIXEL_DATA_TAGS:
                 if tag in ds:
                     del ds[tag]
@@ -734,7 +747,7 @@ def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None]:
     ds.filename = name
     if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         raise NotAnImageError("a DICOMDIR (Media Storage Directory): pass it to read_series to follow it", path=name)
-    return ds, pixel_tag
+    return ds, pixel_tag, raw_header
 
 
 def _peek_pixel_tag(fp: BinaryIO, ds: Dataset) -> int | None:
