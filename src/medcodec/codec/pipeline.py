@@ -19,20 +19,21 @@ then the chosen quality codes all frames.
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError
 from ..spec import PixelSpec, storage_dtype
-from . import container, entropy, levelshift, quantize, transform
+from . import _rdoq, container, entropy, levelshift, quantize, transform
 
-__all__ = ["encode", "decode", "read_header", "is_codestream", "FORMATS", "EncodedFrame", "FrameCoder"]
+__all__ = ["encode", "encode_to", "decode", "read_header", "is_codestream", "FORMATS", "EncodedFrame", "FrameCoder", "StreamSummary"]
 
 FORMATS = ("mdc", "jpeg")
 RATE_SAMPLE_FRAMES = 8
@@ -72,9 +73,22 @@ class FrameCoder:
         Quantization steps, natural order (uint16, 64).
     bits_stored, signed
         Declared sample range (level shift, clipping, category limits).
+    rdo, rdo_size_bits, rdo_lambda
+        How levels are chosen (:mod:`._rdoq`): ``"none"`` rounds, ``"threshold"`` drops
+        isolated small coefficients, ``"trellis"`` minimises error + lambda x bits with
+        the symbols of an entropy coder whose AC size field is ``rdo_size_bits`` wide
+        (4: JPEG, 5: ``.mdc``); ``rdo_lambda=None`` derives lambda from the steps.
     """
 
-    def __init__(self, steps: np.ndarray, bits_stored: int, signed: bool):
+    def __init__(
+        self, steps: np.ndarray, bits_stored: int, signed: bool, *, rdo: str = "none", rdo_size_bits: int = 4,
+        rdo_lambda: float | None = None,
+    ):  # fmt: skip
+        if rdo not in _rdoq.MODES:
+            raise InvalidInputError(f"rdo={rdo!r} is unknown, expected one of {_rdoq.MODES}")
+        self.rdo = rdo
+        self.rdo_size_bits = rdo_size_bits
+        self.rdo_lambda = rdo_lambda
         self.steps = np.asarray(steps, dtype=np.uint16)
         self.steps_zz = quantize.steps_zigzag(self.steps)
         self.bits_stored = bits_stored
@@ -86,7 +100,11 @@ class FrameCoder:
     def levels(self, frame: np.ndarray) -> np.ndarray:
         """(rows, cols) integer frame -> int32 (nblocks, 64) zigzag levels."""
         blocks = transform.blockify(frame.astype(np.float64) - self.offset)
-        return quantize.round_levels(blocks @ self._analysis)
+        if self.rdo == "none":
+            return quantize.round_levels(blocks @ self._analysis)
+        return _rdoq.rdo_levels(
+            blocks @ self._analysis, self.steps_zz, mode=self.rdo, size_bits=self.rdo_size_bits, lam=self.rdo_lambda
+        )
 
     def reconstruct(self, levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
         """Levels -> clipped storage-dtype frame."""
@@ -298,32 +316,135 @@ def encode(
         )  # fmt: skip
     if restart_interval:
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
+    buf = io.BytesIO()
+    encode_to(
+        buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
+        ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),
+        sample=frames, ndim=2 if is_2d else 3,
+    )  # fmt: skip
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What :func:`encode_to` wrote."""
+
+    nbytes: int
+    quality: float
+    frames: int
+
+
+def encode_to(
+    fh: BinaryIO,
+    frames: Iterable[np.ndarray],
+    *,
+    n_frames: int,
+    bits_stored: int,
+    signed: bool,
+    sample: Sequence[np.ndarray] | np.ndarray | None = None,
+    value_range: tuple[int, int] | None = None,
+    quality: float | None = None,
+    ratio: float | None = None,
+    psnr: float | None = None,
+    spec: PixelSpec | None = None,
+    table: str | np.ndarray = "medical",
+    jobs: int | None = None,
+    ancillary: dict[str, bytes] | None = None,
+    ndim: int = 3,
+) -> StreamSummary:
+    """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
+
+    Only about ``2 * jobs`` frames are held at once, whatever ``n_frames`` is: this is how
+    a 300-slice series is compressed in the memory of a few slices.
+
+    Parameters
+    ----------
+    fh
+        Seekable binary file (the frame index is filled in at the end).
+    frames
+        Iterable of (rows, cols) integer frames, ``n_frames`` of them, all the same shape.
+    sample
+        A few representative frames (e.g. evenly spaced): the rate search for ``ratio`` /
+        ``psnr`` and, without ``value_range``, the quantizer's range run on them.
+        Default: the first frame.
+    value_range
+        (min, max) of the whole series if known; otherwise taken from ``sample``.
+    Other parameters are those of :func:`encode`.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad frames, options, or a frame count different from ``n_frames``.
+    """
+    jobs_ = _default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
             raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
-    rbits = levelshift.range_bits(vmin, vmax, bits_stored)
+    it = iter(frames)
+    first: np.ndarray | None = None
+    if sample is None:
+        first = next(it, None)
+        if first is None:
+            raise InvalidInputError("no frames to encode")
+        sample = [first]
+    stacked = sample if isinstance(sample, np.ndarray) and sample.ndim == 3 else np.stack(list(sample))
+    sample_arr, signed_, _ = _validate_pixels(stacked, bits_stored, signed)
+    if not isinstance(n_frames, int) or n_frames < 1:
+        raise InvalidInputError(f"n_frames={n_frames!r} must be a positive integer")
+    _, rows, cols = sample_arr.shape
+    if value_range is None:
+        value_range = levelshift.check_range(sample_arr, bits_stored, signed_)
+    rbits = levelshift.range_bits(value_range[0], value_range[1], bits_stored)
 
     def coder_for(q: float) -> FrameCoder:
         return FrameCoder(quantize.quant_table(q, rbits, table=table), bits_stored, signed_)
 
     q = _resolve_quality(
-        coder_for, frames, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
+        coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
         frame_bytes=_mdc_frame_bytes, fixed_bytes=container.FIXED_BYTES,
     )  # fmt: skip
     coder = coder_for(q)
-    encoded = _map(lambda fr: coder.encode_frame(fr, size_bits=MDC_SIZE_BITS), list(frames), jobs_)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
     header = container.MdcHeader(
-        rows=frames.shape[1], cols=frames.shape[2], frames=frames.shape[0], bits_stored=bits_stored,
+        rows=rows, cols=cols, frames=n_frames, bits_stored=bits_stored,
         signed=signed_, photometric_interpretation=spec.photometric_interpretation,
         rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
-        meta={"ndim": 2} if is_2d else {}, ancillary=dict(ancillary or {}),
+        meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
     )  # fmt: skip
-    records = [container.FrameRecord(i, 0, e.dc_table, e.ac_table, e.coded) for i, e in enumerate(encoded)]
-    return container.build_container(header, records)
+    writer = container.ContainerWriter(fh, header)
+
+    def one(frame: np.ndarray) -> EncodedFrame:
+        if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
+            raise InvalidInputError(
+                f"every frame must be an integer array of shape {(rows, cols)}, got "
+                f"{getattr(frame, 'shape', type(frame).__name__)}"
+            )
+        levelshift.check_range(frame, bits_stored, signed_)
+        return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
+
+    chunk: list[np.ndarray] = [first] if first is not None else []
+    written = 0
+
+    def flush() -> None:
+        nonlocal written
+        for enc in _map(one, chunk, jobs_):
+            if written >= n_frames:
+                raise InvalidInputError(f"more than n_frames={n_frames} frames given")
+            writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
+            written += 1
+        chunk.clear()
+
+    for frame in it:
+        chunk.append(frame)
+        if len(chunk) >= 2 * jobs_:
+            flush()
+    flush()
+    if written != n_frames:
+        raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
+    return StreamSummary(writer.close(), q, written)
 
 
 def _frame_selection(frames: int | Sequence[int] | None, n: int) -> tuple[list[int], bool]:

@@ -1,0 +1,358 @@
+"""Rate-distortion optimised quantization (array -> array): trellis and thresholding.
+
+Plain rounding picks, for every coefficient, the level nearest to it. That minimises the
+error but not the error *for the bits spent*: an isolated +-1 after a long zero run costs
+a run/size code plus a bit, and a level 9 costs one extra bit more than a level 7. The
+trellis quantizer chooses, block by block, the levels that minimise
+
+    J = D + lambda * R,     D = sum_k q_k^2 (x_k - l_k)^2,     R = bits of the block's symbols
+
+where ``x_k`` are the DCT coefficients divided by their steps ``q_k`` (zigzag order; the
+DCT is orthonormal, so D is the pixel-domain squared error before rounding and clipping)
+and R is measured with the entropy coder's own symbols (T.81 §F.1.2.2: run/size codes,
+ZRL, EOB, plus SSSS magnitude bits), so the result is still a plain ISO 10918-1 scan
+(and a plain ``.mdc`` scan with ``size_bits=5``). The code lengths come from the symbol
+statistics of a previous pass (the levels are re-quantized a couple of times; the final
+Huffman tables are then optimised for the final levels as usual).
+
+Dynamic programme per block (the approach of mozjpeg's ``quantize_trellis``): states are
+"coefficient i is the last non-zero one so far"; from state j to state i the zeros
+j+1..i-1 are coded as a run (ZRL for every 16), and coefficient i takes one of its
+candidate levels. Because the rate of a level depends only on its magnitude category
+SSSS, the only candidates worth trying are, for each category up to that of the rounded
+magnitude r, the magnitude in that category nearest to |x|: ``min(2**s - 1, r)``. The
+block ends with EOB after the best final state (no EOB if coefficient 63 is non-zero).
+DC levels are rounded (the DC difference chain couples blocks; left to plain rounding).
+
+``threshold`` is the cheap alternative: a dead zone (AC magnitudes below
+:data:`THRESHOLD_DEADZONE` step become 0, instead of below 0.5) and isolated +-1 levels
+(zero neighbours on both sides in zigzag order) are dropped when the coefficient is below
+:data:`THRESHOLD_ISOLATED` step.
+
+The kernel :func:`trellis_blocks` has a plain-Python twin :func:`trellis_blocks_reference`
+written from the description above; ``tests/codec/test_rdoq.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from . import entropy
+
+__all__ = [
+    "MODES",
+    "LAMBDA_SCALE",
+    "THRESHOLD_DEADZONE",
+    "THRESHOLD_ISOLATED",
+    "default_lambda",
+    "symbol_bits",
+    "trellis_blocks",
+    "trellis_blocks_reference",
+    "threshold_levels",
+    "rdo_levels",
+]
+
+MODES = ("none", "threshold", "trellis")
+
+#: lambda = LAMBDA_SCALE * (mean AC step)^2, in squared error per bit. High-rate theory
+#: for an entropy-coded uniform quantizer gives dD/dR = -2 ln2 * step^2 / 12 = 0.116 step^2;
+#: the value used was tuned on 12-bit CT (benchmarks/bench_jpeg_vs_libjpeg_turbo.py).
+LAMBDA_SCALE = 0.12
+THRESHOLD_DEADZONE = 0.62
+THRESHOLD_ISOLATED = 1.0
+TRELLIS_PASSES = 2
+TRELLIS_DC = True
+
+_jit = numba.njit(cache=True, nogil=True)
+
+
+def default_lambda(steps_zz: np.ndarray, scale: float | None = None) -> float:
+    """Lagrange multiplier for the steps (zigzag order): ``scale`` (default
+    :data:`LAMBDA_SCALE`) x mean of the squared AC steps."""
+    s = np.asarray(steps_zz, dtype=np.float64)[1:]
+    return float((LAMBDA_SCALE if scale is None else scale) * np.mean(s * s))
+
+
+def symbol_bits(levels: np.ndarray, *, size_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated code lengths in bits of every DC and AC symbol, from the symbol counts of ``levels``.
+
+    ``-log2((count + 0.5) / (total + 0.5 * alphabet))``: a symbol not seen yet still has a
+    finite (high) price. Returns (DC bits, AC bits), indexed by symbol.
+    """
+    dc_freq, ac_freq, _ = entropy.symbol_counts(levels, size_bits=size_bits)
+    out = []
+    for freq in (dc_freq, ac_freq):
+        f = freq.astype(np.float64) + 0.5
+        out.append(-np.log2(f / f.sum()))
+    return out[0], out[1]
+
+
+@_jit
+def _bit_length(v):
+    s = 0
+    while v:
+        s += 1
+        v >>= 1
+    return s
+
+
+@_jit
+def trellis_blocks(scaled, weights, ac_bits, size_bits, lam, out):
+    """Trellis-quantize the AC coefficients of every block (module docstring).
+
+    Parameters
+    ----------
+    scaled
+        float64 (N, 64): DCT coefficients divided by their steps, zigzag order.
+    weights
+        float64 (64,): squared steps (distortion weight of a unit level error).
+    ac_bits
+        float64 (16 << size_bits,): code length of each AC symbol ``run << size_bits | size``.
+    size_bits
+        Width of the size field in an AC symbol (4 for JPEG, 5 for ``.mdc``).
+    lam
+        Lagrange multiplier (squared error per bit).
+    out
+        int32 (N, 64): receives the levels; column 0 (DC) is rounded to nearest.
+    """
+    n = scaled.shape[0]
+    zrl_bits = ac_bits[15 << size_bits]
+    eob_bits = ac_bits[0]
+    cost = np.empty(64)
+    prev = np.empty(64, np.int64)
+    chosen = np.empty(64, np.int64)
+    zacc = np.empty(64)
+    mag = np.empty(64, np.int64)
+    live = np.empty(64, np.int64)  # positions that can be non-zero (0: the start state)
+    for b in range(n):
+        x0 = scaled[b, 0]
+        out[b, 0] = np.int32(math.floor(x0 + 0.5)) if x0 >= 0 else -np.int32(math.floor(-x0 + 0.5))
+        zacc[0] = 0.0
+        nlive = 1
+        live[0] = 0
+        for k in range(1, 64):
+            a = abs(scaled[b, k])
+            zacc[k] = zacc[k - 1] + weights[k] * a * a
+            mag[k] = np.int64(math.floor(a + 0.5))
+            out[b, k] = 0
+            if mag[k] > 0:
+                live[nlive] = k
+                nlive += 1
+        cost[0] = 0.0
+        for li in range(1, nlive):
+            i = live[li]
+            cost[i] = np.inf
+            r = mag[i]
+            a = abs(scaled[b, i])
+            smax = _bit_length(r)
+            for lj in range(li - 1, -1, -1):
+                j = live[lj]
+                cj = cost[j]
+                if cj == np.inf:
+                    continue
+                run = i - j - 1
+                base = cj + (zacc[i - 1] - zacc[j]) + lam * (run >> 4) * zrl_bits
+                if base >= cost[i]:  # what follows only adds non-negative terms
+                    continue
+                rr = (run & 15) << size_bits
+                for s in range(1, smax + 1):
+                    m = min((1 << s) - 1, r)
+                    d = a - m
+                    c = base + weights[i] * d * d + lam * (ac_bits[rr | s] + s)
+                    if c < cost[i]:
+                        cost[i] = c
+                        prev[i] = j
+                        chosen[i] = m
+        best = zacc[63] + lam * eob_bits  # everything zero: EOB right after DC
+        last = 0
+        for li in range(1, nlive):
+            i = live[li]
+            c = cost[i] + (zacc[63] - zacc[i])
+            if i < 63:
+                c += lam * eob_bits
+            if c < best:
+                best = c
+                last = i
+        i = last
+        while i > 0:
+            m = chosen[i]
+            out[b, i] = m if scaled[b, i] >= 0 else -m
+            i = prev[i]
+    return out
+
+
+@_jit
+def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
+    """Trellis-quantize the DC levels of all blocks along the prediction chain (T.81 §F.1.2.1).
+
+    Each block's DC level is one of ``round(x) - 1``, ``round(x)``, ``round(x) + 1``;
+    a Viterbi search over the blocks minimises ``weight (x - l)^2 + lam (code + SSSS bits)``
+    of the differences, the first block predicted from 0. Writes ``out[:, 0]``.
+    """
+    n = scaled_dc.shape[0]
+    if n == 0:
+        return out
+    ncand = 3
+    cand = np.empty((n, ncand), np.int64)
+    back = np.zeros((n, ncand), np.int64)
+    cost = np.empty(ncand)
+    new = np.empty(ncand)
+    for b in range(n):
+        x = scaled_dc[b]
+        r = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
+        for c in range(ncand):
+            cand[b, c] = r + c - 1
+    for c in range(ncand):
+        v = cand[0, c]
+        s = _bit_length(abs(v))
+        d = scaled_dc[0] - v
+        cost[c] = weight * d * d + lam * (dc_bits[s] + s)
+    for b in range(1, n):
+        x = scaled_dc[b]
+        for c in range(ncand):
+            v = cand[b, c]
+            d = x - v
+            best = np.inf
+            arg = 0
+            for p in range(ncand):
+                s = _bit_length(abs(v - cand[b - 1, p]))
+                t = cost[p] + lam * (dc_bits[s] + s)
+                if t < best:
+                    best = t
+                    arg = p
+            new[c] = best + weight * d * d
+            back[b, c] = arg
+        for c in range(ncand):
+            cost[c] = new[c]
+    arg = 0
+    for c in range(1, ncand):
+        if cost[c] < cost[arg]:
+            arg = c
+    for b in range(n - 1, -1, -1):
+        out[b, 0] = cand[b, arg]
+        arg = back[b, arg]
+    return out
+
+
+def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarray, lam: float) -> np.ndarray:
+    """Plain-Python twin of :func:`trellis_dc`: Viterbi with explicit path lists."""
+    x = np.asarray(scaled_dc, dtype=np.float64)
+    if x.size == 0:
+        return np.zeros(0, np.int32)
+
+    def rate(diff: int) -> float:
+        s = abs(int(diff)).bit_length()
+        return lam * (float(dc_bits[s]) + s)
+
+    def cands(v: float) -> list[int]:
+        r = int(np.sign(v) * math.floor(abs(v) + 0.5))
+        return [r - 1, r, r + 1]
+
+    paths = [(weight * (x[0] - c) ** 2 + rate(c), [c]) for c in cands(x[0])]
+    for v in x[1:]:
+        nxt = []
+        for c in cands(v):
+            # first minimum wins ties, like the kernel
+            best = min(range(len(paths)), key=lambda p: (paths[p][0] + rate(c - paths[p][1][-1]), p))
+            cost, path = paths[best]
+            nxt.append((cost + rate(c - path[-1]) + weight * (v - c) ** 2, path + [c]))
+        paths = nxt
+    best = min(range(len(paths)), key=lambda p: (paths[p][0], p))
+    return np.asarray(paths[best][1], np.int32)
+
+
+def trellis_blocks_reference(
+    scaled: np.ndarray, weights: np.ndarray, ac_bits: np.ndarray, size_bits: int, lam: float
+) -> np.ndarray:
+    """Plain-Python twin of :func:`trellis_blocks`: an explicit search over paths, per block.
+
+    Written as a shortest path over the states "last non-zero coefficient" with a
+    dictionary of best partial paths, independently of the kernel's arrays.
+    """
+    scaled = np.asarray(scaled, dtype=np.float64)
+    out = np.zeros(scaled.shape, np.int32)
+    zrl = float(ac_bits[15 << size_bits])
+    eob = float(ac_bits[0])
+    for b, x in enumerate(scaled):
+        out[b, 0] = int(np.sign(x[0]) * math.floor(abs(x[0]) + 0.5))
+        zero_cost = [float(weights[k] * x[k] ** 2) for k in range(64)]
+        # best[j] = (cost, levels dict) with j the last non-zero position (0: none yet)
+        best: dict[int, tuple[float, dict[int, int]]] = {0: (0.0, {})}
+        for i in range(1, 64):
+            r = math.floor(abs(x[i]) + 0.5)
+            if r == 0:
+                continue
+            options = []
+            for j, (cj, lv) in best.items():
+                run = i - j - 1
+                zeros = sum(zero_cost[j + 1 : i])
+                for s in range(1, r.bit_length() + 1):
+                    m = min((1 << s) - 1, r)
+                    rate = (run // 16) * zrl + float(ac_bits[((run % 16) << size_bits) | s]) + s
+                    c = cj + zeros + weights[i] * (abs(x[i]) - m) ** 2 + lam * rate
+                    options.append((c, -j, m, lv))
+            c, _, m, lv = min(options, key=lambda o: (o[0], o[1]))
+            best[i] = (c, {**lv, i: m})
+        end = []
+        for j, (cj, lv) in best.items():
+            c = cj + sum(zero_cost[j + 1 : 64]) + (lam * eob if j < 63 else 0.0)
+            end.append((c, j, lv))
+        _, _, lv = min(end, key=lambda e: (e[0], e[1]))
+        for i, m in lv.items():
+            out[b, i] = m if x[i] >= 0 else -m
+    return out
+
+
+def threshold_levels(scaled: np.ndarray) -> np.ndarray:
+    """Dead-zone quantization plus removal of isolated small levels (module docstring)."""
+    a = np.abs(scaled)
+    lv = np.where(a < THRESHOLD_DEADZONE, 0.0, np.floor(a + 0.5))
+    lv[:, 0] = np.floor(a[:, 0] + 0.5)
+    ac = lv[:, 1:]
+    left = np.zeros_like(ac)
+    left[:, 1:] = ac[:, :-1]
+    right = np.zeros_like(ac)
+    right[:, :-1] = ac[:, 1:]
+    isolated = (ac == 1) & (left == 0) & (right == 0) & (a[:, 1:] < THRESHOLD_ISOLATED)
+    ac[isolated] = 0
+    return (np.sign(scaled) * lv).astype(np.int32)
+
+
+def rdo_levels(
+    scaled: np.ndarray,
+    steps_zz: np.ndarray,
+    *,
+    mode: str,
+    size_bits: int,
+    lam: float | None = None,
+    passes: int | None = None,
+) -> np.ndarray:
+    """Levels for coefficients already divided by their steps (zigzag order), by ``mode``.
+
+    ``"none"``: rounding; ``"threshold"``: :func:`threshold_levels`; ``"trellis"``: rounding,
+    then ``passes`` trellis passes, each priced with the symbol statistics of the one before.
+    """
+    from . import quantize
+
+    if mode == "none":
+        return quantize.round_levels(scaled)
+    if mode == "threshold":
+        return threshold_levels(scaled)
+    if mode != "trellis":
+        raise ValueError(f"rdo mode {mode!r} is unknown, expected one of {MODES}")
+    scaled = np.ascontiguousarray(scaled, dtype=np.float64)
+    steps = np.asarray(steps_zz, dtype=np.float64)
+    weights = steps * steps
+    lam = default_lambda(steps) if lam is None else float(lam)
+    levels = threshold_levels(scaled)
+    out = np.empty(scaled.shape, np.int32)
+    for _ in range(TRELLIS_PASSES if passes is None else passes):
+        dc_bits, ac_bits = symbol_bits(levels, size_bits=size_bits)
+        trellis_blocks(scaled, weights, ac_bits, size_bits, lam, out)
+        if TRELLIS_DC:
+            trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out)
+        levels = out.copy()
+    return levels
