@@ -1,0 +1,170 @@
+"""``medcodec evaluate``: medcodec side by side with its peers on your images.
+
+A thin layer over :mod:`medcodec.evaluate`: parse options, read the series, run the sweep,
+write ``report.html``, ``results.json`` and ``results.csv``, print a short summary.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from ..errors import InvalidInputError
+from ..evaluate import metrics as M
+from ..evaluate.inputs import load_series
+from ..evaluate.peers import ADAPTERS, get_adapter
+from ..evaluate.report import write_report
+from ..evaluate.runner import DEFAULT_RATES, run_evaluation
+from ._common import handle_errors
+
+__all__ = ["evaluate", "parse_floats", "parse_qualities", "parse_window"]
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    """``"0.5, 1,2"`` -> ``[0.5, 1.0, 2.0]``; InvalidInputError on anything else."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise InvalidInputError(f"{what}={text!r}: expected comma-separated numbers") from None
+    if not values or any(not math.isfinite(v) for v in values):
+        raise InvalidInputError(f"{what}={text!r}: expected comma-separated finite numbers")
+    return values
+
+
+def parse_qualities(items: tuple[str, ...], codecs: list[str]) -> dict[str, list[float]]:
+    """``--qualities`` values: ``CODEC=v1,v2`` for one codec's own knob, or bare ``v1,v2`` for every
+    codec whose knob is a 1-100 ``quality`` (medcodec, JPEG)."""
+    out: dict[str, list[float]] = {}
+    for item in items:
+        if "=" in item:
+            name, _, values = item.partition("=")
+            name = name.strip()
+            if name not in ADAPTERS:
+                raise InvalidInputError(f"--qualities {item!r}: unknown codec {name!r}, expected one of {', '.join(ADAPTERS)}")
+            out[name] = parse_floats(values, f"--qualities {name}")
+        else:
+            values_ = parse_floats(item, "--qualities")
+            for name in codecs:
+                knob = get_adapter(name).knob
+                if knob is not None and knob.name == "quality":
+                    out.setdefault(name, values_)
+    return out
+
+
+def parse_window(text: str) -> M.Window:
+    """``NAME=CENTER,WIDTH`` (output units, HU for CT) -> Window."""
+    name, sep, rest = text.partition("=")
+    vals = parse_floats(rest, f"--window {text}") if sep else []
+    if not name or len(vals) != 2:
+        raise InvalidInputError(f"--window {text!r}: expected NAME=CENTER,WIDTH, e.g. bone=400,1800")
+    return M.Window(name.strip(), vals[0], vals[1])
+
+
+@click.command("evaluate")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.html, results.json and results.csv.")
+@click.option("--codecs", default=None, metavar="LIST",
+              help=f"Comma-separated codecs (default: all): {', '.join(ADAPTERS)}.")
+@click.option("--rates", default=None, metavar="BPP,...",
+              help="Target bits per pixel (default: " + ",".join(f"{r:g}" for r in DEFAULT_RATES) + ").")
+@click.option("--qualities", multiple=True, metavar="[CODEC=]V,...",
+              help="Knob values instead of --rates: CODEC=V,... uses that codec's own knob; bare V,... "
+                   "applies to codecs with a 1-100 quality. Repeatable.")
+@click.option("--anchor", default="jpeg2000", show_default=True, help="Codec the BD-rate is computed against.")
+@click.option("--series", "series_uid", default=None, help="Series Instance UID (default: the longest series).")
+@click.option("--max-frames", default=16, show_default=True, type=click.IntRange(min=0),
+              help="Evaluate this many evenly spaced frames (0 = all).")
+@click.option("--view-frame", default=None, type=click.IntRange(min=0),
+              help="Frame (index among the evaluated ones) for the images; default the middle one.")
+@click.option("--view-bpp", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Rate of the decoded images shown.")
+@click.option("--window", "windows", multiple=True, metavar="NAME=C,W",
+              help="Display window for windowed metrics (default for CT: soft_tissue=40,400 and lung=-600,1500).")
+@click.option("--no-windows", is_flag=True, help="No windowed metrics.")
+@click.option("--no-lossless", is_flag=True, help="Skip the lossless points.")
+@click.option("--calibration-frames", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Frames the rate search measures sizes on.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Time each encode/decode this many times, keep the fastest.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--overwrite", is_flag=True, help="Replace report files in DIR.")
+@handle_errors
+def evaluate(
+    inputs: tuple[Path, ...],
+    report_dir: Path,
+    codecs: str | None,
+    rates: str | None,
+    qualities: tuple[str, ...],
+    anchor: str,
+    series_uid: str | None,
+    max_frames: int,
+    view_frame: int | None,
+    view_bpp: float,
+    windows: tuple[str, ...],
+    no_windows: bool,
+    no_lossless: bool,
+    calibration_frames: int,
+    repeat: int,
+    progress: bool,
+    overwrite: bool,
+) -> None:
+    """Compare medcodec with JPEG 2000, HTJ2K, JPEG-LS, JPEG XL, 12-bit JPEG and zlib on INPUT
+    (DICOM file(s), folder, ZIP or DICOMDIR): rate-distortion sweeps, matched-rate tables,
+    BD-rate against JPEG 2000, speed, and an HTML report with plots and images.
+
+    Exit codes: 0 done, 2 bad option or unusable input (one line on stderr).
+    """
+    try:
+        names = [c.strip() for c in codecs.split(",") if c.strip()] if codecs else list(ADAPTERS)
+        adapters = [get_adapter(n) for n in names]
+        rate_list = parse_floats(rates, "--rates") if rates else list(DEFAULT_RATES)
+        if any(r <= 0 for r in rate_list):
+            raise InvalidInputError(f"--rates {rates!r}: rates must be positive bpp values")
+        knob_values = parse_qualities(qualities, names)
+        wins = None if not windows else [parse_window(w) for w in windows]
+        if no_windows:
+            wins = []
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    series = load_series(list(inputs), series_uid=series_uid, max_frames=max_frames, progress=progress)
+    if view_frame is not None and view_frame >= series.pixels.shape[0]:
+        raise InvalidInputError(
+            f"--view-frame {view_frame}: only {series.pixels.shape[0]} frames are evaluated (0-based)"
+        )
+    info = series.info()
+    click.echo(
+        f"{info['modality'] or 'image'} series, {info['frames_evaluated']} of {info['frames_in_series']} "
+        f"frame(s) of {info['rows']}x{info['cols']}, {info['bits_stored']}-bit "
+        f"{'signed' if info['signed'] else 'unsigned'}",
+        err=True,
+    )
+    for failure in series.skipped_inputs:
+        click.echo(f"unreadable input: {failure}", err=True)
+    result = run_evaluation(
+        series.pixels, series.spec, adapters, rates=rate_list, knob_values=knob_values, windows=wins,
+        modality=series.modality, anchor=anchor if anchor in names else None,
+        include_lossless=not no_lossless, calibration_frames=calibration_frames, repeat=repeat,
+        view_frame=view_frame, view_bpp=view_bpp, info=info, progress=progress,
+        log=lambda msg: click.echo(msg, err=True),
+    )  # fmt: skip
+    paths = write_report(result, report_dir, overwrite=overwrite)
+
+    at1 = {r["codec"]: r for r in result.matched if r["target"] == "1 bpp"}
+    bd = {r["codec"]: r for r in result.bd}
+    click.echo(f"{'codec':28s} {'PSNR@1bpp':>10s} {'SSIM@1bpp':>10s} {'BD-rate vs ' + (result.anchor or '-'):>20s}")
+    for name in dict.fromkeys(p["codec"] for p in result.points):
+        label = result.codecs[name].get("label", name)
+        row, b = at1.get(name, {}), bd.get(name, {})
+        psnr = row.get("psnr_db")
+        ssim = row.get("ssim")
+        rate = b.get("bd_rate_cubic_pct")
+        click.echo(
+            f"{label:28s} {'-' if psnr is None else f'{psnr:.2f} dB':>10s} {'-' if ssim is None else f'{ssim:.4f}':>10s} "
+            f"{'-' if rate is None else f'{rate:+.1f} %':>20s}"
+        )
+    for kind, path in paths.items():
+        click.echo(f"{kind}: {path}")

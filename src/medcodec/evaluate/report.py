@@ -1,0 +1,440 @@
+"""Writing an :class:`~medcodec.evaluate.runner.EvaluationResult` to disk: JSON, CSV and HTML.
+
+* ``results.json``: every metric of every point (codec x rate), the matched-rate and
+  Bjøntegaard tables, the definitions, settings, input description and library versions.
+  Infinite PSNR (lossless) is ``null``.
+* ``results.csv``: one row per point, windowed metrics flattened (``soft_tissue_psnr_db``...).
+* ``report.html``: self-contained (plots are embedded base64 PNGs rendered with matplotlib's Agg
+  backend, no pyplot state): tables, rate-distortion plots, a speed chart, windowed
+  side-by-side views of the original and decoded frame, and difference images.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..fileio import atomic_write, check_output_path
+from . import metrics as M
+from .runner import EvaluationResult
+
+__all__ = ["write_report", "render_html", "points_csv", "REPORT_FILES", "figures"]
+
+REPORT_FILES = {"html": "report.html", "json": "results.json", "csv": "results.csv"}
+
+CSV_FIELDS = [
+    "codec", "label", "mode", "knob", "knob_value", "target_bpp", "target_hit", "bytes", "raw_bytes",
+    "bpp", "ratio", "psnr_db", "psnr_minmax_db", "psnr_min_frame_db", "mse", "rmse", "max_abs_error",
+    "rmse_hu", "max_abs_error_hu", "ssim", "lossless", "encode_seconds", "decode_seconds",
+    "encode_mb_s", "decode_mb_s",
+]  # fmt: skip
+
+#: One colour and marker per codec, stable across plots.
+_STYLE = {
+    "medcodec": ("#d62728", "o"),
+    "medcodec-jpeg": ("#ff7f0e", "D"),
+    "jpeg2000": ("#1f77b4", "s"),
+    "htj2k": ("#17becf", "^"),
+    "jpegls": ("#9467bd", "v"),
+    "jpegxl": ("#2ca02c", "P"),
+    "jpeg12": ("#8c564b", "X"),
+    "zlib": ("#7f7f7f", "*"),
+}
+
+
+def _style(codec: str, i: int) -> tuple[str, str]:
+    fallback = ["#e377c2", "#bcbd22", "#393b79", "#637939"]
+    return _STYLE.get(codec, (fallback[i % len(fallback)], "o"))
+
+
+# --------------------------------------------------------------------------- CSV / JSON
+
+
+def points_csv(result: EvaluationResult) -> str:
+    """The points as CSV text (one row per codec and rate)."""
+    wfields = []
+    for w in result.windows:
+        wfields += [f"{w.name}_psnr_db", f"{w.name}_max_abs_error_levels", f"{w.name}_ssim"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + wfields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for p in result.to_dict()["points"]:
+        row = {k: p.get(k) for k in CSV_FIELDS}
+        for w in result.windows:
+            wm = p.get("windows", {}).get(w.name, {})
+            row[f"{w.name}_psnr_db"] = wm.get("psnr_db")
+            row[f"{w.name}_max_abs_error_levels"] = wm.get("max_abs_error_levels")
+            row[f"{w.name}_ssim"] = wm.get("ssim")
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _codecs_with_lossy(result: EvaluationResult) -> list[str]:
+    seen: list[str] = []
+    for p in result.points:
+        if p["mode"] == "lossy" and p["codec"] not in seen:
+            seen.append(p["codec"])
+    return seen
+
+
+def _rd_figure(result: EvaluationResult) -> Any:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    bits = result.spec.bits_stored
+    panels: list[tuple[str, str, Any]] = [
+        ("PSNR vs rate", f"PSNR (dB), peak 2^{bits}-1 = {result.spec.peak}", lambda p: p["psnr_db"]),
+        ("SSIM vs rate", f"SSIM (data range 2^{bits}-1)", lambda p: p["ssim"]),
+    ]
+    for w in result.windows:
+        name = w.name.replace("_", " ")
+        panels.append(
+            (f"PSNR in the {name} window vs rate",
+             f"PSNR (dB), {name} window C={w.center:g} W={w.width:g}\n(display scale [0, 1], peak 1)",
+             lambda p, n=w.name: p["windows"][n]["psnr_db"])
+        )  # fmt: skip
+    ncols = 2
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(12, 4.6 * nrows), layout="constrained")
+    codecs = _codecs_with_lossy(result)
+    fmt = FuncFormatter(lambda v, _pos: f"{v:g}")
+    for k, (title, ylabel, get) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        for i, codec in enumerate(codecs):
+            pts = result.points_of(codec)
+            xs = [p["bpp"] for p in pts]
+            ys = [get(p) for p in pts]
+            ok = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y) and x > 0]
+            if not ok:
+                continue
+            colour, marker = _style(codec, i)
+            label = result.codecs.get(codec, {}).get("label", codec)
+            ax.plot(*zip(*ok), color=colour, marker=marker, linewidth=1.8, markersize=6, label=label)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(LogLocator(base=2))
+        ax.xaxis.set_major_formatter(fmt)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("bits per pixel (bpp, log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.35)
+        ax.set_title(title, fontsize=11)
+    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(handles)), fontsize=10)
+    fig.suptitle(f"Rate-distortion, {result.info.get('frames_evaluated', '?')} frame(s)", fontsize=13)
+    return fig
+
+
+def _speed_figure(result: EvaluationResult) -> Any:
+    from matplotlib.figure import Figure
+
+    rows = []
+    for codec in [c for c in result.codecs if c not in result.skipped]:
+        pts = [p for p in result.points if p["codec"] == codec]
+        if not pts:
+            continue
+        lossy = [p for p in pts if p["mode"] == "lossy"]
+        target = result.settings.get("view_bpp", 1.0)
+        pick = min(lossy, key=lambda p: abs(math.log(p["bpp"] / target))) if lossy else pts[0]
+        label = result.codecs.get(codec, {}).get("label", codec)
+        rows.append((f"{label}\n{pick['bpp']:.2f} bpp", pick["encode_mb_s"], pick["decode_mb_s"], codec))
+    fig = Figure(figsize=(10, 0.75 * max(3, len(rows)) + 1.5), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(rows))
+    h = 0.38
+    enc = [r[1] for r in rows]
+    dec = [r[2] for r in rows]
+    ax.barh(y - h / 2, enc, h, label="encode", color="#1f77b4")
+    ax.barh(y + h / 2, dec, h, label="decode", color="#ff7f0e")
+    for yi, (e, d) in enumerate(zip(enc, dec)):
+        ax.text(e, yi - h / 2, f" {e:.0f}", va="center", fontsize=8)
+        ax.text(d, yi + h / 2, f" {d:.0f}", va="center", fontsize=8)
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("throughput, MB/s of raw data (10^6 bytes/s, one thread, log scale)")
+    ax.set_title("Encode and decode speed at the rate nearest the view rate")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
+    """Windowed original vs decoded, one figure per window; then the difference images."""
+    from matplotlib.figure import Figure
+
+    if result.view_original is None or not result.view_decoded:
+        return []
+    spec = result.spec
+    orig_u = spec.to_output_units(result.view_original)
+    # lossless decodes equal the original: nothing to look at
+    items = [(c, v) for c, v in result.view_decoded.items() if v[0]["mode"] == "lossy"]
+    if not items:
+        return []
+    windows = list(result.windows) or [
+        M.Window("full range", float((orig_u.max() + orig_u.min()) / 2), float(max(1.0, orig_u.max() - orig_u.min())))
+    ]
+    n = len(items) + 1
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    out: list[tuple[str, Any]] = []
+    for w in windows:
+        fig = Figure(figsize=(3.6 * ncols, 3.9 * nrows), layout="constrained")
+        panels = [("original", orig_u)] + [
+            (f"{result.codecs.get(c, {}).get('label', c)}\n{p['bpp']:.2f} bpp ({p['ratio']:.0f}:1), "
+             f"{_db(p['windows'].get(w.name, {}).get('psnr_db') if p.get('windows') else p['psnr_db'])}",
+             spec.to_output_units(img))
+            for c, (p, img) in items
+        ]  # fmt: skip
+        for k, (title, img) in enumerate(panels):
+            ax = fig.add_subplot(nrows, ncols, k + 1)
+            ax.imshow(M.apply_window(img, center=w.center, width=w.width), cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")  # fmt: skip
+            ax.set_title(title, fontsize=9)
+            ax.set_axis_off()
+        fig.suptitle(
+            f"Frame {result.view_frame_index} in the {w.name.replace('_', ' ')} window "
+            f"(C={w.center:g}, W={w.width:g}); PSNR in this window",
+            fontsize=12,
+        )
+        out.append((f"Windowed view: {w.name.replace('_', ' ')}", fig))
+
+    # zoomed: the central third of the frame in the first window, where detail is judged
+    w = windows[0]
+    rows, cols = orig_u.shape
+    h, wd = max(8, rows // 3), max(8, cols // 3)
+    r0, c0 = (rows - h) // 2, (cols - wd) // 2
+    crop = (slice(r0, r0 + h), slice(c0, c0 + wd))
+    fig = Figure(figsize=(3.6 * ncols, 3.9 * nrows), layout="constrained")
+    zpanels = [("original", orig_u)] + [
+        (f"{result.codecs.get(c, {}).get('label', c)}\n{p['bpp']:.2f} bpp ({p['ratio']:.0f}:1)", spec.to_output_units(img))
+        for c, (p, img) in items
+    ]
+    for k, (title, img) in enumerate(zpanels):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        ax.imshow(M.apply_window(img[crop], center=w.center, width=w.width), cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")  # fmt: skip
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle(
+        f"Zoom: rows {r0}-{r0 + h - 1}, columns {c0}-{c0 + wd - 1} of frame {result.view_frame_index}, "
+        f"{w.name.replace('_', ' ')} window (C={w.center:g}, W={w.width:g}), pixels not interpolated",
+        fontsize=12,
+    )
+    out.append(("Zoomed view", fig))
+
+    diffs = [(c, p, spec.to_output_units(img) - orig_u) for c, (p, img) in items]
+    allabs = np.concatenate([np.abs(d).ravel() for _, _, d in diffs])
+    lim = float(max(1.0, np.percentile(allabs, 99.0)))
+    fig = Figure(figsize=(3.9 * min(4, len(diffs)), 3.9 * math.ceil(len(diffs) / 4)), layout="constrained")
+    ncols = min(4, len(diffs))
+    im = None
+    for k, (c, p, d) in enumerate(diffs):
+        ax = fig.add_subplot(math.ceil(len(diffs) / ncols), ncols, k + 1)
+        im = ax.imshow(d, cmap="seismic", vmin=-lim, vmax=lim, interpolation="nearest")
+        label = result.codecs.get(c, {}).get("label", c)
+        ax.set_title(f"{label}\n{p['bpp']:.2f} bpp, max |err| {p['max_abs_error_hu']:.0f} HU", fontsize=9)
+        ax.set_axis_off()
+    if im is not None:
+        cb = fig.colorbar(im, ax=fig.axes, shrink=0.8)
+        unit = "HU" if spec.rescale_type.upper() == "HU" or result.info.get("modality") == "CT" else "output units"
+        cb.set_label(f"decoded - original ({unit}); colour scale clipped at +/-{lim:.0f}")
+    fig.suptitle(f"Difference images, frame {result.view_frame_index}", fontsize=12)
+    out.append(("Difference images", fig))
+    return out
+
+
+def figures(result: EvaluationResult) -> list[tuple[str, Any]]:
+    """(title, matplotlib Figure) for every plot of the report."""
+    figs: list[tuple[str, Any]] = []
+    if _codecs_with_lossy(result):
+        figs.append(("Rate-distortion", _rd_figure(result)))
+    if result.points:
+        figs.append(("Speed", _speed_figure(result)))
+    figs += _view_figures(result)
+    return figs
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _db(v: Any) -> str:
+    if v is None:
+        return "lossless"
+    return "lossless" if not math.isfinite(v) else f"{v:.2f} dB"
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "&ndash;"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "&infin;"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}f}"
+    return html.escape(str(v))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 2) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c, digits)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1250px;
+color:#222;line-height:1.4;padding:0 1em}
+h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:.9em}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.9em}dt{font-weight:600}
+.warn{color:#a30}
+"""
+
+
+def render_html(result: EvaluationResult) -> str:
+    """The self-contained HTML report."""
+    d = result.to_dict()
+    info = d["input"]
+    labels = {k: v.get("label", k) for k, v in result.codecs.items()}
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>medcodec evaluation</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>medcodec evaluation: medcodec and its peers on the same images</h1>",
+    ]
+    # input
+    rows = [(k.replace("_", " "), v) for k, v in info.items() if k not in ("frame_indices", "frame_sources", "unreadable_inputs")]
+    parts.append("<h2>Input</h2>" + _table(["field", "value"], rows, digits=4))
+    if info.get("frame_indices"):
+        names = [Path(src).name for src in info.get("frame_sources") or []]
+        parts.append(
+            f"<p class='note'>Frames evaluated (index in series order, file): "
+            f"{html.escape(', '.join(f'{i} ({n})' for i, n in zip(info['frame_indices'], names)) or str(info['frame_indices']))}"
+            "</p>"
+        )
+    if info.get("unreadable_inputs"):
+        parts.append(f"<p class='warn'>{len(info['unreadable_inputs'])} input(s) could not be read.</p>")
+    # skipped
+    if result.skipped:
+        parts.append("<h2>Codecs skipped</h2><ul>")
+        parts += [f"<li class='warn'>{html.escape(msg)}</li>" for msg in result.skipped.values()]
+        parts.append("</ul>")
+    # matched
+    codecs_lossy = _codecs_with_lossy(result)
+    targets = list(dict.fromkeys(r["target"] for r in d["matched"]))
+    if codecs_lossy and targets:
+        parts.append("<h2>Matched rates</h2>")
+        parts.append(
+            "<p class='note'>Values at each target interpolated linearly in log(bpp) between the codec's two "
+            "nearest points; &ndash; = outside the codec's points. Ratios use the raw size "
+            f"({M.raw_bytes_per_pixel(result.spec.bits_stored)} byte(s)/pixel).</p>"
+        )
+        metrics = [("psnr_db", "PSNR (dB)", 2), ("ssim", "SSIM", 4)]
+        for w in result.windows:
+            metrics.append((f"{w.name}_psnr_db", f"PSNR, {w.name.replace('_', ' ')} window (dB)", 2))
+        for key, title, digits in metrics:
+            tab = []
+            for codec in codecs_lossy:
+                by_t = {r["target"]: r.get(key) for r in d["matched"] if r["codec"] == codec}
+                tab.append([labels.get(codec, codec)] + [by_t.get(t) for t in targets])
+            parts.append(f"<h3>{html.escape(title)}</h3>" + _table(["codec"] + targets, tab, digits))
+    # BD
+    if d["bd"]:
+        parts.append(f"<h2>Bjøntegaard deltas against {html.escape(labels.get(d['anchor'], d['anchor']))}</h2>")
+        parts.append(
+            "<p class='note'>BD-rate: average rate difference at equal PSNR (negative = fewer bits than the "
+            "anchor). BD-PSNR: average PSNR difference at equal rate (positive = better). Cubic: VCEG-M33; "
+            "PCHIP: JCTVC-L1100.</p>"
+        )
+        tab = [
+            [labels.get(r["codec"], r["codec"]), r["bd_rate_cubic_pct"], r["bd_psnr_cubic_db"],
+             r["bd_rate_pchip_pct"], r["bd_psnr_pchip_db"], r["note"]]
+            for r in d["bd"]
+        ]  # fmt: skip
+        parts.append(
+            _table(["codec", "BD-rate cubic (%)", "BD-PSNR cubic (dB)", "BD-rate PCHIP (%)", "BD-PSNR PCHIP (dB)",
+                    "note"], tab)  # fmt: skip
+        )
+    # lossless
+    lossless = [p for p in d["points"] if p["mode"] == "lossless"]
+    if lossless:
+        parts.append("<h2>Lossless</h2>")
+        tab = [[labels.get(p["codec"], p["codec"]), p["bpp"], p["ratio"], p["max_abs_error"], p["encode_mb_s"],
+                p["decode_mb_s"]] for p in lossless]  # fmt: skip
+        parts.append(_table(["codec", "bpp", "ratio", "max |error|", "encode MB/s", "decode MB/s"], tab))
+    # figures
+    for title, fig in figures(result):
+        parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
+                     f"src='data:image/png;base64,{_png(fig)}'>")  # fmt: skip
+    # all points
+    parts.append("<h2>All points</h2>")
+    cols = ["codec", "knob", "knob_value", "target_bpp", "bpp", "ratio", "psnr_db", "psnr_minmax_db", "ssim",
+            "rmse_hu", "max_abs_error_hu", "encode_mb_s", "decode_mb_s"]  # fmt: skip
+    tab = [[labels.get(p["codec"], p["codec"])] + [p.get(c) for c in cols[1:]] for p in d["points"]]
+    parts.append(_table([c.replace("_", " ") for c in cols], tab, digits=3))
+    # definitions, settings, environment
+    parts.append("<h2>Definitions</h2><dl>")
+    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in d["definitions"].items()]
+    parts.append("</dl><h2>Codecs and settings</h2>")
+    tab = [
+        [v.get("label", k), v.get("version"), (v.get("knob") or {}).get("name"), (v.get("knob") or {}).get("description")]
+        for k, v in d["codecs"].items()
+    ]  # fmt: skip
+    parts.append(_table(["codec", "library", "knob", "meaning"], tab))
+    parts.append(f"<pre>{html.escape(json.dumps(d['settings'], indent=1))}</pre>")
+    env = d["environment"]
+    parts.append("<h2>Environment</h2>")
+    parts.append(_table(["item", "value"], [(k, v) for k, v in env.items() if k != "libraries"]
+                        + [(k, v) for k, v in env.get("libraries", {}).items()]))  # fmt: skip
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(
+    result: EvaluationResult,
+    directory: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write ``report.html``, ``results.json`` and ``results.csv`` into ``directory``.
+
+    Raises
+    ------
+    InvalidInputError
+        A report file exists already and ``overwrite`` is false.
+    """
+    out = Path(directory)
+    paths = {k: check_output_path(out / name, overwrite=overwrite) for k, name in REPORT_FILES.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(paths["json"], json.dumps(result.to_dict(), indent=1, allow_nan=False).encode("utf-8"))
+    atomic_write(paths["csv"], points_csv(result).encode("utf-8"))
+    atomic_write(paths["html"], render_html(result).encode("utf-8"))
+    return paths
