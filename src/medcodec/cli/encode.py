@@ -1,4 +1,4 @@
-"""``medcodec encode``: DICOM files / folders / ZIPs -> one ``.mdc`` per series."""
+"""``medcodec encode``: DICOM files / folders / ZIPs -> one ``.mdc`` per series, or lossy DICOM series."""
 
 from __future__ import annotations
 
@@ -8,16 +8,24 @@ from pathlib import Path
 import click
 
 from .. import codec
-from ..dicom import read_series
+from ..dicom import Series, SeriesSet, read_series
 from ..dicom.embed import SEGMENT, pack_headers
-from ..fileio import atomic_write, check_output_path
+from ..fileio import atomic_writer, check_output_path
 from ._common import EXIT_PARTIAL, ensure_dir, handle_errors, human_bytes, jobs_option, report_failures, safe_name
+
+#: ``--to`` choices: the .mdc container, or lossy DICOM under a standard transfer syntax.
+TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Output .mdc file (one series) or folder (one .mdc per series).")
+              help="Output .mdc file (one series) or folder (one .mdc per series; one subfolder of DICOM "
+                   "files per series with --to dicom-*).")
+@click.option("--to", "to", type=click.Choice(TARGETS), default="mdc", show_default=True,
+              help="mdc: medcodec container. dicom-jpeg (12-bit JPEG .51 / 8-bit .50), dicom-j2k (.91), "
+                   "dicom-htj2k (.203), dicom-jpegls (near-lossless .81): lossy DICOM, one file per image, "
+                   "one value mapping per series (HU kept; padding below -1024 HU clipped if 12 bits need it).")
 @click.option("-q", "--quality", type=click.FloatRange(1, 100), default=None,
               help="Quality 1-100 [default: 75]. Every 12.5 points halve the quantization steps.")
 @click.option("--ratio", type=click.FloatRange(min=1), default=None, help="Target compression ratio instead of quality.")
@@ -30,17 +38,23 @@ from ._common import EXIT_PARTIAL, ensure_dir, handle_errors, human_bytes, jobs_
 @jobs_option
 @handle_errors
 def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio: float | None, psnr: float | None,
-           table: str, overwrite: bool, progress: bool, jobs: int | None) -> None:
-    """Compress DICOM INPUTS (files, folders, ZIPs, DICOMDIR) to .mdc, one file per series.
+           table: str, overwrite: bool, progress: bool, jobs: int | None, to: str = "mdc") -> None:
+    """Compress DICOM INPUTS (files, folders, ZIPs, DICOMDIR) to .mdc, one file per series,
+    or (--to dicom-*) to lossy DICOM, one file per image, one folder per series.
 
     Every source header travels inside the .mdc (segment 'dcmh'), so `medcodec decode
-    --to dicom` can rebuild complete DICOM files from the .mdc alone. Bad inputs are
+    --to dicom` can rebuild complete DICOM files from the .mdc alone. Lossy DICOM output
+    prints ratio, PSNR, max error (HU for CT) and clipped voxels per file. Bad inputs are
     reported at the end and the exit code is 1; the good ones are still written.
     """
     found = read_series(list(inputs), progress=progress)
     if not found.series:
         report_failures(found.failures)
         raise click.ClickException("no readable DICOM images in the inputs")
+    if to != "mdc":
+        _encode_dicom(found, output, syntax=to, quality=quality, ratio=ratio, psnr=psnr, overwrite=overwrite,
+                      progress=progress, jobs=jobs)  # fmt: skip
+        return
     single_file = output.suffix.lower() == ".mdc"
     if single_file and len(found.series) > 1:
         raise click.UsageError(f"{len(found.series)} series found: give a folder as --output, not a .mdc file")
@@ -50,23 +64,12 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
     source_paths = [img.path for s in found.series for img in s.images if "::" not in img.path]
     used: set[str] = set()
     for series in found.series:
-        name = safe_name(f"{series.modality}_{series.description}", "series")
-        tail = (series.series_instance_uid or "nouid")[-8:]
-        stem = f"{name}_{safe_name(tail, 'x')}"
-        while stem in used:
-            stem += "_"
-        used.add(stem)
+        stem = _series_stem(series, used)
         target = output if single_file else output / f"{stem}.mdc"
         try:
             check_output_path(target, inputs=source_paths, overwrite=overwrite)
             t0 = time.perf_counter()
-            pixels = series.pixels()
-            headers = pack_headers([(img.shape[0], img.dataset) for img in series.images])
-            data = codec.encode(
-                pixels, bits_stored=series.spec.bits_stored, signed=series.spec.signed, quality=quality,
-                ratio=ratio, psnr=psnr, spec=series.spec, table=table, jobs=jobs, ancillary={SEGMENT: headers},
-            )  # fmt: skip
-            atomic_write(target, data)
+            nbytes = _encode_series_mdc(series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs)
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch
             from ..errors import CodecError
@@ -75,12 +78,93 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
                 raise
             failures.append((str(target), exc))
             continue
-        raw = pixels.size * (1 if series.spec.bits_stored <= 8 else 2)
+        frames, rows, cols = series.shape
+        raw = frames * rows * cols * (1 if series.spec.bits_stored <= 8 else 2)
         click.echo(
-            f"{target}: {pixels.shape[0]} frame(s) {pixels.shape[1]}x{pixels.shape[2]} "
-            f"{series.spec.bits_stored}-bit, {human_bytes(raw)} -> {human_bytes(len(data))} "
-            f"({raw / len(data):.1f}:1) in {dt:.2f} s"
+            f"{target}: {frames} frame(s) {rows}x{cols} {series.spec.bits_stored}-bit, "
+            f"{human_bytes(raw)} -> {human_bytes(nbytes)} ({raw / nbytes:.1f}:1) in {dt:.2f} s"
         )
+    report_failures(failures)
+    if failures:
+        raise SystemExit(EXIT_PARTIAL)
+
+
+def _encode_series_mdc(series: Series, target: Path, *, quality: float | None, ratio: float | None,
+                       psnr: float | None, table: str, jobs: int | None) -> int:
+    """Stream one series into a .mdc: frames are read, encoded and written a few at a time.
+
+    The rate search (``--ratio`` / ``--psnr``) and the quantizer's range come from up to 8
+    evenly spaced slices, decoded once more for that; memory stays at a few frames.
+    """
+    n = series.n_frames
+    picks = sorted({round(i * (len(series.images) - 1) / 7) for i in range(8)}) if len(series.images) > 1 else [0]
+    sample = [frame for i in picks for frame in series.images[i].decode()][:8]
+    headers = pack_headers([(img.shape[0], img.dataset, img.header_bytes) for img in series.images])
+    with atomic_writer(target) as fh:
+        summary = codec.encode_to(
+            fh, series.iter_frames(), n_frames=n, bits_stored=series.spec.bits_stored, signed=series.spec.signed,
+            sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec, table=table, jobs=jobs,
+            ancillary={SEGMENT: headers},
+        )  # fmt: skip
+    return summary.nbytes
+
+
+def _series_stem(series: Series, used: set[str]) -> str:
+    """``<modality>_<description>_<uid tail>``, unique among ``used`` (which it extends)."""
+    name = safe_name(f"{series.modality}_{series.description}", "series")
+    tail = (series.series_instance_uid or "nouid")[-8:]
+    stem = f"{name}_{safe_name(tail, 'x')}"
+    while stem in used:
+        stem += "_"
+    used.add(stem)
+    return stem
+
+
+def _encode_dicom(found: SeriesSet, output: Path, *, syntax: str, quality: float | None, ratio: float | None,
+                  psnr: float | None, overwrite: bool, progress: bool, jobs: int | None) -> None:
+    """``--to dicom-*``: each series into ``output/<series>/``, a table per file and a line per series."""
+    from ..dicom.lossy import encode_series_to_dicom, get_syntax
+    from ..errors import CodecError
+
+    if output.suffix.lower() in (".mdc", ".dcm"):
+        raise click.UsageError(f"--to {syntax} writes a series of files: give a folder as --output, not {output.name}")
+    get_syntax(syntax).check_available()
+    ensure_dir(output)
+    failures = list(found.failures)
+    source_paths = [img.path for s in found.series for img in s.images if "::" not in img.path]
+    used: set[str] = set()
+    for series in found.series:
+        folder = output / _series_stem(series, used)
+        t0 = time.perf_counter()
+        try:
+            results = encode_series_to_dicom(
+                series, folder, syntax=syntax, quality=quality, ratio=ratio, psnr=psnr, inputs=source_paths,
+                overwrite=overwrite, progress=progress, jobs=jobs, failures=failures,
+            )  # fmt: skip
+        except (CodecError, OSError) as exc:  # one series failing must not stop the batch
+            failures.append((str(folder), exc))
+            continue
+        dt = time.perf_counter() - t0
+        units = "HU" if series.spec.rescale_type.upper() == "HU" else "units"
+        width = max([12, *(len(r.path.name) for r in results)])
+        click.echo(f"{folder}/")
+        click.echo(f"  {'file':<{width}} {'ratio':>8} {'PSNR dB':>8} {'max err':>8} {'max ' + units:>9} {'clipped':>8}")
+        for r in results:
+            click.echo(
+                f"  {r.path.name:<{width}} {r.ratio:>6.2f}:1 {r.psnr:>8.2f} {r.max_error:>8d} {r.max_error_hu:>9.4g} "
+                f"{r.n_clipped:>8d}"
+            )
+        if not results:
+            continue
+        raw = sum(r.nbytes * r.ratio for r in results)
+        nbytes = sum(r.nbytes for r in results)
+        click.echo(
+            f"  series: {len(results)} file(s), {human_bytes(raw)} -> {human_bytes(nbytes)} ({raw / nbytes:.2f}:1), "
+            f"PSNR min {min(r.psnr for r in results):.2f} dB (peak 2^{series.spec.bits_stored}-1), "
+            f"max error {max(r.max_error_hu for r in results):.4g} {units}, "
+            f"{sum(r.n_clipped for r in results)} voxel(s) clipped, in {dt:.1f} s"
+        )
+        click.echo(f"  mapping (one for the series): {results[0].mapping.describe()}")
     report_failures(failures)
     if failures:
         raise SystemExit(EXIT_PARTIAL)

@@ -11,14 +11,26 @@ Example (not run: needs a study folder)::
 See :mod:`medcodec.dicom.io` for how files are found, grouped, sorted and decoded (and the
 memory policy), :mod:`medcodec.dicom.pixel_spec` for how a header becomes a
 :class:`~medcodec.spec.PixelSpec`, and :mod:`medcodec.dicom.write` for what a derived file
-changes.
+changes, and :mod:`medcodec.dicom.lossy` for lossy DICOM series (JPEG, JPEG 2000, HTJ2K,
+JPEG-LS) with one value mapping per series.
 """
 
 from __future__ import annotations
 
 from .io import DicomImage, Series, SeriesSet, Source, ZipMember, iter_sources, read_image, read_series
 from .pixel_spec import PIXEL_DATA_TAGS, pixel_spec_from_dataset, spec_from_header
-from .write import LOSSY_METHODS, derive_dataset, new_uid_map, write_derived
+from .write import LOSSY_METHODS, derive_dataset, derive_encapsulated, new_uid_map, write_derived
+from .lossy import (
+    SYNTAXES,
+    FileResult,
+    LossySyntax,
+    SeriesMapping,
+    SeriesStats,
+    encode_series_to_dicom,
+    get_syntax,
+    plan_series_mapping,
+    series_stats,
+)
 
 __all__ = [
     "DicomImage",
@@ -33,7 +45,17 @@ __all__ = [
     "spec_from_header",
     "PIXEL_DATA_TAGS",
     "derive_dataset",
+    "derive_encapsulated",
     "write_derived",
     "new_uid_map",
     "LOSSY_METHODS",
+    "encode_series_to_dicom",
+    "plan_series_mapping",
+    "series_stats",
+    "get_syntax",
+    "SeriesMapping",
+    "SeriesStats",
+    "FileResult",
+    "LossySyntax",
+    "SYNTAXES",
 ]

@@ -7,7 +7,10 @@
 What changes, and why (PS3.3 references):
 
 * Pixel data: the decoded stored values, uncompressed, Explicit VR Little Endian, so any
-  viewer opens it. Image Pixel module (C.7.6.3) attributes follow the given
+  viewer opens it (:func:`derive_dataset`); or already-compressed frames, encapsulated one
+  fragment per frame after a Basic Offset Table (PS3.5 §A.4) under their transfer syntax
+  (:func:`derive_encapsulated`, used by :mod:`medcodec.dicom.lossy`). Both share every other
+  rule below. Image Pixel module (C.7.6.3) attributes follow the given
   :class:`~medcodec.spec.PixelSpec` (Bits Allocated 8 up to 8 bits stored, else 16). Number of
   Frames is kept for multi-frame objects and not added to single-frame ones. Every other
   group 7FE0 element (offset tables, float pixel data) is dropped, and so are Smallest/Largest
@@ -36,7 +39,7 @@ import io
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +47,10 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.pixels.utils import set_pixel_data
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from ..errors import DicomError, InvalidInputError
@@ -54,7 +58,7 @@ from ..fileio import atomic_write, check_output_path
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
 
-__all__ = ["derive_dataset", "write_derived", "new_uid_map", "LOSSY_METHODS"]
+__all__ = ["derive_dataset", "derive_encapsulated", "encode_file", "write_derived", "new_uid_map", "LOSSY_METHODS"]
 
 #: Defined terms of Lossy Image Compression Method (0028,2114), PS3.3 C.7.6.1.1.5.1.
 LOSSY_METHODS = ("ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15", "ISO_13818_2", "ISO_14496_10")
@@ -142,9 +146,116 @@ def derive_dataset(
     >>> out.LossyImageCompression, out.ImageType[0], out.SOPInstanceUID != src.SOPInstanceUID
     ('01', 'DERIVED', True)
     """
+    arr = _check_pixels(pixels, spec)
+    if arr.shape[0] == 1 and "NumberOfFrames" not in source_ds:
+        arr = arr[0]
+
+    def set_pixels(out: Dataset) -> None:
+        out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        try:
+            set_pixel_data(out, arr, spec.photometric_interpretation, spec.bits_stored, generate_instance_uid=False)
+        except (ValueError, AttributeError, NotImplementedError) as exc:  # validated above; kept as a guard
+            raise InvalidInputError(f"cannot set pixel data: {exc}") from exc
+
+    return _derive(source_ds, set_pixels, spec, ratio=ratio, method=method, description=description, lossy=lossy,
+                   new_series_uid=new_series_uid)  # fmt: skip
+
+
+def derive_encapsulated(
+    source_ds: Dataset,
+    fragments: Iterable[bytes],
+    spec: PixelSpec,
+    *,
+    transfer_syntax_uid: str,
+    rows: int,
+    columns: int,
+    ratio: float,
+    method: str,
+    description: str,
+    new_series_uid: str | None = None,
+) -> Dataset:
+    """Build a derived dataset holding compressed frames, with all other attributes kept.
+
+    The same rules as :func:`derive_dataset` (lossy attributes appended, DERIVED, new SOP
+    Instance UID, rescale from ``spec``...), but the pixel data are ``fragments``, one
+    compressed frame each, encapsulated one fragment per frame after a Basic Offset Table
+    (PS3.5 §A.4, :func:`pydicom.encaps.encapsulate`).
+
+    Parameters
+    ----------
+    source_ds
+        The original dataset (its pixel data, if present, is never copied).
+    fragments
+        One codestream per frame, in frame order, each consistent with ``spec`` (PS3.5
+        §8.2: Bits Stored, Pixel Representation... must describe the codestream).
+    spec
+        Bits stored, sign, photometric interpretation and rescale of the *encoded* values.
+    transfer_syntax_uid
+        The encapsulated transfer syntax of ``fragments`` (e.g. ``1.2.840.10008.1.2.4.51``).
+    rows, columns
+        Frame size.
+    ratio, method, description, new_series_uid
+        As in :func:`derive_dataset` (always a lossy derivation).
+
+    Returns
+    -------
+    pydicom.dataset.Dataset
+        With ``file_meta`` under ``transfer_syntax_uid``, ready for :func:`write_derived`.
+
+    Raises
+    ------
+    InvalidInputError
+        No fragments, a frame count the source cannot hold, a non-encapsulated syntax or bad options.
+    DicomError
+        The source has no SOP Class UID.
+    """
+    frames = [bytes(f) for f in fragments]
+    if not frames or any(not f for f in frames):
+        raise InvalidInputError("fragments must be one non-empty codestream per frame")
+    tsyntax = UID(str(transfer_syntax_uid))
+    if not tsyntax.is_valid or not tsyntax.is_encapsulated:
+        raise InvalidInputError(
+            f"transfer_syntax_uid={str(transfer_syntax_uid)!r} is not an encapsulated transfer syntax (PS3.5 §A.4)"
+        )
+    if len(frames) > 1 and "NumberOfFrames" not in source_ds:
+        raise InvalidInputError(f"{len(frames)} frames given, the source is a single-frame image")
+    if not (isinstance(rows, int) and isinstance(columns, int) and 0 < rows < 1 << 16 and 0 < columns < 1 << 16):
+        raise InvalidInputError(f"rows={rows!r}, columns={columns!r}: expected integers 1..65535")
+
+    def set_pixels(out: Dataset) -> None:
+        out.file_meta.TransferSyntaxUID = tsyntax
+        out.SamplesPerPixel = 1
+        out.PhotometricInterpretation = spec.photometric_interpretation
+        out.Rows, out.Columns = rows, columns
+        out.BitsAllocated = 8 if spec.bits_stored <= 8 else 16
+        out.BitsStored = spec.bits_stored
+        out.HighBit = spec.bits_stored - 1
+        out.PixelRepresentation = spec.pixel_representation
+        if "NumberOfFrames" in source_ds:
+            out.NumberOfFrames = len(frames)
+        out.PixelData = encapsulate(frames, has_bot=True)
+        element = out["PixelData"]
+        element.VR = "OB"
+        element.is_undefined_length = True
+
+    return _derive(source_ds, set_pixels, spec, ratio=ratio, method=method, description=description, lossy=True,
+                   new_series_uid=new_series_uid)  # fmt: skip
+
+
+def _derive(
+    source_ds: Dataset,
+    set_pixels: Callable[[Dataset], None],
+    spec: PixelSpec,
+    *,
+    ratio: float,
+    method: str,
+    description: str,
+    lossy: bool,
+    new_series_uid: str | None,
+) -> Dataset:
+    """Everything a derived image changes apart from the pixel data (see the module docstring)."""
     where = getattr(source_ds, "filename", None)
     where = where if isinstance(where, (str, os.PathLike)) else None
-    arr = _check_pixels(pixels, spec)
     if lossy:
         if not np.isfinite(ratio) or ratio <= 0:
             raise InvalidInputError(f"ratio={ratio!r} is invalid, expected a finite number > 0")
@@ -168,14 +279,8 @@ def derive_dataset(
         reference = _source_reference(source_ds, sop_class)
 
     enhanced = "PerFrameFunctionalGroupsSequence" in out or "SharedFunctionalGroupsSequence" in out
-    if arr.shape[0] == 1 and "NumberOfFrames" not in source_ds:
-        arr = arr[0]
     out.file_meta = FileMetaDataset()
-    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    try:
-        set_pixel_data(out, arr, spec.photometric_interpretation, spec.bits_stored, generate_instance_uid=False)
-    except (ValueError, AttributeError, NotImplementedError) as exc:  # validated above; kept as a guard
-        raise InvalidInputError(f"cannot set pixel data: {exc}") from exc
+    set_pixels(out)
 
     _set_rescale(out, spec, enhanced)
     if lossy:
@@ -234,14 +339,28 @@ def write_derived(
         pydicom cannot encode the dataset.
     """
     out = check_output_path(path, inputs=inputs, overwrite=overwrite)
+    return atomic_write(out, encode_file(dataset, path=out))
+
+
+def encode_file(dataset: Dataset, *, path: str | os.PathLike[str] | None = None) -> bytes:
+    """The bytes of ``dataset`` as a DICOM file (PS3.10: preamble, ``DICM``, file meta).
+
+    ``path`` is only quoted in errors. :func:`write_derived` is this plus an atomic write;
+    use it directly to check the bytes (e.g. decode them) before writing.
+
+    Raises
+    ------
+    DicomError
+        No file meta Transfer Syntax UID, or pydicom cannot encode the dataset.
+    """
     if getattr(dataset, "file_meta", None) is None or "TransferSyntaxUID" not in dataset.file_meta:
-        raise DicomError("dataset has no file meta Transfer Syntax UID (0002,0010): use derive_dataset", path=out)
+        raise DicomError("dataset has no file meta Transfer Syntax UID (0002,0010): use derive_dataset", path=path)
     buffer = io.BytesIO()
     try:
         dcmwrite(buffer, dataset, enforce_file_format=True)
     except Exception as exc:  # pydicom raises many kinds on invalid values
-        raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}", path=out) from exc
-    return atomic_write(out, buffer.getbuffer())
+        raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}", path=path) from exc
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- helpers
