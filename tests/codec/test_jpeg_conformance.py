@@ -56,14 +56,7 @@ def _assert_close(ours: np.ndarray, theirs: np.ndarray, decoder: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not installed (Debian packages dcmtk / libgdcm-tools)"
-        if os.environ.get("MEDCODEC_REQUIRE_TOOLS"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from conftest import require_tool as _tool  # noqa: E402  (one rule for external tools)
 
 
 def _dicom(rows: int, cols: int, bits: int, *, compressed: bytes | None = None, pixels: np.ndarray | None = None):

@@ -316,14 +316,7 @@ def test_cli_encode_to_dicom(shared_data: Path, tmp_path: Path, capsys: pytest.C
 # --------------------------------------------------------------------------- independent validators
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not installed (Debian: apt-get install dicom3tools dcmtk; `make sysdeps`)"
-        if _flag("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from conftest import require_tool as _tool  # noqa: E402  (one rule for external tools)
 
 
 def _errors(tool: str, path: Path) -> set[str]:

@@ -234,7 +234,7 @@ def _fill(data, pos, end, acc, nbits, fake, marker, stuffed):
     while nbits <= 40:
         byte = 0
         if pos < end and not marker:
-            byte = data[pos]
+            byte = int(data[pos])
             if stuffed and byte == 0xFF:
                 if pos + 1 < end and data[pos + 1] == 0:
                     pos += 2
@@ -288,7 +288,7 @@ def decode_blocks(data, start, end, nblocks, dc_lut, ac_lut, size_bits, stuffed,
         for k in range(64):
             out[b, k] = 0
         pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
-        entry = dc_lut[(acc >> (nbits - 16)) & 0xFFFF]
+        entry = int(dc_lut[(acc >> (nbits - 16)) & 0xFFFF])
         if entry == 0:
             return E_BAD_CODE, pos, b
         nbits -= entry & 31
@@ -306,7 +306,7 @@ def decode_blocks(data, start, end, nblocks, dc_lut, ac_lut, size_bits, stuffed,
         k = 1
         while k < 64:
             pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
-            entry = ac_lut[(acc >> (nbits - 16)) & 0xFFFF]
+            entry = int(ac_lut[(acc >> (nbits - 16)) & 0xFFFF])
             if entry == 0:
                 return E_BAD_CODE, pos, b
             nbits -= entry & 31
