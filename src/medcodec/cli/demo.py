@@ -82,7 +82,8 @@ def _encode_row(image: DemoImage, quality: float, fmt: str, jobs: int | None) ->
     raw = image.pixels.size * (1 if spec.bits_stored <= 8 else 2)
     return {
         "image": image.name, "format": fmt, "quality": quality, "bytes": len(data), "ratio": raw / len(data),
-        "bpp": 8 * len(data) / image.pixels.size, "psnr_db": m["psnr_db"], "max_abs_error": m["max_abs_error"],
+        "bpp": 8 * len(data) / image.pixels.size, "psnr_db": m["psnr_db"], "psnr_minmax_db": m["psnr_minmax_db"],
+        "max_abs_error": m["max_abs_error"],
         "max_abs_error_hu": m["max_abs_error_hu"], "ssim": m["ssim"], "encode_ms": 1e3 * (t1 - t0),
         "decode_ms": 1e3 * (t2 - t1), "_decoded": decoded,
     }  # fmt: skip
@@ -187,7 +188,10 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
                        "bits_stored": img.spec.bits_stored, "signed": img.spec.signed} for img in images}  # fmt: skip
     atomic_write(output / "results.json", json.dumps({"images": meta, "results": clean}, indent=2).encode())
     click.echo(f"\nwrote {output / 'results.json'}, " + ", ".join(str(p) for p in written))
-    click.echo("ratio: raw = 2 bytes/pixel for 9-16-bit data, 1 for 8-bit; PSNR peak = 2^bits_stored - 1.")
+    click.echo("ratio: raw = 2 bytes/pixel for 9-16-bit data, 1 for 8-bit. PSNR dB: peak 2^bits_stored - 1 "
+               "(the convention; generous for 14-16-bit data that uses part of its range); PSNR rng: peak = max - min "
+               "of the image. max|e|: stored units; out: after the modality rescale. The first row includes loading "
+               "the compiled kernels.")
     for path, exc in failures:
         click.echo(f"skipped {path}: {exc}", err=True)
 
@@ -197,15 +201,17 @@ def progress_iter(items: list[Any], enabled: bool) -> Any:
 
 
 def _print_table(images: list[DemoImage], rows: list[dict[str, Any]]) -> None:
-    header = f"{'image':14s} {'fmt':4s} {'q':>4s} {'bytes':>9s} {'ratio':>7s} {'bpp':>6s} {'PSNR dB':>8s} {'max|e|':>7s} {'max|e| HU':>9s} {'SSIM':>7s} {'enc ms':>7s} {'dec ms':>7s}"
+    header = (f"{'':4s} {'fmt':4s} {'q':>4s} {'bytes':>9s} {'ratio':>8s} {'bpp':>6s} {'PSNR dB':>8s} {'PSNR rng':>8s} "
+              f"{'max|e|':>7s} {'max|e| out':>10s} {'SSIM':>7s} {'enc ms':>7s} {'dec ms':>7s}")  # fmt: skip
     for image in images:
         s = image.spec
+        unit = "HU" if image.modality == "CT" else "rescaled units"
         click.echo(f"\n{image.name}: {image.label}; {image.modality} {image.pixels.shape[0]}x{image.pixels.shape[1]}, "
-                   f"{s.bits_stored}-bit {'signed' if s.signed else 'unsigned'}")  # fmt: skip
+                   f"{s.bits_stored}-bit {'signed' if s.signed else 'unsigned'}; max|e| out in {unit}")  # fmt: skip
         click.echo(header)
         for r in (r for r in rows if r["image"] == image.name):
             click.echo(
-                f"{'':14s} {r['format']:4s} {r['quality']:4.0f} {r['bytes']:9d} {r['ratio']:6.1f}: {r['bpp']:6.3f} "
-                f"{r['psnr_db']:8.2f} {r['max_abs_error']:7.0f} {r['max_abs_error_hu']:9.1f} {r['ssim']:7.4f} "
-                f"{r['encode_ms']:7.1f} {r['decode_ms']:7.1f}"
+                f"{'':4s} {r['format']:4s} {r['quality']:4.0f} {r['bytes']:9d} {r['ratio']:6.1f}:1 {r['bpp']:6.3f} "
+                f"{r['psnr_db']:8.2f} {r['psnr_minmax_db']:8.2f} {r['max_abs_error']:7.0f} {r['max_abs_error_hu']:10.1f} "
+                f"{r['ssim']:7.4f} {r['encode_ms']:7.1f} {r['decode_ms']:7.1f}"
             )

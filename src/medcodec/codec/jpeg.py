@@ -273,7 +273,7 @@ def encode_jpeg(
     if frame.shape[0] > 0xFFFF or frame.shape[1] > 0xFFFF:
         raise InvalidInputError(f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)")
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
-    rbits = levelshift.range_bits(vmin, vmax, bits_stored)
+    rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
     enc = _JpegEncoder(frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval))
     given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
     if len(given) > 1:

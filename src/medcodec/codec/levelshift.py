@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..spec import storage_dtype, value_range
 
-__all__ = ["level_offset", "shift", "unshift", "check_range", "range_bits"]
+__all__ = ["level_offset", "shift", "unshift", "check_range", "range_bits", "content_range_bits"]
 
 
 def level_offset(bits_stored: int, signed: bool) -> int:
@@ -50,6 +50,36 @@ def range_bits(vmin: int, vmax: int, bits_stored: int) -> int:
     12-bit CT and for an MR whose header says 16 bits but whose values span 13.
     """
     return max(min(8, bits_stored), min(bits_stored, int(vmax - vmin).bit_length()))
+
+
+#: A value at either end of the range that holds more than this fraction of the pixels and
+#: lies more than 1/PADDING_GAP of the range away from the next value is padding (CT
+#: outside the scan field: -2000, -2048, -3024...), not content.
+PADDING_FRACTION = 0.005
+PADDING_GAP = 16
+
+
+def content_range_bits(pixels: np.ndarray, vmin: int, vmax: int, bits_stored: int) -> int:
+    """:func:`range_bits` of the image content: a padding spike at either end is left out.
+
+    Without this, the -2000 padding around a head CT (values -2000..2492) makes the data
+    span 13 bits instead of 12 and doubles every quantization step. Padding values are still
+    coded, and exactly enough: flat regions cost almost nothing at any step.
+    """
+    lo, hi = int(vmin), int(vmax)
+    spread = hi - lo
+    n = pixels.size
+    if spread > 0 and n > 0:
+        for at_low in (True, False):
+            value = lo if at_low else hi
+            mask = pixels == value
+            count = int(np.count_nonzero(mask))
+            if PADDING_FRACTION * n < count < n:
+                rest = np.where(mask, hi if at_low else lo, pixels)
+                nearest = int(rest.min() if at_low else rest.max())
+                if abs(nearest - value) * PADDING_GAP > spread:
+                    lo, hi = (nearest, hi) if at_low else (lo, nearest)
+    return range_bits(lo, hi, bits_stored)
 
 
 def shift(frame: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:

@@ -394,7 +394,7 @@ def encode_to(
     _, rows, cols = sample_arr.shape
     if value_range is None:
         value_range = levelshift.check_range(sample_arr, bits_stored, signed_)
-    rbits = levelshift.range_bits(value_range[0], value_range[1], bits_stored)
+    rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
 
     def coder_for(q: float) -> FrameCoder:
         return FrameCoder(quantize.quant_table(q, rbits, table=table), bits_stored, signed_)

@@ -9,11 +9,18 @@ data spans:
 
 so every 12.5 quality points halve the steps (size and error move monotonically over
 the whole 1-100 range), and the same quality means the same error relative to the
-dynamic range for 8-bit and for 16-bit data. ``range_bits`` is the number of bits the
-data actually spans (:func:`medcodec.codec.levelshift.range_bits`), not the dtype and
-not blindly ``bits_stored``: an MR stored in 16 bits whose values span 13 would
-otherwise be quantized 8x too coarsely (the fault of the course report in
-``shared/seeds/003``).
+dynamic range for 8-bit and for 16-bit data.
+
+``range_bits`` is the number of bits the data actually spans, padding left out
+(:func:`medcodec.codec.levelshift.content_range_bits`): not the dtype and not blindly
+``bits_stored``. An MR stored in 16 bits whose values span 13 would otherwise be quantized
+8x too coarsely, which was the fault of the course report in ``shared/seeds/003``.
+
+Calibration: at quality 75 (the default) the DC step is 1/256 of the span. For 12-bit CT
+that is 16 HU, whose rounding noise is at most 4.6 HU RMS per coefficient: it stays
+invisible in a brain window (W=80-100). Quality 100 is a quarter of that. The first
+calibration put quality 75 one octave coarser, and a head CT at the default showed
+8x8 blocks in the brain window (docs/design-notes.md).
 
 Tables (weights in natural order):
 
@@ -76,7 +83,7 @@ TABLES: dict[str, np.ndarray] = {
 for _w in TABLES.values():
     _w.flags.writeable = False
 
-QUALITY_REF = 100.0 - 12.5  # g(QUALITY_REF) = 1
+QUALITY_REF = 75.0  # g(QUALITY_REF) = 1: the default quality's DC step is span / 256
 QUALITY_OCTAVE = 12.5
 
 
