@@ -11,7 +11,16 @@ from .. import codec
 from ..dicom import Series, SeriesSet, read_series
 from ..dicom.embed import SEGMENT, pack_headers
 from ..fileio import atomic_writer, check_output_path
-from ._common import EXIT_PARTIAL, ensure_dir, handle_errors, human_bytes, jobs_option, report_failures, safe_name
+from ._common import (
+    EXIT_PARTIAL,
+    ensure_dir,
+    handle_errors,
+    human_bytes,
+    jobs_option,
+    report_failures,
+    safe_name,
+)
+from ._common import progress as progress_bar
 
 #: ``--to`` choices: the .mdc container, or lossy DICOM under a standard transfer syntax.
 TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
@@ -69,7 +78,8 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
         try:
             check_output_path(target, inputs=source_paths, overwrite=overwrite)
             t0 = time.perf_counter()
-            nbytes = _encode_series_mdc(series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs)
+            nbytes = _encode_series_mdc(series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs,
+                                        show_progress=progress)
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch
             from ..errors import CodecError
@@ -90,7 +100,7 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
 
 
 def _encode_series_mdc(series: Series, target: Path, *, quality: float | None, ratio: float | None,
-                       psnr: float | None, table: str, jobs: int | None) -> int:
+                       psnr: float | None, table: str, jobs: int | None, show_progress: bool = False) -> int:
     """Stream one series into a .mdc: frames are read, encoded and written a few at a time.
 
     The rate search (``--ratio`` / ``--psnr``) and the quantizer's range come from up to 8
@@ -102,7 +112,7 @@ def _encode_series_mdc(series: Series, target: Path, *, quality: float | None, r
     headers = pack_headers([(img.shape[0], img.dataset, img.header_bytes) for img in series.images])
     with atomic_writer(target) as fh:
         summary = codec.encode_to(
-            fh, series.iter_frames(), n_frames=n, bits_stored=series.spec.bits_stored, signed=series.spec.signed,
+            fh, progress_bar(series.iter_frames(), total=n, desc=target.name, enabled=show_progress), n_frames=n, bits_stored=series.spec.bits_stored, signed=series.spec.signed,
             sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec, table=table, jobs=jobs,
             ancillary={SEGMENT: headers},
         )  # fmt: skip
