@@ -54,13 +54,14 @@ def safe_name(text: str, fallback: str) -> str:
     return name[:80] or fallback
 
 
-def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterable[Any]:
+def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True,
+             unit: str = "item") -> Iterable[Any]:
     """A tqdm bar on stderr when there is more than one item and stderr is a terminal or forced."""
     if not enabled:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, total=total, desc=desc, unit="item", file=sys.stderr, disable=None, leave=False)
+    return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
 
 
 def report_failures(failures: list[tuple[str, Exception]]) -> None:

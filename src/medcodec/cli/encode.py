@@ -112,7 +112,7 @@ def _encode_series_mdc(series: Series, target: Path, *, quality: float | None, r
     headers = pack_headers([(img.shape[0], img.dataset, img.header_bytes) for img in series.images])
     with atomic_writer(target) as fh:
         summary = codec.encode_to(
-            fh, progress_bar(series.iter_frames(), total=n, desc=target.name, enabled=show_progress), n_frames=n, bits_stored=series.spec.bits_stored, signed=series.spec.signed,
+            fh, progress_bar(series.iter_frames(), total=n, desc=target.name, enabled=show_progress, unit="frame"), n_frames=n, bits_stored=series.spec.bits_stored, signed=series.spec.signed,
             sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec, table=table, jobs=jobs,
             ancillary={SEGMENT: headers},
         )  # fmt: skip
