@@ -39,6 +39,7 @@ __all__ = [
     "InputNotFoundError",
     "NonConformantStreamWarning",
     "ClippedValuesWarning",
+    "failure_message",
 ]
 
 
@@ -123,6 +124,17 @@ class DicomError(CodecError, ValueError):
     def __init__(self, message: str, *, path: object | None = None):
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+def failure_message(where: object, exc: BaseException) -> str:
+    """One line for a failed input: ``"where: message"``, without naming ``where`` twice when the
+    message already starts with it (as :class:`DicomError` messages do).
+
+    >>> failure_message("a.dcm", DicomError("no Pixel Data", path="a.dcm"))
+    'a.dcm: no Pixel Data'
+    """
+    text = str(exc)
+    return text if text.startswith(str(where)) else f"{where}: {text}"
 
 
 class NotAnImageError(DicomError):

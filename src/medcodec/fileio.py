@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import BinaryIO
 
 from .errors import InvalidInputError
 
-__all__ = ["atomic_write", "atomic_writer", "check_output_path"]
+__all__ = ["atomic_write", "atomic_writer", "check_output_path", "safe_name"]
 
 
 def _umask() -> int:
@@ -81,3 +82,16 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | bytearray | memoryv
     with atomic_writer(path) as fh:
         fh.write(data)
     return Path(path)
+
+
+def safe_name(text: str, fallback: str, *, max_length: int = 80) -> str:
+    """A file-name-safe version of ``text`` (a series description, UID, source file stem).
+
+    Runs of anything but ``A-Z a-z 0-9 . _ -`` become ``_``, leading and trailing dots and
+    underscores go, the result is cut to ``max_length``; ``fallback`` when nothing is left.
+
+    >>> safe_name("CT/Chest 1.0 mm", "series"), safe_name("..", "series")
+    ('CT_Chest_1.0_mm', 'series')
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return name[:max_length] or fallback

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-__all__ = ["PixelSpec", "PHOTOMETRIC_INTERPRETATIONS", "value_range", "storage_dtype"]
+__all__ = ["PixelSpec", "PHOTOMETRIC_INTERPRETATIONS", "value_range", "storage_dtype", "raw_bytes_per_pixel"]
 
 #: Photometric interpretations the codec accepts (grayscale only).
 PHOTOMETRIC_INTERPRETATIONS = ("MONOCHROME2", "MONOCHROME1")
@@ -39,6 +39,20 @@ def storage_dtype(bits_stored: int, signed: bool) -> np.dtype:
     if bits_stored <= 8:
         return np.dtype(np.int8 if signed else np.uint8)
     return np.dtype(np.int16 if signed else np.uint16)
+
+
+def raw_bytes_per_pixel(bits_stored: int) -> int:
+    """Bytes one uncompressed pixel takes: 1 for ``bits_stored <= 8``, else 2.
+
+    How the pixels sit in memory (:func:`storage_dtype`) and in uncompressed DICOM: the raw
+    size every compression ratio medcodec prints is computed against.
+
+    >>> raw_bytes_per_pixel(8), raw_bytes_per_pixel(12), raw_bytes_per_pixel(16)
+    (1, 2, 2)
+    """
+    if not 1 <= int(bits_stored) <= 16:
+        raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected 1..16")
+    return storage_dtype(int(bits_stored), False).itemsize
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import CodecError
+from ..errors import CodecError, failure_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,12 +47,6 @@ def jobs_option(fn: F) -> F:
     )(fn)  # fmt: skip
 
 
-def safe_name(text: str, fallback: str) -> str:
-    """A file-name-safe version of a series description / UID."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
-    return name[:80] or fallback
-
-
 def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True,
              unit: str = "item") -> Iterable[Any]:
     """A tqdm bar on stderr when there is more than one item and stderr is a terminal or forced."""
@@ -69,8 +62,7 @@ def report_failures(failures: list[tuple[str, Exception]]) -> None:
         return
     click.echo(f"\n{len(failures)} input(s) failed:", err=True)
     for where, exc in failures:
-        text = str(exc)
-        click.echo(f"  {text}" if text.startswith(where) else f"  {where}: {text}", err=True)
+        click.echo(f"  {failure_message(where, exc)}", err=True)
 
 
 def human_bytes(n: float) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from .. import codec
 from ..errors import InvalidInputError
 from ..fileio import atomic_writer, check_output_path
+from ..spec import PixelSpec, raw_bytes_per_pixel, storage_dtype
 from ._common import ensure_dir, handle_errors, jobs_option
 
 
@@ -76,19 +77,18 @@ def decode(stream: Path, output: Path, to: str | None, frames: str | None, overw
 
 def _write_png(pixels: np.ndarray, header: codec.MdcHeader, folder: Path, stream: Path, overwrite: bool,
                selection: list[int] | None) -> None:
-    import imagecodecs
+    from ..external import png_encode, to_unsigned, unsigned_offset
 
-    if header.signed:
-        shift = 1 << (header.bits_stored - 1)
-        pixels = (pixels.astype(np.int32) + shift).astype(np.uint8 if header.bits_stored <= 8 else np.uint16)
+    spec = PixelSpec(bits_stored=header.bits_stored, signed=header.signed)
+    if shift := unsigned_offset(spec):
         click.echo(f"note: signed data shifted by +{shift} into unsigned PNG values", err=True)
     numbers = selection if selection is not None else list(range(len(pixels)))
     for k, frame in zip(numbers, pixels):
         target = folder / f"{stream.stem}_{k:04d}.png"
         check_output_path(target, inputs=[stream], overwrite=overwrite)
         with atomic_writer(target) as fh:
-            fh.write(imagecodecs.png_encode(np.ascontiguousarray(frame)))
-    click.echo(f"{folder}: {len(pixels)} PNG file(s), {pixels.dtype}")
+            fh.write(png_encode(to_unsigned(frame, spec)[0]))
+    click.echo(f"{folder}: {len(pixels)} PNG file(s), {storage_dtype(header.bits_stored, False)}")
 
 
 def _write_dicom(stream: Path, data: bytes, header: codec.MdcHeader, folder: Path, overwrite: bool, jobs: int | None) -> None:
@@ -107,7 +107,7 @@ def _write_dicom(stream: Path, data: bytes, header: codec.MdcHeader, folder: Pat
     pixels = codec.decode(data, jobs=jobs)
     if pixels.ndim == 2:
         pixels = pixels[None]
-    ratio = pixels.size * (1 if header.bits_stored <= 8 else 2) / len(data)
+    ratio = pixels.size * raw_bytes_per_pixel(header.bits_stored) / len(data)
     series_uid = generate_uid()
     written = 0
     for first, n, ds in entries:

@@ -66,7 +66,7 @@ def _load(paths: list[tuple[str, str]]) -> tuple[list[DemoImage], list[tuple[str
 
 
 def _encode_row(image: DemoImage, quality: float, fmt: str, jobs: int | None) -> dict[str, Any] | None:
-    from ..evaluate.metrics import compare
+    from ..evaluate.metrics import bits_per_pixel, compare, compression_ratio
 
     spec = image.spec
     t0 = time.perf_counter()
@@ -79,11 +79,11 @@ def _encode_row(image: DemoImage, quality: float, fmt: str, jobs: int | None) ->
     decoded = codec.decode(data, jobs=jobs)
     t2 = time.perf_counter()
     m = compare(image.pixels, decoded, spec)
-    raw = image.pixels.size * (1 if spec.bits_stored <= 8 else 2)
+    n = image.pixels.size
     return {
-        "image": image.name, "format": fmt, "quality": quality, "bytes": len(data), "ratio": raw / len(data),
-        "bpp": 8 * len(data) / image.pixels.size, "psnr_db": m["psnr_db"], "psnr_minmax_db": m["psnr_minmax_db"],
-        "max_abs_error": m["max_abs_error"],
+        "image": image.name, "format": fmt, "quality": quality, "bytes": len(data),
+        "ratio": compression_ratio(len(data), n, spec.bits_stored), "bpp": bits_per_pixel(len(data), n),
+        "psnr_db": m["psnr_db"], "psnr_minmax_db": m["psnr_minmax_db"], "max_abs_error": m["max_abs_error"],
         "max_abs_error_hu": m["max_abs_error_hu"], "ssim": m["ssim"], "encode_ms": 1e3 * (t1 - t0),
         "decode_ms": 1e3 * (t2 - t1), "_decoded": decoded,
     }  # fmt: skip

@@ -10,7 +10,8 @@ import click
 from .. import codec
 from ..dicom import Series, SeriesSet, read_series
 from ..dicom.embed import SEGMENT, pack_headers
-from ..fileio import atomic_writer, check_output_path
+from ..fileio import atomic_writer, check_output_path, safe_name
+from ..spec import raw_bytes_per_pixel
 from ._common import (
     EXIT_PARTIAL,
     ensure_dir,
@@ -18,7 +19,6 @@ from ._common import (
     human_bytes,
     jobs_option,
     report_failures,
-    safe_name,
 )
 from ._common import progress as progress_bar
 
@@ -70,7 +70,7 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
     if not single_file:
         ensure_dir(output)
     failures = list(found.failures)
-    source_paths = [img.path for s in found.series for img in s.images if "::" not in img.path]
+    source_paths = found.source_files
     used: set[str] = set()
     for series in found.series:
         stem = _series_stem(series, used)
@@ -89,7 +89,7 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
             failures.append((str(target), exc))
             continue
         frames, rows, cols = series.shape
-        raw = frames * rows * cols * (1 if series.spec.bits_stored <= 8 else 2)
+        raw = frames * rows * cols * raw_bytes_per_pixel(series.spec.bits_stored)
         click.echo(
             f"{target}: {frames} frame(s) {rows}x{cols} {series.spec.bits_stored}-bit, "
             f"{human_bytes(raw)} -> {human_bytes(nbytes)} ({raw / nbytes:.1f}:1) in {dt:.2f} s"
@@ -141,7 +141,7 @@ def _encode_dicom(found: SeriesSet, output: Path, *, syntax: str, quality: float
     get_syntax(syntax).check_available()
     ensure_dir(output)
     failures = list(found.failures)
-    source_paths = [img.path for s in found.series for img in s.images if "::" not in img.path]
+    source_paths = found.source_files
     used: set[str] = set()
     for series in found.series:
         folder = output / _series_stem(series, used)

@@ -9,6 +9,7 @@ import click
 
 from .. import codec
 from ..codec import container, quantize
+from ..spec import raw_bytes_per_pixel
 from ._common import handle_errors
 
 
@@ -40,7 +41,7 @@ def info(stream: Path, as_json: bool) -> None:
         "quality": h.quality,
         "range_bits": h.range_bits,
         "bytes": len(data),
-        "ratio": round(h.rows * h.cols * h.frames * (1 if h.bits_stored <= 8 else 2) / len(data), 3),
+        "ratio": round(h.rows * h.cols * h.frames * raw_bytes_per_pixel(h.bits_stored) / len(data), 3),
         "max_abs_error_bound": [round(quantize.error_bound(q), 2) for q in h.qtables],
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
         "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},

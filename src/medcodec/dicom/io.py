@@ -407,6 +407,12 @@ class Series:
         """Position of each image along the slice normal (mm), in series order."""
         return [image.position for image in self.images]
 
+    @property
+    def source_files(self) -> list[str]:
+        """Paths of the files on disk the images came from (ZIP members left out): what no
+        output may overwrite."""
+        return [image.path for image in self.images if "::" not in image.path]
+
     def pixels(self) -> NDArray[np.integer]:
         """All frames stacked, ``(frames, rows, cols)``: one copy, filled frame by frame.
 
@@ -446,6 +452,11 @@ class SeriesSet:
 
     def __iter__(self) -> Iterator[Series]:
         return iter(self.series)
+
+    @property
+    def source_files(self) -> list[str]:
+        """:attr:`Series.source_files` of every series."""
+        return [path for series in self.series for path in series.source_files]
 
 
 def read_series(

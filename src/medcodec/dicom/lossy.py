@@ -31,7 +31,9 @@ codestream, so the written file declares the encoded depth and sign (e.g. Bits S
 for HTJ2K and JPEG-LS of 12-bit CT); the values, and the HU through the rescale, are those
 of the source. .203 (HTJ2K, lossy allowed) is used, not .201/.202 (lossless only).
 JPEG-LS streams are written without CharLS's SPIFF header (an optional APP8 that DICOM
-decoders do not need).
+decoders do not need). How each library is called (arguments, raw J2K codestreams, SPIFF
+stripping, container depth, availability) lives in :mod:`medcodec.external`, shared with the
+evaluation peers; this module adds the DICOM side (UIDs, method terms, mapping, rate targets).
 
 The series mapping (one per series, never per image)
 ====================================================
@@ -92,7 +94,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -107,8 +108,9 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import generate_uid
 
+from .. import external
 from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedImageError
-from ..fileio import atomic_write, check_output_path
+from ..fileio import atomic_write, check_output_path, safe_name
 from ..spec import PixelSpec, storage_dtype, value_range
 from .io import DicomImage, Series
 from .write import derive_encapsulated, encode_file
@@ -450,22 +452,6 @@ def _delta(quality: float, bits: int) -> float:
     return 2.0 ** ((100.0 - quality) / 12.5) * 2.0 ** (bits - 12)
 
 
-def _imagecodecs() -> Any:
-    import imagecodecs
-
-    return imagecodecs
-
-
-def _ic_missing(codec: str) -> str | None:
-    try:
-        ic = _imagecodecs()
-    except ImportError:
-        return "imagecodecs is not installed (pip install imagecodecs)"
-    if not getattr(getattr(ic, codec, None), "available", False):
-        return f"imagecodecs {ic.__version__} was built without {codec}"
-    return None
-
-
 def _jpeg_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
     from .. import codec
 
@@ -486,50 +472,23 @@ def _jpeg_missing() -> str | None:
     return None
 
 
+# The external codecs, called through medcodec.external (which owns how each library is called);
+# here only what DICOM adds: the knob in stored units, SPIFF-free JPEG-LS fragments.
 def _j2k_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    return bytes(
-        _imagecodecs().jpeg2k_encode(
-            np.ascontiguousarray(frame), level=float(knob), codecformat="J2K", bitspersample=bits, reversible=False,
-            numthreads=1,
-        )
-    )  # fmt: skip
+    return external.jpeg2k_encode(frame, bits_stored=bits, psnr_db=knob)
 
 
 def _htj2k_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    # OpenJPH's step is a fraction of the container's range: 2**bits, bits = 8 or 16 here
-    return bytes(
-        _imagecodecs().htj2k_encode(np.ascontiguousarray(frame), level=float(knob) / 2.0**bits, reversible=False)
-    )
+    # the knob is in stored units; OpenJPH's step is a fraction of the container's range (2**bits here)
+    return external.htj2k_encode(frame, step=float(knob) / 2.0**bits)
 
 
 def _jpegls_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    return _strip_spiff(bytes(_imagecodecs().jpegls_encode(np.ascontiguousarray(frame), level=round(knob))))
+    return external.jpegls_encode(frame, near=round(knob), spiff=False)
 
 
-def _strip_spiff(stream: bytes) -> bytes:
-    """Drop the SPIFF header and its end-of-directory entry (APP8 segments, ITU-T T.84 Annex F)
-    CharLS writes after SOI: DICOM JPEG-LS fragments are a plain SOI ... EOI stream."""
-    if stream[:2] != b"\xff\xd8":
-        return stream
-    pos = 2
-    while stream[pos : pos + 2] == b"\xff\xe8" and pos + 4 <= len(stream):
-        length = int.from_bytes(stream[pos + 2 : pos + 4], "big")
-        payload = stream[pos + 4 : pos + 2 + length]
-        if not (payload.startswith(b"SPIFF\x00") or payload[:4] == b"\x00\x00\x00\x01"):
-            break
-        pos += 2 + length
-    return stream[:2] + stream[pos:]
-
-
-def _ic_decoder(name: str) -> Callable[[bytes], NDArray[np.integer]]:
-    def decode(data: bytes) -> NDArray[np.integer]:
-        return np.asarray(getattr(_imagecodecs(), name)(data))
-
-    return decode
-
-
-def _container_bits(bits: int) -> int:
-    return 8 if bits <= 8 else 16
+def _missing(name: str) -> Callable[[], str | None]:
+    return lambda: external.why_unavailable(name)
 
 
 @dataclass(frozen=True)
@@ -605,25 +564,25 @@ SYNTAXES: dict[str, LossySyntax] = {
             target=lambda bits, signed: (max(bits, 2), signed),
             knob=lambda bits: _knob("psnr_db", "OpenJPEG fixed-quality PSNR, dB, peak 2**bits-1", 20.0, 110.0),
             knob_for_quality=lambda q, sb, tb: min(110.0, max(20.0, _j2k_psnr_for_quality(q, sb, tb))),
-            encode=_j2k_encode, decode=_ic_decoder("jpeg2k_decode"), missing=lambda: _ic_missing("JPEG2K"),
+            encode=_j2k_encode, decode=external.jpeg2k_decode, missing=_missing("jpeg2k"),
         ),
         LossySyntax(
             name="htj2k", label="HTJ2K irreversible (ISO 15444-15, OpenJPH)", method="ISO_15444_15",
             uids=((16, "1.2.840.10008.1.2.4.203"),),
-            target=lambda bits, signed: (_container_bits(bits), signed),
+            target=lambda bits, signed: (external.container_bits(bits), signed),
             knob=lambda bits: _knob("step", "OpenJPH quantisation step, stored units", 2.0**bits * 1.1e-5,
                                    2.0**bits / 8, size_increases=False, log_scale=True),
             knob_for_quality=lambda q, sb, tb: min(2.0**tb / 8, max(2.0**tb * 1.1e-5, _delta(q, sb))),
-            encode=_htj2k_encode, decode=_ic_decoder("htj2k_decode"), missing=lambda: _ic_missing("HTJ2K"),
+            encode=_htj2k_encode, decode=external.htj2k_decode, missing=_missing("htj2k"),
         ),
         LossySyntax(
             name="jpegls", label="JPEG-LS near-lossless (ISO 14495-1, CharLS)", method="ISO_14495_1",
             uids=((16, "1.2.840.10008.1.2.4.81"),),
-            target=lambda bits, signed: (_container_bits(bits), False),
+            target=lambda bits, signed: (external.container_bits(bits), False),
             knob=lambda bits: _knob("near", "JPEG-LS NEAR, max absolute error", 0.0,
                                    float(min(255, (2**bits - 1) // 2)), size_increases=False, integer=True),
             knob_for_quality=lambda q, sb, tb: float(min(255, (2**tb - 1) // 2, round((_delta(q, sb) - 1) / 2))),
-            encode=_jpegls_encode, decode=_ic_decoder("jpegls_decode"), missing=lambda: _ic_missing("JPEGLS"),
+            encode=_jpegls_encode, decode=external.jpegls_decode, missing=_missing("jpegls"),
         ),
     )
 }
@@ -697,11 +656,12 @@ class _Measured:
 
 
 def _psnr(original: NDArray[np.integer], restored: NDArray[np.integer], mask: NDArray[np.bool_], peak: int) -> float:
+    """PSNR (:func:`medcodec.evaluate.metrics.psnr`) over the voxels in ``mask``; ``inf`` when none."""
     if not mask.any():
         return math.inf
-    diff = restored[mask].astype(np.float64) - original[mask]
-    mse = float(np.mean(diff * diff))
-    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+    from ..evaluate.metrics import psnr
+
+    return psnr(original[mask], restored[mask], peak=peak)
 
 
 class _Coder:
@@ -762,13 +722,7 @@ class _Coder:
             return cache[v]
 
         # u grows with quality (and size); v = knob value
-        def to_v(u: float) -> float:
-            v = u if knob.size_increases else -u
-            return knob.clamp(math.exp(v) if knob.log_scale else v)
-
-        def to_u(v: float) -> float:
-            u = math.log(v) if knob.log_scale else v
-            return u if knob.size_increases else -u
+        to_v, to_u = knob.from_search, knob.to_search
 
         lo, hi = sorted((to_u(knob.low), to_u(knob.high)))
         if start is not None:  # a known-bad point narrows the bracket
@@ -914,7 +868,7 @@ def encode_series_to_dicom(
         knob = coder.knob.clamp(codec_syntax.knob_for_quality(q, spec.bits_stored, bits))
     del cal, cal_mapped, samples
 
-    protected = [*inputs, *(im.path for im in images if "::" not in im.path)]
+    protected = [*inputs, *series.source_files]
     names = _output_names(images)
     series_uid = generate_uid()
     out.mkdir(parents=True, exist_ok=True)
@@ -952,7 +906,7 @@ def _output_names(images: Sequence[DicomImage]) -> list[str]:
     for image in images:
         base = Path(image.path.split("::")[-1]).name
         stem = base[: -len(Path(base).suffix)] if Path(base).suffix.lower() in (".dcm", ".dicom", ".ima") else base
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:100] or "image"
+        stem = safe_name(stem, "image", max_length=100)
         name, k = f"{stem}.dcm", 1
         while name.lower() in used:
             k += 1

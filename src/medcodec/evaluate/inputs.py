@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, failure_message
 from ..spec import PixelSpec
 from .ratecontrol import calibration_indices
 
@@ -92,7 +92,7 @@ def load_series(
 
     src = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     found = read_series(src, on_error="collect", progress=progress)
-    failures = [str(exc) if str(exc).startswith(str(where)) else f"{where}: {exc}" for where, exc in found.failures]
+    failures = [failure_message(where, exc) for where, exc in found.failures]
     series = list(found.series)
     if not series:
         detail = f"; first failure: {failures[0]}" if failures else ""

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import InvalidInputError
-from ..spec import PixelSpec
+from ..spec import PixelSpec, raw_bytes_per_pixel
 
 __all__ = [
     "SSIM_SETTINGS",
@@ -88,19 +88,8 @@ CT_WINDOWS: tuple[Window, ...] = (
 # --------------------------------------------------------------------------- size and speed
 
 
-def raw_bytes_per_pixel(bits_stored: int) -> int:
-    """Bytes one uncompressed pixel takes: 1 for ``bits_stored <= 8``, else 2.
-
-    >>> raw_bytes_per_pixel(8), raw_bytes_per_pixel(12), raw_bytes_per_pixel(16)
-    (1, 2, 2)
-    """
-    if not 1 <= int(bits_stored) <= 16:
-        raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected 1..16")
-    return 1 if bits_stored <= 8 else 2
-
-
 def raw_size(n_pixels: int, bits_stored: int) -> int:
-    """Uncompressed size in bytes of ``n_pixels`` pixels (see :func:`raw_bytes_per_pixel`)."""
+    """Uncompressed size in bytes of ``n_pixels`` pixels (:func:`medcodec.spec.raw_bytes_per_pixel`)."""
     return int(n_pixels) * raw_bytes_per_pixel(bits_stored)
 
 

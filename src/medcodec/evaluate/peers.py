@@ -7,7 +7,10 @@ outside what the codec handles), one rate knob described by a :class:`Knob`, and
 2-D frame. ``target`` is a value of the codec's own knob; ``None`` asks for lossless coding
 (or the only mode a lossless-only codec has).
 
-Peers (all through imagecodecs, each skipped with a message when its library is missing):
+Peers (each skipped with a message when its library is missing). How each library is called
+(arguments, codestream format, availability probes, versions, the signed -> unsigned mapping)
+lives in :mod:`medcodec.external`, shared with the lossy DICOM writer; this module adds the
+adapter protocol and each knob's searchable range:
 
 ============  ==============================  ==========================================  =========
 name          library                         knob                                        signed
@@ -22,16 +25,15 @@ jpeg12        libjpeg-turbo (``jpeg8_encode``) ``quality`` 1-100; <= 12-bit data
 zlib          zlib (``zlib_encode``)          none: lossless only, raw little-endian      native
 ============  ==============================  ==========================================  =========
 
-Codecs that only take unsigned samples get them through :func:`to_unsigned` /
-:func:`from_unsigned` (add ``2**(bits_stored-1)`` to signed data, and take it off again): the
-one place that mapping lives.
+"offset": the codec takes unsigned samples only and gets them through
+:func:`~medcodec.external.to_unsigned` / :func:`~medcodec.external.from_unsigned` (re-exported
+here with :func:`~medcodec.external.check_frame`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import zlib as _zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -39,7 +41,15 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import external
 from ..errors import InvalidInputError
+from ..external import (
+    check_frame,
+    from_unsigned,
+    to_storage,
+    to_unsigned,
+    unsigned_offset,
+)
 from ..spec import PixelSpec, storage_dtype
 
 __all__ = [
@@ -96,6 +106,17 @@ class Knob:
         v = min(max(float(value), self.low), self.high)
         return float(round(v)) if self.integer else v
 
+    def to_search(self, value: float) -> float:
+        """The search coordinate of ``value``: the value or its log (``log_scale``), negated when
+        a larger value gives a smaller stream, so that size grows with the coordinate."""
+        u = math.log(value) if self.log_scale else value
+        return u if self.size_increases else -u
+
+    def from_search(self, u: float) -> float:
+        """Inverse of :meth:`to_search`, clamped (and rounded) to the knob."""
+        u = u if self.size_increases else -u
+        return self.clamp(math.exp(u) if self.log_scale else u)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -139,54 +160,6 @@ class CodecAdapter(Protocol):
     def decode(
         self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None
     ) -> NDArray[Any]: ...
-
-
-# --------------------------------------------------------------------------- sample mapping
-
-
-def check_frame(frame: NDArray[Any], spec: PixelSpec) -> NDArray[Any]:
-    """Validate one 2-D integer frame against ``spec`` (values inside the bits_stored range)."""
-    a = np.asarray(frame)
-    if a.ndim != 2:
-        raise InvalidInputError(f"expected one 2-D frame, got shape {a.shape}")
-    if a.dtype.kind not in "iu":
-        raise InvalidInputError(f"expected integer pixels, got dtype {a.dtype}")
-    if a.size:
-        lo, hi = int(a.min()), int(a.max())
-        if lo < spec.min_value or hi > spec.max_value:
-            raise InvalidInputError(
-                f"pixel values {lo}..{hi} are outside the {spec.bits_stored}-bit "
-                f"{'signed' if spec.signed else 'unsigned'} range {spec.min_value}..{spec.max_value}"
-            )
-    return a
-
-
-def to_unsigned(frame: NDArray[Any], spec: PixelSpec) -> tuple[NDArray[Any], int]:
-    """The frame as unsigned samples for codecs that take no signed input, and the offset added.
-
-    Signed data get ``2**(bits_stored - 1)`` added (so -2048..2047 becomes 0..4095); unsigned data
-    are returned unchanged (offset 0). The dtype is ``uint8`` for ``bits_stored <= 8``, else
-    ``uint16``. Undo with :func:`from_unsigned`.
-
-    >>> spec = PixelSpec(bits_stored=12, signed=True)
-    >>> u, off = to_unsigned(np.array([[-2048, 2047]], dtype=np.int16), spec)
-    >>> u.tolist(), u.dtype.name, off
-    ([[0, 4095]], 'uint16', 2048)
-    """
-    a = check_frame(frame, spec)
-    offset = (1 << (spec.bits_stored - 1)) if spec.signed else 0
-    dtype = storage_dtype(spec.bits_stored, False)
-    out = (a.astype(np.int32) + offset).astype(dtype)
-    return np.ascontiguousarray(out), offset
-
-
-def from_unsigned(decoded: NDArray[Any], spec: PixelSpec, offset: int) -> NDArray[Any]:
-    """Inverse of :func:`to_unsigned`: subtract ``offset``, clip to the spec's range, and return
-    the spec's storage dtype (decoders of wider containers can overshoot the ``bits_stored``
-    range; a viewer would clip the same way)."""
-    a = np.asarray(decoded).astype(np.int32) - int(offset)
-    np.clip(a, spec.min_value, spec.max_value, out=a)
-    return a.astype(storage_dtype(spec.bits_stored, spec.signed))
 
 
 # --------------------------------------------------------------------------- base
@@ -255,29 +228,6 @@ class BaseAdapter:
         return f"<{type(self).__name__} {self.name}>"
 
 
-def _imagecodecs() -> Any:
-    import imagecodecs
-
-    return imagecodecs
-
-
-def _ic_available(codec: str) -> str | None:
-    try:
-        ic = _imagecodecs()
-    except ImportError:
-        return "imagecodecs is not installed (pip install imagecodecs)"
-    if not getattr(getattr(ic, codec, None), "available", False):
-        return f"imagecodecs {ic.__version__} was built without {codec}"
-    return None
-
-
-def _ic_version(func: str) -> str:
-    try:
-        return str(getattr(_imagecodecs(), func)())
-    except Exception:
-        return "unknown"
-
-
 # --------------------------------------------------------------------------- medcodec
 
 
@@ -342,139 +292,97 @@ class MedcodecJpegAdapter(MedcodecAdapter):
 # --------------------------------------------------------------------------- peers
 
 
-class Jpeg2000Peer(BaseAdapter):
+class _ExternalPeer(BaseAdapter):
+    """A peer backed by one codec of :mod:`medcodec.external` (availability and version from there)."""
+
+    library: ClassVar[str] = ""  #: name in :data:`medcodec.external.LIBRARIES`
+
+    def _probe(self) -> str | None:
+        return external.why_unavailable(self.library)
+
+    @property
+    def version(self) -> str:
+        return external.version(self.library)
+
+
+class Jpeg2000Peer(_ExternalPeer):
     """JPEG 2000 Part 1 by OpenJPEG, irreversible 9/7 with fixed-quality (PSNR) rate control.
 
-    imagecodecs passes ``level`` to OpenJPEG's ``tcp_distoratio`` (fixed quality): the encoder
-    truncates the code-blocks so the image reaches that PSNR, computed with peak
-    ``2**prec - 1``. ``prec`` is set to ``bits_stored`` (``bitspersample=``), so the knob is the
-    same PSNR this module reports. ``target=None`` codes losslessly (reversible 5/3).
+    The knob is OpenJPEG's target PSNR with peak ``2**bits_stored - 1``, the same PSNR this
+    package reports (:func:`medcodec.external.jpeg2k_encode`). ``target=None`` codes losslessly
+    (reversible 5/3).
     """
 
     name: ClassVar[str] = "jpeg2000"
     label: ClassVar[str] = "JPEG 2000 (OpenJPEG)"
+    library: ClassVar[str] = "jpeg2k"
     knob = Knob("psnr_db", "OpenJPEG fixed-quality target PSNR in dB, peak 2**bits_stored-1", 20.0, 100.0)
     lossless = True
 
     def __init__(self, numthreads: int = 1):
         self.numthreads = numthreads
 
-    def _probe(self) -> str | None:
-        why = _ic_available("JPEG2K")
-        if why:
-            return why
-        # the knob must mean "target PSNR" (it meant a rate in old imagecodecs): check on a ramp
-        ic = _imagecodecs()
-        yy, xx = np.mgrid[:64, :64]
-        ramp = ((xx * 61 + yy * 3 + (xx * yy) % 97) % 4096).astype(np.uint16)
-        out = ic.jpeg2k_decode(ic.jpeg2k_encode(ramp, level=45.0, codecformat="J2K", bitspersample=12, reversible=False))
-        mse = float(np.mean((out.astype(np.float64) - ramp) ** 2))
-        got = 10 * math.log10(4095.0**2 / mse) if mse else math.inf
-        if not 42.0 <= got <= 60.0:
-            return (
-                f"imagecodecs {ic.__version__}: jpeg2k_encode(level=45) gave {got:.1f} dB; this version's "
-                "level is not OpenJPEG's PSNR target (upgrade imagecodecs)"
-            )
-        return None
-
-    @property
-    def version(self) -> str:
-        return _ic_version("jpeg2k_version")
-
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
-        ic = _imagecodecs()
-        a = np.ascontiguousarray(check_frame(frame, spec).astype(storage_dtype(spec.bits_stored, spec.signed)))
-        if target is None:
-            return bytes(
-                ic.jpeg2k_encode(
-                    a, level=0, codecformat="J2K", bitspersample=spec.bits_stored, reversible=True,
-                    numthreads=self.numthreads,
-                )
-            )
-        return bytes(
-            ic.jpeg2k_encode(
-                a, level=float(self.knob.clamp(target)), codecformat="J2K",
-                bitspersample=spec.bits_stored, reversible=False, numthreads=self.numthreads,
-            )
-        )
+        psnr_db = None if target is None else float(self.knob.clamp(target))
+        return external.jpeg2k_encode(to_storage(frame, spec), bits_stored=spec.bits_stored, psnr_db=psnr_db,
+                               numthreads=self.numthreads)  # fmt: skip
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
-        out = _imagecodecs().jpeg2k_decode(data, numthreads=self.numthreads)
-        return from_unsigned(out, spec, 0)
+        return from_unsigned(external.jpeg2k_decode(data, numthreads=self.numthreads), spec, 0)
 
 
-class Htj2kPeer(BaseAdapter):
+class Htj2kPeer(_ExternalPeer):
     """High-throughput JPEG 2000 (Part 15) by OpenJPH.
 
-    imagecodecs exposes no rate control for HTJ2K: ``level`` is OpenJPH's irreversible
-    quantisation step (``set_irrev_quant``), relative to the range of the array's container
-    (2**16 for ``uint16``/``int16``). Rates are reached by searching the step.
-    ``target=None`` codes losslessly (reversible 5/3).
+    No rate control in the library: the knob is OpenJPH's irreversible quantisation step,
+    relative to the range of the array's container (:func:`medcodec.external.htj2k_encode`);
+    rates are reached by searching the step. ``target=None`` codes losslessly (reversible 5/3).
     """
 
     name: ClassVar[str] = "htj2k"
     label: ClassVar[str] = "HTJ2K (OpenJPH)"
+    library: ClassVar[str] = "htj2k"
     knob = Knob(
         "step", "OpenJPH irreversible quantisation step, fraction of the container range",
         1e-6, 0.5, size_increases=False, log_scale=True,
     )
     lossless = True
 
-    def _probe(self) -> str | None:
-        return _ic_available("HTJ2K")
-
-    @property
-    def version(self) -> str:
-        return _ic_version("htj2k_version")
-
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
-        ic = _imagecodecs()
-        a = np.ascontiguousarray(check_frame(frame, spec).astype(storage_dtype(spec.bits_stored, spec.signed)))
-        if target is None:
-            return bytes(ic.htj2k_encode(a, reversible=True))
-        step = self.knob.clamp(target)
-        return bytes(ic.htj2k_encode(a, level=step, reversible=False))
+        step = None if target is None else self.knob.clamp(target)
+        return external.htj2k_encode(to_storage(frame, spec), step=step)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
-        return from_unsigned(_imagecodecs().htj2k_decode(data), spec, 0)
+        return from_unsigned(external.htj2k_decode(data), spec, 0)
 
 
-class JpeglsPeer(BaseAdapter):
+class JpeglsPeer(_ExternalPeer):
     """JPEG-LS (ISO 14495-1) by CharLS: lossless, or near-lossless with NEAR = max abs error."""
 
     name: ClassVar[str] = "jpegls"
     label: ClassVar[str] = "JPEG-LS (CharLS)"
+    library: ClassVar[str] = "jpegls"
     knob = Knob("near", "JPEG-LS NEAR: guaranteed maximum absolute error", 0, 255, size_increases=False, integer=True)
     lossless = True
     min_bits_stored: ClassVar[int] = 2
 
-    def _probe(self) -> str | None:
-        return _ic_available("JPEGLS")
-
-    @property
-    def version(self) -> str:
-        return _ic_version("jpegls_version")
-
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        near = 0 if target is None else int(self.knob.clamp(target))
-        return bytes(_imagecodecs().jpegls_encode(u, level=near))
+        return external.jpegls_encode(u, near=0 if target is None else int(self.knob.clamp(target)))
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
-        offset = (1 << (spec.bits_stored - 1)) if spec.signed else 0
-        return from_unsigned(_imagecodecs().jpegls_decode(data), spec, offset)
+        return from_unsigned(external.jpegls_decode(data), spec, unsigned_offset(spec))
 
 
-class JpegxlPeer(BaseAdapter):
+class JpegxlPeer(_ExternalPeer):
     """JPEG XL by libjxl (VarDCT), ``distance`` = butteraugli distance (smaller = better).
 
-    Samples go in as unsigned 16-bit (or 8-bit) without declaring ``bitspersample``: on 12-bit CT
-    that gave 1.8 dB higher PSNR at 1 bpp than declaring 12 bits, and a peer gets its better
-    setting. ``target=None`` is libjxl's lossless (modular) mode.
+    ``target=None`` is libjxl's lossless (modular) mode (:func:`medcodec.external.jpegxl_encode`).
     """
 
     name: ClassVar[str] = "jpegxl"
     label: ClassVar[str] = "JPEG XL (libjxl)"
+    library: ClassVar[str] = "jpegxl"
     knob = Knob("distance", "libjxl butteraugli distance (smaller = better)", 0.01, 25.0, False, True)
     lossless = True
 
@@ -482,28 +390,16 @@ class JpegxlPeer(BaseAdapter):
         self.numthreads = numthreads
         self.effort = effort
 
-    def _probe(self) -> str | None:
-        return _ic_available("JPEGXL")
-
-    @property
-    def version(self) -> str:
-        return _ic_version("jpegxl_version")
-
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        ic = _imagecodecs()
-        if target is None:
-            return bytes(ic.jpegxl_encode(u, lossless=True, effort=self.effort, numthreads=self.numthreads))
-        d = self.knob.clamp(target)
-        return bytes(ic.jpegxl_encode(u, distance=d, effort=self.effort, numthreads=self.numthreads))
+        distance = None if target is None else self.knob.clamp(target)
+        return external.jpegxl_encode(u, distance=distance, effort=self.effort, numthreads=self.numthreads)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
-        offset = (1 << (spec.bits_stored - 1)) if spec.signed else 0
-        out = _imagecodecs().jpegxl_decode(data, numthreads=self.numthreads)
-        return from_unsigned(out, spec, offset)
+        return from_unsigned(external.jpegxl_decode(data, numthreads=self.numthreads), spec, unsigned_offset(spec))
 
 
-class Jpeg12Peer(BaseAdapter):
+class Jpeg12Peer(_ExternalPeer):
     """Baseline / extended JPEG by libjpeg-turbo: 12-bit (SOF1) for 9-12-bit data, 8-bit for 8-bit.
 
     ``quality`` is libjpeg's 1-100 scaling of the Annex K tables, with optimised Huffman tables.
@@ -512,35 +408,20 @@ class Jpeg12Peer(BaseAdapter):
 
     name: ClassVar[str] = "jpeg12"
     label: ClassVar[str] = "JPEG 12-bit (libjpeg-turbo)"
+    library: ClassVar[str] = "jpeg8"
     knob = Knob("quality", "libjpeg-turbo quality 1-100, optimised Huffman tables", 1, 100, True, False, True)
     max_bits_stored: ClassVar[int] = 12
-
-    def _probe(self) -> str | None:
-        why = _ic_available("JPEG8")
-        if why:
-            return why
-        ic = _imagecodecs()
-        probe = np.full((8, 8), 4095, dtype=np.uint16)
-        if not np.array_equal(ic.jpeg8_decode(ic.jpeg8_encode(probe, level=100, bitspersample=12)), probe):
-            return "this libjpeg-turbo cannot round-trip 12-bit samples"
-        return None
-
-    @property
-    def version(self) -> str:
-        return _ic_version("jpeg8_version")
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
         q = 100 if target is None else int(self.knob.clamp(target))
-        bps = 8 if spec.bits_stored <= 8 else 12
-        return bytes(_imagecodecs().jpeg8_encode(u, level=q, optimize=True, bitspersample=bps))
+        return external.jpeg8_encode(u, bits_stored=spec.bits_stored, quality=q)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
-        offset = (1 << (spec.bits_stored - 1)) if spec.signed else 0
-        return from_unsigned(_imagecodecs().jpeg8_decode(data), spec, offset)
+        return from_unsigned(external.jpeg8_decode(data), spec, unsigned_offset(spec))
 
 
-class ZlibPeer(BaseAdapter):
+class ZlibPeer(_ExternalPeer):
     """zlib (DEFLATE, level 6 as in ZIP tools) of the raw little-endian pixels: what a ZIP gives.
 
     The stream holds the pixels only, so ``decode`` needs ``shape``.
@@ -548,6 +429,7 @@ class ZlibPeer(BaseAdapter):
 
     name: ClassVar[str] = "zlib"
     label: ClassVar[str] = "zlib of raw pixels (ZIP)"
+    library: ClassVar[str] = "zlib"
     knob = None
     lossless = True
     lossless_only = True
@@ -556,22 +438,13 @@ class ZlibPeer(BaseAdapter):
     def __init__(self, level: int = 6):
         self.level = level
 
-    @property
-    def version(self) -> str:
-        return f"zlib {_zlib.ZLIB_RUNTIME_VERSION}"
-
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None = None) -> bytes:
-        a = check_frame(frame, spec).astype(storage_dtype(spec.bits_stored, spec.signed).newbyteorder("<"))
-        return _zlib.compress(np.ascontiguousarray(a).tobytes(), self.level)
+        return external.zlib_encode(to_storage(frame, spec), level=self.level)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
         if shape is None:
             raise InvalidInputError("zlib: decode needs shape=, the stream holds raw pixels only")
-        dtype = storage_dtype(spec.bits_stored, spec.signed).newbyteorder("<")
-        raw = _zlib.decompress(data)
-        if len(raw) != math.prod(shape) * dtype.itemsize:
-            raise InvalidInputError(f"zlib: {len(raw)} bytes do not hold a {shape} frame of {dtype}")
-        return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+        return external.zlib_decode(data, shape=shape, dtype=storage_dtype(spec.bits_stored, spec.signed))
 
 
 # --------------------------------------------------------------------------- registry

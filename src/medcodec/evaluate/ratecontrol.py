@@ -54,16 +54,6 @@ class KnobSearch:
         self.cache: dict[float, float] = {}
         self.evaluations = 0
 
-    # u is the search coordinate: the knob value or its log, oriented so bpp grows with u
-    def _to_u(self, v: float) -> float:
-        u = math.log(v) if self.knob.log_scale else v
-        return u if self.knob.size_increases else -u
-
-    def _to_v(self, u: float) -> float:
-        u = u if self.knob.size_increases else -u
-        v = math.exp(u) if self.knob.log_scale else u
-        return self.knob.clamp(v)
-
     def bpp(self, value: float) -> float:
         """Bits per pixel at ``value`` (clamped / rounded to the knob), measured once."""
         v = self.knob.clamp(value)
@@ -96,15 +86,16 @@ class KnobSearch:
             hit = abs(math.log(self.cache[v]) - goal) <= tol
             return SearchResult(v, self.cache[v], target_bpp, hit, self.evaluations - start)
 
-        lo_u, hi_u = sorted((self._to_u(self.knob.low), self._to_u(self.knob.high)))
+        # u is the search coordinate (Knob.to_search): the knob value or its log, bpp growing with u
+        lo_u, hi_u = sorted((self.knob.to_search(self.knob.low), self.knob.to_search(self.knob.high)))
         # tightest bracket from what is cached already
         for v in list(self.cache):
-            u, fv = self._to_u(v), f(v)
+            u, fv = self.knob.to_search(v), f(v)
             if fv <= 0 and u > lo_u:
                 lo_u = u
             elif fv >= 0 and u < hi_u:
                 hi_u = u
-        f_lo, f_hi = f(self._to_v(lo_u)), f(self._to_v(hi_u))
+        f_lo, f_hi = f(self.knob.from_search(lo_u)), f(self.knob.from_search(hi_u))
         if f_lo >= 0 or f_hi <= 0 or abs(f_lo) <= tol or abs(f_hi) <= tol:
             return best()  # target at or beyond an end of the range
         side = 0
@@ -114,13 +105,13 @@ class KnobSearch:
             width = hi_u - lo_u
             if not (lo_u + 0.02 * width < u < hi_u - 0.02 * width):
                 u = 0.5 * (lo_u + hi_u)
-            v = self._to_v(u)
-            u = self._to_u(v)
+            v = self.knob.from_search(u)
+            u = self.knob.to_search(v)
             if self.knob.integer and (v in self.cache or not lo_u < u < hi_u):
-                mid = self._to_v(0.5 * (lo_u + hi_u))
-                if mid in self.cache or not lo_u < self._to_u(mid) < hi_u:
+                mid = self.knob.from_search(0.5 * (lo_u + hi_u))
+                if mid in self.cache or not lo_u < self.knob.to_search(mid) < hi_u:
                     break  # adjacent integers: nothing left between them
-                v, u = mid, self._to_u(mid)
+                v, u = mid, self.knob.to_search(mid)
             fv = f(v)
             if abs(fv) <= tol:
                 break

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..fileio import atomic_write, check_output_path
 from . import metrics as M
@@ -200,26 +201,32 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
     ncols = min(4, n)
     nrows = math.ceil(n / ncols)
     out: list[tuple[str, Any]] = []
-    for w in windows:
+
+    def label(c: str, p: dict[str, Any]) -> str:
+        return f"{result.codecs.get(c, {}).get('label', c)}\n{p['bpp']:.2f} bpp ({p['ratio']:.0f}:1)"
+
+    def grid(panels: list[tuple[str, NDArray[Any]]], w: M.Window, title: str) -> Any:
+        """The panels side by side in window ``w``, pixels not interpolated."""
         fig = Figure(figsize=(3.6 * ncols, 3.9 * nrows), layout="constrained")
+        for k, (name, img) in enumerate(panels):
+            ax = fig.add_subplot(nrows, ncols, k + 1)
+            ax.imshow(M.apply_window(img, center=w.center, width=w.width), cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")  # fmt: skip
+            ax.set_title(name, fontsize=9)
+            ax.set_axis_off()
+        fig.suptitle(title, fontsize=12)
+        return fig
+
+    for w in windows:
         panels = [("original", orig_u)] + [
-            (f"{result.codecs.get(c, {}).get('label', c)}\n{p['bpp']:.2f} bpp ({p['ratio']:.0f}:1), "
+            (f"{label(c, p)}, "
              f"{_db(p['windows'].get(w.name, {}).get('psnr_db') if p.get('windows') else p['psnr_db'])}",
              spec.to_output_units(img))
             for c, (p, img) in items
         ]  # fmt: skip
-        for k, (title, img) in enumerate(panels):
-            ax = fig.add_subplot(nrows, ncols, k + 1)
-            ax.imshow(M.apply_window(img, center=w.center, width=w.width), cmap="gray", vmin=0, vmax=1,
-                      interpolation="nearest")  # fmt: skip
-            ax.set_title(title, fontsize=9)
-            ax.set_axis_off()
-        fig.suptitle(
-            f"Frame {result.view_frame_index} in the {w.name.replace('_', ' ')} window "
-            f"(C={w.center:g}, W={w.width:g}); PSNR in this window",
-            fontsize=12,
-        )
-        out.append((f"Windowed view: {w.name.replace('_', ' ')}", fig))
+        title = (f"Frame {result.view_frame_index} in the {w.name.replace('_', ' ')} window "
+                 f"(C={w.center:g}, W={w.width:g}); PSNR in this window")  # fmt: skip
+        out.append((f"Windowed view: {w.name.replace('_', ' ')}", grid(panels, w, title)))
 
     # zoomed: the central third of the frame in the first window, where detail is judged
     w = windows[0]
@@ -227,22 +234,12 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
     h, wd = max(8, rows // 3), max(8, cols // 3)
     r0, c0 = (rows - h) // 2, (cols - wd) // 2
     crop = (slice(r0, r0 + h), slice(c0, c0 + wd))
-    fig = Figure(figsize=(3.6 * ncols, 3.9 * nrows), layout="constrained")
-    zpanels = [("original", orig_u)] + [
-        (f"{result.codecs.get(c, {}).get('label', c)}\n{p['bpp']:.2f} bpp ({p['ratio']:.0f}:1)", spec.to_output_units(img))
-        for c, (p, img) in items
-    ]
-    for k, (title, img) in enumerate(zpanels):
-        ax = fig.add_subplot(nrows, ncols, k + 1)
-        ax.imshow(M.apply_window(img[crop], center=w.center, width=w.width), cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")  # fmt: skip
-        ax.set_title(title, fontsize=9)
-        ax.set_axis_off()
-    fig.suptitle(
+    zpanels = [("original", orig_u[crop])] + [(label(c, p), spec.to_output_units(img)[crop]) for c, (p, img) in items]
+    fig = grid(
+        zpanels, w,
         f"Zoom: rows {r0}-{r0 + h - 1}, columns {c0}-{c0 + wd - 1} of frame {result.view_frame_index}, "
         f"{w.name.replace('_', ' ')} window (C={w.center:g}, W={w.width:g}), pixels not interpolated",
-        fontsize=12,
-    )
+    )  # fmt: skip
     out.append(("Zoomed view", fig))
 
     diffs = [(c, p, spec.to_output_units(img) - orig_u) for c, (p, img) in items]

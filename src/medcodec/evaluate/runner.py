@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..codec.levelshift import check_range
 from ..errors import InvalidInputError
 from ..spec import PixelSpec
 from . import metrics as M
@@ -324,12 +325,7 @@ def _as_stack(pixels: NDArray[Any], spec: PixelSpec) -> NDArray[Any]:
         raise InvalidInputError(f"expected a 2-D frame or a (frames, rows, cols) stack, got shape {a.shape}")
     if a.dtype.kind not in "iu":
         raise InvalidInputError(f"expected integer pixels, got dtype {a.dtype}")
-    lo, hi = int(a.min()), int(a.max())
-    if lo < spec.min_value or hi > spec.max_value:
-        raise InvalidInputError(
-            f"pixel values {lo}..{hi} are outside bits_stored={spec.bits_stored} "
-            f"{'signed' if spec.signed else 'unsigned'} range {spec.min_value}..{spec.max_value}"
-        )
+    check_range(a, spec.bits_stored, spec.signed)
     return a
 
 
