@@ -15,6 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,demo]"
+	$(BIN)/python -m medcodec.codec.warmup  # compile the numba kernels once (~20 s), not on the first command
 	touch $(STAMP)
 
 install: $(STAMP)

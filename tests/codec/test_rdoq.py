@@ -158,3 +158,54 @@ def test_symbol_bits_prices_every_symbol():
     assert dc_bits.shape == (16,) and ac_bits.shape == (256,)
     assert np.all(np.isfinite(ac_bits)) and ac_bits[1] < ac_bits[0x23]
     assert math.isclose(float(np.sum(2.0**-ac_bits)), 1.0)
+
+
+@pytest.mark.parametrize("size_bits", [4, 5])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_windowed_trellis_kernel_matches_reference(size_bits, seed):
+    rng = np.random.default_rng(seed)
+    x = _scaled_blocks(rng, 30)
+    weights = rng.uniform(20, 400, 64)
+    _, ac_bits = _random_bits(rng, size_bits)
+    lam = float(rng.uniform(2, 60))
+    window = _rdoq.TRELLIS_WINDOW
+    got = _rdoq.trellis_blocks(x, weights, ac_bits, size_bits, lam, np.empty(x.shape, np.int32), window)
+    want = _rdoq.trellis_blocks_reference(x, weights, ac_bits, size_bits, lam, window)
+    for b in range(len(x)):
+        cg = _block_cost(got[b], x[b], weights, ac_bits, size_bits, lam)
+        cw = _block_cost(want[b], x[b], weights, ac_bits, size_bits, lam)
+        assert cg == pytest.approx(cw, rel=1e-12, abs=1e-9)
+    # the window never beats the full search, and costs little
+    full = _rdoq.trellis_blocks(x, weights, ac_bits, size_bits, lam, np.empty(x.shape, np.int32))
+    for b in range(len(x)):
+        assert _block_cost(full[b], x[b], weights, ac_bits, size_bits, lam) <= _block_cost(
+            got[b], x[b], weights, ac_bits, size_bits, lam
+        ) + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_threshold_kernel_matches_numpy(seed):
+    x = _scaled_blocks(np.random.default_rng(seed), 200)
+    got = _rdoq.threshold_blocks(x, _rdoq.THRESHOLD_DEADZONE, _rdoq.THRESHOLD_ISOLATED, np.empty(x.shape, np.int32))
+    np.testing.assert_array_equal(got, _rdoq.threshold_levels(x))
+
+
+def test_effort_levels():
+    import medcodec
+
+    rng = np.random.default_rng(9)
+    img = np.clip(2000 + np.cumsum(rng.normal(0, 20, (128, 96)), axis=1), 0, 4095).astype(np.uint16)
+    sizes = {}
+    for fmt in ("mdc", "jpeg"):
+        for effort in ("fast", "best"):
+            data = medcodec.encode(img, bits_stored=12, quality=60, format=fmt, effort=effort)
+            out = medcodec.decode(data)
+            assert out.shape == img.shape
+            assert np.abs(out.astype(int) - img).max() < 200
+            sizes[fmt, effort] = len(data)
+    # different level choices (which is smaller at equal PSNR is measured on real CT by
+    # benchmarks/bench_speed.py and bench_jpeg_vs_libjpeg_turbo.py, not on this noise)
+    assert sizes["jpeg", "best"] != sizes["jpeg", "fast"]
+    assert sizes["mdc", "best"] != sizes["mdc", "fast"]
+    with pytest.raises(InvalidInputError):
+        medcodec.encode(img, bits_stored=12, effort="slow")

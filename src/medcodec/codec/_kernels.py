@@ -1,33 +1,63 @@
-"""numba kernels for the entropy coder: ndarray in, ndarray/ints out, no Python objects.
+"""numba kernels: the codec's hot loops. ndarray in, ndarray/ints out, no Python objects.
 
-Each kernel has a plain-Python reference twin in :mod:`medcodec.codec.entropy`
-(``*_reference``) and a test that both agree (``tests/codec/test_kernels.py``). With
+What runs here, per frame:
+
+* encoder (:func:`encode_frame`): blocks are gathered straight from the frame (edge
+  padding by clamping indices), level-shifted, transformed by an AAN-factorised float64
+  DCT, divided by the steps, rounded, zigzag-ordered and turned into Huffman symbols in one
+  pass (:func:`fdct_symbols`); then optimal tables (:func:`huffman_table`, T.81 Annex K)
+  and bit packing (:func:`pack_symbols`). The symbols of a block are found through a bit
+  mask of its non-zero levels (count trailing zeros), not by testing 63 positions.
+* decoder (:func:`decode_pixels`): Huffman decoding with a 10-bit look-ahead table whose
+  entries also decode short run/size codes with their extra bits at once; the levels go
+  straight, dequantized, into a coefficient-major buffer of one block row, whose inverse
+  DCT runs vectorised over the blocks (:func:`_strip_pixels`); DC-only blocks (most of a
+  CT's air) are constants computed exactly like the reference product.
+
+Every kernel has a NumPy / plain-Python reference twin (``*_reference`` in
+:mod:`medcodec.codec.entropy`, the (N, 64) x (64, 64) products of
+:mod:`medcodec.codec.transform`, ``FrameCoder.levels_reference`` / ``reconstruct_reference``)
+and tests that both agree (``tests/codec/test_kernels.py``): bit for bit for the entropy
+coder, and for the transforms up to values within float rounding noise of a half-integer
+(a tie, which the two float64 evaluation orders may round to different sides). With
 ``NUMBA_DISABLE_JIT=1`` these functions run as ordinary Python, which is how CI checks
 that the twins and the kernels are the same algorithm.
 
-Conventions shared by the kernels (T.81 Annex F, generalised):
+Performance notes: every kernel is ``nogil`` (frames are coded in parallel threads) and
+``cache=True`` (compiled once into ``__pycache__``; :mod:`.warmup` does it at install).
+Helpers called per block take arrays but never allocate, and are compiled without
+reference counting (``_helper``): an array argument otherwise costs an atomic
+incref/decref pair per call, which doubled the inverse DCT's time. State variables start as
+``np.int64(0)`` / ``np.bool_(False)``, not literals, so numba does not compile the helpers
+once more for literal arguments.
+
+Conventions shared by the entropy kernels (T.81 Annex F, generalised):
 
 * ``zz``: int32 array (nblocks, 64), quantized levels in zigzag order.
 * ``size_bits``: width of the magnitude-category field in an AC symbol. JPEG uses 4
   (``RRRRSSSS``, one byte); ``.mdc`` uses 5 so that categories up to 19 (16-bit data)
   fit. AC symbol = ``(run << size_bits) | size``; EOB = 0; ZRL = ``15 << size_bits``.
-* Huffman decoding uses a 65536-entry look-up table indexed by the next 16 bits:
-  entry = ``symbol * 32 + code_length``; 0 marks a bit pattern that is not a code.
 * The bit reader never indexes outside ``data[start:end]``: past the end (or at a
   marker, for stuffed JPEG data) it feeds zero bytes and counts them, so the caller can
   tell a stream that read beyond its own data (truncated) from a good one.
 
-Status codes returned by :func:`decode_blocks`:
+Status codes returned by the decoders:
 0 ok, 1 invalid Huffman code, 2 run past coefficient 63, 3 magnitude category too
 large, 4 read past the end of the data, 5 restart marker missing or out of order.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 _jit = numba.njit(cache=True, nogil=True)
+#: Helpers called per block from the hot loops. They take arrays but never allocate, so they
+#: are compiled without reference counting (``_nrt=False``): an array argument otherwise
+#: costs an atomic incref / decref pair per call.
+_helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 
 OK = 0
 E_BAD_CODE = 1
@@ -36,27 +66,137 @@ E_BAD_CATEGORY = 3
 E_TRUNCATED = 4
 E_RESTART = 5
 
-_BUF_MASK = (1 << 48) - 1
+_BUF_MASK = (1 << 56) - 1  # the bit reader holds at most 56 bits
+
+
+# Bit scans. Compiled: the LLVM intrinsics ctlz / cttz (one instruction each). With
+# NUMBA_DISABLE_JIT=1 (the CI run of the kernels as plain Python): int.bit_length.
+if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
+
+    def _clz64(x):
+        """Leading zero bits of a non-negative int64."""
+        return 64 - int(x).bit_length()
+
+    def _ctz64(x):
+        """Trailing zero bits of a non-zero int64."""
+        x = int(x)
+        return (x & -x).bit_length() - 1
+
+else:
+    from llvmlite import ir as _ir  # type: ignore[import-untyped]
+    from numba.core import types as _types
+    from numba.extending import intrinsic as _intrinsic
+
+    def _bit_intrinsic(name: str):  # type: ignore[no-untyped-def]
+        @_intrinsic
+        def _scan(typingctx, x):  # type: ignore[no-untyped-def]
+            def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+                i64 = _ir.IntType(64)
+                fn = builder.module.declare_intrinsic(name, [i64], _ir.FunctionType(i64, [i64, _ir.IntType(1)]))
+                return builder.call(fn, [args[0], _ir.Constant(_ir.IntType(1), 0)])
+
+            return _types.int64(_types.int64), codegen
+
+        return _scan
+
+    _clz_intrinsic = _bit_intrinsic("llvm.ctlz")
+    _ctz_intrinsic = _bit_intrinsic("llvm.cttz")
+
+    @_jit
+    def _clz64(x):
+        return _clz_intrinsic(np.int64(x))
+
+    @_jit
+    def _ctz64(x):
+        return _ctz_intrinsic(np.int64(x))
 
 
 @_jit
 def bit_length(x):
     """Magnitude category: number of bits of |x| (0 for 0)."""
-    x = abs(x)
-    s = 0
-    while x:
-        s += 1
-        x >>= 1
-    return s
+    return 64 - _clz64(abs(np.int64(x)))
+
+
+@_helper
+def _nonzero_mask(lv):
+    """Bit k - 1 set where AC level k (1..63) of the block ``lv`` is non-zero."""
+    mask = np.int64(0)
+    for k in range(1, 64):
+        mask |= np.int64(lv[k] != 0) << (k - 1)
+    return mask
+
+
+# Symbol stream: one int64 per Huffman symbol, ``extra << 16 | nextra << 10 | index``,
+# where index < 16 << size_bits is an AC symbol, index = (16 << size_bits) + SSSS a DC
+# symbol, and index = RESTART_SYMBOL a restart marker (byte-align, RSTm).
+RESTART_SYMBOL = 1023
+
+
+@_helper
+def _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, stream, ns, emit):
+    """Symbols of one block of zigzag levels ``lv`` (T.81 §F.1.2), DC predicted from ``pred``:
+    counted into the freq arrays and, with ``emit``, appended to ``stream`` from ``ns``.
+    Returns (new ns, extra bits).
+
+    The AC levels are visited through a bit mask of the non-zero ones (count-trailing-zeros),
+    so the zeros between them cost nothing and no branch depends on the data per position.
+    """
+    dc_base = 16 << size_bits
+    zrl = 15 << size_bits
+    diff = lv[0] - pred
+    s = bit_length(diff)
+    dc_freq[s] += 1
+    extra = s
+    if emit:
+        stream[ns] = (np.int64(_extra_bits(diff, s)) << 16) | (s << 10) | (dc_base + s)
+        ns += 1
+    mask = _nonzero_mask(lv)
+    prev = 0
+    while mask != 0:
+        k = _ctz64(mask) + 1
+        mask &= mask - 1
+        v = lv[k]
+        r = k - prev - 1
+        prev = k
+        while r > 15:
+            ac_freq[zrl] += 1
+            if emit:
+                stream[ns] = zrl
+                ns += 1
+            r -= 16
+        s = bit_length(v)
+        sym = (r << size_bits) | s
+        ac_freq[sym] += 1
+        extra += s
+        if emit:
+            stream[ns] = (np.int64(_extra_bits(v, s)) << 16) | (s << 10) | sym
+            ns += 1
+    if prev < 63:
+        ac_freq[0] += 1
+        if emit:
+            stream[ns] = 0
+            ns += 1
+    return ns, extra
 
 
 @_jit
-def last_nonzero(zz, b):
-    """Index of the last non-zero AC level of block b, 0 if there is none."""
-    k = 63
-    while k > 0 and zz[b, k] == 0:
-        k -= 1
-    return k
+def _scan_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream, emit):
+    lv = np.empty(64, np.int64)
+    ns = np.int64(0)
+    extra = np.int64(0)
+    pred = np.int64(0)
+    for b in range(zz.shape[0]):
+        if restart_interval > 0 and b % restart_interval == 0:
+            pred = np.int64(0)
+            if b > 0 and emit:
+                stream[ns] = RESTART_SYMBOL
+                ns += 1
+        for k in range(64):
+            lv[k] = zz[b, k]
+        ns, e = _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, stream, ns, emit)
+        pred = lv[0]
+        extra += e
+    return ns, extra
 
 
 @_jit
@@ -65,34 +205,16 @@ def count_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq):
 
     Returns the number of extra (magnitude) bits the scan will need.
     """
-    pred = 0
-    extra = 0
-    zrl = 15 << size_bits
-    for b in range(zz.shape[0]):
-        if restart_interval > 0 and b % restart_interval == 0:
-            pred = 0
-        dc = zz[b, 0]
-        s = bit_length(dc - pred)
-        pred = dc
-        dc_freq[s] += 1
-        extra += s
-        last = last_nonzero(zz, b)
-        r = 0
-        for k in range(1, last + 1):
-            v = zz[b, k]
-            if v == 0:
-                r += 1
-                continue
-            while r > 15:
-                ac_freq[zrl] += 1
-                r -= 16
-            s = bit_length(v)
-            ac_freq[(r << size_bits) | s] += 1
-            extra += s
-            r = 0
-        if last < 63:
-            ac_freq[0] += 1
+    _, extra = _scan_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, np.empty(1, np.int64), np.bool_(False))
     return extra
+
+
+@_jit
+def levels_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream):
+    """Symbol stream (into ``stream``) and counts of a scan of zigzag levels; returns
+    (stream entries, extra bits). ``stream`` needs 65 entries per block plus one per restart.
+    Twin: :func:`medcodec.codec.entropy.encode_scan_reference` (through :func:`pack_symbols`)."""
+    return _scan_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream, np.bool_(True))
 
 
 @_jit
@@ -106,7 +228,8 @@ def code_sizes(freq_in):
     """
     n = freq_in.shape[0] + 1
     freq = np.zeros(n, np.int64)
-    freq[: n - 1] = freq_in
+    for i in range(n - 1):  # (a slice assignment would compile numba's shape-error machinery)
+        freq[i] = freq_in[i]
     freq[n - 1] = 1
     codesize = np.zeros(n, np.int32)
     others = np.full(n, -1, np.int32)
@@ -140,97 +263,27 @@ def code_sizes(freq_in):
 
 
 @_jit
-def _put(out, pos, acc, nbits, code, length, stuff):
-    acc = (acc << length) | code
-    nbits += length
-    while nbits >= 8:
-        nbits -= 8
-        byte = (acc >> nbits) & 0xFF
-        out[pos] = byte
-        pos += 1
-        if stuff and byte == 0xFF:
-            out[pos] = 0
-            pos += 1
-    acc &= (1 << nbits) - 1
-    return pos, acc, nbits
-
-
-@_jit
 def _extra_bits(v, s):
     return v if v >= 0 else v + (1 << s) - 1
 
 
-@_jit
-def encode_blocks(zz, dc_code, dc_size, ac_code, ac_size, size_bits, stuff, restart_interval, out):
-    """Huffman-code a scan into ``out`` (T.81 §F.1.2); returns the number of bytes written.
-
-    The final byte is padded with 1 bits (T.81 §F.1.2.3). With ``restart_interval`` > 0
-    a byte-aligned RSTm marker (m = 0..7 cyclic) separates every ``restart_interval``
-    blocks and the DC prediction restarts at 0. ``out`` must be large enough (see
-    :func:`medcodec.codec.entropy.max_scan_bytes`).
-    """
-    pos = 0
-    acc = 0
-    nbits = 0
-    pred = 0
-    rst = 0
-    zrl = 15 << size_bits
-    for b in range(zz.shape[0]):
-        if restart_interval > 0 and b > 0 and b % restart_interval == 0:
-            if nbits > 0:
-                pad = 8 - nbits
-                pos, acc, nbits = _put(out, pos, acc, nbits, (1 << pad) - 1, pad, stuff)
-            out[pos] = 0xFF
-            out[pos + 1] = 0xD0 + (rst & 7)
-            pos += 2
-            rst += 1
-            pred = 0
-        dc = zz[b, 0]
-        diff = dc - pred
-        pred = dc
-        s = bit_length(diff)
-        pos, acc, nbits = _put(out, pos, acc, nbits, dc_code[s], dc_size[s], stuff)
-        if s:
-            pos, acc, nbits = _put(out, pos, acc, nbits, _extra_bits(diff, s), s, stuff)
-        last = last_nonzero(zz, b)
-        r = 0
-        for k in range(1, last + 1):
-            v = zz[b, k]
-            if v == 0:
-                r += 1
-                continue
-            while r > 15:
-                pos, acc, nbits = _put(out, pos, acc, nbits, ac_code[zrl], ac_size[zrl], stuff)
-                r -= 16
-            s = bit_length(v)
-            sym = (r << size_bits) | s
-            pos, acc, nbits = _put(out, pos, acc, nbits, ac_code[sym], ac_size[sym], stuff)
-            pos, acc, nbits = _put(out, pos, acc, nbits, _extra_bits(v, s), s, stuff)
-            r = 0
-        if last < 63:
-            pos, acc, nbits = _put(out, pos, acc, nbits, ac_code[0], ac_size[0], stuff)
-    if nbits > 0:
-        pad = 8 - nbits
-        pos, acc, nbits = _put(out, pos, acc, nbits, (1 << pad) - 1, pad, stuff)
-    return pos
-
-
-@_jit
-def build_lut(huffsize, huffcode, huffval):
-    """65536-entry decode table from the canonical code list (T.81 §C, §F.2.2.3)."""
-    lut = np.zeros(65536, np.int32)
-    for i in range(huffsize.shape[0]):
-        size = huffsize[i]
-        first = huffcode[i] << (16 - size)
-        count = 1 << (16 - size)
-        entry = huffval[i] * 32 + size
-        for j in range(first, first + count):
-            lut[j] = entry
-    return lut
-
-
-@_jit
+@_helper
 def _fill(data, pos, end, acc, nbits, fake, marker, stuffed):
+    """Refill the bit reader to more than 40 bits (T.81 §F.2.2.5 NEXTBIT, in bulk).
+
+    Four bytes at a time when they are all in ``data[:end]`` and (stuffed data) none is
+    0xFF; otherwise byte by byte, dropping the 0x00 after a stuffed 0xFF and feeding
+    counted zero bytes (``fake``) past the end or at a marker.
+    """
+    if nbits <= 24 and not marker and pos + 4 <= end:
+        b0 = int(data[pos])
+        b1 = int(data[pos + 1])
+        b2 = int(data[pos + 2])
+        b3 = int(data[pos + 3])
+        if not stuffed or (b0 != 0xFF and b1 != 0xFF and b2 != 0xFF and b3 != 0xFF):
+            acc = ((acc << 32) | (b0 << 24) | (b1 << 16) | (b2 << 8) | b3) & _BUF_MASK
+            nbits += 32
+            pos += 4
     while nbits <= 40:
         byte = 0
         if pos < end and not marker:
@@ -251,88 +304,887 @@ def _fill(data, pos, end, acc, nbits, fake, marker, stuffed):
     return pos, acc, nbits, fake, marker
 
 
+# ======================================================================================
+# Value statistics (the quantizer's range, :func:`medcodec.codec.levelshift.content_range_bits`)
+# ======================================================================================
+
+
 @_jit
-def decode_blocks(data, start, end, nblocks, dc_lut, ac_lut, size_bits, stuffed, restart_interval,
-                  max_dc, max_ac, out):
-    """Decode ``nblocks`` blocks of a Huffman-coded scan from ``data[start:end]`` into ``out``.
+def end_counts(flat, lo, hi):
+    """One pass over ``flat``: (count of ``lo``, count of ``hi``, smallest value other than
+    ``lo`` (``hi`` if none), largest value other than ``hi`` (``lo`` if none)).
+
+    Branch-free, so the loop vectorises. Twin: the NumPy code of
+    ``levelshift.content_range_bits_reference``.
+    """
+    clo = 0
+    chi = 0
+    nlo = np.int64(hi)
+    nhi = np.int64(lo)
+    for i in range(flat.shape[0]):
+        v = np.int64(flat[i])
+        a = v == lo
+        b = v == hi
+        clo += a
+        chi += b
+        nlo = min(nlo, hi if a else v)
+        nhi = max(nhi, lo if b else v)
+    return clo, chi, nlo, nhi
+
+
+# ======================================================================================
+# Huffman tables (T.81 Annex K.2-K.4, Annex C) built in one kernel
+# ======================================================================================
+
+
+@_jit
+def huffman_table(freq, bits_out, huffval_out, ehufco, ehufsi):
+    """Optimal length-limited table for ``freq``, the whole of T.81 §K.2-§K.4 and §C in one call.
+
+    Code sizes by Figure K.1 over the used symbols plus the reserved one (:func:`code_sizes`),
+    ``Adjust_BITS`` (Figure K.3: lengths limited to 16, reserved code dropped), HUFFVAL
+    sorted by code size then symbol (§K.4), canonical codes (Figures C.1, C.2) and the
+    encoder arrays EHUFCO / EHUFSI indexed by symbol (Figure C.3; size 0 = no code).
+    Fills ``bits_out`` (16 counts), ``huffval_out`` (first ``n`` entries), ``ehufco``,
+    ``ehufsi`` (alphabet-sized, zeroed here); returns ``n``, the number of symbols.
+    Twin: :meth:`medcodec.codec.entropy.HuffmanTable.from_frequencies_reference`.
+    """
+    for i in range(16):
+        bits_out[i] = 0
+    for i in range(ehufsi.shape[0]):
+        ehufco[i] = 0
+        ehufsi[i] = 0
+    n = 0
+    for i in range(freq.shape[0]):
+        if freq[i] > 0:
+            n += 1
+    if n == 0:
+        return 0
+    used = np.empty(n, np.int64)
+    fu = np.empty(n, np.int64)
+    j = 0
+    for i in range(freq.shape[0]):
+        if freq[i] > 0:
+            used[j] = i
+            fu[j] = freq[i]
+            j += 1
+    sizes = code_sizes(fu)
+    maxsize = 0
+    for i in range(n + 1):
+        maxsize = max(maxsize, sizes[i])
+    nb = max(maxsize + 1, 17)
+    bits = np.zeros(nb, np.int64)
+    for i in range(n + 1):
+        bits[sizes[i]] += 1
+    # Figure K.3 Adjust_BITS
+    i = nb - 1
+    while i > 16:
+        if bits[i] > 0:
+            j = i - 2
+            while bits[j] == 0:
+                j -= 1
+            bits[i] -= 2
+            bits[i - 1] += 1
+            bits[j + 1] += 2
+            bits[j] -= 1
+        else:
+            i -= 1
+    i = 16
+    while bits[i] == 0:
+        i -= 1
+    bits[i] -= 1  # the reserved symbol held the longest code
+    for i in range(16):
+        bits_out[i] = bits[i + 1]
+    # §K.4: HUFFVAL by (unadjusted) code size, then symbol
+    k = 0
+    for size in range(1, maxsize + 1):
+        for i in range(n):
+            if sizes[i] == size:
+                huffval_out[k] = used[i]
+                k += 1
+    # Figures C.1-C.3
+    code = 0
+    k = 0
+    for length in range(1, 17):
+        for _ in range(bits[length]):
+            sym = huffval_out[k]
+            ehufco[sym] = code
+            ehufsi[sym] = length
+            code += 1
+            k += 1
+        code <<= 1
+    return n
+
+
+# ======================================================================================
+# Forward path: blocks + level shift + DCT + quantization + zigzag (+ symbols), fused
+# ======================================================================================
+#
+# The 8-point DCT is the Arai-Agui-Nakajima factorisation (as in libjpeg's jfdctflt.c /
+# jidctflt.c) in float64: 5 multiplications and 29 additions per 1-D transform instead of
+# 64 multiply-adds. Its outputs are the orthonormal coefficients times 8 * a(u) * a(v)
+# (a(0) = 1, a(k) = sqrt(2) cos(k pi / 16)); :mod:`.transform` folds these factors and the
+# quantization steps into one multiplier per coefficient (``qmul``). The float64 result
+# equals the (N, 64) x (64, 64) reference product to ~1e-15 relative, so levels agree
+# except for a coefficient lying within rounding noise of a half-integer (a tie).
+
+#: Zigzag / natural positions of the coefficients (0, 0), (4, 0), (0, 4), (4, 4): their basis
+#: functions are +-1/8 (rational), so their AAN outputs are exact integer sums and a value
+#: exactly half-way between two levels is possible; they are divided (correctly rounded)
+#: by ``exact_div`` = 8 x step instead of multiplied by a rounded reciprocal.
+EXACT_ZZ = (0, 10, 14, 39)
+EXACT_NAT = (0, 32, 4, 36)
+
+_R2 = 1.4142135623730951  # sqrt(2) = 2 cos(pi/4)
+_C4 = 0.7071067811865476  # cos(4 pi/16)
+_C6 = 0.3826834323650898  # cos(6 pi/16)
+_C2_M_C6 = 0.5411961001461970  # cos(2 pi/16) - cos(6 pi/16)
+_C2_P_C6 = 1.3065629648763766  # cos(2 pi/16) + cos(6 pi/16)
+_I_C2 = 1.8477590650225735  # 2 cos(2 pi/16)
+_I_C2_M_C6 = 1.0823922002923940  # 2 (cos(2 pi/16) - cos(6 pi/16))
+_I_C2_P_C6 = 2.6131259297527530  # 2 (cos(2 pi/16) + cos(6 pi/16))
+
+
+@_jit
+def _fdct8(d0, d1, d2, d3, d4, d5, d6, d7):
+    """1-D AAN forward DCT (scaled outputs, see the section comment)."""
+    t0 = d0 + d7
+    t7 = d0 - d7
+    t1 = d1 + d6
+    t6 = d1 - d6
+    t2 = d2 + d5
+    t5 = d2 - d5
+    t3 = d3 + d4
+    t4 = d3 - d4
+    t10 = t0 + t3
+    t13 = t0 - t3
+    t11 = t1 + t2
+    t12 = t1 - t2
+    o0 = t10 + t11
+    o4 = t10 - t11
+    z1 = (t12 + t13) * _C4
+    o2 = t13 + z1
+    o6 = t13 - z1
+    t10 = t4 + t5
+    t11 = t5 + t6
+    t12 = t6 + t7
+    z5 = (t10 - t12) * _C6
+    z2 = _C2_M_C6 * t10 + z5
+    z4 = _C2_P_C6 * t12 + z5
+    z3 = t11 * _C4
+    z11 = t7 + z3
+    z13 = t7 - z3
+    return o0, z11 + z4, o2, z13 - z2, o4, z13 + z2, o6, z11 - z4
+
+
+@_jit
+def _idct8(i0, i1, i2, i3, i4, i5, i6, i7):
+    """1-D AAN inverse DCT of dequantized, AAN-scaled inputs."""
+    t10 = i0 + i4
+    t11 = i0 - i4
+    t13 = i2 + i6
+    t12 = (i2 - i6) * _R2 - t13
+    e0 = t10 + t13
+    e3 = t10 - t13
+    e1 = t11 + t12
+    e2 = t11 - t12
+    z13 = i5 + i3
+    z10 = i5 - i3
+    z11 = i1 + i7
+    z12 = i1 - i7
+    o7 = z11 + z13
+    o11 = (z11 - z13) * _R2
+    z5 = (z10 + z12) * _I_C2
+    o10 = z5 - z12 * _I_C2_M_C6
+    o12 = z5 - z10 * _I_C2_P_C6
+    o6 = o12 - o7
+    o5 = o11 - o6
+    o4 = o10 - o5
+    return e0 + o7, e1 + o6, e2 + o5, e3 + o4, e3 - o4, e2 - o5, e1 - o6, e0 - o7
+
+
+@_helper
+def _fdct_block(frame, y0, x0, offset, ws):
+    """AAN-scaled 2-D DCT of the level-shifted 8x8 block at (y0, x0) into ``ws`` (natural order).
+
+    Rows and columns past the frame's edge repeat the last row / column (edge padding).
+    """
+    rows = frame.shape[0]
+    cols = frame.shape[1]
+    full_x = x0 + 8 <= cols
+    for r in range(8):
+        y = min(y0 + r, rows - 1)
+        if full_x:
+            d0 = float(frame[y, x0]) - offset
+            d1 = float(frame[y, x0 + 1]) - offset
+            d2 = float(frame[y, x0 + 2]) - offset
+            d3 = float(frame[y, x0 + 3]) - offset
+            d4 = float(frame[y, x0 + 4]) - offset
+            d5 = float(frame[y, x0 + 5]) - offset
+            d6 = float(frame[y, x0 + 6]) - offset
+            d7 = float(frame[y, x0 + 7]) - offset
+        else:
+            last = cols - 1
+            d0 = float(frame[y, min(x0, last)]) - offset
+            d1 = float(frame[y, min(x0 + 1, last)]) - offset
+            d2 = float(frame[y, min(x0 + 2, last)]) - offset
+            d3 = float(frame[y, min(x0 + 3, last)]) - offset
+            d4 = float(frame[y, min(x0 + 4, last)]) - offset
+            d5 = float(frame[y, min(x0 + 5, last)]) - offset
+            d6 = float(frame[y, min(x0 + 6, last)]) - offset
+            d7 = float(frame[y, min(x0 + 7, last)]) - offset
+        o = _fdct8(d0, d1, d2, d3, d4, d5, d6, d7)
+        b = 8 * r
+        ws[b] = o[0]
+        ws[b + 1] = o[1]
+        ws[b + 2] = o[2]
+        ws[b + 3] = o[3]
+        ws[b + 4] = o[4]
+        ws[b + 5] = o[5]
+        ws[b + 6] = o[6]
+        ws[b + 7] = o[7]
+    for c in range(8):
+        o = _fdct8(ws[c], ws[8 + c], ws[16 + c], ws[24 + c], ws[32 + c], ws[40 + c], ws[48 + c], ws[56 + c])
+        ws[c] = o[0]
+        ws[8 + c] = o[1]
+        ws[16 + c] = o[2]
+        ws[24 + c] = o[3]
+        ws[32 + c] = o[4]
+        ws[40 + c] = o[5]
+        ws[48 + c] = o[6]
+        ws[56 + c] = o[7]
+
+
+@_jit
+def fdct_scaled(frame, offset, exact_div, qmul_zz, nat_zz, out):
+    """Every block of ``frame``: DCT / steps in zigzag order into float64 ``out`` (nblocks, 64).
+
+    ``qmul_zz[k]`` multiplies the AAN output at natural index ``nat_zz[k]``
+    (:func:`medcodec.codec.transform.forward_multipliers`), except at :data:`EXACT_ZZ`
+    (the DC among them), where the exact AAN integer is divided by ``exact_div``, so a
+    coefficient exactly half-way between two levels is seen as exactly half-way. Twin:
+    ``transform.blockify(frame - offset) @ transform.analysis_matrix(steps_zz)``.
+    """
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    ws = np.empty(64)
+    for i in range(by):
+        for j in range(bx):
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            b = i * bx + j
+            for k in range(64):
+                out[b, k] = ws[nat_zz[k]] * qmul_zz[k]
+            for e in range(4):
+                out[b, EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
+    return out
+
+
+@_jit
+def _round_level(x, r):
+    # quantize.round_levels: trunc(x + copysign(r, x))
+    if x >= 0:
+        return np.int32(math.trunc(x + r))
+    return np.int32(math.trunc(x - r))
+
+
+@_jit
+def fdct_levels(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, out):
+    """Like :func:`fdct_scaled`, then rounded to int32 levels as ``quantize.round_levels`` does."""
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    ws = np.empty(64)
+    for i in range(by):
+        for j in range(bx):
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            b = i * bx + j
+            for k in range(64):
+                out[b, k] = _round_level(ws[nat_zz[k]] * qmul_zz[k], rounding_zz[k])
+            for e in range(4):
+                k = EXACT_ZZ[e]
+                out[b, k] = _round_level(ws[EXACT_NAT[e]] / exact_div[e], rounding_zz[k])
+    return out
+
+
+@_jit
+def fdct_symbols(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval, dc_freq, ac_freq,
+                 stream):
+    """The whole forward path of a frame in one pass: blocks, level shift, DCT, quantization,
+    zigzag, DC prediction and Huffman symbols (into ``stream``, counted into the freq arrays).
+
+    ``stream`` needs room for 65 entries per block plus one per restart. Returns
+    (number of stream entries, extra bits). Twin: :func:`fdct_levels` then
+    :func:`levels_symbols`, whose own twin is the NumPy reference path.
+    """
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    ws = np.empty(64)
+    lv = np.empty(64, np.int64)
+    ns = np.int64(0)
+    extra = np.int64(0)
+    pred = np.int64(0)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            if restart_interval > 0 and b % restart_interval == 0:
+                pred = np.int64(0)
+                if b > 0:
+                    stream[ns] = RESTART_SYMBOL
+                    ns += 1
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                lv[k] = _round_level(ws[nat_zz[k]] * qmul_zz[k], rounding_zz[k])
+            for e in range(4):
+                k = EXACT_ZZ[e]
+                lv[k] = _round_level(ws[EXACT_NAT[e]] / exact_div[e], rounding_zz[k])
+            ns, e = _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, stream, ns, np.bool_(True))
+            pred = lv[0]
+            extra += e
+    return ns, extra
+
+
+@_helper
+def _flush_bytes(out, pos, word, nbytes, stuff):
+    for i in range(nbytes - 1, -1, -1):
+        byte = (word >> (8 * i)) & 0xFF
+        out[pos] = byte
+        pos += 1
+        if stuff and byte == 0xFF:
+            out[pos] = 0
+            pos += 1
+    return pos
+
+
+@_jit
+def pack_symbols(stream, ns, code, size, stuff, out):
+    """Bit-pack a symbol stream with the Huffman codes ``code`` / ``size`` (indexed like the
+    stream: AC symbols, then DC symbols at ``16 << size_bits``); returns the bytes written.
+
+    64-bit accumulator emptied 32 bits at a time; 0xFF is followed by 0x00 with ``stuff``
+    (T.81 §F.1.2.3); the last byte and each byte before a restart marker are padded with
+    1 bits; restart markers RST0..RST7 cycle. Twin: :func:`medcodec.codec.entropy.encode_scan_reference`.
+    """
+    pos = np.int64(0)
+    acc = np.int64(0)
+    nbits = 0
+    rst = 0
+    for i in range(ns):
+        e = stream[i]
+        idx = e & 1023
+        if idx == RESTART_SYMBOL:
+            if nbits & 7:
+                pad = 8 - (nbits & 7)
+                acc = (acc << pad) | ((1 << pad) - 1)
+                nbits += pad
+            pos = _flush_bytes(out, pos, acc, nbits >> 3, stuff)
+            acc = np.int64(0)
+            nbits = 0
+            out[pos] = 0xFF
+            out[pos + 1] = 0xD0 + (rst & 7)
+            pos += 2
+            rst += 1
+            continue
+        s = (e >> 10) & 31
+        length = size[idx]
+        if length + s <= 31:
+            acc = (acc << (length + s)) | (np.int64(code[idx]) << s) | (e >> 16)
+            nbits += length + s
+        else:  # 16-bit data: code and extra bits in two steps
+            acc = (acc << length) | code[idx]
+            nbits += length
+            if nbits >= 32:
+                nbits -= 32
+                pos = _flush_bytes(out, pos, acc >> nbits, np.int64(4), stuff)
+                acc &= (np.int64(1) << nbits) - 1
+            acc = (acc << s) | (e >> 16)
+            nbits += s
+        if nbits >= 32:
+            nbits -= 32
+            pos = _flush_bytes(out, pos, acc >> nbits, np.int64(4), stuff)
+            acc &= (np.int64(1) << nbits) - 1
+    if nbits & 7:
+        pad = 8 - (nbits & 7)
+        acc = (acc << pad) | ((1 << pad) - 1)
+        nbits += pad
+    pos = _flush_bytes(out, pos, acc, nbits >> 3, stuff)
+    return pos
+
+
+@_jit
+def _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
+                dc_bits, dc_huffval, ac_bits, ac_huffval):
+    """Optimal tables for the counted symbols (:func:`huffman_table`) and the packed scan
+    (:func:`pack_symbols`). Fills BITS / HUFFVAL; returns (coded bytes, DC symbols, AC
+    symbols, DC EHUFSI, AC EHUFSI)."""
+    n_dc = dc_freq.shape[0]
+    n_ac = ac_freq.shape[0]
+    dc_code = np.empty(n_dc, np.int64)
+    dc_size = np.empty(n_dc, np.int64)
+    ac_code = np.empty(n_ac, np.int64)
+    ac_size = np.empty(n_ac, np.int64)
+    n_dcs = huffman_table(dc_freq, dc_bits, dc_huffval, dc_code, dc_size)
+    n_acs = huffman_table(ac_freq, ac_bits, ac_huffval, ac_code, ac_size)
+    code = np.zeros(RESTART_SYMBOL + 1, np.int64)
+    size = np.zeros(RESTART_SYMBOL + 1, np.int64)
+    nbits = extra
+    for i in range(n_ac):
+        code[i] = ac_code[i]
+        size[i] = ac_size[i]
+        nbits += ac_freq[i] * ac_size[i]
+    for i in range(n_dc):
+        code[n_ac + i] = dc_code[i]
+        size[n_ac + i] = dc_size[i]
+        nbits += dc_freq[i] * dc_size[i]
+    # entropy.max_scan_bytes
+    nbytes = nbits // 8 + 1
+    if stuff:
+        nbytes *= 2
+    if restart_interval > 0:
+        nbytes += 3 * (nblocks // restart_interval + 1)
+    out = np.empty(nbytes + 8, np.uint8)
+    n = pack_symbols(stream, ns, code, size, stuff, out)
+    return out[:n], n_dcs, n_acs, dc_size, ac_size
+
+
+@_jit
+def encode_frame(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, stuff, restart_interval,
+                 dc_bits, dc_huffval, ac_bits, ac_huffval):
+    """A frame's whole encoder in one call (no Python, and no GIL, between the stages):
+    :func:`fdct_symbols`, per-frame optimal Huffman tables, bit packing. Returns what
+    :func:`_coded_scan` returns."""
+    nblocks = ((frame.shape[0] + 7) // 8) * ((frame.shape[1] + 7) // 8)
+    dc_freq = np.zeros(1 << size_bits, np.int64)
+    ac_freq = np.zeros(16 << size_bits, np.int64)
+    cap = 65 * nblocks + 1
+    if restart_interval > 0:
+        cap += nblocks // restart_interval + 1
+    stream = np.empty(cap, np.int64)
+    ns, extra = fdct_symbols(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval,
+                             dc_freq, ac_freq, stream)
+    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
+                       dc_bits, dc_huffval, ac_bits, ac_huffval)
+
+
+@_jit
+def encode_levels(zz, size_bits, stuff, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval):
+    """:func:`encode_frame` for levels already chosen (rate-distortion optimised ones)."""
+    nblocks = zz.shape[0]
+    dc_freq = np.zeros(1 << size_bits, np.int64)
+    ac_freq = np.zeros(16 << size_bits, np.int64)
+    cap = 65 * nblocks + 1
+    if restart_interval > 0:
+        cap += nblocks // restart_interval + 1
+    stream = np.empty(cap, np.int64)
+    ns, extra = levels_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream)
+    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
+                       dc_bits, dc_huffval, ac_bits, ac_huffval)
+
+
+# ======================================================================================
+# Inverse path: Huffman decoding straight into the inverse DCT and the output pixels
+# ======================================================================================
+#
+# A decoder table is one int32 array per Huffman table (:func:`huffman_decoder`):
+#
+#   [LOOK, LOOK + 2**LOOKAHEAD)  entry = symbol << 8 | length, for codes of length <= LOOKAHEAD
+#                                (0: the code is longer, see MAXCODE)
+#   [FAST, FAST + 2**LOOKAHEAD)  AC tables only, entry = value << 16 | run << 8 | bits: a
+#                                run/size code whose extra bits also fit the look-ahead,
+#                                decoded at once (``bits`` = code length + SSSS), or EOB
+#                                (run field FAST_EOB); 0: use LOOK
+#   [MAXCODE, MAXCODE + 17)      largest code of each length 1..16, -1 if none (T.81 Figure F.16)
+#   [VALPTR, VALPTR + 17)        HUFFVAL index of a code of length l = VALPTR[l] + code
+#   [HUFFVAL, ...)               the symbols
+
+LOOKAHEAD = 10
+FAST_EOB = 255
+_LOOK = 0
+_FAST = 1 << LOOKAHEAD
+_MAXCODE = 2 << LOOKAHEAD
+_VALPTR = _MAXCODE + 17
+_HUFFVAL = _VALPTR + 17
+_PEEK_MASK = (1 << LOOKAHEAD) - 1
+
+
+@_jit
+def huffman_decoder(bits, huffval, size_bits, max_s, is_ac, table):
+    """Fill a decoder table (layout above) from BITS / HUFFVAL (T.81 §C, §F.2.2.3).
+
+    ``table`` must have ``_HUFFVAL + len(huffval)`` int32 entries; fast entries are made
+    only for magnitude categories up to ``max_s`` (larger ones are errors, reported by the
+    general path).
+    """
+    for i in range(_HUFFVAL):
+        table[i] = 0
+    for i in range(huffval.shape[0]):
+        table[_HUFFVAL + i] = huffval[i]
+    mask = (1 << size_bits) - 1
+    code = 0
+    k = 0
+    for length in range(1, 17):
+        n = bits[length - 1]
+        table[_VALPTR + length] = k - code
+        table[_MAXCODE + length] = code + n - 1 if n > 0 else -1
+        for _ in range(n):
+            sym = huffval[k]
+            if length <= LOOKAHEAD:
+                shift = LOOKAHEAD - length
+                first = code << shift
+                s = sym & mask
+                for idx in range(first, first + (1 << shift)):
+                    table[_LOOK + idx] = (sym << 8) | length
+                    if is_ac:
+                        if sym == 0:
+                            table[_FAST + idx] = (FAST_EOB << 8) | length
+                        elif 0 < s <= max_s and length + s <= LOOKAHEAD:
+                            v = (idx >> (shift - s)) & ((1 << s) - 1)
+                            if v < (1 << (s - 1)):
+                                v -= (1 << s) - 1
+                            table[_FAST + idx] = (v << 16) | ((sym >> size_bits) << 8) | (length + s)
+            code += 1
+            k += 1
+        code <<= 1
+    return table
+
+
+@_helper
+def _decode_symbol(acc, nbits, table):
+    """Next Huffman symbol; the reader holds at least 16 bits. Returns (symbol, length), or
+    (-1, 0) for a bit pattern that is no code."""
+    e = np.int64(table[_LOOK + ((acc >> (nbits - LOOKAHEAD)) & _PEEK_MASK)])
+    if e != 0:
+        return e >> 8, e & 255
+    p16 = (acc >> (nbits - 16)) & 0xFFFF
+    for length in range(LOOKAHEAD + 1, 17):
+        c = p16 >> (16 - length)
+        if c <= table[_MAXCODE + length]:
+            return np.int64(table[_HUFFVAL + table[_VALPTR + length] + c]), np.int64(length)
+    return np.int64(-1), np.int64(0)
+
+
+@_helper
+def _decode_block(data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred,
+                  lv, nzk, coef, col, deq_nat, nat_zz, to_coef):
+    """Decode one block (T.81 §F.2.2): DC difference and AC run/size symbols.
+
+    Without ``to_coef`` the non-zero AC levels go to ``lv[k]`` (zigzag ``k``; the caller
+    keeps ``lv`` zero elsewhere) and their positions to ``nzk``; with it, straight to the
+    dequantized natural-order coefficients of column ``col`` of the strip buffer ``coef``
+    (64, blocks): ``coef[nat_zz[k], col] = level * deq_nat[nat_zz[k]]``.
+    Returns (status, pos, acc, nbits, fake, marker, DC level, number of AC levels).
+    """
+    size_mask = (1 << size_bits) - 1
+    if nbits < 16:
+        pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
+    s, length = _decode_symbol(acc, nbits, dct)
+    if s < 0:
+        return E_BAD_CODE, pos, acc, nbits, fake, marker, pred, 0
+    nbits -= length
+    if s > max_dc:
+        return E_BAD_CATEGORY, pos, acc, nbits, fake, marker, pred, 0
+    if s:
+        if nbits < s:
+            pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
+        nbits -= s
+        v = (acc >> nbits) & ((1 << s) - 1)
+        if v < (1 << (s - 1)):
+            v -= (1 << s) - 1
+        pred += v
+    n = 0
+    k = 1
+    while k < 64:
+        if nbits < 16:
+            pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
+        f = np.int64(act[_FAST + ((acc >> (nbits - LOOKAHEAD)) & _PEEK_MASK)])
+        if f != 0:
+            nbits -= f & 255
+            r = (f >> 8) & 255
+            if r == FAST_EOB:
+                break
+            k += r
+            if k > 63:
+                return E_RUN_OVERFLOW, pos, acc, nbits, fake, marker, pred, n
+            if to_coef:
+                j = nat_zz[k]
+                coef[j, col] = (f >> 16) * deq_nat[j]
+            else:
+                lv[k] = f >> 16
+                nzk[n] = k
+            n += 1
+            k += 1
+            continue
+        sym, length = _decode_symbol(acc, nbits, act)
+        if sym < 0:
+            return E_BAD_CODE, pos, acc, nbits, fake, marker, pred, n
+        nbits -= length
+        r = sym >> size_bits
+        s = sym & size_mask
+        if s == 0:
+            if r == 15:
+                k += 16
+                if k > 64:
+                    return E_RUN_OVERFLOW, pos, acc, nbits, fake, marker, pred, n
+                continue
+            break  # EOB (other r/0 symbols are rejected when the table is read)
+        k += r
+        if k > 63:
+            return E_RUN_OVERFLOW, pos, acc, nbits, fake, marker, pred, n
+        if s > max_ac:
+            return E_BAD_CATEGORY, pos, acc, nbits, fake, marker, pred, n
+        if nbits < s:
+            pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
+        nbits -= s
+        v = (acc >> nbits) & ((1 << s) - 1)
+        if v < (1 << (s - 1)):
+            v -= (1 << s) - 1
+        if to_coef:
+            j = nat_zz[k]
+            coef[j, col] = v * deq_nat[j]
+        else:
+            lv[k] = v
+            nzk[n] = k
+        n += 1
+        k += 1
+    return OK, pos, acc, nbits, fake, marker, pred, n
+
+
+@_helper
+def _restart(data, pos, end, rst):
+    """Skip fill bytes and the expected RSTm (T.81 §B.1.1.2, §F.1.2.3); (ok, pos, rst)."""
+    while pos + 1 < end and data[pos] == 0xFF and data[pos + 1] == 0xFF:
+        pos += 1
+    if pos + 1 < end and data[pos] == 0xFF and data[pos + 1] == 0xD0 + (rst & 7):
+        return True, pos + 2, rst + 1
+    return False, pos, rst
+
+
+@_jit
+def decode_blocks(data, start, end, nblocks, dct, act, size_bits, stuffed, restart_interval, max_dc, max_ac, out):
+    """Decode ``nblocks`` blocks of a Huffman-coded scan from ``data[start:end]`` into ``out``
+    (int32 zigzag levels); ``dct`` / ``act`` are :func:`huffman_decoder` tables.
 
     Returns ``(status, pos, block)``: status (module docstring), the byte position the
     reader had reached (it reads up to 6 bytes ahead, so this is where an error was
     noticed, not where the scan ends), and the block being decoded.
+    Twin: :func:`medcodec.codec.entropy.decode_scan_reference`.
     """
+    # np.int64 / np.bool_ rather than literals: numba would otherwise compile the helpers
+    # once more for Literal[int](0) / Literal[bool](False) arguments (seconds of start-up)
     pos = start
-    acc = 0
-    nbits = 0
-    fake = 0
-    marker = False
-    pred = 0
-    rst = 0
-    size_mask = (1 << size_bits) - 1
+    acc = np.int64(0)
+    nbits = np.int64(0)
+    fake = np.int64(0)
+    marker = np.bool_(False)
+    pred = np.int64(0)
+    rst = np.int64(0)
+    lv = np.zeros(64, np.int64)
+    nzk = np.empty(64, np.int64)
+    unused = np.empty((1, 1))
     for b in range(nblocks):
         if restart_interval > 0 and b > 0 and b % restart_interval == 0:
             if fake * 8 > nbits:
                 return E_TRUNCATED, pos, b
-            acc = 0
-            nbits = 0
-            fake = 0
-            marker = False
-            # skip fill bytes 0xFF before the marker (T.81 §B.1.1.2)
-            while pos + 1 < end and data[pos] == 0xFF and data[pos + 1] == 0xFF:
-                pos += 1
-            if pos + 1 < end and data[pos] == 0xFF and data[pos + 1] == 0xD0 + (rst & 7):
-                pos += 2
-                rst += 1
-            else:
+            acc = np.int64(0)
+            nbits = np.int64(0)
+            fake = np.int64(0)
+            marker = np.bool_(False)
+            ok, pos, rst = _restart(data, pos, end, rst)
+            if not ok:
                 return E_RESTART, pos, b
-            pred = 0
+            pred = np.int64(0)
+        status, pos, acc, nbits, fake, marker, pred, n = _decode_block(
+            data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred, lv, nzk,
+            unused, np.int64(0), unused[0], nzk, np.bool_(False),
+        )
         for k in range(64):
             out[b, k] = 0
-        pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
-        entry = int(dc_lut[(acc >> (nbits - 16)) & 0xFFFF])
-        if entry == 0:
-            return E_BAD_CODE, pos, b
-        nbits -= entry & 31
-        s = entry >> 5
-        if s > max_dc:
-            return E_BAD_CATEGORY, pos, b
-        if s:
-            pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
-            nbits -= s
-            v = (acc >> nbits) & ((1 << s) - 1)
-            if v < (1 << (s - 1)):
-                v -= (1 << s) - 1
-            pred += v
         out[b, 0] = pred
-        k = 1
-        while k < 64:
-            pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
-            entry = int(ac_lut[(acc >> (nbits - 16)) & 0xFFFF])
-            if entry == 0:
-                return E_BAD_CODE, pos, b
-            nbits -= entry & 31
-            sym = entry >> 5
-            r = sym >> size_bits
-            s = sym & size_mask
-            if s == 0:
-                if r == 15:
-                    k += 16
-                    if k > 64:
-                        return E_RUN_OVERFLOW, pos, b
-                    continue
-                break  # EOB (other r/0 symbols are rejected when the table is read)
-            k += r
-            if k > 63:
-                return E_RUN_OVERFLOW, pos, b
-            if s > max_ac:
-                return E_BAD_CATEGORY, pos, b
-            if nbits < s:
-                pos, acc, nbits, fake, marker = _fill(data, pos, end, acc, nbits, fake, marker, stuffed)
-            nbits -= s
-            v = (acc >> nbits) & ((1 << s) - 1)
-            if v < (1 << (s - 1)):
-                v -= (1 << s) - 1
-            out[b, k] = v
-            k += 1
+        for i in range(n):
+            out[b, nzk[i]] = lv[nzk[i]]
+            lv[nzk[i]] = 0
+        if status != OK:
+            return status, pos, b
     if fake * 8 > nbits:
         return E_TRUNCATED, pos, nblocks
     return OK, pos, nblocks
+
+
+@_helper
+def _strip_pixels(coef, ws, nb, out, y0, offset, lo, hi):
+    """Pixels of the ``nb`` blocks of one block row, from their dequantized natural-order
+    coefficients held coefficient-major in ``coef`` (64, >= nb): AAN inverse DCT, level
+    shift, round (half to even, like ``np.rint``), clip to the integers [lo, hi], into
+    ``out[y0 : y0 + 8, : 8 * nb]``. Leaves ``coef`` all zero.
+
+    Every loop runs over the blocks with the same operations, so it vectorises (8 blocks per
+    AVX-512 instruction) where a per-block inverse DCT stays scalar.
+    """
+    for u in range(8):  # columns: coefficients (v, u) -> ws (y, u)
+        for b in range(nb):
+            i0 = coef[u, b]
+            i1 = coef[8 + u, b]
+            i2 = coef[16 + u, b]
+            i3 = coef[24 + u, b]
+            i4 = coef[32 + u, b]
+            i5 = coef[40 + u, b]
+            i6 = coef[48 + u, b]
+            i7 = coef[56 + u, b]
+            coef[u, b] = 0.0
+            coef[8 + u, b] = 0.0
+            coef[16 + u, b] = 0.0
+            coef[24 + u, b] = 0.0
+            coef[32 + u, b] = 0.0
+            coef[40 + u, b] = 0.0
+            coef[48 + u, b] = 0.0
+            coef[56 + u, b] = 0.0
+            o = _idct8(i0, i1, i2, i3, i4, i5, i6, i7)
+            ws[u, b] = o[0]
+            ws[8 + u, b] = o[1]
+            ws[16 + u, b] = o[2]
+            ws[24 + u, b] = o[3]
+            ws[32 + u, b] = o[4]
+            ws[40 + u, b] = o[5]
+            ws[48 + u, b] = o[6]
+            ws[56 + u, b] = o[7]
+    for y in range(8):  # rows: ws (y, u) -> pixels (y, x)
+        r = 8 * y
+        yy = y0 + y
+        for b in range(nb):
+            o = _idct8(ws[r, b], ws[r + 1, b], ws[r + 2, b], ws[r + 3, b], ws[r + 4, b], ws[r + 5, b], ws[r + 6, b],
+                       ws[r + 7, b])
+            x = 8 * b
+            out[yy, x] = min(max(np.int64(np.rint(o[0] + offset)), lo), hi)
+            out[yy, x + 1] = min(max(np.int64(np.rint(o[1] + offset)), lo), hi)
+            out[yy, x + 2] = min(max(np.int64(np.rint(o[2] + offset)), lo), hi)
+            out[yy, x + 3] = min(max(np.int64(np.rint(o[3] + offset)), lo), hi)
+            out[yy, x + 4] = min(max(np.int64(np.rint(o[4] + offset)), lo), hi)
+            out[yy, x + 5] = min(max(np.int64(np.rint(o[5] + offset)), lo), hi)
+            out[yy, x + 6] = min(max(np.int64(np.rint(o[6] + offset)), lo), hi)
+            out[yy, x + 7] = min(max(np.int64(np.rint(o[7] + offset)), lo), hi)
+
+
+@_helper
+def _strip_dc_blocks(dc_only, dc, nb, dc_mul, out, y0, offset, lo, hi):
+    """Overwrite the blocks of a strip that hold only a DC level with their constant,
+    ``DC * dc_mul`` exactly as the reference product computes it."""
+    for b in range(nb):
+        if dc_only[b]:
+            p = min(max(np.int64(np.rint(dc[b] * dc_mul + offset)), lo), hi)
+            for y in range(8):
+                for x in range(8):
+                    out[y0 + y, 8 * b + x] = p
+
+
+@_helper
+def _crop(src, dst):
+    """dst[:, :] = src[:rows, :cols] as a loop (a slice assignment compiles numba's error
+    formatting, seconds of start-up)."""
+    for y in range(dst.shape[0]):
+        for x in range(dst.shape[1]):
+            dst[y, x] = src[y, x]
+
+
+@_jit
+def decode_pixels(data, start, end, dct, act, size_bits, stuffed, restart_interval, max_dc, max_ac,
+                  deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
+    """Coded bytes to pixels: Huffman decoding straight into dequantized coefficients, inverse
+    DCT, level shift, rounding, clipping and cropping, one block row at a time into ``out``.
+
+    A block with only a DC level (the common case in the air and the table of a CT) is a
+    constant, ``DC * dc_mul``, computed exactly as the reference product computes it; other
+    blocks take the AAN inverse DCT of ``level * deq_nat`` (natural order,
+    :func:`medcodec.codec.transform.inverse_multipliers`), vectorised over the blocks of a
+    row (:func:`_strip_pixels`). Returns ``(status, pos, block)`` like
+    :func:`decode_blocks`; after an error the pixels of the block row being decoded and of
+    the rows after it are not set. Twin: :func:`decode_blocks` + the reference synthesis
+    product + ``levelshift.unshift``.
+    """
+    rows = out.shape[0]
+    cols = out.shape[1]
+    bx = (cols + 7) // 8
+    by = (rows + 7) // 8
+    # frames that are not whole blocks are decoded into a padded frame, then cropped
+    padded = rows % 8 != 0 or cols % 8 != 0
+    target = np.empty((8 * by, 8 * bx), out.dtype) if padded else out
+    # np.int64 / np.bool_ rather than literals: numba would otherwise compile the helpers
+    # once more for Literal[int](0) / Literal[bool](False) arguments (seconds of start-up)
+    pos = start
+    acc = np.int64(0)
+    nbits = np.int64(0)
+    fake = np.int64(0)
+    marker = np.bool_(False)
+    pred = np.int64(0)
+    rst = np.int64(0)
+    lv = np.zeros(64, np.int64)
+    nzk = np.empty(64, np.int64)
+    coef = np.zeros((64, bx))
+    ws = np.empty((64, bx))
+    dc_only = np.zeros(bx, np.bool_)
+    dc = np.zeros(bx, np.int64)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            if restart_interval > 0 and b > 0 and b % restart_interval == 0:
+                if fake * 8 > nbits:
+                    return E_TRUNCATED, pos, b
+                acc = np.int64(0)
+                nbits = np.int64(0)
+                fake = np.int64(0)
+                marker = np.bool_(False)
+                ok, pos, rst = _restart(data, pos, end, rst)
+                if not ok:
+                    return E_RESTART, pos, b
+                pred = np.int64(0)
+            status, pos, acc, nbits, fake, marker, pred, n = _decode_block(
+                data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred, lv,
+                nzk, coef, j, deq_nat, nat_zz, np.bool_(True),
+            )
+            if status != OK:
+                return status, pos, b
+            coef[0, j] = pred * deq_nat[0]
+            dc_only[j] = n == 0
+            dc[j] = pred
+        _strip_pixels(coef, ws, bx, target, 8 * i, offset, lo, hi)
+        _strip_dc_blocks(dc_only, dc, bx, dc_mul, target, 8 * i, offset, lo, hi)
+    if fake * 8 > nbits:
+        return E_TRUNCATED, pos, by * bx
+    if padded:
+        _crop(target, out)
+    return OK, pos, by * bx
+
+
+@_jit
+def levels_pixels(zz, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
+    """Zigzag levels (nblocks, 64) to clipped pixels in ``out``: the inverse path of
+    :func:`decode_pixels` without the entropy decoding. Twin: ``levels @ synthesis_matrix``,
+    ``unblockify``, ``levelshift.unshift``.
+    """
+    rows = out.shape[0]
+    cols = out.shape[1]
+    bx = (cols + 7) // 8
+    by = (rows + 7) // 8
+    padded = rows % 8 != 0 or cols % 8 != 0
+    target = np.empty((8 * by, 8 * bx), out.dtype) if padded else out
+    lv = np.zeros(64, np.int64)
+    coef = np.zeros((64, bx))
+    ws = np.empty((64, bx))
+    dc_only = np.zeros(bx, np.bool_)
+    dc = np.zeros(bx, np.int64)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            for k in range(64):
+                lv[k] = zz[b, k]
+            mask = _nonzero_mask(lv)
+            dc_only[j] = mask == 0
+            dc[j] = lv[0]
+            coef[0, j] = lv[0] * deq_nat[0]
+            while mask != 0:
+                k = _ctz64(mask) + 1
+                mask &= mask - 1
+                n = nat_zz[k]
+                coef[n, j] = lv[k] * deq_nat[n]
+        _strip_pixels(coef, ws, bx, target, 8 * i, offset, lo, hi)
+        _strip_dc_blocks(dc_only, dc, bx, dc_mul, target, 8 * i, offset, lo, hi)
+    if padded:
+        _crop(target, out)
+    return out

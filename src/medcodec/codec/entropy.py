@@ -22,7 +22,8 @@ can hold, hence ``size_bits=5`` in ``.mdc``).
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,12 @@ __all__ = [
     "max_categories",
     "symbol_counts",
     "encode_scan",
+    "pack_scan",
+    "stream_capacity",
+    "tables_from_kernel",
+    "new_table_arrays",
     "decode_scan",
+    "raise_for_status",
     "scan_bits",
     "max_scan_bytes",
     "code_sizes_reference",
@@ -69,10 +75,30 @@ class HuffmanTable:
 
     bits: np.ndarray
     huffval: np.ndarray
+    #: Derived encoder / decoder arrays, memoised (not part of the table's identity).
+    _derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_frequencies(cls, freq: np.ndarray) -> "HuffmanTable":
-        """Optimal length-limited table for symbol frequencies (T.81 §K.2, §K.3)."""
+        """Optimal length-limited table for symbol frequencies (T.81 §K.2, §K.3, §K.4).
+
+        One kernel call (:func:`._kernels.huffman_table`), which also yields the encoder
+        arrays (memoised for :meth:`encoder_arrays`). Twin: :meth:`from_frequencies_reference`.
+        """
+        freq = np.ascontiguousarray(freq, dtype=np.int64)
+        n_sym = freq.shape[0]
+        bits = np.empty(16, np.int32)
+        huffval = np.empty(n_sym, np.int32)
+        ehufco = np.empty(n_sym, np.int64)
+        ehufsi = np.empty(n_sym, np.int64)
+        n = K.huffman_table(freq, bits, huffval, ehufco, ehufsi)
+        table = cls(bits, huffval[:n].copy())
+        table._derived[("encoder", n_sym)] = (ehufco, ehufsi)
+        return table
+
+    @classmethod
+    def from_frequencies_reference(cls, freq: np.ndarray) -> "HuffmanTable":
+        """NumPy / Python twin of :meth:`from_frequencies` (K.2 sizes, Figure K.3, K.4 sort)."""
         freq = np.asarray(freq, dtype=np.int64)
         used = np.flatnonzero(freq)
         if used.size == 0:
@@ -103,14 +129,14 @@ class HuffmanTable:
                 offset=offset,
                 segment=segment,
             )
-        if np.unique(hv).size != hv.size:
+        if hv.size and np.bincount(hv).max() > 1:
             raise CorruptStreamError("HUFFVAL repeats a symbol", offset=offset, segment=segment)
         code = 0
-        for length in range(1, 17):
-            code += int(bits[length - 1])
+        for length, count in enumerate(bits.tolist(), start=1):
+            code += count
             if code > (1 << length):
                 raise CorruptStreamError(
-                    f"{int(bits[length - 1])} codes of length {length} overflow the code space (T.81 §C)",
+                    f"{count} codes of length {length} overflow the code space (T.81 §C)",
                     offset=offset,
                     segment=segment,
                 )
@@ -132,22 +158,37 @@ class HuffmanTable:
 
     def encoder_arrays(self, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
         """EHUFCO / EHUFSI indexed by symbol (T.81 Figure C.3); size 0 = symbol has no code."""
+        key = ("encoder", alphabet)
+        hit = self._derived.get(key)
+        if hit is not None:
+            return hit
         huffsize, huffcode = self.codes()
         ehufco = np.zeros(alphabet, np.int64)
         ehufsi = np.zeros(alphabet, np.int64)
         hv = np.asarray(self.huffval, dtype=np.int64)
         ehufco[hv] = huffcode
         ehufsi[hv] = huffsize
+        self._derived[key] = (ehufco, ehufsi)
         return ehufco, ehufsi
 
-    def lut(self) -> np.ndarray:
-        """65536-entry decode table (see :mod:`._kernels`)."""
-        huffsize, huffcode = self.codes()
-        return K.build_lut(huffsize, huffcode, np.asarray(self.huffval, dtype=np.int64))
+    def decoder(self, *, size_bits: int, max_category: int, ac: bool) -> np.ndarray:
+        """Decoder table of :func:`._kernels.huffman_decoder` (memoised): look-ahead of
+        :data:`._kernels.LOOKAHEAD` bits, fast AC entries, canonical fallback."""
+        key = ("decoder", size_bits, max_category, ac)
+        hit = self._derived.get(key)
+        if hit is not None:
+            return hit
+        hv = np.ascontiguousarray(self.huffval, dtype=np.int64)
+        table = np.empty(K._HUFFVAL + hv.shape[0], np.int32)
+        K.huffman_decoder(np.ascontiguousarray(self.bits, dtype=np.int64), hv, size_bits, max_category, ac, table)
+        self._derived[key] = table
+        return table
 
     def cost(self, freq: np.ndarray) -> int:
         """Bits spent on the Huffman codes for these frequencies."""
-        _, ehufsi = self.encoder_arrays(len(freq))
+        ehufsi = self._derived.get(("size", len(freq)))
+        if ehufsi is None:
+            _, ehufsi = self.encoder_arrays(len(freq))
         return int(np.dot(np.asarray(freq, np.int64), ehufsi))
 
 
@@ -210,6 +251,67 @@ def _as_levels(zz: np.ndarray) -> np.ndarray:
     return zz
 
 
+def stream_capacity(nblocks: int, restart_interval: int) -> int:
+    """Entries a symbol stream of ``nblocks`` blocks may need (:func:`._kernels.fdct_symbols`)."""
+    return 65 * nblocks + (nblocks // restart_interval + 1 if restart_interval else 0) + 1
+
+
+def pack_scan(
+    stream: np.ndarray,
+    nsymbols: int,
+    dc_freq: np.ndarray,
+    ac_freq: np.ndarray,
+    extra: int,
+    *,
+    size_bits: int,
+    nblocks: int,
+    stuff: bool = False,
+    restart_interval: int = 0,
+    tables: tuple[HuffmanTable, HuffmanTable] | None = None,
+) -> tuple[bytes, HuffmanTable, HuffmanTable]:
+    """Entropy-code a symbol stream (:func:`._kernels.levels_symbols` / ``fdct_symbols``)
+    with per-scan optimal tables (or the given ones); see :func:`encode_scan`."""
+    n_dc, n_ac = alphabet_sizes(size_bits)
+    if tables is None:
+        dc_table = HuffmanTable.from_frequencies(dc_freq)
+        ac_table = HuffmanTable.from_frequencies(ac_freq)
+    else:
+        dc_table, ac_table = tables
+    dc_code, dc_size = dc_table.encoder_arrays(n_dc)
+    ac_code, ac_size = ac_table.encoder_arrays(n_ac)
+    if np.any(dc_size[dc_freq > 0] == 0) or np.any(ac_size[ac_freq > 0] == 0):
+        raise ValueError("the given Huffman tables have no code for a symbol this scan uses")
+    nbits = int(np.dot(dc_freq, dc_size) + np.dot(ac_freq, ac_size)) + int(extra)
+    code = np.zeros(K.RESTART_SYMBOL + 1, np.int64)
+    size = np.zeros(K.RESTART_SYMBOL + 1, np.int64)
+    code[:n_ac] = ac_code
+    size[:n_ac] = ac_size
+    code[n_ac : n_ac + n_dc] = dc_code
+    size[n_ac : n_ac + n_dc] = dc_size
+    out = np.empty(max_scan_bytes(nbits, stuff=stuff, nblocks=nblocks, restart_interval=restart_interval), np.uint8)
+    n = K.pack_symbols(stream, nsymbols, code, size, stuff, out)
+    return out[:n].tobytes(), dc_table, ac_table
+
+
+def tables_from_kernel(
+    size_bits: int, dc_bits: np.ndarray, dc_huffval: np.ndarray, n_dc: int, ac_bits: np.ndarray,
+    ac_huffval: np.ndarray, n_ac: int, dc_size: np.ndarray, ac_size: np.ndarray,
+) -> tuple[HuffmanTable, HuffmanTable]:  # fmt: skip
+    """The (DC, AC) :class:`HuffmanTable` pair a fused encoder kernel filled in."""
+    dc = HuffmanTable(dc_bits, dc_huffval[:n_dc].copy())
+    ac = HuffmanTable(ac_bits, ac_huffval[:n_ac].copy())
+    a_dc, a_ac = alphabet_sizes(size_bits)
+    dc._derived[("size", a_dc)] = dc_size
+    ac._derived[("size", a_ac)] = ac_size
+    return dc, ac
+
+
+def new_table_arrays(size_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Empty BITS / HUFFVAL arrays (DC, then AC) for the fused encoder kernels to fill."""
+    n_dc, n_ac = alphabet_sizes(size_bits)
+    return np.empty(16, np.int32), np.empty(n_dc, np.int32), np.empty(16, np.int32), np.empty(n_ac, np.int32)
+
+
 def encode_scan(
     zz: np.ndarray,
     *,
@@ -238,25 +340,21 @@ def encode_scan(
     (coded bytes, DC table, AC table)
     """
     zz = _as_levels(zz)
+    if tables is None:  # one kernel: symbols, optimal tables, bit packing
+        arrays = new_table_arrays(size_bits)
+        coded, n_dcs, n_acs, dc_size, ac_size = K.encode_levels(zz, size_bits, stuff, restart_interval, *arrays)
+        dc_table, ac_table = tables_from_kernel(size_bits, arrays[0], arrays[1], n_dcs, arrays[2], arrays[3], n_acs,
+                                                dc_size, ac_size)  # fmt: skip
+        return coded.tobytes(), dc_table, ac_table
     n_dc, n_ac = alphabet_sizes(size_bits)
     dc_freq = np.zeros(n_dc, np.int64)
     ac_freq = np.zeros(n_ac, np.int64)
-    extra = K.count_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq)
-    if tables is None:
-        dc_table = HuffmanTable.from_frequencies(dc_freq)
-        ac_table = HuffmanTable.from_frequencies(ac_freq)
-    else:
-        dc_table, ac_table = tables
-    dc_code, dc_size = dc_table.encoder_arrays(n_dc)
-    ac_code, ac_size = ac_table.encoder_arrays(n_ac)
-    if np.any(dc_size[dc_freq > 0] == 0) or np.any(ac_size[ac_freq > 0] == 0):
-        raise ValueError("the given Huffman tables have no code for a symbol this scan uses")
-    nbits = int(np.dot(dc_freq, dc_size) + np.dot(ac_freq, ac_size)) + int(extra)
-    out = np.empty(
-        max_scan_bytes(nbits, stuff=stuff, nblocks=zz.shape[0], restart_interval=restart_interval), np.uint8
-    )
-    n = K.encode_blocks(zz, dc_code, dc_size, ac_code, ac_size, size_bits, stuff, restart_interval, out)
-    return out[:n].tobytes(), dc_table, ac_table
+    stream = np.empty(stream_capacity(zz.shape[0], restart_interval), np.int64)
+    ns, extra = K.levels_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream)
+    return pack_scan(
+        stream, ns, dc_freq, ac_freq, extra, size_bits=size_bits, nblocks=zz.shape[0], stuff=stuff,
+        restart_interval=restart_interval, tables=tables,
+    )  # fmt: skip
 
 
 _STATUS_MESSAGES = {
@@ -265,6 +363,24 @@ _STATUS_MESSAGES = {
     K.E_BAD_CATEGORY: "magnitude category is larger than the bit depth allows",
     K.E_RESTART: "expected restart marker is missing or out of order (T.81 §F.1.2.3)",
 }
+
+
+def raise_for_status(status: int, pos: int, block: int, nblocks: int, segment: str) -> None:
+    """Turn a decoding kernel's status into :class:`TruncatedStreamError` / :class:`CorruptStreamError`."""
+    if status == K.OK:
+        return
+    if status == K.E_TRUNCATED:
+        raise TruncatedStreamError(
+            f"coded data ends inside block {block} of {nblocks}", offset=int(pos), segment=segment
+        )
+    raise CorruptStreamError(
+        f"block {block} of {nblocks}: {_STATUS_MESSAGES[status]}", offset=int(pos), segment=segment
+    )
+
+
+def as_byte_array(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """The coded bytes as a uint8 array for the kernels (no copy)."""
+    return np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
 
 
 def decode_scan(
@@ -290,22 +406,16 @@ def decode_scan(
     TruncatedStreamError
         The blocks need more bits than ``data[start:end]`` holds.
     """
-    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+    buf = as_byte_array(data)
     end = len(buf) if end is None else end
     max_dc, max_ac = max_categories(bits_stored)
     out = np.empty((nblocks, 64), np.int32)
     status, pos, block = K.decode_blocks(
-        buf, start, end, nblocks, dc_table.lut(), ac_table.lut(), size_bits, stuffed, restart_interval,
+        buf, start, end, nblocks, dc_table.decoder(size_bits=size_bits, max_category=max_dc, ac=False),
+        ac_table.decoder(size_bits=size_bits, max_category=max_ac, ac=True), size_bits, stuffed, restart_interval,
         max_dc, max_ac, out,
     )  # fmt: skip
-    if status == K.E_TRUNCATED:
-        raise TruncatedStreamError(
-            f"coded data ends inside block {block} of {nblocks}", offset=int(pos), segment=segment
-        )
-    if status != K.OK:
-        raise CorruptStreamError(
-            f"block {block} of {nblocks}: {_STATUS_MESSAGES[status]}", offset=int(pos), segment=segment
-        )
+    raise_for_status(status, pos, block, nblocks, segment)
     return out
 
 

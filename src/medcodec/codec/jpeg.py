@@ -67,6 +67,7 @@ __all__ = [
     "parse_jpeg",
     "build_jpeg",
     "RDO_MODES",
+    "EFFORT_RDO",
     "RATIO_TOLERANCE",
     "PSNR_CLOSE_DB",
     "search_quality",
@@ -77,6 +78,8 @@ RATIO_TOLERANCE = 0.03
 #: A PSNR target is considered hit when the stream is at most this far above it (dB).
 PSNR_CLOSE_DB = 0.02
 RDO_MODES = ("none", "threshold", "trellis")
+#: Level selection of each ``effort`` (:func:`encode_jpeg`).
+EFFORT_RDO = {"fast": "threshold", "best": "trellis"}
 DC_ALPHABET, AC_ALPHABET = entropy.alphabet_sizes(4)
 
 
@@ -169,12 +172,10 @@ class _JpegEncoder:
         if hit is not None:
             return hit
         coder = self.coder(q)
-        coded, dc, ac = entropy.encode_scan(
-            coder.levels(self.frame), size_bits=4, stuff=True, restart_interval=self.restart_interval
-        )
+        enc = coder.encode_frame(self.frame, size_bits=4, stuff=True, restart_interval=self.restart_interval)
         stream = build_jpeg(
-            coded, P=self.P, Y=self.frame.shape[0], X=self.frame.shape[1], steps=coder.steps, dc_table=dc,
-            ac_table=ac, restart_interval=self.restart_interval,
+            enc.coded, P=self.P, Y=self.frame.shape[0], X=self.frame.shape[1], steps=coder.steps,
+            dc_table=enc.dc_table, ac_table=enc.ac_table, restart_interval=self.restart_interval,
         )  # fmt: skip
         self._cache[q] = stream
         return stream
@@ -198,7 +199,8 @@ def encode_jpeg(
     restart_interval: int = 0,
     jobs: int = 1,
     resolve_quality: Callable[..., float] | None = None,
-    rdo: str = "trellis",
+    effort: str = "best",
+    rdo: str | None = None,
 ) -> bytes:
     """Encode one grayscale image as a standard JPEG stream (SOF0 8-bit / SOF1 12-bit).
 
@@ -227,9 +229,14 @@ def encode_jpeg(
         Unused (one image per stream); accepted for the pipeline's uniform call.
     resolve_quality
         ``pipeline._resolve_quality``; used to validate a plain ``quality``.
+    effort
+        ``"best"`` (default): trellis quantization, the smallest streams (BD-rate about
+        -22 % against libjpeg-turbo 12-bit on CT), about half libjpeg-turbo's encoding
+        speed; ``"fast"``: dead zone + isolated-coefficient thresholding in the fused
+        kernels, about -19 % and twice libjpeg-turbo's speed (``docs/benchmarks.md``).
     rdo
-        ``"trellis"`` (default: rate-distortion optimised levels), ``"threshold"``
-        (zero isolated small coefficients) or ``"none"`` (plain rounding).
+        Overrides ``effort`` with a level-selection mode: ``"trellis"`` (= best),
+        ``"threshold"`` (= fast) or ``"none"`` (plain rounding).
 
     Returns
     -------
@@ -267,6 +274,10 @@ def encode_jpeg(
     precision_for(bits_stored)  # 13-16 bits: refused with the reason
     if isinstance(restart_interval, bool) or not isinstance(restart_interval, (int, np.integer)) or not 0 <= restart_interval <= 0xFFFF:
         raise InvalidInputError(f"restart_interval={restart_interval!r} must be an integer 0..65535 (Ri, T.81 §B.2.4.4)")
+    if effort not in EFFORT_RDO:
+        raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(EFFORT_RDO)}")
+    if rdo is None:
+        rdo = EFFORT_RDO[effort]
     if rdo not in RDO_MODES:
         raise InvalidInputError(f"rdo={rdo!r} is unknown, expected one of {RDO_MODES}")
     frame = frames[0]
@@ -642,9 +653,9 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
             offset=jf.scan_start, segment="SOS",
         )  # fmt: skip
     try:
-        levels = entropy.decode_scan(
-            buf, jf.nblocks, jf.dc_table, jf.ac_table, size_bits=4, bits_stored=jf.P, start=jf.scan_start,
-            end=jf.scan_end, stuffed=True, restart_interval=jf.Ri, segment="entropy-coded data (T.81 §F.2)",
+        img = FrameCoder.for_table(jf.qtable.natural(), jf.P, False).decode_frame(
+            buf, jf.dc_table, jf.ac_table, jf.sof.Y, jf.sof.X, size_bits=4, start=jf.scan_start, end=jf.scan_end,
+            stuffed=True, restart_interval=jf.Ri, segment="entropy-coded data (T.81 §F.2)",
         )  # fmt: skip
     except TruncatedStreamError as e:
         if e.offset is None or e.offset + 1 >= jf.scan_end:
@@ -655,7 +666,6 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
             f"the restart interval Ri={jf.Ri} does not match the data (T.81 §B.2.4.4, §F.1.2.3)",
             offset=e.offset, segment="entropy-coded data (T.81 §F.2)",
         ) from None
-    img = FrameCoder(jf.qtable.natural(), jf.P, False).reconstruct(levels, jf.sof.Y, jf.sof.X)
     assert img.dtype == storage_dtype(jf.P, False)
     if frames is None or single:
         return img

@@ -1,14 +1,17 @@
 """encode() / decode(): the stages chained, options validated, rate control.
 
-Encoding one frame::
+Encoding one frame (the stages, as the NumPy reference path spells them)::
 
     pixels ──levelshift.shift──▶ float, centred ──transform.blockify──▶ (N, 64)
        ──@ analysis_matrix(steps)──▶ DCT / steps, zigzag order ──quantize.round_levels──▶ int32 levels
        ──entropy.encode_scan──▶ bytes (+ optimal Huffman tables)
 
-and decoding is the exact inverse, ending in a clip to the declared range. Frames are
-independent (own tables, DC prediction restarting at 0), so they are coded in parallel
-threads; the kernels and BLAS release the GIL.
+and decoding is the exact inverse, ending in a clip to the declared range. The codec runs
+them fused, one numba kernel call per frame each way (:class:`FrameCoder`,
+:mod:`._kernels`); the stage-by-stage path stays as the reference twin of the tests.
+Frames are independent (own tables, DC prediction restarting at 0), so they are coded in
+parallel threads (``jobs``, default all cores): the kernels release the GIL, and a series
+streams through a bounded window of frames (:func:`encode_to`).
 
 Rate control: the DCT does not depend on the quality, so a search transforms once and
 then only re-quantizes and counts symbols (exact sizes from symbol counts, §K.2) and
@@ -19,23 +22,29 @@ then the chosen quality codes all frames.
 
 from __future__ import annotations
 
+import collections
+import functools
 import io
+import itertools
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError
-from ..spec import PixelSpec, storage_dtype
+from ..spec import PixelSpec, storage_dtype, value_range
+from . import _kernels as K
 from . import _rdoq, container, entropy, levelshift, quantize, transform
 
-__all__ = ["encode", "encode_to", "decode", "read_header", "is_codestream", "FORMATS", "EncodedFrame", "FrameCoder", "StreamSummary"]
+__all__ = ["encode", "encode_to", "decode", "read_header", "is_codestream", "FORMATS", "EFFORTS", "EncodedFrame", "FrameCoder", "StreamSummary"]
 
 FORMATS = ("mdc", "jpeg")
+#: Encoder effort levels (``encode(effort=...)``).
+EFFORTS = ("fast", "best")
 RATE_SAMPLE_FRAMES = 8
 MDC_SIZE_BITS = container.SIZE_BITS
 
@@ -55,6 +64,28 @@ def _map(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]
         return list(pool.map(fn, items))
 
 
+def _imap(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int) -> Iterator[Any]:
+    """``map`` over threads, results in order, at most ``2 * jobs`` items taken from ``items``
+    and not yet yielded (bounded memory for a stream of frames). One pool for the whole run,
+    and no barrier between groups of frames: a worker starts the next frame as soon as it is
+    free."""
+    if jobs <= 1:
+        yield from map(fn, items)
+        return
+    pending: collections.deque[Future[Any]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
 @dataclass(frozen=True)
 class EncodedFrame:
     """A frame entropy-coded with its own optimal tables."""
@@ -66,6 +97,12 @@ class EncodedFrame:
 
 class FrameCoder:
     """Forward and inverse path for one quantization table, shared by every output format.
+
+    The work is done by fused numba kernels (:mod:`._kernels`): one pass from pixels to
+    Huffman symbols (:meth:`encode_frame`) and one from coded bytes to pixels
+    (:meth:`decode_frame`). :meth:`levels_reference` and :meth:`reconstruct_reference`
+    are the NumPy twins (blockify, one (N, 64) x (64, 64) product, rounding / unshift),
+    which the tests compare with the kernels.
 
     Parameters
     ----------
@@ -94,28 +131,126 @@ class FrameCoder:
         self.bits_stored = bits_stored
         self.signed = signed
         self.offset = levelshift.level_offset(bits_stored, signed)
-        self._analysis = transform.analysis_matrix(self.steps_zz)
-        self._synthesis = transform.synthesis_matrix(self.steps_zz)
+        self._lo, self._hi = value_range(bits_stored, signed)
+        self._dtype = storage_dtype(bits_stored, signed)
+        self._exact_div, self._qmul = transform.forward_multipliers(self.steps_zz)
+        self._deq, self._dc_mul = transform.inverse_multipliers(self.steps_zz)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _cached(steps: bytes, bits_stored: int, signed: bool) -> FrameCoder:
+        return FrameCoder(np.frombuffer(steps, np.uint16), bits_stored, signed)
+
+    @classmethod
+    def for_table(cls, steps: np.ndarray, bits_stored: int, signed: bool) -> FrameCoder:
+        """A shared rounding (``rdo="none"``) coder for these steps (memoised: decoding one
+        stream after another, or the frames of a rate search, build it once)."""
+        return cls._cached(np.ascontiguousarray(steps, dtype=np.uint16).tobytes(), int(bits_stored), bool(signed))
+
+    # -- forward -------------------------------------------------------------------------
+
+    @staticmethod
+    def _pixels(frame: np.ndarray) -> np.ndarray:
+        """The frame as the kernels take it: C-contiguous, 8/16-bit as is, else int32
+        (values are within 16 bits, checked by the callers)."""
+        if frame.dtype.itemsize > 2:
+            return np.ascontiguousarray(frame, dtype=np.int32)
+        return np.ascontiguousarray(frame)
+
+    def scaled(self, frame: np.ndarray) -> np.ndarray:
+        """(rows, cols) frame -> float64 (nblocks, 64) zigzag DCT coefficients / steps."""
+        by, bx = transform.blocks_shape(*frame.shape)
+        out = np.empty((by * bx, 64))
+        return K.fdct_scaled(self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ, out)
 
     def levels(self, frame: np.ndarray) -> np.ndarray:
         """(rows, cols) integer frame -> int32 (nblocks, 64) zigzag levels."""
-        blocks = transform.blockify(frame.astype(np.float64) - self.offset)
         if self.rdo == "none":
-            return quantize.round_levels(blocks @ self._analysis)
+            by, bx = transform.blocks_shape(*frame.shape)
+            out = np.empty((by * bx, 64), np.int32)
+            return K.fdct_levels(
+                self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ,
+                quantize.ROUNDING_ZZ, out,
+            )  # fmt: skip
         return _rdoq.rdo_levels(
-            blocks @ self._analysis, self.steps_zz, mode=self.rdo, size_bits=self.rdo_size_bits, lam=self.rdo_lambda
+            self.scaled(frame), self.steps_zz, mode=self.rdo, size_bits=self.rdo_size_bits, lam=self.rdo_lambda
         )
 
-    def reconstruct(self, levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
-        """Levels -> clipped storage-dtype frame."""
-        blocks = levels @ self._synthesis
-        return levelshift.unshift(transform.unblockify(blocks, rows, cols), self.bits_stored, self.signed)
+    def levels_reference(self, frame: np.ndarray) -> np.ndarray:
+        """NumPy twin of :meth:`levels` with ``rdo="none"``: blockify, one GEMM, round."""
+        blocks = transform.blockify(frame.astype(np.float64) - self.offset)
+        return quantize.round_levels(blocks @ transform.analysis_matrix(self.steps_zz))
 
     def encode_frame(self, frame: np.ndarray, *, size_bits: int, stuff: bool = False, restart_interval: int = 0) -> EncodedFrame:
-        coded, dc, ac = entropy.encode_scan(
-            self.levels(frame), size_bits=size_bits, stuff=stuff, restart_interval=restart_interval
-        )
+        """Entropy-coded frame with its own optimal tables; with ``rdo="none"`` one kernel call
+        from pixels to coded bytes (:func:`._kernels.encode_frame`)."""
+        if self.rdo != "none":
+            coded, dc, ac = entropy.encode_scan(
+                self.levels(frame), size_bits=size_bits, stuff=stuff, restart_interval=restart_interval
+            )
+            return EncodedFrame(coded, dc, ac)
+        arrays = entropy.new_table_arrays(size_bits)
+        coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame(
+            self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ,
+            quantize.ROUNDING_ZZ, size_bits, stuff, restart_interval, *arrays,
+        )  # fmt: skip
+        dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac,
+                                            dc_size, ac_size)  # fmt: skip
+        coded = coded.tobytes()
         return EncodedFrame(coded, dc, ac)
+
+    # -- inverse -------------------------------------------------------------------------
+
+    def reconstruct(self, levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        """Levels -> clipped storage-dtype frame (:func:`._kernels.levels_pixels`)."""
+        out = np.empty((rows, cols), self._dtype)
+        zz = np.ascontiguousarray(levels, dtype=np.int32)
+        return K.levels_pixels(zz, self._deq, transform.NAT_ZZ, self._dc_mul, float(self.offset), self._lo,
+                               self._hi, out)  # fmt: skip
+
+    def reconstruct_reference(self, levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        """NumPy twin of :meth:`reconstruct`: one GEMM, unblockify, unshift."""
+        blocks = levels @ transform.synthesis_matrix(self.steps_zz)
+        return levelshift.unshift(transform.unblockify(blocks, rows, cols), self.bits_stored, self.signed)
+
+    def decode_frame(
+        self,
+        data: bytes | memoryview | np.ndarray,
+        dc_table: entropy.HuffmanTable,
+        ac_table: entropy.HuffmanTable,
+        rows: int,
+        cols: int,
+        *,
+        size_bits: int,
+        start: int = 0,
+        end: int | None = None,
+        stuffed: bool = False,
+        restart_interval: int = 0,
+        segment: str = "scan",
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Coded bytes ``data[start:end]`` -> clipped storage-dtype frame, in one kernel
+        (:func:`._kernels.decode_pixels`). Twin: :func:`.entropy.decode_scan` + :meth:`reconstruct_reference`.
+
+        Raises
+        ------
+        CorruptStreamError, TruncatedStreamError
+            Like :func:`.entropy.decode_scan`.
+        """
+        buf = entropy.as_byte_array(data)
+        end = len(buf) if end is None else end
+        if out is None:
+            out = np.empty((rows, cols), self._dtype)
+        max_dc, max_ac = entropy.max_categories(self.bits_stored)
+        status, pos, block = K.decode_pixels(
+            buf, start, end, dc_table.decoder(size_bits=size_bits, max_category=max_dc, ac=False),
+            ac_table.decoder(size_bits=size_bits, max_category=max_ac, ac=True), size_bits, stuffed,
+            restart_interval, max_dc, max_ac, self._deq, transform.NAT_ZZ, self._dc_mul, float(self.offset),
+            self._lo, self._hi, out,
+        )  # fmt: skip
+        by, bx = transform.blocks_shape(rows, cols)
+        entropy.raise_for_status(status, pos, block, by * bx, segment)
+        return out
 
 
 def _validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple[np.ndarray, bool, bool]:
@@ -250,6 +385,7 @@ def encode(
     restart_interval: int = 0,
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
+    effort: str | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -280,6 +416,12 @@ def encode(
         ``.mdc`` only: extra segments to carry, ``{type: payload}`` with 4-letter types
         starting lower-case (e.g. ``"dcmh"``, the DICOM headers written by
         :mod:`medcodec.dicom.embed`); decoders that do not know them skip them.
+    effort
+        ``"fast"`` or ``"best"`` (:data:`EFFORTS`); ``None`` takes the format's default.
+        ``.mdc``: ``"fast"`` (default) rounds every coefficient, one fused pass per frame;
+        ``"best"`` chooses the levels by trellis (a few % smaller, ~4x slower to encode).
+        ``"jpeg"``: ``"best"`` (default) is the trellis, ``"fast"`` thresholding (see
+        :func:`.jpeg.encode_jpeg`). Decoding speed does not depend on it.
 
     Returns
     -------
@@ -305,6 +447,8 @@ def encode(
         raise InvalidInputError(
             f"spec says {spec.bits_stored} bits signed={spec.signed}, arguments say {bits_stored} bits signed={signed_}"
         )
+    if effort is not None and effort not in EFFORTS:
+        raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     vmin, vmax = levelshift.check_range(frames, bits_stored, signed_)
     jobs_ = _default_jobs(jobs)
     if format == "jpeg":
@@ -313,14 +457,15 @@ def encode(
         return jpeg.encode_jpeg(
             frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
             table=table, restart_interval=restart_interval, jobs=jobs_, resolve_quality=_resolve_quality,
+            effort=effort or "best",
         )  # fmt: skip
     if restart_interval:
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
     buf = io.BytesIO()
-    encode_to(
+    _encode_to(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
         ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),
-        sample=frames, ndim=2 if is_2d else 3,
+        sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True,
     )  # fmt: skip
     return buf.getvalue()
 
@@ -351,6 +496,7 @@ def encode_to(
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
     ndim: int = 3,
+    effort: str = "fast",
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -376,6 +522,36 @@ def encode_to(
     InvalidInputError
         Bad frames, options, or a frame count different from ``n_frames``.
     """
+    return _encode_to(
+        fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
+        quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
+        effort=effort,
+    )  # fmt: skip
+
+
+def _encode_to(
+    fh: BinaryIO,
+    frames: Iterable[np.ndarray],
+    *,
+    n_frames: int,
+    bits_stored: int,
+    signed: bool,
+    sample: Sequence[np.ndarray] | np.ndarray | None = None,
+    value_range: tuple[int, int] | None = None,
+    quality: float | None = None,
+    ratio: float | None = None,
+    psnr: float | None = None,
+    spec: PixelSpec | None = None,
+    table: str | np.ndarray = "medical",
+    jobs: int | None = None,
+    ancillary: dict[str, bytes] | None = None,
+    ndim: int = 3,
+    effort: str = "fast",
+    frames_checked: bool = False,
+) -> StreamSummary:
+    """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame."""
+    if effort not in EFFORTS:
+        raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     jobs_ = _default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -391,13 +567,17 @@ def encode_to(
     sample_arr, signed_, _ = _validate_pixels(stacked, bits_stored, signed)
     if not isinstance(n_frames, int) or n_frames < 1:
         raise InvalidInputError(f"n_frames={n_frames!r} must be a positive integer")
+    jobs_ = min(jobs_, n_frames)  # one frame: no thread pool to start and hand over to
     _, rows, cols = sample_arr.shape
     if value_range is None:
         value_range = levelshift.check_range(sample_arr, bits_stored, signed_)
     rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
 
     def coder_for(q: float) -> FrameCoder:
-        return FrameCoder(quantize.quant_table(q, rbits, table=table), bits_stored, signed_)
+        steps = quantize.quant_table(q, rbits, table=table)
+        if effort == "best":
+            return FrameCoder(steps, bits_stored, signed_, rdo="trellis", rdo_size_bits=MDC_SIZE_BITS)
+        return FrameCoder.for_table(steps, bits_stored, signed_)
 
     q = _resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
@@ -422,26 +602,17 @@ def encode_to(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
                 f"{getattr(frame, 'shape', type(frame).__name__)}"
             )
-        levelshift.check_range(frame, bits_stored, signed_)
+        if not frames_checked:
+            levelshift.check_range(frame, bits_stored, signed_)
         return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
 
-    chunk: list[np.ndarray] = [first] if first is not None else []
     written = 0
-
-    def flush() -> None:
-        nonlocal written
-        for enc in _map(one, chunk, jobs_):
-            if written >= n_frames:
-                raise InvalidInputError(f"more than n_frames={n_frames} frames given")
-            writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
-            written += 1
-        chunk.clear()
-
-    for frame in it:
-        chunk.append(frame)
-        if len(chunk) >= 2 * jobs_:
-            flush()
-    flush()
+    source = itertools.chain([first], it) if first is not None else it
+    for enc in _imap(one, source, jobs_):
+        if written >= n_frames:
+            raise InvalidInputError(f"more than n_frames={n_frames} frames given")
+        writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
+        written += 1
     if written != n_frames:
         raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
     return StreamSummary(writer.close(), q, written)
@@ -515,19 +686,18 @@ def _as_buffer(data: Any) -> bytes:
 def _decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
     header, index = container.parse_container(buf)
     sel, single = _frame_selection(frames, header.frames)
-    coders = [FrameCoder(q, header.bits_stored, header.signed) for q in header.qtables]
-    by, bx = transform.blocks_shape(header.rows, header.cols)
+    coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
+    arr = entropy.as_byte_array(buf)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
 
     def one(j: int) -> None:
         rec, coded_offset = container.parse_frame(buf, header, index[sel[j]])
         if rec.index != sel[j]:
             raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {rec.index}", offset=index[sel[j]][0], segment="FRAM")
-        levels = entropy.decode_scan(
-            buf, by * bx, rec.dc_table, rec.ac_table, size_bits=MDC_SIZE_BITS, bits_stored=header.bits_stored,
-            start=coded_offset, end=coded_offset + len(rec.coded), segment=f"FRAM {rec.index}",
+        coders[rec.qtable].decode_frame(
+            arr, rec.dc_table, rec.ac_table, header.rows, header.cols, size_bits=MDC_SIZE_BITS, start=coded_offset,
+            end=coded_offset + len(rec.coded), segment=f"FRAM {rec.index}", out=out[j],
         )  # fmt: skip
-        out[j] = coders[rec.qtable].reconstruct(levels, header.rows, header.cols)
 
     _map(one, list(range(len(sel))), jobs)
     if single or (frames is None and header.meta.get("ndim") == 2):

@@ -52,6 +52,7 @@ __all__ = [
     "round_levels",
     "error_bound",
     "steps_zigzag",
+    "ROUNDING_ZZ",
 ]
 
 #: T.81 Table K.1 (luminance), natural order.
@@ -137,13 +138,16 @@ def quantize(coefficients: np.ndarray, steps: np.ndarray, *, ac_rounding: float 
 #: they remove error); DC is always rounded to nearest. Chosen by measurement, see
 #: docs/design-notes.md.
 AC_ROUNDING = 0.5
-_ROUNDING_ZZ = np.full(64, AC_ROUNDING)
-_ROUNDING_ZZ[0] = 0.5
+#: The rounding offset of each zigzag position (what :func:`round_levels` and the fused
+#: kernels of :mod:`._kernels` add before truncating).
+ROUNDING_ZZ = np.full(64, AC_ROUNDING)
+ROUNDING_ZZ[0] = 0.5
+ROUNDING_ZZ.flags.writeable = False
 
 
 def round_levels(scaled_zz: np.ndarray) -> np.ndarray:
     """Coefficients already divided by their steps (zigzag order) -> int32 levels."""
-    return np.trunc(scaled_zz + np.copysign(_ROUNDING_ZZ, scaled_zz)).astype(np.int32)
+    return np.trunc(scaled_zz + np.copysign(ROUNDING_ZZ, scaled_zz)).astype(np.int32)
 
 
 def dequantize(levels: np.ndarray, steps: np.ndarray) -> np.ndarray:

@@ -13,6 +13,14 @@ squared error in the pixel domain (Parseval), which rate control uses.
 Blocks: frames are padded to whole blocks by repeating the last row/column (edge
 padding keeps the padding cheap to code), split into row-major blocks, and cropped
 again on decode.
+
+Fast path: the codec itself does not run these matrix products. :mod:`._kernels` fuses
+blockify, level shift, an AAN-factorised float64 DCT (as libjpeg's ``jfdctflt.c`` /
+``jidctflt.c``: 5 multiplications instead of 64 multiply-adds per 8-point transform),
+quantization and zigzag in one pass per frame, with the per-coefficient factors from
+:func:`forward_multipliers` / :func:`inverse_multipliers`; the products here are the
+reference twins its tests compare against (equal except for values within rounding noise
+of a half-integer).
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ __all__ = [
     "idct",
     "analysis_matrix",
     "synthesis_matrix",
+    "AAN_SCALE",
+    "NAT_ZZ",
+    "forward_multipliers",
+    "inverse_multipliers",
 ]
 
 BLOCK = 8
@@ -95,3 +107,45 @@ def analysis_matrix(steps_zz: np.ndarray) -> np.ndarray:
 def synthesis_matrix(steps_zz: np.ndarray) -> np.ndarray:
     """(64, 64) matrix S with ``levels_zz @ S`` = reconstructed (natural-order) blocks."""
     return KRON[ZIGZAG] * np.asarray(steps_zz, dtype=np.float64)[:, None]
+
+
+#: AAN output scale per frequency: a(0) = 1, a(k) = sqrt(2) cos(k pi / 16). The AAN 8x8 DCT
+#: yields the orthonormal coefficient (v, u) times 8 a(v) a(u); its inverse takes the
+#: coefficient times a(v) a(u) / 8.
+AAN_SCALE: np.ndarray = np.array([1.0] + [np.sqrt(2.0) * np.cos(k * np.pi / 16) for k in range(1, BLOCK)])
+AAN_SCALE[4] = 1.0  # exactly (the float product is 1 + 2**-52): keeps the rational coefficients exact
+_AAN_2D = np.outer(AAN_SCALE, AAN_SCALE).ravel()  # natural order
+#: ZIGZAG as the int64 index array the kernels take.
+NAT_ZZ: np.ndarray = np.ascontiguousarray(ZIGZAG, dtype=np.int64)
+for _a in (AAN_SCALE, _AAN_2D, NAT_ZZ):
+    _a.flags.writeable = False
+
+
+def forward_multipliers(steps_zz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(exact divisors, zigzag multipliers) that turn the AAN DCT into coefficients / steps.
+
+    Coefficient k (zigzag) of a block is ``aan[NAT_ZZ[k]] * qmul[k]``, except the four
+    whose basis function is rational (:data:`._kernels.EXACT_ZZ`: the DC, (4, 0), (0, 4),
+    (4, 4)): their AAN outputs are exact integers and are divided by ``8 * step``, one
+    correctly rounded division, so a value exactly half-way between two levels stays
+    exactly half-way and is rounded away from zero like any other half.
+    """
+    from ._kernels import EXACT_ZZ
+
+    s = np.asarray(steps_zz, dtype=np.float64)
+    qmul = 1.0 / (s * 8.0 * _AAN_2D[ZIGZAG])
+    return np.ascontiguousarray(8.0 * s[list(EXACT_ZZ)]), np.ascontiguousarray(qmul)
+
+
+def inverse_multipliers(steps_zz: np.ndarray) -> tuple[np.ndarray, float]:
+    """(natural-order dequantization multipliers for the AAN inverse DCT, DC-only multiplier).
+
+    A block whose only level is its DC ``d`` reconstructs to ``d * dc_mul`` everywhere,
+    where ``dc_mul`` is the reference :func:`synthesis_matrix` entry, so such blocks (most
+    of the air in a CT) decode to exactly the pixels of the reference product.
+    """
+    s = np.asarray(steps_zz, dtype=np.float64)
+    deq = np.empty(64)
+    deq[ZIGZAG] = s * _AAN_2D[ZIGZAG] / 8.0
+    dc_mul = float(KRON[0, 0] * s[0])
+    return deq, dc_mul
