@@ -40,6 +40,10 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
 @click.option("--ratio", type=click.FloatRange(min=1), default=None, help="Target compression ratio instead of quality.")
 @click.option("--psnr", type=click.FloatRange(min=1), default=None,
               help="Target PSNR in dB (peak 2^bits_stored - 1) instead of quality.")
+@click.option("--effort", type=click.Choice(["fast", "best"]), default=None,
+              help=".mdc: fast (default) rounds every coefficient and keeps the error bound that "
+                   "`medcodec info` prints; best chooses levels by trellis (a few % smaller, ~4x slower, "
+                   "no worst-case bound).")
 @click.option("--table", type=click.Choice(["medical", "flat", "annex-k"]), default="medical", show_default=True,
               help="Quantization table shape.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never overwritten).")
@@ -47,7 +51,8 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
 @jobs_option
 @handle_errors
 def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio: float | None, psnr: float | None,
-           table: str, overwrite: bool, progress: bool, jobs: int | None, to: str = "mdc") -> None:
+           table: str, overwrite: bool, progress: bool, jobs: int | None, to: str = "mdc",
+           effort: str | None = None) -> None:
     """Compress DICOM INPUTS (files, folders, ZIPs, DICOMDIR) to .mdc, one file per series,
     or (--to dicom-*) to lossy DICOM, one file per image, one folder per series.
 
@@ -79,7 +84,7 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
             check_output_path(target, inputs=source_paths, overwrite=overwrite)
             t0 = time.perf_counter()
             nbytes = _encode_series_mdc(series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs,
-                                        show_progress=progress)
+                                        show_progress=progress, effort=effort)
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch
             from ..errors import CodecError
@@ -100,7 +105,8 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
 
 
 def _encode_series_mdc(series: Series, target: Path, *, quality: float | None, ratio: float | None,
-                       psnr: float | None, table: str, jobs: int | None, show_progress: bool = False) -> int:
+                       psnr: float | None, table: str, jobs: int | None, show_progress: bool = False,
+                       effort: str | None = None) -> int:
     """Stream one series into a .mdc: frames are read, encoded and written a few at a time.
 
     The rate search (``--ratio`` / ``--psnr``) and the quantizer's range come from up to 8
@@ -113,7 +119,7 @@ def _encode_series_mdc(series: Series, target: Path, *, quality: float | None, r
     with atomic_writer(target) as fh:
         summary = codec.encode_to(
             fh, progress_bar(series.iter_frames(), total=n, desc=target.name, enabled=show_progress, unit="frame"), n_frames=n, bits_stored=series.spec.bits_stored, signed=series.spec.signed,
-            sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec, table=table, jobs=jobs,
+            sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec, table=table, jobs=jobs, effort=effort,
             ancillary={SEGMENT: headers},
         )  # fmt: skip
     return summary.nbytes

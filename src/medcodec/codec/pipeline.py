@@ -496,7 +496,7 @@ def encode_to(
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
     ndim: int = 3,
-    effort: str = "fast",
+    effort: str | None = None,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -546,10 +546,11 @@ def _encode_to(
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
     ndim: int = 3,
-    effort: str = "fast",
+    effort: str | None = None,
     frames_checked: bool = False,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame."""
+    effort = effort or "fast"  # None: the .mdc default
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     jobs_ = _default_jobs(jobs)
