@@ -22,19 +22,19 @@ then the chosen quality codes all frames.
 
 from __future__ import annotations
 
-import collections
 import functools
 import io
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from .._parallel import imap_ordered
 from ..errors import CorruptStreamError, InvalidInputError
 from ..spec import PixelSpec, storage_dtype, value_range
 from . import _kernels as K
@@ -64,26 +64,7 @@ def _map(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]
         return list(pool.map(fn, items))
 
 
-def _imap(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int) -> Iterator[Any]:
-    """``map`` over threads, results in order, at most ``2 * jobs`` items taken from ``items``
-    and not yet yielded (bounded memory for a stream of frames). One pool for the whole run,
-    and no barrier between groups of frames: a worker starts the next frame as soon as it is
-    free."""
-    if jobs <= 1:
-        yield from map(fn, items)
-        return
-    pending: collections.deque[Future[Any]] = collections.deque()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= 2 * jobs:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
+_imap = imap_ordered  # the shared thread map (medcodec/_parallel.py)
 
 
 @dataclass(frozen=True)

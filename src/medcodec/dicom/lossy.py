@@ -95,12 +95,10 @@ import io
 import math
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -109,6 +107,7 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import generate_uid
 
 from .. import external
+from .._parallel import imap_ordered, map_ordered
 from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedImageError
 from ..fileio import atomic_write, check_output_path, safe_name
 from ..spec import PixelSpec, storage_dtype, value_range
@@ -136,7 +135,6 @@ __all__ = [
 HU_FLOOR = -1024.0
 #: Frames the series-wide rate search measures (evenly spaced).
 CALIBRATION_FRAMES = 8
-_T = TypeVar("_T")
 
 
 # The rate search is medcodec.evaluate.ratecontrol's; imported when used, so that importing
@@ -748,24 +746,8 @@ class _Coder:
         return to_v(hi)
 
 
-def _map_ordered(fn: Callable[[Any], _T], items: Iterable[Any], jobs: int) -> list[_T]:
-    return list(_imap_ordered(fn, items, jobs))
-
-
-def _imap_ordered(fn: Callable[[Any], _T], items: Iterable[Any], jobs: int) -> Iterator[_T]:
-    """``map`` in threads, results in order, at most ``2 * jobs`` items in flight (bounded memory)."""
-    if jobs <= 1:
-        for item in items:
-            yield fn(item)
-        return
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending: deque[Any] = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= 2 * jobs:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+_map_ordered = map_ordered  # the shared thread map (medcodec/_parallel.py)
+_imap_ordered = imap_ordered
 
 
 # --------------------------------------------------------------------------- writing
