@@ -68,6 +68,7 @@ import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 
 import medcodec  # noqa: E402
+from medcodec.evaluate.timing import cpu_model  # noqa: E402
 from medcodec.codec import pipeline  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -339,14 +340,6 @@ def measure_startup(dicom_file: Path, cold: bool) -> dict[str, float]:
     return out
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def report(cs: list[Codec], threads: dict[str, float] | None, memory: dict[str, float] | None,
@@ -480,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "data": args.data.name,

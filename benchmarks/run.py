@@ -43,6 +43,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medcodec.errors import CodecError  # noqa: E402
+from medcodec.evaluate.timing import cpu_model  # noqa: E402
 from medcodec.evaluate import metrics as M  # noqa: E402
 from medcodec.evaluate.bjontegaard import bd_rate  # noqa: E402
 from medcodec.evaluate.inputs import LoadedSeries, load_series  # noqa: E402
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "threads": args.threads,
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"environment": env, "series": results}, indent=1, default=str))
     if args.markdown:
-        cpu = _cpu_model()
+        cpu = cpu_model()
         libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items())
         md = [
             "# Benchmarks",
@@ -340,14 +341,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from . import metrics as M
 from .bjontegaard import bd_psnr, bd_rate
 from .peers import BaseAdapter, CodecAdapter, library_versions
 from .ratecontrol import KnobSearch, calibration_indices
-from .timing import timed
+from .timing import cpu_model, timed
 
 __all__ = [
     "DEFAULT_RATES",
@@ -335,7 +335,7 @@ def _environment() -> dict[str, Any]:
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],

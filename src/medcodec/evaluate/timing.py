@@ -8,13 +8,15 @@ removes most scheduling noise on small inputs.
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["timed", "TimedRun", "time_each", "time_parallel"]
+__all__ = ["timed", "TimedRun", "time_each", "time_parallel", "cpu_model"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,3 +73,14 @@ def time_parallel(fn: Callable[[T], R], items: Sequence[T], *, threads: int, rep
             results = list(pool.map(fn, items))
             best = min(best, time.perf_counter() - t0)
     return TimedRun(results, best, threads)
+
+
+def cpu_model() -> str:
+    """The processor's name for benchmark and report records (``/proc/cpuinfo``, else ``platform``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
