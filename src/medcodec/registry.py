@@ -139,7 +139,7 @@ def _medcodec_missing(fmt: str) -> Callable[[], str | None]:
 
 
 def _medcodec_version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return f"medcodec {__version__}"
 

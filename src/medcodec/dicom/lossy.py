@@ -95,8 +95,8 @@ import io
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -833,7 +833,7 @@ def _write_image(
 def _build(image: DicomImage, path: Path, streams: list[bytes], *, coder: _Coder, knob: float, clipped: int,
            raw_bpp: int, series_uid: str) -> tuple[bytes, Dataset, int, float]:  # fmt: skip
     """The file's bytes, its dataset, the fragment bytes and the ratio."""
-    from .. import __version__
+    from .._version import __version__
 
     mapping, syntax = coder.mapping, coder.syntax
     frames, rows, cols = image.shape
