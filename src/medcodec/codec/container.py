@@ -55,6 +55,8 @@ __all__ = [
 
 SIGNATURE = b"\x89MDC\r\n\x1a\n"
 VERSION = (1, 0)
+#: Version of streams using the v2 coding tools (``docs/format.md`` §10): HEAD transform 1.
+VERSION_2 = (2, 0)
 
 #: Hard limits checked before any allocation.
 LIMITS = {
@@ -69,11 +71,16 @@ LIMITS = {
 PHOTOMETRIC_CODES = {"MONOCHROME2": 0, "MONOCHROME1": 1}
 PHOTOMETRIC_NAMES = {v: k for k, v in PHOTOMETRIC_CODES.items()}
 TRANSFORM_DCT8 = 0
+TRANSFORM_PREDICTIVE = 1  # v2: spatial prediction, no transform (lossless / near-lossless)
 ENTROPY_HUFFMAN = 0
+ENTROPY_ARITH = 1  # v2: adaptive binary range coder
+#: (transform, entropy) pairs each major version allows.
+CODINGS = {1: {(TRANSFORM_DCT8, ENTROPY_HUFFMAN)}, 2: {(TRANSFORM_PREDICTIVE, ENTROPY_ARITH)}}
+NO_MAX_ERROR = 0xFFFF  # HEAD max_error when the stream records no guarantee
 SIZE_BITS = 5
 
 _SEG_HEAD = struct.Struct("<I4s")
-_HEAD = struct.Struct("<HHIIIBBBBBBBBdddd8x")  # 64 bytes
+_HEAD = struct.Struct("<HHIIIBBBBBBBBddddH6x")  # 64 bytes; v1: the H is reserved (0)
 _FIDX_ENTRY = struct.Struct("<QI")
 _FRAM_HEAD = struct.Struct("<IBBH")
 FLAG_RESCALE = 1
@@ -111,6 +118,9 @@ class MdcHeader:
     range_bits: int = 8
     version: tuple[int, int] = VERSION
     format: str = "mdc"
+    transform: int = TRANSFORM_DCT8
+    entropy: int = ENTROPY_HUFFMAN
+    max_error: int | None = None  # v2: guaranteed max |error| in stored units (0 = lossless)
     qtables: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -165,16 +175,17 @@ def _head_payload(header: MdcHeader) -> bytes:
     flags = (FLAG_RESCALE if (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0) else 0) | (
         FLAG_WINDOW if header.window_center is not None and header.window_width is not None else 0
     )
+    v2 = header.version[0] >= 2
     return _HEAD.pack(
-        *VERSION,
+        *header.version,
         header.rows,
         header.cols,
         header.frames,
         header.bits_stored,
         int(header.signed),
         PHOTOMETRIC_CODES[header.photometric_interpretation],
-        TRANSFORM_DCT8,
-        ENTROPY_HUFFMAN,
+        header.transform,
+        header.entropy,
         header.quality or 0,
         header.range_bits,
         flags,
@@ -182,6 +193,7 @@ def _head_payload(header: MdcHeader) -> bytes:
         header.rescale_intercept,
         _opt(header.window_center),
         _opt(header.window_width),
+        (NO_MAX_ERROR if header.max_error is None else header.max_error) if v2 else 0,
     )
 
 
@@ -211,7 +223,7 @@ class ContainerWriter:
         self.header = header
         self.entries: list[tuple[int, int]] = []
         qtab = bytes([len(header.qtables)]) + b"".join(np.asarray(q, dtype="<u2").tobytes() for q in header.qtables)
-        parts = [SIGNATURE, _segment(b"HEAD", _head_payload(header)), _segment(b"QTAB", qtab)]
+        parts = [SIGNATURE, _segment(b"HEAD", _head_payload(header))] + ([_segment(b"QTAB", qtab)] if header.qtables else [])
         if header.meta:
             parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
         for name, blob in header.ancillary.items():
@@ -227,9 +239,12 @@ class ContainerWriter:
 
     def add(self, record: FrameRecord) -> None:
         """Append the next frame (frames must come in order 0, 1, 2...)."""
-        if record.index != len(self.entries) or record.index >= self.header.frames:
-            raise ValueError(f"frame {record.index} out of order: expected {len(self.entries)}")
-        seg = _fram_segment(record)
+        self.add_payload(record.index, _fram_segment(record))
+
+    def add_payload(self, index: int, seg: bytes) -> None:
+        """Append frame ``index`` as a ready FRAM segment (v2 frames build their own payload)."""
+        if index != len(self.entries) or index >= self.header.frames:
+            raise ValueError(f"frame {index} out of order: expected {len(self.entries)}")
         self.fh.write(seg)
         self.entries.append((self.offset, len(seg)))
         self.offset += len(seg)
@@ -290,9 +305,9 @@ def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
     if len(payload) != _HEAD.size:
         raise CorruptStreamError(f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size}", offset=seg.offset, segment="HEAD")
     (vmaj, vmin, rows, cols, frames, bits, signed, photo, transform, entropy, quality, range_bits, flags,
-     slope, intercept, wc, ww) = _HEAD.unpack_from(payload)  # fmt: skip
-    if vmaj != VERSION[0]:
-        raise UnsupportedFeatureError(f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: {VERSION[0]}.x)")
+     slope, intercept, wc, ww, max_error) = _HEAD.unpack_from(payload)  # fmt: skip
+    if vmaj not in CODINGS:
+        raise UnsupportedFeatureError(f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: 1.x, 2.x)")
     problems = []
     if not (1 <= rows <= LIMITS["max_rows"] and 1 <= cols <= LIMITS["max_cols"]):
         problems.append(f"rows x cols = {rows} x {cols} outside 1..{LIMITS['max_rows']}")
@@ -316,15 +331,16 @@ def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
         problems.append(f"rescale slope/intercept {slope}/{intercept} not finite and non-zero")
     if problems:
         raise CorruptStreamError("; ".join(problems), offset=seg.offset, segment="HEAD")
-    if transform != TRANSFORM_DCT8 or entropy != ENTROPY_HUFFMAN:
-        raise UnsupportedFeatureError(f"HEAD: transform {transform} / entropy coder {entropy} not supported by this reader")
+    if (transform, entropy) not in CODINGS[vmaj]:
+        raise UnsupportedFeatureError(f"HEAD: transform {transform} / entropy coder {entropy} not supported in version {vmaj}")
     window = bool(flags & FLAG_WINDOW) and math.isfinite(wc) and math.isfinite(ww)
     return dict(
         rows=rows, cols=cols, frames=frames, bits_stored=bits, signed=bool(signed),
         photometric_interpretation=PHOTOMETRIC_NAMES[photo], rescale_slope=slope,
         rescale_intercept=intercept, window_center=wc if window else None,
         window_width=ww if window else None, quality=quality or None, range_bits=range_bits,
-        version=(vmaj, vmin),
+        version=(vmaj, vmin), transform=transform, entropy=entropy,
+        max_error=max_error if vmaj >= 2 and max_error != NO_MAX_ERROR else None,
     )  # fmt: skip
 
 
@@ -387,9 +403,9 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
         else:
             ancillary[seg.type] = bytes(payload)
         offset = seg.end
-    if not qtables:
-        raise CorruptStreamError("no QTAB segment before FIDX", offset=offset, segment="QTAB")
     assert head is not None
+    if not qtables and head["transform"] == TRANSFORM_DCT8:
+        raise CorruptStreamError("no QTAB segment before FIDX", offset=offset, segment="QTAB")
     header = MdcHeader(**head, qtables=qtables, segments=tuple(segments), meta=meta, ancillary=ancillary)
     return header, index
 
@@ -428,6 +444,16 @@ def _parse_table(payload: memoryview, pos: int, alphabet: int, seg: Segment, nam
     table = HuffmanTable(bits, huffval)
     table.validate(alphabet, offset=seg.offset, segment=f"FRAM {name} table")
     return table, pos + 2 * n
+
+
+def frame_payload(data: bytes | bytearray | memoryview, entry: tuple[int, int], *, verify: bool = True) -> memoryview:
+    """The payload of the FRAM segment a FIDX entry points at (CRC and type checked)."""
+    mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    off, size = entry
+    seg, payload = _read_segment(mv, off, verify=verify)
+    if seg.type != "FRAM" or seg.length + 12 != size:
+        raise CorruptStreamError(f"frame index points at {seg.type} of {seg.length + 12} bytes, expected FRAM of {size}", offset=off, segment="FIDX")
+    return payload
 
 
 def parse_frame(data: bytes | bytearray | memoryview, header: MdcHeader, entry: tuple[int, int], *, verify: bool = True) -> tuple[FrameRecord, int]:

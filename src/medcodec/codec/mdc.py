@@ -8,6 +8,7 @@ frames held at once), :func:`decode_mdc` decodes the frames asked for through th
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -17,7 +18,7 @@ import numpy as np
 from .._parallel import imap_ordered
 from ..errors import CorruptStreamError, InvalidInputError
 from ..spec import PixelSpec, storage_dtype
-from . import container, entropy, levelshift, quantize
+from . import container, entropy, levelshift, mdc2, quantize
 from .framecoder import (
     EFFORTS,
     EncodedFrame,
@@ -69,6 +70,7 @@ def encode_to(
     ancillary: dict[str, bytes] | None = None,
     ndim: int = 3,
     effort: str | None = None,
+    max_error: int | None = None,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -87,6 +89,9 @@ def encode_to(
         Default: the first frame.
     value_range
         (min, max) of the whole series if known; otherwise taken from ``sample``.
+    max_error
+        Guaranteed max |error| in stored units (0: lossless): the v2 predictive mode
+        (:mod:`.mdc2`); excludes ``quality`` / ``ratio`` / ``psnr``.
     Other parameters are those of :func:`encode`.
 
     Raises
@@ -94,6 +99,14 @@ def encode_to(
     InvalidInputError
         Bad frames, options, or a frame count different from ``n_frames``.
     """
+    if max_error is not None:
+        if (quality, ratio, psnr) != (None, None, None):
+            raise InvalidInputError("max_error excludes quality, ratio and psnr")
+        nbytes = mdc2.encode_predictive_to(
+            fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, max_error=max_error, spec=spec,
+            jobs=jobs, ancillary=ancillary, ndim=ndim,
+        )  # fmt: skip
+        return StreamSummary(nbytes, math.nan, n_frames)
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
@@ -193,6 +206,8 @@ def encode_mdc_to(
 
 def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
     header, index = container.parse_container(buf)
+    if header.transform == container.TRANSFORM_PREDICTIVE:
+        return mdc2.decode_predictive(buf, header, index, frames, jobs)
     sel, single = frame_selection(frames, header.frames)
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
     arr = entropy.as_byte_array(buf)

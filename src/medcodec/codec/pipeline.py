@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError
 from ..spec import PixelSpec
-from . import container, jpeg, levelshift
+from . import container, jpeg, levelshift, mdc2
 from .framecoder import EFFORTS, RATE_SAMPLE_FRAMES, EncodedFrame, FrameCoder, default_jobs, validate_pixels
 from .mdc import MDC_SIZE_BITS, StreamSummary, decode_mdc, encode_mdc_to, encode_to
 
@@ -54,6 +54,7 @@ def encode(
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
     effort: str | None = None,
+    max_error: int | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -90,6 +91,10 @@ def encode(
         ``"best"`` chooses the levels by trellis (a few % smaller, ~4x slower to encode).
         ``"jpeg"``: ``"best"`` (default) is the trellis, ``"fast"`` thresholding (see
         :func:`.jpeg.encode_jpeg`). Decoding speed does not depend on it.
+    max_error
+        ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
+        sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
+        decoding inside the encoder. Uses the v2 predictive mode (:mod:`.mdc2`, format 2.0).
 
     Returns
     -------
@@ -119,6 +124,8 @@ def encode(
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     vmin, vmax = levelshift.check_range(frames, bits_stored, signed_)
     jobs_ = default_jobs(jobs)
+    if max_error is not None and format != "mdc":
+        raise InvalidInputError("max_error applies to format='mdc' only")
     if format == "jpeg":
         return jpeg.encode_jpeg(
             frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
@@ -127,6 +134,14 @@ def encode(
     if restart_interval:
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
     buf = io.BytesIO()
+    if max_error is not None:
+        if (quality, ratio, psnr) != (None, None, None) or effort is not None or table != "medical":
+            raise InvalidInputError("max_error excludes quality, ratio, psnr, effort and table")
+        mdc2.encode_predictive_to(
+            buf, frames, n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, max_error=max_error,
+            spec=spec, jobs=jobs_, ancillary=ancillary, ndim=2 if is_2d else 3, frames_checked=True,
+        )  # fmt: skip
+        return buf.getvalue()
     encode_mdc_to(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
         ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),

@@ -1,0 +1,328 @@
+"""Predictive lossless / near-lossless frame coding (array <-> bytes), the ``.mdc`` v2 spatial mode.
+
+One frame at a time: :func:`encode_frame` codes it so that every decoded sample is within
+``max_error`` of the original (``0``: bit-exact), and **checks that by decoding** before it
+returns; :func:`decode_frame` inverts it. The algorithm (LOCO-I style prediction and bias
+correction, near-lossless residual quantization, context-adaptive binary range coding) is
+in :mod:`._kernels_v2` and specified in ``docs/format.md`` §10-11.
+
+:func:`encode_frame_reference` / :func:`decode_frame_reference` are the plain-Python twins
+(built on :mod:`.arith`), bit-exact with the kernels on small frames; they are for tests only
+(about 10^4 samples per second).
+
+Why a bound holds: the residual ``e`` between a sample and its prediction is quantized to
+``round(e / (2k+1))`` (ties away from zero, ISO 14495-1 §A.4.4), so the reconstruction
+``prediction + (2k+1) * level`` is within ``k`` of the sample; clamping to the frame's
+[min, max] can only move it closer, since the sample lies in that range. The decoder
+repeats the encoder's predictions from the same reconstructed samples, so both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CodecError, CorruptStreamError, InvalidInputError, TruncatedStreamError
+from . import _kernels_v2 as K
+from .arith import Contexts, RangeDecoder, RangeEncoder
+
+__all__ = [
+    "PREDICTORS",
+    "MAX_ERROR_LIMIT",
+    "FrameParams",
+    "encode_frame",
+    "decode_frame",
+    "encode_frame_reference",
+    "decode_frame_reference",
+]
+
+#: Predictor codes of the FRAM header: 0 = MED (LOCO-I median edge detector), 1 = blend of
+#: six linear predictors weighted by their recent errors (the default: 1-5% smaller on CT/MR/CR).
+PREDICTORS = {"med": 0, "blend": 1}
+#: Largest ``max_error`` accepted (a bound beyond this is better served by the DCT modes).
+MAX_ERROR_LIMIT = 255
+
+
+@dataclass(frozen=True)
+class FrameParams:
+    """What a predictive frame's decoder needs besides its bytes (stored in its FRAM header)."""
+
+    max_error: int
+    vmin: int
+    vmax: int
+    t1: int
+    t2: int
+    t3: int
+    predictor: int = PREDICTORS["blend"]
+
+    @classmethod
+    def for_frame(cls, frame: np.ndarray, max_error: int, predictor: int = PREDICTORS["blend"]) -> FrameParams:
+        vmin, vmax = int(frame.min()), int(frame.max())
+        return cls(max_error, vmin, vmax, *K.default_thresholds(vmax - vmin, max_error), predictor=predictor)
+
+    def validate(self, *, offset: int | None = None, segment: str | None = None) -> None:
+        """Raise :class:`CorruptStreamError` unless the parameters are consistent."""
+        problems = []
+        if not 0 <= self.max_error <= MAX_ERROR_LIMIT:
+            problems.append(f"max_error {self.max_error} outside 0..{MAX_ERROR_LIMIT}")
+        if not (-(1 << 16) <= self.vmin <= self.vmax < (1 << 16)):
+            problems.append(f"value range {self.vmin}..{self.vmax} is not a 16-bit range")
+        if not 0 < self.t1 <= self.t2 <= self.t3:
+            problems.append(f"thresholds {self.t1}, {self.t2}, {self.t3} not increasing and positive")
+        if self.predictor not in PREDICTORS.values():
+            problems.append(f"predictor code {self.predictor} unknown")
+        if problems:
+            raise CorruptStreamError("; ".join(problems), offset=offset, segment=segment)
+
+
+def encode_frame(frame: np.ndarray, params: FrameParams, *, verify: bool = True) -> bytes:
+    """Code one 2-D integer frame; with ``verify`` decode it and check the error bound.
+
+    Raises
+    ------
+    InvalidInputError
+        Frame not 2-D integer, or samples outside ``params``' range.
+    CodecError
+        The decoded frame breaks the bound (a bug in the codec, never expected).
+    """
+    if frame.ndim != 2 or frame.dtype.kind not in "iu":
+        raise InvalidInputError(f"a frame must be a 2-D integer array, got {frame.dtype} {frame.shape}")
+    img = np.ascontiguousarray(frame, dtype=np.int32)
+    if img.size and (int(img.min()) < params.vmin or int(img.max()) > params.vmax):
+        raise InvalidInputError(f"frame values outside the declared range {params.vmin}..{params.vmax}")
+    cap = img.size * 3 + 1024
+    while True:
+        out = np.empty(cap, dtype=np.uint8)
+        status, n = K.encode_predictive(
+            img, params.max_error, params.vmin, params.vmax, params.t1, params.t2, params.t3, params.predictor, out
+        )
+        if status == K.OK:
+            break
+        cap *= 2  # incompressible noise: more than 3 bytes per sample (never seen; bounded by 2**31)
+        if cap > 1 << 31:
+            raise CodecError("predictive coder: output larger than 2 GiB for one frame")
+    data = out[:n].tobytes()
+    if verify:
+        dec = decode_frame(data, params, img.shape)
+        err = int(np.abs(dec.astype(np.int64) - img).max()) if img.size else 0
+        if err > params.max_error:
+            raise CodecError(
+                f"internal error: decoded frame has max |error| {err} > max_error {params.max_error}; please report"
+            )
+    return data
+
+
+def decode_frame(
+    data: bytes | np.ndarray,
+    params: FrameParams,
+    shape: tuple[int, int],
+    *,
+    start: int = 0,
+    end: int | None = None,
+    out: np.ndarray | None = None,
+    offset: int | None = None,
+    segment: str | None = None,
+) -> np.ndarray:
+    """Decode one frame coded by :func:`encode_frame` (``data[start:end]``) into int32 or ``out``.
+
+    Raises
+    ------
+    TruncatedStreamError
+        The coded data ends before the frame does.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+    end = len(buf) if end is None else end
+    if not 0 <= start <= end <= len(buf):
+        raise CorruptStreamError(f"coded data {start}..{end} outside the buffer", offset=offset, segment=segment)
+    params.validate(offset=offset, segment=segment)
+    target = np.empty(shape, dtype=np.int32)
+    status = K.decode_predictive(
+        buf, start, end, params.max_error, params.vmin, params.vmax, params.t1, params.t2, params.t3,
+        params.predictor, target,
+    )  # fmt: skip
+    if status != K.OK:
+        raise TruncatedStreamError(
+            "predictive coded data ends before the frame does", offset=offset, segment=segment
+        )
+    if out is None:
+        return target
+    out[...] = target
+    return out
+
+
+# ----------------------------------------------------------------------------- plain-Python twin
+
+
+def _grad_q(d: int, p: FrameParams) -> int:
+    k = p.max_error
+    if d <= -p.t3:
+        return -4
+    if d <= -p.t2:
+        return -3
+    if d <= -p.t1:
+        return -2
+    if d < -k:
+        return -1
+    if d <= k:
+        return 0
+    if d < p.t1:
+        return 1
+    if d < p.t2:
+        return 2
+    if d < p.t3:
+        return 3
+    return 4
+
+
+def _act_bucket(v: int) -> int:
+    v = min(v, 1023)
+    edges = [int(x) for x in K.ACT_EDGES]
+    return max(i for i, e in enumerate(edges) if e <= v)
+
+
+def _div_round_half_up(num: int, den: int) -> int:
+    """num / den rounded to nearest, halves away from zero (den > 0)."""
+    return (num + den // 2) // den if num >= 0 else -((-num + den // 2) // den)
+
+
+class _Model:
+    """The per-pixel model of ``docs/format.md`` §10, one plain-Python object per frame."""
+
+    def __init__(self, p: FrameParams, rows: int, cols: int):
+        self.p, self.rows, self.cols = p, rows, cols
+        self.R = [[0] * cols for _ in range(rows)]
+        self.E = [[0] * (cols + 1) for _ in range(2)]
+        self.EP = [[[0] * (cols + 1) for _ in range(2)] for _ in range(K.N_SUB)]
+        self.B = [0] * K.N_TEX
+        self.C = [0] * K.N_TEX
+        self.N = [1] * K.N_TEX
+        self.scale = 2 * p.max_error + 1
+
+    def predict(self, y: int, x: int) -> tuple[int, int, int, int, list[int]]:
+        """(prediction, sign, texture context, activity context, sub-predictions) of pixel (y, x)."""
+        p, R, cols = self.p, self.R, self.cols
+        mid = (p.vmin + p.vmax) // 2
+        if y == 0:
+            a = b = c = d = mid if x == 0 else R[0][x - 1]
+        else:
+            b = R[y - 1][x]
+            a, c = (b, b) if x == 0 else (R[y][x - 1], R[y - 1][x - 1])
+            d = R[y - 1][x + 1] if x + 1 < cols else b
+        cur, prv = y & 1, (y & 1) ^ 1
+        E = self.E
+        eW = E[cur][x - 1] if x > 0 else E[prv][x]
+        eNE = E[prv][x + 1] if x + 1 < cols else E[prv][x]
+        q = (_grad_q(d - b, p) * 9 + _grad_q(b - c, p)) * 9 + _grad_q(c - a, p)
+        g = (abs(d - b) + abs(b - c) + abs(c - a)) // self.scale
+        e = 2 * eW + E[prv][x] + eNE
+        shape = 0 if 2 * g < e else (1 if g < 2 * e else 2)
+        act = _act_bucket(g + e) * 3 + shape
+        sign = -1 if q < 0 else 1
+        q = abs(q)
+        subs: list[int] = []
+        if p.predictor == 0:
+            if c >= max(a, b):
+                px = min(a, b)
+            elif c <= min(a, b):
+                px = max(a, b)
+            else:
+                px = a + b - c
+        else:
+            subs = [8 * (a + b - c), 8 * (a + d - b), 4 * (a + b), 8 * b + 4 * (a - c), 2 * (a + b + c + d),
+                    4 * (a + b) + 2 * (d - c)]  # fmt: skip
+            num = den = 0
+            for i, s in enumerate(subs):
+                EPi = self.EP[i]
+                tot = EPi[prv][x] + EPi[prv][x + 1] + 1
+                tot += (EPi[cur][x - 1] + EPi[prv][x - 1]) if x > 0 else 2 * EPi[prv][x]
+                w = max((1 << 36) // (tot * tot), 1)
+                num += w * s
+                den += w
+            px = _div_round_half_up(num, 8 * den)
+        px = min(max(px + sign * self.C[q], p.vmin), p.vmax)
+        return px, sign, q, act, subs
+
+    def update(self, y: int, x: int, px: int, sign: int, q: int, e: int, subs: list[int]) -> int:
+        p = self.p
+        rx = min(max(px + sign * e * self.scale, p.vmin), p.vmax)
+        self.R[y][x] = rx
+        cur = y & 1
+        self.E[cur][x] = abs(e)
+        for i, s in enumerate(subs):
+            self.EP[i][cur][x] = abs(8 * rx - s)
+        B, C, N = self.B, self.C, self.N
+        B[q] += e * self.scale
+        if N[q] == K.RESET:
+            B[q] = B[q] >> 1 if B[q] >= 0 else -((-B[q] + 1) >> 1)
+            N[q] >>= 1
+        N[q] += 1
+        n = N[q]
+        if B[q] <= -n:
+            B[q] += n
+            C[q] = max(C[q] - 1, -128)
+            if B[q] <= -n:
+                B[q] = -n + 1
+        elif B[q] > 0:
+            B[q] -= n
+            C[q] = min(C[q] + 1, 127)
+            if B[q] > 0:
+                B[q] = 0
+        return rx
+
+
+def encode_frame_reference(frame: np.ndarray, params: FrameParams) -> bytes:
+    """Plain-Python twin of :func:`encode_frame` (no verification): the same bytes, slowly."""
+    rows, cols = frame.shape
+    m = _Model(params, rows, cols)
+    enc = RangeEncoder(Contexts(K.N_CTX))
+    k, scale = params.max_error, 2 * params.max_error + 1
+    for y in range(rows):
+        for x in range(cols):
+            px, sign, q, act, subs = m.predict(y, x)
+            e = (int(frame[y, x]) - px) * sign
+            if k:
+                e = (e + k) // scale if e > 0 else -((k - e) // scale)
+            if e == 0:
+                enc.encode(K.CTX_ZERO + act, 0)
+            else:
+                enc.encode(K.CTX_ZERO + act, 1)
+                enc.encode(K.CTX_SIGN + act, int(e < 0))
+                mag = abs(e)
+                nb = mag.bit_length()
+                base = K.CTX_LEN + act * K.MAX_NBITS
+                for i in range(1, nb):
+                    enc.encode(base + i, 1)
+                if nb < K.MAX_NBITS - 1:
+                    enc.encode(base + nb, 0)
+                mb = K.CTX_MANT + (act * K.MAX_NBITS + nb) * K.MAX_NBITS
+                for j in range(nb - 2, -1, -1):
+                    enc.encode(mb + j, (mag >> j) & 1)
+            m.update(y, x, px, sign, q, e, subs)
+    return enc.finish()
+
+
+def decode_frame_reference(data: bytes, params: FrameParams, shape: tuple[int, int]) -> np.ndarray:
+    """Plain-Python twin of :func:`decode_frame`."""
+    rows, cols = shape
+    m = _Model(params, rows, cols)
+    dec = RangeDecoder(Contexts(K.N_CTX), data)
+    for y in range(rows):
+        for x in range(cols):
+            px, sign, q, act, subs = m.predict(y, x)
+            e = 0
+            if dec.decode(K.CTX_ZERO + act):
+                neg = dec.decode(K.CTX_SIGN + act)
+                base = K.CTX_LEN + act * K.MAX_NBITS
+                nb = 1
+                while nb < K.MAX_NBITS - 1 and dec.decode(base + nb):
+                    nb += 1
+                mb = K.CTX_MANT + (act * K.MAX_NBITS + nb) * K.MAX_NBITS
+                e = 1
+                for j in range(nb - 2, -1, -1):
+                    e = (e << 1) | dec.decode(mb + j)
+                e = -e if neg else e
+            m.update(y, x, px, sign, q, e, subs)
+    if dec.overrun:
+        raise TruncatedStreamError("predictive coded data ends before the frame does")
+    return np.array(m.R, dtype=np.int32).reshape(rows, cols)

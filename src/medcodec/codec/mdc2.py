@@ -1,0 +1,193 @@
+"""The ``.mdc`` v2 driver for the predictive mode: frames with a guaranteed max error, and back.
+
+``encode(..., max_error=k)`` comes here (through :func:`.mdc.encode_to`): every frame is coded
+by :mod:`.lossless` so that no decoded sample differs from its original by more than ``k``
+stored units (``k = 0``: bit-exact), and each frame is decoded again inside the encoder to
+check that before it is written. The stream is a version 2.0 container (HEAD transform 1,
+entropy coder 1, ``max_error`` in HEAD), with one FRAM segment per frame holding the frame's
+model parameters and its range-coded bytes (``docs/format.md`` §10). Frames are independent,
+coded in parallel threads and decoded with random access through FIDX, as in v1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Iterable, Sequence
+from typing import BinaryIO
+
+import numpy as np
+
+from .._parallel import imap_ordered
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
+from ..spec import PixelSpec, storage_dtype, value_range
+from . import container, levelshift
+from .framecoder import default_jobs, frame_selection, map_frames, validate_pixels
+from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, encode_frame
+
+__all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE"]
+
+#: FRAM payload of a predictive frame, before the coded bytes: index u32, predictor u8, 3 bytes
+#: reserved (0), vmin i32, vmax i32, T1 T2 T3 u16, ncoded u32 (``docs/format.md`` §10.1).
+FRAM2_HEAD = struct.Struct("<IB3xiiHHHI")
+#: A frame may not claim more than this many samples per coded byte (decompression-bomb limit).
+#: The coder spends at least 0.0056 bits per sample (1 byte per ~1400 samples, §11), so valid
+#: streams are always far inside it.
+MIN_PIXELS_PER_BYTE = 4096
+
+
+def _check_max_error(max_error: object) -> int:
+    if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)):
+        raise InvalidInputError(f"max_error={max_error!r} must be an integer >= 0")
+    if not 0 <= int(max_error) <= MAX_ERROR_LIMIT:
+        raise InvalidInputError(f"max_error={max_error} outside 0..{MAX_ERROR_LIMIT} (stored units)")
+    return int(max_error)
+
+
+def encode_predictive_to(
+    fh: BinaryIO,
+    frames: Iterable[np.ndarray],
+    *,
+    n_frames: int,
+    bits_stored: int,
+    signed: bool | None,
+    max_error: int,
+    spec: PixelSpec | None = None,
+    jobs: int | None = None,
+    ancillary: dict[str, bytes] | None = None,
+    ndim: int = 3,
+    predictor: str = "blend",
+    frames_checked: bool = False,
+) -> int:
+    """Encode frames into a v2 ``.mdc`` whose every sample is within ``max_error`` of the input.
+
+    Memory stays at about ``2 * jobs`` frames, as in :func:`.mdc.encode_to`.
+
+    Returns
+    -------
+    int
+        Bytes written.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad frames or options.
+    """
+    k = _check_max_error(max_error)
+    if predictor not in PREDICTORS:
+        raise InvalidInputError(f"predictor={predictor!r} is unknown, expected one of {tuple(PREDICTORS)}")
+    if not isinstance(n_frames, int) or n_frames < 1:
+        raise InvalidInputError(f"n_frames={n_frames!r} must be a positive integer")
+    for name in ancillary or {}:
+        if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
+            raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise InvalidInputError("no frames to encode")
+    first_arr, signed_, _ = validate_pixels(first, bits_stored, signed)
+    if first_arr.shape[0] != 1:
+        raise InvalidInputError(f"every frame must be 2-D, got shape {first_arr.shape}")
+    first = first_arr[0]
+    _, rows, cols = first_arr.shape
+    jobs_ = min(default_jobs(jobs), n_frames)
+    spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
+    header = container.MdcHeader(
+        rows=rows, cols=cols, frames=n_frames, bits_stored=bits_stored, signed=signed_,
+        photometric_interpretation=spec.photometric_interpretation,
+        rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
+        window_center=spec.window_center, window_width=spec.window_width, quality=None,
+        range_bits=bits_stored, version=container.VERSION_2, transform=container.TRANSFORM_PREDICTIVE,
+        entropy=container.ENTROPY_ARITH, max_error=k, qtables=(),
+        meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
+    )  # fmt: skip
+    code = PREDICTORS[predictor]
+
+    def one(item: tuple[int, np.ndarray]) -> bytes:
+        index, frame = item
+        if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
+            raise InvalidInputError(
+                f"every frame must be an integer array of shape {(rows, cols)}, got "
+                f"{getattr(frame, 'shape', type(frame).__name__)}"
+            )
+        if not frames_checked:
+            levelshift.check_range(frame, bits_stored, signed_)
+        params = FrameParams.for_frame(frame, k, code)
+        coded = encode_frame(frame, params, verify=True)
+        head = FRAM2_HEAD.pack(index, params.predictor, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded))
+        return container._segment(b"FRAM", head + coded)
+
+    writer = container.ContainerWriter(fh, header)
+    written = 0
+    source = enumerate(itertools.chain([first], it))
+    for seg in imap_ordered(one, source, jobs_):
+        if written >= n_frames:
+            raise InvalidInputError(f"more than n_frames={n_frames} frames given")
+        writer.add_payload(written, seg)
+        written += 1
+    if written != n_frames:
+        raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
+    return writer.close()
+
+
+def parse_predictive_frame(
+    data: bytes | memoryview, header: container.MdcHeader, entry: tuple[int, int]
+) -> tuple[int, FrameParams, int, int]:
+    """Read a predictive FRAM segment: (index, parameters, start, end of the coded bytes in ``data``).
+
+    Raises
+    ------
+    CorruptStreamError, TruncatedStreamError, ChecksumMismatchError
+        Damaged segment, parameters outside the header's sample range, or a frame claiming
+        more than :data:`MIN_PIXELS_PER_BYTE` samples per coded byte.
+    """
+    payload = container.frame_payload(data, entry)
+    off = entry[0]
+    if len(payload) < FRAM2_HEAD.size:
+        raise TruncatedStreamError(
+            "FRAM header cut off", offset=off, segment="FRAM", expected=FRAM2_HEAD.size, available=len(payload)
+        )
+    index, predictor, vmin, vmax, t1, t2, t3, ncoded = FRAM2_HEAD.unpack_from(payload)
+    if FRAM2_HEAD.size + ncoded != len(payload):
+        raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+    if index >= header.frames:
+        raise CorruptStreamError(f"FRAM frame {index} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM")
+    lo, hi = value_range(header.bits_stored, header.signed)
+    if not lo <= vmin <= vmax <= hi:
+        raise CorruptStreamError(
+            f"FRAM value range {vmin}..{vmax} outside the {header.bits_stored}-bit range {lo}..{hi}",
+            offset=off, segment="FRAM",
+        )  # fmt: skip
+    pixels = header.rows * header.cols
+    if pixels > MIN_PIXELS_PER_BYTE * ncoded:
+        raise CorruptStreamError(
+            f"{pixels} samples cannot be coded in {ncoded} bytes (limit {MIN_PIXELS_PER_BYTE} samples per byte)",
+            offset=off, segment="FRAM",
+        )  # fmt: skip
+    params = FrameParams(int(header.max_error or 0), vmin, vmax, t1, t2, t3, predictor)
+    params.validate(offset=off, segment="FRAM")
+    start = off + 8 + FRAM2_HEAD.size
+    return index, params, start, start + ncoded
+
+
+def decode_predictive(buf: bytes, header: container.MdcHeader, index: list[tuple[int, int]],
+                      frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:  # fmt: skip
+    """Decode the frames asked for of a predictive v2 stream (random access through FIDX)."""
+    if header.max_error is None:
+        raise CorruptStreamError("predictive stream without max_error in HEAD", offset=8, segment="HEAD")
+    sel, single = frame_selection(frames, header.frames)
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
+
+    def one(j: int) -> None:
+        entry = index[sel[j]]
+        fidx, params, start, end = parse_predictive_frame(buf, header, entry)
+        if fidx != sel[j]:
+            raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {fidx}", offset=entry[0], segment="FRAM")
+        decode_frame(arr, params, (header.rows, header.cols), start=start, end=end, out=out[j],
+                     offset=entry[0], segment=f"FRAM {fidx}")  # fmt: skip
+
+    map_frames(one, list(range(len(sel))), jobs)
+    if single or (frames is None and header.meta.get("ndim") == 2):
+        return out[0]
+    return out
