@@ -25,6 +25,9 @@ PROFILES = {
     "ct.i2.b16.q90": dict(shape=(33, 47), bits_stored=16, signed=True, quality=90),
     "mr.u2.b10.q50.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, quality=50),
     "xr.u1.b8.q95": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95),
+    # format 2.0, predictive mode: lossless and near-lossless
+    "ct.i2.b16.e0": dict(shape=(33, 47), bits_stored=16, signed=True, max_error=0),
+    "mr.u2.b10.e2.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, max_error=2),
 }
 
 

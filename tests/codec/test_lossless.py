@@ -1,0 +1,267 @@
+"""The .mdc v2 predictive mode: guaranteed max error, bit-exact lossless, twins, damaged streams."""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+import medcodec
+from medcodec.codec import container, lossless, mdc2
+from medcodec.codec.arith import Contexts, RangeDecoder, RangeEncoder
+
+
+def _dtype(bits: int, signed: bool) -> type:
+    return (np.int8 if signed else np.uint8) if bits <= 8 else (np.int16 if signed else np.uint16)
+
+
+def _image(shape: tuple[int, ...], bits: int, signed: bool, noise: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    lo = -(1 << (bits - 1)) if signed else 0
+    hi = lo + (1 << bits) - 1
+    grid = np.indices(shape[-2:]).sum(0)
+    arr = lo + (hi - lo) * (0.5 + 0.35 * np.sin(grid / 6.0)) + rng.normal(0, noise * (hi - lo), shape)
+    arr.reshape(-1, *shape[-2:])[..., :2, :] = lo  # CT-like padding rows at the minimum
+    return np.clip(np.rint(arr), lo, hi).astype(_dtype(bits, signed))
+
+
+# ---------------------------------------------------------------------------------------- coder
+
+
+def test_range_coder_roundtrip_skewed_and_uniform_bits() -> None:
+    rng = np.random.default_rng(3)
+    n = 20000
+    ctx = rng.integers(0, 8, n)
+    bits = (rng.random(n) < np.where(ctx < 4, 0.02, 0.5)).astype(int)  # skewed and fair contexts
+    enc = RangeEncoder(Contexts(8))
+    for c, b in zip(ctx, bits):
+        enc.encode(int(c), int(b))
+    data = enc.finish()
+    dec = RangeDecoder(Contexts(8), data)
+    assert [dec.decode(int(c)) for c in ctx] == list(bits)
+    assert dec.overrun == 0
+    # the adaptive model must beat 1 bit per decision on these statistics (entropy ~0.57 bit)
+    assert len(data) * 8 < 0.65 * n
+
+
+# ---------------------------------------------------------------------------------------- twins
+
+
+@pytest.mark.parametrize("predictor", ["med", "blend"])
+@pytest.mark.parametrize("k", [0, 2])
+@pytest.mark.parametrize("bits,signed", [(8, False), (12, False), (16, True)])
+def test_kernels_match_plain_python_twin(bits: int, signed: bool, k: int, predictor: str) -> None:
+    img = _image((13, 17), bits, signed, noise=0.01, seed=bits + k).astype(np.int32)
+    params = lossless.FrameParams.for_frame(img, k, lossless.PREDICTORS[predictor])
+    fast = lossless.encode_frame(img, params)
+    assert fast == lossless.encode_frame_reference(img, params)
+    np.testing.assert_array_equal(
+        lossless.decode_frame(fast, params, img.shape), lossless.decode_frame_reference(fast, params, img.shape)
+    )
+
+
+# ---------------------------------------------------------------------------------------- bound
+
+
+@pytest.mark.parametrize("bits,signed", [(8, False), (8, True), (10, False), (12, False), (12, True), (16, False), (16, True)])
+@pytest.mark.parametrize("k", [0, 1, 3, 10])
+def test_max_error_holds_signed_and_unsigned(bits: int, signed: bool, k: int) -> None:
+    img = _image((2, 37, 45), bits, signed, noise=0.02, seed=bits * 7 + k)
+    data = medcodec.encode(img, bits_stored=bits, signed=signed, max_error=k)
+    out = medcodec.decode(data)
+    assert out.dtype == img.dtype and out.shape == img.shape
+    err = int(np.abs(out.astype(np.int64) - img).max())
+    assert err <= k
+    if k == 0:
+        np.testing.assert_array_equal(out, img)
+    header = medcodec.read_header(data)
+    assert header.version == (2, 0) and header.max_error == k and header.transform == container.TRANSFORM_PREDICTIVE
+
+
+def test_bound_is_used_not_just_respected() -> None:
+    # near-lossless must actually spend the allowance: smaller streams, errors reaching k
+    img = _image((64, 64), 12, False, noise=0.01)
+    sizes = [len(medcodec.encode(img, bits_stored=12, max_error=k)) for k in (0, 1, 4, 16)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < 0.6 * sizes[0]
+    out = medcodec.decode(medcodec.encode(img, bits_stored=12, max_error=4))
+    assert int(np.abs(out.astype(int) - img).max()) == 4
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        np.zeros((1, 1), np.uint16),
+        np.full((5, 1), 4095, np.uint16),
+        np.arange(9, dtype=np.uint16).reshape(1, 9),
+        np.tile(np.array([[0, 65535], [65535, 0]], np.uint16), (8, 8)),  # largest residuals 16-bit data has
+        np.tile(np.array([[-32768, 32767], [32767, -32768]], np.int16), (5, 9)),
+        np.full((64, 64), -1024, np.int16),
+    ],
+    ids=["1x1", "column", "row", "u16-checker", "i16-checker", "constant"],
+)
+def test_edge_shapes_and_extreme_values_lossless(img: np.ndarray) -> None:
+    data = medcodec.encode(img, bits_stored=16, max_error=0)
+    np.testing.assert_array_equal(medcodec.decode(data), img)
+
+
+def test_constant_frame_is_tiny_yet_within_the_bomb_limit() -> None:
+    img = np.full((512, 512), 7, np.uint16)
+    data = medcodec.encode(img, bits_stored=12, max_error=0)
+    header, index = container.parse_container(data)
+    _, _, start, end = mdc2.parse_predictive_frame(data, header, index[0])
+    assert end - start < 512  # ~0.006 bit per sample
+    assert 512 * 512 <= mdc2.MIN_PIXELS_PER_BYTE * (end - start)
+
+
+def test_random_access_and_2d_shape() -> None:
+    stack = _image((4, 20, 24), 12, False, noise=0.02)
+    data = medcodec.encode(stack, bits_stored=12, max_error=1, jobs=2)
+    for i in (3, 0, 2):
+        assert np.abs(medcodec.decode(data, frames=i).astype(int) - stack[i]).max() <= 1
+    one = medcodec.encode(stack[1], bits_stored=12, max_error=0)
+    assert medcodec.decode(one).shape == (20, 24)
+
+
+def test_encode_to_streams_with_max_error(tmp_path) -> None:
+    stack = _image((3, 16, 16), 10, False, noise=0.02)
+    path = tmp_path / "s.mdc"
+    with open(path, "wb") as fh:
+        summary = medcodec.codec.encode_to(fh, iter(stack), n_frames=3, bits_stored=10, signed=False, max_error=2)
+    data = path.read_bytes()
+    assert summary.nbytes == len(data) and summary.frames == 3
+    assert np.abs(medcodec.decode(data).astype(int) - stack).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(max_error=-1),
+        dict(max_error=1.5),
+        dict(max_error=True),
+        dict(max_error=lossless.MAX_ERROR_LIMIT + 1),
+        dict(max_error=0, quality=90),
+        dict(max_error=0, effort="best"),
+        dict(max_error=0, format="jpeg"),
+    ],
+)
+def test_bad_max_error_options(kwargs: dict) -> None:
+    with pytest.raises(medcodec.InvalidInputError):
+        medcodec.encode(np.zeros((8, 8), np.uint16), bits_stored=12, **kwargs)
+
+
+def test_values_outside_bits_stored_rejected() -> None:
+    with pytest.raises(medcodec.InvalidInputError):
+        medcodec.encode(np.full((8, 8), 5000, np.uint16), bits_stored=12, max_error=0)
+
+
+# ---------------------------------------------------------------------------------------- damage
+
+
+@pytest.fixture(scope="module")
+def v2_stream() -> bytes:
+    data = medcodec.encode(_image((3, 48, 40), 12, False, noise=0.02), bits_stored=12, max_error=1)
+    medcodec.decode(data)
+    return data
+
+
+def _decode_raises_codec_error(data: bytes) -> BaseException | None:
+    t = time.perf_counter()
+    try:
+        medcodec.decode(data)
+        return None
+    except medcodec.CodecError as exc:
+        return exc
+    finally:
+        assert time.perf_counter() - t < 5
+
+
+def test_v2_truncation_sweep(v2_stream: bytes) -> None:
+    for n in list(range(0, 300)) + [len(v2_stream) * j // 40 for j in range(40)]:
+        assert _decode_raises_codec_error(v2_stream[:n]) is not None, n
+
+
+def _refresh_crc(data: bytearray, seg_offset: int) -> None:
+    (length,) = struct.unpack_from("<I", data, seg_offset)
+    crc = zlib.crc32(bytes(data[seg_offset + 4 : seg_offset + 8 + length]))
+    struct.pack_into("<I", data, seg_offset + 8 + length, crc)
+
+
+def test_v2_coded_bytes_garbage_gives_codec_error_or_in_range_pixels(v2_stream: bytes) -> None:
+    # damage inside FRAM payloads with the CRC made valid again: the range decoder must stay
+    # bounded and in range (arbitrary bytes are a valid code for *some* image) or report an error
+    header, index = container.parse_container(v2_stream)
+    rng = np.random.default_rng(5)
+    for trial in range(150):
+        data = bytearray(v2_stream)
+        off, size = index[trial % len(index)]
+        for _ in range(1 + trial % 4):
+            pos = off + 8 + int(rng.integers(0, size - 12))
+            data[pos] = int(rng.integers(0, 256))
+        _refresh_crc(data, off)
+        exc = None
+        t = time.perf_counter()
+        try:
+            out = medcodec.decode(bytes(data))
+        except medcodec.CodecError as e:
+            exc = e
+        assert time.perf_counter() - t < 5
+        if exc is None:
+            assert out.dtype == np.uint16 and int(out.max()) <= 4095
+
+
+def test_v2_header_fields_checked(v2_stream: bytes) -> None:
+    header, index = container.parse_container(v2_stream)
+    off = index[0][0]
+    payload_at = off + 8
+
+    def tampered(field_offset: int, fmt: str, value: int) -> bytes:
+        data = bytearray(v2_stream)
+        struct.pack_into(fmt, data, payload_at + field_offset, value)
+        _refresh_crc(data, off)
+        return bytes(data)
+
+    with pytest.raises(medcodec.CorruptStreamError, match="value range"):
+        medcodec.decode(tampered(12, "<i", 5000))  # vmax beyond 12 bits
+    with pytest.raises(medcodec.CorruptStreamError, match="predictor"):
+        medcodec.decode(tampered(4, "<B", 9))
+    with pytest.raises(medcodec.CorruptStreamError, match="thresholds"):
+        medcodec.decode(tampered(16, "<H", 0))
+    with pytest.raises(medcodec.CorruptStreamError, match="coded length"):
+        medcodec.decode(tampered(22, "<I", 1))
+    with pytest.raises(medcodec.CorruptStreamError, match="points at frame"):
+        medcodec.decode(tampered(0, "<I", 2))
+
+
+def test_v2_head_transform_and_version_checked(v2_stream: bytes) -> None:
+    def head(field_offset: int, fmt: str, value: int) -> bytes:
+        data = bytearray(v2_stream)
+        struct.pack_into(fmt, data, 8 + 8 + field_offset, value)
+        _refresh_crc(data, 8)
+        return bytes(data)
+
+    with pytest.raises(medcodec.UnsupportedFeatureError):
+        medcodec.decode(head(19, "<B", 0))  # v2 with the DCT transform: not defined
+    with pytest.raises(medcodec.UnsupportedFeatureError):
+        medcodec.decode(head(0, "<H", 1))  # predictive coding in a 1.x stream
+    with pytest.raises(medcodec.UnsupportedFeatureError):
+        medcodec.decode(head(0, "<H", 3))
+
+
+def test_v2_bomb_limit() -> None:
+    # a 4-byte coded frame may not claim 512x512 samples
+    data = medcodec.encode(np.zeros((512, 512), np.uint16), bits_stored=12, max_error=0)
+    header, index = container.parse_container(data)
+    off, size = index[0]
+    payload = bytearray(data[off + 8 : off + size - 4])
+    head = mdc2.FRAM2_HEAD.unpack_from(payload)
+    small = mdc2.FRAM2_HEAD.pack(*head[:-1], 4) + b"\0\0\0\0"
+    seg = container._segment(b"FRAM", small)
+    fidx_at = [s for s in header.segments if s.type == "FIDX"][0].offset
+    rebuilt = bytearray(data[:off]) + seg + container._segment(b"MEND", b"")
+    struct.pack_into("<I", rebuilt, fidx_at + 8 + 4 + 8, len(seg))
+    _refresh_crc(rebuilt, fidx_at)
+    with pytest.raises(medcodec.CorruptStreamError, match="samples per byte"):
+        medcodec.decode(bytes(rebuilt))
