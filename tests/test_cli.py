@@ -113,3 +113,28 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     for cmd in ([], ["encode"], ["decode"], ["info"], ["demo"]):
         assert main([*cmd, "--help"]) == 0
     assert "Usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_max_error_encode_info_decode(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], k: int) -> None:
+    out = tmp_path / "ct.mdc"
+    assert main(["encode", str(ct_series), "-o", str(out), "--max-error", str(k), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["version"] == "2.0" and info["max_abs_error_bound"] == [float(k)]
+    assert ("bit-exact" in info["guarantee"]) == (k == 0)
+    dcm_dir = tmp_path / "dcm"
+    assert main(["decode", str(out), "-o", str(dcm_dir), "--to", "dicom"]) == 0
+    originals = [pydicom.dcmread(p) for p in ct_series.glob("*.dcm")]
+    for path in dcm_dir.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        src = next(o for o in originals if o.ImagePositionPatient == ds.ImagePositionPatient)
+        err = np.abs(ds.pixel_array.astype(int) - src.pixel_array.astype(int)).max()
+        assert err <= k
+        assert (ds.get("LossyImageCompression") == "01") == (k > 0)
+
+
+def test_max_error_excludes_quality(ct_series: Path, tmp_path: Path) -> None:
+    assert main(["encode", str(ct_series), "-o", str(tmp_path / "x.mdc"), "--max-error", "0", "-q", "90"]) != 0
+    assert not (tmp_path / "x.mdc").exists()

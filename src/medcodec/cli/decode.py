@@ -109,13 +109,20 @@ def _write_dicom(stream: Path, data: bytes, header: codec.MdcHeader, folder: Pat
         pixels = pixels[None]
     ratio = pixels.size * raw_bytes_per_pixel(header.bits_stored) / len(data)
     series_uid = generate_uid()
+    max_error = getattr(header, "max_error", None)  # v2 predictive streams: a recorded bound
+    lossy = max_error != 0
+    method = "MEDCODEC_DCT" if max_error is None else "MEDCODEC_PRED"
+    description = (
+        f"medcodec .mdc, quality {header.quality}, decoded to uncompressed" if max_error is None
+        else f"medcodec .mdc, max error {max_error} stored units, decoded to uncompressed"
+    )  # fmt: skip
     written = 0
     for first, n, ds in entries:
         spec = spec_from_header(ds, pixel_tag=PIXEL_DATA_TAGS[0], path=str(stream))  # header kept without pixels
         frames = pixels[first : first + n]
         out_ds = derive_dataset(
-            ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method="MEDCODEC_DCT",
-            description=f"medcodec .mdc, quality {header.quality}, decoded to uncompressed",
+            ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method=method,
+            description=description, lossy=lossy,
             new_series_uid=series_uid,
         )  # fmt: skip
         write_derived(folder / f"{out_ds.SOPInstanceUID}.dcm", out_ds, inputs=[stream], overwrite=overwrite)

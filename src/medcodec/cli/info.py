@@ -13,6 +13,24 @@ from ..spec import raw_bytes_per_pixel
 from ._common import handle_errors
 
 
+def _bounds(h: container.MdcHeader) -> list[float]:
+    """Worst-case |error| in stored units: v2 predictive streams carry it, v1 from the steps."""
+    if getattr(h, "max_error", None) is not None:
+        return [float(h.max_error)]
+    return [round(quantize.error_bound(q), 2) for q in h.qtables]
+
+
+def _guarantee(h: container.MdcHeader) -> str:
+    k = getattr(h, "max_error", None)
+    if k == 0:
+        return "lossless: bit-exact (checked by decoding when encoded)"
+    if k is not None:
+        return f"|error| <= {k} stored units for every sample (checked by decoding when encoded)"
+    if h.format == "mdc":
+        return "|error| <= max_abs_error_bound if encoded with effort=fast (the header does not record the effort)"
+    return "none recorded (lossy JPEG)"
+
+
 @click.command()
 @click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -42,7 +60,8 @@ def info(stream: Path, as_json: bool) -> None:
         "range_bits": h.range_bits,
         "bytes": len(data),
         "ratio": round(h.rows * h.cols * h.frames * raw_bytes_per_pixel(h.bits_stored) / len(data), 3),
-        "max_abs_error_bound": [round(quantize.error_bound(q), 2) for q in h.qtables],
+        "max_abs_error_bound": _bounds(h),
+        "guarantee": _guarantee(h),
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
         "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},
     }

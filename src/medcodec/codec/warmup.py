@@ -1,6 +1,6 @@
 """Compile the numba kernels into numba's on-disk cache, so that no command compiles later.
 
-The kernels of :mod:`._kernels` and :mod:`._rdoq` are compiled on first use and cached
+The kernels of :mod:`._kernels`, :mod:`._kernels_v2` and :mod:`._rdoq` are compiled on first use and cached
 (``cache=True``: ``__pycache__`` next to the sources, or numba's user cache directory when
 that is not writable, or ``NUMBA_CACHE_DIR``). Compiling them all takes about 10 s on a
 2-core machine; loading them from the cache takes a fraction of a second. ``make install``
@@ -39,6 +39,8 @@ def warm() -> float:
         for effort in ("fast", "best"):
             decode(encode(img, bits_stored=bits, signed=signed, quality=70, effort=effort))
         decode(encode(np.stack([img, img]), bits_stored=bits, signed=signed, ratio=8, jobs=1))
+        for k in (0, 2):  # the v2 predictive kernels
+            decode(encode(img, bits_stored=bits, signed=signed, max_error=k))
         if not signed and bits <= 12:
             for effort in ("fast", "best"):
                 decode(encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))
