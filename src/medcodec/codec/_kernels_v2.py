@@ -268,6 +268,9 @@ def _med(a, b, c):
     return a + b - c
 
 
+#: floor(2**36 / t**2) for small t: the blend weights without a division per sub-predictor
+_WEIGHT_LUT_SIZE = 8192
+WEIGHT_LUT = np.array([0] + [(1 << 36) // (t * t) for t in range(1, _WEIGHT_LUT_SIZE)], dtype=np.int64)
 N_SUB = 6  # sub-predictors of the blended predictor
 
 
@@ -306,7 +309,7 @@ def _weights(EP, cur, prv, x, cols, W):
             s += EP[i, cur, x - 1] + EP[i, prv, x - 1]
         else:
             s += 2 * EP[i, prv, x]
-        w = (np.int64(1) << 36) // (s * s)
+        w = WEIGHT_LUT[s] if s < _WEIGHT_LUT_SIZE else (np.int64(1) << 36) // (s * s)
         W[i] = w if w > 0 else 1
 
 
