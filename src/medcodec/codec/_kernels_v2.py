@@ -41,7 +41,7 @@ ADAPT_LIMIT = 127
 #: 65536 / (n + 1.5): the adaptation step after n updates, 16-bit fixed point.
 RECIP = np.array([int(65536 / (n + 1.5)) for n in range(ADAPT_LIMIT + 1)], dtype=np.int64)
 
-N_ACT = 48  # activity contexts: 16 magnitude buckets x 3 shapes (coding contexts)
+N_ACT = 75  # activity contexts: 25 magnitude buckets x 3 shapes (coding contexts)
 MAX_NBITS = 18  # bit length of a residual magnitude: |q| < 2**17 (16-bit data)
 N_TEX = 365  # LOCO-I texture contexts
 RESET = 64  # LOCO-I: halve the bias statistics every RESET samples of a context
@@ -54,8 +54,8 @@ CTX_MANT = CTX_LEN + N_ACT * MAX_NBITS
 N_CTX = CTX_MANT + N_ACT * MAX_NBITS * MAX_NBITS
 
 #: activity -> bucket: bucket i holds activities in [ACT_EDGES[i], ACT_EDGES[i+1])
-ACT_EDGES = np.array([0, 1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 150], dtype=np.int64)
-_ACT_LUT_SIZE = 1024
+ACT_EDGES = np.array([0, 1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 150, 210, 300, 420, 600, 850, 1200, 1700, 2400, 3400], dtype=np.int64)
+_ACT_LUT_SIZE = 4096
 ACT_LUT = np.zeros(_ACT_LUT_SIZE, dtype=np.int64)
 for _v in range(_ACT_LUT_SIZE):
     ACT_LUT[_v] = int(np.searchsorted(ACT_EDGES, _v, side="right")) - 1

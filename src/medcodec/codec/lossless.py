@@ -176,7 +176,7 @@ def _grad_q(d: int, p: FrameParams) -> int:
 
 
 def _act_bucket(v: int) -> int:
-    v = min(v, 1023)
+    v = min(v, K._ACT_LUT_SIZE - 1)
     edges = [int(x) for x in K.ACT_EDGES]
     return max(i for i, e in enumerate(edges) if e <= v)
 
