@@ -64,6 +64,7 @@ for _v in range(_ACT_LUT_SIZE):
 OK = 0
 E_OVERFLOW = 1  # encoder: output buffer too small (the caller retries with a larger one)
 E_TRUNCATED = 4  # decoder: read past the end of the data
+E_RANGE = 6  # decoder: a level outside what any frame can produce (corrupt data)
 
 
 def default_thresholds(span: int, k: int) -> tuple[int, int, int]:
@@ -504,4 +505,266 @@ def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, ou
         if st[4] > 8:  # far past the end: stop early, the caller reports truncation
             return E_TRUNCATED
     # a valid stream is read at most to its end (the flush wrote 4 bytes beyond the last needed)
+    return E_TRUNCATED if st[4] > 0 else OK
+
+
+# ----------------------------------------------------------------------------- DCT coefficients
+#
+# Context-adaptive coding of the quantized 8x8 DCT levels (zigzag order), Lepton/packJPG style:
+# per block, the count of non-zero AC levels (6-bit binary tree, context: the neighbours'
+# counts), the DC level predicted from the left/upper/upper-left blocks' DC (MED), then the AC
+# levels in zigzag order until the count is used up, each under a context from its position,
+# the non-zero levels still to come and the same coefficient's magnitude in the upper and left
+# blocks. Values use the residual binarisation of the predictive mode (zero, sign, unary bit
+# length, bits under the leading one) with their own context tables.
+
+NZ_BUCKETS = 10  # context buckets of the neighbours' mean non-zero count
+NBR_BUCKETS = 7  # buckets of |same coefficient| in the upper + left blocks
+REM_BUCKETS = 6  # buckets of non-zero levels still to come
+POS_BANDS = 16  # zigzag positions 1..63 in bands
+CMAX_NBITS = 20  # bit length of a level: DC differences of 16-bit data need 19 bits
+
+C_NZ = 0  # NZ_BUCKETS x 64 tree nodes
+C_DC_ZERO = C_NZ + NZ_BUCKETS * 64
+C_DC_SIGN = C_DC_ZERO + 12
+C_DC_LEN = C_DC_SIGN + 12
+C_DC_MANT = C_DC_LEN + 12 * CMAX_NBITS
+C_AC_ZERO = C_DC_MANT + 12 * CMAX_NBITS * CMAX_NBITS
+C_AC_SIGN = C_AC_ZERO + 64 * REM_BUCKETS * NBR_BUCKETS
+C_AC_LEN = C_AC_SIGN + POS_BANDS
+C_AC_MANT = C_AC_LEN + POS_BANDS * NBR_BUCKETS * CMAX_NBITS
+N_CCTX = C_AC_MANT + POS_BANDS * CMAX_NBITS * CMAX_NBITS
+
+#: zigzag position -> band: positions 1..8 one band each, then one band per 8 positions
+POS_BAND = np.array([0] + [k - 1 if k <= 8 else 8 + (k - 9) // 8 for k in range(1, 64)], dtype=np.int64)
+
+
+@_helper
+def _nz_bucket(v):
+    # v: 2 x mean of two neighbour counts (0..126)
+    if v < 1:
+        return 0
+    if v < 2:
+        return 1
+    if v < 4:
+        return 2
+    if v < 6:
+        return 3
+    if v < 9:
+        return 4
+    if v < 14:
+        return 5
+    if v < 20:
+        return 6
+    if v < 30:
+        return 7
+    if v < 50:
+        return 8
+    return 9
+
+
+@_helper
+def _nbr_bucket(v):
+    if v == 0:
+        return 0
+    if v == 1:
+        return 1
+    if v == 2:
+        return 2
+    if v <= 4:
+        return 3
+    if v <= 8:
+        return 4
+    if v <= 20:
+        return 5
+    return 6
+
+
+@_helper
+def _rem_bucket(r):
+    if r <= 1:
+        return 0
+    if r == 2:
+        return 1
+    if r <= 4:
+        return 2
+    if r <= 8:
+        return 3
+    if r <= 16:
+        return 4
+    return 5
+
+
+@_helper
+def _bitlen(m):
+    nb = np.int64(0)
+    while m > 0:
+        nb += 1
+        m >>= 1
+    return nb
+
+
+@_helper
+def _enc_magnitude(st, out, P, N, len_base, mant_base, m):
+    """m >= 1: unary bit length (contexts len_base + i), then the bits under the leading one."""
+    nb = _bitlen(m)
+    for i in range(1, nb):
+        _enc_bit(st, out, P, N, len_base + i, 1)
+    if nb < CMAX_NBITS - 1:
+        _enc_bit(st, out, P, N, len_base + nb, 0)
+    mb = mant_base + nb * CMAX_NBITS
+    for j in range(nb - 2, -1, -1):
+        _enc_bit(st, out, P, N, mb + j, (m >> j) & 1)
+
+
+@_helper
+def _dec_magnitude(st, data, P, N, len_base, mant_base):
+    nb = np.int64(1)
+    while nb < CMAX_NBITS - 1 and _dec_bit(st, data, P, N, len_base + nb) == 1:
+        nb += 1
+    mb = mant_base + nb * CMAX_NBITS
+    m = np.int64(1)
+    for j in range(nb - 2, -1, -1):
+        m = (m << 1) | _dec_bit(st, data, P, N, mb + j)
+    return m
+
+
+@_helper
+def _dc_context(levels, i, bx):
+    """(prediction, activity bucket 0..11) of block i's DC level from its causal neighbours."""
+    bxi = i % bx
+    if i < bx:
+        if bxi == 0:
+            return np.int64(0), np.int64(0)
+        a = np.int64(levels[i - 1, 0])
+        return a, np.int64(1)
+    b = np.int64(levels[i - bx, 0])
+    if bxi == 0:
+        return b, np.int64(1)
+    a = np.int64(levels[i - 1, 0])
+    c = np.int64(levels[i - bx - 1, 0])
+    act = abs(a - c) + abs(b - c)
+    return _med(a, b, c), min(np.int64(2) + _bitlen(act), np.int64(11))
+
+
+@_helper
+def _nbr_mag(levels, i, bx, k):
+    v = np.int64(0)
+    if i % bx > 0:
+        v += abs(levels[i - 1, k])
+    if i >= bx:
+        v += abs(levels[i - bx, k])
+    return v
+
+
+@_helper
+def _nz_ctx(nzs, i, bx):
+    if i % bx > 0 and i >= bx:
+        return _nz_bucket(nzs[i - 1] + nzs[i - bx])
+    if i % bx > 0:
+        return _nz_bucket(2 * nzs[i - 1])
+    if i >= bx:
+        return _nz_bucket(2 * nzs[i - bx])
+    return np.int64(0)
+
+
+@_jit
+def encode_coefficients(levels, bx, out):
+    """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row; returns (status, nbytes)."""
+    nblocks = levels.shape[0]
+    P = np.full(N_CCTX, PROB_ONE // 2, dtype=np.int64)
+    NC = np.zeros(N_CCTX, dtype=np.int64)
+    nzs = np.zeros(nblocks, dtype=np.int64)
+    st = np.zeros(6, dtype=np.int64)
+    _enc_init(st)
+    for i in range(nblocks):
+        nz = np.int64(0)
+        for k in range(1, 64):
+            if levels[i, k] != 0:
+                nz += 1
+        nzs[i] = nz
+        # non-zero count: 6-bit binary tree
+        base = C_NZ + _nz_ctx(nzs, i, bx) * 64
+        node = np.int64(1)
+        for j in range(5, -1, -1):
+            bit = (nz >> j) & 1
+            _enc_bit(st, out, P, NC, base + node, bit)
+            node = 2 * node + bit
+        # DC
+        pred, dact = _dc_context(levels, i, bx)
+        r = np.int64(levels[i, 0]) - pred
+        if r == 0:
+            _enc_bit(st, out, P, NC, C_DC_ZERO + dact, 0)
+        else:
+            _enc_bit(st, out, P, NC, C_DC_ZERO + dact, 1)
+            _enc_bit(st, out, P, NC, C_DC_SIGN + dact, 1 if r < 0 else 0)
+            _enc_magnitude(st, out, P, NC, C_DC_LEN + dact * CMAX_NBITS, C_DC_MANT + dact * CMAX_NBITS * CMAX_NBITS,
+                           abs(r))
+        # AC
+        rem = nz
+        k = 1
+        while rem > 0:
+            v = np.int64(levels[i, k])
+            nb = _nbr_bucket(_nbr_mag(levels, i, bx, k))
+            zc = C_AC_ZERO + (k * REM_BUCKETS + _rem_bucket(rem)) * NBR_BUCKETS + nb
+            if v == 0:
+                _enc_bit(st, out, P, NC, zc, 0)
+            else:
+                _enc_bit(st, out, P, NC, zc, 1)
+                band = POS_BAND[k]
+                _enc_bit(st, out, P, NC, C_AC_SIGN + band, 1 if v < 0 else 0)
+                _enc_magnitude(st, out, P, NC, C_AC_LEN + (band * NBR_BUCKETS + nb) * CMAX_NBITS,
+                               C_AC_MANT + band * CMAX_NBITS * CMAX_NBITS, abs(v))
+                rem -= 1
+            k += 1
+    _enc_flush(st, out)
+    if st[5]:
+        return E_OVERFLOW, 0
+    return OK, st[4]
+
+
+@_jit
+def decode_coefficients(data, start, end, bx, levels):
+    """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller; returns status."""
+    nblocks = levels.shape[0]
+    P = np.full(N_CCTX, PROB_ONE // 2, dtype=np.int64)
+    NC = np.zeros(N_CCTX, dtype=np.int64)
+    nzs = np.zeros(nblocks, dtype=np.int64)
+    st = np.zeros(5, dtype=np.int64)
+    _dec_init(st, data, start, end)
+    for i in range(nblocks):
+        base = C_NZ + _nz_ctx(nzs, i, bx) * 64
+        node = np.int64(1)
+        for j in range(6):
+            node = 2 * node + _dec_bit(st, data, P, NC, base + node)
+        nz = node - 64
+        nzs[i] = nz
+        pred, dact = _dc_context(levels, i, bx)
+        r = np.int64(0)
+        if _dec_bit(st, data, P, NC, C_DC_ZERO + dact):
+            neg = _dec_bit(st, data, P, NC, C_DC_SIGN + dact)
+            r = _dec_magnitude(st, data, P, NC, C_DC_LEN + dact * CMAX_NBITS, C_DC_MANT + dact * CMAX_NBITS * CMAX_NBITS)
+            if neg:
+                r = -r
+        dc = pred + r
+        if dc > 0x3FFFFFFF or dc < -0x3FFFFFFF:  # corrupt data: keep int32 arithmetic sane
+            return E_RANGE
+        levels[i, 0] = dc
+        rem = nz
+        k = 1
+        while rem > 0:
+            if k > 63:
+                return E_RANGE
+            nb = _nbr_bucket(_nbr_mag(levels, i, bx, k))
+            zc = C_AC_ZERO + (k * REM_BUCKETS + _rem_bucket(rem)) * NBR_BUCKETS + nb
+            if _dec_bit(st, data, P, NC, zc):
+                band = POS_BAND[k]
+                neg = _dec_bit(st, data, P, NC, C_AC_SIGN + band)
+                m = _dec_magnitude(st, data, P, NC, C_AC_LEN + (band * NBR_BUCKETS + nb) * CMAX_NBITS,
+                                   C_AC_MANT + band * CMAX_NBITS * CMAX_NBITS)
+                levels[i, k] = -m if neg else m
+                rem -= 1
+            k += 1
+        if st[4] > 8:
+            return E_TRUNCATED
     return E_TRUNCATED if st[4] > 0 else OK

@@ -75,7 +75,7 @@ TRANSFORM_PREDICTIVE = 1  # v2: spatial prediction, no transform (lossless / nea
 ENTROPY_HUFFMAN = 0
 ENTROPY_ARITH = 1  # v2: adaptive binary range coder
 #: (transform, entropy) pairs each major version allows.
-CODINGS = {1: {(TRANSFORM_DCT8, ENTROPY_HUFFMAN)}, 2: {(TRANSFORM_PREDICTIVE, ENTROPY_ARITH)}}
+CODINGS = {1: {(TRANSFORM_DCT8, ENTROPY_HUFFMAN)}, 2: {(TRANSFORM_PREDICTIVE, ENTROPY_ARITH), (TRANSFORM_DCT8, ENTROPY_ARITH)}}
 NO_MAX_ERROR = 0xFFFF  # HEAD max_error when the stream records no guarantee
 SIZE_BITS = 5
 

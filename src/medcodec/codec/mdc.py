@@ -71,6 +71,7 @@ def encode_to(
     ndim: int = 3,
     effort: str | None = None,
     max_error: int | None = None,
+    entropy: str | None = None,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -110,7 +111,7 @@ def encode_to(
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
-        effort=effort,
+        effort=effort, entropy=entropy,
     )  # fmt: skip
 
 
@@ -133,9 +134,14 @@ def encode_mdc_to(
     ndim: int = 3,
     effort: str | None = None,
     frames_checked: bool = False,
+    entropy: str | None = None,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame."""
     effort = effort or "fast"  # None: the .mdc default
+    entropy = entropy or "huffman"
+    if entropy not in mdc2.ENTROPY_CODERS:
+        raise InvalidInputError(f"entropy={entropy!r} is unknown, expected one of {mdc2.ENTROPY_CODERS}")
+    arith = entropy == "arith"
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     jobs_ = default_jobs(jobs)
@@ -168,7 +174,7 @@ def encode_mdc_to(
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
-        frame_bytes=_mdc_frame_bytes, fixed_bytes=container.FIXED_BYTES,
+        frame_bytes=mdc2.dct_frame_bytes if arith else _mdc_frame_bytes, fixed_bytes=container.FIXED_BYTES,
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
@@ -179,10 +185,12 @@ def encode_mdc_to(
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
+        **(dict(version=container.VERSION_2, entropy=container.ENTROPY_ARITH) if arith else {}),
     )  # fmt: skip
     writer = container.ContainerWriter(fh, header)
+    blocks_per_row = -(-cols // 8)
 
-    def one(frame: np.ndarray) -> EncodedFrame:
+    def one(frame: np.ndarray) -> EncodedFrame | bytes:
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -190,6 +198,8 @@ def encode_mdc_to(
             )
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
+        if arith:
+            return mdc2.encode_levels(coder.levels(frame), blocks_per_row)
         return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
 
     written = 0
@@ -197,7 +207,10 @@ def encode_mdc_to(
     for enc in imap_ordered(one, source, jobs_):
         if written >= n_frames:
             raise InvalidInputError(f"more than n_frames={n_frames} frames given")
-        writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
+        if isinstance(enc, bytes):
+            writer.add_payload(written, mdc2.dct_frame_segment(written, 0, enc))
+        else:
+            writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
         written += 1
     if written != n_frames:
         raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
@@ -208,6 +221,8 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
     header, index = container.parse_container(buf)
     if header.transform == container.TRANSFORM_PREDICTIVE:
         return mdc2.decode_predictive(buf, header, index, frames, jobs)
+    if header.entropy == container.ENTROPY_ARITH:
+        return mdc2.decode_dct(buf, header, index, frames, jobs)
     sel, single = frame_selection(frames, header.frames)
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
     arr = entropy.as_byte_array(buf)

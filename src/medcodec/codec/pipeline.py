@@ -55,6 +55,7 @@ def encode(
     ancillary: dict[str, bytes] | None = None,
     effort: str | None = None,
     max_error: int | None = None,
+    entropy: str | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -91,6 +92,9 @@ def encode(
         ``"best"`` chooses the levels by trellis (a few % smaller, ~4x slower to encode).
         ``"jpeg"``: ``"best"`` (default) is the trellis, ``"fast"`` thresholding (see
         :func:`.jpeg.encode_jpeg`). Decoding speed does not depend on it.
+    entropy
+        ``.mdc`` DCT streams: ``"huffman"`` (default; format 1.0) or ``"arith"`` (format 2.0: the
+        same levels range-coded with contexts, 8-18% smaller on CT/MR, slower to code).
     max_error
         ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
         sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
@@ -124,8 +128,8 @@ def encode(
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     vmin, vmax = levelshift.check_range(frames, bits_stored, signed_)
     jobs_ = default_jobs(jobs)
-    if max_error is not None and format != "mdc":
-        raise InvalidInputError("max_error applies to format='mdc' only")
+    if (max_error is not None or entropy is not None) and format != "mdc":
+        raise InvalidInputError("max_error and entropy apply to format='mdc' only")
     if format == "jpeg":
         return jpeg.encode_jpeg(
             frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
@@ -135,8 +139,8 @@ def encode(
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
     buf = io.BytesIO()
     if max_error is not None:
-        if (quality, ratio, psnr) != (None, None, None) or effort is not None or table != "medical":
-            raise InvalidInputError("max_error excludes quality, ratio, psnr, effort and table")
+        if (quality, ratio, psnr, entropy) != (None,) * 4 or effort is not None or table != "medical":
+            raise InvalidInputError("max_error excludes quality, ratio, psnr, effort, entropy and table")
         mdc2.encode_predictive_to(
             buf, frames, n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, max_error=max_error,
             spec=spec, jobs=jobs_, ancillary=ancillary, ndim=2 if is_2d else 3, frames_checked=True,
@@ -145,7 +149,7 @@ def encode(
     encode_mdc_to(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
         ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),
-        sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True,
+        sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
     )  # fmt: skip
     return buf.getvalue()
 
