@@ -138,3 +138,15 @@ def test_max_error_encode_info_decode(ct_series: Path, tmp_path: Path, capsys: p
 def test_max_error_excludes_quality(ct_series: Path, tmp_path: Path) -> None:
     assert main(["encode", str(ct_series), "-o", str(tmp_path / "x.mdc"), "--max-error", "0", "-q", "90"]) != 0
     assert not (tmp_path / "x.mdc").exists()
+
+
+def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    huff, arith = tmp_path / "h.mdc", tmp_path / "a.mdc"
+    assert main(["encode", str(ct_series), "-o", str(huff), "-q", "80", "--no-progress"]) == 0
+    assert main(["encode", str(ct_series), "-o", str(arith), "-q", "80", "--entropy", "arith", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(arith), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["version"] == "2.0" and info["max_abs_error_bound"][0] > 0
+    assert arith.stat().st_size < 0.95 * huff.stat().st_size
+    np.testing.assert_array_equal(medcodec.decode(arith.read_bytes()), medcodec.decode(huff.read_bytes()))
