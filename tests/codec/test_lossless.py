@@ -242,8 +242,10 @@ def test_v2_head_transform_and_version_checked(v2_stream: bytes) -> None:
         _refresh_crc(data, 8)
         return bytes(data)
 
+    with pytest.raises(medcodec.CorruptStreamError, match="QTAB"):
+        medcodec.decode(head(19, "<B", 0))  # relabelled as range-coded DCT: no quantization tables
     with pytest.raises(medcodec.UnsupportedFeatureError):
-        medcodec.decode(head(19, "<B", 0))  # v2 with the DCT transform: not defined
+        medcodec.decode(head(20, "<B", 0))  # Huffman coding does not exist in version 2
     with pytest.raises(medcodec.UnsupportedFeatureError):
         medcodec.decode(head(0, "<H", 1))  # predictive coding in a 1.x stream
     with pytest.raises(medcodec.UnsupportedFeatureError):

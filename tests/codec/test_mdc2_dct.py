@@ -26,16 +26,37 @@ def _image(shape: tuple[int, ...], bits: int = 12, signed: bool = False, seed: i
 
 @pytest.mark.parametrize("bits,signed", [(8, False), (12, False), (16, True), (16, False)])
 @pytest.mark.parametrize("quality", [20, 75, 100])
-def test_arith_decodes_to_the_same_pixels_as_huffman(bits: int, signed: bool, quality: int) -> None:
+def test_arith_same_levels_and_bound(bits: int, signed: bool, quality: int) -> None:
     img = _image((2, 45, 61), bits, signed, seed=quality)
-    v1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality)
-    v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, entropy="arith")
+    # effort=best: no reconstruction offsets, so exactly the v1 pixels
+    v1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort="best")
+    v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort="best", entropy="arith")
     h = medcodec.read_header(v2)
     assert h.version == (2, 0) and h.entropy == container.ENTROPY_ARITH and h.transform == container.TRANSFORM_DCT8
     np.testing.assert_array_equal(medcodec.decode(v2), medcodec.decode(v1))
-    # the v1 error bound still holds: same quantizer
-    err = np.abs(medcodec.decode(v2).astype(np.int64) - img).max()
-    assert err <= quantize.error_bound(h.qtables[0])
+    # effort=fast: centroid offsets; the bound with offsets holds and the error does not grow
+    fast1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality)
+    fast2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, entropy="arith")
+    d1 = medcodec.decode(fast1).astype(np.int64) - img
+    d2 = medcodec.decode(fast2).astype(np.int64) - img
+    assert np.abs(d2).max() <= min(mdc2.stream_error_bound(fast2))
+    assert np.mean(d2.astype(float) ** 2) <= np.mean(d1.astype(float) ** 2) * 1.01
+
+
+def test_offsets_move_levels_toward_zero_and_raise_psnr() -> None:
+    img = _image((1, 128, 128), 12)[0]
+    coder_q = quantize.quant_table(60, 12)
+    from medcodec.codec.framecoder import FrameCoder
+
+    coder = FrameCoder.for_table(coder_q, 12, False)
+    levels, scaled = coder.levels(img), coder.scaled(img)
+    off = mdc2.reconstruction_offsets(levels, scaled)
+    assert off.shape == (63,) and off.max() <= mdc2.MAX_OFFSET and off.sum() > 0
+    zero = mdc2.reconstruct_with_offsets(coder, levels, np.zeros(63, np.uint8), *img.shape)
+    np.testing.assert_array_equal(zero, coder.reconstruct(levels, *img.shape))  # exact with no offsets
+    moved = mdc2.reconstruct_with_offsets(coder, levels, off, *img.shape)
+    mse = lambda d: float(np.mean((d.astype(float) - img) ** 2))  # noqa: E731
+    assert mse(moved) < mse(zero)
 
 
 def test_levels_roundtrip_extremes() -> None:
@@ -130,18 +151,22 @@ def test_arith_fram_fields_checked(arith_stream: bytes) -> None:
     with pytest.raises(medcodec.CorruptStreamError, match="points at frame"):
         medcodec.decode(tampered(0, "<I", 1))
     with pytest.raises(medcodec.CorruptStreamError, match="coded length"):
-        medcodec.decode(tampered(8, "<I", 5))
+        medcodec.decode(tampered(8 + 63, "<I", 5))
+    with pytest.raises(medcodec.CorruptStreamError, match="offset"):
+        medcodec.decode(tampered(8, "<B", 200))
+    with pytest.raises(medcodec.CorruptStreamError, match="flags"):
+        medcodec.decode(tampered(5, "<B", 6))
 
 
 def test_arith_bomb_limit() -> None:
     data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith")
     header, index = container.parse_container(data)
     off, size = index[0]
-    ncoded = size - 12 - mdc2.FRAM2_DCT_HEAD.size
+    ncoded = size - 12 - mdc2.FRAM2_DCT_HEAD.size - 63 - 4
     by, bx = transform.blocks_shape(2048, 2048)
     assert by * bx <= mdc2.MAX_BLOCKS_PER_BYTE * ncoded  # a real constant frame passes the limit
     # the same frame header with 1 coded byte claims 65536 blocks: refused before decoding
-    small = mdc2.FRAM2_DCT_HEAD.pack(0, 0, 1) + b"\0"
+    small = mdc2.FRAM2_DCT_HEAD.pack(0, 0, 0) + struct.pack("<I", 1) + b"\0"
     seg = container._segment(b"FRAM", small)
     fidx_at = [s for s in header.segments if s.type == "FIDX"][0].offset
     rebuilt = bytearray(data[:off]) + seg + container._segment(b"MEND", b"")

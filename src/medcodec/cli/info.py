@@ -8,15 +8,17 @@ from pathlib import Path
 import click
 
 from .. import codec
-from ..codec import container, quantize
+from ..codec import container, mdc2, quantize
 from ..spec import raw_bytes_per_pixel
 from ._common import handle_errors
 
 
-def _bounds(h: container.MdcHeader) -> list[float]:
+def _bounds(h: container.MdcHeader, data: bytes) -> list[float]:
     """Worst-case |error| in stored units: v2 predictive streams carry it, v1 from the steps."""
     if getattr(h, "max_error", None) is not None:
         return [float(h.max_error)]
+    if h.format == "mdc" and getattr(h, "entropy", 0) == container.ENTROPY_ARITH:  # offsets per frame
+        return [round(max(mdc2.stream_error_bound(data)), 2)]
     return [round(quantize.error_bound(q), 2) for q in h.qtables]
 
 
@@ -60,7 +62,7 @@ def info(stream: Path, as_json: bool) -> None:
         "range_bits": h.range_bits,
         "bytes": len(data),
         "ratio": round(h.rows * h.cols * h.frames * raw_bytes_per_pixel(h.bits_stored) / len(data), 3),
-        "max_abs_error_bound": _bounds(h),
+        "max_abs_error_bound": _bounds(h, data),
         "guarantee": _guarantee(h),
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
         "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},

@@ -190,7 +190,7 @@ def encode_mdc_to(
     writer = container.ContainerWriter(fh, header)
     blocks_per_row = -(-cols // 8)
 
-    def one(frame: np.ndarray) -> EncodedFrame | bytes:
+    def one(frame: np.ndarray) -> EncodedFrame | tuple[bytes, np.ndarray | None]:
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -198,8 +198,10 @@ def encode_mdc_to(
             )
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
-        if arith:
-            return mdc2.encode_levels(coder.levels(frame), blocks_per_row)
+        if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
+            levels = coder.levels(frame)
+            offsets = mdc2.reconstruction_offsets(levels, coder.scaled(frame)) if effort == "fast" else None
+            return mdc2.encode_levels(levels, blocks_per_row), offsets
         return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
 
     written = 0
@@ -207,8 +209,8 @@ def encode_mdc_to(
     for enc in imap_ordered(one, source, jobs_):
         if written >= n_frames:
             raise InvalidInputError(f"more than n_frames={n_frames} frames given")
-        if isinstance(enc, bytes):
-            writer.add_payload(written, mdc2.dct_frame_segment(written, 0, enc))
+        if isinstance(enc, tuple):
+            writer.add_payload(written, mdc2.dct_frame_segment(written, 0, *enc))
         else:
             writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
         written += 1

@@ -33,7 +33,8 @@ from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, en
 
 __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
-           "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS"]  # fmt: skip
+           "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "reconstruction_offsets", "reconstruct_with_offsets",
+           "error_bound_with_offsets", "read_dct_frame", "stream_error_bound"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
 #: 1.0 (T.81-style Huffman), ``"arith"`` format 2.0 (context-adaptive range coding of the levels).
@@ -208,8 +209,13 @@ def decode_predictive(buf: bytes, header: container.MdcHeader, index: list[tuple
 # ------------------------------------------------------------------ DCT frames, arithmetic coded
 
 #: FRAM payload of a DCT frame coded by the range coder (HEAD transform 0, entropy coder 1):
-#: index u32, qtable u8, 3 bytes reserved (0), ncoded u32, then the coded levels (§12).
-FRAM2_DCT_HEAD = struct.Struct("<IB3xI")
+#: index u32, qtable u8, flags u8 (bit 0: reconstruction offsets follow), 2 bytes reserved (0),
+#: [63 x u8 offsets], ncoded u32, then the coded levels (``docs/format.md`` §12).
+FRAM2_DCT_HEAD = struct.Struct("<IBBxx")
+FLAG_OFFSETS = 1
+#: Reconstruction offsets are in 1/256 of a step, at most half a step.
+OFFSET_UNIT = 256
+MAX_OFFSET = 128
 #: A DCT frame may not claim more than this many 8x8 blocks per coded byte (bomb limit): the
 #: coder spends at least 7 decisions of >= 0.0056 bit on a block (1 byte per ~200 blocks).
 MAX_BLOCKS_PER_BYTE = 2048
@@ -240,13 +246,108 @@ def decode_levels(data: np.ndarray, start: int, end: int, nblocks: int, blocks_p
     return levels
 
 
-def dct_frame_segment(index: int, qtable: int, coded: bytes) -> bytes:
-    """The FRAM segment of one range-coded DCT frame."""
-    return container._segment(b"FRAM", FRAM2_DCT_HEAD.pack(index, qtable, len(coded)) + coded)
+def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None) -> bytes:
+    """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets)."""
+    head = FRAM2_DCT_HEAD.pack(index, qtable, FLAG_OFFSETS if offsets is not None else 0)
+    extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
+    return container._segment(b"FRAM", head + extra + struct.pack("<I", len(coded)) + coded)
 
 
 #: Bytes a DCT frame costs besides its coded levels: FRAM framing and header, FIDX entry.
-DCT_FRAME_OVERHEAD = 12 + FRAM2_DCT_HEAD.size + 12
+DCT_FRAME_OVERHEAD = 12 + FRAM2_DCT_HEAD.size + 4 + 12
+
+
+def reconstruction_offsets(levels: np.ndarray, scaled: np.ndarray, min_count: int = 8) -> np.ndarray:
+    """Per AC position, the shift toward zero that minimises the error of the non-zero levels.
+
+    For each zigzag position k >= 1 with at least ``min_count`` non-zero levels: the mean of
+    ``|level| - |coefficient / step|`` over them (a Laplacian's centroid lies inside the
+    rounding interval, toward zero), in 1/256 step, clamped to 0..128. Returns 63 x uint8.
+    """
+    lv = levels[:, 1:]
+    nz = lv != 0
+    count = nz.sum(axis=0)
+    diff = np.where(nz, np.abs(lv) - np.abs(scaled[:, 1:]), 0.0).sum(axis=0)
+    delta = np.where(count >= min_count, diff / np.maximum(count, 1), 0.0)
+    return np.clip(np.rint(delta * OFFSET_UNIT), 0, MAX_OFFSET).astype(np.uint8)
+
+
+def reconstruct_with_offsets(coder, levels: np.ndarray, offsets: np.ndarray, rows: int, cols: int,  # noqa: ANN001
+                             out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Pixels from levels dequantized at ``(|level| - offset) * step``: the v1 inverse path on
+    levels scaled by 256 with multipliers scaled by 1/256 (exact in binary floating point, so
+    zero offsets give the v1 pixels bit for bit)."""
+    from . import _kernels as KK
+    from . import transform
+
+    lv = np.clip(levels, -(1 << 22), (1 << 22)).astype(np.int32)  # valid streams stay far inside
+    off = np.zeros(64, dtype=np.int32)
+    off[1:] = offsets
+    scaled = lv * np.int32(OFFSET_UNIT) - np.sign(lv) * off[None, :]
+    deq, dc_mul = transform.inverse_multipliers(coder.steps_zz)
+    target = np.empty((rows, cols), coder._dtype) if out is None else out
+    return KK.levels_pixels(np.ascontiguousarray(scaled, dtype=np.int32), deq / OFFSET_UNIT, transform.NAT_ZZ,
+                            dc_mul / OFFSET_UNIT, float(coder.offset), coder._lo, coder._hi, target)  # fmt: skip
+
+
+def error_bound_with_offsets(steps: np.ndarray, offsets: np.ndarray | None) -> float:
+    """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
+    dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
+    coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams."""
+    from .quantize import ZIGZAG
+
+    a = np.full(8, 0.5)
+    a[0] = np.sqrt(1 / 8)
+    basis = np.outer(a, a).ravel()
+    half = np.full(64, 0.5)
+    if offsets is not None:
+        half[ZIGZAG[1:]] += np.asarray(offsets, dtype=np.float64) / OFFSET_UNIT
+    return float(np.sum(np.asarray(steps, dtype=np.float64) * half * basis) + 0.5)
+
+
+def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> tuple[int, int, np.ndarray | None, int, int]:
+    """(index, qtable, offsets or None, start, end of the coded levels) of a range-coded DCT FRAM."""
+    off = entry[0]
+    payload = container.frame_payload(buf, entry)
+    head = FRAM2_DCT_HEAD.size
+    if len(payload) < head + 4:
+        raise TruncatedStreamError("FRAM header cut off", offset=off, segment="FRAM", expected=head + 4,
+                                   available=len(payload))  # fmt: skip
+    fidx, qtable, flags = FRAM2_DCT_HEAD.unpack_from(payload)
+    if flags & ~FLAG_OFFSETS:
+        raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
+    offsets = None
+    if flags & FLAG_OFFSETS:
+        if len(payload) < head + 63 + 4:
+            raise TruncatedStreamError("FRAM offsets cut off", offset=off, segment="FRAM", expected=head + 67,
+                                       available=len(payload))  # fmt: skip
+        offsets = np.frombuffer(payload, dtype=np.uint8, count=63, offset=head).copy()
+        if int(offsets.max()) > MAX_OFFSET:
+            raise CorruptStreamError(f"FRAM reconstruction offset {int(offsets.max())} > {MAX_OFFSET}", offset=off,
+                                     segment="FRAM")  # fmt: skip
+        head += 63
+    (ncoded,) = struct.unpack_from("<I", payload, head)
+    head += 4
+    if head + ncoded != len(payload):
+        raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+    if fidx >= header.frames:
+        raise CorruptStreamError(f"FRAM frame {fidx} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM")
+    if qtable >= len(header.qtables):
+        raise CorruptStreamError(f"FRAM table {qtable} but QTAB has {len(header.qtables)}", offset=off, segment="FRAM")
+    by, bx = blocks_shape(header.rows, header.cols)
+    if by * bx > MAX_BLOCKS_PER_BYTE * ncoded:
+        raise CorruptStreamError(
+            f"{by * bx} blocks cannot be coded in {ncoded} bytes (limit {MAX_BLOCKS_PER_BYTE} blocks per byte)",
+            offset=off, segment="FRAM",
+        )  # fmt: skip
+    start = off + 8 + head
+    return fidx, qtable, offsets, start, start + ncoded
+
+
+def stream_error_bound(buf: bytes) -> list[float]:
+    """Worst-case |error| per frame of a range-coded DCT stream (offsets read from each FRAM)."""
+    header, index = container.parse_container(buf)
+    return [error_bound_with_offsets(header.qtables[q], o) for _, q, o, _, _ in (read_dct_frame(buf, header, e) for e in index)]
 
 
 def dct_frame_bytes(coder, frame: np.ndarray) -> int:  # noqa: ANN001 (a FrameCoder)
@@ -268,26 +369,14 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
 
     def one(j: int) -> None:
         entry = index[sel[j]]
-        off = entry[0]
-        payload = container.frame_payload(buf, entry)
-        if len(payload) < FRAM2_DCT_HEAD.size:
-            raise TruncatedStreamError("FRAM header cut off", offset=off, segment="FRAM",
-                                       expected=FRAM2_DCT_HEAD.size, available=len(payload))  # fmt: skip
-        fidx, qtable, ncoded = FRAM2_DCT_HEAD.unpack_from(payload)
-        if FRAM2_DCT_HEAD.size + ncoded != len(payload):
-            raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+        fidx, qtable, offsets, start, end = read_dct_frame(buf, header, entry)
         if fidx != sel[j]:
-            raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {fidx}", offset=off, segment="FRAM")
-        if qtable >= len(coders):
-            raise CorruptStreamError(f"FRAM table {qtable} but QTAB has {len(coders)}", offset=off, segment="FRAM")
-        if by * bx > MAX_BLOCKS_PER_BYTE * ncoded:
-            raise CorruptStreamError(
-                f"{by * bx} blocks cannot be coded in {ncoded} bytes (limit {MAX_BLOCKS_PER_BYTE} blocks per byte)",
-                offset=off, segment="FRAM",
-            )  # fmt: skip
-        start = off + 8 + FRAM2_DCT_HEAD.size
-        levels = decode_levels(arr, start, start + ncoded, by * bx, bx, offset=off, segment=f"FRAM {fidx}")
-        out[j] = coders[qtable].reconstruct(levels, header.rows, header.cols)
+            raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {fidx}", offset=entry[0], segment="FRAM")
+        levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}")
+        if offsets is None:
+            out[j] = coders[qtable].reconstruct(levels, header.rows, header.cols)
+        else:
+            reconstruct_with_offsets(coders[qtable], levels, offsets, header.rows, header.cols, out=out[j])
 
     map_frames(one, list(range(len(sel))), jobs)
     if single or (frames is None and header.meta.get("ndim") == 2):
