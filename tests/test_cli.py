@@ -149,4 +149,11 @@ def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsy
     info = json.loads(capsys.readouterr().out)
     assert info["version"] == "2.0" and info["max_abs_error_bound"][0] > 0
     assert arith.stat().st_size < 0.95 * huff.stat().st_size
-    np.testing.assert_array_equal(medcodec.decode(arith.read_bytes()), medcodec.decode(huff.read_bytes()))
+    # same levels, reconstruction offsets toward the centroids: no larger error than Huffman's
+    originals = [pydicom.dcmread(p).pixel_array.astype(float) for p in ct_series.glob("*.dcm")]
+    a, h = medcodec.decode(arith.read_bytes()).astype(float), medcodec.decode(huff.read_bytes()).astype(float)
+
+    def sse(frames: np.ndarray) -> float:  # each decoded frame against its original (the closest one)
+        return sum(min(float(np.sum((d - o) ** 2)) for o in originals) for d in frames)
+
+    assert sse(a) <= sse(h)
