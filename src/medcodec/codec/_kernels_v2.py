@@ -768,3 +768,34 @@ def decode_coefficients(data, start, end, bx, levels):
         if st[4] > 8:
             return E_TRUNCATED
     return E_TRUNCATED if st[4] > 0 else OK
+
+
+@_jit
+def offset_sums(levels, scaled, sums, counts):
+    """Per zigzag position: sum of ``|level| - |scaled|`` and count over the non-zero AC levels."""
+    for i in range(levels.shape[0]):
+        for k in range(1, 64):
+            v = levels[i, k]
+            if v != 0:
+                sums[k] += abs(v) - abs(scaled[i, k])
+                counts[k] += 1
+
+
+@_jit
+def offset_levels(levels, offsets, unit, out):
+    """``unit * level - sign(level) * offset[k]`` (int32), levels clipped to +-2**22 first."""
+    lim = 1 << 22
+    for i in range(levels.shape[0]):
+        for k in range(64):
+            v = levels[i, k]
+            if v > lim:
+                v = lim
+            elif v < -lim:
+                v = -lim
+            if v > 0:
+                out[i, k] = v * unit - offsets[k]
+            elif v < 0:
+                out[i, k] = v * unit + offsets[k]
+            else:
+                out[i, k] = 0
+    return out

@@ -264,11 +264,9 @@ def reconstruction_offsets(levels: np.ndarray, scaled: np.ndarray, min_count: in
     ``|level| - |coefficient / step|`` over them (a Laplacian's centroid lies inside the
     rounding interval, toward zero), in 1/256 step, clamped to 0..128. Returns 63 x uint8.
     """
-    lv = levels[:, 1:]
-    nz = lv != 0
-    count = nz.sum(axis=0)
-    diff = np.where(nz, np.abs(lv) - np.abs(scaled[:, 1:]), 0.0).sum(axis=0)
-    delta = np.where(count >= min_count, diff / np.maximum(count, 1), 0.0)
+    sums, counts = np.zeros(64), np.zeros(64, dtype=np.int64)
+    K.offset_sums(np.ascontiguousarray(levels, dtype=np.int32), np.ascontiguousarray(scaled, dtype=np.float64), sums, counts)
+    delta = np.where(counts >= min_count, sums / np.maximum(counts, 1), 0.0)[1:]
     return np.clip(np.rint(delta * OFFSET_UNIT), 0, MAX_OFFSET).astype(np.uint8)
 
 
@@ -280,13 +278,13 @@ def reconstruct_with_offsets(coder, levels: np.ndarray, offsets: np.ndarray, row
     from . import _kernels as KK
     from . import transform
 
-    lv = np.clip(levels, -(1 << 22), (1 << 22)).astype(np.int32)  # valid streams stay far inside
     off = np.zeros(64, dtype=np.int32)
     off[1:] = offsets
-    scaled = lv * np.int32(OFFSET_UNIT) - np.sign(lv) * off[None, :]
+    lv = np.ascontiguousarray(levels, dtype=np.int32)
+    scaled = K.offset_levels(lv, off, OFFSET_UNIT, np.empty_like(lv))  # levels clipped to +-2**22 (valid: far inside)
     deq, dc_mul = transform.inverse_multipliers(coder.steps_zz)
     target = np.empty((rows, cols), coder._dtype) if out is None else out
-    return KK.levels_pixels(np.ascontiguousarray(scaled, dtype=np.int32), deq / OFFSET_UNIT, transform.NAT_ZZ,
+    return KK.levels_pixels(scaled, deq / OFFSET_UNIT, transform.NAT_ZZ,
                             dc_mul / OFFSET_UNIT, float(coder.offset), coder._lo, coder._hi, target)  # fmt: skip
 
 
