@@ -28,6 +28,9 @@ PROFILES = {
     # format 2.0, predictive mode: lossless and near-lossless
     "ct.i2.b16.e0": dict(shape=(33, 47), bits_stored=16, signed=True, max_error=0),
     "mr.u2.b10.e2.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, max_error=2),
+    # format 2.0, range-coded DCT levels with reconstruction offsets
+    "ct.u2.b12.q75.arith": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith"),
+    "ct.i2.b16.q90.arith.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, entropy="arith"),
 }
 
 
