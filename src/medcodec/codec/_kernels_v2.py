@@ -799,3 +799,60 @@ def offset_levels(levels, offsets, unit, out):
             else:
                 out[i, k] = 0
     return out
+
+
+@_helper
+def _deblock_edge(p1, p0, q0, q1, alpha, beta, tc):
+    """Correction of p0 (+d) and q0 (-d) across one block edge; 0 where the edge looks real."""
+    if abs(p0 - q0) < alpha and abs(p1 - p0) < beta and abs(q1 - q0) < beta:
+        d = ((q0 - p0) * 4 + (p1 - q1) + 4) >> 3
+        if d > tc:
+            return tc
+        if d < -tc:
+            return -tc
+        return d
+    return np.int64(0)
+
+
+@_jit
+def deblock(img, alpha, beta, tc, lo, hi):
+    """In place: smooth the 8x8 block edges of a decoded frame (vertical edges, then horizontal).
+
+    At each edge (p1 p0 | q0 q1) whose step is below ``alpha`` and whose sides are flatter than
+    ``beta``, p0 moves by d and q0 by -d, ``d = clamp(((q0 - p0) * 4 + (p1 - q1) + 4) >> 3,
+    -tc, tc)`` (H.264's normal-strength luma filter on the two samples next to the edge). A
+    sample moves by at most ``tc`` per direction, ``2 tc`` in all.
+    """
+    rows, cols = img.shape
+    for y in range(rows):
+        for x in range(8, cols, 8):
+            p1 = np.int64(img[y, x - 2])
+            p0 = np.int64(img[y, x - 1])
+            q0 = np.int64(img[y, x])
+            q1 = np.int64(img[y, x + 1]) if x + 1 < cols else q0
+            d = _deblock_edge(p1, p0, q0, q1, alpha, beta, tc)
+            if d != 0:
+                img[y, x - 1] = min(max(p0 + d, lo), hi)
+                img[y, x] = min(max(q0 - d, lo), hi)
+    for y in range(8, rows, 8):
+        for x in range(cols):
+            p1 = np.int64(img[y - 2, x])
+            p0 = np.int64(img[y - 1, x])
+            q0 = np.int64(img[y, x])
+            q1 = np.int64(img[y + 1, x]) if y + 1 < rows else q0
+            d = _deblock_edge(p1, p0, q0, q1, alpha, beta, tc)
+            if d != 0:
+                img[y - 1, x] = min(max(p0 + d, lo), hi)
+                img[y, x] = min(max(q0 - d, lo), hi)
+    return img
+
+
+@_jit
+def squared_error(a, b):
+    s = np.int64(0)
+    rows, cols = a.shape
+    for y in range(rows):
+        for x in range(cols):
+            d = np.int64(a[y, x]) - np.int64(b[y, x])
+            s += d * d
+    return s

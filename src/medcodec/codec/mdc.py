@@ -201,7 +201,8 @@ def encode_mdc_to(
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             levels = coder.levels(frame)
             offsets = mdc2.reconstruction_offsets(levels, coder.scaled(frame)) if effort == "fast" else None
-            return mdc2.encode_levels(levels, blocks_per_row), offsets
+            deblock = mdc2.choose_deblock(coder, levels, offsets, frame)
+            return mdc2.encode_levels(levels, blocks_per_row), offsets, deblock
         return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
 
     written = 0

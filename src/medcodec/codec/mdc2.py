@@ -34,7 +34,7 @@ from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, en
 __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
            "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "reconstruction_offsets", "reconstruct_with_offsets",
-           "error_bound_with_offsets", "read_dct_frame", "stream_error_bound"]  # fmt: skip
+           "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "choose_deblock"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
 #: 1.0 (T.81-style Huffman), ``"arith"`` format 2.0 (context-adaptive range coding of the levels).
@@ -213,7 +213,10 @@ def decode_predictive(buf: bytes, header: container.MdcHeader, index: list[tuple
 #: [63 x u8 offsets], ncoded u32, then the coded levels (``docs/format.md`` §12).
 FRAM2_DCT_HEAD = struct.Struct("<IBBxx")
 FLAG_OFFSETS = 1
-#: Reconstruction offsets are in 1/256 of a step, at most half a step.
+FLAG_DEBLOCK = 2  # deblocking parameters follow (alpha, beta, tc: 3 x u16)
+_DEBLOCK = struct.Struct("<HHH")
+#: Deblocking candidates the encoder tries per frame, as (alpha, tc) in DC steps; beta = alpha/2 + 1.
+DEBLOCK_CANDIDATES = ((2.0, 0.25), (4.0, 0.25), (8.0, 0.25), (4.0, 0.5))#: Reconstruction offsets are in 1/256 of a step, at most half a step.
 OFFSET_UNIT = 256
 MAX_OFFSET = 128
 #: A DCT frame may not claim more than this many 8x8 blocks per coded byte (bomb limit): the
@@ -246,11 +249,32 @@ def decode_levels(data: np.ndarray, start: int, end: int, nblocks: int, blocks_p
     return levels
 
 
-def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None) -> bytes:
-    """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets)."""
-    head = FRAM2_DCT_HEAD.pack(index, qtable, FLAG_OFFSETS if offsets is not None else 0)
+def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None,
+                      deblock: tuple[int, int, int] | None = None) -> bytes:  # fmt: skip
+    """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets;
+    ``deblock``: (alpha, beta, tc) of the decoder's edge filter)."""
+    flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
-    return container._segment(b"FRAM", head + extra + struct.pack("<I", len(coded)) + coded)
+    extra += _DEBLOCK.pack(*deblock) if deblock is not None else b""
+    return container._segment(b"FRAM", FRAM2_DCT_HEAD.pack(index, qtable, flags) + extra + struct.pack("<I", len(coded)) + coded)
+
+
+def choose_deblock(coder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray) -> tuple[int, int, int] | None:  # noqa: ANN001
+    """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
+    squared error, or None when none does: the filter never costs PSNR."""
+    rows, cols = frame.shape
+    base = (reconstruct_with_offsets(coder, levels, offsets, rows, cols) if offsets is not None
+            else coder.reconstruct(levels, rows, cols))  # fmt: skip
+    best, best_err = None, K.squared_error(base, frame)
+    s0 = float(coder.steps[0])
+    for ma, mt in DEBLOCK_CANDIDATES:
+        alpha = int(min(65535, round(ma * s0)))
+        params = (alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * s0)))))
+        trial = K.deblock(base.copy(), *params, coder._lo, coder._hi)
+        err = K.squared_error(trial, frame)
+        if err < best_err:
+            best, best_err = params, err
+    return best
 
 
 #: Bytes a DCT frame costs besides its coded levels: FRAM framing and header, FIDX entry.
@@ -288,7 +312,7 @@ def reconstruct_with_offsets(coder, levels: np.ndarray, offsets: np.ndarray, row
                             dc_mul / OFFSET_UNIT, float(coder.offset), coder._lo, coder._hi, target)  # fmt: skip
 
 
-def error_bound_with_offsets(steps: np.ndarray, offsets: np.ndarray | None) -> float:
+def error_bound_with_offsets(steps: np.ndarray, offsets: np.ndarray | None, deblock: tuple[int, int, int] | None = None) -> float:
     """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
     dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
     coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams."""
@@ -300,11 +324,12 @@ def error_bound_with_offsets(steps: np.ndarray, offsets: np.ndarray | None) -> f
     half = np.full(64, 0.5)
     if offsets is not None:
         half[ZIGZAG[1:]] += np.asarray(offsets, dtype=np.float64) / OFFSET_UNIT
-    return float(np.sum(np.asarray(steps, dtype=np.float64) * half * basis) + 0.5)
+    return float(np.sum(np.asarray(steps, dtype=np.float64) * half * basis) + 0.5 + (2 * deblock[2] if deblock else 0))
 
 
-def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> tuple[int, int, np.ndarray | None, int, int]:
-    """(index, qtable, offsets or None, start, end of the coded levels) of a range-coded DCT FRAM."""
+def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]):  # noqa: ANN201
+    """(index, qtable, offsets or None, deblock (alpha, beta, tc) or None, start, end of the coded
+    levels) of a range-coded DCT FRAM."""
     off = entry[0]
     payload = container.frame_payload(buf, entry)
     head = FRAM2_DCT_HEAD.size
@@ -312,7 +337,7 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
         raise TruncatedStreamError("FRAM header cut off", offset=off, segment="FRAM", expected=head + 4,
                                    available=len(payload))  # fmt: skip
     fidx, qtable, flags = FRAM2_DCT_HEAD.unpack_from(payload)
-    if flags & ~FLAG_OFFSETS:
+    if flags & ~(FLAG_OFFSETS | FLAG_DEBLOCK):
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     offsets = None
     if flags & FLAG_OFFSETS:
@@ -324,6 +349,12 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
             raise CorruptStreamError(f"FRAM reconstruction offset {int(offsets.max())} > {MAX_OFFSET}", offset=off,
                                      segment="FRAM")  # fmt: skip
         head += 63
+    deblock = None
+    if flags & FLAG_DEBLOCK:
+        if len(payload) < head + _DEBLOCK.size + 4:
+            raise TruncatedStreamError("FRAM deblocking parameters cut off", offset=off, segment="FRAM")
+        deblock = _DEBLOCK.unpack_from(payload, head)
+        head += _DEBLOCK.size
     (ncoded,) = struct.unpack_from("<I", payload, head)
     head += 4
     if head + ncoded != len(payload):
@@ -339,13 +370,13 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
             offset=off, segment="FRAM",
         )  # fmt: skip
     start = off + 8 + head
-    return fidx, qtable, offsets, start, start + ncoded
+    return fidx, qtable, offsets, deblock, start, start + ncoded
 
 
 def stream_error_bound(buf: bytes) -> list[float]:
     """Worst-case |error| per frame of a range-coded DCT stream (offsets read from each FRAM)."""
     header, index = container.parse_container(buf)
-    return [error_bound_with_offsets(header.qtables[q], o) for _, q, o, _, _ in (read_dct_frame(buf, header, e) for e in index)]
+    return [error_bound_with_offsets(header.qtables[q], o, d) for _, q, o, d, _, _ in (read_dct_frame(buf, header, e) for e in index)]
 
 
 def dct_frame_bytes(coder, frame: np.ndarray) -> int:  # noqa: ANN001 (a FrameCoder)
@@ -367,7 +398,7 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
 
     def one(j: int) -> None:
         entry = index[sel[j]]
-        fidx, qtable, offsets, start, end = read_dct_frame(buf, header, entry)
+        fidx, qtable, offsets, deblock, start, end = read_dct_frame(buf, header, entry)
         if fidx != sel[j]:
             raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {fidx}", offset=entry[0], segment="FRAM")
         levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}")
@@ -375,6 +406,8 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
             out[j] = coders[qtable].reconstruct(levels, header.rows, header.cols)
         else:
             reconstruct_with_offsets(coders[qtable], levels, offsets, header.rows, header.cols, out=out[j])
+        if deblock is not None:
+            K.deblock(out[j], *deblock, coders[qtable]._lo, coders[qtable]._hi)
 
     map_frames(one, list(range(len(sel))), jobs)
     if single or (frames is None and header.meta.get("ndim") == 2):
