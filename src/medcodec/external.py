@@ -75,6 +75,8 @@ __all__ = [
     "zlib_encode",
     "zlib_decode",
     "png_encode",
+    "avif_encode",
+    "avif_decode",
 ]
 
 
@@ -266,6 +268,30 @@ def jpegxl_encode(
     if distance is None:
         return bytes(ic.jpegxl_encode(frame, lossless=True, effort=effort, numthreads=numthreads))
     return bytes(ic.jpegxl_encode(frame, distance=distance, effort=effort, numthreads=numthreads))
+
+
+def avif_encode(frame: NDArray[np.integer], /, *, quality: int | None = None, speed: int = 6, numthreads: int = 1) -> bytes:
+    """AVIF (AV1 intra) by libavif with libaom: monochrome (yuv400) at 8 or 12 bits.
+
+    ``quality`` 0-100 (libavif's scale), or ``None`` for lossless. Unsigned samples of up to 12
+    bits (see :func:`to_unsigned`; libavif takes no 13-16-bit data). A 2-D array is coded
+    losslessly whatever ``quality`` says, so a lossy frame is passed as three equal channels
+    with ``pixelformat="yuv400"`` (only the luma plane is coded).
+    """
+    ic = _imagecodecs()
+    u = np.ascontiguousarray(frame)
+    bps = 8 if u.dtype.itemsize == 1 and int(u.max(initial=0)) < 256 else 12
+    if quality is None:
+        return bytes(ic.avif_encode(u, level=100, speed=speed, bitspersample=bps, numthreads=numthreads))
+    rgb = np.ascontiguousarray(np.repeat(u[..., None], 3, axis=2))
+    return bytes(ic.avif_encode(rgb, level=int(quality), speed=speed, bitspersample=bps, pixelformat="yuv400",
+                                codec="aom", numthreads=numthreads))  # fmt: skip
+
+
+def avif_decode(data: bytes, /, *, numthreads: int = 1) -> NDArray[np.integer]:
+    """An AVIF file back to its (luma) samples, 2-D."""
+    out = np.asarray(_imagecodecs().avif_decode(data, numthreads=numthreads))
+    return out[..., 0] if out.ndim == 3 else out
 
 
 def jpegxl_decode(data: bytes, /, *, numthreads: int = 1) -> NDArray[np.integer]:

@@ -177,7 +177,7 @@ def test_unavailable_peer_says_why() -> None:
 def test_unknown_codec_name() -> None:
     with pytest.raises(InvalidInputError, match="unknown codec"):
         get_adapter("jpeg3000")
-    assert set(PEER_NAMES) == {"jpeg2000", "htj2k", "jpegls", "jpegxl", "jpeg12", "zlib"}
+    assert set(PEER_NAMES) == {"jpeg2000", "htj2k", "jpegls", "jpegxl", "jpeg12", "avif", "zlib"}
     assert {"medcodec", "medcodec-jpeg"} <= set(ADAPTERS)
 
 
