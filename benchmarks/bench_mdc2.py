@@ -41,7 +41,7 @@ SERIES = ("ct_chest_lungpetctdx_A0001_philips", "ct_head_phantom_philips_ingenui
 QUALITIES = (15, 25, 35, 45, 55, 65, 72, 80, 87, 93)
 J2K_PSNR = ()  # set per series from medcodec's PSNR range
 JPEG_Q = (30, 50, 65, 75, 82, 88, 92, 95, 97)
-AVIF_Q = (20, 35, 50, 60, 70, 78, 85, 90)
+AVIF_Q = (20, 35, 50, 60, 70, 78, 85, 90, 94, 97)
 
 
 def load(folder: Path, n: int) -> tuple[np.ndarray, int, bool]:
