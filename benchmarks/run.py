@@ -55,7 +55,7 @@ from medcodec.evaluate.timing import time_each, time_parallel  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 REFERENCES = ("jpeg12", "htj2k", "jpeg2000")
-SUBJECTS = ("medcodec", "medcodec-jpeg")
+SUBJECTS = ("medcodec", "medcodec-arith", "medcodec-jpeg")
 
 
 def _log(msg: str) -> None:

@@ -212,3 +212,15 @@ def test_medcodec_adapter_round_trip(frames: dict[str, Any]) -> None:
     out = adapter.decode(large, spec)
     assert out.shape == frame.shape
     assert M.psnr(frame, out, bits_stored=12) > 40
+
+
+def test_medcodec_arith_adapter_writes_format_2(frames: dict[str, Any]) -> None:
+    import medcodec
+
+    frame, spec = frames["ct.u2.b12"]
+    adapter = get_adapter("medcodec-arith")
+    data = adapter.encode(frame, spec, target=80)
+    assert medcodec.read_header(data).version == (2, 0)
+    out = adapter.decode(data, spec, shape=frame.shape)
+    assert out.shape == frame.shape and M.psnr(frame, out, bits_stored=spec.bits_stored) > 40
+    assert len(data) < len(get_adapter("medcodec").encode(frame, spec, target=80))

@@ -212,11 +212,15 @@ class MedcodecAdapter(BaseAdapter):
 
         return f"medcodec {medcodec.__version__}"
 
+    #: extra keyword arguments of ``medcodec.encode`` (e.g. the v2 entropy coder)
+    options: ClassVar[dict[str, Any]] = {}
+
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         enc, _ = self._api()
         q = 100 if target is None else int(self.knob.clamp(target))
         return bytes(
-            enc(check_frame(frame, spec), bits_stored=spec.bits_stored, signed=spec.signed, quality=q, format=self.fmt)
+            enc(check_frame(frame, spec), bits_stored=spec.bits_stored, signed=spec.signed, quality=q, format=self.fmt,
+                **self.options)
         )
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -225,6 +229,15 @@ class MedcodecAdapter(BaseAdapter):
         if out.ndim == 3 and out.shape[0] == 1:
             out = out[0]
         return out
+
+
+class MedcodecArithAdapter(MedcodecAdapter):
+    """medcodec ``.mdc`` 2.0: the same DCT levels range-coded with contexts, reconstruction
+    offsets and the encoder-chosen deblocking filter (``entropy="arith"``)."""
+
+    name: ClassVar[str] = "medcodec-arith"
+    label: ClassVar[str] = "medcodec (.mdc 2.0, arith)"
+    options: ClassVar[dict[str, Any]] = {"entropy": "arith"}
 
 
 class MedcodecJpegAdapter(MedcodecAdapter):
@@ -429,6 +442,7 @@ class ZlibPeer(_ExternalPeer):
 #: bit depths and availability are declared.
 ADAPTERS: dict[str, Callable[[], BaseAdapter]] = {
     "medcodec": MedcodecAdapter,
+    "medcodec-arith": MedcodecArithAdapter,
     "medcodec-jpeg": MedcodecJpegAdapter,
     "jpeg2000": Jpeg2000Peer,
     "htj2k": Htj2kPeer,

@@ -43,12 +43,14 @@ CSV_FIELDS = [
 #: One colour and marker per codec, stable across plots.
 _STYLE = {
     "medcodec": ("#d62728", "o"),
+    "medcodec-arith": ("#e377c2", "o"),
     "medcodec-jpeg": ("#ff7f0e", "D"),
     "jpeg2000": ("#1f77b4", "s"),
     "htj2k": ("#17becf", "^"),
     "jpegls": ("#9467bd", "v"),
     "jpegxl": ("#2ca02c", "P"),
     "jpeg12": ("#8c564b", "X"),
+    "avif": ("#bcbd22", "h"),
     "zlib": ("#7f7f7f", "*"),
 }
 
