@@ -389,8 +389,8 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out):
     rows, cols = img.shape
     R = np.empty((rows, cols), dtype=np.int32)  # reconstruction (= img when k == 0)
     E = np.zeros((2, cols + 1), dtype=np.int64)  # |residual| of the previous and current row
-    P = np.full(N_CTX, PROB_ONE // 2, dtype=np.int64)
-    NC = np.zeros(N_CTX, dtype=np.int64)
+    P = np.full(N_CTX, PROB_ONE // 2, dtype=np.int32)
+    NC = np.zeros(N_CTX, dtype=np.uint8)
     Bq = np.zeros(N_TEX, dtype=np.int64)
     Cq = np.zeros(N_TEX, dtype=np.int64)
     Nq = np.ones(N_TEX, dtype=np.int64)
@@ -454,8 +454,8 @@ def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, ou
     rows, cols = out.shape
     R = np.empty((rows, cols), dtype=np.int32)
     E = np.zeros((2, cols + 1), dtype=np.int64)
-    P = np.full(N_CTX, PROB_ONE // 2, dtype=np.int64)
-    NC = np.zeros(N_CTX, dtype=np.int64)
+    P = np.full(N_CTX, PROB_ONE // 2, dtype=np.int32)
+    NC = np.zeros(N_CTX, dtype=np.uint8)
     Bq = np.zeros(N_TEX, dtype=np.int64)
     Cq = np.zeros(N_TEX, dtype=np.int64)
     Nq = np.ones(N_TEX, dtype=np.int64)
@@ -672,8 +672,8 @@ def _nz_ctx(nzs, i, bx):
 def encode_coefficients(levels, bx, out):
     """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row; returns (status, nbytes)."""
     nblocks = levels.shape[0]
-    P = np.full(N_CCTX, PROB_ONE // 2, dtype=np.int64)
-    NC = np.zeros(N_CCTX, dtype=np.int64)
+    P = np.full(N_CCTX, PROB_ONE // 2, dtype=np.int32)
+    NC = np.zeros(N_CCTX, dtype=np.uint8)
     nzs = np.zeros(nblocks, dtype=np.int64)
     st = np.zeros(6, dtype=np.int64)
     _enc_init(st)
@@ -727,8 +727,8 @@ def encode_coefficients(levels, bx, out):
 def decode_coefficients(data, start, end, bx, levels):
     """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller; returns status."""
     nblocks = levels.shape[0]
-    P = np.full(N_CCTX, PROB_ONE // 2, dtype=np.int64)
-    NC = np.zeros(N_CCTX, dtype=np.int64)
+    P = np.full(N_CCTX, PROB_ONE // 2, dtype=np.int32)
+    NC = np.zeros(N_CCTX, dtype=np.uint8)
     nzs = np.zeros(nblocks, dtype=np.int64)
     st = np.zeros(5, dtype=np.int64)
     _dec_init(st, data, start, end)
