@@ -1,4 +1,5 @@
-"""numba kernels of ``.mdc`` v2: an adaptive binary range coder and the predictive frame coder.
+"""numba kernels of ``.mdc`` v2: an adaptive binary range coder, the predictive frame coder and
+the context-adaptive coder of DCT levels.
 
 What runs here, per frame (``docs/format.md`` §10 specifies every step):
 
@@ -13,6 +14,11 @@ What runs here, per frame (``docs/format.md`` §10 specifies every step):
   range coder: a zero flag, a sign, the magnitude's bit length in unary and the bits under its
   leading one, every decision under a context chosen by the local activity (gradients plus the
   neighbours' residual magnitudes, :data:`N_ACT` buckets).
+
+* **DCT coefficient coder** (:func:`encode_coefficients` / :func:`decode_coefficients`): the
+  quantized 8x8 levels of the v1 DCT path, range-coded with Lepton-style contexts (§12), plus
+  the decoder tools of v2 DCT frames: reconstruction offsets (:func:`offset_sums`,
+  :func:`offset_levels`) and the deblocking filter (:func:`deblock`).
 
 Both directions share one model step per pixel (:func:`_predict`, :func:`_update`), so encoder
 and decoder cannot drift apart. The plain-Python twin is :mod:`medcodec.codec.lossless`'s

@@ -1,4 +1,7 @@
-"""The ``.mdc`` container, version 1 (bytes <-> segments). Every byte: ``docs/format.md``.
+"""The ``.mdc`` container, versions 1 and 2 (bytes <-> segments). Every byte: ``docs/format.md``.
+
+Version 2 keeps this framing; its HEAD names the coding (transform / entropy coder, ``max_error``)
+and its FRAM payloads are read by :mod:`.mdc2` (:func:`frame_payload`), not :func:`parse_frame`.
 
 Layout::
 
