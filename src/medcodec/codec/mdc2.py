@@ -216,7 +216,7 @@ FLAG_OFFSETS = 1
 FLAG_DEBLOCK = 2  # deblocking parameters follow (alpha, beta, tc: 3 x u16)
 _DEBLOCK = struct.Struct("<HHH")
 #: Deblocking candidates the encoder tries per frame, as (alpha, tc) in DC steps; beta = alpha/2 + 1.
-DEBLOCK_CANDIDATES = ((2.0, 0.25), (4.0, 0.25), (8.0, 0.25), (4.0, 0.5))#: Reconstruction offsets are in 1/256 of a step, at most half a step.
+DEBLOCK_CANDIDATES = ((4.0, 0.25), (8.0, 0.25), (4.0, 0.125), (8.0, 0.125), (8.0, 0.0625))#: Reconstruction offsets are in 1/256 of a step, at most half a step.
 OFFSET_UNIT = 256
 MAX_OFFSET = 128
 #: A DCT frame may not claim more than this many 8x8 blocks per coded byte (bomb limit): the
