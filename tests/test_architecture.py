@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "_parallel": 1, "fileio": 1, "metrics": 1,
     "ratecontrol": 2,
     "codec": 3, "testing": 3,
+    "numcodec": 4,
     "external": 4,
     "registry": 5,
     "dicom": 6,

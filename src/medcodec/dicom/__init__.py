@@ -21,6 +21,7 @@ from .io import DicomImage, Series, SeriesSet, Source, ZipMember, iter_sources, 
 from .pixel_spec import PIXEL_DATA_TAGS, pixel_spec_from_dataset, spec_from_header
 from .write import LOSSY_METHODS, derive_dataset, derive_encapsulated, new_uid_map, write_derived
 from .compress import compress, dataset_frames
+from .pydicom_plugin import register_pydicom_plugin
 from .lossy import (
     SYNTAXES,
     FileResult,
@@ -35,6 +36,7 @@ from .lossy import (
 
 __all__ = [
     "compress",
+    "register_pydicom_plugin",
     "dataset_frames",
     "DicomImage",
     "Series",
