@@ -74,7 +74,11 @@ class MedcodecCodec(Codec):  # type: ignore[misc]  # numcodecs ships no type inf
         psnr: float | None = None,
         format: str = "mdc",
     ):
-        if isinstance(bits_stored, bool) or not isinstance(bits_stored, (int, np.integer)) or not 1 <= bits_stored <= 16:
+        if (
+            isinstance(bits_stored, bool)
+            or not isinstance(bits_stored, (int, np.integer))
+            or not 1 <= bits_stored <= 16
+        ):
             raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected an integer 1..16")
         if signed is not None and not isinstance(signed, (bool, np.bool_)):
             raise InvalidInputError(f"signed={signed!r} must be true, false or None")
@@ -94,8 +98,16 @@ class MedcodecCodec(Codec):  # type: ignore[misc]  # numcodecs ships no type inf
         if self.format == "jpeg" and arr.ndim == 3 and arr.shape[0] == 1:
             arr = arr[0]
         return bytes(
-            encode(np.ascontiguousarray(arr), bits_stored=self.bits_stored, signed=self.signed, quality=self.quality,
-                   ratio=self.ratio, psnr=self.psnr, format=self.format, jobs=1)  # fmt: skip
+            encode(
+                np.ascontiguousarray(arr),
+                bits_stored=self.bits_stored,
+                signed=self.signed,
+                quality=self.quality,
+                ratio=self.ratio,
+                psnr=self.psnr,
+                format=self.format,
+                jobs=1,
+            )
         )
 
     def decode(self, buf: Any, out: Any = None) -> Any:

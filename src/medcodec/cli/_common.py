@@ -47,8 +47,9 @@ def jobs_option(fn: F) -> F:
     )(fn)  # fmt: skip
 
 
-def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True,
-             unit: str = "item") -> Iterable[Any]:
+def progress(
+    items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "item"
+) -> Iterable[Any]:
     """A tqdm bar on stderr when there is more than one item and stderr is a terminal or forced."""
     if not enabled:
         return items

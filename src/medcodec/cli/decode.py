@@ -33,10 +33,21 @@ def parse_frames(text: str | None) -> list[int] | None:
 
 @click.command()
 @click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Output .npy file, or folder for --to png / dicom.")
-@click.option("--to", "to", type=click.Choice(["npy", "png", "dicom"]), default=None,
-              help="Output kind [default: npy for a .npy output, else dicom when the stream carries DICOM headers and no --frames are given, else png]..")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output .npy file, or folder for --to png / dicom.",
+)
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["npy", "png", "dicom"]),
+    default=None,
+    help="Output kind [default: npy for a .npy output, else dicom when the stream carries DICOM headers "
+    "and no --frames are given, else png]..",
+)
 @click.option("--frames", default=None, help="Frames to decode, e.g. 0,3-5 [default: all].")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @jobs_option
@@ -75,8 +86,14 @@ def decode(stream: Path, output: Path, to: str | None, frames: str | None, overw
     _write_png(pixels, header, ensure_dir(output), stream, overwrite, selection)
 
 
-def _write_png(pixels: np.ndarray, header: codec.MdcHeader, folder: Path, stream: Path, overwrite: bool,
-               selection: list[int] | None) -> None:
+def _write_png(
+    pixels: np.ndarray,
+    header: codec.MdcHeader,
+    folder: Path,
+    stream: Path,
+    overwrite: bool,
+    selection: list[int] | None,
+) -> None:
     from ..external import png_encode, to_unsigned, unsigned_offset
 
     spec = PixelSpec(bits_stored=header.bits_stored, signed=header.signed)
@@ -91,11 +108,14 @@ def _write_png(pixels: np.ndarray, header: codec.MdcHeader, folder: Path, stream
     click.echo(f"{folder}: {len(pixels)} PNG file(s), {storage_dtype(header.bits_stored, False)}")
 
 
-def _write_dicom(stream: Path, data: bytes, header: codec.MdcHeader, folder: Path, overwrite: bool, jobs: int | None) -> None:
-    from ..dicom import PIXEL_DATA_TAGS, derive_dataset, write_derived
-    from ..dicom.pixel_spec import spec_from_header
-    from ..dicom.embed import SEGMENT, unpack_headers
+def _write_dicom(
+    stream: Path, data: bytes, header: codec.MdcHeader, folder: Path, overwrite: bool, jobs: int | None
+) -> None:
     from pydicom.uid import generate_uid
+
+    from ..dicom import PIXEL_DATA_TAGS, derive_dataset, write_derived
+    from ..dicom.embed import SEGMENT, unpack_headers
+    from ..dicom.pixel_spec import spec_from_header
 
     ancillary = getattr(header, "ancillary", {})
     if SEGMENT not in ancillary:

@@ -143,7 +143,9 @@ class FrameCoder:
         """(rows, cols) frame -> float64 (nblocks, 64) zigzag DCT coefficients / steps."""
         by, bx = transform.blocks_shape(*frame.shape)
         out = np.empty((by * bx, 64))
-        return K.fdct_scaled(self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ, out)
+        return K.fdct_scaled(
+            self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ, out
+        )
 
     def levels(self, frame: np.ndarray) -> np.ndarray:
         """(rows, cols) integer frame -> int32 (nblocks, 64) zigzag levels."""
@@ -163,7 +165,9 @@ class FrameCoder:
         blocks = transform.blockify(frame.astype(np.float64) - self.offset)
         return quantize.round_levels(blocks @ transform.analysis_matrix(self.steps_zz))
 
-    def encode_frame(self, frame: np.ndarray, *, size_bits: int, stuff: bool = False, restart_interval: int = 0) -> EncodedFrame:
+    def encode_frame(
+        self, frame: np.ndarray, *, size_bits: int, stuff: bool = False, restart_interval: int = 0
+    ) -> EncodedFrame:
         """Entropy-coded frame with its own optimal tables; with ``rdo="none"`` one kernel call
         from pixels to coded bytes (:func:`._kernels.encode_frame`)."""
         if self.rdo != "none":
@@ -241,7 +245,9 @@ def validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple
     if pixels.dtype.kind not in "iu":
         raise InvalidInputError(f"pixels must have an integer dtype, got {pixels.dtype}")
     if pixels.ndim not in (2, 3):
-        raise InvalidInputError(f"pixels must be 2-D (rows, cols) or 3-D (frames, rows, cols), got shape {pixels.shape}")
+        raise InvalidInputError(
+            f"pixels must be 2-D (rows, cols) or 3-D (frames, rows, cols), got shape {pixels.shape}"
+        )
     if pixels.size == 0:
         raise InvalidInputError(f"pixels is empty (shape {pixels.shape})")
     if isinstance(bits_stored, bool) or not isinstance(bits_stored, (int, np.integer)) or not 1 <= bits_stored <= 16:

@@ -51,10 +51,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
-from ..spec import storage_dtype
 from ..metrics import psnr as _metrics_psnr
 from ..ratecontrol import RateTarget, search_quality
-from . import _rdoq, container, entropy, levelshift, quantize
+from ..spec import storage_dtype
+from . import _rdoq, container, levelshift, quantize
 from . import markers as M
 from .framecoder import FrameCoder, frame_selection
 from .stream import JpegFrame, build_jpeg, parse_jpeg, precision_for
@@ -83,19 +83,17 @@ RDO_MODES = ("none", "threshold", "trellis")
 EFFORT_RDO = {"fast": "threshold", "best": "trellis"}
 
 
-
-
 # --------------------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------------------
 
 
-
-
 class _JpegEncoder:
     """Encodes one frame at any quality; remembers what it coded for the rate search."""
 
-    def __init__(self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int):
+    def __init__(
+        self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int
+    ):
         self.frame = frame
         self.P = precision_for(bits_stored)
         self.bits_stored = bits_stored
@@ -129,8 +127,6 @@ class _JpegEncoder:
         )  # fmt: skip
         self._cache[q] = stream
         return stream
-
-
 
 
 def encode_jpeg(
@@ -215,8 +211,14 @@ def encode_jpeg(
             "(medcodec.dicom's series mapping does this), or use format='mdc'"
         )
     precision_for(bits_stored)  # 13-16 bits: refused with the reason
-    if isinstance(restart_interval, bool) or not isinstance(restart_interval, (int, np.integer)) or not 0 <= restart_interval <= 0xFFFF:
-        raise InvalidInputError(f"restart_interval={restart_interval!r} must be an integer 0..65535 (Ri, T.81 §B.2.4.4)")
+    if (
+        isinstance(restart_interval, bool)
+        or not isinstance(restart_interval, (int, np.integer))
+        or not 0 <= restart_interval <= 0xFFFF
+    ):
+        raise InvalidInputError(
+            f"restart_interval={restart_interval!r} must be an integer 0..65535 (Ri, T.81 §B.2.4.4)"
+        )
     if effort not in EFFORT_RDO:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(EFFORT_RDO)}")
     if rdo is None:
@@ -225,10 +227,14 @@ def encode_jpeg(
         raise InvalidInputError(f"rdo={rdo!r} is unknown, expected one of {RDO_MODES}")
     frame = frames[0]
     if frame.shape[0] > 0xFFFF or frame.shape[1] > 0xFFFF:
-        raise InvalidInputError(f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)")
+        raise InvalidInputError(
+            f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)"
+        )
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
     rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
-    enc = _JpegEncoder(frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval))
+    enc = _JpegEncoder(
+        frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval)
+    )
     given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
     if len(given) > 1:
         raise InvalidInputError(f"give one rate target, not {given}")
@@ -238,8 +244,6 @@ def encode_jpeg(
     if ratio is not None:
         return _encode_for_ratio(enc, ratio, raw_bytes=frame.size * (1 if bits_stored <= 8 else 2))
     return _encode_for_psnr(enc, psnr)
-
-
 
 
 def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes:
@@ -255,6 +259,7 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
     """Lowest quality (smallest stream) whose pixels, decoded from the stream itself, reach ``psnr`` dB."""
     if isinstance(psnr, bool) or not isinstance(psnr, (int, float)) or not 0 < psnr < 200:
         raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
+
     def value(q: float) -> float:
         return _metrics_psnr(enc.frame, decode_jpeg(enc.encode(q)), bits_stored=enc.bits_stored) - psnr
 
@@ -265,20 +270,6 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
 # --------------------------------------------------------------------------------------
 # Reader
 # --------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None) -> np.ndarray:
@@ -326,7 +317,8 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
         raise CorruptStreamError(
             f"{M.marker_name(0xFF00 | buf[e.offset + 1])} where coded data was expected ({jf.nblocks} blocks); "
             f"the restart interval Ri={jf.Ri} does not match the data (T.81 §B.2.4.4, §F.1.2.3)",
-            offset=e.offset, segment="entropy-coded data (T.81 §F.2)",
+            offset=e.offset,
+            segment="entropy-coded data (T.81 §F.2)",
         ) from None
     assert img.dtype == storage_dtype(jf.P, False)
     if frames is None or single:

@@ -152,7 +152,9 @@ def segment_bounds(data: bytes | memoryview, offset: int, name: str | None = Non
         )  # fmt: skip
     length = data[offset + 2] << 8 | data[offset + 3]
     if length < 2:
-        raise CorruptStreamError(f"length field is {length}, expected >= 2 (T.81 §B.1.1.4)", offset=offset, segment=name)
+        raise CorruptStreamError(
+            f"length field is {length}, expected >= 2 (T.81 §B.1.1.4)", offset=offset, segment=name
+        )
     if offset + 2 + length > len(data):
         raise TruncatedStreamError(
             f"segment announces {length} bytes after its marker (T.81 §B.1.1.4)", offset=offset, segment=name,
@@ -228,7 +230,9 @@ def _payload(data: bytes | bytearray | memoryview, offset: int, marker: int, nam
     code = mv[0] << 8 | mv[1]
     if code != marker:
         raise CorruptStreamError(
-            f"marker is {marker_name(code)} (0x{code:04X}), expected {name} (T.81 Table B.1)", offset=offset, segment=name
+            f"marker is {marker_name(code)} (0x{code:04X}), expected {name} (T.81 Table B.1)",
+            offset=offset,
+            segment=name,
         )
     try:
         end = segment_bounds(mv, 0, name)
@@ -409,7 +413,9 @@ class Dri:
     def from_bytes(cls, data: bytes | bytearray | memoryview, offset: int = 0) -> Dri:
         p = _payload(data, offset, DRI, "DRI")
         if len(p) != 2:
-            raise CorruptStreamError(f"Lr={len(p) + 2} is invalid, expected 4 (T.81 §B.2.4.4)", offset=offset, segment="DRI")
+            raise CorruptStreamError(
+                f"Lr={len(p) + 2} is invalid, expected 4 (T.81 §B.2.4.4)", offset=offset, segment="DRI"
+            )
         return cls(p[0] << 8 | p[1])
 
     def to_bytes(self) -> bytes:
@@ -471,8 +477,12 @@ class Sof:
         code = (mv[0] << 8 | mv[1]) if len(mv) >= 2 else 0
         if code not in SOF_PROCESSES:
             if len(mv) < 2:
-                raise TruncatedStreamError("marker cut off", offset=offset, segment="SOF", expected=2, available=len(mv))
-            raise CorruptStreamError(f"marker {marker_name(code)} is not a start of frame (T.81 Table B.1)", offset=offset, segment="SOF")
+                raise TruncatedStreamError(
+                    "marker cut off", offset=offset, segment="SOF", expected=2, available=len(mv)
+                )
+            raise CorruptStreamError(
+                f"marker {marker_name(code)} is not a start of frame (T.81 Table B.1)", offset=offset, segment="SOF"
+            )
         name = marker_name(code)
         r = _Reader(_payload(mv, offset, code, name), offset, name, "§B.2.2")
         P = r.u8("P")
@@ -500,7 +510,11 @@ class Sof:
         return cls(code, P, Y, X, tuple(comps))
 
     def to_bytes(self) -> bytes:
-        if self.marker not in SOF_PROCESSES or not (0 <= self.Y <= 0xFFFF and 1 <= self.X <= 0xFFFF) or not 1 <= self.Nf <= 255:
+        if (
+            self.marker not in SOF_PROCESSES
+            or not (0 <= self.Y <= 0xFFFF and 1 <= self.X <= 0xFFFF)
+            or not 1 <= self.Nf <= 255
+        ):
             raise ValueError(f"invalid frame header {self}")
         body = struct.pack(">BHHB", self.P, self.Y, self.X, self.Nf) + b"".join(
             bytes([c.Ci, c.Hi << 4 | c.Vi, c.Tqi]) for c in self.components
@@ -594,8 +608,12 @@ class App:
         code = (mv[0] << 8 | mv[1]) if len(mv) >= 2 else 0
         if not APP0 <= code <= APP0 + 15:
             if len(mv) < 2:
-                raise TruncatedStreamError("marker cut off", offset=offset, segment="APPn", expected=2, available=len(mv))
-            raise CorruptStreamError(f"marker {marker_name(code)} is not APPn (T.81 §B.2.4.6)", offset=offset, segment="APPn")
+                raise TruncatedStreamError(
+                    "marker cut off", offset=offset, segment="APPn", expected=2, available=len(mv)
+                )
+            raise CorruptStreamError(
+                f"marker {marker_name(code)} is not APPn (T.81 §B.2.4.6)", offset=offset, segment="APPn"
+            )
         return cls(code - APP0, bytes(_payload(mv, offset, code, marker_name(code))))
 
     def to_bytes(self) -> bytes:

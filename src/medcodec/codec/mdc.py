@@ -201,7 +201,9 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
     def one(j: int) -> None:
         rec, coded_offset = container.parse_frame(buf, header, index[sel[j]])
         if rec.index != sel[j]:
-            raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {rec.index}", offset=index[sel[j]][0], segment="FRAM")
+            raise CorruptStreamError(
+                f"FIDX entry {sel[j]} points at frame {rec.index}", offset=index[sel[j]][0], segment="FRAM"
+            )
         coders[rec.qtable].decode_frame(
             arr, rec.dc_table, rec.ac_table, header.rows, header.cols, size_bits=MDC_SIZE_BITS, start=coded_offset,
             end=coded_offset + len(rec.coded), segment=f"FRAM {rec.index}", out=out[j],

@@ -196,4 +196,3 @@ def is_codestream(data: bytes | bytearray | memoryview, /) -> bool:
     """True if ``data`` starts like a stream :func:`decode` reads (``.mdc`` or JPEG SOI)."""
     head = bytes(data[:8])
     return head == container.SIGNATURE or head[:2] == b"\xff\xd8"
-

@@ -179,7 +179,9 @@ def _check_frame_header(sof: M.Sof, offset: int) -> None:
 
 def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int) -> None:
     if sos.Ns != 1:
-        raise CorruptStreamError(f"Ns={sos.Ns}, but the frame has one component (T.81 §B.2.3)", offset=offset, segment="SOS")
+        raise CorruptStreamError(
+            f"Ns={sos.Ns}, but the frame has one component (T.81 §B.2.3)", offset=offset, segment="SOS"
+        )
     if sos.components[0].Cs != sof.components[0].Ci:
         raise CorruptStreamError(
             f"Cs={sos.components[0].Cs} names no component of the frame (Ci={sof.components[0].Ci}) (T.81 §B.2.3)",
@@ -258,7 +260,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
     while True:
         if pos >= n:
             what = "EOI" if found is not None else ("SOS" if sof is not None else "a frame header")
-            raise TruncatedStreamError(f"stream ends before {what} (T.81 §B.2.1)", offset=pos, segment="EOI" if found else "markers")
+            raise TruncatedStreamError(
+                f"stream ends before {what} (T.81 §B.2.1)", offset=pos, segment="EOI" if found else "markers"
+            )
         if buf[pos] != 0xFF:
             raise CorruptStreamError(
                 f"expected a marker (0xFF), found 0x{buf[pos]:02X} (T.81 §B.1.1.2)", offset=pos, segment="markers"
@@ -266,7 +270,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
         while pos + 1 < n and buf[pos + 1] == 0xFF:  # fill bytes (T.81 §B.1.1.2)
             pos += 1
         if pos + 1 >= n:
-            raise TruncatedStreamError("stream ends inside a marker", offset=pos, segment="markers", expected=2, available=1)
+            raise TruncatedStreamError(
+                "stream ends inside a marker", offset=pos, segment="markers", expected=2, available=1
+            )
         code = 0xFF00 | buf[pos + 1]
         name = M.marker_name(code)
         if code == M.EOI:
@@ -275,7 +281,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
             segments.append(container.Segment("EOI", pos, 0))
             return dataclasses.replace(found, segments=tuple(segments))
         if code == M.SOI or M.is_rst(code) or code == 0xFF00 or code == M.TEM:
-            raise CorruptStreamError(f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name)
+            raise CorruptStreamError(
+                f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name
+            )
         if code in _UNSUPPORTED_MARKERS:
             raise UnsupportedFeatureError(f"{name} at byte offset {pos}: {_UNSUPPORTED_MARKERS[code]} is not supported")
         if code in M.SOF_PROCESSES and code not in (M.SOF0, M.SOF1):
@@ -288,7 +296,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
         seg = buf[pos:end]
         if code in (M.SOF0, M.SOF1):
             if sof is not None:
-                raise CorruptStreamError(f"second frame header (first at byte offset {sof_offset}) (T.81 §B.2.1)", offset=pos, segment=name)
+                raise CorruptStreamError(
+                    f"second frame header (first at byte offset {sof_offset}) (T.81 §B.2.1)", offset=pos, segment=name
+                )
             sof = M.Sof.from_bytes(seg, pos)
             sof_offset = pos
             _check_frame_header(sof, pos)
@@ -312,7 +322,11 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
             _check_scan_header(sos, sof, pos)
             comp, sc = sof.components[0], sos.components[0]
             if comp.Tqi not in qtables:
-                raise CorruptStreamError(f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)", offset=pos, segment="SOS")
+                raise CorruptStreamError(
+                    f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)",
+                    offset=pos,
+                    segment="SOS",
+                )
             if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
                 raise CorruptStreamError(
                     f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
@@ -320,7 +334,11 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
                 )  # fmt: skip
             for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
                 if (tc, th) not in huff:
-                    raise CorruptStreamError(f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)", offset=pos, segment="SOS")
+                    raise CorruptStreamError(
+                        f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)",
+                        offset=pos,
+                        segment="SOS",
+                    )
             scan_end = _find_scan_end(buf, end)
             segments.append(container.Segment("ECS", end, scan_end - end))
             found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
@@ -329,6 +347,8 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
         # APPn, COM: skipped; JPGn / reserved codes are refused below
         elif not (M.APP0 <= code <= M.APP0 + 15 or code == M.COM):
             if 0xFFF0 <= code <= 0xFFFD:
-                raise UnsupportedFeatureError(f"{name} at byte offset {pos}: reserved JPEG extension marker is not supported (T.81 Table B.1)")
+                raise UnsupportedFeatureError(
+                    f"{name} at byte offset {pos}: reserved JPEG extension marker is not supported (T.81 Table B.1)"
+                )
             raise CorruptStreamError(f"reserved marker 0x{code:04X} (T.81 Table B.1)", offset=pos, segment=name)
         pos = end

@@ -17,11 +17,8 @@ JPEG-LS) with one value mapping per series.
 
 from __future__ import annotations
 
-from .io import DicomImage, Series, SeriesSet, Source, ZipMember, iter_sources, read_image, read_series
-from .pixel_spec import PIXEL_DATA_TAGS, pixel_spec_from_dataset, spec_from_header
-from .write import LOSSY_METHODS, derive_dataset, derive_encapsulated, new_uid_map, write_derived
 from .compress import compress, dataset_frames
-from .pydicom_plugin import register_pydicom_plugin
+from .io import DicomImage, Series, SeriesSet, Source, ZipMember, iter_sources, read_image, read_series
 from .lossy import (
     SYNTAXES,
     FileResult,
@@ -33,6 +30,9 @@ from .lossy import (
     plan_series_mapping,
     series_stats,
 )
+from .pixel_spec import PIXEL_DATA_TAGS, pixel_spec_from_dataset, spec_from_header
+from .pydicom_plugin import register_pydicom_plugin
+from .write import LOSSY_METHODS, derive_dataset, derive_encapsulated, new_uid_map, write_derived
 
 __all__ = [
     "compress",

@@ -43,9 +43,17 @@ from pydicom.uid import UID, generate_uid
 from .._parallel import map_ordered
 from ..errors import DicomError, InvalidInputError, UnsupportedFeatureError, UnsupportedImageError
 from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, calibration_indices
+from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec, storage_dtype
-from .lossy import LossySyntax, SeriesMapping, _Coder, _psnr, _remap_value_attributes, _StatsBuilder, plan_series_mapping
+from .lossy import (
+    LossySyntax,
+    SeriesMapping,
+    _Coder,
+    _remap_value_attributes,
+    _StatsBuilder,
+    plan_series_mapping,
+)
 from .pixel_spec import pixel_spec_from_dataset
 from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
 
@@ -276,7 +284,8 @@ def _knob(coder: _Coder, target: RateTarget, frames: NDArray[np.integer], mapped
         near = (int(target.max_error) - mapping.scale // 2) // mapping.scale
         if near < 0:
             raise UnsupportedFeatureError(
-                f"max_error={target.max_error} is below the mapping's own error {mapping.scale // 2} ({mapping.describe()})"
+                f"max_error={target.max_error} is below the mapping's own error {mapping.scale // 2} "
+                f"({mapping.describe()})"
             )
         return coder.knob.clamp(near)
     if target.ratio is not None or target.psnr is not None:
@@ -305,4 +314,3 @@ def _new_instance_uid(ds: Dataset) -> None:
 def _where(ds: Dataset) -> Any:
     name = getattr(ds, "filename", None)
     return name if isinstance(name, str) else None
-

@@ -65,10 +65,10 @@ import io
 import os
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Union
+from typing import Any, BinaryIO, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,7 +76,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels, pixel_array
-from pydicom.uid import UID_dictionary, DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
+from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage, UID_dictionary
 from tqdm import tqdm
 
 from ..errors import DicomError, InputNotFoundError, InvalidInputError, NotAnImageError
@@ -147,7 +147,7 @@ class ZipMember:
 
 
 #: Anything :func:`read_image` accepts.
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, ZipMember]
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | ZipMember
 
 
 # --------------------------------------------------------------------------- images
@@ -248,7 +248,8 @@ class DicomImage:
             return
         _, rows, cols = self.shape
         with _open_source(self._require_source(), self.path) as fp:
-            frames = iter_pixels(fp)
+            # pydicom annotates its generator as an Iterator; it is closed below
+            frames = cast(Generator[NDArray[Any], None, None], iter_pixels(fp))
             try:
                 while True:
                     try:
@@ -561,7 +562,7 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
         if isinstance(item, (ZipMember, bytes, bytearray, memoryview)) or hasattr(item, "read"):
             yield item
             continue
-        path = Path(item)  # type: ignore[arg-type]
+        path = Path(item)
         if not path.exists():
             raise InputNotFoundError("input does not exist", path=path)
         if path.is_dir():
@@ -577,7 +578,7 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
 def _as_inputs(inputs: Source | Iterable[Source]) -> list[Source]:
     if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, ZipMember)) or hasattr(inputs, "read"):
         return [inputs]  # type: ignore[list-item]
-    return list(inputs)  # type: ignore[arg-type]
+    return list(inputs)
 
 
 def _walk(folder: Path) -> Iterator[Source]:
@@ -817,8 +818,7 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> None:
         item = fp.read(8)
         if len(item) < 8:
             raise DicomError(
-                "truncated: encapsulated (7FE0,0010) Pixel Data ends without a Sequence Delimitation Item "
-                "(PS3.5 §A.4)",
+                "truncated: encapsulated (7FE0,0010) Pixel Data ends without a Sequence Delimitation Item (PS3.5 §A.4)",
                 path=name,
             )
         tag = (int.from_bytes(item[:2], "little") << 16) | int.from_bytes(item[2:4], "little")
@@ -927,8 +927,11 @@ def _geometry(ds: Dataset) -> tuple[tuple[float, ...] | None, float | None]:
     try:
         iop = ds.get("ImageOrientationPatient")
         ipp = ds.get("ImagePositionPatient")
-        groups = [seq[0] for kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
-                  if (seq := ds.get(kw))]
+        groups = [
+            seq[0]
+            for kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+            if (seq := ds.get(kw))
+        ]
         for group in groups:
             if iop is None and group.get("PlaneOrientationSequence"):
                 iop = group.PlaneOrientationSequence[0].get("ImageOrientationPatient")
@@ -957,8 +960,9 @@ def _group(images: list[DicomImage]) -> list[Series]:
         uid = image.series_instance_uid or f"<no Series Instance UID>:{image.path}"
         key = (uid, image.shape[1:], spec.bits_stored, spec.signed, spec.photometric_interpretation)
         groups.setdefault(key, []).append(image)
-    return [Series(key[0] if images_[0].series_instance_uid else "", _sorted(images_))
-            for key, images_ in groups.items()]
+    return [
+        Series(key[0] if images_[0].series_instance_uid else "", _sorted(images_)) for key, images_ in groups.items()
+    ]
 
 
 def _sorted(images: list[DicomImage]) -> list[DicomImage]:

@@ -108,10 +108,10 @@ from pydicom.uid import generate_uid
 
 from .._parallel import imap_ordered, map_ordered
 from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedFeatureError, UnsupportedImageError
+from ..fileio import atomic_write, check_output_path, safe_name
 from ..ratecontrol import CALIBRATION_FRAMES, Knob, calibration_indices, find_knob_for_quality, find_knob_for_rate
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TRANSFER_SYNTAXES, Backend, TransferSyntax
-from ..fileio import atomic_write, check_output_path, safe_name
 from ..spec import PixelSpec, storage_dtype, value_range
 from .io import DicomImage, Series
 from .write import derive_encapsulated, encode_file
@@ -292,7 +292,8 @@ class SeriesMapping:
         for v in (max(self.clip_low, lo_s), min(self.clip_high, hi_s)):
             if not lo_t <= self._forward(v) <= hi_t:
                 raise InvalidInputError(
-                    f"mapping offset={self.offset} scale={self.scale} sends {v} outside the encoded range {lo_t}..{hi_t}"
+                    f"mapping offset={self.offset} scale={self.scale} sends {v} outside the encoded range "
+                    f"{lo_t}..{hi_t}"
                 )
 
     def _forward(self, v: int) -> int:
@@ -363,7 +364,9 @@ class SeriesMapping:
         depth = f"{self.bits_stored}-bit {'signed' if self.signed else 'unsigned'}"
         if self.is_identity:
             return f"identity: stored values kept; encoded as {depth}"
-        shift = f"stored - {self.offset}" if self.offset > 0 else f"stored + {-self.offset}" if self.offset else "stored"
+        shift = (
+            f"stored - {self.offset}" if self.offset > 0 else f"stored + {-self.offset}" if self.offset else "stored"
+        )
         expr = f"round(({shift}) / {self.scale})" if self.scale > 1 else shift
         lo_s, hi_s = value_range(self.source_bits_stored, self.source_signed)
         kept = f"{max(self.clip_low, lo_s)}..{min(self.clip_high, hi_s)}"
@@ -401,10 +404,14 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
     lo_t, hi_t = value_range(bits_stored, signed)
     width = hi_t - lo_t
     lo_s, hi_s = value_range(stats.spec.bits_stored, stats.spec.signed)
-    common: dict[str, Any] = {"bits_stored": bits_stored, "signed": signed,
-                              "source_bits_stored": stats.spec.bits_stored, "source_signed": stats.spec.signed}
+    common: dict[str, Any] = {
+        "bits_stored": bits_stored,
+        "signed": signed,
+        "source_bits_stored": stats.spec.bits_stored,
+        "source_signed": stats.spec.signed,
+    }
     mn, mx = stats.min, stats.max
-    if lo_t <= lo_s and hi_s <= hi_t or lo_t <= mn and mx <= hi_t:
+    if (lo_t <= lo_s and hi_s <= hi_t) or (lo_t <= mn and mx <= hi_t):
         return SeriesMapping(offset=0, scale=1, clip_low=max(lo_s, lo_t), clip_high=min(hi_s, hi_t), rule="identity",
                              **common)  # fmt: skip
     if mx - mn <= width:
@@ -598,7 +605,8 @@ class _Coder:
 
     def for_ratio(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], ratio: float,
                   raw_bytes_per_pixel: int) -> float:  # fmt: skip
-        """The knob value whose fragments reach ``ratio`` on ``frames`` (:func:`~medcodec.ratecontrol.find_knob_for_rate`)."""
+        """The knob value whose fragments reach ``ratio`` on ``frames``
+        (:func:`~medcodec.ratecontrol.find_knob_for_rate`)."""
         pixels = sum(f.size for f in frames)
         target_bpp = 8.0 * raw_bytes_per_pixel / ratio
         result = find_knob_for_rate(
@@ -609,7 +617,8 @@ class _Coder:
 
     def for_psnr(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], target: float,
                  *, start: float | None = None) -> float:  # fmt: skip
-        """Smallest-size knob whose worst frame reaches ``target`` dB (:func:`~medcodec.ratecontrol.find_knob_for_quality`)."""
+        """Smallest-size knob whose worst frame reaches ``target`` dB
+        (:func:`~medcodec.ratecontrol.find_knob_for_quality`)."""
         return find_knob_for_quality(
             lambda v: self.measure(frames, mapped, v, with_psnr=True).psnr >= target, self.knob, start=start
         )
@@ -736,7 +745,7 @@ def encode_series_to_dicom(
 
     results: list[FileResult] = []
     items = list(zip(images, names))
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     bar = tqdm(total=len(items), desc=f"dicom-{codec_syntax.name}", unit="file", disable=not progress, leave=False)
     try:

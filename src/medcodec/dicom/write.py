@@ -427,7 +427,9 @@ def _check_pixels(pixels: Any, spec: PixelSpec) -> NDArray[np.integer]:
     if arr.ndim == 2:
         arr = arr[np.newaxis]
     if arr.ndim != 3 or 0 in arr.shape:
-        raise InvalidInputError(f"pixels have shape {np.asarray(pixels).shape}, expected (rows, cols) or (frames, rows, cols)")
+        raise InvalidInputError(
+            f"pixels have shape {np.asarray(pixels).shape}, expected (rows, cols) or (frames, rows, cols)"
+        )
     lo, hi = int(arr.min()), int(arr.max())
     if lo < spec.min_value or hi > spec.max_value:
         raise InvalidInputError(
