@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ..errors import CodecError, failure_message
+from ..progress import ProgressCallback
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +58,29 @@ def progress(
     from tqdm import tqdm
 
     return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, *, unit: str = "item", enabled: bool = True) -> Iterator[ProgressCallback | None]:
+    """A tqdm bar on stderr driven by the library's ``progress(done, total)`` callbacks
+    (:mod:`medcodec.progress`); ``None`` when disabled. The only place bars are drawn."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+    def update(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def report_failures(failures: list[tuple[str, Exception]]) -> None:

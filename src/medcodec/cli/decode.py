@@ -8,9 +8,8 @@ import click
 import numpy as np
 
 from .. import codec
-from ..errors import InvalidInputError
 from ..fileio import atomic_writer, check_output_path
-from ..spec import PixelSpec, raw_bytes_per_pixel, storage_dtype
+from ..spec import PixelSpec, storage_dtype
 from ._common import ensure_dir, handle_errors, jobs_option
 
 
@@ -111,33 +110,8 @@ def _write_png(
 def _write_dicom(
     stream: Path, data: bytes, header: codec.MdcHeader, folder: Path, overwrite: bool, jobs: int | None
 ) -> None:
-    from pydicom.uid import generate_uid
+    from ..dicom.series_mdc import decode_mdc_to_dicom
 
-    from ..dicom import PIXEL_DATA_TAGS, derive_dataset, write_derived
-    from ..dicom.embed import SEGMENT, unpack_headers
-    from ..dicom.pixel_spec import spec_from_header
-
-    ancillary = getattr(header, "ancillary", {})
-    if SEGMENT not in ancillary:
-        raise InvalidInputError(
-            f"{stream}: carries no DICOM headers (segment 'dcmh'); decode --to npy or --to png instead"
-        )
-    entries = unpack_headers(ancillary[SEGMENT], header.frames)
     ensure_dir(folder)
-    pixels = codec.decode(data, jobs=jobs)
-    if pixels.ndim == 2:
-        pixels = pixels[None]
-    ratio = pixels.size * raw_bytes_per_pixel(header.bits_stored) / len(data)
-    series_uid = generate_uid()
-    written = 0
-    for first, n, ds in entries:
-        spec = spec_from_header(ds, pixel_tag=PIXEL_DATA_TAGS[0], path=str(stream))  # header kept without pixels
-        frames = pixels[first : first + n]
-        out_ds = derive_dataset(
-            ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method="MEDCODEC_DCT",
-            description=f"medcodec .mdc, quality {header.quality}, decoded to uncompressed",
-            new_series_uid=series_uid,
-        )  # fmt: skip
-        write_derived(folder / f"{out_ds.SOPInstanceUID}.dcm", out_ds, inputs=[stream], overwrite=overwrite)
-        written += 1
-    click.echo(f"{folder}: {written} DICOM file(s), ratio {ratio:.1f}:1, new Series Instance UID {series_uid}")
+    written, series_uid, ratio = decode_mdc_to_dicom(data, folder, source=stream, overwrite=overwrite, jobs=jobs)
+    click.echo(f"{folder}: {len(written)} DICOM file(s), ratio {ratio:.1f}:1, new Series Instance UID {series_uid}")

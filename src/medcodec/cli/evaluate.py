@@ -17,7 +17,7 @@ from ..evaluate.inputs import load_series
 from ..evaluate.peers import ADAPTERS, get_adapter
 from ..evaluate.report import write_report
 from ..evaluate.runner import DEFAULT_RATES, run_evaluation
-from ._common import handle_errors
+from ._common import handle_errors, progress_bar
 
 __all__ = ["evaluate", "parse_floats", "parse_qualities", "parse_window"]
 
@@ -175,7 +175,8 @@ def evaluate(
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from exc
 
-    series = load_series(list(inputs), series_uid=series_uid, max_frames=max_frames, progress=progress)
+    with progress_bar("reading DICOM", unit="file", enabled=progress) as callback:
+        series = load_series(list(inputs), series_uid=series_uid, max_frames=max_frames, progress=callback)
     if view_frame is not None and view_frame >= series.pixels.shape[0]:
         raise InvalidInputError(
             f"--view-frame {view_frame}: only {series.pixels.shape[0]} frames are evaluated (0-based)"
@@ -189,13 +190,14 @@ def evaluate(
     )
     for failure in series.skipped_inputs:
         click.echo(f"unreadable input: {failure}", err=True)
-    result = run_evaluation(
-        series.pixels, series.spec, adapters, rates=rate_list, knob_values=knob_values, windows=wins,
-        modality=series.modality, anchor=anchor if anchor in names else None,
-        include_lossless=not no_lossless, calibration_frames=calibration_frames, repeat=repeat,
-        view_frame=view_frame, view_bpp=view_bpp, info=info, progress=progress,
-        log=lambda msg: click.echo(msg, err=True),
-    )  # fmt: skip
+    with progress_bar("evaluate", unit="point", enabled=progress) as callback:
+        result = run_evaluation(
+            series.pixels, series.spec, adapters, rates=rate_list, knob_values=knob_values, windows=wins,
+            modality=series.modality, anchor=anchor if anchor in names else None,
+            include_lossless=not no_lossless, calibration_frames=calibration_frames, repeat=repeat,
+            view_frame=view_frame, view_bpp=view_bpp, info=info, progress=callback,
+            log=lambda msg: click.echo(msg, err=True),
+        )  # fmt: skip
     paths = write_report(result, report_dir, overwrite=overwrite)
 
     at1 = {r["codec"]: r for r in result.matched if r["target"] == "1 bpp"}

@@ -3,7 +3,7 @@
 Example (not run: needs a study folder)::
 
     from medcodec.dicom import read_series
-    found = read_series("study/", progress=True)   # folders, ZIPs, DICOMDIRs, files
+    found = read_series("study/")                  # folders, ZIPs, DICOMDIRs, files
     for path, error in found.failures:             # bad files are reported, not fatal
         print(path, error)
     stack = found.series[0].pixels()               # (frames, rows, cols) stored values
@@ -32,11 +32,14 @@ from .lossy import (
 )
 from .pixel_spec import PIXEL_DATA_TAGS, pixel_spec_from_dataset, spec_from_header
 from .pydicom_plugin import register_pydicom_plugin
+from .series_mdc import decode_mdc_to_dicom, encode_series_to_mdc
 from .write import LOSSY_METHODS, derive_dataset, derive_encapsulated, new_uid_map, write_derived
 
 __all__ = [
     "compress",
     "register_pydicom_plugin",
+    "encode_series_to_mdc",
+    "decode_mdc_to_dicom",
     "dataset_frames",
     "DicomImage",
     "Series",

@@ -77,9 +77,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels, pixel_array
 from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage, UID_dictionary
-from tqdm import tqdm
 
 from ..errors import DicomError, InputNotFoundError, InvalidInputError, NotAnImageError
+from ..progress import ProgressCallback, check_progress, tracked
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
@@ -464,7 +464,7 @@ def read_series(
     inputs: Source | Iterable[Source],
     *,
     on_error: Literal["collect", "raise"] = "collect",
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     lazy: bool = True,
 ) -> SeriesSet:
     """Read files, folders, ZIPs and DICOMDIRs, group the images into sorted series.
@@ -477,7 +477,7 @@ def read_series(
         ``"collect"``: record ``(path, error)`` in :attr:`SeriesSet.failures` and go on;
         ``"raise"``: raise the first error.
     progress
-        Show a tqdm progress bar on stderr.
+        ``progress(files_read, total_files)`` after each file (:mod:`medcodec.progress`).
     lazy
         Read headers only and decode pixels on demand (see the module docstring).
 
@@ -502,6 +502,7 @@ def read_series(
     """
     if on_error not in ("collect", "raise"):
         raise InvalidInputError(f"on_error={on_error!r} is invalid, expected 'collect' or 'raise'")
+    progress = check_progress(progress)
     result = SeriesSet()
 
     def fail(where: str, exc: DicomError) -> None:
@@ -524,7 +525,7 @@ def read_series(
             fail(exc.path or _source_name(item), exc)
 
     images: list[DicomImage] = []
-    for source in tqdm(sources, desc="reading DICOM", unit="file", disable=not progress):
+    for source in tracked(sources, progress, total=len(sources)):
         try:
             images.append(read_image(source, lazy=lazy))
         except DicomError as exc:

@@ -109,6 +109,7 @@ from pydicom.uid import generate_uid
 from .._parallel import imap_ordered, map_ordered
 from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedFeatureError, UnsupportedImageError
 from ..fileio import atomic_write, check_output_path, safe_name
+from ..progress import Counter, ProgressCallback
 from ..ratecontrol import CALIBRATION_FRAMES, Knob, calibration_indices, find_knob_for_quality, find_knob_for_rate
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TRANSFER_SYNTAXES, Backend, TransferSyntax
@@ -641,7 +642,7 @@ def encode_series_to_dicom(
     psnr: float | None = None,
     inputs: Iterable[str | os.PathLike[str]] = (),
     overwrite: bool = False,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     jobs: int | None = None,
     failures: list[tuple[str, Exception]] | None = None,
 ) -> list[FileResult]:
@@ -670,7 +671,7 @@ def encode_series_to_dicom(
     overwrite
         Replace existing output files.
     progress
-        tqdm progress bar on stderr.
+        ``progress(files_done, total)`` after each file (:mod:`medcodec.progress`).
     jobs
         Images (and calibration frames) coded in parallel threads (default: CPU count).
     failures
@@ -745,18 +746,13 @@ def encode_series_to_dicom(
 
     results: list[FileResult] = []
     items = list(zip(images, names))
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(items), desc=f"dicom-{codec_syntax.name}", unit="file", disable=not progress, leave=False)
-    try:
-        for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
-            bar.update(1)
-            if isinstance(res, FileResult):
-                results.append(res)
-            else:
-                failures.append(res)  # type: ignore[union-attr]
-    finally:
-        bar.close()
+    counter = Counter(progress, total=len(items))
+    for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
+        counter.advance()
+        if isinstance(res, FileResult):
+            results.append(res)
+        else:
+            failures.append(res)  # type: ignore[union-attr]
     return results
 
 
