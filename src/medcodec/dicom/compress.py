@@ -46,14 +46,8 @@ from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, calibration_indices
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec, storage_dtype
-from .lossy import (
-    LossySyntax,
-    SeriesMapping,
-    _Coder,
-    _remap_value_attributes,
-    _StatsBuilder,
-    plan_series_mapping,
-)
+from .coding import LossySyntax, SeriesCoder
+from .mapping import SeriesMapping, dataset_stats, plan_series_mapping, remap_value_attributes
 from .pixel_spec import pixel_spec_from_dataset
 from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
 
@@ -206,13 +200,8 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
                                     path=_where(ds))  # fmt: skip
     if mapping is None:
-        builder = _StatsBuilder(spec)
-        if not ts.lossy:
-            builder.is_ct = False  # lossless: never clip padding
-        for frame in frames:
-            builder.add(frame, spec)
-        builder.images = 1
-        mapping = plan_series_mapping(builder.build(), bits_stored=bits, signed=signed)
+        stats = dataset_stats(frames, spec, allow_clip=ts.lossy)  # lossless: never clip padding
+        mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
     elif (mapping.bits_stored, mapping.signed) != (bits, signed) or (
         (mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed)
     ):
@@ -241,7 +230,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         knob: float | None = None
         streams = [family.codec.encode(m, mapping.bits_stored, mapping.signed, None) for m in mapped]
     else:
-        coder = _Coder(family, mapping, jobs)
+        coder = SeriesCoder(family, mapping, jobs)
         knob = _knob(coder, target, frames, mapped, spec, ds)
         streams = _encode_all(coder, mapped, knob)
         if target.psnr is not None:
@@ -264,7 +253,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     set_encapsulated_pixels(ds, streams, coded, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, multi_frame=multi)
     if not mapping.is_identity:
         set_rescale(ds, coded, enhanced)
-        _remap_value_attributes(ds, mapping)
+        remap_value_attributes(ds, mapping)
     if lossy:
         mark_lossy(ds, ratio=raw / nbytes, method=str(ts.method))
     if new_uid or (new_uid is None and lossy):
@@ -272,7 +261,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     return ds
 
 
-def _knob(coder: _Coder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],
+def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],
           spec: PixelSpec, ds: Dataset) -> float:  # fmt: skip
     mapping, syntax = coder.mapping, coder.syntax
     if target.max_error is not None:
@@ -299,7 +288,7 @@ def _knob(coder: _Coder, target: RateTarget, frames: NDArray[np.integer], mapped
     return coder.knob.clamp(syntax.knob_for_quality(q, spec.bits_stored, mapping.bits_stored))
 
 
-def _encode_all(coder: _Coder, mapped: list[NDArray[np.integer]], knob: float) -> list[bytes]:
+def _encode_all(coder: SeriesCoder, mapped: list[NDArray[np.integer]], knob: float) -> list[bytes]:
     return map_ordered(lambda m: coder.encode(m, knob), mapped, coder.jobs)
 
 

@@ -23,8 +23,8 @@ from ..progress import ProgressCallback, check_progress, tracked
 from ..ratecontrol import CALIBRATION_FRAMES
 from ..spec import raw_bytes_per_pixel
 from .embed import SEGMENT, pack_headers, unpack_headers
-from .io import Series
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
+from .series import Series
 from .write import derive_dataset, write_derived
 
 __all__ = ["encode_series_to_mdc", "decode_mdc_to_dicom", "MDC_METHOD"]
