@@ -164,3 +164,24 @@ def test_codec_is_pure(module: str) -> None:
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
     assert not names & {"pydicom", "socket", "urllib", "requests", "tqdm", "click"}, names
+
+
+#: Modules whose plain builtin raises belong to open work on other branches (issues 10, 11).
+_BUILTIN_RAISES_PENDING = {"medcodec.codec.container", "medcodec.codec._rdoq"}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_errors_come_from_the_hierarchy(module: str) -> None:
+    """No ``raise ValueError/TypeError/KeyError/IndexError/RuntimeError(...)``: the error hierarchy's
+    classes (also builtins: InvalidInputError is a ValueError) say which kind of failure it is."""
+    if module in _BUILTIN_RAISES_PENDING:
+        pytest.skip("owned by open work on another branch")
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    builtin = {"ValueError", "TypeError", "KeyError", "IndexError", "RuntimeError", "Exception"}
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name) and exc.id in builtin:
+                bad.append(f"line {node.lineno}: raise {exc.id}")
+    assert not bad, bad

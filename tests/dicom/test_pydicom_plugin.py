@@ -13,6 +13,7 @@ from pydicom.pixels import get_decoder, pixel_array
 
 from medcodec.dicom import compress, register_pydicom_plugin
 from medcodec.dicom.pydicom_plugin import PLUGIN_LABEL, SYNTAXES
+from medcodec.errors import UnsupportedFeatureError
 
 CHEST = "ct_chest_lungpetctdx_A0001_philips/0030.dcm"
 
@@ -60,6 +61,6 @@ def test_plugin_refuses_colour() -> None:
         samples_per_pixel = 3
         bits_allocated = 8
 
-    with pytest.raises(ValueError, match="grayscale"):
+    with pytest.raises(UnsupportedFeatureError, match="grayscale"):
         pydicom_plugin._decode_frame(b"\xff\xd8", Runner())
     assert pydicom_plugin.is_available("1.2.840.10008.1.2.4.51") and not pydicom_plugin.is_available("1.2.840.10008.1.2.4.70")

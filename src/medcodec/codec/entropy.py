@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptStreamError, TruncatedStreamError
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from . import _kernels as K
 
 __all__ = [
@@ -247,7 +247,7 @@ def max_scan_bytes(nbits: int, *, stuff: bool, nblocks: int, restart_interval: i
 def _as_levels(zz: np.ndarray) -> np.ndarray:
     zz = np.ascontiguousarray(zz, dtype=np.int32)
     if zz.ndim != 2 or zz.shape[1] != 64:
-        raise ValueError(f"expected (nblocks, 64) levels, got shape {zz.shape}")
+        raise InvalidInputError(f"expected (nblocks, 64) levels, got shape {zz.shape}")
     return zz
 
 
@@ -280,7 +280,7 @@ def pack_scan(
     dc_code, dc_size = dc_table.encoder_arrays(n_dc)
     ac_code, ac_size = ac_table.encoder_arrays(n_ac)
     if np.any(dc_size[dc_freq > 0] == 0) or np.any(ac_size[ac_freq > 0] == 0):
-        raise ValueError("the given Huffman tables have no code for a symbol this scan uses")
+        raise InvalidInputError("the given Huffman tables have no code for a symbol this scan uses")
     nbits = int(np.dot(dc_freq, dc_size) + np.dot(ac_freq, ac_size)) + int(extra)
     code = np.zeros(K.RESTART_SYMBOL + 1, np.int64)
     size = np.zeros(K.RESTART_SYMBOL + 1, np.int64)

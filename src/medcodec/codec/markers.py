@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from ..errors import CorruptStreamError, TruncatedStreamError
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from .zigzag import UNZIGZAG, ZIGZAG
 
 if TYPE_CHECKING:
@@ -165,7 +165,9 @@ def segment_bounds(data: bytes | memoryview, offset: int, name: str | None = Non
 
 def _pack_segment(marker: int, payload: bytes) -> bytes:
     if len(payload) + 2 > 0xFFFF:
-        raise ValueError(f"{marker_name(marker)} payload of {len(payload)} bytes does not fit a 16-bit length field")
+        raise InvalidInputError(
+            f"{marker_name(marker)} payload of {len(payload)} bytes does not fit a 16-bit length field"
+        )
     return struct.pack(">HH", marker, len(payload) + 2) + payload
 
 
@@ -311,10 +313,10 @@ class Dqt:
         parts = []
         for t in self.tables:
             if t.Pq not in (0, 1) or not 0 <= t.Tq <= 3 or len(t.Q) != 64:
-                raise ValueError(f"invalid quantization table Pq={t.Pq} Tq={t.Tq} with {len(t.Q)} elements")
+                raise InvalidInputError(f"invalid quantization table Pq={t.Pq} Tq={t.Tq} with {len(t.Q)} elements")
             limit = 0xFFFF if t.Pq else 0xFF
             if min(t.Q) < 1 or max(t.Q) > limit:
-                raise ValueError(f"quantization table {t.Tq}: elements must lie in 1..{limit} for Pq={t.Pq}")
+                raise InvalidInputError(f"quantization table {t.Tq}: elements must lie in 1..{limit} for Pq={t.Pq}")
             parts.append(bytes([t.Pq << 4 | t.Tq]) + np.asarray(t.Q, dtype=">u2" if t.Pq else np.uint8).tobytes())
         return _pack_segment(DQT, b"".join(parts))
 
@@ -390,9 +392,11 @@ class Dht:
         parts = []
         for t in self.tables:
             if t.Tc not in (0, 1) or not 0 <= t.Th <= 3 or len(t.L) != 16 or sum(t.L) != len(t.V):
-                raise ValueError(f"invalid Huffman table Tc={t.Tc} Th={t.Th}: sum(L)={sum(t.L)}, {len(t.V)} values")
+                raise InvalidInputError(
+                    f"invalid Huffman table Tc={t.Tc} Th={t.Th}: sum(L)={sum(t.L)}, {len(t.V)} values"
+                )
             if t.V and not 0 <= min(t.V) <= max(t.V) <= 255:
-                raise ValueError(f"Huffman table Tc={t.Tc} Th={t.Th}: symbol values must be bytes")
+                raise InvalidInputError(f"Huffman table Tc={t.Tc} Th={t.Th}: symbol values must be bytes")
             parts.append(bytes([t.Tc << 4 | t.Th]) + bytes(t.L) + bytes(t.V))
         return _pack_segment(DHT, b"".join(parts))
 
@@ -420,7 +424,7 @@ class Dri:
 
     def to_bytes(self) -> bytes:
         if not 0 <= self.Ri <= 0xFFFF:
-            raise ValueError(f"Ri={self.Ri} does not fit 16 bits")
+            raise InvalidInputError(f"Ri={self.Ri} does not fit 16 bits")
         return _pack_segment(DRI, struct.pack(">H", self.Ri))
 
 
@@ -515,7 +519,7 @@ class Sof:
             or not (0 <= self.Y <= 0xFFFF and 1 <= self.X <= 0xFFFF)
             or not 1 <= self.Nf <= 255
         ):
-            raise ValueError(f"invalid frame header {self}")
+            raise InvalidInputError(f"invalid frame header {self}")
         body = struct.pack(">BHHB", self.P, self.Y, self.X, self.Nf) + b"".join(
             bytes([c.Ci, c.Hi << 4 | c.Vi, c.Tqi]) for c in self.components
         )
@@ -579,7 +583,7 @@ class Sos:
 
     def to_bytes(self) -> bytes:
         if not 1 <= self.Ns <= 4:
-            raise ValueError(f"Ns={self.Ns}, expected 1..4")
+            raise InvalidInputError(f"Ns={self.Ns}, expected 1..4")
         body = bytes([self.Ns]) + b"".join(bytes([c.Cs, c.Td << 4 | c.Ta]) for c in self.components)
         return _pack_segment(SOS, body + bytes([self.Ss, self.Se, self.Ah << 4 | self.Al]))
 
@@ -618,7 +622,7 @@ class App:
 
     def to_bytes(self) -> bytes:
         if not 0 <= self.n <= 15:
-            raise ValueError(f"APP{self.n} does not exist")
+            raise InvalidInputError(f"APP{self.n} does not exist")
         return _pack_segment(self.marker, self.data)
 
 

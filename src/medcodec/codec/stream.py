@@ -75,7 +75,9 @@ def build_jpeg(
     """
     qt = M.QuantizationTable.from_steps(np.asarray(steps), Tq=0)
     if P == 8 and qt.Pq:
-        raise ValueError("8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)")
+        raise InvalidInputError(
+            "8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)"
+        )
     parts = [
         M.SOI.to_bytes(2, "big"),
         M.Dqt((qt,)).to_bytes(),

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..codec.jpeg import decode_jpeg
+from ..errors import UnsupportedFeatureError
 
 __all__ = ["PLUGIN_LABEL", "SYNTAXES", "DECODER_DEPENDENCIES", "is_available", "register_pydicom_plugin"]
 
@@ -45,7 +46,9 @@ def _decode_frame(src: bytes, runner: Any) -> bytes:
     """One JPEG frame -> its samples as pydicom expects them: little-endian, Bits Allocated wide."""
     samples_per_pixel = int(runner.samples_per_pixel)
     if samples_per_pixel != 1:
-        raise ValueError(f"medcodec decodes grayscale JPEG only, not {samples_per_pixel} samples per pixel")
+        raise UnsupportedFeatureError(
+            f"medcodec decodes grayscale JPEG only, not {samples_per_pixel} samples per pixel"
+        )
     arr = decode_jpeg(src)
     width = 1 if int(runner.bits_allocated) <= 8 else 2
     dtype = np.dtype(f"<u{width}")
