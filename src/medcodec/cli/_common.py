@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -104,7 +103,3 @@ def ensure_dir(path: Path) -> Path:
         raise click.UsageError(f"{path} exists and is not a directory")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    return Path(a).resolve() == Path(b).resolve()

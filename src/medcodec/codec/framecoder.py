@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..ratecontrol import bisect_quality
+from ..ratecontrol import CALIBRATION_FRAMES, bisect_quality, calibration_indices
 from ..spec import storage_dtype, value_range
 from . import _kernels as K
 from . import _rdoq, container, entropy, levelshift, quantize, transform
@@ -48,7 +48,7 @@ __all__ = [
 
 
 #: Frames the codec's rate search measures (evenly spaced).
-RATE_SAMPLE_FRAMES = 8
+RATE_SAMPLE_FRAMES = CALIBRATION_FRAMES
 #: Encoder effort levels (``encode(effort=...)``).
 EFFORTS = ("fast", "best")
 
@@ -292,7 +292,7 @@ def resolve_quality(
             raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
         return float(q)
     n = frames.shape[0]
-    sample = frames[np.unique(np.linspace(0, n - 1, min(n, RATE_SAMPLE_FRAMES)).round().astype(int))]
+    sample = frames[calibration_indices(n, RATE_SAMPLE_FRAMES)]
     npix = sample[0].size
     if ratio is not None:
         if not (isinstance(ratio, (int, float)) and ratio >= 1):

@@ -89,7 +89,7 @@ from pydicom.uid import generate_uid
 from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedImageError
 from ..fileio import atomic_write, check_output_path, safe_name
 from ..progress import Counter, ProgressCallback
-from ..ratecontrol import CALIBRATION_FRAMES
+from ..ratecontrol import CALIBRATION_FRAMES, RateTarget
 from ..ratecontrol import masked_psnr as _psnr
 from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
@@ -247,15 +247,7 @@ def encode_series_to_dicom(
     """
     codec_syntax = get_syntax(syntax)
     codec_syntax.check_available()
-    given = [n for n, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(given) > 1:
-        raise InvalidInputError(f"give one of quality, ratio or psnr, not {given}")
-    if quality is not None and not (isinstance(quality, (int, float)) and 1 <= quality <= 100):
-        raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and ratio >= 1):
-        raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
-    if psnr is not None and not (isinstance(psnr, (int, float)) and 0 < psnr < 200):
-        raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
+    RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # at most one, each in range
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise InvalidInputError(f"jobs={jobs!r} must be a positive integer")
     n_jobs = jobs or os.cpu_count() or 1

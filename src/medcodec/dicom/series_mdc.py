@@ -20,7 +20,7 @@ from ..codec.mdc import StreamSummary
 from ..errors import InvalidInputError
 from ..fileio import atomic_writer, check_output_path
 from ..progress import ProgressCallback, check_progress, tracked
-from ..ratecontrol import CALIBRATION_FRAMES
+from ..ratecontrol import CALIBRATION_FRAMES, calibration_indices
 from ..spec import raw_bytes_per_pixel
 from .embed import SEGMENT, pack_headers, unpack_headers
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
@@ -85,8 +85,8 @@ def encode_series_to_mdc(
     target = check_output_path(Path(path), inputs=[*(inputs or []), *series.source_files], overwrite=overwrite)
     n = series.n_frames
     count = len(series.images)
-    picks = sorted({round(i * (count - 1) / (CALIBRATION_FRAMES - 1)) for i in range(CALIBRATION_FRAMES)})
-    sample = [frame for i in (picks if count > 1 else [0]) for frame in series.images[i].decode()][:CALIBRATION_FRAMES]
+    picks = calibration_indices(count, CALIBRATION_FRAMES)  # images; multi-frame images give several frames
+    sample = [frame for i in picks for frame in series.images[i].decode()][:CALIBRATION_FRAMES]
     headers = pack_headers([(img.shape[0], img.dataset, img.header_bytes) for img in series.images])
     with atomic_writer(target) as fh:
         return encode_to(
