@@ -11,7 +11,6 @@ the IDCT's rounding to the decoder, so the two agree within one stored unit.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,6 +7,8 @@ Lossless stages must invert exactly; the quantizer must move monotonically with 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -73,7 +75,7 @@ def test_entropy_decoder_reports_truncation_and_garbage() -> None:
 @pytest.mark.parametrize("range_bits", [8, 12, 16])
 def test_steps_fall_monotonically_with_quality_over_the_whole_range(range_bits: int) -> None:
     tables = [quantize.quant_table(q, range_bits).astype(np.int64) for q in range(1, 101)]
-    for low, high in zip(tables, tables[1:]):
+    for low, high in itertools.pairwise(tables):
         assert np.all(high <= low)
     assert np.all(tables[0] >= tables[-1]) and tables[0].sum() > 4 * tables[-1].sum()
     assert all(t.min() >= 1 for t in tables)
