@@ -35,7 +35,7 @@ sysdeps:
 
 # ruff (lint + format) and mypy (strict, configured in pyproject.toml) on src/, before the tests.
 lint: $(STAMP)
-	$(BIN)/python -m ruff check src tests/test_architecture.py tests/test_registry.py tests/test_numcodec.py
+	$(BIN)/python -m ruff check src tests
 	$(BIN)/python -m ruff format --check src
 	$(BIN)/python -m mypy
 
