@@ -196,3 +196,10 @@ def is_codestream(data: bytes | bytearray | memoryview, /) -> bool:
     """True if ``data`` starts like a stream :func:`decode` reads (``.mdc`` or JPEG SOI)."""
     head = bytes(data[:8])
     return head == container.SIGNATURE or head[:2] == b"\xff\xd8"
+
+
+# Names this module had before the frame coder and the .mdc driver moved out (kept for callers).
+_default_jobs = default_jobs
+_validate_pixels = validate_pixels
+_encode_to = encode_mdc_to
+_decode_mdc = decode_mdc

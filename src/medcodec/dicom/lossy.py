@@ -98,6 +98,8 @@ from .mapping import (
     SeriesMapping,
     SeriesStats,
     _scan,
+    _StatsBuilder,  # noqa: F401  (old private name, kept for callers)
+    _stored_floor,  # noqa: F401
     plan_series_mapping,
     remap_value_attributes,
     series_stats,
@@ -414,3 +416,7 @@ def _verify(data: bytes, shape: tuple[int, int, int], path: Path) -> NDArray[np.
     if arr.shape != tuple(shape):
         raise DicomError(f"the written file decodes to shape {arr.shape}, expected {shape}", path=path)
     return arr
+
+
+# Old private names (kept for callers on other branches).
+_remap_value_attributes = remap_value_attributes

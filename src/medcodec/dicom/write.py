@@ -513,3 +513,8 @@ def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         if spec.rescale_type and "RescaleType" in ds:
             ds.RescaleType = spec.rescale_type
+
+
+# Old private names (kept for callers on other branches).
+_set_rescale = set_rescale
+_DROPPED = DROPPED_TAGS
