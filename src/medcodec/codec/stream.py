@@ -237,6 +237,34 @@ def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
     return table
 
 
+def _check_scan_tables(
+    sof: M.Sof,
+    sos: M.Sos,
+    qtables: dict[int, M.QuantizationTable],
+    huff: dict[tuple[int, int], entropy.HuffmanTable],
+    pos: int,
+) -> None:
+    """The tables the scan refers to are defined before it, and fit the sample precision."""
+    comp, sc = sof.components[0], sos.components[0]
+    if comp.Tqi not in qtables:
+        raise CorruptStreamError(
+            f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)",
+            offset=pos,
+            segment="SOS",
+        )
+    if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
+        raise CorruptStreamError(
+            f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
+            offset=pos,
+            segment="DQT",
+        )
+    for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
+        if (tc, th) not in huff:
+            raise CorruptStreamError(
+                f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)", offset=pos, segment="SOS"
+            )
+
+
 def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
     """Parse a JPEG stream's marker segments up to EOI without decoding the entropy-coded data.
 
@@ -322,25 +350,8 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
                 )  # fmt: skip
             sos = M.Sos.from_bytes(seg, pos)
             _check_scan_header(sos, sof, pos)
+            _check_scan_tables(sof, sos, qtables, huff, pos)
             comp, sc = sof.components[0], sos.components[0]
-            if comp.Tqi not in qtables:
-                raise CorruptStreamError(
-                    f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)",
-                    offset=pos,
-                    segment="SOS",
-                )
-            if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
-                raise CorruptStreamError(
-                    f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
-                    offset=pos, segment="DQT",
-                )  # fmt: skip
-            for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
-                if (tc, th) not in huff:
-                    raise CorruptStreamError(
-                        f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)",
-                        offset=pos,
-                        segment="SOS",
-                    )
             scan_end = _find_scan_end(buf, end)
             segments.append(container.Segment("ECS", end, scan_end - end))
             found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)

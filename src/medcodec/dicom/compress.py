@@ -53,8 +53,6 @@ from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescal
 
 __all__ = ["compress", "dataset_frames"]
 
-_DEFAULT_QUALITY = 75.0
-
 
 def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.integer]:
     """The stored values of ``ds`` as ``(frames, rows, cols)`` in the spec's storage dtype
@@ -231,7 +229,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         streams = [family.codec.encode(m, mapping.bits_stored, mapping.signed, None) for m in mapped]
     else:
         coder = SeriesCoder(family, mapping, jobs)
-        knob = _knob(coder, target, frames, mapped, spec, ds)
+        knob = _knob(coder, target, frames, mapped, spec)
         streams = _encode_all(coder, mapped, knob)
         if target.psnr is not None:
             worst = min(_psnr(f, mapping.unmap(family.decode(s)), mapping.kept(f), coder.peak)
@@ -262,30 +260,12 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
 
 
 def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],
-          spec: PixelSpec, ds: Dataset) -> float:  # fmt: skip
-    mapping, syntax = coder.mapping, coder.syntax
-    if target.max_error is not None:
-        if coder.knob.name != "near":
-            raise UnsupportedFeatureError(
-                f"max_error= needs a syntax with an error bound (JPEG-LS near-lossless, or a lossless one), "
-                f"not {syntax.label}"
-            )
-        near = (int(target.max_error) - mapping.scale // 2) // mapping.scale
-        if near < 0:
-            raise UnsupportedFeatureError(
-                f"max_error={target.max_error} is below the mapping's own error {mapping.scale // 2} "
-                f"({mapping.describe()})"
-            )
-        return coder.knob.clamp(near)
-    if target.ratio is not None or target.psnr is not None:
-        idx = calibration_indices(len(frames), CALIBRATION_FRAMES)
-        cal, cal_mapped = [frames[i] for i in idx], [mapped[i] for i in idx]
-        if target.ratio is not None:
-            raw_bpp = 1 if int(spec.extra.get("bits_allocated", 16)) <= 8 else 2
-            return coder.for_ratio(cal, cal_mapped, float(target.ratio), raw_bpp)
-        return coder.for_psnr(cal, cal_mapped, float(target.psnr or 0.0))
-    q = _DEFAULT_QUALITY if target.quality is None else float(target.quality)
-    return coder.knob.clamp(syntax.knob_for_quality(q, spec.bits_stored, mapping.bits_stored))
+          spec: PixelSpec) -> float:  # fmt: skip
+    """The knob for ``target``, searched (ratio, psnr) on up to CALIBRATION_FRAMES evenly spaced frames."""
+    idx = calibration_indices(len(frames), CALIBRATION_FRAMES) if target.kind in ("ratio", "psnr") else []
+    raw_bpp = 1 if int(spec.extra.get("bits_allocated", 16)) <= 8 else 2
+    return coder.choose_knob(target, [frames[i] for i in idx], [mapped[i] for i in idx], source_bits=spec.bits_stored,
+                             raw_bytes_per_pixel=raw_bpp)  # fmt: skip
 
 
 def _encode_all(coder: SeriesCoder, mapped: list[NDArray[np.integer]], knob: float) -> list[bytes]:

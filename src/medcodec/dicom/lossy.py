@@ -265,13 +265,8 @@ def encode_series_to_dicom(
     cal = [f for f, _ in samples]
     cal_mapped = [mapping.map(f)[0] for f in cal]
     raw_bpp = 1 if spec.extra.get("bits_allocated", 16) <= 8 else 2
-    if ratio is not None:
-        knob = coder.for_ratio(cal, cal_mapped, float(ratio), raw_bpp)
-    elif psnr is not None:
-        knob = coder.for_psnr(cal, cal_mapped, float(psnr))
-    else:
-        q = 75.0 if quality is None else float(quality)
-        knob = coder.knob.clamp(codec_syntax.knob_for_quality(q, spec.bits_stored, bits))
+    knob = coder.choose_knob(RateTarget(quality=quality, ratio=ratio, psnr=psnr), cal, cal_mapped,
+                             source_bits=spec.bits_stored, raw_bytes_per_pixel=raw_bpp)  # fmt: skip
     del cal, cal_mapped, samples
 
     protected = [*inputs, *series.source_files]
