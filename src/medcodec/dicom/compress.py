@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID, ExplicitVRBigEndian, generate_uid
 
 from .._parallel import map_ordered
 from ..errors import DicomError, InvalidInputError, UnsupportedFeatureError, UnsupportedImageError
@@ -159,8 +159,17 @@ def compress(
     if ts.backend is None or ts.backend == "pydicom-rle":
         if mapping is not None:
             raise InvalidInputError(f"{ts.name} keeps the stored values: mapping= does not apply")
-        return _by_pydicom(ds, ts, generate_instance_uid)
-    return _encapsulate(ds, ts, target, mapping, generate_instance_uid, jobs)
+        _by_pydicom(ds, ts, generate_instance_uid)
+    else:
+        _encapsulate(ds, ts, target, mapping, generate_instance_uid, jobs)
+    if ds.original_encoding[1] is False:
+        # read from an Explicit VR Big Endian file (retired, PS3.5 §A.3): its pixel data were rewritten
+        # little endian above; decode every other element so pydicom encodes them afresh, and forget
+        # the original encoding (save_as refuses to change endianness otherwise)
+        for _ in ds.iterall():
+            pass
+        ds.set_original_encoding(None, None)
+    return ds
 
 
 # --------------------------------------------------------------------------- pydicom's syntaxes
@@ -169,15 +178,19 @@ def compress(
 def _by_pydicom(ds: Dataset, ts: TransferSyntax, new_uid: bool | None) -> Dataset:
     """Native, Deflated (pixel data stored as they are) and RLE (pydicom's encoder): always exact."""
     current = UID(str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""))
+    big_endian = ds.original_encoding[1] is False or current == ExplicitVRBigEndian
     try:
         if ts.encapsulated:  # RLE
-            arr = pixel_array(ds) if (current and current.is_compressed) else None
+            arr = pixel_array(ds) if (current.is_compressed or big_endian) else None
             ds.compress(ts.uid, arr, generate_instance_uid=bool(new_uid))
         else:
-            if current and current.is_compressed:
+            if current.is_compressed:
                 ds.decompress(generate_instance_uid=bool(new_uid))
-            elif new_uid:
-                _new_instance_uid(ds)
+            else:
+                if big_endian:  # the stored bytes are big endian: write the values little endian
+                    _little_endian_pixels(ds)
+                if new_uid:
+                    _new_instance_uid(ds)
             ds.file_meta.TransferSyntaxUID = UID(ts.uid)
     except (UnsupportedFeatureError, InvalidInputError, DicomError):
         raise
@@ -270,6 +283,19 @@ def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], m
 
 def _encode_all(coder: SeriesCoder, mapped: list[NDArray[np.integer]], knob: float) -> list[bytes]:
     return map_ordered(lambda m: coder.encode(m, knob), mapped, coder.jobs)
+
+
+def _little_endian_pixels(ds: Dataset) -> None:
+    """Native pixel data read from a big-endian file, re-stored as little-endian bytes (PS3.5 §A.3)."""
+    arr = np.asarray(pixel_array(ds))
+    bits = int(ds.BitsAllocated)
+    if bits not in (8, 16, 32):
+        raise UnsupportedImageError(
+            f"(0028,0100) Bits Allocated {bits}: cannot convert from big endian", path=_where(ds)
+        )
+    dtype = np.dtype(f"<{'i' if int(ds.PixelRepresentation) else 'u'}{bits // 8}")
+    ds.PixelData = np.ascontiguousarray(arr.astype(dtype)).tobytes()
+    ds["PixelData"].VR = "OB" if bits == 8 else "OW"
 
 
 def _new_instance_uid(ds: Dataset) -> None:
