@@ -11,6 +11,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     ├── CorruptStreamError(CodecError, ValueError)         .offset, .segment
     │   ├── TruncatedStreamError                           .expected, .available
     │   └── ChecksumMismatchError                          .expected, .actual
+    ├── OutputError(CodecError, OSError)                   .path: an output cannot be written
     └── DicomError(CodecError, ValueError)                 .path
         ├── NotAnImageError                                no Pixel Data
         ├── UnsupportedImageError(DicomError, NotImplementedError)  colour, palette, ...
@@ -33,6 +34,7 @@ __all__ = [
     "CorruptStreamError",
     "TruncatedStreamError",
     "ChecksumMismatchError",
+    "OutputError",
     "DicomError",
     "NotAnImageError",
     "UnsupportedImageError",
@@ -116,6 +118,21 @@ class ChecksumMismatchError(CorruptStreamError):
         if expected is not None and actual is not None:
             message = f"{message} (stored CRC32 0x{expected:08x}, computed 0x{actual:08x})"
         super().__init__(message, offset=offset, segment=segment)
+
+
+class OutputError(CodecError, OSError):
+    """An output cannot be written (read-only or missing folder, no space); ``.path`` names
+    the folder or file, never a temporary file's name.
+
+    It is not an input's fault: a batch stops on it instead of listing it as a failed input.
+    """
+
+    def __init__(self, message: str, *, path: object | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+    def __str__(self) -> str:  # OSError's own __str__ would print the errno form
+        return str(self.args[0]) if self.args else ""
 
 
 class DicomError(CodecError, ValueError):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, OutputError
 
 __all__ = ["atomic_write", "atomic_writer", "check_output_path", "safe_name"]
 
@@ -54,23 +54,35 @@ def check_output_path(
         except FileNotFoundError:
             continue
     if out.exists() and not overwrite:
-        raise InvalidInputError(f"{out}: exists already (pass overwrite=True / --overwrite to replace it)")
+        raise InvalidInputError(f"{out}: exists already (pass overwrite=True to replace it)")
     return out
 
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Context manager yielding a binary file that appears at ``path`` only on success."""
+    """Context manager yielding a binary file that appears at ``path`` only on success.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written in, or the file cannot be put in place.
+    """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    except OSError as exc:  # name the folder, not the temporary file
+        raise OutputError(f"cannot write in this folder ({exc.strerror or exc})", path=out.parent) from exc
     try:
         os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise OutputError(f"cannot replace it ({exc.strerror or exc})", path=out) from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ..errors import CodecError, failure_message
+from ..errors import OutputError, failure_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,23 +21,13 @@ EXIT_ERROR = 2
 
 
 def handle_errors(fn: F) -> F:
-    """Turn medcodec errors into one clear line on stderr and exit code 2 (no traceback)."""
+    """Mark a subcommand whose errors :func:`medcodec.cli.main.main` reports.
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CodecError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-        except BrokenPipeError:  # output piped into `head`: not an error
-            sys.stderr.close()
-            sys.exit(0)
-        except OSError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-
-    return wrapper  # type: ignore[return-value]
+    Errors are turned into one ``error:`` line and an exit code in ONE place, the handler
+    in ``cli/main.py`` (:func:`medcodec.cli.main.report_error`); this decorator only lets
+    them through, so every subcommand follows the same convention.
+    """
+    return fn
 
 
 def jobs_option(fn: F) -> F:
@@ -74,9 +64,21 @@ def human_bytes(n: float) -> str:
 
 
 def ensure_dir(path: Path) -> Path:
+    """Create the output folder if needed and check that files can be written in it.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written in (named, with the reason).
+    """
     if path.exists() and not path.is_dir():
         raise click.UsageError(f"{path} exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write in this output folder ({exc.strerror or exc})", path=path) from exc
     return path
 
 

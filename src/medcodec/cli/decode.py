@@ -22,12 +22,15 @@ def parse_frames(text: str | None) -> list[int] | None:
     try:
         for part in text.split(","):
             if "-" in part.strip()[1:]:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
+                a, b = (int(x) for x in part.split("-", 1))
+                if b < a or a < 0:
+                    raise click.BadParameter(f"{part.strip()!r}: a range goes up, from 0 (e.g. 2-5)",
+                                             param_hint="'--frames'")  # fmt: skip
+                out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected frame numbers like 0,3-5") from None
+        raise click.BadParameter(f"{text!r}: expected frame numbers like 0,3-5", param_hint="'--frames'") from None
     return out
 
 

@@ -61,6 +61,9 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
     prints ratio, PSNR, max error (HU for CT) and clipped voxels per file. Bad inputs are
     reported at the end and the exit code is 1; the good ones are still written.
     """
+    targets = [f"--{n}" for n, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
+    if len(targets) > 1:
+        raise click.UsageError(f"{' and '.join(targets)} exclude each other: give one of --quality, --ratio, --psnr")
     found = read_series(list(inputs), progress=progress)
     if not found.series:
         report_failures(found.failures)
@@ -87,10 +90,10 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
                                         show_progress=progress, effort=effort)
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch
-            from ..errors import CodecError
+            from ..errors import CodecError, OutputError
 
-            if not isinstance(exc, (CodecError, OSError)):
-                raise
+            if isinstance(exc, OutputError) or not isinstance(exc, (CodecError, OSError)):
+                raise  # an unwritable output stops the batch: it is not an input's fault
             failures.append((str(target), exc))
             continue
         frames, rows, cols = series.shape
@@ -140,7 +143,7 @@ def _encode_dicom(found: SeriesSet, output: Path, *, syntax: str, quality: float
                   psnr: float | None, overwrite: bool, progress: bool, jobs: int | None) -> None:
     """``--to dicom-*``: each series into ``output/<series>/``, a table per file and a line per series."""
     from ..dicom.lossy import encode_series_to_dicom, get_syntax
-    from ..errors import CodecError
+    from ..errors import CodecError, OutputError
 
     if output.suffix.lower() in (".mdc", ".dcm"):
         raise click.UsageError(f"--to {syntax} writes a series of files: give a folder as --output, not {output.name}")
@@ -158,6 +161,8 @@ def _encode_dicom(found: SeriesSet, output: Path, *, syntax: str, quality: float
                 overwrite=overwrite, progress=progress, jobs=jobs, failures=failures,
             )  # fmt: skip
         except (CodecError, OSError) as exc:  # one series failing must not stop the batch
+            if isinstance(exc, OutputError):
+                raise  # ... but an unwritable output does
             failures.append((str(folder), exc))
             continue
         dt = time.perf_counter() - t0

@@ -51,6 +51,8 @@ __all__ = [
     "ContainerWriter",
     "parse_container",
     "parse_frame",
+    "check_frame_present",
+    "frame_min_size",
 ]
 
 SIGNATURE = b"\x89MDC\r\n\x1a\n"
@@ -374,12 +376,7 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
         elif seg.type == "QTAB":
             qtables = _parse_qtab(payload, seg)
         elif seg.type == "meta":
-            try:
-                meta = json.loads(bytes(payload).decode("utf-8"))
-                if not isinstance(meta, dict):
-                    raise ValueError
-            except ValueError:
-                raise CorruptStreamError("meta is not a JSON object", offset=offset, segment="meta") from None
+            meta = _parse_meta(payload, seg, head)
         elif seg.type == "FIDX":
             index = _parse_fidx(payload, seg, head, len(mv), offset + 12 + seg.length)
         elif seg.type[0].isupper():
@@ -394,6 +391,86 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
     return header, index
 
 
+#: Deepest nesting of JSON arrays/objects a ``meta`` segment may have (medcodec writes depth 1).
+META_MAX_DEPTH = 32
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings, counted without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _parse_meta(payload: memoryview, seg: Segment, head: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``meta`` JSON object, checked against HEAD (``ndim`` 2 needs exactly one frame).
+
+    The nesting depth is measured before ``json.loads`` sees the text: a payload of 20,000
+    ``[`` would otherwise end in a ``RecursionError`` (a fuzz finding, issue 10 item 10).
+    """
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptStreamError("meta is not UTF-8 text", offset=seg.offset, segment="meta") from None
+    depth = _json_depth(text) if text.count("[") + text.count("{") > META_MAX_DEPTH else 0
+    if depth > META_MAX_DEPTH:
+        raise CorruptStreamError(
+            f"meta JSON is nested {depth} levels deep, at most {META_MAX_DEPTH} allowed", offset=seg.offset,
+            segment="meta",
+        )  # fmt: skip
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise CorruptStreamError("meta is not a JSON object", offset=seg.offset, segment="meta")
+    ndim = meta.get("ndim", 3)
+    if isinstance(ndim, bool) or ndim not in (2, 3):
+        raise CorruptStreamError(f"meta ndim = {ndim!r}, expected 2 or 3", offset=seg.offset, segment="meta")
+    if ndim == 2 and head is not None and head["frames"] != 1:
+        raise CorruptStreamError(
+            f"meta says a 2-D image (ndim 2) but HEAD announces {head['frames']} frames", offset=seg.offset,
+            segment="meta",
+        )  # fmt: skip
+    return meta
+
+
+def frame_min_size(rows: int, cols: int) -> int:
+    """Fewest bytes a FRAM segment of a rows x cols frame can take: framing, two empty
+    Huffman tables, the coded length and 2 bits per 8x8 block (:func:`parse_frame`)."""
+    by, bx = blocks_shape(rows, cols)
+    return 12 + _FRAM_HEAD.size + 2 * 32 + 4 + -(-by * bx // 4)
+
+
+def check_frame_present(index: list[tuple[int, int]], k: int, total: int) -> None:
+    """Raise :class:`TruncatedStreamError` naming frame ``k``'s FRAM offset when the stream
+    (``total`` bytes) ends before that frame does; frames before the cut stay decodable."""
+    off, size = index[k]
+    if off + size > total:
+        intact = next((i for i, (o, n) in enumerate(index) if o + n > total), len(index))
+        raise TruncatedStreamError(
+            f"frame {k} is cut off: the stream ends at byte {total}, inside or before this frame"
+            f" (frames 0-{intact - 1} are intact and decode on their own)" if intact else
+            f"frame {k} is cut off: the stream ends at byte {total}, before its first frame",
+            offset=off, segment=f"FRAM {k}", expected=size, available=max(0, total - off),
+        )  # fmt: skip
+
+
 def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, total: int, after: int) -> list[tuple[int, int]]:
     assert head is not None
     if len(payload) < 4:
@@ -405,14 +482,19 @@ def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, 
             offset=seg.offset, segment="FIDX",
         )  # fmt: skip
     entries = [_FIDX_ENTRY.unpack_from(payload, 4 + _FIDX_ENTRY.size * i) for i in range(n)]
+    # Frames follow FIDX in order without overlapping, each at least as large as its blocks
+    # need: so n frames cannot claim more pixels than the stream's bytes describe (a HEAD of
+    # 65535 frames whose entries all point at one FRAM is refused here, before decode
+    # allocates). Entries past the end are kept: a truncated stream still delivers the
+    # frames before the cut (check_frame_present).
+    min_size = frame_min_size(head["rows"], head["cols"])
+    previous_end = after
     for i, (off, size) in enumerate(entries):
-        if off < after or size < 12 + _FRAM_HEAD.size or off + size > total:
-            if off + size > total and off >= after:
-                raise TruncatedStreamError(
-                    f"frame {i} lies beyond the end of the stream", offset=off, segment="FIDX",
-                    expected=off + size, available=total,
-                )  # fmt: skip
-            raise CorruptStreamError(f"frame {i} entry (offset {off}, size {size}) is invalid", offset=seg.offset, segment="FIDX")
+        if off < previous_end or size < min_size:
+            why = (f"shorter than the {min_size} bytes a {head['rows']} x {head['cols']} frame needs" if size < min_size
+                   else f"overlaps or precedes what comes before it (ends at {previous_end})")  # fmt: skip
+            raise CorruptStreamError(f"frame {i} entry (offset {off}, size {size}) {why}", offset=seg.offset, segment="FIDX")
+        previous_end = off + size
     return [(int(o), int(s)) for o, s in entries]
 
 

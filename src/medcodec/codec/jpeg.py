@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -287,8 +288,8 @@ def encode_jpeg(
     rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
     enc = _JpegEncoder(frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval))
     given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(given) > 1:
-        raise InvalidInputError(f"give one rate target, not {given}")
+    if len(given) + (quality is not None) > 1:
+        raise InvalidInputError(f"give one of quality, ratio or psnr, not {' and '.join(['quality'] * (quality is not None) + given)}")
     if not given:
         if resolve_quality is not None:
             q = resolve_quality(
@@ -297,7 +298,7 @@ def encode_jpeg(
             )  # fmt: skip
         else:
             q = 75.0 if quality is None else quality
-            if isinstance(q, bool) or not isinstance(q, (int, float)) or not 1 <= q <= 100:
+            if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 1 <= q <= 100:
                 raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
         return enc.encode(float(q))
     if ratio is not None:
@@ -351,7 +352,7 @@ def search_quality(value: Callable[[float], float], *, ok_below: bool, close: fl
 
 def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes:
     """Highest quality whose real stream (headers, stuffing and all) is no larger than raw_bytes / ratio."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio >= 1 or not math.isfinite(ratio):
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 1 or not math.isfinite(ratio):
         raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
     target = raw_bytes / ratio
     q = search_quality(lambda q: math.log(len(enc.encode(q)) / target), ok_below=True, close=RATIO_TOLERANCE / 6)
@@ -360,7 +361,7 @@ def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes
 
 def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
     """Lowest quality (smallest stream) whose pixels, decoded from the stream itself, reach ``psnr`` dB."""
-    if isinstance(psnr, bool) or not isinstance(psnr, (int, float)) or not 0 < psnr < 200:
+    if isinstance(psnr, bool) or not isinstance(psnr, numbers.Real) or not 0 < psnr < 200:
         raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
     def value(q: float) -> float:
         return _psnr(enc.frame, decode_jpeg(enc.encode(q)), enc.bits_stored) - psnr

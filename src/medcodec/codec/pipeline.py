@@ -26,6 +26,7 @@ import functools
 import io
 import itertools
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -136,7 +137,7 @@ class FrameCoder:
         (values are within 16 bits, checked by the callers)."""
         if frame.dtype.itemsize > 2:
             return np.ascontiguousarray(frame, dtype=np.int32)
-        return np.ascontiguousarray(frame)
+        return np.ascontiguousarray(frame, dtype=frame.dtype.newbyteorder("="))  # big-endian: native copy
 
     def scaled(self, frame: np.ndarray) -> np.ndarray:
         """(rows, cols) frame -> float64 (nblocks, 64) zigzag DCT coefficients / steps."""
@@ -243,6 +244,8 @@ def _validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tupl
         raise InvalidInputError(f"pixels must be 2-D (rows, cols) or 3-D (frames, rows, cols), got shape {pixels.shape}")
     if pixels.size == 0:
         raise InvalidInputError(f"pixels is empty (shape {pixels.shape})")
+    if not pixels.dtype.isnative:  # e.g. '>i2' from a big-endian file: same values, native order
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     if isinstance(bits_stored, bool) or not isinstance(bits_stored, (int, np.integer)) or not 1 <= bits_stored <= 16:
         raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected an integer 1..16")
     is_2d = pixels.ndim == 2
@@ -276,19 +279,18 @@ def _resolve_quality(
     format (entropy-coded data plus its tables); ``fixed_bytes`` the per-stream overhead.
     Sizes are estimated on the sample frames and scaled to all frames.
     """
+    _one_target(quality, ratio, psnr)
     given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(given) > 1:
-        raise InvalidInputError(f"give one rate target, not {given}")
     if not given:
         q = 75.0 if quality is None else quality
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 1 <= q <= 100:
+        if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 1 <= q <= 100:
             raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
         return float(q)
     n = frames.shape[0]
     sample = frames[np.unique(np.linspace(0, n - 1, min(n, RATE_SAMPLE_FRAMES)).round().astype(int))]
     npix = sample[0].size
     if ratio is not None:
-        if not (isinstance(ratio, (int, float)) and ratio >= 1):
+        if isinstance(ratio, bool) or not (isinstance(ratio, numbers.Real) and 1 <= ratio < math.inf):
             raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
         target = n * npix * raw_bytes_per_pixel / ratio
         if frame_bytes is None:
@@ -301,7 +303,7 @@ def _resolve_quality(
             return fixed_bytes + sum(sizes) * n / len(sample) <= target
 
         return _bisect(ok, want_high=True)
-    if not (isinstance(psnr, (int, float)) and 0 < psnr < 200):
+    if not (isinstance(psnr, numbers.Real) and 0 < psnr < 200):
         raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
 
     def good(q: float) -> bool:  # good enough?
@@ -310,6 +312,13 @@ def _resolve_quality(
         return mse == 0 or 10 * math.log10(peak**2 / mse) >= psnr
 
     return _bisect(good, want_high=False)
+
+
+def _one_target(quality: Any, ratio: Any, psnr: Any) -> None:
+    """Refuse two rate targets at once: one would silently be ignored."""
+    given = [name for name, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
+    if len(given) > 1:
+        raise InvalidInputError(f"give one of quality, ratio or psnr, not {' and '.join(given)}")
 
 
 def _mdc_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
@@ -423,6 +432,7 @@ def encode(
     """
     if format not in FORMATS:
         raise InvalidInputError(f"format={format!r} is unknown, expected one of {FORMATS}")
+    _one_target(quality, ratio, psnr)
     frames, signed_, is_2d = _validate_pixels(pixels, bits_stored, signed)
     if spec is not None and (spec.bits_stored != bits_stored or spec.signed != signed_):
         raise InvalidInputError(
@@ -668,6 +678,8 @@ def _as_buffer(data: Any) -> bytes:
 def _decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
     header, index = container.parse_container(buf)
     sel, single = _frame_selection(frames, header.frames)
+    for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating
+        container.check_frame_present(index, k, len(buf))
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
     arr = entropy.as_byte_array(buf)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))

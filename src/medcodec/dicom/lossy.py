@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -108,7 +109,7 @@ from pydicom.uid import generate_uid
 
 from .. import external
 from .._parallel import imap_ordered, map_ordered
-from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedImageError
+from ..errors import CodecError, DicomError, InvalidInputError, OutputError, UnsupportedImageError
 from ..fileio import atomic_write, check_output_path, safe_name
 from ..spec import PixelSpec, storage_dtype, value_range
 from .io import DicomImage, Series
@@ -820,11 +821,11 @@ def encode_series_to_dicom(
     given = [n for n, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
     if len(given) > 1:
         raise InvalidInputError(f"give one of quality, ratio or psnr, not {given}")
-    if quality is not None and not (isinstance(quality, (int, float)) and 1 <= quality <= 100):
+    if quality is not None and not (isinstance(quality, numbers.Real) and 1 <= quality <= 100):
         raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and ratio >= 1):
+    if ratio is not None and not (isinstance(ratio, numbers.Real) and ratio >= 1):
         raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
-    if psnr is not None and not (isinstance(psnr, (int, float)) and 0 < psnr < 200):
+    if psnr is not None and not (isinstance(psnr, numbers.Real) and 0 < psnr < 200):
         raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise InvalidInputError(f"jobs={jobs!r} must be a positive integer")
@@ -861,7 +862,7 @@ def encode_series_to_dicom(
             return _write_image(image, out / name, coder=coder, knob=knob, psnr_target=psnr, raw_bpp=raw_bpp,
                                 series_uid=series_uid, inputs=protected, overwrite=overwrite)  # fmt: skip
         except (CodecError, OSError) as exc:
-            if failures is None:
+            if failures is None or isinstance(exc, OutputError):  # an unwritable output is not the input's fault
                 raise
             return (image.path, exc)
 
