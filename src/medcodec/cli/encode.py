@@ -10,6 +10,7 @@ import click
 from .. import codec
 from ..dicom import Series, SeriesSet, read_series
 from ..dicom.embed import SEGMENT, pack_headers
+from ..errors import failure_message
 from ..fileio import atomic_writer, check_output_path, safe_name
 from ..spec import raw_bytes_per_pixel
 from ._common import (
@@ -66,6 +67,8 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
         raise click.UsageError(f"{' and '.join(targets)} exclude each other: give one of --quality, --ratio, --psnr")
     found = read_series(list(inputs), progress=progress)
     if not found.series:
+        if len(found.failures) == 1:  # one line says it all
+            raise click.ClickException(f"no readable DICOM images: {failure_message(*found.failures[0])}")
         report_failures(found.failures)
         raise click.ClickException("no readable DICOM images in the inputs")
     if to != "mdc":
