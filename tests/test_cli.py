@@ -65,7 +65,7 @@ def test_decode_npy_and_png(ct_series: Path, tmp_path: Path) -> None:
     arr = np.load(tmp_path / "a.npy")
     assert arr.shape == (2, 512, 512) and arr.dtype == np.uint16
     np.testing.assert_array_equal(arr, medcodec.decode(out.read_bytes(), frames=[1, 2]))
-    assert main(["decode", str(out), "-o", str(tmp_path / "png"), "--frames", "0"]) == 0
+    assert main(["decode", str(out), "-o", str(tmp_path / "png"), "--frames", "0", "--png-raw"]) == 0
     import imagecodecs
 
     png = imagecodecs.png_decode((tmp_path / "png" / "ct_0000.png").read_bytes())
