@@ -199,3 +199,15 @@ def test_cli_decodes_the_intact_frames_of_a_truncated_stream(tmp_path: Path, cap
     err = capsys.readouterr().err
     assert err.startswith("error: FRAM 2 at byte offset 16481: frame 2 is cut off") and err.count("\n") == 1
     assert not (tmp_path / "b.npy").exists()
+
+
+def test_info_on_a_truncated_stream_lists_what_is_there(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(FUZZ / "truncated_80pct.mdc"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["missing_frames"] == [2]
+    assert [s["type"] for s in info["segments"]] == ["HEAD", "QTAB", "FIDX", "FRAM", "FRAM"]
+    assert main(["info", str(FUZZ / "truncated_80pct.mdc")]) == 0
+    assert "frame 2 is missing or cut" in capsys.readouterr().out
+    assert main(["info", str(FUZZ / "base.u2.b12.f3.mdc"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["missing_frames"] == [] and info["segments"][-1]["type"] == "MEND"
