@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -21,13 +22,22 @@ EXIT_ERROR = 2
 
 
 def handle_errors(fn: F) -> F:
-    """Mark a subcommand whose errors :func:`medcodec.cli.main.main` reports.
+    """Report a subcommand's errors by THE convention of :func:`medcodec.cli.main.report_error`
+    (one ``error:`` line, exit code 2), also when the subcommand is run on its own (click's
+    ``CliRunner``, another group): the convention lives in one place, ``cli/main.py``."""
 
-    Errors are turned into one ``error:`` line and an exit code in ONE place, the handler
-    in ``cli/main.py`` (:func:`medcodec.cli.main.report_error`); this decorator only lets
-    them through, so every subcommand follows the same convention.
-    """
-    return fn
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (SystemExit, click.exceptions.Exit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the one handler
+            from .main import report_error  # main imports the subcommands: import here
+
+            sys.exit(report_error(exc))
+
+    return wrapper  # type: ignore[return-value]
 
 
 def jobs_option(fn: F) -> F:

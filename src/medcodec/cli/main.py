@@ -93,7 +93,7 @@ def report_error(exc: BaseException) -> int:
     code = EXIT_ERROR
     if isinstance(exc, click.UsageError):
         message = exc.format_message()
-        ctx = exc.ctx
+        ctx = exc.ctx or click.get_current_context(silent=True)
         if ctx is not None:
             message += f" (see '{ctx.command_path} --help')"
     elif isinstance(exc, click.ClickException):
