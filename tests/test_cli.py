@@ -103,7 +103,8 @@ def test_never_overwrites_input_or_existing_output(ct_series: Path, tmp_path: Pa
     before = out.read_bytes()
     assert main(["encode", str(ct_series), "-o", str(out), "--no-progress", "-q", "10"]) == 1
     assert out.read_bytes() == before
-    assert "exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "exists" in err and "--overwrite" in err and "overwrite=True" not in err
     # decode onto its own input is refused
     assert main(["decode", str(out), "-o", str(out), "--to", "npy", "--overwrite"]) == 2
     assert out.read_bytes() == before

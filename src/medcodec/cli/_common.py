@@ -60,9 +60,11 @@ def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", 
 def report_failures(failures: list[tuple[str, Exception]]) -> None:
     if not failures:
         return
+    from .main import cli_message  # the CLI's wording of library messages (--overwrite, not overwrite=True)
+
     click.echo(f"\n{len(failures)} input(s) failed:", err=True)
     for where, exc in failures:
-        click.echo(f"  {failure_message(where, exc)}", err=True)
+        click.echo(f"  {cli_message(failure_message(where, exc))}", err=True)
 
 
 def human_bytes(n: float) -> str:
