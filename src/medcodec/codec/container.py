@@ -15,7 +15,9 @@ pipeline's business.
 Safety: every length is checked against the bytes actually present before it is used,
 headers are checked against :data:`LIMITS` before anything is allocated, and a frame may
 not claim more blocks than its coded bytes could possibly describe (each block costs at
-least 2 bits), so the decoded size is bounded by 512x the stream size.
+least 2 bits). FIDX entries must follow each other without overlap, each at least that
+large (:func:`frame_min_size`), and the decoder checks the frames it is asked for are in the
+stream before it allocates, so the decoded size is bounded by 512x the stream size.
 """
 
 from __future__ import annotations
@@ -351,6 +353,9 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
     Returns the header and the frame index: a list of (offset, size) of each FRAM segment.
     With ``verify`` the CRC of each segment read is checked; FRAM segments are read (and
     checked) by :func:`parse_frame`, so one frame can be decoded without the others.
+
+    A stream cut after FIDX parses: entries that reach past its end are kept, and
+    :func:`check_frame_present` says, per frame, whether it can be delivered.
     """
     mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     if len(mv) < 8:
@@ -378,7 +383,7 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
         elif seg.type == "meta":
             meta = _parse_meta(payload, seg, head)
         elif seg.type == "FIDX":
-            index = _parse_fidx(payload, seg, head, len(mv), offset + 12 + seg.length)
+            index = _parse_fidx(payload, seg, head, offset + 12 + seg.length)
         elif seg.type[0].isupper():
             raise CorruptStreamError(f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type)
         else:
@@ -471,7 +476,7 @@ def check_frame_present(index: list[tuple[int, int]], k: int, total: int) -> Non
         )  # fmt: skip
 
 
-def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, total: int, after: int) -> list[tuple[int, int]]:
+def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, after: int) -> list[tuple[int, int]]:
     assert head is not None
     if len(payload) < 4:
         raise CorruptStreamError("FIDX shorter than its count", offset=seg.offset, segment="FIDX")
