@@ -58,7 +58,7 @@ def test_library_refuses_two_rate_targets_too() -> None:
     img = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096
     for fmt in ("mdc", "jpeg"):
         for kw in ({"quality": 50, "ratio": 10}, {"quality": 50, "psnr": 40}, {"ratio": 10, "psnr": 40}):
-            with pytest.raises(medcodec.InvalidInputError, match="give one of quality, ratio or psnr"):
+            with pytest.raises(medcodec.InvalidInputError, match="give one of quality, ratio, psnr"):
                 medcodec.encode(img, bits_stored=12, format=fmt, **kw)
 
 

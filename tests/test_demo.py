@@ -68,8 +68,9 @@ def test_demo_head_ct_in_brain_window_and_one_panel_per_depth(shared_data: Path,
 def test_demo_without_pydicom_data_says_what_is_missing(tmp_path: Path) -> None:
     """A real absence: the child sees this environment's site-packages without the pydicom-data
     package (``python -S`` and a folder of links to every other entry)."""
-    import medcodec as pkg
     import pydicom as pd
+
+    import medcodec as pkg
 
     site = Path(pd.__file__).resolve().parent.parent
     assert (site / "data_store").is_dir(), "pydicom-data is expected in this environment"

@@ -1,7 +1,7 @@
 """Frames as a person looks at them: VOI window, MONOCHROME1 inverted, 8 bits for display.
 
 Stored values are first rescaled to output units (HU for CT, PS3.3 C.11.1.1.2), then mapped by
-the DICOM linear VOI window function (PS3.3 C.11.2.1.2.1, :func:`medcodec.evaluate.metrics.apply_window`)
+the DICOM linear VOI window function (PS3.3 C.11.2.1.2.1, :func:`medcodec.metrics.apply_window`)
 to [0, 1], inverted for MONOCHROME1 (higher value = darker, PS3.3 C.7.6.3.1.2), and written as
 8-bit grey. The window is, in order of preference: the one asked for (``"C,W"`` or a preset
 name from :data:`WINDOW_PRESETS`), the header's default window, else the 0.5-99.5 percentile
@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InvalidInputError
-from .evaluate.metrics import Window, apply_window
+from .metrics import Window, apply_window
 from .spec import PixelSpec
 
 __all__ = ["WINDOW_PRESETS", "Window", "parse_window", "choose_window", "render_8bit"]

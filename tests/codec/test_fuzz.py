@@ -25,7 +25,7 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
 
 def test_repaired_crcs_let_damage_reach_the_coded_data() -> None:
     data = CORPUS[0]
-    header, index = medcodec.codec.container.parse_container(data)
+    _header, index = medcodec.codec.container.parse_container(data)
     off, size = index[1]
     damaged = bytearray(data)
     damaged[off + size - 40] ^= 0x5A  # inside frame 1's coded bytes

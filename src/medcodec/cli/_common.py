@@ -2,29 +2,92 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ..errors import OutputError, failure_message
+from ..errors import CodecError, OutputError, failure_message
+from ..progress import ProgressCallback
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes: 0 success, 1 some inputs failed (batch went on), 2 usage / fatal input error.
-EXIT_PARTIAL = 1
-EXIT_ERROR = 2
+#: Exit codes. 0 success; 1 a batch went on past failed inputs (listed at the end); 2 usage
+#: error, unreadable stream or input, unwritable output; 3 an internal error (a bug); 130 Ctrl-C.
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: Library keyword arguments and the CLI options that set them: messages from the library
+#: name ``overwrite=True``; a CLI user is told ``--overwrite``.
+CLI_OPTIONS = {name: f"--{name}" for name in ("overwrite", "quality", "ratio", "psnr", "frames", "jobs", "effort",
+                                              "table", "window")}  # fmt: skip
+_ARGUMENT = re.compile(r"\b(" + "|".join(CLI_OPTIONS) + r")=(True\b|[^\s,;)]+)")
+
+
+def cli_message(text: str) -> str:
+    """A library message in CLI terms: ``overwrite=True`` -> ``--overwrite``, ``quality=50`` ->
+    ``--quality 50``; one line.
+
+    >>> cli_message("x.mdc: exists already (pass overwrite=True to replace it)")
+    'x.mdc: exists already (pass --overwrite to replace it)'
+    """
+
+    def option(m: re.Match[str]) -> str:
+        flag = CLI_OPTIONS[m.group(1)]
+        return flag if m.group(2) == "True" else f"{flag} {m.group(2)}"
+
+    return " ".join(_ARGUMENT.sub(option, text).split())
+
+
+def report_error(exc: BaseException) -> int:
+    """THE error convention of the command line, in one place: print one line starting
+    ``error:`` on stderr (never a traceback) and return the exit code.
+
+    Usage errors (click's, or two options that exclude each other), unreadable streams and
+    inputs (:class:`~medcodec.errors.CodecError`) and unwritable outputs
+    (:class:`~medcodec.errors.OutputError`, any ``OSError``) exit with 2. Anything else is a
+    bug: one line too, exit 3, and the traceback only with ``MEDCODEC_DEBUG=1``.
+    """
+    if isinstance(exc, BrokenPipeError):  # output piped into `head`: not an error
+        with contextlib.suppress(Exception):
+            sys.stderr.close()
+        return EXIT_OK
+    if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
+        click.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    code = EXIT_ERROR
+    if isinstance(exc, click.UsageError):
+        message = exc.format_message()
+        ctx = exc.ctx or click.get_current_context(silent=True)
+        if ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+    elif isinstance(exc, click.ClickException):
+        message = exc.format_message()
+    elif isinstance(exc, CodecError):
+        message = str(exc)
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = f"{where}{exc.strerror or exc}"
+    else:
+        if os.environ.get("MEDCODEC_DEBUG"):
+            traceback.print_exception(exc)
+        message = f"internal error ({type(exc).__name__}: {exc}); please report it (MEDCODEC_DEBUG=1 shows where)"
+        code = EXIT_BUG
+    click.echo(f"error: {cli_message(message)}", err=True)
+    return code
 
 
 def handle_errors(fn: F) -> F:
-    """Report a subcommand's errors by THE convention of :func:`medcodec.cli.main.report_error`
+    """Report a subcommand's errors by THE convention of :func:`report_error`
     (one ``error:`` line, exit code 2), also when the subcommand is run on its own (click's
-    ``CliRunner``, another group): the convention lives in one place, ``cli/main.py``."""
+    ``CliRunner``, another group): the convention lives in one place, this module."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -32,9 +95,7 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (SystemExit, click.exceptions.Exit):
             raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the one handler
-            from .main import report_error  # main imports the subcommands: import here
-
+        except BaseException as exc:
             sys.exit(report_error(exc))
 
     return wrapper  # type: ignore[return-value]
@@ -47,8 +108,9 @@ def jobs_option(fn: F) -> F:
     )(fn)  # fmt: skip
 
 
-def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True,
-             unit: str = "item") -> Iterable[Any]:
+def progress(
+    items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "item"
+) -> Iterable[Any]:
     """A tqdm bar on stderr when there is more than one item and stderr is a terminal or forced."""
     if not enabled:
         return items
@@ -57,10 +119,32 @@ def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", 
     return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
 
 
+@contextlib.contextmanager
+def progress_bar(desc: str, *, unit: str = "item", enabled: bool = True) -> Iterator[ProgressCallback | None]:
+    """A tqdm bar on stderr driven by the library's ``progress(done, total)`` callbacks
+    (:mod:`medcodec.progress`); ``None`` when disabled. The only place bars are drawn."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+    def update(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
 def report_failures(failures: list[tuple[str, Exception]]) -> None:
     if not failures:
         return
-    from .main import cli_message  # the CLI's wording of library messages (--overwrite, not overwrite=True)
 
     click.echo(f"\n{len(failures)} input(s) failed:", err=True)
     for where, exc in failures:
@@ -92,7 +176,3 @@ def ensure_dir(path: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write in this output folder ({exc.strerror or exc})", path=path) from exc
     return path
-
-
-def same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    return Path(a).resolve() == Path(b).resolve()

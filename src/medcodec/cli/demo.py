@@ -75,21 +75,31 @@ def _sample_paths() -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
 def _is_head(name: str, dataset: Any) -> bool:
     if name in HEAD_CT_SAMPLES:
         return True
-    text = " ".join(str(dataset.get(k, "")) for k in ("BodyPartExamined", "StudyDescription", "SeriesDescription",
-                                                       "ProtocolName")).upper()  # fmt: skip
+    text = " ".join(
+        str(dataset.get(k, "")) for k in ("BodyPartExamined", "StudyDescription", "SeriesDescription", "ProtocolName")
+    ).upper()
     return any(w in text for w in _HEAD_WORDS)
 
 
 def _load(paths: list[tuple[str, str]]) -> tuple[list[DemoImage], list[tuple[str, Exception]]]:
     from ..dicom import read_image
 
-    images, failures = [], []
+    images: list[DemoImage] = []
+    failures: list[tuple[str, Exception]] = []
     for path, label in paths:
         try:
             img = read_image(path)
             name = Path(path).name
-            images.append(DemoImage(name, label, img.pixels[0], img.spec, img.modality,
-                                    head=img.modality == "CT" and _is_head(name, img.dataset)))  # fmt: skip
+            images.append(
+                DemoImage(
+                    name,
+                    label,
+                    img.pixels[0],
+                    img.spec,
+                    img.modality,
+                    head=img.modality == "CT" and _is_head(name, img.dataset),
+                )
+            )
         except CodecError as exc:
             failures.append((path, exc))
     return images, failures
@@ -101,8 +111,15 @@ def _encode_row(image: DemoImage, quality: float, fmt: str, jobs: int | None) ->
     spec = image.spec
     t0 = time.perf_counter()
     try:
-        data = codec.encode(image.pixels, bits_stored=spec.bits_stored, signed=spec.signed, quality=quality,
-                            format=fmt, spec=spec if fmt == "mdc" else None, jobs=jobs)  # fmt: skip
+        data = codec.encode(
+            image.pixels,
+            bits_stored=spec.bits_stored,
+            signed=spec.signed,
+            quality=quality,
+            format=fmt,
+            spec=spec if fmt == "mdc" else None,
+            jobs=jobs,
+        )
     except CodecError:
         return None  # e.g. standard JPEG cannot hold 14-bit signed data
     t1 = time.perf_counter()
@@ -114,12 +131,21 @@ def _encode_row(image: DemoImage, quality: float, fmt: str, jobs: int | None) ->
     return {
         "window": None if window is None else {"name": window.name, "center": window.center, "width": window.width},
         "psnr_window_db": m["windows"][window.name]["psnr_db"] if window else None,
-        "image": image.name, "format": fmt, "quality": quality, "bytes": len(data),
-        "ratio": compression_ratio(len(data), n, spec.bits_stored), "bpp": bits_per_pixel(len(data), n),
-        "psnr_db": m["psnr_db"], "psnr_minmax_db": m["psnr_minmax_db"], "max_abs_error": m["max_abs_error"],
-        "max_abs_error_hu": m["max_abs_error_hu"], "ssim": m["ssim"], "encode_ms": 1e3 * (t1 - t0),
-        "decode_ms": 1e3 * (t2 - t1), "_decoded": decoded,
-    }  # fmt: skip
+        "image": image.name,
+        "format": fmt,
+        "quality": quality,
+        "bytes": len(data),
+        "ratio": compression_ratio(len(data), n, spec.bits_stored),
+        "bpp": bits_per_pixel(len(data), n),
+        "psnr_db": m["psnr_db"],
+        "psnr_minmax_db": m["psnr_minmax_db"],
+        "max_abs_error": m["max_abs_error"],
+        "max_abs_error_hu": m["max_abs_error_hu"],
+        "ssim": m["ssim"],
+        "encode_ms": 1e3 * (t1 - t0),
+        "decode_ms": 1e3 * (t2 - t1),
+        "_decoded": decoded,
+    }
 
 
 def _window(image: DemoImage) -> tuple[float, float]:
@@ -129,15 +155,20 @@ def _window(image: DemoImage) -> tuple[float, float]:
     if window is not None:
         lo_hu = window.center - window.width / 2
         hi_hu = window.center + window.width / 2
-        lo, hi = sorted(((lo_hu - spec.rescale_intercept) / spec.rescale_slope,
-                         (hi_hu - spec.rescale_intercept) / spec.rescale_slope))  # fmt: skip
+        lo, hi = sorted(
+            (
+                (lo_hu - spec.rescale_intercept) / spec.rescale_slope,
+                (hi_hu - spec.rescale_intercept) / spec.rescale_slope,
+            )
+        )
         return lo, hi
     lo, hi = np.percentile(image.pixels, [1, 99])
     return float(lo), float(max(hi, lo + 1))
 
 
-def _plots(images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_quality: float
-           ) -> tuple[list[Path], dict[str, Any]]:  # fmt: skip
+def _plots(
+    images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_quality: float
+) -> tuple[list[Path], dict[str, Any]]:
     """Rate-distortion plot (one panel per bit depth: PSNR with peak 2^bits-1 is only comparable
     between images of one depth) and a difference image per image; returns the files and what
     each figure shows (panels, colour limits, whether the colour scale is clipped)."""
@@ -169,7 +200,10 @@ def _plots(images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_
     figures["rate_distortion.png"] = {"panels": [f"{b}-bit" for b in depths]}
 
     for image in images:
-        row = next((r for r in rows if r["image"] == image.name and r["format"] == "mdc" and r["quality"] == diff_quality), None)
+        row = next(
+            (r for r in rows if r["image"] == image.name and r["format"] == "mdc" and r["quality"] == diff_quality),
+            None,
+        )
         if row is None:
             continue
         lo, hi = _window(image)
@@ -196,17 +230,32 @@ def _plots(images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_
         written.append(out / f"difference_{Path(image.name).stem}.png")
         fig.savefig(written[-1])
         plt.close(fig)
-        figures[written[-1].name] = {"colour_limit": lim, "clipped": beyond > 0, "pixels_beyond": beyond,
-                                     "display_window": None if window is None else window.name}  # fmt: skip
+        figures[written[-1].name] = {
+            "colour_limit": lim,
+            "clipped": beyond > 0,
+            "pixels_beyond": beyond,
+            "display_window": None if window is None else window.name,
+        }
     return written, figures
 
 
 @click.command()
-@click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="DICOM files to use instead of the pydicom-data samples (repeatable).")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="DICOM files to use instead of the pydicom-data samples (repeatable).",
+)
 @click.option("--qualities", default="30,50,75,90", show_default=True, help="Comma-separated qualities.")
-@click.option("-o", "--output", default=Path("demo-out"), type=click.Path(path_type=Path), show_default=True,
-              help="Folder for results.json, the rate-distortion plot and difference images.")
+@click.option(
+    "-o",
+    "--output",
+    default=Path("demo-out"),
+    type=click.Path(path_type=Path),
+    show_default=True,
+    help="Folder for results.json, the rate-distortion plot and difference images.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @jobs_option
 @handle_errors
@@ -227,8 +276,10 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         if missing:
             names = ", ".join(f"{n} ({label})" for n, label, _ in missing)
             packages = sorted({pkg for *_, pkg in missing})
-            message = (f"{len(missing)} of {len(SAMPLES)} sample images are missing: {names}. They come with "
-                       f"{' and '.join(packages)}: pip install {' '.join(packages)} (or pass --input FILE)")  # fmt: skip
+            message = (
+                f"{len(missing)} of {len(SAMPLES)} sample images are missing: {names}. They come with "
+                f"{' and '.join(packages)}: pip install {' '.join(packages)} (or pass --input FILE)"
+            )
             if not paths:
                 raise click.ClickException(message)
             click.echo(f"note: {message}; running on the {len(paths)} image(s) found", err=True)
@@ -244,18 +295,34 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
     diff_q = 75.0 if 75.0 in qs else qs[len(qs) // 2]
     written, figures = _plots(images, rows, output, diff_q)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    meta = {img.name: {"label": img.label, "modality": img.modality, "shape": list(img.pixels.shape),
-                       "bits_stored": img.spec.bits_stored, "signed": img.spec.signed, "head_ct": img.head,
-                       "reading_window": (w := img.reading_window()) and w.name} for img in images}  # fmt: skip
-    results = {"images": meta, "results": clean, "figures": figures,
-               "missing_samples": [{"file": n, "label": label, "package": pkg} for n, label, pkg in missing]}  # fmt: skip
+    meta = {
+        img.name: {
+            "label": img.label,
+            "modality": img.modality,
+            "shape": list(img.pixels.shape),
+            "bits_stored": img.spec.bits_stored,
+            "signed": img.spec.signed,
+            "head_ct": img.head,
+            "reading_window": (w := img.reading_window()) and w.name,
+        }
+        for img in images
+    }
+    results = {
+        "images": meta,
+        "results": clean,
+        "figures": figures,
+        "missing_samples": [{"file": n, "label": label, "package": pkg} for n, label, pkg in missing],
+    }
     atomic_write(output / "results.json", json.dumps(results, indent=2).encode())
     click.echo(f"\nwrote {output / 'results.json'}, " + ", ".join(str(p) for p in written))
-    click.echo("ratio: raw = 2 bytes/pixel for 9-16-bit data, 1 for 8-bit. PSNR dB: peak 2^bits_stored - 1 "
-               "(the convention; generous for 14-16-bit data that uses part of its range, so PSNRs of different bit "
-               "depths are not comparable); PSNR rng: peak = max - min of the image; PSNR win: on the display scale "
-               "of the reading window named above each table, peak = the window (brain for a head CT). max|e|: stored units; out: "
-               "after the modality rescale. The first row includes loading the compiled kernels.")
+    click.echo(
+        "ratio: raw = 2 bytes/pixel for 9-16-bit data, 1 for 8-bit. PSNR dB: peak 2^bits_stored - 1 "
+        "(the convention; generous for 14-16-bit data that uses part of its range, so PSNRs of different bit "
+        "depths are not comparable); PSNR rng: peak = max - min of the image; PSNR win: on the display scale "
+        "of the reading window named above each table, peak = the window (brain for a head CT). "
+        "max|e|: stored units; out: "
+        "after the modality rescale. The first row includes loading the compiled kernels."
+    )
     for path, exc in failures:
         click.echo(f"skipped {path}: {exc}", err=True)
 
@@ -265,15 +332,19 @@ def progress_iter(items: list[Any], enabled: bool) -> Any:
 
 
 def _print_table(images: list[DemoImage], rows: list[dict[str, Any]]) -> None:
-    header = (f"{'':4s} {'fmt':4s} {'q':>4s} {'bytes':>9s} {'ratio':>8s} {'bpp':>6s} {'PSNR dB':>8s} {'PSNR rng':>8s} "
-              f"{'PSNR win':>8s} {'max|e|':>7s} {'max|e| out':>10s} {'SSIM':>7s} {'enc ms':>7s} {'dec ms':>7s}")  # fmt: skip
+    header = (
+        f"{'':4s} {'fmt':4s} {'q':>4s} {'bytes':>9s} {'ratio':>8s} {'bpp':>6s} {'PSNR dB':>8s} {'PSNR rng':>8s} "
+        f"{'PSNR win':>8s} {'max|e|':>7s} {'max|e| out':>10s} {'SSIM':>7s} {'enc ms':>7s} {'dec ms':>7s}"
+    )
     for image in images:
         s = image.spec
         unit = "HU" if image.modality == "CT" else "rescaled units"
         w = image.reading_window()
         win = f"PSNR win in the {w.name} window C={w.center:g} W={w.width:g}" if w else "no reading window"
-        click.echo(f"\n{image.name}: {image.label}; {image.modality} {image.pixels.shape[0]}x{image.pixels.shape[1]}, "
-                   f"{s.bits_stored}-bit {'signed' if s.signed else 'unsigned'}; max|e| out in {unit}; {win}")  # fmt: skip
+        click.echo(
+            f"\n{image.name}: {image.label}; {image.modality} {image.pixels.shape[0]}x{image.pixels.shape[1]}, "
+            f"{s.bits_stored}-bit {'signed' if s.signed else 'unsigned'}; max|e| out in {unit}; {win}"
+        )
         click.echo(header)
         for r in (r for r in rows if r["image"] == image.name):
             pw = "-" if r["psnr_window_db"] is None else f"{r['psnr_window_db']:.2f}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,7 +30,7 @@ def info(stream: Path, as_json: bool) -> None:
         missing = [k for k, (off, size) in enumerate(index) if off + size > len(data)]
         if not missing and data[-8:-4] == b"MEND":
             segments.append(container.Segment("MEND", len(data) - 12, 0))
-    fields = {
+    fields: dict[str, Any] = {
         "file": str(stream),
         "format": h.format,
         "version": ".".join(map(str, h.version)),
@@ -56,7 +57,7 @@ def info(stream: Path, as_json: bool) -> None:
     for key, value in fields.items():
         if key not in ("segments", "ancillary", "missing_frames"):
             click.echo(f"{key:28s} {value}")
-    if missing:
+    if missing:  # frames whose FRAM is cut
         which = f"frame {missing[0]} is" if len(missing) == 1 else f"frames {missing[0]}-{missing[-1]} are"
         click.echo(f"{'truncated':28s} stream ends at byte {len(data)}: {which} missing or cut; "
                    f"frames before decode (decode --frames)")  # fmt: skip

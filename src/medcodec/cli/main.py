@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import sys
-import traceback
 
 import click
 
 from .. import __version__
-from ..errors import CodecError
+from ._common import (  # the one error convention lives in _common; re-exported here
+    CLI_OPTIONS,
+    EXIT_BUG,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    cli_message,
+    report_error,
+)
+
+__all__ = ["cli", "main", "report_error", "cli_message", "CLI_OPTIONS", "EXIT_OK", "EXIT_PARTIAL", "EXIT_ERROR",
+           "EXIT_BUG", "EXIT_INTERRUPTED"]  # fmt: skip
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -48,70 +56,6 @@ def _register() -> None:
 _register()
 
 
-#: Exit codes. 0 success; 1 a batch went on past failed inputs (listed at the end); 2 usage
-#: error, unreadable stream or input, unwritable output; 3 an internal error (a bug); 130 Ctrl-C.
-EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-#: Library keyword arguments and the CLI options that set them: messages from the library
-#: name ``overwrite=True``; a CLI user is told ``--overwrite``.
-CLI_OPTIONS = {name: f"--{name}" for name in ("overwrite", "quality", "ratio", "psnr", "frames", "jobs", "effort",
-                                              "table", "window")}  # fmt: skip
-_ARGUMENT = re.compile(r"\b(" + "|".join(CLI_OPTIONS) + r")=(True\b|[^\s,;)]+)")
-
-
-def cli_message(text: str) -> str:
-    """A library message in CLI terms: ``overwrite=True`` -> ``--overwrite``, ``quality=50`` ->
-    ``--quality 50``; one line.
-
-    >>> cli_message("x.mdc: exists already (pass overwrite=True to replace it)")
-    'x.mdc: exists already (pass --overwrite to replace it)'
-    """
-
-    def option(m: re.Match[str]) -> str:
-        flag = CLI_OPTIONS[m.group(1)]
-        return flag if m.group(2) == "True" else f"{flag} {m.group(2)}"
-
-    return " ".join(_ARGUMENT.sub(option, text).split())
-
-
-def report_error(exc: BaseException) -> int:
-    """THE error convention of the command line, in one place: print one line starting
-    ``error:`` on stderr (never a traceback) and return the exit code.
-
-    Usage errors (click's, or two options that exclude each other), unreadable streams and
-    inputs (:class:`~medcodec.errors.CodecError`) and unwritable outputs
-    (:class:`~medcodec.errors.OutputError`, any ``OSError``) exit with 2. Anything else is a
-    bug: one line too, exit 3, and the traceback only with ``MEDCODEC_DEBUG=1``.
-    """
-    if isinstance(exc, BrokenPipeError):  # output piped into `head`: not an error
-        with contextlib.suppress(Exception):
-            sys.stderr.close()
-        return EXIT_OK
-    if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
-        click.echo("error: interrupted", err=True)
-        return EXIT_INTERRUPTED
-    code = EXIT_ERROR
-    if isinstance(exc, click.UsageError):
-        message = exc.format_message()
-        ctx = exc.ctx or click.get_current_context(silent=True)
-        if ctx is not None:
-            message += f" (see '{ctx.command_path} --help')"
-    elif isinstance(exc, click.ClickException):
-        message = exc.format_message()
-    elif isinstance(exc, CodecError):
-        message = str(exc)
-    elif isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        message = f"{where}{exc.strerror or exc}"
-    else:
-        if os.environ.get("MEDCODEC_DEBUG"):
-            traceback.print_exception(exc)
-        message = f"internal error ({type(exc).__name__}: {exc}); please report it (MEDCODEC_DEBUG=1 shows where)"
-        code = EXIT_BUG
-    click.echo(f"error: {cli_message(message)}", err=True)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (for tests: ``main(["info", "x.mdc"])``).
 
@@ -123,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_ERROR)
-    except BaseException as exc:  # noqa: BLE001 - the one place errors become exit codes
+    except BaseException as exc:
         return report_error(exc)
     return EXIT_OK
 

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import (
     ChecksumMismatchError,
     CorruptStreamError,
+    InvalidInputError,
     TruncatedStreamError,
     UnsupportedFeatureError,
 )
@@ -220,7 +221,7 @@ class ContainerWriter:
             parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
         for name, blob in header.ancillary.items():
             if len(name) != 4 or not name.isalpha() or not name[0].islower() or name == "meta":
-                raise ValueError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+                raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
             parts.append(_segment(name.encode("ascii"), bytes(blob)))
         self.start = fh.tell()
         prefix = b"".join(parts)
@@ -232,7 +233,7 @@ class ContainerWriter:
     def add(self, record: FrameRecord) -> None:
         """Append the next frame (frames must come in order 0, 1, 2...)."""
         if record.index != len(self.entries) or record.index >= self.header.frames:
-            raise ValueError(f"frame {record.index} out of order: expected {len(self.entries)}")
+            raise InvalidInputError(f"frame {record.index} out of order: expected {len(self.entries)}")
         seg = _fram_segment(record)
         self.fh.write(seg)
         self.entries.append((self.offset, len(seg)))
@@ -241,10 +242,12 @@ class ContainerWriter:
     def close(self) -> int:
         """Write MEND and the frame index; returns the stream length."""
         if len(self.entries) != self.header.frames:
-            raise ValueError(f"{len(self.entries)} frames written, HEAD announces {self.header.frames}")
+            raise InvalidInputError(f"{len(self.entries)} frames written, HEAD announces {self.header.frames}")
         self.fh.write(_segment(b"MEND", b""))
         end = self.fh.tell()
-        fidx = _segment(b"FIDX", struct.pack("<I", len(self.entries)) + b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries))
+        fidx = _segment(
+            b"FIDX", struct.pack("<I", len(self.entries)) + b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries)
+        )
         self.fh.seek(self.fidx_at)
         self.fh.write(fidx)
         self.fh.seek(end)
@@ -292,11 +295,15 @@ def _read_segment(data: memoryview, offset: int, *, verify: bool = True) -> tupl
 
 def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
     if len(payload) != _HEAD.size:
-        raise CorruptStreamError(f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size}", offset=seg.offset, segment="HEAD")
+        raise CorruptStreamError(
+            f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size}", offset=seg.offset, segment="HEAD"
+        )
     (vmaj, vmin, rows, cols, frames, bits, signed, photo, transform, entropy, quality, range_bits, flags,
      slope, intercept, wc, ww) = _HEAD.unpack_from(payload)  # fmt: skip
     if vmaj != VERSION[0]:
-        raise UnsupportedFeatureError(f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: {VERSION[0]}.x)")
+        raise UnsupportedFeatureError(
+            f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: {VERSION[0]}.x)"
+        )
     problems = []
     if not (1 <= rows <= LIMITS["max_rows"] and 1 <= cols <= LIMITS["max_cols"]):
         problems.append(f"rows x cols = {rows} x {cols} outside 1..{LIMITS['max_rows']}")
@@ -321,7 +328,9 @@ def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
     if problems:
         raise CorruptStreamError("; ".join(problems), offset=seg.offset, segment="HEAD")
     if transform != TRANSFORM_DCT8 or entropy != ENTROPY_HUFFMAN:
-        raise UnsupportedFeatureError(f"HEAD: transform {transform} / entropy coder {entropy} not supported by this reader")
+        raise UnsupportedFeatureError(
+            f"HEAD: transform {transform} / entropy coder {entropy} not supported by this reader"
+        )
     window = bool(flags & FLAG_WINDOW) and math.isfinite(wc) and math.isfinite(ww)
     return dict(
         rows=rows, cols=cols, frames=frames, bits_stored=bits, signed=bool(signed),
@@ -338,16 +347,21 @@ def _parse_qtab(payload: memoryview, seg: Segment) -> tuple[np.ndarray, ...]:
     n = payload[0]
     if not 1 <= n <= LIMITS["max_qtables"] or len(payload) != 1 + 128 * n:
         raise CorruptStreamError(
-            f"QTAB declares {n} tables in {len(payload)} bytes, expected 1..{LIMITS['max_qtables']} tables of 128 bytes",
+            f"QTAB declares {n} tables in {len(payload)} bytes, "
+            f"expected 1..{LIMITS['max_qtables']} tables of 128 bytes",
             offset=seg.offset, segment="QTAB",
         )  # fmt: skip
-    tables = tuple(np.frombuffer(payload, dtype="<u2", count=64, offset=1 + 128 * i).astype(np.uint16) for i in range(n))
+    tables = tuple(
+        np.frombuffer(payload, dtype="<u2", count=64, offset=1 + 128 * i).astype(np.uint16) for i in range(n)
+    )
     if any(int(t.min()) == 0 for t in tables):
         raise CorruptStreamError("a quantization step is 0", offset=seg.offset, segment="QTAB")
     return tables
 
 
-def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True) -> tuple[MdcHeader, list[tuple[int, int]]]:
+def parse_container(
+    data: bytes | bytearray | memoryview, *, verify: bool = True
+) -> tuple[MdcHeader, list[tuple[int, int]]]:
     """Parse the signature, HEAD, QTAB, ancillary segments and FIDX.
 
     Returns the header and the frame index: a list of (offset, size) of each FRAM segment.
@@ -385,7 +399,9 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
         elif seg.type == "FIDX":
             index = _parse_fidx(payload, seg, head, offset + 12 + seg.length)
         elif seg.type[0].isupper():
-            raise CorruptStreamError(f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type)
+            raise CorruptStreamError(
+                f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type
+            )
         else:
             ancillary[seg.type] = bytes(payload)
         offset = seg.end
@@ -498,7 +514,9 @@ def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, 
         if off < previous_end or size < min_size:
             why = (f"shorter than the {min_size} bytes a {head['rows']} x {head['cols']} frame needs" if size < min_size
                    else f"overlaps or precedes what comes before it (ends at {previous_end})")  # fmt: skip
-            raise CorruptStreamError(f"frame {i} entry (offset {off}, size {size}) {why}", offset=seg.offset, segment="FIDX")
+            raise CorruptStreamError(
+                f"frame {i} entry (offset {off}, size {size}) {why}", offset=seg.offset, segment="FIDX"
+            )
         previous_end = off + size
     return [(int(o), int(s)) for o, s in entries]
 
@@ -517,13 +535,19 @@ def _parse_table(payload: memoryview, pos: int, alphabet: int, seg: Segment, nam
     return table, pos + 2 * n
 
 
-def parse_frame(data: bytes | bytearray | memoryview, header: MdcHeader, entry: tuple[int, int], *, verify: bool = True) -> tuple[FrameRecord, int]:
+def parse_frame(
+    data: bytes | bytearray | memoryview, header: MdcHeader, entry: tuple[int, int], *, verify: bool = True
+) -> tuple[FrameRecord, int]:
     """Read one FRAM segment; returns the record and the offset of its coded bytes."""
     mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     off, size = entry
     seg, payload = _read_segment(mv, off, verify=verify)
     if seg.type != "FRAM" or seg.length + 12 != size:
-        raise CorruptStreamError(f"frame index points at {seg.type} of {seg.length + 12} bytes, expected FRAM of {size}", offset=off, segment="FIDX")
+        raise CorruptStreamError(
+            f"frame index points at {seg.type} of {seg.length + 12} bytes, expected FRAM of {size}",
+            offset=off,
+            segment="FIDX",
+        )
     if len(payload) < _FRAM_HEAD.size:
         raise CorruptStreamError("FRAM header cut off", offset=off, segment="FRAM")
     index, qtable, size_bits, _ = _FRAM_HEAD.unpack_from(payload)
@@ -542,7 +566,9 @@ def parse_frame(data: bytes | bytearray | memoryview, header: MdcHeader, entry: 
     (ncoded,) = struct.unpack_from("<I", payload, pos)
     pos += 4
     if pos + ncoded != len(payload):
-        raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+        raise CorruptStreamError(
+            f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
+        )
     by, bx = blocks_shape(header.rows, header.cols)
     if by * bx > 4 * ncoded:
         raise CorruptStreamError(

@@ -175,12 +175,12 @@ def check_stream(data: bytes, *, time_limit: float = TIME_LIMIT) -> str:
         except CodecError as exc:
             outcome = type(exc).__name__
             result = None
-        except BaseException as exc:  # noqa: BLE001 - that is the finding
+        except BaseException as exc:
             raise Finding(f"{name}: {type(exc).__name__} escaped: {exc}", data) from exc
         elapsed = time.perf_counter() - t0
         if elapsed > time_limit:
             raise Finding(f"{name} took {elapsed:.1f} s (limit {time_limit} s)", data)
-        if name == "decode" and result is not None:
+        if name == "decode" and isinstance(result, np.ndarray):
             header = read_header(data)
             expected = (header.rows, header.cols) if header.frames == 1 and result.ndim == 2 else header.shape
             if result.shape != tuple(expected):
