@@ -19,6 +19,8 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
 
     NonConformantStreamWarning(UserWarning)
     ClippedValuesWarning(UserWarning)
+    RateTargetWarning(UserWarning)
+    LossySourceWarning(UserWarning)
 
 Messages say what, where, expected versus actual and, where there is one, the
 section of the standard: ``"DQT at byte offset 212: Pq=2 is invalid, expected 0 or 1
@@ -41,6 +43,8 @@ __all__ = [
     "InputNotFoundError",
     "NonConformantStreamWarning",
     "ClippedValuesWarning",
+    "RateTargetWarning",
+    "LossySourceWarning",
     "failure_message",
 ]
 
@@ -172,3 +176,11 @@ class NonConformantStreamWarning(UserWarning):
 
 class ClippedValuesWarning(UserWarning):
     """Pixel values were clipped to fit a target range (counted in the message)."""
+
+
+class RateTargetWarning(UserWarning):
+    """A rate target (``ratio``) could not be reached; the message names the ratio reached."""
+
+
+class LossySourceWarning(UserWarning):
+    """The source was already lossy-compressed (Lossy Image Compression "01"): errors add up."""

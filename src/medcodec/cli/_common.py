@@ -9,6 +9,7 @@ import re
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,6 +85,11 @@ def report_error(exc: BaseException) -> int:
     return code
 
 
+def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A warning as the CLI prints it: one line ``warning: ...`` on stderr, in CLI terms."""
+    click.echo(f"warning: {cli_message(str(message))}", err=True)
+
+
 def handle_errors(fn: F) -> F:
     """Report a subcommand's errors by THE convention of :func:`report_error`
     (one ``error:`` line, exit code 2), also when the subcommand is run on its own (click's
@@ -92,7 +98,9 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():  # the library's warnings as one 'warning:' line each
+                warnings.showwarning = show_warning
+                return fn(*args, **kwargs)
         except (SystemExit, click.exceptions.Exit):
             raise
         except BaseException as exc:

@@ -11,7 +11,7 @@ from ..dicom import Series, SeriesSet, read_series
 from ..dicom.series_mdc import encode_series_to_mdc
 from ..errors import failure_message
 from ..fileio import safe_name
-from ..spec import raw_bytes_per_pixel
+from ..metrics import compression_ratio, raw_size
 from ._common import (
     EXIT_PARTIAL,
     ensure_dir,
@@ -130,10 +130,10 @@ def encode(
         try:
             t0 = time.perf_counter()
             with progress_bar(target.name, unit="frame", enabled=progress) as callback:
-                nbytes = encode_series_to_mdc(
+                summary = encode_series_to_mdc(
                     series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs, effort=effort,
                     inputs=source_paths, overwrite=overwrite, progress=callback,
-                ).nbytes  # fmt: skip
+                )  # fmt: skip
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch
             from ..errors import CodecError, OutputError
@@ -143,10 +143,12 @@ def encode(
             failures.append((str(target), exc))
             continue
         frames, rows, cols = series.shape
-        raw = frames * rows * cols * raw_bytes_per_pixel(series.spec.bits_stored)
+        ratio_ = compression_ratio(summary.pixel_bytes, frames * rows * cols, series.spec.bits_stored)
         click.echo(
             f"{target}: {frames} frame(s) {rows}x{cols} {series.spec.bits_stored}-bit, "
-            f"{human_bytes(raw)} -> {human_bytes(nbytes)} ({raw / nbytes:.1f}:1) in {dt:.2f} s"
+            f"{human_bytes(raw_size(frames * rows * cols, series.spec.bits_stored))} -> "
+            f"{human_bytes(summary.pixel_bytes)} pixel data ({ratio_:.1f}:1) "
+            f"+ {human_bytes(summary.overhead_bytes)} DICOM headers/metadata in {dt:.2f} s"
         )
     report_failures(failures)
     if failures:

@@ -10,7 +10,7 @@ import click
 
 from .. import codec
 from ..codec import container, quantize
-from ..spec import raw_bytes_per_pixel
+from ..metrics import compression_ratio
 from ._common import handle_errors
 
 
@@ -30,6 +30,9 @@ def info(stream: Path, as_json: bool) -> None:
         missing = [k for k, (off, size) in enumerate(index) if off + size > len(data)]
         if not missing and data[-8:-4] == b"MEND":
             segments.append(container.Segment("MEND", len(data) - 12, 0))
+    # the ratio counts pixel data only (raw pixel bytes / coded pixel bytes, as PS3.3 C.7.6.1.1.5 means
+    # it): a .mdc's embedded DICOM headers and metadata are reported apart, as overhead
+    pixel_bytes = container.pixel_data_bytes(h, len(data)) if h.format == "mdc" else len(data)
     fields: dict[str, Any] = {
         "file": str(stream),
         "format": h.format,
@@ -45,7 +48,9 @@ def info(stream: Path, as_json: bool) -> None:
         "quality": h.quality,
         "range_bits": h.range_bits,
         "bytes": len(data),
-        "ratio": round(h.rows * h.cols * h.frames * raw_bytes_per_pixel(h.bits_stored) / len(data), 3),
+        "pixel_data_bytes": pixel_bytes,
+        "overhead_bytes": len(data) - pixel_bytes,
+        "ratio": round(compression_ratio(pixel_bytes, h.rows * h.cols * h.frames, h.bits_stored), 3),
         "max_abs_error_bound": [round(quantize.error_bound(q), 2) for q in h.qtables],
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
         "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},

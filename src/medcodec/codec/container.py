@@ -478,6 +478,27 @@ def frame_min_size(rows: int, cols: int) -> int:
     return 12 + _FRAM_HEAD.size + 2 * 32 + 4 + -(-by * bx // 4)
 
 
+#: Segments that carry the image (with the signature): what a ``.mdc``'s ratio counts. Every
+#: other segment (``meta``, ``dcmh`` with the DICOM headers, ...) is container overhead.
+PIXEL_SEGMENTS = frozenset({"HEAD", "QTAB", "FIDX", "FRAM", "MEND"})
+
+
+def overhead_bytes(header: MdcHeader) -> int:
+    """Bytes of a ``.mdc`` that are not pixel data: its ``meta`` and ancillary segments, headers
+    and CRCs included (from the parsed segments when ``header`` was read, else as written)."""
+    listed = [s for s in header.segments if s.type not in PIXEL_SEGMENTS]
+    if header.segments:
+        return sum(12 + s.length for s in listed)
+    meta = 12 + len(json.dumps(header.meta, sort_keys=True).encode()) if header.meta else 0
+    return meta + sum(12 + len(blob) for blob in header.ancillary.values())
+
+
+def pixel_data_bytes(header: MdcHeader, total: int) -> int:
+    """Coded pixel bytes of a ``total``-byte ``.mdc``: everything but :func:`overhead_bytes`
+    (the counterpart of an encapsulated Pixel Data element; the ratio is raw / this)."""
+    return total - overhead_bytes(header)
+
+
 def check_frame_present(index: list[tuple[int, int]], k: int, total: int) -> None:
     """Raise :class:`TruncatedStreamError` naming frame ``k``'s FRAM offset when the stream
     (``total`` bytes) ends before that frame does; frames before the cut stay decodable."""

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..metrics import psnr as _metrics_psnr
-from ..ratecontrol import RateTarget, search_quality
+from ..ratecontrol import RateTarget, check_ratio_reached, search_quality
 from ..spec import storage_dtype
 from . import _rdoq, container, levelshift, quantize
 from . import markers as M
@@ -247,7 +247,9 @@ def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes
     """Highest quality whose real stream (headers, stuffing and all) is no larger than raw_bytes / ratio."""
     target = raw_bytes / float(RateTarget(ratio=ratio).ratio or 1)  # validated: a finite number >= 1
     q = search_quality(lambda q: math.log(len(enc.encode(q)) / target), ok_below=True, close=RATIO_TOLERANCE / 6)
-    return enc.encode(q)
+    out = enc.encode(q)
+    check_ratio_reached(ratio, raw_bytes / len(out))
+    return out
 
 
 def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
@@ -266,7 +268,9 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
 # --------------------------------------------------------------------------------------
 
 
-def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None) -> np.ndarray:
+def decode_jpeg(
+    data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None, strict: bool = False
+) -> np.ndarray:
     """Decode a baseline or extended sequential (Huffman) grayscale JPEG stream.
 
     Parameters
@@ -291,7 +295,7 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
     """
 
     buf = bytes(data)
-    jf = parse_jpeg(buf)
+    jf = parse_jpeg(buf, strict=strict)
     sel, single = frame_selection(frames, 1)
     nbytes = jf.scan_end - jf.scan_start
     if jf.nblocks > 4 * nbytes:  # every block costs at least 2 bits (DC code + EOB)

@@ -143,6 +143,7 @@ def decode(
     *,
     frames: int | Sequence[int] | None = None,
     jobs: int | None = None,
+    strict: bool = False,
 ) -> np.ndarray:
     """Decompress a ``.mdc`` or JPEG stream.
 
@@ -155,6 +156,10 @@ def decode(
         ``.mdc`` decodes only the frames asked for (random access through FIDX).
     jobs
         Threads for multi-frame streams (default: all cores).
+    strict
+        Refuse JPEG streams with a known harmless deviation (``codec.stream.KNOWN_DEVIATIONS``,
+        e.g. Se=0 in a sequential scan) instead of decoding them with a
+        :class:`~medcodec.errors.NonConformantStreamWarning`.
 
     Returns
     -------
@@ -174,7 +179,7 @@ def decode(
     if container.is_mdc(buf):
         return decode_mdc(buf, frames, jobs_)
     if buf[:2] == b"\xff\xd8":
-        return jpeg.decode_jpeg(buf, frames=frames)
+        return jpeg.decode_jpeg(buf, frames=frames, strict=strict)
     raise CorruptStreamError("not a medcodec (.mdc) or JPEG stream: unknown signature", offset=0, segment="signature")
 
 

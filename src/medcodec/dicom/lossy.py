@@ -74,6 +74,7 @@ ORIGINAL Bits Stored), maximum absolute error in original stored units and in ou
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -86,11 +87,14 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import generate_uid
 
+from .. import external
 from ..errors import CodecError, DicomError, InvalidInputError, OutputError, UnsupportedImageError
 from ..fileio import atomic_write, check_output_path, safe_name
+from ..metrics import compression_ratio
 from ..progress import Counter, ProgressCallback
-from ..ratecontrol import CALIBRATION_FRAMES, RateTarget
+from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, check_ratio_reached
 from ..ratecontrol import masked_psnr as _psnr
+from ..registry import TransferSyntax
 from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
 from .mapping import (
@@ -105,7 +109,7 @@ from .mapping import (
     series_stats,
 )
 from .series import Series
-from .write import derive_encapsulated, encode_file
+from .write import derive_encapsulated, encode_file, warn_if_lossy_source
 
 __all__ = [
     "HU_FLOOR",
@@ -258,6 +262,7 @@ def encode_series_to_dicom(
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out}: exists and is not a folder")
 
+    warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     stats, samples, images = _scan(series, calibration=CALIBRATION_FRAMES, failures=failures)
     bits, signed = codec_syntax.target(spec.bits_stored, spec.signed)
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
@@ -298,6 +303,9 @@ def encode_series_to_dicom(
             results.append(res)
         else:
             failures.append(res)  # type: ignore[union-attr]
+    if results:  # the series' pixel-data ratio (raw / fragment bytes), as each file records it
+        check_ratio_reached(ratio, sum(r.nbytes * r.ratio for r in results) / sum(r.nbytes for r in results),
+                            what="the series")  # fmt: skip
     return results
 
 
@@ -348,6 +356,11 @@ def _write_image(
         mapped.append(m)
         clipped += c
     mask = mapping.kept(frames)
+    lossless = syntax.lossless_syntax(coder.knob.clamp(knob))
+    if lossless is not None:  # e.g. JPEG-LS NEAR=0: bit-exact, so written and labelled as lossless
+        exact = _write_lossless(image, path, frames, lossless, coder=coder, knob=knob, series_uid=series_uid, t0=t0)
+        if exact is not None:
+            return exact
     streams = [coder.encode(m, knob) for m in mapped]
     if psnr_target is not None:
         worst = min(
@@ -375,6 +388,40 @@ def _write_image(
         nbytes=nbytes, ratio=ratio, psnr=psnr, max_error=max_error,
         max_error_hu=max_error * abs(image.spec.rescale_slope), n_clipped=clipped, knob=float(knob),
         mapping=mapping, seconds=time.perf_counter() - t0,
+    )  # fmt: skip
+    atomic_write(path, data)
+    return result
+
+
+def _write_lossless(image: DicomImage, path: Path, frames: NDArray[np.integer], ts: TransferSyntax, *,
+                    coder: _Coder, knob: float, series_uid: str, t0: float) -> FileResult | None:  # fmt: skip
+    """The source's stored values coded bit-exactly under the lossless syntax ``ts`` at their own
+    Bits Stored; the file is labelled by what was written (``ts.lossy`` from the registry: not
+    lossy), the source's Lossy Image Compression history kept. ``None``: no exact encoder here."""
+    from .._version import __version__
+
+    bits = image.spec.bits_stored
+    streams = [external.jpegls_encode_exact(f, bits_stored=bits) for f in frames]
+    if any(s is None for s in streams):
+        return None
+    fragments = [s for s in streams if s is not None]
+    n, rows, cols = image.shape
+    nbytes = sum(len(s) + len(s) % 2 for s in fragments)
+    ratio = compression_ratio(nbytes, n * rows * cols, bits)
+    ds = derive_encapsulated(
+        image.dataset, fragments, image.spec, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, ratio=ratio,
+        method=coder.syntax.method, new_series_uid=series_uid, lossy=ts.lossy,
+        description=f"Lossless recompression by medcodec {__version__}: {coder.syntax.label}, "
+        f"{coder.knob.name}={knob:g} (bit-exact), ratio {ratio:.2f}:1.",
+    )  # fmt: skip
+    data = encode_file(ds, path=path)
+    decoded = _verify(data, frames.shape, path)
+    if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
+        raise DicomError(f"{ts.name}: the written file does not decode to the source values exactly", path=path)
+    result = FileResult(
+        path=path, source=image.path, sop_instance_uid=str(ds.SOPInstanceUID), frames=n, nbytes=nbytes, ratio=ratio,
+        psnr=math.inf, max_error=0, max_error_hu=0.0, n_clipped=0, knob=float(knob), mapping=coder.mapping,
+        seconds=time.perf_counter() - t0,
     )  # fmt: skip
     atomic_write(path, data)
     return result
