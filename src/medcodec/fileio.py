@@ -9,6 +9,7 @@ never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -83,10 +84,17 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.replace(tmp, out)
         except OSError as exc:
             raise OutputError(f"cannot replace it ({exc.strerror or exc})", path=out) from exc
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _OUTPUT_ERRNOS:
+            raise OutputError(f"cannot write it ({exc.strerror or exc})", path=out) from exc
         raise
+
+
+#: errno values that are the output's fault (disk full, quota, file too large, read-only file
+#: system), never an input's: they become :class:`~medcodec.errors.OutputError`.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> Path:

@@ -76,6 +76,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -283,12 +285,19 @@ def encode_series_to_dicom(
     names = _output_names(images)
     series_uid = generate_uid()
     out.mkdir(parents=True, exist_ok=True)
+    # all or nothing per series: files are written into a staging folder next to their final place
+    # and renamed into it only when every one was written (a full disk leaves no half series)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".medcodec-staging-", dir=out))
+    except OSError as exc:
+        raise OutputError(f"cannot write in this folder ({exc.strerror or exc})", path=out) from exc
 
     def one(item: tuple[DicomImage, str]) -> FileResult | tuple[str, Exception]:
         image, name = item
         try:
             return _write_image(image, out / name, coder=coder, knob=knob, psnr_target=psnr, raw_bpp=raw_bpp,
-                                series_uid=series_uid, inputs=protected, overwrite=overwrite)  # fmt: skip
+                                series_uid=series_uid, inputs=protected, overwrite=overwrite,
+                                staged=staging / name)  # fmt: skip
         except (CodecError, OSError) as exc:
             if failures is None or isinstance(exc, OutputError):  # an unwritable output is not the input's fault
                 raise
@@ -297,12 +306,20 @@ def encode_series_to_dicom(
     results: list[FileResult] = []
     items = list(zip(images, names))
     counter = Counter(progress, total=len(items))
-    for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
-        counter.advance()
-        if isinstance(res, FileResult):
-            results.append(res)
-        else:
-            failures.append(res)  # type: ignore[union-attr]
+    try:
+        for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
+            counter.advance()
+            if isinstance(res, FileResult):
+                results.append(res)
+            else:
+                failures.append(res)  # type: ignore[union-attr]
+        for r in results:  # every file is in staging: put them in place (renames in one folder)
+            try:
+                os.replace(staging / r.path.name, r.path)
+            except OSError as exc:
+                raise OutputError(f"cannot put the series in place ({exc.strerror or exc})", path=r.path) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if results:  # the series' pixel-data ratio (raw / fragment bytes), as each file records it
         check_ratio_reached(ratio, sum(r.nbytes * r.ratio for r in results) / sum(r.nbytes for r in results),
                             what="the series")  # fmt: skip
@@ -336,7 +353,9 @@ def _write_image(
     series_uid: str,
     inputs: Sequence[str | os.PathLike[str]],
     overwrite: bool,
+    staged: Path | None = None,
 ) -> FileResult:
+    """Code one image; its file goes to ``staged`` (moved to ``path`` by the caller) or ``path``."""
     t0 = time.perf_counter()
     check_output_path(path, inputs=inputs, overwrite=overwrite)
     mapping, syntax = coder.mapping, coder.syntax
@@ -358,7 +377,8 @@ def _write_image(
     mask = mapping.kept(frames)
     lossless = syntax.lossless_syntax(coder.knob.clamp(knob))
     if lossless is not None:  # e.g. JPEG-LS NEAR=0: bit-exact, so written and labelled as lossless
-        exact = _write_lossless(image, path, frames, lossless, coder=coder, knob=knob, series_uid=series_uid, t0=t0)
+        exact = _write_lossless(image, path, frames, lossless, coder=coder, knob=knob, series_uid=series_uid, t0=t0,
+                                staged=staged)  # fmt: skip
         if exact is not None:
             return exact
     streams = [coder.encode(m, knob) for m in mapped]
@@ -389,12 +409,13 @@ def _write_image(
         max_error_hu=max_error * abs(image.spec.rescale_slope), n_clipped=clipped, knob=float(knob),
         mapping=mapping, seconds=time.perf_counter() - t0,
     )  # fmt: skip
-    atomic_write(path, data)
+    atomic_write(staged or path, data)
     return result
 
 
 def _write_lossless(image: DicomImage, path: Path, frames: NDArray[np.integer], ts: TransferSyntax, *,
-                    coder: _Coder, knob: float, series_uid: str, t0: float) -> FileResult | None:  # fmt: skip
+                    coder: _Coder, knob: float, series_uid: str, t0: float,
+                    staged: Path | None = None) -> FileResult | None:  # fmt: skip
     """The source's stored values coded bit-exactly under the lossless syntax ``ts`` at their own
     Bits Stored; the file is labelled by what was written (``ts.lossy`` from the registry: not
     lossy), the source's Lossy Image Compression history kept. ``None``: no exact encoder here."""
@@ -423,7 +444,7 @@ def _write_lossless(image: DicomImage, path: Path, frames: NDArray[np.integer], 
         psnr=math.inf, max_error=0, max_error_hu=0.0, n_clipped=0, knob=float(knob), mapping=coder.mapping,
         seconds=time.perf_counter() - t0,
     )  # fmt: skip
-    atomic_write(path, data)
+    atomic_write(staged or path, data)
     return result
 
 
