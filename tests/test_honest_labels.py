@@ -155,3 +155,36 @@ def test_container_overhead_is_what_is_not_pixel_data() -> None:
     h_plain, h_extra = medcodec.read_header(plain), medcodec.read_header(extra)
     assert container.pixel_data_bytes(h_plain, len(plain)) == container.pixel_data_bytes(h_extra, len(extra))
     assert container.overhead_bytes(h_extra) - container.overhead_bytes(h_plain) == 5012
+
+
+CR_10BIT = "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm"
+
+
+@pytest.mark.realdata
+def test_15_bit_cr_in_12_bit_jpeg_warns_and_writes_valid_modules(shared_data: Path, tmp_path: Path) -> None:
+    """Item 5: a 15-bit CR (built from the real 10-bit RG3 CR: values x 32 plus a fine texture in
+    the 5 new low bits) in 12-bit JPEG: the division is announced with the syntaxes that keep the
+    depth, the added Rescale Slope comes with Rescale Type, and dciodvfy finds no new error."""
+    from conftest import require_tool
+
+    from medcodec.errors import DepthReducedWarning
+
+    ds = pydicom.dcmread(shared_data / CR_10BIT)
+    base = ds.pixel_array.astype(np.uint32)
+    texture = np.arange(base.size, dtype=np.uint32).reshape(base.shape) % 32
+    ds.BitsStored, ds.HighBit = 15, 14
+    ds.PixelData = (base * 32 + texture).astype(np.uint16).tobytes()
+    source = tmp_path / "cr15.dcm"
+    ds.save_as(source)
+    series = read_series(source).series[0]
+    with pytest.warns(DepthReducedWarning, match=r"divided by \d+ .*dicom-j2k.*keep the depth"):
+        (r,) = encode_series_to_dicom(series, tmp_path / "jpeg", syntax="jpeg", quality=95)
+    out = pydicom.dcmread(r.path)
+    assert out.BitsStored == 12 and float(out.RescaleSlope) == r.mapping.scale > 1
+    assert out.RescaleType == "US"
+    (exact,) = encode_series_to_dicom(series, tmp_path / "j2k", syntax="j2k", quality=95)  # takes the depth: no warning
+    assert exact.mapping.scale == 1 and exact.max_error < r.max_error
+    tool = require_tool("dciodvfy")
+    run = [subprocess.run([tool, str(p)], capture_output=True, text=True, timeout=60) for p in (source, r.path)]
+    errors = [{ln for ln in (x.stdout + x.stderr).splitlines() if ln.startswith("Error")} for x in run]
+    assert errors[1] <= errors[0], errors[1] - errors[0]

@@ -20,6 +20,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     NonConformantStreamWarning(UserWarning)
     ClippedValuesWarning(UserWarning)
     RateTargetWarning(UserWarning)
+    DepthReducedWarning(UserWarning)
     LossySourceWarning(UserWarning)
 
 Messages say what, where, expected versus actual and, where there is one, the
@@ -44,6 +45,7 @@ __all__ = [
     "NonConformantStreamWarning",
     "ClippedValuesWarning",
     "RateTargetWarning",
+    "DepthReducedWarning",
     "LossySourceWarning",
     "failure_message",
 ]
@@ -184,3 +186,8 @@ class RateTargetWarning(UserWarning):
 
 class LossySourceWarning(UserWarning):
     """The source was already lossy-compressed (Lossy Image Compression "01"): errors add up."""
+
+
+class DepthReducedWarning(UserWarning):
+    """A transfer syntax cannot hold the source's depth (e.g. 15-bit CR in 12-bit JPEG): stored
+    values are divided before coding; the message names the factor and syntaxes that keep the depth."""

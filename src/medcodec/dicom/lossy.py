@@ -79,6 +79,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,14 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import generate_uid
 
 from .. import external
-from ..errors import CodecError, DicomError, InvalidInputError, OutputError, UnsupportedImageError
+from ..errors import (
+    CodecError,
+    DepthReducedWarning,
+    DicomError,
+    InvalidInputError,
+    OutputError,
+    UnsupportedImageError,
+)
 from ..fileio import atomic_write, check_output_path, safe_name
 from ..metrics import compression_ratio
 from ..progress import Counter, ProgressCallback
@@ -268,6 +276,15 @@ def encode_series_to_dicom(
     stats, samples, images = _scan(series, calibration=CALIBRATION_FRAMES, failures=failures)
     bits, signed = codec_syntax.target(spec.bits_stored, spec.signed)
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
+    if mapping.scale > 1:  # the syntax cannot hold the depth: every value loses up to scale/2 before coding
+        keep = sorted(n for n, s in SYNTAXES.items() if s.target(spec.bits_stored, spec.signed)[0] >= spec.bits_stored)
+        warnings.warn(
+            f"dicom-{codec_syntax.name} holds {bits} bits, the series uses {spec.bits_stored}: stored values are "
+            f"divided by {mapping.scale} before coding (up to {mapping.scale // 2} units of error at any quality); "
+            f"{', '.join('dicom-' + n for n in keep)} keep the depth",
+            DepthReducedWarning,
+            stacklevel=2,
+        )
     coder = _Coder(codec_syntax, mapping, n_jobs)
     cal = [f for f, _ in samples]
     cal_mapped = [mapping.map(f)[0] for f in cal]

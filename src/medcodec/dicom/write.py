@@ -577,6 +577,9 @@ def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         if spec.rescale_type and "RescaleType" in ds:
             ds.RescaleType = spec.rescale_type
+        elif "RescaleType" not in ds and str(ds.get("Modality", "")).upper() != "CT":
+            # Modality LUT module (C.11.1): Rescale Type is 1C with a Rescale Intercept; CT means HU
+            ds.RescaleType = spec.rescale_type or "US"  # "US": unspecified (C.11.1.1.2)
 
 
 # Old private names (kept for callers on other branches).
