@@ -89,6 +89,16 @@ class LossySyntax:
     def decode(self, data: bytes) -> NDArray[np.integer]:
         return self.codec.decode(data)
 
+    def lossless_syntax(self, knob: float) -> TransferSyntax | None:
+        """The family's lossless transfer syntax when ``knob`` codes bit-exactly by definition
+        (JPEG-LS NEAR=0 -> .80), else ``None``. Whether a file is labelled lossy is then the
+        registry's ``lossy`` flag of the syntax actually written."""
+        knob_ = self.codec.knob
+        if knob_ is None or knob_.name != "near" or round(knob) != 0:
+            return None
+        return next((ts for ts in TRANSFER_SYNTAXES.values()
+                     if ts.backend == self.codec.name and not ts.lossy and ts.encapsulated), None)  # fmt: skip
+
     def check_available(self) -> None:
         """Raise :class:`~medcodec.errors.UnsupportedFeatureError` naming what is missing."""
         why = self.codec.why_unavailable()
