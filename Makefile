@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# Independent DICOM/JPEG validators the conformance tests run (installed when root + apt).
-SYSPKGS := dcmtk dicom3tools libgdcm-tools
+# Independent DICOM/JPEG validators the conformance tests run, and the browser the viewer tests
+# drive through Playwright (Debian chromium at /usr/bin/chromium; Playwright never downloads one).
+# Installed when root + apt.
+SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium
 
 .PHONY: demo test bench evaluate clean install sysdeps
 
@@ -27,7 +29,7 @@ demo: $(STAMP)
 # only as root with apt-get, never fatal (without them those tests skip locally and fail in CI).
 sysdeps:
 	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	    && ! { command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv; } >/dev/null 2>&1; then \
+	    && ! { command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv && command -v chromium; } >/dev/null 2>&1; then \
 	  apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1 \
 	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1; } \
 	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \
