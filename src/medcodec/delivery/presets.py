@@ -1,0 +1,515 @@
+"""Presets: what a study is delivered as, and :meth:`Preset.encode_instance`, the ONE function that
+both pre-computation and live (on-the-fly) delivery call for one instance.
+
+==============  ===========================  ==========================================================
+preset          transfer syntax              operating point
+==============  ===========================  ==========================================================
+``original``    as stored                    the original bytes, always
+``lossless``    HTJ2K lossless (.201)        reversible 5/3 (OpenJPH), bit-exact; same SOP Instance UID
+``diagnostic``  JPEG 12-bit (.51) / 8-bit    medcodec JPEG, a FIXED quality per modality (table below),
+                (.50), medcodec's encoder    one value mapping per series; lossy attributes; new UIDs
+``preview``     same as diagnostic           ~40:1; labelled NOT FOR DIAGNOSIS in Derivation
+                                             Description, Series Description and Image Comments
+==============  ===========================  ==========================================================
+
+Operating points (quality of medcodec's JPEG; ratios measured on ``../shared/data`` with
+``python benchmarks``-free code in ``docs/delivery.md``, whole series, every 2nd slice):
+
+==================  ===========  ==========================  =========  ===========================
+class               diagnostic   measured ratio              preview    measured ratio
+==================  ===========  ==========================  =========  ===========================
+CT body             65           7.7:1 chest CT 5 mm         35         36.5:1 chest CT
+CT neuro (head)     88           12.0:1 head CT 1 mm         50         40.3:1 head CT
+MR                  65           12.4:1 head MR T1           40         35.7:1 head MR
+CR / DX / MG        85           see docs/delivery.md        40
+anything else       90                                       40
+==================  ===========  ==========================  =========  ===========================
+
+Why (published guidance, README "Choosing a quality", DESIGN §6): CAR 2008 allows 15:1 for
+CT body, 12:1 for CT neuro, 24:1 for MR and 30:1 for CR/DX; the German consensus is stricter
+(8:1 CT body, 5:1 CT brain). We take the stricter figure where it leaves the preset useful
+(CT body ~8:1), CAR's 12:1 for CT neuro (the German 5:1 is within 30 % of lossless size on
+head CT), and half of CAR for MR (~12:1) and CR/DX (~15:1). Quality fixes the error relative
+to the data's range; the ratio follows the image noise, so a noisy series compresses less
+than these figures and a quiet one more, but the error stays that of the quality. The point
+is fixed per class (no rate search per file), so live encoding of one instance needs nothing
+but its header and the series mapping. The class is read from the header: Modality, and for
+CT "neuro" when Body Part Examined, Series/Study Description or Protocol Name say HEAD, BRAIN,
+SKULL or NEURO (the same for every instance of a series).
+
+Lossless: HTJ2K (.201) rather than JPEG-LS (.80): on the two CT series JPEG-LS was 7-8 %
+smaller (2.29 vs 2.12:1 chest, 4.38 vs 4.06:1 head) but HTJ2K encoded 1.6-2.6x and decoded
+3-4x faster (CharLS 63-66 MB/s encode, OpenJPH 104-170 MB/s), and it codes signed samples as
+they are (JPEG-LS has no sign), so the stored values are bit-exact for every image.
+
+What a preset cannot compress passes through unchanged and is listed as passthrough in the
+manifest: colour and palette images, SR, dose reports, presentation states, images with a
+Modality LUT Sequence or per-frame rescale (the reason is kept).
+
+The series mapping (:class:`medcodec.dicom.SeriesMapping`) comes from the value statistics
+the catalog holds for the series (:func:`series_mapping`: min/max/tissue range gathered at
+ingest), so it is the same for pre-computed and live files of a series. Without one, an
+instance is mapped on its own (still correct HU, but a series would not share one mapping).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom import dcmread, dcmwrite
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.pixels import pixel_array
+from pydicom.uid import generate_uid
+
+from ..dicom import DicomImage, SeriesMapping, SeriesStats, get_syntax, plan_series_mapping, read_image
+from ..dicom._lenient import source_values_as_is
+from ..dicom.write import derive_encapsulated, encode_file
+from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError
+from ..spec import PixelSpec
+from .manifest import ManifestEntry
+
+__all__ = [
+    "Preset",
+    "OperatingPoint",
+    "EncodedInstance",
+    "PRESETS",
+    "DEFAULT_PRESETS",
+    "HTJ2K_LOSSLESS",
+    "image_class",
+    "series_mapping",
+    "get_preset",
+]
+
+#: HTJ2K lossless only (PS3.5 §A.4.x, Table A-1).
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+#: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`).
+HU_FLOOR = -1024.0
+_NEURO = re.compile(r"\b(HEAD|BRAIN|SKULL|NEURO|CRANE|CRANIAL|CEREBR)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """How one class of image is coded: ``syntax`` (``"jpeg"``, ``"htj2k-lossless"``) and its quality."""
+
+    syntax: str
+    quality: float | None = None
+
+
+@dataclass(frozen=True)
+class EncodedInstance:
+    """One instance under a preset: the DICOM file's bytes and its manifest entry."""
+
+    data: bytes
+    entry: ManifestEntry
+
+
+def image_class(ds: Dataset) -> str:
+    """``"CT-neuro"``, ``"CT"``, ``"MR"``, ``"CR"`` (CR, DX, MG, RF, XA as projection radiography) or ``"*"``."""
+    with source_values_as_is():
+        modality = str(ds.get("Modality", "") or "").upper()
+        if modality == "CT":
+            texts = [str(ds.get(k, "") or "") for k in ("BodyPartExamined", "SeriesDescription", "StudyDescription",
+                                                           "ProtocolName")]  # fmt: skip
+            return "CT-neuro" if any(_NEURO.search(t) for t in texts) else "CT"
+    if modality == "MR":
+        return "MR"
+    if modality in ("CR", "DX", "DR", "MG", "RF", "XA", "IO", "PX"):
+        return "CR"
+    return "*"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A way of delivering a study (see the module docstring).
+
+    Parameters
+    ----------
+    name
+        ``original``, ``lossless``, ``diagnostic``, ``preview``.
+    description
+        One line for people.
+    points
+        Operating point per image class (:func:`image_class`); ``"*"`` for the rest. Empty
+        for ``original``.
+    lossy, diagnostic
+        Whether files lose information; whether they are meant for diagnosis (``preview`` is not).
+    """
+
+    name: str
+    description: str
+    points: Mapping[str, OperatingPoint] = field(default_factory=dict)
+    lossy: bool = False
+    diagnostic: bool = True
+
+    @property
+    def label(self) -> str:
+        """What the files say about themselves (empty for ``original``)."""
+        if self.name == "preview":
+            return "PREVIEW - NOT FOR DIAGNOSIS"
+        return ""
+
+    def operating_point(self, ds: Dataset) -> OperatingPoint | None:
+        """The point for this image's class, or ``None`` (``original``: nothing is coded)."""
+        if not self.points:
+            return None
+        return self.points.get(image_class(ds)) or self.points.get("*")
+
+    @property
+    def transfer_syntax_uid(self) -> str | None:
+        """The syntax of this preset's coded files for 9-16-bit images (``None`` for ``original``).
+
+        8-bit images get the 8-bit variant (JPEG baseline .50 for the JPEG presets): see
+        :meth:`transfer_syntax_for`. Passthrough files keep their own syntax.
+        """
+        return self.transfer_syntax_for(12)
+
+    def transfer_syntax_for(self, bits_stored: int) -> str | None:
+        """Transfer syntax of this preset's coded files for ``bits_stored`` samples (``None``: as stored)."""
+        point = self.points.get("*")
+        if point is None:
+            return None
+        if point.syntax == "htj2k-lossless":
+            return HTJ2K_LOSSLESS
+        return get_syntax(point.syntax).uid(8 if bits_stored <= 8 else 12)
+
+    def encode_instance(
+        self, source: bytes | bytearray | memoryview | Dataset, *, mapping: SeriesMapping | None = None,
+        measure: bool = True,
+    ) -> EncodedInstance:  # fmt: skip
+        """This preset's file for one instance: coded, or the original passed through.
+
+        Parameters
+        ----------
+        source
+            The original file's bytes (or a dataset with its pixel data).
+        mapping
+            The series mapping (:func:`series_mapping`); ``None`` maps the instance on its own.
+            Ignored by ``original`` and ``lossless``.
+        measure
+            Decode the written file with pydicom and fill ``psnr``/``max_error`` in the entry
+            (pre-computation); ``False`` skips it (``measured: false``), for live delivery.
+
+        Returns
+        -------
+        EncodedInstance
+            ``data`` is a complete DICOM file (PS3.10).
+
+        Raises
+        ------
+        NotDicomError
+            ``source`` is not DICOM.
+        CodecError
+            Encoding failed for an image the preset should be able to code.
+
+        Examples
+        --------
+        >>> from pydicom.data import get_testdata_file
+        >>> data = open(get_testdata_file("CT_small.dcm"), "rb").read()
+        >>> out = PRESETS["diagnostic"].encode_instance(data)
+        >>> out.entry.transfer_syntax_uid, out.entry.lossy, out.entry.passthrough
+        ('1.2.840.10008.1.2.4.51', True, False)
+        """
+        data = _as_bytes(source)
+        ds = _header(data)
+        with source_values_as_is():
+            base = {
+                "preset": self.name, "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+                "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+                "sop_class_uid": str(ds.get("SOPClassUID", "")), "modality": str(ds.get("Modality", "") or ""),
+                "source_bytes": len(data),
+            }  # fmt: skip
+        point = self.operating_point(ds)
+        if point is None:
+            return self._passthrough(data, ds, base, "the original preset delivers the stored file")
+        try:
+            image = read_image(data)
+        except DicomError as exc:  # SR, colour, palette...: not ours to code
+            return self._passthrough(data, ds, base, f"{type(exc).__name__}: {str(exc).removeprefix('<bytes>: ')}")
+        if image.spec.extra.get("rescale_varies_per_frame") and point.syntax != "htj2k-lossless":
+            return self._passthrough(data, ds, base, "per-frame Rescale Slope/Intercept differ")
+        if "ModalityLUTSequence" in image.dataset and point.syntax != "htj2k-lossless":
+            return self._passthrough(data, ds, base, "(0028,3000) Modality LUT Sequence: values cannot be remapped")
+        if point.syntax == "htj2k-lossless":
+            return self._lossless(data, image, base, measure=measure)
+        return self._lossy(image, point, base, mapping=mapping, measure=measure)
+
+    # ------------------------------------------------------------------ kinds
+
+    def _passthrough(self, data: bytes, ds: Dataset, base: dict[str, Any], reason: str) -> EncodedInstance:
+        meta = getattr(ds, "file_meta", None)
+        ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else "1.2.840.10008.1.2"
+        entry = ManifestEntry(
+            **base, rendition_sop_instance_uid=base["sop_instance_uid"], transfer_syntax_uid=ts, passthrough=True,
+            lossy=False, bytes=len(data), reason=reason[:300], max_error=None, measured=False,
+        )  # fmt: skip
+        return EncodedInstance(data, entry)
+
+    def _lossless(self, data: bytes, image: DicomImage, base: dict[str, Any], *, measure: bool) -> EncodedInstance:
+        frames = image.pixels
+        streams = [_encode_frame("htj2k-lossless", f, image.spec.bits_stored, image.spec.signed, None) for f in frames]
+        full = dcmread(io.BytesIO(data), force=True)
+        full.file_meta.TransferSyntaxUID = HTJ2K_LOSSLESS
+        full.PixelData = encapsulate(streams, has_bot=True)
+        element = full["PixelData"]
+        element.VR = "OB"
+        element.is_undefined_length = True
+        out = io.BytesIO()
+        with source_values_as_is():
+            try:
+                dcmwrite(out, full, enforce_file_format=True)
+            except Exception as exc:
+                raise DicomError(f"cannot write the lossless file: {type(exc).__name__}: {exc}") from exc
+        result = out.getvalue()
+        nbytes = sum(len(s) + len(s) % 2 for s in streams)
+        entry = ManifestEntry(
+            **base, rendition_sop_instance_uid=base["sop_instance_uid"], transfer_syntax_uid=HTJ2K_LOSSLESS,
+            passthrough=False, lossy=False, bytes=len(result), ratio=frames.nbytes / nbytes, psnr=None,
+            max_error=0.0 if measure else None, max_error_hu=0.0 if measure else None, measured=measure,
+        )  # fmt: skip
+        if measure:
+            decoded = _decode_file(result, frames.shape)
+            if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
+                raise CodecError(f"HTJ2K lossless of {base['sop_instance_uid']} does not decode to the same values")
+        return EncodedInstance(result, entry)
+
+    def _lossy(
+        self, image: DicomImage, point: OperatingPoint, base: dict[str, Any], *, mapping: SeriesMapping | None,
+        measure: bool,
+    ) -> EncodedInstance:  # fmt: skip
+        spec = image.spec
+        frames = image.pixels
+        syntax = get_syntax(point.syntax)
+        bits, signed = syntax.target(spec.bits_stored, spec.signed)
+        if mapping is None or (mapping.bits_stored, mapping.signed) != (bits, signed) or (
+            mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed):  # fmt: skip
+            mapping = plan_series_mapping(stats_of(frames, spec), bits_stored=bits, signed=signed)
+        quality = float(point.quality or 75.0)
+        series_uid = _derived_uid(self.name, base["series_instance_uid"] or base["sop_instance_uid"])
+        sop_uid = _derived_uid(self.name, base["sop_instance_uid"])
+        result, ds, nbytes, ratio, clipped = _compress(
+            image, syntax.name, quality=quality, mapping=mapping, preset=self, series_uid=series_uid, sop_uid=sop_uid
+        )
+        psnr = max_error = max_error_hu = None
+        if measure:
+            restored = mapping.unmap(_decode_file(result, frames.shape))
+            mask = mapping.kept(frames)
+            if mask.any():
+                diff = restored[mask].astype(np.int64) - frames[mask].astype(np.int64)
+                max_error = float(np.abs(diff).max())
+                mse = float(np.mean(diff.astype(np.float64) ** 2))
+                peak = (1 << mapping.source_bits_stored) - 1
+                psnr = math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+            else:
+                max_error, psnr = 0.0, math.inf
+            max_error_hu = max_error * abs(spec.rescale_slope)
+        entry = ManifestEntry(
+            **base, rendition_sop_instance_uid=sop_uid, transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+            passthrough=False, lossy=True, bytes=len(result), ratio=ratio, psnr=psnr, max_error=max_error,
+            max_error_hu=max_error_hu, n_clipped=clipped, quality=quality, measured=measure,
+            mapping=mapping.describe(),
+        )  # fmt: skip
+        return EncodedInstance(result, entry)
+
+
+# --------------------------------------------------------------------------- the one coding function
+
+
+def _encode_frame(syntax: str, frame: NDArray[np.integer], bits: int, signed: bool, quality: float | None) -> bytes:
+    from .. import external
+
+    if syntax == "htj2k-lossless":
+        return external.htj2k_encode(np.ascontiguousarray(frame))
+    return get_syntax(syntax).encode(frame, bits, signed, float(quality or 75.0))
+
+
+def _compress(
+    image: DicomImage, syntax_name: str, *, quality: float, mapping: SeriesMapping, preset: Preset, series_uid: str,
+    sop_uid: str,
+) -> tuple[bytes, Dataset, int, float, int]:  # fmt: skip
+    """The ONE place a lossy preset file is coded (to become ``medcodec.dicom.compress()`` once merged).
+
+    Returns the file's bytes, its dataset, the compressed pixel bytes, the ratio and the
+    number of clipped voxels.
+    """
+    from .. import __version__
+    from ..dicom.lossy import _remap_value_attributes
+
+    syntax = get_syntax(syntax_name)
+    spec = image.spec
+    frames = image.pixels
+    mapped, clipped = [], 0
+    for frame in frames:
+        m, c = mapping.map(frame)
+        mapped.append(m)
+        clipped += c
+    try:
+        streams = [syntax.encode(m, mapping.bits_stored, mapping.signed, quality) for m in mapped]
+    except CodecError:
+        raise
+    except Exception as exc:  # a library's own error becomes ours
+        raise CodecError(f"{syntax.label}: encoding failed: {type(exc).__name__}: {exc}") from exc
+    n, rows, cols = frames.shape
+    nbytes = sum(len(s) + len(s) % 2 for s in streams)
+    raw_bpp = 1 if int(spec.extra.get("bits_allocated", 16)) <= 8 else 2
+    ratio = n * rows * cols * raw_bpp / nbytes
+    label = f"{preset.label}. " if preset.label else ""
+    description = (
+        f"{label}Lossy compression by medcodec {__version__}, preset {preset.name}: {syntax.label}, "
+        f"quality={quality:g}, ratio {ratio:.2f}:1. Series mapping: {mapping.describe()}"
+        + (f"; {clipped} voxels clipped" if clipped else "")
+        + "."
+    )[:1024]
+    ds = derive_encapsulated(
+        image.dataset, streams, mapping.spec_for(spec), transfer_syntax_uid=syntax.uid(mapping.bits_stored),
+        rows=rows, columns=cols, ratio=ratio, method=syntax.method, description=description,
+        new_series_uid=series_uid,
+    )  # fmt: skip
+    _remap_value_attributes(ds, mapping)
+    ds.SOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    if preset.label:
+        with source_values_as_is():
+            old = str(ds.get("SeriesDescription", "") or "")
+        ds.SeriesDescription = f"{preset.label} {old}".strip()[:64]
+        ds.ImageComments = f"{preset.label}: lossy preview at {ratio:.0f}:1"[:10240]
+    return encode_file(ds), ds, nbytes, ratio, clipped
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _derived_uid(preset: str, uid: str) -> str:
+    """A UID derived deterministically from an original UID and a preset (live == pre-computed)."""
+    return str(generate_uid(prefix=None, entropy_srcs=["medcodec-preset", preset, uid]))
+
+
+def _as_bytes(source: Any) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, Dataset):
+        buffer = io.BytesIO()
+        try:
+            with source_values_as_is():
+                dcmwrite(buffer, source, enforce_file_format=getattr(source, "file_meta", None) is not None)
+        except Exception as exc:
+            raise DicomError(f"cannot serialise the dataset: {type(exc).__name__}: {exc}") from exc
+        return buffer.getvalue()
+    raise InvalidInputError(f"encode_instance takes the file's bytes or a pydicom Dataset, not {type(source).__name__}")
+
+
+def _header(data: bytes) -> Dataset:
+    from .ingest import _parse
+
+    return _parse(data, "<instance>")
+
+
+def _decode_file(data: bytes, shape: tuple[int, ...]) -> NDArray[np.integer]:
+    """Decode a written file with pydicom (an independent decoder for our JPEG)."""
+    try:
+        arr = np.asarray(pixel_array(io.BytesIO(data)))
+    except Exception as exc:
+        raise DicomError(f"the written file does not decode with pydicom: {type(exc).__name__}: {exc}") from exc
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.shape != tuple(shape):
+        raise DicomError(f"the written file decodes to shape {arr.shape}, expected {tuple(shape)}")
+    return arr
+
+
+def stats_of(frames: NDArray[np.integer], spec: PixelSpec) -> SeriesStats:
+    """:class:`~medcodec.dicom.SeriesStats` of one image's frames (the fallback mapping's input)."""
+    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    tmin = tmax = None
+    below = 0
+    if is_ct and spec.rescale_slope > 0:
+        floor = math.ceil((HU_FLOOR - spec.rescale_intercept) / spec.rescale_slope - 1e-9)
+        tissue = frames[frames >= floor]
+        below = int(frames.size - tissue.size)
+        if tissue.size:
+            tmin, tmax = int(tissue.min()), int(tissue.max())
+    return SeriesStats(
+        spec=spec, n_images=1, n_frames=int(frames.shape[0]), n_voxels=int(frames.size), min=int(frames.min()),
+        max=int(frames.max()), is_ct=is_ct, tissue_min=tmin, tissue_max=tmax, n_below_floor=below,
+    )  # fmt: skip
+
+
+def series_mapping(store: Any, series_uid: str, preset: Preset | str) -> SeriesMapping | None:
+    """The series-wide mapping ``preset`` uses, from the value statistics the catalog holds.
+
+    ``None`` when the preset codes nothing lossy (``original``, ``lossless``) or the series
+    has no compressible instance. One SQL aggregate; no pixel is read.
+    """
+    preset = get_preset(preset)
+    point = preset.points.get("*")
+    if point is None or point.syntax == "htj2k-lossless":
+        return None
+    stats = store.catalog.series_stats(series_uid)
+    if stats is None:
+        return None
+    first = next((r for r in store.catalog.instances(None, series_uid, None) if r.compressible), None)
+    if first is None or first.bits_stored is None:
+        return None
+    spec = PixelSpec(
+        int(first.bits_stored), bool(first.pixel_representation), rescale_slope=first.rescale_slope or 1.0,
+        rescale_intercept=first.rescale_intercept or 0.0, extra={"modality": first.modality},
+    )  # fmt: skip
+    is_ct = first.modality == "CT"
+    series_stats = SeriesStats(
+        spec=spec, n_images=int(stats["n_images"]), n_frames=int(stats["n_frames"] or 0),
+        n_voxels=int(stats["n_voxels"] or 0), min=int(stats["min"]), max=int(stats["max"]), is_ct=is_ct,
+        tissue_min=None if stats["tissue_min"] is None else int(stats["tissue_min"]),
+        tissue_max=None if stats["tissue_max"] is None else int(stats["tissue_max"]),
+        n_below_floor=int(stats["n_below_floor"] or 0),
+    )  # fmt: skip
+    bits, signed = get_syntax(point.syntax).target(spec.bits_stored, spec.signed)
+    return plan_series_mapping(series_stats, bits_stored=bits, signed=signed)
+
+
+def get_preset(preset: Preset | str) -> Preset:
+    """A preset by name.
+
+    Raises
+    ------
+    NotAcceptableError
+        Unknown name (HTTP 406 where a client asked for it).
+    """
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise NotAcceptableError(f"preset {preset!r} is unknown: expected one of {sorted(PRESETS)}")
+    return PRESETS[preset]
+
+
+_JPEG = "jpeg"
+
+#: The presets, by name (operating points and their sources: module docstring, docs/delivery.md).
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("original", "the stored files, byte for byte"),
+        Preset("lossless", "HTJ2K lossless (.201), bit-exact", {"*": OperatingPoint("htj2k-lossless")}),
+        Preset(
+            "diagnostic", "12-bit JPEG (.51) within published guidance for diagnostic reading",
+            {"CT": OperatingPoint(_JPEG, 65), "CT-neuro": OperatingPoint(_JPEG, 88), "MR": OperatingPoint(_JPEG, 65),
+             "CR": OperatingPoint(_JPEG, 85), "*": OperatingPoint(_JPEG, 90)},
+            lossy=True,
+        ),  # fmt: skip
+        Preset(
+            "preview", "~40:1 JPEG, NOT FOR DIAGNOSIS (the seed report's 'rate 100' point)",
+            {"CT": OperatingPoint(_JPEG, 35), "CT-neuro": OperatingPoint(_JPEG, 50), "MR": OperatingPoint(_JPEG, 40),
+             "CR": OperatingPoint(_JPEG, 40), "*": OperatingPoint(_JPEG, 40)},
+            lossy=True, diagnostic=False,
+        ),  # fmt: skip
+    )
+}
+
+#: Pre-computed at ingest unless told otherwise.
+DEFAULT_PRESETS: tuple[str, ...] = ("diagnostic", "preview")
