@@ -366,7 +366,7 @@ def _known(existing: InstanceRecord, base: dict[str, Any]) -> InstanceOutcome:
         return InstanceOutcome(status="duplicate", record=existing, message="already stored (same sha256)", **base)
     return InstanceOutcome(
         status="conflict", record=existing, **base,
-        message=(f"SOP Instance UID {existing.sop_uid} is stored already with other content "
+        message=(f"{base['source']}: SOP Instance UID {existing.sop_uid} is stored already with other content "
                  f"(sha256 {existing.sha256[:16]}..., from {existing.source}); not overwritten"),
     )  # fmt: skip
 
