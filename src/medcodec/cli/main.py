@@ -36,6 +36,11 @@ def _register() -> None:
     from .ingest import ingest  # delivery (issue 9): DICOM into a store, presets pre-computed
 
     cli.add_command(ingest)
+    from .fetch import fetch  # delivery (issue 9): the HTTP server and its download client
+    from .serve import serve
+
+    cli.add_command(serve)
+    cli.add_command(fetch)
     try:
         from .evaluate import evaluate
     except ImportError:  # pragma: no cover - evaluate has optional heavy deps
