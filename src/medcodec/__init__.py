@@ -17,7 +17,7 @@ from .errors import (
 )
 from .spec import PixelSpec
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .codec import MdcHeader, decode, encode, is_codestream, read_header
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from .io import DicomImage, Series, SeriesSet, Source, ZipMember, iter_sources, read_image, read_series
 from .pixel_spec import PIXEL_DATA_TAGS, pixel_spec_from_dataset, spec_from_header
 from .write import LOSSY_METHODS, derive_dataset, derive_encapsulated, new_uid_map, write_derived
+from .compress import compress, dataset_frames
 from .lossy import (
     SYNTAXES,
     FileResult,
@@ -33,6 +34,8 @@ from .lossy import (
 )
 
 __all__ = [
+    "compress",
+    "dataset_frames",
     "DicomImage",
     "Series",
     "SeriesSet",

@@ -95,10 +95,10 @@ import io
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -106,16 +106,15 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import generate_uid
 
-from .. import external
 from .._parallel import imap_ordered, map_ordered
-from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedImageError
+from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedFeatureError, UnsupportedImageError
+from ..ratecontrol import CALIBRATION_FRAMES, Knob, calibration_indices, find_knob_for_quality, find_knob_for_rate
+from ..ratecontrol import masked_psnr as _psnr
+from ..registry import TRANSFER_SYNTAXES, Backend, TransferSyntax
 from ..fileio import atomic_write, check_output_path, safe_name
 from ..spec import PixelSpec, storage_dtype, value_range
 from .io import DicomImage, Series
 from .write import derive_encapsulated, encode_file
-
-if TYPE_CHECKING:
-    from ..evaluate.peers import Knob
 
 __all__ = [
     "HU_FLOOR",
@@ -133,22 +132,6 @@ __all__ = [
 
 #: Lowest HU of real tissue: below it is padding outside the scan field (air is -1000 HU).
 HU_FLOOR = -1024.0
-#: Frames the series-wide rate search measures (evenly spaced).
-CALIBRATION_FRAMES = 8
-
-
-# The rate search is medcodec.evaluate.ratecontrol's; imported when used, so that importing
-# medcodec.dicom never imports the evaluation package (and no import cycle can form).
-def _knob(*args: Any, **kwargs: Any) -> Knob:
-    from ..evaluate.peers import Knob
-
-    return Knob(*args, **kwargs)
-
-
-def _calibration_indices(n_frames: int, count: int) -> list[int]:
-    from ..evaluate.ratecontrol import calibration_indices
-
-    return calibration_indices(n_frames, count)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -240,7 +223,7 @@ def _scan(
 ) -> tuple[SeriesStats, list[tuple[NDArray[np.integer], PixelSpec]], list[DicomImage]]:
     """Statistics, up to ``calibration`` evenly spaced (frame, spec) pairs, and the images that decoded."""
     builder = _StatsBuilder(series.spec)
-    wanted = set(_calibration_indices(series.n_frames, calibration)) if calibration else set()
+    wanted = set(calibration_indices(series.n_frames, calibration)) if calibration else set()
     samples: list[tuple[NDArray[np.integer], PixelSpec]] = []
     good: list[DicomImage] = []
     index = 0
@@ -445,144 +428,77 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
 # --------------------------------------------------------------------------- syntaxes
 
 
-def _delta(quality: float, bits: int) -> float:
-    """Quantisation step of the quality law, in stored units of ``bits``-bit data."""
-    return 2.0 ** ((100.0 - quality) / 12.5) * 2.0 ** (bits - 12)
-
-
-def _jpeg_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    from .. import codec
-
-    return bytes(codec.encode(frame, bits_stored=bits, signed=False, format="jpeg", quality=float(knob), jobs=1))
-
-
-def _jpeg_decode(data: bytes) -> NDArray[np.integer]:
-    from .. import codec
-
-    return np.asarray(codec.decode(data))
-
-
-def _jpeg_missing() -> str | None:
-    try:
-        from ..codec import jpeg  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - part of the package
-        return f"medcodec's JPEG encoder is not available: {exc}"
-    return None
-
-
-# The external codecs, called through medcodec.external (which owns how each library is called);
-# here only what DICOM adds: the knob in stored units, SPIFF-free JPEG-LS fragments.
-def _j2k_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    return external.jpeg2k_encode(frame, bits_stored=bits, psnr_db=knob)
-
-
-def _htj2k_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    # the knob is in stored units; OpenJPH's step is a fraction of the container's range (2**bits here)
-    return external.htj2k_encode(frame, step=float(knob) / 2.0**bits)
-
-
-def _jpegls_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    return external.jpegls_encode(frame, near=round(knob), spiff=False)
-
-
-def _missing(name: str) -> Callable[[], str | None]:
-    return lambda: external.why_unavailable(name)
-
-
 @dataclass(frozen=True)
 class LossySyntax:
-    """One lossy transfer syntax: UID(s), method term, what it holds, encoder, rate knob.
+    """One lossy family of :data:`medcodec.registry.TRANSFER_SYNTAXES` as the series writer uses it:
+    a view of the registry (UIDs, method term, backend, knob), nothing declared here.
 
     Parameters
     ----------
-    name, label
-        Short name (``"jpeg"``; the CLI says ``dicom-jpeg``) and a description.
-    method
-        Lossy Image Compression Method (0028,2114) defined term (PS3.3 C.7.6.1.1.5.1).
-    uids
-        ``((max_bits, uid), ...)``: the UID for encoded samples of up to ``max_bits``.
-    target
-        ``(source_bits, source_signed) -> (bits, signed)`` of the encoded samples.
-    knob
-        ``target_bits -> Knob``: the codec's one rate parameter.
-    knob_for_quality
-        ``(quality, source_bits, target_bits) -> knob value`` (the quality law).
-    encode, decode
-        One mapped 2-D frame -> codestream (``frame, bits, signed, knob``), and back.
-    missing
-        ``() -> None`` when usable, else why not.
+    name
+        The family's short name (``"jpeg"``; the CLI says ``dicom-jpeg``).
+    syntaxes
+        Its lossy transfer syntaxes, smallest bit depth first (``.50`` then ``.51`` for JPEG).
     """
 
     name: str
-    label: str
-    method: str
-    uids: tuple[tuple[int, str], ...]
-    target: Callable[[int, bool], tuple[int, bool]]
-    knob: Callable[[int], Knob]
-    knob_for_quality: Callable[[float, int, int], float]
-    encode: Callable[[NDArray[np.integer], int, bool, float], bytes]
-    decode: Callable[[bytes], NDArray[np.integer]]
-    missing: Callable[[], str | None] = field(default=lambda: None)
+    syntaxes: tuple[TransferSyntax, ...]
+
+    @property
+    def codec(self) -> Backend:
+        """The encoder backend (the same for every syntax of the family)."""
+        codec = self.syntaxes[-1].codec
+        assert codec is not None  # every lossy syntax has one (registry)
+        return codec
+
+    @property
+    def label(self) -> str:
+        return self.codec.label
+
+    @property
+    def method(self) -> str:
+        """Lossy Image Compression Method (0028,2114) defined term (PS3.3 C.7.6.1.1.5.1)."""
+        return str(self.syntaxes[-1].method)
 
     def uid(self, bits: int) -> str:
         """Transfer Syntax UID for encoded samples of ``bits`` bits."""
-        for max_bits, uid in self.uids:
-            if bits <= max_bits:
-                return uid
+        for ts in self.syntaxes:
+            if bits <= ts.bits[1]:
+                return ts.uid
         raise InvalidInputError(f"{self.name}: no transfer syntax for {bits}-bit samples")
+
+    def target(self, bits: int, signed: bool) -> tuple[int, bool]:
+        """``(bits, signed)`` of the encoded samples for a ``bits`` / ``signed`` source."""
+        return self.syntaxes[-1].coded_depth(bits, signed)
+
+    def knob(self, bits: int) -> Knob:
+        """The backend's rate knob on ``bits``-bit encoded samples."""
+        knob = self.codec.knob_for(bits)
+        assert knob is not None  # lossy backends have one (registry)
+        return knob
+
+    def knob_for_quality(self, quality: float, source_bits: int, target_bits: int) -> float:
+        """The knob value of the quality law (:mod:`medcodec.registry`)."""
+        return self.codec.knob_for_quality(quality, source_bits, target_bits)
+
+    def encode(self, frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
+        return self.codec.encode(frame, bits, signed, knob)
+
+    def decode(self, data: bytes) -> NDArray[np.integer]:
+        return self.codec.decode(data)
 
     def check_available(self) -> None:
         """Raise :class:`~medcodec.errors.UnsupportedFeatureError` naming what is missing."""
-        why = self.missing()
+        why = self.codec.why_unavailable()
         if why:
-            from ..errors import UnsupportedFeatureError
-
             raise UnsupportedFeatureError(f"dicom-{self.name} is not available: {why}")
 
 
-def _j2k_psnr_for_quality(q: float, source_bits: int, target_bits: int) -> float:
-    return 20.0 * math.log10((2.0**source_bits - 1.0) * math.sqrt(12.0) / _delta(q, source_bits))
-
-
-#: The lossy transfer syntaxes medcodec writes, by name (see the module docstring).
+#: The lossy transfer-syntax families medcodec writes series in, by short name: a view of
+#: :data:`medcodec.registry.TRANSFER_SYNTAXES` (entries with a ``short`` name).
 SYNTAXES: dict[str, LossySyntax] = {
-    s.name: s
-    for s in (
-        LossySyntax(
-            name="jpeg", label="JPEG baseline 8-bit / extended 12-bit (ISO 10918-1, medcodec)", method="ISO_10918_1",
-            uids=((8, "1.2.840.10008.1.2.4.50"), (12, "1.2.840.10008.1.2.4.51")),
-            target=lambda bits, signed: (8 if bits <= 8 else 12, False),
-            knob=lambda bits: _knob("quality", "medcodec JPEG quality 1-100", 1.0, 100.0),
-            knob_for_quality=lambda q, sb, tb: float(q),
-            encode=_jpeg_encode, decode=_jpeg_decode, missing=_jpeg_missing,
-        ),
-        LossySyntax(
-            name="j2k", label="JPEG 2000 irreversible (ISO 15444-1, OpenJPEG)", method="ISO_15444_1",
-            uids=((16, "1.2.840.10008.1.2.4.91"),),
-            target=lambda bits, signed: (max(bits, 2), signed),
-            knob=lambda bits: _knob("psnr_db", "OpenJPEG fixed-quality PSNR, dB, peak 2**bits-1", 20.0, 110.0),
-            knob_for_quality=lambda q, sb, tb: min(110.0, max(20.0, _j2k_psnr_for_quality(q, sb, tb))),
-            encode=_j2k_encode, decode=external.jpeg2k_decode, missing=_missing("jpeg2k"),
-        ),
-        LossySyntax(
-            name="htj2k", label="HTJ2K irreversible (ISO 15444-15, OpenJPH)", method="ISO_15444_15",
-            uids=((16, "1.2.840.10008.1.2.4.203"),),
-            target=lambda bits, signed: (external.container_bits(bits), signed),
-            knob=lambda bits: _knob("step", "OpenJPH quantisation step, stored units", 2.0**bits * 1.1e-5,
-                                   2.0**bits / 8, size_increases=False, log_scale=True),
-            knob_for_quality=lambda q, sb, tb: min(2.0**tb / 8, max(2.0**tb * 1.1e-5, _delta(q, sb))),
-            encode=_htj2k_encode, decode=external.htj2k_decode, missing=_missing("htj2k"),
-        ),
-        LossySyntax(
-            name="jpegls", label="JPEG-LS near-lossless (ISO 14495-1, CharLS)", method="ISO_14495_1",
-            uids=((16, "1.2.840.10008.1.2.4.81"),),
-            target=lambda bits, signed: (external.container_bits(bits), False),
-            knob=lambda bits: _knob("near", "JPEG-LS NEAR, max absolute error", 0.0,
-                                   float(min(255, (2**bits - 1) // 2)), size_increases=False, integer=True),
-            knob_for_quality=lambda q, sb, tb: float(min(255, (2**tb - 1) // 2, round((_delta(q, sb) - 1) / 2))),
-            encode=_jpegls_encode, decode=external.jpegls_decode, missing=_missing("jpegls"),
-        ),
-    )
+    short: LossySyntax(short, tuple(ts for ts in TRANSFER_SYNTAXES.values() if ts.short == short))
+    for short in dict.fromkeys(ts.short for ts in TRANSFER_SYNTAXES.values() if ts.short)
 }
 
 
@@ -653,15 +569,6 @@ class _Measured:
     psnr: float  # worst frame
 
 
-def _psnr(original: NDArray[np.integer], restored: NDArray[np.integer], mask: NDArray[np.bool_], peak: int) -> float:
-    """PSNR (:func:`medcodec.evaluate.metrics.psnr`) over the voxels in ``mask``; ``inf`` when none."""
-    if not mask.any():
-        return math.inf
-    from ..evaluate.metrics import psnr
-
-    return psnr(original[mask], restored[mask], peak=peak)
-
-
 class _Coder:
     """Encodes mapped frames of one series with one syntax; measures size and PSNR."""
 
@@ -673,14 +580,8 @@ class _Coder:
         self.peak = (1 << mapping.source_bits_stored) - 1
 
     def encode(self, mapped: NDArray[np.integer], knob: float) -> bytes:
-        try:
-            return self.syntax.encode(mapped, self.mapping.bits_stored, self.mapping.signed, self.knob.clamp(knob))
-        except CodecError:
-            raise
-        except Exception as exc:  # a library's own error (OpenJPEG, OpenJPH, CharLS) becomes ours
-            raise CodecError(
-                f"{self.syntax.label}: encoding a {mapped.shape} frame failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        """One mapped frame at ``knob`` (clamped); library errors become :class:`~medcodec.errors.CodecError`."""
+        return self.syntax.encode(mapped, self.mapping.bits_stored, self.mapping.signed, self.knob.clamp(knob))
 
     def measure(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], knob: float,
                 *, with_psnr: bool) -> _Measured:  # fmt: skip
@@ -697,10 +598,9 @@ class _Coder:
 
     def for_ratio(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], ratio: float,
                   raw_bytes_per_pixel: int) -> float:  # fmt: skip
+        """The knob value whose fragments reach ``ratio`` on ``frames`` (:func:`~medcodec.ratecontrol.find_knob_for_rate`)."""
         pixels = sum(f.size for f in frames)
         target_bpp = 8.0 * raw_bytes_per_pixel / ratio
-        from ..evaluate.ratecontrol import find_knob_for_rate
-
         result = find_knob_for_rate(
             lambda v: 8.0 * self.measure(frames, mapped, v, with_psnr=False).nbytes / pixels, self.knob, target_bpp,
             rel_tol=0.01, max_evals=16,
@@ -709,41 +609,10 @@ class _Coder:
 
     def for_psnr(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], target: float,
                  *, start: float | None = None) -> float:  # fmt: skip
-        """Smallest-size knob whose worst frame reaches ``target`` dB (monotone bisection)."""
-        knob = self.knob
-        cache: dict[float, bool] = {}
-
-        def good(v: float) -> bool:
-            v = knob.clamp(v)
-            if v not in cache:
-                cache[v] = self.measure(frames, mapped, v, with_psnr=True).psnr >= target
-            return cache[v]
-
-        # u grows with quality (and size); v = knob value
-        to_v, to_u = knob.from_search, knob.to_search
-
-        lo, hi = sorted((to_u(knob.low), to_u(knob.high)))
-        if start is not None:  # a known-bad point narrows the bracket
-            s = to_u(knob.clamp(start))
-            if not good(to_v(s)):
-                lo = s
-        if not good(to_v(hi)):
-            return to_v(hi)  # best the codec can do
-        if good(to_v(lo)):
-            return to_v(lo)
-        for _ in range(40):
-            if knob.integer and abs(to_v(hi) - to_v(lo)) <= 1:
-                break
-            if not knob.integer and hi - lo <= 1e-3 * max(1.0, abs(hi)):
-                break
-            mid = 0.5 * (lo + hi)
-            if good(to_v(mid)):
-                hi = mid
-            else:
-                lo = mid
-            if len(cache) > 14 and not knob.integer:
-                break
-        return to_v(hi)
+        """Smallest-size knob whose worst frame reaches ``target`` dB (:func:`~medcodec.ratecontrol.find_knob_for_quality`)."""
+        return find_knob_for_quality(
+            lambda v: self.measure(frames, mapped, v, with_psnr=True).psnr >= target, self.knob, start=start
+        )
 
 
 _map_ordered = map_ordered  # the shared thread map (medcodec/_parallel.py)
@@ -964,7 +833,7 @@ def _write_image(
 def _build(image: DicomImage, path: Path, streams: list[bytes], *, coder: _Coder, knob: float, clipped: int,
            raw_bpp: int, series_uid: str) -> tuple[bytes, Dataset, int, float]:  # fmt: skip
     """The file's bytes, its dataset, the fragment bytes and the ratio."""
-    from .. import __version__
+    from .._version import __version__
 
     mapping, syntax = coder.mapping, coder.syntax
     frames, rows, cols = image.shape
