@@ -57,6 +57,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +68,6 @@ from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import pixel_array
-from pydicom.uid import generate_uid
 
 from ..dicom import DicomImage, SeriesMapping, SeriesStats, get_syntax, plan_series_mapping, read_image
 from ..dicom._lenient import source_values_as_is
@@ -92,6 +92,7 @@ __all__ = [
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 #: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`).
 HU_FLOOR = -1024.0
+_UID_NAMESPACE = uuid.UUID("5d1c3d0e-9a4b-5c55-9a1e-6d6564636f64")  # medcodec presets
 _NEURO = re.compile(r"\b(HEAD|BRAIN|SKULL|NEURO|CRANE|CRANIAL|CEREBR)", re.IGNORECASE)
 
 
@@ -388,7 +389,8 @@ def _compress(
 
 def _derived_uid(preset: str, uid: str) -> str:
     """A UID derived deterministically from an original UID and a preset (live == pre-computed)."""
-    return str(generate_uid(prefix=None, entropy_srcs=["medcodec-preset", preset, uid]))
+    # PS3.5 §B.2: "2.25." + the decimal of a UUID; a name-based (v5) UUID makes it reproducible
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{preset}:{uid}').int}"
 
 
 def _as_bytes(source: Any) -> bytes:

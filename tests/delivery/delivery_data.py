@@ -1,0 +1,29 @@
+"""Shared by the delivery tests (a module, not a conftest, so `from conftest import require_tool` still finds tests/conftest.py): real series from ``shared_data`` (never copied into the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHEST = "ct_chest_lungpetctdx_A0001_philips"
+HEAD = "ct_head_phantom_philips_ingenuity"
+MR = "mr_head_ge_signa_t1_ctk"
+US_RGB = "singles/us_US1_480x640_rgb_uncompressed.dcm"
+BAD_UID = "singles/ct_512x512_12bit_jpeg_lossless.dcm"  # hashes instead of UIDs
+# the same SOP Instance UID with other bytes (dirty high bits): a real conflict
+CONFLICT_A = "singles/mr_384x384_12bit_unsigned.dcm"
+CONFLICT_B = "singles/mr_384x384_12bit_unsigned_dirty_high_bits.dcm"
+
+
+def series_files(shared_data: Path, folder: str, count: int | None = None) -> list[Path]:
+    files = sorted(p for p in (shared_data / folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    return files if count is None else files[:count]
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    from medcodec.delivery import open_store
+
+    with open_store(tmp_path / "store") as s:
+        yield s
