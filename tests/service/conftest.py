@@ -120,3 +120,19 @@ def server(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
         yield srv
     finally:
         stop_server(proc)
+
+
+@pytest.fixture
+def spawn_server():
+    """``spawn_server(store, extra=[...], env={...}, host=...) -> (process, url, log)``; all stopped at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(store: Path, **kwargs: object) -> tuple[subprocess.Popen[bytes], str, Path]:
+        proc, url, log = start_server(store, **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc, url, log
+
+    spawn.free_port = free_port  # type: ignore[attr-defined]
+    yield spawn
+    for proc in started:
+        stop_server(proc)

@@ -119,8 +119,8 @@ def _negotiate(accept: list[MediaRange], part_types: Iterable[str], preset: str 
         inner = m.params.get("type", "").lower()
         if m.type == "multipart/related" and inner in part_types or m.type in part_types:
             ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
-        elif m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and not inner):
-            ts = EXPLICIT_VR_LE
+        elif m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
+            ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
         else:
             continue
         asked.append(ts)
@@ -268,7 +268,7 @@ async def _frames(request: Request) -> Response:
     ts = None
     for m in accept:
         inner = m.params.get("type", "").lower() if m.type == "multipart/related" else m.type
-        if m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and not inner):
+        if m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
             ts = EXPLICIT_VR_LE
         elif inner == "application/octet-stream":
             ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
