@@ -268,8 +268,8 @@ def _instance_bytes(store: Any, record: Any, preset: str, study: str, series: st
         raise NotFoundError(f"preset {preset} is not computed for instance {record.sop_uid}")
     with store.open_original(record) as fp:
         data = bytes(fp.read())
-    encoded = spec.encode_instance(data, mapping=store.series_mapping(series, preset))
-    return bytes(encoded[0] if isinstance(encoded, tuple) else encoded.data)
+    # live: the same encode_instance the pre-computation uses, without measuring (nothing is stored)
+    return bytes(spec.encode_instance(data, mapping=store.series_mapping(series, preset), measure=False).data)
 
 
 def frame_payload(store: Any, study: str, series: str, sop: str, n: int, preset: str) -> tuple[bytes, dict[str, str], str]:

@@ -144,7 +144,7 @@ function cancelPrefetch() {
 }
 
 function available(preset, idx) {
-  const inst = state.stack && state.stack.instances[idx];
+  const inst = state.stack && state.stack.slices[idx] && state.stack.slices[idx].inst;
   return !!inst && (preset === "original" || !!inst.presets[preset]);
 }
 
@@ -185,9 +185,10 @@ async function inflate(bytes) {
 }
 
 async function fetchFrame(stack, preset, idx) {
-  const inst = stack.instances[idx];
-  const url = `${API}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/1?preset=${encodeURIComponent(preset)}`;
+  const { inst, frame } = stack.slices[idx];
+  const url = `${API}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}?preset=${encodeURIComponent(preset)}`;
   const t0 = performance.now();
+  if (inst.samples_per_pixel !== 1) return fetchRendered(stack, preset, idx, t0);
   const r = await fetch(url);
   if (r.status === 406) return fetchRendered(stack, preset, idx, t0);
   if (!r.ok) throw new Error(`${preset} slice ${idx + 1}: ${await errorText(r)}`);
@@ -237,8 +238,8 @@ async function fetchFrame(stack, preset, idx) {
 // Colour and other images the page cannot window: the server's WADO-RS /rendered (PS3.18 §9.5),
 // drawn as it comes (no window/level, no difference).
 async function fetchRendered(stack, preset, idx, t0) {
-  const inst = stack.instances[idx];
-  const url = `${DICOMWEB}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/rendered`;
+  const { inst, frame } = stack.slices[idx];
+  const url = `${DICOMWEB}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}/rendered`;
   const r = await fetch(url, { headers: { Accept: "image/png" } });
   if (!r.ok) throw new Error(`slice ${idx + 1} (rendered): ${await errorText(r)}`);
   const blob = await r.blob();
@@ -426,7 +427,7 @@ function drawPane(pane) {
   ctx.fillRect(0, 0, cw, ch);
   if (!pane.imgKey) return;
   const s = Math.min(cw / img.width, ch / img.height) * state.view.zoom;
-  ctx.imageSmoothingEnabled = s < 2;
+  ctx.imageSmoothingEnabled = state.view.zoom < 2; // zoomed in: show the real pixels
   ctx.setTransform(s, 0, 0, s, cw / 2 + (state.view.px - img.width / 2) * s, ch / 2 + (state.view.py - img.height / 2) * s);
   ctx.drawImage(img, 0, 0);
 }
@@ -457,7 +458,7 @@ function render() {
   const st = state.stack;
   if (!st || !state.window) return;
   const idx = state.slice;
-  const inst = st.instances[idx];
+  const inst = st.slices[idx].inst;
   const compare = state.mode === "compare";
   // preset pane (the only one in single mode)
   const pf = presetFrameFor(idx);
@@ -531,11 +532,13 @@ function redrawOnly() {
 function updateReadouts() {
   const st = state.stack;
   const idx = state.slice;
-  const inst = st.instances[idx];
-  $("#slice-readout").textContent = `slice ${idx + 1} / ${st.instances.length}${inst.number != null ? ` (#${inst.number})` : ""}`;
+  const { inst, frame } = st.slices[idx];
+  const where = inst.frames > 1 ? ` (#${inst.number ?? "?"} frame ${frame})` : inst.number != null ? ` (#${inst.number})` : "";
+  $("#slice-readout").textContent = `slice ${idx + 1} / ${st.slices.length}${where}`;
   $("#slider").value = String(idx);
   const [c, w] = state.window;
-  $("#wl-readout").textContent = `C ${Math.round(c)} / W ${Math.round(w)} ${units()}`;
+  const pf = presetFrameFor(idx);
+  $("#wl-readout").textContent = pf && pf.kind === "rgb" ? "colour: not windowed" : `C ${Math.round(c)} / W ${Math.round(w)} ${units()}`;
   const ti = state.firstImage;
   $("#timing").textContent = ti
     ? `first image ${ti.ms.toFixed(0)} ms (${ti.preset}, ${fmtBytes(ti.bytes)}) · ${fmtBytes(state.bytesTotal)} received`
@@ -547,13 +550,19 @@ function updateReadouts() {
     if (name !== "original" && !info) continue;
     const f = cached(name, idx);
     const err = info && info.max_error_hu != null ? `${fmt(info.max_error_hu)} ${units()}` : name === "original" ? "0" : "–";
+    const ts = info && info.transfer_syntax ? tsName(info.transfer_syntax) : f && f.ts ? tsName(f.ts) : info && info.live ? "live" : f ? "rendered PNG" : "";
+    // a live preset has no manifest entry: its ratio is measured on the frame that arrived
+    const raw = f && f.kind !== "rgb" ? f.rows * f.cols * (f.kind === "u8" ? 1 : 2) : 0;
+    const ratio = info && info.ratio != null ? `${fmt(info.ratio)}:1` : name === "original" ? "1:1"
+      : f && f.encoding === "jpeg" && raw ? `${fmt(raw / f.bytes)}:1 (live)` : "–";
+    const how = !f ? "not loaded" : `${fmtBytes(f.bytes)} (${f.encoding === "jpeg" ? "JPEG" : f.encoding === "rendered" ? "PNG" : "deflate"})`;
     rows.push(
       `<tr><td>${idx + 1}</td><td>${name}${name === "preview" ? " (not for diagnosis)" : ""}</td>` +
-        `<td>${info ? tsName(info.transfer_syntax) : f ? tsName(f.ts) : ""}</td>` +
-        `<td>${info && info.ratio != null ? `${fmt(info.ratio)}:1` : name === "original" ? "1:1" : "–"}</td>` +
+        `<td>${ts}${info && info.live ? " (encoded on request)" : ""}</td>` +
+        `<td>${ratio}</td>` +
         `<td>${info && info.psnr != null ? `${fmt(info.psnr)} dB` : name === "original" ? "∞" : "–"}</td>` +
         `<td>${err}</td>` +
-        `<td>${f ? `${fmtBytes(f.bytes)} ${f.encoding === "jpeg" ? "(JPEG)" : "(deflate)"}` : "not loaded"}</td>` +
+        `<td>${how}</td>` +
         `<td>${f ? `${f.decodeMs.toFixed(0)} ms` : ""}</td></tr>`,
     );
   }
@@ -576,7 +585,7 @@ function request(idx) {
   if (p !== "preview" && !cached(p, idx) && available("preview", idx)) getFrame("preview", idx, 0).then(again, fail);
   if (available(p, idx)) getFrame(p, idx, 1).then(again, fail);
   if (state.mode === "compare") getFrame("original", idx, 1).then(again, fail);
-  const n = st.instances.length;
+  const n = st.slices.length;
   for (let d = 1; d <= PREFETCH; d++) {
     for (const j of [idx + d, idx - d]) {
       if (j < 0 || j >= n) continue;
@@ -589,7 +598,7 @@ function request(idx) {
 function goTo(idx) {
   const st = state.stack;
   if (!st) return;
-  const n = st.instances.length;
+  const n = st.slices.length;
   state.slice = Math.max(0, Math.min(n - 1, idx));
   request(state.slice);
   render();
@@ -626,7 +635,7 @@ function toggleCine() {
   btn.setAttribute("aria-pressed", "true");
   btn.textContent = "■ Stop";
   const step = () => {
-    const n = state.stack ? state.stack.instances.length : 1;
+    const n = state.stack ? state.stack.slices.length : 1;
     goTo((state.slice + 1) % n);
   };
   state.cine = setInterval(step, 1000 / +$("#fps").value);
@@ -762,6 +771,8 @@ async function openSeries(study, series) {
   cancelPrefetch();
   cache.clear();
   const st = await getJson(`${API}/studies/${study}/series/${series}/stack`);
+  // one slice per frame: multi-frame instances (enhanced CT/MR) scroll through their frames
+  st.slices = st.instances.flatMap((inst) => Array.from({ length: Math.max(1, inst.frames) }, (_, k) => ({ inst, frame: k + 1 })));
   state.stack = st;
   state.series = series;
   document.querySelectorAll(".series > button").forEach((b) => b.setAttribute("aria-current", String(b.parentElement.dataset.uid === series)));
@@ -783,11 +794,11 @@ async function openSeries(study, series) {
   const first = state.windows[0];
   state.window = first[1] == null ? [0, 1] : [first[1], first[2]];
   if (first[1] == null) state.window = null;
-  $("#slider").max = String(st.instances.length - 1);
-  setStatus(`${st.modality} ${st.description} · ${st.instances.length} slices · ${st.columns}x${st.rows}`);
-  state.slice = Math.min(st.instances.length - 1, Math.floor(st.instances.length / 2));
+  $("#slider").max = String(st.slices.length - 1);
+  setStatus(`${st.modality} ${st.description} · ${st.slices.length} slices · ${st.columns}x${st.rows}`);
+  state.slice = Math.min(st.slices.length - 1, Math.floor(st.slices.length / 2));
   const startSlice = +params.get("slice");
-  if (startSlice >= 1) state.slice = Math.min(st.instances.length - 1, startSlice - 1);
+  if (startSlice >= 1) state.slice = Math.min(st.slices.length - 1, startSlice - 1);
   if (!state.window) {
     // no header window, not CT: take the full range of the first image that arrives
     state.window = [0, 1];
@@ -843,11 +854,11 @@ function bindInput() {
           zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15);
           return;
         }
+        // one slice per wheel notch; small trackpad deltas add up to one
         wheelAcc += e.deltaMode === 1 ? e.deltaY * 40 : e.deltaY;
-        const steps = Math.trunc(wheelAcc / 50);
-        if (steps) {
-          wheelAcc -= steps * 50;
-          goTo(state.slice + steps);
+        if (Math.abs(wheelAcc) >= 40) {
+          goTo(state.slice + Math.sign(wheelAcc));
+          wheelAcc = 0;
         }
       },
       { passive: false },
