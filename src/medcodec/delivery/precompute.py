@@ -110,10 +110,10 @@ def dask_client(scheduler: str | None = None) -> Iterator[Any]:
 
     if scheduler is None or scheduler in ("threads", "local"):
         cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1,
-                               dashboard_address=None)  # fmt: skip
+                               dashboard_address=":0")  # fmt: skip
     elif scheduler == "processes":
         cluster = LocalCluster(processes=True, n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                               dashboard_address=None)  # fmt: skip
+                               dashboard_address=":0")  # fmt: skip
     elif "://" in scheduler:
         cluster = None
     else:
