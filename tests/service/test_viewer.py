@@ -571,3 +571,29 @@ def test_viewer_colour_image_is_rendered_by_the_server(server: Any, page: Any, a
     assert "rendered on the server" in page.inner_text("#pane-preset .stats")
     _shot(page, artifacts, "11-us-colour-rendered")
     assert _viewer(page, "v.state.errors") == [] and not page.errors, page.errors
+
+
+def test_viewer_compares_mdc_at_the_diagnostic_size(served: Series, page: Any, artifacts: Path) -> None:
+    """``.mdc`` (coded on request at the diagnostic rendition's size) against the original, in HU."""
+    stack = _stack(served)
+    page.goto(f"{served.url}/viewer/?study={served.study}&mode=compare&preset=mdc")
+    _wait(page, "v.shown.diff && v.shown.diff.preset === 'mdc'", timeout=60_000)
+    idx = _viewer(page, "v.state.slice")
+    inst = stack["instances"][idx]
+    assert inst["presets"]["mdc"]["live"] and inst["presets"]["mdc"]["ratio"] == inst["presets"]["diagnostic"]["ratio"]
+    _assert_native_matches(page, served, "preset", inst["sop"], "mdc")
+    headers, body = _frame(served, inst["sop"], "mdc")
+    raw = int(headers["x-rows"]) * int(headers["x-columns"]) * 2
+    mdc_ratio = raw / int(headers["x-stored-bytes"])
+    assert mdc_ratio >= 0.97 * inst["presets"]["diagnostic"]["ratio"]  # at most the diagnostic's size
+    mdc = _viewer(page, "v.shown.diff")
+    h_o, b_o = _frame(served, inst["sop"], "original")
+    assert abs(mdc["max"] - np.abs(_values(headers, body) - _values(h_o, b_o)).max()) < 1e-6  # same pixels, no IDCT
+    assert ".mdc" in page.inner_text("#pane-preset .stats")
+    _shot(page, artifacts, "12-compare-mdc-at-diagnostic-size")
+    page.select_option("#preset", "diagnostic")
+    _wait(page, f"v.shown.diff && v.shown.diff.preset === 'diagnostic' && v.shown.diff.slice === {idx}")
+    jpeg = _viewer(page, "v.shown.diff")
+    print(f"slice {idx + 1}: .mdc {mdc_ratio:.1f}:1 RMS {mdc['rms']:.2f} HU max {mdc['max']:.0f} HU | "
+          f"JPEG .51 {inst['presets']['diagnostic']['ratio']:.1f}:1 RMS {jpeg['rms']:.2f} HU max {jpeg['max']:.0f} HU")
+    assert _viewer(page, "v.state.errors") == [] and not page.errors, page.errors

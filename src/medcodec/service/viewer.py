@@ -49,12 +49,16 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import CodecError, InvalidInputError, NotAcceptableError, NotFoundError
 
-__all__ = ["routes", "viewer_mount", "series_stack", "frame_payload", "JPEG_SYNTAXES", "DEFLATE_LEVEL"]
+__all__ = ["routes", "viewer_mount", "series_stack", "frame_payload", "JPEG_SYNTAXES", "DEFLATE_LEVEL", "MDC"]
 
 #: Transfer syntaxes whose frames the page decodes itself (ISO 10918-1 baseline / extended).
 JPEG_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
 #: zlib level for decoded samples: 1 is several times faster than 6 and within ~10 % in size on CT.
 DEFLATE_LEVEL = 1
+#: Not a stored preset: medcodec's own ``.mdc`` container coded on request at the size of the
+#: instance's diagnostic rendition (or, without one, at the diagnostic quality), decoded here,
+#: so the page compares it with the standard JPEG at equal bytes.
+MDC = "mdc"
 #: Most frames one request may name (``frames/{n}``): guards against absurd numbers.
 MAX_FRAME = 1 << 20
 
@@ -215,7 +219,7 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
         No instance in that series.
     """
     records = store.instances(study, series)
-    names = list(_presets())
+    names = [*_presets(), MDC]
     header = store.metadata(records[0])
     center = _number(_json_value(header, "00281050"))
     width = _number(_json_value(header, "00281051"))
@@ -224,7 +228,7 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
     for rec in records:
         presets: dict[str, Any] = {}
         for name in names:
-            if name == "original":
+            if name in ("original", MDC):
                 continue
             rendition = store.rendition(rec, name)
             if rendition is not None:
@@ -232,6 +236,9 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
             elif rec.compressible:
                 presets[name] = {"transfer_syntax": "", "size": None, "ratio": None, "psnr": None,
                                  "max_error_hu": None, "passthrough": False, "live": True}  # fmt: skip
+        if rec.compressible and (rec.samples_per_pixel or 1) == 1 and "diagnostic" in presets:
+            presets[MDC] = {"transfer_syntax": "", "size": None, "ratio": presets["diagnostic"]["ratio"], "psnr": None,
+                            "max_error_hu": None, "passthrough": False, "live": True}  # fmt: skip
         instances.append({
             "sop": rec.sop_uid,
             "number": rec.instance_number,
@@ -290,7 +297,7 @@ def frame_payload(store: Any, study: str, series: str, sop: str, n: int, preset:
     from ..dicom import read_image
     from ..dicom.pixel_spec import pixel_spec_from_dataset
 
-    names = list(_presets())
+    names = [*_presets(), MDC]
     if preset not in names:
         raise InvalidInputError(f"preset={preset[:40]!r} is unknown, expected one of {', '.join(names)}")
     record = _record(store, study, series, sop)
@@ -302,6 +309,8 @@ def frame_payload(store: Any, study: str, series: str, sop: str, n: int, preset:
     frames = int(record.frames or 1)
     if n > frames:
         raise NotFoundError(f"instance {sop} has {frames} frame(s), frame {n} was asked for")
+    if preset == MDC:
+        return _mdc_payload(store, record, n)
     data = _instance_bytes(store, record, preset, study, series)
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     spec = pixel_spec_from_dataset(ds)
@@ -322,9 +331,44 @@ def frame_payload(store: Any, study: str, series: str, sop: str, n: int, preset:
         headers.update({"X-Encoding": "jpeg", "X-Stored-Bytes": str(len(fragment))})
         return bytes(fragment), headers, "image/jpeg"
     image = read_image(io.BytesIO(data))
-    pixels = np.ascontiguousarray(image.pixels[n - 1])
-    dtype, kind = ("u1", "uint8") if spec.bits_stored <= 8 and not spec.signed else ("<i2", "int16") if spec.signed else ("<u2", "uint16")
-    raw = pixels.astype(dtype, copy=False).tobytes()
-    stored = len(ds.PixelData) // frames if "PixelData" in ds else len(raw)
+    pixels = image.pixels[n - 1]
+    stored = len(ds.PixelData) // frames if "PixelData" in ds else pixels.nbytes
+    return _deflated(pixels, spec, headers, stored)
+
+
+def _deflated(pixels: np.ndarray, spec: Any, headers: dict[str, str], stored: int) -> tuple[bytes, dict[str, str], str]:
+    signed, small = spec.signed, spec.bits_stored <= 8
+    dtype, kind = ("u1", "uint8") if small and not signed else ("<i2", "int16") if signed else ("<u2", "uint16")
+    raw = np.ascontiguousarray(pixels).astype(dtype, copy=False).tobytes()
     headers.update({"X-Encoding": "deflate", "X-Sample-Type": kind, "X-Stored-Bytes": str(stored)})
     return zlib.compress(raw, DEFLATE_LEVEL), headers, "application/x-medcodec-deflate"
+
+
+def _mdc_payload(store: Any, record: Any, n: int) -> tuple[bytes, dict[str, str], str]:
+    """Frame ``n`` coded as ``.mdc`` now (:data:`MDC`), decoded again, deflated like any sample payload."""
+    from ..codec import decode, encode
+    from ..dicom import read_image
+
+    with store.open_original(record) as fp:
+        image = read_image(io.BytesIO(fp.read()))
+    spec = image.spec
+    frame = image.pixels[n - 1]
+    diagnostic = store.rendition(record, "diagnostic")
+    target: dict[str, float] = {"ratio": float(diagnostic.ratio)} if diagnostic is not None and diagnostic.ratio else {}
+    if not target:
+        point = _presets()["diagnostic"].operating_point(image.dataset)
+        target = {"quality": float(point.quality if point is not None and point.quality else 75)}
+    data = encode(frame, bits_stored=spec.bits_stored, signed=spec.signed, spec=spec, **target)
+    back = decode(data)
+    headers = {
+        "X-Rows": str(frame.shape[0]),
+        "X-Columns": str(frame.shape[1]),
+        "X-Bits-Stored": str(spec.bits_stored),
+        "X-Signed": "1" if spec.signed else "0",
+        "X-Rescale-Slope": repr(float(spec.rescale_slope)),
+        "X-Rescale-Intercept": repr(float(spec.rescale_intercept)),
+        "X-Photometric": spec.photometric_interpretation,
+        "X-Transfer-Syntax": MDC,
+        "X-Preset": MDC,
+    }
+    return _deflated(back.reshape(frame.shape), spec, headers, len(data))

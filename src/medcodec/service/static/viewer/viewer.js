@@ -64,6 +64,11 @@ const TS_NAMES = {
   "1.2.840.10008.1.2.4.202": "HTJ2K RPCL lossless .202",
   "1.2.840.10008.1.2.4.203": "HTJ2K .203",
   "1.2.840.10008.1.2.5": "RLE",
+  mdc: ".mdc (medcodec)",
+};
+const PRESET_TITLES = {
+  preview: "preview (not for diagnosis)",
+  mdc: ".mdc at the diagnostic's size",
 };
 const tsName = (uid) => TS_NAMES[uid] || uid || "?";
 
@@ -441,7 +446,7 @@ function presetFrameFor(idx) {
 }
 
 function presetLabel(name) {
-  return name === "preview" ? "PREVIEW — not for diagnosis" : name.toUpperCase();
+  return name === "preview" ? "PREVIEW — not for diagnosis" : name === "mdc" ? ".MDC (same size as diagnostic)" : name.toUpperCase();
 }
 
 function units() {
@@ -450,8 +455,8 @@ function units() {
 
 function frameStats(f) {
   if (f.encoding === "rendered") return `${fmtBytes(f.bytes)} · rendered on the server (not windowed here)`;
-  const how = f.encoding === "jpeg" ? "decoded in browser" : "deflated samples";
-  return `${fmtBytes(f.bytes)} · ${tsName(f.ts)} · ${how} ${f.decodeMs.toFixed(0)} ms`;
+  if (f.encoding === "jpeg") return `${fmtBytes(f.bytes)} · ${tsName(f.ts)} · decoded in browser ${f.decodeMs.toFixed(0)} ms`;
+  return `${fmtBytes(f.bytes)} deflated samples · stored as ${tsName(f.ts)}, ${fmtBytes(f.stored)}/frame, decoded on the server`;
 }
 
 function render() {
@@ -553,11 +558,12 @@ function updateReadouts() {
     const ts = info && info.transfer_syntax ? tsName(info.transfer_syntax) : f && f.ts ? tsName(f.ts) : info && info.live ? "live" : f ? "rendered PNG" : "";
     // a live preset has no manifest entry: its ratio is measured on the frame that arrived
     const raw = f && f.kind !== "rgb" ? f.rows * f.cols * (f.kind === "u8" ? 1 : 2) : 0;
-    const ratio = info && info.ratio != null ? `${fmt(info.ratio)}:1` : name === "original" ? "1:1"
-      : f && f.encoding === "jpeg" && raw ? `${fmt(raw / f.bytes)}:1 (live)` : "–";
+    const coded = f ? (f.encoding === "jpeg" ? f.bytes : f.stored) : 0;
+    const ratio = name === "original" ? "1:1" : info && info.live && raw && coded ? `${fmt(raw / coded)}:1 (this frame)`
+      : info && info.ratio != null ? `${fmt(info.ratio)}:1` : "–";
     const how = !f ? "not loaded" : `${fmtBytes(f.bytes)} (${f.encoding === "jpeg" ? "JPEG" : f.encoding === "rendered" ? "PNG" : "deflate"})`;
     rows.push(
-      `<tr><td>${idx + 1}</td><td>${name}${name === "preview" ? " (not for diagnosis)" : ""}</td>` +
+      `<tr><td>${idx + 1}</td><td>${PRESET_TITLES[name] || name}</td>` +
         `<td>${ts}${info && info.live ? " (encoded on request)" : ""}</td>` +
         `<td>${ratio}</td>` +
         `<td>${info && info.psnr != null ? `${fmt(info.psnr)} dB` : name === "original" ? "∞" : "–"}</td>` +
@@ -783,7 +789,7 @@ async function openSeries(study, series) {
   for (const p of names) {
     const o = document.createElement("option");
     o.value = p;
-    o.textContent = p === "preview" ? "preview (not for diagnosis)" : p;
+    o.textContent = PRESET_TITLES[p] || p;
     sel.appendChild(o);
   }
   const wanted = params.get("preset");
