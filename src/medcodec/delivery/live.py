@@ -214,7 +214,7 @@ def presets_for_syntax(ts: str, wanted: str | None = None) -> list[str]:
 
 
 def encode_with_preset(store: Any, record: Any, preset_name: str, *, mapping: Any = None,
-                       data: bytes | None = None, measure: bool = False) -> tuple[bytes, str, Any]:  # fmt: skip
+                       data: bytes | None = None, measure: bool = False, effort: str = "fast") -> tuple[bytes, str, Any]:  # fmt: skip
     """One instance under a preset, computed now: ``(file bytes, transfer syntax, manifest entry)``.
 
     ``measure=False`` (live): no decode-back to fill PSNR / max error (``measured: false`` in the
@@ -228,7 +228,7 @@ def encode_with_preset(store: Any, record: Any, preset_name: str, *, mapping: An
             data = fh.read()
     if mapping is None and record.compressible and preset.lossy:
         mapping = store.series_mapping(record.series_uid, preset_name)
-    encoded = preset.encode_instance(data, mapping=mapping, measure=measure)
+    encoded = preset.encode_instance(data, mapping=mapping, measure=measure, effort=effort)
     return encoded.data, encoded.entry.transfer_syntax_uid, encoded.entry
 
 
