@@ -21,7 +21,6 @@ presets of the studies it touched (unless ``precompress=False``).
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import warnings
 from collections.abc import Callable, Iterable
@@ -29,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..dicom import ZipMember, iter_sources, read_image
@@ -42,14 +40,14 @@ from ..errors import (
     StoreFullError,
 )
 from .catalog import InstanceRecord, now
+from .header import BULK_THRESHOLD, header_json, read_header
+from .objects import is_full
 from .uids import validate_uid
 
 __all__ = ["InstanceOutcome", "IngestReport", "ingest", "ingest_bytes", "object_path"]
 
 #: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`): below it, padding outside the scan field.
 HU_FLOOR = -1024.0
-#: Elements of the stored header JSON longer than this (bytes) are left out (bulk data).
-BULK_THRESHOLD = 1024
 
 _STUDY_KEYWORDS = (
     "StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "PatientName", "PatientID",
@@ -131,25 +129,6 @@ def object_path(sha256: str) -> str:
 # --------------------------------------------------------------------------- one file
 
 
-def _parse(data: bytes, source: str) -> Dataset:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
-            except Exception:
-                if len(data) < 132 or data[128:132] != b"DICM":
-                    # a preamble-less dataset (PS3.10 allows none for media; some tools write them)
-                    ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
-                else:
-                    raise
-            if len(ds) == 0 or "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
-                raise ValueError("no SOP Class/Instance UID: not a DICOM composite object")
-    except Exception as exc:
-        raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
-    return ds
-
-
 def _text(ds: Dataset, keyword: str) -> str:
     with source_values_as_is():
         value = ds.get(keyword)
@@ -192,24 +171,6 @@ def _json_of(ds: Dataset, keywords: Iterable[str]) -> dict[str, Any]:
                     out[f"{element.tag:08X}"] = element.to_json_dict(None, BULK_THRESHOLD)
                 except Exception:
                     continue  # a value pydicom cannot express in JSON is left out of the query index
-    return out
-
-
-def header_json(ds: Dataset) -> dict[str, Any]:
-    """The header as DICOM JSON, elements longer than :data:`BULK_THRESHOLD` bytes left out."""
-    out: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for element in ds:
-            if element.tag.group in (0x0002, 0x7FE0) or element.tag == 0xFFFCFFFC:
-                continue
-            try:
-                value = element.to_json_dict(lambda e: "", BULK_THRESHOLD)
-            except Exception:
-                continue
-            if "BulkDataURI" in value:
-                continue
-            out[f"{element.tag:08X}"] = value
     return out
 
 
@@ -277,7 +238,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         No space left; nothing of this file was kept.
     """
     data = bytes(data)
-    ds = _parse(data, source)
+    ds = read_header(data, source)
     uids = {}
     for keyword, what in (
         ("StudyInstanceUID", "Study Instance UID"),
@@ -350,9 +311,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     except StoreFullError:
         raise
     except Exception as exc:
-        from .store import _is_full
-
-        if _is_full(exc):
+        if is_full(exc):
             raise StoreFullError(28, f"{source}: no space left for the catalog; nothing of this file was kept") from exc
         raise
     if status != "stored":

@@ -67,11 +67,11 @@ _STORAGES_LOCK = threading.Lock()
 
 
 def _storage(url: str) -> Any:
-    from .store import _Objects
+    from .objects import Objects
 
     with _STORAGES_LOCK:
         if url not in _STORAGES:
-            _STORAGES[url] = _Objects(url, create=False)
+            _STORAGES[url] = Objects(url, create=False)
         return _STORAGES[url]
 
 
