@@ -1,7 +1,6 @@
 // medcodec viewer: study/series list (QIDO-RS), stack viewer with window/level on the real
 // sample values, progressive loading (preview first), compare original | preset | difference.
 // No dependencies, no network other than the server that served this page.
-import { decodeJpeg } from "./jpeg.js";
 
 // ----------------------------------------------------------------------------- locations
 const BASE = location.pathname.replace(/[^/]*$/, ""); // ".../viewer/"
@@ -108,6 +107,7 @@ const tagValues = (obj, tag) => (obj && obj[tag] && obj[tag].Value) || [];
 class Cancelled extends Error {}
 const cache = new Map(); // key -> frame (LRU by insertion order)
 const inflight = new Map(); // key -> promise
+window.medcodecViewer.cacheEntries = () => [...cache.entries()];
 let queue = []; // pending tasks {key, prio, run, resolve, reject}
 let active = 0;
 
@@ -184,9 +184,47 @@ function getFrame(preset, idx, prio) {
   return p;
 }
 
-async function inflate(bytes) {
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+// Frames are fetched and decoded by a small pool of workers (frames.worker.js), so the page's
+// thread only windows and draws.
+const WORKERS = Math.max(1, Math.min(2, navigator.hardwareConcurrency || 2));
+const pool = [];
+const pending = new Map(); // id -> {resolve, reject, worker}
+let nextId = 1;
+
+function worker() {
+  if (pool.length < WORKERS) {
+    const w = new Worker(new URL("./frames.worker.js", import.meta.url), { type: "module" });
+    w.busy = 0;
+    w.onmessage = (e) => {
+      const p = pending.get(e.data.id);
+      if (!p) return;
+      pending.delete(e.data.id);
+      w.busy--;
+      p.resolve(e.data);
+    };
+    w.onerror = (e) => {
+      for (const [id, p] of pending) {
+        if (p.worker === w) {
+          pending.delete(id);
+          p.reject(new Error(`frame decoder failed: ${e.message || "worker error"}`));
+        }
+      }
+      w.busy = 0;
+    };
+    pool.push(w);
+    return w;
+  }
+  return pool.reduce((a, b) => (b.busy < a.busy ? b : a));
+}
+
+function inWorker(url) {
+  const w = worker();
+  const id = nextId++;
+  w.busy++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject, worker: w });
+    w.postMessage({ id, url: new URL(url, location.href).href });
+  });
 }
 
 async function fetchFrame(stack, preset, idx) {
@@ -194,49 +232,28 @@ async function fetchFrame(stack, preset, idx) {
   const url = `${API}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}?preset=${encodeURIComponent(preset)}`;
   const t0 = performance.now();
   if (inst.samples_per_pixel !== 1) return fetchRendered(stack, preset, idx, t0);
-  const r = await fetch(url);
-  if (r.status === 406) return fetchRendered(stack, preset, idx, t0);
-  if (!r.ok) throw new Error(`${preset} slice ${idx + 1}: ${await errorText(r)}`);
-  const body = new Uint8Array(await r.arrayBuffer());
-  const t1 = performance.now();
-  const h = (k) => r.headers.get(k);
-  const rows = +h("X-Rows");
-  const cols = +h("X-Columns");
-  let pixels;
-  let kind;
-  if (h("X-Encoding") === "jpeg") {
-    const img = decodeJpeg(body);
-    if (img.width !== cols || img.height !== rows) {
-      throw new Error(`${preset} slice ${idx + 1}: JPEG is ${img.width}x${img.height}, header says ${cols}x${rows}`);
-    }
-    pixels = img.pixels;
-    kind = img.bits > 8 ? "u16" : "u8";
-  } else {
-    const raw = await inflate(body);
-    const type = h("X-Sample-Type");
-    if (type === "int16") [pixels, kind] = [new Int16Array(raw.buffer, 0, rows * cols), "i16"];
-    else if (type === "uint16") [pixels, kind] = [new Uint16Array(raw.buffer, 0, rows * cols), "u16"];
-    else [pixels, kind] = [raw.subarray(0, rows * cols), "u8"];
-  }
-  const t2 = performance.now();
-  state.bytesTotal += body.length;
+  const m = await inWorker(url);
+  if (!m.ok && m.status === 406) return fetchRendered(stack, preset, idx, t0);
+  if (!m.ok) throw new Error(`${preset} slice ${idx + 1}: ${m.error}`);
+  const h = m.headers;
+  state.bytesTotal += m.bytes;
   return {
     preset,
     idx,
     sop: inst.sop,
-    rows,
-    cols,
-    pixels,
-    kind,
-    slope: +h("X-Rescale-Slope"),
-    intercept: +h("X-Rescale-Intercept"),
-    mono1: h("X-Photometric") === "MONOCHROME1",
-    ts: h("X-Transfer-Syntax"),
-    encoding: h("X-Encoding"),
-    bytes: body.length,
-    stored: +h("X-Stored-Bytes"),
-    fetchMs: t1 - t0,
-    decodeMs: t2 - t1,
+    rows: +h["x-rows"],
+    cols: +h["x-columns"],
+    pixels: m.pixels,
+    kind: m.kind,
+    slope: +h["x-rescale-slope"],
+    intercept: +h["x-rescale-intercept"],
+    mono1: h["x-photometric"] === "MONOCHROME1",
+    ts: h["x-transfer-syntax"],
+    encoding: h["x-encoding"],
+    bytes: m.bytes,
+    stored: +h["x-stored-bytes"],
+    fetchMs: m.fetchMs,
+    decodeMs: m.decodeMs,
   };
 }
 
@@ -980,6 +997,7 @@ function bindInput() {
 
 // ----------------------------------------------------------------------------- start
 async function main() {
+  for (let i = 0; i < WORKERS; i++) worker(); // start the decoders while the lists load
   bindInput();
   const mode = params.get("mode");
   if (mode === "compare") setMode("compare");
