@@ -24,6 +24,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medcodec demo
+	$(BIN)/python -m medcodec.service.demo  # delivery: ingest, serve on 127.0.0.1, download raw vs compressed
 
 # DICOM validators used by tests/dicom/test_lossy.py (dciodvfy, dcmdjpeg, dcmdjpls): installed
 # only as root with apt-get, never fatal (without them those tests skip locally and fail in CI).
