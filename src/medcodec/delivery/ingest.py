@@ -121,6 +121,10 @@ class IngestReport:
         )
 
 
+#: The header reader (moved to :mod:`medcodec.delivery.header`; this name is kept for the service's STOW).
+_parse = read_header
+
+
 def object_path(sha256: str) -> str:
     """Where an original with this sha256 lives, relative to the store root."""
     return f"objects/sha256/{sha256[:2]}/{sha256}.dcm"
