@@ -5,9 +5,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Independent DICOM/JPEG validators the conformance tests run, and the browser the viewer tests
-# drive through Playwright (Debian chromium at /usr/bin/chromium; Playwright never downloads one).
+# drive through Playwright (Debian chromium at /usr/bin/chromium; Playwright never downloads one),
+# and Orthanc + its DICOMweb plugin, the peer the delivery benchmark runs on the same study and link.
 # Installed when root + apt.
-SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium
+SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium orthanc orthanc-dicomweb
 
 .PHONY: demo test bench evaluate clean install sysdeps
 
@@ -30,7 +31,8 @@ demo: $(STAMP)
 # only as root with apt-get, never fatal (without them those tests skip locally and fail in CI).
 sysdeps:
 	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	    && ! { command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv && command -v chromium; } >/dev/null 2>&1; then \
+	    && ! { command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv && command -v chromium \
+	         && command -v Orthanc && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } >/dev/null 2>&1; then \
 	  apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1 \
 	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1; } \
 	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \
@@ -39,7 +41,7 @@ sysdeps:
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/run.py
 
 clean:
