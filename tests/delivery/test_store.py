@@ -162,3 +162,51 @@ def test_open_store_refuses_what_it_cannot_be(tmp_path: Path) -> None:
         open_store(tmp_path / "nowhere", create=False)
     with pytest.raises(InvalidInputError, match="catalog"):
         open_store("memory://no-catalog")
+
+
+@pytest.mark.realdata
+def test_zip_and_dicomdir_inputs(shared_data: Path, store, tmp_path: Path) -> None:
+    import zipfile
+
+    from pydicom.data import get_testdata_file
+
+    files = series_files(shared_data, CHEST, 3)
+    archive = tmp_path / "study.zip"  # a download as people get it, built here, not kept in the repo
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in files:
+            zf.write(path, f"CT/{path.name}")
+        zf.writestr("README.txt", "not DICOM")
+    report = store.ingest([archive], precompress=False)
+    assert len(report.stored) == 3 and report.ok
+    assert report.outcomes[0].source == f"{archive}::CT/{files[0].name}"
+    assert {o.record.sha256 for o in report.stored} == {_sha(p) for p in files}
+
+    dicomdir = Path(get_testdata_file("DICOMDIR"))
+    report = store.ingest([dicomdir], precompress=False)
+    records = pydicom.dcmread(dicomdir).DirectoryRecordSequence
+    referenced = {tuple(r.ReferencedFileID) for r in records if "ReferencedFileID" in r}  # PS3.3 F.3.2.2
+    assert len(report.outcomes) == len(referenced) == 31
+    assert len(report.stored) + len(report.duplicates) + len(report.conflicts) == 31 and not report.rejected
+
+
+def test_a_store_on_another_fsspec_filesystem(tmp_path: Path) -> None:
+    """The generic (non-local) storage path end to end: memory:// objects, SQLite catalog elsewhere."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.delivery.precompute import precompute
+
+    url = f"memory://medcodec-test-{tmp_path.name}"
+    with open_store(url, catalog=f"sqlite:///{tmp_path / 'catalog.sqlite'}") as store:
+        data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+        outcome = store.ingest_bytes(data, source="CT_small.dcm")
+        assert outcome.status == "stored"
+        (record,) = store.instances(outcome.study_uid)
+        with store.open_original(record) as fh:
+            assert fh.read() == data
+        precompute(store, [outcome.study_uid], presets=["diagnostic"], scheduler="threads")
+        archive = store.archive(outcome.study_uid, None, "diagnostic")
+        with store.open_archive(archive) as fh:
+            body = fh.read()
+        assert hashlib.sha256(body).hexdigest() == archive.etag and body[:2] == b"PK"
+        check = store.check()
+        assert check.consistent and check.checked == 4 and not check.orphans  # original, rendition, 2 archives
