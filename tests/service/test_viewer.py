@@ -292,6 +292,7 @@ def test_js_decoder_matches_server_side_decoders(served: Series, page: Any, shar
     """jpeg.js against medcodec's float IDCT decoder and libjpeg-turbo, on real frames."""
     import imagecodecs
     import pydicom
+    from pydicom.encaps import generate_frames
 
     from medcodec.codec.jpeg import decode_jpeg, encode_jpeg
 
@@ -322,6 +323,10 @@ def test_js_decoder_matches_server_side_decoders(served: Series, page: Any, shar
     cases.append(("libjpeg-turbo 12-bit", turbo12, imagecodecs.jpeg8_decode(turbo12), 0.5))
     turbo8 = imagecodecs.jpeg8_encode((head >> 4).astype(np.uint8), level=75)
     cases.append(("libjpeg-turbo 8-bit baseline", turbo8, imagecodecs.jpeg8_decode(turbo8), 0.5))
+    # a 12-bit JPEG written by another encoder (NEMA NM1, pydicom's test file), against pydicom's decode
+    nm = pydicom.dcmread(shared_data / "singles" / "nm_NM1_1024x256_12bit_jpeg_extended.dcm")
+    nm_stream = next(generate_frames(nm.PixelData, number_of_frames=1))
+    cases.append(("NM1 12-bit (.51, other encoder)", nm_stream, nm.pixel_array, 0.5))
     for name, data, ref, share in cases:
         r = js(data)
         assert r["ok"], (name, r)
@@ -335,8 +340,12 @@ def test_js_decoder_matches_server_side_decoders(served: Series, page: Any, shar
         assert ref.std() > 10, name
     # what it cannot decode is refused with a JpegError, never a crash or garbage
     lossless = imagecodecs.jpeg8_encode((head >> 4).astype(np.uint8), lossless=True)
-    for name, data in [("lossless SOF3", lossless), ("truncated", with_restarts[:200]),
-                       ("not JPEG", b"DICM" * 10), ("empty", b"")]:  # fmt: skip
+    us = pydicom.dcmread(shared_data / "singles" / "us_576x768_ybr_jpeg_extended.dcm")
+    colour = next(generate_frames(us.PixelData, number_of_frames=1))
+    bad = [("lossless SOF3", lossless), ("3 components", colour), ("not JPEG", b"DICM" * 10), ("empty", b"")]
+    for stream in (with_restarts, turbo12):  # truncation sweep at k/16 of the length (STYLE.md, corrupt input)
+        bad += [(f"truncated at {k}/16", stream[: len(stream) * k // 16]) for k in range(1, 16)]
+    for name, data in bad:
         r = js(data)
         assert not r["ok"] and r["jpegError"], (name, r)
     assert not page.errors, page.errors

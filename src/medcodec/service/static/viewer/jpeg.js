@@ -152,6 +152,7 @@ export function decodeJpeg(bytes) {
   let acc = 0;
   let nbits = 0;
   let marker = false;
+  let fake = 0; // zero bytes fed past a marker or the end: a valid scan never consumes them
   function fill() {
     while (nbits <= 24) {
       let b = 0;
@@ -160,9 +161,9 @@ export function decodeJpeg(bytes) {
         if (b === 0xff) {
           const nxt = buf[pos + 1];
           if (nxt === 0x00) pos += 2;
-          else { marker = true; b = 0; }
+          else { marker = true; b = 0; fake++; }
         } else pos++;
-      }
+      } else fake++;
       acc = ((acc << 8) | b) >>> 0;
       nbits += 8;
     }
@@ -190,7 +191,14 @@ export function decodeJpeg(bytes) {
     }
     return h.huffval[h.valptr[l] + code - h.mincode[l]];
   }
-  function restart() { // §F.1.2.3: byte-align, expect RSTm
+  function checkEnd(where) {
+    if (fake * 8 > nbits) {
+      throw new JpegError(`entropy-coded data ends before ${where} (truncated or damaged stream, T.81 §F.1.2.3)`);
+    }
+  }
+  function restart(block) { // §F.1.2.3: byte-align, expect RSTm
+    checkEnd(`the restart marker before block ${block}`);
+    fake = 0;
     nbits = 0;
     acc = 0;
     if (!marker) { // skip padding 1-bits to the marker
@@ -206,7 +214,7 @@ export function decodeJpeg(bytes) {
   const tmp = new Float64Array(64);
   let pred = 0;
   for (let b = 0; b < nblocks; b++) {
-    if (ri && b && b % ri === 0) { restart(); pred = 0; }
+    if (ri && b && b % ri === 0) { restart(b); pred = 0; }
     zz.fill(0);
     const t = decodeSym(f.dc);
     if (t > 16) throw new JpegError(`DC size category ${t} > 16 near byte ${pos}`);
@@ -253,5 +261,6 @@ export function decodeJpeg(bytes) {
       }
     }
   }
+  checkEnd(`block ${nblocks}`);
   return { width: X, height: Y, bits: P, pixels: out };
 }

@@ -16,7 +16,7 @@ const CT_WINDOWS = [
   ["Lung", -600, 1500],
   ["Bone", 400, 1800],
 ];
-const CACHE_LIMIT = 360; // decoded frames kept (~180 MB at 512x512x2 bytes)
+const CACHE_BYTES = 256 * 1024 * 1024; // decoded samples kept (~500 CT slices of 512x512x2 bytes)
 const PREFETCH = 6; // slices either side loaded ahead
 const MAX_IN_FLIGHT = 4;
 
@@ -112,6 +112,12 @@ let queue = []; // pending tasks {key, prio, run, resolve, reject}
 let active = 0;
 
 const frameKey = (preset, idx) => `${preset}|${idx}`;
+const frameBytes = (f) => (f.pixels ? f.pixels.byteLength : f.rows * f.cols * 4);
+function cacheBytes() {
+  let n = 0;
+  for (const f of cache.values()) n += frameBytes(f);
+  return n;
+}
 
 function cached(preset, idx) {
   const k = frameKey(preset, idx);
@@ -177,7 +183,7 @@ function getFrame(preset, idx, prio) {
       inflight.delete(key);
       if (stack !== state.stack) return;
       cache.set(key, frame);
-      while (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value);
+      while (cacheBytes() > CACHE_BYTES && cache.size > 1) cache.delete(cache.keys().next().value);
     },
     () => inflight.delete(key),
   );
