@@ -519,10 +519,17 @@ def test_viewer_live_presets_on_a_series_not_precomputed(server: Any, page: Any,
     head = Series(server.url, server.head_study, server.head_series)
     stack = _stack(head)
     assert all(i["presets"]["diagnostic"]["live"] and i["presets"]["preview"]["live"] for i in stack["instances"])
-    page.goto(f"{head.url}/viewer/?study={head.study}&mode=compare")
-    _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic' && v.shown.diff", timeout=60_000)
+    # start on the chest CT, then pick the head study in the list: nothing of the first series may leak
+    page.goto(f"{head.url}/viewer/?study={server.chest_study}&mode=compare")
+    _wait(page, "v.shown.preset && v.shown.diff", timeout=60_000)
+    page.locator(f'.study[data-uid="{head.study}"] > button').click()
+    head_sops = [i["sop"] for i in stack["instances"]]
+    _wait(page, f"v.state.series === '{head.series}' && v.shown.preset && v.shown.preset.preset === 'diagnostic' "
+                "&& v.shown.diff && v.shown.diff.preset === 'diagnostic'", timeout=60_000)  # fmt: skip
     idx = _viewer(page, "v.state.slice")
     sop = stack["instances"][idx]["sop"]
+    assert _viewer(page, "v.shown.preset.sop") == sop and sop in head_sops
+    assert page.locator(f'.series[data-uid="{head.series}"] > button').get_attribute("aria-current") == "true"
     headers, _ = _frame(head, sop, "diagnostic")
     assert headers["x-encoding"] == "jpeg" and headers["x-transfer-syntax"] == "1.2.840.10008.1.2.4.51"
     _assert_native_matches(page, head, "preset", sop, "diagnostic")

@@ -143,10 +143,10 @@ function pump() {
   }
 }
 
-function cancelPrefetch() {
+function cancelPrefetch(all = false) {
   const keep = [];
   for (const t of queue) {
-    if (t.prio >= 10) {
+    if (all || t.prio >= 10) {
       inflight.delete(t.key);
       t.reject(new Cancelled());
     } else keep.push(t);
@@ -178,14 +178,17 @@ function getFrame(preset, idx, prio) {
   });
   inflight.set(key, p);
   pump();
+  const forget = () => {
+    if (inflight.get(key) === p) inflight.delete(key);
+  };
   p.then(
     (frame) => {
-      inflight.delete(key);
+      forget();
       if (stack !== state.stack) return;
       cache.set(key, frame);
       while (cacheBytes() > CACHE_BYTES && cache.size > 1) cache.delete(cache.keys().next().value);
     },
-    () => inflight.delete(key),
+    forget,
   );
   return p;
 }
@@ -797,7 +800,8 @@ async function openStudy(uid, seriesUid = null) {
 
 async function openSeries(study, series) {
   setStatus("loading series…");
-  cancelPrefetch();
+  cancelPrefetch(true);
+  inflight.clear(); // what is still on its way belongs to the previous series: never reused
   cache.clear();
   const st = await getJson(`${API}/studies/${study}/series/${series}/stack`);
   // one slice per frame: multi-frame instances (enhanced CT/MR) scroll through their frames
