@@ -32,6 +32,8 @@ from ..errors import (
 )
 from .catalog import ArchiveRecord, InstanceRecord, RenditionRecord
 from .ingest import IngestReport, InstanceOutcome
+from .manifest import ManifestEntry
+from .presets import DEFAULT_PRESETS, PRESETS, EncodedInstance, Preset
 from .store import Store, StoreCheck, open_store
 from .uids import is_valid_uid, validate_uid
 
@@ -43,6 +45,11 @@ __all__ = [
     "RenditionRecord",
     "ArchiveRecord",
     "IngestReport",
+    "PRESETS",
+    "DEFAULT_PRESETS",
+    "Preset",
+    "EncodedInstance",
+    "ManifestEntry",
     "InstanceOutcome",
     "validate_uid",
     "is_valid_uid",
