@@ -238,6 +238,13 @@ export function decodeJpeg(bytes) {
     // separable inverse DCT: rows then columns (zz is in natural order, zz[v*8+u])
     for (let v = 0; v < 8; v++) {
       const o = v * 8;
+      let ac = 0;
+      for (let u = 1; u < 8; u++) ac |= zz[o + u] !== 0;
+      if (!ac) { // most rows of a quantized block: DC only (or nothing), a constant
+        const c = COS[0] * zz[o];
+        for (let x = 0; x < 8; x++) tmp[o + x] = c;
+        continue;
+      }
       for (let x = 0; x < 8; x++) {
         let s = 0;
         for (let u = 0; u < 8; u++) s += COS[x * 8 + u] * zz[o + u];
