@@ -140,6 +140,21 @@ def test_operating_points_land_near_their_targets(shared_data: Path, folder: str
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("name", "documented"),
+    [("cr_RG3_1760x1760_10bit_uncompressed.dcm", (16.0, 90.8)), ("cr_RG2_2140x1760_10bit_jpeg_lossless.dcm", (7.0, 36.8)),
+     ("dx_chest_2128x2000_12bit_mono1_j2k_lossless.dcm", (4.1, 16.0))],
+)  # fmt: skip
+def test_radiography_operating_points(shared_data: Path, name: str, documented: tuple[float, float]) -> None:
+    """docs/delivery.md's CR/DX figures: ratio of the JPEG codestream to 16-bit raw pixels."""
+    data = (shared_data / "singles" / name).read_bytes()
+    for preset, expected in zip(("diagnostic", "preview"), documented):
+        entry = PRESETS[preset].encode_instance(data, measure=False).entry
+        assert entry.quality == {"diagnostic": 85, "preview": 55}[preset]
+        assert entry.ratio == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.realdata
 def test_series_mapping_comes_from_the_catalog_and_is_shared(shared_data: Path, store) -> None:
     files = series_files(shared_data, MR)[::10]
     report = store.ingest(files, precompress=False)
@@ -157,3 +172,22 @@ def test_series_mapping_comes_from_the_catalog_and_is_shared(shared_data: Path, 
         descriptions.add((float(ds.RescaleSlope), float(ds.RescaleIntercept), out.entry.mapping))
         assert math.isfinite(out.entry.psnr)
     assert len(descriptions) == 1  # one rescale for the whole series
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+def test_dciodvfy_finds_no_new_error(shared_data: Path, tmp_path: Path, preset: str) -> None:
+    """dicom3tools checks the IOD of our files: no error the original did not already have."""
+    from conftest import require_tool
+
+    tool = require_tool("dciodvfy")
+
+    def errors(path: Path) -> set[str]:
+        run = subprocess.run([tool, str(path)], check=False, capture_output=True, text=True, timeout=60)
+        return {line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")}
+
+    for source in (series_files(shared_data, HEAD)[50], series_files(shared_data, MR)[3], series_files(shared_data, CHEST)[5],
+                   shared_data / "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm"):  # fmt: skip
+        out = tmp_path / f"{preset}_{source.parent.name}_{source.name}"
+        out.write_bytes(PRESETS[preset].encode_instance(source.read_bytes(), measure=False).data)
+        assert errors(out) <= errors(source), source

@@ -21,7 +21,7 @@ class               diagnostic   measured ratio              preview    measured
 CT body             65           7.7:1 chest CT 5 mm         35         36.5:1 chest CT
 CT neuro (head)     88           12.0:1 head CT 1 mm         50         40.3:1 head CT
 MR                  65           12.4:1 head MR T1           40         35.7:1 head MR
-CR / DX / MG        85           see docs/delivery.md        40
+CR / DX / MG        85           16, 7.0, 4.1:1 (CR, CR, DX) 55         91, 37, 16:1 (geo. mean 38)
 anything else       90                                       40
 ==================  ===========  ==========================  =========  ===========================
 
@@ -549,7 +549,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "preview", "~40:1 JPEG, NOT FOR DIAGNOSIS (the seed report's 'rate 100' point)",
             {"CT": OperatingPoint(_JPEG, 35), "CT-neuro": OperatingPoint(_JPEG, 50), "MR": OperatingPoint(_JPEG, 40),
-             "CR": OperatingPoint(_JPEG, 40), "*": OperatingPoint(_JPEG, 40)},
+             "CR": OperatingPoint(_JPEG, 55), "*": OperatingPoint(_JPEG, 40)},
             lossy=True, diagnostic=False,
         ),  # fmt: skip
     )
