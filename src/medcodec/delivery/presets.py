@@ -230,8 +230,9 @@ class Preset:
 
         Examples
         --------
+        >>> from pathlib import Path
         >>> from pydicom.data import get_testdata_file
-        >>> data = open(get_testdata_file("CT_small.dcm"), "rb").read()
+        >>> data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
         >>> out = PRESETS["diagnostic"].encode_instance(data)
         >>> out.entry.transfer_syntax_uid, out.entry.lossy, out.entry.passthrough
         ('1.2.840.10008.1.2.4.51', True, False)
