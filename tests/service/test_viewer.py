@@ -613,3 +613,35 @@ def test_viewer_compares_mdc_at_the_diagnostic_size(served: Series, page: Any, a
     print(f"slice {idx + 1}: .mdc {mdc_ratio:.1f}:1 RMS {mdc['rms']:.2f} HU max {mdc['max']:.0f} HU | "
           f"JPEG .51 {inst['presets']['diagnostic']['ratio']:.1f}:1 RMS {jpeg['rms']:.2f} HU max {jpeg['max']:.0f} HU")
     assert _viewer(page, "v.state.errors") == [] and not page.errors, page.errors
+
+
+def test_viewer_sends_the_bearer_token_from_the_fragment(server: Any, browser: Any) -> None:
+    """With ``--token``, the page's own requests (QIDO, frames, workers) carry ``#token=...``."""
+    from conftest import start_server, stop_server  # tests/service/conftest.py
+
+    proc, url, _log = start_server(server.store, extra=["--token", "s3cret-viewer-token-0123"])
+    try:
+        context = browser.new_context(viewport=VIEWPORT)
+        static = ("/viewer/", "/viewer/index.html", "/viewer/viewer.js", "/viewer/viewer.css", "/viewer/jpeg.js",
+                  "/viewer/frames.worker.js")  # fmt: skip
+
+        def static_with_token(route: Any) -> None:  # the page itself: as a proxy in front would serve it
+            from urllib.parse import urlsplit
+
+            if urlsplit(route.request.url).path in static:
+                route.continue_(headers={**route.request.headers, "authorization": "Bearer s3cret-viewer-token-0123"})
+            else:
+                route.continue_()
+
+        context.route("**/*", static_with_token)
+        page = context.new_page()
+        page.goto(f"{url}/viewer/?study={server.chest_study}#token=s3cret-viewer-token-0123")
+        _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic'")
+        assert _viewer(page, "v.state.errors") == []
+        page.goto("about:blank")
+        page.goto(f"{url}/viewer/?study={server.chest_study}")  # no token: the page says why, no image
+        page.wait_for_function("() => window.medcodecViewer && window.medcodecViewer.state.errors.length > 0")
+        assert "401" in page.inner_text("#status") and _viewer(page, "v.shown.preset") is None
+        context.close()
+    finally:
+        stop_server(proc)

@@ -1,5 +1,5 @@
 // Fetches and decodes frames off the page's thread, so scrolling and cine never wait for a decode.
-// Message in: {id, url}. Message out: {id, ok, headers, pixels (transferred), kind, bytes, fetchMs,
+// Message in: {id, url, headers}. Message out: {id, ok, headers, pixels (transferred), kind, bytes, fetchMs,
 // decodeMs} or {id, ok: false, status, error}.
 import { decodeJpeg } from "./jpeg.js";
 
@@ -18,10 +18,10 @@ async function errorText(r) {
 }
 
 self.onmessage = async (event) => {
-  const { id, url } = event.data;
+  const { id, url, headers: sent } = event.data;
   try {
     const t0 = performance.now();
-    const r = await fetch(url);
+    const r = await fetch(url, { headers: sent || {} });
     if (!r.ok) {
       self.postMessage({ id, ok: false, status: r.status, error: await errorText(r) });
       return;

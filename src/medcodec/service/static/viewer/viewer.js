@@ -8,6 +8,10 @@ const ROOT = BASE.replace(/viewer\/$/, ""); // "/" (or a reverse-proxy prefix)
 const DICOMWEB = `${ROOT}dicomweb`;
 const API = `${BASE}api`;
 const params = new URLSearchParams(location.search);
+// A server bound off loopback wants a bearer token on every request: give it in the fragment
+// (#token=...), which browsers never send to the server or put in a Referer.
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
+const auth = (headers = {}) => (TOKEN ? { ...headers, Authorization: `Bearer ${TOKEN}` } : headers);
 
 // ----------------------------------------------------------------------------- state
 const CT_WINDOWS = [
@@ -88,7 +92,7 @@ async function errorText(r) {
 }
 
 async function getJson(url, accept = "application/json") {
-  const r = await fetch(url, { headers: { Accept: accept } });
+  const r = await fetch(url, { headers: auth({ Accept: accept }) });
   if (r.status === 204) return [];
   if (!r.ok) throw new Error(`${url}: ${await errorText(r)}`);
   return r.json();
@@ -232,7 +236,7 @@ function inWorker(url) {
   w.busy++;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject, worker: w });
-    w.postMessage({ id, url: new URL(url, location.href).href });
+    w.postMessage({ id, url: new URL(url, location.href).href, headers: auth() });
   });
 }
 
@@ -271,7 +275,7 @@ async function fetchFrame(stack, preset, idx) {
 async function fetchRendered(stack, preset, idx, t0) {
   const { inst, frame } = stack.slices[idx];
   const url = `${DICOMWEB}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}/rendered`;
-  const r = await fetch(url, { headers: { Accept: "image/png" } });
+  const r = await fetch(url, { headers: auth({ Accept: "image/png" }) });
   if (!r.ok) throw new Error(`slice ${idx + 1} (rendered): ${await errorText(r)}`);
   const blob = await r.blob();
   const t1 = performance.now();
