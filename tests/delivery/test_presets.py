@@ -191,3 +191,14 @@ def test_dciodvfy_finds_no_new_error(shared_data: Path, tmp_path: Path, preset: 
         out = tmp_path / f"{preset}_{source.parent.name}_{source.name}"
         out.write_bytes(PRESETS[preset].encode_instance(source.read_bytes(), measure=False).data)
         assert errors(out) <= errors(source), source
+
+
+@pytest.mark.realdata
+def test_a_damaged_image_is_delivered_as_stored_not_an_error(shared_data: Path, store) -> None:
+    data = series_files(shared_data, CHEST)[3].read_bytes()
+    cut = data[: len(data) - 5000]  # pixel data cut short (a broken transfer)
+    outcome = store.ingest_bytes(cut, source="truncated")
+    assert outcome.status == "stored" and not outcome.record.compressible and outcome.record.passthrough_reason
+    for name in ("diagnostic", "lossless", "preview"):
+        out = PRESETS[name].encode_instance(cut)
+        assert out.data == cut and out.entry.passthrough and out.entry.reason

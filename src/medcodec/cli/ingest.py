@@ -72,7 +72,7 @@ def ingest(inputs: tuple[Path, ...], store_url: str, catalog: str | None, precom
             for bar in bars.values():
                 bar.close()
     for outcome in report.outcomes:
-        if outcome.status in ("conflict", "rejected"):
+        if outcome.status in ("conflict", "rejected", "skipped"):
             click.echo(f"{outcome.status}: {outcome.message or outcome.source}", err=True)
         elif verbose:
             click.echo(f"{outcome.status}: {outcome.source}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,8 +66,9 @@ class InstanceOutcome:
     """What happened to one file.
 
     ``status``: ``"stored"``, ``"duplicate"`` (the same bytes were stored already),
-    ``"conflict"`` (other bytes are stored under this SOP Instance UID; nothing changed) or
-    ``"rejected"`` (not DICOM, missing/invalid UIDs; ``message`` says why).
+    ``"conflict"`` (other bytes are stored under this SOP Instance UID; nothing changed),
+    ``"rejected"`` (a file given that is not DICOM, missing/invalid UIDs; ``message`` says why)
+    or ``"skipped"`` (a file inside an input folder that is not DICOM: reported, not stored).
     """
 
     status: str
@@ -108,14 +110,20 @@ class IngestReport:
         return self._count("rejected")
 
     @property
+    def skipped(self) -> list[InstanceOutcome]:
+        return self._count("skipped")
+
+    @property
     def ok(self) -> bool:
-        """Nothing conflicted, was rejected, or was left out by an early stop."""
+        """Nothing conflicted, was rejected, or was left out by an early stop (skipped files are fine)."""
         return not self.conflicts and not self.rejected and not self.stopped
 
     def summary(self) -> str:
         return (
             f"{len(self.stored)} stored, {len(self.duplicates)} duplicate, {len(self.conflicts)} conflict, "
-            f"{len(self.rejected)} rejected; {len(self.studies)} studies"
+            f"{len(self.rejected)} rejected"
+            + (f", {len(self.skipped)} non-DICOM skipped" if self.skipped else "")
+            + f"; {len(self.studies)} studies"
             + (f"; pre-computed {len(self.precomputed)}" if self.precomputed else "")
             + (f"; STOPPED: {self.stopped}" if self.stopped else "")
         )
@@ -355,6 +363,29 @@ def _read_source(source: Any) -> tuple[bytes, str]:
         raise DicomError(f"cannot read: {exc}", path=path) from exc
 
 
+def _expand(paths: Any) -> tuple[list[Any], list[str]]:
+    """Sources to ingest (:func:`medcodec.dicom.iter_sources`), and the files of input folders that
+    the folder walk left out as not DICOM (reported, never silently dropped)."""
+    items = [paths] if isinstance(paths, (str, os.PathLike, bytes, bytearray, memoryview, ZipMember)) else list(paths)
+    sources: list[Any] = []
+    skipped: list[str] = []
+    for item in items:
+        found = list(iter_sources(item))
+        sources.extend(found)
+        if not isinstance(item, (str, os.PathLike)) or not Path(item).is_dir():
+            continue
+        taken = {Path(s) for s in found if isinstance(s, (str, os.PathLike))}
+        taken |= {s.archive for s in found if isinstance(s, ZipMember)}
+        for root, dirs, files in os.walk(item):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+            for name in files:
+                path = Path(root, name)
+                if name.startswith(".") or name.upper() == "DICOMDIR" or path in taken:
+                    continue
+                skipped.append(str(path))
+    return sources, sorted(skipped)
+
+
 def ingest(
     store: Any,
     paths: Any,
@@ -397,7 +428,11 @@ def ingest(
     report = IngestReport()
     touched: dict[str, None] = {}
     # expand first (cheap: headers are not read), so progress has a total
-    sources = list(iter_sources(paths))
+    sources, skipped = _expand(paths)
+    report.outcomes.extend(
+        InstanceOutcome(status="skipped", source=path, message=f"{path}: not a DICOM file (found in a folder; not stored)")
+        for path in skipped
+    )  # fmt: skip
     total = len(sources)
     for done, source in enumerate(sources, 1):
         name = source.name if isinstance(source, ZipMember) else str(source)

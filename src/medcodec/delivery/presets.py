@@ -268,9 +268,12 @@ class Preset:
             frames = dataset_frames(full, spec) if (measure or mapping is None or effort == "fast") else None
         except DicomError as exc:
             return self._passthrough(data, ds, base, f"pixel data cannot be decoded: {exc}")
-        if lossless:
-            return self._lossless(full, frames if measure else None, base)
-        return self._lossy(full, frames, spec, point, base, mapping=mapping, effort=effort, measure=measure)
+        try:
+            if lossless:
+                return self._lossless(full, frames if measure else None, base)
+            return self._lossy(full, frames, spec, point, base, mapping=mapping, effort=effort, measure=measure)
+        except CodecError as exc:  # an image this preset cannot code after all: delivered as stored, and said so
+            return self._passthrough(data, ds, base, f"could not be coded: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ kinds
 
