@@ -1,4 +1,5 @@
-"""Shared by the delivery tests (a module, not a conftest, so `from conftest import require_tool` still finds tests/conftest.py): real series from ``shared_data`` (never copied into the repo)."""
+"""Shared by the delivery tests: the real series they use from ``shared_data`` (never copied into the repo), and
+the external-tool rule. A plain module, not a conftest: only one module can be `conftest` in sys.modules."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ def store(tmp_path: Path):
 
     with open_store(tmp_path / "store") as s:
         yield s
+
+
+def require_tool(name: str) -> str:
+    """``tests/conftest.py``'s one rule for external tools (skip locally, fail in CI), loaded by path:
+    another folder's ``conftest`` module may be the one named ``conftest`` in ``sys.modules``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_medcodec_root_conftest", Path(__file__).parent.parent / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.require_tool(name))

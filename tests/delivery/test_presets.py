@@ -56,7 +56,7 @@ def test_lossy_presets_write_standard_files_with_lossy_attributes(shared_data: P
 
 @pytest.mark.realdata
 def test_diagnostic_decodes_with_dcmtk_too(shared_data: Path, tmp_path: Path) -> None:
-    from conftest import require_tool
+    from delivery_data import require_tool
 
     tool = require_tool("dcmdjpeg")
     path = series_files(shared_data, HEAD)[70]
@@ -178,7 +178,7 @@ def test_series_mapping_comes_from_the_catalog_and_is_shared(shared_data: Path, 
 @pytest.mark.parametrize("preset", ["diagnostic", "preview"])
 def test_dciodvfy_finds_no_new_error(shared_data: Path, tmp_path: Path, preset: str) -> None:
     """dicom3tools checks the IOD of our files: no error the original did not already have."""
-    from conftest import require_tool
+    from delivery_data import require_tool
 
     tool = require_tool("dciodvfy")
 
