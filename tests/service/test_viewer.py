@@ -645,3 +645,36 @@ def test_viewer_sends_the_bearer_token_from_the_fragment(server: Any, browser: A
         context.close()
     finally:
         stop_server(proc)
+
+
+def test_viewer_swipe_shows_original_left_of_the_divider(served: Series, page: Any, artifacts: Path) -> None:
+    """Swipe: left of the divider the original, right the preset, pixel for pixel; the divider drags."""
+    page.goto(f"{served.url}/viewer/?study={served.study}&preset=preview&mode=swipe")
+    _wait(page, "v.shown.preset && v.shown.preset.preset === 'preview' && v.shown.original")
+    page.keyboard.press("2")  # brain 40/80: a narrow window, where preview and original differ visibly
+    canvas = "document.querySelector('#pane-preset canvas')"
+    for _ in range(10):
+        page.keyboard.press("]")
+    assert _viewer(page, "v.state.swipe") == 1
+    only_original = _grey(page, canvas)
+    for _ in range(20):
+        page.keyboard.press("[")
+    assert _viewer(page, "v.state.swipe") == 0
+    only_preset = _grey(page, canvas)
+    for _ in range(10):
+        page.keyboard.press("]")
+    half = _grey(page, canvas)
+    w = half.shape[1]
+    left, right = slice(0, w // 2 - 2), slice(w // 2 + 2, w)
+    assert np.array_equal(half[:, left], only_original[:, left])
+    assert np.array_equal(half[:, right], only_preset[:, right])
+    assert np.abs(only_original.astype(int) - only_preset.astype(int)).mean() > 0.5  # they do differ
+    _shot(page, artifacts, "13-swipe-original-preview")
+    box = page.locator("#pane-preset canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 4, box["y"] + box["height"] / 2, steps=4)
+    page.mouse.up()
+    assert abs(_viewer(page, "v.state.swipe") - 0.25) < 0.02
+    assert _viewer(page, "v.state.window") == [40, 80]  # dragging the divider is not a window drag
+    assert _viewer(page, "v.state.errors") == [] and not page.errors, page.errors

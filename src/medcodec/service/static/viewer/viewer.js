@@ -35,6 +35,7 @@ const state = {
   window: null, // [center, width] in output units (HU for CT)
   windows: [], // [[name, c, w], ...]
   view: { zoom: 1, px: 0, py: 0 }, // shared by all panes (pan in image pixels)
+  swipe: 0.5, // swipe view: the original shows left of this fraction of the pane's width
   diffRange: "auto",
   cine: null,
   t0: performance.timeOrigin ? 0 : performance.now(),
@@ -465,6 +466,22 @@ function drawPane(pane) {
   ctx.imageSmoothingEnabled = state.view.zoom < 2; // zoomed in: show the real pixels
   ctx.setTransform(s, 0, 0, s, cw / 2 + (state.view.px - img.width / 2) * s, ch / 2 + (state.view.py - img.height / 2) * s);
   ctx.drawImage(img, 0, 0);
+  const orig = panes.original;
+  if (pane.kind === "preset" && state.mode === "swipe" && orig.imgKey && orig.img.width === img.width) {
+    // swipe: the original, with the same zoom and pan, left of the divider
+    const xs = Math.round(cw * state.swipe);
+    ctx.save();
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.beginPath();
+    ctx.rect(0, 0, xs, ch);
+    ctx.clip();
+    ctx.setTransform(s, 0, 0, s, cw / 2 + (state.view.px - img.width / 2) * s, ch / 2 + (state.view.py - img.height / 2) * s);
+    ctx.drawImage(orig.img, 0, 0);
+    ctx.restore();
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#4fa3ff";
+    ctx.fillRect(xs - 1, 0, 2, ch);
+  }
 }
 
 function presetFrameFor(idx) {
@@ -495,7 +512,22 @@ function render() {
   const idx = state.slice;
   const inst = st.slices[idx].inst;
   const compare = state.mode === "compare";
-  // preset pane (the only one in single mode)
+  const swipe = state.mode === "swipe";
+  const of = compare || swipe ? cached("original", idx) : null;
+  const po = panes.original;
+  if (of) {
+    renderGray(po, of);
+    po.imgKey = `original|${idx}`;
+    po.label.textContent = "ORIGINAL";
+    po.stats.textContent = frameStats(of);
+    shown.original = { preset: "original", slice: idx, sop: of.sop };
+  } else {
+    po.imgKey = null;
+    po.label.textContent = "ORIGINAL · loading…";
+    po.stats.textContent = "";
+    shown.original = null;
+  }
+  // preset pane (the only one in single and swipe modes)
   const pf = presetFrameFor(idx);
   const pp = panes.preset;
   if (pf) {
@@ -505,6 +537,10 @@ function render() {
     pp.label.textContent = presetLabel(pf.preset) + (waiting ? ` · loading ${state.preset}…` : "");
     pp.label.classList.toggle("preview", pf.preset === "preview");
     pp.stats.textContent = frameStats(pf);
+    if (swipe) {
+      pp.label.textContent = `ORIGINAL${of ? "" : " (loading…)"} ◀ | ▶ ${pp.label.textContent}`;
+      pp.stats.textContent = `left: original · right: ${pp.stats.textContent}`;
+    }
     if (!shown.preset || shown.preset.preset !== pf.preset || shown.preset.slice !== idx) {
       history.push({ slice: idx, preset: pf.preset, t: performance.now() });
     }
@@ -522,20 +558,6 @@ function render() {
   drawPane(pp);
   // original + difference
   if (compare) {
-    const of = cached("original", idx);
-    const po = panes.original;
-    if (of) {
-      renderGray(po, of);
-      po.imgKey = `original|${idx}`;
-      po.label.textContent = "ORIGINAL";
-      po.stats.textContent = frameStats(of);
-      shown.original = { preset: "original", slice: idx, sop: of.sop };
-    } else {
-      po.imgKey = null;
-      po.label.textContent = "ORIGINAL · loading…";
-      po.stats.textContent = "";
-      shown.original = null;
-    }
     drawPane(po);
     const pd = panes.diff;
     if (of && pf && of.rows === pf.rows && of.cols === pf.cols && of.kind !== "rgb" && pf.kind !== "rgb") {
@@ -620,13 +642,13 @@ function request(idx) {
   const p = state.preset;
   if (p !== "preview" && !cached(p, idx) && available("preview", idx)) getFrame("preview", idx, 0).then(again, fail);
   if (available(p, idx)) getFrame(p, idx, 1).then(again, fail);
-  if (state.mode === "compare") getFrame("original", idx, 1).then(again, fail);
+  if (state.mode !== "single") getFrame("original", idx, 1).then(again, fail);
   const n = st.slices.length;
   for (let d = 1; d <= PREFETCH; d++) {
     for (const j of [idx + d, idx - d]) {
       if (j < 0 || j >= n) continue;
       if (available(p, j)) getFrame(p, j, 10 + d).catch(() => {});
-      if (state.mode === "compare") getFrame("original", j, 10 + d).catch(() => {});
+      if (state.mode !== "single") getFrame("original", j, 10 + d).catch(() => {});
     }
   }
 }
@@ -655,7 +677,7 @@ function setPreset(name) {
 function setMode(mode) {
   state.mode = mode;
   $("#mode").value = mode;
-  $("#panes").className = mode;
+  $("#panes").className = mode === "swipe" ? "single" : mode;
   goTo(state.slice);
 }
 
@@ -905,6 +927,23 @@ function bindInput() {
     cv.addEventListener("pointerdown", (e) => {
       if (!state.window) return;
       cv.setPointerCapture(e.pointerId);
+      const rect = cv.getBoundingClientRect();
+      const divider = pane.kind === "preset" && state.mode === "swipe" && Math.abs(e.clientX - rect.left - rect.width * state.swipe) < 12;
+      if (divider) {
+        const drag = (ev) => {
+          state.swipe = Math.min(1, Math.max(0, (ev.clientX - rect.left) / rect.width));
+          redrawOnly();
+        };
+        const stop = () => {
+          cv.removeEventListener("pointermove", drag);
+          cv.removeEventListener("pointerup", stop);
+          cv.removeEventListener("pointercancel", stop);
+        };
+        cv.addEventListener("pointermove", drag);
+        cv.addEventListener("pointerup", stop);
+        cv.addEventListener("pointercancel", stop);
+        return;
+      }
       const pan = e.button === 2 || e.button === 1 || e.shiftKey;
       const start = { x: e.clientX, y: e.clientY, c: state.window[0], w: state.window[1], px: state.view.px, py: state.view.py };
       const img = pane.img;
@@ -975,6 +1014,15 @@ function bindInput() {
       case "c":
         setMode(state.mode === "compare" ? "single" : "compare");
         break;
+      case "s":
+        setMode(state.mode === "swipe" ? "single" : "swipe");
+        break;
+      case "[":
+      case "]":
+        if (state.mode !== "swipe") setMode("swipe");
+        state.swipe = Math.min(1, Math.max(0, Math.round((state.swipe + (e.key === "]" ? 0.05 : -0.05)) * 20) / 20));
+        redrawOnly();
+        break;
       case "p": {
         const opts = [...$("#preset").options].map((o) => o.value);
         if (opts.length) setPreset(opts[(opts.indexOf(state.preset) + 1) % opts.length]);
@@ -1014,7 +1062,7 @@ async function main() {
   for (let i = 0; i < WORKERS; i++) worker(); // start the decoders while the lists load
   bindInput();
   const mode = params.get("mode");
-  if (mode === "compare") setMode("compare");
+  if (mode === "compare" || mode === "swipe") setMode(mode);
   try {
     await loadStudies();
     const study = params.get("study") || (state.studies.length ? tagValue(state.studies[0], "0020000D") : null);
