@@ -39,6 +39,12 @@ def test_cli_ingest_precomputes_and_reports(shared_data: Path, tmp_path: Path, c
     # again: every file a duplicate, nothing written; exit 0
     code = main(["ingest", *files, "--store", str(store_path), "--no-progress", "--no-precompress"])
     assert code == 0 and "0 stored, 7 duplicate" in capsys.readouterr().out
+    # --refresh alone: computes what is missing (preview was never asked for), nothing else
+    assert main(["ingest", "--store", str(store_path), "--refresh", "--presets", "preview", "--no-progress"]) == 0
+    assert "refreshed 4 archive(s)" in capsys.readouterr().out
+    assert main(["ingest", "--store", str(store_path), "--refresh", "--presets", "preview", "--no-progress"]) == 0
+    assert "refreshed 0 archive(s)" in capsys.readouterr().out
+    assert main(["ingest", "--store", str(store_path)]) == 2  # nothing to do: usage error
 
 
 @pytest.mark.realdata

@@ -139,7 +139,8 @@ def test_new_instance_invalidates_the_study_archives_until_rebuilt(shared_data: 
     ds.save_as(buffer, enforce_file_format=True)
     assert store.ingest_bytes(buffer.getvalue(), source="stow").status == "stored"
     assert store.archive(study, None, "diagnostic") is None and store.archive(study, series, "diagnostic") is None
-    store.precompute(study, presets=["diagnostic"])
+    assert store.pending(["diagnostic"]) == [study]
+    assert len(store.refresh(presets=["diagnostic"])) == 2 and store.pending(["diagnostic"]) == []
     after = store.archive(study, None, "diagnostic")
     assert after is not None and after.files == 5 and after.etag != before.etag
     # the four earlier renditions were fresh (same series mapping) and were not coded again

@@ -12,7 +12,7 @@ from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=False, type=click.Path(path_type=Path))
 @click.option("--store", "store_url", required=True,
               help="Store: a local folder (created) or an fsspec URL such as s3://bucket/prefix (needs s3fs "
                    "and --catalog).")  # fmt: skip
@@ -27,10 +27,13 @@ from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors
               help="Dask scheduler for pre-computation: tcp://host:8786, 'threads' (in-process LocalCluster, "
                    "default) or 'processes'.")  # fmt: skip
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@click.option("--refresh", is_flag=True,
+              help="Also pre-compute every study whose archives are missing or stale (e.g. after STOW or "
+                   "C-STORE added instances); with no INPUTS, only that.")  # fmt: skip
 @click.option("-v", "--verbose", is_flag=True, help="List every file's outcome.")
 @handle_errors
 def ingest(inputs: tuple[Path, ...], store_url: str, catalog: str | None, precompress: bool, presets: str | None,
-           scheduler: str | None, progress: bool, verbose: bool) -> None:  # fmt: skip
+           scheduler: str | None, progress: bool, verbose: bool, refresh: bool = False) -> None:  # fmt: skip
     """Store DICOM INPUTS (files, folders, ZIPs, DICOMDIR) byte for byte in STORE and catalog them.
 
     \b
@@ -64,13 +67,20 @@ def ingest(inputs: tuple[Path, ...], store_url: str, catalog: str | None, precom
         bar.n = done
         bar.refresh()
 
+    if not inputs and not refresh:
+        raise click.UsageError("give INPUTS to ingest, or --refresh")
+    refreshed: list[str] = []
     with open_store(store_url, catalog=catalog) as store:
         try:
             report = store.ingest(list(inputs), precompress=precompress, presets=names, scheduler=scheduler,
                                   progress=on_progress)  # fmt: skip
+            if refresh and not report.stopped:
+                refreshed = store.refresh(presets=names, scheduler=scheduler, progress=on_progress)
         finally:
             for bar in bars.values():
                 bar.close()
+    if refresh:
+        click.echo(f"refreshed {len(refreshed)} archive(s)")
     for outcome in report.outcomes:
         if outcome.status in ("conflict", "rejected", "skipped"):
             click.echo(f"{outcome.status}: {outcome.message or outcome.source}", err=True)

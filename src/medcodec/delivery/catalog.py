@@ -519,6 +519,13 @@ class Catalog:
             out += [tuple(r) for r in conn.execute(sa.select(archives.c.path, archives.c.etag, archives.c.size))]
         return out  # type: ignore[return-value]
 
+    def studies_without_archive(self, preset: str) -> list[str]:
+        """Studies with no current study-level archive for ``preset`` (never computed, or a new instance came)."""
+        have = sa.select(archives.c.study_uid).where(archives.c.preset == preset, archives.c.series_uid == "")
+        query = sa.select(studies.c.study_uid).where(studies.c.study_uid.not_in(have)).order_by(studies.c.study_uid)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
     def study_uids(self) -> list[str]:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(studies.c.study_uid).order_by(studies.c.study_uid))]

@@ -120,6 +120,34 @@ class Store:
         precompute(self, [validate_uid(study_uid, what="Study Instance UID")], presets=presets, scheduler=scheduler,
                    progress=progress)  # fmt: skip
 
+    def pending(self, presets: Iterable[str] | None = None) -> list[str]:
+        """Studies whose archives for ``presets`` (default the pre-computed ones) are missing or stale."""
+        from .presets import DEFAULT_PRESETS
+
+        found: dict[str, None] = {}
+        for name in presets or DEFAULT_PRESETS:
+            found.update(dict.fromkeys(self.catalog.studies_without_archive(name)))
+        return sorted(found)
+
+    def refresh(
+        self,
+        *,
+        presets: Iterable[str] | None = None,
+        scheduler: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[str]:
+        """Pre-compute every :meth:`pending` study (after STOW / C-STORE brought new instances).
+
+        Only renditions that are missing or stale are coded again. Returns the archives written.
+        """
+        from .precompute import precompute
+
+        names = list(presets) if presets is not None else None
+        studies = self.pending(names)
+        if not studies:
+            return []
+        return precompute(self, studies, presets=names, scheduler=scheduler, progress=progress)
+
     # ---------------------------------------------------------------- queries
 
     def find_studies(
