@@ -168,8 +168,8 @@ async def stream_zip(
             gen = amap_ordered(pool, produce, items)
             try:
                 async for entry in gen:
-                    for chunk in z.add(entry.name, entry.data, crc=entry.crc):
-                        yield chunk
+                    # one chunk per file (header + data): one send, one wake-up of the event loop
+                    yield b"".join(z.add(entry.name, entry.data, crc=entry.crc))
                     entry.data = b""  # sent: keep only the manifest row
                     done.append(entry)
             finally:

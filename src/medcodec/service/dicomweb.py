@@ -452,14 +452,14 @@ async def _stow(request: Request) -> Response:
     base = str(request.base_url).rstrip("/") + "/dicomweb"
 
     def ingest_all() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-        from ..delivery.ingest import _parse  # noqa: PLC2701 - for the UIDs of a failed part only
+        from ..delivery.header import read_header
 
         referenced, failed, bad = [], [], len(parts) - len(dicom_parts)
         for content in dicom_parts:
             data = bytes(content)
             try:
                 if study is not None:
-                    ds = _parse(data, "stow")
+                    ds = read_header(data, "stow")
                     if str(ds.get("StudyInstanceUID", "")) != study:
                         failed.append(_failed(ds, 0xA900))  # PS3.18 §10.5.3: study mismatch
                         continue
