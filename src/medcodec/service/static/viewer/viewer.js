@@ -26,6 +26,7 @@ const MAX_IN_FLIGHT = 4;
 
 const state = {
   studies: [],
+  listing: Promise.resolve(), // the study list being loaded
   study: null,
   series: null,
   stack: null, // /viewer/api/.../stack
@@ -782,46 +783,52 @@ async function loadStudies() {
     li.appendChild(sl);
     ul.appendChild(li);
   }
-  setStatus(`${state.studies.length} studies`);
+  if (!state.stack) setStatus(`${state.studies.length} studies`);
 }
 
 const NON_IMAGE = new Set(["SR", "KO", "PR", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "SEG", "DOC"]);
 
 async function openStudy(uid, seriesUid = null) {
   state.study = uid;
-  document.querySelectorAll(".study > button").forEach((b) => b.setAttribute("aria-current", String(b.parentElement.dataset.uid === uid)));
-  const li = [...document.querySelectorAll(".study")].find((e) => e.dataset.uid === uid);
-  const series = await getJson(`${DICOMWEB}/studies/${uid}/series`, "application/dicom+json");
+  const asked = getJson(`${DICOMWEB}/studies/${uid}/series`, "application/dicom+json");
+  // a series named in the URL opens at once, while the lists load
+  const opening = seriesUid ? openSeries(uid, seriesUid) : null;
+  const series = await asked;
   series.sort((a, b) => (+tagValue(a, "00200011") || 0) - (+tagValue(b, "00200011") || 0));
-  if (li) {
-    const sl = li.querySelector(".series-list");
-    sl.innerHTML = "";
-    for (const s of series) {
-      const suid = tagValue(s, "0020000E");
-      const item = document.createElement("li");
-      item.className = "series";
-      item.dataset.uid = suid;
-      const b = document.createElement("button");
-      b.type = "button";
-      b.innerHTML = `<span></span><span class="meta"></span>`;
-      b.firstChild.textContent = `${tagValue(s, "00080060")} ${tagValue(s, "00200011")} ${tagValue(s, "0008103E")}`.trim();
-      b.lastChild.textContent = `${tagValue(s, "00201209") || "?"} images`;
-      b.addEventListener("click", () => openSeries(uid, suid));
-      item.appendChild(b);
-      sl.appendChild(item);
-    }
-  }
+  await state.listing;
+  fillSeriesList(uid, series);
+  if (opening) return opening;
   if (!series.length) {
     setStatus(`study ${uid}: no series`, true);
     return;
   }
-  let pick = seriesUid && series.find((s) => tagValue(s, "0020000E") === seriesUid);
-  if (!pick) {
-    const images = series.filter((s) => !NON_IMAGE.has(tagValue(s, "00080060")));
-    const pool = images.length ? images : series;
-    pick = pool.reduce((a, b) => ((+tagValue(b, "00201209") || 0) > (+tagValue(a, "00201209") || 0) ? b : a));
-  }
+  const images = series.filter((s) => !NON_IMAGE.has(tagValue(s, "00080060")));
+  const pool = images.length ? images : series;
+  const pick = pool.reduce((a, b) => ((+tagValue(b, "00201209") || 0) > (+tagValue(a, "00201209") || 0) ? b : a));
   await openSeries(uid, tagValue(pick, "0020000E"));
+}
+
+function fillSeriesList(uid, series) {
+  document.querySelectorAll(".study > button").forEach((b) => b.setAttribute("aria-current", String(b.parentElement.dataset.uid === uid)));
+  const li = [...document.querySelectorAll(".study")].find((e) => e.dataset.uid === uid);
+  if (!li) return;
+  const sl = li.querySelector(".series-list");
+  sl.innerHTML = "";
+  for (const s of series) {
+    const suid = tagValue(s, "0020000E");
+    const item = document.createElement("li");
+    item.className = "series";
+    item.dataset.uid = suid;
+    const b = document.createElement("button");
+    b.type = "button";
+    b.innerHTML = `<span></span><span class="meta"></span>`;
+    b.firstChild.textContent = `${tagValue(s, "00080060")} ${tagValue(s, "00200011")} ${tagValue(s, "0008103E")}`.trim();
+    b.lastChild.textContent = `${tagValue(s, "00201209") || "?"} images`;
+    b.addEventListener("click", () => openSeries(uid, suid));
+    b.setAttribute("aria-current", String(suid === state.series));
+    item.appendChild(b);
+    sl.appendChild(item);
+  }
 }
 
 async function openSeries(study, series) {
@@ -1064,13 +1071,19 @@ async function main() {
   const mode = params.get("mode");
   if (mode === "compare" || mode === "swipe") setMode(mode);
   try {
-    await loadStudies();
-    const study = params.get("study") || (state.studies.length ? tagValue(state.studies[0], "0020000D") : null);
+    state.listing = loadStudies();
+    let study = params.get("study");
+    if (study) {
+      await Promise.all([state.listing, openStudy(study, params.get("series"))]); // in parallel
+      return;
+    }
+    await state.listing;
+    study = state.studies.length ? tagValue(state.studies[0], "0020000D") : null;
     if (!study) {
       setStatus("no studies in the store: ingest some with `medcodec ingest`");
       return;
     }
-    await openStudy(study, params.get("series"));
+    await openStudy(study);
   } catch (e) {
     setStatus(String(e.message || e), true);
   }
