@@ -14,11 +14,17 @@ word for from two routes here, both read-only over the store API (docs/delivery.
     GET /viewer/api/studies/{study}/series/{series}/instances/{sop}/frames/{n}?preset=NAME
         One frame of one preset, as it travels:
 
-        * the rendition is 8/12-bit grayscale JPEG (1.2.840.10008.1.2.4.50/.51): the frame's
-          JPEG codestream itself (``image/jpeg``), decoded in the browser (``jpeg.js``);
+        * the rendition is 8/12-bit unsigned grayscale JPEG (1.2.840.10008.1.2.4.50/.51): the
+          frame's JPEG codestream itself (``image/jpeg``), decoded in the browser (``jpeg.js``);
         * anything else (the original, JPEG-LS, JPEG 2000, HTJ2K, RLE ...): the stored sample
           values decoded here, little-endian, zlib-deflated (``application/x-medcodec-deflate``),
-          inflated in the browser.
+          inflated in the browser;
+        * ``preset=mdc`` (:data:`MDC`, not a stored preset): the frame coded as ``.mdc`` now at
+          the size of its diagnostic rendition, decoded here and sent like the previous case.
+
+        A preset not yet computed for the instance is encoded on request with the same
+        ``Preset.encode_instance`` the pre-computation uses. Colour images get 406: the page
+        draws WADO-RS ``/rendered`` for them.
 
         Response headers say what the bytes are (``X-Encoding``: ``jpeg`` | ``deflate``) and
         how to read them: ``X-Rows``, ``X-Columns``, ``X-Bits-Stored``, ``X-Signed``,
@@ -326,7 +332,7 @@ def frame_payload(store: Any, study: str, series: str, sop: str, n: int, preset:
         "X-Transfer-Syntax": ts,
         "X-Preset": preset,
     }
-    if ts in JPEG_SYNTAXES:
+    if ts in JPEG_SYNTAXES and not spec.signed:  # JPEG samples are unsigned (T.81 §A.1): signed ones are decoded here
         fragment = get_frame(ds.PixelData, n - 1, number_of_frames=frames)
         headers.update({"X-Encoding": "jpeg", "X-Stored-Bytes": str(len(fragment))})
         return bytes(fragment), headers, "image/jpeg"
