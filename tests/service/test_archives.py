@@ -201,3 +201,28 @@ def test_client_disconnect_mid_stream_leaves_server_clean(server):
     assert server.alive()
     r = server.get(f"/studies/{server.head_study}/archive.zip", params={"preset": "preview"})
     assert r.status_code == 200 and _zip(r.content)
+
+
+def test_stale_archive_is_rebuilt_live_from_stored_renditions(shared_data, tmp_path, spawn_server):
+    from medcodec.delivery import open_store
+
+    files = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[20:25]
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest(files[:4], presets=["diagnostic"]).ok
+    _, url, _ = spawn_server(tmp_path / "store")
+    study = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    path = f"{url}/studies/{study}/archive.zip?preset=diagnostic"
+    assert httpx.get(path).headers["x-medcodec-archive"] == "precomputed"
+    boundary = "b"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + files[4].read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+    r = httpx.post(f"{url}/dicomweb/studies", content=body,
+                   headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})  # fmt: skip
+    assert r.status_code == 200
+    r = httpx.get(path, timeout=60)
+    assert r.headers["x-medcodec-archive"] == "live"  # the stored archive lacks the new instance
+    manifest = _check_lossy_archive(r.content, files)
+    measured = {f["sop_instance_uid"]: f["measured"] for f in manifest["files"]}
+    new_uid = pydicom.dcmread(files[4], stop_before_pixels=True).SOPInstanceUID
+    assert measured.pop(new_uid) is False  # encoded now
+    assert all(measured.values())  # the four others came from their stored renditions

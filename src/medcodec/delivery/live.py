@@ -338,11 +338,13 @@ def archive_name(record: Any) -> str:
 
 
 def live_archive(store: Any, records: list[Any], preset: str, pool: LivePool, *,
-                 series_only: bool = False) -> AsyncIterator[bytes]:
-    """The chunks of a ZIP of ``records`` under ``preset``, encoded now (see the module docstring).
+                 series_only: bool = False, use_renditions: bool = False) -> AsyncIterator[bytes]:
+    """The chunks of a ZIP of ``records`` under ``preset``, made now (see the module docstring).
 
-    Every instance is encoded (no pre-computed rendition is used), with one series mapping
-    per series computed once from the catalog; ``manifest.json`` is the last entry.
+    Instances are encoded with one series mapping per series, computed once from the catalog;
+    with ``use_renditions`` an instance whose rendition is stored is read instead (the study's
+    archive is missing or stale, but most of its files are computed). ``manifest.json`` is the
+    last entry.
     """
     mappings: dict[str, Any] = {}
     lock = threading.Lock()
@@ -360,6 +362,13 @@ def live_archive(store: Any, records: list[Any], preset: str, pool: LivePool, *,
             with store.open_original(record) as fh:
                 data = fh.read()
             return LiveEntry(archive_name(record), data, manifest=None, extra={"record": record})
+        if use_renditions:  # an archive gone stale (a new instance arrived): reuse what is computed
+            rendition = store.rendition(record, preset)
+            if rendition is not None:
+                with store.open_rendition(rendition) as fh:
+                    data = fh.read()
+                return LiveEntry(archive_name(record), data, manifest=rendition,
+                                 extra={"record": record, "ts": rendition.transfer_syntax_uid})  # fmt: skip
         data, ts, entry = encode_with_preset(store, record, preset, mapping=mapping_for(record))
         return LiveEntry(archive_name(record), data, manifest=entry, extra={"record": record, "ts": ts})
 

@@ -93,7 +93,8 @@ async def _archive(request: Request) -> Response:
     headers = {"Content-Disposition": disposition, "Cache-Control": "no-store", "X-Medcodec-Archive": "live"}
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type="application/zip")
-    body = live_archive(store, records, preset, request.app.state.pool, series_only=series is not None)
+    body = live_archive(store, records, preset, request.app.state.pool, series_only=series is not None,
+                        use_renditions=not live)  # live=1 encodes everything now
     return ClosingStreamingResponse(await _primed(body), headers=headers, media_type="application/zip")
 
 
