@@ -1,8 +1,8 @@
 """The viewer page (issue 13) in a real browser: Debian ``chromium`` driven by Playwright.
 
-The server is the real ``medcodec serve``, started as a subprocess on a free port over a
-temporary store into which real series were ingested (16 slices of the chest CT, 8 of the
-head MR, pre-computed as the default presets). Every state of the page the test goes through
+The server is the real ``medcodec serve`` of ``tests/service/conftest.py`` (a subprocess on a
+free port over a temporary store holding real series: chest CT pre-computed, head CT encoded
+live, colour US, a multi-frame MR); one test starts a second one with ``--token``. Every state of the page the test goes through
 is saved as a screenshot under ``$MEDCODEC_ARTIFACTS/viewer`` (default: pytest's temporary
 folder, ``.../artifacts/viewer``); the folder is printed (``pytest -s`` shows it).
 
@@ -18,9 +18,6 @@ import base64
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
