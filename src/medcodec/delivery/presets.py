@@ -102,6 +102,8 @@ __all__ = [
     "get_preset",
 ]
 
+#: Implicit VR Little Endian: the transfer syntax of a dataset without file meta (PS3.5 §10.1).
+IMPLICIT_LE = "1.2.840.10008.1.2"
 #: HTJ2K lossless only (PS3.5 §A.4.x, Table A-1).
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 #: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`).
@@ -238,7 +240,8 @@ class Preset:
         ('1.2.840.10008.1.2.4.51', True, False)
         """
         data = _as_bytes(source)
-        ds = read_header(data, "<instance>")
+        full = _read_full(data)  # one parse serves the header and the pixels (PS3.10 files)
+        ds = full if full is not None else read_header(data, "<instance>")  # NotDicomError when not DICOM
         with source_values_as_is():
             base = {
                 "preset": self.name, "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
@@ -246,40 +249,42 @@ class Preset:
                 "sop_class_uid": str(ds.get("SOPClassUID", "")), "modality": str(ds.get("Modality", "") or ""),
                 "source_bytes": len(data),
             }  # fmt: skip
+        meta = getattr(ds, "file_meta", None)
+        source_ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else IMPLICIT_LE
         point = self.operating_point(ds)
         if point is None:
-            return self._passthrough(data, ds, base, "the original preset delivers the stored file")
+            return self._passthrough(data, source_ts, base, "the original preset delivers the stored file")
         if effort not in ("best", "fast"):
             raise InvalidInputError(f"effort={effort!r}: expected 'best' or 'fast'")
         try:
-            with source_values_as_is():
-                full = dcmread(io.BytesIO(data), force=True)
+            if full is None:
+                with source_values_as_is():
+                    full = dcmread(io.BytesIO(data), force=True)
             spec = pixel_spec_from_dataset(full)
         except DicomError as exc:  # SR, colour, palette...: not ours to code
-            return self._passthrough(data, ds, base, f"{type(exc).__name__}: {exc}")
+            return self._passthrough(data, source_ts, base, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # pydicom could not read the whole file: deliver it as it is
-            return self._passthrough(data, ds, base, f"unreadable pixel module: {type(exc).__name__}: {exc}")
+            return self._passthrough(data, source_ts, base, f"unreadable pixel module: {type(exc).__name__}: {exc}")
         lossless = point.syntax == "htj2k-lossless"
         if not lossless and spec.extra.get("rescale_varies_per_frame"):
-            return self._passthrough(data, ds, base, "per-frame Rescale Slope/Intercept differ")
+            return self._passthrough(data, source_ts, base, "per-frame Rescale Slope/Intercept differ")
         if not lossless and "ModalityLUTSequence" in full:
-            return self._passthrough(data, ds, base, "(0028,3000) Modality LUT Sequence: values cannot be remapped")
+            return self._passthrough(data, source_ts, base,
+                                     "(0028,3000) Modality LUT Sequence: values cannot be remapped")  # fmt: skip
         try:
             frames = dataset_frames(full, spec) if (measure or mapping is None or effort == "fast") else None
         except DicomError as exc:
-            return self._passthrough(data, ds, base, f"pixel data cannot be decoded: {exc}")
-        try:
+            return self._passthrough(data, source_ts, base, f"pixel data cannot be decoded: {exc}")
+        try:  # from here on `full` is changed in place
             if lossless:
                 return self._lossless(full, frames if measure else None, base)
             return self._lossy(full, frames, spec, point, base, mapping=mapping, effort=effort, measure=measure)
         except CodecError as exc:  # an image this preset cannot code after all: delivered as stored, and said so
-            return self._passthrough(data, ds, base, f"could not be coded: {type(exc).__name__}: {exc}")
+            return self._passthrough(data, source_ts, base, f"could not be coded: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ kinds
 
-    def _passthrough(self, data: bytes, ds: Dataset, base: dict[str, Any], reason: str) -> EncodedInstance:
-        meta = getattr(ds, "file_meta", None)
-        ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else "1.2.840.10008.1.2"
+    def _passthrough(self, data: bytes, ts: str, base: dict[str, Any], reason: str) -> EncodedInstance:
         entry = ManifestEntry(
             **base, rendition_sop_instance_uid=base["sop_instance_uid"], transfer_syntax_uid=ts, passthrough=True,
             lossy=False, bytes=len(data), reason=reason.removeprefix("<bytes>: ")[:300], max_error=None,
@@ -316,7 +321,7 @@ class Preset:
             reference = _source_reference(full, full.get("SOPClassUID"))
         enhanced = "PerFrameFunctionalGroupsSequence" in full or "SharedFunctionalGroupsSequence" in full
         result, ds, ratio = _compress(
-            full, syntax.uid(bits), quality=quality, mapping=mapping, effort=effort, frames=frames,
+            full, syntax.uid(bits), quality=quality, mapping=mapping, effort=effort, frames=frames, spec=spec,
             finish=lambda out, r: _derive_attributes(out, self, mapping, quality, r, base, reference, enhanced),
         )  # fmt: skip
         psnr = max_error = max_error_hu = None
@@ -349,6 +354,7 @@ class Preset:
 def _compress(
     ds: Dataset, ts_uid: str, *, quality: float | None, mapping: SeriesMapping | None, effort: str,
     frames: NDArray[np.integer] | None = None, finish: Callable[[Dataset, float], None] | None = None,
+    spec: PixelSpec | None = None,
 ) -> tuple[bytes, Dataset, float]:  # fmt: skip
     """The ONE place a preset file is coded: ``ds`` (the whole original, changed in place) under
     ``ts_uid`` -> (file bytes, dataset, ratio). ``finish(ds, ratio)`` adds the derivation
@@ -366,7 +372,7 @@ def _compress(
         if effort == "best" or ts.short != "jpeg" or mapping is None:
             compress(ds, ts.uid, quality=quality, mapping=mapping, generate_instance_uid=False)
         else:
-            _compress_fast(ds, ts, quality=float(quality or 75.0), mapping=mapping, frames=frames)
+            _compress_fast(ds, ts, quality=float(quality or 75.0), mapping=mapping, frames=frames, spec=spec)
     except CodecError:
         raise
     except Exception as exc:  # a library's own error becomes ours
@@ -383,10 +389,10 @@ def _compress(
 
 
 def _compress_fast(ds: Dataset, ts: Any, *, quality: float, mapping: SeriesMapping,
-                   frames: NDArray[np.integer] | None) -> None:  # fmt: skip
+                   frames: NDArray[np.integer] | None, spec: PixelSpec | None = None) -> None:  # fmt: skip
     from .. import codec
 
-    spec = pixel_spec_from_dataset(ds)
+    spec = spec or pixel_spec_from_dataset(ds)
     if frames is None:
         frames = dataset_frames(ds, spec)
     mapped = [mapping.map(f)[0] for f in frames]
@@ -443,6 +449,18 @@ def _derived_uid(preset: str, uid: str) -> str:
     """A UID derived deterministically from an original UID and a preset (live == pre-computed)."""
     # PS3.5 §B.2: "2.25." + the decimal of a UUID; a name-based (v5) UUID makes it reproducible
     return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{preset}:{uid}').int}"
+
+
+def _read_full(data: bytes) -> Dataset | None:
+    """The whole dataset of a PS3.10 file (pixel data read lazily by pydicom), or ``None``."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return None
+    try:
+        with source_values_as_is():
+            ds = dcmread(io.BytesIO(data))
+    except Exception:
+        return None
+    return ds if ("SOPClassUID" in ds or "SOPInstanceUID" in ds) else None
 
 
 def _as_bytes(source: Any) -> bytes:
