@@ -357,7 +357,12 @@ class Catalog:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
-            metadata.create_all(self.engine)
+            try:
+                metadata.create_all(self.engine)
+            except sa.exc.OperationalError as exc:  # another process created the tables a moment ago
+                if "already exists" not in str(exc):
+                    raise
+                metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
