@@ -222,3 +222,17 @@ def test_a_store_on_another_fsspec_filesystem(tmp_path: Path) -> None:
         assert hashlib.sha256(body).hexdigest() == archive.etag and body[:2] == b"PK"
         check = store.check()
         assert check.consistent and check.checked == 4 and not check.orphans  # original, rendition, 2 archives
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """A server and an ingest started together on a fresh store: both create the catalog."""
+    import subprocess
+    import sys
+
+    code = f"from medcodec.delivery import open_store; open_store({str(tmp_path / 'store')!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    with open_store(tmp_path / "store", create=False) as store:
+        assert store.find_studies({}) == []
