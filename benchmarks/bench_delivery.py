@@ -242,8 +242,10 @@ def run(args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="medcodec-bench-delivery-"))
     procs: list[subprocess.Popen[bytes]] = []
     results: list[Result] = []
-    info: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": f"{platform.processor() or platform.machine()}"
-                  f" ({os.cpu_count()} logical CPUs), {platform.platform()}"}  # fmt: skip
+    from medcodec.evaluate.timing import cpu_model
+
+    info: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "machine": f"{cpu_model()} ({os.cpu_count()} logical CPUs), {platform.platform()}"}  # fmt: skip
     try:
         from medcodec.delivery import open_store
 
