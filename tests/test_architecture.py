@@ -18,16 +18,18 @@ PACKAGE = SRC / "medcodec"
 #: Layer of each top-level part of the package: a module may import its own layer or lower ones.
 LAYERS: dict[str, int] = {
     "errors": 0, "spec": 0, "_version": 0,
-    "_parallel": 1, "fileio": 1, "metrics": 1,
-    "ratecontrol": 2,
+    "_parallel": 1, "fileio": 1, "metrics": 1, "progress": 1,
+    "ratecontrol": 2, "render": 2,
     "codec": 3, "testing": 3,
+    "numcodec": 4,
     "external": 4,
     "registry": 5,
     "dicom": 6,
     "zarr": 7,
     "evaluate": 7,
     "delivery": 8,
-    "cli": 9,
+    "service": 9,
+    "cli": 10,
     "__init__": 3,  # the package facade: re-exports the codec, errors and spec (and __version__)
 }  # fmt: skip
 
@@ -100,7 +102,7 @@ def _part(module: str) -> str:
 def test_the_walker_sees_lazy_and_relative_imports() -> None:
     """Guard against a walker that checks nothing: known edges must be found."""
     assert "medcodec.codec.framecoder" in GRAPH["medcodec.codec.jpeg"]
-    assert "medcodec.registry" in GRAPH["medcodec.dicom.lossy"]
+    assert "medcodec.registry" in GRAPH["medcodec.dicom.coding"]
     assert any(m.startswith("medcodec.dicom") for m in GRAPH["medcodec.cli.encode"])
     assert "medcodec.codec" in GRAPH["medcodec.registry"]  # imported inside functions only
 
@@ -163,3 +165,24 @@ def test_codec_is_pure(module: str) -> None:
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
     assert not names & {"pydicom", "socket", "urllib", "requests", "tqdm", "click"}, names
+
+
+#: Modules whose plain builtin raises belong to open work on another branch (issue 11).
+_BUILTIN_RAISES_PENDING = {"medcodec.codec._rdoq"}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_errors_come_from_the_hierarchy(module: str) -> None:
+    """No ``raise ValueError/TypeError/KeyError/IndexError/RuntimeError(...)``: the error hierarchy's
+    classes (also builtins: InvalidInputError is a ValueError) say which kind of failure it is."""
+    if module in _BUILTIN_RAISES_PENDING:
+        pytest.skip("owned by open work on another branch")
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    builtin = {"ValueError", "TypeError", "KeyError", "IndexError", "RuntimeError", "Exception"}
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name) and exc.id in builtin:
+                bad.append(f"line {node.lineno}: raise {exc.id}")
+    assert not bad, bad

@@ -105,6 +105,6 @@ def test_availability_is_reported_with_a_reason() -> None:
     for b in BACKENDS.values():
         why = b.why_unavailable()
         assert (why is None) == b.is_available()
-        assert why is None or isinstance(why, str) and why
+        assert why is None or (isinstance(why, str) and why)
         assert isinstance(b.version(), str)
     assert BACKENDS["zlib"].is_available() and BACKENDS["medcodec-jpeg"].is_available()

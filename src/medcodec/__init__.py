@@ -1,6 +1,9 @@
 """medcodec: block-DCT lossy compression for 8-16-bit medical images."""
+
 from __future__ import annotations
 
+from ._version import __version__
+from .codec import MdcHeader, decode, encode, is_codestream, read_header
 from .errors import (
     ChecksumMismatchError,
     ClippedValuesWarning,
@@ -11,15 +14,12 @@ from .errors import (
     InvalidInputError,
     NonConformantStreamWarning,
     NotAnImageError,
+    OutputError,
     TruncatedStreamError,
     UnsupportedFeatureError,
     UnsupportedImageError,
 )
 from .spec import PixelSpec
-
-from ._version import __version__
-
-from .codec import MdcHeader, decode, encode, is_codestream, read_header
 
 __all__ = [
     "encode",
@@ -38,6 +38,7 @@ __all__ = [
     "NotAnImageError",
     "UnsupportedImageError",
     "InputNotFoundError",
+    "OutputError",
     "NonConformantStreamWarning",
     "ClippedValuesWarning",
     "__version__",

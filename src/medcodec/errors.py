@@ -11,13 +11,25 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     ├── CorruptStreamError(CodecError, ValueError)         .offset, .segment
     │   ├── TruncatedStreamError                           .expected, .available
     │   └── ChecksumMismatchError                          .expected, .actual
+    ├── OutputError(CodecError, OSError)                   .path: an output cannot be written
     └── DicomError(CodecError, ValueError)                 .path
         ├── NotAnImageError                                no Pixel Data
         ├── UnsupportedImageError(DicomError, NotImplementedError)  colour, palette, ...
         └── InputNotFoundError(DicomError, FileNotFoundError)
+    └── DeliveryError(CodecError)                          store, presets, service (issue 9)
+        ├── NotFoundError(DeliveryError, LookupError)      unknown study/series/instance (HTTP 404)
+        ├── ConflictError(DeliveryError)                   same SOP Instance UID, other bytes (409)
+        ├── InvalidUidError(DeliveryError, InvalidInputError)  not a DICOM UID (400)
+        ├── PayloadTooLargeError(DeliveryError, ValueError)    over a size limit (413)
+        ├── NotDicomError(DeliveryError, ValueError)       a body/file that is not DICOM (400/415)
+        ├── NotAcceptableError(DeliveryError, UnsupportedFeatureError)  no such rendition (406)
+        └── StoreFullError(DeliveryError, OSError)         no space left in the store (507)
 
     NonConformantStreamWarning(UserWarning)
     ClippedValuesWarning(UserWarning)
+    RateTargetWarning(UserWarning)
+    DepthReducedWarning(UserWarning)
+    LossySourceWarning(UserWarning)
 
 Messages say what, where, expected versus actual and, where there is one, the
 section of the standard: ``"DQT at byte offset 212: Pq=2 is invalid, expected 0 or 1
@@ -33,13 +45,25 @@ __all__ = [
     "CorruptStreamError",
     "TruncatedStreamError",
     "ChecksumMismatchError",
+    "OutputError",
     "DicomError",
     "NotAnImageError",
     "UnsupportedImageError",
     "InputNotFoundError",
     "NonConformantStreamWarning",
     "ClippedValuesWarning",
+    "RateTargetWarning",
+    "DepthReducedWarning",
+    "LossySourceWarning",
     "failure_message",
+    "DeliveryError",
+    "NotFoundError",
+    "ConflictError",
+    "InvalidUidError",
+    "PayloadTooLargeError",
+    "NotDicomError",
+    "NotAcceptableError",
+    "StoreFullError",
 ]
 
 
@@ -118,6 +142,21 @@ class ChecksumMismatchError(CorruptStreamError):
         super().__init__(message, offset=offset, segment=segment)
 
 
+class OutputError(CodecError, OSError):
+    """An output cannot be written (read-only or missing folder, no space); ``.path`` names
+    the folder or file, never a temporary file's name.
+
+    It is not an input's fault: a batch stops on it instead of listing it as a failed input.
+    """
+
+    def __init__(self, message: str, *, path: object | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+    def __str__(self) -> str:  # OSError's own __str__ would print the errno form
+        return str(self.args[0]) if self.args else ""
+
+
 class DicomError(CodecError, ValueError):
     """A DICOM input cannot be used; ``.path`` names the file when there is one."""
 
@@ -149,9 +188,61 @@ class InputNotFoundError(DicomError, FileNotFoundError):
     """A path given as input does not exist."""
 
 
+class DeliveryError(CodecError):
+    """The store, a preset or the delivery service cannot do what was asked."""
+
+
+class NotFoundError(DeliveryError, LookupError):
+    """No study, series, instance, rendition or archive with that identifier (HTTP 404)."""
+
+
+class ConflictError(DeliveryError):
+    """A different object with the same SOP Instance UID is already stored (HTTP 409).
+
+    ``.sop_instance_uid`` names it; the stored object is never overwritten.
+    """
+
+    def __init__(self, message: str, *, sop_instance_uid: str | None = None):
+        self.sop_instance_uid = sop_instance_uid
+        super().__init__(message)
+
+
+class InvalidUidError(DeliveryError, InvalidInputError):
+    """A value that is not a DICOM UID (PS3.5 §9.1) where one is required (HTTP 400)."""
+
+
+class PayloadTooLargeError(DeliveryError, ValueError):
+    """A request body or file over the configured size limit (HTTP 413)."""
+
+
+class NotDicomError(DeliveryError, ValueError):
+    """Bytes that are not a DICOM file (PS3.10) where one is required (HTTP 400/415)."""
+
+
+class NotAcceptableError(DeliveryError, UnsupportedFeatureError):
+    """A transfer syntax or preset the store cannot produce for this object (HTTP 406)."""
+
+
+class StoreFullError(DeliveryError, OSError):
+    """The store's storage has no space left (ENOSPC/EDQUOT); nothing half-written was kept (HTTP 507)."""
+
+
 class NonConformantStreamWarning(UserWarning):
     """A stream deviates from the standard in a way the decoder could recover from."""
 
 
 class ClippedValuesWarning(UserWarning):
     """Pixel values were clipped to fit a target range (counted in the message)."""
+
+
+class RateTargetWarning(UserWarning):
+    """A rate target (``ratio``) could not be reached; the message names the ratio reached."""
+
+
+class LossySourceWarning(UserWarning):
+    """The source was already lossy-compressed (Lossy Image Compression "01"): errors add up."""
+
+
+class DepthReducedWarning(UserWarning):
+    """A transfer syntax cannot hold the source's depth (e.g. 15-bit CR in 12-bit JPEG): stored
+    values are divided before coding; the message names the factor and syntaxes that keep the depth."""

@@ -265,5 +265,7 @@ def test_v2_bomb_limit() -> None:
     rebuilt = bytearray(data[:off]) + seg + container._segment(b"MEND", b"")
     struct.pack_into("<I", rebuilt, fidx_at + 8 + 4 + 8, len(seg))
     _refresh_crc(rebuilt, fidx_at)
+    with pytest.raises(medcodec.CorruptStreamError, match="shorter than the"):
+        medcodec.decode(bytes(rebuilt))  # the FIDX entry is refused before any frame is read
     with pytest.raises(medcodec.CorruptStreamError, match="samples per byte"):
-        medcodec.decode(bytes(rebuilt))
+        mdc2.parse_predictive_frame(bytes(rebuilt), header, (off, len(seg)))  # and the FRAM itself

@@ -128,7 +128,7 @@ def test_batch_goes_on_past_bad_files(shared_data: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.realdata
-def test_folder_walk_skips_hidden_and_non_dicom_and_finds_extensionless(shared_data: Path, tmp_path: Path) -> None:
+def test_folder_walk_skips_hidden_and_named_non_dicom_and_finds_extensionless(shared_data: Path, tmp_path: Path) -> None:
     folder = tmp_path / "study"
     (folder / "sub").mkdir(parents=True)
     (folder / ".hidden").mkdir()
@@ -145,9 +145,11 @@ def test_folder_walk_skips_hidden_and_non_dicom_and_finds_extensionless(shared_d
     (folder / "sub" / "raw").write_bytes(buffer.getvalue())
 
     sources = list(iter_sources(folder))
-    assert sources == [folder / "IM0001", folder / "sub" / "raw"]
+    # LOCKFILE is not DICOM, but only reading can tell: it is reported, never silently dropped (issue 10 item 9)
+    assert sources == [folder / "IM0001", folder / "LOCKFILE", folder / "sub" / "raw"]
     found = read_series(folder)
-    assert found.failures == [] and sorted(len(s) for s in found.series) == [1, 1]
+    assert [(Path(p).name, "not a DICOM file" in str(e)) for p, e in found.failures] == [("LOCKFILE", True)]
+    assert sorted(len(s) for s in found.series) == [1, 1]
     np.testing.assert_array_equal(read_image(folder / "sub" / "raw").pixels, read_image(shared_data / MR_JPEGLS).pixels)
 
 
@@ -228,8 +230,12 @@ def test_series_split_by_size_and_rescale_differences_flagged(shared_data: Path,
     write_derived(folder / "cropped.dcm", derive_dataset(  # same Series Instance UID, other size
         third.dataset, third.pixels[:, :256, :300], third.spec, ratio=1, method="ISO_10918_1", description="x"))
 
-    found = read_series(folder, progress=True)
-    assert "reading DICOM" in capsys.readouterr().err
+    calls: list[tuple[int, int | None]] = []
+    found = read_series(folder, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # one report per file, the library draws nothing
+    assert capsys.readouterr().err == ""
+    with pytest.raises(InvalidInputError, match="callable"):
+        read_series(folder, progress=True)  # type: ignore[arg-type]
     assert found.failures == []
     by_shape = {s.shape: s for s in found.series}
     assert set(by_shape) == {(3, 512, 512), (1, 256, 300)}

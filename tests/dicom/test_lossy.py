@@ -190,6 +190,7 @@ def test_each_syntax_on_real_ct(chest, chest_out, syntax: str) -> None:
     assert len(new_series) == 1
 
 
+@pytest.mark.filterwarnings("ignore::medcodec.errors.LossySourceWarning")  # CT1 is a lossy source
 @pytest.mark.realdata
 @pytest.mark.parametrize("syntax", sorted(SYNTAXES))
 def test_signed_ct_with_padding_keeps_hu_in_tissue(shared_data: Path, tmp_path: Path, syntax: str) -> None:
@@ -264,6 +265,7 @@ def test_multiframe_image_one_fragment_per_frame(shared_data: Path, tmp_path: Pa
     assert np.abs(ds.pixel_array.astype(int) - source.pixel_array).max() == r.max_error
 
 
+@pytest.mark.filterwarnings("ignore::medcodec.errors.LossySourceWarning")  # CT1 is a lossy source
 @pytest.mark.realdata
 def test_batch_goes_on_and_never_overwrites(shared_data: Path, tmp_path: Path) -> None:
     folder = tmp_path / "in"
@@ -291,6 +293,7 @@ def test_batch_goes_on_and_never_overwrites(shared_data: Path, tmp_path: Path) -
         encode_series_to_dicom(series, tmp_path / "x", syntax="j2k", ratio=5, psnr=40)
 
 
+@pytest.mark.filterwarnings("ignore::medcodec.errors.LossySourceWarning")  # CT1 is a lossy source
 @pytest.mark.realdata
 def test_cli_encode_to_dicom(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "in"
@@ -324,6 +327,7 @@ def _errors(tool: str, path: Path) -> set[str]:
     return {line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")}
 
 
+@pytest.mark.filterwarnings("ignore::medcodec.errors.LossySourceWarning")  # CT1 is a lossy source
 @pytest.mark.realdata
 @pytest.mark.parametrize("syntax", ["jpeg", "jpegls", "j2k"])  # dicom3tools 2022 predates the HTJ2K UIDs
 def test_dciodvfy_finds_no_new_error(shared_data: Path, chest_out, syntax: str, tmp_path: Path) -> None:

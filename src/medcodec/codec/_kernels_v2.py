@@ -60,7 +60,10 @@ CTX_MANT = CTX_LEN + N_ACT * MAX_NBITS
 N_CTX = CTX_MANT + N_ACT * MAX_NBITS * MAX_NBITS
 
 #: activity -> bucket: bucket i holds activities in [ACT_EDGES[i], ACT_EDGES[i+1])
-ACT_EDGES = np.array([0, 1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 150, 210, 300, 420, 600, 850, 1200, 1700, 2400, 3400], dtype=np.int64)
+ACT_EDGES = np.array(
+    [0, 1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 50, 70, 100, 150, 210, 300, 420, 600, 850, 1200, 1700, 2400, 3400],
+    dtype=np.int64,
+)
 _ACT_LUT_SIZE = 4096
 ACT_LUT = np.zeros(_ACT_LUT_SIZE, dtype=np.int64)
 for _v in range(_ACT_LUT_SIZE):
@@ -704,8 +707,9 @@ def encode_coefficients(levels, bx, out):
         else:
             _enc_bit(st, out, P, NC, C_DC_ZERO + dact, 1)
             _enc_bit(st, out, P, NC, C_DC_SIGN + dact, 1 if r < 0 else 0)
-            _enc_magnitude(st, out, P, NC, C_DC_LEN + dact * CMAX_NBITS, C_DC_MANT + dact * CMAX_NBITS * CMAX_NBITS,
-                           abs(r))
+            _enc_magnitude(
+                st, out, P, NC, C_DC_LEN + dact * CMAX_NBITS, C_DC_MANT + dact * CMAX_NBITS * CMAX_NBITS, abs(r)
+            )
         # AC
         rem = nz
         k = 1
@@ -719,8 +723,15 @@ def encode_coefficients(levels, bx, out):
                 _enc_bit(st, out, P, NC, zc, 1)
                 band = POS_BAND[k]
                 _enc_bit(st, out, P, NC, C_AC_SIGN + band, 1 if v < 0 else 0)
-                _enc_magnitude(st, out, P, NC, C_AC_LEN + (band * NBR_BUCKETS + nb) * CMAX_NBITS,
-                               C_AC_MANT + band * CMAX_NBITS * CMAX_NBITS, abs(v))
+                _enc_magnitude(
+                    st,
+                    out,
+                    P,
+                    NC,
+                    C_AC_LEN + (band * NBR_BUCKETS + nb) * CMAX_NBITS,
+                    C_AC_MANT + band * CMAX_NBITS * CMAX_NBITS,
+                    abs(v),
+                )
                 rem -= 1
             k += 1
     _enc_flush(st, out)
@@ -749,7 +760,9 @@ def decode_coefficients(data, start, end, bx, levels):
         r = np.int64(0)
         if _dec_bit(st, data, P, NC, C_DC_ZERO + dact):
             neg = _dec_bit(st, data, P, NC, C_DC_SIGN + dact)
-            r = _dec_magnitude(st, data, P, NC, C_DC_LEN + dact * CMAX_NBITS, C_DC_MANT + dact * CMAX_NBITS * CMAX_NBITS)
+            r = _dec_magnitude(
+                st, data, P, NC, C_DC_LEN + dact * CMAX_NBITS, C_DC_MANT + dact * CMAX_NBITS * CMAX_NBITS
+            )
             if neg:
                 r = -r
         dc = pred + r
@@ -766,8 +779,14 @@ def decode_coefficients(data, start, end, bx, levels):
             if _dec_bit(st, data, P, NC, zc):
                 band = POS_BAND[k]
                 neg = _dec_bit(st, data, P, NC, C_AC_SIGN + band)
-                m = _dec_magnitude(st, data, P, NC, C_AC_LEN + (band * NBR_BUCKETS + nb) * CMAX_NBITS,
-                                   C_AC_MANT + band * CMAX_NBITS * CMAX_NBITS)
+                m = _dec_magnitude(
+                    st,
+                    data,
+                    P,
+                    NC,
+                    C_AC_LEN + (band * NBR_BUCKETS + nb) * CMAX_NBITS,
+                    C_AC_MANT + band * CMAX_NBITS * CMAX_NBITS,
+                )
                 levels[i, k] = -m if neg else m
                 rem -= 1
             k += 1

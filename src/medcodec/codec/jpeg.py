@@ -51,10 +51,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
-from ..spec import storage_dtype
 from ..metrics import psnr as _metrics_psnr
-from ..ratecontrol import RateTarget, search_quality
-from . import _rdoq, container, entropy, levelshift, quantize
+from ..ratecontrol import RateTarget, check_ratio_reached, search_quality
+from ..spec import storage_dtype
+from . import _rdoq, container, levelshift, quantize
 from . import markers as M
 from .framecoder import FrameCoder, frame_selection
 from .stream import JpegFrame, build_jpeg, parse_jpeg, precision_for
@@ -83,19 +83,17 @@ RDO_MODES = ("none", "threshold", "trellis")
 EFFORT_RDO = {"fast": "threshold", "best": "trellis"}
 
 
-
-
 # --------------------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------------------
 
 
-
-
 class _JpegEncoder:
     """Encodes one frame at any quality; remembers what it coded for the rate search."""
 
-    def __init__(self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int):
+    def __init__(
+        self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int
+    ):
         self.frame = frame
         self.P = precision_for(bits_stored)
         self.bits_stored = bits_stored
@@ -129,8 +127,6 @@ class _JpegEncoder:
         )  # fmt: skip
         self._cache[q] = stream
         return stream
-
-
 
 
 def encode_jpeg(
@@ -215,8 +211,14 @@ def encode_jpeg(
             "(medcodec.dicom's series mapping does this), or use format='mdc'"
         )
     precision_for(bits_stored)  # 13-16 bits: refused with the reason
-    if isinstance(restart_interval, bool) or not isinstance(restart_interval, (int, np.integer)) or not 0 <= restart_interval <= 0xFFFF:
-        raise InvalidInputError(f"restart_interval={restart_interval!r} must be an integer 0..65535 (Ri, T.81 §B.2.4.4)")
+    if (
+        isinstance(restart_interval, bool)
+        or not isinstance(restart_interval, (int, np.integer))
+        or not 0 <= restart_interval <= 0xFFFF
+    ):
+        raise InvalidInputError(
+            f"restart_interval={restart_interval!r} must be an integer 0..65535 (Ri, T.81 §B.2.4.4)"
+        )
     if effort not in EFFORT_RDO:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(EFFORT_RDO)}")
     if rdo is None:
@@ -225,38 +227,37 @@ def encode_jpeg(
         raise InvalidInputError(f"rdo={rdo!r} is unknown, expected one of {RDO_MODES}")
     frame = frames[0]
     if frame.shape[0] > 0xFFFF or frame.shape[1] > 0xFFFF:
-        raise InvalidInputError(f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)")
+        raise InvalidInputError(
+            f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)"
+        )
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
     rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
-    enc = _JpegEncoder(frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval))
-    given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(given) > 1:
-        raise InvalidInputError(f"give one rate target, not {given}")
-    if not given:
-        q = RateTarget(quality=quality).quality
-        return enc.encode(75.0 if q is None else float(q))
+    enc = _JpegEncoder(
+        frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval)
+    )
+    target = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range
+    if target.kind in (None, "quality"):
+        return enc.encode(75.0 if quality is None else float(quality))
     if ratio is not None:
         return _encode_for_ratio(enc, ratio, raw_bytes=frame.size * (1 if bits_stored <= 8 else 2))
     return _encode_for_psnr(enc, psnr)
 
 
-
-
 def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes:
     """Highest quality whose real stream (headers, stuffing and all) is no larger than raw_bytes / ratio."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio >= 1 or not math.isfinite(ratio):
-        raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
-    target = raw_bytes / ratio
+    target = raw_bytes / float(RateTarget(ratio=ratio).ratio or 1)  # validated: a finite number >= 1
     q = search_quality(lambda q: math.log(len(enc.encode(q)) / target), ok_below=True, close=RATIO_TOLERANCE / 6)
-    return enc.encode(q)
+    out = enc.encode(q)
+    check_ratio_reached(ratio, raw_bytes / len(out))
+    return out
 
 
 def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
     """Lowest quality (smallest stream) whose pixels, decoded from the stream itself, reach ``psnr`` dB."""
-    if isinstance(psnr, bool) or not isinstance(psnr, (int, float)) or not 0 < psnr < 200:
-        raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
+    wanted = float(RateTarget(psnr=psnr).psnr or 0)  # validated: dB in (0, 200)
+
     def value(q: float) -> float:
-        return _metrics_psnr(enc.frame, decode_jpeg(enc.encode(q)), bits_stored=enc.bits_stored) - psnr
+        return _metrics_psnr(enc.frame, decode_jpeg(enc.encode(q)), bits_stored=enc.bits_stored) - wanted
 
     q = search_quality(value, ok_below=False, close=PSNR_CLOSE_DB)
     return enc.encode(q)
@@ -267,21 +268,9 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
 # --------------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None) -> np.ndarray:
+def decode_jpeg(
+    data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None, strict: bool = False
+) -> np.ndarray:
     """Decode a baseline or extended sequential (Huffman) grayscale JPEG stream.
 
     Parameters
@@ -306,7 +295,7 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
     """
 
     buf = bytes(data)
-    jf = parse_jpeg(buf)
+    jf = parse_jpeg(buf, strict=strict)
     sel, single = frame_selection(frames, 1)
     nbytes = jf.scan_end - jf.scan_start
     if jf.nblocks > 4 * nbytes:  # every block costs at least 2 bits (DC code + EOB)
@@ -326,7 +315,8 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
         raise CorruptStreamError(
             f"{M.marker_name(0xFF00 | buf[e.offset + 1])} where coded data was expected ({jf.nblocks} blocks); "
             f"the restart interval Ri={jf.Ri} does not match the data (T.81 §B.2.4.4, §F.1.2.3)",
-            offset=e.offset, segment="entropy-coded data (T.81 §F.2)",
+            offset=e.offset,
+            segment="entropy-coded data (T.81 §F.2)",
         ) from None
     assert img.dtype == storage_dtype(jf.P, False)
     if frames is None or single:

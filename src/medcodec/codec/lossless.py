@@ -142,9 +142,7 @@ def decode_frame(
         params.predictor, target,
     )  # fmt: skip
     if status != K.OK:
-        raise TruncatedStreamError(
-            "predictive coded data ends before the frame does", offset=offset, segment=segment
-        )
+        raise TruncatedStreamError("predictive coded data ends before the frame does", offset=offset, segment=segment)
     if out is None:
         return target
     out[...] = target

@@ -17,6 +17,8 @@ import numpy as np
 
 from .._parallel import imap_ordered
 from ..errors import CorruptStreamError, InvalidInputError
+from ..metrics import compression_ratio
+from ..ratecontrol import check_ratio_reached
 from ..spec import PixelSpec, storage_dtype
 from . import container, entropy, levelshift, mdc2, quantize
 from .framecoder import (
@@ -50,6 +52,13 @@ class StreamSummary:
     nbytes: int
     quality: float
     frames: int
+    #: coded pixel bytes (``nbytes`` minus the ``meta`` and ancillary segments): what the ratio counts
+    pixel_bytes: int = 0
+
+    @property
+    def overhead_bytes(self) -> int:
+        """Container bytes that are not pixel data (embedded DICOM headers, meta)."""
+        return self.nbytes - self.pixel_bytes
 
 
 def encode_to(
@@ -107,7 +116,8 @@ def encode_to(
             fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, max_error=max_error, spec=spec,
             jobs=jobs, ancillary=ancillary, ndim=ndim,
         )  # fmt: skip
-        return StreamSummary(nbytes, math.nan, n_frames)
+        overhead = container.written_overhead_bytes({"ndim": 2} if ndim == 2 else {}, dict(ancillary or {}))
+        return StreamSummary(nbytes, math.nan, n_frames, nbytes - overhead)
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
@@ -217,7 +227,11 @@ def encode_mdc_to(
         written += 1
     if written != n_frames:
         raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
-    return StreamSummary(writer.close(), q, written)
+    nbytes = writer.close()
+    pixel_bytes = container.pixel_data_bytes(header, nbytes)
+    reached = compression_ratio(pixel_bytes, rows * cols * written, bits_stored)
+    check_ratio_reached(ratio, reached)
+    return StreamSummary(nbytes, q, written, pixel_bytes)
 
 
 def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
@@ -227,6 +241,8 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
     if header.entropy == container.ENTROPY_ARITH:
         return mdc2.decode_dct(buf, header, index, frames, jobs)
     sel, single = frame_selection(frames, header.frames)
+    for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating
+        container.check_frame_present(index, k, len(buf))
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
     arr = entropy.as_byte_array(buf)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
@@ -234,7 +250,9 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
     def one(j: int) -> None:
         rec, coded_offset = container.parse_frame(buf, header, index[sel[j]])
         if rec.index != sel[j]:
-            raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {rec.index}", offset=index[sel[j]][0], segment="FRAM")
+            raise CorruptStreamError(
+                f"FIDX entry {sel[j]} points at frame {rec.index}", offset=index[sel[j]][0], segment="FRAM"
+            )
         coders[rec.qtable].decode_frame(
             arr, rec.dc_table, rec.ac_table, header.rows, header.cols, size_bits=MDC_SIZE_BITS, start=coded_offset,
             end=coded_offset + len(rec.coded), segment=f"FRAM {rec.index}", out=out[j],

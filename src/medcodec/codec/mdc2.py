@@ -45,8 +45,8 @@ ENTROPY_CODERS = ("huffman", "arith")
 FRAM2_HEAD = struct.Struct("<IB3xiiHHHI")
 #: A frame may not claim more than this many samples per coded byte (decompression-bomb limit).
 #: The coder spends at least 0.0056 bits per sample (1 byte per ~1400 samples, §11), so valid
-#: streams are always far inside it.
-MIN_PIXELS_PER_BYTE = 4096
+#: streams are always far inside it. FIDX entries are checked against it too (:func:`.container.frame_min_size`).
+MIN_PIXELS_PER_BYTE = container.MIN_PIXELS_PER_BYTE
 
 
 def _check_max_error(max_error: object) -> int:
@@ -127,7 +127,9 @@ def encode_predictive_to(
             levelshift.check_range(frame, bits_stored, signed_)
         params = FrameParams.for_frame(frame, k, code)
         coded = encode_frame(frame, params, verify=True)
-        head = FRAM2_HEAD.pack(index, params.predictor, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded))
+        head = FRAM2_HEAD.pack(
+            index, params.predictor, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded)
+        )
         return container._segment(b"FRAM", head + coded)
 
     writer = container.ContainerWriter(fh, header)
@@ -162,9 +164,13 @@ def parse_predictive_frame(
         )
     index, predictor, vmin, vmax, t1, t2, t3, ncoded = FRAM2_HEAD.unpack_from(payload)
     if FRAM2_HEAD.size + ncoded != len(payload):
-        raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+        raise CorruptStreamError(
+            f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
+        )
     if index >= header.frames:
-        raise CorruptStreamError(f"FRAM frame {index} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM")
+        raise CorruptStreamError(
+            f"FRAM frame {index} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM"
+        )
     lo, hi = value_range(header.bits_stored, header.signed)
     if not lo <= vmin <= vmax <= hi:
         raise CorruptStreamError(
@@ -216,12 +222,18 @@ FLAG_OFFSETS = 1
 FLAG_DEBLOCK = 2  # deblocking parameters follow (alpha, beta, tc: 3 x u16)
 _DEBLOCK = struct.Struct("<HHH")
 #: Deblocking candidates the encoder tries per frame, as (alpha, tc) in DC steps; beta = alpha/2 + 1.
-DEBLOCK_CANDIDATES = ((4.0, 0.25), (8.0, 0.25), (4.0, 0.125), (8.0, 0.125), (8.0, 0.0625))#: Reconstruction offsets are in 1/256 of a step, at most half a step.
+DEBLOCK_CANDIDATES = (
+    (4.0, 0.25),
+    (8.0, 0.25),
+    (4.0, 0.125),
+    (8.0, 0.125),
+    (8.0, 0.0625),
+)  #: Reconstruction offsets are in 1/256 of a step, at most half a step.
 OFFSET_UNIT = 256
 MAX_OFFSET = 128
 #: A DCT frame may not claim more than this many 8x8 blocks per coded byte (bomb limit): the
 #: coder spends at least 7 decisions of >= 0.0056 bit on a block (1 byte per ~200 blocks).
-MAX_BLOCKS_PER_BYTE = 2048
+MAX_BLOCKS_PER_BYTE = container.MAX_BLOCKS_PER_BYTE
 
 
 def encode_levels(levels: np.ndarray, blocks_per_row: int) -> bytes:
@@ -256,10 +268,14 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
     extra += _DEBLOCK.pack(*deblock) if deblock is not None else b""
-    return container._segment(b"FRAM", FRAM2_DCT_HEAD.pack(index, qtable, flags) + extra + struct.pack("<I", len(coded)) + coded)
+    return container._segment(
+        b"FRAM", FRAM2_DCT_HEAD.pack(index, qtable, flags) + extra + struct.pack("<I", len(coded)) + coded
+    )
 
 
-def choose_deblock(coder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray) -> tuple[int, int, int] | None:  # noqa: ANN001
+def choose_deblock(
+    coder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray
+) -> tuple[int, int, int] | None:  # noqa: ANN001
     """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
     squared error, or None when none does: the filter never costs PSNR."""
     rows, cols = frame.shape
@@ -292,7 +308,9 @@ def reconstruction_offsets(levels: np.ndarray, scaled: np.ndarray, min_count: in
     (``benchmarks/bench_texture.py``).
     """
     sums, counts = np.zeros(64), np.zeros(64, dtype=np.int64)
-    K.offset_sums(np.ascontiguousarray(levels, dtype=np.int32), np.ascontiguousarray(scaled, dtype=np.float64), sums, counts)
+    K.offset_sums(
+        np.ascontiguousarray(levels, dtype=np.int32), np.ascontiguousarray(scaled, dtype=np.float64), sums, counts
+    )
     delta = np.where(counts >= min_count, sums / np.maximum(counts, 1), 0.0)[1:]
     return np.clip(np.rint(0.5 * delta * OFFSET_UNIT), 0, MAX_OFFSET).astype(np.uint8)
 
@@ -315,7 +333,9 @@ def reconstruct_with_offsets(coder, levels: np.ndarray, offsets: np.ndarray, row
                             dc_mul / OFFSET_UNIT, float(coder.offset), coder._lo, coder._hi, target)  # fmt: skip
 
 
-def error_bound_with_offsets(steps: np.ndarray, offsets: np.ndarray | None, deblock: tuple[int, int, int] | None = None) -> float:
+def error_bound_with_offsets(
+    steps: np.ndarray, offsets: np.ndarray | None, deblock: tuple[int, int, int] | None = None
+) -> float:
     """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
     dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
     coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams."""
@@ -361,9 +381,13 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
     (ncoded,) = struct.unpack_from("<I", payload, head)
     head += 4
     if head + ncoded != len(payload):
-        raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+        raise CorruptStreamError(
+            f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
+        )
     if fidx >= header.frames:
-        raise CorruptStreamError(f"FRAM frame {fidx} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM")
+        raise CorruptStreamError(
+            f"FRAM frame {fidx} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM"
+        )
     if qtable >= len(header.qtables):
         raise CorruptStreamError(f"FRAM table {qtable} but QTAB has {len(header.qtables)}", offset=off, segment="FRAM")
     by, bx = blocks_shape(header.rows, header.cols)
@@ -379,7 +403,10 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
 def stream_error_bound(buf: bytes) -> list[float]:
     """Worst-case |error| per frame of a range-coded DCT stream (offsets read from each FRAM)."""
     header, index = container.parse_container(buf)
-    return [error_bound_with_offsets(header.qtables[q], o, d) for _, q, o, d, _, _ in (read_dct_frame(buf, header, e) for e in index)]
+    return [
+        error_bound_with_offsets(header.qtables[q], o, d)
+        for _, q, o, d, _, _ in (read_dct_frame(buf, header, e) for e in index)
+    ]
 
 
 def dct_frame_bytes(coder, frame: np.ndarray) -> int:  # noqa: ANN001 (a FrameCoder)

@@ -24,11 +24,18 @@ The encoder and decoder of the pixels are :mod:`.jpeg`'s.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError, UnsupportedFeatureError
+from ..errors import (
+    CorruptStreamError,
+    InvalidInputError,
+    NonConformantStreamWarning,
+    TruncatedStreamError,
+    UnsupportedFeatureError,
+)
 from . import container, entropy
 from . import markers as M
 from .transform import blocks_shape
@@ -75,7 +82,9 @@ def build_jpeg(
     """
     qt = M.QuantizationTable.from_steps(np.asarray(steps), Tq=0)
     if P == 8 and qt.Pq:
-        raise ValueError("8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)")
+        raise InvalidInputError(
+            "8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)"
+        )
     parts = [
         M.SOI.to_bytes(2, "big"),
         M.Dqt((qt,)).to_bytes(),
@@ -177,15 +186,48 @@ def _check_frame_header(sof: M.Sof, offset: int) -> None:
         )  # fmt: skip
 
 
-def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int) -> None:
+#: Known, harmless deviations from T.81 that real encoders wrote, decoded (with a
+#: :class:`~medcodec.errors.NonConformantStreamWarning`) unless ``strict``: the one place they are
+#: listed. Key -> why it is harmless.
+KNOWN_DEVIATIONS = {
+    "sequential_se": "sequential DCT scans code all 64 coefficients whatever Se says (libjpeg ignores it; old "
+    "encoders, e.g. in pydicom's JPEG-lossy.dcm, wrote Se=0)",
+}
+
+
+def tolerate(kind: str, message: str, *, strict: bool, offset: int, segment: str) -> None:
+    """A known deviation (:data:`KNOWN_DEVIATIONS`): warn and go on, or refuse it in strict mode.
+
+    Raises
+    ------
+    CorruptStreamError
+        ``strict`` is true.
+    """
+    if strict:
+        raise CorruptStreamError(f"{message} (strict mode refuses it)", offset=offset, segment=segment)
+    warnings.warn(
+        f"{message} at byte offset {offset} ({segment}); decoded anyway: {KNOWN_DEVIATIONS[kind]}",
+        NonConformantStreamWarning,
+        stacklevel=5,
+    )
+
+
+def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int, *, strict: bool = False) -> None:
     if sos.Ns != 1:
-        raise CorruptStreamError(f"Ns={sos.Ns}, but the frame has one component (T.81 §B.2.3)", offset=offset, segment="SOS")
+        raise CorruptStreamError(
+            f"Ns={sos.Ns}, but the frame has one component (T.81 §B.2.3)", offset=offset, segment="SOS"
+        )
     if sos.components[0].Cs != sof.components[0].Ci:
         raise CorruptStreamError(
             f"Cs={sos.components[0].Cs} names no component of the frame (Ci={sof.components[0].Ci}) (T.81 §B.2.3)",
             offset=offset, segment="SOS",
         )  # fmt: skip
-    if (sos.Ss, sos.Se, sos.Ah, sos.Al) != (0, 63, 0, 0):
+    if (sos.Ss, sos.Ah, sos.Al) == (0, 0, 0) and sos.Se != 63:
+        tolerate(
+            "sequential_se", f"SOS declares Se={sos.Se}; sequential DCT requires Se=63 (T.81 §B.2.3)",
+            strict=strict, offset=offset, segment="SOS",
+        )  # fmt: skip
+    elif (sos.Ss, sos.Se, sos.Ah, sos.Al) != (0, 63, 0, 0):
         raise CorruptStreamError(
             f"Ss={sos.Ss} Se={sos.Se} Ah={sos.Ah} Al={sos.Al}, sequential DCT requires 0, 63, 0, 0 (T.81 §B.2.3)",
             offset=offset, segment="SOS",
@@ -233,8 +275,39 @@ def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
     return table
 
 
-def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
+def _check_scan_tables(
+    sof: M.Sof,
+    sos: M.Sos,
+    qtables: dict[int, M.QuantizationTable],
+    huff: dict[tuple[int, int], entropy.HuffmanTable],
+    pos: int,
+) -> None:
+    """The tables the scan refers to are defined before it, and fit the sample precision."""
+    comp, sc = sof.components[0], sos.components[0]
+    if comp.Tqi not in qtables:
+        raise CorruptStreamError(
+            f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)",
+            offset=pos,
+            segment="SOS",
+        )
+    if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
+        raise CorruptStreamError(
+            f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
+            offset=pos,
+            segment="DQT",
+        )
+    for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
+        if (tc, th) not in huff:
+            raise CorruptStreamError(
+                f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)", offset=pos, segment="SOS"
+            )
+
+
+def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) -> JpegFrame:
     """Parse a JPEG stream's marker segments up to EOI without decoding the entropy-coded data.
+
+    Known harmless deviations (:data:`KNOWN_DEVIATIONS`) are decoded with a
+    :class:`~medcodec.errors.NonConformantStreamWarning`; ``strict`` refuses them.
 
     Raises
     ------
@@ -258,7 +331,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
     while True:
         if pos >= n:
             what = "EOI" if found is not None else ("SOS" if sof is not None else "a frame header")
-            raise TruncatedStreamError(f"stream ends before {what} (T.81 §B.2.1)", offset=pos, segment="EOI" if found else "markers")
+            raise TruncatedStreamError(
+                f"stream ends before {what} (T.81 §B.2.1)", offset=pos, segment="EOI" if found else "markers"
+            )
         if buf[pos] != 0xFF:
             raise CorruptStreamError(
                 f"expected a marker (0xFF), found 0x{buf[pos]:02X} (T.81 §B.1.1.2)", offset=pos, segment="markers"
@@ -266,7 +341,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
         while pos + 1 < n and buf[pos + 1] == 0xFF:  # fill bytes (T.81 §B.1.1.2)
             pos += 1
         if pos + 1 >= n:
-            raise TruncatedStreamError("stream ends inside a marker", offset=pos, segment="markers", expected=2, available=1)
+            raise TruncatedStreamError(
+                "stream ends inside a marker", offset=pos, segment="markers", expected=2, available=1
+            )
         code = 0xFF00 | buf[pos + 1]
         name = M.marker_name(code)
         if code == M.EOI:
@@ -275,7 +352,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
             segments.append(container.Segment("EOI", pos, 0))
             return dataclasses.replace(found, segments=tuple(segments))
         if code == M.SOI or M.is_rst(code) or code == 0xFF00 or code == M.TEM:
-            raise CorruptStreamError(f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name)
+            raise CorruptStreamError(
+                f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name
+            )
         if code in _UNSUPPORTED_MARKERS:
             raise UnsupportedFeatureError(f"{name} at byte offset {pos}: {_UNSUPPORTED_MARKERS[code]} is not supported")
         if code in M.SOF_PROCESSES and code not in (M.SOF0, M.SOF1):
@@ -288,7 +367,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
         seg = buf[pos:end]
         if code in (M.SOF0, M.SOF1):
             if sof is not None:
-                raise CorruptStreamError(f"second frame header (first at byte offset {sof_offset}) (T.81 §B.2.1)", offset=pos, segment=name)
+                raise CorruptStreamError(
+                    f"second frame header (first at byte offset {sof_offset}) (T.81 §B.2.1)", offset=pos, segment=name
+                )
             sof = M.Sof.from_bytes(seg, pos)
             sof_offset = pos
             _check_frame_header(sof, pos)
@@ -309,18 +390,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
                     offset=pos, segment="SOS",
                 )  # fmt: skip
             sos = M.Sos.from_bytes(seg, pos)
-            _check_scan_header(sos, sof, pos)
+            _check_scan_header(sos, sof, pos, strict=strict)
+            _check_scan_tables(sof, sos, qtables, huff, pos)
             comp, sc = sof.components[0], sos.components[0]
-            if comp.Tqi not in qtables:
-                raise CorruptStreamError(f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)", offset=pos, segment="SOS")
-            if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
-                raise CorruptStreamError(
-                    f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
-                    offset=pos, segment="DQT",
-                )  # fmt: skip
-            for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
-                if (tc, th) not in huff:
-                    raise CorruptStreamError(f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)", offset=pos, segment="SOS")
             scan_end = _find_scan_end(buf, end)
             segments.append(container.Segment("ECS", end, scan_end - end))
             found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
@@ -329,6 +401,8 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
         # APPn, COM: skipped; JPGn / reserved codes are refused below
         elif not (M.APP0 <= code <= M.APP0 + 15 or code == M.COM):
             if 0xFFF0 <= code <= 0xFFFD:
-                raise UnsupportedFeatureError(f"{name} at byte offset {pos}: reserved JPEG extension marker is not supported (T.81 Table B.1)")
+                raise UnsupportedFeatureError(
+                    f"{name} at byte offset {pos}: reserved JPEG extension marker is not supported (T.81 Table B.1)"
+                )
             raise CorruptStreamError(f"reserved marker 0x{code:04X} (T.81 Table B.1)", offset=pos, segment=name)
         pos = end

@@ -42,7 +42,6 @@ from numpy.typing import NDArray
 
 from .. import external
 from ..errors import InvalidInputError
-from ..registry import BACKENDS
 from ..external import (
     check_frame,
     from_unsigned,
@@ -51,6 +50,7 @@ from ..external import (
     unsigned_offset,
 )
 from ..ratecontrol import Knob
+from ..registry import BACKENDS
 from ..spec import PixelSpec, storage_dtype
 
 __all__ = [
@@ -103,9 +103,7 @@ class CodecAdapter(Protocol):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes: ...
 
-    def decode(
-        self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None
-    ) -> NDArray[Any]: ...
+    def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]: ...
 
 
 # --------------------------------------------------------------------------- base
@@ -121,6 +119,12 @@ class BaseAdapter:
     lossless_only: bool = False
     max_bits_stored: ClassVar[int] = 16
     min_bits_stored: ClassVar[int] = 8
+
+    def _clamp(self, value: float) -> float:
+        """``value`` clamped (and rounded) to the knob's range."""
+        if self.knob is None:
+            raise InvalidInputError(f"{self.name} has no rate knob (lossless only)")
+        return self.knob.clamp(value)
 
     def _probe(self) -> str | None:
         """Return None when usable, else why not."""
@@ -217,10 +221,16 @@ class MedcodecAdapter(BaseAdapter):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         enc, _ = self._api()
-        q = 100 if target is None else int(self.knob.clamp(target))
+        q = 100 if target is None else int(self._clamp(target))
         return bytes(
-            enc(check_frame(frame, spec), bits_stored=spec.bits_stored, signed=spec.signed, quality=q, format=self.fmt,
-                **self.options)
+            enc(
+                check_frame(frame, spec),
+                bits_stored=spec.bits_stored,
+                signed=spec.signed,
+                quality=q,
+                format=self.fmt,
+                **self.options,
+            )
         )
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -287,7 +297,7 @@ class Jpeg2000Peer(_ExternalPeer):
         self.numthreads = numthreads
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
-        psnr_db = None if target is None else float(self.knob.clamp(target))
+        psnr_db = None if target is None else float(self._clamp(target))
         return external.jpeg2k_encode(to_storage(frame, spec), bits_stored=spec.bits_stored, psnr_db=psnr_db,
                                numthreads=self.numthreads)  # fmt: skip
 
@@ -312,7 +322,7 @@ class Htj2kPeer(_ExternalPeer):
     lossless = True
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
-        step = None if target is None else self.knob.clamp(target)
+        step = None if target is None else self._clamp(target)
         return external.htj2k_encode(to_storage(frame, spec), step=step)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -332,7 +342,7 @@ class JpeglsPeer(_ExternalPeer):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        return external.jpegls_encode(u, near=0 if target is None else int(self.knob.clamp(target)))
+        return external.jpegls_encode(u, near=0 if target is None else int(self._clamp(target)))
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
         return from_unsigned(external.jpegls_decode(data), spec, unsigned_offset(spec))
@@ -358,7 +368,7 @@ class JpegxlPeer(_ExternalPeer):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        distance = None if target is None else self.knob.clamp(target)
+        distance = None if target is None else self._clamp(target)
         return external.jpegxl_encode(u, distance=distance, effort=self.effort, numthreads=self.numthreads)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -381,7 +391,7 @@ class Jpeg12Peer(_ExternalPeer):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        q = 100 if target is None else int(self.knob.clamp(target))
+        q = 100 if target is None else int(self._clamp(target))
         return external.jpeg8_encode(u, bits_stored=spec.bits_stored, quality=q)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:

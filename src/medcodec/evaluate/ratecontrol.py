@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from ..ratecontrol import KnobSearch, SearchResult, calibration_indices, find_knob_for_rate
+from ..ratecontrol import Knob, KnobSearch, SearchResult, calibration_indices, find_knob_for_rate
 
-__all__ = ["KnobSearch", "SearchResult", "find_knob_for_rate", "calibration_indices"]
+__all__ = ["Knob", "KnobSearch", "SearchResult", "find_knob_for_rate", "calibration_indices"]
