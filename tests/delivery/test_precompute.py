@@ -61,7 +61,7 @@ def test_ingest_returns_with_the_presets_stored(computed) -> None:
 @pytest.mark.realdata
 @pytest.mark.parametrize("preset", ["diagnostic", "preview", "lossless"])
 def test_manifest_numbers_recomputed_independently(computed, preset: str) -> None:
-    store, report, files, _ = computed
+    store, report, _files, _ = computed
     chest_study = report.outcomes[0].study_uid
     archive = store.archive(chest_study, None, preset)
     with store.open_archive(archive) as fh:

@@ -565,7 +565,7 @@ def test_viewer_multiframe_mr_scrolls_frames(server: Any, page: Any, artifacts: 
     _assert_native_matches(page, mr, "preset", sop, "diagnostic", frame=10)
     assert "frame 10" in page.inner_text("#slice-readout")
     page.keyboard.press(str(len(names)))  # Full range of this frame
-    c, w = _viewer(page, "v.state.window")
+    _c, w = _viewer(page, "v.state.window")
     assert w > 1
     _assert_native_matches(page, mr, "preset", sop, "diagnostic", frame=10)
     _shot(page, artifacts, "10-mr-multiframe-full-range")

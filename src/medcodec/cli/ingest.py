@@ -13,27 +13,51 @@ from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=False, type=click.Path(path_type=Path))
-@click.option("--store", "store_url", required=True,
-              help="Store: a local folder (created) or an fsspec URL such as s3://bucket/prefix (needs s3fs "
-                   "and --catalog).")  # fmt: skip
-@click.option("--catalog", default=None,
-              help="SQLAlchemy URL of the catalog [default: sqlite inside a local STORE].")
-@click.option("--precompress/--no-precompress", default=True, show_default=True,
-              help="Pre-compute the presets (renditions + ZIP archives) of the studies that received new "
-                   "instances before returning.")  # fmt: skip
-@click.option("--presets", default=None,
-              help="Comma-separated presets to pre-compute [default: diagnostic,preview]; also original, lossless.")
-@click.option("--scheduler", default=None,
-              help="Dask scheduler for pre-computation: tcp://host:8786, 'threads' (in-process LocalCluster, "
-                   "default) or 'processes'.")  # fmt: skip
+@click.option(
+    "--store",
+    "store_url",
+    required=True,
+    help="Store: a local folder (created) or an fsspec URL such as s3://bucket/prefix (needs s3fs and --catalog).",
+)
+@click.option("--catalog", default=None, help="SQLAlchemy URL of the catalog [default: sqlite inside a local STORE].")
+@click.option(
+    "--precompress/--no-precompress",
+    default=True,
+    show_default=True,
+    help="Pre-compute the presets (renditions + ZIP archives) of the studies that received new "
+    "instances before returning.",
+)
+@click.option(
+    "--presets",
+    default=None,
+    help="Comma-separated presets to pre-compute [default: diagnostic,preview]; also original, lossless.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler for pre-computation: tcp://host:8786, 'threads' (in-process LocalCluster, "
+    "default) or 'processes'.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
-@click.option("--refresh", is_flag=True,
-              help="Also pre-compute every study whose archives are missing or stale (e.g. after STOW or "
-                   "C-STORE added instances); with no INPUTS, only that.")  # fmt: skip
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Also pre-compute every study whose archives are missing or stale (e.g. after STOW or "
+    "C-STORE added instances); with no INPUTS, only that.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="List every file's outcome.")
 @handle_errors
-def ingest(inputs: tuple[Path, ...], store_url: str, catalog: str | None, precompress: bool, presets: str | None,
-           scheduler: str | None, progress: bool, verbose: bool, refresh: bool = False) -> None:  # fmt: skip
+def ingest(
+    inputs: tuple[Path, ...],
+    store_url: str,
+    catalog: str | None,
+    precompress: bool,
+    presets: str | None,
+    scheduler: str | None,
+    progress: bool,
+    verbose: bool,
+    refresh: bool = False,
+) -> None:
     """Store DICOM INPUTS (files, folders, ZIPs, DICOMDIR) byte for byte in STORE and catalog them.
 
     \b
@@ -61,8 +85,9 @@ def ingest(inputs: tuple[Path, ...], store_url: str, catalog: str | None, precom
         bar = bars.get(stage)
         if bar is None:
             unit = {"ingest": "file", "precompute": "file", "archive": "zip"}.get(stage, "item")
-            bar = bars[stage] = tqdm(total=total or None, desc=stage, unit=unit, file=sys.stderr, leave=False,
-                                      disable=None)
+            bar = bars[stage] = tqdm(
+                total=total or None, desc=stage, unit=unit, file=sys.stderr, leave=False, disable=None
+            )
         bar.total = total or None
         bar.n = done
         bar.refresh()
@@ -72,8 +97,9 @@ def ingest(inputs: tuple[Path, ...], store_url: str, catalog: str | None, precom
     refreshed: list[str] = []
     with open_store(store_url, catalog=catalog) as store:
         try:
-            report = store.ingest(list(inputs), precompress=precompress, presets=names, scheduler=scheduler,
-                                  progress=on_progress)  # fmt: skip
+            report = store.ingest(
+                list(inputs), precompress=precompress, presets=names, scheduler=scheduler, progress=on_progress
+            )
             if refresh and not report.stopped:
                 refreshed = store.refresh(presets=names, scheduler=scheduler, progress=on_progress)
         finally:
@@ -87,8 +113,9 @@ def ingest(inputs: tuple[Path, ...], store_url: str, catalog: str | None, precom
         elif verbose:
             click.echo(f"{outcome.status}: {outcome.source}")
     passthrough = [o for o in report.stored if o.record is not None and not o.record.compressible]
-    click.echo(report.summary() + (f"; {len(passthrough)} stored as passthrough (not compressible)"
-                                   if passthrough else ""))  # fmt: skip
+    click.echo(
+        report.summary() + (f"; {len(passthrough)} stored as passthrough (not compressible)" if passthrough else "")
+    )
     if report.stopped:
         click.echo(f"error: {report.stopped}", err=True)
         sys.exit(EXIT_ERROR)

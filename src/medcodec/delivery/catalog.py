@@ -47,16 +47,18 @@ __all__ = [
 metadata = sa.MetaData()
 
 patients = sa.Table(
-    "patients", metadata,
+    "patients",
+    metadata,
     sa.Column("patient_key", sa.String(200), primary_key=True),
     sa.Column("patient_id", sa.String(64), nullable=False, default=""),
     sa.Column("patient_name", sa.String(324), nullable=False, default=""),
     sa.Column("birth_date", sa.String(16), nullable=False, default=""),
     sa.Column("sex", sa.String(16), nullable=False, default=""),
-)  # fmt: skip
+)
 
 studies = sa.Table(
-    "studies", metadata,
+    "studies",
+    metadata,
     sa.Column("study_uid", sa.String(64), primary_key=True),
     sa.Column("patient_key", sa.String(200), sa.ForeignKey("patients.patient_key"), nullable=False),
     sa.Column("study_date", sa.String(16), nullable=False, default=""),
@@ -67,20 +69,22 @@ studies = sa.Table(
     sa.Column("referring_physician_name", sa.String(324), nullable=False, default=""),
     sa.Column("attrs", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
-)  # fmt: skip
+)
 
 series = sa.Table(
-    "series", metadata,
+    "series",
+    metadata,
     sa.Column("series_uid", sa.String(64), primary_key=True),
     sa.Column("study_uid", sa.String(64), sa.ForeignKey("studies.study_uid"), nullable=False, index=True),
     sa.Column("modality", sa.String(16), nullable=False, default=""),
     sa.Column("series_number", sa.Integer, nullable=True),
     sa.Column("series_description", sa.String(256), nullable=False, default=""),
     sa.Column("attrs", sa.Text, nullable=False),
-)  # fmt: skip
+)
 
 instances = sa.Table(
-    "instances", metadata,
+    "instances",
+    metadata,
     sa.Column("sop_uid", sa.String(64), primary_key=True),
     sa.Column("series_uid", sa.String(64), sa.ForeignKey("series.series_uid"), nullable=False, index=True),
     sa.Column("study_uid", sa.String(64), sa.ForeignKey("studies.study_uid"), nullable=False, index=True),
@@ -112,10 +116,11 @@ instances = sa.Table(
     sa.Column("source", sa.String(1024), nullable=False, default=""),
     sa.Column("ingested_at", sa.Float, nullable=False),
     sa.Column("header", sa.Text, nullable=False),
-)  # fmt: skip
+)
 
 renditions = sa.Table(
-    "renditions", metadata,
+    "renditions",
+    metadata,
     sa.Column("sop_uid", sa.String(64), sa.ForeignKey("instances.sop_uid"), primary_key=True),
     sa.Column("preset", sa.String(32), primary_key=True),
     sa.Column("path", sa.String(512), nullable=False),
@@ -130,10 +135,11 @@ renditions = sa.Table(
     sa.Column("new_sop_uid", sa.String(64), nullable=False),
     sa.Column("entry", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
-)  # fmt: skip
+)
 
 archives = sa.Table(
-    "archives", metadata,
+    "archives",
+    metadata,
     sa.Column("study_uid", sa.String(64), sa.ForeignKey("studies.study_uid"), primary_key=True),
     sa.Column("series_uid", sa.String(64), primary_key=True),  # "" for the whole study
     sa.Column("preset", sa.String(32), primary_key=True),
@@ -142,7 +148,7 @@ archives = sa.Table(
     sa.Column("etag", sa.String(64), nullable=False),
     sa.Column("files", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
-)  # fmt: skip
+)
 
 
 # --------------------------------------------------------------------------- records
@@ -184,7 +190,7 @@ class InstanceRecord:
     ingested_at: float
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> InstanceRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> InstanceRecord:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
     @property
@@ -192,8 +198,12 @@ class InstanceRecord:
         """Uncompressed pixel bytes (rows x columns x frames x samples x Bits Allocated / 8), 0 without pixels."""
         if not (self.rows and self.columns and self.bits_allocated):
             return 0
-        return self.rows * self.columns * (self.frames or 1) * (self.samples_per_pixel or 1) * (
-            (self.bits_allocated + 7) // 8
+        return (
+            self.rows
+            * self.columns
+            * (self.frames or 1)
+            * (self.samples_per_pixel or 1)
+            * ((self.bits_allocated + 7) // 8)
         )
 
 
@@ -217,7 +227,7 @@ class RenditionRecord:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RenditionRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> RenditionRecord:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
@@ -235,7 +245,7 @@ class ArchiveRecord:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ArchiveRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> ArchiveRecord:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
@@ -308,7 +318,7 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
         low, _, high = value.partition("-")
         if not all(part.strip().replace(".", "").isdigit() for part in (low, high) if part):
             raise InvalidInputError(f"{key}={value!r}: expected a range of DA/TM values (PS3.4 C.2.2.2.5)")
-        cond = sa.true()
+        cond: sa.ColumnElement[bool] = sa.true()
         if low:
             cond = sa.and_(cond, column >= low.strip())
         if high:
@@ -384,7 +394,7 @@ class Catalog:
         *,
         patient: Mapping[str, Any],
         study: Mapping[str, Any],
-        series_row: Mapping[str, Any],
+        series_row: Mapping[Any, Any],
         instance: Mapping[str, Any],
     ) -> tuple[str, InstanceRecord | None]:
         """Insert one instance with its patient/study/series in one transaction.
@@ -411,7 +421,9 @@ class Catalog:
         raise DeliveryError(f"cannot insert instance {instance['sop_uid']}: the catalog keeps changing under it")
 
     @staticmethod
-    def _upsert(conn: Connection, table: sa.Table, key: str, values: Mapping[str, Any], *, update: bool = False) -> None:
+    def _upsert(
+        conn: Connection, table: sa.Table, key: str, values: Mapping[str, Any], *, update: bool = False
+    ) -> None:
         found = conn.execute(sa.select(table.c[key]).where(table.c[key] == values[key])).first()
         if found is None:
             conn.execute(table.insert().values(**values))
@@ -448,10 +460,15 @@ class Catalog:
         validate_uid(series_uid, what="Series Instance UID")
         c = instances.c
         query = sa.select(
-            sa.func.count(), sa.func.min(c.px_min), sa.func.max(c.px_max), sa.func.min(c.px_tissue_min),
-            sa.func.max(c.px_tissue_max), sa.func.sum(c.px_below_floor), sa.func.sum(c.rows * c.columns * c.frames),
+            sa.func.count(),
+            sa.func.min(c.px_min),
+            sa.func.max(c.px_max),
+            sa.func.min(c.px_tissue_min),
+            sa.func.max(c.px_tissue_max),
+            sa.func.sum(c.px_below_floor),
+            sa.func.sum(c.rows * c.columns * c.frames),
             sa.func.sum(c.frames),
-        ).where(c.series_uid == series_uid, c.compressible.is_(True))  # fmt: skip
+        ).where(c.series_uid == series_uid, c.compressible.is_(True))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None or not row[0] or row[1] is None:
@@ -472,9 +489,13 @@ class Catalog:
 
     def rendition(self, sop_uid: str, preset: str) -> RenditionRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(renditions).where(renditions.c.sop_uid == sop_uid, renditions.c.preset == preset)
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    sa.select(renditions).where(renditions.c.sop_uid == sop_uid, renditions.c.preset == preset)
+                )
+                .mappings()
+                .first()
+            )
         return None if row is None else RenditionRecord.from_row(row)
 
     def renditions_of(self, sop_uids: Sequence[str], preset: str) -> dict[str, RenditionRecord]:
@@ -507,22 +528,28 @@ class Catalog:
 
     def archive(self, study_uid: str, series_uid: str | None, preset: str) -> ArchiveRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(archives).where(
-                    archives.c.study_uid == study_uid,
-                    archives.c.series_uid == (series_uid or ""),
-                    archives.c.preset == preset,
+            row = (
+                conn.execute(
+                    sa.select(archives).where(
+                        archives.c.study_uid == study_uid,
+                        archives.c.series_uid == (series_uid or ""),
+                        archives.c.preset == preset,
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         return None if row is None else ArchiveRecord.from_row(row)
 
     def referenced(self) -> list[tuple[str, str, int]]:
         """Every object the catalog references: ``(path, sha256 or etag, size)``."""
         with self.engine.connect() as conn:
             out = [tuple(r) for r in conn.execute(sa.select(instances.c.path, instances.c.sha256, instances.c.size))]
-            out += [tuple(r) for r in conn.execute(sa.select(renditions.c.path, renditions.c.sha256, renditions.c.size))]
+            out += [
+                tuple(r) for r in conn.execute(sa.select(renditions.c.path, renditions.c.sha256, renditions.c.size))
+            ]
             out += [tuple(r) for r in conn.execute(sa.select(archives.c.path, archives.c.etag, archives.c.size))]
-        return out  # type: ignore[return-value]
+        return out
 
     def studies_without_archive(self, preset: str) -> list[str]:
         """Studies with no current study-level archive for ``preset`` (never computed, or a new instance came)."""
@@ -594,8 +621,13 @@ class Catalog:
         if need >= 1:
             cols += [series.c.series_uid, series.c.attrs.label("series_attrs"), series.c.series_number]
         if need >= 2:
-            cols += [instances.c.sop_uid, instances.c.header, instances.c.instance_number,
-                     instances.c.transfer_syntax_uid, instances.c.position]  # fmt: skip
+            cols += [
+                instances.c.sop_uid,
+                instances.c.header,
+                instances.c.instance_number,
+                instances.c.transfer_syntax_uid,
+                instances.c.position,
+            ]
         order = [studies.c.study_date.desc(), studies.c.study_uid]
         if need >= 1:
             order += [series.c.series_number, series.c.series_uid]
@@ -608,7 +640,7 @@ class Catalog:
             rows = conn.execute(q).mappings().all()
             return [self._dicom_json(conn, level, row) for row in rows]
 
-    def _dicom_json(self, conn: Connection, level: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    def _dicom_json(self, conn: Connection, level: str, row: Mapping[Any, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         out.update(json.loads(row["study_attrs"]))
         study_uid = row["study_uid"]
@@ -637,20 +669,39 @@ class Catalog:
 
 #: Instance-level attributes returned by QIDO-RS (PS3.18 Table 10.6.3-5) besides study and series ones.
 _INSTANCE_TAGS = (
-    "00080016", "00080018", "00200013", "00280010", "00280011", "00280100", "00280008", "00080008",
-    "00080023", "00080033", "00200032", "00200037", "00280030", "00280004", "00280101", "00280103",
-)  # fmt: skip
+    "00080016",
+    "00080018",
+    "00200013",
+    "00280010",
+    "00280011",
+    "00280100",
+    "00280008",
+    "00080008",
+    "00080023",
+    "00080033",
+    "00200032",
+    "00200037",
+    "00280030",
+    "00280004",
+    "00280101",
+    "00280103",
+)
 
 
-def _instance_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
+def _instance_order(row: Mapping[Any, Any]) -> tuple[Any, ...]:
     sn = row.get("series_number")
     pos = row.get("position")
     num = row.get("instance_number")
     return (
-        sn is None, sn if sn is not None else 0, row["series_uid"],
-        pos is None, pos if pos is not None else 0.0,
-        num is None, num if num is not None else 0, row["sop_uid"],
-    )  # fmt: skip
+        sn is None,
+        sn if sn is not None else 0,
+        row["series_uid"],
+        pos is None,
+        pos if pos is not None else 0.0,
+        num is None,
+        num if num is not None else 0,
+        row["sop_uid"],
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -664,4 +715,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def now() -> float:
     return time.time()
-

@@ -51,14 +51,32 @@ __all__ = ["InstanceOutcome", "IngestReport", "ingest", "ingest_bytes", "object_
 HU_FLOOR = -1024.0
 
 _STUDY_KEYWORDS = (
-    "StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "PatientName", "PatientID",
-    "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID", "StudyDescription",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyID",
+    "StudyDescription",
     "TimezoneOffsetFromUTC",
-)  # fmt: skip
+)
 _SERIES_KEYWORDS = (
-    "Modality", "SeriesDescription", "SeriesNumber", "SeriesInstanceUID", "BodyPartExamined", "SeriesDate",
-    "SeriesTime", "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime", "Laterality",
-)  # fmt: skip
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "SeriesInstanceUID",
+    "BodyPartExamined",
+    "SeriesDate",
+    "SeriesTime",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "Laterality",
+)
 
 
 @dataclass(frozen=True)
@@ -264,9 +282,12 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         uids[keyword] = validate_uid(value, what=f"{source}: {what}")
     sha = hashlib.sha256(data).hexdigest()
     base = {
-        "source": source, "sop_uid": uids["SOPInstanceUID"], "series_uid": uids["SeriesInstanceUID"],
-        "study_uid": uids["StudyInstanceUID"], "sha256": sha,
-    }  # fmt: skip
+        "source": source,
+        "sop_uid": uids["SOPInstanceUID"],
+        "series_uid": uids["SeriesInstanceUID"],
+        "study_uid": uids["StudyInstanceUID"],
+        "sha256": sha,
+    }
     existing = store.catalog.get_instance(uids["SOPInstanceUID"])
     if existing is not None:
         return _known(existing, base)
@@ -287,39 +308,69 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     study_attrs = _json_of(ds, _STUDY_KEYWORDS)
     series_attrs = _json_of(ds, _SERIES_KEYWORDS)
     instance = {
-        "sop_uid": uids["SOPInstanceUID"], "series_uid": uids["SeriesInstanceUID"],
-        "study_uid": uids["StudyInstanceUID"], "sop_class_uid": uids["SOPClassUID"],
-        "transfer_syntax_uid": transfer_syntax, "instance_number": _int(ds, "InstanceNumber"),
-        "position": info.get("position"), "modality": _text(ds, "Modality")[:16], "rows": _int(ds, "Rows"),
-        "columns": _int(ds, "Columns"), "frames": _int(ds, "NumberOfFrames") or (1 if "Rows" in ds else None),
+        "sop_uid": uids["SOPInstanceUID"],
+        "series_uid": uids["SeriesInstanceUID"],
+        "study_uid": uids["StudyInstanceUID"],
+        "sop_class_uid": uids["SOPClassUID"],
+        "transfer_syntax_uid": transfer_syntax,
+        "instance_number": _int(ds, "InstanceNumber"),
+        "position": info.get("position"),
+        "modality": _text(ds, "Modality")[:16],
+        "rows": _int(ds, "Rows"),
+        "columns": _int(ds, "Columns"),
+        "frames": _int(ds, "NumberOfFrames") or (1 if "Rows" in ds else None),
         "bits_allocated": _int(ds, "BitsAllocated"),
         "bits_stored": info.get("bits_stored", _int(ds, "BitsStored")),
         "pixel_representation": info.get("pixel_representation", _int(ds, "PixelRepresentation")),
-        "photometric": _text(ds, "PhotometricInterpretation")[:16], "samples_per_pixel": _int(ds, "SamplesPerPixel"),
+        "photometric": _text(ds, "PhotometricInterpretation")[:16],
+        "samples_per_pixel": _int(ds, "SamplesPerPixel"),
         "rescale_slope": info.get("rescale_slope", _float(ds, "RescaleSlope")),
         "rescale_intercept": info.get("rescale_intercept", _float(ds, "RescaleIntercept")),
-        "px_min": info.get("px_min"), "px_max": info.get("px_max"), "px_tissue_min": info.get("px_tissue_min"),
-        "px_tissue_max": info.get("px_tissue_max"), "px_below_floor": info.get("px_below_floor"),
-        "compressible": bool(info) and not reason, "passthrough_reason": reason[:512],
-        "sha256": sha, "size": len(data), "path": path, "source": source[:1024], "ingested_at": t,
+        "px_min": info.get("px_min"),
+        "px_max": info.get("px_max"),
+        "px_tissue_min": info.get("px_tissue_min"),
+        "px_tissue_max": info.get("px_tissue_max"),
+        "px_below_floor": info.get("px_below_floor"),
+        "compressible": bool(info) and not reason,
+        "passthrough_reason": reason[:512],
+        "sha256": sha,
+        "size": len(data),
+        "path": path,
+        "source": source[:1024],
+        "ingested_at": t,
         "header": _dumps(header_json(ds)),
-    }  # fmt: skip
+    }
     try:
         status, found = store.catalog.add_instance(
-            patient={"patient_key": patient_key[:200], "patient_id": patient_id,
-                     "patient_name": _text(ds, "PatientName")[:324], "birth_date": _text(ds, "PatientBirthDate")[:16],
-                     "sex": _text(ds, "PatientSex")[:16]},
-            study={"study_uid": uids["StudyInstanceUID"], "patient_key": patient_key[:200],
-                   "study_date": _text(ds, "StudyDate")[:16], "study_time": _text(ds, "StudyTime")[:32],
-                   "accession_number": _text(ds, "AccessionNumber")[:64], "study_id": _text(ds, "StudyID")[:64],
-                   "study_description": _text(ds, "StudyDescription")[:256],
-                   "referring_physician_name": _text(ds, "ReferringPhysicianName")[:324],
-                   "attrs": _dumps(study_attrs), "updated_at": t},
-            series_row={"series_uid": uids["SeriesInstanceUID"], "study_uid": uids["StudyInstanceUID"],
-                        "modality": _text(ds, "Modality")[:16], "series_number": _int(ds, "SeriesNumber"),
-                        "series_description": _text(ds, "SeriesDescription")[:256], "attrs": _dumps(series_attrs)},
+            patient={
+                "patient_key": patient_key[:200],
+                "patient_id": patient_id,
+                "patient_name": _text(ds, "PatientName")[:324],
+                "birth_date": _text(ds, "PatientBirthDate")[:16],
+                "sex": _text(ds, "PatientSex")[:16],
+            },
+            study={
+                "study_uid": uids["StudyInstanceUID"],
+                "patient_key": patient_key[:200],
+                "study_date": _text(ds, "StudyDate")[:16],
+                "study_time": _text(ds, "StudyTime")[:32],
+                "accession_number": _text(ds, "AccessionNumber")[:64],
+                "study_id": _text(ds, "StudyID")[:64],
+                "study_description": _text(ds, "StudyDescription")[:256],
+                "referring_physician_name": _text(ds, "ReferringPhysicianName")[:324],
+                "attrs": _dumps(study_attrs),
+                "updated_at": t,
+            },
+            series_row={
+                "series_uid": uids["SeriesInstanceUID"],
+                "study_uid": uids["StudyInstanceUID"],
+                "modality": _text(ds, "Modality")[:16],
+                "series_number": _int(ds, "SeriesNumber"),
+                "series_description": _text(ds, "SeriesDescription")[:256],
+                "attrs": _dumps(series_attrs),
+            },
             instance=instance,
-        )  # fmt: skip
+        )
     except StoreFullError:
         raise
     except Exception as exc:
@@ -327,7 +378,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
             raise StoreFullError(28, f"{source}: no space left for the catalog; nothing of this file was kept") from exc
         raise
     if status != "stored":
-        return _known(found, base)  # type: ignore[arg-type]
+        return _known(found, base)
     record = store.catalog.get_instance(uids["SOPInstanceUID"])
     return InstanceOutcome(status="stored", record=record, **base)
 
@@ -336,10 +387,14 @@ def _known(existing: InstanceRecord, base: dict[str, Any]) -> InstanceOutcome:
     if existing.sha256 == base["sha256"]:
         return InstanceOutcome(status="duplicate", record=existing, message="already stored (same sha256)", **base)
     return InstanceOutcome(
-        status="conflict", record=existing, **base,
-        message=(f"{base['source']}: SOP Instance UID {existing.sop_uid} is stored already with other content "
-                 f"(sha256 {existing.sha256[:16]}..., from {existing.source}); not overwritten"),
-    )  # fmt: skip
+        status="conflict",
+        record=existing,
+        **base,
+        message=(
+            f"{base['source']}: SOP Instance UID {existing.sop_uid} is stored already with other content "
+            f"(sha256 {existing.sha256[:16]}..., from {existing.source}); not overwritten"
+        ),
+    )
 
 
 def _dumps(value: Any) -> str:
@@ -376,7 +431,7 @@ def _expand(paths: Any) -> tuple[list[Any], list[str]]:
             continue
         taken = {Path(s) for s in found if isinstance(s, (str, os.PathLike))}
         taken |= {s.archive for s in found if isinstance(s, ZipMember)}
-        for root, dirs, files in os.walk(item):
+        for root, dirs, files in os.walk(os.fspath(item)):
             dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
             for name in files:
                 path = Path(root, name)
@@ -430,9 +485,11 @@ def ingest(
     # expand first (cheap: headers are not read), so progress has a total
     sources, skipped = _expand(paths)
     report.outcomes.extend(
-        InstanceOutcome(status="skipped", source=path, message=f"{path}: not a DICOM file (found in a folder; not stored)")
+        InstanceOutcome(
+            status="skipped", source=path, message=f"{path}: not a DICOM file (found in a folder; not stored)"
+        )
         for path in skipped
-    )  # fmt: skip
+    )
     total = len(sources)
     for done, source in enumerate(sources, 1):
         name = source.name if isinstance(source, ZipMember) else str(source)
@@ -457,9 +514,7 @@ def ingest(
         from .precompute import precompute
 
         try:
-            report.precomputed = precompute(store, new_studies, presets=presets, scheduler=scheduler,
-                                            progress=progress)  # fmt: skip
+            report.precomputed = precompute(store, new_studies, presets=presets, scheduler=scheduler, progress=progress)
         except StoreFullError as exc:
             report.stopped = str(exc)
     return report
-

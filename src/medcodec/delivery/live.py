@@ -25,12 +25,12 @@ makes pre-computed renditions, so a live archive holds what a pre-computed one w
 from __future__ import annotations
 
 import asyncio
-import io
 import collections
+import io
 import os
 import threading
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -101,7 +101,7 @@ class LivePool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-async def amap_ordered(pool: LivePool, fn: Callable[[Any], _T], items: Iterable[Any]) -> AsyncIterator[_T]:
+async def amap_ordered(pool: LivePool, fn: Callable[[Any], _T], items: Iterable[Any]) -> AsyncGenerator[_T, None]:
     """``map(fn, items)`` on the pool's threads, in order, at most ``pool.window`` ahead.
 
     Closing the generator early (client gone) cancels what is queued; the finally block has no
@@ -213,8 +213,16 @@ def presets_for_syntax(ts: str, wanted: str | None = None) -> list[str]:
     return sorted(names, key=lambda n: (n != "diagnostic", n))
 
 
-def encode_with_preset(store: Any, record: Any, preset_name: str, *, mapping: Any = None,
-                       data: bytes | None = None, measure: bool = False, effort: str = "fast") -> tuple[bytes, str, Any]:  # fmt: skip
+def encode_with_preset(
+    store: Any,
+    record: Any,
+    preset_name: str,
+    *,
+    mapping: Any = None,
+    data: bytes | None = None,
+    measure: bool = False,
+    effort: str = "fast",
+) -> tuple[bytes, str, Any]:
     """One instance under a preset, computed now: ``(file bytes, transfer syntax, manifest entry)``.
 
     ``measure=False`` (live): no decode-back to fill PSNR / max error (``measured: false`` in the
@@ -232,9 +240,11 @@ def encode_with_preset(store: Any, record: Any, preset_name: str, *, mapping: An
     return encoded.data, encoded.entry.transfer_syntax_uid, encoded.entry
 
 
-def rendition_or_encode(store: Any, record: Any, preset_name: str, *, mapping: Any = None,
-                        live: bool = False) -> tuple[bytes, str, Any]:  # fmt: skip
-    """The instance under ``preset_name``: its pre-computed rendition when stored (and not ``live``), else encoded now."""
+def rendition_or_encode(
+    store: Any, record: Any, preset_name: str, *, mapping: Any = None, live: bool = False
+) -> tuple[bytes, str, Any]:
+    """The instance under ``preset_name``: its pre-computed rendition when stored (and not ``live``),
+    else encoded now."""
     if not live:
         rendition = store.rendition(record, preset_name)
         if rendition is not None:
@@ -244,8 +254,9 @@ def rendition_or_encode(store: Any, record: Any, preset_name: str, *, mapping: A
     return encode_with_preset(store, record, preset_name, mapping=mapping)
 
 
-def instance_bytes(store: Any, record: Any, ts: str, preset: str | None = None,
-                   strict: bool = True) -> tuple[bytes, str]:  # fmt: skip
+def instance_bytes(
+    store: Any, record: Any, ts: str, preset: str | None = None, strict: bool = True
+) -> tuple[bytes, str]:
     """One instance as a DICOM file under transfer syntax ``ts`` (``*`` = as stored).
 
     Returns ``(bytes, syntax actually used)``. With ``strict`` an instance that cannot take
@@ -267,8 +278,9 @@ def instance_bytes(store: Any, record: Any, ts: str, preset: str | None = None,
             return data, record.transfer_syntax_uid
     names = presets_for_syntax(ts, preset)
     if not names:
-        raise NotAcceptableError(f"transfer syntax {ts} is not one medcodec produces"
-                                 + (f" with preset {preset!r}" if preset else ""))
+        raise NotAcceptableError(
+            f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
+        )
     data, got, _ = rendition_or_encode(store, record, names[0])
     if got != ts and strict:
         raise NotAcceptableError(
@@ -291,8 +303,9 @@ def _to_explicit_le(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def instance_frames(store: Any, record: Any, numbers: list[int], ts: str,
-                    preset: str | None = None) -> tuple[list[bytes], str]:  # fmt: skip
+def instance_frames(
+    store: Any, record: Any, numbers: list[int], ts: str, preset: str | None = None
+) -> tuple[list[bytes], str]:
     """Frames (1-based ``numbers``) of an instance: raw little-endian pixels for Explicit VR LE,
     else the encapsulated fragments of the instance under ``ts`` (``*`` = as stored)."""
     import pydicom
@@ -337,8 +350,15 @@ def archive_name(record: Any) -> str:
     return archive_entry_name(record)
 
 
-def live_archive(store: Any, records: list[Any], preset: str, pool: LivePool, *,
-                 series_only: bool = False, use_renditions: bool = False) -> AsyncIterator[bytes]:
+def live_archive(
+    store: Any,
+    records: list[Any],
+    preset: str,
+    pool: LivePool,
+    *,
+    series_only: bool = False,
+    use_renditions: bool = False,
+) -> AsyncIterator[bytes]:
     """The chunks of a ZIP of ``records`` under ``preset``, made now (see the module docstring).
 
     Instances are encoded with one series mapping per series, computed once from the catalog;
@@ -367,8 +387,12 @@ def live_archive(store: Any, records: list[Any], preset: str, pool: LivePool, *,
             if rendition is not None:
                 with store.open_rendition(rendition) as fh:
                     data = fh.read()
-                return LiveEntry(archive_name(record), data, manifest=rendition,
-                                 extra={"record": record, "ts": rendition.transfer_syntax_uid})  # fmt: skip
+                return LiveEntry(
+                    archive_name(record),
+                    data,
+                    manifest=rendition,
+                    extra={"record": record, "ts": rendition.transfer_syntax_uid},
+                )
         data, ts, entry = encode_with_preset(store, record, preset, mapping=mapping_for(record))
         return LiveEntry(archive_name(record), data, manifest=entry, extra={"record": record, "ts": ts})
 
@@ -393,14 +417,28 @@ def manifest_bytes(entries: list[LiveEntry], preset: str, study_uid: str, series
         if row is None:  # an original sent as it is
             record = e.extra["record"]
             row = ManifestEntry(
-                preset=preset, sop_instance_uid=record.sop_uid, series_instance_uid=record.series_uid,
-                rendition_sop_instance_uid=record.sop_uid, sop_class_uid=record.sop_class_uid,
-                modality=record.modality, transfer_syntax_uid=record.transfer_syntax_uid, passthrough=True,
-                lossy=False, bytes=record.size, source_bytes=record.size, reason="original",
-            )  # fmt: skip
+                preset=preset,
+                sop_instance_uid=record.sop_uid,
+                series_instance_uid=record.series_uid,
+                rendition_sop_instance_uid=record.sop_uid,
+                sop_class_uid=record.sop_class_uid,
+                modality=record.modality,
+                transfer_syntax_uid=record.transfer_syntax_uid,
+                passthrough=True,
+                lossy=False,
+                bytes=record.size,
+                source_bytes=record.size,
+                reason="original",
+            )
         elif not isinstance(row, ManifestEntry):  # a stored rendition's row
             row = ManifestEntry.from_json(row.entry)
         rows.append(row.named(e.name))
     p = PRESETS.get(preset)
-    return build_manifest(rows, preset=preset, study_uid=study_uid, series_uid=series_uid,
-                          diagnostic=bool(getattr(p, "diagnostic", True)), label=str(getattr(p, "label", "")))
+    return build_manifest(
+        rows,
+        preset=preset,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        diagnostic=bool(getattr(p, "diagnostic", True)),
+        label=str(getattr(p, "label", "")),
+    )

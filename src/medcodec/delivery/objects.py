@@ -73,7 +73,7 @@ class Objects:
         try:
             if self.local:
                 return open(self.local_path(rel), "rb")
-            return self.fs.open(self.full(rel), "rb")  # type: ignore[no-any-return]
+            return self.fs.open(self.full(rel), "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {rel} is missing from the store") from exc
 
@@ -85,7 +85,9 @@ class Objects:
         """Write ``data`` at ``rel`` atomically (see the module docstring)."""
         self.put_stream(rel, [data])
 
-    def put_stream(self, rel: str | Callable[[str], str], chunks: Iterable[bytes | bytearray | memoryview]) -> tuple[str, int, str]:
+    def put_stream(
+        self, rel: str | Callable[[str], str], chunks: Iterable[bytes | bytearray | memoryview]
+    ) -> tuple[str, int, str]:
         """Write ``chunks`` atomically; ``rel`` may be a function of the sha256 hex (content addressing).
 
         Returns ``(rel, size, sha256 hex)``.
@@ -121,7 +123,10 @@ class Objects:
             with contextlib.suppress(Exception):
                 self.remove(tmp_rel)
             if is_full(exc):
-                raise StoreFullError(errno.ENOSPC, f"no space left in the store {self.url!r} writing {rel if isinstance(rel, str) else 'an object'}") from exc
+                raise StoreFullError(
+                    errno.ENOSPC,
+                    f"no space left in the store {self.url!r} writing {rel if isinstance(rel, str) else 'an object'}",
+                ) from exc
             raise
         return final_rel, size, digest.hexdigest()
 
@@ -149,5 +154,3 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-

@@ -86,12 +86,21 @@ def render_task(url: str, original_path: str, original_sha: str, preset_name: st
     else:
         path, size, sha = storage.put_stream(lambda h: rendition_path(preset_name, h), [encoded.data])
     return {
-        "sop_uid": entry.sop_instance_uid, "preset": preset_name, "path": path, "sha256": sha, "size": size,
-        "transfer_syntax_uid": entry.transfer_syntax_uid, "ratio": entry.ratio if entry.ratio is not None else 1.0,
-        "psnr": _finite(entry.psnr), "max_error": entry.max_error, "max_error_hu": entry.max_error_hu,
-        "passthrough": entry.passthrough, "new_sop_uid": entry.rendition_sop_instance_uid,
-        "entry": entry.to_json(), "created_at": now(),
-    }  # fmt: skip
+        "sop_uid": entry.sop_instance_uid,
+        "preset": preset_name,
+        "path": path,
+        "sha256": sha,
+        "size": size,
+        "transfer_syntax_uid": entry.transfer_syntax_uid,
+        "ratio": entry.ratio if entry.ratio is not None else 1.0,
+        "psnr": _finite(entry.psnr),
+        "max_error": entry.max_error,
+        "max_error_hu": entry.max_error_hu,
+        "passthrough": entry.passthrough,
+        "new_sop_uid": entry.rendition_sop_instance_uid,
+        "entry": entry.to_json(),
+        "created_at": now(),
+    }
 
 
 def _finite(value: float | None) -> float | None:
@@ -109,11 +118,13 @@ def dask_client(scheduler: str | None = None) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if scheduler is None or scheduler in ("threads", "local"):
-        cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1,
-                               dashboard_address=":0")  # fmt: skip
+        cluster = LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1, dashboard_address=":0"
+        )
     elif scheduler == "processes":
-        cluster = LocalCluster(processes=True, n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                               dashboard_address=":0")  # fmt: skip
+        cluster = LocalCluster(
+            processes=True, n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0"
+        )
     elif "://" in scheduler:
         cluster = None
     else:
@@ -203,8 +214,16 @@ def precompute(
         own = contextlib.nullcontext(client) if client is not None else dask_client(scheduler)
         with own as dask:
             futures = [
-                dask.submit(render_task, store.url, r.path, r.sha256, name, mapping, pure=False,
-                            key=f"render-{name}-{r.sop_uid}-{os.urandom(4).hex()}")  # fmt: skip
+                dask.submit(
+                    render_task,
+                    store.url,
+                    r.path,
+                    r.sha256,
+                    name,
+                    mapping,
+                    pure=False,
+                    key=f"render-{name}-{r.sop_uid}-{os.urandom(4).hex()}",
+                )
                 for r, name, mapping in jobs
             ]
             from distributed import as_completed
@@ -222,8 +241,12 @@ def precompute(
                     f.cancel()
                 raise
     written: list[str] = []
-    units = [(study, series, name) for study in studies for name in names
-             for series in [None, *dict.fromkeys(r.series_uid for r in per_study[study])]]  # fmt: skip
+    units = [
+        (study, series, name)
+        for study in studies
+        for name in names
+        for series in [None, *dict.fromkeys(r.series_uid for r in per_study[study])]
+    ]
     for k, (study, series, name) in enumerate(units, 1):
         records = [r for r in per_study[study] if series is None or r.series_uid == series]
         if _build_archive(store, study, series, name, records):
@@ -268,12 +291,20 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
         arcname = archive_entry_name(record)
         if name == "original":
             entry = ManifestEntry(
-                preset=name, sop_instance_uid=record.sop_uid, series_instance_uid=record.series_uid,
-                rendition_sop_instance_uid=record.sop_uid, sop_class_uid=record.sop_class_uid,
-                modality=record.modality, transfer_syntax_uid=record.transfer_syntax_uid, passthrough=True,
-                lossy=False, bytes=record.size, source_bytes=record.size, measured=False,
+                preset=name,
+                sop_instance_uid=record.sop_uid,
+                series_instance_uid=record.series_uid,
+                rendition_sop_instance_uid=record.sop_uid,
+                sop_class_uid=record.sop_class_uid,
+                modality=record.modality,
+                transfer_syntax_uid=record.transfer_syntax_uid,
+                passthrough=True,
+                lossy=False,
+                bytes=record.size,
+                source_bytes=record.size,
+                measured=False,
                 reason="the original preset delivers the stored file",
-            )  # fmt: skip
+            )
             files.append((arcname, record.path))
         else:
             r = rend.get(record.sop_uid)
@@ -282,12 +313,13 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
             entry = ManifestEntry.from_json(r.entry)
             files.append((arcname, r.path))
         entries.append(entry.named(arcname))
-    manifest = build_manifest(entries, preset=name, study_uid=study, series_uid=series,
-                              diagnostic=preset.diagnostic, label=preset.label)  # fmt: skip
+    manifest = build_manifest(
+        entries, preset=name, study_uid=study, series_uid=series, diagnostic=preset.diagnostic, label=preset.label
+    )
 
     def chunks() -> Iterator[bytes]:
         sink = _HashingSink()
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[arg-type]
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[call-overload]
             for arcname, path in files:
                 with zf.open(_info(arcname), "w", force_zip64=False) as out, store.objects.open(path) as fh:
                     while True:
@@ -306,11 +338,21 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
         path, size, sha = store.objects.put_stream(lambda h: archive_path(name, study, series, h), chunks())
     except StoreFullError:
         raise
-    return bool(store.catalog.put_archive(
-        {"study_uid": study, "series_uid": series or "", "preset": name, "path": path, "size": size, "etag": sha,
-         "files": len(files), "created_at": now()},
-        expect_instances=len(records),
-    ))  # fmt: skip
+    return bool(
+        store.catalog.put_archive(
+            {
+                "study_uid": study,
+                "series_uid": series or "",
+                "preset": name,
+                "path": path,
+                "size": size,
+                "etag": sha,
+                "files": len(files),
+                "created_at": now(),
+            },
+            expect_instances=len(records),
+        )
+    )
 
 
 def _info(name: str) -> zipfile.ZipInfo:
@@ -318,4 +360,3 @@ def _info(name: str) -> zipfile.ZipInfo:
     info.compress_type = zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     return info
-

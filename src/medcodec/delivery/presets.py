@@ -68,6 +68,7 @@ from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments
 from pydicom.pixels import pixel_array
+from pydicom.uid import UID
 
 from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_dataset, plan_series_mapping
 from ..dicom._lenient import source_values_as_is
@@ -133,8 +134,10 @@ def image_class(ds: Dataset) -> str:
     with source_values_as_is():
         modality = str(ds.get("Modality", "") or "").upper()
         if modality == "CT":
-            texts = [str(ds.get(k, "") or "") for k in ("BodyPartExamined", "SeriesDescription", "StudyDescription",
-                                                           "ProtocolName")]  # fmt: skip
+            texts = [
+                str(ds.get(k, "") or "")
+                for k in ("BodyPartExamined", "SeriesDescription", "StudyDescription", "ProtocolName")
+            ]
             return "CT-neuro" if any(_NEURO.search(t) for t in texts) else "CT"
     if modality == "MR":
         return "MR"
@@ -198,9 +201,13 @@ class Preset:
         return get_syntax(point.syntax).uid(8 if bits_stored <= 8 else 12)
 
     def encode_instance(
-        self, source: bytes | bytearray | memoryview | Dataset, *, mapping: SeriesMapping | None = None,
-        measure: bool = True, effort: str = "best",
-    ) -> EncodedInstance:  # fmt: skip
+        self,
+        source: bytes | bytearray | memoryview | Dataset,
+        *,
+        mapping: SeriesMapping | None = None,
+        measure: bool = True,
+        effort: str = "best",
+    ) -> EncodedInstance:
         """This preset's file for one instance: coded, or the original passed through.
 
         Parameters
@@ -244,11 +251,13 @@ class Preset:
         ds = full if full is not None else read_header(data, "<instance>")  # NotDicomError when not DICOM
         with source_values_as_is():
             base = {
-                "preset": self.name, "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+                "preset": self.name,
+                "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
                 "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
-                "sop_class_uid": str(ds.get("SOPClassUID", "")), "modality": str(ds.get("Modality", "") or ""),
+                "sop_class_uid": str(ds.get("SOPClassUID", "")),
+                "modality": str(ds.get("Modality", "") or ""),
                 "source_bytes": len(data),
-            }  # fmt: skip
+            }
         meta = getattr(ds, "file_meta", None)
         source_ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else IMPLICIT_LE
         point = self.operating_point(ds)
@@ -269,8 +278,9 @@ class Preset:
         if not lossless and spec.extra.get("rescale_varies_per_frame"):
             return self._passthrough(data, source_ts, base, "per-frame Rescale Slope/Intercept differ")
         if not lossless and "ModalityLUTSequence" in full:
-            return self._passthrough(data, source_ts, base,
-                                     "(0028,3000) Modality LUT Sequence: values cannot be remapped")  # fmt: skip
+            return self._passthrough(
+                data, source_ts, base, "(0028,3000) Modality LUT Sequence: values cannot be remapped"
+            )
         try:
             frames = dataset_frames(full, spec) if (measure or mapping is None or effort == "fast") else None
         except DicomError as exc:
@@ -286,10 +296,16 @@ class Preset:
 
     def _passthrough(self, data: bytes, ts: str, base: dict[str, Any], reason: str) -> EncodedInstance:
         entry = ManifestEntry(
-            **base, rendition_sop_instance_uid=base["sop_instance_uid"], transfer_syntax_uid=ts, passthrough=True,
-            lossy=False, bytes=len(data), reason=reason.removeprefix("<bytes>: ")[:300], max_error=None,
+            **base,
+            rendition_sop_instance_uid=base["sop_instance_uid"],
+            transfer_syntax_uid=ts,
+            passthrough=True,
+            lossy=False,
+            bytes=len(data),
+            reason=reason.removeprefix("<bytes>: ")[:300],
+            max_error=None,
             measured=False,
-        )  # fmt: skip
+        )
         return EncodedInstance(data, entry)
 
     def _lossless(self, full: Dataset, frames: NDArray[np.integer] | None, base: dict[str, Any]) -> EncodedInstance:
@@ -300,20 +316,39 @@ class Preset:
             if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
                 raise CodecError(f"HTJ2K lossless of {base['sop_instance_uid']} does not decode to the same values")
         entry = ManifestEntry(
-            **base, rendition_sop_instance_uid=str(out.SOPInstanceUID), transfer_syntax_uid=HTJ2K_LOSSLESS,
-            passthrough=False, lossy=False, bytes=len(result), ratio=ratio, psnr=None,
-            max_error=0.0 if measured else None, max_error_hu=0.0 if measured else None, measured=measured,
-        )  # fmt: skip
+            **base,
+            rendition_sop_instance_uid=str(out.SOPInstanceUID),
+            transfer_syntax_uid=HTJ2K_LOSSLESS,
+            passthrough=False,
+            lossy=False,
+            bytes=len(result),
+            ratio=ratio,
+            psnr=None,
+            max_error=0.0 if measured else None,
+            max_error_hu=0.0 if measured else None,
+            measured=measured,
+        )
         return EncodedInstance(result, entry)
 
     def _lossy(
-        self, full: Dataset, frames: NDArray[np.integer] | None, spec: PixelSpec, point: OperatingPoint,
-        base: dict[str, Any], *, mapping: SeriesMapping | None, effort: str, measure: bool,
-    ) -> EncodedInstance:  # fmt: skip
+        self,
+        full: Dataset,
+        frames: NDArray[np.integer] | None,
+        spec: PixelSpec,
+        point: OperatingPoint,
+        base: dict[str, Any],
+        *,
+        mapping: SeriesMapping | None,
+        effort: str,
+        measure: bool,
+    ) -> EncodedInstance:
         syntax = get_syntax(point.syntax)
         bits, signed = syntax.target(spec.bits_stored, spec.signed)
-        if mapping is None or (mapping.bits_stored, mapping.signed) != (bits, signed) or (
-            mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed):  # fmt: skip
+        if (
+            mapping is None
+            or (mapping.bits_stored, mapping.signed) != (bits, signed)
+            or (mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed)
+        ):
             assert frames is not None  # decoded above whenever no series mapping was given
             mapping = plan_series_mapping(stats_of(frames, spec), bits_stored=bits, signed=signed)
         quality = float(point.quality or 75.0)
@@ -321,9 +356,15 @@ class Preset:
             reference = _source_reference(full, full.get("SOPClassUID"))
         enhanced = "PerFrameFunctionalGroupsSequence" in full or "SharedFunctionalGroupsSequence" in full
         result, ds, ratio = _compress(
-            full, syntax.uid(bits), quality=quality, mapping=mapping, effort=effort, frames=frames, spec=spec,
+            full,
+            syntax.uid(bits),
+            quality=quality,
+            mapping=mapping,
+            effort=effort,
+            frames=frames,
+            spec=spec,
             finish=lambda out, r: _derive_attributes(out, self, mapping, quality, r, base, reference, enhanced),
-        )  # fmt: skip
+        )
         psnr = max_error = max_error_hu = None
         clipped = 0
         if frames is not None and measure:
@@ -340,11 +381,21 @@ class Preset:
                 max_error, psnr = 0.0, math.inf
             max_error_hu = max_error * abs(spec.rescale_slope)
         entry = ManifestEntry(
-            **base, rendition_sop_instance_uid=str(ds.SOPInstanceUID),
-            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID), passthrough=False, lossy=True, bytes=len(result),
-            ratio=ratio, psnr=psnr, max_error=max_error, max_error_hu=max_error_hu, n_clipped=clipped,
-            quality=quality, measured=frames is not None and measure, mapping=mapping.describe(),
-        )  # fmt: skip
+            **base,
+            rendition_sop_instance_uid=str(ds.SOPInstanceUID),
+            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+            passthrough=False,
+            lossy=True,
+            bytes=len(result),
+            ratio=ratio,
+            psnr=psnr,
+            max_error=max_error,
+            max_error_hu=max_error_hu,
+            n_clipped=clipped,
+            quality=quality,
+            measured=frames is not None and measure,
+            mapping=mapping.describe(),
+        )
         return EncodedInstance(result, entry)
 
 
@@ -352,10 +403,16 @@ class Preset:
 
 
 def _compress(
-    ds: Dataset, ts_uid: str, *, quality: float | None, mapping: SeriesMapping | None, effort: str,
-    frames: NDArray[np.integer] | None = None, finish: Callable[[Dataset, float], None] | None = None,
+    ds: Dataset,
+    ts_uid: str,
+    *,
+    quality: float | None,
+    mapping: SeriesMapping | None,
+    effort: str,
+    frames: NDArray[np.integer] | None = None,
+    finish: Callable[[Dataset, float], None] | None = None,
     spec: PixelSpec | None = None,
-) -> tuple[bytes, Dataset, float]:  # fmt: skip
+) -> tuple[bytes, Dataset, float]:
     """The ONE place a preset file is coded: ``ds`` (the whole original, changed in place) under
     ``ts_uid`` -> (file bytes, dataset, ratio). ``finish(ds, ratio)`` adds the derivation
     attributes before the file is written.
@@ -388,33 +445,56 @@ def _compress(
     return encode_file(ds), ds, ratio
 
 
-def _compress_fast(ds: Dataset, ts: Any, *, quality: float, mapping: SeriesMapping,
-                   frames: NDArray[np.integer] | None, spec: PixelSpec | None = None) -> None:  # fmt: skip
+def _compress_fast(
+    ds: Dataset,
+    ts: Any,
+    *,
+    quality: float,
+    mapping: SeriesMapping,
+    frames: NDArray[np.integer] | None,
+    spec: PixelSpec | None = None,
+) -> None:
     from .. import codec
 
     spec = spec or pixel_spec_from_dataset(ds)
     if frames is None:
         frames = dataset_frames(ds, spec)
     mapped = [mapping.map(f)[0] for f in frames]
-    streams = [bytes(codec.encode(m, bits_stored=mapping.bits_stored, signed=False, format="jpeg", quality=quality,
-                                  jobs=1, effort="fast")) for m in mapped]  # fmt: skip
+    streams = [
+        bytes(
+            codec.encode(
+                m, bits_stored=mapping.bits_stored, signed=False, format="jpeg", quality=quality, jobs=1, effort="fast"
+            )
+        )
+        for m in mapped
+    ]
     n, rows, cols = frames.shape
     nbytes = sum(len(s) + len(s) % 2 for s in streams)
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
         del ds[tag]
     coded = mapping.spec_for(spec)
-    set_encapsulated_pixels(ds, streams, coded, transfer_syntax_uid=ts.uid, rows=rows, columns=cols,
-                            multi_frame="NumberOfFrames" in ds)  # fmt: skip
+    set_encapsulated_pixels(
+        ds, streams, coded, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, multi_frame="NumberOfFrames" in ds
+    )
     if not mapping.is_identity:
         set_rescale(ds, coded, enhanced)
         _remap_value_attributes(ds, mapping)
-    mark_lossy(ds, ratio=n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8 / nbytes,
-               method=str(ts.method))  # fmt: skip
+    mark_lossy(
+        ds, ratio=n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8 / nbytes, method=str(ts.method)
+    )
 
 
-def _derive_attributes(ds: Dataset, preset: Preset, mapping: SeriesMapping, quality: float, ratio: float,
-                       base: dict[str, Any], reference: Dataset | None, enhanced: bool) -> None:  # fmt: skip
+def _derive_attributes(
+    ds: Dataset,
+    preset: Preset,
+    mapping: SeriesMapping,
+    quality: float,
+    ratio: float,
+    base: dict[str, Any],
+    reference: Dataset | None,
+    enhanced: bool,
+) -> None:
     """What a lossy preset file says about itself (PS3.3 C.7.6.1.1.2/.5, C.7.6.1.1.3): DERIVED,
     Derivation Description and Code (113040 Lossy Compression), Source Image Sequence, the
     name-based SOP Instance and Series Instance UIDs, and the preview's NOT FOR DIAGNOSIS label."""
@@ -429,7 +509,7 @@ def _derive_attributes(ds: Dataset, preset: Preset, mapping: SeriesMapping, qual
     _set_derived_type(ds)
     if not enhanced and reference is not None:
         _append_item(ds, "SourceImageSequence", reference)
-    sop_uid = _derived_uid(preset.name, base["sop_instance_uid"])
+    sop_uid = UID(_derived_uid(preset.name, base["sop_instance_uid"]))
     ds.SOPInstanceUID = sop_uid
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     if "MediaStorageSOPClassUID" not in ds.file_meta and "SOPClassUID" in ds:
@@ -502,9 +582,17 @@ def stats_of(frames: NDArray[np.integer], spec: PixelSpec) -> SeriesStats:
         if tissue.size:
             tmin, tmax = int(tissue.min()), int(tissue.max())
     return SeriesStats(
-        spec=spec, n_images=1, n_frames=int(frames.shape[0]), n_voxels=int(frames.size), min=int(frames.min()),
-        max=int(frames.max()), is_ct=is_ct, tissue_min=tmin, tissue_max=tmax, n_below_floor=below,
-    )  # fmt: skip
+        spec=spec,
+        n_images=1,
+        n_frames=int(frames.shape[0]),
+        n_voxels=int(frames.size),
+        min=int(frames.min()),
+        max=int(frames.max()),
+        is_ct=is_ct,
+        tissue_min=tmin,
+        tissue_max=tmax,
+        n_below_floor=below,
+    )
 
 
 def series_mapping(store: Any, series_uid: str, preset: Preset | str) -> SeriesMapping | None:
@@ -524,17 +612,25 @@ def series_mapping(store: Any, series_uid: str, preset: Preset | str) -> SeriesM
     if first is None or first.bits_stored is None:
         return None
     spec = PixelSpec(
-        int(first.bits_stored), bool(first.pixel_representation), rescale_slope=first.rescale_slope or 1.0,
-        rescale_intercept=first.rescale_intercept or 0.0, extra={"modality": first.modality},
-    )  # fmt: skip
+        int(first.bits_stored),
+        bool(first.pixel_representation),
+        rescale_slope=first.rescale_slope or 1.0,
+        rescale_intercept=first.rescale_intercept or 0.0,
+        extra={"modality": first.modality},
+    )
     is_ct = first.modality == "CT"
     series_stats = SeriesStats(
-        spec=spec, n_images=int(stats["n_images"]), n_frames=int(stats["n_frames"] or 0),
-        n_voxels=int(stats["n_voxels"] or 0), min=int(stats["min"]), max=int(stats["max"]), is_ct=is_ct,
+        spec=spec,
+        n_images=int(stats["n_images"]),
+        n_frames=int(stats["n_frames"] or 0),
+        n_voxels=int(stats["n_voxels"] or 0),
+        min=int(stats["min"]),
+        max=int(stats["max"]),
+        is_ct=is_ct,
         tissue_min=None if stats["tissue_min"] is None else int(stats["tissue_min"]),
         tissue_max=None if stats["tissue_max"] is None else int(stats["tissue_max"]),
         n_below_floor=int(stats["n_below_floor"] or 0),
-    )  # fmt: skip
+    )
     bits, signed = get_syntax(point.syntax).target(spec.bits_stored, spec.signed)
     return plan_series_mapping(series_stats, bits_stored=bits, signed=signed)
 
@@ -563,17 +659,30 @@ PRESETS: dict[str, Preset] = {
         Preset("original", "the stored files, byte for byte"),
         Preset("lossless", "HTJ2K lossless (.201), bit-exact", {"*": OperatingPoint("htj2k-lossless")}),
         Preset(
-            "diagnostic", "12-bit JPEG (.51) within published guidance for diagnostic reading",
-            {"CT": OperatingPoint(_JPEG, 65), "CT-neuro": OperatingPoint(_JPEG, 88), "MR": OperatingPoint(_JPEG, 65),
-             "CR": OperatingPoint(_JPEG, 85), "*": OperatingPoint(_JPEG, 90)},
+            "diagnostic",
+            "12-bit JPEG (.51) within published guidance for diagnostic reading",
+            {
+                "CT": OperatingPoint(_JPEG, 65),
+                "CT-neuro": OperatingPoint(_JPEG, 88),
+                "MR": OperatingPoint(_JPEG, 65),
+                "CR": OperatingPoint(_JPEG, 85),
+                "*": OperatingPoint(_JPEG, 90),
+            },
             lossy=True,
-        ),  # fmt: skip
+        ),
         Preset(
-            "preview", "~40:1 JPEG, NOT FOR DIAGNOSIS (the seed report's 'rate 100' point)",
-            {"CT": OperatingPoint(_JPEG, 35), "CT-neuro": OperatingPoint(_JPEG, 50), "MR": OperatingPoint(_JPEG, 40),
-             "CR": OperatingPoint(_JPEG, 55), "*": OperatingPoint(_JPEG, 40)},
-            lossy=True, diagnostic=False,
-        ),  # fmt: skip
+            "preview",
+            "~40:1 JPEG, NOT FOR DIAGNOSIS (the seed report's 'rate 100' point)",
+            {
+                "CT": OperatingPoint(_JPEG, 35),
+                "CT-neuro": OperatingPoint(_JPEG, 50),
+                "MR": OperatingPoint(_JPEG, 40),
+                "CR": OperatingPoint(_JPEG, 55),
+                "*": OperatingPoint(_JPEG, 40),
+            },
+            lossy=True,
+            diagnostic=False,
+        ),
     )
 }
 

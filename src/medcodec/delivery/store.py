@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Store", "open_store", "StoreCheck"]
 
+
 @dataclass
 class StoreCheck:
     """What :meth:`Store.check` found.
@@ -101,7 +102,10 @@ class Store:
         return ingest(self, paths, precompress=precompress, presets=presets, scheduler=scheduler, progress=progress)
 
     def ingest_bytes(self, data: bytes, *, source: str = "<bytes>") -> InstanceOutcome:
-        """Ingest one DICOM file given as bytes (STOW-RS, C-STORE); see :func:`medcodec.delivery.ingest.ingest_bytes`."""
+        """Ingest one DICOM file given as bytes (STOW-RS, C-STORE).
+
+        See :func:`medcodec.delivery.ingest.ingest_bytes`.
+        """
         from .ingest import ingest_bytes
 
         return ingest_bytes(self, data, source=source)
@@ -117,8 +121,13 @@ class Store:
         """Pre-compute renditions and archives of a study (see :mod:`medcodec.delivery.precompute`)."""
         from .precompute import precompute
 
-        precompute(self, [validate_uid(study_uid, what="Study Instance UID")], presets=presets, scheduler=scheduler,
-                   progress=progress)  # fmt: skip
+        precompute(
+            self,
+            [validate_uid(study_uid, what="Study Instance UID")],
+            presets=presets,
+            scheduler=scheduler,
+            progress=progress,
+        )
 
     def pending(self, presets: Iterable[str] | None = None) -> list[str]:
         """Studies whose archives for ``presets`` (default the pre-computed ones) are missing or stale."""
@@ -179,8 +188,9 @@ class Store:
         fuzzy: bool = False,
     ) -> list[dict[str, Any]]:
         """QIDO-RS instance search (within a study/series when given)."""
-        return self.catalog.find("instance", query or {}, study_uid=study_uid, series_uid=series_uid, limit=limit,
-                                 offset=offset, fuzzy=fuzzy)  # fmt: skip
+        return self.catalog.find(
+            "instance", query or {}, study_uid=study_uid, series_uid=series_uid, limit=limit, offset=offset, fuzzy=fuzzy
+        )
 
     def instances(
         self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
@@ -259,9 +269,11 @@ class Store:
                 if digest.hexdigest() != sha:
                     corrupt.append(rel)
         orphans = [
-            rel for prefix in ("objects", "renditions", "archives", "tmp") for rel in self.objects.walk(prefix)
+            rel
+            for prefix in ("objects", "renditions", "archives", "tmp")
+            for rel in self.objects.walk(prefix)
             if rel not in known
-        ]  # fmt: skip
+        ]
         return StoreCheck(len(referenced), missing, corrupt, orphans)
 
     def collect_garbage(self) -> list[str]:
@@ -327,4 +339,3 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
         if is_full(exc):
             raise StoreFullError(errno.ENOSPC, f"no space left creating the catalog {catalog!r}") from exc
         raise DeliveryError(f"cannot open the catalog {catalog!r}: {type(exc).__name__}: {exc}") from exc
-

@@ -125,9 +125,18 @@ class ZipStream:
         big = size >= self._limit or self.offset >= self._limit
         extra = struct.pack("<HHQQ", 0x0001, 16, size, size) if big else b""
         header = _LFH.pack(
-            0x04034B50, 45 if big else 20, _UTF8, 0, self._time, self._date, crc,
-            ZIP64_LIMIT if big else size, ZIP64_LIMIT if big else size, len(raw), len(extra),
-        )  # fmt: skip
+            0x04034B50,
+            45 if big else 20,
+            _UTF8,
+            0,
+            self._time,
+            self._date,
+            crc,
+            ZIP64_LIMIT if big else size,
+            ZIP64_LIMIT if big else size,
+            len(raw),
+            len(extra),
+        )
         self._entries.append(_Entry(raw, crc, size, self.offset))
         self._names.add(raw)
         head = header + raw + extra
@@ -152,11 +161,24 @@ class ZipStream:
             extra = struct.pack(f"<HH{len(fields)}Q", 0x0001, 8 * len(fields), *fields) if fields else b""
             big = bool(fields)
             directory += _CDH.pack(
-                0x02014B50, _UNIX | 45, 45 if big else 20, _UTF8, 0, self._time, self._date, e.crc,
-                ZIP64_LIMIT if e.size >= self._limit else e.size, ZIP64_LIMIT if e.size >= self._limit else e.size,
-                len(e.name), len(extra), 0, 0, 0, (0o100644 << 16),
+                0x02014B50,
+                _UNIX | 45,
+                45 if big else 20,
+                _UTF8,
+                0,
+                self._time,
+                self._date,
+                e.crc,
+                ZIP64_LIMIT if e.size >= self._limit else e.size,
+                ZIP64_LIMIT if e.size >= self._limit else e.size,
+                len(e.name),
+                len(extra),
+                0,
+                0,
+                0,
+                (0o100644 << 16),
                 ZIP64_LIMIT if e.offset >= self._limit else e.offset,
-            )  # fmt: skip
+            )
             directory += e.name + extra
             if len(directory) >= 1 << 16:
                 self.offset += len(directory)
@@ -170,8 +192,16 @@ class ZipStream:
             eocd64 = self.offset
             tail += _EOCD64.pack(0x06064B50, 44, _UNIX | 45, 45, 0, 0, n, n, size, start)
             tail += _LOC64.pack(0x07064B50, 0, eocd64, 1)
-            tail += _EOCD.pack(0x06054B50, 0, 0, min(n, _ENTRY_LIMIT), min(n, _ENTRY_LIMIT),
-                               min(size, ZIP64_LIMIT), min(start, ZIP64_LIMIT), 0)  # fmt: skip
+            tail += _EOCD.pack(
+                0x06054B50,
+                0,
+                0,
+                min(n, _ENTRY_LIMIT),
+                min(n, _ENTRY_LIMIT),
+                min(size, ZIP64_LIMIT),
+                min(start, ZIP64_LIMIT),
+                0,
+            )
         else:
             tail += _EOCD.pack(0x06054B50, 0, 0, n, n, size, start, 0)
         self.offset += len(tail) - len(directory)

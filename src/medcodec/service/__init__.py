@@ -8,12 +8,14 @@ other way round.
 
 from __future__ import annotations
 
+from starlette.applications import Starlette
+
 from .settings import Settings
 
 __all__ = ["Settings", "create_app"]
 
 
-def create_app(settings: Settings):  # noqa: ANN201 - Starlette imported lazily
+def create_app(settings: Settings) -> Starlette:
     """The Starlette application for ``settings`` (see :func:`medcodec.service.app.create_app`)."""
     from .app import create_app as _create
 

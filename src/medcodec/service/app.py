@@ -51,8 +51,9 @@ class _BearerAuth:
         scheme, _, given = header.partition(b" ")
         if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
             exc = UnauthorizedError("missing or wrong bearer token (Authorization: Bearer <token>)")
-            response = error_response(status_for(exc), type(exc).__name__, str(exc),
-                                      {"WWW-Authenticate": 'Bearer realm="medcodec"'})  # fmt: skip
+            response = error_response(
+                status_for(exc), type(exc).__name__, str(exc), {"WWW-Authenticate": 'Bearer realm="medcodec"'}
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -61,11 +62,17 @@ class _BearerAuth:
 async def _health(request: Request) -> JSONResponse:
     state = request.app.state
     pool: LivePool = state.pool
-    return JSONResponse({
-        "status": "ok", "version": __version__, "live_streams": pool.active, "live_in_flight": pool.in_flight,
-        "live_completed": pool.completed, "live_cancelled": pool.cancelled,
-        "dimse_port": getattr(state, "dimse_port", None),
-    })  # fmt: skip
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": __version__,
+            "live_streams": pool.active,
+            "live_in_flight": pool.in_flight,
+            "live_completed": pool.completed,
+            "live_cancelled": pool.cancelled,
+            "dimse_port": getattr(state, "dimse_port", None),
+        }
+    )
 
 
 def create_app(settings: Settings, *, store: Any = None) -> Starlette:
@@ -105,8 +112,9 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
             if settings.dimse_port is not None:
                 from .dimse import start_scp
 
-                scp = start_scp(app.state.store, port=settings.dimse_port, ae_title=settings.ae_title,
-                                host=settings.host)  # fmt: skip
+                scp = start_scp(
+                    app.state.store, port=settings.dimse_port, ae_title=settings.ae_title, host=settings.host
+                )
                 app.state.dimse_port = scp.port
             yield
         finally:

@@ -17,7 +17,7 @@ Default preset: ``diagnostic``. UIDs are validated before anything touches the s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, BinaryIO
 
 from starlette.concurrency import run_in_threadpool
@@ -93,8 +93,9 @@ async def _archive(request: Request) -> Response:
     headers = {"Content-Disposition": disposition, "Cache-Control": "no-store", "X-Medcodec-Archive": "live"}
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type="application/zip")
-    body = live_archive(store, records, preset, request.app.state.pool, series_only=series is not None,
-                        use_renditions=not live)  # live=1 encodes everything now
+    body = live_archive(
+        store, records, preset, request.app.state.pool, series_only=series is not None, use_renditions=not live
+    )  # live=1 encodes everything now
     return ClosingStreamingResponse(await _primed(body), headers=headers, media_type="application/zip")
 
 
@@ -134,9 +135,12 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
     etag = f'"{record.etag}"'
     size = int(record.size)
     headers = {
-        "ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes", "Content-Disposition": disposition,
+        "ETag": etag,
+        "Cache-Control": IMMUTABLE,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition,
         "X-Medcodec-Archive": "precomputed",
-    }  # fmt: skip
+    }
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={k: headers[k] for k in ("ETag", "Cache-Control")})
     ranges = None
@@ -147,7 +151,9 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
     head = request.method == "HEAD"
     if ranges is None:
         headers["Content-Length"] = str(size)
-        body = None if head else _read_ranges(store, record, [(0, size - 1)] if size else [])
+        body: AsyncIterator[bytes] | None = (
+            None if head else _read_ranges(store, record, [(0, size - 1)] if size else [])
+        )
         return _respond(200, headers, "application/zip", body)
     if len(ranges) == 1:
         start, end = ranges[0]
@@ -171,7 +177,7 @@ def _respond(status: int, headers: dict[str, str], media_type: str, body: AsyncI
     return ClosingStreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
 
 
-async def _read_ranges(store: Any, record: Any, ranges: list[tuple[int, int]]) -> AsyncIterator[bytes]:
+async def _read_ranges(store: Any, record: Any, ranges: list[tuple[int, int]]) -> AsyncGenerator[bytes, None]:
     fh: BinaryIO = await run_in_threadpool(store.open_archive, record)
     try:
         for start, end in ranges:
@@ -187,8 +193,9 @@ async def _read_ranges(store: Any, record: Any, ranges: list[tuple[int, int]]) -
         fh.close()
 
 
-async def _read_multipart(store: Any, record: Any, parts: list[tuple[bytes, int, int]],
-                          boundary: str) -> AsyncIterator[bytes]:  # fmt: skip
+async def _read_multipart(
+    store: Any, record: Any, parts: list[tuple[bytes, int, int]], boundary: str
+) -> AsyncIterator[bytes]:
     for header, start, end in parts:
         yield header
         inner = _read_ranges(store, record, [(start, end)])

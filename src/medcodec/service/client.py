@@ -145,13 +145,16 @@ def fetch(
     while True:
         have = part.stat().st_size if part.exists() else 0
         etag = tag_file.read_text().strip() if tag_file.exists() else None
+        total: int | None
         req_headers = dict(headers)
         if have and etag:
             req_headers["Range"] = f"bytes={have}-"
             req_headers["If-Range"] = etag
         try:
-            with httpx.Client(timeout=timeout) as client, client.stream("GET", target_url, params=params,
-                                                                         headers=req_headers) as resp:  # fmt: skip
+            with (
+                httpx.Client(timeout=timeout) as client,
+                client.stream("GET", target_url, params=params, headers=req_headers) as resp,
+            ):
                 if resp.status_code == 416 and have:  # nothing left to send: the .part is complete
                     total, new_etag = have, etag
                 elif resp.status_code in (200, 206):

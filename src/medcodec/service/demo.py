@@ -34,8 +34,16 @@ from pathlib import Path
 __all__ = ["ShapingProxy", "free_port", "main"]
 
 #: pydicom-data files of the demo (uncompressed originals; variants sharing a SOP Instance UID left out).
-SAMPLES = ("693_UNCR.dcm", "MR2_UNCR.dcm", "RG1_UNCR.dcm", "RG3_UNCR.dcm", "US1_UNCR.dcm", "JPEG2000_UNC.dcm",
-           "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm")  # fmt: skip
+SAMPLES = (
+    "693_UNCR.dcm",
+    "MR2_UNCR.dcm",
+    "RG1_UNCR.dcm",
+    "RG3_UNCR.dcm",
+    "US1_UNCR.dcm",
+    "JPEG2000_UNC.dcm",
+    "MR-SIEMENS-DICOM-WithOverlays.dcm",
+    "emri_small.dcm",
+)
 
 
 def free_port() -> int:
@@ -136,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
 
     store_path = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="medcodec-demo-store-"))
     files = _samples()
-    print(f"1. ingest {len(files)} real images of pydicom-data into {store_path} "
-          "(originals kept byte for byte; diagnostic and preview pre-computed)")  # fmt: skip
+    print(
+        f"1. ingest {len(files)} real images of pydicom-data into {store_path} "
+        "(originals kept byte for byte; diagnostic and preview pre-computed)"
+    )
     t0 = time.perf_counter()
     with open_store(store_path) as store:
         report = store.ingest(files)
@@ -150,8 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     log = store_path.parent / f"{store_path.name}-server.log"
     with open(log, "wb") as fh:
-        server = subprocess.Popen([sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(store_path),
-                                   "--port", str(port), "--log-level", "warning"], stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "medcodec.cli.main",
+                "serve",
+                "--store",
+                str(store_path),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     proxy = None
     try:
         deadline = time.monotonic() + 60
@@ -166,13 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         proxy = ShapingProxy(port, rate=args.mbit * 1e6 / 8)
         first = next(iter(studies))
         _download(f"http://127.0.0.1:{port}/studies/{first}/archive.zip?preset=preview&live=1")  # warm-up, not timed
-        print(f"3. download the {len(studies)} studies ({len(files)} files, {raw / 1e6:.1f} MB) one ZIP each, "
-              f"over a {args.mbit:g} Mbit/s link:")  # fmt: skip
+        print(
+            f"3. download the {len(studies)} studies ({len(files)} files, {raw / 1e6:.1f} MB) one ZIP each, "
+            f"over a {args.mbit:g} Mbit/s link:"
+        )
         rows = []
-        for label, query in (("original (raw files)", "preset=original"),
-                             ("diagnostic, pre-computed", "preset=diagnostic"),
-                             ("diagnostic, compressed live", "preset=diagnostic&live=1")):  # fmt: skip
-            seconds = size = passthrough = 0
+        for label, query in (
+            ("original (raw files)", "preset=original"),
+            ("diagnostic, pre-computed", "preset=diagnostic"),
+            ("diagnostic, compressed live", "preset=diagnostic&live=1"),
+        ):
+            seconds, size, passthrough = 0.0, 0, 0
             for study in studies:
                 dt, body = _download(f"http://127.0.0.1:{proxy.port}/studies/{study}/archive.zip?{query}")
                 with zipfile.ZipFile(io.BytesIO(body)) as zf:
@@ -185,13 +213,19 @@ def main(argv: list[str] | None = None) -> int:
         t_raw = rows[0][1]
         for label, seconds, size, passthrough in rows:
             note = f", {passthrough} file(s) passed through (colour)" if passthrough and "diagnostic" in label else ""
-            print(f"   {label:30s} {seconds:6.2f} s  {size / 1e6:7.2f} MB  {t_raw / seconds:5.1f}x faster than raw"
-                  f"{note}")  # fmt: skip
-        print("4. look at it: medcodec serve --store " + str(store_path)
-              + "   then open http://127.0.0.1:8042/viewer/ in a browser")  # fmt: skip
-        print("   DICOMweb: http://127.0.0.1:8042/dicomweb/studies ; archives: "
-              "http://127.0.0.1:8042/studies/{study}/archive.zip?preset=diagnostic ; "
-              "download with resume: medcodec fetch http://127.0.0.1:8042 --study UID --preset diagnostic -o DIR")
+            print(
+                f"   {label:30s} {seconds:6.2f} s  {size / 1e6:7.2f} MB  {t_raw / seconds:5.1f}x faster than raw{note}"
+            )
+        print(
+            "4. look at it: medcodec serve --store "
+            + str(store_path)
+            + "   then open http://127.0.0.1:8042/viewer/ in a browser"
+        )
+        print(
+            "   DICOMweb: http://127.0.0.1:8042/dicomweb/studies ; archives: "
+            "http://127.0.0.1:8042/studies/{study}/archive.zip?preset=diagnostic ; "
+            "download with resume: medcodec fetch http://127.0.0.1:8042 --study UID --preset diagnostic -o DIR"
+        )
     finally:
         if proxy is not None:
             proxy.close()

@@ -10,8 +10,9 @@ WADO-RS::
 
     GET /dicomweb/studies/{study}[/series/{series}[/instances/{sop}]]      multipart/related; type="application/dicom"
     GET .../metadata                                                       application/dicom+json
-    GET /dicomweb/studies/{s}/series/{se}/instances/{sop}/frames/{1,2,..}  multipart/related; type=application/octet-stream
-                                                                           (or image/jpeg, image/jls, image/jp2, image/jphc)
+    GET /dicomweb/studies/{s}/series/{se}/instances/{sop}/frames/{1,2,..}
+                                        multipart/related; type=application/octet-stream
+                                        (or image/jpeg, image/jls, image/jp2, image/jphc)
     GET .../instances/{sop}/rendered, .../frames/{n}/rendered              image/png | image/jpeg, ?window=c,w[,fn]
 
 Transfer syntax negotiation (PS3.18 §8.7.3): the ``transfer-syntax`` parameter of the Accept
@@ -43,10 +44,25 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import CodecError, InvalidInputError, NotAcceptableError, NotDicomError, NotFoundError, PayloadTooLargeError
+from ..errors import (
+    CodecError,
+    InvalidInputError,
+    NotAcceptableError,
+    NotDicomError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from .archives import ClosingStreamingResponse
 from .errors import UnsupportedMediaTypeError
-from .http import MediaRange, iter_multipart, multipart_end, multipart_part_header, new_boundary, parse_accept, parse_media_type
+from .http import (
+    MediaRange,
+    iter_multipart,
+    multipart_end,
+    multipart_part_header,
+    new_boundary,
+    parse_accept,
+    parse_media_type,
+)
 
 __all__ = ["routes", "DICOM_JSON", "EXPLICIT_VR_LE", "FRAME_MEDIA_TYPES"]
 
@@ -55,13 +71,19 @@ EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 #: Bulk (frame) media type of each encapsulated transfer syntax (PS3.18 Table 8.7.3-2).
 FRAME_MEDIA_TYPES = {
-    "1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.51": "image/jpeg",
-    "1.2.840.10008.1.2.4.57": "image/jpeg", "1.2.840.10008.1.2.4.70": "image/jpeg",
-    "1.2.840.10008.1.2.4.80": "image/jls", "1.2.840.10008.1.2.4.81": "image/jls",
-    "1.2.840.10008.1.2.4.90": "image/jp2", "1.2.840.10008.1.2.4.91": "image/jp2",
-    "1.2.840.10008.1.2.4.201": "image/jphc", "1.2.840.10008.1.2.4.202": "image/jphc",
-    "1.2.840.10008.1.2.4.203": "image/jphc", "1.2.840.10008.1.2.5": "image/x-dicom-rle",
-}  # fmt: skip
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/x-dicom-rle",
+}
 _RESERVED = {"limit", "offset", "fuzzymatching", "includefield", "preset"}
 _MAX_LIMIT = 10_000
 
@@ -110,14 +132,15 @@ def _producible(ts: str, preset: str | None) -> bool:
     return ts in ("*", EXPLICIT_VR_LE) or bool(_preset_names_for(ts, preset))
 
 
-def _negotiate(accept: list[MediaRange], part_types: Iterable[str], preset: str | None,
-               record_ts: str | None = None) -> str:  # fmt: skip
+def _negotiate(
+    accept: list[MediaRange], part_types: Iterable[str], preset: str | None, record_ts: str | None = None
+) -> str:
     """The transfer syntax to send (``*`` = as stored), from the Accept media ranges."""
     part_types = tuple(part_types)
     asked: list[str] = []
     for m in accept:
         inner = m.params.get("type", "").lower()
-        if m.type == "multipart/related" and inner in part_types or m.type in part_types:
+        if (m.type == "multipart/related" and inner in part_types) or m.type in part_types:
             ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
         elif m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
             ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
@@ -178,8 +201,9 @@ async def _search(request: Request, level: str) -> Response:
     elif level == "series":
         found = await run_in_threadpool(store.find_series, study, query, limit=limit, offset=offset, fuzzy=fuzzy)
     else:
-        found = await run_in_threadpool(store.find_instances, study, series, query, limit=limit, offset=offset,
-                                        fuzzy=fuzzy)  # fmt: skip
+        found = await run_in_threadpool(
+            store.find_instances, study, series, query, limit=limit, offset=offset, fuzzy=fuzzy
+        )
     return _dicom_json(found)
 
 
@@ -228,7 +252,9 @@ async def _retrieve(request: Request) -> Response:
             await gen.aclose()
         yield multipart_end(boundary)
 
-    return ClosingStreamingResponse(parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+    return ClosingStreamingResponse(
+        parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}'
+    )
 
 
 async def _metadata(request: Request) -> Response:
@@ -277,9 +303,13 @@ async def _frames(request: Request) -> Response:
         elif inner in types:
             ts = m.params.get("transfer-syntax")
             if ts is None:  # the default syntax of each image type (PS3.18 Table 8.7.3-4)
-                ts = {"image/jpeg": "1.2.840.10008.1.2.4.50", "image/jls": "1.2.840.10008.1.2.4.80",
-                      "image/jp2": "1.2.840.10008.1.2.4.90", "image/jphc": "1.2.840.10008.1.2.4.201",
-                      "image/x-dicom-rle": "1.2.840.10008.1.2.5"}[inner]  # fmt: skip
+                ts = {
+                    "image/jpeg": "1.2.840.10008.1.2.4.50",
+                    "image/jls": "1.2.840.10008.1.2.4.80",
+                    "image/jp2": "1.2.840.10008.1.2.4.90",
+                    "image/jphc": "1.2.840.10008.1.2.4.201",
+                    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
+                }[inner]
             if ts != "*" and FRAME_MEDIA_TYPES.get(ts) != inner:
                 continue
             if ts != "*" and ts != record.transfer_syntax_uid and not _preset_names_for(ts, preset):
@@ -346,8 +376,9 @@ async def _rendered(request: Request) -> Response:
     return Response(data, media_type=media)
 
 
-def _render(store: Any, record: Any, number: int, window: tuple[float, float, str] | None, media: str,
-            quality: int) -> bytes:  # fmt: skip
+def _render(
+    store: Any, record: Any, number: int, window: tuple[float, float, str] | None, media: str, quality: int
+) -> bytes:
     import pydicom
     from PIL import Image
     from pydicom.pixels import apply_modality_lut
@@ -436,7 +467,7 @@ async def _stow(request: Request) -> Response:
     inner = media.params.get("type", "application/dicom").lower()
     if media.type != "multipart/related" or inner != "application/dicom":
         raise UnsupportedMediaTypeError(
-            f"STOW-RS takes multipart/related; type=\"application/dicom\", not {content_type!r}"
+            f'STOW-RS takes multipart/related; type="application/dicom", not {content_type!r}'
         )
     settings = request.app.state.settings
     body = await _read_body(request, settings.max_upload_bytes)
@@ -465,20 +496,26 @@ async def _stow(request: Request) -> Response:
                         continue
                 outcome = store.ingest_bytes(data, source="stow")
             except CodecError as exc:
-                failed.append({"00081197": {"vr": "US", "Value": [0xC000]},
-                               "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}})  # fmt: skip
+                failed.append(
+                    {"00081197": {"vr": "US", "Value": [0xC000]}, "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}}
+                )
                 continue
             if outcome.status == "conflict":
-                failed.append({"00081155": {"vr": "UI", "Value": [outcome.sop_uid]},
-                               "00081197": {"vr": "US", "Value": [0x0111]}})  # duplicate SOP instance, other bytes
+                failed.append(
+                    {"00081155": {"vr": "UI", "Value": [outcome.sop_uid]}, "00081197": {"vr": "US", "Value": [0x0111]}}
+                )  # duplicate SOP instance, other bytes
                 continue
             rec = outcome.record
             item = {
                 "00081150": {"vr": "UI", "Value": [rec.sop_class_uid if rec else ""]},
                 "00081155": {"vr": "UI", "Value": [outcome.sop_uid]},
-                "00081190": {"vr": "UR", "Value": [
-                    f"{base}/studies/{outcome.study_uid}/series/{outcome.series_uid}/instances/{outcome.sop_uid}"]},
-            }  # fmt: skip
+                "00081190": {
+                    "vr": "UR",
+                    "Value": [
+                        f"{base}/studies/{outcome.study_uid}/series/{outcome.series_uid}/instances/{outcome.sop_uid}"
+                    ],
+                },
+            }
             if outcome.status == "duplicate":
                 item["00081196"] = {"vr": "US", "Value": [0xB000]}  # warning: already stored, unchanged
             referenced.append(item)
@@ -497,9 +534,11 @@ async def _stow(request: Request) -> Response:
 
 
 def _failed(ds: Any, reason: int) -> dict[str, Any]:
-    return {"00081150": {"vr": "UI", "Value": [str(ds.get("SOPClassUID", ""))]},
-            "00081155": {"vr": "UI", "Value": [str(ds.get("SOPInstanceUID", ""))]},
-            "00081197": {"vr": "US", "Value": [reason]}}  # fmt: skip
+    return {
+        "00081150": {"vr": "UI", "Value": [str(ds.get("SOPClassUID", ""))]},
+        "00081155": {"vr": "UI", "Value": [str(ds.get("SOPInstanceUID", ""))]},
+        "00081197": {"vr": "US", "Value": [reason]},
+    }
 
 
 # --------------------------------------------------------------------------- routes

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CodecError
+from ..errors import CodecError, DeliveryError
 
 __all__ = ["start_scp", "Scp"]
 
@@ -41,8 +41,9 @@ class Scp:
 
 def _status_for(exc: BaseException) -> int:
     name = type(exc).__name__
-    return {"StoreFullError": 0xA700, "NotDicomError": 0xC000, "InvalidUidError": 0xC000,
-            "ConflictError": 0xA900}.get(name, 0xC001)  # fmt: skip
+    return {"StoreFullError": 0xA700, "NotDicomError": 0xC000, "InvalidUidError": 0xC000, "ConflictError": 0xA900}.get(
+        name, 0xC001
+    )
 
 
 def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = "127.0.0.1") -> Scp:
@@ -61,11 +62,11 @@ def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = 
     """
     from pydicom.filewriter import dcmwrite
     from pydicom.uid import (
+        JPEG2000,
         DeflatedExplicitVRLittleEndian,
         ExplicitVRBigEndian,
         ExplicitVRLittleEndian,
         ImplicitVRLittleEndian,
-        JPEG2000,
         JPEG2000Lossless,
         JPEGBaseline8Bit,
         JPEGExtended12Bit,
@@ -76,9 +77,20 @@ def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = 
     )
     from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-    syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian,
-                JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless,
-                JPEG2000Lossless, JPEG2000, RLELossless]  # fmt: skip
+    syntaxes = [
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+        JPEG2000Lossless,
+        JPEG2000,
+        RLELossless,
+    ]
 
     def on_store(event: Any) -> int:
         try:
@@ -101,7 +113,10 @@ def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = 
 
     ae = AE(ae_title=ae_title)
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, syntaxes)
+        if context.abstract_syntax is not None:
+            ae.add_supported_context(context.abstract_syntax, syntaxes)
     ae.add_supported_context("1.2.840.10008.1.1", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])  # C-ECHO
     server = ae.start_server((host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    if server is None:  # pragma: no cover - block=False always returns the server
+        raise DeliveryError(f"C-STORE SCP on {host}:{port} did not start")
     return Scp(server=server, port=int(server.server_address[1]))

@@ -240,19 +240,35 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
             if rendition is not None:
                 presets[name] = _rendition_info(rendition)
             elif rec.compressible:
-                presets[name] = {"transfer_syntax": "", "size": None, "ratio": None, "psnr": None,
-                                 "max_error_hu": None, "passthrough": False, "live": True}  # fmt: skip
+                presets[name] = {
+                    "transfer_syntax": "",
+                    "size": None,
+                    "ratio": None,
+                    "psnr": None,
+                    "max_error_hu": None,
+                    "passthrough": False,
+                    "live": True,
+                }
         if rec.compressible and (rec.samples_per_pixel or 1) == 1 and "diagnostic" in presets:
-            presets[MDC] = {"transfer_syntax": "", "size": None, "ratio": presets["diagnostic"]["ratio"], "psnr": None,
-                            "max_error_hu": None, "passthrough": False, "live": True}  # fmt: skip
-        instances.append({
-            "sop": rec.sop_uid,
-            "number": rec.instance_number,
-            "frames": int(rec.frames or 1),
-            "size": int(rec.size or 0),
-            "samples_per_pixel": int(rec.samples_per_pixel or 1),
-            "presets": presets,
-        })  # fmt: skip
+            presets[MDC] = {
+                "transfer_syntax": "",
+                "size": None,
+                "ratio": presets["diagnostic"]["ratio"],
+                "psnr": None,
+                "max_error_hu": None,
+                "passthrough": False,
+                "live": True,
+            }
+        instances.append(
+            {
+                "sop": rec.sop_uid,
+                "number": rec.instance_number,
+                "frames": int(rec.frames or 1),
+                "size": int(rec.size or 0),
+                "samples_per_pixel": int(rec.samples_per_pixel or 1),
+                "presets": presets,
+            }
+        )
     first = records[0]
     return {
         "study": study,
@@ -285,7 +301,9 @@ def _instance_bytes(store: Any, record: Any, preset: str, study: str, series: st
     return bytes(spec.encode_instance(data, mapping=store.series_mapping(series, preset), measure=False).data)
 
 
-def frame_payload(store: Any, study: str, series: str, sop: str, n: int, preset: str) -> tuple[bytes, dict[str, str], str]:
+def frame_payload(
+    store: Any, study: str, series: str, sop: str, n: int, preset: str
+) -> tuple[bytes, dict[str, str], str]:
     """Bytes and headers of frame ``n`` (1-based) of one instance in one preset (module docstring).
 
     Raises
@@ -360,11 +378,12 @@ def _mdc_payload(store: Any, record: Any, n: int) -> tuple[bytes, dict[str, str]
     spec = image.spec
     frame = image.pixels[n - 1]
     diagnostic = store.rendition(record, "diagnostic")
-    target: dict[str, float] = {"ratio": float(diagnostic.ratio)} if diagnostic is not None and diagnostic.ratio else {}
-    if not target:
+    if diagnostic is not None and diagnostic.ratio:
+        data = encode(frame, bits_stored=spec.bits_stored, signed=spec.signed, spec=spec, ratio=float(diagnostic.ratio))
+    else:
         point = _presets()["diagnostic"].operating_point(image.dataset)
-        target = {"quality": float(point.quality if point is not None and point.quality else 75)}
-    data = encode(frame, bits_stored=spec.bits_stored, signed=spec.signed, spec=spec, **target)
+        quality = float(point.quality if point is not None and point.quality else 75)
+        data = encode(frame, bits_stored=spec.bits_stored, signed=spec.signed, spec=spec, quality=quality)
     back = decode(data)
     headers = {
         "X-Rows": str(frame.shape[0]),
