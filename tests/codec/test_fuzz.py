@@ -19,7 +19,10 @@ CORPUS = fuzz.default_corpus([FUZZ_DATA])
 
 def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     outcomes = [fuzz.check_stream(data) for data in CORPUS]
-    assert outcomes.count("decoded") >= 7  # 6 fresh streams + the base of tests/data/fuzz
+    # 9 fresh streams (3 of them .mdc 2.0) + the base and the three v2 bases of tests/data/fuzz
+    assert outcomes.count("decoded") >= 13
+    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0)}
+    assert len(V2_CORPUS) >= 8  # 3 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
 
 
@@ -43,6 +46,34 @@ def test_repaired_crcs_let_damage_reach_the_coded_data() -> None:
 @settings(max_examples=250, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fuzz.fuzzed_streams(CORPUS))
 def test_mutated_streams_raise_only_codec_errors(data: bytes) -> None:
+    fuzz.check_stream(data)
+
+
+
+
+def _mdc_version(data: bytes) -> tuple[int, int] | None:
+    """The version of a readable .mdc header (None: JPEG, or a reproducer refused on purpose)."""
+    try:
+        return medcodec.read_header(data).version if data.startswith(fuzz.SIGNATURE) else None
+    except medcodec.CodecError:
+        return None
+
+
+V2_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 0)]
+
+
+def test_v2_corpus_covers_both_codings() -> None:
+    headers = [medcodec.read_header(d) for d in V2_CORPUS]
+    transforms = {(h.transform, h.max_error is not None) for h in headers}
+    assert transforms == {(0, False), (1, True)}  # range-coded DCT, predictive with a bound
+    assert {h.max_error for h in headers} >= {0, 2, 3}
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(V2_CORPUS))
+def test_mutated_v2_streams_raise_only_codec_errors(data: bytes) -> None:
+    """The .mdc 2.0 segments (HEAD coding fields, predictive and range-coded FRAMs) under the
+    same mutations, CRCs repaired: damage reaches the model parameters and the range decoder."""
     fuzz.check_stream(data)
 
 

@@ -211,3 +211,107 @@ def test_info_on_a_truncated_stream_lists_what_is_there(capsys: pytest.CaptureFi
     assert main(["info", str(FUZZ / "base.u2.b12.f3.mdc"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["missing_frames"] == [] and info["segments"][-1]["type"] == "MEND"
+
+
+# ------------------------------------------------------------------ .mdc 2.0 (issue 12)
+
+
+def test_committed_v2_reproducers_are_what_the_script_builds() -> None:
+    for name, (base_name, build) in R.V2_REPRODUCERS.items():
+        assert (FUZZ / name).read_bytes() == build((FUZZ / base_name).read_bytes()), name
+    for name in R.V2_BASES:
+        assert medcodec.read_header((FUZZ / name).read_bytes()).version == (2, 0), name
+
+
+@pytest.mark.parametrize("name", ["v2_pred_truncated_80pct.mdc", "v2_arith_truncated_80pct.mdc"])
+def test_v2_truncated_stream_gives_the_frames_before_the_cut(name: str) -> None:
+    base = (FUZZ / R.V2_REPRODUCERS[name][0]).read_bytes()
+    data = (FUZZ / name).read_bytes()
+    _, index = medcodec.codec.container.parse_container(base)
+    np.testing.assert_array_equal(medcodec.decode(data, frames=[0, 1]), medcodec.decode(base, frames=[0, 1]))
+    for frames in (None, 2, [1, 2]):
+        with pytest.raises(medcodec.TruncatedStreamError) as info:
+            medcodec.decode(data, frames=frames)
+        assert (info.value.segment, info.value.offset) == ("FRAM 2", index[2][0])
+        assert "frames 0-1 are intact" in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(R.V2_BASES))
+def test_v2_every_cut_delivers_exactly_the_complete_frames(name: str) -> None:
+    base = (FUZZ / name).read_bytes()
+    _, index = medcodec.codec.container.parse_container(base)
+    full = medcodec.decode(base)
+    for cut in range(index[0][0], len(base) + 1, 331):
+        data = base[:cut]
+        for k, (off, size) in enumerate(index):
+            if off + size <= cut:
+                np.testing.assert_array_equal(medcodec.decode(data, frames=k), full[k])
+            else:
+                with pytest.raises(medcodec.TruncatedStreamError) as info:
+                    medcodec.decode(data, frames=k)
+                assert info.value.offset == off
+
+
+def test_info_on_a_truncated_v2_dct_stream_bounds_the_intact_frames(capsys: pytest.CaptureFixture[str]) -> None:
+    base = FUZZ / "base_v2_arith.u2.b12.f3.mdc"
+    assert main(["info", str(FUZZ / "v2_arith_truncated_80pct.mdc"), "--json"]) == 0
+    cut = json.loads(capsys.readouterr().out)
+    assert main(["info", str(base), "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert cut["missing_frames"] == [2] and whole["missing_frames"] == []
+    data = base.read_bytes()
+    per_frame = medcodec.codec.mdc2.stream_error_bound(data)
+    assert whole["max_abs_error_bound"] == [round(max(per_frame), 2)]
+    assert cut["max_abs_error_bound"] == [round(max(per_frame[:2]), 2)]
+
+
+_CHILD_V2 = textwrap.dedent(
+    """
+    import json, resource, struct, sys, importlib.util
+    resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+    import medcodec
+    spec = importlib.util.spec_from_file_location("r", {script!r})
+    R = importlib.util.module_from_spec(spec); spec.loader.exec_module(R)
+    out = {{}}
+    for name in R.V2_BASES:
+        base = (R.HERE / name).read_bytes()
+        segs = R.segments(base)
+        head = next(p for t, _, p in segs if t == "HEAD")
+        qtab = [R.segment(b"QTAB", p) for t, _, p in segs if t == "QTAB"]
+        fram = next(p for t, _, p in segs if t == "FRAM")
+        n, rows = 65535, 256  # 65535 frames of 256 x 256: 8 GiB of samples if allocated
+        hd = head[:4] + struct.pack("<III", rows, rows, n) + head[16:]
+        prefix = R.SIGNATURE + R.segment(b"HEAD", hd) + b"".join(qtab)
+        start = len(prefix) + 12 + 4 + 12 * n
+        # all entries at one FRAM (overlap), and distinct entries of the v2 minimum size past the end
+        size = 12 + len(fram)
+        one = n.to_bytes(4, "little") + b"".join(struct.pack("<QI", start, size) for _ in range(n))
+        minimum = medcodec.codec.container.frame_min_size(rows, rows, hd[20], hd[21])
+        past = n.to_bytes(4, "little") + b"".join(struct.pack("<QI", start + i * minimum, minimum) for i in range(n))
+        cases = {{"one_fram": prefix + R.segment(b"FIDX", one) + R.segment(b"FRAM", fram),
+                  "past_the_end": prefix + R.segment(b"FIDX", past)}}
+        for case, data in cases.items():
+            for frames in (None, [0]):
+                try:
+                    medcodec.decode(data, frames=frames)
+                    out[f"{{name}} {{case}} {{frames}}"] = "decoded"
+                except medcodec.CodecError as exc:
+                    out[f"{{name}} {{case}} {{frames}}"] = type(exc).__name__
+                except BaseException as exc:
+                    out[f"{{name}} {{case}} {{frames}}"] = "ESCAPED " + type(exc).__name__
+    print(json.dumps(out))
+    """
+)
+
+
+def test_v2_memory_bombs_raise_codec_error_under_3gb_address_space() -> None:
+    code = _CHILD_V2.format(limit=ADDRESS_SPACE, script=str(DATA / "make_reproducers.py"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    expected = {}
+    for name in R.V2_BASES:
+        for frames in (None, [0]):
+            expected[f"{name} one_fram {frames}"] = "CorruptStreamError"
+            expected[f"{name} past_the_end {frames}"] = "TruncatedStreamError"
+    assert got == expected, got

@@ -192,7 +192,7 @@ def _refresh_crc(data: bytearray, seg_offset: int) -> None:
 def test_v2_coded_bytes_garbage_gives_codec_error_or_in_range_pixels(v2_stream: bytes) -> None:
     # damage inside FRAM payloads with the CRC made valid again: the range decoder must stay
     # bounded and in range (arbitrary bytes are a valid code for *some* image) or report an error
-    header, index = container.parse_container(v2_stream)
+    _, index = container.parse_container(v2_stream)
     rng = np.random.default_rng(5)
     for trial in range(150):
         data = bytearray(v2_stream)
@@ -213,7 +213,7 @@ def test_v2_coded_bytes_garbage_gives_codec_error_or_in_range_pixels(v2_stream: 
 
 
 def test_v2_header_fields_checked(v2_stream: bytes) -> None:
-    header, index = container.parse_container(v2_stream)
+    _, index = container.parse_container(v2_stream)
     off = index[0][0]
     payload_at = off + 8
 

@@ -174,7 +174,7 @@ def test_arith_fram_fields_checked(arith_stream: bytes) -> None:
 def test_arith_bomb_limit() -> None:
     data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith")
     header, index = container.parse_container(data)
-    off, size = index[0]
+    off, _ = index[0]
     _, _, _, _, start, end = mdc2.read_dct_frame(data, header, index[0])
     ncoded = end - start
     by, bx = transform.blocks_shape(2048, 2048)

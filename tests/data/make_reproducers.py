@@ -1,4 +1,5 @@
-"""Build the fuzz reproducers of issue 10 (items 10, 11, 12, 14) from ``fuzz/base.u2.b12.f3.mdc``.
+"""Build the fuzz reproducers of issue 10 (items 10, 11, 12, 14) from ``fuzz/base.u2.b12.f3.mdc``,
+and the ``.mdc`` 2.0 seeds and reproducers of issue 12 (``V2_BASES``, ``V2_REPRODUCERS``).
 
 Run ``python tests/data/make_reproducers.py`` to (re)write the small ones into
 ``tests/data/fuzz/``; ``tests/codec/test_fuzz_regressions.py`` reads those committed bytes and
@@ -114,6 +115,55 @@ def make_base() -> bytes:
     return medcodec.encode(np.clip(np.rint(img), 0, 4095).astype(np.uint16), bits_stored=12, quality=75)
 
 
+def _v2_frames(bits: int, signed: bool, frames: int, size: int):
+    import numpy as np
+
+    y, x = np.mgrid[0:size, 0:size]
+    rng = np.random.default_rng(7)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    img = np.stack([lo + (hi - lo) * (0.4 + 0.3 * np.sin(x / (9 + 3 * k)) * np.cos(y / 7)) for k in range(frames)])
+    img = img + rng.normal(0, (hi - lo) * 0.002, img.shape)
+    dtype = np.int16 if signed else np.uint16
+    return np.clip(np.rint(img), lo, hi).astype(dtype)
+
+
+def make_v2_predictive_base() -> bytes:
+    """A ``.mdc`` 2.0 predictive stream: 3 frames of 64x64, 16-bit signed, lossless
+    (medcodec.encode, max_error=0): HEAD transform 1, no QTAB, FRAM with the model parameters."""
+    import medcodec
+
+    return medcodec.encode(_v2_frames(16, True, 3, 64), bits_stored=16, max_error=0)
+
+
+def make_v2_near_lossless_base() -> bytes:
+    """A ``.mdc`` 2.0 near-lossless stream: 2 frames of 64x64, 12-bit unsigned, max_error=3."""
+    import medcodec
+
+    return medcodec.encode(_v2_frames(12, False, 2, 64), bits_stored=12, max_error=3)
+
+
+def make_v2_arith_base() -> bytes:
+    """A ``.mdc`` 2.0 range-coded DCT stream: 3 frames of 96x96, 12-bit unsigned, quality 75,
+    entropy="arith" (reconstruction offsets, deblocking parameters when the encoder picks them)."""
+    import medcodec
+
+    return medcodec.encode(_v2_frames(12, False, 3, 96), bits_stored=12, quality=75, entropy="arith")
+
+
+#: ``.mdc`` 2.0 seed streams of the fuzz corpus (issue 12): name -> builder. Like ``BASE`` they
+#: are written once by medcodec and then committed; ``--new-base`` rewrites them.
+V2_BASES = {
+    "base_v2_pred.i2.b16.f3.mdc": make_v2_predictive_base,
+    "base_v2_near.u2.b12.e3.f2.mdc": make_v2_near_lossless_base,
+    "base_v2_arith.u2.b12.f3.mdc": make_v2_arith_base,
+}
+#: v2 reproducers: name -> (base name in V2_BASES, builder of that base's bytes)
+V2_REPRODUCERS = {
+    "v2_pred_truncated_80pct.mdc": ("base_v2_pred.i2.b16.f3.mdc", truncated_80pct),
+    "v2_arith_truncated_80pct.mdc": ("base_v2_arith.u2.b12.f3.mdc", truncated_80pct),
+}
+
+
 def main(argv: list[str]) -> int:
     HERE.mkdir(exist_ok=True)
     if "--new-base" in argv or not BASE.exists():
@@ -123,6 +173,13 @@ def main(argv: list[str]) -> int:
         if committed:
             (HERE / name).write_bytes(build(base))
             print(f"wrote {HERE / name}")
+    for name, make in V2_BASES.items():
+        if "--new-base" in argv or not (HERE / name).exists():
+            (HERE / name).write_bytes(make())
+            print(f"wrote {HERE / name}")
+    for name, (base_name, build) in V2_REPRODUCERS.items():
+        (HERE / name).write_bytes(build((HERE / base_name).read_bytes()))
+        print(f"wrote {HERE / name}")
     return 0
 
 

@@ -15,11 +15,14 @@ from ._common import handle_errors
 
 
 def _bounds(h: container.MdcHeader, data: bytes) -> list[float]:
-    """Worst-case |error| in stored units: v2 predictive streams carry it, v1 from the steps."""
-    if getattr(h, "max_error", None) is not None:
-        return [float(h.max_error)]
+    """Worst-case |error| in stored units: v2 predictive streams carry it, v1 from the steps,
+    v2 DCT streams from the steps and each intact frame's offsets (none intact: no bound)."""
+    k = getattr(h, "max_error", None)
+    if k is not None:
+        return [float(k)]
     if h.format == "mdc" and getattr(h, "entropy", 0) == container.ENTROPY_ARITH:  # offsets per frame
-        return [round(max(mdc2.stream_error_bound(data)), 2)]
+        per_frame = mdc2.stream_error_bound(data)
+        return [round(max(per_frame), 2)] if per_frame else []
     return [round(quantize.error_bound(q), 2) for q in h.qtables]
 
 

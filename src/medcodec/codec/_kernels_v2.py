@@ -752,7 +752,7 @@ def decode_coefficients(data, start, end, bx, levels):
     for i in range(nblocks):
         base = C_NZ + _nz_ctx(nzs, i, bx) * 64
         node = np.int64(1)
-        for j in range(6):
+        for _ in range(6):
             node = 2 * node + _dec_bit(st, data, P, NC, base + node)
         nz = node - 64
         nzs[i] = nz

@@ -195,12 +195,13 @@ def encode_mdc_to(
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
-        **(dict(version=container.VERSION_2, entropy=container.ENTROPY_ARITH) if arith else {}),
+        version=container.VERSION_2 if arith else container.VERSION,
+        entropy=container.ENTROPY_ARITH if arith else container.ENTROPY_HUFFMAN,
     )  # fmt: skip
     writer = container.ContainerWriter(fh, header)
     blocks_per_row = -(-cols // 8)
 
-    def one(frame: np.ndarray) -> EncodedFrame | tuple[bytes, np.ndarray | None]:
+    def one(frame: np.ndarray) -> EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None]:
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "

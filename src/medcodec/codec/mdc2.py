@@ -27,9 +27,9 @@ from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..spec import PixelSpec, storage_dtype, value_range
 from . import _kernels_v2 as K
 from . import container, levelshift
-from .framecoder import default_jobs, frame_selection, map_frames, validate_pixels
-from .transform import blocks_shape
+from .framecoder import FrameCoder, default_jobs, frame_selection, map_frames, validate_pixels
 from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, encode_frame
+from .transform import blocks_shape
 
 __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
@@ -195,6 +195,8 @@ def decode_predictive(buf: bytes, header: container.MdcHeader, index: list[tuple
     if header.max_error is None:
         raise CorruptStreamError("predictive stream without max_error in HEAD", offset=8, segment="HEAD")
     sel, single = frame_selection(frames, header.frames)
+    for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating
+        container.check_frame_present(index, k, len(buf))
     arr = np.frombuffer(buf, dtype=np.uint8)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
 
@@ -274,8 +276,8 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
 
 
 def choose_deblock(
-    coder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray
-) -> tuple[int, int, int] | None:  # noqa: ANN001
+    coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray
+) -> tuple[int, int, int] | None:
     """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
     squared error, or None when none does: the filter never costs PSNR."""
     rows, cols = frame.shape
@@ -286,7 +288,7 @@ def choose_deblock(
     for ma, mt in DEBLOCK_CANDIDATES:
         alpha = int(min(65535, round(ma * s0)))
         params = (alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * s0)))))
-        trial = K.deblock(base.copy(), *params, coder._lo, coder._hi)
+        trial = K.deblock(base.copy(), params[0], params[1], params[2], coder._lo, coder._hi)
         err = K.squared_error(trial, frame)
         if err < best_err:
             best, best_err = params, err
@@ -315,7 +317,7 @@ def reconstruction_offsets(levels: np.ndarray, scaled: np.ndarray, min_count: in
     return np.clip(np.rint(0.5 * delta * OFFSET_UNIT), 0, MAX_OFFSET).astype(np.uint8)
 
 
-def reconstruct_with_offsets(coder, levels: np.ndarray, offsets: np.ndarray, rows: int, cols: int,  # noqa: ANN001
+def reconstruct_with_offsets(coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray, rows: int, cols: int,
                              out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Pixels from levels dequantized at ``(|level| - offset) * step``: the v1 inverse path on
     levels scaled by 256 with multipliers scaled by 1/256 (exact in binary floating point, so
@@ -339,7 +341,7 @@ def error_bound_with_offsets(
     """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
     dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
     coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams."""
-    from .quantize import ZIGZAG
+    from .zigzag import ZIGZAG
 
     a = np.full(8, 0.5)
     a[0] = np.sqrt(1 / 8)
@@ -350,7 +352,12 @@ def error_bound_with_offsets(
     return float(np.sum(np.asarray(steps, dtype=np.float64) * half * basis) + 0.5 + (2 * deblock[2] if deblock else 0))
 
 
-def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]):  # noqa: ANN201
+#: What :func:`read_dct_frame` returns: (frame index, table, offsets or None, deblocking parameters
+#: or None, start, end of the coded levels).
+DctFrame = tuple[int, int, np.ndarray | None, tuple[int, int, int] | None, int, int]
+
+
+def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> DctFrame:
     """(index, qtable, offsets or None, deblock (alpha, beta, tc) or None, start, end of the coded
     levels) of a range-coded DCT FRAM."""
     off = entry[0]
@@ -372,11 +379,12 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
             raise CorruptStreamError(f"FRAM reconstruction offset {int(offsets.max())} > {MAX_OFFSET}", offset=off,
                                      segment="FRAM")  # fmt: skip
         head += 63
-    deblock = None
+    deblock: tuple[int, int, int] | None = None
     if flags & FLAG_DEBLOCK:
         if len(payload) < head + _DEBLOCK.size + 4:
             raise TruncatedStreamError("FRAM deblocking parameters cut off", offset=off, segment="FRAM")
-        deblock = _DEBLOCK.unpack_from(payload, head)
+        alpha, beta, tc = _DEBLOCK.unpack_from(payload, head)
+        deblock = (alpha, beta, tc)
         head += _DEBLOCK.size
     (ncoded,) = struct.unpack_from("<I", payload, head)
     head += 4
@@ -401,26 +409,28 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
 
 
 def stream_error_bound(buf: bytes) -> list[float]:
-    """Worst-case |error| per frame of a range-coded DCT stream (offsets read from each FRAM)."""
+    """Worst-case |error| per intact frame of a range-coded DCT stream (offsets read from each
+    FRAM; frames a truncated stream has lost are left out)."""
     header, index = container.parse_container(buf)
+    index = [(off, size) for off, size in index if off + size <= len(buf)]
     return [
         error_bound_with_offsets(header.qtables[q], o, d)
         for _, q, o, d, _, _ in (read_dct_frame(buf, header, e) for e in index)
     ]
 
 
-def dct_frame_bytes(coder, frame: np.ndarray) -> int:  # noqa: ANN001 (a FrameCoder)
+def dct_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
     """Exact bytes of ``frame`` coded with ``coder``'s levels and the range coder (rate control)."""
-    by, bx = blocks_shape(*frame.shape)
+    _, bx = blocks_shape(*frame.shape)
     return len(encode_levels(coder.levels(frame), bx)) + DCT_FRAME_OVERHEAD
 
 
 def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, int]],
                frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:  # fmt: skip
     """Decode the frames asked for of a v2 DCT stream whose levels are range-coded."""
-    from .framecoder import FrameCoder
-
     sel, single = frame_selection(frames, header.frames)
+    for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating
+        container.check_frame_present(index, k, len(buf))
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
     arr = np.frombuffer(buf, dtype=np.uint8)
     by, bx = blocks_shape(header.rows, header.cols)
@@ -437,7 +447,8 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
         else:
             reconstruct_with_offsets(coders[qtable], levels, offsets, header.rows, header.cols, out=out[j])
         if deblock is not None:
-            K.deblock(out[j], *deblock, coders[qtable]._lo, coders[qtable]._hi)
+            alpha, beta, tc = deblock
+            K.deblock(out[j], alpha, beta, tc, coders[qtable]._lo, coders[qtable]._hi)
 
     map_frames(one, list(range(len(sel))), jobs)
     if single or (frames is None and header.meta.get("ndim") == 2):

@@ -412,7 +412,7 @@ class AvifPeer(_ExternalPeer):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        return external.avif_encode(u, quality=None if target is None else int(self.knob.clamp(target)))
+        return external.avif_encode(u, quality=None if target is None else int(self._clamp(target)))
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
         return from_unsigned(external.avif_decode(data), spec, unsigned_offset(spec))

@@ -58,7 +58,8 @@ class Finding(AssertionError):
 def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
-    intervals), plus every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
+    intervals, ``.mdc`` 2.0 predictive and range-coded DCT), plus every ``*.mdc`` / ``*.jpg`` /
+    ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
 
     rng = np.random.default_rng(1)
@@ -78,6 +79,10 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         encode(img(10, False, 1), bits_stored=10, quality=30, ancillary={"zzzz": b"ancillary payload"}),
         encode(img(8, False, 1)[0], bits_stored=8, quality=70, format="jpeg"),
         encode(img(12, False, 1)[0], bits_stored=12, quality=85, format="jpeg", restart_interval=2),
+        # .mdc 2.0: predictive (lossless, near-lossless) and range-coded DCT frames
+        encode(img(16, True, 2), bits_stored=16, max_error=0),
+        encode(img(12, False, 1)[0], bits_stored=12, max_error=2),
+        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith"),
     ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
