@@ -46,7 +46,7 @@ from medcodec.errors import CodecError
 from medcodec.evaluate import metrics as M
 from medcodec.evaluate.bjontegaard import bd_rate
 from medcodec.evaluate.inputs import LoadedSeries, load_series
-from medcodec.evaluate.peers import ADAPTERS, BaseAdapter, get_adapter, library_versions
+from medcodec.evaluate.peers import ADAPTERS, DEFAULT_CODECS, OPT_IN, BaseAdapter, get_adapter, library_versions
 from medcodec.evaluate.ratecontrol import KnobSearch, calibration_indices
 from medcodec.evaluate.runner import evaluate_point
 from medcodec.evaluate.timing import (
@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bpp", type=float, default=1.0, help="matched rate for speed and ΔPSNR (default 1.0)")
     ap.add_argument("--sweep", type=lambda t: [float(v) for v in t.split(",")], default=[0.5, 0.75, 1.0, 1.5, 2.0],
                     help="bpp points of the BD-rate curve (default 0.5,0.75,1,1.5,2)")
-    ap.add_argument("--codecs", default=",".join(ADAPTERS), help="comma-separated (default: all)")
+    ap.add_argument("--codecs", default=",".join(DEFAULT_CODECS),
+                    help=f"comma-separated, of {','.join(ADAPTERS)} (default: all but {','.join(OPT_IN)}: name it to add it)")
     ap.add_argument("--min-size", type=int, default=128, help="skip series with smaller frames (default 128)")
     ap.add_argument("--repeat", type=int, default=3, help="timing runs, fastest kept (default 3)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")

@@ -17,6 +17,8 @@ from medcodec.errors import InvalidInputError
 from medcodec.evaluate import metrics as M
 from medcodec.evaluate.peers import (
     ADAPTERS,
+    DEFAULT_CODECS,
+    OPT_IN,
     PEER_NAMES,
     BaseAdapter,
     Jpeg12Peer,
@@ -179,6 +181,19 @@ def test_unknown_codec_name() -> None:
         get_adapter("jpeg3000")
     assert set(PEER_NAMES) == {"jpeg2000", "htj2k", "jpegls", "jpegxl", "jpeg12", "avif", "zlib"}
     assert {"medcodec", "medcodec-jpeg"} <= set(ADAPTERS)
+
+
+def test_avif_is_opt_in_for_default_runs() -> None:
+    """AVIF stays available by name, but default evaluate / bench runs leave it out (slow)."""
+    assert OPT_IN == ("avif",) and "avif" not in DEFAULT_CODECS
+    assert list(DEFAULT_CODECS) == [n for n in ADAPTERS if n != "avif"]  # report order kept
+    assert get_adapter("avif").name == "avif"
+    from click.testing import CliRunner
+
+    from medcodec.cli.evaluate import evaluate
+
+    help_text = CliRunner().invoke(evaluate, ["--help"]).output
+    assert "all but avif" in " ".join(help_text.split())
 
 
 # --------------------------------------------------------------------------- medcodec

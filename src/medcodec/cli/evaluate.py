@@ -14,7 +14,7 @@ import click
 from ..errors import InvalidInputError
 from ..evaluate import metrics as M
 from ..evaluate.inputs import load_series
-from ..evaluate.peers import ADAPTERS, get_adapter
+from ..evaluate.peers import ADAPTERS, DEFAULT_CODECS, OPT_IN, get_adapter
 from ..evaluate.report import write_report
 from ..evaluate.runner import DEFAULT_RATES, run_evaluation
 from ._common import handle_errors, progress_bar
@@ -74,7 +74,11 @@ def parse_window(text: str) -> M.Window:
     help="Folder for report.html, results.json and results.csv.",
 )
 @click.option(
-    "--codecs", default=None, metavar="LIST", help=f"Comma-separated codecs (default: all): {', '.join(ADAPTERS)}."
+    "--codecs",
+    default=None,
+    metavar="LIST",
+    help=f"Comma-separated codecs: {', '.join(ADAPTERS)} (default: all but {', '.join(OPT_IN)}, "
+    "which is slow: name it to include it).",
 )
 @click.option(
     "--rates",
@@ -158,12 +162,13 @@ def evaluate(
 ) -> None:
     """Compare medcodec with JPEG 2000, HTJ2K, JPEG-LS, JPEG XL, 12-bit JPEG and zlib on INPUT
     (DICOM file(s), folder, ZIP or DICOMDIR): rate-distortion sweeps, matched-rate tables,
-    BD-rate against JPEG 2000, speed, and an HTML report with plots and images.
+    BD-rate against JPEG 2000, speed, and an HTML report with plots and images. AVIF is
+    opt-in (``--codecs ...,avif``): it would take about as long as all the others together.
 
     Exit codes: 0 done, 2 bad option or unusable input (one line on stderr).
     """
     try:
-        names = [c.strip() for c in codecs.split(",") if c.strip()] if codecs else list(ADAPTERS)
+        names = [c.strip() for c in codecs.split(",") if c.strip()] if codecs else list(DEFAULT_CODECS)
         adapters = [get_adapter(n) for n in names]
         rate_list = parse_floats(rates, "--rates") if rates else list(DEFAULT_RATES)
         if any(r <= 0 for r in rate_list):

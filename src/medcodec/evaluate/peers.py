@@ -66,6 +66,8 @@ __all__ = [
     "ZlibPeer",
     "ADAPTERS",
     "PEER_NAMES",
+    "OPT_IN",
+    "DEFAULT_CODECS",
     "get_adapter",
     "all_adapters",
     "to_unsigned",
@@ -465,6 +467,13 @@ ADAPTERS: dict[str, Callable[[], BaseAdapter]] = {
 
 #: The peers (everything but medcodec).
 PEER_NAMES: tuple[str, ...] = tuple(n for n in ADAPTERS if not n.startswith("medcodec"))
+
+#: Codecs left out of a run unless named (``--codecs``): AVIF (libaom, speed 6) spends about as
+#: much CPU as all the other codecs together in a default ``medcodec evaluate`` (docs/evaluation.md).
+OPT_IN: tuple[str, ...] = ("avif",)
+
+#: What ``medcodec evaluate`` and ``benchmarks/run.py`` run when no ``--codecs`` is given.
+DEFAULT_CODECS: tuple[str, ...] = tuple(n for n in ADAPTERS if n not in OPT_IN)
 
 
 def get_adapter(name: str) -> BaseAdapter:
