@@ -226,3 +226,23 @@ def test_streams_without_padding_are_unchanged() -> None:
     assert "padding" not in header.meta
     assert container.parse_frame(data, header, index[0])[0].padding_mask is None
     assert data[index[0][0] + 8 + 6 : index[0][0] + 8 + 8] == b"\x00\x00"  # FRAM flags stay 0
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("padding", [(-2000, -2000), (-2004, -2000)])
+def test_library_encode_restores_padding(shared_data: Path, padding: tuple[int, int]) -> None:
+    """Item 2 through medcodec.encode: a single padding value comes back exactly, a padding range
+    stays inside its range, and no other voxel lands in it (CT1, quality 30: errors of hundreds)."""
+    stored = pydicom.dcmread(shared_data / CT1_LOSSY).pixel_array
+    lo, hi = padding
+    is_pad = (stored >= lo) & (stored <= hi)
+    data = medcodec.encode(stored, bits_stored=16, quality=30, padding=padding)
+    decoded = medcodec.decode(data)
+    in_range = (decoded >= lo) & (decoded <= hi)
+    assert in_range[is_pad].all() and not in_range[~is_pad].any()
+    if lo == hi:
+        assert (decoded[is_pad] == lo).all()
+    plain = medcodec.decode(medcodec.encode(stored, bits_stored=16, quality=30))
+    assert not (plain[is_pad] == lo).all()  # without the signal the padding would not survive
+    with pytest.raises(medcodec.InvalidInputError, match="padding"):
+        medcodec.encode(stored, bits_stored=16, quality=30, padding=padding, format="jpeg")
