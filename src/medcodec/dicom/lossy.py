@@ -194,6 +194,9 @@ class FileResult:
     knob: float
     mapping: SeriesMapping
     seconds: float = 0.0
+    #: the source declared padding, but lossy error mixed padding and image values: the file's
+    #: Pixel Padding Value was removed rather than declared wrongly (one PaddingWarning per series)
+    padding_undeclared: bool = False
 
 
 # --------------------------------------------------------------------------- rate control
@@ -340,8 +343,7 @@ def encode_series_to_dicom(
                 raise OutputError(f"cannot put the series in place ({exc.strerror or exc})", path=r.path) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    undeclared = sorted(str(r.path) for r in results if str(r.path) in _UNDECLARED)
-    _UNDECLARED.difference_update(undeclared)
+    undeclared = [r for r in results if r.padding_undeclared]
     if undeclared:
         warnings.warn(
             f"{len(undeclared)} of {len(results)} file(s): padding and image values decode to overlapping values, "
@@ -433,7 +435,9 @@ def _write_image(
         knob = coder.for_psnr(list(frames), mapped, goal, start=knob)
         streams = [coder.encode(m, knob) for m in mapped]
     pad = mapping.padding_mask(frames) if mapping.padding is not None else None
-    if pad is not None and _declare_padding(ds, decoded, pad, _tissue(frames, image.spec) & ~pad, mapping, path):
+    undeclared = False
+    if pad is not None and pad.any():
+        undeclared = not _declare_padding(ds, decoded, pad, _tissue(frames, image.spec) & ~pad, mapping)
         data = encode_file(ds, path=path)  # the same pixel data, the padding declared as decoded
     err = np.abs(unmapped[mask].astype(np.int64) - frames[mask]) if mask.any() else np.zeros(1, np.int64)
     max_error = int(err.max()) if err.size else 0
@@ -441,14 +445,10 @@ def _write_image(
         path=path, source=image.path, sop_instance_uid=str(ds.SOPInstanceUID), frames=frames.shape[0],
         nbytes=nbytes, ratio=ratio, psnr=psnr, max_error=max_error,
         max_error_hu=max_error * abs(image.spec.rescale_slope), n_clipped=clipped, knob=float(knob),
-        mapping=mapping, seconds=time.perf_counter() - t0,
+        mapping=mapping, seconds=time.perf_counter() - t0, padding_undeclared=undeclared,
     )  # fmt: skip
     atomic_write(staged or path, data)
     return result
-
-
-#: Files whose padding could not be declared exactly (collected for one warning per series).
-_UNDECLARED: set[str] = set()
 
 
 def _tissue(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool_]:
@@ -461,17 +461,14 @@ def _tissue(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool_]:
 
 
 def _declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.bool_], tissue: NDArray[np.bool_],
-                     mapping: SeriesMapping, path: Path) -> bool:  # fmt: skip
+                     mapping: SeriesMapping) -> bool:  # fmt: skip
     """Declare the padding as the file decodes: Pixel Padding Value (0028,0120) and Pixel Padding
     Range Limit (0028,0121) span exactly the values the source's padding voxels decode to, so every
     one of them is padding (PS3.3 C.7.5.1.1.2), checked to hold no voxel that is tissue.
 
-    Returns True when ``ds`` changed. When lossy errors mixed padding and tissue values no range
-    can be declared honestly: the declaration is removed (``ds.padding_undeclared`` set for the
-    series' one warning).
+    Returns True when declared. When lossy errors mixed padding and tissue values no range can be
+    declared honestly: the declaration is removed and False returned.
     """
-    if not pad.any():
-        return False
     values = decoded[pad].astype(np.int64)
     lo, hi = int(values.min()), int(values.max())
     other = decoded[tissue]
@@ -481,8 +478,7 @@ def _declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.
         if tag in ds:
             del ds[tag]
     if mixed:
-        _UNDECLARED.add(str(path))
-        return True
+        return False
     ds.add_new(0x00280120, vr, lo)
     if hi != lo:
         ds.add_new(0x00280121, vr, hi)
