@@ -436,7 +436,7 @@ def _write_image(
         streams = [coder.encode(m, knob) for m in mapped]
     pad = mapping.padding_mask(frames) if mapping.padding is not None else None
     undeclared = False
-    if pad is not None and pad.any():
+    if pad is not None and (pad.any() or "PixelPaddingValue" in ds):
         undeclared = not _declare_padding(ds, decoded, pad, _tissue(frames, image.spec) & ~pad, mapping)
         data = encode_file(ds, path=path)  # the same pixel data, the padding declared as decoded
     err = np.abs(unmapped[mask].astype(np.int64) - frames[mask]) if mask.any() else np.zeros(1, np.int64)
@@ -469,8 +469,11 @@ def _declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.
     Returns True when declared. When lossy errors mixed padding and tissue values no range can be
     declared honestly: the declaration is removed and False returned.
     """
-    values = decoded[pad].astype(np.int64)
-    lo, hi = int(values.min()), int(values.max())
+    if pad.any():
+        values = decoded[pad].astype(np.int64)
+        lo, hi = int(values.min()), int(values.max())
+    else:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
+        lo, hi = sorted((int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))))
     other = decoded[tissue]
     mixed = bool(np.count_nonzero((other >= lo) & (other <= hi)))
     vr = "SS" if mapping.signed else "US"
