@@ -106,7 +106,6 @@ from ..progress import Counter, ProgressCallback
 from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, check_ratio_reached
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax
-from ..spec import PixelSpec
 from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
 from .mapping import (
@@ -115,11 +114,12 @@ from .mapping import (
     SeriesStats,
     _scan,
     _StatsBuilder,  # noqa: F401  (old private name, kept for callers)
-    _stored_floor,
+    declare_padding,
     padding_range,
     plan_series_mapping,
     remap_value_attributes,
     series_stats,
+    tissue_mask,
 )
 from .series import Series
 from .write import derive_encapsulated, encode_file, warn_if_lossy_source
@@ -432,7 +432,7 @@ def _write_image(
     pad = mapping.padding_mask(frames) if mapping.padding is not None else None
     undeclared = False
     if pad is not None and (pad.any() or "PixelPaddingValue" in ds):
-        undeclared = not _declare_padding(ds, decoded, pad, _tissue(frames, image.spec) & ~pad, mapping)
+        undeclared = not declare_padding(ds, decoded, pad, tissue_mask(frames, image.spec) & ~pad, mapping)
         data = encode_file(ds, path=path)  # the same pixel data, the padding declared as decoded
     err = np.abs(unmapped[mask].astype(np.int64) - frames[mask]) if mask.any() else np.zeros(1, np.int64)
     max_error = int(err.max()) if err.size else 0
@@ -444,43 +444,6 @@ def _write_image(
     )  # fmt: skip
     atomic_write(staged or path, data)
     return result
-
-
-def _tissue(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool_]:
-    """Voxels that are image content: for CT those at or above :data:`HU_FLOOR` (below it is the
-    outside of the scan field, padding or not), otherwise every voxel."""
-    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
-    if not is_ct or spec.rescale_slope <= 0:
-        return np.ones(frames.shape, bool)
-    return frames >= _stored_floor(spec)
-
-
-def _declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.bool_], tissue: NDArray[np.bool_],
-                     mapping: SeriesMapping) -> bool:  # fmt: skip
-    """Declare the padding as the file decodes: Pixel Padding Value (0028,0120) and Pixel Padding
-    Range Limit (0028,0121) span exactly the values the source's padding voxels decode to, so every
-    one of them is padding (PS3.3 C.7.5.1.1.2), checked to hold no voxel that is tissue.
-
-    Returns True when declared. When lossy errors mixed padding and tissue values no range can be
-    declared honestly: the declaration is removed and False returned.
-    """
-    if pad.any():
-        values = decoded[pad].astype(np.int64)
-        lo, hi = int(values.min()), int(values.max())
-    else:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
-        lo, hi = sorted((int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))))
-    other = decoded[tissue]
-    mixed = bool(np.count_nonzero((other >= lo) & (other <= hi)))
-    vr = "SS" if mapping.signed else "US"
-    for tag in (0x00280120, 0x00280121):
-        if tag in ds:
-            del ds[tag]
-    if mixed:
-        return False
-    ds.add_new(0x00280120, vr, lo)
-    if hi != lo:
-        ds.add_new(0x00280121, vr, hi)
-    return True
 
 
 def _write_lossless(image: DicomImage, path: Path, frames: NDArray[np.integer], ts: TransferSyntax, *,

@@ -314,16 +314,20 @@ PADDING_GAP = 1024
 
 
 def padding_range(series: Series) -> tuple[int, int] | None:
-    """The series' padding as ``(low, high)`` stored values: Pixel Padding Value (0028,0120) and, if
-    present, Pixel Padding Range Limit (0028,0121) (PS3.3 C.7.5.1.1.2), from its first image."""
-    ds = series.images[0].dataset
+    """The series' padding as ``(low, high)`` stored values, from its first image (:func:`dataset_padding`)."""
+    return dataset_padding(series.images[0].dataset, bits_stored=series.spec.bits_stored, signed=series.spec.signed)
+
+
+def dataset_padding(ds: Dataset, *, bits_stored: int, signed: bool) -> tuple[int, int] | None:
+    """A dataset's padding as ``(low, high)`` stored values: Pixel Padding Value (0028,0120) and, if
+    present, Pixel Padding Range Limit (0028,0121) (PS3.3 C.7.5.1.1.2); ``None`` when absent or out of range."""
     value = ds.get("PixelPaddingValue")
     limit = ds.get("PixelPaddingRangeLimit")
     try:
         lo, hi = sorted((int(value), int(value if limit is None else limit)))
     except (TypeError, ValueError):
         return None
-    vmin, vmax = value_range(series.spec.bits_stored, series.spec.signed)
+    vmin, vmax = value_range(bits_stored, signed)
     return (lo, hi) if vmin <= lo <= hi <= vmax else None
 
 
@@ -393,6 +397,43 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
     top = offset + (hi_t + 1) * scale - scale // 2 - 1  # largest value that rounds to hi_t
     return SeriesMapping(offset=offset, scale=scale, clip_low=low, clip_high=min(hi_s, top),
                          rule=f"{clip}scale", **common)  # fmt: skip
+
+
+def tissue_mask(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool_]:
+    """Voxels that are image content: for CT those at or above :data:`HU_FLOOR` (below it is the
+    outside of the scan field, padding or not), otherwise every voxel."""
+    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    if not is_ct or spec.rescale_slope <= 0:
+        return np.ones(frames.shape, bool)
+    return frames >= _stored_floor(spec)
+
+
+def declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.bool_], tissue: NDArray[np.bool_],
+                     mapping: SeriesMapping) -> bool:  # fmt: skip
+    """Declare the padding as the file decodes: Pixel Padding Value (0028,0120) and Pixel Padding
+    Range Limit (0028,0121) span exactly the values the source's padding voxels decode to, so every
+    one of them is padding (PS3.3 C.7.5.1.1.2), checked to hold no voxel that is tissue.
+
+    Returns True when declared. When lossy errors mixed padding and tissue values no range can be
+    declared honestly: the declaration is removed and False returned.
+    """
+    if pad.any():
+        values = decoded[pad].astype(np.int64)
+        lo, hi = int(values.min()), int(values.max())
+    else:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
+        lo, hi = sorted((int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))))
+    other = decoded[tissue]
+    mixed = bool(np.count_nonzero((other >= lo) & (other <= hi)))
+    vr = "SS" if mapping.signed else "US"
+    for tag in (0x00280120, 0x00280121):
+        if tag in ds:
+            del ds[tag]
+    if mixed:
+        return False
+    ds.add_new(0x00280120, vr, lo)
+    if hi != lo:
+        ds.add_new(0x00280121, vr, hi)
+    return True
 
 
 def remap_value_attributes(ds: Dataset, mapping: SeriesMapping) -> None:
