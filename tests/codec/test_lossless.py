@@ -269,3 +269,17 @@ def test_v2_bomb_limit() -> None:
         medcodec.decode(bytes(rebuilt))  # the FIDX entry is refused before any frame is read
     with pytest.raises(medcodec.CorruptStreamError, match="samples per byte"):
         mdc2.parse_predictive_frame(bytes(rebuilt), header, (off, len(seg)))  # and the FRAM itself
+
+
+def test_padding_with_v2_coding_is_refused_or_exact() -> None:
+    """.mdc 2.0 frames carry no padding mask: encode(padding=...) refuses the v2 modes that could
+    move a padding voxel, and max_error=0 keeps it exactly (bit-exact)."""
+    img = np.full((32, 40), 100, np.int16)
+    img[:, :8] = -2000  # padding
+    img[8:20, 10:30] = np.arange(20, dtype=np.int16) * 7
+    for kwargs in ({"max_error": 2}, {"quality": 80, "entropy": "arith"}):
+        with pytest.raises(medcodec.UnsupportedFeatureError, match="padding"):
+            medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), **kwargs)
+    data = medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), max_error=0)
+    np.testing.assert_array_equal(medcodec.decode(data), img)
+    assert "padding" not in medcodec.read_header(data).meta

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptStreamError, InvalidInputError
+from ..errors import CorruptStreamError, InvalidInputError, UnsupportedFeatureError
 from ..ratecontrol import RateTarget
 from ..spec import PixelSpec
 from . import container, jpeg, levelshift, mdc2
@@ -57,6 +57,7 @@ def encode(
     effort: str | None = None,
     max_error: int | None = None,
     entropy: str | None = None,
+    padding: tuple[int, int] | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -83,6 +84,10 @@ def encode(
         JPEG only: blocks per restart interval (0 = none).
     jobs
         Threads for multi-frame input (default: all cores).
+    padding
+        ``.mdc`` only: ``(low, high)`` stored values that are padding (DICOM Pixel Padding Value
+        and Range Limit); the decoder restores every padding voxel exactly and keeps every
+        other voxel out of that range (docs/format.md, ``meta`` and FRAM padding mask).
     ancillary
         ``.mdc`` only: extra segments to carry, ``{type: payload}`` with 4-letter types
         starting lower-case (e.g. ``"dcmh"``, the DICOM headers written by
@@ -121,6 +126,8 @@ def encode(
     if format not in FORMATS:
         raise InvalidInputError(f"format={format!r} is unknown, expected one of {FORMATS}")
     RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target: a second would silently be ignored
+    if padding is not None and format != "mdc":
+        raise InvalidInputError("padding applies to format='mdc' only")
     frames, signed_, is_2d = validate_pixels(pixels, bits_stored, signed)
     if spec is not None and (spec.bits_stored != bits_stored or spec.signed != signed_):
         raise InvalidInputError(
@@ -140,6 +147,11 @@ def encode(
     if restart_interval:
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
     buf = io.BytesIO()
+    if padding is not None and (entropy == "arith" or (max_error is not None and max_error != 0)):
+        raise UnsupportedFeatureError(
+            "padding with max_error > 0 or entropy='arith': .mdc 2.0 frames carry no padding mask yet "
+            "(max_error=0 keeps padding exactly; format 1.0 restores it)"
+        )
     if max_error is not None:
         if (quality, ratio, psnr, entropy) != (None,) * 4 or effort is not None or table != "medical":
             raise InvalidInputError("max_error excludes quality, ratio, psnr, effort, entropy and table")
@@ -152,6 +164,7 @@ def encode(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
         ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),
         sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
+        padding=padding,
     )  # fmt: skip
     return buf.getvalue()
 
