@@ -165,8 +165,8 @@ def test_15_bit_cr_in_12_bit_jpeg_warns_and_writes_valid_modules(shared_data: Pa
     """Item 5: a 15-bit CR (built from the real 10-bit RG3 CR: values x 32 plus a fine texture in
     the 5 new low bits) in 12-bit JPEG: the division is announced with the syntaxes that keep the
     depth, the added Rescale Slope comes with Rescale Type, and dciodvfy finds no new error."""
-    from conftest import require_tool
     from medcodec.errors import DepthReducedWarning
+    from medcodec.testing.tools import require_tool
 
     ds = pydicom.dcmread(shared_data / CR_10BIT)
     base = ds.pixel_array.astype(np.uint32)

@@ -336,7 +336,7 @@ def test_cli_encode_to_dicom(shared_data: Path, tmp_path: Path, capsys: pytest.C
 # --------------------------------------------------------------------------- independent validators
 
 
-from conftest import require_tool as _tool  # noqa: E402  (one rule for external tools)
+from medcodec.testing.tools import require_tool as _tool  # noqa: E402  (one rule for external tools)
 
 
 def _errors(tool: str, path: Path) -> set[str]:

@@ -422,6 +422,12 @@ def declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.b
         lo, hi = int(values.min()), int(values.max())
     else:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
         lo, hi = sorted((int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))))
+        vmin, vmax = value_range(mapping.bits_stored, mapping.signed)
+        if not vmin <= lo <= hi <= vmax:  # not a coded value (e.g. -2000 in unsigned 12-bit): nothing to declare
+            for tag in (0x00280120, 0x00280121):
+                if tag in ds:
+                    del ds[tag]
+            return True
     other = decoded[tissue]
     mixed = bool(np.count_nonzero((other >= lo) & (other <= hi)))
     vr = "SS" if mapping.signed else "US"
