@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from delivery_data import CHEST, HEAD, MR, series_files
 from pydicom.data import get_testdata_file
 
 from medcodec.delivery import presets
@@ -21,8 +22,6 @@ from medcodec.delivery.fastwrite import encode_file_fast, native_frames
 from medcodec.dicom import pixel_spec_from_dataset
 from medcodec.dicom.compress import dataset_frames
 from medcodec.dicom.write import encode_file
-
-from delivery_data import CHEST, HEAD, MR, series_files
 
 CASES = {
     "ct-explicit": (HEAD, 2),

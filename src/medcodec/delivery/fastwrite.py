@@ -24,19 +24,28 @@ done here with the same result and less work:
 
 from __future__ import annotations
 
+import io
 import struct
+from collections.abc import Callable
 from copy import deepcopy
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.datadict import dictionary_VR
-from pydicom.filewriter import correct_ambiguous_vr, validate_file_meta, write_data_element, write_file_meta_info
+from pydicom.filewriter import (
+    correct_ambiguous_vr,
+    validate_file_meta,
+    write_data_element,
+    write_file_meta_info,
+    writers,
+)
 from pydicom.uid import UID
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
 
 from ..dicom.compress import dataset_frames
 from ..dicom.write import encode_file
@@ -112,9 +121,12 @@ def encode_file_fast(ds: Dataset) -> bytes:
         if implicit:  # what write_dataset does first when the encoding changes
             correct_ambiguous_vr(ds, True)
         encodings: Any = ds.get("SpecificCharacterSet", "iso8859")
+        converted = convert_encodings(encodings or [default_encoding])
+        value_buffer = DicomBytesIO()
+        value_buffer.is_implicit_VR, value_buffer.is_little_endian = False, True
         parts: list[bytes] = [fp.getvalue()]
         items = ds._dict
-        for tag in sorted(items):
+        for tag in sorted(items, key=int):  # int order = tag order, without BaseTag.__lt__
             if tag & 0xFFFF == 0 and tag >> 16 > 6:
                 continue  # group lengths are not written (as write_dataset)
             elem = items[tag]
@@ -124,15 +136,49 @@ def encode_file_fast(ds: Dataset) -> bytes:
             if raw is not None:
                 parts.append(raw)
                 continue
+            element = ds[tag] if implicit else ds.get_item(tag)
+            done = _element_bytes(element, converted, value_buffer) if isinstance(element, DataElement) else None
+            if done is not None:
+                parts.append(done)
+                continue
             out = DicomBytesIO()
             out.is_implicit_VR, out.is_little_endian = False, True
-            write_data_element(out, ds[tag] if implicit else ds.get_item(tag), encodings)
+            write_data_element(out, element, encodings)
             parts.append(out.getvalue())
         return b"".join(parts)
     except DicomError:
         raise
     except Exception as exc:  # pydicom raises many kinds on invalid values
         raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _element_bytes(elem: DataElement, encodings: list[str], buffer: DicomBytesIO) -> bytes | None:
+    """``write_data_element``'s output for a converted element with a plain value (pydicom's own value
+    writer into a reused buffer, the header built here), or ``None`` (sequences, pixel data, buffered
+    or undefined-length values, a value too long for a short VR: pydicom writes it)."""
+    vr = elem.VR
+    if vr not in writers or vr == "SQ" or len(vr) != 2 or elem.is_buffered or elem.is_undefined_length:
+        return None
+    raw_buffer = cast(io.BytesIO, buffer.parent)
+    raw_buffer.seek(0)
+    raw_buffer.truncate()
+    if not elem.is_empty:
+        fn, param = cast("tuple[Callable[..., None], str | None]", writers[cast(VR, vr)])
+        if vr in CUSTOMIZABLE_CHARSET_VR:
+            fn(buffer, elem, encodings=encodings)
+        elif param is not None:
+            fn(buffer, elem, param)
+        else:
+            fn(buffer, elem)
+    value = buffer.getvalue()
+    n = len(value)
+    tag = elem.tag
+    head = _TAG.pack(tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in _LONG_VRS:
+        return head + b"\x00\x00" + _LONG.pack(n) + value
+    if n > 0xFFFF:
+        return None
+    return head + _SHORT.pack(n) + value
 
 
 def _implicit_vr(tag: int) -> str | None:
