@@ -66,6 +66,7 @@ _COPYABLE = frozenset(
     "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SS ST SV TM UC UI UL UR US UT UV".split()
 )
 _VR_CACHE: dict[int, str | None] = {}
+_DEFAULT_ENCODINGS = convert_encodings([default_encoding])
 _SHORT = struct.Struct("<H")
 _LONG = struct.Struct("<L")
 
@@ -112,18 +113,22 @@ def encode_file_fast(ds: Dataset) -> bytes:
             return encode_file(ds)
         if _PIXEL_DATA in ds._dict:
             ds[_PIXEL_DATA].is_undefined_length = ts.is_compressed
+        value_buffer = DicomBytesIO()
+        value_buffer.is_implicit_VR, value_buffer.is_little_endian = False, True
         fp = DicomBytesIO()
         fp.is_implicit_VR, fp.is_little_endian = False, True
         fp.write(preamble)
         fp.write(b"DICM")
-        write_file_meta_info(fp, file_meta, enforce_standard=True)
+        meta_bytes = _meta_bytes(file_meta, value_buffer)
+        if meta_bytes is None:
+            write_file_meta_info(fp, file_meta, enforce_standard=True)
+        else:
+            fp.write(meta_bytes)
         implicit = ds.original_encoding[0]
         if implicit:  # what write_dataset does first when the encoding changes
             correct_ambiguous_vr(ds, True)
         encodings: Any = ds.get("SpecificCharacterSet", "iso8859")
         converted = convert_encodings(encodings or [default_encoding])
-        value_buffer = DicomBytesIO()
-        value_buffer.is_implicit_VR, value_buffer.is_little_endian = False, True
         parts: list[bytes] = [fp.getvalue()]
         items = ds._dict
         for tag in sorted(items, key=int):  # int order = tag order, without BaseTag.__lt__
@@ -150,6 +155,29 @@ def encode_file_fast(ds: Dataset) -> bytes:
         raise
     except Exception as exc:  # pydicom raises many kinds on invalid values
         raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _meta_bytes(file_meta: Dataset, buffer: DicomBytesIO) -> bytes | None:
+    """``write_file_meta_info(enforce_standard=True)``'s output for a validated file meta, or ``None``
+    (an element this module does not write: pydicom writes the group)."""
+    if "FileMetaInformationGroupLength" not in file_meta:
+        file_meta.FileMetaInformationGroupLength = 0
+    parts = []
+    for tag in sorted(file_meta._dict, key=int):
+        if tag == 0x00020000:
+            continue
+        elem = file_meta.get_item(tag)
+        if isinstance(elem, RawDataElement):
+            done = _raw_bytes(elem, elem.VR)
+        else:
+            done = _element_bytes(elem, _DEFAULT_ENCODINGS, buffer)
+        if done is None:
+            return None
+        parts.append(done)
+    body = b"".join(parts)
+    file_meta.FileMetaInformationGroupLength = len(body)  # as pydicom: the bytes after the 12-byte element
+    group = _element_bytes(file_meta[0x00020000], _DEFAULT_ENCODINGS, buffer)
+    return None if group is None else group + body
 
 
 def _element_bytes(elem: DataElement, encodings: list[str], buffer: DicomBytesIO) -> bytes | None:
