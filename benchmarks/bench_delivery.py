@@ -250,14 +250,14 @@ def run(args: argparse.Namespace) -> dict:
         from medcodec.delivery import open_store
 
         studies: dict[str, list[Path]] = {"head CT 73 MB": head_files}
-        if args.big:
+        if args.big and not args.live_only:
             studies["repeated 300 MB"] = make_study(head_files, tmp / "big", 4)
         store_path = tmp / "store"
         uids: dict[str, str] = {}
         t0 = time.perf_counter()
         with open_store(store_path) as store:
             for name, files in studies.items():
-                report = store.ingest(files, presets=["diagnostic"], precompress=True)
+                report = store.ingest(files, presets=["diagnostic"], precompress=not args.live_only)
                 if not report.ok:
                     raise RuntimeError(report.summary())
                 uids[name] = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
@@ -308,13 +308,16 @@ def run(args: argparse.Namespace) -> dict:
             return best
 
         for link, rate in LINKS.items():
+            if args.live_only and link != "100 Mbit/s":
+                continue
             proxy.rate = rate
             if orthanc is not None:
                 oproxy.rate = rate
             for study, uid in uids.items():
                 arch = f"{base}/studies/{uid}/archive.zip"
                 measure(study, link, "raw (original ZIP)", arch + "?preset=original")
-                measure(study, link, "diagnostic pre-computed", arch + "?preset=diagnostic")
+                if not args.live_only:
+                    measure(study, link, "diagnostic pre-computed", arch + "?preset=diagnostic")
                 measure(study, link, "diagnostic live", arch + "?preset=diagnostic&live=1")
                 if orthanc is not None:
                     measure(study, link, "Orthanc WADO-RS .51", f"http://127.0.0.1:{oproxy.port}/dicom-web/studies/{uid}",
@@ -341,7 +344,7 @@ def run(args: argparse.Namespace) -> dict:
             print(f"  unshaped live diagnostic, {study}: {info['throughput'][study]:.0f} MB/s of raw files "
                   f"({raw_bytes[study] / 1e6:.0f} MB in {best:.2f} s); server CPU {1000 * cpu / n:.1f} ms per "
                   f"instance (original: {1000 * cpu_raw / n:.1f} ms)", flush=True)  # fmt: skip
-        if args.gb:
+        if args.gb and not args.live_only:
             gb_files = make_study(head_files, tmp / "gb", 14)  # ~1 GB
             with open_store(store_path) as store:
                 store.ingest(gb_files, precompress=False)
@@ -433,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-big", dest="big", action="store_false", help="skip the ~300 MB study")
     parser.add_argument("--no-gb", dest="gb", action="store_false", help="skip the ~1 GB RSS run")
     parser.add_argument("--no-orthanc", dest="orthanc", action="store_false")
+    parser.add_argument("--live-only", action="store_true",
+                        help="only the head CT, only raw / live diagnostic / Orthanc at 100 Mbit/s, and unshaped "
+                        "live throughput (no pre-computation, no 300 MB or 1 GB study)")  # fmt: skip
     parser.add_argument("--json", help="write the raw results here")
     parser.add_argument("--markdown", help="replace the delivery section of this Markdown file")
     args = parser.parse_args(argv)

@@ -89,6 +89,7 @@ from ..dicom.write import (
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError
 from ..registry import transfer_syntax
 from ..spec import PixelSpec
+from .fastwrite import encode_file_fast, native_frames
 from .header import read_header
 from .manifest import ManifestEntry
 
@@ -111,6 +112,9 @@ HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 #: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`).
 HU_FLOOR = -1024.0
 _UID_NAMESPACE = uuid.UUID("5d1c3d0e-9a4b-5c55-9a1e-6d6564636f64")  # medcodec presets
+#: Live shortcuts (:mod:`.fastwrite`: numpy pixel read, raw-element writer), same output; the
+#: tests switch it off to compare with the pydicom-only path.
+_FAST_IO = True
 _NEURO = re.compile(r"\b(HEAD|BRAIN|SKULL|NEURO|CRANE|CRANIAL|CEREBR)", re.IGNORECASE)
 
 
@@ -283,7 +287,8 @@ class Preset:
                 data, source_ts, base, "(0028,3000) Modality LUT Sequence: values cannot be remapped"
             )
         try:
-            frames = dataset_frames(full, spec) if (measure or mapping is None or effort == "fast") else None
+            read = native_frames if _FAST_IO else dataset_frames
+            frames = read(full, spec) if (measure or mapping is None or effort == "fast") else None
         except DicomError as exc:
             return self._passthrough(data, source_ts, base, f"pixel data cannot be decoded: {exc}")
         try:  # from here on `full` is changed in place
@@ -444,7 +449,7 @@ def _compress(
     ratio = raw / nbytes
     if finish is not None:
         finish(ds, ratio)
-    return encode_file(ds), ds, ratio
+    return (encode_file_fast(ds) if _FAST_IO and effort == "fast" else encode_file(ds)), ds, ratio
 
 
 def _compress_fast(

@@ -1,0 +1,277 @@
+"""Live-path shortcuts: write a coded dataset and read native pixels without pydicom's per-element work.
+
+Where live CPU went (``docs/delivery.md``, "Where live time goes"): about half of the Python
+time of ``Preset.encode_instance`` was pydicom's writer walking every element of the original
+through ``write_data_element`` (a buffer, a cast and several attribute look-ups per element),
+and a good part of the rest was ``pixel_array`` for a native (uncompressed) image. Both are
+done here with the same result and less work:
+
+* :func:`encode_file_fast` writes the file exactly as :func:`medcodec.dicom.write.encode_file`
+  (``dcmwrite(..., enforce_file_format=True)``) does, byte for byte: the file meta through
+  pydicom's own ``write_file_meta_info``, then each element in tag order; an element pydicom
+  would copy as it was read (a raw element of a data set read in the output's encoding) is
+  copied here as header + raw value in one ``bytes`` join; every other element (the ~20 the
+  preset changed, anything odd) goes through pydicom's ``write_data_element``. A data set read
+  in another encoding (implicit VR, big endian) or a changed character set goes to
+  ``encode_file`` as a whole.
+* :func:`native_frames` reads the stored values of an uncompressed little-endian image with
+  ``numpy.frombuffer`` from the raw Pixel Data (what pydicom's native decoder does), with the
+  same masking and sign extension as :func:`medcodec.dicom.compress.dataset_frames`; anything
+  else is handed to ``dataset_frames``.
+
+``tests/delivery/test_fastwrite.py`` checks both against the pydicom paths on real files.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Callable
+from copy import deepcopy
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import (
+    correct_ambiguous_vr,
+    validate_file_meta,
+    write_data_element,
+    write_file_meta_info,
+    writers,
+)
+from pydicom.uid import UID
+from pydicom.valuerep import CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
+
+from ..dicom.compress import dataset_frames
+from ..dicom.write import encode_file
+from ..errors import DicomError
+from ..spec import PixelSpec, storage_dtype
+
+__all__ = ["encode_file_fast", "native_frames"]
+
+_PIXEL_DATA = 0x7FE00010
+_SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_LONG_VRS = frozenset(str(v) for v in EXPLICIT_VR_LENGTH_32)
+_NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+_TAG = struct.Struct("<HH")
+#: VRs whose value bytes read with implicit VR LE are what pydicom writes back in explicit VR LE:
+#: binary numbers and tags (same byte order), byte strings; and strings, which pydicom decodes and
+#: re-encodes in the same character set (tests/delivery/test_fastwrite.py checks every real file).
+_COPYABLE = frozenset(
+    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SS ST SV TM UC UI UL UR US UT UV".split()
+)
+_VR_CACHE: dict[int, str | None] = {}
+_DEFAULT_ENCODINGS = convert_encodings([default_encoding])
+_SHORT = struct.Struct("<H")
+_LONG = struct.Struct("<L")
+
+
+def encode_file_fast(ds: Dataset) -> bytes:
+    """The bytes :func:`medcodec.dicom.write.encode_file` would write for ``ds``, with less work.
+
+    Raises
+    ------
+    DicomError
+        No file meta Transfer Syntax UID, or an element cannot be encoded.
+    """
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        return encode_file(ds)  # raises the DicomError
+    ts = UID(meta.TransferSyntaxUID)
+    if (
+        ts.is_private
+        or not ts.is_transfer_syntax
+        or ts.is_implicit_VR
+        or not ts.is_little_endian
+        or ts.is_deflated
+        or ds.original_encoding not in ((False, True), (True, True))
+        or ds.original_character_set != ds._character_set
+        or any(t >> 16 in (0, 2) for t in ds._dict)
+    ):
+        return encode_file(ds)
+    try:
+        # what dcmwrite(enforce_file_format=True) does to (a copy of) the file meta
+        file_meta = deepcopy(meta)
+        ds_class = ds.get("SOPClassUID", None)
+        if file_meta.get("MediaStorageSOPClassUID", None) is None or (
+            ds_class and ds_class != file_meta.MediaStorageSOPClassUID
+        ):
+            file_meta.MediaStorageSOPClassUID = ds_class
+        ds_instance = ds.get("SOPInstanceUID", None)
+        if file_meta.get("MediaStorageSOPInstanceUID", None) is None or (
+            ds_instance and ds_instance != file_meta.MediaStorageSOPInstanceUID
+        ):
+            file_meta.MediaStorageSOPInstanceUID = ds_instance
+        validate_file_meta(file_meta, enforce_standard=True)
+        preamble = getattr(ds, "preamble", None) or b"\x00" * 128
+        if len(preamble) != 128:
+            return encode_file(ds)
+        if _PIXEL_DATA in ds._dict:
+            ds[_PIXEL_DATA].is_undefined_length = ts.is_compressed
+        value_buffer = DicomBytesIO()
+        value_buffer.is_implicit_VR, value_buffer.is_little_endian = False, True
+        fp = DicomBytesIO()
+        fp.is_implicit_VR, fp.is_little_endian = False, True
+        fp.write(preamble)
+        fp.write(b"DICM")
+        meta_bytes = _meta_bytes(file_meta, value_buffer)
+        if meta_bytes is None:
+            write_file_meta_info(fp, file_meta, enforce_standard=True)
+        else:
+            fp.write(meta_bytes)
+        implicit = ds.original_encoding[0]
+        if implicit:  # what write_dataset does first when the encoding changes
+            correct_ambiguous_vr(ds, True)
+        encodings: Any = ds.get("SpecificCharacterSet", "iso8859")
+        converted = convert_encodings(encodings or [default_encoding])
+        parts: list[bytes] = [fp.getvalue()]
+        items = ds._dict
+        for tag in sorted(items, key=int):  # int order = tag order, without BaseTag.__lt__
+            if tag & 0xFFFF == 0 and tag >> 16 > 6:
+                continue  # group lengths are not written (as write_dataset)
+            elem = items[tag]
+            raw = None
+            if isinstance(elem, RawDataElement):
+                raw = _raw_bytes(elem, _implicit_vr(tag) if implicit else elem.VR)
+            if raw is not None:
+                parts.append(raw)
+                continue
+            element = ds[tag] if implicit else ds.get_item(tag)
+            done = _element_bytes(element, converted, value_buffer) if isinstance(element, DataElement) else None
+            if done is not None:
+                parts.append(done)
+                continue
+            out = DicomBytesIO()
+            out.is_implicit_VR, out.is_little_endian = False, True
+            write_data_element(out, element, encodings)
+            parts.append(out.getvalue())
+        return b"".join(parts)
+    except DicomError:
+        raise
+    except Exception as exc:  # pydicom raises many kinds on invalid values
+        raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _meta_bytes(file_meta: Dataset, buffer: DicomBytesIO) -> bytes | None:
+    """``write_file_meta_info(enforce_standard=True)``'s output for a validated file meta, or ``None``
+    (an element this module does not write: pydicom writes the group)."""
+    if "FileMetaInformationGroupLength" not in file_meta:
+        file_meta.FileMetaInformationGroupLength = 0
+    parts = []
+    for tag in sorted(file_meta._dict, key=int):
+        if tag == 0x00020000:
+            continue
+        elem = file_meta.get_item(tag)
+        if isinstance(elem, RawDataElement):
+            done = _raw_bytes(elem, elem.VR)
+        else:
+            done = _element_bytes(elem, _DEFAULT_ENCODINGS, buffer)
+        if done is None:
+            return None
+        parts.append(done)
+    body = b"".join(parts)
+    file_meta.FileMetaInformationGroupLength = len(body)  # as pydicom: the bytes after the 12-byte element
+    group = _element_bytes(file_meta[0x00020000], _DEFAULT_ENCODINGS, buffer)
+    return None if group is None else group + body
+
+
+def _element_bytes(elem: DataElement, encodings: list[str], buffer: DicomBytesIO) -> bytes | None:
+    """``write_data_element``'s output for a converted element with a plain value (pydicom's own value
+    writer into a reused buffer, the header built here), or ``None`` (sequences, pixel data, buffered
+    or undefined-length values, a value too long for a short VR: pydicom writes it)."""
+    vr = elem.VR
+    if vr not in writers or vr == "SQ" or len(vr) != 2 or elem.is_buffered or elem.is_undefined_length:
+        return None
+    raw_buffer = cast(io.BytesIO, buffer.parent)
+    raw_buffer.seek(0)
+    raw_buffer.truncate()
+    if not elem.is_empty:
+        fn, param = cast("tuple[Callable[..., None], str | None]", writers[cast(VR, vr)])
+        if vr in CUSTOMIZABLE_CHARSET_VR:
+            fn(buffer, elem, encodings=encodings)
+        elif param is not None:
+            fn(buffer, elem, param)
+        else:
+            fn(buffer, elem)
+    value = buffer.getvalue()
+    n = len(value)
+    tag = elem.tag
+    head = _TAG.pack(tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in _LONG_VRS:
+        return head + b"\x00\x00" + _LONG.pack(n) + value
+    if n > 0xFFFF:
+        return None
+    return head + _SHORT.pack(n) + value
+
+
+def _implicit_vr(tag: int) -> str | None:
+    """The VR pydicom gives a public element read with implicit VR when its value is copied unchanged
+    (a single unambiguous VR other than SQ), else ``None`` (pydicom converts and writes it)."""
+    vr = _VR_CACHE.get(tag, "")
+    if vr == "":
+        vr = None
+        if tag >> 16 & 1 == 0 and tag >> 16 not in (0, 2) and tag & 0xFFFF != 0:
+            try:
+                found = str(dictionary_VR(tag))
+            except KeyError:
+                found = ""
+            if found in _COPYABLE:
+                vr = found
+        _VR_CACHE[tag] = vr
+    return vr
+
+
+def _raw_bytes(elem: RawDataElement, vr: str | None) -> bytes | None:
+    """``write_data_element``'s output for a raw element whose value bytes are written as read
+    (explicit VR little endian out), or ``None`` (let pydicom write it)."""
+    value, tag = elem.value, elem.tag
+    if vr is None or len(vr) != 2 or not isinstance(value, bytes):
+        return None
+    undefined = elem.length == 0xFFFFFFFF
+    if undefined and tag == _PIXEL_DATA:
+        return None  # pydicom checks the encapsulation
+    n = len(value)
+    head = _TAG.pack(tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in _LONG_VRS:
+        head += b"\x00\x00" + _LONG.pack(0xFFFFFFFF if undefined else n)
+    elif undefined or n > 0xFFFF:
+        return None
+    else:
+        head += _SHORT.pack(n)
+    return head + value + _SEQ_DELIMITER if undefined else head + value
+
+
+def native_frames(ds: Dataset, spec: PixelSpec) -> NDArray[np.integer]:
+    """:func:`medcodec.dicom.compress.dataset_frames` for ``ds``: read with numpy when its pixel data
+    are native little-endian 16-bit single-sample values, else by ``dataset_frames``."""
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    elem = ds._dict.get(_PIXEL_DATA)  # type: ignore[call-overload]
+    raw = elem.value if isinstance(elem, RawDataElement) else None
+    frames = int(spec.extra.get("number_of_frames", 0) or 0)
+    rows, cols = int(spec.extra.get("rows", 0) or 0), int(spec.extra.get("columns", 0) or 0)
+    need = frames * rows * cols * 2
+    if (
+        ts not in _NATIVE_LE
+        or not isinstance(raw, bytes)
+        or elem.length == 0xFFFFFFFF
+        or int(spec.extra.get("bits_allocated", 0) or 0) != 16
+        or int(ds.get("SamplesPerPixel", 1) or 1) != 1
+        or need == 0
+        or len(raw) < need
+    ):
+        return dataset_frames(ds, spec)
+    arr = np.frombuffer(raw, dtype="<i2" if spec.signed else "<u2", count=frames * rows * cols)
+    arr = arr.reshape(frames, rows, cols)
+    if arr.size and (int(arr.min()) < spec.min_value or int(arr.max()) > spec.max_value):
+        work = arr.astype(np.int32) & ((1 << spec.bits_stored) - 1)  # PS3.5 §8.1.1
+        if spec.signed:
+            sign = 1 << (spec.bits_stored - 1)
+            work = (work ^ sign) - sign
+        arr = work
+    return np.ascontiguousarray(arr.astype(storage_dtype(spec.bits_stored, spec.signed), copy=False))
