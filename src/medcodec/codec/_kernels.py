@@ -1188,3 +1188,268 @@ def levels_pixels(zz, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
     if padded:
         _crop(target, out)
     return out
+
+
+# ======================================================================================
+# Texture-aware rate-distortion quantization (issue 11), fused beside the DCT
+# ======================================================================================
+#
+# The default level selection of the standard JPEG encoder (``rdo="texture"``,
+# :mod:`medcodec.codec._rdoq` explains the cost function). Per frame:
+#
+#   1. DCT / steps of every block (:func:`fdct_scaled`) and the symbol counts of the
+#      rounded levels: the code lengths the decisions are priced with (the "previous pass");
+#   2. per block, a greedy pass from the last coefficient to the first that lowers or
+#      zeroes a level when error + lambda x bits + an energy-loss penalty decreases
+#      (:func:`texture_levels`); then a Viterbi search over the DC chain (:func:`trellis_dc`);
+#   3. symbols, optimal Huffman tables and bit packing (:func:`encode_levels`).
+#
+# Twins: ``_rdoq.texture_levels_reference`` and ``_rdoq.trellis_dc_reference`` (plain Python),
+# ``_rdoq.symbol_bits`` (NumPy); ``tests/codec/test_rdoq.py`` checks they agree.
+
+
+@_jit
+def symbol_code_lengths(freq, out):
+    """Estimated code length of every symbol, ``-log2((freq + 0.5) / sum(freq + 0.5))``, into ``out``:
+    a symbol not seen yet still has a finite (high) price."""
+    total = 0.0
+    for i in range(freq.shape[0]):
+        total += freq[i] + 0.5
+    for i in range(freq.shape[0]):
+        out[i] = -math.log2((freq[i] + 0.5) / total)
+    return out
+
+
+@_jit
+def _deficit_penalty(energy, target, target2, mu):
+    """``mu * (target - sqrt(energy))**2`` when ``energy < target**2``, else 0."""
+    if energy >= target2:
+        return 0.0
+    t = target - math.sqrt(max(energy, 0.0))
+    return mu * t * t
+
+
+@_helper
+def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho):
+    """Levels (magnitudes, ``lv[1..63]``) of one block of scaled AC coefficients ``x`` (zigzag):
+    rounding, then the greedy downward pass of :func:`texture_levels`. ``prv`` / ``nxt``
+    (65 entries) hold the chain of non-zero positions (0: block start, 64: block end)."""
+    zrl = ac_bits[15 << size_bits]
+    eob = ac_bits[0]
+    eo = 0.0
+    eq = 0.0
+    last = 0
+    mask = np.int64(0)
+    for k in range(1, 64):  # branch-free: rounding, energies, bit mask of the non-zero levels
+        a = abs(x[k])
+        m = np.int64(a + 0.5)  # a >= 0: truncation is floor
+        lv[k] = m
+        eo += weights[k] * a * a
+        mask |= np.int64(m != 0) << (k - 1)
+    while mask != 0:
+        k = _ctz64(mask) + 1
+        mask &= mask - 1
+        m = lv[k]
+        eq += weights[k] * m * m
+        prv[k] = last
+        nxt[last] = k
+        last = k
+    nxt[last] = 64
+    prv[64] = last
+    if last == 0:
+        return
+    target = math.sqrt(eo) * rho
+    target2 = target * target
+    pen = _deficit_penalty(eq, target, target2, mu)
+    k = last
+    while k > 0:
+        p = prv[k]
+        m = lv[k]
+        if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
+            q = nxt[k]
+            a = abs(x[k])
+            r = k - p - 1
+            here = (r >> 4) * zrl + ac_bits[((r & 15) << size_bits) | 1] + 1
+            if q < 64:
+                sq = bit_length(lv[q])
+                rq = q - k - 1
+                rn = q - p - 1
+                dr = ((rn >> 4) * zrl + ac_bits[((rn & 15) << size_bits) | sq]
+                      - (rq >> 4) * zrl - ac_bits[((rq & 15) << size_bits) | sq] - here)  # fmt: skip
+            else:
+                dr = eob - here - (eob if k < 63 else 0.0)
+            eq1 = eq - weights[k]
+            pen1 = _deficit_penalty(eq1, target, target2, mu)
+            if weights[k] * (2.0 * a - 1.0) + lam * dr + (pen1 - pen) < 0:
+                eq = eq1
+                pen = pen1
+                lv[k] = 0
+                nxt[p] = q
+                prv[q] = p
+        elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
+            a = abs(x[k])
+            s = bit_length(m)
+            rr = ((k - p - 1) & 15) << size_bits
+            eq1 = eq - weights[k] * (2 * m - 1)
+            pen1 = _deficit_penalty(eq1, target, target2, mu)
+            if (weights[k] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[rr | (s - 1)] - ac_bits[rr | s] - 1)
+                    + (pen1 - pen)) < 0:  # fmt: skip
+                eq = eq1
+                pen = pen1
+                lv[k] = m - 1
+        k = p
+
+
+@_jit
+def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, out):
+    """Texture-aware levels of every block (``_rdoq`` module docstring) into int32 ``out``.
+
+    Parameters
+    ----------
+    scaled
+        float64 (N, 64): DCT coefficients divided by their steps, zigzag order.
+    weights
+        float64 (64,): squared steps (the pixel-domain error of a unit level error).
+    ac_bits
+        float64 (16 << size_bits,): code length of each AC symbol ``run << size_bits | size``.
+    lam, mu, rho
+        Lagrange multiplier (squared error per bit); weight of the energy-loss penalty
+        ``mu * max(0, rho * |x| - |l|)**2`` (norms of the block's AC in pixel units).
+    out
+        int32 (N, 64): levels; column 0 (DC) rounded to nearest.
+    """
+    lv = np.zeros(65, np.int64)
+    prv = np.zeros(65, np.int64)
+    nxt = np.zeros(65, np.int64)
+    x = np.empty(64)
+    for b in range(scaled.shape[0]):
+        for k in range(64):
+            x[k] = scaled[b, k]
+        out[b, 0] = _round_level(x[0], 0.5)
+        _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho)
+        for k in range(1, 64):
+            m = lv[k]
+            out[b, k] = m if x[k] >= 0 else -m
+    return out
+
+
+@_jit
+def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
+    """Trellis-quantize the DC levels of all blocks along the prediction chain (T.81 §F.1.2.1).
+
+    Each block's DC level is one of ``round(x) - 1``, ``round(x)``, ``round(x) + 1``;
+    a Viterbi search over the blocks minimises ``weight (x - l)^2 + lam (code + SSSS bits)``
+    of the differences, the first block predicted from 0. Writes ``out[:, 0]``.
+    Twin: ``_rdoq.trellis_dc_reference``.
+    """
+    n = scaled_dc.shape[0]
+    if n == 0:
+        return out
+    ncand = 3
+    cand = np.empty((n, ncand), np.int64)
+    back = np.zeros((n, ncand), np.int64)
+    cost = np.empty(ncand)
+    new = np.empty(ncand)
+    for b in range(n):
+        x = scaled_dc[b]
+        r = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
+        for c in range(ncand):
+            cand[b, c] = r + c - 1
+    for c in range(ncand):
+        v = cand[0, c]
+        s = bit_length(v)
+        d = scaled_dc[0] - v
+        cost[c] = weight * d * d + lam * (dc_bits[s] + s)
+    for b in range(1, n):
+        x = scaled_dc[b]
+        for c in range(ncand):
+            v = cand[b, c]
+            d = x - v
+            best = np.inf
+            arg = 0
+            for p in range(ncand):
+                s = bit_length(v - cand[b - 1, p])
+                t = cost[p] + lam * (dc_bits[s] + s)
+                if t < best:
+                    best = t
+                    arg = p
+            new[c] = best + weight * d * d
+            back[b, c] = arg
+        for c in range(ncand):
+            cost[c] = new[c]
+    arg = 0
+    for c in range(1, ncand):
+        if cost[c] < cost[arg]:
+            arg = c
+    for b in range(n - 1, -1, -1):
+        out[b, 0] = cand[b, arg]
+        arg = back[b, arg]
+    return out
+
+
+@_jit
+def texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, restart_interval, lam, mu, rho,
+                         dc_rdo, stride, out):
+    """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
+
+    The code lengths come from the rounded levels of every ``stride``-th block row (a
+    sample is enough for code lengths, and costs 1/stride of a DCT pass); then every
+    block is transformed and quantized by :func:`_texture_block` straight from the DCT
+    output, and the DC chain by :func:`trellis_dc` (``dc_rdo``) or rounding.
+
+    Twin: ``FrameCoder.scaled``, the counts of the sampled rows' rounded levels,
+    :func:`symbol_code_lengths`, ``_rdoq.texture_levels_reference``, ``_rdoq.trellis_dc_reference``.
+    """
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    n = by * bx
+    ws = np.empty(64)
+    x = np.empty(64)
+    lv = np.zeros(65, np.int64)
+    prv = np.zeros(65, np.int64)
+    nxt = np.zeros(65, np.int64)
+    dc_freq = np.zeros(1 << size_bits, np.int64)
+    ac_freq = np.zeros(16 << size_bits, np.int64)
+    dummy = np.empty(1, np.int64)
+    for i in range(0, by, stride):
+        pred = np.int64(0)
+        for j in range(bx):
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                lv[k] = _round_level(ws[nat_zz[k]] * qmul_zz[k], 0.5)
+            for e in range(4):
+                lv[EXACT_ZZ[e]] = _round_level(ws[EXACT_NAT[e]] / exact_div[e], 0.5)
+            _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, dummy, np.int64(0), np.bool_(False))
+            pred = lv[0]
+    dc_len = symbol_code_lengths(dc_freq, np.empty(dc_freq.shape[0]))
+    ac_len = symbol_code_lengths(ac_freq, np.empty(ac_freq.shape[0]))
+    dc = np.empty(n)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                x[k] = ws[nat_zz[k]] * qmul_zz[k]
+            for e in range(4):
+                x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
+            dc[b] = x[0]
+            out[b, 0] = _round_level(x[0], 0.5)
+            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho)
+            for k in range(1, 64):
+                m = lv[k]
+                out[b, k] = m if x[k] >= 0 else -m
+    if dc_rdo:
+        trellis_dc(dc, weights[0], dc_len, lam, out)
+    return out
+
+
+@_jit
+def encode_frame_texture(frame, offset, exact_div, qmul_zz, nat_zz, weights, lam, mu, rho, dc_rdo, stride, size_bits,
+                         stuff, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval):
+    """The texture-aware encoder of a frame in one call: :func:`texture_frame_levels`, then
+    :func:`encode_levels` (symbols, optimal tables, packing). Returns what :func:`_coded_scan` returns."""
+    nblocks = ((frame.shape[0] + 7) // 8) * ((frame.shape[1] + 7) // 8)
+    zz = np.empty((nblocks, 64), np.int32)
+    texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, restart_interval, lam, mu, rho,
+                         dc_rdo, stride, zz)  # fmt: skip
+    return encode_levels(zz, size_bits, stuff, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval)

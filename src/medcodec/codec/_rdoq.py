@@ -40,7 +40,9 @@ import math
 import numba
 import numpy as np
 
+from . import _kernels as K
 from . import entropy
+from ._kernels import texture_levels, trellis_dc  # noqa: F401  (kernels of the modes below)
 
 __all__ = [
     "MODES",
@@ -50,13 +52,20 @@ __all__ = [
     "default_lambda",
     "symbol_bits",
     "trellis_blocks",
+    "trellis_dc",
+    "trellis_dc_reference",
+    "texture_levels",
+    "texture_levels_reference",
+    "texture_frame_levels",
+    "TEXTURE_MU",
+    "TEXTURE_RHO",
     "trellis_blocks_reference",
     "threshold_levels",
     "threshold_blocks",
     "rdo_levels",
 ]
 
-MODES = ("none", "threshold", "trellis")
+MODES = ("none", "threshold", "trellis", "texture")
 
 #: lambda = LAMBDA_SCALE * (mean AC step)^2, in squared error per bit. High-rate theory
 #: for an entropy-coded uniform quantizer gives dD/dR = -2 ln2 * step^2 / 12 = 0.116 step^2;
@@ -68,6 +77,14 @@ TRELLIS_PASSES = 1
 #: Predecessor window of the trellis (see :func:`trellis_blocks`).
 TRELLIS_WINDOW = 4
 TRELLIS_DC = True
+#: Texture mode: weight of the energy-loss penalty, and the share of each block's AC energy
+#: (as a norm) below which the penalty starts. Chosen by measurement (docs/design-notes.md).
+TEXTURE_MU = 16.0
+TEXTURE_RHO = 1.0
+#: Texture mode: Viterbi search over the DC prediction chain after the AC decisions.
+TEXTURE_DC = True
+#: Texture mode: the code lengths are estimated from every this-many-th block row.
+TEXTURE_STATS_STRIDE = 4
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -196,59 +213,6 @@ def trellis_blocks(scaled, weights, ac_bits, size_bits, lam, out, window=0):
     return out
 
 
-@_jit
-def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
-    """Trellis-quantize the DC levels of all blocks along the prediction chain (T.81 §F.1.2.1).
-
-    Each block's DC level is one of ``round(x) - 1``, ``round(x)``, ``round(x) + 1``;
-    a Viterbi search over the blocks minimises ``weight (x - l)^2 + lam (code + SSSS bits)``
-    of the differences, the first block predicted from 0. Writes ``out[:, 0]``.
-    """
-    n = scaled_dc.shape[0]
-    if n == 0:
-        return out
-    ncand = 3
-    cand = np.empty((n, ncand), np.int64)
-    back = np.zeros((n, ncand), np.int64)
-    cost = np.empty(ncand)
-    new = np.empty(ncand)
-    for b in range(n):
-        x = scaled_dc[b]
-        r = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
-        for c in range(ncand):
-            cand[b, c] = r + c - 1
-    for c in range(ncand):
-        v = cand[0, c]
-        s = _bit_length(abs(v))
-        d = scaled_dc[0] - v
-        cost[c] = weight * d * d + lam * (dc_bits[s] + s)
-    for b in range(1, n):
-        x = scaled_dc[b]
-        for c in range(ncand):
-            v = cand[b, c]
-            d = x - v
-            best = np.inf
-            arg = 0
-            for p in range(ncand):
-                s = _bit_length(abs(v - cand[b - 1, p]))
-                t = cost[p] + lam * (dc_bits[s] + s)
-                if t < best:
-                    best = t
-                    arg = p
-            new[c] = best + weight * d * d
-            back[b, c] = arg
-        for c in range(ncand):
-            cost[c] = new[c]
-    arg = 0
-    for c in range(1, ncand):
-        if cost[c] < cost[arg]:
-            arg = c
-    for b in range(n - 1, -1, -1):
-        out[b, 0] = cand[b, arg]
-        arg = back[b, arg]
-    return out
-
-
 def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarray, lam: float) -> np.ndarray:
     """Plain-Python twin of :func:`trellis_dc`: Viterbi with explicit path lists."""
     x = np.asarray(scaled_dc, dtype=np.float64)
@@ -274,6 +238,99 @@ def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarr
         paths = nxt
     best = min(range(len(paths)), key=lambda p: (paths[p][0], p))
     return np.asarray(paths[best][1], np.int32)
+
+
+def texture_levels_reference(
+    scaled: np.ndarray,
+    weights: np.ndarray,
+    ac_bits: np.ndarray,
+    size_bits: int,
+    lam: float,
+    mu: float = TEXTURE_MU,
+    rho: float = TEXTURE_RHO,
+) -> np.ndarray:
+    """Plain-Python twin of :func:`texture_levels`: the same greedy decisions, each judged by
+    recomputing the whole block's cost ``D + lam R + penalty`` from scratch (no deltas)."""
+    scaled = np.asarray(scaled, dtype=np.float64)
+    out = np.zeros(scaled.shape, np.int32)
+    zrl = float(ac_bits[15 << size_bits])
+    eob = float(ac_bits[0])
+    w = [float(v) for v in weights]
+
+    def rate(m: list[int]) -> float:
+        bits, run, last = 0.0, 0, 0
+        for k in range(1, 64):
+            if m[k] == 0:
+                run += 1
+                continue
+            s = m[k].bit_length()
+            bits += (run // 16) * zrl + float(ac_bits[((run % 16) << size_bits) | s]) + s
+            run, last = 0, k
+        return bits + (eob if last < 63 else 0.0)
+
+    for b, x in enumerate(scaled):
+        a = [abs(float(v)) for v in x]
+        out[b, 0] = int(math.copysign(math.floor(a[0] + 0.5), x[0]))
+        target = rho * math.sqrt(sum(w[k] * a[k] * a[k] for k in range(1, 64)))
+
+        def cost(m: list[int]) -> float:
+            d = sum(w[k] * (a[k] - m[k]) ** 2 for k in range(1, 64))
+            deficit = target - math.sqrt(sum(w[k] * m[k] * m[k] for k in range(1, 64)))
+            return d + lam * rate(m) + (mu * deficit * deficit if deficit > 0 else 0.0)
+
+        m = [0] + [math.floor(a[k] + 0.5) for k in range(1, 64)]
+        current = cost(m)
+        for k in range(63, 0, -1):
+            if m[k] == 0:
+                continue
+            # a +-1 may become 0; a power of two may drop one category (2 -> 1, 4 -> 3, ...);
+            # other moves are left out: they add at least 2 unit errors to save a bit or two
+            options = [0] if m[k] == 1 else [m[k] - 1] if m[k] & (m[k] - 1) == 0 else []
+            best_m, best_c = m[k], current
+            for cand in options:
+                trial = m.copy()
+                trial[k] = cand
+                c = cost(trial)
+                if c < best_c:
+                    best_m, best_c = cand, c
+            m[k], current = best_m, best_c
+        for k in range(1, 64):
+            out[b, k] = m[k] if x[k] >= 0 else -m[k]
+    return out
+
+
+def texture_frame_levels(coder, frame: np.ndarray, *, size_bits: int, restart_interval: int = 0,
+                         lam: float | None = None) -> np.ndarray:  # fmt: skip
+    """Texture-aware levels of a frame (int32 zigzag, (nblocks, 64)) in one fused kernel
+    (:func:`._kernels.texture_frame_levels`) for a ``FrameCoder`` ``coder``."""
+    from . import transform
+
+    steps = coder.steps_zz.astype(np.float64)
+    lam = default_lambda(steps) if lam is None else float(lam)
+    by, bx = transform.blocks_shape(*frame.shape)
+    out = np.empty((by * bx, 64), np.int32)
+    return K.texture_frame_levels(
+        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
+        size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_DC, TEXTURE_STATS_STRIDE, out,
+    )  # fmt: skip
+
+
+def encode_frame_texture(coder, frame: np.ndarray, *, size_bits: int, stuff: bool, restart_interval: int,
+                         lam: float | None = None):  # fmt: skip
+    """The texture-aware encoder of a frame in one kernel call (:func:`._kernels.encode_frame_texture`):
+    returns ``(coded bytes, DC table, AC table)``."""
+    from . import transform
+
+    steps = coder.steps_zz.astype(np.float64)
+    lam = default_lambda(steps) if lam is None else float(lam)
+    arrays = entropy.new_table_arrays(size_bits)
+    coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
+        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
+        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_DC, TEXTURE_STATS_STRIDE, size_bits, stuff, restart_interval, *arrays,
+    )  # fmt: skip
+    dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
+                                        ac_size)  # fmt: skip
+    return coded.tobytes(), dc, ac
 
 
 def trellis_blocks_reference(
@@ -383,6 +440,17 @@ def rdo_levels(
     scaled = np.ascontiguousarray(scaled, dtype=np.float64)
     if mode == "threshold":
         return threshold_blocks(scaled, THRESHOLD_DEADZONE, THRESHOLD_ISOLATED, np.empty(scaled.shape, np.int32))
+    if mode == "texture":
+        steps = np.asarray(steps_zz, dtype=np.float64)
+        weights = steps * steps
+        lam = default_lambda(steps) if lam is None else float(lam)
+        dc_freq, ac_freq, _ = entropy.symbol_counts(quantize.round_levels(scaled), size_bits=size_bits)
+        dc_bits = K.symbol_code_lengths(dc_freq, np.empty(dc_freq.shape[0]))
+        ac_bits = K.symbol_code_lengths(ac_freq, np.empty(ac_freq.shape[0]))
+        out = texture_levels(scaled, weights, ac_bits, size_bits, lam, TEXTURE_MU, TEXTURE_RHO, np.empty(scaled.shape, np.int32))
+        if TEXTURE_DC:
+            trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out)
+        return out
     if mode != "trellis":
         raise ValueError(f"rdo mode {mode!r} is unknown, expected one of {MODES}")
     steps = np.asarray(steps_zz, dtype=np.float64)

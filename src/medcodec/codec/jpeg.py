@@ -54,7 +54,7 @@ import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError, UnsupportedFeatureError
 from ..spec import storage_dtype
-from . import _rdoq, container, entropy, levelshift, quantize
+from . import _rdoq, container, entropy, levelshift, quantize, tables_trained
 from . import markers as M
 from .transform import blocks_shape
 
@@ -77,9 +77,9 @@ __all__ = [
 RATIO_TOLERANCE = 0.03
 #: A PSNR target is considered hit when the stream is at most this far above it (dB).
 PSNR_CLOSE_DB = 0.02
-RDO_MODES = ("none", "threshold", "trellis")
+RDO_MODES = ("none", "threshold", "trellis", "texture")
 #: Level selection of each ``effort`` (:func:`encode_jpeg`).
-EFFORT_RDO = {"fast": "threshold", "best": "trellis"}
+EFFORT_RDO = {"fast": "threshold", "best": "texture"}  # best: texture-aware RDO (issue 11)
 DC_ALPHABET, AC_ALPHABET = entropy.alphabet_sizes(4)
 
 
@@ -163,7 +163,7 @@ class _JpegEncoder:
         max_step = 255 if self.P == 8 else 65535
         steps = quantize.quant_table(q, self.range_bits, table=self.table, max_step=max_step)
         exact = np.clip(self.weights * quantize.quality_scale(q) * 2.0 ** (self.range_bits - 8), 1, max_step)
-        lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if self.rdo == "trellis" else None
+        lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if self.rdo in ("trellis", "texture") else None
         return self._FrameCoder(steps, self.P, False, rdo=self.rdo, rdo_size_bits=4, rdo_lambda=lam)
 
     def encode(self, q: float) -> bytes:
@@ -195,12 +195,13 @@ def encode_jpeg(
     quality: float | None = None,
     ratio: float | None = None,
     psnr: float | None = None,
-    table: str | np.ndarray = "medical",
+    table: str | np.ndarray | None = None,
     restart_interval: int = 0,
     jobs: int = 1,
     resolve_quality: Callable[..., float] | None = None,
     effort: str = "best",
     rdo: str | None = None,
+    modality: str | None = None,
 ) -> bytes:
     """Encode one grayscale image as a standard JPEG stream (SOF0 8-bit / SOF1 12-bit).
 
@@ -222,7 +223,8 @@ def encode_jpeg(
         give yields the nearest end: the quality-100 stream for a ratio below (or a PSNR
         above) its own, the quality-1 stream for a ratio it cannot reach.
     table
-        Quantization table shape (:func:`.quantize.quant_table`).
+        Quantization table shape (:func:`.quantize.quant_table`); ``None`` (default): the shape
+        trained for ``modality`` (:func:`.tables_trained.table_for`).
     restart_interval
         Blocks per restart interval, 0..65535 (0: no DRI, no RSTm).
     jobs
@@ -230,13 +232,17 @@ def encode_jpeg(
     resolve_quality
         ``pipeline._resolve_quality``; used to validate a plain ``quality``.
     effort
-        ``"best"`` (default): trellis quantization, the smallest streams (BD-rate about
-        -22 % against libjpeg-turbo 12-bit on CT), about half libjpeg-turbo's encoding
-        speed; ``"fast"``: dead zone + isolated-coefficient thresholding in the fused
-        kernels, about -19 % and twice libjpeg-turbo's speed (``docs/benchmarks.md``).
+        ``"best"`` (default): the texture-aware rate-distortion quantizer (:mod:`._rdoq`,
+        ``rdo="texture"``) fused with the DCT: small streams that keep the noise texture of
+        soft tissue (figures in ``docs/design-notes.md``); ``"fast"``: dead zone +
+        isolated-coefficient thresholding, faster, but it flattens noisy blocks.
     rdo
-        Overrides ``effort`` with a level-selection mode: ``"trellis"`` (= best),
-        ``"threshold"`` (= fast) or ``"none"`` (plain rounding).
+        Overrides ``effort`` with a level-selection mode: ``"texture"`` (= best),
+        ``"threshold"`` (= fast), ``"trellis"`` (PSNR-only trellis, flattens texture) or
+        ``"none"`` (plain rounding).
+    modality
+        DICOM Modality (``"CT"``, ``"MR"``, ``"CR"``...) choosing the trained table when
+        ``table`` is None; unknown or None: the CT table.
 
     Returns
     -------
@@ -285,6 +291,8 @@ def encode_jpeg(
         raise InvalidInputError(f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)")
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
     rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
+    if table is None:
+        table = tables_trained.table_for(modality)
     enc = _JpegEncoder(frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval))
     given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
     if len(given) > 1:

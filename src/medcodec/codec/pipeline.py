@@ -153,6 +153,8 @@ class FrameCoder:
                 self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ,
                 quantize.ROUNDING_ZZ, out,
             )  # fmt: skip
+        if self.rdo == "texture":  # fused kernel, the levels encode_frame codes
+            return _rdoq.texture_frame_levels(self, frame, size_bits=self.rdo_size_bits, lam=self.rdo_lambda)
         return _rdoq.rdo_levels(
             self.scaled(frame), self.steps_zz, mode=self.rdo, size_bits=self.rdo_size_bits, lam=self.rdo_lambda
         )
@@ -165,6 +167,9 @@ class FrameCoder:
     def encode_frame(self, frame: np.ndarray, *, size_bits: int, stuff: bool = False, restart_interval: int = 0) -> EncodedFrame:
         """Entropy-coded frame with its own optimal tables; with ``rdo="none"`` one kernel call
         from pixels to coded bytes (:func:`._kernels.encode_frame`)."""
+        if self.rdo == "texture":  # fused kernel (._rdoq.encode_frame_texture)
+            return EncodedFrame(*_rdoq.encode_frame_texture(
+                self, frame, size_bits=size_bits, stuff=stuff, restart_interval=restart_interval, lam=self.rdo_lambda))
         if self.rdo != "none":
             coded, dc, ac = entropy.encode_scan(
                 self.levels(frame), size_bits=size_bits, stuff=stuff, restart_interval=restart_interval
@@ -362,7 +367,7 @@ def encode(
     ratio: float | None = None,
     psnr: float | None = None,
     spec: PixelSpec | None = None,
-    table: str | np.ndarray = "medical",
+    table: str | np.ndarray | None = None,
     restart_interval: int = 0,
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
@@ -388,7 +393,9 @@ def encode(
     spec
         Rescale, window and photometric interpretation to record in the header.
     table
-        Quantization table shape: ``"medical"``, ``"flat"``, ``"annex-k"`` or 64 weights.
+        Quantization table shape: ``"medical"``, ``"flat"``, ``"annex-k"``, ``"ct"``, ``"mr"``,
+        ``"radiograph"`` or 64 weights; None: ``"medical"`` for ``.mdc``, and for JPEG the
+        table trained for ``spec.extra["modality"]`` (:mod:`.tables_trained`).
     restart_interval
         JPEG only: blocks per restart interval (0 = none).
     jobs
@@ -438,14 +445,14 @@ def encode(
         return jpeg.encode_jpeg(
             frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
             table=table, restart_interval=restart_interval, jobs=jobs_, resolve_quality=_resolve_quality,
-            effort=effort or "best",
+            effort=effort or "best", modality=spec.extra.get("modality") if spec is not None else None,
         )  # fmt: skip
     if restart_interval:
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
     buf = io.BytesIO()
     _encode_to(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
-        ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),
+        ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),
         sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True,
     )  # fmt: skip
     return buf.getvalue()
