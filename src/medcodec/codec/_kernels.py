@@ -1408,21 +1408,9 @@ def texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, siz
     lv = np.zeros(65, np.int64)
     prv = np.zeros(65, np.int64)
     nxt = np.zeros(65, np.int64)
-    dc_freq = np.zeros(1 << size_bits, np.int64)
-    ac_freq = np.zeros(16 << size_bits, np.int64)
-    dummy = np.empty(1, np.int64)
-    for i in range(0, by, stride):
-        pred = np.int64(0)
-        for j in range(bx):
-            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
-            for k in range(64):
-                lv[k] = _round_level(ws[nat_zz[k]] * qmul_zz[k], 0.5)
-            for e in range(4):
-                lv[EXACT_ZZ[e]] = _round_level(ws[EXACT_NAT[e]] / exact_div[e], 0.5)
-            _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, dummy, np.int64(0), np.bool_(False))
-            pred = lv[0]
-    dc_len = symbol_code_lengths(dc_freq, np.empty(dc_freq.shape[0]))
-    ac_len = symbol_code_lengths(ac_freq, np.empty(ac_freq.shape[0]))
+    dc_len = np.empty(1 << size_bits)
+    ac_len = np.empty(16 << size_bits)
+    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len)
     dc = np.empty(n)
     for i in range(by):
         for j in range(bx):
@@ -1444,12 +1432,110 @@ def texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, siz
 
 
 @_jit
+def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len):
+    """Code lengths (into ``dc_len`` / ``ac_len``) of the symbols of the rounded levels of every
+    ``stride``-th block row, each row its own DC chain: step 1 of the texture-aware path."""
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    dc_freq = np.zeros(1 << size_bits, np.int64)
+    ac_freq = np.zeros(16 << size_bits, np.int64)
+    dummy = np.empty(1, np.int64)
+    for i in range(0, by, stride):
+        pred = np.int64(0)
+        for j in range(bx):
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                lv[k] = _round_level(ws[nat_zz[k]] * qmul_zz[k], 0.5)
+            for e in range(4):
+                lv[EXACT_ZZ[e]] = _round_level(ws[EXACT_NAT[e]] / exact_div[e], 0.5)
+            _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, dummy, np.int64(0), np.bool_(False))
+            pred = lv[0]
+    symbol_code_lengths(dc_freq, dc_len)
+    symbol_code_lengths(ac_freq, ac_len)
+
+
+@_jit
 def encode_frame_texture(frame, offset, exact_div, qmul_zz, nat_zz, weights, lam, mu, rho, dc_rdo, stride, size_bits,
                          stuff, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval):
-    """The texture-aware encoder of a frame in one call: :func:`texture_frame_levels`, then
-    :func:`encode_levels` (symbols, optimal tables, packing). Returns what :func:`_coded_scan` returns."""
-    nblocks = ((frame.shape[0] + 7) // 8) * ((frame.shape[1] + 7) // 8)
-    zz = np.empty((nblocks, 64), np.int32)
-    texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, restart_interval, lam, mu, rho,
-                         dc_rdo, stride, zz)  # fmt: skip
-    return encode_levels(zz, size_bits, stuff, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval)
+    """The texture-aware encoder of a frame in one call, pixels to coded bytes: the levels of
+    :func:`texture_frame_levels`, whose AC symbols are emitted as each block is decided (a slot
+    is kept for its DC symbol, filled once the DC chain is decided), then optimal tables and
+    packing (:func:`_coded_scan`). Returns what :func:`_coded_scan` returns.
+    Twin: :func:`texture_frame_levels` + :func:`encode_levels`."""
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    n = by * bx
+    ws = np.empty(64)
+    x = np.empty(64)
+    lv = np.zeros(65, np.int64)
+    prv = np.zeros(65, np.int64)
+    nxt = np.zeros(65, np.int64)
+    dc_len = np.empty(1 << size_bits)
+    ac_len = np.empty(16 << size_bits)
+    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len)
+    dc_freq = np.zeros(1 << size_bits, np.int64)
+    ac_freq = np.zeros(16 << size_bits, np.int64)
+    cap = 65 * n + 1
+    if restart_interval > 0:
+        cap += n // restart_interval + 1
+    stream = np.empty(cap, np.int64)
+    dc_slot = np.empty(n, np.int64)
+    dc = np.empty(n)
+    dcl = np.empty((n, 1), np.int32)
+    zrl = 15 << size_bits
+    ns = np.int64(0)
+    extra = np.int64(0)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            if restart_interval > 0 and b % restart_interval == 0 and b > 0:
+                stream[ns] = RESTART_SYMBOL
+                ns += 1
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                x[k] = ws[nat_zz[k]] * qmul_zz[k]
+            for e in range(4):
+                x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
+            dc[b] = x[0]
+            dcl[b, 0] = _round_level(x[0], 0.5)
+            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho)
+            dc_slot[b] = ns
+            ns += 1
+            prev = 0
+            k = nxt[0]
+            while k < 64:  # the AC symbols of the chain of non-zero levels (T.81 §F.1.2.2)
+                r = k - prev - 1
+                while r > 15:
+                    ac_freq[zrl] += 1
+                    stream[ns] = zrl
+                    ns += 1
+                    r -= 16
+                m = lv[k]
+                v = m if x[k] >= 0 else -m
+                sz = bit_length(m)
+                sym = (r << size_bits) | sz
+                ac_freq[sym] += 1
+                extra += sz
+                stream[ns] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
+                ns += 1
+                prev = k
+                k = nxt[k]
+            if prev < 63:
+                ac_freq[0] += 1
+                stream[ns] = 0
+                ns += 1
+    if dc_rdo:
+        trellis_dc(dc, weights[0], dc_len, lam, dcl)
+    dc_base = 16 << size_bits
+    pred = np.int64(0)
+    for b in range(n):
+        if restart_interval > 0 and b % restart_interval == 0:
+            pred = np.int64(0)
+        diff = np.int64(dcl[b, 0]) - pred
+        sz = bit_length(diff)
+        dc_freq[sz] += 1
+        extra += sz
+        stream[dc_slot[b]] = (np.int64(_extra_bits(diff, sz)) << 16) | (sz << 10) | (dc_base + sz)
+        pred = np.int64(dcl[b, 0])
+    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, n, dc_bits, dc_huffval,
+                       ac_bits, ac_huffval)
