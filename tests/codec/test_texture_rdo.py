@@ -34,15 +34,15 @@ def _counts_bits(levels: np.ndarray, size_bits: int) -> tuple[np.ndarray, np.nda
 
 @pytest.mark.parametrize("size_bits", [4, 5])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("mu", [0.0, 16.0])
-def test_texture_kernel_matches_reference(size_bits, seed, mu):
+@pytest.mark.parametrize(("mu", "patience"), [(0.0, 64), (16.0, 64), (16.0, 2)])
+def test_texture_kernel_matches_reference(size_bits, seed, mu, patience):
     rng = np.random.default_rng(seed)
     x = _scaled_blocks(rng, 60)
     weights = rng.uniform(50, 300, 64)
     _, ac_bits = _counts_bits(quantize.round_levels(x), size_bits)
     lam = 0.12 * float(np.mean(weights[1:]))
-    got = K.texture_levels(x, weights, ac_bits, size_bits, lam, mu, 1.0, np.empty(x.shape, np.int32))
-    want = _rdoq.texture_levels_reference(x, weights, ac_bits, size_bits, lam, mu, 1.0)
+    got = K.texture_levels(x, weights, ac_bits, size_bits, lam, mu, 1.0, patience, np.empty(x.shape, np.int32))
+    want = _rdoq.texture_levels_reference(x, weights, ac_bits, size_bits, lam, mu, 1.0, patience)
     np.testing.assert_array_equal(got, want)
     rounded = quantize.round_levels(x)
     assert np.all(np.abs(got) <= np.abs(rounded))  # levels only move towards zero
@@ -62,8 +62,8 @@ def test_energy_penalty_keeps_texture_and_costs_error():
     w = np.full(64, 100.0)
     _, ac_bits = _counts_bits(quantize.round_levels(x), 4)
     lam = 0.3 * 100.0
-    plain = K.texture_levels(x, w, ac_bits, 4, lam, 0.0, 1.0, np.empty(x.shape, np.int32))
-    kept = K.texture_levels(x, w, ac_bits, 4, lam, 16.0, 1.0, np.empty(x.shape, np.int32))
+    plain = K.texture_levels(x, w, ac_bits, 4, lam, 0.0, 1.0, 64, np.empty(x.shape, np.int32))
+    kept = K.texture_levels(x, w, ac_bits, 4, lam, 16.0, 1.0, 64, np.empty(x.shape, np.int32))
     energy = lambda lv: np.sum(lv[:, 1:].astype(float) ** 2, axis=1)  # noqa: E731
     assert np.mean(energy(kept)) > 1.5 * np.mean(energy(plain))
     assert np.mean(energy(plain) == 0) > 0.3  # the plain RD choice zeroes whole blocks ...

@@ -1230,9 +1230,9 @@ def _deficit_penalty(energy, target, target2, mu):
 
 
 @_helper
-def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho):
+def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience):
     """Levels (magnitudes, ``lv[1..63]``) of one block of scaled AC coefficients ``x`` (zigzag):
-    rounding, then the greedy downward pass of :func:`texture_levels`. ``prv`` / ``nxt``
+    rounding, then the greedy backward pass of :func:`texture_levels` (``_rdoq`` module docstring). ``prv`` / ``nxt``
     (65 entries) hold the chain of non-zero positions (0: block start, 64: block end)."""
     zrl = ac_bits[15 << size_bits]
     eob = ac_bits[0]
@@ -1262,7 +1262,8 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho):
     target2 = target * target
     pen = _deficit_penalty(eq, target, target2, mu)
     k = last
-    while k > 0:
+    misses = 0
+    while k > 0 and misses < patience:
         p = prv[k]
         m = lv[k]
         if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
@@ -1286,6 +1287,7 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho):
                 lv[k] = 0
                 nxt[p] = q
                 prv[q] = p
+                misses = -1
         elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
             a = abs(x[k])
             s = bit_length(m)
@@ -1297,11 +1299,13 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho):
                 eq = eq1
                 pen = pen1
                 lv[k] = m - 1
+                misses = -1
+        misses += 1
         k = p
 
 
 @_jit
-def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, out):
+def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, out):
     """Texture-aware levels of every block (``_rdoq`` module docstring) into int32 ``out``.
 
     Parameters
@@ -1315,6 +1319,9 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, out):
     lam, mu, rho
         Lagrange multiplier (squared error per bit); weight of the energy-loss penalty
         ``mu * max(0, rho * |x| - |l|)**2`` (norms of the block's AC in pixel units).
+    patience
+        The backward pass over a block stops after this many non-zero levels in a row were
+        left as they were (64: never; smaller is faster and a little larger, see docs/design-notes.md).
     out
         int32 (N, 64): levels; column 0 (DC) rounded to nearest.
     """
@@ -1326,7 +1333,7 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, out):
         for k in range(64):
             x[k] = scaled[b, k]
         out[b, 0] = _round_level(x[0], 0.5)
-        _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho)
+        _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience)
         for k in range(1, 64):
             m = lv[k]
             out[b, k] = m if x[k] >= 0 else -m
@@ -1389,7 +1396,7 @@ def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
 
 @_jit
 def texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, restart_interval, lam, mu, rho,
-                         dc_rdo, stride, out):
+                         patience, dc_rdo, stride, out):
     """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
 
     The code lengths come from the rounded levels of every ``stride``-th block row (a
@@ -1422,7 +1429,7 @@ def texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, siz
                 x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
             dc[b] = x[0]
             out[b, 0] = _round_level(x[0], 0.5)
-            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho)
+            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
             for k in range(1, 64):
                 m = lv[k]
                 out[b, k] = m if x[k] >= 0 else -m
@@ -1455,7 +1462,7 @@ def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, 
 
 
 @_jit
-def encode_frame_texture(frame, offset, exact_div, qmul_zz, nat_zz, weights, lam, mu, rho, dc_rdo, stride, size_bits,
+def encode_frame_texture(frame, offset, exact_div, qmul_zz, nat_zz, weights, lam, mu, rho, patience, dc_rdo, stride, size_bits,
                          stuff, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval):
     """The texture-aware encoder of a frame in one call, pixels to coded bytes: the levels of
     :func:`texture_frame_levels`, whose AC symbols are emitted as each block is decided (a slot
@@ -1498,7 +1505,7 @@ def encode_frame_texture(frame, offset, exact_div, qmul_zz, nat_zz, weights, lam
                 x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
             dc[b] = x[0]
             dcl[b, 0] = _round_level(x[0], 0.5)
-            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho)
+            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
             dc_slot[b] = ns
             ns += 1
             prev = 0

@@ -1,4 +1,22 @@
-"""Rate-distortion optimised quantization (array -> array): trellis and thresholding.
+"""Rate-distortion optimised quantization (array -> array): texture-aware greedy, trellis, thresholding.
+
+``texture`` (the default of standard JPEG, issue 11) minimises, block by block,
+
+    J = D + lambda * R + mu * max(0, rho * |x_AC| - |l_AC|)**2
+
+with D and R as for the trellis below and |x_AC|, |l_AC| the Euclidean norms of the block's
+AC coefficients and of its dequantized AC levels (pixel units; the DCT is orthonormal, so
+norm / 8 is the block's standard deviation). The penalty is zero while a block keeps its
+AC energy and grows when a noisy block would be decoded flat, which is the waxy 8x8 mosaic
+PSNR-only quantizers produce in soft tissue. The search is greedy: levels start rounded;
+from the last non-zero coefficient back to the first, a +-1 may become 0 and a power of
+two may drop one magnitude category (2 -> 1, 4 -> 3, ...), whichever lowers J; other moves
+cost at least two unit errors for a bit or two and are not tried. R is priced with the
+code lengths of the rounded levels' symbols on every :data:`TEXTURE_STATS_STRIDE`-th block
+row. Then :func:`trellis_dc` decides the DC chain. ``lambda`` = :data:`LAMBDA_SCALE` x mean
+AC step^2, ``mu`` = :data:`TEXTURE_MU`, ``rho`` = :data:`TEXTURE_RHO`; the measurements
+behind them are in docs/design-notes.md. The kernels (:func:`._kernels.encode_frame_texture`,
+pixels to bytes in one call) have the plain-Python twin :func:`texture_levels_reference`.
 
 Plain rounding picks, for every coefficient, the level nearest to it. That minimises the
 error but not the error *for the bits spent*: an isolated +-1 after a long zero run costs
@@ -85,6 +103,8 @@ TEXTURE_RHO = 1.0
 TEXTURE_DC = True
 #: Texture mode: the code lengths are estimated from every this-many-th block row.
 TEXTURE_STATS_STRIDE = 4
+#: Texture mode: the backward pass over a block stops after this many rejected moves in a row.
+TEXTURE_PATIENCE = 64
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -248,6 +268,7 @@ def texture_levels_reference(
     lam: float,
     mu: float = TEXTURE_MU,
     rho: float = TEXTURE_RHO,
+    patience: int = TEXTURE_PATIENCE,
 ) -> np.ndarray:
     """Plain-Python twin of :func:`texture_levels`: the same greedy decisions, each judged by
     recomputing the whole block's cost ``D + lam R + penalty`` from scratch (no deltas)."""
@@ -280,9 +301,12 @@ def texture_levels_reference(
 
         m = [0] + [math.floor(a[k] + 0.5) for k in range(1, 64)]
         current = cost(m)
+        misses = 0  # non-zero levels left as they were, in a row
         for k in range(63, 0, -1):
             if m[k] == 0:
                 continue
+            if misses >= patience:
+                break
             # a +-1 may become 0; a power of two may drop one category (2 -> 1, 4 -> 3, ...);
             # other moves are left out: they add at least 2 unit errors to save a bit or two
             options = [0] if m[k] == 1 else [m[k] - 1] if m[k] & (m[k] - 1) == 0 else []
@@ -293,6 +317,7 @@ def texture_levels_reference(
                 c = cost(trial)
                 if c < best_c:
                     best_m, best_c = cand, c
+            misses = 0 if best_m != m[k] else misses + 1
             m[k], current = best_m, best_c
         for k in range(1, 64):
             out[b, k] = m[k] if x[k] >= 0 else -m[k]
@@ -311,7 +336,7 @@ def texture_frame_levels(coder, frame: np.ndarray, *, size_bits: int, restart_in
     out = np.empty((by * bx, 64), np.int32)
     return K.texture_frame_levels(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
-        size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_DC, TEXTURE_STATS_STRIDE, out,
+        size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, out,
     )  # fmt: skip
 
 
@@ -326,7 +351,7 @@ def encode_frame_texture(coder, frame: np.ndarray, *, size_bits: int, stuff: boo
     arrays = entropy.new_table_arrays(size_bits)
     coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
-        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_DC, TEXTURE_STATS_STRIDE, size_bits, stuff, restart_interval, *arrays,
+        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, size_bits, stuff, restart_interval, *arrays,
     )  # fmt: skip
     dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
                                         ac_size)  # fmt: skip
@@ -447,7 +472,8 @@ def rdo_levels(
         dc_freq, ac_freq, _ = entropy.symbol_counts(quantize.round_levels(scaled), size_bits=size_bits)
         dc_bits = K.symbol_code_lengths(dc_freq, np.empty(dc_freq.shape[0]))
         ac_bits = K.symbol_code_lengths(ac_freq, np.empty(ac_freq.shape[0]))
-        out = texture_levels(scaled, weights, ac_bits, size_bits, lam, TEXTURE_MU, TEXTURE_RHO, np.empty(scaled.shape, np.int32))
+        out = texture_levels(scaled, weights, ac_bits, size_bits, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE,
+                             np.empty(scaled.shape, np.int32))
         if TEXTURE_DC:
             trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out)
         return out
