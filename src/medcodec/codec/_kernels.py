@@ -1279,9 +1279,11 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, p
                       - (rq >> 4) * zrl - ac_bits[((rq & 15) << size_bits) | sq] - here)  # fmt: skip
             else:
                 dr = eob - here - (eob if k < 63 else 0.0)
+            base = weights[k] * (2.0 * a - 1.0) + lam * dr
             eq1 = eq - weights[k]
-            pen1 = _deficit_penalty(eq1, target, target2, mu)
-            if weights[k] * (2.0 * a - 1.0) + lam * dr + (pen1 - pen) < 0:
+            # the penalty never falls when energy is removed: computed only when the rest gains
+            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
+            if base + (pen1 - pen) < 0:
                 eq = eq1
                 pen = pen1
                 lv[k] = 0
@@ -1292,10 +1294,10 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, p
             a = abs(x[k])
             s = bit_length(m)
             rr = ((k - p - 1) & 15) << size_bits
+            base = weights[k] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[rr | (s - 1)] - ac_bits[rr | s] - 1)
             eq1 = eq - weights[k] * (2 * m - 1)
-            pen1 = _deficit_penalty(eq1, target, target2, mu)
-            if (weights[k] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[rr | (s - 1)] - ac_bits[rr | s] - 1)
-                    + (pen1 - pen)) < 0:  # fmt: skip
+            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
+            if base + (pen1 - pen) < 0:
                 eq = eq1
                 pen = pen1
                 lv[k] = m - 1
