@@ -33,10 +33,12 @@ writer does, with one mapping per series and the rescale intercept updated).
 
 Encoder tools (all within plain T.81, so any decoder reads the result):
 
-* CT/MR quantization tables (:mod:`.quantize`, ``table="medical"`` by default) scaled from
-  the quality and the bits the data actually spans, not libjpeg's photographic table;
-* rate-distortion optimised quantization (``rdo="trellis"``, :mod:`._rdoq`), which also
-  drops isolated small coefficients that cost more bits than the error they remove;
+* quantization tables trained per modality (:mod:`.tables_trained`, chosen by ``modality``)
+  scaled from the quality and the bits the data actually spans, not libjpeg's photographic table;
+* texture-aware rate-distortion optimised quantization (``rdo="texture"``, the default,
+  :mod:`._rdoq`): drops coefficients that cost more bits than the error they remove, but
+  not the noise texture of soft tissue (no flat 8x8 patches); ``rdo="trellis"`` is the
+  PSNR-only trellis;
 * Huffman tables optimised for each image (T.81 §K.2);
 * rate control: ``quality``, ``ratio`` (stream within 3 % of the target, checked on the
   real stream size) and ``psnr`` (the smallest stream found whose decoded pixels reach it).
@@ -158,7 +160,7 @@ class _JpegEncoder:
         self.weights = quantize.TABLES[table] if isinstance(table, str) else np.asarray(table, np.float64).ravel()
 
     def coder(self, q: float) -> Any:
-        """FrameCoder at quality ``q``: integer steps, and (trellis) a lambda from the unrounded
+        """FrameCoder at quality ``q``: integer steps, and (trellis, texture) a lambda from the unrounded
         steps, so the rate keeps moving with ``q`` where the rounded steps do not."""
         max_step = 255 if self.P == 8 else 65535
         steps = quantize.quant_table(q, self.range_bits, table=self.table, max_step=max_step)
