@@ -253,9 +253,8 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
         ]  # fmt: skip
         fig = grid(
             zpanels, sw,
-            f"Soft-tissue zoom: rows {r0}-{r0 + size - 1}, columns {c0}-{c0 + size - 1} of frame "
-            f"{result.view_frame_index}, C=40 W=400, pixels not interpolated; texture: flattened blocks, median "
-            "retention in the crop",
+            f"Soft-tissue zoom, frame {result.view_frame_index} rows {r0}-{r0 + size - 1} columns "
+            f"{c0}-{c0 + size - 1}, C=40 W=400\nper panel: soft-tissue blocks decoded flat, median texture retention",
         )  # fmt: skip
         out.append(("Soft-tissue zoom (texture)", fig))
 
