@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Independent DICOM/JPEG validators the conformance tests run (installed when root + apt).
 SYSPKGS := dcmtk dicom3tools libgdcm-tools
 
-.PHONY: demo test bench evaluate clean install sysdeps
+.PHONY: demo test lint bench evaluate clean install sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ sysdeps:
 	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \
 	fi
 
-test: $(STAMP) sysdeps
+# ruff (lint + format) and mypy (strict, configured in pyproject.toml) on src/, before the tests.
+lint: $(STAMP)
+	$(BIN)/python -m ruff check src tests
+	$(BIN)/python -m ruff format --check src
+	$(BIN)/python -m mypy
+
+test: $(STAMP) sysdeps lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -1,6 +1,9 @@
 """medcodec: block-DCT lossy compression for 8-16-bit medical images."""
+
 from __future__ import annotations
 
+from ._version import __version__
+from .codec import MdcHeader, decode, encode, is_codestream, read_header
 from .errors import (
     ChecksumMismatchError,
     ClippedValuesWarning,
@@ -16,10 +19,6 @@ from .errors import (
     UnsupportedImageError,
 )
 from .spec import PixelSpec
-
-__version__ = "0.1.0"
-
-from .codec import MdcHeader, decode, encode, is_codestream, read_header
 
 __all__ = [
     "encode",

@@ -7,8 +7,9 @@ the series mapping and rate targets). What a library needs (argument names, samp
 codestream format, what its knob means, how to tell it is usable) is decided here only.
 
 Verbs follow imagecodecs: ``<codec>_encode(frame, /, *, knob...) -> bytes`` and
-``<codec>_decode(data, /) -> ndarray`` on one 2-D frame, plus :func:`why_unavailable`,
-:func:`is_available` and :func:`version` by codec name (:data:`LIBRARIES`).
+``<codec>_decode(data, /) -> ndarray`` on one 2-D frame, plus ``probe_<codec>`` checks that an
+installed build behaves as assumed. Which backends exist, their knobs and ranges, bit depths,
+availability and versions are declared once, in :mod:`medcodec.registry` (``BACKENDS``).
 
 =======  ==================  ============================================  ===================
 codec    library             knob (``None``: lossless)                     samples it takes
@@ -40,11 +41,8 @@ is :func:`medcodec.codec.levelshift.check_range`.
 
 from __future__ import annotations
 
-import functools
 import math
 import zlib as _zlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,11 +53,8 @@ from .errors import InvalidInputError
 from .spec import PixelSpec, storage_dtype
 
 __all__ = [
-    "Library",
-    "LIBRARIES",
-    "why_unavailable",
-    "is_available",
-    "version",
+    "probe_jpeg2k",
+    "probe_jpeg8",
     "check_frame",
     "to_storage",
     "unsigned_offset",
@@ -188,7 +183,7 @@ def jpeg2k_decode(data: bytes, /, *, numthreads: int = 1) -> NDArray[np.integer]
     return np.asarray(_imagecodecs().jpeg2k_decode(data, numthreads=numthreads))
 
 
-def _probe_jpeg2k(ic: Any) -> str | None:
+def probe_jpeg2k(ic: Any) -> str | None:
     """``level`` must mean "target PSNR" (it meant a rate in old imagecodecs): check on a ramp."""
     yy, xx = np.mgrid[:64, :64]
     ramp = ((xx * 61 + yy * 3 + (xx * yy) % 97) % 4096).astype(np.uint16)
@@ -299,7 +294,7 @@ def jpeg8_decode(data: bytes, /) -> NDArray[np.integer]:
     return np.asarray(_imagecodecs().jpeg8_decode(data))
 
 
-def _probe_jpeg8(ic: Any) -> str | None:
+def probe_jpeg8(ic: Any) -> str | None:
     probe = np.full((8, 8), 4095, dtype=np.uint16)
     if not np.array_equal(jpeg8_decode(jpeg8_encode(probe, bits_stored=12, quality=100)), probe):
         return "this libjpeg-turbo cannot round-trip 12-bit samples"
@@ -341,92 +336,3 @@ def png_encode(frame: NDArray[np.integer], /) -> bytes:
     """A grayscale PNG (8- or 16-bit, from the dtype) of unsigned samples (see :func:`to_unsigned`):
     for looking at frames, not for measuring."""
     return bytes(_imagecodecs().png_encode(np.ascontiguousarray(frame)))
-
-
-# --------------------------------------------------------------------------- availability
-
-
-@dataclass(frozen=True)
-class Library:
-    """One external codec as medcodec uses it.
-
-    Parameters
-    ----------
-    name
-        The codec's name here (the prefix of its ``_encode`` / ``_decode`` functions).
-    library
-        The library that does the work.
-    flag
-        imagecodecs' availability flag (``imagecodecs.JPEG2K.available``); ``None``: not imagecodecs.
-    version_func
-        imagecodecs function giving the library version.
-    probe
-        Check that the installed build behaves as this module assumes (``None`` when it does,
-        else why not), given the imagecodecs module.
-    """
-
-    name: str
-    library: str
-    flag: str | None = None
-    version_func: str | None = None
-    probe: Callable[[Any], str | None] | None = None
-
-
-#: The external codecs, by name.
-LIBRARIES: dict[str, Library] = {
-    lib.name: lib
-    for lib in (
-        Library("jpeg2k", "OpenJPEG", "JPEG2K", "jpeg2k_version", _probe_jpeg2k),
-        Library("htj2k", "OpenJPH", "HTJ2K", "htj2k_version"),
-        Library("jpegls", "CharLS", "JPEGLS", "jpegls_version"),
-        Library("jpegxl", "libjxl", "JPEGXL", "jpegxl_version"),
-        Library("jpeg8", "libjpeg-turbo (12-bit capable)", "JPEG8", "jpeg8_version", _probe_jpeg8),
-        Library("zlib", "zlib"),
-        Library("png", "libpng", "PNG", "png_version"),
-    )
-}
-
-
-def _library(name: str) -> Library:
-    try:
-        return LIBRARIES[name]
-    except KeyError:
-        raise InvalidInputError(f"unknown external codec {name!r}, expected one of {', '.join(LIBRARIES)}") from None
-
-
-@functools.cache
-def why_unavailable(name: str) -> str | None:
-    """``None`` when codec ``name`` can be used, else why not (checked once per process).
-
-    >>> why_unavailable("zlib") is None
-    True
-    """
-    lib = _library(name)
-    if lib.flag is None:
-        return None
-    try:
-        ic = _imagecodecs()
-    except ImportError:
-        return "imagecodecs is not installed (pip install imagecodecs)"
-    if not getattr(getattr(ic, lib.flag, None), "available", False):
-        return f"imagecodecs {ic.__version__} was built without {lib.flag}"
-    try:
-        return lib.probe(ic) if lib.probe else None
-    except Exception as exc:  # a broken optional library must not break its callers
-        return f"{type(exc).__name__}: {exc}"
-
-
-def is_available(name: str) -> bool:
-    """Codec ``name`` can be used (see :func:`why_unavailable`)."""
-    return why_unavailable(name) is None
-
-
-def version(name: str) -> str:
-    """The library version behind codec ``name`` (``"unknown"`` when it cannot be told)."""
-    lib = _library(name)
-    if lib.name == "zlib":
-        return f"zlib {_zlib.ZLIB_RUNTIME_VERSION}"
-    try:
-        return str(getattr(_imagecodecs(), str(lib.version_func))())
-    except Exception:
-        return "unknown"

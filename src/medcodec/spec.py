@@ -120,5 +120,5 @@ class PixelSpec:
         """Apply the modality rescale: stored values -> HU (or other output units), float64."""
         return stored.astype(np.float64) * self.rescale_slope + self.rescale_intercept
 
-    def replace(self, **changes: Any) -> "PixelSpec":
+    def replace(self, **changes: Any) -> PixelSpec:
         return replace(self, **changes)

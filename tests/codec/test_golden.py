@@ -25,8 +25,6 @@ PROFILES = {
     "ct.i2.b16.q90": dict(shape=(33, 47), bits_stored=16, signed=True, quality=90),
     "mr.u2.b10.q50.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, quality=50),
     "xr.u1.b8.q95": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95),
-    # standard JPEG with its default quantizer (texture-aware RDO, trained CT table; issue 11)
-    "jpeg.ct.u2.b12.q60": dict(shape=(48, 72), bits_stored=12, signed=False, quality=60, format="jpeg"),
 }
 
 

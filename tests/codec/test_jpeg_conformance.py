@@ -15,8 +15,6 @@ decoder we did not write.
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -31,7 +29,7 @@ imagecodecs = pytest.importorskip("imagecodecs")
 libjpeg = pytest.importorskip("libjpeg")
 pydicom = pytest.importorskip("pydicom")
 
-from test_jpeg import image  # tests/codec is on sys.path (pytest's prepend import mode)
+from test_jpeg import image  # noqa: E402  (tests/codec is on sys.path: pytest's prepend import mode)
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray) -> int:

@@ -228,8 +228,12 @@ def test_series_split_by_size_and_rescale_differences_flagged(shared_data: Path,
     write_derived(folder / "cropped.dcm", derive_dataset(  # same Series Instance UID, other size
         third.dataset, third.pixels[:, :256, :300], third.spec, ratio=1, method="ISO_10918_1", description="x"))
 
-    found = read_series(folder, progress=True)
-    assert "reading DICOM" in capsys.readouterr().err
+    calls: list[tuple[int, int | None]] = []
+    found = read_series(folder, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # one report per file, the library draws nothing
+    assert capsys.readouterr().err == ""
+    with pytest.raises(InvalidInputError, match="callable"):
+        read_series(folder, progress=True)  # type: ignore[arg-type]
     assert found.failures == []
     by_shape = {s.shape: s for s in found.series}
     assert set(by_shape) == {(3, 512, 512), (1, 256, 300)}

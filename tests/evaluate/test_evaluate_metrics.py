@@ -16,7 +16,6 @@ from medcodec.errors import InvalidInputError
 from medcodec.evaluate import metrics as M
 from medcodec.spec import PixelSpec
 
-
 # --------------------------------------------------------------------------- PSNR
 
 

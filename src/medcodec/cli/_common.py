@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ..errors import CodecError, failure_message
+from ..progress import ProgressCallback
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,14 +48,38 @@ def jobs_option(fn: F) -> F:
     )(fn)  # fmt: skip
 
 
-def progress(items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True,
-             unit: str = "item") -> Iterable[Any]:
+def progress(
+    items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "item"
+) -> Iterable[Any]:
     """A tqdm bar on stderr when there is more than one item and stderr is a terminal or forced."""
     if not enabled:
         return items
     from tqdm import tqdm
 
     return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, *, unit: str = "item", enabled: bool = True) -> Iterator[ProgressCallback | None]:
+    """A tqdm bar on stderr driven by the library's ``progress(done, total)`` callbacks
+    (:mod:`medcodec.progress`); ``None`` when disabled. The only place bars are drawn."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+    def update(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def report_failures(failures: list[tuple[str, Exception]]) -> None:
@@ -78,7 +103,3 @@ def ensure_dir(path: Path) -> Path:
         raise click.UsageError(f"{path} exists and is not a directory")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    return Path(a).resolve() == Path(b).resolve()

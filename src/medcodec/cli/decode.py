@@ -8,9 +8,8 @@ import click
 import numpy as np
 
 from .. import codec
-from ..errors import InvalidInputError
 from ..fileio import atomic_writer, check_output_path
-from ..spec import PixelSpec, raw_bytes_per_pixel, storage_dtype
+from ..spec import PixelSpec, storage_dtype
 from ._common import ensure_dir, handle_errors, jobs_option
 
 
@@ -33,10 +32,21 @@ def parse_frames(text: str | None) -> list[int] | None:
 
 @click.command()
 @click.argument("stream", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Output .npy file, or folder for --to png / dicom.")
-@click.option("--to", "to", type=click.Choice(["npy", "png", "dicom"]), default=None,
-              help="Output kind [default: npy for a .npy output, else dicom when the stream carries DICOM headers and no --frames are given, else png]..")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output .npy file, or folder for --to png / dicom.",
+)
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["npy", "png", "dicom"]),
+    default=None,
+    help="Output kind [default: npy for a .npy output, else dicom when the stream carries DICOM headers "
+    "and no --frames are given, else png]..",
+)
 @click.option("--frames", default=None, help="Frames to decode, e.g. 0,3-5 [default: all].")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @jobs_option
@@ -75,8 +85,14 @@ def decode(stream: Path, output: Path, to: str | None, frames: str | None, overw
     _write_png(pixels, header, ensure_dir(output), stream, overwrite, selection)
 
 
-def _write_png(pixels: np.ndarray, header: codec.MdcHeader, folder: Path, stream: Path, overwrite: bool,
-               selection: list[int] | None) -> None:
+def _write_png(
+    pixels: np.ndarray,
+    header: codec.MdcHeader,
+    folder: Path,
+    stream: Path,
+    overwrite: bool,
+    selection: list[int] | None,
+) -> None:
     from ..external import png_encode, to_unsigned, unsigned_offset
 
     spec = PixelSpec(bits_stored=header.bits_stored, signed=header.signed)
@@ -91,33 +107,11 @@ def _write_png(pixels: np.ndarray, header: codec.MdcHeader, folder: Path, stream
     click.echo(f"{folder}: {len(pixels)} PNG file(s), {storage_dtype(header.bits_stored, False)}")
 
 
-def _write_dicom(stream: Path, data: bytes, header: codec.MdcHeader, folder: Path, overwrite: bool, jobs: int | None) -> None:
-    from ..dicom import PIXEL_DATA_TAGS, derive_dataset, write_derived
-    from ..dicom.pixel_spec import spec_from_header
-    from ..dicom.embed import SEGMENT, unpack_headers
-    from pydicom.uid import generate_uid
+def _write_dicom(
+    stream: Path, data: bytes, header: codec.MdcHeader, folder: Path, overwrite: bool, jobs: int | None
+) -> None:
+    from ..dicom.series_mdc import decode_mdc_to_dicom
 
-    ancillary = getattr(header, "ancillary", {})
-    if SEGMENT not in ancillary:
-        raise InvalidInputError(
-            f"{stream}: carries no DICOM headers (segment 'dcmh'); decode --to npy or --to png instead"
-        )
-    entries = unpack_headers(ancillary[SEGMENT], header.frames)
     ensure_dir(folder)
-    pixels = codec.decode(data, jobs=jobs)
-    if pixels.ndim == 2:
-        pixels = pixels[None]
-    ratio = pixels.size * raw_bytes_per_pixel(header.bits_stored) / len(data)
-    series_uid = generate_uid()
-    written = 0
-    for first, n, ds in entries:
-        spec = spec_from_header(ds, pixel_tag=PIXEL_DATA_TAGS[0], path=str(stream))  # header kept without pixels
-        frames = pixels[first : first + n]
-        out_ds = derive_dataset(
-            ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method="MEDCODEC_DCT",
-            description=f"medcodec .mdc, quality {header.quality}, decoded to uncompressed",
-            new_series_uid=series_uid,
-        )  # fmt: skip
-        write_derived(folder / f"{out_ds.SOPInstanceUID}.dcm", out_ds, inputs=[stream], overwrite=overwrite)
-        written += 1
-    click.echo(f"{folder}: {written} DICOM file(s), ratio {ratio:.1f}:1, new Series Instance UID {series_uid}")
+    written, series_uid, ratio = decode_mdc_to_dicom(data, folder, source=stream, overwrite=overwrite, jobs=jobs)
+    click.echo(f"{folder}: {len(written)} DICOM file(s), ratio {ratio:.1f}:1, new Series Instance UID {series_uid}")

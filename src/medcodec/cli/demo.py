@@ -55,7 +55,8 @@ def _sample_paths() -> list[tuple[str, str]]:
 def _load(paths: list[tuple[str, str]]) -> tuple[list[DemoImage], list[tuple[str, Exception]]]:
     from ..dicom import read_image
 
-    images, failures = [], []
+    images: list[DemoImage] = []
+    failures: list[tuple[str, Exception]] = []
     for path, label in paths:
         try:
             img = read_image(path)
@@ -129,7 +130,10 @@ def _plots(images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_
     plt.close(fig)
 
     for image in images:
-        row = next((r for r in rows if r["image"] == image.name and r["format"] == "mdc" and r["quality"] == diff_quality), None)
+        row = next(
+            (r for r in rows if r["image"] == image.name and r["format"] == "mdc" and r["quality"] == diff_quality),
+            None,
+        )
         if row is None:
             continue
         lo, hi = _window(image)
@@ -155,11 +159,22 @@ def _plots(images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_
 
 
 @click.command()
-@click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="DICOM files to use instead of the pydicom-data samples (repeatable).")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="DICOM files to use instead of the pydicom-data samples (repeatable).",
+)
 @click.option("--qualities", default="30,50,75,90", show_default=True, help="Comma-separated qualities.")
-@click.option("-o", "--output", default=Path("demo-out"), type=click.Path(path_type=Path), show_default=True,
-              help="Folder for results.json, the rate-distortion plot and difference images.")
+@click.option(
+    "-o",
+    "--output",
+    default=Path("demo-out"),
+    type=click.Path(path_type=Path),
+    show_default=True,
+    help="Folder for results.json, the rate-distortion plot and difference images.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @jobs_option
 @handle_errors
@@ -191,10 +206,12 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
                        "bits_stored": img.spec.bits_stored, "signed": img.spec.signed} for img in images}  # fmt: skip
     atomic_write(output / "results.json", json.dumps({"images": meta, "results": clean}, indent=2).encode())
     click.echo(f"\nwrote {output / 'results.json'}, " + ", ".join(str(p) for p in written))
-    click.echo("ratio: raw = 2 bytes/pixel for 9-16-bit data, 1 for 8-bit. PSNR dB: peak 2^bits_stored - 1 "
-               "(the convention; generous for 14-16-bit data that uses part of its range); PSNR rng: peak = max - min "
-               "of the image. max|e|: stored units; out: after the modality rescale. The first row includes loading "
-               "the compiled kernels.")
+    click.echo(
+        "ratio: raw = 2 bytes/pixel for 9-16-bit data, 1 for 8-bit. PSNR dB: peak 2^bits_stored - 1 "
+        "(the convention; generous for 14-16-bit data that uses part of its range); PSNR rng: peak = max - min "
+        "of the image. max|e|: stored units; out: after the modality rescale. The first row includes loading "
+        "the compiled kernels."
+    )
     for path, exc in failures:
         click.echo(f"skipped {path}: {exc}", err=True)
 
@@ -216,11 +233,14 @@ def _print_table(images: list[DemoImage], rows: list[dict[str, Any]]) -> None:
         for r in (r for r in rows if r["image"] == image.name):
             click.echo(
                 f"{'':4s} {r['format']:4s} {r['quality']:4.0f} {r['bytes']:9d} {r['ratio']:6.1f}:1 {r['bpp']:6.3f} "
-                f"{r['psnr_db']:8.2f} {r['psnr_minmax_db']:8.2f} {r['max_abs_error']:7.0f} {r['max_abs_error_hu']:10.1f} "
+                f"{r['psnr_db']:8.2f} {r['psnr_minmax_db']:8.2f} {r['max_abs_error']:7.0f} "
+                f"{r['max_abs_error_hu']:10.1f} "
                 f"{r['ssim']:7.4f} {r['encode_ms']:7.1f} {r['decode_ms']:7.1f} {_texture_cells(r.get('texture'))}"
             )
-    click.echo("\nflat %: share of soft-tissue 8x8 blocks (CT, -150..250 HU, std >= 8 HU) decoded flat (std below 35 % "
-               "of the original's); texture: their median std(decoded) / std(original). '-': not CT or no such block.")
+    click.echo(
+        "\nflat %: share of soft-tissue 8x8 blocks (CT, -150..250 HU, std >= 8 HU) decoded flat (std below 35 % "
+        "of the original's); texture: their median std(decoded) / std(original). '-': not CT or no such block."
+    )
 
 
 def _texture_cells(t: dict[str, Any] | None) -> str:

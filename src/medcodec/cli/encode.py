@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from .. import codec
 from ..dicom import Series, SeriesSet, read_series
-from ..dicom.embed import SEGMENT, pack_headers
-from ..fileio import atomic_writer, check_output_path, safe_name
+from ..dicom.series_mdc import encode_series_to_mdc
+from ..fileio import safe_name
 from ..spec import raw_bytes_per_pixel
 from ._common import (
     EXIT_PARTIAL,
@@ -18,9 +17,9 @@ from ._common import (
     handle_errors,
     human_bytes,
     jobs_option,
+    progress_bar,
     report_failures,
 )
-from ._common import progress as progress_bar
 
 #: ``--to`` choices: the .mdc container, or lossy DICOM under a standard transfer syntax.
 TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
@@ -28,31 +27,72 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Output .mdc file (one series) or folder (one .mdc per series; one subfolder of DICOM "
-                   "files per series with --to dicom-*).")
-@click.option("--to", "to", type=click.Choice(TARGETS), default="mdc", show_default=True,
-              help="mdc: medcodec container. dicom-jpeg (12-bit JPEG .51 / 8-bit .50), dicom-j2k (.91), "
-                   "dicom-htj2k (.203), dicom-jpegls (near-lossless .81): lossy DICOM, one file per image, "
-                   "one value mapping per series (HU kept; padding below -1024 HU clipped if 12 bits need it).")
-@click.option("-q", "--quality", type=click.FloatRange(1, 100), default=None,
-              help="Quality 1-100 [default: 75]. Every 12.5 points halve the quantization steps.")
-@click.option("--ratio", type=click.FloatRange(min=1), default=None, help="Target compression ratio instead of quality.")
-@click.option("--psnr", type=click.FloatRange(min=1), default=None,
-              help="Target PSNR in dB (peak 2^bits_stored - 1) instead of quality.")
-@click.option("--effort", type=click.Choice(["fast", "best"]), default=None,
-              help=".mdc: fast (default) rounds every coefficient and keeps the error bound that "
-                   "`medcodec info` prints; best chooses levels by trellis (a few % smaller, ~4x slower, "
-                   "no worst-case bound).")
-@click.option("--table", type=click.Choice(["medical", "flat", "annex-k"]), default="medical", show_default=True,
-              help="Quantization table shape.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output .mdc file (one series) or folder (one .mdc per series; one subfolder of DICOM "
+    "files per series with --to dicom-*).",
+)
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(TARGETS),
+    default="mdc",
+    show_default=True,
+    help="mdc: medcodec container. dicom-jpeg (12-bit JPEG .51 / 8-bit .50), dicom-j2k (.91), "
+    "dicom-htj2k (.203), dicom-jpegls (near-lossless .81): lossy DICOM, one file per image, "
+    "one value mapping per series (HU kept; padding below -1024 HU clipped if 12 bits need it).",
+)
+@click.option(
+    "-q",
+    "--quality",
+    type=click.FloatRange(1, 100),
+    default=None,
+    help="Quality 1-100 [default: 75]. Every 12.5 points halve the quantization steps.",
+)
+@click.option(
+    "--ratio", type=click.FloatRange(min=1), default=None, help="Target compression ratio instead of quality."
+)
+@click.option(
+    "--psnr",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Target PSNR in dB (peak 2^bits_stored - 1) instead of quality.",
+)
+@click.option(
+    "--effort",
+    type=click.Choice(["fast", "best"]),
+    default=None,
+    help=".mdc: fast (default) rounds every coefficient and keeps the error bound that "
+    "`medcodec info` prints; best chooses levels by trellis (a few % smaller, ~4x slower, "
+    "no worst-case bound).",
+)
+@click.option(
+    "--table",
+    type=click.Choice(["medical", "flat", "annex-k"]),
+    default="medical",
+    show_default=True,
+    help="Quantization table shape.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never overwritten).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @jobs_option
 @handle_errors
-def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio: float | None, psnr: float | None,
-           table: str, overwrite: bool, progress: bool, jobs: int | None, to: str = "mdc",
-           effort: str | None = None) -> None:
+def encode(
+    inputs: tuple[Path, ...],
+    output: Path,
+    quality: float | None,
+    ratio: float | None,
+    psnr: float | None,
+    table: str,
+    overwrite: bool,
+    progress: bool,
+    jobs: int | None,
+    to: str = "mdc",
+    effort: str | None = None,
+) -> None:
     """Compress DICOM INPUTS (files, folders, ZIPs, DICOMDIR) to .mdc, one file per series,
     or (--to dicom-*) to lossy DICOM, one file per image, one folder per series.
 
@@ -61,7 +101,8 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
     prints ratio, PSNR, max error (HU for CT) and clipped voxels per file. Bad inputs are
     reported at the end and the exit code is 1; the good ones are still written.
     """
-    found = read_series(list(inputs), progress=progress)
+    with progress_bar("reading DICOM", unit="file", enabled=progress) as callback:
+        found = read_series(list(inputs), progress=callback)
     if not found.series:
         report_failures(found.failures)
         raise click.ClickException("no readable DICOM images in the inputs")
@@ -81,10 +122,12 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
         stem = _series_stem(series, used)
         target = output if single_file else output / f"{stem}.mdc"
         try:
-            check_output_path(target, inputs=source_paths, overwrite=overwrite)
             t0 = time.perf_counter()
-            nbytes = _encode_series_mdc(series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs,
-                                        show_progress=progress, effort=effort)
+            with progress_bar(target.name, unit="frame", enabled=progress) as callback:
+                nbytes = encode_series_to_mdc(
+                    series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs, effort=effort,
+                    inputs=source_paths, overwrite=overwrite, progress=callback,
+                ).nbytes  # fmt: skip
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch
             from ..errors import CodecError
@@ -104,27 +147,6 @@ def encode(inputs: tuple[Path, ...], output: Path, quality: float | None, ratio:
         raise SystemExit(EXIT_PARTIAL)
 
 
-def _encode_series_mdc(series: Series, target: Path, *, quality: float | None, ratio: float | None,
-                       psnr: float | None, table: str, jobs: int | None, show_progress: bool = False,
-                       effort: str | None = None) -> int:
-    """Stream one series into a .mdc: frames are read, encoded and written a few at a time.
-
-    The rate search (``--ratio`` / ``--psnr``) and the quantizer's range come from up to 8
-    evenly spaced slices, decoded once more for that; memory stays at a few frames.
-    """
-    n = series.n_frames
-    picks = sorted({round(i * (len(series.images) - 1) / 7) for i in range(8)}) if len(series.images) > 1 else [0]
-    sample = [frame for i in picks for frame in series.images[i].decode()][:8]
-    headers = pack_headers([(img.shape[0], img.dataset, img.header_bytes) for img in series.images])
-    with atomic_writer(target) as fh:
-        summary = codec.encode_to(
-            fh, progress_bar(series.iter_frames(), total=n, desc=target.name, enabled=show_progress, unit="frame"), n_frames=n, bits_stored=series.spec.bits_stored, signed=series.spec.signed,
-            sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec, table=table, jobs=jobs, effort=effort,
-            ancillary={SEGMENT: headers},
-        )  # fmt: skip
-    return summary.nbytes
-
-
 def _series_stem(series: Series, used: set[str]) -> str:
     """``<modality>_<description>_<uid tail>``, unique among ``used`` (which it extends)."""
     name = safe_name(f"{series.modality}_{series.description}", "series")
@@ -136,8 +158,18 @@ def _series_stem(series: Series, used: set[str]) -> str:
     return stem
 
 
-def _encode_dicom(found: SeriesSet, output: Path, *, syntax: str, quality: float | None, ratio: float | None,
-                  psnr: float | None, overwrite: bool, progress: bool, jobs: int | None) -> None:
+def _encode_dicom(
+    found: SeriesSet,
+    output: Path,
+    *,
+    syntax: str,
+    quality: float | None,
+    ratio: float | None,
+    psnr: float | None,
+    overwrite: bool,
+    progress: bool,
+    jobs: int | None,
+) -> None:
     """``--to dicom-*``: each series into ``output/<series>/``, a table per file and a line per series."""
     from ..dicom.lossy import encode_series_to_dicom, get_syntax
     from ..errors import CodecError
@@ -153,10 +185,11 @@ def _encode_dicom(found: SeriesSet, output: Path, *, syntax: str, quality: float
         folder = output / _series_stem(series, used)
         t0 = time.perf_counter()
         try:
-            results = encode_series_to_dicom(
-                series, folder, syntax=syntax, quality=quality, ratio=ratio, psnr=psnr, inputs=source_paths,
-                overwrite=overwrite, progress=progress, jobs=jobs, failures=failures,
-            )  # fmt: skip
+            with progress_bar(f"dicom-{syntax}", unit="file", enabled=progress) as callback:
+                results = encode_series_to_dicom(
+                    series, folder, syntax=syntax, quality=quality, ratio=ratio, psnr=psnr, inputs=source_paths,
+                    overwrite=overwrite, progress=callback, jobs=jobs, failures=failures,
+                )  # fmt: skip
         except (CodecError, OSError) as exc:  # one series failing must not stop the batch
             failures.append((str(folder), exc))
             continue

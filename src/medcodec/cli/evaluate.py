@@ -17,7 +17,7 @@ from ..evaluate.inputs import load_series
 from ..evaluate.peers import ADAPTERS, get_adapter
 from ..evaluate.report import write_report
 from ..evaluate.runner import DEFAULT_RATES, run_evaluation
-from ._common import handle_errors
+from ._common import handle_errors, progress_bar
 
 __all__ = ["evaluate", "parse_floats", "parse_qualities", "parse_window"]
 
@@ -42,7 +42,9 @@ def parse_qualities(items: tuple[str, ...], codecs: list[str]) -> dict[str, list
             name, _, values = item.partition("=")
             name = name.strip()
             if name not in ADAPTERS:
-                raise InvalidInputError(f"--qualities {item!r}: unknown codec {name!r}, expected one of {', '.join(ADAPTERS)}")
+                raise InvalidInputError(
+                    f"--qualities {item!r}: unknown codec {name!r}, expected one of {', '.join(ADAPTERS)}"
+                )
             out[name] = parse_floats(values, f"--qualities {name}")
         else:
             values_ = parse_floats(item, "--qualities")
@@ -64,31 +66,74 @@ def parse_window(text: str) -> M.Window:
 
 @click.command("evaluate")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.html, results.json and results.csv.")
-@click.option("--codecs", default=None, metavar="LIST",
-              help=f"Comma-separated codecs (default: all): {', '.join(ADAPTERS)}.")
-@click.option("--rates", default=None, metavar="BPP,...",
-              help="Target bits per pixel (default: " + ",".join(f"{r:g}" for r in DEFAULT_RATES) + ").")
-@click.option("--qualities", multiple=True, metavar="[CODEC=]V,...",
-              help="Knob values instead of --rates: CODEC=V,... uses that codec's own knob; bare V,... "
-                   "applies to codecs with a 1-100 quality. Repeatable.")
+@click.option(
+    "--report",
+    "report_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for report.html, results.json and results.csv.",
+)
+@click.option(
+    "--codecs", default=None, metavar="LIST", help=f"Comma-separated codecs (default: all): {', '.join(ADAPTERS)}."
+)
+@click.option(
+    "--rates",
+    default=None,
+    metavar="BPP,...",
+    help="Target bits per pixel (default: " + ",".join(f"{r:g}" for r in DEFAULT_RATES) + ").",
+)
+@click.option(
+    "--qualities",
+    multiple=True,
+    metavar="[CODEC=]V,...",
+    help="Knob values instead of --rates: CODEC=V,... uses that codec's own knob; bare V,... "
+    "applies to codecs with a 1-100 quality. Repeatable.",
+)
 @click.option("--anchor", default="jpeg2000", show_default=True, help="Codec the BD-rate is computed against.")
 @click.option("--series", "series_uid", default=None, help="Series Instance UID (default: the longest series).")
-@click.option("--max-frames", default=16, show_default=True, type=click.IntRange(min=0),
-              help="Evaluate this many evenly spaced frames (0 = all).")
-@click.option("--view-frame", default=None, type=click.IntRange(min=0),
-              help="Frame (index among the evaluated ones) for the images; default the middle one.")
-@click.option("--view-bpp", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Rate of the decoded images shown.")
-@click.option("--window", "windows", multiple=True, metavar="NAME=C,W",
-              help="Display window for windowed metrics (default for CT: soft_tissue=40,400 and lung=-600,1500).")
+@click.option(
+    "--max-frames",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Evaluate this many evenly spaced frames (0 = all).",
+)
+@click.option(
+    "--view-frame",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Frame (index among the evaluated ones) for the images; default the middle one.",
+)
+@click.option(
+    "--view-bpp",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Rate of the decoded images shown.",
+)
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    metavar="NAME=C,W",
+    help="Display window for windowed metrics (default for CT: soft_tissue=40,400 and lung=-600,1500).",
+)
 @click.option("--no-windows", is_flag=True, help="No windowed metrics.")
 @click.option("--no-lossless", is_flag=True, help="Skip the lossless points.")
-@click.option("--calibration-frames", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Frames the rate search measures sizes on.")
-@click.option("--repeat", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Time each encode/decode this many times, keep the fastest.")
+@click.option(
+    "--calibration-frames",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Frames the rate search measures sizes on.",
+)
+@click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Time each encode/decode this many times, keep the fastest.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--overwrite", is_flag=True, help="Replace report files in DIR.")
 @handle_errors
@@ -130,7 +175,8 @@ def evaluate(
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from exc
 
-    series = load_series(list(inputs), series_uid=series_uid, max_frames=max_frames, progress=progress)
+    with progress_bar("reading DICOM", unit="file", enabled=progress) as callback:
+        series = load_series(list(inputs), series_uid=series_uid, max_frames=max_frames, progress=callback)
     if view_frame is not None and view_frame >= series.pixels.shape[0]:
         raise InvalidInputError(
             f"--view-frame {view_frame}: only {series.pixels.shape[0]} frames are evaluated (0-based)"
@@ -144,13 +190,14 @@ def evaluate(
     )
     for failure in series.skipped_inputs:
         click.echo(f"unreadable input: {failure}", err=True)
-    result = run_evaluation(
-        series.pixels, series.spec, adapters, rates=rate_list, knob_values=knob_values, windows=wins,
-        modality=series.modality, anchor=anchor if anchor in names else None,
-        include_lossless=not no_lossless, calibration_frames=calibration_frames, repeat=repeat,
-        view_frame=view_frame, view_bpp=view_bpp, info=info, progress=progress,
-        log=lambda msg: click.echo(msg, err=True),
-    )  # fmt: skip
+    with progress_bar("evaluate", unit="point", enabled=progress) as callback:
+        result = run_evaluation(
+            series.pixels, series.spec, adapters, rates=rate_list, knob_values=knob_values, windows=wins,
+            modality=series.modality, anchor=anchor if anchor in names else None,
+            include_lossless=not no_lossless, calibration_frames=calibration_frames, repeat=repeat,
+            view_frame=view_frame, view_bpp=view_bpp, info=info, progress=callback,
+            log=lambda msg: click.echo(msg, err=True),
+        )  # fmt: skip
     paths = write_report(result, report_dir, overwrite=overwrite)
 
     at1 = {r["codec"]: r for r in result.matched if r["target"] == "1 bpp"}
@@ -163,7 +210,8 @@ def evaluate(
         ssim = row.get("ssim")
         rate = b.get("bd_rate_cubic_pct")
         click.echo(
-            f"{label:28s} {'-' if psnr is None else f'{psnr:.2f} dB':>10s} {'-' if ssim is None else f'{ssim:.4f}':>10s} "
+            f"{label:28s} {'-' if psnr is None else f'{psnr:.2f} dB':>10s} "
+            f"{'-' if ssim is None else f'{ssim:.4f}':>10s} "
             f"{'-' if rate is None else f'{rate:+.1f} %':>20s}"
         )
     for kind, path in paths.items():

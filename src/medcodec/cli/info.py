@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ def info(stream: Path, as_json: bool) -> None:
         _, index = container.parse_container(data)
         segments += [container.Segment("FRAM", off, size - 12) for off, size in index]
         segments.append(container.Segment("MEND", len(data) - 12, 0))
-    fields = {
+    fields: dict[str, Any] = {
         "file": str(stream),
         "format": h.format,
         "version": ".".join(map(str, h.version)),
@@ -44,7 +45,7 @@ def info(stream: Path, as_json: bool) -> None:
         "ratio": round(h.rows * h.cols * h.frames * raw_bytes_per_pixel(h.bits_stored) / len(data), 3),
         "max_abs_error_bound": [round(quantize.error_bound(q), 2) for q in h.qtables],
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
-        "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},
+        "ancillary": {k: len(v) for k, v in h.ancillary.items()},
     }
     if as_json:
         click.echo(json.dumps(fields, indent=2))

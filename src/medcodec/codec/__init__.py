@@ -1,4 +1,5 @@
 """The pure codec: stages from pixels to bytes and back. No file or network I/O here."""
+
 from __future__ import annotations
 
 from .container import MdcHeader

@@ -606,8 +606,9 @@ def fdct_levels(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, out):
 
 
 @_jit
-def fdct_symbols(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval, dc_freq, ac_freq,
-                 stream):
+def fdct_symbols(
+    frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval, dc_freq, ac_freq, stream
+):
     """The whole forward path of a frame in one pass: blocks, level shift, DCT, quantization,
     zigzag, DC prediction and Huffman symbols (into ``stream``, counted into the freq arrays).
 
@@ -710,8 +711,21 @@ def pack_symbols(stream, ns, code, size, stuff, out):
 
 
 @_jit
-def _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
-                dc_bits, dc_huffval, ac_bits, ac_huffval):
+def _coded_scan(
+    stream,
+    ns,
+    dc_freq,
+    ac_freq,
+    extra,
+    size_bits,
+    stuff,
+    restart_interval,
+    nblocks,
+    dc_bits,
+    dc_huffval,
+    ac_bits,
+    ac_huffval,
+):
     """Optimal tables for the counted symbols (:func:`huffman_table`) and the packed scan
     (:func:`pack_symbols`). Fills BITS / HUFFVAL; returns (coded bytes, DC symbols, AC
     symbols, DC EHUFSI, AC EHUFSI)."""
@@ -746,8 +760,21 @@ def _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_i
 
 
 @_jit
-def encode_frame(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, stuff, restart_interval,
-                 dc_bits, dc_huffval, ac_bits, ac_huffval):
+def encode_frame(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    rounding_zz,
+    size_bits,
+    stuff,
+    restart_interval,
+    dc_bits,
+    dc_huffval,
+    ac_bits,
+    ac_huffval,
+):
     """A frame's whole encoder in one call (no Python, and no GIL, between the stages):
     :func:`fdct_symbols`, per-frame optimal Huffman tables, bit packing. Returns what
     :func:`_coded_scan` returns."""
@@ -758,10 +785,24 @@ def encode_frame(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bi
     if restart_interval > 0:
         cap += nblocks // restart_interval + 1
     stream = np.empty(cap, np.int64)
-    ns, extra = fdct_symbols(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval,
-                             dc_freq, ac_freq, stream)
-    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
-                       dc_bits, dc_huffval, ac_bits, ac_huffval)
+    ns, extra = fdct_symbols(
+        frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval, dc_freq, ac_freq, stream
+    )
+    return _coded_scan(
+        stream,
+        ns,
+        dc_freq,
+        ac_freq,
+        extra,
+        size_bits,
+        stuff,
+        restart_interval,
+        nblocks,
+        dc_bits,
+        dc_huffval,
+        ac_bits,
+        ac_huffval,
+    )
 
 
 @_jit
@@ -775,8 +816,21 @@ def encode_levels(zz, size_bits, stuff, restart_interval, dc_bits, dc_huffval, a
         cap += nblocks // restart_interval + 1
     stream = np.empty(cap, np.int64)
     ns, extra = levels_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream)
-    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
-                       dc_bits, dc_huffval, ac_bits, ac_huffval)
+    return _coded_scan(
+        stream,
+        ns,
+        dc_freq,
+        ac_freq,
+        extra,
+        size_bits,
+        stuff,
+        restart_interval,
+        nblocks,
+        dc_bits,
+        dc_huffval,
+        ac_bits,
+        ac_huffval,
+    )
 
 
 # ======================================================================================
@@ -862,8 +916,29 @@ def _decode_symbol(acc, nbits, table):
 
 
 @_helper
-def _decode_block(data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred,
-                  lv, nzk, coef, col, deq_nat, nat_zz, to_coef):
+def _decode_block(
+    data,
+    end,
+    stuffed,
+    pos,
+    acc,
+    nbits,
+    fake,
+    marker,
+    dct,
+    act,
+    size_bits,
+    max_dc,
+    max_ac,
+    pred,
+    lv,
+    nzk,
+    coef,
+    col,
+    deq_nat,
+    nat_zz,
+    to_coef,
+):
     """Decode one block (T.81 §F.2.2): DC difference and AC run/size symbols.
 
     Without ``to_coef`` the non-zero AC levels go to ``lv[k]`` (zigzag ``k``; the caller
@@ -992,8 +1067,27 @@ def decode_blocks(data, start, end, nblocks, dct, act, size_bits, stuffed, resta
                 return E_RESTART, pos, b
             pred = np.int64(0)
         status, pos, acc, nbits, fake, marker, pred, n = _decode_block(
-            data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred, lv, nzk,
-            unused, np.int64(0), unused[0], nzk, np.bool_(False),
+            data,
+            end,
+            stuffed,
+            pos,
+            acc,
+            nbits,
+            fake,
+            marker,
+            dct,
+            act,
+            size_bits,
+            max_dc,
+            max_ac,
+            pred,
+            lv,
+            nzk,
+            unused,
+            np.int64(0),
+            unused[0],
+            nzk,
+            np.bool_(False),
         )
         for k in range(64):
             out[b, k] = 0
@@ -1049,8 +1143,16 @@ def _strip_pixels(coef, ws, nb, out, y0, offset, lo, hi):
         r = 8 * y
         yy = y0 + y
         for b in range(nb):
-            o = _idct8(ws[r, b], ws[r + 1, b], ws[r + 2, b], ws[r + 3, b], ws[r + 4, b], ws[r + 5, b], ws[r + 6, b],
-                       ws[r + 7, b])
+            o = _idct8(
+                ws[r, b],
+                ws[r + 1, b],
+                ws[r + 2, b],
+                ws[r + 3, b],
+                ws[r + 4, b],
+                ws[r + 5, b],
+                ws[r + 6, b],
+                ws[r + 7, b],
+            )
             x = 8 * b
             out[yy, x] = min(max(np.int64(np.rint(o[0] + offset)), lo), hi)
             out[yy, x + 1] = min(max(np.int64(np.rint(o[1] + offset)), lo), hi)
@@ -1084,8 +1186,25 @@ def _crop(src, dst):
 
 
 @_jit
-def decode_pixels(data, start, end, dct, act, size_bits, stuffed, restart_interval, max_dc, max_ac,
-                  deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
+def decode_pixels(
+    data,
+    start,
+    end,
+    dct,
+    act,
+    size_bits,
+    stuffed,
+    restart_interval,
+    max_dc,
+    max_ac,
+    deq_nat,
+    nat_zz,
+    dc_mul,
+    offset,
+    lo,
+    hi,
+    out,
+):
     """Coded bytes to pixels: Huffman decoding straight into dequantized coefficients, inverse
     DCT, level shift, rounding, clipping and cropping, one block row at a time into ``out``.
 
@@ -1135,8 +1254,27 @@ def decode_pixels(data, start, end, dct, act, size_bits, stuffed, restart_interv
                     return E_RESTART, pos, b
                 pred = np.int64(0)
             status, pos, acc, nbits, fake, marker, pred, n = _decode_block(
-                data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred, lv,
-                nzk, coef, j, deq_nat, nat_zz, np.bool_(True),
+                data,
+                end,
+                stuffed,
+                pos,
+                acc,
+                nbits,
+                fake,
+                marker,
+                dct,
+                act,
+                size_bits,
+                max_dc,
+                max_ac,
+                pred,
+                lv,
+                nzk,
+                coef,
+                j,
+                deq_nat,
+                nat_zz,
+                np.bool_(True),
             )
             if status != OK:
                 return status, pos, b
@@ -1397,8 +1535,23 @@ def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
 
 
 @_jit
-def texture_frame_levels(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, restart_interval, lam, mu, rho,
-                         patience, dc_rdo, stride, out):
+def texture_frame_levels(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    weights,
+    size_bits,
+    restart_interval,
+    lam,
+    mu,
+    rho,
+    patience,
+    dc_rdo,
+    stride,
+    out,
+):
     """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
 
     The code lengths come from the rounded levels of every ``stride``-th block row (a
@@ -1464,8 +1617,27 @@ def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, 
 
 
 @_jit
-def encode_frame_texture(frame, offset, exact_div, qmul_zz, nat_zz, weights, lam, mu, rho, patience, dc_rdo, stride, size_bits,
-                         stuff, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval):
+def encode_frame_texture(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    weights,
+    lam,
+    mu,
+    rho,
+    patience,
+    dc_rdo,
+    stride,
+    size_bits,
+    stuff,
+    restart_interval,
+    dc_bits,
+    dc_huffval,
+    ac_bits,
+    ac_huffval,
+):
     """The texture-aware encoder of a frame in one call, pixels to coded bytes: the levels of
     :func:`texture_frame_levels`, whose AC symbols are emitted as each block is decided (a slot
     is kept for its DC symbol, filled once the DC chain is decided), then optimal tables and
@@ -1546,5 +1718,18 @@ def encode_frame_texture(frame, offset, exact_div, qmul_zz, nat_zz, weights, lam
         extra += sz
         stream[dc_slot[b]] = (np.int64(_extra_bits(diff, sz)) << 16) | (sz << 10) | (dc_base + sz)
         pred = np.int64(dcl[b, 0])
-    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, n, dc_bits, dc_huffval,
-                       ac_bits, ac_huffval)
+    return _coded_scan(
+        stream,
+        ns,
+        dc_freq,
+        ac_freq,
+        extra,
+        size_bits,
+        stuff,
+        restart_interval,
+        n,
+        dc_bits,
+        dc_huffval,
+        ac_bits,
+        ac_huffval,
+    )

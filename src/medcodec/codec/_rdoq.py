@@ -54,13 +54,15 @@ written from the description above; ``tests/codec/test_rdoq.py`` checks that the
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
 
+from ..errors import InvalidInputError
 from . import _kernels as K
 from . import entropy
-from ._kernels import texture_levels, trellis_dc  # noqa: F401  (kernels of the modes below)
+from ._kernels import texture_levels, trellis_dc  # kernels of the modes below
 
 __all__ = [
     "MODES",
@@ -131,7 +133,7 @@ def symbol_bits(levels: np.ndarray, *, size_bits: int) -> tuple[np.ndarray, np.n
 
 
 @_jit
-def _bit_length(v):
+def _bit_length(v: int) -> int:
     s = 0
     while v:
         s += 1
@@ -140,7 +142,15 @@ def _bit_length(v):
 
 
 @_jit
-def trellis_blocks(scaled, weights, ac_bits, size_bits, lam, out, window=0):
+def trellis_blocks(
+    scaled: np.ndarray,
+    weights: np.ndarray,
+    ac_bits: np.ndarray,
+    size_bits: int,
+    lam: float,
+    out: np.ndarray,
+    window: int = 0,
+) -> np.ndarray:
     """Trellis-quantize the AC coefficients of every block (module docstring).
 
     Parameters
@@ -254,7 +264,7 @@ def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarr
             # first minimum wins ties, like the kernel
             best = min(range(len(paths)), key=lambda p: (paths[p][0] + rate(c - paths[p][1][-1]), p))
             cost, path = paths[best]
-            nxt.append((cost + rate(c - path[-1]) + weight * (v - c) ** 2, path + [c]))
+            nxt.append((cost + rate(c - path[-1]) + weight * (v - c) ** 2, [*path, c]))
         paths = nxt
     best = min(range(len(paths)), key=lambda p: (paths[p][0], p))
     return np.asarray(paths[best][1], np.int32)
@@ -294,7 +304,7 @@ def texture_levels_reference(
         out[b, 0] = int(math.copysign(math.floor(a[0] + 0.5), x[0]))
         target = rho * math.sqrt(sum(w[k] * a[k] * a[k] for k in range(1, 64)))
 
-        def cost(m: list[int]) -> float:
+        def cost(m: list[int], a: list[float] = a, target: float = target) -> float:
             d = sum(w[k] * (a[k] - m[k]) ** 2 for k in range(1, 64))
             deficit = target - math.sqrt(sum(w[k] * m[k] * m[k] for k in range(1, 64)))
             return d + lam * rate(m) + (mu * deficit * deficit if deficit > 0 else 0.0)
@@ -324,8 +334,9 @@ def texture_levels_reference(
     return out
 
 
-def texture_frame_levels(coder, frame: np.ndarray, *, size_bits: int, restart_interval: int = 0,
-                         lam: float | None = None) -> np.ndarray:  # fmt: skip
+def texture_frame_levels(
+    coder: Any, frame: np.ndarray, *, size_bits: int, restart_interval: int = 0, lam: float | None = None
+) -> np.ndarray:
     """Texture-aware levels of a frame (int32 zigzag, (nblocks, 64)) in one fused kernel
     (:func:`._kernels.texture_frame_levels`) for a ``FrameCoder`` ``coder``."""
     from . import transform
@@ -336,12 +347,14 @@ def texture_frame_levels(coder, frame: np.ndarray, *, size_bits: int, restart_in
     out = np.empty((by * bx, 64), np.int32)
     return K.texture_frame_levels(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
-        size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, out,
+        size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
+        out,
     )  # fmt: skip
 
 
-def encode_frame_texture(coder, frame: np.ndarray, *, size_bits: int, stuff: bool, restart_interval: int,
-                         lam: float | None = None):  # fmt: skip
+def encode_frame_texture(
+    coder: Any, frame: np.ndarray, *, size_bits: int, stuff: bool, restart_interval: int, lam: float | None = None
+) -> tuple[bytes, entropy.HuffmanTable, entropy.HuffmanTable]:
     """The texture-aware encoder of a frame in one kernel call (:func:`._kernels.encode_frame_texture`):
     returns ``(coded bytes, DC table, AC table)``."""
     from . import transform
@@ -351,7 +364,8 @@ def encode_frame_texture(coder, frame: np.ndarray, *, size_bits: int, stuff: boo
     arrays = entropy.new_table_arrays(size_bits)
     coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
-        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, size_bits, stuff, restart_interval, *arrays,
+        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, size_bits, stuff,
+        restart_interval, *arrays,
     )  # fmt: skip
     dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
                                         ac_size)  # fmt: skip
@@ -405,7 +419,7 @@ def trellis_blocks_reference(
 
 
 @_jit
-def threshold_blocks(scaled, deadzone, isolated, out):
+def threshold_blocks(scaled: np.ndarray, deadzone: float, isolated: float, out: np.ndarray) -> np.ndarray:
     """Kernel of :func:`threshold_levels` (its NumPy twin): dead zone, then isolated +-1
     levels whose coefficient is below ``isolated`` dropped (neighbours judged before any
     is dropped)."""
@@ -472,13 +486,22 @@ def rdo_levels(
         dc_freq, ac_freq, _ = entropy.symbol_counts(quantize.round_levels(scaled), size_bits=size_bits)
         dc_bits = K.symbol_code_lengths(dc_freq, np.empty(dc_freq.shape[0]))
         ac_bits = K.symbol_code_lengths(ac_freq, np.empty(ac_freq.shape[0]))
-        out = texture_levels(scaled, weights, ac_bits, size_bits, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE,
-                             np.empty(scaled.shape, np.int32))
+        out = texture_levels(
+            scaled,
+            weights,
+            ac_bits,
+            size_bits,
+            lam,
+            TEXTURE_MU,
+            TEXTURE_RHO,
+            TEXTURE_PATIENCE,
+            np.empty(scaled.shape, np.int32),
+        )
         if TEXTURE_DC:
             trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out)
         return out
     if mode != "trellis":
-        raise ValueError(f"rdo mode {mode!r} is unknown, expected one of {MODES}")
+        raise InvalidInputError(f"rdo mode {mode!r} is unknown, expected one of {MODES}")
     steps = np.asarray(steps_zz, dtype=np.float64)
     weights = steps * steps
     lam = default_lambda(steps) if lam is None else float(lam)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptStreamError, TruncatedStreamError
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from . import _kernels as K
 
 __all__ = [
@@ -79,7 +79,7 @@ class HuffmanTable:
     _derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_frequencies(cls, freq: np.ndarray) -> "HuffmanTable":
+    def from_frequencies(cls, freq: np.ndarray) -> HuffmanTable:
         """Optimal length-limited table for symbol frequencies (T.81 §K.2, §K.3, §K.4).
 
         One kernel call (:func:`._kernels.huffman_table`), which also yields the encoder
@@ -97,7 +97,7 @@ class HuffmanTable:
         return table
 
     @classmethod
-    def from_frequencies_reference(cls, freq: np.ndarray) -> "HuffmanTable":
+    def from_frequencies_reference(cls, freq: np.ndarray) -> HuffmanTable:
         """NumPy / Python twin of :meth:`from_frequencies` (K.2 sizes, Figure K.3, K.4 sort)."""
         freq = np.asarray(freq, dtype=np.int64)
         used = np.flatnonzero(freq)
@@ -247,7 +247,7 @@ def max_scan_bytes(nbits: int, *, stuff: bool, nblocks: int, restart_interval: i
 def _as_levels(zz: np.ndarray) -> np.ndarray:
     zz = np.ascontiguousarray(zz, dtype=np.int32)
     if zz.ndim != 2 or zz.shape[1] != 64:
-        raise ValueError(f"expected (nblocks, 64) levels, got shape {zz.shape}")
+        raise InvalidInputError(f"expected (nblocks, 64) levels, got shape {zz.shape}")
     return zz
 
 
@@ -280,7 +280,7 @@ def pack_scan(
     dc_code, dc_size = dc_table.encoder_arrays(n_dc)
     ac_code, ac_size = ac_table.encoder_arrays(n_ac)
     if np.any(dc_size[dc_freq > 0] == 0) or np.any(ac_size[ac_freq > 0] == 0):
-        raise ValueError("the given Huffman tables have no code for a symbol this scan uses")
+        raise InvalidInputError("the given Huffman tables have no code for a symbol this scan uses")
     nbits = int(np.dot(dc_freq, dc_size) + np.dot(ac_freq, ac_size)) + int(extra)
     code = np.zeros(K.RESTART_SYMBOL + 1, np.int64)
     size = np.zeros(K.RESTART_SYMBOL + 1, np.int64)
@@ -430,10 +430,10 @@ def code_sizes_reference(freq: np.ndarray) -> np.ndarray:
     Includes the reserved symbol (frequency 1) last, like :func:`._kernels.code_sizes`.
     Ties may be broken differently, so compare total cost, not sizes.
     """
-    freq = list(np.asarray(freq, dtype=np.int64)) + [1]
-    heap = [(f, i, [i]) for i, f in enumerate(freq) if f > 0]
+    counts = [*np.asarray(freq, dtype=np.int64), 1]
+    heap = [(f, i, [i]) for i, f in enumerate(counts) if f > 0]
     heapq.heapify(heap)
-    sizes = np.zeros(len(freq), np.int32)
+    sizes = np.zeros(len(counts), np.int32)
     while len(heap) > 1:
         f1, i1, s1 = heapq.heappop(heap)
         f2, i2, s2 = heapq.heappop(heap)
@@ -485,9 +485,9 @@ def encode_scan_reference(zz: np.ndarray, dc_table: HuffmanTable, ac_table: Huff
             run = 0
         if last < 63:
             put(aco[0], acs[0])
-    s = "".join(bits)
-    s += "1" * (-len(s) % 8)
-    return bytes(int(s[i : i + 8], 2) for i in range(0, len(s), 8))
+    text = "".join(bits)
+    text += "1" * (-len(text) % 8)
+    return bytes(int(text[i : i + 8], 2) for i in range(0, len(text), 8))
 
 
 def decode_scan_reference(

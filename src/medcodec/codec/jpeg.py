@@ -46,19 +46,20 @@ Encoder tools (all within plain T.81, so any decoder reads the result):
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError, UnsupportedFeatureError
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
+from ..metrics import psnr as _metrics_psnr
+from ..ratecontrol import RateTarget, search_quality
 from ..spec import storage_dtype
-from . import _rdoq, container, entropy, levelshift, quantize, tables_trained
+from . import _rdoq, container, levelshift, quantize, tables_trained
 from . import markers as M
-from .transform import blocks_shape
+from .framecoder import FrameCoder, frame_selection
+from .stream import JpegFrame, build_jpeg, parse_jpeg, precision_for
 
 __all__ = [
     "JpegFrame",
@@ -82,25 +83,6 @@ PSNR_CLOSE_DB = 0.02
 RDO_MODES = ("none", "threshold", "trellis", "texture")
 #: Level selection of each ``effort`` (:func:`encode_jpeg`).
 EFFORT_RDO = {"fast": "threshold", "best": "texture"}  # best: texture-aware RDO (issue 11)
-DC_ALPHABET, AC_ALPHABET = entropy.alphabet_sizes(4)
-
-
-def precision_for(bits_stored: int) -> int:
-    """Sample precision P of the JPEG stream for ``bits_stored``: 8 up to 8 bits, 12 up to 12.
-
-    Raises
-    ------
-    InvalidInputError
-        For 13-16 bits, which DCT-based JPEG cannot hold (T.81 §B.2.2: P is 8 or 12).
-    """
-    if bits_stored <= 8:
-        return 8
-    if bits_stored <= 12:
-        return 12
-    raise InvalidInputError(
-        f"bits_stored={bits_stored}: DCT-based JPEG holds 8- or 12-bit samples only (T.81 §B.2.2, Table B.2); "
-        "use format='mdc', or map the series into 12 bits first (medcodec.dicom does that with a rescale)"
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -108,45 +90,12 @@ def precision_for(bits_stored: int) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def build_jpeg(
-    coded: bytes,
-    *,
-    P: int,
-    Y: int,
-    X: int,
-    steps: np.ndarray,
-    dc_table: entropy.HuffmanTable,
-    ac_table: entropy.HuffmanTable,
-    restart_interval: int = 0,
-) -> bytes:
-    """Wrap entropy-coded data into a complete single-component JPEG stream (syntax above).
-
-    SOF0 is used for P=8 (baseline: 8-bit samples, 8-bit Qk, two tables of each kind at
-    most), SOF1 for P=12.
-    """
-    qt = M.QuantizationTable.from_steps(np.asarray(steps), Tq=0)
-    if P == 8 and qt.Pq:
-        raise ValueError("8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)")
-    parts = [
-        M.SOI.to_bytes(2, "big"),
-        M.Dqt((qt,)).to_bytes(),
-        M.Sof(M.SOF0 if P == 8 else M.SOF1, P, Y, X, (M.FrameComponent(1, 1, 1, 0),)).to_bytes(),
-        M.Dht((M.HuffmanSpec.from_table(dc_table, Tc=0), M.HuffmanSpec.from_table(ac_table, Tc=1))).to_bytes(),
-    ]
-    if restart_interval:
-        parts.append(M.Dri(restart_interval).to_bytes())
-    parts.append(M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes())
-    parts.append(coded)
-    parts.append(M.EOI.to_bytes(2, "big"))
-    return b"".join(parts)
-
-
 class _JpegEncoder:
     """Encodes one frame at any quality; remembers what it coded for the rate search."""
 
-    def __init__(self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int):
-        from .pipeline import FrameCoder  # pipeline imports this module lazily
-
+    def __init__(
+        self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int
+    ):
         self.frame = frame
         self.P = precision_for(bits_stored)
         self.bits_stored = bits_stored
@@ -154,7 +103,6 @@ class _JpegEncoder:
         self.table = table
         self.rdo = rdo
         self.restart_interval = restart_interval
-        self._FrameCoder = FrameCoder
         self._cache: dict[float, bytes] = {}
         quantize.quant_table(75, range_bits, table=table)  # validates ``table`` early
         self.weights = quantize.TABLES[table] if isinstance(table, str) else np.asarray(table, np.float64).ravel()
@@ -166,7 +114,7 @@ class _JpegEncoder:
         steps = quantize.quant_table(q, self.range_bits, table=self.table, max_step=max_step)
         exact = np.clip(self.weights * quantize.quality_scale(q) * 2.0 ** (self.range_bits - 8), 1, max_step)
         lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if self.rdo in ("trellis", "texture") else None
-        return self._FrameCoder(steps, self.P, False, rdo=self.rdo, rdo_size_bits=4, rdo_lambda=lam)
+        return FrameCoder(steps, self.P, False, rdo=self.rdo, rdo_size_bits=4, rdo_lambda=lam)
 
     def encode(self, q: float) -> bytes:
         """The complete stream at quality ``q`` (memoised for the rate search)."""
@@ -183,12 +131,6 @@ class _JpegEncoder:
         return stream
 
 
-def _psnr(ref: np.ndarray, test: np.ndarray, bits_stored: int) -> float:
-    mse = float(np.mean((test.astype(np.float64) - ref.astype(np.float64)) ** 2))
-    peak = (1 << bits_stored) - 1
-    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
-
-
 def encode_jpeg(
     frames: np.ndarray,
     *,
@@ -200,7 +142,6 @@ def encode_jpeg(
     table: str | np.ndarray | None = None,
     restart_interval: int = 0,
     jobs: int = 1,
-    resolve_quality: Callable[..., float] | None = None,
     effort: str = "best",
     rdo: str | None = None,
     modality: str | None = None,
@@ -231,8 +172,6 @@ def encode_jpeg(
         Blocks per restart interval, 0..65535 (0: no DRI, no RSTm).
     jobs
         Unused (one image per stream); accepted for the pipeline's uniform call.
-    resolve_quality
-        ``pipeline._resolve_quality``; used to validate a plain ``quality``.
     effort
         ``"best"`` (default): the texture-aware rate-distortion quantizer (:mod:`._rdoq`,
         ``rdo="texture"``) fused with the DCT: small streams that keep the noise texture of
@@ -280,8 +219,14 @@ def encode_jpeg(
             "(medcodec.dicom's series mapping does this), or use format='mdc'"
         )
     precision_for(bits_stored)  # 13-16 bits: refused with the reason
-    if isinstance(restart_interval, bool) or not isinstance(restart_interval, (int, np.integer)) or not 0 <= restart_interval <= 0xFFFF:
-        raise InvalidInputError(f"restart_interval={restart_interval!r} must be an integer 0..65535 (Ri, T.81 §B.2.4.4)")
+    if (
+        isinstance(restart_interval, bool)
+        or not isinstance(restart_interval, (int, np.integer))
+        or not 0 <= restart_interval <= 0xFFFF
+    ):
+        raise InvalidInputError(
+            f"restart_interval={restart_interval!r} must be an integer 0..65535 (Ri, T.81 §B.2.4.4)"
+        )
     if effort not in EFFORT_RDO:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(EFFORT_RDO)}")
     if rdo is None:
@@ -290,73 +235,25 @@ def encode_jpeg(
         raise InvalidInputError(f"rdo={rdo!r} is unknown, expected one of {RDO_MODES}")
     frame = frames[0]
     if frame.shape[0] > 0xFFFF or frame.shape[1] > 0xFFFF:
-        raise InvalidInputError(f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)")
+        raise InvalidInputError(
+            f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)"
+        )
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
     rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
     if table is None:
         table = tables_trained.table_for(modality)
-    enc = _JpegEncoder(frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval))
+    enc = _JpegEncoder(
+        frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval)
+    )
     given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
     if len(given) > 1:
         raise InvalidInputError(f"give one rate target, not {given}")
     if not given:
-        if resolve_quality is not None:
-            q = resolve_quality(
-                enc.coder, frames, quality=quality, ratio=None, psnr=None, size_bits=4,
-                peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=1,
-            )  # fmt: skip
-        else:
-            q = 75.0 if quality is None else quality
-            if isinstance(q, bool) or not isinstance(q, (int, float)) or not 1 <= q <= 100:
-                raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
-        return enc.encode(float(q))
+        q = RateTarget(quality=quality).quality
+        return enc.encode(75.0 if q is None else float(q))
     if ratio is not None:
         return _encode_for_ratio(enc, ratio, raw_bytes=frame.size * (1 if bits_stored <= 8 else 2))
     return _encode_for_psnr(enc, psnr)
-
-
-def search_quality(value: Callable[[float], float], *, ok_below: bool, close: float, max_evals: int = 24) -> float:
-    """Quality on the boundary of a target, by bracketed false position (Illinois variant).
-
-    ``value(q)`` grows with the quality (log size over target size, or PSNR minus the
-    target). With ``ok_below`` the target is met where ``value <= 0`` and the highest such
-    quality is wanted (rate targets); otherwise it is met where ``value >= 0`` and the
-    lowest is wanted (quality targets). The search stops when the met end of the bracket
-    is within ``close`` of 0 or the bracket is narrower than 0.001; the quality returned
-    always meets the target unless no quality in 1..100 does (then the nearest end).
-    Typically 4-8 evaluations instead of a bisection's 16.
-    """
-
-    def ok(v: float) -> bool:
-        return v <= 0 if ok_below else v >= 0
-
-    lo, hi = 1.0, 100.0
-    vlo, vhi = value(lo), value(hi)
-    if ok(vhi) if ok_below else not ok(vhi):
-        return hi
-    if not ok(vlo) if ok_below else ok(vlo):
-        return lo
-    flo, fhi = vlo, vhi  # Illinois-weighted copies for the interpolation
-    side = 0
-    for _ in range(max_evals):
-        met = vlo if ok_below else vhi
-        if abs(met) <= close or hi - lo < 1e-3:
-            break
-        q = lo + (hi - lo) * (-flo) / (fhi - flo) if fhi != flo else (lo + hi) / 2
-        margin = 0.02 * (hi - lo)
-        q = min(max(q, lo + margin), hi - margin)
-        vq = value(q)
-        if (ok_below and ok(vq)) or (not ok_below and not ok(vq)):
-            lo, vlo, flo = q, vq, vq
-            if side == -1:
-                fhi /= 2
-            side = -1
-        else:
-            hi, vhi, fhi = q, vq, vq
-            if side == 1:
-                flo /= 2
-            side = 1
-    return lo if ok_below else hi
 
 
 def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes:
@@ -372,8 +269,9 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
     """Lowest quality (smallest stream) whose pixels, decoded from the stream itself, reach ``psnr`` dB."""
     if isinstance(psnr, bool) or not isinstance(psnr, (int, float)) or not 0 < psnr < 200:
         raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
+
     def value(q: float) -> float:
-        return _psnr(enc.frame, decode_jpeg(enc.encode(q)), enc.bits_stored) - psnr
+        return _metrics_psnr(enc.frame, decode_jpeg(enc.encode(q)), bits_stored=enc.bits_stored) - psnr
 
     q = search_quality(value, ok_below=False, close=PSNR_CLOSE_DB)
     return enc.encode(q)
@@ -382,250 +280,6 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
 # --------------------------------------------------------------------------------------
 # Reader
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JpegFrame:
-    """What :func:`parse_jpeg` learns from the marker segments of a stream (no entropy decoding).
-
-    Attributes
-    ----------
-    sof
-        The frame header.
-    sos
-        The scan header.
-    qtable
-        The quantization table of the component (as defined when the scan starts).
-    dc_table, ac_table
-        The Huffman tables the scan selects (Td, Ta).
-    Ri
-        Restart interval in effect for the scan (0: none).
-    scan_start, scan_end
-        Byte range of the entropy-coded data (restart markers included).
-    segments
-        Every marker segment with its byte offset: ``Segment(type, offset, length)`` where
-        ``length`` is the segment's length field (``ECS`` entries: the data's byte count).
-    """
-
-    sof: M.Sof
-    sos: M.Sos
-    qtable: M.QuantizationTable
-    dc_table: entropy.HuffmanTable
-    ac_table: entropy.HuffmanTable
-    Ri: int
-    scan_start: int
-    scan_end: int
-    segments: tuple[container.Segment, ...] = field(default=(), repr=False)
-
-    @property
-    def P(self) -> int:
-        return self.sof.P
-
-    @property
-    def nblocks(self) -> int:
-        by, bx = blocks_shape(self.sof.Y, self.sof.X)
-        return by * bx
-
-
-_UNSUPPORTED_MARKERS = {
-    M.DAC: "arithmetic coding conditioning (DAC, T.81 §B.2.4.3): arithmetic-coded JPEG",
-    M.DHP: "hierarchical mode (DHP, T.81 §B.3.2)",
-    M.EXP: "hierarchical mode (EXP, T.81 §B.3.3)",
-    M.DNL: "a define-number-of-lines segment (DNL, T.81 §B.2.5): the image height must be in the frame header",
-    0xFFF7: "JPEG-LS (SOF55, ISO/IEC 14495-1)",
-}
-
-
-def _check_frame_header(sof: M.Sof, offset: int) -> None:
-    name = M.marker_name(sof.marker)
-    if sof.marker not in (M.SOF0, M.SOF1):
-        raise UnsupportedFeatureError(
-            f"{name} at byte offset {offset}: {sof.process} is not supported; medcodec decodes baseline "
-            "(SOF0) and extended sequential Huffman (SOF1) DCT JPEG (T.81 Table B.1)"
-        )
-    allowed = (8,) if sof.marker == M.SOF0 else (8, 12)
-    if sof.marker == M.SOF1 and sof.P == 16:
-        raise UnsupportedFeatureError(
-            f"{name} at byte offset {offset}: P=16 DCT-based JPEG is not part of ISO 10918-1 (T.81 §B.2.2 allows "
-            "P=8 or 12 for DCT processes); some encoders (e.g. GDCM's experimental lossy mode) write it"
-        )
-    if sof.P not in allowed:
-        raise CorruptStreamError(
-            f"P={sof.P} is invalid for {name}, expected {' or '.join(map(str, allowed))} (T.81 §B.2.2, Table B.2)",
-            offset=offset, segment=name,
-        )  # fmt: skip
-    if sof.Nf != 1:
-        raise UnsupportedFeatureError(
-            f"{name} at byte offset {offset}: Nf={sof.Nf} components; medcodec decodes grayscale (Nf=1) JPEG only, "
-            "not colour (T.81 §B.2.2)"
-        )
-    if sof.Y == 0:
-        raise UnsupportedFeatureError(
-            f"{name} at byte offset {offset}: Y=0, the number of lines is given by a DNL segment (T.81 §B.2.5), "
-            "which medcodec does not support"
-        )
-    if sof.Y * sof.X > container.LIMITS["max_frame_pixels"]:
-        raise CorruptStreamError(
-            f"{sof.Y} x {sof.X} pixels exceed the limit of {container.LIMITS['max_frame_pixels']}",
-            offset=offset, segment=name,
-        )  # fmt: skip
-
-
-def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int) -> None:
-    if sos.Ns != 1:
-        raise CorruptStreamError(f"Ns={sos.Ns}, but the frame has one component (T.81 §B.2.3)", offset=offset, segment="SOS")
-    if sos.components[0].Cs != sof.components[0].Ci:
-        raise CorruptStreamError(
-            f"Cs={sos.components[0].Cs} names no component of the frame (Ci={sof.components[0].Ci}) (T.81 §B.2.3)",
-            offset=offset, segment="SOS",
-        )  # fmt: skip
-    if (sos.Ss, sos.Se, sos.Ah, sos.Al) != (0, 63, 0, 0):
-        raise CorruptStreamError(
-            f"Ss={sos.Ss} Se={sos.Se} Ah={sos.Ah} Al={sos.Al}, sequential DCT requires 0, 63, 0, 0 (T.81 §B.2.3)",
-            offset=offset, segment="SOS",
-        )  # fmt: skip
-    if sof.marker == M.SOF0 and (sos.components[0].Td > 1 or sos.components[0].Ta > 1):
-        raise CorruptStreamError(
-            f"baseline scan selects Huffman table Td={sos.components[0].Td} Ta={sos.components[0].Ta}, "
-            "baseline allows 0 or 1 (T.81 §B.2.3)",
-            offset=offset, segment="SOS",
-        )  # fmt: skip
-
-
-def _find_scan_end(buf: bytes, start: int) -> int:
-    """Offset of the first marker after entropy-coded data that is not RSTn (T.81 §B.1.1.5, §F.1.2.3).
-
-    Stuffed 0xFF00 and RST0..RST7 belong to the data; 0xFF fill bytes before a marker do
-    not. Returns ``len(buf)`` if the data runs to the end of the buffer.
-    """
-    n = len(buf)
-    i = start
-    while True:
-        i = buf.find(b"\xff", i)
-        if i < 0 or i + 1 >= n:
-            return n
-        nxt = buf[i + 1]
-        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-            i += 2
-            continue
-        # 0xFF fill bytes, then a marker: the data ends at the first 0xFF of the run
-        return i
-
-
-def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
-    table = spec.to_table()
-    alphabet = DC_ALPHABET if spec.Tc == 0 else AC_ALPHABET
-    table.validate(alphabet, offset=offset, segment=f"DHT ({'DC' if spec.Tc == 0 else 'AC'} table {spec.Th})")
-    if spec.Tc == 1:
-        bad = [v for v in spec.V if v & 15 == 0 and v not in (0x00, 0xF0)]
-        if bad:
-            raise CorruptStreamError(
-                f"AC table {spec.Th} defines symbol 0x{bad[0]:02X}: with SSSS=0 only EOB (0x00) and ZRL (0xF0) "
-                "exist (T.81 §F.1.2.2.1)",
-                offset=offset, segment="DHT",
-            )  # fmt: skip
-    return table
-
-
-def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
-    """Parse a JPEG stream's marker segments up to EOI without decoding the entropy-coded data.
-
-    Raises
-    ------
-    UnsupportedFeatureError
-        A process or feature other than baseline / extended sequential Huffman grayscale.
-    CorruptStreamError, TruncatedStreamError
-        Invalid or missing segments, with byte offsets and T.81 sections.
-    """
-    buf = bytes(data)
-    n = len(buf)
-    if n < 2 or buf[:2] != b"\xff\xd8":
-        raise CorruptStreamError("stream does not start with SOI 0xFFD8 (T.81 §B.2.1)", offset=0, segment="SOI")
-    segments = [container.Segment("SOI", 0, 0)]
-    qtables: dict[int, M.QuantizationTable] = {}
-    huff: dict[tuple[int, int], entropy.HuffmanTable] = {}
-    Ri = 0
-    sof: M.Sof | None = None
-    sof_offset = 0
-    found: JpegFrame | None = None
-    pos = 2
-    while True:
-        if pos >= n:
-            what = "EOI" if found is not None else ("SOS" if sof is not None else "a frame header")
-            raise TruncatedStreamError(f"stream ends before {what} (T.81 §B.2.1)", offset=pos, segment="EOI" if found else "markers")
-        if buf[pos] != 0xFF:
-            raise CorruptStreamError(
-                f"expected a marker (0xFF), found 0x{buf[pos]:02X} (T.81 §B.1.1.2)", offset=pos, segment="markers"
-            )
-        while pos + 1 < n and buf[pos + 1] == 0xFF:  # fill bytes (T.81 §B.1.1.2)
-            pos += 1
-        if pos + 1 >= n:
-            raise TruncatedStreamError("stream ends inside a marker", offset=pos, segment="markers", expected=2, available=1)
-        code = 0xFF00 | buf[pos + 1]
-        name = M.marker_name(code)
-        if code == M.EOI:
-            if found is None:
-                raise CorruptStreamError("EOI before any scan (T.81 §B.2.1)", offset=pos, segment="EOI")
-            segments.append(container.Segment("EOI", pos, 0))
-            return dataclasses.replace(found, segments=tuple(segments))
-        if code == M.SOI or M.is_rst(code) or code == 0xFF00 or code == M.TEM:
-            raise CorruptStreamError(f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name)
-        if code in _UNSUPPORTED_MARKERS:
-            raise UnsupportedFeatureError(f"{name} at byte offset {pos}: {_UNSUPPORTED_MARKERS[code]} is not supported")
-        if code in M.SOF_PROCESSES and code not in (M.SOF0, M.SOF1):
-            raise UnsupportedFeatureError(
-                f"{name} at byte offset {pos}: {M.SOF_PROCESSES[code]} is not supported; medcodec decodes baseline "
-                "(SOF0) and extended sequential Huffman (SOF1) DCT JPEG (T.81 Table B.1)"
-            )
-        end = M.segment_bounds(buf, pos, name)
-        segments.append(container.Segment(name, pos, end - pos - 2))
-        seg = buf[pos:end]
-        if code in (M.SOF0, M.SOF1):
-            if sof is not None:
-                raise CorruptStreamError(f"second frame header (first at byte offset {sof_offset}) (T.81 §B.2.1)", offset=pos, segment=name)
-            sof = M.Sof.from_bytes(seg, pos)
-            sof_offset = pos
-            _check_frame_header(sof, pos)
-        elif code == M.DQT:
-            for t in M.Dqt.from_bytes(seg, pos).tables:
-                qtables[t.Tq] = t
-        elif code == M.DHT:
-            for spec in M.Dht.from_bytes(seg, pos).tables:
-                huff[(spec.Tc, spec.Th)] = _check_huffman(spec, pos)
-        elif code == M.DRI:
-            Ri = M.Dri.from_bytes(seg, pos).Ri
-        elif code == M.SOS:
-            if sof is None:
-                raise CorruptStreamError("SOS before a frame header (T.81 §B.2.1)", offset=pos, segment="SOS")
-            if found is not None:
-                raise CorruptStreamError(
-                    "second scan: a sequential single-component frame has exactly one scan (T.81 §B.2.1, §B.2.3)",
-                    offset=pos, segment="SOS",
-                )  # fmt: skip
-            sos = M.Sos.from_bytes(seg, pos)
-            _check_scan_header(sos, sof, pos)
-            comp, sc = sof.components[0], sos.components[0]
-            if comp.Tqi not in qtables:
-                raise CorruptStreamError(f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)", offset=pos, segment="SOS")
-            if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
-                raise CorruptStreamError(
-                    f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
-                    offset=pos, segment="DQT",
-                )  # fmt: skip
-            for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
-                if (tc, th) not in huff:
-                    raise CorruptStreamError(f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)", offset=pos, segment="SOS")
-            scan_end = _find_scan_end(buf, end)
-            segments.append(container.Segment("ECS", end, scan_end - end))
-            found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
-            pos = scan_end
-            continue
-        # APPn, COM: skipped; JPGn / reserved codes are refused below
-        elif not (M.APP0 <= code <= M.APP0 + 15 or code == M.COM):
-            if 0xFFF0 <= code <= 0xFFFD:
-                raise UnsupportedFeatureError(f"{name} at byte offset {pos}: reserved JPEG extension marker is not supported (T.81 Table B.1)")
-            raise CorruptStreamError(f"reserved marker 0x{code:04X} (T.81 Table B.1)", offset=pos, segment=name)
-        pos = end
 
 
 def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None) -> np.ndarray:
@@ -651,11 +305,10 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
     CorruptStreamError, TruncatedStreamError
         Damaged stream, with the byte offset and the T.81 section.
     """
-    from .pipeline import FrameCoder, _frame_selection
 
     buf = bytes(data)
     jf = parse_jpeg(buf)
-    sel, single = _frame_selection(frames, 1)
+    sel, single = frame_selection(frames, 1)
     nbytes = jf.scan_end - jf.scan_start
     if jf.nblocks > 4 * nbytes:  # every block costs at least 2 bits (DC code + EOB)
         raise TruncatedStreamError(
@@ -674,7 +327,8 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
         raise CorruptStreamError(
             f"{M.marker_name(0xFF00 | buf[e.offset + 1])} where coded data was expected ({jf.nblocks} blocks); "
             f"the restart interval Ri={jf.Ri} does not match the data (T.81 §B.2.4.4, §F.1.2.3)",
-            offset=e.offset, segment="entropy-coded data (T.81 §F.2)",
+            offset=e.offset,
+            segment="entropy-coded data (T.81 §F.2)",
         ) from None
     assert img.dtype == storage_dtype(jf.P, False)
     if frames is None or single:

@@ -14,7 +14,12 @@ from ..errors import InvalidInputError
 from ..spec import storage_dtype, value_range
 
 __all__ = [
-    "level_offset", "shift", "unshift", "check_range", "range_bits", "content_range_bits",
+    "level_offset",
+    "shift",
+    "unshift",
+    "check_range",
+    "range_bits",
+    "content_range_bits",
     "content_range_bits_reference",
 ]
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from ..errors import CorruptStreamError, TruncatedStreamError
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from .zigzag import UNZIGZAG, ZIGZAG
 
 if TYPE_CHECKING:
@@ -152,7 +152,9 @@ def segment_bounds(data: bytes | memoryview, offset: int, name: str | None = Non
         )  # fmt: skip
     length = data[offset + 2] << 8 | data[offset + 3]
     if length < 2:
-        raise CorruptStreamError(f"length field is {length}, expected >= 2 (T.81 §B.1.1.4)", offset=offset, segment=name)
+        raise CorruptStreamError(
+            f"length field is {length}, expected >= 2 (T.81 §B.1.1.4)", offset=offset, segment=name
+        )
     if offset + 2 + length > len(data):
         raise TruncatedStreamError(
             f"segment announces {length} bytes after its marker (T.81 §B.1.1.4)", offset=offset, segment=name,
@@ -163,7 +165,9 @@ def segment_bounds(data: bytes | memoryview, offset: int, name: str | None = Non
 
 def _pack_segment(marker: int, payload: bytes) -> bytes:
     if len(payload) + 2 > 0xFFFF:
-        raise ValueError(f"{marker_name(marker)} payload of {len(payload)} bytes does not fit a 16-bit length field")
+        raise InvalidInputError(
+            f"{marker_name(marker)} payload of {len(payload)} bytes does not fit a 16-bit length field"
+        )
     return struct.pack(">HH", marker, len(payload) + 2) + payload
 
 
@@ -228,7 +232,9 @@ def _payload(data: bytes | bytearray | memoryview, offset: int, marker: int, nam
     code = mv[0] << 8 | mv[1]
     if code != marker:
         raise CorruptStreamError(
-            f"marker is {marker_name(code)} (0x{code:04X}), expected {name} (T.81 Table B.1)", offset=offset, segment=name
+            f"marker is {marker_name(code)} (0x{code:04X}), expected {name} (T.81 Table B.1)",
+            offset=offset,
+            segment=name,
         )
     try:
         end = segment_bounds(mv, 0, name)
@@ -307,10 +313,10 @@ class Dqt:
         parts = []
         for t in self.tables:
             if t.Pq not in (0, 1) or not 0 <= t.Tq <= 3 or len(t.Q) != 64:
-                raise ValueError(f"invalid quantization table Pq={t.Pq} Tq={t.Tq} with {len(t.Q)} elements")
+                raise InvalidInputError(f"invalid quantization table Pq={t.Pq} Tq={t.Tq} with {len(t.Q)} elements")
             limit = 0xFFFF if t.Pq else 0xFF
             if min(t.Q) < 1 or max(t.Q) > limit:
-                raise ValueError(f"quantization table {t.Tq}: elements must lie in 1..{limit} for Pq={t.Pq}")
+                raise InvalidInputError(f"quantization table {t.Tq}: elements must lie in 1..{limit} for Pq={t.Pq}")
             parts.append(bytes([t.Pq << 4 | t.Tq]) + np.asarray(t.Q, dtype=">u2" if t.Pq else np.uint8).tobytes())
         return _pack_segment(DQT, b"".join(parts))
 
@@ -386,9 +392,11 @@ class Dht:
         parts = []
         for t in self.tables:
             if t.Tc not in (0, 1) or not 0 <= t.Th <= 3 or len(t.L) != 16 or sum(t.L) != len(t.V):
-                raise ValueError(f"invalid Huffman table Tc={t.Tc} Th={t.Th}: sum(L)={sum(t.L)}, {len(t.V)} values")
+                raise InvalidInputError(
+                    f"invalid Huffman table Tc={t.Tc} Th={t.Th}: sum(L)={sum(t.L)}, {len(t.V)} values"
+                )
             if t.V and not 0 <= min(t.V) <= max(t.V) <= 255:
-                raise ValueError(f"Huffman table Tc={t.Tc} Th={t.Th}: symbol values must be bytes")
+                raise InvalidInputError(f"Huffman table Tc={t.Tc} Th={t.Th}: symbol values must be bytes")
             parts.append(bytes([t.Tc << 4 | t.Th]) + bytes(t.L) + bytes(t.V))
         return _pack_segment(DHT, b"".join(parts))
 
@@ -409,12 +417,14 @@ class Dri:
     def from_bytes(cls, data: bytes | bytearray | memoryview, offset: int = 0) -> Dri:
         p = _payload(data, offset, DRI, "DRI")
         if len(p) != 2:
-            raise CorruptStreamError(f"Lr={len(p) + 2} is invalid, expected 4 (T.81 §B.2.4.4)", offset=offset, segment="DRI")
+            raise CorruptStreamError(
+                f"Lr={len(p) + 2} is invalid, expected 4 (T.81 §B.2.4.4)", offset=offset, segment="DRI"
+            )
         return cls(p[0] << 8 | p[1])
 
     def to_bytes(self) -> bytes:
         if not 0 <= self.Ri <= 0xFFFF:
-            raise ValueError(f"Ri={self.Ri} does not fit 16 bits")
+            raise InvalidInputError(f"Ri={self.Ri} does not fit 16 bits")
         return _pack_segment(DRI, struct.pack(">H", self.Ri))
 
 
@@ -471,8 +481,12 @@ class Sof:
         code = (mv[0] << 8 | mv[1]) if len(mv) >= 2 else 0
         if code not in SOF_PROCESSES:
             if len(mv) < 2:
-                raise TruncatedStreamError("marker cut off", offset=offset, segment="SOF", expected=2, available=len(mv))
-            raise CorruptStreamError(f"marker {marker_name(code)} is not a start of frame (T.81 Table B.1)", offset=offset, segment="SOF")
+                raise TruncatedStreamError(
+                    "marker cut off", offset=offset, segment="SOF", expected=2, available=len(mv)
+                )
+            raise CorruptStreamError(
+                f"marker {marker_name(code)} is not a start of frame (T.81 Table B.1)", offset=offset, segment="SOF"
+            )
         name = marker_name(code)
         r = _Reader(_payload(mv, offset, code, name), offset, name, "§B.2.2")
         P = r.u8("P")
@@ -500,8 +514,12 @@ class Sof:
         return cls(code, P, Y, X, tuple(comps))
 
     def to_bytes(self) -> bytes:
-        if self.marker not in SOF_PROCESSES or not (0 <= self.Y <= 0xFFFF and 1 <= self.X <= 0xFFFF) or not 1 <= self.Nf <= 255:
-            raise ValueError(f"invalid frame header {self}")
+        if (
+            self.marker not in SOF_PROCESSES
+            or not (0 <= self.Y <= 0xFFFF and 1 <= self.X <= 0xFFFF)
+            or not 1 <= self.Nf <= 255
+        ):
+            raise InvalidInputError(f"invalid frame header {self}")
         body = struct.pack(">BHHB", self.P, self.Y, self.X, self.Nf) + b"".join(
             bytes([c.Ci, c.Hi << 4 | c.Vi, c.Tqi]) for c in self.components
         )
@@ -565,7 +583,7 @@ class Sos:
 
     def to_bytes(self) -> bytes:
         if not 1 <= self.Ns <= 4:
-            raise ValueError(f"Ns={self.Ns}, expected 1..4")
+            raise InvalidInputError(f"Ns={self.Ns}, expected 1..4")
         body = bytes([self.Ns]) + b"".join(bytes([c.Cs, c.Td << 4 | c.Ta]) for c in self.components)
         return _pack_segment(SOS, body + bytes([self.Ss, self.Se, self.Ah << 4 | self.Al]))
 
@@ -594,13 +612,17 @@ class App:
         code = (mv[0] << 8 | mv[1]) if len(mv) >= 2 else 0
         if not APP0 <= code <= APP0 + 15:
             if len(mv) < 2:
-                raise TruncatedStreamError("marker cut off", offset=offset, segment="APPn", expected=2, available=len(mv))
-            raise CorruptStreamError(f"marker {marker_name(code)} is not APPn (T.81 §B.2.4.6)", offset=offset, segment="APPn")
+                raise TruncatedStreamError(
+                    "marker cut off", offset=offset, segment="APPn", expected=2, available=len(mv)
+                )
+            raise CorruptStreamError(
+                f"marker {marker_name(code)} is not APPn (T.81 §B.2.4.6)", offset=offset, segment="APPn"
+            )
         return cls(code - APP0, bytes(_payload(mv, offset, code, marker_name(code))))
 
     def to_bytes(self) -> bytes:
         if not 0 <= self.n <= 15:
-            raise ValueError(f"APP{self.n} does not exist")
+            raise InvalidInputError(f"APP{self.n} does not exist")
         return _pack_segment(self.marker, self.data)
 
 

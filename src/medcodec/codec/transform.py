@@ -74,9 +74,7 @@ def blockify(frame: np.ndarray) -> np.ndarray:
     by, bx = blocks_shape(rows, cols)
     if (by * BLOCK, bx * BLOCK) != (rows, cols):
         frame = np.pad(frame, ((0, by * BLOCK - rows), (0, bx * BLOCK - cols)), mode="edge")
-    return (
-        frame.reshape(by, BLOCK, bx, BLOCK).transpose(0, 2, 1, 3).reshape(by * bx, BLOCK * BLOCK)
-    )
+    return frame.reshape(by, BLOCK, bx, BLOCK).transpose(0, 2, 1, 3).reshape(by * bx, BLOCK * BLOCK)
 
 
 def unblockify(blocks: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -26,7 +26,7 @@ __all__ = ["warm"]
 
 def warm() -> float:
     """Run every kernel once; returns the seconds it took (compilation, or cache loading)."""
-    import medcodec
+    from .pipeline import decode, encode
 
     t = time.perf_counter()
     y, x = np.mgrid[0:24, 0:20]
@@ -37,12 +37,12 @@ def warm() -> float:
         dtype = (np.int8 if signed else np.uint8) if bits <= 8 else (np.int16 if signed else np.uint16)
         img = np.clip(np.rint(lo + span * smooth), lo, lo + span).astype(dtype)
         for effort in ("fast", "best"):
-            medcodec.decode(medcodec.encode(img, bits_stored=bits, signed=signed, quality=70, effort=effort))
-        medcodec.decode(medcodec.encode(np.stack([img, img]), bits_stored=bits, signed=signed, ratio=8, jobs=1))
+            decode(encode(img, bits_stored=bits, signed=signed, quality=70, effort=effort))
+        decode(encode(np.stack([img, img]), bits_stored=bits, signed=signed, ratio=8, jobs=1))
         if not signed and bits <= 12:
             for effort in ("fast", "best"):
-                medcodec.decode(medcodec.encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))
-            medcodec.decode(medcodec.encode(img, bits_stored=bits, format="jpeg", psnr=40, restart_interval=2))
+                decode(encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))
+            decode(encode(img, bits_stored=bits, format="jpeg", psnr=40, restart_interval=2))
     return time.perf_counter() - t
 
 

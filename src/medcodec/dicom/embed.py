@@ -87,14 +87,20 @@ def unpack_headers(payload: bytes, n_frames_total: int) -> list[tuple[int, int, 
         first, n, length = _ENTRY.unpack_from(payload, pos)
         pos += _ENTRY.size
         if first != expected_first or n < 1 or pos + length > len(payload):
-            raise CorruptStreamError(f"dcmh entry {i} (frames {first}+{n}, {length} bytes) is inconsistent", segment=SEGMENT, offset=pos)
+            raise CorruptStreamError(
+                f"dcmh entry {i} (frames {first}+{n}, {length} bytes) is inconsistent", segment=SEGMENT, offset=pos
+            )
         try:
             ds = pydicom.dcmread(io.BytesIO(payload[pos : pos + length]), force=True)
         except Exception as exc:  # pydicom raises many types on garbage
-            raise CorruptStreamError(f"dcmh entry {i} is not a readable DICOM header: {exc}", segment=SEGMENT, offset=pos) from None
+            raise CorruptStreamError(
+                f"dcmh entry {i} is not a readable DICOM header: {exc}", segment=SEGMENT, offset=pos
+            ) from None
         out.append((first, n, ds))
         pos += length
         expected_first = first + n
     if expected_first != n_frames_total:
-        raise CorruptStreamError(f"dcmh covers {expected_first} frames, the container has {n_frames_total}", segment=SEGMENT)
+        raise CorruptStreamError(
+            f"dcmh covers {expected_first} frames, the container has {n_frames_total}", segment=SEGMENT
+        )
     return out

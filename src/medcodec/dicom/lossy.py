@@ -8,8 +8,8 @@ Flow (one series, bounded memory: one image per worker, plus a few calibration f
            ──per image: map → encode frames → derive_encapsulated → verify (pydicom decode) → write
            ▶ [FileResult(path, ratio, psnr, max_error, max_error_hu, n_clipped), ...]
 
-Transfer syntaxes (the registry :data:`SYNTAXES`, the one place they are described)
-===================================================================================
+Transfer syntaxes (:data:`SYNTAXES`, a view of :data:`medcodec.registry.TRANSFER_SYNTAXES`)
+=========================================================================================
 
 =========  ==========================  ===================  ================  =============================
 name       UID                         (0028,2114) method   encoder           encoded samples
@@ -38,28 +38,10 @@ evaluation peers; this module adds the DICOM side (UIDs, method terms, mapping, 
 The series mapping (one per series, never per image)
 ====================================================
 
-A codec that cannot hold the source samples (12-bit JPEG from signed or 13-16-bit CT;
-JPEG-LS from signed data) gets them through one integer mapping computed once from the
-whole series (:func:`plan_series_mapping`)::
-
-    stored' = round((clip(stored, clip_low, clip_high) - offset) / scale)
-    slope'  = slope * scale,   intercept' = intercept + offset * slope
-
-so ``stored' * slope' + intercept' == stored * slope + intercept`` for every voxel that is
-not clipped, exactly when ``scale == 1``. The rule, first that fits the target range:
-
-1. **identity** when the series min..max already fit (12-bit unsigned CT to JPEG 12-bit);
-2. **offset** when the series range fits once shifted (signed CT -1024..3071 HU: 4096 values);
-3. **clip padding, then offset** (CT only, Modality CT or Rescale Type HU): voxels below
-   -1024 HU (:data:`HU_FLOOR`) are not tissue (air is -1000 HU; scanners write -2048,
-   -3024 or -2000 outside the reconstruction circle), so they are clipped to the lowest
-   tissue value of the series, counted and reported, and the rest is shifted;
-4. **scale**, the smallest integer that fits what remains (e.g. 2 for metal up to 7000 HU,
-   or for 16-bit MR into 12 bits); error from the mapping is at most ``scale // 2``.
-
-A mapping per image would give every slice its own rescale and make a series flicker in
-brightness after a lossy round trip through viewers that cache one rescale: never done.
-Pixel Padding Value follows the mapping, or is removed when the padding was clipped.
+A codec that cannot hold the source samples gets them through one integer mapping computed
+once from the whole series: :func:`~medcodec.dicom.mapping.plan_series_mapping`, whose rule
+(identity, offset, clip padding then offset, scale) is described in :mod:`medcodec.dicom.mapping`.
+A mapping per image would make a series flicker in brightness: never done.
 
 Rate control (``quality`` | ``ratio`` | ``psnr``, one of them)
 ==============================================================
@@ -92,13 +74,11 @@ ORIGINAL Bits Stored), maximum absolute error in original stored units and in ou
 from __future__ import annotations
 
 import io
-import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -106,16 +86,26 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import generate_uid
 
-from .. import external
-from .._parallel import imap_ordered, map_ordered
 from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedImageError
 from ..fileio import atomic_write, check_output_path, safe_name
-from ..spec import PixelSpec, storage_dtype, value_range
-from .io import DicomImage, Series
+from ..progress import Counter, ProgressCallback
+from ..ratecontrol import CALIBRATION_FRAMES, RateTarget
+from ..ratecontrol import masked_psnr as _psnr
+from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
+from .image import DicomImage
+from .mapping import (
+    HU_FLOOR,
+    SeriesMapping,
+    SeriesStats,
+    _scan,
+    _StatsBuilder,  # noqa: F401  (old private name, kept for callers)
+    _stored_floor,  # noqa: F401
+    plan_series_mapping,
+    remap_value_attributes,
+    series_stats,
+)
+from .series import Series
 from .write import derive_encapsulated, encode_file
-
-if TYPE_CHECKING:
-    from ..evaluate.peers import Knob
 
 __all__ = [
     "HU_FLOOR",
@@ -131,469 +121,14 @@ __all__ = [
     "encode_series_to_dicom",
 ]
 
-#: Lowest HU of real tissue: below it is padding outside the scan field (air is -1000 HU).
-HU_FLOOR = -1024.0
-#: Frames the series-wide rate search measures (evenly spaced).
-CALIBRATION_FRAMES = 8
-
-
-# The rate search is medcodec.evaluate.ratecontrol's; imported when used, so that importing
-# medcodec.dicom never imports the evaluation package (and no import cycle can form).
-def _knob(*args: Any, **kwargs: Any) -> Knob:
-    from ..evaluate.peers import Knob
-
-    return Knob(*args, **kwargs)
-
-
-def _calibration_indices(n_frames: int, count: int) -> list[int]:
-    from ..evaluate.ratecontrol import calibration_indices
-
-    return calibration_indices(n_frames, count)
-
 
 # --------------------------------------------------------------------------- statistics
-
-
-@dataclass(frozen=True)
-class SeriesStats:
-    """Value statistics of a whole series, gathered one frame at a time.
-
-    Parameters
-    ----------
-    spec
-        The series' :class:`~medcodec.spec.PixelSpec` (first image's rescale).
-    n_images, n_frames, n_voxels
-        What was scanned.
-    min, max
-        Stored value range of the series.
-    is_ct
-        Modality CT or Rescale Type HU: values below :data:`HU_FLOOR` may be clipped.
-    tissue_min, tissue_max
-        Stored range of the voxels at or above :data:`HU_FLOOR` (``None`` when not CT or none).
-    n_below_floor
-        Voxels below :data:`HU_FLOOR` (CT only; 0 otherwise).
-    """
-
-    spec: PixelSpec
-    n_images: int
-    n_frames: int
-    n_voxels: int
-    min: int
-    max: int
-    is_ct: bool
-    tissue_min: int | None = None
-    tissue_max: int | None = None
-    n_below_floor: int = 0
-
-
-class _StatsBuilder:
-    def __init__(self, spec: PixelSpec):
-        self.spec = spec
-        self.is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
-        self.images = self.frames = self.voxels = self.below = 0
-        self.lo = self.hi = None  # type: int | None
-        self.tlo = self.thi = None  # type: int | None
-
-    def add(self, frame: NDArray[np.integer], spec: PixelSpec) -> None:
-        self.frames += 1
-        self.voxels += frame.size
-        lo, hi = int(frame.min()), int(frame.max())
-        self.lo = lo if self.lo is None else min(self.lo, lo)
-        self.hi = hi if self.hi is None else max(self.hi, hi)
-        if not self.is_ct or spec.rescale_slope <= 0:
-            return
-        floor = _stored_floor(spec)
-        tissue = frame[frame >= floor]
-        self.below += frame.size - tissue.size
-        if tissue.size:
-            tlo, thi = int(tissue.min()), int(tissue.max())
-            self.tlo = tlo if self.tlo is None else min(self.tlo, tlo)
-            self.thi = thi if self.thi is None else max(self.thi, thi)
-
-    def build(self) -> SeriesStats:
-        if self.lo is None or self.hi is None:
-            raise DicomError("no frame of the series could be decoded")
-        return SeriesStats(
-            spec=self.spec, n_images=self.images, n_frames=self.frames, n_voxels=self.voxels, min=self.lo,
-            max=self.hi, is_ct=self.is_ct, tissue_min=self.tlo, tissue_max=self.thi, n_below_floor=self.below,
-        )  # fmt: skip
-
-
-def _stored_floor(spec: PixelSpec) -> int:
-    """Smallest stored value whose output value is >= HU_FLOOR (slope > 0)."""
-    return math.ceil((HU_FLOOR - spec.rescale_intercept) / spec.rescale_slope - 1e-9)
-
-
-def series_stats(series: Series) -> SeriesStats:
-    """Scan a series once, one frame in memory at a time, for :func:`plan_series_mapping`.
-
-    Raises
-    ------
-    DicomError
-        An image cannot be decoded.
-    """
-    return _scan(series, calibration=0)[0]
-
-
-def _scan(
-    series: Series, *, calibration: int, failures: list[tuple[str, Exception]] | None = None
-) -> tuple[SeriesStats, list[tuple[NDArray[np.integer], PixelSpec]], list[DicomImage]]:
-    """Statistics, up to ``calibration`` evenly spaced (frame, spec) pairs, and the images that decoded."""
-    builder = _StatsBuilder(series.spec)
-    wanted = set(_calibration_indices(series.n_frames, calibration)) if calibration else set()
-    samples: list[tuple[NDArray[np.integer], PixelSpec]] = []
-    good: list[DicomImage] = []
-    index = 0
-    for image in series.images:
-        n = image.shape[0]
-        try:
-            kept = []
-            for k, frame in enumerate(image.iter_frames()):
-                builder.add(frame, image.spec)
-                if index + k in wanted:
-                    kept.append((np.array(frame), image.spec))
-        except DicomError as exc:
-            if failures is None:
-                raise
-            failures.append((exc.path or image.path, exc))
-        else:
-            builder.images += 1
-            samples.extend(kept)
-            good.append(image)
-        index += n
-    return builder.build(), samples, good
 
 
 # --------------------------------------------------------------------------- mapping
 
 
-@dataclass(frozen=True)
-class SeriesMapping:
-    """One integer mapping of stored values for a whole series (see the module docstring).
-
-    ``stored' = round((clip(stored, clip_low, clip_high) - offset) / scale)``; the inverse is
-    ``stored' * scale + offset``.
-
-    Parameters
-    ----------
-    offset, scale
-        Source stored value represented by encoded 0, and source units per encoded unit (>= 1).
-    bits_stored, signed
-        The encoded samples (what the written file declares).
-    clip_low, clip_high
-        Source stored values outside this range are clipped (counted by :meth:`map`).
-    source_bits_stored, source_signed
-        The source samples.
-    rule
-        Which rule of the module docstring chose it: ``"identity"``, ``"offset"``,
-        ``"clip+offset"``, ``"scale"`` or ``"clip+scale"``.
-    """
-
-    offset: int
-    scale: int
-    bits_stored: int
-    signed: bool
-    clip_low: int
-    clip_high: int
-    source_bits_stored: int
-    source_signed: bool
-    rule: str = "identity"
-
-    def __post_init__(self) -> None:
-        if self.scale < 1:
-            raise InvalidInputError(f"scale={self.scale} must be >= 1")
-        lo_t, hi_t = value_range(self.bits_stored, self.signed)
-        lo_s, hi_s = value_range(self.source_bits_stored, self.source_signed)
-        if self.clip_low > self.clip_high:
-            raise InvalidInputError(f"clip range {self.clip_low}..{self.clip_high} is empty")
-        for v in (max(self.clip_low, lo_s), min(self.clip_high, hi_s)):
-            if not lo_t <= self._forward(v) <= hi_t:
-                raise InvalidInputError(
-                    f"mapping offset={self.offset} scale={self.scale} sends {v} outside the encoded range {lo_t}..{hi_t}"
-                )
-
-    def _forward(self, v: int) -> int:
-        return (v - self.offset + self.scale // 2) // self.scale
-
-    @property
-    def is_identity(self) -> bool:
-        """Stored values are kept as they are (only the declared depth/sign may change)."""
-        return self.offset == 0 and self.scale == 1 and self.rule == "identity"
-
-    def map(self, frame: NDArray[np.integer]) -> tuple[NDArray[np.integer], int]:
-        """Source stored values -> encoded values, and how many voxels were clipped.
-
-        >>> m = SeriesMapping(offset=-1000, scale=1, bits_stored=12, signed=False, clip_low=-1000,
-        ...                   clip_high=3095, source_bits_stored=16, source_signed=True, rule="clip+offset")
-        >>> out, clipped = m.map(np.array([[-2000, -1000, 0, 3095]], dtype=np.int16))
-        >>> out.tolist(), clipped
-        ([[0, 0, 1000, 4095]], 1)
-        """
-        a = np.asarray(frame).astype(np.int32)
-        clipped = int(np.count_nonzero(a < self.clip_low)) + int(np.count_nonzero(a > self.clip_high))
-        np.clip(a, self.clip_low, self.clip_high, out=a)
-        a -= self.offset
-        if self.scale > 1:
-            a += self.scale // 2
-            a //= self.scale
-        lo_t, hi_t = value_range(self.bits_stored, self.signed)
-        np.clip(a, lo_t, hi_t, out=a)
-        return a.astype(storage_dtype(self.bits_stored, self.signed)), clipped
-
-    def unmap(self, encoded: NDArray[np.integer]) -> NDArray[np.int32]:
-        """Encoded (decoded) values -> source stored units, as a viewer computes them (int32, not clipped)."""
-        a = np.asarray(encoded).astype(np.int32)
-        if self.scale > 1:
-            a *= self.scale
-        a += self.offset
-        return a
-
-    def kept(self, frame: NDArray[np.integer]) -> NDArray[np.bool_]:
-        """Mask of the voxels the mapping does not clip."""
-        return (frame >= self.clip_low) & (frame <= self.clip_high)
-
-    def map_value(self, value: int) -> int | None:
-        """One source stored value mapped, or ``None`` when it would be clipped."""
-        if not self.clip_low <= value <= self.clip_high:
-            return None
-        return self._forward(int(value))
-
-    def rescale(self, slope: float, intercept: float) -> tuple[float, float]:
-        """Rescale Slope/Intercept for the encoded values that give the source's output units."""
-        return slope * self.scale, intercept + self.offset * slope
-
-    def spec_for(self, source: PixelSpec) -> PixelSpec:
-        """The spec of the encoded values: target depth and sign, rescale keeping the HU."""
-        slope, intercept = self.rescale(source.rescale_slope, source.rescale_intercept)
-        return source.replace(
-            bits_stored=self.bits_stored, signed=self.signed, rescale_slope=slope, rescale_intercept=intercept
-        )
-
-    def describe(self) -> str:
-        """One line for people: what was done to the stored values.
-
-        >>> m = SeriesMapping(offset=-2004, scale=1, bits_stored=16, signed=False, clip_low=-2004,
-        ...                   clip_high=63531, source_bits_stored=16, source_signed=True, rule="offset")
-        >>> m.describe()
-        "offset: stored' = stored + 2004 (stored -2004..32767 kept); encoded as 16-bit unsigned"
-        """
-        depth = f"{self.bits_stored}-bit {'signed' if self.signed else 'unsigned'}"
-        if self.is_identity:
-            return f"identity: stored values kept; encoded as {depth}"
-        shift = f"stored - {self.offset}" if self.offset > 0 else f"stored + {-self.offset}" if self.offset else "stored"
-        expr = f"round(({shift}) / {self.scale})" if self.scale > 1 else shift
-        lo_s, hi_s = value_range(self.source_bits_stored, self.source_signed)
-        kept = f"{max(self.clip_low, lo_s)}..{min(self.clip_high, hi_s)}"
-        return f"{self.rule}: stored' = {expr} (stored {kept} kept); encoded as {depth}"
-
-
-def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, signed: bool) -> SeriesMapping:
-    """The one mapping of a series into ``bits_stored`` / ``signed`` samples (rule in the module docstring).
-
-    Parameters
-    ----------
-    source
-        A series (scanned once, see :func:`series_stats`) or its statistics.
-    bits_stored, signed
-        What the target codec can hold.
-
-    Returns
-    -------
-    SeriesMapping
-
-    Examples
-    --------
-    A signed CT with -3024 HU padding and tissue -1024..3000 HU, into 12-bit JPEG:
-
-    >>> stats = SeriesStats(spec=PixelSpec(16, True, rescale_type="HU"), n_images=1, n_frames=1,
-    ...                     n_voxels=10, min=-3024, max=3000, is_ct=True, tissue_min=-1024,
-    ...                     tissue_max=3000, n_below_floor=4)
-    >>> m = plan_series_mapping(stats, bits_stored=12, signed=False)
-    >>> m.rule, m.offset, m.scale, m.clip_low, m.rescale(1.0, 0.0)
-    ('clip+offset', -1024, 1, -1024, (1.0, -1024.0))
-    """
-    stats = series_stats(source) if isinstance(source, Series) else source
-    if not 2 <= bits_stored <= 16:
-        raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected 2..16")
-    lo_t, hi_t = value_range(bits_stored, signed)
-    width = hi_t - lo_t
-    lo_s, hi_s = value_range(stats.spec.bits_stored, stats.spec.signed)
-    common: dict[str, Any] = {"bits_stored": bits_stored, "signed": signed,
-                              "source_bits_stored": stats.spec.bits_stored, "source_signed": stats.spec.signed}
-    mn, mx = stats.min, stats.max
-    if lo_t <= lo_s and hi_s <= hi_t or lo_t <= mn and mx <= hi_t:
-        return SeriesMapping(offset=0, scale=1, clip_low=max(lo_s, lo_t), clip_high=min(hi_s, hi_t), rule="identity",
-                             **common)  # fmt: skip
-    if mx - mn <= width:
-        return SeriesMapping(offset=mn - lo_t, scale=1, clip_low=mn, clip_high=mn + width, rule="offset", **common)
-    low, clip = mn, ""
-    if stats.is_ct and stats.tissue_min is not None and stats.tissue_min > mn:
-        low, clip = stats.tissue_min, "clip+"
-    if mx - low <= width:
-        offset = 0 if lo_t <= low and mx <= hi_t else low - lo_t
-        return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t, rule=f"{clip}offset",
-                             **common)  # fmt: skip
-    scale = max(1, math.ceil((mx - low) / width))
-    while (mx - low + scale // 2) // scale > width:
-        scale += 1
-    offset = low - lo_t * scale
-    top = offset + (hi_t + 1) * scale - scale // 2 - 1  # largest value that rounds to hi_t
-    return SeriesMapping(offset=offset, scale=scale, clip_low=low, clip_high=min(hi_s, top),
-                         rule=f"{clip}scale", **common)  # fmt: skip
-
-
 # --------------------------------------------------------------------------- syntaxes
-
-
-def _delta(quality: float, bits: int) -> float:
-    """Quantisation step of the quality law, in stored units of ``bits``-bit data."""
-    return 2.0 ** ((100.0 - quality) / 12.5) * 2.0 ** (bits - 12)
-
-
-def _jpeg_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    from .. import codec
-
-    return bytes(codec.encode(frame, bits_stored=bits, signed=False, format="jpeg", quality=float(knob), jobs=1))
-
-
-def _jpeg_decode(data: bytes) -> NDArray[np.integer]:
-    from .. import codec
-
-    return np.asarray(codec.decode(data))
-
-
-def _jpeg_missing() -> str | None:
-    try:
-        from ..codec import jpeg  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - part of the package
-        return f"medcodec's JPEG encoder is not available: {exc}"
-    return None
-
-
-# The external codecs, called through medcodec.external (which owns how each library is called);
-# here only what DICOM adds: the knob in stored units, SPIFF-free JPEG-LS fragments.
-def _j2k_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    return external.jpeg2k_encode(frame, bits_stored=bits, psnr_db=knob)
-
-
-def _htj2k_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    # the knob is in stored units; OpenJPH's step is a fraction of the container's range (2**bits here)
-    return external.htj2k_encode(frame, step=float(knob) / 2.0**bits)
-
-
-def _jpegls_encode(frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-    return external.jpegls_encode(frame, near=round(knob), spiff=False)
-
-
-def _missing(name: str) -> Callable[[], str | None]:
-    return lambda: external.why_unavailable(name)
-
-
-@dataclass(frozen=True)
-class LossySyntax:
-    """One lossy transfer syntax: UID(s), method term, what it holds, encoder, rate knob.
-
-    Parameters
-    ----------
-    name, label
-        Short name (``"jpeg"``; the CLI says ``dicom-jpeg``) and a description.
-    method
-        Lossy Image Compression Method (0028,2114) defined term (PS3.3 C.7.6.1.1.5.1).
-    uids
-        ``((max_bits, uid), ...)``: the UID for encoded samples of up to ``max_bits``.
-    target
-        ``(source_bits, source_signed) -> (bits, signed)`` of the encoded samples.
-    knob
-        ``target_bits -> Knob``: the codec's one rate parameter.
-    knob_for_quality
-        ``(quality, source_bits, target_bits) -> knob value`` (the quality law).
-    encode, decode
-        One mapped 2-D frame -> codestream (``frame, bits, signed, knob``), and back.
-    missing
-        ``() -> None`` when usable, else why not.
-    """
-
-    name: str
-    label: str
-    method: str
-    uids: tuple[tuple[int, str], ...]
-    target: Callable[[int, bool], tuple[int, bool]]
-    knob: Callable[[int], Knob]
-    knob_for_quality: Callable[[float, int, int], float]
-    encode: Callable[[NDArray[np.integer], int, bool, float], bytes]
-    decode: Callable[[bytes], NDArray[np.integer]]
-    missing: Callable[[], str | None] = field(default=lambda: None)
-
-    def uid(self, bits: int) -> str:
-        """Transfer Syntax UID for encoded samples of ``bits`` bits."""
-        for max_bits, uid in self.uids:
-            if bits <= max_bits:
-                return uid
-        raise InvalidInputError(f"{self.name}: no transfer syntax for {bits}-bit samples")
-
-    def check_available(self) -> None:
-        """Raise :class:`~medcodec.errors.UnsupportedFeatureError` naming what is missing."""
-        why = self.missing()
-        if why:
-            from ..errors import UnsupportedFeatureError
-
-            raise UnsupportedFeatureError(f"dicom-{self.name} is not available: {why}")
-
-
-def _j2k_psnr_for_quality(q: float, source_bits: int, target_bits: int) -> float:
-    return 20.0 * math.log10((2.0**source_bits - 1.0) * math.sqrt(12.0) / _delta(q, source_bits))
-
-
-#: The lossy transfer syntaxes medcodec writes, by name (see the module docstring).
-SYNTAXES: dict[str, LossySyntax] = {
-    s.name: s
-    for s in (
-        LossySyntax(
-            name="jpeg", label="JPEG baseline 8-bit / extended 12-bit (ISO 10918-1, medcodec)", method="ISO_10918_1",
-            uids=((8, "1.2.840.10008.1.2.4.50"), (12, "1.2.840.10008.1.2.4.51")),
-            target=lambda bits, signed: (8 if bits <= 8 else 12, False),
-            knob=lambda bits: _knob("quality", "medcodec JPEG quality 1-100", 1.0, 100.0),
-            knob_for_quality=lambda q, sb, tb: float(q),
-            encode=_jpeg_encode, decode=_jpeg_decode, missing=_jpeg_missing,
-        ),
-        LossySyntax(
-            name="j2k", label="JPEG 2000 irreversible (ISO 15444-1, OpenJPEG)", method="ISO_15444_1",
-            uids=((16, "1.2.840.10008.1.2.4.91"),),
-            target=lambda bits, signed: (max(bits, 2), signed),
-            knob=lambda bits: _knob("psnr_db", "OpenJPEG fixed-quality PSNR, dB, peak 2**bits-1", 20.0, 110.0),
-            knob_for_quality=lambda q, sb, tb: min(110.0, max(20.0, _j2k_psnr_for_quality(q, sb, tb))),
-            encode=_j2k_encode, decode=external.jpeg2k_decode, missing=_missing("jpeg2k"),
-        ),
-        LossySyntax(
-            name="htj2k", label="HTJ2K irreversible (ISO 15444-15, OpenJPH)", method="ISO_15444_15",
-            uids=((16, "1.2.840.10008.1.2.4.203"),),
-            target=lambda bits, signed: (external.container_bits(bits), signed),
-            knob=lambda bits: _knob("step", "OpenJPH quantisation step, stored units", 2.0**bits * 1.1e-5,
-                                   2.0**bits / 8, size_increases=False, log_scale=True),
-            knob_for_quality=lambda q, sb, tb: min(2.0**tb / 8, max(2.0**tb * 1.1e-5, _delta(q, sb))),
-            encode=_htj2k_encode, decode=external.htj2k_decode, missing=_missing("htj2k"),
-        ),
-        LossySyntax(
-            name="jpegls", label="JPEG-LS near-lossless (ISO 14495-1, CharLS)", method="ISO_14495_1",
-            uids=((16, "1.2.840.10008.1.2.4.81"),),
-            target=lambda bits, signed: (external.container_bits(bits), False),
-            knob=lambda bits: _knob("near", "JPEG-LS NEAR, max absolute error", 0.0,
-                                   float(min(255, (2**bits - 1) // 2)), size_increases=False, integer=True),
-            knob_for_quality=lambda q, sb, tb: float(min(255, (2**tb - 1) // 2, round((_delta(q, sb) - 1) / 2))),
-            encode=_jpegls_encode, decode=external.jpegls_decode, missing=_missing("jpegls"),
-        ),
-    )
-}
-
-
-def get_syntax(name: str | LossySyntax) -> LossySyntax:
-    """A :class:`LossySyntax` by name (``"jpeg"`` or ``"dicom-jpeg"``, ``"j2k"``, ``"htj2k"``, ``"jpegls"``)."""
-    if isinstance(name, LossySyntax):
-        return name
-    key = str(name).lower().removeprefix("dicom-")
-    if key not in SYNTAXES:
-        raise InvalidInputError(f"syntax={name!r} is unknown, expected one of {sorted(SYNTAXES)}")
-    return SYNTAXES[key]
 
 
 # --------------------------------------------------------------------------- results
@@ -647,109 +182,6 @@ class FileResult:
 # --------------------------------------------------------------------------- rate control
 
 
-@dataclass
-class _Measured:
-    nbytes: int
-    psnr: float  # worst frame
-
-
-def _psnr(original: NDArray[np.integer], restored: NDArray[np.integer], mask: NDArray[np.bool_], peak: int) -> float:
-    """PSNR (:func:`medcodec.evaluate.metrics.psnr`) over the voxels in ``mask``; ``inf`` when none."""
-    if not mask.any():
-        return math.inf
-    from ..evaluate.metrics import psnr
-
-    return psnr(original[mask], restored[mask], peak=peak)
-
-
-class _Coder:
-    """Encodes mapped frames of one series with one syntax; measures size and PSNR."""
-
-    def __init__(self, syntax: LossySyntax, mapping: SeriesMapping, jobs: int):
-        self.syntax = syntax
-        self.mapping = mapping
-        self.jobs = jobs
-        self.knob = syntax.knob(mapping.bits_stored)
-        self.peak = (1 << mapping.source_bits_stored) - 1
-
-    def encode(self, mapped: NDArray[np.integer], knob: float) -> bytes:
-        try:
-            return self.syntax.encode(mapped, self.mapping.bits_stored, self.mapping.signed, self.knob.clamp(knob))
-        except CodecError:
-            raise
-        except Exception as exc:  # a library's own error (OpenJPEG, OpenJPH, CharLS) becomes ours
-            raise CodecError(
-                f"{self.syntax.label}: encoding a {mapped.shape} frame failed: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def measure(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], knob: float,
-                *, with_psnr: bool) -> _Measured:  # fmt: skip
-        def one(i: int) -> tuple[int, float]:
-            data = self.encode(mapped[i], knob)
-            size = len(data) + len(data) % 2
-            if not with_psnr:
-                return size, math.inf
-            restored = self.mapping.unmap(self.syntax.decode(data))
-            return size, _psnr(frames[i], restored, self.mapping.kept(frames[i]), self.peak)
-
-        out = _map_ordered(one, range(len(frames)), self.jobs)
-        return _Measured(sum(s for s, _ in out), min(p for _, p in out))
-
-    def for_ratio(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], ratio: float,
-                  raw_bytes_per_pixel: int) -> float:  # fmt: skip
-        pixels = sum(f.size for f in frames)
-        target_bpp = 8.0 * raw_bytes_per_pixel / ratio
-        from ..evaluate.ratecontrol import find_knob_for_rate
-
-        result = find_knob_for_rate(
-            lambda v: 8.0 * self.measure(frames, mapped, v, with_psnr=False).nbytes / pixels, self.knob, target_bpp,
-            rel_tol=0.01, max_evals=16,
-        )  # fmt: skip
-        return result.value
-
-    def for_psnr(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], target: float,
-                 *, start: float | None = None) -> float:  # fmt: skip
-        """Smallest-size knob whose worst frame reaches ``target`` dB (monotone bisection)."""
-        knob = self.knob
-        cache: dict[float, bool] = {}
-
-        def good(v: float) -> bool:
-            v = knob.clamp(v)
-            if v not in cache:
-                cache[v] = self.measure(frames, mapped, v, with_psnr=True).psnr >= target
-            return cache[v]
-
-        # u grows with quality (and size); v = knob value
-        to_v, to_u = knob.from_search, knob.to_search
-
-        lo, hi = sorted((to_u(knob.low), to_u(knob.high)))
-        if start is not None:  # a known-bad point narrows the bracket
-            s = to_u(knob.clamp(start))
-            if not good(to_v(s)):
-                lo = s
-        if not good(to_v(hi)):
-            return to_v(hi)  # best the codec can do
-        if good(to_v(lo)):
-            return to_v(lo)
-        for _ in range(40):
-            if knob.integer and abs(to_v(hi) - to_v(lo)) <= 1:
-                break
-            if not knob.integer and hi - lo <= 1e-3 * max(1.0, abs(hi)):
-                break
-            mid = 0.5 * (lo + hi)
-            if good(to_v(mid)):
-                hi = mid
-            else:
-                lo = mid
-            if len(cache) > 14 and not knob.integer:
-                break
-        return to_v(hi)
-
-
-_map_ordered = map_ordered  # the shared thread map (medcodec/_parallel.py)
-_imap_ordered = imap_ordered
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -763,7 +195,7 @@ def encode_series_to_dicom(
     psnr: float | None = None,
     inputs: Iterable[str | os.PathLike[str]] = (),
     overwrite: bool = False,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     jobs: int | None = None,
     failures: list[tuple[str, Exception]] | None = None,
 ) -> list[FileResult]:
@@ -792,7 +224,7 @@ def encode_series_to_dicom(
     overwrite
         Replace existing output files.
     progress
-        tqdm progress bar on stderr.
+        ``progress(files_done, total)`` after each file (:mod:`medcodec.progress`).
     jobs
         Images (and calibration frames) coded in parallel threads (default: CPU count).
     failures
@@ -817,15 +249,7 @@ def encode_series_to_dicom(
     """
     codec_syntax = get_syntax(syntax)
     codec_syntax.check_available()
-    given = [n for n, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(given) > 1:
-        raise InvalidInputError(f"give one of quality, ratio or psnr, not {given}")
-    if quality is not None and not (isinstance(quality, (int, float)) and 1 <= quality <= 100):
-        raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and ratio >= 1):
-        raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
-    if psnr is not None and not (isinstance(psnr, (int, float)) and 0 < psnr < 200):
-        raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
+    RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # at most one, each in range
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise InvalidInputError(f"jobs={jobs!r} must be a positive integer")
     n_jobs = jobs or os.cpu_count() or 1
@@ -867,18 +291,13 @@ def encode_series_to_dicom(
 
     results: list[FileResult] = []
     items = list(zip(images, names))
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    bar = tqdm(total=len(items), desc=f"dicom-{codec_syntax.name}", unit="file", disable=not progress, leave=False)
-    try:
-        for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
-            bar.update(1)
-            if isinstance(res, FileResult):
-                results.append(res)
-            else:
-                failures.append(res)  # type: ignore[union-attr]
-    finally:
-        bar.close()
+    counter = Counter(progress, total=len(items))
+    for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
+        counter.advance()
+        if isinstance(res, FileResult):
+            results.append(res)
+        else:
+            failures.append(res)  # type: ignore[union-attr]
     return results
 
 
@@ -964,7 +383,7 @@ def _write_image(
 def _build(image: DicomImage, path: Path, streams: list[bytes], *, coder: _Coder, knob: float, clipped: int,
            raw_bpp: int, series_uid: str) -> tuple[bytes, Dataset, int, float]:  # fmt: skip
     """The file's bytes, its dataset, the fragment bytes and the ratio."""
-    from .. import __version__
+    from .._version import __version__
 
     mapping, syntax = coder.mapping, coder.syntax
     frames, rows, cols = image.shape
@@ -981,7 +400,7 @@ def _build(image: DicomImage, path: Path, streams: list[bytes], *, coder: _Coder
         rows=rows, columns=cols, ratio=ratio, method=syntax.method, description=description,
         new_series_uid=series_uid,
     )  # fmt: skip
-    _remap_value_attributes(ds, mapping)
+    remap_value_attributes(ds, mapping)
     return encode_file(ds, path=path), ds, nbytes, ratio
 
 
@@ -999,22 +418,5 @@ def _verify(data: bytes, shape: tuple[int, int, int], path: Path) -> NDArray[np.
     return arr
 
 
-def _remap_value_attributes(ds: Dataset, mapping: SeriesMapping) -> None:
-    """Attributes holding stored values follow the mapping (PS3.3 C.7.5.1.1.2 Pixel Padding Value)."""
-    vr = "SS" if mapping.signed else "US"
-    padding = ds.get("PixelPaddingValue")
-    if padding is None:
-        return
-    limit = ds.get("PixelPaddingRangeLimit")
-    new = mapping.map_value(int(padding))
-    new_limit = None if limit is None else mapping.map_value(int(limit))
-    if new is None or (limit is not None and new_limit is None):
-        for keyword in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
-            if keyword in ds:
-                del ds[keyword]
-        return
-    del ds["PixelPaddingValue"]
-    ds.add_new(0x00280120, vr, new)
-    if new_limit is not None:
-        del ds["PixelPaddingRangeLimit"]
-        ds.add_new(0x00280121, vr, new_limit)
+# Old private names (kept for callers on other branches).
+_remap_value_attributes = remap_value_attributes

@@ -58,13 +58,24 @@ from ..fileio import atomic_write, check_output_path
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
 
-__all__ = ["derive_dataset", "derive_encapsulated", "encode_file", "write_derived", "new_uid_map", "LOSSY_METHODS"]
+__all__ = [
+    "derive_dataset",
+    "derive_encapsulated",
+    "set_encapsulated_pixels",
+    "mark_lossy",
+    "encode_file",
+    "write_derived",
+    "new_uid_map",
+    "LOSSY_METHODS",
+    "DROPPED_TAGS",
+]
 
 #: Defined terms of Lossy Image Compression Method (0028,2114), PS3.3 C.7.6.1.1.5.1.
 LOSSY_METHODS = ("ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15", "ISO_13818_2", "ISO_14496_10")
 
 _CS = re.compile(r"^[A-Z0-9_ ]{1,16}$")
-_DROPPED = {
+#: Elements a derived image drops: pixel statistics the new pixels may contradict, colour-only ones.
+DROPPED_TAGS = {
     0x00280106,  # Smallest Image Pixel Value
     0x00280107,  # Largest Image Pixel Value
     0x00280108,  # Smallest Pixel Value in Series
@@ -223,20 +234,8 @@ def derive_encapsulated(
         raise InvalidInputError(f"rows={rows!r}, columns={columns!r}: expected integers 1..65535")
 
     def set_pixels(out: Dataset) -> None:
-        out.file_meta.TransferSyntaxUID = tsyntax
-        out.SamplesPerPixel = 1
-        out.PhotometricInterpretation = spec.photometric_interpretation
-        out.Rows, out.Columns = rows, columns
-        out.BitsAllocated = 8 if spec.bits_stored <= 8 else 16
-        out.BitsStored = spec.bits_stored
-        out.HighBit = spec.bits_stored - 1
-        out.PixelRepresentation = spec.pixel_representation
-        if "NumberOfFrames" in source_ds:
-            out.NumberOfFrames = len(frames)
-        out.PixelData = encapsulate(frames, has_bot=True)
-        element = out["PixelData"]
-        element.VR = "OB"
-        element.is_undefined_length = True
+        set_encapsulated_pixels(out, frames, spec, transfer_syntax_uid=tsyntax, rows=rows, columns=columns,
+                                multi_frame="NumberOfFrames" in source_ds)  # fmt: skip
 
     return _derive(source_ds, set_pixels, spec, ratio=ratio, method=method, description=description, lossy=True,
                    new_series_uid=new_series_uid)  # fmt: skip
@@ -273,7 +272,7 @@ def _derive(
     with source_values_as_is():  # copied verbatim: see medcodec.dicom._lenient
         out = Dataset()
         for tag in source_ds.keys():
-            if tag.group in (0x0002, 0x7FE0) or tag in _DROPPED:
+            if tag.group in (0x0002, 0x7FE0) or tag in DROPPED_TAGS:
                 continue
             out.add(copy.deepcopy(source_ds[tag]))
         reference = _source_reference(source_ds, sop_class)
@@ -282,13 +281,9 @@ def _derive(
     out.file_meta = FileMetaDataset()
     set_pixels(out)
 
-    _set_rescale(out, spec, enhanced)
+    set_rescale(out, spec, enhanced)
     if lossy:
-        out.LossyImageCompression = "01"
-        out.LossyImageCompressionRatio = _values(source_ds, "LossyImageCompressionRatio") + [
-            format_number_as_ds(round(float(ratio), 2))
-        ]
-        out.LossyImageCompressionMethod = _values(source_ds, "LossyImageCompressionMethod") + [method]
+        mark_lossy(out, ratio=ratio, method=method)
         _append_item(out, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(out)
     out.DerivationDescription = description
@@ -304,6 +299,65 @@ def _derive(
     meta.MediaStorageSOPInstanceUID = uid
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return out
+
+
+def set_encapsulated_pixels(
+    ds: Dataset,
+    fragments: list[bytes],
+    spec: PixelSpec,
+    *,
+    transfer_syntax_uid: str,
+    rows: int,
+    columns: int,
+    multi_frame: bool,
+) -> None:
+    """Put compressed frames into ``ds`` in place: one fragment per frame after a Basic Offset
+    Table (PS3.5 §A.4), the transfer syntax in ``ds.file_meta``, and the Image Pixel attributes
+    (C.7.6.3) describing the codestream (``spec``: PS3.5 §8.2). Number of Frames is set when
+    ``multi_frame`` (and removed otherwise)."""
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(str(transfer_syntax_uid))
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = spec.photometric_interpretation
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated = 8 if spec.bits_stored <= 8 else 16
+    ds.BitsStored = spec.bits_stored
+    ds.HighBit = spec.bits_stored - 1
+    ds.PixelRepresentation = spec.pixel_representation
+    if multi_frame:
+        ds.NumberOfFrames = len(fragments)
+    elif "NumberOfFrames" in ds:
+        del ds["NumberOfFrames"]
+    for tag in [t for t in ds.keys() if t.group == 0x7FE0]:
+        del ds[tag]
+    ds.PixelData = encapsulate(fragments, has_bot=True)
+    element = ds["PixelData"]
+    element.VR = "OB"
+    element.is_undefined_length = True
+
+
+def mark_lossy(ds: Dataset, *, ratio: float, method: str) -> None:
+    """Lossy Image Compression (0028,2110) = ``"01"``; ``ratio`` and ``method`` *appended* to
+    (0028,2112) and (0028,2114), so earlier lossy steps stay on record (PS3.3 C.7.6.1.1.5).
+
+    Raises
+    ------
+    InvalidInputError
+        ``ratio`` not finite and > 0, or ``method`` not a valid CS value.
+    """
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise InvalidInputError(f"ratio={ratio!r} is invalid, expected a finite number > 0")
+    if not isinstance(method, str) or not _CS.match(method):
+        raise InvalidInputError(
+            f"method={method!r} is not a valid (0028,2114) value: expected up to 16 of A-Z 0-9 _ space "
+            f"(CS, PS3.5 §6.2), e.g. one of {LOSSY_METHODS}"
+        )
+    ratios = _values(ds, "LossyImageCompressionRatio")
+    methods = _values(ds, "LossyImageCompressionMethod")
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = [*ratios, format_number_as_ds(round(float(ratio), 2))]
+    ds.LossyImageCompressionMethod = [*methods, method]
 
 
 def write_derived(
@@ -373,7 +427,9 @@ def _check_pixels(pixels: Any, spec: PixelSpec) -> NDArray[np.integer]:
     if arr.ndim == 2:
         arr = arr[np.newaxis]
     if arr.ndim != 3 or 0 in arr.shape:
-        raise InvalidInputError(f"pixels have shape {np.asarray(pixels).shape}, expected (rows, cols) or (frames, rows, cols)")
+        raise InvalidInputError(
+            f"pixels have shape {np.asarray(pixels).shape}, expected (rows, cols) or (frames, rows, cols)"
+        )
     lo, hi = int(arr.min()), int(arr.max())
     if lo < spec.min_value or hi > spec.max_value:
         raise InvalidInputError(
@@ -438,7 +494,9 @@ def _derived(values: list[Any]) -> list[str]:
     return values
 
 
-def _set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
+def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
+    """Rescale Slope/Intercept (C.11.1) from ``spec``: at top level, or in the Pixel Value
+    Transformation functional groups of enhanced objects (C.7.6.16.2.9), whichever ``ds`` uses."""
     slope = format_number_as_ds(float(spec.rescale_slope))
     intercept = format_number_as_ds(float(spec.rescale_intercept))
     in_groups = False
@@ -455,3 +513,8 @@ def _set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         if spec.rescale_type and "RescaleType" in ds:
             ds.RescaleType = spec.rescale_type
+
+
+# Old private names (kept for callers on other branches).
+_set_rescale = set_rescale
+_DROPPED = DROPPED_TAGS

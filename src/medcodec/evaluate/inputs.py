@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InvalidInputError, failure_message
+from ..progress import ProgressCallback
 from ..spec import PixelSpec
 from .ratecontrol import calibration_indices
 
@@ -67,7 +68,7 @@ def load_series(
     *,
     series_uid: str | None = None,
     max_frames: int | None = None,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> LoadedSeries:
     """Read one series of ``inputs``, optionally ``max_frames`` evenly spaced frames of it.
 

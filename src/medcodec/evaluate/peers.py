@@ -33,9 +33,7 @@ here with :func:`~medcodec.external.check_frame`).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -50,6 +48,8 @@ from ..external import (
     to_unsigned,
     unsigned_offset,
 )
+from ..ratecontrol import Knob
+from ..registry import BACKENDS
 from ..spec import PixelSpec, storage_dtype
 
 __all__ = [
@@ -72,61 +72,6 @@ __all__ = [
     "check_frame",
     "library_versions",
 ]
-
-
-@dataclass(frozen=True)
-class Knob:
-    """The one parameter a codec's size is steered with.
-
-    Parameters
-    ----------
-    name
-        Short name (``"quality"``, ``"psnr_db"``, ``"step"``, ``"near"``, ``"distance"``).
-    description
-        What the value means, in the codec's own terms.
-    low, high
-        Range searched by the rate control.
-    size_increases
-        True when a larger value gives a larger stream (quality), False when smaller (distance).
-    log_scale
-        Search the value on a log scale (steps and distances spanning decades).
-    integer
-        Only integer values are meaningful.
-    """
-
-    name: str
-    description: str
-    low: float
-    high: float
-    size_increases: bool = True
-    log_scale: bool = False
-    integer: bool = False
-
-    def clamp(self, value: float) -> float:
-        v = min(max(float(value), self.low), self.high)
-        return float(round(v)) if self.integer else v
-
-    def to_search(self, value: float) -> float:
-        """The search coordinate of ``value``: the value or its log (``log_scale``), negated when
-        a larger value gives a smaller stream, so that size grows with the coordinate."""
-        u = math.log(value) if self.log_scale else value
-        return u if self.size_increases else -u
-
-    def from_search(self, u: float) -> float:
-        """Inverse of :meth:`to_search`, clamped (and rounded) to the knob."""
-        u = u if self.size_increases else -u
-        return self.clamp(math.exp(u) if self.log_scale else u)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "low": self.low,
-            "high": self.high,
-            "size_increases": self.size_increases,
-            "log_scale": self.log_scale,
-            "integer": self.integer,
-        }
 
 
 @runtime_checkable
@@ -157,9 +102,7 @@ class CodecAdapter(Protocol):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes: ...
 
-    def decode(
-        self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None
-    ) -> NDArray[Any]: ...
+    def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]: ...
 
 
 # --------------------------------------------------------------------------- base
@@ -175,6 +118,12 @@ class BaseAdapter:
     lossless_only: bool = False
     max_bits_stored: ClassVar[int] = 16
     min_bits_stored: ClassVar[int] = 8
+
+    def _clamp(self, value: float) -> float:
+        """``value`` clamped (and rounded) to the knob's range."""
+        if self.knob is None:
+            raise InvalidInputError(f"{self.name} has no rate knob (lossless only)")
+        return self.knob.clamp(value)
 
     def _probe(self) -> str | None:
         """Return None when usable, else why not."""
@@ -236,7 +185,8 @@ class MedcodecAdapter(BaseAdapter):
 
     name: ClassVar[str] = "medcodec"
     label: ClassVar[str] = "medcodec (.mdc)"
-    knob = Knob("quality", "medcodec quality 1-100 (higher = larger, better)", 1, 100, True, False, True)
+    backend: ClassVar[str] = "medcodec-mdc"
+    knob = BACKENDS["medcodec-mdc"].knob
     fmt: ClassVar[str] = "mdc"
 
     def _api(self) -> tuple[Callable[..., bytes], Callable[..., NDArray[Any]]]:
@@ -267,7 +217,7 @@ class MedcodecAdapter(BaseAdapter):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         enc, _ = self._api()
-        q = 100 if target is None else int(self.knob.clamp(target))
+        q = 100 if target is None else int(self._clamp(target))
         return bytes(
             enc(check_frame(frame, spec), bits_stored=spec.bits_stored, signed=spec.signed, quality=q, format=self.fmt)
         )
@@ -286,23 +236,25 @@ class MedcodecJpegAdapter(MedcodecAdapter):
     name: ClassVar[str] = "medcodec-jpeg"
     label: ClassVar[str] = "medcodec (standard JPEG)"
     fmt: ClassVar[str] = "jpeg"
-    max_bits_stored: ClassVar[int] = 12
+    backend: ClassVar[str] = "medcodec-jpeg"
+    max_bits_stored: ClassVar[int] = BACKENDS["medcodec-jpeg"].bits[1]
 
 
 # --------------------------------------------------------------------------- peers
 
 
 class _ExternalPeer(BaseAdapter):
-    """A peer backed by one codec of :mod:`medcodec.external` (availability and version from there)."""
+    """A peer backed by one backend of :data:`medcodec.registry.BACKENDS` (knob, bit depths,
+    availability and version from there; how the library is called from :mod:`medcodec.external`)."""
 
-    library: ClassVar[str] = ""  #: name in :data:`medcodec.external.LIBRARIES`
+    backend: ClassVar[str] = ""  #: name in :data:`medcodec.registry.BACKENDS`
 
     def _probe(self) -> str | None:
-        return external.why_unavailable(self.library)
+        return BACKENDS[self.backend].why_unavailable()
 
     @property
     def version(self) -> str:
-        return external.version(self.library)
+        return BACKENDS[self.backend].version()
 
 
 class Jpeg2000Peer(_ExternalPeer):
@@ -315,15 +267,17 @@ class Jpeg2000Peer(_ExternalPeer):
 
     name: ClassVar[str] = "jpeg2000"
     label: ClassVar[str] = "JPEG 2000 (OpenJPEG)"
-    library: ClassVar[str] = "jpeg2k"
-    knob = Knob("psnr_db", "OpenJPEG fixed-quality target PSNR in dB, peak 2**bits_stored-1", 20.0, 100.0)
+    backend: ClassVar[str] = "openjpeg"
+    min_bits_stored: ClassVar[int] = BACKENDS["openjpeg"].bits[0]
+    max_bits_stored: ClassVar[int] = BACKENDS["openjpeg"].bits[1]
+    knob = BACKENDS["openjpeg"].knob
     lossless = True
 
     def __init__(self, numthreads: int = 1):
         self.numthreads = numthreads
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
-        psnr_db = None if target is None else float(self.knob.clamp(target))
+        psnr_db = None if target is None else float(self._clamp(target))
         return external.jpeg2k_encode(to_storage(frame, spec), bits_stored=spec.bits_stored, psnr_db=psnr_db,
                                numthreads=self.numthreads)  # fmt: skip
 
@@ -341,15 +295,14 @@ class Htj2kPeer(_ExternalPeer):
 
     name: ClassVar[str] = "htj2k"
     label: ClassVar[str] = "HTJ2K (OpenJPH)"
-    library: ClassVar[str] = "htj2k"
-    knob = Knob(
-        "step", "OpenJPH irreversible quantisation step, fraction of the container range",
-        1e-6, 0.5, size_increases=False, log_scale=True,
-    )
+    backend: ClassVar[str] = "openjph"
+    min_bits_stored: ClassVar[int] = BACKENDS["openjph"].bits[0]
+    max_bits_stored: ClassVar[int] = BACKENDS["openjph"].bits[1]
+    knob = BACKENDS["openjph"].knob
     lossless = True
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
-        step = None if target is None else self.knob.clamp(target)
+        step = None if target is None else self._clamp(target)
         return external.htj2k_encode(to_storage(frame, spec), step=step)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -361,14 +314,15 @@ class JpeglsPeer(_ExternalPeer):
 
     name: ClassVar[str] = "jpegls"
     label: ClassVar[str] = "JPEG-LS (CharLS)"
-    library: ClassVar[str] = "jpegls"
-    knob = Knob("near", "JPEG-LS NEAR: guaranteed maximum absolute error", 0, 255, size_increases=False, integer=True)
+    backend: ClassVar[str] = "charls"
+    min_bits_stored: ClassVar[int] = BACKENDS["charls"].bits[0]
+    max_bits_stored: ClassVar[int] = BACKENDS["charls"].bits[1]
+    knob = BACKENDS["charls"].knob
     lossless = True
-    min_bits_stored: ClassVar[int] = 2
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        return external.jpegls_encode(u, near=0 if target is None else int(self.knob.clamp(target)))
+        return external.jpegls_encode(u, near=0 if target is None else int(self._clamp(target)))
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
         return from_unsigned(external.jpegls_decode(data), spec, unsigned_offset(spec))
@@ -382,8 +336,10 @@ class JpegxlPeer(_ExternalPeer):
 
     name: ClassVar[str] = "jpegxl"
     label: ClassVar[str] = "JPEG XL (libjxl)"
-    library: ClassVar[str] = "jpegxl"
-    knob = Knob("distance", "libjxl butteraugli distance (smaller = better)", 0.01, 25.0, False, True)
+    backend: ClassVar[str] = "libjxl"
+    min_bits_stored: ClassVar[int] = BACKENDS["libjxl"].bits[0]
+    max_bits_stored: ClassVar[int] = BACKENDS["libjxl"].bits[1]
+    knob = BACKENDS["libjxl"].knob
     lossless = True
 
     def __init__(self, numthreads: int = 1, effort: int | None = None):
@@ -392,7 +348,7 @@ class JpegxlPeer(_ExternalPeer):
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        distance = None if target is None else self.knob.clamp(target)
+        distance = None if target is None else self._clamp(target)
         return external.jpegxl_encode(u, distance=distance, effort=self.effort, numthreads=self.numthreads)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -408,13 +364,14 @@ class Jpeg12Peer(_ExternalPeer):
 
     name: ClassVar[str] = "jpeg12"
     label: ClassVar[str] = "JPEG 12-bit (libjpeg-turbo)"
-    library: ClassVar[str] = "jpeg8"
-    knob = Knob("quality", "libjpeg-turbo quality 1-100, optimised Huffman tables", 1, 100, True, False, True)
-    max_bits_stored: ClassVar[int] = 12
+    backend: ClassVar[str] = "libjpeg-turbo"
+    min_bits_stored: ClassVar[int] = BACKENDS["libjpeg-turbo"].bits[0]
+    max_bits_stored: ClassVar[int] = BACKENDS["libjpeg-turbo"].bits[1]
+    knob = BACKENDS["libjpeg-turbo"].knob
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)
-        q = 100 if target is None else int(self.knob.clamp(target))
+        q = 100 if target is None else int(self._clamp(target))
         return external.jpeg8_encode(u, bits_stored=spec.bits_stored, quality=q)
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -429,11 +386,12 @@ class ZlibPeer(_ExternalPeer):
 
     name: ClassVar[str] = "zlib"
     label: ClassVar[str] = "zlib of raw pixels (ZIP)"
-    library: ClassVar[str] = "zlib"
+    backend: ClassVar[str] = "zlib"
+    min_bits_stored: ClassVar[int] = BACKENDS["zlib"].bits[0]
+    max_bits_stored: ClassVar[int] = BACKENDS["zlib"].bits[1]
     knob = None
     lossless = True
     lossless_only = True
-    min_bits_stored: ClassVar[int] = 1
 
     def __init__(self, level: int = 6):
         self.level = level
@@ -449,7 +407,9 @@ class ZlibPeer(_ExternalPeer):
 
 # --------------------------------------------------------------------------- registry
 
-#: Every known adapter by name, in report order (medcodec first, the anchor second).
+#: Every known adapter by name, in report order (medcodec first, the anchor second). Each adapter
+#: names its backend in :data:`medcodec.registry.BACKENDS` (``adapter.backend``), where its knob,
+#: bit depths and availability are declared.
 ADAPTERS: dict[str, Callable[[], BaseAdapter]] = {
     "medcodec": MedcodecAdapter,
     "medcodec-jpeg": MedcodecJpegAdapter,

@@ -371,14 +371,20 @@ def render_html(result: EvaluationResult) -> str:
         "<h1>medcodec evaluation: medcodec and its peers on the same images</h1>",
     ]
     # input
-    rows = [(k.replace("_", " "), v) for k, v in info.items() if k not in ("frame_indices", "frame_sources", "unreadable_inputs")]
+    rows = [
+        (k.replace("_", " "), v)
+        for k, v in info.items()
+        if k not in ("frame_indices", "frame_sources", "unreadable_inputs")
+    ]
     parts.append("<h2>Input</h2>" + _table(["field", "value"], rows, digits=4))
     if info.get("frame_indices"):
         names = [Path(src).name for src in info.get("frame_sources") or []]
         parts.append(
-            f"<p class='note'>Frames evaluated (index in series order, file): "
-            f"{html.escape(', '.join(f'{i} ({n})' for i, n in zip(info['frame_indices'], names)) or str(info['frame_indices']))}"
-            "</p>"
+            "<p class='note'>Frames evaluated (index in series order, file): "
+            + html.escape(
+                ", ".join(f"{i} ({n})" for i, n in zip(info["frame_indices"], names)) or str(info["frame_indices"])
+            )
+            + "</p>"
         )
     if info.get("unreadable_inputs"):
         parts.append(f"<p class='warn'>{len(info['unreadable_inputs'])} input(s) could not be read.</p>")
@@ -402,7 +408,8 @@ def render_html(result: EvaluationResult) -> str:
             metrics.append((f"{w.name}_psnr_db", f"PSNR, {w.name.replace('_', ' ')} window (dB)", 2))
         if any(r.get("texture_median_retention") is not None for r in d["matched"]):
             metrics += [
-                ("texture_flattened_fraction", "Texture: share of soft-tissue blocks decoded flat (retention < 0.35)", 3),
+                ("texture_flattened_fraction",
+                 "Texture: share of soft-tissue blocks decoded flat (retention < 0.35)", 3),
                 ("texture_median_retention", "Texture: median retention, std(decoded) / std(original) per soft-tissue "
                  "block (-150..250 HU, std >= 8 HU)", 3),
             ]  # fmt: skip
@@ -410,8 +417,8 @@ def render_html(result: EvaluationResult) -> str:
             tab = []
             for codec in codecs_lossy:
                 by_t = {r["target"]: r.get(key) for r in d["matched"] if r["codec"] == codec}
-                tab.append([labels.get(codec, codec)] + [by_t.get(t) for t in targets])
-            parts.append(f"<h3>{html.escape(title)}</h3>" + _table(["codec"] + targets, tab, digits))
+                tab.append([labels.get(codec, codec), *[by_t.get(t) for t in targets]])
+            parts.append(f"<h3>{html.escape(title)}</h3>" + _table(["codec", *targets], tab, digits))
     # BD
     if d["bd"]:
         parts.append(f"<h2>Bjøntegaard deltas against {html.escape(labels.get(d['anchor'], d['anchor']))}</h2>")
@@ -426,8 +433,10 @@ def render_html(result: EvaluationResult) -> str:
             for r in d["bd"]
         ]  # fmt: skip
         parts.append(
-            _table(["codec", "BD-rate cubic (%)", "BD-PSNR cubic (dB)", "BD-rate PCHIP (%)", "BD-PSNR PCHIP (dB)",
-                    "note"], tab)  # fmt: skip
+            _table(
+                ["codec", "BD-rate cubic (%)", "BD-PSNR cubic (dB)", "BD-rate PCHIP (%)", "BD-PSNR PCHIP (dB)", "note"],
+                tab,
+            )
         )
     # lossless
     lossless = [p for p in d["points"] if p["mode"] == "lossless"]
@@ -451,9 +460,9 @@ def render_html(result: EvaluationResult) -> str:
     parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in d["definitions"].items()]
     parts.append("</dl><h2>Codecs and settings</h2>")
     tab = [
-        [v.get("label", k), v.get("version"), (v.get("knob") or {}).get("name"), (v.get("knob") or {}).get("description")]
+        [v.get("label", k), v.get("version"), _knob(v).get("name"), _knob(v).get("description")]
         for k, v in d["codecs"].items()
-    ]  # fmt: skip
+    ]
     parts.append(_table(["codec", "library", "knob", "meaning"], tab))
     parts.append(f"<pre>{html.escape(json.dumps(d['settings'], indent=1))}</pre>")
     env = d["environment"]
@@ -484,3 +493,8 @@ def write_report(
     atomic_write(paths["csv"], points_csv(result).encode("utf-8"))
     atomic_write(paths["html"], render_html(result).encode("utf-8"))
     return paths
+
+
+def _knob(codec: dict[str, Any]) -> dict[str, Any]:
+    """A codec record's knob description (empty for lossless-only codecs)."""
+    return codec.get("knob") or {}

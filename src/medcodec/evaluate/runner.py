@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from ..codec.levelshift import check_range
 from ..errors import InvalidInputError
+from ..progress import Counter, ProgressCallback
 from ..spec import PixelSpec
 from . import metrics as M
 from .bjontegaard import bd_psnr, bd_rate
@@ -343,7 +344,7 @@ def _environment() -> dict[str, Any]:
     import os
 
     return {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
         "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -371,7 +372,7 @@ def run_evaluation(
     view_frame: int | None = None,
     view_bpp: float = 1.0,
     info: dict[str, Any] | None = None,
-    progress: bool = False,
+    progress: ProgressCallback | None = None,
     log: Progress | None = None,
 ) -> EvaluationResult:
     """Rate-distortion sweep of ``adapters`` on ``pixels``.
@@ -398,7 +399,7 @@ def run_evaluation(
     view_frame, view_bpp
         Frame (index into ``pixels``, default the middle one) and rate of the report's images.
     progress
-        tqdm progress bar on stderr.
+        ``progress(points_done, total)`` after each point (:mod:`medcodec.progress`).
     log
         Called with one line per skipped codec or failure.
 
@@ -452,53 +453,47 @@ def run_evaluation(
         plans.append((ad, tasks))
         n_tasks += len(tasks)
 
-    from tqdm import tqdm
-
     points: list[dict[str, Any]] = []
     kept: dict[int, NDArray[Any]] = {}
-    bar = tqdm(total=n_tasks, desc="evaluate", unit="point", disable=not progress, file=sys.stderr, leave=False)
-    try:
-        for ad, tasks in plans:
-            bar.set_description(f"evaluate {ad.name}")
-            search: KnobSearch | None = None
-            if ad.knob is not None:
+    bar = Counter(progress, total=n_tasks)
+    for ad, tasks in plans:
+        search: KnobSearch | None = None
+        if ad.knob is not None:
 
-                def bpp_of(v: float, ad: CodecAdapter = ad) -> float:
-                    return 8.0 * sum(len(ad.encode(f, spec, target=v)) for f in cal) / cal_pixels
+            def bpp_of(v: float, ad: CodecAdapter = ad) -> float:
+                return 8.0 * sum(len(ad.encode(f, spec, target=v)) for f in cal) / cal_pixels
 
-                search = KnobSearch(bpp_of, ad.knob)
-            done: dict[float | None, dict[str, Any]] = {}
-            try:
-                for value, targets, fixed in tasks:
-                    search_info: dict[str, Any] = {}
-                    if not fixed:
-                        assert search is not None
-                        res = search.find(targets[0], rel_tol=rate_tolerance)
-                        value = res.value
-                        search_info = {"target_bpp": res.target_bpp, "calibration_bpp": res.bpp, "target_hit": res.hit}
-                    if value in done and not fixed:
-                        # two targets reach the same knob value (range end): record the target only
-                        done[value].setdefault("also_targets", []).append(targets[0])
-                        bar.update(1)
-                        continue
-                    point, frame = evaluate_point(
-                        ad, stack, spec, value, windows=wins, with_ssim=with_ssim, repeat=repeat,
-                        keep_frame=view_index,
-                    )  # fmt: skip
-                    point.update(search_info)
-                    point.setdefault("target_bpp", None)
-                    points.append(point)
-                    done[value] = point
-                    if frame is not None:
-                        kept[id(point)] = frame
-                    bar.update(1)
-            except Exception as exc:  # one codec failing must not lose the others' results
-                msg = f"{ad.name} failed: {type(exc).__name__}: {exc}"
-                skipped[ad.name] = msg
-                say(msg)
-                bar.update(max(0, len(tasks) - len(done)))
-    finally:
-        bar.close()
+            search = KnobSearch(bpp_of, ad.knob)
+        done: dict[float | None, dict[str, Any]] = {}
+        try:
+            for value, targets, fixed in tasks:
+                search_info: dict[str, Any] = {}
+                if not fixed:
+                    assert search is not None
+                    res = search.find(targets[0], rel_tol=rate_tolerance)
+                    value = res.value
+                    search_info = {"target_bpp": res.target_bpp, "calibration_bpp": res.bpp, "target_hit": res.hit}
+                if value in done and not fixed:
+                    # two targets reach the same knob value (range end): record the target only
+                    done[value].setdefault("also_targets", []).append(targets[0])
+                    bar.advance(1)
+                    continue
+                point, frame = evaluate_point(
+                    ad, stack, spec, value, windows=wins, with_ssim=with_ssim, repeat=repeat,
+                    keep_frame=view_index,
+                )  # fmt: skip
+                point.update(search_info)
+                point.setdefault("target_bpp", None)
+                points.append(point)
+                done[value] = point
+                if frame is not None:
+                    kept[id(point)] = frame
+                bar.advance(1)
+        except Exception as exc:  # one codec failing must not lose the others' results
+            msg = f"{ad.name} failed: {type(exc).__name__}: {exc}"
+            skipped[ad.name] = msg
+            say(msg)
+            bar.advance(max(0, len(tasks) - len(done)))
 
     order = [ad.name for ad in usable if ad.name not in skipped]
     lossy = [c for c in order if any(p["codec"] == c and p["mode"] == "lossy" for p in points)]

@@ -1,0 +1,215 @@
+"""The ``.mdc`` driver: frames through the :class:`~.framecoder.FrameCoder` into the container, and back.
+
+:func:`encode_to` streams frames into a seekable file with bounded memory (about ``2 * jobs``
+frames held at once), :func:`decode_mdc` decodes the frames asked for through the frame index
+(random access). The byte layout is :mod:`.container`'s (``docs/format.md``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from .._parallel import imap_ordered
+from ..errors import CorruptStreamError, InvalidInputError
+from ..spec import PixelSpec, storage_dtype
+from . import container, entropy, levelshift, quantize
+from .framecoder import (
+    EFFORTS,
+    EncodedFrame,
+    FrameCoder,
+    default_jobs,
+    frame_selection,
+    map_frames,
+    resolve_quality,
+    validate_pixels,
+)
+
+__all__ = ["MDC_SIZE_BITS", "StreamSummary", "encode_to", "encode_mdc_to", "decode_mdc"]
+
+
+MDC_SIZE_BITS = container.SIZE_BITS
+
+
+def _mdc_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
+    dc, ac, extra = entropy.symbol_counts(coder.levels(frame), size_bits=MDC_SIZE_BITS)
+    dct, act = entropy.HuffmanTable.from_frequencies(dc), entropy.HuffmanTable.from_frequencies(ac)
+    coded = -(-(dct.cost(dc) + act.cost(ac) + extra) // 8)
+    return coded + container.frame_overhead(len(dct.huffval), len(act.huffval))
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What :func:`encode_to` wrote."""
+
+    nbytes: int
+    quality: float
+    frames: int
+
+
+def encode_to(
+    fh: BinaryIO,
+    frames: Iterable[np.ndarray],
+    *,
+    n_frames: int,
+    bits_stored: int,
+    signed: bool,
+    sample: Sequence[np.ndarray] | np.ndarray | None = None,
+    value_range: tuple[int, int] | None = None,
+    quality: float | None = None,
+    ratio: float | None = None,
+    psnr: float | None = None,
+    spec: PixelSpec | None = None,
+    table: str | np.ndarray = "medical",
+    jobs: int | None = None,
+    ancillary: dict[str, bytes] | None = None,
+    ndim: int = 3,
+    effort: str | None = None,
+) -> StreamSummary:
+    """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
+
+    Only about ``2 * jobs`` frames are held at once, whatever ``n_frames`` is: this is how
+    a 300-slice series is compressed in the memory of a few slices.
+
+    Parameters
+    ----------
+    fh
+        Seekable binary file (the frame index is filled in at the end).
+    frames
+        Iterable of (rows, cols) integer frames, ``n_frames`` of them, all the same shape.
+    sample
+        A few representative frames (e.g. evenly spaced): the rate search for ``ratio`` /
+        ``psnr`` and, without ``value_range``, the quantizer's range run on them.
+        Default: the first frame.
+    value_range
+        (min, max) of the whole series if known; otherwise taken from ``sample``.
+    Other parameters are those of :func:`encode`.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad frames, options, or a frame count different from ``n_frames``.
+    """
+    return encode_mdc_to(
+        fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
+        quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
+        effort=effort,
+    )  # fmt: skip
+
+
+def encode_mdc_to(
+    fh: BinaryIO,
+    frames: Iterable[np.ndarray],
+    *,
+    n_frames: int,
+    bits_stored: int,
+    signed: bool,
+    sample: Sequence[np.ndarray] | np.ndarray | None = None,
+    value_range: tuple[int, int] | None = None,
+    quality: float | None = None,
+    ratio: float | None = None,
+    psnr: float | None = None,
+    spec: PixelSpec | None = None,
+    table: str | np.ndarray = "medical",
+    jobs: int | None = None,
+    ancillary: dict[str, bytes] | None = None,
+    ndim: int = 3,
+    effort: str | None = None,
+    frames_checked: bool = False,
+) -> StreamSummary:
+    """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame."""
+    effort = effort or "fast"  # None: the .mdc default
+    if effort not in EFFORTS:
+        raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
+    jobs_ = default_jobs(jobs)
+    for name in ancillary or {}:
+        if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
+            raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+    it = iter(frames)
+    first: np.ndarray | None = None
+    if sample is None:
+        first = next(it, None)
+        if first is None:
+            raise InvalidInputError("no frames to encode")
+        sample = [first]
+    stacked = sample if isinstance(sample, np.ndarray) and sample.ndim == 3 else np.stack(list(sample))
+    sample_arr, signed_, _ = validate_pixels(stacked, bits_stored, signed)
+    if not isinstance(n_frames, int) or n_frames < 1:
+        raise InvalidInputError(f"n_frames={n_frames!r} must be a positive integer")
+    jobs_ = min(jobs_, n_frames)  # one frame: no thread pool to start and hand over to
+    _, rows, cols = sample_arr.shape
+    if value_range is None:
+        value_range = levelshift.check_range(sample_arr, bits_stored, signed_)
+    rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
+
+    def coder_for(q: float) -> FrameCoder:
+        steps = quantize.quant_table(q, rbits, table=table)
+        if effort == "best":
+            return FrameCoder(steps, bits_stored, signed_, rdo="trellis", rdo_size_bits=MDC_SIZE_BITS)
+        return FrameCoder.for_table(steps, bits_stored, signed_)
+
+    q = resolve_quality(
+        coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
+        peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
+        frame_bytes=_mdc_frame_bytes, fixed_bytes=container.FIXED_BYTES,
+    )  # fmt: skip
+    coder = coder_for(q)
+    spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
+    header = container.MdcHeader(
+        rows=rows, cols=cols, frames=n_frames, bits_stored=bits_stored,
+        signed=signed_, photometric_interpretation=spec.photometric_interpretation,
+        rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
+        window_center=spec.window_center, window_width=spec.window_width,
+        quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
+        meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
+    )  # fmt: skip
+    writer = container.ContainerWriter(fh, header)
+
+    def one(frame: np.ndarray) -> EncodedFrame:
+        if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
+            raise InvalidInputError(
+                f"every frame must be an integer array of shape {(rows, cols)}, got "
+                f"{getattr(frame, 'shape', type(frame).__name__)}"
+            )
+        if not frames_checked:
+            levelshift.check_range(frame, bits_stored, signed_)
+        return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
+
+    written = 0
+    source = itertools.chain([first], it) if first is not None else it
+    for enc in imap_ordered(one, source, jobs_):
+        if written >= n_frames:
+            raise InvalidInputError(f"more than n_frames={n_frames} frames given")
+        writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
+        written += 1
+    if written != n_frames:
+        raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
+    return StreamSummary(writer.close(), q, written)
+
+
+def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
+    header, index = container.parse_container(buf)
+    sel, single = frame_selection(frames, header.frames)
+    coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
+    arr = entropy.as_byte_array(buf)
+    out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
+
+    def one(j: int) -> None:
+        rec, coded_offset = container.parse_frame(buf, header, index[sel[j]])
+        if rec.index != sel[j]:
+            raise CorruptStreamError(
+                f"FIDX entry {sel[j]} points at frame {rec.index}", offset=index[sel[j]][0], segment="FRAM"
+            )
+        coders[rec.qtable].decode_frame(
+            arr, rec.dc_table, rec.ac_table, header.rows, header.cols, size_bits=MDC_SIZE_BITS, start=coded_offset,
+            end=coded_offset + len(rec.coded), segment=f"FRAM {rec.index}", out=out[j],
+        )  # fmt: skip
+
+    map_frames(one, list(range(len(sel))), jobs)
+    if single or (frames is None and header.meta.get("ndim") == 2):
+        return out[0]
+    return out

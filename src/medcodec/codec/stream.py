@@ -1,0 +1,356 @@
+"""ISO/IEC 10918-1 (T.81) stream syntax for one grayscale image: build and parse, no pixels.
+
+What :func:`build_jpeg` writes (T.81 Annex B, sequential DCT-based, Huffman, one component)::
+
+    SOI
+    DQT   one table, Tq=0; Pq=0 (8-bit Qk) or, at P=12 when a step exceeds 255, Pq=1  §B.2.4.1
+    SOFn  SOF0 (baseline, P=8) or SOF1 (extended sequential, P=12); Nf=1, H=V=1     §B.2.2
+    DHT   DC table Tc=0 Th=0 and AC table Tc=1 Th=0                               §B.2.4.2
+    [DRI  Ri blocks per restart interval]                                          §B.2.4.4
+    SOS   Ns=1, Td=Ta=0, Ss=0, Se=63, Ah=Al=0                                       §B.2.3
+    entropy-coded data, 0xFF stuffed with 0x00, [RSTm every Ri blocks]      §F.1.2.3, §B.2.1
+    EOI
+
+What :func:`parse_jpeg` reads: SOF0 and SOF1 with a single component whatever its sampling
+factors, P=8 or 12, any number of DQT (Pq 0/1) and DHT segments anywhere before the scan,
+DRI, APPn and COM (skipped), fill bytes before markers, restart markers. Everything else is
+refused with :class:`~medcodec.errors.UnsupportedFeatureError` naming it (progressive,
+lossless, hierarchical and arithmetic-coded processes, JPEG-LS, DNL, colour); damage raises
+:class:`~medcodec.errors.CorruptStreamError` / :class:`~medcodec.errors.TruncatedStreamError`
+with the byte offset and the T.81 section. The marker segments are :mod:`.markers`'.
+The encoder and decoder of the pixels are :mod:`.jpeg`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError, UnsupportedFeatureError
+from . import container, entropy
+from . import markers as M
+from .transform import blocks_shape
+
+#: Huffman alphabet sizes of T.81's 4-bit size field (DC categories 0-11, AC run/size bytes).
+DC_ALPHABET, AC_ALPHABET = entropy.alphabet_sizes(4)
+
+__all__ = ["precision_for", "build_jpeg", "JpegFrame", "parse_jpeg"]
+
+
+def precision_for(bits_stored: int) -> int:
+    """Sample precision P of the JPEG stream for ``bits_stored``: 8 up to 8 bits, 12 up to 12.
+
+    Raises
+    ------
+    InvalidInputError
+        For 13-16 bits, which DCT-based JPEG cannot hold (T.81 §B.2.2: P is 8 or 12).
+    """
+    if bits_stored <= 8:
+        return 8
+    if bits_stored <= 12:
+        return 12
+    raise InvalidInputError(
+        f"bits_stored={bits_stored}: DCT-based JPEG holds 8- or 12-bit samples only (T.81 §B.2.2, Table B.2); "
+        "use format='mdc', or map the series into 12 bits first (medcodec.dicom does that with a rescale)"
+    )
+
+
+def build_jpeg(
+    coded: bytes,
+    *,
+    P: int,
+    Y: int,
+    X: int,
+    steps: np.ndarray,
+    dc_table: entropy.HuffmanTable,
+    ac_table: entropy.HuffmanTable,
+    restart_interval: int = 0,
+) -> bytes:
+    """Wrap entropy-coded data into a complete single-component JPEG stream (syntax above).
+
+    SOF0 is used for P=8 (baseline: 8-bit samples, 8-bit Qk, two tables of each kind at
+    most), SOF1 for P=12.
+    """
+    qt = M.QuantizationTable.from_steps(np.asarray(steps), Tq=0)
+    if P == 8 and qt.Pq:
+        raise InvalidInputError(
+            "8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)"
+        )
+    parts = [
+        M.SOI.to_bytes(2, "big"),
+        M.Dqt((qt,)).to_bytes(),
+        M.Sof(M.SOF0 if P == 8 else M.SOF1, P, Y, X, (M.FrameComponent(1, 1, 1, 0),)).to_bytes(),
+        M.Dht((M.HuffmanSpec.from_table(dc_table, Tc=0), M.HuffmanSpec.from_table(ac_table, Tc=1))).to_bytes(),
+    ]
+    if restart_interval:
+        parts.append(M.Dri(restart_interval).to_bytes())
+    parts.append(M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes())
+    parts.append(coded)
+    parts.append(M.EOI.to_bytes(2, "big"))
+    return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class JpegFrame:
+    """What :func:`parse_jpeg` learns from the marker segments of a stream (no entropy decoding).
+
+    Attributes
+    ----------
+    sof
+        The frame header.
+    sos
+        The scan header.
+    qtable
+        The quantization table of the component (as defined when the scan starts).
+    dc_table, ac_table
+        The Huffman tables the scan selects (Td, Ta).
+    Ri
+        Restart interval in effect for the scan (0: none).
+    scan_start, scan_end
+        Byte range of the entropy-coded data (restart markers included).
+    segments
+        Every marker segment with its byte offset: ``Segment(type, offset, length)`` where
+        ``length`` is the segment's length field (``ECS`` entries: the data's byte count).
+    """
+
+    sof: M.Sof
+    sos: M.Sos
+    qtable: M.QuantizationTable
+    dc_table: entropy.HuffmanTable
+    ac_table: entropy.HuffmanTable
+    Ri: int
+    scan_start: int
+    scan_end: int
+    segments: tuple[container.Segment, ...] = field(default=(), repr=False)
+
+    @property
+    def P(self) -> int:
+        return self.sof.P
+
+    @property
+    def nblocks(self) -> int:
+        by, bx = blocks_shape(self.sof.Y, self.sof.X)
+        return by * bx
+
+
+_UNSUPPORTED_MARKERS = {
+    M.DAC: "arithmetic coding conditioning (DAC, T.81 §B.2.4.3): arithmetic-coded JPEG",
+    M.DHP: "hierarchical mode (DHP, T.81 §B.3.2)",
+    M.EXP: "hierarchical mode (EXP, T.81 §B.3.3)",
+    M.DNL: "a define-number-of-lines segment (DNL, T.81 §B.2.5): the image height must be in the frame header",
+    0xFFF7: "JPEG-LS (SOF55, ISO/IEC 14495-1)",
+}
+
+
+def _check_frame_header(sof: M.Sof, offset: int) -> None:
+    name = M.marker_name(sof.marker)
+    if sof.marker not in (M.SOF0, M.SOF1):
+        raise UnsupportedFeatureError(
+            f"{name} at byte offset {offset}: {sof.process} is not supported; medcodec decodes baseline "
+            "(SOF0) and extended sequential Huffman (SOF1) DCT JPEG (T.81 Table B.1)"
+        )
+    allowed = (8,) if sof.marker == M.SOF0 else (8, 12)
+    if sof.marker == M.SOF1 and sof.P == 16:
+        raise UnsupportedFeatureError(
+            f"{name} at byte offset {offset}: P=16 DCT-based JPEG is not part of ISO 10918-1 (T.81 §B.2.2 allows "
+            "P=8 or 12 for DCT processes); some encoders (e.g. GDCM's experimental lossy mode) write it"
+        )
+    if sof.P not in allowed:
+        raise CorruptStreamError(
+            f"P={sof.P} is invalid for {name}, expected {' or '.join(map(str, allowed))} (T.81 §B.2.2, Table B.2)",
+            offset=offset, segment=name,
+        )  # fmt: skip
+    if sof.Nf != 1:
+        raise UnsupportedFeatureError(
+            f"{name} at byte offset {offset}: Nf={sof.Nf} components; medcodec decodes grayscale (Nf=1) JPEG only, "
+            "not colour (T.81 §B.2.2)"
+        )
+    if sof.Y == 0:
+        raise UnsupportedFeatureError(
+            f"{name} at byte offset {offset}: Y=0, the number of lines is given by a DNL segment (T.81 §B.2.5), "
+            "which medcodec does not support"
+        )
+    if sof.Y * sof.X > container.LIMITS["max_frame_pixels"]:
+        raise CorruptStreamError(
+            f"{sof.Y} x {sof.X} pixels exceed the limit of {container.LIMITS['max_frame_pixels']}",
+            offset=offset, segment=name,
+        )  # fmt: skip
+
+
+def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int) -> None:
+    if sos.Ns != 1:
+        raise CorruptStreamError(
+            f"Ns={sos.Ns}, but the frame has one component (T.81 §B.2.3)", offset=offset, segment="SOS"
+        )
+    if sos.components[0].Cs != sof.components[0].Ci:
+        raise CorruptStreamError(
+            f"Cs={sos.components[0].Cs} names no component of the frame (Ci={sof.components[0].Ci}) (T.81 §B.2.3)",
+            offset=offset, segment="SOS",
+        )  # fmt: skip
+    if (sos.Ss, sos.Se, sos.Ah, sos.Al) != (0, 63, 0, 0):
+        raise CorruptStreamError(
+            f"Ss={sos.Ss} Se={sos.Se} Ah={sos.Ah} Al={sos.Al}, sequential DCT requires 0, 63, 0, 0 (T.81 §B.2.3)",
+            offset=offset, segment="SOS",
+        )  # fmt: skip
+    if sof.marker == M.SOF0 and (sos.components[0].Td > 1 or sos.components[0].Ta > 1):
+        raise CorruptStreamError(
+            f"baseline scan selects Huffman table Td={sos.components[0].Td} Ta={sos.components[0].Ta}, "
+            "baseline allows 0 or 1 (T.81 §B.2.3)",
+            offset=offset, segment="SOS",
+        )  # fmt: skip
+
+
+def _find_scan_end(buf: bytes, start: int) -> int:
+    """Offset of the first marker after entropy-coded data that is not RSTn (T.81 §B.1.1.5, §F.1.2.3).
+
+    Stuffed 0xFF00 and RST0..RST7 belong to the data; 0xFF fill bytes before a marker do
+    not. Returns ``len(buf)`` if the data runs to the end of the buffer.
+    """
+    n = len(buf)
+    i = start
+    while True:
+        i = buf.find(b"\xff", i)
+        if i < 0 or i + 1 >= n:
+            return n
+        nxt = buf[i + 1]
+        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+            i += 2
+            continue
+        # 0xFF fill bytes, then a marker: the data ends at the first 0xFF of the run
+        return i
+
+
+def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
+    table = spec.to_table()
+    alphabet = DC_ALPHABET if spec.Tc == 0 else AC_ALPHABET
+    table.validate(alphabet, offset=offset, segment=f"DHT ({'DC' if spec.Tc == 0 else 'AC'} table {spec.Th})")
+    if spec.Tc == 1:
+        bad = [v for v in spec.V if v & 15 == 0 and v not in (0x00, 0xF0)]
+        if bad:
+            raise CorruptStreamError(
+                f"AC table {spec.Th} defines symbol 0x{bad[0]:02X}: with SSSS=0 only EOB (0x00) and ZRL (0xF0) "
+                "exist (T.81 §F.1.2.2.1)",
+                offset=offset, segment="DHT",
+            )  # fmt: skip
+    return table
+
+
+def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
+    """Parse a JPEG stream's marker segments up to EOI without decoding the entropy-coded data.
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        A process or feature other than baseline / extended sequential Huffman grayscale.
+    CorruptStreamError, TruncatedStreamError
+        Invalid or missing segments, with byte offsets and T.81 sections.
+    """
+    buf = bytes(data)
+    n = len(buf)
+    if n < 2 or buf[:2] != b"\xff\xd8":
+        raise CorruptStreamError("stream does not start with SOI 0xFFD8 (T.81 §B.2.1)", offset=0, segment="SOI")
+    segments = [container.Segment("SOI", 0, 0)]
+    qtables: dict[int, M.QuantizationTable] = {}
+    huff: dict[tuple[int, int], entropy.HuffmanTable] = {}
+    Ri = 0
+    sof: M.Sof | None = None
+    sof_offset = 0
+    found: JpegFrame | None = None
+    pos = 2
+    while True:
+        if pos >= n:
+            what = "EOI" if found is not None else ("SOS" if sof is not None else "a frame header")
+            raise TruncatedStreamError(
+                f"stream ends before {what} (T.81 §B.2.1)", offset=pos, segment="EOI" if found else "markers"
+            )
+        if buf[pos] != 0xFF:
+            raise CorruptStreamError(
+                f"expected a marker (0xFF), found 0x{buf[pos]:02X} (T.81 §B.1.1.2)", offset=pos, segment="markers"
+            )
+        while pos + 1 < n and buf[pos + 1] == 0xFF:  # fill bytes (T.81 §B.1.1.2)
+            pos += 1
+        if pos + 1 >= n:
+            raise TruncatedStreamError(
+                "stream ends inside a marker", offset=pos, segment="markers", expected=2, available=1
+            )
+        code = 0xFF00 | buf[pos + 1]
+        name = M.marker_name(code)
+        if code == M.EOI:
+            if found is None:
+                raise CorruptStreamError("EOI before any scan (T.81 §B.2.1)", offset=pos, segment="EOI")
+            segments.append(container.Segment("EOI", pos, 0))
+            return dataclasses.replace(found, segments=tuple(segments))
+        if code == M.SOI or M.is_rst(code) or code == 0xFF00 or code == M.TEM:
+            raise CorruptStreamError(
+                f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name
+            )
+        if code in _UNSUPPORTED_MARKERS:
+            raise UnsupportedFeatureError(f"{name} at byte offset {pos}: {_UNSUPPORTED_MARKERS[code]} is not supported")
+        if code in M.SOF_PROCESSES and code not in (M.SOF0, M.SOF1):
+            raise UnsupportedFeatureError(
+                f"{name} at byte offset {pos}: {M.SOF_PROCESSES[code]} is not supported; medcodec decodes baseline "
+                "(SOF0) and extended sequential Huffman (SOF1) DCT JPEG (T.81 Table B.1)"
+            )
+        end = M.segment_bounds(buf, pos, name)
+        segments.append(container.Segment(name, pos, end - pos - 2))
+        seg = buf[pos:end]
+        if code in (M.SOF0, M.SOF1):
+            if sof is not None:
+                raise CorruptStreamError(
+                    f"second frame header (first at byte offset {sof_offset}) (T.81 §B.2.1)", offset=pos, segment=name
+                )
+            sof = M.Sof.from_bytes(seg, pos)
+            sof_offset = pos
+            _check_frame_header(sof, pos)
+        elif code == M.DQT:
+            for t in M.Dqt.from_bytes(seg, pos).tables:
+                qtables[t.Tq] = t
+        elif code == M.DHT:
+            for spec in M.Dht.from_bytes(seg, pos).tables:
+                huff[(spec.Tc, spec.Th)] = _check_huffman(spec, pos)
+        elif code == M.DRI:
+            Ri = M.Dri.from_bytes(seg, pos).Ri
+        elif code == M.SOS:
+            if sof is None:
+                raise CorruptStreamError("SOS before a frame header (T.81 §B.2.1)", offset=pos, segment="SOS")
+            if found is not None:
+                raise CorruptStreamError(
+                    "second scan: a sequential single-component frame has exactly one scan (T.81 §B.2.1, §B.2.3)",
+                    offset=pos, segment="SOS",
+                )  # fmt: skip
+            sos = M.Sos.from_bytes(seg, pos)
+            _check_scan_header(sos, sof, pos)
+            comp, sc = sof.components[0], sos.components[0]
+            if comp.Tqi not in qtables:
+                raise CorruptStreamError(
+                    f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)",
+                    offset=pos,
+                    segment="SOS",
+                )
+            if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
+                raise CorruptStreamError(
+                    f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
+                    offset=pos, segment="DQT",
+                )  # fmt: skip
+            for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
+                if (tc, th) not in huff:
+                    raise CorruptStreamError(
+                        f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)",
+                        offset=pos,
+                        segment="SOS",
+                    )
+            scan_end = _find_scan_end(buf, end)
+            segments.append(container.Segment("ECS", end, scan_end - end))
+            found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
+            pos = scan_end
+            continue
+        # APPn, COM: skipped; JPGn / reserved codes are refused below
+        elif not (M.APP0 <= code <= M.APP0 + 15 or code == M.COM):
+            if 0xFFF0 <= code <= 0xFFFD:
+                raise UnsupportedFeatureError(
+                    f"{name} at byte offset {pos}: reserved JPEG extension marker is not supported (T.81 Table B.1)"
+                )
+            raise CorruptStreamError(f"reserved marker 0x{code:04X} (T.81 Table B.1)", offset=pos, segment=name)
+        pos = end

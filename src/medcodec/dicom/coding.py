@@ -1,0 +1,174 @@
+"""The lossy transfer-syntax families as the DICOM writers use them, and the series coder.
+
+:class:`LossySyntax` is a view of :data:`medcodec.registry.TRANSFER_SYNTAXES` (UIDs, method term,
+backend, knob: nothing is declared here); :data:`SYNTAXES` holds the families the CLI names
+(``dicom-jpeg``, ``dicom-j2k``, ``dicom-htj2k``, ``dicom-jpegls``). :class:`SeriesCoder` encodes
+the mapped frames of one series with one syntax and measures size and PSNR for the rate control
+(:mod:`medcodec.ratecontrol`: :func:`~medcodec.ratecontrol.find_knob_for_rate` for a ratio,
+:func:`~medcodec.ratecontrol.find_knob_for_quality` for a PSNR).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._parallel import imap_ordered, map_ordered
+from ..errors import InvalidInputError, UnsupportedFeatureError
+from ..ratecontrol import Knob, find_knob_for_quality, find_knob_for_rate
+from ..ratecontrol import masked_psnr as _psnr
+from ..registry import TRANSFER_SYNTAXES, Backend, TransferSyntax
+from .mapping import SeriesMapping
+
+__all__ = ["LossySyntax", "SYNTAXES", "get_syntax", "SeriesCoder"]
+
+
+@dataclass(frozen=True)
+class LossySyntax:
+    """One lossy family of :data:`medcodec.registry.TRANSFER_SYNTAXES` as the series writer uses it:
+    a view of the registry (UIDs, method term, backend, knob), nothing declared here.
+
+    Parameters
+    ----------
+    name
+        The family's short name (``"jpeg"``; the CLI says ``dicom-jpeg``).
+    syntaxes
+        Its lossy transfer syntaxes, smallest bit depth first (``.50`` then ``.51`` for JPEG).
+    """
+
+    name: str
+    syntaxes: tuple[TransferSyntax, ...]
+
+    @property
+    def codec(self) -> Backend:
+        """The encoder backend (the same for every syntax of the family)."""
+        codec = self.syntaxes[-1].codec
+        assert codec is not None  # every lossy syntax has one (registry)
+        return codec
+
+    @property
+    def label(self) -> str:
+        return self.codec.label
+
+    @property
+    def method(self) -> str:
+        """Lossy Image Compression Method (0028,2114) defined term (PS3.3 C.7.6.1.1.5.1)."""
+        return str(self.syntaxes[-1].method)
+
+    def uid(self, bits: int) -> str:
+        """Transfer Syntax UID for encoded samples of ``bits`` bits."""
+        for ts in self.syntaxes:
+            if bits <= ts.bits[1]:
+                return ts.uid
+        raise InvalidInputError(f"{self.name}: no transfer syntax for {bits}-bit samples")
+
+    def target(self, bits: int, signed: bool) -> tuple[int, bool]:
+        """``(bits, signed)`` of the encoded samples for a ``bits`` / ``signed`` source."""
+        return self.syntaxes[-1].coded_depth(bits, signed)
+
+    def knob(self, bits: int) -> Knob:
+        """The backend's rate knob on ``bits``-bit encoded samples."""
+        knob = self.codec.knob_for(bits)
+        assert knob is not None  # lossy backends have one (registry)
+        return knob
+
+    def knob_for_quality(self, quality: float, source_bits: int, target_bits: int) -> float:
+        """The knob value of the quality law (:mod:`medcodec.registry`)."""
+        return self.codec.knob_for_quality(quality, source_bits, target_bits)
+
+    def encode(self, frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
+        return self.codec.encode(frame, bits, signed, knob)
+
+    def decode(self, data: bytes) -> NDArray[np.integer]:
+        return self.codec.decode(data)
+
+    def check_available(self) -> None:
+        """Raise :class:`~medcodec.errors.UnsupportedFeatureError` naming what is missing."""
+        why = self.codec.why_unavailable()
+        if why:
+            raise UnsupportedFeatureError(f"dicom-{self.name} is not available: {why}")
+
+
+#: The lossy transfer-syntax families medcodec writes series in, by short name: a view of
+#: :data:`medcodec.registry.TRANSFER_SYNTAXES` (entries with a ``short`` name).
+SYNTAXES: dict[str, LossySyntax] = {
+    short: LossySyntax(short, tuple(ts for ts in TRANSFER_SYNTAXES.values() if ts.short == short))
+    for short in dict.fromkeys(ts.short for ts in TRANSFER_SYNTAXES.values() if ts.short)
+}
+
+
+def get_syntax(name: str | LossySyntax) -> LossySyntax:
+    """A :class:`LossySyntax` by name (``"jpeg"`` or ``"dicom-jpeg"``, ``"j2k"``, ``"htj2k"``, ``"jpegls"``)."""
+    if isinstance(name, LossySyntax):
+        return name
+    key = str(name).lower().removeprefix("dicom-")
+    if key not in SYNTAXES:
+        raise InvalidInputError(f"syntax={name!r} is unknown, expected one of {sorted(SYNTAXES)}")
+    return SYNTAXES[key]
+
+
+@dataclass
+class _Measured:
+    nbytes: int
+    psnr: float  # worst frame
+
+
+class SeriesCoder:
+    """Encodes mapped frames of one series with one syntax; measures size and PSNR."""
+
+    def __init__(self, syntax: LossySyntax, mapping: SeriesMapping, jobs: int):
+        self.syntax = syntax
+        self.mapping = mapping
+        self.jobs = jobs
+        self.knob = syntax.knob(mapping.bits_stored)
+        self.peak = (1 << mapping.source_bits_stored) - 1
+
+    def encode(self, mapped: NDArray[np.integer], knob: float) -> bytes:
+        """One mapped frame at ``knob`` (clamped); library errors become :class:`~medcodec.errors.CodecError`."""
+        return self.syntax.encode(mapped, self.mapping.bits_stored, self.mapping.signed, self.knob.clamp(knob))
+
+    def measure(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], knob: float,
+                *, with_psnr: bool) -> _Measured:  # fmt: skip
+        def one(i: int) -> tuple[int, float]:
+            data = self.encode(mapped[i], knob)
+            size = len(data) + len(data) % 2
+            if not with_psnr:
+                return size, math.inf
+            restored = self.mapping.unmap(self.syntax.decode(data))
+            return size, _psnr(frames[i], restored, self.mapping.kept(frames[i]), self.peak)
+
+        out = _map_ordered(one, range(len(frames)), self.jobs)
+        return _Measured(sum(s for s, _ in out), min(p for _, p in out))
+
+    def for_ratio(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], ratio: float,
+                  raw_bytes_per_pixel: int) -> float:  # fmt: skip
+        """The knob value whose fragments reach ``ratio`` on ``frames``
+        (:func:`~medcodec.ratecontrol.find_knob_for_rate`)."""
+        pixels = sum(f.size for f in frames)
+        target_bpp = 8.0 * raw_bytes_per_pixel / ratio
+        result = find_knob_for_rate(
+            lambda v: 8.0 * self.measure(frames, mapped, v, with_psnr=False).nbytes / pixels, self.knob, target_bpp,
+            rel_tol=0.01, max_evals=16,
+        )  # fmt: skip
+        return result.value
+
+    def for_psnr(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], target: float,
+                 *, start: float | None = None) -> float:  # fmt: skip
+        """Smallest-size knob whose worst frame reaches ``target`` dB
+        (:func:`~medcodec.ratecontrol.find_knob_for_quality`)."""
+        return find_knob_for_quality(
+            lambda v: self.measure(frames, mapped, v, with_psnr=True).psnr >= target, self.knob, start=start
+        )
+
+
+_map_ordered = map_ordered  # the shared thread map (medcodec/_parallel.py)
+
+
+_imap_ordered = imap_ordered
+
+
+_Coder = SeriesCoder  # the name it had in medcodec.dicom.lossy

@@ -1,0 +1,305 @@
+"""Compress one dataset in place: the counterpart of pydicom's :meth:`~pydicom.dataset.Dataset.compress`.
+
+:func:`compress` writes JPEG Baseline (.50) and Extended (.51) with medcodec's own encoder
+(pydicom has no JPEG baseline/extended encoder), JPEG-LS (.80 / .81), JPEG 2000 (.90 / .91) and
+HTJ2K (.201 / .202 / .203) through the backends of :mod:`medcodec.registry`, RLE (.5) through
+pydicom, and the native syntaxes (Explicit / Implicit VR Little Endian, Deflated) by decoding.
+Multi-frame images are coded one fragment per frame after a Basic Offset Table.
+
+It is the per-instance path of the series writer (:func:`medcodec.dicom.encode_series_to_dicom`):
+the same value mapping (:func:`medcodec.dicom.plan_series_mapping`; pass the series' one
+``mapping`` when compressing a series instance by instance, so every instance gets the same
+rescale), the same quality law and rate searches (:mod:`medcodec.ratecontrol`). The differences:
+the dataset is changed in place and returned, and only what compression changes is changed
+(pixel data, Image Pixel attributes, rescale, Pixel Padding Value, the lossy attributes, and the
+SOP Instance UID when the result is lossy); there is no decode-back verification.
+
+Rate targets (at most one; :class:`~medcodec.ratecontrol.RateTarget`):
+
+* none: ``quality=75`` for lossy syntaxes, exact coding for lossless ones;
+* ``quality``: the quality law (:mod:`medcodec.registry`), no search: the fast path;
+* ``ratio``: knob searched on up to :data:`~medcodec.ratecontrol.CALIBRATION_FRAMES` frames;
+* ``psnr``: smallest knob whose worst frame reaches the target (every frame checked);
+* ``max_error``: a guaranteed bound, for JPEG-LS (.81: ``NEAR`` from the bound and the mapping's
+  scale) and the lossless syntaxes (any bound holds); others raise
+  :class:`~medcodec.errors.UnsupportedFeatureError`.
+
+Lossy attributes ((0028,2110) ``"01"``, ratio and method appended) are set only when the result
+is actually lossy: never for the lossless syntaxes, not for .81 at ``NEAR=0`` through an exact
+mapping. Thread-safe: no shared state is written; frames are coded on the calling thread unless
+``jobs`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array
+from pydicom.uid import UID, generate_uid
+
+from .._parallel import map_ordered
+from ..errors import DicomError, InvalidInputError, UnsupportedFeatureError, UnsupportedImageError
+from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, calibration_indices
+from ..ratecontrol import masked_psnr as _psnr
+from ..registry import TransferSyntax, transfer_syntax
+from ..spec import PixelSpec, storage_dtype
+from .coding import LossySyntax, SeriesCoder
+from .mapping import SeriesMapping, dataset_stats, plan_series_mapping, remap_value_attributes
+from .pixel_spec import pixel_spec_from_dataset
+from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
+
+__all__ = ["compress", "dataset_frames"]
+
+_DEFAULT_QUALITY = 75.0
+
+
+def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.integer]:
+    """The stored values of ``ds`` as ``(frames, rows, cols)`` in the spec's storage dtype
+    (any transfer syntax pydicom can decode; high bits masked, sign extended).
+
+    Raises
+    ------
+    DicomError
+        The pixel data cannot be decoded or do not match the header.
+    """
+    spec = spec or pixel_spec_from_dataset(ds)
+    where = _where(ds)
+    try:
+        arr = np.asarray(pixel_array(ds))
+    except Exception as exc:  # any decoder/plugin failure
+        uid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "unknown transfer syntax")
+        raise DicomError(f"cannot decode (7FE0,0010) Pixel Data ({uid}): {type(exc).__name__}: {exc}",
+                         path=where) from exc  # fmt: skip
+    shape = (int(spec.extra["number_of_frames"]), int(spec.extra["rows"]), int(spec.extra["columns"]))
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.shape != shape or arr.dtype.kind not in "ui":
+        raise DicomError(f"decoded pixel data has shape {arr.shape} and dtype {arr.dtype}, the header says {shape}",
+                         path=where)  # fmt: skip
+    if arr.size and (int(arr.min()) < spec.min_value or int(arr.max()) > spec.max_value):
+        work = arr.astype(np.int32) & ((1 << spec.bits_stored) - 1)  # PS3.5 §8.1.1
+        if spec.signed:
+            sign = 1 << (spec.bits_stored - 1)
+            work = (work ^ sign) - sign
+        arr = work
+    return np.ascontiguousarray(arr.astype(storage_dtype(spec.bits_stored, spec.signed), copy=False))
+
+
+def compress(
+    ds: Dataset,
+    transfer_syntax_uid: str,
+    /,
+    *,
+    quality: float | None = None,
+    ratio: float | None = None,
+    psnr: float | None = None,
+    max_error: int | None = None,
+    mapping: SeriesMapping | None = None,
+    generate_instance_uid: bool | None = None,
+    jobs: int = 1,
+) -> Dataset:
+    """Compress the pixel data of ``ds`` in place under ``transfer_syntax_uid``; return ``ds``.
+
+    Parameters
+    ----------
+    ds
+        A grayscale image dataset (single- or multi-frame; any transfer syntax pydicom decodes).
+    transfer_syntax_uid
+        UID, or pydicom keyword / name (:func:`medcodec.registry.transfer_syntax`).
+    quality, ratio, psnr, max_error
+        At most one rate target (module docstring).
+    mapping
+        The series' one :class:`~medcodec.dicom.SeriesMapping` (from
+        :func:`~medcodec.dicom.plan_series_mapping` with the target's depth, see
+        :meth:`medcodec.registry.TransferSyntax.coded_depth`); ``None`` plans it from ``ds`` alone.
+    generate_instance_uid
+        New SOP Instance UID (dataset and file meta). ``None`` (default): only when the result is
+        lossy (a lossy copy is a new instance, PS3.4).
+    jobs
+        Frames coded in parallel threads (default 1: the caller's thread).
+
+    Returns
+    -------
+    pydicom.dataset.Dataset
+        ``ds`` itself.
+
+    Raises
+    ------
+    UnknownTransferSyntaxError
+        ``transfer_syntax_uid`` is not in :data:`medcodec.registry.TRANSFER_SYNTAXES`.
+    UnsupportedFeatureError
+        The syntax cannot be written (decode-only, library missing), or ``max_error`` with a
+        syntax that has no error bound.
+    UnsupportedImageError
+        Colour, a Modality LUT or per-frame rescale the mapping cannot carry.
+    InvalidInputError
+        Bad rate target, a rate target for a lossless syntax, or a ``mapping`` that does not fit.
+    DicomError
+        The pixel data cannot be decoded.
+
+    Examples
+    --------
+    >>> from pydicom import examples
+    >>> from pydicom.uid import JPEGExtended12Bit
+    >>> ds = compress(examples.ct, JPEGExtended12Bit, quality=90)
+    >>> ds.file_meta.TransferSyntaxUID.name, ds.LossyImageCompression, ds.BitsStored
+    ('JPEG Extended (Process 2 and 4)', '01', 12)
+    """
+    ts = transfer_syntax(transfer_syntax_uid)
+    target = RateTarget.of(quality=quality, ratio=ratio, psnr=psnr, max_error=max_error)
+    if not ts.encodable:
+        raise UnsupportedFeatureError(f"{ts.name} ({ts.uid}) can be decoded, not written, by medcodec")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise InvalidInputError(f"jobs={jobs!r} must be a positive integer")
+    if ts.codec is not None:
+        ts.codec.check_available()
+    if target.kind not in (None, "max_error") and not ts.lossy:
+        raise InvalidInputError(f"{ts.name} is lossless: {target.kind}= does not apply (give none, or max_error)")
+    if ts.backend is None or ts.backend == "pydicom-rle":
+        if mapping is not None:
+            raise InvalidInputError(f"{ts.name} keeps the stored values: mapping= does not apply")
+        return _by_pydicom(ds, ts, generate_instance_uid)
+    return _encapsulate(ds, ts, target, mapping, generate_instance_uid, jobs)
+
+
+# --------------------------------------------------------------------------- pydicom's syntaxes
+
+
+def _by_pydicom(ds: Dataset, ts: TransferSyntax, new_uid: bool | None) -> Dataset:
+    """Native, Deflated (pixel data stored as they are) and RLE (pydicom's encoder): always exact."""
+    current = UID(str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""))
+    try:
+        if ts.encapsulated:  # RLE
+            arr = pixel_array(ds) if (current and current.is_compressed) else None
+            ds.compress(ts.uid, arr, generate_instance_uid=bool(new_uid))
+        else:
+            if current and current.is_compressed:
+                ds.decompress(generate_instance_uid=bool(new_uid))
+            elif new_uid:
+                _new_instance_uid(ds)
+            ds.file_meta.TransferSyntaxUID = UID(ts.uid)
+    except (UnsupportedFeatureError, InvalidInputError, DicomError):
+        raise
+    except Exception as exc:  # pydicom's many error kinds
+        raise DicomError(f"pydicom could not write {ts.name}: {type(exc).__name__}: {exc}", path=_where(ds)) from exc
+    return ds
+
+
+# --------------------------------------------------------------------------- medcodec's backends
+
+
+def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: SeriesMapping | None,
+                 new_uid: bool | None, jobs: int) -> Dataset:  # fmt: skip
+    spec = pixel_spec_from_dataset(ds, path=_where(ds))
+    frames = dataset_frames(ds, spec)
+    bits, signed = ts.coded_depth(spec.bits_stored, spec.signed)
+    if not ts.bits[0] <= bits <= ts.bits[1]:
+        raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
+                                    path=_where(ds))  # fmt: skip
+    if mapping is None:
+        stats = dataset_stats(frames, spec, allow_clip=ts.lossy)  # lossless: never clip padding
+        mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
+    elif (mapping.bits_stored, mapping.signed) != (bits, signed) or (
+        (mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed)
+    ):
+        raise InvalidInputError(
+            f"mapping= maps {mapping.source_bits_stored}-bit {'signed' if mapping.source_signed else 'unsigned'} "
+            f"into {mapping.bits_stored}-bit {'signed' if mapping.signed else 'unsigned'}; this image and "
+            f"{ts.keyword} need {spec.bits_stored}-bit {'signed' if spec.signed else 'unsigned'} into "
+            f"{bits}-bit {'signed' if signed else 'unsigned'} (plan it with those depths)"
+        )
+    if "ModalityLUTSequence" in ds and not mapping.is_identity:
+        raise UnsupportedImageError(
+            "(0028,3000) Modality LUT Sequence is indexed by stored values, which the mapping changes", path=_where(ds)
+        )
+    if spec.extra.get("rescale_varies_per_frame") and not mapping.is_identity:
+        raise UnsupportedImageError("per-frame Rescale Slope/Intercept differ: the mapping cannot carry them",
+                                    path=_where(ds))  # fmt: skip
+
+    mapped_clipped = [mapping.map(f) for f in frames]
+    mapped = [m for m, _ in mapped_clipped]
+    clipped = sum(c for _, c in mapped_clipped)
+    exact_mapping = mapping.scale == 1 and clipped == 0
+    family = LossySyntax(ts.short or ts.keyword, (ts,))
+    if not ts.lossy:
+        if not exact_mapping:
+            raise InvalidInputError(f"{ts.name} is lossless, but the mapping {mapping.describe()} loses values")
+        knob: float | None = None
+        streams = [family.codec.encode(m, mapping.bits_stored, mapping.signed, None) for m in mapped]
+    else:
+        coder = SeriesCoder(family, mapping, jobs)
+        knob = _knob(coder, target, frames, mapped, spec, ds)
+        streams = _encode_all(coder, mapped, knob)
+        if target.psnr is not None:
+            worst = min(_psnr(f, mapping.unmap(family.decode(s)), mapping.kept(f), coder.peak)
+                        for f, s in zip(frames, streams))  # fmt: skip
+            if worst < target.psnr:  # a frame harder than the calibration frames: search them all
+                knob = coder.for_psnr(list(frames), mapped, target.psnr, start=knob)
+                streams = _encode_all(coder, mapped, knob)
+    lossy = not exact_mapping or (ts.lossy and not (family.codec.knob is not None
+                                                   and family.codec.knob.name == "near" and knob == 0))  # fmt: skip
+
+    n, rows, cols = frames.shape
+    raw = n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8
+    nbytes = sum(len(s) + len(s) % 2 for s in streams)
+    multi = "NumberOfFrames" in ds
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
+        del ds[tag]
+    coded = mapping.spec_for(spec)
+    set_encapsulated_pixels(ds, streams, coded, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, multi_frame=multi)
+    if not mapping.is_identity:
+        set_rescale(ds, coded, enhanced)
+        remap_value_attributes(ds, mapping)
+    if lossy:
+        mark_lossy(ds, ratio=raw / nbytes, method=str(ts.method))
+    if new_uid or (new_uid is None and lossy):
+        _new_instance_uid(ds)
+    return ds
+
+
+def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],
+          spec: PixelSpec, ds: Dataset) -> float:  # fmt: skip
+    mapping, syntax = coder.mapping, coder.syntax
+    if target.max_error is not None:
+        if coder.knob.name != "near":
+            raise UnsupportedFeatureError(
+                f"max_error= needs a syntax with an error bound (JPEG-LS near-lossless, or a lossless one), "
+                f"not {syntax.label}"
+            )
+        near = (int(target.max_error) - mapping.scale // 2) // mapping.scale
+        if near < 0:
+            raise UnsupportedFeatureError(
+                f"max_error={target.max_error} is below the mapping's own error {mapping.scale // 2} "
+                f"({mapping.describe()})"
+            )
+        return coder.knob.clamp(near)
+    if target.ratio is not None or target.psnr is not None:
+        idx = calibration_indices(len(frames), CALIBRATION_FRAMES)
+        cal, cal_mapped = [frames[i] for i in idx], [mapped[i] for i in idx]
+        if target.ratio is not None:
+            raw_bpp = 1 if int(spec.extra.get("bits_allocated", 16)) <= 8 else 2
+            return coder.for_ratio(cal, cal_mapped, float(target.ratio), raw_bpp)
+        return coder.for_psnr(cal, cal_mapped, float(target.psnr or 0.0))
+    q = _DEFAULT_QUALITY if target.quality is None else float(target.quality)
+    return coder.knob.clamp(syntax.knob_for_quality(q, spec.bits_stored, mapping.bits_stored))
+
+
+def _encode_all(coder: SeriesCoder, mapped: list[NDArray[np.integer]], knob: float) -> list[bytes]:
+    return map_ordered(lambda m: coder.encode(m, knob), mapped, coder.jobs)
+
+
+def _new_instance_uid(ds: Dataset) -> None:
+    uid = generate_uid()
+    ds.SOPInstanceUID = uid
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "MediaStorageSOPInstanceUID" in meta:
+        meta.MediaStorageSOPInstanceUID = uid
+
+
+def _where(ds: Dataset) -> Any:
+    name = getattr(ds, "filename", None)
+    return name if isinstance(name, str) else None

@@ -1,0 +1,443 @@
+"""One DICOM image: header, :class:`~medcodec.spec.PixelSpec` and stored pixels (decoded now or on demand).
+
+The header is read with ``stop_before_pixels=True`` and the pixel element is checked from its
+lengths before any decoding (truncation); pixels are decoded by pydicom's plugins and finished
+by :func:`_finish` (shape, native byte order, high bits masked, sign extended, storage dtype).
+See :mod:`medcodec.dicom.io` for the decisions (stored values only, memory, warnings, errors).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, cast
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import iter_pixels, pixel_array
+from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage, UID_dictionary
+
+from ..errors import DicomError, InvalidInputError, NotAnImageError
+from ..spec import PixelSpec, storage_dtype
+from ._lenient import source_values_as_is
+from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
+from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
+
+__all__ = ["DicomImage", "read_image"]
+
+_ITEM, _SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
+
+
+@dataclass(eq=False)
+class DicomImage:
+    """One DICOM image (single- or multi-frame): header, pixel meaning and stored pixels.
+
+    Parameters
+    ----------
+    path
+        Where it came from; ``"archive.zip::member"`` for ZIP members.
+    dataset
+        The header as read by pydicom, without the pixel data element: everything else of
+        the original, ready for :func:`medcodec.dicom.write.derive_dataset`.
+    spec
+        Meaning of the stored values.
+    series_instance_uid, study_instance_uid, sop_instance_uid, modality
+        Identifiers and modality (``""`` when absent).
+    instance_number
+        Instance Number (0020,0013), or ``None``.
+    position
+        Position along the slice normal in mm, or ``None`` without usable geometry.
+    orientation
+        Image Orientation (Patient) direction cosines, or ``None``.
+    header_bytes
+        The source file's bytes before Pixel Data (preamble, file meta, dataset), exactly
+        as stored, or ``None`` (deflated files): what the ``.mdc`` ``dcmh`` segment carries.
+    """
+
+    path: str
+    dataset: Dataset
+    spec: PixelSpec
+    series_instance_uid: str
+    study_instance_uid: str
+    sop_instance_uid: str
+    instance_number: int | None
+    position: float | None
+    modality: str
+    orientation: tuple[float, ...] | None = None
+    header_bytes: bytes | None = field(default=None, repr=False)
+    _source: Path | ZipMember | bytes | None = field(default=None, repr=False)
+    _pixels: NDArray[np.integer] | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(frames, rows, cols)`` from the header."""
+        extra = self.spec.extra
+        return (int(extra["number_of_frames"]), int(extra["rows"]), int(extra["columns"]))
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of :attr:`pixels` (:func:`medcodec.spec.storage_dtype`)."""
+        return storage_dtype(self.spec.bits_stored, self.spec.signed)
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether decoded pixels are held in memory."""
+        return self._pixels is not None
+
+    @property
+    def pixels(self) -> NDArray[np.integer]:
+        """Stored values, ``(frames, rows, cols)``; decoded on first access, then cached.
+
+        Raises
+        ------
+        DicomError
+            The source can no longer be read or its pixel data cannot be decoded.
+        """
+        if self._pixels is None:
+            self._pixels = self.decode()
+        return self._pixels
+
+    def decode(self) -> NDArray[np.integer]:
+        """Stored values, ``(frames, rows, cols)``, without caching them.
+
+        Raises
+        ------
+        DicomError
+            The source can no longer be read or its pixel data cannot be decoded.
+        """
+        if self._pixels is not None:
+            return self._pixels
+        with _open_source(self._require_source(), self.path) as fp:
+            return _decode(fp, self.spec, self.path)
+
+    def iter_frames(self) -> Iterator[NDArray[np.integer]]:
+        """Yield frames ``(rows, cols)`` one at a time, decoding them one at a time when not cached.
+
+        Raises
+        ------
+        DicomError
+            The source can no longer be read or its pixel data cannot be decoded.
+        """
+        if self._pixels is not None:
+            yield from self._pixels
+            return
+        _, rows, cols = self.shape
+        with _open_source(self._require_source(), self.path) as fp:
+            # pydicom annotates its generator as an Iterator; it is closed below
+            frames = cast(Generator[NDArray[Any], None, None], iter_pixels(fp))
+            try:
+                while True:
+                    try:
+                        frame = next(frames)
+                    except StopIteration:
+                        return
+                    except Exception as exc:  # any decoder/plugin failure
+                        raise _decode_error(exc, self.spec, self.path) from exc
+                    yield _finish(frame, self.spec, self.path, (1, rows, cols))[0]
+            finally:
+                frames.close()  # pydicom's generator restores the file position: close it while fp is open
+
+    def release(self) -> None:
+        """Drop cached pixels of a lazily read image (they are decoded again when needed)."""
+        if self._source is not None:
+            self._pixels = None
+
+    def _require_source(self) -> Path | ZipMember | bytes:
+        if self._source is None:  # pragma: no cover - eager images always hold pixels
+            raise DicomError("pixels were released and the source cannot be reopened", path=self.path)
+        return self._source
+
+
+def read_image(source: Source, /, *, lazy: bool = False) -> DicomImage:
+    """Read one DICOM image: header, :class:`~medcodec.spec.PixelSpec` and stored pixels.
+
+    Parameters
+    ----------
+    source
+        A path, a :class:`ZipMember`, the file's bytes, or a binary file-like object (its
+        ``name``, if any, is used in messages).
+    lazy
+        Decode pixels only when :attr:`DicomImage.pixels` is first used. Honoured for paths
+        and ZIP members; bytes and file-like sources are always decoded at once.
+
+    Returns
+    -------
+    DicomImage
+
+    Raises
+    ------
+    InputNotFoundError
+        The path does not exist.
+    NotAnImageError
+        The file is DICOM but has no pixel data (SR, presentation state, DICOMDIR...).
+    UnsupportedImageError
+        Colour, palette, float or otherwise unsupported pixel data.
+    DicomError
+        Not a DICOM file, unreadable header, or pixel data that cannot be decoded.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> image = read_image(get_testdata_file("CT_small.dcm"))
+    >>> image.pixels.shape, image.pixels.dtype.name, image.spec.bits_stored
+    ((1, 128, 128), 'int16', 16)
+    """
+    reopenable: Path | ZipMember | bytes | None
+    if isinstance(source, ZipMember):
+        reopenable = source
+    elif isinstance(source, (str, os.PathLike)):
+        reopenable = Path(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        reopenable, lazy = None, False
+    elif hasattr(source, "read"):
+        reopenable, lazy = None, False
+    else:
+        raise InvalidInputError(
+            f"cannot read DICOM from {type(source).__name__}: expected a path, ZipMember, bytes or binary file"
+        )
+    name = _source_name(source)
+    with _open_source(source, name) as fp:
+        ds, pixel_tag, raw_header = _read_header(fp, name)
+        spec = spec_from_header(ds, pixel_tag=pixel_tag, path=name)
+        pixels = None if lazy else _decode(fp, spec, name)
+    image = _make_image(ds, spec, name, reopenable if lazy else None, pixels)
+    image.header_bytes = raw_header
+    return image
+
+
+def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | None]:
+    """Header without pixel data, the tag of the pixel data element that follows (if any), and
+    the file's own bytes up to that element (``None`` when they cannot stand alone: deflated)."""
+    start = fp.tell()
+    try:
+        try:
+            ds = dcmread(fp, stop_before_pixels=True)
+        except InvalidDicomError:
+            fp.seek(start)
+            head = fp.read(_SNIFF_BYTES)
+            if not _looks_like_dicom(head):
+                raise DicomError("not a DICOM file (no 'DICM' prefix at byte 128, PS3.10 §7.1)", path=name) from None
+            fp.seek(start)
+            ds = dcmread(fp, force=True, stop_before_pixels=True)
+        pixel_tag = _peek_pixel_tag(fp, ds)
+        raw_header: bytes | None = None
+        if pixel_tag is not None:
+            _check_pixel_element(fp, ds, name)
+            pixel_at = fp.tell()
+            fp.seek(start)
+            raw_header = fp.read(pixel_at - start)
+            fp.seek(pixel_at)
+        if pixel_tag is None and ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            fp.seek(start)  # deflated: the reader decompressed into its own buffer, so read it all
+            full = dcmread(fp)
+            present = [t for t in PIXEL_DATA_TAGS if t in full]
+            pixel_tag = present[0] if present else None
+            ds = full
+            raw_header = None
+            for tag in PIXEL_DATA_TAGS:
+                if tag in ds:
+                    del ds[tag]
+    except DicomError:
+        raise
+    except Exception as exc:  # pydicom raises many kinds on malformed input
+        raise DicomError(f"cannot read DICOM header: {type(exc).__name__}: {exc}", path=name) from exc
+    ds.buffer = None  # do not keep the source bytes alive through the header
+    ds.filename = name
+    if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+        raise NotAnImageError("a DICOMDIR (Media Storage Directory): pass it to read_series to follow it", path=name)
+    return ds, pixel_tag, raw_header
+
+
+def _peek_pixel_tag(fp: BinaryIO, ds: Dataset) -> int | None:
+    """Tag of the element ``stop_before_pixels`` stopped at (the reader rewinds to it), or None at EOF.
+
+    The file position is left at the start of that element.
+    """
+    raw = fp.read(4)
+    fp.seek(-len(raw), os.SEEK_CUR)
+    if len(raw) < 4:
+        return None
+    little = ds.original_encoding[1] is not False
+    order: Literal["little", "big"] = "little" if little else "big"
+    tag = (int.from_bytes(raw[:2], order) << 16) | int.from_bytes(raw[2:], order)
+    return tag if tag in PIXEL_DATA_TAGS else None
+
+
+_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"))
+
+
+def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> None:
+    """Check the pixel data element at the file position is complete, without reading its value.
+
+    Some decoders return garbage, not an error, for a truncated codestream (pylibjpeg-libjpeg
+    on JPEG-LS does), so truncation is caught here: a defined length must fit in the file, and
+    encapsulated data must be a chain of complete Items ending with a Sequence Delimitation
+    Item (PS3.5 §7.5, §A.4). Only item headers are read; the position is restored.
+    """
+    start = fp.tell()
+    end = fp.seek(0, os.SEEK_END)
+    fp.seek(start)
+    implicit, little = ds.original_encoding
+    order: Literal["little", "big"] = "big" if little is False else "little"
+    head = fp.read(8)
+    if len(head) < 8:
+        raise DicomError("truncated: the file ends inside the (7FE0,0010) Pixel Data element header", path=name)
+    if implicit:
+        length, pos = int.from_bytes(head[4:8], order), start + 8
+    elif head[4:6] in _LONG_VRS:
+        more = fp.read(4)
+        if len(more) < 4:
+            raise DicomError("truncated: the file ends inside the (7FE0,0010) Pixel Data element header", path=name)
+        length, pos = int.from_bytes(more, order), start + 12
+    else:
+        length, pos = int.from_bytes(head[6:8], order), start + 8
+    if length != 0xFFFFFFFF:
+        if pos + length > end:
+            raise DicomError(
+                f"truncated: (7FE0,0010) Pixel Data declares {length} bytes, {end - pos} available", path=name
+            )
+        fp.seek(start)
+        return
+    while True:
+        fp.seek(pos)
+        item = fp.read(8)
+        if len(item) < 8:
+            raise DicomError(
+                "truncated: encapsulated (7FE0,0010) Pixel Data ends without a Sequence Delimitation Item (PS3.5 §A.4)",
+                path=name,
+            )
+        tag = (int.from_bytes(item[:2], "little") << 16) | int.from_bytes(item[2:4], "little")
+        item_length = int.from_bytes(item[4:], "little")
+        if tag == _SEQUENCE_DELIMITER:
+            break
+        if tag != _ITEM:
+            raise DicomError(
+                f"encapsulated (7FE0,0010) Pixel Data: expected an Item (FFFE,E000) at byte offset {pos}, "
+                f"found ({tag >> 16:04X},{tag & 0xFFFF:04X}) (PS3.5 §A.4)",
+                path=name,
+            )
+        pos += 8 + item_length
+        if pos > end:
+            raise DicomError(
+                f"truncated: a Pixel Data fragment ends at byte offset {pos}, the file has {end} bytes", path=name
+            )
+    fp.seek(start)
+
+
+def _decode(fp: BinaryIO, spec: PixelSpec, name: str) -> NDArray[np.integer]:
+    fp.seek(0)
+    try:
+        arr = pixel_array(fp)
+    except Exception as exc:  # any decoder/plugin failure
+        raise _decode_error(exc, spec, name) from exc
+    frames = int(spec.extra["number_of_frames"])
+    return _finish(arr, spec, name, (frames, int(spec.extra["rows"]), int(spec.extra["columns"])))
+
+
+def _decode_error(exc: Exception, spec: PixelSpec, name: str) -> DicomError:
+    uid = str(spec.extra.get("transfer_syntax_uid", ""))
+    syntax = UID_dictionary[uid][0] if uid in UID_dictionary else (uid or "unknown transfer syntax")
+    return DicomError(f"cannot decode (7FE0,0010) Pixel Data ({syntax}): {type(exc).__name__}: {exc}", path=name)
+
+
+def _finish(arr: np.ndarray, spec: PixelSpec, name: str, shape: tuple[int, int, int]) -> NDArray[np.integer]:
+    """Shape ``(frames, rows, cols)``, native byte order, high bits masked, sign extended, storage dtype."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.shape != shape:
+        raise DicomError(f"decoded pixel data has shape {arr.shape}, the header says {shape}", path=name)
+    if arr.dtype.kind not in "ui":
+        raise DicomError(f"decoded pixel data has dtype {arr.dtype}, expected integers", path=name)
+    lo, hi = spec.min_value, spec.max_value
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        # PS3.5 §8.1.1: bits above Bits Stored are not part of the value.
+        work = arr.astype(np.int32) & ((1 << spec.bits_stored) - 1)
+        if spec.signed:
+            sign = 1 << (spec.bits_stored - 1)
+            work = (work ^ sign) - sign
+        arr = work
+    return arr.astype(storage_dtype(spec.bits_stored, spec.signed), copy=False)
+
+
+def _make_image(
+    ds: Dataset,
+    spec: PixelSpec,
+    name: str,
+    source: Path | ZipMember | bytes | None,
+    pixels: NDArray[np.integer] | None,
+) -> DicomImage:
+    with source_values_as_is():
+        orientation, position = _geometry(ds)
+    return DicomImage(
+        path=name,
+        dataset=ds,
+        spec=spec,
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        instance_number=_instance_number(ds),
+        position=position,
+        modality=_text(ds, "Modality"),
+        orientation=orientation,
+        _source=source,
+        _pixels=pixels,
+    )
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    try:
+        with source_values_as_is():  # identifiers are carried as they are (see ._lenient)
+            value = ds.get(keyword)
+    except Exception:  # malformed optional attribute: treat as absent
+        return ""
+    return "" if value is None else str(value).strip()
+
+
+def _instance_number(ds: Dataset) -> int | None:
+    try:
+        with source_values_as_is():
+            value = ds.get("InstanceNumber")
+        return None if value is None or value == "" else int(value)
+    except Exception:  # malformed IS: treat as absent, sorting falls back to the path
+        return None
+
+
+def _geometry(ds: Dataset) -> tuple[tuple[float, ...] | None, float | None]:
+    """Direction cosines and position along the slice normal (PS3.3 C.7.6.2.1.1).
+
+    Enhanced multi-frame objects use the first frame's Plane Position and the shared (else
+    first per-frame) Plane Orientation functional groups. Malformed geometry gives ``None``.
+    """
+    try:
+        iop = ds.get("ImageOrientationPatient")
+        ipp = ds.get("ImagePositionPatient")
+        groups = [
+            seq[0]
+            for kw in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+            if (seq := ds.get(kw))
+        ]
+        for group in groups:
+            if iop is None and group.get("PlaneOrientationSequence"):
+                iop = group.PlaneOrientationSequence[0].get("ImageOrientationPatient")
+            if ipp is None and group.get("PlanePositionSequence"):
+                ipp = group.PlanePositionSequence[0].get("ImagePositionPatient")
+        if iop is None or len(iop) != 6:
+            return None, None
+        cosines = np.array([float(v) for v in iop])
+        normal = np.cross(cosines[:3], cosines[3:])
+        norm = float(np.linalg.norm(normal))
+        if not np.isfinite(norm) or norm < 1e-6:
+            return None, None
+        orientation = tuple(float(v) for v in cosines)
+        if ipp is None or len(ipp) != 3:
+            return orientation, None
+        position = float(np.dot([float(v) for v in ipp], normal / norm))
+        return orientation, position if np.isfinite(position) else None
+    except Exception:  # geometry is optional: fall back to Instance Number
+        return None, None

@@ -1,0 +1,384 @@
+"""One integer mapping of stored values per series: statistics, the plan, and the attributes that follow it.
+
+The series mapping (one per series, never per image)
+====================================================
+
+A codec that cannot hold the source samples (12-bit JPEG from signed or 13-16-bit CT;
+JPEG-LS from signed data) gets them through one integer mapping computed once from the
+whole series (:func:`plan_series_mapping`)::
+
+    stored' = round((clip(stored, clip_low, clip_high) - offset) / scale)
+    slope'  = slope * scale,   intercept' = intercept + offset * slope
+
+so ``stored' * slope' + intercept' == stored * slope + intercept`` for every voxel that is
+not clipped, exactly when ``scale == 1``. The rule, first that fits the target range:
+
+1. **identity** when the series min..max already fit (12-bit unsigned CT to JPEG 12-bit);
+2. **offset** when the series range fits once shifted (signed CT -1024..3071 HU: 4096 values);
+3. **clip padding, then offset** (CT only, Modality CT or Rescale Type HU): voxels below
+   -1024 HU (:data:`HU_FLOOR`) are not tissue (air is -1000 HU; scanners write -2048,
+   -3024 or -2000 outside the reconstruction circle), so they are clipped to the lowest
+   tissue value of the series, counted and reported, and the rest is shifted;
+4. **scale**, the smallest integer that fits what remains (e.g. 2 for metal up to 7000 HU,
+   or for 16-bit MR into 12 bits); error from the mapping is at most ``scale // 2``.
+
+A mapping per image would give every slice its own rescale and make a series flicker in
+brightness after a lossy round trip through viewers that cache one rescale: never done.
+Pixel Padding Value follows the mapping, or is removed when the padding was clipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from ..errors import DicomError, InvalidInputError
+from ..ratecontrol import calibration_indices
+from ..spec import PixelSpec, storage_dtype, value_range
+from .image import DicomImage
+from .series import Series
+
+__all__ = [
+    "HU_FLOOR",
+    "SeriesStats",
+    "SeriesMapping",
+    "series_stats",
+    "dataset_stats",
+    "plan_series_mapping",
+    "remap_value_attributes",
+]
+
+
+#: Lowest HU of real tissue: below it is padding outside the scan field (air is -1000 HU).
+HU_FLOOR = -1024.0
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    """Value statistics of a whole series, gathered one frame at a time.
+
+    Parameters
+    ----------
+    spec
+        The series' :class:`~medcodec.spec.PixelSpec` (first image's rescale).
+    n_images, n_frames, n_voxels
+        What was scanned.
+    min, max
+        Stored value range of the series.
+    is_ct
+        Modality CT or Rescale Type HU: values below :data:`HU_FLOOR` may be clipped.
+    tissue_min, tissue_max
+        Stored range of the voxels at or above :data:`HU_FLOOR` (``None`` when not CT or none).
+    n_below_floor
+        Voxels below :data:`HU_FLOOR` (CT only; 0 otherwise).
+    """
+
+    spec: PixelSpec
+    n_images: int
+    n_frames: int
+    n_voxels: int
+    min: int
+    max: int
+    is_ct: bool
+    tissue_min: int | None = None
+    tissue_max: int | None = None
+    n_below_floor: int = 0
+
+
+class _StatsBuilder:
+    def __init__(self, spec: PixelSpec):
+        self.spec = spec
+        self.is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+        self.images = self.frames = self.voxels = self.below = 0
+        self.lo = self.hi = None  # type: int | None
+        self.tlo = self.thi = None  # type: int | None
+
+    def add(self, frame: NDArray[np.integer], spec: PixelSpec) -> None:
+        self.frames += 1
+        self.voxels += frame.size
+        lo, hi = int(frame.min()), int(frame.max())
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+        if not self.is_ct or spec.rescale_slope <= 0:
+            return
+        floor = _stored_floor(spec)
+        tissue = frame[frame >= floor]
+        self.below += frame.size - tissue.size
+        if tissue.size:
+            tlo, thi = int(tissue.min()), int(tissue.max())
+            self.tlo = tlo if self.tlo is None else min(self.tlo, tlo)
+            self.thi = thi if self.thi is None else max(self.thi, thi)
+
+    def build(self) -> SeriesStats:
+        if self.lo is None or self.hi is None:
+            raise DicomError("no frame of the series could be decoded")
+        return SeriesStats(
+            spec=self.spec, n_images=self.images, n_frames=self.frames, n_voxels=self.voxels, min=self.lo,
+            max=self.hi, is_ct=self.is_ct, tissue_min=self.tlo, tissue_max=self.thi, n_below_floor=self.below,
+        )  # fmt: skip
+
+
+def _stored_floor(spec: PixelSpec) -> int:
+    """Smallest stored value whose output value is >= HU_FLOOR (slope > 0)."""
+    return math.ceil((HU_FLOOR - spec.rescale_intercept) / spec.rescale_slope - 1e-9)
+
+
+def series_stats(series: Series) -> SeriesStats:
+    """Scan a series once, one frame in memory at a time, for :func:`plan_series_mapping`.
+
+    Raises
+    ------
+    DicomError
+        An image cannot be decoded.
+    """
+    return _scan(series, calibration=0)[0]
+
+
+def _scan(
+    series: Series, *, calibration: int, failures: list[tuple[str, Exception]] | None = None
+) -> tuple[SeriesStats, list[tuple[NDArray[np.integer], PixelSpec]], list[DicomImage]]:
+    """Statistics, up to ``calibration`` evenly spaced (frame, spec) pairs, and the images that decoded."""
+    builder = _StatsBuilder(series.spec)
+    wanted = set(calibration_indices(series.n_frames, calibration)) if calibration else set()
+    samples: list[tuple[NDArray[np.integer], PixelSpec]] = []
+    good: list[DicomImage] = []
+    index = 0
+    for image in series.images:
+        n = image.shape[0]
+        try:
+            kept = []
+            for k, frame in enumerate(image.iter_frames()):
+                builder.add(frame, image.spec)
+                if index + k in wanted:
+                    kept.append((np.array(frame), image.spec))
+        except DicomError as exc:
+            if failures is None:
+                raise
+            failures.append((exc.path or image.path, exc))
+        else:
+            builder.images += 1
+            samples.extend(kept)
+            good.append(image)
+        index += n
+    return builder.build(), samples, good
+
+
+@dataclass(frozen=True)
+class SeriesMapping:
+    """One integer mapping of stored values for a whole series (see the module docstring).
+
+    ``stored' = round((clip(stored, clip_low, clip_high) - offset) / scale)``; the inverse is
+    ``stored' * scale + offset``.
+
+    Parameters
+    ----------
+    offset, scale
+        Source stored value represented by encoded 0, and source units per encoded unit (>= 1).
+    bits_stored, signed
+        The encoded samples (what the written file declares).
+    clip_low, clip_high
+        Source stored values outside this range are clipped (counted by :meth:`map`).
+    source_bits_stored, source_signed
+        The source samples.
+    rule
+        Which rule of the module docstring chose it: ``"identity"``, ``"offset"``,
+        ``"clip+offset"``, ``"scale"`` or ``"clip+scale"``.
+    """
+
+    offset: int
+    scale: int
+    bits_stored: int
+    signed: bool
+    clip_low: int
+    clip_high: int
+    source_bits_stored: int
+    source_signed: bool
+    rule: str = "identity"
+
+    def __post_init__(self) -> None:
+        if self.scale < 1:
+            raise InvalidInputError(f"scale={self.scale} must be >= 1")
+        lo_t, hi_t = value_range(self.bits_stored, self.signed)
+        lo_s, hi_s = value_range(self.source_bits_stored, self.source_signed)
+        if self.clip_low > self.clip_high:
+            raise InvalidInputError(f"clip range {self.clip_low}..{self.clip_high} is empty")
+        for v in (max(self.clip_low, lo_s), min(self.clip_high, hi_s)):
+            if not lo_t <= self._forward(v) <= hi_t:
+                raise InvalidInputError(
+                    f"mapping offset={self.offset} scale={self.scale} sends {v} outside the encoded range "
+                    f"{lo_t}..{hi_t}"
+                )
+
+    def _forward(self, v: int) -> int:
+        return (v - self.offset + self.scale // 2) // self.scale
+
+    @property
+    def is_identity(self) -> bool:
+        """Stored values are kept as they are (only the declared depth/sign may change)."""
+        return self.offset == 0 and self.scale == 1 and self.rule == "identity"
+
+    def map(self, frame: NDArray[np.integer]) -> tuple[NDArray[np.integer], int]:
+        """Source stored values -> encoded values, and how many voxels were clipped.
+
+        >>> m = SeriesMapping(offset=-1000, scale=1, bits_stored=12, signed=False, clip_low=-1000,
+        ...                   clip_high=3095, source_bits_stored=16, source_signed=True, rule="clip+offset")
+        >>> out, clipped = m.map(np.array([[-2000, -1000, 0, 3095]], dtype=np.int16))
+        >>> out.tolist(), clipped
+        ([[0, 0, 1000, 4095]], 1)
+        """
+        a = np.asarray(frame).astype(np.int32)
+        clipped = int(np.count_nonzero(a < self.clip_low)) + int(np.count_nonzero(a > self.clip_high))
+        np.clip(a, self.clip_low, self.clip_high, out=a)
+        a -= self.offset
+        if self.scale > 1:
+            a += self.scale // 2
+            a //= self.scale
+        lo_t, hi_t = value_range(self.bits_stored, self.signed)
+        np.clip(a, lo_t, hi_t, out=a)
+        return a.astype(storage_dtype(self.bits_stored, self.signed)), clipped
+
+    def unmap(self, encoded: NDArray[np.integer]) -> NDArray[np.int32]:
+        """Encoded (decoded) values -> source stored units, as a viewer computes them (int32, not clipped)."""
+        a = np.asarray(encoded).astype(np.int32)
+        if self.scale > 1:
+            a *= self.scale
+        a += self.offset
+        return a
+
+    def kept(self, frame: NDArray[np.integer]) -> NDArray[np.bool_]:
+        """Mask of the voxels the mapping does not clip."""
+        return (frame >= self.clip_low) & (frame <= self.clip_high)
+
+    def map_value(self, value: int) -> int | None:
+        """One source stored value mapped, or ``None`` when it would be clipped."""
+        if not self.clip_low <= value <= self.clip_high:
+            return None
+        return self._forward(int(value))
+
+    def rescale(self, slope: float, intercept: float) -> tuple[float, float]:
+        """Rescale Slope/Intercept for the encoded values that give the source's output units."""
+        return slope * self.scale, intercept + self.offset * slope
+
+    def spec_for(self, source: PixelSpec) -> PixelSpec:
+        """The spec of the encoded values: target depth and sign, rescale keeping the HU."""
+        slope, intercept = self.rescale(source.rescale_slope, source.rescale_intercept)
+        return source.replace(
+            bits_stored=self.bits_stored, signed=self.signed, rescale_slope=slope, rescale_intercept=intercept
+        )
+
+    def describe(self) -> str:
+        """One line for people: what was done to the stored values.
+
+        >>> m = SeriesMapping(offset=-2004, scale=1, bits_stored=16, signed=False, clip_low=-2004,
+        ...                   clip_high=63531, source_bits_stored=16, source_signed=True, rule="offset")
+        >>> m.describe()
+        "offset: stored' = stored + 2004 (stored -2004..32767 kept); encoded as 16-bit unsigned"
+        """
+        depth = f"{self.bits_stored}-bit {'signed' if self.signed else 'unsigned'}"
+        if self.is_identity:
+            return f"identity: stored values kept; encoded as {depth}"
+        shift = (
+            f"stored - {self.offset}" if self.offset > 0 else f"stored + {-self.offset}" if self.offset else "stored"
+        )
+        expr = f"round(({shift}) / {self.scale})" if self.scale > 1 else shift
+        lo_s, hi_s = value_range(self.source_bits_stored, self.source_signed)
+        kept = f"{max(self.clip_low, lo_s)}..{min(self.clip_high, hi_s)}"
+        return f"{self.rule}: stored' = {expr} (stored {kept} kept); encoded as {depth}"
+
+
+def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, signed: bool) -> SeriesMapping:
+    """The one mapping of a series into ``bits_stored`` / ``signed`` samples (rule in the module docstring).
+
+    Parameters
+    ----------
+    source
+        A series (scanned once, see :func:`series_stats`) or its statistics.
+    bits_stored, signed
+        What the target codec can hold.
+
+    Returns
+    -------
+    SeriesMapping
+
+    Examples
+    --------
+    A signed CT with -3024 HU padding and tissue -1024..3000 HU, into 12-bit JPEG:
+
+    >>> stats = SeriesStats(spec=PixelSpec(16, True, rescale_type="HU"), n_images=1, n_frames=1,
+    ...                     n_voxels=10, min=-3024, max=3000, is_ct=True, tissue_min=-1024,
+    ...                     tissue_max=3000, n_below_floor=4)
+    >>> m = plan_series_mapping(stats, bits_stored=12, signed=False)
+    >>> m.rule, m.offset, m.scale, m.clip_low, m.rescale(1.0, 0.0)
+    ('clip+offset', -1024, 1, -1024, (1.0, -1024.0))
+    """
+    stats = series_stats(source) if isinstance(source, Series) else source
+    if not 2 <= bits_stored <= 16:
+        raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected 2..16")
+    lo_t, hi_t = value_range(bits_stored, signed)
+    width = hi_t - lo_t
+    lo_s, hi_s = value_range(stats.spec.bits_stored, stats.spec.signed)
+    common: dict[str, Any] = {
+        "bits_stored": bits_stored,
+        "signed": signed,
+        "source_bits_stored": stats.spec.bits_stored,
+        "source_signed": stats.spec.signed,
+    }
+    mn, mx = stats.min, stats.max
+    if (lo_t <= lo_s and hi_s <= hi_t) or (lo_t <= mn and mx <= hi_t):
+        return SeriesMapping(offset=0, scale=1, clip_low=max(lo_s, lo_t), clip_high=min(hi_s, hi_t), rule="identity",
+                             **common)  # fmt: skip
+    if mx - mn <= width:
+        return SeriesMapping(offset=mn - lo_t, scale=1, clip_low=mn, clip_high=mn + width, rule="offset", **common)
+    low, clip = mn, ""
+    if stats.is_ct and stats.tissue_min is not None and stats.tissue_min > mn:
+        low, clip = stats.tissue_min, "clip+"
+    if mx - low <= width:
+        offset = 0 if lo_t <= low and mx <= hi_t else low - lo_t
+        return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t, rule=f"{clip}offset",
+                             **common)  # fmt: skip
+    scale = max(1, math.ceil((mx - low) / width))
+    while (mx - low + scale // 2) // scale > width:
+        scale += 1
+    offset = low - lo_t * scale
+    top = offset + (hi_t + 1) * scale - scale // 2 - 1  # largest value that rounds to hi_t
+    return SeriesMapping(offset=offset, scale=scale, clip_low=low, clip_high=min(hi_s, top),
+                         rule=f"{clip}scale", **common)  # fmt: skip
+
+
+def remap_value_attributes(ds: Dataset, mapping: SeriesMapping) -> None:
+    """Attributes holding stored values follow the mapping (PS3.3 C.7.5.1.1.2 Pixel Padding Value)."""
+    vr = "SS" if mapping.signed else "US"
+    padding = ds.get("PixelPaddingValue")
+    if padding is None:
+        return
+    limit = ds.get("PixelPaddingRangeLimit")
+    new = mapping.map_value(int(padding))
+    new_limit = None if limit is None else mapping.map_value(int(limit))
+    if new is None or (limit is not None and new_limit is None):
+        for keyword in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
+            if keyword in ds:
+                del ds[keyword]
+        return
+    del ds["PixelPaddingValue"]
+    ds.add_new(0x00280120, vr, new)
+    if new_limit is not None:
+        del ds["PixelPaddingRangeLimit"]
+        ds.add_new(0x00280121, vr, new_limit)
+
+
+def dataset_stats(frames: NDArray[np.integer], spec: PixelSpec, *, allow_clip: bool = True) -> SeriesStats:
+    """:class:`SeriesStats` of one image's ``(frames, rows, cols)`` stored values (what
+    :func:`medcodec.dicom.compress` plans a mapping from when no series mapping is given).
+    ``allow_clip=False`` leaves CT padding unclipped (lossless targets)."""
+    builder = _StatsBuilder(spec)
+    if not allow_clip:
+        builder.is_ct = False
+    for frame in frames:
+        builder.add(frame, spec)
+    builder.images = 1
+    return builder.build()

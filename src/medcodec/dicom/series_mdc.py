@@ -1,0 +1,163 @@
+"""A DICOM series into one ``.mdc`` file and back into DICOM files: the library side of
+``medcodec encode`` (default ``--to mdc``) and ``medcodec decode --to dicom``.
+
+:func:`encode_series_to_mdc` streams the series (a few frames in memory whatever its length)
+into the container with every source header carried verbatim (segment ``dcmh``,
+:mod:`medcodec.dicom.embed`); :func:`decode_mdc_to_dicom` rebuilds one derived DICOM file per
+source image from the ``.mdc`` alone (uncompressed, original metadata kept, lossy attributes
+recorded, one new Series Instance UID). Files are written atomically and never over an input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydicom.uid import generate_uid
+
+from ..codec import MdcHeader, decode, encode_to, read_header
+from ..codec.mdc import StreamSummary
+from ..errors import InvalidInputError
+from ..fileio import atomic_writer, check_output_path
+from ..progress import ProgressCallback, check_progress, tracked
+from ..ratecontrol import CALIBRATION_FRAMES, calibration_indices
+from ..spec import raw_bytes_per_pixel
+from .embed import SEGMENT, pack_headers, unpack_headers
+from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
+from .series import Series
+from .write import derive_dataset, write_derived
+
+__all__ = ["encode_series_to_mdc", "decode_mdc_to_dicom", "MDC_METHOD"]
+
+#: Lossy Image Compression Method (0028,2114) written for ``.mdc`` renditions (medcodec's own term).
+MDC_METHOD = "MEDCODEC_DCT"
+
+
+def encode_series_to_mdc(
+    series: Series,
+    path: str | os.PathLike[str],
+    /,
+    *,
+    quality: float | None = None,
+    ratio: float | None = None,
+    psnr: float | None = None,
+    table: str = "medical",
+    jobs: int | None = None,
+    effort: str | None = None,
+    inputs: list[str] | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> StreamSummary:
+    """Stream one series into a ``.mdc`` at ``path``: frames are read, encoded and written a few at a time.
+
+    The rate search (``ratio`` / ``psnr``) and the quantizer's range come from up to
+    :data:`~medcodec.ratecontrol.CALIBRATION_FRAMES` evenly spaced images, decoded once more for
+    that; memory stays at a few frames.
+
+    Parameters
+    ----------
+    series
+        From :func:`medcodec.dicom.read_series`.
+    path
+        The ``.mdc`` to write (atomically).
+    quality, ratio, psnr, table, jobs, effort
+        As in :func:`medcodec.encode`.
+    inputs
+        Files never to overwrite (the series' own sources always are protected).
+    overwrite
+        Replace an existing output.
+    progress
+        ``progress(frames_done, n_frames)`` (:mod:`medcodec.progress`).
+
+    Returns
+    -------
+    StreamSummary
+        Bytes written, quality used, frames.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad options, or an output that exists or is an input.
+    DicomError
+        An image cannot be decoded.
+    """
+    progress = check_progress(progress)
+    target = check_output_path(Path(path), inputs=[*(inputs or []), *series.source_files], overwrite=overwrite)
+    n = series.n_frames
+    count = len(series.images)
+    picks = calibration_indices(count, CALIBRATION_FRAMES)  # images; multi-frame images give several frames
+    sample = [frame for i in picks for frame in series.images[i].decode()][:CALIBRATION_FRAMES]
+    headers = pack_headers([(img.shape[0], img.dataset, img.header_bytes) for img in series.images])
+    with atomic_writer(target) as fh:
+        return encode_to(
+            fh, tracked(series.iter_frames(), progress, total=n), n_frames=n, bits_stored=series.spec.bits_stored,
+            signed=series.spec.signed, sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec,
+            table=table, jobs=jobs, effort=effort, ancillary={SEGMENT: headers},
+        )  # fmt: skip
+
+
+def decode_mdc_to_dicom(
+    data: bytes,
+    folder: str | os.PathLike[str],
+    /,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    jobs: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[Path], str, float]:
+    """One derived DICOM file per source image of a ``.mdc`` that carries its DICOM headers.
+
+    Parameters
+    ----------
+    data
+        The ``.mdc`` stream.
+    folder
+        Output folder (created); files are named by their new SOP Instance UID.
+    source
+        Where ``data`` came from: quoted in errors and never overwritten.
+    overwrite, jobs
+        Replace existing files; decoding threads.
+    progress
+        ``progress(files_done, n_files)`` (:mod:`medcodec.progress`).
+
+    Returns
+    -------
+    (paths, series_uid, ratio)
+        The files written, their new Series Instance UID, and the ``.mdc``'s compression ratio.
+
+    Raises
+    ------
+    InvalidInputError
+        The stream carries no DICOM headers (segment ``dcmh``), or an output exists / is an input.
+    CorruptStreamError
+        Damaged stream.
+    """
+    progress = check_progress(progress)
+    header: MdcHeader = read_header(data)
+    where = str(source) if source is not None else "<bytes>"
+    if SEGMENT not in header.ancillary:
+        raise InvalidInputError(f"{where}: carries no DICOM headers (segment 'dcmh'); decode to npy or png instead")
+    entries = unpack_headers(header.ancillary[SEGMENT], header.frames)
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = decode(data, jobs=jobs)
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    ratio = pixels.size * raw_bytes_per_pixel(header.bits_stored) / len(data)
+    series_uid = generate_uid()
+    protected = [source] if source is not None else []
+    written: list[Path] = []
+    for first, n, ds in tracked(entries, progress, total=len(entries)):
+        spec = spec_from_header(ds, pixel_tag=PIXEL_DATA_TAGS[0], path=where)  # header kept without pixels
+        frames = pixels[first : first + n]
+        out_ds = derive_dataset(
+            ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method=MDC_METHOD,
+            description=f"medcodec .mdc, quality {header.quality}, decoded to uncompressed",
+            new_series_uid=series_uid,
+        )  # fmt: skip
+        written.append(write_derived(out / f"{out_ds.SOPInstanceUID}.dcm", out_ds, inputs=protected,
+                                     overwrite=overwrite))  # fmt: skip
+    return written, series_uid, ratio

@@ -1,0 +1,691 @@
+"""The one table of codec backends and DICOM transfer syntaxes.
+
+Everything that chooses, negotiates or calls a codec reads this module: the DICOM writer
+(:mod:`medcodec.dicom`), :func:`medcodec.dicom.compress`, the evaluation peers
+(:mod:`medcodec.evaluate.peers`), the benchmarks and the delivery server. A fact about a codec
+(its knob and range, the bit depths and sign it takes, whether it can code losslessly, how to
+tell it is installed) is written here once.
+
+Backends (:data:`BACKENDS`, imagecodecs-style names)
+=====================================================
+
+===============  ===============  ================================================  ======  ======  ========
+name             library          knob (``None``: lossless only)                    bits    signed  lossless
+===============  ===============  ================================================  ======  ======  ========
+medcodec-mdc     medcodec         ``quality`` 1-100                                 8-16    yes     no
+medcodec-jpeg    medcodec         ``quality`` 1-100 (T.81 SOF0 / SOF1)              8-12    no      no
+openjpeg         OpenJPEG         ``psnr_db`` 20-100: fixed-quality target PSNR,    8-16    yes     yes
+                                  peak ``2**bits_stored - 1``
+openjph          OpenJPH          ``step`` 1e-5-0.5: irreversible quantisation      8-16    yes     yes
+                                  step, fraction of the container range (2**8 or
+                                  2**16)
+charls           CharLS           ``near`` 0-255 (at most ``(2**bits - 1) // 2``):  2-16    no      yes
+                                  NEAR, the maximum absolute error
+libjxl           libjxl           ``distance`` 0.01-25: butteraugli distance        8-16    no      yes
+libjpeg-turbo    libjpeg-turbo    ``quality`` 1-100, optimised Huffman tables       8-12    no      no
+zlib             zlib             none (DEFLATE of raw little-endian samples)      1-16    yes     yes
+pydicom-rle      pydicom          none (DICOM RLE, PS3.5 Annex G)                   1-16    yes     yes
+libpng           libpng           none (frame previews, encode only)                8-16    no      yes
+avif             libavif          ``quality`` 0-100 (declared; no encoder wired)    8-12    no      yes
+===============  ===============  ================================================  ======  ======  ========
+
+"signed: no" means the codestream holds unsigned samples only: signed data go through
+:func:`medcodec.external.to_unsigned` (evaluation) or a series mapping (DICOM).
+"container" backends (OpenJPH, CharLS) code the depth of the array's container, 8 or 16 bits,
+not ``bits_stored`` (:func:`medcodec.external.container_bits`), so a DICOM file must declare that
+depth (PS3.5 §8.2).
+
+Transfer syntaxes (:data:`TRANSFER_SYNTAXES`, by UID)
+=====================================================
+
+Native (Explicit / Implicit VR Little Endian), Deflated, RLE (.5), JPEG Baseline (.50) and
+Extended (.51) from medcodec's own encoder, JPEG Lossless (.57 / .70; decode only), JPEG-LS
+(.80 lossless / .81 near-lossless), JPEG 2000 (.90 lossless / .91), HTJ2K (.201 / .202
+lossless, .203 lossless or lossy). ``lossy`` says the syntax *allows* lossy coding;
+``method`` is its Lossy Image Compression Method (0028,2114) term (PS3.3 C.7.6.1.1.5.1).
+
+The quality law
+===============
+
+``quality`` (1-100) is the medcodec JPEG quality for ``medcodec-*``; for the other lossy
+backends it sets a quantisation step ``Δ(q) = 2**((100 - q) / 12.5) * 2**(B - 12)`` stored units
+(``B`` = source Bits Stored; halved every 12.5 points, like the JPEG tables): OpenJPH uses Δ as
+its step, CharLS ``NEAR = round((Δ - 1) / 2)``, OpenJPEG the PSNR of a uniform quantiser of step
+Δ, ``20 log10((2**B - 1) * sqrt(12) / Δ)`` (:meth:`Backend.knob_for_quality`). Qualities are
+therefore not comparable across backends: compare with ``ratio`` or ``psnr``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import zlib as _zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import external
+from .errors import CodecError, InvalidInputError, UnsupportedFeatureError
+from .ratecontrol import Knob
+
+__all__ = [
+    "Backend",
+    "BACKENDS",
+    "backend",
+    "TransferSyntax",
+    "TRANSFER_SYNTAXES",
+    "transfer_syntax",
+    "can_encode",
+    "can_decode",
+    "encodable_syntaxes",
+    "UnknownTransferSyntaxError",
+    "quality_step",
+]
+
+
+class UnknownTransferSyntaxError(UnsupportedFeatureError, InvalidInputError):
+    """A transfer syntax UID or name this table does not know (also a ``ValueError`` and a
+    ``NotImplementedError``: it may be a bad value or a syntax medcodec does not handle)."""
+
+
+def quality_step(quality: float, bits: int) -> float:
+    """Quantisation step Δ of the quality law, in stored units of ``bits``-bit data.
+
+    >>> quality_step(100, 12), quality_step(75, 12), quality_step(75, 16)
+    (1.0, 4.0, 64.0)
+    """
+    return 2.0 ** ((100.0 - quality) / 12.5) * 2.0 ** (bits - 12)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _imagecodecs_missing(flag: str, probe: Callable[[Any], str | None] | None = None) -> Callable[[], str | None]:
+    def missing() -> str | None:
+        try:
+            import imagecodecs
+        except ImportError:
+            return "imagecodecs is not installed (pip install imagecodecs)"
+        if not getattr(getattr(imagecodecs, flag, None), "available", False):
+            return f"imagecodecs {imagecodecs.__version__} was built without {flag}"
+        return probe(imagecodecs) if probe else None
+
+    return missing
+
+
+def _imagecodecs_version(func: str) -> Callable[[], str]:
+    def version() -> str:
+        import imagecodecs
+
+        return str(getattr(imagecodecs, func)())
+
+    return version
+
+
+def _medcodec_missing(fmt: str) -> Callable[[], str | None]:
+    def missing() -> str | None:
+        from .codec import decode, encode
+
+        probe = (np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 7) % 4096
+        out = decode(encode(probe, bits_stored=12, quality=90, format=fmt, jobs=1), jobs=1)
+        if np.asarray(out).shape[-2:] != probe.shape:
+            return f"medcodec format={fmt!r} probe round trip returned shape {np.asarray(out).shape}"
+        return None
+
+    return missing
+
+
+def _medcodec_version() -> str:
+    from ._version import __version__
+
+    return f"medcodec {__version__}"
+
+
+def _pydicom_rle_missing() -> str | None:
+    from pydicom.pixels import get_encoder
+    from pydicom.uid import RLELossless
+
+    encoder = get_encoder(RLELossless)
+    return None if encoder.is_available else "no pydicom RLE encoder is available"
+
+
+def _pydicom_version() -> str:
+    import pydicom
+
+    return f"pydicom {pydicom.__version__}"
+
+
+# Encoders of one mapped 2-D frame at a knob value (``None``: lossless), as DICOM fragments hold them.
+def _mdc_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    from .codec import encode
+
+    return bytes(encode(frame, bits_stored=bits, signed=signed, format="mdc", quality=float(knob or 100), jobs=1))
+
+
+def _jpeg_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    from .codec import encode
+
+    return bytes(encode(frame, bits_stored=bits, signed=False, format="jpeg", quality=float(knob or 100), jobs=1))
+
+
+def _medcodec_decode(data: bytes) -> NDArray[Any]:
+    from .codec import decode
+
+    out = np.asarray(decode(data, jobs=1))
+    return out[0] if out.ndim == 3 and out.shape[0] == 1 else out
+
+
+def _openjpeg_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    return external.jpeg2k_encode(frame, bits_stored=bits, psnr_db=knob)
+
+
+def _openjph_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    return external.htj2k_encode(frame, step=knob)
+
+
+def _charls_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    return external.jpegls_encode(frame, near=0 if knob is None else round(knob), spiff=False)
+
+
+def _libjxl_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    return external.jpegxl_encode(frame, distance=knob)
+
+
+def _libjpeg_turbo_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    return external.jpeg8_encode(frame, bits_stored=bits, quality=int(knob or 100))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One codec implementation: what it takes, its one rate knob, whether it is installed.
+
+    Parameters
+    ----------
+    name
+        imagecodecs-style name (``"openjpeg"``).
+    label
+        For people (``"JPEG 2000 (OpenJPEG)"``).
+    library
+        The library that does the work.
+    knob
+        The rate knob and its full range; ``None`` for lossless-only backends.
+    bits
+        ``(min, max)`` Bits Stored it takes.
+    signed
+        Its codestream holds signed samples (else unsigned only).
+    lossless
+        It can code exactly (``knob=None`` at encode).
+    container
+        It codes the container's depth (8 or 16 bits), not ``bits_stored``.
+    encoder, decoder
+        ``(frame, bits, signed, knob) -> bytes`` and ``bytes -> frame``; ``None`` when not wired.
+    missing
+        ``() -> None`` when usable, else why not (probed once per process).
+    version_of
+        ``() -> str``, the library version.
+    """
+
+    name: str
+    label: str
+    library: str
+    knob: Knob | None
+    bits: tuple[int, int]
+    signed: bool
+    lossless: bool
+    container: bool = False
+    encoder: Callable[[NDArray[Any], int, bool, float | None], bytes] | None = field(default=None, repr=False)
+    decoder: Callable[[bytes], NDArray[Any]] | None = field(default=None, repr=False)
+    missing: Callable[[], str | None] = field(default=lambda: None, repr=False)
+    version_of: Callable[[], str] = field(default=lambda: "unknown", repr=False)
+
+    @property
+    def lossy(self) -> bool:
+        """It has a rate knob (can code lossily)."""
+        return self.knob is not None
+
+    def knob_for(self, bits: int) -> Knob | None:
+        """The knob narrowed to what the codec accepts on ``bits``-bit (coded) samples.
+
+        >>> backend("charls").knob_for(8).high, backend("charls").knob_for(16).high
+        (127.0, 255.0)
+        """
+        k = self.knob
+        if k is not None and k.name == "near":  # JPEG-LS: NEAR <= min(255, MAXVAL // 2), T.87 §C.2.4.1.1
+            return Knob(k.name, k.description, k.low, float(min(k.high, (2**bits - 1) // 2)),
+                        k.size_increases, k.log_scale, k.integer)  # fmt: skip
+        return k
+
+    def coded_depth(self, bits_stored: int, signed: bool) -> tuple[int, bool]:
+        """Bits and sign of the samples the codestream holds for a ``bits_stored`` / ``signed`` source
+        (what a DICOM file must declare, PS3.5 §8.2)."""
+        if self.name == "medcodec-jpeg" or self.name == "libjpeg-turbo":
+            return (8 if bits_stored <= 8 else 12), False
+        bits = external.container_bits(bits_stored) if self.container else max(bits_stored, 2)
+        return bits, signed and self.signed
+
+    def knob_for_quality(self, quality: float, source_bits: int, coded_bits: int) -> float:
+        """The knob value of the quality law (module docstring) for this backend.
+
+        Raises
+        ------
+        UnsupportedFeatureError
+            Lossless-only backend.
+        """
+        knob = self.knob_for(coded_bits)
+        if knob is None:
+            raise UnsupportedFeatureError(f"{self.name} has no rate knob (lossless only)")
+        if knob.name == "quality":
+            return knob.clamp(quality)
+        delta = quality_step(quality, source_bits)
+        if knob.name == "psnr_db":
+            return knob.clamp(20.0 * math.log10((2.0**source_bits - 1.0) * math.sqrt(12.0) / delta))
+        if knob.name == "step":
+            return knob.clamp(delta / 2.0**coded_bits)
+        if knob.name == "near":
+            return knob.clamp(round((delta - 1.0) / 2.0))
+        raise UnsupportedFeatureError(f"{self.name}: no quality law for knob {knob.name!r}")
+
+    def why_unavailable(self) -> str | None:
+        """``None`` when the backend can be used, else why not (checked once per process)."""
+        return _why_unavailable(self.name)
+
+    def is_available(self) -> bool:
+        """The backend can be used (see :meth:`why_unavailable`)."""
+        return self.why_unavailable() is None
+
+    def check_available(self) -> None:
+        """Raise :class:`~medcodec.errors.UnsupportedFeatureError` naming what is missing."""
+        why = self.why_unavailable()
+        if why:
+            raise UnsupportedFeatureError(f"{self.label} is not available: {why}")
+
+    def version(self) -> str:
+        """The library version (``"unknown"`` when it cannot be told)."""
+        try:
+            return self.version_of()
+        except Exception:
+            return "unknown"
+
+    def encode(self, frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+        """One 2-D frame of ``bits``-bit samples to a codestream at ``knob`` (``None``: lossless).
+
+        Library errors become :class:`~medcodec.errors.CodecError`.
+        """
+        if self.encoder is None:
+            raise UnsupportedFeatureError(f"{self.label}: no encoder is wired")
+        if knob is None and not self.lossless:
+            raise UnsupportedFeatureError(f"{self.label} cannot code losslessly")
+        try:
+            return self.encoder(frame, bits, signed, knob)
+        except CodecError:
+            raise
+        except Exception as exc:  # a library's own error (OpenJPEG, OpenJPH, CharLS) becomes ours
+            raise CodecError(f"{self.label}: encoding a {np.shape(frame)} frame failed: "
+                             f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+
+    def decode(self, data: bytes) -> NDArray[Any]:
+        """A codestream back to its samples (library errors become :class:`~medcodec.errors.CodecError`)."""
+        if self.decoder is None:
+            raise UnsupportedFeatureError(f"{self.label}: no decoder is wired")
+        try:
+            return self.decoder(data)
+        except CodecError:
+            raise
+        except Exception as exc:
+            raise CodecError(f"{self.label}: decoding failed: {type(exc).__name__}: {exc}") from exc
+
+
+_QUALITY = Knob("quality", "medcodec quality 1-100 (higher = larger, better)", 1, 100, True, False, True)
+
+#: Every codec backend, by name.
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend(
+            "medcodec-mdc",
+            "medcodec (.mdc)",
+            "medcodec",
+            _QUALITY,
+            (8, 16),
+            True,
+            False,
+            encoder=_mdc_encode,
+            decoder=_medcodec_decode,
+            missing=_medcodec_missing("mdc"),
+            version_of=_medcodec_version,
+        ),
+        Backend(
+            "medcodec-jpeg",
+            "JPEG baseline 8-bit / extended 12-bit (ISO 10918-1, medcodec)",
+            "medcodec",
+            _QUALITY,
+            (8, 12),
+            False,
+            False,
+            encoder=_jpeg_encode,
+            decoder=_medcodec_decode,
+            missing=_medcodec_missing("jpeg"),
+            version_of=_medcodec_version,
+        ),
+        Backend(
+            "openjpeg",
+            "JPEG 2000 (ISO 15444-1, OpenJPEG)",
+            "OpenJPEG",
+            Knob("psnr_db", "OpenJPEG fixed-quality target PSNR in dB, peak 2**bits_stored-1", 20.0, 100.0),
+            (8, 16),
+            True,
+            True,
+            encoder=_openjpeg_encode,
+            decoder=external.jpeg2k_decode,
+            missing=_imagecodecs_missing("JPEG2K", external.probe_jpeg2k),
+            version_of=_imagecodecs_version("jpeg2k_version"),
+        ),
+        Backend(
+            "openjph",
+            "HTJ2K (ISO 15444-15, OpenJPH)",
+            "OpenJPH",
+            Knob(
+                "step",
+                "OpenJPH irreversible quantisation step, fraction of the container range",
+                1e-5,
+                0.5,
+                size_increases=False,
+                log_scale=True,
+            ),
+            (8, 16),
+            True,
+            True,
+            container=True,
+            encoder=_openjph_encode,
+            decoder=external.htj2k_decode,
+            missing=_imagecodecs_missing("HTJ2K"),
+            version_of=_imagecodecs_version("htj2k_version"),
+        ),
+        Backend(
+            "charls",
+            "JPEG-LS (ISO 14495-1, CharLS)",
+            "CharLS",
+            Knob("near", "JPEG-LS NEAR: guaranteed maximum absolute error", 0, 255, size_increases=False, integer=True),
+            (2, 16),
+            False,
+            True,
+            container=True,
+            encoder=_charls_encode,
+            decoder=external.jpegls_decode,
+            missing=_imagecodecs_missing("JPEGLS"),
+            version_of=_imagecodecs_version("jpegls_version"),
+        ),
+        Backend(
+            "libjxl",
+            "JPEG XL (libjxl)",
+            "libjxl",
+            Knob("distance", "libjxl butteraugli distance (smaller = better)", 0.01, 25.0, False, True),
+            (8, 16),
+            False,
+            True,
+            encoder=_libjxl_encode,
+            decoder=external.jpegxl_decode,
+            missing=_imagecodecs_missing("JPEGXL"),
+            version_of=_imagecodecs_version("jpegxl_version"),
+        ),
+        Backend(
+            "libjpeg-turbo",
+            "JPEG 12-bit (libjpeg-turbo)",
+            "libjpeg-turbo (12-bit capable)",
+            Knob("quality", "libjpeg-turbo quality 1-100, optimised Huffman tables", 1, 100, True, False, True),
+            (8, 12),
+            False,
+            False,
+            encoder=_libjpeg_turbo_encode,
+            decoder=external.jpeg8_decode,
+            missing=_imagecodecs_missing("JPEG8", external.probe_jpeg8),
+            version_of=_imagecodecs_version("jpeg8_version"),
+        ),
+        Backend(
+            "zlib",
+            "zlib of raw pixels (ZIP)",
+            "zlib",
+            None,
+            (1, 16),
+            True,
+            True,
+            version_of=lambda: f"zlib {_zlib.ZLIB_RUNTIME_VERSION}",
+        ),
+        Backend(
+            "pydicom-rle",
+            "RLE Lossless (DICOM PS3.5 Annex G)",
+            "pydicom",
+            None,
+            (1, 16),
+            True,
+            True,
+            missing=_pydicom_rle_missing,
+            version_of=_pydicom_version,
+        ),
+        Backend(
+            "libpng",
+            "PNG (libpng)",
+            "libpng",
+            None,
+            (8, 16),
+            False,
+            True,
+            missing=_imagecodecs_missing("PNG"),
+            version_of=_imagecodecs_version("png_version"),
+        ),
+        Backend(
+            "avif",
+            "AVIF (AV1 intra, libavif)",
+            "libavif",
+            Knob("quality", "libavif quality 0-100", 0, 100, True, False, True),
+            (8, 12),
+            False,
+            True,
+            missing=_imagecodecs_missing("AVIF"),
+            version_of=_imagecodecs_version("avif_version"),
+        ),
+    )
+}
+
+
+def backend(name: str | Backend) -> Backend:
+    """A :class:`Backend` by name.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown name (the message lists the known ones).
+    """
+    if isinstance(name, Backend):
+        return name
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise InvalidInputError(f"unknown codec backend {name!r}, expected one of {', '.join(BACKENDS)}") from None
+
+
+@functools.cache
+def _why_unavailable(name: str) -> str | None:
+    try:
+        return BACKENDS[name].missing()
+    except Exception as exc:  # a broken optional library must not break its callers
+        return f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------- transfer syntaxes
+
+
+@dataclass(frozen=True)
+class TransferSyntax:
+    """One DICOM transfer syntax as medcodec handles it.
+
+    Parameters
+    ----------
+    uid
+        Transfer Syntax UID.
+    name, keyword
+        pydicom's UID name and keyword (``"JPEG Extended (Process 2 and 4)"``, ``"JPEGExtended12Bit"``).
+    lossy
+        The syntax allows lossy coding.
+    method
+        Lossy Image Compression Method (0028,2114) term when coded lossily, else ``None``.
+    backend
+        Name in :data:`BACKENDS` of the encoder medcodec uses; ``None``: not encoded (native
+        syntaxes are written by pydicom, decode-only syntaxes not at all).
+    bits
+        ``(min, max)`` Bits Stored the codestream can hold.
+    signed
+        The codestream can hold signed samples.
+    encapsulated
+        Pixel data are encapsulated (PS3.5 §A.4).
+    encodable
+        :func:`medcodec.dicom.compress` can write it.
+    short
+        The CLI's name of the lossy family (``"jpeg"`` for ``--to dicom-jpeg``), or ``None``.
+    """
+
+    uid: str
+    name: str
+    keyword: str
+    lossy: bool
+    method: str | None
+    backend: str | None
+    bits: tuple[int, int]
+    signed: bool
+    encapsulated: bool
+    encodable: bool
+    short: str | None = None
+
+    @property
+    def codec(self) -> Backend | None:
+        """The encoder :class:`Backend` (``None`` when not encoded by a backend)."""
+        return None if self.backend is None else BACKENDS[self.backend]
+
+    @property
+    def knob(self) -> Knob | None:
+        """The rate knob (``None`` for lossless syntaxes)."""
+        codec = self.codec
+        return codec.knob if (self.lossy and codec is not None) else None
+
+    def is_available(self) -> bool:
+        """Its encoder is usable here (always ``False`` when not :attr:`encodable`)."""
+        if not self.encodable:
+            return False
+        codec = self.codec
+        return codec is None or codec.is_available()
+
+    def coded_depth(self, bits_stored: int, signed: bool) -> tuple[int, bool]:
+        """Bits and sign of the samples the codestream holds for a ``bits_stored`` / ``signed`` source.
+
+        >>> transfer_syntax("JPEGExtended12Bit").coded_depth(16, True)
+        (12, False)
+        >>> transfer_syntax("1.2.840.10008.1.2.4.203").coded_depth(12, True)
+        (16, True)
+        """
+        codec = self.codec
+        if codec is None:
+            return bits_stored, signed
+        if self.uid == _JPEG_BASELINE:
+            return 8, False
+        return codec.coded_depth(bits_stored, signed)
+
+
+_JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
+def _ts(uid: str, lossy: bool, method: str | None, backend_name: str | None, bits: tuple[int, int], signed: bool,
+        encapsulated: bool, encodable: bool, short: str | None = None) -> TransferSyntax:  # fmt: skip
+    from pydicom.uid import UID
+
+    u = UID(uid)
+    return TransferSyntax(uid, u.name, u.keyword, lossy, method, backend_name, bits, signed, encapsulated, encodable,
+                          short)  # fmt: skip
+
+
+#: Every transfer syntax medcodec knows, by UID.
+TRANSFER_SYNTAXES: dict[str, TransferSyntax] = {
+    ts.uid: ts
+    for ts in (
+        _ts("1.2.840.10008.1.2", False, None, None, (1, 16), True, False, True),
+        _ts("1.2.840.10008.1.2.1", False, None, None, (1, 16), True, False, True),
+        _ts("1.2.840.10008.1.2.1.99", False, None, None, (1, 16), True, False, True),
+        _ts("1.2.840.10008.1.2.5", False, None, "pydicom-rle", (1, 16), True, True, True),
+        _ts(_JPEG_BASELINE, True, "ISO_10918_1", "medcodec-jpeg", (8, 8), False, True, True, "jpeg"),
+        _ts("1.2.840.10008.1.2.4.51", True, "ISO_10918_1", "medcodec-jpeg", (8, 12), False, True, True, "jpeg"),
+        _ts("1.2.840.10008.1.2.4.57", False, None, None, (2, 16), False, True, False),
+        _ts("1.2.840.10008.1.2.4.70", False, None, None, (2, 16), False, True, False),
+        _ts("1.2.840.10008.1.2.4.80", False, None, "charls", (2, 16), False, True, True),
+        _ts("1.2.840.10008.1.2.4.81", True, "ISO_14495_1", "charls", (2, 16), False, True, True, "jpegls"),
+        _ts("1.2.840.10008.1.2.4.90", False, None, "openjpeg", (1, 16), True, True, True),
+        _ts("1.2.840.10008.1.2.4.91", True, "ISO_15444_1", "openjpeg", (1, 16), True, True, True, "j2k"),
+        _ts("1.2.840.10008.1.2.4.201", False, None, "openjph", (1, 16), True, True, True),
+        _ts("1.2.840.10008.1.2.4.202", False, None, "openjph", (1, 16), True, True, True),
+        _ts("1.2.840.10008.1.2.4.203", True, "ISO_15444_15", "openjph", (1, 16), True, True, True, "htj2k"),
+    )
+}
+
+
+def transfer_syntax(uid_or_name: str | TransferSyntax) -> TransferSyntax:
+    """A :class:`TransferSyntax` by UID, pydicom keyword or name (case-insensitive for names).
+
+    >>> transfer_syntax("1.2.840.10008.1.2.4.51").keyword
+    'JPEGExtended12Bit'
+    >>> transfer_syntax("jpeglsnearlossless").uid
+    '1.2.840.10008.1.2.4.81'
+
+    Raises
+    ------
+    UnknownTransferSyntaxError
+        Not in :data:`TRANSFER_SYNTAXES` (a subclass of both
+        :class:`~medcodec.errors.InvalidInputError` and :class:`~medcodec.errors.UnsupportedFeatureError`).
+    """
+    if isinstance(uid_or_name, TransferSyntax):
+        return uid_or_name
+    key = str(uid_or_name).strip()
+    found = TRANSFER_SYNTAXES.get(key)
+    if found is None:
+        low = key.lower()
+        found = next((ts for ts in TRANSFER_SYNTAXES.values() if low in (ts.keyword.lower(), ts.name.lower())), None)
+    if found is None:
+        raise UnknownTransferSyntaxError(
+            f"transfer syntax {key!r} is not supported, expected one of: "
+            + ", ".join(f"{ts.uid} ({ts.keyword})" for ts in TRANSFER_SYNTAXES.values())
+        )
+    return found
+
+
+def can_encode(uid: str | TransferSyntax) -> bool:
+    """:func:`medcodec.dicom.compress` can write ``uid`` here (known, encodable, library installed).
+    Unknown UIDs give ``False``.
+
+    >>> can_encode("1.2.840.10008.1.2.4.57"), can_encode("1.2.3.4")
+    (False, False)
+    """
+    try:
+        return transfer_syntax(uid).is_available()
+    except UnknownTransferSyntaxError:
+        return False
+
+
+def can_decode(uid: str | TransferSyntax) -> bool:
+    """pydicom (with the plugins medcodec installs) can decode pixel data of ``uid`` here."""
+    try:
+        ts = transfer_syntax(uid)
+    except UnknownTransferSyntaxError:
+        return False
+    if not ts.encapsulated:
+        return True
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(ts.uid).is_available)
+    except Exception:
+        return False
+
+
+def encodable_syntaxes() -> list[TransferSyntax]:
+    """The transfer syntaxes :func:`can_encode` accepts here, in table order."""
+    return [ts for ts in TRANSFER_SYNTAXES.values() if ts.is_available()]

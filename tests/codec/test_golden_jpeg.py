@@ -1,0 +1,67 @@
+"""JPEG golden files: committed ISO 10918-1 streams that every later version must decode to the same
+pixels and re-encode byte for byte (numcodecs fixture habit, like ``test_golden.py`` for ``.mdc``).
+
+``tests/golden/<profile>/``: ``array.npy`` (the synthetic input of :func:`test_golden.make_array`),
+``config.json`` (encode arguments), ``encoded.jpg`` (the stream) and ``decoded.npy`` (our decoder's
+pixels when the file was made). Regenerate only deliberately (``--regen-golden``) and say why.
+The streams are also decoded by libjpeg (pylibjpeg-libjpeg), an independent oracle: T.81 leaves
+the IDCT's rounding to the decoder, so the two agree within one stored unit.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_golden import GOLDEN, make_array
+
+import medcodec
+
+PROFILES = {
+    "ct.u2.b12.q75.jpeg": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, format="jpeg"),
+    "ct.u2.b12.q90.fast.jpeg": dict(
+        shape=(40, 52), bits_stored=12, signed=False, quality=90, format="jpeg", effort="fast"
+    ),
+    "xr.u1.b8.q95.jpeg": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95, format="jpeg"),
+    "mr.u2.b10.q50.rst.jpeg": dict(
+        shape=(24, 40), bits_stored=10, signed=False, quality=50, format="jpeg", restart_interval=3
+    ),
+}
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_golden_jpeg(profile: str, regen_golden: bool) -> None:
+    cfg = PROFILES[profile]
+    folder = GOLDEN / profile
+    kwargs = {k: v for k, v in cfg.items() if k != "shape"}
+    if regen_golden:
+        folder.mkdir(parents=True, exist_ok=True)
+        arr = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"])
+        data = medcodec.encode(arr, jobs=1, **kwargs)
+        np.save(folder / "array.npy", arr)
+        (folder / "config.json").write_text(json.dumps(kwargs, indent=2, sort_keys=True) + "\n")
+        (folder / "encoded.jpg").write_bytes(data)
+        np.save(folder / "decoded.npy", medcodec.decode(data, jobs=1))
+    arr = np.load(folder / "array.npy")
+    config = json.loads((folder / "config.json").read_text())
+    encoded = (folder / "encoded.jpg").read_bytes()
+    decoded = np.load(folder / "decoded.npy")
+    assert config == kwargs
+    np.testing.assert_array_equal(arr, make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"]))
+    assert encoded[:2] == b"\xff\xd8" and encoded[-2:] == b"\xff\xd9"
+    out = medcodec.decode(encoded, jobs=1)
+    assert out.dtype == decoded.dtype
+    np.testing.assert_array_equal(out, decoded)
+    assert medcodec.encode(arr, jobs=1, **config) == encoded
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_golden_jpeg_decodes_with_libjpeg(profile: str) -> None:
+    from libjpeg import decode as libjpeg_decode
+
+    folder = GOLDEN / profile
+    theirs = np.asarray(libjpeg_decode((folder / "encoded.jpg").read_bytes()))
+    ours = np.load(folder / "decoded.npy")
+    assert theirs.shape == ours.shape
+    assert np.abs(theirs.astype(np.int32) - ours).max() <= 1

@@ -1,0 +1,169 @@
+"""medcodec.dicom.compress: one dataset in place, every encodable syntax, the series mapping, threads.
+
+Reference decoders: libjpeg (pylibjpeg-libjpeg) for JPEG frames, pydicom's plugins for the
+saved files (pylibjpeg / openjpeg / rle, imagecodecs-free), independent of the encoders.
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.encaps import generate_frames, parse_basic_offsets
+from pydicom.uid import JPEGExtended12Bit
+
+from medcodec.dicom import compress, plan_series_mapping, read_series, series_stats
+from medcodec.errors import DicomError, InvalidInputError, UnsupportedFeatureError
+from medcodec.metrics import max_abs_error, psnr
+from medcodec.registry import TRANSFER_SYNTAXES, transfer_syntax
+
+CHEST = "ct_chest_lungpetctdx_A0001_philips"
+CT_SIGNED_PADDED = "singles/ct_CT1_512x512_signed16_jpegls_near_lossless.dcm"
+ENHANCED_CT = "singles/ct_enhanced_multiframe_2f_512x512.dcm"
+
+pytestmark = pytest.mark.realdata
+
+
+def _saved(ds: pydicom.Dataset) -> pydicom.Dataset:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buf.getvalue()))
+
+
+def _hu(ds: pydicom.Dataset) -> np.ndarray:
+    arr = ds.pixel_array.astype(np.float64)
+    return arr * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+
+
+@pytest.fixture(scope="module")
+def chest_path(shared_data: Path) -> Path:
+    return shared_data / CHEST / "0030.dcm"
+
+
+def test_jpeg_extended_at_ratio_10_decodes_with_libjpeg(chest_path: Path) -> None:
+    """The acceptance check of issue 8: .51 at ratio 10, libjpeg >= 45 dB (peak 4095), lossy "01"."""
+    from libjpeg import decode as libjpeg_decode
+
+    original = pydicom.dcmread(chest_path)
+    ds = pydicom.dcmread(chest_path)
+    assert compress(ds, JPEGExtended12Bit, ratio=10) is ds
+    saved = _saved(ds)
+    assert saved.file_meta.TransferSyntaxUID == JPEGExtended12Bit
+    assert saved.LossyImageCompression == "01" and saved.LossyImageCompressionMethod == "ISO_10918_1"
+    assert abs(float(saved.LossyImageCompressionRatio) - 10) < 0.5
+    assert saved.SOPInstanceUID != original.SOPInstanceUID == original.file_meta.MediaStorageSOPInstanceUID
+    assert saved.file_meta.MediaStorageSOPInstanceUID == saved.SOPInstanceUID
+    (fragment,) = list(generate_frames(saved.PixelData, number_of_frames=1))
+    frame = libjpeg_decode(fragment)
+    ref = original.pixel_array  # 12-bit unsigned: identity mapping, so stored values compare directly
+    assert saved.BitsStored == 12 and float(saved.RescaleIntercept) == float(original.RescaleIntercept)
+    assert psnr(ref, frame, bits_stored=12) >= 45.0
+    np.testing.assert_array_equal(frame, saved.pixel_array)  # pydicom's plugin agrees with libjpeg
+
+
+@pytest.mark.parametrize("uid", [u for u, ts in TRANSFER_SYNTAXES.items() if ts.encodable])
+def test_every_encodable_syntax_round_trips(uid: str, chest_path: Path) -> None:
+    ts = transfer_syntax(uid)
+    if not ts.is_available():
+        pytest.skip(f"{ts.name}: {ts.codec.why_unavailable() if ts.codec else 'unavailable'}")
+    original = pydicom.dcmread(chest_path)
+    saved = _saved(compress(pydicom.dcmread(chest_path), uid))
+    assert saved.file_meta.TransferSyntaxUID == uid
+    err = max_abs_error(_hu(original), _hu(saved))
+    if ts.lossy:
+        assert saved.LossyImageCompression == "01" and saved.LossyImageCompressionMethod == ts.method
+        assert psnr(_hu(original), _hu(saved), peak=4095) > 40.0
+        assert saved.SOPInstanceUID != original.SOPInstanceUID
+    else:
+        assert err == 0 and "LossyImageCompression" not in saved
+        assert saved.SOPInstanceUID == original.SOPInstanceUID
+
+
+def test_quality_is_monotone_and_needs_no_search(chest_path: Path) -> None:
+    sizes = []
+    for q in (30, 60, 90):
+        ds = compress(pydicom.dcmread(chest_path), JPEGExtended12Bit, quality=q)
+        sizes.append(len(ds.PixelData))
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_max_error_is_a_guaranteed_bound_only_where_one_exists(shared_data: Path) -> None:
+    path = shared_data / CT_SIGNED_PADDED  # signed 16-bit with -2000 padding: mapped by an offset
+    original = pydicom.dcmread(path)
+    saved = _saved(compress(pydicom.dcmread(path), "1.2.840.10008.1.2.4.81", max_error=4))
+    assert saved.BitsStored == 16 and saved.PixelRepresentation == 0
+    kept = original.pixel_array > -2000
+    assert max_abs_error(_hu(original)[kept], _hu(saved)[kept]) <= 4
+    with pytest.raises(UnsupportedFeatureError, match="error bound"):
+        compress(pydicom.dcmread(path), "1.2.840.10008.1.2.4.91", max_error=4)
+    # NEAR=0 through an exact mapping is lossless: no lossy attributes
+    exact = _saved(compress(pydicom.dcmread(path), "JPEGLSNearLossless", max_error=0))
+    kept_all = np.ones_like(kept)
+    assert "LossyImageCompression" not in exact or exact.LossyImageCompression == original.get("LossyImageCompression")
+    assert max_abs_error(_hu(original)[kept_all], _hu(exact)[kept_all]) == 0
+
+
+def test_one_mapping_for_a_series_instance_by_instance(shared_data: Path) -> None:
+    paths = [shared_data / CHEST / f"{i:04d}.dcm" for i in (10, 30, 50)]
+    series = read_series(paths).series[0]
+    ts = transfer_syntax("1.2.840.10008.1.2.4.50")  # 12-bit into 8 bits: needs offset and scale
+    bits, signed = ts.coded_depth(series.spec.bits_stored, series.spec.signed)
+    mapping = plan_series_mapping(series_stats(series), bits_stored=bits, signed=signed)
+    assert mapping.scale > 1
+    rescales = {(str(ds.RescaleSlope), str(ds.RescaleIntercept))
+                for ds in (compress(pydicom.dcmread(p), ts.uid, quality=90, mapping=mapping) for p in paths)}  # fmt: skip
+    assert len(rescales) == 1
+    # planned per instance instead, the slices disagree (what the series mapping exists to avoid)
+    own = {(str(ds.RescaleSlope), str(ds.RescaleIntercept))
+           for ds in (compress(pydicom.dcmread(p), ts.uid, quality=90) for p in paths)}  # fmt: skip
+    assert len(own) > 1
+    with pytest.raises(InvalidInputError, match="mapping"):
+        compress(pydicom.dcmread(paths[0]), JPEGExtended12Bit, mapping=mapping)  # planned for 8 bits, not 12
+
+
+def test_multi_frame_one_fragment_per_frame(shared_data: Path) -> None:
+    path = shared_data / ENHANCED_CT
+    original = pydicom.dcmread(path)
+    saved = _saved(compress(pydicom.dcmread(path), "1.2.840.10008.1.2.4.203", psnr=55))
+    offsets = parse_basic_offsets(io.BytesIO(saved.PixelData))  # Basic Offset Table: one entry per frame
+    assert int(saved.NumberOfFrames) == int(original.NumberOfFrames) == len(offsets)
+    a, b = original.pixel_array, saved.pixel_array
+    assert a.shape == b.shape
+    for fa, fb in zip(a, b):
+        assert psnr(fa, fb, bits_stored=int(original.BitsStored)) >= 55.0 - 0.05
+
+
+def test_bad_requests_raise_from_the_hierarchy(chest_path: Path) -> None:
+    ds = pydicom.dcmread(chest_path)
+    with pytest.raises(UnsupportedFeatureError, match="decoded, not written"):
+        compress(ds, "1.2.840.10008.1.2.4.70")
+    with pytest.raises(InvalidInputError):
+        compress(ds, "1.2.3.4.5")
+    with pytest.raises(InvalidInputError, match="one of"):
+        compress(ds, JPEGExtended12Bit, quality=90, ratio=10)
+    with pytest.raises(InvalidInputError, match="lossless"):
+        compress(ds, "1.2.840.10008.1.2.4.90", quality=90)
+    with pytest.raises(InvalidInputError, match="quality"):
+        compress(ds, JPEGExtended12Bit, quality=0)
+    assert ds.file_meta.TransferSyntaxUID == pydicom.dcmread(chest_path).file_meta.TransferSyntaxUID  # untouched
+    no_pixels = pydicom.dcmread(chest_path, stop_before_pixels=True)
+    with pytest.raises(DicomError):
+        compress(no_pixels, JPEGExtended12Bit)
+
+
+def test_thread_safe(shared_data: Path) -> None:
+    paths = [shared_data / CHEST / f"{i:04d}.dcm" for i in range(20, 28)]
+    uids = ["1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91"]
+    jobs = [(p, uids[i % len(uids)]) for i, p in enumerate(paths)]
+
+    def one(job: tuple[Path, str]) -> bytes:
+        return bytes(compress(pydicom.dcmread(job[0]), job[1], quality=80).PixelData)
+
+    alone = [one(j) for j in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(one, jobs))
+    assert together == alone
