@@ -151,3 +151,32 @@ def test_texture_targets_on_real_chest_ct_at_1bpp(shared_data):
     assert t["median_retention"] >= 0.95
     psnr = 10 * math.log10(4095**2 / np.mean((jpeg.decode_jpeg(data).astype(float) - img) ** 2))
     assert psnr > 42.0
+
+
+def test_range_bits_gives_one_table_for_frames_of_different_ranges():
+    """A series writer passes one content range: both frames then get the same DQT at one quality,
+    where their own ranges (9 and 12 bits) give steps 8x apart."""
+    import medcodec
+    from medcodec.errors import InvalidInputError
+    from medcodec.registry import SeriesHints, backend
+
+    rng = np.random.default_rng(3)
+    narrow = (1000 + rng.integers(0, 400, (32, 40))).astype(np.uint16)
+    wide = rng.integers(0, 4096, (32, 40)).astype(np.uint16)
+
+    def dqt(data: bytes) -> np.ndarray:
+        return np.asarray(medcodec.read_header(data).qtables[0])
+
+    own = [dqt(medcodec.encode(f, bits_stored=12, format="jpeg", quality=75)) for f in (narrow, wide)]
+    assert not np.array_equal(own[0], own[1])
+    one = [dqt(medcodec.encode(f, bits_stored=12, format="jpeg", quality=75, range_bits=12)) for f in (narrow, wide)]
+    np.testing.assert_array_equal(one[0], one[1])
+    np.testing.assert_array_equal(one[1], own[1])
+    # the registry's JPEG backend takes the same figure and the modality from SeriesHints
+    via = backend("medcodec-jpeg").encode(narrow, 12, False, 75, SeriesHints(modality="MR", range_bits=12))
+    np.testing.assert_array_equal(dqt(via).ravel(), quantize.quant_table(75, 12, table="mr", max_step=65535).ravel())
+    for bad in (7, 13, 2.5, True):
+        with pytest.raises(InvalidInputError):
+            medcodec.encode(narrow, bits_stored=12, format="jpeg", range_bits=bad)
+    with pytest.raises(InvalidInputError):
+        medcodec.encode(narrow, bits_stored=12, format="mdc", range_bits=12)

@@ -145,6 +145,7 @@ def encode_jpeg(
     effort: str = "best",
     rdo: str | None = None,
     modality: str | None = None,
+    range_bits: int | None = None,
 ) -> bytes:
     """Encode one grayscale image as a standard JPEG stream (SOF0 8-bit / SOF1 12-bit).
 
@@ -184,6 +185,10 @@ def encode_jpeg(
     modality
         DICOM Modality (``"CT"``, ``"MR"``, ``"CR"``...) choosing the trained table when
         ``table`` is None; unknown or None: the CT table.
+    range_bits
+        Bits the content spans, which scale the steps (``2**(range_bits - 8)``); ``None``: this
+        image's own (:func:`.levelshift.content_range_bits`). A series writer passes one value
+        for all its frames so that one quality gives the same steps on every slice.
 
     Returns
     -------
@@ -239,7 +244,16 @@ def encode_jpeg(
             f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)"
         )
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
-    rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
+    if range_bits is None:
+        rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
+    elif (
+        isinstance(range_bits, bool)
+        or not isinstance(range_bits, (int, np.integer))
+        or not (min(8, bits_stored) <= range_bits <= bits_stored)
+    ):
+        raise InvalidInputError(f"range_bits={range_bits!r} is invalid, expected {min(8, bits_stored)}..{bits_stored}")
+    else:
+        rbits = int(range_bits)
     if table is None:
         table = tables_trained.table_for(modality)
     enc = _JpegEncoder(

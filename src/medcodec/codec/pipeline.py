@@ -54,6 +54,7 @@ def encode(
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
     effort: str | None = None,
+    range_bits: int | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -92,6 +93,9 @@ def encode(
         ``"best"`` chooses the levels by trellis (a few % smaller, ~4x slower to encode).
         ``"jpeg"``: ``"best"`` (default) is the texture-aware quantizer, ``"fast"`` thresholding (see
         :func:`.jpeg.encode_jpeg`). Decoding speed does not depend on it.
+    range_bits
+        JPEG only: bits the content spans, which scale the steps; ``None``: each image's own.
+        Series writers pass one value per series (steps then do not vary slice to slice).
 
     Returns
     -------
@@ -125,10 +129,10 @@ def encode(
         return jpeg.encode_jpeg(
             frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
             table=table, restart_interval=restart_interval, jobs=jobs_, effort=effort or "best",
-            modality=spec.extra.get("modality") if spec is not None else None,
+            modality=spec.extra.get("modality") if spec is not None else None, range_bits=range_bits,
         )  # fmt: skip
-    if restart_interval:
-        raise InvalidInputError("restart_interval applies to format='jpeg' only")
+    if restart_interval or range_bits is not None:
+        raise InvalidInputError("restart_interval and range_bits apply to format='jpeg' only")
     buf = io.BytesIO()
     encode_mdc_to(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,

@@ -230,7 +230,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         knob: float | None = None
         streams = [family.codec.encode(m, mapping.bits_stored, mapping.signed, None) for m in mapped]
     else:
-        coder = SeriesCoder(family, mapping, jobs)
+        coder = SeriesCoder(family, mapping, jobs, modality=str(spec.extra.get("modality") or "") or None)
         knob = _knob(coder, target, frames, mapped, spec, ds)
         streams = _encode_all(coder, mapped, knob)
         if target.psnr is not None:

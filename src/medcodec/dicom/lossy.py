@@ -261,7 +261,7 @@ def encode_series_to_dicom(
     stats, samples, images = _scan(series, calibration=CALIBRATION_FRAMES, failures=failures)
     bits, signed = codec_syntax.target(spec.bits_stored, spec.signed)
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
-    coder = _Coder(codec_syntax, mapping, n_jobs)
+    coder = _Coder(codec_syntax, mapping, n_jobs, modality=str(spec.extra.get("modality") or "") or None)
     cal = [f for f, _ in samples]
     cal_mapped = [mapping.map(f)[0] for f in cal]
     raw_bpp = 1 if spec.extra.get("bits_allocated", 16) <= 8 else 2
