@@ -24,7 +24,11 @@ CT as HU + 1024 clipped to 0..4095, others shifted right until they fit):
 * ``unseen:`` sets come from pydicom-data and are not in the shared data: the tables and the
   quantizer's constants never saw them.
 
-Run: ``.venv/bin/python benchmarks/bench_jpeg_vs_libjpeg_turbo.py [--slices N] [--table T] [--effort E] [--json]``.
+medcodec codes each set as the lossy DICOM writer codes a series: one content range for all its
+frames (``range_bits``: the widest frame's) and the table trained for its modality; ``--per-frame``
+gives each frame its own range and the CT table (the behaviour before).
+
+Run: ``.venv/bin/python benchmarks/bench_jpeg_vs_libjpeg_turbo.py [--slices N] [--table T] [--effort E] [--per-frame] [--json]``.
 """
 
 from __future__ import annotations
@@ -78,6 +82,16 @@ def read_frame(path: Path) -> np.ndarray:
     while a.max() > 4095:
         a >>= 1
     return a.astype(np.uint16)
+
+
+def series_hints(frames: list[np.ndarray], ct: bool, per_frame: bool) -> dict[str, object]:
+    """What the DICOM writer passes for a series: the modality, one content range for all frames."""
+    if per_frame:
+        return {}
+    from medcodec.codec import levelshift
+
+    rbits = max(levelshift.content_range_bits(a, int(a.min()), int(a.max()), 12) for a in frames)
+    return {"range_bits": rbits, "modality": "CT" if ct else "MR"}
 
 
 def image_sets(slices: int) -> list[tuple[str, list[np.ndarray], bool]]:
@@ -187,18 +201,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--effort", default="best", choices=("fast", "best"), help="medcodec encoder effort (default best)")
     ap.add_argument("--rdo", default=None, help="level selection overriding --effort (none, threshold, trellis, texture)")
     ap.add_argument("--repeat", type=int, default=5, help="timing passes, best taken (default 5)")
+    ap.add_argument("--per-frame", action="store_true", help="each frame its own range, CT table (no series hints)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON too")
     args = ap.parse_args(argv)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
     t0 = time.perf_counter()
     kw = {"effort": args.effort, "rdo": args.rdo, **({"table": args.table} if args.table else {})}
-    print(f"medcodec {medcodec.__version__} format='jpeg' {kw} vs libjpeg-turbo {imagecodecs.jpeg8_version()} 12-bit "
+    print(f"medcodec {medcodec.__version__} format='jpeg' {kw} {'per-frame range, CT table' if args.per_frame else 'one range per set, modality table'} vs libjpeg-turbo {imagecodecs.jpeg8_version()} 12-bit "
           f"optimize=True (imagecodecs {imagecodecs.__version__}); PSNR peak {PEAK}; rates {BPP_RANGE} bpp")
     results = []
     for name, frames, ct in image_sets(args.slices):
-        ours = Curve("medcodec", frames, lambda a, q: mjpeg.encode_jpeg(a, bits_stored=12, quality=q, **kw),
-                     mjpeg.decode_jpeg, ct=ct)  # fmt: skip
+        hints = series_hints(frames, ct, args.per_frame)
+
+        def encode(a: np.ndarray, q: float, hints: dict[str, object] = hints) -> bytes:
+            return mjpeg.encode_jpeg(a, bits_stored=12, quality=q, **hints, **kw)  # what encode(format="jpeg") calls
+
+        ours = Curve("medcodec", frames, encode, mjpeg.decode_jpeg, ct=ct)
         turbo = Curve("libjpeg-turbo", frames, turbo_encoder, imagecodecs.jpeg8_decode, ct=ct)
         anchor = [turbo.at_bpp(b, integer=True) for b in BPP_RANGE]
         test = [ours.at_bpp(b, integer=False) for b in BPP_RANGE]
@@ -214,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
                 for bpp, i in ((1.0, i1), (0.6, i06))
             }  # fmt: skip
         q_ours, q_turbo = test[i1][0], anchor[i1][0]
-        s_ours = [mjpeg.encode_jpeg(a, bits_stored=12, quality=q_ours, **kw) for a in frames]
+        s_ours = [encode(a, q_ours) for a in frames]
         s_turbo = [turbo_encoder(a, q_turbo) for a in frames]
         enc = (cpu_seconds(lambda a: turbo_encoder(a, q_turbo), frames, args.repeat)
-               / cpu_seconds(lambda a: mjpeg.encode_jpeg(a, bits_stored=12, quality=q_ours, **kw), frames, args.repeat))
+               / cpu_seconds(lambda a: encode(a, q_ours), frames, args.repeat))
         dec = cpu_seconds(imagecodecs.jpeg8_decode, s_turbo, args.repeat) / cpu_seconds(mjpeg.decode_jpeg, s_ours, args.repeat)
         raw_mb = sum(a.size for a in frames) * 2 / 1e6
         r["speed"] = {"encode_ratio": enc, "decode_ratio": dec, "turbo_encode_mb_s": raw_mb / cpu_seconds(
