@@ -11,6 +11,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     ├── CorruptStreamError(CodecError, ValueError)         .offset, .segment
     │   ├── TruncatedStreamError                           .expected, .available
     │   └── ChecksumMismatchError                          .expected, .actual
+    ├── OutputError(CodecError, OSError)                   .path: an output cannot be written
     └── DicomError(CodecError, ValueError)                 .path
         ├── NotAnImageError                                no Pixel Data
         ├── UnsupportedImageError(DicomError, NotImplementedError)  colour, palette, ...
@@ -18,6 +19,9 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
 
     NonConformantStreamWarning(UserWarning)
     ClippedValuesWarning(UserWarning)
+    RateTargetWarning(UserWarning)
+    DepthReducedWarning(UserWarning)
+    LossySourceWarning(UserWarning)
 
 Messages say what, where, expected versus actual and, where there is one, the
 section of the standard: ``"DQT at byte offset 212: Pq=2 is invalid, expected 0 or 1
@@ -33,12 +37,16 @@ __all__ = [
     "CorruptStreamError",
     "TruncatedStreamError",
     "ChecksumMismatchError",
+    "OutputError",
     "DicomError",
     "NotAnImageError",
     "UnsupportedImageError",
     "InputNotFoundError",
     "NonConformantStreamWarning",
     "ClippedValuesWarning",
+    "RateTargetWarning",
+    "DepthReducedWarning",
+    "LossySourceWarning",
     "failure_message",
 ]
 
@@ -118,6 +126,21 @@ class ChecksumMismatchError(CorruptStreamError):
         super().__init__(message, offset=offset, segment=segment)
 
 
+class OutputError(CodecError, OSError):
+    """An output cannot be written (read-only or missing folder, no space); ``.path`` names
+    the folder or file, never a temporary file's name.
+
+    It is not an input's fault: a batch stops on it instead of listing it as a failed input.
+    """
+
+    def __init__(self, message: str, *, path: object | None = None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+    def __str__(self) -> str:  # OSError's own __str__ would print the errno form
+        return str(self.args[0]) if self.args else ""
+
+
 class DicomError(CodecError, ValueError):
     """A DICOM input cannot be used; ``.path`` names the file when there is one."""
 
@@ -155,3 +178,16 @@ class NonConformantStreamWarning(UserWarning):
 
 class ClippedValuesWarning(UserWarning):
     """Pixel values were clipped to fit a target range (counted in the message)."""
+
+
+class RateTargetWarning(UserWarning):
+    """A rate target (``ratio``) could not be reached; the message names the ratio reached."""
+
+
+class LossySourceWarning(UserWarning):
+    """The source was already lossy-compressed (Lossy Image Compression "01"): errors add up."""
+
+
+class DepthReducedWarning(UserWarning):
+    """A transfer syntax cannot hold the source's depth (e.g. 15-bit CR in 12-bit JPEG): stored
+    values are divided before coding; the message names the factor and syntaxes that keep the depth."""

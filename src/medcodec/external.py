@@ -233,6 +233,24 @@ def jpegls_encode(frame: NDArray[np.integer], /, *, near: int = 0, spiff: bool =
     return stream if spiff else strip_spiff(stream)
 
 
+def jpegls_encode_exact(frame: NDArray[np.integer], /, *, bits_stored: int) -> bytes | None:
+    """Lossless JPEG-LS (NEAR=0) with precision P = ``bits_stored`` (pyjpegls, CharLS), so a DICOM
+    file under .80 keeps its Bits Stored (PS3.5 §8.2.3); ``None`` when pyjpegls is not installed.
+
+    Signed samples are coded as their ``bits_stored``-bit two's-complement patterns (as DICOM
+    JPEG-LS encoders do; decoders sign-extend by Pixel Representation).
+    """
+    try:
+        import jpeg_ls
+    except ImportError:
+        return None
+    arr = np.asarray(frame)
+    dtype = np.dtype("<u1") if bits_stored <= 8 else np.dtype("<u2")
+    patterns = (arr.astype(np.int64) & ((1 << bits_stored) - 1)).astype(dtype)
+    rows, cols = patterns.shape
+    return bytes(jpeg_ls.encode_buffer(patterns.tobytes(), rows, cols, 1, int(bits_stored), lossy_error=0))
+
+
 def jpegls_decode(data: bytes, /) -> NDArray[np.integer]:
     """A JPEG-LS stream (with or without SPIFF header) back to its samples."""
     return np.asarray(_imagecodecs().jpegls_decode(data))

@@ -9,6 +9,7 @@ never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, OutputError
 
 __all__ = ["atomic_write", "atomic_writer", "check_output_path", "safe_name"]
 
@@ -54,27 +55,46 @@ def check_output_path(
         except FileNotFoundError:
             continue
     if out.exists() and not overwrite:
-        raise InvalidInputError(f"{out}: exists already (pass overwrite=True / --overwrite to replace it)")
+        raise InvalidInputError(f"{out}: exists already (pass overwrite=True to replace it)")
     return out
 
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Context manager yielding a binary file that appears at ``path`` only on success."""
+    """Context manager yielding a binary file that appears at ``path`` only on success.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written in, or the file cannot be put in place.
+    """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    except OSError as exc:  # name the folder, not the temporary file
+        raise OutputError(f"cannot write in this folder ({exc.strerror or exc})", path=out.parent) from exc
     try:
         os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise OutputError(f"cannot replace it ({exc.strerror or exc})", path=out) from exc
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _OUTPUT_ERRNOS:
+            raise OutputError(f"cannot write it ({exc.strerror or exc})", path=out) from exc
         raise
+
+
+#: errno values that are the output's fault (disk full, quota, file too large, read-only file
+#: system), never an input's: they become :class:`~medcodec.errors.OutputError`.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> Path:

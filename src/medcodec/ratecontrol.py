@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, RateTargetWarning
 from .metrics import psnr as _psnr
 
 __all__ = [
@@ -49,7 +49,31 @@ __all__ = [
     "calibration_indices",
     "masked_psnr",
     "CALIBRATION_FRAMES",
+    "RATIO_MISS",
+    "check_ratio_reached",
 ]
+
+#: A ratio target counts as missed (:class:`~medcodec.errors.RateTargetWarning`) when the ratio
+#: reached is below ``target * (1 - RATIO_MISS)``; the searches stay well within this.
+RATIO_MISS = 0.15
+
+
+def check_ratio_reached(target: float | None, reached: float, *, what: str = "the stream") -> bool:
+    """Warn (:class:`~medcodec.errors.RateTargetWarning`, naming the ratio reached) when a ratio
+    target was not met: the knob's end of range was hit, or the content does not compress that far.
+    Returns True when the target was met (or none was given)."""
+    import warnings
+
+    if target is None or reached >= float(target) * (1 - RATIO_MISS):
+        return True
+    warnings.warn(
+        f"ratio {float(target):g}:1 not reached: {what} has {reached:.2f}:1 (pixel data), the most this codec's "
+        "range gives for this content",
+        RateTargetWarning,
+        stacklevel=3,
+    )
+    return False
+
 
 #: Frames a series-wide rate search measures by default (evenly spaced).
 CALIBRATION_FRAMES = 8

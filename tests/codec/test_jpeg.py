@@ -376,7 +376,7 @@ CORRUPT = [
     ("Pq=1 at P=8", None, CorruptStreamError, "Pq=1"),
     ("two components in scan", lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(1), M.ScanComponent(2))).to_bytes()), CorruptStreamError, "Ns=2"),
     ("wrong component in scan", lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(5),)).to_bytes()), CorruptStreamError, "Cs=5"),
-    ("spectral selection", lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(1),), Ss=0, Se=5).to_bytes()), CorruptStreamError, "Se=5"),
+    ("spectral selection", lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(1),), Ss=1, Se=5).to_bytes()), CorruptStreamError, "Ss=1 Se=5"),
     ("restart markers out of order", lambda d: d.replace(b"\xff\xd1", b"\xff\xd2", 1), CorruptStreamError, "restart marker"),
     ("restart interval mismatch", lambda d: _replace_segment(d, "DRI", M.Dri(7).to_bytes()), CorruptStreamError, "RST0 where coded data was expected|not a code of the Huffman table"),
     ("P=9 in SOF1", lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF1, 9, 40, 48, (M.FrameComponent(1),)).to_bytes()), CorruptStreamError, "P=9"),
@@ -522,6 +522,19 @@ def test_search_quality(ok_below):
     # met everywhere or nowhere: the best end (ok_below) or the nearest end (otherwise)
     assert jpeg.search_quality(lambda q: q - 500, ok_below=ok_below, close=0.01) == 100.0
     assert jpeg.search_quality(lambda q: q + 500, ok_below=ok_below, close=0.01) == 1.0
+
+
+def test_sequential_scan_with_se_not_63_decodes_with_a_warning_and_strict_refuses_it():
+    """Issue 10 item 15: Se != 63 in a sequential scan (old encoders wrote Se=0) is a known, harmless
+    deviation: the same pixels, a NonConformantStreamWarning; strict mode refuses it."""
+    from medcodec.errors import NonConformantStreamWarning
+
+    good = _good()
+    bad = _replace_segment(good, "SOS", M.Sos((M.ScanComponent(1),), Ss=0, Se=0).to_bytes())
+    with pytest.warns(NonConformantStreamWarning, match="Se=0"):
+        np.testing.assert_array_equal(jpeg.decode_jpeg(bad), jpeg.decode_jpeg(good))
+    with pytest.raises(CorruptStreamError, match="strict"):
+        jpeg.decode_jpeg(bad, strict=True)
 
 
 def test_find_scan_end_matches_its_byte_by_byte_twin() -> None:

@@ -134,8 +134,12 @@ def test_container_round_trip_with_random_access() -> None:
 def test_container_checks_every_segment() -> None:
     header, frames = _records(2)
     data = bytearray(container.build_container(header, frames))
+    cut = bytes(data[: len(data) - 20])  # MEND and the end of the last FRAM missing
+    parsed, index = container.parse_container(cut)  # the frames before the cut stay readable
+    container.check_frame_present(index, 0, len(cut))
+    assert container.parse_frame(cut, parsed, index[0])[0].index == 0
     with pytest.raises(TruncatedStreamError):
-        container.parse_container(bytes(data[: len(data) - 20]))
+        container.check_frame_present(index, 1, len(cut))
     data[40] ^= 0xFF  # inside HEAD: its CRC no longer matches
     with pytest.raises(CorruptStreamError):
         container.parse_container(bytes(data))

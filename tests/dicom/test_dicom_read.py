@@ -180,14 +180,25 @@ def test_series_iter_frames_streams_the_same_frames(shared_data: Path) -> None:
     assert index == len(series) - 1
 
 
-def test_reading_the_whole_data_set_collects_only_colour_failures(shared_data: Path) -> None:
+#: Files that repeat another file's SOP Instance UID (the same instance in another form): reported
+#: as duplicates, not merged into a series (issue 10 item 9); the first in input order is kept.
+DUPLICATES = {
+    "singles/mr_384x384_12bit_unsigned.dcm",  # = mr_384x384_12bit_signed_dirty_high_bits.dcm
+    "singles/mr_384x384_12bit_unsigned_dirty_high_bits.dcm",
+    "singles/mr_MR1_small_64x64_signed16_big_endian.dcm",  # = mr_MR1_small_64x64_signed16.dcm
+}
+
+
+def test_reading_the_whole_data_set_collects_only_colour_failures_and_duplicates(shared_data: Path) -> None:
     found = read_series(shared_data)
-    failed = {Path(path).relative_to(shared_data).as_posix() for path, _ in found.failures}
-    assert failed == set(COLOUR)
-    assert all(isinstance(exc, UnsupportedImageError) for _, exc in found.failures)
+    failed = {Path(path).relative_to(shared_data).as_posix(): exc for path, exc in found.failures}
+    assert set(failed) == set(COLOUR) | DUPLICATES
+    assert all(isinstance(failed[name], UnsupportedImageError) for name in COLOUR)
+    assert all("duplicate SOP Instance UID" in str(failed[name]) for name in DUPLICATES)
     sizes = sorted(len(s) for s in found.series)
     assert sizes[-3:] == [64, 100, 140]
-    assert sum(s.n_frames for s in found.series) == 140 + 64 + 100 + sum(v[0] for v in GRAYSCALE.values())
+    kept = sum(v[0] for name, v in GRAYSCALE.items() if name not in DUPLICATES)
+    assert sum(s.n_frames for s in found.series) == 140 + 64 + 100 + kept
 
 
 def test_bytes_and_file_like_sources(shared_data: Path) -> None:

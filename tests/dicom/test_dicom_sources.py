@@ -128,7 +128,7 @@ def test_batch_goes_on_past_bad_files(shared_data: Path, tmp_path: Path) -> None
 
 
 @pytest.mark.realdata
-def test_folder_walk_skips_hidden_and_non_dicom_and_finds_extensionless(shared_data: Path, tmp_path: Path) -> None:
+def test_folder_walk_skips_hidden_and_named_non_dicom_and_finds_extensionless(shared_data: Path, tmp_path: Path) -> None:
     folder = tmp_path / "study"
     (folder / "sub").mkdir(parents=True)
     (folder / ".hidden").mkdir()
@@ -145,9 +145,11 @@ def test_folder_walk_skips_hidden_and_non_dicom_and_finds_extensionless(shared_d
     (folder / "sub" / "raw").write_bytes(buffer.getvalue())
 
     sources = list(iter_sources(folder))
-    assert sources == [folder / "IM0001", folder / "sub" / "raw"]
+    # LOCKFILE is not DICOM, but only reading can tell: it is reported, never silently dropped (issue 10 item 9)
+    assert sources == [folder / "IM0001", folder / "LOCKFILE", folder / "sub" / "raw"]
     found = read_series(folder)
-    assert found.failures == [] and sorted(len(s) for s in found.series) == [1, 1]
+    assert [(Path(p).name, "not a DICOM file" in str(e)) for p, e in found.failures] == [("LOCKFILE", True)]
+    assert sorted(len(s) for s in found.series) == [1, 1]
     np.testing.assert_array_equal(read_image(folder / "sub" / "raw").pixels, read_image(shared_data / MR_JPEGLS).pixels)
 
 

@@ -4,39 +4,107 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import re
 import sys
+import tempfile
+import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ..errors import CodecError, failure_message
+from ..errors import CodecError, OutputError, failure_message
 from ..progress import ProgressCallback
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes: 0 success, 1 some inputs failed (batch went on), 2 usage / fatal input error.
-EXIT_PARTIAL = 1
-EXIT_ERROR = 2
+#: Exit codes. 0 success; 1 a batch went on past failed inputs (listed at the end); 2 usage
+#: error, unreadable stream or input, unwritable output; 3 an internal error (a bug); 130 Ctrl-C.
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: Library keyword arguments and the CLI options that set them: messages from the library
+#: name ``overwrite=True``; a CLI user is told ``--overwrite``.
+CLI_OPTIONS = {name: f"--{name}" for name in ("overwrite", "quality", "ratio", "psnr", "frames", "jobs", "effort",
+                                              "table", "window")}  # fmt: skip
+_ARGUMENT = re.compile(r"\b(" + "|".join(CLI_OPTIONS) + r")=(True\b|[^\s,;)]+)")
+
+
+def cli_message(text: str) -> str:
+    """A library message in CLI terms: ``overwrite=True`` -> ``--overwrite``, ``quality=50`` ->
+    ``--quality 50``; one line.
+
+    >>> cli_message("x.mdc: exists already (pass overwrite=True to replace it)")
+    'x.mdc: exists already (pass --overwrite to replace it)'
+    """
+
+    def option(m: re.Match[str]) -> str:
+        flag = CLI_OPTIONS[m.group(1)]
+        return flag if m.group(2) == "True" else f"{flag} {m.group(2)}"
+
+    return " ".join(_ARGUMENT.sub(option, text).split())
+
+
+def report_error(exc: BaseException) -> int:
+    """THE error convention of the command line, in one place: print one line starting
+    ``error:`` on stderr (never a traceback) and return the exit code.
+
+    Usage errors (click's, or two options that exclude each other), unreadable streams and
+    inputs (:class:`~medcodec.errors.CodecError`) and unwritable outputs
+    (:class:`~medcodec.errors.OutputError`, any ``OSError``) exit with 2. Anything else is a
+    bug: one line too, exit 3, and the traceback only with ``MEDCODEC_DEBUG=1``.
+    """
+    if isinstance(exc, BrokenPipeError):  # output piped into `head`: not an error
+        with contextlib.suppress(Exception):
+            sys.stderr.close()
+        return EXIT_OK
+    if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
+        click.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    code = EXIT_ERROR
+    if isinstance(exc, click.UsageError):
+        message = exc.format_message()
+        ctx = exc.ctx or click.get_current_context(silent=True)
+        if ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+    elif isinstance(exc, click.ClickException):
+        message = exc.format_message()
+    elif isinstance(exc, CodecError):
+        message = str(exc)
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = f"{where}{exc.strerror or exc}"
+    else:
+        if os.environ.get("MEDCODEC_DEBUG"):
+            traceback.print_exception(exc)
+        message = f"internal error ({type(exc).__name__}: {exc}); please report it (MEDCODEC_DEBUG=1 shows where)"
+        code = EXIT_BUG
+    click.echo(f"error: {cli_message(message)}", err=True)
+    return code
+
+
+def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A warning as the CLI prints it: one line ``warning: ...`` on stderr, in CLI terms."""
+    click.echo(f"warning: {cli_message(str(message))}", err=True)
 
 
 def handle_errors(fn: F) -> F:
-    """Turn medcodec errors into one clear line on stderr and exit code 2 (no traceback)."""
+    """Report a subcommand's errors by THE convention of :func:`report_error`
+    (one ``error:`` line, exit code 2), also when the subcommand is run on its own (click's
+    ``CliRunner``, another group): the convention lives in one place, this module."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except CodecError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-        except BrokenPipeError:  # output piped into `head`: not an error
-            sys.stderr.close()
-            sys.exit(0)
-        except OSError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
+            with warnings.catch_warnings():  # the library's warnings as one 'warning:' line each
+                warnings.showwarning = show_warning
+                return fn(*args, **kwargs)
+        except (SystemExit, click.exceptions.Exit):
+            raise
+        except BaseException as exc:
+            sys.exit(report_error(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -85,9 +153,10 @@ def progress_bar(desc: str, *, unit: str = "item", enabled: bool = True) -> Iter
 def report_failures(failures: list[tuple[str, Exception]]) -> None:
     if not failures:
         return
+
     click.echo(f"\n{len(failures)} input(s) failed:", err=True)
     for where, exc in failures:
-        click.echo(f"  {failure_message(where, exc)}", err=True)
+        click.echo(f"  {cli_message(failure_message(where, exc))}", err=True)
 
 
 def human_bytes(n: float) -> str:
@@ -99,7 +168,19 @@ def human_bytes(n: float) -> str:
 
 
 def ensure_dir(path: Path) -> Path:
+    """Create the output folder if needed and check that files can be written in it.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written in (named, with the reason).
+    """
     if path.exists() and not path.is_dir():
         raise click.UsageError(f"{path} exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write in this output folder ({exc.strerror or exc})", path=path) from exc
     return path

@@ -8,7 +8,9 @@ import click
 import numpy as np
 
 from .. import codec
+from ..errors import InvalidInputError
 from ..fileio import atomic_writer, check_output_path
+from ..render import WINDOW_PRESETS, Window, choose_window, parse_window, render_8bit
 from ..spec import PixelSpec, storage_dtype
 from ._common import ensure_dir, handle_errors, jobs_option
 
@@ -21,12 +23,15 @@ def parse_frames(text: str | None) -> list[int] | None:
     try:
         for part in text.split(","):
             if "-" in part.strip()[1:]:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
+                a, b = (int(x) for x in part.split("-", 1))
+                if b < a or a < 0:
+                    raise click.BadParameter(f"{part.strip()!r}: a range goes up, from 0 (e.g. 2-5)",
+                                             param_hint="'--frames'")  # fmt: skip
+                out.extend(range(a, b + 1))
             else:
                 out.append(int(part))
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected frame numbers like 0,3-5") from None
+        raise click.BadParameter(f"{text!r}: expected frame numbers like 0,3-5", param_hint="'--frames'") from None
     return out
 
 
@@ -48,26 +53,60 @@ def parse_frames(text: str | None) -> list[int] | None:
     "and no --frames are given, else png]..",
 )
 @click.option("--frames", default=None, help="Frames to decode, e.g. 0,3-5 [default: all].")
+@click.option(
+    "--window",
+    default=None,
+    metavar="C,W|NAME",
+    help="PNG display window in output units (HU for CT): CENTER,WIDTH or a preset "
+    f"({', '.join(WINDOW_PRESETS)}) [default: the header's window, else the 0.5-99.5 percentile range].",
+)
+@click.option(
+    "--png-raw",
+    is_flag=True,
+    help="PNG of the raw stored values (16-bit, signed data shifted) instead of a display image.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @jobs_option
 @handle_errors
-def decode(stream: Path, output: Path, to: str | None, frames: str | None, overwrite: bool, jobs: int | None) -> None:
+def decode(
+    stream: Path,
+    output: Path,
+    to: str | None,
+    frames: str | None,
+    overwrite: bool,
+    jobs: int | None,
+    window: str | None = None,
+    png_raw: bool = False,
+) -> None:
     """Decompress a .mdc or JPEG STREAM.
 
     \b
     --to npy    one .npy array (frames, rows, cols) of stored values
-    --to png    one 16-bit grayscale PNG per frame (8-bit for <= 8-bit data; signed
-                data shifted by 2^(bits_stored-1) into unsigned, as the log says)
+    --to png    one 8-bit PNG per frame for viewing: rescaled to HU / output units, the
+                header's window (or --window), MONOCHROME1 inverted; with --png-raw the
+                stored values instead (16-bit, signed data shifted by 2^(bits_stored-1))
     --to dicom  one derived DICOM per source image, uncompressed, original metadata
                 kept, Lossy Image Compression = 01, ratio and method recorded, Image
                 Type DERIVED, new SOP Instance UIDs and one new Series Instance UID
     """
+    if window is not None and png_raw:
+        raise click.UsageError("--window and --png-raw exclude each other: a raw PNG has no window")
+    try:
+        voi = parse_window(window) if window is not None else None
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc).replace("window=", ""), param_hint="'--window'") from None
     data = stream.read_bytes()
     header = codec.read_header(data)
     selection = parse_frames(frames)
     ancillary = getattr(header, "ancillary", {})
     if to is None:
-        to = "npy" if output.suffix.lower() == ".npy" else ("dicom" if "dcmh" in ancillary and not selection else "png")
+        to = (
+            "npy"
+            if output.suffix.lower() == ".npy"
+            else ("dicom" if "dcmh" in ancillary and not selection and window is None and not png_raw else "png")
+        )
+    if (window is not None or png_raw) and to != "png":
+        raise click.UsageError(f"--window and --png-raw apply to --to png only, not --to {to}")
     if to == "dicom":
         if selection is not None:
             raise click.UsageError("--frames is not supported with --to dicom (whole source images are written)")
@@ -82,7 +121,7 @@ def decode(stream: Path, output: Path, to: str | None, frames: str | None, overw
             np.save(fh, pixels)
         click.echo(f"{output}: {pixels.shape} {pixels.dtype}")
         return
-    _write_png(pixels, header, ensure_dir(output), stream, overwrite, selection)
+    _write_png(pixels, header, ensure_dir(output), stream, overwrite, selection, voi=voi, raw=png_raw)
 
 
 def _write_png(
@@ -92,19 +131,35 @@ def _write_png(
     stream: Path,
     overwrite: bool,
     selection: list[int] | None,
+    *,
+    voi: Window | None = None,
+    raw: bool = False,
 ) -> None:
     from ..external import png_encode, to_unsigned, unsigned_offset
 
-    spec = PixelSpec(bits_stored=header.bits_stored, signed=header.signed)
-    if shift := unsigned_offset(spec):
+    spec = PixelSpec(bits_stored=header.bits_stored, signed=header.signed,
+                     photometric_interpretation=header.photometric_interpretation,
+                     rescale_slope=header.rescale_slope, rescale_intercept=header.rescale_intercept,
+                     window_center=header.window_center, window_width=header.window_width)  # fmt: skip
+    if raw and (shift := unsigned_offset(spec)):
         click.echo(f"note: signed data shifted by +{shift} into unsigned PNG values", err=True)
+    win = None if raw else choose_window(pixels, spec, voi)
     numbers = selection if selection is not None else list(range(len(pixels)))
     for k, frame in zip(numbers, pixels):
         target = folder / f"{stream.stem}_{k:04d}.png"
         check_output_path(target, inputs=[stream], overwrite=overwrite)
+        image = to_unsigned(frame, spec)[0] if win is None else render_8bit(frame, spec, win)
         with atomic_writer(target) as fh:
-            fh.write(png_encode(to_unsigned(frame, spec)[0]))
-    click.echo(f"{folder}: {len(pixels)} PNG file(s), {storage_dtype(header.bits_stored, False)}")
+            fh.write(png_encode(image))
+    if win is None:
+        click.echo(
+            f"{folder}: {len(pixels)} PNG file(s), raw stored values, {storage_dtype(header.bits_stored, False)}"
+        )
+        return
+    inverted = ", MONOCHROME1 inverted" if spec.photometric_interpretation == "MONOCHROME1" else ""
+    click.echo(
+        f"{folder}: {len(pixels)} PNG file(s), 8-bit, window {win.name} C={win.center:g} W={win.width:g}{inverted}"
+    )
 
 
 def _write_dicom(

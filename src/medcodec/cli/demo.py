@@ -23,13 +23,16 @@ from ..errors import CodecError
 from ..fileio import atomic_write
 from ._common import ensure_dir, handle_errors, jobs_option, progress
 
-#: (pydicom-data file, what it is). Real images, no synthetic ones.
+#: (file, what it is, where it comes from). Real images, no synthetic ones.
 SAMPLES = (
-    ("693_UNCR.dcm", "CT, 14-bit signed (pydicom issue 693)"),
-    ("MR2_UNCR.dcm", "MR, 12-bit, 1024x1024 (NEMA WG04 MR2)"),
-    ("RG3_UNCR.dcm", "CR, 10-bit, 1760x1760, MONOCHROME1 (NEMA WG04 RG3)"),
-    ("CT_small.dcm", "CT, 16-bit signed, 128x128 (NEMA CT1, downsized; ships with pydicom)"),
+    ("693_UNCR.dcm", "CT head, 14-bit signed (pydicom issue 693)", "pydicom-data"),
+    ("MR2_UNCR.dcm", "MR, 12-bit, 1024x1024 (NEMA WG04 MR2)", "pydicom-data"),
+    ("RG3_UNCR.dcm", "CR, 10-bit, 1760x1760, MONOCHROME1 (NEMA WG04 RG3)", "pydicom-data"),
+    ("CT_small.dcm", "CT, 16-bit signed, 128x128 (NEMA CT1, downsized; ships with pydicom)", "pydicom"),
 )
+#: Samples known to be head CTs (no Body Part Examined in their headers): read in a brain window.
+HEAD_CT_SAMPLES = {"693_UNCR.dcm"}
+_HEAD_WORDS = ("HEAD", "BRAIN", "SKULL", "NEURO", "CRAN", "KOPF", "SCHAEDEL", "SCHÄDEL")
 
 
 @dataclass
@@ -39,17 +42,43 @@ class DemoImage:
     pixels: np.ndarray
     spec: Any
     modality: str
+    head: bool = False
+
+    def reading_window(self) -> Any:
+        """The window a reader would use, for display and the windowed PSNR: brain (40/80) for a
+        head CT, soft tissue (40/400) for other CT, else the header's window (else none)."""
+        from ..render import WINDOW_PRESETS, Window
+
+        if self.modality == "CT":
+            name = "brain" if self.head else "soft_tissue"
+            return Window(name, *WINDOW_PRESETS[name])
+        s = self.spec
+        if s.window_center is not None and s.window_width and s.window_width >= 1:
+            return Window("header", float(s.window_center), float(s.window_width))
+        return None
 
 
-def _sample_paths() -> list[tuple[str, str]]:
+def _sample_paths() -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """The sample files found, and the ones missing as (name, label, package)."""
     from pydicom.data import get_testdata_file
 
-    found = []
-    for name, label in SAMPLES:
+    found, missing = [], []
+    for name, label, package in SAMPLES:
         path = get_testdata_file(name, download=False)
         if path:
             found.append((str(path), label))
-    return found
+        else:
+            missing.append((name, label, package))
+    return found, missing
+
+
+def _is_head(name: str, dataset: Any) -> bool:
+    if name in HEAD_CT_SAMPLES:
+        return True
+    text = " ".join(
+        str(dataset.get(k, "")) for k in ("BodyPartExamined", "StudyDescription", "SeriesDescription", "ProtocolName")
+    ).upper()
+    return any(w in text for w in _HEAD_WORDS)
 
 
 def _load(paths: list[tuple[str, str]]) -> tuple[list[DemoImage], list[tuple[str, Exception]]]:
@@ -60,7 +89,17 @@ def _load(paths: list[tuple[str, str]]) -> tuple[list[DemoImage], list[tuple[str
     for path, label in paths:
         try:
             img = read_image(path)
-            images.append(DemoImage(Path(path).name, label, img.pixels[0], img.spec, img.modality))
+            name = Path(path).name
+            images.append(
+                DemoImage(
+                    name,
+                    label,
+                    img.pixels[0],
+                    img.spec,
+                    img.modality,
+                    head=img.modality == "CT" and _is_head(name, img.dataset),
+                )
+            )
         except CodecError as exc:
             failures.append((path, exc))
     return images, failures
@@ -72,62 +111,99 @@ def _encode_row(image: DemoImage, quality: float, fmt: str, jobs: int | None) ->
     spec = image.spec
     t0 = time.perf_counter()
     try:
-        data = codec.encode(image.pixels, bits_stored=spec.bits_stored, signed=spec.signed, quality=quality,
-                            format=fmt, spec=spec if fmt == "mdc" else None, jobs=jobs)  # fmt: skip
+        data = codec.encode(
+            image.pixels,
+            bits_stored=spec.bits_stored,
+            signed=spec.signed,
+            quality=quality,
+            format=fmt,
+            spec=spec if fmt == "mdc" else None,
+            jobs=jobs,
+        )
     except CodecError:
         return None  # e.g. standard JPEG cannot hold 14-bit signed data
     t1 = time.perf_counter()
     decoded = codec.decode(data, jobs=jobs)
     t2 = time.perf_counter()
-    m = compare(image.pixels, decoded, spec)
+    window = image.reading_window()
+    m = compare(image.pixels, decoded, spec, windows=[window] if window else ())
     n = image.pixels.size
     return {
-        "image": image.name, "format": fmt, "quality": quality, "bytes": len(data),
-        "ratio": compression_ratio(len(data), n, spec.bits_stored), "bpp": bits_per_pixel(len(data), n),
-        "psnr_db": m["psnr_db"], "psnr_minmax_db": m["psnr_minmax_db"], "max_abs_error": m["max_abs_error"],
-        "max_abs_error_hu": m["max_abs_error_hu"], "ssim": m["ssim"], "encode_ms": 1e3 * (t1 - t0),
-        "decode_ms": 1e3 * (t2 - t1), "_decoded": decoded,
+        "window": None if window is None else {"name": window.name, "center": window.center, "width": window.width},
+        "psnr_window_db": m["windows"][window.name]["psnr_db"] if window else None,
+        "image": image.name,
+        "format": fmt,
+        "quality": quality,
+        "bytes": len(data),
+        "ratio": compression_ratio(len(data), n, spec.bits_stored),
+        "bpp": bits_per_pixel(len(data), n),
+        "psnr_db": m["psnr_db"],
+        "psnr_minmax_db": m["psnr_minmax_db"],
+        "max_abs_error": m["max_abs_error"],
+        "max_abs_error_hu": m["max_abs_error_hu"],
+        "ssim": m["ssim"],
+        "encode_ms": 1e3 * (t1 - t0),
+        "decode_ms": 1e3 * (t2 - t1),
+        "_decoded": decoded,
         # soft-tissue texture kept (CT: blocks in -150..250 HU with std >= 8 HU; issue 11)
-        "texture": texture_retention(image.pixels, decoded, rescale_slope=spec.rescale_slope,
-                                     rescale_intercept=spec.rescale_intercept) if image.modality == "CT" else None,
-    }  # fmt: skip
+        "texture": texture_retention(
+            image.pixels, decoded, rescale_slope=spec.rescale_slope, rescale_intercept=spec.rescale_intercept
+        )
+        if image.modality == "CT"
+        else None,
+    }
 
 
 def _window(image: DemoImage) -> tuple[float, float]:
-    """Display range in stored units: the header window, else the 1st-99th percentile."""
+    """Display range in stored units: the reading window (brain for a head CT), else the 1st-99th percentile."""
     spec = image.spec
-    if spec.window_center is not None and spec.window_width:
-        lo_hu = spec.window_center - spec.window_width / 2
-        hi_hu = spec.window_center + spec.window_width / 2
-        lo, hi = sorted(((lo_hu - spec.rescale_intercept) / spec.rescale_slope,
-                         (hi_hu - spec.rescale_intercept) / spec.rescale_slope))  # fmt: skip
+    window = image.reading_window()
+    if window is not None:
+        lo_hu = window.center - window.width / 2
+        hi_hu = window.center + window.width / 2
+        lo, hi = sorted(
+            (
+                (lo_hu - spec.rescale_intercept) / spec.rescale_slope,
+                (hi_hu - spec.rescale_intercept) / spec.rescale_slope,
+            )
+        )
         return lo, hi
     lo, hi = np.percentile(image.pixels, [1, 99])
     return float(lo), float(max(hi, lo + 1))
 
 
-def _plots(images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_quality: float) -> list[Path]:
+def _plots(
+    images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_quality: float
+) -> tuple[list[Path], dict[str, Any]]:
+    """Rate-distortion plot (one panel per bit depth: PSNR with peak 2^bits-1 is only comparable
+    between images of one depth) and a difference image per image; returns the files and what
+    each figure shows (panels, colour limits, whether the colour scale is clipped)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for image in images:
-        for fmt, style in (("mdc", "-o"), ("jpeg", "--s")):
-            pts = sorted((r["bpp"], r["psnr_db"]) for r in rows if r["image"] == image.name and r["format"] == fmt)
-            if pts:
-                ax.plot(*zip(*pts), style, label=f"{image.name} ({fmt})", ms=4)
-    ax.set_xlabel("bits per pixel (compressed bits / pixels)")
-    ax.set_ylabel("PSNR (dB, peak 2^bits_stored - 1)")
-    ax.set_title("medcodec rate-distortion on real images")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    written: list[Path] = []
+    figures: dict[str, Any] = {}
+    depths = sorted({img.spec.bits_stored for img in images})
+    fig, axes = plt.subplots(1, max(1, len(depths)), figsize=(4.2 * max(1, len(depths)), 4.5), dpi=110, squeeze=False)
+    for ax, bits in zip(axes[0], depths):
+        for image in (i for i in images if i.spec.bits_stored == bits):
+            for fmt, style in (("mdc", "-o"), ("jpeg", "--s")):
+                pts = sorted((r["bpp"], r["psnr_db"]) for r in rows if r["image"] == image.name and r["format"] == fmt)
+                if pts:
+                    ax.plot(*zip(*pts), style, label=f"{image.name} ({fmt})", ms=4)
+        ax.set_title(f"{bits}-bit images (PSNR peak {(1 << bits) - 1})", fontsize=9)
+        ax.set_xlabel("bits per pixel (compressed bits / pixels)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("PSNR (dB, peak 2^bits_stored - 1)")
+    fig.suptitle("medcodec rate-distortion on real images, one panel per bit depth")
     fig.tight_layout()
     written.append(out / "rate_distortion.png")
     fig.savefig(written[-1])
     plt.close(fig)
+    figures["rate_distortion.png"] = {"panels": [f"{b}-bit" for b in depths]}
 
     for image in images:
         row = next(
@@ -137,25 +213,36 @@ def _plots(images: list[DemoImage], rows: list[dict[str, Any]], out: Path, diff_
         if row is None:
             continue
         lo, hi = _window(image)
+        window = image.reading_window()
         diff = row["_decoded"].astype(np.float64) - image.pixels
         lim = max(1.0, float(np.percentile(np.abs(diff), 99.9)))
+        beyond = int(np.count_nonzero(np.abs(diff) > lim))
         fig, axes = plt.subplots(1, 3, figsize=(12, 4.3), dpi=100)
         cmap = "gray_r" if image.spec.photometric_interpretation == "MONOCHROME1" else "gray"
         axes[0].imshow(image.pixels, cmap=cmap, vmin=lo, vmax=hi)
-        axes[0].set_title("original")
+        where = f"window {window.name} C={window.center:g} W={window.width:g}" if window else "1-99th percentile"
+        axes[0].set_title(f"original ({where})", fontsize=9)
         axes[1].imshow(row["_decoded"], cmap=cmap, vmin=lo, vmax=hi)
-        axes[1].set_title(f"decoded, quality {diff_quality:g} ({row['ratio']:.1f}:1)")
+        axes[1].set_title(f"decoded, quality {diff_quality:g} ({row['ratio']:.1f}:1)", fontsize=9)
         im = axes[2].imshow(diff, cmap="coolwarm", vmin=-lim, vmax=lim)
-        axes[2].set_title(f"difference (stored units), max |e| = {row['max_abs_error']:.0f}")
-        fig.colorbar(im, ax=axes[2], fraction=0.046)
+        clipped = f"\ncolour scale clipped at ±{lim:.0f}: {beyond} pixel(s) beyond it" if beyond else ""
+        axes[2].set_title(f"difference (stored units), max |e| = {row['max_abs_error']:.0f}{clipped}", fontsize=9)
+        fig.colorbar(im, ax=axes[2], fraction=0.046, extend="both" if beyond else "neither")
         for a in axes:
             a.axis("off")
-        fig.suptitle(f"{image.name}: {image.label}; PSNR {row['psnr_db']:.1f} dB, SSIM {row['ssim']:.4f}")
+        win_psnr = f", {window.name}-window PSNR {row['psnr_window_db']:.1f} dB" if window else ""
+        fig.suptitle(f"{image.name}: {image.label}; PSNR {row['psnr_db']:.1f} dB{win_psnr}, SSIM {row['ssim']:.4f}")
         fig.tight_layout()
         written.append(out / f"difference_{Path(image.name).stem}.png")
         fig.savefig(written[-1])
         plt.close(fig)
-    return written
+        figures[written[-1].name] = {
+            "colour_limit": lim,
+            "clipped": beyond > 0,
+            "pixels_beyond": beyond,
+            "display_window": None if window is None else window.name,
+        }
+    return written, figures
 
 
 @click.command()
@@ -187,9 +274,21 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         qs = [float(q) for q in qualities.split(",") if q.strip()]
     except ValueError:
         raise click.BadParameter(f"{qualities!r}: expected numbers like 30,50,75,90") from None
-    paths = [(str(p), "given on the command line") for p in inputs] if inputs else _sample_paths()
-    if not paths:
-        raise click.ClickException("no sample images: install pydicom-data (pip install pydicom-data) or pass --input")
+    missing: list[tuple[str, str, str]] = []
+    if inputs:
+        paths = [(str(p), "given on the command line") for p in inputs]
+    else:
+        paths, missing = _sample_paths()
+        if missing:
+            names = ", ".join(f"{n} ({label})" for n, label, _ in missing)
+            packages = sorted({pkg for *_, pkg in missing})
+            message = (
+                f"{len(missing)} of {len(SAMPLES)} sample images are missing: {names}. They come with "
+                f"{' and '.join(packages)}: pip install {' '.join(packages)} (or pass --input FILE)"
+            )
+            if not paths:
+                raise click.ClickException(message)
+            click.echo(f"note: {message}; running on the {len(paths)} image(s) found", err=True)
     images, failures = _load(paths)
     jobs_list = [(img, q, fmt) for img in images for q in qs for fmt in ("mdc", "jpeg")]
     rows = []
@@ -200,17 +299,35 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
     _print_table(images, rows)
     ensure_dir(output)
     diff_q = 75.0 if 75.0 in qs else qs[len(qs) // 2]
-    written = _plots(images, rows, output, diff_q)
+    written, figures = _plots(images, rows, output, diff_q)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    meta = {img.name: {"label": img.label, "modality": img.modality, "shape": list(img.pixels.shape),
-                       "bits_stored": img.spec.bits_stored, "signed": img.spec.signed} for img in images}  # fmt: skip
-    atomic_write(output / "results.json", json.dumps({"images": meta, "results": clean}, indent=2).encode())
+    meta = {
+        img.name: {
+            "label": img.label,
+            "modality": img.modality,
+            "shape": list(img.pixels.shape),
+            "bits_stored": img.spec.bits_stored,
+            "signed": img.spec.signed,
+            "head_ct": img.head,
+            "reading_window": (w := img.reading_window()) and w.name,
+        }
+        for img in images
+    }
+    results = {
+        "images": meta,
+        "results": clean,
+        "figures": figures,
+        "missing_samples": [{"file": n, "label": label, "package": pkg} for n, label, pkg in missing],
+    }
+    atomic_write(output / "results.json", json.dumps(results, indent=2).encode())
     click.echo(f"\nwrote {output / 'results.json'}, " + ", ".join(str(p) for p in written))
     click.echo(
         "ratio: raw = 2 bytes/pixel for 9-16-bit data, 1 for 8-bit. PSNR dB: peak 2^bits_stored - 1 "
-        "(the convention; generous for 14-16-bit data that uses part of its range); PSNR rng: peak = max - min "
-        "of the image. max|e|: stored units; out: after the modality rescale. The first row includes loading "
-        "the compiled kernels."
+        "(the convention; generous for 14-16-bit data that uses part of its range, so PSNRs of different bit "
+        "depths are not comparable); PSNR rng: peak = max - min of the image; PSNR win: on the display scale "
+        "of the reading window named above each table, peak = the window (brain for a head CT). "
+        "max|e|: stored units; out: "
+        "after the modality rescale. The first row includes loading the compiled kernels."
     )
     for path, exc in failures:
         click.echo(f"skipped {path}: {exc}", err=True)
@@ -221,21 +338,28 @@ def progress_iter(items: list[Any], enabled: bool) -> Any:
 
 
 def _print_table(images: list[DemoImage], rows: list[dict[str, Any]]) -> None:
-    header = (f"{'':4s} {'fmt':4s} {'q':>4s} {'bytes':>9s} {'ratio':>8s} {'bpp':>6s} {'PSNR dB':>8s} {'PSNR rng':>8s} "
-              f"{'max|e|':>7s} {'max|e| out':>10s} {'SSIM':>7s} {'enc ms':>7s} {'dec ms':>7s} {'flat %':>6s} "
-              f"{'texture':>7s}")  # fmt: skip
+    header = (
+        f"{'':4s} {'fmt':4s} {'q':>4s} {'bytes':>9s} {'ratio':>8s} {'bpp':>6s} {'PSNR dB':>8s} {'PSNR rng':>8s} "
+        f"{'PSNR win':>8s} {'max|e|':>7s} {'max|e| out':>10s} {'SSIM':>7s} {'enc ms':>7s} {'dec ms':>7s} "
+        f"{'flat %':>6s} {'texture':>7s}"
+    )
     for image in images:
         s = image.spec
         unit = "HU" if image.modality == "CT" else "rescaled units"
-        click.echo(f"\n{image.name}: {image.label}; {image.modality} {image.pixels.shape[0]}x{image.pixels.shape[1]}, "
-                   f"{s.bits_stored}-bit {'signed' if s.signed else 'unsigned'}; max|e| out in {unit}")  # fmt: skip
+        w = image.reading_window()
+        win = f"PSNR win in the {w.name} window C={w.center:g} W={w.width:g}" if w else "no reading window"
+        click.echo(
+            f"\n{image.name}: {image.label}; {image.modality} {image.pixels.shape[0]}x{image.pixels.shape[1]}, "
+            f"{s.bits_stored}-bit {'signed' if s.signed else 'unsigned'}; max|e| out in {unit}; {win}"
+        )
         click.echo(header)
         for r in (r for r in rows if r["image"] == image.name):
+            pw = "-" if r["psnr_window_db"] is None else f"{r['psnr_window_db']:.2f}"
             click.echo(
                 f"{'':4s} {r['format']:4s} {r['quality']:4.0f} {r['bytes']:9d} {r['ratio']:6.1f}:1 {r['bpp']:6.3f} "
-                f"{r['psnr_db']:8.2f} {r['psnr_minmax_db']:8.2f} {r['max_abs_error']:7.0f} "
-                f"{r['max_abs_error_hu']:10.1f} "
-                f"{r['ssim']:7.4f} {r['encode_ms']:7.1f} {r['decode_ms']:7.1f} {_texture_cells(r.get('texture'))}"
+                f"{r['psnr_db']:8.2f} {r['psnr_minmax_db']:8.2f} {pw:>8s} {r['max_abs_error']:7.0f} "
+                f"{r['max_abs_error_hu']:10.1f} {r['ssim']:7.4f} {r['encode_ms']:7.1f} {r['decode_ms']:7.1f} "
+                f"{_texture_cells(r.get('texture'))}"
             )
     click.echo(
         "\nflat %: share of soft-tissue 8x8 blocks (CT, -150..250 HU, std >= 8 HU) decoded flat (std below 35 % "

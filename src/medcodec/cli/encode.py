@@ -9,8 +9,9 @@ import click
 
 from ..dicom import Series, SeriesSet, read_series
 from ..dicom.series_mdc import encode_series_to_mdc
+from ..errors import failure_message
 from ..fileio import safe_name
-from ..spec import raw_bytes_per_pixel
+from ..metrics import compression_ratio, raw_size
 from ._common import (
     EXIT_PARTIAL,
     ensure_dir,
@@ -101,9 +102,14 @@ def encode(
     prints ratio, PSNR, max error (HU for CT) and clipped voxels per file. Bad inputs are
     reported at the end and the exit code is 1; the good ones are still written.
     """
+    targets = [f"--{n}" for n, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
+    if len(targets) > 1:
+        raise click.UsageError(f"{' and '.join(targets)} exclude each other: give one of --quality, --ratio, --psnr")
     with progress_bar("reading DICOM", unit="file", enabled=progress) as callback:
         found = read_series(list(inputs), progress=callback)
     if not found.series:
+        if len(found.failures) == 1:  # one line says it all
+            raise click.ClickException(f"no readable DICOM images: {failure_message(*found.failures[0])}")
         report_failures(found.failures)
         raise click.ClickException("no readable DICOM images in the inputs")
     if to != "mdc":
@@ -124,23 +130,25 @@ def encode(
         try:
             t0 = time.perf_counter()
             with progress_bar(target.name, unit="frame", enabled=progress) as callback:
-                nbytes = encode_series_to_mdc(
+                summary = encode_series_to_mdc(
                     series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs, effort=effort,
                     inputs=source_paths, overwrite=overwrite, progress=callback,
-                ).nbytes  # fmt: skip
+                )  # fmt: skip
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch
-            from ..errors import CodecError
+            from ..errors import CodecError, OutputError
 
-            if not isinstance(exc, (CodecError, OSError)):
-                raise
+            if isinstance(exc, OutputError) or not isinstance(exc, (CodecError, OSError)):
+                raise  # an unwritable output stops the batch: it is not an input's fault
             failures.append((str(target), exc))
             continue
         frames, rows, cols = series.shape
-        raw = frames * rows * cols * raw_bytes_per_pixel(series.spec.bits_stored)
+        ratio_ = compression_ratio(summary.pixel_bytes, frames * rows * cols, series.spec.bits_stored)
         click.echo(
             f"{target}: {frames} frame(s) {rows}x{cols} {series.spec.bits_stored}-bit, "
-            f"{human_bytes(raw)} -> {human_bytes(nbytes)} ({raw / nbytes:.1f}:1) in {dt:.2f} s"
+            f"{human_bytes(raw_size(frames * rows * cols, series.spec.bits_stored))} -> "
+            f"{human_bytes(summary.pixel_bytes)} pixel data ({ratio_:.1f}:1) "
+            f"+ {human_bytes(summary.overhead_bytes)} DICOM headers/metadata in {dt:.2f} s"
         )
     report_failures(failures)
     if failures:
@@ -172,7 +180,7 @@ def _encode_dicom(
 ) -> None:
     """``--to dicom-*``: each series into ``output/<series>/``, a table per file and a line per series."""
     from ..dicom.lossy import encode_series_to_dicom, get_syntax
-    from ..errors import CodecError
+    from ..errors import CodecError, OutputError
 
     if output.suffix.lower() in (".mdc", ".dcm"):
         raise click.UsageError(f"--to {syntax} writes a series of files: give a folder as --output, not {output.name}")
@@ -191,6 +199,8 @@ def _encode_dicom(
                     overwrite=overwrite, progress=callback, jobs=jobs, failures=failures,
                 )  # fmt: skip
         except (CodecError, OSError) as exc:  # one series failing must not stop the batch
+            if isinstance(exc, OutputError):
+                raise  # ... but an unwritable output does
             failures.append((str(folder), exc))
             continue
         dt = time.perf_counter() - t0

@@ -10,7 +10,7 @@ import click
 
 from .. import codec
 from ..codec import container, quantize
-from ..spec import raw_bytes_per_pixel
+from ..metrics import compression_ratio
 from ._common import handle_errors
 
 
@@ -23,10 +23,16 @@ def info(stream: Path, as_json: bool) -> None:
     data = stream.read_bytes()
     h = codec.read_header(data)
     segments = list(h.segments)
+    missing: list[int] = []
     if h.format == "mdc":  # the header stops at FIDX: list the frames from the index too
         _, index = container.parse_container(data)
-        segments += [container.Segment("FRAM", off, size - 12) for off, size in index]
-        segments.append(container.Segment("MEND", len(data) - 12, 0))
+        segments += [container.Segment("FRAM", off, size - 12) for off, size in index if off + size <= len(data)]
+        missing = [k for k, (off, size) in enumerate(index) if off + size > len(data)]
+        if not missing and data[-8:-4] == b"MEND":
+            segments.append(container.Segment("MEND", len(data) - 12, 0))
+    # the ratio counts pixel data only (raw pixel bytes / coded pixel bytes, as PS3.3 C.7.6.1.1.5 means
+    # it): a .mdc's embedded DICOM headers and metadata are reported apart, as overhead
+    pixel_bytes = container.pixel_data_bytes(h, len(data)) if h.format == "mdc" else len(data)
     fields: dict[str, Any] = {
         "file": str(stream),
         "format": h.format,
@@ -42,17 +48,24 @@ def info(stream: Path, as_json: bool) -> None:
         "quality": h.quality,
         "range_bits": h.range_bits,
         "bytes": len(data),
-        "ratio": round(h.rows * h.cols * h.frames * raw_bytes_per_pixel(h.bits_stored) / len(data), 3),
+        "pixel_data_bytes": pixel_bytes,
+        "overhead_bytes": len(data) - pixel_bytes,
+        "ratio": round(compression_ratio(pixel_bytes, h.rows * h.cols * h.frames, h.bits_stored), 3),
         "max_abs_error_bound": [round(quantize.error_bound(q), 2) for q in h.qtables],
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
-        "ancillary": {k: len(v) for k, v in h.ancillary.items()},
+        "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},
+        "missing_frames": missing,
     }
     if as_json:
         click.echo(json.dumps(fields, indent=2))
         return
     for key, value in fields.items():
-        if key not in ("segments", "ancillary"):
+        if key not in ("segments", "ancillary", "missing_frames"):
             click.echo(f"{key:28s} {value}")
+    if missing:  # frames whose FRAM is cut
+        which = f"frame {missing[0]} is" if len(missing) == 1 else f"frames {missing[0]}-{missing[-1]} are"
+        click.echo(f"{'truncated':28s} stream ends at byte {len(data)}: {which} missing or cut; "
+                   f"frames before decode (decode --frames)")  # fmt: skip
     click.echo(f"{'ancillary segments':28s} {fields['ancillary'] or '-'}")
     click.echo("\n  offset      length  segment")
     for s in fields["segments"]:

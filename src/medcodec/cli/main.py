@@ -7,6 +7,19 @@ import sys
 import click
 
 from .. import __version__
+from ._common import (  # the one error convention lives in _common; re-exported here
+    CLI_OPTIONS,
+    EXIT_BUG,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    cli_message,
+    report_error,
+)
+
+__all__ = ["cli", "main", "report_error", "cli_message", "CLI_OPTIONS", "EXIT_OK", "EXIT_PARTIAL", "EXIT_ERROR",
+           "EXIT_BUG", "EXIT_INTERRUPTED"]  # fmt: skip
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,20 +57,19 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (for tests: ``main(["info", "x.mdc"])``)."""
+    """Run the CLI; returns the exit code (for tests: ``main(["info", "x.mdc"])``).
+
+    Every error of every subcommand ends here (:func:`report_error`).
+    """
     try:
         cli.main(args=argv, prog_name="medcodec", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_ERROR)
+    except BaseException as exc:
+        return report_error(exc)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

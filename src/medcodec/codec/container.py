@@ -15,7 +15,9 @@ pipeline's business.
 Safety: every length is checked against the bytes actually present before it is used,
 headers are checked against :data:`LIMITS` before anything is allocated, and a frame may
 not claim more blocks than its coded bytes could possibly describe (each block costs at
-least 2 bits), so the decoded size is bounded by 512x the stream size.
+least 2 bits). FIDX entries must follow each other without overlap, each at least that
+large (:func:`frame_min_size`), and the decoder checks the frames it is asked for are in the
+stream before it allocates, so the decoded size is bounded by 512x the stream size.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from ..errors import (
     ChecksumMismatchError,
     CorruptStreamError,
+    InvalidInputError,
     TruncatedStreamError,
     UnsupportedFeatureError,
 )
@@ -51,6 +54,8 @@ __all__ = [
     "ContainerWriter",
     "parse_container",
     "parse_frame",
+    "check_frame_present",
+    "frame_min_size",
 ]
 
 SIGNATURE = b"\x89MDC\r\n\x1a\n"
@@ -216,7 +221,7 @@ class ContainerWriter:
             parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
         for name, blob in header.ancillary.items():
             if len(name) != 4 or not name.isalpha() or not name[0].islower() or name == "meta":
-                raise ValueError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+                raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
             parts.append(_segment(name.encode("ascii"), bytes(blob)))
         self.start = fh.tell()
         prefix = b"".join(parts)
@@ -228,7 +233,7 @@ class ContainerWriter:
     def add(self, record: FrameRecord) -> None:
         """Append the next frame (frames must come in order 0, 1, 2...)."""
         if record.index != len(self.entries) or record.index >= self.header.frames:
-            raise ValueError(f"frame {record.index} out of order: expected {len(self.entries)}")
+            raise InvalidInputError(f"frame {record.index} out of order: expected {len(self.entries)}")
         seg = _fram_segment(record)
         self.fh.write(seg)
         self.entries.append((self.offset, len(seg)))
@@ -237,10 +242,12 @@ class ContainerWriter:
     def close(self) -> int:
         """Write MEND and the frame index; returns the stream length."""
         if len(self.entries) != self.header.frames:
-            raise ValueError(f"{len(self.entries)} frames written, HEAD announces {self.header.frames}")
+            raise InvalidInputError(f"{len(self.entries)} frames written, HEAD announces {self.header.frames}")
         self.fh.write(_segment(b"MEND", b""))
         end = self.fh.tell()
-        fidx = _segment(b"FIDX", struct.pack("<I", len(self.entries)) + b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries))
+        fidx = _segment(
+            b"FIDX", struct.pack("<I", len(self.entries)) + b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries)
+        )
         self.fh.seek(self.fidx_at)
         self.fh.write(fidx)
         self.fh.seek(end)
@@ -288,11 +295,15 @@ def _read_segment(data: memoryview, offset: int, *, verify: bool = True) -> tupl
 
 def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
     if len(payload) != _HEAD.size:
-        raise CorruptStreamError(f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size}", offset=seg.offset, segment="HEAD")
+        raise CorruptStreamError(
+            f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size}", offset=seg.offset, segment="HEAD"
+        )
     (vmaj, vmin, rows, cols, frames, bits, signed, photo, transform, entropy, quality, range_bits, flags,
      slope, intercept, wc, ww) = _HEAD.unpack_from(payload)  # fmt: skip
     if vmaj != VERSION[0]:
-        raise UnsupportedFeatureError(f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: {VERSION[0]}.x)")
+        raise UnsupportedFeatureError(
+            f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: {VERSION[0]}.x)"
+        )
     problems = []
     if not (1 <= rows <= LIMITS["max_rows"] and 1 <= cols <= LIMITS["max_cols"]):
         problems.append(f"rows x cols = {rows} x {cols} outside 1..{LIMITS['max_rows']}")
@@ -317,7 +328,9 @@ def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
     if problems:
         raise CorruptStreamError("; ".join(problems), offset=seg.offset, segment="HEAD")
     if transform != TRANSFORM_DCT8 or entropy != ENTROPY_HUFFMAN:
-        raise UnsupportedFeatureError(f"HEAD: transform {transform} / entropy coder {entropy} not supported by this reader")
+        raise UnsupportedFeatureError(
+            f"HEAD: transform {transform} / entropy coder {entropy} not supported by this reader"
+        )
     window = bool(flags & FLAG_WINDOW) and math.isfinite(wc) and math.isfinite(ww)
     return dict(
         rows=rows, cols=cols, frames=frames, bits_stored=bits, signed=bool(signed),
@@ -334,21 +347,29 @@ def _parse_qtab(payload: memoryview, seg: Segment) -> tuple[np.ndarray, ...]:
     n = payload[0]
     if not 1 <= n <= LIMITS["max_qtables"] or len(payload) != 1 + 128 * n:
         raise CorruptStreamError(
-            f"QTAB declares {n} tables in {len(payload)} bytes, expected 1..{LIMITS['max_qtables']} tables of 128 bytes",
+            f"QTAB declares {n} tables in {len(payload)} bytes, "
+            f"expected 1..{LIMITS['max_qtables']} tables of 128 bytes",
             offset=seg.offset, segment="QTAB",
         )  # fmt: skip
-    tables = tuple(np.frombuffer(payload, dtype="<u2", count=64, offset=1 + 128 * i).astype(np.uint16) for i in range(n))
+    tables = tuple(
+        np.frombuffer(payload, dtype="<u2", count=64, offset=1 + 128 * i).astype(np.uint16) for i in range(n)
+    )
     if any(int(t.min()) == 0 for t in tables):
         raise CorruptStreamError("a quantization step is 0", offset=seg.offset, segment="QTAB")
     return tables
 
 
-def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True) -> tuple[MdcHeader, list[tuple[int, int]]]:
+def parse_container(
+    data: bytes | bytearray | memoryview, *, verify: bool = True
+) -> tuple[MdcHeader, list[tuple[int, int]]]:
     """Parse the signature, HEAD, QTAB, ancillary segments and FIDX.
 
     Returns the header and the frame index: a list of (offset, size) of each FRAM segment.
     With ``verify`` the CRC of each segment read is checked; FRAM segments are read (and
     checked) by :func:`parse_frame`, so one frame can be decoded without the others.
+
+    A stream cut after FIDX parses: entries that reach past its end are kept, and
+    :func:`check_frame_present` says, per frame, whether it can be delivered.
     """
     mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     if len(mv) < 8:
@@ -374,16 +395,13 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
         elif seg.type == "QTAB":
             qtables = _parse_qtab(payload, seg)
         elif seg.type == "meta":
-            try:
-                meta = json.loads(bytes(payload).decode("utf-8"))
-                if not isinstance(meta, dict):
-                    raise ValueError
-            except ValueError:
-                raise CorruptStreamError("meta is not a JSON object", offset=offset, segment="meta") from None
+            meta = _parse_meta(payload, seg, head)
         elif seg.type == "FIDX":
-            index = _parse_fidx(payload, seg, head, len(mv), offset + 12 + seg.length)
+            index = _parse_fidx(payload, seg, head, offset + 12 + seg.length)
         elif seg.type[0].isupper():
-            raise CorruptStreamError(f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type)
+            raise CorruptStreamError(
+                f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type
+            )
         else:
             ancillary[seg.type] = bytes(payload)
         offset = seg.end
@@ -394,7 +412,108 @@ def parse_container(data: bytes | bytearray | memoryview, *, verify: bool = True
     return header, index
 
 
-def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, total: int, after: int) -> list[tuple[int, int]]:
+#: Deepest nesting of JSON arrays/objects a ``meta`` segment may have (medcodec writes depth 1).
+META_MAX_DEPTH = 32
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings, counted without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _parse_meta(payload: memoryview, seg: Segment, head: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``meta`` JSON object, checked against HEAD (``ndim`` 2 needs exactly one frame).
+
+    The nesting depth is measured before ``json.loads`` sees the text: a payload of 20,000
+    ``[`` would otherwise end in a ``RecursionError`` (a fuzz finding, issue 10 item 10).
+    """
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptStreamError("meta is not UTF-8 text", offset=seg.offset, segment="meta") from None
+    depth = _json_depth(text) if text.count("[") + text.count("{") > META_MAX_DEPTH else 0
+    if depth > META_MAX_DEPTH:
+        raise CorruptStreamError(
+            f"meta JSON is nested {depth} levels deep, at most {META_MAX_DEPTH} allowed", offset=seg.offset,
+            segment="meta",
+        )  # fmt: skip
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise CorruptStreamError("meta is not a JSON object", offset=seg.offset, segment="meta")
+    ndim = meta.get("ndim", 3)
+    if isinstance(ndim, bool) or ndim not in (2, 3):
+        raise CorruptStreamError(f"meta ndim = {ndim!r}, expected 2 or 3", offset=seg.offset, segment="meta")
+    if ndim == 2 and head is not None and head["frames"] != 1:
+        raise CorruptStreamError(
+            f"meta says a 2-D image (ndim 2) but HEAD announces {head['frames']} frames", offset=seg.offset,
+            segment="meta",
+        )  # fmt: skip
+    return meta
+
+
+def frame_min_size(rows: int, cols: int) -> int:
+    """Fewest bytes a FRAM segment of a rows x cols frame can take: framing, two empty
+    Huffman tables, the coded length and 2 bits per 8x8 block (:func:`parse_frame`)."""
+    by, bx = blocks_shape(rows, cols)
+    return 12 + _FRAM_HEAD.size + 2 * 32 + 4 + -(-by * bx // 4)
+
+
+#: Segments that carry the image (with the signature): what a ``.mdc``'s ratio counts. Every
+#: other segment (``meta``, ``dcmh`` with the DICOM headers, ...) is container overhead.
+PIXEL_SEGMENTS = frozenset({"HEAD", "QTAB", "FIDX", "FRAM", "MEND"})
+
+
+def overhead_bytes(header: MdcHeader) -> int:
+    """Bytes of a ``.mdc`` that are not pixel data: its ``meta`` and ancillary segments, headers
+    and CRCs included (from the parsed segments when ``header`` was read, else as written)."""
+    listed = [s for s in header.segments if s.type not in PIXEL_SEGMENTS]
+    if header.segments:
+        return sum(12 + s.length for s in listed)
+    meta = 12 + len(json.dumps(header.meta, sort_keys=True).encode()) if header.meta else 0
+    return meta + sum(12 + len(blob) for blob in header.ancillary.values())
+
+
+def pixel_data_bytes(header: MdcHeader, total: int) -> int:
+    """Coded pixel bytes of a ``total``-byte ``.mdc``: everything but :func:`overhead_bytes`
+    (the counterpart of an encapsulated Pixel Data element; the ratio is raw / this)."""
+    return total - overhead_bytes(header)
+
+
+def check_frame_present(index: list[tuple[int, int]], k: int, total: int) -> None:
+    """Raise :class:`TruncatedStreamError` naming frame ``k``'s FRAM offset when the stream
+    (``total`` bytes) ends before that frame does; frames before the cut stay decodable."""
+    off, size = index[k]
+    if off + size > total:
+        intact = next((i for i, (o, n) in enumerate(index) if o + n > total), len(index))
+        raise TruncatedStreamError(
+            f"frame {k} is cut off: the stream ends at byte {total}, inside or before this frame"
+            f" (frames 0-{intact - 1} are intact and decode on their own)" if intact else
+            f"frame {k} is cut off: the stream ends at byte {total}, before its first frame",
+            offset=off, segment=f"FRAM {k}", expected=size, available=max(0, total - off),
+        )  # fmt: skip
+
+
+def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, after: int) -> list[tuple[int, int]]:
     assert head is not None
     if len(payload) < 4:
         raise CorruptStreamError("FIDX shorter than its count", offset=seg.offset, segment="FIDX")
@@ -405,14 +524,21 @@ def _parse_fidx(payload: memoryview, seg: Segment, head: dict[str, Any] | None, 
             offset=seg.offset, segment="FIDX",
         )  # fmt: skip
     entries = [_FIDX_ENTRY.unpack_from(payload, 4 + _FIDX_ENTRY.size * i) for i in range(n)]
+    # Frames follow FIDX in order without overlapping, each at least as large as its blocks
+    # need: so n frames cannot claim more pixels than the stream's bytes describe (a HEAD of
+    # 65535 frames whose entries all point at one FRAM is refused here, before decode
+    # allocates). Entries past the end are kept: a truncated stream still delivers the
+    # frames before the cut (check_frame_present).
+    min_size = frame_min_size(head["rows"], head["cols"])
+    previous_end = after
     for i, (off, size) in enumerate(entries):
-        if off < after or size < 12 + _FRAM_HEAD.size or off + size > total:
-            if off + size > total and off >= after:
-                raise TruncatedStreamError(
-                    f"frame {i} lies beyond the end of the stream", offset=off, segment="FIDX",
-                    expected=off + size, available=total,
-                )  # fmt: skip
-            raise CorruptStreamError(f"frame {i} entry (offset {off}, size {size}) is invalid", offset=seg.offset, segment="FIDX")
+        if off < previous_end or size < min_size:
+            why = (f"shorter than the {min_size} bytes a {head['rows']} x {head['cols']} frame needs" if size < min_size
+                   else f"overlaps or precedes what comes before it (ends at {previous_end})")  # fmt: skip
+            raise CorruptStreamError(
+                f"frame {i} entry (offset {off}, size {size}) {why}", offset=seg.offset, segment="FIDX"
+            )
+        previous_end = off + size
     return [(int(o), int(s)) for o, s in entries]
 
 
@@ -430,13 +556,19 @@ def _parse_table(payload: memoryview, pos: int, alphabet: int, seg: Segment, nam
     return table, pos + 2 * n
 
 
-def parse_frame(data: bytes | bytearray | memoryview, header: MdcHeader, entry: tuple[int, int], *, verify: bool = True) -> tuple[FrameRecord, int]:
+def parse_frame(
+    data: bytes | bytearray | memoryview, header: MdcHeader, entry: tuple[int, int], *, verify: bool = True
+) -> tuple[FrameRecord, int]:
     """Read one FRAM segment; returns the record and the offset of its coded bytes."""
     mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     off, size = entry
     seg, payload = _read_segment(mv, off, verify=verify)
     if seg.type != "FRAM" or seg.length + 12 != size:
-        raise CorruptStreamError(f"frame index points at {seg.type} of {seg.length + 12} bytes, expected FRAM of {size}", offset=off, segment="FIDX")
+        raise CorruptStreamError(
+            f"frame index points at {seg.type} of {seg.length + 12} bytes, expected FRAM of {size}",
+            offset=off,
+            segment="FIDX",
+        )
     if len(payload) < _FRAM_HEAD.size:
         raise CorruptStreamError("FRAM header cut off", offset=off, segment="FRAM")
     index, qtable, size_bits, _ = _FRAM_HEAD.unpack_from(payload)
@@ -455,7 +587,9 @@ def parse_frame(data: bytes | bytearray | memoryview, header: MdcHeader, entry: 
     (ncoded,) = struct.unpack_from("<I", payload, pos)
     pos += 4
     if pos + ncoded != len(payload):
-        raise CorruptStreamError(f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM")
+        raise CorruptStreamError(
+            f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
+        )
     by, bx = blocks_shape(header.rows, header.cols)
     if by * bx > 4 * ncoded:
         raise CorruptStreamError(

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..ratecontrol import CALIBRATION_FRAMES, bisect_quality, calibration_indices
+from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, bisect_quality, calibration_indices
 from ..spec import storage_dtype, value_range
 from . import _kernels as K
 from . import _rdoq, container, entropy, levelshift, quantize, transform
@@ -137,7 +137,7 @@ class FrameCoder:
         (values are within 16 bits, checked by the callers)."""
         if frame.dtype.itemsize > 2:
             return np.ascontiguousarray(frame, dtype=np.int32)
-        return np.ascontiguousarray(frame)
+        return np.ascontiguousarray(frame, dtype=frame.dtype.newbyteorder("="))  # big-endian: native copy
 
     def scaled(self, frame: np.ndarray) -> np.ndarray:
         """(rows, cols) frame -> float64 (nblocks, 64) zigzag DCT coefficients / steps."""
@@ -257,6 +257,8 @@ def validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple
         )
     if pixels.size == 0:
         raise InvalidInputError(f"pixels is empty (shape {pixels.shape})")
+    if not pixels.dtype.isnative:  # e.g. '>i2' from a big-endian file: same values, native order
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))
     if isinstance(bits_stored, bool) or not isinstance(bits_stored, (int, np.integer)) or not 1 <= bits_stored <= 16:
         raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected an integer 1..16")
     is_2d = pixels.ndim == 2
@@ -290,20 +292,13 @@ def resolve_quality(
     format (entropy-coded data plus its tables); ``fixed_bytes`` the per-stream overhead.
     Sizes are estimated on the sample frames and scaled to all frames.
     """
-    given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(given) > 1:
-        raise InvalidInputError(f"give one rate target, not {given}")
-    if not given:
-        q = 75.0 if quality is None else quality
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 1 <= q <= 100:
-            raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
-        return float(q)
+    target_ = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range (np scalars too)
+    if target_.kind in (None, "quality"):
+        return 75.0 if quality is None else float(quality)
     n = frames.shape[0]
     sample = frames[calibration_indices(n, RATE_SAMPLE_FRAMES)]
     npix = sample[0].size
     if ratio is not None:
-        if not (isinstance(ratio, (int, float)) and ratio >= 1):
-            raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
         target = n * npix * raw_bytes_per_pixel / ratio
         if frame_bytes is None:
             frame_bytes = lambda coder, fr: -(-entropy.scan_bits(coder.levels(fr), size_bits=size_bits) // 8)  # noqa: E731
@@ -315,13 +310,11 @@ def resolve_quality(
             return fixed_bytes + sum(sizes) * n / len(sample) <= target
 
         return bisect_quality(ok, want_high=True)
-    if not (isinstance(psnr, (int, float)) and 0 < psnr < 200):
-        raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
 
     def good(q: float) -> bool:  # good enough?
         coder = coder_for(q)
         mse = np.mean(map_frames(lambda fr: frame_mse(coder, fr), list(sample), jobs))
-        return mse == 0 or 10 * math.log10(peak**2 / mse) >= psnr
+        return mse == 0 or 10 * math.log10(peak**2 / mse) >= float(target_.psnr or 0)
 
     return bisect_quality(good, want_high=False)
 

@@ -54,7 +54,7 @@ import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..metrics import psnr as _metrics_psnr
-from ..ratecontrol import RateTarget, search_quality
+from ..ratecontrol import RateTarget, check_ratio_reached, search_quality
 from ..spec import storage_dtype
 from . import _rdoq, container, levelshift, quantize, tables_trained
 from . import markers as M
@@ -259,12 +259,9 @@ def encode_jpeg(
     enc = _JpegEncoder(
         frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval)
     )
-    given = [name for name, v in (("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(given) > 1:
-        raise InvalidInputError(f"give one rate target, not {given}")
-    if not given:
-        q = RateTarget(quality=quality).quality
-        return enc.encode(75.0 if q is None else float(q))
+    target = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range
+    if target.kind in (None, "quality"):
+        return enc.encode(75.0 if quality is None else float(quality))
     if ratio is not None:
         return _encode_for_ratio(enc, ratio, raw_bytes=frame.size * (1 if bits_stored <= 8 else 2))
     return _encode_for_psnr(enc, psnr)
@@ -272,20 +269,19 @@ def encode_jpeg(
 
 def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes:
     """Highest quality whose real stream (headers, stuffing and all) is no larger than raw_bytes / ratio."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio >= 1 or not math.isfinite(ratio):
-        raise InvalidInputError(f"ratio={ratio!r} must be a number >= 1")
-    target = raw_bytes / ratio
+    target = raw_bytes / float(RateTarget(ratio=ratio).ratio or 1)  # validated: a finite number >= 1
     q = search_quality(lambda q: math.log(len(enc.encode(q)) / target), ok_below=True, close=RATIO_TOLERANCE / 6)
-    return enc.encode(q)
+    out = enc.encode(q)
+    check_ratio_reached(ratio, raw_bytes / len(out))
+    return out
 
 
 def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
     """Lowest quality (smallest stream) whose pixels, decoded from the stream itself, reach ``psnr`` dB."""
-    if isinstance(psnr, bool) or not isinstance(psnr, (int, float)) or not 0 < psnr < 200:
-        raise InvalidInputError(f"psnr={psnr!r} must be a number of dB in (0, 200)")
+    wanted = float(RateTarget(psnr=psnr).psnr or 0)  # validated: dB in (0, 200)
 
     def value(q: float) -> float:
-        return _metrics_psnr(enc.frame, decode_jpeg(enc.encode(q)), bits_stored=enc.bits_stored) - psnr
+        return _metrics_psnr(enc.frame, decode_jpeg(enc.encode(q)), bits_stored=enc.bits_stored) - wanted
 
     q = search_quality(value, ok_below=False, close=PSNR_CLOSE_DB)
     return enc.encode(q)
@@ -296,7 +292,9 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
 # --------------------------------------------------------------------------------------
 
 
-def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None) -> np.ndarray:
+def decode_jpeg(
+    data: bytes | bytearray | memoryview, *, frames: int | Sequence[int] | None = None, strict: bool = False
+) -> np.ndarray:
     """Decode a baseline or extended sequential (Huffman) grayscale JPEG stream.
 
     Parameters
@@ -321,7 +319,7 @@ def decode_jpeg(data: bytes | bytearray | memoryview, *, frames: int | Sequence[
     """
 
     buf = bytes(data)
-    jf = parse_jpeg(buf)
+    jf = parse_jpeg(buf, strict=strict)
     sel, single = frame_selection(frames, 1)
     nbytes = jf.scan_end - jf.scan_start
     if jf.nblocks > 4 * nbytes:  # every block costs at least 2 bits (DC code + EOB)

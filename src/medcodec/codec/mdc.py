@@ -16,6 +16,8 @@ import numpy as np
 
 from .._parallel import imap_ordered
 from ..errors import CorruptStreamError, InvalidInputError
+from ..metrics import compression_ratio
+from ..ratecontrol import check_ratio_reached
 from ..spec import PixelSpec, storage_dtype
 from . import container, entropy, levelshift, quantize
 from .framecoder import (
@@ -49,6 +51,13 @@ class StreamSummary:
     nbytes: int
     quality: float
     frames: int
+    #: coded pixel bytes (``nbytes`` minus the ``meta`` and ancillary segments): what the ratio counts
+    pixel_bytes: int = 0
+
+    @property
+    def overhead_bytes(self) -> int:
+        """Container bytes that are not pixel data (embedded DICOM headers, meta)."""
+        return self.nbytes - self.pixel_bytes
 
 
 def encode_to(
@@ -188,12 +197,18 @@ def encode_mdc_to(
         written += 1
     if written != n_frames:
         raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
-    return StreamSummary(writer.close(), q, written)
+    nbytes = writer.close()
+    pixel_bytes = container.pixel_data_bytes(header, nbytes)
+    reached = compression_ratio(pixel_bytes, rows * cols * written, bits_stored)
+    check_ratio_reached(ratio, reached)
+    return StreamSummary(nbytes, q, written, pixel_bytes)
 
 
 def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
     header, index = container.parse_container(buf)
     sel, single = frame_selection(frames, header.frames)
+    for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating
+        container.check_frame_present(index, k, len(buf))
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
     arr = entropy.as_byte_array(buf)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))

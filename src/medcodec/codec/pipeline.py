@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError
+from ..ratecontrol import RateTarget
 from ..spec import PixelSpec
 from . import container, jpeg, levelshift
 from .framecoder import EFFORTS, RATE_SAMPLE_FRAMES, EncodedFrame, FrameCoder, default_jobs, validate_pixels
@@ -116,6 +117,7 @@ def encode(
     """
     if format not in FORMATS:
         raise InvalidInputError(f"format={format!r} is unknown, expected one of {FORMATS}")
+    RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target: a second would silently be ignored
     frames, signed_, is_2d = validate_pixels(pixels, bits_stored, signed)
     if spec is not None and (spec.bits_stored != bits_stored or spec.signed != signed_):
         raise InvalidInputError(
@@ -149,6 +151,7 @@ def decode(
     *,
     frames: int | Sequence[int] | None = None,
     jobs: int | None = None,
+    strict: bool = False,
 ) -> np.ndarray:
     """Decompress a ``.mdc`` or JPEG stream.
 
@@ -161,6 +164,10 @@ def decode(
         ``.mdc`` decodes only the frames asked for (random access through FIDX).
     jobs
         Threads for multi-frame streams (default: all cores).
+    strict
+        Refuse JPEG streams with a known harmless deviation (``codec.stream.KNOWN_DEVIATIONS``,
+        e.g. Se=0 in a sequential scan) instead of decoding them with a
+        :class:`~medcodec.errors.NonConformantStreamWarning`.
 
     Returns
     -------
@@ -180,7 +187,7 @@ def decode(
     if container.is_mdc(buf):
         return decode_mdc(buf, frames, jobs_)
     if buf[:2] == b"\xff\xd8":
-        return jpeg.decode_jpeg(buf, frames=frames)
+        return jpeg.decode_jpeg(buf, frames=frames, strict=strict)
     raise CorruptStreamError("not a medcodec (.mdc) or JPEG stream: unknown signature", offset=0, segment="signature")
 
 

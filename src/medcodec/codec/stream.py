@@ -25,11 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError, UnsupportedFeatureError
+from ..errors import (
+    CorruptStreamError,
+    InvalidInputError,
+    NonConformantStreamWarning,
+    TruncatedStreamError,
+    UnsupportedFeatureError,
+)
 from . import container, entropy
 from . import markers as M
 from .transform import blocks_shape
@@ -180,7 +187,33 @@ def _check_frame_header(sof: M.Sof, offset: int) -> None:
         )  # fmt: skip
 
 
-def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int) -> None:
+#: Known, harmless deviations from T.81 that real encoders wrote, decoded (with a
+#: :class:`~medcodec.errors.NonConformantStreamWarning`) unless ``strict``: the one place they are
+#: listed. Key -> why it is harmless.
+KNOWN_DEVIATIONS = {
+    "sequential_se": "sequential DCT scans code all 64 coefficients whatever Se says (libjpeg ignores it; old "
+    "encoders, e.g. in pydicom's JPEG-lossy.dcm, wrote Se=0)",
+}
+
+
+def tolerate(kind: str, message: str, *, strict: bool, offset: int, segment: str) -> None:
+    """A known deviation (:data:`KNOWN_DEVIATIONS`): warn and go on, or refuse it in strict mode.
+
+    Raises
+    ------
+    CorruptStreamError
+        ``strict`` is true.
+    """
+    if strict:
+        raise CorruptStreamError(f"{message} (strict mode refuses it)", offset=offset, segment=segment)
+    warnings.warn(
+        f"{message} at byte offset {offset} ({segment}); decoded anyway: {KNOWN_DEVIATIONS[kind]}",
+        NonConformantStreamWarning,
+        stacklevel=5,
+    )
+
+
+def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int, *, strict: bool = False) -> None:
     if sos.Ns != 1:
         raise CorruptStreamError(
             f"Ns={sos.Ns}, but the frame has one component (T.81 §B.2.3)", offset=offset, segment="SOS"
@@ -190,7 +223,12 @@ def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int) -> None:
             f"Cs={sos.components[0].Cs} names no component of the frame (Ci={sof.components[0].Ci}) (T.81 §B.2.3)",
             offset=offset, segment="SOS",
         )  # fmt: skip
-    if (sos.Ss, sos.Se, sos.Ah, sos.Al) != (0, 63, 0, 0):
+    if (sos.Ss, sos.Ah, sos.Al) == (0, 0, 0) and sos.Se != 63:
+        tolerate(
+            "sequential_se", f"SOS declares Se={sos.Se}; sequential DCT requires Se=63 (T.81 §B.2.3)",
+            strict=strict, offset=offset, segment="SOS",
+        )  # fmt: skip
+    elif (sos.Ss, sos.Se, sos.Ah, sos.Al) != (0, 63, 0, 0):
         raise CorruptStreamError(
             f"Ss={sos.Ss} Se={sos.Se} Ah={sos.Ah} Al={sos.Al}, sequential DCT requires 0, 63, 0, 0 (T.81 §B.2.3)",
             offset=offset, segment="SOS",
@@ -251,8 +289,39 @@ def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
     return table
 
 
-def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
+def _check_scan_tables(
+    sof: M.Sof,
+    sos: M.Sos,
+    qtables: dict[int, M.QuantizationTable],
+    huff: dict[tuple[int, int], entropy.HuffmanTable],
+    pos: int,
+) -> None:
+    """The tables the scan refers to are defined before it, and fit the sample precision."""
+    comp, sc = sof.components[0], sos.components[0]
+    if comp.Tqi not in qtables:
+        raise CorruptStreamError(
+            f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)",
+            offset=pos,
+            segment="SOS",
+        )
+    if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
+        raise CorruptStreamError(
+            f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
+            offset=pos,
+            segment="DQT",
+        )
+    for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
+        if (tc, th) not in huff:
+            raise CorruptStreamError(
+                f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)", offset=pos, segment="SOS"
+            )
+
+
+def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) -> JpegFrame:
     """Parse a JPEG stream's marker segments up to EOI without decoding the entropy-coded data.
+
+    Known harmless deviations (:data:`KNOWN_DEVIATIONS`) are decoded with a
+    :class:`~medcodec.errors.NonConformantStreamWarning`; ``strict`` refuses them.
 
     Raises
     ------
@@ -335,26 +404,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview) -> JpegFrame:
                     offset=pos, segment="SOS",
                 )  # fmt: skip
             sos = M.Sos.from_bytes(seg, pos)
-            _check_scan_header(sos, sof, pos)
+            _check_scan_header(sos, sof, pos, strict=strict)
+            _check_scan_tables(sof, sos, qtables, huff, pos)
             comp, sc = sof.components[0], sos.components[0]
-            if comp.Tqi not in qtables:
-                raise CorruptStreamError(
-                    f"quantization table Tq={comp.Tqi} is not defined before the scan (T.81 §B.2.4.1)",
-                    offset=pos,
-                    segment="SOS",
-                )
-            if sof.P == 8 and qtables[comp.Tqi].Pq != 0:
-                raise CorruptStreamError(
-                    f"quantization table {comp.Tqi} has Pq=1 (16-bit Qk), but P=8 requires Pq=0 (T.81 §B.2.4.1)",
-                    offset=pos, segment="DQT",
-                )  # fmt: skip
-            for tc, th, what in ((0, sc.Td, "DC"), (1, sc.Ta, "AC")):
-                if (tc, th) not in huff:
-                    raise CorruptStreamError(
-                        f"{what} Huffman table {th} is not defined before the scan (T.81 §B.2.4.2)",
-                        offset=pos,
-                        segment="SOS",
-                    )
             scan_end = _find_scan_end(buf, end)
             segments.append(container.Segment("ECS", end, scan_end - end))
             found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)

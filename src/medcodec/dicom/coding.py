@@ -19,12 +19,15 @@ from numpy.typing import NDArray
 
 from .._parallel import imap_ordered, map_ordered
 from ..errors import InvalidInputError, UnsupportedFeatureError
-from ..ratecontrol import Knob, find_knob_for_quality, find_knob_for_rate
+from ..ratecontrol import Knob, RateTarget, find_knob_for_quality, find_knob_for_rate
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TRANSFER_SYNTAXES, Backend, SeriesHints, TransferSyntax
 from .mapping import SeriesMapping
 
-__all__ = ["LossySyntax", "SYNTAXES", "get_syntax", "SeriesCoder"]
+__all__ = ["LossySyntax", "SYNTAXES", "get_syntax", "SeriesCoder", "DEFAULT_QUALITY"]
+
+#: Quality used when no rate target is given.
+DEFAULT_QUALITY = 75.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,16 @@ class LossySyntax:
 
     def decode(self, data: bytes) -> NDArray[np.integer]:
         return self.codec.decode(data)
+
+    def lossless_syntax(self, knob: float) -> TransferSyntax | None:
+        """The family's lossless transfer syntax when ``knob`` codes bit-exactly by definition
+        (JPEG-LS NEAR=0 -> .80), else ``None``. Whether a file is labelled lossy is then the
+        registry's ``lossy`` flag of the syntax actually written."""
+        knob_ = self.codec.knob
+        if knob_ is None or knob_.name != "near" or round(knob) != 0:
+            return None
+        return next((ts for ts in TRANSFER_SYNTAXES.values()
+                     if ts.backend == self.codec.name and not ts.lossy and ts.encapsulated), None)  # fmt: skip
 
     def check_available(self) -> None:
         """Raise :class:`~medcodec.errors.UnsupportedFeatureError` naming what is missing."""
@@ -153,6 +166,47 @@ class SeriesCoder:
 
         out = _map_ordered(one, range(len(frames)), self.jobs)
         return _Measured(sum(s for s, _ in out), min(p for _, p in out))
+
+    def choose_knob(
+        self,
+        target: RateTarget,
+        frames: Sequence[NDArray[np.integer]],
+        mapped: Sequence[NDArray[np.integer]],
+        *,
+        source_bits: int,
+        raw_bytes_per_pixel: int,
+    ) -> float:
+        """The knob value for ``target`` (the one place a rate target becomes a knob value).
+
+        ``frames`` / ``mapped``: calibration frames (source values and mapped) for ``ratio`` and
+        ``psnr``; ``quality`` uses the quality law (no search, no frames needed; none given:
+        :data:`DEFAULT_QUALITY`); ``max_error`` is a JPEG-LS ``NEAR`` through the mapping's scale.
+
+        Raises
+        ------
+        UnsupportedFeatureError
+            ``max_error`` with a backend that has no error bound, or below the mapping's own error.
+        """
+        mapping = self.mapping
+        if target.max_error is not None:
+            if self.knob.name != "near":
+                raise UnsupportedFeatureError(
+                    f"max_error= needs a syntax with an error bound (JPEG-LS near-lossless, or a lossless one), "
+                    f"not {self.syntax.label}"
+                )
+            near = (int(target.max_error) - mapping.scale // 2) // mapping.scale
+            if near < 0:
+                raise UnsupportedFeatureError(
+                    f"max_error={target.max_error} is below the mapping's own error {mapping.scale // 2} "
+                    f"({mapping.describe()})"
+                )
+            return self.knob.clamp(near)
+        if target.ratio is not None:
+            return self.for_ratio(frames, mapped, float(target.ratio), raw_bytes_per_pixel)
+        if target.psnr is not None:
+            return self.for_psnr(frames, mapped, float(target.psnr))
+        q = DEFAULT_QUALITY if target.quality is None else float(target.quality)
+        return self.knob.clamp(self.syntax.knob_for_quality(q, source_bits, mapping.bits_stored))
 
     def for_ratio(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], ratio: float,
                   raw_bytes_per_pixel: int) -> float:  # fmt: skip

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID, ExplicitVRBigEndian, generate_uid
 
 from .._parallel import map_ordered
 from ..errors import DicomError, InvalidInputError, UnsupportedFeatureError, UnsupportedImageError
@@ -52,8 +52,6 @@ from .pixel_spec import pixel_spec_from_dataset
 from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
 
 __all__ = ["compress", "dataset_frames"]
-
-_DEFAULT_QUALITY = 75.0
 
 
 def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.integer]:
@@ -161,8 +159,17 @@ def compress(
     if ts.backend is None or ts.backend == "pydicom-rle":
         if mapping is not None:
             raise InvalidInputError(f"{ts.name} keeps the stored values: mapping= does not apply")
-        return _by_pydicom(ds, ts, generate_instance_uid)
-    return _encapsulate(ds, ts, target, mapping, generate_instance_uid, jobs)
+        _by_pydicom(ds, ts, generate_instance_uid)
+    else:
+        _encapsulate(ds, ts, target, mapping, generate_instance_uid, jobs)
+    if ds.original_encoding[1] is False:
+        # read from an Explicit VR Big Endian file (retired, PS3.5 §A.3): its pixel data were rewritten
+        # little endian above; decode every other element so pydicom encodes them afresh, and forget
+        # the original encoding (save_as refuses to change endianness otherwise)
+        for _ in ds.iterall():
+            pass
+        ds.set_original_encoding(None, None)
+    return ds
 
 
 # --------------------------------------------------------------------------- pydicom's syntaxes
@@ -171,15 +178,19 @@ def compress(
 def _by_pydicom(ds: Dataset, ts: TransferSyntax, new_uid: bool | None) -> Dataset:
     """Native, Deflated (pixel data stored as they are) and RLE (pydicom's encoder): always exact."""
     current = UID(str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""))
+    big_endian = ds.original_encoding[1] is False or current == ExplicitVRBigEndian
     try:
         if ts.encapsulated:  # RLE
-            arr = pixel_array(ds) if (current and current.is_compressed) else None
+            arr = pixel_array(ds) if (current.is_compressed or big_endian) else None
             ds.compress(ts.uid, arr, generate_instance_uid=bool(new_uid))
         else:
-            if current and current.is_compressed:
+            if current.is_compressed:
                 ds.decompress(generate_instance_uid=bool(new_uid))
-            elif new_uid:
-                _new_instance_uid(ds)
+            else:
+                if big_endian:  # the stored bytes are big endian: write the values little endian
+                    _little_endian_pixels(ds)
+                if new_uid:
+                    _new_instance_uid(ds)
             ds.file_meta.TransferSyntaxUID = UID(ts.uid)
     except (UnsupportedFeatureError, InvalidInputError, DicomError):
         raise
@@ -231,7 +242,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         streams = [family.codec.encode(m, mapping.bits_stored, mapping.signed, None) for m in mapped]
     else:
         coder = SeriesCoder(family, mapping, jobs, modality=str(spec.extra.get("modality") or "") or None)
-        knob = _knob(coder, target, frames, mapped, spec, ds)
+        knob = _knob(coder, target, frames, mapped, spec)
         streams = _encode_all(coder, mapped, knob)
         if target.psnr is not None:
             worst = min(_psnr(f, mapping.unmap(family.decode(s)), mapping.kept(f), coder.peak)
@@ -262,34 +273,29 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
 
 
 def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],
-          spec: PixelSpec, ds: Dataset) -> float:  # fmt: skip
-    mapping, syntax = coder.mapping, coder.syntax
-    if target.max_error is not None:
-        if coder.knob.name != "near":
-            raise UnsupportedFeatureError(
-                f"max_error= needs a syntax with an error bound (JPEG-LS near-lossless, or a lossless one), "
-                f"not {syntax.label}"
-            )
-        near = (int(target.max_error) - mapping.scale // 2) // mapping.scale
-        if near < 0:
-            raise UnsupportedFeatureError(
-                f"max_error={target.max_error} is below the mapping's own error {mapping.scale // 2} "
-                f"({mapping.describe()})"
-            )
-        return coder.knob.clamp(near)
-    if target.ratio is not None or target.psnr is not None:
-        idx = calibration_indices(len(frames), CALIBRATION_FRAMES)
-        cal, cal_mapped = [frames[i] for i in idx], [mapped[i] for i in idx]
-        if target.ratio is not None:
-            raw_bpp = 1 if int(spec.extra.get("bits_allocated", 16)) <= 8 else 2
-            return coder.for_ratio(cal, cal_mapped, float(target.ratio), raw_bpp)
-        return coder.for_psnr(cal, cal_mapped, float(target.psnr or 0.0))
-    q = _DEFAULT_QUALITY if target.quality is None else float(target.quality)
-    return coder.knob.clamp(syntax.knob_for_quality(q, spec.bits_stored, mapping.bits_stored))
+          spec: PixelSpec) -> float:  # fmt: skip
+    """The knob for ``target``, searched (ratio, psnr) on up to CALIBRATION_FRAMES evenly spaced frames."""
+    idx = calibration_indices(len(frames), CALIBRATION_FRAMES) if target.kind in ("ratio", "psnr") else []
+    raw_bpp = 1 if int(spec.extra.get("bits_allocated", 16)) <= 8 else 2
+    return coder.choose_knob(target, [frames[i] for i in idx], [mapped[i] for i in idx], source_bits=spec.bits_stored,
+                             raw_bytes_per_pixel=raw_bpp)  # fmt: skip
 
 
 def _encode_all(coder: SeriesCoder, mapped: list[NDArray[np.integer]], knob: float) -> list[bytes]:
     return map_ordered(lambda m: coder.encode(m, knob), mapped, coder.jobs)
+
+
+def _little_endian_pixels(ds: Dataset) -> None:
+    """Native pixel data read from a big-endian file, re-stored as little-endian bytes (PS3.5 §A.3)."""
+    arr = np.asarray(pixel_array(ds))
+    bits = int(ds.BitsAllocated)
+    if bits not in (8, 16, 32):
+        raise UnsupportedImageError(
+            f"(0028,0100) Bits Allocated {bits}: cannot convert from big endian", path=_where(ds)
+        )
+    dtype = np.dtype(f"<{'i' if int(ds.PixelRepresentation) else 'u'}{bits // 8}")
+    ds.PixelData = np.ascontiguousarray(arr.astype(dtype)).tobytes()
+    ds["PixelData"].VR = "OB" if bits == 8 else "OW"
 
 
 def _new_instance_uid(ds: Dataset) -> None:

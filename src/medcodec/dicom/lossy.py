@@ -74,8 +74,12 @@ ORIGINAL Bits Stored), maximum absolute error in original stored units and in ou
 from __future__ import annotations
 
 import io
+import math
 import os
+import shutil
+import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,11 +90,21 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import generate_uid
 
-from ..errors import CodecError, DicomError, InvalidInputError, UnsupportedImageError
+from .. import external
+from ..errors import (
+    CodecError,
+    DepthReducedWarning,
+    DicomError,
+    InvalidInputError,
+    OutputError,
+    UnsupportedImageError,
+)
 from ..fileio import atomic_write, check_output_path, safe_name
+from ..metrics import compression_ratio
 from ..progress import Counter, ProgressCallback
-from ..ratecontrol import CALIBRATION_FRAMES, RateTarget
+from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, check_ratio_reached
 from ..ratecontrol import masked_psnr as _psnr
+from ..registry import TransferSyntax
 from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
 from .mapping import (
@@ -105,7 +119,7 @@ from .mapping import (
     series_stats,
 )
 from .series import Series
-from .write import derive_encapsulated, encode_file
+from .write import derive_encapsulated, encode_file, warn_if_lossy_source
 
 __all__ = [
     "HU_FLOOR",
@@ -258,46 +272,69 @@ def encode_series_to_dicom(
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out}: exists and is not a folder")
 
+    warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     stats, samples, images = _scan(series, calibration=CALIBRATION_FRAMES, failures=failures)
     bits, signed = codec_syntax.target(spec.bits_stored, spec.signed)
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
+    if mapping.scale > 1:  # the syntax cannot hold the depth: every value loses up to scale/2 before coding
+        keep = sorted(n for n, s in SYNTAXES.items() if s.target(spec.bits_stored, spec.signed)[0] >= spec.bits_stored)
+        warnings.warn(
+            f"dicom-{codec_syntax.name} holds {bits} bits, the series uses {spec.bits_stored}: stored values are "
+            f"divided by {mapping.scale} before coding (up to {mapping.scale // 2} units of error at any quality); "
+            f"{', '.join('dicom-' + n for n in keep)} keep the depth",
+            DepthReducedWarning,
+            stacklevel=2,
+        )
     coder = _Coder(codec_syntax, mapping, n_jobs, modality=str(spec.extra.get("modality") or "") or None)
     cal = [f for f, _ in samples]
     cal_mapped = [mapping.map(f)[0] for f in cal]
     raw_bpp = 1 if spec.extra.get("bits_allocated", 16) <= 8 else 2
-    if ratio is not None:
-        knob = coder.for_ratio(cal, cal_mapped, float(ratio), raw_bpp)
-    elif psnr is not None:
-        knob = coder.for_psnr(cal, cal_mapped, float(psnr))
-    else:
-        q = 75.0 if quality is None else float(quality)
-        knob = coder.knob.clamp(codec_syntax.knob_for_quality(q, spec.bits_stored, bits))
+    knob = coder.choose_knob(RateTarget(quality=quality, ratio=ratio, psnr=psnr), cal, cal_mapped,
+                             source_bits=spec.bits_stored, raw_bytes_per_pixel=raw_bpp)  # fmt: skip
     del cal, cal_mapped, samples
 
     protected = [*inputs, *series.source_files]
     names = _output_names(images)
     series_uid = generate_uid()
     out.mkdir(parents=True, exist_ok=True)
+    # all or nothing per series: files are written into a staging folder next to their final place
+    # and renamed into it only when every one was written (a full disk leaves no half series)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".medcodec-staging-", dir=out))
+    except OSError as exc:
+        raise OutputError(f"cannot write in this folder ({exc.strerror or exc})", path=out) from exc
 
     def one(item: tuple[DicomImage, str]) -> FileResult | tuple[str, Exception]:
         image, name = item
         try:
             return _write_image(image, out / name, coder=coder, knob=knob, psnr_target=psnr, raw_bpp=raw_bpp,
-                                series_uid=series_uid, inputs=protected, overwrite=overwrite)  # fmt: skip
+                                series_uid=series_uid, inputs=protected, overwrite=overwrite,
+                                staged=staging / name)  # fmt: skip
         except (CodecError, OSError) as exc:
-            if failures is None:
+            if failures is None or isinstance(exc, OutputError):  # an unwritable output is not the input's fault
                 raise
             return (image.path, exc)
 
     results: list[FileResult] = []
     items = list(zip(images, names))
     counter = Counter(progress, total=len(items))
-    for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
-        counter.advance()
-        if isinstance(res, FileResult):
-            results.append(res)
-        else:
-            failures.append(res)  # type: ignore[union-attr]
+    try:
+        for res in _imap_ordered(one, items, max(1, min(n_jobs, len(items)))):
+            counter.advance()
+            if isinstance(res, FileResult):
+                results.append(res)
+            else:
+                failures.append(res)  # type: ignore[union-attr]
+        for r in results:  # every file is in staging: put them in place (renames in one folder)
+            try:
+                os.replace(staging / r.path.name, r.path)
+            except OSError as exc:
+                raise OutputError(f"cannot put the series in place ({exc.strerror or exc})", path=r.path) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if results:  # the series' pixel-data ratio (raw / fragment bytes), as each file records it
+        check_ratio_reached(ratio, sum(r.nbytes * r.ratio for r in results) / sum(r.nbytes for r in results),
+                            what="the series")  # fmt: skip
     return results
 
 
@@ -328,7 +365,9 @@ def _write_image(
     series_uid: str,
     inputs: Sequence[str | os.PathLike[str]],
     overwrite: bool,
+    staged: Path | None = None,
 ) -> FileResult:
+    """Code one image; its file goes to ``staged`` (moved to ``path`` by the caller) or ``path``."""
     t0 = time.perf_counter()
     check_output_path(path, inputs=inputs, overwrite=overwrite)
     mapping, syntax = coder.mapping, coder.syntax
@@ -348,6 +387,12 @@ def _write_image(
         mapped.append(m)
         clipped += c
     mask = mapping.kept(frames)
+    lossless = syntax.lossless_syntax(coder.knob.clamp(knob))
+    if lossless is not None:  # e.g. JPEG-LS NEAR=0: bit-exact, so written and labelled as lossless
+        exact = _write_lossless(image, path, frames, lossless, coder=coder, knob=knob, series_uid=series_uid, t0=t0,
+                                staged=staged)  # fmt: skip
+        if exact is not None:
+            return exact
     streams = [coder.encode(m, knob) for m in mapped]
     if psnr_target is not None:
         worst = min(
@@ -376,7 +421,42 @@ def _write_image(
         max_error_hu=max_error * abs(image.spec.rescale_slope), n_clipped=clipped, knob=float(knob),
         mapping=mapping, seconds=time.perf_counter() - t0,
     )  # fmt: skip
-    atomic_write(path, data)
+    atomic_write(staged or path, data)
+    return result
+
+
+def _write_lossless(image: DicomImage, path: Path, frames: NDArray[np.integer], ts: TransferSyntax, *,
+                    coder: _Coder, knob: float, series_uid: str, t0: float,
+                    staged: Path | None = None) -> FileResult | None:  # fmt: skip
+    """The source's stored values coded bit-exactly under the lossless syntax ``ts`` at their own
+    Bits Stored; the file is labelled by what was written (``ts.lossy`` from the registry: not
+    lossy), the source's Lossy Image Compression history kept. ``None``: no exact encoder here."""
+    from .._version import __version__
+
+    bits = image.spec.bits_stored
+    streams = [external.jpegls_encode_exact(f, bits_stored=bits) for f in frames]
+    if any(s is None for s in streams):
+        return None
+    fragments = [s for s in streams if s is not None]
+    n, rows, cols = image.shape
+    nbytes = sum(len(s) + len(s) % 2 for s in fragments)
+    ratio = compression_ratio(nbytes, n * rows * cols, bits)
+    ds = derive_encapsulated(
+        image.dataset, fragments, image.spec, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, ratio=ratio,
+        method=coder.syntax.method, new_series_uid=series_uid, lossy=ts.lossy,
+        description=f"Lossless recompression by medcodec {__version__}: {coder.syntax.label}, "
+        f"{coder.knob.name}={knob:g} (bit-exact), ratio {ratio:.2f}:1.",
+    )  # fmt: skip
+    data = encode_file(ds, path=path)
+    decoded = _verify(data, frames.shape, path)
+    if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
+        raise DicomError(f"{ts.name}: the written file does not decode to the source values exactly", path=path)
+    result = FileResult(
+        path=path, source=image.path, sop_instance_uid=str(ds.SOPInstanceUID), frames=n, nbytes=nbytes, ratio=ratio,
+        psnr=math.inf, max_error=0, max_error_hu=0.0, n_clipped=0, knob=float(knob), mapping=coder.mapping,
+        seconds=time.perf_counter() - t0,
+    )  # fmt: skip
+    atomic_write(staged or path, data)
     return result
 
 

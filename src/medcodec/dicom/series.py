@@ -9,7 +9,7 @@ has one and all share an orientation, else by Instance Number, then by path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -223,8 +223,27 @@ def read_series(
             images.append(read_image(source, lazy=lazy))
         except DicomError as exc:
             fail(exc.path or _source_name(source), exc)
-    result.series = _group(images)
+    result.series = _group(_without_duplicates(images, fail))
     return result
+
+
+def _without_duplicates(images: list[DicomImage], fail: Callable[[str, DicomError], None]) -> list[DicomImage]:
+    """Images with a SOP Instance UID seen before (two copies of one radiograph) are reported, not
+    merged into a two-frame series: the first copy (in input order) is kept."""
+    first: dict[str, str] = {}
+    kept: list[DicomImage] = []
+    for image in images:
+        uid = image.sop_instance_uid
+        if uid and uid in first:
+            fail(image.path, DicomError(
+                f"duplicate SOP Instance UID {uid}: the same instance as {first[uid]} (kept once, not merged)",
+                path=image.path,
+            ))  # fmt: skip
+            continue
+        if uid:
+            first[uid] = image.path
+        kept.append(image)
+    return kept
 
 
 def _group(images: list[DicomImage]) -> list[Series]:

@@ -16,16 +16,17 @@ from pathlib import Path
 from pydicom.uid import generate_uid
 
 from ..codec import MdcHeader, decode, encode_to, read_header
+from ..codec.container import pixel_data_bytes
 from ..codec.mdc import StreamSummary
 from ..errors import InvalidInputError
 from ..fileio import atomic_writer, check_output_path
+from ..metrics import compression_ratio
 from ..progress import ProgressCallback, check_progress, tracked
 from ..ratecontrol import CALIBRATION_FRAMES, calibration_indices
-from ..spec import raw_bytes_per_pixel
 from .embed import SEGMENT, pack_headers, unpack_headers
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .series import Series
-from .write import derive_dataset, write_derived
+from .write import derive_dataset, warn_if_lossy_source, write_derived
 
 __all__ = ["encode_series_to_mdc", "decode_mdc_to_dicom", "MDC_METHOD"]
 
@@ -83,6 +84,7 @@ def encode_series_to_mdc(
     """
     progress = check_progress(progress)
     target = check_output_path(Path(path), inputs=[*(inputs or []), *series.source_files], overwrite=overwrite)
+    warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     n = series.n_frames
     count = len(series.images)
     picks = calibration_indices(count, CALIBRATION_FRAMES)  # images; multi-frame images give several frames
@@ -146,7 +148,7 @@ def decode_mdc_to_dicom(
     pixels = decode(data, jobs=jobs)
     if pixels.ndim == 2:
         pixels = pixels[None]
-    ratio = pixels.size * raw_bytes_per_pixel(header.bits_stored) / len(data)
+    ratio = compression_ratio(pixel_data_bytes(header, len(data)), pixels.size, header.bits_stored)  # pixel data only
     series_uid = generate_uid()
     protected = [source] if source is not None else []
     written: list[Path] = []

@@ -140,20 +140,12 @@ def _walk(folder: Path) -> Iterator[Source]:
                 continue
             if path.suffix.lower() == ".zip":
                 yield from _zip_members(path)
-            elif path.suffix.lower() not in NON_DICOM_SUFFIXES and _sniff_file(path):
-                yield path
+            elif path.suffix.lower() not in NON_DICOM_SUFFIXES:
+                yield path  # not DICOM after all (empty, random bytes, text): read_image says so, listed
 
 
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
-
-
-def _sniff_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return _looks_like_dicom(fh.read(_SNIFF_BYTES))
-    except OSError:
-        return True  # let read_image report the problem with the path
 
 
 def _looks_like_dicom(head: bytes) -> bool:
@@ -187,10 +179,7 @@ def _zip_members(archive: Path) -> Iterator[ZipMember]:
                 suffix = Path(name).suffix.lower()
                 if suffix in NON_DICOM_SUFFIXES or suffix == ".zip":
                     continue
-                with zf.open(info) as fh:
-                    head = fh.read(_SNIFF_BYTES)
-                if _looks_like_dicom(head):
-                    yield ZipMember(archive, info.filename)
+                yield ZipMember(archive, info.filename)  # a member that is not DICOM is listed as a failure
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
         raise DicomError(f"cannot read ZIP archive: {exc}", path=archive) from exc
 

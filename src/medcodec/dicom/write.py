@@ -53,7 +53,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
-from ..errors import DicomError, InvalidInputError
+from ..errors import DicomError, InvalidInputError, LossySourceWarning
 from ..fileio import atomic_write, check_output_path
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
@@ -63,6 +63,10 @@ __all__ = [
     "derive_encapsulated",
     "set_encapsulated_pixels",
     "mark_lossy",
+    "label_derived_series",
+    "is_lossy_source",
+    "warn_if_lossy_source",
+    "DERIVED_SERIES_NUMBER_OFFSET",
     "encode_file",
     "write_derived",
     "new_uid_map",
@@ -184,6 +188,7 @@ def derive_encapsulated(
     method: str,
     description: str,
     new_series_uid: str | None = None,
+    lossy: bool = True,
 ) -> Dataset:
     """Build a derived dataset holding compressed frames, with all other attributes kept.
 
@@ -206,7 +211,11 @@ def derive_encapsulated(
     rows, columns
         Frame size.
     ratio, method, description, new_series_uid
-        As in :func:`derive_dataset` (always a lossy derivation).
+        As in :func:`derive_dataset`.
+    lossy
+        The frames are lossy (the transfer syntax written says so: ``registry`` ``lossy`` flag);
+        ``False`` for bit-exact frames (e.g. JPEG-LS NEAR=0 under .80): no lossy attributes are
+        added and the source's Lossy Image Compression history is kept as it is.
 
     Returns
     -------
@@ -237,7 +246,7 @@ def derive_encapsulated(
         set_encapsulated_pixels(out, frames, spec, transfer_syntax_uid=tsyntax, rows=rows, columns=columns,
                                 multi_frame="NumberOfFrames" in source_ds)  # fmt: skip
 
-    return _derive(source_ds, set_pixels, spec, ratio=ratio, method=method, description=description, lossy=True,
+    return _derive(source_ds, set_pixels, spec, ratio=ratio, method=method, description=description, lossy=lossy,
                    new_series_uid=new_series_uid)  # fmt: skip
 
 
@@ -294,11 +303,66 @@ def _derive(
     out.SOPInstanceUID = uid
     if new_series_uid is not None:
         out.SeriesInstanceUID = new_series_uid
+        label_derived_series(out, source_ds, ratio=ratio, method=method, lossy=lossy)
     meta = out.file_meta
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = uid
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return out
+
+
+_ALWAYS_LOSSY_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
+
+#: Added to the source's Series Number for a derived series (PS3.3 C.7.3.1: a new series
+#: gets its own number), so a PACS lists it apart from the original.
+DERIVED_SERIES_NUMBER_OFFSET = 1000
+
+
+def label_derived_series(out: Dataset, source_ds: Dataset, *, ratio: float, method: str, lossy: bool) -> None:
+    """Make a derived series recognisable: Series Number (0020,0011) = the source's + 1000 and a
+    Series Description (0008,103E, LO: 64 characters) ending in ``[lossy <method> <ratio>:1]``
+    (or ``[lossless <method>]``), so a viewer never shows it as the original.
+
+    The ratio is the file's own (raw pixel bytes / coded pixel bytes); files of one series coded
+    to a ratio target carry nearly the same value.
+    """
+    try:
+        number = int(source_ds.get("SeriesNumber") or 0)
+    except (TypeError, ValueError):
+        number = 0
+    number += DERIVED_SERIES_NUMBER_OFFSET
+    out.SeriesNumber = number if number < 2**31 else DERIVED_SERIES_NUMBER_OFFSET  # IS range
+    tail = f" [lossy {method} {float(ratio):.1f}:1]" if lossy else f" [lossless {method}]"
+    base = str(source_ds.get("SeriesDescription", "") or "").strip()
+    out.SeriesDescription = (base[: max(0, 64 - len(tail))] + tail).strip()[:64]
+
+
+def is_lossy_source(ds: Dataset) -> bool:
+    """Whether a source image was already lossy-compressed: Lossy Image Compression (0028,2110)
+    ``"01"`` (PS3.3 C.7.6.1.1.5); without that attribute, pixels under a JPEG DCT transfer syntax
+    (.50/.51: always lossy; JPEG-LS and JPEG 2000 may be lossless, so only the attribute counts)."""
+    flag = str(ds.get("LossyImageCompression", "")).strip()
+    if flag:
+        return flag == "01"
+    meta = getattr(ds, "file_meta", None)
+    uid = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    return uid in _ALWAYS_LOSSY_SYNTAXES
+
+
+def warn_if_lossy_source(datasets: Iterable[Dataset], *, what: str) -> bool:
+    """Warn (:class:`~medcodec.errors.LossySourceWarning`) once when any source image was already
+    lossy: compressing it again adds a second generation of error. Returns whether it warned."""
+    import warnings
+
+    if not any(is_lossy_source(ds) for ds in datasets):
+        return False
+    warnings.warn(
+        f"{what}: the source is already lossy-compressed (Lossy Image Compression 01); compressing it again "
+        "adds to its error (the earlier ratio and method stay on record)",
+        LossySourceWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def set_encapsulated_pixels(
@@ -513,6 +577,9 @@ def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         if spec.rescale_type and "RescaleType" in ds:
             ds.RescaleType = spec.rescale_type
+        elif "RescaleType" not in ds and str(ds.get("Modality", "")).upper() != "CT":
+            # Modality LUT module (C.11.1): Rescale Type is 1C with a Rescale Intercept; CT means HU
+            ds.RescaleType = spec.rescale_type or "US"  # "US": unspecified (C.11.1.1.2)
 
 
 # Old private names (kept for callers on other branches).

@@ -1,0 +1,94 @@
+"""Issue 10 item 7: what the demo shows is labelled honestly (real images)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import medcodec
+from medcodec.cli.main import main
+
+pytestmark = pytest.mark.realdata
+HEAD = "ct_head_phantom_philips_ingenuity/0070.dcm"
+MR = "mr_head_ge_signa_t1_ctk"
+
+
+def brain_window_psnr(ref_hu: np.ndarray, test_hu: np.ndarray) -> float:
+    """PSNR on the display scale of the brain window (C=40, W=80), PS3.3 C.11.2.1.2.1 written out."""
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return np.clip((x - (40 - 0.5)) / (80 - 1) + 0.5, 0, 1)
+
+    mse = float(np.mean((scale(ref_hu) - scale(test_hu)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def test_demo_head_ct_in_brain_window_and_one_panel_per_depth(shared_data: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    mr = sorted((shared_data / MR).glob("*"))[50]
+    out = tmp_path / "demo"
+    args = ["demo", "--input", str(shared_data / HEAD), "--input", str(mr), "--qualities", "50,75", "-o", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "PSNR win in the brain window C=40 W=80" in text
+    d = json.loads((out / "results.json").read_text())
+    head = d["images"]["0070.dcm"]
+    assert head["head_ct"] is True and head["reading_window"] == "brain" and head["bits_stored"] == 12
+    assert d["images"][mr.name]["bits_stored"] == 16 and d["images"][mr.name]["head_ct"] is False
+    # the rate-distortion plot never puts 12- and 16-bit PSNRs on one axis
+    assert d["figures"]["rate_distortion.png"]["panels"] == ["12-bit", "16-bit"]
+
+    ds = pydicom.dcmread(shared_data / HEAD)
+    pixels = ds.pixel_array.astype(np.uint16)
+    for row in (r for r in d["results"] if r["image"] == "0070.dcm" and r["format"] == "mdc"):
+        assert row["window"] == {"name": "brain", "center": 40.0, "width": 80.0}
+        back = medcodec.decode(medcodec.encode(pixels, bits_stored=12, quality=row["quality"]))
+        expected = brain_window_psnr(pixels * 1.0 - 1024, back * 1.0 - 1024)
+        assert row["psnr_window_db"] == pytest.approx(expected, abs=0.01)
+        assert row["psnr_window_db"] < row["psnr_db"] - 10  # the brain window is far stricter than peak 4095
+
+    for name, fig in d["figures"].items():
+        if name.startswith("difference_"):
+            row = next(r for r in d["results"] if name == f"difference_{Path(r['image']).stem}.png" and r["quality"] == 75
+                       and r["format"] == "mdc")  # fmt: skip
+            assert fig["clipped"] == (row["max_abs_error"] > fig["colour_limit"])
+            assert fig["clipped"] == (fig["pixels_beyond"] > 0)
+    assert d["figures"]["difference_0070.png"]["display_window"] == "brain"
+
+
+def test_demo_without_pydicom_data_says_what_is_missing(tmp_path: Path) -> None:
+    """A real absence: the child sees this environment's site-packages without the pydicom-data
+    package (``python -S`` and a folder of links to every other entry)."""
+    import pydicom as pd
+
+    import medcodec as pkg
+
+    site = Path(pd.__file__).resolve().parent.parent
+    assert (site / "data_store").is_dir(), "pydicom-data is expected in this environment"
+    view = tmp_path / "site"
+    view.mkdir()
+    for entry in site.iterdir():
+        if entry.name == "data_store" or entry.name.lower().startswith("pydicom_data"):
+            continue
+        (view / entry.name).symlink_to(entry)
+    src = Path(pkg.__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{view}"}
+    out = tmp_path / "demo"
+    code = "import sys; from medcodec.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-S", "-c", code, "demo", "--qualities", "75", "-o", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "note: 3 of 4 sample images are missing: 693_UNCR.dcm" in proc.stderr
+    assert "pip install pydicom-data" in proc.stderr and "running on the 1 image(s) found" in proc.stderr
+    d = json.loads((out / "results.json").read_text())
+    assert list(d["images"]) == ["CT_small.dcm"]
+    assert [m["file"] for m in d["missing_samples"]] == ["693_UNCR.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm"]
