@@ -218,9 +218,12 @@ class MedcodecAdapter(BaseAdapter):
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         enc, _ = self._api()
         q = 100 if target is None else int(self._clamp(target))
+        # JPEG: the spec carries the modality, which picks the trained table (as the DICOM writer does)
+        kw: dict[str, Any] = {"spec": spec} if self.fmt == "jpeg" else {}
         return bytes(
-            enc(check_frame(frame, spec), bits_stored=spec.bits_stored, signed=spec.signed, quality=q, format=self.fmt)
-        )
+            enc(check_frame(frame, spec), bits_stored=spec.bits_stored, signed=spec.signed, quality=q, format=self.fmt,
+                **kw)
+        )  # fmt: skip
 
     def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
         _, dec = self._api()
