@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# Independent DICOM/JPEG validators the conformance tests run (installed when root + apt).
-SYSPKGS := dcmtk dicom3tools libgdcm-tools
+# Independent DICOM/JPEG validators the conformance tests run, and the browser the viewer tests
+# drive through Playwright (Debian chromium at /usr/bin/chromium; Playwright never downloads one),
+# and Orthanc + its DICOMweb plugin, the peer the delivery benchmark runs on the same study and link.
+# Installed when root + apt.
+SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium orthanc orthanc-dicomweb
 
 .PHONY: demo test lint bench evaluate clean install sysdeps
 
@@ -22,12 +25,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medcodec demo
+	$(BIN)/python -m medcodec.service.demo  # delivery: ingest, serve on 127.0.0.1, download raw vs compressed
 
 # DICOM validators used by tests/dicom/test_lossy.py (dciodvfy, dcmdjpeg, dcmdjpls): installed
 # only as root with apt-get, never fatal (without them those tests skip locally and fail in CI).
 sysdeps:
 	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-	    && ! { command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv; } >/dev/null 2>&1; then \
+	    && ! { command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv && command -v chromium \
+	         && command -v Orthanc && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } >/dev/null 2>&1; then \
 	  apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1 \
 	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1; } \
 	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \
@@ -42,7 +47,7 @@ lint: $(STAMP)
 test: $(STAMP) sysdeps lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/run.py
 
 clean:

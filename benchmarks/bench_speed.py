@@ -46,30 +46,30 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy is imported
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import datetime as dt
+import io
+import json
+import math
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import imagecodecs  # noqa: E402
-import numpy as np  # noqa: E402
-import pydicom  # noqa: E402
+import imagecodecs
+import numpy as np
+import pydicom
 
-import medcodec  # noqa: E402
-from medcodec.evaluate.timing import cpu_model  # noqa: E402
-from medcodec.codec import pipeline  # noqa: E402
+import medcodec
+from medcodec.codec import pipeline
+from medcodec.evaluate.timing import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ct_chest_lungpetctdx_A0001_philips"
@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     from medcodec.evaluate.peers import library_versions
 
     env = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),

@@ -30,27 +30,30 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy is imported: "one thread" must mean one thread
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import datetime as dt
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from medcodec.errors import CodecError  # noqa: E402
-from medcodec.evaluate.timing import cpu_model  # noqa: E402
-from medcodec.evaluate import metrics as M  # noqa: E402
-from medcodec.evaluate.bjontegaard import bd_rate  # noqa: E402
-from medcodec.evaluate.inputs import LoadedSeries, load_series  # noqa: E402
-from medcodec.evaluate.peers import ADAPTERS, BaseAdapter, get_adapter, library_versions  # noqa: E402
-from medcodec.evaluate.ratecontrol import KnobSearch, calibration_indices  # noqa: E402
-from medcodec.evaluate.runner import evaluate_point  # noqa: E402
-from medcodec.evaluate.timing import time_each, time_parallel  # noqa: E402
+from medcodec.errors import CodecError
+from medcodec.evaluate import metrics as M
+from medcodec.evaluate.bjontegaard import bd_rate
+from medcodec.evaluate.inputs import LoadedSeries, load_series
+from medcodec.evaluate.peers import ADAPTERS, BaseAdapter, get_adapter, library_versions
+from medcodec.evaluate.ratecontrol import KnobSearch, calibration_indices
+from medcodec.evaluate.runner import evaluate_point
+from medcodec.evaluate.timing import (
+    cpu_model,
+    time_each,
+    time_parallel,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     print("### Summary over series (geometric mean of speed ratios)\n\n" + summ)
     elapsed = time.perf_counter() - t0
     env = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
         "processor": cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -28,7 +28,8 @@ LAYERS: dict[str, int] = {
     "zarr": 7,
     "evaluate": 7,
     "delivery": 8,
-    "cli": 9,
+    "service": 9,
+    "cli": 10,
     "__init__": 3,  # the package facade: re-exports the codec, errors and spec (and __version__)
 }  # fmt: skip
 

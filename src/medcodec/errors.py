@@ -16,6 +16,14 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
         ├── NotAnImageError                                no Pixel Data
         ├── UnsupportedImageError(DicomError, NotImplementedError)  colour, palette, ...
         └── InputNotFoundError(DicomError, FileNotFoundError)
+    └── DeliveryError(CodecError)                          store, presets, service (issue 9)
+        ├── NotFoundError(DeliveryError, LookupError)      unknown study/series/instance (HTTP 404)
+        ├── ConflictError(DeliveryError)                   same SOP Instance UID, other bytes (409)
+        ├── InvalidUidError(DeliveryError, InvalidInputError)  not a DICOM UID (400)
+        ├── PayloadTooLargeError(DeliveryError, ValueError)    over a size limit (413)
+        ├── NotDicomError(DeliveryError, ValueError)       a body/file that is not DICOM (400/415)
+        ├── NotAcceptableError(DeliveryError, UnsupportedFeatureError)  no such rendition (406)
+        └── StoreFullError(DeliveryError, OSError)         no space left in the store (507)
 
     NonConformantStreamWarning(UserWarning)
     ClippedValuesWarning(UserWarning)
@@ -48,6 +56,14 @@ __all__ = [
     "DepthReducedWarning",
     "LossySourceWarning",
     "failure_message",
+    "DeliveryError",
+    "NotFoundError",
+    "ConflictError",
+    "InvalidUidError",
+    "PayloadTooLargeError",
+    "NotDicomError",
+    "NotAcceptableError",
+    "StoreFullError",
 ]
 
 
@@ -170,6 +186,45 @@ class UnsupportedImageError(DicomError, NotImplementedError):
 
 class InputNotFoundError(DicomError, FileNotFoundError):
     """A path given as input does not exist."""
+
+
+class DeliveryError(CodecError):
+    """The store, a preset or the delivery service cannot do what was asked."""
+
+
+class NotFoundError(DeliveryError, LookupError):
+    """No study, series, instance, rendition or archive with that identifier (HTTP 404)."""
+
+
+class ConflictError(DeliveryError):
+    """A different object with the same SOP Instance UID is already stored (HTTP 409).
+
+    ``.sop_instance_uid`` names it; the stored object is never overwritten.
+    """
+
+    def __init__(self, message: str, *, sop_instance_uid: str | None = None):
+        self.sop_instance_uid = sop_instance_uid
+        super().__init__(message)
+
+
+class InvalidUidError(DeliveryError, InvalidInputError):
+    """A value that is not a DICOM UID (PS3.5 §9.1) where one is required (HTTP 400)."""
+
+
+class PayloadTooLargeError(DeliveryError, ValueError):
+    """A request body or file over the configured size limit (HTTP 413)."""
+
+
+class NotDicomError(DeliveryError, ValueError):
+    """Bytes that are not a DICOM file (PS3.10) where one is required (HTTP 400/415)."""
+
+
+class NotAcceptableError(DeliveryError, UnsupportedFeatureError):
+    """A transfer syntax or preset the store cannot produce for this object (HTTP 406)."""
+
+
+class StoreFullError(DeliveryError, OSError):
+    """The store's storage has no space left (ENOSPC/EDQUOT); nothing half-written was kept (HTTP 507)."""
 
 
 class NonConformantStreamWarning(UserWarning):

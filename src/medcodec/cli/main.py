@@ -34,6 +34,7 @@ def cli() -> None:
       medcodec decode out/x.mdc -o x/ --to dicom     # .mdc -> derived DICOM files
       medcodec info out/x.mdc                        # header and segments with byte offsets
       medcodec evaluate study/ --report report/      # medcodec vs JPEG 2000, HTJ2K, JPEG-LS...
+      medcodec ingest study/ --store store/          # a delivery store, presets pre-computed
     """
 
 
@@ -45,6 +46,14 @@ def _register() -> None:
 
     for command in (encode, decode, info, demo):
         cli.add_command(command)
+    from .ingest import ingest  # delivery (issue 9): DICOM into a store, presets pre-computed
+
+    cli.add_command(ingest)
+    from .fetch import fetch  # delivery (issue 9): the HTTP server and its download client
+    from .serve import serve
+
+    cli.add_command(serve)
+    cli.add_command(fetch)
     try:
         from .evaluate import evaluate
     except ImportError:  # pragma: no cover - evaluate has optional heavy deps

@@ -1,0 +1,90 @@
+"""``medcodec serve``: DICOMweb, ZIP archives and a C-STORE SCP over a store (uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from ._common import handle_errors
+
+
+@click.command()
+@click.option("--store", "store", required=True, help="Store folder or fsspec URL (made by `medcodec ingest`).")
+@click.option("--catalog", default=None, help="Catalog URL (SQLAlchemy) instead of the store's SQLite file.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; off loopback needs --token.")
+@click.option("--port", default=8042, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--token", default=None, help="Bearer token required on every request but /health [default: $MEDCODEC_TOKEN]."
+)
+@click.option("--dimse-port", type=click.IntRange(1, 65535), default=None, help="Also run a DICOM C-STORE SCP here.")
+@click.option("--ae-title", default="MEDCODEC", show_default=True, help="AE title of the C-STORE SCP.")
+@click.option(
+    "--max-upload",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="STOW-RS body limit, MB (413 past it).",
+)
+@click.option(
+    "--workers", default=None, type=click.IntRange(min=1), help="Threads encoding live archives [default: all cores]."
+)
+@click.option(
+    "--max-live",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Live archives encoded at once (more wait).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@handle_errors
+def serve(
+    store: str,
+    catalog: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    dimse_port: int | None,
+    ae_title: str,
+    max_upload: int,
+    workers: int | None,
+    max_live: int,
+    log_level: str,
+) -> None:
+    """Serve STORE over HTTP: DICOMweb under /dicomweb, ZIPs at /studies/{uid}/archive.zip?preset=NAME.
+
+    \b
+    Examples:
+      medcodec serve --store store/                       # http://127.0.0.1:8042
+      curl -o ct.zip 'http://127.0.0.1:8042/studies/1.2.3/archive.zip?preset=diagnostic'
+      MEDCODEC_TOKEN=... medcodec serve --store store/ --host 0.0.0.0 --dimse-port 11112
+    """
+    import uvicorn
+
+    from ..service.app import create_app
+    from ..service.settings import TOKEN_ENV, Settings
+
+    settings = Settings(
+        store=store,
+        catalog=catalog,
+        host=host,
+        port=port,
+        token=token or os.environ.get(TOKEN_ENV) or None,
+        dimse_port=dimse_port,
+        ae_title=ae_title,
+        max_upload_bytes=max_upload * 1024 * 1024,
+        live_workers=workers or os.cpu_count() or 1,
+        max_live_streams=max_live,
+    )
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    click.echo(f"medcodec serve: http://{host}:{port}/ (DICOMweb at /dicomweb, viewer at /viewer/)", err=True)
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, access_log=log_level == "debug", timeout_graceful_shutdown=5
+    )

@@ -1,0 +1,717 @@
+"""The catalog: patient / study / series / instance / rendition / archive tables (SQLAlchemy Core).
+
+SQLite inside the store by default (``STORE/catalog.sqlite``, WAL journal, ``synchronous=FULL``);
+any SQLAlchemy URL (``postgresql+psycopg://...``) can replace it: the SQL is portable (no
+SQLite-only functions, ``LIKE ... ESCAPE``, upserts done as select-then-insert inside one
+transaction, integrity errors re-checked).
+
+Tables (one row per object; ``attrs`` holds the level's attributes as DICOM JSON, PS3.18 F.2)::
+
+    patients    patient_key PK (PatientID + issuer), PatientID, PatientName, birth date, sex
+    studies     study_uid PK, patient_key, date, time, accession, id, description, referring, attrs
+    series      series_uid PK, study_uid, modality, number, description, attrs
+    instances   sop_uid PK, series_uid, study_uid, sop_class_uid, transfer syntax, number, position,
+                pixel description (rows, cols, frames, bits, sign, photometric, samples, rescale),
+                value statistics (px_min, px_max, px_tissue_min, px_below_floor) for the series
+                mapping, compressible flag, sha256, size, object path, source, header (DICOM JSON)
+    renditions  (sop_uid, preset) PK, path, sha256, size, transfer syntax, ratio, psnr,
+                max_error, max_error_hu, passthrough, new SOP Instance UID
+    archives    (study_uid, series_uid or "", preset) PK, path, size, etag (sha256 hex), files
+
+Every write is one transaction: an instance row appears with its study, series and patient,
+and only after its object is durably stored (see :mod:`medcodec.delivery.store`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import DeliveryError, InvalidInputError
+from .uids import validate_uid
+
+__all__ = [
+    "Catalog",
+    "InstanceRecord",
+    "RenditionRecord",
+    "ArchiveRecord",
+    "QUERY_KEYS",
+]
+
+metadata = sa.MetaData()
+
+patients = sa.Table(
+    "patients",
+    metadata,
+    sa.Column("patient_key", sa.String(200), primary_key=True),
+    sa.Column("patient_id", sa.String(64), nullable=False, default=""),
+    sa.Column("patient_name", sa.String(324), nullable=False, default=""),
+    sa.Column("birth_date", sa.String(16), nullable=False, default=""),
+    sa.Column("sex", sa.String(16), nullable=False, default=""),
+)
+
+studies = sa.Table(
+    "studies",
+    metadata,
+    sa.Column("study_uid", sa.String(64), primary_key=True),
+    sa.Column("patient_key", sa.String(200), sa.ForeignKey("patients.patient_key"), nullable=False),
+    sa.Column("study_date", sa.String(16), nullable=False, default=""),
+    sa.Column("study_time", sa.String(32), nullable=False, default=""),
+    sa.Column("accession_number", sa.String(64), nullable=False, default=""),
+    sa.Column("study_id", sa.String(64), nullable=False, default=""),
+    sa.Column("study_description", sa.String(256), nullable=False, default=""),
+    sa.Column("referring_physician_name", sa.String(324), nullable=False, default=""),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+series = sa.Table(
+    "series",
+    metadata,
+    sa.Column("series_uid", sa.String(64), primary_key=True),
+    sa.Column("study_uid", sa.String(64), sa.ForeignKey("studies.study_uid"), nullable=False, index=True),
+    sa.Column("modality", sa.String(16), nullable=False, default=""),
+    sa.Column("series_number", sa.Integer, nullable=True),
+    sa.Column("series_description", sa.String(256), nullable=False, default=""),
+    sa.Column("attrs", sa.Text, nullable=False),
+)
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("sop_uid", sa.String(64), primary_key=True),
+    sa.Column("series_uid", sa.String(64), sa.ForeignKey("series.series_uid"), nullable=False, index=True),
+    sa.Column("study_uid", sa.String(64), sa.ForeignKey("studies.study_uid"), nullable=False, index=True),
+    sa.Column("sop_class_uid", sa.String(64), nullable=False, default=""),
+    sa.Column("transfer_syntax_uid", sa.String(64), nullable=False, default=""),
+    sa.Column("instance_number", sa.Integer, nullable=True),
+    sa.Column("position", sa.Float, nullable=True),
+    sa.Column("modality", sa.String(16), nullable=False, default=""),
+    sa.Column("rows", sa.Integer, nullable=True),
+    sa.Column("columns", sa.Integer, nullable=True),
+    sa.Column("frames", sa.Integer, nullable=True),
+    sa.Column("bits_allocated", sa.Integer, nullable=True),
+    sa.Column("bits_stored", sa.Integer, nullable=True),
+    sa.Column("pixel_representation", sa.Integer, nullable=True),
+    sa.Column("photometric", sa.String(16), nullable=False, default=""),
+    sa.Column("samples_per_pixel", sa.Integer, nullable=True),
+    sa.Column("rescale_slope", sa.Float, nullable=True),
+    sa.Column("rescale_intercept", sa.Float, nullable=True),
+    sa.Column("px_min", sa.Integer, nullable=True),
+    sa.Column("px_max", sa.Integer, nullable=True),
+    sa.Column("px_tissue_min", sa.Integer, nullable=True),
+    sa.Column("px_tissue_max", sa.Integer, nullable=True),
+    sa.Column("px_below_floor", sa.BigInteger, nullable=True),
+    sa.Column("compressible", sa.Boolean, nullable=False, default=False),
+    sa.Column("passthrough_reason", sa.String(512), nullable=False, default=""),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False, default=""),
+    sa.Column("ingested_at", sa.Float, nullable=False),
+    sa.Column("header", sa.Text, nullable=False),
+)
+
+renditions = sa.Table(
+    "renditions",
+    metadata,
+    sa.Column("sop_uid", sa.String(64), sa.ForeignKey("instances.sop_uid"), primary_key=True),
+    sa.Column("preset", sa.String(32), primary_key=True),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("transfer_syntax_uid", sa.String(64), nullable=False),
+    sa.Column("ratio", sa.Float, nullable=False),
+    sa.Column("psnr", sa.Float, nullable=True),
+    sa.Column("max_error", sa.Float, nullable=True),
+    sa.Column("max_error_hu", sa.Float, nullable=True),
+    sa.Column("passthrough", sa.Boolean, nullable=False),
+    sa.Column("new_sop_uid", sa.String(64), nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+archives = sa.Table(
+    "archives",
+    metadata,
+    sa.Column("study_uid", sa.String(64), sa.ForeignKey("studies.study_uid"), primary_key=True),
+    sa.Column("series_uid", sa.String(64), primary_key=True),  # "" for the whole study
+    sa.Column("preset", sa.String(32), primary_key=True),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("files", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """One stored instance (a catalog row). ``path`` is relative to the store root."""
+
+    sop_uid: str
+    series_uid: str
+    study_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    instance_number: int | None
+    position: float | None
+    modality: str
+    rows: int | None
+    columns: int | None
+    frames: int | None
+    bits_allocated: int | None
+    bits_stored: int | None
+    pixel_representation: int | None
+    photometric: str
+    samples_per_pixel: int | None
+    rescale_slope: float | None
+    rescale_intercept: float | None
+    px_min: int | None
+    px_max: int | None
+    px_tissue_min: int | None
+    px_tissue_max: int | None
+    px_below_floor: int | None
+    compressible: bool
+    passthrough_reason: str
+    sha256: str
+    size: int
+    path: str
+    source: str
+    ingested_at: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> InstanceRecord:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    @property
+    def raw_pixel_bytes(self) -> int:
+        """Uncompressed pixel bytes (rows x columns x frames x samples x Bits Allocated / 8), 0 without pixels."""
+        if not (self.rows and self.columns and self.bits_allocated):
+            return 0
+        return (
+            self.rows
+            * self.columns
+            * (self.frames or 1)
+            * (self.samples_per_pixel or 1)
+            * ((self.bits_allocated + 7) // 8)
+        )
+
+
+@dataclass(frozen=True)
+class RenditionRecord:
+    """One pre-computed file of an instance under a preset."""
+
+    sop_uid: str
+    preset: str
+    path: str
+    sha256: str
+    size: int
+    transfer_syntax_uid: str
+    ratio: float
+    psnr: float | None
+    max_error: float | None
+    max_error_hu: float | None
+    passthrough: bool
+    new_sop_uid: str
+    entry: str  # the manifest entry, JSON
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> RenditionRecord:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """One pre-computed ZIP (``series_uid == ""`` for the whole study). ``etag`` is its sha256 hex."""
+
+    study_uid: str
+    series_uid: str
+    preset: str
+    path: str
+    size: int
+    etag: str
+    files: int
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ArchiveRecord:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+# --------------------------------------------------------------------------- queries
+
+#: QIDO-RS matching keys (keyword -> (tag, level, column)); PS3.18 Table 10.6.1-5.
+QUERY_KEYS: dict[str, tuple[str, str, sa.Column[Any]]] = {
+    "PatientID": ("00100020", "patient", patients.c.patient_id),
+    "PatientName": ("00100010", "patient", patients.c.patient_name),
+    "PatientBirthDate": ("00100030", "patient", patients.c.birth_date),
+    "PatientSex": ("00100040", "patient", patients.c.sex),
+    "StudyInstanceUID": ("0020000D", "study", studies.c.study_uid),
+    "StudyDate": ("00080020", "study", studies.c.study_date),
+    "StudyTime": ("00080030", "study", studies.c.study_time),
+    "AccessionNumber": ("00080050", "study", studies.c.accession_number),
+    "StudyID": ("00200010", "study", studies.c.study_id),
+    "StudyDescription": ("00081030", "study", studies.c.study_description),
+    "ReferringPhysicianName": ("00080090", "study", studies.c.referring_physician_name),
+    "ModalitiesInStudy": ("00080061", "study", series.c.modality),
+    "SeriesInstanceUID": ("0020000E", "series", series.c.series_uid),
+    "Modality": ("00080060", "series", series.c.modality),
+    "SeriesNumber": ("00200011", "series", series.c.series_number),
+    "SeriesDescription": ("0008103E", "series", series.c.series_description),
+    "SOPInstanceUID": ("00080018", "instance", instances.c.sop_uid),
+    "SOPClassUID": ("00080016", "instance", instances.c.sop_class_uid),
+    "InstanceNumber": ("00200013", "instance", instances.c.instance_number),
+}
+_BY_TAG = {tag: key for key, (tag, _, _) in QUERY_KEYS.items()}
+_LEVELS = {"study": 0, "series": 1, "instance": 2}
+_LEVEL_OF = {"patient": 0, "study": 0, "series": 1, "instance": 2}
+#: Query parameters that are not matching keys (handled by the caller or ignored here).
+_NOT_KEYS = {"includefield", "fuzzymatching", "limit", "offset"}
+_UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
+_INT_KEYS = {"SeriesNumber", "InstanceNumber"}
+_NAME_KEYS = {"PatientName", "ReferringPhysicianName"}
+
+
+def _key_name(key: str) -> str:
+    k = key.strip()
+    if k in QUERY_KEYS:
+        return k
+    t = k.replace(",", "").replace("(", "").replace(")", "").upper()
+    if t in _BY_TAG:
+        return _BY_TAG[t]
+    raise InvalidInputError(f"query key {key!r} is not supported: expected one of {sorted(QUERY_KEYS)} or their tags")
+
+
+def _like(value: str) -> str:
+    out = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return out.replace("*", "%").replace("?", "_")
+
+
+def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
+    """One matching condition (PS3.4 C.2.2.2: single value, UID list, wildcard, range)."""
+    column = QUERY_KEYS[key][2]
+    value = str(value)
+    if key in _UID_KEYS:
+        uids = [u.strip() for u in value.replace("\\", ",").split(",") if u.strip()]
+        if not uids:
+            raise InvalidInputError(f"{key}: empty UID list")
+        for uid in uids:
+            validate_uid(uid, what=key)
+        return column.in_(uids)
+    if key in _INT_KEYS:
+        try:
+            return column == int(value)
+        except ValueError:
+            raise InvalidInputError(f"{key}={value!r}: expected an integer (IS)") from None
+    if key in ("StudyDate", "PatientBirthDate", "StudyTime") and "-" in value:
+        low, _, high = value.partition("-")
+        if not all(part.strip().replace(".", "").isdigit() for part in (low, high) if part):
+            raise InvalidInputError(f"{key}={value!r}: expected a range of DA/TM values (PS3.4 C.2.2.2.5)")
+        cond: sa.ColumnElement[bool] = sa.true()
+        if low:
+            cond = sa.and_(cond, column >= low.strip())
+        if high:
+            cond = sa.and_(cond, column <= high.strip() + ("~" if key == "StudyTime" else ""))
+        return cond
+    if fuzzy and key in _NAME_KEYS:
+        # fuzzy: case-insensitive, matching the start of any name component
+        pattern = _like(value.lower())
+        return sa.or_(
+            sa.func.lower(column).like(pattern + "%", escape="\\"),
+            sa.func.lower(column).like("%^" + pattern + "%", escape="\\"),
+            sa.func.lower(column).like("% " + pattern + "%", escape="\\"),
+        )
+    if "*" in value or "?" in value:
+        return column.like(_like(value), escape="\\")
+    return column == value
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _json(attrs: Mapping[str, Any]) -> str:
+    return json.dumps(attrs, separators=(",", ":"), sort_keys=True)
+
+
+class Catalog:
+    """The catalog database (see the module docstring).
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL (``sqlite:////abs/path/catalog.sqlite``, ``postgresql+psycopg://...``).
+    create
+        Create the tables when missing.
+    """
+
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
+        try:
+            self.engine: Engine = sa.create_engine(url, **kwargs)
+        except Exception as exc:
+            raise DeliveryError(f"cannot open the catalog {url!r}: {type(exc).__name__}: {exc}") from exc
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if create:
+            try:
+                metadata.create_all(self.engine)
+            except sa.exc.OperationalError as exc:  # another process created the tables a moment ago
+                if "already exists" not in str(exc):
+                    raise
+                metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- instances
+
+    def get_instance(self, sop_uid: str, conn: Connection | None = None) -> InstanceRecord | None:
+        validate_uid(sop_uid, what="SOP Instance UID")
+        query = sa.select(*[instances.c[f.name] for f in fields(InstanceRecord)]).where(instances.c.sop_uid == sop_uid)
+        if conn is None:
+            with self.engine.connect() as c:
+                row = c.execute(query).mappings().first()
+        else:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else InstanceRecord.from_row(row)
+
+    def add_instance(
+        self,
+        *,
+        patient: Mapping[str, Any],
+        study: Mapping[str, Any],
+        series_row: Mapping[Any, Any],
+        instance: Mapping[str, Any],
+    ) -> tuple[str, InstanceRecord | None]:
+        """Insert one instance with its patient/study/series in one transaction.
+
+        Returns ``("stored", None)``, ``("duplicate", existing)`` (same sha256) or
+        ``("conflict", existing)`` (another object under the same SOP Instance UID; nothing changed).
+        The study's archives are invalidated in the same transaction when an instance is stored.
+        """
+        for _attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    existing = self.get_instance(instance["sop_uid"], conn)
+                    if existing is not None:
+                        status = "duplicate" if existing.sha256 == instance["sha256"] else "conflict"
+                        return status, existing
+                    self._upsert(conn, patients, "patient_key", patient)
+                    self._upsert(conn, studies, "study_uid", study, update=True)
+                    self._upsert(conn, series, "series_uid", series_row)
+                    conn.execute(instances.insert().values(**instance))
+                    conn.execute(archives.delete().where(archives.c.study_uid == study["study_uid"]))
+                    return "stored", None
+            except sa.exc.IntegrityError:
+                continue  # another writer inserted the same row meanwhile: look again
+        raise DeliveryError(f"cannot insert instance {instance['sop_uid']}: the catalog keeps changing under it")
+
+    @staticmethod
+    def _upsert(
+        conn: Connection, table: sa.Table, key: str, values: Mapping[str, Any], *, update: bool = False
+    ) -> None:
+        found = conn.execute(sa.select(table.c[key]).where(table.c[key] == values[key])).first()
+        if found is None:
+            conn.execute(table.insert().values(**values))
+        elif update:
+            conn.execute(table.update().where(table.c[key] == values[key]).values(updated_at=values["updated_at"]))
+
+    def instances(
+        self, study_uid: str | None = None, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """Instances matching the given UIDs, sorted by series (number, UID), position, number, UID."""
+        cols = [instances.c[f.name] for f in fields(InstanceRecord)]
+        query = sa.select(*cols, series.c.series_number).join(series, series.c.series_uid == instances.c.series_uid)
+        for value, column, what in (
+            (study_uid, instances.c.study_uid, "Study Instance UID"),
+            (series_uid, instances.c.series_uid, "Series Instance UID"),
+            (sop_uid, instances.c.sop_uid, "SOP Instance UID"),
+        ):
+            if value is not None:
+                query = query.where(column == validate_uid(value, what=what))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        rows = sorted(rows, key=_instance_order)
+        return [InstanceRecord.from_row(r) for r in rows]
+
+    def header(self, sop_uid: str) -> dict[str, Any]:
+        """The instance's full header as DICOM JSON (bulk data left out)."""
+        validate_uid(sop_uid, what="SOP Instance UID")
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(instances.c.header).where(instances.c.sop_uid == sop_uid)).scalar()
+        return {} if value is None else json.loads(value)
+
+    def series_stats(self, series_uid: str) -> dict[str, Any] | None:
+        """Aggregated value statistics of a series' compressible instances (for the series mapping)."""
+        validate_uid(series_uid, what="Series Instance UID")
+        c = instances.c
+        query = sa.select(
+            sa.func.count(),
+            sa.func.min(c.px_min),
+            sa.func.max(c.px_max),
+            sa.func.min(c.px_tissue_min),
+            sa.func.max(c.px_tissue_max),
+            sa.func.sum(c.px_below_floor),
+            sa.func.sum(c.rows * c.columns * c.frames),
+            sa.func.sum(c.frames),
+        ).where(c.series_uid == series_uid, c.compressible.is_(True))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or not row[0] or row[1] is None:
+            return None
+        keys = ("n_images", "min", "max", "tissue_min", "tissue_max", "n_below_floor", "n_voxels", "n_frames")
+        return dict(zip(keys, row))
+
+    # ---------------------------------------------------------------- renditions / archives
+
+    def put_rendition(self, values: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                renditions.delete().where(
+                    renditions.c.sop_uid == values["sop_uid"], renditions.c.preset == values["preset"]
+                )
+            )
+            conn.execute(renditions.insert().values(**values))
+
+    def rendition(self, sop_uid: str, preset: str) -> RenditionRecord | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(renditions).where(renditions.c.sop_uid == sop_uid, renditions.c.preset == preset)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else RenditionRecord.from_row(row)
+
+    def renditions_of(self, sop_uids: Sequence[str], preset: str) -> dict[str, RenditionRecord]:
+        out: dict[str, RenditionRecord] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(sop_uids), 500):
+                chunk = list(sop_uids[i : i + 500])
+                for row in conn.execute(
+                    sa.select(renditions).where(renditions.c.sop_uid.in_(chunk), renditions.c.preset == preset)
+                ).mappings():
+                    out[row["sop_uid"]] = RenditionRecord.from_row(row)
+        return out
+
+    def put_archive(self, values: Mapping[str, Any], *, expect_instances: int) -> bool:
+        """Record an archive unless the study changed meanwhile (then nothing is recorded: False)."""
+        with self.engine.begin() as conn:
+            q = sa.select(sa.func.count()).where(instances.c.study_uid == values["study_uid"])
+            if values["series_uid"]:
+                q = q.where(instances.c.series_uid == values["series_uid"])
+            if conn.execute(q).scalar() != expect_instances:
+                return False
+            key = (
+                archives.c.study_uid == values["study_uid"],
+                archives.c.series_uid == values["series_uid"],
+                archives.c.preset == values["preset"],
+            )
+            conn.execute(archives.delete().where(*key))
+            conn.execute(archives.insert().values(**values))
+        return True
+
+    def archive(self, study_uid: str, series_uid: str | None, preset: str) -> ArchiveRecord | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(archives).where(
+                        archives.c.study_uid == study_uid,
+                        archives.c.series_uid == (series_uid or ""),
+                        archives.c.preset == preset,
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else ArchiveRecord.from_row(row)
+
+    def referenced(self) -> list[tuple[str, str, int]]:
+        """Every object the catalog references: ``(path, sha256 or etag, size)``."""
+        with self.engine.connect() as conn:
+            out = [tuple(r) for r in conn.execute(sa.select(instances.c.path, instances.c.sha256, instances.c.size))]
+            out += [
+                tuple(r) for r in conn.execute(sa.select(renditions.c.path, renditions.c.sha256, renditions.c.size))
+            ]
+            out += [tuple(r) for r in conn.execute(sa.select(archives.c.path, archives.c.etag, archives.c.size))]
+        return out
+
+    def studies_without_archive(self, preset: str) -> list[str]:
+        """Studies with no current study-level archive for ``preset`` (never computed, or a new instance came)."""
+        have = sa.select(archives.c.study_uid).where(archives.c.preset == preset, archives.c.series_uid == "")
+        query = sa.select(studies.c.study_uid).where(studies.c.study_uid.not_in(have)).order_by(studies.c.study_uid)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def study_uids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(studies.c.study_uid).order_by(studies.c.study_uid))]
+
+    # ---------------------------------------------------------------- QIDO
+
+    def find(
+        self,
+        level: str,
+        query: Mapping[str, str] | Iterable[tuple[str, str]],
+        *,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        fuzzy: bool = False,
+    ) -> list[dict[str, Any]]:
+        """QIDO-RS search at ``level`` (``"study"``, ``"series"``, ``"instance"``) as DICOM JSON objects."""
+        if level not in _LEVELS:
+            raise InvalidInputError(f"level={level!r}: expected study, series or instance")
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidInputError(f"limit={limit!r}: expected a non-negative integer")
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError(f"offset={offset!r}: expected a non-negative integer")
+        items = list(query.items()) if isinstance(query, Mapping) else list(query)
+        conds: list[sa.ColumnElement[bool]] = []
+        if study_uid is not None:
+            conds.append(_condition("StudyInstanceUID", study_uid, False))
+        if series_uid is not None:
+            conds.append(_condition("SeriesInstanceUID", series_uid, False))
+        need = _LEVELS[level]
+        for raw_key, value in items:
+            if raw_key.strip().lower() in _NOT_KEYS:
+                continue
+            if value is None or str(value) == "":
+                continue  # universal matching
+            key = _key_name(raw_key)
+            if key == "ModalitiesInStudy":
+                sub = sa.select(series.c.study_uid).where(_condition("Modality", value, fuzzy))
+                conds.append(studies.c.study_uid.in_(sub))
+                continue
+            key_level = _LEVEL_OF[QUERY_KEYS[key][1]]
+            if key_level > need:
+                # a lower-level key at a higher level: the study/series must contain a match
+                if key_level == 2:
+                    sub = sa.select(instances.c.series_uid if need == 1 else instances.c.study_uid).where(
+                        _condition(key, value, fuzzy)
+                    )
+                    conds.append((series.c.series_uid if need == 1 else studies.c.study_uid).in_(sub))
+                else:
+                    sub = sa.select(series.c.study_uid).where(_condition(key, value, fuzzy))
+                    conds.append(studies.c.study_uid.in_(sub))
+                continue
+            conds.append(_condition(key, value, fuzzy))
+        j = studies.join(patients, patients.c.patient_key == studies.c.patient_key)
+        if need >= 1:
+            j = j.join(series, series.c.study_uid == studies.c.study_uid)
+        if need >= 2:
+            j = j.join(instances, instances.c.series_uid == series.c.series_uid)
+        cols: list[Any] = [studies.c.study_uid, studies.c.attrs.label("study_attrs")]
+        if need >= 1:
+            cols += [series.c.series_uid, series.c.attrs.label("series_attrs"), series.c.series_number]
+        if need >= 2:
+            cols += [
+                instances.c.sop_uid,
+                instances.c.header,
+                instances.c.instance_number,
+                instances.c.transfer_syntax_uid,
+                instances.c.position,
+            ]
+        order = [studies.c.study_date.desc(), studies.c.study_uid]
+        if need >= 1:
+            order += [series.c.series_number, series.c.series_uid]
+        if need >= 2:
+            order += [instances.c.instance_number, instances.c.sop_uid]
+        q = sa.select(*cols).select_from(j).where(*conds).order_by(*order).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+            return [self._dicom_json(conn, level, row) for row in rows]
+
+    def _dicom_json(self, conn: Connection, level: str, row: Mapping[Any, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        out.update(json.loads(row["study_attrs"]))
+        study_uid = row["study_uid"]
+        if level == "study":
+            mods = sorted(
+                {m for (m,) in conn.execute(sa.select(series.c.modality).where(series.c.study_uid == study_uid)) if m}
+            )
+            n_series = conn.execute(sa.select(sa.func.count()).where(series.c.study_uid == study_uid)).scalar()
+            n_inst = conn.execute(sa.select(sa.func.count()).where(instances.c.study_uid == study_uid)).scalar()
+            out["00080061"] = {"vr": "CS", "Value": mods} if mods else {"vr": "CS"}
+            out["00201206"] = {"vr": "IS", "Value": [int(n_series or 0)]}
+            out["00201208"] = {"vr": "IS", "Value": [int(n_inst or 0)]}
+            return out
+        out.update(json.loads(row["series_attrs"]))
+        if level == "series":
+            n = conn.execute(sa.select(sa.func.count()).where(instances.c.series_uid == row["series_uid"])).scalar()
+            out["00201209"] = {"vr": "IS", "Value": [int(n or 0)]}
+            return out
+        header = json.loads(row["header"])
+        for tag in _INSTANCE_TAGS:
+            if tag in header:
+                out[tag] = header[tag]
+        out["00083002"] = {"vr": "UI", "Value": [row["transfer_syntax_uid"]]}
+        return out
+
+
+#: Instance-level attributes returned by QIDO-RS (PS3.18 Table 10.6.3-5) besides study and series ones.
+_INSTANCE_TAGS = (
+    "00080016",
+    "00080018",
+    "00200013",
+    "00280010",
+    "00280011",
+    "00280100",
+    "00280008",
+    "00080008",
+    "00080023",
+    "00080033",
+    "00200032",
+    "00200037",
+    "00280030",
+    "00280004",
+    "00280101",
+    "00280103",
+)
+
+
+def _instance_order(row: Mapping[Any, Any]) -> tuple[Any, ...]:
+    sn = row.get("series_number")
+    pos = row.get("position")
+    num = row.get("instance_number")
+    return (
+        sn is None,
+        sn if sn is not None else 0,
+        row["series_uid"],
+        pos is None,
+        pos if pos is not None else 0.0,
+        num is None,
+        num if num is not None else 0,
+        row["sop_uid"],
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,520 @@
+"""Ingest: DICOM files in, originals stored byte for byte, catalog rows, duplicate/conflict rules.
+
+Flow of one file (:func:`ingest_bytes`, also what STOW-RS and C-STORE call)::
+
+    bytes ─ parse header (pydicom) ─ UIDs checked (PS3.5 §9.1) ─ catalog lookup by SOP Instance UID
+          ├─ same sha256 stored already ─────────────▶ "duplicate" (nothing written)
+          ├─ other bytes under that UID ─────────────▶ "conflict"  (nothing written, reported)
+          └─ new: pixel statistics (when a preset can compress it), object written atomically
+             (content-addressed), then one catalog transaction (patient, study, series,
+             instance; the study's archives invalidated) ──▶ "stored"
+
+Every object is stored, whatever it is: images the presets cannot compress (colour
+ultrasound, palette colour), structured reports, dose reports, presentation states. Only
+files that are not DICOM (or lack the identifying UIDs) are refused, and reported.
+
+:func:`ingest` expands paths with :func:`medcodec.dicom.iter_sources` (files, folders,
+ZIPs, DICOMDIRs), ingests one file at a time (bounded memory), then pre-computes the default
+presets of the studies it touched (unless ``precompress=False``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..dicom import ZipMember, iter_sources, read_image
+from ..dicom._lenient import source_values_as_is
+from ..errors import (
+    CodecError,
+    DicomError,
+    InvalidUidError,
+    NotDicomError,
+    StoreFullError,
+)
+from .catalog import InstanceRecord, now
+from .header import BULK_THRESHOLD, header_json, read_header
+from .objects import is_full
+from .uids import validate_uid
+
+__all__ = ["InstanceOutcome", "IngestReport", "ingest", "ingest_bytes", "object_path"]
+
+#: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`): below it, padding outside the scan field.
+HU_FLOOR = -1024.0
+
+_STUDY_KEYWORDS = (
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyID",
+    "StudyDescription",
+    "TimezoneOffsetFromUTC",
+)
+_SERIES_KEYWORDS = (
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "SeriesInstanceUID",
+    "BodyPartExamined",
+    "SeriesDate",
+    "SeriesTime",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+    "Laterality",
+)
+
+
+@dataclass(frozen=True)
+class InstanceOutcome:
+    """What happened to one file.
+
+    ``status``: ``"stored"``, ``"duplicate"`` (the same bytes were stored already),
+    ``"conflict"`` (other bytes are stored under this SOP Instance UID; nothing changed),
+    ``"rejected"`` (a file given that is not DICOM, missing/invalid UIDs; ``message`` says why)
+    or ``"skipped"`` (a file inside an input folder that is not DICOM: reported, not stored).
+    """
+
+    status: str
+    source: str
+    sop_uid: str = ""
+    series_uid: str = ""
+    study_uid: str = ""
+    sha256: str = ""
+    message: str = ""
+    record: InstanceRecord | None = None
+
+
+@dataclass
+class IngestReport:
+    """Outcome of :func:`ingest`: one :class:`InstanceOutcome` per file found, plus what was pre-computed."""
+
+    outcomes: list[InstanceOutcome] = field(default_factory=list)
+    studies: list[str] = field(default_factory=list)
+    precomputed: list[str] = field(default_factory=list)
+    stopped: str = ""  # why ingest stopped early (store full), "" when it ran to the end
+
+    def _count(self, status: str) -> list[InstanceOutcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def stored(self) -> list[InstanceOutcome]:
+        return self._count("stored")
+
+    @property
+    def duplicates(self) -> list[InstanceOutcome]:
+        return self._count("duplicate")
+
+    @property
+    def conflicts(self) -> list[InstanceOutcome]:
+        return self._count("conflict")
+
+    @property
+    def rejected(self) -> list[InstanceOutcome]:
+        return self._count("rejected")
+
+    @property
+    def skipped(self) -> list[InstanceOutcome]:
+        return self._count("skipped")
+
+    @property
+    def ok(self) -> bool:
+        """Nothing conflicted, was rejected, or was left out by an early stop (skipped files are fine)."""
+        return not self.conflicts and not self.rejected and not self.stopped
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.stored)} stored, {len(self.duplicates)} duplicate, {len(self.conflicts)} conflict, "
+            f"{len(self.rejected)} rejected"
+            + (f", {len(self.skipped)} non-DICOM skipped" if self.skipped else "")
+            + f"; {len(self.studies)} studies"
+            + (f"; pre-computed {len(self.precomputed)}" if self.precomputed else "")
+            + (f"; STOPPED: {self.stopped}" if self.stopped else "")
+        )
+
+
+#: The header reader (moved to :mod:`medcodec.delivery.header`; this name is kept for the service's STOW).
+_parse = read_header
+
+
+def object_path(sha256: str) -> str:
+    """Where an original with this sha256 lives, relative to the store root."""
+    return f"objects/sha256/{sha256[:2]}/{sha256}.dcm"
+
+
+# --------------------------------------------------------------------------- one file
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    with source_values_as_is():
+        value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        with source_values_as_is():
+            value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(ds: Dataset, keyword: str) -> float | None:
+    try:
+        with source_values_as_is():
+            value = ds.get(keyword)
+        if value in (None, ""):
+            return None
+        f = float(value)
+        return f if math.isfinite(f) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _json_of(ds: Dataset, keywords: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for keyword in keywords:
+            if keyword in ds:
+                element = ds[keyword]
+                try:
+                    out[f"{element.tag:08X}"] = element.to_json_dict(None, BULK_THRESHOLD)
+                except Exception:
+                    continue  # a value pydicom cannot express in JSON is left out of the query index
+    return out
+
+
+def _stats(data: bytes, source: str, ds: Dataset) -> tuple[dict[str, Any], str]:
+    """Pixel description and value statistics for a compressible image, or the reason it is not one."""
+    try:
+        image = read_image(data)
+    except DicomError as exc:
+        return {}, f"{type(exc).__name__}: {str(exc).removeprefix('<bytes>: ')}"
+    except CodecError as exc:
+        return {}, f"{type(exc).__name__}: {exc}"
+    spec = image.spec
+    pixels = image.pixels
+    info: dict[str, Any] = {
+        "px_min": int(pixels.min()),
+        "px_max": int(pixels.max()),
+        "px_tissue_min": None,
+        "px_tissue_max": None,
+        "px_below_floor": 0,
+    }
+    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    if is_ct and spec.rescale_slope > 0:
+        floor = math.ceil((HU_FLOOR - spec.rescale_intercept) / spec.rescale_slope - 1e-9)
+        tissue = pixels[pixels >= floor]
+        info["px_below_floor"] = int(pixels.size - tissue.size)
+        if tissue.size:
+            info["px_tissue_min"] = int(tissue.min())
+            info["px_tissue_max"] = int(tissue.max())
+    info["bits_stored"] = spec.bits_stored
+    info["pixel_representation"] = int(spec.signed)
+    info["rescale_slope"] = float(spec.rescale_slope)
+    info["rescale_intercept"] = float(spec.rescale_intercept)
+    info["position"] = image.position
+    if spec.extra.get("rescale_varies_per_frame"):
+        return info, "per-frame Rescale Slope/Intercept differ: not supported for lossy DICOM"
+    if "ModalityLUTSequence" in image.dataset:
+        return info, "(0028,3000) Modality LUT Sequence: values cannot be remapped"
+    return info, ""
+
+
+def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> InstanceOutcome:
+    """Ingest one DICOM file (see the module docstring).
+
+    Parameters
+    ----------
+    store
+        A :class:`~medcodec.delivery.Store`.
+    data
+        The file's bytes (PS3.10, or a preamble-less dataset).
+    source
+        Where it came from (a path, ``"stow"``, a calling AE title), kept in the catalog.
+
+    Returns
+    -------
+    InstanceOutcome
+        ``"stored"``, ``"duplicate"`` or ``"conflict"`` (never overwritten).
+
+    Raises
+    ------
+    NotDicomError
+        Not a DICOM file, or no SOP Class UID / SOP Instance UID.
+    InvalidUidError
+        A Study/Series/SOP Instance or SOP Class UID that is not a valid UID.
+    StoreFullError
+        No space left; nothing of this file was kept.
+    """
+    data = bytes(data)
+    ds = read_header(data, source)
+    uids = {}
+    for keyword, what in (
+        ("StudyInstanceUID", "Study Instance UID"),
+        ("SeriesInstanceUID", "Series Instance UID"),
+        ("SOPInstanceUID", "SOP Instance UID"),
+        ("SOPClassUID", "SOP Class UID"),
+    ):
+        value = _text(ds, keyword)
+        if not value:
+            raise NotDicomError(f"{source}: ({what}) is missing: cannot catalog the object")
+        uids[keyword] = validate_uid(value, what=f"{source}: {what}")
+    sha = hashlib.sha256(data).hexdigest()
+    base = {
+        "source": source,
+        "sop_uid": uids["SOPInstanceUID"],
+        "series_uid": uids["SeriesInstanceUID"],
+        "study_uid": uids["StudyInstanceUID"],
+        "sha256": sha,
+    }
+    existing = store.catalog.get_instance(uids["SOPInstanceUID"])
+    if existing is not None:
+        return _known(existing, base)
+
+    info, reason = _stats(data, source, ds)
+    transfer_syntax = ""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        transfer_syntax = str(meta.TransferSyntaxUID)
+    if not transfer_syntax:
+        transfer_syntax = "1.2.840.10008.1.2"  # no file meta: Implicit VR Little Endian (PS3.5 §10.1)
+    path = object_path(sha)
+    if not store.objects.exists(path):
+        store.objects.put(path, data)
+    t = now()
+    patient_id, issuer = _text(ds, "PatientID")[:64], _text(ds, "IssuerOfPatientID")[:64]
+    patient_key = f"{patient_id}\\{issuer}"
+    study_attrs = _json_of(ds, _STUDY_KEYWORDS)
+    series_attrs = _json_of(ds, _SERIES_KEYWORDS)
+    instance = {
+        "sop_uid": uids["SOPInstanceUID"],
+        "series_uid": uids["SeriesInstanceUID"],
+        "study_uid": uids["StudyInstanceUID"],
+        "sop_class_uid": uids["SOPClassUID"],
+        "transfer_syntax_uid": transfer_syntax,
+        "instance_number": _int(ds, "InstanceNumber"),
+        "position": info.get("position"),
+        "modality": _text(ds, "Modality")[:16],
+        "rows": _int(ds, "Rows"),
+        "columns": _int(ds, "Columns"),
+        "frames": _int(ds, "NumberOfFrames") or (1 if "Rows" in ds else None),
+        "bits_allocated": _int(ds, "BitsAllocated"),
+        "bits_stored": info.get("bits_stored", _int(ds, "BitsStored")),
+        "pixel_representation": info.get("pixel_representation", _int(ds, "PixelRepresentation")),
+        "photometric": _text(ds, "PhotometricInterpretation")[:16],
+        "samples_per_pixel": _int(ds, "SamplesPerPixel"),
+        "rescale_slope": info.get("rescale_slope", _float(ds, "RescaleSlope")),
+        "rescale_intercept": info.get("rescale_intercept", _float(ds, "RescaleIntercept")),
+        "px_min": info.get("px_min"),
+        "px_max": info.get("px_max"),
+        "px_tissue_min": info.get("px_tissue_min"),
+        "px_tissue_max": info.get("px_tissue_max"),
+        "px_below_floor": info.get("px_below_floor"),
+        "compressible": bool(info) and not reason,
+        "passthrough_reason": reason[:512],
+        "sha256": sha,
+        "size": len(data),
+        "path": path,
+        "source": source[:1024],
+        "ingested_at": t,
+        "header": _dumps(header_json(ds)),
+    }
+    try:
+        status, found = store.catalog.add_instance(
+            patient={
+                "patient_key": patient_key[:200],
+                "patient_id": patient_id,
+                "patient_name": _text(ds, "PatientName")[:324],
+                "birth_date": _text(ds, "PatientBirthDate")[:16],
+                "sex": _text(ds, "PatientSex")[:16],
+            },
+            study={
+                "study_uid": uids["StudyInstanceUID"],
+                "patient_key": patient_key[:200],
+                "study_date": _text(ds, "StudyDate")[:16],
+                "study_time": _text(ds, "StudyTime")[:32],
+                "accession_number": _text(ds, "AccessionNumber")[:64],
+                "study_id": _text(ds, "StudyID")[:64],
+                "study_description": _text(ds, "StudyDescription")[:256],
+                "referring_physician_name": _text(ds, "ReferringPhysicianName")[:324],
+                "attrs": _dumps(study_attrs),
+                "updated_at": t,
+            },
+            series_row={
+                "series_uid": uids["SeriesInstanceUID"],
+                "study_uid": uids["StudyInstanceUID"],
+                "modality": _text(ds, "Modality")[:16],
+                "series_number": _int(ds, "SeriesNumber"),
+                "series_description": _text(ds, "SeriesDescription")[:256],
+                "attrs": _dumps(series_attrs),
+            },
+            instance=instance,
+        )
+    except StoreFullError:
+        raise
+    except Exception as exc:
+        if is_full(exc):
+            raise StoreFullError(28, f"{source}: no space left for the catalog; nothing of this file was kept") from exc
+        raise
+    if status != "stored":
+        return _known(found, base)
+    record = store.catalog.get_instance(uids["SOPInstanceUID"])
+    return InstanceOutcome(status="stored", record=record, **base)
+
+
+def _known(existing: InstanceRecord, base: dict[str, Any]) -> InstanceOutcome:
+    if existing.sha256 == base["sha256"]:
+        return InstanceOutcome(status="duplicate", record=existing, message="already stored (same sha256)", **base)
+    return InstanceOutcome(
+        status="conflict",
+        record=existing,
+        **base,
+        message=(
+            f"{base['source']}: SOP Instance UID {existing.sop_uid} is stored already with other content "
+            f"(sha256 {existing.sha256[:16]}..., from {existing.source}); not overwritten"
+        ),
+    )
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+# --------------------------------------------------------------------------- many files
+
+
+def _read_source(source: Any) -> tuple[bytes, str]:
+    if isinstance(source, ZipMember):
+        return source.read_bytes(), source.name
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "<bytes>"
+    path = Path(source)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise DicomError(f"cannot read: {exc}", path=path) from exc
+
+
+def _expand(paths: Any) -> tuple[list[Any], list[str]]:
+    """Sources to ingest (:func:`medcodec.dicom.iter_sources`), and the files of input folders that
+    the folder walk left out as not DICOM (reported, never silently dropped)."""
+    items = [paths] if isinstance(paths, (str, os.PathLike, bytes, bytearray, memoryview, ZipMember)) else list(paths)
+    sources: list[Any] = []
+    skipped: list[str] = []
+    for item in items:
+        found = list(iter_sources(item))
+        sources.extend(found)
+        if not isinstance(item, (str, os.PathLike)) or not Path(item).is_dir():
+            continue
+        taken = {Path(s) for s in found if isinstance(s, (str, os.PathLike))}
+        taken |= {s.archive for s in found if isinstance(s, ZipMember)}
+        for root, dirs, files in os.walk(os.fspath(item)):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+            for name in files:
+                path = Path(root, name)
+                if name.startswith(".") or name.upper() == "DICOMDIR" or path in taken:
+                    continue
+                skipped.append(str(path))
+    return sources, sorted(skipped)
+
+
+def ingest(
+    store: Any,
+    paths: Any,
+    *,
+    precompress: bool = True,
+    presets: Iterable[str] | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IngestReport:
+    """Ingest files, folders, ZIPs and DICOMDIRs into ``store``.
+
+    Parameters
+    ----------
+    store
+        A :class:`~medcodec.delivery.Store`.
+    paths
+        One path or several.
+    precompress
+        Pre-compute the ``presets`` of every study that received a new instance before
+        returning (renditions and archives, :mod:`medcodec.delivery.precompute`).
+    presets
+        Preset names (default :data:`medcodec.delivery.presets.DEFAULT_PRESETS`).
+    scheduler
+        Dask scheduler address (``tcp://host:8786``); default an in-process cluster.
+    progress
+        ``progress(stage, done, total)`` after each file (``stage="ingest"``; ``total`` 0
+        while unknown) and each pre-computed item (``stage="precompute"``).
+
+    Returns
+    -------
+    IngestReport
+        Never raises for one bad file: it is reported (``rejected``/``conflict``). A full
+        store stops the run (``report.stopped``), keeping everything ingested before.
+
+    Raises
+    ------
+    InputNotFoundError
+        A path does not exist.
+    """
+    report = IngestReport()
+    touched: dict[str, None] = {}
+    # expand first (cheap: headers are not read), so progress has a total
+    sources, skipped = _expand(paths)
+    report.outcomes.extend(
+        InstanceOutcome(
+            status="skipped", source=path, message=f"{path}: not a DICOM file (found in a folder; not stored)"
+        )
+        for path in skipped
+    )
+    total = len(sources)
+    for done, source in enumerate(sources, 1):
+        name = source.name if isinstance(source, ZipMember) else str(source)
+        try:
+            data, name = _read_source(source)
+            outcome = ingest_bytes(store, data, source=name)
+        except StoreFullError as exc:
+            report.stopped = str(exc)
+            break
+        except (NotDicomError, InvalidUidError, DicomError) as exc:
+            outcome = InstanceOutcome(status="rejected", source=name, message=str(exc))
+        report.outcomes.append(outcome)
+        if outcome.study_uid and outcome.study_uid not in touched:
+            touched[outcome.study_uid] = None
+        if outcome.status == "stored":
+            touched[outcome.study_uid] = None
+        if progress is not None:
+            progress("ingest", done, total)
+    report.studies = list(touched)
+    new_studies = sorted({o.study_uid for o in report.stored})
+    if precompress and new_studies and not report.stopped:
+        from .precompute import precompute
+
+        try:
+            report.precomputed = precompute(store, new_studies, presets=presets, scheduler=scheduler, progress=progress)
+        except StoreFullError as exc:
+            report.stopped = str(exc)
+    return report

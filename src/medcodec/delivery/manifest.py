@@ -1,0 +1,114 @@
+"""``manifest.json``: what each file of an archive is and how faithful it is.
+
+One entry per file (:class:`ManifestEntry`); the archive's manifest (:func:`build_manifest`)::
+
+    {"format": "medcodec-manifest/1", "generator": "medcodec 0.1.0", "preset": "diagnostic",
+     "study_instance_uid": "...", "series_instance_uid": "..." | null, "diagnostic": true,
+     "label": "...", "files": [ManifestEntry.to_dict(), ...],
+     "totals": {"files": n, "bytes": ..., "source_bytes": ..., "passthrough": k}}
+
+Numbers (measured by decoding the written file, see :mod:`medcodec.delivery.presets`):
+``ratio`` is the uncompressed pixel size (Bits Allocated / 8 bytes per sample) over the
+compressed pixel data (the value appended to (0028,2112)); ``psnr`` in dB with peak
+``2**BitsStored - 1`` of the source and ``max_error`` in source stored units, both over the
+voxels the series mapping did not clip; ``max_error_hu`` in output units (HU for CT).
+``psnr`` is ``null`` when the file is exact (lossless, passthrough) or was not measured
+(``measured: false``). A ``passthrough`` file is the original, byte for byte (``reason`` says why).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+__all__ = ["ManifestEntry", "build_manifest", "MANIFEST_NAME", "MANIFEST_FORMAT"]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "medcodec-manifest/1"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a preset (see the module docstring for the meaning of each number)."""
+
+    preset: str
+    sop_instance_uid: str  # the original's
+    series_instance_uid: str  # the original's
+    rendition_sop_instance_uid: str  # the file's own (new for lossy files)
+    sop_class_uid: str
+    modality: str
+    transfer_syntax_uid: str
+    passthrough: bool
+    lossy: bool
+    bytes: int
+    source_bytes: int
+    ratio: float | None = None
+    psnr: float | None = None
+    max_error: float | None = None
+    max_error_hu: float | None = None
+    n_clipped: int = 0
+    quality: float | None = None
+    measured: bool = True
+    reason: str = ""
+    file: str = ""  # name inside the archive, set when the archive is built
+    mapping: str = ""  # the series mapping, described
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("ratio", "psnr", "max_error", "max_error_hu"):
+            value = out[key]
+            if value is not None and not math.isfinite(value):
+                out[key] = None
+            elif value is not None:
+                out[key] = round(float(value), 4)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    @classmethod
+    def from_json(cls, text: str) -> ManifestEntry:
+        return cls.from_dict(json.loads(text))
+
+    def named(self, file: str) -> ManifestEntry:
+        return replace(self, file=file)
+
+
+def build_manifest(
+    entries: Iterable[ManifestEntry],
+    *,
+    preset: str,
+    study_uid: str,
+    series_uid: str | None = None,
+    diagnostic: bool = True,
+    label: str = "",
+) -> bytes:
+    """The ``manifest.json`` bytes of an archive (UTF-8, indented, stable key order)."""
+    from .. import __version__
+
+    files = [e.to_dict() for e in entries]
+    doc = {
+        "format": MANIFEST_FORMAT,
+        "generator": f"medcodec {__version__}",
+        "preset": preset,
+        "study_instance_uid": study_uid,
+        "series_instance_uid": series_uid,
+        "diagnostic": diagnostic,
+        "label": label,
+        "files": files,
+        "totals": {
+            "files": len(files),
+            "bytes": sum(int(f["bytes"]) for f in files),
+            "source_bytes": sum(int(f["source_bytes"]) for f in files),
+            "passthrough": sum(1 for f in files if f["passthrough"]),
+        },
+    }
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")

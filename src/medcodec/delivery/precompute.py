@@ -1,0 +1,362 @@
+"""Pre-computation: every instance of a study under each preset, then one ZIP per study and per series.
+
+Flow (per call; studies x presets)::
+
+    catalog ─ instances, series mappings (one SQL aggregate per series)
+      └─ Dask tasks, one per (instance, preset) missing or stale ──▶ workers:
+            read original ─ Preset.encode_instance (measure=True) ─ write rendition (atomic,
+            content-addressed) ─ return the catalog row          (workers need only the storage)
+      └─ client: rendition rows into the catalog (one writer), then per (study | series, preset):
+            ZIP of stored entries + manifest.json ─ written atomically under its sha256 ─
+            archive row, recorded only if the study did not change meanwhile
+
+A rendition is stale when the series mapping it was coded with differs from the one the
+catalog gives now (a later instance widened the series' range). A passthrough rendition
+references the original object (no copy). An archive is removed from the catalog in the same
+transaction that stores a new instance of its study (STOW, C-STORE, ingest): it is then
+served live until the next pre-computation.
+
+Dask: ``scheduler=None`` runs an in-process :class:`distributed.LocalCluster` (threads; the
+codec's numba kernels release the GIL); ``"processes"`` a LocalCluster of worker processes;
+``"tcp://host:8786"`` an existing cluster, whose workers must reach the same store URL (a
+shared folder or ``s3://``). The catalog is only ever written by the calling process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..errors import DeliveryError, InvalidInputError, StoreFullError
+from .catalog import InstanceRecord, now
+from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
+from .presets import DEFAULT_PRESETS, PRESETS, series_mapping
+
+__all__ = ["precompute", "archive_entry_name", "rendition_path", "archive_path", "dask_client"]
+
+
+def archive_entry_name(record: InstanceRecord) -> str:
+    """Path of an instance inside an archive: ``<series UID>/<instance number:05d>_<SOP UID>.dcm``.
+
+    The live archives use the same names (:func:`medcodec.delivery.live.archive_name`).
+    UIDs are validated at ingest, so the name holds only digits, dots, ``_`` and ``/``.
+    """
+    number = record.instance_number if record.instance_number is not None and record.instance_number >= 0 else 0
+    return f"{record.series_uid}/{number:05d}_{record.sop_uid}.dcm"
+
+
+def rendition_path(preset: str, sha256: str) -> str:
+    """Where a rendition with this content lives, relative to the store root."""
+    return f"renditions/{preset}/sha256/{sha256[:2]}/{sha256}.dcm"
+
+
+def archive_path(preset: str, study_uid: str, series_uid: str | None, sha256: str) -> str:
+    """Where an archive with this content lives (content-addressed: never replaced under a reader)."""
+    return f"archives/{preset}/{study_uid}/{series_uid or 'study'}-{sha256[:16]}.zip"
+
+
+# --------------------------------------------------------------------------- worker side
+
+_STORAGES: dict[str, Any] = {}
+_STORAGES_LOCK = threading.Lock()
+
+
+def _storage(url: str) -> Any:
+    from .objects import Objects
+
+    with _STORAGES_LOCK:
+        if url not in _STORAGES:
+            _STORAGES[url] = Objects(url, create=False)
+        return _STORAGES[url]
+
+
+def render_task(url: str, original_path: str, original_sha: str, preset_name: str, mapping: Any) -> dict[str, Any]:
+    """One (instance, preset) on a Dask worker: encode, write the rendition, return its catalog row."""
+    storage = _storage(url)
+    data = storage.read(original_path)
+    encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=True)
+    entry = encoded.entry
+    if entry.passthrough:
+        path, size, sha = original_path, len(data), original_sha
+    else:
+        path, size, sha = storage.put_stream(lambda h: rendition_path(preset_name, h), [encoded.data])
+    return {
+        "sop_uid": entry.sop_instance_uid,
+        "preset": preset_name,
+        "path": path,
+        "sha256": sha,
+        "size": size,
+        "transfer_syntax_uid": entry.transfer_syntax_uid,
+        "ratio": entry.ratio if entry.ratio is not None else 1.0,
+        "psnr": _finite(entry.psnr),
+        "max_error": entry.max_error,
+        "max_error_hu": entry.max_error_hu,
+        "passthrough": entry.passthrough,
+        "new_sop_uid": entry.rendition_sop_instance_uid,
+        "entry": entry.to_json(),
+        "created_at": now(),
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    import math
+
+    return None if value is None or not math.isfinite(value) else value
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None) -> Iterator[Any]:
+    """A :class:`distributed.Client` (see the module docstring for ``scheduler``)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is None or scheduler in ("threads", "local"):
+        cluster = LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1, dashboard_address=":0"
+        )
+    elif scheduler == "processes":
+        cluster = LocalCluster(
+            processes=True, n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0"
+        )
+    elif "://" in scheduler:
+        cluster = None
+    else:
+        raise InvalidInputError(f"scheduler={scheduler!r}: expected tcp://host:port, 'threads' or 'processes'")
+    try:
+        client = Client(cluster if cluster is not None else scheduler, set_as_default=False)
+    except Exception as exc:
+        if cluster is not None:
+            cluster.close()
+        raise DeliveryError(f"cannot reach the Dask scheduler {scheduler!r}: {type(exc).__name__}: {exc}") from exc
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# --------------------------------------------------------------------------- client side
+
+
+def precompute(
+    store: Any,
+    study_uids: Iterable[str],
+    *,
+    presets: Iterable[str] | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    client: Any = None,
+) -> list[str]:
+    """Pre-compute renditions and archives of ``study_uids`` under ``presets``.
+
+    Parameters
+    ----------
+    store
+        A :class:`~medcodec.delivery.Store`.
+    study_uids
+        Studies to process.
+    presets
+        Default :data:`~medcodec.delivery.presets.DEFAULT_PRESETS`.
+    scheduler
+        See the module docstring; ignored when ``client`` is given.
+    progress
+        ``progress("precompute", done, total)`` per (instance, preset), then
+        ``progress("archive", done, total)`` per archive.
+    client
+        An existing :class:`distributed.Client` to use.
+
+    Returns
+    -------
+    list[str]
+        ``"preset:study UID[:series UID]"`` of every archive written.
+
+    Raises
+    ------
+    NotAcceptableError
+        An unknown preset.
+    StoreFullError
+        No space left (what was written before stays valid).
+    """
+    from .presets import get_preset
+
+    names = list(presets or DEFAULT_PRESETS)
+    for name in names:
+        get_preset(name)
+    studies = list(dict.fromkeys(study_uids))
+    jobs: list[tuple[InstanceRecord, str, Any]] = []
+    per_study: dict[str, list[InstanceRecord]] = {}
+    for study in studies:
+        records = store.instances(study)
+        per_study[study] = records
+        for name in names:
+            if name == "original":
+                continue
+            mappings: dict[str, Any] = {}
+            existing = store.catalog.renditions_of([r.sop_uid for r in records], name)
+            for record in records:
+                if record.series_uid not in mappings:
+                    mappings[record.series_uid] = series_mapping(store, record.series_uid, name)
+                mapping = mappings[record.series_uid] if record.compressible else None
+                old = existing.get(record.sop_uid)
+                if old is not None and _fresh(old.entry, mapping) and store.objects.exists(old.path):
+                    continue
+                jobs.append((record, name, mapping))
+    total = len(jobs)
+    if total:
+        own = contextlib.nullcontext(client) if client is not None else dask_client(scheduler)
+        with own as dask:
+            futures = [
+                dask.submit(
+                    render_task,
+                    store.url,
+                    r.path,
+                    r.sha256,
+                    name,
+                    mapping,
+                    pure=False,
+                    key=f"render-{name}-{r.sop_uid}-{os.urandom(4).hex()}",
+                )
+                for r, name, mapping in jobs
+            ]
+            from distributed import as_completed
+
+            done = 0
+            try:
+                for future in as_completed(futures, loop=dask.loop):
+                    row = future.result()
+                    store.catalog.put_rendition(row)
+                    done += 1
+                    if progress is not None:
+                        progress("precompute", done, total)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    written: list[str] = []
+    units = [
+        (study, series, name)
+        for study in studies
+        for name in names
+        for series in [None, *dict.fromkeys(r.series_uid for r in per_study[study])]
+    ]
+    for k, (study, series, name) in enumerate(units, 1):
+        records = [r for r in per_study[study] if series is None or r.series_uid == series]
+        if _build_archive(store, study, series, name, records):
+            written.append(f"{name}:{study}" + (f":{series}" if series else ""))
+        if progress is not None:
+            progress("archive", k, len(units))
+    return written
+
+
+def _fresh(entry_json: str, mapping: Any) -> bool:
+    try:
+        entry = json.loads(entry_json)
+    except ValueError:
+        return False
+    if not entry.get("lossy"):
+        return True
+    return mapping is None or entry.get("mapping") == mapping.describe()
+
+
+class _HashingSink:
+    """A write-only, unseekable file for :class:`zipfile.ZipFile` that forwards to a queue of chunks."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+def _build_archive(store: Any, study: str, series: str | None, name: str, records: list[InstanceRecord]) -> bool:
+    """Write one archive and record it; False when the study changed meanwhile (nothing recorded)."""
+    preset = PRESETS[name]
+    sops = [r.sop_uid for r in records]
+    rend = {} if name == "original" else store.catalog.renditions_of(sops, name)
+    entries: list[ManifestEntry] = []
+    files: list[tuple[str, str]] = []  # (archive name, object path)
+    for record in records:
+        arcname = archive_entry_name(record)
+        if name == "original":
+            entry = ManifestEntry(
+                preset=name,
+                sop_instance_uid=record.sop_uid,
+                series_instance_uid=record.series_uid,
+                rendition_sop_instance_uid=record.sop_uid,
+                sop_class_uid=record.sop_class_uid,
+                modality=record.modality,
+                transfer_syntax_uid=record.transfer_syntax_uid,
+                passthrough=True,
+                lossy=False,
+                bytes=record.size,
+                source_bytes=record.size,
+                measured=False,
+                reason="the original preset delivers the stored file",
+            )
+            files.append((arcname, record.path))
+        else:
+            r = rend.get(record.sop_uid)
+            if r is None:
+                return False  # an instance arrived after the renditions were made: stays live
+            entry = ManifestEntry.from_json(r.entry)
+            files.append((arcname, r.path))
+        entries.append(entry.named(arcname))
+    manifest = build_manifest(
+        entries, preset=name, study_uid=study, series_uid=series, diagnostic=preset.diagnostic, label=preset.label
+    )
+
+    def chunks() -> Iterator[bytes]:
+        sink = _HashingSink()
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[call-overload]
+            for arcname, path in files:
+                with zf.open(_info(arcname), "w", force_zip64=False) as out, store.objects.open(path) as fh:
+                    while True:
+                        block = fh.read(1 << 20)
+                        if not block:
+                            break
+                        out.write(block)
+                        if sink.chunks:
+                            yield from sink.chunks
+                            sink.chunks.clear()
+            zf.writestr(_info(MANIFEST_NAME), manifest)
+        yield from sink.chunks  # the rest, and the central directory written on close
+        sink.chunks.clear()
+
+    try:
+        path, size, sha = store.objects.put_stream(lambda h: archive_path(name, study, series, h), chunks())
+    except StoreFullError:
+        raise
+    return bool(
+        store.catalog.put_archive(
+            {
+                "study_uid": study,
+                "series_uid": series or "",
+                "preset": name,
+                "path": path,
+                "size": size,
+                "etag": sha,
+                "files": len(files),
+                "created_at": now(),
+            },
+            expect_instances=len(records),
+        )
+    )
+
+
+def _info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info

@@ -1,0 +1,690 @@
+"""Presets: what a study is delivered as, and :meth:`Preset.encode_instance`, the ONE function that
+both pre-computation and live (on-the-fly) delivery call for one instance.
+
+==============  ===========================  ==========================================================
+preset          transfer syntax              operating point
+==============  ===========================  ==========================================================
+``original``    as stored                    the original bytes, always
+``lossless``    HTJ2K lossless (.201)        reversible 5/3 (OpenJPH), bit-exact; same SOP Instance UID
+``diagnostic``  JPEG 12-bit (.51) / 8-bit    medcodec JPEG, a FIXED quality per modality (table below),
+                (.50), medcodec's encoder    one value mapping per series; lossy attributes; new UIDs
+``preview``     same as diagnostic           ~40:1; labelled NOT FOR DIAGNOSIS in Derivation
+                                             Description, Series Description and Image Comments
+==============  ===========================  ==========================================================
+
+Operating points (quality of medcodec's JPEG; ratios measured on ``../shared/data`` with
+``python benchmarks``-free code in ``docs/delivery.md``, whole series, every 2nd slice):
+
+==================  ===========  ==========================  =========  ===========================
+class               diagnostic   measured ratio              preview    measured ratio
+==================  ===========  ==========================  =========  ===========================
+CT body             65           7.7:1 chest CT 5 mm         35         36.5:1 chest CT
+CT neuro (head)     88           12.0:1 head CT 1 mm         50         40.3:1 head CT
+MR                  65           12.4:1 head MR T1           40         35.7:1 head MR
+CR / DX / MG        85           16, 7.0, 4.1:1 (CR, CR, DX) 55         91, 37, 16:1 (geo. mean 38)
+anything else       90                                       40
+==================  ===========  ==========================  =========  ===========================
+
+Why (published guidance, README "Choosing a quality", DESIGN §6): CAR 2008 allows 15:1 for
+CT body, 12:1 for CT neuro, 24:1 for MR and 30:1 for CR/DX; the German consensus is stricter
+(8:1 CT body, 5:1 CT brain). We take the stricter figure where it leaves the preset useful
+(CT body ~8:1), CAR's 12:1 for CT neuro (the German 5:1 is within 30 % of lossless size on
+head CT), and half of CAR for MR (~12:1) and CR/DX (~15:1). Quality fixes the error relative
+to the data's range; the ratio follows the image noise, so a noisy series compresses less
+than these figures and a quiet one more, but the error stays that of the quality. The point
+is fixed per class (no rate search per file), so live encoding of one instance needs nothing
+but its header and the series mapping. The class is read from the header: Modality, and for
+CT "neuro" when Body Part Examined, Series/Study Description or Protocol Name say HEAD, BRAIN,
+SKULL or NEURO (the same for every instance of a series).
+
+Lossless: HTJ2K (.201) rather than JPEG-LS (.80): on the two CT series JPEG-LS was 7-8 %
+smaller (2.29 vs 2.12:1 chest, 4.38 vs 4.06:1 head) but HTJ2K encoded 1.6-2.6x and decoded
+3-4x faster (CharLS 63-66 MB/s encode, OpenJPH 104-170 MB/s), and it codes signed samples as
+they are (JPEG-LS has no sign), so the stored values are bit-exact for every image.
+
+What a preset cannot compress passes through unchanged and is listed as passthrough in the
+manifest: colour and palette images, SR, dose reports, presentation states, images with a
+Modality LUT Sequence or per-frame rescale (the reason is kept).
+
+The series mapping (:class:`medcodec.dicom.SeriesMapping`) comes from the value statistics
+the catalog holds for the series (:func:`series_mapping`: min/max/tissue range gathered at
+ingest), so it is the same for pre-computed and live files of a series. Without one, an
+instance is mapped on its own (still correct HU, but a series would not share one mapping).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom import dcmread, dcmwrite
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_fragments
+from pydicom.pixels import pixel_array
+from pydicom.uid import UID
+
+from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_dataset, plan_series_mapping
+from ..dicom._lenient import source_values_as_is
+from ..dicom.compress import compress, dataset_frames
+from ..dicom.lossy import _remap_value_attributes
+from ..dicom.write import (
+    DROPPED_TAGS,
+    _append_item,
+    _code,
+    _set_derived_type,
+    _source_reference,
+    encode_file,
+    mark_lossy,
+    set_encapsulated_pixels,
+    set_rescale,
+)
+from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError
+from ..registry import transfer_syntax
+from ..spec import PixelSpec
+from .header import read_header
+from .manifest import ManifestEntry
+
+__all__ = [
+    "Preset",
+    "OperatingPoint",
+    "EncodedInstance",
+    "PRESETS",
+    "DEFAULT_PRESETS",
+    "HTJ2K_LOSSLESS",
+    "image_class",
+    "series_mapping",
+    "get_preset",
+]
+
+#: Implicit VR Little Endian: the transfer syntax of a dataset without file meta (PS3.5 §10.1).
+IMPLICIT_LE = "1.2.840.10008.1.2"
+#: HTJ2K lossless only (PS3.5 §A.4.x, Table A-1).
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+#: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`).
+HU_FLOOR = -1024.0
+_UID_NAMESPACE = uuid.UUID("5d1c3d0e-9a4b-5c55-9a1e-6d6564636f64")  # medcodec presets
+_NEURO = re.compile(r"\b(HEAD|BRAIN|SKULL|NEURO|CRANE|CRANIAL|CEREBR)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """How one class of image is coded: ``syntax`` (``"jpeg"``, ``"htj2k-lossless"``) and its quality."""
+
+    syntax: str
+    quality: float | None = None
+
+
+@dataclass(frozen=True)
+class EncodedInstance:
+    """One instance under a preset: the DICOM file's bytes and its manifest entry."""
+
+    data: bytes
+    entry: ManifestEntry
+
+
+def image_class(ds: Dataset) -> str:
+    """``"CT-neuro"``, ``"CT"``, ``"MR"``, ``"CR"`` (CR, DX, MG, RF, XA as projection radiography) or ``"*"``."""
+    with source_values_as_is():
+        modality = str(ds.get("Modality", "") or "").upper()
+        if modality == "CT":
+            texts = [
+                str(ds.get(k, "") or "")
+                for k in ("BodyPartExamined", "SeriesDescription", "StudyDescription", "ProtocolName")
+            ]
+            return "CT-neuro" if any(_NEURO.search(t) for t in texts) else "CT"
+    if modality == "MR":
+        return "MR"
+    if modality in ("CR", "DX", "DR", "MG", "RF", "XA", "IO", "PX"):
+        return "CR"
+    return "*"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A way of delivering a study (see the module docstring).
+
+    Parameters
+    ----------
+    name
+        ``original``, ``lossless``, ``diagnostic``, ``preview``.
+    description
+        One line for people.
+    points
+        Operating point per image class (:func:`image_class`); ``"*"`` for the rest. Empty
+        for ``original``.
+    lossy, diagnostic
+        Whether files lose information; whether they are meant for diagnosis (``preview`` is not).
+    """
+
+    name: str
+    description: str
+    points: Mapping[str, OperatingPoint] = field(default_factory=dict)
+    lossy: bool = False
+    diagnostic: bool = True
+
+    @property
+    def label(self) -> str:
+        """What the files say about themselves (empty for ``original``)."""
+        if self.name == "preview":
+            return "PREVIEW - NOT FOR DIAGNOSIS"
+        return ""
+
+    def operating_point(self, ds: Dataset) -> OperatingPoint | None:
+        """The point for this image's class, or ``None`` (``original``: nothing is coded)."""
+        if not self.points:
+            return None
+        return self.points.get(image_class(ds)) or self.points.get("*")
+
+    @property
+    def transfer_syntax_uid(self) -> str | None:
+        """The syntax of this preset's coded files for 9-16-bit images (``None`` for ``original``).
+
+        8-bit images get the 8-bit variant (JPEG baseline .50 for the JPEG presets): see
+        :meth:`transfer_syntax_for`. Passthrough files keep their own syntax.
+        """
+        return self.transfer_syntax_for(12)
+
+    def transfer_syntax_for(self, bits_stored: int) -> str | None:
+        """Transfer syntax of this preset's coded files for ``bits_stored`` samples (``None``: as stored)."""
+        point = self.points.get("*")
+        if point is None:
+            return None
+        if point.syntax == "htj2k-lossless":
+            return HTJ2K_LOSSLESS
+        return get_syntax(point.syntax).uid(8 if bits_stored <= 8 else 12)
+
+    def encode_instance(
+        self,
+        source: bytes | bytearray | memoryview | Dataset,
+        *,
+        mapping: SeriesMapping | None = None,
+        measure: bool = True,
+        effort: str = "best",
+    ) -> EncodedInstance:
+        """This preset's file for one instance: coded, or the original passed through.
+
+        Parameters
+        ----------
+        source
+            The original file's bytes (or a dataset with its pixel data).
+        mapping
+            The series mapping (:func:`series_mapping`); ``None`` maps the instance on its own.
+            Ignored by ``original`` and ``lossless``.
+        measure
+            Decode the written file with pydicom and fill ``psnr``/``max_error`` in the entry
+            (pre-computation); ``False`` skips it (``measured: false``), for live delivery.
+        effort
+            medcodec JPEG encoder effort: ``"best"`` (trellis, pre-computation) or ``"fast"``
+            (thresholding, ~2x faster to encode, a few % larger; live delivery). Same quality,
+            mapping, UIDs and attributes either way.
+
+        Returns
+        -------
+        EncodedInstance
+            ``data`` is a complete DICOM file (PS3.10).
+
+        Raises
+        ------
+        NotDicomError
+            ``source`` is not DICOM.
+        CodecError
+            Encoding failed for an image the preset should be able to code.
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> from pydicom.data import get_testdata_file
+        >>> data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+        >>> out = PRESETS["diagnostic"].encode_instance(data)
+        >>> out.entry.transfer_syntax_uid, out.entry.lossy, out.entry.passthrough
+        ('1.2.840.10008.1.2.4.51', True, False)
+        """
+        data = _as_bytes(source)
+        full = _read_full(data)  # one parse serves the header and the pixels (PS3.10 files)
+        ds = full if full is not None else read_header(data, "<instance>")  # NotDicomError when not DICOM
+        with source_values_as_is():
+            base = {
+                "preset": self.name,
+                "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+                "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+                "sop_class_uid": str(ds.get("SOPClassUID", "")),
+                "modality": str(ds.get("Modality", "") or ""),
+                "source_bytes": len(data),
+            }
+        meta = getattr(ds, "file_meta", None)
+        source_ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else IMPLICIT_LE
+        point = self.operating_point(ds)
+        if point is None:
+            return self._passthrough(data, source_ts, base, "the original preset delivers the stored file")
+        if effort not in ("best", "fast"):
+            raise InvalidInputError(f"effort={effort!r}: expected 'best' or 'fast'")
+        try:
+            if full is None:
+                with source_values_as_is():
+                    full = dcmread(io.BytesIO(data), force=True)
+            spec = pixel_spec_from_dataset(full)
+        except DicomError as exc:  # SR, colour, palette...: not ours to code
+            return self._passthrough(data, source_ts, base, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # pydicom could not read the whole file: deliver it as it is
+            return self._passthrough(data, source_ts, base, f"unreadable pixel module: {type(exc).__name__}: {exc}")
+        lossless = point.syntax == "htj2k-lossless"
+        if not lossless and spec.extra.get("rescale_varies_per_frame"):
+            return self._passthrough(data, source_ts, base, "per-frame Rescale Slope/Intercept differ")
+        if not lossless and "ModalityLUTSequence" in full:
+            return self._passthrough(
+                data, source_ts, base, "(0028,3000) Modality LUT Sequence: values cannot be remapped"
+            )
+        try:
+            frames = dataset_frames(full, spec) if (measure or mapping is None or effort == "fast") else None
+        except DicomError as exc:
+            return self._passthrough(data, source_ts, base, f"pixel data cannot be decoded: {exc}")
+        try:  # from here on `full` is changed in place
+            if lossless:
+                return self._lossless(full, frames if measure else None, base)
+            return self._lossy(full, frames, spec, point, base, mapping=mapping, effort=effort, measure=measure)
+        except CodecError as exc:  # an image this preset cannot code after all: delivered as stored, and said so
+            return self._passthrough(data, source_ts, base, f"could not be coded: {type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ kinds
+
+    def _passthrough(self, data: bytes, ts: str, base: dict[str, Any], reason: str) -> EncodedInstance:
+        entry = ManifestEntry(
+            **base,
+            rendition_sop_instance_uid=base["sop_instance_uid"],
+            transfer_syntax_uid=ts,
+            passthrough=True,
+            lossy=False,
+            bytes=len(data),
+            reason=reason.removeprefix("<bytes>: ")[:300],
+            max_error=None,
+            measured=False,
+        )
+        return EncodedInstance(data, entry)
+
+    def _lossless(self, full: Dataset, frames: NDArray[np.integer] | None, base: dict[str, Any]) -> EncodedInstance:
+        result, out, ratio = _compress(full, HTJ2K_LOSSLESS, quality=None, mapping=None, effort="best")
+        measured = frames is not None
+        if frames is not None:
+            decoded = _decode_file(result, frames.shape)
+            if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
+                raise CodecError(f"HTJ2K lossless of {base['sop_instance_uid']} does not decode to the same values")
+        entry = ManifestEntry(
+            **base,
+            rendition_sop_instance_uid=str(out.SOPInstanceUID),
+            transfer_syntax_uid=HTJ2K_LOSSLESS,
+            passthrough=False,
+            lossy=False,
+            bytes=len(result),
+            ratio=ratio,
+            psnr=None,
+            max_error=0.0 if measured else None,
+            max_error_hu=0.0 if measured else None,
+            measured=measured,
+        )
+        return EncodedInstance(result, entry)
+
+    def _lossy(
+        self,
+        full: Dataset,
+        frames: NDArray[np.integer] | None,
+        spec: PixelSpec,
+        point: OperatingPoint,
+        base: dict[str, Any],
+        *,
+        mapping: SeriesMapping | None,
+        effort: str,
+        measure: bool,
+    ) -> EncodedInstance:
+        syntax = get_syntax(point.syntax)
+        bits, signed = syntax.target(spec.bits_stored, spec.signed)
+        if (
+            mapping is None
+            or (mapping.bits_stored, mapping.signed) != (bits, signed)
+            or (mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed)
+        ):
+            assert frames is not None  # decoded above whenever no series mapping was given
+            mapping = plan_series_mapping(stats_of(frames, spec), bits_stored=bits, signed=signed)
+        quality = float(point.quality or 75.0)
+        with source_values_as_is():
+            reference = _source_reference(full, full.get("SOPClassUID"))
+        enhanced = "PerFrameFunctionalGroupsSequence" in full or "SharedFunctionalGroupsSequence" in full
+        result, ds, ratio = _compress(
+            full,
+            syntax.uid(bits),
+            quality=quality,
+            mapping=mapping,
+            effort=effort,
+            frames=frames,
+            spec=spec,
+            finish=lambda out, r: _derive_attributes(out, self, mapping, quality, r, base, reference, enhanced),
+        )
+        psnr = max_error = max_error_hu = None
+        clipped = 0
+        if frames is not None and measure:
+            restored = mapping.unmap(_decode_file(result, frames.shape))
+            mask = mapping.kept(frames)
+            clipped = int(mask.size - np.count_nonzero(mask))
+            if mask.any():
+                diff = restored[mask].astype(np.int64) - frames[mask].astype(np.int64)
+                max_error = float(np.abs(diff).max())
+                mse = float(np.mean(diff.astype(np.float64) ** 2))
+                peak = (1 << mapping.source_bits_stored) - 1
+                psnr = math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+            else:
+                max_error, psnr = 0.0, math.inf
+            max_error_hu = max_error * abs(spec.rescale_slope)
+        entry = ManifestEntry(
+            **base,
+            rendition_sop_instance_uid=str(ds.SOPInstanceUID),
+            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+            passthrough=False,
+            lossy=True,
+            bytes=len(result),
+            ratio=ratio,
+            psnr=psnr,
+            max_error=max_error,
+            max_error_hu=max_error_hu,
+            n_clipped=clipped,
+            quality=quality,
+            measured=frames is not None and measure,
+            mapping=mapping.describe(),
+        )
+        return EncodedInstance(result, entry)
+
+
+# --------------------------------------------------------------------------- the one coding function
+
+
+def _compress(
+    ds: Dataset,
+    ts_uid: str,
+    *,
+    quality: float | None,
+    mapping: SeriesMapping | None,
+    effort: str,
+    frames: NDArray[np.integer] | None = None,
+    finish: Callable[[Dataset, float], None] | None = None,
+    spec: PixelSpec | None = None,
+) -> tuple[bytes, Dataset, float]:
+    """The ONE place a preset file is coded: ``ds`` (the whole original, changed in place) under
+    ``ts_uid`` -> (file bytes, dataset, ratio). ``finish(ds, ratio)`` adds the derivation
+    attributes before the file is written.
+
+    ``effort="best"`` is :func:`medcodec.dicom.compress` itself (the registry's encoders; medcodec
+    JPEG with trellis quantisation). ``effort="fast"`` (live delivery) codes the JPEG frames with
+    medcodec's thresholding encoder (``medcodec.codec.encode(effort="fast")``: about 1.4x faster,
+    ~5 % larger) and then does what ``compress()`` does after coding, with the same helpers
+    (:func:`~medcodec.dicom.write.set_encapsulated_pixels`, ``set_rescale``, ``mark_lossy``):
+    ``compress()`` has no effort option yet.
+    """
+    ts = transfer_syntax(ts_uid)
+    try:
+        if effort == "best" or ts.short != "jpeg" or mapping is None:
+            compress(ds, ts.uid, quality=quality, mapping=mapping, generate_instance_uid=False)
+        else:
+            _compress_fast(ds, ts, quality=float(quality or 75.0), mapping=mapping, frames=frames, spec=spec)
+    except CodecError:
+        raise
+    except Exception as exc:  # a library's own error becomes ours
+        raise CodecError(f"{ts.name}: encoding failed: {type(exc).__name__}: {exc}") from exc
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    raw = n * int(ds.Rows) * int(ds.Columns) * (2 if int(ds.BitsAllocated) > 8 else 1)
+    fragments = generate_fragments(ds.PixelData)
+    next(fragments)  # the Basic Offset Table
+    nbytes = sum(len(f) + len(f) % 2 for f in fragments)
+    ratio = raw / nbytes
+    if finish is not None:
+        finish(ds, ratio)
+    return encode_file(ds), ds, ratio
+
+
+def _compress_fast(
+    ds: Dataset,
+    ts: Any,
+    *,
+    quality: float,
+    mapping: SeriesMapping,
+    frames: NDArray[np.integer] | None,
+    spec: PixelSpec | None = None,
+) -> None:
+    from .. import codec
+
+    spec = spec or pixel_spec_from_dataset(ds)
+    if frames is None:
+        frames = dataset_frames(ds, spec)
+    mapped = [mapping.map(f)[0] for f in frames]
+    streams = [
+        bytes(
+            codec.encode(
+                m, bits_stored=mapping.bits_stored, signed=False, format="jpeg", quality=quality, jobs=1, effort="fast"
+            )
+        )
+        for m in mapped
+    ]
+    n, rows, cols = frames.shape
+    nbytes = sum(len(s) + len(s) % 2 for s in streams)
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
+        del ds[tag]
+    coded = mapping.spec_for(spec)
+    set_encapsulated_pixels(
+        ds, streams, coded, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, multi_frame="NumberOfFrames" in ds
+    )
+    if not mapping.is_identity:
+        set_rescale(ds, coded, enhanced)
+        _remap_value_attributes(ds, mapping)
+    mark_lossy(
+        ds, ratio=n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8 / nbytes, method=str(ts.method)
+    )
+
+
+def _derive_attributes(
+    ds: Dataset,
+    preset: Preset,
+    mapping: SeriesMapping,
+    quality: float,
+    ratio: float,
+    base: dict[str, Any],
+    reference: Dataset | None,
+    enhanced: bool,
+) -> None:
+    """What a lossy preset file says about itself (PS3.3 C.7.6.1.1.2/.5, C.7.6.1.1.3): DERIVED,
+    Derivation Description and Code (113040 Lossy Compression), Source Image Sequence, the
+    name-based SOP Instance and Series Instance UIDs, and the preview's NOT FOR DIAGNOSIS label."""
+    from .. import __version__
+
+    label = f"{preset.label}. " if preset.label else ""
+    ds.DerivationDescription = (
+        f"{label}Lossy compression by medcodec {__version__}, preset {preset.name}: JPEG (ISO 10918-1), "
+        f"quality={quality:g}, ratio {ratio:.2f}:1. Series mapping: {mapping.describe()}."
+    )[:1024]
+    _append_item(ds, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
+    _set_derived_type(ds)
+    if not enhanced and reference is not None:
+        _append_item(ds, "SourceImageSequence", reference)
+    sop_uid = UID(_derived_uid(preset.name, base["sop_instance_uid"]))
+    ds.SOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    if "MediaStorageSOPClassUID" not in ds.file_meta and "SOPClassUID" in ds:
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SeriesInstanceUID = _derived_uid(preset.name, base["series_instance_uid"] or base["sop_instance_uid"])
+    if preset.label:
+        with source_values_as_is():
+            old = str(ds.get("SeriesDescription", "") or "")
+        ds.SeriesDescription = f"{preset.label} {old}".strip()[:64]
+        ds.ImageComments = f"{preset.label}: lossy preview at {ratio:.0f}:1"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _derived_uid(preset: str, uid: str) -> str:
+    """A UID derived deterministically from an original UID and a preset (live == pre-computed)."""
+    # PS3.5 §B.2: "2.25." + the decimal of a UUID; a name-based (v5) UUID makes it reproducible
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{preset}:{uid}').int}"
+
+
+def _read_full(data: bytes) -> Dataset | None:
+    """The whole dataset of a PS3.10 file (pixel data read lazily by pydicom), or ``None``."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return None
+    try:
+        with source_values_as_is():
+            ds = dcmread(io.BytesIO(data))
+    except Exception:
+        return None
+    return ds if ("SOPClassUID" in ds or "SOPInstanceUID" in ds) else None
+
+
+def _as_bytes(source: Any) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, Dataset):
+        buffer = io.BytesIO()
+        try:
+            with source_values_as_is():
+                dcmwrite(buffer, source, enforce_file_format=getattr(source, "file_meta", None) is not None)
+        except Exception as exc:
+            raise DicomError(f"cannot serialise the dataset: {type(exc).__name__}: {exc}") from exc
+        return buffer.getvalue()
+    raise InvalidInputError(f"encode_instance takes the file's bytes or a pydicom Dataset, not {type(source).__name__}")
+
+
+def _decode_file(data: bytes, shape: tuple[int, ...]) -> NDArray[np.integer]:
+    """Decode a written file with pydicom (an independent decoder for our JPEG)."""
+    try:
+        arr = np.asarray(pixel_array(io.BytesIO(data)))
+    except Exception as exc:
+        raise DicomError(f"the written file does not decode with pydicom: {type(exc).__name__}: {exc}") from exc
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.shape != tuple(shape):
+        raise DicomError(f"the written file decodes to shape {arr.shape}, expected {tuple(shape)}")
+    return arr
+
+
+def stats_of(frames: NDArray[np.integer], spec: PixelSpec) -> SeriesStats:
+    """:class:`~medcodec.dicom.SeriesStats` of one image's frames (the fallback mapping's input)."""
+    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    tmin = tmax = None
+    below = 0
+    if is_ct and spec.rescale_slope > 0:
+        floor = math.ceil((HU_FLOOR - spec.rescale_intercept) / spec.rescale_slope - 1e-9)
+        tissue = frames[frames >= floor]
+        below = int(frames.size - tissue.size)
+        if tissue.size:
+            tmin, tmax = int(tissue.min()), int(tissue.max())
+    return SeriesStats(
+        spec=spec,
+        n_images=1,
+        n_frames=int(frames.shape[0]),
+        n_voxels=int(frames.size),
+        min=int(frames.min()),
+        max=int(frames.max()),
+        is_ct=is_ct,
+        tissue_min=tmin,
+        tissue_max=tmax,
+        n_below_floor=below,
+    )
+
+
+def series_mapping(store: Any, series_uid: str, preset: Preset | str) -> SeriesMapping | None:
+    """The series-wide mapping ``preset`` uses, from the value statistics the catalog holds.
+
+    ``None`` when the preset codes nothing lossy (``original``, ``lossless``) or the series
+    has no compressible instance. One SQL aggregate; no pixel is read.
+    """
+    preset = get_preset(preset)
+    point = preset.points.get("*")
+    if point is None or point.syntax == "htj2k-lossless":
+        return None
+    stats = store.catalog.series_stats(series_uid)
+    if stats is None:
+        return None
+    first = next((r for r in store.catalog.instances(None, series_uid, None) if r.compressible), None)
+    if first is None or first.bits_stored is None:
+        return None
+    spec = PixelSpec(
+        int(first.bits_stored),
+        bool(first.pixel_representation),
+        rescale_slope=first.rescale_slope or 1.0,
+        rescale_intercept=first.rescale_intercept or 0.0,
+        extra={"modality": first.modality},
+    )
+    is_ct = first.modality == "CT"
+    series_stats = SeriesStats(
+        spec=spec,
+        n_images=int(stats["n_images"]),
+        n_frames=int(stats["n_frames"] or 0),
+        n_voxels=int(stats["n_voxels"] or 0),
+        min=int(stats["min"]),
+        max=int(stats["max"]),
+        is_ct=is_ct,
+        tissue_min=None if stats["tissue_min"] is None else int(stats["tissue_min"]),
+        tissue_max=None if stats["tissue_max"] is None else int(stats["tissue_max"]),
+        n_below_floor=int(stats["n_below_floor"] or 0),
+    )
+    bits, signed = get_syntax(point.syntax).target(spec.bits_stored, spec.signed)
+    return plan_series_mapping(series_stats, bits_stored=bits, signed=signed)
+
+
+def get_preset(preset: Preset | str) -> Preset:
+    """A preset by name.
+
+    Raises
+    ------
+    NotAcceptableError
+        Unknown name (HTTP 406 where a client asked for it).
+    """
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise NotAcceptableError(f"preset {preset!r} is unknown: expected one of {sorted(PRESETS)}")
+    return PRESETS[preset]
+
+
+_JPEG = "jpeg"
+
+#: The presets, by name (operating points and their sources: module docstring, docs/delivery.md).
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("original", "the stored files, byte for byte"),
+        Preset("lossless", "HTJ2K lossless (.201), bit-exact", {"*": OperatingPoint("htj2k-lossless")}),
+        Preset(
+            "diagnostic",
+            "12-bit JPEG (.51) within published guidance for diagnostic reading",
+            {
+                "CT": OperatingPoint(_JPEG, 65),
+                "CT-neuro": OperatingPoint(_JPEG, 88),
+                "MR": OperatingPoint(_JPEG, 65),
+                "CR": OperatingPoint(_JPEG, 85),
+                "*": OperatingPoint(_JPEG, 90),
+            },
+            lossy=True,
+        ),
+        Preset(
+            "preview",
+            "~40:1 JPEG, NOT FOR DIAGNOSIS (the seed report's 'rate 100' point)",
+            {
+                "CT": OperatingPoint(_JPEG, 35),
+                "CT-neuro": OperatingPoint(_JPEG, 50),
+                "MR": OperatingPoint(_JPEG, 40),
+                "CR": OperatingPoint(_JPEG, 55),
+                "*": OperatingPoint(_JPEG, 40),
+            },
+            lossy=True,
+            diagnostic=False,
+        ),
+    )
+}
+
+#: Pre-computed at ingest unless told otherwise.
+DEFAULT_PRESETS: tuple[str, ...] = ("diagnostic", "preview")

@@ -1,0 +1,341 @@
+"""The store: objects on an fsspec filesystem plus the catalog.
+
+Layout (any fsspec URL; a local folder by default)::
+
+    STORE/
+      catalog.sqlite                              the catalog (local stores; ``catalog=`` overrides)
+      objects/sha256/ab/abcdef....dcm             originals, byte for byte, content-addressed
+      renditions/<preset>/sha256/ab/....dcm       pre-computed files per preset (content-addressed)
+      archives/<preset>/<study>/<series|study>-<sha256[:16]>.zip   pre-computed ZIPs
+      tmp/                                        staging for atomic writes
+
+Atomicity. An object is written to ``tmp/``, flushed and fsync'ed, then renamed to its final
+name (and the folder fsync'ed), so a final name always holds a complete object. The catalog
+row that references an object is inserted, in one transaction, only after the object is in
+place: a crash or a full disk at any point leaves either nothing or an unreferenced object
+(:meth:`Store.check` lists those; :meth:`Store.collect_garbage` removes them), never a row
+whose object is missing or partial. Objects never change once written (content addressing),
+so a reader can never see one half-replaced. On object stores (``s3://``) a PUT is atomic
+already and is used as is.
+
+``ENOSPC``/``EDQUOT`` become :class:`~medcodec.errors.StoreFullError` with the temporary file
+removed; what was ingested before stays.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..errors import DeliveryError, InvalidInputError, NotFoundError, StoreFullError
+from .catalog import ArchiveRecord, Catalog, InstanceRecord, RenditionRecord
+from .objects import Objects, is_full
+from .uids import validate_uid
+
+if TYPE_CHECKING:
+    from .ingest import IngestReport, InstanceOutcome
+
+__all__ = ["Store", "open_store", "StoreCheck"]
+
+
+@dataclass
+class StoreCheck:
+    """What :meth:`Store.check` found.
+
+    ``missing``: referenced objects that do not exist; ``corrupt``: referenced objects whose
+    size or sha256 differs from the catalog; ``orphans``: objects nothing references
+    (harmless leftovers of an interrupted write); ``checked``: referenced objects checked.
+    """
+
+    checked: int
+    missing: list[str]
+    corrupt: list[str]
+    orphans: list[str]
+
+    @property
+    def consistent(self) -> bool:
+        return not self.missing and not self.corrupt
+
+
+class Store:
+    """A delivery store: originals, renditions, archives and their catalog.
+
+    Use :func:`open_store`. Thread-safe for concurrent readers and writers in one process;
+    several processes may share a store (SQLite WAL, content-addressed objects).
+    """
+
+    def __init__(self, objects: Objects, catalog: Catalog):
+        self.objects = objects
+        self.catalog = catalog
+        self.url = objects.url
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- ingest
+
+    def ingest(
+        self,
+        paths: Any,
+        *,
+        precompress: bool = True,
+        presets: Iterable[str] | None = None,
+        scheduler: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> IngestReport:
+        """Ingest files, folders, ZIPs and DICOMDIRs (see :func:`medcodec.delivery.ingest.ingest`)."""
+        from .ingest import ingest
+
+        return ingest(self, paths, precompress=precompress, presets=presets, scheduler=scheduler, progress=progress)
+
+    def ingest_bytes(self, data: bytes, *, source: str = "<bytes>") -> InstanceOutcome:
+        """Ingest one DICOM file given as bytes (STOW-RS, C-STORE).
+
+        See :func:`medcodec.delivery.ingest.ingest_bytes`.
+        """
+        from .ingest import ingest_bytes
+
+        return ingest_bytes(self, data, source=source)
+
+    def precompute(
+        self,
+        study_uid: str,
+        *,
+        presets: Iterable[str] | None = None,
+        scheduler: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        """Pre-compute renditions and archives of a study (see :mod:`medcodec.delivery.precompute`)."""
+        from .precompute import precompute
+
+        precompute(
+            self,
+            [validate_uid(study_uid, what="Study Instance UID")],
+            presets=presets,
+            scheduler=scheduler,
+            progress=progress,
+        )
+
+    def pending(self, presets: Iterable[str] | None = None) -> list[str]:
+        """Studies whose archives for ``presets`` (default the pre-computed ones) are missing or stale."""
+        from .presets import DEFAULT_PRESETS
+
+        found: dict[str, None] = {}
+        for name in presets or DEFAULT_PRESETS:
+            found.update(dict.fromkeys(self.catalog.studies_without_archive(name)))
+        return sorted(found)
+
+    def refresh(
+        self,
+        *,
+        presets: Iterable[str] | None = None,
+        scheduler: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[str]:
+        """Pre-compute every :meth:`pending` study (after STOW / C-STORE brought new instances).
+
+        Only renditions that are missing or stale are coded again. Returns the archives written.
+        """
+        from .precompute import precompute
+
+        names = list(presets) if presets is not None else None
+        studies = self.pending(names)
+        if not studies:
+            return []
+        return precompute(self, studies, presets=names, scheduler=scheduler, progress=progress)
+
+    # ---------------------------------------------------------------- queries
+
+    def find_studies(
+        self, query: Mapping[str, str] | None = None, *, limit: int | None = None, offset: int = 0, fuzzy: bool = False
+    ) -> list[dict[str, Any]]:
+        """QIDO-RS study search; DICOM JSON objects (PS3.18 F.2) with the computed study attributes."""
+        return self.catalog.find("study", query or {}, limit=limit, offset=offset, fuzzy=fuzzy)
+
+    def find_series(
+        self,
+        study_uid: str | None,
+        query: Mapping[str, str] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        fuzzy: bool = False,
+    ) -> list[dict[str, Any]]:
+        """QIDO-RS series search (within a study when ``study_uid`` is given)."""
+        return self.catalog.find("series", query or {}, study_uid=study_uid, limit=limit, offset=offset, fuzzy=fuzzy)
+
+    def find_instances(
+        self,
+        study_uid: str | None,
+        series_uid: str | None,
+        query: Mapping[str, str] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        fuzzy: bool = False,
+    ) -> list[dict[str, Any]]:
+        """QIDO-RS instance search (within a study/series when given)."""
+        return self.catalog.find(
+            "instance", query or {}, study_uid=study_uid, series_uid=series_uid, limit=limit, offset=offset, fuzzy=fuzzy
+        )
+
+    def instances(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> list[InstanceRecord]:
+        """Stored instances of a study (series, instance), sorted by series then position.
+
+        Raises
+        ------
+        InvalidUidError
+            A UID that is not one.
+        NotFoundError
+            Nothing matches.
+        """
+        found = self.catalog.instances(study_uid, series_uid, sop_uid)
+        if not found:
+            what = "instance" if sop_uid else "series" if series_uid else "study"
+            uid = sop_uid or series_uid or study_uid
+            raise NotFoundError(f"no {what} {uid} in the store")
+        return found
+
+    def metadata(self, record: InstanceRecord) -> dict[str, Any]:
+        """The instance's header as DICOM JSON (PS3.18 F.2), bulk data elements left out."""
+        return self.catalog.header(record.sop_uid)
+
+    def open_original(self, record: InstanceRecord) -> BinaryIO:
+        """The original file, byte for byte, open for reading (binary, seekable)."""
+        return self.objects.open(record.path)
+
+    def rendition(self, record: InstanceRecord, preset: str) -> RenditionRecord | None:
+        """The pre-computed file of ``record`` under ``preset``, or ``None`` (compute it live)."""
+        return self.catalog.rendition(record.sop_uid, preset)
+
+    def open_rendition(self, rendition: RenditionRecord) -> BinaryIO:
+        return self.objects.open(rendition.path)
+
+    def archive(self, study_uid: str, series_uid: str | None, preset: str) -> ArchiveRecord | None:
+        """The pre-computed ZIP of a study (``series_uid=None``) or series, or ``None`` (not computed / stale)."""
+        validate_uid(study_uid, what="Study Instance UID")
+        if series_uid is not None:
+            validate_uid(series_uid, what="Series Instance UID")
+        return self.catalog.archive(study_uid, series_uid, preset)
+
+    def open_archive(self, archive: ArchiveRecord) -> BinaryIO:
+        """The ZIP open for reading (seekable, for Range requests)."""
+        return self.objects.open(archive.path)
+
+    def series_mapping(self, series_uid: str, preset: str) -> Any:
+        """The series-wide value mapping ``preset`` uses for a series (from catalog statistics), or ``None``."""
+        from .presets import PRESETS, series_mapping
+
+        if preset not in PRESETS:
+            raise InvalidInputError(f"preset={preset!r} is unknown, expected one of {sorted(PRESETS)}")
+        return series_mapping(self, series_uid, PRESETS[preset])
+
+    # ---------------------------------------------------------------- maintenance
+
+    def check(self, *, verify_hashes: bool = True) -> StoreCheck:
+        """Check that every object the catalog references exists with its size and sha256."""
+        missing: list[str] = []
+        corrupt: list[str] = []
+        referenced = self.catalog.referenced()
+        known = set()
+        for rel, sha, size in referenced:
+            known.add(rel)
+            if not self.objects.exists(rel):
+                missing.append(rel)
+                continue
+            if self.objects.size(rel) != size:
+                corrupt.append(rel)
+                continue
+            if verify_hashes:
+                digest = hashlib.sha256()
+                with self.objects.open(rel) as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+                if digest.hexdigest() != sha:
+                    corrupt.append(rel)
+        orphans = [
+            rel
+            for prefix in ("objects", "renditions", "archives", "tmp")
+            for rel in self.objects.walk(prefix)
+            if rel not in known
+        ]
+        return StoreCheck(len(referenced), missing, corrupt, orphans)
+
+    def collect_garbage(self) -> list[str]:
+        """Remove unreferenced objects (left by interrupted writes or rebuilt archives); returns them.
+
+        Run it when no ingest or pre-computation is writing: an object written a moment before
+        its catalog row would look unreferenced.
+        """
+        removed = self.check(verify_hashes=False).orphans
+        for rel in removed:
+            self.objects.remove(rel)
+        return removed
+
+
+def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, create: bool = True) -> Store:
+    """Open (or create) a store.
+
+    Parameters
+    ----------
+    url
+        A local folder or an fsspec URL (``s3://bucket/prefix`` needs s3fs).
+    catalog
+        SQLAlchemy URL of the catalog; default ``sqlite:///STORE/catalog.sqlite`` for a local
+        store. Required for a remote store (SQLite cannot live in an object store).
+    create
+        Create the folder and the catalog tables when missing.
+
+    Raises
+    ------
+    NotFoundError
+        ``create=False`` and there is no store.
+    InvalidInputError
+        A remote store without ``catalog``.
+    DeliveryError
+        The filesystem or the catalog cannot be opened.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with open_store(tempfile.mkdtemp()) as store:
+    ...     store.find_studies({})
+    []
+    """
+    text = os.fspath(url)
+    if "://" not in text:
+        text = str(Path(text).expanduser().resolve())
+    objects = Objects(text, create=create)
+    if catalog is None:
+        if not objects.local:
+            raise InvalidInputError(
+                f"store {text!r} is not a local folder: give the catalog's SQLAlchemy URL (--catalog), "
+                "e.g. postgresql+psycopg://host/db or sqlite:////var/lib/medcodec/catalog.sqlite"
+            )
+        db = Path(objects.root, "catalog.sqlite")
+        if not create and not db.exists():
+            raise NotFoundError(f"store {text!r} has no catalog.sqlite: not a medcodec store")
+        catalog = f"sqlite:///{db}"
+    try:
+        return Store(objects, Catalog(catalog, create=create))
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        if is_full(exc):
+            raise StoreFullError(errno.ENOSPC, f"no space left creating the catalog {catalog!r}") from exc
+        raise DeliveryError(f"cannot open the catalog {catalog!r}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,132 @@
+"""``create_app(settings)``: the Starlette application of ``medcodec serve``.
+
+Routes (each module owns its own; errors are mapped in :mod:`.errors` only)::
+
+    GET  /health                                        200 {"status": "ok", ...} when the store is open
+    /dicomweb/...                                       QIDO-RS, WADO-RS, STOW-RS (:mod:`.dicomweb`)
+    GET  /studies/{study}/archive.zip?preset=&live=     ZIP archives (:mod:`.archives`)
+    GET  /studies/{study}/series/{series}/archive.zip
+    /viewer/                                            the viewer page (:mod:`.viewer`, when present)
+
+Every request but ``GET /health`` must carry ``Authorization: Bearer <token>`` when the
+settings have a token (required off loopback, :class:`.settings.Settings`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .. import __version__
+from ..delivery.live import LivePool
+from .errors import UnauthorizedError, error_response, exception_handlers, status_for
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("medcodec.service")
+
+
+class _BearerAuth:
+    """Reject requests without the right bearer token (constant-time comparison)."""
+
+    def __init__(self, app: ASGIApp, token: str | None):
+        self.app = app
+        self.token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token is None or scope["type"] != "http" or scope.get("path") == "/health":
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
+            exc = UnauthorizedError("missing or wrong bearer token (Authorization: Bearer <token>)")
+            response = error_response(
+                status_for(exc), type(exc).__name__, str(exc), {"WWW-Authenticate": 'Bearer realm="medcodec"'}
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _health(request: Request) -> JSONResponse:
+    state = request.app.state
+    pool: LivePool = state.pool
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": __version__,
+            "live_streams": pool.active,
+            "live_in_flight": pool.in_flight,
+            "live_completed": pool.completed,
+            "live_cancelled": pool.cancelled,
+            "dimse_port": getattr(state, "dimse_port", None),
+        }
+    )
+
+
+def create_app(settings: Settings, *, store: Any = None) -> Starlette:
+    """The application serving ``settings.store``.
+
+    Parameters
+    ----------
+    settings
+        What to serve and how (:class:`.settings.Settings`).
+    store
+        An open :class:`~medcodec.delivery.store.Store` to use instead of opening ``settings.store``.
+
+    Returns
+    -------
+    starlette.applications.Starlette
+        Run it with uvicorn; the store opens (and the DIMSE SCP starts) in its lifespan.
+    """
+    from . import archives, dicomweb
+
+    routes: list[BaseRoute] = [Route("/health", _health, methods=["GET"])]
+    routes += dicomweb.routes()
+    routes += archives.routes()
+    with contextlib.suppress(ImportError):  # the viewer page ships separately (issue 13)
+        from .viewer import routes as viewer_routes
+
+        routes += list(viewer_routes())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from ..delivery import open_store
+
+        own = store is None
+        app.state.store = open_store(settings.store, catalog=settings.catalog, create=True) if own else store
+        app.state.settings = settings
+        scp = None
+        try:
+            if settings.dimse_port is not None:
+                from .dimse import start_scp
+
+                scp = start_scp(
+                    app.state.store, port=settings.dimse_port, ae_title=settings.ae_title, host=settings.host
+                )
+                app.state.dimse_port = scp.port
+            yield
+        finally:
+            if scp is not None:
+                scp.stop()
+            app.state.pool.close()
+            if own:
+                app.state.store.close()
+
+    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
+    app.state.pool = LivePool(settings.live_workers, max_streams=settings.max_live_streams, window=settings.live_window)
+    app.state.settings = settings
+    app.state.dimse_port = None
+    app.add_middleware(_BearerAuth, token=settings.token)
+    return app

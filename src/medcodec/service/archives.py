@@ -1,0 +1,216 @@
+"""ZIP archives of a study or a series, pre-computed (CDN-ready) or compressed on the fly.
+
+``GET /studies/{study}/archive.zip?preset=NAME[&live=1]`` and
+``GET /studies/{study}/series/{series}/archive.zip?...`` (``HEAD`` too):
+
+* **Pre-computed** (the store has the archive and ``live`` is not set): served from storage
+  with ``Content-Length``, a strong ``ETag`` (the archive's sha256), ``Accept-Ranges: bytes``,
+  ``Range`` → 206 (several ranges → ``multipart/byteranges``; none satisfiable → 416),
+  ``If-Range``, ``If-None-Match`` → 304, and ``Cache-Control: public, max-age=31536000,
+  immutable`` so a CDN can keep it. ``X-Medcodec-Archive: precomputed``.
+* **Live** (not computed yet, or ``live=1``): compressed on the fly and streamed by
+  :mod:`medcodec.delivery.live` (chunked, ``Cache-Control: no-store``, no length or ETag,
+  ``X-Medcodec-Archive: live``). Closing the connection cancels the pipeline.
+
+Default preset: ``diagnostic``. UIDs are validated before anything touches the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, BinaryIO
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ..errors import InvalidInputError, NotFoundError
+from .http import multipart_end, multipart_part_header, new_boundary, parse_range
+
+__all__ = ["routes", "ClosingStreamingResponse", "IMMUTABLE"]
+
+#: Cache-Control of pre-computed archives (content-addressed by their ETag).
+IMMUTABLE = "public, max-age=31536000, immutable"
+_CHUNK = 1 << 20
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that always closes its body iterator (client gone, error, or done).
+
+    Starlette cancels the sending task on disconnect; a generator suspended at ``yield``
+    would otherwise wait for the garbage collector before its ``finally`` cancels the work.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _flag(value: str | None) -> bool:
+    if value is None:
+        return False
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on", ""):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInputError(f"live={value!r}: expected 1/0, true/false")
+
+
+def _preset_name(request: Request) -> str:
+    from ..delivery.presets import PRESETS
+
+    name = request.query_params.get("preset", "diagnostic")
+    if name not in PRESETS:
+        raise NotFoundError(f"preset {name!r} is unknown, expected one of {sorted(PRESETS)}")
+    return name
+
+
+async def _archive(request: Request) -> Response:
+    from ..delivery.uids import validate_uid
+
+    study = validate_uid(request.path_params["study"], what="Study Instance UID")
+    series = request.path_params.get("series")
+    if series is not None:
+        series = validate_uid(series, what="Series Instance UID")
+    preset = _preset_name(request)
+    live = _flag(request.query_params.get("live"))
+    store = request.app.state.store
+    record = None if live else await run_in_threadpool(store.archive, study, series, preset)
+    name = f"{study}{'_' + series if series else ''}_{preset}.zip"
+    disposition = f'attachment; filename="{name}"'
+    if record is not None:
+        return await _precomputed(request, store, record, disposition)
+    from ..delivery.live import live_archive
+
+    records = await run_in_threadpool(store.instances, study, series)  # NotFoundError -> 404 before streaming
+    headers = {"Content-Disposition": disposition, "Cache-Control": "no-store", "X-Medcodec-Archive": "live"}
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers, media_type="application/zip")
+    body = live_archive(
+        store, records, preset, request.app.state.pool, series_only=series is not None, use_renditions=not live
+    )  # live=1 encodes everything now
+    return ClosingStreamingResponse(await _primed(body), headers=headers, media_type="application/zip")
+
+
+async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Produce the first chunk before the status line goes out, so that a failure on the first
+    instance (the usual case: a bad preset for the data) is a JSON error, not a cut stream."""
+    try:
+        first = await body.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    except BaseException:
+        await body.aclose()  # type: ignore[attr-defined]
+        raise
+
+    async def rest() -> AsyncIterator[bytes]:
+        try:
+            if first:
+                yield first
+            async for chunk in body:
+                yield chunk
+        finally:
+            await body.aclose()  # type: ignore[attr-defined]
+
+    return rest()
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = [t.strip() for t in header.split(",")]
+    return any(t.removeprefix("W/") == etag for t in tags)
+
+
+async def _precomputed(request: Request, store: Any, record: Any, disposition: str) -> Response:
+    etag = f'"{record.etag}"'
+    size = int(record.size)
+    headers = {
+        "ETag": etag,
+        "Cache-Control": IMMUTABLE,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition,
+        "X-Medcodec-Archive": "precomputed",
+    }
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={k: headers[k] for k in ("ETag", "Cache-Control")})
+    ranges = None
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if range_header is not None and (if_range is None or if_range.strip() == etag):
+        ranges = parse_range(range_header, size)  # 400 malformed / 416 unsatisfiable
+    head = request.method == "HEAD"
+    if ranges is None:
+        headers["Content-Length"] = str(size)
+        body: AsyncIterator[bytes] | None = (
+            None if head else _read_ranges(store, record, [(0, size - 1)] if size else [])
+        )
+        return _respond(200, headers, "application/zip", body)
+    if len(ranges) == 1:
+        start, end = ranges[0]
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        headers["Content-Length"] = str(end - start + 1)
+        return _respond(206, headers, "application/zip", None if head else _read_ranges(store, record, ranges))
+    boundary = new_boundary()
+    parts = [
+        (multipart_part_header(boundary, "application/zip", {"Content-Range": f"bytes {s}-{e}/{size}"}), s, e)
+        for s, e in ranges
+    ]
+    length = sum(len(h) + (e - s + 1) + 2 for h, s, e in parts) + len(multipart_end(boundary))
+    headers["Content-Length"] = str(length)
+    body = None if head else _read_multipart(store, record, parts, boundary)
+    return _respond(206, headers, f"multipart/byteranges; boundary={boundary}", body)
+
+
+def _respond(status: int, headers: dict[str, str], media_type: str, body: AsyncIterator[bytes] | None) -> Response:
+    if body is None:
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    return ClosingStreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
+
+
+async def _read_ranges(store: Any, record: Any, ranges: list[tuple[int, int]]) -> AsyncGenerator[bytes, None]:
+    fh: BinaryIO = await run_in_threadpool(store.open_archive, record)
+    try:
+        for start, end in ranges:
+            await run_in_threadpool(fh.seek, start)
+            left = end - start + 1
+            while left > 0:
+                chunk = await run_in_threadpool(fh.read, min(_CHUNK, left))
+                if not chunk:
+                    raise NotFoundError(f"archive {record.path} is shorter than its catalog size {record.size}")
+                left -= len(chunk)
+                yield chunk
+    finally:
+        fh.close()
+
+
+async def _read_multipart(
+    store: Any, record: Any, parts: list[tuple[bytes, int, int]], boundary: str
+) -> AsyncIterator[bytes]:
+    for header, start, end in parts:
+        yield header
+        inner = _read_ranges(store, record, [(start, end)])
+        try:
+            async for chunk in inner:
+                yield chunk
+        finally:
+            await inner.aclose()
+        yield b"\r\n"
+    yield multipart_end(boundary)
+
+
+def routes() -> list[Route]:
+    """The archive routes."""
+    return [
+        Route("/studies/{study}/archive.zip", _archive, methods=["GET", "HEAD"]),
+        Route("/studies/{study}/series/{series}/archive.zip", _archive, methods=["GET", "HEAD"]),
+    ]

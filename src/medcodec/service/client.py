@@ -1,0 +1,215 @@
+"""The download client of ``medcodec fetch``: resumes with Range, verifies what it got.
+
+Flow for ``fetch(url, study=..., preset=...)``::
+
+    GET {url}/studies/{study}[/series/{series}]/archive.zip?preset=NAME
+      into DIR/<name>.zip.part (+ <name>.zip.part.etag: the ETag the bytes belong to)
+    interrupted? the next call sends Range: bytes=<have>- and If-Range: <etag>
+      206 → append; 200 (the archive changed, or a live one) → start over
+    done: size = Content-Length, sha256 = ETag (strong ETags are the sha256 of the ZIP),
+          the ZIP reads back (every CRC-32) and has manifest.json → rename to DIR/<name>.zip
+
+Live archives have no length or ETag: they cannot be resumed, only restarted, and are
+verified by their CRC-32s and manifest. Network failures are retried (``retries``), each
+retry resuming where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from .errors import ServiceError
+
+__all__ = ["fetch", "FetchError", "IntegrityError", "verify_archive"]
+
+
+class FetchError(ServiceError):
+    """The server answered with an error, or the download could not complete."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class IntegrityError(FetchError):
+    """The downloaded archive does not match its ETag / length, or is not a valid ZIP."""
+
+
+def _archive_url(url: str, study: str, series: str | None) -> str:
+    from ..delivery.uids import validate_uid
+
+    base = url.rstrip("/")
+    path = f"/studies/{validate_uid(study, what='Study Instance UID')}"
+    if series:
+        path += f"/series/{validate_uid(series, what='Series Instance UID')}"
+    return f"{base}{path}/archive.zip"
+
+
+def verify_archive(path: Path, *, etag: str | None = None, size: int | None = None) -> dict[str, Any]:
+    """Check a downloaded archive; returns ``{"files": n, "sha256": hex, "bytes": size}``.
+
+    Raises
+    ------
+    IntegrityError
+        Wrong size, sha256 different from a strong ETag, a bad CRC-32, or no ``manifest.json``.
+    """
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        raise IntegrityError(f"{path}: {actual} bytes, the server announced {size}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    if etag is not None:
+        tag = etag.strip()
+        if not tag.startswith("W/") and len(tag.strip('"')) == 64 and tag.strip('"') != sha:
+            raise IntegrityError(f"{path}: sha256 {sha} does not match the ETag {tag}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IntegrityError(f"{path}: not a readable ZIP: {exc}") from exc
+    if bad is not None:
+        raise IntegrityError(f"{path}: entry {bad!r} fails its CRC-32")
+    if "manifest.json" not in names:
+        raise IntegrityError(f"{path}: no manifest.json in the archive")
+    return {"files": len(names) - 1, "sha256": sha, "bytes": actual}
+
+
+def fetch(
+    url: str,
+    *,
+    study: str,
+    preset: str = "diagnostic",
+    out_dir: str | os.PathLike[str] = ".",
+    series: str | None = None,
+    live: bool = False,
+    token: str | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    progress: Callable[[int, int | None], None] | None = None,
+    extract: bool = False,
+) -> Path:
+    """Download (resuming) and verify an archive; returns the path of the ``.zip``.
+
+    Parameters
+    ----------
+    url
+        The server's base URL (``http://127.0.0.1:8042``).
+    study, series
+        Which archive.
+    preset
+        ``original``, ``lossless``, ``diagnostic``, ``preview``.
+    out_dir
+        Where the ``.zip`` goes (and its files, with ``extract``).
+    live
+        Ask for on-the-fly compression even when a pre-computed archive exists.
+    token
+        Bearer token.
+    retries
+        Network failures tolerated; each retry resumes.
+    progress
+        ``(bytes so far, total or None)`` after every chunk.
+    extract
+        Also unpack the archive into ``out_dir/<name>/``.
+
+    Raises
+    ------
+    FetchError
+        An HTTP error status (its JSON ``detail`` quoted) or too many network failures.
+    IntegrityError
+        The result does not verify (the ``.part`` is removed so the next try starts clean).
+    """
+    import httpx
+
+    if retries < 0:
+        raise InvalidInputError(f"retries={retries!r} must be >= 0")
+    target_url = _archive_url(url, study, series)
+    params = {"preset": preset, **({"live": "1"} if live else {})}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{study}{'_' + series if series else ''}_{preset}.zip"
+    final, part = out / name, out / (name + ".part")
+    tag_file = out / (name + ".part.etag")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    failures = 0
+    while True:
+        have = part.stat().st_size if part.exists() else 0
+        etag = tag_file.read_text().strip() if tag_file.exists() else None
+        total: int | None
+        req_headers = dict(headers)
+        if have and etag:
+            req_headers["Range"] = f"bytes={have}-"
+            req_headers["If-Range"] = etag
+        try:
+            with (
+                httpx.Client(timeout=timeout) as client,
+                client.stream("GET", target_url, params=params, headers=req_headers) as resp,
+            ):
+                if resp.status_code == 416 and have:  # nothing left to send: the .part is complete
+                    total, new_etag = have, etag
+                elif resp.status_code in (200, 206):
+                    new_etag = resp.headers.get("etag")
+                    if resp.status_code == 200:
+                        have = 0  # the whole thing (new archive, live archive or no resume possible)
+                    length = resp.headers.get("content-length")
+                    total = have + int(length) if length is not None else None
+                    with open(part, "r+b" if have else "wb") as fh:
+                        fh.seek(have)
+                        fh.truncate()
+                        if new_etag:
+                            tag_file.write_text(new_etag)
+                        elif tag_file.exists():
+                            tag_file.unlink()
+                        done = have
+                        for chunk in resp.iter_bytes(1 << 20):
+                            fh.write(chunk)
+                            done += len(chunk)
+                            if progress is not None:
+                                progress(done, total)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                else:
+                    resp.read()
+                    try:
+                        detail = resp.json().get("detail", resp.text)
+                    except ValueError:
+                        detail = resp.text[:200]
+                    raise FetchError(f"{target_url}: HTTP {resp.status_code}: {detail}", status=resp.status_code)
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            failures += 1
+            if failures > retries:
+                raise FetchError(f"{target_url}: {failures} network failures, last: {exc}") from exc
+            time.sleep(min(2.0, 0.2 * failures))
+            continue
+        try:
+            verify_archive(part, etag=new_etag, size=total)
+        except IntegrityError:
+            part.unlink(missing_ok=True)
+            tag_file.unlink(missing_ok=True)
+            raise
+        os.replace(part, final)
+        tag_file.unlink(missing_ok=True)
+        if extract:
+            _extract(final, out / name[: -len(".zip")])
+        return final
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    """Unpack with every name checked to stay inside ``dest`` (no ZIP slip)."""
+    root = dest.resolve()
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            target = (dest / info.filename).resolve()
+            if root not in target.parents and target != root:
+                raise IntegrityError(f"{archive}: entry {info.filename!r} would land outside {dest}")
+        zf.extractall(dest)

@@ -1,0 +1,569 @@
+"""DICOMweb (PS3.18) under ``/dicomweb``: QIDO-RS search, WADO-RS retrieve, STOW-RS store.
+
+QIDO-RS (``application/dicom+json``)::
+
+    GET /dicomweb/studies | /series | /instances
+    GET /dicomweb/studies/{study}/series | /studies/{study}/instances | /studies/{study}/series/{series}/instances
+        ?<keyword or tag>=value ... &limit=N&offset=N&fuzzymatching=true&includefield=...
+
+WADO-RS::
+
+    GET /dicomweb/studies/{study}[/series/{series}[/instances/{sop}]]      multipart/related; type="application/dicom"
+    GET .../metadata                                                       application/dicom+json
+    GET /dicomweb/studies/{s}/series/{se}/instances/{sop}/frames/{1,2,..}
+                                        multipart/related; type=application/octet-stream
+                                        (or image/jpeg, image/jls, image/jp2, image/jphc)
+    GET .../instances/{sop}/rendered, .../frames/{n}/rendered              image/png | image/jpeg, ?window=c,w[,fn]
+
+Transfer syntax negotiation (PS3.18 §8.7.3): the ``transfer-syntax`` parameter of the Accept
+media ranges, best ``q`` first. ``*`` gives each instance as stored; no parameter means
+Explicit VR Little Endian (the PS3.18 default; compressed originals are decompressed); a
+preset's syntax (``1.2.840.10008.1.2.4.51`` for ``diagnostic``...) gives that preset's rendition
+(pre-computed, else encoded on the spot); ``?preset=NAME`` picks among presets sharing a
+syntax. Nothing producible → 406. A study or series retrieve whose instance cannot take the
+syntax (colour, reports: the preset passes them through) sends that part as it is, with its
+own ``transfer-syntax`` in the part's Content-Type.
+
+STOW-RS: ``POST /dicomweb/studies[/{study}]``, ``multipart/related; type="application/dicom"``,
+each part ingested like ``medcodec ingest`` (:meth:`Store.ingest_bytes`). Body over
+``--max-upload`` → 413 (nothing stored); a body of another type → 415; a body with no DICOM
+part → 400 (nothing stored). Response: the PS3.18 §10.5.3 store instances response (DICOM
+JSON) with ReferencedSOPSequence and FailedSOPSequence; 200 all stored, 202 some failed, 409
+none stored.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import (
+    CodecError,
+    InvalidInputError,
+    NotAcceptableError,
+    NotDicomError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from .archives import ClosingStreamingResponse
+from .errors import UnsupportedMediaTypeError
+from .http import (
+    MediaRange,
+    iter_multipart,
+    multipart_end,
+    multipart_part_header,
+    new_boundary,
+    parse_accept,
+    parse_media_type,
+)
+
+__all__ = ["routes", "DICOM_JSON", "EXPLICIT_VR_LE", "FRAME_MEDIA_TYPES"]
+
+DICOM_JSON = "application/dicom+json"
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+#: Bulk (frame) media type of each encapsulated transfer syntax (PS3.18 Table 8.7.3-2).
+FRAME_MEDIA_TYPES = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/x-dicom-rle",
+}
+_RESERVED = {"limit", "offset", "fuzzymatching", "includefield", "preset"}
+_MAX_LIMIT = 10_000
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _uid(request: Request, key: str, what: str) -> str | None:
+    from ..delivery.uids import validate_uid
+
+    value = request.path_params.get(key)
+    return None if value is None else validate_uid(value, what=what)
+
+
+def _int_param(request: Request, name: str, default: int | None, *, maximum: int) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or int(value) > maximum:
+        raise InvalidInputError(f"{name}={value!r}: expected an integer 0..{maximum}")
+    return int(value)
+
+
+def _query(request: Request) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key.lower() in _RESERVED:
+            continue
+        if key in out:
+            raise InvalidInputError(f"matching key {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def _dicom_json(payload: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(payload, status_code=status, media_type=DICOM_JSON)
+
+
+def _preset_names_for(ts: str, wanted: str | None) -> list[str]:
+    from ..delivery.live import presets_for_syntax
+
+    return presets_for_syntax(ts, wanted)
+
+
+def _producible(ts: str, preset: str | None) -> bool:
+    return ts in ("*", EXPLICIT_VR_LE) or bool(_preset_names_for(ts, preset))
+
+
+def _negotiate(
+    accept: list[MediaRange], part_types: Iterable[str], preset: str | None, record_ts: str | None = None
+) -> str:
+    """The transfer syntax to send (``*`` = as stored), from the Accept media ranges."""
+    part_types = tuple(part_types)
+    asked: list[str] = []
+    for m in accept:
+        inner = m.params.get("type", "").lower()
+        if (m.type == "multipart/related" and inner in part_types) or m.type in part_types:
+            ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
+        elif m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
+            ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
+        else:
+            continue
+        asked.append(ts)
+        if ts == record_ts or _producible(ts, preset):
+            return ts
+    raise NotAcceptableError(
+        f"cannot produce any of the requested transfer syntaxes {asked or [m.type for m in accept]}: "
+        f"available are '*' (as stored), {EXPLICIT_VR_LE} and the presets' "
+        f"{_preset_syntaxes_values()}"
+    )
+
+
+def _preset_syntaxes_values() -> list[str]:
+    from ..delivery.live import preset_syntaxes
+
+    return sorted({uid for uids in preset_syntaxes().values() for uid in uids})
+
+
+def _preset_param(request: Request) -> str | None:
+    name = request.query_params.get("preset")
+    if name is None:
+        return None
+    from ..delivery.presets import PRESETS
+
+    if name not in PRESETS:
+        raise NotFoundError(f"preset {name!r} is unknown, expected one of {sorted(PRESETS)}")
+    return name
+
+
+# --------------------------------------------------------------------------- QIDO-RS
+
+
+async def _search_studies(request: Request) -> Response:
+    return await _search(request, "study")
+
+
+async def _search_series(request: Request) -> Response:
+    return await _search(request, "series")
+
+
+async def _search_instances(request: Request) -> Response:
+    return await _search(request, "instance")
+
+
+async def _search(request: Request, level: str) -> Response:
+    study = _uid(request, "study", "Study Instance UID")
+    series = _uid(request, "series", "Series Instance UID")
+    limit = _int_param(request, "limit", None, maximum=_MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, maximum=10**9) or 0
+    fuzzy = request.query_params.get("fuzzymatching", "false").lower() == "true"
+    query = _query(request)
+    store = request.app.state.store
+    if level == "study":
+        found = await run_in_threadpool(store.find_studies, query, limit=limit, offset=offset, fuzzy=fuzzy)
+    elif level == "series":
+        found = await run_in_threadpool(store.find_series, study, query, limit=limit, offset=offset, fuzzy=fuzzy)
+    else:
+        found = await run_in_threadpool(
+            store.find_instances, study, series, query, limit=limit, offset=offset, fuzzy=fuzzy
+        )
+    return _dicom_json(found)
+
+
+# --------------------------------------------------------------------------- WADO-RS
+
+
+async def _records(request: Request) -> tuple[list[Any], str | None]:
+    study = _uid(request, "study", "Study Instance UID")
+    series = _uid(request, "series", "Series Instance UID")
+    sop = _uid(request, "sop", "SOP Instance UID")
+    records = await run_in_threadpool(request.app.state.store.instances, study, series, sop)
+    return records, sop
+
+
+async def _retrieve(request: Request) -> Response:
+    from ..delivery.live import instance_bytes
+
+    records, sop = await _records(request)
+    preset = _preset_param(request)
+    accept = parse_accept(request.headers.get("accept"))
+    single_ts = records[0].transfer_syntax_uid if sop else None
+    ts = _negotiate(accept, ("application/dicom",), preset, single_ts)
+    store, pool = request.app.state.store, request.app.state.pool
+    strict = sop is not None  # one instance: 406 when it cannot take the syntax
+    if strict:  # produce before answering, so a failure is a clean 406 and not a cut stream
+        data, got = await run_in_threadpool(instance_bytes, store, records[0], ts, preset, True)
+        boundary = new_boundary()
+        body = multipart_part_header(boundary, f"application/dicom; transfer-syntax={got}") + data + b"\r\n"
+        body += multipart_end(boundary)
+        return Response(body, media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+    boundary = new_boundary()
+
+    def produce(record: Any) -> tuple[bytes, str]:
+        return instance_bytes(store, record, ts, preset, False)
+
+    async def parts() -> AsyncIterator[bytes]:
+        from ..delivery.live import amap_ordered
+
+        gen = amap_ordered(pool, produce, records)
+        try:
+            async for data, got in gen:
+                yield multipart_part_header(boundary, f"application/dicom; transfer-syntax={got}")
+                yield data
+                yield b"\r\n"
+        finally:
+            await gen.aclose()
+        yield multipart_end(boundary)
+
+    return ClosingStreamingResponse(
+        parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}'
+    )
+
+
+async def _metadata(request: Request) -> Response:
+    records, _ = await _records(request)
+    store = request.app.state.store
+
+    def collect() -> list[dict[str, Any]]:
+        return [store.metadata(r) for r in records]
+
+    return _dicom_json(await run_in_threadpool(collect))
+
+
+def _frame_numbers(text: str, n_frames: int) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or not 1 <= int(part) <= 100_000:
+            raise InvalidInputError(f"frame list {text!r}: expected comma-separated frame numbers from 1")
+        if int(part) > n_frames:
+            raise NotFoundError(f"frame {part} does not exist: the instance has {n_frames} frame(s)")
+        out.append(int(part))
+    return out
+
+
+async def _frames(request: Request) -> Response:
+    from ..delivery.live import instance_frames
+
+    records, _ = await _records(request)
+    record = records[0]
+    if not record.rows:
+        raise NotFoundError(f"instance {record.sop_uid} has no pixel data, hence no frames")
+    numbers = _frame_numbers(request.path_params["frames"], record.frames or 1)
+    preset = _preset_param(request)
+    accept = parse_accept(request.headers.get("accept"))
+    stored_media = FRAME_MEDIA_TYPES.get(record.transfer_syntax_uid)
+    types = ["application/octet-stream", *sorted(set(FRAME_MEDIA_TYPES.values()))]
+    ts = None
+    for m in accept:
+        inner = m.params.get("type", "").lower() if m.type == "multipart/related" else m.type
+        if m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
+            ts = EXPLICIT_VR_LE
+        elif inner == "application/octet-stream":
+            ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
+            if ts not in (EXPLICIT_VR_LE, "*"):
+                continue
+        elif inner in types:
+            ts = m.params.get("transfer-syntax")
+            if ts is None:  # the default syntax of each image type (PS3.18 Table 8.7.3-4)
+                ts = {
+                    "image/jpeg": "1.2.840.10008.1.2.4.50",
+                    "image/jls": "1.2.840.10008.1.2.4.80",
+                    "image/jp2": "1.2.840.10008.1.2.4.90",
+                    "image/jphc": "1.2.840.10008.1.2.4.201",
+                    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
+                }[inner]
+            if ts != "*" and FRAME_MEDIA_TYPES.get(ts) != inner:
+                continue
+            if ts != "*" and ts != record.transfer_syntax_uid and not _preset_names_for(ts, preset):
+                continue
+        else:
+            continue
+        break
+    else:
+        raise NotAcceptableError(
+            f"cannot send frames as any of {[m.type + str(m.params) for m in accept]}: available are "
+            f"application/octet-stream ({EXPLICIT_VR_LE}), the stored syntax ({stored_media or 'uncompressed'}) "
+            f"and the presets' {sorted(set(_preset_syntaxes_values()))}"
+        )
+    store = request.app.state.store
+    frames, got = await run_in_threadpool(instance_frames, store, record, numbers, ts, preset)
+    media = FRAME_MEDIA_TYPES.get(got, "application/octet-stream")
+    boundary = new_boundary()
+    body = bytearray()
+    params = "" if media == "application/octet-stream" and got == EXPLICIT_VR_LE else f"; transfer-syntax={got}"
+    for frame in frames:
+        body += multipart_part_header(boundary, f"{media}{params}") + frame + b"\r\n"
+    body += multipart_end(boundary)
+    return Response(bytes(body), media_type=f'multipart/related; type="{media}"; boundary={boundary}')
+
+
+def _window(request: Request) -> tuple[float, float, str] | None:
+    value = request.query_params.get("window")
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except (ValueError, IndexError):
+        raise InvalidInputError(f"window={value!r}: expected center,width[,linear|sigmoid]") from None
+    function = parts[2].strip().lower() if len(parts) > 2 else "linear"
+    if width <= 0 or not np.isfinite(center) or not np.isfinite(width) or function not in ("linear", "sigmoid"):
+        raise InvalidInputError(f"window={value!r}: expected center,width>0[,linear|sigmoid]")
+    return center, width, function
+
+
+async def _rendered(request: Request) -> Response:
+    records, _ = await _records(request)
+    record = records[0]
+    frame_text = request.path_params.get("frames", "1")
+    if not record.rows:
+        raise NotFoundError(f"instance {record.sop_uid} has no pixel data to render")
+    numbers = _frame_numbers(frame_text, record.frames or 1)
+    if len(numbers) != 1:
+        raise InvalidInputError("rendered: exactly one frame at a time")
+    window = _window(request)
+    quality = _int_param(request, "quality", 90, maximum=100) or 90
+    media = None
+    for m in parse_accept(request.headers.get("accept")):
+        if m.type in ("image/png", "image/jpeg"):
+            media = m.type
+        elif m.type in ("*/*", "image/*"):
+            media = "image/png"
+        if media:
+            break
+    if media is None:
+        raise NotAcceptableError("rendered images are image/png or image/jpeg")
+    store = request.app.state.store
+    data = await run_in_threadpool(_render, store, record, numbers[0], window, media, quality)
+    return Response(data, media_type=media)
+
+
+def _render(
+    store: Any, record: Any, number: int, window: tuple[float, float, str] | None, media: str, quality: int
+) -> bytes:
+    import pydicom
+    from PIL import Image
+    from pydicom.pixels import apply_modality_lut
+
+    with store.open_original(record) as fh:
+        ds = pydicom.dcmread(fh, force=True)
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise NotAcceptableError(f"instance {record.sop_uid}: its pixels cannot be decoded: {exc}") from exc
+    frames = int(ds.get("NumberOfFrames") or 1)
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    if frames > 1:
+        arr = arr[number - 1]
+    if samples == 3 or ds.get("PhotometricInterpretation", "") in ("PALETTE COLOR",):
+        if ds.get("PhotometricInterpretation", "") == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            arr = apply_color_lut(arr, ds)
+        elif str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
+            from pydicom.pixels import convert_color_space
+
+            arr = convert_color_space(arr, ds.PhotometricInterpretation, "RGB")
+        img8 = np.clip(arr / (arr.max() / 255.0 if arr.max() > 255 else 1), 0, 255).astype(np.uint8)
+        image = Image.fromarray(img8, "RGB")
+    else:
+        values = apply_modality_lut(arr, ds).astype(np.float64)
+        if window is None:
+            wc, ww = ds.get("WindowCenter"), ds.get("WindowWidth")
+            try:
+                center = float(wc[0] if isinstance(wc, pydicom.multival.MultiValue) else wc)
+                width = float(ww[0] if isinstance(ww, pydicom.multival.MultiValue) else ww)
+                window = (center, width, "linear") if width > 0 else None
+            except (TypeError, ValueError):
+                window = None
+        if window is None:
+            lo, hi = float(values.min()), float(values.max())
+            window = ((lo + hi) / 2, max(hi - lo, 1.0), "linear")
+        center, width, function = window
+        if function == "sigmoid":
+            out = 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+        else:  # PS3.3 C.11.2.1.2.1 linear
+            out = ((values - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
+        img8 = np.clip(out, 0, 255).astype(np.uint8)
+        if ds.get("PhotometricInterpretation", "") == "MONOCHROME1":
+            img8 = 255 - img8
+        image = Image.fromarray(img8, "L")
+    buf = io.BytesIO()
+    if media == "image/jpeg":
+        image.save(buf, format="JPEG", quality=quality)
+    else:
+        image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- STOW-RS
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLargeError(f"the body is {int(length)} bytes, the limit is {limit} (--max-upload)")
+    chunks, total = [], 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes (--max-upload)")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InvalidInputError("the client closed the connection before the body was complete") from None
+    return b"".join(chunks)
+
+
+def _looks_dicom(data: memoryview) -> bool:
+    return bytes(data[128:132]) == b"DICM" or (len(data) > 8 and bytes(data[0:2]) in (b"\x08\x00", b"\x02\x00"))
+
+
+async def _stow(request: Request) -> Response:
+    study = _uid(request, "study", "Study Instance UID")
+    content_type = request.headers.get("content-type", "")
+    try:
+        media = parse_media_type(content_type)
+    except InvalidInputError as exc:
+        raise UnsupportedMediaTypeError(f"Content-Type {content_type!r} is malformed") from exc
+    inner = media.params.get("type", "application/dicom").lower()
+    if media.type != "multipart/related" or inner != "application/dicom":
+        raise UnsupportedMediaTypeError(
+            f'STOW-RS takes multipart/related; type="application/dicom", not {content_type!r}'
+        )
+    settings = request.app.state.settings
+    body = await _read_body(request, settings.max_upload_bytes)
+    parts = list(iter_multipart(body, content_type))
+    dicom_parts = []
+    for headers, content in parts:
+        part_type = headers.get("content-type", "application/dicom").split(";")[0].strip().lower()
+        if part_type == "application/dicom" and _looks_dicom(content):
+            dicom_parts.append(content)
+    if not dicom_parts:
+        raise NotDicomError(f"none of the {len(parts)} part(s) is a DICOM file (PS3.10): nothing stored")
+    store = request.app.state.store
+    base = str(request.base_url).rstrip("/") + "/dicomweb"
+
+    def ingest_all() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        from ..delivery.header import read_header
+
+        referenced, failed, bad = [], [], len(parts) - len(dicom_parts)
+        for content in dicom_parts:
+            data = bytes(content)
+            try:
+                if study is not None:
+                    ds = read_header(data, "stow")
+                    if str(ds.get("StudyInstanceUID", "")) != study:
+                        failed.append(_failed(ds, 0xA900))  # PS3.18 §10.5.3: study mismatch
+                        continue
+                outcome = store.ingest_bytes(data, source="stow")
+            except CodecError as exc:
+                failed.append(
+                    {"00081197": {"vr": "US", "Value": [0xC000]}, "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}}
+                )
+                continue
+            if outcome.status == "conflict":
+                failed.append(
+                    {"00081155": {"vr": "UI", "Value": [outcome.sop_uid]}, "00081197": {"vr": "US", "Value": [0x0111]}}
+                )  # duplicate SOP instance, other bytes
+                continue
+            rec = outcome.record
+            item = {
+                "00081150": {"vr": "UI", "Value": [rec.sop_class_uid if rec else ""]},
+                "00081155": {"vr": "UI", "Value": [outcome.sop_uid]},
+                "00081190": {
+                    "vr": "UR",
+                    "Value": [
+                        f"{base}/studies/{outcome.study_uid}/series/{outcome.series_uid}/instances/{outcome.sop_uid}"
+                    ],
+                },
+            }
+            if outcome.status == "duplicate":
+                item["00081196"] = {"vr": "US", "Value": [0xB000]}  # warning: already stored, unchanged
+            referenced.append(item)
+        return referenced, failed, bad
+
+    referenced, failed, bad = await run_in_threadpool(ingest_all)
+    result: dict[str, Any] = {}
+    if study is not None:
+        result["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study}"]}
+    if referenced:
+        result["00081199"] = {"vr": "SQ", "Value": referenced}
+    if failed or bad:
+        result["00081198"] = {"vr": "SQ", "Value": failed + [{"00081197": {"vr": "US", "Value": [0xC000]}}] * bad}
+    status = 200 if not failed and not bad else 202 if referenced else 409
+    return _dicom_json(result, status)
+
+
+def _failed(ds: Any, reason: int) -> dict[str, Any]:
+    return {
+        "00081150": {"vr": "UI", "Value": [str(ds.get("SOPClassUID", ""))]},
+        "00081155": {"vr": "UI", "Value": [str(ds.get("SOPInstanceUID", ""))]},
+        "00081197": {"vr": "US", "Value": [reason]},
+    }
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def routes() -> list[Route]:
+    """The DICOMweb routes, mounted under ``/dicomweb``."""
+    p = "/dicomweb"
+    inst = p + "/studies/{study}/series/{series}/instances/{sop}"
+    return [
+        Route(p + "/studies", _search_studies, methods=["GET"]),
+        Route(p + "/studies", _stow, methods=["POST"]),
+        Route(p + "/series", _search_series, methods=["GET"]),
+        Route(p + "/instances", _search_instances, methods=["GET"]),
+        Route(p + "/studies/{study}/series", _search_series, methods=["GET"]),
+        Route(p + "/studies/{study}/instances", _search_instances, methods=["GET"]),
+        Route(p + "/studies/{study}/series/{series}/instances", _search_instances, methods=["GET"]),
+        Route(p + "/studies/{study}", _retrieve, methods=["GET"]),
+        Route(p + "/studies/{study}", _stow, methods=["POST"]),
+        Route(p + "/studies/{study}/metadata", _metadata, methods=["GET"]),
+        Route(p + "/studies/{study}/series/{series}", _retrieve, methods=["GET"]),
+        Route(p + "/studies/{study}/series/{series}/metadata", _metadata, methods=["GET"]),
+        Route(inst, _retrieve, methods=["GET"]),
+        Route(inst + "/metadata", _metadata, methods=["GET"]),
+        Route(inst + "/rendered", _rendered, methods=["GET"]),
+        Route(inst + "/frames/{frames}", _frames, methods=["GET"]),
+        Route(inst + "/frames/{frames}/rendered", _rendered, methods=["GET"]),
+    ]

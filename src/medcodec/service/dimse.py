@@ -1,0 +1,122 @@
+"""A DICOM C-STORE SCP (pynetdicom): scanners and PACS push studies, ingested like STOW-RS.
+
+Each received dataset is written back to a PS3.10 file (its file meta from the association's
+presentation context) and handed to :meth:`Store.ingest_bytes`; the C-STORE response status
+says what happened (PS3.4 Annex B.2.3, PS3.7 C.4.2.1.4)::
+
+    stored, duplicate           0x0000 Success
+    conflict (same UID, other)  0xA900 Error: data set does not match SOP class  (nothing changed)
+    not DICOM / bad UID         0xC000 Error: cannot understand
+    store full                  0xA700 Refused: out of resources
+    anything else               0xC001 Error: processing failure (logged)
+
+Every storage SOP class pynetdicom knows is accepted, in the uncompressed and the common
+compressed transfer syntaxes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CodecError, DeliveryError
+
+__all__ = ["start_scp", "Scp"]
+
+log = logging.getLogger("medcodec.dimse")
+
+
+@dataclass
+class Scp:
+    """A running SCP: ``port`` it listens on, ``stop()`` to shut it down."""
+
+    server: Any
+    port: int
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def _status_for(exc: BaseException) -> int:
+    name = type(exc).__name__
+    return {"StoreFullError": 0xA700, "NotDicomError": 0xC000, "InvalidUidError": 0xC000, "ConflictError": 0xA900}.get(
+        name, 0xC001
+    )
+
+
+def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = "127.0.0.1") -> Scp:
+    """Start the C-STORE SCP in background threads; returns once it listens.
+
+    Parameters
+    ----------
+    store
+        The :class:`~medcodec.delivery.store.Store` to ingest into.
+    port
+        TCP port (0: any free port, see :attr:`Scp.port`).
+    ae_title
+        The SCP's AE title.
+    host
+        Address to bind (the HTTP server's).
+    """
+    from pydicom.filewriter import dcmwrite
+    from pydicom.uid import (
+        JPEG2000,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        JPEG2000Lossless,
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+        RLELossless,
+    )
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+    syntaxes = [
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+        JPEG2000Lossless,
+        JPEG2000,
+        RLELossless,
+    ]
+
+    def on_store(event: Any) -> int:
+        try:
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+            buf = io.BytesIO()
+            dcmwrite(buf, ds, enforce_file_format=True)
+            caller = event.assoc.requestor.ae_title
+            outcome = store.ingest_bytes(buf.getvalue(), source=f"dimse:{str(caller).strip()}")
+        except CodecError as exc:
+            log.warning("C-STORE refused: %s", exc)
+            return _status_for(exc)
+        except Exception:  # the peer gets a status, the log gets the trace
+            log.exception("C-STORE failed")
+            return 0xC001
+        if outcome.status == "conflict":
+            log.warning("C-STORE conflict: %s", outcome.message)
+            return 0xA900
+        return 0x0000
+
+    ae = AE(ae_title=ae_title)
+    for context in AllStoragePresentationContexts:
+        if context.abstract_syntax is not None:
+            ae.add_supported_context(context.abstract_syntax, syntaxes)
+    ae.add_supported_context("1.2.840.10008.1.1", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])  # C-ECHO
+    server = ae.start_server((host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    if server is None:  # pragma: no cover - block=False always returns the server
+        raise DeliveryError(f"C-STORE SCP on {host}:{port} did not start")
+    return Scp(server=server, port=int(server.server_address[1]))

@@ -1,0 +1,146 @@
+"""The ONE place where exceptions become HTTP responses.
+
+Routes and the store raise domain exceptions (:mod:`medcodec.errors`, the delivery errors of
+:mod:`medcodec.delivery`); this module maps them to a status code and a JSON body
+``{"status": 404, "error": "NotFoundError", "detail": "..."}``, never a stack trace. The status
+is looked up along the exception's class hierarchy, so a subclass inherits its parent's code
+unless listed itself:
+
+==================================  ======  =====================================================
+exception (or subclass)             status  when
+==================================  ======  =====================================================
+``NotFoundError``                   404     unknown study / series / instance / frame / preset
+``InvalidUidError``                 400     a path or query UID that breaks the PS3.5 §9.1 grammar
+``RangeNotSatisfiableError``        416     a Range outside the representation
+``NotAcceptableError``              406     Accept asks for a transfer syntax or type we cannot make
+``UnsupportedMediaTypeError``       415     STOW body not ``multipart/related; type=application/dicom``
+``NotDicomError``                   400     a STOW part (or a C-STORE dataset) that is not DICOM
+``PayloadTooLargeError``            413     STOW body past ``--max-upload``
+``ConflictError``                   409     same SOP Instance UID, different bytes
+``UnauthorizedError``               401     missing or wrong bearer token
+``StoreFullError``                  507     no space left in the store
+``InvalidInputError``               400     any other bad parameter (window, frame number, query)
+``CorruptStreamError``              500     a stored stream is damaged (logged with its offset)
+``CodecError``                      500     anything else medcodec raised on purpose
+other exceptions                    500     a bug: logged with the trace, the client gets a line
+==================================  ======  =====================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..errors import CodecError, CorruptStreamError, InvalidInputError
+
+__all__ = [
+    "ServiceError",
+    "UnauthorizedError",
+    "RangeNotSatisfiableError",
+    "UnsupportedMediaTypeError",
+    "status_for",
+    "error_response",
+    "exception_handlers",
+]
+
+log = logging.getLogger("medcodec.service")
+
+
+class ServiceError(CodecError):
+    """An HTTP-level problem found by the service itself (not the store)."""
+
+
+class UnauthorizedError(ServiceError):
+    """No bearer token, or a wrong one."""
+
+
+class RangeNotSatisfiableError(ServiceError):
+    """A byte range that does not overlap the representation (RFC 9110 §15.5.17).
+
+    Parameters
+    ----------
+    size
+        The full size, sent back as ``Content-Range: bytes */size``.
+    """
+
+    def __init__(self, message: str, *, size: int):
+        self.size = size
+        super().__init__(message)
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """A request body whose Content-Type the route does not take."""
+
+
+#: Status by class name along the MRO (names, so the delivery errors are matched wherever they live).
+STATUS_BY_NAME: dict[str, int] = {
+    "NotFoundError": 404,
+    "InputNotFoundError": 404,
+    "InvalidUidError": 400,
+    "RangeNotSatisfiableError": 416,
+    "NotAcceptableError": 406,
+    "UnsupportedMediaTypeError": 415,
+    "NotDicomError": 400,
+    "PayloadTooLargeError": 413,
+    "ConflictError": 409,
+    "UnauthorizedError": 401,
+    "StoreFullError": 507,
+    "InvalidInputError": 400,
+    "CorruptStreamError": 500,
+    "CodecError": 500,
+}
+
+
+def status_for(exc: BaseException) -> int:
+    """HTTP status for ``exc`` (the table of the module docstring)."""
+    for cls in type(exc).__mro__:
+        status = STATUS_BY_NAME.get(cls.__name__)
+        if status is not None:
+            return status
+    return 500
+
+
+def error_response(status: int, kind: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON error body every failure gets."""
+    return JSONResponse({"status": status, "error": kind, "detail": detail}, status_code=status, headers=headers)
+
+
+async def _codec_error(request: Request, exc: Exception) -> JSONResponse:
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, RangeNotSatisfiableError):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    if isinstance(exc, UnauthorizedError):
+        headers["WWW-Authenticate"] = 'Bearer realm="medcodec"'
+    if isinstance(exc, CorruptStreamError):
+        log.error("%s %s: stored data corrupt: %s (offset %s)", request.method, request.url.path, exc, exc.offset)
+    elif status >= 500:
+        log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    detail = str(exc) if status < 500 or isinstance(exc, CodecError) else "internal error"
+    return error_response(status, type(exc).__name__, detail, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, "HTTPException", str(exc.detail), dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, CodecError):
+        return await _codec_error(request, exc)
+    log.exception("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "InternalError", "internal error (logged on the server)")
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """Handlers for :class:`starlette.applications.Starlette` (``exception_handlers=``)."""
+    return {CodecError: _codec_error, HTTPException: _http_error, Exception: _unexpected}
+
+
+def bad_request(message: str) -> InvalidInputError:
+    """An :class:`InvalidInputError` for a bad parameter (400), for routes to raise."""
+    return InvalidInputError(message)

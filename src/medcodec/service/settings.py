@@ -1,0 +1,91 @@
+"""Settings of ``medcodec serve``: one frozen dataclass, validated when built.
+
+Binding anywhere but loopback requires a bearer token (``--token`` or ``MEDCODEC_TOKEN``): a
+store of patient images must not be readable by the whole network because of a flag typo.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+from ..errors import InvalidInputError
+
+__all__ = ["Settings", "is_loopback", "TOKEN_ENV"]
+
+#: Environment variable holding the bearer token when ``--token`` is not given.
+TOKEN_ENV = "MEDCODEC_TOKEN"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1).
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0"), is_loopback("localhost")
+    (True, True, False, True)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the server serves and how.
+
+    Parameters
+    ----------
+    store
+        Store URL or folder (:func:`medcodec.delivery.open_store`).
+    host, port
+        Where uvicorn binds (for the token rule; the app itself does not bind).
+    token
+        Bearer token every request but ``GET /health`` must carry; required off loopback.
+    catalog
+        Catalog URL overriding the store's own SQLite file.
+    max_upload_bytes
+        STOW-RS body limit (413 past it).
+    live_workers
+        Threads encoding live archives (the nogil kernels; default: CPU count).
+    live_window
+        Instances read/encoded ahead of the one being sent, per live stream (bounds memory).
+    max_live_streams
+        Live archives encoded at once; more wait their turn (bounds CPU and memory).
+    dimse_port, ae_title
+        C-STORE SCP port (``None``: no DIMSE) and its AE title.
+    """
+
+    store: str
+    host: str = "127.0.0.1"
+    port: int = 8042
+    token: str | None = None
+    catalog: str | None = None
+    max_upload_bytes: int = 512 * 1024 * 1024
+    live_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    live_window: int = 8
+    max_live_streams: int = 4
+    dimse_port: int | None = None
+    ae_title: str = "MEDCODEC"
+
+    def __post_init__(self) -> None:
+        if not self.store:
+            raise InvalidInputError("a store is required (--store)")
+        if not is_loopback(self.host) and not self.token:
+            raise InvalidInputError(
+                f"binding to {self.host} (not loopback) requires a bearer token: pass --token or set {TOKEN_ENV}"
+            )
+        if self.token is not None and len(self.token) < 16:
+            raise InvalidInputError("the token must be at least 16 characters")
+        for name in ("max_upload_bytes", "live_workers", "live_window", "max_live_streams"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name}={value!r} must be a positive integer")
+        if not (isinstance(self.port, int) and 0 <= self.port < 65536):
+            raise InvalidInputError(f"port={self.port!r} is not a TCP port")
+        if self.dimse_port is not None and not (isinstance(self.dimse_port, int) and 0 < self.dimse_port < 65536):
+            raise InvalidInputError(f"dimse_port={self.dimse_port!r} is not a TCP port")
+        if not (1 <= len(self.ae_title) <= 16 and self.ae_title.isascii() and "\\" not in self.ae_title):
+            raise InvalidInputError(f"ae_title={self.ae_title!r}: expected 1-16 ASCII characters (PS3.5 AE)")

@@ -1,0 +1,399 @@
+"""The viewer page (``GET /viewer/``) and the two small JSON/frame endpoints it needs.
+
+The page itself is static HTML/JS/CSS shipped inside the package
+(``medcodec/service/static/viewer``): no CDN, no internet at run time. It lists studies and
+series through the server's own QIDO-RS (``/dicomweb``), and gets everything DICOMweb has no
+word for from two routes here, both read-only over the store API (docs/delivery.md)::
+
+    GET /viewer/                                  index.html (``?study=UID[&series=UID]``)
+    GET /viewer/<file>                            the page's scripts and styles
+    GET /viewer/api/studies/{study}/series/{series}/stack
+        JSON: the series' instances in slice order, and per instance and preset the stored
+        rendition's transfer syntax, size, ratio, PSNR and max error in HU (the manifest
+        numbers), plus the header's modality and default window.
+    GET /viewer/api/studies/{study}/series/{series}/instances/{sop}/frames/{n}?preset=NAME
+        One frame of one preset, as it travels:
+
+        * the rendition is 8/12-bit unsigned grayscale JPEG (1.2.840.10008.1.2.4.50/.51): the
+          frame's JPEG codestream itself (``image/jpeg``), decoded in the browser (``jpeg.js``);
+        * anything else (the original, JPEG-LS, JPEG 2000, HTJ2K, RLE ...): the stored sample
+          values decoded here, little-endian, zlib-deflated (``application/x-medcodec-deflate``),
+          inflated in the browser;
+        * ``preset=mdc`` (:data:`MDC`, not a stored preset): the frame coded as ``.mdc`` now at
+          the size of its diagnostic rendition, decoded here and sent like the previous case.
+
+        A preset not yet computed for the instance is encoded on request with the same
+        ``Preset.encode_instance`` the pre-computation uses. Colour images get 406: the page
+        draws WADO-RS ``/rendered`` for them.
+
+        Response headers say what the bytes are (``X-Encoding``: ``jpeg`` | ``deflate``) and
+        how to read them: ``X-Rows``, ``X-Columns``, ``X-Bits-Stored``, ``X-Signed``,
+        ``X-Rescale-Slope``, ``X-Rescale-Intercept`` (of THAT rendition: a 12-bit JPEG of signed
+        CT has its own rescale, see :mod:`medcodec.dicom.lossy`), ``X-Photometric``,
+        ``X-Transfer-Syntax`` (of the stored rendition) and ``X-Stored-Bytes`` (the frame's
+        size in the stored file).
+
+DICOMweb ``/frames/{n}`` negotiates a transfer syntax but cannot tell ``diagnostic`` from
+``preview`` (both may be 12-bit JPEG), hence the preset parameter here. Errors are raised
+as :class:`~medcodec.errors.CodecError` subclasses and mapped to HTTP by the app's one handler.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..errors import CodecError, InvalidInputError, NotAcceptableError, NotFoundError
+
+__all__ = ["routes", "viewer_mount", "series_stack", "frame_payload", "JPEG_SYNTAXES", "DEFLATE_LEVEL", "MDC"]
+
+#: Transfer syntaxes whose frames the page decodes itself (ISO 10918-1 baseline / extended).
+JPEG_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
+#: zlib level for decoded samples: 1 is several times faster than 6 and within ~10 % in size on CT.
+DEFLATE_LEVEL = 1
+#: Not a stored preset: medcodec's own ``.mdc`` container coded on request at the size of the
+#: instance's diagnostic rendition (or, without one, at the diagnostic quality), decoded here,
+#: so the page compares it with the standard JPEG at equal bytes.
+MDC = "mdc"
+#: Most frames one request may name (``frames/{n}``): guards against absurd numbers.
+MAX_FRAME = 1 << 20
+
+StoreGetter = Callable[[Request], Any]
+
+
+def _static_dir() -> str:
+    return str(resources.files("medcodec.service") / "static" / "viewer")
+
+
+def _store_from_app(request: Request) -> Any:
+    store = getattr(request.app.state, "store", None)
+    if store is None:  # pragma: no cover - a wiring error of the app, not of the request
+        raise CodecError("the viewer is mounted on an app without a store (app.state.store)")
+    return store
+
+
+def routes() -> list[BaseRoute]:
+    """The viewer's routes for :func:`medcodec.service.app.create_app` (store: ``app.state.store``)."""
+    return [viewer_mount()]
+
+
+def viewer_mount(store: Any = None) -> Mount:
+    """Routes of the viewer, to include in the app's routes: ``Mount("/viewer", ...)``.
+
+    Parameters
+    ----------
+    store
+        The :class:`medcodec.delivery.Store` to read, or a callable ``request -> Store``;
+        ``None`` uses ``request.app.state.store``.
+
+    Returns
+    -------
+    starlette.routing.Mount
+    """
+    if store is None:
+        get: StoreGetter = _store_from_app
+    elif callable(store) and not hasattr(store, "instances"):
+        get = store
+    else:
+        get = lambda _request: store  # noqa: E731
+
+    def stack(request: Request) -> Response:
+        study, series = _uids(request, "study", "series")
+        return Response(
+            json.dumps(series_stack(get(request), study, series), allow_nan=False),
+            media_type="application/json",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    def frame(request: Request) -> Response:
+        study, series, sop = _uids(request, "study", "series", "sop")
+        n = _frame_number(request.path_params["n"])
+        preset = request.query_params.get("preset", "original")
+        body, headers, media = frame_payload(get(request), study, series, sop, n, preset)
+        headers["Cache-Control"] = "private, max-age=3600"
+        return Response(body, media_type=media, headers=headers)
+
+    api = [
+        Route("/studies/{study}/series/{series}/stack", stack, methods=["GET"]),
+        Route("/studies/{study}/series/{series}/instances/{sop}/frames/{n}", frame, methods=["GET"]),
+    ]
+    return Mount(
+        "/viewer",
+        routes=[
+            Mount("/api", routes=api),
+            Mount("/", app=StaticFiles(directory=_static_dir(), html=True), name="viewer"),
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _uids(request: Request, *names: str) -> list[str]:
+    from ..delivery.uids import validate_uid
+
+    return [validate_uid(request.path_params[n], what=n) for n in names]
+
+
+def _frame_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_FRAME:
+        raise InvalidInputError(f"frame number {text[:20]!r} is invalid, expected 1..{MAX_FRAME} (PS3.18 §10.4.1.1.5)")
+    return int(text)
+
+
+def _record(store: Any, study: str, series: str, sop: str) -> Any:
+    found = store.instances(study, series, sop)  # raises NotFoundError when nothing matches
+    if not found:  # pragma: no cover - the store raises first
+        raise NotFoundError(f"no instance {sop} in series {series} of study {study}")
+    return found[0]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _json_value(header: dict[str, Any], tag: str) -> Any:
+    element = header.get(tag) or {}
+    values = element.get("Value") or []
+    return values[0] if values else None
+
+
+#: Preset names when :mod:`medcodec.delivery.presets` cannot be imported (it always can once built).
+_DEFAULT_PRESETS = ("original", "lossless", "diagnostic", "preview")
+
+
+def _presets() -> dict[str, Any]:
+    try:
+        from ..delivery.presets import PRESETS
+    except ImportError:  # pragma: no cover - presets are part of the delivery package
+        return dict.fromkeys(_DEFAULT_PRESETS)
+    return dict(PRESETS)
+
+
+def _rendition_info(rendition: Any) -> dict[str, Any]:
+    return {
+        "transfer_syntax": str(rendition.transfer_syntax_uid or ""),
+        "size": int(rendition.size or 0),
+        "ratio": _number(rendition.ratio),
+        "psnr": _number(rendition.psnr),
+        "max_error_hu": _number(rendition.max_error_hu),
+        "passthrough": bool(rendition.passthrough),
+        "live": False,
+    }
+
+
+def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
+    """What the page needs to show one series: slice order, header window, per-preset numbers.
+
+    Parameters
+    ----------
+    store
+        A :class:`medcodec.delivery.Store`.
+    study, series
+        Validated UIDs.
+
+    Returns
+    -------
+    dict
+        ``{"study", "series", "modality", "description", "rows", "columns", "window":
+        [center, width] | None, "presets": [names], "instances": [{"sop", "number", "frames",
+        "size", "presets": {name: {"transfer_syntax", "size", "ratio", "psnr", "max_error_hu",
+        "passthrough", "live"}}}]}``. A preset not yet computed for an instance is listed with
+        ``"live": true`` and no numbers (its frames are then encoded on request).
+
+    Raises
+    ------
+    NotFoundError
+        No instance in that series.
+    """
+    records = store.instances(study, series)
+    names = [*_presets(), MDC]
+    header = store.metadata(records[0])
+    center = _number(_json_value(header, "00281050"))
+    width = _number(_json_value(header, "00281051"))
+    window = [center, width] if center is not None and width is not None and width > 0 else None
+    instances = []
+    for rec in records:
+        presets: dict[str, Any] = {}
+        for name in names:
+            if name in ("original", MDC):
+                continue
+            rendition = store.rendition(rec, name)
+            if rendition is not None:
+                presets[name] = _rendition_info(rendition)
+            elif rec.compressible:
+                presets[name] = {
+                    "transfer_syntax": "",
+                    "size": None,
+                    "ratio": None,
+                    "psnr": None,
+                    "max_error_hu": None,
+                    "passthrough": False,
+                    "live": True,
+                }
+        if rec.compressible and (rec.samples_per_pixel or 1) == 1 and "diagnostic" in presets:
+            presets[MDC] = {
+                "transfer_syntax": "",
+                "size": None,
+                "ratio": presets["diagnostic"]["ratio"],
+                "psnr": None,
+                "max_error_hu": None,
+                "passthrough": False,
+                "live": True,
+            }
+        instances.append(
+            {
+                "sop": rec.sop_uid,
+                "number": rec.instance_number,
+                "frames": int(rec.frames or 1),
+                "size": int(rec.size or 0),
+                "samples_per_pixel": int(rec.samples_per_pixel or 1),
+                "presets": presets,
+            }
+        )
+    first = records[0]
+    return {
+        "study": study,
+        "series": series,
+        "modality": first.modality or "",
+        "description": str(_json_value(header, "0008103E") or ""),
+        "rows": int(first.rows or 0),
+        "columns": int(first.columns or 0),
+        "window": window,
+        "presets": names,
+        "instances": instances,
+    }
+
+
+def _instance_bytes(store: Any, record: Any, preset: str, study: str, series: str) -> bytes:
+    """The DICOM file of ``record`` under ``preset``: stored rendition, else encoded now."""
+    if preset == "original":
+        with store.open_original(record) as fp:
+            return bytes(fp.read())
+    rendition = store.rendition(record, preset)
+    if rendition is not None:
+        with store.open_rendition(rendition) as fp:
+            return bytes(fp.read())
+    spec = _presets().get(preset)
+    if spec is None or not hasattr(spec, "encode_instance"):  # pragma: no cover - presets always encode
+        raise NotFoundError(f"preset {preset} is not computed for instance {record.sop_uid}")
+    with store.open_original(record) as fp:
+        data = bytes(fp.read())
+    # live: the same encode_instance the pre-computation uses, without measuring (nothing is stored)
+    return bytes(spec.encode_instance(data, mapping=store.series_mapping(series, preset), measure=False).data)
+
+
+def frame_payload(
+    store: Any, study: str, series: str, sop: str, n: int, preset: str
+) -> tuple[bytes, dict[str, str], str]:
+    """Bytes and headers of frame ``n`` (1-based) of one instance in one preset (module docstring).
+
+    Raises
+    ------
+    NotFoundError
+        Unknown instance, or no frame ``n``.
+    InvalidInputError
+        Unknown preset name.
+    NotAcceptableError
+        Colour or otherwise non-grayscale pixel data (the page then shows ``/rendered``).
+    """
+    import pydicom
+    from pydicom.encaps import get_frame
+
+    from ..dicom import read_image
+    from ..dicom.pixel_spec import pixel_spec_from_dataset
+
+    names = [*_presets(), MDC]
+    if preset not in names:
+        raise InvalidInputError(f"preset={preset[:40]!r} is unknown, expected one of {', '.join(names)}")
+    record = _record(store, study, series, sop)
+    if (record.samples_per_pixel or 1) != 1 or not record.rows:
+        raise NotAcceptableError(
+            f"instance {sop} is not a grayscale image ({record.samples_per_pixel} samples per pixel, "
+            f"photometric {record.photometric or 'none'}); the viewer windows grayscale only, use /rendered"
+        )
+    frames = int(record.frames or 1)
+    if n > frames:
+        raise NotFoundError(f"instance {sop} has {frames} frame(s), frame {n} was asked for")
+    if preset == MDC:
+        return _mdc_payload(store, record, n)
+    data = _instance_bytes(store, record, preset, study, series)
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    spec = pixel_spec_from_dataset(ds)
+    ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    headers = {
+        "X-Rows": str(int(ds.Rows)),
+        "X-Columns": str(int(ds.Columns)),
+        "X-Bits-Stored": str(spec.bits_stored),
+        "X-Signed": "1" if spec.signed else "0",
+        "X-Rescale-Slope": repr(float(spec.rescale_slope)),
+        "X-Rescale-Intercept": repr(float(spec.rescale_intercept)),
+        "X-Photometric": spec.photometric_interpretation,
+        "X-Transfer-Syntax": ts,
+        "X-Preset": preset,
+    }
+    if ts in JPEG_SYNTAXES and not spec.signed:  # JPEG samples are unsigned (T.81 §A.1): signed ones are decoded here
+        fragment = get_frame(ds.PixelData, n - 1, number_of_frames=frames)
+        headers.update({"X-Encoding": "jpeg", "X-Stored-Bytes": str(len(fragment))})
+        return bytes(fragment), headers, "image/jpeg"
+    image = read_image(io.BytesIO(data))
+    pixels = image.pixels[n - 1]
+    stored = len(ds.PixelData) // frames if "PixelData" in ds else pixels.nbytes
+    return _deflated(pixels, spec, headers, stored)
+
+
+def _deflated(pixels: np.ndarray, spec: Any, headers: dict[str, str], stored: int) -> tuple[bytes, dict[str, str], str]:
+    signed, small = spec.signed, spec.bits_stored <= 8
+    dtype, kind = ("u1", "uint8") if small and not signed else ("<i2", "int16") if signed else ("<u2", "uint16")
+    raw = np.ascontiguousarray(pixels).astype(dtype, copy=False).tobytes()
+    headers.update({"X-Encoding": "deflate", "X-Sample-Type": kind, "X-Stored-Bytes": str(stored)})
+    return zlib.compress(raw, DEFLATE_LEVEL), headers, "application/x-medcodec-deflate"
+
+
+def _mdc_payload(store: Any, record: Any, n: int) -> tuple[bytes, dict[str, str], str]:
+    """Frame ``n`` coded as ``.mdc`` now (:data:`MDC`), decoded again, deflated like any sample payload."""
+    from ..codec import decode, encode
+    from ..dicom import read_image
+
+    with store.open_original(record) as fp:
+        image = read_image(io.BytesIO(fp.read()))
+    spec = image.spec
+    frame = image.pixels[n - 1]
+    diagnostic = store.rendition(record, "diagnostic")
+    if diagnostic is not None and diagnostic.ratio:
+        data = encode(frame, bits_stored=spec.bits_stored, signed=spec.signed, spec=spec, ratio=float(diagnostic.ratio))
+    else:
+        point = _presets()["diagnostic"].operating_point(image.dataset)
+        quality = float(point.quality if point is not None and point.quality else 75)
+        data = encode(frame, bits_stored=spec.bits_stored, signed=spec.signed, spec=spec, quality=quality)
+    back = decode(data)
+    headers = {
+        "X-Rows": str(frame.shape[0]),
+        "X-Columns": str(frame.shape[1]),
+        "X-Bits-Stored": str(spec.bits_stored),
+        "X-Signed": "1" if spec.signed else "0",
+        "X-Rescale-Slope": repr(float(spec.rescale_slope)),
+        "X-Rescale-Intercept": repr(float(spec.rescale_intercept)),
+        "X-Photometric": spec.photometric_interpretation,
+        "X-Transfer-Syntax": MDC,
+        "X-Preset": MDC,
+    }
+    return _deflated(back.reshape(frame.shape), spec, headers, len(data))

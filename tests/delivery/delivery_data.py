@@ -1,0 +1,42 @@
+"""Shared by the delivery tests: the real series they use from ``shared_data`` (never copied into the repo), and
+the external-tool rule. A plain module, not a conftest: only one module can be `conftest` in sys.modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHEST = "ct_chest_lungpetctdx_A0001_philips"
+HEAD = "ct_head_phantom_philips_ingenuity"
+MR = "mr_head_ge_signa_t1_ctk"
+US_RGB = "singles/us_US1_480x640_rgb_uncompressed.dcm"
+BAD_UID = "singles/ct_512x512_12bit_jpeg_lossless.dcm"  # hashes instead of UIDs
+# the same SOP Instance UID with other bytes (dirty high bits): a real conflict
+CONFLICT_A = "singles/mr_384x384_12bit_unsigned.dcm"
+CONFLICT_B = "singles/mr_384x384_12bit_unsigned_dirty_high_bits.dcm"
+
+
+def series_files(shared_data: Path, folder: str, count: int | None = None) -> list[Path]:
+    files = sorted(p for p in (shared_data / folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    return files if count is None else files[:count]
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    from medcodec.delivery import open_store
+
+    with open_store(tmp_path / "store") as s:
+        yield s
+
+
+def require_tool(name: str) -> str:
+    """``tests/conftest.py``'s one rule for external tools (skip locally, fail in CI), loaded by path:
+    another folder's ``conftest`` module may be the one named ``conftest`` in ``sys.modules``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_medcodec_root_conftest", Path(__file__).parent.parent / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.require_tool(name))

@@ -1,0 +1,63 @@
+"""``medcodec ingest`` through ``main([...])`` on real series."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from delivery_data import BAD_UID, CHEST, CONFLICT_A, CONFLICT_B, US_RGB, series_files
+
+from medcodec.cli.main import main
+from medcodec.delivery import open_store
+
+
+@pytest.mark.realdata
+def test_cli_ingest_precomputes_and_reports(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store_path = tmp_path / "store"
+    files = [str(p) for p in series_files(shared_data, CHEST, 6)] + [str(shared_data / US_RGB)]
+    code = main(["ingest", *files, "--store", str(store_path), "--presets", "diagnostic,lossless", "--no-progress"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "7 stored, 0 duplicate, 0 conflict, 0 rejected; 2 studies" in out.out
+    assert "1 stored as passthrough" in out.out
+    with open_store(store_path, create=False) as store:
+        studies = store.catalog.study_uids()
+        assert len(studies) == 2
+        for study in studies:
+            for preset in ("diagnostic", "lossless"):
+                archive = store.archive(study, None, preset)
+                assert archive is not None
+                with store.open_archive(archive) as fh:
+                    zf = zipfile.ZipFile(io.BytesIO(fh.read()))
+                manifest = json.loads(zf.read("manifest.json"))
+                assert manifest["totals"]["files"] == len(store.instances(study)) == len(zf.namelist()) - 1
+            assert store.archive(study, None, "preview") is None  # not asked for
+
+    # again: every file a duplicate, nothing written; exit 0
+    code = main(["ingest", *files, "--store", str(store_path), "--no-progress", "--no-precompress"])
+    assert code == 0 and "0 stored, 7 duplicate" in capsys.readouterr().out
+    # --refresh alone: computes what is missing (preview was never asked for), nothing else
+    assert main(["ingest", "--store", str(store_path), "--refresh", "--presets", "preview", "--no-progress"]) == 0
+    assert "refreshed 4 archive(s)" in capsys.readouterr().out
+    assert main(["ingest", "--store", str(store_path), "--refresh", "--presets", "preview", "--no-progress"]) == 0
+    assert "refreshed 0 archive(s)" in capsys.readouterr().out
+    assert main(["ingest", "--store", str(store_path)]) == 2  # nothing to do: usage error
+
+
+@pytest.mark.realdata
+def test_cli_ingest_exit_codes(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store_path = str(tmp_path / "store")
+    code = main(["ingest", str(shared_data / CONFLICT_A), str(shared_data / CONFLICT_B), str(shared_data / BAD_UID),
+                 "--store", store_path, "--no-precompress", "--no-progress"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1
+    assert "conflict:" in out.err and CONFLICT_B.split("/")[-1] in out.err and "rejected:" in out.err
+    assert "Traceback" not in out.err
+    # fatal errors: one line, exit 2
+    assert main(["ingest", str(tmp_path / "missing"), "--store", store_path, "--no-progress"]) == 2
+    assert main(["ingest", str(shared_data / US_RGB), "--store", store_path, "--presets", "ultra"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 2 and "ultra" in err and "Traceback" not in err

@@ -1,0 +1,163 @@
+"""Pre-computation on Dask: renditions, archives, manifests whose numbers we recompute ourselves."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from delivery_data import CHEST, MR, US_RGB, series_files, store  # noqa: F401 (fixture)
+
+from medcodec.delivery.precompute import archive_entry_name, precompute
+
+
+def _stored_in_source_units(ds: pydicom.Dataset, source: pydicom.Dataset) -> np.ndarray:
+    """Decoded values brought back to the source's stored units through the two rescales."""
+    hu = ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+    return (hu - float(source.get("RescaleIntercept", 0))) / float(source.get("RescaleSlope", 1))
+
+
+@pytest.fixture(scope="module")
+def computed(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A store with 12 chest CT slices, 6 MR slices and a colour US image, pre-computed on a real LocalCluster."""
+    from medcodec.delivery import open_store
+
+    store = open_store(tmp_path_factory.mktemp("precomputed") / "store")
+    files = series_files(shared_data, CHEST, 12) + series_files(shared_data, MR)[::17] + [shared_data / US_RGB]
+    progress: list[tuple[str, int, int]] = []
+    report = store.ingest(files, presets=["diagnostic", "lossless", "preview", "original"],
+                          progress=lambda *a: progress.append(a))  # fmt: skip
+    yield store, report, files, progress
+    store.close()
+
+
+@pytest.mark.realdata
+def test_ingest_returns_with_the_presets_stored(computed) -> None:
+    store, report, files, progress = computed
+    assert len(report.stored) == len(files) and report.ok
+    # 3 studies x 4 presets x (study + each series)
+    assert len(report.precomputed) == 3 * 4 * 2
+    stages = {s for s, _, _ in progress}
+    assert stages == {"ingest", "precompute", "archive"}
+    assert ("precompute", (len(files) * 3), len(files) * 3) in progress  # every (instance, coded preset)
+    for study in report.studies:
+        for preset in ("diagnostic", "lossless", "preview", "original"):
+            archive = store.archive(study, None, preset)
+            assert archive is not None and archive.files == len(store.instances(study))
+            with store.open_archive(archive) as fh:
+                data = fh.read()
+            assert hashlib.sha256(data).hexdigest() == archive.etag and len(data) == archive.size
+            assert archive.path.endswith(f"-{archive.etag[:16]}.zip")
+    check = store.check()
+    assert check.consistent and not check.orphans
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("preset", ["diagnostic", "preview", "lossless"])
+def test_manifest_numbers_recomputed_independently(computed, preset: str) -> None:
+    store, report, _files, _ = computed
+    chest_study = report.outcomes[0].study_uid
+    archive = store.archive(chest_study, None, preset)
+    with store.open_archive(archive) as fh:
+        zf = zipfile.ZipFile(io.BytesIO(fh.read()))
+    assert all(info.compress_type == zipfile.ZIP_STORED for info in zf.infolist())
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["preset"] == preset and manifest["study_instance_uid"] == chest_study
+    assert manifest["diagnostic"] == (preset != "preview")
+    records = store.instances(chest_study)
+    assert [f["file"] for f in manifest["files"]] == [archive_entry_name(r) for r in records]
+    assert sorted(zf.namelist()) == sorted([archive_entry_name(r) for r in records] + ["manifest.json"])
+    originals = {r.sop_uid: r for r in records}
+    for entry in manifest["files"]:
+        data = zf.read(entry["file"])
+        assert len(data) == entry["bytes"]
+        ds = pydicom.dcmread(io.BytesIO(data))
+        record = originals[entry["sop_instance_uid"]]
+        with store.open_original(record) as fh:
+            source = pydicom.dcmread(fh)
+        assert str(ds.file_meta.TransferSyntaxUID) == entry["transfer_syntax_uid"]
+        assert entry["source_bytes"] == record.size and not entry["passthrough"]
+        fragments = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+        coded = sum(len(f) + len(f) % 2 for f in fragments)
+        assert entry["ratio"] == pytest.approx(source.Rows * source.Columns * 2 / coded, rel=1e-3)
+        restored = _stored_in_source_units(ds, source)
+        diff = restored - source.pixel_array.astype(np.float64)
+        max_error = float(np.abs(diff).max())
+        assert entry["max_error"] == pytest.approx(max_error, abs=1e-6)
+        assert entry["max_error_hu"] == pytest.approx(max_error * float(source.RescaleSlope), abs=1e-6)
+        mse = float(np.mean(diff**2))
+        if preset == "lossless":
+            assert mse == 0 and entry["psnr"] is None and entry["lossy"] is False
+            assert ds.SOPInstanceUID == source.SOPInstanceUID
+        else:
+            peak = 2 ** int(source.BitsStored) - 1
+            assert entry["psnr"] == pytest.approx(10 * math.log10(peak**2 / mse), abs=0.01)
+            assert ds.LossyImageCompression == "01"
+            assert float(ds.LossyImageCompressionRatio) == pytest.approx(entry["ratio"], abs=0.01)
+    totals = manifest["totals"]
+    assert totals["files"] == len(records) and totals["bytes"] == sum(f["bytes"] for f in manifest["files"])
+    if preset == "diagnostic":
+        assert sum(r.size for r in records) / archive.size > 4  # the issue's "at least 4:1 smaller"
+
+
+@pytest.mark.realdata
+def test_passthrough_objects_are_in_every_archive_unchanged(computed, shared_data: Path) -> None:
+    store, report, _, _ = computed
+    us_study = report.outcomes[-1].study_uid
+    for preset in ("diagnostic", "preview", "lossless"):
+        archive = store.archive(us_study, None, preset)
+        with store.open_archive(archive) as fh:
+            zf = zipfile.ZipFile(io.BytesIO(fh.read()))
+        (entry,) = json.loads(zf.read("manifest.json"))["files"]
+        assert entry["passthrough"] and "RGB" in entry["reason"]
+        assert zf.read(entry["file"]) == (shared_data / US_RGB).read_bytes()
+        (record,) = store.instances(us_study)
+        rendition = store.rendition(record, preset)
+        assert rendition.passthrough and rendition.path == record.path  # no copy of the object
+
+
+@pytest.mark.realdata
+def test_new_instance_invalidates_the_study_archives_until_rebuilt(shared_data: Path, store) -> None:
+    files = series_files(shared_data, CHEST, 4)
+    report = store.ingest(files, presets=["diagnostic"])
+    study = report.outcomes[0].study_uid
+    series = report.outcomes[0].series_uid
+    before = store.archive(study, None, "diagnostic")
+    assert before is not None and store.archive(study, series, "diagnostic") is not None
+    first = store.instances(study)
+    stamps = {r.sop_uid: store.rendition(r, "diagnostic").created_at for r in first}
+    # a new instance of the same study arrives (as STOW / C-STORE would bring it)
+    ds = pydicom.dcmread(series_files(shared_data, CHEST)[10])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    assert store.ingest_bytes(buffer.getvalue(), source="stow").status == "stored"
+    assert store.archive(study, None, "diagnostic") is None and store.archive(study, series, "diagnostic") is None
+    assert store.pending(["diagnostic"]) == [study]
+    assert len(store.refresh(presets=["diagnostic"])) == 2 and store.pending(["diagnostic"]) == []
+    after = store.archive(study, None, "diagnostic")
+    assert after is not None and after.files == 5 and after.etag != before.etag
+    # the four earlier renditions were fresh (same series mapping) and were not coded again
+    assert {r.sop_uid: store.rendition(r, "diagnostic").created_at for r in first} == stamps
+
+
+@pytest.mark.realdata
+def test_precompute_on_worker_processes(shared_data: Path, store) -> None:
+    """Workers in other processes reach the store by its URL only; the catalog is written here."""
+    from distributed import Client, LocalCluster
+
+    report = store.ingest(series_files(shared_data, CHEST, 3), precompress=False)
+    study = report.outcomes[0].study_uid
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster, set_as_default=False) as client:  # fmt: skip
+        written = precompute(store, [study], presets=["preview"], client=client)
+    assert written == [f"preview:{study}", f"preview:{study}:{report.outcomes[0].series_uid}"]
+    records = store.instances(study)
+    assert all(store.rendition(r, "preview") is not None for r in records)
+    assert store.check().consistent

@@ -1,0 +1,204 @@
+"""Presets on real images: real DICOM files any decoder opens, lossy attributes, bit-exact lossless."""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from delivery_data import CHEST, HEAD, MR, US_RGB, series_files, store  # noqa: F401 (fixture)
+
+from medcodec import external
+from medcodec.delivery import NotAcceptableError
+from medcodec.delivery.presets import PRESETS, get_preset, image_class
+from medcodec.dicom import read_series
+
+JPEG12 = "1.2.840.10008.1.2.4.51"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+
+
+def _hu(ds: pydicom.Dataset) -> np.ndarray:
+    return ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+def test_lossy_presets_write_standard_files_with_lossy_attributes(shared_data: Path, preset: str) -> None:
+    path = series_files(shared_data, CHEST)[20]
+    source = pydicom.dcmread(path)
+    out = PRESETS[preset].encode_instance(path.read_bytes())
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    assert ds.file_meta.TransferSyntaxUID == JPEG12 == out.entry.transfer_syntax_uid
+    assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == "ISO_10918_1"
+    assert float(ds.LossyImageCompressionRatio) == pytest.approx(out.entry.ratio, abs=0.01)
+    assert ds.ImageType[0] == "DERIVED" and ds.SOPInstanceUID != source.SOPInstanceUID
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID == out.entry.rendition_sop_instance_uid
+    assert ds.SeriesInstanceUID != source.SeriesInstanceUID and ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.PatientID == source.PatientID and ds.BitsStored == 12
+    if preset == "preview":
+        for text in (ds.DerivationDescription, ds.SeriesDescription, ds.ImageComments):
+            assert "NOT FOR DIAGNOSIS" in text
+        assert not PRESETS[preset].diagnostic
+    else:
+        assert "NOT FOR DIAGNOSIS" not in ds.DerivationDescription
+    # pydicom (pylibjpeg-libjpeg) decodes it; HU error matches the entry
+    err = np.abs(_hu(ds) - _hu(source))
+    assert err.max() == pytest.approx(out.entry.max_error_hu, abs=1e-6) and out.entry.max_error_hu > 0
+    # the same UIDs every time (live == pre-computed)
+    again = PRESETS[preset].encode_instance(path.read_bytes(), measure=False)
+    assert again.entry.rendition_sop_instance_uid == out.entry.rendition_sop_instance_uid
+    assert again.data == out.data and not again.entry.measured and again.entry.psnr is None
+
+
+@pytest.mark.realdata
+def test_diagnostic_decodes_with_dcmtk_too(shared_data: Path, tmp_path: Path) -> None:
+    from delivery_data import require_tool
+
+    tool = require_tool("dcmdjpeg")
+    path = series_files(shared_data, HEAD)[70]
+    out = PRESETS["diagnostic"].encode_instance(path.read_bytes())
+    src, dst = tmp_path / "jpeg.dcm", tmp_path / "raw.dcm"
+    src.write_bytes(out.data)
+    run = subprocess.run([tool, str(src), str(dst)], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    theirs = pydicom.dcmread(dst)
+    assert not theirs.file_meta.TransferSyntaxUID.is_compressed
+    err = np.abs(_hu(theirs) - _hu(pydicom.dcmread(path)))
+    assert err.max() <= out.entry.max_error_hu + 2  # integer IDCTs differ by 1, rarely 2, at 12 bits
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("folder", [CHEST, MR, "singles/ct_CT1_512x512_signed16_jpegls_near_lossless.dcm"])
+def test_lossless_is_bit_exact(shared_data: Path, folder: str) -> None:
+    target = shared_data / folder
+    path = target if target.is_file() else series_files(shared_data, folder)[7]
+    source = pydicom.dcmread(path)
+    out = PRESETS["lossless"].encode_instance(path.read_bytes())
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    assert ds.file_meta.TransferSyntaxUID == HTJ2K_LOSSLESS
+    # lossless adds no lossy flag (a source that was lossy already keeps its own)
+    assert ds.get("LossyImageCompression") == source.get("LossyImageCompression")
+    assert ds.SOPInstanceUID == source.SOPInstanceUID and not out.entry.lossy
+    assert np.array_equal(ds.pixel_array, source.pixel_array)  # pydicom + pylibjpeg-openjpeg
+    # and with OpenJPH directly on the fragment (a second decoder)
+    fragment = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    theirs = external.htj2k_decode(fragment).astype(np.int64)
+    assert np.array_equal(theirs, source.pixel_array.astype(np.int64))
+    assert out.entry.ratio > 1.5 and out.entry.max_error == 0
+
+
+@pytest.mark.realdata
+def test_what_a_preset_cannot_code_passes_through_unchanged(shared_data: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    for path in (shared_data / US_RGB, Path(get_testdata_file("test-SR.dcm"))):
+        data = path.read_bytes()
+        for name in PRESETS:
+            out = PRESETS[name].encode_instance(data)
+            assert out.data == data and out.entry.passthrough and out.entry.reason
+            assert out.entry.bytes == len(data) and out.entry.ratio is None
+    out = PRESETS["original"].encode_instance((shared_data / US_RGB).read_bytes())
+    assert out.entry.rendition_sop_instance_uid == out.entry.sop_instance_uid
+
+
+@pytest.mark.realdata
+def test_image_class_reads_the_header(shared_data: Path) -> None:
+    assert image_class(pydicom.dcmread(series_files(shared_data, CHEST)[0], stop_before_pixels=True)) == "CT"
+    assert image_class(pydicom.dcmread(series_files(shared_data, HEAD)[0], stop_before_pixels=True)) == "CT-neuro"
+    assert image_class(pydicom.dcmread(series_files(shared_data, MR)[0], stop_before_pixels=True)) == "MR"
+    with pytest.raises(NotAcceptableError):
+        get_preset("ultra")
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("folder", "preset", "documented"),
+    [(CHEST, "diagnostic", 7.7), (HEAD, "diagnostic", 12.0), (MR, "diagnostic", 12.4),
+     (CHEST, "preview", 36.5), (HEAD, "preview", 40.3), (MR, "preview", 35.7)],
+)  # fmt: skip
+def test_operating_points_land_near_their_targets(shared_data: Path, folder: str, preset: str,
+                                                  documented: float) -> None:  # fmt: skip
+    """The figures in docs/delivery.md, re-measured: whole series, every 2nd slice, series mapping."""
+    from medcodec.dicom import plan_series_mapping
+    from medcodec.dicom.lossy import get_syntax
+
+    series = read_series(shared_data / folder).series[0]
+    mapping = plan_series_mapping(series, bits_stored=12, signed=False)
+    point = PRESETS[preset].operating_point(series.images[0].dataset)
+    syntax = get_syntax(point.syntax)
+    raw = coded = 0
+    for frame in list(series.iter_frames())[::2]:
+        mapped, _ = mapping.map(frame)
+        coded += len(syntax.encode(mapped, 12, False, point.quality))
+        raw += frame.size * 2
+    assert raw / coded == pytest.approx(documented, rel=0.05)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("name", "documented"),
+    [("cr_RG3_1760x1760_10bit_uncompressed.dcm", (16.0, 90.8)), ("cr_RG2_2140x1760_10bit_jpeg_lossless.dcm", (7.0, 36.8)),
+     ("dx_chest_2128x2000_12bit_mono1_j2k_lossless.dcm", (4.1, 16.0))],
+)  # fmt: skip
+def test_radiography_operating_points(shared_data: Path, name: str, documented: tuple[float, float]) -> None:
+    """docs/delivery.md's CR/DX figures: ratio of the JPEG codestream to 16-bit raw pixels."""
+    data = (shared_data / "singles" / name).read_bytes()
+    for preset, expected in zip(("diagnostic", "preview"), documented):
+        entry = PRESETS[preset].encode_instance(data, measure=False).entry
+        assert entry.quality == {"diagnostic": 85, "preview": 55}[preset]
+        assert entry.ratio == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.realdata
+def test_series_mapping_comes_from_the_catalog_and_is_shared(shared_data: Path, store) -> None:
+    files = series_files(shared_data, MR)[::10]
+    report = store.ingest(files, precompress=False)
+    series_uid = report.outcomes[0].series_uid
+    mapping = store.series_mapping(series_uid, "diagnostic")
+    whole = read_series(files).series[0]
+    from medcodec.dicom import plan_series_mapping
+
+    assert mapping == plan_series_mapping(whole, bits_stored=12, signed=False)
+    assert store.series_mapping(series_uid, "lossless") is None and store.series_mapping(series_uid, "original") is None
+    descriptions = set()
+    for path in files[:3]:
+        out = PRESETS["diagnostic"].encode_instance(path.read_bytes(), mapping=mapping)
+        ds = pydicom.dcmread(io.BytesIO(out.data), stop_before_pixels=True)
+        descriptions.add((float(ds.RescaleSlope), float(ds.RescaleIntercept), out.entry.mapping))
+        assert math.isfinite(out.entry.psnr)
+    assert len(descriptions) == 1  # one rescale for the whole series
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+def test_dciodvfy_finds_no_new_error(shared_data: Path, tmp_path: Path, preset: str) -> None:
+    """dicom3tools checks the IOD of our files: no error the original did not already have."""
+    from delivery_data import require_tool
+
+    tool = require_tool("dciodvfy")
+
+    def errors(path: Path) -> set[str]:
+        run = subprocess.run([tool, str(path)], check=False, capture_output=True, text=True, timeout=60)
+        return {line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")}
+
+    for source in (series_files(shared_data, HEAD)[50], series_files(shared_data, MR)[3], series_files(shared_data, CHEST)[5],
+                   shared_data / "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm"):  # fmt: skip
+        out = tmp_path / f"{preset}_{source.parent.name}_{source.name}"
+        out.write_bytes(PRESETS[preset].encode_instance(source.read_bytes(), measure=False).data)
+        assert errors(out) <= errors(source), source
+
+
+@pytest.mark.realdata
+def test_a_damaged_image_is_delivered_as_stored_not_an_error(shared_data: Path, store) -> None:
+    data = series_files(shared_data, CHEST)[3].read_bytes()
+    cut = data[: len(data) - 5000]  # pixel data cut short (a broken transfer)
+    outcome = store.ingest_bytes(cut, source="truncated")
+    assert outcome.status == "stored" and not outcome.record.compressible and outcome.record.passthrough_reason
+    for name in ("diagnostic", "lossless", "preview"):
+        out = PRESETS[name].encode_instance(cut)
+        assert out.data == cut and out.entry.passthrough and out.entry.reason

@@ -1,0 +1,238 @@
+"""Store and catalog on real data: ingest, byte-for-byte originals, duplicates, conflicts, queries."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pydicom
+import pytest
+from delivery_data import BAD_UID, CHEST, CONFLICT_A, CONFLICT_B, MR, US_RGB, series_files, store  # noqa: F401 (fixture)
+
+from medcodec.delivery import InvalidUidError, NotFoundError, open_store
+from medcodec.errors import InputNotFoundError, InvalidInputError
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.realdata
+def test_ingest_keeps_originals_byte_for_byte_and_reingest_is_a_noop(shared_data: Path, store) -> None:
+    files = series_files(shared_data, CHEST, 12) + [shared_data / US_RGB]
+    report = store.ingest(files, precompress=False)
+    assert len(report.stored) == 13 and report.ok
+    for outcome, path in zip(report.outcomes, files):
+        record = outcome.record
+        assert record is not None and record.sha256 == _sha(path) and record.size == path.stat().st_size
+        with store.open_original(record) as fh:
+            assert fh.read() == path.read_bytes()
+        assert record.path == f"objects/sha256/{record.sha256[:2]}/{record.sha256}.dcm"
+    objects = sorted(p for p in (Path(store.objects.root) / "objects").rglob("*") if p.is_file())
+    assert len(objects) == 13
+
+    again = store.ingest(files, precompress=False)
+    assert len(again.duplicates) == 13 and not again.stored and again.ok
+    assert sorted(p for p in (Path(store.objects.root) / "objects").rglob("*") if p.is_file()) == objects
+    assert store.check().consistent and not store.check().orphans
+
+
+@pytest.mark.realdata
+def test_every_object_is_stored_colour_included_and_marked_passthrough(shared_data: Path, store) -> None:
+    from pydicom.data import get_testdata_file
+
+    sr = Path(get_testdata_file("test-SR.dcm"))  # a structured report: no pixels at all
+    report = store.ingest([shared_data / US_RGB, sr], precompress=False)
+    assert len(report.stored) == 2
+    us, sr_out = (o.record for o in report.outcomes)
+    assert not us.compressible and "RGB" in us.passthrough_reason
+    assert not sr_out.compressible and sr_out.rows is None
+    assert store.find_instances(None, None, {"SOPInstanceUID": sr_out.sop_uid})
+
+
+@pytest.mark.realdata
+def test_conflict_is_reported_and_never_overwrites(shared_data: Path, store) -> None:
+    a, b = shared_data / CONFLICT_A, shared_data / CONFLICT_B
+    assert pydicom.dcmread(a).SOPInstanceUID == pydicom.dcmread(b).SOPInstanceUID and _sha(a) != _sha(b)
+    first = store.ingest_bytes(a.read_bytes(), source=str(a))
+    second = store.ingest_bytes(b.read_bytes(), source=str(b))
+    assert (first.status, second.status) == ("stored", "conflict")
+    assert str(b) in second.message and "not overwritten" in second.message
+    (record,) = store.instances(first.study_uid)
+    assert record.sha256 == _sha(a)
+    with store.open_original(record) as fh:
+        assert fh.read() == a.read_bytes()
+    report = store.ingest([b], precompress=False)
+    assert len(report.conflicts) == 1 and not report.ok
+
+
+@pytest.mark.realdata
+def test_non_dicom_and_invalid_uids_are_reported_not_stored(shared_data: Path, store, tmp_path: Path) -> None:
+    junk = tmp_path / "inbox"
+    junk.mkdir()
+    (junk / "notes.dcm").write_bytes(b"this is not DICOM at all" * 100)
+    (junk / "image.dcm").write_bytes(bytes(range(256)) * 64)
+    # a file with the DICM prefix but a broken dataset
+    (junk / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff")
+    report = store.ingest([junk / "notes.dcm", junk / "image.dcm", junk / "broken.dcm", shared_data / BAD_UID],
+                          precompress=False)  # fmt: skip
+    assert [o.status for o in report.outcomes] == ["rejected"] * 4
+    assert "not a DICOM file" in report.outcomes[0].message
+    assert "is not a DICOM UID" in report.outcomes[3].message
+    assert store.find_studies({}) == [] and not (Path(store.objects.root) / "objects").exists()
+    with pytest.raises(InputNotFoundError):
+        store.ingest([tmp_path / "missing"], precompress=False)
+    # inside a folder: the walk leaves non-DICOM files out, and the report lists them
+    (junk / "README.txt").write_text("acquired on ...")
+    (junk / "series").mkdir()
+    for path in series_files(shared_data, CHEST, 2):
+        (junk / "series" / path.name).write_bytes(path.read_bytes())
+    report = store.ingest([junk], precompress=False)
+    assert len(report.stored) == 2 and len(report.rejected) == 1 and not report.ok  # broken.dcm
+    assert sorted(Path(o.source).name for o in report.skipped) == ["README.txt", "image.dcm", "notes.dcm"]
+    assert {o.status for o in report.outcomes} == {"stored", "skipped", "rejected"}  # broken.dcm has DICM
+    (junk / "broken.dcm").unlink()
+    report = store.ingest([junk], precompress=False)
+    assert report.ok and len(report.skipped) == 3 and len(report.duplicates) == 2  # skipped files are no failure
+
+
+@pytest.mark.realdata
+def test_queries_return_dicom_json(shared_data: Path, store) -> None:
+    chest = series_files(shared_data, CHEST, 10)
+    mr = series_files(shared_data, MR, 5)
+    store.ingest(chest + mr + [shared_data / US_RGB], precompress=False)
+    studies = store.find_studies({})
+    assert len(studies) == 3
+    chest_ds = pydicom.dcmread(chest[0], stop_before_pixels=True)
+    (found,) = store.find_studies({"StudyInstanceUID": chest_ds.StudyInstanceUID})
+    assert found["0020000D"] == {"vr": "UI", "Value": [chest_ds.StudyInstanceUID]}
+    assert found["00080061"]["Value"] == ["CT"] and found["00201208"]["Value"] == [10]
+    assert found["00201206"]["Value"] == [1] and found["00080020"]["Value"] == [chest_ds.StudyDate]
+    # matching: wildcard, range, tag form, lower-level key, ModalitiesInStudy
+    pid = str(chest_ds.PatientID)
+    assert [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientID": pid[:4] + "*"})] == [
+        chest_ds.StudyInstanceUID
+    ]
+    assert len(store.find_studies({"00100020": pid})) == 1
+    assert len(store.find_studies({"StudyDate": f"{chest_ds.StudyDate}-{chest_ds.StudyDate}"})) >= 1
+    assert len(store.find_studies({"ModalitiesInStudy": "MR"})) == 1
+    assert len(store.find_studies({"Modality": "US"})) == 1
+    assert len(store.find_studies({"SOPInstanceUID": chest_ds.SOPInstanceUID})) == 1
+    assert store.find_studies({"PatientID": "no such*"}) == []
+    # limit / offset page through the same order
+    page = [s["0020000D"]["Value"][0] for s in store.find_studies({}, limit=2)]
+    rest = [s["0020000D"]["Value"][0] for s in store.find_studies({}, offset=2)]
+    assert len(page) == 2 and len(rest) == 1 and set(page + rest) == {s["0020000D"]["Value"][0] for s in studies}
+    series = store.find_series(chest_ds.StudyInstanceUID, {})
+    assert len(series) == 1 and series[0]["00201209"]["Value"] == [10] and series[0]["00080060"]["Value"] == ["CT"]
+    instances = store.find_instances(chest_ds.StudyInstanceUID, None, {"InstanceNumber": str(chest_ds.InstanceNumber)})
+    assert len(instances) == 1 and instances[0]["00080018"]["Value"] == [chest_ds.SOPInstanceUID]
+    assert instances[0]["00083002"]["Value"] == [str(chest_ds.file_meta.TransferSyntaxUID)]
+    assert len(store.find_instances(None, None, {"Modality": "MR"}, limit=3)) == 3
+    # metadata: the full header, pixel data left out
+    record = store.instances(chest_ds.StudyInstanceUID, sop_uid=chest_ds.SOPInstanceUID)[0]
+    meta = store.metadata(record)
+    assert meta["00280010"]["Value"] == [chest_ds.Rows] and "7FE00010" not in meta
+    # fuzzy names
+    name = str(chest_ds.PatientName)
+    if name:
+        assert store.find_studies({"PatientName": name.lower()[:3]}, fuzzy=True)
+
+
+@pytest.mark.realdata
+def test_instances_are_sorted_along_the_slice_normal(shared_data: Path, store) -> None:
+    files = series_files(shared_data, CHEST, 16)
+    report = store.ingest(list(reversed(files)), precompress=False)
+    records = store.instances(report.outcomes[0].study_uid)
+    positions = [r.position for r in records]
+    assert None not in positions and positions == sorted(positions) and len(set(positions)) == 16
+    one = store.instances(records[0].study_uid, records[0].series_uid, records[3].sop_uid)
+    assert [r.sop_uid for r in one] == [records[3].sop_uid]
+
+
+@pytest.mark.parametrize(
+    "bad", ["../../etc", "1.2' OR 1=1 --", "1.2.*", "1.02.3", "1.2/..", "%2e%2e"],
+)
+def test_uids_are_checked_before_sql_or_paths(store, bad: str) -> None:
+    with pytest.raises(InvalidUidError):
+        store.instances(bad)
+    with pytest.raises(InvalidUidError):
+        store.find_studies({"StudyInstanceUID": bad})
+    with pytest.raises(InvalidUidError):
+        store.archive(bad, None, "diagnostic")
+    with pytest.raises(NotFoundError):
+        store.instances("1.2.3.4")
+    with pytest.raises(InvalidInputError):
+        store.find_studies({"NoSuchKey": "x"})
+
+
+def test_open_store_refuses_what_it_cannot_be(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInputError):
+        open_store(tmp_path / "file")
+    with pytest.raises(NotFoundError):
+        open_store(tmp_path / "nowhere", create=False)
+    with pytest.raises(InvalidInputError, match="catalog"):
+        open_store("memory://no-catalog")
+
+
+@pytest.mark.realdata
+def test_zip_and_dicomdir_inputs(shared_data: Path, store, tmp_path: Path) -> None:
+    import zipfile
+
+    from pydicom.data import get_testdata_file
+
+    files = series_files(shared_data, CHEST, 3)
+    archive = tmp_path / "study.zip"  # a download as people get it, built here, not kept in the repo
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in files:
+            zf.write(path, f"CT/{path.name}")
+        zf.writestr("README.txt", "not DICOM")
+    report = store.ingest([archive], precompress=False)
+    assert len(report.stored) == 3 and report.ok
+    assert report.outcomes[0].source == f"{archive}::CT/{files[0].name}"
+    assert {o.record.sha256 for o in report.stored} == {_sha(p) for p in files}
+
+    dicomdir = Path(get_testdata_file("DICOMDIR"))
+    report = store.ingest([dicomdir], precompress=False)
+    records = pydicom.dcmread(dicomdir).DirectoryRecordSequence
+    referenced = {tuple(r.ReferencedFileID) for r in records if "ReferencedFileID" in r}  # PS3.3 F.3.2.2
+    assert len(report.outcomes) == len(referenced) == 31
+    assert len(report.stored) + len(report.duplicates) + len(report.conflicts) == 31 and not report.rejected
+
+
+def test_a_store_on_another_fsspec_filesystem(tmp_path: Path) -> None:
+    """The generic (non-local) storage path end to end: memory:// objects, SQLite catalog elsewhere."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.delivery.precompute import precompute
+
+    url = f"memory://medcodec-test-{tmp_path.name}"
+    with open_store(url, catalog=f"sqlite:///{tmp_path / 'catalog.sqlite'}") as store:
+        data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+        outcome = store.ingest_bytes(data, source="CT_small.dcm")
+        assert outcome.status == "stored"
+        (record,) = store.instances(outcome.study_uid)
+        with store.open_original(record) as fh:
+            assert fh.read() == data
+        precompute(store, [outcome.study_uid], presets=["diagnostic"], scheduler="threads")
+        archive = store.archive(outcome.study_uid, None, "diagnostic")
+        with store.open_archive(archive) as fh:
+            body = fh.read()
+        assert hashlib.sha256(body).hexdigest() == archive.etag and body[:2] == b"PK"
+        check = store.check()
+        assert check.consistent and check.checked == 4 and not check.orphans  # original, rendition, 2 archives
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """A server and an ingest started together on a fresh store: both create the catalog."""
+    import subprocess
+    import sys
+
+    code = f"from medcodec.delivery import open_store; open_store({str(tmp_path / 'store')!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    with open_store(tmp_path / "store", create=False) as store:
+        assert store.find_studies({}) == []

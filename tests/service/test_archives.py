@@ -1,0 +1,228 @@
+"""ZIP archives over real HTTP (httpx against a uvicorn subprocess): pre-computed and live."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import json
+import socket
+import time
+import zipfile
+
+import httpx
+import numpy as np
+import pydicom
+import pytest
+
+pytestmark = pytest.mark.realdata
+
+JPEG_12 = "1.2.840.10008.1.2.4.51"
+
+
+def _zip(data: bytes) -> zipfile.ZipFile:
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    assert zf.testzip() is None
+    return zf
+
+
+def _check_lossy_archive(data: bytes, originals: list, preset: str = "diagnostic") -> dict:
+    zf = _zip(data)
+    names = zf.namelist()
+    assert names[-1] == "manifest.json"
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["preset"] == preset and len(manifest["files"]) == len(originals) == len(names) - 1
+    by_uid = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in originals}
+    for entry in manifest["files"]:
+        ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
+        assert ds.file_meta.TransferSyntaxUID == JPEG_12 == entry["transfer_syntax_uid"]
+        assert ds.LossyImageCompression == "01"
+        src = by_uid[entry["sop_instance_uid"]]
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        ref = src.pixel_array * float(src.RescaleSlope) + float(src.RescaleIntercept)
+        err = np.abs(hu - ref).max()
+        assert err < 200, f"{entry['file']}: max error {err} HU"  # lossy, but the same image
+        if entry.get("max_error_hu") is not None:
+            assert abs(err - entry["max_error_hu"]) <= 1.0
+    return manifest
+
+
+def test_health(server):
+    r = server.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_precomputed_archive_headers_and_content(server):
+    r = server.get(f"/studies/{server.chest_study}/archive.zip", params={"preset": "diagnostic"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-medcodec-archive"] == "precomputed"
+    assert r.headers["content-type"] == "application/zip"
+    assert int(r.headers["content-length"]) == len(r.content)
+    assert r.headers["etag"] == f'"{hashlib.sha256(r.content).hexdigest()}"'
+    assert "immutable" in r.headers["cache-control"] and "max-age=31536000" in r.headers["cache-control"]
+    assert r.headers["accept-ranges"] == "bytes"
+    manifest = _check_lossy_archive(r.content, server.chest_files)
+    raw = sum(p.stat().st_size for p in server.chest_files)
+    assert raw / len(r.content) >= 4.0, f"only {raw / len(r.content):.2f}:1 smaller than the files"
+    assert all(f["measured"] and f["psnr"] for f in manifest["files"])
+
+
+def test_if_none_match_gives_304(server):
+    path = f"/studies/{server.chest_study}/archive.zip?preset=diagnostic"
+    etag = server.get(path).headers["etag"]
+    r = server.get(path, headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == etag
+    r = server.get(path, headers={"If-None-Match": '"0000"'})
+    assert r.status_code == 200
+
+
+def test_range_requests(server):
+    path = f"/studies/{server.chest_study}/archive.zip?preset=diagnostic"
+    full = server.get(path).content
+    size = len(full)
+    r = server.get(path, headers={"Range": "bytes=100-1099"})
+    assert r.status_code == 206 and r.content == full[100:1100]
+    assert r.headers["content-range"] == f"bytes 100-1099/{size}"
+    r = server.get(path, headers={"Range": "bytes=-500"})
+    assert r.status_code == 206 and r.content == full[-500:]
+    r = server.get(path, headers={"Range": f"bytes={size - 10}-"})
+    assert r.status_code == 206 and r.content == full[-10:]
+    # several ranges: multipart/byteranges with each part's Content-Range
+    r = server.get(path, headers={"Range": "bytes=0-9,20-29"})
+    assert r.status_code == 206 and r.headers["content-type"].startswith("multipart/byteranges")
+    assert full[0:10] in r.content and full[20:30] in r.content
+    assert f"bytes 0-9/{size}".encode() in r.content and int(r.headers["content-length"]) == len(r.content)
+    # past the end: 416 with the size; malformed: 400; If-Range with another tag: whole archive
+    r = server.get(path, headers={"Range": f"bytes={size}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
+    assert server.get(path, headers={"Range": "bytes=5-1"}).status_code == 400
+    assert server.get(path, headers={"Range": "items=0-1"}).status_code == 400
+    r = server.get(path, headers={"Range": "bytes=0-9", "If-Range": '"other"'})
+    assert r.status_code == 200 and len(r.content) == size
+
+
+def test_live_archive_is_streamed_and_valid(server):
+    r = server.get(f"/studies/{server.head_study}/archive.zip", params={"preset": "diagnostic"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-medcodec-archive"] == "live"
+    assert "content-length" not in r.headers and r.headers.get("transfer-encoding") == "chunked"
+    assert r.headers["cache-control"] == "no-store"
+    _check_lossy_archive(r.content, server.head_files)
+    raw = sum(p.stat().st_size for p in server.head_files)
+    assert raw / len(r.content) >= 4.0
+
+
+def test_live_on_request_even_when_precomputed(server):
+    r = server.get(f"/studies/{server.chest_study}/series/{server.chest_series}/archive.zip",
+                   params={"preset": "diagnostic", "live": "1"})  # fmt: skip
+    assert r.status_code == 200 and r.headers["x-medcodec-archive"] == "live"
+    manifest = _check_lossy_archive(r.content, server.chest_files)
+    assert manifest["series_instance_uid"] == server.chest_series
+
+
+def test_original_archive_is_byte_for_byte(server):
+    r = server.get(f"/studies/{server.head_study}/archive.zip", params={"preset": "original"})
+    assert r.status_code == 200
+    zf = _zip(r.content)
+    stored = {hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist() if n != "manifest.json"}
+    assert stored == {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.head_files}
+
+
+def test_colour_image_passes_through_live(server):
+    us = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"], stop_before_pixels=True)
+    r = server.get(f"/studies/{us.StudyInstanceUID}/archive.zip", params={"preset": "diagnostic"})
+    assert r.status_code == 200
+    manifest = json.loads(_zip(r.content).read("manifest.json"))
+    entry = next(f for f in manifest["files"] if f["sop_instance_uid"] == us.SOPInstanceUID)
+    assert entry["passthrough"] and entry["reason"]
+
+
+def test_errors_are_json_without_traces(server):
+    cases = {
+        "/studies/1.2.3.4.5.6.7.8.9/archive.zip": 404,  # valid UID, unknown study
+        f"/studies/{server.head_study}/archive.zip?preset=nonsense": 404,
+        f"/studies/{server.head_study}/archive.zip?live=maybe": 400,
+        "/studies/1.2.abc/archive.zip": 400,  # not a UID
+        "/studies/..%2e%2e/archive.zip": 400,
+    }
+    for path, status in cases.items():
+        r = server.get(path)
+        assert r.status_code == status, (path, r.status_code, r.text)
+        body = r.json()
+        assert body["status"] == status and body["detail"]
+        assert "Traceback" not in r.text and 'File "' not in r.text
+    for path in ("/studies/../../etc/passwd/archive.zip", "/../catalog.sqlite", "/studies/%2e%2e/archive.zip",
+                 "/studies/..%2F..%2Fetc%2Fpasswd/archive.zip", "/studies/1.2.3/series/..%2Fcatalog.sqlite/archive.zip",
+                 "/dicomweb/studies/..%2F..%2Fcatalog.sqlite"):  # fmt: skip
+        r = server.get(path)
+        assert r.status_code in (400, 404), (path, r.status_code)
+        assert "root:" not in r.text and "SQLite" not in r.text
+
+
+def test_50_concurrent_downloads(server):
+    path = f"/studies/{server.chest_study}/archive.zip?preset=diagnostic"
+    expected = server.get(path).content
+    live_path = f"/studies/{server.head_study}/series/{server.head_series}/archive.zip?preset=preview"
+
+    def one(i: int) -> tuple[int, bool]:
+        p = live_path if i % 10 == 0 else path  # 5 of them live
+        r = httpx.get(server.url + p, timeout=120)
+        ok = r.status_code == 200 and (r.content == expected if p == path else _zip(r.content) is not None)
+        return r.status_code, ok
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(one, range(50)))
+    assert all(ok for _, ok in results), results
+    assert server.get("/health").json()["live_streams"] == 0
+
+
+def test_client_disconnect_mid_stream_leaves_server_clean(server):
+    # raw sockets with a tiny receive buffer read the start of a 21 MB live archive and close:
+    # the server must notice, cancel the pipeline and count the stream as cancelled, not completed
+    host, port = server.url.removeprefix("http://").split(":")
+    before = server.get("/health").json()
+    for _ in range(3):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect((host, int(port)))
+            s.sendall(f"GET /studies/{server.head_study}/archive.zip?preset=original&live=1 HTTP/1.1\r\n"
+                      f"Host: {host}\r\n\r\n".encode())  # fmt: skip
+            got = s.recv(4096)
+            assert got.startswith(b"HTTP/1.1 200")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        health = server.get("/health").json()
+        if health["live_streams"] == 0 and health["live_in_flight"] == 0:
+            break
+        time.sleep(0.1)
+    assert health["live_streams"] == 0 and health["live_in_flight"] == 0, health
+    assert health["live_cancelled"] - before["live_cancelled"] == 3, (before, health)
+    assert health["live_completed"] == before["live_completed"], (before, health)
+    assert server.alive()
+    r = server.get(f"/studies/{server.head_study}/archive.zip", params={"preset": "preview"})
+    assert r.status_code == 200 and _zip(r.content)
+
+
+def test_stale_archive_is_rebuilt_live_from_stored_renditions(shared_data, tmp_path, spawn_server):
+    from medcodec.delivery import open_store
+
+    files = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[20:25]
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest(files[:4], presets=["diagnostic"]).ok
+    _, url, _ = spawn_server(tmp_path / "store")
+    study = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    path = f"{url}/studies/{study}/archive.zip?preset=diagnostic"
+    assert httpx.get(path).headers["x-medcodec-archive"] == "precomputed"
+    boundary = "b"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + files[4].read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+    r = httpx.post(f"{url}/dicomweb/studies", content=body,
+                   headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})  # fmt: skip
+    assert r.status_code == 200
+    r = httpx.get(path, timeout=60)
+    assert r.headers["x-medcodec-archive"] == "live"  # the stored archive lacks the new instance
+    manifest = _check_lossy_archive(r.content, files)
+    measured = {f["sop_instance_uid"]: f["measured"] for f in manifest["files"]}
+    new_uid = pydicom.dcmread(files[4], stop_before_pixels=True).SOPInstanceUID
+    assert measured.pop(new_uid) is False  # encoded now
+    assert all(measured.values())  # the four others came from their stored renditions

@@ -1,0 +1,175 @@
+"""DICOMweb with a real client (dicomweb-client) against ``medcodec serve`` in a subprocess."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from pydicom.uid import generate_uid
+
+pytestmark = pytest.mark.realdata
+
+JPEG_12 = "1.2.840.10008.1.2.4.51"
+EXPLICIT = "1.2.840.10008.1.2.1"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return DICOMwebClient(url=server.url + "/dicomweb")
+
+
+def _uid(item: dict, tag: str) -> str:
+    return item[tag]["Value"][0]
+
+
+def test_qido_lists_studies_series_instances(client, server):
+    studies = client.search_for_studies()
+    uids = {_uid(s, "0020000D") for s in studies}
+    assert {server.chest_study, server.head_study} <= uids
+    series = client.search_for_series(server.head_study)
+    assert [_uid(s, "0020000E") for s in series] == [server.head_series]
+    instances = client.search_for_instances(server.head_study, server.head_series)
+    assert len(instances) == len(server.head_files)
+    page = client.search_for_instances(server.head_study, server.head_series, limit=5, offset=5)
+    assert len(page) == 5 and {_uid(i, "00080018") for i in page} <= {_uid(i, "00080018") for i in instances}
+    found = client.search_for_studies(search_filters={"PatientID": "PLASTIC"})
+    assert {_uid(s, "0020000D") for s in found} == {server.head_study}
+    assert client.search_for_studies(search_filters={"PatientID": "NOBODY-XYZ"}) == []
+
+
+def test_wado_instance_as_stored_and_as_jpeg12(client, server):
+    path = server.chest_files[0]
+    src = pydicom.dcmread(path)
+    ds = client.retrieve_instance(server.chest_study, server.chest_series, src.SOPInstanceUID,
+                                  media_types=(("application/dicom", "*"),))  # fmt: skip
+    assert ds.SOPInstanceUID == src.SOPInstanceUID
+    assert np.array_equal(ds.pixel_array, src.pixel_array)
+    lossy = client.retrieve_instance(server.chest_study, server.chest_series, src.SOPInstanceUID,
+                                     media_types=(("application/dicom", JPEG_12),))  # fmt: skip
+    assert lossy.file_meta.TransferSyntaxUID == JPEG_12
+    assert lossy.LossyImageCompression == "01"
+    hu = lossy.pixel_array * float(lossy.RescaleSlope) + float(lossy.RescaleIntercept)
+    ref = src.pixel_array * float(src.RescaleSlope) + float(src.RescaleIntercept)
+    assert np.abs(hu - ref).mean() < 20
+
+
+def test_wado_default_is_explicit_vr_little_endian(server):
+    # PS3.18: application/dicom without a transfer-syntax parameter means Explicit VR LE; the
+    # JPEG-lossless CT is decompressed for it
+    import dicomweb_client  # noqa: F401  (same parsing as the client: pydicom)
+
+    ct = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    r = server.get(f"/dicomweb/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}",
+                   headers={"Accept": 'multipart/related; type="application/dicom"'})  # fmt: skip
+    assert r.status_code == 200
+    boundary = r.headers["content-type"].split("boundary=")[1]
+    part = r.content.split(b"--" + boundary.encode())[1]
+    head, _, body = part.partition(b"\r\n\r\n")
+    assert b"transfer-syntax=" + EXPLICIT.encode() in head
+    ds = pydicom.dcmread(io.BytesIO(body[:-2]))
+    assert ds.file_meta.TransferSyntaxUID == EXPLICIT and np.array_equal(ds.pixel_array, ct.pixel_array)
+
+
+def test_wado_series_retrieve_and_metadata(client, server):
+    datasets = client.retrieve_series(server.head_study, server.head_series,
+                                      media_types=(("application/dicom", JPEG_12),))  # fmt: skip
+    assert len(datasets) == len(server.head_files)
+    assert all(d.file_meta.TransferSyntaxUID == JPEG_12 and d.LossyImageCompression == "01" for d in datasets)
+    meta = client.retrieve_series_metadata(server.head_study, server.head_series)
+    assert len(meta) == len(server.head_files)
+    assert all("7FE00010" not in m and m["0020000E"]["Value"][0] == server.head_series for m in meta)
+
+
+def test_unknown_transfer_syntax_gives_406(server):
+    src = pydicom.dcmread(server.chest_files[0], stop_before_pixels=True)
+    url = f"/dicomweb/studies/{server.chest_study}/series/{server.chest_series}/instances/{src.SOPInstanceUID}"
+    for ts in ("1.2.840.10008.1.2.4.100", "1.2.3.4.5"):  # MPEG2, nonsense
+        r = server.get(url, headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={ts}'})
+        assert r.status_code == 406, r.text
+        assert r.json()["status"] == 406
+    r = server.get(url, headers={"Accept": "text/html"})
+    assert r.status_code == 406
+    # a colour ultrasound cannot become 12-bit JPEG: 406 for that instance
+    us = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"], stop_before_pixels=True)
+    r = server.get(f"/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}/instances/{us.SOPInstanceUID}",
+                   headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JPEG_12}'})  # fmt: skip
+    assert r.status_code == 406
+
+
+def test_frames_uncompressed_and_jpeg(client, server):
+    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
+    args = (mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)
+    frames = client.retrieve_instance_frames(*args, frame_numbers=[2, 7])
+    assert len(frames) == 2
+    for got, k in zip(frames, (2, 7)):
+        arr = np.frombuffer(got, dtype=mr.pixel_array.dtype.newbyteorder("<")).reshape(64, 64)
+        assert np.array_equal(arr, mr.pixel_array[k - 1])
+    src = pydicom.dcmread(server.chest_files[1])
+    jpeg = client.retrieve_instance_frames(server.chest_study, server.chest_series, src.SOPInstanceUID,
+                                           frame_numbers=[1], media_types=(("image/jpeg", JPEG_12),))  # fmt: skip
+    assert jpeg[0][:2] == b"\xff\xd8" and b"\xff\xc1" in jpeg[0][:2000]  # SOF1: 12-bit extended
+    r = server.get(f"/dicomweb/studies/{args[0]}/series/{args[1]}/instances/{args[2]}/frames/11")
+    assert r.status_code == 404
+
+
+def test_rendered_png_and_jpeg_with_window(client, server):
+    from PIL import Image
+
+    src = pydicom.dcmread(server.head_files[5])
+    png = client.retrieve_instance_rendered(server.head_study, server.head_series, src.SOPInstanceUID,
+                                            media_types=("image/png",), params={"window": "40,80"})  # fmt: skip
+    img = np.asarray(Image.open(io.BytesIO(png)))
+    assert img.shape == (512, 512) and img.dtype == np.uint8
+    hu = src.pixel_array * float(src.RescaleSlope) + float(src.RescaleIntercept)
+    assert np.all(img[hu < 0] == 0) and np.all(img[hu > 80] == 255)  # window 0..80 HU
+    jpg = client.retrieve_instance_rendered(server.head_study, server.head_series, src.SOPInstanceUID,
+                                            media_types=("image/jpeg",))  # fmt: skip
+    assert jpg[:2] == b"\xff\xd8"
+    r = server.get(f"/dicomweb/studies/{server.head_study}/series/{server.head_series}/instances/"
+                   f"{src.SOPInstanceUID}/rendered?window=40,-5")  # fmt: skip
+    assert r.status_code == 400
+
+
+def test_stow_stores_and_finds(client, server):
+    src = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    src.file_meta.MediaStorageSOPInstanceUID = src.SOPInstanceUID
+    result = client.store_instances([src])
+    assert result.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    assert "FailedSOPSequence" not in result
+    found = client.search_for_instances(src.StudyInstanceUID)
+    assert [_uid(i, "00080018") for i in found] == [src.SOPInstanceUID]
+    back = client.retrieve_instance(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
+                                    media_types=(("application/dicom", "*"),))  # fmt: skip
+    assert np.array_equal(back.pixel_array, src.pixel_array)
+    # the same again: a duplicate, stored once, reported with a warning
+    again = client.store_instances([src])
+    assert again.ReferencedSOPSequence[0].WarningReason == 0xB000
+    # other bytes under the same SOP Instance UID: a conflict, 409, nothing overwritten
+    src.PatientName = "Someone^Else"
+    with pytest.raises(Exception) as info:
+        client.store_instances([src])
+    assert "409" in str(info.value)
+    back = client.retrieve_instance(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
+                                    media_types=(("application/dicom", "*"),))  # fmt: skip
+    assert back.PatientName != "Someone^Else"
+
+
+def test_stow_rejects_non_dicom_and_wrong_types(server):
+    url = server.url + "/dicomweb/studies"
+    before = len(httpx.get(url, timeout=30).json())
+    boundary = "xyz123"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + b"not a dicom file at all" * 10
+            + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+    ct = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    r = httpx.post(url, content=body, headers={"Content-Type": ct}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"] == "NotDicomError"
+    r = httpx.post(url, content=b"{}", headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 415
+    r = httpx.post(url, content=b"--x\r\n", headers={"Content-Type": ct}, timeout=30)
+    assert r.status_code == 400
+    assert len(httpx.get(url, timeout=30).json()) == before  # nothing stored

@@ -1,0 +1,46 @@
+"""C-STORE into ``medcodec serve --dimse-port`` with pynetdicom's SCU, then found over DICOMweb."""
+
+from __future__ import annotations
+
+import httpx
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage, MRImageStorage
+
+pytestmark = pytest.mark.realdata
+
+
+def test_c_store_ingests_and_conflicts_are_refused(shared_data, tmp_path, spawn_server):
+    store = tmp_path / "store"
+    dimse_port = spawn_server.free_port()
+    _, url, _ = spawn_server(store, extra=["--dimse-port", str(dimse_port), "--ae-title", "TESTSCP"])
+    assert httpx.get(url + "/health").json()["dimse_port"] == dimse_port
+    files = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[:3]
+    mr = pydicom.dcmread(shared_data / "singles" / "mr_MR1_small_64x64_signed16.dcm")
+    ae = AE(ae_title="SCANNER")
+    ae.add_requested_context(CTImageStorage, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
+    ae.add_requested_context(MRImageStorage)
+    assoc = ae.associate("127.0.0.1", dimse_port, ae_title="TESTSCP")
+    assert assoc.is_established
+    try:
+        statuses = [assoc.send_c_store(pydicom.dcmread(p)).Status for p in files]
+        statuses.append(assoc.send_c_store(mr).Status)
+        assert statuses == [0, 0, 0, 0]
+        assert assoc.send_c_store(pydicom.dcmread(files[0])).Status == 0  # duplicate: fine, unchanged
+        other = pydicom.dcmread(files[1])
+        other.PatientName = "Not^The^Same"
+        assert assoc.send_c_store(other).Status == 0xA900  # same SOP Instance UID, other bytes
+        bad = pydicom.dcmread(files[2])
+        bad.SOPInstanceUID = "1.2.03.bad"  # leading zero: not a UID
+        bad.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        assert assoc.send_c_store(bad).Status == 0xC000
+    finally:
+        assoc.release()
+    ct = pydicom.dcmread(files[0], stop_before_pixels=True)
+    found = httpx.get(f"{url}/dicomweb/studies/{ct.StudyInstanceUID}/instances").json()
+    assert len(found) == 3
+    back = httpx.get(f"{url}/dicomweb/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/"
+                     f"{ct.SOPInstanceUID}/metadata").json()  # fmt: skip
+    assert back[0]["00100010"]["Value"][0]["Alphabetic"] != "Not^The^Same"
