@@ -37,7 +37,7 @@ def read_header(data: bytes, source: str) -> Dataset:
                 else:
                     raise
             if len(ds) == 0 or ("SOPClassUID" not in ds and "SOPInstanceUID" not in ds):
-                raise ValueError("no SOP Class/Instance UID: not a DICOM composite object")
+                raise NotDicomError("no SOP Class/Instance UID: not a DICOM composite object")
     except Exception as exc:
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
     return ds

@@ -31,6 +31,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from ..errors import DeliveryError
+
 __all__ = ["ShapingProxy", "free_port", "main"]
 
 #: pydicom-data files of the demo (uncompressed originals; variants sharing a SOP Instance UID left out).
@@ -69,7 +71,7 @@ class ShapingProxy:
         self._thread = threading.Thread(target=self._main, daemon=True, name="shaping-proxy")
         self._thread.start()
         if not self._ready.wait(10):
-            raise RuntimeError("the shaping proxy did not start")
+            raise DeliveryError("the shaping proxy did not start")
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
