@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -23,6 +24,13 @@ from medcodec.cli.main import main
 from medcodec.codec import container
 from medcodec.dicom import encode_series_to_dicom, read_series
 from medcodec.errors import CorruptStreamError, LossySourceWarning, NonConformantStreamWarning
+
+# tests/conftest.py by path: once tests/service/conftest.py is collected it owns the name "conftest"
+_spec = importlib.util.spec_from_file_location("_tests_root_conftest", Path(__file__).with_name("conftest.py"))
+assert _spec is not None and _spec.loader is not None
+_root_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root_conftest)
+require_tool = _root_conftest.require_tool
 
 MR_HEAD = "mr_head_ge_signa_t1_ctk"  # 16-bit signed MR, headers of ~10 kB per slice
 CHEST = "ct_chest_lungpetctdx_A0001_philips"  # 12-bit unsigned CT
@@ -165,7 +173,6 @@ def test_15_bit_cr_in_12_bit_jpeg_warns_and_writes_valid_modules(shared_data: Pa
     """Item 5: a 15-bit CR (built from the real 10-bit RG3 CR: values x 32 plus a fine texture in
     the 5 new low bits) in 12-bit JPEG: the division is announced with the syntaxes that keep the
     depth, the added Rescale Slope comes with Rescale Type, and dciodvfy finds no new error."""
-    from conftest import require_tool
     from medcodec.errors import DepthReducedWarning
 
     ds = pydicom.dcmread(shared_data / CR_10BIT)
