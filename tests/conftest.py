@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from medcodec.testing.tools import require_tool  # noqa: F401  (re-exported for old imports)
+
 _DEFAULT_SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
@@ -54,20 +56,3 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         except Exception as exc:  # report only
             parts.append(f"{mod} unavailable ({type(exc).__name__})")
     return ["codec libraries: " + ", ".join(parts)]
-
-
-def require_tool(name: str) -> str:
-    """Path of an external command-line tool (dcmtk, dicom3tools, GDCM), or skip.
-
-    Where the tools must be present (CI, or MEDCODEC_REQUIRE_TOOLS set) a missing tool fails
-    the test instead: `make test` installs them (`make sysdeps`) on a fresh machine.
-    """
-    import shutil
-
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not installed (Debian packages dcmtk, dicom3tools, libgdcm-tools: `make sysdeps`)"
-        if _flag("CI") or _flag("MEDCODEC_REQUIRE_TOOLS"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path

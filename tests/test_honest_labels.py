@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -24,13 +23,6 @@ from medcodec.cli.main import main
 from medcodec.codec import container
 from medcodec.dicom import encode_series_to_dicom, read_series
 from medcodec.errors import CorruptStreamError, LossySourceWarning, NonConformantStreamWarning
-
-# tests/conftest.py by path: once tests/service/conftest.py is collected it owns the name "conftest"
-_spec = importlib.util.spec_from_file_location("_tests_root_conftest", Path(__file__).with_name("conftest.py"))
-assert _spec is not None and _spec.loader is not None
-_root_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root_conftest)
-require_tool = _root_conftest.require_tool
 
 MR_HEAD = "mr_head_ge_signa_t1_ctk"  # 16-bit signed MR, headers of ~10 kB per slice
 CHEST = "ct_chest_lungpetctdx_A0001_philips"  # 12-bit unsigned CT
@@ -174,6 +166,7 @@ def test_15_bit_cr_in_12_bit_jpeg_warns_and_writes_valid_modules(shared_data: Pa
     the 5 new low bits) in 12-bit JPEG: the division is announced with the syntaxes that keep the
     depth, the added Rescale Slope comes with Rescale Type, and dciodvfy finds no new error."""
     from medcodec.errors import DepthReducedWarning
+    from medcodec.testing.tools import require_tool
 
     ds = pydicom.dcmread(shared_data / CR_10BIT)
     base = ds.pixel_array.astype(np.uint32)
@@ -194,3 +187,62 @@ def test_15_bit_cr_in_12_bit_jpeg_warns_and_writes_valid_modules(shared_data: Pa
     run = [subprocess.run([tool, str(p)], capture_output=True, text=True, timeout=60) for p in (source, r.path)]
     errors = [{ln for ln in (x.stdout + x.stderr).splitlines() if ln.startswith("Error")} for x in run]
     assert errors[1] <= errors[0], errors[1] - errors[0]
+
+
+@pytest.mark.realdata
+@pytest.mark.filterwarnings("ignore::medcodec.errors.LossySourceWarning")  # CT1 is near-lossless JPEG-LS
+@pytest.mark.parametrize("quality", [30, 90])
+def test_mdc_restores_padding_exactly(shared_data: Path, tmp_path: Path, quality: int) -> None:
+    """Item 2: CT1's -2000 padding (-3024 HU) comes back exactly from a .mdc, and no other voxel
+    decodes to it, through the CLI and decode --to dicom; the stream signals it (FRAM flag, meta)."""
+    source = pydicom.dcmread(shared_data / CT1_LOSSY)
+    stored, ppv = source.pixel_array, int(source.PixelPaddingValue)
+    is_pad = stored == ppv
+    assert is_pad.sum() > 10_000
+    mdc = tmp_path / "ct1.mdc"
+    assert main(["encode", str(shared_data / CT1_LOSSY), "-o", str(mdc), "--quality", str(quality)]) == 0
+    data = mdc.read_bytes()
+    header = medcodec.read_header(data)
+    assert header.meta["padding"] == [ppv, ppv]
+    _, index = container.parse_container(data)
+    record, _ = container.parse_frame(data, header, index[0])
+    assert record.padding_mask is not None
+    np.testing.assert_array_equal(container.decode_padding_mask(record.padding_mask, 512, 512), is_pad)
+    decoded = medcodec.decode(data)[0]
+    assert (decoded[is_pad] == ppv).all() and not (decoded[~is_pad] == ppv).any()
+    out = tmp_path / "dcm"
+    assert main(["decode", str(mdc), "-o", str(out), "--to", "dicom"]) == 0
+    (path,) = out.glob("*.dcm")
+    ds = pydicom.dcmread(path)
+    assert int(ds.PixelPaddingValue) == ppv
+    assert (ds.pixel_array[is_pad] == ppv).all() and not (ds.pixel_array[~is_pad] == ppv).any()
+
+
+def test_streams_without_padding_are_unchanged() -> None:
+    img = (np.arange(64 * 64) % 4096).astype(np.uint16).reshape(64, 64)
+    data = medcodec.encode(img, bits_stored=12, quality=80)
+    header = medcodec.read_header(data)
+    _, index = container.parse_container(data)
+    assert "padding" not in header.meta
+    assert container.parse_frame(data, header, index[0])[0].padding_mask is None
+    assert data[index[0][0] + 8 + 6 : index[0][0] + 8 + 8] == b"\x00\x00"  # FRAM flags stay 0
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("padding", [(-2000, -2000), (-2004, -2000)])
+def test_library_encode_restores_padding(shared_data: Path, padding: tuple[int, int]) -> None:
+    """Item 2 through medcodec.encode: a single padding value comes back exactly, a padding range
+    stays inside its range, and no other voxel lands in it (CT1, quality 30: errors of hundreds)."""
+    stored = pydicom.dcmread(shared_data / CT1_LOSSY).pixel_array
+    lo, hi = padding
+    is_pad = (stored >= lo) & (stored <= hi)
+    data = medcodec.encode(stored, bits_stored=16, quality=30, padding=padding)
+    decoded = medcodec.decode(data)
+    in_range = (decoded >= lo) & (decoded <= hi)
+    assert in_range[is_pad].all() and not in_range[~is_pad].any()
+    if lo == hi:
+        assert (decoded[is_pad] == lo).all()
+    plain = medcodec.decode(medcodec.encode(stored, bits_stored=16, quality=30))
+    assert not (plain[is_pad] == lo).all()  # without the signal the padding would not survive
+    with pytest.raises(medcodec.InvalidInputError, match="padding"):
+        medcodec.encode(stored, bits_stored=16, quality=30, padding=padding, format="jpeg")

@@ -29,6 +29,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     ClippedValuesWarning(UserWarning)
     RateTargetWarning(UserWarning)
     DepthReducedWarning(UserWarning)
+    PaddingWarning(UserWarning)
     LossySourceWarning(UserWarning)
 
 Messages say what, where, expected versus actual and, where there is one, the
@@ -54,6 +55,7 @@ __all__ = [
     "ClippedValuesWarning",
     "RateTargetWarning",
     "DepthReducedWarning",
+    "PaddingWarning",
     "LossySourceWarning",
     "failure_message",
     "DeliveryError",
@@ -246,3 +248,7 @@ class LossySourceWarning(UserWarning):
 class DepthReducedWarning(UserWarning):
     """A transfer syntax cannot hold the source's depth (e.g. 15-bit CR in 12-bit JPEG): stored
     values are divided before coding; the message names the factor and syntaxes that keep the depth."""
+
+
+class PaddingWarning(UserWarning):
+    """Padding could not be declared exactly after lossy coding (padding and image values overlap)."""

@@ -54,7 +54,7 @@ def _assert_close(ours: np.ndarray, theirs: np.ndarray, decoder: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-from conftest import require_tool as _tool  # noqa: E402  (one rule for external tools)
+from medcodec.testing.tools import require_tool as _tool  # noqa: E402  (one rule for external tools)
 
 
 def _dicom(rows: int, cols: int, bits: int, *, compressed: bytes | None = None, pixels: np.ndarray | None = None):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from medcodec.testing.tools import require_tool  # noqa: F401  (used by the delivery tests)
+
 CHEST = "ct_chest_lungpetctdx_A0001_philips"
 HEAD = "ct_head_phantom_philips_ingenuity"
 MR = "mr_head_ge_signa_t1_ctk"
@@ -30,13 +32,3 @@ def store(tmp_path: Path):
         yield s
 
 
-def require_tool(name: str) -> str:
-    """``tests/conftest.py``'s one rule for external tools (skip locally, fail in CI), loaded by path:
-    another folder's ``conftest`` module may be the one named ``conftest`` in ``sys.modules``."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_medcodec_root_conftest", Path(__file__).parent.parent / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.require_tool(name))

@@ -206,3 +206,27 @@ def test_a_damaged_image_is_delivered_as_stored_not_an_error(shared_data: Path, 
     for name in ("diagnostic", "lossless", "preview"):
         out = PRESETS[name].encode_instance(cut)
         assert out.data == cut and out.entry.passthrough and out.entry.reason
+
+
+@pytest.mark.realdata
+def test_padding_stays_padding_through_the_store(shared_data: Path, store) -> None:
+    """CT1 declares Pixel Padding Value -2000: the store's series mapping (from catalog statistics and
+    the first header) keeps every padding voxel inside the declared padding, and no tissue voxel in it."""
+    source = shared_data / "singles" / "ct_CT1_512x512_signed16_jpegls_near_lossless.dcm"
+    report = store.ingest([source], precompress=False)
+    series_uid = report.outcomes[0].series_uid
+    mapping = store.series_mapping(series_uid, "diagnostic")
+    assert mapping is not None and mapping.padding == (-2000, -2000)
+    original = pydicom.dcmread(source)
+    before = original.pixel_array.astype(np.int32)
+    out = PRESETS["diagnostic"].encode_instance(source.read_bytes(), mapping=mapping)
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    after = ds.pixel_array.astype(np.int32)
+    low = int(ds.PixelPaddingValue)
+    high = int(ds.get("PixelPaddingRangeLimit", low))
+    low, high = min(low, high), max(low, high)
+    is_padding = before == -2000
+    assert is_padding.any()
+    inside = (after >= low) & (after <= high)
+    assert inside[is_padding].all()
+    assert not inside[~is_padding].any()

@@ -204,3 +204,24 @@ def test_every_image_of_the_data_set_through_every_syntax(uid: str, shared_data:
             assert max_abs_error(_hu(original), _hu(saved)) == 0, path.name
         done += 1
     assert done >= 20 and refused <= 6
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("uid", [JPEGExtended12Bit, "1.2.840.10008.1.2.4.91"])
+def test_padding_stays_padding(shared_data: Path, uid: str) -> None:
+    """Pixel Padding Value -2000 (CT1): after compress() every padding voxel decodes inside the declared
+    padding and no tissue voxel (>= -1024 HU) does."""
+    ds = pydicom.dcmread(shared_data / CT_SIGNED_PADDED)
+    before = ds.pixel_array.astype(np.int32)
+    is_padding = before == int(ds.PixelPaddingValue)
+    is_tissue = _hu(ds) >= -1024
+    assert is_padding.any()
+    compress(ds, uid, ratio=8)
+    back = _saved(ds)
+    after = back.pixel_array.astype(np.int32)
+    assert "PixelPaddingValue" in back
+    lo = int(back.PixelPaddingValue)
+    hi = int(back.get("PixelPaddingRangeLimit", lo))
+    inside = (after >= min(lo, hi)) & (after <= max(lo, hi))
+    assert inside[is_padding].all()
+    assert not inside[is_tissue].any()

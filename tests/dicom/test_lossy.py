@@ -203,18 +203,24 @@ def test_signed_ct_with_padding_keeps_hu_in_tissue(shared_data: Path, tmp_path: 
     ds = _check_file(r, source, syntax)
     _check_hu(r, ds, source)
     assert r.max_error_hu < 100 and r.ratio == pytest.approx(8, rel=0.05)
-    if syntax == "jpeg":  # 12 bits cannot hold -3028..1254 HU: padding clipped to -1024 HU, counted
-        assert r.n_clipped == padding and r.mapping.rule == "clip+offset"
+    stored_in = source.pixel_array
+    is_pad, tissue = stored_in == int(source.PixelPaddingValue), hu_in >= -1024
+    # padding stays padding (issue 10 item 2): the declared range holds every padding voxel, no tissue voxel
+    lo, hi = sorted((int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))))
+    declared = (ds.pixel_array >= lo) & (ds.pixel_array <= hi)
+    assert declared[is_pad].all() and not declared[tissue].any()
+    if syntax == "jpeg":  # 12 bits cannot hold -3028..1254 HU: padding gets its own slot below the tissue
+        assert r.mapping.rule == "clip+offset" and r.mapping.padding_code == 0
+        assert r.n_clipped == padding - int(is_pad.sum())  # only the non-padding voxels below -1024 HU
         assert (ds.BitsStored, ds.PixelRepresentation) == (12, 0)
-        assert float(ds.RescaleIntercept) == -1024.0 and "PixelPaddingValue" not in ds
-        assert np.abs(_hu(ds)[hu_in < -1024] + 1024).max() <= r.max_error_hu  # padding now reads as air
-    else:  # 16-bit codestreams hold every value: nothing clipped, padding follows the mapping
+        assert np.abs(_hu(ds)[tissue] - hu_in[tissue]).max() <= r.max_error_hu
+    else:  # 16-bit codestreams hold every value: nothing clipped
         assert r.n_clipped == 0
         np.testing.assert_array_less(np.abs(_hu(ds) - hu_in), r.max_error_hu + 1e-9)
         if syntax == "jpegls":  # unsigned only: offset +2004, intercept -1024 - 2004
-            assert (ds.PixelRepresentation, float(ds.RescaleIntercept), ds.PixelPaddingValue) == (0, -3028.0, 4)
+            assert (ds.PixelRepresentation, float(ds.RescaleIntercept)) == (0, -3028.0)
         else:
-            assert (ds.PixelRepresentation, float(ds.RescaleIntercept), ds.PixelPaddingValue) == (1, -1024.0, -2000)
+            assert (ds.PixelRepresentation, float(ds.RescaleIntercept)) == (1, -1024.0)
 
 
 @pytest.mark.realdata
@@ -229,12 +235,22 @@ def test_signed_ct_gets_an_offset_into_12_bits(shared_data: Path, tmp_path: Path
     assert np.abs(_hu(ds) - hu_in).mean() < 10 and r.psnr > 70  # peak 2^16-1
 
 
+@pytest.mark.filterwarnings("ignore::medcodec.errors.PaddingWarning")  # MR: PPV 0 inside its own range
 @pytest.mark.realdata
 def test_16_bit_mr_one_scale_for_the_whole_series(shared_data: Path, tmp_path: Path) -> None:
     files = [shared_data / MR_HEAD / f"{i:04d}.dcm" for i in (60, 80)]  # 80 reaches 5888, 60 stays below 4096
     series = read_series(files).series[0]
-    with pytest.warns(DepthReducedWarning, match="divided by 2"):  # 16 bits into JPEG's 12 (issue 10 item 5)
+    import warnings
+
+    from medcodec.errors import DepthReducedWarning, PaddingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         results = encode_series_to_dicom(series, tmp_path / "jpeg", syntax="jpeg", quality=90)
+    # 16 bits into 12: divided by 2, said so; Pixel Padding Value 0 sits at the edge of the MR's own
+    # values (background 1, 2, ...): no range can separate them after coding, so it is removed, said so
+    assert {w.category for w in caught} == {DepthReducedWarning, PaddingWarning}
+    assert "PixelPaddingValue" not in pydicom.dcmread(results[0].path)
     assert len({r.mapping for r in results}) == 1 and results[0].mapping.scale == 2
     rescales = set()
     for r in results:
@@ -320,7 +336,7 @@ def test_cli_encode_to_dicom(shared_data: Path, tmp_path: Path, capsys: pytest.C
 # --------------------------------------------------------------------------- independent validators
 
 
-from conftest import require_tool as _tool  # noqa: E402  (one rule for external tools)
+from medcodec.testing.tools import require_tool as _tool  # noqa: E402  (one rule for external tools)
 
 
 def _errors(tool: str, path: Path) -> set[str]:
@@ -367,8 +383,12 @@ def test_jpeg_series_one_table_for_all_slices_trained_for_the_modality(shared_da
 
     files = [shared_data / MR_HEAD / f"{i:04d}.dcm" for i in (20, 60, 80)]
     series = read_series(files).series[0]
-    with pytest.warns(DepthReducedWarning):  # slice 80 reaches 5888: 16 bits into JPEG's 12
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # slice 80 reaches 5888: 16 bits into JPEG's 12
+        warnings.simplefilter("always")
         results = encode_series_to_dicom(series, tmp_path, syntax="jpeg", quality=75)
+    assert DepthReducedWarning in {w.category for w in caught}
     mapping = results[0].mapping
     rbits = mapping.content_range_bits()
     own_bits = set()

@@ -30,19 +30,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from medcodec.testing.tools import require_tool
 
-def _require_tool(name: str) -> str:
-    """tests/conftest.py's ``require_tool`` (one rule for external tools: skip locally, fail in CI).
-
-    Loaded by path: inside tests/service, ``import conftest`` finds this folder's conftest.
-    """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_medcodec_tests_conftest", Path(__file__).parents[1] / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.require_tool(name))
+_require_tool = require_tool
 
 
 pytestmark = pytest.mark.realdata

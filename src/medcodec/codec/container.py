@@ -135,6 +135,66 @@ class FrameRecord:
     dc_table: HuffmanTable
     ac_table: HuffmanTable
     coded: bytes | memoryview
+    #: the frame's padding voxels (:func:`encode_padding_mask` bytes), or ``None``: FRAM flag bit 0
+    padding_mask: bytes | None = None
+
+
+#: FRAM ``flags`` (the u16 after ``size_bits``; 0 in streams before padding masks): bit 0 = a
+#: padding mask follows the coded data (``MASKLEN:u32`` + mask, docs/format.md §6).
+FRAM_FLAG_PADDING_MASK = 1
+
+
+def encode_padding_mask(mask: np.ndarray) -> bytes:
+    """A boolean (rows, cols) mask as zlib-compressed LEB128 run lengths (row-major, alternating
+    not-padding / padding, starting with not-padding; a run may be 0)."""
+    flat = np.ascontiguousarray(mask, dtype=bool).ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    runs = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        runs = [0, *runs]
+    out = bytearray()
+    for run in runs:
+        while True:
+            byte = run & 0x7F
+            run >>= 7
+            out.append(byte | (0x80 if run else 0))
+            if not run:
+                break
+    return zlib.compress(bytes(out), 9)
+
+
+def decode_padding_mask(blob: bytes | memoryview, rows: int, cols: int, *, offset: int = 0) -> np.ndarray:
+    """Inverse of :func:`encode_padding_mask`.
+
+    Raises
+    ------
+    CorruptStreamError
+        The mask does not inflate, or its runs do not cover exactly rows x cols voxels.
+    """
+    n = rows * cols
+    try:
+        data = zlib.decompressobj().decompress(bytes(blob), 10 * n + 64)  # bounded: a run takes >= 1 byte
+    except zlib.error as exc:
+        raise CorruptStreamError(f"padding mask does not inflate: {exc}", offset=offset, segment="FRAM") from None
+    mask = np.zeros(n, dtype=bool)
+    pos = value = shift = 0
+    state = False
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte & 0x80:
+            if shift > 35:
+                raise CorruptStreamError("padding mask run too long", offset=offset, segment="FRAM")
+            continue
+        if pos + value > n:
+            raise CorruptStreamError(f"padding mask covers more than {n} voxels", offset=offset, segment="FRAM")
+        if state:
+            mask[pos : pos + value] = True
+        pos, value, shift, state = pos + value, 0, 0, not state
+    if pos != n or shift:
+        raise CorruptStreamError(f"padding mask covers {pos} of {n} voxels", offset=offset, segment="FRAM")
+    return mask.reshape(rows, cols)
 
 
 #: Bytes of a stream that do not depend on the frames: signature, HEAD, QTAB (1 table),
@@ -193,11 +253,12 @@ def _head_payload(header: MdcHeader) -> bytes:
 def _fram_segment(f: FrameRecord) -> bytes:
     return _segment(
         b"FRAM",
-        _FRAM_HEAD.pack(f.index, f.qtable, SIZE_BITS, 0)
+        _FRAM_HEAD.pack(f.index, f.qtable, SIZE_BITS, 0 if f.padding_mask is None else FRAM_FLAG_PADDING_MASK)
         + _table_bytes(f.dc_table)
         + _table_bytes(f.ac_table)
         + struct.pack("<I", len(f.coded))
-        + bytes(f.coded),
+        + bytes(f.coded)
+        + (b"" if f.padding_mask is None else struct.pack("<I", len(f.padding_mask)) + f.padding_mask),
     )
 
 
@@ -571,7 +632,9 @@ def parse_frame(
         )
     if len(payload) < _FRAM_HEAD.size:
         raise CorruptStreamError("FRAM header cut off", offset=off, segment="FRAM")
-    index, qtable, size_bits, _ = _FRAM_HEAD.unpack_from(payload)
+    index, qtable, size_bits, flags = _FRAM_HEAD.unpack_from(payload)
+    if flags & ~FRAM_FLAG_PADDING_MASK:
+        raise CorruptStreamError(f"FRAM flags 0x{flags:04X}: unknown bits set", offset=off, segment="FRAM")
     if index >= header.frames or qtable >= len(header.qtables) or size_bits != SIZE_BITS:
         raise CorruptStreamError(
             f"FRAM frame {index} / table {qtable} / size_bits {size_bits} inconsistent with HEAD "
@@ -586,7 +649,17 @@ def parse_frame(
         raise TruncatedStreamError("FRAM coded length cut off", offset=off, segment="FRAM")
     (ncoded,) = struct.unpack_from("<I", payload, pos)
     pos += 4
-    if pos + ncoded != len(payload):
+    end, mask = pos + ncoded, None
+    if flags & FRAM_FLAG_PADDING_MASK:
+        if end + 4 > len(payload):
+            raise CorruptStreamError("FRAM padding mask length cut off", offset=off, segment="FRAM")
+        (nmask,) = struct.unpack_from("<I", payload, end)
+        if end + 4 + nmask != len(payload):
+            raise CorruptStreamError(
+                f"FRAM padding mask length {nmask} disagrees with segment length", offset=off, segment="FRAM"
+            )
+        mask = bytes(payload[end + 4 :])
+    elif end != len(payload):
         raise CorruptStreamError(
             f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
         )
@@ -596,4 +669,4 @@ def parse_frame(
             f"{by * bx} blocks cannot be coded in {ncoded} bytes (at least 2 bits per block)",
             offset=off, segment="FRAM",
         )  # fmt: skip
-    return FrameRecord(index, qtable, dc, ac, payload[pos:]), off + 8 + pos
+    return FrameRecord(index, qtable, dc, ac, payload[pos:end], mask), off + 8 + pos

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ..errors import CorruptStreamError, InvalidInputError
 from ..metrics import compression_ratio
 from ..ratecontrol import check_ratio_reached
 from ..spec import PixelSpec, storage_dtype
+from ..spec import value_range as value_range_of
 from . import container, entropy, levelshift, quantize
 from .framecoder import (
     EFFORTS,
@@ -78,6 +79,7 @@ def encode_to(
     ancillary: dict[str, bytes] | None = None,
     ndim: int = 3,
     effort: str | None = None,
+    padding: tuple[int, int] | None = None,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -96,6 +98,11 @@ def encode_to(
         Default: the first frame.
     value_range
         (min, max) of the whole series if known; otherwise taken from ``sample``.
+    padding
+        ``(low, high)`` stored values that are padding (DICOM Pixel Padding Value, and Range
+        Limit if any): each frame's padding voxels are signalled (FRAM padding mask) and the
+        decoder restores them exactly (values inside the range are clamped into it, a single
+        value exactly), and moves a non-padding voxel that decodes into the range out of it.
     Other parameters are those of :func:`encode`.
 
     Raises
@@ -106,7 +113,7 @@ def encode_to(
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
-        effort=effort,
+        effort=effort, padding=padding,
     )  # fmt: skip
 
 
@@ -129,6 +136,7 @@ def encode_mdc_to(
     ndim: int = 3,
     effort: str | None = None,
     frames_checked: bool = False,
+    padding: tuple[int, int] | None = None,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame."""
     effort = effort or "fast"  # None: the .mdc default
@@ -168,17 +176,21 @@ def encode_mdc_to(
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
+    meta: dict[str, object] = {"ndim": 2} if ndim == 2 else {}
+    if padding is not None:
+        meta["padding"] = list(_padding_range(padding, bits_stored, signed_) or ())
     header = container.MdcHeader(
         rows=rows, cols=cols, frames=n_frames, bits_stored=bits_stored,
         signed=signed_, photometric_interpretation=spec.photometric_interpretation,
         rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
-        meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
+        meta=meta, ancillary=dict(ancillary or {}),
     )  # fmt: skip
     writer = container.ContainerWriter(fh, header)
+    pad = _padding_range(padding, bits_stored, signed_)
 
-    def one(frame: np.ndarray) -> EncodedFrame:
+    def one(frame: np.ndarray) -> tuple[EncodedFrame, bytes | None]:
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -186,14 +198,19 @@ def encode_mdc_to(
             )
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
-        return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
+        enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
+        mask = None
+        if pad is not None:
+            where = (frame >= pad[0]) & (frame <= pad[1])
+            mask = container.encode_padding_mask(where) if where.any() else None
+        return enc, mask
 
     written = 0
     source = itertools.chain([first], it) if first is not None else it
-    for enc in imap_ordered(one, source, jobs_):
+    for enc, mask in imap_ordered(one, source, jobs_):
         if written >= n_frames:
             raise InvalidInputError(f"more than n_frames={n_frames} frames given")
-        writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded))
+        writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded, mask))
         written += 1
     if written != n_frames:
         raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
@@ -204,12 +221,54 @@ def encode_mdc_to(
     return StreamSummary(nbytes, q, written, pixel_bytes)
 
 
+def _padding_range(padding: Any, bits_stored: int, signed: bool) -> tuple[int, int] | None:
+    """``(low, high)`` of the padding values, checked against the sample range."""
+    if padding is None:
+        return None
+    try:
+        lo, hi = sorted(int(v) for v in padding)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"padding={padding!r} must be (low, high) stored values") from None
+    vmin, vmax = value_range_of(bits_stored, signed)
+    if not vmin <= lo <= hi <= vmax:
+        raise InvalidInputError(f"padding {lo}..{hi} is outside the {bits_stored}-bit range {vmin}..{vmax}")
+    return lo, hi
+
+
+def restore_padding(frame: np.ndarray, mask: np.ndarray, pad: tuple[int, int], bits_stored: int, signed: bool) -> None:
+    """In place: padding voxels (``mask``) back into the padding range (exactly, for one value);
+    any other voxel that decoded into the range moved just outside it (the nearer side that exists)."""
+    lo, hi = pad
+    frame[mask] = np.clip(frame[mask], lo, hi)
+    stray = ~mask & (frame >= lo) & (frame <= hi)
+    if stray.any():
+        vmin, vmax = value_range_of(bits_stored, signed)
+        below, above = lo - 1, hi + 1
+        values = frame[stray].astype(np.int64)
+        to_above = (values - lo >= hi - values) if below >= vmin else np.ones(values.shape, bool)
+        if above > vmax:
+            to_above[:] = False
+        frame[stray] = np.where(to_above, above, below)
+
+
+def _meta_padding(header: container.MdcHeader) -> tuple[int, int] | None:
+    raw = header.meta.get("padding")
+    if raw is None:
+        return None
+    ok = isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
+    lo, hi = value_range_of(header.bits_stored, header.signed)
+    if not ok or not lo <= raw[0] <= raw[1] <= hi:
+        raise CorruptStreamError(f"meta padding {raw!r} is not a range of stored values", segment="meta")
+    return int(raw[0]), int(raw[1])
+
+
 def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
     header, index = container.parse_container(buf)
     sel, single = frame_selection(frames, header.frames)
     for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating
         container.check_frame_present(index, k, len(buf))
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
+    pad = _meta_padding(header)
     arr = entropy.as_byte_array(buf)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
 
@@ -223,6 +282,13 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
             arr, rec.dc_table, rec.ac_table, header.rows, header.cols, size_bits=MDC_SIZE_BITS, start=coded_offset,
             end=coded_offset + len(rec.coded), segment=f"FRAM {rec.index}", out=out[j],
         )  # fmt: skip
+        if pad is not None:  # streams without padding masks (older ones) decode as before
+            mask = (
+                container.decode_padding_mask(rec.padding_mask, header.rows, header.cols, offset=index[sel[j]][0])
+                if rec.padding_mask is not None
+                else np.zeros((header.rows, header.cols), bool)
+            )
+            restore_padding(out[j], mask, pad, header.bits_stored, header.signed)
 
     map_frames(one, list(range(len(sel))), jobs)
     if single or (frames is None and header.meta.get("ndim") == 2):

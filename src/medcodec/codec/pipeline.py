@@ -56,6 +56,7 @@ def encode(
     ancillary: dict[str, bytes] | None = None,
     effort: str | None = None,
     range_bits: int | None = None,
+    padding: tuple[int, int] | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -84,6 +85,10 @@ def encode(
         JPEG only: blocks per restart interval (0 = none).
     jobs
         Threads for multi-frame input (default: all cores).
+    padding
+        ``.mdc`` only: ``(low, high)`` stored values that are padding (DICOM Pixel Padding Value
+        and Range Limit); the decoder restores every padding voxel exactly and keeps every
+        other voxel out of that range (docs/format.md, ``meta`` and FRAM padding mask).
     ancillary
         ``.mdc`` only: extra segments to carry, ``{type: payload}`` with 4-letter types
         starting lower-case (e.g. ``"dcmh"``, the DICOM headers written by
@@ -118,6 +123,8 @@ def encode(
     if format not in FORMATS:
         raise InvalidInputError(f"format={format!r} is unknown, expected one of {FORMATS}")
     RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target: a second would silently be ignored
+    if padding is not None and format != "mdc":
+        raise InvalidInputError("padding applies to format='mdc' only")
     frames, signed_, is_2d = validate_pixels(pixels, bits_stored, signed)
     if spec is not None and (spec.bits_stored != bits_stored or spec.signed != signed_):
         raise InvalidInputError(
@@ -140,7 +147,7 @@ def encode(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
         ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_,
         ancillary=ancillary, value_range=(vmin, vmax),
-        sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True,
+        sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, padding=padding,
     )  # fmt: skip
     return buf.getvalue()
 

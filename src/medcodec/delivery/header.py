@@ -36,10 +36,10 @@ def read_header(data: bytes, source: str) -> Dataset:
                     ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
                 else:
                     raise
-            if len(ds) == 0 or ("SOPClassUID" not in ds and "SOPInstanceUID" not in ds):
-                raise NotDicomError("no SOP Class/Instance UID: not a DICOM composite object")
-    except Exception as exc:
+    except Exception as exc:  # pydicom's many error kinds
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
+    if len(ds) == 0 or ("SOPClassUID" not in ds and "SOPInstanceUID" not in ds):
+        raise NotDicomError(f"{source}: not a DICOM file (no SOP Class/Instance UID: not a DICOM composite object)")
     return ds
 
 

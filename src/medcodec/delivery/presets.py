@@ -79,6 +79,7 @@ from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_data
 from ..dicom._lenient import source_values_as_is
 from ..dicom.compress import compress, dataset_frames
 from ..dicom.lossy import _remap_value_attributes
+from ..dicom.mapping import dataset_padding
 from ..dicom.write import (
     DROPPED_TAGS,
     _append_item,
@@ -355,7 +356,8 @@ class Preset:
             or (mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed)
         ):
             assert frames is not None  # decoded above whenever no series mapping was given
-            mapping = plan_series_mapping(stats_of(frames, spec), bits_stored=bits, signed=signed)
+            padding = dataset_padding(full, bits_stored=spec.bits_stored, signed=spec.signed)
+            mapping = plan_series_mapping(stats_of(frames, spec), bits_stored=bits, signed=signed, padding=padding)
         quality = float(point.quality or 75.0)
         with source_values_as_is():
             reference = _source_reference(full, full.get("SOPClassUID"))
@@ -648,7 +650,10 @@ def series_mapping(store: Any, series_uid: str, preset: Preset | str) -> SeriesM
         n_below_floor=int(stats["n_below_floor"] or 0),
     )
     bits, signed = get_syntax(point.syntax).target(spec.bits_stored, spec.signed)
-    return plan_series_mapping(series_stats, bits_stored=bits, signed=signed)
+    with store.open_original(first) as fh:  # the padding the series declares (one header, no pixels)
+        header = dcmread(fh, stop_before_pixels=True, force=True)
+    padding = dataset_padding(header, bits_stored=spec.bits_stored, signed=spec.signed)
+    return plan_series_mapping(series_stats, bits_stored=bits, signed=signed, padding=padding)
 
 
 def get_preset(preset: Preset | str) -> Preset:

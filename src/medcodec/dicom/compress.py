@@ -47,7 +47,15 @@ from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec, storage_dtype
 from .coding import LossySyntax, SeriesCoder
-from .mapping import SeriesMapping, dataset_stats, plan_series_mapping, remap_value_attributes
+from .mapping import (
+    SeriesMapping,
+    dataset_padding,
+    dataset_stats,
+    declare_padding,
+    plan_series_mapping,
+    remap_value_attributes,
+    tissue_mask,
+)
 from .pixel_spec import pixel_spec_from_dataset
 from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
 
@@ -212,7 +220,8 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
                                     path=_where(ds))  # fmt: skip
     if mapping is None:
         stats = dataset_stats(frames, spec, allow_clip=ts.lossy)  # lossless: never clip padding
-        mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
+        padding = dataset_padding(ds, bits_stored=spec.bits_stored, signed=spec.signed)
+        mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed, padding=padding)
     elif (mapping.bits_stored, mapping.signed) != (bits, signed) or (
         (mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed)
     ):
@@ -265,6 +274,13 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     if not mapping.is_identity:
         set_rescale(ds, coded, enhanced)
         remap_value_attributes(ds, mapping)
+    if lossy and mapping.padding is not None:
+        # padding stays padding: declared as the padding voxels decode, or removed when lossy error
+        # mixed them with tissue (the rule of the series writer, medcodec.dicom.mapping.declare_padding)
+        pad = mapping.padding_mask(frames)
+        if pad.any() or "PixelPaddingValue" in ds:
+            decoded = np.stack([np.asarray(family.decode(s)).reshape(rows, cols) for s in streams])
+            declare_padding(ds, decoded, pad, tissue_mask(frames, spec) & ~pad, mapping)
     if lossy:
         mark_lossy(ds, ratio=raw / nbytes, method=str(ts.method))
     if new_uid or (new_uid is None and lossy):

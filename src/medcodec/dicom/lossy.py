@@ -97,6 +97,7 @@ from ..errors import (
     DicomError,
     InvalidInputError,
     OutputError,
+    PaddingWarning,
     UnsupportedImageError,
 )
 from ..fileio import atomic_write, check_output_path, safe_name
@@ -113,10 +114,12 @@ from .mapping import (
     SeriesStats,
     _scan,
     _StatsBuilder,  # noqa: F401  (old private name, kept for callers)
-    _stored_floor,  # noqa: F401
+    declare_padding,
+    padding_range,
     plan_series_mapping,
     remap_value_attributes,
     series_stats,
+    tissue_mask,
 )
 from .series import Series
 from .write import derive_encapsulated, encode_file, warn_if_lossy_source
@@ -191,6 +194,9 @@ class FileResult:
     knob: float
     mapping: SeriesMapping
     seconds: float = 0.0
+    #: the source declared padding, but lossy error mixed padding and image values: the file's
+    #: Pixel Padding Value was removed rather than declared wrongly (one PaddingWarning per series)
+    padding_undeclared: bool = False
 
 
 # --------------------------------------------------------------------------- rate control
@@ -275,7 +281,7 @@ def encode_series_to_dicom(
     warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     stats, samples, images = _scan(series, calibration=CALIBRATION_FRAMES, failures=failures)
     bits, signed = codec_syntax.target(spec.bits_stored, spec.signed)
-    mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed)
+    mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed, padding=padding_range(series))
     if mapping.scale > 1:  # the syntax cannot hold the depth: every value loses up to scale/2 before coding
         keep = sorted(n for n, s in SYNTAXES.items() if s.target(spec.bits_stored, spec.signed)[0] >= spec.bits_stored)
         warnings.warn(
@@ -332,6 +338,15 @@ def encode_series_to_dicom(
                 raise OutputError(f"cannot put the series in place ({exc.strerror or exc})", path=r.path) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    undeclared = [r for r in results if r.padding_undeclared]
+    if undeclared:
+        warnings.warn(
+            f"{len(undeclared)} of {len(results)} file(s): padding and image values decode to overlapping values, "
+            "so Pixel Padding Value was removed rather than declared wrongly (the padding is within the image's "
+            "own range, or use a higher quality)",
+            PaddingWarning,
+            stacklevel=2,
+        )
     if results:  # the series' pixel-data ratio (raw / fragment bytes), as each file records it
         check_ratio_reached(ratio, sum(r.nbytes * r.ratio for r in results) / sum(r.nbytes for r in results),
                             what="the series")  # fmt: skip
@@ -405,7 +420,8 @@ def _write_image(
     for _attempt in range(3):
         data, ds, nbytes, ratio = _build(image, path, streams, coder=coder, knob=knob, clipped=clipped, raw_bpp=raw_bpp,
                                          series_uid=series_uid)  # fmt: skip
-        unmapped = mapping.unmap(_verify(data, frames.shape, path))
+        decoded = _verify(data, frames.shape, path)
+        unmapped = mapping.unmap(decoded)
         psnr = _psnr(frames, unmapped, mask, coder.peak)
         if psnr_target is None or goal is None or psnr >= psnr_target:
             break
@@ -413,13 +429,18 @@ def _write_image(
         goal += psnr_target - psnr + 0.01
         knob = coder.for_psnr(list(frames), mapped, goal, start=knob)
         streams = [coder.encode(m, knob) for m in mapped]
+    pad = mapping.padding_mask(frames) if mapping.padding is not None else None
+    undeclared = False
+    if pad is not None and (pad.any() or "PixelPaddingValue" in ds):
+        undeclared = not declare_padding(ds, decoded, pad, tissue_mask(frames, image.spec) & ~pad, mapping)
+        data = encode_file(ds, path=path)  # the same pixel data, the padding declared as decoded
     err = np.abs(unmapped[mask].astype(np.int64) - frames[mask]) if mask.any() else np.zeros(1, np.int64)
     max_error = int(err.max()) if err.size else 0
     result = FileResult(
         path=path, source=image.path, sop_instance_uid=str(ds.SOPInstanceUID), frames=frames.shape[0],
         nbytes=nbytes, ratio=ratio, psnr=psnr, max_error=max_error,
         max_error_hu=max_error * abs(image.spec.rescale_slope), n_clipped=clipped, knob=float(knob),
-        mapping=mapping, seconds=time.perf_counter() - t0,
+        mapping=mapping, seconds=time.perf_counter() - t0, padding_undeclared=undeclared,
     )  # fmt: skip
     atomic_write(staged or path, data)
     return result

@@ -203,6 +203,10 @@ class SeriesMapping:
     source_bits_stored: int
     source_signed: bool
     rule: str = "identity"
+    #: source stored values that are padding (Pixel Padding Value .. Range Limit), or ``None``
+    padding: tuple[int, int] | None = None
+    #: encoded value padding voxels get (a slot below the tissue, ``clip+offset`` with padding), or ``None``
+    padding_code: int | None = None
     content: tuple[int, int] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -237,7 +241,10 @@ class SeriesMapping:
         ([[0, 0, 1000, 4095]], 1)
         """
         a = np.asarray(frame).astype(np.int32)
+        pad = self.padding_mask(a) if self.padding_code is not None else None
         clipped = int(np.count_nonzero(a < self.clip_low)) + int(np.count_nonzero(a > self.clip_high))
+        if pad is not None:
+            clipped -= int(np.count_nonzero(pad))  # padding keeps its own slot: not clipped
         np.clip(a, self.clip_low, self.clip_high, out=a)
         a -= self.offset
         if self.scale > 1:
@@ -245,7 +252,15 @@ class SeriesMapping:
             a //= self.scale
         lo_t, hi_t = value_range(self.bits_stored, self.signed)
         np.clip(a, lo_t, hi_t, out=a)
+        if pad is not None:
+            a[pad] = int(self.padding_code or 0)
         return a.astype(storage_dtype(self.bits_stored, self.signed)), clipped
+
+    def padding_mask(self, frame: NDArray[np.integer]) -> NDArray[np.bool_]:
+        """Source voxels that are padding (all ``False`` without padding)."""
+        if self.padding is None:
+            return np.zeros(np.shape(frame), bool)
+        return (frame >= self.padding[0]) & (frame <= self.padding[1])
 
     def unmap(self, encoded: NDArray[np.integer]) -> NDArray[np.int32]:
         """Encoded (decoded) values -> source stored units, as a viewer computes them (int32, not clipped)."""
@@ -256,8 +271,8 @@ class SeriesMapping:
         return a
 
     def kept(self, frame: NDArray[np.integer]) -> NDArray[np.bool_]:
-        """Mask of the voxels the mapping does not clip."""
-        return (frame >= self.clip_low) & (frame <= self.clip_high)
+        """Mask of the voxels the mapping does not clip (padding voxels are not measured either)."""
+        return (frame >= self.clip_low) & (frame <= self.clip_high) & ~self.padding_mask(frame)
 
     def content_range_bits(self) -> int | None:
         """Bits the series' content spans in encoded units (:func:`medcodec.codec.levelshift.range_bits`),
@@ -276,6 +291,8 @@ class SeriesMapping:
 
     def map_value(self, value: int) -> int | None:
         """One source stored value mapped, or ``None`` when it would be clipped."""
+        if self.padding_code is not None and self.padding is not None and self.padding[0] <= value <= self.padding[1]:
+            return self.padding_code
         if not self.clip_low <= value <= self.clip_high:
             return None
         return self._forward(int(value))
@@ -311,7 +328,31 @@ class SeriesMapping:
         return f"{self.rule}: stored' = {expr} (stored {kept} kept); encoded as {depth}"
 
 
-def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, signed: bool) -> SeriesMapping:
+#: Encoded units left between CT padding's own slot and the lowest tissue value, so that lossy
+#: errors do not carry tissue into the declared padding range (or padding out of it).
+PADDING_GAP = 1024
+
+
+def padding_range(series: Series) -> tuple[int, int] | None:
+    """The series' padding as ``(low, high)`` stored values, from its first image (:func:`dataset_padding`)."""
+    return dataset_padding(series.images[0].dataset, bits_stored=series.spec.bits_stored, signed=series.spec.signed)
+
+
+def dataset_padding(ds: Dataset, *, bits_stored: int, signed: bool) -> tuple[int, int] | None:
+    """A dataset's padding as ``(low, high)`` stored values: Pixel Padding Value (0028,0120) and, if
+    present, Pixel Padding Range Limit (0028,0121) (PS3.3 C.7.5.1.1.2); ``None`` when absent or out of range."""
+    value = ds.get("PixelPaddingValue")
+    limit = ds.get("PixelPaddingRangeLimit")
+    try:
+        lo, hi = sorted((int(value), int(value if limit is None else limit)))
+    except (TypeError, ValueError):
+        return None
+    vmin, vmax = value_range(bits_stored, signed)
+    return (lo, hi) if vmin <= lo <= hi <= vmax else None
+
+
+def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, signed: bool,
+                        padding: tuple[int, int] | None = None) -> SeriesMapping:  # fmt: skip
     """The one mapping of a series into ``bits_stored`` / ``signed`` samples (rule in the module docstring).
 
     Parameters
@@ -336,6 +377,8 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
     >>> m.rule, m.offset, m.scale, m.clip_low, m.rescale(1.0, 0.0)
     ('clip+offset', -1024, 1, -1024, (1.0, -1024.0))
     """
+    if isinstance(source, Series):
+        padding = padding if padding is not None else padding_range(source)
     stats = series_stats(source) if isinstance(source, Series) else source
     if not 2 <= bits_stored <= 16:
         raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected 2..16")
@@ -347,6 +390,7 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
         "signed": signed,
         "source_bits_stored": stats.spec.bits_stored,
         "source_signed": stats.spec.signed,
+        "padding": padding,
     }
     mn, mx = stats.min, stats.max
     low_content = stats.tissue_min if stats.is_ct and stats.tissue_min is not None else mn
@@ -359,6 +403,11 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
     low, clip = mn, ""
     if stats.is_ct and stats.tissue_min is not None and stats.tissue_min > mn:
         low, clip = stats.tissue_min, "clip+"
+    gap = min(PADDING_GAP, width - (mx - low))
+    if clip and padding is not None and padding[1] < low and gap >= 16:  # padding gets a slot below the tissue
+        offset = low - gap - lo_t
+        return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t, rule="clip+offset",
+                             padding_code=lo_t, **common)  # fmt: skip
     if mx - low <= width:
         offset = 0 if lo_t <= low and mx <= hi_t else low - lo_t
         return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t, rule=f"{clip}offset",
@@ -370,6 +419,49 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
     top = offset + (hi_t + 1) * scale - scale // 2 - 1  # largest value that rounds to hi_t
     return SeriesMapping(offset=offset, scale=scale, clip_low=low, clip_high=min(hi_s, top),
                          rule=f"{clip}scale", **common)  # fmt: skip
+
+
+def tissue_mask(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool_]:
+    """Voxels that are image content: for CT those at or above :data:`HU_FLOOR` (below it is the
+    outside of the scan field, padding or not), otherwise every voxel."""
+    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    if not is_ct or spec.rescale_slope <= 0:
+        return np.ones(frames.shape, bool)
+    return frames >= _stored_floor(spec)
+
+
+def declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.bool_], tissue: NDArray[np.bool_],
+                     mapping: SeriesMapping) -> bool:  # fmt: skip
+    """Declare the padding as the file decodes: Pixel Padding Value (0028,0120) and Pixel Padding
+    Range Limit (0028,0121) span exactly the values the source's padding voxels decode to, so every
+    one of them is padding (PS3.3 C.7.5.1.1.2), checked to hold no voxel that is tissue.
+
+    Returns True when declared. When lossy errors mixed padding and tissue values no range can be
+    declared honestly: the declaration is removed and False returned.
+    """
+    if pad.any():
+        values = decoded[pad].astype(np.int64)
+        lo, hi = int(values.min()), int(values.max())
+    else:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
+        lo, hi = sorted((int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))))
+        vmin, vmax = value_range(mapping.bits_stored, mapping.signed)
+        if not vmin <= lo <= hi <= vmax:  # not a coded value (e.g. -2000 in unsigned 12-bit): nothing to declare
+            for tag in (0x00280120, 0x00280121):
+                if tag in ds:
+                    del ds[tag]
+            return True
+    other = decoded[tissue]
+    mixed = bool(np.count_nonzero((other >= lo) & (other <= hi)))
+    vr = "SS" if mapping.signed else "US"
+    for tag in (0x00280120, 0x00280121):
+        if tag in ds:
+            del ds[tag]
+    if mixed:
+        return False
+    ds.add_new(0x00280120, vr, lo)
+    if hi != lo:
+        ds.add_new(0x00280121, vr, hi)
+    return True
 
 
 def remap_value_attributes(ds: Dataset, mapping: SeriesMapping) -> None:

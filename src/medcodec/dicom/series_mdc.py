@@ -24,6 +24,7 @@ from ..metrics import compression_ratio
 from ..progress import ProgressCallback, check_progress, tracked
 from ..ratecontrol import CALIBRATION_FRAMES, calibration_indices
 from .embed import SEGMENT, pack_headers, unpack_headers
+from .mapping import padding_range
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .series import Series
 from .write import derive_dataset, warn_if_lossy_source, write_derived
@@ -94,7 +95,7 @@ def encode_series_to_mdc(
         return encode_to(
             fh, tracked(series.iter_frames(), progress, total=n), n_frames=n, bits_stored=series.spec.bits_stored,
             signed=series.spec.signed, sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec,
-            table=table, jobs=jobs, effort=effort, ancillary={SEGMENT: headers},
+            table=table, jobs=jobs, effort=effort, ancillary={SEGMENT: headers}, padding=padding_range(series),
         )  # fmt: skip
 
 

@@ -71,7 +71,7 @@ class ShapingProxy:
         self._thread = threading.Thread(target=self._main, daemon=True, name="shaping-proxy")
         self._thread.start()
         if not self._ready.wait(10):
-            raise DeliveryError("the shaping proxy did not start")
+            raise DeliveryError("the shaping proxy did not start within 10 s")
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
