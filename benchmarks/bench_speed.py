@@ -364,11 +364,10 @@ def report(cs: list[Codec], threads: dict[str, float] | None, memory: dict[str, 
     lines += [
         "",
         "Effort: `fast` is `.mdc`'s default (rounding, one fused kernel pass per frame); for standard JPEG it is "
-        "dead zone + isolated-coefficient thresholding. `best` is trellis quantization, the default of "
-        "`format=\"jpeg\"`: it is what meets issue 3's BD-rate target against libjpeg-turbo (about -22 %, "
-        "`fast` about -19 %: `benchmarks/bench_jpeg_vs_libjpeg_turbo.py --effort best|fast`), at about half "
-        "libjpeg-turbo's encoding speed, so the speed targets below are met by `fast` only. Decoding speed does "
-        "not depend on the effort.",
+        "dead zone + isolated-coefficient thresholding, which flattens noisy soft tissue. For `.mdc`, `best` is "
+        "trellis quantization. For standard JPEG, `best` is the default of `format=\"jpeg\"`: the texture-aware "
+        "RD quantizer fused with the DCT (issue 11; BD-rate, texture and speed against libjpeg-turbo in "
+        "`benchmarks/bench_jpeg_vs_libjpeg_turbo.py`). Decoding speed does not depend on the effort.",
         "",
         "Targets (issue 5):",
         "",

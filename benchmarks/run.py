@@ -336,11 +336,12 @@ def main(argv: list[str] | None = None) -> int:
             "\n\n".join(sections),
             "",
         ]
-        # keep the speed section benchmarks/bench_speed.py maintains in the same file
+        # keep the sections other benchmarks maintain in the same file
         old = args.markdown.read_text() if args.markdown.exists() else ""
-        begin, end = "<!-- bench_speed:begin -->", "<!-- bench_speed:end -->"
-        if begin in old and end in old:
-            md.append(old[old.index(begin) : old.index(end) + len(end)] + "\n")
+        for tag in ("bench_jpeg_vs_libjpeg_turbo", "bench_speed"):
+            begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+            if begin in old and end in old:
+                md.append(old[old.index(begin) : old.index(end) + len(end)] + "\n")
         args.markdown.write_text("\n".join(md))
     return 0
 

@@ -167,8 +167,8 @@ def test_codec_is_pure(module: str) -> None:
     assert not names & {"pydicom", "socket", "urllib", "requests", "tqdm", "click"}, names
 
 
-#: Modules whose plain builtin raises belong to open work on another branch (issue 11).
-_BUILTIN_RAISES_PENDING = {"medcodec.codec._rdoq"}
+#: Modules whose plain builtin raises belong to open work on another branch (none left).
+_BUILTIN_RAISES_PENDING: set[str] = set()
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -83,6 +83,7 @@ __all__ = [
     "encodable_syntaxes",
     "UnknownTransferSyntaxError",
     "quality_step",
+    "SeriesHints",
 ]
 
 
@@ -165,10 +166,16 @@ def _mdc_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None
     return bytes(encode(frame, bits_stored=bits, signed=signed, format="mdc", quality=float(knob or 100), jobs=1))
 
 
-def _jpeg_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+def _jpeg_encode(
+    frame: NDArray[Any], bits: int, signed: bool, knob: float | None, hints: SeriesHints | None = None
+) -> bytes:
     from .codec import encode
+    from .spec import PixelSpec
 
-    return bytes(encode(frame, bits_stored=bits, signed=False, format="jpeg", quality=float(knob or 100), jobs=1))
+    hints = hints or SeriesHints()
+    spec = PixelSpec(bits, False, extra={"modality": hints.modality}) if hints.modality else None
+    return bytes(encode(frame, bits_stored=bits, signed=False, format="jpeg", quality=float(knob or 100), jobs=1,
+                        spec=spec, range_bits=hints.range_bits))  # fmt: skip
 
 
 def _medcodec_decode(data: bytes) -> NDArray[Any]:
@@ -203,6 +210,24 @@ def _libjpeg_turbo_encode(frame: NDArray[Any], bits: int, signed: bool, knob: fl
 
 
 @dataclass(frozen=True)
+class SeriesHints:
+    """What a series writer knows about the whole series, for backends that use it
+    (``Backend.series_aware``; the others code each frame on its own).
+
+    Parameters
+    ----------
+    modality
+        DICOM Modality (``"CT"``, ``"MR"``, ``"CR"``...): medcodec's JPEG picks its trained table by it.
+    range_bits
+        Bits the series' content spans in coded units: medcodec's JPEG scales its steps by it, so
+        one quality gives the same steps on every slice (``None``: each frame's own range).
+    """
+
+    modality: str | None = None
+    range_bits: int | None = None
+
+
+@dataclass(frozen=True)
 class Backend:
     """One codec implementation: what it takes, its one rate knob, whether it is installed.
 
@@ -230,6 +255,8 @@ class Backend:
         ``() -> None`` when usable, else why not (probed once per process).
     version_of
         ``() -> str``, the library version.
+    series_aware
+        The encoder takes a fifth argument, :class:`SeriesHints`.
     """
 
     name: str
@@ -240,10 +267,11 @@ class Backend:
     signed: bool
     lossless: bool
     container: bool = False
-    encoder: Callable[[NDArray[Any], int, bool, float | None], bytes] | None = field(default=None, repr=False)
+    encoder: Callable[..., bytes] | None = field(default=None, repr=False)
     decoder: Callable[[bytes], NDArray[Any]] | None = field(default=None, repr=False)
     missing: Callable[[], str | None] = field(default=lambda: None, repr=False)
     version_of: Callable[[], str] = field(default=lambda: "unknown", repr=False)
+    series_aware: bool = False
 
     @property
     def lossy(self) -> bool:
@@ -313,8 +341,11 @@ class Backend:
         except Exception:
             return "unknown"
 
-    def encode(self, frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
-        """One 2-D frame of ``bits``-bit samples to a codestream at ``knob`` (``None``: lossless).
+    def encode(
+        self, frame: NDArray[Any], bits: int, signed: bool, knob: float | None, hints: SeriesHints | None = None
+    ) -> bytes:
+        """One 2-D frame of ``bits``-bit samples to a codestream at ``knob`` (``None``: lossless);
+        ``hints`` reach :attr:`series_aware` backends only.
 
         Library errors become :class:`~medcodec.errors.CodecError`.
         """
@@ -323,6 +354,8 @@ class Backend:
         if knob is None and not self.lossless:
             raise UnsupportedFeatureError(f"{self.label} cannot code losslessly")
         try:
+            if self.series_aware and hints is not None:
+                return self.encoder(frame, bits, signed, knob, hints)
             return self.encoder(frame, bits, signed, knob)
         except CodecError:
             raise
@@ -373,6 +406,7 @@ BACKENDS: dict[str, Backend] = {
             decoder=_medcodec_decode,
             missing=_medcodec_missing("jpeg"),
             version_of=_medcodec_version,
+            series_aware=True,
         ),
         Backend(
             "openjpeg",

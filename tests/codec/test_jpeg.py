@@ -535,3 +535,19 @@ def test_sequential_scan_with_se_not_63_decodes_with_a_warning_and_strict_refuse
         np.testing.assert_array_equal(jpeg.decode_jpeg(bad), jpeg.decode_jpeg(good))
     with pytest.raises(CorruptStreamError, match="strict"):
         jpeg.decode_jpeg(bad, strict=True)
+
+
+def test_find_scan_end_matches_its_byte_by_byte_twin() -> None:
+    """The one-search scan end equals the byte loop's on data full of 0xFF: stuffed zeros, RSTn, fill
+    bytes before a marker, a lone 0xFF at the very end."""
+    from medcodec.codec import stream
+
+    rng = np.random.default_rng(11)
+    alphabet = np.array([0x00, 0x12, 0xD0, 0xD7, 0xD8, 0xD9, 0xC4, 0xFF, 0xFF, 0xFF], np.uint8)
+    for n in (0, 1, 2, 3, 17, 200):
+        for _ in range(200):
+            buf = bytes(rng.choice(alphabet, n))
+            start = int(rng.integers(0, n + 1))
+            assert stream._find_scan_end(buf, start) == stream._find_scan_end_reference(buf, start)
+    assert stream._find_scan_end(b"\x12\xff\x00\xff\xd3\x01\xff\xff\xd9", 0) == 6
+    assert stream._find_scan_end(b"\x12\xff", 0) == 2

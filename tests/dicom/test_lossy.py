@@ -29,7 +29,7 @@ from medcodec.dicom import (
     plan_series_mapping,
     read_series,
 )
-from medcodec.errors import InvalidInputError
+from medcodec.errors import DepthReducedWarning, InvalidInputError
 from medcodec.spec import PixelSpec
 
 CHEST = "ct_chest_lungpetctdx_A0001_philips"
@@ -373,3 +373,35 @@ def test_dcmtk_decodes_to_the_same_pixels(chest_out, syntax: str, tool_name: str
             assert diff.max() == 0
         hu = _hu(theirs) - _hu(pydicom.dcmread(r.source))
         assert np.abs(hu).max() <= r.max_error_hu + 1 and not math.isnan(hu.mean())
+
+
+@pytest.mark.realdata
+def test_jpeg_series_one_table_for_all_slices_trained_for_the_modality(shared_data: Path, tmp_path: Path) -> None:
+    """Issue 11: one quality gives the same DQT on every slice (the series' content range, not each
+    slice's), and the table trained for the series' modality (MR here, not the CT default)."""
+    from medcodec.codec import levelshift, quantize, read_header
+
+    files = [shared_data / MR_HEAD / f"{i:04d}.dcm" for i in (20, 60, 80)]
+    series = read_series(files).series[0]
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # slice 80 reaches 5888: 16 bits into JPEG's 12
+        warnings.simplefilter("always")
+        results = encode_series_to_dicom(series, tmp_path, syntax="jpeg", quality=75)
+    assert DepthReducedWarning in {w.category for w in caught}
+    mapping = results[0].mapping
+    rbits = mapping.content_range_bits()
+    own_bits = set()
+    tables = set()
+    for r in results:
+        ds = pydicom.dcmread(r.path)
+        stream = list(generate_fragments(ds.PixelData))[1]  # after the Basic Offset Table item
+        (q,) = read_header(stream).qtables
+        tables.add(np.asarray(q).tobytes())
+        mapped = mapping.map(pydicom.dcmread(r.source).pixel_array)[0]
+        own_bits.add(levelshift.content_range_bits(mapped, int(mapped.min()), int(mapped.max()), 12))
+    assert len(own_bits) > 1  # the slices' own ranges differ: per-slice steps would differ too
+    assert len(tables) == 1
+    expected = quantize.quant_table(75, rbits, table="mr", max_step=65535)
+    np.testing.assert_array_equal(np.frombuffer(tables.pop(), dtype=np.asarray(q).dtype), expected.ravel())
+    assert not np.array_equal(expected, quantize.quant_table(75, rbits, table="ct", max_step=65535))

@@ -175,3 +175,55 @@ def test_raw_size_definition_and_ratios() -> None:
     assert M.bpp_for_ratio(40, 12) == pytest.approx(0.4)  # 16 bits / 40
     assert M.bpp_for_ratio(10, 8) == pytest.approx(0.8)  # 8 bits / 10
     assert M.mb_per_s(2_000_000, 0.5) == 4.0
+
+
+# --- texture retention (issue 11) ---------------------------------------------------------
+
+
+def _soft_tissue(rng: np.random.Generator, shape=(64, 64), std=20.0) -> np.ndarray:
+    """Stored values of 40 HU tissue with white noise (intercept -1024)."""
+    return np.clip(1064 + std * rng.standard_normal(shape), 0, 4095).astype(np.int32)
+
+
+def test_texture_identical_and_flat():
+    from medcodec.evaluate.metrics import texture_retention
+
+    ref = _soft_tissue(np.random.default_rng(0))
+    same = texture_retention(ref, ref, rescale_intercept=-1024)
+    assert same["blocks"] == 64
+    assert same["flattened_fraction"] == 0.0 and same["median_retention"] == 1.0
+    means = ref.reshape(8, 8, 8, 8).mean(axis=(1, 3))
+    flat = np.repeat(np.repeat(means, 8, 0), 8, 1)
+    t = texture_retention(ref, flat, rescale_intercept=-1024)
+    assert t["flattened_fraction"] == 1.0 and t["median_retention"] == 0.0
+
+
+def test_texture_retention_is_the_std_ratio():
+    from medcodec.evaluate.metrics import TEXTURE_FLAT_RETENTION, texture_block_stats, texture_retention
+
+    ref = _soft_tissue(np.random.default_rng(1)).astype(float)
+    means = np.repeat(np.repeat(ref.reshape(8, 8, 8, 8).mean(axis=(1, 3)), 8, 0), 8, 1)
+    half = means + 0.5 * (ref - means)  # every block keeps half its deviation
+    np.testing.assert_allclose(texture_block_stats(ref, half, rescale_intercept=-1024), 0.5)
+    third = means + 0.3 * (ref - means)
+    assert 0.3 < TEXTURE_FLAT_RETENTION
+    assert texture_retention(ref, third, rescale_intercept=-1024)["flattened_fraction"] == 1.0
+
+
+def test_texture_block_selection():
+    """Only whole aligned blocks with every value in -150..250 HU and std >= 8 HU count."""
+    from medcodec.evaluate.metrics import texture_retention
+
+    rng = np.random.default_rng(2)
+    ref = _soft_tissue(rng, (64, 70))  # 6 columns of partial blocks are left out
+    ref[:8, :8] = 1064  # std 0: not texture
+    ref[8:16, :8] = 1064 + rng.integers(-3, 4, (8, 8))  # std < 8 HU
+    ref[16:24, :8] = 2000  # bone, outside the HU range
+    ref[24, 0] = 1024 - 200  # one voxel at -200 HU excludes its block
+    t = texture_retention(ref, ref, rescale_intercept=-1024)
+    assert t["blocks"] == 64 - 4
+    # the rescale matters: the same stored values read as raw units are not soft tissue
+    assert texture_retention(ref, ref)["blocks"] == 0
+    assert texture_retention(ref, ref)["median_retention"] is None
+    # a 3-D stack pools its frames
+    assert texture_retention(np.stack([ref, ref]), np.stack([ref, ref]), rescale_intercept=-1024)["blocks"] == 120

@@ -239,3 +239,19 @@ def test_medcodec_arith_adapter_writes_format_2(frames: dict[str, Any]) -> None:
     out = adapter.decode(data, spec, shape=frame.shape)
     assert out.shape == frame.shape and M.psnr(frame, out, bits_stored=spec.bits_stored) > 40
     assert len(data) < len(get_adapter("medcodec").encode(frame, spec, target=80))
+
+
+def test_medcodec_jpeg_adapter_uses_the_modality_table() -> None:
+    """The evaluation codes JPEG as the DICOM writer does: the table trained for the image's modality."""
+    import medcodec
+    from medcodec.codec import levelshift, quantize
+    from medcodec.evaluate.peers import MedcodecJpegAdapter
+    from medcodec.spec import PixelSpec
+
+    frame = (np.random.default_rng(5).integers(0, 4096, (32, 48))).astype(np.uint16)
+    rbits = levelshift.content_range_bits(frame, int(frame.min()), int(frame.max()), 12)
+    for modality, table in (("MR", "mr"), ("CT", "ct")):
+        spec = PixelSpec(12, False, extra={"modality": modality})
+        data = MedcodecJpegAdapter().encode(frame, spec, target=75)
+        q = np.asarray(medcodec.read_header(data).qtables[0]).ravel()
+        np.testing.assert_array_equal(q, quantize.quant_table(75, rbits, table=table, max_step=65535).ravel())

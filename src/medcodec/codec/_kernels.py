@@ -606,8 +606,9 @@ def fdct_levels(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, out):
 
 
 @_jit
-def fdct_symbols(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval, dc_freq, ac_freq,
-                 stream):
+def fdct_symbols(
+    frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval, dc_freq, ac_freq, stream
+):
     """The whole forward path of a frame in one pass: blocks, level shift, DCT, quantization,
     zigzag, DC prediction and Huffman symbols (into ``stream``, counted into the freq arrays).
 
@@ -710,8 +711,21 @@ def pack_symbols(stream, ns, code, size, stuff, out):
 
 
 @_jit
-def _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
-                dc_bits, dc_huffval, ac_bits, ac_huffval):
+def _coded_scan(
+    stream,
+    ns,
+    dc_freq,
+    ac_freq,
+    extra,
+    size_bits,
+    stuff,
+    restart_interval,
+    nblocks,
+    dc_bits,
+    dc_huffval,
+    ac_bits,
+    ac_huffval,
+):
     """Optimal tables for the counted symbols (:func:`huffman_table`) and the packed scan
     (:func:`pack_symbols`). Fills BITS / HUFFVAL; returns (coded bytes, DC symbols, AC
     symbols, DC EHUFSI, AC EHUFSI)."""
@@ -746,8 +760,21 @@ def _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_i
 
 
 @_jit
-def encode_frame(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, stuff, restart_interval,
-                 dc_bits, dc_huffval, ac_bits, ac_huffval):
+def encode_frame(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    rounding_zz,
+    size_bits,
+    stuff,
+    restart_interval,
+    dc_bits,
+    dc_huffval,
+    ac_bits,
+    ac_huffval,
+):
     """A frame's whole encoder in one call (no Python, and no GIL, between the stages):
     :func:`fdct_symbols`, per-frame optimal Huffman tables, bit packing. Returns what
     :func:`_coded_scan` returns."""
@@ -758,10 +785,24 @@ def encode_frame(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bi
     if restart_interval > 0:
         cap += nblocks // restart_interval + 1
     stream = np.empty(cap, np.int64)
-    ns, extra = fdct_symbols(frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval,
-                             dc_freq, ac_freq, stream)
-    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
-                       dc_bits, dc_huffval, ac_bits, ac_huffval)
+    ns, extra = fdct_symbols(
+        frame, offset, exact_div, qmul_zz, nat_zz, rounding_zz, size_bits, restart_interval, dc_freq, ac_freq, stream
+    )
+    return _coded_scan(
+        stream,
+        ns,
+        dc_freq,
+        ac_freq,
+        extra,
+        size_bits,
+        stuff,
+        restart_interval,
+        nblocks,
+        dc_bits,
+        dc_huffval,
+        ac_bits,
+        ac_huffval,
+    )
 
 
 @_jit
@@ -775,8 +816,21 @@ def encode_levels(zz, size_bits, stuff, restart_interval, dc_bits, dc_huffval, a
         cap += nblocks // restart_interval + 1
     stream = np.empty(cap, np.int64)
     ns, extra = levels_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream)
-    return _coded_scan(stream, ns, dc_freq, ac_freq, extra, size_bits, stuff, restart_interval, nblocks,
-                       dc_bits, dc_huffval, ac_bits, ac_huffval)
+    return _coded_scan(
+        stream,
+        ns,
+        dc_freq,
+        ac_freq,
+        extra,
+        size_bits,
+        stuff,
+        restart_interval,
+        nblocks,
+        dc_bits,
+        dc_huffval,
+        ac_bits,
+        ac_huffval,
+    )
 
 
 # ======================================================================================
@@ -862,8 +916,29 @@ def _decode_symbol(acc, nbits, table):
 
 
 @_helper
-def _decode_block(data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred,
-                  lv, nzk, coef, col, deq_nat, nat_zz, to_coef):
+def _decode_block(
+    data,
+    end,
+    stuffed,
+    pos,
+    acc,
+    nbits,
+    fake,
+    marker,
+    dct,
+    act,
+    size_bits,
+    max_dc,
+    max_ac,
+    pred,
+    lv,
+    nzk,
+    coef,
+    col,
+    deq_nat,
+    nat_zz,
+    to_coef,
+):
     """Decode one block (T.81 §F.2.2): DC difference and AC run/size symbols.
 
     Without ``to_coef`` the non-zero AC levels go to ``lv[k]`` (zigzag ``k``; the caller
@@ -992,8 +1067,27 @@ def decode_blocks(data, start, end, nblocks, dct, act, size_bits, stuffed, resta
                 return E_RESTART, pos, b
             pred = np.int64(0)
         status, pos, acc, nbits, fake, marker, pred, n = _decode_block(
-            data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred, lv, nzk,
-            unused, np.int64(0), unused[0], nzk, np.bool_(False),
+            data,
+            end,
+            stuffed,
+            pos,
+            acc,
+            nbits,
+            fake,
+            marker,
+            dct,
+            act,
+            size_bits,
+            max_dc,
+            max_ac,
+            pred,
+            lv,
+            nzk,
+            unused,
+            np.int64(0),
+            unused[0],
+            nzk,
+            np.bool_(False),
         )
         for k in range(64):
             out[b, k] = 0
@@ -1049,8 +1143,16 @@ def _strip_pixels(coef, ws, nb, out, y0, offset, lo, hi):
         r = 8 * y
         yy = y0 + y
         for b in range(nb):
-            o = _idct8(ws[r, b], ws[r + 1, b], ws[r + 2, b], ws[r + 3, b], ws[r + 4, b], ws[r + 5, b], ws[r + 6, b],
-                       ws[r + 7, b])
+            o = _idct8(
+                ws[r, b],
+                ws[r + 1, b],
+                ws[r + 2, b],
+                ws[r + 3, b],
+                ws[r + 4, b],
+                ws[r + 5, b],
+                ws[r + 6, b],
+                ws[r + 7, b],
+            )
             x = 8 * b
             out[yy, x] = min(max(np.int64(np.rint(o[0] + offset)), lo), hi)
             out[yy, x + 1] = min(max(np.int64(np.rint(o[1] + offset)), lo), hi)
@@ -1084,8 +1186,25 @@ def _crop(src, dst):
 
 
 @_jit
-def decode_pixels(data, start, end, dct, act, size_bits, stuffed, restart_interval, max_dc, max_ac,
-                  deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
+def decode_pixels(
+    data,
+    start,
+    end,
+    dct,
+    act,
+    size_bits,
+    stuffed,
+    restart_interval,
+    max_dc,
+    max_ac,
+    deq_nat,
+    nat_zz,
+    dc_mul,
+    offset,
+    lo,
+    hi,
+    out,
+):
     """Coded bytes to pixels: Huffman decoding straight into dequantized coefficients, inverse
     DCT, level shift, rounding, clipping and cropping, one block row at a time into ``out``.
 
@@ -1135,8 +1254,27 @@ def decode_pixels(data, start, end, dct, act, size_bits, stuffed, restart_interv
                     return E_RESTART, pos, b
                 pred = np.int64(0)
             status, pos, acc, nbits, fake, marker, pred, n = _decode_block(
-                data, end, stuffed, pos, acc, nbits, fake, marker, dct, act, size_bits, max_dc, max_ac, pred, lv,
-                nzk, coef, j, deq_nat, nat_zz, np.bool_(True),
+                data,
+                end,
+                stuffed,
+                pos,
+                acc,
+                nbits,
+                fake,
+                marker,
+                dct,
+                act,
+                size_bits,
+                max_dc,
+                max_ac,
+                pred,
+                lv,
+                nzk,
+                coef,
+                j,
+                deq_nat,
+                nat_zz,
+                np.bool_(True),
             )
             if status != OK:
                 return status, pos, b
@@ -1188,3 +1326,410 @@ def levels_pixels(zz, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
     if padded:
         _crop(target, out)
     return out
+
+
+# ======================================================================================
+# Texture-aware rate-distortion quantization (issue 11), fused beside the DCT
+# ======================================================================================
+#
+# The default level selection of the standard JPEG encoder (``rdo="texture"``,
+# :mod:`medcodec.codec._rdoq` explains the cost function). Per frame:
+#
+#   1. DCT / steps of every block (:func:`fdct_scaled`) and the symbol counts of the
+#      rounded levels: the code lengths the decisions are priced with (the "previous pass");
+#   2. per block, a greedy pass from the last coefficient to the first that lowers or
+#      zeroes a level when error + lambda x bits + an energy-loss penalty decreases
+#      (:func:`texture_levels`); then a Viterbi search over the DC chain (:func:`trellis_dc`);
+#   3. symbols, optimal Huffman tables and bit packing (:func:`encode_levels`).
+#
+# Twins: ``_rdoq.texture_levels_reference`` and ``_rdoq.trellis_dc_reference`` (plain Python),
+# ``_rdoq.symbol_bits`` (NumPy); ``tests/codec/test_rdoq.py`` checks they agree.
+
+
+@_jit
+def symbol_code_lengths(freq, out):
+    """Estimated code length of every symbol, ``-log2((freq + 0.5) / sum(freq + 0.5))``, into ``out``:
+    a symbol not seen yet still has a finite (high) price."""
+    total = 0.0
+    for i in range(freq.shape[0]):
+        total += freq[i] + 0.5
+    for i in range(freq.shape[0]):
+        out[i] = -math.log2((freq[i] + 0.5) / total)
+    return out
+
+
+@_jit
+def _deficit_penalty(energy, target, target2, mu):
+    """``mu * (target - sqrt(energy))**2`` when ``energy < target**2``, else 0."""
+    if energy >= target2:
+        return 0.0
+    t = target - math.sqrt(max(energy, 0.0))
+    return mu * t * t
+
+
+@_helper
+def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience):
+    """Levels (magnitudes, ``lv[1..63]``) of one block of scaled AC coefficients ``x`` (zigzag):
+    rounding, then the greedy backward pass of :func:`texture_levels` (``_rdoq`` module docstring). ``prv`` / ``nxt``
+    (65 entries) hold the chain of non-zero positions (0: block start, 64: block end)."""
+    zrl = ac_bits[15 << size_bits]
+    eob = ac_bits[0]
+    eo = 0.0
+    eq = 0.0
+    last = 0
+    mask = np.int64(0)
+    for k in range(1, 64):  # branch-free: rounding, energies, bit mask of the non-zero levels
+        a = abs(x[k])
+        m = np.int64(a + 0.5)  # a >= 0: truncation is floor
+        lv[k] = m
+        eo += weights[k] * a * a
+        mask |= np.int64(m != 0) << (k - 1)
+    while mask != 0:
+        k = _ctz64(mask) + 1
+        mask &= mask - 1
+        m = lv[k]
+        eq += weights[k] * m * m
+        prv[k] = last
+        nxt[last] = k
+        last = k
+    nxt[last] = 64
+    prv[64] = last
+    if last == 0:
+        return
+    target = math.sqrt(eo) * rho
+    target2 = target * target
+    pen = _deficit_penalty(eq, target, target2, mu)
+    k = last
+    misses = 0
+    while k > 0 and misses < patience:
+        p = prv[k]
+        m = lv[k]
+        if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
+            q = nxt[k]
+            a = abs(x[k])
+            r = k - p - 1
+            here = (r >> 4) * zrl + ac_bits[((r & 15) << size_bits) | 1] + 1
+            if q < 64:
+                sq = bit_length(lv[q])
+                rq = q - k - 1
+                rn = q - p - 1
+                dr = ((rn >> 4) * zrl + ac_bits[((rn & 15) << size_bits) | sq]
+                      - (rq >> 4) * zrl - ac_bits[((rq & 15) << size_bits) | sq] - here)  # fmt: skip
+            else:
+                dr = eob - here - (eob if k < 63 else 0.0)
+            base = weights[k] * (2.0 * a - 1.0) + lam * dr
+            eq1 = eq - weights[k]
+            # the penalty never falls when energy is removed: computed only when the rest gains
+            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
+            if base + (pen1 - pen) < 0:
+                eq = eq1
+                pen = pen1
+                lv[k] = 0
+                nxt[p] = q
+                prv[q] = p
+                misses = -1
+        elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
+            a = abs(x[k])
+            s = bit_length(m)
+            rr = ((k - p - 1) & 15) << size_bits
+            base = weights[k] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[rr | (s - 1)] - ac_bits[rr | s] - 1)
+            eq1 = eq - weights[k] * (2 * m - 1)
+            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
+            if base + (pen1 - pen) < 0:
+                eq = eq1
+                pen = pen1
+                lv[k] = m - 1
+                misses = -1
+        misses += 1
+        k = p
+
+
+@_jit
+def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, out):
+    """Texture-aware levels of every block (``_rdoq`` module docstring) into int32 ``out``.
+
+    Parameters
+    ----------
+    scaled
+        float64 (N, 64): DCT coefficients divided by their steps, zigzag order.
+    weights
+        float64 (64,): squared steps (the pixel-domain error of a unit level error).
+    ac_bits
+        float64 (16 << size_bits,): code length of each AC symbol ``run << size_bits | size``.
+    lam, mu, rho
+        Lagrange multiplier (squared error per bit); weight of the energy-loss penalty
+        ``mu * max(0, rho * |x| - |l|)**2`` (norms of the block's AC in pixel units).
+    patience
+        The backward pass over a block stops after this many non-zero levels in a row were
+        left as they were (64: never; smaller is faster and a little larger, see docs/design-notes.md).
+    out
+        int32 (N, 64): levels; column 0 (DC) rounded to nearest.
+    """
+    lv = np.zeros(65, np.int64)
+    prv = np.zeros(65, np.int64)
+    nxt = np.zeros(65, np.int64)
+    x = np.empty(64)
+    for b in range(scaled.shape[0]):
+        for k in range(64):
+            x[k] = scaled[b, k]
+        out[b, 0] = _round_level(x[0], 0.5)
+        _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience)
+        for k in range(1, 64):
+            m = lv[k]
+            out[b, k] = m if x[k] >= 0 else -m
+    return out
+
+
+@_jit
+def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
+    """Trellis-quantize the DC levels of all blocks along the prediction chain (T.81 §F.1.2.1).
+
+    Each block's DC level is one of ``round(x) - 1``, ``round(x)``, ``round(x) + 1``;
+    a Viterbi search over the blocks minimises ``weight (x - l)^2 + lam (code + SSSS bits)``
+    of the differences, the first block predicted from 0. Writes ``out[:, 0]``.
+    Twin: ``_rdoq.trellis_dc_reference``.
+    """
+    n = scaled_dc.shape[0]
+    if n == 0:
+        return out
+    ncand = 3
+    cand = np.empty((n, ncand), np.int64)
+    back = np.zeros((n, ncand), np.int64)
+    cost = np.empty(ncand)
+    new = np.empty(ncand)
+    for b in range(n):
+        x = scaled_dc[b]
+        r = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
+        for c in range(ncand):
+            cand[b, c] = r + c - 1
+    for c in range(ncand):
+        v = cand[0, c]
+        s = bit_length(v)
+        d = scaled_dc[0] - v
+        cost[c] = weight * d * d + lam * (dc_bits[s] + s)
+    for b in range(1, n):
+        x = scaled_dc[b]
+        for c in range(ncand):
+            v = cand[b, c]
+            d = x - v
+            best = np.inf
+            arg = 0
+            for p in range(ncand):
+                s = bit_length(v - cand[b - 1, p])
+                t = cost[p] + lam * (dc_bits[s] + s)
+                if t < best:
+                    best = t
+                    arg = p
+            new[c] = best + weight * d * d
+            back[b, c] = arg
+        for c in range(ncand):
+            cost[c] = new[c]
+    arg = 0
+    for c in range(1, ncand):
+        if cost[c] < cost[arg]:
+            arg = c
+    for b in range(n - 1, -1, -1):
+        out[b, 0] = cand[b, arg]
+        arg = back[b, arg]
+    return out
+
+
+@_jit
+def texture_frame_levels(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    weights,
+    size_bits,
+    restart_interval,
+    lam,
+    mu,
+    rho,
+    patience,
+    dc_rdo,
+    stride,
+    out,
+):
+    """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
+
+    The code lengths come from the rounded levels of every ``stride``-th block row (a
+    sample is enough for code lengths, and costs 1/stride of a DCT pass); then every
+    block is transformed and quantized by :func:`_texture_block` straight from the DCT
+    output, and the DC chain by :func:`trellis_dc` (``dc_rdo``) or rounding.
+
+    Twin: ``FrameCoder.scaled``, the counts of the sampled rows' rounded levels,
+    :func:`symbol_code_lengths`, ``_rdoq.texture_levels_reference``, ``_rdoq.trellis_dc_reference``.
+    """
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    n = by * bx
+    ws = np.empty(64)
+    x = np.empty(64)
+    lv = np.zeros(65, np.int64)
+    prv = np.zeros(65, np.int64)
+    nxt = np.zeros(65, np.int64)
+    dc_len = np.empty(1 << size_bits)
+    ac_len = np.empty(16 << size_bits)
+    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len)
+    dc = np.empty(n)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                x[k] = ws[nat_zz[k]] * qmul_zz[k]
+            for e in range(4):
+                x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
+            dc[b] = x[0]
+            out[b, 0] = _round_level(x[0], 0.5)
+            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
+            for k in range(1, 64):
+                m = lv[k]
+                out[b, k] = m if x[k] >= 0 else -m
+    if dc_rdo:
+        trellis_dc(dc, weights[0], dc_len, lam, out)
+    return out
+
+
+@_jit
+def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len):
+    """Code lengths (into ``dc_len`` / ``ac_len``) of the symbols of the rounded levels of every
+    ``stride``-th block row, each row its own DC chain: step 1 of the texture-aware path."""
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    dc_freq = np.zeros(1 << size_bits, np.int64)
+    ac_freq = np.zeros(16 << size_bits, np.int64)
+    dummy = np.empty(1, np.int64)
+    for i in range(0, by, stride):
+        pred = np.int64(0)
+        for j in range(bx):
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                lv[k] = _round_level(ws[nat_zz[k]] * qmul_zz[k], 0.5)
+            for e in range(4):
+                lv[EXACT_ZZ[e]] = _round_level(ws[EXACT_NAT[e]] / exact_div[e], 0.5)
+            _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, dummy, np.int64(0), np.bool_(False))
+            pred = lv[0]
+    symbol_code_lengths(dc_freq, dc_len)
+    symbol_code_lengths(ac_freq, ac_len)
+
+
+@_jit
+def encode_frame_texture(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    weights,
+    lam,
+    mu,
+    rho,
+    patience,
+    dc_rdo,
+    stride,
+    size_bits,
+    stuff,
+    restart_interval,
+    dc_bits,
+    dc_huffval,
+    ac_bits,
+    ac_huffval,
+):
+    """The texture-aware encoder of a frame in one call, pixels to coded bytes: the levels of
+    :func:`texture_frame_levels`, whose AC symbols are emitted as each block is decided (a slot
+    is kept for its DC symbol, filled once the DC chain is decided), then optimal tables and
+    packing (:func:`_coded_scan`). Returns what :func:`_coded_scan` returns.
+    Twin: :func:`texture_frame_levels` + :func:`encode_levels`."""
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    n = by * bx
+    ws = np.empty(64)
+    x = np.empty(64)
+    lv = np.zeros(65, np.int64)
+    prv = np.zeros(65, np.int64)
+    nxt = np.zeros(65, np.int64)
+    dc_len = np.empty(1 << size_bits)
+    ac_len = np.empty(16 << size_bits)
+    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len)
+    dc_freq = np.zeros(1 << size_bits, np.int64)
+    ac_freq = np.zeros(16 << size_bits, np.int64)
+    cap = 65 * n + 1
+    if restart_interval > 0:
+        cap += n // restart_interval + 1
+    stream = np.empty(cap, np.int64)
+    dc_slot = np.empty(n, np.int64)
+    dc = np.empty(n)
+    dcl = np.empty((n, 1), np.int32)
+    zrl = 15 << size_bits
+    ns = np.int64(0)
+    extra = np.int64(0)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            if restart_interval > 0 and b % restart_interval == 0 and b > 0:
+                stream[ns] = RESTART_SYMBOL
+                ns += 1
+            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
+            for k in range(64):
+                x[k] = ws[nat_zz[k]] * qmul_zz[k]
+            for e in range(4):
+                x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
+            dc[b] = x[0]
+            dcl[b, 0] = _round_level(x[0], 0.5)
+            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
+            dc_slot[b] = ns
+            ns += 1
+            prev = 0
+            k = nxt[0]
+            while k < 64:  # the AC symbols of the chain of non-zero levels (T.81 §F.1.2.2)
+                r = k - prev - 1
+                while r > 15:
+                    ac_freq[zrl] += 1
+                    stream[ns] = zrl
+                    ns += 1
+                    r -= 16
+                m = lv[k]
+                v = m if x[k] >= 0 else -m
+                sz = bit_length(m)
+                sym = (r << size_bits) | sz
+                ac_freq[sym] += 1
+                extra += sz
+                stream[ns] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
+                ns += 1
+                prev = k
+                k = nxt[k]
+            if prev < 63:
+                ac_freq[0] += 1
+                stream[ns] = 0
+                ns += 1
+    if dc_rdo:
+        trellis_dc(dc, weights[0], dc_len, lam, dcl)
+    dc_base = 16 << size_bits
+    pred = np.int64(0)
+    for b in range(n):
+        if restart_interval > 0 and b % restart_interval == 0:
+            pred = np.int64(0)
+        diff = np.int64(dcl[b, 0]) - pred
+        sz = bit_length(diff)
+        dc_freq[sz] += 1
+        extra += sz
+        stream[dc_slot[b]] = (np.int64(_extra_bits(diff, sz)) << 16) | (sz << 10) | (dc_base + sz)
+        pred = np.int64(dcl[b, 0])
+    return _coded_scan(
+        stream,
+        ns,
+        dc_freq,
+        ac_freq,
+        extra,
+        size_bits,
+        stuff,
+        restart_interval,
+        n,
+        dc_bits,
+        dc_huffval,
+        ac_bits,
+        ac_huffval,
+    )

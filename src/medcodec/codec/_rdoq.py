@@ -1,4 +1,22 @@
-"""Rate-distortion optimised quantization (array -> array): trellis and thresholding.
+"""Rate-distortion optimised quantization (array -> array): texture-aware greedy, trellis, thresholding.
+
+``texture`` (the default of standard JPEG, issue 11) minimises, block by block,
+
+    J = D + lambda * R + mu * max(0, rho * |x_AC| - |l_AC|)**2
+
+with D and R as for the trellis below and |x_AC|, |l_AC| the Euclidean norms of the block's
+AC coefficients and of its dequantized AC levels (pixel units; the DCT is orthonormal, so
+norm / 8 is the block's standard deviation). The penalty is zero while a block keeps its
+AC energy and grows when a noisy block would be decoded flat, which is the waxy 8x8 mosaic
+PSNR-only quantizers produce in soft tissue. The search is greedy: levels start rounded;
+from the last non-zero coefficient back to the first, a +-1 may become 0 and a power of
+two may drop one magnitude category (2 -> 1, 4 -> 3, ...), whichever lowers J; other moves
+cost at least two unit errors for a bit or two and are not tried. R is priced with the
+code lengths of the rounded levels' symbols on every :data:`TEXTURE_STATS_STRIDE`-th block
+row. Then :func:`trellis_dc` decides the DC chain. ``lambda`` = :data:`LAMBDA_SCALE` x mean
+AC step^2, ``mu`` = :data:`TEXTURE_MU`, ``rho`` = :data:`TEXTURE_RHO`; the measurements
+behind them are in docs/design-notes.md. The kernels (:func:`._kernels.encode_frame_texture`,
+pixels to bytes in one call) have the plain-Python twin :func:`texture_levels_reference`.
 
 Plain rounding picks, for every coefficient, the level nearest to it. That minimises the
 error but not the error *for the bits spent*: an isolated +-1 after a long zero run costs
@@ -36,11 +54,15 @@ written from the description above; ``tests/codec/test_rdoq.py`` checks that the
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
 
+from ..errors import InvalidInputError
+from . import _kernels as K
 from . import entropy
+from ._kernels import texture_levels, trellis_dc  # kernels of the modes below
 
 __all__ = [
     "MODES",
@@ -50,13 +72,20 @@ __all__ = [
     "default_lambda",
     "symbol_bits",
     "trellis_blocks",
+    "trellis_dc",
+    "trellis_dc_reference",
+    "texture_levels",
+    "texture_levels_reference",
+    "texture_frame_levels",
+    "TEXTURE_MU",
+    "TEXTURE_RHO",
     "trellis_blocks_reference",
     "threshold_levels",
     "threshold_blocks",
     "rdo_levels",
 ]
 
-MODES = ("none", "threshold", "trellis")
+MODES = ("none", "threshold", "trellis", "texture")
 
 #: lambda = LAMBDA_SCALE * (mean AC step)^2, in squared error per bit. High-rate theory
 #: for an entropy-coded uniform quantizer gives dD/dR = -2 ln2 * step^2 / 12 = 0.116 step^2;
@@ -68,6 +97,16 @@ TRELLIS_PASSES = 1
 #: Predecessor window of the trellis (see :func:`trellis_blocks`).
 TRELLIS_WINDOW = 4
 TRELLIS_DC = True
+#: Texture mode: weight of the energy-loss penalty, and the share of each block's AC energy
+#: (as a norm) below which the penalty starts. Chosen by measurement (docs/design-notes.md).
+TEXTURE_MU = 16.0
+TEXTURE_RHO = 1.0
+#: Texture mode: Viterbi search over the DC prediction chain after the AC decisions.
+TEXTURE_DC = True
+#: Texture mode: the code lengths are estimated from every this-many-th block row.
+TEXTURE_STATS_STRIDE = 4
+#: Texture mode: the backward pass over a block stops after this many rejected moves in a row.
+TEXTURE_PATIENCE = 64
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -94,7 +133,7 @@ def symbol_bits(levels: np.ndarray, *, size_bits: int) -> tuple[np.ndarray, np.n
 
 
 @_jit
-def _bit_length(v):
+def _bit_length(v: int) -> int:
     s = 0
     while v:
         s += 1
@@ -103,7 +142,15 @@ def _bit_length(v):
 
 
 @_jit
-def trellis_blocks(scaled, weights, ac_bits, size_bits, lam, out, window=0):
+def trellis_blocks(
+    scaled: np.ndarray,
+    weights: np.ndarray,
+    ac_bits: np.ndarray,
+    size_bits: int,
+    lam: float,
+    out: np.ndarray,
+    window: int = 0,
+) -> np.ndarray:
     """Trellis-quantize the AC coefficients of every block (module docstring).
 
     Parameters
@@ -196,59 +243,6 @@ def trellis_blocks(scaled, weights, ac_bits, size_bits, lam, out, window=0):
     return out
 
 
-@_jit
-def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
-    """Trellis-quantize the DC levels of all blocks along the prediction chain (T.81 §F.1.2.1).
-
-    Each block's DC level is one of ``round(x) - 1``, ``round(x)``, ``round(x) + 1``;
-    a Viterbi search over the blocks minimises ``weight (x - l)^2 + lam (code + SSSS bits)``
-    of the differences, the first block predicted from 0. Writes ``out[:, 0]``.
-    """
-    n = scaled_dc.shape[0]
-    if n == 0:
-        return out
-    ncand = 3
-    cand = np.empty((n, ncand), np.int64)
-    back = np.zeros((n, ncand), np.int64)
-    cost = np.empty(ncand)
-    new = np.empty(ncand)
-    for b in range(n):
-        x = scaled_dc[b]
-        r = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
-        for c in range(ncand):
-            cand[b, c] = r + c - 1
-    for c in range(ncand):
-        v = cand[0, c]
-        s = _bit_length(abs(v))
-        d = scaled_dc[0] - v
-        cost[c] = weight * d * d + lam * (dc_bits[s] + s)
-    for b in range(1, n):
-        x = scaled_dc[b]
-        for c in range(ncand):
-            v = cand[b, c]
-            d = x - v
-            best = np.inf
-            arg = 0
-            for p in range(ncand):
-                s = _bit_length(abs(v - cand[b - 1, p]))
-                t = cost[p] + lam * (dc_bits[s] + s)
-                if t < best:
-                    best = t
-                    arg = p
-            new[c] = best + weight * d * d
-            back[b, c] = arg
-        for c in range(ncand):
-            cost[c] = new[c]
-    arg = 0
-    for c in range(1, ncand):
-        if cost[c] < cost[arg]:
-            arg = c
-    for b in range(n - 1, -1, -1):
-        out[b, 0] = cand[b, arg]
-        arg = back[b, arg]
-    return out
-
-
 def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarray, lam: float) -> np.ndarray:
     """Plain-Python twin of :func:`trellis_dc`: Viterbi with explicit path lists."""
     x = np.asarray(scaled_dc, dtype=np.float64)
@@ -270,10 +264,112 @@ def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarr
             # first minimum wins ties, like the kernel
             best = min(range(len(paths)), key=lambda p: (paths[p][0] + rate(c - paths[p][1][-1]), p))
             cost, path = paths[best]
-            nxt.append((cost + rate(c - path[-1]) + weight * (v - c) ** 2, path + [c]))
+            nxt.append((cost + rate(c - path[-1]) + weight * (v - c) ** 2, [*path, c]))
         paths = nxt
     best = min(range(len(paths)), key=lambda p: (paths[p][0], p))
     return np.asarray(paths[best][1], np.int32)
+
+
+def texture_levels_reference(
+    scaled: np.ndarray,
+    weights: np.ndarray,
+    ac_bits: np.ndarray,
+    size_bits: int,
+    lam: float,
+    mu: float = TEXTURE_MU,
+    rho: float = TEXTURE_RHO,
+    patience: int = TEXTURE_PATIENCE,
+) -> np.ndarray:
+    """Plain-Python twin of :func:`texture_levels`: the same greedy decisions, each judged by
+    recomputing the whole block's cost ``D + lam R + penalty`` from scratch (no deltas)."""
+    scaled = np.asarray(scaled, dtype=np.float64)
+    out = np.zeros(scaled.shape, np.int32)
+    zrl = float(ac_bits[15 << size_bits])
+    eob = float(ac_bits[0])
+    w = [float(v) for v in weights]
+
+    def rate(m: list[int]) -> float:
+        bits, run, last = 0.0, 0, 0
+        for k in range(1, 64):
+            if m[k] == 0:
+                run += 1
+                continue
+            s = m[k].bit_length()
+            bits += (run // 16) * zrl + float(ac_bits[((run % 16) << size_bits) | s]) + s
+            run, last = 0, k
+        return bits + (eob if last < 63 else 0.0)
+
+    for b, x in enumerate(scaled):
+        a = [abs(float(v)) for v in x]
+        out[b, 0] = int(math.copysign(math.floor(a[0] + 0.5), x[0]))
+        target = rho * math.sqrt(sum(w[k] * a[k] * a[k] for k in range(1, 64)))
+
+        def cost(m: list[int], a: list[float] = a, target: float = target) -> float:
+            d = sum(w[k] * (a[k] - m[k]) ** 2 for k in range(1, 64))
+            deficit = target - math.sqrt(sum(w[k] * m[k] * m[k] for k in range(1, 64)))
+            return d + lam * rate(m) + (mu * deficit * deficit if deficit > 0 else 0.0)
+
+        m = [0] + [math.floor(a[k] + 0.5) for k in range(1, 64)]
+        current = cost(m)
+        misses = 0  # non-zero levels left as they were, in a row
+        for k in range(63, 0, -1):
+            if m[k] == 0:
+                continue
+            if misses >= patience:
+                break
+            # a +-1 may become 0; a power of two may drop one category (2 -> 1, 4 -> 3, ...);
+            # other moves are left out: they add at least 2 unit errors to save a bit or two
+            options = [0] if m[k] == 1 else [m[k] - 1] if m[k] & (m[k] - 1) == 0 else []
+            best_m, best_c = m[k], current
+            for cand in options:
+                trial = m.copy()
+                trial[k] = cand
+                c = cost(trial)
+                if c < best_c:
+                    best_m, best_c = cand, c
+            misses = 0 if best_m != m[k] else misses + 1
+            m[k], current = best_m, best_c
+        for k in range(1, 64):
+            out[b, k] = m[k] if x[k] >= 0 else -m[k]
+    return out
+
+
+def texture_frame_levels(
+    coder: Any, frame: np.ndarray, *, size_bits: int, restart_interval: int = 0, lam: float | None = None
+) -> np.ndarray:
+    """Texture-aware levels of a frame (int32 zigzag, (nblocks, 64)) in one fused kernel
+    (:func:`._kernels.texture_frame_levels`) for a ``FrameCoder`` ``coder``."""
+    from . import transform
+
+    steps = coder.steps_zz.astype(np.float64)
+    lam = default_lambda(steps) if lam is None else float(lam)
+    by, bx = transform.blocks_shape(*frame.shape)
+    out = np.empty((by * bx, 64), np.int32)
+    return K.texture_frame_levels(
+        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
+        size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
+        out,
+    )  # fmt: skip
+
+
+def encode_frame_texture(
+    coder: Any, frame: np.ndarray, *, size_bits: int, stuff: bool, restart_interval: int, lam: float | None = None
+) -> tuple[bytes, entropy.HuffmanTable, entropy.HuffmanTable]:
+    """The texture-aware encoder of a frame in one kernel call (:func:`._kernels.encode_frame_texture`):
+    returns ``(coded bytes, DC table, AC table)``."""
+    from . import transform
+
+    steps = coder.steps_zz.astype(np.float64)
+    lam = default_lambda(steps) if lam is None else float(lam)
+    arrays = entropy.new_table_arrays(size_bits)
+    coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
+        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
+        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, size_bits, stuff,
+        restart_interval, *arrays,
+    )  # fmt: skip
+    dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
+                                        ac_size)  # fmt: skip
+    return coded.tobytes(), dc, ac
 
 
 def trellis_blocks_reference(
@@ -323,7 +419,7 @@ def trellis_blocks_reference(
 
 
 @_jit
-def threshold_blocks(scaled, deadzone, isolated, out):
+def threshold_blocks(scaled: np.ndarray, deadzone: float, isolated: float, out: np.ndarray) -> np.ndarray:
     """Kernel of :func:`threshold_levels` (its NumPy twin): dead zone, then isolated +-1
     levels whose coefficient is below ``isolated`` dropped (neighbours judged before any
     is dropped)."""
@@ -383,8 +479,29 @@ def rdo_levels(
     scaled = np.ascontiguousarray(scaled, dtype=np.float64)
     if mode == "threshold":
         return threshold_blocks(scaled, THRESHOLD_DEADZONE, THRESHOLD_ISOLATED, np.empty(scaled.shape, np.int32))
+    if mode == "texture":
+        steps = np.asarray(steps_zz, dtype=np.float64)
+        weights = steps * steps
+        lam = default_lambda(steps) if lam is None else float(lam)
+        dc_freq, ac_freq, _ = entropy.symbol_counts(quantize.round_levels(scaled), size_bits=size_bits)
+        dc_bits = K.symbol_code_lengths(dc_freq, np.empty(dc_freq.shape[0]))
+        ac_bits = K.symbol_code_lengths(ac_freq, np.empty(ac_freq.shape[0]))
+        out = texture_levels(
+            scaled,
+            weights,
+            ac_bits,
+            size_bits,
+            lam,
+            TEXTURE_MU,
+            TEXTURE_RHO,
+            TEXTURE_PATIENCE,
+            np.empty(scaled.shape, np.int32),
+        )
+        if TEXTURE_DC:
+            trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out)
+        return out
     if mode != "trellis":
-        raise ValueError(f"rdo mode {mode!r} is unknown, expected one of {MODES}")
+        raise InvalidInputError(f"rdo mode {mode!r} is unknown, expected one of {MODES}")
     steps = np.asarray(steps_zz, dtype=np.float64)
     weights = steps * steps
     lam = default_lambda(steps) if lam is None else float(lam)

@@ -113,26 +113,28 @@ class HuffmanTable:
 
     def validate(self, alphabet: int, *, offset: int | None = None, segment: str = "Huffman table") -> None:
         """Check counts, symbols and the Kraft inequality (T.81 §C)."""
-        bits = np.asarray(self.bits)
-        if bits.shape != (16,) or bits.min(initial=0) < 0:
+        # plain Python on the short lists: a stream's tables are checked on every decode
+        arr = np.asarray(self.bits)
+        bits = arr.tolist() if arr.shape == (16,) else []
+        if len(bits) != 16 or min(bits) < 0:
             raise CorruptStreamError("BITS must hold 16 non-negative counts", offset=offset, segment=segment)
-        if int(bits.sum()) != len(self.huffval):
+        hv = np.asarray(self.huffval).tolist()
+        if sum(bits) != len(hv):
             raise CorruptStreamError(
-                f"BITS counts {int(bits.sum())} codes but HUFFVAL has {len(self.huffval)}",
+                f"BITS counts {sum(bits)} codes but HUFFVAL has {len(hv)}",
                 offset=offset,
                 segment=segment,
             )
-        hv = np.asarray(self.huffval)
-        if hv.size and (hv.min() < 0 or hv.max() >= alphabet):
+        if hv and (min(hv) < 0 or max(hv) >= alphabet):
             raise CorruptStreamError(
-                f"HUFFVAL symbol {int(hv.max())} is outside the alphabet 0..{alphabet - 1}",
+                f"HUFFVAL symbol {max(hv)} is outside the alphabet 0..{alphabet - 1}",
                 offset=offset,
                 segment=segment,
             )
-        if hv.size and np.bincount(hv).max() > 1:
+        if len(set(hv)) != len(hv):
             raise CorruptStreamError("HUFFVAL repeats a symbol", offset=offset, segment=segment)
         code = 0
-        for length, count in enumerate(bits.tolist(), start=1):
+        for length, count in enumerate(bits, start=1):
             code += count
             if code > (1 << length):
                 raise CorruptStreamError(

@@ -156,6 +156,8 @@ class FrameCoder:
                 self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ,
                 quantize.ROUNDING_ZZ, out,
             )  # fmt: skip
+        if self.rdo == "texture":  # fused kernel, the levels encode_frame codes
+            return _rdoq.texture_frame_levels(self, frame, size_bits=self.rdo_size_bits, lam=self.rdo_lambda)
         return _rdoq.rdo_levels(
             self.scaled(frame), self.steps_zz, mode=self.rdo, size_bits=self.rdo_size_bits, lam=self.rdo_lambda
         )
@@ -170,6 +172,11 @@ class FrameCoder:
     ) -> EncodedFrame:
         """Entropy-coded frame with its own optimal tables; with ``rdo="none"`` one kernel call
         from pixels to coded bytes (:func:`._kernels.encode_frame`)."""
+        if self.rdo == "texture":  # fused kernel (._rdoq.encode_frame_texture)
+            coded, dc, ac = _rdoq.encode_frame_texture(
+                self, frame, size_bits=size_bits, stuff=stuff, restart_interval=restart_interval, lam=self.rdo_lambda
+            )
+            return EncodedFrame(coded, dc, ac)
         if self.rdo != "none":
             coded, dc, ac = entropy.encode_scan(
                 self.levels(frame), size_bits=size_bits, stuff=stuff, restart_interval=restart_interval

@@ -33,10 +33,12 @@ writer does, with one mapping per series and the rescale intercept updated).
 
 Encoder tools (all within plain T.81, so any decoder reads the result):
 
-* CT/MR quantization tables (:mod:`.quantize`, ``table="medical"`` by default) scaled from
-  the quality and the bits the data actually spans, not libjpeg's photographic table;
-* rate-distortion optimised quantization (``rdo="trellis"``, :mod:`._rdoq`), which also
-  drops isolated small coefficients that cost more bits than the error they remove;
+* quantization tables trained per modality (:mod:`.tables_trained`, chosen by ``modality``)
+  scaled from the quality and the bits the data actually spans, not libjpeg's photographic table;
+* texture-aware rate-distortion optimised quantization (``rdo="texture"``, the default,
+  :mod:`._rdoq`): drops coefficients that cost more bits than the error they remove, but
+  not the noise texture of soft tissue (no flat 8x8 patches); ``rdo="trellis"`` is the
+  PSNR-only trellis;
 * Huffman tables optimised for each image (T.81 §K.2);
 * rate control: ``quality``, ``ratio`` (stream within 3 % of the target, checked on the
   real stream size) and ``psnr`` (the smallest stream found whose decoded pixels reach it).
@@ -54,7 +56,7 @@ from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..metrics import psnr as _metrics_psnr
 from ..ratecontrol import RateTarget, check_ratio_reached, search_quality
 from ..spec import storage_dtype
-from . import _rdoq, container, levelshift, quantize
+from . import _rdoq, container, levelshift, quantize, tables_trained
 from . import markers as M
 from .framecoder import FrameCoder, frame_selection
 from .stream import JpegFrame, build_jpeg, parse_jpeg, precision_for
@@ -78,9 +80,9 @@ __all__ = [
 RATIO_TOLERANCE = 0.03
 #: A PSNR target is considered hit when the stream is at most this far above it (dB).
 PSNR_CLOSE_DB = 0.02
-RDO_MODES = ("none", "threshold", "trellis")
+RDO_MODES = ("none", "threshold", "trellis", "texture")
 #: Level selection of each ``effort`` (:func:`encode_jpeg`).
-EFFORT_RDO = {"fast": "threshold", "best": "trellis"}
+EFFORT_RDO = {"fast": "threshold", "best": "texture"}  # best: texture-aware RDO (issue 11)
 
 
 # --------------------------------------------------------------------------------------
@@ -106,12 +108,12 @@ class _JpegEncoder:
         self.weights = quantize.TABLES[table] if isinstance(table, str) else np.asarray(table, np.float64).ravel()
 
     def coder(self, q: float) -> Any:
-        """FrameCoder at quality ``q``: integer steps, and (trellis) a lambda from the unrounded
+        """FrameCoder at quality ``q``: integer steps, and (trellis, texture) a lambda from the unrounded
         steps, so the rate keeps moving with ``q`` where the rounded steps do not."""
         max_step = 255 if self.P == 8 else 65535
         steps = quantize.quant_table(q, self.range_bits, table=self.table, max_step=max_step)
         exact = np.clip(self.weights * quantize.quality_scale(q) * 2.0 ** (self.range_bits - 8), 1, max_step)
-        lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if self.rdo == "trellis" else None
+        lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if self.rdo in ("trellis", "texture") else None
         return FrameCoder(steps, self.P, False, rdo=self.rdo, rdo_size_bits=4, rdo_lambda=lam)
 
     def encode(self, q: float) -> bytes:
@@ -137,11 +139,13 @@ def encode_jpeg(
     quality: float | None = None,
     ratio: float | None = None,
     psnr: float | None = None,
-    table: str | np.ndarray = "medical",
+    table: str | np.ndarray | None = None,
     restart_interval: int = 0,
     jobs: int = 1,
     effort: str = "best",
     rdo: str | None = None,
+    modality: str | None = None,
+    range_bits: int | None = None,
 ) -> bytes:
     """Encode one grayscale image as a standard JPEG stream (SOF0 8-bit / SOF1 12-bit).
 
@@ -163,19 +167,28 @@ def encode_jpeg(
         give yields the nearest end: the quality-100 stream for a ratio below (or a PSNR
         above) its own, the quality-1 stream for a ratio it cannot reach.
     table
-        Quantization table shape (:func:`.quantize.quant_table`).
+        Quantization table shape (:func:`.quantize.quant_table`); ``None`` (default): the shape
+        trained for ``modality`` (:func:`.tables_trained.table_for`).
     restart_interval
         Blocks per restart interval, 0..65535 (0: no DRI, no RSTm).
     jobs
         Unused (one image per stream); accepted for the pipeline's uniform call.
     effort
-        ``"best"`` (default): trellis quantization, the smallest streams (BD-rate about
-        -22 % against libjpeg-turbo 12-bit on CT), about half libjpeg-turbo's encoding
-        speed; ``"fast"``: dead zone + isolated-coefficient thresholding in the fused
-        kernels, about -19 % and twice libjpeg-turbo's speed (``docs/benchmarks.md``).
+        ``"best"`` (default): the texture-aware rate-distortion quantizer (:mod:`._rdoq`,
+        ``rdo="texture"``) fused with the DCT: small streams that keep the noise texture of
+        soft tissue (figures in ``docs/design-notes.md``); ``"fast"``: dead zone +
+        isolated-coefficient thresholding, faster, but it flattens noisy blocks.
     rdo
-        Overrides ``effort`` with a level-selection mode: ``"trellis"`` (= best),
-        ``"threshold"`` (= fast) or ``"none"`` (plain rounding).
+        Overrides ``effort`` with a level-selection mode: ``"texture"`` (= best),
+        ``"threshold"`` (= fast), ``"trellis"`` (PSNR-only trellis, flattens texture) or
+        ``"none"`` (plain rounding).
+    modality
+        DICOM Modality (``"CT"``, ``"MR"``, ``"CR"``...) choosing the trained table when
+        ``table`` is None; unknown or None: the CT table.
+    range_bits
+        Bits the content spans, which scale the steps (``2**(range_bits - 8)``); ``None``: this
+        image's own (:func:`.levelshift.content_range_bits`). A series writer passes one value
+        for all its frames so that one quality gives the same steps on every slice.
 
     Returns
     -------
@@ -231,7 +244,18 @@ def encode_jpeg(
             f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)"
         )
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
-    rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
+    if range_bits is None:
+        rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
+    elif (
+        isinstance(range_bits, bool)
+        or not isinstance(range_bits, (int, np.integer))
+        or not (min(8, bits_stored) <= range_bits <= bits_stored)
+    ):
+        raise InvalidInputError(f"range_bits={range_bits!r} is invalid, expected {min(8, bits_stored)}..{bits_stored}")
+    else:
+        rbits = int(range_bits)
+    if table is None:
+        table = tables_trained.table_for(modality)
     enc = _JpegEncoder(
         frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval)
     )

@@ -301,7 +301,7 @@ class Dqt:
             if Tq > 3:
                 raise r.fail(f"Tq={Tq} is invalid, expected 0..3")
             raw = r.raw(64 << Pq, f"table {Tq} elements")
-            Q = tuple(int(v) for v in np.frombuffer(raw, dtype=">u2" if Pq else np.uint8))
+            Q = struct.unpack(">64H", raw) if Pq else tuple(raw)
             if min(Q) == 0:
                 raise r.fail(f"table {Tq} has a zero element Q{Q.index(0)}, expected >= 1")
             tables.append(QuantizationTable(Pq, Tq, Q))

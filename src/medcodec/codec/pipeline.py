@@ -50,13 +50,14 @@ def encode(
     ratio: float | None = None,
     psnr: float | None = None,
     spec: PixelSpec | None = None,
-    table: str | np.ndarray = "medical",
+    table: str | np.ndarray | None = None,
     restart_interval: int = 0,
     jobs: int | None = None,
     ancillary: dict[str, bytes] | None = None,
     effort: str | None = None,
     max_error: int | None = None,
     entropy: str | None = None,
+    range_bits: int | None = None,
     padding: tuple[int, int] | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
@@ -79,7 +80,9 @@ def encode(
     spec
         Rescale, window and photometric interpretation to record in the header.
     table
-        Quantization table shape: ``"medical"``, ``"flat"``, ``"annex-k"`` or 64 weights.
+        Quantization table shape: ``"medical"``, ``"flat"``, ``"annex-k"``, ``"ct"``, ``"mr"``,
+        ``"radiograph"`` or 64 weights; None: ``"medical"`` for ``.mdc``, and for JPEG the
+        table trained for ``spec.extra["modality"]`` (:mod:`.tables_trained`).
     restart_interval
         JPEG only: blocks per restart interval (0 = none).
     jobs
@@ -96,7 +99,7 @@ def encode(
         ``"fast"`` or ``"best"`` (:data:`EFFORTS`); ``None`` takes the format's default.
         ``.mdc``: ``"fast"`` (default) rounds every coefficient, one fused pass per frame;
         ``"best"`` chooses the levels by trellis (a few % smaller, ~4x slower to encode).
-        ``"jpeg"``: ``"best"`` (default) is the trellis, ``"fast"`` thresholding (see
+        ``"jpeg"``: ``"best"`` (default) is the texture-aware quantizer, ``"fast"`` thresholding (see
         :func:`.jpeg.encode_jpeg`). Decoding speed does not depend on it.
     entropy
         ``.mdc`` DCT streams: ``"huffman"`` (default; format 1.0) or ``"arith"`` (format 2.0: the
@@ -105,6 +108,9 @@ def encode(
         ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
         sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
         decoding inside the encoder. Uses the v2 predictive mode (:mod:`.mdc2`, format 2.0).
+    range_bits
+        JPEG only: bits the content spans, which scale the steps; ``None``: each image's own.
+        Series writers pass one value per series (steps then do not vary slice to slice).
 
     Returns
     -------
@@ -143,9 +149,10 @@ def encode(
         return jpeg.encode_jpeg(
             frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
             table=table, restart_interval=restart_interval, jobs=jobs_, effort=effort or "best",
+            modality=spec.extra.get("modality") if spec is not None else None, range_bits=range_bits,
         )  # fmt: skip
-    if restart_interval:
-        raise InvalidInputError("restart_interval applies to format='jpeg' only")
+    if restart_interval or range_bits is not None:
+        raise InvalidInputError("restart_interval and range_bits apply to format='jpeg' only")
     buf = io.BytesIO()
     if padding is not None and (entropy == "arith" or (max_error is not None and max_error != 0)):
         raise UnsupportedFeatureError(
@@ -153,7 +160,7 @@ def encode(
             "(max_error=0 keeps padding exactly; format 1.0 restores it)"
         )
     if max_error is not None:
-        if (quality, ratio, psnr, entropy) != (None,) * 4 or effort is not None or table != "medical":
+        if (quality, ratio, psnr, entropy) != (None,) * 4 or effort is not None or table not in (None, "medical"):
             raise InvalidInputError("max_error excludes quality, ratio, psnr, effort, entropy and table")
         mdc2.encode_predictive_to(
             buf, frames, n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, max_error=max_error,
@@ -162,7 +169,8 @@ def encode(
         return buf.getvalue()
     encode_mdc_to(
         buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
-        ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs_, ancillary=ancillary, value_range=(vmin, vmax),
+        ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_,
+        ancillary=ancillary, value_range=(vmin, vmax),
         sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
         padding=padding,
     )  # fmt: skip

@@ -32,6 +32,9 @@ Tables (weights in natural order):
     All ones (the MSE-optimal choice at high rates).
 ``"annex-k"``
     T.81 Table K.1 luminance table / 16: the photographic table libjpeg uses.
+``"ct"``, ``"mr"``, ``"radiograph"``
+    Trained per modality for the standard JPEG encoder (:mod:`.tables_trained`), which picks
+    one of them by modality when no table is given.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidInputError
+from . import tables_trained as _trained
 from .zigzag import ZIGZAG
 
 __all__ = [
@@ -80,6 +84,8 @@ TABLES: dict[str, np.ndarray] = {
     "medical": _medical_weights(),
     "flat": np.ones(64),
     "annex-k": ANNEX_K_LUMINANCE / 16.0,
+    # trained per modality for standard JPEG (:mod:`.tables_trained`): "ct", "mr", "radiograph"
+    **{name: np.array(w) for name, w in _trained.TRAINED.items()},
 }
 for _w in TABLES.values():
     _w.flags.writeable = False

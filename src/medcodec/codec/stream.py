@@ -24,6 +24,7 @@ The encoder and decoder of the pixels are :mod:`.jpeg`'s.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -240,12 +241,26 @@ def _check_scan_header(sos: M.Sos, sof: M.Sof, offset: int, *, strict: bool = Fa
         )  # fmt: skip
 
 
+#: 0xFF followed by anything but a stuffed zero or RST0..RST7: a marker after entropy-coded data.
+_MARKER_IN_DATA = re.compile(b"\xff[^\x00\xd0-\xd7]", re.DOTALL)
+#: AC symbols with SSSS = 0 other than EOB (0x00) and ZRL (0xF0): T.81 §F.1.2.2.1 defines none.
+_AC_ZERO_SIZE = frozenset(v for v in range(256) if v & 15 == 0 and v not in (0x00, 0xF0))
+
+
 def _find_scan_end(buf: bytes, start: int) -> int:
     """Offset of the first marker after entropy-coded data that is not RSTn (T.81 §B.1.1.5, §F.1.2.3).
 
     Stuffed 0xFF00 and RST0..RST7 belong to the data; 0xFF fill bytes before a marker do
     not. Returns ``len(buf)`` if the data runs to the end of the buffer.
     """
+    # 0xFF fill bytes, then a marker: the data ends at the first 0xFF of the run (one C-level search;
+    # twin: _find_scan_end_reference)
+    m = _MARKER_IN_DATA.search(buf, start)
+    return len(buf) if m is None else m.start()
+
+
+def _find_scan_end_reference(buf: bytes, start: int) -> int:
+    """Byte-by-byte twin of :func:`_find_scan_end`."""
     n = len(buf)
     i = start
     while True:
@@ -256,7 +271,6 @@ def _find_scan_end(buf: bytes, start: int) -> int:
         if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
             i += 2
             continue
-        # 0xFF fill bytes, then a marker: the data ends at the first 0xFF of the run
         return i
 
 
@@ -264,8 +278,8 @@ def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
     table = spec.to_table()
     alphabet = DC_ALPHABET if spec.Tc == 0 else AC_ALPHABET
     table.validate(alphabet, offset=offset, segment=f"DHT ({'DC' if spec.Tc == 0 else 'AC'} table {spec.Th})")
-    if spec.Tc == 1:
-        bad = [v for v in spec.V if v & 15 == 0 and v not in (0x00, 0xF0)]
+    if spec.Tc == 1 and not _AC_ZERO_SIZE.isdisjoint(spec.V):
+        bad = [v for v in spec.V if v in _AC_ZERO_SIZE]
         if bad:
             raise CorruptStreamError(
                 f"AC table {spec.Th} defines symbol 0x{bad[0]:02X}: with SSSS=0 only EOB (0x00) and ZRL (0xF0) "

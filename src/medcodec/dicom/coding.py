@@ -21,7 +21,7 @@ from .._parallel import imap_ordered, map_ordered
 from ..errors import InvalidInputError, UnsupportedFeatureError
 from ..ratecontrol import Knob, RateTarget, find_knob_for_quality, find_knob_for_rate
 from ..ratecontrol import masked_psnr as _psnr
-from ..registry import TRANSFER_SYNTAXES, Backend, TransferSyntax
+from ..registry import TRANSFER_SYNTAXES, Backend, SeriesHints, TransferSyntax
 from .mapping import SeriesMapping
 
 __all__ = ["LossySyntax", "SYNTAXES", "get_syntax", "SeriesCoder", "DEFAULT_QUALITY"]
@@ -83,8 +83,10 @@ class LossySyntax:
         """The knob value of the quality law (:mod:`medcodec.registry`)."""
         return self.codec.knob_for_quality(quality, source_bits, target_bits)
 
-    def encode(self, frame: NDArray[np.integer], bits: int, signed: bool, knob: float) -> bytes:
-        return self.codec.encode(frame, bits, signed, knob)
+    def encode(
+        self, frame: NDArray[np.integer], bits: int, signed: bool, knob: float, hints: SeriesHints | None = None
+    ) -> bytes:
+        return self.codec.encode(frame, bits, signed, knob, hints)
 
     def decode(self, data: bytes) -> NDArray[np.integer]:
         return self.codec.decode(data)
@@ -131,18 +133,26 @@ class _Measured:
 
 
 class SeriesCoder:
-    """Encodes mapped frames of one series with one syntax; measures size and PSNR."""
+    """Encodes mapped frames of one series with one syntax; measures size and PSNR.
 
-    def __init__(self, syntax: LossySyntax, mapping: SeriesMapping, jobs: int):
+    Every frame is coded with the same :class:`~medcodec.registry.SeriesHints`: the series'
+    modality and its content range (:meth:`.SeriesMapping.content_range_bits`), so one knob
+    value gives the same quantization on every slice.
+    """
+
+    def __init__(self, syntax: LossySyntax, mapping: SeriesMapping, jobs: int, *, modality: str | None = None):
         self.syntax = syntax
         self.mapping = mapping
+        self.hints = SeriesHints(modality=modality or None, range_bits=mapping.content_range_bits())
         self.jobs = jobs
         self.knob = syntax.knob(mapping.bits_stored)
         self.peak = (1 << mapping.source_bits_stored) - 1
 
     def encode(self, mapped: NDArray[np.integer], knob: float) -> bytes:
         """One mapped frame at ``knob`` (clamped); library errors become :class:`~medcodec.errors.CodecError`."""
-        return self.syntax.encode(mapped, self.mapping.bits_stored, self.mapping.signed, self.knob.clamp(knob))
+        return self.syntax.encode(
+            mapped, self.mapping.bits_stored, self.mapping.signed, self.knob.clamp(knob), self.hints
+        )
 
     def measure(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], knob: float,
                 *, with_psnr: bool) -> _Measured:  # fmt: skip

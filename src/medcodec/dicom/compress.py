@@ -250,7 +250,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         knob: float | None = None
         streams = [family.codec.encode(m, mapping.bits_stored, mapping.signed, None) for m in mapped]
     else:
-        coder = SeriesCoder(family, mapping, jobs)
+        coder = SeriesCoder(family, mapping, jobs, modality=str(spec.extra.get("modality") or "") or None)
         knob = _knob(coder, target, frames, mapped, spec)
         streams = _encode_all(coder, mapped, knob)
         if target.psnr is not None:

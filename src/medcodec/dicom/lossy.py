@@ -291,7 +291,7 @@ def encode_series_to_dicom(
             DepthReducedWarning,
             stacklevel=2,
         )
-    coder = _Coder(codec_syntax, mapping, n_jobs)
+    coder = _Coder(codec_syntax, mapping, n_jobs, modality=str(spec.extra.get("modality") or "") or None)
     cal = [f for f, _ in samples]
     cal_mapped = [mapping.map(f)[0] for f in cal]
     raw_bpp = 1 if spec.extra.get("bits_allocated", 16) <= 8 else 2

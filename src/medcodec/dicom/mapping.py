@@ -30,13 +30,14 @@ Pixel Padding Value follows the mapping, or is removed when the padding was clip
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
+from ..codec.levelshift import range_bits
 from ..errors import DicomError, InvalidInputError
 from ..ratecontrol import calibration_indices
 from ..spec import PixelSpec, storage_dtype, value_range
@@ -188,6 +189,9 @@ class SeriesMapping:
     rule
         Which rule of the module docstring chose it: ``"identity"``, ``"offset"``,
         ``"clip+offset"``, ``"scale"`` or ``"clip+scale"``.
+    content
+        Source stored range of the series' content (``min``..``max``, CT from its tissue floor),
+        set by :func:`plan_series_mapping`; gives :meth:`content_range_bits`.
     """
 
     offset: int
@@ -203,6 +207,7 @@ class SeriesMapping:
     padding: tuple[int, int] | None = None
     #: encoded value padding voxels get (a slot below the tissue, ``clip+offset`` with padding), or ``None``
     padding_code: int | None = None
+    content: tuple[int, int] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.scale < 1:
@@ -268,6 +273,21 @@ class SeriesMapping:
     def kept(self, frame: NDArray[np.integer]) -> NDArray[np.bool_]:
         """Mask of the voxels the mapping does not clip (padding voxels are not measured either)."""
         return (frame >= self.clip_low) & (frame <= self.clip_high) & ~self.padding_mask(frame)
+
+    def content_range_bits(self) -> int | None:
+        """Bits the series' content spans in encoded units (:func:`medcodec.codec.levelshift.range_bits`),
+        one figure for every frame of the series; ``None`` when the mapping does not know its content.
+
+        >>> m = SeriesMapping(offset=0, scale=1, bits_stored=12, signed=False, clip_low=0, clip_high=4095,
+        ...                   source_bits_stored=12, source_signed=False, content=(100, 900))
+        >>> m.content_range_bits()
+        10
+        """
+        if self.content is None:
+            return None
+        lo = self._forward(min(max(self.content[0], self.clip_low), self.clip_high))
+        hi = self._forward(min(max(self.content[1], self.clip_low), self.clip_high))
+        return range_bits(lo, hi, self.bits_stored)
 
     def map_value(self, value: int) -> int | None:
         """One source stored value mapped, or ``None`` when it would be clipped."""
@@ -373,6 +393,8 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
         "padding": padding,
     }
     mn, mx = stats.min, stats.max
+    low_content = stats.tissue_min if stats.is_ct and stats.tissue_min is not None else mn
+    common["content"] = (int(max(mn, low_content)), int(mx))
     if (lo_t <= lo_s and hi_s <= hi_t) or (lo_t <= mn and mx <= hi_t):
         return SeriesMapping(offset=0, scale=1, clip_low=max(lo_s, lo_t), clip_high=min(hi_s, hi_t), rule="identity",
                              **common)  # fmt: skip

@@ -224,6 +224,8 @@ class MedcodecAdapter(BaseAdapter):
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         enc, _ = self._api()
         q = 100 if target is None else int(self._clamp(target))
+        # JPEG: the spec carries the modality, which picks the trained table (as the DICOM writer does)
+        kw: dict[str, Any] = {"spec": spec} if self.fmt == "jpeg" else {}
         return bytes(
             enc(
                 check_frame(frame, spec),
@@ -232,6 +234,7 @@ class MedcodecAdapter(BaseAdapter):
                 quality=q,
                 format=self.fmt,
                 **self.options,
+                **kw,
             )
         )
 

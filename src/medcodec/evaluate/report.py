@@ -243,6 +243,22 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
         f"{w.name.replace('_', ' ')} window (C={w.center:g}, W={w.width:g}), pixels not interpolated",
     )  # fmt: skip
     out.append(("Zoomed view", fig))
+    soft = _soft_tissue_crop(orig_u)
+    if soft is not None:  # CT: where flat 8x8 patches would show (issue 11)
+        r0, c0, size = soft
+        crop = (slice(r0, r0 + size), slice(c0, c0 + size))
+        sw = M.Window("soft tissue", 40.0, 400.0)
+        zpanels = [("original", orig_u[crop])] + [
+            (f"{label(c, p)}\n{_texture_label(orig_u[crop], spec.to_output_units(img)[crop])}",
+             spec.to_output_units(img)[crop])
+            for c, (p, img) in items
+        ]  # fmt: skip
+        fig = grid(
+            zpanels, sw,
+            f"Soft-tissue zoom, frame {result.view_frame_index} rows {r0}-{r0 + size - 1} columns "
+            f"{c0}-{c0 + size - 1}, C=40 W=400\nper panel: soft-tissue blocks decoded flat, median texture retention",
+        )  # fmt: skip
+        out.append(("Soft-tissue zoom (texture)", fig))
 
     diffs = [(c, p, spec.to_output_units(img) - orig_u) for c, (p, img) in items]
     allabs = np.concatenate([np.abs(d).ravel() for _, _, d in diffs])
@@ -263,6 +279,33 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
     fig.suptitle(f"Difference images, frame {result.view_frame_index}", fontsize=12)
     out.append(("Difference images", fig))
     return out
+
+
+def _soft_tissue_crop(hu: NDArray[Any], size: int = 96) -> tuple[int, int, int] | None:
+    """(row, column, size) of the block-aligned square with the most soft-tissue blocks of a CT
+    frame in HU (:func:`.metrics.texture_block_stats`' definition), or None without any."""
+    rows, cols = hu.shape
+    by, bx = rows // 8, cols // 8
+    size = min(size, 8 * by, 8 * bx)
+    if size < 8:
+        return None
+    b = hu[: 8 * by, : 8 * bx].reshape(by, 8, bx, 8).transpose(0, 2, 1, 3).reshape(by, bx, 64)
+    lo, hi = M.TEXTURE_HU_RANGE
+    soft = ((b.min(axis=2) >= lo) & (b.max(axis=2) <= hi) & (b.std(axis=2) >= M.TEXTURE_MIN_STD_HU)).astype(np.int64)
+    if not soft.any():
+        return None
+    n = size // 8
+    c = np.pad(soft.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    counts = c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]
+    i, j = np.unravel_index(int(np.argmax(counts)), counts.shape)
+    return 8 * int(i), 8 * int(j), size
+
+
+def _texture_label(orig_hu: NDArray[Any], dec_hu: NDArray[Any]) -> str:
+    t = M.texture_retention(orig_hu, dec_hu)
+    if not t["blocks"]:
+        return "no soft-tissue block"
+    return f"{t['flattened_fraction'] * 100:.0f} % flat, retention {t['median_retention']:.2f}"
 
 
 def figures(result: EvaluationResult) -> list[tuple[str, Any]]:
@@ -365,6 +408,13 @@ def render_html(result: EvaluationResult) -> str:
         metrics = [("psnr_db", "PSNR (dB)", 2), ("ssim", "SSIM", 4)]
         for w in result.windows:
             metrics.append((f"{w.name}_psnr_db", f"PSNR, {w.name.replace('_', ' ')} window (dB)", 2))
+        if any(r.get("texture_median_retention") is not None for r in d["matched"]):
+            metrics += [
+                ("texture_flattened_fraction",
+                 "Texture: share of soft-tissue blocks decoded flat (retention < 0.35)", 3),
+                ("texture_median_retention", "Texture: median retention, std(decoded) / std(original) per soft-tissue "
+                 "block (-150..250 HU, std >= 8 HU)", 3),
+            ]  # fmt: skip
         for key, title, digits in metrics:
             tab = []
             for codec in codecs_lossy:

@@ -50,7 +50,7 @@ MATCH_BPP: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
 MATCH_RATIOS: tuple[float, ...] = (40.0, 20.0, 10.0)
 
 #: Metrics interpolated at matched rates (plus the windowed PSNR and SSIM of every window).
-MATCHED_METRICS = ("psnr_db", "ssim", "psnr_minmax_db")
+MATCHED_METRICS = ("psnr_db", "ssim", "psnr_minmax_db", "texture_flattened_fraction", "texture_median_retention")
 
 Progress = Callable[[str], None]
 
@@ -111,6 +111,8 @@ def evaluate_point(
     n_bytes = 0
     t_enc = t_dec = 0.0
     kept = None
+    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    retentions = []  # texture of soft-tissue blocks (CT only: the soft-tissue range is in HU)
     for i, frame in enumerate(pixels):
         data, s = timed(adapter.encode, frame, spec, target=target, repeat=repeat)
         t_enc += s
@@ -121,6 +123,9 @@ def evaluate_point(
         if decoded.shape != frame.shape:
             raise InvalidInputError(f"{adapter.name}: decoded shape {decoded.shape}, expected {frame.shape}")
         acc.add(frame, decoded)
+        if is_ct:
+            retentions.append(M.texture_block_stats(frame, decoded, rescale_slope=spec.rescale_slope,
+                                                    rescale_intercept=spec.rescale_intercept))  # fmt: skip
         if i == keep_frame:
             kept = decoded.copy()
     n_pixels = int(pixels.size)
@@ -142,6 +147,11 @@ def evaluate_point(
         "decode_mb_s": M.mb_per_s(raw, t_dec),
     }
     point.update(acc.result())
+    if retentions:
+        ret = np.concatenate(retentions)
+        point["texture_blocks"] = int(ret.size)
+        point["texture_flattened_fraction"] = float(np.mean(ret < M.TEXTURE_FLAT_RETENTION)) if ret.size else None
+        point["texture_median_retention"] = float(np.median(ret)) if ret.size else None
     return point, kept
 
 
