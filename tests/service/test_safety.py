@@ -39,6 +39,10 @@ def test_token_is_required_when_set(tmp_path, spawn_server):
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
     assert httpx.get(url + "/dicomweb/studies", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.get(url + "/dicomweb/studies", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    # the viewer's static files need no token (a browser cannot send one for them); its data routes do
+    assert httpx.get(url + "/viewer/viewer.js").status_code == 200
+    assert httpx.get(url + "/viewer/api/studies/1.2.3/series/1.2.4/stack").status_code == 401
+    assert httpx.get(url + "/viewer/../dicomweb/studies").status_code == 401
 
 
 def test_stow_over_the_limit_gives_413_and_stores_nothing(shared_data, tmp_path, spawn_server):

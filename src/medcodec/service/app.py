@@ -8,7 +8,7 @@ Routes (each module owns its own; errors are mapped in :mod:`.errors` only)::
     GET  /studies/{study}/series/{series}/archive.zip
     /viewer/                                            the viewer page (:mod:`.viewer`, when present)
 
-Every request but ``GET /health`` must carry ``Authorization: Bearer <token>`` when the
+Every request but ``GET /health`` and the viewer's static files must carry ``Authorization: Bearer <token>`` when the
 settings have a token (required off loopback, :class:`.settings.Settings`).
 """
 
@@ -36,6 +36,15 @@ __all__ = ["create_app"]
 log = logging.getLogger("medcodec.service")
 
 
+def _public(path: str) -> bool:
+    """Paths served without the token: ``/health`` and the viewer's static files (HTML/JS/CSS shipped in
+    the package, no patient data; a browser cannot send a bearer token for them). The viewer's data
+    routes (``/viewer/api/...``), DICOMweb and archives still need it."""
+    if path == "/health":
+        return True
+    return path.startswith("/viewer/") and not path.startswith("/viewer/api/") and ".." not in path
+
+
 class _BearerAuth:
     """Reject requests without the right bearer token (constant-time comparison)."""
 
@@ -44,7 +53,7 @@ class _BearerAuth:
         self.token = token.encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] != "http" or scope.get("path") == "/health":
+        if self.token is None or scope["type"] != "http" or _public(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
