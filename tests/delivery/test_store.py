@@ -234,8 +234,8 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> No
 
     code = f"from medcodec.delivery import open_store; open_store({str(tmp_path / 'store')!r}).close()"
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
+    errors = [proc.communicate(timeout=120)[1] for proc in procs]  # wait for all before asserting
+    for proc, err in zip(procs, errors):
         assert proc.returncode == 0, err.decode()
     with open_store(tmp_path / "store", create=False) as store:
         assert store.find_studies({}) == []

@@ -367,12 +367,17 @@ class Catalog:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
-            try:
-                metadata.create_all(self.engine)
-            except sa.exc.OperationalError as exc:  # another process created the tables a moment ago
-                if "already exists" not in str(exc):
-                    raise
-                metadata.create_all(self.engine)
+            # Several processes may create a new catalog at once (a server and an ingest): create_all
+            # checks then creates table by table, so another process can win any one of them. Each retry
+            # skips what exists by then; the loop ends when every table is there.
+            for attempt in range(20):
+                try:
+                    metadata.create_all(self.engine)
+                    break
+                except sa.exc.OperationalError as exc:
+                    if "already exists" not in str(exc) or attempt == 19:
+                        raise DeliveryError(f"cannot create the catalog {url!r}: {type(exc).__name__}: {exc}") from exc
+                    time.sleep(0.02 * (attempt + 1))
 
     def close(self) -> None:
         self.engine.dispose()
