@@ -46,22 +46,22 @@ def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int
     return np.clip(np.rint(arr), lo, hi).astype(dtype)
 
 
-@pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_golden(profile: str, regen_golden: bool) -> None:
-    cfg = PROFILES[profile]
-    folder = GOLDEN / profile
+def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> bytes:
+    """One golden profile (``folder``): regenerate it if asked, then check that the committed input is
+    the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
+    input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items() if k != "shape"}
-    if regen_golden:
+    if regen:
         folder.mkdir(parents=True, exist_ok=True)
         arr = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"])
         data = medcodec.encode(arr, jobs=1, **kwargs)
         np.save(folder / "array.npy", arr)
         (folder / "config.json").write_text(json.dumps(kwargs, indent=2, sort_keys=True) + "\n")
-        (folder / "encoded.bin").write_bytes(data)
+        (folder / encoded_name).write_bytes(data)
         np.save(folder / "decoded.npy", medcodec.decode(data, jobs=1))
     arr = np.load(folder / "array.npy")
     config = json.loads((folder / "config.json").read_text())
-    encoded = (folder / "encoded.bin").read_bytes()
+    encoded = (folder / encoded_name).read_bytes()
     decoded = np.load(folder / "decoded.npy")
     assert config == kwargs
     np.testing.assert_array_equal(arr, make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"]))
@@ -69,3 +69,9 @@ def test_golden(profile: str, regen_golden: bool) -> None:
     assert out.dtype == decoded.dtype
     np.testing.assert_array_equal(out, decoded)
     assert medcodec.encode(arr, jobs=1, **config) == encoded
+    return encoded
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_golden(profile: str, regen_golden: bool) -> None:
+    check_golden(GOLDEN / profile, PROFILES[profile], "encoded.bin", regen_golden)
