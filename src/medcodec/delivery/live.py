@@ -29,13 +29,12 @@ import collections
 import io
 import os
 import threading
-import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .zipstream import ZipStream
+from .zipstream import Packed, ZipStream, dicom_header_length, pack
 
 __all__ = ["LivePool", "amap_ordered", "LiveEntry", "stream_zip"]
 
@@ -122,17 +121,18 @@ async def amap_ordered(pool: LivePool, fn: Callable[[Any], _T], items: Iterable[
 
 @dataclass
 class LiveEntry:
-    """One file of a live archive, produced by a worker: name, bytes, CRC-32, manifest row."""
+    """One file of a live archive, produced by a worker: name, bytes, manifest row, and the bytes
+    as they go into the ZIP (:func:`~.zipstream.pack`: the DICOM header deflated, pixel data stored)."""
 
     name: str
     data: bytes
-    crc: int = -1
     manifest: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    packed: Packed | None = None
 
     def __post_init__(self) -> None:
-        if self.crc < 0:
-            self.crc = zlib.crc32(self.data)  # in the worker thread: zlib releases the GIL
+        if self.packed is None:  # in the worker thread: zlib releases the GIL for CRC and deflate
+            self.packed = pack(self.data, deflate=dicom_header_length(self.data))
 
 
 async def stream_zip(
@@ -168,15 +168,15 @@ async def stream_zip(
             gen = amap_ordered(pool, produce, items)
             try:
                 async for entry in gen:
+                    assert entry.packed is not None
                     # one chunk per file (header + data): one send, one wake-up of the event loop
-                    yield b"".join(z.add(entry.name, entry.data, crc=entry.crc))
-                    entry.data = b""  # sent: keep only the manifest row
+                    yield b"".join(z.add(entry.name, entry.packed))
+                    entry.data, entry.packed = b"", None  # sent: keep only the manifest row
                     done.append(entry)
             finally:
                 await gen.aclose()
             for name, data in finish(done) if finish is not None else []:
-                for chunk in z.add(name, data):
-                    yield chunk
+                yield b"".join(z.add(name, pack(data, deflate=len(data))))
             for chunk in z.finish():
                 yield chunk
             complete = True

@@ -7,7 +7,7 @@ Flow (per call; studies x presets)::
             read original ─ Preset.encode_instance (measure=True) ─ write rendition (atomic,
             content-addressed) ─ return the catalog row          (workers need only the storage)
       └─ client: rendition rows into the catalog (one writer), then per (study | series, preset):
-            ZIP of stored entries + manifest.json ─ written atomically under its sha256 ─
+            ZIP (headers deflated, pixels stored) + manifest.json ─ atomically, under its sha256 ─
             archive row, recorded only if the study did not change meanwhile
 
 A rendition is stale when the series mapping it was coded with differs from the one the
@@ -28,7 +28,7 @@ import contextlib
 import json
 import os
 import threading
-import zipfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -36,6 +36,7 @@ from ..errors import DeliveryError, InvalidInputError, StoreFullError
 from .catalog import InstanceRecord, now
 from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
 from .presets import DEFAULT_PRESETS, PRESETS, series_mapping
+from .zipstream import ZipStream, dicom_header_length, pack
 
 __all__ = ["precompute", "archive_entry_name", "rendition_path", "archive_path", "dask_client"]
 
@@ -266,18 +267,9 @@ def _fresh(entry_json: str, mapping: Any) -> bool:
     return mapping is None or entry.get("mapping") == mapping.describe()
 
 
-class _HashingSink:
-    """A write-only, unseekable file for :class:`zipfile.ZipFile` that forwards to a queue of chunks."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.chunks.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        return None
+#: Time stamp of every entry of a pre-computed archive (local time, as ZIP keeps it): fixed, so an
+#: archive rebuilt from the same files has the same bytes and ETag.
+_ARCHIVE_TIME = time.mktime((2020, 1, 1, 0, 0, 0, 0, 1, -1))
 
 
 def _build_archive(store: Any, study: str, series: str | None, name: str, records: list[InstanceRecord]) -> bool:
@@ -318,21 +310,15 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
     )
 
     def chunks() -> Iterator[bytes]:
-        sink = _HashingSink()
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[call-overload]
-            for arcname, path in files:
-                with zf.open(_info(arcname), "w", force_zip64=False) as out, store.objects.open(path) as fh:
-                    while True:
-                        block = fh.read(1 << 20)
-                        if not block:
-                            break
-                        out.write(block)
-                        if sink.chunks:
-                            yield from sink.chunks
-                            sink.chunks.clear()
-            zf.writestr(_info(MANIFEST_NAME), manifest)
-        yield from sink.chunks  # the rest, and the central directory written on close
-        sink.chunks.clear()
+        # the live archive's writer: each DICOM header deflated, pixel data stored (zipstream.pack);
+        # a fixed time stamp, so the same files give the same bytes (and ETag)
+        z = ZipStream(mtime=_ARCHIVE_TIME)
+        for arcname, path in files:
+            with store.objects.open(path) as fh:
+                data = fh.read()
+            yield b"".join(z.add(arcname, pack(data, deflate=dicom_header_length(data))))
+        yield b"".join(z.add(MANIFEST_NAME, pack(manifest, deflate=len(manifest))))
+        yield from z.finish()
 
     try:
         path, size, sha = store.objects.put_stream(lambda h: archive_path(name, study, series, h), chunks())
@@ -353,10 +339,3 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
             expect_instances=len(records),
         )
     )
-
-
-def _info(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_STORED
-    info.external_attr = 0o644 << 16
-    return info
