@@ -1,4 +1,4 @@
-"""CPU per instance of the live ``diagnostic`` encode (``Preset.encode_instance(effort="fast", measure=False)``),
+"""CPU per instance of the live ``diagnostic`` encode (``Preset.encode_instance(measure=False)``),
 with and without the live shortcuts of ``medcodec.delivery.fastwrite``, on real series.
 
 Process CPU time (``time.process_time``), one thread, so other work on a shared machine disturbs
@@ -43,7 +43,7 @@ def main() -> None:
         bits, signed = get_syntax(point.syntax).target(spec.bits_stored, spec.signed)
         mapping = plan_series_mapping(stats_of(dataset_frames(ds, spec), spec), bits_stored=bits, signed=signed)
         for data in datas[:3]:  # warm-up (numba kernels)
-            preset.encode_instance(data, mapping=mapping, measure=False, effort="fast")
+            preset.encode_instance(data, mapping=mapping, measure=False)
         best = {False: 1e9, True: 1e9}
         try:
             for _ in range(args.repeat):
@@ -51,7 +51,7 @@ def main() -> None:
                     presets._FAST_IO = fast
                     t0 = time.process_time()
                     for data in datas:
-                        preset.encode_instance(data, mapping=mapping, measure=False, effort="fast")
+                        preset.encode_instance(data, mapping=mapping, measure=False)
                     best[fast] = min(best[fast], (time.process_time() - t0) / len(datas) * 1e3)
         finally:
             presets._FAST_IO = True

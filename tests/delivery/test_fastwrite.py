@@ -1,6 +1,6 @@
 """The live shortcuts (:mod:`medcodec.delivery.fastwrite`) give what the pydicom-only path gives.
 
-Each real file is coded twice by ``Preset.encode_instance(effort="fast", measure=False)`` (the
+Each real file is coded twice by ``Preset.encode_instance(measure=False)`` (the
 live call): once with the shortcuts (numpy pixel read, raw-element writer) and once with them
 switched off (``pydicom`` ``pixel_array`` + ``dcmwrite``). The files must be the same bytes, and
 so the same data set element by element (checked too, so a failure says which element).
@@ -37,10 +37,10 @@ def _files(shared_data: Path, case: str) -> list[Path]:
 
 def _both(data: bytes, preset: str, monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, bytes]:
     p = presets.PRESETS[preset]
-    fast = p.encode_instance(data, measure=False, effort="fast")
+    fast = p.encode_instance(data, measure=False)
     with monkeypatch.context() as m:
         m.setattr(presets, "_FAST_IO", False)
-        slow = p.encode_instance(data, measure=False, effort="fast")
+        slow = p.encode_instance(data, measure=False)
     assert fast.entry == slow.entry
     return fast.data, slow.data
 

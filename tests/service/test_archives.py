@@ -118,6 +118,16 @@ def test_live_on_request_even_when_precomputed(server):
     assert r.status_code == 200 and r.headers["x-medcodec-archive"] == "live"
     manifest = _check_lossy_archive(r.content, server.chest_files)
     assert manifest["series_instance_uid"] == server.chest_series
+    # the same files as the pre-computed archive: a rendition's SOP Instance UID is fixed by its
+    # source and preset, so live and pre-computed must not be two different objects under one UID
+    pre = server.get(f"/studies/{server.chest_study}/series/{server.chest_series}/archive.zip",
+                     params={"preset": "diagnostic"})  # fmt: skip
+    assert pre.status_code == 200 and pre.headers["x-medcodec-archive"] == "precomputed"
+    live_zip, pre_zip = _zip(r.content), _zip(pre.content)
+    files = [n for n in pre_zip.namelist() if n != "manifest.json"]
+    assert files and sorted(files) == sorted(n for n in live_zip.namelist() if n != "manifest.json")
+    for name in files:
+        assert live_zip.read(name) == pre_zip.read(name), name
 
 
 def test_original_archive_is_byte_for_byte(server):

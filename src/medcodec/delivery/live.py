@@ -221,7 +221,6 @@ def encode_with_preset(
     mapping: Any = None,
     data: bytes | None = None,
     measure: bool = False,
-    effort: str = "fast",
 ) -> tuple[bytes, str, Any]:
     """One instance under a preset, computed now: ``(file bytes, transfer syntax, manifest entry)``.
 
@@ -236,7 +235,7 @@ def encode_with_preset(
             data = fh.read()
     if mapping is None and record.compressible and preset.lossy:
         mapping = store.series_mapping(record.series_uid, preset_name)
-    encoded = preset.encode_instance(data, mapping=mapping, measure=measure, effort=effort)
+    encoded = preset.encode_instance(data, mapping=mapping, measure=measure)
     return encoded.data, encoded.entry.transfer_syntax_uid, encoded.entry
 
 

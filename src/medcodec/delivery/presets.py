@@ -78,18 +78,13 @@ from pydicom.uid import UID
 from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_dataset, plan_series_mapping
 from ..dicom._lenient import source_values_as_is
 from ..dicom.compress import compress, dataset_frames
-from ..dicom.lossy import _remap_value_attributes
 from ..dicom.mapping import dataset_padding
 from ..dicom.write import (
-    DROPPED_TAGS,
     _append_item,
     _code,
     _set_derived_type,
     _source_reference,
     encode_file,
-    mark_lossy,
-    set_encapsulated_pixels,
-    set_rescale,
 )
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError
 from ..registry import transfer_syntax
@@ -216,7 +211,6 @@ class Preset:
         *,
         mapping: SeriesMapping | None = None,
         measure: bool = True,
-        effort: str = "best",
     ) -> EncodedInstance:
         """This preset's file for one instance: coded, or the original passed through.
 
@@ -230,10 +224,6 @@ class Preset:
         measure
             Decode the written file with pydicom and fill ``psnr``/``max_error`` in the entry
             (pre-computation); ``False`` skips it (``measured: false``), for live delivery.
-        effort
-            medcodec JPEG encoder effort: ``"best"`` (trellis, pre-computation) or ``"fast"``
-            (thresholding, ~2x faster to encode, a few % larger; live delivery). Same quality,
-            mapping, UIDs and attributes either way.
 
         Returns
         -------
@@ -273,8 +263,6 @@ class Preset:
         point = self.operating_point(ds)
         if point is None:
             return self._passthrough(data, source_ts, base, "the original preset delivers the stored file")
-        if effort not in ("best", "fast"):
-            raise InvalidInputError(f"effort={effort!r}: expected 'best' or 'fast'")
         try:
             if full is None:
                 with source_values_as_is():
@@ -293,13 +281,13 @@ class Preset:
             )
         try:
             read = native_frames if _FAST_IO else dataset_frames
-            frames = read(full, spec) if (measure or mapping is None or effort == "fast") else None
+            frames = read(full, spec)
         except DicomError as exc:
             return self._passthrough(data, source_ts, base, f"pixel data cannot be decoded: {exc}")
         try:  # from here on `full` is changed in place
             if lossless:
                 return self._lossless(full, frames if measure else None, base)
-            return self._lossy(full, frames, spec, point, base, mapping=mapping, effort=effort, measure=measure)
+            return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure)
         except CodecError as exc:  # an image this preset cannot code after all: delivered as stored, and said so
             return self._passthrough(data, source_ts, base, f"could not be coded: {type(exc).__name__}: {exc}")
 
@@ -320,7 +308,7 @@ class Preset:
         return EncodedInstance(data, entry)
 
     def _lossless(self, full: Dataset, frames: NDArray[np.integer] | None, base: dict[str, Any]) -> EncodedInstance:
-        result, out, ratio = _compress(full, HTJ2K_LOSSLESS, quality=None, mapping=None, effort="best")
+        result, out, ratio = _compress(full, HTJ2K_LOSSLESS, quality=None, mapping=None)
         measured = frames is not None
         if frames is not None:
             decoded = _decode_file(result, frames.shape)
@@ -350,7 +338,6 @@ class Preset:
         base: dict[str, Any],
         *,
         mapping: SeriesMapping | None,
-        effort: str,
         measure: bool,
     ) -> EncodedInstance:
         syntax = get_syntax(point.syntax)
@@ -372,7 +359,6 @@ class Preset:
             syntax.uid(bits),
             quality=quality,
             mapping=mapping,
-            effort=effort,
             frames=frames,
             spec=spec,
             finish=lambda out, r: _derive_attributes(out, self, mapping, quality, r, base, reference, enhanced),
@@ -420,7 +406,6 @@ def _compress(
     *,
     quality: float | None,
     mapping: SeriesMapping | None,
-    effort: str,
     frames: NDArray[np.integer] | None = None,
     finish: Callable[[Dataset, float], None] | None = None,
     spec: PixelSpec | None = None,
@@ -429,19 +414,16 @@ def _compress(
     ``ts_uid`` -> (file bytes, dataset, ratio). ``finish(ds, ratio)`` adds the derivation
     attributes before the file is written.
 
-    ``effort="best"`` is :func:`medcodec.dicom.compress` itself (the registry's encoders; medcodec
-    JPEG with the texture-aware quantizer). ``effort="fast"`` (live delivery) codes the JPEG frames with
-    medcodec's thresholding encoder (``medcodec.codec.encode(effort="fast")``: about 1.4x faster,
-    ~5 % larger) and then does what ``compress()`` does after coding, with the same helpers
-    (:func:`~medcodec.dicom.write.set_encapsulated_pixels`, ``set_rescale``, ``mark_lossy``):
-    ``compress()`` has no effort option yet.
+    Live delivery and pre-computation both come here and get the same bytes (a rendition's SOP
+    Instance UID is derived from the source's and the preset's, so two different files under one
+    UID would be a DICOM error): :func:`medcodec.dicom.compress` with the series mapping (the
+    default JPEG encoder: texture-aware quantizer, the modality's trained table, one content range
+    per series; padding declared as it decodes), given the frames already read, then the file
+    written by :func:`~.fastwrite.encode_file_fast` (``dcmwrite``'s bytes with less work).
     """
     ts = transfer_syntax(ts_uid)
     try:
-        if effort == "best" or ts.short != "jpeg" or mapping is None:
-            compress(ds, ts.uid, quality=quality, mapping=mapping, generate_instance_uid=False)
-        else:
-            _compress_fast(ds, ts, quality=float(quality or 75.0), mapping=mapping, frames=frames, spec=spec)
+        compress(ds, ts.uid, quality=quality, mapping=mapping, generate_instance_uid=False, frames=frames, spec=spec)
     except CodecError:
         raise
     except Exception as exc:  # a library's own error becomes ours
@@ -454,58 +436,7 @@ def _compress(
     ratio = raw / nbytes
     if finish is not None:
         finish(ds, ratio)
-    return (encode_file_fast(ds) if _FAST_IO and effort == "fast" else encode_file(ds)), ds, ratio
-
-
-def _compress_fast(
-    ds: Dataset,
-    ts: Any,
-    *,
-    quality: float,
-    mapping: SeriesMapping,
-    frames: NDArray[np.integer] | None,
-    spec: PixelSpec | None = None,
-) -> None:
-    from .. import codec
-
-    spec = spec or pixel_spec_from_dataset(ds)
-    if frames is None:
-        frames = dataset_frames(ds, spec)
-    mapped = [mapping.map(f)[0] for f in frames]
-    # as the DICOM writer codes a series: the modality's trained table, one content range for all frames
-    modality = spec.extra.get("modality")
-    coded_spec = PixelSpec(mapping.bits_stored, False, extra={"modality": modality}) if modality else None
-    streams = [
-        bytes(
-            codec.encode(
-                m,
-                bits_stored=mapping.bits_stored,
-                signed=False,
-                format="jpeg",
-                quality=quality,
-                jobs=1,
-                effort="fast",
-                spec=coded_spec,
-                range_bits=mapping.content_range_bits(),
-            )
-        )
-        for m in mapped
-    ]
-    n, rows, cols = frames.shape
-    nbytes = sum(len(s) + len(s) % 2 for s in streams)
-    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
-    for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
-        del ds[tag]
-    coded = mapping.spec_for(spec)
-    set_encapsulated_pixels(
-        ds, streams, coded, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, multi_frame="NumberOfFrames" in ds
-    )
-    if not mapping.is_identity:
-        set_rescale(ds, coded, enhanced)
-        _remap_value_attributes(ds, mapping)
-    mark_lossy(
-        ds, ratio=n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8 / nbytes, method=str(ts.method)
-    )
+    return (encode_file_fast(ds) if _FAST_IO else encode_file(ds)), ds, ratio
 
 
 def _derive_attributes(

@@ -106,6 +106,8 @@ def compress(
     mapping: SeriesMapping | None = None,
     generate_instance_uid: bool | None = None,
     jobs: int = 1,
+    frames: NDArray[np.integer] | None = None,
+    spec: PixelSpec | None = None,
 ) -> Dataset:
     """Compress the pixel data of ``ds`` in place under ``transfer_syntax_uid``; return ``ds``.
 
@@ -126,6 +128,10 @@ def compress(
         lossy (a lossy copy is a new instance, PS3.4).
     jobs
         Frames coded in parallel threads (default 1: the caller's thread).
+    frames, spec
+        The stored values of ``ds`` (``(n, rows, cols)``, as :func:`dataset_frames` gives them) and
+        its :class:`~medcodec.spec.PixelSpec`, when the caller has them already (saves decoding
+        the pixel data twice); ``None`` (default) reads them from ``ds``.
 
     Returns
     -------
@@ -169,7 +175,7 @@ def compress(
             raise InvalidInputError(f"{ts.name} keeps the stored values: mapping= does not apply")
         _by_pydicom(ds, ts, generate_instance_uid)
     else:
-        _encapsulate(ds, ts, target, mapping, generate_instance_uid, jobs)
+        _encapsulate(ds, ts, target, mapping, generate_instance_uid, jobs, frames, spec)
     if ds.original_encoding[1] is False:
         # read from an Explicit VR Big Endian file (retired, PS3.5 §A.3): its pixel data were rewritten
         # little endian above; decode every other element so pydicom encodes them afresh, and forget
@@ -211,9 +217,10 @@ def _by_pydicom(ds: Dataset, ts: TransferSyntax, new_uid: bool | None) -> Datase
 
 
 def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: SeriesMapping | None,
-                 new_uid: bool | None, jobs: int) -> Dataset:  # fmt: skip
-    spec = pixel_spec_from_dataset(ds, path=_where(ds))
-    frames = dataset_frames(ds, spec)
+                 new_uid: bool | None, jobs: int, frames: NDArray[np.integer] | None = None,
+                 spec: PixelSpec | None = None) -> Dataset:  # fmt: skip
+    spec = spec if spec is not None else pixel_spec_from_dataset(ds, path=_where(ds))
+    frames = frames if frames is not None else dataset_frames(ds, spec)
     bits, signed = ts.coded_depth(spec.bits_stored, spec.signed)
     if not ts.bits[0] <= bits <= ts.bits[1]:
         raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
