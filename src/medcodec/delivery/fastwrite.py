@@ -33,7 +33,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -66,6 +66,8 @@ _COPYABLE = frozenset(
     "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SS ST SV TM UC UI UL UR US UT UV".split()
 )
 _VR_CACHE: dict[int, str | None] = {}
+_PRIVATE_VR_CACHE: dict[tuple[str, int], str | None] = {}
+_TEXT_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
 _DEFAULT_ENCODINGS = convert_encodings([default_encoding])
 _SHORT = struct.Struct("<H")
 _LONG = struct.Struct("<L")
@@ -137,7 +139,8 @@ def encode_file_fast(ds: Dataset) -> bytes:
             elem = items[tag]
             raw = None
             if isinstance(elem, RawDataElement):
-                raw = _raw_bytes(elem, _implicit_vr(tag) if implicit else elem.VR)
+                vr = (_private_vr(ds, tag, elem.value) if tag >> 16 & 1 else _implicit_vr(tag)) if implicit else elem.VR
+                raw = _raw_bytes(elem, vr)
             if raw is not None:
                 parts.append(raw)
                 continue
@@ -224,6 +227,48 @@ def _implicit_vr(tag: int) -> str | None:
                 vr = found
         _VR_CACHE[tag] = vr
     return vr
+
+
+def _private_vr(ds: Dataset, tag: int, value: Any) -> str | None:
+    """The VR pydicom gives a private element read with implicit VR (``LO`` for a private creator, the
+    private dictionary's VR for its creator, else ``UN``: ``pydicom.hooks._private_vr_for_tag``) when
+    pydicom would write its value bytes back unchanged, else ``None`` (pydicom converts and writes it).
+
+    Text is copied only when it is padded as pydicom pads it (one value; trailing spaces and NULs
+    stripped, then one space to an even length): pydicom rewrites ``'LONGWOOD15MR    '`` as
+    ``'LONGWOOD15MR'``, and the two paths must give the same bytes."""
+    element = tag & 0xFFFF
+    if 0x10 <= element <= 0xFF:
+        return "LO" if _padded_as_pydicom_writes(value) else None
+    if element < 0x1000:
+        return None  # invalid private tags: pydicom's rules (UN, group lengths) apply
+    creator_elem = ds._dict.get(tag & 0xFFFF0000 | element >> 8)  # type: ignore[call-overload]
+    creator = creator_elem.value if creator_elem is not None else None
+    if isinstance(creator, bytes):
+        creator = creator.decode("latin-1").rstrip(" \x00")
+    elif creator is not None and not isinstance(creator, str):
+        return None  # a multi-valued or odd creator: let pydicom decide
+    key = (creator or "", tag & 0xFFFF00FF)
+    vr = _PRIVATE_VR_CACHE.get(key, "")
+    if vr == "":
+        found = "UN"
+        if creator:
+            try:
+                found = str(private_dictionary_VR(tag, creator))
+            except KeyError:
+                found = "UN"
+        vr = found if found in _COPYABLE or found == "UN" else None
+        _PRIVATE_VR_CACHE[key] = vr
+    if vr is not None and vr in _TEXT_VRS and not _padded_as_pydicom_writes(value):
+        return None
+    return vr
+
+
+def _padded_as_pydicom_writes(value: Any) -> bool:
+    if not isinstance(value, bytes) or b"\\" in value:
+        return False
+    stripped = value.rstrip(b" \x00")
+    return value == (stripped + b" " if len(stripped) % 2 else stripped)
 
 
 def _raw_bytes(elem: RawDataElement, vr: str | None) -> bytes | None:
