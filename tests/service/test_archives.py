@@ -9,6 +9,7 @@ import json
 import socket
 import time
 import zipfile
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -236,3 +237,74 @@ def test_stale_archive_is_rebuilt_live_from_stored_renditions(shared_data, tmp_p
     new_uid = pydicom.dcmread(files[4], stop_before_pixels=True).SOPInstanceUID
     assert measured.pop(new_uid) is False  # encoded now
     assert all(measured.values())  # the four others came from their stored renditions
+
+
+def test_encoder_processes_and_threads_give_the_same_archive(server, spawn_server):
+    """The default server encodes live archives in worker processes; ``--processes 0`` in its own
+    threads. Same files either way."""
+    import os
+
+    assert server.get("/health").json()["live_processes"] == ((os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)
+    _, url, _ = spawn_server(server.store, extra=["--processes", "0"])
+    with httpx.Client(base_url=url, timeout=120) as client:
+        assert client.get("/health").json()["live_processes"] == 0
+        threads = client.get(f"/studies/{server.head_study}/archive.zip", params={"preset": "diagnostic", "live": "1"})
+    procs = server.get(f"/studies/{server.head_study}/archive.zip", params={"preset": "diagnostic", "live": "1"})
+    assert threads.status_code == procs.status_code == 200
+    a, b = _zip(threads.content), _zip(procs.content)
+    files = [n for n in a.namelist() if n != "manifest.json"]
+    assert len(files) == len(server.head_files) and files == [n for n in b.namelist() if n != "manifest.json"]
+    for name in files:
+        assert a.read(name) == b.read(name), name
+
+
+def test_killed_server_takes_its_encoder_processes_along(shared_data, tmp_path, spawn_server):
+    """``kill -9`` of the server: its encoder processes must not live on as orphans."""
+    import os
+    import signal
+
+    from medcodec.delivery import open_store
+
+    HEAD = "ct_head_phantom_philips_ingenuity"
+
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest(sorted((shared_data / HEAD).glob("*.dcm"))[:2], precompress=False).ok
+    proc, url, _ = spawn_server(tmp_path / "store", extra=["--processes", "2"])
+    assert httpx.get(f"{url}/health", timeout=30).json()["live_processes"] == 2
+
+    def children(pid: int) -> list[int]:
+        out = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+        return out
+
+    workers = [c for c in children(proc.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if os.path.exists(f"/proc/{w}")], "encoder processes outlived the server"
+
+
+def test_a_crashed_encoder_process_is_replaced(tmp_path):
+    import os
+
+    from medcodec.delivery.live import LivePool
+    from medcodec.errors import DeliveryError
+
+    pool = LivePool(1, processes=1, objects_url=str(tmp_path))
+    try:
+        assert pool.run_in_process(abs, -2) == 2
+        with pytest.raises(DeliveryError, match="stopped unexpectedly"):
+            pool.run_in_process(os._exit, 3)
+        assert pool.run_in_process(abs, -5) == 5  # a new worker
+    finally:
+        pool.close()

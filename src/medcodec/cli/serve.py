@@ -31,6 +31,12 @@ from ._common import handle_errors
     "--workers", default=None, type=click.IntRange(min=1), help="Threads encoding live archives [default: all cores]."
 )
 @click.option(
+    "--processes",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Encoder processes for live archives, 0 = threads only [default: all cores when more than one].",
+)
+@click.option(
     "--max-live",
     default=4,
     show_default=True,
@@ -54,6 +60,7 @@ def serve(
     ae_title: str,
     max_upload: int,
     workers: int | None,
+    processes: int | None,
     max_live: int,
     log_level: str,
 ) -> None:
@@ -80,6 +87,7 @@ def serve(
         ae_title=ae_title,
         max_upload_bytes=max_upload * 1024 * 1024,
         live_workers=workers or os.cpu_count() or 1,
+        **({} if processes is None else {"live_processes": processes}),
         max_live_streams=max_live,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Callable
-from copy import deepcopy
+from copy import copy
 from typing import Any, cast
 
 import numpy as np
@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import (
     correct_ambiguous_vr,
@@ -97,8 +97,12 @@ def encode_file_fast(ds: Dataset) -> bytes:
     ):
         return encode_file(ds)
     try:
-        # what dcmwrite(enforce_file_format=True) does to (a copy of) the file meta
-        file_meta = deepcopy(meta)
+        # what dcmwrite(enforce_file_format=True) does to (a copy of) the file meta: a copy of each
+        # element is enough (values are replaced, never changed in place) and ~20x cheaper than a
+        # deepcopy of the whole group (0.4 ms per file, a tenth of the live path's GIL time)
+        file_meta = FileMetaDataset()
+        for tag, elem in meta._dict.items():
+            file_meta._dict[tag] = copy(elem)
         ds_class = ds.get("SOPClassUID", None)
         if file_meta.get("MediaStorageSOPClassUID", None) is None or (
             ds_class and ds_class != file_meta.MediaStorageSOPClassUID

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -75,12 +76,23 @@ async def _health(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "version": __version__,
+            "live_processes": pool.processes,
             "live_streams": pool.active,
             "live_in_flight": pool.in_flight,
             "live_completed": pool.completed,
             "live_cancelled": pool.cancelled,
             "dimse_port": getattr(state, "dimse_port", None),
         }
+    )
+
+
+def _live_pool(settings: Settings, objects_url: str | None = None) -> LivePool:
+    return LivePool(
+        settings.live_workers,
+        max_streams=settings.max_live_streams,
+        window=settings.live_window,
+        processes=settings.live_processes,
+        objects_url=objects_url,
     )
 
 
@@ -116,6 +128,10 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
         own = store is None
         app.state.store = open_store(settings.store, catalog=settings.catalog, create=True) if own else store
         app.state.settings = settings
+        if settings.live_processes:  # encoder processes need the store's location: made now, warmed up
+            app.state.pool.close()
+            app.state.pool = _live_pool(settings, objects_url=app.state.store.objects.url)
+            await run_in_threadpool(app.state.pool.start)
         scp = None
         try:
             if settings.dimse_port is not None:
@@ -134,7 +150,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
                 app.state.store.close()
 
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
-    app.state.pool = LivePool(settings.live_workers, max_streams=settings.max_live_streams, window=settings.live_window)
+    app.state.pool = _live_pool(settings)
     app.state.settings = settings
     app.state.dimse_port = None
     app.add_middleware(_BearerAuth, token=settings.token)

@@ -50,6 +50,9 @@ class Settings:
         STOW-RS body limit (413 past it).
     live_workers
         Threads encoding live archives (the nogil kernels; default: CPU count).
+    live_processes
+        Encoder processes for live archives (0: encode in the server's threads). Default: the CPU
+        count on a multi-core machine, where they avoid the GIL; each costs ~100-150 MB of memory.
     live_window
         Instances read/encoded ahead of the one being sent, per live stream (bounds memory).
     max_live_streams
@@ -65,6 +68,7 @@ class Settings:
     catalog: str | None = None
     max_upload_bytes: int = 512 * 1024 * 1024
     live_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    live_processes: int = field(default_factory=lambda: (os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)
     live_window: int = 8
     max_live_streams: int = 4
     dimse_port: int | None = None
