@@ -134,34 +134,78 @@ def encode_file_fast(ds: Dataset) -> bytes:
         if implicit:  # what write_dataset does first when the encoding changes
             correct_ambiguous_vr(ds, True)
         encodings: Any = ds.get("SpecificCharacterSet", "iso8859")
-        converted = convert_encodings(encodings or [default_encoding])
-        parts: list[bytes] = [fp.getvalue()]
-        items = ds._dict
-        for tag in sorted(items, key=int):  # int order = tag order, without BaseTag.__lt__
-            if tag & 0xFFFF == 0 and tag >> 16 > 6:
-                continue  # group lengths are not written (as write_dataset)
-            elem = items[tag]
-            raw = None
-            if isinstance(elem, RawDataElement):
-                vr = (_private_vr(ds, tag, elem.value) if tag >> 16 & 1 else _implicit_vr(tag)) if implicit else elem.VR
-                raw = _raw_bytes(elem, vr)
-            if raw is not None:
-                parts.append(raw)
-                continue
-            element = ds[tag] if implicit else ds.get_item(tag)
-            done = _element_bytes(element, converted, value_buffer) if isinstance(element, DataElement) else None
-            if done is not None:
-                parts.append(done)
-                continue
-            out = DicomBytesIO()
-            out.is_implicit_VR, out.is_little_endian = False, True
-            write_data_element(out, element, encodings)
-            parts.append(out.getvalue())
-        return b"".join(parts)
+        return fp.getvalue() + _dataset_body(ds, bool(implicit), encodings, value_buffer)
     except DicomError:
         raise
     except Exception as exc:  # pydicom raises many kinds on invalid values
         raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: DicomBytesIO) -> bytes:
+    """``write_dataset``'s output for ``ds`` (top level or a sequence item) in explicit VR little endian:
+    raw elements copied (:func:`_raw_bytes`), plain converted ones through :func:`_element_bytes`,
+    sequences through :func:`_sequence_bytes`, anything else through pydicom's ``write_data_element``."""
+    converted = convert_encodings(encodings or [default_encoding])
+    parts: list[bytes] = []
+    items = ds._dict
+    for tag in sorted(items, key=int):  # int order = tag order, without BaseTag.__lt__
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # group lengths are not written (as write_dataset)
+        elem = items[tag]
+        raw = None
+        if isinstance(elem, RawDataElement):
+            vr = (_private_vr(ds, tag, elem.value) if tag >> 16 & 1 else _implicit_vr(tag)) if implicit else elem.VR
+            raw = _raw_bytes(elem, vr)
+        if raw is not None:
+            parts.append(raw)
+            continue
+        element = ds[tag] if implicit else ds.get_item(tag)
+        done = None
+        if isinstance(element, DataElement):
+            if element.VR == "SQ":
+                done = _sequence_bytes(element, encodings, value_buffer)
+            else:
+                done = _element_bytes(element, converted, value_buffer)
+        if done is not None:
+            parts.append(done)
+            continue
+        out = DicomBytesIO()
+        out.is_implicit_VR, out.is_little_endian = False, True
+        write_data_element(out, element, encodings)
+        parts.append(out.getvalue())
+    return b"".join(parts)
+
+
+_ITEM = b"\xfe\xff\x00\xe0"
+_ITEM_END = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+
+
+def _sequence_bytes(elem: DataElement, encodings: Any, value_buffer: DicomBytesIO) -> bytes | None:
+    """``write_data_element``'s output for a sequence (each item as ``write_sequence_item`` writes it:
+    defined length unless read with undefined length), or ``None`` (an item in another byte order or
+    character set: pydicom writes the sequence)."""
+    if elem.is_buffered or isinstance(elem.value, (bytes, str)) or elem.value is None:
+        return None
+    parts: list[bytes] = []
+    for item in elem.value:
+        if not isinstance(item, Dataset):
+            return None
+        original = item.original_encoding
+        if original[1] is False or item.original_character_set != item._character_set:
+            return None
+        if original != (False, True):  # as write_dataset: encoding changes, so ambiguous VRs are resolved
+            correct_ambiguous_vr(item, True)
+        body = _dataset_body(item, bool(original[0]), item.get("SpecificCharacterSet", encodings), value_buffer)
+        if getattr(item, "is_undefined_length_sequence_item", False):
+            parts += [_ITEM, b"\xff\xff\xff\xff", body, _ITEM_END]
+        else:
+            parts += [_ITEM, _LONG.pack(len(body)), body]
+    value = b"".join(parts)
+    tag = elem.tag
+    head = _TAG.pack(tag >> 16, tag & 0xFFFF) + b"SQ\x00\x00"
+    if elem.is_undefined_length:
+        return head + b"\xff\xff\xff\xff" + value + _SEQ_DELIMITER
+    return head + _LONG.pack(len(value)) + value
 
 
 def _meta_bytes(file_meta: Dataset, buffer: DicomBytesIO) -> bytes | None:
