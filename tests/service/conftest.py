@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +63,12 @@ class Server:
         return self.process.poll() is None
 
 
-def start_server(store: Path, *, extra: list[str] | None = None, env: dict[str, str] | None = None,
+def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict[str, str] | None = None,
                  host: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], str, Path]:  # fmt: skip
     port = free_port()
-    log = store.parent / f"server-{port}.log"
+    # a store URL (s3://...) has no folder beside it: its log goes to a temporary folder
+    logs = store.parent if isinstance(store, Path) else Path(tempfile.mkdtemp(prefix="medcodec-server-"))
+    log = logs / f"server-{port}.log"
     cmd = [sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(store), "--host", host,
            "--port", str(port), "--log-level", "warning", *(extra or [])]  # fmt: skip
     with open(log, "wb") as fh:  # the child keeps its own descriptor
