@@ -256,6 +256,19 @@ def test_encoder_processes_and_threads_give_the_same_archive(server, spawn_serve
     assert len(files) == len(server.head_files) and files == [n for n in b.namelist() if n != "manifest.json"]
     for name in files:
         assert a.read(name) == b.read(name), name
+    # WADO-RS transcoding (a study's instances as .51, multipart) goes through the processes too
+    accept = {"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JPEG_12}'}
+    path = f"/dicomweb/studies/{server.head_study}/series/{server.head_series}"
+    with httpx.Client(base_url=url, timeout=120) as client:
+        by_threads = client.get(path, headers=accept)
+    by_procs = server.get(path, headers=accept)
+    assert by_threads.status_code == by_procs.status_code == 200
+    assert len(by_procs.content) > 20 * 1024 and by_threads.content.count(b"DICM") == by_procs.content.count(b"DICM")
+    boundary = lambda r: r.headers["content-type"].split("boundary=")[1].strip('"')  # noqa: E731
+    parts = lambda r: [p for p in r.content.split(b"--" + boundary(r).encode()) if b"DICM" in p]  # noqa: E731
+    assert [p.split(b"\r\n\r\n", 1)[1] for p in parts(by_threads)] == [
+        p.split(b"\r\n\r\n", 1)[1] for p in parts(by_procs)
+    ]
 
 
 def test_killed_server_takes_its_encoder_processes_along(shared_data, tmp_path, spawn_server):

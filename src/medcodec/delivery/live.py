@@ -41,7 +41,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
 
@@ -215,13 +215,11 @@ def _warm_up() -> int:
     return len(codec.encode(ramp, bits_stored=12, signed=False, format="jpeg", quality=75, spec=PixelSpec(12, False)))
 
 
-def _encode_in_process(
-    path: str, preset_name: str, mapping: Any
-) -> tuple[bytes, int, int, int, int, Any, str] | tuple[str, str]:
-    """One instance under a preset, in an encoder process: the original read from the store, encoded
-    (:meth:`Preset.encode_instance`, ``measure=False``) and packed for the ZIP. Returns
-    ``(packed bytes, method, size, compressed size, crc, manifest entry, transfer syntax)``, or
-    ``(error type, message)``: exceptions are sent back as text (not every error class pickles)."""
+def _encode_file_in_process(path: str, preset_name: str, mapping: Any) -> tuple[bytes, Any, str] | tuple[str, str]:
+    """One instance under a preset, in an encoder process: the original read from the store and
+    encoded (:meth:`Preset.encode_instance`, ``measure=False``). Returns ``(file bytes, manifest
+    entry, transfer syntax)``, or ``(error type, message)``: exceptions come back as text (not every
+    error class pickles)."""
     from .presets import PRESETS
 
     try:
@@ -229,19 +227,29 @@ def _encode_in_process(
         with _WORKER_OBJECTS.open(path) as fh:
             data = fh.read()
         encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=False)
-        packed = pack(encoded.data, deflate=dicom_header_length(encoded.data))
-        joined = b"".join(packed.chunks)
-        return (
-            joined,
-            packed.method,
-            packed.size,
-            packed.csize,
-            packed.crc,
-            encoded.entry,
-            encoded.entry.transfer_syntax_uid,
-        )
+        return encoded.data, encoded.entry, encoded.entry.transfer_syntax_uid
     except Exception as exc:
         return type(exc).__name__, str(exc)
+
+
+def _encode_in_process(
+    path: str, preset_name: str, mapping: Any
+) -> tuple[bytes, int, int, int, int, Any, str] | tuple[str, str]:
+    """:func:`_encode_file_in_process`, then packed for the ZIP (:func:`~.zipstream.pack`), in the
+    worker too: ``(packed bytes, method, size, compressed size, crc, manifest entry, transfer syntax)``
+    or ``(error type, message)``."""
+    result = _encode_file_in_process(path, preset_name, mapping)
+    if len(result) == 2:
+        return result
+    data, entry, ts = result
+    packed = pack(data, deflate=dicom_header_length(data))
+    return b"".join(packed.chunks), packed.method, packed.size, packed.csize, packed.crc, entry, ts
+
+
+def _raise_worker_error(record: Any, result: tuple[str, str]) -> NoReturn:
+    from ..errors import DeliveryError
+
+    raise DeliveryError(f"instance {record.sop_uid}: {result[0]}: {result[1]}")
 
 
 async def amap_ordered(pool: LivePool, fn: Callable[[Any], _T], items: Iterable[Any]) -> AsyncGenerator[_T, None]:
@@ -365,26 +373,46 @@ def encode_with_preset(
     mapping: Any = None,
     data: bytes | None = None,
     measure: bool = False,
+    pool: LivePool | None = None,
 ) -> tuple[bytes, str, Any]:
     """One instance under a preset, computed now: ``(file bytes, transfer syntax, manifest entry)``.
 
     ``measure=False`` (live): no decode-back to fill PSNR / max error (``measured: false`` in the
     manifest). The pre-computed rendition is NOT looked up here (see :func:`rendition_or_encode`).
+    With a ``pool`` that has encoder processes (and the same store) the encoding runs in one of
+    them (call this from a thread: it waits).
     """
     from .presets import PRESETS
 
     preset = PRESETS[preset_name]
+    if mapping is None and record.compressible and preset.lossy:
+        mapping = store.series_mapping(record.series_uid, preset_name)
+    if _in_process(pool, store, record) and data is None and not measure:
+        assert pool is not None
+        result = pool.run_in_process(_encode_file_in_process, record.path, preset_name, mapping)
+        if len(result) == 2:
+            _raise_worker_error(record, result)
+        file_bytes, entry, ts = result
+        return file_bytes, ts, entry
     if data is None:
         with store.open_original(record) as fh:
             data = fh.read()
-    if mapping is None and record.compressible and preset.lossy:
-        mapping = store.series_mapping(record.series_uid, preset_name)
     encoded = preset.encode_instance(data, mapping=mapping, measure=measure)
     return encoded.data, encoded.entry.transfer_syntax_uid, encoded.entry
 
 
+def _in_process(pool: LivePool | None, store: Any, record: Any) -> bool:
+    """Encode ``record`` in one of ``pool``'s encoder processes? (They read the same store.)"""
+    return bool(
+        pool is not None
+        and pool.processes
+        and record.compressible
+        and getattr(getattr(store, "objects", None), "url", None) == pool.objects_url
+    )
+
+
 def rendition_or_encode(
-    store: Any, record: Any, preset_name: str, *, mapping: Any = None, live: bool = False
+    store: Any, record: Any, preset_name: str, *, mapping: Any = None, live: bool = False, pool: LivePool | None = None
 ) -> tuple[bytes, str, Any]:
     """The instance under ``preset_name``: its pre-computed rendition when stored (and not ``live``),
     else encoded now."""
@@ -394,11 +422,11 @@ def rendition_or_encode(
             with store.open_rendition(rendition) as fh:
                 data = fh.read()
             return data, rendition.transfer_syntax_uid, rendition
-    return encode_with_preset(store, record, preset_name, mapping=mapping)
+    return encode_with_preset(store, record, preset_name, mapping=mapping, pool=pool)
 
 
 def instance_bytes(
-    store: Any, record: Any, ts: str, preset: str | None = None, strict: bool = True
+    store: Any, record: Any, ts: str, preset: str | None = None, strict: bool = True, pool: LivePool | None = None
 ) -> tuple[bytes, str]:
     """One instance as a DICOM file under transfer syntax ``ts`` (``*`` = as stored).
 
@@ -424,7 +452,7 @@ def instance_bytes(
         raise NotAcceptableError(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
         )
-    data, got, _ = rendition_or_encode(store, record, names[0])
+    data, got, _ = rendition_or_encode(store, record, names[0], pool=pool)
     if got != ts and strict:
         raise NotAcceptableError(
             f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
@@ -536,12 +564,10 @@ def live_archive(
                     manifest=rendition,
                     extra={"record": record, "ts": rendition.transfer_syntax_uid},
                 )
-        if pool.processes and record.compressible and getattr(store.objects, "url", None) == pool.objects_url:
+        if _in_process(pool, store, record):
             result = pool.run_in_process(_encode_in_process, record.path, preset, mapping_for(record))
             if len(result) == 2:
-                from ..errors import DeliveryError
-
-                raise DeliveryError(f"instance {record.sop_uid}: {result[0]}: {result[1]}")
+                _raise_worker_error(record, result)
             joined, method, size, csize, crc, entry, ts = result
             return LiveEntry(
                 archive_name(record),

@@ -229,7 +229,7 @@ async def _retrieve(request: Request) -> Response:
     store, pool = request.app.state.store, request.app.state.pool
     strict = sop is not None  # one instance: 406 when it cannot take the syntax
     if strict:  # produce before answering, so a failure is a clean 406 and not a cut stream
-        data, got = await run_in_threadpool(instance_bytes, store, records[0], ts, preset, True)
+        data, got = await run_in_threadpool(instance_bytes, store, records[0], ts, preset, True, pool)
         boundary = new_boundary()
         body = multipart_part_header(boundary, f"application/dicom; transfer-syntax={got}") + data + b"\r\n"
         body += multipart_end(boundary)
@@ -237,7 +237,7 @@ async def _retrieve(request: Request) -> Response:
     boundary = new_boundary()
 
     def produce(record: Any) -> tuple[bytes, str]:
-        return instance_bytes(store, record, ts, preset, False)
+        return instance_bytes(store, record, ts, preset, False, pool)
 
     async def parts() -> AsyncIterator[bytes]:
         from ..delivery.live import amap_ordered
