@@ -25,8 +25,8 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         message = (
-            f"{name} not installed (Debian packages dcmtk, dicom3tools, libgdcm-tools, chromium, orthanc, unzip: "
-            "`make sysdeps`, as root)"
+            f"{name} not installed (Debian packages dcmtk, dicom3tools, libgdcm-tools, chromium, orthanc, unzip, "
+            "postgresql: `make sysdeps`, as root)"
         )
         if required("CI") or required("MEDCODEC_REQUIRE_TOOLS"):
             pytest.fail(message)
