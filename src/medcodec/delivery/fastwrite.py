@@ -38,14 +38,14 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import (
-    correct_ambiguous_vr,
+    correct_ambiguous_vr_element,
     validate_file_meta,
     write_data_element,
     write_file_meta_info,
     writers,
 )
 from pydicom.uid import UID
-from pydicom.valuerep import CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
+from pydicom.valuerep import AMBIGUOUS_VR, CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
 
 from ..dicom.compress import dataset_frames
 from ..dicom.write import encode_file
@@ -132,13 +132,31 @@ def encode_file_fast(ds: Dataset) -> bytes:
             fp.write(meta_bytes)
         implicit = ds.original_encoding[0]
         if implicit:  # what write_dataset does first when the encoding changes
-            correct_ambiguous_vr(ds, True)
+            _correct_ambiguous_vr(ds)
         encodings: Any = ds.get("SpecificCharacterSet", "iso8859")
         return fp.getvalue() + _dataset_body(ds, bool(implicit), encodings, value_buffer)
     except DicomError:
         raise
     except Exception as exc:  # pydicom raises many kinds on invalid values
         raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def _correct_ambiguous_vr(ds: Dataset, ancestors: list[Dataset] | None = None) -> None:
+    """pydicom's ``correct_ambiguous_vr(ds, True)``, the same decisions without its per-element
+    look-ups: elements still raw are skipped as pydicom skips them (an implicit-VR raw element has no
+    VR yet; an explicit one never has an ambiguous VR) unless they are sequences read with explicit
+    VR, which pydicom converts and walks too."""
+    ancestors = [ds] if ancestors is None else ancestors
+    items = ds._dict
+    for tag in sorted(items, key=int):
+        vr = items[tag].VR
+        if vr == "SQ":
+            for item in ds[tag].value:
+                ancestors.insert(0, item)
+                _correct_ambiguous_vr(item, ancestors)
+        elif vr in AMBIGUOUS_VR:
+            correct_ambiguous_vr_element(items[tag], ds, True, ancestors)
+    del ancestors[0]
 
 
 def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: DicomBytesIO) -> bytes:
@@ -194,7 +212,7 @@ def _sequence_bytes(elem: DataElement, encodings: Any, value_buffer: DicomBytesI
         if original[1] is False or item.original_character_set != item._character_set:
             return None
         if original != (False, True):  # as write_dataset: encoding changes, so ambiguous VRs are resolved
-            correct_ambiguous_vr(item, True)
+            _correct_ambiguous_vr(item)
         body = _dataset_body(item, bool(original[0]), item.get("SpecificCharacterSet", encodings), value_buffer)
         if getattr(item, "is_undefined_length_sequence_item", False):
             parts += [_ITEM, b"\xff\xff\xff\xff", body, _ITEM_END]
