@@ -1432,56 +1432,44 @@ def _deficit_penalty(energy, target, target2, mu):
 
 
 @_helper
-def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience):
-    """Levels (magnitudes, ``lv[1..63]``) of one block of scaled AC coefficients ``x`` (zigzag):
-    rounding, then the greedy backward pass of :func:`texture_levels` (``_rdoq`` module docstring). ``prv`` / ``nxt``
-    (65 entries) hold the chain of non-zero positions (0: block start, 64: block end)."""
+def _strip_round(sx, weights, sm, mask, eo):
+    """Step 1 of :func:`_texture_block` for every block ``j`` of a strip held coefficient-major
+    (``sx[k, j]``: zigzag coefficient ``k`` / step): rounded AC magnitudes into int32 ``sm[k, j]``,
+    the bit mask of the non-zero ones (bit ``k - 1``) into ``mask[j]``, the AC energy
+    ``sum_k weights[k] |x_k|**2`` (k ascending) into ``eo[j]``. Loops over the blocks, which the
+    compiler vectorises."""
+    bx = sx.shape[1]
+    for j in range(bx):
+        eo[j] = 0.0
+        mask[j] = 0
+    for k in range(1, 64):
+        src = sx[k]
+        mk = sm[k]
+        w = weights[k]
+        bit = np.int64(1) << (k - 1)
+        for j in range(bx):
+            a = abs(src[j])
+            m = np.int32(a + 0.5)  # a >= 0: truncation is floor
+            mk[j] = m
+            eo[j] += w * a * a
+            mask[j] |= bit if m != 0 else 0
+
+
+@_helper
+def _texture_block(sx, sm, j, mask, eo, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience):
+    """Levels (magnitudes, ``lv[k]`` for ``k`` on the chain) of block ``j`` of a strip prepared by
+    :func:`_strip_round`: rounding, then the greedy backward pass of :func:`texture_levels`
+    (``_rdoq`` module docstring). ``prv`` / ``nxt`` (65 entries) hold the chain of the non-zero
+    positions (0: block start, 64: block end); positions off the chain are zero."""
     zrl = ac_bits[15 << size_bits]
     eob = ac_bits[0]
     eq = 0.0
     last = 0
-    mask = np.int64(0)
-    # branch-free: rounding, energy, bit mask of the non-zero levels; the energy is summed in
-    # four interleaved partial sums (k mod 4), so the additions do not wait on each other
-    e0 = 0.0
-    e1 = 0.0
-    e2 = 0.0
-    e3 = 0.0
-    for k in range(1, 61, 4):
-        a0 = abs(x[k])
-        a1 = abs(x[k + 1])
-        a2 = abs(x[k + 2])
-        a3 = abs(x[k + 3])
-        m0 = np.int64(a0 + 0.5)  # a >= 0: truncation is floor
-        m1 = np.int64(a1 + 0.5)
-        m2 = np.int64(a2 + 0.5)
-        m3 = np.int64(a3 + 0.5)
-        lv[k] = m0
-        lv[k + 1] = m1
-        lv[k + 2] = m2
-        lv[k + 3] = m3
-        e1 += weights[k] * a0 * a0
-        e2 += weights[k + 1] * a1 * a1
-        e3 += weights[k + 2] * a2 * a2
-        e0 += weights[k + 3] * a3 * a3
-        mask |= ((np.int64(m0 != 0) | (np.int64(m1 != 0) << 1) | (np.int64(m2 != 0) << 2)
-                  | (np.int64(m3 != 0) << 3)) << (k - 1))  # fmt: skip
-    for k in range(61, 64):
-        a = abs(x[k])
-        m = np.int64(a + 0.5)
-        lv[k] = m
-        mask |= np.int64(m != 0) << (k - 1)
-    a = abs(x[61])
-    e1 += weights[61] * a * a
-    a = abs(x[62])
-    e2 += weights[62] * a * a
-    a = abs(x[63])
-    e3 += weights[63] * a * a
-    eo = (e0 + e1) + (e2 + e3)
     while mask != 0:
         k = _ctz64(mask) + 1
         mask &= mask - 1
-        m = lv[k]
+        m = np.int64(sm[k, j])
+        lv[k] = m
         eq += weights[k] * m * m
         prv[k] = last
         nxt[last] = k
@@ -1500,7 +1488,7 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, p
         m = lv[k]
         if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
             q = nxt[k]
-            a = abs(x[k])
+            a = abs(sx[k, j])
             r = k - p - 1
             here = (r >> 4) * zrl + ac_bits[((r & 15) << size_bits) | 1] + 1
             if q < 64:
@@ -1523,7 +1511,7 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, p
                 prv[q] = p
                 misses = -1
         elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
-            a = abs(x[k])
+            a = abs(sx[k, j])
             s = bit_length(m)
             rr = ((k - p - 1) & 15) << size_bits
             base = weights[k] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[rr | (s - 1)] - ac_bits[rr | s] - 1)
@@ -1536,6 +1524,24 @@ def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, p
                 misses = -1
         misses += 1
         k = p
+
+
+@_helper
+def _chain_out(sx, j, lv, nxt, out, b):
+    """Signed levels of block ``j`` of a strip (AC from the chain of :func:`_texture_block`, DC
+    rounded to nearest) into row ``b`` of int32 ``out``."""
+    out[b, 0] = _round_level(sx[0, j], 0.5)
+    for k in range(1, 64):
+        out[b, k] = 0
+    k = nxt[0]
+    while k < 64:
+        m = lv[k]
+        out[b, k] = m if sx[k, j] >= 0 else -m
+        k = nxt[k]
+
+
+#: Blocks per coefficient-major chunk in :func:`texture_levels`.
+_CHUNK = 64
 
 
 @_jit
@@ -1562,15 +1568,21 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
     lv = np.zeros(65, np.int64)
     prv = np.zeros(65, np.int64)
     nxt = np.zeros(65, np.int64)
-    x = np.empty(64)
-    for b in range(scaled.shape[0]):
+    sx = np.empty((64, _CHUNK))
+    sm = np.empty((64, _CHUNK), np.int32)
+    mask = np.empty(_CHUNK, np.int64)
+    eo = np.empty(_CHUNK)
+    n = scaled.shape[0]
+    for b0 in range(0, n, _CHUNK):
+        c = min(_CHUNK, n - b0)
         for k in range(64):
-            x[k] = scaled[b, k]
-        out[b, 0] = _round_level(x[0], 0.5)
-        _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience)
-        for k in range(1, 64):
-            m = lv[k]
-            out[b, k] = m if x[k] >= 0 else -m
+            for j in range(c):
+                sx[k, j] = scaled[b0 + j, k]
+        _strip_round(sx[:, :c], weights, sm[:, :c], mask[:c], eo[:c])
+        for j in range(c):
+            _texture_block(sx, sm, j, mask[j], eo[j], lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho,
+                           patience)  # fmt: skip
+            _chain_out(sx, j, lv, nxt, out, b0 + j)
     return out
 
 
@@ -1659,69 +1671,105 @@ def texture_frame_levels(
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     n = by * bx
-    x = np.empty(64)
     lv = np.zeros(65, np.int64)
     prv = np.zeros(65, np.int64)
     nxt = np.zeros(65, np.int64)
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
-    row = np.empty(8 * bx)
-    tmp = np.empty((64, bx))
-    work = np.empty((64, bx))
-    keep = np.empty(((by + stride - 1) // stride, 64, bx))
-    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, row, tmp, keep, x, dc_len, ac_len)
+    bufs = _strip_buffers(frame, stride)
+    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, stride, bufs, dc_len, ac_len)
     dc = np.empty(n)
     for i in range(by):
-        if i % stride == 0:
-            coef = keep[i // stride]
-        else:
-            coef = work
-            _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
+        sx, sm, mask, eo = _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, False, bufs)
         for j in range(bx):
             b = i * bx + j
-            _scaled_block(coef, j, exact_div, qmul_zz, nat_zz, x)
-            dc[b] = x[0]
-            out[b, 0] = _round_level(x[0], 0.5)
-            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
-            for k in range(1, 64):
-                m = lv[k]
-                out[b, k] = m if x[k] >= 0 else -m
+            dc[b] = sx[0, j]
+            _texture_block(sx, sm, j, mask[j], eo[j], lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho,
+                           patience)  # fmt: skip
+            _chain_out(sx, j, lv, nxt, out, b)
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, out)
     return out
 
 
 @_helper
-def _scaled_block(coef, j, exact_div, qmul_zz, nat_zz, x):
-    """Zigzag DCT coefficients / steps of block ``j`` of a strip (:func:`_fdct_strip`) into ``x``:
-    the values :func:`fdct_scaled` gives."""
+def _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx):
+    """Zigzag DCT coefficients / steps of a strip's blocks (:func:`_fdct_strip`), coefficient-major
+    into ``sx[k, j]``: the values :func:`fdct_scaled` gives."""
+    bx = coef.shape[1]
     for k in range(64):
-        x[k] = coef[nat_zz[k], j] * qmul_zz[k]
+        src = coef[nat_zz[k]]
+        dst = sx[k]
+        q = qmul_zz[k]
+        for j in range(bx):
+            dst[j] = src[j] * q
     for e in range(4):
-        x[EXACT_ZZ[e]] = coef[EXACT_NAT[e], j] / exact_div[e]
+        src = coef[EXACT_NAT[e]]
+        dst = sx[EXACT_ZZ[e]]
+        d = exact_div[e]
+        for j in range(bx):
+            dst[j] = src[j] / d
 
 
 @_jit
-def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, row, tmp, keep, x, dc_len, ac_len):
+def _strip_buffers(frame, stride):
+    """Work buffers of the texture path (:func:`_texture_strip`): slot ``i // stride`` keeps
+    sampled strip ``i`` (step 1), the last slot is the working strip."""
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    slots = (by + stride - 1) // stride + 1
+    return (np.empty(8 * bx), np.empty((64, bx)), np.empty((64, bx)), np.empty((slots, 64, bx)),
+            np.empty((slots, 64, bx), np.int32), np.empty((slots, bx), np.int64), np.empty((slots, bx)))  # fmt: skip
+
+
+@_jit
+def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, fresh, bufs):
+    """Strip ``i`` prepared for :func:`_texture_block` (``sx``, ``sm``, ``mask``, ``eo`` of
+    :func:`_strip_round`): computed into its slot of ``bufs`` (:func:`_strip_buffers`) when
+    ``fresh`` or when it is not a sampled strip, else the sampled strip kept from step 1."""
+    row, tmp, coef, ksx, ksm, kmask, keo = bufs
+    slot = i // stride if i % stride == 0 else ksx.shape[0] - 1
+    sx = ksx[slot]
+    sm = ksm[slot]
+    mask = kmask[slot]
+    eo = keo[slot]
+    if fresh or i % stride != 0:
+        _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
+        _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx)
+        _strip_round(sx, weights, sm, mask, eo)
+    return sx, sm, mask, eo
+
+
+@_jit
+def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, stride, bufs, dc_len, ac_len):
     """Code lengths (into ``dc_len`` / ``ac_len``) of the symbols of the rounded levels of every
     ``stride``-th block row, each row its own DC chain: step 1 of the texture-aware path. The
-    sampled strips' coefficients stay in ``keep`` (strip ``i`` at ``keep[i // stride]``) for step 2."""
+    sampled strips stay in ``bufs`` for step 2."""
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
-    dummy = np.empty(1, np.int64)
-    lv = np.empty(64, np.int64)
+    zrl = 15 << size_bits
     for i in range(0, by, stride):
-        coef = keep[i // stride]
-        _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
+        sx, sm, mask, _ = _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, True, bufs)
         pred = np.int64(0)
-        for j in range(bx):
-            _scaled_block(coef, j, exact_div, qmul_zz, nat_zz, x)
-            for k in range(64):
-                lv[k] = _round_level(x[k], 0.5)
-            _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, dummy, np.int64(0), np.bool_(False))
-            pred = lv[0]
+        for j in range(bx):  # the counts _block_symbols makes of the rounded levels
+            d = np.int64(_round_level(sx[0, j], 0.5))
+            dc_freq[bit_length(d - pred)] += 1
+            pred = d
+            mk = mask[j]
+            prev = 0
+            while mk != 0:
+                k = _ctz64(mk) + 1
+                mk &= mk - 1
+                r = k - prev - 1
+                prev = k
+                while r > 15:
+                    ac_freq[zrl] += 1
+                    r -= 16
+                ac_freq[(r << size_bits) | bit_length(sm[k, j])] += 1
+            if prev < 63:
+                ac_freq[0] += 1
     symbol_code_lengths(dc_freq, dc_len)
     symbol_code_lengths(ac_freq, ac_len)
 
@@ -1756,17 +1804,13 @@ def encode_frame_texture(
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     n = by * bx
-    x = np.empty(64)
     lv = np.zeros(65, np.int64)
     prv = np.zeros(65, np.int64)
     nxt = np.zeros(65, np.int64)
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
-    row = np.empty(8 * bx)
-    tmp = np.empty((64, bx))
-    work = np.empty((64, bx))
-    keep = np.empty(((by + stride - 1) // stride, 64, bx))
-    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, row, tmp, keep, x, dc_len, ac_len)
+    bufs = _strip_buffers(frame, stride)
+    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, stride, bufs, dc_len, ac_len)
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
     cap = 65 * n + 1
@@ -1780,20 +1824,16 @@ def encode_frame_texture(
     ns = np.int64(0)
     extra = np.int64(0)
     for i in range(by):
-        if i % stride == 0:
-            coef = keep[i // stride]
-        else:
-            coef = work
-            _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
+        sx, sm, mask, eo = _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, False, bufs)
         for j in range(bx):
             b = i * bx + j
             if restart_interval > 0 and b % restart_interval == 0 and b > 0:
                 stream[ns] = RESTART_SYMBOL
                 ns += 1
-            _scaled_block(coef, j, exact_div, qmul_zz, nat_zz, x)
-            dc[b] = x[0]
-            dcl[b, 0] = _round_level(x[0], 0.5)
-            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
+            dc[b] = sx[0, j]
+            dcl[b, 0] = _round_level(sx[0, j], 0.5)
+            _texture_block(sx, sm, j, mask[j], eo[j], lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho,
+                           patience)  # fmt: skip
             dc_slot[b] = ns
             ns += 1
             prev = 0
@@ -1806,7 +1846,7 @@ def encode_frame_texture(
                     ns += 1
                     r -= 16
                 m = lv[k]
-                v = m if x[k] >= 0 else -m
+                v = m if sx[k, j] >= 0 else -m
                 sz = bit_length(m)
                 sym = (r << size_bits) | sz
                 ac_freq[sym] += 1

@@ -302,10 +302,7 @@ def texture_levels_reference(
     for b, x in enumerate(scaled):
         a = [abs(float(v)) for v in x]
         out[b, 0] = int(math.copysign(math.floor(a[0] + 0.5), x[0]))
-        part = [0.0, 0.0, 0.0, 0.0]  # the kernel's summation order: four partial sums by k mod 4
-        for k in range(1, 64):
-            part[k % 4] += w[k] * a[k] * a[k]
-        target = rho * math.sqrt((part[0] + part[1]) + (part[2] + part[3]))
+        target = rho * math.sqrt(sum(w[k] * a[k] * a[k] for k in range(1, 64)))
 
         def cost(m: list[int], a: list[float] = a, target: float = target) -> float:
             d = sum(w[k] * (a[k] - m[k]) ** 2 for k in range(1, 64))
