@@ -46,6 +46,7 @@ Encoder tools (all within plain T.81, so any decoder reads the result):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -109,12 +110,11 @@ class _JpegEncoder:
 
     def coder(self, q: float) -> Any:
         """FrameCoder at quality ``q``: integer steps, and (trellis, texture) a lambda from the unrounded
-        steps, so the rate keeps moving with ``q`` where the rounded steps do not."""
-        max_step = 255 if self.P == 8 else 65535
-        steps = quantize.quant_table(q, self.range_bits, table=self.table, max_step=max_step)
-        exact = np.clip(self.weights * quantize.quality_scale(q) * 2.0 ** (self.range_bits - 8), 1, max_step)
-        lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if self.rdo in ("trellis", "texture") else None
-        return FrameCoder(steps, self.P, False, rdo=self.rdo, rdo_size_bits=4, rdo_lambda=lam)
+        steps, so the rate keeps moving with ``q`` where the rounded steps do not. Memoised for
+        the named tables (a series codes every frame at one quality)."""
+        if isinstance(self.table, str):
+            return _named_coder(float(q), self.P, self.range_bits, self.table, self.rdo)
+        return _make_coder(float(q), self.P, self.range_bits, self.table, self.weights, self.rdo)
 
     def encode(self, q: float) -> bytes:
         """The complete stream at quality ``q`` (memoised for the rate search)."""
@@ -129,6 +129,19 @@ class _JpegEncoder:
         )  # fmt: skip
         self._cache[q] = stream
         return stream
+
+
+def _make_coder(q: float, P: int, range_bits: int, table: Any, weights: np.ndarray, rdo: str) -> FrameCoder:
+    max_step = 255 if P == 8 else 65535
+    steps = quantize.quant_table(q, range_bits, table=table, max_step=max_step)
+    exact = np.clip(weights * quantize.quality_scale(q) * 2.0 ** (range_bits - 8), 1, max_step)
+    lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if rdo in ("trellis", "texture") else None
+    return FrameCoder(steps, P, False, rdo=rdo, rdo_size_bits=4, rdo_lambda=lam)
+
+
+@functools.lru_cache(maxsize=256)
+def _named_coder(q: float, P: int, range_bits: int, table: str, rdo: str) -> FrameCoder:
+    return _make_coder(q, P, range_bits, table, quantize.TABLES[table], rdo)
 
 
 def encode_jpeg(

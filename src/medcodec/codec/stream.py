@@ -24,6 +24,7 @@ The encoder and decoder of the pixels are :mod:`.jpeg`'s.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -81,23 +82,44 @@ def build_jpeg(
     SOF0 is used for P=8 (baseline: 8-bit samples, 8-bit Qk, two tables of each kind at
     most), SOF1 for P=12.
     """
-    qt = M.QuantizationTable.from_steps(np.asarray(steps), Tq=0)
+    head = _jpeg_head(np.ascontiguousarray(steps, dtype=np.uint16).tobytes(), P, Y, X, restart_interval)
+    return b"".join((head[0], _dht_bytes(dc_table, ac_table), head[1], coded, _EOI))
+
+
+_EOI = M.EOI.to_bytes(2, "big")
+
+
+@functools.lru_cache(maxsize=256)
+def _jpeg_head(steps: bytes, P: int, Y: int, X: int, restart_interval: int) -> tuple[bytes, bytes]:
+    """The segments of :func:`build_jpeg` that do not depend on the image's Huffman tables: SOI, DQT,
+    SOF (before the DHT) and [DRI,] SOS (after it); memoised (one quality and size per series)."""
+    qt = M.QuantizationTable.from_steps(np.frombuffer(steps, np.uint16), Tq=0)
     if P == 8 and qt.Pq:
         raise InvalidInputError(
             "8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)"
         )
-    parts = [
-        M.SOI.to_bytes(2, "big"),
-        M.Dqt((qt,)).to_bytes(),
-        M.Sof(M.SOF0 if P == 8 else M.SOF1, P, Y, X, (M.FrameComponent(1, 1, 1, 0),)).to_bytes(),
-        M.Dht((M.HuffmanSpec.from_table(dc_table, Tc=0), M.HuffmanSpec.from_table(ac_table, Tc=1))).to_bytes(),
-    ]
-    if restart_interval:
-        parts.append(M.Dri(restart_interval).to_bytes())
-    parts.append(M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes())
-    parts.append(coded)
-    parts.append(M.EOI.to_bytes(2, "big"))
-    return b"".join(parts)
+    before = (
+        M.SOI.to_bytes(2, "big")
+        + M.Dqt((qt,)).to_bytes()
+        + M.Sof(M.SOF0 if P == 8 else M.SOF1, P, Y, X, (M.FrameComponent(1, 1, 1, 0),)).to_bytes()
+    )
+    after = M.Dri(restart_interval).to_bytes() if restart_interval else b""
+    return before, after + M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes()
+
+
+def _dht_bytes(dc_table: entropy.HuffmanTable, ac_table: entropy.HuffmanTable) -> bytes:
+    """The DHT segment of the two tables (T.81 §B.2.4.2), the bytes ``M.Dht(...).to_bytes()``
+    writes (checked by tests/codec/test_jpeg.py), without building the segment objects."""
+    parts = []
+    for tc, t in ((0, dc_table), (1, ac_table)):
+        bits = np.asarray(t.bits)
+        val = np.asarray(t.huffval)
+        if bits.shape != (16,) or int(bits.sum()) != val.size or (val.size and not 0 <= val.min() <= val.max() <= 255):
+            specs = (M.HuffmanSpec.from_table(dc_table, Tc=0), M.HuffmanSpec.from_table(ac_table, Tc=1))
+            return M.Dht(specs).to_bytes()  # raises the segment's own error
+        parts.append(bytes((tc << 4,)) + bits.astype(np.uint8).tobytes() + val.astype(np.uint8).tobytes())
+    body = b"".join(parts)
+    return M.DHT.to_bytes(2, "big") + (len(body) + 2).to_bytes(2, "big") + body
 
 
 @dataclass(frozen=True)
