@@ -719,6 +719,22 @@ def _flush_bytes(out, pos, word, nbytes, stuff):
     return pos
 
 
+@_helper
+def _flush4(out, pos, word, stuff):
+    """:func:`_flush_bytes` of 4 bytes, with a fast path for a word holding no 0xFF byte."""
+    b0 = (word >> 24) & 0xFF
+    b1 = (word >> 16) & 0xFF
+    b2 = (word >> 8) & 0xFF
+    b3 = word & 0xFF
+    if stuff and (b0 == 0xFF or b1 == 0xFF or b2 == 0xFF or b3 == 0xFF):
+        return _flush_bytes(out, pos, word, np.int64(4), stuff)
+    out[pos] = b0
+    out[pos + 1] = b1
+    out[pos + 2] = b2
+    out[pos + 3] = b3
+    return pos + 4
+
+
 @_jit
 def pack_symbols(stream, ns, code, size, stuff, out):
     """Bit-pack a symbol stream with the Huffman codes ``code`` / ``size`` (indexed like the
@@ -758,13 +774,13 @@ def pack_symbols(stream, ns, code, size, stuff, out):
             nbits += length
             if nbits >= 32:
                 nbits -= 32
-                pos = _flush_bytes(out, pos, acc >> nbits, np.int64(4), stuff)
+                pos = _flush4(out, pos, acc >> nbits, stuff)
                 acc &= (np.int64(1) << nbits) - 1
             acc = (acc << s) | (e >> 16)
             nbits += s
         if nbits >= 32:
             nbits -= 32
-            pos = _flush_bytes(out, pos, acc >> nbits, np.int64(4), stuff)
+            pos = _flush4(out, pos, acc >> nbits, stuff)
             acc &= (np.int64(1) << nbits) - 1
     if nbits & 7:
         pad = 8 - (nbits & 7)
