@@ -1472,43 +1472,42 @@ def _strip_round(sx, weights, sm, mask, eo):
 
 
 @_helper
-def _texture_block(sx, sm, j, mask, eo, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience):
-    """Levels (magnitudes, ``lv[k]`` for ``k`` on the chain) of block ``j`` of a strip prepared by
-    :func:`_strip_round`: rounding, then the greedy backward pass of :func:`texture_levels`
-    (``_rdoq`` module docstring). ``prv`` / ``nxt`` (65 entries) hold the chain of the non-zero
-    positions (0: block start, 64: block end); positions off the chain are zero."""
+def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience):
+    """Levels of block ``j`` of a strip prepared by :func:`_strip_round`: rounding, then the greedy
+    backward pass of :func:`texture_levels` (``_rdoq`` module docstring). Returns ``c``, the
+    number of non-zero rounded AC levels; ``pos[:c]`` holds their positions (ascending) and
+    ``lvc[:c]`` their final magnitudes (0: zeroed by the pass)."""
     zrl = ac_bits[15 << size_bits]
     eob = ac_bits[0]
     eq = 0.0
-    last = 0
+    c = 0
     while mask != 0:
         k = _ctz64(mask) + 1
         mask &= mask - 1
         m = np.int64(sm[k, j])
-        lv[k] = m
+        pos[c] = k
+        lvc[c] = m
+        c += 1
         eq += weights[k] * m * m
-        prv[k] = last
-        nxt[last] = k
-        last = k
-    nxt[last] = 64
-    prv[64] = last
-    if last == 0:
-        return
+    if c == 0:
+        return c
     target = math.sqrt(eo) * rho
     target2 = target * target
     pen = _deficit_penalty(eq, target, target2, mu)
-    k = last
+    q = 64  # the nearest level after k that stays non-zero (64: the block's end) ...
+    mq = np.int64(0)  # ... and its magnitude
     misses = 0
-    while k > 0 and misses < patience:
-        p = prv[k]
-        m = lv[k]
+    i = c - 1
+    while i >= 0 and misses < patience:
+        k = pos[i]
+        p = pos[i - 1] if i > 0 else 0  # the level before k (not decided yet)
+        m = lvc[i]
         if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
-            q = nxt[k]
             a = abs(sx[k, j])
             r = k - p - 1
             here = (r >> 4) * zrl + ac_bits[((r & 15) << size_bits) | 1] + 1
             if q < 64:
-                sq = bit_length(lv[q])
+                sq = bit_length(mq)
                 rq = q - k - 1
                 rn = q - p - 1
                 dr = ((rn >> 4) * zrl + ac_bits[((rn & 15) << size_bits) | sq]
@@ -1522,9 +1521,7 @@ def _texture_block(sx, sm, j, mask, eo, lv, prv, nxt, weights, ac_bits, size_bit
             if base + (pen1 - pen) < 0:
                 eq = eq1
                 pen = pen1
-                lv[k] = 0
-                nxt[p] = q
-                prv[q] = p
+                m = 0
                 misses = -1
         elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
             a = abs(sx[k, j])
@@ -1536,24 +1533,28 @@ def _texture_block(sx, sm, j, mask, eo, lv, prv, nxt, weights, ac_bits, size_bit
             if base + (pen1 - pen) < 0:
                 eq = eq1
                 pen = pen1
-                lv[k] = m - 1
+                m -= 1
                 misses = -1
+        lvc[i] = m
+        if m != 0:
+            q = k
+            mq = m
         misses += 1
-        k = p
+        i -= 1
+    return c
 
 
 @_helper
-def _chain_out(sx, j, lv, nxt, out, b):
-    """Signed levels of block ``j`` of a strip (AC from the chain of :func:`_texture_block`, DC
-    rounded to nearest) into row ``b`` of int32 ``out``."""
+def _chain_out(sx, j, c, pos, lvc, out, b):
+    """Signed levels of block ``j`` of a strip (AC from :func:`_texture_block`'s ``c``, ``pos``,
+    ``lvc``; DC rounded to nearest) into row ``b`` of int32 ``out``."""
     out[b, 0] = _round_level(sx[0, j], 0.5)
     for k in range(1, 64):
         out[b, k] = 0
-    k = nxt[0]
-    while k < 64:
-        m = lv[k]
+    for i in range(c):
+        k = pos[i]
+        m = lvc[i]
         out[b, k] = m if sx[k, j] >= 0 else -m
-        k = nxt[k]
 
 
 #: Blocks per coefficient-major chunk in :func:`texture_levels`.
@@ -1581,9 +1582,8 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
     out
         int32 (N, 64): levels; column 0 (DC) rounded to nearest.
     """
-    lv = np.zeros(65, np.int64)
-    prv = np.zeros(65, np.int64)
-    nxt = np.zeros(65, np.int64)
+    pos = np.zeros(64, np.int64)
+    lvc = np.zeros(64, np.int64)
     sx = np.empty((64, _CHUNK))
     sm = np.empty((64, _CHUNK), np.int32)
     mask = np.empty(_CHUNK, np.int64)
@@ -1596,9 +1596,8 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
                 sx[k, j] = scaled[b0 + j, k]
         _strip_round(sx[:, :c], weights, sm[:, :c], mask[:c], eo[:c])
         for j in range(c):
-            _texture_block(sx, sm, j, mask[j], eo[j], lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho,
-                           patience)  # fmt: skip
-            _chain_out(sx, j, lv, nxt, out, b0 + j)
+            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience)
+            _chain_out(sx, j, c, pos, lvc, out, b0 + j)
     return out
 
 
@@ -1687,9 +1686,8 @@ def texture_frame_levels(
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     n = by * bx
-    lv = np.zeros(65, np.int64)
-    prv = np.zeros(65, np.int64)
-    nxt = np.zeros(65, np.int64)
+    pos = np.zeros(64, np.int64)
+    lvc = np.zeros(64, np.int64)
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
     bufs = _strip_buffers(frame, stride)
@@ -1700,9 +1698,8 @@ def texture_frame_levels(
         for j in range(bx):
             b = i * bx + j
             dc[b] = sx[0, j]
-            _texture_block(sx, sm, j, mask[j], eo[j], lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho,
-                           patience)  # fmt: skip
-            _chain_out(sx, j, lv, nxt, out, b)
+            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
+            _chain_out(sx, j, c, pos, lvc, out, b)
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, out)
     return out
@@ -1820,9 +1817,8 @@ def encode_frame_texture(
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     n = by * bx
-    lv = np.zeros(65, np.int64)
-    prv = np.zeros(65, np.int64)
-    nxt = np.zeros(65, np.int64)
+    pos = np.zeros(64, np.int64)
+    lvc = np.zeros(64, np.int64)
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
     bufs = _strip_buffers(frame, stride)
@@ -1848,20 +1844,21 @@ def encode_frame_texture(
                 ns += 1
             dc[b] = sx[0, j]
             dcl[b, 0] = _round_level(sx[0, j], 0.5)
-            _texture_block(sx, sm, j, mask[j], eo[j], lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho,
-                           patience)  # fmt: skip
+            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
             dc_slot[b] = ns
             ns += 1
             prev = 0
-            k = nxt[0]
-            while k < 64:  # the AC symbols of the chain of non-zero levels (T.81 §F.1.2.2)
+            for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
+                m = lvc[t]
+                if m == 0:
+                    continue
+                k = pos[t]
                 r = k - prev - 1
                 while r > 15:
                     ac_freq[zrl] += 1
                     stream[ns] = zrl
                     ns += 1
                     r -= 16
-                m = lv[k]
                 v = m if sx[k, j] >= 0 else -m
                 sz = bit_length(m)
                 sym = (r << size_bits) | sz
@@ -1870,7 +1867,6 @@ def encode_frame_texture(
                 stream[ns] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
                 ns += 1
                 prev = k
-                k = nxt[k]
             if prev < 63:
                 ac_freq[0] += 1
                 stream[ns] = 0
