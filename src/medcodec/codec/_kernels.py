@@ -1613,44 +1613,45 @@ def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
     n = scaled_dc.shape[0]
     if n == 0:
         return out
-    ncand = 3
-    cand = np.empty((n, ncand), np.int64)
-    back = np.zeros((n, ncand), np.int64)
-    cost = np.empty(ncand)
-    new = np.empty(ncand)
+    rnd = np.empty(n, np.int64)  # candidates of block b: rnd[b] - 1, rnd[b], rnd[b] + 1
     for b in range(n):
         x = scaled_dc[b]
-        r = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
-        for c in range(ncand):
-            cand[b, c] = r + c - 1
-    for c in range(ncand):
-        v = cand[0, c]
-        s = bit_length(v)
+        rnd[b] = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
+    rate = np.empty(dc_bits.shape[0])  # lam x bits of a difference of category s
+    for s in range(dc_bits.shape[0]):
+        rate[s] = lam * (dc_bits[s] + s)
+    back = np.zeros((n, 3), np.int8)
+    cost = np.empty(3)
+    new = np.empty(3)
+    sd = np.empty(5, np.int64)  # category of each difference rnd[b] - rnd[b - 1] + (c - p), c - p = -2..2
+    for c in range(3):
+        v = rnd[0] + c - 1
         d = scaled_dc[0] - v
-        cost[c] = weight * d * d + lam * (dc_bits[s] + s)
+        cost[c] = weight * d * d + rate[bit_length(v)]
     for b in range(1, n):
         x = scaled_dc[b]
-        for c in range(ncand):
-            v = cand[b, c]
-            d = x - v
+        base = rnd[b] - rnd[b - 1]
+        for e in range(5):
+            sd[e] = bit_length(base + e - 2)
+        for c in range(3):
+            d = x - (rnd[b] + c - 1)
             best = np.inf
             arg = 0
-            for p in range(ncand):
-                s = bit_length(v - cand[b - 1, p])
-                t = cost[p] + lam * (dc_bits[s] + s)
+            for p in range(3):
+                t = cost[p] + rate[sd[c - p + 2]]
                 if t < best:
                     best = t
                     arg = p
             new[c] = best + weight * d * d
             back[b, c] = arg
-        for c in range(ncand):
+        for c in range(3):
             cost[c] = new[c]
     arg = 0
-    for c in range(1, ncand):
+    for c in range(1, 3):
         if cost[c] < cost[arg]:
             arg = c
     for b in range(n - 1, -1, -1):
-        out[b, 0] = cand[b, arg]
+        out[b, 0] = rnd[b] + arg - 1
         arg = back[b, arg]
     return out
 
