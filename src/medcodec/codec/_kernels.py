@@ -112,6 +112,13 @@ else:
 
 
 @_jit
+def _u(i):
+    """An array index known to be >= 0, as uint64: numba then skips the negative-index
+    wraparound select it adds to every signed index (a few % of the texture kernel)."""
+    return np.uint64(i)
+
+
+@_jit
 def bit_length(x):
     """Magnitude category: number of bits of |x| (0 for 0)."""
     return 64 - _clz64(abs(np.int64(x)))
@@ -1477,18 +1484,18 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
     backward pass of :func:`texture_levels` (``_rdoq`` module docstring). Returns ``c``, the
     number of non-zero rounded AC levels; ``pos[:c]`` holds their positions (ascending) and
     ``lvc[:c]`` their final magnitudes (0: zeroed by the pass)."""
-    zrl = ac_bits[15 << size_bits]
-    eob = ac_bits[0]
+    zrl = ac_bits[_u(15 << size_bits)]
+    eob = ac_bits[_u(0)]
     eq = 0.0
     c = 0
     while mask != 0:
         k = _ctz64(mask) + 1
         mask &= mask - 1
-        m = np.int64(sm[k, j])
+        m = np.int64(sm[_u(k), _u(j)])
         pos[c] = k
         lvc[c] = m
         c += 1
-        eq += weights[k] * m * m
+        eq += weights[_u(k)] * m * m
     if c == 0:
         return c
     target = math.sqrt(eo) * rho
@@ -1499,23 +1506,23 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
     misses = 0
     i = c - 1
     while i >= 0 and misses < patience:
-        k = pos[i]
-        p = pos[i - 1] if i > 0 else 0  # the level before k (not decided yet)
-        m = lvc[i]
+        k = pos[_u(i)]
+        p = pos[_u(i - 1)] if i > 0 else 0  # the level before k (not decided yet)
+        m = lvc[_u(i)]
         if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
-            a = abs(sx[k, j])
+            a = abs(sx[_u(k), _u(j)])
             r = k - p - 1
-            here = (r >> 4) * zrl + ac_bits[((r & 15) << size_bits) | 1] + 1
+            here = (r >> 4) * zrl + ac_bits[_u(((r & 15) << size_bits) | 1)] + 1
             if q < 64:
                 sq = bit_length(mq)
                 rq = q - k - 1
                 rn = q - p - 1
-                dr = ((rn >> 4) * zrl + ac_bits[((rn & 15) << size_bits) | sq]
-                      - (rq >> 4) * zrl - ac_bits[((rq & 15) << size_bits) | sq] - here)  # fmt: skip
+                dr = ((rn >> 4) * zrl + ac_bits[_u(((rn & 15) << size_bits) | sq)]
+                      - (rq >> 4) * zrl - ac_bits[_u(((rq & 15) << size_bits) | sq)] - here)  # fmt: skip
             else:
                 dr = eob - here - (eob if k < 63 else 0.0)
-            base = weights[k] * (2.0 * a - 1.0) + lam * dr
-            eq1 = eq - weights[k]
+            base = weights[_u(k)] * (2.0 * a - 1.0) + lam * dr
+            eq1 = eq - weights[_u(k)]
             # the penalty never falls when energy is removed: computed only when the rest gains
             pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
             if base + (pen1 - pen) < 0:
@@ -1524,18 +1531,18 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
                 m = 0
                 misses = -1
         elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
-            a = abs(sx[k, j])
+            a = abs(sx[_u(k), _u(j)])
             s = bit_length(m)
             rr = ((k - p - 1) & 15) << size_bits
-            base = weights[k] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[rr | (s - 1)] - ac_bits[rr | s] - 1)
-            eq1 = eq - weights[k] * (2 * m - 1)
+            base = weights[_u(k)] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[_u(rr | (s - 1))] - ac_bits[_u(rr | s)] - 1)
+            eq1 = eq - weights[_u(k)] * (2 * m - 1)
             pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
             if base + (pen1 - pen) < 0:
                 eq = eq1
                 pen = pen1
                 m -= 1
                 misses = -1
-        lvc[i] = m
+        lvc[_u(i)] = m
         if m != 0:
             q = k
             mq = m
@@ -1857,20 +1864,20 @@ def encode_frame_texture(
                 r = k - prev - 1
                 while r > 15:
                     ac_freq[zrl] += 1
-                    stream[ns] = zrl
+                    stream[_u(ns)] = zrl
                     ns += 1
                     r -= 16
-                v = m if sx[k, j] >= 0 else -m
+                v = m if sx[_u(k), _u(j)] >= 0 else -m
                 sz = bit_length(m)
                 sym = (r << size_bits) | sz
-                ac_freq[sym] += 1
+                ac_freq[_u(sym)] += 1
                 extra += sz
-                stream[ns] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
+                stream[_u(ns)] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
                 ns += 1
                 prev = k
             if prev < 63:
                 ac_freq[0] += 1
-                stream[ns] = 0
+                stream[_u(ns)] = 0
                 ns += 1
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, dcl)
