@@ -1492,8 +1492,8 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
         k = _ctz64(mask) + 1
         mask &= mask - 1
         m = np.int64(sm[_u(k), _u(j)])
-        pos[c] = k
-        lvc[c] = m
+        pos[_u(c)] = k
+        lvc[_u(c)] = m
         c += 1
         eq += weights[_u(k)] * m * m
     if c == 0:
