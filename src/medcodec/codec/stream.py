@@ -23,11 +23,11 @@ The encoder and decoder of the pixels are :mod:`.jpeg`'s.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -297,9 +297,10 @@ def _find_scan_end_reference(buf: bytes, start: int) -> int:
 
 
 def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
-    table = spec.to_table()
     alphabet = DC_ALPHABET if spec.Tc == 0 else AC_ALPHABET
-    table.validate(alphabet, offset=offset, segment=f"DHT ({'DC' if spec.Tc == 0 else 'AC'} table {spec.Th})")
+    entropy.validate_lists(list(spec.L), list(spec.V), alphabet, offset=offset,
+                           segment=f"DHT ({'DC' if spec.Tc == 0 else 'AC'} table {spec.Th})")  # fmt: skip
+    table = spec.to_table()
     if spec.Tc == 1 and not _AC_ZERO_SIZE.isdisjoint(spec.V):
         bad = [v for v in spec.V if v in _AC_ZERO_SIZE]
         if bad:
@@ -362,7 +363,7 @@ def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) ->
     Ri = 0
     sof: M.Sof | None = None
     sof_offset = 0
-    found: JpegFrame | None = None
+    found: tuple[Any, ...] | None = None  # the JpegFrame's fields once the scan is found
     pos = 2
     while True:
         if pos >= n:
@@ -386,7 +387,8 @@ def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) ->
             if found is None:
                 raise CorruptStreamError("EOI before any scan (T.81 §B.2.1)", offset=pos, segment="EOI")
             segments.append(container.Segment("EOI", pos, 0))
-            return dataclasses.replace(found, segments=tuple(segments))
+            sof_, sos_, qt_, dct_, act_, ri_, start_, end_ = found
+            return JpegFrame(sof_, sos_, qt_, dct_, act_, ri_, start_, end_, segments=tuple(segments))
         if code == M.SOI or M.is_rst(code) or code == 0xFF00 or code == M.TEM:
             raise CorruptStreamError(
                 f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name
@@ -431,7 +433,7 @@ def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) ->
             comp, sc = sof.components[0], sos.components[0]
             scan_end = _find_scan_end(buf, end)
             segments.append(container.Segment("ECS", end, scan_end - end))
-            found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
+            found = (sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
             pos = scan_end
             continue
         # APPn, COM: skipped; JPGn / reserved codes are refused below
