@@ -1479,6 +1479,16 @@ def _strip_round(sx, weights, sm, mask, eo):
 
 
 @_helper
+def _floor_targets(sx, dc_floor, eo):
+    """No energy target (``eo[j] = 0``: the penalty is 0) for the blocks whose DC coefficient / step
+    ``sx[0, j]`` lies below ``dc_floor``: background (air, padding), where keeping the noise costs
+    bits and shows nothing."""
+    for j in range(eo.shape[0]):
+        if sx[0, j] < dc_floor:
+            eo[j] = 0.0
+
+
+@_helper
 def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience):
     """Levels of block ``j`` of a strip prepared by :func:`_strip_round`: rounding, then the greedy
     backward pass of :func:`texture_levels` (``_rdoq`` module docstring). Returns ``c``, the
@@ -1569,7 +1579,7 @@ _CHUNK = 64
 
 
 @_jit
-def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, out):
+def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, dc_floor, out):
     """Texture-aware levels of every block (``_rdoq`` module docstring) into int32 ``out``.
 
     Parameters
@@ -1586,6 +1596,9 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
     patience
         The backward pass over a block stops after this many non-zero levels in a row were
         left as they were (64: never; smaller is faster and a little larger, see docs/design-notes.md).
+    dc_floor
+        Blocks whose DC coefficient / step is below this (background: air, padding) have no
+        energy target (the penalty is 0); ``-inf``: none.
     out
         int32 (N, 64): levels; column 0 (DC) rounded to nearest.
     """
@@ -1602,6 +1615,7 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
             for j in range(c):
                 sx[k, j] = scaled[b0 + j, k]
         _strip_round(sx[:, :c], weights, sm[:, :c], mask[:c], eo[:c])
+        _floor_targets(sx, dc_floor, eo[:c])
         for j in range(c):
             c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience)
             _chain_out(sx, j, c, pos, lvc, out, b0 + j)
@@ -1679,6 +1693,7 @@ def texture_frame_levels(
     patience,
     dc_rdo,
     stride,
+    dc_floor,
     out,
 ):
     """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
@@ -1687,6 +1702,9 @@ def texture_frame_levels(
     sample is enough for code lengths, and costs 1/stride of a DCT pass); then every
     block is transformed and quantized by :func:`_texture_block` straight from the DCT
     output, and the DC chain by :func:`trellis_dc` (``dc_rdo``) or rounding.
+
+    Blocks whose DC coefficient / step lies below ``dc_floor`` (background) have no energy
+    target (:func:`_floor_targets`).
 
     Twin: ``FrameCoder.scaled``, the counts of the sampled rows' rounded levels,
     :func:`symbol_code_lengths`, ``_rdoq.texture_levels_reference``, ``_rdoq.trellis_dc_reference``.
@@ -1699,10 +1717,14 @@ def texture_frame_levels(
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
     bufs = _strip_buffers(frame, stride)
-    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, stride, bufs, dc_len, ac_len)
+    _texture_code_lengths(
+        frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
+    )
     dc = np.empty(n)
     for i in range(by):
-        sx, sm, mask, eo = _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, False, bufs)
+        sx, sm, mask, eo = _texture_strip(
+            frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
+        )
         for j in range(bx):
             b = i * bx + j
             dc[b] = sx[0, j]
@@ -1744,7 +1766,7 @@ def _strip_buffers(frame, stride):
 
 
 @_jit
-def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, fresh, bufs):
+def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, fresh, bufs):
     """Strip ``i`` prepared for :func:`_texture_block` (``sx``, ``sm``, ``mask``, ``eo`` of
     :func:`_strip_round`): computed into its slot of ``bufs`` (:func:`_strip_buffers`) when
     ``fresh`` or when it is not a sampled strip, else the sampled strip kept from step 1."""
@@ -1758,11 +1780,14 @@ def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride
         _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
         _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx)
         _strip_round(sx, weights, sm, mask, eo)
+        _floor_targets(sx, dc_floor, eo)
     return sx, sm, mask, eo
 
 
 @_jit
-def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, stride, bufs, dc_len, ac_len):
+def _texture_code_lengths(
+    frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
+):
     """Code lengths (into ``dc_len`` / ``ac_len``) of the symbols of the rounded levels of every
     ``stride``-th block row, each row its own DC chain: step 1 of the texture-aware path. The
     sampled strips stay in ``bufs`` for step 2."""
@@ -1772,7 +1797,9 @@ def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, weights, si
     ac_freq = np.zeros(16 << size_bits, np.int64)
     zrl = 15 << size_bits
     for i in range(0, by, stride):
-        sx, sm, mask, _ = _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, True, bufs)
+        sx, sm, mask, _ = _texture_strip(
+            frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, True, bufs
+        )
         pred = np.int64(0)
         for j in range(bx):  # the counts _block_symbols makes of the rounded levels
             d = np.int64(_round_level(sx[0, j], 0.5))
@@ -1809,6 +1836,7 @@ def encode_frame_texture(
     patience,
     dc_rdo,
     stride,
+    dc_floor,
     size_bits,
     stuff,
     restart_interval,
@@ -1830,7 +1858,9 @@ def encode_frame_texture(
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
     bufs = _strip_buffers(frame, stride)
-    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, weights, size_bits, stride, bufs, dc_len, ac_len)
+    _texture_code_lengths(
+        frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
+    )
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
     cap = 65 * n + 1
@@ -1844,7 +1874,9 @@ def encode_frame_texture(
     ns = np.int64(0)
     extra = np.int64(0)
     for i in range(by):
-        sx, sm, mask, eo = _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, stride, False, bufs)
+        sx, sm, mask, eo = _texture_strip(
+            frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
+        )
         for j in range(bx):
             b = i * bx + j
             if restart_interval > 0 and b % restart_interval == 0 and b > 0:

@@ -95,9 +95,18 @@ class _JpegEncoder:
     """Encodes one frame at any quality; remembers what it coded for the rate search."""
 
     def __init__(
-        self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int
+        self,
+        frame: np.ndarray,
+        *,
+        bits_stored: int,
+        range_bits: int,
+        table: Any,
+        rdo: str,
+        restart_interval: int,
+        texture_floor: float | None = None,
     ):
         self.frame = frame
+        self.texture_floor = texture_floor
         self.P = precision_for(bits_stored)
         self.bits_stored = bits_stored
         self.range_bits = range_bits
@@ -122,7 +131,8 @@ class _JpegEncoder:
         if hit is not None:
             return hit
         coder = self.coder(q)
-        enc = coder.encode_frame(self.frame, size_bits=4, stuff=True, restart_interval=self.restart_interval)
+        ri, floor = self.restart_interval, self.texture_floor
+        enc = coder.encode_frame(self.frame, size_bits=4, stuff=True, restart_interval=ri, texture_floor=floor)
         stream = build_jpeg(
             enc.coded, P=self.P, Y=self.frame.shape[0], X=self.frame.shape[1], steps=coder.steps,
             dc_table=enc.dc_table, ac_table=enc.ac_table, restart_interval=self.restart_interval,
@@ -270,8 +280,9 @@ def encode_jpeg(
     if table is None:
         table = tables_trained.table_for(modality)
     enc = _JpegEncoder(
-        frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval)
-    )
+        frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval),
+        texture_floor=_rdoq.texture_floor(vmin, vmax),
+    )  # fmt: skip
     target = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range
     if target.kind in (None, "quality"):
         return enc.encode(75.0 if quality is None else float(quality))
