@@ -225,6 +225,44 @@ def levels_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream):
 
 
 @_jit
+def _heap_less(a, b, freq):
+    """Heap order of :func:`code_sizes`: lower frequency first, then the larger index."""
+    return freq[a] < freq[b] or (freq[a] == freq[b] and a > b)
+
+
+@_jit
+def _heap_up(heap, m, freq):
+    """Sift the entry just placed at ``heap[m]`` up; returns the new size ``m + 1``."""
+    i = m
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not _heap_less(heap[i], heap[parent], freq):
+            break
+        heap[i], heap[parent] = heap[parent], heap[i]
+        i = parent
+    return m + 1
+
+
+@_jit
+def _heap_pop(heap, m, freq):
+    """Remove ``heap[0]`` from a heap of size ``m``; returns the new size."""
+    m -= 1
+    heap[0] = heap[m]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= m:
+            break
+        if c + 1 < m and _heap_less(heap[c + 1], heap[c], freq):
+            c += 1
+        if not _heap_less(heap[c], heap[i], freq):
+            break
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+    return m
+
+
+@_jit
 def code_sizes(freq_in):
     """Optimal Huffman code sizes, T.81 §K.2 Figure K.1, with the reserved all-ones code.
 
@@ -240,23 +278,24 @@ def code_sizes(freq_in):
     freq[n - 1] = 1
     codesize = np.zeros(n, np.int32)
     others = np.full(n, -1, np.int32)
-    while True:
-        # V1: least non-zero frequency (the largest index among ties); V2: next least.
-        v1 = -1
-        v2 = -1
-        for i in range(n):
-            f = freq[i]
-            if f == 0:
-                continue
-            if v1 < 0 or f <= freq[v1]:
-                v2 = v1
-                v1 = i
-            elif v2 < 0 or f <= freq[v2]:
-                v2 = i
-        if v2 < 0:
-            break
+    # V1: least non-zero frequency (the largest index among ties); V2: next least. Figure K.1
+    # finds them by scanning all symbols; a binary heap ordered by (frequency, -index) picks the
+    # same two (O(log n) instead of O(n) per merge).
+    heap = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        if freq[i] > 0:
+            heap[m] = i
+            m = _heap_up(heap, m, freq)
+    while m > 1:
+        v1 = heap[0]
+        m = _heap_pop(heap, m, freq)
+        v2 = heap[0]
+        m = _heap_pop(heap, m, freq)
         freq[v1] += freq[v2]
         freq[v2] = 0
+        heap[m] = v1
+        m = _heap_up(heap, m, freq)
         codesize[v1] += 1
         while others[v1] >= 0:
             v1 = others[v1]

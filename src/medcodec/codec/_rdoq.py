@@ -346,6 +346,15 @@ def texture_levels_reference(
     return out
 
 
+def _steps_weights(coder: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A coder's float64 steps (zigzag) and their squares, memoised on the coder."""
+    hit = coder.__dict__.get("_texture_steps")
+    if hit is None:
+        steps = coder.steps_zz.astype(np.float64)
+        hit = coder.__dict__["_texture_steps"] = (steps, steps * steps)
+    return hit  # type: ignore[no-any-return]
+
+
 def texture_dc_floor(coder: Any, floor: float | None) -> float:
     """The background floor (a sample value, or None: none) as the kernels compare it: a block's
     DC coefficient / step, ``8 (mean - offset) / step_0``."""
@@ -399,11 +408,11 @@ def encode_frame_texture(
     returns ``(coded bytes, DC table, AC table)``. ``floor`` as for :func:`texture_frame_levels`."""
     from . import transform
 
-    steps = coder.steps_zz.astype(np.float64)
+    steps, weights = _steps_weights(coder)
     lam = default_lambda(steps) if lam is None else float(lam)
     arrays = entropy.new_table_arrays(size_bits)
     coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
-        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
+        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, weights,
         lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
         texture_dc_floor(coder, floor), size_bits, stuff, restart_interval, *arrays,
     )  # fmt: skip

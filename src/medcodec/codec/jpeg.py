@@ -114,7 +114,8 @@ class _JpegEncoder:
         self.rdo = rdo
         self.restart_interval = restart_interval
         self._cache: dict[float, bytes] = {}
-        quantize.quant_table(75, range_bits, table=table)  # validates ``table`` early
+        if not (isinstance(table, str) and table in quantize.TABLES):  # the named tables are valid
+            quantize.quant_table(75, range_bits, table=table)  # validates ``table`` early
         self.weights = quantize.TABLES[table] if isinstance(table, str) else np.asarray(table, np.float64).ravel()
 
     def coder(self, q: float) -> Any:

@@ -114,10 +114,17 @@ def _dht_bytes(dc_table: entropy.HuffmanTable, ac_table: entropy.HuffmanTable) -
     for tc, t in ((0, dc_table), (1, ac_table)):
         bits = np.asarray(t.bits)
         val = np.asarray(t.huffval)
-        if bits.shape != (16,) or int(bits.sum()) != val.size or (val.size and not 0 <= val.min() <= val.max() <= 255):
+        b8 = bits.astype(np.uint8)
+        v8 = val.astype(np.uint8)
+        # valid: 16 counts of the values given, every value a byte (the uint8 copies are exact)
+        if (
+            bits.shape != (16,)
+            or int(b8.sum(dtype=np.int64)) != val.size
+            or not (np.array_equal(b8, bits) and np.array_equal(v8, val))
+        ):
             specs = (M.HuffmanSpec.from_table(dc_table, Tc=0), M.HuffmanSpec.from_table(ac_table, Tc=1))
             return M.Dht(specs).to_bytes()  # raises the segment's own error
-        parts.append(bytes((tc << 4,)) + bits.astype(np.uint8).tobytes() + val.astype(np.uint8).tobytes())
+        parts.append(bytes((tc << 4,)) + b8.tobytes() + v8.tobytes())
     body = b"".join(parts)
     return M.DHT.to_bytes(2, "big") + (len(body) + 2).to_bytes(2, "big") + body
 
