@@ -352,7 +352,7 @@ def _steps_weights(coder: Any) -> tuple[np.ndarray, np.ndarray]:
     if hit is None:
         steps = coder.steps_zz.astype(np.float64)
         hit = coder.__dict__["_texture_steps"] = (steps, steps * steps)
-    return hit  # type: ignore[no-any-return]
+    return hit
 
 
 def texture_dc_floor(coder: Any, floor: float | None) -> float:
