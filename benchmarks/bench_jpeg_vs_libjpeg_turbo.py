@@ -179,13 +179,14 @@ def cpu_seconds(fn, items, repeat: int) -> float:
 
 
 def speed_ratio(anchor, anchor_items, test, test_items, repeat: int) -> float:
-    """Best CPU time of ``anchor`` over ``anchor_items`` / best of ``test`` over ``test_items``, the
-    ``repeat`` passes of the two interleaved, so that a load that changes during the measurement
-    (a shared machine) weighs on both sides alike."""
+    """Best CPU time of ``anchor`` over ``anchor_items`` / best of ``test`` over ``test_items``: rounds
+    of two passes of each (the better counts, so the caches are warm as when a series is coded),
+    the two sides interleaved, so that a load that changes during the measurement (a shared
+    machine) weighs on both alike."""
     best_a = best_t = math.inf
-    for _ in range(repeat):
-        best_a = min(best_a, cpu_seconds(anchor, anchor_items, 1))
-        best_t = min(best_t, cpu_seconds(test, test_items, 1))
+    for _ in range(repeat):  # each side's timed pass follows an untimed one (warm caches, as in a series)
+        best_a = min(best_a, cpu_seconds(anchor, anchor_items, 2))
+        best_t = min(best_t, cpu_seconds(test, test_items, 2))
     return best_a / best_t
 
 
