@@ -625,17 +625,18 @@ def _fdct_strip(frame, y0, offset, row, tmp, coef):
             row[x] = edge
         b = 8 * r
         for j in range(bx):
-            x0 = 8 * j
+            x0 = _u(8 * j)
             o = _fdct8(row[x0], row[x0 + 1], row[x0 + 2], row[x0 + 3], row[x0 + 4], row[x0 + 5], row[x0 + 6],
                        row[x0 + 7])  # fmt: skip
-            tmp[b, j] = o[0]
-            tmp[b + 1, j] = o[1]
-            tmp[b + 2, j] = o[2]
-            tmp[b + 3, j] = o[3]
-            tmp[b + 4, j] = o[4]
-            tmp[b + 5, j] = o[5]
-            tmp[b + 6, j] = o[6]
-            tmp[b + 7, j] = o[7]
+            ju = _u(j)
+            tmp[_u(b), ju] = o[0]
+            tmp[_u(b + 1), ju] = o[1]
+            tmp[_u(b + 2), ju] = o[2]
+            tmp[_u(b + 3), ju] = o[3]
+            tmp[_u(b + 4), ju] = o[4]
+            tmp[_u(b + 5), ju] = o[5]
+            tmp[_u(b + 6), ju] = o[6]
+            tmp[_u(b + 7), ju] = o[7]
     for v in range(8):
         t0 = tmp[v]
         t1 = tmp[8 + v]
