@@ -57,7 +57,12 @@ def test_round_trip(bits, shape, restart):
     assert psnr(img, out, bits) > 40
     header = medcodec.read_header(data)
     assert (header.format, header.rows, header.cols, header.frames, header.bits_stored, header.signed) == (
-        "jpeg", shape[0], shape[1], 1, bits, False
+        "jpeg",
+        shape[0],
+        shape[1],
+        1,
+        bits,
+        False,
     )
     assert header.meta["restart_interval"] == restart and header.quality is None
 
@@ -82,7 +87,9 @@ def test_restart_markers_in_stream():
     rst = [ecs[i + 1] for i in range(len(ecs) - 1) if ecs[i] == 0xFF and 0xD0 <= ecs[i + 1] <= 0xD7]
     assert rst == [0xD0 + (m % 8) for m in range(6)]  # ceil(25 / 4) - 1 markers, cyclic
     assert "DRI" in segment_types(data) and jf.Ri == 4
-    np.testing.assert_array_equal(jpeg.decode_jpeg(data), jpeg.decode_jpeg(jpeg.encode_jpeg(img, bits_stored=12, quality=80)))
+    np.testing.assert_array_equal(
+        jpeg.decode_jpeg(data), jpeg.decode_jpeg(jpeg.encode_jpeg(img, bits_stored=12, quality=80))
+    )
 
 
 def test_byte_stuffing():
@@ -118,7 +125,9 @@ def test_level_shift_uses_precision_not_bits_stored():
     assert psnr(img, out, 10) > 45
     # DC level of a flat block at 512 is (512 - 2048) * 8 / step
     flat = np.full((8, 8), 512, np.uint16)
-    coder = jpeg._JpegEncoder(flat, bits_stored=10, range_bits=10, table="flat", rdo="none", restart_interval=0).coder(100)
+    coder = jpeg._JpegEncoder(flat, bits_stored=10, range_bits=10, table="flat", rdo="none", restart_interval=0).coder(
+        100
+    )
     assert coder.levels(flat)[0, 0] == round((512 - 2048) * 8 / coder.steps[0])
 
 
@@ -281,7 +290,9 @@ def _with_marker(code: int, *, sof_body: bytes | None = None) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize("code", [0xFFC2, 0xFFC3, 0xFFC5, 0xFFC6, 0xFFC7, 0xFFC9, 0xFFCA, 0xFFCB, 0xFFCD, 0xFFCE, 0xFFCF])
+@pytest.mark.parametrize(
+    "code", [0xFFC2, 0xFFC3, 0xFFC5, 0xFFC6, 0xFFC7, 0xFFC9, 0xFFCA, 0xFFCB, 0xFFCD, 0xFFCE, 0xFFCF]
+)
 def test_other_processes_unsupported(code):
     with pytest.raises(UnsupportedFeatureError, match=M.marker_name(code)) as info:
         medcodec.decode(_with_marker(code))
@@ -366,7 +377,12 @@ CORRUPT = [
     ("second SOI", lambda d: d[:2] + d, CorruptStreamError, "SOI"),
     ("junk between segments", lambda d: d[:2] + b"\x12" + d[2:], CorruptStreamError, "expected a marker"),
     ("no frame header", lambda d: _drop_segment(d, "SOF1"), CorruptStreamError, "SOS before a frame header"),
-    ("two frame headers", lambda d: _replace_segment(d, "DHT", d[71:84] + d[84 : 84 + 2 + jpeg.parse_jpeg(d).segments[3].length]), CorruptStreamError, "second frame header"),
+    (
+        "two frame headers",
+        lambda d: _replace_segment(d, "DHT", d[71:84] + d[84 : 84 + 2 + jpeg.parse_jpeg(d).segments[3].length]),
+        CorruptStreamError,
+        "second frame header",
+    ),
     ("no DQT", lambda d: _drop_segment(d, "DQT"), CorruptStreamError, "Tq=0 is not defined"),
     ("no DHT", lambda d: _drop_segment(d, "DHT"), CorruptStreamError, "Huffman table 0 is not defined"),
     ("no EOI", lambda d: d[:-2], TruncatedStreamError, "EOI"),
@@ -374,18 +390,78 @@ CORRUPT = [
     ("reserved marker", lambda d: d[:2] + b"\xff\x45\x00\x02" + d[2:], CorruptStreamError, "reserved marker"),
     ("stray RST", lambda d: d[:2] + b"\xff\xd3" + d[2:], CorruptStreamError, "RST3"),
     ("Pq=1 at P=8", None, CorruptStreamError, "Pq=1"),
-    ("two components in scan", lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(1), M.ScanComponent(2))).to_bytes()), CorruptStreamError, "Ns=2"),
-    ("wrong component in scan", lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(5),)).to_bytes()), CorruptStreamError, "Cs=5"),
-    ("spectral selection", lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(1),), Ss=1, Se=5).to_bytes()), CorruptStreamError, "Ss=1 Se=5"),
-    ("restart markers out of order", lambda d: d.replace(b"\xff\xd1", b"\xff\xd2", 1), CorruptStreamError, "restart marker"),
-    ("restart interval mismatch", lambda d: _replace_segment(d, "DRI", M.Dri(7).to_bytes()), CorruptStreamError, "RST0 where coded data was expected|not a code of the Huffman table"),
-    ("P=9 in SOF1", lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF1, 9, 40, 48, (M.FrameComponent(1),)).to_bytes()), CorruptStreamError, "P=9"),
-    ("P=12 in SOF0", lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF0, 12, 40, 48, (M.FrameComponent(1),)).to_bytes()), CorruptStreamError, "P=12"),
-    ("AC table with symbol 0x10", lambda d: _replace_segment(d, "DHT", M.Dht((M.HuffmanSpec(1, 0, (0, 2) + (0,) * 14, (0, 0x10)),)).to_bytes()), CorruptStreamError, "0x10"),
-    ("DC table with category 16", lambda d: _replace_segment(d, "DHT", M.Dht((M.HuffmanSpec(0, 0, (0, 2) + (0,) * 14, (0, 16)),)).to_bytes()), CorruptStreamError, "outside the alphabet"),
-    ("too many codes", lambda d: _replace_segment(d, "DHT", M.Dht((M.HuffmanSpec(0, 0, (3,) + (0,) * 15, (0, 1, 2)),)).to_bytes()), CorruptStreamError, "overflow"),
-    ("image larger than its data", lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF1, 12, 4000, 4000, (M.FrameComponent(1),)).to_bytes()), TruncatedStreamError, "blocks cannot be coded"),
-    ("huge image", lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF1, 12, 65535, 65535, (M.FrameComponent(1),)).to_bytes()), CorruptStreamError, "exceed the limit"),
+    (
+        "two components in scan",
+        lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(1), M.ScanComponent(2))).to_bytes()),
+        CorruptStreamError,
+        "Ns=2",
+    ),
+    (
+        "wrong component in scan",
+        lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(5),)).to_bytes()),
+        CorruptStreamError,
+        "Cs=5",
+    ),
+    (
+        "spectral selection",
+        lambda d: _replace_segment(d, "SOS", M.Sos((M.ScanComponent(1),), Ss=1, Se=5).to_bytes()),
+        CorruptStreamError,
+        "Ss=1 Se=5",
+    ),
+    (
+        "restart markers out of order",
+        lambda d: d.replace(b"\xff\xd1", b"\xff\xd2", 1),
+        CorruptStreamError,
+        "restart marker",
+    ),
+    (
+        "restart interval mismatch",
+        lambda d: _replace_segment(d, "DRI", M.Dri(7).to_bytes()),
+        CorruptStreamError,
+        "RST0 where coded data was expected|not a code of the Huffman table",
+    ),
+    (
+        "P=9 in SOF1",
+        lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF1, 9, 40, 48, (M.FrameComponent(1),)).to_bytes()),
+        CorruptStreamError,
+        "P=9",
+    ),
+    (
+        "P=12 in SOF0",
+        lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF0, 12, 40, 48, (M.FrameComponent(1),)).to_bytes()),
+        CorruptStreamError,
+        "P=12",
+    ),
+    (
+        "AC table with symbol 0x10",
+        lambda d: _replace_segment(d, "DHT", M.Dht((M.HuffmanSpec(1, 0, (0, 2) + (0,) * 14, (0, 0x10)),)).to_bytes()),
+        CorruptStreamError,
+        "0x10",
+    ),
+    (
+        "DC table with category 16",
+        lambda d: _replace_segment(d, "DHT", M.Dht((M.HuffmanSpec(0, 0, (0, 2) + (0,) * 14, (0, 16)),)).to_bytes()),
+        CorruptStreamError,
+        "outside the alphabet",
+    ),
+    (
+        "too many codes",
+        lambda d: _replace_segment(d, "DHT", M.Dht((M.HuffmanSpec(0, 0, (3,) + (0,) * 15, (0, 1, 2)),)).to_bytes()),
+        CorruptStreamError,
+        "overflow",
+    ),
+    (
+        "image larger than its data",
+        lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF1, 12, 4000, 4000, (M.FrameComponent(1),)).to_bytes()),
+        TruncatedStreamError,
+        "blocks cannot be coded",
+    ),
+    (
+        "huge image",
+        lambda d: _replace_segment(d, "SOF1", M.Sof(M.SOF1, 12, 65535, 65535, (M.FrameComponent(1),)).to_bytes()),
+        CorruptStreamError,
+        "exceed the limit",
+    ),
 ]
 
 
@@ -495,6 +571,7 @@ def test_rate_control_on_real_ct(shared_data):
     assert 50 <= achieved < 50.5
     # the stream libjpeg-turbo needs for the same PSNR is larger (issue 3: at equal PSNR we spend fewer bytes)
     imagecodecs = pytest.importorskip("imagecodecs")
+
     def turbo(q: int) -> bytes:
         return imagecodecs.jpeg8_encode(img, level=q, bitspersample=12, optimize=True)
 
@@ -551,3 +628,33 @@ def test_find_scan_end_matches_its_byte_by_byte_twin() -> None:
             assert stream._find_scan_end(buf, start) == stream._find_scan_end_reference(buf, start)
     assert stream._find_scan_end(b"\x12\xff\x00\xff\xd3\x01\xff\xff\xd9", 0) == 6
     assert stream._find_scan_end(b"\x12\xff", 0) == 2
+
+
+@pytest.mark.parametrize(("bits", "restart_interval"), [(8, 0), (12, 0), (12, 5)])
+def test_build_jpeg_writes_the_segment_objects_bytes(bits, restart_interval):
+    """build_jpeg's memoised header and direct DHT bytes are exactly what the marker segment
+    objects write (T.81 Annex B), for the tables of a real encode."""
+    from medcodec.codec.stream import build_jpeg
+
+    img = image(40, 56, bits, seed=4)
+    data = jpeg.encode_jpeg(img, bits_stored=bits, quality=70, restart_interval=restart_interval)
+    jf = jpeg.parse_jpeg(data)
+    coded = data[jf.scan_start : jf.scan_end]
+    steps = jf.qtable.natural()
+    want = b"".join(
+        [
+            M.SOI.to_bytes(2, "big"),
+            M.Dqt((M.QuantizationTable.from_steps(np.asarray(steps), Tq=0),)).to_bytes(),
+            M.Sof(M.SOF0 if bits == 8 else M.SOF1, jf.P, 40, 56, (M.FrameComponent(1, 1, 1, 0),)).to_bytes(),
+            M.Dht(
+                (M.HuffmanSpec.from_table(jf.dc_table, Tc=0), M.HuffmanSpec.from_table(jf.ac_table, Tc=1))
+            ).to_bytes(),
+            M.Dri(restart_interval).to_bytes() if restart_interval else b"",
+            M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes(),
+            coded,
+            M.EOI.to_bytes(2, "big"),
+        ]
+    )
+    got = build_jpeg(coded, P=jf.P, Y=40, X=56, steps=steps, dc_table=jf.dc_table, ac_table=jf.ac_table,
+                     restart_interval=restart_interval)  # fmt: skip
+    assert got == want == data

@@ -49,6 +49,48 @@ def test_code_sizes_optimal_like_heap_huffman(seed: int) -> None:
     assert int(np.dot(k2, weights)) == int(np.dot(ref, weights))
 
 
+def _code_sizes_figure_k1(freq: np.ndarray) -> np.ndarray:
+    """T.81 Figure K.1 literally: V1 / V2 found by scanning every symbol (the largest index
+    among equal frequencies), the reserved symbol (frequency 1) last."""
+    f = [int(v) for v in freq] + [1]
+    size = [0] * len(f)
+    others = [-1] * len(f)
+    while True:
+        v1 = v2 = -1
+        for i, fi in enumerate(f):
+            if fi == 0:
+                continue
+            if v1 < 0 or fi <= f[v1]:
+                v1, v2 = i, v1
+            elif v2 < 0 or fi <= f[v2]:
+                v2 = i
+        if v2 < 0:
+            return np.array(size)
+        f[v1] += f[v2]
+        f[v2] = 0
+        for v in (v1, v2):  # every symbol of both merged trees gets one bit longer
+            size[v] += 1
+            while others[v] >= 0:
+                v = others[v]
+                size[v] += 1
+        v = v1  # V2's chain goes after the end of V1's (OTHERS(V1) = V2)
+        while others[v] >= 0:
+            v = others[v]
+        others[v] = v2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_code_sizes_heap_picks_what_figure_k1_scans(seed: int) -> None:
+    """The kernel's heap picks the same V1 / V2 as Figure K.1's scan, ties included (equal
+    frequencies are where an implementation's choice shows): the same code sizes, not just an
+    equally good code."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        n = int(rng.integers(1, 257))
+        freq = rng.integers(1, int(rng.choice([2, 3, 6, 1000])), n).astype(np.int64)
+        np.testing.assert_array_equal(K.code_sizes(freq), _code_sizes_figure_k1(freq))
+
+
 def test_length_limit_16_on_skewed_frequencies() -> None:
     fib = [1, 1]
     while len(fib) < 30:

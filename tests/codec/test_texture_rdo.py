@@ -34,15 +34,17 @@ def _counts_bits(levels: np.ndarray, size_bits: int) -> tuple[np.ndarray, np.nda
 
 @pytest.mark.parametrize("size_bits", [4, 5])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize(("mu", "patience"), [(0.0, 64), (16.0, 64), (16.0, 2)])
-def test_texture_kernel_matches_reference(size_bits, seed, mu, patience):
+@pytest.mark.parametrize(("mu", "patience", "dc_floor"), [(0.0, 64, -math.inf), (16.0, 64, -math.inf), (16.0, 2, 0.0),
+                                                         (16.0, 64, 0.0)])  # fmt: skip
+def test_texture_kernel_matches_reference(size_bits, seed, mu, patience, dc_floor):
     rng = np.random.default_rng(seed)
-    x = _scaled_blocks(rng, 60)
+    x = _scaled_blocks(rng, 150)  # more than one coefficient-major chunk of the kernel
     weights = rng.uniform(50, 300, 64)
     _, ac_bits = _counts_bits(quantize.round_levels(x), size_bits)
     lam = 0.12 * float(np.mean(weights[1:]))
-    got = K.texture_levels(x, weights, ac_bits, size_bits, lam, mu, 1.0, patience, np.empty(x.shape, np.int32))
-    want = _rdoq.texture_levels_reference(x, weights, ac_bits, size_bits, lam, mu, 1.0, patience)
+    got = K.texture_levels(x, weights, ac_bits, size_bits, lam, mu, 1.0, patience, dc_floor,
+                           np.empty(x.shape, np.int32))  # fmt: skip
+    want = _rdoq.texture_levels_reference(x, weights, ac_bits, size_bits, lam, mu, 1.0, patience, dc_floor)
     np.testing.assert_array_equal(got, want)
     rounded = quantize.round_levels(x)
     assert np.all(np.abs(got) <= np.abs(rounded))  # levels only move towards zero
@@ -62,8 +64,8 @@ def test_energy_penalty_keeps_texture_and_costs_error():
     w = np.full(64, 100.0)
     _, ac_bits = _counts_bits(quantize.round_levels(x), 4)
     lam = 0.3 * 100.0
-    plain = K.texture_levels(x, w, ac_bits, 4, lam, 0.0, 1.0, 64, np.empty(x.shape, np.int32))
-    kept = K.texture_levels(x, w, ac_bits, 4, lam, 16.0, 1.0, 64, np.empty(x.shape, np.int32))
+    plain = K.texture_levels(x, w, ac_bits, 4, lam, 0.0, 1.0, 64, -math.inf, np.empty(x.shape, np.int32))
+    kept = K.texture_levels(x, w, ac_bits, 4, lam, 16.0, 1.0, 64, -math.inf, np.empty(x.shape, np.int32))
     energy = lambda lv: np.sum(lv[:, 1:].astype(float) ** 2, axis=1)  # noqa: E731
     assert np.mean(energy(kept)) > 1.5 * np.mean(energy(plain))
     assert np.mean(energy(plain) == 0) > 0.3  # the plain RD choice zeroes whole blocks ...
@@ -73,14 +75,15 @@ def test_energy_penalty_keeps_texture_and_costs_error():
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (37, 90), (200, 136)])
-@pytest.mark.parametrize("restart_interval", [0, 7])
-def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval):
-    """texture_frame_levels (one kernel: sampled statistics, DCT, greedy, DC Viterbi) equals the
-    chain of separately tested pieces, and encode_frame_texture codes exactly those levels."""
+@pytest.mark.parametrize(("restart_interval", "floor"), [(0, None), (7, None), (0, 1300.0), (7, 1300.0)])
+def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval, floor):
+    """texture_frame_levels (one kernel: sampled statistics, DCT, greedy, DC Viterbi, background
+    floor) equals the chain of separately tested pieces, and encode_frame_texture codes exactly
+    those levels."""
     rng = np.random.default_rng(shape[0])
     img = np.clip(1000 + 30 * rng.standard_normal(shape) + np.linspace(0, 800, shape[1]), 0, 4095).astype(np.uint16)
     coder = FrameCoder(quantize.quant_table(55, 12, table="ct"), 12, False, rdo="texture")
-    got = _rdoq.texture_frame_levels(coder, img, size_bits=4, restart_interval=restart_interval)
+    got = _rdoq.texture_frame_levels(coder, img, size_bits=4, restart_interval=restart_interval, floor=floor)
 
     scaled = coder.scaled(img)
     by, bx = transform.blocks_shape(*shape)
@@ -94,11 +97,18 @@ def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval):
     ac_bits = K.symbol_code_lengths(ac_freq, np.empty(256))
     steps = coder.steps_zz.astype(np.float64)
     lam = _rdoq.default_lambda(steps)
-    want = _rdoq.texture_levels_reference(scaled, steps * steps, ac_bits, 4, lam)
+    dc_floor = -math.inf if floor is None else 8 * (floor - 2048) / steps[0]  # a block's DC / step at mean = floor
+    assert dc_floor == _rdoq.texture_dc_floor(coder, floor)
+    if floor is not None:
+        assert 0.2 < np.mean(scaled[:, 0] < dc_floor) < 0.8  # the floor splits the image
+    want = _rdoq.texture_levels_reference(scaled, steps * steps, ac_bits, 4, lam, dc_floor=dc_floor)
     want[:, 0] = _rdoq.trellis_dc_reference(scaled[:, 0], steps[0] ** 2, dc_bits, lam)
     np.testing.assert_array_equal(got, want)
+    if floor is not None:  # and it changes levels: below it the penalty no longer keeps energy
+        assert np.any(got != _rdoq.texture_frame_levels(coder, img, size_bits=4, restart_interval=restart_interval))
 
-    coded, dc, ac = _rdoq.encode_frame_texture(coder, img, size_bits=4, stuff=True, restart_interval=restart_interval)
+    coded, dc, ac = _rdoq.encode_frame_texture(coder, img, size_bits=4, stuff=True, restart_interval=restart_interval,
+                                               floor=floor)  # fmt: skip
     coded2, dc2, ac2 = entropy.encode_scan(got, size_bits=4, stuff=True, restart_interval=restart_interval)
     assert coded == coded2
     for t, t2 in ((dc, dc2), (ac, ac2)):
@@ -180,3 +190,30 @@ def test_range_bits_gives_one_table_for_frames_of_different_ranges():
             medcodec.encode(narrow, bits_stored=12, format="jpeg", range_bits=bad)
     with pytest.raises(InvalidInputError):
         medcodec.encode(narrow, bits_stored=12, format="mdc", range_bits=12)
+
+
+def test_default_jpeg_has_no_energy_target_in_the_background():
+    """encode_jpeg's default gives the blocks whose mean lies in the lowest TEXTURE_FLOOR of the
+    image's range (air, padding) no energy target: their noise is not kept at the cost of bits,
+    while the tissue's is (the rest of the image codes as without the floor)."""
+    rng = np.random.default_rng(11)
+    img = np.full((128, 128), 40.0)
+    img[:, 64:] = 3000.0  # background | tissue
+    img = np.clip(img + 12 * rng.standard_normal(img.shape), 0, 4095).astype(np.uint16)
+    floor = _rdoq.texture_floor(int(img.min()), int(img.max()))
+    assert img[:, :64].mean() < floor < img[:, 64:].mean()
+    data = jpeg.encode_jpeg(img, bits_stored=12, quality=50)
+    rb = levelshift.content_range_bits(img, int(img.min()), int(img.max()), 12)
+    coder = FrameCoder(quantize.quant_table(50, rb, table="ct"), 12, False, rdo="texture",
+                       rdo_lambda=jpeg._JpegEncoder(img, bits_stored=12, range_bits=rb, table="ct", rdo="texture",
+                                                    restart_interval=0).coder(50.0).rdo_lambda)  # fmt: skip
+    with_floor = coder.levels(img, texture_floor=floor)
+    without = coder.levels(img)
+    blocks = np.arange(with_floor.shape[0]).reshape(16, 16)
+    bg, tissue = blocks[:, :8].ravel(), blocks[:, 8:].ravel()
+    np.testing.assert_array_equal(with_floor[tissue], without[tissue])
+    energy = lambda lv: float(np.sum(lv[:, 1:].astype(float) ** 2))  # noqa: E731
+    assert energy(with_floor[bg]) < energy(without[bg])
+    assert entropy.scan_bits(with_floor, size_bits=4) < entropy.scan_bits(without, size_bits=4)
+    # the default stream codes exactly these levels
+    np.testing.assert_array_equal(jpeg.decode_jpeg(data), coder.reconstruct(with_floor, 128, 128))

@@ -112,6 +112,13 @@ else:
 
 
 @_jit
+def _u(i):
+    """An array index known to be >= 0, as uint64: numba then skips the negative-index
+    wraparound select it adds to every signed index (a few % of the texture kernel)."""
+    return np.uint64(i)
+
+
+@_jit
 def bit_length(x):
     """Magnitude category: number of bits of |x| (0 for 0)."""
     return 64 - _clz64(abs(np.int64(x)))
@@ -218,6 +225,44 @@ def levels_symbols(zz, size_bits, restart_interval, dc_freq, ac_freq, stream):
 
 
 @_jit
+def _heap_less(a, b, freq):
+    """Heap order of :func:`code_sizes`: lower frequency first, then the larger index."""
+    return freq[a] < freq[b] or (freq[a] == freq[b] and a > b)
+
+
+@_jit
+def _heap_up(heap, m, freq):
+    """Sift the entry just placed at ``heap[m]`` up; returns the new size ``m + 1``."""
+    i = m
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not _heap_less(heap[i], heap[parent], freq):
+            break
+        heap[i], heap[parent] = heap[parent], heap[i]
+        i = parent
+    return m + 1
+
+
+@_jit
+def _heap_pop(heap, m, freq):
+    """Remove ``heap[0]`` from a heap of size ``m``; returns the new size."""
+    m -= 1
+    heap[0] = heap[m]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= m:
+            break
+        if c + 1 < m and _heap_less(heap[c + 1], heap[c], freq):
+            c += 1
+        if not _heap_less(heap[c], heap[i], freq):
+            break
+        heap[i], heap[c] = heap[c], heap[i]
+        i = c
+    return m
+
+
+@_jit
 def code_sizes(freq_in):
     """Optimal Huffman code sizes, T.81 §K.2 Figure K.1, with the reserved all-ones code.
 
@@ -233,23 +278,24 @@ def code_sizes(freq_in):
     freq[n - 1] = 1
     codesize = np.zeros(n, np.int32)
     others = np.full(n, -1, np.int32)
-    while True:
-        # V1: least non-zero frequency (the largest index among ties); V2: next least.
-        v1 = -1
-        v2 = -1
-        for i in range(n):
-            f = freq[i]
-            if f == 0:
-                continue
-            if v1 < 0 or f <= freq[v1]:
-                v2 = v1
-                v1 = i
-            elif v2 < 0 or f <= freq[v2]:
-                v2 = i
-        if v2 < 0:
-            break
+    # V1: least non-zero frequency (the largest index among ties); V2: next least. Figure K.1
+    # finds them by scanning all symbols; a binary heap ordered by (frequency, -index) picks the
+    # same two (O(log n) instead of O(n) per merge).
+    heap = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        if freq[i] > 0:
+            heap[m] = i
+            m = _heap_up(heap, m, freq)
+    while m > 1:
+        v1 = heap[0]
+        m = _heap_pop(heap, m, freq)
+        v2 = heap[0]
+        m = _heap_pop(heap, m, freq)
         freq[v1] += freq[v2]
         freq[v2] = 0
+        heap[m] = v1
+        m = _heap_up(heap, m, freq)
         codesize[v1] += 1
         while others[v1] >= 0:
             v1 = others[v1]
@@ -555,6 +601,71 @@ def _fdct_block(frame, y0, x0, offset, ws):
         ws[56 + c] = o[7]
 
 
+@_helper
+def _fdct_strip(frame, y0, offset, row, tmp, coef):
+    """AAN-scaled 2-D DCT of every block of the strip of rows ``y0..y0+7`` into ``coef``
+    (64, blocks): ``coef[n, j]`` is natural coefficient ``n`` of block ``j``.
+
+    The same arithmetic, in the same order, as :func:`_fdct_block` (rows, then columns), so
+    the results are identical, but twice as fast: each pixel row is first converted to
+    level-shifted float64 in ``row`` (8 x blocks entries; a loop the compiler vectorises), and
+    the column pass runs over all the strip's blocks (``tmp[8 r + v, j]``: row ``r``'s
+    horizontal frequency ``v``). Rows and columns past the frame's edge repeat the last one
+    (edge padding).
+    """
+    rows = frame.shape[0]
+    cols = frame.shape[1]
+    bx = coef.shape[1]
+    for r in range(8):
+        src = frame[min(y0 + r, rows - 1)]
+        for x in range(cols):
+            row[x] = float(src[x]) - offset
+        edge = row[cols - 1]
+        for x in range(cols, 8 * bx):
+            row[x] = edge
+        b = 8 * r
+        for j in range(bx):
+            x0 = _u(8 * j)
+            o = _fdct8(row[x0], row[x0 + 1], row[x0 + 2], row[x0 + 3], row[x0 + 4], row[x0 + 5], row[x0 + 6],
+                       row[x0 + 7])  # fmt: skip
+            ju = _u(j)
+            tmp[_u(b), ju] = o[0]
+            tmp[_u(b + 1), ju] = o[1]
+            tmp[_u(b + 2), ju] = o[2]
+            tmp[_u(b + 3), ju] = o[3]
+            tmp[_u(b + 4), ju] = o[4]
+            tmp[_u(b + 5), ju] = o[5]
+            tmp[_u(b + 6), ju] = o[6]
+            tmp[_u(b + 7), ju] = o[7]
+    for v in range(8):
+        t0 = tmp[v]
+        t1 = tmp[8 + v]
+        t2 = tmp[16 + v]
+        t3 = tmp[24 + v]
+        t4 = tmp[32 + v]
+        t5 = tmp[40 + v]
+        t6 = tmp[48 + v]
+        t7 = tmp[56 + v]
+        c0 = coef[v]
+        c1 = coef[8 + v]
+        c2 = coef[16 + v]
+        c3 = coef[24 + v]
+        c4 = coef[32 + v]
+        c5 = coef[40 + v]
+        c6 = coef[48 + v]
+        c7 = coef[56 + v]
+        for j in range(bx):
+            o = _fdct8(t0[j], t1[j], t2[j], t3[j], t4[j], t5[j], t6[j], t7[j])
+            c0[j] = o[0]
+            c1[j] = o[1]
+            c2[j] = o[2]
+            c3[j] = o[3]
+            c4[j] = o[4]
+            c5[j] = o[5]
+            c6[j] = o[6]
+            c7[j] = o[7]
+
+
 @_jit
 def fdct_scaled(frame, offset, exact_div, qmul_zz, nat_zz, out):
     """Every block of ``frame``: DCT / steps in zigzag order into float64 ``out`` (nblocks, 64).
@@ -655,6 +766,22 @@ def _flush_bytes(out, pos, word, nbytes, stuff):
     return pos
 
 
+@_helper
+def _flush4(out, pos, word, stuff):
+    """:func:`_flush_bytes` of 4 bytes, with a fast path for a word holding no 0xFF byte."""
+    b0 = (word >> 24) & 0xFF
+    b1 = (word >> 16) & 0xFF
+    b2 = (word >> 8) & 0xFF
+    b3 = word & 0xFF
+    if stuff and (b0 == 0xFF or b1 == 0xFF or b2 == 0xFF or b3 == 0xFF):
+        return _flush_bytes(out, pos, word, np.int64(4), stuff)
+    out[pos] = b0
+    out[pos + 1] = b1
+    out[pos + 2] = b2
+    out[pos + 3] = b3
+    return pos + 4
+
+
 @_jit
 def pack_symbols(stream, ns, code, size, stuff, out):
     """Bit-pack a symbol stream with the Huffman codes ``code`` / ``size`` (indexed like the
@@ -694,13 +821,13 @@ def pack_symbols(stream, ns, code, size, stuff, out):
             nbits += length
             if nbits >= 32:
                 nbits -= 32
-                pos = _flush_bytes(out, pos, acc >> nbits, np.int64(4), stuff)
+                pos = _flush4(out, pos, acc >> nbits, stuff)
                 acc &= (np.int64(1) << nbits) - 1
             acc = (acc << s) | (e >> 16)
             nbits += s
         if nbits >= 32:
             nbits -= 32
-            pos = _flush_bytes(out, pos, acc >> nbits, np.int64(4), stuff)
+            pos = _flush4(out, pos, acc >> nbits, stuff)
             acc &= (np.int64(1) << nbits) - 1
     if nbits & 7:
         pad = 8 - (nbits & 7)
@@ -1335,15 +1462,20 @@ def levels_pixels(zz, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
 # The default level selection of the standard JPEG encoder (``rdo="texture"``,
 # :mod:`medcodec.codec._rdoq` explains the cost function). Per frame:
 #
-#   1. DCT / steps of every block (:func:`fdct_scaled`) and the symbol counts of the
-#      rounded levels: the code lengths the decisions are priced with (the "previous pass");
-#   2. per block, a greedy pass from the last coefficient to the first that lowers or
-#      zeroes a level when error + lambda x bits + an energy-loss penalty decreases
-#      (:func:`texture_levels`); then a Viterbi search over the DC chain (:func:`trellis_dc`);
-#   3. symbols, optimal Huffman tables and bit packing (:func:`encode_levels`).
+#   1. the symbol counts of the rounded levels of every 4th strip of blocks: the code lengths
+#      the decisions are priced with (the "previous pass"; :func:`_texture_code_lengths`);
+#   2. per strip of 8 pixel rows (:func:`_texture_strip`): DCT of all its blocks
+#      (:func:`_fdct_strip`), scaled by the steps, rounded, the non-zero masks and AC energies
+#      coefficient-major (:func:`_strip_scaled`, :func:`_strip_round`: loops over the blocks,
+#      vectorised; blocks under the background floor get no energy target); then per block the
+#      greedy pass from the last coefficient to the first that lowers or zeroes a level when
+#      error + lambda x bits + an energy-loss penalty decreases (:func:`_texture_block`), and
+#      its AC symbols; then a Viterbi search over the DC chain (:func:`trellis_dc`);
+#   3. DC symbols, optimal Huffman tables and bit packing (:func:`_coded_scan`).
 #
 # Twins: ``_rdoq.texture_levels_reference`` and ``_rdoq.trellis_dc_reference`` (plain Python),
-# ``_rdoq.symbol_bits`` (NumPy); ``tests/codec/test_rdoq.py`` checks they agree.
+# ``_rdoq.symbol_bits`` (NumPy); ``tests/codec/test_rdoq.py`` and ``tests/codec/test_texture_rdo.py``
+# check they agree (the latter bit for bit, the whole fused kernel included).
 
 
 @_jit
@@ -1368,84 +1500,131 @@ def _deficit_penalty(energy, target, target2, mu):
 
 
 @_helper
-def _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience):
-    """Levels (magnitudes, ``lv[1..63]``) of one block of scaled AC coefficients ``x`` (zigzag):
-    rounding, then the greedy backward pass of :func:`texture_levels` (``_rdoq`` module docstring). ``prv`` / ``nxt``
-    (65 entries) hold the chain of non-zero positions (0: block start, 64: block end)."""
-    zrl = ac_bits[15 << size_bits]
-    eob = ac_bits[0]
-    eo = 0.0
+def _strip_round(sx, weights, sm, mask, eo):
+    """Step 1 of :func:`_texture_block` for every block ``j`` of a strip held coefficient-major
+    (``sx[k, j]``: zigzag coefficient ``k`` / step): rounded AC magnitudes into int32 ``sm[k, j]``,
+    the bit mask of the non-zero ones (bit ``k - 1``) into ``mask[j]``, the AC energy
+    ``sum_k weights[k] |x_k|**2`` (k ascending) into ``eo[j]``. Loops over the blocks, which the
+    compiler vectorises."""
+    bx = sx.shape[1]
+    for j in range(bx):
+        eo[j] = 0.0
+        mask[j] = 0
+    for k in range(1, 64):
+        src = sx[k]
+        mk = sm[k]
+        w = weights[k]
+        bit = np.int64(1) << (k - 1)
+        for j in range(bx):
+            a = abs(src[j])
+            m = np.int32(a + 0.5)  # a >= 0: truncation is floor
+            mk[j] = m
+            eo[j] += w * a * a
+            mask[j] |= bit if m != 0 else 0
+
+
+@_helper
+def _floor_targets(sx, dc_floor, eo):
+    """No energy target (``eo[j] = 0``: the penalty is 0) for the blocks whose DC coefficient / step
+    ``sx[0, j]`` lies below ``dc_floor``: background (air, padding), where keeping the noise costs
+    bits and shows nothing."""
+    for j in range(eo.shape[0]):
+        if sx[0, j] < dc_floor:
+            eo[j] = 0.0
+
+
+@_helper
+def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience):
+    """Levels of block ``j`` of a strip prepared by :func:`_strip_round`: rounding, then the greedy
+    backward pass of :func:`texture_levels` (``_rdoq`` module docstring). Returns ``c``, the
+    number of non-zero rounded AC levels; ``pos[:c]`` holds their positions (ascending) and
+    ``lvc[:c]`` their final magnitudes (0: zeroed by the pass)."""
+    zrl = ac_bits[_u(15 << size_bits)]
+    eob = ac_bits[_u(0)]
     eq = 0.0
-    last = 0
-    mask = np.int64(0)
-    for k in range(1, 64):  # branch-free: rounding, energies, bit mask of the non-zero levels
-        a = abs(x[k])
-        m = np.int64(a + 0.5)  # a >= 0: truncation is floor
-        lv[k] = m
-        eo += weights[k] * a * a
-        mask |= np.int64(m != 0) << (k - 1)
+    c = 0
     while mask != 0:
         k = _ctz64(mask) + 1
         mask &= mask - 1
-        m = lv[k]
-        eq += weights[k] * m * m
-        prv[k] = last
-        nxt[last] = k
-        last = k
-    nxt[last] = 64
-    prv[64] = last
-    if last == 0:
-        return
+        m = np.int64(sm[_u(k), _u(j)])
+        pos[_u(c)] = k
+        lvc[_u(c)] = m
+        c += 1
+        eq += weights[_u(k)] * m * m
+    if c == 0:
+        return c
     target = math.sqrt(eo) * rho
     target2 = target * target
     pen = _deficit_penalty(eq, target, target2, mu)
-    k = last
+    q = 64  # the nearest level after k that stays non-zero (64: the block's end) ...
+    mq = np.int64(0)  # ... and its magnitude
     misses = 0
-    while k > 0 and misses < patience:
-        p = prv[k]
-        m = lv[k]
+    i = c - 1
+    while i >= 0 and misses < patience:
+        k = pos[_u(i)]
+        p = pos[_u(i - 1)] if i > 0 else 0  # the level before k (not decided yet)
+        m = lvc[_u(i)]
         if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
-            q = nxt[k]
-            a = abs(x[k])
+            a = abs(sx[_u(k), _u(j)])
             r = k - p - 1
-            here = (r >> 4) * zrl + ac_bits[((r & 15) << size_bits) | 1] + 1
+            here = (r >> 4) * zrl + ac_bits[_u(((r & 15) << size_bits) | 1)] + 1
             if q < 64:
-                sq = bit_length(lv[q])
+                sq = bit_length(mq)
                 rq = q - k - 1
                 rn = q - p - 1
-                dr = ((rn >> 4) * zrl + ac_bits[((rn & 15) << size_bits) | sq]
-                      - (rq >> 4) * zrl - ac_bits[((rq & 15) << size_bits) | sq] - here)  # fmt: skip
+                dr = ((rn >> 4) * zrl + ac_bits[_u(((rn & 15) << size_bits) | sq)]
+                      - (rq >> 4) * zrl - ac_bits[_u(((rq & 15) << size_bits) | sq)] - here)  # fmt: skip
             else:
                 dr = eob - here - (eob if k < 63 else 0.0)
-            base = weights[k] * (2.0 * a - 1.0) + lam * dr
-            eq1 = eq - weights[k]
+            base = weights[_u(k)] * (2.0 * a - 1.0) + lam * dr
+            eq1 = eq - weights[_u(k)]
             # the penalty never falls when energy is removed: computed only when the rest gains
             pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
             if base + (pen1 - pen) < 0:
                 eq = eq1
                 pen = pen1
-                lv[k] = 0
-                nxt[p] = q
-                prv[q] = p
+                m = 0
                 misses = -1
         elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
-            a = abs(x[k])
+            a = abs(sx[_u(k), _u(j)])
             s = bit_length(m)
             rr = ((k - p - 1) & 15) << size_bits
-            base = weights[k] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[rr | (s - 1)] - ac_bits[rr | s] - 1)
-            eq1 = eq - weights[k] * (2 * m - 1)
+            base = weights[_u(k)] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[_u(rr | (s - 1))] - ac_bits[_u(rr | s)] - 1)
+            eq1 = eq - weights[_u(k)] * (2 * m - 1)
             pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
             if base + (pen1 - pen) < 0:
                 eq = eq1
                 pen = pen1
-                lv[k] = m - 1
+                m -= 1
                 misses = -1
+        lvc[_u(i)] = m
+        if m != 0:
+            q = k
+            mq = m
         misses += 1
-        k = p
+        i -= 1
+    return c
+
+
+@_helper
+def _chain_out(sx, j, c, pos, lvc, out, b):
+    """Signed levels of block ``j`` of a strip (AC from :func:`_texture_block`'s ``c``, ``pos``,
+    ``lvc``; DC rounded to nearest) into row ``b`` of int32 ``out``."""
+    out[b, 0] = _round_level(sx[0, j], 0.5)
+    for k in range(1, 64):
+        out[b, k] = 0
+    for i in range(c):
+        k = pos[i]
+        m = lvc[i]
+        out[b, k] = m if sx[k, j] >= 0 else -m
+
+
+#: Blocks per coefficient-major chunk in :func:`texture_levels`.
+_CHUNK = 64
 
 
 @_jit
-def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, out):
+def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, dc_floor, out):
     """Texture-aware levels of every block (``_rdoq`` module docstring) into int32 ``out``.
 
     Parameters
@@ -1462,21 +1641,29 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
     patience
         The backward pass over a block stops after this many non-zero levels in a row were
         left as they were (64: never; smaller is faster and a little larger, see docs/design-notes.md).
+    dc_floor
+        Blocks whose DC coefficient / step is below this (background: air, padding) have no
+        energy target (the penalty is 0); ``-inf``: none.
     out
         int32 (N, 64): levels; column 0 (DC) rounded to nearest.
     """
-    lv = np.zeros(65, np.int64)
-    prv = np.zeros(65, np.int64)
-    nxt = np.zeros(65, np.int64)
-    x = np.empty(64)
-    for b in range(scaled.shape[0]):
+    pos = np.zeros(64, np.int64)
+    lvc = np.zeros(64, np.int64)
+    sx = np.empty((64, _CHUNK))
+    sm = np.empty((64, _CHUNK), np.int32)
+    mask = np.empty(_CHUNK, np.int64)
+    eo = np.empty(_CHUNK)
+    n = scaled.shape[0]
+    for b0 in range(0, n, _CHUNK):
+        c = min(_CHUNK, n - b0)
         for k in range(64):
-            x[k] = scaled[b, k]
-        out[b, 0] = _round_level(x[0], 0.5)
-        _texture_block(x, lv, prv, nxt, weights, ac_bits, size_bits, lam, mu, rho, patience)
-        for k in range(1, 64):
-            m = lv[k]
-            out[b, k] = m if x[k] >= 0 else -m
+            for j in range(c):
+                sx[k, j] = scaled[b0 + j, k]
+        _strip_round(sx[:, :c], weights, sm[:, :c], mask[:c], eo[:c])
+        _floor_targets(sx, dc_floor, eo[:c])
+        for j in range(c):
+            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience)
+            _chain_out(sx, j, c, pos, lvc, out, b0 + j)
     return out
 
 
@@ -1492,44 +1679,45 @@ def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
     n = scaled_dc.shape[0]
     if n == 0:
         return out
-    ncand = 3
-    cand = np.empty((n, ncand), np.int64)
-    back = np.zeros((n, ncand), np.int64)
-    cost = np.empty(ncand)
-    new = np.empty(ncand)
+    rnd = np.empty(n, np.int64)  # candidates of block b: rnd[b] - 1, rnd[b], rnd[b] + 1
     for b in range(n):
         x = scaled_dc[b]
-        r = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
-        for c in range(ncand):
-            cand[b, c] = r + c - 1
-    for c in range(ncand):
-        v = cand[0, c]
-        s = bit_length(v)
+        rnd[b] = np.int64(math.floor(x + 0.5)) if x >= 0 else -np.int64(math.floor(-x + 0.5))
+    rate = np.empty(dc_bits.shape[0])  # lam x bits of a difference of category s
+    for s in range(dc_bits.shape[0]):
+        rate[s] = lam * (dc_bits[s] + s)
+    back = np.zeros((n, 3), np.int8)
+    cost = np.empty(3)
+    new = np.empty(3)
+    sd = np.empty(5, np.int64)  # category of each difference rnd[b] - rnd[b - 1] + (c - p), c - p = -2..2
+    for c in range(3):
+        v = rnd[0] + c - 1
         d = scaled_dc[0] - v
-        cost[c] = weight * d * d + lam * (dc_bits[s] + s)
+        cost[c] = weight * d * d + rate[bit_length(v)]
     for b in range(1, n):
         x = scaled_dc[b]
-        for c in range(ncand):
-            v = cand[b, c]
-            d = x - v
+        base = rnd[b] - rnd[b - 1]
+        for e in range(5):
+            sd[e] = bit_length(base + e - 2)
+        for c in range(3):
+            d = x - (rnd[b] + c - 1)
             best = np.inf
             arg = 0
-            for p in range(ncand):
-                s = bit_length(v - cand[b - 1, p])
-                t = cost[p] + lam * (dc_bits[s] + s)
+            for p in range(3):
+                t = cost[p] + rate[sd[c - p + 2]]
                 if t < best:
                     best = t
                     arg = p
             new[c] = best + weight * d * d
             back[b, c] = arg
-        for c in range(ncand):
+        for c in range(3):
             cost[c] = new[c]
     arg = 0
-    for c in range(1, ncand):
+    for c in range(1, 3):
         if cost[c] < cost[arg]:
             arg = c
     for b in range(n - 1, -1, -1):
-        out[b, 0] = cand[b, arg]
+        out[b, 0] = rnd[b] + arg - 1
         arg = back[b, arg]
     return out
 
@@ -1550,6 +1738,7 @@ def texture_frame_levels(
     patience,
     dc_rdo,
     stride,
+    dc_floor,
     out,
 ):
     """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
@@ -1559,59 +1748,121 @@ def texture_frame_levels(
     block is transformed and quantized by :func:`_texture_block` straight from the DCT
     output, and the DC chain by :func:`trellis_dc` (``dc_rdo``) or rounding.
 
+    Blocks whose DC coefficient / step lies below ``dc_floor`` (background) have no energy
+    target (:func:`_floor_targets`).
+
     Twin: ``FrameCoder.scaled``, the counts of the sampled rows' rounded levels,
     :func:`symbol_code_lengths`, ``_rdoq.texture_levels_reference``, ``_rdoq.trellis_dc_reference``.
     """
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     n = by * bx
-    ws = np.empty(64)
-    x = np.empty(64)
-    lv = np.zeros(65, np.int64)
-    prv = np.zeros(65, np.int64)
-    nxt = np.zeros(65, np.int64)
+    pos = np.zeros(64, np.int64)
+    lvc = np.zeros(64, np.int64)
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
-    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len)
+    bufs = _strip_buffers(frame, stride)
+    _texture_code_lengths(
+        frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
+    )
     dc = np.empty(n)
     for i in range(by):
+        sx, sm, mask, eo = _texture_strip(
+            frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
+        )
         for j in range(bx):
             b = i * bx + j
-            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
-            for k in range(64):
-                x[k] = ws[nat_zz[k]] * qmul_zz[k]
-            for e in range(4):
-                x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
-            dc[b] = x[0]
-            out[b, 0] = _round_level(x[0], 0.5)
-            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
-            for k in range(1, 64):
-                m = lv[k]
-                out[b, k] = m if x[k] >= 0 else -m
+            dc[b] = sx[0, j]
+            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
+            _chain_out(sx, j, c, pos, lvc, out, b)
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, out)
     return out
 
 
+@_helper
+def _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx):
+    """Zigzag DCT coefficients / steps of a strip's blocks (:func:`_fdct_strip`), coefficient-major
+    into ``sx[k, j]``: the values :func:`fdct_scaled` gives."""
+    bx = coef.shape[1]
+    for k in range(64):
+        src = coef[nat_zz[k]]
+        dst = sx[k]
+        q = qmul_zz[k]
+        for j in range(bx):
+            dst[j] = src[j] * q
+    for e in range(4):
+        src = coef[EXACT_NAT[e]]
+        dst = sx[EXACT_ZZ[e]]
+        d = exact_div[e]
+        for j in range(bx):
+            dst[j] = src[j] / d
+
+
 @_jit
-def _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len):
+def _strip_buffers(frame, stride):
+    """Work buffers of the texture path (:func:`_texture_strip`): slot ``i // stride`` keeps
+    sampled strip ``i`` (step 1), the last slot is the working strip."""
+    by = (frame.shape[0] + 7) // 8
+    bx = (frame.shape[1] + 7) // 8
+    slots = (by + stride - 1) // stride + 1
+    return (np.empty(8 * bx), np.empty((64, bx)), np.empty((64, bx)), np.empty((slots, 64, bx)),
+            np.empty((slots, 64, bx), np.int32), np.empty((slots, bx), np.int64), np.empty((slots, bx)))  # fmt: skip
+
+
+@_jit
+def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, fresh, bufs):
+    """Strip ``i`` prepared for :func:`_texture_block` (``sx``, ``sm``, ``mask``, ``eo`` of
+    :func:`_strip_round`): computed into its slot of ``bufs`` (:func:`_strip_buffers`) when
+    ``fresh`` or when it is not a sampled strip, else the sampled strip kept from step 1."""
+    row, tmp, coef, ksx, ksm, kmask, keo = bufs
+    slot = i // stride if i % stride == 0 else ksx.shape[0] - 1
+    sx = ksx[slot]
+    sm = ksm[slot]
+    mask = kmask[slot]
+    eo = keo[slot]
+    if fresh or i % stride != 0:
+        _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
+        _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx)
+        _strip_round(sx, weights, sm, mask, eo)
+        _floor_targets(sx, dc_floor, eo)
+    return sx, sm, mask, eo
+
+
+@_jit
+def _texture_code_lengths(
+    frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
+):
     """Code lengths (into ``dc_len`` / ``ac_len``) of the symbols of the rounded levels of every
-    ``stride``-th block row, each row its own DC chain: step 1 of the texture-aware path."""
+    ``stride``-th block row, each row its own DC chain: step 1 of the texture-aware path. The
+    sampled strips stay in ``bufs`` for step 2."""
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
-    dummy = np.empty(1, np.int64)
+    zrl = 15 << size_bits
     for i in range(0, by, stride):
+        sx, sm, mask, _ = _texture_strip(
+            frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, True, bufs
+        )
         pred = np.int64(0)
-        for j in range(bx):
-            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
-            for k in range(64):
-                lv[k] = _round_level(ws[nat_zz[k]] * qmul_zz[k], 0.5)
-            for e in range(4):
-                lv[EXACT_ZZ[e]] = _round_level(ws[EXACT_NAT[e]] / exact_div[e], 0.5)
-            _block_symbols(lv, pred, size_bits, dc_freq, ac_freq, dummy, np.int64(0), np.bool_(False))
-            pred = lv[0]
+        for j in range(bx):  # the counts _block_symbols makes of the rounded levels
+            d = np.int64(_round_level(sx[0, j], 0.5))
+            dc_freq[bit_length(d - pred)] += 1
+            pred = d
+            mk = mask[j]
+            prev = 0
+            while mk != 0:
+                k = _ctz64(mk) + 1
+                mk &= mk - 1
+                r = k - prev - 1
+                prev = k
+                while r > 15:
+                    ac_freq[zrl] += 1
+                    r -= 16
+                ac_freq[(r << size_bits) | bit_length(sm[k, j])] += 1
+            if prev < 63:
+                ac_freq[0] += 1
     symbol_code_lengths(dc_freq, dc_len)
     symbol_code_lengths(ac_freq, ac_len)
 
@@ -1630,6 +1881,7 @@ def encode_frame_texture(
     patience,
     dc_rdo,
     stride,
+    dc_floor,
     size_bits,
     stuff,
     restart_interval,
@@ -1646,14 +1898,14 @@ def encode_frame_texture(
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     n = by * bx
-    ws = np.empty(64)
-    x = np.empty(64)
-    lv = np.zeros(65, np.int64)
-    prv = np.zeros(65, np.int64)
-    nxt = np.zeros(65, np.int64)
+    pos = np.zeros(64, np.int64)
+    lvc = np.zeros(64, np.int64)
     dc_len = np.empty(1 << size_bits)
     ac_len = np.empty(16 << size_bits)
-    _texture_code_lengths(frame, offset, exact_div, qmul_zz, nat_zz, size_bits, stride, ws, lv, dc_len, ac_len)
+    bufs = _strip_buffers(frame, stride)
+    _texture_code_lengths(
+        frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
+    )
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
     cap = 65 * n + 1
@@ -1667,43 +1919,42 @@ def encode_frame_texture(
     ns = np.int64(0)
     extra = np.int64(0)
     for i in range(by):
+        sx, sm, mask, eo = _texture_strip(
+            frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
+        )
         for j in range(bx):
             b = i * bx + j
             if restart_interval > 0 and b % restart_interval == 0 and b > 0:
                 stream[ns] = RESTART_SYMBOL
                 ns += 1
-            _fdct_block(frame, 8 * i, 8 * j, offset, ws)
-            for k in range(64):
-                x[k] = ws[nat_zz[k]] * qmul_zz[k]
-            for e in range(4):
-                x[EXACT_ZZ[e]] = ws[EXACT_NAT[e]] / exact_div[e]
-            dc[b] = x[0]
-            dcl[b, 0] = _round_level(x[0], 0.5)
-            _texture_block(x, lv, prv, nxt, weights, ac_len, size_bits, lam, mu, rho, patience)
+            dc[b] = sx[0, j]
+            dcl[b, 0] = _round_level(sx[0, j], 0.5)
+            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
             dc_slot[b] = ns
             ns += 1
             prev = 0
-            k = nxt[0]
-            while k < 64:  # the AC symbols of the chain of non-zero levels (T.81 §F.1.2.2)
+            for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
+                m = lvc[t]
+                if m == 0:
+                    continue
+                k = pos[t]
                 r = k - prev - 1
                 while r > 15:
                     ac_freq[zrl] += 1
-                    stream[ns] = zrl
+                    stream[_u(ns)] = zrl
                     ns += 1
                     r -= 16
-                m = lv[k]
-                v = m if x[k] >= 0 else -m
+                v = m if sx[_u(k), _u(j)] >= 0 else -m
                 sz = bit_length(m)
                 sym = (r << size_bits) | sz
-                ac_freq[sym] += 1
+                ac_freq[_u(sym)] += 1
                 extra += sz
-                stream[ns] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
+                stream[_u(ns)] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
                 ns += 1
                 prev = k
-                k = nxt[k]
             if prev < 63:
                 ac_freq[0] += 1
-                stream[ns] = 0
+                stream[_u(ns)] = 0
                 ns += 1
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, dcl)

@@ -79,6 +79,9 @@ __all__ = [
     "texture_frame_levels",
     "TEXTURE_MU",
     "TEXTURE_RHO",
+    "TEXTURE_FLOOR",
+    "texture_floor",
+    "texture_dc_floor",
     "trellis_blocks_reference",
     "threshold_levels",
     "threshold_blocks",
@@ -107,6 +110,11 @@ TEXTURE_DC = True
 TEXTURE_STATS_STRIDE = 4
 #: Texture mode: the backward pass over a block stops after this many rejected moves in a row.
 TEXTURE_PATIENCE = 64
+#: Texture mode: blocks whose mean lies in the lowest this share of the image's sample range
+#: (background: air outside the patient, padding; on the training CTs below -925 HU, under lung
+#: parenchyma) get no energy target: plain RD decisions, as turbo's rounding keeps nothing there
+#: either. Chosen on the training sets (docs/design-notes.md).
+TEXTURE_FLOOR = 0.03
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -279,9 +287,11 @@ def texture_levels_reference(
     mu: float = TEXTURE_MU,
     rho: float = TEXTURE_RHO,
     patience: int = TEXTURE_PATIENCE,
+    dc_floor: float = -math.inf,
 ) -> np.ndarray:
     """Plain-Python twin of :func:`texture_levels`: the same greedy decisions, each judged by
-    recomputing the whole block's cost ``D + lam R + penalty`` from scratch (no deltas)."""
+    recomputing the whole block's cost ``D + lam R + penalty`` from scratch (no deltas); a block
+    whose scaled DC lies below ``dc_floor`` has no energy target."""
     scaled = np.asarray(scaled, dtype=np.float64)
     out = np.zeros(scaled.shape, np.int32)
     zrl = float(ac_bits[15 << size_bits])
@@ -303,6 +313,8 @@ def texture_levels_reference(
         a = [abs(float(v)) for v in x]
         out[b, 0] = int(math.copysign(math.floor(a[0] + 0.5), x[0]))
         target = rho * math.sqrt(sum(w[k] * a[k] * a[k] for k in range(1, 64)))
+        if x[0] < dc_floor:  # background: no energy target
+            target = 0.0
 
         def cost(m: list[int], a: list[float] = a, target: float = target) -> float:
             d = sum(w[k] * (a[k] - m[k]) ** 2 for k in range(1, 64))
@@ -334,11 +346,41 @@ def texture_levels_reference(
     return out
 
 
+def _steps_weights(coder: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A coder's float64 steps (zigzag) and their squares, memoised on the coder."""
+    hit = coder.__dict__.get("_texture_steps")
+    if hit is None:
+        steps = coder.steps_zz.astype(np.float64)
+        hit = coder.__dict__["_texture_steps"] = (steps, steps * steps)
+    return hit
+
+
+def texture_dc_floor(coder: Any, floor: float | None) -> float:
+    """The background floor (a sample value, or None: none) as the kernels compare it: a block's
+    DC coefficient / step, ``8 (mean - offset) / step_0``."""
+    if floor is None:
+        return -math.inf
+    return 8.0 * (float(floor) - float(coder.offset)) / float(coder.steps_zz[0])
+
+
+def texture_floor(vmin: float, vmax: float) -> float:
+    """Background floor of an image whose samples span ``vmin..vmax``: ``vmin +``
+    :data:`TEXTURE_FLOOR` ``x (vmax - vmin)``."""
+    return float(vmin) + TEXTURE_FLOOR * (float(vmax) - float(vmin))
+
+
 def texture_frame_levels(
-    coder: Any, frame: np.ndarray, *, size_bits: int, restart_interval: int = 0, lam: float | None = None
+    coder: Any,
+    frame: np.ndarray,
+    *,
+    size_bits: int,
+    restart_interval: int = 0,
+    lam: float | None = None,
+    floor: float | None = None,
 ) -> np.ndarray:
     """Texture-aware levels of a frame (int32 zigzag, (nblocks, 64)) in one fused kernel
-    (:func:`._kernels.texture_frame_levels`) for a ``FrameCoder`` ``coder``."""
+    (:func:`._kernels.texture_frame_levels`) for a ``FrameCoder`` ``coder``; blocks whose mean
+    lies below ``floor`` (a sample value, :func:`texture_floor`; None: none) have no energy target."""
     from . import transform
 
     steps = coder.steps_zz.astype(np.float64)
@@ -348,24 +390,31 @@ def texture_frame_levels(
     return K.texture_frame_levels(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
         size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
-        out,
+        texture_dc_floor(coder, floor), out,
     )  # fmt: skip
 
 
 def encode_frame_texture(
-    coder: Any, frame: np.ndarray, *, size_bits: int, stuff: bool, restart_interval: int, lam: float | None = None
+    coder: Any,
+    frame: np.ndarray,
+    *,
+    size_bits: int,
+    stuff: bool,
+    restart_interval: int,
+    lam: float | None = None,
+    floor: float | None = None,
 ) -> tuple[bytes, entropy.HuffmanTable, entropy.HuffmanTable]:
     """The texture-aware encoder of a frame in one kernel call (:func:`._kernels.encode_frame_texture`):
-    returns ``(coded bytes, DC table, AC table)``."""
+    returns ``(coded bytes, DC table, AC table)``. ``floor`` as for :func:`texture_frame_levels`."""
     from . import transform
 
-    steps = coder.steps_zz.astype(np.float64)
+    steps, weights = _steps_weights(coder)
     lam = default_lambda(steps) if lam is None else float(lam)
     arrays = entropy.new_table_arrays(size_bits)
     coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
-        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
-        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, size_bits, stuff,
-        restart_interval, *arrays,
+        coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, weights,
+        lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
+        texture_dc_floor(coder, floor), size_bits, stuff, restart_interval, *arrays,
     )  # fmt: skip
     dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
                                         ac_size)  # fmt: skip
@@ -495,6 +544,7 @@ def rdo_levels(
             TEXTURE_MU,
             TEXTURE_RHO,
             TEXTURE_PATIENCE,
+            -math.inf,
             np.empty(scaled.shape, np.int32),
         )
         if TEXTURE_DC:

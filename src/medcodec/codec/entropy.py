@@ -116,33 +116,7 @@ class HuffmanTable:
         # plain Python on the short lists: a stream's tables are checked on every decode
         arr = np.asarray(self.bits)
         bits = arr.tolist() if arr.shape == (16,) else []
-        if len(bits) != 16 or min(bits) < 0:
-            raise CorruptStreamError("BITS must hold 16 non-negative counts", offset=offset, segment=segment)
-        hv = np.asarray(self.huffval).tolist()
-        if sum(bits) != len(hv):
-            raise CorruptStreamError(
-                f"BITS counts {sum(bits)} codes but HUFFVAL has {len(hv)}",
-                offset=offset,
-                segment=segment,
-            )
-        if hv and (min(hv) < 0 or max(hv) >= alphabet):
-            raise CorruptStreamError(
-                f"HUFFVAL symbol {max(hv)} is outside the alphabet 0..{alphabet - 1}",
-                offset=offset,
-                segment=segment,
-            )
-        if len(set(hv)) != len(hv):
-            raise CorruptStreamError("HUFFVAL repeats a symbol", offset=offset, segment=segment)
-        code = 0
-        for length, count in enumerate(bits, start=1):
-            code += count
-            if code > (1 << length):
-                raise CorruptStreamError(
-                    f"{count} codes of length {length} overflow the code space (T.81 §C)",
-                    offset=offset,
-                    segment=segment,
-                )
-            code <<= 1
+        validate_lists(bits, np.asarray(self.huffval).tolist(), alphabet, offset=offset, segment=segment)
 
     def codes(self) -> tuple[np.ndarray, np.ndarray]:
         """Canonical (HUFFSIZE, HUFFCODE) lists in HUFFVAL order (T.81 Figures C.1, C.2)."""
@@ -293,6 +267,39 @@ def pack_scan(
     out = np.empty(max_scan_bytes(nbits, stuff=stuff, nblocks=nblocks, restart_interval=restart_interval), np.uint8)
     n = K.pack_symbols(stream, nsymbols, code, size, stuff, out)
     return out[:n].tobytes(), dc_table, ac_table
+
+
+def validate_lists(
+    bits: list[int], hv: list[int], alphabet: int, *, offset: int | None = None, segment: str = "Huffman table"
+) -> None:
+    """:meth:`HuffmanTable.validate` on BITS / HUFFVAL as Python lists (a DHT parser holds them so:
+    no arrays made for the check)."""
+    if len(bits) != 16 or min(bits) < 0:
+        raise CorruptStreamError("BITS must hold 16 non-negative counts", offset=offset, segment=segment)
+    if sum(bits) != len(hv):
+        raise CorruptStreamError(
+            f"BITS counts {sum(bits)} codes but HUFFVAL has {len(hv)}",
+            offset=offset,
+            segment=segment,
+        )
+    if hv and (min(hv) < 0 or max(hv) >= alphabet):
+        raise CorruptStreamError(
+            f"HUFFVAL symbol {max(hv)} is outside the alphabet 0..{alphabet - 1}",
+            offset=offset,
+            segment=segment,
+        )
+    if len(set(hv)) != len(hv):
+        raise CorruptStreamError("HUFFVAL repeats a symbol", offset=offset, segment=segment)
+    code = 0
+    for length, count in enumerate(bits, start=1):
+        code += count
+        if code > (1 << length):
+            raise CorruptStreamError(
+                f"{count} codes of length {length} overflow the code space (T.81 §C)",
+                offset=offset,
+                segment=segment,
+            )
+        code <<= 1
 
 
 def tables_from_kernel(

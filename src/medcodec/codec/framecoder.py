@@ -147,8 +147,10 @@ class FrameCoder:
             self._pixels(frame), float(self.offset), self._exact_div, self._qmul, transform.NAT_ZZ, out
         )
 
-    def levels(self, frame: np.ndarray) -> np.ndarray:
-        """(rows, cols) integer frame -> int32 (nblocks, 64) zigzag levels."""
+    def levels(self, frame: np.ndarray, *, texture_floor: float | None = None) -> np.ndarray:
+        """(rows, cols) integer frame -> int32 (nblocks, 64) zigzag levels. ``texture_floor``
+        (``rdo="texture"``): blocks whose mean lies below it get no energy target
+        (:func:`._rdoq.texture_floor`)."""
         if self.rdo == "none":
             by, bx = transform.blocks_shape(*frame.shape)
             out = np.empty((by * bx, 64), np.int32)
@@ -157,7 +159,9 @@ class FrameCoder:
                 quantize.ROUNDING_ZZ, out,
             )  # fmt: skip
         if self.rdo == "texture":  # fused kernel, the levels encode_frame codes
-            return _rdoq.texture_frame_levels(self, frame, size_bits=self.rdo_size_bits, lam=self.rdo_lambda)
+            return _rdoq.texture_frame_levels(
+                self, frame, size_bits=self.rdo_size_bits, lam=self.rdo_lambda, floor=texture_floor
+            )
         return _rdoq.rdo_levels(
             self.scaled(frame), self.steps_zz, mode=self.rdo, size_bits=self.rdo_size_bits, lam=self.rdo_lambda
         )
@@ -168,14 +172,22 @@ class FrameCoder:
         return quantize.round_levels(blocks @ transform.analysis_matrix(self.steps_zz))
 
     def encode_frame(
-        self, frame: np.ndarray, *, size_bits: int, stuff: bool = False, restart_interval: int = 0
+        self,
+        frame: np.ndarray,
+        *,
+        size_bits: int,
+        stuff: bool = False,
+        restart_interval: int = 0,
+        texture_floor: float | None = None,
     ) -> EncodedFrame:
         """Entropy-coded frame with its own optimal tables; with ``rdo="none"`` one kernel call
-        from pixels to coded bytes (:func:`._kernels.encode_frame`)."""
+        from pixels to coded bytes (:func:`._kernels.encode_frame`). ``texture_floor`` as for
+        :meth:`levels`."""
         if self.rdo == "texture":  # fused kernel (._rdoq.encode_frame_texture)
             coded, dc, ac = _rdoq.encode_frame_texture(
-                self, frame, size_bits=size_bits, stuff=stuff, restart_interval=restart_interval, lam=self.rdo_lambda
-            )
+                self, frame, size_bits=size_bits, stuff=stuff, restart_interval=restart_interval, lam=self.rdo_lambda,
+                floor=texture_floor,
+            )  # fmt: skip
             return EncodedFrame(coded, dc, ac)
         if self.rdo != "none":
             coded, dc, ac = entropy.encode_scan(

@@ -46,6 +46,7 @@ Encoder tools (all within plain T.81, so any decoder reads the result):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -94,9 +95,18 @@ class _JpegEncoder:
     """Encodes one frame at any quality; remembers what it coded for the rate search."""
 
     def __init__(
-        self, frame: np.ndarray, *, bits_stored: int, range_bits: int, table: Any, rdo: str, restart_interval: int
+        self,
+        frame: np.ndarray,
+        *,
+        bits_stored: int,
+        range_bits: int,
+        table: Any,
+        rdo: str,
+        restart_interval: int,
+        texture_floor: float | None = None,
     ):
         self.frame = frame
+        self.texture_floor = texture_floor
         self.P = precision_for(bits_stored)
         self.bits_stored = bits_stored
         self.range_bits = range_bits
@@ -104,17 +114,17 @@ class _JpegEncoder:
         self.rdo = rdo
         self.restart_interval = restart_interval
         self._cache: dict[float, bytes] = {}
-        quantize.quant_table(75, range_bits, table=table)  # validates ``table`` early
+        if not (isinstance(table, str) and table in quantize.TABLES):  # the named tables are valid
+            quantize.quant_table(75, range_bits, table=table)  # validates ``table`` early
         self.weights = quantize.TABLES[table] if isinstance(table, str) else np.asarray(table, np.float64).ravel()
 
     def coder(self, q: float) -> Any:
         """FrameCoder at quality ``q``: integer steps, and (trellis, texture) a lambda from the unrounded
-        steps, so the rate keeps moving with ``q`` where the rounded steps do not."""
-        max_step = 255 if self.P == 8 else 65535
-        steps = quantize.quant_table(q, self.range_bits, table=self.table, max_step=max_step)
-        exact = np.clip(self.weights * quantize.quality_scale(q) * 2.0 ** (self.range_bits - 8), 1, max_step)
-        lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if self.rdo in ("trellis", "texture") else None
-        return FrameCoder(steps, self.P, False, rdo=self.rdo, rdo_size_bits=4, rdo_lambda=lam)
+        steps, so the rate keeps moving with ``q`` where the rounded steps do not. Memoised for
+        the named tables (a series codes every frame at one quality)."""
+        if isinstance(self.table, str):
+            return _named_coder(float(q), self.P, self.range_bits, self.table, self.rdo)
+        return _make_coder(float(q), self.P, self.range_bits, self.table, self.weights, self.rdo)
 
     def encode(self, q: float) -> bytes:
         """The complete stream at quality ``q`` (memoised for the rate search)."""
@@ -122,13 +132,27 @@ class _JpegEncoder:
         if hit is not None:
             return hit
         coder = self.coder(q)
-        enc = coder.encode_frame(self.frame, size_bits=4, stuff=True, restart_interval=self.restart_interval)
+        ri, floor = self.restart_interval, self.texture_floor
+        enc = coder.encode_frame(self.frame, size_bits=4, stuff=True, restart_interval=ri, texture_floor=floor)
         stream = build_jpeg(
             enc.coded, P=self.P, Y=self.frame.shape[0], X=self.frame.shape[1], steps=coder.steps,
             dc_table=enc.dc_table, ac_table=enc.ac_table, restart_interval=self.restart_interval,
         )  # fmt: skip
         self._cache[q] = stream
         return stream
+
+
+def _make_coder(q: float, P: int, range_bits: int, table: Any, weights: np.ndarray, rdo: str) -> FrameCoder:
+    max_step = 255 if P == 8 else 65535
+    steps = quantize.quant_table(q, range_bits, table=table, max_step=max_step)
+    exact = np.clip(weights * quantize.quality_scale(q) * 2.0 ** (range_bits - 8), 1, max_step)
+    lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if rdo in ("trellis", "texture") else None
+    return FrameCoder(steps, P, False, rdo=rdo, rdo_size_bits=4, rdo_lambda=lam)
+
+
+@functools.lru_cache(maxsize=256)
+def _named_coder(q: float, P: int, range_bits: int, table: str, rdo: str) -> FrameCoder:
+    return _make_coder(q, P, range_bits, table, quantize.TABLES[table], rdo)
 
 
 def encode_jpeg(
@@ -257,8 +281,9 @@ def encode_jpeg(
     if table is None:
         table = tables_trained.table_for(modality)
     enc = _JpegEncoder(
-        frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval)
-    )
+        frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval),
+        texture_floor=_rdoq.texture_floor(vmin, vmax),
+    )  # fmt: skip
     target = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range
     if target.kind in (None, "quality"):
         return enc.encode(75.0 if quality is None else float(quality))

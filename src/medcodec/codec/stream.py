@@ -23,10 +23,11 @@ The encoder and decoder of the pixels are :mod:`.jpeg`'s.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -81,23 +82,51 @@ def build_jpeg(
     SOF0 is used for P=8 (baseline: 8-bit samples, 8-bit Qk, two tables of each kind at
     most), SOF1 for P=12.
     """
-    qt = M.QuantizationTable.from_steps(np.asarray(steps), Tq=0)
+    head = _jpeg_head(np.ascontiguousarray(steps, dtype=np.uint16).tobytes(), P, Y, X, restart_interval)
+    return b"".join((head[0], _dht_bytes(dc_table, ac_table), head[1], coded, _EOI))
+
+
+_EOI = M.EOI.to_bytes(2, "big")
+
+
+@functools.lru_cache(maxsize=256)
+def _jpeg_head(steps: bytes, P: int, Y: int, X: int, restart_interval: int) -> tuple[bytes, bytes]:
+    """The segments of :func:`build_jpeg` that do not depend on the image's Huffman tables: SOI, DQT,
+    SOF (before the DHT) and [DRI,] SOS (after it); memoised (one quality and size per series)."""
+    qt = M.QuantizationTable.from_steps(np.frombuffer(steps, np.uint16), Tq=0)
     if P == 8 and qt.Pq:
         raise InvalidInputError(
             "8-bit sample precision requires Pq=0: quantization steps must be <= 255 (T.81 §B.2.4.1)"
         )
-    parts = [
-        M.SOI.to_bytes(2, "big"),
-        M.Dqt((qt,)).to_bytes(),
-        M.Sof(M.SOF0 if P == 8 else M.SOF1, P, Y, X, (M.FrameComponent(1, 1, 1, 0),)).to_bytes(),
-        M.Dht((M.HuffmanSpec.from_table(dc_table, Tc=0), M.HuffmanSpec.from_table(ac_table, Tc=1))).to_bytes(),
-    ]
-    if restart_interval:
-        parts.append(M.Dri(restart_interval).to_bytes())
-    parts.append(M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes())
-    parts.append(coded)
-    parts.append(M.EOI.to_bytes(2, "big"))
-    return b"".join(parts)
+    before = (
+        M.SOI.to_bytes(2, "big")
+        + M.Dqt((qt,)).to_bytes()
+        + M.Sof(M.SOF0 if P == 8 else M.SOF1, P, Y, X, (M.FrameComponent(1, 1, 1, 0),)).to_bytes()
+    )
+    after = M.Dri(restart_interval).to_bytes() if restart_interval else b""
+    return before, after + M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes()
+
+
+def _dht_bytes(dc_table: entropy.HuffmanTable, ac_table: entropy.HuffmanTable) -> bytes:
+    """The DHT segment of the two tables (T.81 §B.2.4.2), the bytes ``M.Dht(...).to_bytes()``
+    writes (checked by tests/codec/test_jpeg.py), without building the segment objects."""
+    parts = []
+    for tc, t in ((0, dc_table), (1, ac_table)):
+        bits = np.asarray(t.bits)
+        val = np.asarray(t.huffval)
+        b8 = bits.astype(np.uint8)
+        v8 = val.astype(np.uint8)
+        # valid: 16 counts of the values given, every value a byte (the uint8 copies are exact)
+        if (
+            bits.shape != (16,)
+            or int(b8.sum(dtype=np.int64)) != val.size
+            or not (np.array_equal(b8, bits) and np.array_equal(v8, val))
+        ):
+            specs = (M.HuffmanSpec.from_table(dc_table, Tc=0), M.HuffmanSpec.from_table(ac_table, Tc=1))
+            return M.Dht(specs).to_bytes()  # raises the segment's own error
+        parts.append(bytes((tc << 4,)) + b8.tobytes() + v8.tobytes())
+    body = b"".join(parts)
+    return M.DHT.to_bytes(2, "big") + (len(body) + 2).to_bytes(2, "big") + body
 
 
 @dataclass(frozen=True)
@@ -275,9 +304,10 @@ def _find_scan_end_reference(buf: bytes, start: int) -> int:
 
 
 def _check_huffman(spec: M.HuffmanSpec, offset: int) -> entropy.HuffmanTable:
-    table = spec.to_table()
     alphabet = DC_ALPHABET if spec.Tc == 0 else AC_ALPHABET
-    table.validate(alphabet, offset=offset, segment=f"DHT ({'DC' if spec.Tc == 0 else 'AC'} table {spec.Th})")
+    entropy.validate_lists(list(spec.L), list(spec.V), alphabet, offset=offset,
+                           segment=f"DHT ({'DC' if spec.Tc == 0 else 'AC'} table {spec.Th})")  # fmt: skip
+    table = spec.to_table()
     if spec.Tc == 1 and not _AC_ZERO_SIZE.isdisjoint(spec.V):
         bad = [v for v in spec.V if v in _AC_ZERO_SIZE]
         if bad:
@@ -340,7 +370,7 @@ def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) ->
     Ri = 0
     sof: M.Sof | None = None
     sof_offset = 0
-    found: JpegFrame | None = None
+    found: tuple[Any, ...] | None = None  # the JpegFrame's fields once the scan is found
     pos = 2
     while True:
         if pos >= n:
@@ -364,7 +394,8 @@ def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) ->
             if found is None:
                 raise CorruptStreamError("EOI before any scan (T.81 §B.2.1)", offset=pos, segment="EOI")
             segments.append(container.Segment("EOI", pos, 0))
-            return dataclasses.replace(found, segments=tuple(segments))
+            sof_, sos_, qt_, dct_, act_, ri_, start_, end_ = found
+            return JpegFrame(sof_, sos_, qt_, dct_, act_, ri_, start_, end_, segments=tuple(segments))
         if code == M.SOI or M.is_rst(code) or code == 0xFF00 or code == M.TEM:
             raise CorruptStreamError(
                 f"unexpected {name} between marker segments (T.81 §B.2.1)", offset=pos, segment=name
@@ -409,7 +440,7 @@ def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) ->
             comp, sc = sof.components[0], sos.components[0]
             scan_end = _find_scan_end(buf, end)
             segments.append(container.Segment("ECS", end, scan_end - end))
-            found = JpegFrame(sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
+            found = (sof, sos, qtables[comp.Tqi], huff[(0, sc.Td)], huff[(1, sc.Ta)], Ri, end, scan_end)
             pos = scan_end
             continue
         # APPn, COM: skipped; JPGn / reserved codes are refused below
