@@ -153,11 +153,47 @@ class LivePool:
             fut: Future[_T] = procs.submit(fn, *args)
             return fut.result()
         except BrokenProcessPool as exc:
-            with self._procs_lock:
-                if self._procs is procs:
-                    self._procs = None
-            procs.shutdown(wait=False, cancel_futures=True)
+            self._replace(procs)
             raise DeliveryError(f"a live encoder process stopped unexpectedly: {exc}") from exc
+
+    async def in_process(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in an encoder process, awaited on the event loop (no thread waits for it).
+        Cancelling the await cancels the work if it has not started. A crashed worker is replaced
+        for the next call and raises ``DeliveryError``."""
+        from ..errors import DeliveryError
+
+        procs = self._processes()
+        if procs is None:
+            return await asyncio.wrap_future(self.submit_thread(fn, *args))
+        with self._lock:
+            self.in_flight += 1
+        try:
+            fut: Future[_T] = procs.submit(fn, *args)
+        except BrokenProcessPool as exc:
+            with self._lock:
+                self.in_flight -= 1
+            self._replace(procs)
+            raise DeliveryError(f"a live encoder process stopped unexpectedly: {exc}") from exc
+
+        def done(_: Any) -> None:
+            with self._lock:
+                self.in_flight -= 1
+
+        fut.add_done_callback(done)
+        try:
+            return await asyncio.wrap_future(fut)
+        except BrokenProcessPool as exc:
+            self._replace(procs)
+            raise DeliveryError(f"a live encoder process stopped unexpectedly: {exc}") from exc
+
+    def submit_thread(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        return self.executor.submit(fn, *args)
+
+    def _replace(self, procs: ProcessPoolExecutor) -> None:
+        with self._procs_lock:
+            if self._procs is procs:
+                self._procs = None
+        procs.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the threads and the encoder processes (queued work is cancelled)."""
@@ -261,16 +297,24 @@ def _raise_worker_error(record: Any, result: tuple[str, str]) -> NoReturn:
     raise DeliveryError(f"instance {record.sop_uid}: {result[0]}: {result[1]}")
 
 
-async def amap_ordered(pool: LivePool, fn: Callable[[Any], _T], items: Iterable[Any]) -> AsyncGenerator[_T, None]:
+async def amap_ordered(
+    pool: LivePool,
+    fn: Callable[[Any], _T],
+    items: Iterable[Any],
+    *,
+    submit: Callable[[Any], asyncio.Future[_T]] | None = None,
+) -> AsyncGenerator[_T, None]:
     """``map(fn, items)`` on the pool's threads, in order, at most ``pool.window`` ahead.
 
-    Closing the generator early (client gone) cancels what is queued; the finally block has no
-    ``await``, so it runs to the end even inside a cancelled task.
+    ``submit(item)``, when given, starts an item instead (e.g. a task awaiting an encoder process)
+    and returns its future. Closing the generator early (client gone) cancels what is queued; the
+    finally block has no ``await``, so it runs to the end even inside a cancelled task.
     """
     pending: collections.deque[asyncio.Future[_T]] = collections.deque()
+    start = submit if submit is not None else (lambda item: pool.submit(fn, item))
     try:
         for item in items:
-            pending.append(pool.submit(fn, item))
+            pending.append(start(item))
             if len(pending) >= pool.window:
                 yield await pending.popleft()
         while pending:
@@ -303,6 +347,7 @@ async def stream_zip(
     *,
     finish: Callable[[list[LiveEntry]], list[tuple[str, bytes]]] | None = None,
     zip64_limit: int | None = None,
+    submit: Callable[[Any], asyncio.Future[LiveEntry]] | None = None,
 ) -> AsyncIterator[bytes]:
     """A ZIP file's chunks, its entries produced by ``produce(item)`` on the pool's threads.
 
@@ -319,6 +364,9 @@ async def stream_zip(
         passed keep their ``manifest`` and ``extra`` but not their data.
     zip64_limit
         For tests: lower the ZIP64 threshold.
+    submit
+        ``item -> future of LiveEntry``, to start an item another way than ``produce`` on a thread
+        (:func:`live_archive`: in an encoder process, awaited on the event loop).
     """
     async with pool.slots:
         pool.active += 1
@@ -326,7 +374,7 @@ async def stream_zip(
         try:
             z = ZipStream(**({} if zip64_limit is None else {"zip64_limit": zip64_limit}))
             done: list[LiveEntry] = []
-            gen = amap_ordered(pool, produce, items)
+            gen = amap_ordered(pool, produce, items, submit=submit)
             try:
                 async for entry in gen:
                     assert entry.packed is not None
@@ -573,20 +621,30 @@ def live_archive(
                     manifest=rendition,
                     extra={"record": record, "ts": rendition.transfer_syntax_uid},
                 )
-        if _in_process(pool, store, record):
-            result = pool.run_in_process(_encode_in_process, record.path, preset, mapping_for(record))
-            if len(result) == 2:
-                _raise_worker_error(record, result)
-            joined, method, size, csize, crc, entry, ts = result
-            return LiveEntry(
-                archive_name(record),
-                b"",
-                manifest=entry,
-                extra={"record": record, "ts": ts},
-                packed=Packed((joined,), method, size, csize, crc),
-            )
-        data, ts, entry = encode_with_preset(store, record, preset, mapping=mapping_for(record))
+        data, ts, entry = encode_with_preset(store, record, preset, mapping=mapping_for(record), pool=pool)
         return LiveEntry(archive_name(record), data, manifest=entry, extra={"record": record, "ts": ts})
+
+    async def in_process(record: Any) -> LiveEntry:
+        if record.series_uid in mappings:
+            mapping = mappings[record.series_uid]
+        else:  # a catalog query, once per series: on a thread
+            mapping = await asyncio.wrap_future(pool.submit_thread(mapping_for, record))
+        result = await pool.in_process(_encode_in_process, record.path, preset, mapping)
+        if len(result) == 2:
+            _raise_worker_error(record, result)
+        joined, method, size, csize, crc, entry, ts = result
+        return LiveEntry(
+            archive_name(record),
+            b"",
+            manifest=entry,
+            extra={"record": record, "ts": ts},
+            packed=Packed((joined,), method, size, csize, crc),
+        )
+
+    def submit(record: Any) -> asyncio.Future[LiveEntry]:
+        if preset != "original" and not use_renditions and _in_process(pool, store, record):
+            return asyncio.ensure_future(in_process(record))
+        return pool.submit(produce, record)
 
     study_uid = records[0].study_uid if records else ""
     series = {r.series_uid for r in records}
@@ -595,7 +653,7 @@ def live_archive(
     def finish(entries: list[LiveEntry]) -> list[tuple[str, bytes]]:
         return [("manifest.json", manifest_bytes(entries, preset, study_uid, series_uid))]
 
-    return stream_zip(pool, produce, records, finish=finish)
+    return stream_zip(pool, produce, records, finish=finish, submit=submit)
 
 
 def manifest_bytes(entries: list[LiveEntry], preset: str, study_uid: str, series_uid: str | None) -> bytes:
