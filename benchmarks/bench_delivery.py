@@ -518,7 +518,7 @@ def write_markdown(path: Path, out: dict, lines: list[str], targets: list[str]) 
         f"load average at the end {[round(x, 2) for x in info.get('load', [])]}",
         f"- Peer: {info.get('orthanc', 'not run')}",
         f"- Ingest with `diagnostic` pre-computed: {info.get('ingest_seconds', 0):.0f} s for all studies",
-        "- Command: `python benchmarks/bench_delivery.py --markdown docs/benchmarks.md`",
+        f"- Command: `python benchmarks/bench_delivery.py {' '.join(sys.argv[1:])}`",
         "",
         *lines,
         "",
