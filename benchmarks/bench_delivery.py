@@ -18,7 +18,7 @@ What it does, all on loopback, bounded in count and time:
    processes, summed) sampled from ``/proc`` every 100 ms.
 3. A TCP proxy (:class:`medcodec.service.demo.ShapingProxy`, asyncio, one thread) shapes the
    server-to-client direction to 100 Mbit/s and 1 Gbit/s (token bucket, 64 kB slices); the client talks to the proxy.
-4. Per study and link: ``archive.zip?preset=original`` (the raw files in a stored ZIP: the
+4. Per study and link: ``archive.zip?preset=original`` (the raw files in a ZIP, headers deflated: the
    "raw download"), the pre-computed ``diagnostic`` archive, ``diagnostic&live=1`` (compressed on
    the fly), and Orthanc (Debian ``orthanc`` + ``orthanc-dicomweb``, started here with a temp
    config, the same files uploaded) sending the study over WADO-RS as 12-bit JPEG (.51),
@@ -511,7 +511,7 @@ def write_markdown(path: Path, out: dict, lines: list[str], targets: list[str]) 
         "",
         "Time for a study to reach a client through a loopback proxy shaped to 100 Mbit/s and 1 Gbit/s "
         "(server to client), medcodec serve vs Orthanc on the same link, same files. `raw` is the original "
-        "files in a stored ZIP (`preset=original`); `pixels` adds the client decoding every frame with "
+        "files in a ZIP (`preset=original`: each DICOM header deflated, the pixel data stored); `pixels` adds the client decoding every frame with "
         "pydicom after the last byte. Server, proxy and client share the machine's cores.",
         "",
         f"- Date: {info['date']}; machine: {info['machine']}; run took {info.get('seconds', 0):.0f} s; "
