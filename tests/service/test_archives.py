@@ -319,5 +319,12 @@ def test_a_crashed_encoder_process_is_replaced(tmp_path):
         with pytest.raises(DeliveryError, match="stopped unexpectedly"):
             pool.run_in_process(os._exit, 3)
         assert pool.run_in_process(abs, -5) == 5  # a new worker
+        # the event-loop path (live archives) likewise
+        import asyncio
+
+        with pytest.raises(DeliveryError, match="stopped unexpectedly"):
+            asyncio.run(pool.in_process(os._exit, 3))
+        assert asyncio.run(pool.in_process(abs, -7)) == 7
+        assert pool.in_flight == 0
     finally:
         pool.close()

@@ -77,7 +77,7 @@ class LivePool:
         self.max_streams = max(1, max_streams)
         self.processes = max(0, processes) if objects_url is not None else 0
         self.objects_url = objects_url
-        # with processes, threads only wait on them: enough to keep every process fed
+        # threads read the catalog and stored files, and (WADO-RS) wait on the processes
         threads = max(self.workers, 2 * self.processes)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medcodec-live")
         self._procs: ProcessPoolExecutor | None = None
@@ -144,56 +144,52 @@ class LivePool:
     def run_in_process(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` in an encoder process, waited for (call it from a pool thread). A crashed
         worker (``BrokenProcessPool``) is replaced for the next call and raises ``DeliveryError``."""
-        from ..errors import DeliveryError
-
         procs = self._processes()
         if procs is None:
             return fn(*args)
         try:
-            fut: Future[_T] = procs.submit(fn, *args)
-            return fut.result()
+            return self._submit(procs, fn, *args).result()
         except BrokenProcessPool as exc:
-            self._replace(procs)
-            raise DeliveryError(f"a live encoder process stopped unexpectedly: {exc}") from exc
+            raise self._broken(procs, exc) from exc
 
     async def in_process(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` in an encoder process, awaited on the event loop (no thread waits for it).
         Cancelling the await cancels the work if it has not started. A crashed worker is replaced
         for the next call and raises ``DeliveryError``."""
-        from ..errors import DeliveryError
-
         procs = self._processes()
         if procs is None:
             return await asyncio.wrap_future(self.submit_thread(fn, *args))
+        try:
+            return await asyncio.wrap_future(self._submit(procs, fn, *args))
+        except BrokenProcessPool as exc:
+            raise self._broken(procs, exc) from exc
+
+    def submit_thread(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """``fn(*args)`` on the pool's threads (catalog queries, stored files)."""
+        return self.executor.submit(fn, *args)
+
+    def _submit(self, procs: ProcessPoolExecutor, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Submit to the processes, counted in :attr:`in_flight` until done (or cancelled)."""
+        fut: Future[_T] = procs.submit(fn, *args)  # BrokenProcessPool when a worker died before
         with self._lock:
             self.in_flight += 1
-        try:
-            fut: Future[_T] = procs.submit(fn, *args)
-        except BrokenProcessPool as exc:
-            with self._lock:
-                self.in_flight -= 1
-            self._replace(procs)
-            raise DeliveryError(f"a live encoder process stopped unexpectedly: {exc}") from exc
 
         def done(_: Any) -> None:
             with self._lock:
                 self.in_flight -= 1
 
         fut.add_done_callback(done)
-        try:
-            return await asyncio.wrap_future(fut)
-        except BrokenProcessPool as exc:
-            self._replace(procs)
-            raise DeliveryError(f"a live encoder process stopped unexpectedly: {exc}") from exc
+        return fut
 
-    def submit_thread(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
-        return self.executor.submit(fn, *args)
+    def _broken(self, procs: ProcessPoolExecutor, exc: BaseException) -> Exception:
+        """Forget a pool whose worker died (the next call starts a new one); the error to raise."""
+        from ..errors import DeliveryError
 
-    def _replace(self, procs: ProcessPoolExecutor) -> None:
         with self._procs_lock:
             if self._procs is procs:
                 self._procs = None
         procs.shutdown(wait=False, cancel_futures=True)
+        return DeliveryError(f"a live encoder process stopped unexpectedly: {exc}")
 
     def close(self) -> None:
         """Stop the threads and the encoder processes (queued work is cancelled)."""
