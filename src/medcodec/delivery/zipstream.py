@@ -176,7 +176,7 @@ def pack(data: bytes | bytearray | memoryview, *, deflate: int = 0, level: int =
 
 
 class ZipStream:
-    """Write a ZIP file as a sequence of chunks, one stored entry at a time.
+    """Write a ZIP file as a sequence of chunks, one entry at a time (stored, or packed by :func:`pack`).
 
     Parameters
     ----------
