@@ -28,7 +28,10 @@ from ._common import handle_errors
     help="STOW-RS body limit, MB (413 past it).",
 )
 @click.option(
-    "--workers", default=None, type=click.IntRange(min=1), help="Threads encoding live archives [default: all cores]."
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Threads for live work: catalog and stored files, and the encoding with --processes 0 [default: all cores].",
 )
 @click.option(
     "--processes",
