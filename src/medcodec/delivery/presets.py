@@ -286,7 +286,7 @@ class Preset:
             return self._passthrough(data, source_ts, base, f"pixel data cannot be decoded: {exc}")
         try:  # from here on `full` is changed in place
             if lossless:
-                return self._lossless(full, frames if measure else None, base)
+                return self._lossless(full, frames, spec, base, measure=measure)
             return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure)
         except CodecError as exc:  # an image this preset cannot code after all: delivered as stored, and said so
             return self._passthrough(data, source_ts, base, f"could not be coded: {type(exc).__name__}: {exc}")
@@ -307,10 +307,13 @@ class Preset:
         )
         return EncodedInstance(data, entry)
 
-    def _lossless(self, full: Dataset, frames: NDArray[np.integer] | None, base: dict[str, Any]) -> EncodedInstance:
-        result, out, ratio = _compress(full, HTJ2K_LOSSLESS, quality=None, mapping=None)
-        measured = frames is not None
-        if frames is not None:
+    def _lossless(
+        self, full: Dataset, frames: NDArray[np.integer], spec: PixelSpec, base: dict[str, Any], *, measure: bool
+    ) -> EncodedInstance:
+        # the frames already read are coded (no second decode of a compressed original)
+        result, out, ratio = _compress(full, HTJ2K_LOSSLESS, quality=None, mapping=None, frames=frames, spec=spec)
+        measured = measure
+        if measure:
             decoded = _decode_file(result, frames.shape)
             if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
                 raise CodecError(f"HTJ2K lossless of {base['sop_instance_uid']} does not decode to the same values")
