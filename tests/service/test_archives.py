@@ -137,6 +137,10 @@ def test_original_archive_is_byte_for_byte(server):
     zf = _zip(r.content)
     stored = {hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist() if n != "manifest.json"}
     assert stored == {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.head_files}
+    # the head study is not pre-computed: this archive is live; its rows say what pre-computed ones say
+    rows = json.loads(zf.read("manifest.json"))["files"]
+    assert rows and all(r["passthrough"] and not r["lossy"] and not r["measured"] for r in rows)
+    assert {r["reason"] for r in rows} == {"the original preset delivers the stored file"}
 
 
 def test_colour_image_passes_through_live(server):

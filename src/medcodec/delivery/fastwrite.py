@@ -47,10 +47,10 @@ from pydicom.filewriter import (
 from pydicom.uid import UID
 from pydicom.valuerep import AMBIGUOUS_VR, CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
 
-from ..dicom.compress import dataset_frames
+from ..dicom.compress import dataset_frames, stored_values
 from ..dicom.write import encode_file
 from ..errors import DicomError
-from ..spec import PixelSpec, storage_dtype
+from ..spec import PixelSpec
 
 __all__ = ["encode_file_fast", "native_frames"]
 
@@ -378,11 +378,4 @@ def native_frames(ds: Dataset, spec: PixelSpec) -> NDArray[np.integer]:
     ):
         return dataset_frames(ds, spec)
     arr = np.frombuffer(raw, dtype="<i2" if spec.signed else "<u2", count=frames * rows * cols)
-    arr = arr.reshape(frames, rows, cols)
-    if arr.size and (int(arr.min()) < spec.min_value or int(arr.max()) > spec.max_value):
-        work = arr.astype(np.int32) & ((1 << spec.bits_stored) - 1)  # PS3.5 §8.1.1
-        if spec.signed:
-            sign = 1 << (spec.bits_stored - 1)
-            work = (work ^ sign) - sign
-        arr = work
-    return np.ascontiguousarray(arr.astype(storage_dtype(spec.bits_stored, spec.signed), copy=False))
+    return stored_values(arr.reshape(frames, rows, cols), spec)

@@ -661,21 +661,7 @@ def manifest_bytes(entries: list[LiveEntry], preset: str, study_uid: str, series
     for e in entries:
         row = e.manifest
         if row is None:  # an original sent as it is
-            record = e.extra["record"]
-            row = ManifestEntry(
-                preset=preset,
-                sop_instance_uid=record.sop_uid,
-                series_instance_uid=record.series_uid,
-                rendition_sop_instance_uid=record.sop_uid,
-                sop_class_uid=record.sop_class_uid,
-                modality=record.modality,
-                transfer_syntax_uid=record.transfer_syntax_uid,
-                passthrough=True,
-                lossy=False,
-                bytes=record.size,
-                source_bytes=record.size,
-                reason="original",
-            )
+            row = ManifestEntry.original(e.extra["record"], preset)
         elif not isinstance(row, ManifestEntry):  # a stored rendition's row
             row = ManifestEntry.from_json(row.entry)
         rows.append(row.named(e.name))

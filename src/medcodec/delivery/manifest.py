@@ -81,6 +81,26 @@ class ManifestEntry:
     def named(self, file: str) -> ManifestEntry:
         return replace(self, file=file)
 
+    @classmethod
+    def original(cls, record: Any, preset: str) -> ManifestEntry:
+        """The row of a stored original delivered as it is (``record``: a catalog
+        :class:`~.catalog.InstanceRecord`), in pre-computed and live archives alike."""
+        return cls(
+            preset=preset,
+            sop_instance_uid=record.sop_uid,
+            series_instance_uid=record.series_uid,
+            rendition_sop_instance_uid=record.sop_uid,
+            sop_class_uid=record.sop_class_uid,
+            modality=record.modality,
+            transfer_syntax_uid=record.transfer_syntax_uid,
+            passthrough=True,
+            lossy=False,
+            bytes=record.size,
+            source_bytes=record.size,
+            measured=False,
+            reason="the original preset delivers the stored file",
+        )
+
 
 def build_manifest(
     entries: Iterable[ManifestEntry],

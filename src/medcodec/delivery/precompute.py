@@ -282,21 +282,7 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
     for record in records:
         arcname = archive_entry_name(record)
         if name == "original":
-            entry = ManifestEntry(
-                preset=name,
-                sop_instance_uid=record.sop_uid,
-                series_instance_uid=record.series_uid,
-                rendition_sop_instance_uid=record.sop_uid,
-                sop_class_uid=record.sop_class_uid,
-                modality=record.modality,
-                transfer_syntax_uid=record.transfer_syntax_uid,
-                passthrough=True,
-                lossy=False,
-                bytes=record.size,
-                source_bytes=record.size,
-                measured=False,
-                reason="the original preset delivers the stored file",
-            )
+            entry = ManifestEntry.original(record, name)
             files.append((arcname, record.path))
         else:
             r = rend.get(record.sop_uid)

@@ -85,6 +85,12 @@ def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.int
     if arr.shape != shape or arr.dtype.kind not in "ui":
         raise DicomError(f"decoded pixel data has shape {arr.shape} and dtype {arr.dtype}, the header says {shape}",
                          path=where)  # fmt: skip
+    return stored_values(arr, spec)
+
+
+def stored_values(arr: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.integer]:
+    """Decoded samples as stored values: bits above Bits Stored masked and the sign extended when
+    any sample lies outside the spec's range (PS3.5 §8.1.1), in the spec's storage dtype."""
     if arr.size and (int(arr.min()) < spec.min_value or int(arr.max()) > spec.max_value):
         work = arr.astype(np.int32) & ((1 << spec.bits_stored) - 1)  # PS3.5 §8.1.1
         if spec.signed:
