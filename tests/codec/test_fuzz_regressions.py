@@ -166,11 +166,17 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_memory_bombs_raise_codec_error_under_3gb_address_space() -> None:
-    code = _CHILD.format(limit=ADDRESS_SPACE, script=str(DATA / "make_reproducers.py"))
+def _run_child(template: str) -> dict[str, str]:
+    """Run a child script (``template``) under the address-space limit; its JSON verdicts."""
+    code = template.format(limit=ADDRESS_SPACE, script=str(DATA / "make_reproducers.py"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return got
+
+
+def test_memory_bombs_raise_codec_error_under_3gb_address_space() -> None:
+    got = _run_child(_CHILD)
     assert got == {
         "fidx_65535_frames_one_fram None": "CorruptStreamError",
         "fidx_65535_frames_one_fram [0]": "CorruptStreamError",
@@ -305,10 +311,7 @@ _CHILD_V2 = textwrap.dedent(
 
 
 def test_v2_memory_bombs_raise_codec_error_under_3gb_address_space() -> None:
-    code = _CHILD_V2.format(limit=ADDRESS_SPACE, script=str(DATA / "make_reproducers.py"))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = _run_child(_CHILD_V2)
     expected = {}
     for name in R.V2_BASES:
         for frames in (None, [0]):
