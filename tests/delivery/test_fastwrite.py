@@ -9,19 +9,22 @@ so the same data set element by element (checked too, so a failure says which el
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 from delivery_data import CHEST, HEAD, MR, series_files
-from pydicom.data import get_testdata_file
+from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medcodec.delivery import presets
+from medcodec.delivery import fastwrite, presets
 from medcodec.delivery.fastwrite import encode_file_fast, native_frames
 from medcodec.dicom import pixel_spec_from_dataset
 from medcodec.dicom.compress import dataset_frames
 from medcodec.dicom.write import encode_file
+from medcodec.errors import DicomError
 
 CASES = {
     "ct-explicit": (HEAD, 2),
@@ -105,3 +108,107 @@ def test_writer_matches_dcmwrite_on_every_shared_file(shared_data):
         ds = pydicom.dcmread(path)
         ds.SOPInstanceUID = "1.2.3.4"
         assert encode_file_fast(ds) == encode_file(ds), path.name
+
+
+def test_writer_matches_dcmwrite_on_pydicom_test_files():
+    """pydicom's own test files (odd encodings, private tags, sequences, empty values): the
+    raw-element writer gives dcmwrite's bytes wherever dcmwrite can write the file."""
+    checked = 0
+    for name in get_testdata_files("*.dcm"):
+        try:
+            ds = pydicom.dcmread(name)
+            ds.SOPInstanceUID = "1.2.3.4"
+            expected = encode_file(ds)
+        except Exception:
+            continue  # not writable as a PS3.10 file by dcmwrite either (e.g. no file meta)
+        ds = pydicom.dcmread(name)
+        ds.SOPInstanceUID = "1.2.3.4"
+        assert encode_file_fast(ds) == expected, Path(name).name
+        checked += 1
+    assert checked > 100
+
+
+def _element(tag: int, value: bytes) -> bytes:
+    return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
+
+
+def _implicit_file(body: bytes) -> bytes:
+    """A PS3.10 file in implicit VR little endian with ``body`` (raw elements, in tag order) after a
+    minimal header: the bytes exactly as a scanner might write them, padding included."""
+    buffer = io.BytesIO()
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue() + body
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"ABCD  ", b"AB\x00\x00", b" 12 ", b"1\\2 ", b"A\\ B ", b"ABC ", b"", b"A\\B\\C "],
+)
+@pytest.mark.parametrize("tag", [0x00081030, 0x00200013, 0x00281050, 0x00080008, 0x00081040])
+def test_implicit_text_copied_only_when_pydicom_writes_it_back(tag, value):
+    """Text read with implicit VR is copied only when pydicom would write the same bytes (padding
+    stripped and redone, numeric strings' spaces dropped): otherwise both paths convert it."""
+    body = _element(0x00080016, b"1.2.840.10008.5.1.4.1.1.2\x00") + _element(0x00080018, b"1.2.3\x00")
+    body += _element(tag, value)
+    written = []
+    for write in (encode_file, encode_file_fast):
+        ds = pydicom.dcmread(io.BytesIO(_implicit_file(body)))
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        try:
+            written.append(write(ds))
+        except DicomError as exc:  # e.g. 'ABCD' as IS: then both refuse it
+            written.append(type(exc))
+    assert written[0] == written[1]
+
+
+def test_implicit_sequences_and_private_items_match_dcmwrite(monkeypatch):
+    """Defined-length sequences read with implicit VR are written from their bytes: items of defined
+    and undefined length, a nested sequence, empty and private elements (creator in the item),
+    an over-padded private text that pydicom rewrites; a sequence holding an empty private element
+    of unknown VR is left to pydicom. Both give dcmwrite's bytes."""
+    ref = _element(0x00081150, b"1.2.840.10008.5.1.4.1.1.2\x00") + _element(0x00081155, b"1.2.3.4.5\x00")
+    item_defined = b"\xfe\xff\x00\xe0" + struct.pack("<L", len(ref)) + ref
+    private = _element(0x00290010, b"ACME 1.0") + _element(0x00291001, b"ABC ")
+    nested = _element(0x00081140, item_defined)
+    end = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+    item_undefined = b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + ref + _element(0x00200013, b"") + private + nested + end
+    copied = _element(0x00081115, item_defined + item_undefined)  # Referenced Series Sequence
+    empty_un = _element(0x00290010, b"ACME 1.0") + _element(0x00291002, b"")
+    converted = _element(0x00081120, b"\xfe\xff\x00\xe0" + struct.pack("<L", len(empty_un)) + empty_un)
+    padded = _element(0x00091010, b"GEMS_IDEN_01") + _element(0x00091030, b"LONGWOOD15MR    ")
+    body = (
+        _element(0x00080016, b"1.2.840.10008.5.1.4.1.1.2\x00")
+        + _element(0x00080018, b"1.2.3\x00")
+        + _element(0x00080050, b"")
+        + copied
+        + converted
+        + padded
+        + _element(0x00200013, b"7 ")
+    )
+    results: dict[int, bool] = {}
+    original = fastwrite._implicit_sequence
+
+    def spy(tag: int, value: bytes) -> bytes | None:
+        out = original(tag, value)
+        results[tag] = out is not None
+        return out
+
+    monkeypatch.setattr(fastwrite, "_implicit_sequence", spy)
+    for change in (False, True):
+        written = []
+        for write in (encode_file, encode_file_fast):
+            ds = pydicom.dcmread(io.BytesIO(_implicit_file(body)))
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            if change:
+                ds.SOPInstanceUID = "1.2.3.4"
+            written.append(write(ds))
+        assert written[0] == written[1]
+    assert results[0x00081115] and results[0x00081140]  # copied from the bytes, nested sequence too
+    assert not results[0x00081120]  # refused where pydicom must decide
+    ds = pydicom.dcmread(io.BytesIO(written[0]))
+    assert len(ds.ReferencedSeriesSequence) == 2 and ds.ReferencedSeriesSequence[1].ReferencedImageSequence

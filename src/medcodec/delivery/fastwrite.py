@@ -68,6 +68,9 @@ _COPYABLE = frozenset(
 _VR_CACHE: dict[int, str | None] = {}
 _PRIVATE_VR_CACHE: dict[tuple[str, int], str | None] = {}
 _TEXT_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
+_SINGLE_TEXT_VRS = frozenset("LT ST UR UT".split())  # a backslash is text there, not a delimiter
+_SQ_CACHE: dict[int, bool] = {}
+_ELEMENT_HEAD = struct.Struct("<HHL")
 _DEFAULT_ENCODINGS = convert_encodings([default_encoding])
 _SHORT = struct.Struct("<H")
 _LONG = struct.Struct("<L")
@@ -172,8 +175,14 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
         elem = items[tag]
         raw = None
         if isinstance(elem, RawDataElement):
-            vr = (_private_vr(ds, tag, elem.value) if tag >> 16 & 1 else _implicit_vr(tag)) if implicit else elem.VR
-            raw = _raw_bytes(elem, vr)
+            if implicit:
+                vr = _copy_vr(tag, elem.value, _creator_of(items, tag))
+                if vr is None and _is_public_sequence(tag) and elem.length != 0xFFFFFFFF:
+                    raw = _implicit_sequence(tag, elem.value or b"")
+            else:
+                vr = elem.VR
+            if raw is None:
+                raw = _raw_bytes(elem, vr)
         if raw is not None:
             parts.append(raw)
             continue
@@ -295,7 +304,27 @@ def _implicit_vr(tag: int) -> str | None:
     return vr
 
 
-def _private_vr(ds: Dataset, tag: int, value: Any) -> str | None:
+def _creator_of(elements: Any, tag: int) -> Any:
+    """The value of the Private Creator element that reserves private ``tag`` in ``elements``
+    (a data set's element dict or an item's raw values), or ``None``."""
+    if not tag >> 16 & 1:
+        return None
+    found = elements.get(tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8)
+    return getattr(found, "value", found)
+
+
+def _copy_vr(tag: int, value: Any, creator: Any) -> str | None:
+    """The VR under which a raw element read with implicit VR is written with its value bytes
+    unchanged (what pydicom writes after converting it), or ``None`` (pydicom converts and writes it)."""
+    if tag >> 16 & 1:
+        return _private_vr(creator, tag, value)
+    vr = _implicit_vr(tag)
+    if vr is not None and vr in _TEXT_VRS and not _canonical_text(value, vr):
+        return None
+    return vr
+
+
+def _private_vr(creator: Any, tag: int, value: Any) -> str | None:
     """The VR pydicom gives a private element read with implicit VR (``LO`` for a private creator, the
     private dictionary's VR for its creator, else ``UN``: ``pydicom.hooks._private_vr_for_tag``) when
     pydicom would write its value bytes back unchanged, else ``None`` (pydicom converts and writes it).
@@ -305,11 +334,9 @@ def _private_vr(ds: Dataset, tag: int, value: Any) -> str | None:
     ``'LONGWOOD15MR'``, and the two paths must give the same bytes."""
     element = tag & 0xFFFF
     if 0x10 <= element <= 0xFF:
-        return "LO" if _padded_as_pydicom_writes(value) else None
+        return "LO" if _canonical_text(value, "LO") else None
     if element < 0x1000:
         return None  # invalid private tags: pydicom's rules (UN, group lengths) apply
-    creator_elem = ds._dict.get(tag & 0xFFFF0000 | element >> 8)  # type: ignore[call-overload]
-    creator = creator_elem.value if creator_elem is not None else None
     if isinstance(creator, bytes):
         creator = creator.decode("latin-1").rstrip(" \x00")
     elif creator is not None and not isinstance(creator, str):
@@ -325,27 +352,113 @@ def _private_vr(ds: Dataset, tag: int, value: Any) -> str | None:
                 found = "UN"
         vr = found if found in _COPYABLE or found == "UN" else None
         _PRIVATE_VR_CACHE[key] = vr
-    if vr is not None and vr in _TEXT_VRS and not _padded_as_pydicom_writes(value):
+    if vr is not None and vr in _TEXT_VRS and not _canonical_text(value, vr):
         return None
     return vr
 
 
-def _padded_as_pydicom_writes(value: Any) -> bool:
-    if not isinstance(value, bytes) or b"\\" in value:
+def _canonical_text(value: Any, vr: str) -> bool:
+    """Whether pydicom writes text ``value`` (raw bytes of a ``vr`` element) back unchanged: it
+    strips each value's padding (and a numeric string's spaces) and pads the whole to an even
+    length with one space (NUL for UI), so ``'LONGWOOD15MR    '`` comes back as ``'LONGWOOD15MR'``
+    and ``' 1.5'`` (DS) as ``'1.5'``. Anything not plainly canonical answers ``False`` (pydicom writes
+    it): values with surrounding spaces or NULs, or the wrong padding."""
+    if value is None:
+        return True  # empty: nothing to pad
+    if not isinstance(value, bytes):
         return False
     stripped = value.rstrip(b" \x00")
-    return value == (stripped + b" " if len(stripped) % 2 else stripped)
+    if value != (stripped + (b"\x00" if vr == "UI" else b" ") if len(stripped) % 2 else stripped):
+        return False
+    if vr in _SINGLE_TEXT_VRS:
+        return stripped[:1] not in (b" ", b"\x00")
+    return all(part == part.strip(b" \x00") for part in stripped.split(b"\\"))
 
 
-def _raw_bytes(elem: RawDataElement, vr: str | None) -> bytes | None:
-    """``write_data_element``'s output for a raw element whose value bytes are written as read
-    (explicit VR little endian out), or ``None`` (let pydicom write it)."""
-    value, tag = elem.value, elem.tag
-    if vr is None or len(vr) != 2 or not isinstance(value, bytes):
-        return None
-    undefined = elem.length == 0xFFFFFFFF
-    if undefined and tag == _PIXEL_DATA:
-        return None  # pydicom checks the encapsulation
+def _is_public_sequence(tag: int) -> bool:
+    """Whether public ``tag`` is a sequence (SQ) in pydicom's dictionary."""
+    found = _SQ_CACHE.get(tag)
+    if found is None:
+        try:
+            found = not tag >> 16 & 1 and str(dictionary_VR(tag)) == "SQ"
+        except KeyError:
+            found = False
+        _SQ_CACHE[tag] = found
+    return found
+
+
+def _implicit_sequence(tag: int, value: bytes) -> bytes | None:
+    """``write_data_element``'s output for a raw defined-length sequence read with implicit VR,
+    written from its bytes (items parsed here, each element under the rules of
+    :func:`_copy_vr`), or ``None`` (anything else, e.g. an element pydicom would convert or an
+    undefined-length nested sequence: pydicom converts and writes the sequence)."""
+    parts: list[bytes] = []
+    pos, end = 0, len(value)
+    while pos < end:
+        if end - pos < 8:
+            return None
+        group, element, length = _ELEMENT_HEAD.unpack_from(value, pos)
+        if (group, element) != (0xFFFE, 0xE000):
+            return None
+        pos += 8
+        stop = None if length == 0xFFFFFFFF else pos + length
+        if stop is not None and stop > end:
+            return None
+        found = _implicit_item(value, pos, stop)
+        if found is None:
+            return None
+        body, pos = found
+        if stop is None:  # pydicom writes an item read with undefined length the same way
+            parts += [_ITEM, b"\xff\xff\xff\xff", body, _ITEM_END]
+        else:
+            parts += [_ITEM, _LONG.pack(len(body)), body]
+    seq = b"".join(parts)
+    return _TAG.pack(tag >> 16, tag & 0xFFFF) + b"SQ\x00\x00" + _LONG.pack(len(seq)) + seq
+
+
+def _implicit_item(buf: bytes, pos: int, stop: int | None) -> tuple[bytes, int] | None:
+    """One sequence item's elements (implicit VR, from ``pos`` to ``stop`` or to its Item
+    Delimitation Item) written in explicit VR as pydicom writes the item's data set:
+    ``(body, position after the item)`` or ``None``."""
+    values: dict[int, bytes | None] = {}
+    end = len(buf) if stop is None else stop
+    while True:
+        if stop is not None and pos == stop:
+            break
+        if end - pos < 8:
+            return None
+        group, element, length = _ELEMENT_HEAD.unpack_from(buf, pos)
+        pos += 8
+        if group == 0xFFFE:
+            if stop is None and element == 0xE00D and length == 0:
+                break
+            return None
+        if length == 0xFFFFFFFF or pos + length > end:
+            return None
+        tag = group << 16 | element
+        if tag in values:
+            return None
+        values[tag] = buf[pos : pos + length] if length else None
+        pos += length
+    parts: list[bytes] = []
+    for tag in sorted(values):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # group lengths are not written (as write_dataset)
+        value = values[tag]
+        vr = _copy_vr(tag, value, values.get(tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8) if tag >> 16 & 1 else None)
+        done = None
+        if vr is not None and (value is not None or vr != "UN"):  # an empty UN: pydicom decides (_raw_bytes)
+            done = _value_bytes(tag, vr, value or b"", undefined=False)
+        elif _is_public_sequence(tag):
+            done = _implicit_sequence(tag, value or b"")
+        if done is None:
+            return None
+        parts.append(done)
+    return b"".join(parts), pos
+
+
+def _value_bytes(tag: int, vr: str, value: bytes, *, undefined: bool) -> bytes | None:
+    """An element in explicit VR little endian from its value bytes, or ``None`` (does not fit)."""
     n = len(value)
     head = _TAG.pack(tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
     if vr in _LONG_VRS:
@@ -355,6 +468,22 @@ def _raw_bytes(elem: RawDataElement, vr: str | None) -> bytes | None:
     else:
         head += _SHORT.pack(n)
     return head + value + _SEQ_DELIMITER if undefined else head + value
+
+
+def _raw_bytes(elem: RawDataElement, vr: str | None) -> bytes | None:
+    """``write_data_element``'s output for a raw element whose value bytes are written as read
+    (explicit VR little endian out), or ``None`` (let pydicom write it)."""
+    value, tag = elem.value, elem.tag
+    if value is None and elem.length == 0 and vr != "UN":
+        # an empty element (pydicom reads its value as None): header only, as pydicom writes it (an
+        # empty UN is written under the dictionary's VR when pydicom knows the tag: pydicom decides)
+        value = b""
+    if vr is None or len(vr) != 2 or not isinstance(value, bytes):
+        return None
+    undefined = elem.length == 0xFFFFFFFF
+    if undefined and tag == _PIXEL_DATA:
+        return None  # pydicom checks the encapsulation
+    return _value_bytes(tag, vr, value, undefined=undefined)
 
 
 def native_frames(ds: Dataset, spec: PixelSpec) -> NDArray[np.integer]:
