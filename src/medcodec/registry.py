@@ -548,7 +548,10 @@ def backend(name: str | Backend) -> Backend:
 
 
 @functools.cache
+@functools.cache
 def _why_unavailable(name: str) -> str | None:
+    # once per process (as documented): the medcodec backends' probe is an encode and a decode, which
+    # compress() paid on every call (~11 % of a live CT instance's CPU before this cache)
     try:
         return BACKENDS[name].missing()
     except Exception as exc:  # a broken optional library must not break its callers

@@ -218,8 +218,12 @@ def _sequence_bytes(elem: DataElement, encodings: Any, value_buffer: DicomBytesI
         if not isinstance(item, Dataset):
             return None
         original = item.original_encoding
-        if original[1] is False or item.original_character_set != item._character_set:
+        if original[1] is False:
             return None
+        if item.original_character_set != item._character_set and (
+            original != (None, None) or any(isinstance(e, RawDataElement) for e in item._dict.values())
+        ):
+            return None  # raw values in another character set (a new item's values are encoded on writing)
         if original != (False, True):  # as write_dataset: encoding changes, so ambiguous VRs are resolved
             _correct_ambiguous_vr(item)
         body = _dataset_body(item, bool(original[0]), item.get("SpecificCharacterSet", encodings), value_buffer)
