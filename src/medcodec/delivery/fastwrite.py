@@ -51,6 +51,7 @@ from ..dicom.compress import dataset_frames, stored_values
 from ..dicom.write import encode_file
 from ..errors import DicomError
 from ..spec import PixelSpec
+from .fastread import sequence_end as _sequence_end
 
 __all__ = ["encode_file_fast", "native_frames"]
 
@@ -174,19 +175,26 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
             continue  # group lengths are not written (as write_dataset)
         elem = items[tag]
         raw = None
+        convert = implicit
         if isinstance(elem, RawDataElement):
-            if implicit:
+            if elem.length == 0xFFFFFFFF and tag != _PIXEL_DATA:
+                # an undefined-length sequence that .fastread left raw: written as pydicom writes the
+                # parsed one (items re-encoded, sorted, group lengths dropped)
+                convert = True
+                if implicit and _is_public_sequence(tag):
+                    raw = _implicit_sequence(tag, elem.value or b"", undefined=True)
+            elif implicit:
                 vr = _copy_vr(tag, elem.value, _creator_of(items, tag))
-                if vr is None and _is_public_sequence(tag) and elem.length != 0xFFFFFFFF:
+                if vr is None and _is_public_sequence(tag):
                     raw = _implicit_sequence(tag, elem.value or b"")
+                if raw is None:
+                    raw = _raw_bytes(elem, vr)
             else:
-                vr = elem.VR
-            if raw is None:
-                raw = _raw_bytes(elem, vr)
+                raw = _raw_bytes(elem, elem.VR)
         if raw is not None:
             parts.append(raw)
             continue
-        element = ds[tag] if implicit else ds.get_item(tag)
+        element = ds[tag] if convert else ds.get_item(tag)
         done = None
         if isinstance(element, DataElement):
             if element.VR == "SQ":
@@ -391,11 +399,11 @@ def _is_public_sequence(tag: int) -> bool:
     return found
 
 
-def _implicit_sequence(tag: int, value: bytes) -> bytes | None:
-    """``write_data_element``'s output for a raw defined-length sequence read with implicit VR,
-    written from its bytes (items parsed here, each element under the rules of
-    :func:`_copy_vr`), or ``None`` (anything else, e.g. an element pydicom would convert or an
-    undefined-length nested sequence: pydicom converts and writes the sequence)."""
+def _implicit_sequence(tag: int, value: bytes, *, undefined: bool = False) -> bytes | None:
+    """``write_data_element``'s output for a raw sequence read with implicit VR (its items' bytes;
+    ``undefined``: read with undefined length, without the closing delimiter), written from its
+    bytes (items parsed here, each element under the rules of :func:`_copy_vr`), or ``None``
+    (anything else, e.g. an element pydicom would convert: pydicom converts and writes it)."""
     parts: list[bytes] = []
     pos, end = 0, len(value)
     while pos < end:
@@ -417,7 +425,10 @@ def _implicit_sequence(tag: int, value: bytes) -> bytes | None:
         else:
             parts += [_ITEM, _LONG.pack(len(body)), body]
     seq = b"".join(parts)
-    return _TAG.pack(tag >> 16, tag & 0xFFFF) + b"SQ\x00\x00" + _LONG.pack(len(seq)) + seq
+    head = _TAG.pack(tag >> 16, tag & 0xFFFF) + b"SQ\x00\x00"
+    if undefined:
+        return head + b"\xff\xff\xff\xff" + seq + _SEQ_DELIMITER
+    return head + _LONG.pack(len(seq)) + seq
 
 
 def _implicit_item(buf: bytes, pos: int, stop: int | None) -> tuple[bytes, int] | None:
@@ -425,6 +436,7 @@ def _implicit_item(buf: bytes, pos: int, stop: int | None) -> tuple[bytes, int] 
     Delimitation Item) written in explicit VR as pydicom writes the item's data set:
     ``(body, position after the item)`` or ``None``."""
     values: dict[int, bytes | None] = {}
+    nested: dict[int, bytes] = {}  # undefined-length sequences: their items' bytes
     end = len(buf) if stop is None else stop
     while True:
         if stop is not None and pos == stop:
@@ -437,10 +449,18 @@ def _implicit_item(buf: bytes, pos: int, stop: int | None) -> tuple[bytes, int] 
             if stop is None and element == 0xE00D and length == 0:
                 break
             return None
-        if length == 0xFFFFFFFF or pos + length > end:
-            return None
         tag = group << 16 | element
         if tag in values:
+            return None
+        if length == 0xFFFFFFFF:  # a nested sequence of undefined length
+            close = _sequence_end(buf, pos, True) if _is_public_sequence(tag) else None
+            if close is None or close > end:
+                return None
+            nested[tag] = buf[pos:close]
+            values[tag] = None
+            pos = close + 8
+            continue
+        if pos + length > end:
             return None
         values[tag] = buf[pos : pos + length] if length else None
         pos += length
@@ -449,6 +469,12 @@ def _implicit_item(buf: bytes, pos: int, stop: int | None) -> tuple[bytes, int] 
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # group lengths are not written (as write_dataset)
         value = values[tag]
+        if tag in nested:
+            done = _implicit_sequence(tag, nested[tag], undefined=True)
+            if done is None:
+                return None
+            parts.append(done)
+            continue
         vr = _copy_vr(tag, value, values.get(tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8) if tag >> 16 & 1 else None)
         done = None
         if vr is not None and (value is not None or vr != "UN"):  # an empty UN: pydicom decides (_raw_bytes)

@@ -89,6 +89,7 @@ from ..dicom.write import (
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError
 from ..registry import transfer_syntax
 from ..spec import PixelSpec
+from .fastread import read_native
 from .fastwrite import encode_file_fast, native_frames
 from .header import read_header
 from .manifest import ManifestEntry
@@ -494,7 +495,7 @@ def _read_full(data: bytes) -> Dataset | None:
         return None
     try:
         with source_values_as_is():
-            ds = dcmread(io.BytesIO(data))
+            ds = (read_native(data) if _FAST_IO else None) or dcmread(io.BytesIO(data))
     except Exception:
         return None
     return ds if ("SOPClassUID" in ds or "SOPInstanceUID" in ds) else None
