@@ -255,3 +255,16 @@ def test_reader_matches_dcmread(shared_data):
             continue
         results.append(_same_as_dcmread(path.read_bytes()))
     assert results.count(True) > 20
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"])
+def test_writer_leaves_the_file_meta_alone(name):
+    """The writer shares the file meta's elements instead of copying them: writing must not change
+    the data set's own file meta (the group length, the media storage UIDs)."""
+    ds = pydicom.dcmread(get_testdata_file(name))
+    ds.SOPInstanceUID = "1.2.3.4"  # differs from the meta's Media Storage SOP Instance UID
+    before = {tag: (elem.VR, elem.value) for tag, elem in ds.file_meta.items()}
+    written = encode_file_fast(ds)
+    assert {tag: (elem.VR, elem.value) for tag, elem in ds.file_meta.items()} == before
+    assert pydicom.dcmread(io.BytesIO(written)).file_meta.MediaStorageSOPInstanceUID == "1.2.3.4"
+    assert written == encode_file(ds)
