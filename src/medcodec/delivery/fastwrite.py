@@ -76,6 +76,7 @@ _SQ_CACHE: dict[int, bool] = {}
 #: to _CACHED_SIZE bytes, at most _CACHE_ENTRIES keys (then cleared): a few MB at most
 _IMPLICIT_CACHE: dict[tuple[int, bytes | None, Any], bytes] = {}
 _CACHED_SIZE = 256
+_CACHED_SEQUENCE = 4096  # an undefined-length sequence's items, in bytes
 _CACHE_ENTRIES = 20_000
 _ELEMENT_HEAD = struct.Struct("<HHL")
 _DEFAULT_ENCODINGS = convert_encodings([default_encoding])
@@ -158,6 +159,12 @@ def encode_file_fast(ds: Dataset) -> bytes:
         raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}") from exc
 
 
+def _remember(key: tuple[int, bytes | None, Any], written: bytes | None) -> None:
+    if len(_IMPLICIT_CACHE) >= _CACHE_ENTRIES:
+        _IMPLICIT_CACHE.clear()
+    _IMPLICIT_CACHE[key] = b"" if written is None else written
+
+
 def _replace(group: Dataset, tag: int, vr: str, value: Any) -> None:
     """Put a new element in ``group`` (the old one may be shared with the data set being written)."""
     group._dict[BaseTag(tag)] = DataElement(BaseTag(tag), vr, value)
@@ -200,7 +207,17 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
                 # parsed one (items re-encoded, sorted, group lengths dropped)
                 convert = True
                 if implicit and _is_public_sequence(tag):
-                    raw = _implicit_sequence(tag, elem.value or b"", undefined=True)
+                    items_bytes = elem.value or b""
+                    if len(items_bytes) > _CACHED_SEQUENCE:
+                        raw = _implicit_sequence(tag, items_bytes, undefined=True)
+                    else:  # remembered like the elements below (tag and items' bytes decide)
+                        sequence_key = (tag, items_bytes, "undefined length")  # public: no creator
+                        known = _IMPLICIT_CACHE.get(sequence_key)
+                        if known is None:
+                            raw = _implicit_sequence(tag, items_bytes, undefined=True)
+                            _remember(sequence_key, raw)
+                        elif known:
+                            raw = known
             elif implicit:
                 value = elem.value
                 # the bytes depend on tag, value and (private) creator only: remembered per process,
@@ -214,9 +231,7 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
                     if raw is None:
                         raw = _raw_bytes(elem, vr)
                     if key is not None:
-                        if len(_IMPLICIT_CACHE) >= _CACHE_ENTRIES:
-                            _IMPLICIT_CACHE.clear()
-                        _IMPLICIT_CACHE[key] = b"" if raw is None else raw
+                        _remember(key, raw)
                 elif known:
                     raw = known
             else:
@@ -303,6 +318,12 @@ def _element_bytes(elem: DataElement, encodings: list[str], buffer: DicomBytesIO
     writer into a reused buffer, the header built here), or ``None`` (sequences, pixel data, buffered
     or undefined-length values, a value too long for a short VR: pydicom writes it)."""
     vr = elem.VR
+    if elem.is_undefined_length and elem.tag == _PIXEL_DATA and vr == "OB" and not elem.is_buffered:
+        # encapsulated frames, as write_data_element writes them after checking the first item tag
+        value = elem.value
+        if isinstance(value, bytes) and value[:4] == _ITEM and not len(value) % 2:
+            return b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff" + value + _SEQ_DELIMITER
+        return None
     if vr not in writers or vr == "SQ" or len(vr) != 2 or elem.is_buffered or elem.is_undefined_length:
         return None
     raw_buffer = cast(io.BytesIO, buffer.parent)
