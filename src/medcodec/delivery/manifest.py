@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 __all__ = ["ManifestEntry", "build_manifest", "MANIFEST_NAME", "MANIFEST_FORMAT"]
@@ -57,7 +57,9 @@ class ManifestEntry:
     mapping: str = ""  # the series mapping, described
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        # every field is a scalar, so a shallow dict is asdict()'s result without its deep copies
+        # (the live server builds one per instance of an archive)
+        out = {name: getattr(self, name) for name in _FIELDS}
         for key in ("ratio", "psnr", "max_error", "max_error_hu"):
             value = out[key]
             if value is not None and not math.isfinite(value):
@@ -100,6 +102,9 @@ class ManifestEntry:
             measured=False,
             reason="the original preset delivers the stored file",
         )
+
+
+_FIELDS = tuple(f.name for f in fields(ManifestEntry))
 
 
 def build_manifest(
