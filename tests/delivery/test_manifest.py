@@ -34,3 +34,12 @@ def test_manifest_lists_rows_in_order():
     manifest = json.loads(build_manifest(rows, preset="diagnostic", study_uid="1.2", series_uid=None))
     assert [f["sop_instance_uid"] for f in manifest["files"]] == ["1.2.0", "1.2.1", "1.2.2"]
     assert manifest["totals"] == {"files": 3, "bytes": 3000, "source_bytes": 27000, "passthrough": 0}
+
+
+def test_manifest_is_json_with_one_file_per_line():
+    rows = [_entry(sop_instance_uid=f"1.2.{i}") for i in range(3)]
+    text = build_manifest(rows, preset="diagnostic", study_uid="1.2", label="x").decode("utf-8")
+    doc = json.loads(text)
+    assert doc["files"] == [json.loads(r.to_json()) for r in rows] and doc["label"] == "x"
+    assert sum(1 for line in text.splitlines() if '"sop_instance_uid"' in line) == 3
+    assert json.loads(build_manifest([], preset="original", study_uid="1.2"))["files"] == []

@@ -116,7 +116,7 @@ def build_manifest(
     diagnostic: bool = True,
     label: str = "",
 ) -> bytes:
-    """The ``manifest.json`` bytes of an archive (UTF-8, indented, stable key order)."""
+    """The ``manifest.json`` bytes of an archive (UTF-8, stable key order, one file per line)."""
     from .. import __version__
 
     files = [e.to_dict() for e in entries]
@@ -136,4 +136,13 @@ def build_manifest(
             "passthrough": sum(1 for f in files if f["passthrough"]),
         },
     }
-    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    # one file per line (json's C encoder; indent= would select its pure-Python encoder, ~10 ms for a
+    # 140-file study at the very end of a live archive, i.e. on its last byte)
+    lines = []
+    for key, value in sorted(doc.items()):
+        if key == "files":
+            rows = ",\n  ".join(json.dumps(f, sort_keys=True) for f in files)
+            lines.append(f' "files": [\n  {rows}\n ]' if rows else ' "files": []')
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")
+    return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
