@@ -82,7 +82,9 @@ def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval, floor):
     those levels."""
     rng = np.random.default_rng(shape[0])
     img = np.clip(1000 + 30 * rng.standard_normal(shape) + np.linspace(0, 800, shape[1]), 0, 4095).astype(np.uint16)
+    img[: shape[0] // 3, : shape[1] // 2] = 0  # a black background, where the decoder clips
     coder = FrameCoder(quantize.quant_table(55, 12, table="ct"), 12, False, rdo="texture")
+    assert 8 * 2048 % int(coder.steps_zz[0]) != 0  # black is not on the DC grid: clipping matters
     got = _rdoq.texture_frame_levels(coder, img, size_bits=4, restart_interval=restart_interval, floor=floor)
 
     scaled = coder.scaled(img)
@@ -102,8 +104,15 @@ def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval, floor):
     if floor is not None:
         assert 0.2 < np.mean(scaled[:, 0] < dc_floor) < 0.8  # the floor splits the image
     want = _rdoq.texture_levels_reference(scaled, steps * steps, ac_bits, 4, lam, dc_floor=dc_floor)
-    want[:, 0] = _rdoq.trellis_dc_reference(scaled[:, 0], steps[0] ** 2, dc_bits, lam)
+    lo, hi = _rdoq.dc_clip(coder)
+    assert (lo, hi) == (8 * -2048 / steps[0], 8 * 2047 / steps[0])
+    flat = np.all(want[:, 1:] == 0, axis=1)
+    want[:, 0] = _rdoq.trellis_dc_reference(scaled[:, 0], steps[0] ** 2, dc_bits, lam, lo, hi, flat)
     np.testing.assert_array_equal(got, want)
+    black = scaled[:, 0] < lo + 1e-9
+    assert np.any(black) and np.all(want[black, 0] < scaled[black, 0])  # black blocks: the level below
+    decoded = coder.reconstruct(got, *shape)
+    assert np.all(decoded[: shape[0] // 3 // 8 * 8, : shape[1] // 2 // 8 * 8] == 0)  # ... decodes exactly
     if floor is not None:  # and it changes levels: below it the penalty no longer keeps energy
         assert np.any(got != _rdoq.texture_frame_levels(coder, img, size_bits=4, restart_interval=restart_interval))
 

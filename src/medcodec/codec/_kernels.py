@@ -1668,12 +1668,17 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
 
 
 @_jit
-def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
+def trellis_dc(scaled_dc, weight, dc_bits, lam, out, lo, hi, flat):
     """Trellis-quantize the DC levels of all blocks along the prediction chain (T.81 §F.1.2.1).
 
     Each block's DC level is one of ``round(x) - 1``, ``round(x)``, ``round(x) + 1``;
     a Viterbi search over the blocks minimises ``weight (x - l)^2 + lam (code + SSSS bits)``
     of the differences, the first block predicted from 0. Writes ``out[:, 0]``.
+
+    The decoder clips samples to the sample range, whose ends are ``lo`` and ``hi`` in DC
+    units (``8 (sample - offset) / step``): a block with no AC level (``flat[b] != 0``) is
+    decoded as the constant ``clip(l)``, so its error is ``weight (x - clip(l, lo, hi))^2``
+    (a black background coded one level below ``x`` is decoded exactly; ``-inf, inf``: no clipping).
     Twin: ``_rdoq.trellis_dc_reference``.
     """
     n = scaled_dc.shape[0]
@@ -1692,15 +1697,17 @@ def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
     sd = np.empty(5, np.int64)  # category of each difference rnd[b] - rnd[b - 1] + (c - p), c - p = -2..2
     for c in range(3):
         v = rnd[0] + c - 1
-        d = scaled_dc[0] - v
+        d = scaled_dc[0] - (min(max(float(v), lo), hi) if flat[0] else v)
         cost[c] = weight * d * d + rate[bit_length(v)]
     for b in range(1, n):
         x = scaled_dc[b]
         base = rnd[b] - rnd[b - 1]
         for e in range(5):
             sd[e] = bit_length(base + e - 2)
+        fb = flat[b] != 0
         for c in range(3):
-            d = x - (rnd[b] + c - 1)
+            v = rnd[b] + c - 1
+            d = x - (min(max(float(v), lo), hi) if fb else v)
             best = np.inf
             arg = 0
             for p in range(3):
@@ -1739,6 +1746,8 @@ def texture_frame_levels(
     dc_rdo,
     stride,
     dc_floor,
+    dc_lo,
+    dc_hi,
     out,
 ):
     """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
@@ -1749,7 +1758,8 @@ def texture_frame_levels(
     output, and the DC chain by :func:`trellis_dc` (``dc_rdo``) or rounding.
 
     Blocks whose DC coefficient / step lies below ``dc_floor`` (background) have no energy
-    target (:func:`_floor_targets`).
+    target (:func:`_floor_targets`). ``dc_lo``, ``dc_hi``: the ends of the sample range in the
+    same units, where the decoder clips (:func:`trellis_dc`).
 
     Twin: ``FrameCoder.scaled``, the counts of the sampled rows' rounded levels,
     :func:`symbol_code_lengths`, ``_rdoq.texture_levels_reference``, ``_rdoq.trellis_dc_reference``.
@@ -1766,6 +1776,7 @@ def texture_frame_levels(
         frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
     )
     dc = np.empty(n)
+    flat = np.empty(n, np.uint8)
     for i in range(by):
         sx, sm, mask, eo = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
@@ -1775,8 +1786,12 @@ def texture_frame_levels(
             dc[b] = sx[0, j]
             c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
             _chain_out(sx, j, c, pos, lvc, out, b)
+            flat[b] = 1
+            for t in range(c):
+                if lvc[t] != 0:
+                    flat[b] = 0
     if dc_rdo:
-        trellis_dc(dc, weights[0], dc_len, lam, out)
+        trellis_dc(dc, weights[0], dc_len, lam, out, dc_lo, dc_hi, flat)
     return out
 
 
@@ -1882,6 +1897,8 @@ def encode_frame_texture(
     dc_rdo,
     stride,
     dc_floor,
+    dc_lo,
+    dc_hi,
     size_bits,
     stuff,
     restart_interval,
@@ -1914,6 +1931,7 @@ def encode_frame_texture(
     stream = np.empty(cap, np.int64)
     dc_slot = np.empty(n, np.int64)
     dc = np.empty(n)
+    flat = np.empty(n, np.uint8)
     dcl = np.empty((n, 1), np.int32)
     zrl = 15 << size_bits
     ns = np.int64(0)
@@ -1933,10 +1951,12 @@ def encode_frame_texture(
             dc_slot[b] = ns
             ns += 1
             prev = 0
+            flat[b] = 1
             for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
                 m = lvc[t]
                 if m == 0:
                     continue
+                flat[b] = 0
                 k = pos[t]
                 r = k - prev - 1
                 while r > 15:
@@ -1957,7 +1977,7 @@ def encode_frame_texture(
                 stream[_u(ns)] = 0
                 ns += 1
     if dc_rdo:
-        trellis_dc(dc, weights[0], dc_len, lam, dcl)
+        trellis_dc(dc, weights[0], dc_len, lam, dcl, dc_lo, dc_hi, flat)
     dc_base = 16 << size_bits
     pred = np.int64(0)
     for b in range(n):
