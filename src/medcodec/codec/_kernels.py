@@ -1748,6 +1748,8 @@ def texture_frame_levels(
     dc_floor,
     dc_lo,
     dc_hi,
+    kappa,
+    floor_px,
     out,
 ):
     """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
@@ -1759,7 +1761,9 @@ def texture_frame_levels(
 
     Blocks whose DC coefficient / step lies below ``dc_floor`` (background) have no energy
     target (:func:`_floor_targets`). ``dc_lo``, ``dc_hi``: the ends of the sample range in the
-    same units, where the decoder clips (:func:`trellis_dc`).
+    same units, where the decoder clips (:func:`trellis_dc`). With ``kappa > 0`` the penalty's
+    weight is :func:`texture_mu` of the frame's noise level (:func:`noise_sigma` on the sampled
+    strips, samples below ``floor_px`` left out).
 
     Twin: ``FrameCoder.scaled``, the counts of the sampled rows' rounded levels,
     :func:`symbol_code_lengths`, ``_rdoq.texture_levels_reference``, ``_rdoq.trellis_dc_reference``.
@@ -1775,6 +1779,8 @@ def texture_frame_levels(
     _texture_code_lengths(
         frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
     )
+    if kappa > 0:
+        mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
     dc = np.empty(n)
     flat = np.empty(n, np.uint8)
     for i in range(by):
@@ -1844,6 +1850,63 @@ def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_flo
     return sx, sm, mask, eo
 
 
+#: Bins of the histogram of ``|a - b - c + d|`` in :func:`noise_sigma` (larger values share the last).
+NOISE_BINS = 1024
+
+
+@_jit
+def noise_sigma(frame, stride, floor_px):
+    """Noise level of a frame: ``median |HH| / 0.6745`` (the robust estimate of a white noise's
+    standard deviation from its finest diagonal Haar detail, ``HH = (a - b - c + d) / 2`` over the
+    2x2 cells ``[[a, b], [c, d]]`` of rows ``y, y + 1``), over the cells of rows ``8 i, 8 i + 1``
+    and ``8 i + 4, 8 i + 5`` of every ``stride``-th strip ``i`` whose four samples are all
+    ``>= floor_px`` (background left out); 0 when there is none. The median comes from a histogram
+    of the integers ``|a - b - c + d|`` (lower median). Twin: ``_rdoq.noise_sigma_reference``."""
+    rows = frame.shape[0]
+    cols = frame.shape[1]
+    hist = np.zeros(NOISE_BINS, np.int64)
+    for y0 in range(0, rows, 8 * stride):
+        for y in range(y0, min(y0 + 6, rows - 1), 4):
+            r0 = frame[y]
+            r1 = frame[y + 1]
+            for x in range(0, cols - 1, 2):
+                a = np.int64(r0[x])
+                b = np.int64(r0[x + 1])
+                c = np.int64(r1[x])
+                d = np.int64(r1[x + 1])
+                ok = min(min(a, b), min(c, d)) >= floor_px  # branch-free: background cells add 0
+                hist[_u(min(abs(a - b - c + d), NOISE_BINS - 1))] += np.int64(ok)
+    n = np.int64(0)
+    for t in range(NOISE_BINS):
+        n += hist[t]
+    if n == 0:
+        return 0.0
+    want = (n - 1) // 2  # index of the lower median in sorted order
+    acc = np.int64(0)
+    for t in range(NOISE_BINS):
+        acc += hist[t]
+        if acc > want:
+            return t / 2.0 / 0.6745
+    return (NOISE_BINS - 1) / 2.0 / 0.6745
+
+
+@_jit
+def texture_mu(mu, kappa, sigma, weights):
+    """The energy penalty's weight for a frame whose noise level is ``sigma``:
+    ``mu min(1, (kappa sigma)^2 / mean AC step^2)`` (``weights``: squared steps, zigzag), or ``mu``
+    when ``kappa <= 0``. Where the steps are coarse against the noise, rounding loses the grain
+    anyway (libjpeg-turbo's too) and keeping it costs the most bits; where they are fine, the
+    full penalty keeps it."""
+    if kappa <= 0:
+        return mu
+    m = 0.0
+    for k in range(1, 64):
+        m += weights[k]
+    m /= 63.0
+    r = (kappa * sigma) ** 2 / m
+    return mu * r if r < 1.0 else mu
+
+
 @_jit
 def _texture_code_lengths(
     frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
@@ -1899,6 +1962,8 @@ def encode_frame_texture(
     dc_floor,
     dc_lo,
     dc_hi,
+    kappa,
+    floor_px,
     size_bits,
     stuff,
     restart_interval,
@@ -1923,6 +1988,8 @@ def encode_frame_texture(
     _texture_code_lengths(
         frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
     )
+    if kappa > 0:
+        mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
     cap = 65 * n + 1

@@ -83,6 +83,8 @@ __all__ = [
     "texture_floor",
     "texture_dc_floor",
     "dc_clip",
+    "noise_sigma_reference",
+    "TEXTURE_KAPPA",
     "trellis_blocks_reference",
     "threshold_levels",
     "threshold_blocks",
@@ -116,6 +118,9 @@ TEXTURE_PATIENCE = 64
 #: parenchyma) get no energy target: plain RD decisions, as turbo's rounding keeps nothing there
 #: either. Chosen on the training sets (docs/design-notes.md).
 TEXTURE_FLOOR = 0.03
+#: Texture mode: the penalty's weight falls as ``(kappa sigma / step)^2`` where the mean AC step
+#: exceeds ``kappa`` times the frame's noise level sigma (:func:`._kernels.texture_mu`); 0: never.
+TEXTURE_KAPPA = 3.0
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -385,6 +390,27 @@ def dc_clip(coder: Any) -> tuple[float, float]:
     return 8.0 * (float(coder._lo) - offset) / step, 8.0 * (float(coder._hi) - offset) / step
 
 
+def _floor_px(floor: float | None) -> float:
+    return -math.inf if floor is None else float(floor)
+
+
+def noise_sigma_reference(frame: np.ndarray, stride: int, floor: float | None = None) -> float:
+    """NumPy twin of :func:`._kernels.noise_sigma`: ``median |a - b - c + d| / 2 / 0.6745`` over
+    the 2x2 cells of rows ``8 i, 8 i + 1`` and ``8 i + 4, 8 i + 5`` of every ``stride``-th strip
+    ``i`` whose samples are all ``>= floor``."""
+    a = np.asarray(frame, dtype=np.int64)
+    vals = []
+    for y in range(a.shape[0] - 1):
+        if y % (8 * stride) not in (0, 4):
+            continue
+        s = a[y : y + 2, : a.shape[1] // 2 * 2]
+        p, q, r, t = s[0, 0::2], s[0, 1::2], s[1, 0::2], s[1, 1::2]
+        keep = np.minimum(np.minimum(p, q), np.minimum(r, t)) >= _floor_px(floor)
+        vals.append(np.minimum(np.abs(p - q - r + t)[keep], K.NOISE_BINS - 1))
+    v = np.sort(np.concatenate(vals)) if vals else np.zeros(0, np.int64)
+    return 0.0 if v.size == 0 else float(v[(v.size - 1) // 2]) / 2.0 / 0.6745
+
+
 def texture_floor(vmin: float, vmax: float) -> float:
     """Background floor of an image whose samples span ``vmin..vmax``: ``vmin +``
     :data:`TEXTURE_FLOOR` ``x (vmax - vmin)``."""
@@ -412,7 +438,7 @@ def texture_frame_levels(
     return K.texture_frame_levels(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
         size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
-        texture_dc_floor(coder, floor), *dc_clip(coder), out,
+        texture_dc_floor(coder, floor), *dc_clip(coder), TEXTURE_KAPPA, _floor_px(floor), out,
     )  # fmt: skip
 
 
@@ -436,7 +462,8 @@ def encode_frame_texture(
     coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, weights,
         lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
-        texture_dc_floor(coder, floor), *dc_clip(coder), size_bits, stuff, restart_interval, *arrays,
+        texture_dc_floor(coder, floor), *dc_clip(coder), TEXTURE_KAPPA, _floor_px(floor), size_bits, stuff,
+        restart_interval, *arrays,
     )  # fmt: skip
     dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
                                         ac_size)  # fmt: skip
