@@ -1463,14 +1463,17 @@ def levels_pixels(zz, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
 # :mod:`medcodec.codec._rdoq` explains the cost function). Per frame:
 #
 #   1. the symbol counts of the rounded levels of every 4th strip of blocks: the code lengths
-#      the decisions are priced with (the "previous pass"; :func:`_texture_code_lengths`);
+#      the decisions are priced with (the "previous pass"; :func:`_texture_code_lengths`); the
+#      frame's noise level on the same strips (:func:`noise_sigma`), which sets the penalty's
+#      weight (:func:`texture_mu`);
 #   2. per strip of 8 pixel rows (:func:`_texture_strip`): DCT of all its blocks
 #      (:func:`_fdct_strip`), scaled by the steps, rounded, the non-zero masks and AC energies
 #      coefficient-major (:func:`_strip_scaled`, :func:`_strip_round`: loops over the blocks,
 #      vectorised; blocks under the background floor get no energy target); then per block the
 #      greedy pass from the last coefficient to the first that lowers or zeroes a level when
 #      error + lambda x bits + an energy-loss penalty decreases (:func:`_texture_block`), and
-#      its AC symbols; then a Viterbi search over the DC chain (:func:`trellis_dc`);
+#      its AC symbols; then a Viterbi search over the DC chain that knows decoders clip
+#      (:func:`trellis_dc`);
 #   3. DC symbols, optimal Huffman tables and bit packing (:func:`_coded_scan`).
 #
 # Twins: ``_rdoq.texture_levels_reference`` and ``_rdoq.trellis_dc_reference`` (plain Python),

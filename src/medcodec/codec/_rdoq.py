@@ -13,8 +13,12 @@ from the last non-zero coefficient back to the first, a +-1 may become 0 and a p
 two may drop one magnitude category (2 -> 1, 4 -> 3, ...), whichever lowers J; other moves
 cost at least two unit errors for a bit or two and are not tried. R is priced with the
 code lengths of the rounded levels' symbols on every :data:`TEXTURE_STATS_STRIDE`-th block
-row. Then :func:`trellis_dc` decides the DC chain. ``lambda`` = :data:`LAMBDA_SCALE` x mean
-AC step^2, ``mu`` = :data:`TEXTURE_MU`, ``rho`` = :data:`TEXTURE_RHO`; the measurements
+row. Then :func:`trellis_dc` decides the DC chain, knowing that decoders clip: a block left
+without AC levels decodes as its clipped constant, so a black background can be coded one
+level beyond the range's end, exactly. ``lambda`` = :data:`LAMBDA_SCALE` x mean AC step^2,
+``mu`` = :data:`TEXTURE_MU` x min(1, (:data:`TEXTURE_KAPPA` sigma / mean AC step)^2) with sigma
+the frame's noise level (:func:`._kernels.noise_sigma`: where the steps are coarse against the
+noise, rounding loses the grain anyway), ``rho`` = :data:`TEXTURE_RHO`; the measurements
 behind them are in docs/design-notes.md. The kernels (:func:`._kernels.encode_frame_texture`,
 pixels to bytes in one call) have the plain-Python twin :func:`texture_levels_reference`.
 
