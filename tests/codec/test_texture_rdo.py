@@ -105,7 +105,10 @@ def test_fused_frame_kernel_matches_twin_chain(shape, noise, restart_interval, f
         assert 0.2 < np.mean(scaled[:, 0] < dc_floor) < 0.8  # the floor splits the image
     sigma = _rdoq.noise_sigma_reference(img, _rdoq.TEXTURE_STATS_STRIDE, floor)
     mu = K.texture_mu(_rdoq.TEXTURE_MU, _rdoq.TEXTURE_KAPPA, sigma, steps * steps)
-    assert (mu < _rdoq.TEXTURE_MU / 2) == (noise == 3)  # a quiet image: the penalty relaxes
+    if noise == 3:
+        assert mu < _rdoq.TEXTURE_MU / 2  # a quiet image: the penalty relaxes
+    elif floor is not None:
+        assert mu == _rdoq.TEXTURE_MU  # a noisy one (its black corner left out): full weight
     want = _rdoq.texture_levels_reference(scaled, steps * steps, ac_bits, 4, lam, mu, dc_floor=dc_floor)
     lo, hi = _rdoq.dc_clip(coder)
     assert (lo, hi) == (8 * -2048 / steps[0], 8 * 2047 / steps[0])
@@ -140,6 +143,8 @@ def test_noise_sigma_matches_reference(shape, stride):
         assert got == _rdoq.noise_sigma_reference(img, stride, floor)
     if shape[0] >= 8 and shape[1] >= 8:  # white noise of std 12 is measured as such, the black corner left out
         assert 9 < K.noise_sigma(img, 1, 100.0) < 15
+        big = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)  # each sample repeated 2x2: the noise stays visible
+        assert 9 < K.noise_sigma(big, 1, 100.0) < 15
 
 
 def test_texture_mu_relaxes_where_steps_are_coarse_against_the_noise():

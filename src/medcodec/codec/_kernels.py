@@ -1861,18 +1861,20 @@ NOISE_BINS = 1024
 def noise_sigma(frame, stride, floor_px):
     """Noise level of a frame: ``median |HH| / 0.6745`` (the robust estimate of a white noise's
     standard deviation from its finest diagonal Haar detail, ``HH = (a - b - c + d) / 2`` over the
-    2x2 cells ``[[a, b], [c, d]]`` of rows ``y, y + 1``), over the cells of rows ``8 i, 8 i + 1``
-    and ``8 i + 4, 8 i + 5`` of every ``stride``-th strip ``i`` whose four samples are all
-    ``>= floor_px`` (background left out); 0 when there is none. The median comes from a histogram
-    of the integers ``|a - b - c + d|`` (lower median). Twin: ``_rdoq.noise_sigma_reference``."""
+    2x2 cells ``[[a, b], [c, d]]`` at rows ``y, y + 1`` and columns ``x, x + 1``), over the cells
+    with odd ``x`` on rows ``8 i + 1, 8 i + 2`` and ``8 i + 5, 8 i + 6`` of every ``stride``-th
+    strip ``i`` whose four samples are all ``>= floor_px`` (background left out); 0 when there is
+    none. The cells start at odd rows and columns so that an image enlarged by repeating each
+    sample 2x2 still shows its noise. The median comes from a histogram of the integers
+    ``|a - b - c + d|`` (lower median). Twin: ``_rdoq.noise_sigma_reference``."""
     rows = frame.shape[0]
     cols = frame.shape[1]
     hist = np.zeros(NOISE_BINS, np.int64)
     for y0 in range(0, rows, 8 * stride):
-        for y in range(y0, min(y0 + 6, rows - 1), 4):
+        for y in range(y0 + 1, min(y0 + 7, rows - 1), 4):
             r0 = frame[y]
             r1 = frame[y + 1]
-            for x in range(0, cols - 1, 2):
+            for x in range(1, cols - 1, 2):
                 a = np.int64(r0[x])
                 b = np.int64(r0[x + 1])
                 c = np.int64(r1[x])

@@ -400,14 +400,14 @@ def _floor_px(floor: float | None) -> float:
 
 def noise_sigma_reference(frame: np.ndarray, stride: int, floor: float | None = None) -> float:
     """NumPy twin of :func:`._kernels.noise_sigma`: ``median |a - b - c + d| / 2 / 0.6745`` over
-    the 2x2 cells of rows ``8 i, 8 i + 1`` and ``8 i + 4, 8 i + 5`` of every ``stride``-th strip
-    ``i`` whose samples are all ``>= floor``."""
+    the 2x2 cells at odd columns of rows ``8 i + 1, 8 i + 2`` and ``8 i + 5, 8 i + 6`` of every
+    ``stride``-th strip ``i`` whose samples are all ``>= floor``."""
     a = np.asarray(frame, dtype=np.int64)
     vals = []
     for y in range(a.shape[0] - 1):
-        if y % (8 * stride) not in (0, 4):
+        if y % (8 * stride) not in (1, 5):
             continue
-        s = a[y : y + 2, : a.shape[1] // 2 * 2]
+        s = a[y : y + 2, 1 : 1 + (a.shape[1] - 1) // 2 * 2]
         p, q, r, t = s[0, 0::2], s[0, 1::2], s[1, 0::2], s[1, 1::2]
         keep = np.minimum(np.minimum(p, q), np.minimum(r, t)) >= _floor_px(floor)
         vals.append(np.minimum(np.abs(p - q - r + t)[keep], K.NOISE_BINS - 1))
