@@ -21,6 +21,8 @@ CT as HU + 1024 clipped to 0..4095, others shifted right until they fit):
 
 * ``train:`` sets come from ``../shared/data`` (``$MEDCODEC_DATA``), on which the quantization
   tables were trained (``benchmarks/train_jpeg_tables.py``);
+* ``held-out:`` sets are in ``../shared/data`` but were not used for training (the 384x384 MR of
+  ``singles/``, another scan than the training set's ``transfer_syntaxes_mr`` slice);
 * ``unseen:`` sets come from pydicom-data and are not in the shared data: the tables and the
   quantizer's constants never saw them.
 
@@ -105,6 +107,9 @@ def image_sets(slices: int) -> list[tuple[str, list[np.ndarray], bool]]:
             sys.exit(f"no DICOM files in {d / name} (set MEDCODEC_DATA)")
         idx = np.linspace(0, len(files) - 1, slices + 2).round().astype(int)[1:-1]
         sets.append((f"train:{name}", [read_frame(files[i]) for i in idx], ct))
+    held_out = d / "singles" / "mr_384x384_12bit_unsigned.dcm"
+    if held_out.exists():
+        sets.append(("held-out:mr_384x384_12bit_unsigned", [read_frame(held_out)], False))
     pd = pydicom_data_dir()
     if pd is not None:
         for name, ct in (("693_UNCR.dcm", True), ("MR-SIEMENS-DICOM-WithOverlays.dcm", False)):

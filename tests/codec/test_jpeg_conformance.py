@@ -154,6 +154,35 @@ def test_rdo_streams_decode_elsewhere(decoder, rdo, tmp_path):
     _assert_close(jpeg.decode_jpeg(stream), DECODERS[decoder](stream, tmp_path), decoder)
 
 
+@pytest.mark.parametrize("decoder", list(DECODERS))
+@pytest.mark.parametrize(("bits", "quality"), [(12, 30), (8, 30), (8, 33)])
+def test_clipped_dc_levels_decode_elsewhere(decoder, bits, quality, tmp_path):
+    """The default encoder codes flat black (and white) blocks one DC level beyond the sample range
+    when the level shift is not a whole number of steps (the decoder clips them back): every
+    decoder reads them within 1, and black stays black."""
+    rng = np.random.default_rng(bits)
+    top = (1 << bits) - 1
+    img = np.clip(top * 0.4 + top * 0.05 * rng.standard_normal((48, 96)), 0, top)
+    img[:, :32] = 0
+    img[:, 64:] = top
+    img = img.astype(np.uint8 if bits == 8 else np.uint16)
+    stream = jpeg.encode_jpeg(img, bits_stored=bits, quality=quality, range_bits=bits)
+    jf = jpeg.parse_jpeg(stream)
+    step = int(np.ravel(jf.qtable.natural())[0])
+    assert ((8 << (jf.P - 1)) / step) % 1 < 0.5  # black's rounded DC level would decode inside the range
+    from medcodec.codec import entropy
+
+    levels = entropy.decode_scan(stream, 6 * 12, jf.dc_table, jf.ac_table, size_bits=4, bits_stored=jf.P,
+                                 start=jf.scan_start, end=jf.scan_end, stuffed=True)  # fmt: skip
+    dc = levels[:, 0] * step / 8 + (1 << (jf.P - 1))  # each block's decoded mean before clipping
+    assert dc.min() < 0 and dc.max() > top  # levels beyond both ends were coded (rounding: black at +0.5)
+    ours = jpeg.decode_jpeg(stream)
+    assert np.all(ours[:, :32] == 0) and np.all(ours[:, 64:] == top)
+    theirs = DECODERS[decoder](stream, tmp_path)
+    _assert_close(ours, theirs, decoder)
+    assert np.all(theirs[:, :32] <= 1)
+
+
 # --------------------------------------------------------------------------------------
 # Streams from other encoders, decoded by ours
 # --------------------------------------------------------------------------------------

@@ -58,15 +58,35 @@ def test_trellis_kernel_matches_reference(size_bits, seed):
     np.testing.assert_array_equal(got[:, 0], want[:, 0])
 
 
+@pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_trellis_dc_kernel_matches_reference(seed):
+def test_trellis_dc_kernel_matches_reference(seed, clip):
     rng = np.random.default_rng(seed)
     dc = np.cumsum(rng.normal(0, 3, 300)) + rng.normal(0, 0.4, 300)
     dc_bits = rng.uniform(1, 12, 16)
+    lo, hi = (np.quantile(dc, 0.3), np.quantile(dc, 0.8)) if clip else (-np.inf, np.inf)
+    flat = (rng.random(300) < 0.7).astype(np.uint8)
     out = np.zeros((300, 64), np.int32)
-    _rdoq.trellis_dc(dc, 150.0, dc_bits, 40.0, out)
-    np.testing.assert_array_equal(out[:, 0], _rdoq.trellis_dc_reference(dc, 150.0, dc_bits, 40.0))
+    _rdoq.trellis_dc(dc, 150.0, dc_bits, 40.0, out, lo, hi, flat)
+    np.testing.assert_array_equal(out[:, 0], _rdoq.trellis_dc_reference(dc, 150.0, dc_bits, 40.0, lo, hi, flat))
     assert np.all(np.abs(out[:, 0] - np.rint(dc)) <= 1)
+    if clip:  # clipping changes decisions: a flat block beyond an end is free to go further out
+        plain = np.zeros((300, 64), np.int32)
+        _rdoq.trellis_dc(dc, 150.0, dc_bits, 40.0, plain, -np.inf, np.inf, flat)
+        assert np.any(out[:, 0] != plain[:, 0])
+
+
+def test_trellis_dc_codes_a_black_background_exactly():
+    """A block with no AC level is decoded as its clipped constant: at the lower end of the sample
+    range the level below the coefficient costs no error (it decodes to 0, clipped), the rounded
+    one does when the step does not divide the level shift."""
+    x = np.full(50, 8 * (0 - 2048) / 48.0)  # black blocks, step 48: x = -341.33
+    dc_bits = np.full(16, 4.0)
+    out = np.zeros((50, 64), np.int32)
+    _rdoq.trellis_dc(x, 48.0**2, dc_bits, 1.0, out, x[0], np.inf, np.ones(50, np.uint8))
+    assert np.all(out[:, 0] == -342)  # 48 * -342 / 8 + 2048 = -4: clipped to 0, exact
+    _rdoq.trellis_dc(x, 48.0**2, dc_bits, 1.0, out, -np.inf, np.inf, np.ones(50, np.uint8))
+    assert np.all(out[:, 0] == -341)  # without clipping: rounded, decoded as 2
 
 
 def test_trellis_is_optimal_in_its_model():

@@ -74,15 +74,17 @@ def test_energy_penalty_keeps_texture_and_costs_error():
     assert entropy.scan_bits(kept, size_bits=4) > entropy.scan_bits(plain, size_bits=4)
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (37, 90), (200, 136)])
+@pytest.mark.parametrize(("shape", "noise"), [((64, 64), 30), ((37, 90), 30), ((200, 136), 30), ((64, 64), 3)])
 @pytest.mark.parametrize(("restart_interval", "floor"), [(0, None), (7, None), (0, 1300.0), (7, 1300.0)])
-def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval, floor):
-    """texture_frame_levels (one kernel: sampled statistics, DCT, greedy, DC Viterbi, background
-    floor) equals the chain of separately tested pieces, and encode_frame_texture codes exactly
-    those levels."""
+def test_fused_frame_kernel_matches_twin_chain(shape, noise, restart_interval, floor):
+    """texture_frame_levels (one kernel: sampled statistics, noise level, DCT, greedy, DC Viterbi,
+    background floor) equals the chain of separately tested pieces, and encode_frame_texture codes
+    exactly those levels."""
     rng = np.random.default_rng(shape[0])
-    img = np.clip(1000 + 30 * rng.standard_normal(shape) + np.linspace(0, 800, shape[1]), 0, 4095).astype(np.uint16)
+    img = np.clip(1000 + noise * rng.standard_normal(shape) + np.linspace(0, 800, shape[1]), 0, 4095).astype(np.uint16)
+    img[: shape[0] // 3, : shape[1] // 2] = 0  # a black background, where the decoder clips
     coder = FrameCoder(quantize.quant_table(55, 12, table="ct"), 12, False, rdo="texture")
+    assert 8 * 2048 % int(coder.steps_zz[0]) != 0  # black is not on the DC grid: clipping matters
     got = _rdoq.texture_frame_levels(coder, img, size_bits=4, restart_interval=restart_interval, floor=floor)
 
     scaled = coder.scaled(img)
@@ -101,10 +103,23 @@ def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval, floor):
     assert dc_floor == _rdoq.texture_dc_floor(coder, floor)
     if floor is not None:
         assert 0.2 < np.mean(scaled[:, 0] < dc_floor) < 0.8  # the floor splits the image
-    want = _rdoq.texture_levels_reference(scaled, steps * steps, ac_bits, 4, lam, dc_floor=dc_floor)
-    want[:, 0] = _rdoq.trellis_dc_reference(scaled[:, 0], steps[0] ** 2, dc_bits, lam)
+    sigma = _rdoq.noise_sigma_reference(img, _rdoq.TEXTURE_STATS_STRIDE, floor)
+    mu = K.texture_mu(_rdoq.TEXTURE_MU, _rdoq.TEXTURE_KAPPA, sigma, steps * steps)
+    if noise == 3:
+        assert mu < _rdoq.TEXTURE_MU / 2  # a quiet image: the penalty relaxes
+    elif floor is not None:
+        assert mu == _rdoq.TEXTURE_MU  # a noisy one (its black corner left out): full weight
+    want = _rdoq.texture_levels_reference(scaled, steps * steps, ac_bits, 4, lam, mu, dc_floor=dc_floor)
+    lo, hi = _rdoq.dc_clip(coder)
+    assert (lo, hi) == (8 * -2048 / steps[0], 8 * 2047 / steps[0])
+    flat = np.all(want[:, 1:] == 0, axis=1)
+    want[:, 0] = _rdoq.trellis_dc_reference(scaled[:, 0], steps[0] ** 2, dc_bits, lam, lo, hi, flat)
     np.testing.assert_array_equal(got, want)
-    if floor is not None:  # and it changes levels: below it the penalty no longer keeps energy
+    black = scaled[:, 0] < lo + 1e-9
+    assert np.any(black) and np.all(want[black, 0] < scaled[black, 0])  # black blocks: the level below
+    decoded = coder.reconstruct(got, *shape)
+    assert np.all(decoded[: shape[0] // 3 // 8 * 8, : shape[1] // 2 // 8 * 8] == 0)  # ... decodes exactly
+    if floor is not None and noise == 30:  # and it changes levels: below it the penalty no longer keeps energy
         assert np.any(got != _rdoq.texture_frame_levels(coder, img, size_bits=4, restart_interval=restart_interval))
 
     coded, dc, ac = _rdoq.encode_frame_texture(coder, img, size_bits=4, stuff=True, restart_interval=restart_interval,
@@ -114,6 +129,30 @@ def test_fused_frame_kernel_matches_twin_chain(shape, restart_interval, floor):
     for t, t2 in ((dc, dc2), (ac, ac2)):
         np.testing.assert_array_equal(t.bits, t2.bits)
         np.testing.assert_array_equal(t.huffval, t2.huffval)
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+@pytest.mark.parametrize("shape", [(64, 64), (37, 91), (9, 3), (1, 5)])
+def test_noise_sigma_matches_reference(shape, stride):
+    rng = np.random.default_rng(shape[1])
+    img = np.clip(500 + 12 * rng.standard_normal(shape) + np.arange(shape[1]) * 3.0, 0, 4095).astype(np.uint16)
+    img[: shape[0] // 2, : shape[1] // 3] = 0
+    img[-1, -1] = 4095  # one |a - b - c + d| beyond the histogram
+    for floor in (None, 100.0, 5000.0):
+        got = K.noise_sigma(img, stride, -math.inf if floor is None else floor)
+        assert got == _rdoq.noise_sigma_reference(img, stride, floor)
+    if shape[0] >= 8 and shape[1] >= 8:  # white noise of std 12 is measured as such, the black corner left out
+        assert 9 < K.noise_sigma(img, 1, 100.0) < 15
+        big = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)  # each sample repeated 2x2: the noise stays visible
+        assert 9 < K.noise_sigma(big, 1, 100.0) < 15
+
+
+def test_texture_mu_relaxes_where_steps_are_coarse_against_the_noise():
+    w = np.full(64, 30.0**2)
+    assert K.texture_mu(16.0, 3.0, 20.0, w) == 16.0  # 3 x 20 >= 30: full weight
+    assert K.texture_mu(16.0, 3.0, 5.0, w) == pytest.approx(16.0 * (15.0 / 30.0) ** 2)
+    assert K.texture_mu(16.0, 0.0, 0.0, w) == 16.0  # kappa 0: off
+    assert K.texture_mu(16.0, 3.0, 0.0, w) == 0.0  # no noise at all: plain RD decisions
 
 
 def test_default_jpeg_is_texture_mode_with_trained_table():
@@ -192,10 +231,12 @@ def test_range_bits_gives_one_table_for_frames_of_different_ranges():
         medcodec.encode(narrow, bits_stored=12, format="mdc", range_bits=12)
 
 
-def test_default_jpeg_has_no_energy_target_in_the_background():
+def test_default_jpeg_has_no_energy_target_in_the_background(monkeypatch):
     """encode_jpeg's default gives the blocks whose mean lies in the lowest TEXTURE_FLOOR of the
     image's range (air, padding) no energy target: their noise is not kept at the cost of bits,
-    while the tissue's is (the rest of the image codes as without the floor)."""
+    while the tissue's is (the rest of the image codes as without the floor). The penalty's weight
+    is held fixed (kappa 0): the floor also leaves the background out of the noise estimate."""
+    monkeypatch.setattr(_rdoq, "TEXTURE_KAPPA", 0.0)
     rng = np.random.default_rng(11)
     img = np.full((128, 128), 40.0)
     img[:, 64:] = 3000.0  # background | tissue

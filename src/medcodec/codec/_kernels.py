@@ -1463,14 +1463,17 @@ def levels_pixels(zz, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
 # :mod:`medcodec.codec._rdoq` explains the cost function). Per frame:
 #
 #   1. the symbol counts of the rounded levels of every 4th strip of blocks: the code lengths
-#      the decisions are priced with (the "previous pass"; :func:`_texture_code_lengths`);
+#      the decisions are priced with (the "previous pass"; :func:`_texture_code_lengths`); the
+#      frame's noise level on the same strips (:func:`noise_sigma`), which sets the penalty's
+#      weight (:func:`texture_mu`);
 #   2. per strip of 8 pixel rows (:func:`_texture_strip`): DCT of all its blocks
 #      (:func:`_fdct_strip`), scaled by the steps, rounded, the non-zero masks and AC energies
 #      coefficient-major (:func:`_strip_scaled`, :func:`_strip_round`: loops over the blocks,
 #      vectorised; blocks under the background floor get no energy target); then per block the
 #      greedy pass from the last coefficient to the first that lowers or zeroes a level when
 #      error + lambda x bits + an energy-loss penalty decreases (:func:`_texture_block`), and
-#      its AC symbols; then a Viterbi search over the DC chain (:func:`trellis_dc`);
+#      its AC symbols; then a Viterbi search over the DC chain that knows decoders clip
+#      (:func:`trellis_dc`);
 #   3. DC symbols, optimal Huffman tables and bit packing (:func:`_coded_scan`).
 #
 # Twins: ``_rdoq.texture_levels_reference`` and ``_rdoq.trellis_dc_reference`` (plain Python),
@@ -1668,12 +1671,17 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
 
 
 @_jit
-def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
+def trellis_dc(scaled_dc, weight, dc_bits, lam, out, lo, hi, flat):
     """Trellis-quantize the DC levels of all blocks along the prediction chain (T.81 §F.1.2.1).
 
     Each block's DC level is one of ``round(x) - 1``, ``round(x)``, ``round(x) + 1``;
     a Viterbi search over the blocks minimises ``weight (x - l)^2 + lam (code + SSSS bits)``
     of the differences, the first block predicted from 0. Writes ``out[:, 0]``.
+
+    The decoder clips samples to the sample range, whose ends are ``lo`` and ``hi`` in DC
+    units (``8 (sample - offset) / step``): a block with no AC level (``flat[b] != 0``) is
+    decoded as the constant ``clip(l)``, so its error is ``weight (x - clip(l, lo, hi))^2``
+    (a black background coded one level below ``x`` is decoded exactly; ``-inf, inf``: no clipping).
     Twin: ``_rdoq.trellis_dc_reference``.
     """
     n = scaled_dc.shape[0]
@@ -1692,15 +1700,17 @@ def trellis_dc(scaled_dc, weight, dc_bits, lam, out):
     sd = np.empty(5, np.int64)  # category of each difference rnd[b] - rnd[b - 1] + (c - p), c - p = -2..2
     for c in range(3):
         v = rnd[0] + c - 1
-        d = scaled_dc[0] - v
+        d = scaled_dc[0] - (min(max(float(v), lo), hi) if flat[0] else v)
         cost[c] = weight * d * d + rate[bit_length(v)]
     for b in range(1, n):
         x = scaled_dc[b]
         base = rnd[b] - rnd[b - 1]
         for e in range(5):
             sd[e] = bit_length(base + e - 2)
+        fb = flat[b] != 0
         for c in range(3):
-            d = x - (rnd[b] + c - 1)
+            v = rnd[b] + c - 1
+            d = x - (min(max(float(v), lo), hi) if fb else v)
             best = np.inf
             arg = 0
             for p in range(3):
@@ -1739,6 +1749,10 @@ def texture_frame_levels(
     dc_rdo,
     stride,
     dc_floor,
+    dc_lo,
+    dc_hi,
+    kappa,
+    floor_px,
     out,
 ):
     """Steps 1-2 of the texture-aware path for a whole frame: the int32 zigzag levels in ``out``.
@@ -1749,7 +1763,10 @@ def texture_frame_levels(
     output, and the DC chain by :func:`trellis_dc` (``dc_rdo``) or rounding.
 
     Blocks whose DC coefficient / step lies below ``dc_floor`` (background) have no energy
-    target (:func:`_floor_targets`).
+    target (:func:`_floor_targets`). ``dc_lo``, ``dc_hi``: the ends of the sample range in the
+    same units, where the decoder clips (:func:`trellis_dc`). With ``kappa > 0`` the penalty's
+    weight is :func:`texture_mu` of the frame's noise level (:func:`noise_sigma` on the sampled
+    strips, samples below ``floor_px`` left out).
 
     Twin: ``FrameCoder.scaled``, the counts of the sampled rows' rounded levels,
     :func:`symbol_code_lengths`, ``_rdoq.texture_levels_reference``, ``_rdoq.trellis_dc_reference``.
@@ -1765,7 +1782,10 @@ def texture_frame_levels(
     _texture_code_lengths(
         frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
     )
+    if kappa > 0:
+        mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
     dc = np.empty(n)
+    flat = np.empty(n, np.uint8)
     for i in range(by):
         sx, sm, mask, eo = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
@@ -1775,8 +1795,12 @@ def texture_frame_levels(
             dc[b] = sx[0, j]
             c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
             _chain_out(sx, j, c, pos, lvc, out, b)
+            flat[b] = 1
+            for t in range(c):
+                if lvc[t] != 0:
+                    flat[b] = 0
     if dc_rdo:
-        trellis_dc(dc, weights[0], dc_len, lam, out)
+        trellis_dc(dc, weights[0], dc_len, lam, out, dc_lo, dc_hi, flat)
     return out
 
 
@@ -1827,6 +1851,65 @@ def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_flo
         _strip_round(sx, weights, sm, mask, eo)
         _floor_targets(sx, dc_floor, eo)
     return sx, sm, mask, eo
+
+
+#: Bins of the histogram of ``|a - b - c + d|`` in :func:`noise_sigma` (larger values share the last).
+NOISE_BINS = 1024
+
+
+@_jit
+def noise_sigma(frame, stride, floor_px):
+    """Noise level of a frame: ``median |HH| / 0.6745`` (the robust estimate of a white noise's
+    standard deviation from its finest diagonal Haar detail, ``HH = (a - b - c + d) / 2`` over the
+    2x2 cells ``[[a, b], [c, d]]`` at rows ``y, y + 1`` and columns ``x, x + 1``), over the cells
+    with odd ``x`` on rows ``8 i + 1, 8 i + 2`` and ``8 i + 5, 8 i + 6`` of every ``stride``-th
+    strip ``i`` whose four samples are all ``>= floor_px`` (background left out); 0 when there is
+    none. The cells start at odd rows and columns so that an image enlarged by repeating each
+    sample 2x2 still shows its noise. The median comes from a histogram of the integers
+    ``|a - b - c + d|`` (lower median). Twin: ``_rdoq.noise_sigma_reference``."""
+    rows = frame.shape[0]
+    cols = frame.shape[1]
+    hist = np.zeros(NOISE_BINS, np.int64)
+    for y0 in range(0, rows, 8 * stride):
+        for y in range(y0 + 1, min(y0 + 7, rows - 1), 4):
+            r0 = frame[y]
+            r1 = frame[y + 1]
+            for x in range(1, cols - 1, 2):
+                a = np.int64(r0[x])
+                b = np.int64(r0[x + 1])
+                c = np.int64(r1[x])
+                d = np.int64(r1[x + 1])
+                ok = min(min(a, b), min(c, d)) >= floor_px  # branch-free: background cells add 0
+                hist[_u(min(abs(a - b - c + d), NOISE_BINS - 1))] += np.int64(ok)
+    n = np.int64(0)
+    for t in range(NOISE_BINS):
+        n += hist[t]
+    if n == 0:
+        return 0.0
+    want = (n - 1) // 2  # index of the lower median in sorted order
+    acc = np.int64(0)
+    for t in range(NOISE_BINS):
+        acc += hist[t]
+        if acc > want:
+            return t / 2.0 / 0.6745
+    return (NOISE_BINS - 1) / 2.0 / 0.6745
+
+
+@_jit
+def texture_mu(mu, kappa, sigma, weights):
+    """The energy penalty's weight for a frame whose noise level is ``sigma``:
+    ``mu min(1, (kappa sigma)^2 / mean AC step^2)`` (``weights``: squared steps, zigzag), or ``mu``
+    when ``kappa <= 0``. Where the steps are coarse against the noise, rounding loses the grain
+    anyway (libjpeg-turbo's too) and keeping it costs the most bits; where they are fine, the
+    full penalty keeps it."""
+    if kappa <= 0:
+        return mu
+    m = 0.0
+    for k in range(1, 64):
+        m += weights[k]
+    m /= 63.0
+    r = (kappa * sigma) ** 2 / m
+    return mu * r if r < 1.0 else mu
 
 
 @_jit
@@ -1882,6 +1965,10 @@ def encode_frame_texture(
     dc_rdo,
     stride,
     dc_floor,
+    dc_lo,
+    dc_hi,
+    kappa,
+    floor_px,
     size_bits,
     stuff,
     restart_interval,
@@ -1906,6 +1993,8 @@ def encode_frame_texture(
     _texture_code_lengths(
         frame, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, size_bits, stride, bufs, dc_len, ac_len
     )
+    if kappa > 0:
+        mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
     cap = 65 * n + 1
@@ -1914,6 +2003,7 @@ def encode_frame_texture(
     stream = np.empty(cap, np.int64)
     dc_slot = np.empty(n, np.int64)
     dc = np.empty(n)
+    flat = np.empty(n, np.uint8)
     dcl = np.empty((n, 1), np.int32)
     zrl = 15 << size_bits
     ns = np.int64(0)
@@ -1933,10 +2023,12 @@ def encode_frame_texture(
             dc_slot[b] = ns
             ns += 1
             prev = 0
+            flat[b] = 1
             for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
                 m = lvc[t]
                 if m == 0:
                     continue
+                flat[b] = 0
                 k = pos[t]
                 r = k - prev - 1
                 while r > 15:
@@ -1957,7 +2049,7 @@ def encode_frame_texture(
                 stream[_u(ns)] = 0
                 ns += 1
     if dc_rdo:
-        trellis_dc(dc, weights[0], dc_len, lam, dcl)
+        trellis_dc(dc, weights[0], dc_len, lam, dcl, dc_lo, dc_hi, flat)
     dc_base = 16 << size_bits
     pred = np.int64(0)
     for b in range(n):

@@ -13,8 +13,12 @@ from the last non-zero coefficient back to the first, a +-1 may become 0 and a p
 two may drop one magnitude category (2 -> 1, 4 -> 3, ...), whichever lowers J; other moves
 cost at least two unit errors for a bit or two and are not tried. R is priced with the
 code lengths of the rounded levels' symbols on every :data:`TEXTURE_STATS_STRIDE`-th block
-row. Then :func:`trellis_dc` decides the DC chain. ``lambda`` = :data:`LAMBDA_SCALE` x mean
-AC step^2, ``mu`` = :data:`TEXTURE_MU`, ``rho`` = :data:`TEXTURE_RHO`; the measurements
+row. Then :func:`trellis_dc` decides the DC chain, knowing that decoders clip: a block left
+without AC levels decodes as its clipped constant, so a black background can be coded one
+level beyond the range's end, exactly. ``lambda`` = :data:`LAMBDA_SCALE` x mean AC step^2,
+``mu`` = :data:`TEXTURE_MU` x min(1, (:data:`TEXTURE_KAPPA` sigma / mean AC step)^2) with sigma
+the frame's noise level (:func:`._kernels.noise_sigma`: where the steps are coarse against the
+noise, rounding loses the grain anyway), ``rho`` = :data:`TEXTURE_RHO`; the measurements
 behind them are in docs/design-notes.md. The kernels (:func:`._kernels.encode_frame_texture`,
 pixels to bytes in one call) have the plain-Python twin :func:`texture_levels_reference`.
 
@@ -82,6 +86,9 @@ __all__ = [
     "TEXTURE_FLOOR",
     "texture_floor",
     "texture_dc_floor",
+    "dc_clip",
+    "noise_sigma_reference",
+    "TEXTURE_KAPPA",
     "trellis_blocks_reference",
     "threshold_levels",
     "threshold_blocks",
@@ -115,6 +122,9 @@ TEXTURE_PATIENCE = 64
 #: parenchyma) get no energy target: plain RD decisions, as turbo's rounding keeps nothing there
 #: either. Chosen on the training sets (docs/design-notes.md).
 TEXTURE_FLOOR = 0.03
+#: Texture mode: the penalty's weight falls as ``(kappa sigma / step)^2`` where the mean AC step
+#: exceeds ``kappa`` times the frame's noise level sigma (:func:`._kernels.texture_mu`); 0: never.
+TEXTURE_KAPPA = 3.0
 
 _jit = numba.njit(cache=True, nogil=True)
 
@@ -251,11 +261,25 @@ def trellis_blocks(
     return out
 
 
-def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarray, lam: float) -> np.ndarray:
-    """Plain-Python twin of :func:`trellis_dc`: Viterbi with explicit path lists."""
+def trellis_dc_reference(
+    scaled_dc: np.ndarray,
+    weight: float,
+    dc_bits: np.ndarray,
+    lam: float,
+    lo: float = -math.inf,
+    hi: float = math.inf,
+    flat: np.ndarray | None = None,
+) -> np.ndarray:
+    """Plain-Python twin of :func:`trellis_dc`: Viterbi with explicit path lists; a block marked
+    in ``flat`` (no AC level) is decoded as the constant level clipped to ``lo..hi``."""
     x = np.asarray(scaled_dc, dtype=np.float64)
     if x.size == 0:
         return np.zeros(0, np.int32)
+    flat = np.zeros(x.size, bool) if flat is None else np.asarray(flat, bool)
+
+    def err(b: int, c: int) -> float:
+        d = float(x[b]) - (min(max(float(c), lo), hi) if flat[b] else float(c))
+        return float(weight) * d * d  # the kernel's order of operations: ties must break alike
 
     def rate(diff: int) -> float:
         s = abs(int(diff)).bit_length()
@@ -265,14 +289,14 @@ def trellis_dc_reference(scaled_dc: np.ndarray, weight: float, dc_bits: np.ndarr
         r = int(np.sign(v) * math.floor(abs(v) + 0.5))
         return [r - 1, r, r + 1]
 
-    paths = [(weight * (x[0] - c) ** 2 + rate(c), [c]) for c in cands(x[0])]
-    for v in x[1:]:
+    paths = [(err(0, c) + rate(c), [c]) for c in cands(x[0])]
+    for b in range(1, x.size):
         nxt = []
-        for c in cands(v):
+        for c in cands(x[b]):
             # first minimum wins ties, like the kernel
             best = min(range(len(paths)), key=lambda p: (paths[p][0] + rate(c - paths[p][1][-1]), p))
             cost, path = paths[best]
-            nxt.append((cost + rate(c - path[-1]) + weight * (v - c) ** 2, [*path, c]))
+            nxt.append((cost + rate(c - path[-1]) + err(b, c), [*path, c]))
         paths = nxt
     best = min(range(len(paths)), key=lambda p: (paths[p][0], p))
     return np.asarray(paths[best][1], np.int32)
@@ -363,6 +387,34 @@ def texture_dc_floor(coder: Any, floor: float | None) -> float:
     return 8.0 * (float(floor) - float(coder.offset)) / float(coder.steps_zz[0])
 
 
+def dc_clip(coder: Any) -> tuple[float, float]:
+    """The ends of a coder's sample range, where every decoder clips, as the DC kernels compare a
+    block's DC coefficient / step (:func:`._kernels.trellis_dc`): ``8 (end - offset) / step_0``."""
+    step, offset = float(coder.steps_zz[0]), float(coder.offset)
+    return 8.0 * (float(coder._lo) - offset) / step, 8.0 * (float(coder._hi) - offset) / step
+
+
+def _floor_px(floor: float | None) -> float:
+    return -math.inf if floor is None else float(floor)
+
+
+def noise_sigma_reference(frame: np.ndarray, stride: int, floor: float | None = None) -> float:
+    """NumPy twin of :func:`._kernels.noise_sigma`: ``median |a - b - c + d| / 2 / 0.6745`` over
+    the 2x2 cells at odd columns of rows ``8 i + 1, 8 i + 2`` and ``8 i + 5, 8 i + 6`` of every
+    ``stride``-th strip ``i`` whose samples are all ``>= floor``."""
+    a = np.asarray(frame, dtype=np.int64)
+    vals = []
+    for y in range(a.shape[0] - 1):
+        if y % (8 * stride) not in (1, 5):
+            continue
+        s = a[y : y + 2, 1 : 1 + (a.shape[1] - 1) // 2 * 2]
+        p, q, r, t = s[0, 0::2], s[0, 1::2], s[1, 0::2], s[1, 1::2]
+        keep = np.minimum(np.minimum(p, q), np.minimum(r, t)) >= _floor_px(floor)
+        vals.append(np.minimum(np.abs(p - q - r + t)[keep], K.NOISE_BINS - 1))
+    v = np.sort(np.concatenate(vals)) if vals else np.zeros(0, np.int64)
+    return 0.0 if v.size == 0 else float(v[(v.size - 1) // 2]) / 2.0 / 0.6745
+
+
 def texture_floor(vmin: float, vmax: float) -> float:
     """Background floor of an image whose samples span ``vmin..vmax``: ``vmin +``
     :data:`TEXTURE_FLOOR` ``x (vmax - vmin)``."""
@@ -390,7 +442,7 @@ def texture_frame_levels(
     return K.texture_frame_levels(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, steps * steps,
         size_bits, restart_interval, lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
-        texture_dc_floor(coder, floor), out,
+        texture_dc_floor(coder, floor), *dc_clip(coder), TEXTURE_KAPPA, _floor_px(floor), out,
     )  # fmt: skip
 
 
@@ -414,7 +466,8 @@ def encode_frame_texture(
     coded, n_dc, n_ac, dc_size, ac_size = K.encode_frame_texture(
         coder._pixels(frame), float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, weights,
         lam, TEXTURE_MU, TEXTURE_RHO, TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE,
-        texture_dc_floor(coder, floor), size_bits, stuff, restart_interval, *arrays,
+        texture_dc_floor(coder, floor), *dc_clip(coder), TEXTURE_KAPPA, _floor_px(floor), size_bits, stuff,
+        restart_interval, *arrays,
     )  # fmt: skip
     dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
                                         ac_size)  # fmt: skip
@@ -548,7 +601,8 @@ def rdo_levels(
             np.empty(scaled.shape, np.int32),
         )
         if TEXTURE_DC:
-            trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out)
+            flat = np.all(out[:, 1:] == 0, axis=1).astype(np.uint8)
+            trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out, -math.inf, math.inf, flat)
         return out
     if mode != "trellis":
         raise InvalidInputError(f"rdo mode {mode!r} is unknown, expected one of {MODES}")
@@ -561,6 +615,7 @@ def rdo_levels(
         dc_bits, ac_bits = symbol_bits(levels, size_bits=size_bits)
         trellis_blocks(scaled, weights, ac_bits, size_bits, lam, out, TRELLIS_WINDOW)
         if TRELLIS_DC:
-            trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out)
+            trellis_dc(np.ascontiguousarray(scaled[:, 0]), weights[0], dc_bits, lam, out, -math.inf, math.inf,
+                       np.zeros(out.shape[0], np.uint8))  # fmt: skip
         levels = out.copy()
     return levels

@@ -18,10 +18,10 @@ Operating points (quality of medcodec's JPEG; ratios measured on ``../shared/dat
 ==================  ===========  ==========================  =========  ===========================
 class               diagnostic   measured ratio              preview    measured ratio
 ==================  ===========  ==========================  =========  ===========================
-CT body             56           8.1:1 chest CT 5 mm         24         37.0:1 chest CT
-CT neuro (head)     92           12.7:1 head CT 1 mm         55         41.2:1 head CT
-MR                  68           13.3:1 head MR T1           41         36.4:1 head MR
-CR / DX / MG        74           15, 7.1, 4.3:1 (CR, CR, DX) 41         98, 34, 17:1 (geo. mean 39)
+CT body             56           8.1:1 chest CT 5 mm         24         39.2:1 chest CT
+CT neuro (head)     92           12.7:1 head CT 1 mm         55         42.1:1 head CT
+MR                  68           13.3:1 head MR T1           41         37.9:1 head MR
+CR / DX / MG        74           15, 7.1, 4.3:1 (CR, CR, DX) 41         109, 37, 18:1 (geo. mean 41)
 anything else       90                                       40
 ==================  ===========  ==========================  =========  ===========================
 
