@@ -190,3 +190,73 @@ def test_arith_bomb_limit() -> None:
         medcodec.decode(bytes(rebuilt))  # the FIDX entry is refused before any frame is read
     with pytest.raises(medcodec.CorruptStreamError, match="blocks per byte"):
         mdc2.read_dct_frame(bytes(rebuilt), header, (off, len(seg)))  # and the FRAM itself
+
+
+def _slices(n: int = 3, rows: int = 48, cols: int = 56) -> list[np.ndarray]:
+    """16-bit signed MR-like slices whose spans differ: 0..~250 (an end slice) up to 0..~5900."""
+    rng = np.random.default_rng(7)
+    y, x = np.indices((rows, cols))
+    blob = np.exp(-((x - cols / 2) ** 2 + (y - rows / 2) ** 2) / (2 * (rows / 4) ** 2))
+    return [np.clip(np.rint(peak * blob + rng.normal(0, 3, blob.shape)), 0, None).astype(np.int16)
+            for peak in np.geomspace(250, 5900, n)]  # fmt: skip
+
+
+def test_arith_steps_do_not_follow_a_sparse_slice() -> None:
+    """Format 2.0: a slice spanning 8 bits of a 16-bit series gets the steps of one spanning 12
+    (the floor bits_stored - 4), not 16x finer ones; format 1.0 keeps its own (pinned) rule."""
+    thin, _, wide = _slices()
+    assert int(thin.max()).bit_length() == 8 and int(wide.max()).bit_length() == 13
+    h_thin = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60, entropy="arith"))
+    h_mid = medcodec.read_header(
+        medcodec.encode(np.minimum(wide, 4000).astype(np.int16), bits_stored=16, signed=True, quality=60,
+                        entropy="arith")
+    )  # fmt: skip
+    assert h_thin.range_bits == 12 == h_mid.range_bits
+    np.testing.assert_array_equal(h_thin.qtables[0], h_mid.qtables[0])
+    h_v1 = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60))
+    assert h_v1.range_bits == 8
+    np.testing.assert_array_equal(h_v1.qtables[0], quantize.quant_table(60, 8))
+    np.testing.assert_array_equal(h_thin.qtables[0], quantize.quant_table(60, 12))
+    # 12-bit data keep the content's own range (floor 8): the CT streams do not change
+    ct = (np.indices((40, 40)).sum(0) * 20).astype(np.uint16)  # spans 0..1560: 11 bits
+    assert medcodec.read_header(medcodec.encode(ct, bits_stored=12, quality=60, entropy="arith")).range_bits == 11
+
+
+def test_range_bits_for_mdc() -> None:
+    """``range_bits=`` (one value per series) sets the steps of .mdc streams of both versions."""
+    thin = _slices()[0]
+    for entropy in (None, "arith"):
+        data = medcodec.encode(thin, bits_stored=16, signed=True, quality=60, entropy=entropy, range_bits=13)
+        h = medcodec.read_header(data)
+        assert h.range_bits == 13
+        np.testing.assert_array_equal(h.qtables[0], quantize.quant_table(60, 13))
+        if entropy:
+            assert np.abs(medcodec.decode(data).astype(np.int64) - thin).max() <= max(mdc2.stream_error_bound(data))
+    for bad in (0, 17, True, 12.5):
+        with pytest.raises(medcodec.InvalidInputError, match="range_bits"):
+            medcodec.encode(thin, bits_stored=16, signed=True, quality=60, range_bits=bad)
+    with pytest.raises(medcodec.InvalidInputError, match="range_bits"):
+        medcodec.encode(thin, bits_stored=16, signed=True, max_error=0, range_bits=12)
+
+
+def test_arith_sparse_slice_rate_distortion() -> None:
+    """The point of the floor: over slices coded one by one, steps that follow each slice's span
+    (16x finer on the thin slice) give more total squared error than the floor's steps at the
+    highest quality that spends no more bytes."""
+    slices = _slices(4, 64, 64)
+
+    def total(quality: float, own: bool) -> tuple[int, float]:
+        nbytes, se = 0, 0.0
+        for s in slices:
+            rb = max(8, int(s.max()).bit_length()) if own else None
+            data = medcodec.encode(s, bits_stored=16, signed=True, quality=quality, entropy="arith", range_bits=rb)
+            nbytes += len(data)
+            se += float(np.sum((medcodec.decode(data).astype(np.float64) - s) ** 2))
+        return nbytes, se
+
+    b_own, e_own = total(45, own=True)
+    fits = [(q, *total(q, own=False)) for q in range(45, 101, 5)]
+    fits = [(q, b, e) for q, b, e in fits if b <= b_own]
+    assert fits, "even quality 45 with the floor spends more bytes than the per-slice steps"
+    e_floor = fits[-1][2]
+    assert e_floor < e_own

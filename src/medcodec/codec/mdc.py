@@ -135,6 +135,18 @@ def encode_to(
     )  # fmt: skip
 
 
+#: Format 2.0 DCT streams scale their steps with at least ``bits_stored - ARITH_RANGE_FLOOR``
+#: bits: an end slice of an MR series (values 0..253 of a 16-bit series spanning 0..5888) would
+#: otherwise get steps 32x finer than its neighbours at the same quality and eat the bits of
+#: the series (docs/design-notes.md, "Where the MR gap came from").
+ARITH_RANGE_FLOOR = 4
+
+
+def arith_range_bits(content_bits: int, bits_stored: int) -> int:
+    """The range bits of a format 2.0 DCT stream: the content's, floored at ``bits_stored - 4``."""
+    return max(int(content_bits), min(int(bits_stored), max(8, int(bits_stored) - ARITH_RANGE_FLOOR)))
+
+
 def encode_mdc_to(
     fh: BinaryIO,
     frames: Iterable[np.ndarray],
@@ -156,8 +168,13 @@ def encode_mdc_to(
     frames_checked: bool = False,
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
+    range_bits: int | None = None,
 ) -> StreamSummary:
-    """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame."""
+    """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
+
+    ``range_bits``: bits the content spans (the steps scale with it); ``None``: from the sample,
+    and for ``entropy="arith"`` at least ``bits_stored - ARITH_RANGE_FLOOR`` (:func:`arith_range_bits`).
+    Series writers pass one value per series, so the steps do not vary slice to slice."""
     effort = effort or "fast"  # None: the .mdc default
     entropy = entropy or "huffman"
     if entropy not in mdc2.ENTROPY_CODERS:
@@ -184,7 +201,14 @@ def encode_mdc_to(
     _, rows, cols = sample_arr.shape
     if value_range is None:
         value_range = levelshift.check_range(sample_arr, bits_stored, signed_)
-    rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
+    if range_bits is not None:
+        if isinstance(range_bits, bool) or not isinstance(range_bits, (int, np.integer)) or not 1 <= range_bits <= 16:
+            raise InvalidInputError(f"range_bits={range_bits!r} must be an integer 1..16")
+        rbits = int(range_bits)
+    else:
+        rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
+        if arith:
+            rbits = arith_range_bits(rbits, bits_stored)
 
     def coder_for(q: float) -> FrameCoder:
         steps = quantize.quant_table(q, rbits, table=table)
