@@ -47,7 +47,7 @@ def test_deblocking_is_chosen_on_smooth_images_and_only_helps() -> None:
     smooth = (2000 + 900 * np.sin(x / 23.0) * np.cos(y / 17.0)).astype(np.uint16)
     data = medcodec.encode(smooth, bits_stored=12, quality=30, entropy="arith")
     header, index = container.parse_container(data)
-    _, _, _, deblock, _, _ = mdc2.read_dct_frame(data, header, index[0])
+    deblock = mdc2.read_dct_frame(data, header, index[0]).deblock
     assert deblock is not None and deblock[2] >= 1
     v1 = medcodec.decode(medcodec.encode(smooth, bits_stored=12, quality=30)).astype(float)
     v2 = medcodec.decode(data).astype(float)
@@ -148,7 +148,7 @@ def test_arith_garbage_levels_give_codec_error_or_in_range_pixels(arith_stream: 
 
 
 def test_arith_fram_fields_checked(arith_stream: bytes) -> None:
-    _, index = container.parse_container(arith_stream)
+    header, index = container.parse_container(arith_stream)
     off = index[0][0]
 
     def tampered(at: int, fmt: str, value: int) -> bytes:
@@ -163,19 +163,21 @@ def test_arith_fram_fields_checked(arith_stream: bytes) -> None:
         medcodec.decode(tampered(0, "<I", 1))
     flags = arith_stream[off + 8 + 5]
     ncoded_at = 8 + (63 if flags & mdc2.FLAG_OFFSETS else 0) + (6 if flags & mdc2.FLAG_DEBLOCK else 0)
+    restoration = mdc2.read_dct_frame(arith_stream, header, index[0]).restoration
+    ncoded_at += len(restoration.to_bytes()) if restoration is not None else 0
     with pytest.raises(medcodec.CorruptStreamError, match="coded length"):
         medcodec.decode(tampered(ncoded_at, "<I", 5))
     with pytest.raises(medcodec.CorruptStreamError, match="offset"):
         medcodec.decode(tampered(8, "<B", 200))
     with pytest.raises(medcodec.CorruptStreamError, match="flags"):
-        medcodec.decode(tampered(5, "<B", 5))
+        medcodec.decode(tampered(5, "<B", 9))
 
 
 def test_arith_bomb_limit() -> None:
     data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith")
     header, index = container.parse_container(data)
     off, _ = index[0]
-    _, _, _, _, start, end = mdc2.read_dct_frame(data, header, index[0])
+    _, _, _, _, start, end, _ = mdc2.read_dct_frame(data, header, index[0])
     ncoded = end - start
     by, bx = transform.blocks_shape(2048, 2048)
     assert by * bx <= mdc2.MAX_BLOCKS_PER_BYTE * ncoded  # a real constant frame passes the limit
@@ -260,3 +262,109 @@ def test_arith_sparse_slice_rate_distortion() -> None:
     assert fits, "even quality 45 with the floor spends more bytes than the per-slice steps"
     e_floor = fits[-1][2]
     assert e_floor < e_own
+
+
+def _smooth_phantom(rows: int = 192, cols: int = 160, seed: int = 3) -> np.ndarray:
+    """A smooth 12-bit phantom with sharp-edged inserts and a little noise (where 8x8 DCT rings)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.indices((rows, cols))
+    img = 1000 + 600 * np.exp(-((x - cols / 2) ** 2 + (y - rows / 2) ** 2) / (2 * (rows / 3) ** 2))
+    img = img + 900 * (((x - 50) ** 2 + (y - 60) ** 2) < 400) + 500 * ((abs(x - 110) < 15) & (abs(y - 120) < 25))
+    return np.clip(np.rint(img + rng.normal(0, 2, img.shape)), 0, 4095).astype(np.uint16)
+
+
+def _restore_reference(img: np.ndarray, flt: mdc2.RestorationFilter, lo: int, hi: int) -> np.ndarray:
+    """Plain NumPy twin of the restoration filter (docs/format.md §12.3 step 4)."""
+    p = img.astype(np.int64)
+    rows, cols = p.shape
+    pad = np.pad(p, 2, mode="edge")
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return pad[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
+
+    lap = np.abs(2 * p - at(0, -1) - at(0, 1)) + np.abs(2 * p - at(-1, 0) - at(1, 0))
+    lpad = np.pad(lap, 1, mode="edge")
+    act = sum(lpad[1 + dy : 1 + dy + rows, 1 + dx : 1 + dx + cols] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    cls = np.searchsorted(np.asarray(flt.thresholds, np.int64), act, side="right")
+    acc = np.zeros_like(p)
+    for j, (dy, dx) in enumerate([(0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0)]):
+        acc += np.asarray(flt.weights, np.int64)[cls, j] * (at(dy, dx) + at(-dy, -dx) - 2 * p)
+    delta = np.sign(acc) * ((np.abs(acc) + 128) // 256)
+    return np.clip(p + np.clip(delta, -flt.clip, flt.clip), lo, hi)
+
+
+def test_restoration_kernel_matches_reference() -> None:
+    rng = np.random.default_rng(11)
+    for shape, ncls in (((37, 29), 1), ((64, 72), 4), ((3, 5), 2), ((1, 1), 3)):
+        img = rng.integers(0, 4096, shape).astype(np.uint16)
+        thr = np.sort(rng.integers(0, 40000, ncls - 1)).astype(np.int64)
+        weights = rng.integers(-32768, 32768, (ncls, 6)).astype(np.int64)
+        for clip in (1, 37, 65535):
+            flt = mdc2.RestorationFilter(thr, weights, clip)
+            got = flt.apply(img, 0, 4095)
+            np.testing.assert_array_equal(got, _restore_reference(img, flt, 0, 4095))
+            assert np.abs(got.astype(np.int64) - img).max() <= clip
+
+
+def test_restoration_filter_chosen_and_pays() -> None:
+    """On a smooth phantom at a low rate the encoder signals the filter; the decoder output is the
+    filter applied to the deblocked frame; it lowers the error by more than its bytes cost, and the
+    printed bound (which adds the filter's clip) holds."""
+    img = _smooth_phantom()
+    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith")
+    header, index = container.parse_container(data)
+    frame = mdc2.read_dct_frame(data, header, index[0])
+    assert frame.restoration is not None and frame.restoration.weights.any()
+    coder = mdc2.FrameCoder.for_table(header.qtables[0], 12, False)
+    by, bx = transform.blocks_shape(*img.shape)
+    levels = mdc2.decode_levels(np.frombuffer(data, np.uint8), frame.start, frame.end, by * bx, bx)
+    before = mdc2.decoded_before_restoration(coder, levels, frame.offsets, frame.deblock, *img.shape)
+    out = medcodec.decode(data)
+    np.testing.assert_array_equal(out, _restore_reference(before, frame.restoration, 0, 4095))
+    err_before = float(np.sum((before.astype(np.float64) - img) ** 2))
+    err_after = float(np.sum((out.astype(np.float64) - img) ** 2))
+    assert err_after < err_before * 0.97
+    assert np.abs(out.astype(np.int64) - img).max() <= max(mdc2.stream_error_bound(data))
+
+
+def test_restoration_filter_keeps_texture() -> None:
+    """On noise-like texture the filter may not take out more high-frequency energy than coding did."""
+    rng = np.random.default_rng(5)
+    img = np.clip(np.rint(2000 + rng.normal(0, 25, (128, 128))), 0, 4095).astype(np.uint16)
+    coder = mdc2.FrameCoder.for_table(quantize.quant_table(55, 12), 12, False)
+    levels = coder.levels(img)
+    decoded = mdc2.decoded_before_restoration(coder, levels, None, None, *img.shape)
+    flt = mdc2.choose_restoration(coder, decoded, img)
+    if flt is not None:  # allowed only where it keeps the energy
+        cls = np.searchsorted(flt.thresholds, mdc2.K.filter_activity(decoded, np.empty(img.shape, np.int64)).ravel(),
+                              side="right")  # fmt: skip
+        n = len(flt.weights)
+        kept = mdc2._laplacian_energy(flt.apply(decoded, 0, 4095), cls, n)
+        floor = np.minimum(mdc2._laplacian_energy(decoded, cls, n), mdc2._laplacian_energy(img, cls, n))
+        assert np.all(kept >= mdc2.TEXTURE_KEEP * floor)
+
+
+def test_restoration_fields_checked() -> None:
+    img = _smooth_phantom()
+    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith")
+    header, index = container.parse_container(data)
+    off = index[0][0]
+    frame = mdc2.read_dct_frame(data, header, index[0])
+    assert frame.restoration is not None
+    flags = data[off + 8 + 5]
+    at = 8 + (63 if flags & mdc2.FLAG_OFFSETS else 0) + (6 if flags & mdc2.FLAG_DEBLOCK else 0)
+
+    def tampered(pos: int, fmt: str, value: int) -> bytes:
+        buf = bytearray(data)
+        struct.pack_into(fmt, buf, off + 8 + pos, value)
+        _refresh_crc(buf, off)
+        return bytes(buf)
+
+    for classes in (0, mdc2.MAX_FILTER_CLASSES + 1):
+        with pytest.raises(medcodec.CorruptStreamError, match="classes"):
+            medcodec.decode(tampered(at, "<B", classes))
+    if len(frame.restoration.weights) > 2:
+        with pytest.raises(medcodec.CorruptStreamError, match="thresholds"):
+            medcodec.decode(tampered(at + 3, "<I", 0xFFFFFFFF))
+    with pytest.raises((medcodec.CorruptStreamError, medcodec.TruncatedStreamError)):
+        medcodec.decode(tampered(at, "<B", mdc2.MAX_FILTER_CLASSES))  # claims more bytes than follow

@@ -881,3 +881,86 @@ def squared_error(a, b):
             d = np.int64(a[y, x]) - np.int64(b[y, x])
             s += d * d
     return s
+
+
+# ----------------------------------------------------------------------------- restoration filter
+
+#: Tap pairs of the restoration filter (a 5x5 diamond, point-symmetric): (dy, dx) and its mirror.
+FILTER_PAIRS = np.array([[0, 1], [1, 0], [1, 1], [1, -1], [0, 2], [2, 0]], dtype=np.int64)
+N_FILTER_TAPS = 6
+#: Filter weights are integers in 1/FILTER_UNIT.
+FILTER_UNIT = 256
+
+
+@_helper
+def _px(img, y, x, rows, cols):
+    """Sample at (y, x) with coordinates clamped into the frame (edge replication)."""
+    if y < 0:
+        y = 0
+    elif y >= rows:
+        y = rows - 1
+    if x < 0:
+        x = 0
+    elif x >= cols:
+        x = cols - 1
+    return np.int64(img[y, x])
+
+
+@_jit
+def filter_activity(img, act):
+    """Per sample, the sum over its 3x3 neighbourhood (clamped) of |2p - left - right| + |2p - up - down|."""
+    rows, cols = img.shape
+    lap = np.empty((rows, cols), dtype=np.int64)
+    for y in range(rows):
+        for x in range(cols):
+            p2 = 2 * np.int64(img[y, x])
+            lap[y, x] = abs(p2 - _px(img, y, x - 1, rows, cols) - _px(img, y, x + 1, rows, cols)) + abs(
+                p2 - _px(img, y - 1, x, rows, cols) - _px(img, y + 1, x, rows, cols)
+            )
+    for y in range(rows):
+        for x in range(cols):
+            s = np.int64(0)
+            for dy in range(-1, 2):
+                for dx in range(-1, 2):
+                    s += _px(lap, y + dy, x + dx, rows, cols)
+            act[y, x] = s
+    return act
+
+
+@_jit
+def restore(img, thresholds, weights, clip, lo, hi, out):
+    """The restoration filter: ``out = img + clamp(round(sum_j w[c, j] * (a_j + b_j - 2 p) / 256), -clip, clip)``
+    clipped to ``lo..hi``, with ``c`` the number of ``thresholds`` the sample's activity reaches and
+    (a_j, b_j) the samples at +-FILTER_PAIRS[j] (clamped coordinates); ``img`` is not modified."""
+    rows, cols = img.shape
+    act = filter_activity(img, np.empty((rows, cols), dtype=np.int64))
+    ncls = thresholds.shape[0] + 1
+    half = FILTER_UNIT // 2
+    for y in range(rows):
+        for x in range(cols):
+            a = act[y, x]
+            c = 0
+            while c < ncls - 1 and a >= thresholds[c]:
+                c += 1
+            p = np.int64(img[y, x])
+            acc = np.int64(0)
+            for j in range(N_FILTER_TAPS):
+                dy = FILTER_PAIRS[j, 0]
+                dx = FILTER_PAIRS[j, 1]
+                d = _px(img, y + dy, x + dx, rows, cols) + _px(img, y - dy, x - dx, rows, cols) - 2 * p
+                acc += weights[c, j] * d
+            if acc >= 0:
+                delta = (acc + half) // FILTER_UNIT
+            else:
+                delta = -((-acc + half) // FILTER_UNIT)
+            if delta > clip:
+                delta = clip
+            elif delta < -clip:
+                delta = -clip
+            v = p + delta
+            if v < lo:
+                v = lo
+            elif v > hi:
+                v = hi
+            out[y, x] = v
+    return out

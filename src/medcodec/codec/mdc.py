@@ -244,7 +244,8 @@ def encode_mdc_to(
 
     def one(
         frame: np.ndarray,
-    ) -> tuple[EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None], bytes | None]:
+    ) -> tuple[EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None,
+                                    mdc2.RestorationFilter | None], bytes | None]:  # fmt: skip
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -256,7 +257,9 @@ def encode_mdc_to(
             levels = coder.levels(frame)
             offsets = mdc2.reconstruction_offsets(levels, coder.scaled(frame)) if effort == "fast" else None
             deblock = mdc2.choose_deblock(coder, levels, offsets, frame)
-            return (mdc2.encode_levels(levels, blocks_per_row), offsets, deblock), None
+            decoded = mdc2.decoded_before_restoration(coder, levels, offsets, deblock, rows, cols)
+            restoration = mdc2.choose_restoration(coder, decoded, frame)
+            return (mdc2.encode_levels(levels, blocks_per_row), offsets, deblock, restoration), None
         enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
         mask = None
         if pad is not None:
