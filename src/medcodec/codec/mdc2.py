@@ -229,8 +229,8 @@ _DEBLOCK = struct.Struct("<HHH")
 _FILTER_HEAD = struct.Struct("<BH")  # classes, clip
 #: At most this many activity classes of the restoration filter.
 MAX_FILTER_CLASSES = 8
-#: Restoration filter classes the encoder tries (the most only on frames of >= 128 x 128 samples).
-FILTER_CLASS_CANDIDATES = (1, 4)
+#: Restoration filter classes the encoder tries (more than one only on frames of >= 128 x 128 samples).
+FILTER_CLASS_CANDIDATES = (1, 4, 8)
 
 
 class RestorationFilter(NamedTuple):
