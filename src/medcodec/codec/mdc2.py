@@ -337,46 +337,16 @@ def decoded_before_restoration(coder: FrameCoder, levels: np.ndarray, offsets: n
     return img
 
 
-def _filter_features(img: np.ndarray) -> np.ndarray:
-    """(rows, cols, 6) float: ``a_j + b_j - 2 p`` of :func:`._kernels_v2.restore` (edge replication)."""
-    y = img.astype(np.float64)
-    rows, cols = y.shape
-    pad = np.pad(y, 2, mode="edge")
-    out = np.empty((rows, cols, K.N_FILTER_TAPS))
-    for j, (dy, dx) in enumerate(K.FILTER_PAIRS):
-        a = pad[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
-        b = pad[2 - dy : 2 - dy + rows, 2 - dx : 2 - dx + cols]
-        out[..., j] = a + b - 2 * y
-    return out
-
-
-def _laplacian_energy(img: np.ndarray, cls: np.ndarray, ncls: int) -> np.ndarray:
-    """Per class, the sum of the squared 4-neighbour Laplacian (edge replication)."""
-    f = _filter_features(img)
-    lap = (f[..., 0] + f[..., 1]).ravel()
-    return np.bincount(cls, weights=lap * lap, minlength=ncls)
-
-
-def _keep_texture(flt: RestorationFilter, cls: np.ndarray, decoded: np.ndarray, frame: np.ndarray, *, lo: int,
-                  hi: int) -> RestorationFilter:  # fmt: skip
-    """Halve (up to 3 times, then drop) the weights of every class where the filter leaves less
-    high-frequency energy than both the decoded and the original frame hold: the filter may take
-    out what coding added (ringing, block edges), not the texture coding kept (CT noise: a
-    Wiener filter alone took the soft-tissue retention of the chest CT from 0.98 to 0.95)."""
-    ncls = len(flt.weights)
-    floor = np.minimum(_laplacian_energy(decoded, cls, ncls), _laplacian_energy(frame, cls, ncls)) * TEXTURE_KEEP
-    weights = flt.weights.copy()
-    for halvings in range(4):
-        trial = RestorationFilter(flt.thresholds, weights, flt.clip)
-        low = _laplacian_energy(trial.apply(decoded, lo, hi), cls, ncls) < floor
-        if not low.any():
-            return trial
-        weights[low] = weights[low] // 2 if halvings < 3 else 0
-    return RestorationFilter(flt.thresholds, weights, flt.clip)
-
-
 #: The restoration filter must leave at least this share of a class's high-frequency energy.
 TEXTURE_KEEP = 0.98
+#: Activity bins the encoder gathers statistics in (quantiles); every candidate's classes merge them.
+_FILTER_BINS = 8
+
+
+def _class_of_bin(t8: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Class of each of the ``len(t8) + 1`` activity bins when ``thresholds`` (a subset of ``t8``) split them."""
+    reps = np.concatenate([[-1], t8])  # a bin k >= 1 holds activities in [t8[k-1], t8[k])
+    return np.searchsorted(thresholds, reps, side="right")
 
 
 def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray) -> RestorationFilter | None:
@@ -384,39 +354,78 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     frame's activity), the least-squares weights of the six symmetric tap pairs toward the
     original, rounded to 1/256; of :data:`FILTER_CLASS_CANDIDATES` the one with the smallest
     squared error plus its bytes at this rate's slope, or None when none pays for its bytes.
-    Each sample moves by at most the DC step."""
+    Each sample moves by at most the DC step.
+
+    Texture guard: a class's weights are halved (up to three times, then dropped) while the
+    filter leaves less high-frequency energy (squared 4-neighbour Laplacian) in it than
+    :data:`TEXTURE_KEEP` x the smaller of the decoded and the original frame's: the filter may
+    take out what coding added (ringing, block edges), not the texture coding kept (CT noise:
+    unguarded, the chest CT's soft-tissue retention fell from 0.98 to 0.95)."""
     rows, cols = frame.shape
     if rows < 3 or cols < 3:
         return None
     clip = int(min(65535, max(1, int(coder.steps[0]))))
-    feats = _filter_features(decoded).reshape(-1, K.N_FILTER_TAPS)
-    target = (frame.astype(np.float64) - decoded).ravel()
-    act = K.filter_activity(decoded, np.empty(decoded.shape, np.int64)).ravel()
+    lo, hi = coder._lo, coder._hi
+    act = K.filter_activity(decoded, np.empty(decoded.shape, np.int64))
+    t8 = np.quantile(act, np.arange(1, _FILTER_BINS) / _FILTER_BINS, method="lower").astype(np.int64)
+    t8 = np.clip(t8, 0, 0xFFFFFFFF)
+    bins = np.searchsorted(t8, act, side="right").astype(np.int64)
+    ata = np.zeros((_FILTER_BINS, K.N_FILTER_TAPS, K.N_FILTER_TAPS))
+    atb = np.zeros((_FILTER_BINS, K.N_FILTER_TAPS))
+    counts = np.zeros(_FILTER_BINS, np.int64)
+    e_dec, e_orig = np.zeros(_FILTER_BINS), np.zeros(_FILTER_BINS)
+    K.filter_stats(decoded, frame, bins, _FILTER_BINS, ata, atb, counts, e_dec, e_orig)
     base_err = K.squared_error(decoded, frame)
     # squared error one coded bit is worth near this rate: D(R) ~ 2**(-2R/N) gives 2 ln 2 x MSE
     lam = 2 * np.log(2) * base_err / (rows * cols)
     best, best_cost = None, float(base_err)
     for ncls in FILTER_CLASS_CANDIDATES:
-        if ncls > 1 and rows * cols < 128 * 128:
+        if ncls > _FILTER_BINS or (ncls > 1 and rows * cols < 128 * 128):
             continue
-        thr = np.unique(np.quantile(act, np.arange(1, ncls) / ncls).astype(np.int64)) if ncls > 1 else np.zeros(0)
-        thr = np.clip(thr, 0, 0xFFFFFFFF).astype(np.int64)
-        cls = np.searchsorted(thr, act, side="right")
-        weights = np.zeros((len(thr) + 1, K.N_FILTER_TAPS), dtype=np.int64)
-        for c in range(len(thr) + 1):
-            m = cls == c
-            if np.count_nonzero(m) < 4 * K.N_FILTER_TAPS:
+        pick = [round(i * _FILTER_BINS / ncls) - 1 for i in range(1, ncls)]
+        thr = np.unique(t8[pick]) if ncls > 1 else np.zeros(0, np.int64)
+        cob = _class_of_bin(t8, thr)
+        n = len(thr) + 1
+        weights = np.zeros((n, K.N_FILTER_TAPS), dtype=np.int64)
+        floor = np.zeros(n)
+        for c in range(n):
+            m = cob == c
+            floor[c] = TEXTURE_KEEP * min(e_dec[m].sum(), e_orig[m].sum())
+            if counts[m].sum() < 4 * K.N_FILTER_TAPS:
                 continue
-            a = feats[m]
-            w, *_ = np.linalg.lstsq(a, target[m], rcond=None)
+            a = ata[m].sum(0)
+            a = np.triu(a) + np.triu(a, 1).T
+            rhs = atb[m].sum(0)
+            try:
+                w = np.linalg.solve(a + np.eye(K.N_FILTER_TAPS) * (1e-9 * np.trace(a) + 1e-12), rhs)
+            except np.linalg.LinAlgError:
+                continue
             weights[c] = np.clip(np.rint(w * K.FILTER_UNIT), -32768, 32767)
-        flt = _keep_texture(RestorationFilter(thr, weights, clip), cls, decoded, frame, lo=coder._lo, hi=coder._hi)
-        if not flt.weights.any():
+        out = np.empty_like(decoded)
+        for halvings in range(4):
+            if not weights.any():
+                break
+            flt = RestorationFilter(thr, weights.copy(), clip)
+            flt.apply(decoded, lo, hi, out=out)
+            kept = K.laplacian_energy(out, bins, np.zeros(_FILTER_BINS))
+            low = np.bincount(cob, weights=kept, minlength=n)[:n] < floor
+            if not low.any():
+                break
+            weights[low] = weights[low] // 2 if halvings < 3 else 0
+        else:
+            flt = RestorationFilter(thr, weights.copy(), clip)
+            flt.apply(decoded, lo, hi, out=out)
+        if not weights.any():
             continue
-        cost = K.squared_error(flt.apply(decoded, coder._lo, coder._hi), frame) + lam * 8 * len(flt.to_bytes())
+        cost = K.squared_error(out, frame) + lam * 8 * len(flt.to_bytes())
         if cost < best_cost:
             best, best_cost = flt, cost
     return best
+
+
+def _laplacian_energy(img: np.ndarray, cls: np.ndarray, ncls: int) -> np.ndarray:
+    """Per class (``cls``: a class per sample), the sum of the squared 4-neighbour Laplacian."""
+    return K.laplacian_energy(img, np.ascontiguousarray(cls, np.int64).reshape(img.shape), np.zeros(ncls))
 
 
 #: Bytes a DCT frame costs besides its coded levels: FRAM framing and header, FIDX entry.
