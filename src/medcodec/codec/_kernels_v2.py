@@ -991,7 +991,7 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
     B = np.empty((5, cols + 4), dtype=np.int64)  # image row r in slot r % 5
     H = np.empty((3, cols), dtype=np.int64)  # 3-tap sum of the Laplacian row r in slot r % 3
     L = np.empty(cols + 2, dtype=np.int64)
-    cls = np.empty(cols, dtype=np.int64)
+    cls = np.zeros(cols, dtype=np.int64)
     acc = np.empty(cols, dtype=np.int64)
     loaded = np.full(5, -1, dtype=np.int64)
     for y in range(-1, rows):
@@ -1002,7 +1002,7 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
                 _load_row(img, r, B[r % 5])
                 loaded[r % 5] = r
         rl = y + 1
-        if rl < rows:
+        if rl < rows and ncls > 1:  # one class: no activity needed
             up = B[max(rl - 1, 0) % 5]
             mid = B[rl % 5]
             dn = B[min(rl + 1, rows - 1) % 5]
@@ -1025,7 +1025,7 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
         p1 = B[min(y + 1, rows - 1) % 5]
         p2r = B[min(y + 2, rows - 1) % 5]
         # row-wise passes without branches (numba vectorises them): class, weighted taps, rounding
-        for x in range(cols):
+        for x in range(cols if ncls > 1 else 0):
             a = h0[x] + h1[x] + h2[x]
             n_above = np.int64(0)
             for t in range(ncls - 1):
@@ -1051,42 +1051,55 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
     return out
 
 
+#: The encoder's filter statistics and texture checks look at every FILTER_SAMPLE-th row and column.
+FILTER_SAMPLE = 2
+
+
 @_jit
 def filter_stats(dec, orig, bins, nbins, ata, atb, counts, energy_dec, energy_orig):
-    """Encoder statistics of the restoration filter per activity bin: normal equations of the tap
-    differences of ``dec`` toward ``orig - dec`` (``ata`` (nbins, 6, 6), ``atb`` (nbins, 6)), sample
-    counts, and the squared 4-neighbour Laplacian of ``dec`` and of ``orig``; all accumulated."""
+    """Encoder statistics of the restoration filter per activity bin (``bins``: one per sampled
+    sample, ``[y // FILTER_SAMPLE, x // FILTER_SAMPLE]``), on every FILTER_SAMPLE-th row and
+    column: normal equations of the tap differences of ``dec`` toward ``orig - dec`` (``ata``
+    (nbins, 6, 6), upper triangle; ``atb`` (nbins, 6)), sample counts, and the squared
+    4-neighbour Laplacian of ``dec`` and of ``orig``; all accumulated."""
     rows, cols = dec.shape
     D = _padded(dec, 2)
     Q = _padded(orig, 2)
-    d = np.empty(N_FILTER_TAPS, dtype=np.int64)
-    e = np.empty(N_FILTER_TAPS, dtype=np.int64)
-    for y in range(rows):
-        for x in range(cols):
-            b = bins[y, x]
-            _tap_diffs(D, y + 2, x + 2, rows + 4, cols + 4, d)
-            _tap_diffs(Q, y + 2, x + 2, rows + 4, cols + 4, e)
-            t = np.float64(np.int64(orig[y, x]) - np.int64(dec[y, x]))
+    d = np.empty(N_FILTER_TAPS, dtype=np.float64)
+    for y in range(0, rows, FILTER_SAMPLE):
+        py = y + 2
+        for x in range(0, cols, FILTER_SAMPLE):
+            px = x + 2
+            b = bins[y // FILTER_SAMPLE, x // FILTER_SAMPLE]
+            pp = 2 * np.int64(D[py, px])
+            d[0] = np.int64(D[py, px + 1]) + D[py, px - 1] - pp
+            d[1] = np.int64(D[py + 1, px]) + D[py - 1, px] - pp
+            d[2] = np.int64(D[py + 1, px + 1]) + D[py - 1, px - 1] - pp
+            d[3] = np.int64(D[py + 1, px - 1]) + D[py - 1, px + 1] - pp
+            d[4] = np.int64(D[py, px + 2]) + D[py, px - 2] - pp
+            d[5] = np.int64(D[py + 2, px]) + D[py - 2, px] - pp
+            t = np.float64(np.int64(Q[py, px]) - np.int64(D[py, px]))
             for i in range(N_FILTER_TAPS):
-                di = np.float64(d[i])
-                atb[b, i] += di * t
+                atb[b, i] += d[i] * t
                 for j in range(i, N_FILTER_TAPS):
-                    ata[b, i, j] += di * np.float64(d[j])
+                    ata[b, i, j] += d[i] * d[j]
             counts[b] += 1
-            ld = np.float64(d[0] + d[1])
-            lo_ = np.float64(e[0] + e[1])
+            ld = d[0] + d[1]
+            qq = 2 * np.int64(Q[py, px])
+            lq = np.float64(np.int64(Q[py, px + 1]) + Q[py, px - 1] + Q[py + 1, px] + Q[py - 1, px] - 2 * qq)
             energy_dec[b] += ld * ld
-            energy_orig[b] += lo_ * lo_
+            energy_orig[b] += lq * lq
 
 
 @_jit
 def laplacian_energy(img, bins, out):
-    """Per bin, the sum of the squared 4-neighbour Laplacian of ``img`` (clamped), accumulated into ``out``."""
+    """Per bin, the sum of the squared 4-neighbour Laplacian of ``img`` (clamped) on every
+    FILTER_SAMPLE-th row and column, accumulated into ``out``."""
     rows, cols = img.shape
     P = _padded(img, 2)
-    for y in range(rows):
-        for x in range(cols):
+    for y in range(0, rows, FILTER_SAMPLE):
+        for x in range(0, cols, FILTER_SAMPLE):
             p2 = 2 * np.int64(P[y + 2, x + 2])
             v = np.float64(np.int64(P[y + 2, x + 3]) + P[y + 2, x + 1] + P[y + 3, x + 2] + P[y + 1, x + 2] - 2 * p2)
-            out[bins[y, x]] += v * v
+            out[bins[y // FILTER_SAMPLE, x // FILTER_SAMPLE]] += v * v
     return out

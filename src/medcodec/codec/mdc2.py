@@ -356,7 +356,7 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     squared error plus its bytes at this rate's slope, or None when none pays for its bytes.
     Each sample moves by at most the DC step.
 
-    Texture guard: a class's weights are halved (up to three times, then dropped) while the
+    Texture guard: a class's weights are halved (once, then dropped) while the
     filter leaves less high-frequency energy (squared 4-neighbour Laplacian) in it than
     :data:`TEXTURE_KEEP` x the smaller of the decoded and the original frame's: the filter may
     take out what coding added (ringing, block edges), not the texture coding kept (CT noise:
@@ -367,9 +367,10 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     clip = int(min(65535, max(1, int(coder.steps[0]))))
     lo, hi = coder._lo, coder._hi
     act = K.filter_activity(decoded, np.empty(decoded.shape, np.int64))
-    t8 = np.quantile(act, np.arange(1, _FILTER_BINS) / _FILTER_BINS, method="lower").astype(np.int64)
+    sampled = np.ascontiguousarray(act[:: K.FILTER_SAMPLE, :: K.FILTER_SAMPLE])
+    t8 = np.quantile(sampled, np.arange(1, _FILTER_BINS) / _FILTER_BINS, method="lower").astype(np.int64)
     t8 = np.clip(t8, 0, 0xFFFFFFFF)
-    bins = np.searchsorted(t8, act, side="right").astype(np.int64)
+    bins = np.searchsorted(t8, sampled, side="right").astype(np.int64)
     ata = np.zeros((_FILTER_BINS, K.N_FILTER_TAPS, K.N_FILTER_TAPS))
     atb = np.zeros((_FILTER_BINS, K.N_FILTER_TAPS))
     counts = np.zeros(_FILTER_BINS, np.int64)
@@ -378,7 +379,10 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     base_err = K.squared_error(decoded, frame)
     # squared error one coded bit is worth near this rate: D(R) ~ 2**(-2R/N) gives 2 ln 2 x MSE
     lam = 2 * np.log(2) * base_err / (rows * cols)
-    best, best_cost = None, float(base_err)
+    # pick the class count by the least-squares gain predicted from the statistics (w . A^T b
+    # per class, scaled up from the sampled rows and columns), then check only that candidate
+    scale = rows * cols / max(int(counts.sum()), 1)
+    plan = None
     for ncls in FILTER_CLASS_CANDIDATES:
         if ncls > _FILTER_BINS or (ncls > 1 and rows * cols < 128 * 128):
             continue
@@ -387,10 +391,9 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
         cob = _class_of_bin(t8, thr)
         n = len(thr) + 1
         weights = np.zeros((n, K.N_FILTER_TAPS), dtype=np.int64)
-        floor = np.zeros(n)
+        gain = 0.0
         for c in range(n):
             m = cob == c
-            floor[c] = TEXTURE_KEEP * min(e_dec[m].sum(), e_orig[m].sum())
             if counts[m].sum() < 4 * K.N_FILTER_TAPS:
                 continue
             a = ata[m].sum(0)
@@ -401,31 +404,39 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
             except np.linalg.LinAlgError:
                 continue
             weights[c] = np.clip(np.rint(w * K.FILTER_UNIT), -32768, 32767)
-        out = np.empty_like(decoded)
-        for halvings in range(4):
-            if not weights.any():
-                break
-            flt = RestorationFilter(thr, weights.copy(), clip)
-            flt.apply(decoded, lo, hi, out=out)
-            kept = K.laplacian_energy(out, bins, np.zeros(_FILTER_BINS))
-            low = np.bincount(cob, weights=kept, minlength=n)[:n] < floor
-            if not low.any():
-                break
-            weights[low] = weights[low] // 2 if halvings < 3 else 0
-        else:
-            flt = RestorationFilter(thr, weights.copy(), clip)
-            flt.apply(decoded, lo, hi, out=out)
+            gain += float(w @ rhs) * scale
+        nbytes = _FILTER_HEAD.size + 4 * (n - 1) + 2 * K.N_FILTER_TAPS * n
+        if weights.any() and (plan is None or gain - lam * 8 * nbytes > plan[0]):
+            plan = (gain - lam * 8 * nbytes, thr, cob, weights)
+    if plan is None or plan[0] <= 0:
+        return None
+    _, thr, cob, weights = plan
+    n = len(weights)
+    floor = TEXTURE_KEEP * np.minimum(np.bincount(cob, weights=e_dec, minlength=n)[:n],
+                                      np.bincount(cob, weights=e_orig, minlength=n)[:n])  # fmt: skip
+    out = np.empty_like(decoded)
+    for halvings in range(3):
+        flt = RestorationFilter(thr, weights.copy(), clip)
+        flt.apply(decoded, lo, hi, out=out)
+        kept = K.laplacian_energy(out, bins, np.zeros(_FILTER_BINS))
+        low = np.bincount(cob, weights=kept, minlength=n)[:n] < floor
+        if not low.any():
+            break
+        weights[low] = weights[low] // 2 if halvings < 1 else 0
         if not weights.any():
-            continue
-        cost = K.squared_error(out, frame) + lam * 8 * len(flt.to_bytes())
-        if cost < best_cost:
-            best, best_cost = flt, cost
-    return best
+            return None
+    else:
+        flt = RestorationFilter(thr, weights.copy(), clip)
+        flt.apply(decoded, lo, hi, out=out)
+    cost = K.squared_error(out, frame) + lam * 8 * len(flt.to_bytes())
+    return flt if cost < base_err else None
 
 
 def _laplacian_energy(img: np.ndarray, cls: np.ndarray, ncls: int) -> np.ndarray:
-    """Per class (``cls``: a class per sample), the sum of the squared 4-neighbour Laplacian."""
-    return K.laplacian_energy(img, np.ascontiguousarray(cls, np.int64).reshape(img.shape), np.zeros(ncls))
+    """Per class (``cls``: a class per sample), the squared 4-neighbour Laplacian summed over the
+    samples the encoder's texture check looks at (every FILTER_SAMPLE-th row and column)."""
+    per_sample = np.ascontiguousarray(cls, np.int64).reshape(img.shape)[:: K.FILTER_SAMPLE, :: K.FILTER_SAMPLE]
+    return K.laplacian_energy(img, np.ascontiguousarray(per_sample), np.zeros(ncls))
 
 
 #: Bytes a DCT frame costs besides its coded levels: FRAM framing and header, FIDX entry.
