@@ -91,7 +91,7 @@ def bits_split(frames: np.ndarray, bits: int, signed: bool, q: float) -> tuple[f
     total = side = dc = 0
     for f in frames:
         data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith")
-        rb = arith_range_bits(levelshift.content_range_bits(f, int(f.min()), int(f.max()), bits), bits)
+        rb = arith_range_bits(levelshift.content_range_bits(f, int(f.min()), int(f.max()), bits), bits, f)
         coder = FrameCoder.for_table(quantize.quant_table(q, rb), bits, signed)
         levels = coder.levels(f)
         coded = len(mdc2.encode_levels(levels, -(-f.shape[1] // 8)))
@@ -142,7 +142,8 @@ def error_regions(frames: np.ndarray, bits: int, signed: bool, q: float) -> None
 def series_report(name: str, frames: np.ndarray, bits: int, signed: bool) -> None:
     print(f"\n## {name}: {frames.shape} {bits}-bit {'signed' if signed else 'unsigned'}", flush=True)
     own = [levelshift.content_range_bits(f, int(f.min()), int(f.max()), bits) for f in frames]
-    print(f"  range bits per slice: content {own}, format 2.0 steps {[arith_range_bits(r, bits) for r in own]}")
+    steps_bits = [arith_range_bits(r, bits, f) for r, f in zip(own, frames)]
+    print(f"  range bits per slice: content {own}, format 2.0 steps {steps_bits}")
     curves: dict[str, list] = {}
     for label, (enc, dec, knobs) in codecs(bits, signed).items():
         if enc(frames[0], (knobs or (50,))[0]) is None:

@@ -369,3 +369,23 @@ def test_restoration_fields_checked() -> None:
     n = len(frame.restoration.weights)
     with pytest.raises((medcodec.CorruptStreamError, medcodec.TruncatedStreamError)):
         medcodec.decode(tampered(at, "<B", n - 1 if n > 1 else n + 1))  # the filter's bytes no longer fit
+
+
+def test_arith_range_ignores_a_few_bright_pixels() -> None:
+    """Format 2.0 measures a slice's span between its 0.1 and 99.9 % quantiles: 0.05 % of pixels
+    at 5900 do not double the steps of an MR slice whose content spans 0..3000 (format 1.0 and an
+    explicit ``range_bits`` keep their rules)."""
+    rng = np.random.default_rng(2)
+    base = np.clip(np.rint(1500 + 700 * rng.standard_normal((128, 128))), 0, 3000).astype(np.int16)
+    spiky = base.copy()
+    spiky.flat[rng.choice(spiky.size, 8, replace=False)] = 5900  # 0.05 %
+    assert int(spiky.max()).bit_length() == 13 and int(base.max()).bit_length() == 12
+
+    def head(img: np.ndarray, **kw: object) -> container.MdcHeader:
+        return medcodec.read_header(medcodec.encode(img, bits_stored=16, signed=True, quality=60, **kw))
+
+    assert head(spiky, entropy="arith").range_bits == head(base, entropy="arith").range_bits == 12
+    assert head(spiky).range_bits == 13  # format 1.0: the maximum (pinned by its golden files)
+    assert head(spiky, entropy="arith", range_bits=13).range_bits == 13
+    data = medcodec.encode(spiky, bits_stored=16, signed=True, quality=60, entropy="arith")
+    assert np.abs(medcodec.decode(data).astype(np.int64) - spiky).max() <= max(mdc2.stream_error_bound(data))
