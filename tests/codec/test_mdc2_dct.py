@@ -47,7 +47,7 @@ def test_deblocking_is_chosen_on_smooth_images_and_only_helps() -> None:
     smooth = (2000 + 900 * np.sin(x / 23.0) * np.cos(y / 17.0)).astype(np.uint16)
     data = medcodec.encode(smooth, bits_stored=12, quality=30, entropy="arith")
     header, index = container.parse_container(data)
-    _, _, _, deblock, _, _ = mdc2.read_dct_frame(data, header, index[0])
+    deblock = mdc2.read_dct_frame(data, header, index[0]).deblock
     assert deblock is not None and deblock[2] >= 1
     v1 = medcodec.decode(medcodec.encode(smooth, bits_stored=12, quality=30)).astype(float)
     v2 = medcodec.decode(data).astype(float)
@@ -148,7 +148,7 @@ def test_arith_garbage_levels_give_codec_error_or_in_range_pixels(arith_stream: 
 
 
 def test_arith_fram_fields_checked(arith_stream: bytes) -> None:
-    _, index = container.parse_container(arith_stream)
+    header, index = container.parse_container(arith_stream)
     off = index[0][0]
 
     def tampered(at: int, fmt: str, value: int) -> bytes:
@@ -163,19 +163,21 @@ def test_arith_fram_fields_checked(arith_stream: bytes) -> None:
         medcodec.decode(tampered(0, "<I", 1))
     flags = arith_stream[off + 8 + 5]
     ncoded_at = 8 + (63 if flags & mdc2.FLAG_OFFSETS else 0) + (6 if flags & mdc2.FLAG_DEBLOCK else 0)
+    restoration = mdc2.read_dct_frame(arith_stream, header, index[0]).restoration
+    ncoded_at += len(restoration.to_bytes()) if restoration is not None else 0
     with pytest.raises(medcodec.CorruptStreamError, match="coded length"):
         medcodec.decode(tampered(ncoded_at, "<I", 5))
     with pytest.raises(medcodec.CorruptStreamError, match="offset"):
         medcodec.decode(tampered(8, "<B", 200))
     with pytest.raises(medcodec.CorruptStreamError, match="flags"):
-        medcodec.decode(tampered(5, "<B", 5))
+        medcodec.decode(tampered(5, "<B", 9))
 
 
 def test_arith_bomb_limit() -> None:
     data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith")
     header, index = container.parse_container(data)
     off, _ = index[0]
-    _, _, _, _, start, end = mdc2.read_dct_frame(data, header, index[0])
+    _, _, _, _, start, end, _ = mdc2.read_dct_frame(data, header, index[0])
     ncoded = end - start
     by, bx = transform.blocks_shape(2048, 2048)
     assert by * bx <= mdc2.MAX_BLOCKS_PER_BYTE * ncoded  # a real constant frame passes the limit
@@ -190,3 +192,200 @@ def test_arith_bomb_limit() -> None:
         medcodec.decode(bytes(rebuilt))  # the FIDX entry is refused before any frame is read
     with pytest.raises(medcodec.CorruptStreamError, match="blocks per byte"):
         mdc2.read_dct_frame(bytes(rebuilt), header, (off, len(seg)))  # and the FRAM itself
+
+
+def _slices(n: int = 3, rows: int = 48, cols: int = 56) -> list[np.ndarray]:
+    """16-bit signed MR-like slices whose spans differ: 0..~250 (an end slice) up to 0..~5900."""
+    rng = np.random.default_rng(7)
+    y, x = np.indices((rows, cols))
+    blob = np.exp(-((x - cols / 2) ** 2 + (y - rows / 2) ** 2) / (2 * (rows / 4) ** 2))
+    return [np.clip(np.rint(peak * blob + rng.normal(0, 3, blob.shape)), 0, None).astype(np.int16)
+            for peak in np.geomspace(250, 5900, n)]  # fmt: skip
+
+
+def test_arith_steps_do_not_follow_a_sparse_slice() -> None:
+    """Format 2.0: a slice spanning 8 bits of a 16-bit series gets the steps of one spanning 12
+    (the floor bits_stored - 4), not 16x finer ones; format 1.0 keeps its own (pinned) rule."""
+    thin, _, wide = _slices()
+    assert int(thin.max()).bit_length() == 8 and int(wide.max()).bit_length() == 13
+    h_thin = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60, entropy="arith"))
+    h_mid = medcodec.read_header(
+        medcodec.encode(np.minimum(wide, 4000).astype(np.int16), bits_stored=16, signed=True, quality=60,
+                        entropy="arith")
+    )  # fmt: skip
+    assert h_thin.range_bits == 12 == h_mid.range_bits
+    np.testing.assert_array_equal(h_thin.qtables[0], h_mid.qtables[0])
+    h_v1 = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60))
+    assert h_v1.range_bits == 8
+    np.testing.assert_array_equal(h_v1.qtables[0], quantize.quant_table(60, 8))
+    np.testing.assert_array_equal(h_thin.qtables[0], quantize.quant_table(60, 12))
+    # 12-bit data keep the content's own range (floor 8): the CT streams do not change
+    ct = (np.indices((40, 40)).sum(0) * 20).astype(np.uint16)  # spans 0..1560: 11 bits
+    assert medcodec.read_header(medcodec.encode(ct, bits_stored=12, quality=60, entropy="arith")).range_bits == 11
+
+
+def test_range_bits_for_mdc() -> None:
+    """``range_bits=`` (one value per series) sets the steps of .mdc streams of both versions."""
+    thin = _slices()[0]
+    for entropy in (None, "arith"):
+        data = medcodec.encode(thin, bits_stored=16, signed=True, quality=60, entropy=entropy, range_bits=13)
+        h = medcodec.read_header(data)
+        assert h.range_bits == 13
+        np.testing.assert_array_equal(h.qtables[0], quantize.quant_table(60, 13))
+        if entropy:
+            assert np.abs(medcodec.decode(data).astype(np.int64) - thin).max() <= max(mdc2.stream_error_bound(data))
+    for bad in (7, 17, True, 12.5):
+        with pytest.raises(medcodec.InvalidInputError, match="range_bits"):
+            medcodec.encode(thin, bits_stored=16, signed=True, quality=60, range_bits=bad)
+    with pytest.raises(medcodec.InvalidInputError, match="range_bits"):
+        medcodec.encode(thin, bits_stored=16, signed=True, max_error=0, range_bits=12)
+
+
+def test_arith_sparse_slice_rate_distortion() -> None:
+    """The point of the floor: over slices coded one by one, steps that follow each slice's span
+    (16x finer on the thin slice) give more total squared error than the floor's steps at the
+    highest quality that spends no more bytes."""
+    slices = _slices(4, 64, 64)
+
+    def total(quality: float, own: bool) -> tuple[int, float]:
+        nbytes, se = 0, 0.0
+        for s in slices:
+            rb = max(8, int(s.max()).bit_length()) if own else None
+            data = medcodec.encode(s, bits_stored=16, signed=True, quality=quality, entropy="arith", range_bits=rb)
+            nbytes += len(data)
+            se += float(np.sum((medcodec.decode(data).astype(np.float64) - s) ** 2))
+        return nbytes, se
+
+    b_own, e_own = total(45, own=True)
+    fits = [(q, *total(q, own=False)) for q in range(45, 101, 5)]
+    fits = [(q, b, e) for q, b, e in fits if b <= b_own]
+    assert fits, "even quality 45 with the floor spends more bytes than the per-slice steps"
+    e_floor = fits[-1][2]
+    assert e_floor < e_own
+
+
+def _smooth_phantom(rows: int = 192, cols: int = 160, seed: int = 3) -> np.ndarray:
+    """A smooth 12-bit phantom with sharp-edged inserts and a little noise (where 8x8 DCT rings)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.indices((rows, cols))
+    img = 1000 + 600 * np.exp(-((x - cols / 2) ** 2 + (y - rows / 2) ** 2) / (2 * (rows / 3) ** 2))
+    img = img + 900 * (((x - 50) ** 2 + (y - 60) ** 2) < 400) + 500 * ((abs(x - 110) < 15) & (abs(y - 120) < 25))
+    return np.clip(np.rint(img + rng.normal(0, 2, img.shape)), 0, 4095).astype(np.uint16)
+
+
+def _restore_reference(img: np.ndarray, flt: mdc2.RestorationFilter, lo: int, hi: int) -> np.ndarray:
+    """Plain NumPy twin of the restoration filter (docs/format.md §12.3 step 4)."""
+    p = img.astype(np.int64)
+    rows, cols = p.shape
+    pad = np.pad(p, 2, mode="edge")
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return pad[2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
+
+    lap = np.abs(2 * p - at(0, -1) - at(0, 1)) + np.abs(2 * p - at(-1, 0) - at(1, 0))
+    lpad = np.pad(lap, 1, mode="edge")
+    act = sum(lpad[1 + dy : 1 + dy + rows, 1 + dx : 1 + dx + cols] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    cls = np.searchsorted(np.asarray(flt.thresholds, np.int64), act, side="right")
+    acc = np.zeros_like(p)
+    for j, (dy, dx) in enumerate([(0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0)]):
+        acc += np.asarray(flt.weights, np.int64)[cls, j] * (at(dy, dx) + at(-dy, -dx) - 2 * p)
+    delta = np.sign(acc) * ((np.abs(acc) + 128) // 256)
+    return np.clip(p + np.clip(delta, -flt.clip, flt.clip), lo, hi)
+
+
+def test_restoration_kernel_matches_reference() -> None:
+    rng = np.random.default_rng(11)
+    for shape, ncls in (((37, 29), 1), ((64, 72), 4), ((3, 5), 2), ((1, 1), 3)):
+        img = rng.integers(0, 4096, shape).astype(np.uint16)
+        thr = np.sort(rng.integers(0, 40000, ncls - 1)).astype(np.int64)
+        weights = rng.integers(-32768, 32768, (ncls, 6)).astype(np.int64)
+        for clip in (1, 37, 65535):
+            flt = mdc2.RestorationFilter(thr, weights, clip)
+            got = flt.apply(img, 0, 4095)
+            np.testing.assert_array_equal(got, _restore_reference(img, flt, 0, 4095))
+            assert np.abs(got.astype(np.int64) - img).max() <= clip
+
+
+def test_restoration_filter_chosen_and_pays() -> None:
+    """On a smooth phantom at a low rate the encoder signals the filter; the decoder output is the
+    filter applied to the deblocked frame; it lowers the error by more than its bytes cost, and the
+    printed bound (which adds the filter's clip) holds."""
+    img = _smooth_phantom()
+    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith")
+    header, index = container.parse_container(data)
+    frame = mdc2.read_dct_frame(data, header, index[0])
+    assert frame.restoration is not None and frame.restoration.weights.any()
+    coder = mdc2.FrameCoder.for_table(header.qtables[0], 12, False)
+    by, bx = transform.blocks_shape(*img.shape)
+    levels = mdc2.decode_levels(np.frombuffer(data, np.uint8), frame.start, frame.end, by * bx, bx)
+    before = mdc2.decoded_before_restoration(coder, levels, frame.offsets, frame.deblock, *img.shape)
+    out = medcodec.decode(data)
+    np.testing.assert_array_equal(out, _restore_reference(before, frame.restoration, 0, 4095))
+    err_before = float(np.sum((before.astype(np.float64) - img) ** 2))
+    err_after = float(np.sum((out.astype(np.float64) - img) ** 2))
+    assert err_after < err_before * 0.97
+    assert np.abs(out.astype(np.int64) - img).max() <= max(mdc2.stream_error_bound(data))
+
+
+def test_restoration_filter_keeps_texture() -> None:
+    """On noise-like texture the filter may not take out more high-frequency energy than coding did."""
+    rng = np.random.default_rng(5)
+    img = np.clip(np.rint(2000 + rng.normal(0, 25, (128, 128))), 0, 4095).astype(np.uint16)
+    coder = mdc2.FrameCoder.for_table(quantize.quant_table(55, 12), 12, False)
+    levels = coder.levels(img)
+    decoded = mdc2.decoded_before_restoration(coder, levels, None, None, *img.shape)
+    flt = mdc2.choose_restoration(coder, decoded, img)
+    if flt is not None:  # allowed only where it keeps the energy
+        cls = np.searchsorted(flt.thresholds, mdc2.K.filter_activity(decoded, np.empty(img.shape, np.int64)).ravel(),
+                              side="right")  # fmt: skip
+        n = len(flt.weights)
+        kept = mdc2._laplacian_energy(flt.apply(decoded, 0, 4095), cls, n)
+        floor = np.minimum(mdc2._laplacian_energy(decoded, cls, n), mdc2._laplacian_energy(img, cls, n))
+        assert np.all(kept >= mdc2.TEXTURE_KEEP * floor)
+
+
+def test_restoration_fields_checked() -> None:
+    img = _smooth_phantom()
+    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith")
+    header, index = container.parse_container(data)
+    off = index[0][0]
+    frame = mdc2.read_dct_frame(data, header, index[0])
+    assert frame.restoration is not None
+    flags = data[off + 8 + 5]
+    at = 8 + (63 if flags & mdc2.FLAG_OFFSETS else 0) + (6 if flags & mdc2.FLAG_DEBLOCK else 0)
+
+    def tampered(pos: int, fmt: str, value: int) -> bytes:
+        buf = bytearray(data)
+        struct.pack_into(fmt, buf, off + 8 + pos, value)
+        _refresh_crc(buf, off)
+        return bytes(buf)
+
+    for classes in (0, mdc2.MAX_FILTER_CLASSES + 1):
+        with pytest.raises(medcodec.CorruptStreamError, match="classes"):
+            medcodec.decode(tampered(at, "<B", classes))
+    if len(frame.restoration.weights) > 2:
+        with pytest.raises(medcodec.CorruptStreamError, match="thresholds"):
+            medcodec.decode(tampered(at + 3, "<I", 0xFFFFFFFF))
+    n = len(frame.restoration.weights)
+    with pytest.raises((medcodec.CorruptStreamError, medcodec.TruncatedStreamError)):
+        medcodec.decode(tampered(at, "<B", n - 1 if n > 1 else n + 1))  # the filter's bytes no longer fit
+
+
+def test_arith_range_ignores_a_few_bright_pixels() -> None:
+    """Format 2.0 measures a slice's span between its 0.1 and 99.9 % quantiles: 0.05 % of pixels
+    at 5900 do not double the steps of an MR slice whose content spans 0..3000 (format 1.0 and an
+    explicit ``range_bits`` keep their rules)."""
+    rng = np.random.default_rng(2)
+    base = np.clip(np.rint(1500 + 700 * rng.standard_normal((128, 128))), 0, 3000).astype(np.int16)
+    spiky = base.copy()
+    spiky.flat[rng.choice(spiky.size, 8, replace=False)] = 5900  # 0.05 %
+    assert int(spiky.max()).bit_length() == 13 and int(base.max()).bit_length() == 12
+
+    def head(img: np.ndarray, **kw: object) -> container.MdcHeader:
+        return medcodec.read_header(medcodec.encode(img, bits_stored=16, signed=True, quality=60, **kw))
+
+    assert head(spiky, entropy="arith").range_bits == head(base, entropy="arith").range_bits == 12
+    assert head(spiky).range_bits == 13  # format 1.0: the maximum (pinned by its golden files)
+    assert head(spiky, entropy="arith", range_bits=13).range_bits == 13
+    data = medcodec.encode(spiky, bits_stored=16, signed=True, quality=60, entropy="arith")
+    assert np.abs(medcodec.decode(data).astype(np.int64) - spiky).max() <= max(mdc2.stream_error_bound(data))

@@ -881,3 +881,225 @@ def squared_error(a, b):
             d = np.int64(a[y, x]) - np.int64(b[y, x])
             s += d * d
     return s
+
+
+# ----------------------------------------------------------------------------- restoration filter
+
+#: Tap pairs of the restoration filter (a 5x5 diamond, point-symmetric): (dy, dx) and its mirror.
+FILTER_PAIRS = np.array([[0, 1], [1, 0], [1, 1], [1, -1], [0, 2], [2, 0]], dtype=np.int64)
+N_FILTER_TAPS = 6
+#: Filter weights are integers in 1/FILTER_UNIT.
+FILTER_UNIT = 256
+FILTER_SHIFT = 8
+
+
+@_helper
+def _px(img, y, x, rows, cols):
+    """Sample at (y, x) with coordinates clamped into the frame (edge replication)."""
+    if y < 0:
+        y = 0
+    elif y >= rows:
+        y = rows - 1
+    if x < 0:
+        x = 0
+    elif x >= cols:
+        x = cols - 1
+    return np.int64(img[y, x])
+
+
+@_jit
+def _padded(img, pad):
+    """int32 copy of ``img`` with ``pad`` samples of edge replication on every side."""
+    rows, cols = img.shape
+    P = np.empty((rows + 2 * pad, cols + 2 * pad), dtype=np.int32)
+    for y in range(rows + 2 * pad):
+        sy = min(max(y - pad, 0), rows - 1)
+        for x in range(cols + 2 * pad):
+            sx = min(max(x - pad, 0), cols - 1)
+            P[y, x] = img[sy, sx]
+    return P
+
+
+@_jit
+def _activity_padded(img, P):
+    """Activity (int32, rows x cols) from ``P`` = :func:`_padded` (img, 2)."""
+    rows, cols = img.shape
+    L = np.empty((rows, cols), dtype=np.int32)
+    for y in range(rows):
+        # vertical neighbours clamp to the frame: P's replicated rows give exactly that
+        for x in range(cols):
+            p2 = 2 * P[y + 2, x + 2]
+            L[y, x] = abs(p2 - P[y + 2, x + 1] - P[y + 2, x + 3]) + abs(p2 - P[y + 1, x + 2] - P[y + 3, x + 2])
+    LP = _padded(L, 1)  # the 3x3 sum over clamped coordinates
+    R = np.empty((rows + 2, cols), dtype=np.int32)
+    for y in range(rows + 2):
+        for x in range(cols):
+            R[y, x] = LP[y, x] + LP[y, x + 1] + LP[y, x + 2]
+    act = np.empty((rows, cols), dtype=np.int32)
+    for y in range(rows):
+        for x in range(cols):
+            act[y, x] = R[y, x] + R[y + 1, x] + R[y + 2, x]
+    return act
+
+
+@_jit
+def filter_activity(img, act):
+    """Per sample, the sum over its 3x3 neighbourhood (clamped) of |2p - left - right| + |2p - up - down|."""
+    a = _activity_padded(img, _padded(img, 2))
+    rows, cols = img.shape
+    for y in range(rows):
+        for x in range(cols):
+            act[y, x] = a[y, x]
+    return act
+
+
+@_helper
+def _tap_diffs(img, y, x, rows, cols, d):
+    """d[j] = a_j + b_j - 2p for the FILTER_PAIRS taps around (y, x), coordinates clamped."""
+    p2 = 2 * np.int64(img[y, x])
+    for j in range(N_FILTER_TAPS):
+        dy = FILTER_PAIRS[j, 0]
+        dx = FILTER_PAIRS[j, 1]
+        d[j] = _px(img, y + dy, x + dx, rows, cols) + _px(img, y - dy, x - dx, rows, cols) - p2
+
+
+@_helper
+def _load_row(img, r, buf):
+    """buf[x + 2] = img[r, clamp(x)] for x = -2 .. cols + 1."""
+    cols = img.shape[1]
+    for x in range(cols):
+        buf[x + 2] = img[r, x]
+    buf[0] = buf[1] = img[r, 0]
+    buf[cols + 2] = buf[cols + 3] = img[r, cols - 1]
+
+
+@_jit
+def restore(img, thresholds, weights, clip, lo, hi, out):
+    """The restoration filter: ``out = img + clamp(round(sum_j w[c, j] * (a_j + b_j - 2 p) / 256), -clip, clip)``
+    clipped to ``lo..hi``, with ``c`` the number of ``thresholds`` the sample's activity reaches and
+    (a_j, b_j) the samples at +-FILTER_PAIRS[j] (clamped coordinates); ``img`` is not modified.
+
+    Streams over the rows with ring buffers (5 edge-padded image rows, 3 rows of horizontally
+    summed Laplacians): no frame-sized temporaries."""
+    rows, cols = img.shape
+    ncls = thresholds.shape[0] + 1
+    half = FILTER_UNIT // 2
+    w = np.empty((ncls, N_FILTER_TAPS), dtype=np.int64)
+    for c in range(ncls):
+        for j in range(N_FILTER_TAPS):
+            w[c, j] = weights[c, j]
+    B = np.empty((5, cols + 4), dtype=np.int64)  # image row r in slot r % 5
+    H = np.empty((3, cols), dtype=np.int64)  # 3-tap sum of the Laplacian row r in slot r % 3
+    L = np.empty(cols + 2, dtype=np.int64)
+    cls = np.zeros(cols, dtype=np.int64)
+    acc = np.empty(cols, dtype=np.int64)
+    loaded = np.full(5, -1, dtype=np.int64)
+    for y in range(-1, rows):
+        # make image rows up to y + 2 available, then the Laplacian sums of row y + 1
+        r_new = min(y + 2, rows - 1)
+        for r in range(max(r_new - 4, 0), r_new + 1):
+            if loaded[r % 5] != r:
+                _load_row(img, r, B[r % 5])
+                loaded[r % 5] = r
+        rl = y + 1
+        if rl < rows and ncls > 1:  # one class: no activity needed
+            up = B[max(rl - 1, 0) % 5]
+            mid = B[rl % 5]
+            dn = B[min(rl + 1, rows - 1) % 5]
+            for x in range(cols):
+                p2 = 2 * mid[x + 2]
+                L[x + 1] = abs(p2 - mid[x + 1] - mid[x + 3]) + abs(p2 - up[x + 2] - dn[x + 2])
+            L[0] = L[1]
+            L[cols + 1] = L[cols]
+            h = H[rl % 3]
+            for x in range(cols):
+                h[x] = L[x] + L[x + 1] + L[x + 2]
+        if y < 0:
+            continue
+        h0 = H[max(y - 1, 0) % 3]
+        h1 = H[y % 3]
+        h2 = H[min(y + 1, rows - 1) % 3]
+        m2 = B[max(y - 2, 0) % 5]
+        m1 = B[max(y - 1, 0) % 5]
+        c0 = B[y % 5]
+        p1 = B[min(y + 1, rows - 1) % 5]
+        p2r = B[min(y + 2, rows - 1) % 5]
+        # row-wise passes without branches (numba vectorises them): class, weighted taps, rounding
+        for x in range(cols if ncls > 1 else 0):
+            a = h0[x] + h1[x] + h2[x]
+            n_above = np.int64(0)
+            for t in range(ncls - 1):
+                n_above += a >= thresholds[t]
+            cls[x] = n_above
+        for x in range(cols):
+            k = x + 2
+            pp = 2 * c0[k]
+            c = cls[x]
+            acc[x] = (
+                w[c, 0] * (c0[k + 1] + c0[k - 1] - pp)
+                + w[c, 1] * (p1[k] + m1[k] - pp)
+                + w[c, 2] * (p1[k + 1] + m1[k - 1] - pp)
+                + w[c, 3] * (p1[k - 1] + m1[k + 1] - pp)
+                + w[c, 4] * (c0[k + 2] + c0[k - 2] - pp)
+                + w[c, 5] * (p2r[k] + m2[k] - pp)
+            )
+        for x in range(cols):
+            s_ = acc[x]
+            mag = min((abs(s_) + half) >> FILTER_SHIFT, clip)  # sign(s) * floor((|s| + 128) / 256), clamped
+            delta = mag if s_ >= 0 else -mag
+            out[y, x] = min(max(c0[x + 2] + delta, lo), hi)
+    return out
+
+
+#: The encoder's filter statistics and texture checks look at every FILTER_SAMPLE-th row and column.
+FILTER_SAMPLE = 2
+
+
+@_jit
+def filter_stats(dec, orig, bins, nbins, ata, atb, counts, energy_dec, energy_orig):
+    """Encoder statistics of the restoration filter per activity bin (``bins``: one per sampled
+    sample, ``[y // FILTER_SAMPLE, x // FILTER_SAMPLE]``), on every FILTER_SAMPLE-th row and
+    column: normal equations of the tap differences of ``dec`` toward ``orig - dec`` (``ata``
+    (nbins, 6, 6), upper triangle; ``atb`` (nbins, 6)), sample counts, and the squared
+    4-neighbour Laplacian of ``dec`` and of ``orig``; all accumulated."""
+    rows, cols = dec.shape
+    D = _padded(dec, 2)
+    Q = _padded(orig, 2)
+    d = np.empty(N_FILTER_TAPS, dtype=np.float64)
+    for y in range(0, rows, FILTER_SAMPLE):
+        py = y + 2
+        for x in range(0, cols, FILTER_SAMPLE):
+            px = x + 2
+            b = bins[y // FILTER_SAMPLE, x // FILTER_SAMPLE]
+            pp = 2 * np.int64(D[py, px])
+            d[0] = np.int64(D[py, px + 1]) + D[py, px - 1] - pp
+            d[1] = np.int64(D[py + 1, px]) + D[py - 1, px] - pp
+            d[2] = np.int64(D[py + 1, px + 1]) + D[py - 1, px - 1] - pp
+            d[3] = np.int64(D[py + 1, px - 1]) + D[py - 1, px + 1] - pp
+            d[4] = np.int64(D[py, px + 2]) + D[py, px - 2] - pp
+            d[5] = np.int64(D[py + 2, px]) + D[py - 2, px] - pp
+            t = np.float64(np.int64(Q[py, px]) - np.int64(D[py, px]))
+            for i in range(N_FILTER_TAPS):
+                atb[b, i] += d[i] * t
+                for j in range(i, N_FILTER_TAPS):
+                    ata[b, i, j] += d[i] * d[j]
+            counts[b] += 1
+            ld = d[0] + d[1]
+            qq = 2 * np.int64(Q[py, px])
+            lq = np.float64(np.int64(Q[py, px + 1]) + Q[py, px - 1] + Q[py + 1, px] + Q[py - 1, px] - 2 * qq)
+            energy_dec[b] += ld * ld
+            energy_orig[b] += lq * lq
+
+
+@_jit
+def laplacian_energy(img, bins, out):
+    """Per bin, the sum of the squared 4-neighbour Laplacian of ``img`` (clamped) on every
+    FILTER_SAMPLE-th row and column, accumulated into ``out``."""
+    rows, cols = img.shape
+    P = _padded(img, 2)
+    for y in range(0, rows, FILTER_SAMPLE):
+        for x in range(0, cols, FILTER_SAMPLE):
+            p2 = 2 * np.int64(P[y + 2, x + 2])
+            v = np.float64(np.int64(P[y + 2, x + 3]) + P[y + 2, x + 1] + P[y + 3, x + 2] + P[y + 1, x + 2] - 2 * p2)
+            out[bins[y // FILTER_SAMPLE, x // FILTER_SAMPLE]] += v * v
+    return out

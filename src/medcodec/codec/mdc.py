@@ -135,6 +135,32 @@ def encode_to(
     )  # fmt: skip
 
 
+#: Format 2.0 DCT streams scale their steps with at least ``bits_stored - ARITH_RANGE_FLOOR``
+#: bits: an end slice of an MR series (values 0..253 of a 16-bit series spanning 0..5888) would
+#: otherwise get steps 32x finer than its neighbours at the same quality and eat the bits of
+#: the series (docs/design-notes.md, "Where the MR gap came from").
+ARITH_RANGE_FLOOR = 4
+
+
+#: Format 2.0 DCT streams measure the content's span between these quantiles of the samples
+#: (every :data:`ROBUST_STRIDE`-th one): a few bright pixels (0.1 %) do not double the steps of
+#: a slice. On the brain MR the slice whose maximum is 5888 spans 0..3983 this way, as its
+#: neighbours do (0..2592-2870), so the six slices get one step size.
+ROBUST_QUANTILES = (0.001, 0.999)
+ROBUST_STRIDE = 7
+
+
+def arith_range_bits(content_bits: int, bits_stored: int, sample: np.ndarray | None = None) -> int:
+    """The range bits of a format 2.0 DCT stream: the content's (of its 0.1-99.9 % quantiles when
+    ``sample`` is given, never more than ``content_bits``), floored at ``bits_stored - 4``."""
+    bits = int(content_bits)
+    if sample is not None and sample.size:
+        flat = np.ascontiguousarray(sample).reshape(-1)[::ROBUST_STRIDE]
+        lo, hi = np.quantile(flat, ROBUST_QUANTILES, method="nearest")
+        bits = min(bits, levelshift.range_bits(int(lo), int(hi), bits_stored))
+    return max(bits, min(int(bits_stored), max(8, int(bits_stored) - ARITH_RANGE_FLOOR)))
+
+
 def encode_mdc_to(
     fh: BinaryIO,
     frames: Iterable[np.ndarray],
@@ -156,8 +182,13 @@ def encode_mdc_to(
     frames_checked: bool = False,
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
+    range_bits: int | None = None,
 ) -> StreamSummary:
-    """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame."""
+    """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
+
+    ``range_bits``: bits the content spans (the steps scale with it); ``None``: from the sample,
+    and for ``entropy="arith"`` at least ``bits_stored - ARITH_RANGE_FLOOR`` (:func:`arith_range_bits`).
+    Series writers pass one value per series, so the steps do not vary slice to slice."""
     effort = effort or "fast"  # None: the .mdc default
     entropy = entropy or "huffman"
     if entropy not in mdc2.ENTROPY_CODERS:
@@ -184,7 +215,19 @@ def encode_mdc_to(
     _, rows, cols = sample_arr.shape
     if value_range is None:
         value_range = levelshift.check_range(sample_arr, bits_stored, signed_)
-    rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
+    if range_bits is not None:
+        lowest = min(8, bits_stored)
+        if (
+            isinstance(range_bits, bool)
+            or not isinstance(range_bits, (int, np.integer))
+            or not lowest <= range_bits <= bits_stored
+        ):
+            raise InvalidInputError(f"range_bits={range_bits!r} is invalid, expected {lowest}..{bits_stored}")
+        rbits = int(range_bits)
+    else:
+        rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
+        if arith:
+            rbits = arith_range_bits(rbits, bits_stored, sample_arr)
 
     def coder_for(q: float) -> FrameCoder:
         steps = quantize.quant_table(q, rbits, table=table)
@@ -220,7 +263,8 @@ def encode_mdc_to(
 
     def one(
         frame: np.ndarray,
-    ) -> tuple[EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None], bytes | None]:
+    ) -> tuple[EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None,
+                                    mdc2.RestorationFilter | None], bytes | None]:  # fmt: skip
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -232,7 +276,9 @@ def encode_mdc_to(
             levels = coder.levels(frame)
             offsets = mdc2.reconstruction_offsets(levels, coder.scaled(frame)) if effort == "fast" else None
             deblock = mdc2.choose_deblock(coder, levels, offsets, frame)
-            return (mdc2.encode_levels(levels, blocks_per_row), offsets, deblock), None
+            decoded = mdc2.decoded_before_restoration(coder, levels, offsets, deblock, rows, cols)
+            restoration = mdc2.choose_restoration(coder, decoded, frame)
+            return (mdc2.encode_levels(levels, blocks_per_row), offsets, deblock, restoration), None
         enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
         mask = None
         if pad is not None:

@@ -109,8 +109,9 @@ def encode(
         sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
         decoding inside the encoder. Uses the v2 predictive mode (:mod:`.mdc2`, format 2.0).
     range_bits
-        JPEG only: bits the content spans, which scale the steps; ``None``: each image's own.
-        Series writers pass one value per series (steps then do not vary slice to slice).
+        DCT formats: bits the content spans, which scale the steps; ``None``: each image's own
+        (for ``.mdc`` with ``entropy="arith"`` at least ``bits_stored - 4``). Series writers pass
+        one value per series (steps then do not vary slice to slice). Not with ``max_error``.
 
     Returns
     -------
@@ -151,8 +152,10 @@ def encode(
             table=table, restart_interval=restart_interval, jobs=jobs_, effort=effort or "best",
             modality=spec.extra.get("modality") if spec is not None else None, range_bits=range_bits,
         )  # fmt: skip
-    if restart_interval or range_bits is not None:
-        raise InvalidInputError("restart_interval and range_bits apply to format='jpeg' only")
+    if restart_interval:
+        raise InvalidInputError("restart_interval applies to format='jpeg' only")
+    if range_bits is not None and max_error is not None:
+        raise InvalidInputError("range_bits scales DCT steps: it excludes max_error")
     buf = io.BytesIO()
     if padding is not None and (entropy == "arith" or (max_error is not None and max_error != 0)):
         raise UnsupportedFeatureError(
@@ -172,7 +175,7 @@ def encode(
         ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_,
         ancillary=ancillary, value_range=(vmin, vmax),
         sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
-        padding=padding,
+        padding=padding, range_bits=range_bits,
     )  # fmt: skip
     return buf.getvalue()
 
