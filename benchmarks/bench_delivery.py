@@ -127,10 +127,13 @@ def cpu_seconds(pid: int) -> float:
 class RssSampler:
     """Peak memory of a process and its descendants (the server and its encoder processes): the sum of
     their proportional set sizes (``Pss`` of /proc/PID/smaps_rollup: shared pages counted once in
-    all, not once per process as RSS would), sampled every 100 ms."""
+    all, not once per process as RSS would), sampled every 100 ms (not while throughput is timed)."""
 
     def __init__(self, pid: int):
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        # set while throughput is measured: each sample reads every /proc/*/stat and the processes'
+        # smaps_rollup, CPU and GIL time (in this, the client's process) that the server would not get
+        self.paused = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -149,7 +152,8 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
+            if not self.paused.is_set():
+                self.peak = max(self.peak, self._rss())
             time.sleep(0.1)
 
     def reset(self) -> int:
@@ -371,11 +375,12 @@ def run(args: argparse.Namespace) -> dict:
         # unshaped server throughput (no proxy), live diagnostic; and the server's CPU time per
         # instance, which other work on the machine disturbs far less than wall time
         info["throughput"], info["cpu_ms_per_file"] = {}, {}
+        rss.paused.set()  # no memory sampling while the server's throughput is timed
         for study, uid in uids.items():
             best = 1e9
             for _ in range(args.repeat):
                 c0 = cpu_seconds(server.pid)
-                dt, body, _ = timed_get(f"http://127.0.0.1:{port}/studies/{uid}/archive.zip?preset=diagnostic&live=1")
+                dt, _body, _ = timed_get(f"http://127.0.0.1:{port}/studies/{uid}/archive.zip?preset=diagnostic&live=1")
                 cpu = cpu_seconds(server.pid) - c0
                 best = min(best, dt)
             c0 = cpu_seconds(server.pid)
@@ -388,6 +393,7 @@ def run(args: argparse.Namespace) -> dict:
             print(f"  unshaped live diagnostic, {study}: {info['throughput'][study]:.0f} MB/s of raw files "
                   f"({raw_bytes[study] / 1e6:.0f} MB in {best:.2f} s); server CPU {1000 * cpu / n:.1f} ms per "
                   f"instance (original: {1000 * cpu_raw / n:.1f} ms)", flush=True)  # fmt: skip
+        rss.paused.clear()
         if args.gb and not args.live_only:
             gb_files = make_study(head_files, tmp / "gb", 14)  # ~1 GB
             with open_store(store_path) as store:
