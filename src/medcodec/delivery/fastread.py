@@ -41,12 +41,13 @@ _ITEM = 0xFFFEE000
 _ITEM_END = 0xFFFEE00D
 _SEQ_END = 0xFFFEE0DD
 _SQ_CACHE: dict[int, bool] = {}
-_VR_NAMES = {  # the VRs of PS3.5 6.2, by their bytes
+_VR_NAMES = {  # the VRs of PS3.5 6.2, by their bytes (anything else: pydicom reads the file)
     v.encode("ascii"): v
     for v in (
         "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV"
     ).split()
 }
+_VR_TEXTS = frozenset(_VR_NAMES.values())
 
 
 def read_native(data: bytes) -> FileDataset | None:
@@ -54,16 +55,24 @@ def read_native(data: bytes) -> FileDataset | None:
     pydicom). Undefined-length sequences stay raw (module docstring)."""
     if len(data) < 144 or data[128:132] != b"DICM":
         return None
+    try:
+        return _read(data)
+    except Exception:  # whatever pydicom's helpers raise on odd values: dcmread decides
+        return None
+
+
+def _read(data: bytes) -> FileDataset | None:
     fp = io.BytesIO(data)
     fp.seek(132)
-    try:
-        file_meta = _read_file_meta_info(fp)
-    except Exception:
-        return None
+    file_meta = _read_file_meta_info(fp)
+    if any(isinstance(e, RawDataElement) and e.VR not in _VR_TEXTS for e in file_meta._dict.values()):
+        return None  # an unknown VR in the meta: dcmread refuses such files
     implicit = _NATIVE.get(str(file_meta.get("TransferSyntaxUID", "")))
     if implicit is None or file_meta.original_encoding != (False, True):
         return None
     start = fp.tell()
+    if len(data) - start < 8 or data[start : start + 2] == b"\x00\x00":
+        return None  # nothing after the meta (pydicom then assumes implicit VR), or a command set first
     elements = _elements(data, start, implicit)
     if elements is None:
         return None
@@ -99,9 +108,7 @@ def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataEle
             group, element, raw_vr, length = explicit_head(data, pos)
             vr = _VR_NAMES.get(raw_vr)
             if vr is None:
-                if not (b"AA" <= raw_vr <= b"ZZ"):
-                    return None
-                vr = raw_vr.decode("ascii")
+                return None  # not a VR of PS3.5: pydicom guesses (implicit VR, a latin-1 "VR"), it decides
             pos += 8
             if vr in _LONG_VRS:
                 if n - pos < 4:
@@ -152,6 +159,9 @@ def sequence_end(data: bytes, pos: int, implicit: bool) -> int | None:
             return None
         pos += 8
         if length != 0xFFFFFFFF:
+            # its elements must fill it exactly (what pydicom's parse of the items will need)
+            if pos + length > n or _item_end(data, pos, implicit, stop=pos + length) is None:
+                return None
             pos += length
             continue
         end = _item_end(data, pos, implicit)
@@ -161,20 +171,23 @@ def sequence_end(data: bytes, pos: int, implicit: bool) -> int | None:
     return None
 
 
-def _item_end(data: bytes, pos: int, implicit: bool) -> int | None:
-    """Where the Item Delimitation Item of the undefined-length item starting at ``pos`` is."""
-    n = len(data)
+def _item_end(data: bytes, pos: int, implicit: bool, stop: int | None = None) -> int | None:
+    """Where the Item Delimitation Item of the undefined-length item starting at ``pos`` is; with
+    ``stop`` (a defined-length item), ``stop`` when its elements end exactly there. ``None``: not so."""
+    n = len(data) if stop is None else stop
+    if pos == stop:
+        return stop  # an empty item
     while n - pos >= 8:
         group, element, length = _HEAD.unpack_from(data, pos)
         if group == 0xFFFE:
-            return pos if element == 0xE00D and length == 0 else None
+            return pos if stop is None and element == 0xE00D and length == 0 else None
         if implicit:
             pos += 8
         else:
-            raw_vr = data[pos + 4 : pos + 6]
-            if not (b"AA" <= raw_vr <= b"ZZ"):
-                return None  # an implicit item inside an explicit file: pydicom copes, we do not
-            if raw_vr.decode("ascii") in _LONG_VRS:
+            vr = _VR_NAMES.get(data[pos + 4 : pos + 6])
+            if vr is None:
+                return None  # an implicit item inside an explicit file, or no VR: pydicom copes, we do not
+            if vr in _LONG_VRS:
                 if n - pos < 12:
                     return None
                 length = _LONG.unpack_from(data, pos + 8)[0]
@@ -189,4 +202,6 @@ def _item_end(data: bytes, pos: int, implicit: bool) -> int | None:
             pos = end + 8
         else:
             pos += length
+        if stop is not None and pos == stop:
+            return stop
     return None

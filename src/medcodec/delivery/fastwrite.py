@@ -25,6 +25,7 @@ done here with the same result and less work:
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Callable
 from copy import copy
@@ -71,7 +72,12 @@ _VR_CACHE: dict[int, str | None] = {}
 _PRIVATE_VR_CACHE: dict[tuple[str, int], str | None] = {}
 _TEXT_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
 _SINGLE_TEXT_VRS = frozenset("LT ST UR UT".split())  # a backslash is text there, not a delimiter
+_NUMBER_STRINGS = {
+    "IS": re.compile(rb"[+-]?[0-9]+"),
+    "DS": re.compile(rb"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"),
+}
 _SQ_CACHE: dict[int, bool] = {}
+_KNOWN_VRS = frozenset(str(v) for v in VR if len(str(v)) == 2)  # "OB or OW" and the like: never written
 #: (tag, raw value, private creator) -> the element's bytes, or b"" (pydicom converts it); values up
 #: to _CACHED_SIZE bytes, at most _CACHE_ENTRIES keys (then cleared): a few MB at most
 _IMPLICIT_CACHE: dict[tuple[int, bytes | None, Any], bytes] = {}
@@ -426,14 +432,17 @@ def _canonical_text(value: Any, vr: str) -> bool:
     it): values with surrounding spaces or NULs, or the wrong padding."""
     if value is None:
         return True  # empty: nothing to pad
-    if not isinstance(value, bytes):
-        return False
+    if not isinstance(value, bytes) or not value.isascii():
+        return False  # other bytes go through the character set (and Python's idea of white space)
     stripped = value.rstrip(b" \x00")
     if value != (stripped + (b"\x00" if vr == "UI" else b" ") if len(stripped) % 2 else stripped):
         return False
     if vr in _SINGLE_TEXT_VRS:
         return stripped[:1] not in (b" ", b"\x00")
-    return all(part == part.strip(b" \x00") for part in stripped.split(b"\\"))
+    parts = stripped.split(b"\\")
+    if vr in _NUMBER_STRINGS:  # pydicom parses them: only plain numbers come back as they were
+        return all(_NUMBER_STRINGS[vr].fullmatch(part) for part in parts)
+    return all(part == part.strip(b" \x00") for part in parts)
 
 
 def _is_public_sequence(tag: int) -> bool:
@@ -557,8 +566,8 @@ def _raw_bytes(elem: RawDataElement, vr: str | None) -> bytes | None:
         # an empty element (pydicom reads its value as None): header only, as pydicom writes it (an
         # empty UN is written under the dictionary's VR when pydicom knows the tag: pydicom decides)
         value = b""
-    if vr is None or len(vr) != 2 or not isinstance(value, bytes):
-        return None
+    if vr is None or vr not in _KNOWN_VRS or not isinstance(value, bytes):
+        return None  # no VR, or one pydicom does not know (it refuses to write it: the same error)
     undefined = elem.length == 0xFFFFFFFF
     if undefined and tag == _PIXEL_DATA:
         return None  # pydicom checks the encapsulation

@@ -250,18 +250,23 @@ class Preset:
         data = _as_bytes(source)
         full = _read_full(data)  # one parse serves the header and the pixels (PS3.10 files)
         ds = full if full is not None else read_header(data, "<instance>")  # NotDicomError when not DICOM
-        with source_values_as_is():
-            base = {
-                "preset": self.name,
-                "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
-                "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
-                "sop_class_uid": str(ds.get("SOPClassUID", "")),
-                "modality": str(ds.get("Modality", "") or ""),
-                "source_bytes": len(data),
-            }
-        meta = getattr(ds, "file_meta", None)
-        source_ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else IMPLICIT_LE
-        point = self.operating_point(ds)
+        try:
+            with source_values_as_is():
+                base = {
+                    "preset": self.name,
+                    "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+                    "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
+                    "sop_class_uid": str(ds.get("SOPClassUID", "")),
+                    "modality": str(ds.get("Modality", "") or ""),
+                    "source_bytes": len(data),
+                }
+            meta = getattr(ds, "file_meta", None)
+            source_ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else IMPLICIT_LE
+            point = self.operating_point(ds)
+        except CodecError:
+            raise
+        except Exception as exc:  # pydicom's own errors on a damaged header (e.g. a VR it does not know)
+            raise DicomError(f"cannot read the header: {type(exc).__name__}: {exc}") from exc
         if point is None:
             return self._passthrough(data, source_ts, base, "the original preset delivers the stored file")
         try:
@@ -289,7 +294,8 @@ class Preset:
             if lossless:
                 return self._lossless(full, frames, spec, base, measure=measure)
             return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure)
-        except CodecError as exc:  # an image this preset cannot code after all: delivered as stored, and said so
+        except Exception as exc:  # an image this preset cannot code after all (CodecError, or pydicom's own
+            # errors on a damaged element, e.g. a VR it does not know): delivered as stored, and said so
             return self._passthrough(data, source_ts, base, f"could not be coded: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ kinds
