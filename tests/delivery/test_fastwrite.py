@@ -349,3 +349,17 @@ def test_reader_and_live_encoding_on_mutated_files(shared_data):
             assert files[0] == files[1], f"trial {trial}"
             coded += 1
     assert taken > 50 and coded > 50  # most mutations leave files both paths take
+
+
+def test_implicit_cache_stays_bounded(monkeypatch):
+    """The per-process cache of implicit-VR elements is cleared when it holds too much: a study
+    whose every element is new costs at most its byte budget."""
+    monkeypatch.setattr(fastwrite, "_CACHE_BYTES", 20_000)
+    monkeypatch.setattr(fastwrite, "_IMPLICIT_CACHE", {})
+    monkeypatch.setattr(fastwrite, "_cache_held", [0])
+    for i in range(2_000):
+        value = f"{i:06d}".encode()
+        fastwrite._remember((0x00081030, value, None), b"x" * 200)
+        assert fastwrite._cache_held[0] <= 20_000
+    held = sum(100 + len(k[1] or b"") + len(v) for k, v in fastwrite._IMPLICIT_CACHE.items())
+    assert held == fastwrite._cache_held[0] and 0 < len(fastwrite._IMPLICIT_CACHE) < 2_000

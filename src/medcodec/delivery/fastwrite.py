@@ -79,11 +79,13 @@ _NUMBER_STRINGS = {
 _SQ_CACHE: dict[int, bool] = {}
 _KNOWN_VRS = frozenset(str(v) for v in VR if len(str(v)) == 2)  # "OB or OW" and the like: never written
 #: (tag, raw value, private creator) -> the element's bytes, or b"" (pydicom converts it); values up
-#: to _CACHED_SIZE bytes, at most _CACHE_ENTRIES keys (then cleared): a few MB at most
+#: to _CACHED_SIZE bytes (sequences' items up to _CACHED_SEQUENCE), cleared when what it holds
+#: passes _CACHE_BYTES: bounded memory in each encoder process, whatever the studies
 _IMPLICIT_CACHE: dict[tuple[int, bytes | None, Any], bytes] = {}
 _CACHED_SIZE = 256
-_CACHED_SEQUENCE = 4096  # an undefined-length sequence's items, in bytes
-_CACHE_ENTRIES = 20_000
+_CACHED_SEQUENCE = 4096
+_CACHE_BYTES = 8 << 20
+_cache_held = [0]  # bytes of keys and values in _IMPLICIT_CACHE (about)
 _ELEMENT_HEAD = struct.Struct("<HHL")
 _DEFAULT_ENCODINGS = convert_encodings([default_encoding])
 _SHORT = struct.Struct("<H")
@@ -166,9 +168,12 @@ def encode_file_fast(ds: Dataset) -> bytes:
 
 
 def _remember(key: tuple[int, bytes | None, Any], written: bytes | None) -> None:
-    if len(_IMPLICIT_CACHE) >= _CACHE_ENTRIES:
+    size = 100 + len(key[1] or b"") + len(written or b"")  # with the tuple's and objects' overhead
+    if _cache_held[0] + size > _CACHE_BYTES:
         _IMPLICIT_CACHE.clear()
+        _cache_held[0] = 0
     _IMPLICIT_CACHE[key] = b"" if written is None else written
+    _cache_held[0] += size
 
 
 def _replace(group: Dataset, tag: int, vr: str, value: Any) -> None:
