@@ -38,7 +38,6 @@ _EXPLICIT = struct.Struct("<HH2sH")
 _LONG = struct.Struct("<L")
 _LONG_VRS = frozenset(str(v) for v in EXPLICIT_VR_LENGTH_32)
 _ITEM = 0xFFFEE000
-_ITEM_END = 0xFFFEE00D
 _SEQ_END = 0xFFFEE0DD
 _SQ_CACHE: dict[int, bool] = {}
 _VR_NAMES = {  # the VRs of PS3.5 6.2, by their bytes (anything else: pydicom reads the file)
@@ -66,7 +65,7 @@ def _read(data: bytes) -> FileDataset | None:
     fp.seek(132)
     file_meta = _read_file_meta_info(fp)
     if any(isinstance(e, RawDataElement) and e.VR not in _VR_TEXTS for e in file_meta._dict.values()):
-        return None  # an unknown VR in the meta: dcmread refuses such files
+        return None  # an unknown VR in the meta (pydicom fails when it converts it): dcmread decides
     implicit = _NATIVE.get(str(file_meta.get("TransferSyntaxUID", "")))
     if implicit is None or file_meta.original_encoding != (False, True):
         return None
