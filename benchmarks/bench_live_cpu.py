@@ -1,5 +1,6 @@
 """CPU per instance of the live ``diagnostic`` encode (``Preset.encode_instance(measure=False)``),
-with and without the live shortcuts of ``medcodec.delivery.fastwrite``, on real series.
+with and without the live shortcuts (``medcodec.delivery.fastread`` and ``fastwrite``: the
+reader, the writer, the numpy pixel read, all switched by ``presets._FAST_IO``), on real series.
 
 Process CPU time (``time.process_time``), one thread, so other work on a shared machine disturbs
 it far less than wall time; the two variants alternate in each of ``--repeat`` rounds and the

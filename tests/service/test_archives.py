@@ -332,3 +332,39 @@ def test_a_crashed_encoder_process_is_replaced(tmp_path):
         assert pool.in_flight == 0
     finally:
         pool.close()
+
+
+def test_an_instance_that_fails_in_an_encoder_process_is_a_delivery_error(tmp_path, shared_data):
+    """An encoder process returns its exception as a WorkerFailure (not every error class pickles);
+    the live paths raise it as a DeliveryError naming the instance: a live archive whose stored
+    original has gone missing, and a single instance (WADO-RS)."""
+    import asyncio
+
+    from medcodec.delivery import open_store
+    from medcodec.delivery.live import LivePool, WorkerFailure, _encode_in_process, encode_with_preset, live_archive
+    from medcodec.errors import DeliveryError
+
+    files = sorted((shared_data / "ct_head_phantom_philips_ingenuity").glob("*.dcm"))[:3]
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest(files, precompress=False).ok
+        records = store.instances(str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID))
+        (tmp_path / "store" / records[1].path).unlink()  # the original is gone
+        pool = LivePool(1, processes=1, objects_url=store.objects.url)
+        try:
+            failure = pool.run_in_process(_encode_in_process, records[1].path, "diagnostic", None)
+            assert isinstance(failure, WorkerFailure) and failure.kind == "NotFoundError" and "missing from the store" in failure.message
+
+            async def consume() -> int:
+                n = 0
+                async for chunk in live_archive(store, records, "diagnostic", pool):
+                    n += len(chunk)
+                return n
+
+            with pytest.raises(DeliveryError, match=f"instance {records[1].sop_uid}: NotFoundError: .*missing from the store"):
+                asyncio.run(consume())
+            with pytest.raises(DeliveryError, match="NotFoundError"):
+                encode_with_preset(store, records[1], "diagnostic", pool=pool)
+            data, ts, entry = encode_with_preset(store, records[0], "diagnostic", pool=pool)
+            assert ts == entry.transfer_syntax_uid == "1.2.840.10008.1.2.4.51" and data[128:132] == b"DICM"
+        finally:
+            pool.close()

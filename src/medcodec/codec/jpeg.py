@@ -270,14 +270,8 @@ def encode_jpeg(
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
     if range_bits is None:
         rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
-    elif (
-        isinstance(range_bits, bool)
-        or not isinstance(range_bits, (int, np.integer))
-        or not (min(8, bits_stored) <= range_bits <= bits_stored)
-    ):
-        raise InvalidInputError(f"range_bits={range_bits!r} is invalid, expected {min(8, bits_stored)}..{bits_stored}")
     else:
-        rbits = int(range_bits)
+        rbits = levelshift.checked_range_bits(range_bits, bits_stored)
     if table is None:
         table = tables_trained.table_for(modality)
     enc = _JpegEncoder(

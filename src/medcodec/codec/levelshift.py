@@ -93,6 +93,25 @@ def content_range_bits(pixels: np.ndarray, vmin: int, vmax: int, bits_stored: in
     return range_bits(lo, hi, bits_stored)
 
 
+def checked_range_bits(range_bits: object, bits_stored: int) -> int:
+    """A caller's ``range_bits`` (bits the content spans, one value per series): an integer in
+    ``min(8, bits_stored)..bits_stored``.
+
+    Raises
+    ------
+    InvalidInputError
+        Anything else.
+    """
+    lowest = min(8, bits_stored)
+    if (
+        isinstance(range_bits, bool)
+        or not isinstance(range_bits, (int, np.integer))
+        or not lowest <= range_bits <= bits_stored
+    ):
+        raise InvalidInputError(f"range_bits={range_bits!r} is invalid, expected {lowest}..{bits_stored}")
+    return int(range_bits)
+
+
 def content_range_bits_reference(pixels: np.ndarray, vmin: int, vmax: int, bits_stored: int) -> int:
     """NumPy twin of :func:`content_range_bits` (masks, ``np.where``, min / max)."""
     lo, hi = int(vmin), int(vmax)

@@ -216,14 +216,7 @@ def encode_mdc_to(
     if value_range is None:
         value_range = levelshift.check_range(sample_arr, bits_stored, signed_)
     if range_bits is not None:
-        lowest = min(8, bits_stored)
-        if (
-            isinstance(range_bits, bool)
-            or not isinstance(range_bits, (int, np.integer))
-            or not lowest <= range_bits <= bits_stored
-        ):
-            raise InvalidInputError(f"range_bits={range_bits!r} is invalid, expected {lowest}..{bits_stored}")
-        rbits = int(range_bits)
+        rbits = levelshift.checked_range_bits(range_bits, bits_stored)
     else:
         rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
         if arith:

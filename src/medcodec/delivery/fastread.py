@@ -30,7 +30,7 @@ from pydicom.filereader import _read_file_meta_info, convert_raw_data_element
 from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-__all__ = ["read_native", "sequence_end"]
+__all__ = ["read_native", "sequence_end", "is_sequence"]
 
 _NATIVE = {"1.2.840.10008.1.2": True, "1.2.840.10008.1.2.1": False}  # uid -> implicit VR
 _HEAD = struct.Struct("<HHL")
@@ -118,7 +118,7 @@ def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataEle
             return None
         tag = BaseTag(group << 16 | element)
         if length == 0xFFFFFFFF:
-            if not (vr == "SQ" or (implicit and _is_sequence(tag))):
+            if not (vr == "SQ" or (implicit and is_sequence(tag))):
                 return None  # encapsulated pixel data, UN of undefined length...: pydicom reads them
             end = sequence_end(data, pos, implicit)
             if end is None:
@@ -134,7 +134,8 @@ def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataEle
     return out
 
 
-def _is_sequence(tag: int) -> bool:
+def is_sequence(tag: int) -> bool:
+    """Whether pydicom's dictionary makes ``tag`` a sequence (SQ); private tags are not in it."""
     found = _SQ_CACHE.get(tag)
     if found is None:
         try:

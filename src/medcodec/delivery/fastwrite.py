@@ -53,6 +53,7 @@ from ..dicom.compress import dataset_frames, stored_values
 from ..dicom.write import encode_file
 from ..errors import DicomError
 from ..spec import PixelSpec
+from .fastread import is_sequence
 from .fastread import sequence_end as _sequence_end
 
 __all__ = ["encode_file_fast", "native_frames"]
@@ -76,7 +77,6 @@ _NUMBER_STRINGS = {
     "IS": re.compile(rb"[+-]?[0-9]+"),
     "DS": re.compile(rb"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"),
 }
-_SQ_CACHE: dict[int, bool] = {}
 _KNOWN_VRS = frozenset(str(v) for v in VR if len(str(v)) == 2)  # "OB or OW" and the like: never written
 #: (tag, raw value, private creator) -> the element's bytes, or b"" (pydicom converts it); values up
 #: to _CACHED_SIZE bytes (sequences' items up to _CACHED_SEQUENCE), cleared when what it holds
@@ -217,7 +217,7 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
                 # an undefined-length sequence that .fastread left raw: written as pydicom writes the
                 # parsed one (items re-encoded, sorted, group lengths dropped)
                 convert = True
-                if implicit and _is_public_sequence(tag):
+                if implicit and is_sequence(tag):
                     items_bytes = elem.value or b""
                     if len(items_bytes) > _CACHED_SEQUENCE:
                         raw = _implicit_sequence(tag, items_bytes, undefined=True)
@@ -233,11 +233,12 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
                 value = elem.value
                 # the bytes depend on tag, value and (private) creator only: remembered per process,
                 # since most elements repeat from one instance of a series to the next
-                key = (tag, value, _creator_of(items, tag)) if value is None or len(value) <= _CACHED_SIZE else None
+                creator = _creator_of(items, tag)
+                key = (tag, value, creator) if value is None or len(value) <= _CACHED_SIZE else None
                 known = _IMPLICIT_CACHE.get(key) if key is not None else None
                 if known is None:
-                    vr = _copy_vr(tag, value, _creator_of(items, tag))
-                    if vr is None and _is_public_sequence(tag):
+                    vr = _copy_vr(tag, value, creator)
+                    if vr is None and is_sequence(tag):
                         raw = _implicit_sequence(tag, value or b"")
                     if raw is None:
                         raw = _raw_bytes(elem, vr)
@@ -450,18 +451,6 @@ def _canonical_text(value: Any, vr: str) -> bool:
     return all(part == part.strip(b" \x00") for part in parts)
 
 
-def _is_public_sequence(tag: int) -> bool:
-    """Whether public ``tag`` is a sequence (SQ) in pydicom's dictionary."""
-    found = _SQ_CACHE.get(tag)
-    if found is None:
-        try:
-            found = not tag >> 16 & 1 and str(dictionary_VR(tag)) == "SQ"
-        except KeyError:
-            found = False
-        _SQ_CACHE[tag] = found
-    return found
-
-
 def _implicit_sequence(tag: int, value: bytes, *, undefined: bool = False) -> bytes | None:
     """``write_data_element``'s output for a raw sequence read with implicit VR (its items' bytes;
     ``undefined``: read with undefined length, without the closing delimiter), written from its
@@ -516,7 +505,7 @@ def _implicit_item(buf: bytes, pos: int, stop: int | None) -> tuple[bytes, int] 
         if tag in values:
             return None
         if length == 0xFFFFFFFF:  # a nested sequence of undefined length
-            close = _sequence_end(buf, pos, True) if _is_public_sequence(tag) else None
+            close = _sequence_end(buf, pos, True) if is_sequence(tag) else None
             if close is None or close > end:
                 return None
             nested[tag] = buf[pos:close]
@@ -538,11 +527,11 @@ def _implicit_item(buf: bytes, pos: int, stop: int | None) -> tuple[bytes, int] 
                 return None
             parts.append(done)
             continue
-        vr = _copy_vr(tag, value, values.get(tag & 0xFFFF0000 | (tag & 0xFFFF) >> 8) if tag >> 16 & 1 else None)
+        vr = _copy_vr(tag, value, _creator_of(values, tag))
         done = None
         if vr is not None and (value is not None or vr != "UN"):  # an empty UN: pydicom decides (_raw_bytes)
             done = _value_bytes(tag, vr, value or b"", undefined=False)
-        elif _is_public_sequence(tag):
+        elif is_sequence(tag):
             done = _implicit_sequence(tag, value or b"")
         if done is None:
             return None

@@ -40,7 +40,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeVar
 
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
@@ -256,11 +256,18 @@ def _warm_up() -> int:
     return len(codec.encode(ramp, bits_stored=12, signed=False, format="jpeg", quality=75, spec=PixelSpec(12, False)))
 
 
-def _encode_file_in_process(path: str, preset_name: str, mapping: Any) -> tuple[bytes, Any, str] | tuple[str, str]:
+@dataclass(frozen=True)
+class WorkerFailure:
+    """What an encoder process returns instead of raising: the exception's class name and message
+    (not every error class pickles)."""
+
+    kind: str
+    message: str
+
+
+def _encode_file_in_process(path: str, preset_name: str, mapping: Any) -> tuple[bytes, Any] | WorkerFailure:
     """One instance under a preset, in an encoder process: the original read from the store and
-    encoded (:meth:`Preset.encode_instance`, ``measure=False``). Returns ``(file bytes, manifest
-    entry, transfer syntax)``, or ``(error type, message)``: exceptions come back as text (not every
-    error class pickles)."""
+    encoded (:meth:`Preset.encode_instance`, ``measure=False``): ``(file bytes, manifest entry)``."""
     from .presets import PRESETS
 
     try:
@@ -268,29 +275,26 @@ def _encode_file_in_process(path: str, preset_name: str, mapping: Any) -> tuple[
         with _WORKER_OBJECTS.open(path) as fh:
             data = fh.read()
         encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=False)
-        return encoded.data, encoded.entry, encoded.entry.transfer_syntax_uid
+        return encoded.data, encoded.entry
     except Exception as exc:
-        return type(exc).__name__, str(exc)
+        return WorkerFailure(type(exc).__name__, str(exc))
 
 
-def _encode_in_process(
-    path: str, preset_name: str, mapping: Any
-) -> tuple[bytes, int, int, int, int, Any, str] | tuple[str, str]:
-    """:func:`_encode_file_in_process`, then packed for the ZIP (:func:`~.zipstream.pack`), in the
-    worker too: ``(packed bytes, method, size, compressed size, crc, manifest entry, transfer syntax)``
-    or ``(error type, message)``."""
+def _encode_in_process(path: str, preset_name: str, mapping: Any) -> tuple[Packed, Any] | WorkerFailure:
+    """:func:`_encode_file_in_process`, then packed for the ZIP (:func:`~.zipstream.pack`) in the
+    worker too: ``(packed entry with its chunks joined into one, manifest entry)``."""
     result = _encode_file_in_process(path, preset_name, mapping)
-    if len(result) == 2:
+    if isinstance(result, WorkerFailure):
         return result
-    data, entry, ts = result
+    data, entry = result
     packed = pack(data, deflate=dicom_header_length(data))
-    return b"".join(packed.chunks), packed.method, packed.size, packed.csize, packed.crc, entry, ts
+    return replace(packed, chunks=(b"".join(packed.chunks),)), entry  # memoryviews do not pickle
 
 
-def _raise_worker_error(record: Any, result: tuple[str, str]) -> NoReturn:
+def _raise_worker_error(record: Any, failure: WorkerFailure) -> NoReturn:
     from ..errors import DeliveryError
 
-    raise DeliveryError(f"instance {record.sop_uid}: {result[0]}: {result[1]}")
+    raise DeliveryError(f"instance {record.sop_uid}: {failure.kind}: {failure.message}")
 
 
 async def amap_ordered(
@@ -443,10 +447,10 @@ def encode_with_preset(
     if _in_process(pool, store, record) and data is None and not measure:
         assert pool is not None
         result = pool.run_in_process(_encode_file_in_process, record.path, preset_name, mapping)
-        if len(result) == 2:
+        if isinstance(result, WorkerFailure):
             _raise_worker_error(record, result)
-        file_bytes, entry, ts = result
-        return file_bytes, ts, entry
+        file_bytes, entry = result
+        return file_bytes, entry.transfer_syntax_uid, entry
     if data is None:
         with store.open_original(record) as fh:
             data = fh.read()
@@ -626,15 +630,15 @@ def live_archive(
         else:  # a catalog query, once per series: on a thread
             mapping = await asyncio.wrap_future(pool.submit_thread(mapping_for, record))
         result = await pool.in_process(_encode_in_process, record.path, preset, mapping)
-        if len(result) == 2:
+        if isinstance(result, WorkerFailure):
             _raise_worker_error(record, result)
-        joined, method, size, csize, crc, entry, ts = result
+        packed, entry = result
         return LiveEntry(
             archive_name(record),
             b"",
             manifest=entry,
-            extra={"record": record, "ts": ts},
-            packed=Packed((joined,), method, size, csize, crc),
+            extra={"record": record, "ts": entry.transfer_syntax_uid},
+            packed=packed,
         )
 
     def submit(record: Any) -> asyncio.Future[LiveEntry]:

@@ -86,16 +86,6 @@ async def _health(request: Request) -> JSONResponse:
     )
 
 
-def _live_pool(settings: Settings, objects_url: str | None = None) -> LivePool:
-    return LivePool(
-        settings.live_workers,
-        max_streams=settings.max_live_streams,
-        window=settings.live_window,
-        processes=settings.live_processes,
-        objects_url=objects_url,
-    )
-
-
 def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     """The application serving ``settings.store``.
 
@@ -128,10 +118,15 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
         own = store is None
         app.state.store = open_store(settings.store, catalog=settings.catalog, create=True) if own else store
         app.state.settings = settings
-        if settings.live_processes:  # encoder processes need the store's location: made now, warmed up
-            app.state.pool.close()
-            app.state.pool = _live_pool(settings, objects_url=app.state.store.objects.url)
-            await run_in_threadpool(app.state.pool.start)
+        # the encoder processes read originals from the store's location: started and warmed up now
+        app.state.pool = LivePool(
+            settings.live_workers,
+            max_streams=settings.max_live_streams,
+            window=settings.live_window,
+            processes=settings.live_processes,
+            objects_url=app.state.store.objects.url,
+        )
+        await run_in_threadpool(app.state.pool.start)
         scp = None
         try:
             if settings.dimse_port is not None:
@@ -150,7 +145,6 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
                 app.state.store.close()
 
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
-    app.state.pool = _live_pool(settings)
     app.state.settings = settings
     app.state.dimse_port = None
     app.add_middleware(_BearerAuth, token=settings.token)
