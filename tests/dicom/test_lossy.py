@@ -30,7 +30,7 @@ from medcodec.dicom import (
     read_series,
 )
 from medcodec.errors import DepthReducedWarning, InvalidInputError
-from medcodec.spec import PixelSpec
+from medcodec.spec import PixelSpec, storage_dtype
 
 CHEST = "ct_chest_lungpetctdx_A0001_philips"
 CT1_PADDED = "singles/ct_CT1_512x512_signed16_jpegls_near_lossless.dcm"  # -3028 HU padding, PixelPaddingValue -2000
@@ -104,6 +104,45 @@ def test_mapping_refuses_an_impossible_range_and_describes_itself() -> None:
     m = plan_series_mapping(_stats(-3024, 3000, tissue_min=-1024, below=1), bits_stored=12, signed=False)
     assert m.describe() == "clip+offset: stored' = stored + 1024 (stored -1024..3071 kept); encoded as 12-bit unsigned"
     assert m.map_value(-3024) is None and m.map_value(-1024) == 0
+
+
+def _map_by_formula(m: SeriesMapping, frame: np.ndarray) -> tuple[np.ndarray, int]:
+    """The mapping written out as the module docstring states it, in int64 (no padding)."""
+    a = frame.astype(np.int64)
+    clipped = int(np.count_nonzero((a < m.clip_low) | (a > m.clip_high)))
+    out = (np.clip(a, m.clip_low, m.clip_high) - m.offset + m.scale // 2) // m.scale
+    lo, hi = (-(1 << (m.bits_stored - 1)), (1 << (m.bits_stored - 1)) - 1) if m.signed else (0, (1 << m.bits_stored) - 1)
+    return np.clip(out, lo, hi), clipped
+
+
+def test_mapping_gives_the_formula_whether_or_not_anything_is_clipped() -> None:
+    # map() takes a shortcut when nothing is clipped (two passes for the range, two to shift,
+    # the shift modulo the storage type); both paths must give the formula's values and count
+    rng = np.random.default_rng(7)
+    checked = {True: 0, False: 0}
+    for _ in range(1500):
+        bits, signed, scale = int(rng.choice([8, 12, 16])), bool(rng.random() < 0.3), int(rng.choice([1, 1, 2, 3, 4]))
+        dtype = rng.choice([np.int16, np.uint16, np.int32, np.uint8])
+        clip_low = int(rng.integers(-4000, 100))
+        clip_high = clip_low + int(rng.integers(0, ((1 << bits) - 1) * scale))
+        offset = clip_low - (-(1 << (bits - 1)) if signed else 0) * scale + int(rng.integers(-2, 3)) * scale
+        try:
+            m = SeriesMapping(offset=offset, scale=scale, bits_stored=bits, signed=signed, clip_low=clip_low,
+                              clip_high=clip_high, source_bits_stored=16, source_signed=True, rule="scale")  # fmt: skip
+        except InvalidInputError:
+            continue
+        info = np.iinfo(dtype)
+        low, high = max(info.min, clip_low), min(info.max, clip_high)
+        if low > high:
+            continue
+        centre, span = int(rng.integers(low, high + 1)), int(rng.choice([2, 40, 5000, 70000]))
+        frame = np.clip(rng.integers(centre - span, centre + span, size=(9, 11)), info.min, info.max).astype(dtype)
+        got, clipped = m.map(frame)
+        want, want_clipped = _map_by_formula(m, frame)
+        assert got.dtype == storage_dtype(bits, signed)
+        assert got.astype(np.int64).tolist() == want.tolist() and clipped == want_clipped
+        checked[clipped == 0] += 1
+    assert checked[True] > 200 and checked[False] > 200  # both paths exercised
 
 
 def test_syntax_registry_is_the_one_place() -> None:

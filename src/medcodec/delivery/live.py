@@ -49,6 +49,12 @@ __all__ = ["LivePool", "amap_ordered", "LiveEntry", "stream_zip"]
 
 _T = TypeVar("_T")
 
+#: zlib level for the DICOM headers of live archive entries. Level 1 against 6, measured on the
+#: shared series' live ``diagnostic`` files: 0.14 against 0.26 ms per 256x256 MR file (10.6 kB of
+#: header), 0.12 against 0.17 ms per 512x512 CT file (8.6 kB), for 0.2-0.3 % more bytes. A live
+#: stream of small images is bound by CPU, not by the link. Pre-computed archives keep level 6.
+LIVE_DEFLATE_LEVEL = 1
+
 
 class LivePool:
     """The server's encoding threads and its limit on live streams encoding at once.
@@ -287,7 +293,7 @@ def _encode_in_process(path: str, preset_name: str, mapping: Any) -> tuple[Packe
     if isinstance(result, WorkerFailure):
         return result
     data, entry = result
-    packed = pack(data, deflate=dicom_header_length(data))
+    packed = pack(data, deflate=dicom_header_length(data), level=LIVE_DEFLATE_LEVEL)
     return replace(packed, chunks=(b"".join(packed.chunks),)), entry  # memoryviews do not pickle
 
 
@@ -337,7 +343,7 @@ class LiveEntry:
 
     def __post_init__(self) -> None:
         if self.packed is None:  # in the worker thread: zlib releases the GIL for CRC and deflate
-            self.packed = pack(self.data, deflate=dicom_header_length(self.data))
+            self.packed = pack(self.data, deflate=dicom_header_length(self.data), level=LIVE_DEFLATE_LEVEL)
 
 
 async def stream_zip(
