@@ -1,10 +1,18 @@
-"""CPU per instance of the live ``diagnostic`` encode (``Preset.encode_instance(measure=False)``),
-with and without the live shortcuts (``medcodec.delivery.fastread`` and ``fastwrite``: the
-reader, the writer, the numpy pixel read, all switched by ``presets._FAST_IO``), on real series.
+"""CPU per instance of the live ``diagnostic`` encode, as the server's encoder processes do it, on
+real series, with and without the live shortcuts (``medcodec.delivery.fastread`` and ``fastwrite``:
+the reader, the writer, the numpy pixel read, all switched by ``presets._FAST_IO``).
+
+The series are ingested into a temporary store (nothing pre-computed) and each instance is
+coded with the mapping the server uses (``Store.series_mapping``: one per series, from the
+catalog's statistics of every instance). Columns:
+
+* ``encode``: ``Preset.encode_instance(measure=False)`` on the stored file's bytes;
+* ``worker task``: the whole task an encoder process runs per instance
+  (``live._encode_in_process``: read from the store, encode, pack for the ZIP).
 
 Process CPU time (``time.process_time``), one thread, so other work on a shared machine disturbs
-it far less than wall time; the two variants alternate in each of ``--repeat`` rounds and the
-best round of each is printed, with their ratio.
+it far less than wall time; the variants alternate in each of ``--repeat`` rounds and the best
+round of each is printed.
 
     python benchmarks/bench_live_cpu.py [--data DIR] [--files 40] [--repeat 5]
 """
@@ -13,18 +21,37 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pydicom
 
-from medcodec.delivery import presets
-from medcodec.delivery.presets import PRESETS, stats_of
-from medcodec.dicom import get_syntax, pixel_spec_from_dataset, plan_series_mapping
-from medcodec.dicom.compress import dataset_frames
+from medcodec.delivery import live, presets
+from medcodec.delivery.presets import PRESETS
+from medcodec.delivery.store import open_store
 
 SERIES = ("ct_head_phantom_philips_ingenuity", "ct_chest_lungpetctdx_A0001_philips", "mr_head_ge_signa_t1_ctk")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def _best_ms(run: Callable[[], None], n: int, best: float) -> float:
+    t0 = time.process_time()
+    run()
+    return min(best, (time.process_time() - t0) / n * 1e3)
+
+
+def _encode_all(preset: Any, datas: list[bytes], mapping: Any) -> None:
+    for data in datas:
+        preset.encode_instance(data, mapping=mapping, measure=False)
+
+
+def _tasks(records: list[Any], mapping: Any) -> None:
+    for record in records:
+        live._encode_in_process(record.path, "diagnostic", mapping)
 
 
 def main() -> None:
@@ -34,31 +61,42 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     preset = PRESETS["diagnostic"]
-    for name in SERIES:
-        files = sorted((Path(args.data) / name).glob("*.dcm"))[: args.files]
-        datas = [p.read_bytes() for p in files]
-        ds = pydicom.dcmread(files[0])
-        spec = pixel_spec_from_dataset(ds)
-        point = preset.operating_point(ds)
-        assert point is not None
-        bits, signed = get_syntax(point.syntax).target(spec.bits_stored, spec.signed)
-        mapping = plan_series_mapping(stats_of(dataset_frames(ds, spec), spec), bits_stored=bits, signed=signed)
-        for data in datas[:3]:  # warm-up (numba kernels)
-            preset.encode_instance(data, mapping=mapping, measure=False)
-        best = {False: 1e9, True: 1e9}
-        try:
-            for _ in range(args.repeat):
-                for fast in (False, True):
-                    presets._FAST_IO = fast
-                    t0 = time.process_time()
-                    for data in datas:
-                        preset.encode_instance(data, mapping=mapping, measure=False)
-                    best[fast] = min(best[fast], (time.process_time() - t0) / len(datas) * 1e3)
-        finally:
-            presets._FAST_IO = True
-        mb = sum(map(len, datas)) / len(datas) / 1e6
-        print(f"{name:38s} {mb:.2f} MB/file  pydicom-only {best[False]:6.2f} ms  shortcuts {best[True]:6.2f} ms "
-              f"per instance  ratio {best[True] / best[False]:.2f}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="medcodec-live-cpu-") as tmp, open_store(tmp) as store:
+        names = {}
+        for name in SERIES:
+            files = sorted((Path(args.data) / name).glob("*.dcm"))[: args.files]
+            store.ingest(files, precompress=False)
+            names[str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)] = name
+        live._WORKER_OBJECTS = store.objects  # what an encoder process opens (live._worker_init)
+        by_series: dict[str, list[Any]] = {}
+        for record in store.catalog.instances(None, None, None):
+            by_series.setdefault(record.series_uid, []).append(record)
+        for uid, records in by_series.items():
+            mapping = store.series_mapping(records[0].series_uid, "diagnostic")
+            datas = []
+            for record in records:
+                with store.open_original(record) as fh:
+                    datas.append(fh.read())
+            for data in datas[:3]:  # warm-up (numba kernels, caches)
+                preset.encode_instance(data, mapping=mapping, measure=False)
+
+            encode_all = partial(_encode_all, preset, datas, mapping)
+            tasks = partial(_tasks, records, mapping)
+            best = {"pydicom-only": 1e9, "shortcuts": 1e9, "worker task": 1e9}
+            try:
+                for _ in range(args.repeat):
+                    presets._FAST_IO = False
+                    best["pydicom-only"] = _best_ms(encode_all, len(datas), best["pydicom-only"])
+                    presets._FAST_IO = True
+                    best["shortcuts"] = _best_ms(encode_all, len(datas), best["shortcuts"])
+                    best["worker task"] = _best_ms(tasks, len(records), best["worker task"])
+            finally:
+                presets._FAST_IO = True
+            mb = sum(map(len, datas)) / len(datas) / 1e6
+            print(f"{names.get(uid, uid)}: {len(records)} x {mb:.2f} MB: encode pydicom-only "
+                  f"{best['pydicom-only']:.2f} ms, with shortcuts {best['shortcuts']:.2f} ms (ratio "
+                  f"{best['shortcuts'] / best['pydicom-only']:.2f}); worker task {best['worker task']:.2f} ms "
+                  "per instance", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
