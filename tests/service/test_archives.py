@@ -224,7 +224,9 @@ def test_stale_archive_is_rebuilt_live_from_stored_renditions(shared_data, tmp_p
     files = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[20:25]
     with open_store(tmp_path / "store") as store:
         assert store.ingest(files[:4], presets=["diagnostic"]).ok
-    _, url, _ = spawn_server(tmp_path / "store")
+    # --no-precompute: the study stays stale after the STOW below (by default the server pre-computes
+    # it again in the background, tests/service/test_dicomweb.py; meanwhile it is served as here)
+    _, url, _ = spawn_server(tmp_path / "store", extra=["--no-precompute"])
     study = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
     path = f"{url}/studies/{study}/archive.zip?preset=diagnostic"
     assert httpx.get(path).headers["x-medcodec-archive"] == "precomputed"

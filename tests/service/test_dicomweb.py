@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import time
+import zipfile
 
 import httpx
 import numpy as np
@@ -157,6 +159,42 @@ def test_stow_stores_and_finds(client, server):
     back = client.retrieve_instance(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
                                     media_types=(("application/dicom", "*"),))  # fmt: skip
     assert back.PatientName != "Someone^Else"
+
+
+def _precomputed_archive(server, study: str, timeout: float = 120) -> httpx.Response:
+    """The study's diagnostic archive once the server has pre-computed it again (ETag, Range)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = server.get("/health").json()
+        if health["precompute_pending"] == 0:
+            r = server.get(f"/studies/{study}/archive.zip?preset=diagnostic")
+            if "etag" in r.headers:
+                return r
+        time.sleep(0.2)
+    raise AssertionError(f"study {study} not pre-computed within {timeout} s: {server.get('/health').json()}")
+
+
+def test_stow_into_a_study_is_precomputed_again_in_the_background(client, server):
+    # STOW-RS "ingests like medcodec ingest": the study it changed is pre-computed again, so its
+    # archive comes back from storage (ETag, Range), with the new instance in it
+    study, series = generate_uid(), generate_uid()
+    sent = []
+    for k, name in enumerate(["ct_CT1_small_128x128_signed16.dcm", "ct_CT1_small_128x128_signed16.dcm"]):
+        src = pydicom.dcmread(server.singles[name])
+        src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID = study, series, generate_uid()
+        src.file_meta.MediaStorageSOPInstanceUID = src.SOPInstanceUID
+        src.InstanceNumber = k + 1
+        client.store_instances([src])
+        sent.append(src.SOPInstanceUID)
+        r = _precomputed_archive(server, study)
+        names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+        assert len(names) == k + 2 and all(any(sop in n for n in names) for sop in sent)  # + manifest.json
+        part = server.get(f"/studies/{study}/archive.zip?preset=diagnostic", headers={"Range": "bytes=10-49"})
+        assert part.status_code == 206 and part.content == r.content[10:50]
+        assert server.get(f"/studies/{study}/archive.zip?preset=diagnostic",
+                          headers={"If-None-Match": r.headers["etag"]}).status_code == 304  # fmt: skip
+    health = server.get("/health").json()
+    assert health["precompute_completed"] >= 2 and health["precompute_failed"] == 0
 
 
 def test_stow_rejects_non_dicom_and_wrong_types(server):

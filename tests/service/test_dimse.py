@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import time
+import zipfile
+
 import httpx
 import pydicom
 import pytest
@@ -44,3 +48,15 @@ def test_c_store_ingests_and_conflicts_are_refused(shared_data, tmp_path, spawn_
     back = httpx.get(f"{url}/dicomweb/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/"
                      f"{ct.SOPInstanceUID}/metadata").json()  # fmt: skip
     assert back[0]["00100010"]["Value"][0]["Alphabetic"] != "Not^The^Same"
+    # the two studies the association brought are pre-computed in the background: their archives then
+    # come from storage (ETag) with every instance received
+    deadline = time.monotonic() + 120
+    while httpx.get(url + "/health").json()["precompute_pending"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    health = httpx.get(url + "/health").json()
+    assert health["precompute_pending"] == 0 and health["precompute_failed"] == 0
+    assert health["precompute_completed"] >= 2
+    for study, count in ((ct.StudyInstanceUID, 3), (mr.StudyInstanceUID, 1)):
+        r = httpx.get(f"{url}/studies/{study}/archive.zip?preset=diagnostic", timeout=60)
+        assert r.status_code == 200 and "etag" in r.headers
+        assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == count + 1  # + manifest.json

@@ -47,6 +47,12 @@ from ._common import handle_errors
     help="Live archives encoded at once (more wait).",
 )
 @click.option(
+    "--no-precompute",
+    is_flag=True,
+    help="Do not pre-compute the studies that STOW-RS / C-STORE bring instances to (they stay live until "
+    "`medcodec ingest --refresh`).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -65,6 +71,7 @@ def serve(
     workers: int | None,
     processes: int | None,
     max_live: int,
+    no_precompute: bool,
     log_level: str,
 ) -> None:
     """Serve STORE over HTTP: DICOMweb under /dicomweb, ZIPs at /studies/{uid}/archive.zip?preset=NAME.
@@ -92,6 +99,7 @@ def serve(
         live_workers=workers or os.cpu_count() or 1,
         **({} if processes is None else {"live_processes": processes}),
         max_live_streams=max_live,
+        precompute_received=not no_precompute,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)

@@ -38,7 +38,7 @@ import os
 import signal
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeVar
@@ -170,6 +170,23 @@ class LivePool:
         except BrokenProcessPool as exc:
             raise self._broken(procs, exc) from exc
 
+    def submit_job(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """``fn(*args)`` in an encoder process (or on the threads, without processes), not awaited:
+        background batch work such as pre-computing what STOW-RS brought (:meth:`job_executor`).
+        A pool whose worker died is replaced for the next call."""
+        procs = self._processes()
+        if procs is None:
+            return self.executor.submit(fn, *args)
+        try:
+            return self._submit(procs, fn, *args)
+        except BrokenProcessPool as exc:
+            raise self._broken(procs, exc) from exc
+
+    def job_executor(self) -> Executor:
+        """An :class:`~concurrent.futures.Executor` over :meth:`submit_job` (for
+        :func:`~medcodec.delivery.precompute.precompute`'s ``executor``)."""
+        return _JobExecutor(self)
+
     def submit_thread(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
         """``fn(*args)`` on the pool's threads (catalog queries, stored files)."""
         return self.executor.submit(fn, *args)
@@ -204,6 +221,20 @@ class LivePool:
             procs, self._procs = self._procs, None
         if procs is not None:
             procs.shutdown(wait=True, cancel_futures=True)
+
+
+class _JobExecutor(Executor):
+    """:meth:`LivePool.submit_job` as an executor (shutting it down leaves the pool running)."""
+
+    def __init__(self, pool: LivePool):
+        self._pool = pool
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        if kwargs:  # a programming error, in the hierarchy like the others (InvalidInputError is a ValueError)
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("LivePool jobs take positional arguments only")
+        return self._pool.submit_job(fn, *args)
 
 
 # --------------------------------------------------------------------------- encoder processes

@@ -24,12 +24,15 @@ shared folder or ``s3://``). The catalog is only ever written by the calling pro
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import itertools
 import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from typing import Any
 
 from ..errors import DeliveryError, InvalidInputError, StoreFullError
@@ -155,6 +158,7 @@ def precompute(
     scheduler: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     client: Any = None,
+    executor: Executor | None = None,
 ) -> list[str]:
     """Pre-compute renditions and archives of ``study_uids`` under ``presets``.
 
@@ -173,6 +177,10 @@ def precompute(
         ``progress("archive", done, total)`` per archive.
     client
         An existing :class:`distributed.Client` to use.
+    executor
+        A :class:`concurrent.futures.Executor` to run the (instance, preset) tasks on instead of
+        Dask (the server's encoder processes, when it pre-computes what STOW-RS or C-STORE
+        brought: :mod:`.refresher`); ``client`` and ``scheduler`` are then ignored.
 
     Returns
     -------
@@ -212,35 +220,31 @@ def precompute(
                 jobs.append((record, name, mapping))
     total = len(jobs)
     if total:
-        own = contextlib.nullcontext(client) if client is not None else dask_client(scheduler)
-        with own as dask:
-            futures = [
-                dask.submit(
-                    render_task,
-                    store.url,
-                    r.path,
-                    r.sha256,
-                    name,
-                    mapping,
-                    pure=False,
-                    key=f"render-{name}-{r.sop_uid}-{os.urandom(4).hex()}",
-                )
-                for r, name, mapping in jobs
-            ]
-            from distributed import as_completed
+        args = [(store.url, r.path, r.sha256, name, mapping) for r, name, mapping in jobs]
 
-            done = 0
-            try:
-                for future in as_completed(futures, loop=dask.loop):
-                    row = future.result()
-                    store.catalog.put_rendition(row)
-                    done += 1
-                    if progress is not None:
-                        progress("precompute", done, total)
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        def record(rows: Iterator[dict[str, Any]]) -> None:  # the one catalog writer: this process
+            for done, row in enumerate(rows, 1):
+                store.catalog.put_rendition(row)
+                if progress is not None:
+                    progress("precompute", done, total)
+
+        if executor is not None:
+            record(_bounded(executor, args))
+        else:
+            own = contextlib.nullcontext(client) if client is not None else dask_client(scheduler)
+            with own as dask:
+                from distributed import as_completed
+
+                dask_futures = [
+                    dask.submit(render_task, *a, pure=False, key=f"render-{a[3]}-{r.sop_uid}-{os.urandom(4).hex()}")
+                    for a, (r, _, _) in zip(args, jobs)
+                ]
+                try:
+                    record(f.result() for f in as_completed(dask_futures, loop=dask.loop))
+                except BaseException:
+                    for f in dask_futures:
+                        f.cancel()
+                    raise
     written: list[str] = []
     units = [
         (study, series, name)
@@ -255,6 +259,31 @@ def precompute(
         if progress is not None:
             progress("archive", k, len(units))
     return written
+
+
+#: Tasks queued at once on a shared executor: the server's encoder processes also serve live
+#: archives, which then wait behind at most this many pre-computation tasks, not a whole study's.
+EXECUTOR_WINDOW = 4
+
+
+def _bounded(executor: Executor, args: list[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
+    """``render_task(*a)`` for each of ``args`` on ``executor``, at most :data:`EXECUTOR_WINDOW` queued
+    at a time; results as they complete. Closing the iterator (an error) cancels what is queued."""
+    todo = iter(args)
+    running: set[concurrent.futures.Future[dict[str, Any]]] = set()
+    try:
+        for a in itertools.islice(todo, EXECUTOR_WINDOW):
+            running.add(executor.submit(render_task, *a))
+        while running:
+            done, running = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                nxt = next(todo, None)
+                if nxt is not None:
+                    running.add(executor.submit(render_task, *nxt))
+                yield future.result()
+    finally:
+        for future in running:
+            future.cancel()
 
 
 def _fresh(entry_json: str, mapping: Any) -> bool:

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..delivery.live import LivePool
+from ..delivery.refresher import Refresher
 from .errors import UnauthorizedError, error_response, exception_handlers, status_for
 from .settings import Settings
 
@@ -72,6 +73,7 @@ class _BearerAuth:
 async def _health(request: Request) -> JSONResponse:
     state = request.app.state
     pool: LivePool = state.pool
+    refresher: Refresher | None = getattr(state, "refresher", None)
     return JSONResponse(
         {
             "status": "ok",
@@ -82,6 +84,9 @@ async def _health(request: Request) -> JSONResponse:
             "live_completed": pool.completed,
             "live_cancelled": pool.cancelled,
             "dimse_port": getattr(state, "dimse_port", None),
+            "precompute_pending": len(refresher.pending()) if refresher is not None else None,
+            "precompute_completed": refresher.completed if refresher is not None else None,
+            "precompute_failed": refresher.failed if refresher is not None else None,
         }
     )
 
@@ -127,19 +132,32 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
             objects_url=app.state.store.objects.url,
         )
         await run_in_threadpool(app.state.pool.start)
+        # studies that STOW-RS / C-STORE bring instances to: pre-computed again in the background
+        refresher = (
+            Refresher(app.state.store, executor=app.state.pool.job_executor(), quiet=settings.precompute_quiet)
+            if settings.precompute_received
+            else None
+        )
+        app.state.refresher = refresher
         scp = None
         try:
             if settings.dimse_port is not None:
                 from .dimse import start_scp
 
                 scp = start_scp(
-                    app.state.store, port=settings.dimse_port, ae_title=settings.ae_title, host=settings.host
+                    app.state.store,
+                    port=settings.dimse_port,
+                    ae_title=settings.ae_title,
+                    host=settings.host,
+                    on_stored=refresher.notify if refresher is not None else None,
                 )
                 app.state.dimse_port = scp.port
             yield
         finally:
             if scp is not None:
                 scp.stop()
+            if refresher is not None:
+                refresher.close()
             app.state.pool.close()
             if own:
                 app.state.store.close()
@@ -147,5 +165,6 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.settings = settings
     app.state.dimse_port = None
+    app.state.refresher = None
     app.add_middleware(_BearerAuth, token=settings.token)
     return app

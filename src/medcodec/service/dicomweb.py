@@ -482,6 +482,8 @@ async def _stow(request: Request) -> Response:
     store = request.app.state.store
     base = str(request.base_url).rstrip("/") + "/dicomweb"
 
+    stored_studies: dict[str, None] = {}
+
     def ingest_all() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         from ..delivery.header import read_header
 
@@ -505,6 +507,8 @@ async def _stow(request: Request) -> Response:
                     {"00081155": {"vr": "UI", "Value": [outcome.sop_uid]}, "00081197": {"vr": "US", "Value": [0x0111]}}
                 )  # duplicate SOP instance, other bytes
                 continue
+            if outcome.status == "stored":
+                stored_studies[outcome.study_uid] = None
             rec = outcome.record
             item = {
                 "00081150": {"vr": "UI", "Value": [rec.sop_class_uid if rec else ""]},
@@ -522,6 +526,10 @@ async def _stow(request: Request) -> Response:
         return referenced, failed, bad
 
     referenced, failed, bad = await run_in_threadpool(ingest_all)
+    refresher = getattr(request.app.state, "refresher", None)
+    if refresher is not None:  # the studies that got new instances: pre-computed again, in the background
+        for study_uid in stored_studies:
+            refresher.notify(study_uid)
     result: dict[str, Any] = {}
     if study is not None:
         result["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study}"]}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,14 @@ def _status_for(exc: BaseException) -> int:
     )
 
 
-def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = "127.0.0.1") -> Scp:
+def start_scp(
+    store: Any,
+    *,
+    port: int,
+    ae_title: str = "MEDCODEC",
+    host: str = "127.0.0.1",
+    on_stored: Callable[[str], None] | None = None,
+) -> Scp:
     """Start the C-STORE SCP in background threads; returns once it listens.
 
     Parameters
@@ -59,6 +67,9 @@ def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = 
         The SCP's AE title.
     host
         Address to bind (the HTTP server's).
+    on_stored
+        Called with the Study Instance UID of every instance newly stored (the server's
+        :class:`~medcodec.delivery.refresher.Refresher`).
     """
     from pydicom.filewriter import dcmwrite
     from pydicom.uid import (
@@ -109,6 +120,8 @@ def start_scp(store: Any, *, port: int, ae_title: str = "MEDCODEC", host: str = 
         if outcome.status == "conflict":
             log.warning("C-STORE conflict: %s", outcome.message)
             return 0xA900
+        if outcome.status == "stored" and on_stored is not None:
+            on_stored(outcome.study_uid)
         return 0x0000
 
     ae = AE(ae_title=ae_title)

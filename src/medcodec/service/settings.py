@@ -59,6 +59,12 @@ class Settings:
         Live archives encoded at once; more wait their turn (bounds CPU and memory).
     dimse_port, ae_title
         C-STORE SCP port (``None``: no DIMSE) and its AE title.
+    precompute_received
+        Pre-compute, in the background, the studies that instances arrive in over STOW-RS or
+        C-STORE (:mod:`medcodec.delivery.refresher`); ``False`` leaves them live until
+        ``medcodec ingest --refresh``.
+    precompute_quiet
+        Seconds without a new instance in a study before it is pre-computed.
     """
 
     store: str
@@ -73,6 +79,8 @@ class Settings:
     max_live_streams: int = 4
     dimse_port: int | None = None
     ae_title: str = "MEDCODEC"
+    precompute_received: bool = True
+    precompute_quiet: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.store:
@@ -87,6 +95,8 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} must be a positive integer")
+        if not (isinstance(self.precompute_quiet, (int, float)) and 0 <= self.precompute_quiet <= 3600):
+            raise InvalidInputError(f"precompute_quiet={self.precompute_quiet!r} must be 0-3600 seconds")
         if not (isinstance(self.port, int) and 0 <= self.port < 65536):
             raise InvalidInputError(f"port={self.port!r} is not a TCP port")
         if self.dimse_port is not None and not (isinstance(self.dimse_port, int) and 0 < self.dimse_port < 65536):

@@ -1,0 +1,139 @@
+"""Pre-compute, in the background, the studies that instances arrived in while the server runs.
+
+A new instance (STOW-RS, C-STORE) removes its study's archives in the catalog transaction that
+stores it, so the study is served live until it is pre-computed again. ``medcodec ingest``
+pre-computes before it returns; a server receiving instances does it here::
+
+    STOW-RS / C-STORE ─ notify(study) ─▶ due once no instance arrived in it for ``quiet`` s
+                                           └─ one study at a time: precompute(store, [study])
+                                              on the server's encoder processes
+
+* **Debounced per study.** A C-STORE association sends a series one instance at a time: the
+  study is pre-computed once, ``quiet`` seconds after its last instance, not once per instance.
+* **Only what is missing.** :func:`~.precompute.precompute` codes only renditions that are
+  missing or stale (a new instance that widens the series' value range changes the series
+  mapping, and then every rendition of the series is coded again), then writes the archives.
+  While it runs, the study is served live, as before; afterwards from storage, with ETag and
+  Range.
+* **Errors stay here.** A failed pre-computation is logged and counted (:attr:`failed`); the
+  study stays live until the next instance or ``medcodec ingest --refresh``.
+
+Studies left pending before the server started (``medcodec ingest --no-precompress``) are not
+touched: deferring them was asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Executor
+from typing import Any
+
+__all__ = ["Refresher"]
+
+log = logging.getLogger("medcodec.delivery.refresher")
+
+
+class Refresher:
+    """A background thread that pre-computes studies :meth:`notify` names.
+
+    Parameters
+    ----------
+    store
+        The :class:`~medcodec.delivery.store.Store` (its catalog is written from this thread).
+    executor
+        Where the (instance, preset) tasks run (:func:`~.precompute.precompute`'s ``executor``):
+        the server's encoder processes. ``None``: the calling thread's default, a Dask
+        LocalCluster per study (slow to start; for tests and tools).
+    presets
+        Presets to pre-compute (default :data:`~.presets.DEFAULT_PRESETS`).
+    quiet
+        Seconds without a new instance in a study before it is pre-computed.
+    """
+
+    def __init__(
+        self, store: Any, *, executor: Executor | None = None, presets: Iterable[str] | None = None, quiet: float = 0.5
+    ):
+        self.store = store
+        self.executor = executor
+        self.presets = list(presets) if presets is not None else None
+        self.quiet = max(0.0, float(quiet))
+        self.completed = 0  # pre-computations done
+        self.failed = 0  # pre-computations that raised (logged)
+        self._due: dict[str, float] = {}  # study -> time.monotonic() when it may start
+        self._running: str | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="medcodec-refresh")
+        self._thread.start()
+
+    def notify(self, study_uid: str) -> None:
+        """A new instance was stored in ``study_uid``: pre-compute it once the study is quiet."""
+        with self._cond:
+            if self._closed:
+                return
+            self._due[study_uid] = time.monotonic() + self.quiet
+            self._cond.notify_all()
+
+    def pending(self) -> list[str]:
+        """Studies waiting or being pre-computed."""
+        with self._cond:
+            return sorted({*self._due, *([self._running] if self._running else [])})
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is waiting or running; False on timeout."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._due or self._running:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop: what waits is dropped (it stays live, and ``--refresh`` finds it); a running
+        pre-computation ends when the executor it uses is shut down."""
+        with self._cond:
+            self._closed = True
+            self._due.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _next(self) -> str | None:
+        """The next study that is due (waits for it), or ``None`` once closed."""
+        with self._cond:
+            while not self._closed:
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                study, due = min(self._due.items(), key=lambda kv: kv[1])
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                del self._due[study]
+                self._running = study
+                return study
+            return None
+
+    def _run(self) -> None:
+        from .precompute import precompute
+
+        while (study := self._next()) is not None:
+            started = time.perf_counter()
+            try:
+                written = precompute(self.store, [study], presets=self.presets, executor=self.executor)
+                self.completed += 1
+                log.info("pre-computed study %s: %d archive(s) in %.1f s", study, len(written),
+                         time.perf_counter() - started)  # fmt: skip
+            except Exception as exc:  # the study stays live; the next instance or --refresh tries again
+                self.failed += 1
+                log.warning("pre-computing study %s failed (served live meanwhile): %s: %s", study,
+                            type(exc).__name__, exc)  # fmt: skip
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._cond.notify_all()

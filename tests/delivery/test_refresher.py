@@ -1,0 +1,102 @@
+"""The background pre-computation of studies that receive instances (STOW-RS, C-STORE)."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import pydicom
+import pytest
+from delivery_data import CHEST, MR, series_files, store  # noqa: F401 (fixture)
+
+from medcodec.delivery.precompute import archive_entry_name
+from medcodec.delivery.refresher import Refresher
+
+
+@pytest.mark.realdata
+def test_a_study_is_precomputed_once_after_a_burst_of_new_instances(shared_data: Path, store) -> None:
+    files = series_files(shared_data, CHEST, 6)
+    report = store.ingest(files[:4], precompress=False)
+    study = report.studies[0]
+    assert store.archive(study, None, "diagnostic") is None  # deferred: served live
+    with ThreadPoolExecutor(2) as executor:
+        refresher = Refresher(store, executor=executor, presets=["diagnostic"], quiet=0.3)
+        try:
+            for path in files[4:]:  # a C-STORE association: one instance at a time, each one notified
+                outcome = store.ingest_bytes(path.read_bytes(), source="test")
+                assert outcome.status == "stored"
+                refresher.notify(outcome.study_uid)
+                assert refresher.pending() == [study]
+            assert refresher.wait_idle(120)
+        finally:
+            refresher.close()
+    assert refresher.completed == 1 and refresher.failed == 0  # once for the burst, not once per instance
+    archive = store.archive(study, None, "diagnostic")
+    assert archive is not None and archive.files == 6
+    with store.open_archive(archive) as fh:
+        names = zipfile.ZipFile(io.BytesIO(fh.read())).namelist()
+    assert sorted(names) == sorted([archive_entry_name(r) for r in store.instances(study)] + ["manifest.json"])
+    assert store.pending(["diagnostic"]) == []
+
+
+@pytest.mark.realdata
+def test_precompute_on_processes_gives_the_dask_path_s_renditions(shared_data: Path, store) -> None:
+    # the server runs the tasks on its encoder processes: the same rendition bytes as Dask's
+    files = series_files(shared_data, CHEST, 3)
+    report = store.ingest(files, presets=["diagnostic"])
+    study = report.studies[0]
+    before = {r.sop_uid: r.sha256 for r in store.catalog.renditions_of([o.sop_uid for o in report.stored],
+                                                                        "diagnostic").values()}  # fmt: skip
+    extra = series_files(shared_data, CHEST, 4)[3]
+    assert store.ingest_bytes(extra.read_bytes(), source="test").status == "stored"
+    with ProcessPoolExecutor(1) as executor:
+        refresher = Refresher(store, executor=executor, presets=["diagnostic"], quiet=0)
+        try:
+            refresher.notify(study)
+            assert refresher.wait_idle(180)
+        finally:
+            refresher.close()
+    assert refresher.completed == 1
+    after = store.catalog.renditions_of([r.sop_uid for r in store.instances(study)], "diagnostic")
+    assert len(after) == 4 and all(after[sop].sha256 == sha for sop, sha in before.items())  # kept, not recoded
+    with store.open_rendition(after[pydicom.dcmread(extra, stop_before_pixels=True).SOPInstanceUID]) as fh:
+        ds = pydicom.dcmread(io.BytesIO(fh.read()))
+    assert ds.LossyImageCompression == "01" and ds.pixel_array.shape == (512, 512)
+    assert store.archive(study, None, "diagnostic").files == 4
+
+
+@pytest.mark.realdata
+def test_a_failed_precomputation_is_counted_and_the_thread_goes_on(shared_data: Path, store) -> None:
+    report = store.ingest(series_files(shared_data, CHEST, 2), precompress=False)
+    study = report.studies[0]
+    record = store.instances(study)[0]
+    (Path(store.objects.url) / record.path).unlink()  # an original lost under the store's feet
+    with ThreadPoolExecutor(1) as executor:
+        refresher = Refresher(store, executor=executor, presets=["diagnostic"], quiet=0)
+        try:
+            refresher.notify(study)
+            assert refresher.wait_idle(60)
+            assert refresher.failed == 1 and refresher.completed == 0
+            assert store.archive(study, None, "diagnostic") is None  # stays live
+            refresher.notify("1.2.3.4")  # an unknown study: a NotFoundError, counted
+            assert refresher.wait_idle(60) and refresher.failed == 2
+            other = store.ingest(series_files(shared_data, MR, 1), precompress=False).studies[0]
+            refresher.notify(other)  # the thread goes on
+            assert refresher.wait_idle(60) and refresher.completed == 1
+            assert store.archive(other, None, "diagnostic") is not None
+        finally:
+            refresher.close()
+
+
+def test_closing_drops_what_waits(store) -> None:
+    refresher = Refresher(store, executor=None, quiet=60)
+    refresher.notify("1.2.3")
+    assert refresher.pending() == ["1.2.3"]
+    started = time.monotonic()
+    refresher.close()
+    assert time.monotonic() - started < 5 and refresher.pending() == []
+    refresher.notify("1.2.4")  # after close: ignored
+    assert refresher.pending() == [] and refresher.completed == 0
