@@ -115,6 +115,40 @@ def _map_by_formula(m: SeriesMapping, frame: np.ndarray) -> tuple[np.ndarray, in
     return np.clip(out, lo, hi), clipped
 
 
+def test_mapping_kernels_match_their_numpy_twins() -> None:
+    # the one-pass kernels of SeriesMapping.map and declare_padding against their NumPy twins, on
+    # random frames: padding inside and outside the clip range, scales 1-5, signed and unsigned
+    from medcodec.dicom._mapping_kernels import (
+        map_frame,
+        map_frame_reference,
+        padding_extent,
+        padding_extent_reference,
+    )
+
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        src_dtype = rng.choice([np.int16, np.uint16, np.int32])
+        dst_dtype = np.dtype(rng.choice([np.uint16, np.int16]))
+        info = np.iinfo(src_dtype)
+        frame = rng.integers(max(info.min, -5000), min(info.max, 9000), size=(3, 7, 5)).astype(src_dtype)
+        clip_low = int(rng.integers(-3000, 500))
+        clip_high = clip_low + int(rng.integers(0, 9000))
+        scale, offset = int(rng.integers(1, 6)), int(rng.integers(-3000, 3000))
+        lo_t, hi_t = (-2048, 2047) if dst_dtype == np.int16 else (0, 4095)
+        pad_lo = int(rng.choice(frame.reshape(-1)))
+        pad_hi = pad_lo + int(rng.integers(0, 3))
+        has_pad, pad_code = bool(rng.random() < 0.6), int(rng.integers(lo_t, hi_t + 1))
+        args = (clip_low, clip_high, offset, scale, lo_t, hi_t, pad_lo, pad_hi, pad_code, has_pad)
+        out = np.empty(frame.shape, dst_dtype)
+        clipped = map_frame(frame, out, *args)
+        want, want_clipped = map_frame_reference(frame, dst_dtype, *args)
+        assert out.tolist() == want.tolist() and clipped == want_clipped
+        decoded = want.astype(dst_dtype)
+        pad = (frame >= pad_lo) & (frame <= pad_hi) if has_pad else np.zeros(frame.shape, bool)
+        tissue = ~pad & (rng.random(frame.shape) < 0.8)
+        assert tuple(padding_extent(decoded, pad, tissue)) == padding_extent_reference(decoded, pad, tissue)
+
+
 def test_mapping_gives_the_formula_whether_or_not_anything_is_clipped() -> None:
     # map() takes a shortcut when nothing is clipped (two passes for the range, two to shift,
     # the shift modulo the storage type); both paths must give the formula's values and count

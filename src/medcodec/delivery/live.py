@@ -287,8 +287,10 @@ def _warm_up() -> int:
     import numpy as np
 
     from .. import codec
+    from ..dicom._mapping_kernels import warm
     from ..spec import PixelSpec
 
+    warm()
     ramp = (np.add.outer(np.arange(64), np.arange(64)) * 16).astype(np.uint16)
     return len(codec.encode(ramp, bits_stored=12, signed=False, format="jpeg", quality=75, spec=PixelSpec(12, False)))
 

@@ -41,6 +41,7 @@ from ..codec.levelshift import range_bits
 from ..errors import DicomError, InvalidInputError
 from ..ratecontrol import calibration_indices
 from ..spec import PixelSpec, storage_dtype, value_range
+from ._mapping_kernels import map_frame, padding_extent
 from .image import DicomImage
 from .series import Series
 
@@ -259,20 +260,12 @@ class SeriesMapping:
                 wide -= self.offset - self.scale // 2
                 wide //= self.scale
                 return wide.astype(dtype), 0
-        a = frame.astype(np.int32)
-        pad = self.padding_mask(a) if self.padding_code is not None else None
-        clipped = int(np.count_nonzero(a < self.clip_low)) + int(np.count_nonzero(a > self.clip_high))
-        if pad is not None:
-            clipped -= int(np.count_nonzero(pad))  # padding keeps its own slot: not clipped
-        np.clip(a, self.clip_low, self.clip_high, out=a)
-        a -= self.offset
-        if self.scale > 1:
-            a += self.scale // 2
-            a //= self.scale
-        np.clip(a, lo_t, hi_t, out=a)
-        if pad is not None:
-            a[pad] = int(self.padding_code or 0)
-        return a.astype(storage_dtype(self.bits_stored, self.signed)), clipped
+        out = np.empty(frame.shape, storage_dtype(self.bits_stored, self.signed))
+        has_pad = self.padding_code is not None and self.padding is not None
+        pad_lo, pad_hi = self.padding if self.padding is not None else (0, -1)
+        clipped = map_frame(np.ascontiguousarray(frame), out, self.clip_low, self.clip_high, self.offset, self.scale,
+                            lo_t, hi_t, pad_lo, pad_hi, int(self.padding_code or 0), has_pad)  # fmt: skip
+        return out, int(clipped)
 
     def padding_mask(self, frame: NDArray[np.integer]) -> NDArray[np.bool_]:
         """Source voxels that are padding (all ``False`` without padding)."""
@@ -457,10 +450,9 @@ def declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.b
     Returns True when declared. When lossy errors mixed padding and tissue values no range can be
     declared honestly: the declaration is removed and False returned.
     """
-    if pad.any():
-        values = decoded[pad].astype(np.int64)
-        lo, hi = int(values.min()), int(values.max())
-    else:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
+    lo, hi, mixed_count = (int(v) for v in padding_extent(np.ascontiguousarray(decoded), np.ascontiguousarray(pad),
+                                                          np.ascontiguousarray(tissue)))  # fmt: skip
+    if lo > hi:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
         lo, hi = sorted((int(ds.PixelPaddingValue), int(ds.get("PixelPaddingRangeLimit", ds.PixelPaddingValue))))
         vmin, vmax = value_range(mapping.bits_stored, mapping.signed)
         if not vmin <= lo <= hi <= vmax:  # not a coded value (e.g. -2000 in unsigned 12-bit): nothing to declare
@@ -468,8 +460,8 @@ def declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.b
                 if tag in ds:
                     del ds[tag]
             return True
-    other = decoded[tissue]
-    mixed = bool(np.count_nonzero((other >= lo) & (other <= hi)))
+        mixed_count = int(np.count_nonzero(tissue & (decoded >= lo) & (decoded <= hi)))
+    mixed = bool(mixed_count)
     vr = "SS" if mapping.signed else "US"
     for tag in (0x00280120, 0x00280121):
         if tag in ds:
