@@ -85,6 +85,7 @@ _IMPLICIT_CACHE: dict[tuple[int, bytes | None, Any], bytes] = {}
 _CACHED_SIZE = 256
 _CACHED_SEQUENCE = 4096
 _CACHE_BYTES = 8 << 20
+_NO_CREATOR = object()  # not looked up yet (None is a valid answer: no creator)
 _cache_held = [0]  # bytes of keys and values in _IMPLICIT_CACHE (about)
 _ELEMENT_HEAD = struct.Struct("<HHL")
 _DEFAULT_ENCODINGS = convert_encodings([default_encoding])
@@ -206,9 +207,11 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
     converted = convert_encodings(encodings or [default_encoding])
     parts: list[bytes] = []
     items = ds._dict
+    creators: dict[int, Any] = {}  # private block -> its creator's value (looked up once per block)
     for tag in sorted(items, key=int):  # int order = tag order, without BaseTag.__lt__
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # group lengths are not written (as write_dataset)
+        itag = int(tag)  # plain int in the cache keys: compared in C (BaseTag.__eq__ is Python code)
         elem = items[tag]
         raw = None
         convert = implicit
@@ -222,7 +225,7 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
                     if len(items_bytes) > _CACHED_SEQUENCE:
                         raw = _implicit_sequence(tag, items_bytes, undefined=True)
                     else:  # remembered like the elements below (tag and items' bytes decide)
-                        sequence_key = (tag, items_bytes, "undefined length")  # public: no creator
+                        sequence_key = (itag, items_bytes, "undefined length")  # public: no creator
                         known = _IMPLICIT_CACHE.get(sequence_key)
                         if known is None:
                             raw = _implicit_sequence(tag, items_bytes, undefined=True)
@@ -233,8 +236,13 @@ def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: Dic
                 value = elem.value
                 # the bytes depend on tag, value and (private) creator only: remembered per process,
                 # since most elements repeat from one instance of a series to the next
-                creator = _creator_of(items, tag)
-                key = (tag, value, creator) if value is None or len(value) <= _CACHED_SIZE else None
+                creator = None
+                if itag >> 16 & 1:
+                    block = itag & 0xFFFF0000 | (itag & 0xFFFF) >> 8
+                    creator = creators.get(block, _NO_CREATOR)
+                    if creator is _NO_CREATOR:
+                        creator = creators[block] = _creator_of(items, tag)
+                key = (itag, value, creator) if value is None or len(value) <= _CACHED_SIZE else None
                 known = _IMPLICIT_CACHE.get(key) if key is not None else None
                 if known is None:
                     vr = _copy_vr(tag, value, creator)
