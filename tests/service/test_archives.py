@@ -370,3 +370,40 @@ def test_an_instance_that_fails_in_an_encoder_process_is_a_delivery_error(tmp_pa
             assert ts == entry.transfer_syntax_uid == "1.2.840.10008.1.2.4.51" and data[128:132] == b"DICM"
         finally:
             pool.close()
+
+
+def test_small_instances_are_encoded_in_batches_in_order(tmp_path, shared_data):
+    """256x256 MR slices go to the encoder processes four at a time (one task, one result): the
+    archive holds every instance in order, the same files as one task each; a missing original in a
+    batch is a DeliveryError naming that instance."""
+    import asyncio
+
+    from medcodec.delivery import open_store
+    from medcodec.delivery.live import BATCH_FILES, LivePool, _batches, encode_with_preset, live_archive
+    from medcodec.errors import DeliveryError
+
+    files = sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[:7]
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest(files, precompress=False).ok
+        records = store.instances(str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID))
+        batches = _batches(records, lambda r: True)
+        assert [len(b) for b in batches] == [BATCH_FILES, len(records) - BATCH_FILES]
+        assert [r for b in batches for r in b] == records
+        assert [len(b) for b in _batches(records, lambda r: r is not records[1])] == [1, 1, 4, 1]
+        pool = LivePool(1, processes=1, objects_url=store.objects.url)
+        try:
+
+            async def consume(recs) -> bytes:
+                return b"".join([chunk async for chunk in live_archive(store, recs, "diagnostic", pool)])
+
+            zf = zipfile.ZipFile(io.BytesIO(asyncio.run(consume(records))))
+            names = [n for n in zf.namelist() if n != "manifest.json"]
+            assert len(names) == len(records) and all(r.sop_uid in n for r, n in zip(records, names))
+            for record, name in zip(records, names):  # what one task per instance gives
+                data, _, _ = encode_with_preset(store, record, "diagnostic", pool=pool)
+                assert zf.read(name) == data
+            (tmp_path / "store" / records[2].path).unlink()  # in the first batch
+            with pytest.raises(DeliveryError, match=f"instance {records[2].sop_uid}: NotFoundError"):
+                asyncio.run(consume(records))
+        finally:
+            pool.close()
