@@ -4,12 +4,13 @@ Seed 000 measured a "physical floor" of 13-18 s because fetching, compressing, z
 sending ran one after the other. Here they are stages of one pipeline::
 
     store.instances() ─▶ worker threads (read original, encode_instance, CRC-32) ─▶ ZipStream ─▶ client
-                         at most ``window`` instances in flight, results in order     event loop
+                         at most ``window`` tasks in flight, results in order         event loop
 
 * **Overlap.** The workers read and encode instance *k+1..k+window* while instance *k* is
   being sent; the numba kernels release the GIL, so encoding runs on every core while the
   event loop frames and sends. The time is that of the slowest stage, not the sum.
-* **Bounded memory.** At most ``window`` instances (original + encoded) are alive per stream,
+* **Bounded memory.** At most ``window`` tasks (one instance, or a batch of up to
+  :data:`BATCH_FILES` small ones: :func:`_batches`) are alive per stream (original + encoded),
   whatever the study size; the socket applies back-pressure (``send`` waits while the
   client is slow), so nothing piles up. The ZIP central directory is ~100 bytes per file.
 * **Bounded concurrency.** One :class:`LivePool` per server: a fixed thread pool shared by

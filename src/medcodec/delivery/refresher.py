@@ -95,7 +95,8 @@ class Refresher:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop: what waits is dropped (it stays live, and ``--refresh`` finds it); a running
-        pre-computation ends when the executor it uses is shut down."""
+        pre-computation ends when the executor it uses is shut down. Waits up to ``timeout`` s for
+        the thread; call it again (it is idempotent) to wait once the executor is shut down."""
         with self._cond:
             self._closed = True
             self._due.clear()

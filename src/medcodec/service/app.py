@@ -156,9 +156,11 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
         finally:
             if scp is not None:
                 scp.stop()
+            if refresher is not None:  # stop it first, so that it queues nothing more on the pool
+                refresher.close(timeout=0)
+            app.state.pool.close()  # cancels a pre-computation's queued tasks: it ends, logged
             if refresher is not None:
-                refresher.close()
-            app.state.pool.close()
+                refresher.close(timeout=5)
             if own:
                 app.state.store.close()
 
