@@ -29,11 +29,12 @@ def test_a_study_is_precomputed_once_after_a_burst_of_new_instances(shared_data:
                 outcome = store.ingest_bytes(path.read_bytes(), source="test")
                 assert outcome.status == "stored"
                 refresher.notify(outcome.study_uid)
-                assert refresher.pending() == [study]
+                assert refresher.pending() == [study] and refresher.busy(study) and not refresher.busy("1.2.3")
             assert refresher.wait_idle(120)
         finally:
             refresher.close()
     assert refresher.completed == 1 and refresher.failed == 0  # once for the burst, not once per instance
+    assert not refresher.busy(study) and refresher.computes("diagnostic") and not refresher.computes("preview")
     archive = store.archive(study, None, "diagnostic")
     assert archive is not None and archive.files == 6
     with store.open_archive(archive) as fh:

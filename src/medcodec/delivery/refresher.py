@@ -13,8 +13,9 @@ pre-computes before it returns; a server receiving instances does it here::
 * **Only what is missing.** :func:`~.precompute.precompute` codes only renditions that are
   missing or stale (a new instance that widens the series' value range changes the series
   mapping, and then every rendition of the series is coded again), then writes the archives.
-  While it runs, the study is served live, as before; afterwards from storage, with ETag and
-  Range.
+  While it runs, a request for the study's archive waits for it (up to the server's
+  ``precompute_wait``, then it is streamed live, as before); afterwards it comes from storage,
+  with ETag and Range.
 * **Errors stay here.** A failed pre-computation is logged and counted (:attr:`failed`); the
   study stays live until the next instance or ``medcodec ingest --refresh``.
 
@@ -81,6 +82,17 @@ class Refresher:
         """Studies waiting or being pre-computed."""
         with self._cond:
             return sorted({*self._due, *([self._running] if self._running else [])})
+
+    def computes(self, preset: str) -> bool:
+        """Whether this refresher pre-computes ``preset``."""
+        from .presets import DEFAULT_PRESETS
+
+        return preset in (self.presets if self.presets is not None else DEFAULT_PRESETS)
+
+    def busy(self, study_uid: str) -> bool:
+        """Whether ``study_uid`` is waiting or being pre-computed (an archive request for it waits)."""
+        with self._cond:
+            return study_uid in self._due or self._running == study_uid
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is waiting or running; False on timeout."""

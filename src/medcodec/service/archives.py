@@ -8,7 +8,9 @@
   ``Range`` → 206 (several ranges → ``multipart/byteranges``; none satisfiable → 416),
   ``If-Range``, ``If-None-Match`` → 304, and ``Cache-Control: public, max-age=31536000,
   immutable`` so a CDN can keep it. ``X-Medcodec-Archive: precomputed``.
-* **Live** (not computed yet, or ``live=1``): compressed on the fly and streamed by
+* **Live** (not computed yet, or ``live=1``): when the study is being pre-computed after
+  STOW-RS / C-STORE (:mod:`medcodec.delivery.refresher`) the request first waits for it, up to
+  ``precompute_wait`` seconds; otherwise, compressed on the fly and streamed by
   :mod:`medcodec.delivery.live` (chunked, ``Cache-Control: no-store``, no length or ETag,
   ``X-Medcodec-Archive: live``). Closing the connection cancels the pipeline.
 
@@ -17,6 +19,8 @@ Default preset: ``diagnostic``. UIDs are validated before anything touches the s
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, BinaryIO
 
@@ -83,6 +87,14 @@ async def _archive(request: Request) -> Response:
     live = _flag(request.query_params.get("live"))
     store = request.app.state.store
     record = None if live else await run_in_threadpool(store.archive, study, series, preset)
+    refresher = getattr(request.app.state, "refresher", None)
+    if record is None and not live and refresher is not None and refresher.computes(preset) and refresher.busy(study):
+        # the study just received instances (STOW-RS, C-STORE) and is being pre-computed: wait for
+        # it rather than stream live what will be ready in a moment (then with ETag and Range)
+        deadline = time.monotonic() + request.app.state.settings.precompute_wait
+        while refresher.busy(study) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # no thread held while waiting (many clients may wait)
+        record = await run_in_threadpool(store.archive, study, series, preset)
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
     disposition = f'attachment; filename="{name}"'
     if record is not None:

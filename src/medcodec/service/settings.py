@@ -65,6 +65,9 @@ class Settings:
         ``medcodec ingest --refresh``.
     precompute_quiet
         Seconds without a new instance in a study before it is pre-computed.
+    precompute_wait
+        Seconds an archive request waits for its study's pre-computation in progress before it
+        streams the archive live instead.
     """
 
     store: str
@@ -81,6 +84,7 @@ class Settings:
     ae_title: str = "MEDCODEC"
     precompute_received: bool = True
     precompute_quiet: float = 0.5
+    precompute_wait: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.store:
@@ -95,8 +99,10 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} must be a positive integer")
-        if not (isinstance(self.precompute_quiet, (int, float)) and 0 <= self.precompute_quiet <= 3600):
-            raise InvalidInputError(f"precompute_quiet={self.precompute_quiet!r} must be 0-3600 seconds")
+        for name in ("precompute_quiet", "precompute_wait"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value <= 3600):
+                raise InvalidInputError(f"{name}={value!r} must be 0-3600 seconds")
         if not (isinstance(self.port, int) and 0 <= self.port < 65536):
             raise InvalidInputError(f"port={self.port!r} is not a TCP port")
         if self.dimse_port is not None and not (isinstance(self.dimse_port, int) and 0 < self.dimse_port < 65536):
