@@ -119,6 +119,20 @@ def _u(i):
 
 
 @_jit
+def min_max(a):
+    """(min, max) of a non-empty C-contiguous array in one pass (the compiler vectorises it):
+    a third of the time of NumPy's ``min()`` and ``max()`` on a 512x512 uint16 frame."""
+    f = a.ravel()
+    lo = f[0]
+    hi = f[0]
+    for i in range(f.shape[0]):
+        v = f[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+@_jit
 def bit_length(x):
     """Magnitude category: number of bits of |x| (0 for 0)."""
     return 64 - _clz64(abs(np.int64(x)))
@@ -2076,3 +2090,87 @@ def encode_frame_texture(
         ac_bits,
         ac_huffval,
     )
+
+
+@_jit
+def jpeg_stream(coded, dc_bits, dc_huffval, n_dc, ac_bits, ac_huffval, n_ac, head, tail):
+    """A complete single-scan JPEG stream as one uint8 array: ``head`` (SOI, DQT, SOF), the DHT
+    segment of the two tables (T.81 §B.2.4.2: Tc=0 Th=0, then Tc=1 Th=0; each BITS then its
+    ``n`` HUFFVAL bytes), ``tail`` ([DRI,] SOS), the entropy-coded bytes ``coded`` and EOI.
+    The tables are the ones :func:`huffman_table` made for 4-bit size fields (every symbol a
+    byte). Twin: :func:`medcodec.codec.stream.build_jpeg`."""
+    length = 2 + 17 + n_dc + 17 + n_ac  # Lh: the length field and both tables
+    nh = head.shape[0]
+    nt = tail.shape[0]
+    nc = coded.shape[0]
+    out = np.empty(nh + 2 + length + nt + nc + 2, np.uint8)
+    for i in range(nh):
+        out[i] = head[i]
+    p = nh
+    out[p] = 0xFF
+    out[p + 1] = 0xC4
+    out[p + 2] = length >> 8
+    out[p + 3] = length & 0xFF
+    p += 4
+    out[p] = 0x00
+    p += 1
+    for i in range(16):
+        out[p + i] = dc_bits[i]
+    p += 16
+    for i in range(n_dc):
+        out[p + i] = dc_huffval[i]
+    p += n_dc
+    out[p] = 0x10
+    p += 1
+    for i in range(16):
+        out[p + i] = ac_bits[i]
+    p += 16
+    for i in range(n_ac):
+        out[p + i] = ac_huffval[i]
+    p += n_ac
+    for i in range(nt):
+        out[p + i] = tail[i]
+    p += nt
+    out[p : p + nc] = coded
+    p += nc
+    out[p] = 0xFF
+    out[p + 1] = 0xD9
+    return out
+
+
+@_jit
+def encode_jpeg_texture(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    weights,
+    lam,
+    mu,
+    rho,
+    patience,
+    dc_rdo,
+    stride,
+    dc_floor,
+    dc_lo,
+    dc_hi,
+    kappa,
+    floor_px,
+    restart_interval,
+    head,
+    tail,
+):
+    """The whole JPEG stream of a frame coded by :func:`encode_frame_texture` (4-bit size fields,
+    0xFF stuffing), assembled by :func:`jpeg_stream` around ``head`` and ``tail``: one call from
+    pixels to the bytes of the file. Twin: :func:`encode_frame_texture`, then
+    :func:`medcodec.codec.stream.build_jpeg`."""
+    dc_bits = np.empty(16, np.int32)
+    dc_huffval = np.empty(16, np.int32)
+    ac_bits = np.empty(16, np.int32)
+    ac_huffval = np.empty(256, np.int32)
+    coded, n_dc, n_ac, _, _ = encode_frame_texture(
+        frame, offset, exact_div, qmul_zz, nat_zz, weights, lam, mu, rho, patience, dc_rdo, stride, dc_floor, dc_lo,
+        dc_hi, kappa, floor_px, 4, True, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval,
+    )  # fmt: skip
+    return jpeg_stream(coded, dc_bits, dc_huffval, n_dc, ac_bits, ac_huffval, n_ac, head, tail)

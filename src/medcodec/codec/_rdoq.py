@@ -474,6 +474,39 @@ def encode_frame_texture(
     return coded.tobytes(), dc, ac
 
 
+def _texture_coder_args(coder: Any) -> tuple[Any, ...]:
+    """What the texture kernels take from a coder, memoised on it (a series codes every frame with
+    one coder): level offset, DCT multipliers, zigzag order, squared steps, lambda, and the ends of
+    the sample range in DC units (:func:`dc_clip`)."""
+    hit = coder.__dict__.get("_texture_args")
+    if hit is None:
+        from . import transform
+
+        steps, weights = _steps_weights(coder)
+        lam = default_lambda(steps) if coder.rdo_lambda is None else float(coder.rdo_lambda)
+        hit = coder.__dict__["_texture_args"] = (
+            float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, weights, lam, *dc_clip(coder)
+        )  # fmt: skip
+    return hit
+
+
+def encode_jpeg_texture(
+    coder: Any, frame: np.ndarray, *, restart_interval: int, floor: float | None, head: np.ndarray, tail: np.ndarray
+) -> bytes:
+    """The complete JPEG stream of ``frame`` coded by the texture-aware quantizer, in one kernel call
+    from pixels to bytes (:func:`._kernels.encode_jpeg_texture`): ``head`` (uint8: SOI, DQT, SOF),
+    the DHT of the frame's optimal tables, ``tail`` (uint8: [DRI,] SOS), the scan, EOI. The
+    levels and tables are those of :func:`encode_frame_texture` (``size_bits=4``, stuffed);
+    ``floor`` as for :func:`texture_frame_levels`."""
+    offset, exact_div, qmul, nat_zz, weights, lam, lo, hi = _texture_coder_args(coder)
+    out = K.encode_jpeg_texture(
+        coder._pixels(frame), offset, exact_div, qmul, nat_zz, weights, lam, TEXTURE_MU, TEXTURE_RHO,
+        TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, texture_dc_floor(coder, floor), lo, hi, TEXTURE_KAPPA,
+        _floor_px(floor), restart_interval, head, tail,
+    )  # fmt: skip
+    return out.tobytes()
+
+
 def trellis_blocks_reference(
     scaled: np.ndarray, weights: np.ndarray, ac_bits: np.ndarray, size_bits: int, lam: float, window: int = 0
 ) -> np.ndarray:
