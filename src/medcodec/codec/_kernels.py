@@ -809,6 +809,9 @@ def pack_symbols(stream, ns, code, size, stuff, out):
     acc = np.int64(0)
     nbits = 0
     rst = 0
+    cz = np.empty(code.shape[0], np.int64)  # code << 6 | size: one load per symbol (sizes <= 32)
+    for i in range(code.shape[0]):
+        cz[i] = (np.int64(code[i]) << 6) | size[i]
     for i in range(ns):
         e = stream[i]
         idx = e & 1023
@@ -826,12 +829,13 @@ def pack_symbols(stream, ns, code, size, stuff, out):
             rst += 1
             continue
         s = (e >> 10) & 31
-        length = size[idx]
+        cs = cz[idx]
+        length = cs & 63
         if length + s <= 31:
-            acc = (acc << (length + s)) | (np.int64(code[idx]) << s) | (e >> 16)
+            acc = (acc << (length + s)) | ((cs >> 6) << s) | (e >> 16)
             nbits += length + s
         else:  # 16-bit data: code and extra bits in two steps
-            acc = (acc << length) | code[idx]
+            acc = (acc << length) | (cs >> 6)
             nbits += length
             if nbits >= 32:
                 nbits -= 32
@@ -1550,7 +1554,12 @@ def _floor_targets(sx, dc_floor, eo):
             eo[j] = 0.0
 
 
-@_helper
+#: Per-block helpers inlined (numba IR) into their strip loops: a call per block passes every array's
+#: fields (some 50 words) and reloads them; inlined, they stay in registers.
+_inline = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
+
+
+@_inline
 def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience):
     """Levels of block ``j`` of a strip prepared by :func:`_strip_round`: rounding, then the greedy
     backward pass of :func:`texture_levels` (``_rdoq`` module docstring). Returns ``c``, the
@@ -1602,7 +1611,7 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
                 pen = pen1
                 m = 0
                 misses = -1
-        elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
+        elif m == 2:  # 2 -> 1 drops its category by one (4 -> 3, 8 -> 7 ... are not tried: docs/design-notes.md)
             a = abs(sx[_u(k), _u(j)])
             s = bit_length(m)
             rr = ((k - p - 1) & 15) << size_bits
@@ -1819,22 +1828,48 @@ def texture_frame_levels(
 
 
 @_helper
-def _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx):
+def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, sm, mask, eo):
     """Zigzag DCT coefficients / steps of a strip's blocks (:func:`_fdct_strip`), coefficient-major
-    into ``sx[k, j]``: the values :func:`fdct_scaled` gives."""
+    into ``sx[k, j]`` (the values :func:`fdct_scaled` gives: multiplied by ``qmul_zz``, divided by
+    ``exact_div`` at :data:`EXACT_ZZ`), and in the same pass what :func:`_strip_round` makes of
+    them (``sm``, ``mask``, ``eo``; the energy summed k ascending, as there): one pass over the
+    strip instead of two."""
     bx = coef.shape[1]
-    for k in range(64):
+    src = coef[0]  # DC: EXACT_ZZ[0]
+    dst = sx[0]
+    d = exact_div[0]
+    for j in range(bx):
+        dst[j] = src[j] / d
+        eo[j] = 0.0
+        mask[j] = 0
+    e = 1
+    for k in range(1, 64):
         src = coef[nat_zz[k]]
         dst = sx[k]
-        q = qmul_zz[k]
-        for j in range(bx):
-            dst[j] = src[j] * q
-    for e in range(4):
-        src = coef[EXACT_NAT[e]]
-        dst = sx[EXACT_ZZ[e]]
-        d = exact_div[e]
-        for j in range(bx):
-            dst[j] = src[j] / d
+        mk = sm[k]
+        w = weights[k]
+        bit = np.int64(1) << (k - 1)
+        if e < 4 and k == EXACT_ZZ[e]:
+            d = exact_div[e]
+            e += 1
+            for j in range(bx):
+                x = src[j] / d
+                dst[j] = x
+                a = abs(x)
+                m = np.int32(a + 0.5)  # a >= 0: truncation is floor
+                mk[j] = m
+                eo[j] += w * a * a
+                mask[j] |= bit if m != 0 else 0
+        else:
+            q = qmul_zz[k]
+            for j in range(bx):
+                x = src[j] * q
+                dst[j] = x
+                a = abs(x)
+                m = np.int32(a + 0.5)
+                mk[j] = m
+                eo[j] += w * a * a
+                mask[j] |= bit if m != 0 else 0
 
 
 @_jit
@@ -1861,8 +1896,7 @@ def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_flo
     eo = keo[slot]
     if fresh or i % stride != 0:
         _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
-        _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx)
-        _strip_round(sx, weights, sm, mask, eo)
+        _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, sm, mask, eo)
         _floor_targets(sx, dc_floor, eo)
     return sx, sm, mask, eo
 
@@ -1964,6 +1998,56 @@ def _texture_code_lengths(
     symbol_code_lengths(ac_freq, ac_len)
 
 
+@_helper
+def _strip_texture_symbols(
+    sx, sm, mask, eo, b0, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval, stream, ns,
+    extra, ac_freq, dc, dcl, dc_slot, flat,
+):  # fmt: skip
+    """Step 2 of :func:`encode_frame_texture` for the blocks of one strip (the first is block ``b0``):
+    each block's levels (:func:`_texture_block`, inlined here) and AC symbols, emitted into ``stream``
+    from ``ns`` on (``extra``: magnitude bits so far) with a slot kept for the DC symbol
+    (``dc_slot``); the DC coefficients / steps into ``dc``, rounded into ``dcl``, ``flat``: no AC
+    level left. Returns the new ``ns``, ``extra``."""
+    zrl = 15 << size_bits
+    for j in range(sx.shape[1]):
+        b = b0 + j
+        if restart_interval > 0 and b % restart_interval == 0 and b > 0:
+            stream[ns] = RESTART_SYMBOL
+            ns += 1
+        dc[b] = sx[0, j]
+        dcl[b, 0] = _round_level(sx[0, j], 0.5)
+        c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
+        dc_slot[b] = ns
+        ns += 1
+        prev = 0
+        flat[b] = 1
+        for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
+            m = lvc[t]
+            if m == 0:
+                continue
+            flat[b] = 0
+            k = pos[t]
+            r = k - prev - 1
+            while r > 15:
+                ac_freq[zrl] += 1
+                stream[_u(ns)] = zrl
+                ns += 1
+                r -= 16
+            sz = bit_length(m)
+            neg = np.int64(sx[_u(k), _u(j)] < 0)  # extra bits: m, or its complement for a negative level
+            sym = (r << size_bits) | sz
+            ac_freq[_u(sym)] += 1
+            extra += sz
+            stream[_u(ns)] = ((m ^ (-neg & ((np.int64(1) << sz) - 1))) << 16) | (sz << 10) | sym
+            ns += 1
+            prev = k
+        if prev < 63:
+            ac_freq[0] += 1
+            stream[_u(ns)] = 0
+            ns += 1
+    return ns, extra
+
+
 @_jit
 def encode_frame_texture(
     frame,
@@ -2019,49 +2103,16 @@ def encode_frame_texture(
     dc = np.empty(n)
     flat = np.empty(n, np.uint8)
     dcl = np.empty((n, 1), np.int32)
-    zrl = 15 << size_bits
     ns = np.int64(0)
     extra = np.int64(0)
     for i in range(by):
         sx, sm, mask, eo = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
         )
-        for j in range(bx):
-            b = i * bx + j
-            if restart_interval > 0 and b % restart_interval == 0 and b > 0:
-                stream[ns] = RESTART_SYMBOL
-                ns += 1
-            dc[b] = sx[0, j]
-            dcl[b, 0] = _round_level(sx[0, j], 0.5)
-            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
-            dc_slot[b] = ns
-            ns += 1
-            prev = 0
-            flat[b] = 1
-            for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
-                m = lvc[t]
-                if m == 0:
-                    continue
-                flat[b] = 0
-                k = pos[t]
-                r = k - prev - 1
-                while r > 15:
-                    ac_freq[zrl] += 1
-                    stream[_u(ns)] = zrl
-                    ns += 1
-                    r -= 16
-                v = m if sx[_u(k), _u(j)] >= 0 else -m
-                sz = bit_length(m)
-                sym = (r << size_bits) | sz
-                ac_freq[_u(sym)] += 1
-                extra += sz
-                stream[_u(ns)] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
-                ns += 1
-                prev = k
-            if prev < 63:
-                ac_freq[0] += 1
-                stream[_u(ns)] = 0
-                ns += 1
+        ns, extra = _strip_texture_symbols(
+            sx, sm, mask, eo, i * bx, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval,
+            stream, ns, extra, ac_freq, dc, dcl, dc_slot, flat,
+        )  # fmt: skip
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, dcl, dc_lo, dc_hi, flat)
     dc_base = 16 << size_bits
