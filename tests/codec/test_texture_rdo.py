@@ -162,7 +162,7 @@ def test_min_max_kernel_matches_numpy(dtype):
     a = np.array([info.max, info.min, 0], dtype)
     assert K.min_max(a) == (info.min, info.max)
     small = rng.integers(0, 60, (6, 8)).astype(dtype)  # check_range: one pass when contiguous, NumPy when not
-    for view in (small, small[:, ::2]):
+    for view in (small, small[:, ::2], small.astype(small.dtype.newbyteorder(">"))):  # kernel, NumPy, NumPy
         assert levelshift.check_range(view, 6, False) == (int(view.min()), int(view.max()))
     small[2, 3] = 100
     with pytest.raises(InvalidInputError):

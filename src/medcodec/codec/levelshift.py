@@ -41,8 +41,8 @@ def check_range(pixels: np.ndarray, bits_stored: int, signed: bool) -> tuple[int
     lo, hi = value_range(bits_stored, signed)
     if pixels.size == 0:
         raise InvalidInputError("pixels is empty")
-    if pixels.dtype.kind in "iu" and pixels.flags.c_contiguous:
-        lo_hi = _kernels.min_max(pixels)  # one pass
+    if pixels.dtype.kind in "iu" and pixels.dtype.isnative and pixels.flags.c_contiguous:
+        lo_hi = _kernels.min_max(pixels)  # one pass (numba takes native byte order only)
         pmin, pmax = int(lo_hi[0]), int(lo_hi[1])
     else:
         pmin, pmax = int(pixels.min()), int(pixels.max())
