@@ -1520,6 +1520,22 @@ def _deficit_penalty(energy, target, target2, mu):
     return mu * t * t
 
 
+@_jit
+def _deficit_accept(base, pen, eq1, target, target2, mu):
+    """Whether a move whose error + rate change is ``base < 0`` lowers J once the penalty is counted:
+    ``base + P(eq1) - pen < 0`` with ``P = mu (target - sqrt(eq1))^2`` below ``target2`` (else 0) and
+    ``pen`` the penalty before the move. Decided without the square root (it was on the path of
+    every decision): with ``R = pen - base > 0`` the test is ``mu (T^2 + eq1) - R < 2 mu T sqrt(eq1)``,
+    true when the left side is negative, else compared squared. The same decision as computing
+    :func:`_deficit_penalty` but for ties within rounding."""
+    if eq1 >= target2:
+        return True
+    lhs = mu * (target2 + eq1) - (pen - base)
+    if lhs < 0:
+        return True
+    return lhs * lhs < 4.0 * mu * mu * target2 * eq1
+
+
 @_helper
 def _strip_round(sx, weights, sm, mask, eo):
     """Step 1 of :func:`_texture_block` for every block ``j`` of a strip held coefficient-major
@@ -1560,12 +1576,12 @@ _inline = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # typ
 
 
 @_inline
-def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience):
+def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt):
     """Levels of block ``j`` of a strip prepared by :func:`_strip_round`: rounding, then the greedy
-    backward pass of :func:`texture_levels` (``_rdoq`` module docstring). Returns ``c``, the
+    backward pass of :func:`texture_levels` (``_rdoq`` module docstring; ``rt``: :func:`_run_table` of
+    ``ac_bits``). Returns ``c``, the
     number of non-zero rounded AC levels; ``pos[:c]`` holds their positions (ascending) and
     ``lvc[:c]`` their final magnitudes (0: zeroed by the pass)."""
-    zrl = ac_bits[_u(15 << size_bits)]
     eob = ac_bits[_u(0)]
     eq = 0.0
     c = 0
@@ -1593,22 +1609,19 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
         if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
             a = abs(sx[_u(k), _u(j)])
             r = k - p - 1
-            here = (r >> 4) * zrl + ac_bits[_u(((r & 15) << size_bits) | 1)] + 1
+            here = rt[_u(r << 5 | 1)] + 1
             if q < 64:
                 sq = bit_length(mq)
                 rq = q - k - 1
                 rn = q - p - 1
-                dr = ((rn >> 4) * zrl + ac_bits[_u(((rn & 15) << size_bits) | sq)]
-                      - (rq >> 4) * zrl - ac_bits[_u(((rq & 15) << size_bits) | sq)] - here)  # fmt: skip
+                dr = rt[_u(rn << 5 | sq)] - rt[_u(rq << 5 | sq)] - here
             else:
                 dr = eob - here - (eob if k < 63 else 0.0)
             base = weights[_u(k)] * (2.0 * a - 1.0) + lam * dr
             eq1 = eq - weights[_u(k)]
-            # the penalty never falls when energy is removed: computed only when the rest gains
-            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
-            if base + (pen1 - pen) < 0:
+            if base < 0 and _deficit_accept(base, pen, eq1, target, target2, mu):
                 eq = eq1
-                pen = pen1
+                pen = _deficit_penalty(eq1, target, target2, mu)
                 m = 0
                 misses = -1
         elif m == 2:  # 2 -> 1 drops its category by one (4 -> 3, 8 -> 7 ... are not tried: docs/design-notes.md)
@@ -1617,10 +1630,9 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
             rr = ((k - p - 1) & 15) << size_bits
             base = weights[_u(k)] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[_u(rr | (s - 1))] - ac_bits[_u(rr | s)] - 1)
             eq1 = eq - weights[_u(k)] * (2 * m - 1)
-            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
-            if base + (pen1 - pen) < 0:
+            if base < 0 and _deficit_accept(base, pen, eq1, target, target2, mu):
                 eq = eq1
-                pen = pen1
+                pen = _deficit_penalty(eq1, target, target2, mu)
                 m -= 1
                 misses = -1
         lvc[_u(i)] = m
@@ -1650,6 +1662,19 @@ _CHUNK = 64
 
 
 @_jit
+def _run_table(ac_bits, size_bits):
+    """Code bits of a run of any length 0..63 (its ZRLs included) then a size: ``rt[run << 5 | size]``
+    = ``(run >> 4) ac_bits[ZRL] + ac_bits[(run & 15) << size_bits | size]`` (sizes < 32), made once per
+    frame so that the greedy looks a rate up in one load."""
+    zrl = ac_bits[15 << size_bits]
+    rt = np.zeros(64 << 5)
+    for run in range(64):
+        for sz in range(min(32, 1 << size_bits)):
+            rt[run << 5 | sz] = (run >> 4) * zrl + ac_bits[((run & 15) << size_bits) | sz]
+    return rt
+
+
+@_jit
 def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, dc_floor, out):
     """Texture-aware levels of every block (``_rdoq`` module docstring) into int32 ``out``.
 
@@ -1673,6 +1698,7 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
     out
         int32 (N, 64): levels; column 0 (DC) rounded to nearest.
     """
+    rt = _run_table(ac_bits, size_bits)
     pos = np.zeros(64, np.int64)
     lvc = np.zeros(64, np.int64)
     sx = np.empty((64, _CHUNK))
@@ -1688,7 +1714,9 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
         _strip_round(sx[:, :c], weights, sm[:, :c], mask[:c], eo[:c])
         _floor_targets(sx, dc_floor, eo[:c])
         for j in range(c):
-            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience)
+            c = _texture_block(
+                sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt
+            )
             _chain_out(sx, j, c, pos, lvc, out, b0 + j)
     return out
 
@@ -1807,6 +1835,7 @@ def texture_frame_levels(
     )
     if kappa > 0:
         mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
+    rt = _run_table(ac_len, size_bits)
     dc = np.empty(n)
     flat = np.empty(n, np.uint8)
     for i in range(by):
@@ -1816,7 +1845,9 @@ def texture_frame_levels(
         for j in range(bx):
             b = i * bx + j
             dc[b] = sx[0, j]
-            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
+            c = _texture_block(
+                sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt
+            )
             _chain_out(sx, j, c, pos, lvc, out, b)
             flat[b] = 1
             for t in range(c):
@@ -2001,7 +2032,7 @@ def _texture_code_lengths(
 @_helper
 def _strip_texture_symbols(
     sx, sm, mask, eo, b0, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval, stream, ns,
-    extra, ac_freq, dc, dcl, dc_slot, flat,
+    extra, ac_freq, dc, dcl, dc_slot, flat, rt,
 ):  # fmt: skip
     """Step 2 of :func:`encode_frame_texture` for the blocks of one strip (the first is block ``b0``):
     each block's levels (:func:`_texture_block`, inlined here) and AC symbols, emitted into ``stream``
@@ -2016,7 +2047,7 @@ def _strip_texture_symbols(
             ns += 1
         dc[b] = sx[0, j]
         dcl[b, 0] = _round_level(sx[0, j], 0.5)
-        c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
+        c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt)
         dc_slot[b] = ns
         ns += 1
         prev = 0
@@ -2093,6 +2124,7 @@ def encode_frame_texture(
     )
     if kappa > 0:
         mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
+    rt = _run_table(ac_len, size_bits)
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
     cap = 65 * n + 1
@@ -2111,7 +2143,7 @@ def encode_frame_texture(
         )
         ns, extra = _strip_texture_symbols(
             sx, sm, mask, eo, i * bx, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval,
-            stream, ns, extra, ac_freq, dc, dcl, dc_slot, flat,
+            stream, ns, extra, ac_freq, dc, dcl, dc_slot, flat, rt,
         )  # fmt: skip
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, dcl, dc_lo, dc_hi, flat)
