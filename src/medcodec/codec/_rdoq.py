@@ -12,7 +12,7 @@ PSNR-only quantizers produce in soft tissue. The search is greedy: levels start 
 from the last non-zero coefficient back to the first, a +-1 may become 0 and a 2 may drop
 one magnitude category (2 -> 1) when that lowers J; other moves cost at least two unit errors
 for a bit or two and are not tried (4 -> 3, 8 -> 7 ... were: they changed the BD-rate by less
-than 0.1 % and cost 3-5 % of the encoding time). R is priced with the
+than 0.1 % and cost 1-2.5 % of the encoding time). R is priced with the
 code lengths of the rounded levels' symbols on every :data:`TEXTURE_STATS_STRIDE`-th block
 row. Then :func:`trellis_dc` decides the DC chain, knowing that decoders clip: a block left
 without AC levels decodes as its clipped constant, so a black background can be coded one
