@@ -1537,10 +1537,10 @@ def _deficit_accept(base, pen, eq1, target, target2, mu):
 
 
 @_helper
-def _strip_round(sx, weights, sm, mask, eo):
+def _strip_round(sx, weights, mask, eo):
     """Step 1 of :func:`_texture_block` for every block ``j`` of a strip held coefficient-major
-    (``sx[k, j]``: zigzag coefficient ``k`` / step): rounded AC magnitudes into int32 ``sm[k, j]``,
-    the bit mask of the non-zero ones (bit ``k - 1``) into ``mask[j]``, the AC energy
+    (``sx[k, j]``: zigzag coefficient ``k`` / step): the bit mask of the AC levels that round to
+    non-zero (bit ``k - 1``) into ``mask[j]``, the AC energy
     ``sum_k weights[k] |x_k|**2`` (k ascending) into ``eo[j]``. Loops over the blocks, which the
     compiler vectorises."""
     bx = sx.shape[1]
@@ -1549,13 +1549,11 @@ def _strip_round(sx, weights, sm, mask, eo):
         mask[j] = 0
     for k in range(1, 64):
         src = sx[k]
-        mk = sm[k]
         w = weights[k]
         bit = np.int64(1) << (k - 1)
         for j in range(bx):
             a = abs(src[j])
             m = np.int32(a + 0.5)  # a >= 0: truncation is floor
-            mk[j] = m
             eo[j] += w * a * a
             mask[j] |= bit if m != 0 else 0
 
@@ -1576,7 +1574,7 @@ _inline = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # typ
 
 
 @_inline
-def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt):
+def _texture_block(sx, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt):
     """Levels of block ``j`` of a strip prepared by :func:`_strip_round`: rounding, then the greedy
     backward pass of :func:`texture_levels` (``_rdoq`` module docstring; ``rt``: :func:`_run_table` of
     ``ac_bits``). Returns ``c``, the
@@ -1588,7 +1586,7 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
     while mask != 0:
         k = _ctz64(mask) + 1
         mask &= mask - 1
-        m = np.int64(sm[_u(k), _u(j)])
+        m = np.int64(np.int32(abs(sx[_u(k), _u(j)]) + 0.5))  # the rounded magnitude (_strip_round)
         pos[_u(c)] = k
         lvc[_u(c)] = m
         c += 1
@@ -1702,7 +1700,6 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
     pos = np.zeros(64, np.int64)
     lvc = np.zeros(64, np.int64)
     sx = np.empty((64, _CHUNK))
-    sm = np.empty((64, _CHUNK), np.int32)
     mask = np.empty(_CHUNK, np.int64)
     eo = np.empty(_CHUNK)
     n = scaled.shape[0]
@@ -1711,12 +1708,10 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
         for k in range(64):
             for j in range(c):
                 sx[k, j] = scaled[b0 + j, k]
-        _strip_round(sx[:, :c], weights, sm[:, :c], mask[:c], eo[:c])
+        _strip_round(sx[:, :c], weights, mask[:c], eo[:c])
         _floor_targets(sx, dc_floor, eo[:c])
         for j in range(c):
-            c = _texture_block(
-                sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt
-            )
+            c = _texture_block(sx, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt)
             _chain_out(sx, j, c, pos, lvc, out, b0 + j)
     return out
 
@@ -1839,15 +1834,13 @@ def texture_frame_levels(
     dc = np.empty(n)
     flat = np.empty(n, np.uint8)
     for i in range(by):
-        sx, sm, mask, eo = _texture_strip(
+        sx, mask, eo = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
         )
         for j in range(bx):
             b = i * bx + j
             dc[b] = sx[0, j]
-            c = _texture_block(
-                sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt
-            )
+            c = _texture_block(sx, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt)
             _chain_out(sx, j, c, pos, lvc, out, b)
             flat[b] = 1
             for t in range(c):
@@ -1859,11 +1852,11 @@ def texture_frame_levels(
 
 
 @_helper
-def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, sm, mask, eo):
+def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, mask, eo):
     """Zigzag DCT coefficients / steps of a strip's blocks (:func:`_fdct_strip`), coefficient-major
     into ``sx[k, j]`` (the values :func:`fdct_scaled` gives: multiplied by ``qmul_zz``, divided by
     ``exact_div`` at :data:`EXACT_ZZ`), and in the same pass what :func:`_strip_round` makes of
-    them (``sm``, ``mask``, ``eo``; the energy summed k ascending, as there): one pass over the
+    them (``mask``, ``eo``; the energy summed k ascending, as there): one pass over the
     strip instead of two."""
     bx = coef.shape[1]
     src = coef[0]  # DC: EXACT_ZZ[0]
@@ -1877,7 +1870,6 @@ def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, sm, mask,
     for k in range(1, 64):
         src = coef[nat_zz[k]]
         dst = sx[k]
-        mk = sm[k]
         w = weights[k]
         bit = np.int64(1) << (k - 1)
         if e < 4 and k == EXACT_ZZ[e]:
@@ -1888,7 +1880,6 @@ def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, sm, mask,
                 dst[j] = x
                 a = abs(x)
                 m = np.int32(a + 0.5)  # a >= 0: truncation is floor
-                mk[j] = m
                 eo[j] += w * a * a
                 mask[j] |= bit if m != 0 else 0
         else:
@@ -1898,7 +1889,6 @@ def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, sm, mask,
                 dst[j] = x
                 a = abs(x)
                 m = np.int32(a + 0.5)
-                mk[j] = m
                 eo[j] += w * a * a
                 mask[j] |= bit if m != 0 else 0
 
@@ -1911,25 +1901,24 @@ def _strip_buffers(frame, stride):
     bx = (frame.shape[1] + 7) // 8
     slots = (by + stride - 1) // stride + 1
     return (np.empty(8 * bx), np.empty((64, bx)), np.empty((64, bx)), np.empty((slots, 64, bx)),
-            np.empty((slots, 64, bx), np.int32), np.empty((slots, bx), np.int64), np.empty((slots, bx)))  # fmt: skip
+            np.empty((slots, bx), np.int64), np.empty((slots, bx)))  # fmt: skip
 
 
 @_jit
 def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, fresh, bufs):
-    """Strip ``i`` prepared for :func:`_texture_block` (``sx``, ``sm``, ``mask``, ``eo`` of
+    """Strip ``i`` prepared for :func:`_texture_block` (``sx``, ``mask``, ``eo`` of
     :func:`_strip_round`): computed into its slot of ``bufs`` (:func:`_strip_buffers`) when
     ``fresh`` or when it is not a sampled strip, else the sampled strip kept from step 1."""
-    row, tmp, coef, ksx, ksm, kmask, keo = bufs
+    row, tmp, coef, ksx, kmask, keo = bufs
     slot = i // stride if i % stride == 0 else ksx.shape[0] - 1
     sx = ksx[slot]
-    sm = ksm[slot]
     mask = kmask[slot]
     eo = keo[slot]
     if fresh or i % stride != 0:
         _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
-        _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, sm, mask, eo)
+        _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, mask, eo)
         _floor_targets(sx, dc_floor, eo)
-    return sx, sm, mask, eo
+    return sx, mask, eo
 
 
 #: Bins of the histogram of ``|a - b - c + d|`` in :func:`noise_sigma` (larger values share the last).
@@ -2004,7 +1993,7 @@ def _texture_code_lengths(
     ac_freq = np.zeros(16 << size_bits, np.int64)
     zrl = 15 << size_bits
     for i in range(0, by, stride):
-        sx, sm, mask, _ = _texture_strip(
+        sx, mask, _ = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, True, bufs
         )
         pred = np.int64(0)
@@ -2022,7 +2011,7 @@ def _texture_code_lengths(
                 while r > 15:
                     ac_freq[zrl] += 1
                     r -= 16
-                ac_freq[(r << size_bits) | bit_length(sm[k, j])] += 1
+                ac_freq[(r << size_bits) | bit_length(np.int32(abs(sx[k, j]) + 0.5))] += 1
             if prev < 63:
                 ac_freq[0] += 1
     symbol_code_lengths(dc_freq, dc_len)
@@ -2031,7 +2020,7 @@ def _texture_code_lengths(
 
 @_helper
 def _strip_texture_symbols(
-    sx, sm, mask, eo, b0, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval, stream, ns,
+    sx, mask, eo, b0, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval, stream, ns,
     extra, ac_freq, dc, dcl, dc_slot, flat, rt,
 ):  # fmt: skip
     """Step 2 of :func:`encode_frame_texture` for the blocks of one strip (the first is block ``b0``):
@@ -2047,7 +2036,7 @@ def _strip_texture_symbols(
             ns += 1
         dc[b] = sx[0, j]
         dcl[b, 0] = _round_level(sx[0, j], 0.5)
-        c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt)
+        c = _texture_block(sx, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt)
         dc_slot[b] = ns
         ns += 1
         prev = 0
@@ -2138,11 +2127,11 @@ def encode_frame_texture(
     ns = np.int64(0)
     extra = np.int64(0)
     for i in range(by):
-        sx, sm, mask, eo = _texture_strip(
+        sx, mask, eo = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
         )
         ns, extra = _strip_texture_symbols(
-            sx, sm, mask, eo, i * bx, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval,
+            sx, mask, eo, i * bx, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval,
             stream, ns, extra, ac_freq, dc, dcl, dc_slot, flat, rt,
         )  # fmt: skip
     if dc_rdo:
