@@ -12,6 +12,7 @@ import pytest
 from medcodec.codec import _kernels as K
 from medcodec.codec import _rdoq, entropy, jpeg, levelshift, quantize, tables_trained, transform
 from medcodec.codec.pipeline import FrameCoder
+from medcodec.errors import InvalidInputError
 from medcodec.evaluate.metrics import texture_retention
 
 
@@ -129,6 +130,43 @@ def test_fused_frame_kernel_matches_twin_chain(shape, noise, restart_interval, f
     for t, t2 in ((dc, dc2), (ac, ac2)):
         np.testing.assert_array_equal(t.bits, t2.bits)
         np.testing.assert_array_equal(t.huffval, t2.huffval)
+
+
+@pytest.mark.parametrize(("shape", "restart_interval"), [((64, 64), 0), ((37, 90), 7), ((9, 3), 0), ((200, 136), 1)])
+def test_whole_stream_kernel_writes_what_build_jpeg_writes(shape, restart_interval):
+    """encode_jpeg's path (one kernel from pixels to the file's bytes, DHT and all) gives exactly the
+    stream build_jpeg wraps around encode_frame_texture's scan and tables: the twin of the assembly."""
+    from medcodec.codec import stream
+
+    rng = np.random.default_rng(shape[1])
+    img = np.clip(900 + 40 * rng.standard_normal(shape) + np.linspace(0, 1500, shape[1]), 0, 4095).astype(np.uint16)
+    coder = FrameCoder(quantize.quant_table(60, 12, table="ct"), 12, False, rdo="texture")
+    floor = _rdoq.texture_floor(int(img.min()), int(img.max()))
+    coded, dc, ac = _rdoq.encode_frame_texture(coder, img, size_bits=4, stuff=True, restart_interval=restart_interval,
+                                               floor=floor)  # fmt: skip
+    want = stream.build_jpeg(coded, P=12, Y=shape[0], X=shape[1], steps=coder.steps, dc_table=dc, ac_table=ac,
+                             restart_interval=restart_interval)  # fmt: skip
+    head, tail = stream.jpeg_head_arrays(coder.steps.tobytes(), 12, shape[0], shape[1], restart_interval)
+    got = _rdoq.encode_jpeg_texture(coder, img, restart_interval=restart_interval, floor=floor, head=head, tail=tail)
+    assert got == want
+    assert np.array_equal(jpeg.decode_jpeg(got), coder.reconstruct(coder.levels(img, texture_floor=floor), *shape))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64])
+def test_min_max_kernel_matches_numpy(dtype):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(5)
+    for shape in ((1,), (3, 5), (2, 7, 9)):
+        a = rng.integers(max(info.min, -5000), min(info.max, 5000), shape, endpoint=True).astype(dtype)
+        assert K.min_max(a) == (a.min(), a.max())
+    a = np.array([info.max, info.min, 0], dtype)
+    assert K.min_max(a) == (info.min, info.max)
+    small = rng.integers(0, 60, (6, 8)).astype(dtype)  # check_range: one pass when contiguous, NumPy when not
+    for view in (small, small[:, ::2], small.astype(small.dtype.newbyteorder(">"))):  # kernel, NumPy, NumPy
+        assert levelshift.check_range(view, 6, False) == (int(view.min()), int(view.max()))
+    small[2, 3] = 100
+    with pytest.raises(InvalidInputError):
+        levelshift.check_range(small, 6, False)
 
 
 @pytest.mark.parametrize("stride", [1, 4])

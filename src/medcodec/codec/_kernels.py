@@ -119,6 +119,20 @@ def _u(i):
 
 
 @_jit
+def min_max(a):
+    """(min, max) of a non-empty C-contiguous array in one pass (the compiler vectorises it):
+    a third of the time of NumPy's ``min()`` and ``max()`` on a 512x512 uint16 frame."""
+    f = a.ravel()
+    lo = f[0]
+    hi = f[0]
+    for i in range(f.shape[0]):
+        v = f[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+@_jit
 def bit_length(x):
     """Magnitude category: number of bits of |x| (0 for 0)."""
     return 64 - _clz64(abs(np.int64(x)))
@@ -795,6 +809,9 @@ def pack_symbols(stream, ns, code, size, stuff, out):
     acc = np.int64(0)
     nbits = 0
     rst = 0
+    cz = np.empty(code.shape[0], np.int64)  # code << 6 | size: one load per symbol (sizes <= 32)
+    for i in range(code.shape[0]):
+        cz[i] = (np.int64(code[i]) << 6) | size[i]
     for i in range(ns):
         e = stream[i]
         idx = e & 1023
@@ -812,12 +829,13 @@ def pack_symbols(stream, ns, code, size, stuff, out):
             rst += 1
             continue
         s = (e >> 10) & 31
-        length = size[idx]
+        cs = cz[idx]
+        length = cs & 63
         if length + s <= 31:
-            acc = (acc << (length + s)) | (np.int64(code[idx]) << s) | (e >> 16)
+            acc = (acc << (length + s)) | ((cs >> 6) << s) | (e >> 16)
             nbits += length + s
         else:  # 16-bit data: code and extra bits in two steps
-            acc = (acc << length) | code[idx]
+            acc = (acc << length) | (cs >> 6)
             nbits += length
             if nbits >= 32:
                 nbits -= 32
@@ -1502,11 +1520,27 @@ def _deficit_penalty(energy, target, target2, mu):
     return mu * t * t
 
 
+@_jit
+def _deficit_accept(base, pen, eq1, target, target2, mu):
+    """Whether a move whose error + rate change is ``base < 0`` lowers J once the penalty is counted:
+    ``base + P(eq1) - pen < 0`` with ``P = mu (target - sqrt(eq1))^2`` below ``target2`` (else 0) and
+    ``pen`` the penalty before the move. Decided without the square root (it was on the path of
+    every decision): with ``R = pen - base > 0`` the test is ``mu (T^2 + eq1) - R < 2 mu T sqrt(eq1)``,
+    true when the left side is negative, else compared squared. The same decision as computing
+    :func:`_deficit_penalty` but for ties within rounding."""
+    if eq1 >= target2:
+        return True
+    lhs = mu * (target2 + eq1) - (pen - base)
+    if lhs < 0:
+        return True
+    return lhs * lhs < 4.0 * mu * mu * target2 * eq1
+
+
 @_helper
-def _strip_round(sx, weights, sm, mask, eo):
+def _strip_round(sx, weights, mask, eo):
     """Step 1 of :func:`_texture_block` for every block ``j`` of a strip held coefficient-major
-    (``sx[k, j]``: zigzag coefficient ``k`` / step): rounded AC magnitudes into int32 ``sm[k, j]``,
-    the bit mask of the non-zero ones (bit ``k - 1``) into ``mask[j]``, the AC energy
+    (``sx[k, j]``: zigzag coefficient ``k`` / step): the bit mask of the AC levels that round to
+    non-zero (bit ``k - 1``) into ``mask[j]``, the AC energy
     ``sum_k weights[k] |x_k|**2`` (k ascending) into ``eo[j]``. Loops over the blocks, which the
     compiler vectorises."""
     bx = sx.shape[1]
@@ -1515,13 +1549,11 @@ def _strip_round(sx, weights, sm, mask, eo):
         mask[j] = 0
     for k in range(1, 64):
         src = sx[k]
-        mk = sm[k]
         w = weights[k]
         bit = np.int64(1) << (k - 1)
         for j in range(bx):
             a = abs(src[j])
             m = np.int32(a + 0.5)  # a >= 0: truncation is floor
-            mk[j] = m
             eo[j] += w * a * a
             mask[j] |= bit if m != 0 else 0
 
@@ -1536,20 +1568,25 @@ def _floor_targets(sx, dc_floor, eo):
             eo[j] = 0.0
 
 
-@_helper
-def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience):
+#: Per-block helpers inlined (numba IR) into their strip loops: a call per block passes every array's
+#: fields (some 50 words) and reloads them; inlined, they stay in registers.
+_inline = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
+
+
+@_inline
+def _texture_block(sx, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt):
     """Levels of block ``j`` of a strip prepared by :func:`_strip_round`: rounding, then the greedy
-    backward pass of :func:`texture_levels` (``_rdoq`` module docstring). Returns ``c``, the
+    backward pass of :func:`texture_levels` (``_rdoq`` module docstring; ``rt``: :func:`_run_table` of
+    ``ac_bits``). Returns ``c``, the
     number of non-zero rounded AC levels; ``pos[:c]`` holds their positions (ascending) and
     ``lvc[:c]`` their final magnitudes (0: zeroed by the pass)."""
-    zrl = ac_bits[_u(15 << size_bits)]
     eob = ac_bits[_u(0)]
     eq = 0.0
     c = 0
     while mask != 0:
         k = _ctz64(mask) + 1
         mask &= mask - 1
-        m = np.int64(sm[_u(k), _u(j)])
+        m = np.int64(np.int32(abs(sx[_u(k), _u(j)]) + 0.5))  # the rounded magnitude (_strip_round)
         pos[_u(c)] = k
         lvc[_u(c)] = m
         c += 1
@@ -1570,34 +1607,30 @@ def _texture_block(sx, sm, j, mask, eo, pos, lvc, weights, ac_bits, size_bits, l
         if m == 1:  # zero it: its symbol goes, the next one's run grows (or the EOB moves)
             a = abs(sx[_u(k), _u(j)])
             r = k - p - 1
-            here = (r >> 4) * zrl + ac_bits[_u(((r & 15) << size_bits) | 1)] + 1
+            here = rt[_u(r << 5 | 1)] + 1
             if q < 64:
                 sq = bit_length(mq)
                 rq = q - k - 1
                 rn = q - p - 1
-                dr = ((rn >> 4) * zrl + ac_bits[_u(((rn & 15) << size_bits) | sq)]
-                      - (rq >> 4) * zrl - ac_bits[_u(((rq & 15) << size_bits) | sq)] - here)  # fmt: skip
+                dr = rt[_u(rn << 5 | sq)] - rt[_u(rq << 5 | sq)] - here
             else:
                 dr = eob - here - (eob if k < 63 else 0.0)
             base = weights[_u(k)] * (2.0 * a - 1.0) + lam * dr
             eq1 = eq - weights[_u(k)]
-            # the penalty never falls when energy is removed: computed only when the rest gains
-            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
-            if base + (pen1 - pen) < 0:
+            if base < 0 and _deficit_accept(base, pen, eq1, target, target2, mu):
                 eq = eq1
-                pen = pen1
+                pen = _deficit_penalty(eq1, target, target2, mu)
                 m = 0
                 misses = -1
-        elif m & (m - 1) == 0:  # a power of two: one less drops its category by one
+        elif m == 2:  # 2 -> 1 drops its category by one (4 -> 3, 8 -> 7 ... are not tried: docs/design-notes.md)
             a = abs(sx[_u(k), _u(j)])
             s = bit_length(m)
             rr = ((k - p - 1) & 15) << size_bits
             base = weights[_u(k)] * (2.0 * (a - m) + 1.0) + lam * (ac_bits[_u(rr | (s - 1))] - ac_bits[_u(rr | s)] - 1)
             eq1 = eq - weights[_u(k)] * (2 * m - 1)
-            pen1 = _deficit_penalty(eq1, target, target2, mu) if base < 0 else pen
-            if base + (pen1 - pen) < 0:
+            if base < 0 and _deficit_accept(base, pen, eq1, target, target2, mu):
                 eq = eq1
-                pen = pen1
+                pen = _deficit_penalty(eq1, target, target2, mu)
                 m -= 1
                 misses = -1
         lvc[_u(i)] = m
@@ -1627,6 +1660,19 @@ _CHUNK = 64
 
 
 @_jit
+def _run_table(ac_bits, size_bits):
+    """Code bits of a run of any length 0..63 (its ZRLs included) then a size: ``rt[run << 5 | size]``
+    = ``(run >> 4) ac_bits[ZRL] + ac_bits[(run & 15) << size_bits | size]`` (sizes < 32), made once per
+    frame so that the greedy looks a rate up in one load."""
+    zrl = ac_bits[15 << size_bits]
+    rt = np.zeros(64 << 5)
+    for run in range(64):
+        for sz in range(min(32, 1 << size_bits)):
+            rt[run << 5 | sz] = (run >> 4) * zrl + ac_bits[((run & 15) << size_bits) | sz]
+    return rt
+
+
+@_jit
 def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, dc_floor, out):
     """Texture-aware levels of every block (``_rdoq`` module docstring) into int32 ``out``.
 
@@ -1650,10 +1696,10 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
     out
         int32 (N, 64): levels; column 0 (DC) rounded to nearest.
     """
+    rt = _run_table(ac_bits, size_bits)
     pos = np.zeros(64, np.int64)
     lvc = np.zeros(64, np.int64)
     sx = np.empty((64, _CHUNK))
-    sm = np.empty((64, _CHUNK), np.int32)
     mask = np.empty(_CHUNK, np.int64)
     eo = np.empty(_CHUNK)
     n = scaled.shape[0]
@@ -1662,10 +1708,10 @@ def texture_levels(scaled, weights, ac_bits, size_bits, lam, mu, rho, patience, 
         for k in range(64):
             for j in range(c):
                 sx[k, j] = scaled[b0 + j, k]
-        _strip_round(sx[:, :c], weights, sm[:, :c], mask[:c], eo[:c])
+        _strip_round(sx[:, :c], weights, mask[:c], eo[:c])
         _floor_targets(sx, dc_floor, eo[:c])
         for j in range(c):
-            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience)
+            c = _texture_block(sx, j, mask[j], eo[j], pos, lvc, weights, ac_bits, size_bits, lam, mu, rho, patience, rt)
             _chain_out(sx, j, c, pos, lvc, out, b0 + j)
     return out
 
@@ -1784,16 +1830,17 @@ def texture_frame_levels(
     )
     if kappa > 0:
         mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
+    rt = _run_table(ac_len, size_bits)
     dc = np.empty(n)
     flat = np.empty(n, np.uint8)
     for i in range(by):
-        sx, sm, mask, eo = _texture_strip(
+        sx, mask, eo = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
         )
         for j in range(bx):
             b = i * bx + j
             dc[b] = sx[0, j]
-            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
+            c = _texture_block(sx, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt)
             _chain_out(sx, j, c, pos, lvc, out, b)
             flat[b] = 1
             for t in range(c):
@@ -1805,22 +1852,45 @@ def texture_frame_levels(
 
 
 @_helper
-def _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx):
+def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, mask, eo):
     """Zigzag DCT coefficients / steps of a strip's blocks (:func:`_fdct_strip`), coefficient-major
-    into ``sx[k, j]``: the values :func:`fdct_scaled` gives."""
+    into ``sx[k, j]`` (the values :func:`fdct_scaled` gives: multiplied by ``qmul_zz``, divided by
+    ``exact_div`` at :data:`EXACT_ZZ`), and in the same pass what :func:`_strip_round` makes of
+    them (``mask``, ``eo``; the energy summed k ascending, as there): one pass over the
+    strip instead of two."""
     bx = coef.shape[1]
-    for k in range(64):
+    src = coef[0]  # DC: EXACT_ZZ[0]
+    dst = sx[0]
+    d = exact_div[0]
+    for j in range(bx):
+        dst[j] = src[j] / d
+        eo[j] = 0.0
+        mask[j] = 0
+    e = 1
+    for k in range(1, 64):
         src = coef[nat_zz[k]]
         dst = sx[k]
-        q = qmul_zz[k]
-        for j in range(bx):
-            dst[j] = src[j] * q
-    for e in range(4):
-        src = coef[EXACT_NAT[e]]
-        dst = sx[EXACT_ZZ[e]]
-        d = exact_div[e]
-        for j in range(bx):
-            dst[j] = src[j] / d
+        w = weights[k]
+        bit = np.int64(1) << (k - 1)
+        if e < 4 and k == EXACT_ZZ[e]:
+            d = exact_div[e]
+            e += 1
+            for j in range(bx):
+                x = src[j] / d
+                dst[j] = x
+                a = abs(x)
+                m = np.int32(a + 0.5)  # a >= 0: truncation is floor
+                eo[j] += w * a * a
+                mask[j] |= bit if m != 0 else 0
+        else:
+            q = qmul_zz[k]
+            for j in range(bx):
+                x = src[j] * q
+                dst[j] = x
+                a = abs(x)
+                m = np.int32(a + 0.5)
+                eo[j] += w * a * a
+                mask[j] |= bit if m != 0 else 0
 
 
 @_jit
@@ -1831,26 +1901,24 @@ def _strip_buffers(frame, stride):
     bx = (frame.shape[1] + 7) // 8
     slots = (by + stride - 1) // stride + 1
     return (np.empty(8 * bx), np.empty((64, bx)), np.empty((64, bx)), np.empty((slots, 64, bx)),
-            np.empty((slots, 64, bx), np.int32), np.empty((slots, bx), np.int64), np.empty((slots, bx)))  # fmt: skip
+            np.empty((slots, bx), np.int64), np.empty((slots, bx)))  # fmt: skip
 
 
 @_jit
 def _texture_strip(frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, fresh, bufs):
-    """Strip ``i`` prepared for :func:`_texture_block` (``sx``, ``sm``, ``mask``, ``eo`` of
+    """Strip ``i`` prepared for :func:`_texture_block` (``sx``, ``mask``, ``eo`` of
     :func:`_strip_round`): computed into its slot of ``bufs`` (:func:`_strip_buffers`) when
     ``fresh`` or when it is not a sampled strip, else the sampled strip kept from step 1."""
-    row, tmp, coef, ksx, ksm, kmask, keo = bufs
+    row, tmp, coef, ksx, kmask, keo = bufs
     slot = i // stride if i % stride == 0 else ksx.shape[0] - 1
     sx = ksx[slot]
-    sm = ksm[slot]
     mask = kmask[slot]
     eo = keo[slot]
     if fresh or i % stride != 0:
         _fdct_strip(frame, 8 * i, offset, row, tmp, coef)
-        _strip_scaled(coef, exact_div, qmul_zz, nat_zz, sx)
-        _strip_round(sx, weights, sm, mask, eo)
+        _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, mask, eo)
         _floor_targets(sx, dc_floor, eo)
-    return sx, sm, mask, eo
+    return sx, mask, eo
 
 
 #: Bins of the histogram of ``|a - b - c + d|`` in :func:`noise_sigma` (larger values share the last).
@@ -1925,7 +1993,7 @@ def _texture_code_lengths(
     ac_freq = np.zeros(16 << size_bits, np.int64)
     zrl = 15 << size_bits
     for i in range(0, by, stride):
-        sx, sm, mask, _ = _texture_strip(
+        sx, mask, _ = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, True, bufs
         )
         pred = np.int64(0)
@@ -1943,11 +2011,61 @@ def _texture_code_lengths(
                 while r > 15:
                     ac_freq[zrl] += 1
                     r -= 16
-                ac_freq[(r << size_bits) | bit_length(sm[k, j])] += 1
+                ac_freq[(r << size_bits) | bit_length(np.int32(abs(sx[k, j]) + 0.5))] += 1
             if prev < 63:
                 ac_freq[0] += 1
     symbol_code_lengths(dc_freq, dc_len)
     symbol_code_lengths(ac_freq, ac_len)
+
+
+@_helper
+def _strip_texture_symbols(
+    sx, mask, eo, b0, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval, stream, ns,
+    extra, ac_freq, dc, dcl, dc_slot, flat, rt,
+):  # fmt: skip
+    """Step 2 of :func:`encode_frame_texture` for the blocks of one strip (the first is block ``b0``):
+    each block's levels (:func:`_texture_block`, inlined here) and AC symbols, emitted into ``stream``
+    from ``ns`` on (``extra``: magnitude bits so far) with a slot kept for the DC symbol
+    (``dc_slot``); the DC coefficients / steps into ``dc``, rounded into ``dcl``, ``flat``: no AC
+    level left. Returns the new ``ns``, ``extra``."""
+    zrl = 15 << size_bits
+    for j in range(sx.shape[1]):
+        b = b0 + j
+        if restart_interval > 0 and b % restart_interval == 0 and b > 0:
+            stream[ns] = RESTART_SYMBOL
+            ns += 1
+        dc[b] = sx[0, j]
+        dcl[b, 0] = _round_level(sx[0, j], 0.5)
+        c = _texture_block(sx, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, rt)
+        dc_slot[b] = ns
+        ns += 1
+        prev = 0
+        flat[b] = 1
+        for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
+            m = lvc[t]
+            if m == 0:
+                continue
+            flat[b] = 0
+            k = pos[t]
+            r = k - prev - 1
+            while r > 15:
+                ac_freq[zrl] += 1
+                stream[_u(ns)] = zrl
+                ns += 1
+                r -= 16
+            sz = bit_length(m)
+            neg = np.int64(sx[_u(k), _u(j)] < 0)  # extra bits: m, or its complement for a negative level
+            sym = (r << size_bits) | sz
+            ac_freq[_u(sym)] += 1
+            extra += sz
+            stream[_u(ns)] = ((m ^ (-neg & ((np.int64(1) << sz) - 1))) << 16) | (sz << 10) | sym
+            ns += 1
+            prev = k
+        if prev < 63:
+            ac_freq[0] += 1
+            stream[_u(ns)] = 0
+            ns += 1
+    return ns, extra
 
 
 @_jit
@@ -1995,6 +2113,7 @@ def encode_frame_texture(
     )
     if kappa > 0:
         mu = texture_mu(mu, kappa, noise_sigma(frame, stride, floor_px), weights)
+    rt = _run_table(ac_len, size_bits)
     dc_freq = np.zeros(1 << size_bits, np.int64)
     ac_freq = np.zeros(16 << size_bits, np.int64)
     cap = 65 * n + 1
@@ -2005,49 +2124,16 @@ def encode_frame_texture(
     dc = np.empty(n)
     flat = np.empty(n, np.uint8)
     dcl = np.empty((n, 1), np.int32)
-    zrl = 15 << size_bits
     ns = np.int64(0)
     extra = np.int64(0)
     for i in range(by):
-        sx, sm, mask, eo = _texture_strip(
+        sx, mask, eo = _texture_strip(
             frame, i, offset, exact_div, qmul_zz, nat_zz, weights, dc_floor, stride, False, bufs
         )
-        for j in range(bx):
-            b = i * bx + j
-            if restart_interval > 0 and b % restart_interval == 0 and b > 0:
-                stream[ns] = RESTART_SYMBOL
-                ns += 1
-            dc[b] = sx[0, j]
-            dcl[b, 0] = _round_level(sx[0, j], 0.5)
-            c = _texture_block(sx, sm, j, mask[j], eo[j], pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience)
-            dc_slot[b] = ns
-            ns += 1
-            prev = 0
-            flat[b] = 1
-            for t in range(c):  # the AC symbols of the levels left non-zero (T.81 §F.1.2.2)
-                m = lvc[t]
-                if m == 0:
-                    continue
-                flat[b] = 0
-                k = pos[t]
-                r = k - prev - 1
-                while r > 15:
-                    ac_freq[zrl] += 1
-                    stream[_u(ns)] = zrl
-                    ns += 1
-                    r -= 16
-                v = m if sx[_u(k), _u(j)] >= 0 else -m
-                sz = bit_length(m)
-                sym = (r << size_bits) | sz
-                ac_freq[_u(sym)] += 1
-                extra += sz
-                stream[_u(ns)] = (np.int64(_extra_bits(v, sz)) << 16) | (sz << 10) | sym
-                ns += 1
-                prev = k
-            if prev < 63:
-                ac_freq[0] += 1
-                stream[_u(ns)] = 0
-                ns += 1
+        ns, extra = _strip_texture_symbols(
+            sx, mask, eo, i * bx, pos, lvc, weights, ac_len, size_bits, lam, mu, rho, patience, restart_interval,
+            stream, ns, extra, ac_freq, dc, dcl, dc_slot, flat, rt,
+        )  # fmt: skip
     if dc_rdo:
         trellis_dc(dc, weights[0], dc_len, lam, dcl, dc_lo, dc_hi, flat)
     dc_base = 16 << size_bits
@@ -2076,3 +2162,87 @@ def encode_frame_texture(
         ac_bits,
         ac_huffval,
     )
+
+
+@_jit
+def jpeg_stream(coded, dc_bits, dc_huffval, n_dc, ac_bits, ac_huffval, n_ac, head, tail):
+    """A complete single-scan JPEG stream as one uint8 array: ``head`` (SOI, DQT, SOF), the DHT
+    segment of the two tables (T.81 §B.2.4.2: Tc=0 Th=0, then Tc=1 Th=0; each BITS then its
+    ``n`` HUFFVAL bytes), ``tail`` ([DRI,] SOS), the entropy-coded bytes ``coded`` and EOI.
+    The tables are the ones :func:`huffman_table` made for 4-bit size fields (every symbol a
+    byte). Twin: :func:`medcodec.codec.stream.build_jpeg`."""
+    length = 2 + 17 + n_dc + 17 + n_ac  # Lh: the length field and both tables
+    nh = head.shape[0]
+    nt = tail.shape[0]
+    nc = coded.shape[0]
+    out = np.empty(nh + 2 + length + nt + nc + 2, np.uint8)
+    for i in range(nh):
+        out[i] = head[i]
+    p = nh
+    out[p] = 0xFF
+    out[p + 1] = 0xC4
+    out[p + 2] = length >> 8
+    out[p + 3] = length & 0xFF
+    p += 4
+    out[p] = 0x00
+    p += 1
+    for i in range(16):
+        out[p + i] = dc_bits[i]
+    p += 16
+    for i in range(n_dc):
+        out[p + i] = dc_huffval[i]
+    p += n_dc
+    out[p] = 0x10
+    p += 1
+    for i in range(16):
+        out[p + i] = ac_bits[i]
+    p += 16
+    for i in range(n_ac):
+        out[p + i] = ac_huffval[i]
+    p += n_ac
+    for i in range(nt):
+        out[p + i] = tail[i]
+    p += nt
+    out[p : p + nc] = coded
+    p += nc
+    out[p] = 0xFF
+    out[p + 1] = 0xD9
+    return out
+
+
+@_jit
+def encode_jpeg_texture(
+    frame,
+    offset,
+    exact_div,
+    qmul_zz,
+    nat_zz,
+    weights,
+    lam,
+    mu,
+    rho,
+    patience,
+    dc_rdo,
+    stride,
+    dc_floor,
+    dc_lo,
+    dc_hi,
+    kappa,
+    floor_px,
+    restart_interval,
+    head,
+    tail,
+):
+    """The whole JPEG stream of a frame coded by :func:`encode_frame_texture` (4-bit size fields,
+    0xFF stuffing), assembled by :func:`jpeg_stream` around ``head`` and ``tail``: one call from
+    pixels to the bytes of the file. Twin: :func:`encode_frame_texture`, then
+    :func:`medcodec.codec.stream.build_jpeg`."""
+    dc_bits = np.empty(16, np.int32)
+    dc_huffval = np.empty(16, np.int32)
+    ac_bits = np.empty(16, np.int32)
+    ac_huffval = np.empty(256, np.int32)
+    coded, n_dc, n_ac, _, _ = encode_frame_texture(
+        frame, offset, exact_div, qmul_zz, nat_zz, weights, lam, mu, rho, patience, dc_rdo, stride, dc_floor, dc_lo,
+        dc_hi, kappa, floor_px, 4, True, restart_interval, dc_bits, dc_huffval, ac_bits, ac_huffval,
+    )  # fmt: skip
+    return jpeg_stream(coded, dc_bits, dc_huffval, n_dc, ac_bits, ac_huffval, n_ac, head, tail)

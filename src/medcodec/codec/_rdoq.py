@@ -9,9 +9,10 @@ AC coefficients and of its dequantized AC levels (pixel units; the DCT is orthon
 norm / 8 is the block's standard deviation). The penalty is zero while a block keeps its
 AC energy and grows when a noisy block would be decoded flat, which is the waxy 8x8 mosaic
 PSNR-only quantizers produce in soft tissue. The search is greedy: levels start rounded;
-from the last non-zero coefficient back to the first, a +-1 may become 0 and a power of
-two may drop one magnitude category (2 -> 1, 4 -> 3, ...), whichever lowers J; other moves
-cost at least two unit errors for a bit or two and are not tried. R is priced with the
+from the last non-zero coefficient back to the first, a +-1 may become 0 and a 2 may drop
+one magnitude category (2 -> 1) when that lowers J; other moves cost at least two unit errors
+for a bit or two and are not tried (4 -> 3, 8 -> 7 ... were: they changed the BD-rate by less
+than 0.1 % and cost 1-2.5 % of the encoding time). R is priced with the
 code lengths of the rounded levels' symbols on every :data:`TEXTURE_STATS_STRIDE`-th block
 row. Then :func:`trellis_dc` decides the DC chain, knowing that decoders clip: a block left
 without AC levels decodes as its clipped constant, so a black background can be coded one
@@ -353,9 +354,10 @@ def texture_levels_reference(
                 continue
             if misses >= patience:
                 break
-            # a +-1 may become 0; a power of two may drop one category (2 -> 1, 4 -> 3, ...);
-            # other moves are left out: they add at least 2 unit errors to save a bit or two
-            options = [0] if m[k] == 1 else [m[k] - 1] if m[k] & (m[k] - 1) == 0 else []
+            # a +-1 may become 0; a 2 may drop one category (2 -> 1); other moves are left out:
+            # they add at least 2 unit errors to save a bit or two, and 4 -> 3, 8 -> 7 ... gained
+            # nothing measurable (docs/design-notes.md)
+            options = [0] if m[k] == 1 else [1] if m[k] == 2 else []
             best_m, best_c = m[k], current
             for cand in options:
                 trial = m.copy()
@@ -472,6 +474,39 @@ def encode_frame_texture(
     dc, ac = entropy.tables_from_kernel(size_bits, arrays[0], arrays[1], n_dc, arrays[2], arrays[3], n_ac, dc_size,
                                         ac_size)  # fmt: skip
     return coded.tobytes(), dc, ac
+
+
+def _texture_coder_args(coder: Any) -> tuple[Any, ...]:
+    """What the texture kernels take from a coder, memoised on it (a series codes every frame with
+    one coder): level offset, DCT multipliers, zigzag order, squared steps, lambda, and the ends of
+    the sample range in DC units (:func:`dc_clip`)."""
+    hit = coder.__dict__.get("_texture_args")
+    if hit is None:
+        from . import transform
+
+        steps, weights = _steps_weights(coder)
+        lam = default_lambda(steps) if coder.rdo_lambda is None else float(coder.rdo_lambda)
+        hit = coder.__dict__["_texture_args"] = (
+            float(coder.offset), coder._exact_div, coder._qmul, transform.NAT_ZZ, weights, lam, *dc_clip(coder)
+        )  # fmt: skip
+    return hit
+
+
+def encode_jpeg_texture(
+    coder: Any, frame: np.ndarray, *, restart_interval: int, floor: float | None, head: np.ndarray, tail: np.ndarray
+) -> bytes:
+    """The complete JPEG stream of ``frame`` coded by the texture-aware quantizer, in one kernel call
+    from pixels to bytes (:func:`._kernels.encode_jpeg_texture`): ``head`` (uint8: SOI, DQT, SOF),
+    the DHT of the frame's optimal tables, ``tail`` (uint8: [DRI,] SOS), the scan, EOI. The
+    levels and tables are those of :func:`encode_frame_texture` (``size_bits=4``, stuffed);
+    ``floor`` as for :func:`texture_frame_levels`."""
+    offset, exact_div, qmul, nat_zz, weights, lam, lo, hi = _texture_coder_args(coder)
+    out = K.encode_jpeg_texture(
+        coder._pixels(frame), offset, exact_div, qmul, nat_zz, weights, lam, TEXTURE_MU, TEXTURE_RHO,
+        TEXTURE_PATIENCE, TEXTURE_DC, TEXTURE_STATS_STRIDE, texture_dc_floor(coder, floor), lo, hi, TEXTURE_KAPPA,
+        _floor_px(floor), restart_interval, head, tail,
+    )  # fmt: skip
+    return out.tobytes()
 
 
 def trellis_blocks_reference(

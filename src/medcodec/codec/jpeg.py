@@ -60,7 +60,7 @@ from ..spec import storage_dtype
 from . import _rdoq, container, levelshift, quantize, tables_trained
 from . import markers as M
 from .framecoder import FrameCoder, frame_selection
-from .stream import JpegFrame, build_jpeg, parse_jpeg, precision_for
+from .stream import JpegFrame, build_jpeg, jpeg_head_arrays, parse_jpeg, precision_for
 
 __all__ = [
     "JpegFrame",
@@ -133,6 +133,12 @@ class _JpegEncoder:
             return hit
         coder = self.coder(q)
         ri, floor = self.restart_interval, self.texture_floor
+        if self.rdo == "texture":  # pixels to the stream's bytes in one kernel call
+            rows, cols = self.frame.shape
+            head, tail = jpeg_head_arrays(_steps_bytes(coder), self.P, rows, cols, ri)
+            out = _rdoq.encode_jpeg_texture(coder, self.frame, restart_interval=ri, floor=floor, head=head, tail=tail)
+            self._cache[q] = out
+            return out
         enc = coder.encode_frame(self.frame, size_bits=4, stuff=True, restart_interval=ri, texture_floor=floor)
         stream = build_jpeg(
             enc.coded, P=self.P, Y=self.frame.shape[0], X=self.frame.shape[1], steps=coder.steps,
@@ -140,6 +146,14 @@ class _JpegEncoder:
         )  # fmt: skip
         self._cache[q] = stream
         return stream
+
+
+def _steps_bytes(coder: FrameCoder) -> bytes:
+    """The coder's natural-order steps as uint16 bytes (the key of the memoised headers), memoised on it."""
+    hit = coder.__dict__.get("_steps_bytes")
+    if hit is None:
+        hit = coder.__dict__["_steps_bytes"] = np.ascontiguousarray(coder.steps, dtype=np.uint16).tobytes()
+    return hit
 
 
 def _make_coder(q: float, P: int, range_bits: int, table: Any, weights: np.ndarray, rdo: str) -> FrameCoder:
@@ -278,6 +292,12 @@ def encode_jpeg(
         frame, bits_stored=bits_stored, range_bits=rbits, table=table, rdo=rdo, restart_interval=int(restart_interval),
         texture_floor=_rdoq.texture_floor(vmin, vmax),
     )  # fmt: skip
+    if ratio is None and psnr is None:  # a quality (the common call; RateTarget's checks, without its cost)
+        if quality is None:
+            return enc.encode(75.0)
+        if isinstance(quality, (int, float, np.integer, np.floating)) and not isinstance(quality, bool):
+            if 1 <= quality <= 100:  # else (NaN too) RateTarget raises below
+                return enc.encode(float(quality))
     target = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range
     if target.kind in (None, "quality"):
         return enc.encode(75.0 if quality is None else float(quality))

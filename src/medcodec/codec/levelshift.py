@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..spec import storage_dtype, value_range
+from . import _kernels
 
 __all__ = [
     "level_offset",
@@ -40,7 +41,11 @@ def check_range(pixels: np.ndarray, bits_stored: int, signed: bool) -> tuple[int
     lo, hi = value_range(bits_stored, signed)
     if pixels.size == 0:
         raise InvalidInputError("pixels is empty")
-    pmin, pmax = int(pixels.min()), int(pixels.max())
+    if pixels.dtype.kind in "iu" and pixels.dtype.isnative and pixels.flags.c_contiguous:
+        lo_hi = _kernels.min_max(pixels)  # one pass (numba takes native byte order only)
+        pmin, pmax = int(lo_hi[0]), int(lo_hi[1])
+    else:
+        pmin, pmax = int(pixels.min()), int(pixels.max())
     if pmin < lo or pmax > hi:
         bad = int(np.count_nonzero((pixels < lo) | (pixels > hi)))
         kind = "signed" if signed else "unsigned"

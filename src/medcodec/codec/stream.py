@@ -107,6 +107,15 @@ def _jpeg_head(steps: bytes, P: int, Y: int, X: int, restart_interval: int) -> t
     return before, after + M.Sos((M.ScanComponent(1, 0, 0),)).to_bytes()
 
 
+@functools.lru_cache(maxsize=256)
+def jpeg_head_arrays(steps: bytes, P: int, Y: int, X: int, restart_interval: int) -> tuple[np.ndarray, np.ndarray]:
+    """The segments before the DHT (SOI, DQT, SOF) and after it ([DRI,] SOS) of :func:`build_jpeg`, as
+    uint8 arrays for the kernel that writes the whole stream (``_kernels.encode_jpeg_texture``);
+    ``steps``: the uint16 natural-order steps' bytes. Memoised (one quality and size per series)."""
+    before, after = _jpeg_head(steps, P, Y, X, restart_interval)
+    return np.frombuffer(before, np.uint8).copy(), np.frombuffer(after, np.uint8).copy()
+
+
 def _dht_bytes(dc_table: entropy.HuffmanTable, ac_table: entropy.HuffmanTable) -> bytes:
     """The DHT segment of the two tables (T.81 §B.2.4.2), the bytes ``M.Dht(...).to_bytes()``
     writes (checked by tests/codec/test_jpeg.py), without building the segment objects."""
