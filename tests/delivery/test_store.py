@@ -239,3 +239,24 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> No
         assert proc.returncode == 0, err.decode()
     with open_store(tmp_path / "store", create=False) as store:
         assert store.find_studies({}) == []
+
+
+@pytest.mark.realdata
+def test_series_mapping_is_remembered_until_the_series_changes(shared_data: Path, store, monkeypatch) -> None:
+    # Store.series_mapping remembers per (series, preset, statistics): no header read the second
+    # time; a new instance changes the statistics, and the mapping is planned again
+    files = series_files(shared_data, MR)
+    store.ingest(files[:3], precompress=False)
+    series = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+    opened: list[str] = []
+    original = store.open_original
+    monkeypatch.setattr(store, "open_original", lambda record: opened.append(record.sop_uid) or original(record))
+    first = store.series_mapping(series, "diagnostic")
+    assert first is not None and len(opened) == 1
+    assert store.series_mapping(series, "diagnostic") is first and len(opened) == 1
+    assert store.series_mapping(series, "original") is None
+    brightest = max(files[3:], key=lambda p: int(pydicom.dcmread(p).pixel_array.max()))
+    store.ingest([brightest], precompress=False)
+    again = store.series_mapping(series, "diagnostic")
+    assert len(opened) == 2 and again is not first
+    assert again.content[1] >= first.content[1]  # the series' range as it is now

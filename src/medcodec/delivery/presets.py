@@ -559,17 +559,20 @@ def stats_of(frames: NDArray[np.integer], spec: PixelSpec) -> SeriesStats:
     )
 
 
-def series_mapping(store: Any, series_uid: str, preset: Preset | str) -> SeriesMapping | None:
+def series_mapping(
+    store: Any, series_uid: str, preset: Preset | str, *, stats: dict[str, Any] | None = None
+) -> SeriesMapping | None:
     """The series-wide mapping ``preset`` uses, from the value statistics the catalog holds.
 
     ``None`` when the preset codes nothing lossy (``original``, ``lossless``) or the series
-    has no compressible instance. One SQL aggregate; no pixel is read.
+    has no compressible instance. One SQL aggregate (or ``stats``, its result, when the caller
+    has it), the first instance's record and header; no pixel is read.
     """
     preset = get_preset(preset)
     point = preset.points.get("*")
     if point is None or point.syntax == "htj2k-lossless":
         return None
-    stats = store.catalog.series_stats(series_uid)
+    stats = stats if stats is not None else store.catalog.series_stats(series_uid)
     if stats is None:
         return None
     first = next((r for r in store.catalog.instances(None, series_uid, None) if r.compressible), None)

@@ -38,6 +38,9 @@ from .catalog import ArchiveRecord, Catalog, InstanceRecord, RenditionRecord
 from .objects import Objects, is_full
 from .uids import validate_uid
 
+#: Series mappings a store remembers (Store.series_mapping); the oldest goes first.
+_MAPPINGS_KEPT = 256
+
 if TYPE_CHECKING:
     from .ingest import IngestReport, InstanceOutcome
 
@@ -75,6 +78,7 @@ class Store:
         self.catalog = catalog
         self.url = objects.url
         self._lock = threading.Lock()
+        self._mappings: dict[tuple[Any, ...], Any] = {}  # (series, preset, statistics) -> mapping
 
     def close(self) -> None:
         self.catalog.close()
@@ -238,12 +242,27 @@ class Store:
         return self.objects.open(archive.path)
 
     def series_mapping(self, series_uid: str, preset: str) -> Any:
-        """The series-wide value mapping ``preset`` uses for a series (from catalog statistics), or ``None``."""
+        """The series-wide value mapping ``preset`` uses for a series (from catalog statistics), or ``None``.
+
+        Remembered per (series, preset, statistics): the statistics are one SQL aggregate, and a
+        series whose instances change changes them (a new instance adds to the count), so a
+        remembered mapping is never stale; what is saved is the first instance's record and
+        header read (~3 ms per live archive and per WADO-RS instance coded now)."""
         from .presets import PRESETS, series_mapping
 
         if preset not in PRESETS:
             raise InvalidInputError(f"preset={preset!r} is unknown, expected one of {sorted(PRESETS)}")
-        return series_mapping(self, series_uid, PRESETS[preset])
+        stats = self.catalog.series_stats(series_uid)
+        key = (series_uid, preset, None if stats is None else tuple(sorted(stats.items())))
+        with self._lock:
+            if key in self._mappings:
+                return self._mappings[key]
+        mapping = series_mapping(self, series_uid, PRESETS[preset], stats=stats) if stats is not None else None
+        with self._lock:
+            if len(self._mappings) >= _MAPPINGS_KEPT:
+                self._mappings.pop(next(iter(self._mappings)))  # the oldest
+            self._mappings[key] = mapping
+        return mapping
 
     # ---------------------------------------------------------------- maintenance
 
