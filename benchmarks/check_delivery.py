@@ -57,6 +57,9 @@ from pydicom.uid import generate_uid
 from medcodec.service.demo import ShapingProxy, free_port
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_delivery import Orthanc, timed_get, wait_http  # the delivery benchmark's own helpers
+
 MEDCODEC = [sys.executable, "-m", "medcodec.cli.main"]
 JPEG_12 = "1.2.840.10008.1.2.4.51"
 ODD = ("US1_UNCR.dcm", "emri_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "MR_small_bigendian.dcm",
@@ -106,28 +109,6 @@ def build_pydicom_studies(out: Path) -> list[Path]:
     return [*folders, odd]
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with status {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} not ready within {timeout} s")
-
-
-def timed(url: str, headers: dict[str, str] | None = None) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    r = httpx.get(url, headers=headers, timeout=900)
-    if r.status_code != 200:
-        raise RuntimeError(f"GET {url}: HTTP {r.status_code}: {r.text[:200]}")
-    return time.perf_counter() - t0, len(r.content)
-
-
 def run(folders: list[Path], work: Path, args: argparse.Namespace) -> Checks:
     from dicomweb_client.api import DICOMwebClient
 
@@ -145,7 +126,7 @@ def run(folders: list[Path], work: Path, args: argparse.Namespace) -> Checks:
     base = f"http://127.0.0.1:{port}"
     orthanc = proxy = oproxy = None
     try:
-        wait_ready(base + "/health", server, "medcodec serve")
+        wait_http(base + "/health", server, "medcodec serve", timeout=120)
         client = DICOMwebClient(base + "/dicomweb")
         studies = client.search_for_studies()
         check(len(studies) == len(folders), f"QIDO-RS lists {len(studies)} studies ({len(folders)} ingested)")
@@ -235,9 +216,6 @@ def run(folders: list[Path], work: Path, args: argparse.Namespace) -> Checks:
         rate = args.rate * 1e6 / 8
         proxy = ShapingProxy(port, rate=rate)
         if args.orthanc:
-            sys.path.insert(0, str(HERE))
-            from bench_delivery import Orthanc
-
             try:
                 orthanc = Orthanc(work / "orthanc")
             except RuntimeError as exc:  # not installed (`make bench` installs it): the rest still runs
@@ -247,16 +225,18 @@ def run(folders: list[Path], work: Path, args: argparse.Namespace) -> Checks:
                 oproxy = ShapingProxy(orthanc.port, rate=rate)
         for uid, (n, modalities, imaging) in sizes.items():
             pb = f"http://127.0.0.1:{proxy.port}/studies/{uid}/archive.zip"
-            t_raw, b_raw = timed(pb + "?preset=original")
-            t_live = min(timed(pb + "?preset=diagnostic&live=1")[0] for _ in range(2))
-            t_pre = timed(pb + "?preset=diagnostic")[0]
+            t_raw, body, _ = timed_get(pb + "?preset=original")
+            b_raw = len(body)
+            t_live = min(timed_get(pb + "?preset=diagnostic&live=1")[0] for _ in range(2))
+            t_pre = timed_get(pb + "?preset=diagnostic")[0]
             line = (f"{args.rate:g} Mbit/s, study {'/'.join(modalities)} of {n} ({b_raw / 1e6:.1f} MB): original "
                     f"{t_raw:.2f} s, live diagnostic {t_live:.2f} s = {t_live / t_raw:.3f} of it, pre-computed {t_pre:.2f} s")  # fmt: skip
             check(t_live <= t_raw / 6, line + " (live <= 1/6)") if imaging else print(f"      {line} (not held)")
             if oproxy is not None and imaging:
                 try:
-                    t_o, b_o = timed(f"http://127.0.0.1:{oproxy.port}/dicom-web/studies/{uid}",
-                                     {"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JPEG_12}'})  # fmt: skip
+                    t_o, body, _ = timed_get(f"http://127.0.0.1:{oproxy.port}/dicom-web/studies/{uid}",
+                                             {"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JPEG_12}'})  # fmt: skip
+                    b_o = len(body)
                     check(t_live <= 0.6 * t_o, f"  Orthanc WADO-RS .51 {t_o:.2f} s ({b_o / 1e6:.1f} MB): live / Orthanc "
                                                f"= {t_live / t_o:.2f} (<= 0.6)")  # fmt: skip
                 except RuntimeError as exc:
