@@ -363,3 +363,48 @@ def test_implicit_cache_stays_bounded(monkeypatch):
         assert fastwrite._cache_held[0] <= 20_000
     held = sum(100 + len(k[1] or b"") + len(v) for k, v in fastwrite._IMPLICIT_CACHE.items())
     assert held == fastwrite._cache_held[0] and 0 < len(fastwrite._IMPLICIT_CACHE) < 2_000
+
+
+class _CountingDict(dict):  # type: ignore[type-arg]
+    hits = 0
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def]
+        found = super().get(key, default)
+        if found is not None:
+            type(self).hits += 1
+        return found
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_remembered_runs_give_dcmwrite_bytes(shared_data, monkeypatch, case):
+    """Consecutive unchanged raw elements are written as runs remembered under their bytes in the
+    file: over a series (values that change from slice to slice learnt on the way) the runs are
+    found again, and every file is still dcmwrite's bytes, element changes included."""
+    monkeypatch.setattr(fastwrite, "_RUN_CACHE", _CountingDict())
+    monkeypatch.setattr(fastwrite, "_ALONE", set())
+    monkeypatch.setattr(fastwrite, "_LAST_VALUE", {})
+    _CountingDict.hits = 0
+    folder, _ = CASES[case]
+    for i, path in enumerate(series_files(shared_data, folder)[:8]):
+        data = path.read_bytes()
+        ds = read_native(data)
+        assert ds is not None and ds.__dict__["_medcodec_source"] is data
+        ds.SOPInstanceUID = f"1.2.3.{i}"  # changed elements among the raw ones, as a preset does
+        ds.ImageType = ["DERIVED", "PRIMARY"]
+        del ds[0x00200013]  # a deleted one: the runs around it must not bridge the gap
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # written in explicit VR, as the presets write
+        expected = encode_file(_same(data, i))
+        assert encode_file_fast(ds) == expected, f"{path.name}"
+    assert _CountingDict.hits > 0, "no run was found again"
+    assert fastwrite._ALONE, "nothing was learnt to vary along the series"
+
+
+def _same(data: bytes, i: int) -> Any:
+    """The same changes on a data set pydicom read itself (no runs: its reference bytes)."""
+    ref = pydicom.dcmread(io.BytesIO(data))
+    ref.SOPInstanceUID = f"1.2.3.{i}"
+    ref.ImageType = ["DERIVED", "PRIMARY"]
+    del ref[0x00200013]
+    ref.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ref

@@ -83,6 +83,9 @@ def _read(data: bytes) -> FileDataset | None:
     dataset.set_original_encoding(implicit, True, encoding)
     ds = FileDataset(fp, dataset, data[:128], file_meta, implicit, True)
     ds.set_original_encoding(implicit, True, dataset._character_set)
+    # the raw elements' value_tell point into this: .fastwrite writes unchanged runs of them from it
+    if isinstance(data, bytes):
+        ds._medcodec_source = data
     return ds
 
 

@@ -86,7 +86,15 @@ _CACHED_SIZE = 256
 _CACHED_SEQUENCE = 4096
 _CACHE_BYTES = 8 << 20
 _NO_CREATOR = object()  # not looked up yet (None is a valid answer: no creator)
-_cache_held = [0]  # bytes of keys and values in _IMPLICIT_CACHE (about)
+_cache_held = [0]  # bytes of keys and values in _IMPLICIT_CACHE and _RUN_CACHE (about)
+#: (implicit, a run's bytes in its file, the private creators) -> the run's output (_dataset_body)
+_RUN_CACHE: dict[tuple[Any, ...], bytes] = {}
+#: tags written on their own, not in runs: values this process has seen change from one data set to
+#: the next, or written by pydicom; and the hash of each tag's last value; both forgotten past
+#: _MAX_TAGS tags
+_ALONE: set[int] = set()
+_LAST_VALUE: dict[int, int] = {}
+_MAX_TAGS = 50_000
 _ELEMENT_HEAD = struct.Struct("<HHL")
 _DEFAULT_ENCODINGS = convert_encodings([default_encoding])
 _SHORT = struct.Struct("<H")
@@ -161,7 +169,8 @@ def encode_file_fast(ds: Dataset) -> bytes:
         if implicit:  # what write_dataset does first when the encoding changes
             _correct_ambiguous_vr(ds)
         encodings: Any = ds.get("SpecificCharacterSet", "iso8859")
-        return fp.getvalue() + _dataset_body(ds, bool(implicit), encodings, value_buffer)
+        source = ds.__dict__.get("_medcodec_source")  # set by .fastread: the file ds was read from
+        return fp.getvalue() + _dataset_body(ds, bool(implicit), encodings, value_buffer, source)
     except DicomError:
         raise
     except Exception as exc:  # pydicom raises many kinds on invalid values
@@ -172,6 +181,7 @@ def _remember(key: tuple[int, bytes | None, Any], written: bytes | None) -> None
     size = 100 + len(key[1] or b"") + len(written or b"")  # with the tuple's and objects' overhead
     if _cache_held[0] + size > _CACHE_BYTES:
         _IMPLICIT_CACHE.clear()
+        _RUN_CACHE.clear()
         _cache_held[0] = 0
     _IMPLICIT_CACHE[key] = b"" if written is None else written
     _cache_held[0] += size
@@ -200,80 +210,190 @@ def _correct_ambiguous_vr(ds: Dataset, ancestors: list[Dataset] | None = None) -
     del ancestors[0]
 
 
-def _dataset_body(ds: Dataset, implicit: bool, encodings: Any, value_buffer: DicomBytesIO) -> bytes:
+def _dataset_body(
+    ds: Dataset, implicit: bool, encodings: Any, value_buffer: DicomBytesIO, source: bytes | None = None
+) -> bytes:
     """``write_dataset``'s output for ``ds`` (top level or a sequence item) in explicit VR little endian:
     raw elements copied (:func:`_raw_bytes`), plain converted ones through :func:`_element_bytes`,
-    sequences through :func:`_sequence_bytes`, anything else through pydicom's ``write_data_element``."""
+    sequences through :func:`_sequence_bytes`, anything else through pydicom's ``write_data_element``.
+
+    ``source``: the file :mod:`.fastread` read ``ds`` from (its raw elements' ``value_tell`` point
+    into it). Consecutive raw elements are then written as *runs*: a run's output is a function of
+    its bytes in the file (tags, lengths, values) and of the private creators alone, so it is
+    remembered under those bytes, and the next instance of a series whose run is the same bytes
+    costs one look-up instead of one per element. Elements whose values differ between instances,
+    and those pydicom has to write (learnt per process: :data:`_ALONE`), end runs, so that the runs
+    between them repeat.
+    """
     converted = convert_encodings(encodings or [default_encoding])
     parts: list[bytes] = []
     items = ds._dict
     creators: dict[int, Any] = {}  # private block -> its creator's value (looked up once per block)
+    run: list[Any] = []  # the raw elements of the current run (with ``source``)
+    run_start = run_end = -1
+    creator_key: tuple[Any, ...] | None = None
+
+    def element(tag: Any, elem: Any) -> tuple[bytes, bool]:
+        return _element_out(ds, items, tag, elem, implicit, creators, encodings, converted, value_buffer)
+
+    def flush() -> None:
+        nonlocal creator_key
+        if len(run) == 1:
+            parts.append(element(run[0].tag, run[0])[0])
+        elif run:
+            if creator_key is None:
+                creator_key = _creators(items)
+            key = (implicit, source[run_start:run_end], creator_key)  # type: ignore[index]
+            known = _RUN_CACHE.get(key)
+            if known is not None:
+                parts.append(known)
+            else:
+                out, pure, steady = [], True, True
+                for elem in run:
+                    done, is_pure = element(elem.tag, elem)
+                    out.append(done)
+                    steady = _steady(int(elem.tag), elem.value) and steady
+                    if not is_pure:  # pydicom wrote it, from more than its bytes: it ends runs from now on
+                        _ALONE.add(int(elem.tag))
+                        pure = False
+                joined = b"".join(out)
+                parts.append(joined)
+                if pure and steady:  # a run with a value just seen to change will not come again
+                    _remember_run(key, joined)
+        run.clear()
+
     for tag in sorted(items, key=int):  # int order = tag order, without BaseTag.__lt__
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # group lengths are not written (as write_dataset)
-        itag = int(tag)  # plain int in the cache keys: compared in C (BaseTag.__eq__ is Python code)
         elem = items[tag]
-        raw = None
-        convert = implicit
-        if isinstance(elem, RawDataElement):
-            if elem.length == 0xFFFFFFFF and tag != _PIXEL_DATA:
-                # an undefined-length sequence that .fastread left raw: written as pydicom writes the
-                # parsed one (items re-encoded, sorted, group lengths dropped)
-                convert = True
-                if implicit and is_sequence(tag):
-                    items_bytes = elem.value or b""
-                    if len(items_bytes) > _CACHED_SEQUENCE:
-                        raw = _implicit_sequence(tag, items_bytes, undefined=True)
-                    else:  # remembered like the elements below (tag and items' bytes decide)
-                        sequence_key = (itag, items_bytes, "undefined length")  # public: no creator
-                        known = _IMPLICIT_CACHE.get(sequence_key)
-                        if known is None:
-                            raw = _implicit_sequence(tag, items_bytes, undefined=True)
-                            _remember(sequence_key, raw)
-                        elif known:
-                            raw = known
-            elif implicit:
-                value = elem.value
-                # the bytes depend on tag, value and (private) creator only: remembered per process,
-                # since most elements repeat from one instance of a series to the next
-                creator = None
-                if itag >> 16 & 1:
-                    block = itag & 0xFFFF0000 | (itag & 0xFFFF) >> 8
-                    creator = creators.get(block, _NO_CREATOR)
-                    if creator is _NO_CREATOR:
-                        creator = creators[block] = _creator_of(items, tag)
-                key = (itag, value, creator) if value is None or len(value) <= _CACHED_SIZE else None
-                known = _IMPLICIT_CACHE.get(key) if key is not None else None
-                if known is None:
-                    vr = _copy_vr(tag, value, creator)
-                    if vr is None and is_sequence(tag):
-                        raw = _implicit_sequence(tag, value or b"")
-                    if raw is None:
-                        raw = _raw_bytes(elem, vr)
-                    if key is not None:
-                        _remember(key, raw)
-                elif known:
-                    raw = known
-            else:
-                raw = _raw_bytes(elem, elem.VR)
-        if raw is not None:
-            parts.append(raw)
+        if source is not None and elem.__class__ is RawDataElement and int(tag) not in _ALONE:
+            start, end = _span(elem, implicit)
+            if start != run_end or not run:
+                flush()
+                run_start = start
+            run.append(elem)
+            run_end = end
             continue
-        element = ds[tag] if convert else ds.get_item(tag)
-        done = None
-        if isinstance(element, DataElement):
-            if element.VR == "SQ":
-                done = _sequence_bytes(element, encodings, value_buffer)
-            else:
-                done = _element_bytes(element, converted, value_buffer)
-        if done is not None:
-            parts.append(done)
-            continue
-        out = DicomBytesIO()
-        out.is_implicit_VR, out.is_little_endian = False, True
-        write_data_element(out, element, encodings)
-        parts.append(out.getvalue())
+        flush()
+        parts.append(element(tag, elem)[0])
+    flush()
     return b"".join(parts)
+
+
+def _element_out(
+    ds: Dataset,
+    items: Any,
+    tag: Any,
+    elem: Any,
+    implicit: bool,
+    creators: dict[int, Any],
+    encodings: Any,
+    converted: Any,
+    value_buffer: DicomBytesIO,
+) -> tuple[bytes, bool]:
+    """One element's bytes as ``write_data_element`` writes them, and whether they came from the raw
+    element alone (its tag, value, VR and private creator: the same bytes in, the same bytes out)."""
+    itag = int(tag)  # plain int in the cache keys: compared in C (BaseTag.__eq__ is Python code)
+    raw = None
+    convert = implicit
+    if isinstance(elem, RawDataElement):
+        if elem.length == 0xFFFFFFFF and tag != _PIXEL_DATA:
+            # an undefined-length sequence that .fastread left raw: written as pydicom writes the
+            # parsed one (items re-encoded, sorted, group lengths dropped)
+            convert = True
+            if implicit and is_sequence(tag):
+                items_bytes = elem.value or b""
+                if len(items_bytes) > _CACHED_SEQUENCE:
+                    raw = _implicit_sequence(tag, items_bytes, undefined=True)
+                else:  # remembered like the elements below (tag and items' bytes decide)
+                    sequence_key = (itag, items_bytes, "undefined length")  # public: no creator
+                    known = _IMPLICIT_CACHE.get(sequence_key)
+                    if known is None:
+                        raw = _implicit_sequence(tag, items_bytes, undefined=True)
+                        _remember(sequence_key, raw)
+                    elif known:
+                        raw = known
+        elif implicit:
+            value = elem.value
+            # the bytes depend on tag, value and (private) creator only: remembered per process,
+            # since most elements repeat from one instance of a series to the next
+            creator = None
+            if itag >> 16 & 1:
+                block = itag & 0xFFFF0000 | (itag & 0xFFFF) >> 8
+                creator = creators.get(block, _NO_CREATOR)
+                if creator is _NO_CREATOR:
+                    creator = creators[block] = _creator_of(items, tag)
+            key = (itag, value, creator) if value is None or len(value) <= _CACHED_SIZE else None
+            known = _IMPLICIT_CACHE.get(key) if key is not None else None
+            if known is None:
+                vr = _copy_vr(tag, value, creator)
+                if vr is None and is_sequence(tag):
+                    raw = _implicit_sequence(tag, value or b"")
+                if raw is None:
+                    raw = _raw_bytes(elem, vr)
+                if key is not None:
+                    _remember(key, raw)
+            elif known:
+                raw = known
+        else:
+            raw = _raw_bytes(elem, elem.VR)
+    if raw is not None:
+        return raw, True
+    element = ds[tag] if convert else ds.get_item(tag)
+    done = None
+    if isinstance(element, DataElement):
+        if element.VR == "SQ":
+            done = _sequence_bytes(element, encodings, value_buffer)
+        else:
+            done = _element_bytes(element, converted, value_buffer)
+    if done is not None:
+        return done, False
+    out = DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = False, True
+    write_data_element(out, element, encodings)
+    return out.getvalue(), False
+
+
+def _span(elem: RawDataElement, implicit: bool) -> tuple[int, int]:
+    """Where a raw element read by :mod:`.fastread` lies in its file: ``(start, end)`` of its header,
+    value and (undefined length) sequence delimiter."""
+    tell = elem.value_tell
+    if elem.length == 0xFFFFFFFF:  # .fastread: the value is the items, the delimiter follows
+        return tell - (8 if implicit else 12), tell + len(elem.value or b"") + 8
+    return tell - (8 if implicit or elem.VR not in _LONG_VRS else 12), tell + elem.length
+
+
+def _creators(items: Any) -> tuple[Any, ...]:
+    """The private creators of a data set's elements ``(tag, value)`` (what, besides its bytes, a
+    private element's output depends on)."""
+    return tuple(
+        (int(t), getattr(items[t], "value", None)) for t in items if t >> 16 & 1 and 0x10 <= t & 0xFFFF <= 0xFF
+    )
+
+
+def _steady(tag: int, value: Any) -> bool:
+    """Whether ``tag``'s value is the one this process saw last for it (else ``tag`` joins
+    :data:`_ALONE`, so that later runs end at it)."""
+    digest = hash(value)
+    last = _LAST_VALUE.get(tag)
+    if len(_LAST_VALUE) > _MAX_TAGS:
+        _LAST_VALUE.clear()
+        _ALONE.clear()
+    _LAST_VALUE[tag] = digest
+    if last is not None and last != digest:
+        _ALONE.add(tag)
+        return False
+    return True
+
+
+def _remember_run(key: tuple[Any, ...], written: bytes) -> None:
+    size = 100 + 2 * len(key[1]) + len(written)
+    if _cache_held[0] + size > _CACHE_BYTES:
+        _IMPLICIT_CACHE.clear()
+        _RUN_CACHE.clear()
+        _cache_held[0] = 0
+    _RUN_CACHE[key] = written
+    _cache_held[0] += size
 
 
 _ITEM = b"\xfe\xff\x00\xe0"
