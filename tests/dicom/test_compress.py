@@ -225,3 +225,40 @@ def test_padding_stays_padding(shared_data: Path, uid: str) -> None:
     inside = (after >= min(lo, hi)) & (after <= max(lo, hi))
     assert inside[is_padding].all()
     assert not inside[is_tissue].any()
+
+
+@pytest.mark.realdata
+def test_padding_next_to_tissue_is_undeclared_without_decoding(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GE MR declares Pixel Padding Value 0 while its background noise reaches 1, 2, ...: lossy
+    coding moves tissue onto the padding value, so compress() removes the declaration and knows it
+    before decoding (no decode call); the signed CT's -2000 stays declared as it decodes."""
+    from medcodec.dicom import SeriesMapping, coding
+    from medcodec.dicom.mapping import padding_touches_tissue
+
+    calls = []
+    decode = coding.LossySyntax.decode
+    monkeypatch.setattr(coding.LossySyntax, "decode", lambda self, data: calls.append(1) or decode(self, data))
+    mr = pydicom.dcmread(sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[50])
+    assert int(mr.PixelPaddingValue) == 0 and int(np.count_nonzero(mr.pixel_array == 1)) > 0  # the case is real
+    compress(mr, JPEGExtended12Bit, quality=80)
+    assert "PixelPaddingValue" not in _saved(mr) and not calls
+
+    ct = pydicom.dcmread(shared_data / CT_SIGNED_PADDED)
+    compress(ct, JPEGExtended12Bit, quality=80)
+    assert "PixelPaddingValue" in _saved(ct) and calls  # decoded to declare what the padding decodes to
+
+    # the rule alone: tissue within one coded unit of the padding range touches it, further does not
+    def mapping(scale: int) -> SeriesMapping:
+        return SeriesMapping(offset=0, scale=scale, bits_stored=12, signed=False, clip_low=0, clip_high=4095 * scale,
+                             source_bits_stored=16, source_signed=False, padding=(0, 0))  # fmt: skip
+
+    frame = np.array([[0, 0, 1, 40]], np.uint16)
+    pad = mapping(1).padding_mask(frame)
+    tissue = ~pad
+    assert padding_touches_tissue(frame, pad, tissue, mapping(1))
+    frame[0, 2] = 2
+    assert not padding_touches_tissue(frame, pad, tissue, mapping(1))
+    assert padding_touches_tissue(frame, pad, tissue, mapping(2))  # 2 source units = one coded unit
+    assert not padding_touches_tissue(frame, pad, np.zeros(frame.shape, bool), mapping(2))  # not tissue

@@ -52,6 +52,7 @@ from .mapping import (
     dataset_padding,
     dataset_stats,
     declare_padding,
+    padding_touches_tissue,
     plan_series_mapping,
     remap_value_attributes,
     tissue_mask,
@@ -289,11 +290,16 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         remap_value_attributes(ds, mapping)
     if lossy and mapping.padding is not None:
         # padding stays padding: declared as the padding voxels decode, or removed when lossy error
-        # mixed them with tissue (the rule of the series writer, medcodec.dicom.mapping.declare_padding)
+        # mixed them with tissue (the rule of the series writer, medcodec.dicom.mapping.declare_padding);
+        # decoded only when that is not known beforehand (padding_touches_tissue)
         pad = mapping.padding_mask(frames)
         if pad.any() or "PixelPaddingValue" in ds:
-            decoded = np.stack([np.asarray(family.decode(s)).reshape(rows, cols) for s in streams])
-            declare_padding(ds, decoded, pad, tissue_mask(frames, spec) & ~pad, mapping)
+            tissue = tissue_mask(frames, spec) & ~pad
+            touching = padding_touches_tissue(frames, pad, tissue, mapping)
+            decoded = (
+                None if touching else np.stack([np.asarray(family.decode(s)).reshape(rows, cols) for s in streams])
+            )
+            declare_padding(ds, decoded, pad, tissue, mapping, touching=touching)
     if lossy:
         mark_lossy(ds, ratio=raw / nbytes, method=str(ts.method))
     if new_uid or (new_uid is None and lossy):

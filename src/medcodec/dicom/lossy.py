@@ -116,6 +116,7 @@ from .mapping import (
     _StatsBuilder,  # noqa: F401  (old private name, kept for callers)
     declare_padding,
     padding_range,
+    padding_touches_tissue,
     plan_series_mapping,
     remap_value_attributes,
     series_stats,
@@ -432,7 +433,9 @@ def _write_image(
     pad = mapping.padding_mask(frames) if mapping.padding is not None else None
     undeclared = False
     if pad is not None and (pad.any() or "PixelPaddingValue" in ds):
-        undeclared = not declare_padding(ds, decoded, pad, tissue_mask(frames, image.spec) & ~pad, mapping)
+        tissue = tissue_mask(frames, image.spec) & ~pad
+        touching = padding_touches_tissue(frames, pad, tissue, mapping)
+        undeclared = not declare_padding(ds, decoded, pad, tissue, mapping, touching=touching)
         data = encode_file(ds, path=path)  # the same pixel data, the padding declared as decoded
     err = np.abs(unmapped[mask].astype(np.int64) - frames[mask]) if mask.any() else np.zeros(1, np.int64)
     max_error = int(err.max()) if err.size else 0

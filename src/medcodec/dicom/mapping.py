@@ -441,15 +441,44 @@ def tissue_mask(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool
     return frames >= _stored_floor(spec)
 
 
-def declare_padding(ds: Dataset, decoded: NDArray[np.integer], pad: NDArray[np.bool_], tissue: NDArray[np.bool_],
-                     mapping: SeriesMapping) -> bool:  # fmt: skip
+def padding_touches_tissue(frames: NDArray[np.integer], pad: NDArray[np.bool_], tissue: NDArray[np.bool_],
+                           mapping: SeriesMapping) -> bool:  # fmt: skip
+    """Whether tissue voxels lie within one coded unit of the padding values (``frames`` in source
+    stored values, ``pad`` and ``tissue`` from :meth:`SeriesMapping.padding_mask` and
+    :func:`tissue_mask`): lossy coding then moves tissue onto the padding values (an MR whose
+    background is both padding value 0 and noise at 1, 2, ...), so no padding range can be declared
+    honestly, and the writers say so without decoding (:func:`declare_padding`).
+
+    Only ever a reason to declare *less*: padding far from tissue (a CT's -2000 outside the scan
+    field) is still declared as it decodes.
+    """
+    if mapping.padding is None:
+        return False
+    lo, hi = mapping.padding[0] - mapping.scale, mapping.padding[1] + mapping.scale
+    near = (frames >= lo) & (frames <= hi)
+    if not near.any():
+        return False
+    return bool((near & tissue & ~pad).any())
+
+
+def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArray[np.bool_],
+                    tissue: NDArray[np.bool_], mapping: SeriesMapping, *,
+                    touching: bool = False) -> bool:  # fmt: skip
     """Declare the padding as the file decodes: Pixel Padding Value (0028,0120) and Pixel Padding
     Range Limit (0028,0121) span exactly the values the source's padding voxels decode to, so every
     one of them is padding (PS3.3 C.7.5.1.1.2), checked to hold no voxel that is tissue.
 
     Returns True when declared. When lossy errors mixed padding and tissue values no range can be
-    declared honestly: the declaration is removed and False returned.
+    declared honestly: the declaration is removed and False returned. ``touching``
+    (:func:`padding_touches_tissue`, the caller's answer) means that they mix by construction:
+    removed without looking at ``decoded`` (which may then be ``None``: no decoding needed).
     """
+    if touching:
+        for tag in (0x00280120, 0x00280121):
+            if tag in ds:
+                del ds[tag]
+        return False
+    assert decoded is not None, "declare_padding needs the decoded frames unless the padding touches tissue"
     lo, hi, mixed_count = (int(v) for v in padding_extent(np.ascontiguousarray(decoded), np.ascontiguousarray(pad),
                                                           np.ascontiguousarray(tissue)))  # fmt: skip
     if lo > hi:  # no padding voxel in this image: keep the mapped declaration if no tissue decodes into it
