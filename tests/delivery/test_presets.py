@@ -230,3 +230,26 @@ def test_padding_stays_padding_through_the_store(shared_data: Path, store) -> No
     inside = (after >= low) & (after <= high)
     assert inside[is_padding].all()
     assert not inside[~is_padding].any()
+
+
+@pytest.mark.parametrize("preset", ["diagnostic", "lossless"])
+def test_multiframe_instance_codes_its_frames_on_threads(monkeypatch: pytest.MonkeyPatch, preset: str) -> None:
+    """``jobs`` (the live encoder processes pass their cores) shares a multi-frame instance's frames
+    among threads, with the same bytes as one thread; a single-frame file starts no thread pool."""
+    import importlib
+
+    from pydicom.data import get_testdata_file
+
+    compress_module = importlib.import_module("medcodec.dicom.compress")
+    seen: list[int] = []
+    real = compress_module.map_ordered
+    monkeypatch.setattr(compress_module, "map_ordered", lambda fn, items, jobs: seen.append(jobs) or real(fn, items, jobs))
+    data = Path(get_testdata_file("emri_small.dcm")).read_bytes()  # 10 frames of a real MR
+    one = PRESETS[preset].encode_instance(data, measure=False, jobs=1)
+    assert seen and max(seen) == 1
+    seen.clear()
+    two = PRESETS[preset].encode_instance(data, measure=False, jobs=2)
+    assert max(seen) == 2 and one.data == two.data and not one.entry.passthrough
+    seen.clear()
+    PRESETS[preset].encode_instance(Path(get_testdata_file("CT_small.dcm")).read_bytes(), measure=False, jobs=2)
+    assert seen and max(seen) == 1

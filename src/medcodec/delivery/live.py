@@ -241,6 +241,9 @@ class _JobExecutor(Executor):
 # --------------------------------------------------------------------------- encoder processes
 
 _WORKER_OBJECTS: Any = None
+#: threads an encoder process gives the frames of one multi-frame instance: a study that is one
+#: large object (an enhanced CT, a tomosynthesis) would otherwise code on one core
+_WORKER_JOBS = os.cpu_count() or 1
 
 
 def _worker_init(objects_url: str | None, server_pid: int) -> None:
@@ -314,7 +317,7 @@ def _encode_file_in_process(path: str, preset_name: str, mapping: Any) -> tuple[
         assert _WORKER_OBJECTS is not None, "the encoder process has no store"
         with _WORKER_OBJECTS.open(path) as fh:
             data = fh.read()
-        encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=False)
+        encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=False, jobs=_WORKER_JOBS)
         return encoded.data, encoded.entry
     except Exception as exc:
         return WorkerFailure(type(exc).__name__, str(exc))

@@ -212,6 +212,7 @@ class Preset:
         *,
         mapping: SeriesMapping | None = None,
         measure: bool = True,
+        jobs: int = 1,
     ) -> EncodedInstance:
         """This preset's file for one instance: coded, or the original passed through.
 
@@ -225,6 +226,9 @@ class Preset:
         measure
             Decode the written file with pydicom and fill ``psnr``/``max_error`` in the entry
             (pre-computation); ``False`` skips it (``measured: false``), for live delivery.
+        jobs
+            Threads for the frames of a multi-frame instance (live delivery: the encoder process's
+            cores, so that one large object does not code on one core).
 
         Returns
         -------
@@ -292,8 +296,8 @@ class Preset:
             return self._passthrough(data, source_ts, base, f"pixel data cannot be decoded: {exc}")
         try:  # from here on `full` is changed in place
             if lossless:
-                return self._lossless(full, frames, spec, base, measure=measure)
-            return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure)
+                return self._lossless(full, frames, spec, base, measure=measure, jobs=jobs)
+            return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure, jobs=jobs)
         except Exception as exc:  # an image this preset cannot code after all (CodecError, or pydicom's own
             # errors on a damaged element, e.g. a VR it does not know): delivered as stored, and said so
             return self._passthrough(data, source_ts, base, f"could not be coded: {type(exc).__name__}: {exc}")
@@ -315,10 +319,19 @@ class Preset:
         return EncodedInstance(data, entry)
 
     def _lossless(
-        self, full: Dataset, frames: NDArray[np.integer], spec: PixelSpec, base: dict[str, Any], *, measure: bool
+        self,
+        full: Dataset,
+        frames: NDArray[np.integer],
+        spec: PixelSpec,
+        base: dict[str, Any],
+        *,
+        measure: bool,
+        jobs: int = 1,
     ) -> EncodedInstance:
         # the frames already read are coded (no second decode of a compressed original)
-        result, out, ratio = _compress(full, HTJ2K_LOSSLESS, quality=None, mapping=None, frames=frames, spec=spec)
+        result, out, ratio = _compress(
+            full, HTJ2K_LOSSLESS, quality=None, mapping=None, frames=frames, spec=spec, jobs=jobs
+        )
         measured = measure
         if measure:
             decoded = _decode_file(result, frames.shape)
@@ -349,6 +362,7 @@ class Preset:
         *,
         mapping: SeriesMapping | None,
         measure: bool,
+        jobs: int = 1,
     ) -> EncodedInstance:
         syntax = get_syntax(point.syntax)
         bits, signed = syntax.target(spec.bits_stored, spec.signed)
@@ -372,6 +386,7 @@ class Preset:
             frames=frames,
             spec=spec,
             finish=lambda out, r: _derive_attributes(out, self, mapping, quality, r, base, reference, enhanced),
+            jobs=jobs,
         )
         psnr = max_error = max_error_hu = None
         clipped = 0
@@ -419,6 +434,7 @@ def _compress(
     frames: NDArray[np.integer] | None = None,
     finish: Callable[[Dataset, float], None] | None = None,
     spec: PixelSpec | None = None,
+    jobs: int = 1,
 ) -> tuple[bytes, Dataset, float]:
     """The ONE place a preset file is coded: ``ds`` (the whole original, changed in place) under
     ``ts_uid`` -> (file bytes, dataset, ratio). ``finish(ds, ratio)`` adds the derivation
@@ -433,7 +449,16 @@ def _compress(
     """
     ts = transfer_syntax(ts_uid)
     try:
-        compress(ds, ts.uid, quality=quality, mapping=mapping, generate_instance_uid=False, frames=frames, spec=spec)
+        compress(
+            ds,
+            ts.uid,
+            quality=quality,
+            mapping=mapping,
+            generate_instance_uid=False,
+            frames=frames,
+            spec=spec,
+            jobs=jobs,
+        )
     except CodecError:
         raise
     except Exception as exc:  # a library's own error becomes ours

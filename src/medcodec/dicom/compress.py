@@ -253,7 +253,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         raise UnsupportedImageError("per-frame Rescale Slope/Intercept differ: the mapping cannot carry them",
                                     path=_where(ds))  # fmt: skip
 
-    mapped_clipped = [mapping.map(f) for f in frames]
+    mapped_clipped = map_ordered(mapping.map, list(frames), min(jobs, len(frames)))  # nogil kernels and numpy
     mapped = [m for m, _ in mapped_clipped]
     clipped = sum(c for _, c in mapped_clipped)
     exact_mapping = mapping.scale == 1 and clipped == 0
@@ -262,7 +262,8 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         if not exact_mapping:
             raise InvalidInputError(f"{ts.name} is lossless, but the mapping {mapping.describe()} loses values")
         knob: float | None = None
-        streams = [family.codec.encode(m, mapping.bits_stored, mapping.signed, None) for m in mapped]
+        streams = map_ordered(lambda m: family.codec.encode(m, mapping.bits_stored, mapping.signed, None), mapped,
+                              min(jobs, len(mapped)))  # fmt: skip
     else:
         coder = SeriesCoder(family, mapping, jobs, modality=str(spec.extra.get("modality") or "") or None)
         knob = _knob(coder, target, frames, mapped, spec)
@@ -317,7 +318,8 @@ def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], m
 
 
 def _encode_all(coder: SeriesCoder, mapped: list[NDArray[np.integer]], knob: float) -> list[bytes]:
-    return map_ordered(lambda m: coder.encode(m, knob), mapped, coder.jobs)
+    # threads only when there are frames to share (a pool per single-frame file costs more than it saves)
+    return map_ordered(lambda m: coder.encode(m, knob), mapped, min(coder.jobs, len(mapped)))
 
 
 def _little_endian_pixels(ds: Dataset) -> None:
