@@ -60,3 +60,41 @@ def test_c_store_ingests_and_conflicts_are_refused(shared_data, tmp_path, spawn_
         r = httpx.get(f"{url}/studies/{study}/archive.zip?preset=diagnostic", timeout=60)
         assert r.status_code == 200 and "etag" in r.headers
         assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == count + 1  # + manifest.json
+
+
+def test_dcmtk_echoscu_and_storescu_push_a_series(shared_data, tmp_path, spawn_server):
+    """DCMTK's echoscu and storescu (an independent SCU, what a PACS or a scanner's console runs):
+    C-ECHO answers, a whole series and a JPEG-LS lossless file pushed as they are stored, found
+    over QIDO-RS and pre-computed."""
+    import subprocess
+
+    from medcodec.testing.tools import require_tool
+
+    echoscu, storescu = require_tool("echoscu"), require_tool("storescu")
+    store = tmp_path / "store"
+    port = spawn_server.free_port()
+    _, url, _ = spawn_server(store, extra=["--dimse-port", str(port), "--ae-title", "MEDCODEC"])
+    echo = subprocess.run([echoscu, "-aet", "CONSOLE", "-aec", "MEDCODEC", "127.0.0.1", str(port)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert echo.returncode == 0, echo.stderr
+    series = shared_data / "mr_head_ge_signa_t1_ctk"
+    jpegls = shared_data / "transfer_syntaxes_mr" / "mr_384x384_jpegls_lossless_dcmtk.dcm"
+    for args in (["+sd", str(series)], ["--propose-jls-lossless", str(jpegls)]):
+        push = subprocess.run([storescu, "-aet", "CONSOLE", "-aec", "MEDCODEC", "127.0.0.1", str(port), *args],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert push.returncode == 0 and "Failed" not in push.stderr, push.stderr[-2000:]
+    first = pydicom.dcmread(sorted(series.glob("*.dcm"))[0], stop_before_pixels=True)
+    found = httpx.get(f"{url}/dicomweb/studies/{first.StudyInstanceUID}/instances").json()
+    assert len(found) == len(list(series.glob("*.dcm")))
+    ls = pydicom.dcmread(jpegls, stop_before_pixels=True)
+    meta = httpx.get(f"{url}/dicomweb/studies/{ls.StudyInstanceUID}/series/{ls.SeriesInstanceUID}/instances/"
+                     f"{ls.SOPInstanceUID}/metadata").json()  # fmt: skip
+    assert meta and meta[0]["00080018"]["Value"] == [ls.SOPInstanceUID]
+    deadline = time.monotonic() + 180
+    while httpx.get(url + "/health").json()["precompute_pending"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    health = httpx.get(url + "/health").json()
+    assert health["precompute_pending"] == 0 and health["precompute_failed"] == 0
+    r = httpx.get(f"{url}/studies/{first.StudyInstanceUID}/archive.zip?preset=diagnostic", timeout=120)
+    assert r.status_code == 200 and "etag" in r.headers
+    assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == len(found) + 1
