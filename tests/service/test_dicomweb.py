@@ -101,6 +101,48 @@ def test_unknown_transfer_syntax_gives_406(server):
     assert r.status_code == 406
 
 
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"])
+def test_wado_codes_lossless_syntaxes_on_request(client, server, ts):
+    """A client asking for JPEG-LS, JPEG 2000 or RLE lossless (no preset stores them) gets the
+    instance coded now, bit-exact under the same SOP Instance UID and not labelled lossy: the signed
+    head CT, a signed 16-bit CT and a 10-frame enhanced MR stored as RLE, decoded by pydicom's
+    plugins; frames too, as the image type."""
+    head = pydicom.dcmread(server.head_files[3])
+    ct = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
+    for src in (head, ct, mr):
+        got = client.retrieve_instance(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
+                                       media_types=(("application/dicom", ts),))  # fmt: skip
+        assert got.file_meta.TransferSyntaxUID == ts
+        assert got.SOPInstanceUID == src.SOPInstanceUID and got.get("LossyImageCompression", "00") == "00"
+        hu = got.pixel_array * float(got.get("RescaleSlope", 1)) + float(got.get("RescaleIntercept", 0))
+        ref = src.pixel_array * float(src.get("RescaleSlope", 1)) + float(src.get("RescaleIntercept", 0))
+        assert np.array_equal(hu, ref)
+    media = {"1.2.840.10008.1.2.4.80": "image/jls", "1.2.840.10008.1.2.4.90": "image/jp2",
+             "1.2.840.10008.1.2.5": "image/x-dicom-rle"}[ts]  # fmt: skip
+    frames = client.retrieve_instance_frames(head.StudyInstanceUID, head.SeriesInstanceUID, head.SOPInstanceUID,
+                                             frame_numbers=[1], media_types=((media, ts),))  # fmt: skip
+    assert len(frames) == 1 and len(frames[0]) < head.pixel_array.nbytes
+    # asked together with a preset other than lossless, it is not offered
+    url = f"/dicomweb/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}/instances/{head.SOPInstanceUID}"
+    r = server.get(url + "?preset=diagnostic",
+                   headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={ts}'})  # fmt: skip
+    assert r.status_code == 406
+
+
+def test_wado_htj2k_rpcl_lossless_on_request(server):
+    """HTJ2K with RPCL (.202), which dicomweb-client does not know: asked with httpx, bit-exact."""
+    src = pydicom.dcmread(server.head_files[5])
+    url = f"/dicomweb/studies/{src.StudyInstanceUID}/series/{src.SeriesInstanceUID}/instances/{src.SOPInstanceUID}"
+    ts = "1.2.840.10008.1.2.4.202"
+    r = server.get(url, headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={ts}'})
+    assert r.status_code == 200, r.text
+    boundary = r.headers["content-type"].split("boundary=")[1].encode()
+    part = r.content.split(b"--" + boundary)[1]
+    got = pydicom.dcmread(io.BytesIO(part.split(b"\r\n\r\n", 1)[1][: -len(b"\r\n")]))
+    assert got.file_meta.TransferSyntaxUID == ts and np.array_equal(got.pixel_array, src.pixel_array)
+
+
 def test_frames_uncompressed_and_jpeg(client, server):
     mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
     args = (mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)

@@ -308,16 +308,21 @@ class WorkerFailure:
     message: str
 
 
-def _encode_file_in_process(path: str, preset_name: str, mapping: Any) -> tuple[bytes, Any] | WorkerFailure:
+def _encode_file_in_process(
+    path: str, preset_name: str, mapping: Any, syntax: str | None = None
+) -> tuple[bytes, Any] | WorkerFailure:
     """One instance under a preset, in an encoder process: the original read from the store and
-    encoded (:meth:`Preset.encode_instance`, ``measure=False``): ``(file bytes, manifest entry)``."""
+    encoded (:meth:`Preset.encode_instance`, ``measure=False``; ``syntax``: the ``lossless``
+    preset's syntax): ``(file bytes, manifest entry)``."""
     from .presets import PRESETS
 
     try:
         assert _WORKER_OBJECTS is not None, "the encoder process has no store"
         with _WORKER_OBJECTS.open(path) as fh:
             data = fh.read()
-        encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=False, jobs=_WORKER_JOBS)
+        encoded = PRESETS[preset_name].encode_instance(
+            data, mapping=mapping, measure=False, jobs=_WORKER_JOBS, syntax=syntax
+        )
         return encoded.data, encoded.entry
     except Exception as exc:
         return WorkerFailure(type(exc).__name__, str(exc))
@@ -472,6 +477,15 @@ def preset_syntaxes() -> dict[str, list[str]]:
     return out
 
 
+def lossless_transcodes(wanted: str | None = None) -> list[str]:
+    """Lossless syntaxes an instance is coded into on request (WADO-RS) besides the presets' own:
+    those the ``lossless`` preset can write here (:func:`.presets.lossless_syntaxes`), when no
+    preset or ``lossless`` is asked for."""
+    from .presets import lossless_syntaxes
+
+    return lossless_syntaxes() if wanted in (None, "lossless") else []
+
+
 def presets_for_syntax(ts: str, wanted: str | None = None) -> list[str]:
     """Presets producing ``ts``, ``wanted`` only when given, ``diagnostic`` first."""
     names = [n for n, uids in preset_syntaxes().items() if ts in uids and (wanted is None or n == wanted)]
@@ -487,8 +501,10 @@ def encode_with_preset(
     data: bytes | None = None,
     measure: bool = False,
     pool: LivePool | None = None,
+    syntax: str | None = None,
 ) -> tuple[bytes, str, Any]:
     """One instance under a preset, computed now: ``(file bytes, transfer syntax, manifest entry)``.
+    ``syntax``: the ``lossless`` preset's transfer syntax (:func:`.presets.lossless_syntaxes`).
 
     ``measure=False`` (live): no decode-back to fill PSNR / max error (``measured: false`` in the
     manifest). The pre-computed rendition is NOT looked up here (see :func:`rendition_or_encode`).
@@ -502,7 +518,7 @@ def encode_with_preset(
         mapping = store.series_mapping(record.series_uid, preset_name)
     if _in_process(pool, store, record) and data is None and not measure:
         assert pool is not None
-        result = pool.run_in_process(_encode_file_in_process, record.path, preset_name, mapping)
+        result = pool.run_in_process(_encode_file_in_process, record.path, preset_name, mapping, syntax)
         if isinstance(result, WorkerFailure):
             _raise_worker_error(record, result)
         file_bytes, entry = result
@@ -510,7 +526,7 @@ def encode_with_preset(
     if data is None:
         with store.open_original(record) as fh:
             data = fh.read()
-    encoded = preset.encode_instance(data, mapping=mapping, measure=measure)
+    encoded = preset.encode_instance(data, mapping=mapping, measure=measure, syntax=syntax)
     return encoded.data, encoded.entry.transfer_syntax_uid, encoded.entry
 
 
@@ -561,6 +577,15 @@ def instance_bytes(
                 raise NotAcceptableError(f"instance {record.sop_uid} cannot be sent as {ts}: {exc}") from exc
             return data, record.transfer_syntax_uid
     names = presets_for_syntax(ts, preset)
+    if not names and ts in lossless_transcodes(preset):
+        # a lossless syntax no preset stores (JPEG 2000, JPEG-LS, RLE...): coded now, bit-exact
+        data, got, _ = encode_with_preset(store, record, "lossless", pool=pool, syntax=ts)
+        if got != ts and strict:
+            raise NotAcceptableError(
+                f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
+                f"cannot be encoded as {ts}: {record.passthrough_reason or 'passed through'}"
+            )
+        return data, got
     if not names:
         raise NotAcceptableError(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")

@@ -101,6 +101,7 @@ __all__ = [
     "PRESETS",
     "DEFAULT_PRESETS",
     "HTJ2K_LOSSLESS",
+    "lossless_syntaxes",
     "image_class",
     "series_mapping",
     "get_preset",
@@ -110,6 +111,17 @@ __all__ = [
 IMPLICIT_LE = "1.2.840.10008.1.2"
 #: HTJ2K lossless only (PS3.5 §A.4.x, Table A-1).
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+
+
+def lossless_syntaxes() -> list[str]:
+    """The lossless encapsulated transfer syntaxes the ``lossless`` preset can write here (the
+    registry's, with their library installed): HTJ2K .201 (its default), JPEG 2000 .90, JPEG-LS
+    .80, RLE .5, ...; what WADO-RS offers a client that asks for one of them."""
+    from ..registry import encodable_syntaxes
+
+    return [ts.uid for ts in encodable_syntaxes() if ts.encapsulated and not ts.lossy]
+
+
 #: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`).
 HU_FLOOR = -1024.0
 _UID_NAMESPACE = uuid.UUID("5d1c3d0e-9a4b-5c55-9a1e-6d6564636f64")  # medcodec presets
@@ -213,6 +225,7 @@ class Preset:
         mapping: SeriesMapping | None = None,
         measure: bool = True,
         jobs: int = 1,
+        syntax: str | None = None,
     ) -> EncodedInstance:
         """This preset's file for one instance: coded, or the original passed through.
 
@@ -229,6 +242,10 @@ class Preset:
         jobs
             Threads for the frames of a multi-frame instance (live delivery: the encoder process's
             cores, so that one large object does not code on one core).
+        syntax
+            ``lossless`` preset only: the lossless transfer syntax to write (:func:`lossless_syntaxes`;
+            default HTJ2K .201), e.g. JPEG 2000 or JPEG-LS lossless for a WADO-RS client that asks
+            for it. Bit-exact like the default (checked by decoding when ``measure``).
 
         Returns
         -------
@@ -251,6 +268,12 @@ class Preset:
         >>> out.entry.transfer_syntax_uid, out.entry.lossy, out.entry.passthrough
         ('1.2.840.10008.1.2.4.51', True, False)
         """
+        if syntax is not None:
+            point_ = self.points.get("*")
+            if point_ is None or point_.syntax != "htj2k-lossless" or syntax not in lossless_syntaxes():
+                raise InvalidInputError(
+                    f"syntax={syntax!r}: only the lossless preset takes a syntax, one of {lossless_syntaxes()}"
+                )
         data = _as_bytes(source)
         full = _read_full(data)  # one parse serves the header and the pixels (PS3.10 files)
         ds = full if full is not None else read_header(data, "<instance>")  # NotDicomError when not DICOM
@@ -296,7 +319,7 @@ class Preset:
             return self._passthrough(data, source_ts, base, f"pixel data cannot be decoded: {exc}")
         try:  # from here on `full` is changed in place
             if lossless:
-                return self._lossless(full, frames, spec, base, measure=measure, jobs=jobs)
+                return self._lossless(full, frames, spec, base, measure=measure, jobs=jobs, syntax=syntax)
             return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure, jobs=jobs)
         except Exception as exc:  # an image this preset cannot code after all (CodecError, or pydicom's own
             # errors on a damaged element, e.g. a VR it does not know): delivered as stored, and said so
@@ -327,20 +350,20 @@ class Preset:
         *,
         measure: bool,
         jobs: int = 1,
+        syntax: str | None = None,
     ) -> EncodedInstance:
         # the frames already read are coded (no second decode of a compressed original)
-        result, out, ratio = _compress(
-            full, HTJ2K_LOSSLESS, quality=None, mapping=None, frames=frames, spec=spec, jobs=jobs
-        )
+        ts = syntax or HTJ2K_LOSSLESS
+        result, out, ratio = _compress(full, ts, quality=None, mapping=None, frames=frames, spec=spec, jobs=jobs)
         measured = measure
         if measure:
             decoded = _decode_file(result, frames.shape)
             if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
-                raise CodecError(f"HTJ2K lossless of {base['sop_instance_uid']} does not decode to the same values")
+                raise CodecError(f"{ts} of {base['sop_instance_uid']} does not decode to the same values")
         entry = ManifestEntry(
             **base,
             rendition_sop_instance_uid=str(out.SOPInstanceUID),
-            transfer_syntax_uid=HTJ2K_LOSSLESS,
+            transfer_syntax_uid=ts,
             passthrough=False,
             lossy=False,
             bytes=len(result),

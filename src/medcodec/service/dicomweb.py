@@ -129,7 +129,9 @@ def _preset_names_for(ts: str, wanted: str | None) -> list[str]:
 
 
 def _producible(ts: str, preset: str | None) -> bool:
-    return ts in ("*", EXPLICIT_VR_LE) or bool(_preset_names_for(ts, preset))
+    from ..delivery.live import lossless_transcodes
+
+    return ts in ("*", EXPLICIT_VR_LE) or bool(_preset_names_for(ts, preset)) or ts in lossless_transcodes(preset)
 
 
 def _negotiate(
@@ -151,9 +153,15 @@ def _negotiate(
             return ts
     raise NotAcceptableError(
         f"cannot produce any of the requested transfer syntaxes {asked or [m.type for m in accept]}: "
-        f"available are '*' (as stored), {EXPLICIT_VR_LE} and the presets' "
-        f"{_preset_syntaxes_values()}"
+        f"available are '*' (as stored), {EXPLICIT_VR_LE}, the presets' {_preset_syntaxes_values()} "
+        f"and, losslessly, {_lossless_values()}"
     )
+
+
+def _lossless_values() -> list[str]:
+    from ..delivery.live import lossless_transcodes
+
+    return sorted(set(lossless_transcodes()) - set(_preset_syntaxes_values()))
 
 
 def _preset_syntaxes_values() -> list[str]:
@@ -312,7 +320,7 @@ async def _frames(request: Request) -> Response:
                 }[inner]
             if ts != "*" and FRAME_MEDIA_TYPES.get(ts) != inner:
                 continue
-            if ts != "*" and ts != record.transfer_syntax_uid and not _preset_names_for(ts, preset):
+            if ts != "*" and ts != record.transfer_syntax_uid and not _producible(ts, preset):
                 continue
         else:
             continue
@@ -321,7 +329,7 @@ async def _frames(request: Request) -> Response:
         raise NotAcceptableError(
             f"cannot send frames as any of {[m.type + str(m.params) for m in accept]}: available are "
             f"application/octet-stream ({EXPLICIT_VR_LE}), the stored syntax ({stored_media or 'uncompressed'}) "
-            f"and the presets' {sorted(set(_preset_syntaxes_values()))}"
+            f", the presets' {sorted(set(_preset_syntaxes_values()))} and, losslessly, {_lossless_values()}"
         )
     store = request.app.state.store
     frames, got = await run_in_threadpool(instance_frames, store, record, numbers, ts, preset)
