@@ -143,6 +143,21 @@ def test_wado_htj2k_rpcl_lossless_on_request(server):
     assert got.file_meta.TransferSyntaxUID == ts and np.array_equal(got.pixel_array, src.pixel_array)
 
 
+def test_metadata_and_qido_gzipped_when_accepted(server):
+    """A series' metadata (~6 kB of DICOM JSON an instance) comes gzipped to a client that accepts
+    it, the same JSON; small answers and clients that do not accept gzip get it plain."""
+    url = f"/dicomweb/studies/{server.head_study}/series/{server.head_series}/metadata"
+    gz = server.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = server.get(url, headers={"Accept-Encoding": "identity"})
+    assert gz.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert gz.json() == plain.json() and len(plain.json()) == len(server.head_files)
+    assert int(gz.headers["content-length"]) * 5 < int(plain.headers["content-length"])
+    refused = server.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    tiny = server.get("/dicomweb/studies?PatientID=NOBODY-XYZ", headers={"Accept-Encoding": "gzip"})
+    assert tiny.json() == [] and "content-encoding" not in tiny.headers
+
+
 def test_frames_uncompressed_and_jpeg(client, server):
     mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
     args = (mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)

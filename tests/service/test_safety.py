@@ -45,6 +45,35 @@ def test_token_is_required_when_set(tmp_path, spawn_server):
     assert httpx.get(url + "/viewer/../dicomweb/studies").status_code == 401
 
 
+def test_cors_only_for_the_origins_given(tmp_path, spawn_server):
+    """--cors-origin lets a browser page from that origin call the server (preflight answered before
+    the token check, the token still required for the call itself); other origins get no CORS
+    grant; without the option no CORS header at all."""
+    token = "s3cret-token-for-tests-0123456789"
+    viewer = "http://localhost:3000"
+    _, url, _ = spawn_server(tmp_path / "store", extra=["--cors-origin", viewer], env={"MEDCODEC_TOKEN": token})
+    pre = httpx.options(url + "/dicomweb/studies", headers={"Origin": viewer, "Access-Control-Request-Method": "GET",
+                                                          "Access-Control-Request-Headers": "authorization,accept"})  # fmt: skip
+    assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == viewer
+    assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+    r = httpx.get(url + "/dicomweb/studies", headers={"Origin": viewer})
+    assert r.status_code == 401 and r.headers["access-control-allow-origin"] == viewer  # the page can read why
+    r = httpx.get(url + "/dicomweb/studies", headers={"Origin": viewer, "Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == viewer
+    assert "etag" in r.headers["access-control-expose-headers"].lower()
+    other = httpx.get(
+        url + "/dicomweb/studies", headers={"Origin": "http://evil.example", "Authorization": f"Bearer {token}"}
+    )
+    assert "access-control-allow-origin" not in other.headers
+    _, plain, _ = spawn_server(tmp_path / "store2")
+    assert not any(
+        h.startswith("access-control")
+        for h in httpx.get(plain + "/dicomweb/studies", headers={"Origin": viewer}).headers
+    )
+    with pytest.raises(InvalidInputError, match="CORS origin"):
+        Settings(store="x", cors_origins=("localhost:3000/path",))
+
+
 def test_stow_over_the_limit_gives_413_and_stores_nothing(shared_data, tmp_path, spawn_server):
     _, url, _ = spawn_server(tmp_path / "store", extra=["--max-upload", "1"])  # 1 MB
     path = shared_data / "ct_head_phantom_philips_ingenuity" / "0001.dcm"  # 0.5 MB

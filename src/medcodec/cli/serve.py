@@ -53,6 +53,13 @@ from ._common import handle_errors
     "`medcodec ingest --refresh`).",
 )
 @click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="Origin whose browser pages may call the server (a DICOMweb viewer served elsewhere, e.g. "
+    "http://localhost:3000; '*' for any); repeatable [default: $MEDCODEC_CORS_ORIGINS, comma-separated, or none].",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -72,6 +79,7 @@ def serve(
     processes: int | None,
     max_live: int,
     no_precompute: bool,
+    cors_origins: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve STORE over HTTP: DICOMweb under /dicomweb, ZIPs at /studies/{uid}/archive.zip?preset=NAME.
@@ -100,6 +108,8 @@ def serve(
         **({} if processes is None else {"live_processes": processes}),
         max_live_streams=max_live,
         precompute_received=not no_precompute,
+        cors_origins=tuple(cors_origins)
+        or tuple(o.strip() for o in os.environ.get("MEDCODEC_CORS_ORIGINS", "").split(",") if o.strip()),
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)

@@ -169,4 +169,15 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     app.state.dimse_port = None
     app.state.refresher = None
     app.add_middleware(_BearerAuth, token=settings.token)
+    if settings.cors_origins:  # outermost: preflights answered before the token check, errors carry the headers
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Accept", "Content-Type", "Range", "If-None-Match", "If-Range"],
+            expose_headers=["ETag", "Content-Range", "Content-Length", "Accept-Ranges", "Content-Disposition"],
+            max_age=600,
+        )
     return app

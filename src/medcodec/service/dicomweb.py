@@ -34,6 +34,7 @@ none stored.
 
 from __future__ import annotations
 
+import gzip
 import io
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -120,6 +121,30 @@ def _query(request: Request) -> dict[str, str]:
 
 def _dicom_json(payload: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(payload, status_code=status, media_type=DICOM_JSON)
+
+
+#: DICOM JSON answers larger than this are gzipped for a client that accepts it (a series' metadata
+#: is ~6 kB an instance and compresses ~10:1); smaller ones are not worth the header
+GZIP_MIN_BYTES = 4096
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for item in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            q = params.strip().lower()
+            return not (q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"))
+    return False
+
+
+async def _dicom_json_answer(request: Request, payload: Any) -> Response:
+    """A DICOM JSON answer (QIDO-RS, metadata), gzipped off the event loop when large and accepted."""
+    response = _dicom_json(payload)
+    response.headers["Vary"] = "Accept-Encoding"
+    if len(response.body) < GZIP_MIN_BYTES or not _accepts_gzip(request):
+        return response
+    body = await run_in_threadpool(gzip.compress, bytes(response.body), 6)
+    return Response(body, media_type=DICOM_JSON, headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 
 
 def _preset_names_for(ts: str, wanted: str | None) -> list[str]:
@@ -212,7 +237,7 @@ async def _search(request: Request, level: str) -> Response:
         found = await run_in_threadpool(
             store.find_instances, study, series, query, limit=limit, offset=offset, fuzzy=fuzzy
         )
-    return _dicom_json(found)
+    return await _dicom_json_answer(request, found)
 
 
 # --------------------------------------------------------------------------- WADO-RS
@@ -272,7 +297,7 @@ async def _metadata(request: Request) -> Response:
     def collect() -> list[dict[str, Any]]:
         return [store.metadata(r) for r in records]
 
-    return _dicom_json(await run_in_threadpool(collect))
+    return await _dicom_json_answer(request, await run_in_threadpool(collect))
 
 
 def _frame_numbers(text: str, n_frames: int) -> list[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInputError
@@ -16,6 +17,8 @@ __all__ = ["Settings", "is_loopback", "TOKEN_ENV"]
 
 #: Environment variable holding the bearer token when ``--token`` is not given.
 TOKEN_ENV = "MEDCODEC_TOKEN"
+#: A browser origin: scheme, host, optional port, nothing else (no path, no trailing slash).
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
 def is_loopback(host: str) -> bool:
@@ -68,6 +71,10 @@ class Settings:
     precompute_wait
         Seconds an archive request waits for its study's pre-computation in progress before it
         streams the archive live instead.
+    cors_origins
+        Origins whose pages may call the server from a browser (CORS: a DICOMweb viewer such as
+        OHIF served from elsewhere), ``"*"`` for any; empty (the default): none. The bearer token
+        is still required.
     """
 
     store: str
@@ -85,6 +92,7 @@ class Settings:
     precompute_received: bool = True
     precompute_quiet: float = 0.5
     precompute_wait: float = 10.0
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.store:
@@ -107,5 +115,10 @@ class Settings:
             raise InvalidInputError(f"port={self.port!r} is not a TCP port")
         if self.dimse_port is not None and not (isinstance(self.dimse_port, int) and 0 < self.dimse_port < 65536):
             raise InvalidInputError(f"dimse_port={self.dimse_port!r} is not a TCP port")
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise InvalidInputError(
+                    f"CORS origin {origin!r}: expected '*' or scheme://host[:port] (e.g. http://localhost:3000)"
+                )
         if not (1 <= len(self.ae_title) <= 16 and self.ae_title.isascii() and "\\" not in self.ae_title):
             raise InvalidInputError(f"ae_title={self.ae_title!r}: expected 1-16 ASCII characters (PS3.5 AE)")
