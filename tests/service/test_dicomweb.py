@@ -158,6 +158,30 @@ def test_metadata_and_qido_gzipped_when_accepted(server):
     assert tiny.json() == [] and "content-encoding" not in tiny.headers
 
 
+def test_thumbnails_and_viewport(server):
+    """Thumbnails of a study, a series, an instance and a frame (the middle image, 128x128 JPEG by
+    default, PNG when asked) and ``viewport`` on rendered images (fitted, aspect ratio kept)."""
+    from PIL import Image
+
+    head = pydicom.dcmread(server.head_files[0], stop_before_pixels=True)
+    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"], stop_before_pixels=True)
+    study = f"/dicomweb/studies/{head.StudyInstanceUID}"
+    series = f"{study}/series/{head.SeriesInstanceUID}"
+    inst = f"{series}/instances/{head.SOPInstanceUID}"
+    for url in (study + "/thumbnail", series + "/thumbnail", inst + "/thumbnail", inst + "/frames/1/thumbnail"):
+        r = server.get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", (url, r.text)
+        img = Image.open(io.BytesIO(r.content))
+        assert img.size == (128, 128) and head.Rows == head.Columns
+    png = server.get(series + "/thumbnail?viewport=64,32", headers={"Accept": "image/png"})
+    assert png.headers["content-type"] == "image/png" and Image.open(io.BytesIO(png.content)).size == (32, 32)
+    mf = f"/dicomweb/studies/{mr.StudyInstanceUID}/series/{mr.SeriesInstanceUID}/instances/{mr.SOPInstanceUID}"
+    big = server.get(mf + "/frames/3/rendered?viewport=256,128")
+    assert Image.open(io.BytesIO(big.content)).size == (128, 128)  # 64x64 fitted into 256x128
+    assert server.get(mf + "/rendered?viewport=0,5").status_code == 400
+    assert server.get(f"/dicomweb/studies/{mr.StudyInstanceUID}/series/1.2.3.999/thumbnail").status_code == 404
+
+
 def test_frames_uncompressed_and_jpeg(client, server):
     mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
     args = (mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)

@@ -13,16 +13,19 @@ WADO-RS::
     GET /dicomweb/studies/{s}/series/{se}/instances/{sop}/frames/{1,2,..}
                                         multipart/related; type=application/octet-stream
                                         (or image/jpeg, image/jls, image/jp2, image/jphc)
-    GET .../instances/{sop}/rendered, .../frames/{n}/rendered              image/png | image/jpeg, ?window=c,w[,fn]
+    GET .../instances/{sop}/rendered, .../frames/{n}/rendered              image/png | image/jpeg, ?window=c,w[,fn],
+                                                                            ?viewport=w,h, ?quality=
+    GET .../studies/{s}[/series/{se}[/instances/{i}[/frames/{n}]]]/thumbnail  the middle image, 128x128 JPEG
 
 Transfer syntax negotiation (PS3.18 §8.7.3): the ``transfer-syntax`` parameter of the Accept
 media ranges, best ``q`` first. ``*`` gives each instance as stored; no parameter means
 Explicit VR Little Endian (the PS3.18 default; compressed originals are decompressed); a
 preset's syntax (``1.2.840.10008.1.2.4.51`` for ``diagnostic``...) gives that preset's rendition
 (pre-computed, else encoded on the spot); ``?preset=NAME`` picks among presets sharing a
-syntax. Nothing producible → 406. A study or series retrieve whose instance cannot take the
-syntax (colour, reports: the preset passes them through) sends that part as it is, with its
-own ``transfer-syntax`` in the part's Content-Type.
+syntax; another lossless syntax the registry writes here (JPEG-LS, JPEG 2000, RLE, HTJ2K RPCL) is
+coded on the spot by the ``lossless`` preset, bit-exact. Nothing producible → 406. A study or
+series retrieve whose instance cannot take the syntax (colour, reports: the preset passes them
+through) sends that part as it is, with its own ``transfer-syntax`` in the part's Content-Type.
 
 STOW-RS: ``POST /dicomweb/studies[/{study}]``, ``multipart/related; type="application/dicom"``,
 each part ingested like ``medcodec ingest`` (:meth:`Store.ingest_bytes`). Body over
@@ -392,25 +395,68 @@ async def _rendered(request: Request) -> Response:
     numbers = _frame_numbers(frame_text, record.frames or 1)
     if len(numbers) != 1:
         raise InvalidInputError("rendered: exactly one frame at a time")
+    return await _rendered_answer(request, record, numbers[0], default_media="image/png", default_viewport=None)
+
+
+async def _thumbnail(request: Request) -> Response:
+    """PS3.18 §10.4.1.1.6 thumbnail of a study, series, instance or frame: the middle image of the
+    first series with pixels (the middle frame of a multi-frame instance), fitted to ``viewport``
+    (default 128x128), JPEG unless PNG is asked for."""
+    records, _ = await _records(request)
+    images = [r for r in records if r.rows]
+    if not images:
+        raise NotFoundError("nothing with pixel data to show as a thumbnail")
+    first = images[0].series_uid
+    series = [r for r in images if r.series_uid == first]
+    record = series[len(series) // 2]
+    frames = record.frames or 1
+    number = _frame_numbers(request.path_params["frames"], frames)[0] if "frames" in request.path_params else 1
+    if "frames" not in request.path_params and frames > 1:
+        number = (frames + 1) // 2
+    return await _rendered_answer(request, record, number, default_media="image/jpeg", default_viewport=(128, 128))
+
+
+async def _rendered_answer(
+    request: Request, record: Any, number: int, *, default_media: str, default_viewport: tuple[int, int] | None
+) -> Response:
+    """One frame rendered (window from ``?window=`` or the file, ``?quality=``, ``?viewport=w,h``)."""
     window = _window(request)
     quality = _int_param(request, "quality", 90, maximum=100) or 90
+    viewport = _viewport(request) or default_viewport
     media = None
     for m in parse_accept(request.headers.get("accept")):
         if m.type in ("image/png", "image/jpeg"):
             media = m.type
         elif m.type in ("*/*", "image/*"):
-            media = "image/png"
+            media = default_media
         if media:
             break
     if media is None:
         raise NotAcceptableError("rendered images are image/png or image/jpeg")
     store = request.app.state.store
-    data = await run_in_threadpool(_render, store, record, numbers[0], window, media, quality)
+    data = await run_in_threadpool(_render, store, record, number, window, media, quality, viewport)
     return Response(data, media_type=media)
 
 
+def _viewport(request: Request) -> tuple[int, int] | None:
+    """``?viewport=vw,vh`` (PS3.18 §8.3.5.1.3; the cropping form ``vw,vh,sx,sy,sw,sh`` is not supported)."""
+    text = request.query_params.get("viewport")
+    if text is None or text == "":
+        return None
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and 1 <= int(p) <= 4096 for p in parts):
+        raise InvalidInputError(f"viewport={text!r}: expected width,height in pixels (1-4096 each)")
+    return int(parts[0]), int(parts[1])
+
+
 def _render(
-    store: Any, record: Any, number: int, window: tuple[float, float, str] | None, media: str, quality: int
+    store: Any,
+    record: Any,
+    number: int,
+    window: tuple[float, float, str] | None,
+    media: str,
+    quality: int,
+    viewport: tuple[int, int] | None = None,
 ) -> bytes:
     import pydicom
     from PIL import Image
@@ -459,6 +505,11 @@ def _render(
         if ds.get("PhotometricInterpretation", "") == "MONOCHROME1":
             img8 = 255 - img8
         image = Image.fromarray(img8, "L")
+    if viewport is not None:  # fitted inside the viewport, aspect ratio kept (never enlarged past 4096)
+        scale = min(viewport[0] / image.width, viewport[1] / image.height)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        if size != image.size:
+            image = image.resize(size, Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     if media == "image/jpeg":
         image.save(buf, format="JPEG", quality=quality)
@@ -607,4 +658,8 @@ def routes() -> list[Route]:
         Route(inst + "/rendered", _rendered, methods=["GET"]),
         Route(inst + "/frames/{frames}", _frames, methods=["GET"]),
         Route(inst + "/frames/{frames}/rendered", _rendered, methods=["GET"]),
+        Route(p + "/studies/{study}/thumbnail", _thumbnail, methods=["GET"]),
+        Route(p + "/studies/{study}/series/{series}/thumbnail", _thumbnail, methods=["GET"]),
+        Route(inst + "/thumbnail", _thumbnail, methods=["GET"]),
+        Route(inst + "/frames/{frames}/thumbnail", _thumbnail, methods=["GET"]),
     ]
