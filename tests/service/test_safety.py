@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import subprocess
 import sys
 
@@ -72,6 +74,47 @@ def test_cors_only_for_the_origins_given(tmp_path, spawn_server):
     )
     with pytest.raises(InvalidInputError, match="CORS origin"):
         Settings(store="x", cors_origins=("localhost:3000/path",))
+
+
+def test_https_with_a_certificate(tmp_path):
+    """--tls-cert/--tls-key serve HTTPS (a self-signed certificate made by openssl, verified by the
+    client); plain HTTP on that port is refused; half a pair is an error before anything starts."""
+    import os
+    import signal
+    import time
+
+    from medcodec.testing.tools import require_tool
+
+    openssl = require_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(tmp_path / "store"),
+                             "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
+                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ})  # fmt: skip
+    trust = ssl.create_default_context(cafile=str(cert))
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = httpx.get(f"https://127.0.0.1:{port}/health", verify=trust, timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200 and answer.json()["status"] == "ok"
+        assert httpx.get(f"https://127.0.0.1:{port}/dicomweb/studies", verify=trust).json() == []
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    half = subprocess.run([sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(tmp_path / "s2"),
+                           "--tls-cert", str(cert)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert half.returncode == 2 and "--tls-key" in half.stderr and "Traceback" not in half.stderr
 
 
 def test_stow_over_the_limit_gives_413_and_stores_nothing(shared_data, tmp_path, spawn_server):

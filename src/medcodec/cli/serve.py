@@ -59,6 +59,8 @@ from ._common import handle_errors
     help="Origin whose browser pages may call the server (a DICOMweb viewer served elsewhere, e.g. "
     "http://localhost:3000; '*' for any); repeatable [default: $MEDCODEC_CORS_ORIGINS, comma-separated, or none].",
 )
+@click.option("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS. Needs --tls-key.")
+@click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
 @click.option(
     "--log-level",
     default="info",
@@ -80,6 +82,8 @@ def serve(
     max_live: int,
     no_precompute: bool,
     cors_origins: tuple[str, ...],
+    tls_cert: str | None,
+    tls_key: str | None,
     log_level: str,
 ) -> None:
     """Serve STORE over HTTP: DICOMweb under /dicomweb, ZIPs at /studies/{uid}/archive.zip?preset=NAME.
@@ -88,12 +92,13 @@ def serve(
     Examples:
       medcodec serve --store store/                       # http://127.0.0.1:8042
       curl -o ct.zip 'http://127.0.0.1:8042/studies/1.2.3/archive.zip?preset=diagnostic'
-      MEDCODEC_TOKEN=... medcodec serve --store store/ --host 0.0.0.0 --dimse-port 11112
+      MEDCODEC_TOKEN=... medcodec serve --store store/ --host 0.0.0.0 --dimse-port 11112 \\
+          --tls-cert cert.pem --tls-key key.pem
     """
     import uvicorn
 
     from ..service.app import create_app
-    from ..service.settings import TOKEN_ENV, Settings
+    from ..service.settings import TOKEN_ENV, Settings, is_loopback
 
     settings = Settings(
         store=store,
@@ -110,10 +115,24 @@ def serve(
         precompute_received=not no_precompute,
         cors_origins=tuple(cors_origins)
         or tuple(o.strip() for o in os.environ.get("MEDCODEC_CORS_ORIGINS", "").split(",") if o.strip()),
+        tls_certfile=tls_cert,
+        tls_keyfile=tls_key,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
-    click.echo(f"medcodec serve: http://{host}:{port}/ (DICOMweb at /dicomweb, viewer at /viewer/)", err=True)
+    click.echo(
+        f"medcodec serve: {settings.scheme}://{host}:{port}/ (DICOMweb at /dicomweb, viewer at /viewer/)", err=True
+    )
+    if not is_loopback(host) and settings.tls_certfile is None:
+        click.echo("warning: off loopback without --tls-cert, the bearer token and the images cross the network "
+                   "in clear", err=True)  # fmt: skip
     uvicorn.run(
-        app, host=host, port=port, log_level=log_level, access_log=log_level == "debug", timeout_graceful_shutdown=5
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_graceful_shutdown=5,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
     )

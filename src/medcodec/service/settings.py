@@ -75,6 +75,9 @@ class Settings:
         Origins whose pages may call the server from a browser (CORS: a DICOMweb viewer such as
         OHIF served from elsewhere), ``"*"`` for any; empty (the default): none. The bearer token
         is still required.
+    tls_certfile, tls_keyfile
+        PEM certificate (chain) and private key: serve HTTPS (uvicorn's TLS). Both or neither. Off
+        loopback without them the bearer token crosses the network in clear (the CLI warns).
     """
 
     store: str
@@ -93,6 +96,13 @@ class Settings:
     precompute_quiet: float = 0.5
     precompute_wait: float = 10.0
     cors_origins: tuple[str, ...] = ()
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with a certificate, else ``http``."""
+        return "https" if self.tls_certfile else "http"
 
     def __post_init__(self) -> None:
         if not self.store:
@@ -115,6 +125,11 @@ class Settings:
             raise InvalidInputError(f"port={self.port!r} is not a TCP port")
         if self.dimse_port is not None and not (isinstance(self.dimse_port, int) and 0 < self.dimse_port < 65536):
             raise InvalidInputError(f"dimse_port={self.dimse_port!r} is not a TCP port")
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise InvalidInputError("TLS needs both a certificate (--tls-cert) and its private key (--tls-key)")
+        for path in (self.tls_certfile, self.tls_keyfile):
+            if path is not None and not os.path.isfile(path):
+                raise InvalidInputError(f"TLS file {path!r} does not exist")
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise InvalidInputError(
