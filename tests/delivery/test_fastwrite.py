@@ -408,3 +408,23 @@ def _same(data: bytes, i: int) -> Any:
     del ref[0x00200013]
     ref.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return ref
+
+
+@pytest.mark.realdata
+def test_multi_valued_private_creator_is_written_as_dcmwrite_writes_it(shared_data):
+    """A private creator changed to two values (not hashable as pydicom holds it) broke the writer's
+    cache keys (TypeError, so the live file fell back to the original); it is written as dcmwrite
+    writes it, and again from the caches on a second pass."""
+    data = series_files(shared_data, MR)[3].read_bytes()
+    for _ in range(2):
+        ds = read_native(data)
+        assert ds is not None
+        creator = next(t for t in ds._dict if t >> 16 & 1 and 0x10 <= t & 0xFFFF <= 0xFF)
+        ds[creator].value = ["GEMS_A", "GEMS_B"]
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ref = pydicom.dcmread(io.BytesIO(data))
+        ref[creator].value = ["GEMS_A", "GEMS_B"]
+        ref.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        with pytest.warns(UserWarning, match="private creator"):
+            expected = encode_file(ref)
+        assert encode_file_fast(ds) == expected

@@ -323,7 +323,8 @@ def _element_out(
                 creator = creators.get(block, _NO_CREATOR)
                 if creator is _NO_CREATOR:
                     creator = creators[block] = _creator_of(items, tag)
-            key = (itag, value, creator) if value is None or len(value) <= _CACHED_SIZE else None
+            cacheable = (value is None or len(value) <= _CACHED_SIZE) and isinstance(creator, (bytes, str, type(None)))
+            key = (itag, value, creator) if cacheable else None  # (a multi-valued creator is not hashable)
             known = _IMPLICIT_CACHE.get(key) if key is not None else None
             if known is None:
                 vr = _copy_vr(tag, value, creator)
@@ -366,9 +367,13 @@ def _span(elem: RawDataElement, implicit: bool) -> tuple[int, int]:
 def _creators(items: Any) -> tuple[Any, ...]:
     """The private creators of a data set's elements ``(tag, value)`` (what, besides its bytes, a
     private element's output depends on)."""
-    return tuple(
-        (int(t), getattr(items[t], "value", None)) for t in items if t >> 16 & 1 and 0x10 <= t & 0xFFFF <= 0xFF
-    )
+    out = []
+    for t in items:
+        if t >> 16 & 1 and 0x10 <= t & 0xFFFF <= 0xFF:
+            value = getattr(items[t], "value", None)
+            # raw bytes, or a converted value (a multi-valued one is a list: not hashable as it is)
+            out.append((int(t), value if isinstance(value, (bytes, str, type(None))) else repr(value)))
+    return tuple(out)
 
 
 def _steady(tag: int, value: Any) -> bool:
