@@ -90,6 +90,12 @@ def test_https_with_a_certificate(tmp_path):
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True, timeout=60)  # fmt: skip
+    from pydicom.data import get_testdata_file
+
+    ct = get_testdata_file("CT_small.dcm")
+    study = str(pydicom.dcmread(ct, stop_before_pixels=True).StudyInstanceUID)
+    subprocess.run([sys.executable, "-m", "medcodec.cli.main", "ingest", ct, "--store", str(tmp_path / "store"),
+                    "--no-progress"], check=True, capture_output=True, timeout=300)  # fmt: skip
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -106,7 +112,15 @@ def test_https_with_a_certificate(tmp_path):
             except httpx.TransportError:
                 time.sleep(0.2)
         assert answer is not None and answer.status_code == 200 and answer.json()["status"] == "ok"
-        assert httpx.get(f"https://127.0.0.1:{port}/dicomweb/studies", verify=trust).json() == []
+        assert len(httpx.get(f"https://127.0.0.1:{port}/dicomweb/studies", verify=trust).json()) == 1
+        # the download client trusts the certificate it is given, and refuses the server without it
+        fetch = [sys.executable, "-m", "medcodec.cli.main", "fetch", f"https://127.0.0.1:{port}", "--study", study,
+                 "-o", str(tmp_path / "dl"), "--retries", "0"]  # fmt: skip
+        got = subprocess.run([*fetch, "--ca-cert", str(cert)], capture_output=True, text=True, timeout=120)
+        assert got.returncode == 0, got.stderr
+        assert len(list((tmp_path / "dl").glob("*.zip"))) == 1
+        refused = subprocess.run(fetch, capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
     finally:

@@ -30,6 +30,12 @@ from ._common import handle_errors, human_bytes
 @click.option("--extract", is_flag=True, help="Also unpack the archive next to it.")
 @click.option("--token", default=None, help="Bearer token [default: $MEDCODEC_TOKEN].")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--ca-cert",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM certificate authority (or self-signed certificate) of an https server.",
+)
 @handle_errors
 def fetch(
     url: str,
@@ -41,6 +47,7 @@ def fetch(
     extract: bool,
     token: str | None,
     retries: int,
+    ca_cert: str | None,
 ) -> None:
     """Download the archive of a study (or series) from URL; an interrupted download resumes.
 
@@ -73,6 +80,7 @@ def fetch(
             retries=retries,
             progress=progress,
             extract=extract,
+            ca_cert=ca_cert,
         )
     finally:
         bar.close()

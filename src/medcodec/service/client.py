@@ -98,6 +98,7 @@ def fetch(
     timeout: float = 60.0,
     progress: Callable[[int, int | None], None] | None = None,
     extract: bool = False,
+    ca_cert: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Download (resuming) and verify an archive; returns the path of the ``.zip``.
 
@@ -121,6 +122,9 @@ def fetch(
         ``(bytes so far, total or None)`` after every chunk.
     extract
         Also unpack the archive into ``out_dir/<name>/``.
+    ca_cert
+        PEM file of the certificate authority (or self-signed certificate) an ``https`` server is
+        checked against, instead of the system's ones.
 
     Raises
     ------
@@ -133,6 +137,14 @@ def fetch(
 
     if retries < 0:
         raise InvalidInputError(f"retries={retries!r} must be >= 0")
+    verify: Any = True
+    if ca_cert is not None:
+        import ssl
+
+        try:
+            verify = ssl.create_default_context(cafile=os.fspath(ca_cert))
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidInputError(f"--ca-cert {os.fspath(ca_cert)!r}: {exc}") from exc
     target_url = _archive_url(url, study, series)
     params = {"preset": preset, **({"live": "1"} if live else {})}
     out = Path(out_dir)
@@ -152,7 +164,7 @@ def fetch(
             req_headers["If-Range"] = etag
         try:
             with (
-                httpx.Client(timeout=timeout) as client,
+                httpx.Client(timeout=timeout, verify=verify) as client,
                 client.stream("GET", target_url, params=params, headers=req_headers) as resp,
             ):
                 if resp.status_code == 416 and have:  # nothing left to send: the .part is complete
