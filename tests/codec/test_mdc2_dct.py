@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 import zlib
@@ -28,11 +29,13 @@ def _image(shape: tuple[int, ...], bits: int = 12, signed: bool = False, seed: i
 @pytest.mark.parametrize("quality", [20, 75, 100])
 def test_arith_same_levels_and_bound(bits: int, signed: bool, quality: int) -> None:
     img = _image((2, 45, 61), bits, signed, seed=quality)
-    for effort in ("best", "fast"):
+    expect = {"arith-binary": ((2, 0), container.ENTROPY_ARITH), "arith-multi": ((2, 1), container.ENTROPY_MULTI)}
+    expect["arith"] = expect[mdc2.DEFAULT_ARITH]
+    for effort, entropy in itertools.product(("best", "fast"), expect):
         v1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort)
-        v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy="arith")
+        v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy=entropy)
         h = medcodec.read_header(v2)
-        assert h.version == (2, 0) and h.entropy == container.ENTROPY_ARITH and h.transform == container.TRANSFORM_DCT8
+        assert (h.version, h.entropy) == expect[entropy] and h.transform == container.TRANSFORM_DCT8
         np.testing.assert_array_equal(h.qtables[0], medcodec.read_header(v1).qtables[0])
         # same levels; offsets (fast) and deblocking (chosen by the encoder only when it helps)
         # must not cost error, and the bound that includes them holds
@@ -70,15 +73,16 @@ def test_offsets_move_levels_toward_zero_and_raise_psnr() -> None:
     assert mse(moved) < mse(zero)
 
 
-def test_levels_roundtrip_extremes() -> None:
+@pytest.mark.parametrize("coder", [container.ENTROPY_ARITH, container.ENTROPY_MULTI])
+def test_levels_roundtrip_extremes(coder: int) -> None:
     rng = np.random.default_rng(4)
     levels = np.zeros((35, 64), np.int32)
     levels[:, 0] = rng.integers(-(1 << 18), 1 << 18, 35)  # DC differences of 16-bit data
     levels[3, 63] = (1 << 18) - 1
     levels[4, 1:] = rng.integers(-300, 300, 63)
     levels[7, 5] = -1
-    coded = mdc2.encode_levels(levels, 5)
-    back = mdc2.decode_levels(np.frombuffer(coded, np.uint8), 0, len(coded), 35, 5)
+    coded = mdc2.encode_levels(levels, 5, coder)
+    back = mdc2.decode_levels(np.frombuffer(coded, np.uint8), 0, len(coded), 35, 5, coder=coder)
     np.testing.assert_array_equal(back, levels)
 
 
@@ -111,9 +115,9 @@ def test_unknown_entropy_rejected() -> None:
         medcodec.encode(np.zeros((8, 8), np.uint16), bits_stored=12, entropy="arith", format="jpeg")
 
 
-@pytest.fixture(scope="module")
-def arith_stream() -> bytes:
-    data = medcodec.encode(_image((3, 40, 48), 12), bits_stored=12, quality=80, entropy="arith")
+@pytest.fixture(scope="module", params=["arith-binary", "arith-multi"])
+def arith_stream(request: pytest.FixtureRequest) -> bytes:
+    data = medcodec.encode(_image((3, 40, 48), 12), bits_stored=12, quality=80, entropy=request.param)
     medcodec.decode(data)
     return data
 
@@ -317,7 +321,8 @@ def test_restoration_filter_chosen_and_pays() -> None:
     assert frame.restoration is not None and frame.restoration.weights.any()
     coder = mdc2.FrameCoder.for_table(header.qtables[0], 12, False)
     by, bx = transform.blocks_shape(*img.shape)
-    levels = mdc2.decode_levels(np.frombuffer(data, np.uint8), frame.start, frame.end, by * bx, bx)
+    levels = mdc2.decode_levels(np.frombuffer(data, np.uint8), frame.start, frame.end, by * bx, bx,
+                                coder=header.entropy)  # fmt: skip
     before = mdc2.decoded_before_restoration(coder, levels, frame.offsets, frame.deblock, *img.shape)
     out = medcodec.decode(data)
     np.testing.assert_array_equal(out, _restore_reference(before, frame.restoration, 0, 4095))
