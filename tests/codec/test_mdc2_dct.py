@@ -394,3 +394,32 @@ def test_arith_range_ignores_a_few_bright_pixels() -> None:
     assert head(spiky, entropy="arith", range_bits=13).range_bits == 13
     data = medcodec.encode(spiky, bits_stored=16, signed=True, quality=60, entropy="arith")
     assert np.abs(medcodec.decode(data).astype(np.int64) - spiky).max() <= max(mdc2.stream_error_bound(data))
+
+
+def test_filter_search_kernels_match_the_whole_frame_ones() -> None:
+    """The encoder's cheaper search kernels: activity at the sampled positions only, the filter on
+    a band of rows, the Laplacian energy inside a band: the same numbers as the whole-frame kernels."""
+    rng = np.random.default_rng(12)
+    for shape in ((1, 1), (2, 9), (37, 29), (300, 70)):
+        img = rng.integers(0, 4096, shape).astype(np.uint16)
+        full = mdc2.K.filter_activity(img, np.empty(shape, np.int64))
+        step = mdc2.K.FILTER_SAMPLE
+        got = mdc2.K.filter_activity_sampled(img, step, np.empty((-(-shape[0] // step), -(-shape[1] // step)), np.int64))
+        np.testing.assert_array_equal(got, full[::step, ::step])
+        flt = mdc2.RestorationFilter(np.array([50, 400], np.int64), rng.integers(-300, 300, (3, 6)), 40)
+        whole = flt.apply(img, 0, 4095)
+        for y0, y1 in ((0, shape[0]), (0, 1), (shape[0] // 3, shape[0] // 2 + 1), (shape[0] - 1, shape[0])):
+            band = np.zeros_like(img)
+            mdc2.K.restore_rows(img, flt.thresholds, np.asarray(flt.weights, np.int64), flt.clip, 0, 4095, band, y0, y1)
+            np.testing.assert_array_equal(band[y0:y1], whole[y0:y1])
+            assert not band[:y0].any() and not band[y1:].any()
+        bins = rng.integers(0, 3, (-(-shape[0] // step), -(-shape[1] // step))).astype(np.int64)
+        if shape[0] >= 4:  # inside a band covering rows 1 .. rows-2 the two agree on the rows they share
+            e_band = mdc2.K.band_laplacian_energy(img, bins, np.zeros(3), 0, shape[0])
+            masked = bins.copy()
+            e_all = np.zeros(4)
+            masked[0, :] = 3  # row 0 and the last sampled row (if it is the last frame row) lie outside
+            if (shape[0] - 1) % step == 0:
+                masked[-1, :] = 3
+            mdc2.K.laplacian_energy(img, masked, e_all)
+            np.testing.assert_allclose(e_band, e_all[:3])

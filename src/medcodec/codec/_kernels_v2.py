@@ -953,6 +953,34 @@ def filter_activity(img, act):
     return act
 
 
+@_jit
+def filter_activity_sampled(img, step, out):
+    """:func:`filter_activity` at every ``step``-th row and column only: ``out[y // step, x // step]``
+    (the encoder's filter statistics need no more)."""
+    rows, cols = img.shape
+    L = np.empty((rows, cols + 2), dtype=np.int32)  # one clamped column on each side
+    for y in range(rows):
+        up = max(y - 1, 0)
+        dn = min(y + 1, rows - 1)
+        for x in range(cols):
+            p2 = 2 * np.int64(img[y, x])
+            left = np.int64(img[y, max(x - 1, 0)])
+            right = np.int64(img[y, min(x + 1, cols - 1)])
+            L[y, x + 1] = abs(p2 - left - right) + abs(p2 - np.int64(img[up, x]) - np.int64(img[dn, x]))
+        L[y, 0] = L[y, 1]
+        L[y, cols + 1] = L[y, cols]
+    for y in range(0, rows, step):
+        r0 = L[max(y - 1, 0)]
+        r1 = L[y]
+        r2 = L[min(y + 1, rows - 1)]
+        for x in range(0, cols, step):
+            a = np.int64(0)
+            for dx in range(3):
+                a += np.int64(r0[x + dx]) + r1[x + dx] + r2[x + dx]
+            out[y // step, x // step] = a
+    return out
+
+
 @_helper
 def _tap_diffs(img, y, x, rows, cols, d):
     """d[j] = a_j + b_j - 2p for the FILTER_PAIRS taps around (y, x), coordinates clamped."""
@@ -981,6 +1009,13 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
 
     Streams over the rows with ring buffers (5 edge-padded image rows, 3 rows of horizontally
     summed Laplacians): no frame-sized temporaries."""
+    return restore_rows(img, thresholds, weights, clip, lo, hi, out, 0, img.shape[0])
+
+
+@_jit
+def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
+    """:func:`restore` on output rows ``y_from .. y_to - 1`` only (the others of ``out`` are left
+    as they are): the encoder's filter search looks at bands of rows."""
     rows, cols = img.shape
     ncls = thresholds.shape[0] + 1
     half = FILTER_UNIT // 2
@@ -994,7 +1029,7 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
     cls = np.zeros(cols, dtype=np.int64)
     acc = np.empty(cols, dtype=np.int64)
     loaded = np.full(5, -1, dtype=np.int64)
-    for y in range(-1, rows):
+    for y in range(max(y_from - 2, -1), min(y_to, rows)):
         # make image rows up to y + 2 available, then the Laplacian sums of row y + 1
         r_new = min(y + 2, rows - 1)
         for r in range(max(r_new - 4, 0), r_new + 1):
@@ -1014,7 +1049,7 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
             h = H[rl % 3]
             for x in range(cols):
                 h[x] = L[x] + L[x + 1] + L[x + 2]
-        if y < 0:
+        if y < y_from:
             continue
         h0 = H[max(y - 1, 0) % 3]
         h1 = H[y % 3]
@@ -1089,6 +1124,24 @@ def filter_stats(dec, orig, bins, nbins, ata, atb, counts, energy_dec, energy_or
             lq = np.float64(np.int64(Q[py, px + 1]) + Q[py, px - 1] + Q[py + 1, px] + Q[py - 1, px] - 2 * qq)
             energy_dec[b] += ld * ld
             energy_orig[b] += lq * lq
+
+
+@_jit
+def band_laplacian_energy(img, bins, out, y_from, y_to):
+    """:func:`laplacian_energy` on the sampled positions whose rows and both row neighbours lie in
+    ``y_from .. y_to - 1`` (the columns clamped to the frame as there)."""
+    rows, cols = img.shape
+    first = max(y_from + 1, 0)
+    first += (-first) % FILTER_SAMPLE
+    for y in range(first, min(y_to - 1, rows), FILTER_SAMPLE):
+        if y + 1 >= rows:
+            break
+        for x in range(0, cols, FILTER_SAMPLE):
+            p2 = 2 * np.int64(img[y, x])
+            v = np.float64(np.int64(img[y, min(x + 1, cols - 1)]) + img[y, max(x - 1, 0)] + img[y + 1, x]
+                           + img[y - 1, x] - 2 * p2)  # fmt: skip
+            out[bins[y // FILTER_SAMPLE, x // FILTER_SAMPLE]] += v * v
+    return out
 
 
 @_jit
