@@ -1028,6 +1028,8 @@ def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
     L = np.empty(cols + 2, dtype=np.int64)
     cls = np.zeros(cols, dtype=np.int64)
     acc = np.empty(cols, dtype=np.int64)
+    A = np.empty(cols, dtype=np.int64)
+    W = np.empty((N_FILTER_TAPS, cols), dtype=np.int64)  # the weights of each sample's class
     loaded = np.full(5, -1, dtype=np.int64)
     for y in range(max(y_from - 2, -1), min(y_to, rows)):
         # make image rows up to y + 2 available, then the Laplacian sums of row y + 1
@@ -1060,24 +1062,47 @@ def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
         p1 = B[min(y + 1, rows - 1) % 5]
         p2r = B[min(y + 2, rows - 1) % 5]
         # row-wise passes without branches (numba vectorises them): class, weighted taps, rounding
-        for x in range(cols if ncls > 1 else 0):
-            a = h0[x] + h1[x] + h2[x]
-            n_above = np.int64(0)
+        if ncls > 1:  # class = thresholds reached, one threshold at a time (vectorises)
+            for x in range(cols):
+                A[x] = h0[x] + h1[x] + h2[x]
+                cls[x] = 0
             for t in range(ncls - 1):
-                n_above += a >= thresholds[t]
-            cls[x] = n_above
-        for x in range(cols):
-            k = x + 2
-            pp = 2 * c0[k]
-            c = cls[x]
-            acc[x] = (
-                w[c, 0] * (c0[k + 1] + c0[k - 1] - pp)
-                + w[c, 1] * (p1[k] + m1[k] - pp)
-                + w[c, 2] * (p1[k + 1] + m1[k - 1] - pp)
-                + w[c, 3] * (p1[k - 1] + m1[k + 1] - pp)
-                + w[c, 4] * (c0[k + 2] + c0[k - 2] - pp)
-                + w[c, 5] * (p2r[k] + m2[k] - pp)
-            )
+                th = thresholds[t]
+                for x in range(cols):
+                    cls[x] += A[x] >= th
+        if ncls == 1:
+            a0, a1, a2, a3, a4, a5 = w[0, 0], w[0, 1], w[0, 2], w[0, 3], w[0, 4], w[0, 5]
+            for x in range(cols):  # one class: the weights are constants, the loop vectorises
+                k = x + 2
+                pp = 2 * c0[k]
+                acc[x] = (
+                    a0 * (c0[k + 1] + c0[k - 1] - pp)
+                    + a1 * (p1[k] + m1[k] - pp)
+                    + a2 * (p1[k + 1] + m1[k - 1] - pp)
+                    + a3 * (p1[k - 1] + m1[k + 1] - pp)
+                    + a4 * (c0[k + 2] + c0[k - 2] - pp)
+                    + a5 * (p2r[k] + m2[k] - pp)
+                )
+        else:
+            for x in range(cols):  # gather the class weights first, then a loop that vectorises
+                c = cls[x]
+                W[0, x] = w[c, 0]
+                W[1, x] = w[c, 1]
+                W[2, x] = w[c, 2]
+                W[3, x] = w[c, 3]
+                W[4, x] = w[c, 4]
+                W[5, x] = w[c, 5]
+            for x in range(cols):
+                k = x + 2
+                pp = 2 * c0[k]
+                acc[x] = (
+                    W[0, x] * (c0[k + 1] + c0[k - 1] - pp)
+                    + W[1, x] * (p1[k] + m1[k] - pp)
+                    + W[2, x] * (p1[k + 1] + m1[k - 1] - pp)
+                    + W[3, x] * (p1[k - 1] + m1[k + 1] - pp)
+                    + W[4, x] * (c0[k + 2] + c0[k - 2] - pp)
+                    + W[5, x] * (p2r[k] + m2[k] - pp)
+                )
         for x in range(cols):
             s_ = acc[x]
             mag = min((abs(s_) + half) >> FILTER_SHIFT, clip)  # sign(s) * floor((|s| + 128) / 256), clamped
