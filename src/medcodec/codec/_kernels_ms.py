@@ -68,8 +68,6 @@ FLOOR = 4
 COUNT_MAX = 127
 #: Adaptation shift by the context's symbol count n: bit_length(n + 1), at most 7.
 RATE = np.array([min(7, (n + 1).bit_length()) for n in range(COUNT_MAX + 1)], dtype=np.int64)
-#: Entries per context in the flat CDF table: c[0..15] (c[0] = 0; c[n] = 32768 is implicit).
-ROW = 16
 
 NZ_BUCKETS = 10
 NBR_BUCKETS = 7
@@ -114,16 +112,21 @@ FINE_POSITION_BLOCKS = 8192
 POS_FINE = np.arange(64, dtype=np.int64)
 
 
+#: Where each context's row starts in the flat table (rows of ``n`` int16 entries: the count in
+#: slot 0, then ``c[1] .. c[n-1]``; ``c[0] = 0`` and ``c[n] = 32768`` are implicit): 23.6 KB in all.
+OFFSET = np.concatenate([[0], np.cumsum(ALPHABET)]).astype(np.int64)
+O_NZ, O_NZH, O_NZL, O_DC = (int(OFFSET[m]) for m in (M_NZ, M_NZH, M_NZL, M_DC))
+O_BASE, O_BR, O_ESC, O_DCM = (int(OFFSET[m]) for m in (M_BASE, M_BR, M_ESC, M_DCM))
+
+
 def initial_model() -> np.ndarray:
-    """Fresh contexts, flat (N_MCTX * 16): the AC base contexts :data:`BASE_INIT`, every other
-    context uniform, ``c[i] = i * 32768 // n`` (floor)."""
-    model = np.zeros(N_MCTX * ROW, dtype=np.int32)
+    """Fresh contexts (flat, :data:`OFFSET`): the AC base contexts :data:`BASE_INIT`, every other
+    context uniform, ``c[i] = i * 32768 // n`` (floor); counts 0."""
+    model = np.zeros(int(OFFSET[-1]), dtype=np.int16)
     for ctx in range(N_MCTX):
-        n = int(ALPHABET[ctx])
-        for i in range(n):
-            model[ctx * ROW + i] = i * CDF_ONE // n
-        if M_BASE <= ctx < M_BR:
-            model[ctx * ROW : ctx * ROW + 4] = BASE_INIT
+        n, base = int(ALPHABET[ctx]), int(OFFSET[ctx])
+        cdf = BASE_INIT if M_BASE <= ctx < M_BR else tuple(i * CDF_ONE // n for i in range(n))
+        model[base + 1 : base + n] = cdf[1:]
     return model
 
 
@@ -131,30 +134,30 @@ INITIAL_MODEL = initial_model()
 
 
 @_helper
-def _adapt(C, NC, ctx, s, n):
-    """Move context ``ctx``'s CDF toward symbol ``s`` (n: alphabet size, a constant at each call)."""
-    cnt = NC[ctx]
+def _adapt(C, base, s, n):
+    """Move the CDF of the context at ``base`` toward symbol ``s`` (n: alphabet size, a constant
+    at each call site); its count (slot 0) sets the rate."""
+    cnt = np.int64(C[base])
     rate = RATE[cnt]
-    base = ctx * ROW
     for i in range(1, n):
         c = np.int64(C[base + i])
         t = i * FLOOR + ((CDF_ONE - n * FLOOR) if i > s else 0)
         C[base + i] = c + ((t - c) >> rate)
     if cnt < COUNT_MAX:
-        NC[ctx] = cnt + 1
+        C[base] = cnt + 1
 
 
 # ----------------------------------------------------------------------------- encoder
 
 
 @_inline
-def _enc_sym(st, out, C, NC, ctx, s, n):
+def _enc_sym(st, out, C, base, s, n):
+    """Symbol ``s`` of the n-ary context whose row starts at ``base``."""
     rs = st[1] >> CDF_BITS
-    base = ctx * ROW
-    lo = rs * np.int64(C[base + s])
+    lo = rs * np.int64(C[base + s]) if s > 0 else np.int64(0)
     rng = (rs << CDF_BITS if s == n - 1 else rs * np.int64(C[base + s + 1])) - lo
     st[0] += lo
-    _adapt(C, NC, ctx, s, n)
+    _adapt(C, base, s, n)
     while rng < 0x1000000:
         rng <<= 8
         _shift_low(st, out)
@@ -190,7 +193,6 @@ def encode_coefficients_ms(levels, bx, out):
     """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row; returns (status, nbytes)."""
     nblocks = levels.shape[0]
     C = INITIAL_MODEL.copy()
-    NC = np.zeros(N_MCTX, dtype=np.int32)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     st = np.zeros(6, dtype=np.int64)
@@ -201,10 +203,10 @@ def encode_coefficients_ms(levels, bx, out):
             if levels[i, k] != 0:
                 nz += 1
         nzs[i] = nz
-        _enc_sym(st, out, C, NC, M_NZ + _nz_ctx(nzs, i, bx), min(nz, 15), 16)
+        _enc_sym(st, out, C, O_NZ + 16 * _nz_ctx(nzs, i, bx), min(nz, 15), 16)
         if nz >= 15:
-            _enc_sym(st, out, C, NC, M_NZH, (nz - 15) >> 2, 16)
-            _enc_sym(st, out, C, NC, M_NZL, (nz - 15) & 3, 4)
+            _enc_sym(st, out, C, O_NZH, (nz - 15) >> 2, 16)
+            _enc_sym(st, out, C, O_NZL, (nz - 15) & 3, 4)
         # DC: bit length of the difference to the MED prediction, then sign and mantissa raw
         pred, dact = _dc_context(levels, i, bx)
         r = np.int64(levels[i, 0]) - pred
@@ -212,13 +214,13 @@ def encode_coefficients_ms(levels, bx, out):
         nb = _bitlen(a)
         if nb > MAX_ESC_BITS:
             return E_RANGE, 0
-        _enc_sym(st, out, C, NC, M_DC + dact, min(nb, ESC), 16)
+        _enc_sym(st, out, C, O_DC + 16 * dact, min(nb, ESC), 16)
         if nb >= ESC:
             _enc_raw(st, out, nb - ESC, 3)
         if nb > 0:
             _enc_raw(st, out, 1 if r < 0 else 0, 1)
             if nb >= 2:
-                _enc_sym(st, out, C, NC, M_DCM + nb - 2, (a >> (nb - 2)) & 1, 2)
+                _enc_sym(st, out, C, O_DCM + 2 * (nb - 2), (a >> (nb - 2)) & 1, 2)
                 _enc_bits(st, out, a & ((np.int64(1) << (nb - 2)) - 1), nb - 2)
         # AC
         has_left = i % bx > 0
@@ -235,15 +237,15 @@ def encode_coefficients_ms(levels, bx, out):
             if has_up:
                 nsum += abs(np.int64(levels[i - bx, k]))
             nbk = NBR_LUT[min(nsum, np.int64(21))]
-            ctx = M_BASE + (posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk
-            _enc_sym(st, out, C, NC, ctx, min(m, BASE_MAX), 4)
+            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk)
+            _enc_sym(st, out, C, ctx, min(m, BASE_MAX), 4)
             if m != 0:
                 if m >= BASE_MAX:
-                    brc = M_BR + band * NBR_BUCKETS + nbk
+                    brc = O_BR + 4 * (band * NBR_BUCKETS + nbk)
                     left = m - BASE_MAX
                     j = 0
                     while j < BR_STEPS:
-                        _enc_sym(st, out, C, NC, brc, min(left, 3), 4)
+                        _enc_sym(st, out, C, brc, min(left, 3), 4)
                         if left < 3:
                             break
                         left -= 3
@@ -252,7 +254,7 @@ def encode_coefficients_ms(levels, bx, out):
                         g = _bitlen(left)
                         if g > MAX_ESC_BITS:
                             return E_RANGE, 0
-                        _enc_sym(st, out, C, NC, M_ESC + band, min(g, ESC), 16)
+                        _enc_sym(st, out, C, O_ESC + 16 * band, min(g, ESC), 16)
                         if g >= ESC:
                             _enc_raw(st, out, g - ESC, 3)
                         if g > 1:
@@ -283,13 +285,13 @@ def _fill(code, rng, pos, past, data, end):
 
 
 @_helper
-def _dec_sym(code, rng, pos, past, data, end, C, NC, ctx, n):
-    """(symbol or -1 on a code value outside the range, code, range, pos, past)."""
+def _dec_sym(code, rng, pos, past, data, end, C, base, n):
+    """(symbol of the n-ary context at ``base`` or -1 on a code value outside the range, code,
+    range, pos, past)."""
     rs = rng >> CDF_BITS
     top = rs << CDF_BITS
     if code >= top:
         return -1, code, rng, pos, past
-    base = ctx * ROW
     s = 0
     lo = np.int64(0)
     hi = rs * np.int64(C[base + 1])
@@ -299,7 +301,7 @@ def _dec_sym(code, rng, pos, past, data, end, C, NC, ctx, n):
         hi = top if s == n - 1 else rs * np.int64(C[base + s + 1])
     code -= lo
     rng = hi - lo
-    _adapt(C, NC, ctx, s, n)
+    _adapt(C, base, s, n)
     code, rng, pos, past = _fill(code, rng, pos, past, data, end)
     return s, code, rng, pos, past
 
@@ -337,7 +339,6 @@ def decode_coefficients_ms(data, start, end, bx, levels):
     """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller; returns status."""
     nblocks = levels.shape[0]
     C = INITIAL_MODEL.copy()
-    NC = np.zeros(N_MCTX, dtype=np.int32)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     code = np.int64(0)
@@ -352,12 +353,12 @@ def decode_coefficients_ms(data, start, end, bx, levels):
             past += 1
         pos += 1
     for i in range(nblocks):
-        nz, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, M_NZ + _nz_ctx(nzs, i, bx), 16)
+        nz, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_NZ + 16 * _nz_ctx(nzs, i, bx), 16)
         if nz < 0:
             return E_TRUNCATED if past > 0 else E_RANGE
         if nz == 15:
-            hi4, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, M_NZH, 16)
-            lo2, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, M_NZL, 4)
+            hi4, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_NZH, 16)
+            lo2, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_NZL, 4)
             if hi4 < 0 or lo2 < 0:
                 return E_TRUNCATED if past > 0 else E_RANGE
             nz = 15 + 4 * hi4 + lo2
@@ -365,7 +366,7 @@ def decode_coefficients_ms(data, start, end, bx, levels):
                 return E_TRUNCATED if past > 0 else E_RANGE
         nzs[i] = nz
         pred, dact = _dc_context(levels, i, bx)
-        nb, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, M_DC + dact, 16)
+        nb, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_DC + 16 * dact, 16)
         if nb < 0:
             return E_TRUNCATED if past > 0 else E_RANGE
         if nb >= ESC:
@@ -378,7 +379,7 @@ def decode_coefficients_ms(data, start, end, bx, levels):
             neg, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, 1)
             r = np.int64(1)
             if nb >= 2:
-                top, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, M_DCM + nb - 2, 2)
+                top, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_DCM + 2 * (nb - 2), 2)
                 mant, code, rng, pos, past = _dec_bits(code, rng, pos, past, data, end, nb - 2)
                 if neg < 0 or top < 0 or mant < 0:
                     return E_TRUNCATED if past > 0 else E_RANGE
@@ -405,16 +406,16 @@ def decode_coefficients_ms(data, start, end, bx, levels):
             if has_up:
                 nsum += abs(np.int64(levels[i - bx, k]))
             nbk = NBR_LUT[min(nsum, np.int64(21))]
-            ctx = M_BASE + (posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk
-            m, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, ctx, 4)
+            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk)
+            m, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, ctx, 4)
             if m < 0:
                 return E_TRUNCATED if past > 0 else E_RANGE
             if m != 0:
                 if m == BASE_MAX:
-                    brc = M_BR + band * NBR_BUCKETS + nbk
+                    brc = O_BR + 4 * (band * NBR_BUCKETS + nbk)
                     j = 0
                     while j < BR_STEPS:
-                        br, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, brc, 4)
+                        br, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, brc, 4)
                         if br < 0:
                             return E_TRUNCATED if past > 0 else E_RANGE
                         m += br
@@ -422,7 +423,7 @@ def decode_coefficients_ms(data, start, end, bx, levels):
                             break
                         j += 1
                     if j == BR_STEPS:  # m == 15: escape
-                        g, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, NC, M_ESC + band, 16)
+                        g, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_ESC + 16 * band, 16)
                         if g < 0:
                             return E_TRUNCATED if past > 0 else E_RANGE
                         if g >= ESC:
