@@ -270,8 +270,12 @@ def encode_mdc_to(
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
-            levels = coder.levels(frame)
-            offsets = mdc2.reconstruction_offsets(levels, coder.scaled(frame)) if effort == "fast" else None
+            if effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
+                scaled = coder.scaled(frame)
+                levels = quantize.round_levels(scaled)
+                offsets = mdc2.reconstruction_offsets(levels, scaled)
+            else:
+                levels, offsets = coder.levels(frame), None
             deblock = mdc2.choose_deblock(coder, levels, offsets, frame)
             decoded = mdc2.decoded_before_restoration(coder, levels, offsets, deblock, rows, cols)
             restoration = mdc2.choose_restoration(coder, decoded, frame)
