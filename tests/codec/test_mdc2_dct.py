@@ -427,11 +427,14 @@ def test_filter_search_kernels_match_the_whole_frame_ones() -> None:
 
 def test_fast_levels_from_the_scaled_coefficients_are_the_coders_levels() -> None:
     """effort="fast" 2.x encoding takes the DCT once (the offsets need the unrounded values) and
-    rounds it as quantize.round_levels does: exactly the levels FrameCoder.levels gives."""
+    rounds it as quantize.round_levels does (round_scaled): exactly the levels FrameCoder.levels gives."""
     from medcodec.codec.framecoder import FrameCoder
 
     for bits, signed, shape in ((12, False, (45, 61)), (16, True, (64, 72)), (8, False, (9, 17))):
         img = _image(shape, bits, signed, seed=bits)
         for q in (5, 50, 95, 100):
             coder = FrameCoder.for_table(quantize.quant_table(q, bits), bits, signed)
-            np.testing.assert_array_equal(quantize.round_levels(coder.scaled(img)), coder.levels(img))
+            scaled = coder.scaled(img)
+            np.testing.assert_array_equal(quantize.round_levels(scaled), coder.levels(img))
+            rounded = mdc2.K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
+            np.testing.assert_array_equal(rounded, coder.levels(img))

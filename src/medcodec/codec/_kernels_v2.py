@@ -796,6 +796,18 @@ def decode_coefficients(data, start, end, bx, levels):
 
 
 @_jit
+def round_scaled(scaled, rounding, out):
+    """int32 levels of (nblocks, 64) scaled coefficients as ``quantize.round_levels`` rounds
+    them, ``trunc(x + copysign(rounding[k], x))`` (-0.0 gives 0 either way): the levels of
+    ``FrameCoder.levels`` from the coefficients the reconstruction offsets need anyway."""
+    for i in range(scaled.shape[0]):
+        for k in range(64):
+            x = scaled[i, k]
+            out[i, k] = np.int32(np.trunc(x + rounding[k])) if x >= 0 else np.int32(np.trunc(x - rounding[k]))
+    return out
+
+
+@_jit
 def offset_sums(levels, scaled, sums, counts):
     """Per zigzag position: sum of ``|level| - |scaled|`` and count over the non-zero AC levels."""
     for i in range(levels.shape[0]):
