@@ -272,7 +272,7 @@ def encode_mdc_to(
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             if effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
                 scaled = coder.scaled(frame)
-                levels = mdc2.K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
+                levels = mdc2.round_scaled(scaled)
                 offsets = mdc2.reconstruction_offsets(levels, scaled)
             else:
                 levels, offsets = coder.levels(frame), None

@@ -31,14 +31,14 @@ from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..spec import PixelSpec, storage_dtype, value_range
 from . import _kernels_ms as KM
 from . import _kernels_v2 as K
-from . import container, levelshift
+from . import container, levelshift, quantize
 from .framecoder import FrameCoder, default_jobs, frame_selection, map_frames, validate_pixels
 from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, encode_frame
 from .transform import blocks_shape
 
 __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
-           "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id",
+           "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id", "round_scaled",
            "reconstruction_offsets", "reconstruct_with_offsets",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "choose_deblock",
            "choose_restoration", "decoded_before_restoration", "RestorationFilter", "DctFrame",
@@ -509,6 +509,11 @@ def _laplacian_energy(img: np.ndarray, cls: np.ndarray, ncls: int) -> np.ndarray
 
 #: Bytes a DCT frame costs besides its coded levels: FRAM framing and header, FIDX entry.
 DCT_FRAME_OVERHEAD = 12 + FRAM2_DCT_HEAD.size + 4 + 12
+
+
+def round_scaled(scaled: np.ndarray) -> np.ndarray:
+    """int32 levels of scaled coefficients, rounded exactly as ``quantize.round_levels`` (kernel)."""
+    return K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
 
 
 def reconstruction_offsets(levels: np.ndarray, scaled: np.ndarray, min_count: int = 8) -> np.ndarray:
