@@ -438,3 +438,25 @@ def test_fast_levels_from_the_scaled_coefficients_are_the_coders_levels() -> Non
             np.testing.assert_array_equal(quantize.round_levels(scaled), coder.levels(img))
             rounded = mdc2.K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
             np.testing.assert_array_equal(rounded, coder.levels(img))
+
+
+def test_deblocked_frame_is_the_decoders_frame_and_the_best_candidate() -> None:
+    """deblocked_frame returns the candidate with the smallest squared error (or none) and the
+    frame the decoder holds after it."""
+    from medcodec.codec.framecoder import FrameCoder
+
+    for shape, q in (((45, 61), 30), ((64, 72), 15), ((7, 9), 20), ((96, 40), 60)):
+        img = _image(shape, 12, seed=q)
+        coder = FrameCoder.for_table(quantize.quant_table(q, 12), 12, False)
+        levels, scaled = coder.levels(img), coder.scaled(img)
+        for offsets in (None, mdc2.reconstruction_offsets(levels, scaled)):
+            params, got = mdc2.deblocked_frame(coder, levels, offsets, img)
+            np.testing.assert_array_equal(got, mdc2.decoded_before_restoration(coder, levels, offsets, params, *shape))
+            base = mdc2.decoded_before_restoration(coder, levels, offsets, None, *shape)
+            errs = {None: mdc2.K.squared_error(base, img)}
+            for ma, mt in mdc2.DEBLOCK_CANDIDATES:
+                alpha = int(min(65535, round(ma * float(coder.steps[0]))))
+                cand = (alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * float(coder.steps[0]))))))
+                trial = mdc2.decoded_before_restoration(coder, levels, offsets, cand, *shape)
+                errs[cand] = mdc2.K.squared_error(trial, img)
+            assert errs[params] == min(errs.values())

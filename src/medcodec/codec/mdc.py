@@ -276,8 +276,7 @@ def encode_mdc_to(
                 offsets = mdc2.reconstruction_offsets(levels, scaled)
             else:
                 levels, offsets = coder.levels(frame), None
-            deblock = mdc2.choose_deblock(coder, levels, offsets, frame)
-            decoded = mdc2.decoded_before_restoration(coder, levels, offsets, deblock, rows, cols)
+            deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
             restoration = mdc2.choose_restoration(coder, decoded, frame)
             return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration), None
         enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)

@@ -40,7 +40,7 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
            "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id", "round_scaled",
            "reconstruction_offsets", "reconstruct_with_offsets",
-           "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "choose_deblock",
+           "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "choose_deblock", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "RestorationFilter", "DctFrame",
            "FLAG_FILTER"]  # fmt: skip
 
@@ -337,21 +337,32 @@ def choose_deblock(
 ) -> tuple[int, int, int] | None:
     """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
     squared error, or None when none does: the filter never costs PSNR."""
+    return deblocked_frame(coder, levels, offsets, frame)[0]
+
+
+def deblocked_frame(
+    coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray
+) -> tuple[tuple[int, int, int] | None, np.ndarray]:
+    """:func:`choose_deblock`'s choice and the frame the decoder holds after it (what
+    :func:`decoded_before_restoration` gives for that choice, without computing it again)."""
     rows, cols = frame.shape
     base = (reconstruct_with_offsets(coder, levels, offsets, rows, cols) if offsets is not None
             else coder.reconstruct(levels, rows, cols))  # fmt: skip
-    best, best_err = None, K.squared_error(base, frame)
     s0 = float(coder.steps[0])
     if s0 <= 0:
-        return None
+        return None, base
+    best, best_err, best_img = None, K.squared_error(base, frame), base
+    trial = np.empty_like(base)
     for ma, mt in DEBLOCK_CANDIDATES:
         alpha = int(min(65535, round(ma * s0)))
         params = (alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * s0)))))
-        trial = K.deblock(base.copy(), params[0], params[1], params[2], coder._lo, coder._hi)
+        np.copyto(trial, base)
+        K.deblock(trial, params[0], params[1], params[2], coder._lo, coder._hi)
         err = K.squared_error(trial, frame)
         if err < best_err:
             best, best_err = params, err
-    return best
+            best_img, trial = trial, (np.empty_like(base) if best_img is base else best_img)
+    return best, best_img
 
 
 def decoded_before_restoration(coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray | None,
