@@ -460,3 +460,35 @@ def test_deblocked_frame_is_the_decoders_frame_and_the_best_candidate() -> None:
                 trial = mdc2.decoded_before_restoration(coder, levels, offsets, cand, *shape)
                 errs[cand] = mdc2.K.squared_error(trial, img)
             assert errs[params] == min(errs.values())
+
+
+def test_filter_stats_match_a_numpy_reference() -> None:
+    """The restoration filter's least-squares statistics against a plain NumPy twin (every second
+    row and column, clamped taps): normal equations, counts and Laplacian energies per bin."""
+    rng = np.random.default_rng(21)
+    step = mdc2.K.FILTER_SAMPLE
+    for shape in ((1, 1), (5, 3), (37, 29), (64, 71)):
+        dec = rng.integers(0, 4096, shape).astype(np.uint16)
+        orig = rng.integers(0, 4096, shape).astype(np.uint16)
+        bins = rng.integers(0, 5, (-(-shape[0] // step), -(-shape[1] // step))).astype(np.int64)
+        ata, atb, counts = np.zeros((5, 6, 6)), np.zeros((5, 6)), np.zeros(5, np.int64)
+        e_dec, e_orig = np.zeros(5), np.zeros(5)
+        mdc2.K.filter_stats(dec, orig, bins, 5, ata, atb, counts, e_dec, e_orig)
+        rows, cols = shape
+        d, q = np.pad(dec.astype(np.int64), 2, mode="edge"), np.pad(orig.astype(np.int64), 2, mode="edge")
+
+        def at(img: np.ndarray, dy: int, dx: int, rows: int = rows, cols: int = cols) -> np.ndarray:
+            return img[2 + dy : 2 + dy + rows : step, 2 + dx : 2 + dx + cols : step]
+
+        p = at(d, 0, 0)
+        taps = np.stack([at(d, dy, dx) + at(d, -dy, -dx) - 2 * p for dy, dx in mdc2.K.FILTER_PAIRS]).reshape(6, -1)
+        t = (at(q, 0, 0) - p).ravel()
+        lq = (at(q, 0, 1) + at(q, 0, -1) + at(q, 1, 0) + at(q, -1, 0) - 4 * at(q, 0, 0)).ravel()
+        b = bins.ravel()
+        for k in range(5):
+            m = b == k
+            np.testing.assert_array_equal(np.triu(ata[k]), np.triu(taps[:, m] @ taps[:, m].T))
+            np.testing.assert_array_equal(atb[k], taps[:, m] @ t[m])
+            assert counts[k] == m.sum()
+            assert e_dec[k] == float(np.sum((taps[0, m] + taps[1, m]) ** 2))
+            assert e_orig[k] == float(np.sum(lq[m] ** 2))
