@@ -492,3 +492,14 @@ def test_filter_stats_match_a_numpy_reference() -> None:
             assert counts[k] == m.sum()
             assert e_dec[k] == float(np.sum((taps[0, m] + taps[1, m]) ** 2))
             assert e_orig[k] == float(np.sum(lq[m] ** 2))
+
+
+def test_restoration_kernel_with_extreme_thresholds_and_samples() -> None:
+    """16-bit extremes (the largest activities) and thresholds up to 2**32 - 1 (what a stream can
+    hold): the kernel still matches the NumPy reference."""
+    rng = np.random.default_rng(33)
+    img = rng.choice(np.array([0, 65535], np.uint16), (40, 33))
+    for thr in ([0, 1, 2**21, 2**31 - 1, 2**31, 2**32 - 1], [2**32 - 1], [0]):
+        weights = rng.integers(-32768, 32768, (len(thr) + 1, 6)).astype(np.int64)
+        flt = mdc2.RestorationFilter(np.array(thr, np.int64), weights, 65535)
+        np.testing.assert_array_equal(flt.apply(img, 0, 65535), _restore_reference(img, flt, 0, 65535))

@@ -1036,11 +1036,12 @@ def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
         for j in range(N_FILTER_TAPS):
             w[c, j] = weights[c, j]
     B = np.empty((5, cols + 4), dtype=np.int64)  # image row r in slot r % 5
-    H = np.empty((3, cols), dtype=np.int64)  # 3-tap sum of the Laplacian row r in slot r % 3
-    L = np.empty(cols + 2, dtype=np.int64)
-    cls = np.zeros(cols, dtype=np.int64)
+    # int32 from here on (activity < 9 * 4 * 65535 < 2**31): twice the lanes per vector
+    H = np.empty((3, cols), dtype=np.int32)  # 3-tap sum of the Laplacian row r in slot r % 3
+    L = np.empty(cols + 2, dtype=np.int32)
+    cls = np.zeros(cols, dtype=np.int32)
     acc = np.empty(cols, dtype=np.int64)
-    A = np.empty(cols, dtype=np.int64)
+    A = np.empty(cols, dtype=np.int32)
     W = np.empty((N_FILTER_TAPS, cols), dtype=np.int64)  # the weights of each sample's class
     loaded = np.full(5, -1, dtype=np.int64)
     for y in range(max(y_from - 2, -1), min(y_to, rows)):
@@ -1079,7 +1080,7 @@ def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
                 A[x] = h0[x] + h1[x] + h2[x]
                 cls[x] = 0
             for t in range(ncls - 1):
-                th = thresholds[t]
+                th = np.int32(min(thresholds[t], np.int64(0x7FFFFFFF)))  # above any activity either way
                 for x in range(cols):
                     cls[x] += A[x] >= th
         if ncls == 1:
