@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-""".mdc v2 DCT streams (``entropy="arith"``) against v1 (Huffman), OpenJPEG, libjpeg-turbo and AVIF.
+""".mdc v2 DCT streams (``entropy="arith"``: 2.1, multi-symbol coder; ``"arith-binary"``: 2.0) against v1
+(Huffman), OpenJPEG, libjpeg-turbo and AVIF.
 
 Usage (from the repository root)::
 
@@ -77,8 +78,9 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
 
     out = {
         "mdc v1 huffman fast": mdc(),
-        "mdc v2 arith fast": mdc(entropy="arith"),
-        "mdc v2 arith best": mdc(entropy="arith", effort="best"),
+        "mdc v2.1 arith fast": mdc(entropy="arith"),  # the multi-symbol coder (format 2.1)
+        "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
+        "mdc v2.1 arith best": mdc(entropy="arith", effort="best"),
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         curves, speeds = {}, {}
         for label, (enc, dec, knobs) in codecs(bits, signed, args.avif).items():
             if label.startswith("jpeg2000"):  # PSNR targets spanning medcodec's PSNRs at 0.2-3.5 bpp
-                ps = [p for _, b, p in curves["mdc v1 huffman fast"] + curves["mdc v2 arith best"] if 0.2 <= b <= 3.5]
+                ps = [p for _, b, p in curves["mdc v1 huffman fast"] + curves["mdc v2.1 arith best"] if 0.2 <= b <= 3.5]
                 knobs = tuple(np.linspace(min(ps) - 2, max(ps) + 2, 10).round(1))
             pts = sweep(frames, bits, enc, dec, knobs)
             curves[label] = pts

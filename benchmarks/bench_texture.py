@@ -26,8 +26,8 @@ SERIES = "ct_chest_lungpetctdx_A0001_philips"
 VARIANTS = {
     ".mdc 1.0 fast": {},
     ".mdc 1.0 best": {"effort": "best"},
-    ".mdc 2.0 arith fast": {"entropy": "arith"},
-    ".mdc 2.0 arith best": {"entropy": "arith", "effort": "best"},
+    ".mdc 2.1 arith fast": {"entropy": "arith"},
+    ".mdc 2.1 arith best": {"entropy": "arith", "effort": "best"},
 }
 
 

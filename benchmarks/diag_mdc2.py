@@ -94,12 +94,12 @@ def bits_split(frames: np.ndarray, bits: int, signed: bool, q: float) -> tuple[f
         rb = arith_range_bits(levelshift.content_range_bits(f, int(f.min()), int(f.max()), bits), bits, f)
         coder = FrameCoder.for_table(quantize.quant_table(q, rb), bits, signed)
         levels = coder.levels(f)
-        coded = len(mdc2.encode_levels(levels, -(-f.shape[1] // 8)))
+        coded = len(mdc2.encode_levels(levels, -(-f.shape[1] // 8), mdc2.arith_coder_id("arith")))
         only_dc = levels.copy()
         only_dc[:, 1:] = 0
         total += len(data)
         side += len(data) - coded
-        dc += len(mdc2.encode_levels(only_dc, -(-f.shape[1] // 8)))
+        dc += len(mdc2.encode_levels(only_dc, -(-f.shape[1] // 8), mdc2.arith_coder_id("arith")))
     px = frames.size / 8
     return total / px, side / px, dc / px, (total - side - dc) / px
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 import zlib
@@ -28,11 +29,13 @@ def _image(shape: tuple[int, ...], bits: int = 12, signed: bool = False, seed: i
 @pytest.mark.parametrize("quality", [20, 75, 100])
 def test_arith_same_levels_and_bound(bits: int, signed: bool, quality: int) -> None:
     img = _image((2, 45, 61), bits, signed, seed=quality)
-    for effort in ("best", "fast"):
+    expect = {"arith-binary": ((2, 0), container.ENTROPY_ARITH), "arith-multi": ((2, 1), container.ENTROPY_MULTI)}
+    expect["arith"] = expect[mdc2.DEFAULT_ARITH]
+    for effort, entropy in itertools.product(("best", "fast"), expect):
         v1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort)
-        v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy="arith")
+        v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy=entropy)
         h = medcodec.read_header(v2)
-        assert h.version == (2, 0) and h.entropy == container.ENTROPY_ARITH and h.transform == container.TRANSFORM_DCT8
+        assert (h.version, h.entropy) == expect[entropy] and h.transform == container.TRANSFORM_DCT8
         np.testing.assert_array_equal(h.qtables[0], medcodec.read_header(v1).qtables[0])
         # same levels; offsets (fast) and deblocking (chosen by the encoder only when it helps)
         # must not cost error, and the bound that includes them holds
@@ -70,15 +73,16 @@ def test_offsets_move_levels_toward_zero_and_raise_psnr() -> None:
     assert mse(moved) < mse(zero)
 
 
-def test_levels_roundtrip_extremes() -> None:
+@pytest.mark.parametrize("coder", [container.ENTROPY_ARITH, container.ENTROPY_MULTI])
+def test_levels_roundtrip_extremes(coder: int) -> None:
     rng = np.random.default_rng(4)
     levels = np.zeros((35, 64), np.int32)
     levels[:, 0] = rng.integers(-(1 << 18), 1 << 18, 35)  # DC differences of 16-bit data
     levels[3, 63] = (1 << 18) - 1
     levels[4, 1:] = rng.integers(-300, 300, 63)
     levels[7, 5] = -1
-    coded = mdc2.encode_levels(levels, 5)
-    back = mdc2.decode_levels(np.frombuffer(coded, np.uint8), 0, len(coded), 35, 5)
+    coded = mdc2.encode_levels(levels, 5, coder)
+    back = mdc2.decode_levels(np.frombuffer(coded, np.uint8), 0, len(coded), 35, 5, coder=coder)
     np.testing.assert_array_equal(back, levels)
 
 
@@ -111,9 +115,9 @@ def test_unknown_entropy_rejected() -> None:
         medcodec.encode(np.zeros((8, 8), np.uint16), bits_stored=12, entropy="arith", format="jpeg")
 
 
-@pytest.fixture(scope="module")
-def arith_stream() -> bytes:
-    data = medcodec.encode(_image((3, 40, 48), 12), bits_stored=12, quality=80, entropy="arith")
+@pytest.fixture(scope="module", params=["arith-binary", "arith-multi"])
+def arith_stream(request: pytest.FixtureRequest) -> bytes:
+    data = medcodec.encode(_image((3, 40, 48), 12), bits_stored=12, quality=80, entropy=request.param)
     medcodec.decode(data)
     return data
 
@@ -317,7 +321,8 @@ def test_restoration_filter_chosen_and_pays() -> None:
     assert frame.restoration is not None and frame.restoration.weights.any()
     coder = mdc2.FrameCoder.for_table(header.qtables[0], 12, False)
     by, bx = transform.blocks_shape(*img.shape)
-    levels = mdc2.decode_levels(np.frombuffer(data, np.uint8), frame.start, frame.end, by * bx, bx)
+    levels = mdc2.decode_levels(np.frombuffer(data, np.uint8), frame.start, frame.end, by * bx, bx,
+                                coder=header.entropy)  # fmt: skip
     before = mdc2.decoded_before_restoration(coder, levels, frame.offsets, frame.deblock, *img.shape)
     out = medcodec.decode(data)
     np.testing.assert_array_equal(out, _restore_reference(before, frame.restoration, 0, 4095))
@@ -389,3 +394,112 @@ def test_arith_range_ignores_a_few_bright_pixels() -> None:
     assert head(spiky, entropy="arith", range_bits=13).range_bits == 13
     data = medcodec.encode(spiky, bits_stored=16, signed=True, quality=60, entropy="arith")
     assert np.abs(medcodec.decode(data).astype(np.int64) - spiky).max() <= max(mdc2.stream_error_bound(data))
+
+
+def test_filter_search_kernels_match_the_whole_frame_ones() -> None:
+    """The encoder's cheaper search kernels: activity at the sampled positions only, the filter on
+    a band of rows, the Laplacian energy inside a band: the same numbers as the whole-frame kernels."""
+    rng = np.random.default_rng(12)
+    for shape in ((1, 1), (2, 9), (37, 29), (300, 70)):
+        img = rng.integers(0, 4096, shape).astype(np.uint16)
+        full = mdc2.K.filter_activity(img, np.empty(shape, np.int64))
+        step = mdc2.K.FILTER_SAMPLE
+        got = mdc2.K.filter_activity_sampled(img, step, np.empty((-(-shape[0] // step), -(-shape[1] // step)), np.int64))
+        np.testing.assert_array_equal(got, full[::step, ::step])
+        flt = mdc2.RestorationFilter(np.array([50, 400], np.int64), rng.integers(-300, 300, (3, 6)), 40)
+        whole = flt.apply(img, 0, 4095)
+        for y0, y1 in ((0, shape[0]), (0, 1), (shape[0] // 3, shape[0] // 2 + 1), (shape[0] - 1, shape[0])):
+            band = np.zeros_like(img)
+            mdc2.K.restore_rows(img, flt.thresholds, np.asarray(flt.weights, np.int64), flt.clip, 0, 4095, band, y0, y1)
+            np.testing.assert_array_equal(band[y0:y1], whole[y0:y1])
+            assert not band[:y0].any() and not band[y1:].any()
+        bins = rng.integers(0, 3, (-(-shape[0] // step), -(-shape[1] // step))).astype(np.int64)
+        if shape[0] >= 4:  # inside a band covering rows 1 .. rows-2 the two agree on the rows they share
+            e_band = mdc2.K.band_laplacian_energy(img, bins, np.zeros(3), 0, shape[0])
+            masked = bins.copy()
+            e_all = np.zeros(4)
+            masked[0, :] = 3  # row 0 and the last sampled row (if it is the last frame row) lie outside
+            if (shape[0] - 1) % step == 0:
+                masked[-1, :] = 3
+            mdc2.K.laplacian_energy(img, masked, e_all)
+            np.testing.assert_allclose(e_band, e_all[:3])
+
+
+def test_fast_levels_from_the_scaled_coefficients_are_the_coders_levels() -> None:
+    """effort="fast" 2.x encoding takes the DCT once (the offsets need the unrounded values) and
+    rounds it as quantize.round_levels does (round_scaled): exactly the levels FrameCoder.levels gives."""
+    from medcodec.codec.framecoder import FrameCoder
+
+    for bits, signed, shape in ((12, False, (45, 61)), (16, True, (64, 72)), (8, False, (9, 17))):
+        img = _image(shape, bits, signed, seed=bits)
+        for q in (5, 50, 95, 100):
+            coder = FrameCoder.for_table(quantize.quant_table(q, bits), bits, signed)
+            scaled = coder.scaled(img)
+            np.testing.assert_array_equal(quantize.round_levels(scaled), coder.levels(img))
+            rounded = mdc2.K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
+            np.testing.assert_array_equal(rounded, coder.levels(img))
+
+
+def test_deblocked_frame_is_the_decoders_frame_and_the_best_candidate() -> None:
+    """deblocked_frame returns the candidate with the smallest squared error (or none) and the
+    frame the decoder holds after it."""
+    from medcodec.codec.framecoder import FrameCoder
+
+    for shape, q in (((45, 61), 30), ((64, 72), 15), ((7, 9), 20), ((96, 40), 60)):
+        img = _image(shape, 12, seed=q)
+        coder = FrameCoder.for_table(quantize.quant_table(q, 12), 12, False)
+        levels, scaled = coder.levels(img), coder.scaled(img)
+        for offsets in (None, mdc2.reconstruction_offsets(levels, scaled)):
+            params, got = mdc2.deblocked_frame(coder, levels, offsets, img)
+            np.testing.assert_array_equal(got, mdc2.decoded_before_restoration(coder, levels, offsets, params, *shape))
+            base = mdc2.decoded_before_restoration(coder, levels, offsets, None, *shape)
+            errs = {None: mdc2.K.squared_error(base, img)}
+            for ma, mt in mdc2.DEBLOCK_CANDIDATES:
+                alpha = int(min(65535, round(ma * float(coder.steps[0]))))
+                cand = (alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * float(coder.steps[0]))))))
+                trial = mdc2.decoded_before_restoration(coder, levels, offsets, cand, *shape)
+                errs[cand] = mdc2.K.squared_error(trial, img)
+            assert errs[params] == min(errs.values())
+
+
+def test_filter_stats_match_a_numpy_reference() -> None:
+    """The restoration filter's least-squares statistics against a plain NumPy twin (every second
+    row and column, clamped taps): normal equations, counts and Laplacian energies per bin."""
+    rng = np.random.default_rng(21)
+    step = mdc2.K.FILTER_SAMPLE
+    for shape in ((1, 1), (5, 3), (37, 29), (64, 71)):
+        dec = rng.integers(0, 4096, shape).astype(np.uint16)
+        orig = rng.integers(0, 4096, shape).astype(np.uint16)
+        bins = rng.integers(0, 5, (-(-shape[0] // step), -(-shape[1] // step))).astype(np.int64)
+        ata, atb, counts = np.zeros((5, 6, 6)), np.zeros((5, 6)), np.zeros(5, np.int64)
+        e_dec, e_orig = np.zeros(5), np.zeros(5)
+        mdc2.K.filter_stats(dec, orig, bins, 5, ata, atb, counts, e_dec, e_orig)
+        rows, cols = shape
+        d, q = np.pad(dec.astype(np.int64), 2, mode="edge"), np.pad(orig.astype(np.int64), 2, mode="edge")
+
+        def at(img: np.ndarray, dy: int, dx: int, rows: int = rows, cols: int = cols) -> np.ndarray:
+            return img[2 + dy : 2 + dy + rows : step, 2 + dx : 2 + dx + cols : step]
+
+        p = at(d, 0, 0)
+        taps = np.stack([at(d, dy, dx) + at(d, -dy, -dx) - 2 * p for dy, dx in mdc2.K.FILTER_PAIRS]).reshape(6, -1)
+        t = (at(q, 0, 0) - p).ravel()
+        lq = (at(q, 0, 1) + at(q, 0, -1) + at(q, 1, 0) + at(q, -1, 0) - 4 * at(q, 0, 0)).ravel()
+        b = bins.ravel()
+        for k in range(5):
+            m = b == k
+            np.testing.assert_array_equal(np.triu(ata[k]), np.triu(taps[:, m] @ taps[:, m].T))
+            np.testing.assert_array_equal(atb[k], taps[:, m] @ t[m])
+            assert counts[k] == m.sum()
+            assert e_dec[k] == float(np.sum((taps[0, m] + taps[1, m]) ** 2))
+            assert e_orig[k] == float(np.sum(lq[m] ** 2))
+
+
+def test_restoration_kernel_with_extreme_thresholds_and_samples() -> None:
+    """16-bit extremes (the largest activities) and thresholds up to 2**32 - 1 (what a stream can
+    hold): the kernel still matches the NumPy reference."""
+    rng = np.random.default_rng(33)
+    img = rng.choice(np.array([0, 65535], np.uint16), (40, 33))
+    for thr in ([0, 1, 2**21, 2**31 - 1, 2**31, 2**32 - 1], [2**32 - 1], [0]):
+        weights = rng.integers(-32768, 32768, (len(thr) + 1, 6)).astype(np.int64)
+        flt = mdc2.RestorationFilter(np.array(thr, np.int64), weights, 65535)
+        np.testing.assert_array_equal(flt.apply(img, 0, 65535), _restore_reference(img, flt, 0, 65535))

@@ -73,10 +73,11 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
 )
 @click.option(
     "--entropy",
-    type=click.Choice(["huffman", "arith"]),
+    type=click.Choice(["huffman", "arith", "arith-binary", "arith-multi"]),
     default=None,
-    help=".mdc DCT streams: huffman (default, format 1.0) or arith (format 2.0: context-adaptive "
-    "range coding of the same levels, 8-18% smaller, slower).",
+    help=".mdc DCT streams: huffman (default, format 1.0) or arith (format 2.x: context-adaptive "
+    "range coding of the same levels, 8-18% smaller, slower): arith-multi (format 2.1, the "
+    "multi-symbol coder, what arith means) or arith-binary (format 2.0, the binary coder).",
 )
 @click.option(
     "--effort",

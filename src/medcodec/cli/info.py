@@ -20,7 +20,8 @@ def _bounds(h: container.MdcHeader, data: bytes) -> list[float]:
     k = getattr(h, "max_error", None)
     if k is not None:
         return [float(k)]
-    if h.format == "mdc" and getattr(h, "entropy", 0) == container.ENTROPY_ARITH:  # offsets per frame
+    range_coded = (container.ENTROPY_ARITH, container.ENTROPY_MULTI)
+    if h.format == "mdc" and getattr(h, "entropy", 0) in range_coded:  # offsets per frame
         per_frame = mdc2.stream_error_bound(data)
         return [round(max(per_frame), 2)] if per_frame else []
     return [round(quantize.error_bound(q), 2) for q in h.qtables]

@@ -796,6 +796,18 @@ def decode_coefficients(data, start, end, bx, levels):
 
 
 @_jit
+def round_scaled(scaled, rounding, out):
+    """int32 levels of (nblocks, 64) scaled coefficients as ``quantize.round_levels`` rounds
+    them, ``trunc(x + copysign(rounding[k], x))`` (-0.0 gives 0 either way): the levels of
+    ``FrameCoder.levels`` from the coefficients the reconstruction offsets need anyway."""
+    for i in range(scaled.shape[0]):
+        for k in range(64):
+            x = scaled[i, k]
+            out[i, k] = np.int32(np.trunc(x + rounding[k])) if x >= 0 else np.int32(np.trunc(x - rounding[k]))
+    return out
+
+
+@_jit
 def offset_sums(levels, scaled, sums, counts):
     """Per zigzag position: sum of ``|level| - |scaled|`` and count over the non-zero AC levels."""
     for i in range(levels.shape[0]):
@@ -953,6 +965,34 @@ def filter_activity(img, act):
     return act
 
 
+@_jit
+def filter_activity_sampled(img, step, out):
+    """:func:`filter_activity` at every ``step``-th row and column only: ``out[y // step, x // step]``
+    (the encoder's filter statistics need no more)."""
+    rows, cols = img.shape
+    L = np.empty((rows, cols + 2), dtype=np.int32)  # one clamped column on each side
+    for y in range(rows):
+        up = max(y - 1, 0)
+        dn = min(y + 1, rows - 1)
+        for x in range(cols):
+            p2 = 2 * np.int64(img[y, x])
+            left = np.int64(img[y, max(x - 1, 0)])
+            right = np.int64(img[y, min(x + 1, cols - 1)])
+            L[y, x + 1] = abs(p2 - left - right) + abs(p2 - np.int64(img[up, x]) - np.int64(img[dn, x]))
+        L[y, 0] = L[y, 1]
+        L[y, cols + 1] = L[y, cols]
+    for y in range(0, rows, step):
+        r0 = L[max(y - 1, 0)]
+        r1 = L[y]
+        r2 = L[min(y + 1, rows - 1)]
+        for x in range(0, cols, step):
+            a = np.int64(0)
+            for dx in range(3):
+                a += np.int64(r0[x + dx]) + r1[x + dx] + r2[x + dx]
+            out[y // step, x // step] = a
+    return out
+
+
 @_helper
 def _tap_diffs(img, y, x, rows, cols, d):
     """d[j] = a_j + b_j - 2p for the FILTER_PAIRS taps around (y, x), coordinates clamped."""
@@ -981,6 +1021,13 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
 
     Streams over the rows with ring buffers (5 edge-padded image rows, 3 rows of horizontally
     summed Laplacians): no frame-sized temporaries."""
+    return restore_rows(img, thresholds, weights, clip, lo, hi, out, 0, img.shape[0])
+
+
+@_jit
+def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
+    """:func:`restore` on output rows ``y_from .. y_to - 1`` only (the others of ``out`` are left
+    as they are): the encoder's filter search looks at bands of rows."""
     rows, cols = img.shape
     ncls = thresholds.shape[0] + 1
     half = FILTER_UNIT // 2
@@ -989,12 +1036,15 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
         for j in range(N_FILTER_TAPS):
             w[c, j] = weights[c, j]
     B = np.empty((5, cols + 4), dtype=np.int64)  # image row r in slot r % 5
-    H = np.empty((3, cols), dtype=np.int64)  # 3-tap sum of the Laplacian row r in slot r % 3
-    L = np.empty(cols + 2, dtype=np.int64)
-    cls = np.zeros(cols, dtype=np.int64)
+    # int32 from here on (activity < 9 * 4 * 65535 < 2**31): twice the lanes per vector
+    H = np.empty((3, cols), dtype=np.int32)  # 3-tap sum of the Laplacian row r in slot r % 3
+    L = np.empty(cols + 2, dtype=np.int32)
+    cls = np.zeros(cols, dtype=np.int32)
     acc = np.empty(cols, dtype=np.int64)
+    A = np.empty(cols, dtype=np.int32)
+    W = np.empty((N_FILTER_TAPS, cols), dtype=np.int64)  # the weights of each sample's class
     loaded = np.full(5, -1, dtype=np.int64)
-    for y in range(-1, rows):
+    for y in range(max(y_from - 2, -1), min(y_to, rows)):
         # make image rows up to y + 2 available, then the Laplacian sums of row y + 1
         r_new = min(y + 2, rows - 1)
         for r in range(max(r_new - 4, 0), r_new + 1):
@@ -1014,7 +1064,7 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
             h = H[rl % 3]
             for x in range(cols):
                 h[x] = L[x] + L[x + 1] + L[x + 2]
-        if y < 0:
+        if y < y_from:
             continue
         h0 = H[max(y - 1, 0) % 3]
         h1 = H[y % 3]
@@ -1025,24 +1075,47 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
         p1 = B[min(y + 1, rows - 1) % 5]
         p2r = B[min(y + 2, rows - 1) % 5]
         # row-wise passes without branches (numba vectorises them): class, weighted taps, rounding
-        for x in range(cols if ncls > 1 else 0):
-            a = h0[x] + h1[x] + h2[x]
-            n_above = np.int64(0)
+        if ncls > 1:  # class = thresholds reached, one threshold at a time (vectorises)
+            for x in range(cols):
+                A[x] = h0[x] + h1[x] + h2[x]
+                cls[x] = 0
             for t in range(ncls - 1):
-                n_above += a >= thresholds[t]
-            cls[x] = n_above
-        for x in range(cols):
-            k = x + 2
-            pp = 2 * c0[k]
-            c = cls[x]
-            acc[x] = (
-                w[c, 0] * (c0[k + 1] + c0[k - 1] - pp)
-                + w[c, 1] * (p1[k] + m1[k] - pp)
-                + w[c, 2] * (p1[k + 1] + m1[k - 1] - pp)
-                + w[c, 3] * (p1[k - 1] + m1[k + 1] - pp)
-                + w[c, 4] * (c0[k + 2] + c0[k - 2] - pp)
-                + w[c, 5] * (p2r[k] + m2[k] - pp)
-            )
+                th = np.int32(min(thresholds[t], np.int64(0x7FFFFFFF)))  # above any activity either way
+                for x in range(cols):
+                    cls[x] += A[x] >= th
+        if ncls == 1:
+            a0, a1, a2, a3, a4, a5 = w[0, 0], w[0, 1], w[0, 2], w[0, 3], w[0, 4], w[0, 5]
+            for x in range(cols):  # one class: the weights are constants, the loop vectorises
+                k = x + 2
+                pp = 2 * c0[k]
+                acc[x] = (
+                    a0 * (c0[k + 1] + c0[k - 1] - pp)
+                    + a1 * (p1[k] + m1[k] - pp)
+                    + a2 * (p1[k + 1] + m1[k - 1] - pp)
+                    + a3 * (p1[k - 1] + m1[k + 1] - pp)
+                    + a4 * (c0[k + 2] + c0[k - 2] - pp)
+                    + a5 * (p2r[k] + m2[k] - pp)
+                )
+        else:
+            for x in range(cols):  # gather the class weights first, then a loop that vectorises
+                c = cls[x]
+                W[0, x] = w[c, 0]
+                W[1, x] = w[c, 1]
+                W[2, x] = w[c, 2]
+                W[3, x] = w[c, 3]
+                W[4, x] = w[c, 4]
+                W[5, x] = w[c, 5]
+            for x in range(cols):
+                k = x + 2
+                pp = 2 * c0[k]
+                acc[x] = (
+                    W[0, x] * (c0[k + 1] + c0[k - 1] - pp)
+                    + W[1, x] * (p1[k] + m1[k] - pp)
+                    + W[2, x] * (p1[k + 1] + m1[k - 1] - pp)
+                    + W[3, x] * (p1[k - 1] + m1[k + 1] - pp)
+                    + W[4, x] * (c0[k + 2] + c0[k - 2] - pp)
+                    + W[5, x] * (p2r[k] + m2[k] - pp)
+                )
         for x in range(cols):
             s_ = acc[x]
             mag = min((abs(s_) + half) >> FILTER_SHIFT, clip)  # sign(s) * floor((|s| + 128) / 256), clamped
@@ -1061,34 +1134,90 @@ def filter_stats(dec, orig, bins, nbins, ata, atb, counts, energy_dec, energy_or
     sample, ``[y // FILTER_SAMPLE, x // FILTER_SAMPLE]``), on every FILTER_SAMPLE-th row and
     column: normal equations of the tap differences of ``dec`` toward ``orig - dec`` (``ata``
     (nbins, 6, 6), upper triangle; ``atb`` (nbins, 6)), sample counts, and the squared
-    4-neighbour Laplacian of ``dec`` and of ``orig``; all accumulated."""
+    4-neighbour Laplacian of ``dec`` and of ``orig``; all accumulated.
+
+    The sums go to a local (nbins, 29) table, 27 products per sample from registers, then into
+    the caller's arrays (1.7x faster than accumulating into ``ata[b, i, j]`` directly; the same
+    sums, added in the same order)."""
     rows, cols = dec.shape
-    D = _padded(dec, 2)
-    Q = _padded(orig, 2)
-    d = np.empty(N_FILTER_TAPS, dtype=np.float64)
+    acc = np.zeros((nbins, 29))  # 21 ata (upper), 6 atb, 2 energies
+    cnt = np.zeros(nbins, np.int64)
     for y in range(0, rows, FILTER_SAMPLE):
-        py = y + 2
+        ym2, ym1, yp1, yp2 = max(y - 2, 0), max(y - 1, 0), min(y + 1, rows - 1), min(y + 2, rows - 1)
         for x in range(0, cols, FILTER_SAMPLE):
-            px = x + 2
+            xm2, xm1, xp1, xp2 = max(x - 2, 0), max(x - 1, 0), min(x + 1, cols - 1), min(x + 2, cols - 1)
             b = bins[y // FILTER_SAMPLE, x // FILTER_SAMPLE]
-            pp = 2 * np.int64(D[py, px])
-            d[0] = np.int64(D[py, px + 1]) + D[py, px - 1] - pp
-            d[1] = np.int64(D[py + 1, px]) + D[py - 1, px] - pp
-            d[2] = np.int64(D[py + 1, px + 1]) + D[py - 1, px - 1] - pp
-            d[3] = np.int64(D[py + 1, px - 1]) + D[py - 1, px + 1] - pp
-            d[4] = np.int64(D[py, px + 2]) + D[py, px - 2] - pp
-            d[5] = np.int64(D[py + 2, px]) + D[py - 2, px] - pp
-            t = np.float64(np.int64(Q[py, px]) - np.int64(D[py, px]))
-            for i in range(N_FILTER_TAPS):
-                atb[b, i] += d[i] * t
-                for j in range(i, N_FILTER_TAPS):
-                    ata[b, i, j] += d[i] * d[j]
-            counts[b] += 1
-            ld = d[0] + d[1]
-            qq = 2 * np.int64(Q[py, px])
-            lq = np.float64(np.int64(Q[py, px + 1]) + Q[py, px - 1] + Q[py + 1, px] + Q[py - 1, px] - 2 * qq)
-            energy_dec[b] += ld * ld
-            energy_orig[b] += lq * lq
+            p = np.int64(dec[y, x])
+            pp = 2 * p
+            d0 = np.float64(np.int64(dec[y, xp1]) + dec[y, xm1] - pp)
+            d1 = np.float64(np.int64(dec[yp1, x]) + dec[ym1, x] - pp)
+            d2 = np.float64(np.int64(dec[yp1, xp1]) + dec[ym1, xm1] - pp)
+            d3 = np.float64(np.int64(dec[yp1, xm1]) + dec[ym1, xp1] - pp)
+            d4 = np.float64(np.int64(dec[y, xp2]) + dec[y, xm2] - pp)
+            d5 = np.float64(np.int64(dec[yp2, x]) + dec[ym2, x] - pp)
+            q = np.int64(orig[y, x])
+            t = np.float64(q - p)
+            a = acc[b]
+            a[0] += d0 * d0
+            a[1] += d0 * d1
+            a[2] += d0 * d2
+            a[3] += d0 * d3
+            a[4] += d0 * d4
+            a[5] += d0 * d5
+            a[6] += d1 * d1
+            a[7] += d1 * d2
+            a[8] += d1 * d3
+            a[9] += d1 * d4
+            a[10] += d1 * d5
+            a[11] += d2 * d2
+            a[12] += d2 * d3
+            a[13] += d2 * d4
+            a[14] += d2 * d5
+            a[15] += d3 * d3
+            a[16] += d3 * d4
+            a[17] += d3 * d5
+            a[18] += d4 * d4
+            a[19] += d4 * d5
+            a[20] += d5 * d5
+            a[21] += d0 * t
+            a[22] += d1 * t
+            a[23] += d2 * t
+            a[24] += d3 * t
+            a[25] += d4 * t
+            a[26] += d5 * t
+            ld = d0 + d1
+            lq = np.float64(np.int64(orig[y, xp1]) + orig[y, xm1] + orig[yp1, x] + orig[ym1, x] - 4 * q)
+            a[27] += ld * ld
+            a[28] += lq * lq
+            cnt[b] += 1
+    for b in range(nbins):
+        m = 0
+        for i in range(N_FILTER_TAPS):
+            for j in range(i, N_FILTER_TAPS):
+                ata[b, i, j] += acc[b, m]
+                m += 1
+            atb[b, i] += acc[b, 21 + i]
+        energy_dec[b] += acc[b, 27]
+        energy_orig[b] += acc[b, 28]
+        counts[b] += cnt[b]
+
+
+@_jit
+def band_laplacian_energy(img, bins, out, y_from, y_to):
+    """:func:`laplacian_energy` on the sampled positions whose rows and both row neighbours lie in
+    ``y_from .. y_to - 1`` (the columns clamped to the frame as there)."""
+    rows, cols = img.shape
+    first = max(y_from + 1, 0)
+    first += (-first) % FILTER_SAMPLE
+    for y in range(first, min(y_to - 1, rows), FILTER_SAMPLE):
+        if y + 1 >= rows:
+            break
+        for x in range(0, cols, FILTER_SAMPLE):
+            p2 = 2 * np.int64(img[y, x])
+            v = np.float64(np.int64(img[y, min(x + 1, cols - 1)]) + img[y, max(x - 1, 0)] + img[y + 1, x]
+                           + img[y - 1, x] - 2 * p2)  # fmt: skip
+            out[bins[y // FILTER_SAMPLE, x // FILTER_SAMPLE]] += v * v
+    return out
 
 
 @_jit

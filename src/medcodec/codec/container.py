@@ -65,6 +65,8 @@ SIGNATURE = b"\x89MDC\r\n\x1a\n"
 VERSION = (1, 0)
 #: Version of streams using the v2 coding tools (``docs/format.md`` §10): HEAD transform 1.
 VERSION_2 = (2, 0)
+#: Written by streams whose DCT levels use entropy coder 2 (a 2.0 reader refuses that coder).
+VERSION_21 = (2, 1)
 
 #: Hard limits checked before any allocation.
 LIMITS = {
@@ -82,10 +84,11 @@ TRANSFORM_DCT8 = 0
 TRANSFORM_PREDICTIVE = 1  # v2: spatial prediction, no transform (lossless / near-lossless)
 ENTROPY_HUFFMAN = 0
 ENTROPY_ARITH = 1  # v2: adaptive binary range coder
+ENTROPY_MULTI = 2  # v2.1: multi-symbol adaptive range coder (DCT levels only)
 #: (transform, entropy) pairs each major version allows.
 CODINGS = {
     1: {(TRANSFORM_DCT8, ENTROPY_HUFFMAN)},
-    2: {(TRANSFORM_PREDICTIVE, ENTROPY_ARITH), (TRANSFORM_DCT8, ENTROPY_ARITH)},
+    2: {(TRANSFORM_PREDICTIVE, ENTROPY_ARITH), (TRANSFORM_DCT8, ENTROPY_ARITH), (TRANSFORM_DCT8, ENTROPY_MULTI)},
 }
 NO_MAX_ERROR = 0xFFFF  # HEAD max_error when the stream records no guarantee
 SIZE_BITS = 5

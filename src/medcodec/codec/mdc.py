@@ -193,7 +193,9 @@ def encode_mdc_to(
     entropy = entropy or "huffman"
     if entropy not in mdc2.ENTROPY_CODERS:
         raise InvalidInputError(f"entropy={entropy!r} is unknown, expected one of {mdc2.ENTROPY_CODERS}")
-    arith = entropy == "arith"
+    arith_id = mdc2.arith_coder_id(entropy)
+    arith = arith_id is not None
+    coder_id = container.ENTROPY_ARITH if arith_id is None else arith_id  # HEAD entropy coder of 2.x streams
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     jobs_ = default_jobs(jobs)
@@ -231,7 +233,8 @@ def encode_mdc_to(
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
-        frame_bytes=mdc2.dct_frame_bytes if arith else _mdc_frame_bytes, fixed_bytes=container.FIXED_BYTES,
+        frame_bytes=(lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes,
+        fixed_bytes=container.FIXED_BYTES,
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
@@ -247,8 +250,9 @@ def encode_mdc_to(
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
-        version=container.VERSION_2 if arith else container.VERSION,
-        entropy=container.ENTROPY_ARITH if arith else container.ENTROPY_HUFFMAN,
+        version=(container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
+        else container.VERSION,
+        entropy=coder_id if arith else container.ENTROPY_HUFFMAN,
     )  # fmt: skip
     writer = container.ContainerWriter(fh, header)
     pad = None if arith else _padding_range(padding, bits_stored, signed_)
@@ -266,12 +270,15 @@ def encode_mdc_to(
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
-            levels = coder.levels(frame)
-            offsets = mdc2.reconstruction_offsets(levels, coder.scaled(frame)) if effort == "fast" else None
-            deblock = mdc2.choose_deblock(coder, levels, offsets, frame)
-            decoded = mdc2.decoded_before_restoration(coder, levels, offsets, deblock, rows, cols)
+            if effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
+                scaled = coder.scaled(frame)
+                levels = mdc2.round_scaled(scaled)
+                offsets = mdc2.reconstruction_offsets(levels, scaled)
+            else:
+                levels, offsets = coder.levels(frame), None
+            deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
             restoration = mdc2.choose_restoration(coder, decoded, frame)
-            return (mdc2.encode_levels(levels, blocks_per_row), offsets, deblock, restoration), None
+            return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration), None
         enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
         mask = None
         if pad is not None:
@@ -343,7 +350,7 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
     header, index = container.parse_container(buf)
     if header.transform == container.TRANSFORM_PREDICTIVE:
         return mdc2.decode_predictive(buf, header, index, frames, jobs)
-    if header.entropy == container.ENTROPY_ARITH:
+    if header.entropy in (container.ENTROPY_ARITH, container.ENTROPY_MULTI):
         return mdc2.decode_dct(buf, header, index, frames, jobs)
     sel, single = frame_selection(frames, header.frames)
     for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating

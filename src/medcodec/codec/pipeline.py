@@ -102,8 +102,10 @@ def encode(
         ``"jpeg"``: ``"best"`` (default) is the texture-aware quantizer, ``"fast"`` thresholding (see
         :func:`.jpeg.encode_jpeg`). Decoding speed does not depend on it.
     entropy
-        ``.mdc`` DCT streams: ``"huffman"`` (default; format 1.0) or ``"arith"`` (format 2.0: the
-        same levels range-coded with contexts, 8-18% smaller on CT/MR, slower to code).
+        ``.mdc`` DCT streams: ``"huffman"`` (default; format 1.0) or ``"arith"`` (format 2.x: the
+        same levels range-coded with contexts, 8-18% smaller on CT/MR, slower to code): the
+        multi-symbol coder of format 2.1 (``"arith-multi"``, what ``"arith"`` writes) or the binary
+        coder of format 2.0 (``"arith-binary"``).
     max_error
         ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
         sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
@@ -157,7 +159,7 @@ def encode(
     if range_bits is not None and max_error is not None:
         raise InvalidInputError("range_bits scales DCT steps: it excludes max_error")
     buf = io.BytesIO()
-    if padding is not None and (entropy == "arith" or (max_error is not None and max_error != 0)):
+    if padding is not None and (mdc2.arith_coder_id(entropy) is not None or (max_error is not None and max_error != 0)):
         raise UnsupportedFeatureError(
             "padding with max_error > 0 or entropy='arith': .mdc 2.0 frames carry no padding mask yet "
             "(max_error=0 keeps padding exactly; format 1.0 restores it)"

@@ -46,7 +46,8 @@ def warm() -> float:
             decode(encode(np.stack([img, img]), bits_stored=bits, signed=signed, ratio=8, jobs=1))
         for k in (0, 2):  # the v2 predictive kernels
             decode(encode(img, bits_stored=bits, signed=signed, max_error=k))
-        decode(encode(img, bits_stored=bits, signed=signed, quality=70, entropy="arith"))  # v2 DCT levels
+        for entropy in ("arith-binary", "arith-multi"):  # v2 DCT levels, both range coders
+            decode(encode(img, bits_stored=bits, signed=signed, quality=70, entropy=entropy))
         if not signed and bits <= 12:
             for effort in ("fast", "best"):
                 decode(encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))

@@ -247,11 +247,12 @@ class MedcodecAdapter(BaseAdapter):
 
 
 class MedcodecArithAdapter(MedcodecAdapter):
-    """medcodec ``.mdc`` 2.0: the same DCT levels range-coded with contexts, reconstruction
-    offsets and the encoder-chosen deblocking filter (``entropy="arith"``)."""
+    """medcodec ``.mdc`` 2.x: the same DCT levels range-coded with contexts, reconstruction
+    offsets and the encoder-chosen deblocking filter (``entropy="arith"``: format 2.1, the
+    multi-symbol range coder)."""
 
     name: ClassVar[str] = "medcodec-arith"
-    label: ClassVar[str] = "medcodec (.mdc 2.0, arith)"
+    label: ClassVar[str] = "medcodec (.mdc 2.1, arith)"
     options: ClassVar[dict[str, Any]] = {"entropy": "arith"}
 
 

@@ -58,7 +58,7 @@ class Finding(AssertionError):
 def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
-    intervals, ``.mdc`` 2.0 predictive and range-coded DCT), plus every ``*.mdc`` / ``*.jpg`` /
+    intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT), plus every ``*.mdc`` / ``*.jpg`` /
     ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
 
@@ -82,7 +82,10 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         # .mdc 2.0: predictive (lossless, near-lossless) and range-coded DCT frames
         encode(img(16, True, 2), bits_stored=16, max_error=0),
         encode(img(12, False, 1)[0], bits_stored=12, max_error=2),
-        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith"),
+        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-binary"),  # 2.0, binary coder
+        # .mdc 2.1: DCT levels by the multi-symbol range coder (escapes: 16-bit signed at quality 97)
+        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-multi"),
+        encode(img(16, True, 1), bits_stored=16, signed=True, quality=97, entropy="arith-multi"),
     ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):

@@ -1,0 +1,447 @@
+"""numba kernels of ``.mdc`` 2.1: the multi-symbol adaptive range coder of DCT levels (entropy coder 2).
+
+``docs/format.md`` §13 specifies every step. The binary coder of 2.0 (:mod:`._kernels_v2`,
+§11-12) spends a zero flag, a sign, a unary bit length and the bits under the leading one on
+every coefficient: ~5-9 binary decisions per non-zero level. Here a coefficient costs one
+adaptive 4-ary symbol (0, 1, 2, >= 3) and a raw sign, as AV1's multi-symbol coder does
+(``coeff_base`` / ``coeff_br``); magnitudes of 3 and more add 4-ary continuation symbols:
+
+* **Range coder**: the byte output and renormalisation of the 2.0 coder (LZMA-style, 32-bit
+  range kept >= 2^24, a cache byte for the carry; :func:`._kernels_v2._shift_low`). A symbol
+  ``s`` with cumulative frequencies ``c[s] .. c[s+1]`` (15-bit, ``c[n] = 32768``) narrows the
+  range to ``[r c[s], r c[s+1])`` with ``r = range >> 15``; the sliver above ``r * 32768`` is
+  never used (a decoder that lands there has corrupt data). Raw bits (signs, mantissas) take
+  ``range >> nbits`` per value.
+* **Adaptation** (per context, after each symbol): every ``c[i]`` moves toward the target
+  ``i * FLOOR`` (``i <= s``) or ``32768 - (n - i) * FLOOR`` (``i > s``) by ``(t - c[i]) >> rate``
+  (floor), ``rate`` from the context's count (:data:`RATE`: 1/2 at first, 1/128 after 63
+  symbols). Every symbol keeps a frequency of at least :data:`FLOOR` (the exact update is a
+  convex mix of two CDFs with that floor and flooring both ends loses less than one unit), so
+  no symbol ever has zero width and none costs more than 13 bits.
+* **Block syntax**: as 2.0 (§12.2) with symbols: the non-zero count (16-ary ``min(nz, 15)``
+  under the neighbours' counts, then an escape), the DC difference's bit length (16-ary) with
+  the bit under its leading one adaptive and the rest raw, and per AC position until the count
+  is used up a 4-ary base symbol under (position, remaining count, neighbours' magnitudes),
+  up to four 4-ary continuations under (band, neighbours), an escape for magnitudes >= 15, and
+  a raw sign.
+
+The decoder keeps its state in local scalars (no per-symbol Python, no state arrays); it reads
+nothing outside ``data[start:end]`` (zeros past the end, counted: truncation), caps every loop
+and rejects a code value outside the current range (:data:`E_RANGE`). Twin: the binary coder
+codes the same levels; the tests check ``levels in == levels out`` against it on real frames
+and on random and extreme levels (``tests/codec/test_mdc_multi.py``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._kernels_v2 import (
+    E_OVERFLOW,
+    E_RANGE,
+    E_TRUNCATED,
+    OK,
+    POS_BAND,
+    _bitlen,
+    _dc_context,
+    _enc_flush,
+    _enc_init,
+    _nz_ctx,
+    _shift_low,
+)
+
+_jit = numba.njit(cache=True, nogil=True)
+_helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+#: Inlined at numba IR level (the encoder's helpers: measured 1.3x faster than LLVM's choice).
+_inline = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
+
+__all__ = ["encode_coefficients_ms", "decode_coefficients_ms", "N_MCTX", "FLOOR", "RATE", "OK", "E_OVERFLOW",
+           "E_RANGE", "E_TRUNCATED"]  # fmt: skip
+
+CDF_BITS = 15
+CDF_ONE = 1 << CDF_BITS
+#: Smallest frequency of any symbol (in 1/32768): a symbol costs at most 13 bits, and the
+#: likeliest of a 4-ary alphabet at least -log2(1 - 3 * 4 / 32768) = 0.00053 bit (16-ary: 0.0026).
+FLOOR = 4
+#: Count after which a context adapts at its slowest rate (1/128).
+COUNT_MAX = 127
+#: Adaptation shift by the context's symbol count n: bit_length(n + 1), at most 7.
+RATE = np.array([min(7, (n + 1).bit_length()) for n in range(COUNT_MAX + 1)], dtype=np.int64)
+
+NZ_BUCKETS = 10
+NBR_BUCKETS = 7
+REM_BUCKETS = 6
+N_BANDS = 15  # POS_BAND of zigzag positions 1..63
+BASE_MAX = 3  # AC base symbol: 0, 1, 2, >= 3
+BR_STEPS = 4  # AC continuation symbols (each adds 0..3; 3 continues): magnitudes up to 14
+ESC = 15  # magnitudes >= ESC and DC bit lengths >= ESC take an escape
+
+M_NZ = 0  # 10 neighbour-count buckets, 16-ary: min(nz, 15)
+M_NZH = M_NZ + NZ_BUCKETS  # 1 context, 16-ary: (nz - 15) >> 2 (0..12)
+M_NZL = M_NZH + 1  # 1 context, 4-ary: (nz - 15) & 3
+M_DC = M_NZL + 1  # 12 DC activity buckets, 16-ary: bit length of |DC difference| (15: escape)
+M_BASE = M_DC + 12  # (position class, remaining, neighbours) 64 x 6 x 7, 4-ary: min(|level|, 3)
+M_BR = M_BASE + 64 * REM_BUCKETS * NBR_BUCKETS  # (band, neighbours) 15 x 7, 4-ary: min(rest, 3)
+M_ESC = M_BR + N_BANDS * NBR_BUCKETS  # 15 bands, 16-ary: bit length of |level| - 15 (15: escape)
+M_DCM = M_ESC + N_BANDS  # DC bit length 2..23 (as 0..21), 2-ary: the bit under the leading one
+N_MCTX = M_DCM + 22
+#: Alphabet size of every context.
+ALPHABET = np.array(
+    [16] * NZ_BUCKETS + [16, 4] + [16] * 12 + [4] * (64 * REM_BUCKETS * NBR_BUCKETS)
+    + [4] * (N_BANDS * NBR_BUCKETS) + [16] * N_BANDS + [2] * 22,
+    dtype=np.int64,
+)  # fmt: skip
+#: Bit lengths beyond the escape symbol: 3 raw bits, so at most 15 + 7 = 22.
+MAX_ESC_BITS = 22
+
+
+#: _rem_bucket and _nbr_bucket of :mod:`._kernels_v2` as tables (remaining count 0..63,
+#: neighbours' magnitude sum capped at 21).
+REM_LUT = np.array([0, 0, 1, 2, 2] + [3] * 4 + [4] * 8 + [5] * 47, dtype=np.int64)
+NBR_LUT = np.array([0, 1, 2, 3, 3] + [4] * 4 + [5] * 12 + [6], dtype=np.int64)
+
+
+#: Starting CDF of the AC base contexts: probabilities 1/2, 3/10, 1/10, 1/10 for 0, 1, 2, >= 3.
+BASE_INIT = (0, 16384, 26214, 29491)
+#: Frames of at least this many blocks (~724 x 724 samples) give the AC base symbol a context
+#: per zigzag position; smaller ones one per band (:data:`POS_BAND`): per position is 0.5-3.5 %
+#: smaller on 1024 x 1024 MR and 1760 x 1760 CR, but 1-5 % larger on 64 x 64 to 512 x 512 frames.
+FINE_POSITION_BLOCKS = 8192
+#: Zigzag position -> itself (the position class of large frames).
+POS_FINE = np.arange(64, dtype=np.int64)
+
+
+#: Where each context's row starts in the flat table (rows of ``n`` int16 entries: the count in
+#: slot 0, then ``c[1] .. c[n-1]``; ``c[0] = 0`` and ``c[n] = 32768`` are implicit): 23.6 KB in all.
+OFFSET = np.concatenate([[0], np.cumsum(ALPHABET)]).astype(np.int64)
+O_NZ, O_NZH, O_NZL, O_DC = (int(OFFSET[m]) for m in (M_NZ, M_NZH, M_NZL, M_DC))
+O_BASE, O_BR, O_ESC, O_DCM = (int(OFFSET[m]) for m in (M_BASE, M_BR, M_ESC, M_DCM))
+
+
+def initial_model() -> np.ndarray:
+    """Fresh contexts (flat, :data:`OFFSET`): the AC base contexts :data:`BASE_INIT`, every other
+    context uniform, ``c[i] = i * 32768 // n`` (floor); counts 0."""
+    model = np.zeros(int(OFFSET[-1]), dtype=np.int16)
+    for ctx in range(N_MCTX):
+        n, base = int(ALPHABET[ctx]), int(OFFSET[ctx])
+        cdf = BASE_INIT if M_BASE <= ctx < M_BR else tuple(i * CDF_ONE // n for i in range(n))
+        model[base + 1 : base + n] = cdf[1:]
+    return model
+
+
+INITIAL_MODEL = initial_model()
+
+
+@_helper
+def _adapt(C, base, s, n):
+    """Move the CDF of the context at ``base`` toward symbol ``s`` (n: alphabet size, a constant
+    at each call site); its count (slot 0) sets the rate."""
+    cnt = np.int64(C[base])
+    rate = RATE[cnt]
+    for i in range(1, n):
+        c = np.int64(C[base + i])
+        t = i * FLOOR + ((CDF_ONE - n * FLOOR) if i > s else 0)
+        C[base + i] = c + ((t - c) >> rate)
+    if cnt < COUNT_MAX:
+        C[base] = cnt + 1
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+@_inline
+def _enc_sym(st, out, C, base, s, n):
+    """Symbol ``s`` of the n-ary context whose row starts at ``base``."""
+    rs = st[1] >> CDF_BITS
+    lo = rs * np.int64(C[base + s]) if s > 0 else np.int64(0)
+    rng = (rs << CDF_BITS if s == n - 1 else rs * np.int64(C[base + s + 1])) - lo
+    st[0] += lo
+    _adapt(C, base, s, n)
+    while rng < 0x1000000:
+        rng <<= 8
+        _shift_low(st, out)
+    st[1] = rng
+
+
+@_inline
+def _enc_raw(st, out, v, nbits):
+    """``nbits`` (0..16) raw bits of v: the range shrinks by 2**nbits."""
+    if nbits == 0:
+        return
+    rs = st[1] >> nbits
+    st[0] += rs * v
+    rng = rs
+    while rng < 0x1000000:
+        rng <<= 8
+        _shift_low(st, out)
+    st[1] = rng
+
+
+@_inline
+def _enc_bits(st, out, v, nbits):
+    """Up to 32 raw bits, most significant chunk first (chunks of at most 16)."""
+    if nbits > 16:
+        _enc_raw(st, out, v >> 16, nbits - 16)
+        _enc_raw(st, out, v & 0xFFFF, 16)
+    else:
+        _enc_raw(st, out, v, nbits)
+
+
+@_jit
+def encode_coefficients_ms(levels, bx, out):
+    """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row; returns (status, nbytes)."""
+    nblocks = levels.shape[0]
+    C = INITIAL_MODEL.copy()
+    posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
+    nzs = np.zeros(nblocks, dtype=np.int64)
+    st = np.zeros(6, dtype=np.int64)
+    _enc_init(st)
+    for i in range(nblocks):
+        nz = np.int64(0)
+        for k in range(1, 64):
+            if levels[i, k] != 0:
+                nz += 1
+        nzs[i] = nz
+        _enc_sym(st, out, C, O_NZ + 16 * _nz_ctx(nzs, i, bx), min(nz, 15), 16)
+        if nz >= 15:
+            _enc_sym(st, out, C, O_NZH, (nz - 15) >> 2, 16)
+            _enc_sym(st, out, C, O_NZL, (nz - 15) & 3, 4)
+        # DC: bit length of the difference to the MED prediction, then sign and mantissa raw
+        pred, dact = _dc_context(levels, i, bx)
+        r = np.int64(levels[i, 0]) - pred
+        a = abs(r)
+        nb = _bitlen(a)
+        if nb > MAX_ESC_BITS:
+            return E_RANGE, 0
+        _enc_sym(st, out, C, O_DC + 16 * dact, min(nb, ESC), 16)
+        if nb >= ESC:
+            _enc_raw(st, out, nb - ESC, 3)
+        if nb > 0:
+            _enc_raw(st, out, 1 if r < 0 else 0, 1)
+            if nb >= 2:
+                _enc_sym(st, out, C, O_DCM + 2 * (nb - 2), (a >> (nb - 2)) & 1, 2)
+                _enc_bits(st, out, a & ((np.int64(1) << (nb - 2)) - 1), nb - 2)
+        # AC
+        has_left = i % bx > 0
+        has_up = i >= bx
+        rem = nz
+        k = 1
+        while rem > 0:
+            v = np.int64(levels[i, k])
+            m = abs(v)
+            band = POS_BAND[k]
+            nsum = np.int64(0)
+            if has_left:
+                nsum += abs(np.int64(levels[i - 1, k]))
+            if has_up:
+                nsum += abs(np.int64(levels[i - bx, k]))
+            nbk = NBR_LUT[min(nsum, np.int64(21))]
+            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk)
+            _enc_sym(st, out, C, ctx, min(m, BASE_MAX), 4)
+            if m != 0:
+                if m >= BASE_MAX:
+                    brc = O_BR + 4 * (band * NBR_BUCKETS + nbk)
+                    left = m - BASE_MAX
+                    j = 0
+                    while j < BR_STEPS:
+                        _enc_sym(st, out, C, brc, min(left, 3), 4)
+                        if left < 3:
+                            break
+                        left -= 3
+                        j += 1
+                    if j == BR_STEPS:  # m >= 15
+                        g = _bitlen(left)
+                        if g > MAX_ESC_BITS:
+                            return E_RANGE, 0
+                        _enc_sym(st, out, C, O_ESC + 16 * band, min(g, ESC), 16)
+                        if g >= ESC:
+                            _enc_raw(st, out, g - ESC, 3)
+                        if g > 1:
+                            _enc_bits(st, out, left - (np.int64(1) << (g - 1)), g - 1)
+                _enc_raw(st, out, 1 if v < 0 else 0, 1)
+                rem -= 1
+            k += 1
+    _enc_flush(st, out)
+    if st[5]:
+        return E_OVERFLOW, 0
+    return OK, st[4]
+
+
+# ----------------------------------------------------------------------------- decoder
+
+
+@_helper
+def _fill(code, rng, pos, past, data, end):
+    while rng < 0x1000000:
+        rng <<= 8
+        if pos < end:
+            code = (code << 8) | np.int64(data[pos])
+        else:
+            code = code << 8
+            past += 1
+        pos += 1
+    return code, rng, pos, past
+
+
+@_helper
+def _dec_sym(code, rng, pos, past, data, end, C, base, n):
+    """(symbol of the n-ary context at ``base`` or -1 on a code value outside the range, code,
+    range, pos, past)."""
+    rs = rng >> CDF_BITS
+    top = rs << CDF_BITS
+    if code >= top:
+        return -1, code, rng, pos, past
+    s = 0
+    lo = np.int64(0)
+    hi = rs * np.int64(C[base + 1])
+    while code >= hi:
+        s += 1
+        lo = hi
+        hi = top if s == n - 1 else rs * np.int64(C[base + s + 1])
+    code -= lo
+    rng = hi - lo
+    _adapt(C, base, s, n)
+    code, rng, pos, past = _fill(code, rng, pos, past, data, end)
+    return s, code, rng, pos, past
+
+
+@_helper
+def _dec_raw(code, rng, pos, past, data, end, nbits):
+    """(value or -1 if the code lies beyond the used range, code, range, pos, past)."""
+    if nbits == 0:
+        return np.int64(0), code, rng, pos, past
+    rs = rng >> nbits
+    if nbits == 1:
+        v = np.int64(1) if code >= rs else np.int64(0)
+    else:
+        v = code // rs
+    if v >> nbits:
+        return np.int64(-1), code, rng, pos, past
+    code -= v * rs
+    code, rng, pos, past = _fill(code, rs, pos, past, data, end)
+    return v, code, rng, pos, past
+
+
+@_helper
+def _dec_bits(code, rng, pos, past, data, end, nbits):
+    if nbits > 16:
+        hi, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, nbits - 16)
+        lo, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, 16)
+        if hi < 0 or lo < 0:
+            return np.int64(-1), code, rng, pos, past
+        return (hi << 16) | lo, code, rng, pos, past
+    return _dec_raw(code, rng, pos, past, data, end, nbits)
+
+
+@_jit
+def decode_coefficients_ms(data, start, end, bx, levels):
+    """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller; returns status."""
+    nblocks = levels.shape[0]
+    C = INITIAL_MODEL.copy()
+    posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
+    nzs = np.zeros(nblocks, dtype=np.int64)
+    code = np.int64(0)
+    rng = np.int64(0xFFFFFFFF)
+    pos = np.int64(start)
+    past = np.int64(0)
+    for _ in range(5):
+        if pos < end:
+            code = ((code << 8) | np.int64(data[pos])) & 0xFFFFFFFF
+        else:
+            code = (code << 8) & 0xFFFFFFFF
+            past += 1
+        pos += 1
+    for i in range(nblocks):
+        nz, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_NZ + 16 * _nz_ctx(nzs, i, bx), 16)
+        if nz < 0:
+            return E_TRUNCATED if past > 0 else E_RANGE
+        if nz == 15:
+            hi4, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_NZH, 16)
+            lo2, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_NZL, 4)
+            if hi4 < 0 or lo2 < 0:
+                return E_TRUNCATED if past > 0 else E_RANGE
+            nz = 15 + 4 * hi4 + lo2
+            if nz > 63:
+                return E_TRUNCATED if past > 0 else E_RANGE
+        nzs[i] = nz
+        pred, dact = _dc_context(levels, i, bx)
+        nb, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_DC + 16 * dact, 16)
+        if nb < 0:
+            return E_TRUNCATED if past > 0 else E_RANGE
+        if nb >= ESC:
+            x, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, 3)
+            if x < 0:
+                return E_TRUNCATED if past > 0 else E_RANGE
+            nb = ESC + x
+        r = np.int64(0)
+        if nb > 0:
+            neg, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, 1)
+            r = np.int64(1)
+            if nb >= 2:
+                top, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_DCM + 2 * (nb - 2), 2)
+                mant, code, rng, pos, past = _dec_bits(code, rng, pos, past, data, end, nb - 2)
+                if neg < 0 or top < 0 or mant < 0:
+                    return E_TRUNCATED if past > 0 else E_RANGE
+                r = ((np.int64(2) | top) << (nb - 2)) + mant
+            elif neg < 0:
+                return E_TRUNCATED if past > 0 else E_RANGE
+            if neg:
+                r = -r
+        dc = pred + r
+        if dc > 0x3FFFFFFF or dc < -0x3FFFFFFF:  # corrupt data: keep int32 arithmetic sane
+            return E_TRUNCATED if past > 0 else E_RANGE
+        levels[i, 0] = dc
+        has_left = i % bx > 0
+        has_up = i >= bx
+        rem = nz
+        k = 1
+        while rem > 0:
+            if k > 63:
+                return E_TRUNCATED if past > 0 else E_RANGE
+            band = POS_BAND[k]
+            nsum = np.int64(0)
+            if has_left:
+                nsum += abs(np.int64(levels[i - 1, k]))
+            if has_up:
+                nsum += abs(np.int64(levels[i - bx, k]))
+            nbk = NBR_LUT[min(nsum, np.int64(21))]
+            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk)
+            m, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, ctx, 4)
+            if m < 0:
+                return E_TRUNCATED if past > 0 else E_RANGE
+            if m != 0:
+                if m == BASE_MAX:
+                    brc = O_BR + 4 * (band * NBR_BUCKETS + nbk)
+                    j = 0
+                    while j < BR_STEPS:
+                        br, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, brc, 4)
+                        if br < 0:
+                            return E_TRUNCATED if past > 0 else E_RANGE
+                        m += br
+                        if br < 3:
+                            break
+                        j += 1
+                    if j == BR_STEPS:  # m == 15: escape
+                        g, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_ESC + 16 * band, 16)
+                        if g < 0:
+                            return E_TRUNCATED if past > 0 else E_RANGE
+                        if g >= ESC:
+                            x, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, 3)
+                            if x < 0:
+                                return E_TRUNCATED if past > 0 else E_RANGE
+                            g = ESC + x
+                        if g > 0:
+                            mant, code, rng, pos, past = _dec_bits(code, rng, pos, past, data, end, g - 1)
+                            if mant < 0:
+                                return E_TRUNCATED if past > 0 else E_RANGE
+                            m += (np.int64(1) << (g - 1)) + mant
+                neg, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, 1)
+                if neg < 0:
+                    return E_TRUNCATED if past > 0 else E_RANGE
+                levels[i, k] = -m if neg else m
+                rem -= 1
+            k += 1
+        if past > 8:
+            return E_TRUNCATED
+    return E_TRUNCATED if past > 0 else OK
