@@ -129,6 +129,10 @@ def test_https_with_a_certificate(tmp_path):
     half = subprocess.run([sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(tmp_path / "s2"),
                            "--tls-cert", str(cert)], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert half.returncode == 2 and "--tls-key" in half.stderr and "Traceback" not in half.stderr
+    wrong = subprocess.run([sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(tmp_path / "s3"),
+                            "--tls-cert", str(cert), "--tls-key", str(cert)], capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert wrong.returncode == 2 and "do not load" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
 def test_stow_over_the_limit_gives_413_and_stores_nothing(shared_data, tmp_path, spawn_server):

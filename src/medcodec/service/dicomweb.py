@@ -127,7 +127,8 @@ def _dicom_json(payload: Any, status: int = 200) -> JSONResponse:
 
 
 #: DICOM JSON answers larger than this are gzipped for a client that accepts it (a series' metadata
-#: is ~6 kB an instance and compresses ~10:1); smaller ones are not worth the header
+#: is ~6 kB an instance and repeats itself: 374 kB -> 6.9 kB for the 64-slice chest CT); smaller
+#: ones are not worth the header
 GZIP_MIN_BYTES = 4096
 
 

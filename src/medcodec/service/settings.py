@@ -130,6 +130,15 @@ class Settings:
         for path in (self.tls_certfile, self.tls_keyfile):
             if path is not None and not os.path.isfile(path):
                 raise InvalidInputError(f"TLS file {path!r} does not exist")
+        if self.tls_certfile is not None and self.tls_keyfile is not None:
+            import ssl
+
+            try:  # what uvicorn will do, here, so that a wrong pair is a message and not a traceback
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls_certfile, self.tls_keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                raise InvalidInputError(
+                    f"TLS certificate {self.tls_certfile!r} and key {self.tls_keyfile!r} do not load: {exc}"
+                ) from exc
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise InvalidInputError(
