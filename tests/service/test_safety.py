@@ -24,6 +24,9 @@ def test_settings_refuse_public_bind_without_token():
         Settings(store="x", host="0.0.0.0", token="short")
     assert Settings(store="x", host="0.0.0.0", token="t" * 32).token
     assert Settings(store="x", host="::1").token is None
+    # what `medcodec serve` warns about: off loopback without TLS the token crosses the network in clear
+    assert Settings(store="x", host="0.0.0.0", token="t" * 32).in_clear
+    assert not Settings(store="x", host="127.0.0.1").in_clear
 
 
 def test_cli_refuses_public_bind_without_token(tmp_path):

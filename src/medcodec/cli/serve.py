@@ -98,7 +98,7 @@ def serve(
     import uvicorn
 
     from ..service.app import create_app
-    from ..service.settings import TOKEN_ENV, Settings, is_loopback
+    from ..service.settings import TOKEN_ENV, Settings
 
     settings = Settings(
         store=store,
@@ -123,7 +123,7 @@ def serve(
     click.echo(
         f"medcodec serve: {settings.scheme}://{host}:{port}/ (DICOMweb at /dicomweb, viewer at /viewer/)", err=True
     )
-    if not is_loopback(host) and settings.tls_certfile is None:
+    if settings.in_clear:
         click.echo("warning: off loopback without --tls-cert, the bearer token and the images cross the network "
                    "in clear", err=True)  # fmt: skip
     uvicorn.run(

@@ -195,7 +195,7 @@ def encode_mdc_to(
         raise InvalidInputError(f"entropy={entropy!r} is unknown, expected one of {mdc2.ENTROPY_CODERS}")
     arith_id = mdc2.arith_coder_id(entropy)
     arith = arith_id is not None
-    coder_id = container.ENTROPY_ARITH if arith_id is None else arith_id  # HEAD entropy coder of 2.x streams
+    coder_id = container.ENTROPY_HUFFMAN if arith_id is None else arith_id  # the HEAD entropy coder
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
     jobs_ = default_jobs(jobs)
@@ -252,7 +252,7 @@ def encode_mdc_to(
         meta=meta, ancillary=dict(ancillary or {}),
         version=(container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
         else container.VERSION,
-        entropy=coder_id if arith else container.ENTROPY_HUFFMAN,
+        entropy=coder_id,
     )  # fmt: skip
     writer = container.ContainerWriter(fh, header)
     pad = None if arith else _padding_range(padding, bits_stored, signed_)

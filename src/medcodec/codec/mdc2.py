@@ -40,7 +40,7 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
            "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id", "round_scaled",
            "reconstruction_offsets", "reconstruct_with_offsets",
-           "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "choose_deblock", "deblocked_frame",
+           "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "RestorationFilter", "DctFrame",
            "FLAG_FILTER"]  # fmt: skip
 
@@ -332,19 +332,12 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
     )
 
 
-def choose_deblock(
-    coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray
-) -> tuple[int, int, int] | None:
-    """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
-    squared error, or None when none does: the filter never costs PSNR."""
-    return deblocked_frame(coder, levels, offsets, frame)[0]
-
-
 def deblocked_frame(
     coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray
 ) -> tuple[tuple[int, int, int] | None, np.ndarray]:
-    """:func:`choose_deblock`'s choice and the frame the decoder holds after it (what
-    :func:`decoded_before_restoration` gives for that choice, without computing it again)."""
+    """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
+    squared error, or None when none does (the filter never costs PSNR), and the frame the decoder
+    holds after it (what :func:`decoded_before_restoration` gives for that choice, not computed again)."""
     rows, cols = frame.shape
     base = (reconstruct_with_offsets(coder, levels, offsets, rows, cols) if offsets is not None
             else coder.reconstruct(levels, rows, cols))  # fmt: skip

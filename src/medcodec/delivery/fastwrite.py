@@ -178,12 +178,16 @@ def encode_file_fast(ds: Dataset) -> bytes:
 
 
 def _remember(key: tuple[int, bytes | None, Any], written: bytes | None) -> None:
-    size = 100 + len(key[1] or b"") + len(written or b"")  # with the tuple's and objects' overhead
+    _charge(100 + len(key[1] or b"") + len(written or b""))  # with the tuple's and objects' overhead
+    _IMPLICIT_CACHE[key] = b"" if written is None else written
+
+
+def _charge(size: int) -> None:
+    """Count ``size`` bytes against the caches' one budget, emptying both first when it would pass it."""
     if _cache_held[0] + size > _CACHE_BYTES:
         _IMPLICIT_CACHE.clear()
         _RUN_CACHE.clear()
         _cache_held[0] = 0
-    _IMPLICIT_CACHE[key] = b"" if written is None else written
     _cache_held[0] += size
 
 
@@ -392,13 +396,8 @@ def _steady(tag: int, value: Any) -> bool:
 
 
 def _remember_run(key: tuple[Any, ...], written: bytes) -> None:
-    size = 100 + 2 * len(key[1]) + len(written)
-    if _cache_held[0] + size > _CACHE_BYTES:
-        _IMPLICIT_CACHE.clear()
-        _RUN_CACHE.clear()
-        _cache_held[0] = 0
+    _charge(100 + 2 * len(key[1]) + len(written))
     _RUN_CACHE[key] = written
-    _cache_held[0] += size
 
 
 _ITEM = b"\xfe\xff\x00\xe0"

@@ -577,24 +577,20 @@ def instance_bytes(
                 raise NotAcceptableError(f"instance {record.sop_uid} cannot be sent as {ts}: {exc}") from exc
             return data, record.transfer_syntax_uid
     names = presets_for_syntax(ts, preset)
-    if not names and ts in lossless_transcodes(preset):
-        # a lossless syntax no preset stores (JPEG 2000, JPEG-LS, RLE...): coded now, bit-exact
+    if names:
+        data, got, _ = rendition_or_encode(store, record, names[0], pool=pool)
+        how = f" by preset {names[0]!r}"
+    elif ts in lossless_transcodes(preset):  # a lossless syntax no preset stores (JPEG 2000, JPEG-LS...)
         data, got, _ = encode_with_preset(store, record, "lossless", pool=pool, syntax=ts)
-        if got != ts and strict:
-            raise NotAcceptableError(
-                f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
-                f"cannot be encoded as {ts}: {record.passthrough_reason or 'passed through'}"
-            )
-        return data, got
-    if not names:
+        how = " losslessly"
+    else:
         raise NotAcceptableError(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
         )
-    data, got, _ = rendition_or_encode(store, record, names[0], pool=pool)
     if got != ts and strict:
         raise NotAcceptableError(
             f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
-            f"cannot be encoded as {ts} by preset {names[0]!r}: {record.passthrough_reason or 'passed through'}"
+            f"cannot be encoded as {ts}{how}: {record.passthrough_reason or 'passed through'}"
         )
     return data, got
 

@@ -411,9 +411,10 @@ async def _thumbnail(request: Request) -> Response:
     series = [r for r in images if r.series_uid == first]
     record = series[len(series) // 2]
     frames = record.frames or 1
-    number = _frame_numbers(request.path_params["frames"], frames)[0] if "frames" in request.path_params else 1
-    if "frames" not in request.path_params and frames > 1:
-        number = (frames + 1) // 2
+    if "frames" in request.path_params:
+        number = _frame_numbers(request.path_params["frames"], frames)[0]
+    else:
+        number = (frames + 1) // 2  # the middle frame (1 for a single frame)
     return await _rendered_answer(request, record, number, default_media="image/jpeg", default_viewport=(128, 128))
 
 

@@ -104,6 +104,11 @@ class Settings:
         """``https`` with a certificate, else ``http``."""
         return "https" if self.tls_certfile else "http"
 
+    @property
+    def in_clear(self) -> bool:
+        """Bound off loopback without TLS: the token and the images cross the network in clear."""
+        return not is_loopback(self.host) and self.tls_certfile is None
+
     def __post_init__(self) -> None:
         if not self.store:
             raise InvalidInputError("a store is required (--store)")
