@@ -30,7 +30,7 @@ from pydicom.filereader import _read_file_meta_info, convert_raw_data_element
 from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-__all__ = ["read_native", "sequence_end", "is_sequence"]
+__all__ = ["element_spans", "is_sequence", "read_native", "sequence_end"]
 
 _NATIVE = {"1.2.840.10008.1.2": True, "1.2.840.10008.1.2.1": False}  # uid -> implicit VR
 _HEAD = struct.Struct("<HHL")
@@ -135,6 +135,68 @@ def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataEle
         out[tag] = new(RawDataElement, (tag, vr, length, value, pos, implicit, True, True, False))
         pos += length
     return out
+
+
+def element_spans(data: bytes, pos: int, implicit: bool) -> list[tuple[int, int, int]] | None:
+    """``(tag, start, end)`` of each top-level element from ``pos`` to the end of ``data`` (header,
+    value and, for undefined length, the closing delimiter), or ``None`` where :func:`read_native`
+    would not read the file (the same rules), except that undefined-length Pixel Data
+    (encapsulated fragments, as in a coded file) is walked item by item."""
+    n = len(data)
+    spans: list[tuple[int, int, int]] = []
+    head = _HEAD.unpack_from
+    explicit_head = _EXPLICIT.unpack_from
+    long_length = _LONG.unpack_from
+    vr: str | None = None
+    while n - pos >= 8:
+        start = pos
+        if implicit:
+            group, element, length = head(data, pos)
+            pos += 8
+        else:
+            group, element, raw_vr, length = explicit_head(data, pos)
+            vr = _VR_NAMES.get(raw_vr)
+            if vr is None:
+                return None
+            pos += 8
+            if vr in _LONG_VRS:
+                if n - pos < 4:
+                    return None
+                length = long_length(data, pos)[0]
+                pos += 4
+        if group == 0x0002 or group == 0xFFFE:
+            return None
+        tag = group << 16 | element
+        if length == 0xFFFFFFFF:
+            if tag == 0x7FE00010:
+                end = _fragments_end(data, pos)
+            elif vr == "SQ" or (implicit and is_sequence(tag)):
+                end = sequence_end(data, pos, implicit)
+            else:
+                return None
+            if end is None:
+                return None
+            pos = end + 8
+        elif pos + length > n:
+            return None
+        else:
+            pos += length
+        spans.append((tag, start, pos))
+    return spans if pos == n else None
+
+
+def _fragments_end(data: bytes, pos: int) -> int | None:
+    """Where the Sequence Delimitation Item after the encapsulated fragments starting at ``pos`` is."""
+    n = len(data)
+    while n - pos >= 8:
+        group, element, length = _HEAD.unpack_from(data, pos)
+        tag = group << 16 | element
+        if tag == _SEQ_END:
+            return pos if length == 0 else None
+        if tag != _ITEM or length == 0xFFFFFFFF or pos + 8 + length > n:
+            return None
+        pos += 8 + length
+    return None
 
 
 def is_sequence(tag: int) -> bool:

@@ -56,7 +56,7 @@ from ..spec import PixelSpec
 from .fastread import is_sequence
 from .fastread import sequence_end as _sequence_end
 
-__all__ = ["encode_file_fast", "native_frames"]
+__all__ = ["element_bytes", "encode_file_fast", "native_frames", "raw_element_bytes"]
 
 _PIXEL_DATA = 0x7FE00010
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -297,14 +297,54 @@ def _element_out(
 ) -> tuple[bytes, bool]:
     """One element's bytes as ``write_data_element`` writes them, and whether they came from the raw
     element alone (its tag, value, VR and private creator: the same bytes in, the same bytes out)."""
+    raw = _pure_bytes(items, tag, elem, implicit, creators)
+    if raw is not None:
+        return raw, True
+    # converted as pydicom converts on access: everything read with implicit VR, and the raw
+    # undefined-length sequences .fastread leaves (explicit VR raw elements are written as read)
+    undefined_sequence = isinstance(elem, RawDataElement) and elem.length == 0xFFFFFFFF and tag != _PIXEL_DATA
+    element = ds[tag] if implicit or undefined_sequence else ds.get_item(tag)
+    done = None
+    if isinstance(element, DataElement):
+        if element.VR == "SQ":
+            done = _sequence_bytes(element, encodings, value_buffer)
+        else:
+            done = _element_bytes(element, converted, value_buffer)
+    if done is not None:
+        return done, False
+    out = DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = False, True
+    write_data_element(out, element, encodings)
+    return out.getvalue(), False
+
+
+def element_bytes(ds: Dataset, tag: int, encodings: Any, converted: Any, value_buffer: DicomBytesIO) -> bytes:
+    """The bytes :func:`encode_file_fast` writes for the element ``tag`` of ``ds``, a data set the
+    caller built or changed (its elements converted): ``encodings`` is the top-level Specific
+    Character Set's value, ``converted`` the Python encodings for it."""
+    key = BaseTag(tag)
+    return _element_out(ds, ds._dict, key, ds._dict[key], False, {}, encodings, converted, value_buffer)[0]
+
+
+def raw_element_bytes(elem: RawDataElement, implicit: bool, creators: dict[int, Any]) -> bytes | None:
+    """The bytes :func:`encode_file_fast` writes for a top-level raw element (as :mod:`.fastread`
+    reads it) when they depend on the element alone and its private creator (``creators``: private
+    block -> the creator's raw value; a block not in it has none), else ``None``.
+
+    :mod:`.template` writes an instance's changed elements with it; the runs of
+    :func:`_dataset_body` rest on the same property.
+    """
+    return _pure_bytes({}, elem.tag, elem, implicit, creators)
+
+
+def _pure_bytes(items: Any, tag: Any, elem: Any, implicit: bool, creators: dict[int, Any]) -> bytes | None:
+    """:func:`_element_out` for a raw element whose bytes depend on itself alone, else ``None``."""
     itag = int(tag)  # plain int in the cache keys: compared in C (BaseTag.__eq__ is Python code)
     raw = None
-    convert = implicit
     if isinstance(elem, RawDataElement):
         if elem.length == 0xFFFFFFFF and tag != _PIXEL_DATA:
             # an undefined-length sequence that .fastread left raw: written as pydicom writes the
             # parsed one (items re-encoded, sorted, group lengths dropped)
-            convert = True
             if implicit and is_sequence(tag):
                 items_bytes = elem.value or b""
                 if len(items_bytes) > _CACHED_SEQUENCE:
@@ -342,21 +382,7 @@ def _element_out(
                 raw = known
         else:
             raw = _raw_bytes(elem, elem.VR)
-    if raw is not None:
-        return raw, True
-    element = ds[tag] if convert else ds.get_item(tag)
-    done = None
-    if isinstance(element, DataElement):
-        if element.VR == "SQ":
-            done = _sequence_bytes(element, encodings, value_buffer)
-        else:
-            done = _element_bytes(element, converted, value_buffer)
-    if done is not None:
-        return done, False
-    out = DicomBytesIO()
-    out.is_implicit_VR, out.is_little_endian = False, True
-    write_data_element(out, element, encodings)
-    return out.getvalue(), False
+    return raw
 
 
 def _span(elem: RawDataElement, implicit: bool) -> tuple[int, int]:

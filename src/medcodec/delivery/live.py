@@ -315,14 +315,17 @@ def _encode_file_in_process(
     encoded (:meth:`Preset.encode_instance`, ``measure=False``; ``syntax``: the ``lossless``
     preset's syntax): ``(file bytes, manifest entry)``."""
     from .presets import PRESETS
+    from .template import encode_live
 
     try:
         assert _WORKER_OBJECTS is not None, "the encoder process has no store"
         with _WORKER_OBJECTS.open(path) as fh:
             data = fh.read()
-        encoded = PRESETS[preset_name].encode_instance(
-            data, mapping=mapping, measure=False, jobs=_WORKER_JOBS, syntax=syntax
-        )
+        preset = PRESETS[preset_name]
+        if syntax is None:  # the series' template when it has one (the same bytes, less work)
+            encoded = encode_live(preset, data, mapping, jobs=_WORKER_JOBS)
+        else:
+            encoded = preset.encode_instance(data, mapping=mapping, measure=False, jobs=_WORKER_JOBS, syntax=syntax)
         return encoded.data, encoded.entry
     except Exception as exc:
         return WorkerFailure(type(exc).__name__, str(exc))

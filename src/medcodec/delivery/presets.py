@@ -486,12 +486,11 @@ def _compress(
         raise
     except Exception as exc:  # a library's own error becomes ours
         raise CodecError(f"{ts.name}: encoding failed: {type(exc).__name__}: {exc}") from exc
-    n = int(ds.get("NumberOfFrames", 1) or 1)
-    raw = n * int(ds.Rows) * int(ds.Columns) * (2 if int(ds.BitsAllocated) > 8 else 1)
     fragments = generate_fragments(ds.PixelData)
     next(fragments)  # the Basic Offset Table
     nbytes = sum(len(f) + len(f) % 2 for f in fragments)
-    ratio = raw / nbytes
+    ratio = rendition_ratio(int(ds.get("NumberOfFrames", 1) or 1), int(ds.Rows), int(ds.Columns),
+                            int(ds.BitsAllocated), nbytes)  # fmt: skip
     if finish is not None:
         finish(ds, ratio)
     return (encode_file_fast(ds) if _FAST_IO else encode_file(ds)), ds, ratio
@@ -510,13 +509,7 @@ def _derive_attributes(
     """What a lossy preset file says about itself (PS3.3 C.7.6.1.1.2/.5, C.7.6.1.1.3): DERIVED,
     Derivation Description and Code (113040 Lossy Compression), Source Image Sequence, the
     name-based SOP Instance and Series Instance UIDs, and the preview's NOT FOR DIAGNOSIS label."""
-    from .. import __version__
-
-    label = f"{preset.label}. " if preset.label else ""
-    ds.DerivationDescription = (
-        f"{label}Lossy compression by medcodec {__version__}, preset {preset.name}: JPEG (ISO 10918-1), "
-        f"quality={quality:g}, ratio {ratio:.2f}:1. Series mapping: {mapping.describe()}."
-    )[:1024]
+    ds.DerivationDescription = derivation_description(preset, mapping, quality, ratio)
     _append_item(ds, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(ds)
     if not enhanced and reference is not None:
@@ -532,6 +525,23 @@ def _derive_attributes(
             old = str(ds.get("SeriesDescription", "") or "")
         ds.SeriesDescription = f"{preset.label} {old}".strip()[:64]
         ds.ImageComments = f"{preset.label}: lossy preview at {ratio:.0f}:1"
+
+
+def rendition_ratio(frames: int, rows: int, columns: int, bits_allocated: int, nbytes: int) -> float:
+    """A preset file's compression ratio (manifest, Derivation Description): the rendition's pixel
+    bytes uncompressed (``bits_allocated`` of the coded file) over ``nbytes`` of fragments."""
+    return frames * rows * columns * (2 if bits_allocated > 8 else 1) / nbytes
+
+
+def derivation_description(preset: Preset, mapping: SeriesMapping, quality: float, ratio: float) -> str:
+    """(0008,2111) of a lossy preset file."""
+    from .. import __version__
+
+    label = f"{preset.label}. " if preset.label else ""
+    return (
+        f"{label}Lossy compression by medcodec {__version__}, preset {preset.name}: JPEG (ISO 10918-1), "
+        f"quality={quality:g}, ratio {ratio:.2f}:1. Series mapping: {mapping.describe()}."
+    )[:1024]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -32,6 +32,7 @@ mapping. Thread-safe: no shared state is written; frames are coded on the callin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ from .mapping import (
 from .pixel_spec import pixel_spec_from_dataset
 from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
 
-__all__ = ["compress", "dataset_frames"]
+__all__ = ["CodedFrames", "code_frames", "compress", "dataset_frames", "write_coded"]
 
 
 def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.integer]:
@@ -253,6 +254,38 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         raise UnsupportedImageError("per-frame Rescale Slope/Intercept differ: the mapping cannot carry them",
                                     path=_where(ds))  # fmt: skip
 
+    coded = code_frames(frames, spec, ts, target, mapping, jobs)
+    multi = "NumberOfFrames" in ds
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
+        del ds[tag]
+    write_coded(ds, coded, frames, spec, mapping, multi_frame=multi, enhanced=enhanced)
+    if new_uid or (new_uid is None and coded.lossy):
+        _new_instance_uid(ds)
+    return ds
+
+
+@dataclass(frozen=True)
+class CodedFrames:
+    """The frames of one image coded under one syntax (:func:`code_frames`): what the dataset
+    edits (:func:`write_coded`) need."""
+
+    streams: list[bytes]
+    ts: TransferSyntax
+    family: LossySyntax
+    lossy: bool
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the fragments, each padded to even length (PS3.5 §A.4)."""
+        return sum(len(s) + len(s) % 2 for s in self.streams)
+
+
+def code_frames(frames: NDArray[np.integer], spec: PixelSpec, ts: TransferSyntax, target: RateTarget,
+                mapping: SeriesMapping, jobs: int) -> CodedFrames:  # fmt: skip
+    """Map and code ``frames`` (stored values) under ``ts`` with the series ``mapping`` and the rate
+    ``target``: the pixel half of :func:`compress`, without a dataset (the live path's series
+    template, :mod:`medcodec.delivery.template`, calls it too)."""
     mapped_clipped = map_ordered(mapping.map, list(frames), min(jobs, len(frames)))  # nogil kernels and numpy
     mapped = [m for m, _ in mapped_clipped]
     clipped = sum(c for _, c in mapped_clipped)
@@ -276,20 +309,24 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
                 streams = _encode_all(coder, mapped, knob)
     lossy = not exact_mapping or (ts.lossy and not (family.codec.knob is not None
                                                    and family.codec.knob.name == "near" and knob == 0))  # fmt: skip
+    return CodedFrames(streams, ts, family, lossy)
 
+
+def write_coded(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec,
+                mapping: SeriesMapping, *, multi_frame: bool, enhanced: bool) -> None:  # fmt: skip
+    """The dataset half of :func:`compress`: ``coded`` as ``ds``'s pixel data and Image Pixel
+    attributes, the rescale and padding attributes the mapping and the decoded values call for,
+    and the lossy attributes when ``coded`` is lossy (Lossy Image Compression Ratio against the
+    source's ``bits_allocated``)."""
     n, rows, cols = frames.shape
     raw = n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8
-    nbytes = sum(len(s) + len(s) % 2 for s in streams)
-    multi = "NumberOfFrames" in ds
-    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
-    for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
-        del ds[tag]
-    coded = mapping.spec_for(spec)
-    set_encapsulated_pixels(ds, streams, coded, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, multi_frame=multi)
+    coded_spec = mapping.spec_for(spec)
+    set_encapsulated_pixels(ds, coded.streams, coded_spec, transfer_syntax_uid=coded.ts.uid, rows=rows, columns=cols,
+                            multi_frame=multi_frame)  # fmt: skip
     if not mapping.is_identity:
-        set_rescale(ds, coded, enhanced)
+        set_rescale(ds, coded_spec, enhanced)
         remap_value_attributes(ds, mapping)
-    if lossy and mapping.padding is not None:
+    if coded.lossy and mapping.padding is not None:
         # padding stays padding: declared as the padding voxels decode, or removed when lossy error
         # mixed them with tissue (the rule of the series writer, medcodec.dicom.mapping.declare_padding);
         # decoded only when that is not known beforehand (padding_touches_tissue)
@@ -298,14 +335,13 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
             tissue = tissue_mask(frames, spec) & ~pad
             touching = padding_touches_tissue(frames, pad, tissue, mapping)
             decoded = (
-                None if touching else np.stack([np.asarray(family.decode(s)).reshape(rows, cols) for s in streams])
+                None
+                if touching
+                else np.stack([np.asarray(coded.family.decode(s)).reshape(rows, cols) for s in coded.streams])
             )
             declare_padding(ds, decoded, pad, tissue, mapping, touching=touching)
-    if lossy:
-        mark_lossy(ds, ratio=raw / nbytes, method=str(ts.method))
-    if new_uid or (new_uid is None and lossy):
-        _new_instance_uid(ds)
-    return ds
+    if coded.lossy:
+        mark_lossy(ds, ratio=raw / coded.nbytes, method=str(coded.ts.method))
 
 
 def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],

@@ -1,0 +1,470 @@
+"""Live files for the later instances of a series, from the first one coded in full.
+
+Where live CPU went on small images (``docs/delivery.md``, "Small images"): a 256x256 MR instance
+cost ~3.3 ms in an encoder process, of which the JPEG kernel was ~0.6 ms; the rest was pydicom
+``Dataset`` work on ~300 elements (reading, the preset's edits, writing), the same for every
+instance of a series. Yet from one instance of a series to the next only a few elements differ
+(instance number, position, window, a few private values, the pixels), and what the preset does
+to an instance depends on few of its elements.
+
+:class:`SeriesTemplate` keeps, for one series and preset, the first instance's elements as they
+were read and as the full path (:meth:`.Preset.encode_instance`) wrote them. Another instance of
+the series is written from it when its elements are the template's, byte for byte, except:
+
+* elements the preset does not read (:func:`preset_reads` is false) and writes as they are (the
+  template's output of the element was its own bytes converted, :func:`.fastwrite.raw_element_bytes`):
+  written from the instance's own bytes, converted the same way;
+* the SOP Instance UID and the pixel data: coded (:func:`medcodec.dicom.compress.code_frames`, the
+  full path's own function), and everything that follows from them (pixel data, lossy ratio,
+  Derivation Description, Source Image Sequence, SOP Instance UIDs, padding attributes, the
+  preview's comment) made by the full path's own functions (:func:`~medcodec.dicom.compress.write_coded`,
+  ``_derive_attributes``) on a small data set holding the elements they read;
+
+anything else (an element the preset reads that differs, an element more or less, another file
+meta) is left to the full path. The bytes are those of the full path: a template is kept only when
+it rebuilds its own instance exactly, then checked against the full path on the series' next
+instance and on every :data:`CHECK_EVERY`-th one after (:func:`encode_live`); a difference drops it
+(logged: it would be a bug). ``tests/delivery/test_template.py`` compares both paths on every
+instance of the real series and checks :func:`preset_reads` against what the preset's code reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from copy import copy
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+
+from ..dicom import SeriesMapping, get_syntax, pixel_spec_from_dataset
+from ..dicom._lenient import source_values_as_is
+from ..dicom.compress import code_frames, stored_values, write_coded
+from ..dicom.write import _source_reference
+from ..errors import DicomError
+from ..ratecontrol import RateTarget
+from ..registry import TransferSyntax, transfer_syntax
+from ..spec import PixelSpec
+from .fastread import element_spans, read_native
+from .fastwrite import element_bytes, raw_element_bytes
+from .presets import EncodedInstance, Preset, _derive_attributes, rendition_ratio
+
+__all__ = ["SeriesTemplate", "encode_live", "preset_reads", "CHECK_EVERY"]
+
+log = logging.getLogger(__name__)
+
+#: Every this many instances written from a template, one is also written in full and compared.
+CHECK_EVERY = 64
+_MAX_TEMPLATES = 64
+
+_SOP_INSTANCE_UID = 0x00080018
+_PIXEL_DATA = 0x7FE00010
+_META_UID = 0x00020003
+_META_LENGTH = 0x00020000
+#: Elements outside group 0028 that the preset's code reads or writes (image class, Image Type,
+#: the derivation and lossy attributes, UIDs, the preview's labels, the character set).
+_READ_TAGS = frozenset(
+    {
+        0x00080005,  # Specific Character Set
+        0x00080008,  # Image Type
+        0x00080016,  # SOP Class UID
+        0x00080018,  # SOP Instance UID
+        0x00080060,  # Modality
+        0x00081030,  # Study Description
+        0x0008103E,  # Series Description
+        0x00082111,  # Derivation Description
+        0x00082112,  # Source Image Sequence
+        0x00089215,  # Derivation Code Sequence
+        0x00180015,  # Body Part Examined
+        0x00181030,  # Protocol Name
+        0x0020000E,  # Series Instance UID
+        0x00204000,  # Image Comments
+    }
+)
+#: Group 0028 elements the preset's code does not use for anything it writes: the windows (in
+#: output units, which the mapping's rescale preserves; read into the PixelSpec, used by .mdc only).
+_UNREAD_IN_0028 = frozenset({0x00281050, 0x00281051, 0x00281055})
+_READ_GROUPS = frozenset({0x0002, 0x0028, 0x5200, 0x7FE0, 0xFFFC})
+_LOSSY_OUT = (0x00080018, 0x00082111, 0x00082112, 0x00282110, 0x00282112, 0x00282114, 0x7FE00010)
+_PADDING = (0x00280120, 0x00280121)
+_UL = struct.Struct("<L")
+
+
+def preset_reads(tag: int) -> bool:
+    """Whether a lossy preset's code (reading, coding, the derivation attributes) reads or writes
+    the top-level element ``tag`` of the original, so that an instance differing there from the
+    template is written in full (private creators included: private elements' VRs follow them)."""
+    group = tag >> 16
+    if group in _READ_GROUPS:
+        return tag not in _UNREAD_IN_0028
+    if group & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
+        return True
+    return tag in _READ_TAGS
+
+
+@dataclass
+class _Kept:
+    """The template's state for :func:`encode_live`."""
+
+    template: SeriesTemplate | None
+    verified: bool = False
+    applied: int = 0
+
+
+_TEMPLATES: dict[tuple[Any, ...], _Kept] = {}
+
+
+class SeriesTemplate:
+    """One series' first instance under one lossy preset, as read and as written (module docstring).
+
+    Build with :meth:`build`; :meth:`apply` writes another instance of the series or says it cannot.
+    """
+
+    def __init__(self) -> None:
+        self.preset: Preset
+        self.mapping: SeriesMapping
+        self.implicit: bool
+        self.meta_in: dict[int, bytes]
+        self.tags: tuple[int, ...]
+        self.in_bytes: list[bytes]
+        self.passable: frozenset[int]
+        self.dropped: frozenset[int]
+        self.out: dict[int, bytes]
+        self.out_meta: list[tuple[int, bytes]]
+        self.per_instance: frozenset[int]
+        self.kept: list[tuple[BaseTag, DataElement]]
+        self.creators: dict[int, Any]
+        self.encodings: Any
+        self.converted: Any
+        self.spec: PixelSpec
+        self.shape: tuple[int, int]
+        self.ts: TransferSyntax
+        self.target: RateTarget
+        self.quality: float
+        self.entry: Any
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(
+        cls, preset: Preset, mapping: SeriesMapping, data: bytes, encoded: EncodedInstance
+    ) -> SeriesTemplate | None:
+        """A template from an original and what the full path wrote for it, or ``None`` when this kind
+        of instance is not written from templates (not a lossy coded single-frame native file, or the
+        template does not rebuild ``encoded`` exactly)."""
+        entry = encoded.entry
+        if not entry.lossy or entry.passthrough or not isinstance(data, bytes):
+            return None
+        ds = read_native(data)
+        if ds is None or "NumberOfFrames" in ds or "PerFrameFunctionalGroupsSequence" in ds:
+            return None
+        self = cls()
+        self.preset, self.mapping, self.entry = preset, mapping, entry
+        self.implicit = bool(ds.original_encoding[0])
+        meta_end = _meta_end(data)
+        out = encoded.data
+        out_meta_end = _meta_end(out)
+        if meta_end is None or out_meta_end is None or out[:128] != data[:128]:
+            return None
+        meta_in = _meta_elements(data, meta_end)
+        out_meta = _meta_elements(out, out_meta_end)
+        spans = element_spans(data, meta_end, self.implicit)
+        out_spans = element_spans(out, out_meta_end, False)
+        if meta_in is None or out_meta is None or spans is None or out_spans is None:
+            return None
+        self.meta_in = {t: b for t, b in meta_in.items() if t not in (_META_LENGTH, _META_UID)}
+        self.out_meta = [(t, b) for t, b in out_meta.items() if t != _META_LENGTH]
+        self.tags = tuple(t for t, _, _ in spans)
+        # the pixels are always the instance's own (and not worth keeping)
+        self.in_bytes = [b"" if t == _PIXEL_DATA else data[s:e] for t, s, e in spans]
+        self.out = {t: out[s:e] for t, s, e in out_spans}
+        with source_values_as_is():
+            self.spec = spec = pixel_spec_from_dataset(ds)
+            point = preset.operating_point(ds)
+            if point is None or point.quality is None:
+                return None
+            syntax = get_syntax(point.syntax)
+            bits, _ = syntax.target(spec.bits_stored, spec.signed)
+            self.ts = transfer_syntax(syntax.uid(bits))
+            self.quality = float(point.quality)
+            self.target = RateTarget.of(quality=self.quality)
+            rows, cols = int(spec.extra.get("rows", 0) or 0), int(spec.extra.get("columns", 0) or 0)
+            if (
+                int(spec.extra.get("bits_allocated", 0) or 0) != 16
+                or int(ds.get("SamplesPerPixel", 1) or 1) != 1
+                or int(spec.extra.get("number_of_frames", 0) or 0) != 1
+                or rows * cols == 0
+            ):
+                return None
+            self.shape = (rows, cols)
+            self.kept = [
+                (t, ds[t]) for t in list(ds._dict) if (t >> 16 == 0x0028 or t in _READ_TAGS) and t != _SOP_INSTANCE_UID
+            ]
+            self.encodings = ds.get("SpecificCharacterSet", "iso8859")
+        self.converted = convert_encodings(self.encodings or [default_encoding])
+        self.creators = {}
+        for (tag, _, _), raw in zip(spans, self.in_bytes):
+            if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
+                self.creators[tag] = _value(raw, self.implicit)  # block (gggg,00xx) -> its creator
+        per_instance = set(_LOSSY_OUT)
+        if preset.label:
+            per_instance.add(0x00204000)  # the preview's comment gives its ratio
+        if mapping.padding is not None:
+            per_instance.update(_PADDING)  # declared as the padding decodes
+        self.per_instance = frozenset(per_instance)
+        for tag in per_instance:  # made for each instance (apply)
+            self.out.pop(tag, None)
+        passable, dropped = set(), set()
+        for tag, raw in zip(self.tags, self.in_bytes):
+            if preset_reads(tag):
+                continue
+            if tag not in self.out:  # not written whatever its value (group lengths)
+                dropped.add(tag)
+                continue
+            elem = _raw_element(raw, self.implicit)
+            if elem is not None and raw_element_bytes(elem, self.implicit, dict(self.creators)) == self.out[tag]:
+                passable.add(tag)
+        self.passable = frozenset(passable)
+        self.dropped = frozenset(dropped)
+        try:
+            again = self.apply(data)
+        except Exception as exc:  # (a template that cannot rebuild its instance is not kept)
+            log.debug("no series template: %s: %s", type(exc).__name__, exc)
+            return None
+        if again is None or again.data != encoded.data or again.entry != entry:
+            return None
+        return self
+
+    # ------------------------------------------------------------------ writing
+
+    def apply(self, data: bytes) -> EncodedInstance | None:
+        """``data`` (another instance of the series) written as the full path writes it, or ``None``
+        (it differs from the template where the preset reads: write it in full)."""
+        if len(data) < 144 or data[128:132] != b"DICM":
+            return None
+        meta_end = _meta_end(data)
+        if meta_end is None:
+            return None
+        meta = _meta_elements(data, meta_end)
+        if meta is None:
+            return None
+        meta.pop(_META_LENGTH, None)
+        meta.pop(_META_UID, None)
+        if meta != self.meta_in:
+            return None
+        spans = element_spans(data, meta_end, self.implicit)
+        if spans is None or len(spans) != len(self.tags) or not _implicit_matches(data, meta_end, self.implicit):
+            return None
+        changed: list[bytes] = []
+        sop = pixels = None
+        for (tag, s, e), mine, theirs in zip(spans, self.tags, self.in_bytes):
+            if tag != mine:
+                return None
+            raw = data[s:e]
+            if raw == theirs:
+                continue
+            if tag == _SOP_INSTANCE_UID:
+                sop = raw
+            elif tag == _PIXEL_DATA:
+                pixels = raw
+            elif tag in self.passable:
+                changed.append(raw)
+            elif tag not in self.dropped:
+                return None
+        sop = sop if sop is not None else self.in_bytes[self.tags.index(_SOP_INSTANCE_UID)]
+        pixels = pixels if pixels is not None else self.in_bytes[self.tags.index(_PIXEL_DATA)]
+        frames = self._frames(pixels)
+        if frames is None:
+            return None
+        out = dict(self.out)
+        creators = dict(self.creators)
+        for raw in changed:
+            elem = _raw_element(raw, self.implicit)
+            written = None if elem is None else raw_element_bytes(elem, self.implicit, creators)
+            if written is None:
+                return None
+            out[int(elem.tag)] = written  # type: ignore[union-attr]
+        small, ratio, base = self._code(sop, frames)
+        buffer = DicomBytesIO()
+        buffer.is_implicit_VR, buffer.is_little_endian = False, True
+        for tag in self.per_instance:
+            if tag in small._dict:
+                out[tag] = element_bytes(small, tag, self.encodings, self.converted, buffer)
+        uid = UID(str(small.SOPInstanceUID))
+        new_uid = element_bytes_of(DataElement(_META_UID, "UI", uid), buffer)
+        meta_parts = [new_uid if t == _META_UID else b for t, b in self.out_meta]
+        meta_body = b"".join(meta_parts)
+        group = element_bytes_of(DataElement(_META_LENGTH, "UL", len(meta_body)), buffer)
+        written = b"".join([data[:128], b"DICM", group, meta_body, *(out[t] for t in sorted(out))])
+        entry = replace(
+            self.entry,
+            sop_instance_uid=base["sop_instance_uid"],
+            rendition_sop_instance_uid=str(uid),
+            source_bytes=len(data),
+            bytes=len(written),
+            ratio=ratio,
+        )
+        return EncodedInstance(written, entry)
+
+    def _frames(self, element: bytes) -> Any:
+        """The stored values of a native Pixel Data element (as :func:`.fastwrite.native_frames`)."""
+        head = 8 if self.implicit else 12
+        rows, cols = self.shape
+        need = rows * cols * 2
+        if len(element) - head < need:
+            return None
+        arr = np.frombuffer(element, dtype="<i2" if self.spec.signed else "<u2", count=rows * cols, offset=head)
+        return stored_values(arr.reshape(1, rows, cols), self.spec)
+
+    def _code(self, sop: bytes, frames: Any) -> tuple[Dataset, float, dict[str, Any]]:
+        """Code the pixels and make what follows from them and from the SOP Instance UID with the full
+        path's own functions, on a data set of the elements they read."""
+        small = Dataset()
+        for tag, elem in self.kept:
+            small._dict[tag] = copy(elem)
+        sop_elem = _raw_element(sop, self.implicit)
+        if sop_elem is None:
+            raise DicomError("SOP Instance UID cannot be read")
+        small._dict[BaseTag(_SOP_INSTANCE_UID)] = sop_elem
+        small.set_original_encoding(self.implicit, True, self.encodings)
+        small.file_meta = FileMetaDataset()
+        coded = code_frames(frames, self.spec, self.ts, self.target, self.mapping, 1)
+        with source_values_as_is():
+            reference = _source_reference(small, small.get("SOPClassUID"))
+            base = {
+                "sop_instance_uid": str(small.get("SOPInstanceUID", "")),
+                "series_instance_uid": self.entry.series_instance_uid,
+            }
+        write_coded(small, coded, frames, self.spec, self.mapping, multi_frame=False, enhanced=False)
+        rows, cols = self.shape
+        ratio = rendition_ratio(1, rows, cols, int(small.BitsAllocated), coded.nbytes)
+        _derive_attributes(small, self.preset, self.mapping, self.quality, ratio, base, reference, False)
+        return small, ratio, base
+
+
+def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, jobs: int = 1) -> EncodedInstance:
+    """:meth:`.Preset.encode_instance` with ``measure=False`` (live delivery), from the series'
+    template when there is one for this instance (module docstring): the same bytes, less work."""
+
+    def full() -> EncodedInstance:
+        return preset.encode_instance(data, mapping=mapping, measure=False, jobs=jobs)
+
+    if mapping is None or not preset.lossy or not isinstance(data, bytes):
+        return full()
+    key = (preset.name, mapping, _series_key(data))
+    kept = _TEMPLATES.get(key)
+    if kept is None:
+        encoded = full()
+        if len(_TEMPLATES) >= _MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        try:
+            template = SeriesTemplate.build(preset, mapping, data, encoded)
+        except Exception as exc:  # (no template: the full path stays)
+            log.debug("no series template: %s: %s", type(exc).__name__, exc)
+            template = None
+        _TEMPLATES[key] = _Kept(template)
+        return encoded
+    if kept.template is None:
+        return full()
+    written = _try(kept.template, data)
+    if written is None:
+        return full()
+    kept.applied += 1
+    if kept.verified and kept.applied % CHECK_EVERY:
+        return written
+    encoded = full()
+    if written.data != encoded.data or written.entry != encoded.entry:
+        log.warning("series template of %s differs from the full path: dropped", preset.name)
+        kept.template = None
+    else:
+        kept.verified = True
+    return encoded
+
+
+def _try(template: SeriesTemplate, data: bytes) -> EncodedInstance | None:
+    try:
+        return template.apply(data)
+    except Exception as exc:  # (the full path decides, and reports, what is wrong with the file)
+        log.debug("series template not applied: %s: %s", type(exc).__name__, exc)
+        return None
+
+
+def _series_key(data: bytes) -> bytes:
+    """Bytes near the Series Instance UID that tell series apart for the template cache (the
+    template itself checks every element; this only keeps series from evicting each other)."""
+    at = data.find(b"\x20\x00\x0e\x00", 132)
+    return data[at : at + 72] if at > 0 else b""
+
+
+def _meta_end(data: bytes) -> int | None:
+    """End of the file meta group, from its group length (PS3.10 §7.1), or ``None``."""
+    if len(data) < 144 or data[128:132] != b"DICM" or data[132:140] != b"\x02\x00\x00\x00UL\x04\x00":
+        return None
+    end = 144 + _UL.unpack_from(data, 140)[0]
+    return end if end <= len(data) else None
+
+
+def _meta_elements(data: bytes, end: int) -> dict[int, bytes] | None:
+    """The file meta elements (explicit VR little endian) from offset 132 to ``end``: tag -> bytes."""
+    out: dict[int, bytes] = {}
+    pos = 132
+    while pos < end:
+        if end - pos < 8:
+            return None
+        group, element = struct.unpack_from("<HH", data, pos)
+        vr = data[pos + 4 : pos + 6]
+        if group != 0x0002:
+            return None
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV", b"SV", b"UV"):
+            if end - pos < 12:
+                return None
+            length = _UL.unpack_from(data, pos + 8)[0]
+            stop = pos + 12 + length
+        else:
+            stop = pos + 8 + struct.unpack_from("<H", data, pos + 6)[0]
+        if stop > end:
+            return None
+        out[group << 16 | element] = data[pos:stop]
+        pos = stop
+    return out
+
+
+def _implicit_matches(data: bytes, start: int, implicit: bool) -> bool:
+    """pydicom's check that the first element agrees with the syntax (as :mod:`.fastread`)."""
+    if len(data) - start < 6:
+        return False
+    vr0, vr1 = data[start + 4], data[start + 5]
+    return (not (0x40 < vr0 < 0x5B and 0x40 < vr1 < 0x5B)) == implicit
+
+
+def _raw_element(raw: bytes, implicit: bool) -> RawDataElement | None:
+    """One element's bytes as :mod:`.fastread` reads it (``value_tell`` relative to ``raw``)."""
+    from .fastread import _elements
+
+    found = _elements(raw, 0, implicit)
+    if found is None or len(found) != 1:
+        return None
+    (elem,) = found.values()
+    return elem if isinstance(elem, RawDataElement) else None
+
+
+def _value(raw: bytes, implicit: bool) -> Any:
+    elem = _raw_element(raw, implicit)
+    return None if elem is None else elem.value
+
+
+def element_bytes_of(elem: DataElement, buffer: DicomBytesIO) -> bytes:
+    """A file meta element's bytes as the full path writes them (its default character set)."""
+    from .fastwrite import _DEFAULT_ENCODINGS, _element_bytes
+
+    done = _element_bytes(elem, _DEFAULT_ENCODINGS, buffer)
+    if done is None:
+        raise DicomError(f"cannot write {elem.tag}")
+    return done

@@ -1,0 +1,189 @@
+"""Series templates (:mod:`medcodec.delivery.template`) write what the full path writes.
+
+Every instance of the real series is written both ways (the template built from the series' first
+instance, and ``Preset.encode_instance(measure=False)``, the live call) and must be the same bytes
+and the same manifest entry; instances that differ where the preset reads are refused (written in
+full), and :func:`~medcodec.delivery.template.preset_reads` is checked against the tags the
+preset's code actually touches.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from delivery_data import CHEST, HEAD, MR, series_files, store  # noqa: F401  (the store fixture)
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from medcodec.delivery import presets, template
+from medcodec.delivery.template import SeriesTemplate, encode_live, preset_reads
+
+pytestmark = pytest.mark.realdata
+
+
+def _series(store: Any, shared_data: Path, folder: str, count: int, preset: str) -> tuple[list[bytes], Any]:
+    files = series_files(shared_data, folder)[:count]
+    store.ingest(files, precompress=False)
+    uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+    mapping = store.series_mapping(uid, preset)
+    return [f.read_bytes() for f in files], mapping
+
+
+@pytest.mark.parametrize("folder", [MR, CHEST, HEAD])
+@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+def test_template_writes_the_full_paths_bytes(store: Any, shared_data: Path, folder: str, preset: str) -> None:
+    datas, mapping = _series(store, shared_data, folder, 12, preset)
+    p = presets.PRESETS[preset]
+    first = p.encode_instance(datas[0], mapping=mapping, measure=False)
+    t = SeriesTemplate.build(p, mapping, datas[0], first)
+    assert t is not None
+    for data in datas[1:]:
+        full = p.encode_instance(data, mapping=mapping, measure=False)
+        made = t.apply(data)
+        assert made is not None  # these series differ only where the preset does not read
+        assert made.entry == full.entry
+        assert made.data == full.data
+
+
+def _changed(data: bytes, **values: Any) -> bytes:
+    from io import BytesIO
+
+    ds = pydicom.dcmread(BytesIO(data))
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"RescaleIntercept": "-1000"},  # group 0028: the pixel module and the mapping's rescale
+        {"Modality": "OT"},  # the image class, hence the operating point
+        {"BodyPartExamined": "HEAD"},  # CT-neuro or CT
+        {"LossyImageCompressionRatio": "5"},  # appended to
+        {"SeriesInstanceUID": "1.2.3.4"},  # derived from
+    ],
+)
+def test_an_instance_differing_where_the_preset_reads_is_written_in_full(
+    store: Any, shared_data: Path, change: dict[str, str]
+) -> None:
+    datas, mapping = _series(store, shared_data, CHEST, 3, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
+    assert t is not None
+    other = _changed(datas[1], **change)
+    assert t.apply(other) is None
+    assert t.apply(datas[1]) is not None  # the unchanged one is written from the template
+
+
+def test_a_private_creator_that_differs_is_refused(store: Any, shared_data: Path) -> None:
+    """A private element's VR follows its creator: another creator, another file."""
+    datas, mapping = _series(store, shared_data, MR, 3, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
+    assert t is not None
+    swapped = datas[1].replace(b"GEMS_ACQU_01", b"GEMS_ACQX_01", 1)
+    assert swapped != datas[1]
+    assert t.apply(swapped) is None
+
+
+def test_encode_live_checks_a_template_and_drops_a_wrong_one(
+    store: Any, shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    datas, mapping = _series(store, shared_data, MR, 6, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    template._TEMPLATES.clear()
+    expected = [p.encode_instance(d, mapping=mapping, measure=False).data for d in datas]
+    assert [encode_live(p, d, mapping).data for d in datas[:3]] == expected[:3]
+    (kept,) = template._TEMPLATES.values()
+    assert kept.template is not None and kept.verified  # built on the first, checked on the second
+    # a template gone wrong (here: one element's written bytes changed) is found at the next check
+    tag = next(iter(kept.template.passable))
+    kept.template.out[tag] = kept.template.out[tag][:-1] + b"\x01"
+    kept.applied = template.CHECK_EVERY - 1
+    with caplog.at_level(logging.WARNING, logger="medcodec.delivery.template"):
+        assert encode_live(p, datas[3], mapping).data == expected[3]
+    assert kept.template is None
+    assert "differs from the full path" in caplog.text
+    assert [encode_live(p, d, mapping).data for d in datas[4:]] == expected[4:]
+    template._TEMPLATES.clear()
+
+
+def test_other_presets_and_no_mapping_take_the_full_path(shared_data: Path) -> None:
+    data = series_files(shared_data, CHEST)[0].read_bytes()
+    template._TEMPLATES.clear()
+    for name in ("original", "lossless"):
+        p = presets.PRESETS[name]
+        assert encode_live(p, data, None).data == p.encode_instance(data, measure=False).data
+    p = presets.PRESETS["diagnostic"]
+    assert encode_live(p, data, None).data == p.encode_instance(data, measure=False).data
+    assert not template._TEMPLATES
+
+
+def test_preset_reads_covers_what_the_preset_touches(
+    store: Any, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Record every top-level tag the lossy preset's code looks up, sets or deletes (the writer
+    excepted: it writes each element from its own bytes, or from its converted value with the
+    element it depends on, all of which :func:`preset_reads` names), on each real series."""
+    touched: set[int] = set()
+    top: list[int] = []
+    recording = [False]
+
+    def record(ds: Dataset, key: Any) -> None:
+        if recording[0] and top and id(ds) == top[0]:
+            try:
+                touched.add(int(Tag(key)))
+            except Exception:  # (not a tag: a private attribute name)
+                pass
+
+    originals = {name: getattr(Dataset, name) for name in ("__getitem__", "__contains__", "__delitem__", "get_item")}
+    set_item = Dataset.__setitem__
+
+    def wrap(name: str) -> Any:
+        def method(self: Dataset, key: Any, *args: Any) -> Any:
+            record(self, key)
+            return originals[name](self, key, *args)
+
+        return method
+
+    for name in originals:
+        monkeypatch.setattr(Dataset, name, wrap(name))
+
+    def setitem(self: Dataset, key: Any, value: Any) -> None:
+        record(self, key)
+        set_item(self, key, value)
+
+    monkeypatch.setattr(Dataset, "__setitem__", setitem)
+    real_read, real_write = presets.read_native, presets.encode_file_fast
+
+    def read(data: bytes) -> Any:
+        ds = real_read(data)
+        top[:] = [id(ds)]
+        recording[0] = True
+        return ds
+
+    def write(ds: Dataset) -> bytes:
+        recording[0] = False
+        return real_write(ds)
+
+    monkeypatch.setattr(presets, "read_native", read)
+    monkeypatch.setattr(presets, "encode_file_fast", write)
+    for folder in (MR, CHEST, HEAD):
+        files = series_files(shared_data, folder)[:2]
+        store.ingest(files, precompress=False)
+        uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+        for name in ("diagnostic", "preview"):
+            mapping = store.series_mapping(uid, name)
+            assert presets.PRESETS[name].encode_instance(files[1].read_bytes(), mapping=mapping, measure=False)
+    assert len(touched) > 20  # the recording works
+    # the windows are read into the PixelSpec and used by .mdc only (checked: they differ from one
+    # GE MR instance to the next, and the template's bytes equal the full path's there)
+    missed = {t for t in touched if not preset_reads(t)} - {0x00281050, 0x00281051}
+    assert not missed, [f"{t:08X}" for t in sorted(missed)]
