@@ -524,7 +524,12 @@ def _derive_attributes(
         with source_values_as_is():
             old = str(ds.get("SeriesDescription", "") or "")
         ds.SeriesDescription = f"{preset.label} {old}".strip()[:64]
-        ds.ImageComments = f"{preset.label}: lossy preview at {ratio:.0f}:1"
+        ds.ImageComments = preview_comment(preset, ratio)
+
+
+def preview_comment(preset: Preset, ratio: float) -> str:
+    """(0020,4000) of a file of a preset not meant for diagnosis."""
+    return f"{preset.label}: lossy preview at {ratio:.0f}:1"
 
 
 def rendition_ratio(frames: int, rows: int, columns: int, bits_allocated: int, nbytes: int) -> float:

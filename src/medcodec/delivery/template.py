@@ -38,23 +38,31 @@ from typing import Any
 
 import numpy as np
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
-from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from ..dicom import SeriesMapping, get_syntax, pixel_spec_from_dataset
 from ..dicom._lenient import source_values_as_is
-from ..dicom.compress import code_frames, stored_values, write_coded
-from ..dicom.write import _source_reference
+from ..dicom.compress import code_frames, declare_coded_padding, source_ratio, stored_values
+from ..dicom.mapping import remap_value_attributes
+from ..dicom.write import _values, lossy_ratios
 from ..errors import DicomError
 from ..ratecontrol import RateTarget
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec
 from .fastread import element_spans, read_native
-from .fastwrite import element_bytes, raw_element_bytes
-from .presets import EncodedInstance, Preset, _derive_attributes, rendition_ratio
+from .fastwrite import _element_bytes, raw_element_bytes
+from .presets import (
+    EncodedInstance,
+    Preset,
+    _derived_uid,
+    derivation_description,
+    preview_comment,
+    rendition_ratio,
+)
 
 __all__ = ["SeriesTemplate", "encode_live", "preset_reads", "CHECK_EVERY"]
 
@@ -92,7 +100,7 @@ _READ_TAGS = frozenset(
 #: output units, which the mapping's rescale preserves; read into the PixelSpec, used by .mdc only).
 _UNREAD_IN_0028 = frozenset({0x00281050, 0x00281051, 0x00281055})
 _READ_GROUPS = frozenset({0x0002, 0x0028, 0x5200, 0x7FE0, 0xFFFC})
-_LOSSY_OUT = (0x00080018, 0x00082111, 0x00082112, 0x00282110, 0x00282112, 0x00282114, 0x7FE00010)
+_LOSSY_OUT = (0x00080018, 0x00082111, 0x00082112, 0x00282112, 0x7FE00010)
 _PADDING = (0x00280120, 0x00280121)
 _UL = struct.Struct("<L")
 
@@ -139,7 +147,11 @@ class SeriesTemplate:
         self.out: dict[int, bytes]
         self.out_meta: list[tuple[int, bytes]]
         self.per_instance: frozenset[int]
-        self.kept: list[tuple[BaseTag, DataElement]]
+        self.earlier_ratios: list[Any]
+        self.padding: list[DataElement]
+        self.vrs: dict[int, str]
+        self.bits_allocated: int
+        self.source_sequence: _Splice
         self.creators: dict[int, Any]
         self.encodings: Any
         self.converted: Any
@@ -204,10 +216,16 @@ class SeriesTemplate:
             ):
                 return None
             self.shape = (rows, cols)
-            self.kept = [
-                (t, ds[t]) for t in list(ds._dict) if (t >> 16 == 0x0028 or t in _READ_TAGS) and t != _SOP_INSTANCE_UID
-            ]
+            self.earlier_ratios = _values(ds, "LossyImageCompressionRatio")
+            self.padding = [copy(ds[t]) for t in _PADDING if t in ds]
             self.encodings = ds.get("SpecificCharacterSet", "iso8859")
+            source_uid = str(ds.get("SOPInstanceUID", ""))
+        if self.padding and not mapping.is_identity:  # as write_coded: remapped, then declared
+            remapped = Dataset()
+            for elem in self.padding:
+                remapped._dict[elem.tag] = elem
+            remap_value_attributes(remapped, mapping)
+            self.padding = [remapped[t] for t in _PADDING if t in remapped]
         self.converted = convert_encodings(self.encodings or [default_encoding])
         self.creators = {}
         for (tag, _, _), raw in zip(spans, self.in_bytes):
@@ -219,8 +237,18 @@ class SeriesTemplate:
         if mapping.padding is not None:
             per_instance.update(_PADDING)  # declared as the padding decodes
         self.per_instance = frozenset(per_instance)
+        written = dict(self.out)
         for tag in per_instance:  # made for each instance (apply)
             self.out.pop(tag, None)
+        if any(t not in written for t in _LOSSY_OUT):
+            return None
+        self.vrs = {t: written[t][4:6].decode("ascii") for t in (0x00082111, 0x00282112, 0x00204000) if t in written}
+        allocated = written.get(0x00280100, b"")  # (0028,0100) US, as the full path wrote it
+        self.bits_allocated = struct.unpack_from("<H", allocated, 8)[0] if len(allocated) == 10 else 0
+        sequence = _Splice.of(written[0x00082112], source_uid)
+        if sequence is None or self.bits_allocated not in (8, 16):
+            return None
+        self.source_sequence = sequence
         passable, dropped = set(), set()
         for tag, raw in zip(self.tags, self.in_bytes):
             if preset_reads(tag):
@@ -228,8 +256,8 @@ class SeriesTemplate:
             if tag not in self.out:  # not written whatever its value (group lengths)
                 dropped.add(tag)
                 continue
-            elem = _raw_element(raw, self.implicit)
-            if elem is not None and raw_element_bytes(elem, self.implicit, dict(self.creators)) == self.out[tag]:
+            found = _raw_element(raw, self.implicit)
+            if found is not None and raw_element_bytes(found, self.implicit, dict(self.creators)) == self.out[tag]:
                 passable.add(tag)
         self.passable = frozenset(passable)
         self.dropped = frozenset(dropped)
@@ -291,13 +319,12 @@ class SeriesTemplate:
             if written is None:
                 return None
             out[int(elem.tag)] = written  # type: ignore[union-attr]
-        small, ratio, base = self._code(sop, frames)
+        source_uid = _uid_of(sop, self.implicit)
+        if source_uid is None:
+            return None
         buffer = DicomBytesIO()
         buffer.is_implicit_VR, buffer.is_little_endian = False, True
-        for tag in self.per_instance:
-            if tag in small._dict:
-                out[tag] = element_bytes(small, tag, self.encodings, self.converted, buffer)
-        uid = UID(str(small.SOPInstanceUID))
+        ratio, uid = self._per_instance(out, source_uid, frames, buffer)
         new_uid = element_bytes_of(DataElement(_META_UID, "UI", uid), buffer)
         meta_parts = [new_uid if t == _META_UID else b for t, b in self.out_meta]
         meta_body = b"".join(meta_parts)
@@ -305,7 +332,7 @@ class SeriesTemplate:
         written = b"".join([data[:128], b"DICM", group, meta_body, *(out[t] for t in sorted(out))])
         entry = replace(
             self.entry,
-            sop_instance_uid=base["sop_instance_uid"],
+            sop_instance_uid=source_uid,
             rendition_sop_instance_uid=str(uid),
             source_bytes=len(data),
             bytes=len(written),
@@ -323,30 +350,102 @@ class SeriesTemplate:
         arr = np.frombuffer(element, dtype="<i2" if self.spec.signed else "<u2", count=rows * cols, offset=head)
         return stored_values(arr.reshape(1, rows, cols), self.spec)
 
-    def _code(self, sop: bytes, frames: Any) -> tuple[Dataset, float, dict[str, Any]]:
-        """Code the pixels and make what follows from them and from the SOP Instance UID with the full
-        path's own functions, on a data set of the elements they read."""
-        small = Dataset()
-        for tag, elem in self.kept:
-            small._dict[tag] = copy(elem)
-        sop_elem = _raw_element(sop, self.implicit)
-        if sop_elem is None:
-            raise DicomError("SOP Instance UID cannot be read")
-        small._dict[BaseTag(_SOP_INSTANCE_UID)] = sop_elem
-        small.set_original_encoding(self.implicit, True, self.encodings)
-        small.file_meta = FileMetaDataset()
+    def _per_instance(
+        self, out: dict[int, bytes], source_uid: str, frames: Any, buffer: DicomBytesIO
+    ) -> tuple[float, UID]:
+        """Code the pixels; put in ``out`` the elements that follow from them and from the SOP
+        Instance UID, made with the full path's own functions; return the ratio and the new UID."""
         coded = code_frames(frames, self.spec, self.ts, self.target, self.mapping, 1)
-        with source_values_as_is():
-            reference = _source_reference(small, small.get("SOPClassUID"))
-            base = {
-                "sop_instance_uid": str(small.get("SOPInstanceUID", "")),
-                "series_instance_uid": self.entry.series_instance_uid,
-            }
-        write_coded(small, coded, frames, self.spec, self.mapping, multi_frame=False, enhanced=False)
         rows, cols = self.shape
-        ratio = rendition_ratio(1, rows, cols, int(small.BitsAllocated), coded.nbytes)
-        _derive_attributes(small, self.preset, self.mapping, self.quality, ratio, base, reference, False)
-        return small, ratio, base
+        ratio = rendition_ratio(1, rows, cols, self.bits_allocated, coded.nbytes)
+        uid = UID(_derived_uid(self.preset.name, source_uid))
+
+        def put(tag: int, vr: str, value: Any, **flags: Any) -> None:
+            elem = DataElement(tag, vr, value)
+            for name, flag in flags.items():
+                setattr(elem, name, flag)
+            written = _element_bytes(elem, self.converted, buffer)
+            if written is None:
+                raise DicomError(f"cannot write {elem.tag}")
+            out[tag] = written
+
+        put(_SOP_INSTANCE_UID, "UI", uid)
+        put(0x00082111, self.vrs[0x00082111], derivation_description(self.preset, self.mapping, self.quality, ratio))
+        out[0x00082112] = self.source_sequence.with_uid(source_uid)
+        put(0x00282112, self.vrs[0x00282112], lossy_ratios(self.earlier_ratios, source_ratio(coded, frames, self.spec)))
+        if 0x00204000 in self.per_instance:
+            put(0x00204000, self.vrs.get(0x00204000, "LT"), preview_comment(self.preset, ratio))
+        put(_PIXEL_DATA, "OB", encapsulate(coded.streams, has_bot=True), is_undefined_length=True)
+        if self.mapping.padding is not None:
+            padding = Dataset()
+            for elem in self.padding:
+                padding._dict[elem.tag] = copy(elem)
+            declare_coded_padding(padding, coded, frames, self.spec, self.mapping)
+            for declared in padding._dict.values():
+                put(declared.tag, str(declared.VR), declared.value)
+        return ratio, uid
+
+
+@dataclass(frozen=True)
+class _Splice:
+    """The Source Image Sequence as written for the template's instance, ready to take another
+    instance's SOP Instance UID in the item that references it (the last one): the UID element
+    replaced, and the lengths of the sequence and of that item (when defined) moved with it."""
+
+    data: bytes
+    at: int  # where the Referenced SOP Instance UID element starts
+    size: int  # its length
+    length_fields: tuple[int, ...]  # where the defined lengths that contain it are
+
+    @classmethod
+    def of(cls, data: bytes, uid: str) -> _Splice | None:
+        """From the written element and the UID it references, or ``None`` (not as expected)."""
+        if len(data) < 12 or data[4:8] != b"SQ\0\0":
+            return None
+        fields = []
+        if _UL.unpack_from(data, 8)[0] != 0xFFFFFFFF:
+            fields.append(8)
+        pos, last = 12, -1
+        while pos + 8 <= len(data) and data[pos : pos + 4] == b"\xfe\xff\x00\xe0":
+            last = pos
+            length = _UL.unpack_from(data, pos + 4)[0]
+            if length == 0xFFFFFFFF:
+                return None  # an item of undefined length before ours: not spliced
+            pos += 8 + length
+        if last < 0:
+            return None
+        needle = _ui_element(0x00081155, uid)
+        at = data.find(needle, last + 8)
+        if at < 0 or data.find(needle, at + 1) >= 0:
+            return None
+        fields.append(last + 4)
+        return cls(data, at, len(needle), tuple(fields))
+
+    def with_uid(self, uid: str) -> bytes:
+        """The element referencing ``uid`` instead."""
+        element = _ui_element(0x00081155, uid)
+        delta = len(element) - self.size
+        out = bytearray(self.data[: self.at] + element + self.data[self.at + self.size :])
+        for at in self.length_fields:
+            _UL.pack_into(out, at, _UL.unpack_from(out, at)[0] + delta)
+        return bytes(out)
+
+
+def _ui_element(tag: int, uid: str) -> bytes:
+    """A UI element in explicit VR little endian, as pydicom writes it (value padded with NUL)."""
+    value = uid.encode("ascii")
+    if len(value) % 2:
+        value += b"\0"
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, b"UI", len(value)) + value
+
+
+def _uid_of(raw: bytes, implicit: bool) -> str | None:
+    """A UI element's value as pydicom reads it (``str`` of the converted element)."""
+    elem = _raw_element(raw, implicit)
+    if elem is None:
+        return None
+    with source_values_as_is():
+        return str(convert_raw_data_element(elem).value or "")
 
 
 def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, jobs: int = 1) -> EncodedInstance:

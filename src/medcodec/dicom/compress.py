@@ -61,7 +61,15 @@ from .mapping import (
 from .pixel_spec import pixel_spec_from_dataset
 from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
 
-__all__ = ["CodedFrames", "code_frames", "compress", "dataset_frames", "write_coded"]
+__all__ = [
+    "CodedFrames",
+    "code_frames",
+    "compress",
+    "dataset_frames",
+    "declare_coded_padding",
+    "source_ratio",
+    "write_coded",
+]
 
 
 def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.integer]:
@@ -318,8 +326,7 @@ def write_coded(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], sp
     attributes, the rescale and padding attributes the mapping and the decoded values call for,
     and the lossy attributes when ``coded`` is lossy (Lossy Image Compression Ratio against the
     source's ``bits_allocated``)."""
-    n, rows, cols = frames.shape
-    raw = n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8
+    _, rows, cols = frames.shape
     coded_spec = mapping.spec_for(spec)
     set_encapsulated_pixels(ds, coded.streams, coded_spec, transfer_syntax_uid=coded.ts.uid, rows=rows, columns=cols,
                             multi_frame=multi_frame)  # fmt: skip
@@ -327,21 +334,36 @@ def write_coded(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], sp
         set_rescale(ds, coded_spec, enhanced)
         remap_value_attributes(ds, mapping)
     if coded.lossy and mapping.padding is not None:
-        # padding stays padding: declared as the padding voxels decode, or removed when lossy error
-        # mixed them with tissue (the rule of the series writer, medcodec.dicom.mapping.declare_padding);
-        # decoded only when that is not known beforehand (padding_touches_tissue)
-        pad = mapping.padding_mask(frames)
-        if pad.any() or "PixelPaddingValue" in ds:
-            tissue = tissue_mask(frames, spec) & ~pad
-            touching = padding_touches_tissue(frames, pad, tissue, mapping)
-            decoded = (
-                None
-                if touching
-                else np.stack([np.asarray(coded.family.decode(s)).reshape(rows, cols) for s in coded.streams])
-            )
-            declare_padding(ds, decoded, pad, tissue, mapping, touching=touching)
+        declare_coded_padding(ds, coded, frames, spec, mapping)
     if coded.lossy:
-        mark_lossy(ds, ratio=raw / coded.nbytes, method=str(coded.ts.method))
+        mark_lossy(ds, ratio=source_ratio(coded, frames, spec), method=str(coded.ts.method))
+
+
+def source_ratio(coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec) -> float:
+    """Lossy Image Compression Ratio (0028,2112) of ``coded``: the source's pixel bytes (its
+    ``bits_allocated``) over the fragments' bytes."""
+    n, rows, cols = frames.shape
+    return n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8 / coded.nbytes
+
+
+def declare_coded_padding(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec,
+                          mapping: SeriesMapping) -> None:  # fmt: skip
+    """Padding stays padding: declared as the padding voxels of ``coded`` decode, or removed when
+    lossy error mixed them with tissue (the rule of the series writer,
+    :func:`medcodec.dicom.mapping.declare_padding`); decoded only when that is not known
+    beforehand (:func:`~medcodec.dicom.mapping.padding_touches_tissue`). ``ds`` holds the padding
+    attributes as the mapping remapped them."""
+    pad = mapping.padding_mask(frames)
+    if pad.any() or "PixelPaddingValue" in ds:
+        _, rows, cols = frames.shape
+        tissue = tissue_mask(frames, spec) & ~pad
+        touching = padding_touches_tissue(frames, pad, tissue, mapping)
+        decoded = (
+            None
+            if touching
+            else np.stack([np.asarray(coded.family.decode(s)).reshape(rows, cols) for s in coded.streams])
+        )
+        declare_padding(ds, decoded, pad, tissue, mapping, touching=touching)
 
 
 def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],

@@ -417,11 +417,15 @@ def mark_lossy(ds: Dataset, *, ratio: float, method: str) -> None:
             f"method={method!r} is not a valid (0028,2114) value: expected up to 16 of A-Z 0-9 _ space "
             f"(CS, PS3.5 §6.2), e.g. one of {LOSSY_METHODS}"
         )
-    ratios = _values(ds, "LossyImageCompressionRatio")
     methods = _values(ds, "LossyImageCompressionMethod")
     ds.LossyImageCompression = "01"
-    ds.LossyImageCompressionRatio = [*ratios, format_number_as_ds(round(float(ratio), 2))]
+    ds.LossyImageCompressionRatio = lossy_ratios(_values(ds, "LossyImageCompressionRatio"), ratio)
     ds.LossyImageCompressionMethod = [*methods, method]
+
+
+def lossy_ratios(earlier: list[Any], ratio: float) -> list[Any]:
+    """(0028,2112)'s values after one more lossy step at ``ratio`` (:func:`mark_lossy`)."""
+    return [*earlier, format_number_as_ds(round(float(ratio), 2))]
 
 
 def write_derived(
