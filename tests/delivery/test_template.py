@@ -187,3 +187,18 @@ def test_preset_reads_covers_what_the_preset_touches(
     # GE MR instance to the next, and the template's bytes equal the full path's there)
     missed = {t for t in touched if not preset_reads(t)} - {0x00281050, 0x00281051}
     assert not missed, [f"{t:08X}" for t in sorted(missed)]
+
+
+def test_a_series_whose_first_instance_is_unlike_the_rest_gets_a_template_from_another(
+    store: Any, shared_data: Path
+) -> None:
+    datas, mapping = _series(store, shared_data, CHEST, 10, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    first = _changed(datas[0], BodyPartExamined="CHEST", ImageComments="scout")
+    template._TEMPLATES.clear()
+    written = [encode_live(p, d, mapping).data for d in [first, *datas[1:]]]
+    assert written == [p.encode_instance(d, mapping=mapping, measure=False).data for d in [first, *datas[1:]]]
+    (kept,) = template._TEMPLATES.values()
+    assert kept.builds == 2 and kept.template is not None and kept.verified
+    assert kept.applied >= 4  # the later instances came from the second template
+    template._TEMPLATES.clear()

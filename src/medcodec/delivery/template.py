@@ -71,6 +71,10 @@ log = logging.getLogger(__name__)
 #: Every this many instances written from a template, one is also written in full and compared.
 CHECK_EVERY = 64
 _MAX_TEMPLATES = 64
+#: A template that could not write this many instances in a row is built again from the next one
+#: (at most _MAX_BUILDS times per series and process).
+_REBUILD_AFTER = 3
+_MAX_BUILDS = 4
 
 _SOP_INSTANCE_UID = 0x00080018
 _PIXEL_DATA = 0x7FE00010
@@ -119,11 +123,14 @@ def preset_reads(tag: int) -> bool:
 
 @dataclass
 class _Kept:
-    """The template's state for :func:`encode_live`."""
+    """A series' template in :func:`encode_live`, and how it has fared."""
 
     template: SeriesTemplate | None
-    verified: bool = False
+    verified: bool = False  # checked against the full path on an instance other than its own
     applied: int = 0
+    misses: int = 0  # instances in a row it could not write
+    builds: int = 1
+    wrong: bool = False  # it differed from the full path: the series is written in full from now on
 
 
 _TEMPLATES: dict[tuple[Any, ...], _Kept] = {}
@@ -463,28 +470,38 @@ def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, j
         encoded = full()
         if len(_TEMPLATES) >= _MAX_TEMPLATES:
             _TEMPLATES.clear()
-        try:
-            template = SeriesTemplate.build(preset, mapping, data, encoded)
-        except Exception as exc:  # (no template: the full path stays)
-            log.debug("no series template: %s: %s", type(exc).__name__, exc)
-            template = None
-        _TEMPLATES[key] = _Kept(template)
+        _TEMPLATES[key] = _Kept(_build(preset, mapping, data, encoded))
         return encoded
-    if kept.template is None:
+    if kept.wrong:
         return full()
-    written = _try(kept.template, data)
+    written = None if kept.template is None else _try(kept.template, data)
     if written is None:
-        return full()
+        encoded = full()
+        kept.misses += 1
+        if kept.misses >= _REBUILD_AFTER and kept.builds < _MAX_BUILDS:
+            # the instance it was built from is unlike the rest (a localizer, another window...)
+            kept.template, kept.verified, kept.misses = _build(preset, mapping, data, encoded), False, 0
+            kept.builds += 1
+        return encoded
+    kept.misses = 0
     kept.applied += 1
     if kept.verified and kept.applied % CHECK_EVERY:
         return written
     encoded = full()
     if written.data != encoded.data or written.entry != encoded.entry:
         log.warning("series template of %s differs from the full path: dropped", preset.name)
-        kept.template = None
+        kept.template, kept.wrong = None, True
     else:
         kept.verified = True
     return encoded
+
+
+def _build(preset: Preset, mapping: SeriesMapping, data: bytes, encoded: EncodedInstance) -> SeriesTemplate | None:
+    try:
+        return SeriesTemplate.build(preset, mapping, data, encoded)
+    except Exception as exc:  # (no template: the full path stays)
+        log.debug("no series template: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 def _try(template: SeriesTemplate, data: bytes) -> EncodedInstance | None:
