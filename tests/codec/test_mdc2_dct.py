@@ -503,3 +503,19 @@ def test_restoration_kernel_with_extreme_thresholds_and_samples() -> None:
         weights = rng.integers(-32768, 32768, (len(thr) + 1, 6)).astype(np.int64)
         flt = mdc2.RestorationFilter(np.array(thr, np.int64), weights, 65535)
         np.testing.assert_array_equal(flt.apply(img, 0, 65535), _restore_reference(img, flt, 0, 65535))
+
+
+def test_restoration_kernel_int32_path_at_its_widest_range() -> None:
+    """The kernel runs in int32 when ``hi - lo <= RESTORE_INT32_SPAN``: at that span, with samples
+    at both ends and the most extreme weights (all -32768, all 32767, random), it still matches
+    the int64 NumPy reference; one more level of range takes the int64 path, also exact."""
+    span = mdc2.K.RESTORE_INT32_SPAN
+    assert 6 * 32768 * 2 * span + 128 < 2**31 <= 6 * 32768 * 2 * (span + 1) + 128 + 6 * 32768 * 2
+    rng = np.random.default_rng(34)
+    for lo, hi in ((0, span), (-2048, -2048 + span), (0, span + 1)):
+        img = rng.choice(np.array([lo, hi], np.int32), (23, 41))
+        img = img.astype(np.uint16 if lo >= 0 else np.int16)
+        for weights in (np.full((3, 6), -32768), np.full((3, 6), 32767), rng.integers(-32768, 32768, (3, 6))):
+            for thr in ([0, 0], [0, 2**32 - 1], [10, 10**6]):
+                flt = mdc2.RestorationFilter(np.array(thr, np.int64), weights.astype(np.int64), 65535)
+                np.testing.assert_array_equal(flt.apply(img, lo, hi), _restore_reference(img, flt, lo, hi))
