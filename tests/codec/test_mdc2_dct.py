@@ -519,3 +519,20 @@ def test_restoration_kernel_int32_path_at_its_widest_range() -> None:
             for thr in ([0, 0], [0, 2**32 - 1], [10, 10**6]):
                 flt = mdc2.RestorationFilter(np.array(thr, np.int64), weights.astype(np.int64), 65535)
                 np.testing.assert_array_equal(flt.apply(img, lo, hi), _restore_reference(img, flt, lo, hi))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.int64])
+def test_int_quantiles_are_numpys(dtype: type) -> None:
+    """The counting quantiles the encoder uses give np.quantile's values exactly ("lower" for the
+    filter's activity classes, "nearest" for the range bits), sizes 1..65536, wide spans sorted."""
+    rng = np.random.default_rng(35)
+    info = np.iinfo(dtype)
+    for n in (1, 2, 3, 7, 100, 37449, 65536):
+        x = rng.integers(max(info.min, -40000), min(info.max, 70000) + 1, n).astype(dtype)
+        for method, q in (("lower", np.arange(1, 8) / 8), ("nearest", (0.001, 0.999)), ("lower", (0.0, 0.5, 1.0))):
+            np.testing.assert_array_equal(mdc2.int_quantiles(x, q, method), np.quantile(x, q, method=method))
+    if info.max > 2**23:  # a span beyond the counting limit: sorted instead, same values
+        x = np.array([info.min + 1, 0, info.max, 5, 7], dtype)
+        np.testing.assert_array_equal(mdc2.int_quantiles(x, (0.25, 0.75), "lower"), np.quantile(x, (0.25, 0.75), method="lower"))
+    with pytest.raises(medcodec.InvalidInputError):
+        mdc2.int_quantiles(np.zeros(3), (0.5,), "lower")

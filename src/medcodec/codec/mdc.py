@@ -156,7 +156,7 @@ def arith_range_bits(content_bits: int, bits_stored: int, sample: np.ndarray | N
     bits = int(content_bits)
     if sample is not None and sample.size:
         flat = np.ascontiguousarray(sample).reshape(-1)[::ROBUST_STRIDE]
-        lo, hi = np.quantile(flat, ROBUST_QUANTILES, method="nearest")
+        lo, hi = mdc2.int_quantiles(flat, ROBUST_QUANTILES, "nearest")
         bits = min(bits, levelshift.range_bits(int(lo), int(hi), bits_stored))
     return max(bits, min(int(bits_stored), max(8, int(bits_stored) - ARITH_RANGE_FLOOR)))
 
