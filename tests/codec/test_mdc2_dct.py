@@ -536,3 +536,29 @@ def test_int_quantiles_are_numpys(dtype: type) -> None:
         np.testing.assert_array_equal(mdc2.int_quantiles(x, (0.25, 0.75), "lower"), np.quantile(x, (0.25, 0.75), method="lower"))
     with pytest.raises(medcodec.InvalidInputError):
         mdc2.int_quantiles(np.zeros(3), (0.5,), "lower")
+
+
+def test_deblocking_band_gain_is_the_whole_frames_on_those_rows() -> None:
+    """The deblocking search's bands: a band filtered alone gives rows 1 .. band - 2 exactly as the
+    filter on the whole frame, so its gain is the whole-frame filter's gain on those rows; and on a
+    frame large enough to search on bands, deblocked_frame still returns the decoder's frame."""
+    from medcodec.codec.framecoder import FrameCoder
+
+    img = _image((300, 77), 12, seed=5)
+    coder = FrameCoder.for_table(quantize.quant_table(25, 12), 12, False)
+    levels = coder.levels(img)
+    base = coder.reconstruct(levels, *img.shape)
+    starts = np.asarray(mdc2._deblock_bands(300), np.int64)
+    assert len(starts) >= 4 and not np.any(starts % 8)
+    for params in ((40, 21, 5), (200, 101, 30), (65535, 32768, 65535)):
+        whole = base.copy()
+        mdc2.K.deblock(whole, *params, 0, 4095)
+        want = sum(mdc2.K.squared_error(base[y0 + 1 : y0 + 15], img[y0 + 1 : y0 + 15])
+                   - mdc2.K.squared_error(whole[y0 + 1 : y0 + 15], img[y0 + 1 : y0 + 15]) for y0 in starts)  # fmt: skip
+        got = mdc2.K.deblock_band_gain(base, img, starts, mdc2.DEBLOCK_BAND, *params, 0, 4095,
+                                       np.empty((mdc2.DEBLOCK_BAND, 77), base.dtype))  # fmt: skip
+        assert got == want
+    params, got = mdc2.deblocked_frame(coder, levels, None, img)
+    assert params is not None
+    np.testing.assert_array_equal(got, mdc2.decoded_before_restoration(coder, levels, None, params, *img.shape))
+    assert mdc2.K.squared_error(got, img) < mdc2.K.squared_error(base, img)

@@ -885,6 +885,27 @@ def deblock(img, alpha, beta, tc, lo, hi):
 
 
 @_jit
+def deblock_band_gain(base, frame, starts, band, alpha, beta, tc, lo, hi, work):
+    """How much :func:`deblock` lowers the squared error toward ``frame`` on the bands of ``band``
+    rows starting at ``starts`` (multiples of 8), each filtered alone in ``work`` (band x cols),
+    counted on rows 1 .. band - 2 of each band (there the band alone gives the whole frame's result)."""
+    rows, cols = base.shape
+    gain = np.int64(0)
+    for y0 in starts:
+        for y in range(band):
+            for x in range(cols):
+                work[y, x] = base[y0 + y, x]
+        deblock(work, alpha, beta, tc, lo, hi)
+        for y in range(1, band - 1):
+            for x in range(cols):
+                o = np.int64(frame[y0 + y, x])
+                d0 = np.int64(base[y0 + y, x]) - o
+                d1 = np.int64(work[y, x]) - o
+                gain += d0 * d0 - d1 * d1
+    return gain
+
+
+@_jit
 def squared_error(a, b):
     s = np.int64(0)
     rows, cols = a.shape

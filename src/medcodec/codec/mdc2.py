@@ -337,18 +337,41 @@ def deblocked_frame(
 ) -> tuple[tuple[int, int, int] | None, np.ndarray]:
     """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
     squared error, or None when none does (the filter never costs PSNR), and the frame the decoder
-    holds after it (what :func:`decoded_before_restoration` gives for that choice, not computed again)."""
+    holds after it (what :func:`decoded_before_restoration` gives for that choice, not computed again).
+
+    On frames of at least :data:`SEARCH_MIN_ROWS` rows the candidates are compared on bands of
+    rows (:func:`_deblock_bands`: a quarter of the frame, exactly the samples the whole-frame
+    filter gives there); the chosen one is then applied to the whole frame and kept only if it
+    lowers the whole frame's squared error."""
     rows, cols = frame.shape
     base = (reconstruct_with_offsets(coder, levels, offsets, rows, cols) if offsets is not None
             else coder.reconstruct(levels, rows, cols))  # fmt: skip
     s0 = float(coder.steps[0])
     if s0 <= 0:
         return None, base
-    best, best_err, best_img = None, K.squared_error(base, frame), base
-    trial = np.empty_like(base)
+    cands = []
     for ma, mt in DEBLOCK_CANDIDATES:
         alpha = int(min(65535, round(ma * s0)))
-        params = (alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * s0)))))
+        cands.append((alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * s0))))))
+    base_err = K.squared_error(base, frame)
+    bands = _deblock_bands(rows)
+    if bands is not None:  # compare on bands, then apply the best to the whole frame
+        work = np.empty((DEBLOCK_BAND, cols), base.dtype)
+        starts = np.asarray(bands, np.int64)
+        best_gain, pick = 0, None
+        for params in cands:
+            gain = K.deblock_band_gain(base, frame, starts, DEBLOCK_BAND, params[0], params[1], params[2],
+                                       coder._lo, coder._hi, work)  # fmt: skip
+            if gain > best_gain:
+                best_gain, pick = gain, params
+        if pick is None:
+            return None, base
+        img = base.copy()
+        K.deblock(img, pick[0], pick[1], pick[2], coder._lo, coder._hi)
+        return (pick, img) if K.squared_error(img, frame) < base_err else (None, base)
+    best, best_err, best_img = None, base_err, base
+    trial = np.empty_like(base)
+    for params in cands:
         np.copyto(trial, base)
         K.deblock(trial, params[0], params[1], params[2], coder._lo, coder._hi)
         err = K.squared_error(trial, frame)
@@ -356,6 +379,21 @@ def deblocked_frame(
             best, best_err = params, err
             best_img, trial = trial, (np.empty_like(base) if best_img is base else best_img)
     return best, best_img
+
+
+#: The deblocking search's bands (frames of >= SEARCH_MIN_ROWS rows): DEBLOCK_BAND rows starting
+#: on a block row, every SEARCH_PERIOD rows.
+DEBLOCK_BAND = 16
+
+
+def _deblock_bands(rows: int) -> list[int] | None:
+    """First rows of the bands the deblocking search compares its candidates on, or None for the
+    whole frame. A band starts on a multiple of 8, so the filter run on the band alone gives its
+    rows 1 .. DEBLOCK_BAND - 2 exactly as the filter on the whole frame (the edges at the band's
+    first and last row also move the rows outside it, which the comparison leaves out)."""
+    if not SEARCH_BAND or rows < SEARCH_MIN_ROWS:
+        return None
+    return list(range(SEARCH_PERIOD // 2 - DEBLOCK_BAND // 2, rows - DEBLOCK_BAND + 1, SEARCH_PERIOD))
 
 
 def decoded_before_restoration(coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray | None,
