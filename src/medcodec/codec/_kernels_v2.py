@@ -889,7 +889,7 @@ def deblock_band_gain(base, frame, starts, band, alpha, beta, tc, lo, hi, work):
     """How much :func:`deblock` lowers the squared error toward ``frame`` on the bands of ``band``
     rows starting at ``starts`` (multiples of 8), each filtered alone in ``work`` (band x cols),
     counted on rows 1 .. band - 2 of each band (there the band alone gives the whole frame's result)."""
-    rows, cols = base.shape
+    cols = base.shape[1]
     gain = np.int64(0)
     for y0 in starts:
         for y in range(band):
