@@ -7,8 +7,9 @@ Usage (from the repository root)::
 
 For the middle slice of the chest CT, the head CT and the 256x256 MR, at the quality whose
 stream is nearest ``--bpp``: every stage of the encoder (DCT, rounding, offsets, the
-reconstruction and five deblocking trials, the restoration filter's search split into activity,
-quantiles, statistics and the rest, the level coder) and of the decoder (levels, inverse DCT with
+reconstruction and five deblocking trials, the restoration filter's search with one class (what
+fast encoding does) and, in parentheses, with 1, 4 or 8 activity classes and its activity,
+quantiles and statistics, the level coder) and of the decoder (levels, inverse DCT with
 offsets, deblocking, restoration filter), the whole ``medcodec.encode`` / ``decode``, and
 libjpeg-turbo 12-bit on the same slice. Thread CPU time (``time.thread_time``), stages measured
 round-robin (A B C ... A B C ...: the same load on each), best of ``--repeat``. For the level
@@ -103,12 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         scaled = coder.scaled(f)
         step = K.FILTER_SAMPLE
         sampled = K.filter_activity_sampled(deb, step, np.empty((-(-rows // step), -(-cols // step)), np.int64))
-        t8 = np.quantile(sampled, np.arange(1, 8) / 8, method="lower").astype(np.int64)
+        t8 = mdc2.int_quantiles(sampled, np.arange(1, 8) / 8, "lower")
         bins = np.searchsorted(t8, sampled, side="right").astype(np.int64)
 
         def stats() -> None:
             K.filter_stats(deb, f, bins, 8, np.zeros((8, 6, 6)), np.zeros((8, 6)), np.zeros(8, np.int64),
                            np.zeros(8), np.zeros(8))  # fmt: skip
+
+        zeros = np.zeros(sampled.shape, np.int64)
+
+        def stats1() -> None:
+            K.filter_stats(deb, f, zeros, 1, np.zeros((1, 6, 6)), np.zeros((1, 6)), np.zeros(1, np.int64),
+                           np.zeros(1), np.zeros(1))  # fmt: skip
 
         enc_stages = {
             "encode (whole)": lambda: medcodec.encode(f, bits_stored=bits, signed=signed, quality=q,
@@ -117,10 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             "  rounding": lambda: mdc2.round_scaled(scaled),
             "  offsets": lambda: mdc2.reconstruction_offsets(levels, scaled),
             "  reconstruct + 5 deblocking trials": lambda: mdc2.deblocked_frame(coder, levels, fr.offsets, f),
-            "  restoration search (whole)": lambda: mdc2.choose_restoration(coder, deb, f),
-            "    activity (sampled)": lambda: K.filter_activity_sampled(deb, step, np.empty(sampled.shape, np.int64)),
-            "    quantiles": lambda: np.quantile(sampled, np.arange(1, 8) / 8, method="lower"),
-            "    statistics": stats,
+            "  restoration search (fast: 1 class)": lambda: mdc2.choose_restoration(coder, deb, f,
+                                                                                     mdc2.FAST_FILTER_CLASSES),
+            "    statistics (1 class)": stats1,
+            "  (restoration search, 1/4/8 classes)": lambda: mdc2.choose_restoration(coder, deb, f),
+            "    (activity, sampled)": lambda: K.filter_activity_sampled(deb, step, np.empty(sampled.shape, np.int64)),
+            "    (quantiles)": lambda: mdc2.int_quantiles(sampled, np.arange(1, 8) / 8, "lower"),
+            "    (statistics, 8 bins)": stats,
             "  level coding": lambda: mdc2.encode_levels(levels, bx, header.entropy),
         }
         dec_stages = {

@@ -277,7 +277,8 @@ def encode_mdc_to(
             else:
                 levels, offsets = coder.levels(frame), None
             deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
-            restoration = mdc2.choose_restoration(coder, decoded, frame)
+            classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
+            restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
             return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration), None
         enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
         mask = None

@@ -41,8 +41,8 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id", "round_scaled",
            "reconstruction_offsets", "reconstruct_with_offsets",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
-           "choose_restoration", "decoded_before_restoration", "int_quantiles", "RestorationFilter", "DctFrame",
-           "FLAG_FILTER"]  # fmt: skip
+           "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
+           "RestorationFilter", "DctFrame", "FLAG_FILTER"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
 #: 1.0 (T.81-style Huffman); the others context-adaptive range coding of the levels:
@@ -250,8 +250,14 @@ _DEBLOCK = struct.Struct("<HHH")
 _FILTER_HEAD = struct.Struct("<BH")  # classes, clip
 #: At most this many activity classes of the restoration filter.
 MAX_FILTER_CLASSES = 8
-#: Restoration filter classes the encoder tries (more than one only on frames of >= 128 x 128 samples).
+#: Restoration filter classes the encoder tries (more than one only on frames of >= 128 x 128 samples)
+#: at ``effort="best"``.
 FILTER_CLASS_CANDIDATES = (1, 4, 8)
+#: ... and at ``effort="fast"``: one class. BD-rate against OpenJPEG (bench_mdc2's series, one run)
+#: +0.20 / +12.32 / +0.85 % (chest CT, head CT, MR) against +0.52 / +12.16 / +1.00 % with (1, 4, 8),
+#: and the decoder's filter pass 4.5x faster (0.90 -> 0.20 ms a 512x512 frame), the encoder's search
+#: without the activity, its quantiles and bins (docs/design-notes.md, "Speed of the default effort").
+FAST_FILTER_CLASSES = (1,)
 
 
 class RestorationFilter(NamedTuple):
@@ -441,10 +447,11 @@ def int_quantiles(x: np.ndarray, q: np.ndarray | Sequence[float], method: str) -
     return lo + np.searchsorted(np.cumsum(counts), pos, side="right").astype(np.int64)
 
 
-def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray) -> RestorationFilter | None:
+def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray,
+                       classes: Sequence[int] = FILTER_CLASS_CANDIDATES) -> RestorationFilter | None:  # fmt: skip
     """A Wiener restoration filter for this frame: per activity class (quantiles of the decoded
     frame's activity), the least-squares weights of the six symmetric tap pairs toward the
-    original, rounded to 1/256; of :data:`FILTER_CLASS_CANDIDATES` the one with the smallest
+    original, rounded to 1/256; of the class counts ``classes`` the one with the smallest
     squared error plus its bytes at this rate's slope, or None when none pays for its bytes.
     Each sample moves by at most the DC step.
 
@@ -459,15 +466,20 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     clip = int(min(65535, max(1, int(coder.steps[0]))))
     lo, hi = coder._lo, coder._hi
     step = K.FILTER_SAMPLE
-    sampled = K.filter_activity_sampled(decoded, step, np.empty((-(-rows // step), -(-cols // step)), np.int64))
-    t8 = int_quantiles(sampled, np.arange(1, _FILTER_BINS) / _FILTER_BINS, "lower")
-    t8 = np.clip(t8, 0, 0xFFFFFFFF)
-    bins = np.searchsorted(t8, sampled, side="right").astype(np.int64)
-    ata = np.zeros((_FILTER_BINS, K.N_FILTER_TAPS, K.N_FILTER_TAPS))
-    atb = np.zeros((_FILTER_BINS, K.N_FILTER_TAPS))
-    counts = np.zeros(_FILTER_BINS, np.int64)
-    e_dec, e_orig = np.zeros(_FILTER_BINS), np.zeros(_FILTER_BINS)
-    K.filter_stats(decoded, frame, bins, _FILTER_BINS, ata, atb, counts, e_dec, e_orig)
+    sampled_shape = (-(-rows // step), -(-cols // step))
+    candidates = [c for c in classes if c <= _FILTER_BINS and (c == 1 or rows * cols >= 128 * 128)]
+    if max(candidates, default=1) > 1:  # activity bins at quantiles of the sampled activity
+        nbins = _FILTER_BINS
+        sampled = K.filter_activity_sampled(decoded, step, np.empty(sampled_shape, np.int64))
+        t8 = np.clip(int_quantiles(sampled, np.arange(1, nbins) / nbins, "lower"), 0, 0xFFFFFFFF)
+        bins = np.searchsorted(t8, sampled, side="right").astype(np.int64)
+    else:  # one class: no activity needed
+        nbins, t8, bins = 1, np.zeros(0, np.int64), np.zeros(sampled_shape, np.int64)
+    ata = np.zeros((nbins, K.N_FILTER_TAPS, K.N_FILTER_TAPS))
+    atb = np.zeros((nbins, K.N_FILTER_TAPS))
+    counts = np.zeros(nbins, np.int64)
+    e_dec, e_orig = np.zeros(nbins), np.zeros(nbins)
+    K.filter_stats(decoded, frame, bins, nbins, ata, atb, counts, e_dec, e_orig)
     base_err = K.squared_error(decoded, frame)
     # squared error one coded bit is worth near this rate: D(R) ~ 2**(-2R/N) gives 2 ln 2 x MSE
     lam = 2 * np.log(2) * base_err / (rows * cols)
@@ -475,10 +487,8 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     # per class, scaled up from the sampled rows and columns), then check only that candidate
     scale = rows * cols / max(int(counts.sum()), 1)
     plan = None
-    for ncls in FILTER_CLASS_CANDIDATES:
-        if ncls > _FILTER_BINS or (ncls > 1 and rows * cols < 128 * 128):
-            continue
-        pick = [round(i * _FILTER_BINS / ncls) - 1 for i in range(1, ncls)]
+    for ncls in candidates:
+        pick = [round(i * nbins / ncls) - 1 for i in range(1, ncls)]
         thr = np.unique(t8[pick]) if ncls > 1 else np.zeros(0, np.int64)
         cob = _class_of_bin(t8, thr)
         n = len(thr) + 1
@@ -508,7 +518,7 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     if bands is None:  # the whole frame
         e_dec_r, e_orig_r, base_r, frac = e_dec, e_orig, base_err, 1.0
     else:  # the texture check and the final test on bands of rows: their energies and error
-        e_dec_r, e_orig_r = np.zeros(_FILTER_BINS), np.zeros(_FILTER_BINS)
+        e_dec_r, e_orig_r = np.zeros(nbins), np.zeros(nbins)
         for y0, y1 in bands:
             K.band_laplacian_energy(decoded, bins, e_dec_r, y0, y1)
             K.band_laplacian_energy(frame, bins, e_orig_r, y0, y1)
@@ -522,8 +532,8 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
         """``flt`` on the frame (or its bands) into ``out``: the kept Laplacian energy per bin."""
         if bands is None:
             flt.apply(decoded, lo, hi, out=out)
-            return K.laplacian_energy(out, bins, np.zeros(_FILTER_BINS))
-        kept = np.zeros(_FILTER_BINS)
+            return K.laplacian_energy(out, bins, np.zeros(nbins))
+        kept = np.zeros(nbins)
         w = np.asarray(flt.weights, np.int64)
         for y0, y1 in bands:
             K.restore_rows(decoded, np.asarray(flt.thresholds, np.int64), w, int(flt.clip), lo, hi, out, y0, y1)
