@@ -573,3 +573,22 @@ def test_deblocking_band_gain_is_the_whole_frames_on_those_rows() -> None:
     assert params is not None
     np.testing.assert_array_equal(got, mdc2.decoded_before_restoration(coder, levels, None, params, *img.shape))
     assert mdc2.K.squared_error(got, img) < mdc2.K.squared_error(base, img)
+
+
+def test_one_bin_filter_stats_are_the_binned_ones() -> None:
+    """filter_stats_one (fast encoding's one-class statistics, vectorised by rows) gives the sums
+    filter_stats gives with every sample in one bin, exactly (integer terms), on odd and tiny
+    shapes, 12- and 16-bit extremes."""
+    rng = np.random.default_rng(36)
+    for shape in ((1, 1), (2, 3), (4, 5), (5, 4), (9, 7), (64, 64), (37, 91)):
+        for hi in (4095, 65535):
+            dec = rng.choice(np.array([0, 1, hi // 2, hi], np.uint16), shape)
+            orig = rng.integers(0, hi + 1, shape).astype(np.uint16)
+            got = (np.zeros((1, 6, 6)), np.zeros((1, 6)), np.zeros(1, np.int64), np.zeros(1), np.zeros(1))
+            want = tuple(np.zeros_like(g) for g in got)
+            mdc2.K.filter_stats_one(dec, orig, *got)
+            bins = np.zeros(((shape[0] + 1) // 2, (shape[1] + 1) // 2), np.int64)
+            mdc2.K.filter_stats(dec, orig, bins, 1, *want)
+            assert want[2][0] == bins.size
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)

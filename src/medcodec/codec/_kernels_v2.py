@@ -1250,6 +1250,93 @@ def filter_stats(dec, orig, bins, nbins, ata, atb, counts, energy_dec, energy_or
         counts[b] += cnt[b]
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def filter_stats_one(dec, orig, ata, atb, counts, energy_dec, energy_orig):
+    """:func:`filter_stats` with one bin (the one-class filter of fast encoding: no activity), a
+    row at a time: the tap differences of a row's sampled samples into vectors, then the 29 sums
+    as dot products over them (vectorised; ~5x faster). The same sums: every term is an integer
+    and, below 2**53, float64 adds integers exactly in any order (a 512 x 512 16-bit frame's
+    largest sum is ~2**50)."""
+    rows, cols = dec.shape
+    n = (cols + FILTER_SAMPLE - 1) // FILTER_SAMPLE
+    D = np.empty((8, n))  # d0..d5, t, then one scratch row
+    ld = np.empty(n)
+    lq = np.empty(n)
+    acc = np.zeros(29)
+    cnt = np.int64(0)
+    for y in range(0, rows, FILTER_SAMPLE):
+        ym2, ym1, yp1, yp2 = max(y - 2, 0), max(y - 1, 0), min(y + 1, rows - 1), min(y + 2, rows - 1)
+        r0, ru, rd, ru2, rd2 = dec[y], dec[ym1], dec[yp1], dec[ym2], dec[yp2]
+        o0, ou, od = orig[y], orig[ym1], orig[yp1]
+        i_lo = 1  # interior samples: x - 2 >= 0 and x + 2 <= cols - 1, no clamping (vectorises)
+        i_hi = max((cols - 3) // FILTER_SAMPLE + 1, i_lo)
+        for i in range(i_lo, min(i_hi, n)):
+            x = i * FILTER_SAMPLE
+            p = np.int64(r0[x])
+            pp = 2 * p
+            d0 = np.int64(r0[x + 1]) + r0[x - 1] - pp
+            d1 = np.int64(rd[x]) + ru[x] - pp
+            D[0, i] = d0
+            D[1, i] = d1
+            D[2, i] = np.int64(rd[x + 1]) + ru[x - 1] - pp
+            D[3, i] = np.int64(rd[x - 1]) + ru[x + 1] - pp
+            D[4, i] = np.int64(r0[x + 2]) + r0[x - 2] - pp
+            D[5, i] = np.int64(rd2[x]) + ru2[x] - pp
+            q = np.int64(o0[x])
+            D[6, i] = q - p
+            ld[i] = d0 + d1
+            lq[i] = np.int64(o0[x + 1]) + o0[x - 1] + od[x] + ou[x] - 4 * q
+        for i in range(n):
+            if i_lo <= i < i_hi:
+                continue
+            x = i * FILTER_SAMPLE
+            xm2, xm1, xp1, xp2 = max(x - 2, 0), max(x - 1, 0), min(x + 1, cols - 1), min(x + 2, cols - 1)
+            p = np.int64(dec[y, x])
+            pp = 2 * p
+            d0 = np.int64(dec[y, xp1]) + dec[y, xm1] - pp
+            d1 = np.int64(dec[yp1, x]) + dec[ym1, x] - pp
+            D[0, i] = d0
+            D[1, i] = d1
+            D[2, i] = np.int64(dec[yp1, xp1]) + dec[ym1, xm1] - pp
+            D[3, i] = np.int64(dec[yp1, xm1]) + dec[ym1, xp1] - pp
+            D[4, i] = np.int64(dec[y, xp2]) + dec[y, xm2] - pp
+            D[5, i] = np.int64(dec[yp2, x]) + dec[ym2, x] - pp
+            q = np.int64(orig[y, x])
+            D[6, i] = q - p
+            ld[i] = d0 + d1
+            lq[i] = np.int64(orig[y, xp1]) + orig[y, xm1] + orig[yp1, x] + orig[ym1, x] - 4 * q
+        m = 0
+        for a in range(N_FILTER_TAPS):
+            for b in range(a, N_FILTER_TAPS):
+                s = 0.0
+                for i in range(n):
+                    s += D[a, i] * D[b, i]
+                acc[m] += s
+                m += 1
+        for a in range(N_FILTER_TAPS):
+            s = 0.0
+            for i in range(n):
+                s += D[a, i] * D[6, i]
+            acc[21 + a] += s
+        s = 0.0
+        s2 = 0.0
+        for i in range(n):
+            s += ld[i] * ld[i]
+            s2 += lq[i] * lq[i]
+        acc[27] += s
+        acc[28] += s2
+        cnt += n
+    m = 0
+    for i in range(N_FILTER_TAPS):
+        for j in range(i, N_FILTER_TAPS):
+            ata[0, i, j] += acc[m]
+            m += 1
+        atb[0, i] += acc[21 + i]
+    energy_dec[0] += acc[27]
+    energy_orig[0] += acc[28]
+    counts[0] += cnt
+
+
 @_jit
 def band_laplacian_energy(img, bins, out, y_from, y_to):
     """:func:`laplacian_energy` on the sampled positions whose rows and both row neighbours lie in

@@ -479,7 +479,10 @@ def choose_restoration(coder: FrameCoder, decoded: np.ndarray, frame: np.ndarray
     atb = np.zeros((nbins, K.N_FILTER_TAPS))
     counts = np.zeros(nbins, np.int64)
     e_dec, e_orig = np.zeros(nbins), np.zeros(nbins)
-    K.filter_stats(decoded, frame, bins, nbins, ata, atb, counts, e_dec, e_orig)
+    if nbins == 1:
+        K.filter_stats_one(decoded, frame, ata, atb, counts, e_dec, e_orig)
+    else:
+        K.filter_stats(decoded, frame, bins, nbins, ata, atb, counts, e_dec, e_orig)
     base_err = K.squared_error(decoded, frame)
     # squared error one coded bit is worth near this rate: D(R) ~ 2**(-2R/N) gives 2 ln 2 x MSE
     lam = 2 * np.log(2) * base_err / (rows * cols)
