@@ -111,11 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             K.filter_stats(deb, f, bins, 8, np.zeros((8, 6, 6)), np.zeros((8, 6)), np.zeros(8, np.int64),
                            np.zeros(8), np.zeros(8))  # fmt: skip
 
-        zeros = np.zeros(sampled.shape, np.int64)
-
         def stats1() -> None:
-            K.filter_stats(deb, f, zeros, 1, np.zeros((1, 6, 6)), np.zeros((1, 6)), np.zeros(1, np.int64),
-                           np.zeros(1), np.zeros(1))  # fmt: skip
+            K.filter_stats_one(deb, f, np.zeros((1, 6, 6)), np.zeros((1, 6)), np.zeros(1, np.int64),
+                               np.zeros(1), np.zeros(1))  # fmt: skip
 
         enc_stages = {
             "encode (whole)": lambda: medcodec.encode(f, bits_stored=bits, signed=signed, quality=q,
