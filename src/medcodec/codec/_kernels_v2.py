@@ -18,7 +18,8 @@ What runs here, per frame (``docs/format.md`` §10 specifies every step):
 * **DCT coefficient coder** (:func:`encode_coefficients` / :func:`decode_coefficients`): the
   quantized 8x8 levels of the v1 DCT path, range-coded with Lepton-style contexts (§12), plus
   the decoder tools of v2 DCT frames: reconstruction offsets (:func:`offset_sums`,
-  :func:`offset_levels`) and the deblocking filter (:func:`deblock`).
+  :func:`levels_pixels_offsets`; :func:`offset_levels` its two-step reference) and the
+  deblocking filter (:func:`deblock`).
 
 Both directions share one model step per pixel (:func:`_predict`, :func:`_update`), so encoder
 and decoder cannot drift apart. The plain-Python twin is :mod:`medcodec.codec.lossless`'s
@@ -34,6 +35,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from . import _kernels as KK
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -835,6 +838,47 @@ def offset_levels(levels, offsets, unit, out):
                 out[i, k] = v * unit + offsets[k]
             else:
                 out[i, k] = 0
+    return out
+
+
+@_jit
+def levels_pixels_offsets(zz, offsets, unit, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
+    """:func:`._kernels.levels_pixels` of the levels :func:`offset_levels` makes (``unit * level -
+    sign(level) * offset[k]``, levels clipped to +-2**22), without the intermediate array: the
+    same integers into the same inverse DCT (``deq_nat`` and ``dc_mul`` already divided by
+    ``unit``), so the same pixels, one pass over the levels fewer."""
+    lim = 1 << 22
+    rows = out.shape[0]
+    cols = out.shape[1]
+    bx = (cols + 7) // 8
+    by = (rows + 7) // 8
+    padded = rows % 8 != 0 or cols % 8 != 0
+    target = np.empty((8 * by, 8 * bx), out.dtype) if padded else out
+    lv = np.zeros(64, np.int64)
+    coef = np.zeros((64, bx))
+    ws = np.empty((64, bx))
+    dc_only = np.zeros(bx, np.bool_)
+    dc = np.zeros(bx, np.int64)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            for k in range(64):
+                v = np.int64(zz[b, k])
+                v = min(max(v, -lim), lim)
+                lv[k] = v * unit - offsets[k] if v > 0 else (v * unit + offsets[k] if v < 0 else 0)
+            mask = KK._nonzero_mask(lv)
+            dc_only[j] = mask == 0
+            dc[j] = lv[0]
+            coef[0, j] = lv[0] * deq_nat[0]
+            while mask != 0:
+                k = KK._ctz64(mask) + 1
+                mask &= mask - 1
+                n = nat_zz[k]
+                coef[n, j] = lv[k] * deq_nat[n]
+        KK._strip_pixels(coef, ws, bx, target, 8 * i, offset, lo, hi)
+        KK._strip_dc_blocks(dc_only, dc, bx, dc_mul, target, 8 * i, offset, lo, hi)
+    if padded:
+        KK._crop(target, out)
     return out
 
 

@@ -617,17 +617,16 @@ def reconstruct_with_offsets(coder: FrameCoder, levels: np.ndarray, offsets: np.
     """Pixels from levels dequantized at ``(|level| - offset) * step``: the v1 inverse path on
     levels scaled by 256 with multipliers scaled by 1/256 (exact in binary floating point, so
     zero offsets give the v1 pixels bit for bit)."""
-    from . import _kernels as KK
     from . import transform
 
-    off = np.zeros(64, dtype=np.int32)
+    off = np.zeros(64, dtype=np.int64)
     off[1:] = offsets
     lv = np.ascontiguousarray(levels, dtype=np.int32)
-    scaled = K.offset_levels(lv, off, OFFSET_UNIT, np.empty_like(lv))  # levels clipped to +-2**22 (valid: far inside)
     deq, dc_mul = transform.inverse_multipliers(coder.steps_zz)
     target = np.empty((rows, cols), coder._dtype) if out is None else out
-    return KK.levels_pixels(scaled, deq / OFFSET_UNIT, transform.NAT_ZZ,
-                            dc_mul / OFFSET_UNIT, float(coder.offset), coder._lo, coder._hi, target)  # fmt: skip
+    # K.offset_levels fused into the inverse DCT (levels clipped to +-2**22: valid ones are far inside)
+    return K.levels_pixels_offsets(lv, off, OFFSET_UNIT, deq / OFFSET_UNIT, transform.NAT_ZZ,
+                                   dc_mul / OFFSET_UNIT, float(coder.offset), coder._lo, coder._hi, target)  # fmt: skip
 
 
 def error_bound_with_offsets(
