@@ -864,7 +864,10 @@ def levels_pixels_offsets(zz, offsets, unit, deq_nat, nat_zz, dc_mul, offset, lo
             b = i * bx + j
             for k in range(64):
                 v = np.int64(zz[b, k])
-                v = min(max(v, -lim), lim)
+                if v > lim:
+                    v = np.int64(lim)
+                elif v < -lim:
+                    v = np.int64(-lim)
                 lv[k] = v * unit - offsets[k] if v > 0 else (v * unit + offsets[k] if v < 0 else 0)
             mask = KK._nonzero_mask(lv)
             dc_only[j] = mask == 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import struct
 from collections.abc import Iterable, Sequence
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 
 import numpy as np
 
@@ -428,7 +428,7 @@ def _class_of_bin(t8: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 _COUNT_SPAN = 1 << 22
 
 
-def int_quantiles(x: np.ndarray, q: np.ndarray | Sequence[float], method: str) -> np.ndarray:
+def int_quantiles(x: np.ndarray, q: np.ndarray | Sequence[float], method: Literal["lower", "nearest"]) -> np.ndarray:
     """``np.quantile(x, q, method=method)`` of an integer array for ``method`` ``"lower"`` or
     ``"nearest"``, the same values (int64), by counting: the sorted position NumPy takes
     (``floor`` or ``around`` of ``(n - 1) q``) is found in the cumulative histogram instead of by a
