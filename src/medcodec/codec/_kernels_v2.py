@@ -18,7 +18,8 @@ What runs here, per frame (``docs/format.md`` §10 specifies every step):
 * **DCT coefficient coder** (:func:`encode_coefficients` / :func:`decode_coefficients`): the
   quantized 8x8 levels of the v1 DCT path, range-coded with Lepton-style contexts (§12), plus
   the decoder tools of v2 DCT frames: reconstruction offsets (:func:`offset_sums`,
-  :func:`offset_levels`) and the deblocking filter (:func:`deblock`).
+  :func:`levels_pixels_offsets`; :func:`offset_levels` its two-step reference) and the
+  deblocking filter (:func:`deblock`).
 
 Both directions share one model step per pixel (:func:`_predict`, :func:`_update`), so encoder
 and decoder cannot drift apart. The plain-Python twin is :mod:`medcodec.codec.lossless`'s
@@ -34,6 +35,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from . import _kernels as KK
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -838,6 +841,50 @@ def offset_levels(levels, offsets, unit, out):
     return out
 
 
+@_jit
+def levels_pixels_offsets(zz, offsets, unit, deq_nat, nat_zz, dc_mul, offset, lo, hi, out):
+    """:func:`._kernels.levels_pixels` of the levels :func:`offset_levels` makes (``unit * level -
+    sign(level) * offset[k]``, levels clipped to +-2**22), without the intermediate array: the
+    same integers into the same inverse DCT (``deq_nat`` and ``dc_mul`` already divided by
+    ``unit``), so the same pixels, one pass over the levels fewer."""
+    lim = 1 << 22
+    rows = out.shape[0]
+    cols = out.shape[1]
+    bx = (cols + 7) // 8
+    by = (rows + 7) // 8
+    padded = rows % 8 != 0 or cols % 8 != 0
+    target = np.empty((8 * by, 8 * bx), out.dtype) if padded else out
+    lv = np.zeros(64, np.int64)
+    coef = np.zeros((64, bx))
+    ws = np.empty((64, bx))
+    dc_only = np.zeros(bx, np.bool_)
+    dc = np.zeros(bx, np.int64)
+    for i in range(by):
+        for j in range(bx):
+            b = i * bx + j
+            for k in range(64):
+                v = np.int64(zz[b, k])
+                if v > lim:
+                    v = np.int64(lim)
+                elif v < -lim:
+                    v = np.int64(-lim)
+                lv[k] = v * unit - offsets[k] if v > 0 else (v * unit + offsets[k] if v < 0 else 0)
+            mask = KK._nonzero_mask(lv)
+            dc_only[j] = mask == 0
+            dc[j] = lv[0]
+            coef[0, j] = lv[0] * deq_nat[0]
+            while mask != 0:
+                k = KK._ctz64(mask) + 1
+                mask &= mask - 1
+                n = nat_zz[k]
+                coef[n, j] = lv[k] * deq_nat[n]
+        KK._strip_pixels(coef, ws, bx, target, 8 * i, offset, lo, hi)
+        KK._strip_dc_blocks(dc_only, dc, bx, dc_mul, target, 8 * i, offset, lo, hi)
+    if padded:
+        KK._crop(target, out)
+    return out
+
+
 @_helper
 def _deblock_edge(p1, p0, q0, q1, alpha, beta, tc):
     """Correction of p0 (+d) and q0 (-d) across one block edge; 0 where the edge looks real."""
@@ -882,6 +929,27 @@ def deblock(img, alpha, beta, tc, lo, hi):
                 img[y - 1, x] = min(max(p0 + d, lo), hi)
                 img[y, x] = min(max(q0 - d, lo), hi)
     return img
+
+
+@_jit
+def deblock_band_gain(base, frame, starts, band, alpha, beta, tc, lo, hi, work):
+    """How much :func:`deblock` lowers the squared error toward ``frame`` on the bands of ``band``
+    rows starting at ``starts`` (multiples of 8), each filtered alone in ``work`` (band x cols),
+    counted on rows 1 .. band - 2 of each band (there the band alone gives the whole frame's result)."""
+    cols = base.shape[1]
+    gain = np.int64(0)
+    for y0 in starts:
+        for y in range(band):
+            for x in range(cols):
+                work[y, x] = base[y0 + y, x]
+        deblock(work, alpha, beta, tc, lo, hi)
+        for y in range(1, band - 1):
+            for x in range(cols):
+                o = np.int64(frame[y0 + y, x])
+                d0 = np.int64(base[y0 + y, x]) - o
+                d1 = np.int64(work[y, x]) - o
+                gain += d0 * d0 - d1 * d1
+    return gain
 
 
 @_jit
@@ -1024,25 +1092,50 @@ def restore(img, thresholds, weights, clip, lo, hi, out):
     return restore_rows(img, thresholds, weights, clip, lo, hi, out, 0, img.shape[0])
 
 
+#: Largest ``hi - lo`` (declared sample range) for which the restoration filter runs in int32:
+#: ``6 * 32768 * 2 * span + 128 < 2**31`` (six taps of |weight| <= 2**15 on differences
+#: ``a + b - 2p`` of at most ``2 * span``), i.e. every 12-bit frame; wider ones run in int64.
+#: Twice the SIMD lanes: the decoder's filter pass 1.5-1.8x faster, bit for bit.
+RESTORE_INT32_SPAN = (2**31 - 1 - FILTER_UNIT // 2) // (6 * 32768 * 2)
+
+
 @_jit
 def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
     """:func:`restore` on output rows ``y_from .. y_to - 1`` only (the others of ``out`` are left
-    as they are): the encoder's filter search looks at bands of rows."""
+    as they are): the encoder's filter search looks at bands of rows. int32 arithmetic when the
+    sample range allows it exactly (:data:`RESTORE_INT32_SPAN`), else int64."""
+    cols = img.shape[1]
+    ncls = thresholds.shape[0] + 1
+    if hi - lo <= RESTORE_INT32_SPAN:
+        return _restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to,
+                             np.empty((5, cols + 4), np.int32), np.empty((N_FILTER_TAPS, cols), np.int32),
+                             np.empty(cols, np.int32), np.empty((ncls, N_FILTER_TAPS), np.int32))  # fmt: skip
+    return _restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to,
+                         np.empty((5, cols + 4), np.int64), np.empty((N_FILTER_TAPS, cols), np.int64),
+                         np.empty(cols, np.int64), np.empty((ncls, N_FILTER_TAPS), np.int64))  # fmt: skip
+
+
+@_jit
+def _restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to, B, W, acc, w):
+    """:func:`restore_rows` with work buffers of one integer type (int32 or int64): ``B`` (5,
+    cols + 4) edge-padded image rows (row r in slot r % 5), ``W`` (6, cols) the weights of each
+    sample's class, ``acc`` (cols) the weighted sums, ``w`` (classes, 6) the weights."""
     rows, cols = img.shape
     ncls = thresholds.shape[0] + 1
-    half = FILTER_UNIT // 2
-    w = np.empty((ncls, N_FILTER_TAPS), dtype=np.int64)
     for c in range(ncls):
         for j in range(N_FILTER_TAPS):
             w[c, j] = weights[c, j]
-    B = np.empty((5, cols + 4), dtype=np.int64)  # image row r in slot r % 5
+    lim = np.empty(4, dtype=acc.dtype)  # the constants in the work type: clip, lo, hi, half
+    lim[0] = clip
+    lim[1] = lo
+    lim[2] = hi
+    lim[3] = FILTER_UNIT // 2
+    clip_t, lo_t, hi_t, half = lim[0], lim[1], lim[2], lim[3]
     # int32 from here on (activity < 9 * 4 * 65535 < 2**31): twice the lanes per vector
     H = np.empty((3, cols), dtype=np.int32)  # 3-tap sum of the Laplacian row r in slot r % 3
     L = np.empty(cols + 2, dtype=np.int32)
     cls = np.zeros(cols, dtype=np.int32)
-    acc = np.empty(cols, dtype=np.int64)
     A = np.empty(cols, dtype=np.int32)
-    W = np.empty((N_FILTER_TAPS, cols), dtype=np.int64)  # the weights of each sample's class
     loaded = np.full(5, -1, dtype=np.int64)
     for y in range(max(y_from - 2, -1), min(y_to, rows)):
         # make image rows up to y + 2 available, then the Laplacian sums of row y + 1
@@ -1057,8 +1150,10 @@ def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
             mid = B[rl % 5]
             dn = B[min(rl + 1, rows - 1) % 5]
             for x in range(cols):
-                p2 = 2 * mid[x + 2]
-                L[x + 1] = abs(p2 - mid[x + 1] - mid[x + 3]) + abs(p2 - up[x + 2] - dn[x + 2])
+                p2 = 2 * np.int32(mid[x + 2])
+                L[x + 1] = abs(p2 - np.int32(mid[x + 1]) - np.int32(mid[x + 3])) + abs(
+                    p2 - np.int32(up[x + 2]) - np.int32(dn[x + 2])
+                )
             L[0] = L[1]
             L[cols + 1] = L[cols]
             h = H[rl % 3]
@@ -1118,9 +1213,9 @@ def restore_rows(img, thresholds, weights, clip, lo, hi, out, y_from, y_to):
                 )
         for x in range(cols):
             s_ = acc[x]
-            mag = min((abs(s_) + half) >> FILTER_SHIFT, clip)  # sign(s) * floor((|s| + 128) / 256), clamped
+            mag = min((abs(s_) + half) >> FILTER_SHIFT, clip_t)  # sign(s) * floor((|s| + 128) / 256), clamped
             delta = mag if s_ >= 0 else -mag
-            out[y, x] = min(max(c0[x + 2] + delta, lo), hi)
+            out[y, x] = min(max(c0[x + 2] + delta, lo_t), hi_t)
     return out
 
 
@@ -1200,6 +1295,93 @@ def filter_stats(dec, orig, bins, nbins, ata, atb, counts, energy_dec, energy_or
         energy_dec[b] += acc[b, 27]
         energy_orig[b] += acc[b, 28]
         counts[b] += cnt[b]
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def filter_stats_one(dec, orig, ata, atb, counts, energy_dec, energy_orig):
+    """:func:`filter_stats` with one bin (the one-class filter of fast encoding: no activity), a
+    row at a time: the tap differences of a row's sampled samples into vectors, then the 29 sums
+    as dot products over them (vectorised; ~5x faster). The same sums: every term is an integer
+    and, below 2**53, float64 adds integers exactly in any order (a 512 x 512 16-bit frame's
+    largest sum is ~2**50)."""
+    rows, cols = dec.shape
+    n = (cols + FILTER_SAMPLE - 1) // FILTER_SAMPLE
+    D = np.empty((8, n))  # d0..d5, t, then one scratch row
+    ld = np.empty(n)
+    lq = np.empty(n)
+    acc = np.zeros(29)
+    cnt = np.int64(0)
+    for y in range(0, rows, FILTER_SAMPLE):
+        ym2, ym1, yp1, yp2 = max(y - 2, 0), max(y - 1, 0), min(y + 1, rows - 1), min(y + 2, rows - 1)
+        r0, ru, rd, ru2, rd2 = dec[y], dec[ym1], dec[yp1], dec[ym2], dec[yp2]
+        o0, ou, od = orig[y], orig[ym1], orig[yp1]
+        i_lo = 1  # interior samples: x - 2 >= 0 and x + 2 <= cols - 1, no clamping (vectorises)
+        i_hi = max((cols - 3) // FILTER_SAMPLE + 1, i_lo)
+        for i in range(i_lo, min(i_hi, n)):
+            x = i * FILTER_SAMPLE
+            p = np.int64(r0[x])
+            pp = 2 * p
+            d0 = np.int64(r0[x + 1]) + r0[x - 1] - pp
+            d1 = np.int64(rd[x]) + ru[x] - pp
+            D[0, i] = d0
+            D[1, i] = d1
+            D[2, i] = np.int64(rd[x + 1]) + ru[x - 1] - pp
+            D[3, i] = np.int64(rd[x - 1]) + ru[x + 1] - pp
+            D[4, i] = np.int64(r0[x + 2]) + r0[x - 2] - pp
+            D[5, i] = np.int64(rd2[x]) + ru2[x] - pp
+            q = np.int64(o0[x])
+            D[6, i] = q - p
+            ld[i] = d0 + d1
+            lq[i] = np.int64(o0[x + 1]) + o0[x - 1] + od[x] + ou[x] - 4 * q
+        for i in range(n):
+            if i_lo <= i < i_hi:
+                continue
+            x = i * FILTER_SAMPLE
+            xm2, xm1, xp1, xp2 = max(x - 2, 0), max(x - 1, 0), min(x + 1, cols - 1), min(x + 2, cols - 1)
+            p = np.int64(dec[y, x])
+            pp = 2 * p
+            d0 = np.int64(dec[y, xp1]) + dec[y, xm1] - pp
+            d1 = np.int64(dec[yp1, x]) + dec[ym1, x] - pp
+            D[0, i] = d0
+            D[1, i] = d1
+            D[2, i] = np.int64(dec[yp1, xp1]) + dec[ym1, xm1] - pp
+            D[3, i] = np.int64(dec[yp1, xm1]) + dec[ym1, xp1] - pp
+            D[4, i] = np.int64(dec[y, xp2]) + dec[y, xm2] - pp
+            D[5, i] = np.int64(dec[yp2, x]) + dec[ym2, x] - pp
+            q = np.int64(orig[y, x])
+            D[6, i] = q - p
+            ld[i] = d0 + d1
+            lq[i] = np.int64(orig[y, xp1]) + orig[y, xm1] + orig[yp1, x] + orig[ym1, x] - 4 * q
+        m = 0
+        for a in range(N_FILTER_TAPS):
+            for b in range(a, N_FILTER_TAPS):
+                s = 0.0
+                for i in range(n):
+                    s += D[a, i] * D[b, i]
+                acc[m] += s
+                m += 1
+        for a in range(N_FILTER_TAPS):
+            s = 0.0
+            for i in range(n):
+                s += D[a, i] * D[6, i]
+            acc[21 + a] += s
+        s = 0.0
+        s2 = 0.0
+        for i in range(n):
+            s += ld[i] * ld[i]
+            s2 += lq[i] * lq[i]
+        acc[27] += s
+        acc[28] += s2
+        cnt += n
+    m = 0
+    for i in range(N_FILTER_TAPS):
+        for j in range(i, N_FILTER_TAPS):
+            ata[0, i, j] += acc[m]
+            m += 1
+        atb[0, i] += acc[21 + i]
+    energy_dec[0] += acc[27]
+    energy_orig[0] += acc[28]
+    counts[0] += cnt
 
 
 @_jit

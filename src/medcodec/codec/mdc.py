@@ -156,7 +156,7 @@ def arith_range_bits(content_bits: int, bits_stored: int, sample: np.ndarray | N
     bits = int(content_bits)
     if sample is not None and sample.size:
         flat = np.ascontiguousarray(sample).reshape(-1)[::ROBUST_STRIDE]
-        lo, hi = np.quantile(flat, ROBUST_QUANTILES, method="nearest")
+        lo, hi = mdc2.int_quantiles(flat, ROBUST_QUANTILES, "nearest")
         bits = min(bits, levelshift.range_bits(int(lo), int(hi), bits_stored))
     return max(bits, min(int(bits_stored), max(8, int(bits_stored) - ARITH_RANGE_FLOOR)))
 
@@ -277,7 +277,8 @@ def encode_mdc_to(
             else:
                 levels, offsets = coder.levels(frame), None
             deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
-            restoration = mdc2.choose_restoration(coder, decoded, frame)
+            classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
+            restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
             return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration), None
         enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
         mask = None
