@@ -202,3 +202,49 @@ def test_a_series_whose_first_instance_is_unlike_the_rest_gets_a_template_from_a
     assert kept.builds == 2 and kept.template is not None and kept.verified
     assert kept.applied >= 4  # the later instances came from the second template
     template._TEMPLATES.clear()
+
+
+@pytest.mark.parametrize("folder", [MR, HEAD])
+def test_damaged_instances_are_written_as_the_full_path_writes_them(store: Any, shared_data: Path, folder: str) -> None:
+    """Bytes changed at random in the headers of later instances (values, lengths, tags): whatever
+    the template writes is what the full path writes, and what it cannot write it leaves to it."""
+    import random
+
+    from medcodec.delivery.fastread import element_spans
+
+    datas, mapping = _series(store, shared_data, folder, 4, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
+    assert t is not None
+    rng = random.Random(20261130)
+    written = refused = 0
+    for k in range(100):
+        data = bytearray(datas[1 + k % 3])
+        end = template._meta_end(bytes(data))
+        assert end is not None
+        spans = element_spans(bytes(data), end, t.implicit)
+        assert spans is not None
+        header = [s for s in spans if s[0] != 0x7FE00010]
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            _, start, stop = rng.choice(header)
+            at = (
+                rng.randrange(start, stop)
+                if rng.random() < 0.8
+                else rng.randrange(start + 8, stop)
+                if stop - start > 8
+                else start
+            )
+            data[at] = rng.randrange(256)
+        made = t.apply(bytes(data))
+        try:
+            full = p.encode_instance(bytes(data), mapping=mapping, measure=False)
+        except Exception as exc:  # the full path refuses it: so must the template
+            assert made is None, f"the template wrote what the full path refuses ({type(exc).__name__})"
+            refused += 1
+            continue
+        if made is None:
+            refused += 1
+            continue
+        assert made.data == full.data and made.entry == full.entry
+        written += 1
+    assert written >= 5 and refused >= 5, (written, refused)  # both kinds were exercised
