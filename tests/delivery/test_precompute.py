@@ -163,3 +163,32 @@ def test_precompute_on_worker_processes(shared_data: Path, store) -> None:
     records = store.instances(study)
     assert all(store.rendition(r, "preview") is not None for r in records)
     assert store.check().consistent
+
+
+@pytest.mark.realdata
+def test_renditions_done_before_a_failure_are_kept(shared_data: Path, store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalog records renditions in batches; a failure midway still keeps those done before it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medcodec.delivery import precompute as module
+    from medcodec.errors import DeliveryError
+
+    report = store.ingest(series_files(shared_data, CHEST, 8), precompress=False)
+    study = report.outcomes[0].study_uid
+    real = module.render_task
+    calls = []
+
+    def failing(*args):
+        calls.append(args)
+        if len(calls) == 6:
+            raise DeliveryError("disk gone")
+        return real(*args)
+
+    monkeypatch.setattr(module, "render_task", failing)
+    with ThreadPoolExecutor(1) as pool, pytest.raises(DeliveryError, match="disk gone"):
+        precompute(store, [study], presets=["preview"], executor=pool)
+    kept = [r for r in store.instances(study) if store.rendition(r, "preview") is not None]
+    assert len(kept) == 5  # the five before the failure (fewer than one batch): recorded, files present
+    assert store.check().consistent
+    precompute(store, [study], presets=["preview"], executor=ThreadPoolExecutor(1))  # the rest, later
+    assert all(store.rendition(r, "preview") is not None for r in store.instances(study))

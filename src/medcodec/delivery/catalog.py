@@ -484,13 +484,21 @@ class Catalog:
     # ---------------------------------------------------------------- renditions / archives
 
     def put_rendition(self, values: Mapping[str, Any]) -> None:
+        self.put_renditions([values])
+
+    def put_renditions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record renditions (each replacing the one of its instance and preset) in one transaction:
+        one commit, one sync to disk, for a batch of pre-computed files already written."""
+        if not rows:
+            return
         with self.engine.begin() as conn:
-            conn.execute(
-                renditions.delete().where(
-                    renditions.c.sop_uid == values["sop_uid"], renditions.c.preset == values["preset"]
+            for values in rows:
+                conn.execute(
+                    renditions.delete().where(
+                        renditions.c.sop_uid == values["sop_uid"], renditions.c.preset == values["preset"]
+                    )
                 )
-            )
-            conn.execute(renditions.insert().values(**values))
+                conn.execute(renditions.insert().values(**values))
 
     def rendition(self, sop_uid: str, preset: str) -> RenditionRecord | None:
         with self.engine.connect() as conn:

@@ -223,10 +223,22 @@ def precompute(
         args = [(store.url, r.path, r.sha256, name, mapping) for r, name, mapping in jobs]
 
         def record(rows: Iterator[dict[str, Any]]) -> None:  # the one catalog writer: this process
-            for done, row in enumerate(rows, 1):
-                store.catalog.put_rendition(row)
-                if progress is not None:
-                    progress("precompute", done, total)
+            # rows are committed RECORD_BATCH at a time (one sync to disk each): a crash loses at most
+            # that many rows, whose files are then computed again; no row ever names a missing file
+            batch: list[dict[str, Any]] = []
+            try:
+                for done, row in enumerate(rows, 1):
+                    batch.append(row)
+                    if len(batch) >= RECORD_BATCH:
+                        store.catalog.put_renditions(batch)
+                        batch.clear()
+                    if progress is not None:
+                        progress("precompute", done, total)
+            except BaseException:
+                with contextlib.suppress(Exception):  # what was computed before the error is kept;
+                    store.catalog.put_renditions(batch)  # the error to report is the first one
+                raise
+            store.catalog.put_renditions(batch)
 
         if executor is not None:
             record(_bounded(executor, args))
@@ -260,6 +272,9 @@ def precompute(
             progress("archive", k, len(units))
     return written
 
+
+#: Renditions recorded in the catalog per transaction (:func:`precompute`).
+RECORD_BATCH = 32
 
 #: Tasks queued at once on a shared executor: the server's encoder processes also serve live
 #: archives, which then wait behind at most this many pre-computation tasks, not a whole study's.
