@@ -10,6 +10,9 @@ preset's code actually touches.
 from __future__ import annotations
 
 import logging
+import random
+import struct
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from medcodec.delivery import presets, template
+from medcodec.delivery.fastread import element_spans
 from medcodec.delivery.template import SeriesTemplate, encode_live, preset_reads
 
 pytestmark = pytest.mark.realdata
@@ -50,8 +54,6 @@ def test_template_writes_the_full_paths_bytes(store: Any, shared_data: Path, fol
 
 
 def _changed(data: bytes, **values: Any) -> bytes:
-    from io import BytesIO
-
     ds = pydicom.dcmread(BytesIO(data))
     for keyword, value in values.items():
         setattr(ds, keyword, value)
@@ -185,7 +187,8 @@ def test_preset_reads_covers_what_the_preset_touches(
     assert len(touched) > 20  # the recording works
     # the windows are read into the PixelSpec and used by .mdc only (checked: they differ from one
     # GE MR instance to the next, and the template's bytes equal the full path's there)
-    missed = {t for t in touched if not preset_reads(t)} - {0x00281050, 0x00281051}
+    # group lengths are deleted (the pixel data's) or skipped whatever their value, never written
+    missed = {t for t in touched if not preset_reads(t) and t & 0xFFFF} - {0x00281050, 0x00281051}
     assert not missed, [f"{t:08X}" for t in sorted(missed)]
 
 
@@ -208,10 +211,6 @@ def test_a_series_whose_first_instance_is_unlike_the_rest_gets_a_template_from_a
 def test_damaged_instances_are_written_as_the_full_path_writes_them(store: Any, shared_data: Path, folder: str) -> None:
     """Bytes changed at random in the headers of later instances (values, lengths, tags): whatever
     the template writes is what the full path writes, and what it cannot write it leaves to it."""
-    import random
-
-    from medcodec.delivery.fastread import element_spans
-
     datas, mapping = _series(store, shared_data, folder, 4, "diagnostic")
     p = presets.PRESETS["diagnostic"]
     t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
@@ -248,3 +247,26 @@ def test_damaged_instances_are_written_as_the_full_path_writes_them(store: Any, 
         assert made.data == full.data and made.entry == full.entry
         written += 1
     assert written >= 5 and refused >= 5, (written, refused)  # both kinds were exercised
+
+
+def test_group_lengths_that_differ_do_not_stop_the_template(store: Any, shared_data: Path) -> None:
+    """A window of another length changes (0028,0000) in files that keep group lengths: such
+    elements are never written, so the template still writes the instance."""
+    datas, mapping = _series(store, shared_data, MR, 3, "diagnostic")  # implicit VR, with group lengths
+    p = presets.PRESETS["diagnostic"]
+    t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
+    assert t is not None and 0x00280000 in t.tags
+    data = bytearray(datas[1])
+    spans = {tag: (start, stop) for tag, start, stop in element_spans(datas[1], template._meta_end(datas[1]), True)}
+    start, stop = spans[0x00281050]  # Window Center, implicit VR: tag, 4-byte length, value
+    new = b"1234.5"
+    delta = len(new) - (stop - start - 8)
+    assert delta
+    data[start:stop] = data[start : start + 4] + struct.pack("<L", len(new)) + new
+    group = spans[0x00280000][0]  # (0028,0000) comes first: its offset is unchanged
+    struct.pack_into("<L", data, group + 8, struct.unpack_from("<L", data, group + 8)[0] + delta)
+    other = bytes(data)
+    assert pydicom.dcmread(BytesIO(other)).WindowCenter == 1234.5
+    made = t.apply(other)
+    assert made is not None
+    assert made.data == p.encode_instance(other, mapping=mapping, measure=False).data

@@ -114,6 +114,8 @@ def preset_reads(tag: int) -> bool:
     the top-level element ``tag`` of the original, so that an instance differing there from the
     template is written in full (private creators included: private elements' VRs follow them)."""
     group = tag >> 16
+    if tag & 0xFFFF == 0 and group > 6:
+        return False  # a group length: never written (as pydicom), never read
     if group in _READ_GROUPS:
         return tag not in _UNREAD_IN_0028
     if group & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
