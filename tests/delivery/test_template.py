@@ -197,13 +197,31 @@ def test_a_series_whose_first_instance_is_unlike_the_rest_gets_a_template_from_a
 ) -> None:
     datas, mapping = _series(store, shared_data, CHEST, 10, "diagnostic")
     p = presets.PRESETS["diagnostic"]
-    first = _changed(datas[0], BodyPartExamined="CHEST", ImageComments="scout")
+    odd = [_changed(d, BodyPartExamined="CHEST", ImageComments="scout") for d in datas[:2]]
     template._TEMPLATES.clear()
-    written = [encode_live(p, d, mapping).data for d in [first, *datas[1:]]]
-    assert written == [p.encode_instance(d, mapping=mapping, measure=False).data for d in [first, *datas[1:]]]
+    written = [encode_live(p, d, mapping).data for d in [*odd, *datas[2:]]]
+    assert written == [p.encode_instance(d, mapping=mapping, measure=False).data for d in [*odd, *datas[2:]]]
     (kept,) = template._TEMPLATES.values()
-    assert kept.builds == 2 and kept.template is not None and kept.verified
+    assert kept.builds == 2 and kept.template is not None and kept.verified  # on the 2nd, again on the 5th
     assert kept.applied >= 4  # the later instances came from the second template
+
+
+def test_a_series_of_one_instance_costs_no_template(
+    store: Any, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template is built on a series' second instance: one image alone (a radiograph) is only
+    coded once."""
+    datas, mapping = _series(store, shared_data, CHEST, 2, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    template._TEMPLATES.clear()
+    builds: list[Any] = []
+    real = template._build
+    monkeypatch.setattr(template, "_build", lambda *a: builds.append(a) or real(*a))
+    encode_live(p, datas[0], mapping)
+    assert builds == []
+    encode_live(p, datas[1], mapping)
+    assert len(builds) == 1
+    template._TEMPLATES.clear()
     template._TEMPLATES.clear()
 
 

@@ -131,7 +131,7 @@ class _Kept:
     verified: bool = False  # checked against the full path on an instance other than its own
     applied: int = 0
     misses: int = 0  # instances in a row it could not write
-    builds: int = 1
+    builds: int = 0
     wrong: bool = False  # it differed from the full path: the series is written in full from now on
 
 
@@ -468,20 +468,20 @@ def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, j
         return full()
     key = (preset.name, mapping, _series_key(data))
     kept = _TEMPLATES.get(key)
-    if kept is None:
-        encoded = full()
+    if kept is None:  # the series' first instance here: a series of one (a radiograph) never pays for a template
         if len(_TEMPLATES) >= _MAX_TEMPLATES:
             _TEMPLATES.clear()
-        _TEMPLATES[key] = _Kept(_build(preset, mapping, data, encoded))
-        return encoded
+        _TEMPLATES[key] = _Kept(None)
+        return full()
     if kept.wrong:
         return full()
     written = None if kept.template is None else _try(kept.template, data)
     if written is None:
         encoded = full()
         kept.misses += 1
-        if kept.misses >= _REBUILD_AFTER and kept.builds < _MAX_BUILDS:
-            # the instance it was built from is unlike the rest (a localizer, another window...)
+        # built on the series' second instance; again when the one it was built from is unlike the
+        # rest (a localizer, other attributes) and it could not write _REBUILD_AFTER in a row
+        if (kept.builds == 0 or kept.misses >= _REBUILD_AFTER) and kept.builds < _MAX_BUILDS:
             kept.template, kept.verified, kept.misses = _build(preset, mapping, data, encoded), False, 0
             kept.builds += 1
         return encoded
