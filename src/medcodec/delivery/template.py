@@ -34,7 +34,7 @@ import logging
 import struct
 from copy import copy
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydicom.charset import convert_encodings, default_encoding
@@ -281,23 +281,17 @@ class SeriesTemplate:
 
     # ------------------------------------------------------------------ writing
 
-    def apply(self, data: bytes) -> EncodedInstance | None:
+    def apply(self, data: bytes, scanned: _Scan | None = None) -> EncodedInstance | None:
         """``data`` (another instance of the series) written as the full path writes it, or ``None``
-        (it differs from the template where the preset reads: write it in full)."""
-        if len(data) < 144 or data[128:132] != b"DICM":
+        (it differs from the template where the preset reads: write it in full). ``scanned``:
+        :func:`_scan` of ``data``, when the caller has it."""
+        scanned = scanned if scanned is not None else _scan(data)
+        if scanned is None or scanned.implicit != self.implicit:
             return None
-        meta_end = _meta_end(data)
-        if meta_end is None:
+        meta_end, meta, spans = scanned.meta_end, scanned.meta, scanned.spans
+        if {t: b for t, b in meta.items() if t not in (_META_LENGTH, _META_UID)} != self.meta_in:
             return None
-        meta = _meta_elements(data, meta_end)
-        if meta is None:
-            return None
-        meta.pop(_META_LENGTH, None)
-        meta.pop(_META_UID, None)
-        if meta != self.meta_in:
-            return None
-        spans = element_spans(data, meta_end, self.implicit)
-        if spans is None or len(spans) != len(self.tags) or not _implicit_matches(data, meta_end, self.implicit):
+        if len(spans) != len(self.tags) or not _implicit_matches(data, meta_end, self.implicit):
             return None
         changed: list[bytes] = []
         sop = pixels = None
@@ -466,7 +460,10 @@ def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, j
 
     if mapping is None or not preset.lossy or not isinstance(data, bytes):
         return full()
-    key = (preset.name, mapping, _series_key(data))
+    scanned = _scan(data)
+    if scanned is None:
+        return full()
+    key = (preset.name, mapping, scanned.series)
     kept = _TEMPLATES.get(key)
     if kept is None:  # the series' first instance here: a series of one (a radiograph) never pays for a template
         if len(_TEMPLATES) >= _MAX_TEMPLATES:
@@ -475,7 +472,7 @@ def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, j
         return full()
     if kept.wrong:
         return full()
-    written = None if kept.template is None else _try(kept.template, data)
+    written = None if kept.template is None else _try(kept.template, data, scanned)
     if written is None:
         encoded = full()
         kept.misses += 1
@@ -506,19 +503,41 @@ def _build(preset: Preset, mapping: SeriesMapping, data: bytes, encoded: Encoded
         return None
 
 
-def _try(template: SeriesTemplate, data: bytes) -> EncodedInstance | None:
+def _try(template: SeriesTemplate, data: bytes, scanned: _Scan) -> EncodedInstance | None:
     try:
-        return template.apply(data)
+        return template.apply(data, scanned)
     except Exception as exc:  # (the full path decides, and reports, what is wrong with the file)
         log.debug("series template not applied: %s: %s", type(exc).__name__, exc)
         return None
 
 
-def _series_key(data: bytes) -> bytes:
-    """Bytes near the Series Instance UID that tell series apart for the template cache (the
-    template itself checks every element; this only keeps series from evicting each other)."""
-    at = data.find(b"\x20\x00\x0e\x00", 132)
-    return data[at : at + 72] if at > 0 else b""
+class _Scan(NamedTuple):
+    """Where a native PS3.10 file's elements are (:func:`_scan`)."""
+
+    meta_end: int
+    meta: dict[int, bytes]  # file meta element -> its bytes
+    implicit: bool
+    spans: list[tuple[int, int, int]]  # top-level (tag, start, end)
+    series: bytes  # the Series Instance UID element's bytes (the template cache's key)
+
+
+def _scan(data: bytes) -> _Scan | None:
+    """The file meta and the top-level elements of a native little-endian PS3.10 file, or ``None``."""
+    if len(data) < 144 or data[128:132] != b"DICM":
+        return None
+    meta_end = _meta_end(data)
+    meta = None if meta_end is None else _meta_elements(data, meta_end)
+    if meta_end is None or meta is None:
+        return None
+    syntax = meta.get(0x00020010, b"")[8:].rstrip(b"\0 ")
+    if syntax not in (b"1.2.840.10008.1.2", b"1.2.840.10008.1.2.1"):
+        return None
+    implicit = syntax == b"1.2.840.10008.1.2"
+    spans = element_spans(data, meta_end, implicit)
+    if spans is None:
+        return None
+    series = next((data[s:e] for t, s, e in spans if t == 0x0020000E), b"")
+    return _Scan(meta_end, meta, implicit, spans, series)
 
 
 def _meta_end(data: bytes) -> int | None:
