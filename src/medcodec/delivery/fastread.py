@@ -98,28 +98,12 @@ def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataEle
             return None
     out: dict[BaseTag, RawDataElement | DataElement] = {}
     new = tuple.__new__  # RawDataElement(...) without the named tuple's keyword wrapper (all 9 fields given)
-    head = _HEAD.unpack_from
-    explicit_head = _EXPLICIT.unpack_from
-    long_length = _LONG.unpack_from
-    vr: str | None = None
     while n - pos >= 8:
-        if implicit:
-            group, element, length = head(data, pos)
-            pos += 8
-        else:
-            group, element, raw_vr, length = explicit_head(data, pos)
-            vr = _VR_NAMES.get(raw_vr)
-            if vr is None:
-                return None  # not a VR of PS3.5: pydicom guesses (implicit VR, a latin-1 "VR"), it decides
-            pos += 8
-            if vr in _LONG_VRS:
-                if n - pos < 4:
-                    return None
-                length = long_length(data, pos)[0]
-                pos += 4
-        if group == 0x0002 or group == 0xFFFE:
+        found = _header(data, pos, implicit)
+        if found is None:
             return None
-        tag = BaseTag(group << 16 | element)
+        number, vr, length, pos = found
+        tag = BaseTag(number)
         if length == 0xFFFFFFFF:
             if not (vr == "SQ" or (implicit and is_sequence(tag))):
                 return None  # encapsulated pixel data, UN of undefined length...: pydicom reads them
@@ -137,6 +121,30 @@ def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataEle
     return out
 
 
+def _header(data: bytes, pos: int, implicit: bool) -> tuple[int, str | None, int, int] | None:
+    """The element header at ``pos`` (at least 8 bytes there): ``(tag, VR or None when implicit,
+    value length, where the value starts)``, or ``None`` (not a VR of PS3.5, cut short, or a tag
+    of group 0002 or an item tag: not a data set element for :func:`read_native`)."""
+    if implicit:
+        group, element, length = _HEAD.unpack_from(data, pos)
+        vr = None
+        pos += 8
+    else:
+        group, element, raw_vr, length = _EXPLICIT.unpack_from(data, pos)
+        vr = _VR_NAMES.get(raw_vr)
+        if vr is None:
+            return None  # not a VR of PS3.5: pydicom guesses (implicit VR, a latin-1 "VR"), it decides
+        pos += 8
+        if vr in _LONG_VRS:
+            if len(data) - pos < 4:
+                return None
+            length = _LONG.unpack_from(data, pos)[0]
+            pos += 4
+    if group == 0x0002 or group == 0xFFFE:
+        return None
+    return group << 16 | element, vr, length, pos
+
+
 def element_spans(data: bytes, pos: int, implicit: bool) -> list[tuple[int, int, int]] | None:
     """``(tag, start, end)`` of each top-level element from ``pos`` to the end of ``data`` (header,
     value and, for undefined length, the closing delimiter), or ``None`` where :func:`read_native`
@@ -144,29 +152,12 @@ def element_spans(data: bytes, pos: int, implicit: bool) -> list[tuple[int, int,
     (encapsulated fragments, as in a coded file) is walked item by item."""
     n = len(data)
     spans: list[tuple[int, int, int]] = []
-    head = _HEAD.unpack_from
-    explicit_head = _EXPLICIT.unpack_from
-    long_length = _LONG.unpack_from
-    vr: str | None = None
     while n - pos >= 8:
         start = pos
-        if implicit:
-            group, element, length = head(data, pos)
-            pos += 8
-        else:
-            group, element, raw_vr, length = explicit_head(data, pos)
-            vr = _VR_NAMES.get(raw_vr)
-            if vr is None:
-                return None
-            pos += 8
-            if vr in _LONG_VRS:
-                if n - pos < 4:
-                    return None
-                length = long_length(data, pos)[0]
-                pos += 4
-        if group == 0x0002 or group == 0xFFFE:
+        found = _header(data, pos, implicit)
+        if found is None:
             return None
-        tag = group << 16 | element
+        tag, vr, length, pos = found
         if length == 0xFFFFFFFF:
             if tag == 0x7FE00010:
                 end = _fragments_end(data, pos)
