@@ -30,7 +30,7 @@ from pydicom.filereader import _read_file_meta_info, convert_raw_data_element
 from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-__all__ = ["element_spans", "is_sequence", "read_native", "sequence_end"]
+__all__ = ["element_end", "element_spans", "is_sequence", "read_native", "sequence_end"]
 
 _NATIVE = {"1.2.840.10008.1.2": True, "1.2.840.10008.1.2.1": False}  # uid -> implicit VR
 _HEAD = struct.Struct("<HHL")
@@ -153,27 +153,32 @@ def element_spans(data: bytes, pos: int, implicit: bool) -> list[tuple[int, int,
     n = len(data)
     spans: list[tuple[int, int, int]] = []
     while n - pos >= 8:
-        start = pos
-        found = _header(data, pos, implicit)
+        found = element_end(data, pos, implicit)
         if found is None:
             return None
-        tag, vr, length, pos = found
-        if length == 0xFFFFFFFF:
-            if tag == 0x7FE00010:
-                end = _fragments_end(data, pos)
-            elif vr == "SQ" or (implicit and is_sequence(tag)):
-                end = sequence_end(data, pos, implicit)
-            else:
-                return None
-            if end is None:
-                return None
-            pos = end + 8
-        elif pos + length > n:
-            return None
-        else:
-            pos += length
-        spans.append((tag, start, pos))
+        tag, end = found
+        spans.append((tag, pos, end))
+        pos = end
     return spans if pos == n else None
+
+
+def element_end(data: bytes, pos: int, implicit: bool) -> tuple[int, int] | None:
+    """``(tag, end)`` of the top-level element at ``pos`` (:func:`element_spans`' rules), or ``None``."""
+    if len(data) - pos < 8:
+        return None
+    found = _header(data, pos, implicit)
+    if found is None:
+        return None
+    tag, vr, length, pos = found
+    if length != 0xFFFFFFFF:
+        return (tag, pos + length) if pos + length <= len(data) else None
+    if tag == 0x7FE00010:
+        end = _fragments_end(data, pos)
+    elif vr == "SQ" or (implicit and is_sequence(tag)):
+        end = sequence_end(data, pos, implicit)
+    else:
+        return None
+    return None if end is None else (tag, end + 8)
 
 
 def _fragments_end(data: bytes, pos: int) -> int | None:

@@ -53,7 +53,7 @@ from ..errors import DicomError
 from ..ratecontrol import RateTarget
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec
-from .fastread import element_spans, read_native
+from .fastread import element_end, element_spans, read_native
 from .fastwrite import _element_bytes, raw_element_bytes
 from .presets import (
     EncodedInstance,
@@ -281,26 +281,32 @@ class SeriesTemplate:
 
     # ------------------------------------------------------------------ writing
 
-    def apply(self, data: bytes, scanned: _Scan | None = None) -> EncodedInstance | None:
+    def apply(self, data: bytes, meta: _Meta | None = None) -> EncodedInstance | None:
         """``data`` (another instance of the series) written as the full path writes it, or ``None``
-        (it differs from the template where the preset reads: write it in full). ``scanned``:
-        :func:`_scan` of ``data``, when the caller has it."""
-        scanned = scanned if scanned is not None else _scan(data)
-        if scanned is None or scanned.implicit != self.implicit:
+        (it differs from the template where the preset reads: write it in full). ``meta``:
+        :func:`_read_meta` of ``data``, when the caller has it."""
+        meta = meta if meta is not None else _read_meta(data)
+        if meta is None or meta.implicit != self.implicit:
             return None
-        meta_end, meta, spans = scanned.meta_end, scanned.meta, scanned.spans
-        if {t: b for t, b in meta.items() if t not in (_META_LENGTH, _META_UID)} != self.meta_in:
+        if {t: b for t, b in meta.elements.items() if t not in (_META_LENGTH, _META_UID)} != self.meta_in:
             return None
-        if len(spans) != len(self.tags) or not _implicit_matches(data, meta_end, self.implicit):
+        if not _implicit_matches(data, meta.end, self.implicit):
             return None
+        # walk the template's elements along the file: an element with the template's bytes is
+        # compared, not parsed; only the others are (the same rules as fastread.element_spans)
         changed: list[bytes] = []
         sop = pixels = None
-        for (tag, s, e), mine, theirs in zip(spans, self.tags, self.in_bytes):
-            if tag != mine:
-                return None
-            raw = data[s:e]
-            if raw == theirs:
+        pos = meta.end
+        for tag, theirs in zip(self.tags, self.in_bytes):
+            size = len(theirs)
+            if size and data[pos : pos + size] == theirs:
+                pos += size
                 continue
+            found = element_end(data, pos, self.implicit)
+            if found is None or found[0] != tag:
+                return None
+            raw = data[pos : found[1]]
+            pos = found[1]
             if tag == _SOP_INSTANCE_UID:
                 sop = raw
             elif tag == _PIXEL_DATA:
@@ -309,6 +315,8 @@ class SeriesTemplate:
                 changed.append(raw)
             elif tag not in self.dropped:
                 return None
+        if pos != len(data):
+            return None
         sop = sop if sop is not None else self.in_bytes[self.tags.index(_SOP_INSTANCE_UID)]
         pixels = pixels if pixels is not None else self.in_bytes[self.tags.index(_PIXEL_DATA)]
         frames = self._frames(pixels)
@@ -460,10 +468,10 @@ def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, j
 
     if mapping is None or not preset.lossy or not isinstance(data, bytes):
         return full()
-    scanned = _scan(data)
-    if scanned is None:
+    meta = _read_meta(data)
+    if meta is None:
         return full()
-    key = (preset.name, mapping, scanned.series)
+    key = (preset.name, mapping, _series_key(data, meta.end, meta.implicit))
     kept = _TEMPLATES.get(key)
     if kept is None:  # the series' first instance here: a series of one (a radiograph) never pays for a template
         if len(_TEMPLATES) >= _MAX_TEMPLATES:
@@ -472,7 +480,7 @@ def encode_live(preset: Preset, data: bytes, mapping: SeriesMapping | None, *, j
         return full()
     if kept.wrong:
         return full()
-    written = None if kept.template is None else _try(kept.template, data, scanned)
+    written = None if kept.template is None else _try(kept.template, data, meta)
     if written is None:
         encoded = full()
         kept.misses += 1
@@ -503,41 +511,41 @@ def _build(preset: Preset, mapping: SeriesMapping, data: bytes, encoded: Encoded
         return None
 
 
-def _try(template: SeriesTemplate, data: bytes, scanned: _Scan) -> EncodedInstance | None:
+def _try(template: SeriesTemplate, data: bytes, meta: _Meta) -> EncodedInstance | None:
     try:
-        return template.apply(data, scanned)
+        return template.apply(data, meta)
     except Exception as exc:  # (the full path decides, and reports, what is wrong with the file)
         log.debug("series template not applied: %s: %s", type(exc).__name__, exc)
         return None
 
 
-class _Scan(NamedTuple):
-    """Where a native PS3.10 file's elements are (:func:`_scan`)."""
+class _Meta(NamedTuple):
+    """A native PS3.10 file's meta group (:func:`_read_meta`)."""
 
-    meta_end: int
-    meta: dict[int, bytes]  # file meta element -> its bytes
+    end: int  # where the data set starts
+    elements: dict[int, bytes]  # file meta element -> its bytes
     implicit: bool
-    spans: list[tuple[int, int, int]]  # top-level (tag, start, end)
-    series: bytes  # the Series Instance UID element's bytes (the template cache's key)
 
 
-def _scan(data: bytes) -> _Scan | None:
-    """The file meta and the top-level elements of a native little-endian PS3.10 file, or ``None``."""
+def _read_meta(data: bytes) -> _Meta | None:
+    """The file meta of a native little-endian PS3.10 file, or ``None``."""
     if len(data) < 144 or data[128:132] != b"DICM":
         return None
-    meta_end = _meta_end(data)
-    meta = None if meta_end is None else _meta_elements(data, meta_end)
-    if meta_end is None or meta is None:
+    end = _meta_end(data)
+    elements = None if end is None else _meta_elements(data, end)
+    if end is None or elements is None:
         return None
-    syntax = meta.get(0x00020010, b"")[8:].rstrip(b"\0 ")
+    syntax = elements.get(0x00020010, b"")[8:].rstrip(b"\0 ")
     if syntax not in (b"1.2.840.10008.1.2", b"1.2.840.10008.1.2.1"):
         return None
-    implicit = syntax == b"1.2.840.10008.1.2"
-    spans = element_spans(data, meta_end, implicit)
-    if spans is None:
-        return None
-    series = next((data[s:e] for t, s, e in spans if t == 0x0020000E), b"")
-    return _Scan(meta_end, meta, implicit, spans, series)
+    return _Meta(end, elements, syntax == b"1.2.840.10008.1.2")
+
+
+def _series_key(data: bytes, start: int, implicit: bool) -> bytes:
+    """The Series Instance UID element's bytes, found by its tag (the template cache's key: a wrong
+    find only costs a template; each template checks every element, this one included)."""
+    at = data.find(b"\x20\x00\x0e\x00" if implicit else b"\x20\x00\x0e\x00UI", start)
+    return data[at : at + 74] if at >= 0 else b""
 
 
 def _meta_end(data: bytes) -> int | None:
