@@ -1,0 +1,631 @@
+#!/usr/bin/env python3
+"""What larger transforms or intra prediction would buy `.mdc` 2.1: an experiment, no format change.
+
+Usage (from the repository root; heavy, run it niced)::
+
+    nice -n 10 python benchmarks/explore_transforms.py                  # 6 slices per series
+    nice -n 10 python benchmarks/explore_transforms.py --frames 2 --series ct_head_phantom_philips_ingenuity
+
+Per series (chest CT, head CT, 256x256 MR of the shared data, evenly spaced slices, each coded
+on its own as in ``bench_mdc2.py``; PSNR peak ``2**bits_stored - 1``, BD-rate from the points
+between 0.2 and 3.5 bpp) it prints rate-PSNR points and BD-rates of:
+
+* ``2.1 fast``: the real encoder (``medcodec.encode(entropy="arith")``: rounding, centroid
+  offsets, deblocking and restoration filter chosen by the encoder);
+* ``8x8 plain``: the experiment's baseline: the 2.1 steps (``quantize.quant_table`` with the range
+  bits 2.1 picks), rounded levels, plain dequantisation, no decoder filter. Its levels are
+  checked to be the real encoder's, bit for bit;
+* ``quadtree 16`` / ``quadtree 32``: per 16x16 (32x32) area, one orthonormal 16x16 (32x32) DCT
+  or a split into four, chosen by D + lambda R. An NxN step at frequency (u, v) is the 8x8 step
+  at the same spatial frequency, ``steps8[u // (N/8), v // (N/8)]``; the DC is quantised with
+  ``N/8`` times the 8x8 DC step, so its level has the scale of an 8x8 DC;
+* ``intra``: 8x8 blocks in raster order predicted from the reconstructed row above (with the
+  above-right) and column to the left: DC, vertical, horizontal, smooth (AV1 SMOOTH), paeth,
+  two diagonals (45 and 135 degrees); the residual DCT-coded with the 2.1 steps, mode by
+  D + lambda R;
+* ``intra+DC/2``, ``quadtree 32 coarse DC``: item 3 of the brief's list, variants.
+
+The rate is the REAL 2.1 level coder (``mdc2.encode_levels``, multi-symbol) on the candidate's
+levels: a larger block's zigzag is cut into 63-coefficient runs laid onto the AC slots of the
+8x8 blocks it covers (its DC level copied into their DC slots, so the coder's DC prediction sees
+a flat area; the last ``(N/8)^2 - 1`` AC coefficients of the NxN zigzag, the highest
+frequencies, are dropped and their error counted). Side information that 2.1 lacks (split
+flags, intra modes) is counted at its empirical entropy per frame (an adaptive coder's rate
+without its learning cost), plus the frame and container overhead of a one-frame 2.1 stream.
+Decisions use a static estimate of the level coder (per zigzag position, learned from the 8x8
+levels of the same frame at the same quality); the bits then counted are the real coder's.
+Distortion: pixels reconstructed and clipped to the declared range.
+
+BD-rates are printed against OpenJPEG (``external.jpeg2k_encode``, PSNR targets) and against
+``8x8 plain`` (the gain of the tool alone) and ``2.1 fast``. The decoder filters of 2.1 are not
+applied to the candidates: ``8x8 plain`` vs ``2.1 fast`` shows what they are worth on the 8x8
+path, and a candidate's gain over ``8x8 plain`` adds to 2.1 fast only if the filters gain as
+much on top of it (an assumption, printed as "est. vs OpenJPEG").
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import pydicom
+
+import medcodec
+from medcodec import external
+from medcodec.codec import _kernels_v2 as K2
+from medcodec.codec import container, levelshift, mdc2, quantize
+from medcodec.codec.framecoder import FrameCoder
+from medcodec.codec.mdc import arith_range_bits
+from medcodec.codec.zigzag import ZIGZAG
+from medcodec.evaluate.bjontegaard import bd_rate
+from medcodec.spec import PixelSpec, value_range
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+SERIES = ("ct_chest_lungpetctdx_A0001_philips", "ct_head_phantom_philips_ingenuity", "mr_head_ge_signa_t1_ctk")
+QUALITIES = (15, 25, 35, 45, 55, 65, 72, 80, 87, 93, 97, 100)
+MULTI = container.ENTROPY_MULTI
+#: Bytes of a one-frame 2.1 stream besides its coded levels (container + frame segment).
+FRAME_BYTES = container.FIXED_BYTES + mdc2.DCT_FRAME_OVERHEAD
+#: lambda = LAMBDA_SCALE * step^2 (step: geometric mean of the first 9 AC steps): dD/dR of a
+#: uniform quantiser at high rate is 2 ln2 * step^2 / 12 = 0.116 step^2.
+LAMBDA_SCALE = 0.116
+N_INTRA_MODES = 7  # DC, V, H, smooth, paeth, D45, D135
+
+
+# -- transforms ------------------------------------------------------------------------------
+
+
+def dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix (rows: frequencies)."""
+    k = np.arange(n)[:, None]
+    x = np.arange(n)[None, :]
+    a = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * math.sqrt(2 / n)
+    a[0] /= math.sqrt(2)
+    return a
+
+
+def zigzag_order(n: int) -> np.ndarray:
+    """JPEG zigzag of an n x n block: natural (row-major) index of the k-th coefficient."""
+    idx = sorted((u + v, u if (u + v) % 2 else v, u * n + v) for u in range(n) for v in range(n))
+    return np.array([i for _, _, i in idx])
+
+
+assert np.array_equal(zigzag_order(8), ZIGZAG), "the generic zigzag must be JPEG's on 8x8"
+
+
+def blocks(img: np.ndarray, n: int) -> np.ndarray:
+    r, c = img.shape
+    return img.reshape(r // n, n, c // n, n).swapaxes(1, 2).reshape(-1, n, n)
+
+
+def unblocks(b: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    n = b.shape[-1]
+    return b.reshape(rows // n, cols // n, n, n).swapaxes(1, 2).reshape(rows, cols)
+
+
+def size_steps(steps8: np.ndarray, n: int) -> np.ndarray:
+    """n x n steps (natural order): the 8x8 step of the same spatial frequency; DC x n/8."""
+    f = n // 8
+    s = np.asarray(steps8, dtype=np.float64).reshape(8, 8)[np.arange(n)[:, None] // f, np.arange(n)[None, :] // f]
+    s = s.copy()
+    s[0, 0] *= f
+    return s
+
+
+class Setup:
+    """One frame at one quality: the 2.1 steps, level shift and range."""
+
+    def __init__(self, frame: np.ndarray, bits: int, signed: bool, q: float):
+        vr = levelshift.check_range(frame[None], bits, signed)
+        rb = arith_range_bits(levelshift.content_range_bits(frame[None], vr[0], vr[1], bits), bits, frame[None])
+        self.steps8 = quantize.quant_table(q, rb).astype(np.float64).reshape(8, 8)
+        self.offset = levelshift.level_offset(bits, signed)
+        self.lo, self.hi = value_range(bits, signed)
+        self.coder = FrameCoder.for_table(quantize.quant_table(q, rb), bits, signed)
+        ac = self.steps8.ravel()[ZIGZAG[1:10]]
+        self.lam = LAMBDA_SCALE * float(np.exp(np.mean(np.log(ac)))) ** 2
+        self.x = frame.astype(np.float64) - self.offset
+
+
+def quantise(c: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Round half away from zero (the 2.1 fast rule: rounding 0.5 everywhere)."""
+    s = c / steps
+    return (np.sign(s) * np.floor(np.abs(s) + 0.5)).astype(np.int64)
+
+
+class SizeCoding:
+    """Every n x n block of a frame DCT-coded: levels laid onto 8x8 slots, reconstruction, error."""
+
+    def __init__(self, st: Setup, n: int, dc_scale: float = 1.0):
+        rows, cols = st.x.shape
+        a = dct_matrix(n)
+        steps = size_steps(st.steps8, n)
+        steps[0, 0] *= dc_scale
+        coef = a @ blocks(st.x, n) @ a.T  # (nb, n, n)
+        zz = zigzag_order(n)
+        m = (n // 8) ** 2
+        keep = np.zeros(n * n, bool)
+        keep[zz[: 1 + 63 * m]] = True  # DC + the first 63 m AC of the zigzag
+        lv = quantise(coef, steps).reshape(-1, n * n) * keep
+        self.recon = unblocks(a.T @ (lv.reshape(-1, n, n) * steps) @ a, rows, cols) + st.offset
+        np.clip(self.recon, st.lo, st.hi, out=self.recon)
+        self.err = (self.recon - st.offset - st.x) ** 2  # per pixel, after clipping
+        # pseudo 8x8 blocks: (nb, m, 64) zigzag; AC runs of 63, the DC level copied
+        zl = lv[:, zz]
+        pseudo = np.zeros((lv.shape[0], m, 64), np.int64)
+        pseudo[:, :, 0] = zl[:, :1]
+        pseudo[:, :, 1:] = zl[:, 1 : 1 + 63 * m].reshape(-1, m, 63)
+        self.pseudo = pseudo
+        self.n = n
+
+
+def to_frame_levels(pseudo: np.ndarray, n: int, rows: int, cols: int) -> np.ndarray:
+    """(nb_n, m, 64) pseudo blocks -> (nb_8, 64) in 8x8 raster order."""
+    f = n // 8
+    by, bx = rows // n, cols // n
+    return pseudo.reshape(by, bx, f, f, 64).transpose(0, 2, 1, 3, 4).reshape(by * f * bx * f, 64)
+
+
+def from_frame_levels(lv8: np.ndarray, n: int, rows: int, cols: int) -> np.ndarray:
+    f = n // 8
+    by, bx = rows // n, cols // n
+    return lv8.reshape(by, f, bx, f, 64).transpose(0, 2, 1, 3, 4).reshape(by * bx, f * f, 64)
+
+
+class RateModel:
+    """Static estimate of the 2.1 level coder's bits per 8x8 block, learned from 8x8 levels:
+    -log2 p(min(|level|, 15) | zigzag position) up to the last non-zero level (+ sign, + an
+    Elias-gamma escape), -log2 p(non-zero count), DC by its difference to the previous block."""
+
+    def __init__(self, lv8: np.ndarray):
+        mag = np.minimum(np.abs(lv8), 15)
+        self.cost = np.empty((64, 16))
+        for k in range(64):
+            h = np.bincount(mag[:, k], minlength=16).astype(np.float64) + 0.5
+            self.cost[k] = -np.log2(h / h.sum())
+        self.cost[:, 1:] += 1.0  # sign
+        self.cost[0] = 0.0  # DC: see dc_bits
+        nz = np.minimum(np.count_nonzero(lv8[:, 1:], axis=1), 63)
+        h = np.bincount(nz, minlength=64).astype(np.float64) + 0.5
+        self.nz_cost = -np.log2(h / h.sum())
+        self.scale = 1.0  # real coder bits / estimated bits of a whole frame (set by the caller)
+
+    def block_bits(self, lv: np.ndarray) -> np.ndarray:
+        """(..., 64) zigzag levels -> AC bits per block (DC excluded)."""
+        a = np.abs(lv)
+        mag = np.minimum(a, 15)
+        ac = a[..., 1:] != 0
+        last = np.where(ac.any(-1), 63 - np.argmax(ac[..., ::-1], axis=-1), 0)  # last non-zero position
+        c = self.cost[np.arange(64), mag]
+        c = np.where(np.arange(64) <= last[..., None], c, 0.0)
+        c[..., 0] = 0.0
+        esc = np.where(a >= 15, 2 * np.log2(np.maximum(a, 15) - 13) + 1, 0.0)
+        return c.sum(-1) + esc[..., 1:].sum(-1) + self.nz_cost[np.count_nonzero(lv[..., 1:], axis=-1)]
+
+
+def dc_bits(d: np.ndarray) -> np.ndarray:
+    return 1 + 2 * np.log2(1 + np.abs(d))
+
+
+def entropy_bits(symbols: np.ndarray) -> float:
+    """Empirical entropy x count (an adaptive coder's rate without learning cost)."""
+    if symbols.size == 0:
+        return 0.0
+    h = np.bincount(symbols.ravel()).astype(np.float64)
+    p = h[h > 0] / symbols.size
+    return float(-(h[h > 0] * np.log2(p)).sum())
+
+
+# -- candidates ------------------------------------------------------------------------------
+
+
+def code_plain(st: Setup) -> tuple[np.ndarray, np.ndarray]:
+    c8 = SizeCoding(st, 8)
+    return to_frame_levels(c8.pseudo, 8, *st.x.shape), c8.recon
+
+
+def code_quadtree(st: Setup, max_n: int, dc_scale: float = 1.0, lam_scale: float = 1.0) -> dict:
+    """Bottom-up quadtree over 8 .. max_n: a block keeps its size if D + lam R is lower than the
+    best coding of its four quarters. Returns levels, reconstruction, side bits and size shares."""
+    rows, cols = st.x.shape
+    lam = st.lam * lam_scale
+    codings = {8: SizeCoding(st, 8)}
+    n = 8
+    while n < max_n:
+        n *= 2
+        codings[n] = SizeCoding(st, n, dc_scale)
+    # a rate model per size, learned from the whole frame coded at that size and scaled so that
+    # its total is the real coder's bits of that frame (the encoder could afford such a pre-pass)
+    models = {}
+    for n, cn in codings.items():
+        lv = to_frame_levels(cn.pseudo, n, rows, cols)
+        model = RateModel(lv)
+        model.scale = len(mdc2.encode_levels(lv, cols // 8, MULTI)) * 8 / max(model.block_bits(lv).sum(), 1.0)
+        models[n] = model
+    # per 8x8 cell: chosen size, and per size the cost of the best coding of each n x n area
+    by8, bx8 = rows // 8, cols // 8
+    size_map = np.full((by8, bx8), 8)
+    c8 = codings[8]
+    d8 = blocks(c8.err, 8).sum((1, 2)).reshape(by8, bx8)
+    lv8 = c8.pseudo[:, 0].reshape(by8, bx8, 64)
+    dcl = lv8[..., 0]
+    r8 = models[8].scale * (models[8].block_bits(lv8) + dc_bits(dcl - np.roll(dcl, 1, axis=1)))
+    best = d8 + lam * r8  # J of the best coding of each n x n area (n = 8 here)
+    n = 8
+    while n < max_n:
+        n *= 2
+        f = n // 8
+        cn = codings[n]
+        by, bx = rows // n, cols // n
+        dn = blocks(cn.err, n).sum((1, 2)).reshape(by, bx)
+        ps = cn.pseudo.reshape(by, bx, f * f, 64)
+        dcn = ps[..., 0, 0]
+        rn = models[n].block_bits(ps).sum(-1) + dc_bits(dcn - np.roll(dcn, 1, axis=1)) + (f * f - 1)
+        jn = dn + lam * (models[n].scale * rn + 1)  # + a split flag's bit, on either side
+        split = best.reshape(by, 2, bx, 2).sum((1, 3)) + lam
+        take = jn < split
+        best = np.where(take, jn, split)
+        size_map = np.where(np.repeat(np.repeat(take, f, 0), f, 1), n, size_map)
+    # assemble levels and pixels
+    lv = to_frame_levels(c8.pseudo, 8, rows, cols).copy()
+    recon = c8.recon.copy()
+    pix_map = np.repeat(np.repeat(size_map, 8, 0), 8, 1)
+    for n, cn in codings.items():
+        if n == 8:
+            continue
+        sel = size_map.ravel() == n
+        lv[sel] = to_frame_levels(cn.pseudo, n, rows, cols)[sel]
+        recon = np.where(pix_map == n, cn.recon, recon)
+    # split flags: coded top-down; a flag per max_n area, then per quarter of a split one, ...
+    side = 0.0
+    n, region = max_n, np.ones((1, 1), bool)
+    while n > 8:
+        f = n // 8
+        at = size_map[::f, ::f]
+        here = np.ones(at.shape, bool) if n == max_n else np.repeat(np.repeat(region, 2, 0), 2, 1)
+        side += entropy_bits((at[here] == n).astype(np.int64))
+        region = here & (at < n)
+        n //= 2
+    shares = {n: float(np.mean(size_map == n)) for n in codings}
+    return {"levels": lv, "recon": recon, "side_bits": side, "shares": shares}
+
+
+# -- intra prediction (numba: blocks depend on their reconstructed neighbours) --------------------
+
+
+@numba.njit(cache=True)
+def _predict(mode: int, top: np.ndarray, left: np.ndarray, corner: float, out: np.ndarray) -> None:
+    """8x8 prediction from top[0:16] (above and above-right), left[0:8], corner (above-left)."""
+    if mode == 0:  # DC
+        s = 0.0
+        for i in range(8):
+            s += top[i] + left[i]
+        out[:, :] = s / 16
+    elif mode == 1:  # vertical
+        for i in range(8):
+            out[i, :] = top[:8]
+    elif mode == 2:  # horizontal
+        for i in range(8):
+            out[i, :] = left[i]
+    elif mode == 3:  # smooth (AV1 SMOOTH: quadratic weights toward the bottom-left / top-right)
+        w = np.array([255.0, 197, 146, 105, 73, 50, 37, 32]) / 256
+        for i in range(8):
+            for j in range(8):
+                out[i, j] = (w[i] * top[j] + (1 - w[i]) * left[7] + w[j] * left[i] + (1 - w[j]) * top[7]) / 2
+    elif mode == 4:  # paeth
+        for i in range(8):
+            for j in range(8):
+                base = top[j] + left[i] - corner
+                pt, pl, pc = abs(base - top[j]), abs(base - left[i]), abs(base - corner)
+                out[i, j] = left[i] if (pl <= pt and pl <= pc) else (top[j] if pt <= pc else corner)
+    elif mode == 5:  # diagonal down-left (45 degrees, from above and above-right)
+        for i in range(8):
+            for j in range(8):
+                k = i + j + 1
+                out[i, j] = (top[k - 1] + 2 * top[k] + top[min(k + 1, 15)]) / 4
+    else:  # diagonal down-right (135 degrees, from left, corner and above)
+        ref = np.empty(17)  # ref[8] = corner, ref[9 + j] = top[j], ref[7 - i] = left[i]
+        ref[8] = corner
+        for j in range(8):
+            ref[9 + j] = top[j]
+            ref[7 - j] = left[j]
+        for i in range(8):
+            for j in range(8):
+                k = 8 + j - i
+                out[i, j] = (ref[max(k - 1, 0)] + 2 * ref[k] + ref[min(k + 1, 16)]) / 4
+
+
+@numba.njit(cache=True)
+def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, n_modes, mode_cost, levels, modes, recon):
+    """Raster-order 8x8 intra coding of x (level-shifted); fills levels (zigzag), modes, recon.
+    cost[k, min(|l|, 15)]: static bits of a level at zigzag position k (sign included)."""
+    rows, cols = x.shape
+    bx = cols // 8
+    pred = np.empty((8, 8))
+    best_pred = np.empty((8, 8))
+    top = np.empty(16)
+    left = np.empty(8)
+    res = np.empty((8, 8))
+    lvz = np.empty(64, np.int64)
+    best_lv = np.empty(64, np.int64)
+    for by in range(rows // 8):
+        for bxi in range(bx):
+            r0, c0 = by * 8, bxi * 8
+            # references (HEVC-style substitution: missing samples copy the nearest, 0 if none)
+            if r0 > 0:
+                for j in range(8):
+                    top[j] = recon[r0 - 1, c0 + j]
+                for j in range(8, 16):
+                    top[j] = recon[r0 - 1, c0 + j] if (c0 + j < cols and bxi + 1 < bx) else top[7]
+            if c0 > 0:
+                for i in range(8):
+                    left[i] = recon[r0 + i, c0 - 1]
+            if r0 == 0 and c0 == 0:
+                top[:] = 0.0
+                left[:] = 0.0
+            elif r0 == 0:
+                top[:] = left[0]
+            elif c0 == 0:
+                left[:] = top[0]
+            corner = recon[r0 - 1, c0 - 1] if (r0 > 0 and c0 > 0) else (top[0] if r0 > 0 else left[0])
+            best_j = 1e300
+            best_m = 0
+            for m in range(n_modes):
+                _predict(m, top, left, corner, pred)
+                for i in range(8):
+                    for j in range(8):
+                        res[i, j] = x[r0 + i, c0 + j] - pred[i, j]
+                coef = a @ res @ a.T
+                d = 0.0
+                bits = mode_cost[m]
+                last = 0
+                nz = 0
+                for k in range(64):
+                    p = zz[k]
+                    c = coef[p // 8, p % 8]
+                    s = c / steps[p // 8, p % 8]
+                    lv = np.int64(np.floor(abs(s) + 0.5))
+                    if s < 0:
+                        lv = -lv
+                    lvz[k] = lv
+                    e = c - lv * steps[p // 8, p % 8]
+                    d += e * e
+                    if lv != 0 and k > 0:
+                        last = k
+                        nz += 1
+                for k in range(1, last + 1):
+                    al = abs(lvz[k])
+                    bits += cost[k, min(al, 15)]
+                    if al >= 15:
+                        bits += 2 * np.log2(al - 13) + 1
+                bits += nz_cost[nz] + 1 + 2 * np.log2(1 + abs(lvz[0]))
+                jc = d + lam * bits
+                if jc < best_j:
+                    best_j = jc
+                    best_m = m
+                    best_pred[:, :] = pred
+                    best_lv[:] = lvz
+            # reconstruct
+            for i in range(8):
+                for j in range(8):
+                    res[i, j] = 0.0
+            for k in range(64):
+                p = zz[k]
+                res[p // 8, p % 8] = best_lv[k] * steps[p // 8, p % 8]
+            rr = a.T @ res @ a
+            for i in range(8):
+                for j in range(8):
+                    v = best_pred[i, j] + rr[i, j]
+                    recon[r0 + i, c0 + j] = min(max(v, lo), hi)
+            b = by * bx + bxi
+            levels[b, :] = best_lv
+            modes[b] = best_m
+
+
+def code_intra(st: Setup, n_modes: int = N_INTRA_MODES, dc_scale: float = 1.0, lam_scale: float = 1.0) -> dict:
+    """Two passes: the first decides with the rate model of the plain 8x8 levels and a flat mode
+    cost, the second with a model learned from the first pass's residual levels and modes (both
+    scaled to the real coder's bits of the levels they were learned from)."""
+    rows, cols = st.x.shape
+    cols8 = cols // 8
+    steps = st.steps8.copy()
+    steps[0, 0] *= dc_scale
+    nb = (rows // 8) * cols8
+    lv, _ = code_plain(st)
+    mode_cost = np.full(n_modes, math.log2(n_modes))
+    for _ in range(2):
+        model = RateModel(lv)
+        scale = len(mdc2.encode_levels(lv, cols8, MULTI)) * 8 / max(model.block_bits(lv).sum(), 1.0)
+        levels = np.zeros((nb, 64), np.int64)
+        modes = np.zeros(nb, np.int64)
+        recon = np.zeros((rows, cols))
+        _intra_frame(st.x, steps, dct_matrix(8), ZIGZAG.astype(np.int64), model.cost * scale,
+                     model.nz_cost[:64] * scale, st.lam * lam_scale, float(st.lo - st.offset),
+                     float(st.hi - st.offset), n_modes, mode_cost, levels, modes, recon)  # fmt: skip
+        lv = levels
+        h = np.bincount(modes, minlength=n_modes) + 0.5
+        mode_cost = -np.log2(h / h.sum())
+    shares = {m: float(np.mean(modes == m)) for m in range(n_modes)}
+    return {"levels": levels, "recon": recon + st.offset, "side_bits": entropy_bits(modes), "shares": shares}
+
+
+def postfilter(st: Setup, recon: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, int]:
+    """2.1's decoder filters on a candidate's pixels, chosen as the 2.1 fast encoder does: the best
+    of the deblocking candidates (8x8 edges) if it lowers the error, then the restoration filter
+    (``mdc2.choose_restoration``, one class). Returns the filtered frame and the side bytes."""
+    coder = st.coder
+    img = np.clip(np.rint(recon), st.lo, st.hi).astype(coder._dtype)
+    s0 = float(coder.steps[0])
+    best, best_err, side = img, float(np.sum((img.astype(np.float64) - frame) ** 2)), 0
+    for ma, mt in mdc2.DEBLOCK_CANDIDATES:
+        alpha = int(min(65535, round(ma * s0)))
+        trial = img.copy()
+        K2.deblock(trial, alpha, alpha // 2 + 1, int(min(65535, max(1, round(mt * s0)))), coder._lo, coder._hi)
+        err = float(np.sum((trial.astype(np.float64) - frame) ** 2))
+        if err < best_err:
+            best, best_err, side = trial, err, mdc2._DEBLOCK.size
+    flt = mdc2.choose_restoration(coder, best, frame, mdc2.FAST_FILTER_CLASSES)
+    if flt is not None:
+        best = flt.apply(best, coder._lo, coder._hi)
+        side += len(flt.to_bytes())
+    return best, side
+
+
+# -- running -------------------------------------------------------------------------------------
+
+SHARE_QUALITIES = (55, 87)  # mode shares reported at a low and a high rate
+INTRA_NAMES = ("DC", "V", "H", "smooth", "paeth", "D45", "D135")
+
+CANDIDATES = {
+    "8x8 plain": lambda st: dict(zip(("levels", "recon"), code_plain(st), strict=True), side_bits=0.0, shares={8: 1.0}),
+    "quadtree 16": lambda st: code_quadtree(st, 16),
+    "quadtree 32": lambda st: code_quadtree(st, 32),
+    "quadtree 32 coarse DC": lambda st: code_quadtree(st, 32, dc_scale=1.5),
+    "intra 7 modes": lambda st: code_intra(st),
+    "intra DC/V/H": lambda st: code_intra(st, 3),
+}
+
+
+def load(folder: Path, n: int) -> tuple[np.ndarray, int, bool]:
+    paths = sorted(folder.glob("*.dcm"))
+    picks = sorted({round(i * (len(paths) - 1) / max(n - 1, 1)) for i in range(n)})
+    dss = [pydicom.dcmread(paths[i]) for i in picks]
+    return np.stack([d.pixel_array for d in dss]), int(dss[0].BitsStored), bool(dss[0].PixelRepresentation)
+
+
+def point(frames: np.ndarray, bits: int, nbytes: float, se: float) -> tuple[float, float]:
+    mse = se / frames.size
+    return nbytes * 8 / frames.size, 10 * math.log10(((1 << bits) - 1) ** 2 / mse) if mse > 0 else float("inf")
+
+
+def real_curve(frames, bits, signed) -> list[tuple[float, float]]:
+    pts = []
+    for q in QUALITIES:
+        nb, se = 0, 0.0
+        for f in frames:
+            b = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith")
+            d = np.asarray(medcodec.decode(b, jobs=1)).reshape(f.shape).astype(np.float64)
+            nb, se = nb + len(b), se + float(np.sum((d - f) ** 2))
+        pts.append(point(frames, bits, nb, se))
+    return pts
+
+
+def j2k_curve(frames, bits, signed, psnrs) -> list[tuple[float, float]]:
+    spec = PixelSpec(bits_stored=bits, signed=signed)
+    off = external.unsigned_offset(spec)
+    pts = []
+    for p in psnrs:
+        nb, se = 0, 0.0
+        for f in frames:
+            b = external.jpeg2k_encode(external.to_unsigned(f, spec)[0], bits_stored=bits, psnr_db=float(p))
+            d = external.from_unsigned(external.jpeg2k_decode(b), spec, off).astype(np.float64)
+            nb, se = nb + len(b), se + float(np.sum((d - f) ** 2))
+        pts.append(point(frames, bits, nb, se))
+    return pts
+
+
+def check_baseline(frames, bits, signed) -> None:
+    """The experiment's 8x8 levels are the real encoder's (same steps, same rounding)."""
+    for q in (25, 80):
+        st = Setup(frames[0], bits, signed, q)
+        mine, _ = code_plain(st)
+        real = mdc2.round_scaled(st.coder.scaled(frames[0]))
+        diff = np.count_nonzero(mine != real)
+        print(f"  check q{q}: {diff} of {mine.size} levels differ from the 2.1 encoder's", flush=True)
+
+
+def bd(anchor, test) -> float:
+    a = [(b, p) for b, p in anchor if 0.2 <= b <= 3.5 and np.isfinite(p)]
+    t = [(b, p) for b, p in test if 0.2 <= b <= 3.5 and np.isfinite(p)]
+    try:
+        return bd_rate([b for b, _ in a], [p for _, p in a], [b for b, _ in t], [p for _, p in t])
+    except medcodec.CodecError:
+        return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--frames", type=int, default=6)
+    ap.add_argument("--series", nargs="*", default=list(SERIES))
+    ap.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    args = ap.parse_args(argv)
+    summary = []
+    for name in args.series:
+        frames, bits, signed = load(args.data / name, args.frames)
+        cols = frames.shape[2]
+        print(f"\n## {name}: {frames.shape} {bits}-bit {'signed' if signed else 'unsigned'}", flush=True)
+        check_baseline(frames, bits, signed)
+        curves: dict[str, list[tuple[float, float]]] = {"2.1 fast": real_curve(frames, bits, signed)}
+        times: dict[str, float] = {}
+        shares: dict[str, dict] = {}
+        side: dict[str, float] = {}
+        for label in args.candidates:
+            fn = CANDIDATES[label]
+            fn(Setup(frames[0], bits, signed, QUALITIES[0]))  # numba compilation outside the timing
+            raw, filt, t_tot, sh_acc, side_b, all_b = [], [], 0.0, {}, 0.0, 0.0
+            for q in QUALITIES:
+                nb, se, nbf, sef = 0.0, 0.0, 0.0, 0.0
+                for f in frames:
+                    st = Setup(f, bits, signed, q)
+                    t = time.thread_time()
+                    out = fn(st)
+                    t_tot += time.thread_time() - t
+                    coded = len(mdc2.encode_levels(out["levels"], cols // 8, MULTI)) + FRAME_BYTES
+                    coded += out["side_bits"] / 8
+                    nb += coded
+                    se += float(np.sum((np.clip(np.rint(out["recon"]), st.lo, st.hi) - f) ** 2))
+                    img, fside = postfilter(st, out["recon"], f)
+                    nbf += coded + fside
+                    sef += float(np.sum((img.astype(np.float64) - f) ** 2))
+                    if q in SHARE_QUALITIES:
+                        for k, v in out["shares"].items():
+                            sh_acc.setdefault(q, {}).setdefault(k, []).append(v)
+                        side_b, all_b = side_b + out["side_bits"] / 8, all_b + coded
+                raw.append(point(frames, bits, nb, se))
+                filt.append(point(frames, bits, nbf, sef))
+            curves[label], curves[label + " +filters"] = raw, filt
+            times[label] = t_tot
+            shares[label] = {q: {k: float(np.mean(v)) for k, v in d.items()} for q, d in sh_acc.items()}
+            side[label] = side_b / max(all_b, 1)
+        ps = [p for pts in curves.values() for b, p in pts if 0.2 <= b <= 3.5]
+        curves["OpenJPEG"] = j2k_curve(frames, bits, signed, np.linspace(min(ps) - 2, max(ps) + 2, 10).round(1))
+        for label, pts in curves.items():
+            print(f"{label:32s} " + " ".join(f"{b:.2f}/{p:.1f}" for b, p in pts), flush=True)
+        j2k, real = curves["OpenJPEG"], curves["2.1 fast"]
+        print(f"  {'BD-rate':30s} {'vs OpenJPEG':>11s} {'vs same 8x8':>11s} {'vs 2.1 fast':>11s} {'time/8x8':>8s} "
+              f"{'side':>5s}  shares at q{SHARE_QUALITIES[0]} | q{SHARE_QUALITIES[1]}")  # fmt: skip
+        for label, pts in curves.items():
+            if label == "OpenJPEG":
+                continue
+            base = label.replace(" +filters", "")
+            ref = curves.get("8x8 plain" + (" +filters" if label.endswith("+filters") else ""))
+            gain = bd(ref, pts) if ref is not None and label != "2.1 fast" else float("nan")
+            tr = times.get(base, float("nan")) / times.get("8x8 plain", float("nan"))
+            names = INTRA_NAMES if base.startswith("intra") else None
+            sh = " | ".join(" ".join(f"{names[k] if names else k}:{v:.2f}" for k, v in d.items())
+                            for d in shares.get(base, {}).values())  # fmt: skip
+            print(f"  {label:30s} {bd(j2k, pts):+10.1f}% {gain:+10.1f}% {bd(real, pts):+10.1f}% {tr:8.2f} "
+                  f"{side.get(base, 0) * 100:4.1f}%  {sh}", flush=True)  # fmt: skip
+            summary.append((name, label, bd(j2k, pts), gain, bd(real, pts)))
+    print("\n## mean over the series: BD-rate vs OpenJPEG, vs the same pipeline's 8x8, vs 2.1 fast (per series)")
+    for label in dict.fromkeys(lbl for _, lbl, *_ in summary):
+        rows_ = [r for r in summary if r[1] == label]
+        print(f"  {label:30s} " + " ".join(f"{np.nanmean([r[i] for r in rows_]):+6.1f}%" for i in (2, 3, 4))
+              + "  (vs OpenJPEG: " + ", ".join(f"{r[2]:+.1f}" for r in rows_) + ")", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
