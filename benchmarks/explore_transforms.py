@@ -80,7 +80,6 @@ FRAME_BYTES = container.FIXED_BYTES + mdc2.DCT_FRAME_OVERHEAD
 #: lambda = LAMBDA_SCALE * step^2 (step: geometric mean of the first 9 AC steps): dD/dR of a
 #: uniform quantiser at high rate is 2 ln2 * step^2 / 12 = 0.116 step^2.
 LAMBDA_SCALE = 0.116
-N_INTRA_MODES = 7  # DC, V, H, smooth, paeth, D45, D135
 
 
 # -- transforms ------------------------------------------------------------------------------
@@ -304,58 +303,82 @@ def code_quadtree(st: Setup, max_n: int, dc_scale: float = 1.0, lam_scale: float
 # -- intra prediction (numba: blocks depend on their reconstructed neighbours) --------------------
 
 
+#: Intra modes: 0 DC, 1 smooth (AV1 SMOOTH), 2 paeth, then angular ones as (family, A): family 1
+#: predicts from the row above (A = 0 vertical), 0 from the column to the left (A = 0
+#: horizontal); A is HEVC's displacement in 1/32 sample per row (column): +32 is 45 degrees
+#: toward the above-right (below-left) references, -32 the 135-degree diagonal through the corner.
+ANGULAR = np.array([(1, 0), (0, 0), (1, 32), (1, -32), (1, -21), (1, -9), (1, 9), (1, 21),
+                    (0, -21), (0, -9), (0, 9), (0, 21), (0, 32)], dtype=np.int64)  # fmt: skip
+MODE_NAMES = ("DC", "smooth", "paeth", "V", "H", "D45", "D135", "V-21", "V-9", "V+9", "V+21",
+              "H-21", "H-9", "H+9", "H+21", "H+32")  # fmt: skip
+MODE_SETS = {
+    "DC/V/H": (0, 3, 4),
+    "7 modes": (0, 1, 2, 3, 4, 5, 6),  # DC, smooth, paeth, V, H, D45, D135
+    "16 modes": tuple(range(16)),  # + 9 more angles (AV1 has 56 directional, HEVC 33)
+}
+
+
+@numba.njit(cache=True)
+def _line(ref: np.ndarray, corner: float, t: float) -> float:
+    """The reference line at real position t: t = -1 the corner, t = k ref[k], linear in between,
+    the last sample repeated beyond the end."""
+    if t <= -1.0:
+        return corner
+    k = int(np.floor(t))
+    f = t - k
+    v0 = corner if k < 0 else ref[min(k, ref.size - 1)]
+    v1 = ref[min(k + 1, ref.size - 1)]
+    return (1 - f) * v0 + f * v1
+
+
 @numba.njit(cache=True)
 def _predict(mode: int, top: np.ndarray, left: np.ndarray, corner: float, out: np.ndarray) -> None:
-    """8x8 prediction from top[0:16] (above and above-right), left[0:8], corner (above-left)."""
+    """8x8 prediction from top[0:16] (above and above-right), left[0:16] (left and below-left, the
+    latter a copy of left[7]) and the corner (above-left); ``mode`` as in :data:`MODE_NAMES`."""
     if mode == 0:  # DC
         s = 0.0
         for i in range(8):
             s += top[i] + left[i]
         out[:, :] = s / 16
-    elif mode == 1:  # vertical
-        for i in range(8):
-            out[i, :] = top[:8]
-    elif mode == 2:  # horizontal
-        for i in range(8):
-            out[i, :] = left[i]
-    elif mode == 3:  # smooth (AV1 SMOOTH: quadratic weights toward the bottom-left / top-right)
+    elif mode == 1:  # smooth (AV1 SMOOTH: quadratic weights toward the bottom-left / top-right)
         w = np.array([255.0, 197, 146, 105, 73, 50, 37, 32]) / 256
         for i in range(8):
             for j in range(8):
                 out[i, j] = (w[i] * top[j] + (1 - w[i]) * left[7] + w[j] * left[i] + (1 - w[j]) * top[7]) / 2
-    elif mode == 4:  # paeth
+    elif mode == 2:  # paeth
         for i in range(8):
             for j in range(8):
                 base = top[j] + left[i] - corner
                 pt, pl, pc = abs(base - top[j]), abs(base - left[i]), abs(base - corner)
                 out[i, j] = left[i] if (pl <= pt and pl <= pc) else (top[j] if pt <= pc else corner)
-    elif mode == 5:  # diagonal down-left (45 degrees, from above and above-right)
+    else:
+        fam, ang = ANGULAR[mode - 3, 0], ANGULAR[mode - 3, 1]
+        d = ang / 32.0
+        main, side = (top, left) if fam == 1 else (left, top)
         for i in range(8):
             for j in range(8):
-                k = i + j + 1
-                out[i, j] = (top[k - 1] + 2 * top[k] + top[min(k + 1, 15)]) / 4
-    else:  # diagonal down-right (135 degrees, from left, corner and above)
-        ref = np.empty(17)  # ref[8] = corner, ref[9 + j] = top[j], ref[7 - i] = left[i]
-        ref[8] = corner
-        for j in range(8):
-            ref[9 + j] = top[j]
-            ref[7 - j] = left[j]
-        for i in range(8):
-            for j in range(8):
-                k = 8 + j - i
-                out[i, j] = (ref[max(k - 1, 0)] + 2 * ref[k] + ref[min(k + 1, 16)]) / 4
+                r, c = (i, j) if fam == 1 else (j, i)  # r: distance from the main line, c: along it
+                t = c + (r + 1) * d
+                if t >= -1.0 or d >= 0:
+                    out[i, j] = _line(main, corner, t)
+                else:  # the ray leaves through the side line
+                    out[i, j] = _line(side, corner, r - (c + 1) / -d)
 
 
 @numba.njit(cache=True)
-def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, n_modes, mode_cost, levels, modes, recon):
+def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, mode_set, mode_cost, smooth_ref, levels, modes, recon):
     """Raster-order 8x8 intra coding of x (level-shifted); fills levels (zigzag), modes, recon.
-    cost[k, min(|l|, 15)]: static bits of a level at zigzag position k (sign included)."""
+    cost[k, min(|l|, 15)]: static bits of a level at zigzag position k (sign included).
+    smooth_ref: the oblique modes (not DC, smooth, paeth, V, H) predict from references filtered
+    with [1, 2, 1] (as HEVC's intra smoothing)."""
     rows, cols = x.shape
     bx = cols // 8
     pred = np.empty((8, 8))
     best_pred = np.empty((8, 8))
     top = np.empty(16)
-    left = np.empty(8)
+    left = np.empty(16)
+    ftop = np.empty(16)
+    fleft = np.empty(16)
     res = np.empty((8, 8))
     lvz = np.empty(64, np.int64)
     best_lv = np.empty(64, np.int64)
@@ -371,6 +394,7 @@ def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, n_modes, mode_cost
             if c0 > 0:
                 for i in range(8):
                     left[i] = recon[r0 + i, c0 - 1]
+            left[8:] = left[7]  # below-left: not yet decoded in raster order
             if r0 == 0 and c0 == 0:
                 top[:] = 0.0
                 left[:] = 0.0
@@ -381,14 +405,23 @@ def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, n_modes, mode_cost
             corner = recon[r0 - 1, c0 - 1] if (r0 > 0 and c0 > 0) else (top[0] if r0 > 0 else left[0])
             best_j = 1e300
             best_m = 0
-            for m in range(n_modes):
-                _predict(m, top, left, corner, pred)
+            fcorner = (left[0] + 2 * corner + top[0]) / 4
+            ftop[0] = (corner + 2 * top[0] + top[1]) / 4
+            fleft[0] = (corner + 2 * left[0] + left[1]) / 4
+            for k in range(1, 16):
+                ftop[k] = (top[k - 1] + 2 * top[k] + top[min(k + 1, 15)]) / 4
+                fleft[k] = (left[k - 1] + 2 * left[k] + left[min(k + 1, 15)]) / 4
+            for mi in range(mode_set.size):
+                if smooth_ref and mode_set[mi] >= 5:
+                    _predict(mode_set[mi], ftop, fleft, fcorner, pred)
+                else:
+                    _predict(mode_set[mi], top, left, corner, pred)
                 for i in range(8):
                     for j in range(8):
                         res[i, j] = x[r0 + i, c0 + j] - pred[i, j]
                 coef = a @ res @ a.T
                 d = 0.0
-                bits = mode_cost[m]
+                bits = mode_cost[mi]
                 last = 0
                 nz = 0
                 for k in range(64):
@@ -413,7 +446,7 @@ def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, n_modes, mode_cost
                 jc = d + lam * bits
                 if jc < best_j:
                     best_j = jc
-                    best_m = m
+                    best_m = mi
                     best_pred[:, :] = pred
                     best_lv[:] = lvz
             # reconstruct
@@ -433,15 +466,16 @@ def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, n_modes, mode_cost
             modes[b] = best_m
 
 
-def code_intra(st: Setup, n_modes: int = N_INTRA_MODES, dc_scale: float = 1.0, lam_scale: float = 1.0) -> dict:
+def code_intra(
+    st: Setup, mode_set: tuple[int, ...] = MODE_SETS["7 modes"], lam_scale: float = 1.0, smooth_ref: bool = False
+) -> dict:
     """Two passes: the first decides with the rate model of the plain 8x8 levels and a flat mode
     cost, the second with a model learned from the first pass's residual levels and modes (both
     scaled to the real coder's bits of the levels they were learned from)."""
     rows, cols = st.x.shape
     cols8 = cols // 8
-    steps = st.steps8.copy()
-    steps[0, 0] *= dc_scale
     nb = (rows // 8) * cols8
+    n_modes = len(mode_set)
     lv, _ = code_plain(st)
     mode_cost = np.full(n_modes, math.log2(n_modes))
     for _ in range(2):
@@ -450,14 +484,25 @@ def code_intra(st: Setup, n_modes: int = N_INTRA_MODES, dc_scale: float = 1.0, l
         levels = np.zeros((nb, 64), np.int64)
         modes = np.zeros(nb, np.int64)
         recon = np.zeros((rows, cols))
-        _intra_frame(st.x, steps, dct_matrix(8), ZIGZAG.astype(np.int64), model.cost * scale,
+        _intra_frame(st.x, st.steps8, dct_matrix(8), ZIGZAG.astype(np.int64), model.cost * scale,
                      model.nz_cost[:64] * scale, st.lam * lam_scale, float(st.lo - st.offset),
-                     float(st.hi - st.offset), n_modes, mode_cost, levels, modes, recon)  # fmt: skip
+                     float(st.hi - st.offset), np.array(mode_set, np.int64), mode_cost, smooth_ref, levels, modes,
+                     recon)  # fmt: skip
         lv = levels
         h = np.bincount(modes, minlength=n_modes) + 0.5
         mode_cost = -np.log2(h / h.sum())
-    shares = {m: float(np.mean(modes == m)) for m in range(n_modes)}
-    return {"levels": levels, "recon": recon + st.offset, "side_bits": entropy_bits(modes), "shares": shares}
+    shares = {MODE_NAMES[m]: float(np.mean(modes == i)) for i, m in enumerate(mode_set)}
+    return {"levels": levels, "recon": recon + st.offset, "side_bits": entropy_bits(modes), "shares": shares,
+            "mode_ctx_bits": context_entropy_bits(modes.reshape(rows // 8, cols8))}  # fmt: skip
+
+
+def context_entropy_bits(modes: np.ndarray) -> float:
+    """Empirical conditional entropy of the modes given (left mode == above mode, left mode):
+    what a most-probable-mode context could save (an optimistic bound: no learning cost)."""
+    left = np.pad(modes, ((0, 0), (1, 0)), constant_values=0)[:, :-1]
+    above = np.pad(modes, ((1, 0), (0, 0)), constant_values=0)[:-1]
+    ctx = (left * 2 + (left == above)).ravel()
+    return sum(entropy_bits(modes.ravel()[ctx == c]) for c in np.unique(ctx))
 
 
 def postfilter(st: Setup, recon: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, int]:
@@ -485,16 +530,23 @@ def postfilter(st: Setup, recon: np.ndarray, frame: np.ndarray) -> tuple[np.ndar
 # -- running -------------------------------------------------------------------------------------
 
 SHARE_QUALITIES = (55, 87)  # mode shares reported at a low and a high rate
-INTRA_NAMES = ("DC", "V", "H", "smooth", "paeth", "D45", "D135")
 
 CANDIDATES = {
     "8x8 plain": lambda st: dict(zip(("levels", "recon"), code_plain(st), strict=True), side_bits=0.0, shares={8: 1.0}),
     "quadtree 16": lambda st: code_quadtree(st, 16),
     "quadtree 32": lambda st: code_quadtree(st, 32),
     "quadtree 32 coarse DC": lambda st: code_quadtree(st, 32, dc_scale=1.5),
-    "intra 7 modes": lambda st: code_intra(st),
-    "intra DC/V/H": lambda st: code_intra(st, 3),
+    "intra DC/V/H": lambda st: code_intra(st, MODE_SETS["DC/V/H"]),
+    "intra 7 modes": lambda st: code_intra(st, MODE_SETS["7 modes"]),
+    "intra 16 modes": lambda st: code_intra(st, MODE_SETS["16 modes"]),
+    "intra 16 modes smoothed refs": lambda st: code_intra(st, MODE_SETS["16 modes"], smooth_ref=True),
+    # not run by default (--candidates): the lambda of the decisions
+    "intra 16 modes lambda x0.5": lambda st: code_intra(st, MODE_SETS["16 modes"], lam_scale=0.5),
+    "intra 16 modes lambda x2": lambda st: code_intra(st, MODE_SETS["16 modes"], lam_scale=2.0),
+    "quadtree 32 lambda x0.5": lambda st: code_quadtree(st, 32, lam_scale=0.5),
+    "quadtree 32 lambda x2": lambda st: code_quadtree(st, 32, lam_scale=2.0),
 }
+DEFAULT_CANDIDATES = [c for c in CANDIDATES if "lambda" not in c]
 
 
 def load(folder: Path, n: int) -> tuple[np.ndarray, int, bool]:
@@ -559,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--series", nargs="*", default=list(SERIES))
-    ap.add_argument("--candidates", nargs="*", default=list(CANDIDATES))
+    ap.add_argument("--candidates", nargs="*", default=DEFAULT_CANDIDATES, choices=list(CANDIDATES))
     args = ap.parse_args(argv)
     summary = []
     for name in args.series:
@@ -571,10 +623,11 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, float] = {}
         shares: dict[str, dict] = {}
         side: dict[str, float] = {}
+        side_ctx: dict[str, float] = {}  # intra modes with a (left, left == above) context
         for label in args.candidates:
             fn = CANDIDATES[label]
             fn(Setup(frames[0], bits, signed, QUALITIES[0]))  # numba compilation outside the timing
-            raw, filt, t_tot, sh_acc, side_b, all_b = [], [], 0.0, {}, 0.0, 0.0
+            raw, filt, t_tot, sh_acc, side_b, all_b, ctx_b = [], [], 0.0, {}, 0.0, 0.0, 0.0
             for q in QUALITIES:
                 nb, se, nbf, sef = 0.0, 0.0, 0.0, 0.0
                 for f in frames:
@@ -593,19 +646,21 @@ def main(argv: list[str] | None = None) -> int:
                         for k, v in out["shares"].items():
                             sh_acc.setdefault(q, {}).setdefault(k, []).append(v)
                         side_b, all_b = side_b + out["side_bits"] / 8, all_b + coded
+                        ctx_b += out.get("mode_ctx_bits", out["side_bits"]) / 8
                 raw.append(point(frames, bits, nb, se))
                 filt.append(point(frames, bits, nbf, sef))
             curves[label], curves[label + " +filters"] = raw, filt
             times[label] = t_tot
             shares[label] = {q: {k: float(np.mean(v)) for k, v in d.items()} for q, d in sh_acc.items()}
             side[label] = side_b / max(all_b, 1)
+            side_ctx[label] = ctx_b / max(all_b, 1)
         ps = [p for pts in curves.values() for b, p in pts if 0.2 <= b <= 3.5]
         curves["OpenJPEG"] = j2k_curve(frames, bits, signed, np.linspace(min(ps) - 2, max(ps) + 2, 10).round(1))
         for label, pts in curves.items():
             print(f"{label:32s} " + " ".join(f"{b:.2f}/{p:.1f}" for b, p in pts), flush=True)
         j2k, real = curves["OpenJPEG"], curves["2.1 fast"]
         print(f"  {'BD-rate':30s} {'vs OpenJPEG':>11s} {'vs same 8x8':>11s} {'vs 2.1 fast':>11s} {'time/8x8':>8s} "
-              f"{'side':>5s}  shares at q{SHARE_QUALITIES[0]} | q{SHARE_QUALITIES[1]}")  # fmt: skip
+              f"{'side':>5s} {'ctx':>5s}  shares at q{SHARE_QUALITIES[0]} | q{SHARE_QUALITIES[1]}")  # fmt: skip
         for label, pts in curves.items():
             if label == "OpenJPEG":
                 continue
@@ -613,11 +668,10 @@ def main(argv: list[str] | None = None) -> int:
             ref = curves.get("8x8 plain" + (" +filters" if label.endswith("+filters") else ""))
             gain = bd(ref, pts) if ref is not None and label != "2.1 fast" else float("nan")
             tr = times.get(base, float("nan")) / times.get("8x8 plain", float("nan"))
-            names = INTRA_NAMES if base.startswith("intra") else None
-            sh = " | ".join(" ".join(f"{names[k] if names else k}:{v:.2f}" for k, v in d.items())
+            sh = " | ".join(" ".join(f"{k}:{v:.2f}" for k, v in d.items())
                             for d in shares.get(base, {}).values())  # fmt: skip
             print(f"  {label:30s} {bd(j2k, pts):+10.1f}% {gain:+10.1f}% {bd(real, pts):+10.1f}% {tr:8.2f} "
-                  f"{side.get(base, 0) * 100:4.1f}%  {sh}", flush=True)  # fmt: skip
+                  f"{side.get(base, 0) * 100:4.1f}% {side_ctx.get(base, 0) * 100:4.1f}%  {sh}", flush=True)  # fmt: skip
             summary.append((name, label, bd(j2k, pts), gain, bd(real, pts)))
     print("\n## mean over the series: BD-rate vs OpenJPEG, vs the same pipeline's 8x8, vs 2.1 fast (per series)")
     for label in dict.fromkeys(lbl for _, lbl, *_ in summary):
