@@ -366,6 +366,70 @@ def _predict(mode: int, top: np.ndarray, left: np.ndarray, corner: float, out: n
 
 
 @numba.njit(cache=True)
+def _refs(recon: np.ndarray, r0: int, c0: int, top: np.ndarray, left: np.ndarray) -> float:
+    """Fill top[0:16] (above, above-right) and left[0:16] (left, then left[7] repeated) of the 8x8
+    block at (r0, c0) from the reconstruction; returns the corner. Missing samples copy the
+    nearest available one (HEVC-style substitution), 0 (mid-grey after the level shift) if none."""
+    cols = recon.shape[1]
+    if r0 > 0:
+        for j in range(16):
+            top[j] = recon[r0 - 1, c0 + j] if c0 + j < cols else top[7]
+    if c0 > 0:
+        for i in range(8):
+            left[i] = recon[r0 + i, c0 - 1]
+    if r0 == 0 and c0 == 0:
+        top[:] = 0.0
+        left[:8] = 0.0
+    elif r0 == 0:
+        top[:] = left[0]
+    elif c0 == 0:
+        left[:8] = top[0]
+    left[8:] = left[7]  # below-left: not yet decoded in raster order
+    return recon[r0 - 1, c0 - 1] if (r0 > 0 and c0 > 0) else (top[0] if r0 > 0 else left[0])
+
+
+@numba.njit(cache=True)
+def _smooth_refs(top, left, corner, ftop, fleft) -> float:
+    """[1, 2, 1]-filtered references; returns the filtered corner."""
+    ftop[0] = (corner + 2 * top[0] + top[1]) / 4
+    fleft[0] = (corner + 2 * left[0] + left[1]) / 4
+    for k in range(1, 16):
+        ftop[k] = (top[k - 1] + 2 * top[k] + top[min(k + 1, 15)]) / 4
+        fleft[k] = (left[k - 1] + 2 * left[k] + left[min(k + 1, 15)]) / 4
+    return (left[0] + 2 * corner + top[0]) / 4
+
+
+@numba.njit(cache=True)
+def _intra_decode(levels, modes, mode_set, steps, a, zz, smooth_ref, lo, hi, use_pred, recon):
+    """The decoder's side of :func:`_intra_frame`: prediction + inverse DCT block by block.
+    ``use_pred=False`` skips the prediction (plain 8x8 reconstruction in the same loop), for timing."""
+    rows, cols = recon.shape
+    bx = cols // 8
+    pred = np.zeros((8, 8))
+    top, left, ftop, fleft = np.empty(16), np.empty(16), np.empty(16), np.empty(16)
+    res = np.empty((8, 8))
+    for by in range(rows // 8):
+        for bxi in range(bx):
+            r0, c0 = by * 8, bxi * 8
+            b = by * bx + bxi
+            if use_pred:
+                corner = _refs(recon, r0, c0, top, left)
+                m = mode_set[modes[b]]
+                if smooth_ref and m >= 5:
+                    fcorner = _smooth_refs(top, left, corner, ftop, fleft)
+                    _predict(m, ftop, fleft, fcorner, pred)
+                else:
+                    _predict(m, top, left, corner, pred)
+            for k in range(64):
+                p = zz[k]
+                res[p // 8, p % 8] = levels[b, k] * steps[p // 8, p % 8]
+            rr = a.T @ res @ a
+            for i in range(8):
+                for j in range(8):
+                    recon[r0 + i, c0 + j] = min(max(pred[i, j] + rr[i, j], lo), hi)
+
+
+@numba.njit(cache=True)
 def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, mode_set, mode_cost, smooth_ref, levels, modes, recon):
     """Raster-order 8x8 intra coding of x (level-shifted); fills levels (zigzag), modes, recon.
     cost[k, min(|l|, 15)]: static bits of a level at zigzag position k (sign included).
@@ -385,32 +449,10 @@ def _intra_frame(x, steps, a, zz, cost, nz_cost, lam, lo, hi, mode_set, mode_cos
     for by in range(rows // 8):
         for bxi in range(bx):
             r0, c0 = by * 8, bxi * 8
-            # references (HEVC-style substitution: missing samples copy the nearest, 0 if none)
-            if r0 > 0:
-                for j in range(8):
-                    top[j] = recon[r0 - 1, c0 + j]
-                for j in range(8, 16):
-                    top[j] = recon[r0 - 1, c0 + j] if (c0 + j < cols and bxi + 1 < bx) else top[7]
-            if c0 > 0:
-                for i in range(8):
-                    left[i] = recon[r0 + i, c0 - 1]
-            left[8:] = left[7]  # below-left: not yet decoded in raster order
-            if r0 == 0 and c0 == 0:
-                top[:] = 0.0
-                left[:] = 0.0
-            elif r0 == 0:
-                top[:] = left[0]
-            elif c0 == 0:
-                left[:] = top[0]
-            corner = recon[r0 - 1, c0 - 1] if (r0 > 0 and c0 > 0) else (top[0] if r0 > 0 else left[0])
+            corner = _refs(recon, r0, c0, top, left)
             best_j = 1e300
             best_m = 0
-            fcorner = (left[0] + 2 * corner + top[0]) / 4
-            ftop[0] = (corner + 2 * top[0] + top[1]) / 4
-            fleft[0] = (corner + 2 * left[0] + left[1]) / 4
-            for k in range(1, 16):
-                ftop[k] = (top[k - 1] + 2 * top[k] + top[min(k + 1, 15)]) / 4
-                fleft[k] = (left[k - 1] + 2 * left[k] + left[min(k + 1, 15)]) / 4
+            fcorner = _smooth_refs(top, left, corner, ftop, fleft)
             for mi in range(mode_set.size):
                 if smooth_ref and mode_set[mi] >= 5:
                     _predict(mode_set[mi], ftop, fleft, fcorner, pred)
@@ -493,7 +535,8 @@ def code_intra(
         mode_cost = -np.log2(h / h.sum())
     shares = {MODE_NAMES[m]: float(np.mean(modes == i)) for i, m in enumerate(mode_set)}
     return {"levels": levels, "recon": recon + st.offset, "side_bits": entropy_bits(modes), "shares": shares,
-            "mode_ctx_bits": context_entropy_bits(modes.reshape(rows // 8, cols8))}  # fmt: skip
+            "mode_ctx_bits": context_entropy_bits(modes.reshape(rows // 8, cols8)),
+            "intra": (modes, np.array(mode_set, np.int64), smooth_ref)}  # fmt: skip
 
 
 def context_entropy_bits(modes: np.ndarray) -> float:
@@ -503,6 +546,27 @@ def context_entropy_bits(modes: np.ndarray) -> float:
     above = np.pad(modes, ((1, 0), (0, 0)), constant_values=0)[:-1]
     ctx = (left * 2 + (left == above)).ravel()
     return sum(entropy_bits(modes.ravel()[ctx == c]) for c in np.unique(ctx))
+
+
+def intra_decode_check(st: Setup, out: dict, repeat: int = 5) -> tuple[bool, float, float]:
+    """Decode an intra frame as a decoder would (:func:`_intra_decode`): whether it gives the
+    encoder's reconstruction, and the best thread time of the reconstruction with prediction and
+    without (the same loop reconstructing plain 8x8 blocks), in ms."""
+    modes, mode_set, smooth_ref = out["intra"]
+    args = (out["levels"], modes, mode_set, st.steps8, dct_matrix(8), ZIGZAG.astype(np.int64), smooth_ref,
+            float(st.lo - st.offset), float(st.hi - st.offset))  # fmt: skip
+    rec = np.zeros(st.x.shape)
+    _intra_decode(*args, True, rec)
+    same = bool(np.array_equal(rec + st.offset, out["recon"]))
+    times = []
+    for use_pred in (True, False):
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.thread_time()
+            _intra_decode(*args, use_pred, rec)
+            best = min(best, time.thread_time() - t)
+        times.append(best * 1e3)
+    return same, times[0], times[1]
 
 
 def postfilter(st: Setup, recon: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, int]:
@@ -529,6 +593,7 @@ def postfilter(st: Setup, recon: np.ndarray, frame: np.ndarray) -> tuple[np.ndar
 
 # -- running -------------------------------------------------------------------------------------
 
+DECODE_QUALITY = 72  # the intra decoder's check and timing (~0.8 bpp on the head CT)
 SHARE_QUALITIES = (55, 87)  # mode shares reported at a low and a high rate
 
 CANDIDATES = {
@@ -630,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
             raw, filt, t_tot, sh_acc, side_b, all_b, ctx_b = [], [], 0.0, {}, 0.0, 0.0, 0.0
             for q in QUALITIES:
                 nb, se, nbf, sef = 0.0, 0.0, 0.0, 0.0
-                for f in frames:
+                for fi, f in enumerate(frames):
                     st = Setup(f, bits, signed, q)
                     t = time.thread_time()
                     out = fn(st)
@@ -642,6 +707,11 @@ def main(argv: list[str] | None = None) -> int:
                     img, fside = postfilter(st, out["recon"], f)
                     nbf += coded + fside
                     sef += float(np.sum((img.astype(np.float64) - f) ** 2))
+                    if "intra" in out and q == DECODE_QUALITY and fi == 0:
+                        same, t_pred, t_plain = intra_decode_check(st, out)
+                        print(f"  {label} q{q}: decoder loop reproduces the encoder's frame: {same}; "
+                              f"reconstruction {t_pred:.2f} ms with prediction, {t_plain:.2f} ms without "
+                              f"({t_pred / t_plain:.2f}x)", flush=True)  # fmt: skip
                     if q in SHARE_QUALITIES:
                         for k, v in out["shares"].items():
                             sh_acc.setdefault(q, {}).setdefault(k, []).append(v)
