@@ -539,6 +539,292 @@ def code_intra(
             "intra": (modes, np.array(mode_set, np.int64), smooth_ref)}  # fmt: skip
 
 
+# -- intra with 4x4 / 8x8 / 16x16 blocks (item 3: a split for edges, a larger block for smooth areas) --
+
+SMOOTH_W = {  # AV1 sm_weight_arrays, / 256
+    4: np.array([255.0, 149, 85, 64]) / 256,
+    8: np.array([255.0, 197, 146, 105, 73, 50, 37, 32]) / 256,
+    16: np.array([255.0, 225, 196, 170, 145, 123, 102, 84, 68, 54, 43, 33, 26, 20, 17, 16]) / 256,
+}
+
+
+@numba.njit(cache=True)
+def _predict_n(mode, n, w, top, left, corner, out):
+    """:func:`_predict` for an n x n block (top, left: 2n samples; w: the SMOOTH weights of n)."""
+    if mode == 0:
+        s = 0.0
+        for i in range(n):
+            s += top[i] + left[i]
+        out[:n, :n] = s / (2 * n)
+    elif mode == 1:
+        for i in range(n):
+            for j in range(n):
+                out[i, j] = (w[i] * top[j] + (1 - w[i]) * left[n - 1] + w[j] * left[i] + (1 - w[j]) * top[n - 1]) / 2
+    elif mode == 2:
+        for i in range(n):
+            for j in range(n):
+                base = top[j] + left[i] - corner
+                pt, pl, pc = abs(base - top[j]), abs(base - left[i]), abs(base - corner)
+                out[i, j] = left[i] if (pl <= pt and pl <= pc) else (top[j] if pt <= pc else corner)
+    else:
+        fam, ang = ANGULAR[mode - 3, 0], ANGULAR[mode - 3, 1]
+        d = ang / 32.0
+        main, side = (top[: 2 * n], left[: 2 * n]) if fam == 1 else (left[: 2 * n], top[: 2 * n])
+        for i in range(n):
+            for j in range(n):
+                r, c = (i, j) if fam == 1 else (j, i)
+                t = c + (r + 1) * d
+                if t >= -1.0 or d >= 0:
+                    out[i, j] = _line(main, corner, t)
+                else:
+                    out[i, j] = _line(side, corner, r - (c + 1) / -d)
+
+
+@numba.njit(cache=True)
+def _refs_n(recon, avail, r0, c0, n, top, left):
+    """References of the n x n block at (r0, c0) from decoded samples (avail: 4x4 units decoded);
+    unavailable ones copy the last available (0 if none). Returns the corner."""
+    rows, cols = recon.shape
+    has_top = r0 > 0
+    has_left = c0 > 0
+    if has_top:
+        for j in range(2 * n):
+            c = c0 + j
+            if j < n or (c < cols and avail[(r0 - 1) // 4, c // 4]):
+                top[j] = recon[r0 - 1, c]
+            else:
+                top[j] = top[j - 1]
+    if has_left:
+        for i in range(2 * n):
+            r = r0 + i
+            if i < n or (r < rows and avail[r // 4, (c0 - 1) // 4]):
+                left[i] = recon[r, c0 - 1]
+            else:
+                left[i] = left[i - 1]
+    if not has_top and not has_left:
+        top[: 2 * n] = 0.0
+        left[: 2 * n] = 0.0
+    elif not has_top:
+        top[: 2 * n] = left[0]
+    elif not has_left:
+        left[: 2 * n] = top[0]
+    if has_top and has_left:
+        return recon[r0 - 1, c0 - 1]
+    return top[0] if has_top else left[0]
+
+
+@numba.njit(cache=True)
+def _block_bits(n, lz, cost, nz_cost):
+    """Static bits of an n x n block's zigzag levels as laid onto 8x8 slots (see code_intra_mb)."""
+    bits = 1 + 2 * np.log2(1 + abs(lz[0]))
+    if n == 8 or n == 16:
+        for p in range(n * n // 64):
+            last, nz = 0, 0
+            for k in range(1, 64):
+                if lz[p * 63 + k] != 0:
+                    last = k
+                    nz += 1
+            for k in range(1, last + 1):
+                al = abs(lz[p * 63 + k])
+                bits += cost[k, min(al, 15)] + (2 * np.log2(al - 13) + 1 if al >= 15 else 0.0)
+            bits += nz_cost[nz]
+        return bits + (n * n // 64 - 1)  # DC copies
+    last, nz = 0, 0  # 4x4: slot 4 j + b of its 8x8 cell, b the quarter; a quarter of the count's cost
+    for j in range(1, 16):
+        if lz[j] != 0:
+            last = j
+            nz += 1
+    for j in range(1, last + 1):
+        al = abs(lz[j])
+        bits += cost[4 * j, min(al, 15)] + (2 * np.log2(al - 13) + 1 if al >= 15 else 0.0)
+    return bits + nz_cost[min(4 * nz, 63)] / 4
+
+
+@numba.njit(cache=True)
+def _try_block(x, recon, avail, r0, c0, n, steps, a, zz, w, cost, nz_cost, lam, mode_set, mode_cost, smooth_ref,
+               nkeep, best_rec, best_lz):  # fmt: skip
+    """Best mode of the n x n block at (r0, c0): returns (J, mode index); best_rec gets its
+    reconstruction (before clipping), best_lz its zigzag levels (the first nkeep kept)."""
+    top, left = np.empty(32), np.empty(32)
+    ftop, fleft = np.empty(32), np.empty(32)
+    pred = np.empty((n, n))
+    res = np.empty((n, n))
+    lz = np.zeros(n * n, np.int64)
+    corner = _refs_n(recon, avail, r0, c0, n, top, left)
+    ftop[0] = (corner + 2 * top[0] + top[1]) / 4
+    fleft[0] = (corner + 2 * left[0] + left[1]) / 4
+    for k in range(1, 2 * n):
+        ftop[k] = (top[k - 1] + 2 * top[k] + top[min(k + 1, 2 * n - 1)]) / 4
+        fleft[k] = (left[k - 1] + 2 * left[k] + left[min(k + 1, 2 * n - 1)]) / 4
+    fcorner = (left[0] + 2 * corner + top[0]) / 4
+    best_j, best_m = 1e300, 0
+    for mi in range(mode_set.size):
+        m = mode_set[mi]
+        if smooth_ref and m >= 5:
+            _predict_n(m, n, w, ftop, fleft, fcorner, pred)
+        else:
+            _predict_n(m, n, w, top, left, corner, pred)
+        for i in range(n):
+            for j in range(n):
+                res[i, j] = x[r0 + i, c0 + j] - pred[i, j]
+        coef = a @ res @ a.T
+        d = 0.0
+        for k in range(n * n):
+            p = zz[k]
+            c = coef[p // n, p % n]
+            s = c / steps[p // n, p % n]
+            lv = np.int64(np.floor(abs(s) + 0.5)) if k < nkeep else 0
+            lz[k] = -lv if s < 0 else lv
+            e = c - lz[k] * steps[p // n, p % n]
+            d += e * e
+        jc = d + lam * (_block_bits(n, lz, cost, nz_cost) + mode_cost[mi])
+        if jc < best_j:
+            best_j, best_m = jc, mi
+            best_lz[: n * n] = lz
+            for k in range(n * n):
+                p = zz[k]
+                res[p // n, p % n] = lz[k] * steps[p // n, p % n]
+            rr = a.T @ res @ a
+            for i in range(n):
+                for j in range(n):
+                    best_rec[i, j] = pred[i, j] + rr[i, j]
+    return best_j, best_m
+
+
+@numba.njit(cache=True)
+def _place(recon, avail, r0, c0, n, rec, lo, hi):
+    for i in range(n):
+        for j in range(n):
+            recon[r0 + i, c0 + j] = min(max(rec[i, j], lo), hi)
+    for i in range(n // 4):
+        for j in range(n // 4):
+            avail[r0 // 4 + i, c0 // 4 + j] = True
+
+
+@numba.njit(cache=True)
+def _intra_mb_frame(x, st4, st8, st16, a4, a8, a16, zz4, zz8, zz16, w4, w8, w16, cost, nz_cost, lam, lo, hi,
+                    mode_set, mode_cost, smooth_ref, allow4, allow16, levels, sizes, modes, recon):  # fmt: skip
+    """16x16 macroblocks in raster order: one 16x16 block, or four 8x8 cells (z-order) each one
+    8x8 block or four 4x4 blocks (z-order), by D + lam R. Fills levels (8x8 slots, see
+    code_intra_mb), sizes (per 8x8 cell: 4, 8 or 16) and modes (per 4x4 unit: mode index)."""
+    rows, cols = x.shape
+    avail = np.zeros((rows // 4, cols // 4), np.bool_)
+    bx8 = cols // 8
+    rec16 = np.empty((16, 16))
+    rec8 = np.empty((8, 8))
+    rec4 = np.empty((4, 4))
+    lz16 = np.zeros(256, np.int64)
+    lz8 = np.zeros(64, np.int64)
+    lz4 = np.zeros(16, np.int64)
+    split_lv = np.zeros((4, 64), np.int64)
+    flag_bits = 1.0
+    for mr in range(rows // 16):
+        for mc in range(cols // 16):
+            R, C = mr * 16, mc * 16
+            j16 = 1e300
+            m16 = 0
+            if allow16:
+                j16, m16 = _try_block(x, recon, avail, R, C, 16, st16, a16, zz16, w16, cost, nz_cost, lam, mode_set,
+                                      mode_cost, smooth_ref, 1 + 63 * 4, rec16, lz16)  # fmt: skip
+                j16 += lam * flag_bits
+                rec16_keep = rec16.copy()
+                lz16_keep = lz16.copy()
+            jsplit = lam * flag_bits if allow16 else 0.0
+            for q in range(4):
+                r0, c0 = R + 8 * (q // 2), C + 8 * (q % 2)
+                j8, m8 = _try_block(x, recon, avail, r0, c0, 8, st8, a8, zz8, w8, cost, nz_cost, lam, mode_set,
+                                    mode_cost, smooth_ref, 64, rec8, lz8)  # fmt: skip
+                rec8_keep = rec8.copy()
+                lz8_keep = lz8.copy()
+                best_cell = j8 + (lam * flag_bits if allow4 else 0.0)
+                use4 = False
+                if allow4:
+                    j4 = lam * flag_bits
+                    m4s = np.zeros(4, np.int64)
+                    for s in range(4):
+                        rr0, cc0 = r0 + 4 * (s // 2), c0 + 4 * (s % 2)
+                        js, ms = _try_block(x, recon, avail, rr0, cc0, 4, st4, a4, zz4, w4, cost, nz_cost, lam,
+                                            mode_set, mode_cost, smooth_ref, 16, rec4, lz4)  # fmt: skip
+                        _place(recon, avail, rr0, cc0, 4, rec4, lo, hi)
+                        j4 += js
+                        m4s[s] = ms
+                        for jj in range(16):
+                            split_lv[0, 4 * jj + s] = lz4[jj]
+                    if j4 < best_cell:
+                        use4, best_cell = True, j4
+                b = (r0 // 8) * bx8 + c0 // 8
+                if use4:
+                    levels[b, :] = split_lv[0]
+                    sizes[r0 // 8, c0 // 8] = 4
+                    for s in range(4):
+                        modes[r0 // 4 + s // 2, c0 // 4 + s % 2] = m4s[s]
+                else:
+                    _place(recon, avail, r0, c0, 8, rec8_keep, lo, hi)
+                    levels[b, :] = lz8_keep
+                    sizes[r0 // 8, c0 // 8] = 8
+                    modes[r0 // 4 : r0 // 4 + 2, c0 // 4 : c0 // 4 + 2] = m8
+                jsplit += best_cell
+            if allow16 and j16 < jsplit:
+                _place(recon, avail, R, C, 16, rec16_keep, lo, hi)
+                for p in range(4):
+                    b = (R // 8 + p // 2) * bx8 + C // 8 + p % 2
+                    levels[b, 0] = lz16_keep[0]
+                    levels[b, 1:] = lz16_keep[1 + 63 * p : 64 + 63 * p]
+                sizes[R // 8 : R // 8 + 2, C // 8 : C // 8 + 2] = 16
+                modes[R // 4 : R // 4 + 4, C // 4 : C // 4 + 4] = m16
+
+
+def steps_n(steps8: np.ndarray, n: int) -> np.ndarray:
+    """n x n steps: the 8x8 step of the same spatial frequency, the DC's times n/8."""
+    idx = (np.arange(n) * 8) // n
+    s = np.asarray(steps8, dtype=np.float64)[idx[:, None], idx[None, :]].copy()
+    s[0, 0] = steps8[0, 0] * n / 8
+    return s
+
+
+def code_intra_mb(st: Setup, allow4: bool = True, allow16: bool = True, lam_scale: float = 1.0) -> dict:
+    """Intra prediction (16 modes, smoothed references) on 4x4, 8x8 and 16x16 blocks: per 16x16
+    macroblock one 16x16 block or four 8x8 cells, each one 8x8 block or four 4x4 blocks.
+    Levels onto the 2.1 coder's 8x8 slots: an 8x8 block as is; a 16x16 block as in the quadtree
+    (DC copied, AC runs of 63, its last 3 AC dropped); four 4x4 blocks of a cell interleaved
+    (slot 4 j + b holds coefficient j of quarter b, so the four DCs lead). Two passes as
+    :func:`code_intra`; split flags and modes at their empirical entropy."""
+    rows, cols = st.x.shape
+    mode_set = np.array(MODE_SETS["16 modes"], np.int64)
+    lv, _ = code_plain(st)
+    mode_cost = np.full(mode_set.size, math.log2(mode_set.size))
+    mats = [dct_matrix(n) for n in (4, 8, 16)]
+    zzs = [zigzag_order(n).astype(np.int64) for n in (4, 8, 16)]
+    stps = [steps_n(st.steps8, n) for n in (4, 8, 16)]
+    for _ in range(2):
+        model = RateModel(lv)
+        scale = len(mdc2.encode_levels(lv, cols // 8, MULTI)) * 8 / max(model.block_bits(lv).sum(), 1.0)
+        levels = np.zeros(((rows // 8) * (cols // 8), 64), np.int64)
+        sizes = np.zeros((rows // 8, cols // 8), np.int64)
+        modes = np.zeros((rows // 4, cols // 4), np.int64)
+        recon = np.zeros((rows, cols))
+        _intra_mb_frame(st.x, *stps, *mats, *zzs, SMOOTH_W[4], SMOOTH_W[8], SMOOTH_W[16], model.cost * scale,
+                        model.nz_cost[:64] * scale, st.lam * lam_scale, float(st.lo - st.offset),
+                        float(st.hi - st.offset), mode_set, mode_cost, True, allow4, allow16, levels, sizes, modes,
+                        recon)  # fmt: skip
+        lv = levels
+        # one mode per coded block: its top-left 4x4 unit
+        s4 = np.repeat(np.repeat(sizes, 2, 0), 2, 1)
+        rr, cc = np.indices(s4.shape)
+        first = ((rr * 4) % s4 == 0) & ((cc * 4) % s4 == 0)
+        coded_modes = modes[first]
+        h = np.bincount(coded_modes, minlength=mode_set.size) + 0.5
+        mode_cost = -np.log2(h / h.sum())
+    side = entropy_bits(coded_modes)
+    mb = sizes[::2, ::2]
+    if allow16:
+        side += entropy_bits((mb == 16).astype(np.int64))
+    if allow4:
+        side += entropy_bits((sizes[np.repeat(np.repeat(mb != 16, 2, 0), 2, 1)] == 4).astype(np.int64))
+    shares = {n: float(np.mean(sizes == n)) for n in (4, 8, 16)}
+    return {"levels": levels, "recon": recon + st.offset, "side_bits": side, "shares": shares}
+
+
 def context_entropy_bits(modes: np.ndarray) -> float:
     """Empirical conditional entropy of the modes given (left mode == above mode, left mode):
     what a most-probable-mode context could save (an optimistic bound: no learning cost)."""
@@ -605,6 +891,9 @@ CANDIDATES = {
     "intra 7 modes": lambda st: code_intra(st, MODE_SETS["7 modes"]),
     "intra 16 modes": lambda st: code_intra(st, MODE_SETS["16 modes"]),
     "intra 16 modes smoothed refs": lambda st: code_intra(st, MODE_SETS["16 modes"], smooth_ref=True),
+    "intra 16 modes 8+4x4": lambda st: code_intra_mb(st, allow16=False),
+    "intra 16 modes 16+8": lambda st: code_intra_mb(st, allow4=False),
+    "intra 16 modes 16+8+4x4": lambda st: code_intra_mb(st),
     # not run by default (--candidates): the lambda of the decisions
     "intra 16 modes lambda x0.5": lambda st: code_intra(st, MODE_SETS["16 modes"], lam_scale=0.5),
     "intra 16 modes lambda x2": lambda st: code_intra(st, MODE_SETS["16 modes"], lam_scale=2.0),
@@ -659,7 +948,11 @@ def check_baseline(frames, bits, signed) -> None:
         mine, _ = code_plain(st)
         real = mdc2.round_scaled(st.coder.scaled(frames[0]))
         diff = np.count_nonzero(mine != real)
-        print(f"  check q{q}: {diff} of {mine.size} levels differ from the 2.1 encoder's", flush=True)
+        coded = len(mdc2.encode_levels(mine, frames.shape[2] // 8, MULTI)) * 8
+        est = RateModel(mine).block_bits(mine).sum() + dc_bits(np.diff(mine[:, 0], prepend=0)).sum()
+        print(f"  check q{q}: {diff} of {mine.size} levels differ from the 2.1 encoder's; the static decision "
+              f"model estimates {est / coded:.2f}x the real coder's bits (decisions use it rescaled per frame)",
+              flush=True)  # fmt: skip
 
 
 def bd(anchor, test) -> float:
