@@ -13,34 +13,45 @@ between 0.2 and 3.5 bpp) it prints rate-PSNR points and BD-rates of:
 * ``2.1 fast``: the real encoder (``medcodec.encode(entropy="arith")``: rounding, centroid
   offsets, deblocking and restoration filter chosen by the encoder);
 * ``8x8 plain``: the experiment's baseline: the 2.1 steps (``quantize.quant_table`` with the range
-  bits 2.1 picks), rounded levels, plain dequantisation, no decoder filter. Its levels are
-  checked to be the real encoder's, bit for bit;
+  bits 2.1 picks), rounded levels, plain dequantisation. Its levels are checked against the
+  real encoder's (all but a few ties of a float DCT are equal);
 * ``quadtree 16`` / ``quadtree 32``: per 16x16 (32x32) area, one orthonormal 16x16 (32x32) DCT
   or a split into four, chosen by D + lambda R. An NxN step at frequency (u, v) is the 8x8 step
   at the same spatial frequency, ``steps8[u // (N/8), v // (N/8)]``; the DC is quantised with
-  ``N/8`` times the 8x8 DC step, so its level has the scale of an 8x8 DC;
-* ``intra``: 8x8 blocks in raster order predicted from the reconstructed row above (with the
-  above-right) and column to the left: DC, vertical, horizontal, smooth (AV1 SMOOTH), paeth,
-  two diagonals (45 and 135 degrees); the residual DCT-coded with the 2.1 steps, mode by
-  D + lambda R;
-* ``intra+DC/2``, ``quadtree 32 coarse DC``: item 3 of the brief's list, variants.
+  ``N/8`` times the 8x8 DC step, so its level has the scale of an 8x8 DC; ``coarse DC``: x1.5;
+* ``intra ...``: 8x8 blocks in raster order predicted from the reconstructed row above (with the
+  above-right) and column to the left (:data:`MODE_NAMES`: DC, AV1 SMOOTH, paeth, vertical,
+  horizontal, oblique angles at HEVC displacements), the residual DCT-coded with the 2.1 steps,
+  the mode by D + lambda R; ``smoothed refs``: [1, 2, 1]-filtered references for oblique modes;
+* ``intra 16 modes 8+4x4`` / ``16+8`` / ``16+8+4x4``: the same on 4x4 and 16x16 blocks too, per
+  16x16 macroblock (:func:`code_intra_mb`).
+
+Each candidate is printed twice: as coded, and ``+filters``: 2.1's decoder filters (deblocking
+search, one-class restoration filter, as the fast encoder chooses them) applied to its pixels,
+their bytes counted. The ``+filters`` rows are the ones comparable with 2.1 fast.
 
 The rate is the REAL 2.1 level coder (``mdc2.encode_levels``, multi-symbol) on the candidate's
 levels: a larger block's zigzag is cut into 63-coefficient runs laid onto the AC slots of the
 8x8 blocks it covers (its DC level copied into their DC slots, so the coder's DC prediction sees
 a flat area; the last ``(N/8)^2 - 1`` AC coefficients of the NxN zigzag, the highest
-frequencies, are dropped and their error counted). Side information that 2.1 lacks (split
-flags, intra modes) is counted at its empirical entropy per frame (an adaptive coder's rate
-without its learning cost), plus the frame and container overhead of a one-frame 2.1 stream.
-Decisions use a static estimate of the level coder (per zigzag position, learned from the 8x8
-levels of the same frame at the same quality); the bits then counted are the real coder's.
-Distortion: pixels reconstructed and clipped to the declared range.
+frequencies, are dropped and their error counted); four 4x4 blocks of an 8x8 cell are
+interleaved. Side information that 2.1 lacks (split flags, intra modes) is counted at its
+empirical entropy per frame (an adaptive coder's rate without its learning cost), plus the frame
+and container overhead of a one-frame 2.1 stream. Decisions use a static estimate of the level
+coder (per zigzag position, learned from the same frame's levels), rescaled per frame to the
+real coder's bits (the calibration: its raw error is printed per series); the bits counted in
+the results are always the real coder's. Distortion: pixels reconstructed, rounded and clipped
+to the declared range.
 
-BD-rates are printed against OpenJPEG (``external.jpeg2k_encode``, PSNR targets) and against
-``8x8 plain`` (the gain of the tool alone) and ``2.1 fast``. The decoder filters of 2.1 are not
-applied to the candidates: ``8x8 plain`` vs ``2.1 fast`` shows what they are worth on the 8x8
-path, and a candidate's gain over ``8x8 plain`` adds to 2.1 fast only if the filters gain as
-much on top of it (an assumption, printed as "est. vs OpenJPEG").
+BD-rates are printed against OpenJPEG (``external.jpeg2k_encode``, PSNR targets), against
+``8x8 plain`` (``+filters`` rows against ``8x8 plain +filters``: the gain of the tool alone) and
+against ``2.1 fast``; then the thread time of the candidate's encoder-side search relative to
+``8x8 plain`` (this script's implementations: numba per-block loops against vectorised NumPy),
+the share of side information in the stream and with a mode context (``ctx``), and the shares of
+block sizes or modes at two qualities. For intra candidates a decoder loop rebuilds one frame
+from levels and modes (checked equal to the encoder's reconstruction) and is timed with and
+without the prediction. Results: docs/design-notes.md, "Which coding tool would close the head
+CT gap".
 """
 
 from __future__ import annotations
