@@ -1,4 +1,4 @@
-"""Live files for the later instances of a series, from the first one coded in full.
+"""Live files for the later instances of a series, from one of its instances coded in full.
 
 Where live CPU went on small images (``docs/delivery.md``, "Small images"): a 256x256 MR instance
 cost ~3.3 ms in an encoder process, of which the JPEG kernel was ~0.6 ms; the rest was pydicom
@@ -7,25 +7,27 @@ instance of a series. Yet from one instance of a series to the next only a few e
 (instance number, position, window, a few private values, the pixels), and what the preset does
 to an instance depends on few of its elements.
 
-:class:`SeriesTemplate` keeps, for one series and preset, the first instance's elements as they
-were read and as the full path (:meth:`.Preset.encode_instance`) wrote them. Another instance of
-the series is written from it when its elements are the template's, byte for byte, except:
+:class:`SeriesTemplate` keeps, for one series and preset, an instance's elements as they were read
+and as the full path (:meth:`.Preset.encode_instance`) wrote them. Another instance of the series
+is written from it when its elements are the template's, byte for byte, except:
 
 * elements the preset does not read (:func:`preset_reads` is false) and writes as they are (the
   template's output of the element was its own bytes converted, :func:`.fastwrite.raw_element_bytes`):
-  written from the instance's own bytes, converted the same way;
+  written from the instance's own bytes, converted the same way; group lengths (never written);
 * the SOP Instance UID and the pixel data: coded (:func:`medcodec.dicom.compress.code_frames`, the
-  full path's own function), and everything that follows from them (pixel data, lossy ratio,
-  Derivation Description, Source Image Sequence, SOP Instance UIDs, padding attributes, the
-  preview's comment) made by the full path's own functions (:func:`~medcodec.dicom.compress.write_coded`,
-  ``_derive_attributes``) on a small data set holding the elements they read;
+  full path's own function), and what follows from them (pixel data, lossy ratio, Derivation
+  Description, Source Image Sequence, SOP Instance UIDs, padding attributes, the preview's
+  comment) made with the full path's own helpers (``lossy_ratios``, ``derivation_description``,
+  ``preview_comment``, ``declare_coded_padding``, ``source_ratio``, ``encapsulate``); the Source
+  Image Sequence as written for the template's instance, its referenced UID replaced;
 
 anything else (an element the preset reads that differs, an element more or less, another file
 meta) is left to the full path. The bytes are those of the full path: a template is kept only when
-it rebuilds its own instance exactly, then checked against the full path on the series' next
-instance and on every :data:`CHECK_EVERY`-th one after (:func:`encode_live`); a difference drops it
-(logged: it would be a bug). ``tests/delivery/test_template.py`` compares both paths on every
-instance of the real series and checks :func:`preset_reads` against what the preset's code reads.
+it rebuilds its own instance exactly; :func:`encode_live` builds it on a series' second instance
+(a series of one image never pays for it), checks it against the full path on the next instance
+and on every :data:`CHECK_EVERY`-th one after, and drops it on a difference (logged: it would be a
+bug). ``tests/delivery/test_template.py`` compares both paths on every instance of the real series,
+on randomly damaged headers, and checks :func:`preset_reads` against what the preset's code touches.
 """
 
 from __future__ import annotations
