@@ -1,0 +1,161 @@
+"""EXPERIMENTAL 8x8 intra prediction (issue 12): one frame's encoder and decoder, NOT in any format.
+
+Nothing in :func:`medcodec.encode` reaches this module and no stream carries it yet: it is the
+coding tool's core (prediction, residual coding, mode signalling, the shared reconstruction loop)
+with its tests, for a later format 2.2 to wrap in a FRAM kind (docs/design-notes.md, "8x8 intra
+prediction: the experimental core").
+
+Decoding process of one frame (rows and cols padded up to multiples of 8 by repeating the last
+row and column; the decoder crops), blocks in raster order, all sample arithmetic in integers:
+
+- References of the block at (r0, c0) from the reconstruction so far: ``top[0:16]`` the row above
+  (and above-right; beyond the frame the last available sample of the first eight), ``left[0:8]``
+  the column to the left, ``left[8:16] = left[7]``, the corner above-left. In the first row
+  ``top[:] = left[0]``, in the first column ``left[0:8] = top[0]``, the first block uses the
+  level offset (``2**(bits-1)`` unsigned, 0 signed) everywhere; a missing corner is ``top[0]``
+  (first column) or ``left[0]`` (first row).
+- Modes 5..15 predict from smoothed references: ``f[k] = (r[k-1] + 2 r[k] + r[k+1] + 2) >> 2``
+  with ``r[-1]`` the corner and ``r[16] = r[15]``; corner ``(left[0] + 2 corner + top[0] + 2) >> 2``.
+- Mode 0 DC: ``(sum(top[0:8]) + sum(left[0:8]) + 8) >> 4``. Mode 1 SMOOTH (AV1 weights w =
+  255, 197, 146, 105, 73, 50, 37, 32): ``(w[i] top[j] + (256 - w[i]) left[7] + w[j] left[i] +
+  (256 - w[j]) top[7] + 256) >> 9``. Mode 2 paeth (AV1).
+- Modes 3..15 (:data:`._kernels_intra.ANGULAR`, (family, A)): for family 1 (from above) row i,
+  column j: r = i, c = j; family 0 (from the left) r = j, c = i. With ``n = 32 c + (r + 1) A``:
+  if ``n >= -32`` or ``A >= 0`` the main line at ``n / 32``, else the side line at
+  ``(r |A| - 32 (c + 1)) / |A|``; a line at ``num / den`` is the corner for ``num <= -den``, else
+  with ``k = num // den``, ``f = num - k den``: ``((den - f) v0 + f v1 + den // 2) // den``,
+  ``v0 = line[k]`` (the corner if k < 0), ``v1 = line[k + 1]``, indices capped at 15.
+- Residual: zigzag level l at position k dequantized ``(256 l - sign(l) offsets[k]) step / 256``
+  (offsets 0 today), orthonormal 8x8 IDCT, each sample ``clip(pred + floor(v + 0.5), lo, hi)``.
+
+Payload of a frame: ``u32`` byte count of the mode segment, the modes range-coded (16-ary
+adaptive symbol, one context row per left neighbour's mode, the block above's in the first column),
+then the residual levels coded by the 2.1 multi-symbol level coder.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
+from . import _kernels_intra as KI
+from . import _kernels_v2 as K
+from . import container
+from .framecoder import FrameCoder
+from .transform import DCT_MATRIX
+from .zigzag import ZIGZAG
+
+__all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "lambda_for"]
+
+N_MODES = KI.N_MODES
+#: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
+#: quantiser, benchmarks/explore_transforms.py).
+LAMBDA_SCALE = 0.116
+
+
+class IntraFrame(NamedTuple):
+    """What :func:`encode_intra_frame` returns."""
+
+    payload: bytes
+    recon: np.ndarray  #: the decoder's output (cropped, the coder's storage dtype)
+    modes: np.ndarray  #: per 8x8 block of the padded frame, raster order
+
+
+def lambda_for(coder: FrameCoder) -> float:
+    """The mode decision's lambda for these steps."""
+    ac = coder.steps.astype(np.float64).ravel()[ZIGZAG[1:10]]
+    return LAMBDA_SCALE * float(np.exp(np.mean(np.log(ac)))) ** 2
+
+
+def _padded(frame: np.ndarray) -> np.ndarray:
+    rows, cols = frame.shape
+    return np.pad(frame.astype(np.int64), ((0, -rows % 8), (0, -cols % 8)), mode="edge")
+
+
+def _offsets(offsets: np.ndarray | None) -> np.ndarray:
+    out = np.zeros(64, dtype=np.int64)
+    if offsets is not None:
+        out[1:] = np.asarray(offsets, dtype=np.int64)
+    return out
+
+
+def encode_intra_frame(frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray | None = None) -> IntraFrame:
+    """Intra-code one 2-D frame with ``coder``'s steps and range.
+
+    Parameters
+    ----------
+    frame
+        2-D integer samples inside ``coder``'s range.
+    coder
+        Steps, level offset and clipping range (:meth:`.FrameCoder.for_table`).
+    offsets
+        63 reconstruction offsets (zigzag 1..63, in 1/256 step) or None (all 0).
+
+    Returns
+    -------
+    IntraFrame
+    """
+    frame = np.asarray(frame)
+    if frame.ndim != 2 or frame.size == 0:
+        raise InvalidInputError(f"intra coding takes one non-empty 2-D frame, got shape {frame.shape}")
+    if frame.min() < coder._lo or frame.max() > coder._hi:
+        raise InvalidInputError(f"samples outside {coder._lo}..{coder._hi}")
+    rows, cols = frame.shape
+    x = _padded(frame)
+    nb = x.size // 64
+    levels = np.zeros((nb, 64), dtype=np.int32)
+    modes = np.zeros(nb, dtype=np.int64)
+    recon = np.zeros_like(x)
+    steps = coder.steps.astype(np.float64).reshape(8, 8)
+    KI.encode_intra(x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
+                    np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
+    bx = x.shape[1] // 8
+    cap = nb + 1024
+    while True:
+        out = np.empty(cap, dtype=np.uint8)
+        status, n = KI.encode_modes(modes, bx, out)
+        if status == K.OK:
+            break
+        cap *= 2
+    from .mdc2 import encode_levels
+
+    coded_levels = encode_levels(levels, bx, container.ENTROPY_MULTI)
+    payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
+    return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes)
+
+
+def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder,
+                       offsets: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Inverse of :func:`encode_intra_frame`; a damaged payload raises a :class:`.CorruptStreamError`."""
+    if rows < 1 or cols < 1:
+        raise CorruptStreamError(f"intra frame of {rows} x {cols} samples")
+    data = np.frombuffer(payload, dtype=np.uint8)
+    if data.size < 4:
+        raise TruncatedStreamError("intra frame payload ends before its mode segment's length")
+    nmode = struct.unpack_from("<I", payload, 0)[0]
+    if 4 + nmode > data.size:
+        raise TruncatedStreamError("intra frame's mode segment runs past the payload")
+    prow, pcol = rows + (-rows % 8), cols + (-cols % 8)
+    bx = pcol // 8
+    nb = prow * pcol // 64
+    if nb > (data.size + 1) * 4096:
+        raise CorruptStreamError("intra frame claims far more blocks than its bytes can code")
+    modes = np.zeros(nb, dtype=np.int64)
+    status = KI.decode_modes(data, 4, 4 + nmode, bx, modes)
+    if status == K.E_TRUNCATED:
+        raise TruncatedStreamError("intra modes end before the frame does")
+    if status != K.OK:
+        raise CorruptStreamError("intra modes out of range")
+    from .mdc2 import decode_levels
+
+    levels = decode_levels(data, 4 + nmode, data.size, nb, bx, coder=container.ENTROPY_MULTI)
+    recon = np.zeros((prow, pcol), dtype=np.int64)
+    steps = coder.steps.astype(np.float64).reshape(8, 8)
+    bad = KI.decode_intra(levels, modes, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX,
+                          np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), recon)  # fmt: skip
+    if bad >= 0:
+        raise CorruptStreamError(f"intra mode of block {bad} out of range")
+    return recon[:rows, :cols].astype(coder._dtype)

@@ -1,0 +1,275 @@
+"""The experimental 8x8 intra prediction core (:mod:`medcodec.codec.intra`, issue 12).
+
+The predictor and the decoder loop are re-derived here in plain Python / NumPy from the equations
+in the module's docstring and compared with the numba kernels sample for sample; the encoder's
+reconstruction must equal the decoder's output; hostile payloads raise the hierarchy's errors.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import medcodec
+from medcodec.codec import _kernels_intra as KI
+from medcodec.codec import intra, quantize
+from medcodec.codec.framecoder import FrameCoder
+from medcodec.codec.transform import DCT_MATRIX
+from medcodec.codec.zigzag import ZIGZAG
+from medcodec.errors import CodecError
+
+W = (255, 197, 146, 105, 73, 50, 37, 32)
+ANG = [(1, 0), (0, 0), (1, 32), (1, -32), (1, -21), (1, -9), (1, 9), (1, 21), (0, -21), (0, -9), (0, 9), (0, 21),
+       (0, 32)]  # fmt: skip
+
+
+# ---------------------------------------------------------------- plain reference of the docstring
+
+
+def ref_refs(recon: np.ndarray, r0: int, c0: int, mid: int) -> tuple[list[int], list[int], int]:
+    cols = recon.shape[1]
+    top, left = [0] * 16, [0] * 16
+    if r0 > 0:
+        first = [int(recon[r0 - 1, c0 + j]) for j in range(8)]
+        top = first + [int(recon[r0 - 1, c0 + j]) if c0 + j < cols else first[7] for j in range(8, 16)]
+    if c0 > 0:
+        left[:8] = [int(recon[r0 + i, c0 - 1]) for i in range(8)]
+    if r0 == 0 and c0 == 0:
+        top, left[:8] = [mid] * 16, [mid] * 8
+    elif r0 == 0:
+        top = [left[0]] * 16
+    elif c0 == 0:
+        left[:8] = [top[0]] * 8
+    left[8:] = [left[7]] * 8
+    corner = int(recon[r0 - 1, c0 - 1]) if r0 > 0 and c0 > 0 else (top[0] if r0 > 0 else left[0])
+    return top, left, corner
+
+
+def ref_smooth(top: list[int], left: list[int], corner: int) -> tuple[list[int], list[int], int]:
+    def f(r: list[int]) -> list[int]:
+        ext = [corner] + r + [r[15]]
+        return [(ext[k] + 2 * ext[k + 1] + ext[k + 2] + 2) // 4 for k in range(16)]
+
+    return f(top), f(left), (left[0] + 2 * corner + top[0] + 2) // 4
+
+
+def ref_line(line: list[int], corner: int, num: int, den: int) -> int:
+    if num <= -den:
+        return corner
+    k = num // den
+    f = num - k * den
+    v0 = corner if k < 0 else line[min(k, 15)]
+    v1 = line[min(k + 1, 15)]
+    return ((den - f) * v0 + f * v1 + den // 2) // den
+
+
+def ref_predict(mode: int, top: list[int], left: list[int], corner: int) -> np.ndarray:
+    if mode >= 5:
+        top, left, corner = ref_smooth(top, left, corner)
+    out = np.zeros((8, 8), dtype=np.int64)
+    for i in range(8):
+        for j in range(8):
+            if mode == 0:
+                v = (sum(top[:8]) + sum(left[:8]) + 8) // 16
+            elif mode == 1:
+                v = (W[i] * top[j] + (256 - W[i]) * left[7] + W[j] * left[i] + (256 - W[j]) * top[7] + 256) // 512
+            elif mode == 2:
+                base = top[j] + left[i] - corner
+                pt, pl, pc = abs(base - top[j]), abs(base - left[i]), abs(base - corner)
+                v = left[i] if pl <= pt and pl <= pc else (top[j] if pt <= pc else corner)
+            else:
+                fam, a = ANG[mode - 3]
+                r, c = (i, j) if fam == 1 else (j, i)
+                main, side = (top, left) if fam == 1 else (left, top)
+                n = 32 * c + (r + 1) * a
+                v = ref_line(main, corner, n, 32) if (n >= -32 or a >= 0) else ref_line(side, corner, r * -a - 32 * (c + 1), -a)
+            out[i, j] = v
+    return out
+
+
+def ref_decode(levels: np.ndarray, modes: np.ndarray, coder: FrameCoder, rows: int, cols: int) -> np.ndarray:
+    """The decoding process, block by block; the IDCT in the same summation order as the kernel."""
+    prow, pcol = rows + (-rows % 8), cols + (-cols % 8)
+    recon = np.zeros((prow, pcol), dtype=np.int64)
+    steps = coder.steps.astype(np.float64).reshape(8, 8)
+    a = DCT_MATRIX.tolist()
+    bx = pcol // 8
+    for b in range(prow * pcol // 64):
+        r0, c0 = 8 * (b // bx), 8 * (b % bx)
+        top, left, corner = ref_refs(recon, r0, c0, coder.offset)
+        pred = ref_predict(int(modes[b]), top, left, corner)
+        deq = [[0.0] * 8 for _ in range(8)]
+        for k in range(64):
+            lv = int(levels[b, k])
+            if lv:
+                p = int(ZIGZAG[k])
+                deq[p // 8][p % 8] = 256 * lv * float(steps[p // 8, p % 8]) / 256.0
+        tmp = [[sum_ordered(a[m][i] * deq[m][j] for m in range(8)) for j in range(8)] for i in range(8)]
+        for i in range(8):
+            for j in range(8):
+                v = sum_ordered(tmp[i][m] * a[m][j] for m in range(8))
+                recon[r0 + i, c0 + j] = min(max(int(pred[i, j]) + math.floor(v + 0.5), coder._lo), coder._hi)
+    return recon[:rows, :cols]
+
+
+def sum_ordered(terms) -> float:  # type: ignore[no-untyped-def]
+    s = 0.0
+    for t in terms:
+        s += t
+    return s
+
+
+def levels_of(payload: bytes, modes: np.ndarray, bx: int) -> np.ndarray:
+    from medcodec.codec import container, mdc2
+
+    n = int.from_bytes(payload[:4], "little")
+    data = np.frombuffer(payload, dtype=np.uint8)
+    return mdc2.decode_levels(data, 4 + n, data.size, modes.size, bx, coder=container.ENTROPY_MULTI)
+
+
+def coder_for(bits: int, signed: bool, q: float) -> FrameCoder:
+    return FrameCoder.for_table(quantize.quant_table(q, bits), bits, signed)
+
+
+def real_coder(frame: np.ndarray, bits: int, signed: bool, q: float) -> FrameCoder:
+    """The steps 2.1 picks for this frame (quant_table at the range bits of its content)."""
+    from medcodec.codec import levelshift
+    from medcodec.codec.mdc import arith_range_bits
+
+    vr = levelshift.check_range(frame[None], bits, signed)
+    rb = arith_range_bits(levelshift.content_range_bits(frame[None], vr[0], vr[1], bits), bits, frame[None])
+    return FrameCoder.for_table(quantize.quant_table(q, rb), bits, signed)
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+def test_predictor_matches_the_plain_reference_on_every_mode() -> None:
+    rng = np.random.default_rng(1)
+    out = np.empty((8, 8), dtype=np.int64)
+    for trial in range(40):
+        hi = [1, 4095, 65535][trial % 3]
+        top = rng.integers(-hi if trial % 2 else 0, hi + 1, 16)
+        left = rng.integers(-hi if trial % 2 else 0, hi + 1, 16)
+        left[8:] = left[7]
+        corner = int(rng.integers(0, hi + 1))
+        ft, fl = np.empty(16, np.int64), np.empty(16, np.int64)
+        fc = KI.smooth_refs(top, left, corner, ft, fl)
+        for m in range(intra.N_MODES):
+            KI.predict_mode(m, top, left, corner, ft, fl, fc, out)
+            want = ref_predict(m, top.tolist(), left.tolist(), corner)
+            assert np.array_equal(out, want), (trial, m)
+            assert out.min() >= min(top.min(), left.min(), corner) and out.max() <= max(top.max(), left.max(), corner)
+
+
+def _roundtrip(frame: np.ndarray, coder: FrameCoder, check_reference: bool = True) -> intra.IntraFrame:
+    rows, cols = frame.shape
+    enc = intra.encode_intra_frame(frame, coder)
+    dec = intra.decode_intra_frame(enc.payload, rows, cols, coder)
+    assert dec.dtype == enc.recon.dtype and dec.shape == frame.shape
+    assert np.array_equal(dec, enc.recon)
+    if check_reference:
+        bx = (cols + 7) // 8
+        ref = ref_decode(levels_of(enc.payload, enc.modes, bx), enc.modes, coder, rows, cols)
+        assert np.array_equal(dec.astype(np.int64), ref)
+    return enc
+
+
+@pytest.mark.parametrize(
+    ("shape", "bits", "signed", "kind"),
+    [((1, 1), 12, False, "noise"), ((7, 13), 12, False, "noise"), ((23, 17), 16, True, "noise"),
+     ((16, 24), 12, False, "constant"), ((24, 24), 16, False, "extremes"), ((24, 16), 16, True, "extremes"),
+     ((33, 41), 12, False, "smooth")],
+)  # fmt: skip
+@pytest.mark.parametrize("q", [30, 95])
+def test_roundtrip_equals_reference_on_extremes(shape: tuple[int, int], bits: int, signed: bool, kind: str,
+                                                q: float) -> None:  # fmt: skip
+    rng = np.random.default_rng(7)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if kind == "noise":
+        frame = rng.integers(lo, hi + 1, shape)
+    elif kind == "constant":
+        frame = np.full(shape, hi - 3)
+    elif kind == "extremes":
+        frame = np.where((np.indices(shape).sum(0) // 3) % 2 == 0, lo, hi)
+    else:
+        y, x = np.indices(shape)
+        frame = (2000 + 800 * np.sin(x / 5 + y / 9)).astype(np.int64)
+    coder = coder_for(bits, signed, q)
+    frame = frame.astype(coder._dtype)
+    enc = _roundtrip(frame, coder)
+    if kind == "constant":  # one DC level codes the first block, the others predict it exactly
+        assert np.ptp(enc.recon) == 0
+        assert abs(int(enc.recon[0, 0]) - int(frame[0, 0])) <= coder.steps[0] / 16 + 1
+        assert np.count_nonzero(levels_of(enc.payload, enc.modes, (shape[1] + 7) // 8)[1:]) == 0
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("series", "bits", "signed"),
+    [("ct_chest_lungpetctdx_A0001_philips", 12, False), ("ct_head_phantom_philips_ingenuity", 12, False),
+     ("mr_head_ge_signa_t1_ctk", 16, True)],
+)  # fmt: skip
+def test_real_frames_roundtrip_and_beat_nothing_worse_than_plain(shared_data: Path, series: str, bits: int,
+                                                                 signed: bool) -> None:  # fmt: skip
+    f = sorted((shared_data / series).glob("*.dcm"))[20]
+    full = pydicom.dcmread(f).pixel_array
+    crop = full[96:160, 80:152]  # 64 x 72: the pure-Python reference decoder stays quick
+    coder = real_coder(full, bits, signed, 70)
+    _roundtrip(crop.astype(coder._dtype), coder)
+    # the whole frame: encoder == decoder, and the error is that of a quantizer of these steps
+    enc = _roundtrip(full.astype(coder._dtype), coder, check_reference=False)
+    err = np.abs(enc.recon.astype(np.int64) - full.astype(np.int64))
+    plain = medcodec.decode(medcodec.encode(full.astype(coder._dtype)[None], format="mdc", quality=70,
+                                            bits_stored=bits, signed=signed))[0]  # fmt: skip
+    plain_mse = np.mean((plain.astype(np.float64) - full) ** 2)
+    assert np.mean(err.astype(np.float64) ** 2) < 4 * plain_mse + 1
+    assert len(np.unique(enc.modes)) > 3  # more than a handful of modes in use on real anatomy
+
+
+def test_hostile_payloads_raise_codec_errors() -> None:
+    rng = np.random.default_rng(3)
+    coder = coder_for(12, False, 60)
+    y, x = np.indices((40, 48))
+    frame = (1500 + 900 * np.sin(x / 6) * np.cos(y / 4)).astype(np.uint16)
+    enc = intra.encode_intra_frame(frame, coder)
+    p = enc.payload
+    cases = [p[:n] for n in (0, 3, 4, 6, len(p) // 2, len(p) - 1)]
+    cases += [b"\xff\xff\xff\xff" + p[4:], bytes(rng.integers(0, 256, 200, dtype=np.uint8))]
+    for _ in range(60):
+        b = bytearray(p)
+        for _ in range(3):
+            b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
+        cases.append(bytes(b))
+    for c in cases:
+        try:
+            out = intra.decode_intra_frame(c, 40, 48, coder)
+        except CodecError:
+            continue
+        assert out.shape == (40, 48) and out.min() >= 0 and out.max() <= 4095
+    with pytest.raises(CodecError):
+        intra.decode_intra_frame(p[:-1] if False else p[:3], 40, 48, coder)
+    with pytest.raises(CodecError):
+        intra.decode_intra_frame(p, 1 << 20, 1 << 20, coder)
+    bad_modes = np.full(30, 16, np.int64)
+    rec = np.zeros((40, 48), np.int64)
+    assert KI.decode_intra(np.zeros((30, 64), np.int32), bad_modes, coder.steps.astype(float).reshape(8, 8),
+                           ZIGZAG.astype(np.int64), np.zeros(64, np.int64), DCT_MATRIX, 2048, 0, 4095, rec) == 0
+
+
+def test_encoder_rejects_bad_input() -> None:
+    coder = coder_for(12, False, 60)
+    with pytest.raises(CodecError):
+        intra.encode_intra_frame(np.zeros((0, 8), np.uint16), coder)
+    with pytest.raises(CodecError):
+        intra.encode_intra_frame(np.full((8, 8), 5000, np.uint16), coder)
+
+
+def test_not_reachable_from_the_public_encoder() -> None:
+    """Experimental: medcodec.encode has no intra option, so no stream can carry intra frames yet."""
+    with pytest.raises(TypeError):
+        medcodec.encode(np.zeros((1, 8, 8), np.uint16), format="mdc", intra=True)  # type: ignore[call-arg]
