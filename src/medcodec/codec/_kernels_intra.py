@@ -30,6 +30,9 @@ FIRST_SMOOTHED = 5
 SMOOTH_W = np.array([255, 197, 146, 105, 73, 50, 37, 32], dtype=np.int64)
 #: Modes the encoder tests fully (DCT, quantization, reconstruction) after ranking all by SAD.
 N_FULL = 3
+#: The encoder's estimate of a mode's bits: the context's mode again, or another one.
+MODE_BITS_SAME = 1.0
+MODE_BITS_OTHER = 4.5
 #: Context rows of the mode model: the left neighbour's mode (16 rows of 16 int16 entries).
 MODE_MODEL_SIZE = N_MODES * N_MODES
 
@@ -226,17 +229,24 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
                         s += abs(x[r0 + i, c0 + j] - pred[i, j])
                 sad[m] = s
             order = np.argsort(sad, kind="mergesort")
+            ctx = _mode_ctx(modes, b, bx)
             best_j = np.inf
             best_m = 0
-            for t in range(N_FULL):
-                m = order[t]
+            for t in range(N_FULL + 1):
+                m = order[t] if t < N_FULL else ctx  # the context's mode is always tested
+                if t == N_FULL:
+                    for u in range(N_FULL):
+                        if order[u] == ctx:
+                            m = -1
+                    if m < 0:
+                        break
                 predict_mode(m, top, left, corner, ftop, fleft, fcorner, pred)
                 for i in range(8):
                     for j in range(8):
                         res[i, j] = x[r0 + i, c0 + j] - pred[i, j]
                 _forward(res, dct, tmp, coef)
                 d = 0.0
-                bits = 4.0
+                bits = MODE_BITS_SAME if m == ctx else MODE_BITS_OTHER
                 for k in range(64):
                     p = zz[k]
                     st = steps[p // 8, p % 8]
