@@ -19,9 +19,10 @@ CORPUS = fuzz.default_corpus([FUZZ_DATA])
 
 def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     outcomes = [fuzz.check_stream(data) for data in CORPUS]
-    # 11 fresh streams (3 of them .mdc 2.0, 2 of them 2.1) + the base and the three v2 bases of tests/data/fuzz
-    assert outcomes.count("decoded") >= 15
-    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1)}
+    # 13 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2) + the base and the three v2 bases
+    # of tests/data/fuzz
+    assert outcomes.count("decoded") >= 17
+    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2)}
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
 
@@ -62,6 +63,8 @@ def _mdc_version(data: bytes) -> tuple[int, int] | None:
 V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1))]
 #: DCT streams whose levels use the multi-symbol range coder (entropy coder 2, format 2.1).
 MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 1)]
+#: Intra-predicted DCT streams (format 2.2).
+INTRA_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 2)]
 
 
 def test_v2_corpus_covers_both_codings() -> None:
@@ -96,3 +99,12 @@ def test_fuzzer_command_line_under_3gb_address_space(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "no finding" in proc.stdout and not (tmp_path / "crashes").exists()
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(INTRA_CORPUS))
+def test_mutated_intra_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.2 streams (CRCs repaired): damage reaches the intra modes, the level decoder and the
+    prediction loop."""
+    assert len(INTRA_CORPUS) >= 2
+    fuzz.check_stream(data)

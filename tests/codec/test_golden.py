@@ -38,6 +38,9 @@ PROFILES = {
     "ct.u2.b12.q75.multi": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith-multi"),
     "ct.i2.b16.q90.multi.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                    entropy="arith-multi"),
+    # format 2.2, intra-predicted DCT frames (opt-in intra=True)
+    "ct.u2.b12.q75.intra": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, intra=True),
+    "ct.i2.b16.q90.intra.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, intra=True),
 }
 
 

@@ -269,7 +269,80 @@ def test_encoder_rejects_bad_input() -> None:
         intra.encode_intra_frame(np.full((8, 8), 5000, np.uint16), coder)
 
 
-def test_not_reachable_from_the_public_encoder() -> None:
-    """Experimental: medcodec.encode has no intra option, so no stream can carry intra frames yet."""
-    with pytest.raises(TypeError):
-        medcodec.encode(np.zeros((1, 8, 8), np.uint16), format="mdc", intra=True)  # type: ignore[call-arg]
+def test_intra_is_opt_in_and_default_streams_unchanged() -> None:
+    rng = np.random.default_rng(5)
+    img = np.clip(2000 + rng.normal(0, 300, (2, 40, 56)), 0, 4095).astype(np.uint16)
+    plain = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith")
+    assert plain == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False)
+    assert medcodec.read_header(plain).version == (2, 1)
+    s = medcodec.encode(img, bits_stored=12, quality=70, intra=True)
+    assert medcodec.read_header(s).version == (2, 2)
+    assert s == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
+    for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"effort": "best"}, {"ratio": 8.0},
+                {"format": "jpeg"}, {"max_error": 2}, {"intra": 1}):  # fmt: skip
+        kw = {"quality": 70, "intra": True, **bad}
+        if "ratio" in bad or "max_error" in bad:
+            del kw["quality"]
+        with pytest.raises(CodecError):
+            medcodec.encode(img, bits_stored=12, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("shape", "bits", "signed"),
+    [((1, 1, 1), 12, False), ((1, 7, 13), 12, False), ((2, 23, 17), 16, True), ((1, 24, 24), 16, False)],
+)  # fmt: skip
+def test_intra_streams_roundtrip_within_their_error_bound(shape: tuple[int, int, int], bits: int, signed: bool) -> None:
+    from medcodec.codec import container, mdc2
+
+    rng = np.random.default_rng(11)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    y, x = np.indices(shape[1:])
+    base = (lo + hi) / 2 + (hi - lo) * 0.45 * np.sin(x / 3 + y / 4)
+    img = np.clip(np.rint(base + rng.normal(0, (hi - lo) * 0.05, shape)), lo, hi)
+    img[..., 0, 0] = hi  # the extremes of the range
+    img[..., -1, -1] = lo
+    dtype = (np.int16 if signed else np.uint16)
+    img = img.astype(dtype)
+    for q in (20, 85):
+        s = medcodec.encode(img, bits_stored=bits, signed=signed, quality=q, intra=True)
+        out = np.asarray(medcodec.decode(s)).reshape(shape)
+        bounds = mdc2.stream_error_bound(s)
+        header, index = container.parse_container(s)
+        assert all(mdc2.read_dct_frame(s, header, e).intra for e in index)
+        for k in range(shape[0]):
+            assert np.abs(out[k].astype(np.int64) - img[k]).max() <= bounds[k]
+            assert np.array_equal(np.asarray(medcodec.decode(s, frames=k)).reshape(shape[1:]), out[k])
+
+
+def test_stream_without_filters_decodes_to_the_encoders_reconstruction() -> None:
+    """A 2.2 FRAM holds the core's payload; with the filters off (none chosen on a constant frame
+    plus a step) the decoder's output is the intra encoder's reconstruction."""
+    from medcodec.codec import container, mdc2
+
+    img = np.full((24, 32), 1000, np.uint16)
+    img[8:, 16:] = 3000
+    s = medcodec.encode(img, bits_stored=12, quality=60, intra=True)
+    header, index = container.parse_container(s)
+    fr = mdc2.read_dct_frame(s, header, index[0])
+    coder = FrameCoder.for_table(header.qtables[0], 12, False)
+    core = intra.decode_intra_frame(s[fr.start : fr.end], 24, 32, coder, fr.offsets)
+    if fr.deblock is None and fr.restoration is None:
+        assert np.array_equal(np.asarray(medcodec.decode(s)), core)
+    enc = intra.encode_intra_frame(img, coder, fr.offsets)
+    assert s[fr.start : fr.end] == enc.payload and np.array_equal(enc.recon, core)
+
+
+def test_intra_flag_refused_before_format_2_2() -> None:
+    from medcodec.codec import container, mdc2
+
+    img = (np.arange(16 * 16).reshape(16, 16) * 13 % 4096).astype(np.uint16)
+    s = bytearray(medcodec.encode(img, bits_stored=12, quality=60, intra=True))
+    header, index = container.parse_container(bytes(s))
+    import dataclasses
+
+    old = dataclasses.replace(header, version=(2, 1))
+    with pytest.raises(CodecError):
+        mdc2.read_dct_frame(bytes(s), old, index[0])
+    binary = dataclasses.replace(header, entropy=container.ENTROPY_ARITH)
+    with pytest.raises(CodecError):
+        mdc2.read_dct_frame(bytes(s), binary, index[0])

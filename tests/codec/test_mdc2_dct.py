@@ -181,7 +181,7 @@ def test_arith_bomb_limit() -> None:
     data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith")
     header, index = container.parse_container(data)
     off, _ = index[0]
-    _, _, _, _, start, end, _ = mdc2.read_dct_frame(data, header, index[0])
+    _, _, _, _, start, end, _, _ = mdc2.read_dct_frame(data, header, index[0])
     ncoded = end - start
     by, bx = transform.blocks_shape(2048, 2048)
     assert by * bx <= mdc2.MAX_BLOCKS_PER_BYTE * ncoded  # a real constant frame passes the limit

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from ._kernels_ms import _dec_sym, _enc_sym
-from ._kernels_v2 import E_OVERFLOW, E_RANGE, E_TRUNCATED, OK, _enc_flush, _enc_init
+from ._kernels_v2 import E_OVERFLOW, E_RANGE, E_TRUNCATED, OK, _bitlen, _enc_flush, _enc_init
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -198,7 +198,8 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction; the N_FULL best are DCT-coded and the one of least
-    ``SSE + lam * bits`` kept (bits: a static estimate, 2 + 2 log2(1 + |l|) a non-zero level)."""
+    ``SSE + lam * bits`` kept (bits: a static estimate, 2 + 2 bit_length(|l|) a non-zero level, plus the
+    mode's: :data:`MODE_BITS_SAME` or :data:`MODE_BITS_OTHER`)."""
     rows, cols = x.shape
     bx = cols // 8
     top = np.empty(16, np.int64)
@@ -258,7 +259,7 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
                     if lv != 0:
                         q = 256 * lv - offsets[k] if lv > 0 else 256 * lv + offsets[k]
                         e = c - q * st / 256.0
-                        bits += 2.0 + 2.0 * np.log2(1.0 + abs(lv))
+                        bits += 2.0 + 2.0 * _bitlen(abs(lv))  # integers: the same choice with and without JIT
                     else:
                         e = c
                     d += e * e

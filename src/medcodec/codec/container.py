@@ -67,6 +67,8 @@ VERSION = (1, 0)
 VERSION_2 = (2, 0)
 #: Written by streams whose DCT levels use entropy coder 2 (a 2.0 reader refuses that coder).
 VERSION_21 = (2, 1)
+#: Written only by streams with intra-predicted DCT frames (FRAM flag 8, ``docs/format.md`` §13a).
+VERSION_22 = (2, 2)
 
 #: Hard limits checked before any allocation.
 LIMITS = {

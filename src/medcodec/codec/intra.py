@@ -127,35 +127,41 @@ def encode_intra_frame(frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes)
 
 
-def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder,
-                       offsets: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """Inverse of :func:`encode_intra_frame`; a damaged payload raises a :class:`.CorruptStreamError`."""
+def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, offsets: np.ndarray | None = None,
+                       *, offset: int | None = None, segment: str | None = None) -> np.ndarray:  # fmt: skip
+    """Inverse of :func:`encode_intra_frame`; a damaged payload raises a :class:`.CorruptStreamError`
+    (``offset`` / ``segment``: where the payload lies in a stream, for the message)."""
     if rows < 1 or cols < 1:
-        raise CorruptStreamError(f"intra frame of {rows} x {cols} samples")
+        raise CorruptStreamError(f"intra frame of {rows} x {cols} samples", offset=offset, segment=segment)
     data = np.frombuffer(payload, dtype=np.uint8)
     if data.size < 4:
-        raise TruncatedStreamError("intra frame payload ends before its mode segment's length")
+        raise TruncatedStreamError(
+            "intra frame payload ends before its mode segment's length", offset=offset, segment=segment
+        )
     nmode = struct.unpack_from("<I", payload, 0)[0]
     if 4 + nmode > data.size:
-        raise TruncatedStreamError("intra frame's mode segment runs past the payload")
+        raise TruncatedStreamError("intra frame's mode segment runs past the payload", offset=offset, segment=segment)
     prow, pcol = rows + (-rows % 8), cols + (-cols % 8)
     bx = pcol // 8
     nb = prow * pcol // 64
     if nb > (data.size + 1) * 4096:
-        raise CorruptStreamError("intra frame claims far more blocks than its bytes can code")
+        raise CorruptStreamError(
+            "intra frame claims far more blocks than its bytes can code", offset=offset, segment=segment
+        )
     modes = np.zeros(nb, dtype=np.int64)
     status = KI.decode_modes(data, 4, 4 + nmode, bx, modes)
     if status == K.E_TRUNCATED:
-        raise TruncatedStreamError("intra modes end before the frame does")
+        raise TruncatedStreamError("intra modes end before the frame does", offset=offset, segment=segment)
     if status != K.OK:
-        raise CorruptStreamError("intra modes out of range")
+        raise CorruptStreamError("intra modes out of range", offset=offset, segment=segment)
     from .mdc2 import decode_levels
 
-    levels = decode_levels(data, 4 + nmode, data.size, nb, bx, coder=container.ENTROPY_MULTI)
+    levels = decode_levels(data, 4 + nmode, data.size, nb, bx, coder=container.ENTROPY_MULTI, offset=offset,
+                           segment=segment)  # fmt: skip
     recon = np.zeros((prow, pcol), dtype=np.int64)
     steps = coder.steps.astype(np.float64).reshape(8, 8)
     bad = KI.decode_intra(levels, modes, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX,
                           np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), recon)  # fmt: skip
     if bad >= 0:
-        raise CorruptStreamError(f"intra mode of block {bad} out of range")
+        raise CorruptStreamError(f"intra mode of block {bad} out of range", offset=offset, segment=segment)
     return recon[:rows, :cols].astype(coder._dtype)

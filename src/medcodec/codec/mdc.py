@@ -183,8 +183,12 @@ def encode_mdc_to(
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
     range_bits: int | None = None,
+    intra: bool = False,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
+
+    ``intra``: code every frame with 8x8 intra prediction (:mod:`.intra`, format 2.2); only with
+    the multi-symbol range coder, ``effort="fast"`` and ``quality``.
 
     ``range_bits``: bits the content spans (the steps scale with it); ``None``: from the sample,
     and for ``entropy="arith"`` at least ``bits_stored - ARITH_RANGE_FLOOR`` (:func:`arith_range_bits`).
@@ -198,6 +202,9 @@ def encode_mdc_to(
     coder_id = container.ENTROPY_HUFFMAN if arith_id is None else arith_id  # the HEAD entropy coder
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
+    if intra and (arith_id != container.ENTROPY_MULTI or effort != "fast" or ratio is not None or psnr is not None):
+        raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder), effort='fast' and "
+                                "quality (not ratio or psnr)")  # fmt: skip
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -250,7 +257,8 @@ def encode_mdc_to(
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
-        version=(container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
+        version=container.VERSION_22 if intra
+        else (container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
         else container.VERSION,
         entropy=coder_id,
     )  # fmt: skip
@@ -261,7 +269,7 @@ def encode_mdc_to(
     def one(
         frame: np.ndarray,
     ) -> tuple[EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None,
-                                    mdc2.RestorationFilter | None], bytes | None]:  # fmt: skip
+                                    mdc2.RestorationFilter | None, bool], bytes | None]:  # fmt: skip
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -269,6 +277,15 @@ def encode_mdc_to(
             )
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
+        if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
+            from . import intra as intra_mod
+
+            fscaled = coder.scaled(frame)
+            ioffsets = mdc2.reconstruction_offsets(mdc2.round_scaled(fscaled), fscaled)
+            ifr = intra_mod.encode_intra_frame(frame, coder, ioffsets)
+            ideblock, idecoded = mdc2.deblocked_frame(coder, None, ioffsets, frame, base=ifr.recon)
+            irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
+            return (ifr.payload, ioffsets, ideblock, irestoration, True), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             if effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
                 scaled = coder.scaled(frame)
@@ -279,7 +296,7 @@ def encode_mdc_to(
             deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
             classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
             restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
-            return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration), None
+            return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration, False), None
         enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
         mask = None
         if pad is not None:

@@ -42,7 +42,7 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "reconstruction_offsets", "reconstruct_with_offsets",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
-           "RestorationFilter", "DctFrame", "FLAG_FILTER"]  # fmt: skip
+           "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
 #: 1.0 (T.81-style Huffman); the others context-adaptive range coding of the levels:
@@ -246,6 +246,7 @@ FRAM2_DCT_HEAD = struct.Struct("<IBBxx")
 FLAG_OFFSETS = 1
 FLAG_DEBLOCK = 2  # deblocking parameters follow (alpha, beta, tc: 3 x u16)
 FLAG_FILTER = 4  # restoration filter parameters follow (RestorationFilter)
+FLAG_INTRA = 8  # format 2.2: the coded bytes are an intra frame (:mod:`.intra`: modes, then residual levels)
 _DEBLOCK = struct.Struct("<HHH")
 _FILTER_HEAD = struct.Struct("<BH")  # classes, clip
 #: At most this many activity classes of the restoration filter.
@@ -325,11 +326,12 @@ def decode_levels(data: np.ndarray, start: int, end: int, nblocks: int, blocks_p
 
 def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None,
                       deblock: tuple[int, int, int] | None = None,
-                      restoration: RestorationFilter | None = None) -> bytes:  # fmt: skip
+                      restoration: RestorationFilter | None = None, intra: bool = False) -> bytes:  # fmt: skip
     """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets;
-    ``deblock``: (alpha, beta, tc) of the decoder's edge filter; ``restoration``: the filter after it)."""
+    ``deblock``: (alpha, beta, tc) of the decoder's edge filter; ``restoration``: the filter after it;
+    ``intra``: ``coded`` is an intra frame's payload, format 2.2)."""
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
-    flags |= FLAG_FILTER if restoration is not None else 0
+    flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
     extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
     extra += _DEBLOCK.pack(*deblock) if deblock is not None else b""
     extra += restoration.to_bytes() if restoration is not None else b""
@@ -339,8 +341,9 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
 
 
 def deblocked_frame(
-    coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray | None, frame: np.ndarray
-) -> tuple[tuple[int, int, int] | None, np.ndarray]:
+    coder: FrameCoder, levels: np.ndarray | None, offsets: np.ndarray | None, frame: np.ndarray,
+    base: np.ndarray | None = None,
+) -> tuple[tuple[int, int, int] | None, np.ndarray]:  # fmt: skip
     """The deblocking parameters (of :data:`DEBLOCK_CANDIDATES`) that most reduce this frame's
     squared error, or None when none does (the filter never costs PSNR), and the frame the decoder
     holds after it (what :func:`decoded_before_restoration` gives for that choice, not computed again).
@@ -350,8 +353,10 @@ def deblocked_frame(
     filter gives there); the chosen one is then applied to the whole frame and kept only if it
     lowers the whole frame's squared error."""
     rows, cols = frame.shape
-    base = (reconstruct_with_offsets(coder, levels, offsets, rows, cols) if offsets is not None
-            else coder.reconstruct(levels, rows, cols))  # fmt: skip
+    if base is None:  # else: the decoder's frame before deblocking is given (intra frames)
+        assert levels is not None
+        base = (reconstruct_with_offsets(coder, levels, offsets, rows, cols) if offsets is not None
+                else coder.reconstruct(levels, rows, cols))  # fmt: skip
     s0 = float(coder.steps[0])
     if s0 <= 0:
         return None, base
@@ -663,6 +668,7 @@ class DctFrame(NamedTuple):
     start: int  # of the coded levels in the stream
     end: int
     restoration: RestorationFilter | None = None
+    intra: bool = False  # the coded bytes are an intra frame (format 2.2)
 
 
 def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> DctFrame:
@@ -674,8 +680,12 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
         raise TruncatedStreamError("FRAM header cut off", offset=off, segment="FRAM", expected=head + 4,
                                    available=len(payload))  # fmt: skip
     fidx, qtable, flags = FRAM2_DCT_HEAD.unpack_from(payload)
-    if flags & ~(FLAG_OFFSETS | FLAG_DEBLOCK | FLAG_FILTER):
+    known = FLAG_OFFSETS | FLAG_DEBLOCK | FLAG_FILTER | (FLAG_INTRA if header.version >= container.VERSION_22 else 0)
+    if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
+    if flags & FLAG_INTRA and header.entropy != container.ENTROPY_MULTI:
+        raise CorruptStreamError("FRAM intra frame in a stream whose HEAD entropy coder is not 2", offset=off,
+                                 segment="FRAM")  # fmt: skip
     offsets = None
     if flags & FLAG_OFFSETS:
         if len(payload) < head + 63 + 4:
@@ -715,7 +725,7 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
             offset=off, segment="FRAM",
         )  # fmt: skip
     start = off + 8 + head
-    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration)
+    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA))
 
 
 def _read_restoration(payload: bytes | memoryview, head: int, off: int) -> tuple[RestorationFilter, int]:
@@ -768,15 +778,21 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
 
     def one(j: int) -> None:
         entry = index[sel[j]]
-        fidx, qtable, offsets, deblock, start, end, restoration = read_dct_frame(buf, header, entry)
+        fidx, qtable, offsets, deblock, start, end, restoration, is_intra = read_dct_frame(buf, header, entry)
         if fidx != sel[j]:
             raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {fidx}", offset=entry[0], segment="FRAM")
-        levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}",
-                               coder=header.entropy)  # fmt: skip
-        if offsets is None:
-            out[j] = coders[qtable].reconstruct(levels, header.rows, header.cols)
+        if is_intra:  # format 2.2 (docs/format.md §13a)
+            from . import intra
+
+            out[j] = intra.decode_intra_frame(buf[start:end], header.rows, header.cols, coders[qtable], offsets,
+                                              offset=entry[0], segment=f"FRAM {fidx}")  # fmt: skip
         else:
-            reconstruct_with_offsets(coders[qtable], levels, offsets, header.rows, header.cols, out=out[j])
+            levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}",
+                                   coder=header.entropy)  # fmt: skip
+            if offsets is None:
+                out[j] = coders[qtable].reconstruct(levels, header.rows, header.cols)
+            else:
+                reconstruct_with_offsets(coders[qtable], levels, offsets, header.rows, header.cols, out=out[j])
         if deblock is not None:
             alpha, beta, tc = deblock
             K.deblock(out[j], alpha, beta, tc, coders[qtable]._lo, coders[qtable]._hi)
