@@ -81,6 +81,7 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.1 arith fast": mdc(entropy="arith"),  # the multi-symbol coder (format 2.1)
         "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
         "mdc v2.1 arith best": mdc(entropy="arith", effort="best"),
+        "mdc v2.2 intra fast": mdc(intra=True),  # opt-in 8x8 intra prediction (format 2.2)
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

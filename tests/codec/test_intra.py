@@ -1,4 +1,4 @@
-"""The experimental 8x8 intra prediction core (:mod:`medcodec.codec.intra`, issue 12).
+"""8x8 intra prediction, format 2.2 (:mod:`medcodec.codec.intra`, docs/format.md §14, issue 12).
 
 The predictor and the decoder loop are re-derived here in plain Python / NumPy from the equations
 in the module's docstring and compared with the numba kernels sample for sample; the encoder's

@@ -1,4 +1,4 @@
-"""Numba kernels of the EXPERIMENTAL 8x8 intra prediction tool (issue 12, not in any format yet).
+"""Numba kernels of 8x8 intra prediction (``.mdc`` format 2.2, ``docs/format.md`` §14).
 
 Integer prediction of an 8x8 block from its reconstructed neighbours (16 modes: DC, AV1 SMOOTH,
 paeth, vertical, horizontal and 11 oblique angles at HEVC displacements; the oblique ones from

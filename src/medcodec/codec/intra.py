@@ -1,9 +1,8 @@
-"""EXPERIMENTAL 8x8 intra prediction (issue 12): one frame's encoder and decoder, NOT in any format.
+"""8x8 intra prediction: the intra frames of ``.mdc`` format 2.2 (issue 12), one frame's encoder and decoder.
 
-Nothing in :func:`medcodec.encode` reaches this module and no stream carries it yet: it is the
-coding tool's core (prediction, residual coding, mode signalling, the shared reconstruction loop)
-with its tests, for a later format 2.2 to wrap in a FRAM kind (docs/design-notes.md, "8x8 intra
-prediction: the experimental core").
+Opt-in: :func:`medcodec.encode` writes them only with ``intra=True`` (``docs/format.md`` §14, the
+normative text; :func:`.mdc.encode_mdc_to` wraps the payload in a FRAM with flag bit 3, adds 2.1's
+centroid offsets, deblocking and restoration filter). Measured: docs/benchmarks-v2.md.
 
 Decoding process of one frame (rows and cols padded up to multiples of 8 by repeating the last
 row and column; the decoder crops), blocks in raster order, all sample arithmetic in integers:
@@ -26,7 +25,8 @@ row and column; the decoder crops), blocks in raster order, all sample arithmeti
   with ``k = num // den``, ``f = num - k den``: ``((den - f) v0 + f v1 + den // 2) // den``,
   ``v0 = line[k]`` (the corner if k < 0), ``v1 = line[k + 1]``, indices capped at 15.
 - Residual: zigzag level l at position k dequantized ``(256 l - sign(l) offsets[k]) step / 256``
-  (offsets 0 today), orthonormal 8x8 IDCT, each sample ``clip(pred + floor(v + 0.5), lo, hi)``.
+  (``offsets`` in 1/256 step, from FRAM flag bit 0), orthonormal 8x8 IDCT, each sample
+  ``clip(pred + floor(v + 0.5), lo, hi)``.
 
 Payload of a frame: ``u32`` byte count of the mode segment, the modes range-coded (16-ary
 adaptive symbol, one context row per left neighbour's mode, the block above's in the first column),
@@ -42,8 +42,8 @@ import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from . import _kernels_intra as KI
+from . import _kernels_ms as KM
 from . import _kernels_v2 as K
-from . import container
 from .framecoder import FrameCoder
 from .transform import DCT_MATRIX
 from .zigzag import ZIGZAG
@@ -80,6 +80,20 @@ def _offsets(offsets: np.ndarray | None) -> np.ndarray:
     if offsets is not None:
         out[1:] = np.asarray(offsets, dtype=np.int64)
     return out
+
+
+def _encode_levels(levels: np.ndarray, bx: int) -> bytes:
+    """The residual levels by the 2.1 multi-symbol coder (what :func:`.mdc2.encode_levels` does;
+    mdc2 imports this module, so not through it)."""
+    cap = levels.size * 4 + 1024
+    while True:
+        out = np.empty(cap, dtype=np.uint8)
+        status, n = KM.encode_coefficients_ms(levels, bx, out)
+        if status == K.OK:
+            return out[:n].tobytes()
+        if status != K.E_OVERFLOW:
+            raise InvalidInputError("a DCT level beyond what the range coder can hold (|level| >= 2**22 + 15)")
+        cap *= 2
 
 
 def encode_intra_frame(frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray | None = None) -> IntraFrame:
@@ -120,9 +134,7 @@ def encode_intra_frame(frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray
         if status == K.OK:
             break
         cap *= 2
-    from .mdc2 import encode_levels
-
-    coded_levels = encode_levels(levels, bx, container.ENTROPY_MULTI)
+    coded_levels = _encode_levels(levels, bx)
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes)
 
@@ -154,10 +166,12 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
         raise TruncatedStreamError("intra modes end before the frame does", offset=offset, segment=segment)
     if status != K.OK:
         raise CorruptStreamError("intra modes out of range", offset=offset, segment=segment)
-    from .mdc2 import decode_levels
-
-    levels = decode_levels(data, 4 + nmode, data.size, nb, bx, coder=container.ENTROPY_MULTI, offset=offset,
-                           segment=segment)  # fmt: skip
+    levels = np.zeros((nb, 64), dtype=np.int32)
+    status = KM.decode_coefficients_ms(data, 4 + nmode, data.size, bx, levels)
+    if status == K.E_TRUNCATED:
+        raise TruncatedStreamError("intra residual levels end before the frame does", offset=offset, segment=segment)
+    if status != K.OK:
+        raise CorruptStreamError("intra residual levels out of range", offset=offset, segment=segment)
     recon = np.zeros((prow, pcol), dtype=np.int64)
     steps = coder.steps.astype(np.float64).reshape(8, 8)
     bad = KI.decode_intra(levels, modes, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX,
