@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._kernels_ms import _dec_sym, _enc_sym
+from ._kernels_ms import _dec_start, _dec_sym, _enc_sym
 from ._kernels_v2 import E_OVERFLOW, E_RANGE, E_TRUNCATED, OK, _bitlen, _enc_flush, _enc_init
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -343,17 +343,7 @@ def encode_modes(modes, bx, out):
 def decode_modes(data, start, end, bx, modes):
     """Inverse of :func:`encode_modes` on data[start:end]; returns a status."""
     C = INITIAL_MODE_MODEL.copy()
-    code = np.int64(0)
-    rng = np.int64(0xFFFFFFFF)
-    pos = np.int64(start)
-    past = np.int64(0)
-    for _ in range(5):
-        if pos < end:
-            code = ((code << 8) | np.int64(data[pos])) & 0xFFFFFFFF
-        else:
-            code = (code << 8) & 0xFFFFFFFF
-            past += 1
-        pos += 1
+    code, rng, pos, past = _dec_start(data, start, end)
     for b in range(modes.size):
         s, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, N_MODES * _mode_ctx(modes, b, bx),
                                            N_MODES)  # fmt: skip

@@ -272,6 +272,24 @@ def encode_coefficients_ms(levels, bx, out):
 
 
 @_helper
+def _dec_start(data, start, end):
+    """The decoder's state on the first five bytes of data[start:end]: (code, range, pos, past)
+    (bytes past ``end`` read as zero and counted in ``past``)."""
+    code = np.int64(0)
+    rng = np.int64(0xFFFFFFFF)
+    pos = np.int64(start)
+    past = np.int64(0)
+    for _ in range(5):
+        if pos < end:
+            code = ((code << 8) | np.int64(data[pos])) & 0xFFFFFFFF
+        else:
+            code = (code << 8) & 0xFFFFFFFF
+            past += 1
+        pos += 1
+    return code, rng, pos, past
+
+
+@_helper
 def _fill(code, rng, pos, past, data, end):
     while rng < 0x1000000:
         rng <<= 8
@@ -341,17 +359,7 @@ def decode_coefficients_ms(data, start, end, bx, levels):
     C = INITIAL_MODEL.copy()
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
-    code = np.int64(0)
-    rng = np.int64(0xFFFFFFFF)
-    pos = np.int64(start)
-    past = np.int64(0)
-    for _ in range(5):
-        if pos < end:
-            code = ((code << 8) | np.int64(data[pos])) & 0xFFFFFFFF
-        else:
-            code = (code << 8) & 0xFFFFFFFF
-            past += 1
-        pos += 1
+    code, rng, pos, past = _dec_start(data, start, end)
     for i in range(nblocks):
         nz, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_NZ + 16 * _nz_ctx(nzs, i, bx), 16)
         if nz < 0:
