@@ -92,10 +92,8 @@ def _read(data: bytes) -> FileDataset | None:
 def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataElement | DataElement] | None:
     """The top-level elements from ``pos`` to the end, as pydicom's generator yields them, or ``None``."""
     n = len(data)
-    if n - pos >= 6:  # pydicom's _is_implicit_vr: a file whose first element contradicts its syntax
-        vr0, vr1 = data[pos + 4], data[pos + 5]
-        if (not (0x40 < vr0 < 0x5B and 0x40 < vr1 < 0x5B)) != implicit:
-            return None
+    if not first_element_agrees(data, pos, implicit):
+        return None
     out: dict[BaseTag, RawDataElement | DataElement] = {}
     new = tuple.__new__  # RawDataElement(...) without the named tuple's keyword wrapper (all 9 fields given)
     while n - pos >= 8:
@@ -119,6 +117,16 @@ def _elements(data: bytes, pos: int, implicit: bool) -> dict[BaseTag, RawDataEle
         out[tag] = new(RawDataElement, (tag, vr, length, value, pos, implicit, True, True, False))
         pos += length
     return out
+
+
+def first_element_agrees(data: bytes, pos: int, implicit: bool) -> bool:
+    """pydicom's ``_is_implicit_vr`` check: whether the element at ``pos`` looks like the syntax says
+    (a VR of two capital letters with explicit VR, none with implicit); a file whose first element
+    contradicts its syntax is left to pydicom."""
+    if len(data) - pos < 6:
+        return True
+    vr0, vr1 = data[pos + 4], data[pos + 5]
+    return (not (0x40 < vr0 < 0x5B and 0x40 < vr1 < 0x5B)) == implicit
 
 
 def _header(data: bytes, pos: int, implicit: bool) -> tuple[int, str | None, int, int] | None:

@@ -56,7 +56,7 @@ from ..spec import PixelSpec
 from .fastread import is_sequence
 from .fastread import sequence_end as _sequence_end
 
-__all__ = ["element_bytes", "encode_file_fast", "native_frames", "raw_element_bytes"]
+__all__ = ["encode_file_fast", "native_frames", "raw_element_bytes"]
 
 _PIXEL_DATA = 0x7FE00010
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -316,14 +316,6 @@ def _element_out(
     out.is_implicit_VR, out.is_little_endian = False, True
     write_data_element(out, element, encodings)
     return out.getvalue(), False
-
-
-def element_bytes(ds: Dataset, tag: int, encodings: Any, converted: Any, value_buffer: DicomBytesIO) -> bytes:
-    """The bytes :func:`encode_file_fast` writes for the element ``tag`` of ``ds``, a data set the
-    caller built or changed (its elements converted): ``encodings`` is the top-level Specific
-    Character Set's value, ``converted`` the Python encodings for it."""
-    key = BaseTag(tag)
-    return _element_out(ds, ds._dict, key, ds._dict[key], False, {}, encodings, converted, value_buffer)[0]
 
 
 def raw_element_bytes(elem: RawDataElement, implicit: bool, creators: dict[int, Any]) -> bytes | None:

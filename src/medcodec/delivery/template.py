@@ -55,8 +55,8 @@ from ..errors import DicomError
 from ..ratecontrol import RateTarget
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec
-from .fastread import element_end, element_spans, read_native
-from .fastwrite import _element_bytes, raw_element_bytes
+from .fastread import _elements, element_end, element_spans, first_element_agrees, read_native
+from .fastwrite import _DEFAULT_ENCODINGS, _element_bytes, raw_element_bytes
 from .presets import (
     EncodedInstance,
     Preset,
@@ -292,7 +292,7 @@ class SeriesTemplate:
             return None
         if {t: b for t, b in meta.elements.items() if t not in (_META_LENGTH, _META_UID)} != self.meta_in:
             return None
-        if not _implicit_matches(data, meta.end, self.implicit):
+        if not first_element_agrees(data, meta.end, self.implicit):
             return None
         # walk the template's elements along the file: an element with the template's bytes is
         # compared, not parsed; only the others are (the same rules as fastread.element_spans)
@@ -338,10 +338,10 @@ class SeriesTemplate:
         buffer = DicomBytesIO()
         buffer.is_implicit_VR, buffer.is_little_endian = False, True
         ratio, uid = self._per_instance(out, source_uid, frames, buffer)
-        new_uid = element_bytes_of(DataElement(_META_UID, "UI", uid), buffer)
+        new_uid = _written(DataElement(_META_UID, "UI", uid), _DEFAULT_ENCODINGS, buffer)
         meta_parts = [new_uid if t == _META_UID else b for t, b in self.out_meta]
         meta_body = b"".join(meta_parts)
-        group = element_bytes_of(DataElement(_META_LENGTH, "UL", len(meta_body)), buffer)
+        group = _written(DataElement(_META_LENGTH, "UL", len(meta_body)), _DEFAULT_ENCODINGS, buffer)
         written = b"".join([data[:128], b"DICM", group, meta_body, *(out[t] for t in sorted(out))])
         entry = replace(
             self.entry,
@@ -377,10 +377,7 @@ class SeriesTemplate:
             elem = DataElement(tag, vr, value)
             for name, flag in flags.items():
                 setattr(elem, name, flag)
-            written = _element_bytes(elem, self.converted, buffer)
-            if written is None:
-                raise DicomError(f"cannot write {elem.tag}")
-            out[tag] = written
+            out[tag] = _written(elem, self.converted, buffer)
 
         put(_SOP_INSTANCE_UID, "UI", uid)
         put(0x00082111, self.vrs[0x00082111], derivation_description(self.preset, self.mapping, self.quality, ratio))
@@ -583,18 +580,8 @@ def _meta_elements(data: bytes, end: int) -> dict[int, bytes] | None:
     return out
 
 
-def _implicit_matches(data: bytes, start: int, implicit: bool) -> bool:
-    """pydicom's check that the first element agrees with the syntax (as :mod:`.fastread`)."""
-    if len(data) - start < 6:
-        return False
-    vr0, vr1 = data[start + 4], data[start + 5]
-    return (not (0x40 < vr0 < 0x5B and 0x40 < vr1 < 0x5B)) == implicit
-
-
 def _raw_element(raw: bytes, implicit: bool) -> RawDataElement | None:
     """One element's bytes as :mod:`.fastread` reads it (``value_tell`` relative to ``raw``)."""
-    from .fastread import _elements
-
     found = _elements(raw, 0, implicit)
     if found is None or len(found) != 1:
         return None
@@ -607,11 +594,10 @@ def _value(raw: bytes, implicit: bool) -> Any:
     return None if elem is None else elem.value
 
 
-def element_bytes_of(elem: DataElement, buffer: DicomBytesIO) -> bytes:
-    """A file meta element's bytes as the full path writes them (its default character set)."""
-    from .fastwrite import _DEFAULT_ENCODINGS, _element_bytes
-
-    done = _element_bytes(elem, _DEFAULT_ENCODINGS, buffer)
+def _written(elem: DataElement, encodings: Any, buffer: DicomBytesIO) -> bytes:
+    """A converted element's bytes as the full path writes them (``encodings``: Python encodings of
+    its character set; the file meta's default for group 0002)."""
+    done = _element_bytes(elem, encodings, buffer)
     if done is None:
         raise DicomError(f"cannot write {elem.tag}")
     return done
