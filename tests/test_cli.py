@@ -143,8 +143,8 @@ def test_max_error_excludes_quality(ct_series: Path, tmp_path: Path) -> None:
 
 def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     huff, arith = tmp_path / "h.mdc", tmp_path / "a.mdc"
-    assert main(["encode", str(ct_series), "-o", str(huff), "-q", "80", "--no-progress"]) == 0
-    assert main(["encode", str(ct_series), "-o", str(arith), "-q", "80", "--entropy", "arith", "--no-progress"]) == 0
+    assert main(["encode", str(ct_series), "-o", str(huff), "-q", "80", "--entropy", "huffman", "--no-progress"]) == 0
+    assert main(["encode", str(ct_series), "-o", str(arith), "-q", "80", "--no-progress"]) == 0  # the default
     capsys.readouterr()
     assert main(["info", str(arith), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

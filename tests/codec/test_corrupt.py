@@ -18,7 +18,7 @@ def stream() -> bytes:
     rng = np.random.default_rng(11)
     y, x = np.mgrid[0:70, 0:90]
     img = np.stack([(2000 + 800 * np.sin(x / 9.0 + k) * np.cos(y / 7.0) + rng.normal(0, 30, x.shape)) for k in range(3)])
-    data = medcodec.encode(np.clip(img, 0, 4095).astype(np.uint16), bits_stored=12, quality=85)
+    data = medcodec.encode(np.clip(img, 0, 4095).astype(np.uint16), bits_stored=12, quality=85, entropy="huffman")
     medcodec.decode(data)  # compile the decoder here (a cold numba cache), not inside a timed decode
     return data
 

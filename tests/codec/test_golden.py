@@ -20,11 +20,13 @@ import medcodec
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
+# format 1.0 (Huffman): made when it was the .mdc default, so re-encoded with entropy="huffman"
+_V1 = dict(reencode=dict(entropy="huffman"))
 PROFILES = {
-    "ct.u2.b12.q75": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75),
-    "ct.i2.b16.q90": dict(shape=(33, 47), bits_stored=16, signed=True, quality=90),
-    "mr.u2.b10.q50.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, quality=50),
-    "xr.u1.b8.q95": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95),
+    "ct.u2.b12.q75": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, **_V1),
+    "ct.i2.b16.q90": dict(shape=(33, 47), bits_stored=16, signed=True, quality=90, **_V1),
+    "mr.u2.b10.q50.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, quality=50, **_V1),
+    "xr.u1.b8.q95": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95, **_V1),
     # format 2.0, predictive mode: lossless and near-lossless
     "ct.i2.b16.e0": dict(shape=(33, 47), bits_stored=16, signed=True, max_error=0),
     "mr.u2.b10.e2.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, max_error=2),
@@ -41,6 +43,9 @@ PROFILES = {
     # format 2.2, intra-predicted DCT frames (opt-in intra=True)
     "ct.u2.b12.q75.intra": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, intra=True),
     "ct.i2.b16.q90.intra.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, intra=True),
+    # format 2.3, the default coder with padding masks (the signed arrays have padding rows at the minimum)
+    "ct.i2.b16.q90.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                 padding=[-32768, -32768]),
 }
 
 

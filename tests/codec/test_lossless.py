@@ -272,14 +272,20 @@ def test_v2_bomb_limit() -> None:
 
 
 def test_padding_with_v2_coding_is_refused_or_exact() -> None:
-    """.mdc 2.0 frames carry no padding mask: encode(padding=...) refuses the v2 modes that could
-    move a padding voxel, and max_error=0 keeps it exactly (bit-exact)."""
+    """Predictive and 2.0 DCT frames carry no padding mask: encode(padding=...) refuses the modes
+    that could move a padding voxel, and max_error=0 keeps it exactly (bit-exact); the default
+    DCT coder (format 2.3) restores it."""
     img = np.full((32, 40), 100, np.int16)
     img[:, :8] = -2000  # padding
     img[8:20, 10:30] = np.arange(20, dtype=np.int16) * 7
-    for kwargs in ({"max_error": 2}, {"quality": 80, "entropy": "arith"}):
+    for kwargs in ({"max_error": 2}, {"quality": 80, "entropy": "arith-binary"}):
         with pytest.raises(medcodec.UnsupportedFeatureError, match="padding"):
             medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), **kwargs)
+    for kwargs in ({"quality": 20}, {"quality": 20, "intra": True}):
+        coded = medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), **kwargs)
+        assert medcodec.read_header(coded).version == (2, 3)
+        out = medcodec.decode(coded)
+        assert (out[:, :8] == -2000).all() and not (out[:, 8:] == -2000).any()
     data = medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), max_error=0)
     np.testing.assert_array_equal(medcodec.decode(data), img)
     assert "padding" not in medcodec.read_header(data).meta

@@ -6,6 +6,7 @@ import itertools
 import struct
 import time
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def test_arith_same_levels_and_bound(bits: int, signed: bool, quality: int) -> N
     expect = {"arith-binary": ((2, 0), container.ENTROPY_ARITH), "arith-multi": ((2, 1), container.ENTROPY_MULTI)}
     expect["arith"] = expect[mdc2.DEFAULT_ARITH]
     for effort, entropy in itertools.product(("best", "fast"), expect):
-        v1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort)
+        v1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy="huffman")
         v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy=entropy)
         h = medcodec.read_header(v2)
         assert (h.version, h.entropy) == expect[entropy] and h.transform == container.TRANSFORM_DCT8
@@ -52,7 +53,7 @@ def test_deblocking_is_chosen_on_smooth_images_and_only_helps() -> None:
     header, index = container.parse_container(data)
     deblock = mdc2.read_dct_frame(data, header, index[0]).deblock
     assert deblock is not None and deblock[2] >= 1
-    v1 = medcodec.decode(medcodec.encode(smooth, bits_stored=12, quality=30)).astype(float)
+    v1 = medcodec.decode(medcodec.encode(smooth, bits_stored=12, quality=30, entropy="huffman")).astype(float)
     v2 = medcodec.decode(data).astype(float)
     assert np.mean((v2 - smooth) ** 2) < np.mean((v1 - smooth) ** 2)
 
@@ -89,7 +90,7 @@ def test_levels_roundtrip_extremes(coder: int) -> None:
 def test_arith_is_smaller_on_ct_like_data() -> None:
     img = _image((2, 128, 128), 12)
     for q in (40, 80):
-        v1 = len(medcodec.encode(img, bits_stored=12, quality=q))
+        v1 = len(medcodec.encode(img, bits_stored=12, quality=q, entropy="huffman"))
         v2 = len(medcodec.encode(img, bits_stored=12, quality=q, entropy="arith"))
         assert v2 < 0.97 * v1, (q, v1, v2)
 
@@ -181,7 +182,8 @@ def test_arith_bomb_limit() -> None:
     data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith")
     header, index = container.parse_container(data)
     off, _ = index[0]
-    _, _, _, _, start, end, _, _ = mdc2.read_dct_frame(data, header, index[0])
+    frame = mdc2.read_dct_frame(data, header, index[0])
+    start, end = frame.start, frame.end
     ncoded = end - start
     by, bx = transform.blocks_shape(2048, 2048)
     assert by * bx <= mdc2.MAX_BLOCKS_PER_BYTE * ncoded  # a real constant frame passes the limit
@@ -219,7 +221,7 @@ def test_arith_steps_do_not_follow_a_sparse_slice() -> None:
     )  # fmt: skip
     assert h_thin.range_bits == 12 == h_mid.range_bits
     np.testing.assert_array_equal(h_thin.qtables[0], h_mid.qtables[0])
-    h_v1 = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60))
+    h_v1 = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60, entropy="huffman"))
     assert h_v1.range_bits == 8
     np.testing.assert_array_equal(h_v1.qtables[0], quantize.quant_table(60, 8))
     np.testing.assert_array_equal(h_thin.qtables[0], quantize.quant_table(60, 12))
@@ -401,7 +403,7 @@ def test_arith_range_ignores_a_few_bright_pixels() -> None:
         return medcodec.read_header(medcodec.encode(img, bits_stored=16, signed=True, quality=60, **kw))
 
     assert head(spiky, entropy="arith").range_bits == head(base, entropy="arith").range_bits == 12
-    assert head(spiky).range_bits == 13  # format 1.0: the maximum (pinned by its golden files)
+    assert head(spiky, entropy="huffman").range_bits == 13  # format 1.0: the maximum (pinned by its golden files)
     assert head(spiky, entropy="arith", range_bits=13).range_bits == 13
     data = medcodec.encode(spiky, bits_stored=16, signed=True, quality=60, entropy="arith")
     assert np.abs(medcodec.decode(data).astype(np.int64) - spiky).max() <= max(mdc2.stream_error_bound(data))
@@ -620,3 +622,36 @@ def test_fused_offsets_inverse_dct_is_the_two_step_one() -> None:
                                         transform.NAT_ZZ, dc_mul / 256, float(coder.offset), coder._lo, coder._hi,
                                         np.empty(shape, coder._dtype))  # fmt: skip
                 np.testing.assert_array_equal(mdc2.reconstruct_with_offsets(coder, lv, offsets, *shape), want)
+
+
+def test_padding_masks_in_format_23_are_checked() -> None:
+    """Format 2.3 (docs/format.md §15): the mask follows the coded bytes of a FRAM with flag bit 4;
+    a reader refuses that bit where the stream cannot have it and a mask length that disagrees."""
+    img = np.full((24, 40), 900, np.int16)
+    img[:, :6] = -2000  # padding
+    img[6:18, 10:30] = (np.arange(20, dtype=np.int16) * 37) % 700
+    data = medcodec.encode(img, bits_stored=16, quality=40, padding=(-2000, -2000))
+    header, index = container.parse_container(data)
+    assert header.version == (2, 3) and header.meta["padding"] == [-2000, -2000]
+    frame = mdc2.read_dct_frame(data, header, index[0])
+    np.testing.assert_array_equal(container.decode_padding_mask(frame.padding_mask, 24, 40), img == -2000)
+    out = medcodec.decode(data)
+    assert (out[:, :6] == -2000).all() and not (out[:, 6:] == -2000).any()
+    older = replace(header, version=(2, 1))
+    with pytest.raises(medcodec.CorruptStreamError, match="unknown bits"):
+        mdc2.read_dct_frame(data, older, index[0])
+    undeclared = replace(header, meta={k: v for k, v in header.meta.items() if k != "padding"})
+    with pytest.raises(medcodec.CorruptStreamError, match="unknown bits"):
+        mdc2.read_dct_frame(data, undeclared, index[0])
+    off, size = index[0]
+    payload = bytearray(container.frame_payload(data, index[0]))
+    nmask = len(frame.padding_mask)
+    assert struct.unpack_from("<I", payload, len(payload) - nmask - 4)[0] == nmask  # u32 nmask, then the mask
+    struct.pack_into("<I", payload, len(payload) - nmask - 4, nmask + 1)
+    seg = container._segment(b"FRAM", bytes(payload))  # a valid CRC: the reader must check the length itself
+    assert len(seg) == size
+    bad = data[:off] + seg + data[off + size :]
+    with pytest.raises(medcodec.CorruptStreamError, match="padding mask length"):
+        mdc2.read_dct_frame(bad, header, index[0])
+    no_pad = medcodec.encode(img, bits_stored=16, quality=40)  # nothing declared: 2.1, padding coded as voxels
+    assert medcodec.read_header(no_pad).version == (2, 1) and "padding" not in medcodec.read_header(no_pad).meta

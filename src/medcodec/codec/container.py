@@ -67,8 +67,12 @@ VERSION = (1, 0)
 VERSION_2 = (2, 0)
 #: Written by streams whose DCT levels use entropy coder 2 (a 2.0 reader refuses that coder).
 VERSION_21 = (2, 1)
-#: Written only by streams with intra-predicted DCT frames (FRAM flag 8, ``docs/format.md`` §13a).
+#: Written only by streams with intra-predicted DCT frames (FRAM flag 8, ``docs/format.md`` §14).
 VERSION_22 = (2, 2)
+#: Written by DCT streams of entropy coder 2 that declare padding values (``meta`` ``"padding"``):
+#: their frames may carry a padding mask (FRAM flag 16, ``docs/format.md`` §15). Minor versions add
+#: up: a 2.3 stream may also have intra frames.
+VERSION_23 = (2, 3)
 
 #: Hard limits checked before any allocation.
 LIMITS = {

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .._parallel import imap_ordered
-from ..errors import CorruptStreamError, InvalidInputError
+from ..errors import CorruptStreamError, InvalidInputError, UnsupportedFeatureError
 from ..metrics import compression_ratio
 from ..ratecontrol import check_ratio_reached
 from ..spec import PixelSpec, storage_dtype
@@ -33,10 +33,15 @@ from .framecoder import (
     validate_pixels,
 )
 
-__all__ = ["MDC_SIZE_BITS", "StreamSummary", "encode_to", "encode_mdc_to", "decode_mdc"]
+__all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "encode_mdc_to", "decode_mdc"]
 
 
 MDC_SIZE_BITS = container.SIZE_BITS
+#: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder
+#: (format 2.1; 2.3 with padding masks). Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``:
+#: the Huffman format 1.0 (``entropy="huffman"``) is 2-4x faster but +29 to +51 % BD-rate against
+#: OpenJPEG where 2.1 is +0 to +13 % (docs/design-notes.md, "The .mdc default is format 2.1").
+DEFAULT_ENTROPY = "arith"
 
 
 def _mdc_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
@@ -194,7 +199,7 @@ def encode_mdc_to(
     and for ``entropy="arith"`` at least ``bits_stored - ARITH_RANGE_FLOOR`` (:func:`arith_range_bits`).
     Series writers pass one value per series, so the steps do not vary slice to slice."""
     effort = effort or "fast"  # None: the .mdc default
-    entropy = entropy or "huffman"
+    entropy = entropy or DEFAULT_ENTROPY
     if entropy not in mdc2.ENTROPY_CODERS:
         raise InvalidInputError(f"entropy={entropy!r} is unknown, expected one of {mdc2.ENTROPY_CODERS}")
     arith_id = mdc2.arith_coder_id(entropy)
@@ -247,9 +252,11 @@ def encode_mdc_to(
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
     meta: dict[str, object] = {"ndim": 2} if ndim == 2 else {}
     if padding is not None:
-        checked = _padding_range(padding, bits_stored, signed_)  # checked for v2 too, signalled in v1 only
-        if not arith:
-            meta["padding"] = list(checked or ())
+        checked = _padding_range(padding, bits_stored, signed_)
+        if arith_id == container.ENTROPY_ARITH:
+            raise UnsupportedFeatureError("padding with entropy='arith-binary': format 2.0 frames carry no padding "
+                                          "mask (the default, 'arith', does: format 2.3)")  # fmt: skip
+        meta["padding"] = list(checked or ())
     header = container.MdcHeader(
         rows=rows, cols=cols, frames=n_frames, bits_stored=bits_stored,
         signed=signed_, photometric_interpretation=spec.photometric_interpretation,
@@ -257,19 +264,27 @@ def encode_mdc_to(
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
-        version=container.VERSION_22 if intra
+        version=container.VERSION_23 if arith and padding is not None
+        else container.VERSION_22 if intra
         else (container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
         else container.VERSION,
         entropy=coder_id,
     )  # fmt: skip
     writer = container.ContainerWriter(fh, header)
-    pad = None if arith else _padding_range(padding, bits_stored, signed_)
+    pad = _padding_range(padding, bits_stored, signed_)
+
+    def padding_mask(frame: np.ndarray) -> bytes | None:
+        if pad is None:
+            return None
+        where = (frame >= pad[0]) & (frame <= pad[1])
+        return container.encode_padding_mask(where) if where.any() else None
+
     blocks_per_row = -(-cols // 8)
 
     def one(
         frame: np.ndarray,
     ) -> tuple[EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None,
-                                    mdc2.RestorationFilter | None, bool], bytes | None]:  # fmt: skip
+                                    mdc2.RestorationFilter | None, bool, bytes | None], bytes | None]:  # fmt: skip
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -277,6 +292,8 @@ def encode_mdc_to(
             )
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
+        if not frame.dtype.isnative:  # the v2 kernels take native integers (a big-endian DICOM frame)
+            frame = frame.astype(frame.dtype.newbyteorder("="))
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
             from . import intra as intra_mod
 
@@ -285,7 +302,7 @@ def encode_mdc_to(
             ifr = intra_mod.encode_intra_frame(frame, coder, ioffsets)
             ideblock, idecoded = mdc2.deblocked_frame(coder, None, ioffsets, frame, base=ifr.recon)
             irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
-            return (ifr.payload, ioffsets, ideblock, irestoration, True), None
+            return (ifr.payload, ioffsets, ideblock, irestoration, True, padding_mask(frame)), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             if effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
                 scaled = coder.scaled(frame)
@@ -296,13 +313,9 @@ def encode_mdc_to(
             deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
             classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
             restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
-            return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration, False), None
-        enc = coder.encode_frame(frame, size_bits=MDC_SIZE_BITS)
-        mask = None
-        if pad is not None:
-            where = (frame >= pad[0]) & (frame <= pad[1])
-            mask = container.encode_padding_mask(where) if where.any() else None
-        return enc, mask
+            levels_bytes = mdc2.encode_levels(levels, blocks_per_row, coder_id)
+            return (levels_bytes, offsets, deblock, restoration, False, padding_mask(frame)), None
+        return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS), padding_mask(frame)
 
     written = 0
     source = itertools.chain([first], it) if first is not None else it
@@ -337,31 +350,8 @@ def _padding_range(padding: Any, bits_stored: int, signed: bool) -> tuple[int, i
     return lo, hi
 
 
-def restore_padding(frame: np.ndarray, mask: np.ndarray, pad: tuple[int, int], bits_stored: int, signed: bool) -> None:
-    """In place: padding voxels (``mask``) back into the padding range (exactly, for one value);
-    any other voxel that decoded into the range moved just outside it (the nearer side that exists)."""
-    lo, hi = pad
-    frame[mask] = np.clip(frame[mask], lo, hi)
-    stray = ~mask & (frame >= lo) & (frame <= hi)
-    if stray.any():
-        vmin, vmax = value_range_of(bits_stored, signed)
-        below, above = lo - 1, hi + 1
-        values = frame[stray].astype(np.int64)
-        to_above = (values - lo >= hi - values) if below >= vmin else np.ones(values.shape, bool)
-        if above > vmax:
-            to_above[:] = False
-        frame[stray] = np.where(to_above, above, below)
-
-
-def _meta_padding(header: container.MdcHeader) -> tuple[int, int] | None:
-    raw = header.meta.get("padding")
-    if raw is None:
-        return None
-    ok = isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
-    lo, hi = value_range_of(header.bits_stored, header.signed)
-    if not ok or not lo <= raw[0] <= raw[1] <= hi:
-        raise CorruptStreamError(f"meta padding {raw!r} is not a range of stored values", segment="meta")
-    return int(raw[0]), int(raw[1])
+restore_padding = mdc2.restore_padding  # (1.0 and 2.3 streams share it)
+_meta_padding = mdc2.meta_padding
 
 
 def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:

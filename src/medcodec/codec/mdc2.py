@@ -42,7 +42,8 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "reconstruction_offsets", "reconstruct_with_offsets",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
-           "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA"]  # fmt: skip
+           "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA", "FLAG_PADDING", "restore_padding",
+           "meta_padding"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
 #: 1.0 (T.81-style Huffman); the others context-adaptive range coding of the levels:
@@ -247,6 +248,7 @@ FLAG_OFFSETS = 1
 FLAG_DEBLOCK = 2  # deblocking parameters follow (alpha, beta, tc: 3 x u16)
 FLAG_FILTER = 4  # restoration filter parameters follow (RestorationFilter)
 FLAG_INTRA = 8  # format 2.2: the coded bytes are an intra frame (:mod:`.intra`: modes, then residual levels)
+FLAG_PADDING = 16  # format 2.3: a padding mask follows the coded bytes (docs/format.md §15)
 _DEBLOCK = struct.Struct("<HHH")
 _FILTER_HEAD = struct.Struct("<BH")  # classes, clip
 #: At most this many activity classes of the restoration filter.
@@ -326,17 +328,21 @@ def decode_levels(data: np.ndarray, start: int, end: int, nblocks: int, blocks_p
 
 def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None,
                       deblock: tuple[int, int, int] | None = None,
-                      restoration: RestorationFilter | None = None, intra: bool = False) -> bytes:  # fmt: skip
+                      restoration: RestorationFilter | None = None, intra: bool = False,
+                      padding_mask: bytes | None = None) -> bytes:  # fmt: skip
     """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets;
     ``deblock``: (alpha, beta, tc) of the decoder's edge filter; ``restoration``: the filter after it;
-    ``intra``: ``coded`` is an intra frame's payload, format 2.2)."""
+    ``intra``: ``coded`` is an intra frame's payload, format 2.2; ``padding_mask``: the frame's
+    padding voxels, :func:`.container.encode_padding_mask`, format 2.3)."""
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
+    flags |= FLAG_PADDING if padding_mask is not None else 0
     extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
     extra += _DEBLOCK.pack(*deblock) if deblock is not None else b""
     extra += restoration.to_bytes() if restoration is not None else b""
+    mask = b"" if padding_mask is None else struct.pack("<I", len(padding_mask)) + padding_mask
     return container._segment(
-        b"FRAM", FRAM2_DCT_HEAD.pack(index, qtable, flags) + extra + struct.pack("<I", len(coded)) + coded
+        b"FRAM", FRAM2_DCT_HEAD.pack(index, qtable, flags) + extra + struct.pack("<I", len(coded)) + coded + mask
     )
 
 
@@ -669,6 +675,7 @@ class DctFrame(NamedTuple):
     end: int
     restoration: RestorationFilter | None = None
     intra: bool = False  # the coded bytes are an intra frame (format 2.2)
+    padding_mask: bytes | None = None  # the frame's padding mask (format 2.3), still compressed
 
 
 def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> DctFrame:
@@ -681,6 +688,9 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
                                    available=len(payload))  # fmt: skip
     fidx, qtable, flags = FRAM2_DCT_HEAD.unpack_from(payload)
     known = FLAG_OFFSETS | FLAG_DEBLOCK | FLAG_FILTER | (FLAG_INTRA if header.version >= container.VERSION_22 else 0)
+    padded = header.version >= container.VERSION_23 and header.entropy == container.ENTROPY_MULTI
+    if padded and "padding" in header.meta:  # format 2.3 (docs/format.md §15)
+        known |= FLAG_PADDING
     if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     if flags & FLAG_INTRA and header.entropy != container.ENTROPY_MULTI:
@@ -708,7 +718,16 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
         restoration, head = _read_restoration(payload, head, off)
     (ncoded,) = struct.unpack_from("<I", payload, head)
     head += 4
-    if head + ncoded != len(payload):
+    mask = None
+    if flags & FLAG_PADDING:  # u32 nmask and the mask end the payload (docs/format.md §15)
+        if head + ncoded + 4 > len(payload):
+            raise TruncatedStreamError("FRAM padding mask cut off", offset=off, segment="FRAM")
+        (nmask,) = struct.unpack_from("<I", payload, head + ncoded)
+        if head + ncoded + 4 + nmask != len(payload):
+            raise CorruptStreamError(f"FRAM padding mask length {nmask} disagrees with segment length",
+                                     offset=off, segment="FRAM")  # fmt: skip
+        mask = bytes(payload[head + ncoded + 4 :])
+    elif head + ncoded != len(payload):
         raise CorruptStreamError(
             f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
         )
@@ -725,7 +744,7 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
             offset=off, segment="FRAM",
         )  # fmt: skip
     start = off + 8 + head
-    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA))
+    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA), mask)
 
 
 def _read_restoration(payload: bytes | memoryview, head: int, off: int) -> tuple[RestorationFilter, int]:
@@ -775,13 +794,14 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
     arr = np.frombuffer(buf, dtype=np.uint8)
     by, bx = blocks_shape(header.rows, header.cols)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
+    pad = meta_padding(header)
 
     def one(j: int) -> None:
         entry = index[sel[j]]
-        fidx, qtable, offsets, deblock, start, end, restoration, is_intra = read_dct_frame(buf, header, entry)
+        fidx, qtable, offsets, deblock, start, end, restoration, is_intra, mask = read_dct_frame(buf, header, entry)
         if fidx != sel[j]:
             raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {fidx}", offset=entry[0], segment="FRAM")
-        if is_intra:  # format 2.2 (docs/format.md §13a)
+        if is_intra:  # format 2.2 (docs/format.md §14)
             from . import intra
 
             out[j] = intra.decode_intra_frame(buf[start:end], header.rows, header.cols, coders[qtable], offsets,
@@ -798,8 +818,46 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
             K.deblock(out[j], alpha, beta, tc, coders[qtable]._lo, coders[qtable]._hi)
         if restoration is not None:
             restoration.apply(out[j].copy(), coders[qtable]._lo, coders[qtable]._hi, out=out[j])
+        if pad is not None:  # format 2.3: after the filters, as in 1.0 after the inverse DCT
+            where = (
+                container.decode_padding_mask(mask, header.rows, header.cols, offset=entry[0])
+                if mask is not None
+                else np.zeros((header.rows, header.cols), bool)
+            )
+            restore_padding(out[j], where, pad, header.bits_stored, header.signed)
 
     map_frames(one, list(range(len(sel))), jobs)
     if single or (frames is None and header.meta.get("ndim") == 2):
         return out[0]
     return out
+
+
+# ------------------------------------------------------------------ padding (formats 1.0 and 2.3)
+
+
+def restore_padding(frame: np.ndarray, mask: np.ndarray, pad: tuple[int, int], bits_stored: int, signed: bool) -> None:
+    """In place: padding voxels (``mask``) back into the padding range (exactly, for one value);
+    any other voxel that decoded into the range moved just outside it (the nearer side that exists)."""
+    lo, hi = pad
+    frame[mask] = np.clip(frame[mask], lo, hi)
+    stray = ~mask & (frame >= lo) & (frame <= hi)
+    if stray.any():
+        vmin, vmax = value_range(bits_stored, signed)
+        below, above = lo - 1, hi + 1
+        values = frame[stray].astype(np.int64)
+        to_above = (values - lo >= hi - values) if below >= vmin else np.ones(values.shape, bool)
+        if above > vmax:
+            to_above[:] = False
+        frame[stray] = np.where(to_above, above, below)
+
+
+def meta_padding(header: container.MdcHeader) -> tuple[int, int] | None:
+    """The padding range a stream's ``meta`` declares (``None``: none), checked."""
+    raw = header.meta.get("padding")
+    if raw is None:
+        return None
+    ok = isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
+    lo, hi = value_range(header.bits_stored, header.signed)
+    if not ok or not lo <= raw[0] <= raw[1] <= hi:
+        raise CorruptStreamError(f"meta padding {raw!r} is not a range of stored values", segment="meta")
+    return int(raw[0]), int(raw[1])
