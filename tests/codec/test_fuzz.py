@@ -19,10 +19,10 @@ CORPUS = fuzz.default_corpus([FUZZ_DATA])
 
 def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     outcomes = [fuzz.check_stream(data) for data in CORPUS]
-    # 13 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2) + the base and the three v2 bases
-    # of tests/data/fuzz
-    assert outcomes.count("decoded") >= 17
-    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2)}
+    # 14 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3) + the base and the
+    # three v2 bases of tests/data/fuzz
+    assert outcomes.count("decoded") >= 18
+    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3)}
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
 
@@ -60,9 +60,9 @@ def _mdc_version(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1))]
-#: DCT streams whose levels use the multi-symbol range coder (entropy coder 2, format 2.1).
-MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 1)]
+V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3))]
+#: DCT streams whose levels use the multi-symbol range coder (entropy coder 2, format 2.1; 2.3 with padding masks).
+MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 1), (2, 3))]
 #: Intra-predicted DCT streams (format 2.2).
 INTRA_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 2)]
 
@@ -73,7 +73,7 @@ def test_v2_corpus_covers_both_codings() -> None:
     assert transforms == {(0, False), (1, True)}  # range-coded DCT, predictive with a bound
     assert {h.max_error for h in headers} >= {0, 2, 3}
     assert {h.entropy for h in headers if h.transform == 0} == {1, 2}  # binary and multi-symbol coders
-    assert len(MULTI_CORPUS) >= 2
+    assert len(MULTI_CORPUS) >= 3 and any(_mdc_version(d) == (2, 3) for d in MULTI_CORPUS)
 
 
 @settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])

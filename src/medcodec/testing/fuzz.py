@@ -58,7 +58,7 @@ class Finding(AssertionError):
 def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
-    intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra), plus
+    intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding masks), plus
     every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
 
@@ -72,11 +72,14 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         dtype = (np.int8 if signed else np.uint8) if bits <= 8 else (np.int16 if signed else np.uint16)
         return np.clip(np.rint(a), lo, hi).astype(dtype)
 
+    v1 = "huffman"  # format 1.0 (the .mdc default until 2026-11-30)
+    padded = img(16, True, 2)
+    padded[:, :, :5] = -32768  # padding columns, signalled by a mask (format 2.3)
     corpus = [
-        encode(img(12, False, 3), bits_stored=12, quality=80),
-        encode(img(16, True, 2), bits_stored=16, quality=60),
-        encode(img(8, False, 1)[0], bits_stored=8, quality=95),  # 2-D: carries meta {"ndim": 2}
-        encode(img(10, False, 1), bits_stored=10, quality=30, ancillary={"zzzz": b"ancillary payload"}),
+        encode(img(12, False, 3), bits_stored=12, quality=80, entropy=v1),
+        encode(img(16, True, 2), bits_stored=16, quality=60, entropy=v1),
+        encode(img(8, False, 1)[0], bits_stored=8, quality=95, entropy=v1),  # 2-D: carries meta {"ndim": 2}
+        encode(img(10, False, 1), bits_stored=10, quality=30, ancillary={"zzzz": b"ancillary payload"}, entropy=v1),
         encode(img(8, False, 1)[0], bits_stored=8, quality=70, format="jpeg"),
         encode(img(12, False, 1)[0], bits_stored=12, quality=85, format="jpeg", restart_interval=2),
         # .mdc 2.0: predictive (lossless, near-lossless) and range-coded DCT frames
@@ -89,6 +92,8 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         # .mdc 2.2: intra-predicted DCT frames (modes, residual levels, 2.1's filters)
         encode(img(12, False, 2), bits_stored=12, quality=75, intra=True),
         encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True),
+        # .mdc 2.3: the default DCT coder with padding masks
+        encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
     ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
