@@ -77,7 +77,7 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         return lambda b: external.from_unsigned(fn(b), spec, external.unsigned_offset(spec))
 
     out = {
-        "mdc v1 huffman fast": mdc(),
+        "mdc v1 huffman fast": mdc(entropy="huffman"),
         "mdc v2.1 arith fast": mdc(entropy="arith"),  # the multi-symbol coder (format 2.1)
         "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
         "mdc v2.1 arith best": mdc(entropy="arith", effort="best"),

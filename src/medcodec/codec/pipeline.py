@@ -107,7 +107,7 @@ def encode(
         range-coded with contexts, 8-18% smaller than Huffman on CT/MR, with reconstruction offsets,
         deblocking and a restoration filter; about 0.6x libjpeg-turbo's encoding and 0.3x its
         decoding speed per thread), ``"arith-multi"`` (the same), ``"arith-binary"`` (format 2.0,
-        the binary coder) or ``"huffman"`` (format 1.0, T.81-style Huffman: 2-4x faster, 20-40 %
+        the binary coder) or ``"huffman"`` (format 1.0, T.81-style Huffman: 2-4x faster, 20-90 %
         larger at the same PSNR).
     max_error
         ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
