@@ -135,6 +135,12 @@ def encode_to(
     )  # fmt: skip
 
 
+#: Efforts whose 2.1 (multi-symbol) DCT levels come from the RD search priced with that coder's own
+#: model (:func:`.mdc2.rdoq_levels`) instead of rounding (``"fast"``) or the Huffman trellis: measured
+#: in docs/design-notes.md ("RD-optimised quantization for the 2.1 coder").
+RDOQ_EFFORTS: tuple[str, ...] = ("best",)
+
+
 #: Format 2.0 DCT streams scale their steps with at least ``bits_stored - ARITH_RANGE_FLOOR``
 #: bits: an end slice of an MR series (values 0..253 of a 16-bit series spanning 0..5888) would
 #: otherwise get steps 32x finer than its neighbours at the same quality and eat the bits of
@@ -231,9 +237,11 @@ def encode_mdc_to(
         if arith:
             rbits = arith_range_bits(rbits, bits_stored, sample_arr)
 
+    use_rdoq = arith_id == container.ENTROPY_MULTI and effort in RDOQ_EFFORTS and not intra
+
     def coder_for(q: float) -> FrameCoder:
         steps = quantize.quant_table(q, rbits, table=table)
-        if effort == "best":
+        if effort == "best" and not use_rdoq:
             return FrameCoder(steps, bits_stored, signed_, rdo="trellis", rdo_size_bits=MDC_SIZE_BITS)
         return FrameCoder.for_table(steps, bits_stored, signed_)
 
@@ -287,13 +295,17 @@ def encode_mdc_to(
             irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
             return (ifr.payload, ioffsets, ideblock, irestoration, True), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
-            if effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
+            if use_rdoq:  # RD levels priced with the 2.1 coder's model, offsets measured on them
+                levels, offsets, recon = mdc2.rdoq_levels(coder, frame)
+                deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame, base=recon)
+            elif effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
                 scaled = coder.scaled(frame)
                 levels = mdc2.round_scaled(scaled)
                 offsets = mdc2.reconstruction_offsets(levels, scaled)
             else:
                 levels, offsets = coder.levels(frame), None
-            deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
+            if not use_rdoq:
+                deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
             classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
             restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
             return (mdc2.encode_levels(levels, blocks_per_row, coder_id), offsets, deblock, restoration, False), None
