@@ -222,6 +222,19 @@ def rdoq_levels(scaled, levels, bx, cost, weights, offs, lam, mu, rho, dc_floor,
         has_left = i % bx > 0
         has_up = i >= bx
         out[i, 0] = levels[i, 0]
+        movable = 0
+        for k in range(1, 64):
+            v = levels[i, k]
+            out[i, k] = v
+            if v == 1 or v == -1 or v == 2 or v == -2:
+                movable += 1
+        if movable == 0:  # nothing to try: the block stays rounded
+            nz = np.int64(0)
+            for k in range(1, 64):
+                if levels[i, k] != 0:
+                    nz += 1
+            nzs[i] = nz
+            continue
         tgt2 = 0.0
         kept2 = 0.0
         for k in range(1, 64):

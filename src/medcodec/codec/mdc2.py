@@ -630,8 +630,8 @@ RDOQ_LOOKAHEAD = True
 RDOQ_BOUND = "verify"
 RDOQ_BOUNDS = ("verify", "coefficient")
 #: Centroid offsets of RD levels: measured again on the final levels (True) or kept from the
-#: rounded levels (False).
-RDOQ_RECOMPUTE_OFFSETS = True
+#: rounded levels (False: 0.06-0.13 % smaller BD-rates on the three series, docs/design-notes.md).
+RDOQ_RECOMPUTE_OFFSETS = False
 
 
 def rdoq_levels(coder: FrameCoder, frame: np.ndarray, *, lam_scale: float | None = None,
@@ -642,7 +642,7 @@ def rdoq_levels(coder: FrameCoder, frame: np.ndarray, *, lam_scale: float | None
 
     The rounded levels price the symbols (:func:`._rdoq_ms.symbol_counts`) and give the centroid
     offsets the search's distortion uses; then the greedy search (:func:`._rdoq_ms.rdoq_levels`);
-    the offsets are measured again on the final levels (``recompute_offsets``). The error bound
+    the offsets are kept or measured again on the final levels (``recompute_offsets``). The error bound
     :func:`error_bound_with_offsets` prints for the returned offsets holds either way:
 
     * ``bound="verify"``: the search is free; the encoder reconstructs the frame as the decoder
@@ -724,7 +724,8 @@ def error_bound_with_offsets(
 ) -> float:  # fmt: skip
     """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
     dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
-    coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams."""
+    coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams; 2.1
+    ``effort="best"`` streams (RD levels) are checked against it by the encoder (:func:`rdoq_levels`)."""
     from .zigzag import ZIGZAG
 
     a = np.full(8, 0.5)
