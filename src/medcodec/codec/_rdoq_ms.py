@@ -223,30 +223,35 @@ def rdoq_levels(scaled, levels, bx, cost, weights, offs, lam, mu, rho, dc_floor,
         has_up = i >= bx
         out[i, 0] = levels[i, 0]
         movable = 0
+        last = 0
         for k in range(1, 64):
             v = levels[i, k]
             out[i, k] = v
-            if v == 1 or v == -1 or v == 2 or v == -2:
-                movable += 1
+            m[k] = abs(np.int64(v))
+            if v != 0:
+                last = k
+                if m[k] <= 2:
+                    movable += 1
         if movable == 0:  # nothing to try: the block stays rounded
             nz = np.int64(0)
             for k in range(1, 64):
-                if levels[i, k] != 0:
+                if m[k] != 0:
                     nz += 1
             nzs[i] = nz
             continue
         tgt2 = 0.0
+        if mu > 0.0 and scaled[i, 0] >= dc_floor:
+            for k in range(1, 64):
+                tgt2 += weights[k] * scaled[i, k] * scaled[i, k]
         kept2 = 0.0
-        for k in range(1, 64):
+        for k in range(1, last + 1):  # positions past the last non-zero: zero, never coded
             a[k] = abs(scaled[i, k])
-            m[k] = abs(np.int64(levels[i, k]))
             nsum = np.int64(0)
             if has_left:
                 nsum += abs(np.int64(out[i - 1, k]))
             if has_up:
                 nsum += abs(np.int64(out[i - bx, k]))
             nbk[k] = NBR_LUT[min(nsum, np.int64(21))]
-            tgt2 += weights[k] * a[k] * a[k]
             rk = _recon(m[k], offs[k])
             kept2 += weights[k] * rk * rk
         rem_r[:] = 0
@@ -254,18 +259,18 @@ def rdoq_levels(scaled, levels, bx, cost, weights, offs, lam, mu, rho, dc_floor,
         if lookahead:
             if i % bx < bx - 1 and i + 1 < nblocks:  # right: its upper neighbour is final
                 _neighbour(levels, i + 1, rem_r, sym_r)
-                for k in range(1, 64):
+                for k in range(1, last + 1):
                     oth_r[k] = abs(np.int64(out[i + 1 - bx, k])) if i + 1 >= bx else 0
             if i + bx < nblocks:  # lower: its left neighbour still rounded
                 _neighbour(levels, i + bx, rem_d, sym_d)
-                for k in range(1, 64):
+                for k in range(1, last + 1):
                     oth_d[k] = abs(np.int64(levels[i + bx - 1, k])) if has_left else 0
-        target = rho * math.sqrt(tgt2) if (mu > 0.0 and scaled[i, 0] >= dc_floor) else 0.0
+        target = rho * math.sqrt(tgt2)
         nzc = _nz_ctx(nzs, i, bx)
-        nz = _prefix_rates(m, nbk, posc, cost, 63, rem, p0, p1)
+        nz = _prefix_rates(m, nbk, posc, cost, last, rem, p0, p1)
         deficit = target - math.sqrt(kept2)
         pen = mu * deficit * deficit if deficit > 0.0 else 0.0
-        for k in range(63, 0, -1):
+        for k in range(last, 0, -1):
             mk = m[k]
             if mk == 0 or mk > 2:
                 continue

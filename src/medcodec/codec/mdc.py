@@ -245,11 +245,14 @@ def encode_mdc_to(
             return FrameCoder(steps, bits_stored, signed_, rdo="trellis", rdo_size_bits=MDC_SIZE_BITS)
         return FrameCoder.for_table(steps, bits_stored, signed_)
 
+    frame_bytes = (lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes
+    mse_of = None
+    if use_rdoq:  # the RD levels' bytes and error (before the filters, which only lower it)
+        frame_bytes, mse_of = mdc2.rdoq_frame_bytes, mdc2.rdoq_frame_mse
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
-        frame_bytes=(lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes,
-        fixed_bytes=container.FIXED_BYTES,
+        frame_bytes=frame_bytes, fixed_bytes=container.FIXED_BYTES, mse_of=mse_of,
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)

@@ -39,7 +39,7 @@ from .transform import blocks_shape
 __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
            "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id", "round_scaled",
-           "reconstruction_offsets", "reconstruct_with_offsets",
+           "reconstruction_offsets", "reconstruct_with_offsets", "rdoq_levels", "rdoq_frame_bytes", "rdoq_frame_mse",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
            "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA"]  # fmt: skip
@@ -699,6 +699,21 @@ def rdoq_levels(coder: FrameCoder, frame: np.ndarray, *, lam_scale: float | None
             levels[bad] = rounded[bad]
             recon = reconstruct_with_offsets(coder, levels, offsets, rows, cols)
     return levels, offsets, recon
+
+
+def rdoq_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
+    """Exact bytes of ``frame``'s RD levels (:func:`rdoq_levels`) coded by the multi-symbol coder,
+    with the FRAM overhead and its offsets (rate control of ``effort="best"``)."""
+    levels, _, _ = rdoq_levels(coder, frame)
+    _, bx = blocks_shape(*frame.shape)
+    return len(encode_levels(levels, bx, container.ENTROPY_MULTI)) + DCT_FRAME_OVERHEAD + 63
+
+
+def rdoq_frame_mse(coder: FrameCoder, frame: np.ndarray) -> float:
+    """Mean squared error of ``frame``'s RD levels as the decoder reconstructs them before its
+    filters (which the encoder keeps only where they lower it): rate control's PSNR."""
+    _, _, recon = rdoq_levels(coder, frame)
+    return float(np.mean((recon.astype(np.float64) - frame) ** 2))
 
 
 def reconstruct_with_offsets(coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray, rows: int, cols: int,
