@@ -208,3 +208,21 @@ def test_rate_targets_of_rd_streams_are_met(shared_data) -> None:
     assert 10 * np.log10(4095**2 / np.mean((out - frames) ** 2)) >= 45.0
     ratio = frames.size * 2 / len(medcodec.encode(frames, ratio=10, **kw))
     assert 9.9 <= ratio <= 10.1
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 9), (16, 8), (40, 67)])
+@pytest.mark.parametrize("bits,signed", [(8, False), (12, False), (16, True)])
+def test_rd_streams_of_odd_shapes_and_depths_roundtrip_within_their_bound(shape, bits: int, signed: bool) -> None:
+    """Edge blocks, single blocks, 8-bit, 16-bit signed: effort="best" streams decode within the
+    bound that info prints, at a coarse and a fine quality."""
+    rng = np.random.default_rng(shape[0] * 100 + bits)
+    lo = -(1 << (bits - 1)) if signed else 0
+    span = (1 << bits) - 1
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    smooth = lo + span * (0.5 + 0.3 * np.sin(x / 3.0) * np.cos(y / 5.0))
+    img = np.clip(np.rint(smooth + rng.normal(0, span / 200, shape)), lo, lo + span)
+    img = img.astype(np.int16 if signed else (np.uint8 if bits == 8 else np.uint16))
+    for quality in (20, 90):
+        data = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, entropy="arith", effort="best")
+        err = np.abs(medcodec.decode(data).astype(np.int64) - img).max()
+        assert err <= min(mdc2.stream_error_bound(data)), (shape, bits, quality)
