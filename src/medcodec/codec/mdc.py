@@ -137,7 +137,7 @@ def encode_to(
 
 #: Efforts whose 2.1 (multi-symbol) DCT levels come from the RD search priced with that coder's own
 #: model (:func:`.mdc2.rdoq_levels`) instead of rounding (``"fast"``) or the Huffman trellis: measured
-#: in docs/design-notes.md ("RD-optimised quantization for the 2.1 coder").
+#: in docs/design-notes.md ("RD-optimised quantization priced with the 2.1 coder").
 RDOQ_EFFORTS: tuple[str, ...] = ("best",)
 
 
@@ -298,7 +298,7 @@ def encode_mdc_to(
             irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
             return (ifr.payload, ioffsets, ideblock, irestoration, True), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
-            if use_rdoq:  # RD levels priced with the 2.1 coder's model, offsets measured on them
+            if use_rdoq:  # RD levels priced with the 2.1 coder's model, the rounded levels' offsets
                 levels, offsets, recon = mdc2.rdoq_levels(coder, frame)
                 deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame, base=recon)
             elif effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
