@@ -33,6 +33,7 @@ import pydicom  # noqa: E402
 
 import medcodec  # noqa: E402
 from medcodec import external  # noqa: E402
+from medcodec.codec import mdc as mdc_mod  # noqa: E402
 from medcodec.evaluate.bjontegaard import bd_rate  # noqa: E402
 from medcodec.spec import PixelSpec  # noqa: E402
 
@@ -64,8 +65,14 @@ def _thread_best(fn, repeat: int) -> float:
 def codecs(bits: int, signed: bool, avif: bool) -> dict:
     spec = PixelSpec(bits_stored=bits, signed=signed)
 
-    def mdc(**kw):
+    def mdc(rdoq_fast=False, **kw):
         def enc(f, q):
+            if rdoq_fast:  # what the RD search would cost/gain as part of the default effort
+                saved, mdc_mod.RDOQ_EFFORTS = mdc_mod.RDOQ_EFFORTS, ("fast", "best")
+                try:
+                    return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, **kw)
+                finally:
+                    mdc_mod.RDOQ_EFFORTS = saved
             return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, **kw)
 
         return enc, lambda b: medcodec.decode(b, jobs=1), QUALITIES
@@ -80,7 +87,8 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v1 huffman fast": mdc(entropy="huffman"),
         "mdc v2.1 arith fast": mdc(entropy="arith"),  # the multi-symbol coder (format 2.1)
         "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
-        "mdc v2.1 arith best": mdc(entropy="arith", effort="best"),
+        "mdc v2.1 arith best": mdc(entropy="arith", effort="best"),  # RD levels priced with the 2.1 coder
+        "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith"),  # fast with the RD levels (not a default)
         "mdc v2.2 intra fast": mdc(intra=True),  # opt-in 8x8 intra prediction (format 2.2)
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }

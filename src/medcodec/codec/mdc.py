@@ -140,6 +140,12 @@ def encode_to(
     )  # fmt: skip
 
 
+#: Efforts whose 2.1 (multi-symbol) DCT levels come from the RD search priced with that coder's own
+#: model (:func:`.mdc2.rdoq_levels`) instead of rounding (``"fast"``) or the Huffman trellis: measured
+#: in docs/design-notes.md ("RD-optimised quantization priced with the 2.1 coder").
+RDOQ_EFFORTS: tuple[str, ...] = ("best",)
+
+
 #: Format 2.0 DCT streams scale their steps with at least ``bits_stored - ARITH_RANGE_FLOOR``
 #: bits: an end slice of an MR series (values 0..253 of a 16-bit series spanning 0..5888) would
 #: otherwise get steps 32x finer than its neighbours at the same quality and eat the bits of
@@ -236,17 +242,22 @@ def encode_mdc_to(
         if arith:
             rbits = arith_range_bits(rbits, bits_stored, sample_arr)
 
+    use_rdoq = arith_id == container.ENTROPY_MULTI and effort in RDOQ_EFFORTS and not intra
+
     def coder_for(q: float) -> FrameCoder:
         steps = quantize.quant_table(q, rbits, table=table)
-        if effort == "best":
+        if effort == "best" and not use_rdoq:
             return FrameCoder(steps, bits_stored, signed_, rdo="trellis", rdo_size_bits=MDC_SIZE_BITS)
         return FrameCoder.for_table(steps, bits_stored, signed_)
 
+    frame_bytes = (lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes
+    mse_of = None
+    if use_rdoq:  # the RD levels' bytes and error (before the filters, which only lower it)
+        frame_bytes, mse_of = mdc2.rdoq_frame_bytes, mdc2.rdoq_frame_mse
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
-        frame_bytes=(lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes,
-        fixed_bytes=container.FIXED_BYTES,
+        frame_bytes=frame_bytes, fixed_bytes=container.FIXED_BYTES, mse_of=mse_of,
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
@@ -304,13 +315,17 @@ def encode_mdc_to(
             irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
             return (ifr.payload, ioffsets, ideblock, irestoration, True, padding_mask(frame)), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
-            if effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
+            if use_rdoq:  # RD levels priced with the 2.1 coder's model, the rounded levels' offsets
+                levels, offsets, recon = mdc2.rdoq_levels(coder, frame)
+                deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame, base=recon)
+            elif effort == "fast":  # one DCT: the rounded levels are exactly coder.levels(frame)'s
                 scaled = coder.scaled(frame)
                 levels = mdc2.round_scaled(scaled)
                 offsets = mdc2.reconstruction_offsets(levels, scaled)
             else:
                 levels, offsets = coder.levels(frame), None
-            deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
+            if not use_rdoq:
+                deblock, decoded = mdc2.deblocked_frame(coder, levels, offsets, frame)
             classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
             restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
             levels_bytes = mdc2.encode_levels(levels, blocks_per_row, coder_id)

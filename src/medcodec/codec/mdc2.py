@@ -39,7 +39,7 @@ from .transform import blocks_shape
 __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
            "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id", "round_scaled",
-           "reconstruction_offsets", "reconstruct_with_offsets",
+           "reconstruction_offsets", "reconstruct_with_offsets", "rdoq_levels", "rdoq_frame_bytes", "rdoq_frame_mse",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
            "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA", "FLAG_PADDING", "restore_padding",
@@ -624,6 +624,104 @@ def reconstruction_offsets(levels: np.ndarray, scaled: np.ndarray, min_count: in
     return np.clip(np.rint(0.5 * delta * OFFSET_UNIT), 0, MAX_OFFSET).astype(np.uint8)
 
 
+#: RD-optimised levels for the 2.1 coder (:func:`rdoq_levels`): lambda = RDOQ_LAMBDA_SCALE x mean
+#: squared AC step (bits priced by :mod:`._rdoq_ms`), the texture penalty of :mod:`._rdoq` scaled by
+#: RDOQ_TEXTURE_MU (0: none), RDOQ_PASSES searches (each pass prices the symbols of the levels
+#: before it), and how the printed error bound is kept (RDOQ_BOUND, see :func:`rdoq_levels`).
+RDOQ_LAMBDA_SCALE = 0.08
+RDOQ_TEXTURE_MU = 0.25
+RDOQ_PASSES = 1
+#: The rate counts a move's effect on the right and lower neighbours' base symbols.
+RDOQ_LOOKAHEAD = True
+RDOQ_BOUND = "verify"
+RDOQ_BOUNDS = ("verify", "coefficient")
+#: Centroid offsets of RD levels: measured again on the final levels (True) or kept from the
+#: rounded levels (False: 0.06-0.13 % smaller BD-rates on the three series, docs/design-notes.md).
+RDOQ_RECOMPUTE_OFFSETS = False
+
+
+def rdoq_levels(coder: FrameCoder, frame: np.ndarray, *, lam_scale: float | None = None,
+                texture_mu: float | None = None, bound: str | None = None, passes: int | None = None,
+                recompute_offsets: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """RD-optimised levels of ``frame`` for the multi-symbol coder, their reconstruction offsets
+    and the decoder's frame before its filters.
+
+    The rounded levels price the symbols (:func:`._rdoq_ms.symbol_counts`) and give the centroid
+    offsets the search's distortion uses; then the greedy search (:func:`._rdoq_ms.rdoq_levels`);
+    the offsets are kept or measured again on the final levels (``recompute_offsets``). The error bound
+    :func:`error_bound_with_offsets` prints for the returned offsets holds either way:
+
+    * ``bound="verify"``: the search is free; the encoder reconstructs the frame as the decoder
+      will and every 8x8 block with a sample off by more than the bound (before the filters,
+      whose own terms the bound adds) goes back to its rounded levels, which always satisfy it.
+    * ``bound="coefficient"``: only moves that keep each coefficient within ``(1/2 + offset)``
+      steps, the per-coefficient assumption of the bound (:func:`._rdoq_ms.enforce_bound`).
+
+    Defaults: the ``RDOQ_*`` constants. Returns (int32 (nblocks, 64) zigzag levels, 63 x uint8
+    offsets, the reconstruction).
+    """
+    from . import _kernels as KJ
+    from . import _rdoq, _rdoq_ms
+
+    lam_scale = RDOQ_LAMBDA_SCALE if lam_scale is None else lam_scale
+    texture_mu = RDOQ_TEXTURE_MU if texture_mu is None else texture_mu
+    bound = RDOQ_BOUND if bound is None else bound
+    if bound not in RDOQ_BOUNDS:
+        raise InvalidInputError(f"bound={bound!r} is unknown, expected one of {RDOQ_BOUNDS}")
+    passes = RDOQ_PASSES if passes is None else passes
+    recompute_offsets = RDOQ_RECOMPUTE_OFFSETS if recompute_offsets is None else recompute_offsets
+    rows, cols = frame.shape
+    _, bx = blocks_shape(rows, cols)
+    scaled = coder.scaled(frame)
+    rounded = round_scaled(scaled)
+    offsets = reconstruction_offsets(rounded, scaled)
+    steps = coder.steps_zz.astype(np.float64)
+    weights = steps * steps
+    offs = np.zeros(64)
+    offs[1:] = offsets.astype(np.float64) / OFFSET_UNIT
+    mu, dc_floor = 0.0, -np.inf
+    if texture_mu > 0:
+        pixels = coder._pixels(frame)
+        floor = _rdoq.texture_floor(float(pixels.min()), float(pixels.max()))
+        sigma = KJ.noise_sigma(pixels, _rdoq.TEXTURE_STATS_STRIDE, floor)
+        mu = texture_mu * KJ.texture_mu(_rdoq.TEXTURE_MU, _rdoq.TEXTURE_KAPPA, sigma, weights)
+        dc_floor = _rdoq.texture_dc_floor(coder, floor)
+    lam = lam_scale * float(np.mean(weights[1:]))
+    levels, priced = np.empty_like(rounded), rounded
+    for _ in range(max(1, passes)):
+        cost = _rdoq_ms.symbol_costs(_rdoq_ms.symbol_counts(priced, bx, np.zeros(int(KM.OFFSET[-1]))))
+        _rdoq_ms.rdoq_levels(scaled, rounded, bx, cost, weights, offs, lam, mu, _rdoq.TEXTURE_RHO, dc_floor,
+                             bound == "coefficient", RDOQ_LOOKAHEAD, levels)  # fmt: skip
+        priced = levels.copy() if passes > 1 else levels
+    if recompute_offsets:
+        offsets = reconstruction_offsets(levels, scaled)
+        offs[1:] = offsets.astype(np.float64) / OFFSET_UNIT
+    if bound == "coefficient":
+        _rdoq_ms.enforce_bound(levels, rounded, scaled, offs)
+    recon = reconstruct_with_offsets(coder, levels, offsets, rows, cols)
+    if bound == "verify":
+        bad = np.zeros(len(levels), dtype=np.bool_)
+        if _rdoq_ms.blocks_over(recon, frame, error_bound_with_offsets(coder.steps, offsets), bx, bad):
+            levels[bad] = rounded[bad]
+            recon = reconstruct_with_offsets(coder, levels, offsets, rows, cols)
+    return levels, offsets, recon
+
+
+def rdoq_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
+    """Exact bytes of ``frame``'s RD levels (:func:`rdoq_levels`) coded by the multi-symbol coder,
+    with the FRAM overhead and its offsets (rate control of ``effort="best"``)."""
+    levels, _, _ = rdoq_levels(coder, frame)
+    _, bx = blocks_shape(*frame.shape)
+    return len(encode_levels(levels, bx, container.ENTROPY_MULTI)) + DCT_FRAME_OVERHEAD + 63
+
+
+def rdoq_frame_mse(coder: FrameCoder, frame: np.ndarray) -> float:
+    """Mean squared error of ``frame``'s RD levels as the decoder reconstructs them before its
+    filters (which the encoder keeps only where they lower it): rate control's PSNR."""
+    _, _, recon = rdoq_levels(coder, frame)
+    return float(np.mean((recon.astype(np.float64) - frame) ** 2))
+
+
 def reconstruct_with_offsets(coder: FrameCoder, levels: np.ndarray, offsets: np.ndarray, rows: int, cols: int,
                              out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Pixels from levels dequantized at ``(|level| - offset) * step``: the v1 inverse path on
@@ -647,7 +745,8 @@ def error_bound_with_offsets(
 ) -> float:  # fmt: skip
     """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
     dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
-    coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams."""
+    coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams; 2.1
+    ``effort="best"`` streams (RD levels) are checked against it by the encoder (:func:`rdoq_levels`)."""
     from .zigzag import ZIGZAG
 
     a = np.full(8, 0.5)

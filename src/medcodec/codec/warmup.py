@@ -48,6 +48,7 @@ def warm() -> float:
             decode(encode(img, bits_stored=bits, signed=signed, max_error=k))
         for entropy in ("arith-binary", "arith-multi"):  # v2 DCT levels, both range coders
             decode(encode(img, bits_stored=bits, signed=signed, quality=70, entropy=entropy))
+        decode(encode(img, bits_stored=bits, signed=signed, quality=70, entropy="arith-multi", effort="best"))  # RDOQ
         if not signed and bits <= 12:
             for effort in ("fast", "best"):
                 decode(encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))
