@@ -297,11 +297,14 @@ def resolve_quality(
     jobs: int,
     frame_bytes: Callable[[FrameCoder, np.ndarray], int] | None = None,
     fixed_bytes: int = 0,
+    mse_of: Callable[[FrameCoder, np.ndarray], float] | None = None,
 ) -> float:
     """The quality that meets the single target given (quality, ratio or psnr).
 
     ``frame_bytes(coder, frame)`` is the exact coded size of one frame in the output
-    format (entropy-coded data plus its tables); ``fixed_bytes`` the per-stream overhead.
+    format (entropy-coded data plus its tables); ``fixed_bytes`` the per-stream overhead;
+    ``mse_of(coder, frame)`` the mean squared error of the frame's reconstruction (default
+    :func:`frame_mse`, the plain DCT coder's; intra coding passes its own).
     Sizes are estimated on the sample frames and scaled to all frames.
     """
     target_ = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range (np scalars too)
@@ -323,9 +326,11 @@ def resolve_quality(
 
         return bisect_quality(ok, want_high=True)
 
+    fm = mse_of or frame_mse
+
     def good(q: float) -> bool:  # good enough?
         coder = coder_for(q)
-        mse = np.mean(map_frames(lambda fr: frame_mse(coder, fr), list(sample), jobs))
+        mse = np.mean(map_frames(lambda fr: fm(coder, fr), list(sample), jobs))
         return mse == 0 or 10 * math.log10(peak**2 / mse) >= float(target_.psnr or 0)
 
     return bisect_quality(good, want_high=False)

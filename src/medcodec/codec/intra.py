@@ -172,7 +172,7 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
         raise TruncatedStreamError("intra residual levels end before the frame does", offset=offset, segment=segment)
     if status != K.OK:
         raise CorruptStreamError("intra residual levels out of range", offset=offset, segment=segment)
-    recon = np.zeros((prow, pcol), dtype=np.int64)
+    recon = np.empty((prow, pcol), dtype=np.int64)  # every sample written before it is read
     steps = coder.steps.astype(np.float64).reshape(8, 8)
     bad = KI.decode_intra(levels, modes, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX,
                           np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), recon)  # fmt: skip

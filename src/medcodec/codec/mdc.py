@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -202,9 +202,8 @@ def encode_mdc_to(
     coder_id = container.ENTROPY_HUFFMAN if arith_id is None else arith_id  # the HEAD entropy coder
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
-    if intra and (arith_id != container.ENTROPY_MULTI or effort != "fast" or ratio is not None or psnr is not None):
-        raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder), effort='fast' and "
-                                "quality (not ratio or psnr)")  # fmt: skip
+    if intra and (arith_id != container.ENTROPY_MULTI or effort != "fast"):
+        raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder) and effort='fast'")
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -237,11 +236,14 @@ def encode_mdc_to(
             return FrameCoder(steps, bits_stored, signed_, rdo="trellis", rdo_size_bits=MDC_SIZE_BITS)
         return FrameCoder.for_table(steps, bits_stored, signed_)
 
+    if intra:  # the rate search measures the intra coder itself (its bytes, its reconstruction)
+        frame_bytes: Callable[[FrameCoder, np.ndarray], int] = _intra_frame_bytes
+    else:
+        frame_bytes = (lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
-        frame_bytes=(lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes,
-        fixed_bytes=container.FIXED_BYTES,
+        frame_bytes=frame_bytes, fixed_bytes=container.FIXED_BYTES, mse_of=_intra_frame_mse if intra else None,
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
@@ -278,11 +280,7 @@ def encode_mdc_to(
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
-            from . import intra as intra_mod
-
-            fscaled = coder.scaled(frame)
-            ioffsets = mdc2.reconstruction_offsets(mdc2.round_scaled(fscaled), fscaled)
-            ifr = intra_mod.encode_intra_frame(frame, coder, ioffsets)
+            ifr, ioffsets = _intra_frame(coder, frame)
             ideblock, idecoded = mdc2.deblocked_frame(coder, None, ioffsets, frame, base=ifr.recon)
             irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
             return (ifr.payload, ioffsets, ideblock, irestoration, True), None
@@ -321,6 +319,28 @@ def encode_mdc_to(
     reached = compression_ratio(pixel_bytes, rows * cols * written, bits_stored)
     check_ratio_reached(ratio, reached)
     return StreamSummary(nbytes, q, written, pixel_bytes)
+
+
+def _intra_frame(coder: FrameCoder, frame: np.ndarray) -> tuple[Any, np.ndarray]:
+    """A 2.2 intra frame (:mod:`.intra`) and its centroid offsets (from the plain rounded levels)."""
+    from . import intra as intra_mod
+
+    scaled = coder.scaled(frame)
+    offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
+    return intra_mod.encode_intra_frame(frame, coder, offsets), offsets
+
+
+def _intra_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
+    """Rate control of intra streams: the bytes of the frame's intra FRAM payload (filters excluded,
+    as :func:`.mdc2.dct_frame_bytes`)."""
+    return len(_intra_frame(coder, frame)[0].payload) + mdc2.DCT_FRAME_OVERHEAD
+
+
+def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray) -> float:
+    """Rate control of intra streams: the MSE of the intra reconstruction before the filters (which
+    only lower it, as 2.1's search counts its reconstruction before them)."""
+    recon = _intra_frame(coder, frame)[0].recon
+    return float(np.mean((recon.astype(np.float64) - frame) ** 2))
 
 
 def _padding_range(padding: Any, bits_stored: int, signed: bool) -> tuple[int, int] | None:
