@@ -171,7 +171,7 @@ def test_fast_predictor_equals_the_predictor_on_every_mode() -> None:
     rng = np.random.default_rng(2)
     out = np.empty((8, 8), dtype=np.int64)
     fast = np.empty(64, dtype=np.int64)
-    ext, fext = np.empty(33, np.int64), np.empty(33, np.int64)
+    ext, fext = np.empty(KI.EXT_SIZE, np.int64), np.empty(KI.EXT_SIZE, np.int64)
     for trial in range(60):
         hi = [1, 4095, 65535, 1 << 20][trial % 4]
         top = rng.integers(-hi if trial % 2 else 0, hi + 1, 16)
@@ -180,8 +180,10 @@ def test_fast_predictor_equals_the_predictor_on_every_mode() -> None:
         corner = int(rng.integers(-hi if trial % 2 else 0, hi + 1))
         ft, fl = np.empty(16, np.int64), np.empty(16, np.int64)
         fc = KI.smooth_refs(top, left, corner, ft, fl)
-        ext[0], ext[1:17], ext[17:] = corner, top, left
-        fext[0], fext[1:17], fext[17:] = fc, ft, fl
+        for buf, c, t, lf in ((ext, corner, top, left), (fext, fc, ft, fl)):
+            buf[0] = c
+            buf[KI.EXT_TOP : KI.EXT_TOP + 16], buf[KI.EXT_TOP + 16 : KI.EXT_TOP + 24] = t, t[15]
+            buf[KI.EXT_LEFT : KI.EXT_LEFT + 16], buf[KI.EXT_LEFT + 16 : KI.EXT_LEFT + 24] = lf, lf[15]
         for m in range(intra.N_MODES):
             KI.predict_mode(m, top, left, corner, ft, fl, fc, out)
             KI.predict_fast(m, ext, fext, fast)

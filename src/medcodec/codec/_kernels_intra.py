@@ -184,18 +184,25 @@ def reconstruct_block(lvz, steps, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, 
             recon[r0 + i, c0 + j] = min(max(v, lo), hi)
 
 
+#: The reference layout ``ext`` of :func:`predict_fast`: the corner, ``top[0:16]`` then 8 copies of
+#: ``top[15]``, ``left[0:16]`` then 8 copies of ``left[15]`` (the copies: the index cap of :func:`_line`).
+EXT_TOP = 1
+EXT_LEFT = 25
+EXT_SIZE = 49
+
+
 def _angular_table() -> np.ndarray:
     """Modes 3..15 as a table: per mode and sample (row-major) ``(i0, i1, f, den)``, the prediction
-    ``((den - f) ext[i0] + f ext[i1] + den // 2) // den`` of the references laid out as
-    ``ext = [corner, top[0:16], left[0:16]]``: :func:`_line` of :func:`predict` resolved once (a corner
-    sample is ``(den corner + den // 2) // den = corner``)."""
+    ``((den - f) ext[i0] + f ext[i1] + den // 2) // den`` of the references laid out as ``ext``
+    (:data:`EXT_SIZE`): :func:`_line` of :func:`predict` resolved once (a corner sample is
+    ``(den corner + den // 2) // den = corner``)."""
     tab = np.zeros((N_MODES - 3, 64, 4), dtype=np.int64)
     for m in range(3, N_MODES):
         fam, a = (int(v) for v in ANGULAR[m - 3])
         for i in range(8):
             for j in range(8):
                 r, c = (i, j) if fam == 1 else (j, i)
-                main, side = (1, 17) if fam == 1 else (17, 1)
+                main, side = (EXT_TOP, EXT_LEFT) if fam == 1 else (EXT_LEFT, EXT_TOP)
                 num, den, base = 32 * c + (r + 1) * a, 32, main
                 if not (num >= -32 or a >= 0):
                     num, den, base = r * (-a) - 32 * (c + 1), -a, side
@@ -219,19 +226,26 @@ ANG_W0 = np.ascontiguousarray(ANG_TAB[:, :, 3] - ANG_TAB[:, :, 2])
 ANG_W1 = np.ascontiguousarray(ANG_TAB[:, :, 2])
 ANG_DEN = np.ascontiguousarray(ANG_TAB[:, :, 3])
 ANG_ALL32 = np.all(ANG_DEN == 32, axis=1)
-#: Offsets of the corner, top[0] and left[0] in the reference layout ``ext`` (33 samples).
-EXT_TOP = 1
-EXT_LEFT = 17
 
 
 @_helper
 def ext_refs(recon, r0, c0, mid, ext, fext, smoothed):
-    """:func:`refs` (and if ``smoothed`` :func:`smooth_refs`) into ``ext`` / ``fext`` laid out
-    ``[corner, top[0:16], left[0:16]]`` (views, no allocation)."""
-    ext[0] = refs(recon, r0, c0, mid, ext[EXT_TOP:EXT_LEFT], ext[EXT_LEFT:33])
+    """:func:`refs` (and if ``smoothed`` :func:`smooth_refs`) into ``ext`` / ``fext`` laid out as
+    :data:`EXT_SIZE` says (views, no allocation)."""
+    top = ext[EXT_TOP : EXT_TOP + 16]
+    left = ext[EXT_LEFT : EXT_LEFT + 16]
+    ext[0] = refs(recon, r0, c0, mid, top, left)
+    _pad(ext)
     if smoothed:
-        fext[0] = smooth_refs(ext[EXT_TOP:EXT_LEFT], ext[EXT_LEFT:33], ext[0], fext[EXT_TOP:EXT_LEFT],
-                              fext[EXT_LEFT:33])  # fmt: skip
+        fext[0] = smooth_refs(top, left, ext[0], fext[EXT_TOP : EXT_TOP + 16], fext[EXT_LEFT : EXT_LEFT + 16])
+        _pad(fext)
+
+
+@_helper
+def _pad(ext):
+    for k in range(8):
+        ext[EXT_TOP + 16 + k] = ext[EXT_TOP + 15]
+        ext[EXT_LEFT + 16 + k] = ext[EXT_LEFT + 15]
 
 
 @_helper
@@ -275,6 +289,20 @@ def predict_fast(mode, ext, fext, out):
         return
     src = fext if mode >= FIRST_SMOOTHED else ext
     a = mode - 3
+    disp = ANGULAR[a, 1]
+    if disp >= 0:  # the main line only, at 32 c + (r + 1) A: one offset and weight per row (column)
+        for r in range(8):
+            xr = (r + 1) * disp
+            off = (EXT_TOP if ANGULAR[a, 0] == 1 else EXT_LEFT) + (xr >> 5)
+            f = xr & 31
+            w = 32 - f
+            if ANGULAR[a, 0] == 1:
+                for c in range(8):
+                    out[8 * r + c] = (w * src[off + c] + f * src[off + c + 1] + 16) >> 5
+            else:
+                for c in range(8):
+                    out[8 * c + r] = (w * src[off + c] + f * src[off + c + 1] + 16) >> 5
+        return
     i0 = ANG_I0[a]
     i1 = ANG_I1[a]
     w0 = ANG_W0[a]
@@ -306,7 +334,7 @@ def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, c
         if v != 0:
             q = 256 * v - offsets[k] if v > 0 else 256 * v + offsets[k]
             p = zz[k]
-            deq[p] = q * stepz[k] / 256.0
+            deq[p] = q * stepz[k] * 0.00390625  # / 256: a power of two, the same double
             cmask[p & 7] |= 1 << (p >> 3)
             nz += 1
     if nz == 0:
@@ -341,6 +369,10 @@ def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, c
         for j in range(8):
             v = pred[8 * i + j] + np.int64(np.floor(rr[8 * i + j] + 0.5))
             recon[r0 + i, c0 + j] = min(max(v, lo), hi)
+
+
+#: bit_length of 0..15.
+BITLEN16 = np.array([0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4], dtype=np.int64)
 
 
 @_helper
@@ -390,20 +422,17 @@ def _trial(xb, pred, dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, bits0):
     _fdct_cols(tmp, coef, dct)
     d = 0.0
     bits = bits0
-    for k in range(64):
+    nb = np.int64(0)
+    for k in range(64):  # branch-free but for the rare |level| >= 16
         c = coef[zz[k]]
-        a = abs(c) * invz[k] + 0.5
-        if a < 1.0:
-            lvz[k] = 0
-            d += c * c
-            continue
-        lv = np.int64(a)  # a >= 1: truncation is the floor
-        q = 256 * lv - offsets[k]
-        e = abs(c) - q * stepz[k] / 256.0
-        bits += 2.0 + 2.0 * _bitlen(lv)  # integers: the same choice with and without JIT
+        ac = abs(c)
+        lv = np.int64(ac * invz[k] + 0.5)  # >= 0: truncation is the floor
+        nz = np.int64(lv > 0)
+        e = ac - nz * ((256 * lv - offsets[k]) * stepz[k] * 0.00390625)  # / 256, the same double
+        nb += nz * 2 + 2 * (BITLEN16[lv] if lv < 16 else _bitlen(lv))  # integers: the same with and without JIT
         lvz[k] = -lv if c < 0 else lv
         d += e * e
-    return d, bits
+    return d, bits + nb
 
 
 #: Samples of the encoder's coarse ranking: the 4x4 grid of odd rows and columns (row-major index).
@@ -491,8 +520,8 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
     first encoder). No allocation per block."""
     rows, cols = x.shape
     bx = cols // 8
-    ext = np.empty(33, np.int64)
-    fext = np.empty(33, np.int64)
+    ext = np.empty(EXT_SIZE, np.int64)
+    fext = np.empty(EXT_SIZE, np.int64)
     preds = np.empty((N_MODES, 64), np.int64)
     xb = np.empty(64, np.int64)
     res = np.empty(64)
@@ -582,8 +611,8 @@ def decode_intra(levels, modes, steps, zz, offsets, dct, mid, lo, hi, recon):
     geometry, dense IDCT and allocation."""
     rows, cols = recon.shape
     bx = cols // 8
-    ext = np.empty(33, np.int64)
-    fext = np.empty(33, np.int64)
+    ext = np.empty(EXT_SIZE, np.int64)
+    fext = np.empty(EXT_SIZE, np.int64)
     pred = np.empty(64, np.int64)
     tmp = np.empty(64)
     deq = np.zeros(64)
