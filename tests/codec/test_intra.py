@@ -472,3 +472,29 @@ def test_info_counts_intra_frames(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert json.loads(capsys.readouterr().out)["intra_frames"] is None
     assert main(["info", str(plain_path)]) == 0
     assert "\nintra_frames " not in capsys.readouterr().out
+
+
+def test_streaming_encode_to_writes_intra_frames() -> None:
+    """encode_to (the bounded-memory writer series use) takes intra=True: the same frames as
+    encode(..., intra=True) with the same settings, ratio= included; max_error excludes it."""
+    import io
+
+    from medcodec.codec import container, mdc, mdc2
+
+    img = _rate_series()
+    buf = io.BytesIO()
+    mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, quality=60, intra=True)
+    s = buf.getvalue()
+    assert medcodec.read_header(s).version == (2, 2)
+    rbits = medcodec.read_header(s).range_bits
+    assert s == medcodec.encode(img, bits_stored=12, quality=60, intra=True, range_bits=rbits)
+    h, index = container.parse_container(s)
+    assert all(mdc2.read_dct_frame(s, h, e).intra for e in index)
+    buf = io.BytesIO()
+    mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, ratio=10.0, intra=True)
+    assert medcodec.read_header(buf.getvalue()).version == (2, 2)
+    with pytest.raises(CodecError):
+        mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, max_error=1, intra=True)
+    with pytest.raises(CodecError):
+        mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, quality=60, intra=True,
+                      entropy="huffman")  # fmt: skip

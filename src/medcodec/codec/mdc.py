@@ -83,6 +83,7 @@ def encode_to(
     max_error: int | None = None,
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
+    intra: bool = False,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -112,6 +113,9 @@ def encode_to(
         Format 1.0 streams only: ``.mdc`` 2.0 frames (``max_error``, ``entropy="arith"``) carry
         no padding mask yet, so there padding is coded like any voxel (exact for ``max_error=0``,
         within the bound otherwise).
+    intra
+        8x8 intra prediction (format 2.2, :mod:`.intra`): as in :func:`encode`, the multi-symbol
+        coder (``entropy`` None or ``"arith"``), ``effort="fast"``; not with ``max_error``.
     Other parameters are those of :func:`encode`.
 
     Raises
@@ -119,9 +123,11 @@ def encode_to(
     InvalidInputError
         Bad frames, options, or a frame count different from ``n_frames``.
     """
+    if intra is not True and intra is not False:
+        raise InvalidInputError(f"intra={intra!r} must be True or False")
     if max_error is not None:
-        if (quality, ratio, psnr) != (None, None, None):
-            raise InvalidInputError("max_error excludes quality, ratio and psnr")
+        if (quality, ratio, psnr) != (None, None, None) or intra:
+            raise InvalidInputError("max_error excludes quality, ratio, psnr and intra")
         nbytes = mdc2.encode_predictive_to(
             fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, max_error=max_error, spec=spec,
             jobs=jobs, ancillary=ancillary, ndim=ndim,
@@ -131,7 +137,7 @@ def encode_to(
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
-        effort=effort, entropy=entropy, padding=padding,
+        effort=effort, entropy=entropy or ("arith" if intra else None), padding=padding, intra=intra,
     )  # fmt: skip
 
 
