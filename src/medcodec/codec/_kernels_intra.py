@@ -376,40 +376,25 @@ BITLEN16 = np.array([0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4], dtype=np.i
 
 
 @_helper
-def _fdct_rows(src, dst, dct):
-    """dst[i, u] = sum_x dct[u, x] src[i, x] for the 8 rows of flat 8x8 arrays, by the even / odd
-    symmetry of the DCT basis (32 products per row instead of 64; encoder only: any summation
-    order gives levels the decoder reconstructs exactly, it never recomputes them)."""
-    for i in range(8):
-        b = 8 * i
-        e0 = src[b] + src[b + 7]
-        e1 = src[b + 1] + src[b + 6]
-        e2 = src[b + 2] + src[b + 5]
-        e3 = src[b + 3] + src[b + 4]
-        o0 = src[b] - src[b + 7]
-        o1 = src[b + 1] - src[b + 6]
-        o2 = src[b + 2] - src[b + 5]
-        o3 = src[b + 3] - src[b + 4]
-        for u in range(0, 8, 2):
-            dst[b + u] = dct[u, 0] * e0 + dct[u, 1] * e1 + dct[u, 2] * e2 + dct[u, 3] * e3
-            dst[b + u + 1] = dct[u + 1, 0] * o0 + dct[u + 1, 1] * o1 + dct[u + 1, 2] * o2 + dct[u + 1, 3] * o3
-
-
-@_helper
-def _fdct_cols(src, dst, dct):
-    """dst[v, u] = sum_i dct[v, i] src[i, u] (the columns' pass of :func:`_fdct_rows`)."""
+def _fdct_pass(src, dst, eo, dct):
+    """dst[8 u + i] = sum_x dct[u, x] src[8 i + x] (each row's 1-D DCT, written transposed; twice is
+    the 2-D DCT in natural order) by the even / odd symmetry of the basis: 32 products per row
+    instead of 64, the inner loops along i (vectorisable). Encoder only: the levels it finds are
+    coded, the decoder never recomputes them. ``eo``: 64 floats of scratch."""
+    for x in range(4):
+        for i in range(8):
+            a = src[8 * i + x]
+            b = src[8 * i + 7 - x]
+            eo[8 * x + i] = a + b
+            eo[32 + 8 * x + i] = a - b
     for u in range(8):
-        e0 = src[u] + src[56 + u]
-        e1 = src[8 + u] + src[48 + u]
-        e2 = src[16 + u] + src[40 + u]
-        e3 = src[24 + u] + src[32 + u]
-        o0 = src[u] - src[56 + u]
-        o1 = src[8 + u] - src[48 + u]
-        o2 = src[16 + u] - src[40 + u]
-        o3 = src[24 + u] - src[32 + u]
-        for v in range(0, 8, 2):
-            dst[8 * v + u] = dct[v, 0] * e0 + dct[v, 1] * e1 + dct[v, 2] * e2 + dct[v, 3] * e3
-            dst[8 * (v + 1) + u] = dct[v + 1, 0] * o0 + dct[v + 1, 1] * o1 + dct[v + 1, 2] * o2 + dct[v + 1, 3] * o3
+        h = 0 if u % 2 == 0 else 32
+        c0 = dct[u, 0]
+        c1 = dct[u, 1]
+        c2 = dct[u, 2]
+        c3 = dct[u, 3]
+        for i in range(8):
+            dst[8 * u + i] = c0 * eo[h + i] + c1 * eo[h + 8 + i] + c2 * eo[h + 16 + i] + c3 * eo[h + 24 + i]
 
 
 @_helper
@@ -418,8 +403,10 @@ def _trial(xb, pred, dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, bits0):
     estimated bits: bits0 plus 2 + 2 bit_length(|l|) per non-zero level)."""
     for p in range(64):
         res[p] = np.float64(xb[p] - pred[p])
-    _fdct_rows(res, tmp, dct)
-    _fdct_cols(tmp, coef, dct)
+    _fdct_pass(res, tmp, coef, dct)
+    _fdct_pass(tmp, res, coef, dct)
+    for p in range(64):
+        coef[p] = res[p]
     d = 0.0
     bits = bits0
     nb = np.int64(0)

@@ -119,8 +119,8 @@ def encode(
         ``.mdc`` only, opt-in (default False): every 8x8 block predicted from its decoded
         neighbours (16 modes, :mod:`.intra`), format 2.2; with ``entropy="arith"`` (or None),
         ``effort="fast"`` and ``quality``, ``ratio`` or ``psnr`` (the search then measures the
-        intra coder). Smaller on head CT (~14 % against 2.1 fast at the same PSNR), encodes ~3-4x
-        and decodes ~1.5x 2.1 fast's time (docs/benchmarks-v2.md).
+        intra coder). Smaller on head CT (~14 % against 2.1 fast at the same PSNR), encodes in
+        ~2.8x and decodes in ~1.4x 2.1 fast's time (docs/benchmarks-v2.md).
 
     Returns
     -------
