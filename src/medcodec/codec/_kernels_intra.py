@@ -326,37 +326,37 @@ def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, c
     the sign of a zero, which ``floor(v + 0.5)`` does not see. ``stepz``: the steps in zigzag
     order; ``pred`` flat (row-major); ``deq`` (64) must be all zero on entry and is left so;
     ``tmp``, ``rr`` (64 float), ``cols`` and ``cmask`` (8 int64) scratch."""
+    last = 63
+    while last >= 0 and lvz[last] == 0:
+        last -= 1
+    if last < 0:
+        for i in range(8):
+            for j in range(8):
+                recon[r0 + i, c0 + j] = min(max(pred[8 * i + j], lo), hi)
+        return
     for c in range(8):
-        cmask[c] = 0
-    nz = 0
-    for k in range(64):
+        cmask[c] = -1  # the last row of column c with a level, -1: none
+    for k in range(last + 1):
         v = np.int64(lvz[k])
         if v != 0:
             q = 256 * v - offsets[k] if v > 0 else 256 * v + offsets[k]
             p = zz[k]
             deq[p] = q * stepz[k] * 0.00390625  # / 256: a power of two, the same double
-            cmask[p & 7] |= 1 << (p >> 3)
-            nz += 1
-    if nz == 0:
-        for i in range(8):
-            for j in range(8):
-                recon[r0 + i, c0 + j] = min(max(pred[8 * i + j], lo), hi)
-        return
+            cmask[p & 7] = max(cmask[p & 7], p >> 3)
     nc = 0
     for c in range(8):  # stage 1, tmp[c, :] = (dct.T @ deq)[:, c], summed over k in increasing order
-        mk = cmask[c]
-        if mk == 0:
+        top = cmask[c]
+        if top < 0:
             continue
         cols[nc] = c
         nc += 1
         for i in range(8):
             tmp[8 * c + i] = 0.0
-        for k in range(8):
-            if (mk >> k) & 1:
-                d = deq[8 * k + c]
-                deq[8 * k + c] = 0.0
-                for i in range(8):
-                    tmp[8 * c + i] += dct[k, i] * d
+        for k in range(top + 1):  # the zero terms below the column's last level: as in the dense sum
+            d = deq[8 * k + c]
+            deq[8 * k + c] = 0.0
+            for i in range(8):
+                tmp[8 * c + i] += dct[k, i] * d
     for p in range(64):  # stage 2, rr = tmp.T @ dct, every sum over the columns in increasing order
         rr[p] = 0.0
     for t in range(nc):
