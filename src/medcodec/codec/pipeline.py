@@ -120,7 +120,7 @@ def encode(
         neighbours (16 modes, :mod:`.intra`), format 2.2; with ``entropy="arith"`` (or None),
         ``effort="fast"`` and ``quality``, ``ratio`` or ``psnr`` (the search then measures the
         intra coder). Smaller on head CT (~14 % against 2.1 fast at the same PSNR), encodes in
-        ~2.8x and decodes in ~1.4x 2.1 fast's time (docs/benchmarks-v2.md).
+        ~2.8x and decodes in ~1.3-1.4x 2.1 fast's time (docs/benchmarks-v2.md).
 
     Returns
     -------
