@@ -70,12 +70,76 @@ def symbol_counts(levels: np.ndarray) -> tuple[int, int]:
     return adaptive, raw
 
 
+def intra_stages(f: np.ndarray, bits: int, signed: bool, q: int, coder: FrameCoder) -> dict[str, Callable[[], object]]:
+    """The 2.2 intra encoder's stages at quality q (``intra=True``: the same steps as 2.1's)."""
+    from medcodec.codec import intra
+    from medcodec.codec.zigzag import ZIGZAG
+
+    scaled = coder.scaled(f)
+    offs = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
+    enc = intra.encode_intra_frame(f, coder, offs)
+    x = np.pad(f.astype(np.int64), ((0, -f.shape[0] % 8), (0, -f.shape[1] % 8)), mode="edge")
+    nb = x.size // 64
+    steps = coder.steps.astype(np.float64).reshape(8, 8)
+    levels = np.zeros((nb, 64), np.int32)
+    full = np.zeros(64, np.int64)
+    full[1:] = offs
+
+    def loop() -> None:
+        intra.KI.encode_intra(x, steps, ZIGZAG.astype(np.int64), full, transform.DCT_MATRIX, intra.lambda_for(coder),
+                              np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels,
+                              np.zeros(nb, np.int64), np.zeros_like(x))  # fmt: skip
+
+    bx = x.shape[1] // 8
+    return {
+        "2.2 intra encode (whole)": lambda: medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, intra=True,
+                                                            jobs=1),  # fmt: skip
+        "  intra loop (prediction, trials, recon)": loop,
+        "  intra frame (loop + mode + level coding)": lambda: intra.encode_intra_frame(f, coder, offs),
+        "  reconstruct-free deblocking trials": lambda: mdc2.deblocked_frame(coder, None, offs, f, base=enc.recon),
+        "  level coding (intra levels)": lambda: intra._encode_levels(levels, bx),
+    }
+
+
+def intra_decode_stages(f: np.ndarray, bits: int, signed: bool, q: int) -> dict[str, Callable[[], object]]:
+    """The 2.2 intra decoder's stages: modes, levels, prediction + IDCT (and its plain twin)."""
+    from medcodec.codec import intra
+    from medcodec.codec.zigzag import ZIGZAG
+
+    data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, intra=True, jobs=1)
+    header, index = container.parse_container(data)
+    fr = mdc2.read_dct_frame(data, header, index[0])
+    payload = np.frombuffer(data[fr.start : fr.end], np.uint8)
+    coder = FrameCoder.for_table(header.qtables[0], bits, signed)
+    rows, cols = f.shape
+    prow, pcol = rows + (-rows % 8), cols + (-cols % 8)
+    bx, nb = pcol // 8, prow * pcol // 64
+    nmode = int.from_bytes(payload[:4].tobytes(), "little")
+    modes = np.zeros(nb, np.int64)
+    intra.KI.decode_modes(payload, 4, 4 + nmode, bx, modes)
+    levels = np.zeros((nb, 64), np.int32)
+    intra.KM.decode_coefficients_ms(payload, 4 + nmode, payload.size, bx, levels)
+    args = (levels, modes, coder.steps.astype(np.float64).reshape(8, 8), ZIGZAG.astype(np.int64),
+            intra._offsets(fr.offsets), transform.DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo),
+            np.int64(coder._hi))  # fmt: skip
+    print(f"(2.2 intra q{q}: {len(data) * 8 / f.size:.2f} bpp)")
+    return {
+        "2.2 intra decode (whole)": lambda: medcodec.decode(data, jobs=1),
+        "  modes": lambda: intra.KI.decode_modes(payload, 4, 4 + nmode, bx, np.zeros(nb, np.int64)),
+        "  levels (intra)": lambda: intra.KM.decode_coefficients_ms(payload, 4 + nmode, payload.size, bx,
+                                                                    np.zeros((nb, 64), np.int32)),  # fmt: skip
+        "  prediction + IDCT": lambda: intra.KI.decode_intra(*args, np.zeros((prow, pcol), np.int64)),
+        "  (prediction + IDCT, plain twin)": lambda: intra.KI.decode_intra_plain(*args, np.zeros((prow, pcol), np.int64)),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--bpp", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--entropy", default="arith")
+    ap.add_argument("--intra", action="store_true", help="also the stages of 2.2 intra frames (same quality)")
     args = ap.parse_args(argv)
     for name in SERIES:
         paths = sorted((args.data / name).glob("*.dcm"))
@@ -138,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             "  deblocking": (lambda: K.deblock(img.copy(), *fr.deblock, lo, hi)) if fr.deblock else (lambda: None),
             "  restoration": (lambda: fr.restoration.apply(deb, lo, hi)) if fr.restoration else (lambda: None),
         }
+        if args.intra:
+            enc_stages.update(intra_stages(f, bits, signed, q, coder))
+            dec_stages.update(intra_decode_stages(f, bits, signed, q))
         spec = PixelSpec(bits_stored=bits, signed=signed)
         u = external.to_unsigned(f, spec)[0].astype(np.uint16)
         jq = 50

@@ -10,6 +10,11 @@ float64 matrix product per frame (before the fused numba kernels). Today's encod
 same bytes except where a coefficient lies exactly half-way between two levels: the product's
 rounding noise picked a side there, the kernels divide those coefficients exactly and round the
 half away from zero, as the quantizer documents (1 level in ct.u2.b12.q75, 6 in xr.u1.b8.q95).
+
+``tests/golden/legacy-intra-2.2a/`` holds the two format 2.2 (intra) golden streams of the first
+intra encoder (every mode predicted in full, 3 DCT trials, division quantizer). The encoder now
+ranks modes on a coarse SAD and tries 2; the format did not change, so the decoder (now the sparse
+IDCT and table prediction) must still give their recorded pixels exactly.
 """
 
 from __future__ import annotations

@@ -166,6 +166,53 @@ def test_predictor_matches_the_plain_reference_on_every_mode() -> None:
             assert out.min() >= min(top.min(), left.min(), corner) and out.max() <= max(top.max(), left.max(), corner)
 
 
+def test_fast_predictor_equals_the_predictor_on_every_mode() -> None:
+    """predict_fast (ANG_TAB, the ext layout) gives predict_mode's integers, signed and unsigned."""
+    rng = np.random.default_rng(2)
+    out = np.empty((8, 8), dtype=np.int64)
+    fast = np.empty(64, dtype=np.int64)
+    ext, fext = np.empty(KI.EXT_SIZE, np.int64), np.empty(KI.EXT_SIZE, np.int64)
+    for trial in range(60):
+        hi = [1, 4095, 65535, 1 << 20][trial % 4]
+        top = rng.integers(-hi if trial % 2 else 0, hi + 1, 16)
+        left = rng.integers(-hi if trial % 2 else 0, hi + 1, 16)
+        left[8:] = left[7]
+        corner = int(rng.integers(-hi if trial % 2 else 0, hi + 1))
+        ft, fl = np.empty(16, np.int64), np.empty(16, np.int64)
+        fc = KI.smooth_refs(top, left, corner, ft, fl)
+        for buf, c, t, lf in ((ext, corner, top, left), (fext, fc, ft, fl)):
+            buf[0] = c
+            buf[KI.EXT_TOP : KI.EXT_TOP + 16], buf[KI.EXT_TOP + 16 : KI.EXT_TOP + 24] = t, t[15]
+            buf[KI.EXT_LEFT : KI.EXT_LEFT + 16], buf[KI.EXT_LEFT + 16 : KI.EXT_LEFT + 24] = lf, lf[15]
+        for m in range(intra.N_MODES):
+            KI.predict_mode(m, top, left, corner, ft, fl, fc, out)
+            KI.predict_fast(m, ext, fext, fast)
+            assert np.array_equal(fast.reshape(8, 8), out), (trial, m)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.03, 0.3, 1.0])
+@pytest.mark.parametrize(("bits", "signed"), [(12, False), (16, True)])
+def test_decoder_matches_its_plain_twin(density: float, bits: int, signed: bool) -> None:
+    """decode_intra (sparse IDCT, table prediction) equals decode_intra_plain (the dense IDCT in the
+    spec's summation order, predict_mode) sample for sample, with offsets, any levels and modes."""
+    rng = np.random.default_rng(int(density * 100) + bits)
+    coder = coder_for(bits, signed, 60)
+    rows, cols = 40, 56
+    nb = rows * cols // 64
+    levels = np.where(rng.random((nb, 64)) < density, rng.integers(-40, 41, (nb, 64)), 0).astype(np.int32)
+    levels[::3, 0] = rng.integers(-300, 300, levels[::3].shape[0])
+    modes = rng.integers(0, intra.N_MODES, nb)
+    offsets = np.zeros(64, np.int64)
+    offsets[1:] = rng.integers(0, 128, 63)
+    steps = coder.steps.astype(np.float64).reshape(8, 8)
+    args = (levels, modes, steps, ZIGZAG.astype(np.int64), offsets, DCT_MATRIX, np.int64(coder.offset),
+            np.int64(coder._lo), np.int64(coder._hi))  # fmt: skip
+    fast, plain = np.zeros((rows, cols), np.int64), np.zeros((rows, cols), np.int64)
+    assert KI.decode_intra(*args, fast) == KI.decode_intra_plain(*args, plain) == -1
+    assert np.array_equal(fast, plain)
+    assert np.ptp(fast) > 0
+
+
 def _roundtrip(frame: np.ndarray, coder: FrameCoder, check_reference: bool = True) -> intra.IntraFrame:
     rows, cols = frame.shape
     enc = intra.encode_intra_frame(frame, coder)
@@ -278,10 +325,10 @@ def test_intra_is_opt_in_and_default_streams_unchanged() -> None:
     s = medcodec.encode(img, bits_stored=12, quality=70, intra=True)
     assert medcodec.read_header(s).version == (2, 2)
     assert s == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
-    for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"effort": "best"}, {"ratio": 8.0},
-                {"format": "jpeg"}, {"max_error": 2}, {"intra": 1}):  # fmt: skip
+    for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"effort": "best"}, {"format": "jpeg"},
+                {"max_error": 2}, {"intra": 1}):  # fmt: skip
         kw = {"quality": 70, "intra": True, **bad}
-        if "ratio" in bad or "max_error" in bad:
+        if "max_error" in bad:
             del kw["quality"]
         with pytest.raises(CodecError):
             medcodec.encode(img, bits_stored=12, **kw)  # type: ignore[arg-type]
@@ -353,3 +400,101 @@ def test_intra_flag_refused_before_format_2_2() -> None:
     binary = dataclasses.replace(header, entropy=container.ENTROPY_ARITH)
     with pytest.raises(CodecError):
         mdc2.read_dct_frame(bytes(s), binary, index[0])
+
+
+def _rate_series() -> np.ndarray:
+    """Two 12-bit 128 x 128 frames: a smooth blob and oblique bands (edges intra predicts)."""
+    rng = np.random.default_rng(8)
+    y, x = np.indices((128, 128))
+    frames = []
+    for k in range(2):
+        img = (1000 + 1500 * np.exp(-((x - 60 - 5 * k) ** 2 + (y - 64) ** 2) / 1500.0)
+               + 700 * (((x * 0.7 + y) % 53) < 20) + rng.normal(0, 2, x.shape))  # fmt: skip
+        frames.append(np.clip(np.rint(img), 0, 4095))
+    return np.stack(frames).astype(np.uint16)
+
+
+@pytest.mark.parametrize("ratio", [8.0, 16.0])
+def test_ratio_rate_control_measures_the_intra_coder(ratio: float) -> None:
+    """ratio= with intra=True: a 2.2 stream at the ratio (within the tolerance 2.1 has), its search
+    sizing each frame by the intra coder's own payload (what the stream then holds)."""
+    from medcodec.codec import container, mdc, mdc2
+    from medcodec.metrics import compression_ratio
+    from medcodec.ratecontrol import RATIO_MISS
+
+    img = _rate_series()
+    s = medcodec.encode(img, bits_stored=12, ratio=ratio, intra=True)
+    h, index = container.parse_container(s)
+    assert h.version == (2, 2)
+    reached = compression_ratio(container.pixel_data_bytes(h, len(s)), img.size, 12)
+    assert ratio * (1 - RATIO_MISS) <= reached <= 1.5 * ratio
+    coder = FrameCoder.for_table(h.qtables[0], 12, False)
+    for k, entry in enumerate(index):
+        fr = mdc2.read_dct_frame(s, h, entry)
+        assert fr.intra
+        assert mdc._intra_frame_bytes(coder, img[k]) == fr.end - fr.start + mdc2.DCT_FRAME_OVERHEAD
+        assert mdc._intra_frame_bytes(coder, img[k]) != mdc2.dct_frame_bytes(coder, img[k], h.entropy)
+
+
+@pytest.mark.parametrize("psnr", [50.0, 62.0])
+def test_psnr_rate_control_measures_the_intra_coder(psnr: float) -> None:
+    """psnr= with intra=True: the decoded 2.2 stream meets the target (the search measures the intra
+    reconstruction; the filters only lower its error)."""
+    from medcodec.codec import mdc
+
+    img = _rate_series()
+    s = medcodec.encode(img, bits_stored=12, psnr=psnr, intra=True)
+    h = medcodec.read_header(s)
+    assert h.version == (2, 2)
+    out = np.asarray(medcodec.decode(s)).astype(np.float64)
+    assert 10 * np.log10(4095**2 / np.mean((out - img) ** 2)) >= psnr
+    coder = FrameCoder.for_table(h.qtables[0], 12, False)
+    want = np.mean([mdc._intra_frame_mse(coder, f) for f in img])
+    assert 10 * np.log10(4095**2 / want) >= psnr  # what the search asked of the chosen quality
+
+
+def test_info_counts_intra_frames(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from medcodec.cli.main import main
+
+    img = _rate_series()
+    intra_path, plain_path = tmp_path / "i.mdc", tmp_path / "p.mdc"
+    intra_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, intra=True))
+    plain_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, entropy="arith"))
+    capsys.readouterr()
+    assert main(["info", str(intra_path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["version"] == "2.2" and info["intra_frames"] == 2
+    assert main(["info", str(intra_path)]) == 0
+    assert "2 of 2 (8x8 intra prediction" in capsys.readouterr().out
+    assert main(["info", str(plain_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["intra_frames"] is None
+    assert main(["info", str(plain_path)]) == 0
+    assert "\nintra_frames " not in capsys.readouterr().out
+
+
+def test_streaming_encode_to_writes_intra_frames() -> None:
+    """encode_to (the bounded-memory writer series use) takes intra=True: the same frames as
+    encode(..., intra=True) with the same settings, ratio= included; max_error excludes it."""
+    import io
+
+    from medcodec.codec import container, mdc, mdc2
+
+    img = _rate_series()
+    buf = io.BytesIO()
+    mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, quality=60, intra=True)
+    s = buf.getvalue()
+    assert medcodec.read_header(s).version == (2, 2)
+    rbits = medcodec.read_header(s).range_bits
+    assert s == medcodec.encode(img, bits_stored=12, quality=60, intra=True, range_bits=rbits)
+    h, index = container.parse_container(s)
+    assert all(mdc2.read_dct_frame(s, h, e).intra for e in index)
+    buf = io.BytesIO()
+    mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, ratio=10.0, intra=True)
+    assert medcodec.read_header(buf.getvalue()).version == (2, 2)
+    with pytest.raises(CodecError):
+        mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, max_error=1, intra=True)
+    with pytest.raises(CodecError):
+        mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, quality=60, intra=True,
+                      entropy="huffman")  # fmt: skip

@@ -27,6 +27,14 @@ def _bounds(h: container.MdcHeader, data: bytes) -> list[float]:
     return [round(quantize.error_bound(q), 2) for q in h.qtables]
 
 
+def _intra_frames(h: container.MdcHeader, data: bytes, index: list[tuple[int, int]]) -> int | None:
+    """Intact frames coded with 8x8 intra prediction (format 2.2); None for streams that cannot hold any."""
+    if h.format != "mdc" or getattr(h, "entropy", 0) != container.ENTROPY_MULTI or h.version < container.VERSION_22:
+        return None
+    intact = [e for e in index if e[0] + e[1] <= len(data)]
+    return sum(mdc2.read_dct_frame(data, h, e).intra for e in intact)
+
+
 def _guarantee(h: container.MdcHeader) -> str:
     k = getattr(h, "max_error", None)
     if k == 0:
@@ -48,6 +56,7 @@ def info(stream: Path, as_json: bool) -> None:
     h = codec.read_header(data)
     segments = list(h.segments)
     missing: list[int] = []
+    index: list[tuple[int, int]] = []
     if h.format == "mdc":  # the header stops at FIDX: list the frames from the index too
         _, index = container.parse_container(data)
         segments += [container.Segment("FRAM", off, size - 12) for off, size in index if off + size <= len(data)]
@@ -77,6 +86,7 @@ def info(stream: Path, as_json: bool) -> None:
         "ratio": round(compression_ratio(pixel_bytes, h.rows * h.cols * h.frames, h.bits_stored), 3),
         "max_abs_error_bound": _bounds(h, data),
         "guarantee": _guarantee(h),
+        "intra_frames": _intra_frames(h, data, index),
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
         "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},
         "missing_frames": missing,
@@ -85,7 +95,10 @@ def info(stream: Path, as_json: bool) -> None:
         click.echo(json.dumps(fields, indent=2))
         return
     for key, value in fields.items():
-        if key not in ("segments", "ancillary", "missing_frames"):
+        if key == "intra_frames":
+            if value is not None:
+                click.echo(f"{key:28s} {value} of {h.frames} (8x8 intra prediction, format 2.2)")
+        elif key not in ("segments", "ancillary", "missing_frames"):
             click.echo(f"{key:28s} {value}")
     if missing:  # frames whose FRAM is cut
         which = f"frame {missing[0]} is" if len(missing) == 1 else f"frames {missing[0]}-{missing[-1]} are"

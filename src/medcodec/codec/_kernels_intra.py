@@ -6,6 +6,13 @@ paeth, vertical, horizontal and 11 oblique angles at HEVC displacements; the obl
 reconstruction loop shared by the encoder and the decoder, so the encoder's reconstruction is the
 decoder's output bit for bit. :mod:`.intra` wraps them; its docstring states the equations, and
 ``tests/codec/test_intra.py`` checks the predictor against a plain NumPy twin.
+
+Two forms of the decoding process: :func:`predict_mode` and :func:`reconstruct_block` (the
+equations as written: per-sample geometry, the dense IDCT in the spec's summation order;
+:func:`decode_intra_plain`) and what the encoder and :func:`decode_intra` run, equal to them
+integer for integer: :func:`predict_fast` (the angular geometry resolved once into
+:data:`ANG_TAB`) and :func:`reconstruct_fast` (the IDCT without its zero terms, the same order
+otherwise), no allocation per block.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ ANGULAR = np.array([(1, 0), (0, 0), (1, 32), (1, -32), (1, -21), (1, -9), (1, 9)
 FIRST_SMOOTHED = 5
 #: AV1 SMOOTH weights of an 8-sample block, in 1/256.
 SMOOTH_W = np.array([255, 197, 146, 105, 73, 50, 37, 32], dtype=np.int64)
-#: Modes the encoder tests fully (DCT, quantization, reconstruction) after ranking all by SAD.
-N_FULL = 3
+#: Modes the encoder DCT-codes (besides the context's) after ranking the candidates by SAD
+#: (3 until the ranking got cheaper: +0.5 % BD-rate, docs/design-notes.md).
+N_FULL = 2
 #: The encoder's estimate of a mode's bits: the context's mode again, or another one.
 MODE_BITS_SAME = 1.0
 MODE_BITS_OTHER = 4.5
@@ -145,23 +153,6 @@ def predict_mode(mode, top, left, corner, ftop, fleft, fcorner, out):
 
 
 @_helper
-def _forward(res, dct, tmp, coef):
-    """coef = dct @ res @ dct.T (explicit loops, fixed order)."""
-    for i in range(8):
-        for j in range(8):
-            s = 0.0
-            for k in range(8):
-                s += dct[i, k] * res[k, j]
-            tmp[i, j] = s
-    for i in range(8):
-        for j in range(8):
-            s = 0.0
-            for k in range(8):
-                s += tmp[i, k] * dct[j, k]
-            coef[i, j] = s
-
-
-@_helper
 def reconstruct_block(lvz, steps, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, recon, r0, c0):
     """recon[r0:r0+8, c0:c0+8] = clip(pred + round(IDCT(dequantized levels))): a non-zero level l at
     zigzag k is ``(256 l - sign(l) offsets[k]) * step / 256``; IDCT ``dct.T @ deq @ dct`` in a fixed
@@ -193,83 +184,407 @@ def reconstruct_block(lvz, steps, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, 
             recon[r0 + i, c0 + j] = min(max(v, lo), hi)
 
 
+#: The reference layout ``ext`` of :func:`predict_fast`: the corner, ``top[0:16]`` then 8 copies of
+#: ``top[15]``, ``left[0:16]`` then 8 copies of ``left[15]`` (the copies: the index cap of :func:`_line`).
+EXT_TOP = 1
+EXT_LEFT = 25
+EXT_SIZE = 49
+
+
+def _angular_table() -> np.ndarray:
+    """Modes 3..15 as a table: per mode and sample (row-major) ``(i0, i1, f, den)``, the prediction
+    ``((den - f) ext[i0] + f ext[i1] + den // 2) // den`` of the references laid out as ``ext``
+    (:data:`EXT_SIZE`): :func:`_line` of :func:`predict` resolved once (a corner sample is
+    ``(den corner + den // 2) // den = corner``)."""
+    tab = np.zeros((N_MODES - 3, 64, 4), dtype=np.int64)
+    for m in range(3, N_MODES):
+        fam, a = (int(v) for v in ANGULAR[m - 3])
+        for i in range(8):
+            for j in range(8):
+                r, c = (i, j) if fam == 1 else (j, i)
+                main, side = (EXT_TOP, EXT_LEFT) if fam == 1 else (EXT_LEFT, EXT_TOP)
+                num, den, base = 32 * c + (r + 1) * a, 32, main
+                if not (num >= -32 or a >= 0):
+                    num, den, base = r * (-a) - 32 * (c + 1), -a, side
+                if num <= -den:
+                    tab[m - 3, 8 * i + j] = (0, 0, 0, den)
+                    continue
+                k = num // den
+                f = num - k * den
+                i0 = 0 if k < 0 else base + min(k, 15)
+                tab[m - 3, 8 * i + j] = (i0, base + min(k + 1, 15), f, den)
+    return tab
+
+
+#: :func:`_angular_table`, what the encoder and the decoder predict modes 3..15 with.
+ANG_TAB = _angular_table()
+#: Its columns as contiguous (13, 64) arrays: reference indices, weights (``w0 = den - f``), and
+#: per mode whether every sample's denominator is 32 (then a shift, no division, predicts it).
+ANG_I0 = np.ascontiguousarray(ANG_TAB[:, :, 0])
+ANG_I1 = np.ascontiguousarray(ANG_TAB[:, :, 1])
+ANG_W0 = np.ascontiguousarray(ANG_TAB[:, :, 3] - ANG_TAB[:, :, 2])
+ANG_W1 = np.ascontiguousarray(ANG_TAB[:, :, 2])
+ANG_DEN = np.ascontiguousarray(ANG_TAB[:, :, 3])
+ANG_ALL32 = np.all(ANG_DEN == 32, axis=1)
+
+
+@_helper
+def ext_refs(recon, r0, c0, mid, ext, fext, smoothed):
+    """:func:`refs` (and if ``smoothed`` :func:`smooth_refs`) into ``ext`` / ``fext`` laid out as
+    :data:`EXT_SIZE` says (views, no allocation)."""
+    top = ext[EXT_TOP : EXT_TOP + 16]
+    left = ext[EXT_LEFT : EXT_LEFT + 16]
+    ext[0] = refs(recon, r0, c0, mid, top, left)
+    _pad(ext)
+    if smoothed:
+        fext[0] = smooth_refs(top, left, ext[0], fext[EXT_TOP : EXT_TOP + 16], fext[EXT_LEFT : EXT_LEFT + 16])
+        _pad(fext)
+
+
+@_helper
+def _pad(ext):
+    for k in range(8):
+        ext[EXT_TOP + 16 + k] = ext[EXT_TOP + 15]
+        ext[EXT_LEFT + 16 + k] = ext[EXT_LEFT + 15]
+
+
+@_helper
+def predict_fast(mode, ext, fext, out):
+    """:func:`predict_mode` from the ``ext`` layout into a flat int64 ``out[64]`` (row-major): the
+    same integers, modes 3..15 from :data:`ANG_TAB` without per-sample branches on the geometry."""
+    if mode < 3:
+        corner = ext[0]
+        if mode == 0:
+            s = np.int64(0)
+            for i in range(8):
+                s += ext[EXT_TOP + i] + ext[EXT_LEFT + i]
+            v = (s + 8) >> 4
+            for p in range(64):
+                out[p] = v
+        elif mode == 1:
+            t7 = ext[EXT_TOP + 7]
+            l7 = ext[EXT_LEFT + 7]
+            for i in range(8):
+                wi = SMOOTH_W[i]
+                rowpart = (256 - wi) * l7 + 256
+                li = ext[EXT_LEFT + i]
+                for j in range(8):
+                    wj = SMOOTH_W[j]
+                    out[8 * i + j] = (wi * ext[EXT_TOP + j] + rowpart + wj * li + (256 - wj) * t7) >> 9
+        else:
+            for i in range(8):
+                li = ext[EXT_LEFT + i]
+                for j in range(8):
+                    tj = ext[EXT_TOP + j]
+                    base = tj + li - corner
+                    pt = abs(base - tj)
+                    pl = abs(base - li)
+                    pc = abs(base - corner)
+                    if pl <= pt and pl <= pc:
+                        out[8 * i + j] = li
+                    elif pt <= pc:
+                        out[8 * i + j] = tj
+                    else:
+                        out[8 * i + j] = corner
+        return
+    src = fext if mode >= FIRST_SMOOTHED else ext
+    a = mode - 3
+    disp = ANGULAR[a, 1]
+    if disp >= 0:  # the main line only, at 32 c + (r + 1) A: one offset and weight per row (column)
+        for r in range(8):
+            xr = (r + 1) * disp
+            off = (EXT_TOP if ANGULAR[a, 0] == 1 else EXT_LEFT) + (xr >> 5)
+            f = xr & 31
+            w = 32 - f
+            if ANGULAR[a, 0] == 1:
+                for c in range(8):
+                    out[8 * r + c] = (w * src[off + c] + f * src[off + c + 1] + 16) >> 5
+            else:
+                for c in range(8):
+                    out[8 * c + r] = (w * src[off + c] + f * src[off + c + 1] + 16) >> 5
+        return
+    i0 = ANG_I0[a]
+    i1 = ANG_I1[a]
+    w0 = ANG_W0[a]
+    w1 = ANG_W1[a]
+    if ANG_ALL32[a]:  # floor division by 32 is the arithmetic shift
+        for p in range(64):
+            out[p] = (w0[p] * src[i0[p]] + w1[p] * src[i1[p]] + 16) >> 5
+    else:
+        den = ANG_DEN[a]
+        for p in range(64):
+            d = den[p]
+            v = w0[p] * src[i0[p]] + w1[p] * src[i1[p]] + (d >> 1)
+            out[p] = v >> 5 if d == 32 else v // d
+
+
+@_helper
+def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols, cmask, recon, r0, c0):
+    """:func:`reconstruct_block` bit for bit, with the IDCT's zero terms left out: every output sum
+    keeps its order over the non-zero terms (the loops are interchanged so that the inner one runs
+    along a row of ``dct``, not the sum), and adding a zero product changes a float sum at most in
+    the sign of a zero, which ``floor(v + 0.5)`` does not see. ``stepz``: the steps in zigzag
+    order; ``pred`` flat (row-major); ``deq`` (64) must be all zero on entry and is left so;
+    ``tmp``, ``rr`` (64 float), ``cols`` and ``cmask`` (8 int64) scratch."""
+    last = 63
+    while last >= 0 and lvz[last] == 0:
+        last -= 1
+    if last < 0:
+        for i in range(8):
+            for j in range(8):
+                recon[r0 + i, c0 + j] = min(max(pred[8 * i + j], lo), hi)
+        return
+    for c in range(8):
+        cmask[c] = -1  # the last row of column c with a level, -1: none
+    for k in range(last + 1):
+        v = np.int64(lvz[k])
+        if v != 0:
+            q = 256 * v - offsets[k] if v > 0 else 256 * v + offsets[k]
+            p = zz[k]
+            deq[p] = q * stepz[k] * 0.00390625  # / 256: a power of two, the same double
+            cmask[p & 7] = max(cmask[p & 7], p >> 3)
+    nc = 0
+    for c in range(8):  # stage 1, tmp[c, :] = (dct.T @ deq)[:, c], summed over k in increasing order
+        top = cmask[c]
+        if top < 0:
+            continue
+        cols[nc] = c
+        nc += 1
+        for i in range(8):
+            tmp[8 * c + i] = 0.0
+        for k in range(top + 1):  # the zero terms below the column's last level: as in the dense sum
+            d = deq[8 * k + c]
+            deq[8 * k + c] = 0.0
+            for i in range(8):
+                tmp[8 * c + i] += dct[k, i] * d
+    for p in range(64):  # stage 2, rr = tmp.T @ dct, every sum over the columns in increasing order
+        rr[p] = 0.0
+    for t in range(nc):
+        c = cols[t]
+        for i in range(8):
+            a = tmp[8 * c + i]
+            for j in range(8):
+                rr[8 * i + j] += a * dct[c, j]
+    for i in range(8):
+        for j in range(8):
+            v = pred[8 * i + j] + np.int64(np.floor(rr[8 * i + j] + 0.5))
+            recon[r0 + i, c0 + j] = min(max(v, lo), hi)
+
+
+#: bit_length of 0..15.
+BITLEN16 = np.array([0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4], dtype=np.int64)
+
+
+@_helper
+def _fdct_pass(src, dst, eo, dct):
+    """dst[8 u + i] = sum_x dct[u, x] src[8 i + x] (each row's 1-D DCT, written transposed; twice is
+    the 2-D DCT in natural order) by the even / odd symmetry of the basis: 32 products per row
+    instead of 64, the inner loops along i (vectorisable). Encoder only: the levels it finds are
+    coded, the decoder never recomputes them. ``eo``: 64 floats of scratch."""
+    for x in range(4):
+        for i in range(8):
+            a = src[8 * i + x]
+            b = src[8 * i + 7 - x]
+            eo[8 * x + i] = a + b
+            eo[32 + 8 * x + i] = a - b
+    for u in range(8):
+        h = 0 if u % 2 == 0 else 32
+        c0 = dct[u, 0]
+        c1 = dct[u, 1]
+        c2 = dct[u, 2]
+        c3 = dct[u, 3]
+        for i in range(8):
+            dst[8 * u + i] = c0 * eo[h + i] + c1 * eo[h + 8 + i] + c2 * eo[h + 16 + i] + c3 * eo[h + 24 + i]
+
+
+@_helper
+def _trial(xb, pred, dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, bits0):
+    """DCT-code the residual xb - pred: levels (zigzag) into lvz; returns (SSE in the DCT domain,
+    estimated bits: bits0 plus 2 + 2 bit_length(|l|) per non-zero level)."""
+    for p in range(64):
+        res[p] = np.float64(xb[p] - pred[p])
+    _fdct_pass(res, tmp, coef, dct)
+    _fdct_pass(tmp, res, coef, dct)
+    for p in range(64):
+        coef[p] = res[p]
+    d = 0.0
+    bits = bits0
+    nb = np.int64(0)
+    for k in range(64):  # branch-free but for the rare |level| >= 16
+        c = coef[zz[k]]
+        ac = abs(c)
+        lv = np.int64(ac * invz[k] + 0.5)  # >= 0: truncation is the floor
+        nz = np.int64(lv > 0)
+        e = ac - nz * ((256 * lv - offsets[k]) * stepz[k] * 0.00390625)  # / 256, the same double
+        nb += nz * 2 + 2 * (BITLEN16[lv] if lv < 16 else _bitlen(lv))  # integers: the same with and without JIT
+        lvz[k] = -lv if c < 0 else lv
+        d += e * e
+    return d, bits + nb
+
+
+#: Samples of the encoder's coarse ranking: the 4x4 grid of odd rows and columns (row-major index).
+COARSE = np.array([8 * i + j for i in (1, 3, 5, 7) for j in (1, 3, 5, 7)], dtype=np.int64)
+#: Modes the encoder predicts in full (and ranks by SAD) after ranking all by the coarse SAD.
+N_COARSE = 4
+#: The angular modes at the :data:`COARSE` samples for ranking only: :data:`ANG_TAB`'s references
+#: with the weights rounded to 1/32 (a shift, no division; not the prediction the decoder makes).
+COARSE_I0 = np.ascontiguousarray(ANG_I0[:, COARSE])
+COARSE_I1 = np.ascontiguousarray(ANG_I1[:, COARSE])
+COARSE_W1 = np.ascontiguousarray((ANG_W1[:, COARSE] * 32 + ANG_DEN[:, COARSE] // 2) // ANG_DEN[:, COARSE])
+COARSE_W0 = np.ascontiguousarray(32 - COARSE_W1)
+
+
+@_helper
+def coarse_sad(mode, ext, fext, xb):
+    """SAD of ``mode``'s prediction at the :data:`COARSE` samples only, for ranking (modes 0..2 the
+    exact integers, the angular ones from :data:`COARSE_W0` / :data:`COARSE_W1`)."""
+    s = np.int64(0)
+    if mode == 0:
+        t = np.int64(0)
+        for i in range(8):
+            t += ext[EXT_TOP + i] + ext[EXT_LEFT + i]
+        v = (t + 8) >> 4
+        for n in range(16):
+            s += abs(xb[COARSE[n]] - v)
+    elif mode == 1:
+        t7 = ext[EXT_TOP + 7]
+        l7 = ext[EXT_LEFT + 7]
+        for n in range(16):
+            p = COARSE[n]
+            i = p >> 3
+            j = p & 7
+            wi = SMOOTH_W[i]
+            wj = SMOOTH_W[j]
+            v = (wi * ext[EXT_TOP + j] + (256 - wi) * l7 + wj * ext[EXT_LEFT + i] + (256 - wj) * t7 + 256) >> 9
+            s += abs(xb[p] - v)
+    elif mode == 2:
+        corner = ext[0]
+        for n in range(16):
+            p = COARSE[n]
+            tj = ext[EXT_TOP + (p & 7)]
+            li = ext[EXT_LEFT + (p >> 3)]
+            base = tj + li - corner
+            pt = abs(base - tj)
+            pl = abs(base - li)
+            pc = abs(base - corner)
+            v = li if (pl <= pt and pl <= pc) else (tj if pt <= pc else corner)
+            s += abs(xb[p] - v)
+    else:
+        src = fext if mode >= FIRST_SMOOTHED else ext
+        a = mode - 3
+        i0 = COARSE_I0[a]
+        i1 = COARSE_I1[a]
+        w0 = COARSE_W0[a]
+        w1 = COARSE_W1[a]
+        for n in range(16):
+            s += abs(xb[COARSE[n]] - ((w0[n] * src[i0[n]] + w1[n] * src[i1[n]] + 16) >> 5))
+    return s
+
+
+@_helper
+def _pick(score, taken, n):
+    """Index of the least ``score`` among the first n not ``taken`` (ties: the lower index, as a
+    stable sort), marked taken; -1 if none is left."""
+    m = -1
+    for u in range(n):
+        if not taken[u] and (m < 0 or score[u] < score[m]):
+            m = u
+    if m >= 0:
+        taken[m] = True
+    return m
+
+
 @_jit
-def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon):
+def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse=N_COARSE,
+                 n_full=N_FULL):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
-    ranked by the SAD of its prediction; the N_FULL best are DCT-coded and the one of least
-    ``SSE + lam * bits`` kept (bits: a static estimate, 2 + 2 bit_length(|l|) a non-zero level, plus the
-    mode's: :data:`MODE_BITS_SAME` or :data:`MODE_BITS_OTHER`)."""
+    ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
+    and the context's mode are predicted in full and ranked by SAD; the ``n_full`` best of those
+    and the context's mode are DCT-coded and the one of least ``SSE + lam * bits`` kept (bits: a
+    static estimate, 2 + 2 bit_length(|l|) a non-zero level, plus the mode's:
+    :data:`MODE_BITS_SAME` or :data:`MODE_BITS_OTHER`). ``n_coarse = 16``: every mode in full (the
+    first encoder). No allocation per block."""
     rows, cols = x.shape
     bx = cols // 8
-    top = np.empty(16, np.int64)
-    left = np.empty(16, np.int64)
-    ftop = np.empty(16, np.int64)
-    fleft = np.empty(16, np.int64)
-    pred = np.empty((8, 8), np.int64)
-    res = np.empty((8, 8))
-    tmp = np.empty((8, 8))
-    coef = np.empty((8, 8))
-    deq = np.empty((8, 8))
-    rr = np.empty((8, 8))
+    ext = np.empty(EXT_SIZE, np.int64)
+    fext = np.empty(EXT_SIZE, np.int64)
+    preds = np.empty((N_MODES, 64), np.int64)
+    xb = np.empty(64, np.int64)
+    res = np.empty(64)
+    tmp = np.empty(64)
+    coef = np.empty(64)
+    deq = np.zeros(64)
+    cols8 = np.empty(8, np.int64)
+    rr = np.empty(64)
+    cmask = np.empty(8, np.int64)
+    csad = np.empty(N_MODES, np.int64)
     sad = np.empty(N_MODES, np.int64)
+    taken = np.zeros(N_MODES, np.bool_)
+    cand = np.empty(N_MODES + 1, np.int64)
     lvz = np.empty(64, np.int64)
     best_lv = np.empty(64, np.int64)
+    stepz = np.empty(64)
+    invz = np.empty(64)
+    for k in range(64):
+        stepz[k] = steps[zz[k] // 8, zz[k] % 8]
+        invz[k] = 1.0 / stepz[k]
+    n_coarse = min(max(n_coarse, 1), N_MODES)
+    n_full = min(max(n_full, 1), n_coarse)
     for by in range(rows // 8):
         for bxi in range(bx):
             r0 = by * 8
             c0 = bxi * 8
             b = by * bx + bxi
-            corner = refs(recon, r0, c0, mid, top, left)
-            fcorner = smooth_refs(top, left, corner, ftop, fleft)
-            for m in range(N_MODES):
-                predict_mode(m, top, left, corner, ftop, fleft, fcorner, pred)
-                s = np.int64(0)
-                for i in range(8):
-                    for j in range(8):
-                        s += abs(x[r0 + i, c0 + j] - pred[i, j])
-                sad[m] = s
-            order = np.argsort(sad, kind="mergesort")
+            ext_refs(recon, r0, c0, mid, ext, fext, True)
+            for i in range(8):
+                for j in range(8):
+                    xb[8 * i + j] = x[r0 + i, c0 + j]
             ctx = _mode_ctx(modes, b, bx)
+            for m in range(N_MODES):
+                taken[m] = False
+                sad[m] = np.iinfo(np.int64).max
+            if n_coarse < N_MODES:
+                for m in range(N_MODES):
+                    csad[m] = coarse_sad(m, ext, fext, xb)
+                nc = 0
+                for _ in range(n_coarse):
+                    cand[nc] = _pick(csad, taken, N_MODES)
+                    nc += 1
+                if not taken[ctx]:
+                    cand[nc] = ctx
+                    nc += 1
+            else:
+                nc = N_MODES
+                for m in range(N_MODES):
+                    cand[m] = m
+            for t in range(nc):  # the candidates in full
+                m = cand[t]
+                pm = preds[m]
+                predict_fast(m, ext, fext, pm)
+                sm = np.int64(0)
+                for p in range(64):
+                    sm += abs(xb[p] - pm[p])
+                sad[m] = sm
+                taken[m] = False
             best_j = np.inf
             best_m = 0
-            for t in range(N_FULL + 1):
-                m = order[t] if t < N_FULL else ctx  # the context's mode is always tested
-                if t == N_FULL:
-                    for u in range(N_FULL):
-                        if order[u] == ctx:
-                            m = -1
-                    if m < 0:
-                        break
-                predict_mode(m, top, left, corner, ftop, fleft, fcorner, pred)
-                for i in range(8):
-                    for j in range(8):
-                        res[i, j] = x[r0 + i, c0 + j] - pred[i, j]
-                _forward(res, dct, tmp, coef)
-                d = 0.0
-                bits = MODE_BITS_SAME if m == ctx else MODE_BITS_OTHER
-                for k in range(64):
-                    p = zz[k]
-                    st = steps[p // 8, p % 8]
-                    c = coef[p // 8, p % 8]
-                    lv = np.int64(np.floor(abs(c) / st + 0.5))
-                    if c < 0:
-                        lv = -lv
-                    lvz[k] = lv
-                    if lv != 0:
-                        q = 256 * lv - offsets[k] if lv > 0 else 256 * lv + offsets[k]
-                        e = c - q * st / 256.0
-                        bits += 2.0 + 2.0 * _bitlen(abs(lv))  # integers: the same choice with and without JIT
-                    else:
-                        e = c
-                    d += e * e
+            for t in range(n_full + 1):
+                if t < n_full:  # the t-th least SAD
+                    m = _pick(sad, taken, N_MODES)
+                elif taken[ctx]:
+                    break
+                else:  # the context's mode (cheaper to signal) is always tested
+                    m = ctx
+                b0 = MODE_BITS_SAME if m == ctx else MODE_BITS_OTHER
+                d, bits = _trial(xb, preds[m], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, b0)
                 jc = d + lam * bits
                 if jc < best_j:
                     best_j = jc
                     best_m = m
                     best_lv[:] = lvz
-            predict_mode(best_m, top, left, corner, ftop, fleft, fcorner, pred)
-            reconstruct_block(best_lv, steps, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, recon, r0, c0)
+            reconstruct_fast(best_lv, stepz, zz, offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon,
+                             r0, c0)  # fmt: skip
             for k in range(64):
                 levels[b, k] = best_lv[k]
             modes[b] = best_m
@@ -278,7 +593,41 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
 @_jit
 def decode_intra(levels, modes, steps, zz, offsets, dct, mid, lo, hi, recon):
     """The decoder's loop: prediction + residual block by block into recon (int64); returns the
-    number of the first block whose mode is out of range, or -1."""
+    number of the first block whose mode is out of range, or -1. Equal to :func:`predict_mode` and
+    :func:`reconstruct_block` block by block (tests/codec/test_intra.py), without their per-sample
+    geometry, dense IDCT and allocation."""
+    rows, cols = recon.shape
+    bx = cols // 8
+    ext = np.empty(EXT_SIZE, np.int64)
+    fext = np.empty(EXT_SIZE, np.int64)
+    pred = np.empty(64, np.int64)
+    tmp = np.empty(64)
+    deq = np.zeros(64)
+    cols8 = np.empty(8, np.int64)
+    rr = np.empty(64)
+    cmask = np.empty(8, np.int64)
+    stepz = np.empty(64)
+    for k in range(64):
+        stepz[k] = steps[zz[k] // 8, zz[k] % 8]
+    for by in range(rows // 8):
+        for bxi in range(bx):
+            r0 = by * 8
+            c0 = bxi * 8
+            b = by * bx + bxi
+            m = np.int64(modes[b])
+            if m < 0 or m >= N_MODES:
+                return b
+            ext_refs(recon, r0, c0, mid, ext, fext, m >= FIRST_SMOOTHED)
+            predict_fast(m, ext, fext, pred)
+            reconstruct_fast(levels[b], stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon,
+                             r0, c0)  # fmt: skip
+    return -1
+
+
+@_jit
+def decode_intra_plain(levels, modes, steps, zz, offsets, dct, mid, lo, hi, recon):
+    """The decoder's loop as first written (:func:`predict_mode`, the dense :func:`reconstruct_block`):
+    the twin :func:`decode_intra` is checked against."""
     rows, cols = recon.shape
     bx = cols // 8
     top = np.empty(16, np.int64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -88,6 +88,7 @@ def encode_to(
     max_error: int | None = None,
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
+    intra: bool = False,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -117,6 +118,9 @@ def encode_to(
         Format 1.0 streams only: ``.mdc`` 2.0 frames (``max_error``, ``entropy="arith"``) carry
         no padding mask yet, so there padding is coded like any voxel (exact for ``max_error=0``,
         within the bound otherwise).
+    intra
+        8x8 intra prediction (format 2.2, :mod:`.intra`): as in :func:`encode`, the multi-symbol
+        coder (``entropy`` None or ``"arith"``), ``effort="fast"``; not with ``max_error``.
     Other parameters are those of :func:`encode`.
 
     Raises
@@ -124,9 +128,11 @@ def encode_to(
     InvalidInputError
         Bad frames, options, or a frame count different from ``n_frames``.
     """
+    if intra is not True and intra is not False:
+        raise InvalidInputError(f"intra={intra!r} must be True or False")
     if max_error is not None:
-        if (quality, ratio, psnr) != (None, None, None):
-            raise InvalidInputError("max_error excludes quality, ratio and psnr")
+        if (quality, ratio, psnr) != (None, None, None) or intra:
+            raise InvalidInputError("max_error excludes quality, ratio, psnr and intra")
         nbytes = mdc2.encode_predictive_to(
             fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, max_error=max_error, spec=spec,
             jobs=jobs, ancillary=ancillary, ndim=ndim,
@@ -136,7 +142,7 @@ def encode_to(
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
-        effort=effort, entropy=entropy, padding=padding,
+        effort=effort, entropy=entropy or ("arith" if intra else None), padding=padding, intra=intra,
     )  # fmt: skip
 
 
@@ -213,9 +219,8 @@ def encode_mdc_to(
     coder_id = container.ENTROPY_HUFFMAN if arith_id is None else arith_id  # the HEAD entropy coder
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
-    if intra and (arith_id != container.ENTROPY_MULTI or effort != "fast" or ratio is not None or psnr is not None):
-        raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder), effort='fast' and "
-                                "quality (not ratio or psnr)")  # fmt: skip
+    if intra and (arith_id != container.ENTROPY_MULTI or effort != "fast"):
+        raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder) and effort='fast'")
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -250,9 +255,13 @@ def encode_mdc_to(
             return FrameCoder(steps, bits_stored, signed_, rdo="trellis", rdo_size_bits=MDC_SIZE_BITS)
         return FrameCoder.for_table(steps, bits_stored, signed_)
 
-    frame_bytes = (lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes
-    mse_of = None
-    if use_rdoq:  # the RD levels' bytes and error (before the filters, which only lower it)
+    frame_bytes: Callable[[FrameCoder, np.ndarray], int] = (
+        (lambda c, f: mdc2.dct_frame_bytes(c, f, coder_id)) if arith else _mdc_frame_bytes
+    )
+    mse_of: Callable[[FrameCoder, np.ndarray], float] | None = None
+    if intra:  # the rate search measures the intra coder itself (its bytes, its reconstruction)
+        frame_bytes, mse_of = _intra_frame_bytes, _intra_frame_mse
+    elif use_rdoq:  # the RD levels' bytes and error (before the filters, which only lower it)
         frame_bytes, mse_of = mdc2.rdoq_frame_bytes, mdc2.rdoq_frame_mse
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
@@ -306,11 +315,7 @@ def encode_mdc_to(
         if not frame.dtype.isnative:  # the v2 kernels take native integers (a big-endian DICOM frame)
             frame = frame.astype(frame.dtype.newbyteorder("="))
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
-            from . import intra as intra_mod
-
-            fscaled = coder.scaled(frame)
-            ioffsets = mdc2.reconstruction_offsets(mdc2.round_scaled(fscaled), fscaled)
-            ifr = intra_mod.encode_intra_frame(frame, coder, ioffsets)
+            ifr, ioffsets = _intra_frame(coder, frame)
             ideblock, idecoded = mdc2.deblocked_frame(coder, None, ioffsets, frame, base=ifr.recon)
             irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
             return (ifr.payload, ioffsets, ideblock, irestoration, True, padding_mask(frame)), None
@@ -349,6 +354,28 @@ def encode_mdc_to(
     reached = compression_ratio(pixel_bytes, rows * cols * written, bits_stored)
     check_ratio_reached(ratio, reached)
     return StreamSummary(nbytes, q, written, pixel_bytes)
+
+
+def _intra_frame(coder: FrameCoder, frame: np.ndarray) -> tuple[Any, np.ndarray]:
+    """A 2.2 intra frame (:mod:`.intra`) and its centroid offsets (from the plain rounded levels)."""
+    from . import intra as intra_mod
+
+    scaled = coder.scaled(frame)
+    offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
+    return intra_mod.encode_intra_frame(frame, coder, offsets), offsets
+
+
+def _intra_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
+    """Rate control of intra streams: the bytes of the frame's intra FRAM payload (filters excluded,
+    as :func:`.mdc2.dct_frame_bytes`)."""
+    return len(_intra_frame(coder, frame)[0].payload) + mdc2.DCT_FRAME_OVERHEAD
+
+
+def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray) -> float:
+    """Rate control of intra streams: the MSE of the intra reconstruction before the filters (which
+    only lower it, as 2.1's search counts its reconstruction before them)."""
+    recon = _intra_frame(coder, frame)[0].recon
+    return float(np.mean((recon.astype(np.float64) - frame) ** 2))
 
 
 def _padding_range(padding: Any, bits_stored: int, signed: bool) -> tuple[int, int] | None:

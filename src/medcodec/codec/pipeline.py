@@ -120,8 +120,9 @@ def encode(
     intra
         ``.mdc`` only, opt-in (default False): every 8x8 block predicted from its decoded
         neighbours (16 modes, :mod:`.intra`), format 2.2; with ``entropy="arith"`` (or None),
-        ``effort="fast"`` and ``quality``. Smaller on head CT (~10 % against 2.1 fast at the same
-        PSNR), encodes several times slower (docs/benchmarks-v2.md).
+        ``effort="fast"`` and ``quality``, ``ratio`` or ``psnr`` (the search then measures the
+        intra coder). Smaller on head CT (~14 % against 2.1 fast at the same PSNR), encodes in
+        ~2.8x and decodes in ~1.3-1.4x 2.1 fast's time (docs/benchmarks-v2.md).
 
     Returns
     -------
