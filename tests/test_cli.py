@@ -148,7 +148,8 @@ def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsy
     capsys.readouterr()
     assert main(["info", str(arith), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == "2.1" and info["max_abs_error_bound"][0] > 0  # arith: the multi-symbol coder
+    assert info["version"] == "2.2" and info["max_abs_error_bound"][0] > 0  # the multi-symbol coder, intra frames
+    assert info["intra_frames"] == info["shape"][0]
     assert arith.stat().st_size < 0.95 * huff.stat().st_size
     # same levels, reconstruction offsets toward the centroids: no larger error than Huffman's
     originals = [pydicom.dcmread(p).pixel_array.astype(float) for p in ct_series.glob("*.dcm")]
@@ -158,3 +159,15 @@ def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsy
         return sum(min(float(np.sum((d - o) ** 2)) for o in originals) for d in frames)
 
     assert sse(a) <= sse(h)
+
+
+def test_intra_flag(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default .mdc coder uses intra frames (2.2); --no-intra writes 2.1; the flag is refused with --max-error."""
+    plain, intra = tmp_path / "p.mdc", tmp_path / "i.mdc"
+    assert main(["encode", str(ct_series), "-o", str(plain), "-q", "60", "--no-intra", "--no-progress"]) == 0
+    assert main(["encode", str(ct_series), "-o", str(intra), "-q", "60", "--no-progress"]) == 0
+    assert medcodec.read_header(plain.read_bytes()).version == (2, 1)
+    assert medcodec.read_header(intra.read_bytes()).version[:2] in ((2, 2), (2, 3))
+    capsys.readouterr()
+    assert main(["encode", str(ct_series), "-o", str(tmp_path / "x.mdc"), "--max-error", "0", "--intra"]) == 2
+    assert "--intra" in capsys.readouterr().err

@@ -37,13 +37,15 @@ PROFILES = {
     "ct.i2.b16.q90.arith.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, entropy="arith",
                                    reencode=dict(entropy="arith-binary")),
     # format 2.1, DCT levels by the multi-symbol range coder (entropy coder 2)
-    "ct.u2.b12.q75.multi": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith-multi"),
+    # (made before intra frames were the default, so re-encoded with intra=False)
+    "ct.u2.b12.q75.multi": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith-multi",
+                                reencode=dict(intra=False)),
     "ct.i2.b16.q90.multi.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                   entropy="arith-multi"),
+                                   entropy="arith-multi", reencode=dict(intra=False)),
     # format 2.2, intra-predicted DCT frames (opt-in intra=True)
     "ct.u2.b12.q75.intra": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, intra=True),
     "ct.i2.b16.q90.intra.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, intra=True),
-    # format 2.3, the default coder with padding masks (the signed arrays have padding rows at the minimum)
+    # format 2.3, the default coder (intra frames) with padding masks (the signed arrays have padding rows)
     "ct.i2.b16.q90.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                  padding=[-32768, -32768]),
 }

@@ -16,7 +16,7 @@ import pytest
 
 import medcodec
 from medcodec.codec import _kernels_intra as KI
-from medcodec.codec import intra, quantize
+from medcodec.codec import intra, mdc2, quantize
 from medcodec.codec.framecoder import FrameCoder
 from medcodec.codec.transform import DCT_MATRIX
 from medcodec.codec.zigzag import ZIGZAG
@@ -316,16 +316,21 @@ def test_encoder_rejects_bad_input() -> None:
         intra.encode_intra_frame(np.full((8, 8), 5000, np.uint16), coder)
 
 
-def test_intra_is_opt_in_and_default_streams_unchanged() -> None:
+def test_intra_is_the_default_of_the_multi_symbol_coder() -> None:
     rng = np.random.default_rng(5)
     img = np.clip(2000 + rng.normal(0, 300, (2, 40, 56)), 0, 4095).astype(np.uint16)
-    plain = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith")
-    assert plain == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False)
+    default = medcodec.encode(img, bits_stored=12, quality=70)
+    assert medcodec.read_header(default).version == (2, 2)
+    assert default == medcodec.encode(img, bits_stored=12, quality=70, intra=True)
+    assert default == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
+    plain = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False)
     assert medcodec.read_header(plain).version == (2, 1)
-    s = medcodec.encode(img, bits_stored=12, quality=70, intra=True)
-    assert medcodec.read_header(s).version == (2, 2)
-    assert s == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
-    for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"effort": "best"}, {"format": "jpeg"},
+    huffman = medcodec.encode(img, bits_stored=12, quality=70, entropy="huffman")  # no intra there: 1.0
+    assert medcodec.read_header(huffman).version == (1, 0)
+    best = medcodec.encode(img, bits_stored=12, quality=70, effort="best")  # the wider mode search
+    assert medcodec.read_header(best).version == (2, 2) and best != default
+    assert np.abs(medcodec.decode(best).astype(np.int64) - img).max() <= min(mdc2.stream_error_bound(best))
+    for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"format": "jpeg"},
                 {"max_error": 2}, {"intra": 1}):  # fmt: skip
         kw = {"quality": 70, "intra": True, **bad}
         if "max_error" in bad:
@@ -461,7 +466,7 @@ def test_info_counts_intra_frames(tmp_path: Path, capsys: pytest.CaptureFixture[
     img = _rate_series()
     intra_path, plain_path = tmp_path / "i.mdc", tmp_path / "p.mdc"
     intra_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, intra=True))
-    plain_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, entropy="arith"))
+    plain_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, entropy="arith", intra=False))
     capsys.readouterr()
     assert main(["info", str(intra_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -83,10 +83,16 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
     "--effort",
     type=click.Choice(["fast", "best"]),
     default=None,
-    help=".mdc: fast (default) rounds every coefficient and keeps the error bound that "
-    "`medcodec info` prints; best chooses levels by rate-distortion search: with --entropy arith "
-    "priced with its range coder and checked against that bound (2-3 % smaller, ~2x slower), "
-    "otherwise by trellis (a few % smaller, ~4x slower, no worst-case bound).",
+    help=".mdc: fast (default) or best. With intra prediction (the default coder) best tries more "
+    "modes per block (~0.5 % smaller, ~2x slower); with --no-intra it chooses the levels by a "
+    "rate-distortion search priced with the range coder (2-3 % smaller, ~2x slower); with "
+    "--entropy huffman by trellis (no worst-case bound). `medcodec info` prints every stream's bound.",
+)
+@click.option(
+    "--intra/--no-intra",
+    default=None,
+    help=".mdc: 8x8 intra prediction (format 2.2; default on with the default coder): ~6 % smaller "
+    "than without (14 % on smooth CT), ~2.8x the encode and ~1.4x the decode time.",
 )
 @click.option(
     "--table",
@@ -113,6 +119,7 @@ def encode(
     effort: str | None = None,
     max_error: int | None = None,
     entropy: str | None = None,
+    intra: bool | None = None,
 ) -> None:
     """Compress DICOM INPUTS (files, folders, ZIPs, DICOMDIR) to .mdc, one file per series,
     or (--to dicom-*) to lossy DICOM, one file per image, one folder per series.
@@ -138,6 +145,8 @@ def encode(
         )
     if entropy is not None and to != "mdc":
         raise click.UsageError("--entropy applies to --to mdc only")
+    if intra is not None and (to != "mdc" or max_error is not None):
+        raise click.UsageError("--intra/--no-intra apply to --to mdc DCT streams (not --max-error)")
     if to != "mdc":
         _encode_dicom(found, output, syntax=to, quality=quality, ratio=ratio, psnr=psnr, overwrite=overwrite,
                       progress=progress, jobs=jobs)  # fmt: skip
@@ -159,6 +168,7 @@ def encode(
                 summary = encode_series_to_mdc(
                     series, target, quality=quality, ratio=ratio, psnr=psnr, table=table, jobs=jobs, effort=effort,
                     max_error=max_error, entropy=entropy, inputs=source_paths, overwrite=overwrite, progress=callback,
+                    intra=intra,
                 )  # fmt: skip
             dt = time.perf_counter() - t0
         except Exception as exc:  # one series failing must not stop the batch

@@ -102,7 +102,15 @@ def _encode_levels(levels: np.ndarray, bx: int) -> bytes:
         cap *= 2
 
 
-def encode_intra_frame(frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray | None = None) -> IntraFrame:
+#: The encoder's mode search per effort, ``(n_coarse, n_full)`` of :func:`._kernels_intra.encode_intra`:
+#: ``fast`` ranks the 16 modes on a 16-sample SAD and DCT-codes 2 (+ the context's mode);
+#: ``best`` predicts all 16 in full and DCT-codes the 4 best (+ the context's).
+SEARCH = {"fast": (KI.N_COARSE, KI.N_FULL), "best": (N_MODES, 4)}
+
+
+def encode_intra_frame(
+    frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray | None = None, effort: str = "fast"
+) -> IntraFrame:
     """Intra-code one 2-D frame with ``coder``'s steps and range.
 
     Parameters
@@ -113,6 +121,8 @@ def encode_intra_frame(frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray
         Steps, level offset and clipping range (:meth:`.FrameCoder.for_table`).
     offsets
         63 reconstruction offsets (zigzag 1..63, in 1/256 step) or None (all 0).
+    effort
+        The mode search (:data:`SEARCH`): ``"fast"`` or ``"best"``.
 
     Returns
     -------
@@ -130,8 +140,12 @@ def encode_intra_frame(frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray
     modes = np.empty(nb, dtype=np.int64)
     recon = np.empty_like(x)
     steps = coder.steps.astype(np.float64).reshape(8, 8)
+    if effort not in SEARCH:
+        raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(SEARCH)}")
+    n_coarse, n_full = SEARCH[effort]
     KI.encode_intra(x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
-                    np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
+                    np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon,
+                    n_coarse, n_full)  # fmt: skip
     bx = x.shape[1] // 8
     cap = nb + 1024
     while True:

@@ -11,6 +11,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -37,10 +38,11 @@ __all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "en
 
 
 MDC_SIZE_BITS = container.SIZE_BITS
-#: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder
-#: (format 2.1; 2.3 with padding masks). Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``:
-#: the Huffman format 1.0 (``entropy="huffman"``) is 2-4x faster but +29 to +51 % BD-rate against
-#: OpenJPEG where 2.1 is +0 to +13 % (docs/design-notes.md, "The .mdc default is format 2.1").
+#: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder,
+#: with intra frames unless ``intra=False`` (format 2.2; 2.1 without intra; 2.3 with padding masks).
+#: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
+#: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
+#: default is -0.8 to -3.6 % (docs/design-notes.md, "The .mdc default is format 2.2").
 DEFAULT_ENTROPY = "arith"
 
 
@@ -88,7 +90,7 @@ def encode_to(
     max_error: int | None = None,
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
-    intra: bool = False,
+    intra: bool | None = None,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -115,12 +117,12 @@ def encode_to(
         Limit if any): each frame's padding voxels are signalled (FRAM padding mask) and the
         decoder restores them exactly (values inside the range are clamped into it, a single
         value exactly), and moves a non-padding voxel that decodes into the range out of it.
-        Format 1.0 streams only: ``.mdc`` 2.0 frames (``max_error``, ``entropy="arith"``) carry
-        no padding mask yet, so there padding is coded like any voxel (exact for ``max_error=0``,
-        within the bound otherwise).
+        DCT streams of format 1.0 and of the multi-symbol coder (2.3) only: predictive frames
+        (``max_error``) carry no padding mask, so there padding is coded like any voxel (exact
+        for ``max_error=0``, within the bound otherwise); ``entropy="arith-binary"`` refuses it.
     intra
-        8x8 intra prediction (format 2.2, :mod:`.intra`): as in :func:`encode`, the multi-symbol
-        coder (``entropy`` None or ``"arith"``), ``effort="fast"``; not with ``max_error``.
+        8x8 intra prediction (format 2.2, :mod:`.intra`) as in :func:`encode`: ``None`` (default)
+        uses it with the multi-symbol coder (the default coder), ``False`` never; not with ``max_error``.
     Other parameters are those of :func:`encode`.
 
     Raises
@@ -128,8 +130,8 @@ def encode_to(
     InvalidInputError
         Bad frames, options, or a frame count different from ``n_frames``.
     """
-    if intra is not True and intra is not False:
-        raise InvalidInputError(f"intra={intra!r} must be True or False")
+    if intra is not None and intra is not True and intra is not False:
+        raise InvalidInputError(f"intra={intra!r} must be True, False or None")
     if max_error is not None:
         if (quality, ratio, psnr) != (None, None, None) or intra:
             raise InvalidInputError("max_error excludes quality, ratio, psnr and intra")
@@ -200,7 +202,7 @@ def encode_mdc_to(
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
     range_bits: int | None = None,
-    intra: bool = False,
+    intra: bool | None = None,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
 
@@ -219,8 +221,10 @@ def encode_mdc_to(
     coder_id = container.ENTROPY_HUFFMAN if arith_id is None else arith_id  # the HEAD entropy coder
     if effort not in EFFORTS:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {EFFORTS}")
-    if intra and (arith_id != container.ENTROPY_MULTI or effort != "fast"):
-        raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder) and effort='fast'")
+    if intra is None:  # the default: intra frames wherever the coder has them (docs/design-notes.md)
+        intra = arith_id == container.ENTROPY_MULTI
+    if intra and arith_id != container.ENTROPY_MULTI:
+        raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder)")
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -260,7 +264,7 @@ def encode_mdc_to(
     )
     mse_of: Callable[[FrameCoder, np.ndarray], float] | None = None
     if intra:  # the rate search measures the intra coder itself (its bytes, its reconstruction)
-        frame_bytes, mse_of = _intra_frame_bytes, _intra_frame_mse
+        frame_bytes, mse_of = partial(_intra_frame_bytes, effort=effort), partial(_intra_frame_mse, effort=effort)
     elif use_rdoq:  # the RD levels' bytes and error (before the filters, which only lower it)
         frame_bytes, mse_of = mdc2.rdoq_frame_bytes, mdc2.rdoq_frame_mse
     q = resolve_quality(
@@ -315,9 +319,10 @@ def encode_mdc_to(
         if not frame.dtype.isnative:  # the v2 kernels take native integers (a big-endian DICOM frame)
             frame = frame.astype(frame.dtype.newbyteorder("="))
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
-            ifr, ioffsets = _intra_frame(coder, frame)
+            ifr, ioffsets = _intra_frame(coder, frame, effort)
             ideblock, idecoded = mdc2.deblocked_frame(coder, None, ioffsets, frame, base=ifr.recon)
-            irestoration = mdc2.choose_restoration(coder, idecoded, frame, mdc2.FAST_FILTER_CLASSES)
+            iclasses = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
+            irestoration = mdc2.choose_restoration(coder, idecoded, frame, iclasses)
             return (ifr.payload, ioffsets, ideblock, irestoration, True, padding_mask(frame)), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             if use_rdoq:  # RD levels priced with the 2.1 coder's model, the rounded levels' offsets
@@ -356,25 +361,25 @@ def encode_mdc_to(
     return StreamSummary(nbytes, q, written, pixel_bytes)
 
 
-def _intra_frame(coder: FrameCoder, frame: np.ndarray) -> tuple[Any, np.ndarray]:
+def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast") -> tuple[Any, np.ndarray]:
     """A 2.2 intra frame (:mod:`.intra`) and its centroid offsets (from the plain rounded levels)."""
     from . import intra as intra_mod
 
     scaled = coder.scaled(frame)
     offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
-    return intra_mod.encode_intra_frame(frame, coder, offsets), offsets
+    return intra_mod.encode_intra_frame(frame, coder, offsets, effort), offsets
 
 
-def _intra_frame_bytes(coder: FrameCoder, frame: np.ndarray) -> int:
+def _intra_frame_bytes(coder: FrameCoder, frame: np.ndarray, effort: str = "fast") -> int:
     """Rate control of intra streams: the bytes of the frame's intra FRAM payload (filters excluded,
     as :func:`.mdc2.dct_frame_bytes`)."""
-    return len(_intra_frame(coder, frame)[0].payload) + mdc2.DCT_FRAME_OVERHEAD
+    return len(_intra_frame(coder, frame, effort)[0].payload) + mdc2.DCT_FRAME_OVERHEAD
 
 
-def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray) -> float:
+def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray, effort: str = "fast") -> float:
     """Rate control of intra streams: the MSE of the intra reconstruction before the filters (which
     only lower it, as 2.1's search counts its reconstruction before them)."""
-    recon = _intra_frame(coder, frame)[0].recon
+    recon = _intra_frame(coder, frame, effort)[0].recon
     return float(np.mean((recon.astype(np.float64) - frame) ** 2))
 
 

@@ -59,7 +59,7 @@ def encode(
     entropy: str | None = None,
     range_bits: int | None = None,
     padding: tuple[int, int] | None = None,
-    intra: bool = False,
+    intra: bool | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -103,12 +103,13 @@ def encode(
         ``"jpeg"``: ``"best"`` (default) is the texture-aware quantizer, ``"fast"`` thresholding (see
         :func:`.jpeg.encode_jpeg`). Decoding speed does not depend on it.
     entropy
-        ``.mdc`` DCT streams: ``"arith"`` (default; format 2.1, or 2.3 with ``padding``: the levels
-        range-coded with contexts, 8-18% smaller than Huffman on CT/MR, with reconstruction offsets,
-        deblocking and a restoration filter; about 0.6x libjpeg-turbo's encoding and 0.3x its
-        decoding speed per thread), ``"arith-multi"`` (the same), ``"arith-binary"`` (format 2.0,
-        the binary coder) or ``"huffman"`` (format 1.0, T.81-style Huffman: 2-4x faster, 20-90 %
-        larger at the same PSNR).
+        ``.mdc`` DCT streams: ``"arith"`` (default; the levels range-coded with contexts, 8-18%
+        smaller than Huffman on CT/MR, with reconstruction offsets, deblocking and a restoration
+        filter; format 2.2 with intra frames, 2.1 with ``intra=False``, 2.3 with ``padding``;
+        per thread near 1 bpp 2.2 encodes at ~0.2x and decodes at ~0.2-0.3x libjpeg-turbo's speed,
+        2.1 at ~0.5-0.6x / 0.26-0.36x), ``"arith-multi"`` (the same), ``"arith-binary"`` (format
+        2.0, the binary coder) or ``"huffman"`` (format 1.0, T.81-style Huffman: 3-10x faster,
+        25-95 % larger at the same PSNR than 2.2).
     max_error
         ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
         sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
@@ -118,11 +119,12 @@ def encode(
         (for ``.mdc`` with ``entropy="arith"`` at least ``bits_stored - 4``). Series writers pass
         one value per series (steps then do not vary slice to slice). Not with ``max_error``.
     intra
-        ``.mdc`` only, opt-in (default False): every 8x8 block predicted from its decoded
-        neighbours (16 modes, :mod:`.intra`), format 2.2; with ``entropy="arith"`` (or None),
-        ``effort="fast"`` and ``quality``, ``ratio`` or ``psnr`` (the search then measures the
-        intra coder). Smaller on head CT (~14 % against 2.1 fast at the same PSNR), encodes in
-        ~2.8x and decodes in ~1.3-1.4x 2.1 fast's time (docs/benchmarks-v2.md).
+        ``.mdc`` DCT streams of the multi-symbol coder: every 8x8 block predicted from its decoded
+        neighbours (16 modes, :mod:`.intra`), format 2.2. ``None`` (default): on with that coder
+        (the default one), off otherwise; ``False``: format 2.1. Works with ``quality``, ``ratio``
+        and ``psnr`` (the search measures the intra coder) and both efforts (``"best"`` tries more
+        modes per block). -6 % bytes on average against 2.1 at the same PSNR (-14 % on head CT),
+        ~2.8x the encode and ~1.3-1.4x the decode time (docs/benchmarks-v2.md).
 
     Returns
     -------
@@ -173,8 +175,8 @@ def encode(
             "padding with max_error > 0: predictive frames carry no padding mask (max_error=0 keeps padding "
             "exactly; DCT streams restore it)"
         )
-    if intra is not True and intra is not False:
-        raise InvalidInputError(f"intra={intra!r} must be True or False")
+    if intra is not None and intra is not True and intra is not False:
+        raise InvalidInputError(f"intra={intra!r} must be True, False or None")
     if intra:
         if format != "mdc" or max_error is not None:
             raise InvalidInputError("intra=True applies to format='mdc' DCT streams only (not max_error)")

@@ -53,6 +53,7 @@ def encode_series_to_mdc(
     inputs: list[str] | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    intra: bool | None = None,
 ) -> StreamSummary:
     """Stream one series into a ``.mdc`` at ``path``: frames are read, encoded and written a few at a time.
 
@@ -101,7 +102,7 @@ def encode_series_to_mdc(
             fh, tracked(series.iter_frames(), progress, total=n), n_frames=n, bits_stored=series.spec.bits_stored,
             signed=series.spec.signed, sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec,
             table=table, jobs=jobs, effort=effort, ancillary={SEGMENT: headers}, max_error=max_error, entropy=entropy,
-            padding=padding_range(series),
+            padding=padding_range(series), intra=intra,
         )  # fmt: skip
 
 

@@ -247,13 +247,13 @@ class MedcodecAdapter(BaseAdapter):
 
 
 class MedcodecArithAdapter(MedcodecAdapter):
-    """medcodec ``.mdc`` 2.x: the same DCT levels range-coded with contexts, reconstruction
-    offsets and the encoder-chosen deblocking filter (``entropy="arith"``: format 2.1, the
-    multi-symbol range coder)."""
+    """medcodec ``.mdc`` 2.1: the DCT levels range-coded with contexts, reconstruction offsets and
+    the encoder-chosen decoder filters, without intra prediction (``entropy="arith", intra=False``;
+    the default ``medcodec`` adds intra frames, format 2.2)."""
 
     name: ClassVar[str] = "medcodec-arith"
-    label: ClassVar[str] = "medcodec (.mdc 2.1, arith)"
-    options: ClassVar[dict[str, Any]] = {"entropy": "arith"}
+    label: ClassVar[str] = "medcodec (.mdc 2.1, no intra)"
+    options: ClassVar[dict[str, Any]] = {"entropy": "arith", "intra": False}
 
 
 class MedcodecJpegAdapter(MedcodecAdapter):

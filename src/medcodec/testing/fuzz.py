@@ -87,8 +87,8 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         encode(img(12, False, 1)[0], bits_stored=12, max_error=2),
         encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-binary"),  # 2.0, binary coder
         # .mdc 2.1: DCT levels by the multi-symbol range coder (escapes: 16-bit signed at quality 97)
-        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-multi"),
-        encode(img(16, True, 1), bits_stored=16, signed=True, quality=97, entropy="arith-multi"),
+        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-multi", intra=False),
+        encode(img(16, True, 1), bits_stored=16, signed=True, quality=97, entropy="arith-multi", intra=False),
         # .mdc 2.2: intra-predicted DCT frames (modes, residual levels, 2.1's filters)
         encode(img(12, False, 2), bits_stored=12, quality=75, intra=True),
         encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True),
