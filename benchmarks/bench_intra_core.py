@@ -8,7 +8,7 @@ Usage (from the repository root)::
 Per series (bench_mdc2's three), six slices, qualities 25/45/65/80/93: the intra core at the 2.1
 steps of each quality (``quant_table`` at the range bits 2.1 picks), WITHOUT 2.1's deblocking and
 restoration filters and centroid offsets (not wired to the intra loop yet), its payload plus the
-container and FRAM bytes of a one-frame 2.1 stream; against ``medcodec.encode(..., entropy="arith")``
+container and FRAM bytes of a one-frame 2.1 stream; against ``medcodec.encode(..., entropy="arith", intra=False)``
 (2.1 fast, filters included). PSNR peak ``2^bits - 1``. BD-rate < 0: the intra core is smaller.
 Times: wall time of one thread, both after a warm-up, ratio intra / 2.1 (noisy on a shared machine).
 """
@@ -48,7 +48,7 @@ def main() -> None:
     w = np.full((16, 16), 100, np.uint16)  # warm-up (numba compilation) of both
     c = FrameCoder.for_table(quantize.quant_table(50, 12), 12, False)
     intra.decode_intra_frame(intra.encode_intra_frame(w, c).payload, 16, 16, c)
-    medcodec.decode(medcodec.encode(w, quality=50, bits_stored=12, signed=False, jobs=1, entropy="arith"), jobs=1)
+    medcodec.decode(medcodec.encode(w, quality=50, bits_stored=12, signed=False, jobs=1, entropy="arith", intra=False), jobs=1)
     print("series | BD-rate intra core vs 2.1 fast | encode time x | decode time x")
     for series, bits, signed in SERIES:
         files = sorted((args.data / series).glob("*.dcm"))
@@ -70,7 +70,7 @@ def main() -> None:
                 dec = intra.decode_intra_frame(enc.payload, *f.shape, coder)
                 td[0] += time.perf_counter() - t
                 t = time.perf_counter()
-                s = medcodec.encode(x, quality=q, bits_stored=bits, signed=signed, jobs=1, entropy="arith")
+                s = medcodec.encode(x, quality=q, bits_stored=bits, signed=signed, jobs=1, entropy="arith", intra=False)
                 te[1] += time.perf_counter() - t
                 t = time.perf_counter()
                 r = np.asarray(medcodec.decode(s, jobs=1)).reshape(f.shape)

@@ -85,11 +85,12 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
 
     out = {
         "mdc v1 huffman fast": mdc(entropy="huffman"),
-        "mdc v2.1 arith fast": mdc(entropy="arith"),  # the multi-symbol coder (format 2.1)
+        "mdc v2.1 arith fast": mdc(entropy="arith", intra=False),  # the multi-symbol coder (format 2.1)
         "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
-        "mdc v2.1 arith best": mdc(entropy="arith", effort="best"),  # RD levels priced with the 2.1 coder
-        "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith"),  # fast with the RD levels (not a default)
-        "mdc v2.2 intra fast": mdc(intra=True),  # opt-in 8x8 intra prediction (format 2.2)
+        "mdc v2.1 arith best": mdc(entropy="arith", intra=False, effort="best"),  # RD levels priced with the coder
+        "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False),  # fast with the RD levels
+        "mdc v2.2 intra fast (default)": mdc(),  # the .mdc default: 8x8 intra prediction (format 2.2)
+        "mdc v2.2 intra best": mdc(effort="best"),  # the wider mode search
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

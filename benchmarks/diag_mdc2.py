@@ -56,7 +56,7 @@ def codecs(bits: int, signed: bool) -> dict:
         return lambda b: external.from_unsigned(np.asarray(fn(b)), spec, external.unsigned_offset(spec))
 
     def mdc(f, q, **kw):
-        return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith", **kw)
+        return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith", intra=False, **kw)
 
     out = {
         "mdc v2 arith fast": (mdc, lambda b: medcodec.decode(b, jobs=1), QUALITIES),
@@ -90,7 +90,7 @@ def bits_split(frames: np.ndarray, bits: int, signed: bool, q: float) -> tuple[f
     """(bpp, side information, DC, AC) in bits per pixel at quality ``q``."""
     total = side = dc = 0
     for f in frames:
-        data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith")
+        data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith", intra=False)
         rb = arith_range_bits(levelshift.content_range_bits(f, int(f.min()), int(f.max()), bits), bits, f)
         coder = FrameCoder.for_table(quantize.quant_table(q, rb), bits, signed)
         levels = coder.levels(f)
@@ -106,7 +106,7 @@ def bits_split(frames: np.ndarray, bits: int, signed: bool, q: float) -> tuple[f
 
 def error_regions(frames: np.ndarray, bits: int, signed: bool, q: float) -> None:
     spec = PixelSpec(bits_stored=bits, signed=signed)
-    blobs = [medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith") for f in frames]
+    blobs = [medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith", intra=False) for f in frames]
     dm = np.array([medcodec.decode(b, jobs=1) for b in blobs], dtype=np.float64)
     bpp = sum(map(len, blobs)) * 8 / frames.size
 
@@ -156,7 +156,7 @@ def series_report(name: str, frames: np.ndarray, bits: int, signed: bool) -> Non
     series_rb = max(own)
     curves["mdc v2, range_bits=series"] = sweep(
         frames, bits,
-        lambda f, q: medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith",
+        lambda f, q: medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith", intra=False,
                                      range_bits=series_rb),
         lambda b: medcodec.decode(b, jobs=1), QUALITIES,
     )  # fmt: skip

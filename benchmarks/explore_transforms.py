@@ -10,7 +10,7 @@ Per series (chest CT, head CT, 256x256 MR of the shared data, evenly spaced slic
 on its own as in ``bench_mdc2.py``; PSNR peak ``2**bits_stored - 1``, BD-rate from the points
 between 0.2 and 3.5 bpp) it prints rate-PSNR points and BD-rates of:
 
-* ``2.1 fast``: the real encoder (``medcodec.encode(entropy="arith")``: rounding, centroid
+* ``2.1 fast``: the real encoder (``medcodec.encode(entropy="arith", intra=False)``: rounding, centroid
   offsets, deblocking and restoration filter chosen by the encoder);
 * ``8x8 plain``: the experiment's baseline: the 2.1 steps (``quantize.quant_table`` with the range
   bits 2.1 picks), rounded levels, plain dequantisation. Its levels are checked against the
@@ -958,7 +958,7 @@ def real_curve(frames, bits, signed) -> list[tuple[float, float]]:
     for q in QUALITIES:
         nb, se = 0, 0.0
         for f in frames:
-            b = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith")
+            b = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, entropy="arith", intra=False)
             d = np.asarray(medcodec.decode(b, jobs=1)).reshape(f.shape).astype(np.float64)
             nb, se = nb + len(b), se + float(np.sum((d - f) ** 2))
         pts.append(point(frames, bits, nb, se))

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     f = pydicom.dcmread(paths[len(paths) // 2]).pixel_array
     by, bx = transform.blocks_shape(*f.shape)
     for q in args.quality:
-        data = medcodec.encode(f, bits_stored=12, quality=q, entropy=args.entropy, jobs=1)
+        data = medcodec.encode(f, bits_stored=12, quality=q, entropy=args.entropy, intra=False, jobs=1)
         header, index = container.parse_container(data)
         fr = mdc2.read_dct_frame(data, header, index[0])
         arr = np.frombuffer(data, np.uint8)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         levels = mdc2.decode_levels(arr, fr.start, fr.end, by * bx, bx, coder=header.entropy)
         img = (mdc2.reconstruct_with_offsets(coder, levels, fr.offsets, *f.shape) if fr.offsets is not None
                else coder.reconstruct(levels, *f.shape))  # fmt: skip
-        t_enc = best(lambda: medcodec.encode(f, bits_stored=12, quality=q, entropy=args.entropy, jobs=1), args.repeat)
+        t_enc = best(lambda: medcodec.encode(f, bits_stored=12, quality=q, entropy=args.entropy, intra=False, jobs=1), args.repeat)
         t_dec = best(lambda: medcodec.decode(data, jobs=1), args.repeat)
         t_lv = best(lambda: mdc2.decode_levels(arr, fr.start, fr.end, by * bx, bx, coder=header.entropy), args.repeat)
         t_rec = best(lambda: mdc2.reconstruct_with_offsets(coder, levels, fr.offsets, *f.shape), args.repeat)

@@ -149,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         lo_, hi_ = 15, 95
         while hi_ - lo_ > 1:  # quality nearest the bpp asked (bpp grows with quality)
             mid = (lo_ + hi_) // 2
-            b = medcodec.encode(f, bits_stored=bits, signed=signed, quality=mid, entropy=args.entropy, jobs=1)
+            b = medcodec.encode(f, bits_stored=bits, signed=signed, quality=mid, entropy=args.entropy, intra=False, jobs=1)
             lo_, hi_ = (mid, hi_) if len(b) * 8 / f.size < args.bpp else (lo_, mid)
         q = lo_
-        data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, entropy=args.entropy, jobs=1)
+        data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, entropy=args.entropy, intra=False, jobs=1)
         header, index = container.parse_container(data)
         fr = mdc2.read_dct_frame(data, header, index[0])
         arr = np.frombuffer(data, np.uint8)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
         enc_stages = {
             "encode (whole)": lambda: medcodec.encode(f, bits_stored=bits, signed=signed, quality=q,
-                                                      entropy=args.entropy, jobs=1),  # fmt: skip
+                                                      entropy=args.entropy, intra=False, jobs=1),  # fmt: skip
             "  DCT (scaled)": lambda: coder.scaled(f),
             "  rounding": lambda: mdc2.round_scaled(scaled),
             "  offsets": lambda: mdc2.reconstruction_offsets(levels, scaled),

@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         f = ds.pixel_array
         bits, signed = int(ds.BitsStored), bool(ds.PixelRepresentation)
         for q in qs:
-            data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, entropy="arith", jobs=1)
+            data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, entropy="arith", intra=False, jobs=1)
             h, idx = container.parse_container(data)
             fr = mdc2.read_dct_frame(data, h, idx[0])
             by, bx = transform.blocks_shape(*f.shape)

@@ -247,3 +247,21 @@ def test_library_encode_restores_padding(shared_data: Path, padding: tuple[int, 
     assert not (plain[is_pad] == lo).all()  # without the signal the padding would not survive
     with pytest.raises(medcodec.InvalidInputError, match="padding"):
         medcodec.encode(stored, bits_stored=16, quality=30, padding=padding, format="jpeg")
+
+
+@pytest.mark.parametrize("entropy", ["huffman", "arith"])
+def test_printed_bound_covers_voxels_moved_out_of_the_padding_range(entropy: str) -> None:
+    """A non-padding voxel that decodes into the padding range is moved just outside it (up to
+    high - low + 1 more units of error): the bound `info` prints adds that, and still holds."""
+    from medcodec.cli.info import _bounds
+
+    rng = np.random.default_rng(4)
+    img = np.clip(np.rint(30 + rng.normal(0, 25, (2, 48, 56))), 0, 4095).astype(np.uint16)
+    img[:, :, :8] = 0  # padding 0..2; tissue just above it decodes into it now and then
+    padded = medcodec.encode(img, bits_stored=12, quality=20, padding=(0, 2), entropy=entropy, intra=False)
+    plain = medcodec.encode(img, bits_stored=12, quality=20, entropy=entropy, intra=False)  # the same steps
+    assert _bounds(medcodec.read_header(padded), padded)[0] >= _bounds(medcodec.read_header(plain), plain)[0] + 3 - 0.01
+    out = medcodec.decode(padded).astype(np.int64)
+    moved = (out == 3) & (img > 2)  # strays moved above the range
+    assert moved.any()
+    assert np.abs(out - img).max() <= _bounds(medcodec.read_header(padded), padded)[0]

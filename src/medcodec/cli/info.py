@@ -21,10 +21,14 @@ def _bounds(h: container.MdcHeader, data: bytes) -> list[float]:
     if k is not None:
         return [float(k)]
     range_coded = (container.ENTROPY_ARITH, container.ENTROPY_MULTI)
+    # padding masks: a voxel that decoded into the padding range is moved just outside it, which
+    # can take it up to (high - low + 1) further from its value (docs/format.md §4, §15)
+    pad = mdc2.meta_padding(h) if h.format == "mdc" else None
+    extra = 0 if pad is None else pad[1] - pad[0] + 1
     if h.format == "mdc" and getattr(h, "entropy", 0) in range_coded:  # offsets per frame
         per_frame = mdc2.stream_error_bound(data)
-        return [round(max(per_frame), 2)] if per_frame else []
-    return [round(quantize.error_bound(q), 2) for q in h.qtables]
+        return [round(max(per_frame) + extra, 2)] if per_frame else []
+    return [round(quantize.error_bound(q) + extra, 2) for q in h.qtables]
 
 
 def _intra_frames(h: container.MdcHeader, data: bytes, index: list[tuple[int, int]]) -> int | None:
