@@ -1,8 +1,9 @@
 """8x8 intra prediction: the intra frames of ``.mdc`` format 2.2 (issue 12), one frame's encoder and decoder.
 
 The ``.mdc`` default since 2026-11-30: :func:`medcodec.encode` writes them with the multi-symbol
-coder unless ``intra=False`` (``docs/format.md`` §14, the normative text; :func:`.mdc.encode_mdc_to` wraps the payload in a FRAM with flag bit 3, adds 2.1's
-centroid offsets, deblocking and restoration filter). Measured: docs/benchmarks-v2.md.
+coder unless ``intra=False`` (``docs/format.md`` §14, the normative text;
+:func:`.mdc.encode_mdc_to` wraps the payload in a FRAM with flag bit 3, adds 2.1's centroid
+offsets, deblocking and restoration filter). Measured: docs/benchmarks-v2.md.
 
 Decoding process of one frame (rows and cols padded up to multiples of 8 by repeating the last
 row and column; the decoder crops), blocks in raster order, all sample arithmetic in integers:
