@@ -41,7 +41,8 @@ SERIES = (("ct_chest_lungpetctdx_A0001_philips", 12, False), ("ct_head_phantom_p
 QUALITIES = (25, 45, 65, 80, 93)
 
 
-def encode(x: np.ndarray, coder: FrameCoder, offs: np.ndarray, n_coarse: int, n_full: int) -> tuple[int, np.ndarray, float]:
+def encode(x: np.ndarray, coder: FrameCoder, offs: np.ndarray, n_coarse: int, n_full: int,
+           mode_same: float = KI.MODE_BITS_SAME, mode_other: float = KI.MODE_BITS_OTHER) -> tuple[int, np.ndarray, float]:
     """(bytes of a one-frame stream, reconstruction, loop seconds) of the intra core."""
     xp = intra._padded(x)
     nb, bx = xp.size // 64, xp.shape[1] // 8
@@ -49,7 +50,8 @@ def encode(x: np.ndarray, coder: FrameCoder, offs: np.ndarray, n_coarse: int, n_
     t = time.thread_time()
     KI.encode_intra(xp, coder.steps.astype(float).reshape(8, 8), ZIGZAG.astype(np.int64), intra._offsets(offs),
                     DCT_MATRIX, intra.lambda_for(coder), np.int64(coder.offset), np.int64(coder._lo),
-                    np.int64(coder._hi), levels, modes, rec, n_coarse, n_full)  # fmt: skip
+                    np.int64(coder._hi), levels, modes, rec, n_coarse, n_full, float(mode_same),
+                    float(mode_other))  # fmt: skip
     dt = time.thread_time() - t
     out = np.empty(nb + 1024, np.uint8)
     _, n = KI.encode_modes(modes, bx, out)
@@ -58,7 +60,9 @@ def encode(x: np.ndarray, coder: FrameCoder, offs: np.ndarray, n_coarse: int, n_
 
 
 def main() -> None:
-    variants = [tuple(int(v) for v in a.split(",")) for a in sys.argv[1:]] or [(16, 3), (4, 3), (4, 2)]
+    # n_coarse,n_full[,mode_same,mode_other]: the mode bits the RD test charges (default 1 and 4.5)
+    variants = [tuple(float(v) if i >= 2 else int(v) for i, v in enumerate(a.split(","))) for a in sys.argv[1:]] or [
+        (16, 3), (4, 3), (4, 2)]
     nf = int(os.environ.get("NF", 4))
     w = np.full((16, 16), 100, np.uint16)
     c = FrameCoder.for_table(quantize.quant_table(50, 12), 12, False)

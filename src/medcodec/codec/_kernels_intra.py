@@ -496,7 +496,7 @@ def _pick(score, taken, n):
 
 @_jit
 def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse=N_COARSE,
-                 n_full=N_FULL):  # fmt: skip
+                 n_full=N_FULL, mode_same=MODE_BITS_SAME, mode_other=MODE_BITS_OTHER):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -576,7 +576,7 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
                     break
                 else:  # the context's mode (cheaper to signal) is always tested
                     m = ctx
-                b0 = MODE_BITS_SAME if m == ctx else MODE_BITS_OTHER
+                b0 = mode_same if m == ctx else mode_other
                 d, bits = _trial(xb, preds[m], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, b0)
                 jc = d + lam * bits
                 if jc < best_j:
