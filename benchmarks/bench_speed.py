@@ -367,11 +367,14 @@ def report(cs: list[Codec], threads: dict[str, float] | None, memory: dict[str, 
         )
     lines += [
         "",
-        "Effort: `fast` is `.mdc`'s default (rounding, one fused kernel pass per frame); for standard JPEG it is "
-        "dead zone + isolated-coefficient thresholding, which flattens noisy soft tissue. For `.mdc`, `best` is "
-        "trellis quantization. For standard JPEG, `best` is the default of `format=\"jpeg\"`: the texture-aware "
+        "`.mdc 1.0` rows: format 1.0 (`entropy=\"huffman\"`, Huffman), the `.mdc` default until 2026-11-30 and what "
+        "issue 5's targets were set for; `.mdc default 2.2`: the default since then (8x8 intra frames, range coder, "
+        "decoder filters: 20-90 % smaller than 1.0 at the same PSNR, docs/benchmarks-v2.md), measured against the "
+        "same targets. Effort: `fast` rounds every coefficient; for standard JPEG it is dead zone + "
+        "isolated-coefficient thresholding, which flattens noisy soft tissue. For `.mdc` 1.0, `best` is trellis "
+        "quantization. For standard JPEG, `best` is the default of `format=\"jpeg\"`: the texture-aware "
         "RD quantizer fused with the DCT (issue 11; BD-rate, texture and speed against libjpeg-turbo in "
-        "`benchmarks/bench_jpeg_vs_libjpeg_turbo.py`). Decoding speed does not depend on the effort.",
+        "`benchmarks/bench_jpeg_vs_libjpeg_turbo.py`).",
         "",
         "Targets (issue 5):",
         "",
