@@ -75,9 +75,10 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
     "--entropy",
     type=click.Choice(["huffman", "arith", "arith-binary", "arith-multi"]),
     default=None,
-    help=".mdc DCT streams: arith (default: format 2.1, 2.3 with padding masks; context-adaptive "
-    "range coding, 8-18% smaller than Huffman, with decoder-side filters), arith-multi (the same), "
-    "arith-binary (format 2.0, the binary coder) or huffman (format 1.0: 2-4x faster, 20-90% larger).",
+    help=".mdc DCT streams: arith (default: format 2.2 with intra frames, 2.1 with --no-intra, 2.3 "
+    "with padding masks; context-adaptive range coding, 8-18% smaller than Huffman, with decoder-side "
+    "filters), arith-multi (the same), arith-binary (format 2.0, the binary coder) or huffman "
+    "(format 1.0: 3-10x faster, 20-90% larger).",
 )
 @click.option(
     "--effort",
