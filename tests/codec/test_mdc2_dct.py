@@ -653,5 +653,8 @@ def test_padding_masks_in_format_23_are_checked() -> None:
     bad = data[:off] + seg + data[off + size :]
     with pytest.raises(medcodec.CorruptStreamError, match="padding mask length"):
         mdc2.read_dct_frame(bad, header, index[0])
+    cut = container._segment(b"FRAM", bytes(payload[: len(payload) - nmask - 2]))  # flag 16, nmask cut short
+    with pytest.raises(medcodec.TruncatedStreamError, match="padding mask cut off"):
+        mdc2.read_dct_frame(data[:off] + cut + data[off + size :], header, (off, len(cut)))
     no_pad = medcodec.encode(img, bits_stored=16, quality=40)  # nothing declared: 2.2, padding coded as voxels
     assert medcodec.read_header(no_pad).version == (2, 2) and "padding" not in medcodec.read_header(no_pad).meta

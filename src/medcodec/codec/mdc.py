@@ -144,7 +144,7 @@ def encode_to(
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
-        effort=effort, entropy=entropy or ("arith" if intra else None), padding=padding, intra=intra,
+        effort=effort, entropy=entropy, padding=padding, intra=intra,
     )  # fmt: skip
 
 
@@ -397,10 +397,6 @@ def _padding_range(padding: Any, bits_stored: int, signed: bool) -> tuple[int, i
     return lo, hi
 
 
-restore_padding = mdc2.restore_padding  # (1.0 and 2.3 streams share it)
-_meta_padding = mdc2.meta_padding
-
-
 def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
     header, index = container.parse_container(buf)
     if header.transform == container.TRANSFORM_PREDICTIVE:
@@ -411,7 +407,7 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
     for k in sel:  # a truncated stream still gives the frames before the cut; check before allocating
         container.check_frame_present(index, k, len(buf))
     coders = [FrameCoder.for_table(q, header.bits_stored, header.signed) for q in header.qtables]
-    pad = _meta_padding(header)
+    pad = mdc2.meta_padding(header)
     arr = entropy.as_byte_array(buf)
     out = np.empty((len(sel), header.rows, header.cols), dtype=storage_dtype(header.bits_stored, header.signed))
 
@@ -431,7 +427,7 @@ def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.
                 if rec.padding_mask is not None
                 else np.zeros((header.rows, header.cols), bool)
             )
-            restore_padding(out[j], mask, pad, header.bits_stored, header.signed)
+            mdc2.restore_padding(out[j], mask, pad, header.bits_stored, header.signed)
 
     map_frames(one, list(range(len(sel))), jobs)
     if single or (frames is None and header.meta.get("ndim") == 2):

@@ -180,7 +180,6 @@ def encode(
     if intra:
         if format != "mdc" or max_error is not None:
             raise InvalidInputError("intra=True applies to format='mdc' DCT streams only (not max_error)")
-        entropy = entropy or "arith"
     if max_error is not None:
         if (quality, ratio, psnr, entropy) != (None,) * 4 or effort is not None or table not in (None, "medical"):
             raise InvalidInputError("max_error excludes quality, ratio, psnr, effort, entropy and table")
