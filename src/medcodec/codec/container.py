@@ -357,9 +357,8 @@ class ContainerWriter:
             after = self.fidx_at - self.start + 12 + 4 * self.header.frames
             fidx = _segment(b"FIDX", _compact_fidx(self.entries, after))
         else:
-            fidx = _segment(
-                b"FIDX", struct.pack("<I", len(self.entries)) + b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries)
-            )
+            entries = b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries)
+            fidx = _segment(b"FIDX", struct.pack("<I", len(self.entries)) + entries)
         self.fh.seek(self.fidx_at)
         self.fh.write(fidx)
         self.fh.seek(end)
@@ -413,7 +412,7 @@ def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
     return _check_head(_HEAD.unpack_from(payload), seg)
 
 
-def _check_head(fields: tuple, seg: Segment) -> dict[str, Any]:
+def _check_head(fields: tuple[Any, ...], seg: Segment) -> dict[str, Any]:
     """HEAD fields (the long form's order) checked against :data:`LIMITS`, as ``MdcHeader`` keywords."""
     (vmaj, vmin, rows, cols, frames, bits, signed, photo, transform, entropy, quality, range_bits, flags,
      slope, intercept, wc, ww, max_error) = fields  # fmt: skip
@@ -522,7 +521,11 @@ def parse_container(
             meta = {**meta, **extra}
         elif seg.type == "FIDX":
             after = offset + 12 + seg.length
-            index = _parse_compact_fidx(payload, seg, head, after) if compact else _parse_fidx(payload, seg, head, after)
+            if compact:
+                assert head is not None
+                index = _parse_compact_fidx(payload, seg, head, after)
+            else:
+                index = _parse_fidx(payload, seg, head, after)
         elif seg.type[0].isupper():
             raise CorruptStreamError(
                 f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type
@@ -907,8 +910,26 @@ def _parse_compact_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
     r.end()
     if attrs & 0x80:
         raise CorruptStreamError(f"HEAD attributes {attrs:#x}: unknown bit 7 set", offset=seg.offset, segment="HEAD")
-    fields = (vmaj, vmin, rows, cols, frames, bits, attrs & 1, attrs >> 1 & 1, attrs >> 2 & 3, attrs >> 4 & 7,
-              quality, range_bits, flags, slope, intercept, wc, ww, NO_MAX_ERROR if max_error < 0 else max_error)
+    fields = (
+        vmaj,
+        vmin,
+        rows,
+        cols,
+        frames,
+        bits,
+        attrs & 1,
+        attrs >> 1 & 1,
+        attrs >> 2 & 3,
+        attrs >> 4 & 7,
+        quality,
+        range_bits,
+        flags,
+        slope,
+        intercept,
+        wc,
+        ww,
+        NO_MAX_ERROR if max_error < 0 else max_error,
+    )
     head = _check_head(fields, seg)
     if (head["transform"], head["entropy"]) != (TRANSFORM_DCT8, ENTROPY_MULTI):
         raise UnsupportedFeatureError("HEAD: the compact layout (2.4) is defined for DCT streams of entropy coder 2")
@@ -959,7 +980,7 @@ def _parse_compact_qtab(payload: memoryview, seg: Segment) -> tuple[np.ndarray, 
 def _compact_fidx(entries: list[tuple[int, int]], after: int) -> bytes:
     """FIDX of the compact layout (§16.3): per frame the u32 end of its FRAM segment, counted from
     ``after`` (the end of the FIDX segment); frames follow each other without gaps."""
-    ends = []
+    ends: list[int] = []
     for off, size in entries:
         if off != after + (ends[-1] if ends else 0):
             raise InvalidInputError("the compact layout needs frames written back to back after FIDX")

@@ -446,7 +446,9 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     qtable = r.varint("table", 255) if flags & FLAG_QTABLE else 0
     offsets = _unpack_offsets(r) if flags & FLAG_OFFSETS else None
-    deblock = tuple(r.varint("deblocking", 0xFFFF) for _ in range(3)) if flags & FLAG_DEBLOCK else None
+    deblock: tuple[int, int, int] | None = None
+    if flags & FLAG_DEBLOCK:
+        deblock = (r.varint("deblocking", 0xFFFF), r.varint("deblocking", 0xFFFF), r.varint("deblocking", 0xFFFF))
     restoration = None
     if flags & FLAG_FILTER:
         ncls = r.u8("filter classes")
