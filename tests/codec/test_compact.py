@@ -182,13 +182,14 @@ def test_specific_compact_checks(stream: bytes) -> None:
     for bad_flags in (fram[1] | 0x80, fram[1] | 0x20):  # a flags varint over 0xFF, bit 5 (not this feature's)
         with pytest.raises(medcodec.CorruptStreamError, match="flags"):
             medcodec.decode(fram_with(fram[:1] + bytes([bad_flags]) + fram[2:]), frames=0)
-    n, width = fram[2], fram[3]
-    assert 1 <= n <= 63 and 1 <= width <= 8
-    if width == 8:
-        with pytest.raises(medcodec.CorruptStreamError, match="offset"):
-            medcodec.decode(fram_with(fram[:4] + b"\xff" + fram[5:]), frames=0)
-    with pytest.raises(medcodec.CorruptStreamError, match="width"):
-        medcodec.decode(fram_with(fram[:3] + b"\x09" + fram[4:]), frames=0)
+    n, k = fram[2], fram[3]  # offsets: N, then a Rice block (its parameter first)
+    assert 1 <= n <= 63 and k <= container.MAX_RICE_K
+    with pytest.raises(medcodec.CorruptStreamError, match="Rice parameter"):
+        medcodec.decode(fram_with(fram[:3] + bytes([container.MAX_RICE_K + 1]) + fram[4:]), frames=0)
+    with pytest.raises(medcodec.CorruptStreamError, match="offset"):  # k = 0 and a run of one bits: too large
+        medcodec.decode(fram_with(fram[:3] + b"\x00" + b"\xff" * 40 + fram[44:]), frames=0)
+    with pytest.raises(medcodec.CorruptStreamError, match="offset"):  # a first offset of -1
+        medcodec.decode(fram_with(fram[:3] + b"\x00\x80" + fram[5:]), frames=0)
     undeclared = dataclasses.replace(header, meta={})
     with pytest.raises(medcodec.CorruptStreamError, match="unknown bits"):
         mdc2.read_dct_frame(stream, undeclared, index[0])
@@ -216,3 +217,21 @@ def test_info_prints_a_compact_stream(stream: bytes, tmp_path: Path, capsys: pyt
     assert [s["type"] for s in info["segments"]] == ["HEAD", "QTAB", "FIDX", "FRAM", "FRAM", "FRAM", "MEND"]
     assert main(["info", str(path)]) == 0
     assert "intra_frames" in capsys.readouterr().out
+
+
+def test_rice_blocks_round_trip_and_refuse_what_they_cannot_hold() -> None:
+    rng = np.random.default_rng(11)
+    for limit in (128, 65535):
+        for scale in (0, 1, 5, 300, limit):
+            values = np.clip(np.rint(rng.normal(0, scale + 1e-9, 63)), -limit - 1, limit).astype(int).tolist()
+            out = bytearray()
+            container.put_rice(out, values)
+            r = container.Reader(bytes(out), 0, "QTAB")
+            assert r.rice(63, "v", limit) == values
+            r.end()  # the block is read to its last (padded) byte
+            with pytest.raises(medcodec.CorruptStreamError):
+                container.Reader(bytes(out[:-1]), 0, "QTAB").rice(63, "v", limit)  # cut short
+    big = bytearray()
+    container.put_rice(big, [1000])
+    with pytest.raises(medcodec.CorruptStreamError, match="beyond"):
+        container.Reader(bytes(big), 0, "FRAM").rice(1, "v", 128)

@@ -799,6 +799,38 @@ def put_svarint(out: bytearray, value: int) -> None:
     put_varint(out, 2 * value if value >= 0 else -2 * value - 1)
 
 
+def _zigzag(v: int) -> int:
+    return 2 * v if v >= 0 else -2 * v - 1
+
+
+def _unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -(z >> 1) - 1
+
+
+#: Largest Rice parameter of a Rice block (§16: values of up to 17 bits, zigzag of a u16 difference).
+MAX_RICE_K = 16
+
+
+def put_rice(out: bytearray, values: list[int]) -> None:
+    """Append signed ``values`` as a Rice block (§16): u8 ``k`` (the cheapest, 0..16), then per value
+    its zigzag code ``z`` as ``z >> k`` one bits, a zero bit and the low ``k`` bits of ``z``, most
+    significant first, packed MSB first and padded with zero bits to a byte."""
+    zs = [_zigzag(v) for v in values]
+    k = min(range(MAX_RICE_K + 1), key=lambda k: sum((z >> k) + 1 + k for z in zs))
+    out.append(k)
+    acc = nbits = 0
+    for z in zs:
+        q = z >> k
+        for part, width in (((1 << q) - 1 << 1, q + 1), (z & ((1 << k) - 1), k)):
+            acc, nbits = acc << width | part, nbits + width
+            while nbits >= 8:
+                nbits -= 8
+                out.append(acc >> nbits & 0xFF)
+            acc &= (1 << nbits) - 1
+    if nbits:
+        out.append(acc << (8 - nbits) & 0xFF)
+
+
 class Reader:
     """Reads the fields of a compact payload; every read is bounds-checked and raises
     :class:`CorruptStreamError` (a field cut off or too large) naming the segment's offset."""
@@ -834,14 +866,47 @@ class Reader:
 
     def svarint(self, what: str, limit: int) -> int:
         """A zigzag varint, within -limit-1 .. limit."""
-        z = self.varint(what, 2 * limit + 1)
-        return z >> 1 if not z & 1 else -(z >> 1) - 1
+        return _unzigzag(self.varint(what, 2 * limit + 1))
 
     def take(self, n: int, what: str) -> memoryview:
         if n < 0 or self.pos + n > len(self.data):
             raise self.fail(f"{what} ({n} bytes) cut off")
         self.pos += n
         return memoryview(self.data)[self.pos - n : self.pos]
+
+    def rice(self, n: int, what: str, limit: int) -> list[int]:
+        """``n`` signed values of a Rice block (:func:`put_rice`), each within -limit-1 .. limit."""
+        k = self.u8(f"{what} Rice parameter")
+        if k > MAX_RICE_K:
+            raise self.fail(f"{what} Rice parameter {k} > {MAX_RICE_K}")
+        zmax = 2 * limit + 1
+        data, bit = self.data, 8 * self.pos
+        end = 8 * len(data)
+        values = []
+        for _ in range(n):
+            q = 0
+            while True:
+                if bit >= end:
+                    raise self.fail(f"{what} cut off")
+                one = data[bit >> 3] >> (7 - (bit & 7)) & 1
+                bit += 1
+                if not one:
+                    break
+                q += 1
+                if q << k > zmax:
+                    raise self.fail(f"{what} beyond {limit}")
+            if bit + k > end:
+                raise self.fail(f"{what} cut off")
+            low = 0
+            for _ in range(k):
+                low = low << 1 | (data[bit >> 3] >> (7 - (bit & 7)) & 1)
+                bit += 1
+            z = q << k | low
+            if z > zmax:
+                raise self.fail(f"{what} beyond {limit}")
+            values.append(_unzigzag(z))
+        self.pos = -(-bit // 8)
+        return values
 
     def f64(self, what: str) -> float:
         return float(struct.unpack("<d", self.take(8, what))[0])
@@ -941,15 +1006,14 @@ def _parse_compact_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
 
 def _compact_qtab(tables: tuple[np.ndarray, ...]) -> bytes:
     """QTAB of the compact layout (§16.2): per table the 64 steps in zigzag order, the first as a
-    varint, each next as the zigzag varint of its difference to the one before."""
+    varint, the 63 differences to the step before as a Rice block (:func:`put_rice`)."""
     from .zigzag import ZIGZAG
 
     out = bytearray([len(tables)])
     for t in tables:
         zz = np.asarray(t, dtype=np.int64).ravel()[ZIGZAG]
         put_varint(out, int(zz[0]))
-        for a, b in zip(zz[:-1].tolist(), zz[1:].tolist()):
-            put_svarint(out, b - a)
+        put_rice(out, np.diff(zz).tolist())
     return bytes(out)
 
 
@@ -964,12 +1028,10 @@ def _parse_compact_qtab(payload: memoryview, seg: Segment) -> tuple[np.ndarray, 
     for _ in range(n):
         zz = np.empty(64, dtype=np.int64)
         zz[0] = r.varint("step", 65535)
-        for k in range(1, 64):
-            zz[k] = zz[k - 1] + r.svarint("step difference", 65535)
-            if not 1 <= zz[k] <= 65535:
-                raise r.fail(f"step {int(zz[k])} outside 1..65535")
-        if zz[0] < 1:
-            raise r.fail("a quantization step is 0")
+        zz[1:] = r.rice(63, "step differences", 65535)
+        zz = np.cumsum(zz)
+        if int(zz.min()) < 1 or int(zz.max()) > 65535:
+            raise r.fail(f"a step outside 1..65535 ({int(zz.min())}..{int(zz.max())})")
         nat = np.empty(64, dtype=np.uint16)
         nat[ZIGZAG] = zz
         tables.append(nat)

@@ -353,24 +353,14 @@ _COMPACT_KNOWN = FLAG_OFFSETS | FLAG_DEBLOCK | FLAG_FILTER | FLAG_INTRA | FLAG_P
 
 
 def _pack_offsets(out: bytearray, offsets: np.ndarray) -> None:
-    """63 reconstruction offsets as ``N`` (positions 1..N coded, the rest 0), the bit width ``W``
-    and ``N`` values of ``W`` bits, most significant first (§16.4)."""
+    """63 reconstruction offsets as ``N`` (positions 1..N coded, the rest 0) and, if N > 0, the
+    differences of ``OFFSET[1..N]`` (to 0 for the first) as a Rice block (§16.4)."""
     off = np.asarray(offsets, dtype=np.int64)
     nz = np.flatnonzero(off)
     n = int(nz[-1]) + 1 if nz.size else 0
     out.append(n)
-    if not n:
-        return
-    width = max(1, int(off[:n].max()).bit_length())
-    out.append(width)
-    acc = nbits = 0
-    for v in off[:n].tolist():
-        acc, nbits = acc << width | v, nbits + width
-        while nbits >= 8:
-            nbits -= 8
-            out.append(acc >> nbits & 0xFF)
-    if nbits:
-        out.append(acc << (8 - nbits) & 0xFF)
+    if n:
+        container.put_rice(out, np.diff(off[:n], prepend=0).tolist())
 
 
 def _unpack_offsets(r: container.Reader) -> np.ndarray:
@@ -380,17 +370,10 @@ def _unpack_offsets(r: container.Reader) -> np.ndarray:
         raise r.fail(f"{n} reconstruction offsets, at most 63")
     if not n:
         return offsets
-    width = r.u8("offset width")
-    if not 1 <= width <= 8:
-        raise r.fail(f"offset width {width} outside 1..8")
-    raw = bytes(r.take(-(-n * width // 8), "offsets"))
-    acc = int.from_bytes(raw, "big") >> (8 * len(raw) - n * width)
-    mask = (1 << width) - 1
-    for k in range(n):
-        v = acc >> (width * (n - 1 - k)) & mask
-        if v > MAX_OFFSET:
-            raise r.fail(f"reconstruction offset {v} > {MAX_OFFSET}")
-        offsets[k] = v
+    values = np.cumsum(r.rice(n, "offset differences", MAX_OFFSET))
+    if int(values.min()) < 0 or int(values.max()) > MAX_OFFSET:
+        raise r.fail(f"a reconstruction offset outside 0..{MAX_OFFSET}")
+    offsets[:n] = values
     return offsets
 
 
