@@ -106,7 +106,8 @@ def encode(
     entropy
         ``.mdc`` DCT streams: ``"arith"`` (default; the levels range-coded with contexts, 8-18%
         smaller than Huffman on CT/MR, with reconstruction offsets, deblocking and a restoration
-        filter; format 2.2 with intra frames, 2.1 with ``intra=False``, 2.3 with ``padding``;
+        filter; format 2.4, the compact layout (2.2 with intra frames, 2.1 with ``intra=False``, 2.3
+        with ``padding`` when ``compact=False``);
         per thread near 1 bpp 2.2 encodes at ~0.2x and decodes at ~0.2-0.3x libjpeg-turbo's speed,
         2.1 at ~0.5-0.6x / 0.26-0.36x), ``"arith-multi"`` (the same), ``"arith-binary"`` (format
         2.0, the binary coder) or ``"huffman"`` (format 1.0, T.81-style Huffman: 3-10x faster,
