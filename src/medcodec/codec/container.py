@@ -1,7 +1,8 @@
 """The ``.mdc`` container, versions 1 and 2 (bytes <-> segments). Every byte: ``docs/format.md``.
 
 Version 2.4 keeps the framing and lays HEAD, QTAB, FIDX (and, in :mod:`.mdc2`, FRAM) out compactly
-(``MdcHeader.compact``, ``docs/format.md`` §16). Version 2 keeps this framing; its HEAD names the coding (transform / entropy coder, ``max_error``)
+(``MdcHeader.compact``, ``docs/format.md`` §16). Version 2 keeps this framing; its HEAD names the
+coding (transform / entropy coder, ``max_error``)
 and its FRAM payloads are read by :mod:`.mdc2` (:func:`frame_payload`), not :func:`parse_frame`.
 
 Layout::
