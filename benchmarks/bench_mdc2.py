@@ -89,8 +89,9 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
         "mdc v2.1 arith best": mdc(entropy="arith", intra=False, effort="best"),  # RD levels priced with the coder
         "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False),  # fast with the RD levels
-        "mdc v2.2 intra fast (default)": mdc(),  # the .mdc default: 8x8 intra prediction (format 2.2)
-        "mdc v2.2 intra best": mdc(effort="best"),  # the wider mode search
+        "mdc v2.4 compact (default)": mdc(),  # the .mdc default: intra frames in the compact layout (2.4)
+        "mdc v2.2 intra fast (long)": mdc(compact=False),  # the same frames in the long layout (2.2)
+        "mdc v2.4 compact best": mdc(effort="best"),  # the wider mode search
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

@@ -148,7 +148,7 @@ def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsy
     capsys.readouterr()
     assert main(["info", str(arith), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == "2.2" and info["max_abs_error_bound"][0] > 0  # the multi-symbol coder, intra frames
+    assert info["version"] == "2.4" and info["max_abs_error_bound"][0] > 0  # the multi-symbol coder, intra, compact
     assert info["intra_frames"] == info["shape"][0]
     assert arith.stat().st_size < 0.95 * huff.stat().st_size
     # same levels, reconstruction offsets toward the centroids: no larger error than Huffman's
@@ -162,12 +162,15 @@ def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsy
 
 
 def test_intra_flag(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The default .mdc coder uses intra frames (2.2); --no-intra writes 2.1; the flag is refused with --max-error."""
+    """The default .mdc coder uses intra frames (2.4, compact); --no-intra writes none; the flag is refused with
+    --max-error."""
     plain, intra = tmp_path / "p.mdc", tmp_path / "i.mdc"
     assert main(["encode", str(ct_series), "-o", str(plain), "-q", "60", "--no-intra", "--no-progress"]) == 0
     assert main(["encode", str(ct_series), "-o", str(intra), "-q", "60", "--no-progress"]) == 0
-    assert medcodec.read_header(plain.read_bytes()).version == (2, 1)
-    assert medcodec.read_header(intra.read_bytes()).version[:2] in ((2, 2), (2, 3))
+    h_plain, h_intra = medcodec.read_header(plain.read_bytes()), medcodec.read_header(intra.read_bytes())
+    assert h_plain.version == h_intra.version == (2, 4) and h_plain.compact and h_intra.compact  # compact layout
+    capsys.readouterr()
+    assert main(["info", str(plain), "--json"]) == 0 and json.loads(capsys.readouterr().out)["intra_frames"] == 0
     capsys.readouterr()
     assert main(["encode", str(ct_series), "-o", str(tmp_path / "x.mdc"), "--max-error", "0", "--intra"]) == 2
     assert "--intra" in capsys.readouterr().err

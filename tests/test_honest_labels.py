@@ -194,7 +194,7 @@ def test_15_bit_cr_in_12_bit_jpeg_warns_and_writes_valid_modules(shared_data: Pa
 @pytest.mark.parametrize("quality", [30, 90])
 def test_mdc_restores_padding_exactly(shared_data: Path, tmp_path: Path, quality: int) -> None:
     """Item 2: CT1's -2000 padding (-3024 HU) comes back exactly from a .mdc, and no other voxel
-    decodes to it, through the CLI and decode --to dicom; the stream signals it (FRAM flag, meta)."""
+    decodes to it, through the CLI and decode --to dicom; the stream signals it (FRAM flag; HEAD flag in the compact layout, meta in the long)."""
     source = pydicom.dcmread(shared_data / CT1_LOSSY)
     stored, ppv = source.pixel_array, int(source.PixelPaddingValue)
     is_pad = stored == ppv
@@ -204,7 +204,7 @@ def test_mdc_restores_padding_exactly(shared_data: Path, tmp_path: Path, quality
     data = mdc.read_bytes()
     header = medcodec.read_header(data)
     assert header.meta["padding"] == [ppv, ppv]
-    assert header.version == (2, 3)  # the default coder, with padding masks
+    assert header.version == (2, 4) and header.compact  # the default coder, with padding masks (in HEAD, 2.4)
     _, index = container.parse_container(data)
     mask = mdc2.read_dct_frame(data, header, index[0]).padding_mask
     assert mask is not None

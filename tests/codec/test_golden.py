@@ -38,16 +38,26 @@ PROFILES = {
                                    reencode=dict(entropy="arith-binary")),
     # format 2.1, DCT levels by the multi-symbol range coder (entropy coder 2)
     # (made before intra frames were the default, so re-encoded with intra=False)
+    # (made before intra frames and then the compact layout were the default, so re-encoded without)
     "ct.u2.b12.q75.multi": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith-multi",
-                                reencode=dict(intra=False)),
+                                reencode=dict(intra=False, compact=False)),
     "ct.i2.b16.q90.multi.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                   entropy="arith-multi", reencode=dict(intra=False)),
-    # format 2.2, intra-predicted DCT frames (opt-in intra=True)
-    "ct.u2.b12.q75.intra": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, intra=True),
-    "ct.i2.b16.q90.intra.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, intra=True),
+                                   entropy="arith-multi", reencode=dict(intra=False, compact=False)),
+    # format 2.2, intra-predicted DCT frames (opt-in intra=True; re-encoded in the long layout)
+    "ct.u2.b12.q75.intra": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, intra=True,
+                                reencode=dict(compact=False)),
+    "ct.i2.b16.q90.intra.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, intra=True,
+                                   reencode=dict(compact=False)),
     # format 2.3, the default coder (intra frames) with padding masks (the signed arrays have padding rows)
     "ct.i2.b16.q90.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                 padding=[-32768, -32768]),
+                                 padding=[-32768, -32768], reencode=dict(compact=False)),
+    # format 2.4, the compact layout (the default): a 2-D image (HEAD flag), and 3 frames with
+    # padding masks, frames without intra prediction and a 12-bit signed range
+    "ct.u2.b12.q75.compact": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75),
+    "ct.i2.b16.q90.compact.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                         padding=[-32768, -32768]),
+    "mr.i2.b12.q50.compact.nointra.f3": dict(shape=(3, 24, 40), bits_stored=12, signed=True, quality=50,
+                                             intra=False),
 }
 
 

@@ -320,15 +320,18 @@ def test_intra_is_the_default_of_the_multi_symbol_coder() -> None:
     rng = np.random.default_rng(5)
     img = np.clip(2000 + rng.normal(0, 300, (2, 40, 56)), 0, 4095).astype(np.uint16)
     default = medcodec.encode(img, bits_stored=12, quality=70)
-    assert medcodec.read_header(default).version == (2, 2)
+    assert medcodec.read_header(default).version == (2, 4)  # intra frames in the compact layout
+    assert medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=70, compact=False)).version == (2, 2)
     assert default == medcodec.encode(img, bits_stored=12, quality=70, intra=True)
     assert default == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
     plain = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False)
-    assert medcodec.read_header(plain).version == (2, 1)
+    assert medcodec.read_header(plain).version == (2, 4)
+    plain_long = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False, compact=False)
+    assert medcodec.read_header(plain_long).version == (2, 1)
     huffman = medcodec.encode(img, bits_stored=12, quality=70, entropy="huffman")  # no intra there: 1.0
     assert medcodec.read_header(huffman).version == (1, 0)
     best = medcodec.encode(img, bits_stored=12, quality=70, effort="best")  # the wider mode search
-    assert medcodec.read_header(best).version == (2, 2) and best != default
+    assert medcodec.read_header(best).version == (2, 4) and best != default
     assert np.abs(medcodec.decode(best).astype(np.int64) - img).max() <= min(mdc2.stream_error_bound(best))
     for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"format": "jpeg"},
                 {"max_error": 2}, {"intra": 1}):  # fmt: skip
@@ -382,7 +385,7 @@ def test_stream_decodes_to_the_encoders_reconstruction_then_the_filters(q: float
     fr = mdc2.read_dct_frame(s, header, index[0])
     coder = FrameCoder.for_table(header.qtables[0], 12, False)
     enc = intra.encode_intra_frame(img, coder, fr.offsets)
-    assert s[fr.start : fr.end] == enc.payload
+    assert fr.intra_payload == enc.payload  # the compact FRAM (2.4) holds nmodes as a varint
     want = enc.recon.copy()
     if fr.deblock is not None:
         K2.deblock(want, *fr.deblock, coder._lo, coder._hi)
@@ -395,7 +398,7 @@ def test_intra_flag_refused_before_format_2_2() -> None:
     from medcodec.codec import container, mdc2
 
     img = (np.arange(16 * 16).reshape(16, 16) * 13 % 4096).astype(np.uint16)
-    s = bytearray(medcodec.encode(img, bits_stored=12, quality=60, intra=True))
+    s = bytearray(medcodec.encode(img, bits_stored=12, quality=60, intra=True, compact=False))
     header, index = container.parse_container(bytes(s))
     import dataclasses
 
@@ -430,14 +433,14 @@ def test_ratio_rate_control_measures_the_intra_coder(ratio: float) -> None:
     img = _rate_series()
     s = medcodec.encode(img, bits_stored=12, ratio=ratio, intra=True)
     h, index = container.parse_container(s)
-    assert h.version == (2, 2)
+    assert h.version == (2, 4)
     reached = compression_ratio(container.pixel_data_bytes(h, len(s)), img.size, 12)
     assert ratio * (1 - RATIO_MISS) <= reached <= 1.5 * ratio
     coder = FrameCoder.for_table(h.qtables[0], 12, False)
     for k, entry in enumerate(index):
         fr = mdc2.read_dct_frame(s, h, entry)
         assert fr.intra
-        assert mdc._intra_frame_bytes(coder, img[k]) == fr.end - fr.start + mdc2.DCT_FRAME_OVERHEAD
+        assert mdc._intra_frame_bytes(coder, img[k]) == len(fr.intra_payload) + mdc2.DCT_FRAME_OVERHEAD
         assert mdc._intra_frame_bytes(coder, img[k]) != mdc2.dct_frame_bytes(coder, img[k], h.entropy)
 
 
@@ -450,7 +453,7 @@ def test_psnr_rate_control_measures_the_intra_coder(psnr: float) -> None:
     img = _rate_series()
     s = medcodec.encode(img, bits_stored=12, psnr=psnr, intra=True)
     h = medcodec.read_header(s)
-    assert h.version == (2, 2)
+    assert h.version == (2, 4)
     out = np.asarray(medcodec.decode(s)).astype(np.float64)
     assert 10 * np.log10(4095**2 / np.mean((out - img) ** 2)) >= psnr
     coder = FrameCoder.for_table(h.qtables[0], 12, False)
@@ -466,11 +469,12 @@ def test_info_counts_intra_frames(tmp_path: Path, capsys: pytest.CaptureFixture[
     img = _rate_series()
     intra_path, plain_path = tmp_path / "i.mdc", tmp_path / "p.mdc"
     intra_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, intra=True))
-    plain_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, entropy="arith", intra=False))
+    plain_path.write_bytes(medcodec.encode(img, bits_stored=12, quality=60, entropy="arith", intra=False,
+                                           compact=False))  # 2.1: cannot hold intra frames
     capsys.readouterr()
     assert main(["info", str(intra_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == "2.2" and info["intra_frames"] == 2
+    assert info["version"] == "2.4" and info["intra_frames"] == 2
     assert main(["info", str(intra_path)]) == 0
     assert "2 of 2 (8x8 intra prediction" in capsys.readouterr().out
     assert main(["info", str(plain_path), "--json"]) == 0
@@ -490,14 +494,14 @@ def test_streaming_encode_to_writes_intra_frames() -> None:
     buf = io.BytesIO()
     mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, quality=60, intra=True)
     s = buf.getvalue()
-    assert medcodec.read_header(s).version == (2, 2)
+    assert medcodec.read_header(s).version == (2, 4)
     rbits = medcodec.read_header(s).range_bits
     assert s == medcodec.encode(img, bits_stored=12, quality=60, intra=True, range_bits=rbits)
     h, index = container.parse_container(s)
     assert all(mdc2.read_dct_frame(s, h, e).intra for e in index)
     buf = io.BytesIO()
     mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, ratio=10.0, intra=True)
-    assert medcodec.read_header(buf.getvalue()).version == (2, 2)
+    assert medcodec.read_header(buf.getvalue()).version == (2, 4)
     with pytest.raises(CodecError):
         mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, max_error=1, intra=True)
     with pytest.raises(CodecError):

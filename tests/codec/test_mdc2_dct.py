@@ -34,7 +34,7 @@ def test_arith_same_levels_and_bound(bits: int, signed: bool, quality: int) -> N
     expect["arith"] = expect[mdc2.DEFAULT_ARITH]
     for effort, entropy in itertools.product(("best", "fast"), expect):
         v1 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy="huffman")
-        v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy=entropy, intra=False)
+        v2 = medcodec.encode(img, bits_stored=bits, signed=signed, quality=quality, effort=effort, entropy=entropy, intra=False, compact=False)
         h = medcodec.read_header(v2)
         assert (h.version, h.entropy) == expect[entropy] and h.transform == container.TRANSFORM_DCT8
         np.testing.assert_array_equal(h.qtables[0], medcodec.read_header(v1).qtables[0])
@@ -49,7 +49,7 @@ def test_arith_same_levels_and_bound(bits: int, signed: bool, quality: int) -> N
 def test_deblocking_is_chosen_on_smooth_images_and_only_helps() -> None:
     y, x = np.mgrid[0:96, 0:96]
     smooth = (2000 + 900 * np.sin(x / 23.0) * np.cos(y / 17.0)).astype(np.uint16)
-    data = medcodec.encode(smooth, bits_stored=12, quality=30, entropy="arith", intra=False)
+    data = medcodec.encode(smooth, bits_stored=12, quality=30, entropy="arith", intra=False, compact=False)
     header, index = container.parse_container(data)
     deblock = mdc2.read_dct_frame(data, header, index[0]).deblock
     assert deblock is not None and deblock[2] >= 1
@@ -91,13 +91,13 @@ def test_arith_is_smaller_on_ct_like_data() -> None:
     img = _image((2, 128, 128), 12)
     for q in (40, 80):
         v1 = len(medcodec.encode(img, bits_stored=12, quality=q, entropy="huffman"))
-        v2 = len(medcodec.encode(img, bits_stored=12, quality=q, entropy="arith", intra=False))
+        v2 = len(medcodec.encode(img, bits_stored=12, quality=q, entropy="arith", intra=False, compact=False))
         assert v2 < 0.97 * v1, (q, v1, v2)
 
 
 def test_ratio_target_uses_the_arith_sizes() -> None:
     img = _image((3, 96, 96), 12)
-    data = medcodec.encode(img, bits_stored=12, ratio=12, entropy="arith", intra=False)
+    data = medcodec.encode(img, bits_stored=12, ratio=12, entropy="arith", intra=False, compact=False)
     assert abs(img.size * 2 / len(data) / 12 - 1) < 0.05
 
 
@@ -118,7 +118,7 @@ def test_unknown_entropy_rejected() -> None:
 
 @pytest.fixture(scope="module", params=["arith-binary", "arith-multi"])
 def arith_stream(request: pytest.FixtureRequest) -> bytes:
-    data = medcodec.encode(_image((3, 40, 48), 12), bits_stored=12, quality=80, entropy=request.param, intra=False)
+    data = medcodec.encode(_image((3, 40, 48), 12), bits_stored=12, quality=80, entropy=request.param, intra=False, compact=False)
     medcodec.decode(data)
     return data
 
@@ -179,7 +179,7 @@ def test_arith_fram_fields_checked(arith_stream: bytes) -> None:
 
 
 def test_arith_bomb_limit() -> None:
-    data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith", intra=False)
+    data = medcodec.encode(np.zeros((2048, 2048), np.uint16), bits_stored=12, quality=50, entropy="arith", intra=False, compact=False)
     header, index = container.parse_container(data)
     off, _ = index[0]
     frame = mdc2.read_dct_frame(data, header, index[0])
@@ -214,10 +214,10 @@ def test_arith_steps_do_not_follow_a_sparse_slice() -> None:
     (the floor bits_stored - 4), not 16x finer ones; format 1.0 keeps its own (pinned) rule."""
     thin, _, wide = _slices()
     assert int(thin.max()).bit_length() == 8 and int(wide.max()).bit_length() == 13
-    h_thin = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60, entropy="arith", intra=False))
+    h_thin = medcodec.read_header(medcodec.encode(thin, bits_stored=16, signed=True, quality=60, entropy="arith", intra=False, compact=False))
     h_mid = medcodec.read_header(
         medcodec.encode(np.minimum(wide, 4000).astype(np.int16), bits_stored=16, signed=True, quality=60,
-                        entropy="arith", intra=False)
+                        entropy="arith", intra=False, compact=False)
     )  # fmt: skip
     assert h_thin.range_bits == 12 == h_mid.range_bits
     np.testing.assert_array_equal(h_thin.qtables[0], h_mid.qtables[0])
@@ -227,7 +227,7 @@ def test_arith_steps_do_not_follow_a_sparse_slice() -> None:
     np.testing.assert_array_equal(h_thin.qtables[0], quantize.quant_table(60, 12))
     # 12-bit data keep the content's own range (floor 8): the CT streams do not change
     ct = (np.indices((40, 40)).sum(0) * 20).astype(np.uint16)  # spans 0..1560: 11 bits
-    assert medcodec.read_header(medcodec.encode(ct, bits_stored=12, quality=60, entropy="arith", intra=False)).range_bits == 11
+    assert medcodec.read_header(medcodec.encode(ct, bits_stored=12, quality=60, entropy="arith", intra=False, compact=False)).range_bits == 11
 
 
 def test_range_bits_for_mdc() -> None:
@@ -319,7 +319,7 @@ def test_restoration_filter_chosen_and_pays() -> None:
     Fast encoding fits one class; with the activity classes of effort="best" the fit lowers the
     error by 3 %."""
     img = _smooth_phantom()
-    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith", intra=False)
+    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith", intra=False, compact=False)
     header, index = container.parse_container(data)
     frame = mdc2.read_dct_frame(data, header, index[0])
     assert frame.restoration is not None and frame.restoration.weights.any()
@@ -364,7 +364,7 @@ def test_restoration_filter_keeps_texture() -> None:
 
 def test_restoration_fields_checked() -> None:
     img = _smooth_phantom()
-    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith", intra=False)
+    data = medcodec.encode(img, bits_stored=12, quality=30, entropy="arith", intra=False, compact=False)
     header, index = container.parse_container(data)
     off = index[0][0]
     frame = mdc2.read_dct_frame(data, header, index[0])
@@ -402,10 +402,10 @@ def test_arith_range_ignores_a_few_bright_pixels() -> None:
     def head(img: np.ndarray, **kw: object) -> container.MdcHeader:
         return medcodec.read_header(medcodec.encode(img, bits_stored=16, signed=True, quality=60, **kw))
 
-    assert head(spiky, entropy="arith", intra=False).range_bits == head(base, entropy="arith").range_bits == 12
+    assert head(spiky, entropy="arith", intra=False, compact=False).range_bits == head(base, entropy="arith").range_bits == 12
     assert head(spiky, entropy="huffman").range_bits == 13  # format 1.0: the maximum (pinned by its golden files)
     assert head(spiky, entropy="arith", intra=False, range_bits=13).range_bits == 13
-    data = medcodec.encode(spiky, bits_stored=16, signed=True, quality=60, entropy="arith", intra=False)
+    data = medcodec.encode(spiky, bits_stored=16, signed=True, quality=60, entropy="arith", intra=False, compact=False)
     assert np.abs(medcodec.decode(data).astype(np.int64) - spiky).max() <= max(mdc2.stream_error_bound(data))
 
 
@@ -630,7 +630,7 @@ def test_padding_masks_in_format_23_are_checked() -> None:
     img = np.full((24, 40), 900, np.int16)
     img[:, :6] = -2000  # padding
     img[6:18, 10:30] = (np.arange(20, dtype=np.int16) * 37) % 700
-    data = medcodec.encode(img, bits_stored=16, quality=40, padding=(-2000, -2000))
+    data = medcodec.encode(img, bits_stored=16, quality=40, padding=(-2000, -2000), compact=False)
     header, index = container.parse_container(data)
     assert header.version == (2, 3) and header.meta["padding"] == [-2000, -2000]
     frame = mdc2.read_dct_frame(data, header, index[0])
@@ -656,5 +656,5 @@ def test_padding_masks_in_format_23_are_checked() -> None:
     cut = container._segment(b"FRAM", bytes(payload[: len(payload) - nmask - 2]))  # flag 16, nmask cut short
     with pytest.raises(medcodec.TruncatedStreamError, match="padding mask cut off"):
         mdc2.read_dct_frame(data[:off] + cut + data[off + size :], header, (off, len(cut)))
-    no_pad = medcodec.encode(img, bits_stored=16, quality=40)  # nothing declared: 2.2, padding coded as voxels
+    no_pad = medcodec.encode(img, bits_stored=16, quality=40, compact=False)  # nothing declared: 2.2, padding coded as voxels
     assert medcodec.read_header(no_pad).version == (2, 2) and "padding" not in medcodec.read_header(no_pad).meta

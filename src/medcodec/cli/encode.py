@@ -75,10 +75,10 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
     "--entropy",
     type=click.Choice(["huffman", "arith", "arith-binary", "arith-multi"]),
     default=None,
-    help=".mdc DCT streams: arith (default: format 2.2 with intra frames, 2.1 with --no-intra, 2.3 "
-    "with padding masks; context-adaptive range coding, 8-18% smaller than Huffman, with decoder-side "
-    "filters), arith-multi (the same), arith-binary (format 2.0, the binary coder) or huffman "
-    "(format 1.0: 3-10x faster, 20-90% larger).",
+    help=".mdc DCT streams: arith (default: format 2.4, the compact layout, with intra frames unless "
+    "--no-intra and padding masks where the series declares padding; context-adaptive range coding, "
+    "8-18% smaller than Huffman, with decoder-side filters), arith-multi (the same), arith-binary "
+    "(format 2.0, the binary coder) or huffman (format 1.0: 3-10x faster, 20-90% larger).",
 )
 @click.option(
     "--effort",
@@ -92,7 +92,7 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
 @click.option(
     "--intra/--no-intra",
     default=None,
-    help=".mdc: 8x8 intra prediction (format 2.2; default on with the default coder): ~6 % smaller "
+    help=".mdc: 8x8 intra prediction (formats 2.2-2.4; default on with the default coder): ~6 % smaller "
     "than without (14 % on smooth CT), ~2.8x the encode and ~1.4x the decode time.",
 )
 @click.option(

@@ -1,6 +1,8 @@
 """The ``.mdc`` container, versions 1 and 2 (bytes <-> segments). Every byte: ``docs/format.md``.
 
-Version 2 keeps this framing; its HEAD names the coding (transform / entropy coder, ``max_error``)
+Version 2.4 keeps the framing and lays HEAD, QTAB, FIDX (and, in :mod:`.mdc2`, FRAM) out compactly
+(``MdcHeader.compact``, ``docs/format.md`` §16). Version 2 keeps this framing; its HEAD names the
+coding (transform / entropy coder, ``max_error``)
 and its FRAM payloads are read by :mod:`.mdc2` (:func:`frame_payload`), not :func:`parse_frame`.
 
 Layout::
@@ -73,6 +75,9 @@ VERSION_22 = (2, 2)
 #: their frames may carry a padding mask (FRAM flag 16, ``docs/format.md`` §15). Minor versions add
 #: up: a 2.3 stream may also have intra frames.
 VERSION_23 = (2, 3)
+#: The compact layout (``docs/format.md`` §16): a short HEAD, a delta-coded QTAB, a FIDX of frame
+#: ends and FRAM payloads of varints; written by DCT streams of entropy coder 2 (the default).
+VERSION_24 = (2, 4)
 
 #: Hard limits checked before any allocation.
 LIMITS = {
@@ -105,6 +110,11 @@ _FIDX_ENTRY = struct.Struct("<QI")
 _FRAM_HEAD = struct.Struct("<IBBH")
 FLAG_RESCALE = 1
 FLAG_WINDOW = 2
+#: HEAD flag bits of the compact layout (format 2.4, ``docs/format.md`` §16.1).
+FLAG_COMPACT = 4  # the compact layout: this HEAD, QTAB, FIDX and the FRAM payloads are §16's
+FLAG_2D = 8  # the input was a 2-D image (what ``meta`` ``"ndim": 2`` says in the long form)
+FLAG_PADDING = 16  # LOW, HIGH padding values follow (``meta`` ``"padding"`` in the long form)
+_COMPACT_FLAGS = FLAG_RESCALE | FLAG_WINDOW | FLAG_COMPACT | FLAG_2D | FLAG_PADDING
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,8 @@ class MdcHeader:
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
     ancillary: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    #: the compact layout of format 2.4 (``docs/format.md`` §16): HEAD flag bit 2
+    compact: bool = False
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -303,12 +315,16 @@ class ContainerWriter:
         self.fh = fh
         self.header = header
         self.entries: list[tuple[int, int]] = []
-        qtab = bytes([len(header.qtables)]) + b"".join(np.asarray(q, dtype="<u2").tobytes() for q in header.qtables)
-        parts = [SIGNATURE, _segment(b"HEAD", _head_payload(header))] + (
-            [_segment(b"QTAB", qtab)] if header.qtables else []
-        )
-        if header.meta:
-            parts.append(_segment(b"meta", json.dumps(header.meta, sort_keys=True).encode()))
+        meta = compact_meta(header.meta) if header.compact else header.meta
+        if header.compact:
+            qtab = _compact_qtab(header.qtables)
+            head = _compact_head_payload(header, header.meta)
+        else:
+            qtab = bytes([len(header.qtables)]) + b"".join(np.asarray(q, dtype="<u2").tobytes() for q in header.qtables)
+            head = _head_payload(header)
+        parts = [SIGNATURE, _segment(b"HEAD", head)] + ([_segment(b"QTAB", qtab)] if header.qtables else [])
+        if meta:
+            parts.append(_segment(b"meta", json.dumps(meta, sort_keys=True).encode()))
         for name, blob in header.ancillary.items():
             if len(name) != 4 or not name.isalpha() or not name[0].islower() or name == "meta":
                 raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
@@ -317,7 +333,8 @@ class ContainerWriter:
         prefix = b"".join(parts)
         fh.write(prefix)
         self.fidx_at = self.start + len(prefix)
-        fh.write(bytes(12 + 4 + _FIDX_ENTRY.size * header.frames))  # reserved, filled by close()
+        fidx_size = 12 + (4 * header.frames if header.compact else 4 + _FIDX_ENTRY.size * header.frames)
+        fh.write(bytes(fidx_size))  # reserved, filled by close()
         self.offset = fh.tell() - self.start
 
     def add(self, record: FrameRecord) -> None:
@@ -338,9 +355,12 @@ class ContainerWriter:
             raise InvalidInputError(f"{len(self.entries)} frames written, HEAD announces {self.header.frames}")
         self.fh.write(_segment(b"MEND", b""))
         end = self.fh.tell()
-        fidx = _segment(
-            b"FIDX", struct.pack("<I", len(self.entries)) + b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries)
-        )
+        if self.header.compact:
+            after = self.fidx_at - self.start + 12 + 4 * self.header.frames
+            fidx = _segment(b"FIDX", _compact_fidx(self.entries, after))
+        else:
+            entries = b"".join(_FIDX_ENTRY.pack(o, n) for o, n in self.entries)
+            fidx = _segment(b"FIDX", struct.pack("<I", len(self.entries)) + entries)
         self.fh.seek(self.fidx_at)
         self.fh.write(fidx)
         self.fh.seek(end)
@@ -391,8 +411,13 @@ def _parse_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
         raise CorruptStreamError(
             f"HEAD payload is {len(payload)} bytes, expected {_HEAD.size}", offset=seg.offset, segment="HEAD"
         )
+    return _check_head(_HEAD.unpack_from(payload), seg)
+
+
+def _check_head(fields: tuple[Any, ...], seg: Segment) -> dict[str, Any]:
+    """HEAD fields (the long form's order) checked against :data:`LIMITS`, as ``MdcHeader`` keywords."""
     (vmaj, vmin, rows, cols, frames, bits, signed, photo, transform, entropy, quality, range_bits, flags,
-     slope, intercept, wc, ww, max_error) = _HEAD.unpack_from(payload)  # fmt: skip
+     slope, intercept, wc, ww, max_error) = fields  # fmt: skip
     if vmaj not in CODINGS:
         raise UnsupportedFeatureError(
             f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: 1.x, 2.x)"
@@ -482,16 +507,27 @@ def parse_container(
         segments.append(seg)
         if head is None and seg.type != "HEAD":
             raise CorruptStreamError(f"first segment is {seg.type}, expected HEAD", offset=offset, segment=seg.type)
+        compact = head is not None and head.get("compact", False)
         if seg.type == "HEAD":
             if head is not None:
                 raise CorruptStreamError("second HEAD segment", offset=offset, segment="HEAD")
-            head = _parse_head(payload, seg)
+            head = _parse_head(payload, seg) if len(payload) == _HEAD.size else _parse_compact_head(payload, seg)
+            meta = dict(head.pop("_meta", {}))
         elif seg.type == "QTAB":
-            qtables = _parse_qtab(payload, seg)
+            qtables = _parse_compact_qtab(payload, seg) if compact else _parse_qtab(payload, seg)
         elif seg.type == "meta":
-            meta = _parse_meta(payload, seg, head)
+            extra = _parse_meta(payload, seg, head)
+            if compact and set(extra) & {"ndim", "padding"}:
+                raise CorruptStreamError("meta repeats ndim / padding, which the compact HEAD carries",
+                                         offset=offset, segment="meta")  # fmt: skip
+            meta = {**meta, **extra}
         elif seg.type == "FIDX":
-            index = _parse_fidx(payload, seg, head, offset + 12 + seg.length)
+            after = offset + 12 + seg.length
+            if compact:
+                assert head is not None
+                index = _parse_compact_fidx(payload, seg, head, after)
+            else:
+                index = _parse_fidx(payload, seg, head, after)
         elif seg.type[0].isupper():
             raise CorruptStreamError(
                 f"unexpected critical segment {seg.type} before FIDX", offset=offset, segment=seg.type
@@ -605,7 +641,7 @@ def overhead_bytes(header: MdcHeader) -> int:
     listed = [s for s in header.segments if s.type not in PIXEL_SEGMENTS]
     if header.segments:
         return sum(12 + s.length for s in listed)
-    return written_overhead_bytes(header.meta, header.ancillary)
+    return written_overhead_bytes(compact_meta(header.meta) if header.compact else header.meta, header.ancillary)
 
 
 def written_overhead_bytes(meta: dict[str, Any], ancillary: dict[str, bytes]) -> int:
@@ -743,3 +779,314 @@ def parse_frame(
             offset=off, segment="FRAM",
         )  # fmt: skip
     return FrameRecord(index, qtable, dc, ac, payload[pos:end], mask), off + 8 + pos
+
+
+# ------------------------------------------------------------------ the compact layout (format 2.4)
+
+
+def put_varint(out: bytearray, value: int) -> None:
+    """Append ``value`` (>= 0) as LEB128: 7 bits a byte, low first, high bit = more follow."""
+    if value < 0:
+        raise InvalidInputError(f"varint of a negative value {value}")
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return
+
+
+def put_svarint(out: bytearray, value: int) -> None:
+    """Append a signed ``value`` as the varint of its zigzag code (0, -1, 1, -2 ... -> 0, 1, 2, 3 ...)."""
+    put_varint(out, 2 * value if value >= 0 else -2 * value - 1)
+
+
+def _zigzag(v: int) -> int:
+    return 2 * v if v >= 0 else -2 * v - 1
+
+
+def _unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -(z >> 1) - 1
+
+
+#: Largest Rice parameter of a Rice block (§16: values of up to 17 bits, zigzag of a u16 difference).
+MAX_RICE_K = 16
+
+
+def put_rice(out: bytearray, values: list[int]) -> None:
+    """Append signed ``values`` as a Rice block (§16): u8 ``k`` (the cheapest, 0..16), then per value
+    its zigzag code ``z`` as ``z >> k`` one bits, a zero bit and the low ``k`` bits of ``z``, most
+    significant first, packed MSB first and padded with zero bits to a byte."""
+    zs = [_zigzag(v) for v in values]
+    k = min(range(MAX_RICE_K + 1), key=lambda k: sum((z >> k) + 1 + k for z in zs))
+    out.append(k)
+    acc = nbits = 0
+    for z in zs:
+        q = z >> k
+        for part, width in (((1 << q) - 1 << 1, q + 1), (z & ((1 << k) - 1), k)):
+            acc, nbits = acc << width | part, nbits + width
+            while nbits >= 8:
+                nbits -= 8
+                out.append(acc >> nbits & 0xFF)
+            acc &= (1 << nbits) - 1
+    if nbits:
+        out.append(acc << (8 - nbits) & 0xFF)
+
+
+class Reader:
+    """Reads the fields of a compact payload; every read is bounds-checked and raises
+    :class:`CorruptStreamError` (a field cut off or too large) naming the segment's offset."""
+
+    def __init__(self, payload: bytes | memoryview, offset: int, segment: str):
+        self.data = payload
+        self.pos = 0
+        self.offset = offset
+        self.segment = segment
+
+    def fail(self, what: str) -> CorruptStreamError:
+        return CorruptStreamError(f"{self.segment}: {what}", offset=self.offset, segment=self.segment)
+
+    def u8(self, what: str) -> int:
+        if self.pos >= len(self.data):
+            raise self.fail(f"{what} cut off")
+        self.pos += 1
+        return int(self.data[self.pos - 1])
+
+    def varint(self, what: str, limit: int) -> int:
+        """An unsigned LEB128 value, at most ``limit`` (and at most ceil(bits / 7) bytes)."""
+        value = shift = 0
+        max_bytes = max(1, -(-int(limit).bit_length() // 7))
+        for _ in range(max_bytes):
+            byte = self.u8(what)
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                if value > limit:
+                    raise self.fail(f"{what} = {value} exceeds {limit}")
+                return value
+        raise self.fail(f"{what} longer than {max_bytes} bytes")
+
+    def svarint(self, what: str, limit: int) -> int:
+        """A zigzag varint, within -limit-1 .. limit."""
+        return _unzigzag(self.varint(what, 2 * limit + 1))
+
+    def take(self, n: int, what: str) -> memoryview:
+        if n < 0 or self.pos + n > len(self.data):
+            raise self.fail(f"{what} ({n} bytes) cut off")
+        self.pos += n
+        return memoryview(self.data)[self.pos - n : self.pos]
+
+    def rice(self, n: int, what: str, limit: int) -> list[int]:
+        """``n`` signed values of a Rice block (:func:`put_rice`), each within -limit-1 .. limit."""
+        k = self.u8(f"{what} Rice parameter")
+        if k > MAX_RICE_K:
+            raise self.fail(f"{what} Rice parameter {k} > {MAX_RICE_K}")
+        zmax = 2 * limit + 1
+        data, bit = self.data, 8 * self.pos
+        end = 8 * len(data)
+        values = []
+        for _ in range(n):
+            q = 0
+            while True:
+                if bit >= end:
+                    raise self.fail(f"{what} cut off")
+                one = data[bit >> 3] >> (7 - (bit & 7)) & 1
+                bit += 1
+                if not one:
+                    break
+                q += 1
+                if q << k > zmax:
+                    raise self.fail(f"{what} beyond {limit}")
+            if bit + k > end:
+                raise self.fail(f"{what} cut off")
+            low = 0
+            for _ in range(k):
+                low = low << 1 | (data[bit >> 3] >> (7 - (bit & 7)) & 1)
+                bit += 1
+            z = q << k | low
+            if z > zmax:
+                raise self.fail(f"{what} beyond {limit}")
+            values.append(_unzigzag(z))
+        self.pos = -(-bit // 8)
+        return values
+
+    def f64(self, what: str) -> float:
+        return float(struct.unpack("<d", self.take(8, what))[0])
+
+    def rest(self) -> memoryview:
+        return self.take(len(self.data) - self.pos, "rest")
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise self.fail(f"{len(self.data) - self.pos} bytes left over after the last field")
+
+
+def _compact_head_payload(header: MdcHeader, meta: dict[str, Any]) -> bytes:
+    """HEAD of the compact layout (§16.1): the fields of the long form that are present, as varints."""
+    rescale = (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0)
+    window = header.window_center is not None and header.window_width is not None
+    pad = meta.get("padding")
+    flags = FLAG_COMPACT | (FLAG_RESCALE if rescale else 0) | (FLAG_WINDOW if window else 0)
+    flags |= (FLAG_2D if meta.get("ndim") == 2 else 0) | (FLAG_PADDING if pad is not None else 0)
+    out = bytearray(struct.pack("<HHB", *header.version, flags))
+    for v in (header.rows, header.cols, header.frames):
+        put_varint(out, v)
+    attrs = int(header.signed) | PHOTOMETRIC_CODES[header.photometric_interpretation] << 1
+    attrs |= header.transform << 2 | header.entropy << 4
+    out += bytes([header.bits_stored, attrs, header.quality or 0, header.range_bits])
+    put_varint(out, 0 if header.max_error is None else header.max_error + 1)
+    if rescale:
+        out += struct.pack("<dd", header.rescale_slope, header.rescale_intercept)
+    if window:
+        out += struct.pack("<dd", header.window_center, header.window_width)
+    if pad is not None:
+        put_svarint(out, int(pad[0]))
+        put_svarint(out, int(pad[1]))
+    return bytes(out)
+
+
+def _parse_compact_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
+    """Inverse of :func:`_compact_head_payload`; the same limits as the long form (:func:`_check_head`).
+
+    Returns the long form's fields plus ``compact`` and ``_meta`` (``ndim`` / ``padding`` the flags carry)."""
+    r = Reader(payload, seg.offset, "HEAD")
+    vmaj = r.u8("version") | r.u8("version") << 8
+    vmin = r.u8("version") | r.u8("version") << 8
+    flags = r.u8("flags")
+    if vmaj != 2 or vmin < 4 or not flags & FLAG_COMPACT or flags & ~_COMPACT_FLAGS:
+        if vmaj not in CODINGS:
+            raise UnsupportedFeatureError(
+                f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: 1.x, 2.x)"
+            )
+        raise CorruptStreamError(
+            f"HEAD payload is {len(payload)} bytes, expected 64 (or the compact form of version >= 2.4: "
+            f"version {vmaj}.{vmin}, flags {flags:#x})", offset=seg.offset, segment="HEAD",
+        )  # fmt: skip
+    rows = r.varint("rows", 1 << 32)
+    cols = r.varint("cols", 1 << 32)
+    frames = r.varint("frames", 1 << 32)
+    bits, attrs, quality, range_bits = (r.u8(n) for n in ("bits_stored", "attributes", "quality", "range_bits"))
+    max_error = r.varint("max_error", 0xFFFF) - 1
+    slope, intercept = (r.f64("rescale"), r.f64("rescale")) if flags & FLAG_RESCALE else (1.0, 0.0)
+    wc, ww = (r.f64("window"), r.f64("window")) if flags & FLAG_WINDOW else (math.nan, math.nan)
+    meta: dict[str, Any] = {}
+    if flags & FLAG_PADDING:
+        meta["padding"] = [r.svarint("padding", 1 << 16), r.svarint("padding", 1 << 16)]
+    if flags & FLAG_2D:
+        meta["ndim"] = 2
+    r.end()
+    if attrs & 0x80:
+        raise CorruptStreamError(f"HEAD attributes {attrs:#x}: unknown bit 7 set", offset=seg.offset, segment="HEAD")
+    fields = (
+        vmaj,
+        vmin,
+        rows,
+        cols,
+        frames,
+        bits,
+        attrs & 1,
+        attrs >> 1 & 1,
+        attrs >> 2 & 3,
+        attrs >> 4 & 7,
+        quality,
+        range_bits,
+        flags,
+        slope,
+        intercept,
+        wc,
+        ww,
+        NO_MAX_ERROR if max_error < 0 else max_error,
+    )
+    head = _check_head(fields, seg)
+    if (head["transform"], head["entropy"]) != (TRANSFORM_DCT8, ENTROPY_MULTI):
+        raise UnsupportedFeatureError("HEAD: the compact layout (2.4) is defined for DCT streams of entropy coder 2")
+    if flags & FLAG_2D and frames != 1:
+        raise CorruptStreamError(f"HEAD says a 2-D image but announces {frames} frames", offset=seg.offset,
+                                 segment="HEAD")  # fmt: skip
+    return {**head, "compact": True, "_meta": meta}
+
+
+def _compact_qtab(tables: tuple[np.ndarray, ...]) -> bytes:
+    """QTAB of the compact layout (§16.2): per table the 64 steps in zigzag order, the first as a
+    varint, the 63 differences to the step before as a Rice block (:func:`put_rice`)."""
+    from .zigzag import ZIGZAG
+
+    out = bytearray([len(tables)])
+    for t in tables:
+        zz = np.asarray(t, dtype=np.int64).ravel()[ZIGZAG]
+        put_varint(out, int(zz[0]))
+        put_rice(out, np.diff(zz).tolist())
+    return bytes(out)
+
+
+def _parse_compact_qtab(payload: memoryview, seg: Segment) -> tuple[np.ndarray, ...]:
+    from .zigzag import ZIGZAG
+
+    r = Reader(payload, seg.offset, "QTAB")
+    n = r.u8("table count")
+    if not 1 <= n <= LIMITS["max_qtables"]:
+        raise r.fail(f"{n} tables, expected 1..{LIMITS['max_qtables']}")
+    tables = []
+    for _ in range(n):
+        zz = np.empty(64, dtype=np.int64)
+        zz[0] = r.varint("step", 65535)
+        zz[1:] = r.rice(63, "step differences", 65535)
+        zz = np.cumsum(zz)
+        if int(zz.min()) < 1 or int(zz.max()) > 65535:
+            raise r.fail(f"a step outside 1..65535 ({int(zz.min())}..{int(zz.max())})")
+        nat = np.empty(64, dtype=np.uint16)
+        nat[ZIGZAG] = zz
+        tables.append(nat)
+    r.end()
+    return tuple(tables)
+
+
+def _compact_fidx(entries: list[tuple[int, int]], after: int) -> bytes:
+    """FIDX of the compact layout (§16.3): per frame the u32 end of its FRAM segment, counted from
+    ``after`` (the end of the FIDX segment); frames follow each other without gaps."""
+    ends: list[int] = []
+    for off, size in entries:
+        if off != after + (ends[-1] if ends else 0):
+            raise InvalidInputError("the compact layout needs frames written back to back after FIDX")
+        ends.append(off + size - after)
+    return np.asarray(ends, dtype="<u4").tobytes()
+
+
+def _parse_compact_fidx(payload: memoryview, seg: Segment, head: dict[str, Any], after: int) -> list[tuple[int, int]]:
+    n = head["frames"]
+    if len(payload) != 4 * n:
+        raise CorruptStreamError(f"FIDX of {len(payload)} bytes, expected 4 x {n} frames", offset=seg.offset,
+                                 segment="FIDX")  # fmt: skip
+    ends = np.frombuffer(payload, dtype="<u4").astype(np.int64)
+    min_size = compact_frame_min_size(head["rows"], head["cols"])
+    sizes = np.diff(ends, prepend=0)
+    bad = np.flatnonzero(sizes < min_size)
+    if bad.size:
+        i = int(bad[0])
+        raise CorruptStreamError(
+            f"frame {i} entry (end {int(ends[i])}, size {int(sizes[i])}) shorter than the {min_size} bytes a "
+            f"{head['rows']} x {head['cols']} frame needs, or before the frame before it", offset=seg.offset,
+            segment="FIDX",
+        )  # fmt: skip
+    starts = after + ends - sizes
+    return [(int(o), int(s)) for o, s in zip(starts.tolist(), sizes.tolist())]
+
+
+#: Fixed bytes of a compact FRAM payload: its frame index and flags (one varint byte each at least).
+FRAM_COMPACT_FIXED = 2
+
+
+def compact_frame_min_size(rows: int, cols: int) -> int:
+    """Fewest bytes a compact FRAM segment of a rows x cols frame takes (§16.4): framing, index and
+    flags, and the coded bytes the bomb limit asks for (:data:`MAX_BLOCKS_PER_BYTE`)."""
+    by, bx = blocks_shape(rows, cols)
+    return 12 + FRAM_COMPACT_FIXED + -(-by * bx // MAX_BLOCKS_PER_BYTE)
+
+
+def compact_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """What is left of ``meta`` for a ``meta`` segment once the compact HEAD carries ``ndim`` 2 and
+    ``padding`` (nothing, for every stream medcodec writes)."""
+    rest = {k: v for k, v in meta.items() if k not in ("ndim", "padding")}
+    if meta.get("ndim", 3) != 2 and "ndim" in meta:
+        rest["ndim"] = meta["ndim"]
+    return rest

@@ -39,7 +39,8 @@ __all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "en
 
 MDC_SIZE_BITS = container.SIZE_BITS
 #: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder,
-#: with intra frames unless ``intra=False`` (format 2.2; 2.1 without intra; 2.3 with padding masks).
+#: with intra frames unless ``intra=False``, in the compact layout (format 2.4) unless ``compact=False``
+#: (then 2.2; 2.1 without intra; 2.3 with padding masks).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
 #: default is -0.8 to -3.6 % (docs/design-notes.md, "The .mdc default is format 2.2").
@@ -203,8 +204,12 @@ def encode_mdc_to(
     padding: tuple[int, int] | None = None,
     range_bits: int | None = None,
     intra: bool | None = None,
+    compact: bool | None = None,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
+
+    ``compact``: the compact layout of format 2.4 (docs/format.md §16; ~200 bytes less per stream);
+    ``None`` (default): on for the multi-symbol range coder, the only one it is defined for.
 
     ``intra``: code every frame with 8x8 intra prediction (:mod:`.intra`, format 2.2); only with
     the multi-symbol range coder, ``effort="fast"`` and ``quality``.
@@ -225,6 +230,10 @@ def encode_mdc_to(
         intra = arith_id == container.ENTROPY_MULTI
     if intra and arith_id != container.ENTROPY_MULTI:
         raise InvalidInputError("intra=True takes entropy='arith' (the multi-symbol coder)")
+    if compact is None:  # the default: the compact layout wherever it is defined (format 2.4)
+        compact = arith_id == container.ENTROPY_MULTI
+    if compact and arith_id != container.ENTROPY_MULTI:
+        raise InvalidInputError("compact=True takes entropy='arith' (the multi-symbol coder, format 2.4)")
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -288,7 +297,9 @@ def encode_mdc_to(
         window_center=spec.window_center, window_width=spec.window_width,
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
-        version=container.VERSION_23 if arith and padding is not None
+        compact=compact,
+        version=container.VERSION_24 if compact
+        else container.VERSION_23 if arith and padding is not None
         else container.VERSION_22 if intra
         else (container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
         else container.VERSION,
@@ -348,7 +359,8 @@ def encode_mdc_to(
         if written >= n_frames:
             raise InvalidInputError(f"more than n_frames={n_frames} frames given")
         if isinstance(enc, tuple):
-            writer.add_payload(written, mdc2.dct_frame_segment(written, 0, *enc))
+            segment = mdc2.compact_frame_segment if compact else mdc2.dct_frame_segment
+            writer.add_payload(written, segment(written, 0, *enc))
         else:
             writer.add(container.FrameRecord(written, 0, enc.dc_table, enc.ac_table, enc.coded, mask))
         written += 1

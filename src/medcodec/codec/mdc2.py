@@ -43,7 +43,7 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
            "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA", "FLAG_PADDING", "restore_padding",
-           "meta_padding"]  # fmt: skip
+           "meta_padding", "compact_frame_segment", "FLAG_QTABLE"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
 #: 1.0 (T.81-style Huffman); the others context-adaptive range coding of the levels:
@@ -344,6 +344,132 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
     return container._segment(
         b"FRAM", FRAM2_DCT_HEAD.pack(index, qtable, flags) + extra + struct.pack("<I", len(coded)) + coded + mask
     )
+
+
+#: Compact FRAM flags (format 2.4, docs/format.md §16.4): bits 0-4 as in the long form; bit 5 is
+#: another 2.4 feature's (left alone here); bit 6: a QTAB index follows (else table 0).
+FLAG_QTABLE = 64
+_COMPACT_KNOWN = FLAG_OFFSETS | FLAG_DEBLOCK | FLAG_FILTER | FLAG_INTRA | FLAG_PADDING | FLAG_QTABLE
+
+
+def _pack_offsets(out: bytearray, offsets: np.ndarray) -> None:
+    """63 reconstruction offsets as ``N`` (positions 1..N coded, the rest 0) and, if N > 0, the
+    differences of ``OFFSET[1..N]`` (to 0 for the first) as a Rice block (§16.4)."""
+    off = np.asarray(offsets, dtype=np.int64)
+    nz = np.flatnonzero(off)
+    n = int(nz[-1]) + 1 if nz.size else 0
+    out.append(n)
+    if n:
+        container.put_rice(out, np.diff(off[:n], prepend=0).tolist())
+
+
+def _unpack_offsets(r: container.Reader) -> np.ndarray:
+    n = r.u8("offset count")
+    offsets = np.zeros(63, dtype=np.uint8)
+    if n > 63:
+        raise r.fail(f"{n} reconstruction offsets, at most 63")
+    if not n:
+        return offsets
+    values = np.cumsum(r.rice(n, "offset differences", MAX_OFFSET))
+    if int(values.min()) < 0 or int(values.max()) > MAX_OFFSET:
+        raise r.fail(f"a reconstruction offset outside 0..{MAX_OFFSET}")
+    offsets[:n] = values
+    return offsets
+
+
+def compact_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None,
+                          deblock: tuple[int, int, int] | None = None,
+                          restoration: RestorationFilter | None = None, intra: bool = False,
+                          padding_mask: bytes | None = None) -> bytes:  # fmt: skip
+    """:func:`dct_frame_segment` in the compact layout of format 2.4 (docs/format.md §16.4): varints
+    instead of fixed fields, packed offsets, no coded length (the coded bytes end the payload; a
+    padding mask comes before them) and, for an intra frame, the mode segment's length as a varint."""
+    flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
+    flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
+    flags |= (FLAG_PADDING if padding_mask is not None else 0) | (FLAG_QTABLE if qtable else 0)
+    out = bytearray()
+    container.put_varint(out, index)
+    container.put_varint(out, flags)
+    if qtable:
+        container.put_varint(out, qtable)
+    if offsets is not None:
+        _pack_offsets(out, offsets)
+    if deblock is not None:
+        for v in deblock:
+            container.put_varint(out, int(v))
+    if restoration is not None:
+        weights = np.asarray(restoration.weights, np.int64)
+        out.append(len(weights))
+        container.put_varint(out, int(restoration.clip))
+        prev = 0
+        for t in np.asarray(restoration.thresholds, np.int64).tolist():
+            container.put_varint(out, t - prev)
+            prev = t
+        for w in weights.ravel().tolist():
+            container.put_svarint(out, w)
+    if padding_mask is not None:
+        container.put_varint(out, len(padding_mask))
+        out += padding_mask
+    if intra:  # u32 nmodes of the intra payload (§14.1) as a varint
+        (nmodes,) = struct.unpack_from("<I", coded)
+        container.put_varint(out, nmodes)
+        coded = coded[4:]
+    return container._segment(b"FRAM", bytes(out) + bytes(coded))
+
+
+def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> DctFrame:
+    """:func:`read_dct_frame` of a compact FRAM (format 2.4, docs/format.md §16.4)."""
+    off = entry[0]
+    payload = container.frame_payload(buf, entry)
+    r = container.Reader(payload, off, "FRAM")
+    fidx = r.varint("frame index", 0xFFFF)
+    flags = r.varint("flags", 0xFF)
+    known = _COMPACT_KNOWN if "padding" in header.meta else _COMPACT_KNOWN & ~FLAG_PADDING
+    if flags & ~known:
+        raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
+    qtable = r.varint("table", 255) if flags & FLAG_QTABLE else 0
+    offsets = _unpack_offsets(r) if flags & FLAG_OFFSETS else None
+    deblock: tuple[int, int, int] | None = None
+    if flags & FLAG_DEBLOCK:
+        deblock = (r.varint("deblocking", 0xFFFF), r.varint("deblocking", 0xFFFF), r.varint("deblocking", 0xFFFF))
+    restoration = None
+    if flags & FLAG_FILTER:
+        ncls = r.u8("filter classes")
+        if not 1 <= ncls <= MAX_FILTER_CLASSES:
+            raise r.fail(f"restoration filter with {ncls} classes (1..{MAX_FILTER_CLASSES})")
+        clip = r.varint("filter clip", 0xFFFF)
+        thr = np.cumsum([r.varint("filter threshold", 0xFFFFFFFF) for _ in range(ncls - 1)], dtype=np.int64)
+        if thr.size and int(thr[-1]) > 0xFFFFFFFF:
+            raise r.fail("restoration filter threshold beyond 2**32 - 1")
+        w = [r.svarint("filter weight", 32767) for _ in range(K.N_FILTER_TAPS * ncls)]
+        restoration = RestorationFilter(thr, np.asarray(w, np.int64).reshape(ncls, K.N_FILTER_TAPS), clip)
+    mask = None
+    if flags & FLAG_PADDING:
+        nmask = r.varint("padding mask length", 1 << 32)
+        mask = bytes(r.take(nmask, "padding mask"))
+    intra_payload = None
+    if flags & FLAG_INTRA:
+        nmodes = r.varint("mode segment length", 1 << 32)
+        if nmodes > len(payload) - r.pos:
+            raise TruncatedStreamError("FRAM intra mode segment cut off", offset=off, segment="FRAM")
+    head = r.pos
+    ncoded = len(payload) - head
+    if flags & FLAG_INTRA:
+        intra_payload = struct.pack("<I", nmodes) + bytes(payload[head:])
+    if fidx >= header.frames:
+        raise CorruptStreamError(f"FRAM frame {fidx} beyond the {header.frames} frames of HEAD", offset=off,
+                                 segment="FRAM")  # fmt: skip
+    if qtable >= len(header.qtables):
+        raise CorruptStreamError(f"FRAM table {qtable} but QTAB has {len(header.qtables)}", offset=off, segment="FRAM")
+    by, bx = blocks_shape(header.rows, header.cols)
+    if by * bx > MAX_BLOCKS_PER_BYTE * ncoded:
+        raise CorruptStreamError(
+            f"{by * bx} blocks cannot be coded in {ncoded} bytes (limit {MAX_BLOCKS_PER_BYTE} blocks per byte)",
+            offset=off, segment="FRAM",
+        )  # fmt: skip
+    start = off + 8 + head
+    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA),
+                    mask, intra_payload)  # fmt: skip
 
 
 def deblocked_frame(
@@ -778,10 +904,14 @@ class DctFrame(NamedTuple):
     restoration: RestorationFilter | None = None
     intra: bool = False  # the coded bytes are an intra frame (format 2.2)
     padding_mask: bytes | None = None  # the frame's padding mask (format 2.3), still compressed
+    #: a compact intra frame's payload in §14.1's form (u32 nmodes ...), for :func:`.intra.decode_intra_frame`
+    intra_payload: bytes | None = None
 
 
 def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> DctFrame:
     """The header fields of a range-coded DCT FRAM and where its coded levels lie."""
+    if header.compact:
+        return _read_compact_dct_frame(buf, header, entry)
     off = entry[0]
     payload = container.frame_payload(buf, entry)
     head = FRAM2_DCT_HEAD.size
@@ -900,13 +1030,15 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
 
     def one(j: int) -> None:
         entry = index[sel[j]]
-        fidx, qtable, offsets, deblock, start, end, restoration, is_intra, mask = read_dct_frame(buf, header, entry)
+        fr = read_dct_frame(buf, header, entry)
+        fidx, qtable, offsets, deblock, start, end, restoration, is_intra, mask = fr[:9]
         if fidx != sel[j]:
             raise CorruptStreamError(f"FIDX entry {sel[j]} points at frame {fidx}", offset=entry[0], segment="FRAM")
         if is_intra:  # format 2.2 (docs/format.md §14)
             from . import intra
 
-            out[j] = intra.decode_intra_frame(buf[start:end], header.rows, header.cols, coders[qtable], offsets,
+            payload = fr.intra_payload if fr.intra_payload is not None else buf[start:end]
+            out[j] = intra.decode_intra_frame(payload, header.rows, header.cols, coders[qtable], offsets,
                                               offset=entry[0], segment=f"FRAM {fidx}")  # fmt: skip
         else:
             levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}",

@@ -60,6 +60,7 @@ def encode(
     range_bits: int | None = None,
     padding: tuple[int, int] | None = None,
     intra: bool | None = None,
+    compact: bool | None = None,
 ) -> bytes:
     """Compress a 2-D image or a (frames, rows, cols) stack.
 
@@ -105,7 +106,8 @@ def encode(
     entropy
         ``.mdc`` DCT streams: ``"arith"`` (default; the levels range-coded with contexts, 8-18%
         smaller than Huffman on CT/MR, with reconstruction offsets, deblocking and a restoration
-        filter; format 2.2 with intra frames, 2.1 with ``intra=False``, 2.3 with ``padding``;
+        filter; format 2.4, the compact layout (2.2 with intra frames, 2.1 with ``intra=False``, 2.3
+        with ``padding`` when ``compact=False``);
         per thread near 1 bpp 2.2 encodes at ~0.2x and decodes at ~0.2-0.3x libjpeg-turbo's speed,
         2.1 at ~0.5-0.6x / 0.26-0.36x), ``"arith-multi"`` (the same), ``"arith-binary"`` (format
         2.0, the binary coder) or ``"huffman"`` (format 1.0, T.81-style Huffman: 3-10x faster,
@@ -125,6 +127,10 @@ def encode(
         and ``psnr`` (the search measures the intra coder) and both efforts (``"best"`` tries more
         modes per block). -6 % bytes on average against 2.1 at the same PSNR (-14 % on head CT),
         ~2.8x the encode and ~1.3-1.4x the decode time (docs/benchmarks-v2.md).
+    compact
+        ``.mdc`` DCT streams of the multi-symbol coder: the compact layout of format 2.4 (a short
+        HEAD, delta-coded steps, varint frame fields: ~200 bytes less per stream, docs/format.md
+        §16). ``None`` (default): on with that coder; ``False``: the long layout (2.1-2.3).
 
     Returns
     -------
@@ -177,6 +183,10 @@ def encode(
         )
     if intra is not None and intra is not True and intra is not False:
         raise InvalidInputError(f"intra={intra!r} must be True, False or None")
+    if compact is not None and compact is not True and compact is not False:
+        raise InvalidInputError(f"compact={compact!r} must be True, False or None")
+    if compact and (format != "mdc" or max_error is not None):
+        raise InvalidInputError("compact=True applies to format='mdc' DCT streams only (not max_error)")
     if intra:
         if format != "mdc" or max_error is not None:
             raise InvalidInputError("intra=True applies to format='mdc' DCT streams only (not max_error)")
@@ -193,7 +203,7 @@ def encode(
         ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_,
         ancillary=ancillary, value_range=(vmin, vmax),
         sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
-        padding=padding, range_bits=range_bits, intra=intra,
+        padding=padding, range_bits=range_bits, intra=intra, compact=compact,
     )  # fmt: skip
     return buf.getvalue()
 

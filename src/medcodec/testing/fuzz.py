@@ -58,7 +58,8 @@ class Finding(AssertionError):
 def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
-    intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding masks), plus
+    intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding
+    masks, 2.4 compact), plus
     every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
 
@@ -87,12 +88,18 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         encode(img(12, False, 1)[0], bits_stored=12, max_error=2),
         encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-binary"),  # 2.0, binary coder
         # .mdc 2.1: DCT levels by the multi-symbol range coder (escapes: 16-bit signed at quality 97)
-        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-multi", intra=False),
-        encode(img(16, True, 1), bits_stored=16, signed=True, quality=97, entropy="arith-multi", intra=False),
+        encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-multi", intra=False, compact=False),
+        encode(
+            img(16, True, 1), bits_stored=16, signed=True, quality=97, entropy="arith-multi", intra=False, compact=False
+        ),
         # .mdc 2.2: intra-predicted DCT frames (modes, residual levels, 2.1's filters)
-        encode(img(12, False, 2), bits_stored=12, quality=75, intra=True),
-        encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True),
-        # .mdc 2.3: the default DCT coder with padding masks
+        encode(img(12, False, 2), bits_stored=12, quality=75, intra=True, compact=False),
+        encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True, compact=False),
+        # .mdc 2.3: the multi-symbol coder with padding masks, long layout
+        encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768), compact=False),
+        # .mdc 2.4: the compact layout (the default): 2-D (HEAD flag), 3 frames, padding masks, no intra
+        encode(img(12, False, 1)[0], bits_stored=12, quality=60),
+        encode(img(12, False, 3), bits_stored=12, quality=75, intra=False),
         encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
     ]
     for folder in extra:
