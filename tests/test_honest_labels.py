@@ -204,7 +204,7 @@ def test_mdc_restores_padding_exactly(shared_data: Path, tmp_path: Path, quality
     data = mdc.read_bytes()
     header = medcodec.read_header(data)
     assert header.meta["padding"] == [ppv, ppv]
-    assert header.version == (2, 3)  # the default coder, with padding masks
+    assert header.version == (2, 4)  # the default coder (mode model 2), with padding masks
     _, index = container.parse_container(data)
     mask = mdc2.read_dct_frame(data, header, index[0]).padding_mask
     assert mask is not None

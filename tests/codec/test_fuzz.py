@@ -19,10 +19,10 @@ CORPUS = fuzz.default_corpus([FUZZ_DATA])
 
 def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     outcomes = [fuzz.check_stream(data) for data in CORPUS]
-    # 14 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3) + the base and the
-    # three v2 bases of tests/data/fuzz
-    assert outcomes.count("decoded") >= 18
-    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3)}
+    # 16 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3, 2 of them 2.4) + the
+    # base and the three v2 bases of tests/data/fuzz
+    assert outcomes.count("decoded") >= 20
+    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)}
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
 
@@ -65,6 +65,8 @@ V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3))]
 MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 1), (2, 3))]
 #: Intra-predicted DCT streams (format 2.2).
 INTRA_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 2)]
+#: Intra streams with mode model 2 (format 2.4; one with padding masks).
+MODES2_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 4)]
 
 
 def test_v2_corpus_covers_both_codings() -> None:
@@ -107,4 +109,13 @@ def test_mutated_intra_streams_raise_only_codec_errors(data: bytes) -> None:
     """Format 2.2 streams (CRCs repaired): damage reaches the intra modes, the level decoder and the
     prediction loop."""
     assert len(INTRA_CORPUS) >= 2
+    fuzz.check_stream(data)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(MODES2_CORPUS))
+def test_mutated_mode_model_2_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.4 streams (CRCs repaired): damage reaches the mode decoder that runs inside the
+    prediction loop (which blocks code a mode depends on the decoded samples)."""
+    assert len(MODES2_CORPUS) >= 2
     fuzz.check_stream(data)

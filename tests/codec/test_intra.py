@@ -214,15 +214,17 @@ def test_decoder_matches_its_plain_twin(density: float, bits: int, signed: bool)
 
 
 def _roundtrip(frame: np.ndarray, coder: FrameCoder, check_reference: bool = True) -> intra.IntraFrame:
+    """Both mode models (2.2's, 2.4's): decoder == encoder == the plain reference; returns mode model 2's."""
     rows, cols = frame.shape
-    enc = intra.encode_intra_frame(frame, coder)
-    dec = intra.decode_intra_frame(enc.payload, rows, cols, coder)
-    assert dec.dtype == enc.recon.dtype and dec.shape == frame.shape
-    assert np.array_equal(dec, enc.recon)
-    if check_reference:
-        bx = (cols + 7) // 8
-        ref = ref_decode(levels_of(enc.payload, enc.modes, bx), enc.modes, coder, rows, cols)
-        assert np.array_equal(dec.astype(np.int64), ref)
+    for model in (1, 2):
+        enc = intra.encode_intra_frame(frame, coder, mode_model=model)
+        dec = intra.decode_intra_frame(enc.payload, rows, cols, coder, mode_model=model)
+        assert dec.dtype == enc.recon.dtype and dec.shape == frame.shape
+        assert np.array_equal(dec, enc.recon)
+        if check_reference:
+            bx = (cols + 7) // 8
+            ref = ref_decode(levels_of(enc.payload, enc.modes, bx), enc.modes, coder, rows, cols)
+            assert np.array_equal(dec.astype(np.int64), ref)
     return enc
 
 
@@ -283,8 +285,15 @@ def test_hostile_payloads_raise_codec_errors() -> None:
     coder = coder_for(12, False, 60)
     y, x = np.indices((40, 48))
     frame = (1500 + 900 * np.sin(x / 6) * np.cos(y / 4)).astype(np.uint16)
-    enc = intra.encode_intra_frame(frame, coder)
-    p = enc.payload
+    for model in (1, 2):
+        _hostile(intra.encode_intra_frame(frame, coder, mode_model=model).payload, coder, rng, model)
+    bad_modes = np.full(30, 16, np.int64)
+    rec = np.zeros((40, 48), np.int64)
+    assert KI.decode_intra(np.zeros((30, 64), np.int32), bad_modes, coder.steps.astype(float).reshape(8, 8),
+                           ZIGZAG.astype(np.int64), np.zeros(64, np.int64), DCT_MATRIX, 2048, 0, 4095, rec) == 0
+
+
+def _hostile(p: bytes, coder: FrameCoder, rng: np.random.Generator, model: int) -> None:
     cases = [p[:n] for n in (0, 3, 4, 6, len(p) // 2, len(p) - 1)]
     cases += [b"\xff\xff\xff\xff" + p[4:], bytes(rng.integers(0, 256, 200, dtype=np.uint8))]
     for _ in range(60):
@@ -294,18 +303,14 @@ def test_hostile_payloads_raise_codec_errors() -> None:
         cases.append(bytes(b))
     for c in cases:
         try:
-            out = intra.decode_intra_frame(c, 40, 48, coder)
+            out = intra.decode_intra_frame(c, 40, 48, coder, mode_model=model)
         except CodecError:
             continue
         assert out.shape == (40, 48) and out.min() >= 0 and out.max() <= 4095
     with pytest.raises(CodecError):
-        intra.decode_intra_frame(p[:-1] if False else p[:3], 40, 48, coder)
+        intra.decode_intra_frame(p[:3], 40, 48, coder, mode_model=model)
     with pytest.raises(CodecError):
-        intra.decode_intra_frame(p, 1 << 20, 1 << 20, coder)
-    bad_modes = np.full(30, 16, np.int64)
-    rec = np.zeros((40, 48), np.int64)
-    assert KI.decode_intra(np.zeros((30, 64), np.int32), bad_modes, coder.steps.astype(float).reshape(8, 8),
-                           ZIGZAG.astype(np.int64), np.zeros(64, np.int64), DCT_MATRIX, 2048, 0, 4095, rec) == 0
+        intra.decode_intra_frame(p, 1 << 20, 1 << 20, coder, mode_model=model)
 
 
 def test_encoder_rejects_bad_input() -> None:
@@ -320,7 +325,7 @@ def test_intra_is_the_default_of_the_multi_symbol_coder() -> None:
     rng = np.random.default_rng(5)
     img = np.clip(2000 + rng.normal(0, 300, (2, 40, 56)), 0, 4095).astype(np.uint16)
     default = medcodec.encode(img, bits_stored=12, quality=70)
-    assert medcodec.read_header(default).version == (2, 2)
+    assert medcodec.read_header(default).version == (2, 4)
     assert default == medcodec.encode(img, bits_stored=12, quality=70, intra=True)
     assert default == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
     plain = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False)
@@ -328,7 +333,7 @@ def test_intra_is_the_default_of_the_multi_symbol_coder() -> None:
     huffman = medcodec.encode(img, bits_stored=12, quality=70, entropy="huffman")  # no intra there: 1.0
     assert medcodec.read_header(huffman).version == (1, 0)
     best = medcodec.encode(img, bits_stored=12, quality=70, effort="best")  # the wider mode search
-    assert medcodec.read_header(best).version == (2, 2) and best != default
+    assert medcodec.read_header(best).version == (2, 4) and best != default
     assert np.abs(medcodec.decode(best).astype(np.int64) - img).max() <= min(mdc2.stream_error_bound(best))
     for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"format": "jpeg"},
                 {"max_error": 2}, {"intra": 1}):  # fmt: skip
@@ -402,6 +407,9 @@ def test_intra_flag_refused_before_format_2_2() -> None:
     old = dataclasses.replace(header, version=(2, 1))
     with pytest.raises(CodecError):
         mdc2.read_dct_frame(bytes(s), old, index[0])
+    before_modes2 = dataclasses.replace(header, version=(2, 3))  # FRAM flag 32 (mode model 2) is 2.4's
+    with pytest.raises(CodecError):
+        mdc2.read_dct_frame(bytes(s), before_modes2, index[0])
     binary = dataclasses.replace(header, entropy=container.ENTROPY_ARITH)
     with pytest.raises(CodecError):
         mdc2.read_dct_frame(bytes(s), binary, index[0])
@@ -430,7 +438,7 @@ def test_ratio_rate_control_measures_the_intra_coder(ratio: float) -> None:
     img = _rate_series()
     s = medcodec.encode(img, bits_stored=12, ratio=ratio, intra=True)
     h, index = container.parse_container(s)
-    assert h.version == (2, 2)
+    assert h.version == (2, 4)
     reached = compression_ratio(container.pixel_data_bytes(h, len(s)), img.size, 12)
     assert ratio * (1 - RATIO_MISS) <= reached <= 1.5 * ratio
     coder = FrameCoder.for_table(h.qtables[0], 12, False)
@@ -450,7 +458,7 @@ def test_psnr_rate_control_measures_the_intra_coder(psnr: float) -> None:
     img = _rate_series()
     s = medcodec.encode(img, bits_stored=12, psnr=psnr, intra=True)
     h = medcodec.read_header(s)
-    assert h.version == (2, 2)
+    assert h.version == (2, 4)
     out = np.asarray(medcodec.decode(s)).astype(np.float64)
     assert 10 * np.log10(4095**2 / np.mean((out - img) ** 2)) >= psnr
     coder = FrameCoder.for_table(h.qtables[0], 12, False)
@@ -470,7 +478,7 @@ def test_info_counts_intra_frames(tmp_path: Path, capsys: pytest.CaptureFixture[
     capsys.readouterr()
     assert main(["info", str(intra_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == "2.2" and info["intra_frames"] == 2
+    assert info["version"] == "2.4" and info["intra_frames"] == 2
     assert main(["info", str(intra_path)]) == 0
     assert "2 of 2 (8x8 intra prediction" in capsys.readouterr().out
     assert main(["info", str(plain_path), "--json"]) == 0
@@ -490,14 +498,14 @@ def test_streaming_encode_to_writes_intra_frames() -> None:
     buf = io.BytesIO()
     mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, quality=60, intra=True)
     s = buf.getvalue()
-    assert medcodec.read_header(s).version == (2, 2)
+    assert medcodec.read_header(s).version == (2, 4)
     rbits = medcodec.read_header(s).range_bits
     assert s == medcodec.encode(img, bits_stored=12, quality=60, intra=True, range_bits=rbits)
     h, index = container.parse_container(s)
     assert all(mdc2.read_dct_frame(s, h, e).intra for e in index)
     buf = io.BytesIO()
     mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, ratio=10.0, intra=True)
-    assert medcodec.read_header(buf.getvalue()).version == (2, 2)
+    assert medcodec.read_header(buf.getvalue()).version == (2, 4)
     with pytest.raises(CodecError):
         mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, max_error=1, intra=True)
     with pytest.raises(CodecError):

@@ -58,9 +58,10 @@ class Finding(AssertionError):
 def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
-    intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding masks), plus
-    every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
+    intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding masks,
+    2.4 mode model 2), plus every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
+    from ..codec.intra import written_mode_model
 
     rng = np.random.default_rng(1)
     y, x = np.mgrid[0:24, 0:40]
@@ -89,11 +90,20 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         # .mdc 2.1: DCT levels by the multi-symbol range coder (escapes: 16-bit signed at quality 97)
         encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-multi", intra=False),
         encode(img(16, True, 1), bits_stored=16, signed=True, quality=97, entropy="arith-multi", intra=False),
-        # .mdc 2.2: intra-predicted DCT frames (modes, residual levels, 2.1's filters)
-        encode(img(12, False, 2), bits_stored=12, quality=75, intra=True),
-        encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True),
-        # .mdc 2.3: the default DCT coder with padding masks
-        encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
+    ]
+    with written_mode_model(1):  # formats 2.2 and 2.3 as written before mode model 2 (2.4) was the default
+        corpus += [
+            # .mdc 2.2: intra-predicted DCT frames (modes, residual levels, 2.1's filters)
+            encode(img(12, False, 2), bits_stored=12, quality=75, intra=True),
+            encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True),
+            # .mdc 2.3: the default DCT coder with padding masks
+            encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
+        ]
+    flat = img(12, False, 2)
+    flat[:, 8:, 16:] = 1000  # blocks with flat references: no mode coded
+    corpus += [  # .mdc 2.4: intra frames with mode model 2 (the default), one with padding masks
+        encode(flat, bits_stored=12, quality=60),
+        encode(padded, bits_stored=16, signed=True, quality=90, padding=(-32768, -32768)),
     ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
