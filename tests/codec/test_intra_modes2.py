@@ -1,8 +1,8 @@
 """Mode model 2 of intra frames (``.mdc`` format 2.4, FRAM flag 32, ``docs/format.md`` §17).
 
-Blocks whose references are all equal code no mode (the context's is implied); the others code
-the 16-ary mode symbol of 2.2 inside the prediction loop. Checked here: the kernel decoder
-against the plain-Python reading of §17 (:func:`.intra.decode_modes2_reference`), that flat
+Blocks whose references lie within a tolerance (1/8 of the first AC step) code no mode (the
+context's is implied); the others code the 16-ary mode symbol of 2.2 inside the prediction loop.
+Checked here: the kernel decoder against the plain-Python reading of §17 (:func:`.intra.decode_modes2_reference`), that flat
 blocks really are skipped, damaged and truncated mode segments refused with the hierarchy's
 errors, the FRAM flag's framing rules, and that 2.2 streams still decode byte for byte.
 """
@@ -34,11 +34,12 @@ def _coder(bits: int, signed: bool, q: float) -> FrameCoder:
 
 
 def _frame(shape: tuple[int, int] = (56, 72), seed: int = 3) -> np.ndarray:
-    """12-bit: oblique structure and noise, with a constant region (flat references)."""
+    """12-bit: oblique structure and noise, with a constant region (flat references) and a faint one."""
     rng = np.random.default_rng(seed)
     y, x = np.indices(shape)
     img = 1500 + 700 * np.sin(x / 7 + y / 11) + 400 * ((x + 2 * y) % 37 < 12) + rng.normal(0, 25, shape)
     img[24:, 40:] = 300
+    img[:24, 48:] = 2500 + rng.normal(0, 3, (24, shape[1] - 48))  # near flat: within the tolerance at low rates
     return np.clip(np.rint(img), 0, 4095).astype(np.uint16)
 
 
@@ -54,12 +55,12 @@ def _kernel_decode(payload: bytes, shape: tuple[int, int], coder: FrameCoder,
     recon, modes = np.empty((rows, cols), np.int64), np.zeros(nb, np.int64)
     status = KI.decode_intra2(data, 4, 4 + n, levels, coder.steps.astype(float).reshape(8, 8), ZIGZAG.astype(np.int64),
                               intra._offsets(offsets), DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo),
-                              np.int64(coder._hi), recon, modes)  # fmt: skip
+                              np.int64(coder._hi), recon, modes, intra.flat_tolerance(coder))  # fmt: skip
     return status, recon, modes
 
 
-def _flat_blocks(recon: np.ndarray) -> np.ndarray:
-    """Per block of the padded reconstruction: are its references all equal (§17)?"""
+def _flat_blocks(recon: np.ndarray, tol: int = 0) -> np.ndarray:
+    """Per block of the padded reconstruction: are its references within ``tol`` of each other (§17)?"""
     rows, cols = recon.shape
     bx = cols // 8
     out = np.zeros(rows * cols // 64, bool)
@@ -72,7 +73,7 @@ def _flat_blocks(recon: np.ndarray) -> np.ndarray:
             refs += list(recon[r0 : r0 + 8, c0 - 1])
         if r0 > 0 and c0 > 0:
             refs.append(recon[r0 - 1, c0 - 1])
-        out[b] = not refs or min(refs) == max(refs)
+        out[b] = not refs or max(refs) - min(refs) <= tol
     return out
 
 
@@ -86,8 +87,11 @@ def test_kernel_modes_equal_the_plain_reference_and_flat_blocks_code_none(q: flo
     assert np.array_equal(modes, enc.modes)
     assert np.array_equal(recon[: frame.shape[0], : frame.shape[1]], enc.recon)
     n = struct.unpack_from("<I", enc.payload)[0]
-    assert np.array_equal(intra.decode_modes2_reference(enc.payload[4 : 4 + n], recon, coder.offset), modes)
-    flat = _flat_blocks(recon)
+    tol = intra.flat_tolerance(coder)
+    if q == 20:  # the tolerance at work: blocks whose references are near flat, not equal, code no mode either
+        assert tol > 0 and _flat_blocks(recon, tol).sum() > _flat_blocks(recon, 0).sum()
+    assert np.array_equal(intra.decode_modes2_reference(enc.payload[4 : 4 + n], recon, coder.offset, tol), modes)
+    flat = _flat_blocks(recon, tol)
     assert 0 < flat.sum() < flat.size  # the constant region's blocks code no mode, the others do
     bx = recon.shape[1] // 8
     for b in np.flatnonzero(flat)[1:]:  # the implied mode: the context's (left, else above)
@@ -119,7 +123,8 @@ def test_real_slice_fewer_mode_bytes_and_the_reference_agrees(shared_data: Path)
     status, recon, modes = _kernel_decode(enc.payload, crop.shape, coder)
     n = struct.unpack_from("<I", enc.payload)[0]
     assert status == KM.OK and np.array_equal(modes, enc.modes)
-    assert np.array_equal(intra.decode_modes2_reference(enc.payload[4 : 4 + n], recon, coder.offset), modes)
+    tol = intra.flat_tolerance(coder)
+    assert np.array_equal(intra.decode_modes2_reference(enc.payload[4 : 4 + n], recon, coder.offset, tol), modes)
 
 
 def test_truncated_and_corrupt_mode_segments_are_refused() -> None:
@@ -195,4 +200,4 @@ def test_format_2_2_goldens_decode_with_mode_model_1() -> None:
     assert h2.version == (2, 4) and fr.mode_model == 2
     coder = FrameCoder.for_table(h2.qtables[0], 12, False)
     status, recon, _modes = _kernel_decode(s2[fr.start : fr.end], (h2.rows, h2.cols), coder, fr.offsets)
-    assert status == KM.OK and _flat_blocks(recon).sum() > 4  # the golden exercises skipped blocks
+    assert status == KM.OK and _flat_blocks(recon, intra.flat_tolerance(coder)).sum() > 4  # skipped blocks

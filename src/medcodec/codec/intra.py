@@ -32,6 +32,11 @@ row and column; the decoder crops), blocks in raster order, all sample arithmeti
 Payload of a frame: ``u32`` byte count of the mode segment, the modes range-coded (16-ary
 adaptive symbol, one context row per left neighbour's mode, the block above's in the first column),
 then the residual levels coded by the 2.1 multi-symbol level coder.
+
+Mode model 2 (format 2.4, FRAM flag bit 5, the default, ``docs/format.md`` §17): a block whose
+references lie within :func:`flat_tolerance` of each other codes no mode (the context's is
+implied), so the decoder reads the modes inside the prediction loop
+(:func:`._kernels_intra.decode_intra2`; :func:`decode_modes2_reference` is the plain-Python twin).
 """
 
 from __future__ import annotations
@@ -83,6 +88,12 @@ class IntraFrame(NamedTuple):
     payload: bytes
     recon: np.ndarray  #: the decoder's output (cropped, the coder's storage dtype)
     modes: np.ndarray  #: per 8x8 block of the padded frame, raster order
+
+
+def flat_tolerance(coder: FrameCoder) -> int:
+    """Mode model 2's flatness tolerance: the step of the first AC coefficient (row 0, column 1)
+    shifted right by :data:`._kernels_intra.FLAT_TOL_SHIFT` (``docs/format.md`` §17)."""
+    return int(coder.steps.ravel()[1]) >> KI.FLAT_TOL_SHIFT
 
 
 def lambda_for(coder: FrameCoder) -> float:
@@ -150,7 +161,7 @@ def encode_intra_frame(
         The mode search (:data:`SEARCH`): ``"fast"`` or ``"best"``.
     mode_model
         1: every block's mode coded (format 2.2); 2: mode model 2 (format 2.4, FRAM flag
-        bit 5: blocks with flat references code no mode, the encoder charges modes their bits
+        bit 5: blocks with (near) flat references code no mode, the encoder charges modes their bits
         under the adaptive model); None: :data:`MODE_MODEL`.
 
     Returns
@@ -179,7 +190,7 @@ def encode_intra_frame(
             np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
     skip = np.zeros(nb, dtype=np.uint8)
     if mode_model == 2:
-        KI.encode_intra2(*args, skip, n_coarse, n_full)
+        KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
     else:
         KI.encode_intra(*args, n_coarse, n_full)
     bx = x.shape[1] // 8
@@ -237,7 +248,7 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
     if mode_model == 2:  # the modes are read block by block: whether one is coded depends on the samples
         status = KI.decode_intra2(data, 4, 4 + nmode, levels, steps, ZIGZAG.astype(np.int64), _offsets(offsets),
                                   DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), recon,
-                                  modes)  # fmt: skip
+                                  modes, flat_tolerance(coder))  # fmt: skip
         _mode_status(status, offset, segment)
         return recon[:rows, :cols].astype(coder._dtype)
     bad = KI.decode_intra(levels, modes, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX,
@@ -255,7 +266,7 @@ def _mode_status(status: int, offset: int | None, segment: str | None) -> None:
         raise CorruptStreamError("intra modes out of range", offset=offset, segment=segment)
 
 
-def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int) -> np.ndarray:
+def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int, tol: int) -> np.ndarray:
     """Mode model 2's mode segment decoded as ``docs/format.md`` §17 writes it, in plain Python (the
     twin :func:`._kernels_intra.decode_intra2` is checked against; slow, for tests).
 
@@ -268,6 +279,8 @@ def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int) -> np.n
         have flat references (the samples a block's references read are final before it is decoded).
     mid
         The level offset (the references of the first block).
+    tol
+        The flatness tolerance (:func:`flat_tolerance` of the frame's steps).
 
     Returns
     -------
@@ -304,7 +317,7 @@ def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int) -> np.n
             refs.append(int(recon[r0 - 1, c0 - 1]))
         if not refs:
             refs = [mid]
-        if min(refs) == max(refs):
+        if max(refs) - min(refs) <= tol:
             modes[b] = ctx
             continue
         c = cdf[ctx]
