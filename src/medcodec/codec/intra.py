@@ -161,8 +161,8 @@ def encode_intra_frame(
         The mode search (:data:`SEARCH`): ``"fast"`` or ``"best"``.
     mode_model
         1: every block's mode coded (format 2.2); 2: mode model 2 (format 2.4, FRAM flag
-        bit 5: blocks with (near) flat references code no mode, the encoder charges modes their bits
-        under the adaptive model); None: :data:`MODE_MODEL`.
+        bit 5: blocks with (near) flat references code no mode, the encoder charges a mode half its
+        bits under the adaptive model, +1 off the context's mode); None: :data:`MODE_MODEL`.
 
     Returns
     -------

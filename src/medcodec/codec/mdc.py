@@ -39,10 +39,11 @@ __all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "en
 
 MDC_SIZE_BITS = container.SIZE_BITS
 #: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder,
-#: with intra frames unless ``intra=False`` (format 2.2; 2.1 without intra; 2.3 with padding masks).
+#: with intra frames unless ``intra=False`` (format 2.4: intra frames with mode model 2, whatever
+#: the padding; 2.1 without intra; 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
-#: default is -0.8 to -3.6 % (docs/design-notes.md, "The .mdc default is format 2.2").
+#: default is -1.3 to -4.0 % (docs/design-notes.md, "The .mdc default is format 2.2", "Mode model 2").
 DEFAULT_ENTROPY = "arith"
 
 
