@@ -124,8 +124,9 @@ def encode(
         neighbours (16 modes, :mod:`.intra`), format 2.4 (2.2's frames with mode model 2). ``None``
         (default): on with that coder (the default one), off otherwise; ``False``: format 2.1. Works
         with ``quality``, ``ratio`` and ``psnr`` (the search measures the intra coder) and both
-        efforts (``"best"`` tries more modes per block). -6 % bytes on average against 2.1 at the same PSNR (-14 % on head CT),
-        ~2.8x the encode and ~1.3-1.4x the decode time (docs/benchmarks-v2.md).
+        efforts (``"best"`` tries more modes per block). -6 % bytes on average against 2.1 at the
+        same PSNR (-14 % on head CT), ~2.8x the encode and ~1.3-1.4x the decode time
+        (docs/benchmarks-v2.md).
 
     Returns
     -------
