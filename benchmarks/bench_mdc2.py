@@ -33,6 +33,7 @@ import pydicom  # noqa: E402
 
 import medcodec  # noqa: E402
 from medcodec import external  # noqa: E402
+from medcodec.codec import intra as intra_mod  # noqa: E402
 from medcodec.codec import mdc as mdc_mod  # noqa: E402
 from medcodec.evaluate.bjontegaard import bd_rate  # noqa: E402
 from medcodec.spec import PixelSpec  # noqa: E402
@@ -65,8 +66,11 @@ def _thread_best(fn, repeat: int) -> float:
 def codecs(bits: int, signed: bool, avif: bool) -> dict:
     spec = PixelSpec(bits_stored=bits, signed=signed)
 
-    def mdc(rdoq_fast=False, **kw):
+    def mdc(rdoq_fast=False, mode_model=None, **kw):
         def enc(f, q):
+            if mode_model is not None:  # intra frames with this mode model (1: format 2.2's)
+                with intra_mod.written_mode_model(mode_model):
+                    return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, **kw)
             if rdoq_fast:  # what the RD search would cost/gain as part of the default effort
                 saved, mdc_mod.RDOQ_EFFORTS = mdc_mod.RDOQ_EFFORTS, ("fast", "best")
                 try:
@@ -85,13 +89,14 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
 
     out = {
         "mdc v1 huffman fast": mdc(entropy="huffman"),
-        "mdc v2.1 arith fast": mdc(entropy="arith", intra=False),  # the multi-symbol coder (format 2.1)
+        "mdc v2.1 arith fast": mdc(entropy="arith", intra=False, compact=False),  # the multi-symbol coder (format 2.1)
         "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
-        "mdc v2.1 arith best": mdc(entropy="arith", intra=False, effort="best"),  # RD levels priced with the coder
-        "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False),  # fast with the RD levels
-        "mdc v2.4 compact (default)": mdc(),  # the .mdc default: intra frames in the compact layout (2.4)
-        "mdc v2.2 intra fast (long)": mdc(compact=False),  # the same frames in the long layout (2.2)
-        "mdc v2.4 compact best": mdc(effort="best"),  # the wider mode search
+        "mdc v2.1 arith best": mdc(entropy="arith", intra=False, effort="best", compact=False),  # RD levels priced with the coder
+        "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False, compact=False),  # fast with the RD levels
+        "mdc v2.4 default": mdc(),  # the .mdc default: intra frames with mode model 2 in the compact layout
+        "mdc v2.2 intra fast (long)": mdc(compact=False, mode_model=1),  # the default until 2026-11-30 (2.2)
+        "mdc v2.4 default, long layout": mdc(compact=False),  # mode model 2 alone (2.4 in the long layout)
+        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

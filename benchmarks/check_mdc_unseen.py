@@ -10,8 +10,8 @@ tuned the coder; pydicom-data's images did not. Each image (one frame each: a 14
 interpolated 484x484 abdominal MR, a 1024x1024 MR, a 128x128 CT) is swept over quality with
 ``bench_mdc2``'s code paths (the same rows, the same PSNR-targeted OpenJPEG anchor, peak
 ``2^bits_stored - 1``) and the BD-rate over 0.2-3.5 bpp is printed for format 1.0, 2.1, 2.2 (intra
-frames, long layout) and the default (2.4: the same frames in the compact layout). Negative: smaller
-than JPEG 2000 at the same PSNR.
+frames, mode model 1, long layout: the default until 2026-11-30) and the default (2.4: intra frames
+with mode model 2 in the compact layout). Negative: smaller than JPEG 2000 at the same PSNR.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_mdc2 as B  # noqa: E402
 
 IMAGES = ("693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "MR2_UNCR.dcm", "CT_small.dcm")
-ROWS = ("mdc v1 huffman fast", "mdc v2.1 arith fast", "mdc v2.2 intra fast (long)", "mdc v2.4 compact (default)")
+ROWS = ("mdc v1 huffman fast", "mdc v2.1 arith fast", "mdc v2.2 intra fast (long)", "mdc v2.4 default")
 ANCHOR = "jpeg2000 (OpenJPEG)"
 
 

@@ -19,11 +19,11 @@ CORPUS = fuzz.default_corpus([FUZZ_DATA])
 
 def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     outcomes = [fuzz.check_stream(data) for data in CORPUS]
-    # 17 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3, 3 of them 2.4) + the
+    # 19 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3, 5 of them 2.4) + the
     # base and the three v2 bases of tests/data/fuzz
-    assert outcomes.count("decoded") >= 21
+    assert outcomes.count("decoded") >= 23
     assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)}
-    assert len(COMPACT_CORPUS) >= 3
+    assert len(COMPACT_CORPUS) >= 4 and len(MODES2_CORPUS) > len(COMPACT_CORPUS)
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
 
@@ -66,8 +66,11 @@ V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3))]
 MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 1), (2, 3))]
 #: Intra-predicted DCT streams (format 2.2).
 INTRA_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 2)]
-#: Compact streams (format 2.4: short HEAD, delta QTAB, FIDX of frame ends, varint FRAM fields).
-COMPACT_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 4)]
+#: Format 2.4 streams: the compact layout (short HEAD, delta QTAB, FIDX of frame ends, varint FRAM
+#: fields) and intra frames with mode model 2 (in both layouts; one with padding masks).
+MODES2_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 4)]
+#: The compact ones among them.
+COMPACT_CORPUS = [d for d in MODES2_CORPUS if medcodec.read_header(d).compact]
 
 
 def test_v2_corpus_covers_both_codings() -> None:
@@ -118,4 +121,13 @@ def test_mutated_intra_streams_raise_only_codec_errors(data: bytes) -> None:
 def test_mutated_compact_streams_raise_only_codec_errors(data: bytes) -> None:
     """Format 2.4 streams (CRCs repaired nine times in ten): damage reaches the varints of the compact
     HEAD, QTAB, FIDX and FRAM fields, which must fail as codec errors, never IndexError / struct.error."""
+    fuzz.check_stream(data)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(MODES2_CORPUS))
+def test_mutated_mode_model_2_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.4 streams (CRCs repaired): damage reaches the mode decoder that runs inside the
+    prediction loop (which blocks code a mode depends on the decoded samples)."""
+    assert len(MODES2_CORPUS) >= 2
     fuzz.check_stream(data)

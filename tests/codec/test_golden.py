@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import medcodec
+from medcodec.codec.intra import written_mode_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -43,25 +44,36 @@ PROFILES = {
                                 reencode=dict(intra=False, compact=False)),
     "ct.i2.b16.q90.multi.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                    entropy="arith-multi", reencode=dict(intra=False, compact=False)),
-    # format 2.2, intra-predicted DCT frames (opt-in intra=True; re-encoded in the long layout)
+    # format 2.2, intra-predicted DCT frames (opt-in intra=True); made before the compact layout and
+    # mode model 2 were the default, so re-encoded in the long layout with mode model 1
     "ct.u2.b12.q75.intra": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, intra=True,
-                                reencode=dict(compact=False)),
+                                mode_model=1, reencode=dict(compact=False)),
     "ct.i2.b16.q90.intra.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, intra=True,
-                                   reencode=dict(compact=False)),
+                                   mode_model=1, reencode=dict(compact=False)),
     # format 2.3, the default coder (intra frames) with padding masks (the signed arrays have padding rows)
     "ct.i2.b16.q90.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                 padding=[-32768, -32768], reencode=dict(compact=False)),
-    # format 2.4, the compact layout (the default): a 2-D image (HEAD flag), and 3 frames with
-    # padding masks, frames without intra prediction and a 12-bit signed range
-    "ct.u2.b12.q75.compact": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75),
+                                 padding=[-32768, -32768], mode_model=1, reencode=dict(compact=False)),
+    # format 2.4, the compact layout: a 2-D image (HEAD flag), and 3 frames with padding masks (made
+    # with mode model 1 intra frames), frames without intra prediction and a 12-bit signed range
+    "ct.u2.b12.q75.compact": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, mode_model=1),
     "ct.i2.b16.q90.compact.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                         padding=[-32768, -32768]),
+                                         padding=[-32768, -32768], mode_model=1),
     "mr.i2.b12.q50.compact.nointra.f3": dict(shape=(3, 24, 40), bits_stored=12, signed=True, quality=50,
                                              intra=False),
+    # format 2.4, intra frames with mode model 2 in the long layout; the 12-bit one has flat regions
+    # (references all equal: no mode coded), the 16-bit one padding rows and masks too
+    "ct.u2.b12.q60.modes2": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
+                                 reencode=dict(compact=False)),
+    "ct.i2.b16.q90.modes2.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                    padding=[-32768, -32768], reencode=dict(compact=False)),
+    # format 2.4 as the default writes it since 2026-11-30: the compact layout and mode model 2
+    "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    "ct.i2.b16.q90.default24.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                           padding=[-32768, -32768]),
 }
 
 
-def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int = 2024) -> np.ndarray:
+def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int = 2024, flat: bool = False) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lo = -(1 << (bits_stored - 1)) if signed else 0
     hi = lo + (1 << bits_stored) - 1
@@ -69,6 +81,8 @@ def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int
     arr = lo + (hi - lo) * (0.3 + 0.2 * np.sin(grid / 5.0)) + rng.normal(0, (hi - lo) * 0.01, shape)
     if signed:
         arr.reshape(-1, *shape[-2:])[..., :3, :] = lo  # padding rows like CT outside the field
+    if flat:  # a constant region (air outside the body): blocks whose references are all equal
+        arr.reshape(-1, *shape[-2:])[..., 16:, 24:] = lo + (hi - lo) // 8
     dtype = (np.int8 if signed else np.uint8) if bits_stored <= 8 else (np.int16 if signed else np.uint16)
     return np.clip(np.rint(arr), lo, hi).astype(dtype)
 
@@ -77,10 +91,17 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     """One golden profile (``folder``): regenerate it if asked, then check that the committed input is
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
-    kwargs = {k: v for k, v in cfg.items() if k not in ("shape", "reencode")}
+    kwargs = {k: v for k, v in cfg.items() if k not in ("shape", "reencode", "mode_model", "flat")}
+    synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False))
+    with written_mode_model(cfg.get("mode_model", 2)):  # intra frames of format 2.2: mode model 1
+        return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
+
+
+def _check_golden(folder: Path, cfg: dict, kwargs: dict, synthetic: np.ndarray, encoded_name: str,
+                  regen: bool) -> bytes:  # fmt: skip
     if regen:
         folder.mkdir(parents=True, exist_ok=True)
-        arr = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"])
+        arr = synthetic
         data = medcodec.encode(arr, jobs=1, **kwargs)
         np.save(folder / "array.npy", arr)
         (folder / "config.json").write_text(json.dumps(kwargs, indent=2, sort_keys=True) + "\n")
@@ -91,7 +112,7 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     encoded = (folder / encoded_name).read_bytes()
     decoded = np.load(folder / "decoded.npy")
     assert config == kwargs
-    np.testing.assert_array_equal(arr, make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"]))
+    np.testing.assert_array_equal(arr, synthetic)
     out = medcodec.decode(encoded, jobs=1)
     assert out.dtype == decoded.dtype
     np.testing.assert_array_equal(out, decoded)

@@ -214,15 +214,17 @@ def test_decoder_matches_its_plain_twin(density: float, bits: int, signed: bool)
 
 
 def _roundtrip(frame: np.ndarray, coder: FrameCoder, check_reference: bool = True) -> intra.IntraFrame:
+    """Both mode models (2.2's, 2.4's): decoder == encoder == the plain reference; returns mode model 2's."""
     rows, cols = frame.shape
-    enc = intra.encode_intra_frame(frame, coder)
-    dec = intra.decode_intra_frame(enc.payload, rows, cols, coder)
-    assert dec.dtype == enc.recon.dtype and dec.shape == frame.shape
-    assert np.array_equal(dec, enc.recon)
-    if check_reference:
-        bx = (cols + 7) // 8
-        ref = ref_decode(levels_of(enc.payload, enc.modes, bx), enc.modes, coder, rows, cols)
-        assert np.array_equal(dec.astype(np.int64), ref)
+    for model in (1, 2):
+        enc = intra.encode_intra_frame(frame, coder, mode_model=model)
+        dec = intra.decode_intra_frame(enc.payload, rows, cols, coder, mode_model=model)
+        assert dec.dtype == enc.recon.dtype and dec.shape == frame.shape
+        assert np.array_equal(dec, enc.recon)
+        if check_reference:
+            bx = (cols + 7) // 8
+            ref = ref_decode(levels_of(enc.payload, enc.modes, bx), enc.modes, coder, rows, cols)
+            assert np.array_equal(dec.astype(np.int64), ref)
     return enc
 
 
@@ -283,8 +285,15 @@ def test_hostile_payloads_raise_codec_errors() -> None:
     coder = coder_for(12, False, 60)
     y, x = np.indices((40, 48))
     frame = (1500 + 900 * np.sin(x / 6) * np.cos(y / 4)).astype(np.uint16)
-    enc = intra.encode_intra_frame(frame, coder)
-    p = enc.payload
+    for model in (1, 2):
+        _hostile(intra.encode_intra_frame(frame, coder, mode_model=model).payload, coder, rng, model)
+    bad_modes = np.full(30, 16, np.int64)
+    rec = np.zeros((40, 48), np.int64)
+    assert KI.decode_intra(np.zeros((30, 64), np.int32), bad_modes, coder.steps.astype(float).reshape(8, 8),
+                           ZIGZAG.astype(np.int64), np.zeros(64, np.int64), DCT_MATRIX, 2048, 0, 4095, rec) == 0
+
+
+def _hostile(p: bytes, coder: FrameCoder, rng: np.random.Generator, model: int) -> None:
     cases = [p[:n] for n in (0, 3, 4, 6, len(p) // 2, len(p) - 1)]
     cases += [b"\xff\xff\xff\xff" + p[4:], bytes(rng.integers(0, 256, 200, dtype=np.uint8))]
     for _ in range(60):
@@ -294,18 +303,14 @@ def test_hostile_payloads_raise_codec_errors() -> None:
         cases.append(bytes(b))
     for c in cases:
         try:
-            out = intra.decode_intra_frame(c, 40, 48, coder)
+            out = intra.decode_intra_frame(c, 40, 48, coder, mode_model=model)
         except CodecError:
             continue
         assert out.shape == (40, 48) and out.min() >= 0 and out.max() <= 4095
     with pytest.raises(CodecError):
-        intra.decode_intra_frame(p[:-1] if False else p[:3], 40, 48, coder)
+        intra.decode_intra_frame(p[:3], 40, 48, coder, mode_model=model)
     with pytest.raises(CodecError):
-        intra.decode_intra_frame(p, 1 << 20, 1 << 20, coder)
-    bad_modes = np.full(30, 16, np.int64)
-    rec = np.zeros((40, 48), np.int64)
-    assert KI.decode_intra(np.zeros((30, 64), np.int32), bad_modes, coder.steps.astype(float).reshape(8, 8),
-                           ZIGZAG.astype(np.int64), np.zeros(64, np.int64), DCT_MATRIX, 2048, 0, 4095, rec) == 0
+        intra.decode_intra_frame(p, 1 << 20, 1 << 20, coder, mode_model=model)
 
 
 def test_encoder_rejects_bad_input() -> None:
@@ -321,7 +326,8 @@ def test_intra_is_the_default_of_the_multi_symbol_coder() -> None:
     img = np.clip(2000 + rng.normal(0, 300, (2, 40, 56)), 0, 4095).astype(np.uint16)
     default = medcodec.encode(img, bits_stored=12, quality=70)
     assert medcodec.read_header(default).version == (2, 4)  # intra frames in the compact layout
-    assert medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=70, compact=False)).version == (2, 2)
+    long = medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=70, compact=False))
+    assert long.version == (2, 4) and not long.compact  # intra frames with mode model 2, the long layout
     assert default == medcodec.encode(img, bits_stored=12, quality=70, intra=True)
     assert default == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
     plain = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False)
@@ -405,6 +411,9 @@ def test_intra_flag_refused_before_format_2_2() -> None:
     old = dataclasses.replace(header, version=(2, 1))
     with pytest.raises(CodecError):
         mdc2.read_dct_frame(bytes(s), old, index[0])
+    before_modes2 = dataclasses.replace(header, version=(2, 3))  # FRAM flag 32 (mode model 2) is 2.4's
+    with pytest.raises(CodecError):
+        mdc2.read_dct_frame(bytes(s), before_modes2, index[0])
     binary = dataclasses.replace(header, entropy=container.ENTROPY_ARITH)
     with pytest.raises(CodecError):
         mdc2.read_dct_frame(bytes(s), binary, index[0])

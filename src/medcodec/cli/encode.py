@@ -92,7 +92,7 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
 @click.option(
     "--intra/--no-intra",
     default=None,
-    help=".mdc: 8x8 intra prediction (formats 2.2-2.4; default on with the default coder): ~6 % smaller "
+    help=".mdc: 8x8 intra prediction (format 2.4; default on with the default coder): ~6 % smaller "
     "than without (14 % on smooth CT), ~2.8x the encode and ~1.4x the decode time.",
 )
 @click.option(

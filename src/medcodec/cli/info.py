@@ -101,7 +101,7 @@ def info(stream: Path, as_json: bool) -> None:
     for key, value in fields.items():
         if key == "intra_frames":
             if value is not None:
-                click.echo(f"{key:28s} {value} of {h.frames} (8x8 intra prediction, format 2.2)")
+                click.echo(f"{key:28s} {value} of {h.frames} (8x8 intra prediction, format 2.2 / 2.4)")
         elif key not in ("segments", "ancillary", "missing_frames"):
             click.echo(f"{key:28s} {value}")
     if missing:  # frames whose FRAM is cut

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._kernels_ms import _dec_start, _dec_sym, _enc_sym
+from ._kernels_ms import CDF_BITS, _adapt, _dec_start, _dec_sym, _enc_sym
 from ._kernels_v2 import E_OVERFLOW, E_RANGE, E_TRUNCATED, OK, _bitlen, _enc_flush, _enc_init
 
 _jit = numba.njit(cache=True, nogil=True)
@@ -41,6 +41,14 @@ N_FULL = 2
 #: The encoder's estimate of a mode's bits: the context's mode again, or another one.
 MODE_BITS_SAME = 1.0
 MODE_BITS_OTHER = 4.5
+#: Mode model 2's encoder: a mode is charged MODE2_SCALE x its bits under the adaptive model, plus
+#: MODE2_BIAS if it is not the context's mode (the cost of leaving the context's chain; measured on
+#: 15 slices, docs/design-notes.md: the plain model bits, 1 x + 0, lost to the static 1 / 4.5).
+MODE2_SCALE = 0.5
+MODE2_BIAS = 1.0
+#: Mode model 2: references within ``step(0, 1) >> FLAT_TOL_SHIFT`` of each other code no mode
+#: (tolerance 0, 1/16 and 1/4 step measured 0.17 %, 0.09 %, +0.08 % and +0.41 % worse on 15 slices).
+FLAT_TOL_SHIFT = 3
 #: Context rows of the mode model: the left neighbour's mode (16 rows of 16 int16 entries).
 MODE_MODEL_SIZE = N_MODES * N_MODES
 
@@ -497,6 +505,25 @@ def _pick(score, taken, n):
 @_jit
 def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse=N_COARSE,
                  n_full=N_FULL, mode_same=MODE_BITS_SAME, mode_other=MODE_BITS_OTHER):  # fmt: skip
+    """:func:`encode_intra_core` for mode model 1 (format 2.2): every block's mode coded, charged
+    the static ``mode_same`` / ``mode_other`` bits."""
+    _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
+                       mode_same, mode_other, False, np.zeros(1, np.uint8), 0)  # fmt: skip
+
+
+@_jit
+def encode_intra2(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse=N_COARSE,
+                  n_full=N_FULL, mode_scale=MODE2_SCALE, mode_bias=MODE2_BIAS, flat_tol=0):  # fmt: skip
+    """:func:`encode_intra_core` for mode model 2 (format 2.4): fills ``skip`` too; a mode is
+    charged ``mode_scale`` x its bits under the adaptive model, plus ``mode_bias`` if it is not
+    the context's."""
+    _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
+                       mode_scale, mode_bias, True, skip, flat_tol)  # fmt: skip
+
+
+@_jit
+def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
+                       mode_same, mode_other, model2, skip, flat_tol):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -504,8 +531,16 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
     and the context's mode are DCT-coded and the one of least ``SSE + lam * bits`` kept (bits: a
     static estimate, 2 + 2 bit_length(|l|) a non-zero level, plus the mode's:
     :data:`MODE_BITS_SAME` or :data:`MODE_BITS_OTHER`). ``n_coarse = 16``: every mode in full (the
-    first encoder). No allocation per block."""
+    first encoder). No allocation per block.
+
+    ``model2``: mode model 2 (format 2.4, ``docs/format.md`` §17). A block
+    whose references lie within ``flat_tol`` of each other (:func:`flat_refs`) takes the
+    context's mode without a search and ``skip[b] = 1``; the others are charged
+    ``mode_same`` x the mode's bits under the adaptive mode model as the coder will have it
+    (``log2(32768 / f)``, ``f`` the mode's frequency in its context row; this loop adapts the
+    model as :func:`encode_modes2` will) plus ``mode_other`` if it is not the context's mode."""
     rows, cols = x.shape
+    C = INITIAL_MODE_MODEL.copy()
     bx = cols // 8
     ext = np.empty(EXT_SIZE, np.int64)
     fext = np.empty(EXT_SIZE, np.int64)
@@ -541,6 +576,18 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
                 for j in range(8):
                     xb[8 * i + j] = x[r0 + i, c0 + j]
             ctx = _mode_ctx(modes, b, bx)
+            if model2:
+                if flat_refs(ext, flat_tol):  # every mode predicts ext[0]: the context's mode, not coded
+                    skip[b] = 1
+                    predict_fast(ctx, ext, fext, preds[ctx])
+                    _trial(xb, preds[ctx], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, 0.0)
+                    reconstruct_fast(lvz, stepz, zz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
+                                     recon, r0, c0)  # fmt: skip
+                    for k in range(64):
+                        levels[b, k] = lvz[k]
+                    modes[b] = ctx
+                    continue
+                skip[b] = 0
             for m in range(N_MODES):
                 taken[m] = False
                 sad[m] = np.iinfo(np.int64).max
@@ -576,7 +623,10 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
                     break
                 else:  # the context's mode (cheaper to signal) is always tested
                     m = ctx
-                b0 = mode_same if m == ctx else mode_other
+                if model2:  # mode_same, mode_other: the scale and the bias of the model's bits
+                    b0 = mode_same * _mode_bits(C, N_MODES * ctx, m) + (0.0 if m == ctx else mode_other)
+                else:
+                    b0 = mode_same if m == ctx else mode_other
                 d, bits = _trial(xb, preds[m], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, b0)
                 jc = d + lam * bits
                 if jc < best_j:
@@ -588,6 +638,8 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
             for k in range(64):
                 levels[b, k] = best_lv[k]
             modes[b] = best_m
+            if model2:
+                _adapt(C, N_MODES * ctx, best_m, N_MODES)
 
 
 @_jit
@@ -701,4 +753,97 @@ def decode_modes(data, start, end, bx, modes):
         modes[b] = s
         if past > 8:
             return E_TRUNCATED
+    return E_TRUNCATED if past > 0 else OK
+
+
+# ----------------------------------------------------------------------------- mode model 2 (format 2.4)
+
+
+@_helper
+def flat_refs(ext, tol=0):
+    """Are the block's references (corner, ``top[0:16]``, ``left[0:8]``; ``ext`` of :func:`ext_refs`,
+    whose other entries copy these) all within ``tol`` of each other (0: equal)? Equal: every mode
+    predicts that value everywhere."""
+    lo = ext[0]
+    hi = ext[0]
+    for k in range(1, EXT_SIZE):
+        v = ext[k]
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+        if hi - lo > tol:
+            return False
+    return True
+
+
+@_helper
+def _mode_bits(C, base, m):
+    """Bits of mode m in the 16-ary context row at ``base`` as it stands: ``log2(32768 / f)``."""
+    lo = np.int64(C[base + m]) if m > 0 else np.int64(0)
+    hi = np.int64(C[base + m + 1]) if m < N_MODES - 1 else np.int64(1 << CDF_BITS)
+    return CDF_BITS - np.log2(np.float64(hi - lo))
+
+
+@_jit
+def encode_modes2(modes, skip, bx, out):
+    """Mode model 2: :func:`encode_modes` without the blocks whose ``skip`` is set (their mode, the
+    context's, still sets the next block's context); (status, nbytes)."""
+    C = INITIAL_MODE_MODEL.copy()
+    st = np.zeros(6, dtype=np.int64)
+    _enc_init(st)
+    for b in range(modes.size):
+        if skip[b] == 0:
+            _enc_sym(st, out, C, N_MODES * _mode_ctx(modes, b, bx), np.int64(modes[b]), N_MODES)
+    _enc_flush(st, out)
+    if st[5]:
+        return E_OVERFLOW, 0
+    return OK, st[4]
+
+
+@_jit
+def decode_intra2(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol=0):
+    """The decoder of mode model 2: :func:`decode_intra` with the modes read from data[start:end]
+    block by block (a block with :func:`flat_refs` within ``flat_tol`` takes its context's mode
+    and reads nothing);
+    fills ``modes``, returns a status (:data:`OK`, :data:`E_TRUNCATED`, :data:`E_RANGE`)."""
+    rows, cols = recon.shape
+    bx = cols // 8
+    ext = np.empty(EXT_SIZE, np.int64)
+    fext = np.empty(EXT_SIZE, np.int64)
+    pred = np.empty(64, np.int64)
+    tmp = np.empty(64)
+    deq = np.zeros(64)
+    cols8 = np.empty(8, np.int64)
+    rr = np.empty(64)
+    cmask = np.empty(8, np.int64)
+    stepz = np.empty(64)
+    for k in range(64):
+        stepz[k] = steps[zz[k] // 8, zz[k] % 8]
+    C = INITIAL_MODE_MODEL.copy()
+    code, rng, pos, past = _dec_start(data, start, end)
+    for by in range(rows // 8):
+        for bxi in range(bx):
+            r0 = by * 8
+            c0 = bxi * 8
+            b = by * bx + bxi
+            ext_refs(recon, r0, c0, mid, ext, fext, False)
+            ctx = _mode_ctx(modes, b, bx)
+            if flat_refs(ext, flat_tol):
+                m = ctx
+            else:
+                m, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, N_MODES * ctx, N_MODES)
+                if m < 0:
+                    return E_TRUNCATED if past > 0 else E_RANGE
+                if past > 8:
+                    return E_TRUNCATED
+            modes[b] = m
+            if m >= FIRST_SMOOTHED:
+                top = ext[EXT_TOP : EXT_TOP + 16]
+                left = ext[EXT_LEFT : EXT_LEFT + 16]
+                fext[0] = smooth_refs(top, left, ext[0], fext[EXT_TOP : EXT_TOP + 16], fext[EXT_LEFT : EXT_LEFT + 16])
+                _pad(fext)
+            predict_fast(m, ext, fext, pred)
+            reconstruct_fast(levels[b], stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon,
+                             r0, c0)  # fmt: skip
     return E_TRUNCATED if past > 0 else OK

@@ -32,11 +32,18 @@ row and column; the decoder crops), blocks in raster order, all sample arithmeti
 Payload of a frame: ``u32`` byte count of the mode segment, the modes range-coded (16-ary
 adaptive symbol, one context row per left neighbour's mode, the block above's in the first column),
 then the residual levels coded by the 2.1 multi-symbol level coder.
+
+Mode model 2 (format 2.4, FRAM flag bit 5, the default, ``docs/format.md`` §17): a block whose
+references lie within :func:`flat_tolerance` of each other codes no mode (the context's is
+implied), so the decoder reads the modes inside the prediction loop
+(:func:`._kernels_intra.decode_intra2`; :func:`decode_modes2_reference` is the plain-Python twin).
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -49,12 +56,30 @@ from .framecoder import FrameCoder
 from .transform import DCT_MATRIX
 from .zigzag import ZIGZAG
 
-__all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "lambda_for"]
+__all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "MODE_MODEL", "lambda_for",
+           "decode_modes2_reference", "written_mode_model"]  # fmt: skip
 
 N_MODES = KI.N_MODES
+#: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
+MODE_MODEL = 2
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
+
+
+@contextlib.contextmanager
+def written_mode_model(model: int) -> Iterator[None]:
+    """Within the block, encoders write intra frames with mode model ``model`` (1: format 2.2, as
+    before 2.4; for the goldens, the fuzz corpus and benchmarks that compare the two; it sets the
+    module's :data:`MODE_MODEL`, so not for concurrent use)."""
+    global MODE_MODEL
+    if model not in (1, 2):
+        raise InvalidInputError(f"mode model {model!r} is unknown, expected 1 or 2")
+    saved, MODE_MODEL = MODE_MODEL, model
+    try:
+        yield
+    finally:
+        MODE_MODEL = saved
 
 
 class IntraFrame(NamedTuple):
@@ -63,6 +88,12 @@ class IntraFrame(NamedTuple):
     payload: bytes
     recon: np.ndarray  #: the decoder's output (cropped, the coder's storage dtype)
     modes: np.ndarray  #: per 8x8 block of the padded frame, raster order
+
+
+def flat_tolerance(coder: FrameCoder) -> int:
+    """Mode model 2's flatness tolerance: the step of the first AC coefficient (row 0, column 1)
+    shifted right by :data:`._kernels_intra.FLAT_TOL_SHIFT` (``docs/format.md`` §17)."""
+    return int(coder.steps.ravel()[1]) >> KI.FLAT_TOL_SHIFT
 
 
 def lambda_for(coder: FrameCoder) -> float:
@@ -110,7 +141,11 @@ SEARCH = {"fast": (KI.N_COARSE, KI.N_FULL), "best": (N_MODES, 4)}
 
 
 def encode_intra_frame(
-    frame: np.ndarray, coder: FrameCoder, offsets: np.ndarray | None = None, effort: str = "fast"
+    frame: np.ndarray,
+    coder: FrameCoder,
+    offsets: np.ndarray | None = None,
+    effort: str = "fast",
+    mode_model: int | None = None,
 ) -> IntraFrame:
     """Intra-code one 2-D frame with ``coder``'s steps and range.
 
@@ -124,6 +159,10 @@ def encode_intra_frame(
         63 reconstruction offsets (zigzag 1..63, in 1/256 step) or None (all 0).
     effort
         The mode search (:data:`SEARCH`): ``"fast"`` or ``"best"``.
+    mode_model
+        1: every block's mode coded (format 2.2); 2: mode model 2 (format 2.4, FRAM flag
+        bit 5: blocks with (near) flat references code no mode, the encoder charges a mode half its
+        bits under the adaptive model, +1 off the context's mode); None: :data:`MODE_MODEL`.
 
     Returns
     -------
@@ -143,15 +182,25 @@ def encode_intra_frame(
     steps = coder.steps.astype(np.float64).reshape(8, 8)
     if effort not in SEARCH:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(SEARCH)}")
+    mode_model = MODE_MODEL if mode_model is None else mode_model
+    if mode_model not in (1, 2):
+        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1 or 2")
     n_coarse, n_full = SEARCH[effort]
-    KI.encode_intra(x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
-                    np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon,
-                    n_coarse, n_full)  # fmt: skip
+    args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
+            np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
+    skip = np.zeros(nb, dtype=np.uint8)
+    if mode_model == 2:
+        KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
+    else:
+        KI.encode_intra(*args, n_coarse, n_full)
     bx = x.shape[1] // 8
     cap = nb + 1024
     while True:
         out = np.empty(cap, dtype=np.uint8)
-        status, n = KI.encode_modes(modes, bx, out)
+        if mode_model == 2:
+            status, n = KI.encode_modes2(modes, skip, bx, out)
+        else:
+            status, n = KI.encode_modes(modes, bx, out)
         if status == K.OK:
             break
         cap *= 2
@@ -161,9 +210,13 @@ def encode_intra_frame(
 
 
 def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, offsets: np.ndarray | None = None,
-                       *, offset: int | None = None, segment: str | None = None) -> np.ndarray:  # fmt: skip
-    """Inverse of :func:`encode_intra_frame`; a damaged payload raises a :class:`.CorruptStreamError`
-    (``offset`` / ``segment``: where the payload lies in a stream, for the message)."""
+                       *, offset: int | None = None, segment: str | None = None,
+                       mode_model: int = 1) -> np.ndarray:  # fmt: skip
+    """Inverse of :func:`encode_intra_frame` (``mode_model``: as the frame was written, FRAM flag bit
+    5); a damaged payload raises a :class:`.CorruptStreamError` (``offset`` / ``segment``: where
+    the payload lies in a stream, for the message)."""
+    if mode_model not in (1, 2):
+        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1 or 2")
     if rows < 1 or cols < 1:
         raise CorruptStreamError(f"intra frame of {rows} x {cols} samples", offset=offset, segment=segment)
     data = np.frombuffer(payload, dtype=np.uint8)
@@ -182,11 +235,8 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
             "intra frame claims far more blocks than its bytes can code", offset=offset, segment=segment
         )
     modes = np.zeros(nb, dtype=np.int64)
-    status = KI.decode_modes(data, 4, 4 + nmode, bx, modes)
-    if status == K.E_TRUNCATED:
-        raise TruncatedStreamError("intra modes end before the frame does", offset=offset, segment=segment)
-    if status != K.OK:
-        raise CorruptStreamError("intra modes out of range", offset=offset, segment=segment)
+    if mode_model == 1:
+        _mode_status(KI.decode_modes(data, 4, 4 + nmode, bx, modes), offset, segment)
     levels = np.zeros((nb, 64), dtype=np.int32)
     status = KM.decode_coefficients_ms(data, 4 + nmode, data.size, bx, levels)
     if status == K.E_TRUNCATED:
@@ -195,8 +245,101 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
         raise CorruptStreamError("intra residual levels out of range", offset=offset, segment=segment)
     recon = np.empty((prow, pcol), dtype=np.int32)  # every sample written before it is read
     steps = coder.steps.astype(np.float64).reshape(8, 8)
+    if mode_model == 2:  # the modes are read block by block: whether one is coded depends on the samples
+        status = KI.decode_intra2(data, 4, 4 + nmode, levels, steps, ZIGZAG.astype(np.int64), _offsets(offsets),
+                                  DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), recon,
+                                  modes, flat_tolerance(coder))  # fmt: skip
+        _mode_status(status, offset, segment)
+        return recon[:rows, :cols].astype(coder._dtype)
     bad = KI.decode_intra(levels, modes, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX,
                           np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), recon)  # fmt: skip
     if bad >= 0:
         raise CorruptStreamError(f"intra mode of block {bad} out of range", offset=offset, segment=segment)
     return recon[:rows, :cols].astype(coder._dtype)
+
+
+def _mode_status(status: int, offset: int | None, segment: str | None) -> None:
+    """Raise the error a mode decoder's status names (nothing for OK)."""
+    if status == K.E_TRUNCATED:
+        raise TruncatedStreamError("intra modes end before the frame does", offset=offset, segment=segment)
+    if status != K.OK:
+        raise CorruptStreamError("intra modes out of range", offset=offset, segment=segment)
+
+
+def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int, tol: int) -> np.ndarray:
+    """Mode model 2's mode segment decoded as ``docs/format.md`` §17 writes it, in plain Python (the
+    twin :func:`._kernels_intra.decode_intra2` is checked against; slow, for tests).
+
+    Parameters
+    ----------
+    segment
+        The mode segment's bytes.
+    recon
+        The frame's decoded samples, padded (rows and cols multiples of 8): they tell which blocks
+        have flat references (the samples a block's references read are final before it is decoded).
+    mid
+        The level offset (the references of the first block).
+    tol
+        The flatness tolerance (:func:`flat_tolerance` of the frame's steps).
+
+    Returns
+    -------
+    numpy.ndarray
+        The mode of every block, raster order.
+    """
+    rows, cols = recon.shape
+    bx, nb = cols // 8, rows * cols // 64
+    data = bytes(segment)
+    pos, past = 0, 0
+
+    def byte() -> int:
+        nonlocal pos, past
+        v = data[pos] if pos < len(data) else 0
+        past += pos >= len(data)
+        pos += 1
+        return v
+
+    code, rng = 0, 0xFFFFFFFF
+    for _ in range(5):
+        code = ((code << 8) | byte()) & 0xFFFFFFFF
+    cdf = [[i * 32768 // N_MODES for i in range(N_MODES + 1)] for _ in range(N_MODES)]
+    count = [0] * N_MODES
+    modes = np.zeros(nb, dtype=np.int64)
+    for b in range(nb):
+        r0, c0 = 8 * (b // bx), 8 * (b % bx)
+        ctx = int(modes[b - 1]) if c0 > 0 else int(modes[b - bx]) if r0 > 0 else 0
+        refs: list[int] = []  # every distinct source of the references (copies add no new value)
+        if r0 > 0:
+            refs += [int(v) for v in recon[r0 - 1, c0 : min(c0 + 16, cols)]]
+        if c0 > 0:
+            refs += [int(v) for v in recon[r0 : r0 + 8, c0 - 1]]
+        if r0 > 0 and c0 > 0:
+            refs.append(int(recon[r0 - 1, c0 - 1]))
+        if not refs:
+            refs = [mid]
+        if max(refs) - min(refs) <= tol:
+            modes[b] = ctx
+            continue
+        c = cdf[ctx]
+        r = rng >> 15
+        if code >= r << 15:
+            raise CorruptStreamError("intra mode code value outside the range")
+        s = 0
+        while code >= r * c[s + 1]:
+            s += 1
+        code -= r * c[s]
+        rng = r * (c[s + 1] - c[s])
+        rate = min(7, (count[ctx] + 1).bit_length())
+        for i in range(1, N_MODES):
+            t = i * KM.FLOOR + ((32768 - N_MODES * KM.FLOOR) if i > s else 0)
+            c[i] += (t - c[i]) >> rate
+        count[ctx] = min(count[ctx] + 1, KM.COUNT_MAX)
+        while rng < 1 << 24:
+            rng <<= 8
+            code = (code << 8) | byte()
+        modes[b] = s
+        if past > 8:
+            raise TruncatedStreamError("intra modes end before the frame does")
+    if past > 0:
+        raise TruncatedStreamError("intra modes end before the frame does")
+    return modes

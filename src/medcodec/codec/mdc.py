@@ -39,11 +39,11 @@ __all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "en
 
 MDC_SIZE_BITS = container.SIZE_BITS
 #: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder,
-#: with intra frames unless ``intra=False``, in the compact layout (format 2.4) unless ``compact=False``
-#: (then 2.2; 2.1 without intra; 2.3 with padding masks).
+#: with intra frames (mode model 2) unless ``intra=False``, in the compact layout unless ``compact=False``:
+#: format 2.4 (the long layout: 2.4 with intra frames, 2.1 without, 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
-#: default is -0.8 to -3.6 % (docs/design-notes.md, "The .mdc default is format 2.2").
+#: default is -1.3 to -4.0 % (docs/design-notes.md, "The .mdc default is format 2.2", "Mode model 2").
 DEFAULT_ENTROPY = "arith"
 
 
@@ -234,6 +234,9 @@ def encode_mdc_to(
         compact = arith_id == container.ENTROPY_MULTI
     if compact and arith_id != container.ENTROPY_MULTI:
         raise InvalidInputError("compact=True takes entropy='arith' (the multi-symbol coder, format 2.4)")
+    from . import intra as intra_mod
+
+    mode_model = intra_mod.MODE_MODEL if intra else 0  # 2: format 2.4's mode model 2 (FRAM flag 32)
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -273,7 +276,8 @@ def encode_mdc_to(
     )
     mse_of: Callable[[FrameCoder, np.ndarray], float] | None = None
     if intra:  # the rate search measures the intra coder itself (its bytes, its reconstruction)
-        frame_bytes, mse_of = partial(_intra_frame_bytes, effort=effort), partial(_intra_frame_mse, effort=effort)
+        frame_bytes = partial(_intra_frame_bytes, effort=effort, mode_model=mode_model)
+        mse_of = partial(_intra_frame_mse, effort=effort, mode_model=mode_model)
     elif use_rdoq:  # the RD levels' bytes and error (before the filters, which only lower it)
         frame_bytes, mse_of = mdc2.rdoq_frame_bytes, mdc2.rdoq_frame_mse
     q = resolve_quality(
@@ -298,7 +302,7 @@ def encode_mdc_to(
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
         compact=compact,
-        version=container.VERSION_24 if compact
+        version=container.VERSION_24 if compact or (intra and mode_model == 2)
         else container.VERSION_23 if arith and padding is not None
         else container.VERSION_22 if intra
         else (container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
@@ -319,7 +323,7 @@ def encode_mdc_to(
     def one(
         frame: np.ndarray,
     ) -> tuple[EncodedFrame | tuple[bytes, np.ndarray | None, tuple[int, int, int] | None,
-                                    mdc2.RestorationFilter | None, bool, bytes | None], bytes | None]:  # fmt: skip
+                                    mdc2.RestorationFilter | None, int, bytes | None], bytes | None]:  # fmt: skip
         if not isinstance(frame, np.ndarray) or frame.shape != (rows, cols) or frame.dtype.kind not in "iu":
             raise InvalidInputError(
                 f"every frame must be an integer array of shape {(rows, cols)}, got "
@@ -330,11 +334,11 @@ def encode_mdc_to(
         if not frame.dtype.isnative:  # the v2 kernels take native integers (a big-endian DICOM frame)
             frame = frame.astype(frame.dtype.newbyteorder("="))
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
-            ifr, ioffsets = _intra_frame(coder, frame, effort)
+            ifr, ioffsets = _intra_frame(coder, frame, effort, mode_model)
             ideblock, idecoded = mdc2.deblocked_frame(coder, None, ioffsets, frame, base=ifr.recon)
             iclasses = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
             irestoration = mdc2.choose_restoration(coder, idecoded, frame, iclasses)
-            return (ifr.payload, ioffsets, ideblock, irestoration, True, padding_mask(frame)), None
+            return (ifr.payload, ioffsets, ideblock, irestoration, mode_model, padding_mask(frame)), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             if use_rdoq:  # RD levels priced with the 2.1 coder's model, the rounded levels' offsets
                 levels, offsets, recon = mdc2.rdoq_levels(coder, frame)
@@ -350,7 +354,7 @@ def encode_mdc_to(
             classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
             restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
             levels_bytes = mdc2.encode_levels(levels, blocks_per_row, coder_id)
-            return (levels_bytes, offsets, deblock, restoration, False, padding_mask(frame)), None
+            return (levels_bytes, offsets, deblock, restoration, 0, padding_mask(frame)), None
         return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS), padding_mask(frame)
 
     written = 0
@@ -373,25 +377,29 @@ def encode_mdc_to(
     return StreamSummary(nbytes, q, written, pixel_bytes)
 
 
-def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast") -> tuple[Any, np.ndarray]:
-    """A 2.2 intra frame (:mod:`.intra`) and its centroid offsets (from the plain rounded levels)."""
+def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
+                 mode_model: int | None = None) -> tuple[Any, np.ndarray]:  # fmt: skip
+    """A 2.2 intra frame (:mod:`.intra`; ``mode_model`` 2: 2.4's) and its centroid offsets (from
+    the plain rounded levels)."""
     from . import intra as intra_mod
 
     scaled = coder.scaled(frame)
     offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
-    return intra_mod.encode_intra_frame(frame, coder, offsets, effort), offsets
+    return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model), offsets
 
 
-def _intra_frame_bytes(coder: FrameCoder, frame: np.ndarray, effort: str = "fast") -> int:
+def _intra_frame_bytes(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
+                       mode_model: int | None = None) -> int:  # fmt: skip
     """Rate control of intra streams: the bytes of the frame's intra FRAM payload (filters excluded,
     as :func:`.mdc2.dct_frame_bytes`)."""
-    return len(_intra_frame(coder, frame, effort)[0].payload) + mdc2.DCT_FRAME_OVERHEAD
+    return len(_intra_frame(coder, frame, effort, mode_model)[0].payload) + mdc2.DCT_FRAME_OVERHEAD
 
 
-def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray, effort: str = "fast") -> float:
+def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
+                     mode_model: int | None = None) -> float:  # fmt: skip
     """Rate control of intra streams: the MSE of the intra reconstruction before the filters (which
     only lower it, as 2.1's search counts its reconstruction before them)."""
-    recon = _intra_frame(coder, frame, effort)[0].recon
+    recon = _intra_frame(coder, frame, effort, mode_model)[0].recon
     return float(np.mean((recon.astype(np.float64) - frame) ** 2))
 
 

@@ -42,8 +42,8 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "reconstruction_offsets", "reconstruct_with_offsets", "rdoq_levels", "rdoq_frame_bytes", "rdoq_frame_mse",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
-           "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA", "FLAG_PADDING", "restore_padding",
-           "meta_padding", "compact_frame_segment", "FLAG_QTABLE"]  # fmt: skip
+           "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA", "FLAG_PADDING", "FLAG_MODES2",
+           "restore_padding", "meta_padding", "compact_frame_segment", "FLAG_QTABLE"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
 #: 1.0 (T.81-style Huffman); the others context-adaptive range coding of the levels:
@@ -249,6 +249,7 @@ FLAG_DEBLOCK = 2  # deblocking parameters follow (alpha, beta, tc: 3 x u16)
 FLAG_FILTER = 4  # restoration filter parameters follow (RestorationFilter)
 FLAG_INTRA = 8  # format 2.2: the coded bytes are an intra frame (:mod:`.intra`: modes, then residual levels)
 FLAG_PADDING = 16  # format 2.3: a padding mask follows the coded bytes (docs/format.md §15)
+FLAG_MODES2 = 32  # format 2.4, with FLAG_INTRA: the intra frame's modes use mode model 2 (docs/format.md §17)
 _DEBLOCK = struct.Struct("<HHH")
 _FILTER_HEAD = struct.Struct("<BH")  # classes, clip
 #: At most this many activity classes of the restoration filter.
@@ -328,15 +329,19 @@ def decode_levels(data: np.ndarray, start: int, end: int, nblocks: int, blocks_p
 
 def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None,
                       deblock: tuple[int, int, int] | None = None,
-                      restoration: RestorationFilter | None = None, intra: bool = False,
+                      restoration: RestorationFilter | None = None, intra: int = 0,
                       padding_mask: bytes | None = None) -> bytes:  # fmt: skip
     """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets;
     ``deblock``: (alpha, beta, tc) of the decoder's edge filter; ``restoration``: the filter after it;
-    ``intra``: ``coded`` is an intra frame's payload, format 2.2; ``padding_mask``: the frame's
-    padding voxels, :func:`.container.encode_padding_mask`, format 2.3)."""
+    ``intra``: ``coded`` is an intra frame's payload (1 or True: format 2.2, 2: with mode model 2,
+    format 2.4); ``padding_mask``: the frame's padding voxels, :func:`.container.encode_padding_mask`,
+    format 2.3)."""
+    if intra not in (0, 1, 2):
+        raise InvalidInputError(f"intra={intra!r}: 0, 1 or 2")
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
     flags |= FLAG_PADDING if padding_mask is not None else 0
+    flags |= FLAG_MODES2 if intra == 2 else 0
     extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
     extra += _DEBLOCK.pack(*deblock) if deblock is not None else b""
     extra += restoration.to_bytes() if restoration is not None else b""
@@ -346,8 +351,8 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
     )
 
 
-#: Compact FRAM flags (format 2.4, docs/format.md §16.4): bits 0-4 as in the long form; bit 5 is
-#: another 2.4 feature's (left alone here); bit 6: a QTAB index follows (else table 0).
+#: Compact FRAM flags (format 2.4, docs/format.md §16.4): bits 0-5 as in the long form (bit 5, mode
+#: model 2, only with bit 3); bit 6: a QTAB index follows (else table 0).
 FLAG_QTABLE = 64
 _COMPACT_KNOWN = FLAG_OFFSETS | FLAG_DEBLOCK | FLAG_FILTER | FLAG_INTRA | FLAG_PADDING | FLAG_QTABLE
 
@@ -379,7 +384,7 @@ def _unpack_offsets(r: container.Reader) -> np.ndarray:
 
 def compact_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray | None = None,
                           deblock: tuple[int, int, int] | None = None,
-                          restoration: RestorationFilter | None = None, intra: bool = False,
+                          restoration: RestorationFilter | None = None, intra: int = 0,
                           padding_mask: bytes | None = None) -> bytes:  # fmt: skip
     """:func:`dct_frame_segment` in the compact layout of format 2.4 (docs/format.md §16.4): varints
     instead of fixed fields, packed offsets, no coded length (the coded bytes end the payload; a
@@ -387,6 +392,9 @@ def compact_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.nda
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
     flags |= (FLAG_PADDING if padding_mask is not None else 0) | (FLAG_QTABLE if qtable else 0)
+    if intra not in (0, 1, 2):
+        raise InvalidInputError(f"intra={intra!r}: 0, 1 or 2")
+    flags |= FLAG_MODES2 if intra == 2 else 0
     out = bytearray()
     container.put_varint(out, index)
     container.put_varint(out, flags)
@@ -425,6 +433,7 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
     fidx = r.varint("frame index", 0xFFFF)
     flags = r.varint("flags", 0xFF)
     known = _COMPACT_KNOWN if "padding" in header.meta else _COMPACT_KNOWN & ~FLAG_PADDING
+    known |= FLAG_MODES2 if flags & FLAG_INTRA else 0  # mode model 2 (docs/format.md §17)
     if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     qtable = r.varint("table", 255) if flags & FLAG_QTABLE else 0
@@ -469,7 +478,7 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
         )  # fmt: skip
     start = off + 8 + head
     return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA),
-                    mask, intra_payload)  # fmt: skip
+                    mask, intra_payload, 2 if flags & FLAG_MODES2 else 1)  # fmt: skip
 
 
 def deblocked_frame(
@@ -906,6 +915,7 @@ class DctFrame(NamedTuple):
     padding_mask: bytes | None = None  # the frame's padding mask (format 2.3), still compressed
     #: a compact intra frame's payload in §14.1's form (u32 nmodes ...), for :func:`.intra.decode_intra_frame`
     intra_payload: bytes | None = None
+    mode_model: int = 1  # of an intra frame: 2 with FRAM flag 32 (format 2.4, docs/format.md §17)
 
 
 def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, int]) -> DctFrame:
@@ -923,6 +933,8 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
     padded = header.version >= container.VERSION_23 and header.entropy == container.ENTROPY_MULTI
     if padded and "padding" in header.meta:  # format 2.3 (docs/format.md §15)
         known |= FLAG_PADDING
+    if header.version >= container.VERSION_24 and flags & FLAG_INTRA:  # format 2.4 (docs/format.md §17)
+        known |= FLAG_MODES2
     if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     if flags & FLAG_INTRA and header.entropy != container.ENTROPY_MULTI:
@@ -976,7 +988,8 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
             offset=off, segment="FRAM",
         )  # fmt: skip
     start = off + 8 + head
-    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA), mask)
+    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA), mask,
+                    None, 2 if flags & FLAG_MODES2 else 1)  # fmt: skip
 
 
 def _read_restoration(payload: bytes | memoryview, head: int, off: int) -> tuple[RestorationFilter, int]:
@@ -1039,7 +1052,8 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
 
             payload = fr.intra_payload if fr.intra_payload is not None else buf[start:end]
             out[j] = intra.decode_intra_frame(payload, header.rows, header.cols, coders[qtable], offsets,
-                                              offset=entry[0], segment=f"FRAM {fidx}")  # fmt: skip
+                                              offset=entry[0], segment=f"FRAM {fidx}",
+                                              mode_model=fr.mode_model)  # fmt: skip
         else:
             levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}",
                                    coder=header.entropy)  # fmt: skip

@@ -106,12 +106,12 @@ def encode(
     entropy
         ``.mdc`` DCT streams: ``"arith"`` (default; the levels range-coded with contexts, 8-18%
         smaller than Huffman on CT/MR, with reconstruction offsets, deblocking and a restoration
-        filter; format 2.4, the compact layout (2.2 with intra frames, 2.1 with ``intra=False``, 2.3
-        with ``padding`` when ``compact=False``);
-        per thread near 1 bpp 2.2 encodes at ~0.2x and decodes at ~0.2-0.3x libjpeg-turbo's speed,
-        2.1 at ~0.5-0.6x / 0.26-0.36x), ``"arith-multi"`` (the same), ``"arith-binary"`` (format
-        2.0, the binary coder) or ``"huffman"`` (format 1.0, T.81-style Huffman: 3-10x faster,
-        25-95 % larger at the same PSNR than 2.2).
+        filter; format 2.4: the compact layout and intra frames with mode model 2 (2.1 with
+        ``intra=False, compact=False``, 2.3 with ``padding`` as well); per thread near 1 bpp the
+        default encodes at ~0.2x and decodes at ~0.2-0.3x libjpeg-turbo's speed, 2.1 at ~0.5-0.6x /
+        0.26-0.36x), ``"arith-multi"`` (the same), ``"arith-binary"`` (format 2.0, the binary coder)
+        or ``"huffman"`` (format 1.0, T.81-style Huffman: 3-10x faster, 25-95 % larger at the same
+        PSNR than 2.4).
     max_error
         ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
         sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
@@ -122,15 +122,15 @@ def encode(
         one value per series (steps then do not vary slice to slice). Not with ``max_error``.
     intra
         ``.mdc`` DCT streams of the multi-symbol coder: every 8x8 block predicted from its decoded
-        neighbours (16 modes, :mod:`.intra`), format 2.2. ``None`` (default): on with that coder
-        (the default one), off otherwise; ``False``: format 2.1. Works with ``quality``, ``ratio``
-        and ``psnr`` (the search measures the intra coder) and both efforts (``"best"`` tries more
-        modes per block). -6 % bytes on average against 2.1 at the same PSNR (-14 % on head CT),
-        ~2.8x the encode and ~1.3-1.4x the decode time (docs/benchmarks-v2.md).
+        neighbours (16 modes, :mod:`.intra`, mode model 2), format 2.4. ``None`` (default): on with
+        that coder (the default one), off otherwise; ``False``: format 2.1 (2.4 in the compact layout).
+        Works with ``quality``, ``ratio`` and ``psnr`` (the search measures the intra coder) and both
+        efforts (``"best"`` tries more modes per block). -6 % bytes on average against 2.1 at the same
+        PSNR (-14 % on head CT), ~2.8x the encode and ~1.3-1.4x the decode time (docs/benchmarks-v2.md).
     compact
         ``.mdc`` DCT streams of the multi-symbol coder: the compact layout of format 2.4 (a short
         HEAD, delta-coded steps, varint frame fields: ~200 bytes less per stream, docs/format.md
-        §16). ``None`` (default): on with that coder; ``False``: the long layout (2.1-2.3).
+        §16). ``None`` (default): on with that coder; ``False``: the long layout (2.1-2.4).
 
     Returns
     -------

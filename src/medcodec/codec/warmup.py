@@ -30,6 +30,7 @@ __all__ = ["warm"]
 
 def warm() -> float:
     """Run every kernel once; returns the seconds it took (compilation, or cache loading)."""
+    from .intra import written_mode_model
     from .pipeline import decode, encode
 
     t = time.perf_counter()
@@ -52,6 +53,8 @@ def warm() -> float:
             decode(encode(img, bits_stored=bits, signed=signed, quality=70, entropy=entropy, intra=False))
         decode(encode(img, bits_stored=bits, signed=signed, quality=70, intra=False, effort="best"))  # RD levels
         decode(encode(img, bits_stored=bits, signed=signed, quality=70, padding=(lo, lo)))  # padding masks (2.3)
+        with written_mode_model(1):  # the intra frames of 2.2 / 2.3 streams (mode model 1): still read
+            decode(encode(img, bits_stored=bits, signed=signed, quality=70))
         if not signed and bits <= 12:
             for effort in ("fast", "best"):
                 decode(encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))

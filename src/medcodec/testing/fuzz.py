@@ -59,9 +59,10 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
     intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding
-    masks, 2.4 compact), plus
-    every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
+    masks, 2.4 compact layout and mode model 2), plus every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under
+    the ``extra`` folders."""
     from ..codec import encode
+    from ..codec.intra import written_mode_model
 
     rng = np.random.default_rng(1)
     y, x = np.mgrid[0:24, 0:40]
@@ -92,15 +93,25 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         encode(
             img(16, True, 1), bits_stored=16, signed=True, quality=97, entropy="arith-multi", intra=False, compact=False
         ),
-        # .mdc 2.2: intra-predicted DCT frames (modes, residual levels, 2.1's filters)
-        encode(img(12, False, 2), bits_stored=12, quality=75, intra=True, compact=False),
-        encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True, compact=False),
-        # .mdc 2.3: the multi-symbol coder with padding masks, long layout
-        encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768), compact=False),
-        # .mdc 2.4: the compact layout (the default): 2-D (HEAD flag), 3 frames, padding masks, no intra
+    ]
+    with written_mode_model(1):  # formats 2.2 and 2.3 as written before mode model 2 (2.4) was the default
+        corpus += [
+            # .mdc 2.2: intra-predicted DCT frames (modes, residual levels, 2.1's filters)
+            encode(img(12, False, 2), bits_stored=12, quality=75, intra=True, compact=False),
+            encode(img(16, True, 1)[:, :21, :30], bits_stored=16, signed=True, quality=95, intra=True, compact=False),
+            # .mdc 2.3: the multi-symbol coder with padding masks, long layout
+            encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768), compact=False),
+        ]
+    flat = img(12, False, 2)
+    flat[:, 8:, 16:] = 1000  # blocks with flat references: no mode coded
+    corpus += [
+        # .mdc 2.4, the default: the compact layout (2-D as a HEAD flag, 3 frames, padding masks) and
+        # intra frames with mode model 2; one long-layout stream with mode model 2
         encode(img(12, False, 1)[0], bits_stored=12, quality=60),
         encode(img(12, False, 3), bits_stored=12, quality=75, intra=False),
         encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
+        encode(flat, bits_stored=12, quality=60),
+        encode(padded, bits_stored=16, signed=True, quality=90, padding=(-32768, -32768), compact=False),
     ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
