@@ -280,10 +280,15 @@ def encode_mdc_to(
         mse_of = partial(_intra_frame_mse, effort=effort, mode_model=mode_model)
     elif use_rdoq:  # the RD levels' bytes and error (before the filters, which only lower it)
         frame_bytes, mse_of = mdc2.rdoq_frame_bytes, mdc2.rdoq_frame_mse
+    fixed_bytes = container.FIXED_BYTES
+    if arith_id == container.ENTROPY_MULTI:  # count the offsets and filters, in the layout written
+        fixed_bytes = container.COMPACT_FIXED_BYTES if compact else container.FIXED_BYTES
+        counted = mdc2.DCT_FRAME_OVERHEAD + (63 if use_rdoq and not intra else 0)  # what frame_bytes adds
+        frame_bytes = partial(_with_side_bytes, frame_bytes, mdc2.FRAME_SIDE_BYTES[bool(compact)] - counted)
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
-        frame_bytes=frame_bytes, fixed_bytes=container.FIXED_BYTES, mse_of=mse_of,
+        frame_bytes=frame_bytes, fixed_bytes=fixed_bytes, mse_of=mse_of,
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
@@ -386,6 +391,12 @@ def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
     scaled = coder.scaled(frame)
     offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
     return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model), offsets
+
+
+def _with_side_bytes(frame_bytes: Callable[[FrameCoder, np.ndarray], int], extra: int, coder: FrameCoder,
+                     frame: np.ndarray) -> int:  # fmt: skip
+    """Rate control: ``frame_bytes`` plus what the frame spends beyond what it counts."""
+    return frame_bytes(coder, frame) + extra
 
 
 def _intra_frame_bytes(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
