@@ -201,3 +201,26 @@ def test_format_2_2_goldens_decode_with_mode_model_1() -> None:
     coder = FrameCoder.for_table(h2.qtables[0], 12, False)
     status, recon, _modes = _kernel_decode(s2[fr.start : fr.end], (h2.rows, h2.cols), coder, fr.offsets)
     assert status == KM.OK and _flat_blocks(recon, intra.flat_tolerance(coder)).sum() > 4  # skipped blocks
+
+
+def test_written_mode_model_is_local_to_its_thread() -> None:
+    """``written_mode_model`` (goldens, fuzz corpus, benchmarks) does not change what another
+    thread's encoder writes meanwhile: a context variable, not a module global."""
+    import threading
+
+    seen: list[int] = []
+    inside, done = threading.Event(), threading.Event()
+
+    def other() -> None:
+        inside.wait(10)
+        seen.append(intra.written_model())
+        done.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with intra.written_mode_model(1):
+        assert intra.written_model() == 1
+        inside.set()
+        done.wait(10)
+    t.join(10)
+    assert seen == [2] and intra.written_model() == 2

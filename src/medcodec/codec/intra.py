@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import NamedTuple
 
 import numpy as np
@@ -57,11 +58,12 @@ from .transform import DCT_MATRIX
 from .zigzag import ZIGZAG
 
 __all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "MODE_MODEL", "lambda_for",
-           "decode_modes2_reference", "written_mode_model"]  # fmt: skip
+           "decode_modes2_reference", "written_mode_model", "written_model"]  # fmt: skip
 
 N_MODES = KI.N_MODES
 #: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
 MODE_MODEL = 2
+_WRITTEN_MODE_MODEL: ContextVar[int] = ContextVar("written_mode_model", default=MODE_MODEL)
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -69,17 +71,21 @@ LAMBDA_SCALE = 0.116
 
 @contextlib.contextmanager
 def written_mode_model(model: int) -> Iterator[None]:
-    """Within the block, encoders write intra frames with mode model ``model`` (1: format 2.2, as
-    before 2.4; for the goldens, the fuzz corpus and benchmarks that compare the two; it sets the
-    module's :data:`MODE_MODEL`, so not for concurrent use)."""
-    global MODE_MODEL
+    """Within the block, encoders called from this thread (or task) write intra frames with mode
+    model ``model`` (1: format 2.2, as before 2.4), for the goldens, the fuzz corpus and benchmarks
+    that compare the two. A context variable: other threads keep :data:`MODE_MODEL`."""
     if model not in (1, 2):
         raise InvalidInputError(f"mode model {model!r} is unknown, expected 1 or 2")
-    saved, MODE_MODEL = MODE_MODEL, model
+    token = _WRITTEN_MODE_MODEL.set(model)
     try:
         yield
     finally:
-        MODE_MODEL = saved
+        _WRITTEN_MODE_MODEL.reset(token)
+
+
+def written_model() -> int:
+    """The mode model encoders write here: :data:`MODE_MODEL` unless :func:`written_mode_model` says."""
+    return _WRITTEN_MODE_MODEL.get()
 
 
 class IntraFrame(NamedTuple):
@@ -182,7 +188,7 @@ def encode_intra_frame(
     steps = coder.steps.astype(np.float64).reshape(8, 8)
     if effort not in SEARCH:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(SEARCH)}")
-    mode_model = MODE_MODEL if mode_model is None else mode_model
+    mode_model = written_model() if mode_model is None else mode_model
     if mode_model not in (1, 2):
         raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1 or 2")
     n_coarse, n_full = SEARCH[effort]

@@ -236,7 +236,7 @@ def encode_mdc_to(
         raise InvalidInputError("compact=True takes entropy='arith' (the multi-symbol coder, format 2.4)")
     from . import intra as intra_mod
 
-    mode_model = intra_mod.MODE_MODEL if intra else 0  # 2: format 2.4's mode model 2 (FRAM flag 32)
+    mode_model = intra_mod.written_model() if intra else 0  # 2: format 2.4's mode model 2 (FRAM flag 32)
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
