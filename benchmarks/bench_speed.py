@@ -124,7 +124,7 @@ def codecs() -> list[Codec]:
     def mdc(effort: str, entropy: str | None = "huffman") -> Codec:
         # issue 5's targets were set for format 1.0 (the default then, entropy="huffman"); the
         # default since 2026-11-30 (format 2.2, intra frames) is measured beside it, targets and all
-        name = f"medcodec .mdc 1.0 ({effort})" if entropy == "huffman" else f"medcodec .mdc default 2.2 ({effort})"
+        name = f"medcodec .mdc 1.0 ({effort})" if entropy == "huffman" else f"medcodec .mdc default 2.4 ({effort})"
         return Codec(
             name,
             lambda f, q: medcodec.encode(f, bits_stored=12, quality=q, effort=effort, jobs=1, entropy=entropy),
@@ -368,7 +368,7 @@ def report(cs: list[Codec], threads: dict[str, float] | None, memory: dict[str, 
     lines += [
         "",
         "`.mdc 1.0` rows: format 1.0 (`entropy=\"huffman\"`, Huffman), the `.mdc` default until 2026-11-30 and what "
-        "issue 5's targets were set for; `.mdc default 2.2`: the default since then (8x8 intra frames, range coder, "
+        "issue 5's targets were set for; `.mdc default 2.4`: the default since then (8x8 intra frames, range coder, compact layout, "
         "decoder filters: 20-90 % smaller than 1.0 at the same PSNR, docs/benchmarks-v2.md), measured against the "
         "same targets. Effort: `fast` rounds every coefficient; for standard JPEG it is dead zone + "
         "isolated-coefficient thresholding, which flattens noisy soft tissue. For `.mdc` 1.0, `best` is trellis "

@@ -32,7 +32,7 @@ def _bounds(h: container.MdcHeader, data: bytes) -> list[float]:
 
 
 def _intra_frames(h: container.MdcHeader, data: bytes, index: list[tuple[int, int]]) -> int | None:
-    """Intact frames coded with 8x8 intra prediction (format 2.2); None for streams that cannot hold any."""
+    """Intact frames coded with 8x8 intra prediction (formats 2.2-2.4); None for streams that cannot hold any."""
     if h.format != "mdc" or getattr(h, "entropy", 0) != container.ENTROPY_MULTI or h.version < container.VERSION_22:
         return None
     intact = [e for e in index if e[0] + e[1] <= len(data)]
