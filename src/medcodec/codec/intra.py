@@ -146,6 +146,7 @@ def encode_intra_frame(
     offsets: np.ndarray | None = None,
     effort: str = "fast",
     mode_model: int | None = None,
+    rd: bool = False,
 ) -> IntraFrame:
     """Intra-code one 2-D frame with ``coder``'s steps and range.
 
@@ -163,6 +164,11 @@ def encode_intra_frame(
         1: every block's mode coded (format 2.2); 2: mode model 2 (format 2.4, FRAM flag
         bit 5: blocks with (near) flat references code no mode, the encoder charges a mode half its
         bits under the adaptive model, +1 off the context's mode); None: :data:`MODE_MODEL`.
+    rd
+        RD-optimised residual levels (mode model 2 only, no format change): a plain pass prices
+        the 2.1 coder's symbols (its rounded levels), then the intra loop decides each block's
+        levels by :func:`._rdoq_ms.rdoq_block` before reconstructing it, keeping the error bound
+        :func:`.mdc2.error_bound_with_offsets` prints (:func:`rd_params`).
 
     Returns
     -------
@@ -189,8 +195,14 @@ def encode_intra_frame(
     args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
             np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
     skip = np.zeros(nb, dtype=np.uint8)
+    if rd and mode_model != 2:
+        raise InvalidInputError("RD intra levels take mode model 2")
     if mode_model == 2:
         KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
+        if rd:  # the plain pass's rounded levels price the symbols; the RD pass overwrites every output
+            cost, lam_rd, mu, rho, tex_sum, bound = rd_params(coder, frame, levels, x.shape[1] // 8, offsets)
+            KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
+                                cost, lam_rd, mu, rho, tex_sum, bound)  # fmt: skip
     else:
         KI.encode_intra(*args, n_coarse, n_full)
     bx = x.shape[1] // 8
@@ -207,6 +219,31 @@ def encode_intra_frame(
     coded_levels = _encode_levels(levels, bx)
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes)
+
+
+def rd_params(coder: FrameCoder, frame: np.ndarray, priced: np.ndarray, bx: int,
+              offsets: np.ndarray | None) -> tuple[np.ndarray, float, float, float, float, float]:  # fmt: skip
+    """The RD intra pass's parameters, as :func:`.mdc2.rdoq_levels` has them for 2.1: symbol costs of
+    the ``priced`` levels (:func:`._rdoq_ms.symbol_costs`), lambda (``mdc2.RDOQ_LAMBDA_SCALE`` x the
+    mean squared AC step), the texture term (``mdc2.RDOQ_TEXTURE_MU``; the energy target only for
+    blocks whose sample sum reaches 64 x the background floor, the same blocks 2.1's DC test
+    picks) and the error bound the stream will print."""
+    from . import _kernels as KJ
+    from . import _rdoq, _rdoq_ms, mdc2
+
+    cost = _rdoq_ms.symbol_costs(_rdoq_ms.symbol_counts(priced, bx, np.zeros(int(KM.OFFSET[-1]))))
+    weights = coder.steps_zz.astype(np.float64) ** 2
+    lam_rd = mdc2.RDOQ_LAMBDA_SCALE * float(np.mean(weights[1:]))
+    mu, tex_sum = 0.0, -np.inf
+    if mdc2.RDOQ_TEXTURE_MU > 0:
+        pixels = coder._pixels(frame)
+        floor = _rdoq.texture_floor(float(pixels.min()), float(pixels.max()))
+        sigma = KJ.noise_sigma(pixels, _rdoq.TEXTURE_STATS_STRIDE, floor)
+        mu = mdc2.RDOQ_TEXTURE_MU * KJ.texture_mu(_rdoq.TEXTURE_MU, _rdoq.TEXTURE_KAPPA, sigma, weights)
+        if floor is not None:
+            tex_sum = 64.0 * float(floor)
+    bound = mdc2.error_bound_with_offsets(coder.steps, offsets)
+    return cost, lam_rd, float(mu), float(_rdoq.TEXTURE_RHO), tex_sum, bound
 
 
 def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, offsets: np.ndarray | None = None,
