@@ -66,10 +66,16 @@ def _thread_best(fn, repeat: int) -> float:
 def codecs(bits: int, signed: bool, avif: bool) -> dict:
     spec = PixelSpec(bits_stored=bits, signed=signed)
 
-    def mdc(rdoq_fast=False, mode_model=None, intra_rd=False, **kw):
+    def mdc(rdoq_fast=False, mode_model=None, intra_rd=False, rd_price=None, **kw):
         def enc(f, q):
-            if intra_rd:  # RD levels for the intra residuals (mdc.INTRA_RDOQ_EFFORTS) at every effort
-                saved, mdc_mod.INTRA_RDOQ_EFFORTS = mdc_mod.INTRA_RDOQ_EFFORTS, ("fast", "best")
+            if rd_price is not None:  # what prices the intra RD levels (intra.RD_PRICE)
+                saved_price, intra_mod.RD_PRICE = intra_mod.RD_PRICE, {"fast": rd_price, "best": rd_price}
+                try:
+                    return mdc(mode_model=mode_model, intra_rd=intra_rd, **kw)[0](f, q)
+                finally:
+                    intra_mod.RD_PRICE = saved_price
+            if intra_rd is not False:  # intra RD levels (mdc.INTRA_RDOQ_EFFORTS) at every effort (None: none)
+                saved, mdc_mod.INTRA_RDOQ_EFFORTS = mdc_mod.INTRA_RDOQ_EFFORTS, ("fast", "best") if intra_rd else ()
                 try:
                     return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, **kw)
                 finally:
@@ -102,9 +108,12 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.4 default": mdc(),  # the .mdc default: intra frames with mode model 2 in the compact layout
         "mdc v2.2 intra fast (long)": mdc(compact=False, mode_model=1),  # the default until 2026-11-30 (2.2)
         "mdc v2.4 default, long layout": mdc(compact=False),  # mode model 2 alone (2.4 in the long layout)
-        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search
-        "mdc v2.4 fast + intra rd": mdc(intra_rd=True),  # intra residuals' RD levels in the loop
-        "mdc v2.4 best + intra rd": mdc(intra_rd=True, effort="best"),
+        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search (+ the intra RD levels since rdoqintra)
+        # intra residuals' RD levels decided in the loop (mdc.INTRA_RDOQ_EFFORTS), their symbols priced by
+        # a plain intra pass ("intra") or by the frame's plain DCT levels ("dct", no extra pass; intra.RD_PRICE)
+        "mdc v2.4 fast + intra rd": mdc(intra_rd=True, rd_price="intra"),
+        "mdc v2.4 fast + intra rd, dct-priced": mdc(intra_rd=True, rd_price="dct"),  # what fast would get
+        "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

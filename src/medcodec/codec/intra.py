@@ -62,6 +62,11 @@ __all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", 
 N_MODES = KI.N_MODES
 #: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
 MODE_MODEL = 2
+#: What prices the RD intra levels' symbols (:func:`rd_params`), per effort: ``"intra"`` the rounded
+#: levels of a plain intra pass (one more pass of the loop: encode ~1.8-1.9x), ``"dct"`` those of
+#: the plain 8x8 DCT of the frame (other statistics, 0.1-0.2 % BD-rate worse, encode ~1.1-1.2x;
+#: docs/design-notes.md "RD-optimised levels for intra residuals").
+RD_PRICE: dict[str, str] = {"fast": "dct", "best": "intra"}
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -198,9 +203,17 @@ def encode_intra_frame(
     if rd and mode_model != 2:
         raise InvalidInputError("RD intra levels take mode model 2")
     if mode_model == 2:
-        KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
-        if rd:  # the plain pass's rounded levels price the symbols; the RD pass overwrites every output
-            cost, lam_rd, mu, rho, tex_sum, bound = rd_params(coder, frame, levels, x.shape[1] // 8, offsets)
+        if not rd:
+            KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
+        else:  # rounded levels price the symbols: the plain DCT's (cheap) or a plain intra pass's
+            if RD_PRICE[effort] == "dct":
+                from . import mdc2
+
+                priced, bxf = mdc2.round_scaled(coder.scaled(frame)), -(-cols // 8)
+            else:
+                KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
+                priced, bxf = levels, x.shape[1] // 8  # the RD pass below overwrites every output
+            cost, lam_rd, mu, rho, tex_sum, bound = rd_params(coder, frame, priced, bxf, offsets)
             KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
                                 cost, lam_rd, mu, rho, tex_sum, bound)  # fmt: skip
     else:
