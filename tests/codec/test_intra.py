@@ -549,8 +549,9 @@ def test_rd_intra_frame_decodes_as_the_plain_reference_twin(q: float, price: str
     frame = _smooth_noisy((64, 72), q)
     coder = coder_for(12, False, q)
     offsets = None  # the plain reference decoder (ref_decode) has no centroid offsets
+    bound = mdc2.error_bound_with_offsets(coder.steps, offsets)
     plain = intra.encode_intra_frame(frame, coder, offsets, mode_model=2)
-    rd = intra.encode_intra_frame(frame, coder, offsets, mode_model=2, rd=True)
+    rd = intra.encode_intra_frame(frame, coder, offsets, mode_model=2, rd_bound=bound)
     dec = intra.decode_intra_frame(rd.payload, 64, 72, coder, offsets, mode_model=2)
     np.testing.assert_array_equal(dec, rd.recon)
     ref = ref_decode(levels_of(rd.payload, rd.modes, 9), rd.modes, coder, 64, 72)
@@ -558,10 +559,9 @@ def test_rd_intra_frame_decodes_as_the_plain_reference_twin(q: float, price: str
     # the search did move levels (72 blocks: the bytes move by a few either way; every later block's
     # prediction changes with them; test_rd_intra_streams_* measures the gain on real frames)
     assert not np.array_equal(levels_of(rd.payload, rd.modes, 9), levels_of(plain.payload, plain.modes, 9))
-    bound = mdc2.error_bound_with_offsets(coder.steps, offsets)
     assert np.abs(rd.recon.astype(np.int64) - frame).max() <= bound
     with pytest.raises(CodecError):
-        intra.encode_intra_frame(frame, coder, offsets, mode_model=1, rd=True)
+        intra.encode_intra_frame(frame, coder, offsets, mode_model=1, rd_bound=bound)
 
 
 def test_rd_intra_blocks_beyond_the_checked_bound_go_back_to_rounded_levels() -> None:
@@ -577,7 +577,8 @@ def test_rd_intra_blocks_beyond_the_checked_bound_go_back_to_rounded_levels() ->
                                   np.zeros(nb, np.uint8))  # fmt: skip
     tol = intra.flat_tolerance(coder)
     KI.encode_intra2(*args, levels, modes, recon, skip, KI.N_COARSE, KI.N_FULL, KI.MODE2_SCALE, KI.MODE2_BIAS, tol)
-    cost, lam_rd, _, rho, _, printed = intra.rd_params(coder, frame, levels, bx, offsets)
+    cost, lam_rd, _, rho, _ = intra.rd_params(coder, frame, levels, bx)
+    printed = mdc2.error_bound_with_offsets(coder.steps, offsets)
 
     def block_err(rec: np.ndarray) -> np.ndarray:
         e = np.abs(rec.astype(np.int64) - x).reshape(x.shape[0] // 8, 8, bx, 8)

@@ -395,8 +395,9 @@ def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
     scaled = coder.scaled(frame)
     offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
     mode_model = intra_mod.MODE_MODEL if mode_model is None else mode_model
-    rd = effort in INTRA_RDOQ_EFFORTS and mode_model == 2
-    return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd), offsets
+    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets)  # what the stream prints (filters aside)
+                if effort in INTRA_RDOQ_EFFORTS and mode_model == 2 else None)  # fmt: skip
+    return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd_bound), offsets
 
 
 def _with_side_bytes(frame_bytes: Callable[[FrameCoder, np.ndarray], int], extra: int, coder: FrameCoder,
