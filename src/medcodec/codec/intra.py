@@ -207,11 +207,10 @@ def encode_intra_frame(
     args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
             np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
     skip = np.zeros(nb, dtype=np.uint8)
-    rd = rd_bound is not None
-    if rd and mode_model != 2:
+    if rd_bound is not None and mode_model != 2:
         raise InvalidInputError("RD intra levels take mode model 2")
     if mode_model == 2:
-        if not rd:
+        if rd_bound is None:
             KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
         else:  # rounded levels price the symbols: the plain DCT's (cheap) or a plain intra pass's
             if RD_PRICE[effort] == "dct":  # mdc2.round_scaled (mdc2 imports this module)
