@@ -66,8 +66,20 @@ def _thread_best(fn, repeat: int) -> float:
 def codecs(bits: int, signed: bool, avif: bool) -> dict:
     spec = PixelSpec(bits_stored=bits, signed=signed)
 
-    def mdc(rdoq_fast=False, mode_model=None, **kw):
+    def mdc(rdoq_fast=False, mode_model=None, intra_rd=False, rd_price=None, **kw):
         def enc(f, q):
+            if rd_price is not None:  # what prices the intra RD levels (intra.RD_PRICE)
+                saved_price, intra_mod.RD_PRICE = intra_mod.RD_PRICE, {"fast": rd_price, "best": rd_price}
+                try:
+                    return mdc(mode_model=mode_model, intra_rd=intra_rd, **kw)[0](f, q)
+                finally:
+                    intra_mod.RD_PRICE = saved_price
+            if intra_rd is not False:  # intra RD levels (mdc.INTRA_RDOQ_EFFORTS) at every effort (None: none)
+                saved, mdc_mod.INTRA_RDOQ_EFFORTS = mdc_mod.INTRA_RDOQ_EFFORTS, ("fast", "best") if intra_rd else ()
+                try:
+                    return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, **kw)
+                finally:
+                    mdc_mod.INTRA_RDOQ_EFFORTS = saved
             if mode_model is not None:  # intra frames with this mode model (1: format 2.2's)
                 with intra_mod.written_mode_model(mode_model):
                     return medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1, **kw)
@@ -96,7 +108,12 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.4 default": mdc(),  # the .mdc default: intra frames with mode model 2 in the compact layout
         "mdc v2.2 intra fast (long)": mdc(compact=False, mode_model=1),  # the default until 2026-11-30 (2.2)
         "mdc v2.4 default, long layout": mdc(compact=False),  # mode model 2 alone (2.4 in the long layout)
-        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search
+        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search (+ the intra RD levels since rdoqintra)
+        # intra residuals' RD levels decided in the loop (mdc.INTRA_RDOQ_EFFORTS), their symbols priced by
+        # a plain intra pass ("intra") or by the frame's plain DCT levels ("dct", no extra pass; intra.RD_PRICE)
+        "mdc v2.4 fast + intra rd": mdc(intra_rd=True, rd_price="intra"),
+        "mdc v2.4 fast + intra rd, dct-priced": mdc(intra_rd=True, rd_price="dct"),  # what fast would get
+        "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:
@@ -144,13 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--avif", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated labels (substrings) to run; the rows the "
+                    "OpenJPEG anchor needs and libjpeg-turbo (the speed reference) always run")
     args = ap.parse_args(argv)
+    needed = ("mdc v1 huffman fast", "mdc v2.1 arith best", "jpeg2000", "jpeg12")
+    only = [o for o in args.only.split(",") if o]
     summary = []
     for name in SERIES:
         frames, bits, signed = load(args.data / name, args.frames)
         print(f"\n## {name}: {frames.shape} {bits}-bit {'signed' if signed else 'unsigned'}", flush=True)
         curves, speeds = {}, {}
         for label, (enc, dec, knobs) in codecs(bits, signed, args.avif).items():
+            if only and not any(o in label for o in (*only, *needed)):
+                continue
             if label.startswith("jpeg2000"):  # PSNR targets spanning medcodec's PSNRs at 0.2-3.5 bpp
                 ps = [p for _, b, p in curves["mdc v1 huffman fast"] + curves["mdc v2.1 arith best"] if 0.2 <= b <= 3.5]
                 knobs = tuple(np.linspace(min(ps) - 2, max(ps) + 2, 10).round(1))

@@ -28,13 +28,16 @@ import numpy as np
 import pydicom
 
 import medcodec
+from medcodec.codec import mdc as mdc_mod
 from medcodec.metrics import texture_retention
 
 REPO = Path(__file__).resolve().parent.parent
 SERIES = "ct_chest_lungpetctdx_A0001_philips"
 VARIANTS = {
-    ".mdc default (2.2 intra fast)": {},
-    ".mdc 2.2 intra best": {"effort": "best"},
+    ".mdc default (2.4 intra fast)": {},
+    ".mdc 2.4 intra best": {"effort": "best"},  # with the intra RD levels (mdc.INTRA_RDOQ_EFFORTS)
+    ".mdc 2.4 intra best, no RD levels": {"effort": "best", "intra_rd": False},
+    ".mdc 2.4 intra fast + RD levels": {"intra_rd": True},
     ".mdc 2.1 fast": {"entropy": "arith", "intra": False},
     ".mdc 2.1 best (RD levels)": {"entropy": "arith", "intra": False, "effort": "best"},
     ".mdc 1.0 fast": {"entropy": "huffman"},
@@ -51,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--bpp", type=float, default=1.0)
+    ap.add_argument("--only", default="", help="comma-separated variant names (substrings) to run")
     args = ap.parse_args(argv)
+    only = [o for o in args.only.split(",") if o]
     paths = sorted((args.data / SERIES).glob("*.dcm"))
     picks = [paths[round(i * (len(paths) - 1) / 6)] for i in range(7)]
     dss = [pydicom.dcmread(p) for p in picks]
@@ -60,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     orig = _blocks(frames.astype(float) * slope + icpt)
     sd = orig.std(1)
     loose = (orig.mean(1) > -150) & (orig.mean(1) < 250) & (sd >= 8)
+    default_rd = mdc_mod.INTRA_RDOQ_EFFORTS
     for name, kw in VARIANTS.items():
+        if only and not any(o in name for o in only):
+            continue
+        kw = dict(kw)
+        rd = kw.pop("intra_rd", None)  # the intra RD levels switched on (every effort) or off
+        mdc_mod.INTRA_RDOQ_EFFORTS = default_rd if rd is None else ("fast", "best") if rd else ()
         lo, hi = 1.0, 100.0
         for _ in range(10):
             q = (lo + hi) / 2

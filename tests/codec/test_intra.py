@@ -516,3 +516,125 @@ def test_streaming_encode_to_writes_intra_frames() -> None:
     with pytest.raises(CodecError):
         mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, quality=60, intra=True,
                       entropy="huffman")  # fmt: skip
+
+
+# ------------------------------------------------------- RD levels of the intra residuals (issue 12)
+
+
+def _rd_inputs(frame: np.ndarray, coder: FrameCoder):  # type: ignore[no-untyped-def]
+    """What :func:`intra.encode_intra_frame` hands the kernels, with the offsets 2.x streams write."""
+    scaled = coder.scaled(frame)
+    offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
+    x = intra._padded(frame)
+    nb = x.size // 64
+    out = (np.empty((nb, 64), np.int32), np.empty(nb, np.int64), np.empty_like(x), np.zeros(nb, np.uint8))
+    args = (x, coder.steps.astype(np.float64).reshape(8, 8), ZIGZAG.astype(np.int64), intra._offsets(offsets),
+            DCT_MATRIX, intra.lambda_for(coder), np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi))  # fmt: skip
+    return offsets, x, args, out
+
+
+def _smooth_noisy(shape: tuple[int, int], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.indices(shape)
+    return (1800 + 600 * np.sin(x / 7 + y / 11) + rng.normal(0, 25, shape)).clip(0, 4095).astype(np.uint16)
+
+
+@pytest.mark.parametrize("price", ["dct", "intra"])
+@pytest.mark.parametrize("q", [40, 80])
+def test_rd_intra_frame_decodes_as_the_plain_reference_twin(q: float, price: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """RD residual levels change no syntax: the decoder and the plain-Python reference decoder give
+    the encoder's reconstruction, within the bound (either pricing)."""
+    monkeypatch.setattr(intra, "RD_PRICE", {"fast": price, "best": price})
+    frame = _smooth_noisy((64, 72), q)
+    coder = coder_for(12, False, q)
+    offsets = None  # the plain reference decoder (ref_decode) has no centroid offsets
+    bound = mdc2.error_bound_with_offsets(coder.steps, offsets)
+    plain = intra.encode_intra_frame(frame, coder, offsets, mode_model=2)
+    rd = intra.encode_intra_frame(frame, coder, offsets, mode_model=2, rd_bound=bound)
+    dec = intra.decode_intra_frame(rd.payload, 64, 72, coder, offsets, mode_model=2)
+    np.testing.assert_array_equal(dec, rd.recon)
+    ref = ref_decode(levels_of(rd.payload, rd.modes, 9), rd.modes, coder, 64, 72)
+    np.testing.assert_array_equal(dec.astype(np.int64), ref)
+    # the search did move levels (72 blocks: the bytes move by a few either way; every later block's
+    # prediction changes with them; test_rd_intra_streams_* measures the gain on real frames)
+    assert not np.array_equal(levels_of(rd.payload, rd.modes, 9), levels_of(plain.payload, plain.modes, 9))
+    assert np.abs(rd.recon.astype(np.int64) - frame).max() <= bound
+    with pytest.raises(CodecError):
+        intra.encode_intra_frame(frame, coder, offsets, mode_model=1, rd_bound=bound)
+
+
+def test_rd_intra_blocks_beyond_the_checked_bound_go_back_to_rounded_levels() -> None:
+    """The in-loop check, with the bound lowered below the printed one (which the free search keeps
+    on this frame) so that the free search breaks it: it puts blocks back (and some RD levels stay), and every block whose samples
+    lie further than that bound from the original carries the rounded levels of its own prediction
+    (recomputed here from the final reconstruction and mode)."""
+    frame = _smooth_noisy((96, 96), 3)
+    coder = coder_for(12, False, 60)
+    offsets, x, args, _ = _rd_inputs(frame, coder)
+    bx, nb = x.shape[1] // 8, x.size // 64
+    levels, modes, recon, skip = (np.empty((nb, 64), np.int32), np.empty(nb, np.int64), np.empty_like(x),
+                                  np.zeros(nb, np.uint8))  # fmt: skip
+    tol = intra.flat_tolerance(coder)
+    KI.encode_intra2(*args, levels, modes, recon, skip, KI.N_COARSE, KI.N_FULL, KI.MODE2_SCALE, KI.MODE2_BIAS, tol)
+    cost, lam_rd, _, rho, _ = intra.rd_params(coder, frame, levels, bx)
+    printed = mdc2.error_bound_with_offsets(coder.steps, offsets)
+
+    def block_err(rec: np.ndarray) -> np.ndarray:
+        e = np.abs(rec.astype(np.int64) - x).reshape(x.shape[0] // 8, 8, bx, 8)
+        return e.max(axis=(1, 3)).ravel()
+
+    runs = {}
+    low = np.inf
+    for bound in (np.inf, None):
+        if bound is None:  # the free search's upper quartile of block errors: it breaks that
+            bound = low = float(np.percentile(runs[np.inf][1], 75))
+            assert low < printed
+        n = KI.encode_intra2_rd(*args, levels, modes, recon, skip, KI.N_COARSE, KI.N_FULL, KI.MODE2_SCALE,
+                                KI.MODE2_BIAS, tol, cost, lam_rd, 0.0, rho, -np.inf, bound)  # fmt: skip
+        runs[bound] = (n, block_err(recon), levels.copy(), modes.copy(), recon.copy())
+    assert runs[np.inf][0] == 0 and (runs[np.inf][1] > low).any()  # the free search breaks the lowered bound
+    n, err, lv, md, rec = runs[low]
+    assert n > 0
+    # the rounded levels of every block under its prediction from the final reconstruction
+    steps = coder.steps.astype(np.float64).reshape(8, 8)
+    zz = ZIGZAG.astype(np.int64)
+    stepz = steps.ravel()[zz]
+    ext, fext, pred = np.empty(KI.EXT_SIZE, np.int64), np.empty(KI.EXT_SIZE, np.int64), np.empty(64, np.int64)
+    scratch = [np.empty(64) for _ in range(3)]
+    lvz = np.empty(64, np.int64)
+    rounded_blocks = 0
+    for b in range(nb):
+        r0, c0 = 8 * (b // bx), 8 * (b % bx)
+        KI.ext_refs(rec, r0, c0, np.int64(coder.offset), ext, fext, True)
+        KI.predict_fast(md[b], ext, fext, pred)
+        xb = x[r0 : r0 + 8, c0 : c0 + 8].astype(np.int64).ravel()
+        KI._trial(xb, pred, DCT_MATRIX, zz, 1.0 / stepz, stepz, intra._offsets(offsets), *scratch, lvz, 0.0)
+        is_rounded = np.array_equal(lv[b], lvz)
+        rounded_blocks += is_rounded
+        if err[b] > low:
+            assert is_rounded, b
+    assert rounded_blocks < nb  # RD levels remain where they keep the bound
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("series", "bits", "signed"),
+    [("ct_chest_lungpetctdx_A0001_philips", 12, False), ("mr_head_ge_signa_t1_ctk", 16, True)],
+)  # fmt: skip
+def test_rd_intra_streams_decode_within_their_printed_bound(shared_data: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            series: str, bits: int, signed: bool) -> None:  # fmt: skip
+    """Whole streams with INTRA_RDOQ_EFFORTS switched on: smaller than the same quality without,
+    every frame within the bound ``stream_error_bound`` prints."""
+    from medcodec.codec import mdc
+
+    paths = sorted((shared_data / series).glob("*.dcm"))
+    frames = np.stack([pydicom.dcmread(paths[i]).pixel_array for i in (10, 30)])
+    kw = dict(format="mdc", quality=55, bits_stored=bits, signed=signed, jobs=1)
+    plain = medcodec.encode(frames, **kw)
+    monkeypatch.setattr(mdc, "INTRA_RDOQ_EFFORTS", ("fast", "best"))
+    rd = medcodec.encode(frames, **kw)
+    assert len(rd) < len(plain)
+    dec = medcodec.decode(rd)
+    for got, want, bound in zip(dec, frames, mdc2.stream_error_bound(rd), strict=True):
+        assert np.abs(got.astype(np.int64) - want).max() <= bound

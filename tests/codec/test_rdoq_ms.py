@@ -81,6 +81,40 @@ def test_rdoq_kernel_matches_twin(nblocks: int, bx: int) -> None:
     assert moved > 0 or nblocks == 1  # the search did something to compare
 
 
+@pytest.mark.parametrize("nblocks,bx", [(1, 1), (10, 5), (60, 6), (8200, 100)])  # 8200: per-position contexts
+def test_rdoq_block_applied_in_order_is_the_search_without_lookahead_twin(nblocks: int, bx: int) -> None:
+    """The intra loop's one-block search (:func:`R.rdoq_block`, block by block in coding order, each
+    seeing its final left and upper neighbours) decides what the frame search without lookahead
+    does, and what its plain-Python twin does."""
+    rng = np.random.default_rng(11 + nblocks)
+    posc = KM.POS_FINE if nblocks >= KM.FINE_POSITION_BLOCKS else R.POS_BAND
+    moved = 0
+    big = nblocks > 1000  # one case there: ~10 s as plain Python (NUMBA_DISABLE_JIT)
+    for scale in (1.5,) if big else (0.7, 1.5, 4.0):
+        scaled, rounded, cost, weights, offs = _inputs(rng, nblocks, bx, scale)
+        lam = 0.12 * float(np.mean(weights[1:]))
+        for mu, safe in ((30.0, False),) if big else ((0.0, False), (30.0, False), (4.0, True)):
+            frame_rd = np.empty_like(rounded)
+            n = R.rdoq_levels(scaled, rounded, bx, cost, weights, offs, lam, mu, 1.0, 38.0, safe, False, frame_rd)
+            out = rounded.copy()
+            nzs = np.zeros(nblocks, dtype=np.int64)
+            scratch = (np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64), np.empty(65, np.int64),
+                       np.empty(65), np.empty(65))  # fmt: skip
+            changed = sum(
+                R.rdoq_block(scaled[i], out, i, bx, nzs, posc, cost, weights, offs, lam, mu, 1.0,
+                             bool(scaled[i, 0] >= 38.0), safe, *scratch)
+                for i in range(nblocks)
+            )  # fmt: skip
+            np.testing.assert_array_equal(out, frame_rd)
+            assert changed == n == np.count_nonzero(out != rounded)
+            np.testing.assert_array_equal(nzs, np.count_nonzero(out[:, 1:], axis=1))
+            if nblocks <= 60:  # the plain twin is slow
+                ref = R.rdoq_levels_reference(scaled, rounded, bx, cost, weights, offs, lam, mu, 1.0, 38.0, safe, False)
+                np.testing.assert_array_equal(out, ref)
+            moved += n
+    assert moved > 0 or nblocks == 1
+
+
 def test_enforce_bound_kernel_matches_twin_and_restores_the_bound() -> None:
     rng = np.random.default_rng(11)
     scaled, rounded, cost, weights, offs = _inputs(rng, 200, 20, 1.5)

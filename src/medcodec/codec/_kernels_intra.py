@@ -20,8 +20,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._kernels_ms import CDF_BITS, _adapt, _dec_start, _dec_sym, _enc_sym
-from ._kernels_v2 import E_OVERFLOW, E_RANGE, E_TRUNCATED, OK, _bitlen, _enc_flush, _enc_init
+from ._kernels_ms import CDF_BITS, FINE_POSITION_BLOCKS, POS_FINE, _adapt, _dec_start, _dec_sym, _enc_sym
+from ._kernels_v2 import E_OVERFLOW, E_RANGE, E_TRUNCATED, OK, POS_BAND, _bitlen, _enc_flush, _enc_init
+from ._rdoq_ms import rdoq_block
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -508,7 +509,8 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
     """:func:`encode_intra_core` for mode model 1 (format 2.2): every block's mode coded, charged
     the static ``mode_same`` / ``mode_other`` bits."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
-                       mode_same, mode_other, False, np.zeros(1, np.uint8), 0)  # fmt: skip
+                       mode_same, mode_other, False, np.zeros(1, np.uint8), 0, False, np.zeros(1), 0.0, 0.0, 0.0,
+                       0.0, 0.0)  # fmt: skip
 
 
 @_jit
@@ -518,12 +520,38 @@ def encode_intra2(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, r
     charged ``mode_scale`` x its bits under the adaptive model, plus ``mode_bias`` if it is not
     the context's."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
-                       mode_scale, mode_bias, True, skip, flat_tol)  # fmt: skip
+                       mode_scale, mode_bias, True, skip, flat_tol, False, np.zeros(1), 0.0, 0.0, 0.0, 0.0,
+                       0.0)  # fmt: skip
+
+
+@_jit
+def encode_intra2_rd(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse, n_full,
+                     mode_scale, mode_bias, flat_tol, cost, lam_rd, mu, rho, tex_sum, bound):  # fmt: skip
+    """:func:`encode_intra2` whose residual levels are RD-optimised in the loop
+    (:func:`._rdoq_ms.rdoq_block`, after the mode decision, before the block is reconstructed):
+    ``cost`` the symbol costs (:func:`._rdoq_ms.symbol_costs`), ``lam_rd`` their lambda, ``mu`` /
+    ``rho`` the texture term for blocks whose sample sum reaches ``tex_sum``; a block whose RD
+    reconstruction has a sample off by more than ``bound`` is coded with its rounded levels.
+    Returns the number of blocks that went back to their rounded levels."""
+    return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
+                              mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
+                              bound)  # fmt: skip
+
+
+@_helper
+def _block_over(recon, x, r0, c0, bound):
+    """Some sample of the 8x8 block at (r0, c0) of ``recon`` is off ``x`` by more than ``bound``."""
+    for i in range(8):
+        for j in range(8):
+            if abs(np.float64(recon[r0 + i, c0 + j] - x[r0 + i, c0 + j])) > bound:
+                return True
+    return False
 
 
 @_jit
 def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
-                       mode_same, mode_other, model2, skip, flat_tol):  # fmt: skip
+                       mode_same, mode_other, model2, skip, flat_tol, rd, cost, lam_rd, mu, rho, tex_sum,
+                       bound):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -538,7 +566,10 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     context's mode without a search and ``skip[b] = 1``; the others are charged
     ``mode_same`` x the mode's bits under the adaptive mode model as the coder will have it
     (``log2(32768 / f)``, ``f`` the mode's frequency in its context row; this loop adapts the
-    model as :func:`encode_modes2` will) plus ``mode_other`` if it is not the context's mode."""
+    model as :func:`encode_modes2` will) plus ``mode_other`` if it is not the context's mode.
+
+    ``rd``: the chosen mode's rounded levels go through :func:`._rdoq_ms.rdoq_block`
+    (:func:`encode_intra2_rd`); returns the number of blocks put back to rounded levels (0 without)."""
     rows, cols = x.shape
     C = INITIAL_MODE_MODEL.copy()
     bx = cols // 8
@@ -566,6 +597,23 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
         invz[k] = 1.0 / stepz[k]
     n_coarse = min(max(n_coarse, 1), N_MODES)
     n_full = min(max(n_full, 1), n_coarse)
+    nblocks = (rows // 8) * bx
+    posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
+    nzs = np.zeros(nblocks if rd else 1, np.int64)
+    best_coef = np.empty(64)
+    sc = np.empty(64)
+    wz = np.empty(64)
+    offs_f = np.empty(64)
+    for k in range(64):
+        wz[k] = stepz[k] * stepz[k]
+        offs_f[k] = offsets[k] * 0.00390625
+    rm = np.empty(64, np.int64)
+    rnbk = np.empty(64, np.int64)
+    ra = np.empty(64)
+    rrem = np.empty(65, np.int64)
+    rp0 = np.empty(65)
+    rp1 = np.empty(65)
+    reverted = 0
     for by in range(rows // 8):
         for bxi in range(bx):
             r0 = by * 8
@@ -581,10 +629,16 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     skip[b] = 1
                     predict_fast(ctx, ext, fext, preds[ctx])
                     _trial(xb, preds[ctx], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, 0.0)
-                    reconstruct_fast(lvz, stepz, zz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
-                                     recon, r0, c0)  # fmt: skip
-                    for k in range(64):
-                        levels[b, k] = lvz[k]
+                    if rd:
+                        reverted += _rd_levels(xb, coef, lvz, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
+                                               rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1,
+                                               stepz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
+                                               recon, x, r0, c0)  # fmt: skip
+                    else:
+                        reconstruct_fast(lvz, stepz, zz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
+                                         recon, r0, c0)  # fmt: skip
+                        for k in range(64):
+                            levels[b, k] = lvz[k]
                     modes[b] = ctx
                     continue
                 skip[b] = 0
@@ -633,13 +687,55 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_j = jc
                     best_m = m
                     best_lv[:] = lvz
-            reconstruct_fast(best_lv, stepz, zz, offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon,
-                             r0, c0)  # fmt: skip
-            for k in range(64):
-                levels[b, k] = best_lv[k]
+                    if rd:
+                        best_coef[:] = coef
+            if rd:
+                reverted += _rd_levels(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
+                                       rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1, stepz,
+                                       offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
+                                       c0)  # fmt: skip
+            else:
+                reconstruct_fast(best_lv, stepz, zz, offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
+                                 recon, r0, c0)  # fmt: skip
+                for k in range(64):
+                    levels[b, k] = best_lv[k]
             modes[b] = best_m
             if model2:
                 _adapt(C, N_MODES * ctx, best_m, N_MODES)
+    return reverted
+
+
+@_helper
+def _rd_levels(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, bound, zz, invz,
+               sc, rm, rnbk, ra, rrem, rp0, rp1, stepz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon,
+               x, r0, c0):  # fmt: skip
+    """Block ``b``'s RD levels from its rounded ones ``lv`` (zigzag) and its residual's DCT ``coef``
+    (natural order) into ``levels[b]``, and its reconstruction; back to ``lv`` if a sample would be
+    off by more than ``bound``. Returns 1 if it went back, else 0."""
+    s = np.int64(0)
+    for p in range(64):
+        s += xb[p]
+    for k in range(64):
+        sc[k] = coef[zz[k]] * invz[k]
+        levels[b, k] = lv[k]
+    changed = rdoq_block(sc, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, s >= tex_sum, False, rm,
+                         rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+    if changed == 0:
+        reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+        return 0
+    for k in range(64):
+        rm[k] = levels[b, k]
+    reconstruct_fast(rm, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    if not _block_over(recon, x, r0, c0, bound):
+        return 0
+    nz = np.int64(0)
+    for k in range(64):
+        levels[b, k] = lv[k]
+        if k > 0 and lv[k] != 0:
+            nz += 1
+    nzs[b] = nz
+    reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    return 1
 
 
 @_jit

@@ -64,9 +64,9 @@ from ._kernels_ms import (
 )
 from ._kernels_v2 import POS_BAND, _nz_ctx
 
-__all__ = ["symbol_counts", "symbol_costs", "rdoq_levels", "enforce_bound", "blocks_over", "symbol_counts_reference",
-           "rdoq_levels_reference", "enforce_bound_reference", "blocks_over_reference", "COST_PRIOR",
-           "MAX_SYMBOL_BITS"]  # fmt: skip
+__all__ = ["symbol_counts", "symbol_costs", "rdoq_levels", "rdoq_block", "enforce_bound", "blocks_over",
+           "symbol_counts_reference", "rdoq_levels_reference", "enforce_bound_reference", "blocks_over_reference",
+           "COST_PRIOR", "MAX_SYMBOL_BITS"]  # fmt: skip
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -311,6 +311,96 @@ def rdoq_levels(scaled, levels, bx, cost, weights, offs, lam, mu, rho, dc_floor,
             if m[k] != 0:
                 nz += 1
         nzs[i] = nz
+    return changed
+
+
+@_helper
+def rdoq_block(scaled_b, out, i, bx, nzs, posc, cost, weights, offs, lam, mu, rho, texture, safe, m, nbk, a, rem,
+               p0, p1):  # fmt: skip
+    """:func:`rdoq_levels`' search for one block, without the lookahead, in place: ``out[i]`` holds
+    the rounded levels of ``scaled_b`` (64 zigzag coefficients / steps) on entry and the RD levels
+    on return; the contexts read the final levels of blocks ``i - 1`` and ``i - bx`` in ``out`` and
+    their non-zero counts in ``nzs`` (``nzs[i]`` is set); ``posc``: the position classes of the
+    frame (:data:`._kernels_ms.POS_FINE` or ``POS_BAND`` by its block count); ``texture``: the block
+    has an energy target. For a loop that must decide a block's levels before the next block
+    exists (the intra encoder: its reconstruction predicts the next block). ``m``, ``nbk`` (64
+    int64), ``a`` (64 float), ``rem`` (65 int64), ``p0``, ``p1`` (65 float): scratch. Returns the
+    number of levels changed."""
+    has_left = i % bx > 0
+    has_up = i >= bx
+    movable = 0
+    last = 0
+    nz = np.int64(0)
+    for k in range(1, 64):
+        v = out[i, k]
+        m[k] = abs(np.int64(v))
+        if v != 0:
+            nz += 1
+            last = k
+            if m[k] <= 2:
+                movable += 1
+    if movable == 0:
+        nzs[i] = nz
+        return 0
+    tgt2 = 0.0
+    if mu > 0.0 and texture:
+        for k in range(1, 64):
+            tgt2 += weights[k] * scaled_b[k] * scaled_b[k]
+    kept2 = 0.0
+    for k in range(1, last + 1):
+        a[k] = abs(scaled_b[k])
+        nsum = np.int64(0)
+        if has_left:
+            nsum += abs(np.int64(out[i - 1, k]))
+        if has_up:
+            nsum += abs(np.int64(out[i - bx, k]))
+        nbk[k] = NBR_LUT[min(nsum, np.int64(21))]
+        rk = _recon(m[k], offs[k])
+        kept2 += weights[k] * rk * rk
+    target = rho * math.sqrt(tgt2)
+    nzc = _nz_ctx(nzs, i, bx)
+    nz = _prefix_rates(m, nbk, posc, cost, last, rem, p0, p1)
+    deficit = target - math.sqrt(kept2)
+    pen = mu * deficit * deficit if deficit > 0.0 else 0.0
+    changed = 0
+    for k in range(last, 0, -1):
+        mk = m[k]
+        if mk == 0 or mk > 2:
+            continue
+        cand = mk - 1
+        rc = _recon(cand, offs[k])
+        rm = _recon(mk, offs[k])
+        if safe and abs(a[k] - rc) > 0.5 + offs[k] + BOUND_EPS:
+            continue
+        dd = weights[k] * ((a[k] - rc) ** 2 - (a[k] - rm) ** 2)
+        row = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem[k]]) * NBR_BUCKETS + nbk[k])
+        if mk == 2:
+            dr = cost[row + 1] - cost[row + 2]
+        else:
+            dr = _nz_rate(nz - 1, nzc, cost) - _nz_rate(nz, nzc, cost) - 1.0
+            if rem[k] == 1:
+                prev = k - 1
+                while prev > 0 and m[prev] == 0:
+                    prev -= 1
+                dr += p1[prev + 1] - p0[k] - cost[row + 1]
+            else:
+                row0 = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem[k] - 1]) * NBR_BUCKETS + nbk[k])
+                dr += cost[row0] - cost[row + 1] + p1[k] - p0[k]
+        new_kept2 = kept2 + weights[k] * (rc * rc - rm * rm)
+        deficit = target - math.sqrt(max(new_kept2, 0.0))
+        new_pen = mu * deficit * deficit if deficit > 0.0 else 0.0
+        if dd + lam * dr + new_pen - pen < 0.0:
+            kept2, pen = new_kept2, new_pen
+            m[k] = cand
+            changed += 1
+            if cand == 0:
+                nz = _prefix_rates(m, nbk, posc, cost, k, rem, p0, p1)
+    nz = np.int64(0)
+    for k in range(1, 64):
+        out[i, k] = -m[k] if scaled_b[k] < 0 else m[k]
+        if m[k] != 0:
+            nz += 1
+    nzs[i] = nz
     return changed
 
 

@@ -53,6 +53,7 @@ from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from . import _kernels_intra as KI
 from . import _kernels_ms as KM
 from . import _kernels_v2 as K
+from . import quantize
 from .framecoder import FrameCoder
 from .transform import DCT_MATRIX
 from .zigzag import ZIGZAG
@@ -64,6 +65,16 @@ N_MODES = KI.N_MODES
 #: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
 MODE_MODEL = 2
 _WRITTEN_MODE_MODEL: ContextVar[int] = ContextVar("written_mode_model", default=MODE_MODEL)
+#: What prices the RD intra levels' symbols (:func:`rd_params`), per effort: ``"intra"`` the rounded
+#: levels of a plain intra pass (one more pass of the loop: encode ~1.8-1.9x), ``"dct"`` those of
+#: the plain 8x8 DCT of the frame (other statistics, 0.1-0.2 % BD-rate worse, encode ~1.3-1.5x;
+#: docs/design-notes.md "RD-optimised levels for intra residuals").
+RD_PRICE: dict[str, str] = {"fast": "dct", "best": "intra"}
+#: The RD intra levels' lambda x mean squared AC step (2.1's ``mdc2.RDOQ_LAMBDA_SCALE``; measured
+#: against 0.05 / 0.12 / 0.16 in docs/design-notes.md).
+RD_LAMBDA_SCALE = 0.08
+#: The texture term's weight (2.1's ``mdc2.RDOQ_TEXTURE_MU``, issue 11's metric at 1 bpp).
+RD_TEXTURE_MU = 4.0
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -152,6 +163,7 @@ def encode_intra_frame(
     offsets: np.ndarray | None = None,
     effort: str = "fast",
     mode_model: int | None = None,
+    rd_bound: float | None = None,
 ) -> IntraFrame:
     """Intra-code one 2-D frame with ``coder``'s steps and range.
 
@@ -169,6 +181,12 @@ def encode_intra_frame(
         1: every block's mode coded (format 2.2); 2: mode model 2 (format 2.4, FRAM flag
         bit 5: blocks with (near) flat references code no mode, the encoder charges a mode half its
         bits under the adaptive model, +1 off the context's mode); None: :data:`MODE_MODEL`.
+    rd_bound
+        If given, RD-optimised residual levels (mode model 2 only, no format change): rounded
+        levels (:data:`RD_PRICE`) price the 2.1 coder's symbols, then the intra loop decides each
+        block's levels by :func:`._rdoq_ms.rdoq_block` before reconstructing it; a block whose
+        samples would lie further than ``rd_bound`` from ``frame`` keeps its rounded levels (pass
+        the bound the stream prints, :func:`.mdc2.error_bound_with_offsets` of ``offsets``).
 
     Returns
     -------
@@ -195,8 +213,22 @@ def encode_intra_frame(
     args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
             np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
     skip = np.zeros(nb, dtype=np.uint8)
+    if rd_bound is not None and mode_model != 2:
+        raise InvalidInputError("RD intra levels take mode model 2")
     if mode_model == 2:
-        KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
+        if rd_bound is None:
+            KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
+        else:  # rounded levels price the symbols: the plain DCT's (cheap) or a plain intra pass's
+            if RD_PRICE[effort] == "dct":  # mdc2.round_scaled (mdc2 imports this module)
+                scaled = coder.scaled(frame)
+                priced = K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
+                bxf = -(-cols // 8)
+            else:
+                KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
+                priced, bxf = levels, x.shape[1] // 8  # the RD pass below overwrites every output
+            cost, lam_rd, mu, rho, tex_sum = rd_params(coder, frame, priced, bxf)
+            KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
+                                cost, lam_rd, mu, rho, tex_sum, float(rd_bound))  # fmt: skip
     else:
         KI.encode_intra(*args, n_coarse, n_full)
     bx = x.shape[1] // 8
@@ -213,6 +245,30 @@ def encode_intra_frame(
     coded_levels = _encode_levels(levels, bx)
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes)
+
+
+def rd_params(coder: FrameCoder, frame: np.ndarray, priced: np.ndarray,
+              bx: int) -> tuple[np.ndarray, float, float, float, float]:  # fmt: skip
+    """The RD intra pass's parameters, as :func:`.mdc2.rdoq_levels` has them for 2.1: symbol costs of
+    the ``priced`` levels (:func:`._rdoq_ms.symbol_costs`), lambda (:data:`RD_LAMBDA_SCALE` x the
+    mean squared AC step), the texture term (:data:`RD_TEXTURE_MU`; the energy target only for
+    blocks whose sample sum reaches 64 x the background floor, the same blocks 2.1's DC test
+    picks): (cost, lambda, mu, rho, sample-sum floor)."""
+    from . import _kernels as KJ
+    from . import _rdoq, _rdoq_ms
+
+    cost = _rdoq_ms.symbol_costs(_rdoq_ms.symbol_counts(priced, bx, np.zeros(int(KM.OFFSET[-1]))))
+    weights = coder.steps_zz.astype(np.float64) ** 2
+    lam_rd = RD_LAMBDA_SCALE * float(np.mean(weights[1:]))
+    mu, tex_sum = 0.0, -np.inf
+    if RD_TEXTURE_MU > 0:
+        pixels = coder._pixels(frame)
+        floor = _rdoq.texture_floor(float(pixels.min()), float(pixels.max()))
+        sigma = KJ.noise_sigma(pixels, _rdoq.TEXTURE_STATS_STRIDE, floor)
+        mu = RD_TEXTURE_MU * KJ.texture_mu(_rdoq.TEXTURE_MU, _rdoq.TEXTURE_KAPPA, sigma, weights)
+        if floor is not None:
+            tex_sum = 64.0 * float(floor)
+    return cost, lam_rd, float(mu), float(_rdoq.TEXTURE_RHO), tex_sum
 
 
 def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, offsets: np.ndarray | None = None,

@@ -153,6 +153,10 @@ def encode_to(
 #: model (:func:`.mdc2.rdoq_levels`) instead of rounding (``"fast"``) or the Huffman trellis: measured
 #: in docs/design-notes.md ("RD-optimised quantization priced with the 2.1 coder").
 RDOQ_EFFORTS: tuple[str, ...] = ("best",)
+#: Efforts whose intra residual levels (mode model 2) come from the RD search in the intra loop
+#: (:func:`.intra.encode_intra_frame` ``rd=True``; no format change): measured in docs/design-notes.md
+#: ("RD-optimised levels for intra residuals"); add ``"fast"`` to make it the default's.
+INTRA_RDOQ_EFFORTS: tuple[str, ...] = ("best",)
 
 
 #: Format 2.0 DCT streams scale their steps with at least ``bits_stored - ARITH_RANGE_FLOOR``
@@ -390,7 +394,10 @@ def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
 
     scaled = coder.scaled(frame)
     offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
-    return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model), offsets
+    mode_model = intra_mod.written_model() if mode_model is None else mode_model
+    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets)  # what the stream prints (filters aside)
+                if effort in INTRA_RDOQ_EFFORTS and mode_model == 2 else None)  # fmt: skip
+    return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd_bound), offsets
 
 
 def _with_side_bytes(frame_bytes: Callable[[FrameCoder, np.ndarray], int], extra: int, coder: FrameCoder,
