@@ -105,15 +105,15 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.0 arith-binary fast": mdc(entropy="arith-binary"),  # the binary coder (2.0): same levels
         "mdc v2.1 arith best": mdc(entropy="arith", intra=False, effort="best", compact=False),  # RD levels priced with the coder
         "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False, compact=False),  # fast with the RD levels
-        "mdc v2.4 default": mdc(),  # the .mdc default: intra frames with mode model 2 in the compact layout
-        "mdc v2.2 intra fast (long)": mdc(compact=False, mode_model=1),  # the default until 2026-11-30 (2.2)
-        "mdc v2.4 default, long layout": mdc(compact=False),  # mode model 2 alone (2.4 in the long layout)
-        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search (+ the intra RD levels since rdoqintra)
-        # intra residuals' RD levels decided in the loop (mdc.INTRA_RDOQ_EFFORTS), their symbols priced by
-        # a plain intra pass ("intra") or by the frame's plain DCT levels ("dct", no extra pass; intra.RD_PRICE)
-        "mdc v2.4 fast + intra rd": mdc(intra_rd=True, rd_price="intra"),
-        "mdc v2.4 fast + intra rd, dct-priced": mdc(intra_rd=True, rd_price="dct"),  # what fast would get
-        "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was
+        # the .mdc default: intra frames with mode model 2 in the compact layout, their residual levels
+        # RD-searched in the loop (mdc.INTRA_RDOQ_EFFORTS) and priced by the frame's plain DCT levels
+        "mdc v2.4 default": mdc(),
+        "mdc v2.4 fast, rounded residuals": mdc(intra_rd=None),  # the default before the intra RD levels
+        "mdc v2.2 intra fast (long)": mdc(compact=False, mode_model=1),  # the default at 2026-11-30's start (2.2)
+        "mdc v2.4 default, long layout": mdc(compact=False),  # the same levels in the long layout
+        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search, intra RD levels priced by an intra pass
+        "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra"),  # one more intra pass
+        "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was before rdoqintra
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

@@ -34,12 +34,12 @@ from medcodec.metrics import texture_retention
 REPO = Path(__file__).resolve().parent.parent
 SERIES = "ct_chest_lungpetctdx_A0001_philips"
 VARIANTS = {
-    ".mdc default (2.4 intra fast)": {},
-    ".mdc 2.4 intra best": {"effort": "best"},  # with the intra RD levels (mdc.INTRA_RDOQ_EFFORTS)
+    ".mdc default (2.4 intra fast, RD levels)": {},  # the intra RD levels (mdc.INTRA_RDOQ_EFFORTS)
+    ".mdc 2.4 intra fast, rounded levels": {"intra_rd": False},  # the default before the RD levels
+    ".mdc 2.4 intra best": {"effort": "best"},
     ".mdc 2.4 intra best, no RD levels": {"effort": "best", "intra_rd": False},
-    ".mdc 2.4 intra fast + RD levels": {"intra_rd": True},
-    ".mdc 2.1 fast": {"entropy": "arith", "intra": False},
-    ".mdc 2.1 best (RD levels)": {"entropy": "arith", "intra": False, "effort": "best"},
+    ".mdc 2.1 fast": {"entropy": "arith", "intra": False, "compact": False},
+    ".mdc 2.1 best (RD levels)": {"entropy": "arith", "intra": False, "effort": "best", "compact": False},
     ".mdc 1.0 fast": {"entropy": "huffman"},
     ".mdc 1.0 best": {"entropy": "huffman", "effort": "best"},
 }

@@ -10,13 +10,16 @@ A format change that breaks decoding of these files needs a new format version.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import medcodec
+from medcodec.codec import mdc
 from medcodec.codec.intra import written_mode_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -62,11 +65,13 @@ PROFILES = {
                                              intra=False),
     # format 2.4, intra frames with mode model 2 in the long layout; the 12-bit one has flat regions
     # (references all equal: no mode coded), the 16-bit one padding rows and masks too
+    # (made before the intra RD levels were the default: re-encoded without them, ``intra_rd``)
     "ct.u2.b12.q60.modes2": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
-                                 reencode=dict(compact=False)),
+                                 intra_rd=False, reencode=dict(compact=False)),
     "ct.i2.b16.q90.modes2.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                    padding=[-32768, -32768], reencode=dict(compact=False)),
-    # format 2.4 as the default writes it since 2026-11-30: the compact layout and mode model 2
+                                    padding=[-32768, -32768], intra_rd=False, reencode=dict(compact=False)),
+    # format 2.4 as the default writes it since 2026-11-30: the compact layout, mode model 2 and the
+    # intra residuals' RD levels
     "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
     "ct.i2.b16.q90.default24.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
@@ -91,10 +96,20 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     """One golden profile (``folder``): regenerate it if asked, then check that the committed input is
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
-    kwargs = {k: v for k, v in cfg.items() if k not in ("shape", "reencode", "mode_model", "flat")}
+    kwargs = {k: v for k, v in cfg.items() if k not in ("shape", "reencode", "mode_model", "flat", "intra_rd")}
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False))
-    with written_mode_model(cfg.get("mode_model", 2)):  # intra frames of format 2.2: mode model 1
+    rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
+    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd):  # 2.2: mode model 1
         return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
+
+
+@contextlib.contextmanager
+def _intra_rd_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
+    saved, mdc.INTRA_RDOQ_EFFORTS = mdc.INTRA_RDOQ_EFFORTS, efforts
+    try:
+        yield
+    finally:
+        mdc.INTRA_RDOQ_EFFORTS = saved
 
 
 def _check_golden(folder: Path, cfg: dict, kwargs: dict, synthetic: np.ndarray, encoded_name: str,

@@ -390,7 +390,8 @@ def test_stream_decodes_to_the_encoders_reconstruction_then_the_filters(q: float
     header, index = container.parse_container(s)
     fr = mdc2.read_dct_frame(s, header, index[0])
     coder = FrameCoder.for_table(header.qtables[0], 12, False)
-    enc = intra.encode_intra_frame(img, coder, fr.offsets)
+    bound = mdc2.error_bound_with_offsets(coder.steps, fr.offsets)  # the default's RD levels keep it
+    enc = intra.encode_intra_frame(img, coder, fr.offsets, rd_bound=bound)
     assert fr.intra_payload == enc.payload  # the compact FRAM (2.4) holds nmodes as a varint
     want = enc.recon.copy()
     if fr.deblock is not None:
@@ -624,15 +625,16 @@ def test_rd_intra_blocks_beyond_the_checked_bound_go_back_to_rounded_levels() ->
 )  # fmt: skip
 def test_rd_intra_streams_decode_within_their_printed_bound(shared_data: Path, monkeypatch: pytest.MonkeyPatch,
                                                             series: str, bits: int, signed: bool) -> None:  # fmt: skip
-    """Whole streams with INTRA_RDOQ_EFFORTS switched on: smaller than the same quality without,
+    """Whole streams with the intra RD levels (INTRA_RDOQ_EFFORTS, the default): smaller than the same quality without,
     every frame within the bound ``stream_error_bound`` prints."""
     from medcodec.codec import mdc
 
     paths = sorted((shared_data / series).glob("*.dcm"))
     frames = np.stack([pydicom.dcmread(paths[i]).pixel_array for i in (10, 30)])
     kw = dict(format="mdc", quality=55, bits_stored=bits, signed=signed, jobs=1)
+    monkeypatch.setattr(mdc, "INTRA_RDOQ_EFFORTS", ("best",))  # fast with rounded levels
     plain = medcodec.encode(frames, **kw)
-    monkeypatch.setattr(mdc, "INTRA_RDOQ_EFFORTS", ("fast", "best"))
+    monkeypatch.setattr(mdc, "INTRA_RDOQ_EFFORTS", ("fast", "best"))  # the default since 2026-11-30
     rd = medcodec.encode(frames, **kw)
     assert len(rd) < len(plain)
     dec = medcodec.decode(rd)
