@@ -465,6 +465,14 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
     ncoded = len(payload) - head
     if flags & FLAG_INTRA:
         intra_payload = struct.pack("<I", nmodes) + bytes(payload[head:])
+    start = off + 8 + head
+    _check_frame_fields(header, fidx, qtable, ncoded, off)
+    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA),
+                    mask, intra_payload, 2 if flags & FLAG_MODES2 else 1)  # fmt: skip
+
+
+def _check_frame_fields(header: container.MdcHeader, fidx: int, qtable: int, ncoded: int, off: int) -> None:
+    """What both FRAM layouts check: the frame and table exist, and the blocks fit the coded bytes."""
     if fidx >= header.frames:
         raise CorruptStreamError(f"FRAM frame {fidx} beyond the {header.frames} frames of HEAD", offset=off,
                                  segment="FRAM")  # fmt: skip
@@ -476,9 +484,6 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
             f"{by * bx} blocks cannot be coded in {ncoded} bytes (limit {MAX_BLOCKS_PER_BYTE} blocks per byte)",
             offset=off, segment="FRAM",
         )  # fmt: skip
-    start = off + 8 + head
-    return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA),
-                    mask, intra_payload, 2 if flags & FLAG_MODES2 else 1)  # fmt: skip
 
 
 def deblocked_frame(
@@ -981,19 +986,8 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
         raise CorruptStreamError(
             f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
         )
-    if fidx >= header.frames:
-        raise CorruptStreamError(
-            f"FRAM frame {fidx} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM"
-        )
-    if qtable >= len(header.qtables):
-        raise CorruptStreamError(f"FRAM table {qtable} but QTAB has {len(header.qtables)}", offset=off, segment="FRAM")
-    by, bx = blocks_shape(header.rows, header.cols)
-    if by * bx > MAX_BLOCKS_PER_BYTE * ncoded:
-        raise CorruptStreamError(
-            f"{by * bx} blocks cannot be coded in {ncoded} bytes (limit {MAX_BLOCKS_PER_BYTE} blocks per byte)",
-            offset=off, segment="FRAM",
-        )  # fmt: skip
     start = off + 8 + head
+    _check_frame_fields(header, fidx, qtable, ncoded, off)
     return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA), mask,
                     None, 2 if flags & FLAG_MODES2 else 1)  # fmt: skip
 
