@@ -43,7 +43,8 @@ MDC_SIZE_BITS = container.SIZE_BITS
 #: format 2.4 (the long layout: 2.4 with intra frames, 2.1 without, 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
-#: default is -1.3 to -4.0 % (docs/design-notes.md, "The .mdc default is format 2.2", "Mode model 2").
+#: default is -6.1 to -6.6 % (docs/design-notes.md, "The .mdc default is format 2.2", "Compact 2.4 stream",
+#: "Mode model 2", "RD-optimised levels for intra residuals").
 DEFAULT_ENTROPY = "arith"
 
 
@@ -217,8 +218,8 @@ def encode_mdc_to(
     ``compact``: the compact layout of format 2.4 (docs/format.md §16; ~200 bytes less per stream);
     ``None`` (default): on for the multi-symbol range coder, the only one it is defined for.
 
-    ``intra``: code every frame with 8x8 intra prediction (:mod:`.intra`, format 2.2); only with
-    the multi-symbol range coder, ``effort="fast"`` and ``quality``.
+    ``intra``: code every frame with 8x8 intra prediction (:mod:`.intra`; formats 2.2-2.4); only
+    with the multi-symbol range coder.
 
     ``range_bits``: bits the content spans (the steps scale with it); ``None``: from the sample,
     and for ``entropy="arith"`` at least ``bits_stored - ARITH_RANGE_FLOOR`` (:func:`arith_range_bits`).
