@@ -260,3 +260,16 @@ def test_series_mapping_is_remembered_until_the_series_changes(shared_data: Path
     again = store.series_mapping(series, "diagnostic")
     assert len(opened) == 2 and again is not first
     assert again.content[1] >= first.content[1]  # the series' range as it is now
+
+
+def test_a_store_path_that_is_a_file_or_missing_is_refused_clearly(tmp_path: Path) -> None:
+    """A file where the store folder should be: InvalidInputError (not FileExistsError from the
+    race-tolerant mkdir); a missing store with ``create=False``: NotFoundError. Nothing written."""
+    blocker = tmp_path / "store"
+    blocker.write_bytes(b"not a folder")
+    with pytest.raises(InvalidInputError, match="not a folder"):
+        open_store(blocker)
+    assert blocker.read_bytes() == b"not a folder"
+    with pytest.raises(NotFoundError):
+        open_store(tmp_path / "missing", create=False)
+    assert not (tmp_path / "missing").exists()

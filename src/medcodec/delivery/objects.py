@@ -52,8 +52,11 @@ class Objects:
             if not root_path.exists():
                 if not create:
                     raise NotFoundError(f"store {url!r} does not exist")
-                root_path.mkdir(parents=True)
-            elif not root_path.is_dir():
+                try:  # another process (a server and an ingest started together) may create it meanwhile
+                    root_path.mkdir(parents=True, exist_ok=True)
+                except FileExistsError:  # a file, not a folder, appeared there
+                    pass
+            if not root_path.is_dir():
                 raise InvalidInputError(f"store {url!r} exists and is not a folder")
             (root_path / "tmp").mkdir(exist_ok=True)
 
