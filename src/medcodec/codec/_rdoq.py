@@ -417,6 +417,16 @@ def noise_sigma_reference(frame: np.ndarray, stride: int, floor: float | None = 
     return 0.0 if v.size == 0 else float(v[(v.size - 1) // 2]) / 2.0 / 0.6745
 
 
+def texture_weight(coder: Any, frame: np.ndarray, weights: np.ndarray, scale: float) -> tuple[float, float]:
+    """The texture penalty's weight for the ``.mdc`` RD searches (2.1 levels, intra residuals) and the
+    frame's background floor (a sample value): ``scale`` x :func:`._kernels.texture_mu` of the frame's
+    noise, as the JPEG kernel weighs it (:data:`TEXTURE_MU`, :data:`TEXTURE_KAPPA`)."""
+    pixels = coder._pixels(frame)
+    floor = texture_floor(float(pixels.min()), float(pixels.max()))
+    sigma = K.noise_sigma(pixels, TEXTURE_STATS_STRIDE, floor)
+    return scale * K.texture_mu(TEXTURE_MU, TEXTURE_KAPPA, sigma, weights), floor
+
+
 def texture_floor(vmin: float, vmax: float) -> float:
     """Background floor of an image whose samples span ``vmin..vmax``: ``vmin +``
     :data:`TEXTURE_FLOOR` ``x (vmax - vmin)``."""

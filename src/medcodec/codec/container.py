@@ -192,12 +192,7 @@ def encode_padding_mask(mask: np.ndarray) -> bytes:
         runs = [0, *runs]
     out = bytearray()
     for run in runs:
-        while True:
-            byte = run & 0x7F
-            run >>= 7
-            out.append(byte | (0x80 if run else 0))
-            if not run:
-                break
+        put_varint(out, run)
     return zlib.compress(bytes(out), 9)
 
 

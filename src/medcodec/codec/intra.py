@@ -254,7 +254,6 @@ def rd_params(coder: FrameCoder, frame: np.ndarray, priced: np.ndarray,
     mean squared AC step), the texture term (:data:`RD_TEXTURE_MU`; the energy target only for
     blocks whose sample sum reaches 64 x the background floor, the same blocks 2.1's DC test
     picks): (cost, lambda, mu, rho, sample-sum floor)."""
-    from . import _kernels as KJ
     from . import _rdoq, _rdoq_ms
 
     cost = _rdoq_ms.symbol_costs(_rdoq_ms.symbol_counts(priced, bx, np.zeros(int(KM.OFFSET[-1]))))
@@ -262,12 +261,8 @@ def rd_params(coder: FrameCoder, frame: np.ndarray, priced: np.ndarray,
     lam_rd = RD_LAMBDA_SCALE * float(np.mean(weights[1:]))
     mu, tex_sum = 0.0, -np.inf
     if RD_TEXTURE_MU > 0:
-        pixels = coder._pixels(frame)
-        floor = _rdoq.texture_floor(float(pixels.min()), float(pixels.max()))
-        sigma = KJ.noise_sigma(pixels, _rdoq.TEXTURE_STATS_STRIDE, floor)
-        mu = RD_TEXTURE_MU * KJ.texture_mu(_rdoq.TEXTURE_MU, _rdoq.TEXTURE_KAPPA, sigma, weights)
-        if floor is not None:
-            tex_sum = 64.0 * float(floor)
+        mu, floor = _rdoq.texture_weight(coder, frame, weights, RD_TEXTURE_MU)
+        tex_sum = 64.0 * floor
     return cost, lam_rd, float(mu), float(_rdoq.TEXTURE_RHO), tex_sum
 
 

@@ -809,7 +809,6 @@ def rdoq_levels(coder: FrameCoder, frame: np.ndarray, *, lam_scale: float | None
     Defaults: the ``RDOQ_*`` constants. Returns (int32 (nblocks, 64) zigzag levels, 63 x uint8
     offsets, the reconstruction).
     """
-    from . import _kernels as KJ
     from . import _rdoq, _rdoq_ms
 
     lam_scale = RDOQ_LAMBDA_SCALE if lam_scale is None else lam_scale
@@ -830,10 +829,7 @@ def rdoq_levels(coder: FrameCoder, frame: np.ndarray, *, lam_scale: float | None
     offs[1:] = offsets.astype(np.float64) / OFFSET_UNIT
     mu, dc_floor = 0.0, -np.inf
     if texture_mu > 0:
-        pixels = coder._pixels(frame)
-        floor = _rdoq.texture_floor(float(pixels.min()), float(pixels.max()))
-        sigma = KJ.noise_sigma(pixels, _rdoq.TEXTURE_STATS_STRIDE, floor)
-        mu = texture_mu * KJ.texture_mu(_rdoq.TEXTURE_MU, _rdoq.TEXTURE_KAPPA, sigma, weights)
+        mu, floor = _rdoq.texture_weight(coder, frame, weights, texture_mu)
         dc_floor = _rdoq.texture_dc_floor(coder, floor)
     lam = lam_scale * float(np.mean(weights[1:]))
     levels, priced = np.empty_like(rounded), rounded
