@@ -6,6 +6,7 @@ Usage (from the repository root; ~10 minutes on a shared 2-core machine)::
 
     nice -n 10 .venv/bin/python benchmarks/explore_intra_transforms.py            # shared data
     nice -n 10 .venv/bin/python benchmarks/explore_intra_transforms.py --unseen   # + pydicom-data
+    nice -n 10 .venv/bin/python benchmarks/explore_intra_transforms.py --decode-cost  # A5's flags coded, timed
 
 The default encodes ``bench_mdc2``'s slices (``--frames``, evenly spaced, per series) over its
 qualities; each intra frame's input, steps, reconstruction offsets and chosen modes are kept. Then
@@ -42,26 +43,26 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import sys
+import time
+from pathlib import Path
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+import numba
+import numpy as np
 
-import medcodec  # noqa: E402
-from medcodec.codec import _kernels_intra as KI  # noqa: E402
-from medcodec.codec import _kernels_ms as KM  # noqa: E402
-from medcodec.codec import _kernels_v2 as K  # noqa: E402
-from medcodec.codec import intra, quantize  # noqa: E402
-from medcodec.codec._rdoq_ms import rdoq_block  # noqa: E402
-from medcodec.codec.transform import DCT_MATRIX  # noqa: E402
-from medcodec.codec.zigzag import ZIGZAG  # noqa: E402
-from medcodec.evaluate.bjontegaard import bd_rate  # noqa: E402
+import medcodec
+from medcodec.codec import _kernels_intra as KI
+from medcodec.codec import _kernels_ms as KM
+from medcodec.codec import _kernels_v2 as K
+from medcodec.codec import intra, quantize
+from medcodec.codec._rdoq_ms import rdoq_block
+from medcodec.codec.transform import DCT_MATRIX
+from medcodec.codec.zigzag import ZIGZAG
+from medcodec.evaluate.bjontegaard import bd_rate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_mdc2 as B  # noqa: E402
+import bench_mdc2 as B
 
 QUALITIES = (15, 25, 35, 45, 55, 65, 72, 80, 87, 93, 97)
 
@@ -326,6 +327,7 @@ def base_cost(levels, bx, posc, cls, nclass):
 # ---------------------------------------------------------------- capture the default's intra frames
 CAP: list = []
 DEV: list = []
+CHOICES: dict = {}  # variant -> (per-block choice, modes) of the last frame
 TIMES: dict = {}  # thread CPU seconds of the closed loop per variant (the first call includes JIT)
 WITH_RD = True
 _orig_enc = intra.encode_intra_frame
@@ -417,6 +419,7 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default) -> d
         elif name.startswith("A5 RD 4"):
             extra = flag_bits(choice, modes, 4) / 8
         out[name] = (nbytes_default - lev_default + nbytes + extra, sse, np.bincount(choice, minlength=4))
+        CHOICES[name] = (choice, modes)
         if name == "dct":
             dct_levels = levels
     posc = (KM.POS_FINE if nb >= KM.FINE_POSITION_BLOCKS else KM.POS_BAND).astype(np.int64)
@@ -482,6 +485,73 @@ def run(name: str, frames: np.ndarray, bits: int, signed: bool) -> None:
     print(f"{name}: A5 choices (DCT/DCT, DST-v, DST-h, DST/DST): {flags.tolist()}", flush=True)
 
 
+@numba.njit(cache=False)
+def encode_flags(choice, cls, n, out):
+    """The per-block choices as an n-ary adaptive symbol (the 2.1 coder, contexts: cls); (status, bytes)."""
+    C = np.zeros(3 * n, np.int16)
+    for r in range(3):
+        for i in range(1, n):
+            C[r * n + i] = i * 32768 // n
+    st = np.zeros(6, dtype=np.int64)
+    KI._enc_init(st)
+    for b in range(choice.size):
+        KI._enc_sym(st, out, C, n * cls[b], np.int64(choice[b]), n)
+    KI._enc_flush(st, out)
+    return st[5], st[4]
+
+
+@numba.njit(cache=False)
+def decode_flags(data, end, cls, n, choice):
+    """Inverse of :func:`encode_flags` (what a 2.5 decoder would add per block)."""
+    C = np.zeros(3 * n, np.int16)
+    for r in range(3):
+        for i in range(1, n):
+            C[r * n + i] = i * 32768 // n
+    code, rng, pos, past = KI._dec_start(data, 0, end)
+    for b in range(choice.size):
+        sym, code, rng, pos, past = KI._dec_sym(code, rng, pos, past, data, end, C, n * cls[b], n)
+        choice[b] = sym
+    return past
+
+
+def decode_cost(data: Path, frames_n: int) -> None:
+    """A5 post+RD's per-block choice coded for real (4-ary, 3 mode-class contexts) against its ideal
+    cost, and the thread CPU of decoding it against the default's whole decode (best of 5)."""
+    global WITH_RD
+    WITH_RD = True
+    for s in B.SERIES:
+        frames, bits, signed = B.load(data / s, frames_n)
+        for q in (45, 72):
+            real = ideal = t_flags = t_dec = 0.0
+            for f in frames:
+                CAP.clear()
+                buf = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1)
+                fr, coder, offsets, modes, lev = CAP[0]
+                frame_points(fr, coder, offsets, modes, len(buf), lev)
+                choice, modes = CHOICES["A5 RD 4 post+RD"]
+                cls = MODE_CLASS[modes].astype(np.int64)
+                out = np.empty(choice.size + 1024, np.uint8)
+                ovf, n = encode_flags(choice.astype(np.int64), cls, 4, out)
+                assert not ovf
+                back = np.empty_like(choice)
+                decode_flags(out, n, cls, 4, back)
+                assert (back == choice).all()
+                real += n
+                ideal += flag_bits(choice, modes, 4) / 8
+                best_f = best_d = np.inf
+                for _ in range(5):
+                    t0 = time.thread_time()
+                    decode_flags(out, n, cls, 4, back)
+                    t1 = time.thread_time()
+                    medcodec.decode(buf)
+                    t2 = time.thread_time()
+                    best_f, best_d = min(best_f, t1 - t0), min(best_d, t2 - t1)
+                t_flags += best_f
+                t_dec += best_d
+            print(f"{s} q{q}: A5 flags coded {real:.0f} B (ideal KT {ideal:.0f} B, {real / ideal - 1:+.1%}); "
+                  f"decoding them {t_flags / t_dec:.1%} of the default's decode CPU", flush=True)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=B.DEFAULT_DATA)
@@ -489,9 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unseen", action="store_true", help="also pydicom-data's 4 images (a check, not tuning)")
     ap.add_argument("--only-unseen", action="store_true")
     ap.add_argument("--no-rd", action="store_true", help="rounded levels only (faster)")
+    ap.add_argument("--decode-cost", action="store_true", help="only: A5's flags coded for real, and their decode CPU")
     args = ap.parse_args(argv)
     global WITH_RD
     WITH_RD = not args.no_rd
+    if args.decode_cost:
+        decode_cost(args.data, args.frames)
+        return 0
     if not args.only_unseen:
         for s in B.SERIES:
             frames, bits, signed = B.load(args.data / s, args.frames)
