@@ -24,6 +24,7 @@ the default's modes held fixed) codes every residual with each variant:
 * ``A4 RD 2``: per block the better (``SSE + lambda bits``, the mode decision's lambda and bit
   estimate) of DCT and A1's pair, the choice charged its ideal adaptive cost (per mode class);
 * ``A5 RD 4``: per block the best of the 4 pairs (DCT/DST x DCT/DST), 2 flag bits' ideal cost;
+* ``A6`` / ``A7`` (with ``post+RD`` only): per block DCT or DST both / DCT or A2's pair, 1 flag;
 * ``B2 transpose H``: the DCT, but blocks of horizontal-family modes code their transposed levels
   (AV1's tx-class idea as a scan remap: their energy lies along the other axis).
 
@@ -353,7 +354,8 @@ intra._encode_levels = _grab_levels
 
 VARIANTS = ("dct", "A1 implied", "A2 implied/family", "A3 DST all", "A4 RD 2", "A5 RD 4", "B2 transpose H")
 #: With the default's RD levels after the transform choice (the anchor: dct+RD, the default's coding).
-RD_VARIANTS = ("dct+RD", "A2 implied/family+RD", "A4 RD 2+RD", "A5 RD 4+RD", "A4 RD 2 post+RD", "A5 RD 4 post+RD")
+RD_VARIANTS = ("dct+RD", "A2 implied/family+RD", "A4 RD 2+RD", "A5 RD 4+RD", "A4 RD 2 post+RD", "A5 RD 4 post+RD",
+               "A6 RD DCT|DST post+RD", "A7 RD DCT|A2 post+RD")
 
 
 def cands_for(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -372,6 +374,12 @@ def cands_for(name: str) -> tuple[np.ndarray, np.ndarray]:
         c[:, 1] = pairs("A1")
         n[:] = 2
         n[0] = 1  # DC: A1's pair is the DCT
+    elif name in ("A6 RD DCT|DST", "A7 RD DCT|A2"):
+        c[:, 0] = pairs("dct")
+        c[:, 1] = pairs("dst" if name.startswith("A6") else "A2")
+        n[:] = 2
+        if name.startswith("A7"):
+            n[0] = 1  # DC: A2's pair is the DCT
     elif name == "A5 RD 4":
         for i, (v, h) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
             c[:, i] = (v, h)
@@ -413,7 +421,7 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default) -> d
             coded[h] = levels[h][:, TRANSPOSE_ZZ]
         nbytes = len(_orig_lv(coded, bx))
         extra = 0.0
-        if name.startswith("A4 RD 2"):
+        if name.startswith(("A4 RD 2", "A6", "A7")):
             sel = ncand[modes] > 1
             extra = flag_bits(choice[sel], modes[sel], 2) / 8
         elif name.startswith("A5 RD 4"):
