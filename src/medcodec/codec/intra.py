@@ -75,6 +75,18 @@ RD_PRICE: dict[str, str] = {"fast": "dct", "best": "intra"}
 RD_LAMBDA_SCALE = 0.08
 #: The texture term's weight (2.1's ``mdc2.RDOQ_TEXTURE_MU``, issue 11's metric at 1 bpp).
 RD_TEXTURE_MU = 4.0
+#: Efforts whose mode decision sees the RD levels (:func:`._kernels_intra.encode_intra2_rdmode`; with
+#: RD levels only, no format change): the candidates near the best rounded one are charged the
+#: squared error and the modelled rate of their RD levels (docs/design-notes.md "The intra mode
+#: decision sees the RD levels").
+RD_MODE_EFFORTS: tuple[str, ...] = ("best",)
+#: The weight of the RD levels' modelled rate against the mode bits (measured 1 / 1.25 / 1.5 / 2.5).
+RD_MODE_RATE = 1.25
+#: Candidates whose rounded ``SSE + lambda bits`` exceeds this x the least are not RD-tried.
+RD_MODE_MARGIN = float("inf")
+#: The RD intra levels' weight of a block's last row and column (:func:`._kernels_intra.edge_gain`):
+#: later blocks predict from them (1: off; measured in the design note).
+RD_EDGE_WEIGHT = 1.0
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -227,8 +239,14 @@ def encode_intra_frame(
                 KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
                 priced, bxf = levels, x.shape[1] // 8  # the RD pass below overwrites every output
             cost, lam_rd, mu, rho, tex_sum = rd_params(coder, frame, priced, bxf)
-            KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
-                                cost, lam_rd, mu, rho, tex_sum, float(rd_bound))  # fmt: skip
+            if effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
+                KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
+                                        flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
+                                        effort in RD_MODE_EFFORTS, float(RD_MODE_RATE), float(RD_MODE_MARGIN),
+                                        float(RD_EDGE_WEIGHT))  # fmt: skip
+            else:
+                KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
+                                    flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound))  # fmt: skip
     else:
         KI.encode_intra(*args, n_coarse, n_full)
     bx = x.shape[1] // 8
