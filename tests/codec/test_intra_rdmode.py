@@ -168,7 +168,7 @@ def test_rd_mode_frame_decodes_as_the_plain_reference_twin(q: float, rate: float
     monkeypatch.setattr(intra, "RD_MODE_EFFORTS", ("fast", "best"))
     monkeypatch.setattr(intra, "RD_MODE_RATE", rate)
     monkeypatch.setattr(intra, "RD_EDGE_WEIGHT", edge)
-    monkeypatch.setattr(intra, "RD_MODE_MARGIN", margin)
+    monkeypatch.setattr(intra, "RD_MODE_MARGIN", {"fast": margin, "best": margin})
     rd = intra.encode_intra_frame(frame, coder, None, mode_model=2, rd_bound=bound)
     dec = intra.decode_intra_frame(rd.payload, 64, 72, coder, None, mode_model=2)
     np.testing.assert_array_equal(dec, rd.recon)

@@ -76,14 +76,16 @@ RD_LAMBDA_SCALE = 0.08
 #: The texture term's weight (2.1's ``mdc2.RDOQ_TEXTURE_MU``, issue 11's metric at 1 bpp).
 RD_TEXTURE_MU = 4.0
 #: Efforts whose mode decision sees the RD levels (:func:`._kernels_intra.encode_intra2_rdmode`; with
-#: RD levels only, no format change): the candidates near the best rounded one are charged the
+#: the RD levels only, no format change): the candidates near the best rounded one are charged the
 #: squared error and the modelled rate of their RD levels (docs/design-notes.md "The intra mode
-#: decision sees the RD levels").
-RD_MODE_EFFORTS: tuple[str, ...] = ("best",)
-#: The weight of the RD levels' modelled rate against the mode bits (measured 1 / 1.25 / 1.5 / 2.5).
+#: decision sees the RD levels": -0.6 points of mean BD-rate for the default at ~1.2-1.3x its
+#: encode time). The switch: ``("best",)`` gives ``fast`` back its bytes of before.
+RD_MODE_EFFORTS: tuple[str, ...] = ("fast", "best")
+#: The weight of the RD levels' modelled rate against the mode bits (measured 1 / 1.1 / 1.25 / 1.5 / 2.5).
 RD_MODE_RATE = 1.25
-#: Candidates whose rounded ``SSE + lambda bits`` exceeds this x the least are not RD-tried.
-RD_MODE_MARGIN = float("inf")
+#: Per effort: candidates whose rounded ``SSE + lambda bits`` exceeds this x the least one's are not
+#: RD-tried (inf: all; 1.05 / 1.1 / 1.3 / inf measured).
+RD_MODE_MARGIN: dict[str, float] = {"fast": 1.1, "best": 1.1}
 #: The RD intra levels' weight of a block's last row and column (:func:`._kernels_intra.edge_gain`):
 #: later blocks predict from them (1: off; measured in the design note).
 RD_EDGE_WEIGHT = 1.0
@@ -242,7 +244,7 @@ def encode_intra_frame(
             if effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
-                                        effort in RD_MODE_EFFORTS, float(RD_MODE_RATE), float(RD_MODE_MARGIN),
+                                        effort in RD_MODE_EFFORTS, float(RD_MODE_RATE), float(RD_MODE_MARGIN[effort]),
                                         float(RD_EDGE_WEIGHT))  # fmt: skip
             else:
                 KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
