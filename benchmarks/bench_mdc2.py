@@ -123,9 +123,9 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.4 best": mdc(effort="best"),  # the wider mode search, intra RD levels priced by an intra pass
         "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra"),  # one more intra pass
         "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was before rdoqintra
-        # the mode decision that sees the RD levels (intra.RD_MODE_EFFORTS, best's since rdmode): fast with it,
-        # best without it (best as it was before rdmode)
-        "mdc v2.4 fast + rd mode decision": mdc(intra_attrs={"RD_MODE_EFFORTS": ("fast", "best")}),
+        # without the mode decision that sees the RD levels (intra.RD_MODE_EFFORTS, on for both since rdmode):
+        # the default and best as they were before
+        "mdc v2.4 fast, no rd mode decision": mdc(intra_attrs={"RD_MODE_EFFORTS": ()}),
         "mdc v2.4 best, no rd mode decision": mdc(effort="best", intra_attrs={"RD_MODE_EFFORTS": ()}),
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }

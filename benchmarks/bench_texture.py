@@ -39,7 +39,7 @@ VARIANTS = {
     ".mdc 2.4 intra fast, rounded levels": {"intra_rd": False},  # the default before the RD levels
     ".mdc 2.4 intra best": {"effort": "best"},
     ".mdc 2.4 intra best, no RD levels": {"effort": "best", "intra_rd": False},
-    ".mdc 2.4 intra fast + RD mode decision": {"intra_attrs": {"RD_MODE_EFFORTS": ("fast", "best")}},
+    ".mdc 2.4 intra fast, no RD mode decision": {"intra_attrs": {"RD_MODE_EFFORTS": ()}},
     ".mdc 2.4 intra best, no RD mode decision": {"effort": "best", "intra_attrs": {"RD_MODE_EFFORTS": ()}},
     ".mdc 2.1 fast": {"entropy": "arith", "intra": False, "compact": False},
     ".mdc 2.1 best (RD levels)": {"entropy": "arith", "intra": False, "effort": "best", "compact": False},

@@ -679,6 +679,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     tj = np.empty(N_MODES + 1)
     tcoef = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64))
     tlv = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64), np.int64)
+    best_rd = np.empty(64, np.int64)
     for by in range(rows // 8):
         for bxi in range(bx):
             r0 = by * 8
@@ -737,6 +738,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
             best_m = 0
             nt = 0
             j0 = np.inf
+            best_tried = 0
             for t in range(n_full + 1):
                 if t < n_full:  # the t-th least SAD
                     m = _pick(sad, taken, N_MODES)
@@ -786,7 +788,14 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_m = tm[t]
                     best_lv[:] = tlv[t]
                     best_coef[:] = tcoef[t]
-            if rd:
+                    best_tried = changed + 1  # its RD levels, kept: the search need not run again
+                    for k in range(64):
+                        best_rd[k] = levels[b, k]
+            if best_tried > 0:
+                reverted += _rd_levels_given(best_rd, best_tried - 1, best_lv, levels, b, nzs, bound, stepz, zz,
+                                             offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon,
+                                             x, r0, c0)  # fmt: skip
+            elif rd:
                 reverted += _rd_levels(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
                                        rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1, stepz,
                                        offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
@@ -800,6 +809,31 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
             if model2:
                 _adapt(C, N_MODES * ctx, best_m, N_MODES)
     return reverted
+
+
+@_helper
+def _rd_levels_given(rd_lv, changed, lv, levels, b, nzs, bound, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr,
+                     cols8, cmask, recon, x, r0, c0):  # fmt: skip
+    """:func:`_rd_levels` when the search already ran on this block's candidate (``rd_lv`` its
+    levels, ``changed`` whether they differ from the rounded ``lv``): the same levels,
+    reconstruction and check, without searching again. Returns 1 if it went back, else 0."""
+    nz = np.int64(0)
+    for k in range(64):
+        levels[b, k] = rd_lv[k]
+        if k > 0 and rd_lv[k] != 0:
+            nz += 1
+    nzs[b] = nz
+    reconstruct_fast(rd_lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    if changed == 0 or not _block_over(recon, x, r0, c0, bound):
+        return 0
+    nz = np.int64(0)
+    for k in range(64):
+        levels[b, k] = lv[k]
+        if k > 0 and lv[k] != 0:
+            nz += 1
+    nzs[b] = nz
+    reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    return 1
 
 
 @_helper
