@@ -127,6 +127,7 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         # the default and best as they were before
         "mdc v2.4 fast, no rd mode decision": mdc(intra_attrs={"RD_MODE_EFFORTS": ()}),
         "mdc v2.4 best, no rd mode decision": mdc(effort="best", intra_attrs={"RD_MODE_EFFORTS": ()}),
+        "mdc v2.4 fast, rd mode n_full 3": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": (4, 3), "best": None}}),
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

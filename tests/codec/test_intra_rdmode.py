@@ -227,3 +227,23 @@ def test_rd_mode_streams_decode_within_their_printed_bound(shared_data: Path, mo
     dec = medcodec.decode(on)
     for got, want, bound in zip(dec, frames, mdc2.stream_error_bound(on), strict=True):
         assert np.abs(got.astype(np.int64) - want).max() <= bound
+
+
+def test_rd_mode_search_override_reaches_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``intra.RD_MODE_SEARCH`` widens the search of an effort with the RD mode decision: other
+    modes than with :data:`intra.SEARCH`'s, the frame still decodes to the encoder's reconstruction
+    within the bound; without the RD mode decision it is not read."""
+    frame = _edged((64, 72), 30)
+    coder = coder_for(12, False, 30)
+    bound = mdc2.error_bound_with_offsets(coder.steps, None)
+    narrow = intra.encode_intra_frame(frame, coder, None, mode_model=2, rd_bound=bound)
+    monkeypatch.setattr(intra, "RD_MODE_SEARCH", {"fast": (16, 6), "best": None})
+    wide = intra.encode_intra_frame(frame, coder, None, mode_model=2, rd_bound=bound)
+    assert not np.array_equal(wide.modes, narrow.modes)
+    dec = intra.decode_intra_frame(wide.payload, 64, 72, coder, None, mode_model=2)
+    np.testing.assert_array_equal(dec, wide.recon)
+    assert np.abs(dec.astype(np.int64) - frame).max() <= bound
+    monkeypatch.setattr(intra, "RD_MODE_EFFORTS", ())
+    off = intra.encode_intra_frame(frame, coder, None, mode_model=2, rd_bound=bound)
+    monkeypatch.setattr(intra, "RD_MODE_SEARCH", {"fast": None, "best": None})
+    assert intra.encode_intra_frame(frame, coder, None, mode_model=2, rd_bound=bound).payload == off.payload
