@@ -128,6 +128,8 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.4 fast, no rd mode decision": mdc(intra_attrs={"RD_MODE_EFFORTS": ()}),
         "mdc v2.4 best, no rd mode decision": mdc(effort="best", intra_attrs={"RD_MODE_EFFORTS": ()}),
         "mdc v2.4 fast, rd mode n_full 3": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": (4, 3), "best": None}}),
+        "mdc v2.4 best, rd mode n_full 4": mdc(effort="best",  # best before its wider search (RD_MODE_SEARCH)
+                                               intra_attrs={"RD_MODE_SEARCH": {"fast": None, "best": None}}),
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

@@ -79,8 +79,8 @@ RD_TEXTURE_MU = 4.0
 #: the RD levels only, no format change): the candidates near the best rounded one are charged the
 #: squared error and the modelled rate of their RD levels (docs/design-notes.md "The intra mode
 #: decision sees the RD levels": the default -7.1 % mean BD-rate against OpenJPEG instead of -6.4 %
-#: for ~1.1-1.2x its encode time, best -7.8 % instead of -6.8 %). The switch: ``("best",)`` gives
-#: ``fast`` back its bytes of before.
+#: for ~1.1-1.2x its encode time, best -8.1 % instead of -6.8 % with :data:`RD_MODE_SEARCH`). The
+#: switch: ``("best",)`` gives ``fast`` back its bytes of before.
 RD_MODE_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: The weight of the RD levels' modelled rate against the mode bits (measured 1 / 1.1 / 1.25 / 1.5 / 2.5).
 RD_MODE_RATE = 1.25
@@ -88,9 +88,10 @@ RD_MODE_RATE = 1.25
 #: RD-tried (inf: all; 1.05 / 1.1 / 1.3 / inf measured: fast keeps most of the gain at 1.1, best takes all).
 RD_MODE_MARGIN: dict[str, float] = {"fast": 1.1, "best": float("inf")}
 #: Per effort, the ``(n_coarse, n_full)`` of :data:`SEARCH` when the mode decision sees the RD levels
-#: (None: :data:`SEARCH`'s). Measured for ``fast``: (4, 3) another -0.36 points of mean BD-rate for
-#: ~1.1x more encode time (docs/benchmarks-v2.md); not on by default.
-RD_MODE_SEARCH: dict[str, tuple[int, int] | None] = {"fast": None, "best": None}
+#: (None: :data:`SEARCH`'s). Measured (docs/benchmarks-v2.md): ``fast`` (4, 3) -7.4 % mean BD-rate
+#: instead of -7.1 % for ~1.1x more encode time (1.24-1.39x the default before rdmode: not on);
+#: ``best`` (16, 6) -8.1 % instead of -7.8 % for ~1.15-1.2x best's time (on).
+RD_MODE_SEARCH: dict[str, tuple[int, int] | None] = {"fast": None, "best": (16, 6)}
 #: The RD intra levels' weight of a block's last row and column (:func:`._kernels_intra.edge_gain`):
 #: later blocks predict from them (1: off; measured in the design note).
 RD_EDGE_WEIGHT = 1.0
