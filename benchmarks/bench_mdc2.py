@@ -66,8 +66,17 @@ def _thread_best(fn, repeat: int) -> float:
 def codecs(bits: int, signed: bool, avif: bool) -> dict:
     spec = PixelSpec(bits_stored=bits, signed=signed)
 
-    def mdc(rdoq_fast=False, mode_model=None, intra_rd=False, rd_price=None, **kw):
+    def mdc(rdoq_fast=False, mode_model=None, intra_rd=False, rd_price=None, intra_attrs=None, **kw):
         def enc(f, q):
+            if intra_attrs:  # intra encoder switches (e.g. RD_MODE_EFFORTS, RD_EDGE_WEIGHT) for this row
+                saved_attrs = {k: getattr(intra_mod, k) for k in intra_attrs}
+                for k, v in intra_attrs.items():
+                    setattr(intra_mod, k, v)
+                try:
+                    return mdc(mode_model=mode_model, intra_rd=intra_rd, rd_price=rd_price, **kw)[0](f, q)
+                finally:
+                    for k, v in saved_attrs.items():
+                        setattr(intra_mod, k, v)
             if rd_price is not None:  # what prices the intra RD levels (intra.RD_PRICE)
                 saved_price, intra_mod.RD_PRICE = intra_mod.RD_PRICE, {"fast": rd_price, "best": rd_price}
                 try:
@@ -114,6 +123,13 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.4 best": mdc(effort="best"),  # the wider mode search, intra RD levels priced by an intra pass
         "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra"),  # one more intra pass
         "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was before rdoqintra
+        # without the mode decision that sees the RD levels (intra.RD_MODE_EFFORTS, on for both since rdmode):
+        # the default and best as they were before
+        "mdc v2.4 fast, no rd mode decision": mdc(intra_attrs={"RD_MODE_EFFORTS": ()}),
+        "mdc v2.4 best, no rd mode decision": mdc(effort="best", intra_attrs={"RD_MODE_EFFORTS": ()}),
+        "mdc v2.4 fast, rd mode n_full 3": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": (4, 3), "best": None}}),
+        "mdc v2.4 best, rd mode n_full 4": mdc(effort="best",  # best before its wider search (RD_MODE_SEARCH)
+                                               intra_attrs={"RD_MODE_SEARCH": {"fast": None, "best": None}}),
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

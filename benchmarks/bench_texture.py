@@ -28,6 +28,7 @@ import numpy as np
 import pydicom
 
 import medcodec
+from medcodec.codec import intra as intra_mod
 from medcodec.codec import mdc as mdc_mod
 from medcodec.metrics import texture_retention
 
@@ -38,6 +39,8 @@ VARIANTS = {
     ".mdc 2.4 intra fast, rounded levels": {"intra_rd": False},  # the default before the RD levels
     ".mdc 2.4 intra best": {"effort": "best"},
     ".mdc 2.4 intra best, no RD levels": {"effort": "best", "intra_rd": False},
+    ".mdc 2.4 intra fast, no RD mode decision": {"intra_attrs": {"RD_MODE_EFFORTS": ()}},
+    ".mdc 2.4 intra best, no RD mode decision": {"effort": "best", "intra_attrs": {"RD_MODE_EFFORTS": ()}},
     ".mdc 2.1 fast": {"entropy": "arith", "intra": False, "compact": False},
     ".mdc 2.1 best (RD levels)": {"entropy": "arith", "intra": False, "effort": "best", "compact": False},
     ".mdc 1.0 fast": {"entropy": "huffman"},
@@ -72,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         kw = dict(kw)
         rd = kw.pop("intra_rd", None)  # the intra RD levels switched on (every effort) or off
         mdc_mod.INTRA_RDOQ_EFFORTS = default_rd if rd is None else ("fast", "best") if rd else ()
+        attrs = kw.pop("intra_attrs", {})  # intra encoder switches (intra.RD_MODE_EFFORTS ...) for this variant
+        saved = {k: getattr(intra_mod, k) for k in attrs}
+        for k, v in attrs.items():
+            setattr(intra_mod, k, v)
         lo, hi = 1.0, 100.0
         for _ in range(10):
             q = (lo + hi) / 2
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{t['flattened_fraction'] * 100:.2f} % flattened, median {t['median_retention']:.3f} "
               f"({t['blocks']} blocks)  loose: {np.mean(ret < 0.5) * 100:.2f} %, median {np.median(ret):.3f} "
               f"({int(loose.sum())} blocks)", flush=True)  # fmt: skip
+        for k, v in saved.items():
+            setattr(intra_mod, k, v)
     return 0
 
 

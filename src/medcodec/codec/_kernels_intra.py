@@ -20,9 +20,33 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._kernels_ms import CDF_BITS, FINE_POSITION_BLOCKS, POS_FINE, _adapt, _dec_start, _dec_sym, _enc_sym
-from ._kernels_v2 import E_OVERFLOW, E_RANGE, E_TRUNCATED, OK, POS_BAND, _bitlen, _enc_flush, _enc_init
-from ._rdoq_ms import rdoq_block
+from ._kernels_ms import (
+    CDF_BITS,
+    FINE_POSITION_BLOCKS,
+    NBR_BUCKETS,
+    NBR_LUT,
+    O_BASE,
+    POS_FINE,
+    REM_BUCKETS,
+    REM_LUT,
+    _adapt,
+    _dec_start,
+    _dec_sym,
+    _enc_sym,
+)
+from ._kernels_v2 import (
+    E_OVERFLOW,
+    E_RANGE,
+    E_TRUNCATED,
+    OK,
+    POS_BAND,
+    _bitlen,
+    _dc_context,
+    _enc_flush,
+    _enc_init,
+    _nz_ctx,
+)
+from ._rdoq_ms import _nz_rate, rdoq_block
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -539,6 +563,34 @@ def encode_intra2_rd(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes
 
 
 @_helper
+def edge_gain(p, dct, w):
+    """The diagonal of a sample-domain squared error that weighs the 8x8 block's last row and
+    column ``w`` times (the rest 1), at the DCT basis ``p`` (natural order): ``1 + (w - 1)(a + b -
+    a b)`` with ``a``, ``b`` the basis's squared values at row / column 7 of its 1-D factors."""
+    a = dct[p >> 3, 7] * dct[p >> 3, 7]
+    b = dct[p & 7, 7] * dct[p & 7, 7]
+    return 1.0 + (w - 1.0) * (a + b - a * b)
+
+
+@_jit
+def encode_intra2_rdmode(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse, n_full,
+                         mode_scale, mode_bias, flat_tol, cost, lam_rd, mu, rho, tex_sum, bound, rd_mode=True,
+                         rd_mode_lam=1.0, rd_mode_margin=np.inf, edge_w=1.0):  # fmt: skip
+    """:func:`encode_intra2_rd` whose mode decision sees the RD levels (``rd_mode``): the DCT-coded
+    candidates are first ranked as before (``SSE + lam * bits``, the static estimate of the
+    rounded levels); those within ``rd_mode_margin`` x the least of that go through
+    :func:`._rdoq_ms.rdoq_block` (:func:`_rd_trial`) and the one of least ``SSE(RD levels) + lam
+    (mode bits + rd_mode_lam x rate(RD levels))`` is kept, the rate :func:`_model_rate` (what
+    ``cost`` prices) + :func:`_rest_rate` (the DC and the continuation symbols, estimated); its
+    levels as :func:`encode_intra2_rd` decides them. ``edge_w``: the RD search's weight of the
+    block's last row and column (:func:`edge_gain`). Returns the number of blocks that went back
+    to their rounded levels."""
+    return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
+                              mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
+                              bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w)  # fmt: skip
+
+
+@_helper
 def _block_over(recon, x, r0, c0, bound):
     """Some sample of the 8x8 block at (r0, c0) of ``recon`` is off ``x`` by more than ``bound``."""
     for i in range(8):
@@ -551,7 +603,7 @@ def _block_over(recon, x, r0, c0, bound):
 @_jit
 def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, model2, skip, flat_tol, rd, cost, lam_rd, mu, rho, tex_sum,
-                       bound):  # fmt: skip
+                       bound, rd_mode=False, rd_mode_lam=1.0, rd_mode_margin=np.inf, edge_w=1.0):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -569,7 +621,12 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     model as :func:`encode_modes2` will) plus ``mode_other`` if it is not the context's mode.
 
     ``rd``: the chosen mode's rounded levels go through :func:`._rdoq_ms.rdoq_block`
-    (:func:`encode_intra2_rd`); returns the number of blocks put back to rounded levels (0 without)."""
+    (:func:`encode_intra2_rd`); returns the number of blocks put back to rounded levels (0 without).
+
+    ``rd_mode`` (with ``rd``), ``rd_mode_lam``, ``rd_mode_margin``: the mode decision sees the RD
+    levels (:func:`encode_intra2_rdmode`). ``edge_w``: the RD search's squared error weighs the
+    block's last row and column (what later blocks predict from) ``edge_w`` times, in the DCT
+    domain by its diagonal (:func:`edge_gain`)."""
     rows, cols = x.shape
     C = INITIAL_MODE_MODEL.copy()
     bx = cols // 8
@@ -607,6 +664,8 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     for k in range(64):
         wz[k] = stepz[k] * stepz[k]
         offs_f[k] = offsets[k] * 0.00390625
+        if edge_w != 1.0:
+            wz[k] *= edge_gain(zz[k], dct, edge_w)
     rm = np.empty(64, np.int64)
     rnbk = np.empty(64, np.int64)
     ra = np.empty(64)
@@ -614,6 +673,13 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     rp0 = np.empty(65)
     rp1 = np.empty(65)
     reverted = 0
+    tm = np.empty(N_MODES + 1, np.int64)  # rd_mode: the DCT-coded candidates (mode, SSE, mode bits, J, DCT, levels)
+    td = np.empty(N_MODES + 1)
+    tb0 = np.empty(N_MODES + 1)
+    tj = np.empty(N_MODES + 1)
+    tcoef = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64))
+    tlv = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64), np.int64)
+    best_rd = np.empty(64, np.int64)
     for by in range(rows // 8):
         for bxi in range(bx):
             r0 = by * 8
@@ -670,6 +736,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                 taken[m] = False
             best_j = np.inf
             best_m = 0
+            nt = 0
+            j0 = np.inf
+            best_tried = 0
             for t in range(n_full + 1):
                 if t < n_full:  # the t-th least SAD
                     m = _pick(sad, taken, N_MODES)
@@ -683,13 +752,50 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     b0 = mode_same if m == ctx else mode_other
                 d, bits = _trial(xb, preds[m], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, b0)
                 jc = d + lam * bits
+                if rd_mode:  # kept for the second pass below
+                    tm[nt] = m
+                    td[nt] = d
+                    tb0[nt] = b0
+                    tj[nt] = jc
+                    tcoef[nt, :] = coef
+                    tlv[nt, :] = lvz
+                    nt += 1
+                    j0 = min(j0, jc)
+                    continue
                 if jc < best_j:
                     best_j = jc
                     best_m = m
                     best_lv[:] = lvz
                     if rd:
                         best_coef[:] = coef
-            if rd:
+            near = 0
+            for t in range(nt):
+                near += tj[t] <= rd_mode_margin * j0
+            for t in range(nt):  # rd_mode: the candidates near the best, charged their RD levels
+                if tj[t] > rd_mode_margin * j0:
+                    continue
+                if near == 1:  # the best alone: nothing to compare
+                    best_m = tm[t]
+                    best_lv[:] = tlv[t]
+                    best_coef[:] = tcoef[t]
+                    break
+                changed, d1, r1 = _rd_trial(xb, tcoef[t], tlv[t], levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd,
+                                            mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+                d = d1 if changed else td[t]
+                jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + _rest_rate(levels, b, bx)))
+                if jc < best_j:
+                    best_j = jc
+                    best_m = tm[t]
+                    best_lv[:] = tlv[t]
+                    best_coef[:] = tcoef[t]
+                    best_tried = changed + 1  # its RD levels, kept: the search need not run again
+                    for k in range(64):
+                        best_rd[k] = levels[b, k]
+            if best_tried > 0:
+                reverted += _rd_levels_given(best_rd, best_tried - 1, best_lv, levels, b, nzs, bound, stepz, zz,
+                                             offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon,
+                                             x, r0, c0)  # fmt: skip
+            elif rd:
                 reverted += _rd_levels(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
                                        rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1, stepz,
                                        offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
@@ -703,6 +809,31 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
             if model2:
                 _adapt(C, N_MODES * ctx, best_m, N_MODES)
     return reverted
+
+
+@_helper
+def _rd_levels_given(rd_lv, changed, lv, levels, b, nzs, bound, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr,
+                     cols8, cmask, recon, x, r0, c0):  # fmt: skip
+    """:func:`_rd_levels` when the search already ran on this block's candidate (``rd_lv`` its
+    levels, ``changed`` whether they differ from the rounded ``lv``): the same levels,
+    reconstruction and check, without searching again. Returns 1 if it went back, else 0."""
+    nz = np.int64(0)
+    for k in range(64):
+        levels[b, k] = rd_lv[k]
+        if k > 0 and rd_lv[k] != 0:
+            nz += 1
+    nzs[b] = nz
+    reconstruct_fast(rd_lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    if changed == 0 or not _block_over(recon, x, r0, c0, bound):
+        return 0
+    nz = np.int64(0)
+    for k in range(64):
+        levels[b, k] = lv[k]
+        if k > 0 and lv[k] != 0:
+            nz += 1
+    nzs[b] = nz
+    reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    return 1
 
 
 @_helper
@@ -736,6 +867,84 @@ def _rd_levels(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd,
     nzs[b] = nz
     reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
     return 1
+
+
+@_helper
+def _model_rate(levels, b, bx, nzs, posc, cost):
+    """Bits of block ``b``'s non-zero count, AC base symbols and signs under ``cost``
+    (:func:`._rdoq_ms.symbol_costs`), the contexts from ``levels`` of blocks ``b - 1``, ``b - bx`` and
+    ``nzs`` of theirs: the part of its rate the RD search changes (its DC and continuation symbols
+    it does not)."""
+    has_left = b % bx > 0
+    has_up = b >= bx
+    nz = np.int64(0)
+    for k in range(1, 64):
+        if levels[b, k] != 0:
+            nz += 1
+    r = _nz_rate(nz, _nz_ctx(nzs, b, bx), cost) + nz
+    rem = nz
+    k = 1
+    while rem > 0:
+        mk = abs(np.int64(levels[b, k]))
+        nsum = np.int64(0)
+        if has_left:
+            nsum += abs(np.int64(levels[b - 1, k]))
+        if has_up:
+            nsum += abs(np.int64(levels[b - bx, k]))
+        nbk = NBR_LUT[min(nsum, np.int64(21))]
+        r += cost[O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk) + min(mk, 3)]
+        if mk != 0:
+            rem -= 1
+        k += 1
+    return r
+
+
+@_helper
+def _scaled_sse(sc, levels, b, wz, offs_f):
+    """Squared error, in the DCT domain, of block ``b``'s levels against ``sc`` (coefficients /
+    steps, zigzag): ``sum wz[k] (|sc[k]| - r_k)^2`` with ``r_k = |l| - offs_f[k]`` (offsets in steps; 0
+    for l = 0)."""
+    d = 0.0
+    for k in range(64):
+        mk = abs(np.int64(levels[b, k]))
+        e = abs(sc[k]) - (mk - offs_f[k] if mk > 0 else 0.0)
+        d += wz[k] * e * e
+    return d
+
+
+@_helper
+def _rd_trial(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, zz, invz, sc, rm,
+              rnbk, ra, rrem, rp0, rp1):  # fmt: skip
+    """What :func:`._rdoq_ms.rdoq_block` makes of a mode candidate's rounded levels ``lv`` (zigzag)
+    and residual DCT ``coef`` (natural order): (levels changed, their DCT-domain squared error
+    :func:`_scaled_sse` (0.0 if none changed), :func:`_model_rate`), the RD levels left in
+    ``levels[b]``. Uses ``levels[b]`` and ``nzs[b]`` as scratch (the block's final levels
+    overwrite them)."""
+    s = np.int64(0)
+    for p in range(64):
+        s += xb[p]
+    for k in range(64):
+        sc[k] = coef[zz[k]] * invz[k]
+        levels[b, k] = lv[k]
+    changed = rdoq_block(sc, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, s >= tex_sum, False, rm,
+                         rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+    d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
+    return changed, d1, _model_rate(levels, b, bx, nzs, posc, cost)
+
+
+@_helper
+def _rest_rate(levels, b, bx):
+    """An estimate of the bits of block ``b``'s DC (``2 + bit_length`` of its difference to the
+    prediction from the neighbours' DC levels) and of its continuation symbols (1.5 bits each)."""
+    pred, _ = _dc_context(levels, b, bx)
+    r = 2.0 + _bitlen(abs(np.int64(levels[b, 0]) - pred))
+    for k in range(1, 64):
+        mk = abs(np.int64(levels[b, k]))
+        if mk >= 3:
+            r += 1.5 * min((mk - 3) // 3 + 1, np.int64(4))
+            if mk >= 15:
+                r += 2.0 + 2.0 * _bitlen(mk - 15)
+    return r
 
 
 @_jit

@@ -75,6 +75,26 @@ RD_PRICE: dict[str, str] = {"fast": "dct", "best": "intra"}
 RD_LAMBDA_SCALE = 0.08
 #: The texture term's weight (2.1's ``mdc2.RDOQ_TEXTURE_MU``, issue 11's metric at 1 bpp).
 RD_TEXTURE_MU = 4.0
+#: Efforts whose mode decision sees the RD levels (:func:`._kernels_intra.encode_intra2_rdmode`; with
+#: the RD levels only, no format change): the candidates near the best rounded one are charged the
+#: squared error and the modelled rate of their RD levels (docs/design-notes.md "The intra mode
+#: decision sees the RD levels": the default -7.1 % mean BD-rate against OpenJPEG instead of -6.4 %
+#: for ~1.1-1.2x its encode time, best -8.1 % instead of -6.8 % with :data:`RD_MODE_SEARCH`). The
+#: switch: ``("best",)`` gives ``fast`` back its bytes of before.
+RD_MODE_EFFORTS: tuple[str, ...] = ("fast", "best")
+#: The weight of the RD levels' modelled rate against the mode bits (measured 1 / 1.1 / 1.25 / 1.5 / 2.5).
+RD_MODE_RATE = 1.25
+#: Per effort: candidates whose rounded ``SSE + lambda bits`` exceeds this x the least one's are not
+#: RD-tried (inf: all; 1.05 / 1.1 / 1.3 / inf measured: fast keeps most of the gain at 1.1, best takes all).
+RD_MODE_MARGIN: dict[str, float] = {"fast": 1.1, "best": float("inf")}
+#: Per effort, the ``(n_coarse, n_full)`` of :data:`SEARCH` when the mode decision sees the RD levels
+#: (None: :data:`SEARCH`'s). Measured (docs/benchmarks-v2.md): ``fast`` (4, 3) -7.4 % mean BD-rate
+#: instead of -7.1 % for ~1.1x more encode time (1.24-1.39x the default before rdmode: not on);
+#: ``best`` (16, 6) -8.1 % instead of -7.8 % for ~1.15-1.2x best's time (on).
+RD_MODE_SEARCH: dict[str, tuple[int, int] | None] = {"fast": None, "best": (16, 6)}
+#: The RD intra levels' weight of a block's last row and column (:func:`._kernels_intra.edge_gain`):
+#: later blocks predict from them (1: off; measured in the design note).
+RD_EDGE_WEIGHT = 1.0
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -186,7 +206,8 @@ def encode_intra_frame(
         levels (:data:`RD_PRICE`) price the 2.1 coder's symbols, then the intra loop decides each
         block's levels by :func:`._rdoq_ms.rdoq_block` before reconstructing it; a block whose
         samples would lie further than ``rd_bound`` from ``frame`` keeps its rounded levels (pass
-        the bound the stream prints, :func:`.mdc2.error_bound_with_offsets` of ``offsets``).
+        the bound the stream prints, :func:`.mdc2.error_bound_with_offsets` of ``offsets``). For the
+        efforts in :data:`RD_MODE_EFFORTS` the mode decision sees each candidate's RD levels.
 
     Returns
     -------
@@ -227,8 +248,17 @@ def encode_intra_frame(
                 KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
                 priced, bxf = levels, x.shape[1] // 8  # the RD pass below overwrites every output
             cost, lam_rd, mu, rho, tex_sum = rd_params(coder, frame, priced, bxf)
-            KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
-                                cost, lam_rd, mu, rho, tex_sum, float(rd_bound))  # fmt: skip
+            if effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
+                wide = RD_MODE_SEARCH.get(effort) if effort in RD_MODE_EFFORTS else None
+                if wide is not None:
+                    n_coarse, n_full = wide
+                KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
+                                        flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
+                                        effort in RD_MODE_EFFORTS, float(RD_MODE_RATE), float(RD_MODE_MARGIN[effort]),
+                                        float(RD_EDGE_WEIGHT))  # fmt: skip
+            else:
+                KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
+                                    flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound))  # fmt: skip
     else:
         KI.encode_intra(*args, n_coarse, n_full)
     bx = x.shape[1] // 8

@@ -43,8 +43,8 @@ MDC_SIZE_BITS = container.SIZE_BITS
 #: format 2.4 (the long layout: 2.4 with intra frames, 2.1 without, 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
-#: default is -6.1 to -6.6 % (docs/design-notes.md, "The .mdc default is format 2.2", "Compact 2.4 stream",
-#: "Mode model 2", "RD-optimised levels for intra residuals").
+#: default is -6.7 to -7.6 % (docs/design-notes.md, "The .mdc default is format 2.2", "Compact 2.4 stream",
+#: "Mode model 2", "RD-optimised levels for intra residuals", "The intra mode decision sees the RD levels").
 DEFAULT_ENTROPY = "arith"
 
 
@@ -158,7 +158,8 @@ RDOQ_EFFORTS: tuple[str, ...] = ("best",)
 #: (:func:`.intra.encode_intra_frame` ``rd=True``; no format change): measured in docs/design-notes.md
 #: ("RD-optimised levels for intra residuals"). On for the default ``"fast"`` too since 2026-11-30
 #: (priced by the frame's plain DCT levels, ``intra.RD_PRICE``): -6.4 % mean BD-rate against
-#: OpenJPEG instead of -4.6 % for ~1.3-1.5x the encode time, decode unchanged.
+#: OpenJPEG instead of -4.6 % for ~1.3-1.5x the encode time, decode unchanged (-7.1 % since the mode
+#: decision sees the RD levels, ``intra.RD_MODE_EFFORTS``).
 INTRA_RDOQ_EFFORTS: tuple[str, ...] = ("fast", "best")
 
 
