@@ -288,7 +288,46 @@ class SeriesTemplate:
         (it differs from the template where the preset reads: write it in full). ``meta``:
         :func:`_read_meta` of ``data``, when the caller has it."""
         meta = meta if meta is not None else _read_meta(data)
-        if meta is None or meta.implicit != self.implicit:
+        walked = None if meta is None else self._walk(data, meta)
+        if walked is None:
+            return None
+        changed, sop, pixels = walked
+        frames = self._frames(pixels)
+        if frames is None:
+            return None
+        out = dict(self.out)
+        creators = dict(self.creators)
+        for raw in changed:
+            elem = _raw_element(raw, self.implicit)
+            written = None if elem is None else raw_element_bytes(elem, self.implicit, creators)
+            if written is None:
+                return None
+            out[int(elem.tag)] = written  # type: ignore[union-attr]
+        source_uid = _uid_of(sop, self.implicit)
+        if source_uid is None:
+            return None
+        buffer = DicomBytesIO()
+        buffer.is_implicit_VR, buffer.is_little_endian = False, True
+        ratio, uid = self._per_instance(out, source_uid, frames, buffer)
+        new_uid = _written(DataElement(_META_UID, "UI", uid), _DEFAULT_ENCODINGS, buffer)
+        meta_parts = [new_uid if t == _META_UID else b for t, b in self.out_meta]
+        meta_body = b"".join(meta_parts)
+        group = _written(DataElement(_META_LENGTH, "UL", len(meta_body)), _DEFAULT_ENCODINGS, buffer)
+        written = b"".join([data[:128], b"DICM", group, meta_body, *(out[t] for t in sorted(out))])
+        entry = replace(
+            self.entry,
+            sop_instance_uid=source_uid,
+            rendition_sop_instance_uid=str(uid),
+            source_bytes=len(data),
+            bytes=len(written),
+            ratio=ratio,
+        )
+        return EncodedInstance(written, entry)
+
+    def _walk(self, data: bytes, meta: _Meta) -> tuple[list[bytes], bytes, bytes] | None:
+        """``data``'s elements along the template's: ``(elements that differ and are passable, SOP
+        Instance UID element, Pixel Data element)``, or ``None`` (it differs where the preset reads)."""
+        if meta.implicit != self.implicit:
             return None
         if {t: b for t, b in meta.elements.items() if t not in (_META_LENGTH, _META_UID)} != self.meta_in:
             return None
@@ -321,37 +360,7 @@ class SeriesTemplate:
             return None
         sop = sop if sop is not None else self.in_bytes[self.tags.index(_SOP_INSTANCE_UID)]
         pixels = pixels if pixels is not None else self.in_bytes[self.tags.index(_PIXEL_DATA)]
-        frames = self._frames(pixels)
-        if frames is None:
-            return None
-        out = dict(self.out)
-        creators = dict(self.creators)
-        for raw in changed:
-            elem = _raw_element(raw, self.implicit)
-            written = None if elem is None else raw_element_bytes(elem, self.implicit, creators)
-            if written is None:
-                return None
-            out[int(elem.tag)] = written  # type: ignore[union-attr]
-        source_uid = _uid_of(sop, self.implicit)
-        if source_uid is None:
-            return None
-        buffer = DicomBytesIO()
-        buffer.is_implicit_VR, buffer.is_little_endian = False, True
-        ratio, uid = self._per_instance(out, source_uid, frames, buffer)
-        new_uid = _written(DataElement(_META_UID, "UI", uid), _DEFAULT_ENCODINGS, buffer)
-        meta_parts = [new_uid if t == _META_UID else b for t, b in self.out_meta]
-        meta_body = b"".join(meta_parts)
-        group = _written(DataElement(_META_LENGTH, "UL", len(meta_body)), _DEFAULT_ENCODINGS, buffer)
-        written = b"".join([data[:128], b"DICM", group, meta_body, *(out[t] for t in sorted(out))])
-        entry = replace(
-            self.entry,
-            sop_instance_uid=source_uid,
-            rendition_sop_instance_uid=str(uid),
-            source_bytes=len(data),
-            bytes=len(written),
-            ratio=ratio,
-        )
-        return EncodedInstance(written, entry)
+        return changed, sop, pixels
 
     def _frames(self, element: bytes) -> Any:
         """The stored values of a native Pixel Data element (as :func:`.fastwrite.native_frames`)."""
