@@ -47,9 +47,10 @@ from ..errors import InvalidInputError
 
 __all__ = ["Packed", "ZipStream", "ZIP64_LIMIT", "FAST_DEFLATE", "dos_datetime", "dicom_header_length", "pack"]
 
-try:  # ISA-L's zlib-compatible deflate (python-isal): pack(fast=True)
+FAST_DEFLATE: Any  # ISA-L's zlib-compatible deflate (python-isal), for pack(fast=True); None: zlib then
+try:
     from isal import isal_zlib as FAST_DEFLATE
-except ImportError:  # pragma: no cover - a dependency; zlib then
+except ImportError:  # pragma: no cover - a dependency
     FAST_DEFLATE = None
 
 #: Sizes and offsets at or past this need ZIP64 (APPNOTE §4.4.8: 0xFFFFFFFF means "in the extra field").
@@ -130,7 +131,12 @@ def dicom_header_length(data: bytes | bytearray | memoryview) -> int:
 
 
 def pack(
-    data: bytes | bytearray | memoryview, *, deflate: int = 0, level: int = 6, crc: int | None = None, fast: bool = False
+    data: bytes | bytearray | memoryview,
+    *,
+    deflate: int = 0,
+    level: int = 6,
+    crc: int | None = None,
+    fast: bool = False,
 ) -> Packed:
     """``data`` ready for :meth:`ZipStream.add`: its first ``deflate`` bytes deflated, the rest stored.
 
