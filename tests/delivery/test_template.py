@@ -340,3 +340,36 @@ def test_a_sop_instance_uid_is_read_as_pydicom_reads_it(implicit: bool, value: b
     elem = template._raw_element(raw, implicit)
     assert elem is not None
     assert template._uid_of(raw, implicit) == str(convert_raw_data_element(elem).value or "")
+
+
+@pytest.mark.parametrize("folder", [MR, CHEST, HEAD])
+def test_padding_found_in_one_pass_answers_as_the_masks_do(store: Any, shared_data: Path, folder: str) -> None:
+    """``mapping.padding_found`` (one kernel pass, what both paths of a live file call) gives what the
+    masks gave before it: any padding voxel, and whether the padding touches tissue; on the real
+    series' frames with their mapping (the MR's background 0 touches noise; the CTs'), and on the
+    same frames with padding moved where it touches nothing."""
+    from dataclasses import replace as replace_field
+
+    import numpy as np
+
+    from medcodec.dicom.mapping import padding_found, padding_touches_tissue, tissue_mask
+
+    datas, mapping = _series(store, shared_data, folder, 6, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
+    assert t is not None
+    seen = set()
+    mappings = [mapping]
+    if mapping.padding is not None:
+        mappings.append(replace_field(mapping, padding=(-30000, -29990)))
+    for data in datas:
+        walked = t._walk(data, template._read_meta(data))
+        assert walked is not None
+        frames = np.asarray(t._frames(walked[2]))
+        for m in mappings:
+            pad = m.padding_mask(frames)
+            want = (bool(pad.any()), padding_touches_tissue(frames, pad, tissue_mask(frames, t.spec) & ~pad, m))
+            assert padding_found(frames, t.spec, m) == want
+            seen.add(want)
+    if folder == MR:
+        assert (True, True) in seen  # the MR's case: padding value 0 next to noise
