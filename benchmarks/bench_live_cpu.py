@@ -36,7 +36,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -104,8 +103,6 @@ def _stage_split(preset: Any, records: list[Any], mapping: Any, repeat: int) -> 
     from medcodec.delivery.zipstream import ZipStream
     from medcodec.dicom.coding import SeriesCoder
     from medcodec.dicom.mapping import SeriesMapping
-
-    objects = live._WORKER_OBJECTS
 
     class _Read:  # the store's open + read, timed as one stage
         def __init__(self, open_: Callable[[str], Any], path: str):
