@@ -288,3 +288,88 @@ def test_group_lengths_that_differ_do_not_stop_the_template(store: Any, shared_d
     made = t.apply(other)
     assert made is not None
     assert made.data == p.encode_instance(other, mapping=mapping, measure=False).data
+
+
+def test_the_walk_compares_runs_of_stable_elements_and_learns_what_varies(store: Any, shared_data: Path) -> None:
+    """The walk compares runs of elements that never differed as one slice (``_plan``): after a
+    few instances the elements that vary in the series (Instance Number...) stand alone and the
+    rest are a few runs; an instance differing inside a run (a passable element changed) is
+    still written as the full path writes it, and that element then stands alone too."""
+    datas, mapping = _series(store, shared_data, MR, 6, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
+    assert t is not None
+    for data in datas[1:5]:
+        made = t.apply(data)
+        assert made is not None and made.data == p.encode_instance(data, mapping=mapping, measure=False).data
+    number = t.tags.index(0x00200013)  # Instance Number: differs between instances
+    assert number in t.varying and t.tags.index(0x7FE00010) in t.varying
+    plan = t._plan or t._make_plan()
+    assert (None, number, number + 1) in plan
+    assert len(plan) < len(t.tags) // 4  # runs, not elements
+    assert [i for _, first, stop in plan for i in range(first, stop)] == list(range(len(t.tags)))
+    stable = next(
+        i
+        for i, tag in enumerate(t.tags)
+        if i not in t.varying and tag in t.passable and tag == 0x00081090  # Manufacturer's Model Name
+    )
+    raw = bytearray(datas[5])
+    spans = {tag: (start, stop) for tag, start, stop in element_spans(datas[5], template._meta_end(datas[5]), True)}
+    start, stop = spans[0x00081090]  # implicit VR: tag, 4-byte length, value; the same length
+    raw[start + 8 : stop] = b"X" * (stop - start - 8)
+    data = bytes(raw)
+    assert pydicom.dcmread(BytesIO(data)).ManufacturerModelName.startswith("XX")
+    made = t.apply(data)
+    assert made is not None and made.data == p.encode_instance(data, mapping=mapping, measure=False).data
+    assert stable in t.varying
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+@pytest.mark.parametrize(
+    "value", [b"1.2.840.10008.5.1.4", b"1.2.3\0", b"1.2.34 ", b"1.2.3\\4.5\0", b"1.2.x3 ", b"", b"\0\0", b"1.2\0.3 "]
+)
+def test_a_sop_instance_uid_is_read_as_pydicom_reads_it(implicit: bool, value: bytes) -> None:
+    """``_uid_of`` reads plain UIDs itself and leaves the rest (several values, other characters,
+    odd padding) to pydicom: the same string either way."""
+    from pydicom.dataelem import convert_raw_data_element
+
+    if implicit:
+        raw = struct.pack("<HHL", 0x0008, 0x0018, len(value)) + value
+    else:
+        raw = struct.pack("<HH2sH", 0x0008, 0x0018, b"UI", len(value)) + value
+    elem = template._raw_element(raw, implicit)
+    assert elem is not None
+    assert template._uid_of(raw, implicit) == str(convert_raw_data_element(elem).value or "")
+
+
+@pytest.mark.parametrize("folder", [MR, CHEST, HEAD])
+def test_padding_found_in_one_pass_answers_as_the_masks_do(store: Any, shared_data: Path, folder: str) -> None:
+    """``mapping.padding_found`` (one kernel pass, what both paths of a live file call) gives what the
+    masks gave before it: any padding voxel, and whether the padding touches tissue; on the real
+    series' frames with their mapping (the MR's background 0 touches noise; the CTs'), and on the
+    same frames with padding moved where it touches nothing."""
+    from dataclasses import replace as replace_field
+
+    import numpy as np
+
+    from medcodec.dicom.mapping import padding_found, padding_touches_tissue, tissue_mask
+
+    datas, mapping = _series(store, shared_data, folder, 6, "diagnostic")
+    p = presets.PRESETS["diagnostic"]
+    t = SeriesTemplate.build(p, mapping, datas[0], p.encode_instance(datas[0], mapping=mapping, measure=False))
+    assert t is not None
+    seen = set()
+    mappings = [mapping]
+    if mapping.padding is not None:
+        mappings.append(replace_field(mapping, padding=(-30000, -29990)))
+    for data in datas:
+        walked = t._walk(data, template._read_meta(data))
+        assert walked is not None
+        frames = np.asarray(t._frames(walked[2]))
+        for m in mappings:
+            pad = m.padding_mask(frames)
+            want = (bool(pad.any()), padding_touches_tissue(frames, pad, tissue_mask(frames, t.spec) & ~pad, m))
+            assert padding_found(frames, t.spec, m) == want
+            seen.add(want)
+    if folder == MR:
+        assert (True, True) in seen  # the MR's case: padding value 0 next to noise

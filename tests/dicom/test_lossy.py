@@ -123,6 +123,8 @@ def test_mapping_kernels_match_their_numpy_twins() -> None:
         map_frame_reference,
         padding_extent,
         padding_extent_reference,
+        padding_scan,
+        padding_scan_reference,
     )
 
     rng = np.random.default_rng(11)
@@ -147,6 +149,9 @@ def test_mapping_kernels_match_their_numpy_twins() -> None:
         pad = (frame >= pad_lo) & (frame <= pad_hi) if has_pad else np.zeros(frame.shape, bool)
         tissue = ~pad & (rng.random(frame.shape) < 0.8)
         assert tuple(padding_extent(decoded, pad, tissue)) == padding_extent_reference(decoded, pad, tissue)
+        floor = int(rng.choice([-(1 << 62), int(rng.integers(-3000, 3000))]))
+        scan = (frame, pad_lo, pad_hi, has_pad, pad_lo - scale, pad_hi + scale, floor)
+        assert tuple(padding_scan(*scan)) == padding_scan_reference(*scan)
 
 
 def test_mapping_gives_the_formula_whether_or_not_anything_is_clipped() -> None:

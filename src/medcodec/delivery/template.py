@@ -44,7 +44,6 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
-from pydicom.uid import UID
 
 from ..dicom import SeriesMapping, get_syntax, pixel_spec_from_dataset
 from ..dicom._lenient import source_values_as_is
@@ -56,7 +55,7 @@ from ..ratecontrol import RateTarget
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec
 from .fastread import _elements, element_end, element_spans, first_element_agrees, read_native
-from .fastwrite import _DEFAULT_ENCODINGS, _element_bytes, raw_element_bytes
+from .fastwrite import _element_bytes, raw_element_bytes
 from .presets import (
     EncodedInstance,
     Preset,
@@ -109,6 +108,8 @@ _READ_GROUPS = frozenset({0x0002, 0x0028, 0x5200, 0x7FE0, 0xFFFC})
 _LOSSY_OUT = (0x00080018, 0x00082111, 0x00082112, 0x00282112, 0x7FE00010)
 _PADDING = (0x00280120, 0x00280121)
 _UL = struct.Struct("<L")
+_META_GROUP_LENGTH = struct.Struct("<HH2sHL")  # (0002,0000) UL, explicit VR little endian
+_UID_CHARACTERS = frozenset(b"0123456789.")
 
 
 def preset_reads(tag: int) -> bool:
@@ -153,6 +154,8 @@ class SeriesTemplate:
         self.meta_in: dict[int, bytes]
         self.tags: tuple[int, ...]
         self.in_bytes: list[bytes]
+        self.varying: frozenset[int]  # elements (indices in tags) that differed in an instance
+        self._plan: tuple[tuple[bytes | None, int, int], ...] | None
         self.passable: frozenset[int]
         self.dropped: frozenset[int]
         self.out: dict[int, bytes]
@@ -207,6 +210,7 @@ class SeriesTemplate:
         self.tags = tuple(t for t, _, _ in spans)
         # the pixels are always the instance's own (and not worth keeping)
         self.in_bytes = [b"" if t == _PIXEL_DATA else data[s:e] for t, s, e in spans]
+        self.varying, self._plan = frozenset(), None
         self.out = {t: out[s:e] for t, s, e in out_spans}
         with source_values_as_is():
             self.spec = spec = pixel_spec_from_dataset(ds)
@@ -288,39 +292,10 @@ class SeriesTemplate:
         (it differs from the template where the preset reads: write it in full). ``meta``:
         :func:`_read_meta` of ``data``, when the caller has it."""
         meta = meta if meta is not None else _read_meta(data)
-        if meta is None or meta.implicit != self.implicit:
+        walked = None if meta is None else self._walk(data, meta)
+        if walked is None:
             return None
-        if {t: b for t, b in meta.elements.items() if t not in (_META_LENGTH, _META_UID)} != self.meta_in:
-            return None
-        if not first_element_agrees(data, meta.end, self.implicit):
-            return None
-        # walk the template's elements along the file: an element with the template's bytes is
-        # compared, not parsed; only the others are (the same rules as fastread.element_spans)
-        changed: list[bytes] = []
-        sop = pixels = None
-        pos = meta.end
-        for tag, theirs in zip(self.tags, self.in_bytes):
-            size = len(theirs)
-            if size and data[pos : pos + size] == theirs:
-                pos += size
-                continue
-            found = element_end(data, pos, self.implicit)
-            if found is None or found[0] != tag:
-                return None
-            raw = data[pos : found[1]]
-            pos = found[1]
-            if tag == _SOP_INSTANCE_UID:
-                sop = raw
-            elif tag == _PIXEL_DATA:
-                pixels = raw
-            elif tag in self.passable:
-                changed.append(raw)
-            elif tag not in self.dropped:
-                return None
-        if pos != len(data):
-            return None
-        sop = sop if sop is not None else self.in_bytes[self.tags.index(_SOP_INSTANCE_UID)]
-        pixels = pixels if pixels is not None else self.in_bytes[self.tags.index(_PIXEL_DATA)]
+        changed, sop, pixels = walked
         frames = self._frames(pixels)
         if frames is None:
             return None
@@ -338,10 +313,10 @@ class SeriesTemplate:
         buffer = DicomBytesIO()
         buffer.is_implicit_VR, buffer.is_little_endian = False, True
         ratio, uid = self._per_instance(out, source_uid, frames, buffer)
-        new_uid = _written(DataElement(_META_UID, "UI", uid), _DEFAULT_ENCODINGS, buffer)
+        new_uid = _ui_element(_META_UID, uid)  # as pydicom writes a UID (ASCII, NUL-padded)
         meta_parts = [new_uid if t == _META_UID else b for t, b in self.out_meta]
         meta_body = b"".join(meta_parts)
-        group = _written(DataElement(_META_LENGTH, "UL", len(meta_body)), _DEFAULT_ENCODINGS, buffer)
+        group = _META_GROUP_LENGTH.pack(2, 0, b"UL", 4, len(meta_body))
         written = b"".join([data[:128], b"DICM", group, meta_body, *(out[t] for t in sorted(out))])
         entry = replace(
             self.entry,
@@ -353,7 +328,79 @@ class SeriesTemplate:
         )
         return EncodedInstance(written, entry)
 
-    def _frames(self, element: bytes) -> Any:
+    def _walk(self, data: bytes, meta: _Meta) -> tuple[list[bytes], bytes, bytes | memoryview] | None:
+        """``data``'s elements along the template's: ``(elements that differ and are passable, SOP
+        Instance UID element, Pixel Data element (a view of ``data``))``, or ``None`` (it differs
+        where the preset reads)."""
+        if meta.implicit != self.implicit:
+            return None
+        if {t: b for t, b in meta.elements.items() if t not in (_META_LENGTH, _META_UID)} != self.meta_in:
+            return None
+        if not first_element_agrees(data, meta.end, self.implicit):
+            return None
+        # walk the template's elements along the file: an element with the template's bytes is
+        # compared, not parsed; only the others are (the same rules as fastread.element_spans).
+        # Runs of elements that have never differed are compared as one slice (_plan); a run that
+        # differs is walked element by element, and what differed leaves the runs from then on
+        changed: list[bytes] = []
+        sop: bytes | None = None
+        pixels: bytes | memoryview | None = None
+        pos = meta.end
+        tags, in_bytes, implicit = self.tags, self.in_bytes, self.implicit
+        differed: list[int] = []
+        for run, first, stop in self._plan or self._make_plan():
+            if run is not None and data[pos : pos + len(run)] == run:
+                pos += len(run)
+                continue
+            for i in range(first, stop):
+                theirs = in_bytes[i]
+                size = len(theirs)
+                if size and data[pos : pos + size] == theirs:
+                    pos += size
+                    continue
+                differed.append(i)
+                tag = tags[i]
+                found = element_end(data, pos, implicit)
+                if found is None or found[0] != tag:
+                    return None
+                if tag == _PIXEL_DATA:  # not copied: only read (_frames)
+                    pixels, pos = memoryview(data)[pos : found[1]], found[1]
+                    continue
+                raw = data[pos : found[1]]
+                pos = found[1]
+                if tag == _SOP_INSTANCE_UID:
+                    sop = raw
+                elif tag in self.passable:
+                    changed.append(raw)
+                elif tag not in self.dropped:
+                    return None
+        if not self.varying.issuperset(differed):
+            self.varying = self.varying.union(differed)
+            self._plan = None  # made again on the next instance
+        if pos != len(data):
+            return None
+        sop = sop if sop is not None else self.in_bytes[self.tags.index(_SOP_INSTANCE_UID)]
+        pixels = pixels if pixels is not None else self.in_bytes[self.tags.index(_PIXEL_DATA)]
+        return changed, sop, pixels
+
+    def _make_plan(self) -> tuple[tuple[bytes | None, int, int], ...]:
+        """How :meth:`_walk` goes along the template's elements: ``(run, first, stop)`` items, ``run``
+        the bytes of elements ``first..stop-1`` (compared at once) or ``None`` (one element that
+        differed in an instance before, or the pixel data, compared and parsed alone)."""
+        plan: list[tuple[bytes | None, int, int]] = []
+        first = 0
+        for i, theirs in enumerate(self.in_bytes):
+            if not theirs or i in self.varying:
+                if first < i:
+                    plan.append((b"".join(self.in_bytes[first:i]), first, i))
+                plan.append((None, i, i + 1))
+                first = i + 1
+        if first < len(self.in_bytes):
+            plan.append((b"".join(self.in_bytes[first:]), first, len(self.in_bytes)))
+        self._plan = tuple(plan)
+        return self._plan
+
+    def _frames(self, element: bytes | memoryview) -> Any:
         """The stored values of a native Pixel Data element (as :func:`.fastwrite.native_frames`)."""
         head = 8 if self.implicit else 12
         rows, cols = self.shape
@@ -365,13 +412,13 @@ class SeriesTemplate:
 
     def _per_instance(
         self, out: dict[int, bytes], source_uid: str, frames: Any, buffer: DicomBytesIO
-    ) -> tuple[float, UID]:
+    ) -> tuple[float, str]:
         """Code the pixels; put in ``out`` the elements that follow from them and from the SOP
         Instance UID, made with the full path's own functions; return the ratio and the new UID."""
         coded = code_frames(frames, self.spec, self.ts, self.target, self.mapping, 1)
         rows, cols = self.shape
         ratio = rendition_ratio(1, rows, cols, self.bits_allocated, coded.nbytes)
-        uid = UID(_derived_uid(self.preset.name, source_uid))
+        uid = _derived_uid(self.preset.name, source_uid)  # "2.25." and digits
 
         def put(tag: int, vr: str, value: Any, **flags: Any) -> None:
             elem = DataElement(tag, vr, value)
@@ -379,7 +426,7 @@ class SeriesTemplate:
                 setattr(elem, name, flag)
             out[tag] = _written(elem, self.converted, buffer)
 
-        put(_SOP_INSTANCE_UID, "UI", uid)
+        out[_SOP_INSTANCE_UID] = _ui_element(_SOP_INSTANCE_UID, uid)
         put(0x00082111, self.vrs[0x00082111], derivation_description(self.preset, self.mapping, self.quality, ratio))
         out[0x00082112] = self.source_sequence.with_uid(source_uid)
         put(0x00282112, self.vrs[0x00282112], lossy_ratios(self.earlier_ratios, source_ratio(coded, frames, self.spec)))
@@ -450,7 +497,17 @@ def _ui_element(tag: int, uid: str) -> bytes:
 
 
 def _uid_of(raw: bytes, implicit: bool) -> str | None:
-    """A UI element's value as pydicom reads it (``str`` of the converted element)."""
+    """A UI element's value as pydicom reads it (``str`` of the converted element): read directly
+    when it is one UID of digits and dots (pydicom strips the trailing NUL or spaces), else by
+    pydicom."""
+    if len(raw) >= 8:
+        if implicit:
+            length = _UL.unpack_from(raw, 4)[0]
+        else:
+            length = struct.unpack_from("<H", raw, 6)[0] if raw[4:6] == b"UI" else -1
+        value = raw[8:].rstrip(b"\0 ")
+        if length == len(raw) - 8 and value and _UID_CHARACTERS.issuperset(value):
+            return value.decode("ascii")
     elem = _raw_element(raw, implicit)
     if elem is None:
         return None

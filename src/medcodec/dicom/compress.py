@@ -53,7 +53,7 @@ from .mapping import (
     dataset_padding,
     dataset_stats,
     declare_padding,
-    padding_touches_tissue,
+    padding_found,
     plan_series_mapping,
     remap_value_attributes,
     tissue_mask,
@@ -346,6 +346,10 @@ def source_ratio(coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpe
     return n * rows * cols * int(spec.extra.get("bits_allocated", 16)) // 8 / coded.nbytes
 
 
+#: The masks :func:`~.mapping.declare_padding` ignores when the padding touches tissue.
+_NO_MASK = np.zeros(0, bool)
+
+
 def declare_coded_padding(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec,
                           mapping: SeriesMapping) -> None:  # fmt: skip
     """Padding stays padding: declared as the padding voxels of ``coded`` decode, or removed when
@@ -353,11 +357,11 @@ def declare_coded_padding(ds: Dataset, coded: CodedFrames, frames: NDArray[np.in
     :func:`medcodec.dicom.mapping.declare_padding`); decoded only when that is not known
     beforehand (:func:`~medcodec.dicom.mapping.padding_touches_tissue`). ``ds`` holds the padding
     attributes as the mapping remapped them."""
-    pad = mapping.padding_mask(frames)
-    if pad.any() or "PixelPaddingValue" in ds:
+    any_pad, touching = padding_found(frames, spec, mapping)  # one pass; the masks only when needed
+    if any_pad or "PixelPaddingValue" in ds:
         _, rows, cols = frames.shape
-        tissue = tissue_mask(frames, spec) & ~pad
-        touching = padding_touches_tissue(frames, pad, tissue, mapping)
+        pad = mapping.padding_mask(frames) if not touching else _NO_MASK
+        tissue = tissue_mask(frames, spec) & ~pad if not touching else _NO_MASK
         decoded = (
             None
             if touching

@@ -41,7 +41,7 @@ from ..codec.levelshift import range_bits
 from ..errors import DicomError, InvalidInputError
 from ..ratecontrol import calibration_indices
 from ..spec import PixelSpec, storage_dtype, value_range
-from ._mapping_kernels import map_frame, padding_extent
+from ._mapping_kernels import map_frame, padding_extent, padding_scan
 from .image import DicomImage
 from .series import Series
 
@@ -459,6 +459,22 @@ def padding_touches_tissue(frames: NDArray[np.integer], pad: NDArray[np.bool_], 
     if not near.any():
         return False
     return bool((near & tissue & ~pad).any())
+
+
+def padding_found(frames: NDArray[np.integer], spec: PixelSpec, mapping: SeriesMapping) -> tuple[bool, bool]:
+    """``(any voxel is padding, the padding touches tissue)`` in one pass over ``frames`` (source
+    stored values): the same answers as ``mapping.padding_mask(frames).any()`` and
+    :func:`padding_touches_tissue` with ``tissue_mask(frames, spec) & ~pad`` (numba kernel
+    :func:`._mapping_kernels.padding_scan`, checked against its NumPy twin)."""
+    if mapping.padding is None:
+        return False, False
+    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    floor = _stored_floor(spec) if is_ct and spec.rescale_slope > 0 else -(1 << 62)
+    lo, hi = mapping.padding
+    any_pad, touching = padding_scan(
+        np.ascontiguousarray(frames), lo, hi, True, lo - mapping.scale, hi + mapping.scale, floor
+    )
+    return bool(any_pad), bool(touching)
 
 
 def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArray[np.bool_],
