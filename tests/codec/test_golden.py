@@ -75,6 +75,9 @@ PROFILES = {
     "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
     "ct.i2.b16.q90.default24.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
+    # format 2.5 (docs/format.md §18): effort="best" writes the intra residuals' transform choice
+    # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout
+    "ct.u2.b12.q60.best25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
 }
 
 
