@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_mdc2 as B  # noqa: E402
 
 IMAGES = ("693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "MR2_UNCR.dcm", "CT_small.dcm")
-ROWS = ("mdc v1 huffman fast", "mdc v2.1 arith fast", "mdc v2.2 intra fast (long)", "mdc v2.4 default")
+ROWS = ("mdc v1 huffman fast", "mdc v2.1 arith fast", "mdc v2.2 intra fast (long)", "mdc v2.4 default",
+        "mdc v2.5 default")
 ANCHOR = "jpeg2000 (OpenJPEG)"
 
 

@@ -209,20 +209,23 @@ def test_best_streams_decode_within_their_printed_bound(shared_data: Path, q: in
     assert np.abs(ifr.recon.astype(np.int64) - arr[0]).max() <= bound
 
 
-def test_fast_writes_2_4_and_best_2_5_with_the_switch() -> None:
+def test_the_default_and_best_write_2_5_and_the_switch_gives_2_4_back() -> None:
     frame = _frame()
     fast = medcodec.encode(frame, quality=60, effort="fast", bits_stored=12, signed=False, jobs=1)
     best = medcodec.encode(frame, quality=60, effort="best", bits_stored=12, signed=False, jobs=1)
-    assert container.parse_container(fast)[0].version == container.VERSION_24
+    assert container.parse_container(fast)[0].version == container.VERSION_25
     assert container.parse_container(best)[0].version == container.VERSION_25
     saved = intra.TX_EFFORTS
     try:
+        intra.TX_EFFORTS = ("best",)
+        fast24 = medcodec.encode(frame, quality=60, effort="fast", bits_stored=12, signed=False, jobs=1)
         intra.TX_EFFORTS = ()
-        off = medcodec.encode(frame, quality=60, effort="best", bits_stored=12, signed=False, jobs=1)
+        best24 = medcodec.encode(frame, quality=60, effort="best", bits_stored=12, signed=False, jobs=1)
     finally:
         intra.TX_EFFORTS = saved
-    assert container.parse_container(off)[0].version == container.VERSION_24
-    for data in (best, off):
+    assert container.parse_container(fast24)[0].version == container.VERSION_24
+    assert container.parse_container(best24)[0].version == container.VERSION_24
+    for data in (fast, best, fast24, best24):
         out = medcodec.decode(data, jobs=1)
         assert np.abs(out.astype(np.int64) - frame).max() <= max(mdc2.stream_error_bound(data))
 
