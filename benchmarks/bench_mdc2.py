@@ -116,20 +116,25 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False, compact=False),  # fast with the RD levels
         # the .mdc default: intra frames with mode model 2 in the compact layout, their residual levels
         # RD-searched in the loop (mdc.INTRA_RDOQ_EFFORTS) and priced by the frame's plain DCT levels
-        "mdc v2.4 default": mdc(),
+        "mdc v2.5 default": mdc(),  # since tx25: with format 2.5's transform choice (docs/format.md §18)
+        "mdc v2.4 default": mdc(intra_attrs={"TX_EFFORTS": ("best",)}),  # the default before tx25 (2.4)
         "mdc v2.4 fast, rounded residuals": mdc(intra_rd=None),  # the default before the intra RD levels
         "mdc v2.2 intra fast (long)": mdc(compact=False, mode_model=1),  # the default at 2026-11-30's start (2.2)
-        "mdc v2.4 default, long layout": mdc(compact=False),  # the same levels in the long layout
-        "mdc v2.4 best": mdc(effort="best"),  # the wider mode search, intra RD levels priced by an intra pass
-        "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra"),  # one more intra pass
+        "mdc v2.4 default, long layout": mdc(compact=False, intra_attrs={"TX_EFFORTS": ("best",)}),  # 2.4 levels, long layout
+        # the wider mode search, intra RD levels priced by an intra pass; since tx25 with format 2.5's
+        # per-block transform choice (intra.TX_EFFORTS, docs/format.md §18)
+        "mdc v2.5 best": mdc(effort="best"),
+        "mdc v2.4 best, no tx choice": mdc(effort="best", intra_attrs={"TX_EFFORTS": ()}),  # best before tx25
+        "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra", intra_attrs={"TX_EFFORTS": ()}),  # one more intra pass
         "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was before rdoqintra
         # without the mode decision that sees the RD levels (intra.RD_MODE_EFFORTS, on for both since rdmode):
         # the default and best as they were before
-        "mdc v2.4 fast, no rd mode decision": mdc(intra_attrs={"RD_MODE_EFFORTS": ()}),
-        "mdc v2.4 best, no rd mode decision": mdc(effort="best", intra_attrs={"RD_MODE_EFFORTS": ()}),
-        "mdc v2.4 fast, rd mode n_full 3": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": (4, 3), "best": None}}),
+        "mdc v2.4 fast, no rd mode decision": mdc(intra_attrs={"RD_MODE_EFFORTS": (), "TX_EFFORTS": ()}),
+        "mdc v2.4 best, no rd mode decision": mdc(effort="best", intra_attrs={"RD_MODE_EFFORTS": (), "TX_EFFORTS": ()}),
+        "mdc v2.4 fast, rd mode n_full 3": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": (4, 3), "best": None}, "TX_EFFORTS": ()}),
         "mdc v2.4 best, rd mode n_full 4": mdc(effort="best",  # best before its wider search (RD_MODE_SEARCH)
-                                               intra_attrs={"RD_MODE_SEARCH": {"fast": None, "best": None}}),
+                                               intra_attrs={"RD_MODE_SEARCH": {"fast": None, "best": None},
+                                                            "TX_EFFORTS": ()}),
         "jpeg2000 (OpenJPEG)": (j2k_enc, unsigned_dec(external.jpeg2k_decode), J2K_PSNR),
     }
     if bits <= 12:

@@ -35,9 +35,10 @@ from medcodec.metrics import texture_retention
 REPO = Path(__file__).resolve().parent.parent
 SERIES = "ct_chest_lungpetctdx_A0001_philips"
 VARIANTS = {
-    ".mdc default (2.4 intra fast, RD levels)": {},  # the intra RD levels (mdc.INTRA_RDOQ_EFFORTS)
+    ".mdc default (2.5 intra fast, RD levels, tx choice)": {},  # the intra RD levels and 2.5's transform choice
+    ".mdc 2.4 intra fast (default before tx25)": {"intra_attrs": {"TX_EFFORTS": ("best",)}},
     ".mdc 2.4 intra fast, rounded levels": {"intra_rd": False},  # the default before the RD levels
-    ".mdc 2.4 intra best": {"effort": "best"},
+    ".mdc 2.5 intra best": {"effort": "best"},  # 2.5 since tx25
     ".mdc 2.4 intra best, no RD levels": {"effort": "best", "intra_rd": False},
     ".mdc 2.4 intra fast, no RD mode decision": {"intra_attrs": {"RD_MODE_EFFORTS": ()}},
     ".mdc 2.4 intra best, no RD mode decision": {"effort": "best", "intra_attrs": {"RD_MODE_EFFORTS": ()}},

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import medcodec
-from medcodec.codec import container, mdc2
+from medcodec.codec import container, intra, mdc2
 from medcodec.spec import PixelSpec
 
 
@@ -58,8 +58,8 @@ def test_compact_is_the_long_layout_in_fewer_bytes(case: str) -> None:
     kw = dict(bits_stored=bits, signed=signed, quality=40, jobs=1, **c["kw"])
     compact, long = medcodec.encode(img, **kw), medcodec.encode(img, compact=False, **kw)
     hc, hl = medcodec.read_header(compact), medcodec.read_header(long)
-    assert hc.version == (2, 4) and hc.compact and not hl.compact
-    assert hl.version == ((2, 4) if c["kw"].get("intra", True) else (2, 1))  # intra frames: mode model 2 is 2.4
+    assert hc.version == ((2, 5) if c["kw"].get("intra", True) else (2, 4)) and hc.compact and not hl.compact
+    assert hl.version == ((2, 5) if c["kw"].get("intra", True) else (2, 1))  # intra frames: 2.5 (§18)
     for name in ("rows", "cols", "frames", "bits_stored", "signed", "photometric_interpretation", "rescale_slope",
                  "rescale_intercept", "window_center", "window_width", "quality", "range_bits", "transform",
                  "entropy", "max_error", "meta"):  # fmt: skip
@@ -102,7 +102,13 @@ def test_compact_frame_fields_round_trip() -> None:
 
 @pytest.fixture(scope="module")
 def stream() -> bytes:
-    return medcodec.encode(_image((3, 40, 56)), bits_stored=12, quality=40, padding=(0, 0), jobs=1)
+    """A 2.4 stream (the default before tx25: its FRAM flags fit the varint's first byte; 2.5's bit 7
+    makes them two bytes, test_intra_tx)."""
+    saved, intra.TX_EFFORTS = intra.TX_EFFORTS, ()
+    try:
+        return medcodec.encode(_image((3, 40, 56)), bits_stored=12, quality=40, padding=(0, 0), jobs=1)
+    finally:
+        intra.TX_EFFORTS = saved
 
 
 def _segments(data: bytes) -> dict[str, container.Segment]:

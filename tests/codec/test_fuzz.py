@@ -22,7 +22,8 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     # 19 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3, 5 of them 2.4) + the
     # base and the three v2 bases of tests/data/fuzz
     assert outcomes.count("decoded") >= 23
-    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4)}
+    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5)}
+    assert len(TX_CORPUS) >= 4  # 3 fresh, the committed 2.5 base (and its truncation)
     assert len(COMPACT_CORPUS) >= 4 and len(MODES2_CORPUS) > len(COMPACT_CORPUS)
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
@@ -71,6 +72,8 @@ INTRA_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 2)]
 MODES2_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 4)]
 #: The compact ones among them.
 COMPACT_CORPUS = [d for d in MODES2_CORPUS if medcodec.read_header(d).compact]
+#: Format 2.5 streams: intra frames with the per-block transform choice (FRAM flag 128).
+TX_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 5)]
 
 
 def test_v2_corpus_covers_both_codings() -> None:
@@ -130,4 +133,12 @@ def test_mutated_mode_model_2_streams_raise_only_codec_errors(data: bytes) -> No
     """Format 2.4 streams (CRCs repaired): damage reaches the mode decoder that runs inside the
     prediction loop (which blocks code a mode depends on the decoded samples)."""
     assert len(MODES2_CORPUS) >= 2
+    fuzz.check_stream(data)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(TX_CORPUS))
+def test_mutated_transform_choice_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.5 streams (CRCs repaired): damage reaches the transform choices read inside the
+    prediction loop after each mode (which blocks code one depends on the decoded levels)."""
     fuzz.check_stream(data)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import medcodec
-from medcodec.codec import mdc
+from medcodec.codec import intra, mdc
 from medcodec.codec.intra import written_mode_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -70,11 +70,19 @@ PROFILES = {
                                  intra_rd=False, reencode=dict(compact=False)),
     "ct.i2.b16.q90.modes2.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                     padding=[-32768, -32768], intra_rd=False, reencode=dict(compact=False)),
-    # format 2.4 as the default writes it since 2026-11-30: the compact layout, mode model 2 and the
-    # intra residuals' RD levels
-    "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    # format 2.4 as the default wrote it on 2026-11-30: the compact layout, mode model 2 and the
+    # intra residuals' RD levels (made before the default wrote 2.5: re-encoded without the
+    # transform choice, ``tx``)
+    "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, tx=False),
     "ct.i2.b16.q90.default24.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                           padding=[-32768, -32768], tx=False),
+    # their successors: format 2.5 as the default writes it since tx25 (the same inputs and options)
+    "ct.u2.b12.q60.default25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    "ct.i2.b16.q90.default25.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
+    # format 2.5 (docs/format.md §18): effort="best" writes the intra residuals' transform choice
+    # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout
+    "ct.u2.b12.q60.best25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
 }
 
 
@@ -96,11 +104,21 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     """One golden profile (``folder``): regenerate it if asked, then check that the committed input is
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
-    kwargs = {k: v for k, v in cfg.items() if k not in ("shape", "reencode", "mode_model", "flat", "intra_rd")}
+    kwargs = {k: v for k, v in cfg.items() if k not in ("shape", "reencode", "mode_model", "flat", "intra_rd", "tx")}
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False))
     rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
-    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd):  # 2.2: mode model 1
+    tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
+    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd), _tx_efforts(tx):  # 2.2: mode model 1
         return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
+
+
+@contextlib.contextmanager
+def _tx_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
+    saved, intra.TX_EFFORTS = intra.TX_EFFORTS, efforts
+    try:
+        yield
+    finally:
+        intra.TX_EFFORTS = saved
 
 
 @contextlib.contextmanager

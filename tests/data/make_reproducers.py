@@ -150,17 +150,30 @@ def make_v2_arith_base() -> bytes:
     return medcodec.encode(_v2_frames(12, False, 3, 96), bits_stored=12, quality=75, entropy="arith")
 
 
+def make_v25_base() -> bytes:
+    """A ``.mdc`` 2.5 stream (tx25): 3 frames of 96x96, 12-bit unsigned, quality 60, the default
+    but in the long layout (intra frames with mode model 2 and the per-block transform choice, FRAM
+    flag 128; the long layout so that the v2 memory bombs can be built from it as from the others)."""
+    import medcodec
+
+    frames = _v2_frames(12, False, 3, 96)
+    frames[:, 40:, 56:] = 1000  # blocks with flat references: no mode, no choice coded
+    return medcodec.encode(frames, bits_stored=12, quality=60, compact=False)
+
+
 #: ``.mdc`` 2.0 seed streams of the fuzz corpus (issue 12): name -> builder. Like ``BASE`` they
 #: are written once by medcodec and then committed; ``--new-base`` rewrites them.
 V2_BASES = {
     "base_v2_pred.i2.b16.f3.mdc": make_v2_predictive_base,
     "base_v2_near.u2.b12.e3.f2.mdc": make_v2_near_lossless_base,
     "base_v2_arith.u2.b12.f3.mdc": make_v2_arith_base,
+    "base_v25_tx.u2.b12.f3.mdc": make_v25_base,
 }
 #: v2 reproducers: name -> (base name in V2_BASES, builder of that base's bytes)
 V2_REPRODUCERS = {
     "v2_pred_truncated_80pct.mdc": ("base_v2_pred.i2.b16.f3.mdc", truncated_80pct),
     "v2_arith_truncated_80pct.mdc": ("base_v2_arith.u2.b12.f3.mdc", truncated_80pct),
+    "v25_truncated_80pct.mdc": ("base_v25_tx.u2.b12.f3.mdc", truncated_80pct),
 }
 
 

@@ -78,6 +78,54 @@ FLAT_TOL_SHIFT = 3
 MODE_MODEL_SIZE = N_MODES * N_MODES
 
 
+def dst7_matrix() -> np.ndarray:
+    """The orthonormal 8-point DST-VII of format 2.5 (``docs/format.md`` §18): row k, column n,
+    ``sqrt(4 / 17) sin(pi (2k + 1)(n + 1) / 17)`` in float64 (n = 0 the sample next to the
+    references; rows are basis functions, as in the DCT matrix)."""
+    k = np.arange(8, dtype=np.float64)[:, None]
+    n = np.arange(8, dtype=np.float64)[None, :]
+    return np.sqrt(4.0 / 17.0) * np.sin(np.pi * (2.0 * k + 1.0) * (n + 1.0) / 17.0)
+
+
+#: Format 2.5's DST-VII (:func:`dst7_matrix`; ``tests/codec/test_intra_tx.py`` pins its doubles).
+DST7 = dst7_matrix()
+DST7.flags.writeable = False
+
+
+def _tx_pairs() -> np.ndarray:
+    """Per mode, (vertical, horizontal) 1 where the family's pair takes the DST-VII (format 2.5, the
+    note's A2): DC none (it codes no choice); SMOOTH, paeth and the negative displacements, which
+    predict from both lines, both; the row-above family vertically; the left-column family
+    horizontally."""
+    out = np.zeros((N_MODES, 2), np.int64)
+    for m in range(1, N_MODES):
+        if m < 3:
+            out[m] = (1, 1)
+        else:
+            fam, a = ANGULAR[m - 3]
+            out[m] = (1, 1) if a < 0 else ((1, 0) if fam == 1 else (0, 1))
+    return out
+
+
+#: (vertical, horizontal) basis of the DST pair of each mode: 1 the DST-VII, 0 the DCT.
+TX_PAIR = _tx_pairs()
+#: The transform choice's context per mode: 0 SMOOTH / paeth (DC codes none), 1 the row-above
+#: family, 2 the left-column family.
+TX_CLASS = np.array([0, 0, 0] + [1 if ANGULAR[m - 3, 0] == 1 else 2 for m in range(3, N_MODES)], np.int64)
+#: Contexts of the transform choice (binary rows of the §13.1 layout: count, c[1]).
+TX_CONTEXTS = 3
+
+
+def initial_tx_model() -> np.ndarray:
+    """Every binary row uniform (``c[1] = 16384``), count 0."""
+    model = np.zeros(2 * TX_CONTEXTS, dtype=np.int16)
+    model[1::2] = 1 << (CDF_BITS - 1)
+    return model
+
+
+INITIAL_TX_MODEL = initial_tx_model()
+
+
 @_helper
 def refs(recon, r0, c0, mid, top, left):
     """Fill top[0:16] (above, above-right) and left[0:16] (left, then left[7] repeated) of the 8x8
@@ -352,13 +400,15 @@ def predict_fast(mode, ext, fext, out):
 
 
 @_helper
-def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols, cmask, recon, r0, c0):
+def reconstruct_pair(lvz, stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, cols, cmask, recon, r0, c0):
     """:func:`reconstruct_block` bit for bit, with the IDCT's zero terms left out: every output sum
     keeps its order over the non-zero terms (the loops are interchanged so that the inner one runs
     along a row of ``dct``, not the sum), and adding a zero product changes a float sum at most in
     the sign of a zero, which ``floor(v + 0.5)`` does not see. ``stepz``: the steps in zigzag
     order; ``pred`` flat (row-major); ``deq`` (64) must be all zero on entry and is left so;
-    ``tmp``, ``rr`` (64 float), ``cols`` and ``cmask`` (8 int64) scratch."""
+    ``tmp``, ``rr`` (64 float), ``cols`` and ``cmask`` (8 int64) scratch. ``dv`` the vertical
+    basis (its rows the 1-D basis functions), ``dh`` the horizontal one: both the DCT for
+    :func:`reconstruct_fast`, a format 2.5 pair otherwise (``docs/format.md`` §18)."""
     last = 63
     while last >= 0 and lvz[last] == 0:
         last -= 1
@@ -377,7 +427,7 @@ def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, c
             deq[p] = q * stepz[k] * 0.00390625  # / 256: a power of two, the same double
             cmask[p & 7] = max(cmask[p & 7], p >> 3)
     nc = 0
-    for c in range(8):  # stage 1, tmp[c, :] = (dct.T @ deq)[:, c], summed over k in increasing order
+    for c in range(8):  # stage 1, tmp[c, :] = (dv.T @ deq)[:, c], summed over k in increasing order
         top = cmask[c]
         if top < 0:
             continue
@@ -389,19 +439,25 @@ def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, c
             d = deq[8 * k + c]
             deq[8 * k + c] = 0.0
             for i in range(8):
-                tmp[8 * c + i] += dct[k, i] * d
-    for p in range(64):  # stage 2, rr = tmp.T @ dct, every sum over the columns in increasing order
+                tmp[8 * c + i] += dv[k, i] * d
+    for p in range(64):  # stage 2, rr = tmp.T @ dh, every sum over the columns in increasing order
         rr[p] = 0.0
     for t in range(nc):
         c = cols[t]
         for i in range(8):
             a = tmp[8 * c + i]
             for j in range(8):
-                rr[8 * i + j] += a * dct[c, j]
+                rr[8 * i + j] += a * dh[c, j]
     for i in range(8):
         for j in range(8):
             v = pred[8 * i + j] + np.int64(np.floor(rr[8 * i + j] + 0.5))
             recon[r0 + i, c0 + j] = min(max(v, lo), hi)
+
+
+@_helper
+def reconstruct_fast(lvz, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols, cmask, recon, r0, c0):
+    """:func:`reconstruct_pair` with the DCT both ways (formats 2.2-2.4)."""
+    reconstruct_pair(lvz, stepz, zz, offsets, dct, dct, pred, lo, hi, deq, tmp, rr, cols, cmask, recon, r0, c0)
 
 
 #: bit_length of 0..15.
@@ -534,7 +590,7 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
     the static ``mode_same`` / ``mode_other`` bits."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, False, np.zeros(1, np.uint8), 0, False, np.zeros(1), 0.0, 0.0, 0.0,
-                       0.0, 0.0)  # fmt: skip
+                       0.0, 0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8))  # fmt: skip
 
 
 @_jit
@@ -545,7 +601,7 @@ def encode_intra2(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, r
     the context's."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_scale, mode_bias, True, skip, flat_tol, False, np.zeros(1), 0.0, 0.0, 0.0, 0.0,
-                       0.0)  # fmt: skip
+                       0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8))  # fmt: skip
 
 
 @_jit
@@ -559,7 +615,7 @@ def encode_intra2_rd(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes
     Returns the number of blocks that went back to their rounded levels."""
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
-                              bound)  # fmt: skip
+                              bound, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8))  # fmt: skip
 
 
 @_helper
@@ -587,7 +643,24 @@ def encode_intra2_rdmode(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, m
     to their rounded levels."""
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
-                              bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w)  # fmt: skip
+                              bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, False, dct,
+                              np.zeros(1, np.uint8))  # fmt: skip
+
+
+@_jit
+def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse, n_full,
+                   mode_scale, mode_bias, flat_tol, cost, lam_rd, mu, rho, tex_sum, bound, rd_mode_lam,
+                   rd_mode_margin, edge_w, dst, txc):  # fmt: skip
+    """:func:`encode_intra2_rdmode` (``rd_mode`` on) writing format 2.5 (``docs/format.md`` §18):
+    the chosen mode's block (not DC, not flat) is also coded with its mode's DST pair
+    (:data:`TX_PAIR` of ``dst``, :func:`_trial_pair`) and its RD levels, and the pair of least
+    ``SSE + lam (mode bits + rd_mode_lam x rate + choice bits)`` kept, the choice's bits under the
+    adaptive model (:data:`INITIAL_TX_MODEL`, adapted as :func:`encode_modes25` will). ``txc``
+    (per block, uint8): 1 the DST pair, 0 the DCT, 2 no choice coded (flat, DC or all levels
+    zero). Returns the number of blocks that went back to their rounded levels."""
+    return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
+                              mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
+                              bound, True, rd_mode_lam, rd_mode_margin, edge_w, True, dst, txc)  # fmt: skip
 
 
 @_helper
@@ -603,7 +676,7 @@ def _block_over(recon, x, r0, c0, bound):
 @_jit
 def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, model2, skip, flat_tol, rd, cost, lam_rd, mu, rho, tex_sum,
-                       bound, rd_mode=False, rd_mode_lam=1.0, rd_mode_margin=np.inf, edge_w=1.0):  # fmt: skip
+                       bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, tx, dst, txc):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -626,7 +699,10 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     ``rd_mode`` (with ``rd``), ``rd_mode_lam``, ``rd_mode_margin``: the mode decision sees the RD
     levels (:func:`encode_intra2_rdmode`). ``edge_w``: the RD search's squared error weighs the
     block's last row and column (what later blocks predict from) ``edge_w`` times, in the DCT
-    domain by its diagonal (:func:`edge_gain`)."""
+    domain by its diagonal (:func:`edge_gain`).
+
+    ``tx`` (with ``rd_mode``): format 2.5's transform choice (:func:`encode_intra25`; ``dst`` the
+    DST-VII, ``txc`` the choices)."""
     rows, cols = x.shape
     C = INITIAL_MODE_MODEL.copy()
     bx = cols // 8
@@ -680,6 +756,12 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     tcoef = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64))
     tlv = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64), np.int64)
     best_rd = np.empty(64, np.int64)
+    T = INITIAL_TX_MODEL.copy()  # tx: the choice's adaptive model, as encode_modes25 will run it
+    lv2 = np.empty(64, np.int64)
+    rd2 = np.empty(64, np.int64)
+    coef2 = np.empty(64)
+    best_d0 = 0.0
+    best_b0 = 0.0
     for by in range(rows // 8):
         for bxi in range(bx):
             r0 = by * 8
@@ -706,6 +788,8 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                         for k in range(64):
                             levels[b, k] = lvz[k]
                     modes[b] = ctx
+                    if tx:
+                        txc[b] = 2
                     continue
                 skip[b] = 0
             for m in range(N_MODES):
@@ -778,6 +862,8 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_m = tm[t]
                     best_lv[:] = tlv[t]
                     best_coef[:] = tcoef[t]
+                    best_d0 = td[t]
+                    best_b0 = tb0[t]
                     break
                 changed, d1, r1 = _rd_trial(xb, tcoef[t], tlv[t], levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd,
                                             mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
@@ -791,10 +877,43 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_tried = changed + 1  # its RD levels, kept: the search need not run again
                     for k in range(64):
                         best_rd[k] = levels[b, k]
-            if best_tried > 0:
+            use_dst = False
+            if tx and best_m != 0:  # format 2.5: the mode's DST pair against its DCT, each with its RD levels
+                if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
+                    changed, d1, r1 = _rd_trial(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f,
+                                                lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
+                                                rp1)  # fmt: skip
+                    best_j = (d1 if changed else best_d0) + lam * (best_b0 + rd_mode_lam * (
+                        r1 + _rest_rate(levels, b, bx)))  # fmt: skip
+                    best_tried = changed + 1
+                    for k in range(64):
+                        best_rd[k] = levels[b, k]
+                else:
+                    best_b0 = tb0[0]
+                    for t in range(nt):
+                        if tm[t] == best_m:
+                            best_b0 = tb0[t]
+                dv = dst if TX_PAIR[best_m, 0] else dct
+                dh = dst if TX_PAIR[best_m, 1] else dct
+                d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
+                changed2, d2r, r2 = _rd_trial(xb, coef2, lv2, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
+                                              rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+                tb = 2 * TX_CLASS[best_m]
+                j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + _rest_rate(levels, b, bx))
+                                                       + _sym_bits(T, tb, 1, 2))  # fmt: skip
+                if j2 < best_j + lam * _sym_bits(T, tb, 0, 2):
+                    use_dst = True
+                    for k in range(64):
+                        rd2[k] = levels[b, k]
+                    reverted += _rd_levels_given(rd2, changed2, lv2, levels, b, nzs, bound, stepz, zz, offsets, dv,
+                                                 dh, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
+                                                 c0)  # fmt: skip
+            if use_dst:
+                pass
+            elif best_tried > 0:
                 reverted += _rd_levels_given(best_rd, best_tried - 1, best_lv, levels, b, nzs, bound, stepz, zz,
-                                             offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon,
-                                             x, r0, c0)  # fmt: skip
+                                             offsets, dct, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
+                                             recon, x, r0, c0)  # fmt: skip
             elif rd:
                 reverted += _rd_levels(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
                                        rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1, stepz,
@@ -808,12 +927,64 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
             modes[b] = best_m
             if model2:
                 _adapt(C, N_MODES * ctx, best_m, N_MODES)
+            if tx:
+                txc[b] = 2
+                if best_m != 0 and _any_level(levels, b):  # a choice is coded
+                    txc[b] = 1 if use_dst else 0
+                    _adapt(T, 2 * TX_CLASS[best_m], txc[b], 2)
     return reverted
 
 
 @_helper
-def _rd_levels_given(rd_lv, changed, lv, levels, b, nzs, bound, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr,
-                     cols8, cmask, recon, x, r0, c0):  # fmt: skip
+def _any_level(levels, b):
+    """Block ``b`` has a non-zero level (format 2.5 codes its transform choice)."""
+    for k in range(64):
+        if levels[b, k] != 0:
+            return True
+    return False
+
+
+@_helper
+def _sym_bits(C, base, s, n):
+    """Bits of symbol ``s`` of the n-ary context row at ``base`` as it stands: ``log2(32768 / f)``."""
+    lo = np.int64(C[base + s]) if s > 0 else np.int64(0)
+    hi = np.int64(C[base + s + 1]) if s < n - 1 else np.int64(1 << CDF_BITS)
+    return CDF_BITS - np.log2(np.float64(hi - lo))
+
+
+@_helper
+def _trial_pair(xb, pred, dv, dh, zz, invz, stepz, offsets, res, tmp, coef, lvz):
+    """:func:`_trial` with the separable pair (``dv`` vertically, ``dh`` horizontally; the dense
+    forward transform): the residual's coefficients (natural order) into ``coef``, its rounded levels
+    (zigzag) into ``lvz``; returns their squared error in the transform domain."""
+    for p in range(64):
+        res[p] = np.float64(xb[p] - pred[p])
+    for u in range(8):  # tmp[8 u + j] = sum_i dv[u, i] res[8 i + j]
+        for j in range(8):
+            a = 0.0
+            for i in range(8):
+                a += dv[u, i] * res[8 * i + j]
+            tmp[8 * u + j] = a
+    for u in range(8):
+        for v in range(8):
+            a = 0.0
+            for j in range(8):
+                a += tmp[8 * u + j] * dh[v, j]
+            coef[8 * u + v] = a
+    d = 0.0
+    for k in range(64):
+        c = coef[zz[k]]
+        ac = abs(c)
+        lv = np.int64(ac * invz[k] + 0.5)
+        e = ac - ((256 * lv - offsets[k]) * stepz[k] * 0.00390625 if lv > 0 else 0.0)
+        lvz[k] = -lv if c < 0 else lv
+        d += e * e
+    return d
+
+
+@_helper
+def _rd_levels_given(rd_lv, changed, lv, levels, b, nzs, bound, stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp,
+                     rr, cols8, cmask, recon, x, r0, c0):  # fmt: skip
     """:func:`_rd_levels` when the search already ran on this block's candidate (``rd_lv`` its
     levels, ``changed`` whether they differ from the rounded ``lv``): the same levels,
     reconstruction and check, without searching again. Returns 1 if it went back, else 0."""
@@ -823,7 +994,7 @@ def _rd_levels_given(rd_lv, changed, lv, levels, b, nzs, bound, stepz, zz, offse
         if k > 0 and rd_lv[k] != 0:
             nz += 1
     nzs[b] = nz
-    reconstruct_fast(rd_lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    reconstruct_pair(rd_lv, stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
     if changed == 0 or not _block_over(recon, x, r0, c0, bound):
         return 0
     nz = np.int64(0)
@@ -832,7 +1003,7 @@ def _rd_levels_given(rd_lv, changed, lv, levels, b, nzs, bound, stepz, zz, offse
         if k > 0 and lv[k] != 0:
             nz += 1
     nzs[b] = nz
-    reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
+    reconstruct_pair(lv, stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
     return 1
 
 
@@ -1107,11 +1278,49 @@ def encode_modes2(modes, skip, bx, out):
 
 
 @_jit
+def encode_modes25(modes, skip, txc, bx, out):
+    """Format 2.5's mode segment: :func:`encode_modes2`, each coded block's mode followed by its
+    transform choice if ``txc[b] < 2`` (binary symbol, context :data:`TX_CLASS` of the mode, its
+    own model :data:`INITIAL_TX_MODEL`); (status, nbytes)."""
+    C = INITIAL_MODE_MODEL.copy()
+    T = INITIAL_TX_MODEL.copy()
+    st = np.zeros(6, dtype=np.int64)
+    _enc_init(st)
+    for b in range(modes.size):
+        if skip[b] == 0:
+            _enc_sym(st, out, C, N_MODES * _mode_ctx(modes, b, bx), np.int64(modes[b]), N_MODES)
+            if txc[b] < 2:
+                _enc_sym(st, out, T, 2 * TX_CLASS[modes[b]], np.int64(txc[b]), 2)
+    _enc_flush(st, out)
+    if st[5]:
+        return E_OVERFLOW, 0
+    return OK, st[4]
+
+
+@_jit
 def decode_intra2(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol=0):
     """The decoder of mode model 2: :func:`decode_intra` with the modes read from data[start:end]
     block by block (a block with :func:`flat_refs` within ``flat_tol`` takes its context's mode
     and reads nothing);
     fills ``modes``, returns a status (:data:`OK`, :data:`E_TRUNCATED`, :data:`E_RANGE`)."""
+    return _decode_intra2_core(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol,
+                               False, dct, np.zeros(1, np.uint8))  # fmt: skip
+
+
+@_jit
+def decode_intra25(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol, dst, txc):
+    """Format 2.5's decoder (``docs/format.md`` §18): :func:`decode_intra2`, a coded block (not flat)
+    of mode other than DC with a non-zero level reads its transform choice after its mode and, if
+    1, is reconstructed with its mode's pair (:data:`TX_PAIR`; ``dst`` the DST-VII). Fills
+    ``modes`` and ``txc`` (per block: 0 the DCT, 1 the pair, 2 none coded); returns a status."""
+    return _decode_intra2_core(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol,
+                               True, dst, txc)  # fmt: skip
+
+
+@_jit
+def _decode_intra2_core(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol, tx,
+                        dst, txc):  # fmt: skip
+    """:func:`decode_intra2` (``tx`` False) and :func:`decode_intra25`."""
     rows, cols = recon.shape
     bx = cols // 8
     ext = np.empty(EXT_SIZE, np.int64)
@@ -1126,6 +1335,7 @@ def decode_intra2(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi
     for k in range(64):
         stepz[k] = steps[zz[k] // 8, zz[k] % 8]
     C = INITIAL_MODE_MODEL.copy()
+    T = INITIAL_TX_MODEL.copy()
     code, rng, pos, past = _dec_start(data, start, end)
     for by in range(rows // 8):
         for bxi in range(bx):
@@ -1134,6 +1344,7 @@ def decode_intra2(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi
             b = by * bx + bxi
             ext_refs(recon, r0, c0, mid, ext, fext, False)
             ctx = _mode_ctx(modes, b, bx)
+            t = 2
             if flat_refs(ext, flat_tol):
                 m = ctx
             else:
@@ -1142,13 +1353,23 @@ def decode_intra2(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi
                     return E_TRUNCATED if past > 0 else E_RANGE
                 if past > 8:
                     return E_TRUNCATED
+                if tx and m != 0 and _any_level(levels, b):  # format 2.5: the transform choice
+                    t, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, T, 2 * TX_CLASS[m], 2)
+                    if t < 0:
+                        return E_TRUNCATED if past > 0 else E_RANGE
+                    if past > 8:
+                        return E_TRUNCATED
             modes[b] = m
+            if tx:
+                txc[b] = t
             if m >= FIRST_SMOOTHED:
                 top = ext[EXT_TOP : EXT_TOP + 16]
                 left = ext[EXT_LEFT : EXT_LEFT + 16]
                 fext[0] = smooth_refs(top, left, ext[0], fext[EXT_TOP : EXT_TOP + 16], fext[EXT_LEFT : EXT_LEFT + 16])
                 _pad(fext)
             predict_fast(m, ext, fext, pred)
-            reconstruct_fast(levels[b], stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon,
+            dv = dst if t == 1 and TX_PAIR[m, 0] else dct
+            dh = dst if t == 1 and TX_PAIR[m, 1] else dct
+            reconstruct_pair(levels[b], stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon,
                              r0, c0)  # fmt: skip
     return E_TRUNCATED if past > 0 else OK

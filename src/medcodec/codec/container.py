@@ -78,6 +78,9 @@ VERSION_23 = (2, 3)
 #: The compact layout (``docs/format.md`` §16): a short HEAD, a delta-coded QTAB, a FIDX of frame
 #: ends and FRAM payloads of varints; written by DCT streams of entropy coder 2 (the default).
 VERSION_24 = (2, 4)
+#: Written by streams with format 2.5's intra frames (FRAM flag 128, ``docs/format.md`` §18: a
+#: per-block choice of the DCT or the mode's DST-VII pair).
+VERSION_25 = (2, 5)
 
 #: Hard limits checked before any allocation.
 LIMITS = {

@@ -59,7 +59,8 @@ from .transform import DCT_MATRIX
 from .zigzag import ZIGZAG
 
 __all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "MODE_MODEL", "lambda_for",
-           "decode_modes2_reference", "written_mode_model", "written_model"]  # fmt: skip
+           "decode_modes2_reference", "decode_modes25_reference", "written_mode_model", "written_model",
+           "model_for", "TX_EFFORTS"]  # fmt: skip
 
 N_MODES = KI.N_MODES
 #: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
@@ -95,6 +96,13 @@ RD_MODE_SEARCH: dict[str, tuple[int, int] | None] = {"fast": None, "best": (16, 
 #: The RD intra levels' weight of a block's last row and column (:func:`._kernels_intra.edge_gain`):
 #: later blocks predict from them (1: off; measured in the design note).
 RD_EDGE_WEIGHT = 1.0
+#: Efforts that write format 2.5 (``docs/format.md`` §18, mode model 3: mode model 2 plus a per-block
+#: choice of the DCT or the mode family's DST-VII pair, each candidate's RD levels deciding;
+#: docs/design-notes.md "The per-block transform choice": -2.1 points of mean BD-rate for the default
+#: at 1.2x its encode CPU, -1.9 for best at 1.09x). ``("best",)`` gives ``fast`` its 2.4 bytes back;
+#: ``()`` writes 2.4 for every effort. Format 2.5 takes the RD mode decision (it runs whatever
+#: :data:`RD_MODE_EFFORTS` says).
+TX_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -117,6 +125,13 @@ def written_mode_model(model: int) -> Iterator[None]:
 def written_model() -> int:
     """The mode model encoders write here: :data:`MODE_MODEL` unless :func:`written_mode_model` says."""
     return _WRITTEN_MODE_MODEL.get()
+
+
+def model_for(effort: str) -> int:
+    """The mode model an encoder of ``effort`` writes: 3 (format 2.5, the transform choice) where
+    :func:`written_model` is 2 and ``effort`` is in :data:`TX_EFFORTS`, else :func:`written_model`."""
+    model = written_model()
+    return 3 if model == 2 and effort in TX_EFFORTS else model
 
 
 class IntraFrame(NamedTuple):
@@ -228,15 +243,18 @@ def encode_intra_frame(
     if effort not in SEARCH:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(SEARCH)}")
     mode_model = written_model() if mode_model is None else mode_model
-    if mode_model not in (1, 2):
-        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1 or 2")
+    if mode_model not in (1, 2, 3):
+        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1, 2 or 3")
+    if mode_model == 3 and rd_bound is None:
+        raise InvalidInputError("format 2.5's transform choice (mode model 3) takes the RD levels (rd_bound)")
     n_coarse, n_full = SEARCH[effort]
     args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
             np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
     skip = np.zeros(nb, dtype=np.uint8)
-    if rd_bound is not None and mode_model != 2:
-        raise InvalidInputError("RD intra levels take mode model 2")
-    if mode_model == 2:
+    if rd_bound is not None and mode_model == 1:
+        raise InvalidInputError("RD intra levels take mode model 2 or 3")
+    txc = np.full(nb, 2, dtype=np.uint8)  # mode model 3: per block 0 the DCT, 1 the DST pair, 2 none coded
+    if mode_model >= 2:
         if rd_bound is None:
             KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
         else:  # rounded levels price the symbols: the plain DCT's (cheap) or a plain intra pass's
@@ -248,10 +266,15 @@ def encode_intra_frame(
                 KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
                 priced, bxf = levels, x.shape[1] // 8  # the RD pass below overwrites every output
             cost, lam_rd, mu, rho, tex_sum = rd_params(coder, frame, priced, bxf)
-            if effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
-                wide = RD_MODE_SEARCH.get(effort) if effort in RD_MODE_EFFORTS else None
+            if effort in RD_MODE_EFFORTS or mode_model == 3:  # the RD mode decision: a wider search for best
+                wide = RD_MODE_SEARCH.get(effort)
                 if wide is not None:
                     n_coarse, n_full = wide
+            if mode_model == 3:  # format 2.5: the RD mode decision, then the DCT or the mode's DST pair
+                KI.encode_intra25(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
+                                  cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
+                                  float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc)  # fmt: skip
+            elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
                                         effort in RD_MODE_EFFORTS, float(RD_MODE_RATE), float(RD_MODE_MARGIN[effort]),
@@ -265,7 +288,9 @@ def encode_intra_frame(
     cap = nb + 1024
     while True:
         out = np.empty(cap, dtype=np.uint8)
-        if mode_model == 2:
+        if mode_model == 3:
+            status, n = KI.encode_modes25(modes, skip, txc, bx, out)
+        elif mode_model == 2:
             status, n = KI.encode_modes2(modes, skip, bx, out)
         else:
             status, n = KI.encode_modes(modes, bx, out)
@@ -302,8 +327,8 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
     """Inverse of :func:`encode_intra_frame` (``mode_model``: as the frame was written, FRAM flag bit
     5); a damaged payload raises a :class:`.CorruptStreamError` (``offset`` / ``segment``: where
     the payload lies in a stream, for the message)."""
-    if mode_model not in (1, 2):
-        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1 or 2")
+    if mode_model not in (1, 2, 3):
+        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1, 2 or 3")
     if rows < 1 or cols < 1:
         raise CorruptStreamError(f"intra frame of {rows} x {cols} samples", offset=offset, segment=segment)
     data = np.frombuffer(payload, dtype=np.uint8)
@@ -332,6 +357,12 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
         raise CorruptStreamError("intra residual levels out of range", offset=offset, segment=segment)
     recon = np.empty((prow, pcol), dtype=np.int32)  # every sample written before it is read
     steps = coder.steps.astype(np.float64).reshape(8, 8)
+    if mode_model == 3:  # format 2.5: mode model 2 and each coded block's transform choice
+        status = KI.decode_intra25(data, 4, 4 + nmode, levels, steps, ZIGZAG.astype(np.int64), _offsets(offsets),
+                                   DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi),
+                                   recon, modes, flat_tolerance(coder), KI.DST7, np.zeros(nb, np.uint8))  # fmt: skip
+        _mode_status(status, offset, segment)
+        return recon[:rows, :cols].astype(coder._dtype)
     if mode_model == 2:  # the modes are read block by block: whether one is coded depends on the samples
         status = KI.decode_intra2(data, 4, 4 + nmode, levels, steps, ZIGZAG.astype(np.int64), _offsets(offsets),
                                   DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), recon,
@@ -374,6 +405,24 @@ def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int, tol: in
     numpy.ndarray
         The mode of every block, raster order.
     """
+    return _decode_modes_reference(segment, recon, mid, tol, None)[0]
+
+
+def decode_modes25_reference(segment: bytes, recon: np.ndarray, levels: np.ndarray, mid: int,
+                             tol: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Format 2.5's mode segment (``docs/format.md`` §18) in plain Python: :func:`decode_modes2_reference`
+    with each coded block's transform choice after its mode (a block not flat, of mode other than DC,
+    with a non-zero level in ``levels``, (nblocks, 64)). Returns (modes, choices: 0 the DCT, 1 the
+    mode's DST-VII pair, 2 none coded)."""
+    return _decode_modes_reference(segment, recon, mid, tol, np.asarray(levels))
+
+
+def _binary_reference_tables() -> list[list[int]]:
+    return [[0, 1 << 14, 1 << 15] for _ in range(KI.TX_CONTEXTS)]
+
+
+def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: int,
+                            levels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     rows, cols = recon.shape
     bx, nb = cols // 8, rows * cols // 64
     data = bytes(segment)
@@ -392,6 +441,32 @@ def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int, tol: in
     cdf = [[i * 32768 // N_MODES for i in range(N_MODES + 1)] for _ in range(N_MODES)]
     count = [0] * N_MODES
     modes = np.zeros(nb, dtype=np.int64)
+    choices = np.full(nb, 2, dtype=np.int64)
+    tcdf, tcount = _binary_reference_tables(), [0] * KI.TX_CONTEXTS
+
+    def symbol(c: list[int], row: int, counts: list[int], n: int) -> int:
+        """One n-ary symbol of the §13.1 coder with the CDF ``c`` (c[0] = 0, c[n] = 32768), adapted."""
+        nonlocal code, rng
+        r = rng >> 15
+        if code >= r << 15:
+            raise CorruptStreamError("intra mode code value outside the range")
+        s = 0
+        while code >= r * c[s + 1]:
+            s += 1
+        code -= r * c[s]
+        rng = r * (c[s + 1] - c[s])
+        rate = min(7, (counts[row] + 1).bit_length())
+        for i in range(1, n):
+            t = i * KM.FLOOR + ((32768 - n * KM.FLOOR) if i > s else 0)
+            c[i] += (t - c[i]) >> rate
+        counts[row] = min(counts[row] + 1, KM.COUNT_MAX)
+        while rng < 1 << 24:
+            rng <<= 8
+            code = (code << 8) | byte()
+        if past > 8:
+            raise TruncatedStreamError("intra modes end before the frame does")
+        return s
+
     for b in range(nb):
         r0, c0 = 8 * (b // bx), 8 * (b % bx)
         ctx = int(modes[b - 1]) if c0 > 0 else int(modes[b - bx]) if r0 > 0 else 0
@@ -407,26 +482,10 @@ def decode_modes2_reference(segment: bytes, recon: np.ndarray, mid: int, tol: in
         if max(refs) - min(refs) <= tol:
             modes[b] = ctx
             continue
-        c = cdf[ctx]
-        r = rng >> 15
-        if code >= r << 15:
-            raise CorruptStreamError("intra mode code value outside the range")
-        s = 0
-        while code >= r * c[s + 1]:
-            s += 1
-        code -= r * c[s]
-        rng = r * (c[s + 1] - c[s])
-        rate = min(7, (count[ctx] + 1).bit_length())
-        for i in range(1, N_MODES):
-            t = i * KM.FLOOR + ((32768 - N_MODES * KM.FLOOR) if i > s else 0)
-            c[i] += (t - c[i]) >> rate
-        count[ctx] = min(count[ctx] + 1, KM.COUNT_MAX)
-        while rng < 1 << 24:
-            rng <<= 8
-            code = (code << 8) | byte()
-        modes[b] = s
-        if past > 8:
-            raise TruncatedStreamError("intra modes end before the frame does")
+        modes[b] = s = symbol(cdf[ctx], ctx, count, N_MODES)
+        if levels is not None and s != 0 and np.any(levels[b] != 0):  # format 2.5: the transform choice
+            cls = int(KI.TX_CLASS[s])
+            choices[b] = symbol(tcdf[cls], cls, tcount, 2)
     if past > 0:
         raise TruncatedStreamError("intra modes end before the frame does")
-    return modes
+    return modes, choices

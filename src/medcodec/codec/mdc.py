@@ -242,9 +242,8 @@ def encode_mdc_to(
         compact = arith_id == container.ENTROPY_MULTI
     if compact and arith_id != container.ENTROPY_MULTI:
         raise InvalidInputError("compact=True takes entropy='arith' (the multi-symbol coder, format 2.4)")
-    from . import intra as intra_mod
 
-    mode_model = intra_mod.written_model() if intra else 0  # 2: format 2.4's mode model 2 (FRAM flag 32)
+    mode_model = _mode_model_for(effort) if intra else 0  # 2: 2.4's mode model 2 (FRAM flag 32), 3: 2.5
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -315,7 +314,8 @@ def encode_mdc_to(
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
         compact=compact,
-        version=container.VERSION_24 if compact or (intra and mode_model == 2)
+        version=container.VERSION_25 if intra and mode_model == 3
+        else container.VERSION_24 if compact or (intra and mode_model == 2)
         else container.VERSION_23 if arith and padding is not None
         else container.VERSION_22 if intra
         else (container.VERSION_21 if arith_id == container.ENTROPY_MULTI else container.VERSION_2) if arith
@@ -390,17 +390,26 @@ def encode_mdc_to(
     return StreamSummary(nbytes, q, written, pixel_bytes)
 
 
+def _mode_model_for(effort: str) -> int:
+    """The intra mode model an encoder of ``effort`` writes (:func:`.intra.model_for`); format 2.5's
+    transform choice (3) only where the intra RD levels are on (:data:`INTRA_RDOQ_EFFORTS`), else 2."""
+    from . import intra as intra_mod
+
+    model = intra_mod.model_for(effort)
+    return 2 if model == 3 and effort not in INTRA_RDOQ_EFFORTS else model
+
+
 def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
                  mode_model: int | None = None) -> tuple[Any, np.ndarray]:  # fmt: skip
-    """A 2.2 intra frame (:mod:`.intra`; ``mode_model`` 2: 2.4's) and its centroid offsets (from
+    """A 2.2 intra frame (:mod:`.intra`; ``mode_model`` 2: 2.4's, 3: 2.5's) and its centroid offsets (from
     the plain rounded levels)."""
     from . import intra as intra_mod
 
     scaled = coder.scaled(frame)
     offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
-    mode_model = intra_mod.written_model() if mode_model is None else mode_model
-    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets)  # what the stream prints (filters aside)
-                if effort in INTRA_RDOQ_EFFORTS and mode_model == 2 else None)  # fmt: skip
+    mode_model = _mode_model_for(effort) if mode_model is None else mode_model
+    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets, tx=mode_model == 3)  # what the stream prints
+                if effort in INTRA_RDOQ_EFFORTS and mode_model >= 2 else None)  # fmt: skip
     return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd_bound), offsets
 
 

@@ -42,7 +42,7 @@ __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame"
            "reconstruction_offsets", "reconstruct_with_offsets", "rdoq_levels", "rdoq_frame_bytes", "rdoq_frame_mse",
            "error_bound_with_offsets", "read_dct_frame", "stream_error_bound", "deblocked_frame",
            "choose_restoration", "decoded_before_restoration", "FAST_FILTER_CLASSES", "int_quantiles",
-           "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA", "FLAG_PADDING", "FLAG_MODES2",
+           "RestorationFilter", "DctFrame", "FLAG_FILTER", "FLAG_INTRA", "FLAG_PADDING", "FLAG_MODES2", "FLAG_TX",
            "restore_padding", "meta_padding", "compact_frame_segment", "FLAG_QTABLE"]  # fmt: skip
 
 #: ``entropy=`` choices of :func:`medcodec.encode` for DCT streams: ``"huffman"`` writes format
@@ -250,6 +250,9 @@ FLAG_FILTER = 4  # restoration filter parameters follow (RestorationFilter)
 FLAG_INTRA = 8  # format 2.2: the coded bytes are an intra frame (:mod:`.intra`: modes, then residual levels)
 FLAG_PADDING = 16  # format 2.3: a padding mask follows the coded bytes (docs/format.md §15)
 FLAG_MODES2 = 32  # format 2.4, with FLAG_INTRA: the intra frame's modes use mode model 2 (docs/format.md §17)
+#: Format 2.5, with FLAG_INTRA and FLAG_MODES2: each coded intra block chooses the DCT or its mode's
+#: DST-VII pair (docs/format.md §18; bit 7: bit 6 is the compact form's FLAG_QTABLE).
+FLAG_TX = 128
 _DEBLOCK = struct.Struct("<HHH")
 _FILTER_HEAD = struct.Struct("<BH")  # classes, clip
 #: At most this many activity classes of the restoration filter.
@@ -334,14 +337,14 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
     """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets;
     ``deblock``: (alpha, beta, tc) of the decoder's edge filter; ``restoration``: the filter after it;
     ``intra``: ``coded`` is an intra frame's payload (1 or True: format 2.2, 2: with mode model 2,
-    format 2.4); ``padding_mask``: the frame's padding voxels, :func:`.container.encode_padding_mask`,
-    format 2.3)."""
-    if intra not in (0, 1, 2):
-        raise InvalidInputError(f"intra={intra!r}: 0, 1 or 2")
+    format 2.4, 3: with format 2.5's transform choice); ``padding_mask``: the frame's padding voxels,
+    :func:`.container.encode_padding_mask`, format 2.3)."""
+    if intra not in (0, 1, 2, 3):
+        raise InvalidInputError(f"intra={intra!r}: 0, 1, 2 or 3")
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
     flags |= FLAG_PADDING if padding_mask is not None else 0
-    flags |= FLAG_MODES2 if intra == 2 else 0
+    flags |= (FLAG_MODES2 if intra >= 2 else 0) | (FLAG_TX if intra == 3 else 0)
     extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
     extra += _DEBLOCK.pack(*deblock) if deblock is not None else b""
     extra += restoration.to_bytes() if restoration is not None else b""
@@ -392,9 +395,9 @@ def compact_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.nda
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
     flags |= (FLAG_PADDING if padding_mask is not None else 0) | (FLAG_QTABLE if qtable else 0)
-    if intra not in (0, 1, 2):
-        raise InvalidInputError(f"intra={intra!r}: 0, 1 or 2")
-    flags |= FLAG_MODES2 if intra == 2 else 0
+    if intra not in (0, 1, 2, 3):
+        raise InvalidInputError(f"intra={intra!r}: 0, 1, 2 or 3")
+    flags |= (FLAG_MODES2 if intra >= 2 else 0) | (FLAG_TX if intra == 3 else 0)
     out = bytearray()
     container.put_varint(out, index)
     container.put_varint(out, flags)
@@ -434,6 +437,8 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
     flags = r.varint("flags", 0xFF)
     known = _COMPACT_KNOWN if "padding" in header.meta else _COMPACT_KNOWN & ~FLAG_PADDING
     known |= FLAG_MODES2 if flags & FLAG_INTRA else 0  # mode model 2 (docs/format.md §17)
+    if header.version >= container.VERSION_25 and flags & FLAG_INTRA and flags & FLAG_MODES2:
+        known |= FLAG_TX  # format 2.5 (docs/format.md §18)
     if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     qtable = r.varint("table", 255) if flags & FLAG_QTABLE else 0
@@ -468,7 +473,7 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
     start = off + 8 + head
     _check_frame_fields(header, fidx, qtable, ncoded, off)
     return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA),
-                    mask, intra_payload, 2 if flags & FLAG_MODES2 else 1)  # fmt: skip
+                    mask, intra_payload, _mode_model(flags))  # fmt: skip
 
 
 def _check_frame_fields(header: container.MdcHeader, fidx: int, qtable: int, ncoded: int, off: int) -> None:
@@ -886,25 +891,30 @@ def reconstruct_with_offsets(coder: FrameCoder, levels: np.ndarray, offsets: np.
 
 def error_bound_with_offsets(
     steps: np.ndarray, offsets: np.ndarray | None, deblock: tuple[int, int, int] | None = None,
-    restoration: RestorationFilter | None = None,
+    restoration: RestorationFilter | None = None, tx: bool = False,
 ) -> float:  # fmt: skip
     """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
     dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
     coefficient's error is at most (1/2 + offset) step for ``effort="fast"`` streams; 2.1
-    ``effort="best"`` streams (RD levels) are checked against it by the encoder (:func:`rdoq_levels`)."""
+    ``effort="best"`` streams (RD levels) are checked against it by the encoder (:func:`rdoq_levels`).
+    ``tx``: a format 2.5 intra frame (FLAG_TX), whose blocks may use the DST-VII pairs: the largest
+    of the sums over the pairs (DCT both ways, DST-VII vertically, horizontally, both), each
+    coefficient weighted by the largest magnitude of its 2-D basis function."""
+    from . import _kernels_intra as KI
     from .zigzag import ZIGZAG
 
     a = np.full(8, 0.5)
     a[0] = np.sqrt(1 / 8)
-    basis = np.outer(a, a).ravel()
     half = np.full(64, 0.5)
     if offsets is not None:
         half[ZIGZAG[1:]] += np.asarray(offsets, dtype=np.float64) / OFFSET_UNIT
+    weighted = np.asarray(steps, dtype=np.float64).ravel() * half
+    bases = [a]
+    if tx:
+        bases.append(np.abs(KI.DST7).max(axis=1))  # per DST-VII basis function, its largest magnitude
+    worst = max(float(np.sum(weighted * np.outer(v, h).ravel())) for v in bases for h in bases)
     return float(
-        np.sum(np.asarray(steps, dtype=np.float64) * half * basis)
-        + 0.5
-        + (2 * deblock[2] if deblock else 0)
-        + (restoration.clip if restoration is not None else 0)
+        worst + 0.5 + (2 * deblock[2] if deblock else 0) + (restoration.clip if restoration is not None else 0)
     )
 
 
@@ -942,6 +952,8 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
         known |= FLAG_PADDING
     if header.version >= container.VERSION_24 and flags & FLAG_INTRA:  # format 2.4 (docs/format.md §17)
         known |= FLAG_MODES2
+        if header.version >= container.VERSION_25 and flags & FLAG_MODES2:  # format 2.5 (docs/format.md §18)
+            known |= FLAG_TX
     if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     if flags & FLAG_INTRA and header.entropy != container.ENTROPY_MULTI:
@@ -985,7 +997,12 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
     start = off + 8 + head
     _check_frame_fields(header, fidx, qtable, ncoded, off)
     return DctFrame(fidx, qtable, offsets, deblock, start, start + ncoded, restoration, bool(flags & FLAG_INTRA), mask,
-                    None, 2 if flags & FLAG_MODES2 else 1)  # fmt: skip
+                    None, _mode_model(flags))  # fmt: skip
+
+
+def _mode_model(flags: int) -> int:
+    """An intra frame's mode model from its FRAM flags: 3 (format 2.5) with FLAG_TX, 2 with FLAG_MODES2, else 1."""
+    return 3 if flags & FLAG_TX else 2 if flags & FLAG_MODES2 else 1
 
 
 def _read_restoration(payload: bytes | memoryview, head: int, off: int) -> tuple[RestorationFilter, int]:
@@ -1014,7 +1031,7 @@ def stream_error_bound(buf: bytes) -> list[float]:
     header, index = container.parse_container(buf)
     index = [(off, size) for off, size in index if off + size <= len(buf)]
     return [
-        error_bound_with_offsets(header.qtables[f.qtable], f.offsets, f.deblock, f.restoration)
+        error_bound_with_offsets(header.qtables[f.qtable], f.offsets, f.deblock, f.restoration, f.mode_model == 3)
         for f in (read_dct_frame(buf, header, e) for e in index)
     ]
 

@@ -62,6 +62,7 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     masks, 2.4 compact layout and mode model 2), plus every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under
     the ``extra`` folders."""
     from ..codec import encode
+    from ..codec import intra as intra_mod
     from ..codec.intra import written_mode_model
 
     rng = np.random.default_rng(1)
@@ -104,14 +105,25 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         ]
     flat = img(12, False, 2)
     flat[:, 8:, 16:] = 1000  # blocks with flat references: no mode coded
+    saved_tx, intra_mod.TX_EFFORTS = intra_mod.TX_EFFORTS, ()
+    try:
+        corpus += [
+            # .mdc 2.4, the default before tx25: the compact layout (2-D as a HEAD flag, 3 frames, padding
+            # masks) and intra frames with mode model 2; one long-layout stream with mode model 2
+            encode(img(12, False, 1)[0], bits_stored=12, quality=60),
+            encode(img(12, False, 3), bits_stored=12, quality=75, intra=False),
+            encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
+            encode(flat, bits_stored=12, quality=60),
+            encode(padded, bits_stored=16, signed=True, quality=90, padding=(-32768, -32768), compact=False),
+        ]
+    finally:
+        intra_mod.TX_EFFORTS = saved_tx
     corpus += [
-        # .mdc 2.4, the default: the compact layout (2-D as a HEAD flag, 3 frames, padding masks) and
-        # intra frames with mode model 2; one long-layout stream with mode model 2
-        encode(img(12, False, 1)[0], bits_stored=12, quality=60),
-        encode(img(12, False, 3), bits_stored=12, quality=75, intra=False),
-        encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
-        encode(flat, bits_stored=12, quality=60),
-        encode(padded, bits_stored=16, signed=True, quality=90, padding=(-32768, -32768), compact=False),
+        # .mdc 2.5, the default since tx25: 2.4 with the intra residuals' transform choice (FRAM flag
+        # 128), compact and long, fast and best
+        encode(flat, bits_stored=12, quality=45),
+        encode(padded, bits_stored=16, signed=True, quality=80, padding=(-32768, -32768), effort="best"),
+        encode(img(12, False, 1)[0], bits_stored=12, quality=85, compact=False),
     ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
