@@ -40,11 +40,14 @@ __all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "en
 MDC_SIZE_BITS = container.SIZE_BITS
 #: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder,
 #: with intra frames (mode model 2) unless ``intra=False``, in the compact layout unless ``compact=False``:
-#: format 2.4 (the long layout: 2.4 with intra frames, 2.1 without, 2.3 with padding masks and no intra).
+#: format 2.5 where the intra RD levels are on (every effort by default: 2.4 plus a per-block choice
+#: of the DCT or a DST-VII pair for the intra residuals, docs/format.md §18), else 2.4 (the long
+#: layout: 2.4/2.5 with intra frames, 2.1 without, 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
-#: default is -6.7 to -7.6 % (docs/design-notes.md, "The .mdc default is format 2.2", "Compact 2.4 stream",
-#: "Mode model 2", "RD-optimised levels for intra residuals", "The intra mode decision sees the RD levels").
+#: default is -7.9 to -11.1 % (docs/design-notes.md, "The .mdc default is format 2.2", "Compact 2.4 stream",
+#: "Mode model 2", "RD-optimised levels for intra residuals", "The intra mode decision sees the RD levels",
+#: "The per-block transform choice, format 2.5").
 DEFAULT_ENTROPY = "arith"
 
 
@@ -159,7 +162,8 @@ RDOQ_EFFORTS: tuple[str, ...] = ("best",)
 #: ("RD-optimised levels for intra residuals"). On for the default ``"fast"`` too since 2026-11-30
 #: (priced by the frame's plain DCT levels, ``intra.RD_PRICE``): -6.4 % mean BD-rate against
 #: OpenJPEG instead of -4.6 % for ~1.3-1.5x the encode time, decode unchanged (-7.1 % since the mode
-#: decision sees the RD levels, ``intra.RD_MODE_EFFORTS``).
+#: decision sees the RD levels, ``intra.RD_MODE_EFFORTS``; -9.2 % with format 2.5's transform choice,
+#: ``intra.TX_EFFORTS``).
 INTRA_RDOQ_EFFORTS: tuple[str, ...] = ("fast", "best")
 
 
