@@ -124,6 +124,7 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         # the wider mode search, intra RD levels priced by an intra pass; since tx25 with format 2.5's
         # per-block transform choice (intra.TX_EFFORTS, docs/format.md §18)
         "mdc v2.5 best": mdc(effort="best"),
+        "mdc v2.5 fast, rd mode n_full 3": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": (4, 3), "best": (16, 6)}}),
         "mdc v2.4 best, no tx choice": mdc(effort="best", intra_attrs={"TX_EFFORTS": ()}),  # best before tx25
         "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra", intra_attrs={"TX_EFFORTS": ()}),  # one more intra pass
         "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was before rdoqintra
