@@ -32,7 +32,7 @@ def _bounds(h: container.MdcHeader, data: bytes) -> list[float]:
 
 
 def _intra_frames(h: container.MdcHeader, data: bytes, index: list[tuple[int, int]]) -> int | None:
-    """Intact frames coded with 8x8 intra prediction (formats 2.2-2.4); None for streams that cannot hold any."""
+    """Intact frames coded with 8x8 intra prediction (formats 2.2-2.5); None for streams that cannot hold any."""
     if h.format != "mdc" or getattr(h, "entropy", 0) != container.ENTROPY_MULTI or h.version < container.VERSION_22:
         return None
     intact = [e for e in index if e[0] + e[1] <= len(data)]
@@ -101,7 +101,10 @@ def info(stream: Path, as_json: bool) -> None:
     for key, value in fields.items():
         if key == "intra_frames":
             if value is not None:
-                click.echo(f"{key:28s} {value} of {h.frames} (8x8 intra prediction, format 2.2 / 2.4)")
+                tools = "format 2.2-2.4"
+                if h.version >= container.VERSION_25:
+                    tools = "DCT or DST-VII pair per block, format 2.5"
+                click.echo(f"{key:28s} {value} of {h.frames} (8x8 intra prediction, {tools})")
         elif key not in ("segments", "ancillary", "missing_frames"):
             click.echo(f"{key:28s} {value}")
     if missing:  # frames whose FRAM is cut

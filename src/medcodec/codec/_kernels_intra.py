@@ -874,6 +874,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_m = tm[t]
                     best_lv[:] = tlv[t]
                     best_coef[:] = tcoef[t]
+                    best_b0 = tb0[t]
                     best_tried = changed + 1  # its RD levels, kept: the search need not run again
                     for k in range(64):
                         best_rd[k] = levels[b, k]
@@ -888,11 +889,6 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_tried = changed + 1
                     for k in range(64):
                         best_rd[k] = levels[b, k]
-                else:
-                    best_b0 = tb0[0]
-                    for t in range(nt):
-                        if tm[t] == best_m:
-                            best_b0 = tb0[t]
                 dv = dst if TX_PAIR[best_m, 0] else dct
                 dh = dst if TX_PAIR[best_m, 1] else dct
                 d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
@@ -908,7 +904,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     reverted += _rd_levels_given(rd2, changed2, lv2, levels, b, nzs, bound, stepz, zz, offsets, dv,
                                                  dh, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
                                                  c0)  # fmt: skip
-            if use_dst:
+            if use_dst:  # its levels and reconstruction are in place
                 pass
             elif best_tried > 0:
                 reverted += _rd_levels_given(best_rd, best_tried - 1, best_lv, levels, b, nzs, bound, stepz, zz,
@@ -1014,30 +1010,28 @@ def _rd_levels(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd,
     """Block ``b``'s RD levels from its rounded ones ``lv`` (zigzag) and its residual's DCT ``coef``
     (natural order) into ``levels[b]``, and its reconstruction; back to ``lv`` if a sample would be
     off by more than ``bound``. Returns 1 if it went back, else 0."""
+    changed = _rd_search(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, zz, invz,
+                         sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+    for k in range(64):
+        rm[k] = levels[b, k]
+    return _rd_levels_given(rm, changed, lv, levels, b, nzs, bound, stepz, zz, offsets, dct, dct, pred, lo, hi, deq,
+                            tmp, rr, cols8, cmask, recon, x, r0, c0)  # fmt: skip
+
+
+@_helper
+def _rd_search(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, zz, invz, sc, rm,
+               rnbk, ra, rrem, rp0, rp1):  # fmt: skip
+    """:func:`._rdoq_ms.rdoq_block` on a candidate's rounded levels ``lv`` (zigzag) and residual
+    transform ``coef`` (natural order): its RD levels into ``levels[b]`` (``nzs[b]`` their count),
+    ``sc`` the coefficients in steps (zigzag); returns whether any level changed."""
     s = np.int64(0)
     for p in range(64):
         s += xb[p]
     for k in range(64):
         sc[k] = coef[zz[k]] * invz[k]
         levels[b, k] = lv[k]
-    changed = rdoq_block(sc, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, s >= tex_sum, False, rm,
-                         rnbk, ra, rrem, rp0, rp1)  # fmt: skip
-    if changed == 0:
-        reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
-        return 0
-    for k in range(64):
-        rm[k] = levels[b, k]
-    reconstruct_fast(rm, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
-    if not _block_over(recon, x, r0, c0, bound):
-        return 0
-    nz = np.int64(0)
-    for k in range(64):
-        levels[b, k] = lv[k]
-        if k > 0 and lv[k] != 0:
-            nz += 1
-    nzs[b] = nz
-    reconstruct_fast(lv, stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon, r0, c0)
-    return 1
+    return rdoq_block(sc, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, s >= tex_sum, False, rm, rnbk,
+                      ra, rrem, rp0, rp1)  # fmt: skip
 
 
 @_helper
@@ -1091,14 +1085,8 @@ def _rd_trial(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, 
     :func:`_scaled_sse` (0.0 if none changed), :func:`_model_rate`), the RD levels left in
     ``levels[b]``. Uses ``levels[b]`` and ``nzs[b]`` as scratch (the block's final levels
     overwrite them)."""
-    s = np.int64(0)
-    for p in range(64):
-        s += xb[p]
-    for k in range(64):
-        sc[k] = coef[zz[k]] * invz[k]
-        levels[b, k] = lv[k]
-    changed = rdoq_block(sc, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, s >= tex_sum, False, rm,
-                         rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+    changed = _rd_search(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, zz, invz,
+                         sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
     d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
     return changed, d1, _model_rate(levels, b, bx, nzs, posc, cost)
 
