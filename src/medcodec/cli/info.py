@@ -39,12 +39,18 @@ def _intra_frames(h: container.MdcHeader, data: bytes, index: list[tuple[int, in
     return sum(mdc2.read_dct_frame(data, h, e).intra for e in intact)
 
 
-def _guarantee(h: container.MdcHeader) -> str:
+def _guarantee(h: container.MdcHeader, intra_frames: int | None) -> str:
+    """What the stream promises about its error. An intra frame (2.2+) keeps the printed bound whatever
+    the effort: rounded levels stay within it by construction and RD-searched ones are checked against
+    it block by block when encoded (docs/format.md §14). Other DCT frames of ``effort="best"`` (the
+    2.1 RD levels, v1's trellis) are not checked, and the header does not record the effort."""
     k = getattr(h, "max_error", None)
     if k == 0:
         return "lossless: bit-exact (checked by decoding when encoded)"
     if k is not None:
         return f"|error| <= {k} stored units for every sample (checked by decoding when encoded)"
+    if h.format == "mdc" and intra_frames is not None and intra_frames == h.frames:
+        return "|error| <= max_abs_error_bound for every sample (every frame intra: each block checked when encoded)"
     if h.format == "mdc":
         return "|error| <= max_abs_error_bound if encoded with effort=fast (the header does not record the effort)"
     return "none recorded (lossy JPEG)"
@@ -70,6 +76,7 @@ def info(stream: Path, as_json: bool) -> None:
     # the ratio counts pixel data only (raw pixel bytes / coded pixel bytes, as PS3.3 C.7.6.1.1.5 means
     # it): a .mdc's embedded DICOM headers and metadata are reported apart, as overhead
     pixel_bytes = container.pixel_data_bytes(h, len(data)) if h.format == "mdc" else len(data)
+    intra = _intra_frames(h, data, index)
     fields: dict[str, Any] = {
         "file": str(stream),
         "format": h.format,
@@ -89,8 +96,8 @@ def info(stream: Path, as_json: bool) -> None:
         "overhead_bytes": len(data) - pixel_bytes,
         "ratio": round(compression_ratio(pixel_bytes, h.rows * h.cols * h.frames, h.bits_stored), 3),
         "max_abs_error_bound": _bounds(h, data),
-        "guarantee": _guarantee(h),
-        "intra_frames": _intra_frames(h, data, index),
+        "guarantee": _guarantee(h, intra),
+        "intra_frames": intra,
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
         "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},
         "missing_frames": missing,
