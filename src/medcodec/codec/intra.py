@@ -103,6 +103,11 @@ RD_EDGE_WEIGHT = 1.0
 #: ``()`` writes 2.4 for every effort. Format 2.5 takes the RD mode decision (it runs whatever
 #: :data:`RD_MODE_EFFORTS` says).
 TX_EFFORTS: tuple[str, ...] = ("fast", "best")
+#: Per effort, format 2.5's joint mode / transform decision (encoder only): 0 the DST pair is tried
+#: for the RD winner's mode only; 1 for each RD-tried candidate (its DCT and its pair each charged
+#: their RD levels and their choice symbol); 2 as 1, each candidate's rounded pair ``J`` joining the
+#: margin (:data:`RD_MODE_MARGIN`) so a mode whose DCT is out of it may be tried with its pair.
+TX_JOINT: dict[str, int] = {"fast": 0, "best": 0}
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -273,7 +278,8 @@ def encode_intra_frame(
             if mode_model == 3:  # format 2.5: the RD mode decision, then the DCT or the mode's DST pair
                 KI.encode_intra25(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
                                   cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
-                                  float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc)  # fmt: skip
+                                  float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc,
+                                  int(TX_JOINT.get(effort, 0)))  # fmt: skip
             elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
