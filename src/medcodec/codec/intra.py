@@ -91,7 +91,7 @@ RD_MODE_MARGIN: dict[str, float] = {"fast": 1.1, "best": float("inf")}
 #: Per effort, the ``(n_coarse, n_full)`` of :data:`SEARCH` when the mode decision sees the RD levels
 #: (None: :data:`SEARCH`'s). Measured (docs/benchmarks-v2.md): ``fast`` (4, 3) -7.4 % mean BD-rate
 #: instead of -7.1 % for ~1.1x more encode time with 2.4 (not on then), -9.5 % instead of -9.2 % with
-#: 2.5, and with :data:`TX_JOINT` 0.5 points more than the joint decision alone (on since joint26);
+#: 2.5, and with :data:`TX_JOINT` 0.6 points more than the joint decision alone (on since joint26);
 #: ``best`` (16, 6) -8.1 % instead of -7.8 % for ~1.15-1.2x best's time (on).
 RD_MODE_SEARCH: dict[str, tuple[int, int] | None] = {"fast": (4, 3), "best": (16, 6)}
 #: The RD intra levels' weight of a block's last row and column (:func:`._kernels_intra.edge_gain`):
