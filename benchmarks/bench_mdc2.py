@@ -117,16 +117,24 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         # the .mdc default: intra frames with mode model 2 in the compact layout, their residual levels
         # RD-searched in the loop (mdc.INTRA_RDOQ_EFFORTS) and priced by the frame's plain DCT levels
         "mdc v2.5 default": mdc(),  # since tx25: with format 2.5's transform choice (docs/format.md §18)
-        "mdc v2.4 default": mdc(intra_attrs={"TX_EFFORTS": ("best",)}),  # the default before tx25 (2.4)
+        # the default before joint26 (the DST pair tried for the RD winner only, 2 DCT-coded candidates)
+        "mdc v2.5 default before joint26": mdc(intra_attrs={"TX_JOINT": {"fast": 0, "best": 0},
+                                                            "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
+        "mdc v2.5 fast, joint tx, rd mode n_full 2": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
+        "mdc v2.4 default": mdc(intra_attrs={"TX_EFFORTS": ("best",),  # the default before tx25 (2.4)
+                                             "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
         "mdc v2.4 fast, rounded residuals": mdc(intra_rd=None),  # the default before the intra RD levels
         "mdc v2.2 intra fast (long)": mdc(compact=False, mode_model=1),  # the default at 2026-11-30's start (2.2)
-        "mdc v2.4 default, long layout": mdc(compact=False, intra_attrs={"TX_EFFORTS": ("best",)}),  # 2.4 levels, long layout
+        "mdc v2.4 default, long layout": mdc(compact=False, intra_attrs={"TX_EFFORTS": ("best",),  # 2.4, long layout
+                                                                         "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
         # the wider mode search, intra RD levels priced by an intra pass; since tx25 with format 2.5's
         # per-block transform choice (intra.TX_EFFORTS, docs/format.md §18)
-        "mdc v2.5 best": mdc(effort="best"),
-        "mdc v2.5 fast, rd mode n_full 3": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": (4, 3), "best": (16, 6)}}),
+        "mdc v2.5 best": mdc(effort="best"),  # since joint26 with the joint mode / transform decision
+        "mdc v2.5 best before joint26": mdc(effort="best", intra_attrs={"TX_JOINT": {"fast": 0, "best": 0}}),
+        "mdc v2.5 fast, rd mode n_full 3": mdc(intra_attrs={"TX_JOINT": {"fast": 0, "best": 0}}),  # no joint decision
         "mdc v2.4 best, no tx choice": mdc(effort="best", intra_attrs={"TX_EFFORTS": ()}),  # best before tx25
-        "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra", intra_attrs={"TX_EFFORTS": ()}),  # one more intra pass
+        "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra", intra_attrs={
+            "TX_EFFORTS": (), "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),  # one more intra pass
         "mdc v2.4 best, no intra rd": mdc(effort="best", intra_rd=None),  # best as it was before rdoqintra
         # without the mode decision that sees the RD levels (intra.RD_MODE_EFFORTS, on for both since rdmode):
         # the default and best as they were before

@@ -36,7 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 SERIES = "ct_chest_lungpetctdx_A0001_philips"
 VARIANTS = {
     ".mdc default (2.5 intra fast, RD levels, tx choice)": {},  # the intra RD levels and 2.5's transform choice
-    ".mdc 2.4 intra fast (default before tx25)": {"intra_attrs": {"TX_EFFORTS": ("best",)}},
+    ".mdc 2.5 fast before joint26": {"intra_attrs": {"TX_JOINT": {"fast": 0, "best": 0},  # DST for the winner only
+                                                     "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}},
+    ".mdc 2.4 intra fast (default before tx25)": {"intra_attrs": {"TX_EFFORTS": ("best",),
+                                                                   "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}},
     ".mdc 2.4 intra fast, rounded levels": {"intra_rd": False},  # the default before the RD levels
     ".mdc 2.5 intra best": {"effort": "best"},  # 2.5 since tx25
     ".mdc 2.4 intra best, no RD levels": {"effort": "best", "intra_rd": False},

@@ -29,6 +29,7 @@ import bench_mdc2 as B  # noqa: E402
 IMAGES = ("693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "MR2_UNCR.dcm", "CT_small.dcm")
 ROWS = ("mdc v1 huffman fast", "mdc v2.1 arith fast", "mdc v2.2 intra fast (long)", "mdc v2.4 default",
         "mdc v2.4 fast, no rd mode decision",  # the default before the RD mode decision (rdmode)
+        "mdc v2.5 default before joint26",  # the default before the joint mode / transform decision
         "mdc v2.5 default")
 ANCHOR = "jpeg2000 (OpenJPEG)"
 

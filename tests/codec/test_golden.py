@@ -76,12 +76,14 @@ PROFILES = {
     "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, tx=False),
     "ct.i2.b16.q90.default24.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768], tx=False),
-    # their successors: format 2.5 as the default writes it since tx25 (the same inputs and options)
+    # their successors: format 2.5 as the default writes it since tx25 (the same inputs and options;
+    # re-made by joint26: the joint mode / transform decision, fast's wider RD mode search)
     "ct.u2.b12.q60.default25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
     "ct.i2.b16.q90.default25.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
     # format 2.5 (docs/format.md §18): effort="best" writes the intra residuals' transform choice
-    # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout
+    # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout (re-made by
+    # joint26: the joint mode / transform decision)
     "ct.u2.b12.q60.best25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
 }
 
@@ -109,6 +111,9 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
     with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd), _tx_efforts(tx):  # 2.2: mode model 1
+        if not tx:  # and before fast's wider RD mode search (joint26)
+            with _rd_mode_search({**intra.RD_MODE_SEARCH, "fast": None}):
+                return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
         return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
 
 
@@ -119,6 +124,15 @@ def _tx_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
         yield
     finally:
         intra.TX_EFFORTS = saved
+
+
+@contextlib.contextmanager
+def _rd_mode_search(search: dict) -> Iterator[None]:
+    saved, intra.RD_MODE_SEARCH = intra.RD_MODE_SEARCH, search
+    try:
+        yield
+    finally:
+        intra.RD_MODE_SEARCH = saved
 
 
 @contextlib.contextmanager

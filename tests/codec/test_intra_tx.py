@@ -265,3 +265,53 @@ def test_2_4_streams_are_unchanged_by_the_tx_decoder() -> None:
     np.testing.assert_array_equal(intra.decode_intra_frame(ifr.payload, *frame.shape, coder, offsets, mode_model=2),
                                   ifr.recon)  # fmt: skip
     assert mdc.INTRA_RDOQ_EFFORTS  # the RD levels are on: 2.5 needs them
+
+
+@pytest.mark.parametrize("joint", [1, 2])
+@pytest.mark.parametrize("q", [30.0, 70.0])
+def test_joint_mode_transform_decision_decodes_bit_for_bit(monkeypatch: pytest.MonkeyPatch, joint: int,
+                                                           q: float) -> None:  # fmt: skip
+    """``intra.TX_JOINT`` (encoder only): the pair tried for every RD-tried candidate writes streams
+    the 2.5 decoders (kernel, plain-Python choices, literal inverse) read as the encoder has them."""
+    monkeypatch.setattr(intra, "TX_JOINT", {"fast": joint, "best": joint})
+    frame, coder = _frame(seed=7), _coder(12, False, q)
+    for effort in ("fast", "best"):
+        ifr, offsets, bound = _encode25(frame, coder, effort)
+        status, recon, modes, txc = _kernel_decode(ifr.payload, frame.shape, coder, offsets)
+        assert status == KM.OK
+        np.testing.assert_array_equal(recon[: frame.shape[0], : frame.shape[1]], ifr.recon)
+        np.testing.assert_array_equal(modes, ifr.modes)
+        levels, n = _levels(ifr.payload, frame.shape)
+        ref_modes, choices = intra.decode_modes25_reference(ifr.payload[4 : 4 + n], recon, levels, coder.offset,
+                                                            intra.flat_tolerance(coder))  # fmt: skip
+        np.testing.assert_array_equal(ref_modes, modes)
+        np.testing.assert_array_equal(choices, txc)
+        assert (choices == 1).any() and (choices == 0).any()
+        np.testing.assert_array_equal(_literal_recon(recon, levels, modes, choices, coder, offsets), recon)
+        assert np.abs(ifr.recon.astype(np.int64) - frame).max() <= bound
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("series,index", [("ct_head_phantom_philips_ingenuity", 60), ("mr_head_ge_signa_t1_ctk", 50)])
+def test_joint_decision_picks_pairs_the_winner_only_search_cannot(monkeypatch: pytest.MonkeyPatch, shared_data: Path,
+                                                                  series: str, index: int) -> None:  # fmt: skip
+    """With the joint decision some blocks take a mode other than the DCT's RD winner together with
+    that mode's DST pair (what trying the pair for the winner only cannot find), and the frame's
+    ``SSE + lambda bits`` (the loop's reconstruction, the payload's real bits) is lower than with the
+    winner-only search."""
+    ds = pydicom.dcmread(sorted((shared_data / series).glob("*.dcm"))[index])
+    bits, signed = int(ds.BitsStored), bool(ds.PixelRepresentation)
+    frame = ds.pixel_array[96:352, 96:352].astype(np.int16 if signed else np.uint16)
+    coder = _coder(bits, signed, 55.0)
+    lam = intra.lambda_for(coder)
+    out = {}
+    for joint in (0, 1):
+        monkeypatch.setattr(intra, "TX_JOINT", {"fast": joint, "best": 0})
+        ifr, offsets, bound = _encode25(frame, coder, "fast")
+        _, _, _, txc = _kernel_decode(ifr.payload, frame.shape, coder, offsets)
+        sse = float(np.sum((ifr.recon.astype(np.float64) - frame) ** 2))
+        out[joint] = (ifr.modes, txc, sse + lam * 8 * len(ifr.payload))
+        assert np.abs(ifr.recon.astype(np.int64) - frame).max() <= bound
+    (m0, _, j0), (m1, t1, j1) = out[0], out[1]
+    assert ((m1 != m0) & (t1 == 1)).sum() > 0.01 * m0.size
+    assert j1 < j0

@@ -590,7 +590,7 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
     the static ``mode_same`` / ``mode_other`` bits."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, False, np.zeros(1, np.uint8), 0, False, np.zeros(1), 0.0, 0.0, 0.0,
-                       0.0, 0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8))  # fmt: skip
+                       0.0, 0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0)  # fmt: skip
 
 
 @_jit
@@ -601,7 +601,7 @@ def encode_intra2(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, r
     the context's."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_scale, mode_bias, True, skip, flat_tol, False, np.zeros(1), 0.0, 0.0, 0.0, 0.0,
-                       0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8))  # fmt: skip
+                       0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0)  # fmt: skip
 
 
 @_jit
@@ -615,7 +615,7 @@ def encode_intra2_rd(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes
     Returns the number of blocks that went back to their rounded levels."""
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
-                              bound, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8))  # fmt: skip
+                              bound, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0)  # fmt: skip
 
 
 @_helper
@@ -644,13 +644,13 @@ def encode_intra2_rdmode(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, m
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
                               bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, False, dct,
-                              np.zeros(1, np.uint8))  # fmt: skip
+                              np.zeros(1, np.uint8), 0)  # fmt: skip
 
 
 @_jit
 def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse, n_full,
                    mode_scale, mode_bias, flat_tol, cost, lam_rd, mu, rho, tex_sum, bound, rd_mode_lam,
-                   rd_mode_margin, edge_w, dst, txc):  # fmt: skip
+                   rd_mode_margin, edge_w, dst, txc, tx_joint=0):  # fmt: skip
     """:func:`encode_intra2_rdmode` (``rd_mode`` on) writing format 2.5 (``docs/format.md`` §18):
     the chosen mode's block (not DC, not flat) is also coded with its mode's DST pair
     (:data:`TX_PAIR` of ``dst``, :func:`_trial_pair`) and its RD levels, and the pair of least
@@ -660,7 +660,7 @@ def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, 
     zero). Returns the number of blocks that went back to their rounded levels."""
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
-                              bound, True, rd_mode_lam, rd_mode_margin, edge_w, True, dst, txc)  # fmt: skip
+                              bound, True, rd_mode_lam, rd_mode_margin, edge_w, True, dst, txc, tx_joint)  # fmt: skip
 
 
 @_helper
@@ -676,7 +676,7 @@ def _block_over(recon, x, r0, c0, bound):
 @_jit
 def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, model2, skip, flat_tol, rd, cost, lam_rd, mu, rho, tex_sum,
-                       bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, tx, dst, txc):  # fmt: skip
+                       bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, tx, dst, txc, tx_joint):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -762,6 +762,11 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     coef2 = np.empty(64)
     best_d0 = 0.0
     best_b0 = 0.0
+    best_lv2 = np.empty(64, np.int64)  # tx_joint: the DST winner's rounded levels
+    td2 = np.empty(N_MODES + 1)  # tx_joint 2: every candidate's pair (SSE, J, transform, rounded levels)
+    tj2 = np.empty(N_MODES + 1)
+    tcoef2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64))
+    tlv2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64), np.int64)
     for by in range(rows // 8):
         for bxi in range(bx):
             r0 = by * 8
@@ -852,6 +857,75 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_lv[:] = lvz
                     if rd:
                         best_coef[:] = coef
+            use_dst = False
+            if tx and tx_joint > 0:  # format 2.5, joint: each near candidate with the DCT and with its pair
+                if tx_joint >= 2:  # every candidate's rounded pair J joins the margin's least
+                    for t in range(nt):
+                        m = tm[t]
+                        tj2[t] = np.inf
+                        if m != 0:
+                            dv = dst if TX_PAIR[m, 0] else dct
+                            dh = dst if TX_PAIR[m, 1] else dct
+                            td2[t] = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
+                            tcoef2[t, :] = coef2
+                            tlv2[t, :] = lv2
+                            tj2[t] = td2[t] + lam * (tb0[t] + _static_bits(lv2))
+                            j0 = min(j0, tj2[t])
+                for t in range(nt):
+                    m = tm[t]
+                    tb = 2 * TX_CLASS[m]
+                    in_dct = tj[t] <= rd_mode_margin * j0
+                    if m == 0:
+                        in_pair = False
+                    elif tx_joint >= 2:
+                        in_pair = tj2[t] <= rd_mode_margin * j0
+                    else:
+                        in_pair = in_dct
+                    if in_dct:
+                        changed, d1, r1 = _rd_trial(xb, tcoef[t], tlv[t], levels, b, bx, nzs, posc, cost, wz, offs_f,
+                                                    lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
+                                                    rp1)  # fmt: skip
+                        cb = _sym_bits(T, tb, 0, 2) if m != 0 and _any_level(levels, b) else 0.0
+                        jc = (d1 if changed else td[t]) + lam * (tb0[t] + rd_mode_lam * (
+                            r1 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
+                        if jc < best_j:
+                            best_j = jc
+                            best_m = m
+                            best_lv[:] = tlv[t]
+                            best_tried = changed + 1
+                            use_dst = False
+                            for k in range(64):
+                                best_rd[k] = levels[b, k]
+                    if in_pair:
+                        if tx_joint >= 2:
+                            coef2[:] = tcoef2[t]
+                            lv2[:] = tlv2[t]
+                            d2 = td2[t]
+                        else:
+                            dv = dst if TX_PAIR[m, 0] else dct
+                            dh = dst if TX_PAIR[m, 1] else dct
+                            d2 = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
+                        changed2, d2r, r2 = _rd_trial(xb, coef2, lv2, levels, b, bx, nzs, posc, cost, wz, offs_f,
+                                                      lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
+                                                      rp1)  # fmt: skip
+                        cb = _sym_bits(T, tb, 1, 2) if _any_level(levels, b) else 0.0
+                        j2 = (d2r if changed2 else d2) + lam * (tb0[t] + rd_mode_lam * (
+                            r2 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
+                        if j2 < best_j:
+                            best_j = j2
+                            best_m = m
+                            use_dst = True
+                            best_tried = changed2 + 1
+                            for k in range(64):
+                                rd2[k] = levels[b, k]
+                                best_lv2[k] = lv2[k]
+                if use_dst:  # its levels and reconstruction in place
+                    dv = dst if TX_PAIR[best_m, 0] else dct
+                    dh = dst if TX_PAIR[best_m, 1] else dct
+                    reverted += _rd_levels_given(rd2, best_tried - 1, best_lv2, levels, b, nzs, bound, stepz, zz,
+                                                 offsets, dv, dh, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
+                                                 recon, x, r0, c0)  # fmt: skip
+                nt = 0  # the candidates are decided
             near = 0
             for t in range(nt):
                 near += tj[t] <= rd_mode_margin * j0
@@ -878,8 +952,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_tried = changed + 1  # its RD levels, kept: the search need not run again
                     for k in range(64):
                         best_rd[k] = levels[b, k]
-            use_dst = False
-            if tx and best_m != 0:  # format 2.5: the mode's DST pair against its DCT, each with its RD levels
+            if tx and tx_joint == 0 and best_m != 0:  # 2.5: the winner's DST pair against its DCT (RD levels)
                 if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
                     changed, d1, r1 = _rd_trial(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f,
                                                 lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
@@ -946,6 +1019,17 @@ def _sym_bits(C, base, s, n):
     lo = np.int64(C[base + s]) if s > 0 else np.int64(0)
     hi = np.int64(C[base + s + 1]) if s < n - 1 else np.int64(1 << CDF_BITS)
     return CDF_BITS - np.log2(np.float64(hi - lo))
+
+
+@_helper
+def _static_bits(lvz):
+    """:func:`_trial`'s bit estimate of levels ``lvz``: 2 + 2 bit_length(|l|) per non-zero level."""
+    nb = np.int64(0)
+    for k in range(64):
+        lv = abs(lvz[k])
+        if lv > 0:
+            nb += 2 + 2 * _bitlen(lv)
+    return np.float64(nb)
 
 
 @_helper

@@ -90,9 +90,10 @@ RD_MODE_RATE = 1.25
 RD_MODE_MARGIN: dict[str, float] = {"fast": 1.1, "best": float("inf")}
 #: Per effort, the ``(n_coarse, n_full)`` of :data:`SEARCH` when the mode decision sees the RD levels
 #: (None: :data:`SEARCH`'s). Measured (docs/benchmarks-v2.md): ``fast`` (4, 3) -7.4 % mean BD-rate
-#: instead of -7.1 % for ~1.1x more encode time (1.24-1.39x the default before rdmode: not on);
+#: instead of -7.1 % for ~1.1x more encode time with 2.4 (not on then), -9.5 % instead of -9.2 % with
+#: 2.5, and with :data:`TX_JOINT` 0.6 points more than the joint decision alone (on since joint26);
 #: ``best`` (16, 6) -8.1 % instead of -7.8 % for ~1.15-1.2x best's time (on).
-RD_MODE_SEARCH: dict[str, tuple[int, int] | None] = {"fast": None, "best": (16, 6)}
+RD_MODE_SEARCH: dict[str, tuple[int, int] | None] = {"fast": (4, 3), "best": (16, 6)}
 #: The RD intra levels' weight of a block's last row and column (:func:`._kernels_intra.edge_gain`):
 #: later blocks predict from them (1: off; measured in the design note).
 RD_EDGE_WEIGHT = 1.0
@@ -103,6 +104,14 @@ RD_EDGE_WEIGHT = 1.0
 #: ``()`` writes 2.4 for every effort. Format 2.5 takes the RD mode decision (it runs whatever
 #: :data:`RD_MODE_EFFORTS` says).
 TX_EFFORTS: tuple[str, ...] = ("fast", "best")
+#: Per effort, format 2.5's joint mode / transform decision (encoder only): 0 the DST pair is tried
+#: for the RD winner's mode only; 1 for each RD-tried candidate (its DCT and its pair each charged
+#: their RD levels and their choice symbol); 2 as 1, each candidate's rounded pair ``J`` joining the
+#: margin (:data:`RD_MODE_MARGIN`) so a mode whose DCT is out of it may be tried with its pair.
+#: Measured (docs/design-notes.md "The joint mode / transform decision"): with ``fast``'s wider
+#: :data:`RD_MODE_SEARCH` -1.1 points of mean BD-rate for ~1.3x its encode CPU, best -1.4 points
+#: for ~1.4x (2 is 1 for best, whose margin takes every candidate; for fast 0.1-0.2 more at ~1.05x).
+TX_JOINT: dict[str, int] = {"fast": 1, "best": 1}
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -273,7 +282,8 @@ def encode_intra_frame(
             if mode_model == 3:  # format 2.5: the RD mode decision, then the DCT or the mode's DST pair
                 KI.encode_intra25(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
                                   cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
-                                  float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc)  # fmt: skip
+                                  float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc,
+                                  int(TX_JOINT.get(effort, 0)))  # fmt: skip
             elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),

@@ -163,7 +163,7 @@ RDOQ_EFFORTS: tuple[str, ...] = ("best",)
 #: (priced by the frame's plain DCT levels, ``intra.RD_PRICE``): -6.4 % mean BD-rate against
 #: OpenJPEG instead of -4.6 % for ~1.3-1.5x the encode time, decode unchanged (-7.1 % since the mode
 #: decision sees the RD levels, ``intra.RD_MODE_EFFORTS``; -9.2 % with format 2.5's transform choice,
-#: ``intra.TX_EFFORTS``).
+#: ``intra.TX_EFFORTS``; -10.4 % with the joint mode / transform decision, ``intra.TX_JOINT``).
 INTRA_RDOQ_EFFORTS: tuple[str, ...] = ("fast", "best")
 
 
