@@ -2,7 +2,7 @@
 """Issue 12: would 16x16 / 32x32 transforms for smooth regions pay for the ``.mdc`` default (format
 2.5)? Measurement only, no format change.
 
-Usage (from the repository root; ~10-15 minutes on a shared 2-core machine, 2 slices per series)::
+Usage (from the repository root; ~5 minutes on a shared 2-core machine, 6 slices per series)::
 
     nice -n 10 .venv/bin/python benchmarks/explore_large_transforms.py                 # shared series
     nice -n 10 .venv/bin/python benchmarks/explore_large_transforms.py --smooth         # seen smooth MRs
@@ -211,9 +211,10 @@ def _nbits(lv, n):
 
 @numba.njit(cache=False)
 def code8(x, recon, levels, nzs, done, info, b, bx, r0, c0, m, stepz, zz, offsets, offs_f, wz, mid, lo, hi, lam,
-          cost, lam_rd, mu, rho, tex_sum, posc, mode_bits):  # fmt: skip
-    """One 8x8 block of mode m: the DCT or its DST-VII pair (2.5), each candidate's RD levels, the
-    better kept (levels, recon, nzs, done; info[b] = (8, choice)). Returns its J."""
+          cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, skip):  # fmt: skip
+    """One 8x8 block of mode m: the DCT or its DST-VII pair (2.5; a flat block, ``skip[b]``, codes no
+    choice: the DCT), each candidate's RD levels, the better kept (levels, recon, nzs, done;
+    info[b] = (8, choice)). Returns its J."""
     by = b // bx
     cols_b = recon.shape[1] // 8
     ar_ok = True
@@ -230,7 +231,7 @@ def code8(x, recon, levels, nzs, done, info, b, bx, r0, c0, m, stepz, zz, offset
         for j in range(8):
             R[i, j] = x[r0 + i, c0 + j] - pred[8 * i + j]
             sx += x[r0 + i, c0 + j]
-    ncand = 1 if m == 0 else 2
+    ncand = 1 if (m == 0 or skip[b]) else 2
     best_j = 1e300
     best_c = 0
     best_lv = np.empty(64, np.int64)
@@ -292,7 +293,7 @@ def code8(x, recon, levels, nzs, done, info, b, bx, r0, c0, m, stepz, zz, offset
     done[b] = True
     info[b, 0] = 8
     info[b, 1] = best_c
-    return best_j + lam * (mode_bits + (1.0 if ncand > 1 else 0.0))
+    return best_j + lam * ((0.0 if skip[b] else mode_bits) + (1.0 if ncand > 1 else 0.0))
 
 
 @numba.njit(cache=False)
@@ -410,7 +411,7 @@ def _save(recon, levels, nzs, done, info, bx, r0, c0, n, srec, slev, snz, sdone,
 
 @numba.njit(cache=False)
 def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, stepz, zz, offsets, offs_f, wz, mid, lo,
-           hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16):  # fmt: skip
+           hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16, skip):  # fmt: skip
     """A 16x16 node at (r0, c0): four 8x8 blocks (Z order) or (if big16 and it lies inside the
     padded frame) one 16x16 block, by RD. Returns its J (split flag included when big16)."""
     rows, cols = recon.shape
@@ -421,7 +422,7 @@ def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, st
         if rr0 < rows and cc0 < cols:
             b = (rr0 // 8) * bx + cc0 // 8
             j8 += code8(x, recon, levels, nzs, done, info, b, bx, rr0, cc0, modes[b], stepz, zz, offsets, offs_f, wz,
-                        mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits)  # fmt: skip
+                        mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, skip)  # fmt: skip
     if not big16 or r0 + 16 > rows or c0 + 16 > cols:
         return j8
     j8 += lam
@@ -441,7 +442,7 @@ def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, st
 
 @numba.njit(cache=False)
 def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, big32, lam, levels, recon, info, cost,
-                lam_rd, mu, rho, tex_sum, mode_bits, pseudo16, zpos16, d16, pseudo32, zpos32, d32):  # fmt: skip
+                lam_rd, mu, rho, tex_sum, mode_bits, pseudo16, zpos16, d16, pseudo32, zpos32, d32, skip):  # fmt: skip
     """The frame in units of ``unit`` (8: raster 8x8 blocks, 16: macroblocks, 32: 32x32 nodes whose
     quadrants are 16x16 nodes), levels / recon / info (per 8x8 block: the size of its block, the
     8x8 transform choice or the large block's prediction mode) written."""
@@ -461,7 +462,7 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
     if unit == 8:
         for b in range(nb):
             code8(x, recon, levels, nzs, done, info, b, bx, (b // bx) * 8, (b % bx) * 8, modes[b], stepz, zz, offsets,
-                  offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits)  # fmt: skip
+                  offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, skip)  # fmt: skip
         return
     srec = np.empty((32, 32), np.int64)
     slev = np.empty((16, 64), np.int32)
@@ -472,7 +473,8 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
         for c0 in range(0, cols, unit):
             if unit == 16:
                 node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, stepz, zz, offsets, offs_f, wz,
-                       mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16)  # fmt: skip
+                       mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16,
+                       skip)  # fmt: skip
                 continue
             js = 0.0
             for q in range(4):
@@ -481,7 +483,7 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
                 if rr0 < rows and cc0 < cols:
                     js += node16(x, recon, levels, nzs, done, info, modes, bx, rr0, cc0, big16, nm16, stepz, zz,
                                  offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits,
-                                 pseudo16, zpos16, d16)  # fmt: skip
+                                 pseudo16, zpos16, d16, skip)  # fmt: skip
             if not big32 or r0 + 32 > rows or c0 + 32 > cols:
                 continue
             js += lam
@@ -490,6 +492,67 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
                                 stepz, offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc)  # fmt: skip
             if jb >= js:
                 _save(recon, levels, nzs, done, info, bx, r0, c0, 32, srec, slev, snz, sdone, sinfo, True)
+
+
+def reference_decode(levels, info, modes, steps, offsets, mid, lo, hi, shape, unit) -> np.ndarray:
+    """What a decoder of the variant would do, in plain NumPy from what the stream would carry
+    (levels, per block the size, the 8x8 modes and transform choices, the large blocks' modes):
+    walks the units in the encoder's order and reconstructs each 8x8 / 16x16 / 32x32 block. The
+    loop's reconstruction must equal it (``--verify``): no sample the decoder lacks is used."""
+    rows, cols = shape
+    bx = cols // 8
+    recon = np.zeros(shape, np.int64)
+    done = np.zeros((rows // 8) * bx, bool)
+    stepz = steps.ravel()[ZZ]
+    ext = np.empty(KI.EXT_SIZE, np.int64)
+    fext = np.empty(KI.EXT_SIZE, np.int64)
+    pred = np.empty(64, np.int64)
+
+    def deq_of(lv):
+        lv = lv.astype(np.float64)
+        return np.where(lv > 0, 256 * lv - offsets, np.where(lv < 0, 256 * lv + offsets, 0.0)) * stepz / 256.0
+
+    def block(r0, c0, n):
+        b = (r0 // 8) * bx + c0 // 8
+        if n == 8:
+            ar = r0 == 0 or c0 + 8 >= cols or done[b - bx + 1]
+            _refs8(recon, r0, c0, mid, ext, fext, ar)
+            KI.predict_fast(int(modes[b]), ext, fext, pred)
+            bv = BASES8[KI.TX_PAIR[modes[b], 0] if info[b, 1] == 1 else 0]
+            bh = BASES8[KI.TX_PAIR[modes[b], 1] if info[b, 1] == 1 else 0]
+            d = np.zeros(64)
+            d[ZZ] = deq_of(levels[b])
+            rr = bv.T @ d.reshape(8, 8) @ bh
+            recon[r0 : r0 + 8, c0 : c0 + 8] = np.clip(pred.reshape(8, 8) + np.floor(rr + 0.5).astype(np.int64), lo, hi)
+            done[b] = True
+            return
+        s = n // 8
+        pseudo, zpos = LAY16 if n == 16 else LAY32
+        p = np.empty(n * n, np.int64)
+        predict_big(int(info[b, 1]), recon, r0, c0, n, mid, SM16 if n == 16 else SM32, p)
+        d = np.zeros(n * n)
+        for pb in range(s * s):
+            bi = (r0 // 8 + pb // s) * bx + c0 // 8 + pb % s
+            sel = pseudo == pb
+            d[sel] = deq_of(levels[bi])[zpos[sel]]
+            done[bi] = True
+        dct = DCT16 if n == 16 else DCT32
+        rr = dct.T @ d.reshape(n, n) @ dct
+        recon[r0 : r0 + n, c0 : c0 + n] = np.clip(p.reshape(n, n) + np.floor(rr + 0.5).astype(np.int64), lo, hi)
+
+    def node(r0, c0, n):
+        if r0 >= rows or c0 >= cols:
+            return
+        if n == 8 or info[(r0 // 8) * bx + c0 // 8, 0] == n:
+            block(r0, c0, n)
+            return
+        for q in range(4):
+            node(r0 + (n // 2) * (q // 2), c0 + (n // 2) * (q % 2), n // 2)
+
+    for r0 in range(0, rows, unit):
+        for c0 in range(0, cols, unit):
+            node(r0, c0, unit)
+    return recon
 
 
 def kt_bits(symbols, contexts, nsym: int, nctx: int) -> float:
@@ -507,6 +570,10 @@ def kt_bits(symbols, contexts, nsym: int, nctx: int) -> float:
 CAP: list = []
 TIMES: dict = {}
 DEV: list = []
+VERIFY = False
+FULL_MODES = False  # --full-modes: every variant pays the default's whole mode segment (no saving credited)
+MODE_CHECK: list = []  # the 8x8 raster loop's real mode segment - the default's, per frame
+VERIFIED: list = []
 _orig_enc = intra.encode_intra_frame
 _orig_lv = intra._encode_levels
 _LV: list = []
@@ -520,15 +587,42 @@ def _grab_levels(levels, bx):
 
 def _grab(frame, coder, offsets=None, *a, **kw):
     _LV.clear()
+    _SKIP.clear()
     res = _orig_enc(frame, coder, offsets, *a, **kw)
     nmode = struct.unpack("<I", res.payload[:4])[0] + 4
-    CAP.append((np.array(frame), coder, None if offsets is None else np.array(offsets), res.modes.copy(), _LV[-1], nmode))
+    CAP.append((np.array(frame), coder, None if offsets is None else np.array(offsets), res.modes.copy(), _LV[-1], nmode,
+                _SKIP[-1]))  # fmt: skip
     return res
+
+
+_orig_modes25 = KI.encode_modes25
+_SKIP: list = []
+
+
+def _grab_modes25(modes, skip, txc, bx, out):
+    _SKIP.append(np.array(skip))
+    return _orig_modes25(modes, skip, txc, bx, out)
 
 
 intra.encode_intra_frame = _grab
 intra._encode_levels = _grab_levels
+KI.encode_modes25 = _grab_modes25  # intra calls it through the module: the default's flat (skipped) blocks
 
+
+def mode_segment(modes, skip, info, levels, bx) -> int:
+    """Bytes of the variant's mode segment by the real 2.5 coder (``encode_modes25``): each 8x8
+    block's mode and (2.5's rule: coded mode other than DC, a non-zero level) its transform choice;
+    a large block's 8x8 blocks code nothing (``skip``) and carry its prediction mode (0 DC, 1
+    SMOOTH, 2 paeth: the 8x8 modes of those names) as their neighbours' context."""
+    big = info[:, 0] > 8
+    m = modes.astype(np.int64).copy()
+    m[big] = info[big, 1]
+    sk = (skip != 0) | big
+    txc = np.where(~sk & (m > 0) & (levels != 0).any(axis=1), info[:, 1], 2).astype(np.uint8)
+    out = np.empty(m.size * 4 + 1024, np.uint8)
+    status, n = _orig_modes25(m, sk.astype(np.uint8), txc, bx, out)
+    assert status == K.OK
+    return int(n) + 4  # + the segment's length field
 #: name -> (unit, 16x16 allowed, its prediction modes, 32x32 allowed)
 VARIANTS = {
     "8x8 raster": (8, False, 1, False),
@@ -539,7 +633,7 @@ VARIANTS = {
 }
 
 
-def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode_seg, names) -> dict:
+def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode_seg, skip, names) -> dict:
     x = intra._padded(frame).astype(np.int64)
     bx = x.shape[1] // 8
     nb = x.size // 64
@@ -551,8 +645,7 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
     priced = K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
     cost, lam_rd, mu, rho, tex_sum = intra.rd_params(coder, frame, priced, -(-cols // 8))
     modes = modes.astype(np.int64)
-    all_modes = kt_bits(modes, np.zeros(nb, np.int64), 16, 1)
-    mode_bits = mode_seg * 8 / nb  # the default's mean mode-segment bits per block (the J of the split decision)
+    mode_bits = mode_seg * 8 / max(int((skip == 0).sum()), 1)  # mean bits per coded mode (J of the split)
     out = {}
     for name in names:
         unit, b16, nm16, b32 = VARIANTS[name]
@@ -562,16 +655,21 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
         t0 = time.thread_time()
         closed_loop(x, steps, ZZ, offs, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), modes, unit,
                     b16, nm16, b32, lam, levels, recon, info, cost, lam_rd, mu, rho, tex_sum, mode_bits, LAY16[0],
-                    LAY16[1], DCT16, LAY32[0], LAY32[1], DCT32)  # fmt: skip
+                    LAY16[1], DCT16, LAY32[0], LAY32[1], DCT32, skip.astype(np.uint8))  # fmt: skip
         TIMES[name] = TIMES.get(name, 0.0) + time.thread_time() - t0
+        if VERIFY:
+            ref = reference_decode(levels, info, modes, steps, offs.astype(np.float64), coder.offset, coder._lo,
+                                   coder._hi, x.shape, unit)  # fmt: skip
+            assert np.array_equal(ref, recon), f"{name}: the loop's reconstruction is not what a decoder gets"
+            VERIFIED.append(name)
         sse = float(((recon[:rows, :cols] - frame.astype(np.int64)) ** 2).sum())
         nbytes = len(_orig_lv(levels, bx))
         small = info[:, 0] == 8
-        # side information: the 8x8 modes still coded (the default's segment, scaled by their KT share),
-        # the 8x8 transform choices (KT, 3 mode classes), the split flags and the large blocks' modes (KT)
-        side = mode_seg * kt_bits(modes[small], np.zeros(int(small.sum()), np.int64), 16, 1) / all_modes
-        sel = small & (modes > 0)
-        side += kt_bits(info[sel, 1], KI.TX_CLASS[modes[sel]], 2, 3) / 8
+        if FULL_MODES:  # conservative: the default's whole mode segment, the 8x8 choices' ideal cost on top
+            sel = small & (modes > 0)
+            side = mode_seg + kt_bits(info[sel, 1], KI.TX_CLASS[modes[sel]], 2, 3) / 8
+        else:  # the real 2.5 mode coder on what is left to code
+            side = mode_segment(modes, skip, info, levels, bx)
         tl = np.zeros(nb, bool)  # top-left 8x8 block of each 16x16 / 32x32 node: where its flag lives
         by, bxx = np.divmod(np.arange(nb), bx)
         if b16:
@@ -588,6 +686,8 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
             t32 = tl32 & (info[:, 0] == 32)
             side += kt_bits(info[t32, 1], np.zeros(int(t32.sum()), np.int64), 3, 1) / 8
         rate = nbytes_default - lev_default - mode_seg + nbytes + side
+        if name == "8x8 raster" and not FULL_MODES:
+            MODE_CHECK.append(side - mode_seg)
         if name == "8x8 raster":  # how near the default's levels this loop gets (same modes, no bound check)
             DEV.append(nbytes - lev_default)
         area = np.array([(info[:, 0] == s).mean() for s in (8, 16, 32)])
@@ -607,8 +707,9 @@ def run(name: str, frames: np.ndarray, bits: int, signed: bool, names: tuple) ->
             buf = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1)
             dbytes += len(buf)
             assert len(CAP) == 1, "one intra frame per encode"
-            fr, coder, offsets, modes, lev, mseg = CAP[0]
-            for k, (nbt, sse, area) in frame_points(fr, coder, offsets, modes, len(buf), lev, mseg, names).items():
+            fr, coder, offsets, modes, lev, mseg, skip = CAP[0]
+            for k, (nbt, sse, area) in frame_points(fr, coder, offsets, modes, len(buf), lev, mseg, skip,
+                                                    names).items():  # fmt: skip
                 a = acc.setdefault(k, [0.0, 0.0, np.zeros(3)])
                 a[0] += nbt
                 a[1] += sse
@@ -624,9 +725,9 @@ def run(name: str, frames: np.ndarray, bits: int, signed: bool, names: tuple) ->
                           f"area 16/32 {areas[k][-1][1]:.0%}/{areas[k][-1][2]:.0%}"
                           for k in curves if k != "8x8 raster"), flush=True)  # fmt: skip
     anchor = [(b, p) for b, p in curves["8x8 raster"] if 0.2 <= b <= 3.5 and np.isfinite(p)]
-    res = {}
+    res: dict = {}
     for k, c in curves.items():
-        if k == "8x8 raster":
+        if k == "8x8 raster" or len(anchor) < 4:
             continue
         sel = [(b, p) for b, p in c if 0.2 <= b <= 3.5 and np.isfinite(p)]
         res[k] = bd_rate([b for b, _ in anchor], [p for _, p in anchor], [b for b, _ in sel], [p for _, p in sel])
@@ -638,7 +739,63 @@ def run(name: str, frames: np.ndarray, bits: int, signed: bool, names: tuple) ->
     print(f"{name}: 8x8 raster level bytes - the default's, per frame: mean {np.mean(DEV):+.0f} B, "
           f"max |.| {np.max(np.abs(DEV)):.0f} B", flush=True)  # fmt: skip
     DEV.clear()
+    if MODE_CHECK:
+        print(f"{name}: 8x8 raster mode segment - the default's, per frame: mean {np.mean(MODE_CHECK):+.0f} B", flush=True)
+    MODE_CHECK.clear()
     return res
+
+
+@numba.njit(cache=False)
+def inverse_all(deq, n, m, out):
+    """Dense separable inverse of every n x n block of a frame (``m`` the n-point DCT), f64 sums in
+    index order as the 2.5 decoder's ``reconstruct_pair`` does for 8x8 (no zero skipping)."""
+    rows, cols = deq.shape
+    tmp = np.empty((n, n))
+    for r0 in range(0, rows, n):
+        for c0 in range(0, cols, n):
+            tmp[:, :] = 0.0
+            for k in range(n):  # tmp = m^T D, row k of D added into every row i (contiguous)
+                for i in range(n):
+                    w = m[k, i]
+                    for j in range(n):
+                        tmp[i, j] += w * deq[r0 + k, c0 + j]
+            for i in range(n):  # out = tmp m
+                for j in range(n):
+                    out[r0 + i, c0 + j] = 0.0
+                for k in range(n):
+                    w = tmp[i, k]
+                    for j in range(n):
+                        out[r0 + i, c0 + j] += w * m[k, j]
+
+
+def decode_cost(data: Path) -> None:
+    """Thread CPU of the dense inverse over a 512x512 frame with 8x8 / 16x16 / 32x32 blocks (best of
+    7), against the default's whole decode of a chest CT slice at q45 and q72 (best of 7)."""
+    frames, bits, signed = B.load(data / B.SERIES[0], 1)
+    deq = np.random.default_rng(1).normal(size=(512, 512))
+    out = np.empty_like(deq)
+    mats = {8: DCT_MATRIX.astype(np.float64), 16: DCT16, 32: DCT32}
+    for n, m in mats.items():
+        inverse_all(deq, n, m, out)
+    t = {}
+    for n, m in mats.items():
+        best = np.inf
+        for _ in range(7):
+            t0 = time.thread_time()
+            inverse_all(deq, n, m, out)
+            best = min(best, time.thread_time() - t0)
+        t[n] = best
+    for q in (45, 72):
+        buf = medcodec.encode(frames[0], bits_stored=bits, signed=signed, quality=q, jobs=1)
+        medcodec.decode(buf)
+        best = np.inf
+        for _ in range(7):
+            t0 = time.thread_time()
+            medcodec.decode(buf)
+            best = min(best, time.thread_time() - t0)
+        print(f"chest CT q{q}: default decode {best * 1e3:.1f} ms; dense inverse 8x8 {t[8] * 1e3:.1f} ms "
+              f"({t[8] / best:.0%}), 16x16 {t[16] * 1e3:.1f} ms ({t[16] / best:.0%}), 32x32 {t[32] * 1e3:.1f} ms "
+              f"({t[32] / best:.0%}) of it", flush=True)  # fmt: skip
 
 
 def spectrum_ratio(img: np.ndarray) -> float:
@@ -664,14 +821,22 @@ def load_any(path: Path, n: int) -> tuple[np.ndarray, int, bool]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=B.DEFAULT_DATA)
-    ap.add_argument("--frames", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--smooth", action="store_true", help="the seen smooth MRs instead of the shared series")
     ap.add_argument("--only-unseen", action="store_true", help="the unseen Siemens MR check only (run it once)")
     ap.add_argument("--no-32", action="store_true", help="without the 32x32 variant (faster)")
     ap.add_argument("--bound", action="store_true", help="only: the §12.3 bound of 8 / 16 / 32 DCT blocks")
+    ap.add_argument("--full-modes", action="store_true", help="credit large blocks no mode-segment saving")
+    ap.add_argument("--decode-cost", action="store_true", help="only: inverse-transform CPU per sample, 8/16/32")
+    ap.add_argument("--verify", action="store_true", help="decode every variant's frame by reference_decode")
     ap.add_argument("--qualities", type=str, default=None, help="comma-separated (a quick look; BD needs >= 4)")
     args = ap.parse_args(argv)
-    global QUALS
+    global QUALS, VERIFY, FULL_MODES
+    VERIFY = args.verify
+    FULL_MODES = args.full_modes
+    if args.decode_cost:
+        decode_cost(args.data)
+        return 0
     if args.qualities:
         QUALS = tuple(int(v) for v in args.qualities.split(","))
     names = tuple(k for k in VARIANTS if not (args.no_32 and k.startswith("Q32")))
@@ -697,11 +862,20 @@ def main(argv: list[str] | None = None) -> int:
         items = [(nm, args.data / nm) for nm in SMOOTH_SEEN]
     else:
         items = [(s, args.data / s) for s in B.SERIES]
+    warm = np.random.default_rng(0).integers(0, 4096, (48, 48)).astype(np.uint16)  # compile before timing
+    CAP.clear()
+    buf = medcodec.encode(warm, bits_stored=12, signed=False, quality=50, jobs=1)
+    fr, coder, offsets, modes, lev, mseg, skip = CAP[0]
+    frame_points(fr, coder, offsets, modes, len(buf), lev, mseg, skip, names)
+    TIMES.clear()
+    DEV.clear()
     for nm, path in items:
         frames, bits, signed = load_any(path, args.frames)
         frames = frames[np.linspace(0, len(frames) - 1, min(args.frames, len(frames))).round().astype(int)]
         print(f"{nm} {frames.shape} {bits}-bit: power above half Nyquist {spectrum_ratio(frames[0]):.2e}", flush=True)
         run(nm, frames, bits, signed, names)
+    if VERIFY:
+        print(f"verified: {len(VERIFIED)} frames' reconstructions equal reference_decode's", flush=True)
     return 0
 
 
