@@ -24,6 +24,9 @@ its own reconstruction, the default's 8x8 modes held fixed) re-codes the frame p
   (``SSE + lambda (bits + split flag + modes)``);
 * ``Q16 DC/SM/paeth``: the 16x16 block predicted by DC, SMOOTH (AV1's 16-sample weights) or
   paeth, the best by RD (the choice charged), against the four 8x8 blocks;
+* ``Q16 pred, 8x8 DCT``: as ``Q16 DC/SM/paeth`` but the 16x16 block's residual takes four 8x8
+  DCTs (the transform unit below the prediction unit): the share of the gain that is the 16x16
+  prediction and the side information it saves rather than the 16x16 transform;
 * ``Q32``: a 32x32 quadtree: 32x32 (DC/SMOOTH/paeth, AV1's 32-sample weights) or four ``Q16
   DC/SM/paeth`` nodes.
 
@@ -113,6 +116,13 @@ def big_layout(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 LAY16 = big_layout(16)
 LAY32 = big_layout(32)
+#: ``Q16 pred, 8x8 DCT``: a 16x16 prediction whose residual takes four 8x8 DCTs (the block-diagonal
+#: matrix), each quadrant's levels one ordinary 8x8 block (HEVC's transform unit below the
+#: prediction unit): what the 16x16 prediction and its signalling gain without the 16x16 transform.
+BLOCKDIAG16 = np.kron(np.eye(2), DCT_MATRIX.astype(np.float64))
+_u, _v = np.divmod(np.arange(256), 16)
+LAY16Q = (((_u // 8) * 2 + _v // 8).astype(np.int64), INV[(_u % 8) * 8 + _v % 8].astype(np.int64))
+TX8_TAG = 8  # info[b, 1] = prediction mode + TX8_TAG for those blocks
 
 
 def big_bound(steps: np.ndarray, offsets: np.ndarray | None, n: int) -> float:
@@ -298,7 +308,7 @@ def code8(x, recon, levels, nzs, done, info, b, bx, r0, c0, m, stepz, zz, offset
 
 @numba.njit(cache=False)
 def code_big(x, recon, levels, nzs, done, info, bx, r0, c0, n, dct, sm, pseudo, zpos, nmodes, stepz, offsets, offs_f,
-             wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc):  # fmt: skip
+             wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, tag):  # fmt: skip
     """One n x n block, the best of prediction modes 0..nmodes-1 (DC, SMOOTH, paeth) with the n-point
     DCT, levels by the RD search per pseudo 8x8 block. Returns its J (without the split flag)."""
     s = n // 8
@@ -378,7 +388,7 @@ def code_big(x, recon, levels, nzs, done, info, bx, r0, c0, n, dct, sm, pseudo, 
         nzs[bi] = best_nz[pb]
         done[bi] = True
         info[bi, 0] = n
-        info[bi, 1] = best_m
+        info[bi, 1] = best_m + tag
     for i in range(n):
         for j in range(n):
             recon[r0 + i, c0 + j] = best_rec[n * i + j]
@@ -411,7 +421,7 @@ def _save(recon, levels, nzs, done, info, bx, r0, c0, n, srec, slev, snz, sdone,
 
 @numba.njit(cache=False)
 def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, stepz, zz, offsets, offs_f, wz, mid, lo,
-           hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16, skip):  # fmt: skip
+           hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16, skip, tag16):  # fmt: skip
     """A 16x16 node at (r0, c0): four 8x8 blocks (Z order) or (if big16 and it lies inside the
     padded frame) one 16x16 block, by RD. Returns its J (split flag included when big16)."""
     rows, cols = recon.shape
@@ -433,7 +443,7 @@ def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, st
     sinfo = np.empty((4, 2), np.int64)
     _save(recon, levels, nzs, done, info, bx, r0, c0, 16, srec, slev, snz, sdone, sinfo, False)
     jb = lam + code_big(x, recon, levels, nzs, done, info, bx, r0, c0, 16, d16, SM16, pseudo16, zpos16, nm16, stepz,
-                        offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc)  # fmt: skip
+                        offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, tag16)  # fmt: skip
     if jb < j8:
         return jb
     _save(recon, levels, nzs, done, info, bx, r0, c0, 16, srec, slev, snz, sdone, sinfo, True)
@@ -442,7 +452,7 @@ def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, st
 
 @numba.njit(cache=False)
 def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, big32, lam, levels, recon, info, cost,
-                lam_rd, mu, rho, tex_sum, mode_bits, pseudo16, zpos16, d16, pseudo32, zpos32, d32, skip):  # fmt: skip
+                lam_rd, mu, rho, tex_sum, mode_bits, pseudo16, zpos16, d16, pseudo32, zpos32, d32, skip, tag16):  # fmt: skip
     """The frame in units of ``unit`` (8: raster 8x8 blocks, 16: macroblocks, 32: 32x32 nodes whose
     quadrants are 16x16 nodes), levels / recon / info (per 8x8 block: the size of its block, the
     8x8 transform choice or the large block's prediction mode) written."""
@@ -474,7 +484,7 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
             if unit == 16:
                 node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, stepz, zz, offsets, offs_f, wz,
                        mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16,
-                       skip)  # fmt: skip
+                       skip, tag16)  # fmt: skip
                 continue
             js = 0.0
             for q in range(4):
@@ -483,13 +493,14 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
                 if rr0 < rows and cc0 < cols:
                     js += node16(x, recon, levels, nzs, done, info, modes, bx, rr0, cc0, big16, nm16, stepz, zz,
                                  offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits,
-                                 pseudo16, zpos16, d16, skip)  # fmt: skip
+                                 pseudo16, zpos16, d16, skip, tag16)  # fmt: skip
             if not big32 or r0 + 32 > rows or c0 + 32 > cols:
                 continue
             js += lam
             _save(recon, levels, nzs, done, info, bx, r0, c0, 32, srec, slev, snz, sdone, sinfo, False)
             jb = lam + code_big(x, recon, levels, nzs, done, info, bx, r0, c0, 32, d32, SM32, pseudo32, zpos32, 3,
-                                stepz, offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc)  # fmt: skip
+                                stepz, offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc,
+                                0)  # fmt: skip
             if jb >= js:
                 _save(recon, levels, nzs, done, info, bx, r0, c0, 32, srec, slev, snz, sdone, sinfo, True)
 
@@ -527,16 +538,17 @@ def reference_decode(levels, info, modes, steps, offsets, mid, lo, hi, shape, un
             done[b] = True
             return
         s = n // 8
-        pseudo, zpos = LAY16 if n == 16 else LAY32
+        tx8 = info[b, 1] >= TX8_TAG
+        pseudo, zpos = (LAY16Q if tx8 else LAY16) if n == 16 else LAY32
         p = np.empty(n * n, np.int64)
-        predict_big(int(info[b, 1]), recon, r0, c0, n, mid, SM16 if n == 16 else SM32, p)
+        predict_big(int(info[b, 1] % TX8_TAG), recon, r0, c0, n, mid, SM16 if n == 16 else SM32, p)
         d = np.zeros(n * n)
         for pb in range(s * s):
             bi = (r0 // 8 + pb // s) * bx + c0 // 8 + pb % s
             sel = pseudo == pb
             d[sel] = deq_of(levels[bi])[zpos[sel]]
             done[bi] = True
-        dct = DCT16 if n == 16 else DCT32
+        dct = (BLOCKDIAG16 if tx8 else DCT16) if n == 16 else DCT32
         rr = dct.T @ d.reshape(n, n) @ dct
         recon[r0 : r0 + n, c0 : c0 + n] = np.clip(p.reshape(n, n) + np.floor(rr + 0.5).astype(np.int64), lo, hi)
 
@@ -616,20 +628,21 @@ def mode_segment(modes, skip, info, levels, bx) -> int:
     SMOOTH, 2 paeth: the 8x8 modes of those names) as their neighbours' context."""
     big = info[:, 0] > 8
     m = modes.astype(np.int64).copy()
-    m[big] = info[big, 1]
+    m[big] = info[big, 1] % TX8_TAG
     sk = (skip != 0) | big
     txc = np.where(~sk & (m > 0) & (levels != 0).any(axis=1), info[:, 1], 2).astype(np.uint8)
     out = np.empty(m.size * 4 + 1024, np.uint8)
     status, n = _orig_modes25(m, sk.astype(np.uint8), txc, bx, out)
     assert status == K.OK
     return int(n) + 4  # + the segment's length field
-#: name -> (unit, 16x16 allowed, its prediction modes, 32x32 allowed)
+#: name -> (unit, 16x16 allowed, its prediction modes, 32x32 allowed, 16x16 blocks take four 8x8 DCTs)
 VARIANTS = {
-    "8x8 raster": (8, False, 1, False),
-    "8x8 Z": (16, False, 1, False),
-    "Q16 DC": (16, True, 1, False),
-    "Q16 DC/SM/paeth": (16, True, 3, False),
-    "Q32+Q16 DC/SM/paeth": (32, True, 3, True),
+    "8x8 raster": (8, False, 1, False, False),
+    "8x8 Z": (16, False, 1, False, False),
+    "Q16 DC": (16, True, 1, False, False),
+    "Q16 DC/SM/paeth": (16, True, 3, False, False),
+    "Q16 pred, 8x8 DCT": (16, True, 3, False, True),
+    "Q32+Q16 DC/SM/paeth": (32, True, 3, True, False),
 }
 
 
@@ -648,14 +661,15 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
     mode_bits = mode_seg * 8 / max(int((skip == 0).sum()), 1)  # mean bits per coded mode (J of the split)
     out = {}
     for name in names:
-        unit, b16, nm16, b32 = VARIANTS[name]
+        unit, b16, nm16, b32, tx8 = VARIANTS[name]
+        lay16, d16, tag16 = (LAY16Q, BLOCKDIAG16, TX8_TAG) if tx8 else (LAY16, DCT16, 0)
         levels = np.zeros((nb, 64), np.int32)
         recon = np.empty_like(x)
         info = np.zeros((nb, 2), np.int64)
         t0 = time.thread_time()
         closed_loop(x, steps, ZZ, offs, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), modes, unit,
-                    b16, nm16, b32, lam, levels, recon, info, cost, lam_rd, mu, rho, tex_sum, mode_bits, LAY16[0],
-                    LAY16[1], DCT16, LAY32[0], LAY32[1], DCT32, skip.astype(np.uint8))  # fmt: skip
+                    b16, nm16, b32, lam, levels, recon, info, cost, lam_rd, mu, rho, tex_sum, mode_bits, lay16[0],
+                    lay16[1], d16, LAY32[0], LAY32[1], DCT32, skip.astype(np.uint8), tag16)  # fmt: skip
         TIMES[name] = TIMES.get(name, 0.0) + time.thread_time() - t0
         if VERIFY:
             ref = reference_decode(levels, info, modes, steps, offs.astype(np.float64), coder.offset, coder._lo,
@@ -679,7 +693,7 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
             side += kt_bits((info[tl16, 0] == 16).astype(np.int64), np.zeros(int(tl16.sum()), np.int64), 2, 1) / 8
             tl = tl16 & (info[:, 0] == 16)
             if nm16 > 1:
-                side += kt_bits(info[tl, 1], np.zeros(int(tl.sum()), np.int64), nm16, 1) / 8
+                side += kt_bits(info[tl, 1] % TX8_TAG, np.zeros(int(tl.sum()), np.int64), nm16, 1) / 8
         if b32:
             tl32 = (by % 4 == 0) & (bxx % 4 == 0) & (by + 3 < x.shape[0] // 8) & (bxx + 3 < bx)
             side += kt_bits((info[tl32, 0] == 32).astype(np.int64), np.zeros(int(tl32.sum()), np.int64), 2, 1) / 8
@@ -699,12 +713,15 @@ def run(name: str, frames: np.ndarray, bits: int, signed: bool, names: tuple) ->
     peak = 2.0**bits - 1
     curves: dict = {}
     areas: dict = {}
+    t_enc = 0.0
     for q in QUALS:
         acc: dict = {}
         dbytes = 0
         for f in frames:
             CAP.clear()
+            t0 = time.thread_time()
             buf = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, jobs=1)
+            t_enc += time.thread_time() - t0
             dbytes += len(buf)
             assert len(CAP) == 1, "one intra frame per encode"
             fr, coder, offsets, modes, lev, mseg, skip = CAP[0]
@@ -734,6 +751,10 @@ def run(name: str, frames: np.ndarray, bits: int, signed: bool, names: tuple) ->
     print(f"{name}: BD-rate vs 8x8 raster (closed loop, {len(anchor)} points in 0.2-3.5 bpp): "
           + "; ".join(f"{k}: {v:+.2f} %" for k, v in res.items()), flush=True)  # fmt: skip
     print(f"{name}: loop CPU vs 8x8 raster: " + " ".join(f"{k}: {t / TIMES['8x8 raster']:.2f}x" for k, t in TIMES.items()),
+          flush=True)  # fmt: skip
+    t0 = TIMES["8x8 raster"]
+    print(f"{name}: the default's whole encode {t_enc:.1f} s CPU; each variant's extra loop CPU over 8x8 raster in % "
+          "of it (an encoder's extra cost): " + " ".join(f"{k}: {(t - t0) / t_enc:+.0%}" for k, t in TIMES.items()),
           flush=True)  # fmt: skip
     TIMES.clear()
     print(f"{name}: 8x8 raster level bytes - the default's, per frame: mean {np.mean(DEV):+.0f} B, "
