@@ -28,7 +28,10 @@ its own reconstruction, the default's 8x8 modes held fixed) re-codes the frame p
   DCTs (the transform unit below the prediction unit): the share of the gain that is the 16x16
   prediction and the side information it saves rather than the 16x16 transform;
 * ``Q32``: a 32x32 quadtree: 32x32 (DC/SMOOTH/paeth, AV1's 32-sample weights) or four ``Q16
-  DC/SM/paeth`` nodes.
+  DC/SM/paeth`` nodes;
+* ``Q32 ... pruned T``: the same syntax (DC and SMOOTH only), an encoder that tries a 16x16 block
+  only where the four 8x8 blocks hold at most T non-zero AC levels, and a 32x32 block only over
+  four 16x16 blocks (bottom-up): what a cheaper search keeps.
 
 Large blocks: an orthonormal N-point DCT both ways; the default's step table and reconstruction
 offsets scaled to N x N by frequency: coefficient (u, v) of an N x N block takes the 8x8 table's
@@ -421,7 +424,7 @@ def _save(recon, levels, nzs, done, info, bx, r0, c0, n, srec, slev, snz, sdone,
 
 @numba.njit(cache=False)
 def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, stepz, zz, offsets, offs_f, wz, mid, lo,
-           hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16, skip, tag16):  # fmt: skip
+           hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16, skip, tag16, prune):  # fmt: skip
     """A 16x16 node at (r0, c0): four 8x8 blocks (Z order) or (if big16 and it lies inside the
     padded frame) one 16x16 block, by RD. Returns its J (split flag included when big16)."""
     rows, cols = recon.shape
@@ -435,6 +438,10 @@ def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, st
                         mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, skip)  # fmt: skip
     if not big16 or r0 + 16 > rows or c0 + 16 > cols:
         return j8
+    if prune >= 0:  # pruned search: try 16x16 only if the four 8x8 blocks hold at most ``prune`` non-zero AC levels
+        b0 = (r0 // 8) * bx + c0 // 8
+        if nzs[b0] + nzs[b0 + 1] + nzs[b0 + bx] + nzs[b0 + bx + 1] > prune:
+            return j8
     j8 += lam
     srec = np.empty((16, 16), np.int64)
     slev = np.empty((4, 64), np.int32)
@@ -452,7 +459,8 @@ def node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, st
 
 @numba.njit(cache=False)
 def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, big32, lam, levels, recon, info, cost,
-                lam_rd, mu, rho, tex_sum, mode_bits, pseudo16, zpos16, d16, pseudo32, zpos32, d32, skip, tag16):  # fmt: skip
+                lam_rd, mu, rho, tex_sum, mode_bits, pseudo16, zpos16, d16, pseudo32, zpos32, d32, skip, tag16,
+                prune):  # fmt: skip
     """The frame in units of ``unit`` (8: raster 8x8 blocks, 16: macroblocks, 32: 32x32 nodes whose
     quadrants are 16x16 nodes), levels / recon / info (per 8x8 block: the size of its block, the
     8x8 transform choice or the large block's prediction mode) written."""
@@ -484,7 +492,7 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
             if unit == 16:
                 node16(x, recon, levels, nzs, done, info, modes, bx, r0, c0, big16, nm16, stepz, zz, offsets, offs_f, wz,
                        mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits, pseudo16, zpos16, d16,
-                       skip, tag16)  # fmt: skip
+                       skip, tag16, prune)  # fmt: skip
                 continue
             js = 0.0
             for q in range(4):
@@ -493,12 +501,17 @@ def closed_loop(x, steps, zz, offsets, mid, lo, hi, modes, unit, big16, nm16, bi
                 if rr0 < rows and cc0 < cols:
                     js += node16(x, recon, levels, nzs, done, info, modes, bx, rr0, cc0, big16, nm16, stepz, zz,
                                  offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc, mode_bits,
-                                 pseudo16, zpos16, d16, skip, tag16)  # fmt: skip
+                                 pseudo16, zpos16, d16, skip, tag16, prune)  # fmt: skip
             if not big32 or r0 + 32 > rows or c0 + 32 > cols:
                 continue
+            if prune >= 0:  # pruned: try 32x32 only if all four 16x16 nodes took one 16x16 block
+                b0 = (r0 // 8) * bx + c0 // 8
+                if not (info[b0, 0] == 16 and info[b0 + 2, 0] == 16 and info[b0 + 2 * bx, 0] == 16
+                        and info[b0 + 2 * bx + 2, 0] == 16):  # fmt: skip
+                    continue
             js += lam
             _save(recon, levels, nzs, done, info, bx, r0, c0, 32, srec, slev, snz, sdone, sinfo, False)
-            jb = lam + code_big(x, recon, levels, nzs, done, info, bx, r0, c0, 32, d32, SM32, pseudo32, zpos32, 3,
+            jb = lam + code_big(x, recon, levels, nzs, done, info, bx, r0, c0, 32, d32, SM32, pseudo32, zpos32, nm16,
                                 stepz, offsets, offs_f, wz, mid, lo, hi, lam, cost, lam_rd, mu, rho, tex_sum, posc,
                                 0)  # fmt: skip
             if jb >= js:
@@ -635,14 +648,18 @@ def mode_segment(modes, skip, info, levels, bx) -> int:
     status, n = _orig_modes25(m, sk.astype(np.uint8), txc, bx, out)
     assert status == K.OK
     return int(n) + 4  # + the segment's length field
-#: name -> (unit, 16x16 allowed, its prediction modes, 32x32 allowed, 16x16 blocks take four 8x8 DCTs)
+#: name -> (unit, 16x16 allowed, its prediction modes (0 DC, 1 SMOOTH, 2 paeth: the first n), 32x32 allowed,
+#: 16x16 blocks take four 8x8 DCTs, pruning: -1 none, else the largest non-zero AC count of the four
+#: 8x8 blocks for which a 16x16 block is tried, and 32x32 only over four 16x16 blocks)
 VARIANTS = {
-    "8x8 raster": (8, False, 1, False, False),
-    "8x8 Z": (16, False, 1, False, False),
-    "Q16 DC": (16, True, 1, False, False),
-    "Q16 DC/SM/paeth": (16, True, 3, False, False),
-    "Q16 pred, 8x8 DCT": (16, True, 3, False, True),
-    "Q32+Q16 DC/SM/paeth": (32, True, 3, True, False),
+    "8x8 raster": (8, False, 1, False, False, -1),
+    "8x8 Z": (16, False, 1, False, False, -1),
+    "Q16 DC": (16, True, 1, False, False, -1),
+    "Q16 DC/SM/paeth": (16, True, 3, False, False, -1),
+    "Q16 pred, 8x8 DCT": (16, True, 3, False, True, -1),
+    "Q32+Q16 DC/SM/paeth": (32, True, 3, True, False, -1),
+    "Q32+Q16 DC/SM pruned 8": (32, True, 2, True, False, 8),
+    "Q32+Q16 DC/SM pruned 24": (32, True, 2, True, False, 24),
 }
 
 
@@ -661,7 +678,7 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
     mode_bits = mode_seg * 8 / max(int((skip == 0).sum()), 1)  # mean bits per coded mode (J of the split)
     out = {}
     for name in names:
-        unit, b16, nm16, b32, tx8 = VARIANTS[name]
+        unit, b16, nm16, b32, tx8, prune = VARIANTS[name]
         lay16, d16, tag16 = (LAY16Q, BLOCKDIAG16, TX8_TAG) if tx8 else (LAY16, DCT16, 0)
         levels = np.zeros((nb, 64), np.int32)
         recon = np.empty_like(x)
@@ -669,7 +686,7 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
         t0 = time.thread_time()
         closed_loop(x, steps, ZZ, offs, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), modes, unit,
                     b16, nm16, b32, lam, levels, recon, info, cost, lam_rd, mu, rho, tex_sum, mode_bits, lay16[0],
-                    lay16[1], d16, LAY32[0], LAY32[1], DCT32, skip.astype(np.uint8), tag16)  # fmt: skip
+                    lay16[1], d16, LAY32[0], LAY32[1], DCT32, skip.astype(np.uint8), tag16, prune)  # fmt: skip
         TIMES[name] = TIMES.get(name, 0.0) + time.thread_time() - t0
         if VERIFY:
             ref = reference_decode(levels, info, modes, steps, offs.astype(np.float64), coder.offset, coder._lo,
@@ -698,7 +715,7 @@ def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode
             tl32 = (by % 4 == 0) & (bxx % 4 == 0) & (by + 3 < x.shape[0] // 8) & (bxx + 3 < bx)
             side += kt_bits((info[tl32, 0] == 32).astype(np.int64), np.zeros(int(tl32.sum()), np.int64), 2, 1) / 8
             t32 = tl32 & (info[:, 0] == 32)
-            side += kt_bits(info[t32, 1], np.zeros(int(t32.sum()), np.int64), 3, 1) / 8
+            side += kt_bits(info[t32, 1], np.zeros(int(t32.sum()), np.int64), nm16, 1) / 8
         rate = nbytes_default - lev_default - mode_seg + nbytes + side
         if name == "8x8 raster" and not FULL_MODES:
             MODE_CHECK.append(side - mode_seg)
