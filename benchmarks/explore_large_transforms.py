@@ -31,7 +31,8 @@ its own reconstruction, the default's 8x8 modes held fixed) re-codes the frame p
   DC/SM/paeth`` nodes;
 * ``Q32 ... pruned T``: the same syntax (DC and SMOOTH only), an encoder that tries a 16x16 block
   only where the four 8x8 blocks hold at most T non-zero AC levels, and a 32x32 block only over
-  four 16x16 blocks (bottom-up): what a cheaper search keeps.
+  four 16x16 blocks (bottom-up): what a cheaper search keeps; ``32 bottom-up``: every 16x16 node
+  tried (DC, or DC and SMOOTH), 32x32 only over four 16x16 blocks.
 
 Large blocks: an orthonormal N-point DCT both ways; the default's step table and reconstruction
 offsets scaled to N x N by frequency: coefficient (u, v) of an N x N block takes the 8x8 table's
@@ -41,11 +42,14 @@ transforms the same step gives the same error per coefficient). Its levels are c
 (u % s, v % s) holds coefficient (u, v) at position (u // s, v // s) (interleaving keeps
 coefficients of one frequency at one position, so the 2.1 position contexts still fit), and each
 pseudo-block goes through the default's RD level search with its own contexts. Rate: the default
-stream's bytes with its levels replaced by the variant's (the real 2.1 coder), its mode segment
-scaled by the ideal adaptive cost of the 8x8 modes still coded (16-ary KT counts: the share of the
-segment the large blocks save), plus the ideal adaptive cost (KT counts) of the split flags, large
-blocks' prediction modes and the 8x8 blocks' transform choices. Distortion: the loop's
-reconstruction before the restoration filter. BD-rate (cubic, 0.2-3.5 bpp) against ``8x8 raster``.
+stream's bytes with its levels and its mode segment replaced by the variant's: the levels by the
+real 2.1 coder, the mode segment by the real 2.5 mode coder (:func:`mode_segment`: the 8x8 blocks of
+a large block code no mode and carry its mode as their neighbours' context; the 8x8 blocks' transform
+choices as 2.5 codes them), plus the ideal adaptive cost (KT counts) of the split flags and the
+large blocks' prediction modes (``--full-modes``: the default's whole mode segment for every variant,
+no saving credited, a bracket). Distortion: the loop's reconstruction before the restoration
+filter. BD-rate (cubic, 0.2-3.5 bpp) against ``8x8 raster``. ``--verify`` checks every variant's
+reconstruction against :func:`reference_decode` (what a decoder has: sizes, modes, levels).
 """
 
 from __future__ import annotations
@@ -660,6 +664,8 @@ VARIANTS = {
     "Q32+Q16 DC/SM/paeth": (32, True, 3, True, False, -1),
     "Q32+Q16 DC/SM pruned 8": (32, True, 2, True, False, 8),
     "Q32+Q16 DC/SM pruned 24": (32, True, 2, True, False, 24),
+    "Q32+Q16 DC, 32 bottom-up": (32, True, 1, True, False, 1 << 20),
+    "Q32+Q16 DC/SM, 32 bottom-up": (32, True, 2, True, False, 1 << 20),
 }
 
 
@@ -862,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--smooth", action="store_true", help="the seen smooth MRs instead of the shared series")
     ap.add_argument("--only-unseen", action="store_true", help="the unseen Siemens MR check only (run it once)")
+    ap.add_argument("--only", type=str, default=None, help="comma-separated variants (8x8 raster always)")
     ap.add_argument("--no-32", action="store_true", help="without the 32x32 variant (faster)")
     ap.add_argument("--bound", action="store_true", help="only: the §12.3 bound of 8 / 16 / 32 DCT blocks")
     ap.add_argument("--full-modes", action="store_true", help="credit large blocks no mode-segment saving")
@@ -878,6 +885,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.qualities:
         QUALS = tuple(int(v) for v in args.qualities.split(","))
     names = tuple(k for k in VARIANTS if not (args.no_32 and k.startswith("Q32")))
+    if args.only:
+        names = ("8x8 raster", *(k for k in args.only.split(",") if k != "8x8 raster"))
     if args.bound:
         from medcodec.codec import mdc2
 
