@@ -31,7 +31,7 @@ its own reconstruction, the default's 8x8 modes held fixed) re-codes the frame p
   DC/SM/paeth`` nodes;
 * ``Q32 ... pruned T``: the same syntax (DC and SMOOTH only), an encoder that tries a 16x16 block
   only where the four 8x8 blocks hold at most T non-zero AC levels, and a 32x32 block only over
-  four 16x16 blocks (bottom-up): what a cheaper search keeps; ``32 bottom-up``: every 16x16 node
+  four 16x16 blocks (bottom-up): what a cheaper search keeps; ``bottom-up``: every 16x16 node
   tried (DC, or DC and SMOOTH), 32x32 only over four 16x16 blocks.
 
 Large blocks: an orthonormal N-point DCT both ways; the default's step table and reconstruction
@@ -664,8 +664,8 @@ VARIANTS = {
     "Q32+Q16 DC/SM/paeth": (32, True, 3, True, False, -1),
     "Q32+Q16 DC/SM pruned 8": (32, True, 2, True, False, 8),
     "Q32+Q16 DC/SM pruned 24": (32, True, 2, True, False, 24),
-    "Q32+Q16 DC, 32 bottom-up": (32, True, 1, True, False, 1 << 20),
-    "Q32+Q16 DC/SM, 32 bottom-up": (32, True, 2, True, False, 1 << 20),
+    "Q32+Q16 DC bottom-up": (32, True, 1, True, False, 1 << 20),
+    "Q32+Q16 DC/SM bottom-up": (32, True, 2, True, False, 1 << 20),
 }
 
 
