@@ -17,9 +17,11 @@ otherwise), no allocation per block.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
-from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.cpython.unsafe import numbers as _nb_numbers
 
 from ._kernels_ms import (
     CDF_BITS,
@@ -52,11 +54,15 @@ from ._rdoq_ms import _nz_rate, rdoq_block
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 
-if numba.config.DISABLE_JIT:  # plain Python (the no-JIT test runs): the intrinsic's value, lowest set bit
 
-    def trailing_zeros(x):  # type: ignore[no-redef]
-        x = int(x)
-        return (x & -x).bit_length() - 1
+def _trailing_zeros_py(x: Any) -> int:
+    """The index of the lowest set bit of a non-zero int64 (plain Python, for the no-JIT runs)."""
+    x = int(x)
+    return (x & -x).bit_length() - 1
+
+
+#: Index of the lowest set bit: numba's ``cttz`` intrinsic, its value in plain Python without JIT.
+trailing_zeros: Any = _trailing_zeros_py if getattr(numba.config, "DISABLE_JIT", 0) else _nb_numbers.trailing_zeros
 
 N_MODES = 16
 #: Oblique and straight modes 3..15 as (family, A): family 1 predicts from the row above, 0 from the
