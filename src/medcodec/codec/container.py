@@ -894,7 +894,7 @@ class Reader:
         end = 8 * nbytes  # bits from start
         bits, covered = "", 0
         bit = 0
-        values = []
+        values: list[int] = []
         append = values.append
         for _ in range(n):
             if bit + span + k > covered and covered < end:  # widen: at least doubled, linear in all
