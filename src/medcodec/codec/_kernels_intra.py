@@ -17,8 +17,11 @@ otherwise), no allocation per block.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+from numba.cpython.unsafe import numbers as _nb_numbers
 
 from ._kernels_ms import (
     CDF_BITS,
@@ -50,6 +53,16 @@ from ._rdoq_ms import _nz_rate, rdoq_block
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+
+
+def _trailing_zeros_py(x: Any) -> int:
+    """The index of the lowest set bit of a non-zero int64 (plain Python, for the no-JIT runs)."""
+    x = int(x)
+    return (x & -x).bit_length() - 1
+
+
+#: Index of the lowest set bit: numba's ``cttz`` intrinsic, its value in plain Python without JIT.
+trailing_zeros: Any = _trailing_zeros_py if getattr(numba.config, "DISABLE_JIT", 0) else _nb_numbers.trailing_zeros
 
 N_MODES = 16
 #: Oblique and straight modes 3..15 as (family, A): family 1 predicts from the row above, 0 from the
@@ -444,6 +457,67 @@ def reconstruct_pair(lvz, stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr
         rr[p] = 0.0
     for t in range(nc):
         c = cols[t]
+        for i in range(8):
+            a = tmp[8 * c + i]
+            for j in range(8):
+                rr[8 * i + j] += a * dh[c, j]
+    for i in range(8):
+        for j in range(8):
+            v = pred[8 * i + j] + np.int64(np.floor(rr[8 * i + j] + 0.5))
+            recon[r0 + i, c0 + j] = min(max(v, lo), hi)
+
+
+@_helper
+def reconstruct_sparse(lvz, stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, colmask, recon, r0, c0):
+    """The decoder's :func:`reconstruct_pair`, bit for bit: the same products summed in the same
+    order, the zero ones left out (exact: adding a zero product changes a float sum at most in the
+    sign of a zero, which ``floor(v + 0.5)`` does not see; ``tests/codec/test_decode_fast.py``
+    checks it against the dense :func:`reconstruct_block` order). The non-zero levels are found
+    through a 64-bit mask (built without branches) and each column's rows through another, walked
+    lowest bit first with ``trailing_zeros``: increasing zigzag position, row and column, as the
+    sums need, with no branch per zero level (1.3x faster than :func:`reconstruct_pair`'s scans on
+    CT, docs/design-notes.md). ``deq`` (64 float) and ``colmask`` (8 int64) must be all zero on
+    entry and are left so; ``tmp``, ``rr`` (64 float) scratch."""
+    mask = np.int64(0)
+    for k in range(64):
+        mask |= np.int64(lvz[k] != 0) << k
+    if mask == 0:
+        for i in range(8):
+            for j in range(8):
+                recon[r0 + i, c0 + j] = min(max(pred[8 * i + j], lo), hi)
+        return
+    colbits = np.int64(0)  # bit c: column c has a level
+    while mask != 0:
+        k = trailing_zeros(mask)
+        mask ^= np.int64(1) << k  # clear bit k (no overflow at bit 63)
+        v = np.int64(lvz[k])
+        q = 256 * v - offsets[k] if v > 0 else 256 * v + offsets[k]
+        p = zz[k]
+        deq[p] = q * stepz[k] * 0.00390625  # / 256: a power of two, the same double
+        c = p & 7
+        colmask[c] |= np.int64(1) << (p >> 3)
+        colbits |= np.int64(1) << c
+    cb = colbits
+    while cb != 0:  # stage 1, tmp[c, :] = (dv.T @ deq)[:, c], over the column's rows k in increasing order
+        c = trailing_zeros(cb)
+        cb ^= np.int64(1) << c
+        rm = colmask[c]
+        colmask[c] = 0
+        for i in range(8):
+            tmp[8 * c + i] = 0.0
+        while rm != 0:
+            k = trailing_zeros(rm)
+            rm ^= np.int64(1) << k
+            d = deq[8 * k + c]
+            deq[8 * k + c] = 0.0
+            for i in range(8):
+                tmp[8 * c + i] += dv[k, i] * d
+    for p in range(64):  # stage 2, rr = tmp.T @ dh, every sum over the columns in increasing order
+        rr[p] = 0.0
+    cb = colbits
+    while cb != 0:
+        c = trailing_zeros(cb)
+        cb ^= np.int64(1) << c
         for i in range(8):
             a = tmp[8 * c + i]
             for j in range(8):
@@ -1203,9 +1277,8 @@ def decode_intra(levels, modes, steps, zz, offsets, dct, mid, lo, hi, recon):
     pred = np.empty(64, np.int64)
     tmp = np.empty(64)
     deq = np.zeros(64)
-    cols8 = np.empty(8, np.int64)
     rr = np.empty(64)
-    cmask = np.empty(8, np.int64)
+    colmask = np.zeros(8, np.int64)
     stepz = np.empty(64)
     for k in range(64):
         stepz[k] = steps[zz[k] // 8, zz[k] % 8]
@@ -1219,8 +1292,8 @@ def decode_intra(levels, modes, steps, zz, offsets, dct, mid, lo, hi, recon):
                 return b
             ext_refs(recon, r0, c0, mid, ext, fext, m >= FIRST_SMOOTHED)
             predict_fast(m, ext, fext, pred)
-            reconstruct_fast(levels[b], stepz, zz, offsets, dct, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon,
-                             r0, c0)  # fmt: skip
+            reconstruct_sparse(levels[b], stepz, zz, offsets, dct, dct, pred, lo, hi, deq, tmp, rr, colmask, recon,
+                               r0, c0)  # fmt: skip
     return -1
 
 
@@ -1400,9 +1473,8 @@ def _decode_intra2_core(data, start, end, levels, steps, zz, offsets, dct, mid, 
     pred = np.empty(64, np.int64)
     tmp = np.empty(64)
     deq = np.zeros(64)
-    cols8 = np.empty(8, np.int64)
     rr = np.empty(64)
-    cmask = np.empty(8, np.int64)
+    colmask = np.zeros(8, np.int64)
     stepz = np.empty(64)
     for k in range(64):
         stepz[k] = steps[zz[k] // 8, zz[k] % 8]
@@ -1442,6 +1514,6 @@ def _decode_intra2_core(data, start, end, levels, steps, zz, offsets, dct, mid, 
             predict_fast(m, ext, fext, pred)
             dv = dst if t == 1 and TX_PAIR[m, 0] else dct
             dh = dst if t == 1 and TX_PAIR[m, 1] else dct
-            reconstruct_pair(levels[b], stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, cols8, cmask, recon,
-                             r0, c0)  # fmt: skip
+            reconstruct_sparse(levels[b], stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, colmask, recon,
+                               r0, c0)  # fmt: skip
     return E_TRUNCATED if past > 0 else OK

@@ -1064,21 +1064,25 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
             from . import intra
 
             payload = fr.intra_payload if fr.intra_payload is not None else buf[start:end]
-            out[j] = intra.decode_intra_frame(payload, header.rows, header.cols, coders[qtable], offsets,
-                                              offset=entry[0], segment=f"FRAM {fidx}",
-                                              mode_model=fr.mode_model)  # fmt: skip
+            # a fresh array of the output's dtype: filtered where it is, then into out[j] once
+            frame = intra.decode_intra_frame(payload, header.rows, header.cols, coders[qtable], offsets,
+                                             offset=entry[0], segment=f"FRAM {fidx}",
+                                             mode_model=fr.mode_model)  # fmt: skip
         else:
+            frame = out[j]
             levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}",
                                    coder=header.entropy)  # fmt: skip
             if offsets is None:
-                out[j] = coders[qtable].reconstruct(levels, header.rows, header.cols)
+                frame[...] = coders[qtable].reconstruct(levels, header.rows, header.cols)
             else:
-                reconstruct_with_offsets(coders[qtable], levels, offsets, header.rows, header.cols, out=out[j])
+                reconstruct_with_offsets(coders[qtable], levels, offsets, header.rows, header.cols, out=frame)
         if deblock is not None:
             alpha, beta, tc = deblock
-            K.deblock(out[j], alpha, beta, tc, coders[qtable]._lo, coders[qtable]._hi)
-        if restoration is not None:
-            restoration.apply(out[j].copy(), coders[qtable]._lo, coders[qtable]._hi, out=out[j])
+            K.deblock(frame, alpha, beta, tc, coders[qtable]._lo, coders[qtable]._hi)
+        if restoration is not None:  # the filter reads one array and writes another
+            restoration.apply(frame if is_intra else frame.copy(), coders[qtable]._lo, coders[qtable]._hi, out=out[j])
+        elif is_intra:
+            out[j] = frame
         if pad is not None:  # format 2.3: after the filters, as in 1.0 after the inverse DCT
             where = (
                 container.decode_padding_mask(mask, header.rows, header.cols, offset=entry[0])
