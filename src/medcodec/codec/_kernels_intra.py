@@ -46,7 +46,7 @@ from ._kernels_v2 import (
     _enc_init,
     _nz_ctx,
 )
-from ._rdoq_ms import _nz_rate, rdoq_block
+from ._rdoq_ms import _nz_rate, neighbour_buckets, rdoq_block, rdoq_block_given
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -744,6 +744,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
             wz[k] *= edge_gain(zz[k], dct, edge_w)
     rm = np.empty(64, np.int64)
     rnbk = np.empty(64, np.int64)
+    nbkb = np.zeros(64, np.int64)  # rd_mode: the block's neighbour buckets, for every candidate
+    tex_b = False
+    nzc_b = np.int64(0)
     ra = np.empty(64)
     rrem = np.empty(65, np.int64)
     rp0 = np.empty(65)
@@ -797,6 +800,13 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                         txc[b] = 2
                     continue
                 skip[b] = 0
+            if rd_mode:  # what every candidate's RD trial shares: the texture test and the contexts
+                sx = np.int64(0)
+                for p in range(64):
+                    sx += xb[p]
+                tex_b = sx >= tex_sum
+                nzc_b = _nz_ctx(nzs, b, bx)
+                neighbour_buckets(levels, b, bx, 63, nbkb)
             for m in range(N_MODES):
                 taken[m] = False
                 sad[m] = np.iinfo(np.int64).max
@@ -882,9 +892,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     else:
                         in_pair = in_dct
                     if in_dct:
-                        changed, d1, r1 = _rd_trial(xb, tcoef[t], tlv[t], levels, b, bx, nzs, posc, cost, wz, offs_f,
-                                                    lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
-                                                    rp1)  # fmt: skip
+                        changed, d1, r1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, posc,
+                                                          cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra,
+                                                          rrem, rp0, rp1)  # fmt: skip
                         cb = _sym_bits(T, tb, 0, 2) if m != 0 and _any_level(levels, b) else 0.0
                         jc = (d1 if changed else td[t]) + lam * (tb0[t] + rd_mode_lam * (
                             r1 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
@@ -905,9 +915,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                             dv = dst if TX_PAIR[m, 0] else dct
                             dh = dst if TX_PAIR[m, 1] else dct
                             d2 = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                        changed2, d2r, r2 = _rd_trial(xb, coef2, lv2, levels, b, bx, nzs, posc, cost, wz, offs_f,
-                                                      lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
-                                                      rp1)  # fmt: skip
+                        changed2, d2r, r2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, posc,
+                                                            cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra,
+                                                            rrem, rp0, rp1)  # fmt: skip
                         cb = _sym_bits(T, tb, 1, 2) if _any_level(levels, b) else 0.0
                         j2 = (d2r if changed2 else d2) + lam * (tb0[t] + rd_mode_lam * (
                             r2 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
@@ -939,8 +949,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_d0 = td[t]
                     best_b0 = tb0[t]
                     break
-                changed, d1, r1 = _rd_trial(xb, tcoef[t], tlv[t], levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd,
-                                            mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+                changed, d1, r1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, posc, cost,
+                                                  wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem, rp0,
+                                                  rp1)  # fmt: skip
                 d = d1 if changed else td[t]
                 jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + _rest_rate(levels, b, bx)))
                 if jc < best_j:
@@ -954,9 +965,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                         best_rd[k] = levels[b, k]
             if tx and tx_joint == 0 and best_m != 0:  # 2.5: the winner's DST pair against its DCT (RD levels)
                 if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
-                    changed, d1, r1 = _rd_trial(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f,
-                                                lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
-                                                rp1)  # fmt: skip
+                    changed, d1, r1 = _rd_trial_given(tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, posc,
+                                                      cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem,
+                                                      rp0, rp1)  # fmt: skip
                     best_j = (d1 if changed else best_d0) + lam * (best_b0 + rd_mode_lam * (
                         r1 + _rest_rate(levels, b, bx)))  # fmt: skip
                     best_tried = changed + 1
@@ -965,8 +976,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                 dv = dst if TX_PAIR[best_m, 0] else dct
                 dh = dst if TX_PAIR[best_m, 1] else dct
                 d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                changed2, d2r, r2 = _rd_trial(xb, coef2, lv2, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
-                                              rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+                changed2, d2r, r2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, posc, cost, wz,
+                                                    offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem, rp0,
+                                                    rp1)  # fmt: skip
                 tb = 2 * TX_CLASS[best_m]
                 j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + _rest_rate(levels, b, bx))
                                                        + _sym_bits(T, tb, 1, 2))  # fmt: skip
@@ -1039,18 +1051,23 @@ def _trial_pair(xb, pred, dv, dh, zz, invz, stepz, offsets, res, tmp, coef, lvz)
     (zigzag) into ``lvz``; returns their squared error in the transform domain."""
     for p in range(64):
         res[p] = np.float64(xb[p] - pred[p])
-    for u in range(8):  # tmp[8 u + j] = sum_i dv[u, i] res[8 i + j]
+    # tmp[8 u + j] = sum_i dv[u, i] res[8 i + j], then coef[8 u + v] = sum_j tmp[8 u + j] dh[v, j]: every
+    # sum from 0.0 in increasing i (j), the same doubles as the dot products written out; the loops are
+    # interchanged so that the inner one runs along the 8 outputs (vectorisable), not along the sum
+    for u in range(8):
         for j in range(8):
-            a = 0.0
-            for i in range(8):
-                a += dv[u, i] * res[8 * i + j]
-            tmp[8 * u + j] = a
+            tmp[8 * u + j] = 0.0
+        for i in range(8):
+            d = dv[u, i]
+            for j in range(8):
+                tmp[8 * u + j] += d * res[8 * i + j]
     for u in range(8):
         for v in range(8):
-            a = 0.0
-            for j in range(8):
-                a += tmp[8 * u + j] * dh[v, j]
-            coef[8 * u + v] = a
+            coef[8 * u + v] = 0.0
+        for j in range(8):
+            t = tmp[8 * u + j]
+            for v in range(8):
+                coef[8 * u + v] += t * dh[v, j]
     d = 0.0
     for k in range(64):
         c = coef[zz[k]]
@@ -1173,6 +1190,41 @@ def _rd_trial(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, 
                          sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
     d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
     return changed, d1, _model_rate(levels, b, bx, nzs, posc, cost)
+
+
+@_helper
+def _rd_trial_given(texture, coef, lv, levels, b, nzs, nzc, nbkb, posc, cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc,
+                    rm, ra, rrem, rp0, rp1):  # fmt: skip
+    """:func:`_rd_trial` with what is the same for every candidate of block ``b`` found once:
+    ``texture`` (its sample sum reaches the floor), ``nzc`` (the non-zero count's context) and
+    ``nbkb`` (the neighbour buckets of positions 1..63, :func:`._rdoq_ms.neighbour_buckets`). The
+    same levels and figures."""
+    for k in range(64):
+        sc[k] = coef[zz[k]] * invz[k]
+        levels[b, k] = lv[k]
+    changed = rdoq_block_given(sc, levels, b, nzs, nzc, posc, cost, wz, offs_f, lam_rd, mu, rho, texture, False, rm,
+                               nbkb, ra, rrem, rp0, rp1)  # fmt: skip
+    d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
+    return changed, d1, _model_rate_given(levels, b, nzc, nbkb, posc, cost)
+
+
+@_helper
+def _model_rate_given(levels, b, nzc, nbkb, posc, cost):
+    """:func:`_model_rate` with the contexts given (as :func:`_rd_trial_given` has them)."""
+    nz = np.int64(0)
+    for k in range(1, 64):
+        if levels[b, k] != 0:
+            nz += 1
+    r = _nz_rate(nz, nzc, cost) + nz
+    rem = nz
+    k = 1
+    while rem > 0:
+        mk = abs(np.int64(levels[b, k]))
+        r += cost[O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbkb[k]) + min(mk, 3)]
+        if mk != 0:
+            rem -= 1
+        k += 1
+    return r
 
 
 @_helper
