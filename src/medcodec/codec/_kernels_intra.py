@@ -747,6 +747,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     nbkb = np.zeros(64, np.int64)  # rd_mode: the block's neighbour buckets, for every candidate
     tex_b = False
     nzc_b = np.int64(0)
+    dcp_b = np.int64(0)
     ra = np.empty(64)
     rrem = np.empty(65, np.int64)
     rp0 = np.empty(65)
@@ -806,6 +807,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     sx += xb[p]
                 tex_b = sx >= tex_sum
                 nzc_b = _nz_ctx(nzs, b, bx)
+                dcp_b, _ = _dc_context(levels, b, bx)
                 neighbour_buckets(levels, b, bx, 63, nbkb)
             for m in range(N_MODES):
                 taken[m] = False
@@ -892,12 +894,12 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     else:
                         in_pair = in_dct
                     if in_dct:
-                        changed, d1, r1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, posc,
+                        changed, d1, r1, q1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc,
                                                           cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra,
                                                           rrem, rp0, rp1)  # fmt: skip
-                        cb = _sym_bits(T, tb, 0, 2) if m != 0 and _any_level(levels, b) else 0.0
+                        cb = _sym_bits(T, tb, 0, 2) if m != 0 and (levels[b, 0] != 0 or nzs[b] > 0) else 0.0
                         jc = (d1 if changed else td[t]) + lam * (tb0[t] + rd_mode_lam * (
-                            r1 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
+                            r1 + q1) + cb)  # fmt: skip
                         if jc < best_j:
                             best_j = jc
                             best_m = m
@@ -915,12 +917,12 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                             dv = dst if TX_PAIR[m, 0] else dct
                             dh = dst if TX_PAIR[m, 1] else dct
                             d2 = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                        changed2, d2r, r2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, posc,
+                        changed2, d2r, r2, q2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc,
                                                             cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra,
                                                             rrem, rp0, rp1)  # fmt: skip
-                        cb = _sym_bits(T, tb, 1, 2) if _any_level(levels, b) else 0.0
+                        cb = _sym_bits(T, tb, 1, 2) if levels[b, 0] != 0 or nzs[b] > 0 else 0.0  # nzs[b]: the trial's
                         j2 = (d2r if changed2 else d2) + lam * (tb0[t] + rd_mode_lam * (
-                            r2 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
+                            r2 + q2) + cb)  # fmt: skip
                         if j2 < best_j:
                             best_j = j2
                             best_m = m
@@ -949,11 +951,11 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_d0 = td[t]
                     best_b0 = tb0[t]
                     break
-                changed, d1, r1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, posc, cost,
+                changed, d1, r1, q1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost,
                                                   wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem, rp0,
                                                   rp1)  # fmt: skip
                 d = d1 if changed else td[t]
-                jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + _rest_rate(levels, b, bx)))
+                jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + q1))
                 if jc < best_j:
                     best_j = jc
                     best_m = tm[t]
@@ -965,22 +967,22 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                         best_rd[k] = levels[b, k]
             if tx and tx_joint == 0 and best_m != 0:  # 2.5: the winner's DST pair against its DCT (RD levels)
                 if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
-                    changed, d1, r1 = _rd_trial_given(tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, posc,
+                    changed, d1, r1, q1 = _rd_trial_given(tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, dcp_b, posc,
                                                       cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem,
                                                       rp0, rp1)  # fmt: skip
                     best_j = (d1 if changed else best_d0) + lam * (best_b0 + rd_mode_lam * (
-                        r1 + _rest_rate(levels, b, bx)))  # fmt: skip
+                        r1 + q1))  # fmt: skip
                     best_tried = changed + 1
                     for k in range(64):
                         best_rd[k] = levels[b, k]
                 dv = dst if TX_PAIR[best_m, 0] else dct
                 dh = dst if TX_PAIR[best_m, 1] else dct
                 d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                changed2, d2r, r2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, posc, cost, wz,
+                changed2, d2r, r2, q2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz,
                                                     offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem, rp0,
                                                     rp1)  # fmt: skip
                 tb = 2 * TX_CLASS[best_m]
-                j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + _rest_rate(levels, b, bx))
+                j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + q2)
                                                        + _sym_bits(T, tb, 1, 2))  # fmt: skip
                 if j2 < best_j + lam * _sym_bits(T, tb, 0, 2):
                     use_dst = True
@@ -1193,38 +1195,44 @@ def _rd_trial(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, 
 
 
 @_helper
-def _rd_trial_given(texture, coef, lv, levels, b, nzs, nzc, nbkb, posc, cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc,
-                    rm, ra, rrem, rp0, rp1):  # fmt: skip
+def _rd_trial_given(texture, coef, lv, levels, b, nzs, nzc, nbkb, dcp, posc, cost, wz, offs_f, lam_rd, mu, rho, zz, invz,
+                    sc, rm, ra, rrem, rp0, rp1):  # fmt: skip
     """:func:`_rd_trial` with what is the same for every candidate of block ``b`` found once:
-    ``texture`` (its sample sum reaches the floor), ``nzc`` (the non-zero count's context) and
-    ``nbkb`` (the neighbour buckets of positions 1..63, :func:`._rdoq_ms.neighbour_buckets`). The
-    same levels and figures."""
+    ``texture`` (its sample sum reaches the floor), ``nzc`` (the non-zero count's context),
+    ``nbkb`` (the neighbour buckets of positions 1..63, :func:`._rdoq_ms.neighbour_buckets`) and
+    ``dcp`` (the DC level's prediction, ``_dc_context``). The same levels and figures, and a fourth:
+    :func:`_rest_rate` of the RD levels, summed in the same walk."""
     for k in range(64):
         sc[k] = coef[zz[k]] * invz[k]
         levels[b, k] = lv[k]
     changed = rdoq_block_given(sc, levels, b, nzs, nzc, posc, cost, wz, offs_f, lam_rd, mu, rho, texture, False, rm,
                                nbkb, ra, rrem, rp0, rp1)  # fmt: skip
     d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
-    return changed, d1, _model_rate_given(levels, b, nzc, nbkb, posc, cost)
+    r, rest = _model_rest_rate(levels, b, nzs, nzc, nbkb, dcp, posc, cost)
+    return changed, d1, r, rest
 
 
 @_helper
-def _model_rate_given(levels, b, nzc, nbkb, posc, cost):
-    """:func:`_model_rate` with the contexts given (as :func:`_rd_trial_given` has them)."""
-    nz = np.int64(0)
-    for k in range(1, 64):
-        if levels[b, k] != 0:
-            nz += 1
+def _model_rest_rate(levels, b, nzs, nzc, nbkb, dcp, posc, cost):
+    """(:func:`_model_rate`, :func:`_rest_rate`) of ``levels[b]`` in one walk, the contexts given (as
+    :func:`_rd_trial_given` has them), ``nzs[b]`` its non-zero AC levels (what the search leaves):
+    each sum adds the same terms in the same order as the two functions."""
+    nz = nzs[b]
     r = _nz_rate(nz, nzc, cost) + nz
+    rest = 2.0 + _bitlen(abs(np.int64(levels[b, 0]) - dcp))
     rem = nz
     k = 1
-    while rem > 0:
+    while rem > 0:  # past the last non-zero level no continuation symbol either
         mk = abs(np.int64(levels[b, k]))
         r += cost[O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbkb[k]) + min(mk, 3)]
         if mk != 0:
             rem -= 1
+            if mk >= 3:
+                rest += 1.5 * min((mk - 3) // 3 + 1, np.int64(4))
+                if mk >= 15:
+                    rest += 2.0 + 2.0 * _bitlen(mk - 15)
         k += 1
-    return r
+    return r, rest
 
 
 @_helper

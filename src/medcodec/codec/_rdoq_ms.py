@@ -144,6 +144,13 @@ def _prefix_rates(m, nbk, posc, cost, upto, rem, p0, p1):
     for k in range(1, 64):
         if m[k] != 0:
             nz += 1
+    _prefix_rates_nz(m, nz, nbk, posc, cost, upto, rem, p0, p1)
+    return nz
+
+
+@_helper
+def _prefix_rates_nz(m, nz, nbk, posc, cost, upto, rem, p0, p1):
+    """:func:`_prefix_rates` given the non-zero count ``nz`` of ``m`` (positions 1..63)."""
     r = nz
     s0 = 0.0
     s1 = 0.0
@@ -159,7 +166,6 @@ def _prefix_rates(m, nbk, posc, cost, upto, rem, p0, p1):
         p1[k + 1] = s1
         if m[k] != 0:
             r -= 1
-    return nz
 
 
 @_helper
@@ -386,7 +392,7 @@ def rdoq_block_given(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam,
         rk = _recon(m[k], offs[k])
         kept2 += weights[k] * rk * rk
     target = rho * math.sqrt(tgt2)
-    nz = _prefix_rates(m, nbk, posc, cost, last, rem, p0, p1)
+    _prefix_rates_nz(m, nz, nbk, posc, cost, last, rem, p0, p1)  # nz: counted above
     deficit = target - math.sqrt(kept2)
     pen = mu * deficit * deficit if deficit > 0.0 else 0.0
     changed = 0
@@ -420,8 +426,9 @@ def rdoq_block_given(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam,
             kept2, pen = new_kept2, new_pen
             m[k] = cand
             changed += 1
-            if cand == 0:
-                nz = _prefix_rates(m, nbk, posc, cost, k, rem, p0, p1)
+            if cand == 0:  # one non-zero fewer
+                nz -= 1
+                _prefix_rates_nz(m, nz, nbk, posc, cost, k, rem, p0, p1)
     nz = np.int64(0)
     for k in range(1, 64):
         out[i, k] = -m[k] if scaled_b[k] < 0 else m[k]
