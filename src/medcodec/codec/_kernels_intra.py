@@ -493,9 +493,7 @@ def _trial(xb, pred, dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, bits0):
     for p in range(64):
         res[p] = np.float64(xb[p] - pred[p])
     _fdct_pass(res, tmp, coef, dct)
-    _fdct_pass(tmp, res, coef, dct)
-    for p in range(64):
-        coef[p] = res[p]
+    _fdct_pass(tmp, coef, res, dct)  # res: the second pass's scratch, coef its output
     d = 0.0
     bits = bits0
     nb = np.int64(0)
@@ -1054,22 +1052,51 @@ def _trial_pair(xb, pred, dv, dh, zz, invz, stepz, offsets, res, tmp, coef, lvz)
     for p in range(64):
         res[p] = np.float64(xb[p] - pred[p])
     # tmp[8 u + j] = sum_i dv[u, i] res[8 i + j], then coef[8 u + v] = sum_j tmp[8 u + j] dh[v, j]: every
-    # sum from 0.0 in increasing i (j), the same doubles as the dot products written out; the loops are
-    # interchanged so that the inner one runs along the 8 outputs (vectorisable), not along the sum
+    # sum from 0.0 in increasing i (j), the same doubles as the dot products written out, eight of
+    # them at a time in registers (independent chains, not one sum's latency after another)
     for u in range(8):
-        for j in range(8):
-            tmp[8 * u + j] = 0.0
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
         for i in range(8):
             d = dv[u, i]
-            for j in range(8):
-                tmp[8 * u + j] += d * res[8 * i + j]
+            r = 8 * i
+            a0 += d * res[r]
+            a1 += d * res[r + 1]
+            a2 += d * res[r + 2]
+            a3 += d * res[r + 3]
+            a4 += d * res[r + 4]
+            a5 += d * res[r + 5]
+            a6 += d * res[r + 6]
+            a7 += d * res[r + 7]
+        r = 8 * u
+        tmp[r] = a0
+        tmp[r + 1] = a1
+        tmp[r + 2] = a2
+        tmp[r + 3] = a3
+        tmp[r + 4] = a4
+        tmp[r + 5] = a5
+        tmp[r + 6] = a6
+        tmp[r + 7] = a7
     for u in range(8):
-        for v in range(8):
-            coef[8 * u + v] = 0.0
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
         for j in range(8):
             t = tmp[8 * u + j]
-            for v in range(8):
-                coef[8 * u + v] += t * dh[v, j]
+            a0 += t * dh[0, j]
+            a1 += t * dh[1, j]
+            a2 += t * dh[2, j]
+            a3 += t * dh[3, j]
+            a4 += t * dh[4, j]
+            a5 += t * dh[5, j]
+            a6 += t * dh[6, j]
+            a7 += t * dh[7, j]
+        r = 8 * u
+        coef[r] = a0
+        coef[r + 1] = a1
+        coef[r + 2] = a2
+        coef[r + 3] = a3
+        coef[r + 4] = a4
+        coef[r + 5] = a5
+        coef[r + 6] = a6
+        coef[r + 7] = a7
     d = 0.0
     for k in range(64):
         c = coef[zz[k]]
