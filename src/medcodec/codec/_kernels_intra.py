@@ -46,7 +46,7 @@ from ._kernels_v2 import (
     _enc_init,
     _nz_ctx,
 )
-from ._rdoq_ms import _nz_rate, neighbour_buckets, rdoq_block, rdoq_block_given
+from ._rdoq_ms import _nz_rate, neighbour_buckets, rdoq_block, rdoq_block_counted
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -1229,11 +1229,24 @@ def _rd_trial_given(texture, coef, lv, levels, b, nzs, nzc, nbkb, dcp, posc, cos
     ``nbkb`` (the neighbour buckets of positions 1..63, :func:`._rdoq_ms.neighbour_buckets`) and
     ``dcp`` (the DC level's prediction, ``_dc_context``). The same levels and figures, and a fourth:
     :func:`_rest_rate` of the RD levels, summed in the same walk."""
-    for k in range(64):
+    sc[0] = coef[zz[0]] * invz[0]
+    levels[b, 0] = lv[0]
+    nz = np.int64(0)
+    last = 0
+    movable = 0
+    for k in range(1, 64):  # with rdoq_block_given's first walk
         sc[k] = coef[zz[k]] * invz[k]
-        levels[b, k] = lv[k]
-    changed = rdoq_block_given(sc, levels, b, nzs, nzc, posc, cost, wz, offs_f, lam_rd, mu, rho, texture, False, rm,
-                               nbkb, ra, rrem, rp0, rp1)  # fmt: skip
+        v = lv[k]
+        levels[b, k] = v
+        mk = abs(v)
+        rm[k] = mk
+        if v != 0:
+            nz += 1
+            last = k
+            if mk <= 2:
+                movable += 1
+    changed = rdoq_block_counted(sc, levels, b, nzs, nzc, posc, cost, wz, offs_f, lam_rd, mu, rho, texture, False, rm,
+                                 nbkb, ra, rrem, rp0, rp1, nz, last, movable)  # fmt: skip
     d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
     r, rest = _model_rest_rate(levels, b, nzs, nzc, nbkb, dcp, posc, cost)
     return changed, d1, r, rest

@@ -64,8 +64,8 @@ from ._kernels_ms import (
 )
 from ._kernels_v2 import POS_BAND, _nz_ctx
 
-__all__ = ["symbol_counts", "symbol_costs", "rdoq_levels", "rdoq_block", "rdoq_block_given", "neighbour_buckets",
-           "enforce_bound", "blocks_over",
+__all__ = ["symbol_counts", "symbol_costs", "rdoq_levels", "rdoq_block", "rdoq_block_given", "rdoq_block_counted",
+           "neighbour_buckets", "enforce_bound", "blocks_over",
            "symbol_counts_reference", "rdoq_levels_reference", "enforce_bound_reference", "blocks_over_reference",
            "COST_PRIOR", "MAX_SYMBOL_BITS"]  # fmt: skip
 
@@ -379,18 +379,35 @@ def rdoq_block_given(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam,
             last = k
             if m[k] <= 2:
                 movable += 1
+    return rdoq_block_counted(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam, mu, rho, texture, safe, m,
+                              nbk, a, rem, p0, p1, nz, last, movable)  # fmt: skip
+
+
+@_helper
+def rdoq_block_counted(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam, mu, rho, texture, safe, m, nbk, a,
+                       rem, p0, p1, nz, last, movable):  # fmt: skip
+    """:func:`rdoq_block_given` with its first walk done by the caller: ``m[1:64]`` the magnitudes of
+    ``out[i]``, ``nz`` their non-zero count, ``last`` the last non-zero position (0: none),
+    ``movable`` how many are 1 or 2."""
     if movable == 0:
         nzs[i] = nz
         return 0
     tgt2 = 0.0
-    if mu > 0.0 and texture:
-        for k in range(1, 64):
-            tgt2 += weights[k] * scaled_b[k] * scaled_b[k]
     kept2 = 0.0
-    for k in range(1, last + 1):
-        a[k] = abs(scaled_b[k])
-        rk = _recon(m[k], offs[k])
-        kept2 += weights[k] * rk * rk
+    if mu > 0.0 and texture:  # both sums in one loop (each in its order): two chains side by side
+        for k in range(1, last + 1):
+            s = scaled_b[k]
+            tgt2 += weights[k] * s * s
+            a[k] = abs(s)
+            rk = _recon(m[k], offs[k])
+            kept2 += weights[k] * rk * rk
+        for k in range(last + 1, 64):
+            tgt2 += weights[k] * scaled_b[k] * scaled_b[k]
+    else:
+        for k in range(1, last + 1):
+            a[k] = abs(scaled_b[k])
+            rk = _recon(m[k], offs[k])
+            kept2 += weights[k] * rk * rk
     target = rho * math.sqrt(tgt2)
     _prefix_rates_nz(m, nz, nbk, posc, cost, last, rem, p0, p1)  # nz: counted above
     deficit = target - math.sqrt(kept2)
