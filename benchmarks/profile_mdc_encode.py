@@ -9,8 +9,8 @@ For the middle slice of the chest CT, the head CT (512x512) and the 256x256 MR, 
 whose default stream is nearest ``--bpp``: the whole ``medcodec.encode(x, quality=q, jobs=1)``
 (one full encode: ``quality=`` runs no rate search; ``ratio=`` / ``psnr=`` run one intra encode
 per probe of the search, see ``resolve_quality``), libjpeg-turbo 12-bit at the same bpp, and the
-encoder's stages: the centroid offsets (a frame DCT, rounding), the RD pricing (a second frame
-DCT, rounding, symbol counts, texture weight), the intra loop (:func:`._kernels_intra.encode_intra25`)
+encoder's stages: the centroid offsets (a frame DCT, rounding), the RD pricing (symbol counts of
+those rounded levels, costs, texture weight), the intra loop (:func:`._kernels_intra.encode_intra25`)
 and, to split it, the same loop with features taken away (no RD levels; RD levels of the winner
 only; the RD mode decision; 2.5 with the pair tried for the winner only), the mode and level
 coders, the deblocking and the restoration filters' fitting. Thread CPU time
@@ -126,16 +126,17 @@ def stages_of(f: np.ndarray, bits: int, signed: bool, q: int, jf: np.ndarray | N
     L.run("default")
     levels, modes, skip, txc, recon = L.levels.copy(), L.modes.copy(), L.skip.copy(), L.txc.copy(), L.recon.copy()
     rows, cols = f.shape
-    ideblock, idecoded = mdc2.deblocked_frame(coder, None, L.offsets, f, base=recon[:rows, :cols].astype(coder._dtype))
+    _, idecoded = mdc2.deblocked_frame(coder, None, L.offsets, f, base=recon[:rows, :cols].astype(coder._dtype))
 
     def offsets() -> None:
         scaled = coder.scaled(f)
         mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
 
-    def pricing() -> None:
-        scaled = coder.scaled(f)
-        priced = K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
-        intra.rd_params(coder, f, priced, -(-cols // 8))
+    scaled = coder.scaled(f)
+    rounded = K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
+
+    def pricing() -> None:  # the rounded levels are the offsets' (mdc._intra_frame passes them on)
+        intra.rd_params(coder, f, rounded, -(-cols // 8))
 
     def coding() -> None:
         out = np.empty(L.nb + 1024, np.uint8)
@@ -150,7 +151,7 @@ def stages_of(f: np.ndarray, bits: int, signed: bool, q: int, jf: np.ndarray | N
         "encode (whole, default)": lambda: medcodec.encode(f, quality=q, bits_stored=bits, signed=signed, jobs=1),
         **peer,
         "  offsets (frame DCT, rounding, centroids)": offsets,
-        "  RD pricing (frame DCT, rounding, counts, texture)": pricing,
+        "  RD pricing (symbol counts, costs, texture weight)": pricing,
         "  intra loop (encode_intra25, joint)": lambda: L.run("default"),
         "    loop, 2.5 pair for the winner only": lambda: L.run("post"),
         "    loop, 2.4 RD mode decision": lambda: L.run("rdmode"),

@@ -892,9 +892,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     else:
                         in_pair = in_dct
                     if in_dct:
-                        changed, d1, r1, q1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc,
-                                                          cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra,
-                                                          rrem, rp0, rp1)  # fmt: skip
+                        changed, d1, r1, q1 = _rd_trial_given(
+                            tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
+                            mu, rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                         cb = _sym_bits(T, tb, 0, 2) if m != 0 and (levels[b, 0] != 0 or nzs[b] > 0) else 0.0
                         jc = (d1 if changed else td[t]) + lam * (tb0[t] + rd_mode_lam * (
                             r1 + q1) + cb)  # fmt: skip
@@ -915,9 +915,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                             dv = dst if TX_PAIR[m, 0] else dct
                             dh = dst if TX_PAIR[m, 1] else dct
                             d2 = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                        changed2, d2r, r2, q2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc,
-                                                            cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra,
-                                                            rrem, rp0, rp1)  # fmt: skip
+                        changed2, d2r, r2, q2 = _rd_trial_given(
+                            tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
+                            rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                         cb = _sym_bits(T, tb, 1, 2) if levels[b, 0] != 0 or nzs[b] > 0 else 0.0  # nzs[b]: the trial's
                         j2 = (d2r if changed2 else d2) + lam * (tb0[t] + rd_mode_lam * (
                             r2 + q2) + cb)  # fmt: skip
@@ -949,9 +949,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_d0 = td[t]
                     best_b0 = tb0[t]
                     break
-                changed, d1, r1, q1 = _rd_trial_given(tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost,
-                                                  wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem, rp0,
-                                                  rp1)  # fmt: skip
+                changed, d1, r1, q1 = _rd_trial_given(
+                    tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
+                    rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                 d = d1 if changed else td[t]
                 jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + q1))
                 if jc < best_j:
@@ -965,9 +965,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                         best_rd[k] = levels[b, k]
             if tx and tx_joint == 0 and best_m != 0:  # 2.5: the winner's DST pair against its DCT (RD levels)
                 if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
-                    changed, d1, r1, q1 = _rd_trial_given(tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, dcp_b, posc,
-                                                      cost, wz, offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem,
-                                                      rp0, rp1)  # fmt: skip
+                    changed, d1, r1, q1 = _rd_trial_given(
+                        tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
+                        mu, rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                     best_j = (d1 if changed else best_d0) + lam * (best_b0 + rd_mode_lam * (
                         r1 + q1))  # fmt: skip
                     best_tried = changed + 1
@@ -976,9 +976,9 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                 dv = dst if TX_PAIR[best_m, 0] else dct
                 dh = dst if TX_PAIR[best_m, 1] else dct
                 d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                changed2, d2r, r2, q2 = _rd_trial_given(tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz,
-                                                    offs_f, lam_rd, mu, rho, zz, invz, sc, rm, ra, rrem, rp0,
-                                                    rp1)  # fmt: skip
+                changed2, d2r, r2, q2 = _rd_trial_given(
+                    tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu, rho, zz,
+                    invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                 tb = 2 * TX_CLASS[best_m]
                 j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + q2)
                                                        + _sym_bits(T, tb, 1, 2))  # fmt: skip
@@ -1222,8 +1222,8 @@ def _rd_trial(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, 
 
 
 @_helper
-def _rd_trial_given(texture, coef, lv, levels, b, nzs, nzc, nbkb, dcp, posc, cost, wz, offs_f, lam_rd, mu, rho, zz, invz,
-                    sc, rm, ra, rrem, rp0, rp1):  # fmt: skip
+def _rd_trial_given(texture, coef, lv, levels, b, nzs, nzc, nbkb, dcp, posc, cost, wz, offs_f, lam_rd, mu, rho, zz,
+                    invz, sc, rm, ra, rrem, rp0, rp1):  # fmt: skip
     """:func:`_rd_trial` with what is the same for every candidate of block ``b`` found once:
     ``texture`` (its sample sum reaches the floor), ``nzc`` (the non-zero count's context),
     ``nbkb`` (the neighbour buckets of positions 1..63, :func:`._rdoq_ms.neighbour_buckets`) and

@@ -334,13 +334,14 @@ def rdoq_block(scaled_b, out, i, bx, nzs, posc, cost, weights, offs, lam, mu, rh
     int64), ``a`` (64 float), ``rem`` (65 int64), ``p0``, ``p1`` (65 float): scratch. Returns the
     number of levels changed."""
     last = 0
-    movable = False
+    movable = 0
     for k in range(1, 64):
         v = abs(np.int64(out[i, k]))
         if v != 0:
             last = k
-            movable |= v <= 2
-    if movable:  # else the search returns at once
+            if v <= 2:
+                movable += 1
+    if movable > 0:  # else the search returns at once
         neighbour_buckets(out, i, bx, last, nbk)
     return rdoq_block_given(scaled_b, out, i, nzs, _nz_ctx(nzs, i, bx), posc, cost, weights, offs, lam, mu, rho,
                             texture, safe, m, nbk, a, rem, p0, p1)  # fmt: skip
