@@ -49,7 +49,7 @@ from ._kernels_v2 import (
     _enc_init,
     _nz_ctx,
 )
-from ._rdoq_ms import _nz_rate, rdoq_block
+from ._rdoq_ms import _nz_rate, neighbour_buckets, rdoq_block, rdoq_block_counted
 
 _jit = numba.njit(cache=True, nogil=True)
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
@@ -567,9 +567,7 @@ def _trial(xb, pred, dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, bits0):
     for p in range(64):
         res[p] = np.float64(xb[p] - pred[p])
     _fdct_pass(res, tmp, coef, dct)
-    _fdct_pass(tmp, res, coef, dct)
-    for p in range(64):
-        coef[p] = res[p]
+    _fdct_pass(tmp, coef, res, dct)  # res: the second pass's scratch, coef its output
     d = 0.0
     bits = bits0
     nb = np.int64(0)
@@ -818,6 +816,10 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
             wz[k] *= edge_gain(zz[k], dct, edge_w)
     rm = np.empty(64, np.int64)
     rnbk = np.empty(64, np.int64)
+    nbkb = np.zeros(64, np.int64)  # rd_mode: the block's neighbour buckets, for every candidate
+    tex_b = False
+    nzc_b = np.int64(0)
+    dcp_b = np.int64(0)
     ra = np.empty(64)
     rrem = np.empty(65, np.int64)
     rp0 = np.empty(65)
@@ -871,6 +873,14 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                         txc[b] = 2
                     continue
                 skip[b] = 0
+            if rd_mode:  # what every candidate's RD trial shares: the texture test and the contexts
+                sx = np.int64(0)
+                for p in range(64):
+                    sx += xb[p]
+                tex_b = sx >= tex_sum
+                nzc_b = _nz_ctx(nzs, b, bx)
+                dcp_b, _ = _dc_context(levels, b, bx)
+                neighbour_buckets(levels, b, bx, 63, nbkb)
             for m in range(N_MODES):
                 taken[m] = False
                 sad[m] = np.iinfo(np.int64).max
@@ -956,12 +966,12 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     else:
                         in_pair = in_dct
                     if in_dct:
-                        changed, d1, r1 = _rd_trial(xb, tcoef[t], tlv[t], levels, b, bx, nzs, posc, cost, wz, offs_f,
-                                                    lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
-                                                    rp1)  # fmt: skip
-                        cb = _sym_bits(T, tb, 0, 2) if m != 0 and _any_level(levels, b) else 0.0
+                        changed, d1, r1, q1 = _rd_trial_given(
+                            tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
+                            mu, rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
+                        cb = _sym_bits(T, tb, 0, 2) if m != 0 and (levels[b, 0] != 0 or nzs[b] > 0) else 0.0
                         jc = (d1 if changed else td[t]) + lam * (tb0[t] + rd_mode_lam * (
-                            r1 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
+                            r1 + q1) + cb)  # fmt: skip
                         if jc < best_j:
                             best_j = jc
                             best_m = m
@@ -979,12 +989,12 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                             dv = dst if TX_PAIR[m, 0] else dct
                             dh = dst if TX_PAIR[m, 1] else dct
                             d2 = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                        changed2, d2r, r2 = _rd_trial(xb, coef2, lv2, levels, b, bx, nzs, posc, cost, wz, offs_f,
-                                                      lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
-                                                      rp1)  # fmt: skip
-                        cb = _sym_bits(T, tb, 1, 2) if _any_level(levels, b) else 0.0
+                        changed2, d2r, r2, q2 = _rd_trial_given(
+                            tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
+                            rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
+                        cb = _sym_bits(T, tb, 1, 2) if levels[b, 0] != 0 or nzs[b] > 0 else 0.0  # nzs[b]: the trial's
                         j2 = (d2r if changed2 else d2) + lam * (tb0[t] + rd_mode_lam * (
-                            r2 + _rest_rate(levels, b, bx)) + cb)  # fmt: skip
+                            r2 + q2) + cb)  # fmt: skip
                         if j2 < best_j:
                             best_j = j2
                             best_m = m
@@ -1013,10 +1023,11 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     best_d0 = td[t]
                     best_b0 = tb0[t]
                     break
-                changed, d1, r1 = _rd_trial(xb, tcoef[t], tlv[t], levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd,
-                                            mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+                changed, d1, r1, q1 = _rd_trial_given(
+                    tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
+                    rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                 d = d1 if changed else td[t]
-                jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + _rest_rate(levels, b, bx)))
+                jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + q1))
                 if jc < best_j:
                     best_j = jc
                     best_m = tm[t]
@@ -1028,21 +1039,22 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                         best_rd[k] = levels[b, k]
             if tx and tx_joint == 0 and best_m != 0:  # 2.5: the winner's DST pair against its DCT (RD levels)
                 if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
-                    changed, d1, r1 = _rd_trial(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f,
-                                                lam_rd, mu, rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0,
-                                                rp1)  # fmt: skip
+                    changed, d1, r1, q1 = _rd_trial_given(
+                        tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
+                        mu, rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                     best_j = (d1 if changed else best_d0) + lam * (best_b0 + rd_mode_lam * (
-                        r1 + _rest_rate(levels, b, bx)))  # fmt: skip
+                        r1 + q1))  # fmt: skip
                     best_tried = changed + 1
                     for k in range(64):
                         best_rd[k] = levels[b, k]
                 dv = dst if TX_PAIR[best_m, 0] else dct
                 dh = dst if TX_PAIR[best_m, 1] else dct
                 d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                changed2, d2r, r2 = _rd_trial(xb, coef2, lv2, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
-                                              rho, tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+                changed2, d2r, r2, q2 = _rd_trial_given(
+                    tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu, rho, zz,
+                    invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
                 tb = 2 * TX_CLASS[best_m]
-                j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + _rest_rate(levels, b, bx))
+                j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + q2)
                                                        + _sym_bits(T, tb, 1, 2))  # fmt: skip
                 if j2 < best_j + lam * _sym_bits(T, tb, 0, 2):
                     use_dst = True
@@ -1113,18 +1125,52 @@ def _trial_pair(xb, pred, dv, dh, zz, invz, stepz, offsets, res, tmp, coef, lvz)
     (zigzag) into ``lvz``; returns their squared error in the transform domain."""
     for p in range(64):
         res[p] = np.float64(xb[p] - pred[p])
-    for u in range(8):  # tmp[8 u + j] = sum_i dv[u, i] res[8 i + j]
-        for j in range(8):
-            a = 0.0
-            for i in range(8):
-                a += dv[u, i] * res[8 * i + j]
-            tmp[8 * u + j] = a
+    # tmp[8 u + j] = sum_i dv[u, i] res[8 i + j], then coef[8 u + v] = sum_j tmp[8 u + j] dh[v, j]: every
+    # sum from 0.0 in increasing i (j), the same doubles as the dot products written out, eight of
+    # them at a time in registers (independent chains, not one sum's latency after another)
     for u in range(8):
-        for v in range(8):
-            a = 0.0
-            for j in range(8):
-                a += tmp[8 * u + j] * dh[v, j]
-            coef[8 * u + v] = a
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+        for i in range(8):
+            d = dv[u, i]
+            r = 8 * i
+            a0 += d * res[r]
+            a1 += d * res[r + 1]
+            a2 += d * res[r + 2]
+            a3 += d * res[r + 3]
+            a4 += d * res[r + 4]
+            a5 += d * res[r + 5]
+            a6 += d * res[r + 6]
+            a7 += d * res[r + 7]
+        r = 8 * u
+        tmp[r] = a0
+        tmp[r + 1] = a1
+        tmp[r + 2] = a2
+        tmp[r + 3] = a3
+        tmp[r + 4] = a4
+        tmp[r + 5] = a5
+        tmp[r + 6] = a6
+        tmp[r + 7] = a7
+    for u in range(8):
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+        for j in range(8):
+            t = tmp[8 * u + j]
+            a0 += t * dh[0, j]
+            a1 += t * dh[1, j]
+            a2 += t * dh[2, j]
+            a3 += t * dh[3, j]
+            a4 += t * dh[4, j]
+            a5 += t * dh[5, j]
+            a6 += t * dh[6, j]
+            a7 += t * dh[7, j]
+        r = 8 * u
+        coef[r] = a0
+        coef[r + 1] = a1
+        coef[r + 2] = a2
+        coef[r + 3] = a3
+        coef[r + 4] = a4
+        coef[r + 5] = a5
+        coef[r + 6] = a6
+        coef[r + 7] = a7
     d = 0.0
     for k in range(64):
         c = coef[zz[k]]
@@ -1247,6 +1293,60 @@ def _rd_trial(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, 
                          sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
     d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
     return changed, d1, _model_rate(levels, b, bx, nzs, posc, cost)
+
+
+@_helper
+def _rd_trial_given(texture, coef, lv, levels, b, nzs, nzc, nbkb, dcp, posc, cost, wz, offs_f, lam_rd, mu, rho, zz,
+                    invz, sc, rm, ra, rrem, rp0, rp1):  # fmt: skip
+    """:func:`_rd_trial` with what is the same for every candidate of block ``b`` found once:
+    ``texture`` (its sample sum reaches the floor), ``nzc`` (the non-zero count's context),
+    ``nbkb`` (the neighbour buckets of positions 1..63, :func:`._rdoq_ms.neighbour_buckets`) and
+    ``dcp`` (the DC level's prediction, ``_dc_context``). The same levels and figures, and a fourth:
+    :func:`_rest_rate` of the RD levels, summed in the same walk."""
+    sc[0] = coef[zz[0]] * invz[0]
+    levels[b, 0] = lv[0]
+    nz = np.int64(0)
+    last = 0
+    movable = 0
+    for k in range(1, 64):  # with rdoq_block_given's first walk
+        sc[k] = coef[zz[k]] * invz[k]
+        v = lv[k]
+        levels[b, k] = v
+        mk = abs(v)
+        rm[k] = mk
+        if v != 0:
+            nz += 1
+            last = k
+            if mk <= 2:
+                movable += 1
+    changed = rdoq_block_counted(sc, levels, b, nzs, nzc, posc, cost, wz, offs_f, lam_rd, mu, rho, texture, False, rm,
+                                 nbkb, ra, rrem, rp0, rp1, nz, last, movable)  # fmt: skip
+    d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
+    r, rest = _model_rest_rate(levels, b, nzs, nzc, nbkb, dcp, posc, cost)
+    return changed, d1, r, rest
+
+
+@_helper
+def _model_rest_rate(levels, b, nzs, nzc, nbkb, dcp, posc, cost):
+    """(:func:`_model_rate`, :func:`_rest_rate`) of ``levels[b]`` in one walk, the contexts given (as
+    :func:`_rd_trial_given` has them), ``nzs[b]`` its non-zero AC levels (what the search leaves):
+    each sum adds the same terms in the same order as the two functions."""
+    nz = nzs[b]
+    r = _nz_rate(nz, nzc, cost) + nz
+    rest = 2.0 + _bitlen(abs(np.int64(levels[b, 0]) - dcp))
+    rem = nz
+    k = 1
+    while rem > 0:  # past the last non-zero level no continuation symbol either
+        mk = abs(np.int64(levels[b, k]))
+        r += cost[O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbkb[k]) + min(mk, 3)]
+        if mk != 0:
+            rem -= 1
+            if mk >= 3:
+                rest += 1.5 * min((mk - 3) // 3 + 1, np.int64(4))
+                if mk >= 15:
+                    rest += 2.0 + 2.0 * _bitlen(mk - 15)
+        k += 1
+    return r, rest
 
 
 @_helper

@@ -64,7 +64,8 @@ from ._kernels_ms import (
 )
 from ._kernels_v2 import POS_BAND, _nz_ctx
 
-__all__ = ["symbol_counts", "symbol_costs", "rdoq_levels", "rdoq_block", "enforce_bound", "blocks_over",
+__all__ = ["symbol_counts", "symbol_costs", "rdoq_levels", "rdoq_block", "rdoq_block_given", "rdoq_block_counted",
+           "neighbour_buckets", "enforce_bound", "blocks_over",
            "symbol_counts_reference", "rdoq_levels_reference", "enforce_bound_reference", "blocks_over_reference",
            "COST_PRIOR", "MAX_SYMBOL_BITS"]  # fmt: skip
 
@@ -143,6 +144,13 @@ def _prefix_rates(m, nbk, posc, cost, upto, rem, p0, p1):
     for k in range(1, 64):
         if m[k] != 0:
             nz += 1
+    _prefix_rates_nz(m, nz, nbk, posc, cost, upto, rem, p0, p1)
+    return nz
+
+
+@_helper
+def _prefix_rates_nz(m, nz, nbk, posc, cost, upto, rem, p0, p1):
+    """:func:`_prefix_rates` given the non-zero count ``nz`` of ``m`` (positions 1..63)."""
     r = nz
     s0 = 0.0
     s1 = 0.0
@@ -158,7 +166,6 @@ def _prefix_rates(m, nbk, posc, cost, upto, rem, p0, p1):
         p1[k + 1] = s1
         if m[k] != 0:
             r -= 1
-    return nz
 
 
 @_helper
@@ -326,8 +333,42 @@ def rdoq_block(scaled_b, out, i, bx, nzs, posc, cost, weights, offs, lam, mu, rh
     exists (the intra encoder: its reconstruction predicts the next block). ``m``, ``nbk`` (64
     int64), ``a`` (64 float), ``rem`` (65 int64), ``p0``, ``p1`` (65 float): scratch. Returns the
     number of levels changed."""
+    last = 0
+    movable = 0
+    for k in range(1, 64):
+        v = abs(np.int64(out[i, k]))
+        if v != 0:
+            last = k
+            if v <= 2:
+                movable += 1
+    if movable > 0:  # else the search returns at once
+        neighbour_buckets(out, i, bx, last, nbk)
+    return rdoq_block_given(scaled_b, out, i, nzs, _nz_ctx(nzs, i, bx), posc, cost, weights, offs, lam, mu, rho,
+                            texture, safe, m, nbk, a, rem, p0, p1)  # fmt: skip
+
+
+@_helper
+def neighbour_buckets(out, i, bx, upto, nbk):
+    """``nbk[k]``, k = 1..``upto``: the neighbour bucket of block ``i``'s base symbol at position k
+    (``NBR_LUT`` of the summed magnitudes of blocks ``i - 1`` and ``i - bx`` in ``out`` there)."""
     has_left = i % bx > 0
     has_up = i >= bx
+    for k in range(1, upto + 1):
+        nsum = np.int64(0)
+        if has_left:
+            nsum += abs(np.int64(out[i - 1, k]))
+        if has_up:
+            nsum += abs(np.int64(out[i - bx, k]))
+        nbk[k] = NBR_LUT[min(nsum, np.int64(21))]
+
+
+@_helper
+def rdoq_block_given(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam, mu, rho, texture, safe, m, nbk, a,
+                     rem, p0, p1):  # fmt: skip
+    """:func:`rdoq_block` with its contexts given: ``nzc`` the non-zero count's context
+    (``_nz_ctx``), ``nbk[k]`` the neighbour buckets (:func:`neighbour_buckets`) of at least the
+    positions up to the block's last non-zero level (read only). The intra encoder tries several
+    candidates of one block, whose contexts are the same: it finds them once."""
     movable = 0
     last = 0
     nz = np.int64(0)
@@ -339,27 +380,37 @@ def rdoq_block(scaled_b, out, i, bx, nzs, posc, cost, weights, offs, lam, mu, rh
             last = k
             if m[k] <= 2:
                 movable += 1
+    return rdoq_block_counted(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam, mu, rho, texture, safe, m,
+                              nbk, a, rem, p0, p1, nz, last, movable)  # fmt: skip
+
+
+@_helper
+def rdoq_block_counted(scaled_b, out, i, nzs, nzc, posc, cost, weights, offs, lam, mu, rho, texture, safe, m, nbk, a,
+                       rem, p0, p1, nz, last, movable):  # fmt: skip
+    """:func:`rdoq_block_given` with its first walk done by the caller: ``m[1:64]`` the magnitudes of
+    ``out[i]``, ``nz`` their non-zero count, ``last`` the last non-zero position (0: none),
+    ``movable`` how many are 1 or 2."""
     if movable == 0:
         nzs[i] = nz
         return 0
     tgt2 = 0.0
-    if mu > 0.0 and texture:
-        for k in range(1, 64):
-            tgt2 += weights[k] * scaled_b[k] * scaled_b[k]
     kept2 = 0.0
-    for k in range(1, last + 1):
-        a[k] = abs(scaled_b[k])
-        nsum = np.int64(0)
-        if has_left:
-            nsum += abs(np.int64(out[i - 1, k]))
-        if has_up:
-            nsum += abs(np.int64(out[i - bx, k]))
-        nbk[k] = NBR_LUT[min(nsum, np.int64(21))]
-        rk = _recon(m[k], offs[k])
-        kept2 += weights[k] * rk * rk
+    if mu > 0.0 and texture:  # both sums in one loop (each in its order): two chains side by side
+        for k in range(1, last + 1):
+            s = scaled_b[k]
+            tgt2 += weights[k] * s * s
+            a[k] = abs(s)
+            rk = _recon(m[k], offs[k])
+            kept2 += weights[k] * rk * rk
+        for k in range(last + 1, 64):
+            tgt2 += weights[k] * scaled_b[k] * scaled_b[k]
+    else:
+        for k in range(1, last + 1):
+            a[k] = abs(scaled_b[k])
+            rk = _recon(m[k], offs[k])
+            kept2 += weights[k] * rk * rk
     target = rho * math.sqrt(tgt2)
-    nzc = _nz_ctx(nzs, i, bx)
-    nz = _prefix_rates(m, nbk, posc, cost, last, rem, p0, p1)
+    _prefix_rates_nz(m, nz, nbk, posc, cost, last, rem, p0, p1)  # nz: counted above
     deficit = target - math.sqrt(kept2)
     pen = mu * deficit * deficit if deficit > 0.0 else 0.0
     changed = 0
@@ -393,8 +444,9 @@ def rdoq_block(scaled_b, out, i, bx, nzs, posc, cost, weights, offs, lam, mu, rh
             kept2, pen = new_kept2, new_pen
             m[k] = cand
             changed += 1
-            if cand == 0:
-                nz = _prefix_rates(m, nbk, posc, cost, k, rem, p0, p1)
+            if cand == 0:  # one non-zero fewer
+                nz -= 1
+                _prefix_rates_nz(m, nz, nbk, posc, cost, k, rem, p0, p1)
     nz = np.int64(0)
     for k in range(1, 64):
         out[i, k] = -m[k] if scaled_b[k] < 0 else m[k]

@@ -819,7 +819,8 @@ def put_rice(out: bytearray, values: list[int]) -> None:
     its zigzag code ``z`` as ``z >> k`` one bits, a zero bit and the low ``k`` bits of ``z``, most
     significant first, packed MSB first and padded with zero bits to a byte."""
     zs = [_zigzag(v) for v in values]
-    k = min(range(MAX_RICE_K + 1), key=lambda k: sum((z >> k) + 1 + k for z in zs))
+    ks = np.arange(MAX_RICE_K + 1, dtype=np.int64)  # each k's bits at once; argmin: the first least, as min()
+    k = int(np.argmin((np.asarray(zs, np.int64)[None, :] >> ks[:, None]).sum(axis=1) + len(zs) * (1 + ks))) if zs else 0
     out.append(k)
     acc = nbits = 0
     for z in zs:

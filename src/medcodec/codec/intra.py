@@ -208,6 +208,8 @@ def encode_intra_frame(
     effort: str = "fast",
     mode_model: int | None = None,
     rd_bound: float | None = None,
+    *,
+    rounded: np.ndarray | None = None,
 ) -> IntraFrame:
     """Intra-code one 2-D frame with ``coder``'s steps and range.
 
@@ -232,6 +234,10 @@ def encode_intra_frame(
         samples would lie further than ``rd_bound`` from ``frame`` keeps its rounded levels (pass
         the bound the stream prints, :func:`.mdc2.error_bound_with_offsets` of ``offsets``). For the
         efforts in :data:`RD_MODE_EFFORTS` the mode decision sees each candidate's RD levels.
+    rounded
+        The frame's plain rounded DCT levels (``mdc2.round_scaled(coder.scaled(frame))``) if the
+        caller has them (:func:`.mdc._intra_frame` does, for the offsets): the ``"dct"`` pricing
+        (:data:`RD_PRICE`) takes them instead of transforming the frame again. None: computed.
 
     Returns
     -------
@@ -268,8 +274,12 @@ def encode_intra_frame(
             KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
         else:  # rounded levels price the symbols: the plain DCT's (cheap) or a plain intra pass's
             if RD_PRICE[effort] == "dct":  # mdc2.round_scaled (mdc2 imports this module)
-                scaled = coder.scaled(frame)
-                priced = K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
+                if rounded is None:
+                    scaled = coder.scaled(frame)
+                    rounded = K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
+                elif rounded.shape != (nb, 64):
+                    raise InvalidInputError(f"rounded levels of shape {rounded.shape} for a {rows} x {cols} frame")
+                priced = rounded
                 bxf = -(-cols // 8)
             else:
                 KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))

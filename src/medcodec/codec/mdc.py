@@ -410,11 +410,12 @@ def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
     from . import intra as intra_mod
 
     scaled = coder.scaled(frame)
-    offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
+    rounded = mdc2.round_scaled(scaled)
+    offsets = mdc2.reconstruction_offsets(rounded, scaled)
     mode_model = _mode_model_for(effort) if mode_model is None else mode_model
     rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets, tx=mode_model == 3)  # what the stream prints
                 if effort in INTRA_RDOQ_EFFORTS and mode_model >= 2 else None)  # fmt: skip
-    return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd_bound), offsets
+    return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd_bound, rounded=rounded), offsets
 
 
 def _with_side_bytes(frame_bytes: Callable[[FrameCoder, np.ndarray], int], extra: int, coder: FrameCoder,
