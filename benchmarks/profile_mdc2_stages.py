@@ -39,20 +39,10 @@ from medcodec.codec import _kernels_v2 as K  # noqa: E402
 from medcodec.codec import container, mdc2, transform  # noqa: E402
 from medcodec.codec.framecoder import FrameCoder  # noqa: E402
 from medcodec.spec import PixelSpec  # noqa: E402
+from _timing import round_robin  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SERIES = ("ct_chest_lungpetctdx_A0001_philips", "ct_head_phantom_philips_ingenuity", "mr_head_ge_signa_t1_ctk")
-
-
-def round_robin(stages: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Best thread CPU time (ms) of each stage, the stages run in turn ``repeat`` times."""
-    best = dict.fromkeys(stages, float("inf"))
-    for _ in range(repeat):
-        for name, fn in stages.items():
-            t = time.thread_time()
-            fn()
-            best[name] = min(best[name], time.thread_time() - t)
-    return {k: v * 1e3 for k, v in best.items()}
 
 
 def symbol_counts(levels: np.ndarray) -> tuple[int, int]:

@@ -1,0 +1,19 @@
+"""Timing helper shared by the profile scripts (``profile_mdc2_stages.py``, ``profile_mdc_decode.py``,
+``profile_mdc_encode.py``): they run as scripts, so this folder is on ``sys.path``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def round_robin(stages: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best thread CPU time (ms) of each stage, the stages run in turn ``repeat`` times (interleaved,
+    so a burst of load elsewhere hits every stage alike)."""
+    best = dict.fromkeys(stages, float("inf"))
+    for _ in range(repeat):
+        for name, fn in stages.items():
+            t = time.thread_time()
+            fn()
+            best[name] = min(best[name], time.thread_time() - t)
+    return {k: v * 1e3 for k, v in best.items()}
