@@ -50,7 +50,7 @@ def _guarantee(h: container.MdcHeader, intra_frames: int | None) -> str:
     if k is not None:
         return f"|error| <= {k} stored units for every sample (checked by decoding when encoded)"
     if h.format == "mdc" and intra_frames is not None and intra_frames == h.frames:
-        return "|error| <= max_abs_error_bound for every sample (every frame intra: each block checked when encoded)"
+        return "|error| <= max_abs_error_bound for every sample (all frames intra: levels rounded or checked per block)"
     if h.format == "mdc":
         return "|error| <= max_abs_error_bound if encoded with effort=fast (the header does not record the effort)"
     return "none recorded (lossy JPEG)"
