@@ -26,7 +26,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -41,18 +40,10 @@ from medcodec.codec.framecoder import FrameCoder  # noqa: E402
 from medcodec.codec.transform import DCT_MATRIX  # noqa: E402
 from medcodec.codec.zigzag import ZIGZAG  # noqa: E402
 from medcodec.spec import PixelSpec  # noqa: E402
-from _timing import round_robin  # noqa: E402
+from _timing import nearest_quality, round_robin  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SERIES = ("ct_chest_lungpetctdx_A0001_philips", "ct_head_phantom_philips_ingenuity", "mr_head_ge_signa_t1_ctk")
-
-
-def nearest_quality(bpp_of: Callable[[int], float], target: float, lo: int = 5, hi: int = 95) -> int:
-    """The quality in lo..hi whose bpp is nearest ``target`` (bpp grows with quality)."""
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if bpp_of(mid) < target else (lo, mid)
-    return min((lo, hi), key=lambda q: abs(bpp_of(q) - target))
 
 
 def decode_stages(data: bytes) -> tuple[dict[str, Callable[[], object]], str]:

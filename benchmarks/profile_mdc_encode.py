@@ -30,7 +30,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -45,18 +44,10 @@ from medcodec.codec import _kernels_v2 as K  # noqa: E402
 from medcodec.codec import intra, mdc, mdc2, quantize  # noqa: E402
 from medcodec.codec.transform import DCT_MATRIX  # noqa: E402
 from medcodec.codec.zigzag import ZIGZAG  # noqa: E402
-from _timing import round_robin  # noqa: E402
+from _timing import nearest_quality, round_robin  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SERIES = ("ct_chest_lungpetctdx_A0001_philips", "ct_head_phantom_philips_ingenuity", "mr_head_ge_signa_t1_ctk")
-
-
-def _quality_for(f: np.ndarray, bits: int, signed: bool, bpp: float, enc: Callable[[int], bytes]) -> int:
-    lo, hi = 1, 100
-    while hi - lo > 1:  # bpp grows with quality
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if len(enc(mid)) * 8 / f.size < bpp else (lo, mid)
-    return lo if abs(len(enc(lo)) * 8 / f.size - bpp) <= abs(len(enc(hi)) * 8 / f.size - bpp) else hi
 
 
 class Loop:
@@ -202,13 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         ds = pydicom.dcmread(paths[len(paths) // 2])
         f = ds.pixel_array
         bits, signed = int(ds.BitsStored), f.dtype.kind == "i"
-        q = _quality_for(f, bits, signed, args.bpp,
-                         lambda v: medcodec.encode(f, quality=v, bits_stored=bits, signed=signed, jobs=1))  # fmt: skip
+        q = nearest_quality(lambda v: len(medcodec.encode(f, quality=v, bits_stored=bits, signed=signed, jobs=1))
+                            * 8 / f.size, args.bpp, 1, 100)  # fmt: skip
         peer = f.min() >= 0 and f.max() < 4096  # libjpeg-turbo 12-bit takes it as it is
         jf = f.astype(np.uint16) if peer else None
-        jq = _quality_for(f, bits, signed, args.bpp,
-                          lambda v: bytes(imagecodecs.jpeg8_encode(jf, level=v, bitspersample=12, optimize=True))
-                          ) if peer else 0  # fmt: skip
+        jq = nearest_quality(lambda v: len(imagecodecs.jpeg8_encode(jf, level=v, bitspersample=12, optimize=True))
+                             * 8 / f.size, args.bpp, 1, 100) if peer else 0  # fmt: skip
         data = medcodec.encode(f, quality=q, bits_stored=bits, signed=signed, jobs=1)
         stages, L = stages_of(f, bits, signed, q, jf, jq)
         t = round_robin(stages, args.repeat)

@@ -227,7 +227,6 @@ def rdoq_levels(scaled, levels, bx, cost, weights, offs, lam, mu, rho, dc_floor,
     changed = 0
     for i in range(nblocks):
         has_left = i % bx > 0
-        has_up = i >= bx
         out[i, 0] = levels[i, 0]
         movable = 0
         last = 0
@@ -251,14 +250,9 @@ def rdoq_levels(scaled, levels, bx, cost, weights, offs, lam, mu, rho, dc_floor,
             for k in range(1, 64):
                 tgt2 += weights[k] * scaled[i, k] * scaled[i, k]
         kept2 = 0.0
-        for k in range(1, last + 1):  # positions past the last non-zero: zero, never coded
+        neighbour_buckets(out, i, bx, last, nbk)  # positions past the last non-zero: zero, never coded
+        for k in range(1, last + 1):
             a[k] = abs(scaled[i, k])
-            nsum = np.int64(0)
-            if has_left:
-                nsum += abs(np.int64(out[i - 1, k]))
-            if has_up:
-                nsum += abs(np.int64(out[i - bx, k]))
-            nbk[k] = NBR_LUT[min(nsum, np.int64(21))]
             rk = _recon(m[k], offs[k])
             kept2 += weights[k] * rk * rk
         rem_r[:] = 0
