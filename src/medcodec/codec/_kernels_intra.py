@@ -1288,7 +1288,9 @@ def _rd_trial(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, 
     and residual DCT ``coef`` (natural order): (levels changed, their DCT-domain squared error
     :func:`_scaled_sse` (0.0 if none changed), :func:`_model_rate`), the RD levels left in
     ``levels[b]``. Uses ``levels[b]`` and ``nzs[b]`` as scratch (the block's final levels
-    overwrite them)."""
+    overwrite them). The encoder runs the fused :func:`_rd_trial_given`; this plain composition
+    (with :func:`_rest_rate`) is its definition, which ``tests/codec/test_encoder_speed_exact.py``
+    checks it against."""
     changed = _rd_search(xb, coef, lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, zz, invz,
                          sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
     d1 = _scaled_sse(sc, levels, b, wz, offs_f) if changed else 0.0
@@ -1352,7 +1354,8 @@ def _model_rest_rate(levels, b, nzs, nzc, nbkb, dcp, posc, cost):
 @_helper
 def _rest_rate(levels, b, bx):
     """An estimate of the bits of block ``b``'s DC (``2 + bit_length`` of its difference to the
-    prediction from the neighbours' DC levels) and of its continuation symbols (1.5 bits each)."""
+    prediction from the neighbours' DC levels) and of its continuation symbols (1.5 bits each). The
+    reference of :func:`_model_rest_rate`'s second figure (the encoder runs that one)."""
     pred, _ = _dc_context(levels, b, bx)
     r = 2.0 + _bitlen(abs(np.int64(levels[b, 0]) - pred))
     for k in range(1, 64):
