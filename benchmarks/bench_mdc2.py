@@ -130,6 +130,9 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         # the wider mode search, intra RD levels priced by an intra pass; since tx25 with format 2.5's
         # per-block transform choice (intra.TX_EFFORTS, docs/format.md §18)
         "mdc v2.5 best": mdc(effort="best"),  # since joint26 with the joint mode / transform decision
+        # format 2.6: 16x16 DC-predicted blocks (intra.BIG_EFFORTS, docs/format.md §19)
+        "mdc v2.6 default": mdc(intra_attrs={"BIG_EFFORTS": ("fast", "best")}),
+        "mdc v2.6 best": mdc(effort="best", intra_attrs={"BIG_EFFORTS": ("fast", "best")}),
         "mdc v2.5 best before joint26": mdc(effort="best", intra_attrs={"TX_JOINT": {"fast": 0, "best": 0}}),
         "mdc v2.5 fast, rd mode n_full 3": mdc(intra_attrs={"TX_JOINT": {"fast": 0, "best": 0}}),  # no joint decision
         "mdc v2.4 best, no tx choice": mdc(effort="best", intra_attrs={"TX_EFFORTS": ()}),  # best before tx25

@@ -318,7 +318,8 @@ def encode_mdc_to(
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
         compact=compact,
-        version=container.VERSION_25 if intra and mode_model == 3
+        version=container.VERSION_26 if intra and mode_model == 4
+        else container.VERSION_25 if intra and mode_model == 3
         else container.VERSION_24 if compact or (intra and mode_model == 2)
         else container.VERSION_23 if arith and padding is not None
         else container.VERSION_22 if intra
@@ -396,11 +397,12 @@ def encode_mdc_to(
 
 def _mode_model_for(effort: str) -> int:
     """The intra mode model an encoder of ``effort`` writes (:func:`.intra.model_for`); format 2.5's
-    transform choice (3) only where the intra RD levels are on (:data:`INTRA_RDOQ_EFFORTS`), else 2."""
+    transform choice (3) and format 2.6's 16x16 blocks (4) only where the intra RD levels are on
+    (:data:`INTRA_RDOQ_EFFORTS`), else 2."""
     from . import intra as intra_mod
 
     model = intra_mod.model_for(effort)
-    return 2 if model == 3 and effort not in INTRA_RDOQ_EFFORTS else model
+    return 2 if model >= 3 and effort not in INTRA_RDOQ_EFFORTS else model
 
 
 def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
@@ -413,7 +415,7 @@ def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
     rounded = mdc2.round_scaled(scaled)
     offsets = mdc2.reconstruction_offsets(rounded, scaled)
     mode_model = _mode_model_for(effort) if mode_model is None else mode_model
-    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets, tx=mode_model == 3)  # what the stream prints
+    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets, tx=mode_model >= 3, big=mode_model == 4)  # printed
                 if effort in INTRA_RDOQ_EFFORTS and mode_model >= 2 else None)  # fmt: skip
     return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd_bound, rounded=rounded), offsets
 
