@@ -155,7 +155,7 @@ def test_truncated_and_corrupt_mode_segments_are_refused() -> None:
             continue
         assert out.shape == frame.shape and out.min() >= 0 and out.max() <= 4095
     with pytest.raises(CodecError):
-        intra.decode_intra_frame(p, rows, cols, coder, mode_model=4)  # 3 is format 2.5 (test_intra_tx)
+        intra.decode_intra_frame(p, rows, cols, coder, mode_model=5)  # 3: format 2.5, 4: 2.6 (test_intra_big)
     with pytest.raises(CodecError):
         intra.encode_intra_frame(frame, coder, mode_model=0)
 
