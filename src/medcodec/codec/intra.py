@@ -37,6 +37,10 @@ Mode model 2 (format 2.4, FRAM flag bit 5, the default, ``docs/format.md`` §17)
 references lie within :func:`flat_tolerance` of each other codes no mode (the context's is
 implied), so the decoder reads the modes inside the prediction loop
 (:func:`._kernels_intra.decode_intra2`; :func:`decode_modes2_reference` is the plain-Python twin).
+Format 2.5 (§18) adds a per-block choice of the DCT or the mode's DST-VII pair; format 2.6 (§19, the
+default, :data:`BIG_EFFORTS`) codes 16x16 macroblocks in raster order, each one DC-predicted 16x16
+block or four 8x8 blocks in Z order (:func:`._kernels_intra.decode_intra26`,
+:func:`decode_modes26_reference`).
 """
 
 from __future__ import annotations
