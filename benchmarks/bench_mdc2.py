@@ -115,12 +115,16 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.1 arith best": mdc(entropy="arith", intra=False, effort="best", compact=False),  # RD levels priced with the coder
         "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False, compact=False),  # fast with the RD levels
         # the .mdc default: intra frames with mode model 2 in the compact layout, their residual levels
-        # RD-searched in the loop (mdc.INTRA_RDOQ_EFFORTS) and priced by the frame's plain DCT levels
-        "mdc v2.5 default": mdc(),  # since tx25: with format 2.5's transform choice (docs/format.md §18)
+        # RD-searched in the loop (mdc.INTRA_RDOQ_EFFORTS) and priced by the frame's plain DCT levels;
+        # since big26 format 2.6: 16x16 DC-predicted blocks (intra.BIG_EFFORTS, docs/format.md §19)
+        "mdc v2.6 default": mdc(),
+        # the default from tx25 to big26: with format 2.5's transform choice (docs/format.md §18)
+        "mdc v2.5 default": mdc(intra_attrs={"BIG_EFFORTS": ()}),
         # the default before joint26 (the DST pair tried for the RD winner only, 2 DCT-coded candidates)
-        "mdc v2.5 default before joint26": mdc(intra_attrs={"TX_JOINT": {"fast": 0, "best": 0},
+        "mdc v2.5 default before joint26": mdc(intra_attrs={"TX_JOINT": {"fast": 0, "best": 0}, "BIG_EFFORTS": (),
                                                             "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
-        "mdc v2.5 fast, joint tx, rd mode n_full 2": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
+        "mdc v2.5 fast, joint tx, rd mode n_full 2": mdc(intra_attrs={"RD_MODE_SEARCH": {"fast": None, "best": (16, 6)},
+                                                                      "BIG_EFFORTS": ()}),
         "mdc v2.4 default": mdc(intra_attrs={"TX_EFFORTS": ("best",),  # the default before tx25 (2.4)
                                              "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
         "mdc v2.4 fast, rounded residuals": mdc(intra_rd=None),  # the default before the intra RD levels
@@ -129,9 +133,14 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
                                                                          "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),
         # the wider mode search, intra RD levels priced by an intra pass; since tx25 with format 2.5's
         # per-block transform choice (intra.TX_EFFORTS, docs/format.md §18)
-        "mdc v2.5 best": mdc(effort="best"),  # since joint26 with the joint mode / transform decision
-        "mdc v2.5 best before joint26": mdc(effort="best", intra_attrs={"TX_JOINT": {"fast": 0, "best": 0}}),
-        "mdc v2.5 fast, rd mode n_full 3": mdc(intra_attrs={"TX_JOINT": {"fast": 0, "best": 0}}),  # no joint decision
+        # since big26 with format 2.6's 16x16 blocks
+        "mdc v2.6 best": mdc(effort="best"),
+        # best from joint26 (the joint mode / transform decision) to big26
+        "mdc v2.5 best": mdc(effort="best", intra_attrs={"BIG_EFFORTS": ()}),
+        "mdc v2.5 best before joint26": mdc(effort="best", intra_attrs={"TX_JOINT": {"fast": 0, "best": 0},
+                                                                        "BIG_EFFORTS": ()}),
+        "mdc v2.5 fast, rd mode n_full 3": mdc(intra_attrs={"TX_JOINT": {"fast": 0, "best": 0},  # no joint decision
+                                                            "BIG_EFFORTS": ()}),
         "mdc v2.4 best, no tx choice": mdc(effort="best", intra_attrs={"TX_EFFORTS": ()}),  # best before tx25
         "mdc v2.4 fast, intra rd intra-priced": mdc(intra_rd=True, rd_price="intra", intra_attrs={
             "TX_EFFORTS": (), "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}),  # one more intra pass

@@ -30,7 +30,8 @@ IMAGES = ("693_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "MR2_UNCR.dcm", "
 ROWS = ("mdc v1 huffman fast", "mdc v2.1 arith fast", "mdc v2.2 intra fast (long)", "mdc v2.4 default",
         "mdc v2.4 fast, no rd mode decision",  # the default before the RD mode decision (rdmode)
         "mdc v2.5 default before joint26",  # the default before the joint mode / transform decision
-        "mdc v2.5 default")
+        "mdc v2.5 default",
+        "mdc v2.6 default")  # format 2.6's 16x16 blocks (intra.BIG_EFFORTS)
 ANCHOR = "jpeg2000 (OpenJPEG)"
 
 

@@ -9,7 +9,8 @@ For the middle slice of the chest CT, the head CT and the 256x256 MR, a default-
 (``medcodec.encode(f, quality=q)``, format 2.5 intra) at the quality whose stream is nearest
 ``--bpp``, decoded by ``medcodec.decode(data, jobs=1)`` and by its stages: container parse and
 CRCs, the FRAM header, level decoding (:func:`._kernels_ms.decode_coefficients_ms`), modes +
-prediction + inverse transform (:func:`._kernels_intra.decode_intra25`; its mode symbols are
+prediction + inverse transform (:func:`._kernels_intra.decode_intra26` for the 2.6 default, ``decode_intra25``
+for 2.5; its mode symbols are
 interleaved with the reconstruction, not separable), deblocking and the restoration filter if
 the frame has them, the output conversion (crop and dtype), and "Python overhead" (the whole
 minus the stages). libjpeg-turbo 12-bit (via imagecodecs) decodes the same slice at its quality
@@ -68,7 +69,14 @@ def decode_stages(data: bytes) -> tuple[dict[str, Callable[[], object]], str]:
     lo, hi = coder._lo, coder._hi
     recon = np.empty((prow, pcol), np.int32)
 
-    def reconstruct() -> None:
+    split = np.zeros(((prow // 8 + 1) // 2) * ((bx + 1) // 2), np.uint8)
+
+    def reconstruct() -> None:  # format 2.6 (the default since big26) or 2.5
+        if fr.mode_model == 4:
+            intra.KI.decode_intra26(pdata, 4, 4 + nmode, levels, steps, zz, offs, DCT_MATRIX, np.int64(coder.offset),
+                                    np.int64(lo), np.int64(hi), recon, np.zeros(nb, np.int64), tol, intra.KI.DST7,
+                                    np.zeros(nb, np.uint8), split, intra.KI.DCT16)  # fmt: skip
+            return
         intra.KI.decode_intra25(pdata, 4, 4 + nmode, levels, steps, zz, offs, DCT_MATRIX, np.int64(coder.offset),
                                 np.int64(lo), np.int64(hi), recon, np.zeros(nb, np.int64), tol, intra.KI.DST7,
                                 np.zeros(nb, np.uint8))  # fmt: skip

@@ -62,7 +62,8 @@ class Loop:
         self.f = f
         scaled = coder.scaled(f)
         self.offsets = mdc2.reconstruction_offsets(mdc2.round_scaled(scaled), scaled)
-        self.rd_bound = mdc2.error_bound_with_offsets(coder.steps, self.offsets, tx=True)
+        self.big = "fast" in intra.BIG_EFFORTS  # format 2.6 (16x16 blocks), the default since big26
+        self.rd_bound = mdc2.error_bound_with_offsets(coder.steps, self.offsets, tx=True, big=self.big)
         self.x = intra._padded(f)
         self.nb = self.x.size // 64
         self.bx = self.x.shape[1] // 8
@@ -72,6 +73,7 @@ class Loop:
         self.modes = np.empty(self.nb, np.int64)
         self.skip = np.zeros(self.nb, np.uint8)
         self.txc = np.full(self.nb, 2, np.uint8)
+        self.split = np.full(((self.x.shape[0] // 8 + 1) // 2) * ((self.bx + 1) // 2), 2, np.uint8)
         self.recon = np.empty_like(self.x)
 
     def args(self) -> tuple:
@@ -90,7 +92,8 @@ class Loop:
         if variant in ("default", "post"):
             fn = kernel or KI.encode_intra25
             fn(*base, *rd, float(intra.RD_MODE_RATE), float(intra.RD_MODE_MARGIN["fast"]), float(intra.RD_EDGE_WEIGHT),
-               KI.DST7, self.txc, int(intra.TX_JOINT["fast"]) if variant == "default" else 0)  # fmt: skip
+               KI.DST7, self.txc, int(intra.TX_JOINT["fast"]) if variant == "default" else 0,
+               self.big and variant == "default", KI.DCT16, self.split)  # fmt: skip
         elif variant == "rdmode":
             KI.encode_intra2_rdmode(*base, *rd, True, float(intra.RD_MODE_RATE), float(intra.RD_MODE_MARGIN["fast"]),
                                     float(intra.RD_EDGE_WEIGHT))  # fmt: skip
@@ -133,7 +136,7 @@ def stages_of(f: np.ndarray, bits: int, signed: bool, q: int, jf: np.ndarray | N
         **peer,
         "  offsets (frame DCT, rounding, centroids)": offsets,
         "  RD pricing (symbol counts, costs, texture weight)": pricing,
-        "  intra loop (encode_intra25, joint)": lambda: L.run("default"),
+        "  intra loop (encode_intra25, joint; 16x16 blocks if BIG_EFFORTS)": lambda: L.run("default"),
         "    loop, 2.5 pair for the winner only": lambda: L.run("post"),
         "    loop, 2.4 RD mode decision": lambda: L.run("rdmode"),
         "    loop, 2.4 RD levels of the winner": lambda: L.run("rd"),
@@ -152,10 +155,10 @@ COUNTED = ("flat_refs", "coarse_sad", "predict_fast", "_trial", "_trial_pair", "
 def _core_py(*a: object) -> object:
     """:func:`._kernels_intra.encode_intra25` as plain Python (its arguments mapped onto the core's)."""
     (x, steps, zz, offs, dct, lam, mid, lo, hi, levels, modes, recon, skip, nc, nf, ms, mb, tol, cost, lam_rd, mu,
-     rho, tex, bound, rml, rmm, ew, dst, txc, joint) = a  # fmt: skip
+     rho, tex, bound, rml, rmm, ew, dst, txc, joint, big, c16, split) = a  # fmt: skip
     return KI._encode_intra_core.py_func(x, steps, zz, offs, dct, lam, mid, lo, hi, levels, modes, recon, nc, nf, ms,
                                          mb, True, skip, tol, True, cost, lam_rd, mu, rho, tex, bound, True, rml, rmm,
-                                         ew, True, dst, txc, joint)  # fmt: skip
+                                         ew, True, dst, txc, joint, big, c16, split)  # fmt: skip
 
 
 def count_calls(L: Loop) -> Counter:

@@ -22,8 +22,9 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     # 19 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3, 5 of them 2.4) + the
     # base and the three v2 bases of tests/data/fuzz
     assert outcomes.count("decoded") >= 23
-    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5)}
+    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6)}
     assert len(TX_CORPUS) >= 4  # 3 fresh, the committed 2.5 base (and its truncation)
+    assert len(BIG_CORPUS) >= 3  # 3 fresh 2.6 streams (the default since big26)
     assert len(COMPACT_CORPUS) >= 4 and len(MODES2_CORPUS) > len(COMPACT_CORPUS)
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
@@ -74,6 +75,8 @@ MODES2_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 4)]
 COMPACT_CORPUS = [d for d in MODES2_CORPUS if medcodec.read_header(d).compact]
 #: Format 2.5 streams: intra frames with the per-block transform choice (FRAM flag 128).
 TX_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 5)]
+#: Format 2.6 streams: intra frames with 16x16 blocks (FRAM flag 256 compact, 64 long).
+BIG_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 6)]
 
 
 def test_v2_corpus_covers_both_codings() -> None:
@@ -141,4 +144,12 @@ def test_mutated_mode_model_2_streams_raise_only_codec_errors(data: bytes) -> No
 def test_mutated_transform_choice_streams_raise_only_codec_errors(data: bytes) -> None:
     """Format 2.5 streams (CRCs repaired): damage reaches the transform choices read inside the
     prediction loop after each mode (which blocks code one depends on the decoded levels)."""
+    fuzz.check_stream(data)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(BIG_CORPUS))
+def test_mutated_16x16_block_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.6 streams (CRCs repaired): damage reaches the split symbols and the 16x16 blocks'
+    pseudo-block levels read inside the macroblock loop."""
     fuzz.check_stream(data)

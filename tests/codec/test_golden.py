@@ -76,15 +76,23 @@ PROFILES = {
     "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, tx=False),
     "ct.i2.b16.q90.default24.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768], tx=False),
-    # their successors: format 2.5 as the default writes it since tx25 (the same inputs and options;
-    # re-made by joint26: the joint mode / transform decision, fast's wider RD mode search)
-    "ct.u2.b12.q60.default25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    # their successors: format 2.5 as the default wrote it from tx25 to big26 (the same inputs and
+    # options; re-made by joint26: the joint mode / transform decision, fast's wider RD mode search;
+    # re-encoded without 2.6's 16x16 blocks, ``big``)
+    "ct.u2.b12.q60.default25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, big=False),
     "ct.i2.b16.q90.default25.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                           padding=[-32768, -32768], big=False),
+    # and theirs: format 2.6 (docs/format.md §19, 16x16 blocks) as the default writes it since big26
+    "ct.u2.b12.q60.default26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    "ct.i2.b16.q90.default26.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
     # format 2.5 (docs/format.md §18): effort="best" writes the intra residuals' transform choice
     # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout (re-made by
     # joint26: the joint mode / transform decision)
-    "ct.u2.b12.q60.best25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
+    "ct.u2.b12.q60.best25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best",
+                                 big=False),
+    # format 2.6: effort="best" with 16x16 blocks (since big26)
+    "ct.u2.b12.q60.best26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
 }
 
 
@@ -106,11 +114,14 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     """One golden profile (``folder``): regenerate it if asked, then check that the committed input is
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
-    kwargs = {k: v for k, v in cfg.items() if k not in ("shape", "reencode", "mode_model", "flat", "intra_rd", "tx")}
+    kwargs = {k: v for k, v in cfg.items()
+              if k not in ("shape", "reencode", "mode_model", "flat", "intra_rd", "tx", "big")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False))
     rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
-    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd), _tx_efforts(tx):  # 2.2: mode model 1
+    # format 2.6's 16x16 blocks (§19): True written, False not (made before), absent: what the default does
+    big = intra.BIG_EFFORTS if "big" not in cfg else ("fast", "best") if cfg["big"] else ()
+    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd), _tx_efforts(tx), _big_efforts(big):
         if not tx:  # and before fast's wider RD mode search (joint26)
             with _rd_mode_search({**intra.RD_MODE_SEARCH, "fast": None}):
                 return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
@@ -124,6 +135,15 @@ def _tx_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
         yield
     finally:
         intra.TX_EFFORTS = saved
+
+
+@contextlib.contextmanager
+def _big_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
+    saved, intra.BIG_EFFORTS = intra.BIG_EFFORTS, efforts
+    try:
+        yield
+    finally:
+        intra.BIG_EFFORTS = saved
 
 
 @contextlib.contextmanager

@@ -155,7 +155,7 @@ def test_truncated_and_corrupt_mode_segments_are_refused() -> None:
             continue
         assert out.shape == frame.shape and out.min() >= 0 and out.max() <= 4095
     with pytest.raises(CodecError):
-        intra.decode_intra_frame(p, rows, cols, coder, mode_model=4)  # 3 is format 2.5 (test_intra_tx)
+        intra.decode_intra_frame(p, rows, cols, coder, mode_model=5)  # 3: format 2.5, 4: 2.6 (test_intra_big)
     with pytest.raises(CodecError):
         intra.encode_intra_frame(frame, coder, mode_model=0)
 
@@ -164,9 +164,9 @@ def test_mode_model_2_is_the_default_and_its_flag_is_framed() -> None:
     img = np.stack([_frame(seed=s) for s in (1, 2)])
     s = medcodec.encode(img, bits_stored=12, quality=60, compact=False)  # the long layout: FRAM flags at byte 5
     header, index = container.parse_container(s)
-    assert header.version == (2, 5) and medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=60)).compact
+    assert header.version == (2, 6) and medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=60)).compact
     frames = [mdc2.read_dct_frame(s, header, e) for e in index]
-    assert all(f.intra and f.mode_model == 3 for f in frames)  # mode model 2 with 2.5's transform choice
+    assert all(f.intra and f.mode_model == 4 for f in frames)  # mode model 2, 2.5's transform choice, 2.6's 16x16
     out = np.asarray(medcodec.decode(s))
     assert np.abs(out.astype(np.int64) - img).max() <= min(mdc2.stream_error_bound(s))
     with intra.written_mode_model(1):

@@ -283,9 +283,9 @@ def test_padding_with_v2_coding_is_refused_or_exact() -> None:
             medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), **kwargs)
     for kwargs in ({"quality": 20}, {"quality": 20, "intra": True}):
         coded = medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), **kwargs)
-        assert medcodec.read_header(coded).version == (2, 5)  # 2.5 intra frames; padding in the compact HEAD
+        assert medcodec.read_header(coded).version == (2, 6)  # 2.6 intra frames; padding in the compact HEAD
         long = medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), compact=False, **kwargs)
-        assert medcodec.read_header(long).version == (2, 5) and not medcodec.read_header(long).compact
+        assert medcodec.read_header(long).version == (2, 6) and not medcodec.read_header(long).compact
         np.testing.assert_array_equal(medcodec.decode(long), medcodec.decode(coded))
         out = medcodec.decode(coded)
         assert (out[:, :8] == -2000).all() and not (out[:, 8:] == -2000).any()

@@ -139,6 +139,35 @@ def initial_tx_model() -> np.ndarray:
 INITIAL_TX_MODEL = initial_tx_model()
 
 
+def dct16_matrix() -> np.ndarray:
+    """The orthonormal 16-point DCT-II of format 2.6 (``docs/format.md`` §19): row k, column n,
+    ``a(k) cos(pi (2n + 1) k / 32)``, ``a(0) = sqrt(1 / 16)``, ``a(k > 0) = sqrt(2 / 16)``, float64."""
+    k = np.arange(16, dtype=np.float64)[:, None]
+    n = np.arange(16, dtype=np.float64)[None, :]
+    a = np.full((16, 1), np.sqrt(2.0 / 16.0))
+    a[0] = np.sqrt(1.0 / 16.0)
+    return a * np.cos(np.pi * (2.0 * n + 1.0) * k / 32.0)
+
+
+#: Format 2.6's 16-point DCT (:func:`dct16_matrix`; ``tests/codec/test_intra_big.py`` pins its doubles).
+DCT16 = dct16_matrix()
+DCT16.flags.writeable = False
+#: Context rows of the split symbol: how many of the left and above macroblocks are one 16x16 block.
+SPLIT_CONTEXTS = 3
+
+
+def initial_split_model() -> np.ndarray:
+    """Every binary row uniform (``c[1] = 16384``), count 0 (the layout of :func:`initial_tx_model`)."""
+    model = np.zeros(2 * SPLIT_CONTEXTS, dtype=np.int16)
+    model[1::2] = 1 << (CDF_BITS - 1)
+    return model
+
+
+INITIAL_SPLIT_MODEL = initial_split_model()
+#: What the encoders of formats before 2.6 pass for the per-macroblock split decisions (not written).
+NO_SPLIT = np.zeros(1, np.uint8)
+
+
 @_helper
 def refs(recon, r0, c0, mid, top, left):
     """Fill top[0:16] (above, above-right) and left[0:16] (left, then left[7] repeated) of the 8x8
@@ -662,7 +691,8 @@ def encode_intra(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, re
     the static ``mode_same`` / ``mode_other`` bits."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, False, np.zeros(1, np.uint8), 0, False, np.zeros(1), 0.0, 0.0, 0.0,
-                       0.0, 0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0)  # fmt: skip
+                       0.0, 0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0, False, dct,
+                       np.zeros(1, np.uint8))  # fmt: skip
 
 
 @_jit
@@ -673,7 +703,8 @@ def encode_intra2(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, r
     the context's."""
     _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_scale, mode_bias, True, skip, flat_tol, False, np.zeros(1), 0.0, 0.0, 0.0, 0.0,
-                       0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0)  # fmt: skip
+                       0.0, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0, False, dct,
+                       np.zeros(1, np.uint8))  # fmt: skip
 
 
 @_jit
@@ -687,7 +718,8 @@ def encode_intra2_rd(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes
     Returns the number of blocks that went back to their rounded levels."""
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
-                              bound, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0)  # fmt: skip
+                              bound, False, 1.0, np.inf, 1.0, False, dct, np.zeros(1, np.uint8), 0, False, dct,
+                              np.zeros(1, np.uint8))  # fmt: skip
 
 
 @_helper
@@ -716,23 +748,32 @@ def encode_intra2_rdmode(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, m
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
                               bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, False, dct,
-                              np.zeros(1, np.uint8), 0)  # fmt: skip
+                              np.zeros(1, np.uint8), 0, False, dct, np.zeros(1, np.uint8))  # fmt: skip
 
 
 @_jit
 def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse, n_full,
                    mode_scale, mode_bias, flat_tol, cost, lam_rd, mu, rho, tex_sum, bound, rd_mode_lam,
-                   rd_mode_margin, edge_w, dst, txc, tx_joint=0):  # fmt: skip
+                   rd_mode_margin, edge_w, dst, txc, tx_joint=0, big=False, c16=DCT16,
+                   split=NO_SPLIT):  # fmt: skip
     """:func:`encode_intra2_rdmode` (``rd_mode`` on) writing format 2.5 (``docs/format.md`` §18):
     the chosen mode's block (not DC, not flat) is also coded with its mode's DST pair
     (:data:`TX_PAIR` of ``dst``, :func:`_trial_pair`) and its RD levels, and the pair of least
     ``SSE + lam (mode bits + rd_mode_lam x rate + choice bits)`` kept, the choice's bits under the
     adaptive model (:data:`INITIAL_TX_MODEL`, adapted as :func:`encode_modes25` will). ``txc``
     (per block, uint8): 1 the DST pair, 0 the DCT, 2 no choice coded (flat, DC or all levels
-    zero). Returns the number of blocks that went back to their rounded levels."""
+    zero). Returns the number of blocks that went back to their rounded levels.
+
+    ``big``: format 2.6 (``docs/format.md`` §19): macroblocks in raster order, their 8x8 blocks in Z
+    order; each full macroblock is also coded as one DC-predicted 16x16 block (``c16`` the 16-point
+    DCT, its RD levels, :func:`_big_trial`) and the one of least ``SSE + lam (bits)`` over its 256
+    samples kept (the four blocks' mode and choice bits as charged, ``rd_mode_lam`` x the modelled
+    rate of their levels, the split symbol's bits under its adaptive model); ``split`` (per
+    macroblock) as :func:`encode_modes26` takes it."""
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
-                              bound, True, rd_mode_lam, rd_mode_margin, edge_w, True, dst, txc, tx_joint)  # fmt: skip
+                              bound, True, rd_mode_lam, rd_mode_margin, edge_w, True, dst, txc, tx_joint, big, c16,
+                              split)  # fmt: skip
 
 
 @_helper
@@ -748,7 +789,8 @@ def _block_over(recon, x, r0, c0, bound):
 @_jit
 def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, model2, skip, flat_tol, rd, cost, lam_rd, mu, rho, tex_sum,
-                       bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, tx, dst, txc, tx_joint):  # fmt: skip
+                       bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, tx, dst, txc, tx_joint, big, c16,
+                       split):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -774,7 +816,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     domain by its diagonal (:func:`edge_gain`).
 
     ``tx`` (with ``rd_mode``): format 2.5's transform choice (:func:`encode_intra25`; ``dst`` the
-    DST-VII, ``txc`` the choices)."""
+    DST-VII, ``txc`` the choices). ``big`` (with ``tx``): format 2.6's 16x16 blocks (:func:`encode_intra25`)."""
     rows, cols = x.shape
     C = INITIAL_MODE_MODEL.copy()
     bx = cols // 8
@@ -843,250 +885,327 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     tj2 = np.empty(N_MODES + 1)
     tcoef2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64))
     tlv2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64), np.int64)
-    for by in range(rows // 8):
-        for bxi in range(bx):
-            r0 = by * 8
-            c0 = bxi * 8
-            b = by * bx + bxi
-            ext_refs(recon, r0, c0, mid, ext, fext, True)
-            for i in range(8):
-                for j in range(8):
-                    xb[8 * i + j] = x[r0 + i, c0 + j]
-            ctx = _mode_ctx(modes, b, bx)
-            if model2:
-                if flat_refs(ext, flat_tol):  # every mode predicts ext[0]: the context's mode, not coded
-                    skip[b] = 1
-                    predict_fast(ctx, ext, fext, preds[ctx])
-                    _trial(xb, preds[ctx], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, 0.0)
-                    if rd:
-                        reverted += _rd_levels(xb, coef, lvz, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
-                                               rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1,
-                                               stepz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
-                                               recon, x, r0, c0)  # fmt: skip
-                    else:
-                        reconstruct_fast(lvz, stepz, zz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
-                                         recon, r0, c0)  # fmt: skip
-                        for k in range(64):
-                            levels[b, k] = lvz[k]
-                    modes[b] = ctx
-                    if tx:
-                        txc[b] = 2
-                    continue
-                skip[b] = 0
-            if rd_mode:  # what every candidate's RD trial shares: the texture test and the contexts
-                sx = np.int64(0)
-                for p in range(64):
-                    sx += xb[p]
-                tex_b = sx >= tex_sum
-                nzc_b = _nz_ctx(nzs, b, bx)
-                dcp_b, _ = _dc_context(levels, b, bx)
-                neighbour_buckets(levels, b, bx, 63, nbkb)
-            for m in range(N_MODES):
-                taken[m] = False
-                sad[m] = np.iinfo(np.int64).max
-            if n_coarse < N_MODES:
-                for m in range(N_MODES):
-                    csad[m] = coarse_sad(m, ext, fext, xb)
-                nc = 0
-                for _ in range(n_coarse):
-                    cand[nc] = _pick(csad, taken, N_MODES)
-                    nc += 1
-                if not taken[ctx]:
-                    cand[nc] = ctx
-                    nc += 1
-            else:
-                nc = N_MODES
-                for m in range(N_MODES):
-                    cand[m] = m
-            for t in range(nc):  # the candidates in full
-                m = cand[t]
-                pm = preds[m]
-                predict_fast(m, ext, fext, pm)
-                sm = np.int64(0)
-                for p in range(64):
-                    sm += abs(xb[p] - pm[p])
-                sad[m] = sm
-                taken[m] = False
-            best_j = np.inf
-            best_m = 0
-            nt = 0
-            j0 = np.inf
-            best_tried = 0
-            for t in range(n_full + 1):
-                if t < n_full:  # the t-th least SAD
-                    m = _pick(sad, taken, N_MODES)
-                elif taken[ctx]:
-                    break
-                else:  # the context's mode (cheaper to signal) is always tested
-                    m = ctx
-                if model2:  # mode_same, mode_other: the scale and the bias of the model's bits
-                    b0 = mode_same * _mode_bits(C, N_MODES * ctx, m) + (0.0 if m == ctx else mode_other)
+    order = block_order(rows // 8, bx, big)
+    S = INITIAL_SPLIT_MODEL.copy()  # big: the split symbol's model, as encode_modes26 will run it
+    Cs = C.copy()  # big: the mode and choice models before a macroblock's 8x8 blocks
+    Ts = T.copy()
+    quad = np.empty(4, np.int64)
+    big_lv = np.empty((4, 64), np.int64)  # big: the 16x16 candidate's levels, counts and samples
+    big_nz = np.empty(4, np.int64)
+    big_rec = np.empty(256, np.int64)
+    sc16 = np.empty(256)
+    tmp16 = np.empty(256)
+    rr16 = np.empty(256)
+    c8 = np.empty((4, 64))
+    lv8 = np.empty((4, 64), np.int64)
+    if big:
+        split[:] = 2
+    nmx = (bx + 1) // 2
+    pend = -1  # big: the first block of the macroblock whose decision is due at block pend_idx
+    pend_idx = 0
+    j16 = 0.0
+    rev16 = 0
+    rev_s = 0
+    mb_bits = 0.0
+    for idx in range(nblocks + 1):
+        if pend >= 0 and idx == pend_idx:  # big: the macroblock's 8x8 blocks against its 16x16 candidate
+            big_blocks(pend, bx, quad)
+            mbi = (pend // bx // 2) * nmx + (pend % bx) // 2
+            pr0 = (pend // bx) * 8
+            pc0 = (pend % bx) * 8
+            sctx = 2 * _split_ctx(split, mbi, (pend % bx) // 2, nmx)
+            rate = 0.0
+            for q in range(4):
+                rate += _model_rate(levels, quad[q], bx, nzs, posc, cost) + _rest_rate(levels, quad[q], bx)
+            j8 = _mb_sse(recon, x, pr0, pc0) + lam * (mb_bits + rd_mode_lam * rate + _sym_bits(S, sctx, 1, 2))
+            split[mbi] = 1
+            if j16 < j8:
+                split[mbi] = 0
+                for q in range(4):
+                    for k in range(64):
+                        levels[quad[q], k] = big_lv[q, k]
+                    nzs[quad[q]] = big_nz[q]
+                    modes[quad[q]] = 0
+                    skip[quad[q]] = 1
+                    txc[quad[q]] = 2
+                for i in range(16):
+                    for j in range(16):
+                        recon[pr0 + i, pc0 + j] = big_rec[16 * i + j]
+                C[:] = Cs
+                T[:] = Ts
+                reverted = rev_s + rev16
+            _adapt(S, sctx, np.int64(split[mbi]), 2)
+            pend = -1
+        if idx == nblocks:
+            break
+        b = order[idx]
+        by = b // bx
+        bxi = b % bx
+        r0 = by * 8
+        c0 = bxi * 8
+        if big and r0 % 16 == 0 and c0 % 16 == 0 and r0 + 16 <= rows and c0 + 16 <= cols:
+            big_blocks(b, bx, quad)
+            mbi = (by // 2) * nmx + bxi // 2
+            sbits = _sym_bits(S, 2 * _split_ctx(split, mbi, bxi // 2, nmx), 0, 2)
+            j16, rev16 = _big_trial(x, recon, levels, nzs, quad, bx, r0, c0, mid, lo, hi, c16, zz, invz, stepz, offsets,
+                                    bound, lam, rd_mode_lam, sbits, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum,
+                                    xb, sc, rm, rnbk, ra, rrem, rp0, rp1, sc16, tmp16, rr16, c8, lv8)  # fmt: skip
+            for q in range(4):
+                for k in range(64):
+                    big_lv[q, k] = levels[quad[q], k]
+                big_nz[q] = nzs[quad[q]]
+            for i in range(16):
+                for j in range(16):
+                    big_rec[16 * i + j] = recon[r0 + i, c0 + j]
+            Cs[:] = C
+            Ts[:] = T
+            rev_s = reverted
+            mb_bits = 0.0
+            pend = b
+            pend_idx = idx + 4
+        ext_refs_z(recon, r0, c0, mid, ext, fext, True, big)
+        for i in range(8):
+            for j in range(8):
+                xb[8 * i + j] = x[r0 + i, c0 + j]
+        ctx = _mode_ctx(modes, b, bx)
+        if model2:
+            if flat_refs(ext, flat_tol):  # every mode predicts ext[0]: the context's mode, not coded
+                skip[b] = 1
+                predict_fast(ctx, ext, fext, preds[ctx])
+                _trial(xb, preds[ctx], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, 0.0)
+                if rd:
+                    reverted += _rd_levels(xb, coef, lvz, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
+                                           rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1,
+                                           stepz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
+                                           recon, x, r0, c0)  # fmt: skip
                 else:
-                    b0 = mode_same if m == ctx else mode_other
-                d, bits = _trial(xb, preds[m], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, b0)
-                jc = d + lam * bits
-                if rd_mode:  # kept for the second pass below
-                    tm[nt] = m
-                    td[nt] = d
-                    tb0[nt] = b0
-                    tj[nt] = jc
-                    tcoef[nt, :] = coef
-                    tlv[nt, :] = lvz
-                    nt += 1
-                    j0 = min(j0, jc)
-                    continue
-                if jc < best_j:
-                    best_j = jc
-                    best_m = m
-                    best_lv[:] = lvz
-                    if rd:
-                        best_coef[:] = coef
-            use_dst = False
-            if tx and tx_joint > 0:  # format 2.5, joint: each near candidate with the DCT and with its pair
-                if tx_joint >= 2:  # every candidate's rounded pair J joins the margin's least
-                    for t in range(nt):
-                        m = tm[t]
-                        tj2[t] = np.inf
-                        if m != 0:
-                            dv = dst if TX_PAIR[m, 0] else dct
-                            dh = dst if TX_PAIR[m, 1] else dct
-                            td2[t] = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                            tcoef2[t, :] = coef2
-                            tlv2[t, :] = lv2
-                            tj2[t] = td2[t] + lam * (tb0[t] + _static_bits(lv2))
-                            j0 = min(j0, tj2[t])
+                    reconstruct_fast(lvz, stepz, zz, offsets, dct, preds[ctx], lo, hi, deq, tmp, rr, cols8, cmask,
+                                     recon, r0, c0)  # fmt: skip
+                    for k in range(64):
+                        levels[b, k] = lvz[k]
+                modes[b] = ctx
+                if tx:
+                    txc[b] = 2
+                continue
+            skip[b] = 0
+        if rd_mode:  # what every candidate's RD trial shares: the texture test and the contexts
+            sx = np.int64(0)
+            for p in range(64):
+                sx += xb[p]
+            tex_b = sx >= tex_sum
+            nzc_b = _nz_ctx(nzs, b, bx)
+            dcp_b, _ = _dc_context(levels, b, bx)
+            neighbour_buckets(levels, b, bx, 63, nbkb)
+        for m in range(N_MODES):
+            taken[m] = False
+            sad[m] = np.iinfo(np.int64).max
+        if n_coarse < N_MODES:
+            for m in range(N_MODES):
+                csad[m] = coarse_sad(m, ext, fext, xb)
+            nc = 0
+            for _ in range(n_coarse):
+                cand[nc] = _pick(csad, taken, N_MODES)
+                nc += 1
+            if not taken[ctx]:
+                cand[nc] = ctx
+                nc += 1
+        else:
+            nc = N_MODES
+            for m in range(N_MODES):
+                cand[m] = m
+        for t in range(nc):  # the candidates in full
+            m = cand[t]
+            pm = preds[m]
+            predict_fast(m, ext, fext, pm)
+            sm = np.int64(0)
+            for p in range(64):
+                sm += abs(xb[p] - pm[p])
+            sad[m] = sm
+            taken[m] = False
+        best_j = np.inf
+        best_m = 0
+        nt = 0
+        j0 = np.inf
+        best_tried = 0
+        for t in range(n_full + 1):
+            if t < n_full:  # the t-th least SAD
+                m = _pick(sad, taken, N_MODES)
+            elif taken[ctx]:
+                break
+            else:  # the context's mode (cheaper to signal) is always tested
+                m = ctx
+            if model2:  # mode_same, mode_other: the scale and the bias of the model's bits
+                b0 = mode_same * _mode_bits(C, N_MODES * ctx, m) + (0.0 if m == ctx else mode_other)
+            else:
+                b0 = mode_same if m == ctx else mode_other
+            d, bits = _trial(xb, preds[m], dct, zz, invz, stepz, offsets, res, tmp, coef, lvz, b0)
+            jc = d + lam * bits
+            if rd_mode:  # kept for the second pass below
+                tm[nt] = m
+                td[nt] = d
+                tb0[nt] = b0
+                tj[nt] = jc
+                tcoef[nt, :] = coef
+                tlv[nt, :] = lvz
+                nt += 1
+                j0 = min(j0, jc)
+                continue
+            if jc < best_j:
+                best_j = jc
+                best_m = m
+                best_lv[:] = lvz
+                if rd:
+                    best_coef[:] = coef
+        use_dst = False
+        if tx and tx_joint > 0:  # format 2.5, joint: each near candidate with the DCT and with its pair
+            if tx_joint >= 2:  # every candidate's rounded pair J joins the margin's least
                 for t in range(nt):
                     m = tm[t]
-                    tb = 2 * TX_CLASS[m]
-                    in_dct = tj[t] <= rd_mode_margin * j0
-                    if m == 0:
-                        in_pair = False
-                    elif tx_joint >= 2:
-                        in_pair = tj2[t] <= rd_mode_margin * j0
-                    else:
-                        in_pair = in_dct
-                    if in_dct:
-                        changed, d1, r1, q1 = _rd_trial_given(
-                            tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
-                            mu, rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
-                        cb = _sym_bits(T, tb, 0, 2) if m != 0 and (levels[b, 0] != 0 or nzs[b] > 0) else 0.0
-                        jc = (d1 if changed else td[t]) + lam * (tb0[t] + rd_mode_lam * (
-                            r1 + q1) + cb)  # fmt: skip
-                        if jc < best_j:
-                            best_j = jc
-                            best_m = m
-                            best_lv[:] = tlv[t]
-                            best_tried = changed + 1
-                            use_dst = False
-                            for k in range(64):
-                                best_rd[k] = levels[b, k]
-                    if in_pair:
-                        if tx_joint >= 2:
-                            coef2[:] = tcoef2[t]
-                            lv2[:] = tlv2[t]
-                            d2 = td2[t]
-                        else:
-                            dv = dst if TX_PAIR[m, 0] else dct
-                            dh = dst if TX_PAIR[m, 1] else dct
-                            d2 = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                        changed2, d2r, r2, q2 = _rd_trial_given(
-                            tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
-                            rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
-                        cb = _sym_bits(T, tb, 1, 2) if levels[b, 0] != 0 or nzs[b] > 0 else 0.0  # nzs[b]: the trial's
-                        j2 = (d2r if changed2 else d2) + lam * (tb0[t] + rd_mode_lam * (
-                            r2 + q2) + cb)  # fmt: skip
-                        if j2 < best_j:
-                            best_j = j2
-                            best_m = m
-                            use_dst = True
-                            best_tried = changed2 + 1
-                            for k in range(64):
-                                rd2[k] = levels[b, k]
-                                best_lv2[k] = lv2[k]
-                if use_dst:  # its levels and reconstruction in place
-                    dv = dst if TX_PAIR[best_m, 0] else dct
-                    dh = dst if TX_PAIR[best_m, 1] else dct
-                    reverted += _rd_levels_given(rd2, best_tried - 1, best_lv2, levels, b, nzs, bound, stepz, zz,
-                                                 offsets, dv, dh, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
-                                                 recon, x, r0, c0)  # fmt: skip
-                nt = 0  # the candidates are decided
-            near = 0
+                    tj2[t] = np.inf
+                    if m != 0:
+                        dv = dst if TX_PAIR[m, 0] else dct
+                        dh = dst if TX_PAIR[m, 1] else dct
+                        td2[t] = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
+                        tcoef2[t, :] = coef2
+                        tlv2[t, :] = lv2
+                        tj2[t] = td2[t] + lam * (tb0[t] + _static_bits(lv2))
+                        j0 = min(j0, tj2[t])
             for t in range(nt):
-                near += tj[t] <= rd_mode_margin * j0
-            for t in range(nt):  # rd_mode: the candidates near the best, charged their RD levels
-                if tj[t] > rd_mode_margin * j0:
-                    continue
-                if near == 1:  # the best alone: nothing to compare
-                    best_m = tm[t]
-                    best_lv[:] = tlv[t]
-                    best_coef[:] = tcoef[t]
-                    best_d0 = td[t]
-                    best_b0 = tb0[t]
-                    break
-                changed, d1, r1, q1 = _rd_trial_given(
-                    tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
-                    rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
-                d = d1 if changed else td[t]
-                jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + q1))
-                if jc < best_j:
-                    best_j = jc
-                    best_m = tm[t]
-                    best_lv[:] = tlv[t]
-                    best_coef[:] = tcoef[t]
-                    best_b0 = tb0[t]
-                    best_tried = changed + 1  # its RD levels, kept: the search need not run again
-                    for k in range(64):
-                        best_rd[k] = levels[b, k]
-            if tx and tx_joint == 0 and best_m != 0:  # 2.5: the winner's DST pair against its DCT (RD levels)
-                if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
+                m = tm[t]
+                tb = 2 * TX_CLASS[m]
+                in_dct = tj[t] <= rd_mode_margin * j0
+                if m == 0:
+                    in_pair = False
+                elif tx_joint >= 2:
+                    in_pair = tj2[t] <= rd_mode_margin * j0
+                else:
+                    in_pair = in_dct
+                if in_dct:
                     changed, d1, r1, q1 = _rd_trial_given(
-                        tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
+                        tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
                         mu, rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
-                    best_j = (d1 if changed else best_d0) + lam * (best_b0 + rd_mode_lam * (
-                        r1 + q1))  # fmt: skip
-                    best_tried = changed + 1
-                    for k in range(64):
-                        best_rd[k] = levels[b, k]
+                    cb = _sym_bits(T, tb, 0, 2) if m != 0 and (levels[b, 0] != 0 or nzs[b] > 0) else 0.0
+                    jc = (d1 if changed else td[t]) + lam * (tb0[t] + rd_mode_lam * (
+                        r1 + q1) + cb)  # fmt: skip
+                    if jc < best_j:
+                        best_j = jc
+                        best_m = m
+                        best_lv[:] = tlv[t]
+                        best_tried = changed + 1
+                        use_dst = False
+                        for k in range(64):
+                            best_rd[k] = levels[b, k]
+                if in_pair:
+                    if tx_joint >= 2:
+                        coef2[:] = tcoef2[t]
+                        lv2[:] = tlv2[t]
+                        d2 = td2[t]
+                    else:
+                        dv = dst if TX_PAIR[m, 0] else dct
+                        dh = dst if TX_PAIR[m, 1] else dct
+                        d2 = _trial_pair(xb, preds[m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
+                    changed2, d2r, r2, q2 = _rd_trial_given(
+                        tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
+                        rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
+                    cb = _sym_bits(T, tb, 1, 2) if levels[b, 0] != 0 or nzs[b] > 0 else 0.0  # nzs[b]: the trial's
+                    j2 = (d2r if changed2 else d2) + lam * (tb0[t] + rd_mode_lam * (
+                        r2 + q2) + cb)  # fmt: skip
+                    if j2 < best_j:
+                        best_j = j2
+                        best_m = m
+                        use_dst = True
+                        best_tried = changed2 + 1
+                        for k in range(64):
+                            rd2[k] = levels[b, k]
+                            best_lv2[k] = lv2[k]
+            if use_dst:  # its levels and reconstruction in place
                 dv = dst if TX_PAIR[best_m, 0] else dct
                 dh = dst if TX_PAIR[best_m, 1] else dct
-                d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
-                changed2, d2r, r2, q2 = _rd_trial_given(
-                    tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu, rho, zz,
-                    invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
-                tb = 2 * TX_CLASS[best_m]
-                j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + q2)
-                                                       + _sym_bits(T, tb, 1, 2))  # fmt: skip
-                if j2 < best_j + lam * _sym_bits(T, tb, 0, 2):
-                    use_dst = True
-                    for k in range(64):
-                        rd2[k] = levels[b, k]
-                    reverted += _rd_levels_given(rd2, changed2, lv2, levels, b, nzs, bound, stepz, zz, offsets, dv,
-                                                 dh, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
-                                                 c0)  # fmt: skip
-            if use_dst:  # its levels and reconstruction are in place
-                pass
-            elif best_tried > 0:
-                reverted += _rd_levels_given(best_rd, best_tried - 1, best_lv, levels, b, nzs, bound, stepz, zz,
-                                             offsets, dct, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
+                reverted += _rd_levels_given(rd2, best_tried - 1, best_lv2, levels, b, nzs, bound, stepz, zz,
+                                             offsets, dv, dh, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
                                              recon, x, r0, c0)  # fmt: skip
-            elif rd:
-                reverted += _rd_levels(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
-                                       rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1, stepz,
-                                       offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
-                                       c0)  # fmt: skip
-            else:
-                reconstruct_fast(best_lv, stepz, zz, offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
-                                 recon, r0, c0)  # fmt: skip
+            nt = 0  # the candidates are decided
+        near = 0
+        for t in range(nt):
+            near += tj[t] <= rd_mode_margin * j0
+        for t in range(nt):  # rd_mode: the candidates near the best, charged their RD levels
+            if tj[t] > rd_mode_margin * j0:
+                continue
+            if near == 1:  # the best alone: nothing to compare
+                best_m = tm[t]
+                best_lv[:] = tlv[t]
+                best_coef[:] = tcoef[t]
+                best_d0 = td[t]
+                best_b0 = tb0[t]
+                break
+            changed, d1, r1, q1 = _rd_trial_given(
+                tex_b, tcoef[t], tlv[t], levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu,
+                rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
+            d = d1 if changed else td[t]
+            jc = d + lam * (tb0[t] + rd_mode_lam * (r1 + q1))
+            if jc < best_j:
+                best_j = jc
+                best_m = tm[t]
+                best_lv[:] = tlv[t]
+                best_coef[:] = tcoef[t]
+                best_b0 = tb0[t]
+                best_tried = changed + 1  # its RD levels, kept: the search need not run again
                 for k in range(64):
-                    levels[b, k] = best_lv[k]
-            modes[b] = best_m
-            if model2:
-                _adapt(C, N_MODES * ctx, best_m, N_MODES)
-            if tx:
-                txc[b] = 2
-                if best_m != 0 and _any_level(levels, b):  # a choice is coded
-                    txc[b] = 1 if use_dst else 0
-                    _adapt(T, 2 * TX_CLASS[best_m], txc[b], 2)
+                    best_rd[k] = levels[b, k]
+        if tx and tx_joint == 0 and best_m != 0:  # 2.5: the winner's DST pair against its DCT (RD levels)
+            if best_tried == 0:  # the best alone was not RD-tried: its J with the RD levels
+                changed, d1, r1, q1 = _rd_trial_given(
+                    tex_b, best_coef, best_lv, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd,
+                    mu, rho, zz, invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
+                best_j = (d1 if changed else best_d0) + lam * (best_b0 + rd_mode_lam * (
+                    r1 + q1))  # fmt: skip
+                best_tried = changed + 1
+                for k in range(64):
+                    best_rd[k] = levels[b, k]
+            dv = dst if TX_PAIR[best_m, 0] else dct
+            dh = dst if TX_PAIR[best_m, 1] else dct
+            d2 = _trial_pair(xb, preds[best_m], dv, dh, zz, invz, stepz, offsets, res, tmp, coef2, lv2)
+            changed2, d2r, r2, q2 = _rd_trial_given(
+                tex_b, coef2, lv2, levels, b, nzs, nzc_b, nbkb, dcp_b, posc, cost, wz, offs_f, lam_rd, mu, rho, zz,
+                invz, sc, rm, ra, rrem, rp0, rp1)  # fmt: skip
+            tb = 2 * TX_CLASS[best_m]
+            j2 = (d2r if changed2 else d2) + lam * (best_b0 + rd_mode_lam * (r2 + q2)
+                                                   + _sym_bits(T, tb, 1, 2))  # fmt: skip
+            if j2 < best_j + lam * _sym_bits(T, tb, 0, 2):
+                use_dst = True
+                for k in range(64):
+                    rd2[k] = levels[b, k]
+                reverted += _rd_levels_given(rd2, changed2, lv2, levels, b, nzs, bound, stepz, zz, offsets, dv,
+                                             dh, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
+                                             c0)  # fmt: skip
+        if use_dst:  # its levels and reconstruction are in place
+            pass
+        elif best_tried > 0:
+            reverted += _rd_levels_given(best_rd, best_tried - 1, best_lv, levels, b, nzs, bound, stepz, zz,
+                                         offsets, dct, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
+                                         recon, x, r0, c0)  # fmt: skip
+        elif rd:
+            reverted += _rd_levels(xb, best_coef, best_lv, levels, b, bx, nzs, posc, cost, wz, offs_f, lam_rd, mu,
+                                   rho, tex_sum, bound, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1, stepz,
+                                   offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask, recon, x, r0,
+                                   c0)  # fmt: skip
+        else:
+            reconstruct_fast(best_lv, stepz, zz, offsets, dct, preds[best_m], lo, hi, deq, tmp, rr, cols8, cmask,
+                             recon, r0, c0)  # fmt: skip
+            for k in range(64):
+                levels[b, k] = best_lv[k]
+        modes[b] = best_m
+        if model2:
+            if big:
+                mb_bits += mode_same * _mode_bits(C, N_MODES * ctx, best_m) + (0.0 if best_m == ctx else mode_other)
+            _adapt(C, N_MODES * ctx, best_m, N_MODES)
+        if tx:
+            txc[b] = 2
+            if best_m != 0 and _any_level(levels, b):  # a choice is coded
+                txc[b] = 1 if use_dst else 0
+                if big:
+                    mb_bits += _sym_bits(T, 2 * TX_CLASS[best_m], txc[b], 2)
+                _adapt(T, 2 * TX_CLASS[best_m], txc[b], 2)
     return reverted
 
 
@@ -1583,40 +1702,414 @@ def _decode_intra2_core(data, start, end, levels, steps, zz, offsets, dct, mid, 
         stepz[k] = steps[zz[k] // 8, zz[k] % 8]
     C = INITIAL_MODE_MODEL.copy()
     T = INITIAL_TX_MODEL.copy()
-    code, rng, pos, past = _dec_start(data, start, end)
+    st = np.zeros(4, np.int64)
+    st[0], st[1], st[2], st[3] = _dec_start(data, start, end)
     for by in range(rows // 8):
         for bxi in range(bx):
-            r0 = by * 8
-            c0 = bxi * 8
-            b = by * bx + bxi
-            ext_refs(recon, r0, c0, mid, ext, fext, False)
-            ctx = _mode_ctx(modes, b, bx)
-            t = 2
-            if flat_refs(ext, flat_tol):
-                m = ctx
-            else:
-                m, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, N_MODES * ctx, N_MODES)
-                if m < 0:
-                    return E_TRUNCATED if past > 0 else E_RANGE
-                if past > 8:
+            status = _decode_block(data, end, st, C, T, levels, by * bx + bxi, bx, by * 8, bxi * 8, stepz, zz, offsets,
+                                   dct, mid, lo, hi, recon, modes, flat_tol, tx, dst, txc, False, ext, fext, pred,
+                                   tmp, deq, rr, colmask)  # fmt: skip
+            if status != OK:
+                return status
+    return E_TRUNCATED if st[3] > 0 else OK
+
+
+@_helper
+def _decode_block(data, end, st, C, T, levels, b, bx, r0, c0, stepz, zz, offsets, dct, mid, lo, hi, recon, modes,
+                  flat_tol, tx, dst, txc, zorder, ext, fext, pred, tmp, deq, rr, colmask):  # fmt: skip
+    """One 8x8 block of :func:`_decode_intra2_core` / :func:`_decode_intra26_core`: its references
+    (``zorder``: format 2.6's, :func:`ext_refs_z`), its mode (implied if flat, else read), format 2.5's
+    transform choice (``tx``), prediction and reconstruction. ``st``: the mode decoder's (code,
+    range, position, bytes past the end). Returns a status."""
+    ext_refs_z(recon, r0, c0, mid, ext, fext, False, zorder)
+    ctx = _mode_ctx(modes, b, bx)
+    t = 2
+    if flat_refs(ext, flat_tol):
+        m = ctx
+    else:
+        m, st[0], st[1], st[2], st[3] = _dec_sym(st[0], st[1], st[2], st[3], data, end, C, N_MODES * ctx, N_MODES)
+        if m < 0:
+            return E_TRUNCATED if st[3] > 0 else E_RANGE
+        if st[3] > 8:
+            return E_TRUNCATED
+        if tx and m != 0 and _any_level(levels, b):  # format 2.5: the transform choice
+            t, st[0], st[1], st[2], st[3] = _dec_sym(st[0], st[1], st[2], st[3], data, end, T, 2 * TX_CLASS[m], 2)
+            if t < 0:
+                return E_TRUNCATED if st[3] > 0 else E_RANGE
+            if st[3] > 8:
+                return E_TRUNCATED
+    modes[b] = m
+    if tx:
+        txc[b] = t
+    if m >= FIRST_SMOOTHED:
+        top = ext[EXT_TOP : EXT_TOP + 16]
+        left = ext[EXT_LEFT : EXT_LEFT + 16]
+        fext[0] = smooth_refs(top, left, ext[0], fext[EXT_TOP : EXT_TOP + 16], fext[EXT_LEFT : EXT_LEFT + 16])
+        _pad(fext)
+    predict_fast(m, ext, fext, pred)
+    dv = dst if t == 1 and TX_PAIR[m, 0] else dct
+    dh = dst if t == 1 and TX_PAIR[m, 1] else dct
+    reconstruct_sparse(levels[b], stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, colmask, recon, r0, c0)
+    return OK
+
+
+# ----------------------------------------------------------------------------- 16x16 blocks (format 2.6)
+
+
+@_helper
+def ext_refs_z(recon, r0, c0, mid, ext, fext, smoothed, zorder):
+    """:func:`ext_refs`; with ``zorder`` (format 2.6's coding order) the bottom-right 8x8 block of a
+    macroblock (``r0 % 16 == 8``, ``c0 % 16 == 8``), whose above-right samples lie in the next
+    macroblock (not decoded yet), takes ``top[8:16] = top[7]``, as past the frame's last column."""
+    ext_refs(recon, r0, c0, mid, ext, fext, False)
+    if zorder and r0 % 16 == 8 and c0 % 16 == 8:
+        for j in range(8, 16):
+            ext[EXT_TOP + j] = ext[EXT_TOP + 7]
+        _pad(ext)
+    if smoothed:
+        top = ext[EXT_TOP : EXT_TOP + 16]
+        left = ext[EXT_LEFT : EXT_LEFT + 16]
+        fext[0] = smooth_refs(top, left, ext[0], fext[EXT_TOP : EXT_TOP + 16], fext[EXT_LEFT : EXT_LEFT + 16])
+        _pad(fext)
+
+
+@_helper
+def dc16(recon, r0, c0, mid):
+    """The DC prediction of the 16x16 block at (r0, c0) (``docs/format.md`` §19): ``(sum of the 16
+    samples above + the 16 to the left + 16) >> 5``; on the first row the 16 above are the first left
+    sample, in the first column the 16 left the first above one, the first block ``mid``."""
+    if r0 == 0 and c0 == 0:
+        return np.int64(mid)
+    st = np.int64(0)
+    sl = np.int64(0)
+    if r0 > 0:
+        for j in range(16):
+            st += recon[r0 - 1, c0 + j]
+    if c0 > 0:
+        for i in range(16):
+            sl += recon[r0 + i, c0 - 1]
+    if r0 == 0:
+        st = 16 * np.int64(recon[r0, c0 - 1])
+    elif c0 == 0:
+        sl = 16 * np.int64(recon[r0 - 1, c0])
+    return (st + sl + 16) >> 5
+
+
+@_helper
+def big_blocks(b, bx, quad):
+    """The block numbers of the macroblock whose top-left 8x8 block is ``b``, Z order, into ``quad``."""
+    quad[0] = b
+    quad[1] = b + 1
+    quad[2] = b + bx
+    quad[3] = b + bx + 1
+
+
+@_helper
+def dequant16(levels, quad, stepz, zz, offsets, D):
+    """The 16x16 coefficients of a large block from its four pseudo-blocks (``quad``, Z order):
+    coefficient (u, v) is level ``k`` of pseudo-block ``2 (u % 2) + v % 2`` at natural position
+    ``8 (u // 2) + v // 2`` (zigzag ``k``), dequantized with that position's step and offset as
+    §14.4 does, into ``D`` (16 x 16, row-major). Returns whether any level is non-zero."""
+    any_nz = False
+    for q in range(4):
+        a = q >> 1
+        c = q & 1
+        for k in range(64):
+            v = np.int64(levels[quad[q], k])
+            p = zz[k]
+            idx = 16 * (2 * (p >> 3) + a) + 2 * (p & 7) + c
+            if v == 0:
+                D[idx] = 0.0
+                continue
+            any_nz = True
+            qv = 256 * v - offsets[k] if v > 0 else 256 * v + offsets[k]
+            D[idx] = qv * stepz[k] * 0.00390625
+    return any_nz
+
+
+@_helper
+def reconstruct16(levels, quad, stepz, zz, offsets, c16, pred, lo, hi, D, tmp, rr, recon, r0, c0):
+    """A large block's reconstruction (``docs/format.md`` §19): ``E = C16^T D C16`` summed in index
+    order, the zero terms of ``D`` and the zero columns of ``tmp`` left out (exact, as §14.4 allows),
+    ``recon = clip(pred + floor(E + 0.5))``. ``D``, ``tmp``, ``rr``: 256 float scratch."""
+    if not dequant16(levels, quad, stepz, zz, offsets, D):
+        for i in range(16):
+            for j in range(16):
+                recon[r0 + i, c0 + j] = min(max(pred, lo), hi)
+        return
+    for v in range(16):  # tmp[i][v] = sum_u C[u][i] D[u][v], u increasing, zero D left out
+        for i in range(16):
+            tmp[16 * i + v] = 0.0
+        for u in range(16):
+            d = D[16 * u + v]
+            if d != 0.0:
+                for i in range(16):
+                    tmp[16 * i + v] += c16[u, i] * d
+    for p in range(256):
+        rr[p] = 0.0
+    for v in range(16):  # E[i][j] = sum_v tmp[i][v] C[v][j], v increasing, zero tmp columns left out
+        nz = False
+        for i in range(16):
+            if tmp[16 * i + v] != 0.0:
+                nz = True
+                break
+        if not nz:
+            continue
+        for i in range(16):
+            a = tmp[16 * i + v]
+            for j in range(16):
+                rr[16 * i + j] += a * c16[v, j]
+    for i in range(16):
+        for j in range(16):
+            val = pred + np.int64(np.floor(rr[16 * i + j] + 0.5))
+            recon[r0 + i, c0 + j] = min(max(val, lo), hi)
+
+
+@_helper
+def reconstruct16_plain(levels, quad, stepz, zz, offsets, c16, pred, lo, hi, D, tmp, rr, recon, r0, c0):
+    """:func:`reconstruct16` as §19 writes it: every term, dense (the twin it is checked against)."""
+    dequant16(levels, quad, stepz, zz, offsets, D)
+    for i in range(16):
+        for v in range(16):
+            s = 0.0
+            for u in range(16):
+                s += c16[u, i] * D[16 * u + v]
+            tmp[16 * i + v] = s
+    for i in range(16):
+        for j in range(16):
+            s = 0.0
+            for v in range(16):
+                s += tmp[16 * i + v] * c16[v, j]
+            val = pred + np.int64(np.floor(s + 0.5))
+            recon[r0 + i, c0 + j] = min(max(val, lo), hi)
+
+
+@_helper
+def _split_ctx(split, m, mx, nmx):
+    """Row of the split model for macroblock ``m`` (column ``mx``): how many of the left and above
+    macroblocks are one 16x16 block (``split`` 0)."""
+    n = 0
+    if mx > 0 and split[m - 1] == 0:
+        n += 1
+    if m >= nmx and split[m - nmx] == 0:
+        n += 1
+    return n
+
+
+@_jit
+def encode_modes26(modes, skip, txc, split, bx, by, out):
+    """Format 2.6's mode segment (``docs/format.md`` §19): macroblocks in raster order; a full one's
+    split symbol (0 one 16x16 block, 1 four 8x8 blocks; ``split`` 2: a macroblock past the frame's
+    edge, none coded) in the split model; the 8x8 blocks of a split one in Z order as
+    :func:`encode_modes25` codes them; (status, nbytes)."""
+    C = INITIAL_MODE_MODEL.copy()
+    T = INITIAL_TX_MODEL.copy()
+    S = INITIAL_SPLIT_MODEL.copy()
+    st = np.zeros(6, dtype=np.int64)
+    _enc_init(st)
+    nmx = (bx + 1) // 2
+    nmy = (by + 1) // 2
+    for my in range(nmy):
+        for mx in range(nmx):
+            m = my * nmx + mx
+            if split[m] < 2:
+                _enc_sym(st, out, S, 2 * _split_ctx(split, m, mx, nmx), np.int64(split[m]), 2)
+            if split[m] == 0:
+                continue
+            for q in range(4):
+                bi = 2 * my + (q >> 1)
+                bj = 2 * mx + (q & 1)
+                if bi >= by or bj >= bx:
+                    continue
+                b = bi * bx + bj
+                if skip[b] == 0:
+                    _enc_sym(st, out, C, N_MODES * _mode_ctx(modes, b, bx), np.int64(modes[b]), N_MODES)
+                    if txc[b] < 2:
+                        _enc_sym(st, out, T, 2 * TX_CLASS[modes[b]], np.int64(txc[b]), 2)
+    _enc_flush(st, out)
+    if st[5]:
+        return E_OVERFLOW, 0
+    return OK, st[4]
+
+
+@_jit
+def decode_intra26(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol, dst, txc,
+                   split, c16, plain=False):  # fmt: skip
+    """Format 2.6's decoder (``docs/format.md`` §19): macroblocks in raster order, each full one's
+    split symbol first; a 16x16 block is DC-predicted (:func:`dc16`) and reconstructed from its four
+    pseudo-blocks (:func:`reconstruct16`; ``plain``: :func:`reconstruct16_plain`), its 8x8 positions
+    mode 0 (DC), no choice; the 8x8 blocks of a split one in Z order as :func:`decode_intra25`.
+    Fills ``modes``, ``txc`` and ``split`` (per macroblock, as :func:`encode_modes26` takes it);
+    returns a status."""
+    rows, cols = recon.shape
+    bx = cols // 8
+    by = rows // 8
+    ext = np.empty(EXT_SIZE, np.int64)
+    fext = np.empty(EXT_SIZE, np.int64)
+    pred = np.empty(64, np.int64)
+    tmp = np.empty(64)
+    deq = np.zeros(64)
+    rr = np.empty(64)
+    colmask = np.zeros(8, np.int64)
+    D = np.empty(256)
+    tmp16 = np.empty(256)
+    rr16 = np.empty(256)
+    quad = np.empty(4, np.int64)
+    stepz = np.empty(64)
+    for k in range(64):
+        stepz[k] = steps[zz[k] // 8, zz[k] % 8]
+    C = INITIAL_MODE_MODEL.copy()
+    T = INITIAL_TX_MODEL.copy()
+    S = INITIAL_SPLIT_MODEL.copy()
+    st = np.zeros(4, np.int64)
+    st[0], st[1], st[2], st[3] = _dec_start(data, start, end)
+    nmx = (bx + 1) // 2
+    nmy = (by + 1) // 2
+    for my in range(nmy):
+        for mx in range(nmx):
+            m = my * nmx + mx
+            r0 = 16 * my
+            c0 = 16 * mx
+            split[m] = 2
+            if r0 + 16 <= rows and c0 + 16 <= cols:
+                s, st[0], st[1], st[2], st[3] = _dec_sym(st[0], st[1], st[2], st[3], data, end, S,
+                                                          2 * _split_ctx(split, m, mx, nmx), 2)  # fmt: skip
+                if s < 0:
+                    return E_TRUNCATED if st[3] > 0 else E_RANGE
+                if st[3] > 8:
                     return E_TRUNCATED
-                if tx and m != 0 and _any_level(levels, b):  # format 2.5: the transform choice
-                    t, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, T, 2 * TX_CLASS[m], 2)
-                    if t < 0:
-                        return E_TRUNCATED if past > 0 else E_RANGE
-                    if past > 8:
-                        return E_TRUNCATED
-            modes[b] = m
-            if tx:
-                txc[b] = t
-            if m >= FIRST_SMOOTHED:
-                top = ext[EXT_TOP : EXT_TOP + 16]
-                left = ext[EXT_LEFT : EXT_LEFT + 16]
-                fext[0] = smooth_refs(top, left, ext[0], fext[EXT_TOP : EXT_TOP + 16], fext[EXT_LEFT : EXT_LEFT + 16])
-                _pad(fext)
-            predict_fast(m, ext, fext, pred)
-            dv = dst if t == 1 and TX_PAIR[m, 0] else dct
-            dh = dst if t == 1 and TX_PAIR[m, 1] else dct
-            reconstruct_sparse(levels[b], stepz, zz, offsets, dv, dh, pred, lo, hi, deq, tmp, rr, colmask, recon,
-                               r0, c0)  # fmt: skip
-    return E_TRUNCATED if past > 0 else OK
+                split[m] = s
+            if split[m] == 0:
+                b = (2 * my) * bx + 2 * mx
+                big_blocks(b, bx, quad)
+                p = dc16(recon, r0, c0, mid)
+                if plain:
+                    reconstruct16_plain(levels, quad, stepz, zz, offsets, c16, p, lo, hi, D, tmp16, rr16, recon, r0,
+                                        c0)  # fmt: skip
+                else:
+                    reconstruct16(levels, quad, stepz, zz, offsets, c16, p, lo, hi, D, tmp16, rr16, recon, r0, c0)
+                for q in range(4):
+                    modes[quad[q]] = 0
+                    txc[quad[q]] = 2
+                continue
+            for q in range(4):
+                bi = 2 * my + (q >> 1)
+                bj = 2 * mx + (q & 1)
+                if bi >= by or bj >= bx:
+                    continue
+                status = _decode_block(data, end, st, C, T, levels, bi * bx + bj, bx, 8 * bi, 8 * bj, stepz, zz,
+                                       offsets, dct, mid, lo, hi, recon, modes, flat_tol, True, dst, txc, True, ext,
+                                       fext, pred, tmp, deq, rr, colmask)  # fmt: skip
+                if status != OK:
+                    return status
+    return E_TRUNCATED if st[3] > 0 else OK
+
+
+@_jit
+def block_order(by, bx, big):
+    """The coding order of the 8x8 blocks (numbers, raster ``by * bx + bxi``): raster order, or with
+    ``big`` format 2.6's (``docs/format.md`` §19): 16x16 macroblocks in raster order, the blocks of
+    each in Z order (top-left, top-right, bottom-left, bottom-right; those past the frame left out)."""
+    out = np.empty(by * bx, np.int64)
+    if not big:
+        for b in range(by * bx):
+            out[b] = b
+        return out
+    n = 0
+    for my in range((by + 1) // 2):
+        for mx in range((bx + 1) // 2):
+            for q in range(4):
+                bi = 2 * my + (q >> 1)
+                bj = 2 * mx + (q & 1)
+                if bi < by and bj < bx:
+                    out[n] = bi * bx + bj
+                    n += 1
+    return out
+
+
+@_helper
+def _mb_sse(recon, x, r0, c0):
+    """Squared error of the 16x16 samples at (r0, c0)."""
+    d = 0.0
+    for i in range(16):
+        for j in range(16):
+            e = np.float64(recon[r0 + i, c0 + j] - x[r0 + i, c0 + j])
+            d += e * e
+    return d
+
+
+@_helper
+def _big_trial(x, recon, levels, nzs, quad, bx, r0, c0, mid, lo, hi, c16, zz, invz, stepz, offsets, bound, lam,
+               rd_mode_lam, sbits, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, xb, sc, rm, rnbk, ra, rrem, rp0,
+               rp1, res, tmp, rr, c8, lv8):  # fmt: skip
+    """Format 2.6's 16x16 candidate of the macroblock at (r0, c0) (blocks ``quad``, Z order): the DC
+    prediction's residual by the 16-point DCT ``c16`` (dense, f64), its coefficients as four
+    pseudo-blocks (:func:`dequant16`'s layout), each rounded, then RD-searched in Z order
+    (:func:`_rd_search`, the contexts of the 8x8 blocks) into ``levels`` / ``nzs``; reconstructed
+    into ``recon`` (:func:`reconstruct16`), back to the rounded levels if a sample is off by more
+    than ``bound``. Returns (``SSE + lam (rd_mode_lam x modelled rate + sbits)``, 1 if it went back
+    else 0). ``res``, ``tmp``, ``rr``: 256 float scratch; ``c8`` (4 x 64 float), ``lv8`` (4 x 64 int)."""
+    p = dc16(recon, r0, c0, mid)
+    for i in range(16):
+        for j in range(16):
+            res[16 * i + j] = np.float64(x[r0 + i, c0 + j] - p)
+    for u in range(16):  # tmp[u][j] = sum_i C[u][i] res[i][j]
+        for j in range(16):
+            tmp[16 * u + j] = 0.0
+        for i in range(16):
+            cu = c16[u, i]
+            for j in range(16):
+                tmp[16 * u + j] += cu * res[16 * i + j]
+    for u in range(16):  # coef[u][v] = sum_j tmp[u][j] C[v][j], into the pseudo-blocks (natural order)
+        for v in range(16):
+            a = 0.0
+            for j in range(16):
+                a += tmp[16 * u + j] * c16[v, j]
+            c8[2 * (u & 1) + (v & 1), 8 * (u >> 1) + (v >> 1)] = a
+    changed = 0
+    for q in range(4):
+        for k in range(64):
+            c = c8[q, zz[k]]
+            lv = np.int64(abs(c) * invz[k] + 0.5)
+            lv8[q, k] = -lv if c < 0 else lv
+        rq0 = r0 + 8 * (q >> 1)
+        cq0 = c0 + 8 * (q & 1)
+        for i in range(8):
+            for j in range(8):
+                xb[8 * i + j] = x[rq0 + i, cq0 + j]
+        changed += _rd_search(xb, c8[q], lv8[q], levels, quad[q], bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho,
+                              tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
+        nzs[quad[q]] = _nz_count(levels, quad[q])
+    reconstruct16(levels, quad, stepz, zz, offsets, c16, p, lo, hi, res, tmp, rr, recon, r0, c0)
+    back = 0
+    if changed > 0 and _big_over(recon, x, r0, c0, bound):
+        back = 1
+        for q in range(4):
+            for k in range(64):
+                levels[quad[q], k] = lv8[q, k]
+            nzs[quad[q]] = _nz_count(levels, quad[q])
+        reconstruct16(levels, quad, stepz, zz, offsets, c16, p, lo, hi, res, tmp, rr, recon, r0, c0)
+    rate = 0.0
+    for q in range(4):
+        rate += _model_rate(levels, quad[q], bx, nzs, posc, cost) + _rest_rate(levels, quad[q], bx)
+    return _mb_sse(recon, x, r0, c0) + lam * (rd_mode_lam * rate + sbits), back
+
+
+@_helper
+def _nz_count(levels, b):
+    """Non-zero AC levels of block ``b``."""
+    n = np.int64(0)
+    for k in range(1, 64):
+        if levels[b, k] != 0:
+            n += 1
+    return n
+
+
+@_helper
+def _big_over(recon, x, r0, c0, bound):
+    """Some sample of the 16x16 block at (r0, c0) of ``recon`` is off ``x`` by more than ``bound``."""
+    for i in range(16):
+        for j in range(16):
+            if abs(np.float64(recon[r0 + i, c0 + j] - x[r0 + i, c0 + j])) > bound:
+                return True
+    return False

@@ -37,6 +37,10 @@ Mode model 2 (format 2.4, FRAM flag bit 5, the default, ``docs/format.md`` §17)
 references lie within :func:`flat_tolerance` of each other codes no mode (the context's is
 implied), so the decoder reads the modes inside the prediction loop
 (:func:`._kernels_intra.decode_intra2`; :func:`decode_modes2_reference` is the plain-Python twin).
+Format 2.5 (§18) adds a per-block choice of the DCT or the mode's DST-VII pair; format 2.6 (§19, the
+default, :data:`BIG_EFFORTS`) codes 16x16 macroblocks in raster order, each one DC-predicted 16x16
+block or four 8x8 blocks in Z order (:func:`._kernels_intra.decode_intra26`,
+:func:`decode_modes26_reference`).
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from .zigzag import ZIGZAG
 
 __all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "MODE_MODEL", "lambda_for",
            "decode_modes2_reference", "decode_modes25_reference", "written_mode_model", "written_model",
-           "model_for", "TX_EFFORTS"]  # fmt: skip
+           "model_for", "TX_EFFORTS", "BIG_EFFORTS", "decode_modes26_reference"]  # fmt: skip
 
 N_MODES = KI.N_MODES
 #: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
@@ -112,6 +116,12 @@ TX_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: :data:`RD_MODE_SEARCH` -1.1 points of mean BD-rate for ~1.3x its encode CPU, best -1.4 points
 #: for ~1.4x (2 is 1 for best, whose margin takes every candidate; for fast 0.1-0.2 more at ~1.05x).
 TX_JOINT: dict[str, int] = {"fast": 1, "best": 1}
+#: Efforts that write format 2.6 (``docs/format.md`` §19, mode model 4: format 2.5 plus 16x16
+#: DC-predicted blocks, each full macroblock's 16x16 candidate against its four 8x8 blocks by
+#: ``SSE + lambda bits``; docs/design-notes.md "2.6 built": -0.9 points of mean BD-rate for the
+#: default, -0.6 for best, the unseen Siemens MR +1.0 -> -0.2 %, at ~1.3x / ~1.1x encode CPU). Takes
+#: :data:`TX_EFFORTS` (2.5 inside); ``()`` writes 2.5 again.
+BIG_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -138,9 +148,12 @@ def written_model() -> int:
 
 def model_for(effort: str) -> int:
     """The mode model an encoder of ``effort`` writes: 3 (format 2.5, the transform choice) where
-    :func:`written_model` is 2 and ``effort`` is in :data:`TX_EFFORTS`, else :func:`written_model`."""
+    :func:`written_model` is 2 and ``effort`` is in :data:`TX_EFFORTS`, 4 (format 2.6, 16x16 blocks)
+    if it is also in :data:`BIG_EFFORTS`, else :func:`written_model`."""
     model = written_model()
-    return 3 if model == 2 and effort in TX_EFFORTS else model
+    if model == 2 and effort in TX_EFFORTS:
+        return 4 if effort in BIG_EFFORTS else 3
+    return model
 
 
 class IntraFrame(NamedTuple):
@@ -149,6 +162,7 @@ class IntraFrame(NamedTuple):
     payload: bytes
     recon: np.ndarray  #: the decoder's output (cropped, the coder's storage dtype)
     modes: np.ndarray  #: per 8x8 block of the padded frame, raster order
+    split: np.ndarray | None = None  #: format 2.6: per macroblock, 0 one 16x16 block, 1 split, 2 none coded
 
 
 def flat_tolerance(coder: FrameCoder) -> int:
@@ -258,10 +272,10 @@ def encode_intra_frame(
     if effort not in SEARCH:
         raise InvalidInputError(f"effort={effort!r} is unknown, expected one of {tuple(SEARCH)}")
     mode_model = written_model() if mode_model is None else mode_model
-    if mode_model not in (1, 2, 3):
-        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1, 2 or 3")
-    if mode_model == 3 and rd_bound is None:
-        raise InvalidInputError("format 2.5's transform choice (mode model 3) takes the RD levels (rd_bound)")
+    if mode_model not in (1, 2, 3, 4):
+        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1, 2, 3 or 4")
+    if mode_model >= 3 and rd_bound is None:
+        raise InvalidInputError("format 2.5's transform choice (mode model 3, 4) takes the RD levels (rd_bound)")
     n_coarse, n_full = SEARCH[effort]
     args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
             np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
@@ -269,6 +283,8 @@ def encode_intra_frame(
     if rd_bound is not None and mode_model == 1:
         raise InvalidInputError("RD intra levels take mode model 2 or 3")
     txc = np.full(nb, 2, dtype=np.uint8)  # mode model 3: per block 0 the DCT, 1 the DST pair, 2 none coded
+    by, bx = x.shape[0] // 8, x.shape[1] // 8
+    split = np.full(((by + 1) // 2) * ((bx + 1) // 2), 2, dtype=np.uint8)  # mode model 4: per macroblock
     if mode_model >= 2:
         if rd_bound is None:
             KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
@@ -285,15 +301,15 @@ def encode_intra_frame(
                 KI.encode_intra2(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder))
                 priced, bxf = levels, x.shape[1] // 8  # the RD pass below overwrites every output
             cost, lam_rd, mu, rho, tex_sum = rd_params(coder, frame, priced, bxf)
-            if effort in RD_MODE_EFFORTS or mode_model == 3:  # the RD mode decision: a wider search for best
+            if effort in RD_MODE_EFFORTS or mode_model >= 3:  # the RD mode decision: a wider search for best
                 wide = RD_MODE_SEARCH.get(effort)
                 if wide is not None:
                     n_coarse, n_full = wide
-            if mode_model == 3:  # format 2.5: the RD mode decision, then the DCT or the mode's DST pair
+            if mode_model >= 3:  # format 2.5: the RD mode decision, then the DCT or the mode's DST pair
                 KI.encode_intra25(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
                                   cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
                                   float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc,
-                                  int(TX_JOINT.get(effort, 0)))  # fmt: skip
+                                  int(TX_JOINT.get(effort, 0)), mode_model == 4, KI.DCT16, split)  # fmt: skip
             elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
@@ -304,11 +320,12 @@ def encode_intra_frame(
                                     flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound))  # fmt: skip
     else:
         KI.encode_intra(*args, n_coarse, n_full)
-    bx = x.shape[1] // 8
     cap = nb + 1024
     while True:
         out = np.empty(cap, dtype=np.uint8)
-        if mode_model == 3:
+        if mode_model == 4:
+            status, n = KI.encode_modes26(modes, skip, txc, split, bx, by, out)
+        elif mode_model == 3:
             status, n = KI.encode_modes25(modes, skip, txc, bx, out)
         elif mode_model == 2:
             status, n = KI.encode_modes2(modes, skip, bx, out)
@@ -319,7 +336,7 @@ def encode_intra_frame(
         cap *= 2
     coded_levels = _encode_levels(levels, bx)
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
-    return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes)
+    return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes, split if mode_model == 4 else None)
 
 
 def rd_params(coder: FrameCoder, frame: np.ndarray, priced: np.ndarray,
@@ -347,8 +364,8 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
     """Inverse of :func:`encode_intra_frame` (``mode_model``: as the frame was written, FRAM flag bit
     5); a damaged payload raises a :class:`.CorruptStreamError` (``offset`` / ``segment``: where
     the payload lies in a stream, for the message)."""
-    if mode_model not in (1, 2, 3):
-        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1, 2 or 3")
+    if mode_model not in (1, 2, 3, 4):
+        raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1, 2, 3 or 4")
     if rows < 1 or cols < 1:
         raise CorruptStreamError(f"intra frame of {rows} x {cols} samples", offset=offset, segment=segment)
     data = np.frombuffer(payload, dtype=np.uint8)
@@ -377,6 +394,15 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
         raise CorruptStreamError("intra residual levels out of range", offset=offset, segment=segment)
     recon = np.empty((prow, pcol), dtype=np.int32)  # every sample written before it is read
     steps = coder.steps.astype(np.float64).reshape(8, 8)
+    if mode_model == 4:  # format 2.6: 16x16 blocks, macroblocks in raster order, 8x8 blocks in Z order
+        by = prow // 8
+        split = np.empty(((by + 1) // 2) * ((bx + 1) // 2), np.uint8)
+        status = KI.decode_intra26(data, 4, 4 + nmode, levels, steps, ZIGZAG.astype(np.int64), _offsets(offsets),
+                                   DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi),
+                                   recon, modes, flat_tolerance(coder), KI.DST7, np.zeros(nb, np.uint8), split,
+                                   KI.DCT16)  # fmt: skip
+        _mode_status(status, offset, segment)
+        return recon[:rows, :cols].astype(coder._dtype)
     if mode_model == 3:  # format 2.5: mode model 2 and each coded block's transform choice
         status = KI.decode_intra25(data, 4, 4 + nmode, levels, steps, ZIGZAG.astype(np.int64), _offsets(offsets),
                                    DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi),
@@ -434,15 +460,26 @@ def decode_modes25_reference(segment: bytes, recon: np.ndarray, levels: np.ndarr
     with each coded block's transform choice after its mode (a block not flat, of mode other than DC,
     with a non-zero level in ``levels``, (nblocks, 64)). Returns (modes, choices: 0 the DCT, 1 the
     mode's DST-VII pair, 2 none coded)."""
-    return _decode_modes_reference(segment, recon, mid, tol, np.asarray(levels))
+    return _decode_modes_reference(segment, recon, mid, tol, np.asarray(levels))[:2]
+
+
+def decode_modes26_reference(segment: bytes, recon: np.ndarray, levels: np.ndarray, mid: int,
+                             tol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Format 2.6's mode segment (``docs/format.md`` §19) in plain Python: macroblocks in raster order,
+    a full one's split symbol (context: how many of the left and above macroblocks are one 16x16
+    block), a 16x16 block's positions mode 0 and nothing more, the 8x8 blocks of the others in Z order
+    read as :func:`decode_modes25_reference` reads them (the bottom-right block's above-right samples
+    not decoded yet). Returns (modes, choices, split: per macroblock 0 one 16x16 block, 1 split, 2 past
+    the frame's edge)."""
+    return _decode_modes_reference(segment, recon, mid, tol, np.asarray(levels), big=True)
 
 
 def _binary_reference_tables() -> list[list[int]]:
     return [[0, 1 << 14, 1 << 15] for _ in range(KI.TX_CONTEXTS)]
 
 
-def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: int,
-                            levels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: int, levels: np.ndarray | None,
+                            big: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     rows, cols = recon.shape
     bx, nb = cols // 8, rows * cols // 64
     data = bytes(segment)
@@ -487,25 +524,44 @@ def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: in
             raise TruncatedStreamError("intra modes end before the frame does")
         return s
 
-    for b in range(nb):
-        r0, c0 = 8 * (b // bx), 8 * (b % bx)
-        ctx = int(modes[b - 1]) if c0 > 0 else int(modes[b - bx]) if r0 > 0 else 0
-        refs: list[int] = []  # every distinct source of the references (copies add no new value)
-        if r0 > 0:
-            refs += [int(v) for v in recon[r0 - 1, c0 : min(c0 + 16, cols)]]
-        if c0 > 0:
-            refs += [int(v) for v in recon[r0 : r0 + 8, c0 - 1]]
-        if r0 > 0 and c0 > 0:
-            refs.append(int(recon[r0 - 1, c0 - 1]))
-        if not refs:
-            refs = [mid]
-        if max(refs) - min(refs) <= tol:
-            modes[b] = ctx
-            continue
-        modes[b] = s = symbol(cdf[ctx], ctx, count, N_MODES)
-        if levels is not None and s != 0 and np.any(levels[b] != 0):  # format 2.5: the transform choice
-            cls = int(KI.TX_CLASS[s])
-            choices[b] = symbol(tcdf[cls], cls, tcount, 2)
+    def read_blocks(blocks: list[int]) -> None:
+        """The mode (and format 2.5's choice) of each block of ``blocks``, in that order."""
+        for b in blocks:
+            r0, c0 = 8 * (b // bx), 8 * (b % bx)
+            ctx = int(modes[b - 1]) if c0 > 0 else int(modes[b - bx]) if r0 > 0 else 0
+            refs: list[int] = []  # every distinct source of the references (copies add no new value)
+            if r0 > 0:  # format 2.6: a macroblock's bottom-right block has no above-right samples yet
+                reach = 8 if big and r0 % 16 == 8 and c0 % 16 == 8 else 16
+                refs += [int(v) for v in recon[r0 - 1, c0 : min(c0 + reach, cols)]]
+            if c0 > 0:
+                refs += [int(v) for v in recon[r0 : r0 + 8, c0 - 1]]
+            if r0 > 0 and c0 > 0:
+                refs.append(int(recon[r0 - 1, c0 - 1]))
+            if not refs:
+                refs = [mid]
+            if max(refs) - min(refs) <= tol:
+                modes[b] = ctx
+                continue
+            modes[b] = s = symbol(cdf[ctx], ctx, count, N_MODES)
+            if levels is not None and s != 0 and np.any(levels[b] != 0):  # format 2.5: the transform choice
+                cls = int(KI.TX_CLASS[s])
+                choices[b] = symbol(tcdf[cls], cls, tcount, 2)
+
+    nmx, nmy = (bx + 1) // 2, (rows // 8 + 1) // 2
+    split = np.full(nmx * nmy if big else 0, 2, dtype=np.int64)
+    scdf, scount = [[0, 1 << 14, 1 << 15] for _ in range(KI.SPLIT_CONTEXTS)], [0] * KI.SPLIT_CONTEXTS
+    for mb in range(nmx * nmy if big else 0):
+        my, mx = divmod(mb, nmx)
+        if 16 * my + 16 <= rows and 16 * mx + 16 <= cols:
+            row = int(mx > 0 and split[mb - 1] == 0) + int(my > 0 and split[mb - nmx] == 0)
+            split[mb] = symbol(scdf[row], row, scount, 2)
+            if split[mb] == 0:  # one 16x16 block: its positions are mode 0 (DC), nothing more is read
+                continue
+        # the modes of this macroblock's blocks, in Z order, before the next split symbol
+        read_blocks([(2 * my + q // 2) * bx + 2 * mx + q % 2 for q in range(4)
+                     if 2 * my + q // 2 < rows // 8 and 2 * mx + q % 2 < bx])  # fmt: skip
+    if not big:
+        read_blocks(list(range(nb)))
     if past > 0:
         raise TruncatedStreamError("intra modes end before the frame does")
-    return modes, choices
+    return modes, choices, split

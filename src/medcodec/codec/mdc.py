@@ -40,9 +40,10 @@ __all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "en
 MDC_SIZE_BITS = container.SIZE_BITS
 #: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder,
 #: with intra frames (mode model 2) unless ``intra=False``, in the compact layout unless ``compact=False``:
-#: format 2.5 where the intra RD levels are on (every effort by default: 2.4 plus a per-block choice
-#: of the DCT or a DST-VII pair for the intra residuals, docs/format.md §18), else 2.4 (the long
-#: layout: 2.4/2.5 with intra frames, 2.1 without, 2.3 with padding masks and no intra).
+#: format 2.6 where the intra RD levels are on (every effort by default: 2.4 plus a per-block choice
+#: of the DCT or a DST-VII pair for the intra residuals, docs/format.md §18, plus 16x16 DC-predicted
+#: blocks per macroblock, §19), else 2.4 (the long layout: 2.4-2.6 with intra frames, 2.1 without,
+#: 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
 #: default is -7.9 to -11.1 % (docs/design-notes.md, "The .mdc default is format 2.2", "Compact 2.4 stream",
@@ -247,7 +248,7 @@ def encode_mdc_to(
     if compact and arith_id != container.ENTROPY_MULTI:
         raise InvalidInputError("compact=True takes entropy='arith' (the multi-symbol coder, format 2.4)")
 
-    mode_model = _mode_model_for(effort) if intra else 0  # 2: 2.4's mode model 2 (FRAM flag 32), 3: 2.5
+    mode_model = _mode_model_for(effort) if intra else 0  # 2: 2.4's mode model 2 (FRAM flag 32), 3: 2.5, 4: 2.6
     jobs_ = default_jobs(jobs)
     for name in ancillary or {}:
         if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
@@ -318,7 +319,8 @@ def encode_mdc_to(
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
         compact=compact,
-        version=container.VERSION_25 if intra and mode_model == 3
+        version=container.VERSION_26 if intra and mode_model == 4
+        else container.VERSION_25 if intra and mode_model == 3
         else container.VERSION_24 if compact or (intra and mode_model == 2)
         else container.VERSION_23 if arith and padding is not None
         else container.VERSION_22 if intra
@@ -396,11 +398,12 @@ def encode_mdc_to(
 
 def _mode_model_for(effort: str) -> int:
     """The intra mode model an encoder of ``effort`` writes (:func:`.intra.model_for`); format 2.5's
-    transform choice (3) only where the intra RD levels are on (:data:`INTRA_RDOQ_EFFORTS`), else 2."""
+    transform choice (3) and format 2.6's 16x16 blocks (4) only where the intra RD levels are on
+    (:data:`INTRA_RDOQ_EFFORTS`), else 2."""
     from . import intra as intra_mod
 
     model = intra_mod.model_for(effort)
-    return 2 if model == 3 and effort not in INTRA_RDOQ_EFFORTS else model
+    return 2 if model >= 3 and effort not in INTRA_RDOQ_EFFORTS else model
 
 
 def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
@@ -413,7 +416,7 @@ def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
     rounded = mdc2.round_scaled(scaled)
     offsets = mdc2.reconstruction_offsets(rounded, scaled)
     mode_model = _mode_model_for(effort) if mode_model is None else mode_model
-    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets, tx=mode_model == 3)  # what the stream prints
+    rd_bound = (mdc2.error_bound_with_offsets(coder.steps, offsets, tx=mode_model >= 3, big=mode_model == 4)  # printed
                 if effort in INTRA_RDOQ_EFFORTS and mode_model >= 2 else None)  # fmt: skip
     return intra_mod.encode_intra_frame(frame, coder, offsets, effort, mode_model, rd_bound, rounded=rounded), offsets
 

@@ -253,6 +253,11 @@ FLAG_MODES2 = 32  # format 2.4, with FLAG_INTRA: the intra frame's modes use mod
 #: Format 2.5, with FLAG_INTRA and FLAG_MODES2: each coded intra block chooses the DCT or its mode's
 #: DST-VII pair (docs/format.md §18; bit 7: bit 6 is the compact form's FLAG_QTABLE).
 FLAG_TX = 128
+#: Format 2.6, with FLAG_TX: 16x16 blocks (docs/format.md §19). Bit 8 of the compact form's flags
+#: varint; the long form's u8 holds it as bit 6 (:data:`LONG_FLAG_BIG`, free there: the long form's
+#: QTAB index is a fixed field), so a 2.5 reader of either form refuses it.
+FLAG_BIG = 256
+LONG_FLAG_BIG = 64
 _DEBLOCK = struct.Struct("<HHH")
 _FILTER_HEAD = struct.Struct("<BH")  # classes, clip
 #: At most this many activity classes of the restoration filter.
@@ -337,14 +342,14 @@ def dct_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.ndarray
     """The FRAM segment of one range-coded DCT frame (``offsets``: 63 AC reconstruction offsets;
     ``deblock``: (alpha, beta, tc) of the decoder's edge filter; ``restoration``: the filter after it;
     ``intra``: ``coded`` is an intra frame's payload (1 or True: format 2.2, 2: with mode model 2,
-    format 2.4, 3: with format 2.5's transform choice); ``padding_mask``: the frame's padding voxels,
-    :func:`.container.encode_padding_mask`, format 2.3)."""
-    if intra not in (0, 1, 2, 3):
-        raise InvalidInputError(f"intra={intra!r}: 0, 1, 2 or 3")
+    format 2.4, 3: with format 2.5's transform choice, 4: with format 2.6's 16x16 blocks);
+    ``padding_mask``: the frame's padding voxels, :func:`.container.encode_padding_mask`, format 2.3)."""
+    if intra not in (0, 1, 2, 3, 4):
+        raise InvalidInputError(f"intra={intra!r}: 0, 1, 2, 3 or 4")
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
     flags |= FLAG_PADDING if padding_mask is not None else 0
-    flags |= (FLAG_MODES2 if intra >= 2 else 0) | (FLAG_TX if intra == 3 else 0)
+    flags |= (FLAG_MODES2 if intra >= 2 else 0) | (FLAG_TX if intra >= 3 else 0) | (LONG_FLAG_BIG if intra == 4 else 0)
     extra = np.asarray(offsets, dtype=np.uint8).tobytes() if offsets is not None else b""
     extra += _DEBLOCK.pack(*deblock) if deblock is not None else b""
     extra += restoration.to_bytes() if restoration is not None else b""
@@ -395,9 +400,9 @@ def compact_frame_segment(index: int, qtable: int, coded: bytes, offsets: np.nda
     flags = (FLAG_OFFSETS if offsets is not None else 0) | (FLAG_DEBLOCK if deblock is not None else 0)
     flags |= (FLAG_FILTER if restoration is not None else 0) | (FLAG_INTRA if intra else 0)
     flags |= (FLAG_PADDING if padding_mask is not None else 0) | (FLAG_QTABLE if qtable else 0)
-    if intra not in (0, 1, 2, 3):
-        raise InvalidInputError(f"intra={intra!r}: 0, 1, 2 or 3")
-    flags |= (FLAG_MODES2 if intra >= 2 else 0) | (FLAG_TX if intra == 3 else 0)
+    if intra not in (0, 1, 2, 3, 4):
+        raise InvalidInputError(f"intra={intra!r}: 0, 1, 2, 3 or 4")
+    flags |= (FLAG_MODES2 if intra >= 2 else 0) | (FLAG_TX if intra >= 3 else 0) | (FLAG_BIG if intra == 4 else 0)
     out = bytearray()
     container.put_varint(out, index)
     container.put_varint(out, flags)
@@ -434,11 +439,13 @@ def _read_compact_dct_frame(buf: bytes, header: container.MdcHeader, entry: tupl
     payload = container.frame_payload(buf, entry)
     r = container.Reader(payload, off, "FRAM")
     fidx = r.varint("frame index", 0xFFFF)
-    flags = r.varint("flags", 0xFF)
+    flags = r.varint("flags", 0x1FF)
     known = _COMPACT_KNOWN if "padding" in header.meta else _COMPACT_KNOWN & ~FLAG_PADDING
     known |= FLAG_MODES2 if flags & FLAG_INTRA else 0  # mode model 2 (docs/format.md §17)
     if header.version >= container.VERSION_25 and flags & FLAG_INTRA and flags & FLAG_MODES2:
         known |= FLAG_TX  # format 2.5 (docs/format.md §18)
+        if header.version >= container.VERSION_26 and flags & FLAG_TX:
+            known |= FLAG_BIG  # format 2.6 (docs/format.md §19)
     if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
     qtable = r.varint("table", 255) if flags & FLAG_QTABLE else 0
@@ -891,7 +898,7 @@ def reconstruct_with_offsets(coder: FrameCoder, levels: np.ndarray, offsets: np.
 
 def error_bound_with_offsets(
     steps: np.ndarray, offsets: np.ndarray | None, deblock: tuple[int, int, int] | None = None,
-    restoration: RestorationFilter | None = None, tx: bool = False,
+    restoration: RestorationFilter | None = None, tx: bool = False, big: bool = False,
 ) -> float:  # fmt: skip
     """:func:`.quantize.error_bound` (``steps`` in natural order, as in QTAB) when AC levels are
     dequantized ``offset`` steps toward zero (``offsets`` by zigzag position 1..63): each
@@ -899,7 +906,10 @@ def error_bound_with_offsets(
     ``effort="best"`` streams (RD levels) are checked against it by the encoder (:func:`rdoq_levels`).
     ``tx``: a format 2.5 intra frame (FLAG_TX), whose blocks may use the DST-VII pairs: the largest
     of the sums over the pairs (DCT both ways, DST-VII vertically, horizontally, both), each
-    coefficient weighted by the largest magnitude of its 2-D basis function."""
+    coefficient weighted by the largest magnitude of its 2-D basis function. ``big`` (with ``tx``): a
+    format 2.6 intra frame (FLAG_BIG), whose 16x16 blocks' coefficient (u, v) has the step and offset
+    of position (u // 2, v // 2) and its basis function's largest magnitude (the 16-point DCT's): the
+    larger of that sum and the 8x8 ones (docs/format.md §19)."""
     from . import _kernels_intra as KI
     from .zigzag import ZIGZAG
 
@@ -913,6 +923,9 @@ def error_bound_with_offsets(
     if tx:
         bases.append(np.abs(KI.DST7).max(axis=1))  # per DST-VII basis function, its largest magnitude
     worst = max(float(np.sum(weighted * np.outer(v, h).ravel())) for v in bases for h in bases)
+    if big:  # per 8x8 position, the two 16-point basis functions that share its step, summed
+        a16 = np.abs(KI.DCT16).max(axis=1).reshape(8, 2).sum(axis=1)
+        worst = max(worst, float(np.sum(weighted * np.outer(a16, a16).ravel())))
     return float(
         worst + 0.5 + (2 * deblock[2] if deblock else 0) + (restoration.clip if restoration is not None else 0)
     )
@@ -954,8 +967,12 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
         known |= FLAG_MODES2
         if header.version >= container.VERSION_25 and flags & FLAG_MODES2:  # format 2.5 (docs/format.md §18)
             known |= FLAG_TX
+            if header.version >= container.VERSION_26 and flags & FLAG_TX:  # format 2.6 (docs/format.md §19)
+                known |= LONG_FLAG_BIG
     if flags & ~known:
         raise CorruptStreamError(f"FRAM flags {flags:#x} has unknown bits", offset=off, segment="FRAM")
+    if flags & LONG_FLAG_BIG:  # the long form's bit 6 is format 2.6's FLAG_BIG
+        flags = (flags & ~LONG_FLAG_BIG) | FLAG_BIG
     if flags & FLAG_INTRA and header.entropy != container.ENTROPY_MULTI:
         raise CorruptStreamError("FRAM intra frame in a stream whose HEAD entropy coder is not 2", offset=off,
                                  segment="FRAM")  # fmt: skip
@@ -1001,8 +1018,9 @@ def read_dct_frame(buf: bytes, header: container.MdcHeader, entry: tuple[int, in
 
 
 def _mode_model(flags: int) -> int:
-    """An intra frame's mode model from its FRAM flags: 3 (format 2.5) with FLAG_TX, 2 with FLAG_MODES2, else 1."""
-    return 3 if flags & FLAG_TX else 2 if flags & FLAG_MODES2 else 1
+    """An intra frame's mode model from its FRAM flags: 4 (format 2.6) with FLAG_BIG, 3 (format 2.5) with
+    FLAG_TX, 2 with FLAG_MODES2, else 1."""
+    return 4 if flags & FLAG_BIG else 3 if flags & FLAG_TX else 2 if flags & FLAG_MODES2 else 1
 
 
 def _read_restoration(payload: bytes | memoryview, head: int, off: int) -> tuple[RestorationFilter, int]:
@@ -1031,7 +1049,9 @@ def stream_error_bound(buf: bytes) -> list[float]:
     header, index = container.parse_container(buf)
     index = [(off, size) for off, size in index if off + size <= len(buf)]
     return [
-        error_bound_with_offsets(header.qtables[f.qtable], f.offsets, f.deblock, f.restoration, f.mode_model == 3)
+        error_bound_with_offsets(
+            header.qtables[f.qtable], f.offsets, f.deblock, f.restoration, f.mode_model >= 3, f.mode_model == 4
+        )
         for f in (read_dct_frame(buf, header, e) for e in index)
     ]
 

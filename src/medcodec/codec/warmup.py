@@ -30,6 +30,7 @@ __all__ = ["warm"]
 
 def warm() -> float:
     """Run every kernel once; returns the seconds it took (compilation, or cache loading)."""
+    from . import intra
     from .intra import written_mode_model
     from .pipeline import decode, encode
 
@@ -55,6 +56,11 @@ def warm() -> float:
         decode(encode(img, bits_stored=bits, signed=signed, quality=70, padding=(lo, lo)))  # padding masks (2.3)
         with written_mode_model(1):  # the intra frames of 2.2 / 2.3 streams (mode model 1): still read
             decode(encode(img, bits_stored=bits, signed=signed, quality=70))
+        saved, intra.BIG_EFFORTS = intra.BIG_EFFORTS, ()  # 2.5 streams (no 16x16 blocks): still read
+        try:
+            decode(encode(img, bits_stored=bits, signed=signed, quality=70))
+        finally:
+            intra.BIG_EFFORTS = saved
         if not signed and bits <= 12:
             for effort in ("fast", "best"):
                 decode(encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))

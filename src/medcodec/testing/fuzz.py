@@ -106,6 +106,7 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     flat = img(12, False, 2)
     flat[:, 8:, 16:] = 1000  # blocks with flat references: no mode coded
     saved_tx, intra_mod.TX_EFFORTS = intra_mod.TX_EFFORTS, ()
+    saved_big, intra_mod.BIG_EFFORTS = intra_mod.BIG_EFFORTS, ()
     try:
         corpus += [
             # .mdc 2.4, the default before tx25: the compact layout (2-D as a HEAD flag, 3 frames, padding
@@ -116,14 +117,23 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
             encode(flat, bits_stored=12, quality=60),
             encode(padded, bits_stored=16, signed=True, quality=90, padding=(-32768, -32768), compact=False),
         ]
+        intra_mod.TX_EFFORTS = saved_tx
+        corpus += [
+            # .mdc 2.5, the default from tx25 to big26: 2.4 with the intra residuals' transform choice
+            # (FRAM flag 128), compact and long, fast and best
+            encode(flat, bits_stored=12, quality=45),
+            encode(padded, bits_stored=16, signed=True, quality=80, padding=(-32768, -32768), effort="best"),
+            encode(img(12, False, 1)[0], bits_stored=12, quality=85, compact=False),
+        ]
     finally:
         intra_mod.TX_EFFORTS = saved_tx
+        intra_mod.BIG_EFFORTS = saved_big
     corpus += [
-        # .mdc 2.5, the default since tx25: 2.4 with the intra residuals' transform choice (FRAM flag
-        # 128), compact and long, fast and best
-        encode(flat, bits_stored=12, quality=45),
-        encode(padded, bits_stored=16, signed=True, quality=80, padding=(-32768, -32768), effort="best"),
-        encode(img(12, False, 1)[0], bits_stored=12, quality=85, compact=False),
+        # .mdc 2.6, the default since big26: 2.5 with 16x16 blocks (FRAM flag 256 compact, 64 long),
+        # compact and long, fast and best
+        encode(flat, bits_stored=12, quality=40),
+        encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
+        encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
     ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
