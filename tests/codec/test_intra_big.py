@@ -79,11 +79,29 @@ def _kernel_decode(payload: bytes, shape: tuple[int, int], coder: FrameCoder, of
     return status, recon, modes, txc, split
 
 
-def _literal_big(recon: np.ndarray, levels: np.ndarray, split: np.ndarray, coder: FrameCoder, offsets: np.ndarray,
-                 mid: int) -> np.ndarray:  # fmt: skip
+def _literal_pred16(mode: int, top: list[int], left: list[int], corner: int) -> list[list[int]]:
+    """§19's 16x16 prediction of ``mode`` (0 DC, 1 SMOOTH, 2 paeth) as written."""
+    w = [255, 225, 196, 170, 145, 123, 102, 84, 68, 54, 43, 33, 26, 20, 17, 16]
+    if mode == 0:
+        return [[(sum(top) + sum(left) + 16) >> 5] * 16 for _ in range(16)]
+    if mode == 1:
+        return [[(w[i] * top[j] + (256 - w[i]) * left[15] + w[j] * left[i] + (256 - w[j]) * top[15] + 256) >> 9
+                 for j in range(16)] for i in range(16)]  # fmt: skip
+    out = []
+    for i in range(16):
+        row = []
+        for j in range(16):
+            b = top[j] + left[i] - corner
+            row.append(min((left[i], top[j], corner), key=lambda r: abs(b - r)))  # ties: the first in that order
+        out.append(row)
+    return out
+
+
+def _literal_big(recon: np.ndarray, levels: np.ndarray, split: np.ndarray, modes: np.ndarray, coder: FrameCoder,
+                 offsets: np.ndarray, mid: int) -> np.ndarray:  # fmt: skip
     """§19's 16x16 blocks as written, on the kernel's own output (their references are final before
-    them): the DC prediction, the pseudo-block layout, ``E = C16^T D C16`` summed densely in index
-    order. Returns ``recon`` with every 16x16 block recomputed so."""
+    them): the prediction of the mode their positions carry, the pseudo-block layout, ``E = C16^T D
+    C16`` summed densely in index order. Returns ``recon`` with every 16x16 block recomputed so."""
     out = recon.copy()
     cols = recon.shape[1]
     bx, nmx = cols // 8, (cols // 8 + 1) // 2
@@ -95,11 +113,14 @@ def _literal_big(recon: np.ndarray, levels: np.ndarray, split: np.ndarray, coder
         top = [int(v) for v in recon[r0 - 1, c0 : c0 + 16]] if r0 else None
         left = [int(v) for v in recon[r0 : r0 + 16, c0 - 1]] if c0 else None
         if top is None and left is None:
-            p = mid
+            top, left, corner = [mid] * 16, [mid] * 16, mid
+        elif top is None:
+            top, corner = [left[0]] * 16, left[0]  # type: ignore[index]
+        elif left is None:
+            left, corner = [top[0]] * 16, top[0]
         else:
-            top = top or [left[0]] * 16  # type: ignore[index]
-            left = left or [top[0]] * 16
-            p = (sum(top) + sum(left) + 16) >> 5
+            corner = int(recon[r0 - 1, c0 - 1])
+        p = _literal_pred16(int(modes[(r0 // 8) * bx + c0 // 8]), top, left, corner)  # type: ignore[arg-type]
         D = [[0.0] * 16 for _ in range(16)]
         for u in range(16):
             for v in range(16):
@@ -113,7 +134,7 @@ def _literal_big(recon: np.ndarray, levels: np.ndarray, split: np.ndarray, coder
         for i in range(16):
             for j in range(16):
                 e = sum(tmp[i][v] * c16[v][j] for v in range(16))
-                out[r0 + i, c0 + j] = min(max(p + int(np.floor(e + 0.5)), coder._lo), coder._hi)
+                out[r0 + i, c0 + j] = min(max(p[i][j] + int(np.floor(e + 0.5)), coder._lo), coder._hi)
     return out
 
 
@@ -134,12 +155,13 @@ def test_reconstruct16_twin_equals_the_dense_form() -> None:
     stepz = steps.ravel()[ZIGZAG]
     off = np.concatenate([[0], rng.integers(0, 60, 63)]).astype(np.int64)
     quad = np.array([0, 1, 2, 3], np.int64)
-    for density in (0.02, 0.2, 1.0):
+    for density in (0.0, 0.02, 0.2, 1.0):
         levels = (rng.integers(-6, 7, (4, 64)) * (rng.random((4, 64)) < density)).astype(np.int32)
+        pred = rng.integers(1500, 2500, 256).astype(np.int64)
         outs = []
         for fn in (KI.reconstruct16, KI.reconstruct16_plain):
             recon = np.zeros((16, 16), np.int64)
-            fn(levels, quad, stepz, ZIGZAG.astype(np.int64), off, KI.DCT16, 2000, 0, 4095, np.empty(256),
+            fn(levels, quad, stepz, ZIGZAG.astype(np.int64), off, KI.DCT16, pred, 0, 4095, np.empty(256),
                np.empty(256), np.empty(256), recon, 0, 0)  # fmt: skip
             outs.append(recon)
         np.testing.assert_array_equal(outs[0], outs[1])
@@ -170,7 +192,7 @@ def test_decoders_give_the_encoders_reconstruction(q: float) -> None:
     np.testing.assert_array_equal(ref_modes, modes)
     np.testing.assert_array_equal(choices, txc)
     np.testing.assert_array_equal(ref_split, split)
-    np.testing.assert_array_equal(_literal_big(recon, levels, split, coder, offsets, coder.offset), recon)
+    np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, offsets, coder.offset), recon)
     assert np.abs(ifr.recon.astype(np.int64) - frame).max() <= bound
     # a 2.5 reading of the same bytes is not this frame
     try:
@@ -195,13 +217,17 @@ def test_real_slices_take_both_sizes_and_decode_bit_for_bit(shared_data: Path, s
     np.testing.assert_array_equal(recon[: frame.shape[0], : frame.shape[1]], ifr.recon)
     full = split < 2
     assert 0.02 < (split[full] == 0).mean() < 0.98  # both sizes in use on real data
+    bx = recon.shape[1] // 8
+    nmx = (bx + 1) // 2
+    big_modes = {int(modes[2 * (m // nmx) * bx + 2 * (m % nmx)]) for m in np.flatnonzero(split == 0)}
+    assert len(big_modes) >= 2  # the 16x16 blocks take more than one mode
     levels, n = _levels(ifr.payload, frame.shape)
     ref_modes, choices, ref_split = intra.decode_modes26_reference(ifr.payload[4 : 4 + n], recon, levels,
                                                                    coder.offset, intra.flat_tolerance(coder))  # fmt: skip
     np.testing.assert_array_equal(ref_split, split)
     np.testing.assert_array_equal(ref_modes, modes)
     np.testing.assert_array_equal(choices, txc)
-    np.testing.assert_array_equal(_literal_big(recon, levels, split, coder, offsets, coder.offset), recon)
+    np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, offsets, coder.offset), recon)
     assert np.abs(ifr.recon.astype(np.int64) - frame).max() <= bound
 
 

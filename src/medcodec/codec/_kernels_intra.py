@@ -164,6 +164,20 @@ def initial_split_model() -> np.ndarray:
 
 
 INITIAL_SPLIT_MODEL = initial_split_model()
+#: The 16x16 block's modes (format 2.6, ``docs/format.md`` §19): 0 DC, 1 SMOOTH, 2 paeth.
+N_MODES16 = 3
+#: AV1's SMOOTH weights for 16 samples (``sm_weights`` of block size 16).
+SMOOTH_W16 = np.array([255, 225, 196, 170, 145, 123, 102, 84, 68, 54, 43, 33, 26, 20, 17, 16], dtype=np.int64)
+
+
+def initial_mode16_model() -> np.ndarray:
+    """One 3-ary row, uniform (``c[i] = i * 32768 // 3``), count 0 (the layout of :mod:`._kernels_ms`)."""
+    model = np.zeros(N_MODES16, dtype=np.int16)
+    model[1:] = [i * 32768 // N_MODES16 for i in range(1, N_MODES16)]
+    return model
+
+
+INITIAL_MODE16_MODEL = initial_mode16_model()
 #: What the encoders of formats before 2.6 pass for the per-macroblock split decisions (not written).
 NO_SPLIT = np.zeros(1, np.uint8)
 
@@ -755,7 +769,7 @@ def encode_intra2_rdmode(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, m
 def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse, n_full,
                    mode_scale, mode_bias, flat_tol, cost, lam_rd, mu, rho, tex_sum, bound, rd_mode_lam,
                    rd_mode_margin, edge_w, dst, txc, tx_joint=0, big=False, c16=DCT16,
-                   split=NO_SPLIT):  # fmt: skip
+                   split=NO_SPLIT, big_trials=2):  # fmt: skip
     """:func:`encode_intra2_rdmode` (``rd_mode`` on) writing format 2.5 (``docs/format.md`` §18):
     the chosen mode's block (not DC, not flat) is also coded with its mode's DST pair
     (:data:`TX_PAIR` of ``dst``, :func:`_trial_pair`) and its RD levels, and the pair of least
@@ -765,15 +779,16 @@ def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, 
     zero). Returns the number of blocks that went back to their rounded levels.
 
     ``big``: format 2.6 (``docs/format.md`` §19): macroblocks in raster order, their 8x8 blocks in Z
-    order; each full macroblock is also coded as one DC-predicted 16x16 block (``c16`` the 16-point
-    DCT, its RD levels, :func:`_big_trial`) and the one of least ``SSE + lam (bits)`` over its 256
+    order; each full macroblock is also coded as one 16x16 block (DC and the one of SMOOTH and paeth
+    of lesser prediction SAD, :func:`_other16`; ``big_trials`` 2: both RD-coded by :func:`_big_trial`,
+    1: only the one of lesser :func:`_est16`, 0: DC only) and the one of least ``SSE + lam (bits)`` over its 256
     samples kept (the four blocks' mode and choice bits as charged, ``rd_mode_lam`` x the modelled
-    rate of their levels, the split symbol's bits under its adaptive model); ``split`` (per
+    rate of their levels, the split and mode symbols' bits under their adaptive models); ``split`` (per
     macroblock) as :func:`encode_modes26` takes it."""
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
                               bound, True, rd_mode_lam, rd_mode_margin, edge_w, True, dst, txc, tx_joint, big, c16,
-                              split)  # fmt: skip
+                              split, big_trials)  # fmt: skip
 
 
 @_helper
@@ -790,7 +805,7 @@ def _block_over(recon, x, r0, c0, bound):
 def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, model2, skip, flat_tol, rd, cost, lam_rd, mu, rho, tex_sum,
                        bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, tx, dst, txc, tx_joint, big, c16,
-                       split):  # fmt: skip
+                       split, big_trials=1):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -898,6 +913,13 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     rr16 = np.empty(256)
     c8 = np.empty((4, 64))
     lv8 = np.empty((4, 64), np.int64)
+    M = INITIAL_MODE16_MODEL.copy()  # big: the 16x16 mode's model, as encode_modes26 will run it
+    top16 = np.empty(16, np.int64)
+    left16 = np.empty(16, np.int64)
+    p16 = np.empty(256, np.int64)
+    p16a = np.empty(256, np.int64)
+    c8a = np.empty((4, 64))
+    m16 = 0
     if big:
         split[:] = 2
     nmx = (bx + 1) // 2
@@ -925,7 +947,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                     for k in range(64):
                         levels[quad[q], k] = big_lv[q, k]
                     nzs[quad[q]] = big_nz[q]
-                    modes[quad[q]] = 0
+                    modes[quad[q]] = m16
                     skip[quad[q]] = 1
                     txc[quad[q]] = 2
                 for i in range(16):
@@ -934,6 +956,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
                 C[:] = Cs
                 T[:] = Ts
                 reverted = rev_s + rev16
+                _adapt(M, 0, np.int64(m16), N_MODES16)
             _adapt(S, sctx, np.int64(split[mbi]), 2)
             pend = -1
         if idx == nblocks:
@@ -947,16 +970,43 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
             big_blocks(b, bx, quad)
             mbi = (by // 2) * nmx + bxi // 2
             sbits = _sym_bits(S, 2 * _split_ctx(split, mbi, bxi // 2, nmx), 0, 2)
-            j16, rev16 = _big_trial(x, recon, levels, nzs, quad, bx, r0, c0, mid, lo, hi, c16, zz, invz, stepz, offsets,
-                                    bound, lam, rd_mode_lam, sbits, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum,
-                                    xb, sc, rm, rnbk, ra, rrem, rp0, rp1, sc16, tmp16, rr16, c8, lv8)  # fmt: skip
-            for q in range(4):
-                for k in range(64):
-                    big_lv[q, k] = levels[quad[q], k]
-                big_nz[q] = nzs[quad[q]]
-            for i in range(16):
-                for j in range(16):
-                    big_rec[16 * i + j] = recon[r0 + i, c0 + j]
+            corner16 = refs16(recon, r0, c0, mid, top16, left16)
+            predict16(0, top16, left16, corner16, p16)
+            _fdct16(x, r0, c0, p16, c16, sc16, tmp16, c8)
+            alt = 0
+            if big_trials > 0:
+                alt = _other16(x, r0, c0, top16, left16, corner16, p16a)
+                predict16(alt, top16, left16, corner16, p16a)
+                _fdct16(x, r0, c0, p16a, c16, sc16, tmp16, c8a)
+            first = 0  # big_trials 0: DC only; 1: the mode of the lesser J estimate only; 2: both RD-coded
+            if big_trials == 1:
+                e0 = _est16(c8, zz, invz, stepz, lam, _sym_bits(M, 0, 0, N_MODES16))
+                if _est16(c8a, zz, invz, stepz, lam, _sym_bits(M, 0, alt, N_MODES16)) < e0:
+                    first = 1
+            for t in range(first, first + max(big_trials, 1)):
+                m = 0
+                ct = c8
+                pt = p16
+                if t > 0:
+                    m = alt
+                    ct = c8a
+                    pt = p16a
+                jt, revt = _big_trial(x, recon, levels, nzs, quad, bx, r0, c0, mid, lo, hi, c16, zz, invz, stepz,
+                                      offsets, bound, lam, rd_mode_lam, sbits, posc, cost, wz, offs_f, lam_rd, mu, rho,
+                                      tex_sum, xb, sc, rm, rnbk, ra, rrem, rp0, rp1, sc16, tmp16, rr16, ct, lv8, M, m,
+                                      pt)  # fmt: skip
+                if t > first and jt >= j16:
+                    continue
+                j16 = jt
+                rev16 = revt
+                m16 = m
+                for q in range(4):
+                    for k in range(64):
+                        big_lv[q, k] = levels[quad[q], k]
+                    big_nz[q] = nzs[quad[q]]
+                for i in range(16):
+                    for j in range(16):
+                        big_rec[16 * i + j] = recon[r0 + i, c0 + j]
             Cs[:] = C
             Ts[:] = T
             rev_s = reverted
@@ -1774,25 +1824,64 @@ def ext_refs_z(recon, r0, c0, mid, ext, fext, smoothed, zorder):
 
 
 @_helper
-def dc16(recon, r0, c0, mid):
-    """The DC prediction of the 16x16 block at (r0, c0) (``docs/format.md`` §19): ``(sum of the 16
-    samples above + the 16 to the left + 16) >> 5``; on the first row the 16 above are the first left
-    sample, in the first column the 16 left the first above one, the first block ``mid``."""
+def refs16(recon, r0, c0, mid, top, left):
+    """The references of the 16x16 block at (r0, c0) (``docs/format.md`` §19) into ``top[0:16]`` (the
+    row above), ``left[0:16]`` (the column to the left); returns the corner. First row: ``top`` and
+    the corner the first left sample; first column: ``left`` and the corner the first above one; the
+    first block: all ``mid``."""
     if r0 == 0 and c0 == 0:
+        for k in range(16):
+            top[k] = mid
+            left[k] = mid
         return np.int64(mid)
-    st = np.int64(0)
-    sl = np.int64(0)
     if r0 > 0:
         for j in range(16):
-            st += recon[r0 - 1, c0 + j]
+            top[j] = recon[r0 - 1, c0 + j]
     if c0 > 0:
         for i in range(16):
-            sl += recon[r0 + i, c0 - 1]
+            left[i] = recon[r0 + i, c0 - 1]
     if r0 == 0:
-        st = 16 * np.int64(recon[r0, c0 - 1])
-    elif c0 == 0:
-        sl = 16 * np.int64(recon[r0 - 1, c0])
-    return (st + sl + 16) >> 5
+        for j in range(16):
+            top[j] = left[0]
+        return np.int64(left[0])
+    if c0 == 0:
+        for i in range(16):
+            left[i] = top[0]
+        return np.int64(top[0])
+    return np.int64(recon[r0 - 1, c0 - 1])
+
+
+@_helper
+def predict16(mode, top, left, corner, out):
+    """The 16x16 prediction ``out`` (256 int64, row-major) of ``mode`` (0 DC, 1 SMOOTH with
+    :data:`SMOOTH_W16`, ``left[15]`` and ``top[15]`` the bottom-left and top-right stand-ins, 2 paeth)
+    from :func:`refs16`'s references (``docs/format.md`` §19)."""
+    if mode == 0:
+        s = np.int64(0)
+        for k in range(16):
+            s += top[k] + left[k]
+        v = (s + 16) >> 5
+        for p in range(256):
+            out[p] = v
+    elif mode == 1:
+        for i in range(16):
+            wi = SMOOTH_W16[i]
+            for j in range(16):
+                wj = SMOOTH_W16[j]
+                out[16 * i + j] = (wi * top[j] + (256 - wi) * left[15] + wj * left[i] + (256 - wj) * top[15] + 256) >> 9
+    else:
+        for i in range(16):
+            for j in range(16):
+                base = top[j] + left[i] - corner
+                pt = abs(base - top[j])
+                pl = abs(base - left[i])
+                pc = abs(base - corner)
+                if pl <= pt and pl <= pc:
+                    out[16 * i + j] = left[i]
+                elif pt <= pc:
+                    out[16 * i + j] = top[j]
+                else:
+                    out[16 * i + j] = corner
 
 
 @_helper
@@ -1831,11 +1920,12 @@ def dequant16(levels, quad, stepz, zz, offsets, D):
 def reconstruct16(levels, quad, stepz, zz, offsets, c16, pred, lo, hi, D, tmp, rr, recon, r0, c0):
     """A large block's reconstruction (``docs/format.md`` §19): ``E = C16^T D C16`` summed in index
     order, the zero terms of ``D`` and the zero columns of ``tmp`` left out (exact, as §14.4 allows),
-    ``recon = clip(pred + floor(E + 0.5))``. ``D``, ``tmp``, ``rr``: 256 float scratch."""
+    ``recon = clip(pred + floor(E + 0.5))`` (``pred``: 256 int64, row-major). ``D``, ``tmp``, ``rr``:
+    256 float scratch."""
     if not dequant16(levels, quad, stepz, zz, offsets, D):
         for i in range(16):
             for j in range(16):
-                recon[r0 + i, c0 + j] = min(max(pred, lo), hi)
+                recon[r0 + i, c0 + j] = min(max(pred[16 * i + j], lo), hi)
         return
     for v in range(16):  # tmp[i][v] = sum_u C[u][i] D[u][v], u increasing, zero D left out
         for i in range(16):
@@ -1861,7 +1951,7 @@ def reconstruct16(levels, quad, stepz, zz, offsets, c16, pred, lo, hi, D, tmp, r
                 rr[16 * i + j] += a * c16[v, j]
     for i in range(16):
         for j in range(16):
-            val = pred + np.int64(np.floor(rr[16 * i + j] + 0.5))
+            val = pred[16 * i + j] + np.int64(np.floor(rr[16 * i + j] + 0.5))
             recon[r0 + i, c0 + j] = min(max(val, lo), hi)
 
 
@@ -1880,7 +1970,7 @@ def reconstruct16_plain(levels, quad, stepz, zz, offsets, c16, pred, lo, hi, D, 
             s = 0.0
             for v in range(16):
                 s += tmp[16 * i + v] * c16[v, j]
-            val = pred + np.int64(np.floor(s + 0.5))
+            val = pred[16 * i + j] + np.int64(np.floor(s + 0.5))
             recon[r0 + i, c0 + j] = min(max(val, lo), hi)
 
 
@@ -1900,11 +1990,13 @@ def _split_ctx(split, m, mx, nmx):
 def encode_modes26(modes, skip, txc, split, bx, by, out):
     """Format 2.6's mode segment (``docs/format.md`` §19): macroblocks in raster order; a full one's
     split symbol (0 one 16x16 block, 1 four 8x8 blocks; ``split`` 2: a macroblock past the frame's
-    edge, none coded) in the split model; the 8x8 blocks of a split one in Z order as
-    :func:`encode_modes25` codes them; (status, nbytes)."""
+    edge, none coded) in the split model; a 16x16 block's mode (``modes`` of its top-left position)
+    in the 16x16 mode model; the 8x8 blocks of a split one in Z order as :func:`encode_modes25` codes
+    them; (status, nbytes)."""
     C = INITIAL_MODE_MODEL.copy()
     T = INITIAL_TX_MODEL.copy()
     S = INITIAL_SPLIT_MODEL.copy()
+    M = INITIAL_MODE16_MODEL.copy()
     st = np.zeros(6, dtype=np.int64)
     _enc_init(st)
     nmx = (bx + 1) // 2
@@ -1915,6 +2007,7 @@ def encode_modes26(modes, skip, txc, split, bx, by, out):
             if split[m] < 2:
                 _enc_sym(st, out, S, 2 * _split_ctx(split, m, mx, nmx), np.int64(split[m]), 2)
             if split[m] == 0:
+                _enc_sym(st, out, M, 0, np.int64(modes[(2 * my) * bx + 2 * mx]), N_MODES16)
                 continue
             for q in range(4):
                 bi = 2 * my + (q >> 1)
@@ -1936,9 +2029,10 @@ def encode_modes26(modes, skip, txc, split, bx, by, out):
 def decode_intra26(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol, dst, txc,
                    split, c16, plain=False):  # fmt: skip
     """Format 2.6's decoder (``docs/format.md`` §19): macroblocks in raster order, each full one's
-    split symbol first; a 16x16 block is DC-predicted (:func:`dc16`) and reconstructed from its four
-    pseudo-blocks (:func:`reconstruct16`; ``plain``: :func:`reconstruct16_plain`), its 8x8 positions
-    mode 0 (DC), no choice; the 8x8 blocks of a split one in Z order as :func:`decode_intra25`.
+    split symbol first; a 16x16 block's mode symbol, its prediction (:func:`predict16`) and its
+    reconstruction from its four pseudo-blocks (:func:`reconstruct16`; ``plain``:
+    :func:`reconstruct16_plain`), its 8x8 positions that mode, no choice; the 8x8 blocks of a split
+    one in Z order as :func:`decode_intra25`.
     Fills ``modes``, ``txc`` and ``split`` (per macroblock, as :func:`encode_modes26` takes it);
     returns a status."""
     rows, cols = recon.shape
@@ -1955,12 +2049,16 @@ def decode_intra26(data, start, end, levels, steps, zz, offsets, dct, mid, lo, h
     tmp16 = np.empty(256)
     rr16 = np.empty(256)
     quad = np.empty(4, np.int64)
+    top16 = np.empty(16, np.int64)
+    left16 = np.empty(16, np.int64)
+    pred16 = np.empty(256, np.int64)
     stepz = np.empty(64)
     for k in range(64):
         stepz[k] = steps[zz[k] // 8, zz[k] % 8]
     C = INITIAL_MODE_MODEL.copy()
     T = INITIAL_TX_MODEL.copy()
     S = INITIAL_SPLIT_MODEL.copy()
+    M = INITIAL_MODE16_MODEL.copy()
     st = np.zeros(4, np.int64)
     st[0], st[1], st[2], st[3] = _dec_start(data, start, end)
     nmx = (bx + 1) // 2
@@ -1980,16 +2078,22 @@ def decode_intra26(data, start, end, levels, steps, zz, offsets, dct, mid, lo, h
                     return E_TRUNCATED
                 split[m] = s
             if split[m] == 0:
+                m16, st[0], st[1], st[2], st[3] = _dec_sym(st[0], st[1], st[2], st[3], data, end, M, 0, N_MODES16)
+                if m16 < 0:
+                    return E_TRUNCATED if st[3] > 0 else E_RANGE
+                if st[3] > 8:
+                    return E_TRUNCATED
                 b = (2 * my) * bx + 2 * mx
                 big_blocks(b, bx, quad)
-                p = dc16(recon, r0, c0, mid)
+                corner = refs16(recon, r0, c0, mid, top16, left16)
+                predict16(m16, top16, left16, corner, pred16)
                 if plain:
-                    reconstruct16_plain(levels, quad, stepz, zz, offsets, c16, p, lo, hi, D, tmp16, rr16, recon, r0,
-                                        c0)  # fmt: skip
+                    reconstruct16_plain(levels, quad, stepz, zz, offsets, c16, pred16, lo, hi, D, tmp16, rr16, recon,
+                                        r0, c0)  # fmt: skip
                 else:
-                    reconstruct16(levels, quad, stepz, zz, offsets, c16, p, lo, hi, D, tmp16, rr16, recon, r0, c0)
+                    reconstruct16(levels, quad, stepz, zz, offsets, c16, pred16, lo, hi, D, tmp16, rr16, recon, r0, c0)
                 for q in range(4):
-                    modes[quad[q]] = 0
+                    modes[quad[q]] = m16
                     txc[quad[q]] = 2
                 continue
             for q in range(4):
@@ -2041,31 +2145,14 @@ def _mb_sse(recon, x, r0, c0):
 @_helper
 def _big_trial(x, recon, levels, nzs, quad, bx, r0, c0, mid, lo, hi, c16, zz, invz, stepz, offsets, bound, lam,
                rd_mode_lam, sbits, posc, cost, wz, offs_f, lam_rd, mu, rho, tex_sum, xb, sc, rm, rnbk, ra, rrem, rp0,
-               rp1, res, tmp, rr, c8, lv8):  # fmt: skip
-    """Format 2.6's 16x16 candidate of the macroblock at (r0, c0) (blocks ``quad``, Z order): the DC
-    prediction's residual by the 16-point DCT ``c16`` (dense, f64), its coefficients as four
-    pseudo-blocks (:func:`dequant16`'s layout), each rounded, then RD-searched in Z order
-    (:func:`_rd_search`, the contexts of the 8x8 blocks) into ``levels`` / ``nzs``; reconstructed
-    into ``recon`` (:func:`reconstruct16`), back to the rounded levels if a sample is off by more
-    than ``bound``. Returns (``SSE + lam (rd_mode_lam x modelled rate + sbits)``, 1 if it went back
-    else 0). ``res``, ``tmp``, ``rr``: 256 float scratch; ``c8`` (4 x 64 float), ``lv8`` (4 x 64 int)."""
-    p = dc16(recon, r0, c0, mid)
-    for i in range(16):
-        for j in range(16):
-            res[16 * i + j] = np.float64(x[r0 + i, c0 + j] - p)
-    for u in range(16):  # tmp[u][j] = sum_i C[u][i] res[i][j]
-        for j in range(16):
-            tmp[16 * u + j] = 0.0
-        for i in range(16):
-            cu = c16[u, i]
-            for j in range(16):
-                tmp[16 * u + j] += cu * res[16 * i + j]
-    for u in range(16):  # coef[u][v] = sum_j tmp[u][j] C[v][j], into the pseudo-blocks (natural order)
-        for v in range(16):
-            a = 0.0
-            for j in range(16):
-                a += tmp[16 * u + j] * c16[v, j]
-            c8[2 * (u & 1) + (v & 1), 8 * (u >> 1) + (v >> 1)] = a
+               rp1, res, tmp, rr, c8, lv8, M, m16, p16):  # fmt: skip
+    """Format 2.6's 16x16 candidate of the macroblock at (r0, c0) (blocks ``quad``, Z order) in mode
+    ``m16``, its prediction ``p16`` and the coefficients of its residual ``c8`` (:func:`_fdct16`):
+    each pseudo-block rounded, then RD-searched in Z order (:func:`_rd_search`, the contexts of the
+    8x8 blocks) into ``levels`` / ``nzs``; reconstructed into ``recon`` (:func:`reconstruct16`), back
+    to the rounded levels if a sample is off by more than ``bound``. Returns (``SSE + lam (rd_mode_lam
+    x modelled rate + sbits + the mode's bits in M)``, 1 if it went back else 0). ``res``, ``tmp``,
+    ``rr``: 256 float scratch; ``lv8`` (4 x 64 int)."""
     changed = 0
     for q in range(4):
         for k in range(64):
@@ -2080,7 +2167,7 @@ def _big_trial(x, recon, levels, nzs, quad, bx, r0, c0, mid, lo, hi, c16, zz, in
         changed += _rd_search(xb, c8[q], lv8[q], levels, quad[q], bx, nzs, posc, cost, wz, offs_f, lam_rd, mu, rho,
                               tex_sum, zz, invz, sc, rm, rnbk, ra, rrem, rp0, rp1)  # fmt: skip
         nzs[quad[q]] = _nz_count(levels, quad[q])
-    reconstruct16(levels, quad, stepz, zz, offsets, c16, p, lo, hi, res, tmp, rr, recon, r0, c0)
+    reconstruct16(levels, quad, stepz, zz, offsets, c16, p16, lo, hi, res, tmp, rr, recon, r0, c0)
     back = 0
     if changed > 0 and _big_over(recon, x, r0, c0, bound):
         back = 1
@@ -2088,11 +2175,71 @@ def _big_trial(x, recon, levels, nzs, quad, bx, r0, c0, mid, lo, hi, c16, zz, in
             for k in range(64):
                 levels[quad[q], k] = lv8[q, k]
             nzs[quad[q]] = _nz_count(levels, quad[q])
-        reconstruct16(levels, quad, stepz, zz, offsets, c16, p, lo, hi, res, tmp, rr, recon, r0, c0)
+        reconstruct16(levels, quad, stepz, zz, offsets, c16, p16, lo, hi, res, tmp, rr, recon, r0, c0)
     rate = 0.0
     for q in range(4):
         rate += _model_rate(levels, quad[q], bx, nzs, posc, cost) + _rest_rate(levels, quad[q], bx)
-    return _mb_sse(recon, x, r0, c0) + lam * (rd_mode_lam * rate + sbits), back
+    mbits = _sym_bits(M, 0, m16, N_MODES16)
+    return _mb_sse(recon, x, r0, c0) + lam * (rd_mode_lam * rate + sbits + mbits), back
+
+
+@_helper
+def _other16(x, r0, c0, top16, left16, corner, p16):
+    """The one of the 16x16 modes SMOOTH (1) and paeth (2) whose prediction (:func:`predict16`) has
+    the lesser SAD against ``x`` at (r0, c0), ties to SMOOTH; ``p16`` (256 int) scratch."""
+    best = np.int64(-1)
+    m16 = 1
+    for m in range(1, N_MODES16):
+        predict16(m, top16, left16, corner, p16)
+        s = np.int64(0)
+        for i in range(16):
+            for j in range(16):
+                s += abs(x[r0 + i, c0 + j] - p16[16 * i + j])
+        if best < 0 or s < best:
+            best = s
+            m16 = m
+    return m16
+
+
+@_helper
+def _fdct16(x, r0, c0, p16, c16, res, tmp, c8):
+    """The residual of the prediction ``p16`` at (r0, c0) by the 16-point DCT ``c16`` (dense, f64),
+    its coefficients into ``c8`` as four pseudo-blocks in natural order (:func:`dequant16`'s
+    layout). ``res``, ``tmp``: 256 float scratch."""
+    for i in range(16):
+        for j in range(16):
+            res[16 * i + j] = np.float64(x[r0 + i, c0 + j] - p16[16 * i + j])
+    for u in range(16):  # tmp[u][j] = sum_i C[u][i] res[i][j]
+        for j in range(16):
+            tmp[16 * u + j] = 0.0
+        for i in range(16):
+            cu = c16[u, i]
+            for j in range(16):
+                tmp[16 * u + j] += cu * res[16 * i + j]
+    for u in range(16):  # coef[u][v] = sum_j tmp[u][j] C[v][j], into the pseudo-blocks (natural order)
+        for v in range(16):
+            a = 0.0
+            for j in range(16):
+                a += tmp[16 * u + j] * c16[v, j]
+            c8[2 * (u & 1) + (v & 1), 8 * (u >> 1) + (v >> 1)] = a
+
+
+@_helper
+def _est16(c8, zz, invz, stepz, lam, mbits):
+    """A 16x16 candidate's ``J`` estimate from its coefficients ``c8`` (:func:`_fdct16`): the squared
+    error of their rounded levels (transform domain) + ``lam`` x (:func:`_static_bits`' estimate +
+    ``mbits``)."""
+    d = 0.0
+    nb = np.int64(0)
+    for q in range(4):
+        for k in range(64):
+            c = abs(c8[q, zz[k]])
+            lv = np.int64(c * invz[k] + 0.5)
+            e = c - lv * stepz[k]
+            d += e * e
+            if lv > 0:
+                nb += 2 + 2 * _bitlen(lv)
+    return d + lam * (np.float64(nb) + mbits)
 
 
 @_helper

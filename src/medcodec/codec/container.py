@@ -82,7 +82,7 @@ VERSION_24 = (2, 4)
 #: per-block choice of the DCT or the mode's DST-VII pair).
 VERSION_25 = (2, 5)
 #: Written by streams with format 2.6's intra frames (FRAM flag 256 compact / 64 long, ``docs/format.md``
-#: §19: 16x16 DC-predicted blocks in macroblocks coded in raster order, their 8x8 blocks in Z order).
+#: §19: 16x16 blocks (DC, SMOOTH, paeth) in macroblocks coded in raster order, their 8x8 blocks in Z order).
 VERSION_26 = (2, 6)
 
 #: Hard limits checked before any allocation.

@@ -38,8 +38,8 @@ references lie within :func:`flat_tolerance` of each other codes no mode (the co
 implied), so the decoder reads the modes inside the prediction loop
 (:func:`._kernels_intra.decode_intra2`; :func:`decode_modes2_reference` is the plain-Python twin).
 Format 2.5 (§18) adds a per-block choice of the DCT or the mode's DST-VII pair; format 2.6 (§19, the
-default, :data:`BIG_EFFORTS`) codes 16x16 macroblocks in raster order, each one DC-predicted 16x16
-block or four 8x8 blocks in Z order (:func:`._kernels_intra.decode_intra26`,
+default, :data:`BIG_EFFORTS`) codes 16x16 macroblocks in raster order, each one 16x16 block (DC,
+SMOOTH or paeth predicted) or four 8x8 blocks in Z order (:func:`._kernels_intra.decode_intra26`,
 :func:`decode_modes26_reference`).
 """
 
@@ -64,7 +64,8 @@ from .zigzag import ZIGZAG
 
 __all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "MODE_MODEL", "lambda_for",
            "decode_modes2_reference", "decode_modes25_reference", "written_mode_model", "written_model",
-           "model_for", "TX_EFFORTS", "BIG_EFFORTS", "decode_modes26_reference"]  # fmt: skip
+           "model_for", "TX_EFFORTS", "BIG_EFFORTS", "BIG_MODE_TRIALS",
+           "decode_modes26_reference"]  # fmt: skip
 
 N_MODES = KI.N_MODES
 #: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
@@ -117,11 +118,17 @@ TX_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: for ~1.4x (2 is 1 for best, whose margin takes every candidate; for fast 0.1-0.2 more at ~1.05x).
 TX_JOINT: dict[str, int] = {"fast": 1, "best": 1}
 #: Efforts that write format 2.6 (``docs/format.md`` §19, mode model 4: format 2.5 plus 16x16
-#: DC-predicted blocks, each full macroblock's 16x16 candidate against its four 8x8 blocks by
+#: blocks (DC, SMOOTH or paeth), each full macroblock's 16x16 candidate against its four 8x8 blocks by
 #: ``SSE + lambda bits``; docs/design-notes.md "2.6 built": -0.9 points of mean BD-rate for the
 #: default, -0.6 for best, the unseen Siemens MR +1.0 -> -0.2 %, at ~1.3x / ~1.1x encode CPU). Takes
 #: :data:`TX_EFFORTS` (2.5 inside); ``()`` writes 2.5 again.
 BIG_EFFORTS: tuple[str, ...] = ("fast", "best")
+#: Per effort, the 16x16 candidate's mode search (``_kernels_intra.encode_intra25``'s ``big_trials``):
+#: DC and the one of SMOOTH / paeth of lesser prediction SAD; 2 RD-codes both and keeps the lesser
+#: ``J``, 1 RD-codes only the one of lesser rounded-level ``J`` estimate, 0 DC only. Measured
+#: (docs/design-notes.md "2.6 built"): 1 gave -11.4 % mean BD-rate for fast at ~1.16x the encode CPU
+#: of 0, 2 -11.5 % at ~1.3x; best 2 at ~1.10x.
+BIG_MODE_TRIALS: dict[str, int] = {"fast": 1, "best": 2}
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -309,7 +316,8 @@ def encode_intra_frame(
                 KI.encode_intra25(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
                                   cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
                                   float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc,
-                                  int(TX_JOINT.get(effort, 0)), mode_model == 4, KI.DCT16, split)  # fmt: skip
+                                  int(TX_JOINT.get(effort, 0)), mode_model == 4, KI.DCT16, split,
+                                  int(BIG_MODE_TRIALS[effort]))  # fmt: skip
             elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
@@ -467,7 +475,8 @@ def decode_modes26_reference(segment: bytes, recon: np.ndarray, levels: np.ndarr
                              tol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Format 2.6's mode segment (``docs/format.md`` §19) in plain Python: macroblocks in raster order,
     a full one's split symbol (context: how many of the left and above macroblocks are one 16x16
-    block), a 16x16 block's positions mode 0 and nothing more, the 8x8 blocks of the others in Z order
+    block), a 16x16 block's mode (0 DC, 1 SMOOTH, 2 paeth; one context row) which its positions carry,
+    the 8x8 blocks of the others in Z order
     read as :func:`decode_modes25_reference` reads them (the bottom-right block's above-right samples
     not decoded yet). Returns (modes, choices, split: per macroblock 0 one 16x16 block, 1 split, 2 past
     the frame's edge)."""
@@ -550,12 +559,16 @@ def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: in
     nmx, nmy = (bx + 1) // 2, (rows // 8 + 1) // 2
     split = np.full(nmx * nmy if big else 0, 2, dtype=np.int64)
     scdf, scount = [[0, 1 << 14, 1 << 15] for _ in range(KI.SPLIT_CONTEXTS)], [0] * KI.SPLIT_CONTEXTS
+    mcdf, mcount = [i * 32768 // KI.N_MODES16 for i in range(KI.N_MODES16 + 1)], [0]
     for mb in range(nmx * nmy if big else 0):
         my, mx = divmod(mb, nmx)
         if 16 * my + 16 <= rows and 16 * mx + 16 <= cols:
             row = int(mx > 0 and split[mb - 1] == 0) + int(my > 0 and split[mb - nmx] == 0)
             split[mb] = symbol(scdf[row], row, scount, 2)
-            if split[mb] == 0:  # one 16x16 block: its positions are mode 0 (DC), nothing more is read
+            if split[mb] == 0:  # one 16x16 block: its mode (one context row), its positions that mode
+                m16 = symbol(mcdf, 0, mcount, KI.N_MODES16)
+                for q in range(4):
+                    modes[(2 * my + q // 2) * bx + 2 * mx + q % 2] = m16
                 continue
         # the modes of this macroblock's blocks, in Z order, before the next split symbol
         read_blocks([(2 * my + q // 2) * bx + 2 * mx + q % 2 for q in range(4)

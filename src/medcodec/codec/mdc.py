@@ -41,8 +41,8 @@ MDC_SIZE_BITS = container.SIZE_BITS
 #: Entropy coder of ``.mdc`` DCT streams when none is asked for: the multi-symbol range coder,
 #: with intra frames (mode model 2) unless ``intra=False``, in the compact layout unless ``compact=False``:
 #: format 2.6 where the intra RD levels are on (every effort by default: 2.4 plus a per-block choice
-#: of the DCT or a DST-VII pair for the intra residuals, docs/format.md §18, plus 16x16 DC-predicted
-#: blocks per macroblock, §19), else 2.4 (the long layout: 2.4-2.6 with intra frames, 2.1 without,
+#: of the DCT or a DST-VII pair for the intra residuals, docs/format.md §18, plus 16x16 blocks
+#: (DC, SMOOTH or paeth) per macroblock, §19), else 2.4 (the long layout: 2.4-2.6 with intra frames, 2.1 without,
 #: 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
