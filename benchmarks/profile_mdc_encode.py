@@ -93,7 +93,8 @@ class Loop:
             fn = kernel or KI.encode_intra25
             fn(*base, *rd, float(intra.RD_MODE_RATE), float(intra.RD_MODE_MARGIN["fast"]), float(intra.RD_EDGE_WEIGHT),
                KI.DST7, self.txc, int(intra.TX_JOINT["fast"]) if variant == "default" else 0,
-               self.big and variant == "default", KI.DCT16, self.split)  # fmt: skip
+               self.big and variant == "default", KI.DCT16, self.split,
+               int(intra.BIG_MODE_TRIALS["fast"]))  # fmt: skip
         elif variant == "rdmode":
             KI.encode_intra2_rdmode(*base, *rd, True, float(intra.RD_MODE_RATE), float(intra.RD_MODE_MARGIN["fast"]),
                                     float(intra.RD_EDGE_WEIGHT))  # fmt: skip
@@ -155,10 +156,10 @@ COUNTED = ("flat_refs", "coarse_sad", "predict_fast", "_trial", "_trial_pair", "
 def _core_py(*a: object) -> object:
     """:func:`._kernels_intra.encode_intra25` as plain Python (its arguments mapped onto the core's)."""
     (x, steps, zz, offs, dct, lam, mid, lo, hi, levels, modes, recon, skip, nc, nf, ms, mb, tol, cost, lam_rd, mu,
-     rho, tex, bound, rml, rmm, ew, dst, txc, joint, big, c16, split) = a  # fmt: skip
+     rho, tex, bound, rml, rmm, ew, dst, txc, joint, big, c16, split, trials) = a  # fmt: skip
     return KI._encode_intra_core.py_func(x, steps, zz, offs, dct, lam, mid, lo, hi, levels, modes, recon, nc, nf, ms,
                                          mb, True, skip, tol, True, cost, lam_rd, mu, rho, tex, bound, True, rml, rmm,
-                                         ew, True, dst, txc, joint, big, c16, split)  # fmt: skip
+                                         ew, True, dst, txc, joint, big, c16, split, trials)  # fmt: skip
 
 
 def count_calls(L: Loop) -> Counter:

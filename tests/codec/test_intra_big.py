@@ -1,4 +1,4 @@
-"""Format 2.6: 16x16 DC-predicted blocks (FRAM flag 256 compact / 64 long, ``docs/format.md`` §19).
+"""Format 2.6: 16x16 blocks, DC, SMOOTH or paeth (FRAM flag 256 compact / 64 long, ``docs/format.md`` §19).
 
 Macroblocks in raster order, each full one's split symbol first; a 16x16 block's coefficients are
 coded as four pseudo 8x8 blocks by the unchanged 2.1 level coder; the 8x8 blocks of a split one in
