@@ -86,6 +86,9 @@ PROFILES = {
     "ct.u2.b12.q60.default26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
     "ct.i2.b16.q90.default26.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
+    # a smooth 12-bit gradient whose 16x16 blocks take each of §19's three modes (DC, SMOOTH, paeth),
+    # besides split and edge macroblocks (test_intra_big checks that it still does)
+    "ct.u2.b12.q60.default26.smooth": dict(shape=(56, 72), bits_stored=12, signed=False, quality=60, smooth=True),
     # format 2.5 (docs/format.md §18): effort="best" writes the intra residuals' transform choice
     # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout (re-made by
     # joint26: the joint mode / transform decision)
@@ -96,12 +99,18 @@ PROFILES = {
 }
 
 
-def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int = 2024, flat: bool = False) -> np.ndarray:
+def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int = 2024, flat: bool = False,
+               smooth: bool = False) -> np.ndarray:  # fmt: skip
     rng = np.random.default_rng(seed)
     lo = -(1 << (bits_stored - 1)) if signed else 0
     hi = lo + (1 << bits_stored) - 1
-    grid = np.indices(shape[-2:]).sum(0)
-    arr = lo + (hi - lo) * (0.3 + 0.2 * np.sin(grid / 5.0)) + rng.normal(0, (hi - lo) * 0.01, shape)
+    if smooth:  # a slow curved gradient with faint noise: what large blocks code well
+        y, x = np.indices(shape[-2:]) / np.array(shape[-2:])[:, None, None]
+        wave = 0.25 + 0.35 * x * x + 0.25 * y + 0.15 * np.sin(3 * x * y)
+        arr = lo + (hi - lo) * wave + rng.normal(0, (hi - lo) * 0.002, shape)
+    else:
+        grid = np.indices(shape[-2:]).sum(0)
+        arr = lo + (hi - lo) * (0.3 + 0.2 * np.sin(grid / 5.0)) + rng.normal(0, (hi - lo) * 0.01, shape)
     if signed:
         arr.reshape(-1, *shape[-2:])[..., :3, :] = lo  # padding rows like CT outside the field
     if flat:  # a constant region (air outside the body): blocks whose references are all equal
@@ -115,8 +124,9 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
-              if k not in ("shape", "reencode", "mode_model", "flat", "intra_rd", "tx", "big")}  # fmt: skip
-    synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False))
+              if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "intra_rd", "tx", "big")}  # fmt: skip
+    synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
+                           smooth=cfg.get("smooth", False))  # fmt: skip
     rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
     # format 2.6's 16x16 blocks (§19): True written, False not (made before), absent: what the default does

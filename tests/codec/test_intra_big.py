@@ -203,6 +203,32 @@ def test_decoders_give_the_encoders_reconstruction(q: float) -> None:
         assert not np.array_equal(bad, ifr.recon)
 
 
+def test_the_smooth_golden_pins_every_16x16_mode() -> None:
+    """The golden ``ct.u2.b12.q60.default26.smooth`` (test_golden.py checks it byte for byte) holds
+    16x16 blocks of each of the three modes, split and edge macroblocks, read back from its bytes by
+    the kernel and by the plain-Python reading of §19, so a change of any of them shows there."""
+    data = (Path(__file__).resolve().parent.parent / "golden" / "ct.u2.b12.q60.default26.smooth"
+            / "encoded.bin").read_bytes()  # fmt: skip
+    header, index = container.parse_container(data)
+    assert header.version == container.VERSION_26
+    fr = mdc2.read_dct_frame(data, header, index[0])
+    assert fr.intra_payload is not None and fr.offsets is not None
+    coder = FrameCoder.for_table(header.qtables[0], header.bits_stored, header.signed)
+    shape = (header.rows, header.cols)
+    status, recon, modes, txc, split = _kernel_decode(fr.intra_payload, shape, coder, fr.offsets)
+    assert status == KM.OK
+    levels, n = _levels(fr.intra_payload, shape)
+    ref_modes, choices, ref_split = intra.decode_modes26_reference(fr.intra_payload[4 : 4 + n], recon, levels,
+                                                                   coder.offset, intra.flat_tolerance(coder))  # fmt: skip
+    np.testing.assert_array_equal(ref_modes, modes)
+    np.testing.assert_array_equal(choices, txc)
+    np.testing.assert_array_equal(ref_split, split)
+    bx, nmx = recon.shape[1] // 8, (recon.shape[1] // 8 + 1) // 2
+    big = [int(modes[2 * (mb // nmx) * bx + 2 * (mb % nmx)]) for mb in np.flatnonzero(split == 0)]
+    assert set(big) == {0, 1, 2}, big
+    assert (split == 1).any() and (split == 2).any()
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("series,index", [("ct_head_phantom_philips_ingenuity", 60), ("mr_head_ge_signa_t1_ctk", 50)])
 def test_real_slices_take_both_sizes_and_decode_bit_for_bit(shared_data: Path, series: str, index: int) -> None:
