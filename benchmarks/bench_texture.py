@@ -35,13 +35,14 @@ from medcodec.metrics import texture_retention
 REPO = Path(__file__).resolve().parent.parent
 SERIES = "ct_chest_lungpetctdx_A0001_philips"
 VARIANTS = {
-    ".mdc default (2.5 intra fast, RD levels, tx choice)": {},  # the intra RD levels and 2.5's transform choice
-    ".mdc 2.5 fast before joint26": {"intra_attrs": {"TX_JOINT": {"fast": 0, "best": 0},  # DST for the winner only
+    ".mdc default (2.6 intra fast, RD levels, tx choice, 16x16 blocks)": {},  # 2.6 since big26 / q16modes
+    ".mdc 2.5 fast (default before big26)": {"intra_attrs": {"BIG_EFFORTS": ()}},  # no 16x16 blocks
+    ".mdc 2.5 fast before joint26": {"intra_attrs": {"BIG_EFFORTS": (), "TX_JOINT": {"fast": 0, "best": 0},  # DST for the winner only
                                                      "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}},
     ".mdc 2.4 intra fast (default before tx25)": {"intra_attrs": {"TX_EFFORTS": ("best",),
                                                                    "RD_MODE_SEARCH": {"fast": None, "best": (16, 6)}}},
     ".mdc 2.4 intra fast, rounded levels": {"intra_rd": False},  # the default before the RD levels
-    ".mdc 2.5 intra best": {"effort": "best"},  # 2.5 since tx25
+    ".mdc 2.6 intra best": {"effort": "best"},  # 2.5 from tx25, 2.6 since big26
     ".mdc 2.4 intra best, no RD levels": {"effort": "best", "intra_rd": False},
     ".mdc 2.4 intra fast, no RD mode decision": {"intra_attrs": {"RD_MODE_EFFORTS": ()}},
     ".mdc 2.4 intra best, no RD mode decision": {"effort": "best", "intra_attrs": {"RD_MODE_EFFORTS": ()}},

@@ -119,9 +119,10 @@ TX_EFFORTS: tuple[str, ...] = ("fast", "best")
 TX_JOINT: dict[str, int] = {"fast": 1, "best": 1}
 #: Efforts that write format 2.6 (``docs/format.md`` §19, mode model 4: format 2.5 plus 16x16
 #: blocks (DC, SMOOTH or paeth), each full macroblock's 16x16 candidate against its four 8x8 blocks by
-#: ``SSE + lambda bits``; docs/design-notes.md "2.6 built": -0.9 points of mean BD-rate for the
-#: default, -0.6 for best, the unseen Siemens MR +1.0 -> -0.2 %, at ~1.3x / ~1.1x encode CPU). Takes
-#: :data:`TX_EFFORTS` (2.5 inside); ``()`` writes 2.5 again.
+#: ``SSE + lambda bits``; docs/design-notes.md "2.6 built": with :data:`BIG_MODE_TRIALS` -1.0 points
+#: of mean BD-rate for the default, -0.7 for best, the unseen Siemens MR +1.0 -> -0.4 %, at ~1.5x /
+#: ~1.3x 2.5's encode CPU, docs/benchmarks-v2.md). Takes :data:`TX_EFFORTS` (2.5 inside); ``()``
+#: writes 2.5 again.
 BIG_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: Per effort, the 16x16 candidate's mode search (``_kernels_intra.encode_intra25``'s ``big_trials``):
 #: DC and the one of SMOOTH / paeth of lesser prediction SAD; 2 RD-codes both and keeps the lesser
