@@ -79,6 +79,19 @@ def _kernel_decode(payload: bytes, shape: tuple[int, int], coder: FrameCoder, of
     return status, recon, modes, txc, split
 
 
+def _reference_agrees(payload: bytes, shape: tuple[int, int], coder: FrameCoder, recon: np.ndarray,
+                      modes: np.ndarray, txc: np.ndarray, split: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The plain-Python reading of §19 (:func:`.intra.decode_modes26_reference`) finds the kernel's
+    modes, choices and split symbols in ``payload``; returns the frame's levels."""
+    levels, n = _levels(payload, shape)
+    ref_modes, choices, ref_split = intra.decode_modes26_reference(payload[4 : 4 + n], recon, levels, coder.offset,
+                                                                   intra.flat_tolerance(coder))  # fmt: skip
+    np.testing.assert_array_equal(ref_split, split)
+    np.testing.assert_array_equal(ref_modes, modes)
+    np.testing.assert_array_equal(choices, txc)
+    return levels
+
+
 def _literal_pred16(mode: int, top: list[int], left: list[int], corner: int) -> list[list[int]]:
     """§19's 16x16 prediction of ``mode`` (0 DC, 1 SMOOTH, 2 paeth) as written."""
     w = [255, 225, 196, 170, 145, 123, 102, 84, 68, 54, 43, 33, 26, 20, 17, 16]
@@ -186,12 +199,7 @@ def test_decoders_give_the_encoders_reconstruction(q: float) -> None:
     np.testing.assert_array_equal(plain, recon)
     out = intra.decode_intra_frame(ifr.payload, *frame.shape, coder, offsets, mode_model=4)
     np.testing.assert_array_equal(out, ifr.recon)
-    levels, n = _levels(ifr.payload, frame.shape)
-    ref_modes, choices, ref_split = intra.decode_modes26_reference(ifr.payload[4 : 4 + n], recon, levels,
-                                                                   coder.offset, intra.flat_tolerance(coder))  # fmt: skip
-    np.testing.assert_array_equal(ref_modes, modes)
-    np.testing.assert_array_equal(choices, txc)
-    np.testing.assert_array_equal(ref_split, split)
+    levels = _reference_agrees(ifr.payload, frame.shape, coder, recon, modes, txc, split)
     np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, offsets, coder.offset), recon)
     assert np.abs(ifr.recon.astype(np.int64) - frame).max() <= bound
     # a 2.5 reading of the same bytes is not this frame
@@ -217,12 +225,8 @@ def test_the_smooth_golden_pins_every_16x16_mode() -> None:
     shape = (header.rows, header.cols)
     status, recon, modes, txc, split = _kernel_decode(fr.intra_payload, shape, coder, fr.offsets)
     assert status == KM.OK
-    levels, n = _levels(fr.intra_payload, shape)
-    ref_modes, choices, ref_split = intra.decode_modes26_reference(fr.intra_payload[4 : 4 + n], recon, levels,
-                                                                   coder.offset, intra.flat_tolerance(coder))  # fmt: skip
-    np.testing.assert_array_equal(ref_modes, modes)
-    np.testing.assert_array_equal(choices, txc)
-    np.testing.assert_array_equal(ref_split, split)
+    levels = _reference_agrees(fr.intra_payload, shape, coder, recon, modes, txc, split)
+    np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, fr.offsets, coder.offset), recon)
     bx, nmx = recon.shape[1] // 8, (recon.shape[1] // 8 + 1) // 2
     big = [int(modes[2 * (mb // nmx) * bx + 2 * (mb % nmx)]) for mb in np.flatnonzero(split == 0)]
     assert set(big) == {0, 1, 2}, big
@@ -247,12 +251,7 @@ def test_real_slices_take_both_sizes_and_decode_bit_for_bit(shared_data: Path, s
     nmx = (bx + 1) // 2
     big_modes = {int(modes[2 * (m // nmx) * bx + 2 * (m % nmx)]) for m in np.flatnonzero(split == 0)}
     assert len(big_modes) >= 2  # the 16x16 blocks take more than one mode
-    levels, n = _levels(ifr.payload, frame.shape)
-    ref_modes, choices, ref_split = intra.decode_modes26_reference(ifr.payload[4 : 4 + n], recon, levels,
-                                                                   coder.offset, intra.flat_tolerance(coder))  # fmt: skip
-    np.testing.assert_array_equal(ref_split, split)
-    np.testing.assert_array_equal(ref_modes, modes)
-    np.testing.assert_array_equal(choices, txc)
+    levels = _reference_agrees(ifr.payload, frame.shape, coder, recon, modes, txc, split)
     np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, offsets, coder.offset), recon)
     assert np.abs(ifr.recon.astype(np.int64) - frame).max() <= bound
 

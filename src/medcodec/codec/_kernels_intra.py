@@ -129,14 +129,15 @@ TX_CLASS = np.array([0, 0, 0] + [1 if ANGULAR[m - 3, 0] == 1 else 2 for m in ran
 TX_CONTEXTS = 3
 
 
-def initial_tx_model() -> np.ndarray:
-    """Every binary row uniform (``c[1] = 16384``), count 0."""
-    model = np.zeros(2 * TX_CONTEXTS, dtype=np.int16)
+def initial_binary_model(rows: int) -> np.ndarray:
+    """``rows`` binary rows of the §13.1 layout (count, c[1]), each uniform (``c[1] = 16384``), count 0:
+    the starting state of format 2.5's transform choice and of format 2.6's split symbol."""
+    model = np.zeros(2 * rows, dtype=np.int16)
     model[1::2] = 1 << (CDF_BITS - 1)
     return model
 
 
-INITIAL_TX_MODEL = initial_tx_model()
+INITIAL_TX_MODEL = initial_binary_model(TX_CONTEXTS)
 
 
 def dct16_matrix() -> np.ndarray:
@@ -154,16 +155,7 @@ DCT16 = dct16_matrix()
 DCT16.flags.writeable = False
 #: Context rows of the split symbol: how many of the left and above macroblocks are one 16x16 block.
 SPLIT_CONTEXTS = 3
-
-
-def initial_split_model() -> np.ndarray:
-    """Every binary row uniform (``c[1] = 16384``), count 0 (the layout of :func:`initial_tx_model`)."""
-    model = np.zeros(2 * SPLIT_CONTEXTS, dtype=np.int16)
-    model[1::2] = 1 << (CDF_BITS - 1)
-    return model
-
-
-INITIAL_SPLIT_MODEL = initial_split_model()
+INITIAL_SPLIT_MODEL = initial_binary_model(SPLIT_CONTEXTS)
 #: The 16x16 block's modes (format 2.6, ``docs/format.md`` §19): 0 DC, 1 SMOOTH, 2 paeth.
 N_MODES16 = 3
 #: AV1's SMOOTH weights for 16 samples (``sm_weights`` of block size 16).
