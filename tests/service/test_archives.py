@@ -373,23 +373,30 @@ def test_an_instance_that_fails_in_an_encoder_process_is_a_delivery_error(tmp_pa
 
 
 def test_small_instances_are_encoded_in_batches_in_order(tmp_path, shared_data):
-    """256x256 MR slices go to the encoder processes four at a time (one task, one result): the
-    archive holds every instance in order, the same files as one task each; a missing original in a
-    batch is a DeliveryError naming that instance."""
+    """256x256 MR slices go to the encoder processes in batches (one task, one result; 1, 2, 4, then
+    up to BATCH_FILES, smaller again at the end): the archive holds every instance in order, the
+    same files as one task each; a missing original in a batch is a DeliveryError naming that
+    instance."""
     import asyncio
 
     from medcodec.delivery import open_store
-    from medcodec.delivery.live import BATCH_FILES, LivePool, _batches, encode_with_preset, live_archive
+    from medcodec.delivery.live import BATCH_BYTES, BATCH_FILES, LivePool, _batches, encode_with_preset, live_archive
     from medcodec.errors import DeliveryError
 
-    files = sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[:7]
+    files = sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[:24]
     with open_store(tmp_path / "store") as store:
         assert store.ingest(files, precompress=False).ok
         records = store.instances(str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID))
         batches = _batches(records, lambda r: True)
-        assert [len(b) for b in batches] == [BATCH_FILES, len(records) - BATCH_FILES]
+        sizes = [len(b) for b in batches]
+        assert sizes[:3] == [1, 2, 4] and max(sizes) <= BATCH_FILES and sizes[-3:] == [1, 1, 1]
+        assert all(sum(r.size for r in b) <= BATCH_BYTES for b in batches)
         assert [r for b in batches for r in b] == records
-        assert [len(b) for b in _batches(records, lambda r: r is not records[1])] == [1, 1, 4, 1]
+        # one not batchable: alone, and the runs on either side cut on their own
+        assert [len(b) for b in _batches(records[:7], lambda r: r is not records[1])] == [1, 1, 1, 1, 1, 1, 1]
+        split = _batches(records, lambda r: r is not records[12])
+        assert [records[12]] in split and [r for b in split for r in b] == records
+        assert [len(b) for b in split[:3]] == [1, 2, 2]  # a run of 12: the tail rule (12 - 3) // 4 = 2
         pool = LivePool(1, processes=1, objects_url=store.objects.url)
         try:
 
@@ -402,8 +409,8 @@ def test_small_instances_are_encoded_in_batches_in_order(tmp_path, shared_data):
             for record, name in zip(records, names):  # what one task per instance gives
                 data, _, _ = encode_with_preset(store, record, "diagnostic", pool=pool)
                 assert zf.read(name) == data
-            (tmp_path / "store" / records[2].path).unlink()  # in the first batch
-            with pytest.raises(DeliveryError, match=f"instance {records[2].sop_uid}: NotFoundError"):
+            (tmp_path / "store" / records[4].path).unlink()  # in the third batch
+            with pytest.raises(DeliveryError, match=f"instance {records[4].sop_uid}: NotFoundError"):
                 asyncio.run(consume(records))
         finally:
             pool.close()

@@ -409,6 +409,7 @@ async def stream_zip(
     finish: Callable[[list[LiveEntry]], list[tuple[str, bytes]]] | None = None,
     zip64_limit: int | None = None,
     submit: Callable[[Any], asyncio.Future[Any]] | None = None,
+    sent: Callable[[LiveEntry], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """A ZIP file's chunks, its entries produced by ``produce(item)`` on the pool's threads.
 
@@ -430,6 +431,10 @@ async def stream_zip(
         ``item -> future of LiveEntry`` (or of a list of them), to start an item another way than
         ``produce`` on a thread (:func:`live_archive`: a batch in an encoder process, awaited on
         the event loop).
+    sent
+        Called with each entry once its bytes are handed to the client (its data dropped), while
+        the next ones are encoded: :func:`live_archive` renders its manifest row there, so the
+        manifest at the end costs little.
     """
     async with pool.slots:
         pool.active += 1
@@ -447,6 +452,8 @@ async def stream_zip(
                     yield b"".join(chunk for entry in batch for chunk in z.add(entry.name, entry.packed))
                     for entry in batch:
                         entry.data, entry.packed = b"", None  # sent: keep only the manifest row
+                        if sent is not None:
+                            sent(entry)
                         done.append(entry)
             finally:
                 await gen.aclose()
@@ -744,54 +751,79 @@ def live_archive(
     def finish(entries: list[LiveEntry]) -> list[tuple[str, bytes]]:
         return [("manifest.json", manifest_bytes(entries, preset, study_uid, series_uid))]
 
-    return stream_zip(pool, produce, _batches(records, encoded_in_process), finish=finish, submit=submit)
+    def sent(entry: LiveEntry) -> None:
+        entry.extra["row"] = manifest_row(entry, preset)
+
+    return stream_zip(pool, produce, _batches(records, encoded_in_process), finish=finish, submit=submit, sent=sent)
 
 
 #: Small instances go to the encoder processes in batches (consecutive, at most BATCH_FILES files
 #: and BATCH_BYTES of originals): one task, one result and one wake-up of the event loop per batch.
-#: Per task the process pool and the event loop cost the server about 0.3-0.5 ms, next to ~4 ms of
-#: encoding a 256x256 MR slice; a 512x512 CT slice (0.5 MB) stays one task.
-BATCH_FILES = 4
+#: Per task the process pool and the event loop cost the server about 0.3-0.5 ms, next to ~2 ms of
+#: encoding a 256x256 MR slice; a 512x512 CT slice (0.5 MB) stays one task. A run of small
+#: instances starts with batches of 1, 2, 4 (the first bytes leave after one instance, not after a
+#: full batch) and ends with batches of at most a quarter of what is left (the encoder processes
+#: finish together instead of one waiting on the other's last full batch): :func:`_batches`.
+BATCH_FILES = 8
 BATCH_BYTES = 1 << 20
 
 
 def _batches(records: list[Any], batchable: Callable[[Any], bool]) -> list[list[Any]]:
-    """``records`` in order, as lists: consecutive small ``batchable`` ones grouped, others alone."""
+    """``records`` in order, as lists: consecutive small ``batchable`` ones grouped (sizes as
+    :data:`BATCH_FILES` says), others alone."""
     out: list[list[Any]] = []
-    current: list[Any] = []
-    held = 0
+    run: list[Any] = []  # consecutive small ones, not yet cut
     for record in records:
-        size = int(getattr(record, "size", 0) or 0)
-        small = size * 2 <= BATCH_BYTES and batchable(record)
-        if current and (not small or len(current) >= BATCH_FILES or held + size > BATCH_BYTES):
-            out.append(current)
-            current, held = [], 0
-        if small:
-            current.append(record)
-            held += size
-        else:
-            out.append([record])
-    if current:
-        out.append(current)
+        if int(getattr(record, "size", 0) or 0) * 2 <= BATCH_BYTES and batchable(record):
+            run.append(record)
+            continue
+        out.extend(_cut(run))
+        run = []
+        out.append([record])
+    out.extend(_cut(run))
     return out
 
 
+def _cut(run: list[Any]) -> list[list[Any]]:
+    """A run of small instances as batches: 1, 2, 4, then BATCH_FILES, at most a quarter of what
+    is left, and at most BATCH_BYTES of originals each."""
+    out: list[list[Any]] = []
+    i = 0
+    while i < len(run):
+        size = min(BATCH_FILES, 1 << len(out), max(1, (len(run) - i) // 4))
+        batch, held = [run[i]], int(getattr(run[i], "size", 0) or 0)
+        while len(batch) < size and i + len(batch) < len(run):
+            nxt = int(getattr(run[i + len(batch)], "size", 0) or 0)
+            if held + nxt > BATCH_BYTES:
+                break
+            batch.append(run[i + len(batch)])
+            held += nxt
+        out.append(batch)
+        i += len(batch)
+    return out
+
+
+def manifest_row(entry: LiveEntry, preset: str) -> Any:
+    """The ``manifest.json`` line of a live archive's file (:func:`.manifest.render_row`)."""
+    from .manifest import ManifestEntry, render_row
+
+    row = entry.manifest
+    if row is None:  # an original sent as it is
+        row = ManifestEntry.original(entry.extra["record"], preset)
+    elif not isinstance(row, ManifestEntry):  # a stored rendition's row
+        row = ManifestEntry.from_json(row.entry)
+    return render_row(row.named(entry.name))
+
+
 def manifest_bytes(entries: list[LiveEntry], preset: str, study_uid: str, series_uid: str | None) -> bytes:
-    """``manifest.json`` of a live archive, in the format of :func:`.manifest.build_manifest`."""
-    from .manifest import ManifestEntry, build_manifest
+    """``manifest.json`` of a live archive, in the format of :func:`.manifest.build_manifest`
+    (rows rendered already, in ``extra["row"]``, or now)."""
+    from .manifest import build_manifest
     from .presets import PRESETS
 
-    rows = []
-    for e in entries:
-        row = e.manifest
-        if row is None:  # an original sent as it is
-            row = ManifestEntry.original(e.extra["record"], preset)
-        elif not isinstance(row, ManifestEntry):  # a stored rendition's row
-            row = ManifestEntry.from_json(row.entry)
-        rows.append(row.named(e.name))
     p = PRESETS.get(preset)
     return build_manifest(
-        rows,
+        [e.extra.get("row") or manifest_row(e, preset) for e in entries],
         preset=preset,
         study_uid=study_uid,
         series_uid=series_uid,

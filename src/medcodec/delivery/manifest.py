@@ -22,9 +22,9 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["ManifestEntry", "build_manifest", "MANIFEST_NAME", "MANIFEST_FORMAT"]
+__all__ = ["ManifestEntry", "RenderedRow", "render_row", "build_manifest", "MANIFEST_NAME", "MANIFEST_FORMAT"]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "medcodec-manifest/1"
@@ -107,8 +107,26 @@ class ManifestEntry:
 _FIELDS = tuple(f.name for f in fields(ManifestEntry))
 
 
+class RenderedRow(NamedTuple):
+    """One file's line of ``manifest.json`` (:func:`render_row`) and the numbers the totals add up."""
+
+    json: str
+    bytes: int
+    source_bytes: int
+    passthrough: bool
+
+
+def render_row(entry: ManifestEntry) -> RenderedRow:
+    """``entry`` as its line of ``manifest.json``. A live archive renders each row as its file is
+    sent, so that the manifest, the last entry, costs a join and not ~5 ms of JSON on the last
+    byte of a 100-file study."""
+    row = entry.to_dict()
+    return RenderedRow(json.dumps(row, sort_keys=True), int(row["bytes"]), int(row["source_bytes"]),
+                       bool(row["passthrough"]))  # fmt: skip
+
+
 def build_manifest(
-    entries: Iterable[ManifestEntry],
+    entries: Iterable[ManifestEntry | RenderedRow],
     *,
     preset: str,
     study_uid: str,
@@ -116,10 +134,11 @@ def build_manifest(
     diagnostic: bool = True,
     label: str = "",
 ) -> bytes:
-    """The ``manifest.json`` bytes of an archive (UTF-8, stable key order, one file per line)."""
+    """The ``manifest.json`` bytes of an archive (UTF-8, stable key order, one file per line);
+    ``entries`` may be rendered already (:func:`render_row`)."""
     from .. import __version__
 
-    files = [e.to_dict() for e in entries]
+    rows = [e if isinstance(e, RenderedRow) else render_row(e) for e in entries]
     doc = {
         "format": MANIFEST_FORMAT,
         "generator": f"medcodec {__version__}",
@@ -128,12 +147,12 @@ def build_manifest(
         "series_instance_uid": series_uid,
         "diagnostic": diagnostic,
         "label": label,
-        "files": files,
+        "files": None,  # the rendered rows, below
         "totals": {
-            "files": len(files),
-            "bytes": sum(int(f["bytes"]) for f in files),
-            "source_bytes": sum(int(f["source_bytes"]) for f in files),
-            "passthrough": sum(1 for f in files if f["passthrough"]),
+            "files": len(rows),
+            "bytes": sum(r.bytes for r in rows),
+            "source_bytes": sum(r.source_bytes for r in rows),
+            "passthrough": sum(1 for r in rows if r.passthrough),
         },
     }
     # one file per line (json's C encoder; indent= would select its pure-Python encoder, ~10 ms for a
@@ -141,8 +160,8 @@ def build_manifest(
     lines = []
     for key, value in sorted(doc.items()):
         if key == "files":
-            rows = ",\n  ".join(json.dumps(f, sort_keys=True) for f in files)
-            lines.append(f' "files": [\n  {rows}\n ]' if rows else ' "files": []')
+            joined = ",\n  ".join(r.json for r in rows)
+            lines.append(f' "files": [\n  {joined}\n ]' if joined else ' "files": []')
         else:
             lines.append(f" {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")
     return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
