@@ -53,6 +53,8 @@ from .errors import InvalidInputError
 from .spec import PixelSpec, storage_dtype
 
 __all__ = [
+    "COLOUR_PHOTOMETRIC",
+    "jpeg8_encode_colour",
     "probe_jpeg2k",
     "probe_jpeg8",
     "check_frame",
@@ -333,6 +335,27 @@ def jpeg8_encode(frame: NDArray[np.integer], /, *, bits_stored: int, quality: in
         raise InvalidInputError(f"libjpeg-turbo codes 8 or 12 bits, not bits_stored={bits_stored} (T.81 §B.2.2)")
     bps = 8 if bits_stored <= 8 else 12
     return bytes(_imagecodecs().jpeg8_encode(frame, level=quality, optimize=True, bitspersample=bps))
+
+
+#: ``subsampling`` of :func:`jpeg8_encode_colour` -> the Photometric Interpretation of the stream
+#: in DICOM (PS3.5 §8.2.1: YCbCr, full range; 4:2:2 is chroma halved horizontally only).
+COLOUR_PHOTOMETRIC = {"444": "YBR_FULL", "422": "YBR_FULL_422"}
+
+
+def jpeg8_encode_colour(rgb: NDArray[np.uint8], /, *, quality: int, subsampling: str = "444") -> bytes:
+    """Baseline JPEG (SOF0) of one 8-bit RGB frame ``(rows, columns, 3)`` by libjpeg-turbo: converted
+    to YCbCr (T.871's full-range transform), chroma ``subsampling`` ``"444"`` or ``"422"``
+    (:data:`COLOUR_PHOTOMETRIC`), ``quality`` libjpeg's 1-100, optimised Huffman tables."""
+    if subsampling not in COLOUR_PHOTOMETRIC:
+        raise InvalidInputError(f"subsampling={subsampling!r}: expected one of {sorted(COLOUR_PHOTOMETRIC)}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise InvalidInputError(f"expected one 8-bit RGB frame (rows, columns, 3), got {rgb.dtype} {rgb.shape}")
+    return bytes(
+        _imagecodecs().jpeg8_encode(
+            np.ascontiguousarray(rgb), level=int(quality), colorspace="RGB", outcolorspace="YCBCR",
+            subsampling=subsampling, optimize=True,
+        )
+    )  # fmt: skip
 
 
 def jpeg8_decode(data: bytes, /) -> NDArray[np.integer]:

@@ -13,6 +13,8 @@ CHEST = "ct_chest_lungpetctdx_A0001_philips"
 HEAD = "ct_head_phantom_philips_ingenuity"
 MR = "mr_head_ge_signa_t1_ctk"
 US_RGB = "singles/us_US1_480x640_rgb_uncompressed.dcm"
+US_YBR_JPEG = "singles/us_576x768_ybr_jpeg_extended.dcm"  # YBR_FULL, lossy JPEG extended
+US_PALETTE = "singles/us_600x800_palette_rle.dcm"
 BAD_UID = "singles/ct_512x512_12bit_jpeg_lossless.dcm"  # hashes instead of UIDs
 # the same SOP Instance UID with other bytes (dirty high bits): a real conflict
 CONFLICT_A = "singles/mr_384x384_12bit_unsigned.dcm"

@@ -109,19 +109,28 @@ def test_manifest_numbers_recomputed_independently(computed, preset: str) -> Non
 
 
 @pytest.mark.realdata
-def test_passthrough_objects_are_in_every_archive_unchanged(computed, shared_data: Path) -> None:
+def test_colour_is_coded_by_the_lossy_presets_and_passed_through_by_lossless(computed, shared_data: Path) -> None:
+    """The colour US: baseline JPEG in the diagnostic and preview archives (measured), the
+    original unchanged in the lossless one (no copy of the object)."""
     store, report, _, _ = computed
     us_study = report.outcomes[-1].study_uid
+    (record,) = store.instances(us_study)
     for preset in ("diagnostic", "preview", "lossless"):
         archive = store.archive(us_study, None, preset)
         with store.open_archive(archive) as fh:
             zf = zipfile.ZipFile(io.BytesIO(fh.read()))
         (entry,) = json.loads(zf.read("manifest.json"))["files"]
-        assert entry["passthrough"] and "RGB" in entry["reason"]
-        assert zf.read(entry["file"]) == (shared_data / US_RGB).read_bytes()
-        (record,) = store.instances(us_study)
         rendition = store.rendition(record, preset)
-        assert rendition.passthrough and rendition.path == record.path  # no copy of the object
+        if preset == "lossless":
+            assert entry["passthrough"] and "RGB" in entry["reason"]
+            assert zf.read(entry["file"]) == (shared_data / US_RGB).read_bytes()
+            assert rendition.passthrough and rendition.path == record.path
+            continue
+        assert not entry["passthrough"] and entry["lossy"] and entry["measured"] and entry["psnr"] > 28
+        assert entry["transfer_syntax_uid"] == "1.2.840.10008.1.2.4.50" and entry["ratio"] > 4
+        ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
+        assert ds.PhotometricInterpretation == "YBR_FULL_422" and ds.pixel_array.shape == (480, 640, 3)
+        assert not rendition.passthrough and rendition.path != record.path
 
 
 @pytest.mark.realdata

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from delivery_data import CHEST, HEAD, MR, US_RGB, series_files, store  # noqa: F401 (fixture)
+from delivery_data import CHEST, HEAD, MR, US_PALETTE, US_RGB, US_YBR_JPEG, series_files, store  # noqa: F401 (fixture)
 
 from medcodec import external
 from medcodec.delivery import NotAcceptableError
@@ -93,16 +93,74 @@ def test_lossless_is_bit_exact(shared_data: Path, folder: str) -> None:
 
 @pytest.mark.realdata
 def test_what_a_preset_cannot_code_passes_through_unchanged(shared_data: Path) -> None:
+    """An SR and a palette-colour US under every preset; colour under original and lossless."""
     from pydicom.data import get_testdata_file
 
-    for path in (shared_data / US_RGB, Path(get_testdata_file("test-SR.dcm"))):
+    cases = [(p, list(PRESETS)) for p in (shared_data / US_PALETTE, Path(get_testdata_file("test-SR.dcm")))]
+    for path, names in [*cases, (shared_data / US_RGB, ["original", "lossless"])]:
         data = path.read_bytes()
-        for name in PRESETS:
+        for name in names:
             out = PRESETS[name].encode_instance(data)
             assert out.data == data and out.entry.passthrough and out.entry.reason
             assert out.entry.bytes == len(data) and out.entry.ratio is None
     out = PRESETS["original"].encode_instance((shared_data / US_RGB).read_bytes())
     assert out.entry.rendition_sop_instance_uid == out.entry.sop_instance_uid
+
+
+def _rgb(ds: pydicom.Dataset) -> np.ndarray:
+    from pydicom.pixels import pixel_array
+
+    return np.asarray(pixel_array(ds)).astype(np.int64)  # RGB whatever the photometric (pydicom's as_rgb)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+@pytest.mark.parametrize("name", [US_RGB, US_YBR_JPEG])
+def test_colour_images_are_coded_as_baseline_jpeg(shared_data: Path, tmp_path: Path, preset: str, name: str) -> None:
+    """8-bit colour (RGB, or YBR_FULL from a lossy JPEG) under the lossy presets: baseline JPEG
+    (.50) as PS3.5 §8.2.1 describes it, the lossy attributes (appended to the source's), new UIDs,
+    a PSNR and max error that pydicom's decode of the file reproduces, and DCMTK decodes it too."""
+    from delivery_data import require_tool
+
+    path = shared_data / name
+    source = pydicom.dcmread(path)
+    out = PRESETS[preset].encode_instance(path.read_bytes())
+    e = out.entry
+    assert not e.passthrough and e.lossy and e.measured and e.transfer_syntax_uid == "1.2.840.10008.1.2.4.50"
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    assert ds.file_meta.TransferSyntaxUID == e.transfer_syntax_uid
+    assert (ds.SamplesPerPixel, ds.PlanarConfiguration, ds.BitsAllocated, ds.BitsStored) == (3, 0, 8, 8)
+    assert ds.PhotometricInterpretation == "YBR_FULL_422"  # the US Image IOD's JPEG colour (dciodvfy)
+
+    def values(d: pydicom.Dataset) -> list[float]:
+        v = d.get("LossyImageCompressionRatio")
+        return [] if v is None else [float(x) for x in (v if isinstance(v, pydicom.multival.MultiValue) else [v])]
+
+    earlier, ratios = values(source), values(ds)
+    assert ds.LossyImageCompression == "01" and ratios[:-1] == pytest.approx(earlier)
+    assert ratios[-1] == pytest.approx(e.ratio, abs=0.01) and e.ratio > (4 if preset == "diagnostic" else 20)
+    assert ds.ImageType[0] == "DERIVED" and ds.SOPInstanceUID != source.SOPInstanceUID
+    assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID == e.rendition_sop_instance_uid
+    assert "JPEG baseline" in ds.DerivationDescription and ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ("NOT FOR DIAGNOSIS" in str(ds.get("ImageComments", ""))) == (preset == "preview")
+    # the error the entry states is the one a reader sees
+    diff = _rgb(ds) - _rgb(source)
+    assert ds.pixel_array.shape == source.pixel_array.shape
+    assert np.abs(diff).max() == e.max_error > 0
+    assert 10 * math.log10(255**2 / np.mean(diff.astype(float) ** 2)) == pytest.approx(e.psnr, abs=1e-6)
+    assert e.psnr > (34 if preset == "diagnostic" else 28)
+    # DCMTK decodes it (to RGB or YBR_FULL: pydicom reads either as RGB)
+    tool = require_tool("dcmdjpeg")
+    src, dst = tmp_path / "jpeg.dcm", tmp_path / "raw.dcm"
+    src.write_bytes(out.data)
+    run = subprocess.run([tool, str(src), str(dst)], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    theirs = pydicom.dcmread(dst)
+    assert not theirs.file_meta.TransferSyntaxUID.is_compressed
+    assert np.abs(_rgb(theirs) - _rgb(source)).max() <= e.max_error + 3  # colour conversions round differently
+    # the same file every time (live == pre-computed)
+    again = PRESETS[preset].encode_instance(path.read_bytes(), measure=False)
+    assert again.data == out.data and not again.entry.measured
 
 
 @pytest.mark.realdata
@@ -191,7 +249,7 @@ def test_dciodvfy_finds_no_new_error(shared_data: Path, tmp_path: Path, preset: 
         return {line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")}
 
     for source in (series_files(shared_data, HEAD)[50], series_files(shared_data, MR)[3], series_files(shared_data, CHEST)[5],
-                   shared_data / "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm"):  # fmt: skip
+                   shared_data / "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm", shared_data / US_RGB):  # fmt: skip
         out = tmp_path / f"{preset}_{source.parent.name}_{source.name}"
         out.write_bytes(PRESETS[preset].encode_instance(source.read_bytes(), measure=False).data)
         assert errors(out) <= errors(source), source

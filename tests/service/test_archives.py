@@ -143,13 +143,22 @@ def test_original_archive_is_byte_for_byte(server):
     assert {r["reason"] for r in rows} == {"the original preset delivers the stored file"}
 
 
-def test_colour_image_passes_through_live(server):
+def test_colour_image_is_coded_live_and_kept_by_lossless(server):
+    """The colour US in a live archive: baseline JPEG (YBR_FULL_422) under diagnostic, the same file
+    as the pre-computed one would be; the original under lossless."""
     us = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"], stop_before_pixels=True)
-    r = server.get(f"/studies/{us.StudyInstanceUID}/archive.zip", params={"preset": "diagnostic"})
-    assert r.status_code == 200
-    manifest = json.loads(_zip(r.content).read("manifest.json"))
-    entry = next(f for f in manifest["files"] if f["sop_instance_uid"] == us.SOPInstanceUID)
-    assert entry["passthrough"] and entry["reason"]
+    for preset in ("diagnostic", "lossless"):
+        r = server.get(f"/studies/{us.StudyInstanceUID}/archive.zip", params={"preset": preset, "live": "1"})
+        assert r.status_code == 200
+        zf = _zip(r.content)
+        manifest = json.loads(zf.read("manifest.json"))
+        entry = next(f for f in manifest["files"] if f["sop_instance_uid"] == us.SOPInstanceUID)
+        if preset == "lossless":
+            assert entry["passthrough"] and entry["reason"]
+            continue
+        assert not entry["passthrough"] and entry["lossy"] and entry["transfer_syntax_uid"].endswith(".4.50")
+        ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
+        assert ds.PhotometricInterpretation == "YBR_FULL_422" and ds.pixel_array.shape == (480, 640, 3)
 
 
 def test_errors_are_json_without_traces(server):

@@ -68,7 +68,7 @@ def ingest(
     (e.g. store full: what was ingested before stays).
     """
     from ..delivery import open_store
-    from ..delivery.presets import get_preset
+    from ..delivery.presets import get_preset, is_colour_record
 
     names = None
     if presets:
@@ -112,9 +112,13 @@ def ingest(
             click.echo(f"{outcome.status}: {outcome.message or outcome.source}", err=True)
         elif verbose:
             click.echo(f"{outcome.status}: {outcome.source}")
-    passthrough = [o for o in report.stored if o.record is not None and not o.record.compressible]
+    uncoded = [o.record for o in report.stored if o.record is not None and not o.record.compressible]
+    colour = sum(1 for r in uncoded if is_colour_record(r))  # baseline JPEG in the lossy presets
+    passthrough = len(uncoded) - colour
     click.echo(
-        report.summary() + (f"; {len(passthrough)} stored as passthrough (not compressible)" if passthrough else "")
+        report.summary()
+        + (f"; {colour} colour (coded by the lossy presets, kept as stored by lossless)" if colour else "")
+        + (f"; {passthrough} stored as passthrough (no preset codes them)" if passthrough else "")
     )
     if report.stopped:
         click.echo(f"error: {report.stopped}", err=True)

@@ -62,6 +62,7 @@ __all__ = [
     "derive_dataset",
     "derive_encapsulated",
     "set_encapsulated_pixels",
+    "set_colour_jpeg_pixels",
     "mark_lossy",
     "label_derived_series",
     "is_lossy_source",
@@ -389,6 +390,39 @@ def set_encapsulated_pixels(
     ds.BitsStored = spec.bits_stored
     ds.HighBit = spec.bits_stored - 1
     ds.PixelRepresentation = spec.pixel_representation
+    if multi_frame:
+        ds.NumberOfFrames = len(fragments)
+    elif "NumberOfFrames" in ds:
+        del ds["NumberOfFrames"]
+    for tag in [t for t in ds.keys() if t.group == 0x7FE0]:
+        del ds[tag]
+    ds.PixelData = encapsulate(fragments, has_bot=True)
+    element = ds["PixelData"]
+    element.VR = "OB"
+    element.is_undefined_length = True
+
+
+#: JPEG baseline (PS3.5 §A.4.1): the syntax of coded colour frames.
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
+def set_colour_jpeg_pixels(
+    ds: Dataset, fragments: list[bytes], *, photometric: str, rows: int, columns: int, multi_frame: bool
+) -> None:
+    """Put baseline JPEG colour frames (8-bit YCbCr, one fragment each after a Basic Offset Table)
+    into ``ds`` in place, with the Image Pixel attributes PS3.5 §8.2.1 asks of them: three samples,
+    Planar Configuration 0, ``photometric`` ``YBR_FULL`` (no chroma subsampling) or
+    ``YBR_FULL_422``, 8 bits unsigned; the transfer syntax JPEG baseline (.50)."""
+    if photometric not in ("YBR_FULL", "YBR_FULL_422"):
+        raise InvalidInputError(f"photometric={photometric!r}: JPEG colour frames are YBR_FULL or YBR_FULL_422")
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(JPEG_BASELINE)
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = photometric
+    ds.PlanarConfiguration = 0
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     if multi_frame:
         ds.NumberOfFrames = len(fragments)
     elif "NumberOfFrames" in ds:

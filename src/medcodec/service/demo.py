@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, seconds, size, passthrough))
         t_raw = rows[0][1]
         for label, seconds, size, passthrough in rows:
-            note = f", {passthrough} file(s) passed through (colour)" if passthrough and "diagnostic" in label else ""
+            note = f", {passthrough} file(s) passed through as stored" if passthrough and "diagnostic" in label else ""
             print(
                 f"   {label:30s} {seconds:6.2f} s  {size / 1e6:7.2f} MB  {t_raw / seconds:5.1f}x faster than raw{note}"
             )
