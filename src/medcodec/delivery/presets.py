@@ -55,8 +55,10 @@ Configuration 0 (PS3.5 §8.2.1), optimised Huffman tables; libjpeg quality 95 (d
 and not full-resolution chroma (which gives ~4 dB more at the same size on colour edges): the US
 Image IOD admits ``YBR_FULL_422`` for JPEG and not ``YBR_FULL`` (dicom3tools' dciodvfy reports
 it, with Planar Configuration 0), and most colour objects a PACS sends are ultrasound. The
-error is measured by decoding the written file with pydicom (peak 255, max error in 8-bit RGB
-values). ``lossless`` keeps colour as stored.
+error (peak 255, max error in 8-bit RGB values) is that of libjpeg-turbo's decode of every frame;
+pydicom's decode of the written file's first frame must agree within 40 dB (decoders upsample the
+chroma their own ways: they differ by up to ~16 at colour edges, ~55 dB). A tiny image whose JPEG
+would be larger than its pixels stays as stored. ``lossless`` keeps colour as stored.
 
 What a preset cannot compress passes through unchanged and is listed as passthrough in the
 manifest: palette colour, more than 8 bits per colour sample, SR, dose reports, presentation
@@ -102,7 +104,7 @@ from ..dicom.write import (
     set_colour_jpeg_pixels,
 )
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError
-from ..external import COLOUR_PHOTOMETRIC, jpeg8_encode_colour
+from ..external import COLOUR_PHOTOMETRIC, jpeg8_decode, jpeg8_encode_colour
 from ..registry import transfer_syntax
 from ..spec import PixelSpec
 from .fastread import read_native
@@ -396,8 +398,12 @@ class Preset:
                 reference = _source_reference(full, full.get("SOPClassUID"))
             enhanced = "PerFrameFunctionalGroupsSequence" in full or "SharedFunctionalGroupsSequence" in full
             multi = "NumberOfFrames" in full or len(streams) > 1
+            coded = sum(len(s) + len(s) % 2 for s in streams)
+            if coded >= rgb.size:  # a tiny image: JPEG's headers and tables outweigh its pixels
+                reason = f"colour: baseline JPEG ({coded} bytes) would not be smaller than the pixels ({rgb.size})"
+                return self._passthrough(data, source_ts, base, reason)
             set_colour_jpeg_pixels(full, streams, photometric=photometric, rows=rows, columns=cols, multi_frame=multi)
-            ratio = rgb.size / sum(len(s) + len(s) % 2 for s in streams)
+            ratio = rgb.size / coded
             mark_lossy(full, ratio=ratio, method="ISO_10918_1")
             description = colour_description(self, quality, ratio, photometric)
             _derive_attributes(full, self, None, quality, ratio, base, reference, enhanced, description=description)
@@ -405,12 +411,17 @@ class Preset:
         except Exception as exc:  # a library's or pydicom's error on this file: delivered as stored
             return self._passthrough(data, source_ts, base, f"colour could not be coded: {type(exc).__name__}: {exc}")
         psnr = max_error = None
-        if measure:  # the written file read back by pydicom (its JPEG decoder, its YCbCr -> RGB)
-            decoded = np.asarray(pixel_array(dcmread(io.BytesIO(result)))).reshape(rgb.shape)
-            diff = decoded.astype(np.int64) - rgb.astype(np.int64)
-            max_error = float(np.abs(diff).max())
-            mse = float(np.mean(diff.astype(np.float64) ** 2))
-            psnr = math.inf if mse == 0 else 10.0 * math.log10(255.0 * 255.0 / mse)
+        if measure:  # every frame by libjpeg-turbo; the written file's first frame by pydicom too, as a
+            # reader gets it (its decoder upsamples chroma its own way: within 40 dB, not bit-exact)
+            try:
+                decoded = np.stack([np.asarray(jpeg8_decode(s)) for s in streams]).reshape(rgb.shape)
+                first = np.asarray(pixel_array(dcmread(io.BytesIO(result)), index=0)).astype(np.int64)
+            except Exception as exc:
+                raise CodecError(f"colour JPEG of {base['sop_instance_uid']} does not decode: {exc}") from exc
+            if first.shape != rgb.shape[1:] or _psnr8(first, decoded[0]) < 40.0:
+                raise CodecError(f"colour JPEG of {base['sop_instance_uid']}: pydicom reads another image")
+            max_error = float(np.abs(decoded.astype(np.int64) - rgb.astype(np.int64)).max())
+            psnr = _psnr8(decoded, rgb)
         entry = ManifestEntry(
             **base,
             rendition_sop_instance_uid=str(full.SOPInstanceUID),
@@ -677,6 +688,12 @@ def is_colour(ds: Dataset) -> bool:
             )
         except (TypeError, ValueError):
             return False
+
+
+def _psnr8(a: NDArray[np.integer], b: NDArray[np.integer]) -> float:
+    """PSNR of two 8-bit images, peak 255 (``inf`` when equal)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
 def is_colour_record(record: Any) -> bool:
