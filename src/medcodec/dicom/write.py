@@ -390,6 +390,12 @@ def set_encapsulated_pixels(
     ds.BitsStored = spec.bits_stored
     ds.HighBit = spec.bits_stored - 1
     ds.PixelRepresentation = spec.pixel_representation
+    _put_fragments(ds, fragments, multi_frame)
+
+
+def _put_fragments(ds: Dataset, fragments: list[bytes], multi_frame: bool) -> None:
+    """Encapsulated Pixel Data (Basic Offset Table, one fragment per frame; PS3.5 §A.4) and Number
+    of Frames (set when ``multi_frame``, removed otherwise); other group 7FE0 elements dropped."""
     if multi_frame:
         ds.NumberOfFrames = len(fragments)
     elif "NumberOfFrames" in ds:
@@ -423,16 +429,7 @@ def set_colour_jpeg_pixels(
     ds.PlanarConfiguration = 0
     ds.Rows, ds.Columns = rows, columns
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    if multi_frame:
-        ds.NumberOfFrames = len(fragments)
-    elif "NumberOfFrames" in ds:
-        del ds["NumberOfFrames"]
-    for tag in [t for t in ds.keys() if t.group == 0x7FE0]:
-        del ds[tag]
-    ds.PixelData = encapsulate(fragments, has_bot=True)
-    element = ds["PixelData"]
-    element.VR = "OB"
-    element.is_undefined_length = True
+    _put_fragments(ds, fragments, multi_frame)
 
 
 def mark_lossy(ds: Dataset, *, ratio: float, method: str) -> None:
