@@ -203,3 +203,28 @@ def test_renditions_done_before_a_failure_are_kept(shared_data: Path, store, mon
     assert store.check().consistent
     precompute(store, [study], presets=["preview"], executor=ThreadPoolExecutor(1))  # the rest, later
     assert all(store.rendition(r, "preview") is not None for r in store.instances(study))
+
+
+@pytest.mark.realdata
+def test_pre_computing_again_codes_colour_an_older_store_passed_through(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store made before colour was coded (the preset without its colour point) holds the US as
+    passthrough; pre-computing again replaces it with the baseline JPEG rendition and archive."""
+    from medcodec.delivery import open_store
+    from medcodec.delivery.presets import COLOUR, PRESETS
+
+    with open_store(tmp_path / "store") as store:
+        with monkeypatch.context() as m:
+            m.delitem(PRESETS["diagnostic"].points, COLOUR)
+            report = store.ingest([shared_data / US_RGB], presets=["diagnostic"])
+        (record,) = store.instances(report.studies[0])
+        assert store.rendition(record, "diagnostic").passthrough
+        precompute(store, report.studies, presets=["diagnostic"])
+        rendition = store.rendition(record, "diagnostic")
+        assert not rendition.passthrough and rendition.transfer_syntax_uid.endswith(".4.50")
+        with store.open_archive(store.archive(report.studies[0], None, "diagnostic")) as fh:
+            (entry,) = json.loads(zipfile.ZipFile(io.BytesIO(fh.read())).read("manifest.json"))["files"]
+        assert not entry["passthrough"] and entry["lossy"]
+        precompute(store, report.studies, presets=["diagnostic"])  # now fresh: kept
+        assert store.rendition(record, "diagnostic").path == rendition.path

@@ -38,7 +38,7 @@ from typing import Any
 from ..errors import DeliveryError, InvalidInputError, StoreFullError
 from .catalog import InstanceRecord, now
 from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
-from .presets import DEFAULT_PRESETS, PRESETS, series_mapping
+from .presets import DEFAULT_PRESETS, PRESETS, is_colour_record, series_mapping
 from .zipstream import ZipStream, dicom_header_length, pack
 
 __all__ = ["precompute", "archive_entry_name", "rendition_path", "archive_path", "dask_client"]
@@ -215,7 +215,7 @@ def precompute(
                     mappings[record.series_uid] = series_mapping(store, record.series_uid, name)
                 mapping = mappings[record.series_uid] if record.compressible else None
                 old = existing.get(record.sop_uid)
-                if old is not None and _fresh(old.entry, mapping) and store.objects.exists(old.path):
+                if old is not None and _fresh(old.entry, mapping, record, name) and store.objects.exists(old.path):
                     continue
                 jobs.append((record, name, mapping))
     total = len(jobs)
@@ -301,11 +301,18 @@ def _bounded(executor: Executor, args: list[tuple[Any, ...]]) -> Iterator[dict[s
             future.cancel()
 
 
-def _fresh(entry_json: str, mapping: Any) -> bool:
+def _fresh(entry_json: str, mapping: Any, record: InstanceRecord | None = None, preset: str = "") -> bool:
+    """Whether a stored rendition still is what ``preset`` makes of ``record``: a lossy one coded
+    with the series' mapping as it is now; a passthrough, unless it is a colour image a lossy
+    preset now codes (stores ingested before 2026-12-01 passed colour through: pre-computing
+    again upgrades them; a colour image that stays passthrough, e.g. a 3x3 one, is tried again)."""
     try:
         entry = json.loads(entry_json)
     except ValueError:
         return False
+    if entry.get("passthrough") and record is not None and is_colour_record(record):
+        p = PRESETS.get(preset)
+        return not (p is not None and p.lossy)
     if not entry.get("lossy"):
         return True
     return mapping is None or entry.get("mapping") == mapping.describe()
