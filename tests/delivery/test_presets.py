@@ -337,3 +337,25 @@ def test_colour_multiframe_and_tiny_images() -> None:
     tiny = Path(get_testdata_file("SC_rgb_small_odd.dcm")).read_bytes()
     out = PRESETS["diagnostic"].encode_instance(tiny)
     assert out.entry.passthrough and out.data == tiny and "would not be smaller" in out.entry.reason
+
+
+def test_colour_jpeg_options_and_a_file_pydicom_reads_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full-resolution chroma round-trips closer than 4:2:2; an unknown subsampling is refused; a
+    measured file whose pydicom reading disagrees with libjpeg-turbo's is a CodecError, not a row."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.delivery import presets
+    from medcodec.errors import CodecError, InvalidInputError
+
+    rgb = pydicom.dcmread(get_testdata_file("color-pl.dcm")).pixel_array  # sharp colour edges
+    err = {c: np.abs(external.jpeg8_decode(external.jpeg8_encode_colour(rgb, quality=95, subsampling=c)).astype(int)
+                     - rgb.astype(int)).mean() for c in ("444", "422")}  # fmt: skip
+    assert err["444"] < err["422"]
+    with pytest.raises(InvalidInputError, match="subsampling"):
+        external.jpeg8_encode_colour(rgb, quality=95, subsampling="420")
+    data = Path(get_testdata_file("SC_rgb.dcm")).read_bytes()
+    rgb = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    monkeypatch.setattr(presets, "jpeg8_decode", lambda s: np.zeros(rgb.shape, np.uint8))
+    with pytest.raises(CodecError, match="pydicom reads another image"):
+        PRESETS["diagnostic"].encode_instance(data)
+    assert not PRESETS["diagnostic"].encode_instance(data, measure=False).entry.passthrough

@@ -230,6 +230,21 @@ def _line(ref, corner, num, den):
 
 
 @_helper
+def paeth(t, l, c):  # noqa: E741 (top, left, corner as in the spec)
+    """The paeth predictor of one sample (PNG's, as AV1 uses it): of ``t``, ``l``, ``c`` the one
+    nearest ``t + l - c``, ties to ``l`` then ``t`` (``docs/format.md``, the 8x8 and 16x16 modes)."""
+    base = t + l - c
+    pt = abs(base - t)
+    pl = abs(base - l)
+    pc = abs(base - c)
+    if pl <= pt and pl <= pc:
+        return l
+    if pt <= pc:
+        return t
+    return c
+
+
+@_helper
 def predict(mode, top, left, corner, out):
     """8x8 integer prediction ``out`` (int64) of ``mode`` from the given references."""
     if mode == 0:
@@ -249,16 +264,7 @@ def predict(mode, top, left, corner, out):
     elif mode == 2:
         for i in range(8):
             for j in range(8):
-                base = top[j] + left[i] - corner
-                pt = abs(base - top[j])
-                pl = abs(base - left[i])
-                pc = abs(base - corner)
-                if pl <= pt and pl <= pc:
-                    out[i, j] = left[i]
-                elif pt <= pc:
-                    out[i, j] = top[j]
-                else:
-                    out[i, j] = corner
+                out[i, j] = paeth(top[j], left[i], corner)
     else:
         fam = ANGULAR[mode - 3, 0]
         a = ANGULAR[mode - 3, 1]
@@ -1864,16 +1870,7 @@ def predict16(mode, top, left, corner, out):
     else:
         for i in range(16):
             for j in range(16):
-                base = top[j] + left[i] - corner
-                pt = abs(base - top[j])
-                pl = abs(base - left[i])
-                pc = abs(base - corner)
-                if pl <= pt and pl <= pc:
-                    out[16 * i + j] = left[i]
-                elif pt <= pc:
-                    out[16 * i + j] = top[j]
-                else:
-                    out[16 * i + j] = corner
+                out[16 * i + j] = paeth(top[j], left[i], corner)
 
 
 @_helper

@@ -390,8 +390,8 @@ class Preset:
             reason = f"colour pixel data cannot be decoded: {type(exc).__name__}: {exc}"
             return self._passthrough(data, source_ts, base, reason)
         quality = float(point.quality or 90.0)
-        chroma = point.subsampling or "444"
-        photometric = COLOUR_PHOTOMETRIC[chroma]
+        chroma = point.subsampling
+        photometric = COLOUR_PHOTOMETRIC[chroma]  # KeyError for a point without one: a preset bug
         try:
             streams = [jpeg8_encode_colour(f, quality=int(quality), subsampling=chroma) for f in rgb]
             with source_values_as_is():
@@ -422,22 +422,12 @@ class Preset:
                 raise CodecError(f"colour JPEG of {base['sop_instance_uid']}: pydicom reads another image")
             max_error = float(np.abs(decoded.astype(np.int64) - rgb.astype(np.int64)).max())
             psnr = _psnr8(decoded, rgb)
-        entry = ManifestEntry(
-            **base,
-            rendition_sop_instance_uid=str(full.SOPInstanceUID),
-            transfer_syntax_uid=str(full.file_meta.TransferSyntaxUID),
-            passthrough=False,
-            lossy=True,
-            bytes=len(result),
-            ratio=ratio,
-            psnr=psnr,
-            max_error=max_error,
+        return _coded(
+            base, full, result,
+            ratio=ratio, psnr=psnr, max_error=max_error,
             max_error_hu=max_error,  # no units: the error in 8-bit RGB values
-            quality=quality,
-            measured=measure,
-            mapping=f"colour: RGB coded as {photometric}",
-        )
-        return EncodedInstance(result, entry)
+            quality=quality, measured=measure, mapping=f"colour: RGB coded as {photometric}",
+        )  # fmt: skip
 
     def _lossless(
         self,
@@ -524,23 +514,26 @@ class Preset:
             else:
                 max_error, psnr = 0.0, math.inf
             max_error_hu = max_error * abs(spec.rescale_slope)
-        entry = ManifestEntry(
-            **base,
-            rendition_sop_instance_uid=str(ds.SOPInstanceUID),
-            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
-            passthrough=False,
-            lossy=True,
-            bytes=len(result),
-            ratio=ratio,
-            psnr=psnr,
-            max_error=max_error,
-            max_error_hu=max_error_hu,
-            n_clipped=clipped,
-            quality=quality,
-            measured=frames is not None and measure,
-            mapping=mapping.describe(),
-        )
-        return EncodedInstance(result, entry)
+        return _coded(
+            base, ds, result,
+            ratio=ratio, psnr=psnr, max_error=max_error, max_error_hu=max_error_hu, n_clipped=clipped,
+            quality=quality, measured=frames is not None and measure, mapping=mapping.describe(),
+        )  # fmt: skip
+
+
+def _coded(base: dict[str, Any], ds: Dataset, result: bytes, **numbers: Any) -> EncodedInstance:
+    """A lossy preset's file and its manifest row: identity and syntax from the written dataset
+    ``ds``, ``numbers`` (ratio, psnr, max_error, ..., mapping) as measured by the caller."""
+    entry = ManifestEntry(
+        **base,
+        rendition_sop_instance_uid=str(ds.SOPInstanceUID),
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        passthrough=False,
+        lossy=True,
+        bytes=len(result),
+        **numbers,
+    )
+    return EncodedInstance(result, entry)
 
 
 # --------------------------------------------------------------------------- the one coding function
@@ -658,7 +651,7 @@ def colour_description(preset: Preset, quality: float, ratio: float, photometric
     from .. import __version__
 
     label = f"{preset.label}. " if preset.label else ""
-    chroma = "4:2:2" if photometric == "YBR_FULL_422" else "4:4:4"
+    chroma = {"YBR_FULL_422": "4:2:2", "YBR_FULL": "4:4:4"}[photometric]
     return (
         f"{label}Lossy compression by medcodec {__version__}, preset {preset.name}: JPEG baseline (ISO 10918-1) "
         f"by libjpeg-turbo, RGB as YCbCr {chroma}, quality={quality:g}, ratio {ratio:.2f}:1."
@@ -673,19 +666,26 @@ COLOUR_PHOTOMETRICS = frozenset(
 COLOUR = "colour"
 
 
+def _colour_pixels(samples: Any, bits_allocated: Any, bits_stored: Any, photometric: Any) -> bool:
+    """The one rule of :func:`is_colour` and :func:`is_colour_record`: three 8-bit samples in a
+    colour space of :data:`COLOUR_PHOTOMETRICS`."""
+    return (
+        int(samples or 1) == 3
+        and int(bits_allocated or 0) == 8
+        and int(bits_stored or 8) == 8
+        and str(photometric or "").strip().upper() in COLOUR_PHOTOMETRICS
+    )
+
+
 def is_colour(ds: Dataset) -> bool:
     """An 8-bit, three-sample colour image the lossy presets code as colour JPEG (palette colour,
     more than 8 bits, or anything else stays as it is)."""
     with source_values_as_is():
         try:
-            photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
-            return (
-                "PixelData" in ds
-                and int(ds.get("SamplesPerPixel", 1) or 1) == 3
-                and int(ds.get("BitsAllocated", 0) or 0) == 8
-                and int(ds.get("BitsStored", 8) or 8) == 8
-                and photometric in COLOUR_PHOTOMETRICS
-            )
+            return "PixelData" in ds and _colour_pixels(
+                ds.get("SamplesPerPixel"), ds.get("BitsAllocated"), ds.get("BitsStored"),
+                ds.get("PhotometricInterpretation"),
+            )  # fmt: skip
         except (TypeError, ValueError):
             return False
 
@@ -698,12 +698,7 @@ def _psnr8(a: NDArray[np.integer], b: NDArray[np.integer]) -> float:
 
 def is_colour_record(record: Any) -> bool:
     """:func:`is_colour` from a catalog :class:`~.catalog.InstanceRecord` (no file read)."""
-    return (
-        (record.samples_per_pixel or 1) == 3
-        and record.bits_allocated == 8
-        and (record.bits_stored or 8) == 8
-        and str(record.photometric or "").strip().upper() in COLOUR_PHOTOMETRICS
-    )
+    return _colour_pixels(record.samples_per_pixel, record.bits_allocated, record.bits_stored, record.photometric)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -71,7 +71,8 @@ log = logging.getLogger(__name__)
 
 #: Every this many instances written from a template, one is also written in full and compared.
 #: The full path costs 3-4 template writes (a 256x256 MR: ~6 against ~1.6 ms); at 64 the checks
-#: took ~6 % of an encoder process's time on a live MR archive (py-spy), at 256 ~1.5 %. The
+#: took ~6 % of an encoder process's time on a live MR archive (py-spy); at 256, a quarter of that
+#: (the same count, not measured again). The
 #: template is also checked when it is built and on the instance after, and compares every element
 #: it copies, so this check is for what no test foresaw, not the main guard.
 CHECK_EVERY = 256
