@@ -216,6 +216,49 @@ def test_rendered_png_and_jpeg_with_window(client, server):
     assert r.status_code == 400
 
 
+def _psnr8(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_rendered_colour_and_presets(client, server):
+    """``/rendered`` of colour shows pydicom's RGB (a YBR_FULL file was converted twice until
+    2026-12-01); ``?preset=`` renders that preset's rendition: diagnostic close to the original,
+    preview further, the syntax rendered named in ``X-Transfer-Syntax``; an unknown preset is 404."""
+    from PIL import Image
+    from pydicom.data import get_testdata_file
+
+    def rendered(path: str, preset: str | None = None) -> tuple[np.ndarray, httpx.Response]:
+        r = server.get(path + "/rendered" + (f"?preset={preset}" if preset else ""), headers={"Accept": "image/png"})
+        assert r.status_code == 200, r.text
+        return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")), r
+
+    ybr = pydicom.dcmread(get_testdata_file("SC_ybr_full_uncompressed.dcm"))
+    ybr.StudyInstanceUID, ybr.SeriesInstanceUID, ybr.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    ybr.file_meta.MediaStorageSOPInstanceUID = ybr.SOPInstanceUID
+    assert "FailedSOPSequence" not in client.store_instances([ybr])
+    got, r = rendered(f"/dicomweb/studies/{ybr.StudyInstanceUID}/series/{ybr.SeriesInstanceUID}/instances/"
+                      f"{ybr.SOPInstanceUID}")  # fmt: skip
+    assert r.headers["x-preset"] == "original" and np.array_equal(got, ybr.pixel_array)  # RGB, not converted twice
+
+    us = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"])
+    path = f"/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}/instances/{us.SOPInstanceUID}"
+    original, _ = rendered(path)
+    assert np.array_equal(original, us.pixel_array)
+    diagnostic, r = rendered(path, "diagnostic")
+    assert r.headers["x-preset"] == "diagnostic" and r.headers["x-transfer-syntax"] == "1.2.840.10008.1.2.4.50"
+    preview, _ = rendered(path, "preview")
+    assert 30 < _psnr8(diagnostic, original) < 60 and _psnr8(preview, original) < _psnr8(diagnostic, original) - 3
+    head = pydicom.dcmread(server.head_files[5])
+    gray = f"/dicomweb/studies/{server.head_study}/series/{server.head_series}/instances/{head.SOPInstanceUID}"
+    a, _ = rendered(gray + "/frames/1", None)
+    b, r = rendered(gray + "/frames/1", "diagnostic")
+    assert r.headers["x-transfer-syntax"] == JPEG_12 and 35 < _psnr8(a, b) < 99
+    assert server.get(gray + "/rendered?preset=nonsense").status_code == 404
+    thumb = server.get(gray + "/thumbnail?preset=preview")
+    assert thumb.status_code == 200 and thumb.headers["x-preset"] == "preview"
+
+
 def test_stow_stores_and_finds(client, server):
     src = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
     src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()

@@ -563,15 +563,20 @@ def test_viewer_multiframe_mr_scrolls_frames(server: Any, page: Any, artifacts: 
 
 
 def test_viewer_colour_image_is_rendered_by_the_server(server: Any, page: Any, artifacts: Path) -> None:
-    """Colour ultrasound cannot be windowed here: the page draws WADO-RS /rendered instead, no error."""
-    study, series = _uids(server.singles["us_US1_480x640_rgb_uncompressed.dcm"])
+    """Colour ultrasound cannot be windowed here: the page draws WADO-RS /rendered of the preset's
+    rendition instead (the diagnostic baseline JPEG, not the original), no error."""
+    us = server.singles["us_US1_480x640_rgb_uncompressed.dcm"]
+    study, series = _uids(us)
     page.goto(f"{server.url}/viewer/?study={study}&series={series}")
     _wait(page, "v.shown.preset", timeout=60_000)
     rgba = _rgba(page, "window.medcodecViewer.panes.preset.img")
     assert rgba.shape[:2] == (480, 640)
     r, g, b = (rgba[..., k].astype(int) for k in range(3))
     assert ((np.abs(r - g) > 20) | (np.abs(g - b) > 20)).mean() > 0.001  # colour survived
-    assert "rendered on the server" in page.inner_text("#pane-preset .stats")
+    stats = page.inner_text("#pane-preset .stats")
+    assert "rendered on the server" in stats and "PNG of diagnostic (JPEG 8-bit .50)" in stats, stats
+    fetched = page.evaluate("() => performance.getEntriesByType('resource').map((e) => e.name)")
+    assert any("/frames/1/rendered?preset=diagnostic" in u for u in fetched), fetched  # the rendition, drawn
     _shot(page, artifacts, "11-us-colour-rendered")
     assert _viewer(page, "v.state.errors") == [] and not page.errors, page.errors
 

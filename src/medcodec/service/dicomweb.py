@@ -14,8 +14,13 @@ WADO-RS::
                                         multipart/related; type=application/octet-stream
                                         (or image/jpeg, image/jls, image/jp2, image/jphc)
     GET .../instances/{sop}/rendered, .../frames/{n}/rendered              image/png | image/jpeg, ?window=c,w[,fn],
-                                                                            ?viewport=w,h, ?quality=
+                                                                            ?viewport=w,h, ?quality=, ?preset=
     GET .../studies/{s}[/series/{se}[/instances/{i}[/frames/{n}]]]/thumbnail  the middle image, 128x128 JPEG
+
+``?preset=NAME`` on ``/rendered`` and ``/thumbnail`` (a medcodec parameter, not PS3.18's) renders
+that preset's rendition (pre-computed, else encoded now) instead of the original, so a client sees
+what ``diagnostic`` or ``preview`` does to an image, colour included; ``X-Preset`` and
+``X-Transfer-Syntax`` say what was rendered (an object the preset passes through renders as stored).
 
 Transfer syntax negotiation (PS3.18 §8.7.3): the ``transfer-syntax`` parameter of the Accept
 media ranges, best ``q`` first. ``*`` gives each instance as stored; no parameter means
@@ -435,9 +440,10 @@ async def _rendered_answer(
             break
     if media is None:
         raise NotAcceptableError("rendered images are image/png or image/jpeg")
-    store = request.app.state.store
-    data = await run_in_threadpool(_render, store, record, number, window, media, quality, viewport)
-    return Response(data, media_type=media)
+    preset = _preset_param(request)
+    store, pool = request.app.state.store, request.app.state.pool
+    data, ts = await run_in_threadpool(_render, store, record, number, window, media, quality, viewport, preset, pool)
+    return Response(data, media_type=media, headers={"X-Preset": preset or "original", "X-Transfer-Syntax": ts})
 
 
 def _viewport(request: Request) -> tuple[int, int] | None:
@@ -459,13 +465,24 @@ def _render(
     media: str,
     quality: int,
     viewport: tuple[int, int] | None = None,
-) -> bytes:
+    preset: str | None = None,
+    pool: Any = None,
+) -> tuple[bytes, str]:
+    """Frame ``number`` of ``record`` (of its ``preset`` rendition when given) as PNG or JPEG bytes,
+    and the transfer syntax of the file it was decoded from."""
     import pydicom
     from PIL import Image
     from pydicom.pixels import apply_modality_lut
 
-    with store.open_original(record) as fh:
-        ds = pydicom.dcmread(fh, force=True)
+    if preset in (None, "original"):
+        with store.open_original(record) as fh:
+            ds = pydicom.dcmread(fh, force=True)
+    else:
+        from ..delivery.live import rendition_or_encode
+
+        data, _, _ = rendition_or_encode(store, record, preset, pool=pool)
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    ts = str(ds.file_meta.get("TransferSyntaxUID", record.transfer_syntax_uid))
     try:
         arr = ds.pixel_array
     except Exception as exc:
@@ -475,14 +492,12 @@ def _render(
     if frames > 1:
         arr = arr[number - 1]
     if samples == 3 or ds.get("PhotometricInterpretation", "") in ("PALETTE COLOR",):
+        # YBR_* is RGB already: pydicom's pixel_array converts it (as_rgb); converting again was
+        # a bug (hue-shifted ultrasound) until 2026-12-01
         if ds.get("PhotometricInterpretation", "") == "PALETTE COLOR":
             from pydicom.pixels import apply_color_lut
 
             arr = apply_color_lut(arr, ds)
-        elif str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
-            from pydicom.pixels import convert_color_space
-
-            arr = convert_color_space(arr, ds.PhotometricInterpretation, "RGB")
         img8 = np.clip(arr / (arr.max() / 255.0 if arr.max() > 255 else 1), 0, 255).astype(np.uint8)
         image = Image.fromarray(img8, "RGB")
     else:
@@ -517,7 +532,7 @@ def _render(
         image.save(buf, format="JPEG", quality=quality)
     else:
         image.save(buf, format="PNG")
-    return buf.getvalue()
+    return buf.getvalue(), ts
 
 
 # --------------------------------------------------------------------------- STOW-RS

@@ -188,6 +188,17 @@ def _presets() -> dict[str, Any]:
     return dict(PRESETS)
 
 
+def _codes_now(record: Any, name: str) -> bool:
+    """Would preset ``name`` code ``record`` (not pass it through) when asked for it now? Grayscale
+    with a value mapping (``compressible``), and 8-bit colour under a preset with a colour point."""
+    if record.compressible:
+        return True
+    from ..delivery.presets import COLOUR, is_colour_record
+
+    preset = _presets().get(name)
+    return COLOUR in getattr(preset, "points", {}) and is_colour_record(record)
+
+
 def _rendition_info(rendition: Any) -> dict[str, Any]:
     return {
         "transfer_syntax": str(rendition.transfer_syntax_uid or ""),
@@ -239,7 +250,7 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
             rendition = store.rendition(rec, name)
             if rendition is not None:
                 presets[name] = _rendition_info(rendition)
-            elif rec.compressible:
+            elif _codes_now(rec, name):
                 presets[name] = {
                     "transfer_syntax": "",
                     "size": None,

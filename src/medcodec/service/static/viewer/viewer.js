@@ -272,11 +272,14 @@ async function fetchFrame(stack, preset, idx) {
   };
 }
 
-// Colour and other images the page cannot window: the server's WADO-RS /rendered (PS3.18 §9.5),
+// Colour and other images the page cannot window: the server's WADO-RS /rendered (PS3.18 §9.5)
+// of the preset's rendition (?preset=, the original for .mdc, which the server does not store),
 // drawn as it comes (no window/level, no difference).
 async function fetchRendered(stack, preset, idx, t0) {
   const { inst, frame } = stack.slices[idx];
-  const url = `${DICOMWEB}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}/rendered`;
+  const shown = preset === "mdc" ? "original" : preset;
+  const query = shown === "original" ? "" : `?preset=${encodeURIComponent(shown)}`;
+  const url = `${DICOMWEB}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}/rendered${query}`;
   const r = await fetch(url, { headers: auth({ Accept: "image/png" }) });
   if (!r.ok) throw new Error(`slice ${idx + 1} (rendered): ${await errorText(r)}`);
   const blob = await r.blob();
@@ -284,9 +287,9 @@ async function fetchRendered(stack, preset, idx, t0) {
   const bitmap = await createImageBitmap(blob);
   state.bytesTotal += blob.size;
   return {
-    preset: "original", idx, sop: inst.sop, rows: bitmap.height, cols: bitmap.width, bitmap, kind: "rgb",
-    slope: 1, intercept: 0, mono1: false, ts: "", encoding: "rendered", bytes: blob.size, stored: 0,
-    fetchMs: t1 - t0, decodeMs: performance.now() - t1,
+    preset: shown, idx, sop: inst.sop, rows: bitmap.height, cols: bitmap.width, bitmap, kind: "rgb",
+    slope: 1, intercept: 0, mono1: false, ts: r.headers.get("x-transfer-syntax") || "", encoding: "rendered",
+    bytes: blob.size, stored: 0, fetchMs: t1 - t0, decodeMs: performance.now() - t1,
   };
 }
 
@@ -502,7 +505,7 @@ function units() {
 }
 
 function frameStats(f) {
-  if (f.encoding === "rendered") return `${fmtBytes(f.bytes)} · rendered on the server (not windowed here)`;
+  if (f.encoding === "rendered") return `${fmtBytes(f.bytes)} PNG of ${f.preset}${f.ts ? ` (${tsName(f.ts)})` : ""} · rendered on the server (not windowed here)`;
   if (f.encoding === "jpeg") return `${fmtBytes(f.bytes)} · ${tsName(f.ts)} · decoded in browser ${f.decodeMs.toFixed(0)} ms`;
   return `${fmtBytes(f.bytes)} deflated samples · stored as ${tsName(f.ts)}, ${fmtBytes(f.stored)}/frame, decoded on the server`;
 }
