@@ -48,6 +48,7 @@ def test_token_is_required_when_set(tmp_path, spawn_server):
     assert httpx.get(url + "/viewer/viewer.js").status_code == 200
     assert httpx.get(url + "/viewer/api/studies/1.2.3/series/1.2.4/stack").status_code == 401
     assert httpx.get(url + "/viewer/../dicomweb/studies").status_code == 401
+    assert httpx.get(url + "/wado?requestType=WADO&studyUID=1.2&seriesUID=1.3&objectUID=1.4").status_code == 401
 
 
 def test_cors_only_for_the_origins_given(tmp_path, spawn_server):

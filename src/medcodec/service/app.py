@@ -4,6 +4,7 @@ Routes (each module owns its own; errors are mapped in :mod:`.errors` only)::
 
     GET  /health                                        200 {"status": "ok", ...} when the store is open
     /dicomweb/...                                       QIDO-RS, WADO-RS, STOW-RS (:mod:`.dicomweb`)
+    GET  /wado?requestType=WADO&studyUID=...            WADO-URI, one object as DICOM or an image (:mod:`.wado_uri`)
     GET  /studies/{study}/archive.zip?preset=&live=     ZIP archives (:mod:`.archives`)
     GET  /studies/{study}/series/{series}/archive.zip
     /viewer/                                            the viewer page (:mod:`.viewer`, when present)
@@ -106,10 +107,11 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     starlette.applications.Starlette
         Run it with uvicorn; the store opens (and the DIMSE SCP starts) in its lifespan.
     """
-    from . import archives, dicomweb
+    from . import archives, dicomweb, wado_uri
 
     routes: list[BaseRoute] = [Route("/health", _health, methods=["GET"])]
     routes += dicomweb.routes()
+    routes += wado_uri.routes()
     routes += archives.routes()
     with contextlib.suppress(ImportError):  # the viewer page ships separately (issue 13)
         from .viewer import routes as viewer_routes

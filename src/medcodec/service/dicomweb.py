@@ -73,7 +73,7 @@ from .http import (
     parse_media_type,
 )
 
-__all__ = ["routes", "DICOM_JSON", "EXPLICIT_VR_LE", "FRAME_MEDIA_TYPES"]
+__all__ = ["routes", "render_frame", "DICOM_JSON", "EXPLICIT_VR_LE", "FRAME_MEDIA_TYPES"]
 
 DICOM_JSON = "application/dicom+json"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
@@ -442,7 +442,9 @@ async def _rendered_answer(
         raise NotAcceptableError("rendered images are image/png or image/jpeg")
     preset = _preset_param(request)
     store, pool = request.app.state.store, request.app.state.pool
-    data, ts = await run_in_threadpool(_render, store, record, number, window, media, quality, viewport, preset, pool)
+    data, ts = await run_in_threadpool(
+        render_frame, store, record, number, window, media, quality, viewport, preset, pool
+    )
     return Response(data, media_type=media, headers={"X-Preset": preset or "original", "X-Transfer-Syntax": ts})
 
 
@@ -457,7 +459,7 @@ def _viewport(request: Request) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-def _render(
+def render_frame(
     store: Any,
     record: Any,
     number: int,
@@ -467,9 +469,13 @@ def _render(
     viewport: tuple[int, int] | None = None,
     preset: str | None = None,
     pool: Any = None,
+    region: tuple[float, float, float, float] | None = None,
 ) -> tuple[bytes, str]:
     """Frame ``number`` of ``record`` (of its ``preset`` rendition when given) as PNG or JPEG bytes,
-    and the transfer syntax of the file it was decoded from."""
+    and the transfer syntax of the file it was decoded from.
+
+    ``window`` (center, width, function) or the file's; ``region`` (x1, y1, x2, y2 as fractions of
+    the width and height, WADO-URI's) crops before ``viewport`` (width, height) fits the result."""
     import pydicom
     from PIL import Image
     from pydicom.pixels import apply_modality_lut
@@ -522,6 +528,10 @@ def _render(
         if ds.get("PhotometricInterpretation", "") == "MONOCHROME1":
             img8 = 255 - img8
         image = Image.fromarray(img8, "L")
+    if region is not None:
+        x1, y1, x2, y2 = region
+        box = (int(x1 * image.width), int(y1 * image.height), round(x2 * image.width), round(y2 * image.height))
+        image = image.crop((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)))
     if viewport is not None:  # fitted inside the viewport, aspect ratio kept (never enlarged past 4096)
         scale = min(viewport[0] / image.width, viewport[1] / image.height)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
