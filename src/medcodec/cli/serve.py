@@ -18,8 +18,20 @@ from ._common import handle_errors
 @click.option(
     "--token", default=None, help="Bearer token required on every request but /health [default: $MEDCODEC_TOKEN]."
 )
-@click.option("--dimse-port", type=click.IntRange(1, 65535), default=None, help="Also run a DICOM C-STORE SCP here.")
-@click.option("--ae-title", default="MEDCODEC", show_default=True, help="AE title of the C-STORE SCP.")
+@click.option(
+    "--dimse-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Also run a DICOM SCP here: C-STORE in, C-FIND / C-GET / C-MOVE out.",
+)
+@click.option("--ae-title", default="MEDCODEC", show_default=True, help="AE title of the DICOM SCP.")
+@click.option(
+    "--dimse-peer",
+    "dimse_peers",
+    multiple=True,
+    metavar="AE=HOST:PORT",
+    help="A DICOM peer (repeatable): a C-MOVE destination and, off loopback, a caller allowed to query/retrieve.",
+)
 @click.option(
     "--max-upload",
     default=512,
@@ -76,6 +88,7 @@ def serve(
     token: str | None,
     dimse_port: int | None,
     ae_title: str,
+    dimse_peers: tuple[str, ...],
     max_upload: int,
     workers: int | None,
     processes: int | None,
@@ -108,6 +121,7 @@ def serve(
         token=token or os.environ.get(TOKEN_ENV) or None,
         dimse_port=dimse_port,
         ae_title=ae_title,
+        dimse_peers=tuple(_peer(text) for text in dimse_peers),
         max_upload_bytes=max_upload * 1024 * 1024,
         live_workers=workers or os.cpu_count() or 1,
         **({} if processes is None else {"live_processes": processes}),
@@ -136,3 +150,14 @@ def serve(
         ssl_certfile=settings.tls_certfile,
         ssl_keyfile=settings.tls_keyfile,
     )
+
+
+def _peer(text: str) -> tuple[str, str, int]:
+    """``AE=HOST:PORT`` -> (AE, HOST, PORT); a malformed one is a usage error."""
+    ae, sep, address = text.partition("=")
+    host, colon, port = address.rpartition(":")
+    if not sep or not colon or not host or not port.isdigit():
+        raise click.BadParameter(
+            f"{text!r}: expected AE=HOST:PORT (e.g. WORKSTATION=10.0.0.5:11112)", param_hint="--dimse-peer"
+        )
+    return ae.strip(), host.strip("[]"), int(port)

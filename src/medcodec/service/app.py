@@ -152,6 +152,8 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
                     ae_title=settings.ae_title,
                     host=settings.host,
                     on_stored=refresher.notify if refresher is not None else None,
+                    peers={ae: (peer_host, peer_port) for ae, peer_host, peer_port in settings.dimse_peers},
+                    pool=app.state.pool,
                 )
                 app.state.dimse_port = scp.port
             yield

@@ -1,4 +1,5 @@
-"""A DICOM C-STORE SCP (pynetdicom): scanners and PACS push studies, ingested like STOW-RS.
+"""The DICOM SCP (pynetdicom): C-STORE in (scanners and PACS push studies, ingested like STOW-RS),
+C-ECHO, and the Query/Retrieve services C-FIND, C-GET and C-MOVE (:mod:`.dimse_qr`).
 
 Each received dataset is written back to a PS3.10 file (its file meta from the association's
 presentation context) and handed to :meth:`Store.ingest_bytes`; the C-STORE response status
@@ -11,14 +12,14 @@ says what happened (PS3.4 Annex B.2.3, PS3.7 C.4.2.1.4)::
     anything else               0xC001 Error: processing failure (logged)
 
 Every storage SOP class pynetdicom knows is accepted, in the uncompressed and the common
-compressed transfer syntaxes.
+compressed transfer syntaxes, with SCP/SCU role selection so that C-GET can send them back.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +55,10 @@ def start_scp(
     ae_title: str = "MEDCODEC",
     host: str = "127.0.0.1",
     on_stored: Callable[[str], None] | None = None,
+    peers: Mapping[str, tuple[str, int]] | None = None,
+    pool: Any = None,
 ) -> Scp:
-    """Start the C-STORE SCP in background threads; returns once it listens.
+    """Start the SCP (C-STORE, C-ECHO, C-FIND, C-GET, C-MOVE) in background threads; returns once it listens.
 
     Parameters
     ----------
@@ -70,10 +73,16 @@ def start_scp(
     on_stored
         Called with the Study Instance UID of every instance newly stored (the server's
         :class:`~medcodec.delivery.refresher.Refresher`).
+    peers
+        Known DICOM peers, AE title -> (host, port): the C-MOVE destinations, and off loopback the
+        only callers that may query and retrieve (:mod:`.dimse_qr`).
+    pool
+        The server's :class:`~medcodec.delivery.live.LivePool` (renditions coded for a retrieve).
     """
     from pydicom.filewriter import dcmwrite
     from pydicom.uid import (
         JPEG2000,
+        UID,
         DeflatedExplicitVRLittleEndian,
         ExplicitVRBigEndian,
         ExplicitVRLittleEndian,
@@ -124,12 +133,24 @@ def start_scp(
             on_stored(outcome.study_uid)
         return 0x0000
 
+    from ..delivery.live import lossless_transcodes, preset_syntaxes
+    from .dimse_qr import QR_MODELS, qr_handlers
+    from .settings import is_loopback
+
+    # what a retrieve may send (C-GET: the requestor accepts one of them per SOP class)
+    outgoing = [*lossless_transcodes(), *(uid for uids in preset_syntaxes().values() for uid in uids)]
+    syntaxes = list(dict.fromkeys([*syntaxes, *(UID(uid) for uid in outgoing)]))
     ae = AE(ae_title=ae_title)
     for context in AllStoragePresentationContexts:
         if context.abstract_syntax is not None:
-            ae.add_supported_context(context.abstract_syntax, syntaxes)
+            ae.add_supported_context(context.abstract_syntax, syntaxes, scu_role=True, scp_role=True)
     ae.add_supported_context("1.2.840.10008.1.1", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])  # C-ECHO
-    server = ae.start_server((host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    for model in QR_MODELS.values():
+        for uid in model:
+            ae.add_supported_context(uid, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    handlers: list[Any] = [(evt.EVT_C_STORE, on_store)]
+    handlers += qr_handlers(store, ae_title=ae_title, peers=peers or {}, open_to_all=is_loopback(host), pool=pool)
+    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
     if server is None:  # pragma: no cover - block=False always returns the server
         raise DeliveryError(f"C-STORE SCP on {host}:{port} did not start")
     return Scp(server=server, port=int(server.server_address[1]))

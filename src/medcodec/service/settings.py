@@ -61,7 +61,10 @@ class Settings:
     max_live_streams
         Live archives encoded at once; more wait their turn (bounds CPU and memory).
     dimse_port, ae_title
-        C-STORE SCP port (``None``: no DIMSE) and its AE title.
+        DICOM SCP port (``None``: no DIMSE) and its AE title: C-STORE in, C-FIND / C-GET / C-MOVE out.
+    dimse_peers
+        Known DICOM peers, ``((ae_title, host, port), ...)``: C-MOVE destinations and, when the
+        SCP listens off loopback, the only callers that may query and retrieve.
     precompute_received
         Pre-compute, in the background, the studies that instances arrive in over STOW-RS or
         C-STORE (:mod:`medcodec.delivery.refresher`); ``False`` leaves them live until
@@ -92,6 +95,7 @@ class Settings:
     max_live_streams: int = 4
     dimse_port: int | None = None
     ae_title: str = "MEDCODEC"
+    dimse_peers: tuple[tuple[str, str, int], ...] = ()
     precompute_received: bool = True
     precompute_quiet: float = 0.5
     precompute_wait: float = 10.0
@@ -149,5 +153,9 @@ class Settings:
                 raise InvalidInputError(
                     f"CORS origin {origin!r}: expected '*' or scheme://host[:port] (e.g. http://localhost:3000)"
                 )
-        if not (1 <= len(self.ae_title) <= 16 and self.ae_title.isascii() and "\\" not in self.ae_title):
-            raise InvalidInputError(f"ae_title={self.ae_title!r}: expected 1-16 ASCII characters (PS3.5 AE)")
+        for ae in (self.ae_title, *(peer[0] for peer in self.dimse_peers)):
+            if not (1 <= len(ae) <= 16 and ae.isascii() and ae.isprintable() and "\\" not in ae and ae.strip()):
+                raise InvalidInputError(f"AE title {ae!r}: expected 1-16 printable ASCII characters (PS3.5 AE)")
+        for peer in self.dimse_peers:
+            if len(peer) != 3 or not peer[1] or not (isinstance(peer[2], int) and 0 < peer[2] < 65536):
+                raise InvalidInputError(f"DICOM peer {peer!r}: expected (AE title, host, port)")

@@ -1,0 +1,213 @@
+"""Query/Retrieve over DIMSE against ``medcodec serve --dimse-port`` (a uvicorn subprocess), with
+real clients: DCMTK's findscu / getscu / movescu and storescp as the C-MOVE destination, and
+pynetdicom's SCU where a proposal DCMTK cannot make is needed (JPEG lossy only)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+
+from medcodec.testing.tools import require_tool
+
+pytestmark = pytest.mark.realdata
+
+CHEST = "ct_chest_lungpetctdx_A0001_philips"
+US = "us_US1_480x640_rgb_uncompressed.dcm"
+JPEG_12 = "1.2.840.10008.1.2.4.51"
+EXPLICIT = "1.2.840.10008.1.2.1"
+
+
+@pytest.fixture
+def qr(shared_data: Path, tmp_path: Path, spawn_server: Any) -> SimpleNamespace:
+    """A store with 6 chest CT slices and a colour ultrasound, served with DIMSE and a C-MOVE peer."""
+    from medcodec.delivery import open_store
+
+    chest = sorted((shared_data / CHEST).glob("*.dcm"))[:6]
+    us = shared_data / "singles" / US
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest([*chest, us], precompress=False).ok
+    dimse, dest = spawn_server.free_port(), spawn_server.free_port()
+    _, url, log = spawn_server(tmp_path / "store", extra=["--dimse-port", str(dimse), "--ae-title", "MEDQR",
+                                                          "--dimse-peer", f"DEST=127.0.0.1:{dest}"])  # fmt: skip
+    ct = pydicom.dcmread(chest[0], stop_before_pixels=True)
+    return SimpleNamespace(port=dimse, dest_port=dest, url=url, log=log, chest=chest, us=us, ct=ct)
+
+
+def _run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, errors="replace")
+
+
+def _responses(folder: Path) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(p) for p in sorted(folder.glob("rsp*.dcm"))]
+
+
+def test_c_find_at_every_level_with_dcmtk(qr: SimpleNamespace, tmp_path: Path) -> None:
+    findscu = require_tool("findscu")
+    base = [findscu, "-aec", "MEDQR", "-X"]
+
+    def find(model: str, *keys: str) -> list[pydicom.Dataset]:
+        out = tmp_path / f"find-{time.monotonic_ns()}"
+        out.mkdir()
+        r = _run([*base, model, "-od", str(out), *(a for k in keys for a in ("-k", k)), "127.0.0.1", str(qr.port)])
+        assert r.returncode == 0, r.stderr
+        return _responses(out)
+
+    studies = find("-S", "QueryRetrieveLevel=STUDY", "PatientName=*", "StudyInstanceUID", "StudyDate",
+                   "ModalitiesInStudy", "NumberOfStudyRelatedInstances")  # fmt: skip
+    by_uid = {str(d.StudyInstanceUID): d for d in studies}
+    assert str(qr.ct.StudyInstanceUID) in by_uid and len(studies) == 2
+    ct = by_uid[str(qr.ct.StudyInstanceUID)]
+    assert ct.StudyDate == qr.ct.StudyDate and int(ct.NumberOfStudyRelatedInstances) == 6
+    assert ct.RetrieveAETitle == "MEDQR" and ct.QueryRetrieveLevel == "STUDY"
+    assert "PatientID" not in ct  # only what was asked for comes back
+    series = find("-S", "QueryRetrieveLevel=SERIES", f"StudyInstanceUID={qr.ct.StudyInstanceUID}",
+                  "SeriesInstanceUID", "Modality", "SeriesNumber")  # fmt: skip
+    assert [(s.SeriesInstanceUID, s.Modality) for s in series] == [(qr.ct.SeriesInstanceUID, "CT")]
+    images = find("-S", "QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={qr.ct.StudyInstanceUID}",
+                  f"SeriesInstanceUID={qr.ct.SeriesInstanceUID}", "SOPInstanceUID", "InstanceNumber")  # fmt: skip
+    wanted = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in qr.chest}
+    assert {str(i.SOPInstanceUID) for i in images} == wanted
+    none = find("-S", "QueryRetrieveLevel=STUDY", "PatientName=NOBODY*", "StudyInstanceUID")
+    assert none == []
+    patients = find("-P", "QueryRetrieveLevel=PATIENT", "PatientID", "PatientName")
+    assert str(qr.ct.PatientID) in {str(p.PatientID) for p in patients} and len(patients) == 2
+    out = tmp_path / "bad"
+    out.mkdir()
+    r = _run([*base, "-v", "-S", "-od", str(out), "-k", "QueryRetrieveLevel=FRAME", "127.0.0.1", str(qr.port)])
+    assert "Final Find Response (Failed: UnableToProcess)" in r.stderr + r.stdout and _responses(out) == []
+
+
+def test_c_get_as_stored_and_as_diagnostic_jpeg(qr: SimpleNamespace, tmp_path: Path) -> None:
+    """DCMTK's getscu proposes uncompressed first: the original values come back. A requestor that
+    accepts only JPEG lossy gets the diagnostic rendition (lossy flag set, close to the original);
+    the colour image it cannot take as 12-bit JPEG is a failed sub-operation, listed."""
+    getscu = require_tool("getscu")
+    out = tmp_path / "get"
+    out.mkdir()
+    r = _run([getscu, "-S", "-aec", "MEDQR", "-od", str(out), "-k", "QueryRetrieveLevel=SERIES",
+              "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "-k", f"SeriesInstanceUID={qr.ct.SeriesInstanceUID}",
+              "127.0.0.1", str(qr.port)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = {str(d.SOPInstanceUID): d for d in (pydicom.dcmread(p) for p in out.iterdir())}
+    assert len(got) == 6
+    for path in qr.chest:
+        src = pydicom.dcmread(path)
+        back = got[str(src.SOPInstanceUID)]
+        assert np.array_equal(back.pixel_array, src.pixel_array) and back.PatientName == src.PatientName
+
+    from pynetdicom import AE, build_role, evt
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet, UltrasoundImageStorage
+
+    received: list[pydicom.Dataset] = []
+
+    def on_store(event: Any) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        received.append(ds)
+        return 0x0000
+
+    ae = AE(ae_title="JPEGONLY")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage, [JPEG_12])
+    ae.add_requested_context(UltrasoundImageStorage, [JPEG_12])
+    roles = [build_role(CTImageStorage, scp_role=True), build_role(UltrasoundImageStorage, scp_role=True)]
+    assoc = ae.associate("127.0.0.1", qr.port, ae_title="MEDQR", ext_neg=roles,
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    assert assoc.is_established
+    try:
+        query = pydicom.Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = str(qr.ct.StudyInstanceUID)
+        statuses = [status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)]
+        assert statuses[-1].Status == 0x0000 and int(statuses[-1].NumberOfCompletedSuboperations) == 6
+        us = pydicom.dcmread(qr.us, stop_before_pixels=True)
+        query.StudyInstanceUID = str(us.StudyInstanceUID)
+        final = [status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)][-1]
+        assert final.Status in (0xA702, 0xB000) and int(final.NumberOfFailedSuboperations) == 1, final
+    finally:
+        assoc.release()
+    assert len(received) == 6
+    for ds in received:
+        assert ds.file_meta.TransferSyntaxUID == JPEG_12 and ds.LossyImageCompression == "01"
+        src = pydicom.dcmread(next(p for p in qr.chest if pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID
+                                   in [s.ReferencedSOPInstanceUID for s in ds.SourceImageSequence]))  # fmt: skip
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        hu0 = src.pixel_array * float(src.RescaleSlope) + float(src.RescaleIntercept)
+        assert 0 < np.abs(hu - hu0).max() < 400  # lossy, at the diagnostic point
+
+
+def _wait_port(port: int, deadline: float = 20.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def test_c_move_to_a_known_peer_negotiates_jpeg_and_refuses_strangers(qr: SimpleNamespace, tmp_path: Path) -> None:
+    """storescp preferring JPEG lossy 12-bit (``+xx``) as the destination gets the diagnostic
+    rendition; an AE title that is not a ``--dimse-peer`` is refused (0xA801) and nothing is sent."""
+    storescp, movescu = require_tool("storescp"), require_tool("movescu")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    dest = subprocess.Popen([storescp, "+xx", "-aet", "DEST", "-od", str(inbox), str(qr.dest_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait_port(qr.dest_port)
+        r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "DEST", "-k", "QueryRetrieveLevel=STUDY",
+                  "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "127.0.0.1", str(qr.port)])  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        files = list(inbox.iterdir())
+        assert len(files) == 6
+        for path in files:
+            ds = pydicom.dcmread(path)
+            assert ds.file_meta.TransferSyntaxUID == JPEG_12 and ds.LossyImageCompression == "01"
+            assert ds.pixel_array.shape == (512, 512)
+        r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "STRANGER", "-k", "QueryRetrieveLevel=STUDY",
+                  "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "127.0.0.1", str(qr.port)])  # fmt: skip
+        assert r.returncode != 0 and "movedestinationunknown" in (r.stderr + r.stdout).lower(), r.stderr
+        assert len(list(inbox.iterdir())) == 6
+    finally:
+        dest.terminate()
+        dest.wait(10)
+
+
+def test_off_loopback_only_peers_may_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The access rule of :mod:`medcodec.service.dimse_qr`: everyone on a loopback SCP; off loopback
+    only a ``--dimse-peer`` AE title calling from its own address."""
+    from medcodec.service.dimse_qr import _QR
+
+    def caller(ae: str, address: str) -> SimpleNamespace:
+        return SimpleNamespace(requestor=SimpleNamespace(ae_title=ae, address=address))
+
+    local = _QR(None, ae_title="X", peers={}, open_to_all=True)
+    assert local.allowed(caller("ANYONE", "127.0.0.1"))
+    shared = _QR(None, ae_title="X", peers={"WS1": ("127.0.0.5", 104)}, open_to_all=False)
+    assert shared.allowed(caller("WS1", "127.0.0.5"))
+    assert not shared.allowed(caller("WS1", "127.0.0.6"))  # the right name from the wrong machine
+    assert not shared.allowed(caller("WS2", "127.0.0.5"))
+
+
+def test_serve_refuses_a_malformed_peer(tmp_path: Path) -> None:
+    import sys
+
+    r = _run([sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(tmp_path / "s"),
+              "--dimse-port", "11999", "--dimse-peer", "NOPORT=127.0.0.1"])  # fmt: skip
+    assert r.returncode == 2 and "AE=HOST:PORT" in r.stderr and "Traceback" not in r.stderr
+    from medcodec.errors import InvalidInputError
+    from medcodec.service.settings import Settings
+
+    for peer in (("A" * 17, "h", 104), ("WS", "h", 0), ("BAD\\AE", "h", 104), ("WS", "", 104)):
+        with pytest.raises(InvalidInputError):
+            Settings(store="x", dimse_port=11112, dimse_peers=(peer,))
+    assert Settings(store="x", dimse_peers=(("WS", "10.0.0.5", 104),)).dimse_peers[0][2] == 104
