@@ -132,6 +132,9 @@ def test_c_get_as_stored_and_as_diagnostic_jpeg(qr: SimpleNamespace, tmp_path: P
         query.StudyInstanceUID = str(us.StudyInstanceUID)
         final = [status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)][-1]
         assert final.Status in (0xA702, 0xB000) and int(final.NumberOfFailedSuboperations) == 1, final
+        query.StudyInstanceUID = "1.*"  # a retrieve takes unique keys: refused, nothing sent
+        final = [status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)][-1]
+        assert final.Status == 0xC000
     finally:
         assoc.release()
     assert len(received) == 6

@@ -212,6 +212,9 @@ class _QR:
                 keys[name] = "\\".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
         if _UNIQUE[level] not in keys:
             raise InvalidInputError(f"a {level} retrieve needs {_UNIQUE[level]}")
+        wild = [name for name, value in keys.items() if "*" in value or "?" in value]
+        if wild:  # PS3.4 C.4.2.2.1: retrieve keys are unique keys, matched as given
+            raise InvalidInputError(f"{', '.join(wild)}: a retrieve takes unique keys, not wildcards")
         if level == "PATIENT":
             studies = [s["0020000D"]["Value"][0] for s in self.store.find_studies({"PatientID": keys["PatientID"]})]
         else:
