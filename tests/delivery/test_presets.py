@@ -178,6 +178,28 @@ def test_image_class_reads_the_header(shared_data: Path) -> None:
     assert image_class(pydicom.dcmread(series_files(shared_data, CHEST)[0], stop_before_pixels=True)) == "CT"
     assert image_class(pydicom.dcmread(series_files(shared_data, HEAD)[0], stop_before_pixels=True)) == "CT-neuro"
     assert image_class(pydicom.dcmread(series_files(shared_data, MR)[0], stop_before_pixels=True)) == "MR"
+
+
+def test_a_head_ct_whose_header_names_no_head_is_neuro_by_its_field(shared_data: Path) -> None:
+    """pydicom's 693_UNCR is a head CT ("5/5mm Plain", a 245 mm field): the neuro point, not the
+    body one (which gave it 26.5:1 and a 77 HU maximum error). A 431 mm chest stays body; the same
+    chest header with a 250 mm field, or no diameter and 512 x 0.45 mm, is neuro (the safe side)."""
+    from pydicom.data import get_testdata_file
+
+    head = pydicom.dcmread(get_testdata_file("693_UNCR.dcm"))
+    assert "HEAD" not in str(head.get("SeriesDescription", "")).upper() and image_class(head) == "CT-neuro"
+    entry = PRESETS["diagnostic"].encode_instance(Path(get_testdata_file("693_UNCR.dcm")).read_bytes()).entry
+    assert entry.quality == 92 and entry.max_error_hu is not None and entry.max_error_hu <= 20
+    chest = pydicom.dcmread(series_files(shared_data, CHEST)[0], stop_before_pixels=True)
+    assert float(chest.ReconstructionDiameter) > 400 and image_class(chest) == "CT"
+    chest.ReconstructionDiameter = "250"
+    assert image_class(chest) == "CT-neuro"
+    del chest.ReconstructionDiameter
+    assert image_class(chest) == "CT"  # 512 x 0.84 mm
+    chest.PixelSpacing = [0.45, 0.45]
+    assert image_class(chest) == "CT-neuro"
+    del chest.PixelSpacing
+    assert image_class(chest) == "CT"  # no field to read: the header text decides, as before
     with pytest.raises(NotAcceptableError):
         get_preset("ultra")
 

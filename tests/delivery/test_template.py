@@ -68,6 +68,7 @@ def _changed(data: bytes, **values: Any) -> bytes:
         {"RescaleIntercept": "-1000"},  # group 0028: the pixel module and the mapping's rescale
         {"Modality": "OT"},  # the image class, hence the operating point
         {"BodyPartExamined": "HEAD"},  # CT-neuro or CT
+        {"ReconstructionDiameter": "250"},  # CT-neuro by the field
         {"LossyImageCompressionRatio": "5"},  # appended to
         {"SeriesInstanceUID": "1.2.3.4"},  # derived from
     ],

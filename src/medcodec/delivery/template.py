@@ -102,6 +102,7 @@ _READ_TAGS = frozenset(
         0x00089215,  # Derivation Code Sequence
         0x00180015,  # Body Part Examined
         0x00181030,  # Protocol Name
+        0x00181100,  # Reconstruction Diameter (CT-neuro by the field)
         0x0020000E,  # Series Instance UID
         0x00204000,  # Image Comments
     }
