@@ -381,3 +381,36 @@ def test_colour_jpeg_options_and_a_file_pydicom_reads_otherwise(monkeypatch: pyt
     with pytest.raises(CodecError, match="pydicom reads another image"):
         PRESETS["diagnostic"].encode_instance(data)
     assert not PRESETS["diagnostic"].encode_instance(data, measure=False).entry.passthrough
+
+
+@pytest.mark.realdata
+def test_mammography_is_lossless_under_diagnostic(shared_data: Path, store, tmp_path: Path) -> None:
+    """A mammogram (a real radiograph relabelled MG, Digital Mammography For Presentation) is coded
+    bit-exact (HTJ2K lossless) by ``diagnostic``, pre-computed as such in a store, and refused as
+    12-bit JPEG by WADO-RS's strict path; ``preview`` still codes it lossy, labelled."""
+    from pydicom.uid import generate_uid
+
+    from medcodec.delivery.live import instance_bytes
+
+    ds = pydicom.dcmread(shared_data / "singles" / "cr_RG3_1760x1760_10bit_uncompressed.dcm")
+    ds.Modality = "MG"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    path = tmp_path / "mg.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert image_class(ds) == "MG"
+    diagnostic = PRESETS["diagnostic"].encode_instance(path.read_bytes())
+    assert diagnostic.entry.transfer_syntax_uid == HTJ2K_LOSSLESS and not diagnostic.entry.lossy
+    assert diagnostic.entry.max_error == 0 and not diagnostic.entry.passthrough
+    back = pydicom.dcmread(io.BytesIO(diagnostic.data))
+    assert np.array_equal(back.pixel_array, ds.pixel_array) and back.get("LossyImageCompression", "00") != "01"
+    preview = PRESETS["preview"].encode_instance(path.read_bytes())
+    assert preview.entry.lossy and preview.entry.transfer_syntax_uid == JPEG12
+    assert "NOT FOR DIAGNOSIS" in str(pydicom.dcmread(io.BytesIO(preview.data)).DerivationDescription)
+    report = store.ingest([path], precompress=True)
+    assert report.ok
+    record = store.instances(str(ds.StudyInstanceUID))[0]
+    assert store.rendition(record, "diagnostic").transfer_syntax_uid == HTJ2K_LOSSLESS
+    with pytest.raises(NotAcceptableError):
+        instance_bytes(store, record, JPEG12, None, True)

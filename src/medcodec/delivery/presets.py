@@ -21,7 +21,8 @@ class               diagnostic   measured ratio              preview    measured
 CT body             56           8.1:1 chest CT 5 mm         24         39.2:1 chest CT
 CT neuro (head)     92           12.7:1 head CT 1 mm         55         42.1:1 head CT
 MR                  68           13.3:1 head MR T1           41         37.9:1 head MR
-CR / DX / MG        74           15, 7.1, 4.3:1 (CR, CR, DX) 41         109, 37, 18:1 (geo. mean 41)
+CR / DX             74           15, 7.1, 4.3:1 (CR, CR, DX) 41         109, 37, 18:1 (geo. mean 41)
+MG (mammography)    lossless     HTJ2K .201, bit-exact       41         (as CR)
 anything else       90                                       40
 ==================  ===========  ==========================  =========  ===========================
 
@@ -42,6 +43,12 @@ but its header and the series mapping. The class is read from the header: Modali
 CT "neuro" when Body Part Examined, Series/Study Description or Protocol Name say HEAD, BRAIN,
 SKULL or NEURO, or when the reconstruction field is at most 280 mm (:func:`image_class`: a head
 CT described only as "5/5mm Plain" was coded at the body point before).
+
+Mammography (Modality MG: digital mammography, breast tomosynthesis) is not coded lossy under
+``diagnostic``: it gets the ``lossless`` preset's HTJ2K, bit-exact. In the United States the FDA's
+MQSA policy does not accept lossy-compressed mammograms for final interpretation (they may serve
+as priors), and no guidance we follow gives a ratio for it; ``preview`` still codes it at the CR
+point, labelled not for diagnosis. (Until 2026-12-01 MG was coded at the CR point, ~15:1.)
 
 Lossless: HTJ2K (.201) rather than JPEG-LS (.80): on the two CT series JPEG-LS was 7-8 %
 smaller (2.29 vs 2.12:1 chest, 4.38 vs 4.06:1 head) but HTJ2K encoded 1.6-2.6x and decoded
@@ -178,7 +185,8 @@ NEURO_FIELD_MM = 280.0
 
 
 def image_class(ds: Dataset) -> str:
-    """``"CT-neuro"``, ``"CT"``, ``"MR"``, ``"CR"`` (CR, DX, MG, RF, XA as projection radiography) or ``"*"``.
+    """``"CT-neuro"``, ``"CT"``, ``"MR"``, ``"MG"`` (mammography, breast tomosynthesis), ``"CR"`` (CR,
+    DX, RF, XA as projection radiography) or ``"*"``.
 
     A CT is ``"CT-neuro"`` (the stricter point) when Body Part Examined, Series / Study
     Description or Protocol Name name the head, or when its reconstruction field (Reconstruction
@@ -198,7 +206,9 @@ def image_class(ds: Dataset) -> str:
             return "CT-neuro" if field_mm is not None and field_mm <= NEURO_FIELD_MM else "CT"
     if modality == "MR":
         return "MR"
-    if modality in ("CR", "DX", "DR", "MG", "RF", "XA", "IO", "PX"):
+    if modality == "MG":
+        return "MG"
+    if modality in ("CR", "DX", "DR", "RF", "XA", "IO", "PX"):
         return "CR"
     return "*"
 
@@ -880,12 +890,13 @@ PRESETS: dict[str, Preset] = {
         Preset("lossless", "HTJ2K lossless (.201), bit-exact", {"*": OperatingPoint("htj2k-lossless")}),
         Preset(
             "diagnostic",
-            "12-bit JPEG (.51) within published guidance for diagnostic reading",
+            "12-bit JPEG (.51) within published guidance for diagnostic reading (mammography: HTJ2K lossless)",
             {
                 "CT": OperatingPoint(_JPEG, 56),
                 "CT-neuro": OperatingPoint(_JPEG, 92),
                 "MR": OperatingPoint(_JPEG, 68),
                 "CR": OperatingPoint(_JPEG, 74),
+                "MG": OperatingPoint("htj2k-lossless"),  # no lossy mammogram for diagnosis (docstring)
                 "*": OperatingPoint(_JPEG, 90),
                 COLOUR: OperatingPoint(_JPEG_COLOUR, 95, "422"),
             },
@@ -899,6 +910,7 @@ PRESETS: dict[str, Preset] = {
                 "CT-neuro": OperatingPoint(_JPEG, 55),
                 "MR": OperatingPoint(_JPEG, 41),
                 "CR": OperatingPoint(_JPEG, 41),
+                "MG": OperatingPoint(_JPEG, 41),
                 "*": OperatingPoint(_JPEG, 40),
                 COLOUR: OperatingPoint(_JPEG_COLOUR, 40, "422"),
             },
