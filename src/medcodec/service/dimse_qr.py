@@ -108,6 +108,18 @@ def _dataset_in(store: Any, record: Any, offered: list[str], pool: Any) -> tuple
     )
 
 
+def _text(value: Any) -> str:
+    """An identifier element's value as a matching string: multiple values (a UID list) joined by
+    backslashes, as they travel; empty for no value."""
+    from pydicom.multival import MultiValue
+
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
 def _status(code: int, comment: str) -> Any:
     from pydicom.dataset import Dataset
 
@@ -166,10 +178,7 @@ class _QR:
             keyword = element.keyword
             if keyword in _NOT_KEYS or keyword not in QUERY_KEYS or element.VR == "SQ":
                 continue
-            value = element.value
-            if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
-                continue
-            text = "\\".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+            text = _text(element.value)
             if text.strip() and text.strip() != "*":
                 query[keyword] = text
         if level == "PATIENT":
@@ -207,9 +216,9 @@ class _QR:
             raise InvalidInputError(f"QueryRetrieveLevel {level!r}: expected PATIENT, STUDY, SERIES or IMAGE")
         keys = {}
         for name in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-            value = identifier.get(name)
-            if value:
-                keys[name] = "\\".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+            text = _text(identifier.get(name))
+            if text:
+                keys[name] = text
         if _UNIQUE[level] not in keys:
             raise InvalidInputError(f"a {level} retrieve needs {_UNIQUE[level]}")
         wild = [name for name, value in keys.items() if "*" in value or "?" in value]
