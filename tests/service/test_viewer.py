@@ -568,7 +568,8 @@ def test_viewer_colour_image_is_rendered_by_the_server(server: Any, page: Any, a
     us = server.singles["us_US1_480x640_rgb_uncompressed.dcm"]
     study, series = _uids(us)
     page.goto(f"{server.url}/viewer/?study={study}&series={series}")
-    _wait(page, "v.shown.preset", timeout=60_000)
+    # the page may show the preview first while the diagnostic rendition comes: wait for the latter
+    _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic'", timeout=60_000)
     rgba = _rgba(page, "window.medcodecViewer.panes.preset.img")
     assert rgba.shape[:2] == (480, 640)
     r, g, b = (rgba[..., k].astype(int) for k in range(3))
