@@ -130,8 +130,9 @@ def test_c_get_as_stored_and_as_diagnostic_jpeg(qr: SimpleNamespace, tmp_path: P
         assert statuses[-1].Status == 0x0000 and int(statuses[-1].NumberOfCompletedSuboperations) == 6
         us = pydicom.dcmread(qr.us, stop_before_pixels=True)
         query.StudyInstanceUID = str(us.StudyInstanceUID)
-        final = [status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)][-1]
+        final, listed = list(assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet))[-1]
         assert final.Status in (0xA702, 0xB000) and int(final.NumberOfFailedSuboperations) == 1, final
+        assert str(us.SOPInstanceUID) in str(listed.FailedSOPInstanceUIDList)  # PS3.4 C.4.3.1.3.2
         two = pydicom.Dataset()  # a UID list (backslash-separated on the wire: a MultiValue in pydicom)
         two.QueryRetrieveLevel = "IMAGE"
         two.StudyInstanceUID, two.SeriesInstanceUID = str(qr.ct.StudyInstanceUID), str(qr.ct.SeriesInstanceUID)
@@ -186,6 +187,9 @@ def test_c_move_to_a_known_peer_negotiates_jpeg_and_refuses_strangers(qr: Simple
         r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "STRANGER", "-k", "QueryRetrieveLevel=STUDY",
                   "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "127.0.0.1", str(qr.port)])  # fmt: skip
         assert r.returncode != 0 and "movedestinationunknown" in (r.stderr + r.stdout).lower(), r.stderr
+        r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "DEST", "-k", "QueryRetrieveLevel=SERIES",
+                  "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "127.0.0.1", str(qr.port)])  # fmt: skip
+        assert "UnableToProcess" in r.stderr + r.stdout, r.stderr  # a SERIES move without its Series UID
         assert len(list(inbox.iterdir())) == 6
     finally:
         dest.terminate()

@@ -73,7 +73,7 @@ from .http import (
     parse_media_type,
 )
 
-__all__ = ["routes", "render_frame", "DICOM_JSON", "EXPLICIT_VR_LE", "FRAME_MEDIA_TYPES"]
+__all__ = ["routes", "render_frame", "int_value", "DICOM_JSON", "EXPLICIT_VR_LE", "FRAME_MEDIA_TYPES"]
 
 DICOM_JSON = "application/dicom+json"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
@@ -107,13 +107,18 @@ def _uid(request: Request, key: str, what: str) -> str | None:
     return None if value is None else validate_uid(value, what=what)
 
 
-def _int_param(request: Request, name: str, default: int | None, *, maximum: int) -> int | None:
-    value = request.query_params.get(name)
+def int_value(name: str, value: str | None, default: int | None, *, minimum: int = 0, maximum: int) -> int | None:
+    """A query parameter's integer in ``minimum..maximum`` (``default`` when absent or empty), else
+    :class:`InvalidInputError` naming it (DICOMweb and WADO-URI parameters alike)."""
     if value is None or value == "":
         return default
-    if not value.isdigit() or int(value) > maximum:
-        raise InvalidInputError(f"{name}={value!r}: expected an integer 0..{maximum}")
+    if not value.strip().isdigit() or not minimum <= int(value) <= maximum:
+        raise InvalidInputError(f"{name}={value!r}: expected an integer {minimum}..{maximum}")
     return int(value)
+
+
+def _int_param(request: Request, name: str, default: int | None, *, maximum: int) -> int | None:
+    return int_value(name, request.query_params.get(name), default, maximum=maximum)
 
 
 def _query(request: Request) -> dict[str, str]:

@@ -188,14 +188,13 @@ def _presets() -> dict[str, Any]:
     return dict(PRESETS)
 
 
-def _codes_now(record: Any, name: str) -> bool:
-    """Would preset ``name`` code ``record`` (not pass it through) when asked for it now? Grayscale
+def _codes_now(record: Any, preset: Any) -> bool:
+    """Would ``preset`` code ``record`` (not pass it through) when asked for it now? Grayscale
     with a value mapping (``compressible``), and 8-bit colour under a preset with a colour point."""
     if record.compressible:
         return True
     from ..delivery.presets import COLOUR, is_colour_record
 
-    preset = _presets().get(name)
     return COLOUR in getattr(preset, "points", {}) and is_colour_record(record)
 
 
@@ -236,7 +235,8 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
         No instance in that series.
     """
     records = store.instances(study, series)
-    names = [*_presets(), MDC]
+    known = _presets()
+    names = [*known, MDC]
     header = store.metadata(records[0])
     center = _number(_json_value(header, "00281050"))
     width = _number(_json_value(header, "00281051"))
@@ -250,7 +250,7 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
             rendition = store.rendition(rec, name)
             if rendition is not None:
                 presets[name] = _rendition_info(rendition)
-            elif _codes_now(rec, name):
+            elif _codes_now(rec, known[name]):
                 presets[name] = {
                     "transfer_syntax": "",
                     "size": None,

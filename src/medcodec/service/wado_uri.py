@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import InvalidInputError, NotAcceptableError, NotFoundError
-from .dicomweb import EXPLICIT_VR_LE, render_frame
+from .dicomweb import EXPLICIT_VR_LE, int_value, render_frame
 
 __all__ = ["routes", "IMAGE_TYPES"]
 
@@ -53,12 +53,7 @@ def _param(request: Request, name: str) -> str | None:
 
 
 def _int(request: Request, name: str, low: int, high: int) -> int | None:
-    text = _param(request, name)
-    if text is None or text == "":
-        return None
-    if not text.strip().isdigit() or not low <= int(text) <= high:
-        raise InvalidInputError(f"{name}={text!r}: expected an integer {low}..{high}")
-    return int(text)
+    return int_value(name, _param(request, name), None, minimum=low, maximum=high)
 
 
 def _float(request: Request, name: str) -> float | None:
@@ -101,7 +96,6 @@ def _content_types(request: Request, has_pixels: bool) -> list[str]:
 
 
 async def _wado(request: Request) -> Response:
-    from ..delivery.live import instance_bytes
     from ..delivery.presets import PRESETS
     from ..delivery.uids import validate_uid
 
@@ -129,7 +123,7 @@ async def _wado(request: Request) -> Response:
     wanted = _content_types(request, has_pixels)
     for media in wanted:
         if media == DICOM_TYPE:
-            return await _dicom(request, record, preset, instance_bytes)
+            return await _dicom(request, record, preset)
         if media in IMAGE_TYPES and has_pixels:
             return await _image(request, record, media, preset)
     raise NotAcceptableError(
@@ -139,11 +133,12 @@ async def _wado(request: Request) -> Response:
     )
 
 
-async def _dicom(request: Request, record: Any, preset: str | None, instance_bytes: Any) -> Response:
+async def _dicom(request: Request, record: Any, preset: str | None) -> Response:
+    from ..delivery.live import instance_bytes
+    from ..delivery.uids import validate_uid
+
     ts = _param(request, "transferSyntax") or EXPLICIT_VR_LE
     if ts != "*":
-        from ..delivery.uids import validate_uid
-
         validate_uid(ts, what="transfer syntax UID")
     store, pool = request.app.state.store, request.app.state.pool
     data, got = await run_in_threadpool(instance_bytes, store, record, ts, preset, True, pool)
