@@ -1,4 +1,5 @@
-"""Reading a DICOM file's header from bytes, and its DICOM JSON (PS3.18 F.2), for ingest and presets."""
+"""Reading a DICOM file's header from bytes, and its DICOM JSON (PS3.18 F.2), for ingest and presets;
+the transfer syntax a stored file is really in, and the PS3.10 form of a preamble-less one."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ import warnings
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import _read_file_meta_info
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from ..errors import NotDicomError
 
-__all__ = ["BULK_THRESHOLD", "read_header", "header_json"]
+__all__ = ["BULK_THRESHOLD", "read_header", "header_json", "stored_syntax", "as_part10"]
+
+#: The transfer syntax of a dataset read without one in its file meta, by the encoding pydicom
+#: found in its first elements: (implicit VR, little endian) -> UID (PS3.5 §A.1, A.2, A.3).
+_ENCODINGS = {
+    (True, True): "1.2.840.10008.1.2",
+    (False, True): "1.2.840.10008.1.2.1",
+    (False, False): "1.2.840.10008.1.2.2",
+}
 
 #: Elements of the stored header JSON longer than this (bytes) are left out (bulk data).
 BULK_THRESHOLD = 1024
@@ -59,3 +71,42 @@ def header_json(ds: Dataset) -> dict[str, Any]:
                 continue
             out[f"{element.tag:08X}"] = value
     return out
+
+
+def stored_syntax(ds: Dataset) -> str:
+    """The transfer syntax ``ds`` was read in: its file meta's, else the encoding pydicom detected.
+
+    A preamble-less dataset (an ACR-NEMA-era file, some tools' output) has no file meta to name
+    its transfer syntax; it is not always Implicit VR Little Endian: pydicom's test file
+    ``ExplVR_BigEndNoMeta.dcm`` is Explicit VR Big Endian. Until 2026-12-01 such a file was
+    catalogued as Implicit VR LE whatever it was, and served under that label."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return str(meta.TransferSyntaxUID)
+    implicit, little = ds.original_encoding
+    return _ENCODINGS.get((bool(implicit), bool(little)), _ENCODINGS[(True, True)])
+
+
+def as_part10(data: bytes, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """``data`` as a PS3.10 file: unchanged when it is one, else a preamble and a file meta (the
+    given UIDs; ``transfer_syntax`` as :func:`stored_syntax` found it) put before its dataset
+    bytes, which stay as they are (any group 0002 elements it began with are replaced).
+
+    DICOMweb's ``application/dicom`` and a file in an archive a viewer opens are PS3.10 files
+    (PS3.18 §8.7.3.5.1; PS3.10 §7.1); a preamble-less dataset is not one."""
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return data
+    fp = io.BytesIO(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _read_file_meta_info(fp)  # skips the group 0002 elements a preamble-less file may start with
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    out = io.BytesIO()
+    out.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)
+    out.write(data[fp.tell() :])
+    return out.getvalue()

@@ -41,7 +41,7 @@ from ..errors import (
     StoreFullError,
 )
 from .catalog import InstanceRecord, now
-from .header import BULK_THRESHOLD, header_json, read_header
+from .header import BULK_THRESHOLD, header_json, read_header, stored_syntax
 from .objects import is_full
 from .uids import validate_uid
 
@@ -293,12 +293,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         return _known(existing, base)
 
     info, reason = _stats(data, source, ds)
-    transfer_syntax = ""
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and "TransferSyntaxUID" in meta:
-        transfer_syntax = str(meta.TransferSyntaxUID)
-    if not transfer_syntax:
-        transfer_syntax = "1.2.840.10008.1.2"  # no file meta: Implicit VR Little Endian (PS3.5 §10.1)
+    transfer_syntax = stored_syntax(ds)  # a preamble-less file's by its encoding
     path = object_path(sha)
     if not store.objects.exists(path):
         store.objects.put(path, data)

@@ -44,6 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeVar
 
+from .header import as_part10, read_header, stored_syntax
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
 
 __all__ = ["LivePool", "amap_ordered", "LiveEntry", "stream_zip"]
@@ -578,7 +579,13 @@ def instance_bytes(
 
     if ts in ("*", record.transfer_syntax_uid):
         with store.open_original(record) as fh:
-            return fh.read(), record.transfer_syntax_uid
+            data = fh.read()
+        if data[128:132] == b"DICM":
+            return data, record.transfer_syntax_uid
+        # a preamble-less dataset: DICOMweb and DIMSE send PS3.10 files, its syntax read off its
+        # bytes (a store made before 2026-12-01 catalogued them all as Implicit VR LE)
+        syntax = stored_syntax(read_header(data, record.sop_uid))
+        return as_part10(data, record.sop_class_uid, record.sop_uid, syntax), syntax
     if ts == EXPLICIT_VR_LE:
         with store.open_original(record) as fh:
             data = fh.read()

@@ -85,7 +85,7 @@ def render_task(url: str, original_path: str, original_sha: str, preset_name: st
     data = storage.read(original_path)
     encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=True)
     entry = encoded.entry
-    if entry.passthrough:
+    if entry.passthrough and encoded.data == data:  # the stored file itself (not a preamble-less one)
         path, size, sha = original_path, len(data), original_sha
     else:
         path, size, sha = storage.put_stream(lambda h: rendition_path(preset_name, h), [encoded.data])

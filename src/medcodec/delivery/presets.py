@@ -117,7 +117,7 @@ from ..registry import transfer_syntax
 from ..spec import PixelSpec
 from .fastread import read_native
 from .fastwrite import encode_file_fast, native_frames
-from .header import read_header
+from .header import as_part10, read_header, stored_syntax
 from .manifest import ManifestEntry
 
 __all__ = [
@@ -136,8 +136,6 @@ __all__ = [
     "get_preset",
 ]
 
-#: Implicit VR Little Endian: the transfer syntax of a dataset without file meta (PS3.5 §10.1).
-IMPLICIT_LE = "1.2.840.10008.1.2"
 #: HTJ2K lossless only (PS3.5 §A.4.x, Table A-1).
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 
@@ -353,15 +351,16 @@ class Preset:
                     "modality": str(ds.get("Modality", "") or ""),
                     "source_bytes": len(data),
                 }
-            meta = getattr(ds, "file_meta", None)
-            source_ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else IMPLICIT_LE
+            source_ts = stored_syntax(ds)
             point = self.operating_point(ds)
         except CodecError:
             raise
         except Exception as exc:  # pydicom's own errors on a damaged header (e.g. a VR it does not know)
             raise DicomError(f"cannot read the header: {type(exc).__name__}: {exc}") from exc
         if point is None:
-            return self._passthrough(data, source_ts, base, "the original preset delivers the stored file")
+            return self._passthrough(
+                data, source_ts, base, "the original preset delivers the stored file", as_stored=True
+            )
         colour = self.points.get(COLOUR)
         if colour is not None and is_colour(ds):
             return self._colour(data, full, colour, base, source_ts, measure=measure)
@@ -396,7 +395,13 @@ class Preset:
 
     # ------------------------------------------------------------------ kinds
 
-    def _passthrough(self, data: bytes, ts: str, base: dict[str, Any], reason: str) -> EncodedInstance:
+    def _passthrough(
+        self, data: bytes, ts: str, base: dict[str, Any], reason: str, *, as_stored: bool = False
+    ) -> EncodedInstance:
+        """``data`` delivered unchanged; a preamble-less dataset gets its PS3.10 preamble and file
+        meta first (dataset bytes unchanged) unless ``as_stored`` (the original preset: byte for byte)."""
+        if not as_stored:
+            data = as_part10(data, base["sop_class_uid"], base["sop_instance_uid"], ts)
         entry = ManifestEntry(
             **base,
             rendition_sop_instance_uid=base["sop_instance_uid"],

@@ -1,0 +1,93 @@
+"""Preamble-less datasets (no PS3.10 preamble or file meta; ACR-NEMA-era files, some tools' output).
+
+They are stored byte for byte like any file, catalogued in the transfer syntax they are really in
+(until 2026-12-01 every one was catalogued as Implicit VR Little Endian, so an Explicit VR Big
+Endian file was served under that label), and delivered as PS3.10 files (preamble, file meta, the
+same dataset bytes) by the presets that pass them through and by DICOMweb's "as stored" answer;
+the `original` preset keeps the stored bytes. Files from pydicom's test set (real-world encodings).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pydicom
+import pytest
+from delivery_data import store  # noqa: F401 (fixture)
+from pydicom.data import get_testdata_file
+
+from medcodec.delivery.header import as_part10, read_header, stored_syntax
+from medcodec.delivery.live import instance_bytes
+from medcodec.delivery.presets import PRESETS
+
+CASES = [
+    ("ExplVR_BigEndNoMeta.dcm", "1.2.840.10008.1.2.2"),  # Explicit VR Big Endian
+    ("ExplVR_LitEndNoMeta.dcm", "1.2.840.10008.1.2.1"),  # Explicit VR Little Endian
+    ("rtstruct.dcm", "1.2.840.10008.1.2"),  # Implicit VR Little Endian
+]
+
+
+def _elements(ds: pydicom.Dataset) -> dict[int, object]:
+    return {int(e.tag): e.value for e in ds if e.tag.group != 0x0002 and e.VR != "SQ"}
+
+
+@pytest.mark.parametrize(("name", "syntax"), CASES)
+def test_syntax_is_read_off_the_bytes_and_part10_keeps_the_dataset(name: str, syntax: str) -> None:
+    data = Path(get_testdata_file(name)).read_bytes()
+    assert data[128:132] != b"DICM"
+    ds = read_header(data, name)
+    assert stored_syntax(ds) == syntax
+    out = as_part10(data, str(ds.SOPClassUID), str(ds.SOPInstanceUID), syntax)
+    assert out[128:132] == b"DICM" and out.endswith(data)  # the dataset's bytes, untouched
+    again = pydicom.dcmread(io.BytesIO(out))  # no force: a PS3.10 file now
+    assert again.file_meta.TransferSyntaxUID == syntax
+    assert again.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert _elements(again) == _elements(pydicom.dcmread(io.BytesIO(data), force=True))
+    assert as_part10(out, "1.2", "1.2", syntax) is out  # a PS3.10 file is returned as it is
+
+
+def test_a_leading_group_0002_without_preamble_is_replaced_not_duplicated() -> None:
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    bare = data[132:]  # the file meta kept, the preamble and "DICM" cut off
+    ds = read_header(bare, "bare")
+    out = as_part10(bare, str(ds.SOPClassUID), str(ds.SOPInstanceUID), stored_syntax(ds))
+    again = pydicom.dcmread(io.BytesIO(out))
+    assert again.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert out.count(b"\x02\x00\x10\x00UI") == 1  # one (0002,0010) Transfer Syntax UID
+    assert (again.pixel_array == pydicom.dcmread(io.BytesIO(data)).pixel_array).all()
+
+
+@pytest.mark.parametrize(("name", "syntax"), CASES)
+def test_stored_as_is_catalogued_right_and_delivered_as_part10(store, name: str, syntax: str) -> None:  # noqa: F811
+    path = Path(get_testdata_file(name))
+    data = path.read_bytes()
+    report = store.ingest([path], presets=("diagnostic", "original"))
+    record = report.outcomes[0].record
+    assert record is not None and record.transfer_syntax_uid == syntax
+    with store.open_original(record) as fh:
+        assert fh.read() == data
+
+    out, got = instance_bytes(store, record, "*")  # DICOMweb's transfer-syntax=* and DIMSE's "as stored"
+    assert got == syntax and out[128:132] == b"DICM" and out.endswith(data)
+
+    for preset, expect in (("diagnostic", "part10"), ("original", "as stored")):
+        encoded = PRESETS[preset].encode_instance(data)
+        assert encoded.entry.passthrough and encoded.entry.transfer_syntax_uid == syntax
+        assert (encoded.data == data) == (expect == "as stored")
+        archive = store.archive(record.study_uid, None, preset)
+        assert archive is not None
+        with store.open_archive(archive) as fh, zipfile.ZipFile(io.BytesIO(fh.read())) as zf:
+            files = [n for n in zf.namelist() if n.endswith(".dcm")]
+            assert len(files) == 1
+            member = zf.read(files[0])
+            entry = json.loads(zf.read("manifest.json"))["files"][0]
+        assert entry["passthrough"] and entry["transfer_syntax_uid"] == syntax and entry["bytes"] == len(member)
+        if expect == "as stored":
+            assert member == data
+        else:
+            assert member[128:132] == b"DICM" and member.endswith(data)
+            assert pydicom.dcmread(io.BytesIO(member)).file_meta.TransferSyntaxUID == syntax
+    assert store.check().consistent
