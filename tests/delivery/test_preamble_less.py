@@ -61,7 +61,7 @@ def test_a_leading_group_0002_without_preamble_is_replaced_not_duplicated() -> N
 
 
 @pytest.mark.parametrize(("name", "syntax"), CASES)
-def test_stored_as_is_catalogued_right_and_delivered_as_part10(store, name: str, syntax: str) -> None:  # noqa: F811
+def test_stored_as_is_catalogued_right_and_delivered_as_part10(store, name: str, syntax: str) -> None:
     path = Path(get_testdata_file(name))
     data = path.read_bytes()
     report = store.ingest([path], presets=("diagnostic", "original"))
