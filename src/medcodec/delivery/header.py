@@ -9,9 +9,10 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import _read_file_meta_info
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from ..errors import NotDicomError
 
@@ -101,11 +102,11 @@ def as_part10(data: bytes, sop_class_uid: str, sop_instance_uid: str, transfer_s
         warnings.simplefilter("ignore")
         _read_file_meta_info(fp)  # skips the group 0002 elements a preamble-less file may start with
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = transfer_syntax
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax)
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    out = io.BytesIO()
+    out = DicomBytesIO()
     out.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(out, meta, enforce_standard=True)
     out.write(data[fp.tell() :])
