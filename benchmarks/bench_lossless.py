@@ -45,7 +45,9 @@ SINGLES = (
     "singles/mr_MR2_1024x1024_12bit_uncompressed.dcm",
     "singles/ct_512x512_signed16_j2k_lossless.dcm",
 )
-PYDICOM_DATA = ("RG1_UNCR.dcm", "693_UNCR.dcm")  # CR 15-bit, CT 14-bit signed (MR2 is in the shared singles)
+# CR 15-bit, CT 14-bit signed (MR2 is in the shared singles), an 8-bit ultrasound frame (72 % black,
+# burned-in labels: what run mode, format 2.7, is for; stored as JPEG lossless, decoded by the plugins)
+PYDICOM_DATA = ("RG1_UNCR.dcm", "693_UNCR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm")
 
 
 def _frames_of(paths: list[Path], n: int) -> tuple[np.ndarray, int, bool]:

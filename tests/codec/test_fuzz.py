@@ -22,7 +22,9 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     # 19 fresh streams (3 of them .mdc 2.0, 2 of them 2.1, 2 of them 2.2, 1 of them 2.3, 5 of them 2.4) + the
     # base and the three v2 bases of tests/data/fuzz
     assert outcomes.count("decoded") >= 23
-    assert {_mdc_version(d) for d in CORPUS} == {None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6)}
+    assert {_mdc_version(d) for d in CORPUS} == {
+        None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7)
+    }  # fmt: skip
     assert len(TX_CORPUS) >= 4  # 3 fresh, the committed 2.5 base (and its truncation)
     assert len(BIG_CORPUS) >= 3  # 3 fresh 2.6 streams (the default since big26)
     assert len(COMPACT_CORPUS) >= 4 and len(MODES2_CORPUS) > len(COMPACT_CORPUS)
@@ -63,7 +65,8 @@ def _mdc_version(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3))]
+#: Range-coded streams of the first v2 tools: predictive (2.0; 2.7 with run mode) and DCT levels (2.0, 2.1, 2.3).
+V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3), (2, 7))]
 #: DCT streams whose levels use the multi-symbol range coder (entropy coder 2, format 2.1; 2.3 with padding masks).
 MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 1), (2, 3))]
 #: Intra-predicted DCT streams (format 2.2).

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import medcodec
-from medcodec.codec import intra, mdc
+from medcodec.codec import intra, mdc, mdc2
 from medcodec.codec.intra import written_mode_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -31,9 +31,14 @@ PROFILES = {
     "ct.i2.b16.q90": dict(shape=(33, 47), bits_stored=16, signed=True, quality=90, **_V1),
     "mr.u2.b10.q50.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, quality=50, **_V1),
     "xr.u1.b8.q95": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95, **_V1),
-    # format 2.0, predictive mode: lossless and near-lossless
-    "ct.i2.b16.e0": dict(shape=(33, 47), bits_stored=16, signed=True, max_error=0),
-    "mr.u2.b10.e2.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, max_error=2),
+    # format 2.0, predictive mode: lossless and near-lossless (made before run mode: re-encoded
+    # without it, ``runs``)
+    "ct.i2.b16.e0": dict(shape=(33, 47), bits_stored=16, signed=True, max_error=0, runs=False),
+    "mr.u2.b10.e2.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, max_error=2, runs=False),
+    # format 2.7 (docs/format.md §10.4): the predictive mode with run mode chosen per frame; the
+    # flat region and the padding rows are runs
+    "ct.i2.b16.e0.runs": dict(shape=(48, 64), bits_stored=16, signed=True, max_error=0, flat=True),
+    "xr.u1.b8.e1.runs.f2": dict(shape=(2, 48, 64), bits_stored=8, signed=False, max_error=1, flat=True),
     # format 2.0, range-coded DCT levels with reconstruction offsets (binary coder); made when
     # entropy="arith" meant that coder, so they are re-encoded with "arith-binary" (``reencode``)
     "ct.u2.b12.q75.arith": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith",
@@ -124,18 +129,28 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
-              if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "intra_rd", "tx", "big")}  # fmt: skip
+              if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "intra_rd", "tx", "big", "runs")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
                            smooth=cfg.get("smooth", False))  # fmt: skip
     rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
     # format 2.6's 16x16 blocks (§19): True written, False not (made before), absent: what the default does
     big = intra.BIG_EFFORTS if "big" not in cfg else ("fast", "best") if cfg["big"] else ()
-    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd), _tx_efforts(tx), _big_efforts(big):
+    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd), _tx_efforts(tx), _big_efforts(big), \
+            _run_mode(cfg.get("runs", True)):
         if not tx:  # and before fast's wider RD mode search (joint26)
             with _rd_mode_search({**intra.RD_MODE_SEARCH, "fast": None}):
                 return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
         return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
+
+
+@contextlib.contextmanager
+def _run_mode(on: bool) -> Iterator[None]:
+    saved, mdc2.RUN_MODE = mdc2.RUN_MODE, on
+    try:
+        yield
+    finally:
+        mdc2.RUN_MODE = saved
 
 
 @contextlib.contextmanager

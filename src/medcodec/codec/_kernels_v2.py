@@ -13,7 +13,10 @@ What runs here, per frame (``docs/format.md`` §10 specifies every step):
   predicts from the reconstructed pixels, as the decoder does), and the residual coded by the
   range coder: a zero flag, a sign, the magnitude's bit length in unary and the bits under its
   leading one, every decision under a context chosen by the local activity (gradients plus the
-  neighbours' residual magnitudes, :data:`N_ACT` buckets).
+  neighbours' residual magnitudes, :data:`N_ACT` buckets). With ``runs`` (format 2.7, §10.4), a
+  sample whose gradients are all within ``k`` starts a run of samples within ``k`` of its left
+  neighbour, one bit each (context by the run's length so far); the sample that breaks it is
+  coded in regular mode.
 
 * **DCT coefficient coder** (:func:`encode_coefficients` / :func:`decode_coefficients`): the
   quantized 8x8 levels of the v1 DCT path, range-coded with Lepton-style contexts (§12), plus
@@ -61,6 +64,11 @@ CTX_SIGN = CTX_ZERO + N_ACT
 CTX_LEN = CTX_SIGN + N_ACT
 CTX_MANT = CTX_LEN + N_ACT * MAX_NBITS
 N_CTX = CTX_MANT + N_ACT * MAX_NBITS * MAX_NBITS
+# run mode (format 2.7, ``docs/format.md`` §10.4): contexts after the regular ones, so a frame
+# without runs uses exactly the layout above
+N_RUN = 16  # run-continuation contexts, by run length so far (:func:`_run_bucket`)
+CTX_RUN = N_CTX
+N_CTX_RUNS = CTX_RUN + N_RUN
 
 #: activity -> bucket: bucket i holds activities in [ACT_EDGES[i], ACT_EDGES[i+1])
 ACT_EDGES = np.array(
@@ -392,17 +400,44 @@ def _decode_residual(st, data, P, N, act):
     return -m if neg else m
 
 
+@_helper
+def _run_bucket(n):
+    """Context of the run-continuation bit after ``n`` samples of the run: 0..3 as they are, then
+    ``floor(log2 n) + 2`` (4-7: 4, 8-15: 5, ...), 15 from 8192 on."""
+    if n < 4:
+        return n
+    b = 0
+    t = n
+    while t > 1:
+        b += 1
+        t >>= 1
+    return min(b + 2, N_RUN - 1)
+
+
+@_helper
+def _run_sample(R, EP, S, y, x, cols, mid, cur, predictor, rx):
+    """Record sample (y, x) = ``rx`` coded in run mode: the reconstruction and, for the blend,
+    each sub-predictor's error there (what the regular samples after it weigh)."""
+    if predictor != 0:
+        a, b, c, d = _neighbours(R, y, x, cols, mid)
+        _subpredict(a, b, c, d, S)
+        for i in range(N_SUB):
+            EP[i, cur, x] = abs(8 * rx - S[i])
+    R[y, x] = rx
+
+
 @_jit
-def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out):
+def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False):
     """Code one frame. ``img``: int32 (rows, cols) within [vmin, vmax]; returns (status, nbytes).
 
-    ``out`` must be large enough (status :data:`E_OVERFLOW` otherwise: retry larger).
+    ``out`` must be large enough (status :data:`E_OVERFLOW` otherwise: retry larger). ``runs``:
+    format 2.7's run mode (§10.4) where the local gradients are all within ``k``.
     """
     rows, cols = img.shape
     R = np.empty((rows, cols), dtype=np.int32)  # reconstruction (= img when k == 0)
     E = np.zeros((2, cols + 1), dtype=np.int64)  # |residual| of the previous and current row
-    P = np.full(N_CTX, PROB_ONE // 2, dtype=np.int32)
-    NC = np.zeros(N_CTX, dtype=np.uint8)
+    P = np.full(N_CTX_RUNS, PROB_ONE // 2, dtype=np.int32)
+    NC = np.zeros(N_CTX_RUNS, dtype=np.uint8)
     Bq = np.zeros(N_TEX, dtype=np.int64)
     Cq = np.zeros(N_TEX, dtype=np.int64)
     Nq = np.ones(N_TEX, dtype=np.int64)
@@ -416,11 +451,27 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out):
     for y in range(rows):
         cur = y & 1
         prv = cur ^ 1
-        for x in range(cols):
+        x = 0
+        broken = False
+        while x < cols:
             a, b, c, d = _neighbours(R, y, x, cols, mid)
             eW = E[cur, x - 1] if x > 0 else E[prv, x]
             eNE = E[prv, x + 1] if x + 1 < cols else E[prv, x]
             qs, act = _context(a, b, c, d, t1, t2, t3, k, eW, E[prv, x], eNE, scale)
+            if runs and qs == 0 and not broken:  # run mode (§10.4): samples within k of a
+                n = 0
+                while x < cols and abs(np.int64(img[y, x]) - a) <= k:
+                    _enc_bit(st, out, P, NC, CTX_RUN + _run_bucket(n), 0)
+                    _run_sample(R, EP, S, y, x, cols, mid, cur, predictor, a)
+                    E[cur, x] = 0
+                    n += 1
+                    x += 1
+                if x == cols:  # a run ends with its row, no bit for that
+                    break
+                _enc_bit(st, out, P, NC, CTX_RUN + _run_bucket(n), 1)
+                broken = True  # the sample that broke it: regular mode, whatever its context
+                continue
+            broken = False
             sign = np.int64(1)
             if qs < 0:
                 sign = np.int64(-1)
@@ -454,6 +505,7 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out):
                 for i in range(N_SUB):
                     EP[i, cur, x] = abs(8 * rx - S[i])
             _bias_update(Bq, Cq, Nq, qs, e, scale)
+            x += 1
     _enc_flush(st, out)
     if st[5]:
         return E_OVERFLOW, 0
@@ -461,13 +513,13 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out):
 
 
 @_jit
-def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, out):
+def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False):
     """Decode one frame into ``out`` (int32-compatible (rows, cols)); returns status."""
     rows, cols = out.shape
     R = np.empty((rows, cols), dtype=np.int32)
     E = np.zeros((2, cols + 1), dtype=np.int64)
-    P = np.full(N_CTX, PROB_ONE // 2, dtype=np.int32)
-    NC = np.zeros(N_CTX, dtype=np.uint8)
+    P = np.full(N_CTX_RUNS, PROB_ONE // 2, dtype=np.int32)
+    NC = np.zeros(N_CTX_RUNS, dtype=np.uint8)
     Bq = np.zeros(N_TEX, dtype=np.int64)
     Cq = np.zeros(N_TEX, dtype=np.int64)
     Nq = np.ones(N_TEX, dtype=np.int64)
@@ -481,11 +533,26 @@ def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, ou
     for y in range(rows):
         cur = y & 1
         prv = cur ^ 1
-        for x in range(cols):
+        x = 0
+        broken = False
+        while x < cols:
             a, b, c, d = _neighbours(R, y, x, cols, mid)
             eW = E[cur, x - 1] if x > 0 else E[prv, x]
             eNE = E[prv, x + 1] if x + 1 < cols else E[prv, x]
             qs, act = _context(a, b, c, d, t1, t2, t3, k, eW, E[prv, x], eNE, scale)
+            if runs and qs == 0 and not broken:  # run mode (§10.4)
+                n = 0
+                while x < cols and _dec_bit(st, data, P, NC, CTX_RUN + _run_bucket(n)) == 0:
+                    _run_sample(R, EP, S, y, x, cols, mid, cur, predictor, a)
+                    out[y, x] = a
+                    E[cur, x] = 0
+                    n += 1
+                    x += 1
+                if x == cols:
+                    break
+                broken = True
+                continue
+            broken = False
             sign = np.int64(1)
             if qs < 0:
                 sign = np.int64(-1)
@@ -514,6 +581,7 @@ def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, ou
                 for i in range(N_SUB):
                     EP[i, cur, x] = abs(8 * rx - S[i])
             _bias_update(Bq, Cq, Nq, qs, e, scale)
+            x += 1
         if st[4] > 8:  # far past the end: stop early, the caller reports truncation
             return E_TRUNCATED
     # a valid stream is read at most to its end (the flush wrote 4 bytes beyond the last needed)

@@ -84,6 +84,12 @@ VERSION_25 = (2, 5)
 #: Written by streams with format 2.6's intra frames (FRAM flag 256 compact / 64 long, ``docs/format.md``
 #: §19: 16x16 blocks (DC, SMOOTH, paeth) in macroblocks coded in raster order, their 8x8 blocks in Z order).
 VERSION_26 = (2, 6)
+#: Written by predictive (lossless / near-lossless) streams whose frames use run mode (FRAM flag 1
+#: of the predictive header, ``docs/format.md`` §10.4); a 2.0-2.6 frame has that byte 0.
+VERSION_27 = (2, 7)
+#: The newest version this reader knows: a newer minor version may code frames differently (each one
+#: so far did), so it is refused rather than decoded wrongly.
+LATEST_VERSION = VERSION_27
 
 #: Hard limits checked before any allocation.
 LIMITS = {
@@ -425,6 +431,11 @@ def _check_head(fields: tuple[Any, ...], seg: Segment) -> dict[str, Any]:
     if vmaj not in CODINGS:
         raise UnsupportedFeatureError(
             f"HEAD: .mdc format version {vmaj}.{vmin} is not supported (this reader: 1.x, 2.x)"
+        )
+    if (vmaj, vmin) > LATEST_VERSION:
+        raise UnsupportedFeatureError(
+            f"HEAD: .mdc format version {vmaj}.{vmin} is newer than this reader's "
+            f"{LATEST_VERSION[0]}.{LATEST_VERSION[1]}: upgrade medcodec to decode it"
         )
     problems = []
     if not (1 <= rows <= LIMITS["max_rows"] and 1 <= cols <= LIMITS["max_cols"]):

@@ -33,7 +33,7 @@ from . import _kernels_ms as KM
 from . import _kernels_v2 as K
 from . import container, levelshift, quantize
 from .framecoder import FrameCoder, default_jobs, frame_selection, map_frames, validate_pixels
-from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, encode_frame
+from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, encode_frame, encode_frame_smallest
 from .transform import blocks_shape
 
 __all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
@@ -64,9 +64,15 @@ def arith_coder_id(entropy: str | None) -> int | None:
     return ARITH_CODER_IDS.get(entropy or "")
 
 
-#: FRAM payload of a predictive frame, before the coded bytes: index u32, predictor u8, 3 bytes
-#: reserved (0), vmin i32, vmax i32, T1 T2 T3 u16, ncoded u32 (``docs/format.md`` §10.1).
-FRAM2_HEAD = struct.Struct("<IB3xiiHHHI")
+#: FRAM payload of a predictive frame, before the coded bytes: index u32, predictor u8, flags u8
+#: (bit 0: run mode, format 2.7), 2 bytes reserved (0), vmin i32, vmax i32, T1 T2 T3 u16, ncoded u32
+#: (``docs/format.md`` §10.1).
+FRAM2_HEAD = struct.Struct("<IBB2xiiHHHI")
+#: Predictive FRAM flag: run mode (§10.4), format 2.7 on.
+PRED_FLAG_RUNS = 1
+#: Predictive streams try run mode per frame (format 2.7, :func:`.lossless.encode_frame_smallest`);
+#: ``False`` writes format 2.0 as before it (golden files made then are re-encoded so).
+RUN_MODE = True
 #: A frame may not claim more than this many samples per coded byte (decompression-bomb limit).
 #: The coder spends at least 0.0056 bits per sample (1 byte per ~1400 samples, §11), so valid
 #: streams are always far inside it. FIDX entries are checked against it too (:func:`.container.frame_min_size`).
@@ -134,7 +140,8 @@ def encode_predictive_to(
         photometric_interpretation=spec.photometric_interpretation,
         rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
         window_center=spec.window_center, window_width=spec.window_width, quality=None,
-        range_bits=bits_stored, version=container.VERSION_2, transform=container.TRANSFORM_PREDICTIVE,
+        range_bits=bits_stored, version=container.VERSION_27 if RUN_MODE else container.VERSION_2,
+        transform=container.TRANSFORM_PREDICTIVE,
         entropy=container.ENTROPY_ARITH, max_error=k, qtables=(),
         meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
     )  # fmt: skip
@@ -149,10 +156,14 @@ def encode_predictive_to(
             )
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
-        params = FrameParams.for_frame(frame, k, code)
-        coded = encode_frame(frame, params, verify=True)
+        if RUN_MODE:  # with or without run mode, the smaller; checked by decoding
+            params, coded = encode_frame_smallest(frame, k, code)
+        else:
+            params = FrameParams.for_frame(frame, k, code, runs=False)
+            coded = encode_frame(frame, params, verify=True)
+        flags = PRED_FLAG_RUNS if params.runs else 0
         head = FRAM2_HEAD.pack(
-            index, params.predictor, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded)
+            index, params.predictor, flags, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded)
         )
         return container._segment(b"FRAM", head + coded)
 
@@ -186,7 +197,14 @@ def parse_predictive_frame(
         raise TruncatedStreamError(
             "FRAM header cut off", offset=off, segment="FRAM", expected=FRAM2_HEAD.size, available=len(payload)
         )
-    index, predictor, vmin, vmax, t1, t2, t3, ncoded = FRAM2_HEAD.unpack_from(payload)
+    index, predictor, flags, vmin, vmax, t1, t2, t3, ncoded = FRAM2_HEAD.unpack_from(payload)
+    allowed = PRED_FLAG_RUNS if header.version >= container.VERSION_27 else 0
+    if flags & ~allowed:
+        raise CorruptStreamError(
+            f"FRAM flags {flags:#x} not defined for a predictive frame of format "
+            f"{header.version[0]}.{header.version[1]}",
+            offset=off, segment="FRAM",
+        )  # fmt: skip
     if FRAM2_HEAD.size + ncoded != len(payload):
         raise CorruptStreamError(
             f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
@@ -207,7 +225,9 @@ def parse_predictive_frame(
             f"{pixels} samples cannot be coded in {ncoded} bytes (limit {MIN_PIXELS_PER_BYTE} samples per byte)",
             offset=off, segment="FRAM",
         )  # fmt: skip
-    params = FrameParams(int(header.max_error or 0), vmin, vmax, t1, t2, t3, predictor)
+    params = FrameParams(
+        int(header.max_error or 0), vmin, vmax, t1, t2, t3, predictor, runs=bool(flags & PRED_FLAG_RUNS)
+    )
     params.validate(offset=off, segment="FRAM")
     start = off + 8 + FRAM2_HEAD.size
     return index, params, start, start + ncoded
