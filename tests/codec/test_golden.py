@@ -136,57 +136,24 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
     # format 2.6's 16x16 blocks (§19): True written, False not (made before), absent: what the default does
     big = intra.BIG_EFFORTS if "big" not in cfg else ("fast", "best") if cfg["big"] else ()
-    with written_mode_model(cfg.get("mode_model", 2)), _intra_rd_efforts(rd), _tx_efforts(tx), _big_efforts(big), \
-            _run_mode(cfg.get("runs", True)):
+    with written_mode_model(cfg.get("mode_model", 2)), _patched(mdc, "INTRA_RDOQ_EFFORTS", rd), \
+            _patched(intra, "TX_EFFORTS", tx), _patched(intra, "BIG_EFFORTS", big), \
+            _patched(mdc2, "RUN_MODE", cfg.get("runs", True)):
         if not tx:  # and before fast's wider RD mode search (joint26)
-            with _rd_mode_search({**intra.RD_MODE_SEARCH, "fast": None}):
+            with _patched(intra, "RD_MODE_SEARCH", {**intra.RD_MODE_SEARCH, "fast": None}):
                 return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
         return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)
 
 
 @contextlib.contextmanager
-def _run_mode(on: bool) -> Iterator[None]:
-    saved, mdc2.RUN_MODE = mdc2.RUN_MODE, on
+def _patched(module: object, name: str, value: object) -> Iterator[None]:
+    """``module.name`` set to ``value`` inside the block (an encoder switch of the day the file was made)."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
     try:
         yield
     finally:
-        mdc2.RUN_MODE = saved
-
-
-@contextlib.contextmanager
-def _tx_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
-    saved, intra.TX_EFFORTS = intra.TX_EFFORTS, efforts
-    try:
-        yield
-    finally:
-        intra.TX_EFFORTS = saved
-
-
-@contextlib.contextmanager
-def _big_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
-    saved, intra.BIG_EFFORTS = intra.BIG_EFFORTS, efforts
-    try:
-        yield
-    finally:
-        intra.BIG_EFFORTS = saved
-
-
-@contextlib.contextmanager
-def _rd_mode_search(search: dict) -> Iterator[None]:
-    saved, intra.RD_MODE_SEARCH = intra.RD_MODE_SEARCH, search
-    try:
-        yield
-    finally:
-        intra.RD_MODE_SEARCH = saved
-
-
-@contextlib.contextmanager
-def _intra_rd_efforts(efforts: tuple[str, ...]) -> Iterator[None]:
-    saved, mdc.INTRA_RDOQ_EFFORTS = mdc.INTRA_RDOQ_EFFORTS, efforts
-    try:
-        yield
-    finally:
-        mdc.INTRA_RDOQ_EFFORTS = saved
+        setattr(module, name, saved)
 
 
 def _check_golden(folder: Path, cfg: dict, kwargs: dict, synthetic: np.ndarray, encoded_name: str,
