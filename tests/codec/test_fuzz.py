@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import medcodec
+from medcodec.codec import mdc2
 from medcodec.testing import fuzz
 
 FUZZ_DATA = Path(__file__).resolve().parent.parent / "data" / "fuzz"
@@ -89,6 +90,13 @@ def test_v2_corpus_covers_both_codings() -> None:
     assert {h.max_error for h in headers} >= {0, 2, 3}
     assert {h.entropy for h in headers if h.transform == 0} == {1, 2}  # binary and multi-symbol coders
     assert len(MULTI_CORPUS) >= 3 and any(_mdc_version(d) == (2, 3) for d in MULTI_CORPUS)
+    runs = [d for d in V2_CORPUS if _mdc_version(d) == (2, 7) and _has_run_mode_frame(d)]
+    assert len(runs) >= 2  # format 2.7's run mode reaches the mutated-stream tests below
+
+
+def _has_run_mode_frame(data: bytes) -> bool:
+    header, index = medcodec.codec.container.parse_container(data)
+    return any(mdc2.parse_predictive_frame(data, header, entry)[1].runs for entry in index)
 
 
 @settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -59,8 +59,8 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
     intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding
-    masks, 2.4 compact layout and mode model 2), plus every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under
-    the ``extra`` folders."""
+    masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode), plus every
+    ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
     from ..codec import intra as intra_mod
     from ..codec.intra import written_mode_model
@@ -135,6 +135,12 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
         encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
     ]
+    # .mdc 2.7: predictive frames in run mode (black surroundings with labels; the encoder picks runs
+    # for these, lossless and near-lossless)
+    labels = img(8, False, 2)
+    labels[:, :, 20:] = 0
+    labels[:, 3:6, 24:38:3] = 230
+    corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
             if path.suffix.lower() in (".mdc", ".jpg", ".jpeg", ".bin") and path.stat().st_size <= 1 << 20:
