@@ -58,6 +58,7 @@ __all__ = [
     "PaddingWarning",
     "LossySourceWarning",
     "failure_message",
+    "without_traceback",
     "DeliveryError",
     "NotFoundError",
     "ConflictError",
@@ -176,6 +177,20 @@ def failure_message(where: object, exc: BaseException) -> str:
     """
     text = str(exc)
     return text if text.startswith(str(where)) else f"{where}: {text}"
+
+
+def without_traceback(text: str, limit: int = 2000) -> str:
+    """A message fit for a client: cut where a Python traceback starts (pydicom puts one inside
+    some of its messages, e.g. a failed element write), at most ``limit`` characters.
+
+    >>> without_traceback("With tag (0008,0008) got exception: bad value\nTraceback (most recent call last):\n  File")
+    'With tag (0008,0008) got exception: bad value'
+    """
+    cut = text.find("Traceback (most recent call last)")
+    if cut >= 0:
+        text = text[:cut]
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class NotAnImageError(DicomError):

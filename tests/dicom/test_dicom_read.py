@@ -225,3 +225,20 @@ def test_pydicom_validation_warnings_on_identifiers_are_handled(shared_data: Pat
         warnings.simplefilter("error")
         image = read_image(shared_data / "singles/ct_512x512_12bit_jpeg_lossless.dcm")
     assert image.sop_instance_uid == "dccc9599087131742838cc1162a630fea87ba9bf61ac09bfda90d4adfa5ddaed"
+
+
+def test_deflated_explicit_vr_le_image_is_read() -> None:
+    """Deflated Explicit VR Little Endian (pydicom's ``image_dfl.dcm``): the header was read, the
+    pixels were not (``pixel_array`` on the raw file finds no Pixel Data in the deflated stream),
+    so ingest passed such images through uncoded until 2026-12-01."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("image_dfl.dcm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = pydicom.dcmread(path).pixel_array
+        image = read_image(path)
+        from_bytes = read_image(Path(path).read_bytes())
+    assert image.spec.extra["transfer_syntax_uid"] == "1.2.840.10008.1.2.1.99"
+    np.testing.assert_array_equal(image.pixels[0], expected)
+    np.testing.assert_array_equal(from_bytes.pixels[0], expected)

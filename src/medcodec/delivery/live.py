@@ -638,8 +638,8 @@ def instance_frames(
     from ..errors import NotAcceptableError
 
     if ts == EXPLICIT_VR_LE or (ts == "*" and not _is_encapsulated(record.transfer_syntax_uid)):
-        with store.open_original(record) as fh:
-            ds = pydicom.dcmread(fh, force=True)
+        stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
+        ds = pydicom.dcmread(io.BytesIO(stored), force=True)
         try:
             arr = ds.pixel_array
         except Exception as exc:

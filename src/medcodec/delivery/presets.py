@@ -111,7 +111,7 @@ from ..dicom.write import (
     mark_lossy,
     set_colour_jpeg_pixels,
 )
-from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError
+from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, without_traceback
 from ..external import COLOUR_PHOTOMETRIC, jpeg8_decode, jpeg8_encode_colour
 from ..registry import transfer_syntax
 from ..spec import PixelSpec
@@ -409,7 +409,7 @@ class Preset:
             passthrough=True,
             lossy=False,
             bytes=len(data),
-            reason=reason.removeprefix("<bytes>: ")[:300],
+            reason=without_traceback(reason.removeprefix("<bytes>: "), 300),
             max_error=None,
             measured=False,
         )

@@ -343,7 +343,12 @@ def _decode(fp: BinaryIO, spec: PixelSpec, name: str) -> NDArray[np.integer]:
             return _finish(arr, spec, name, shape)
     fp.seek(0)
     try:
-        arr = pixel_array(fp)
+        if spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian:
+            # pixel_array(fp) reads the raw file and finds no Pixel Data in the deflated stream
+            # (pydicom 3.0); a dataset read whole is inflated first
+            arr = pixel_array(dcmread(fp))
+        else:
+            arr = pixel_array(fp)
     except Exception as exc:  # any decoder/plugin failure
         raise _decode_error(exc, spec, name) from exc
     return _finish(arr, spec, name, shape)

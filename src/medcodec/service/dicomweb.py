@@ -486,8 +486,10 @@ def render_frame(
     from pydicom.pixels import apply_modality_lut
 
     if preset in (None, "original"):
-        with store.open_original(record) as fh:
-            ds = pydicom.dcmread(fh, force=True)
+        from ..delivery.live import instance_bytes
+
+        stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
+        ds = pydicom.dcmread(io.BytesIO(stored), force=True)
     else:
         from ..delivery.live import rendition_or_encode
 

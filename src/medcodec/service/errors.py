@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..errors import CodecError, CorruptStreamError, InvalidInputError
+from ..errors import CodecError, CorruptStreamError, InvalidInputError, without_traceback
 
 __all__ = [
     "ServiceError",
@@ -120,13 +120,13 @@ async def _codec_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: stored data corrupt: %s (offset %s)", request.method, request.url.path, exc, exc.offset)
     elif status >= 500:
         log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-    detail = str(exc) if status < 500 or isinstance(exc, CodecError) else "internal error"
+    detail = without_traceback(str(exc)) if status < 500 or isinstance(exc, CodecError) else "internal error"
     return error_response(status, type(exc).__name__, detail, headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, "HTTPException", str(exc.detail), dict(exc.headers or {}))
+    return error_response(exc.status_code, "HTTPException", without_traceback(str(exc.detail)), dict(exc.headers or {}))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

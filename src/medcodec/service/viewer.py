@@ -53,7 +53,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import CodecError, InvalidInputError, NotAcceptableError, NotFoundError
+from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, NotFoundError
 
 __all__ = ["routes", "viewer_mount", "series_stack", "frame_payload", "JPEG_SYNTAXES", "DEFLATE_LEVEL", "MDC"]
 
@@ -297,8 +297,9 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
 def _instance_bytes(store: Any, record: Any, preset: str, study: str, series: str) -> bytes:
     """The DICOM file of ``record`` under ``preset``: stored rendition, else encoded now."""
     if preset == "original":
-        with store.open_original(record) as fp:
-            return bytes(fp.read())
+        from ..delivery.live import instance_bytes
+
+        return instance_bytes(store, record, "*")[0]  # PS3.10 (a preamble-less file gets its file meta)
     rendition = store.rendition(record, preset)
     if rendition is not None:
         with store.open_rendition(rendition) as fp:
@@ -324,7 +325,7 @@ def frame_payload(
     InvalidInputError
         Unknown preset name.
     NotAcceptableError
-        Colour or otherwise non-grayscale pixel data (the page then shows ``/rendered``).
+        Colour, palette, 32-bit or undecodable pixel data (the page then shows ``/rendered``).
     """
     import pydicom
     from pydicom.encaps import get_frame
@@ -348,7 +349,10 @@ def frame_payload(
         return _mdc_payload(store, record, n)
     data = _instance_bytes(store, record, preset, study, series)
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    spec = pixel_spec_from_dataset(ds)
+    try:
+        spec = pixel_spec_from_dataset(ds)
+    except DicomError as exc:  # palette colour, 32-bit, float...: the page asks /rendered instead
+        raise NotAcceptableError(f"instance {sop}: the viewer cannot window its pixels ({exc}); use /rendered") from exc
     ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
     headers = {
         "X-Rows": str(int(ds.Rows)),
@@ -365,7 +369,10 @@ def frame_payload(
         fragment = get_frame(ds.PixelData, n - 1, number_of_frames=frames)
         headers.update({"X-Encoding": "jpeg", "X-Stored-Bytes": str(len(fragment))})
         return bytes(fragment), headers, "image/jpeg"
-    image = read_image(io.BytesIO(data))
+    try:
+        image = read_image(io.BytesIO(data))
+    except DicomError as exc:  # pixel data no decoder here can read
+        raise NotAcceptableError(f"instance {sop}: its pixels cannot be decoded ({exc})") from exc
     pixels = image.pixels[n - 1]
     stored = len(ds.PixelData) // frames if "PixelData" in ds else pixels.nbytes
     return _deflated(pixels, spec, headers, stored)

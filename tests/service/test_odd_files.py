@@ -1,0 +1,129 @@
+"""Odd but real files through the running server (found by an outside-in sweep on 2026-12-01):
+every route answers them with a 2xx or a clear JSON 4xx, never a 5xx or a Python traceback.
+
+From pydicom's and pydicom-data's test sets: a Deflated Explicit VR Little Endian image (it was
+passed through uncoded: its pixels could not be read), a palette-colour image without PS3.10
+header (the viewer's frame API answered 500), an RGB JPEG whose pixel data is truncated (a
+WADO-RS error carried pydicom's traceback text), a 32-bit RT dose, and an Explicit VR Big Endian
+RT plan without PS3.10 header.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from conftest import start_server, stop_server
+
+FILES = {
+    "deflated": "image_dfl.dcm",
+    "palette": "OT-PAL-8-face.dcm",
+    "truncated_jpeg": "SC_rgb_jpeg.dcm",
+    "rtdose32": "rtdose.dcm",
+    "bigendian_nometa": "ExplVR_BigEndNoMeta.dcm",
+}
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory: pytest.TempPathFactory):
+    from medcodec.delivery import open_store
+
+    root = tmp_path_factory.mktemp("odd")
+    paths = {key: Path(get_testdata_file(name)) for key, name in FILES.items()}
+    with open_store(root / "store") as store:
+        report = store.ingest(list(paths.values()), presets=("diagnostic", "preview"))
+        records = {key: outcome.record for key, outcome in zip(paths, report.outcomes)}
+    assert all(r is not None for r in records.values()), report.summary()
+    proc, url, _log = start_server(root / "store")
+    try:
+        yield url, records, paths, root / "store"
+    finally:
+        stop_server(proc)
+
+
+def _check_answer(r: httpx.Response, what: str) -> None:
+    assert r.status_code < 500, f"{what}: {r.status_code} {r.text[:300]}"
+    if r.status_code >= 400:
+        body = r.json()  # errors are JSON
+        assert "Traceback" not in body["detail"] and 'File "' not in body["detail"], f"{what}: {body}"
+
+
+def test_every_route_answers_odd_files_without_5xx_or_traceback(odd) -> None:
+    url, records, _, _ = odd
+    accepts = ['multipart/related; type="application/dicom"', 'multipart/related; type="application/dicom"; transfer-syntax=*',
+               'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.51']  # fmt: skip
+    with httpx.Client(timeout=60) as c:
+        for key, rec in records.items():
+            inst = f"/dicomweb/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}"
+            for accept in accepts:
+                _check_answer(c.get(url + inst, headers={"Accept": accept}), f"{key} {accept}")
+            for path in (inst + "/metadata", inst + "/rendered", inst + "/frames/1", inst + "/thumbnail",
+                         f"/viewer/api/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}/frames/1",
+                         f"/studies/{rec.study_uid}/archive.zip?preset=diagnostic",
+                         f"/studies/{rec.study_uid}/archive.zip?preset=preview&live=1",
+                         f"/wado?requestType=WADO&studyUID={rec.study_uid}&seriesUID={rec.series_uid}"
+                         f"&objectUID={rec.sop_uid}&contentType=application/dicom"):  # fmt: skip
+                _check_answer(c.get(url + path), f"{key} {path}")
+
+
+def test_viewer_frame_of_palette_colour_is_406_and_rendered_works(odd) -> None:
+    url, records, _, _ = odd
+    rec = records["palette"]
+    r = httpx.get(f"{url}/viewer/api/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}/frames/1")
+    assert r.status_code == 406 and "use /rendered" in r.json()["detail"]  # the page falls back to /rendered
+    inst = f"/dicomweb/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}"
+    r = httpx.get(url + inst + "/rendered", headers={"Accept": "image/png"}, timeout=60)
+    assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+
+
+def test_a_traceback_inside_a_library_message_does_not_reach_the_client(odd) -> None:
+    url, records, _, _ = odd
+    rec = records["truncated_jpeg"]  # its default (Explicit VR LE) answer makes pydicom fail mid-write
+    inst = f"/dicomweb/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}"
+    r = httpx.get(url + inst, headers={"Accept": 'multipart/related; type="application/dicom"'}, timeout=60)
+    detail = r.json()["detail"]
+    assert r.status_code == 406 and "With tag (0008,0008)" in detail  # pydicom's own words are kept...
+    assert "Traceback" not in detail and 'File "' not in detail  # ...its traceback is not
+
+
+def test_without_traceback_cuts_and_bounds() -> None:
+    from medcodec.errors import without_traceback
+
+    text = 'bad value\nTraceback (most recent call last):\n  File "x.py", line 1'
+    assert without_traceback(text) == "bad value"
+    assert without_traceback("plain message ") == "plain message"
+    assert len(without_traceback("x" * 5000, 300)) == 300
+
+
+def test_deflated_image_is_coded_not_passed_through(odd) -> None:
+    url, records, paths, _ = odd
+    rec = records["deflated"]
+    assert rec.compressible and not rec.passthrough_reason
+    r = httpx.get(f"{url}/studies/{rec.study_uid}/archive.zip?preset=diagnostic", timeout=60)
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        entry = json.loads(zf.read("manifest.json"))["files"][0]
+        ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
+    assert not entry["passthrough"] and entry["lossy"] and ds.LossyImageCompression == "01"
+    source = pydicom.dcmread(paths["deflated"]).pixel_array
+    assert ds.pixel_array.shape == source.shape
+
+
+def test_big_endian_file_without_header_goes_out_as_part10_with_its_syntax(odd) -> None:
+    url, records, _, _ = odd
+    rec = records["bigendian_nometa"]
+    assert rec.transfer_syntax_uid == "1.2.840.10008.1.2.2"
+    inst = f"/dicomweb/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}"
+    r = httpx.get(url + inst, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+                  timeout=60)  # fmt: skip
+    assert r.status_code == 200 and "1.2.840.10008.1.2.2" in r.headers["content-type"] + r.text[:400]
+    part = r.content[r.content.index(b"\r\n\r\n") + 4 :]
+    assert part[128:132] == b"DICM"
+    ds = pydicom.dcmread(io.BytesIO(part[: part.rindex(b"\r\n--")]))
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2" and ds.SOPInstanceUID == rec.sop_uid
