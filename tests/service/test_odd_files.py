@@ -5,7 +5,8 @@ From pydicom's and pydicom-data's test sets: a Deflated Explicit VR Little Endia
 passed through uncoded: its pixels could not be read), a palette-colour image without PS3.10
 header (the viewer's frame API answered 500), an RGB JPEG whose pixel data is truncated (a
 WADO-RS error carried pydicom's traceback text), a 32-bit RT dose, and an Explicit VR Big Endian
-RT plan without PS3.10 header.
+RT plan without PS3.10 header, a Big Endian MR (its default, Explicit VR Little Endian, answer
+was a 406: pydicom will not change a dataset's byte order on save).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FILES = {
     "truncated_jpeg": "SC_rgb_jpeg.dcm",
     "rtdose32": "rtdose.dcm",
     "bigendian_nometa": "ExplVR_BigEndNoMeta.dcm",
+    "bigendian_mr": "MR_small_bigendian.dcm",
 }
 
 
@@ -127,3 +129,43 @@ def test_big_endian_file_without_header_goes_out_as_part10_with_its_syntax(odd) 
     assert part[128:132] == b"DICM"
     ds = pydicom.dcmread(io.BytesIO(part[: part.rindex(b"\r\n--")]))
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2" and ds.SOPInstanceUID == rec.sop_uid
+
+
+def test_big_endian_image_goes_out_as_explicit_little_endian_by_default(odd) -> None:
+    url, records, paths, _ = odd
+    rec = records["bigendian_mr"]
+    inst = f"/dicomweb/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}"
+    r = httpx.get(url + inst, headers={"Accept": 'multipart/related; type="application/dicom"'}, timeout=60)
+    assert r.status_code == 200
+    part = r.content[r.content.index(b"\r\n\r\n") + 4 :]
+    ds = pydicom.dcmread(io.BytesIO(part[: part.rindex(b"\r\n--")]))
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert (ds.pixel_array == pydicom.dcmread(paths["bigendian_mr"]).pixel_array).all()
+
+
+@pytest.mark.parametrize(
+    "name", ["MR_small_bigendian.dcm", "emri_small_big_endian.dcm", "SC_rgb_expb_32bit_2frame.dcm", "OBXXXX1A_expb.dcm",
+             "liver_expb.dcm", "rtdose_expb.dcm", "ExplVR_BigEndNoMeta.dcm"],
+)  # fmt: skip
+def test_big_endian_to_explicit_little_endian_keeps_every_value(name: str) -> None:
+    """Samples (16/32-bit, colour, palette, 1-bit, multi-frame) and the binary words pydicom keeps
+    raw (a palette's OW LUT data) come out in little endian with the same values."""
+    import numpy as np
+
+    from medcodec.delivery.live import _to_explicit_le
+
+    path = get_testdata_file(name)
+    source = pydicom.dcmread(path, force=True)
+    out = pydicom.dcmread(io.BytesIO(_to_explicit_le(Path(path).read_bytes())))
+    assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    if "PixelData" in source:
+        np.testing.assert_array_equal(out.pixel_array, source.pixel_array)
+    for element in source:
+        if element.tag.group == 2 or element.tag == 0x7FE00010:
+            continue
+        mine = out[element.tag]
+        if element.VR == "OW" and element.value:
+            n = len(element.value) // 2
+            assert np.array_equal(np.frombuffer(element.value, ">u2", n), np.frombuffer(mine.value, "<u2", n))
+        elif element.VR != "SQ":
+            assert mine.value == element.value, element.tag

@@ -615,16 +615,55 @@ def instance_bytes(
 
 
 def _to_explicit_le(data: bytes) -> bytes:
+    """``data`` (any syntax pydicom decodes) as an Explicit VR Little Endian PS3.10 file: compressed
+    pixel data decompressed; a Big Endian dataset's samples and other binary words (OW, OF, OL, OD,
+    OV values, which pydicom keeps as read) swapped to little endian, its planar colour interleaved."""
+    import numpy as np
     import pydicom
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.pixels import pack_bits, pixel_array
+    from pydicom.uid import UID, ExplicitVRLittleEndian
 
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    if ds.file_meta.get("TransferSyntaxUID") is not None and ds.file_meta.TransferSyntaxUID.is_compressed:
+    if ds.file_meta.get("TransferSyntaxUID") is None:  # a preamble-less file: the syntax of its bytes
+        ds.file_meta.TransferSyntaxUID = UID(stored_syntax(ds))
+    source = ds.file_meta.TransferSyntaxUID
+    if source.is_compressed:
         ds.decompress()  # PS3.18: the default syntax is uncompressed Explicit VR LE
+    elif not source.is_little_endian:  # Explicit VR Big Endian (retired, still in old archives)
+        samples = pixel_array(ds, raw=True) if "PixelData" in ds else None
+        _swap_words(ds)
+        if samples is not None:
+            bits = int(ds.BitsAllocated)
+            le = samples.astype(samples.dtype.newbyteorder("<"), copy=False)
+            ds.PixelData = pack_bits(samples) if bits == 1 else np.ascontiguousarray(le).tobytes()
+            ds["PixelData"].VR = "OW" if bits > 8 else "OB"
+            if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
+                ds.PlanarConfiguration = 0  # pixel_array gives (..., samples) interleaved
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    pydicom.dcmwrite(buf, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
     return buf.getvalue()
+
+
+#: Bytes per word of the binary VRs pydicom keeps as raw bytes in the dataset's byte order.
+_WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_words(ds: Any) -> None:
+    """Byte-swap, in place and through sequences, every OW / OF / OL / OD / OV value of a dataset
+    read as big endian (pixel data excepted: the caller re-encodes it from the decoded samples)."""
+    import numpy as np
+
+    for element in list(ds):
+        if element.VR == "SQ":
+            for item in element.value or ():
+                _swap_words(item)
+        elif element.VR in _WORD_BYTES and element.tag != 0x7FE00010 and isinstance(element.value, bytes):
+            width = _WORD_BYTES[element.VR]
+            raw = element.value
+            usable = len(raw) - len(raw) % width
+            words = np.frombuffer(raw[:usable], dtype=f">u{width}")
+            element.value = words.astype(f"<u{width}").tobytes() + raw[usable:]
 
 
 def instance_frames(
