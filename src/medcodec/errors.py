@@ -180,7 +180,7 @@ def failure_message(where: object, exc: BaseException) -> str:
 
 
 def without_traceback(text: str, limit: int = 2000) -> str:
-    """A message fit for a client: cut where a Python traceback starts (pydicom puts one inside
+    r"""A message fit for a client: cut where a Python traceback starts (pydicom puts one inside
     some of its messages, e.g. a failed element write), at most ``limit`` characters.
 
     >>> without_traceback("With tag (0008,0008) got exception: bad value\nTraceback (most recent call last):\n  File")
