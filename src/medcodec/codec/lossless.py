@@ -19,6 +19,7 @@ repeats the encoder's predictions from the same reconstructed samples, so both a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,13 +128,9 @@ def encode_frame_smallest(
     than a run that keeps breaking. Trying both costs one more encoding pass per frame.
     """
     img = np.ascontiguousarray(frame, dtype=np.int32)
-    best: tuple[FrameParams, bytes] | None = None
-    for runs in (False, True):
-        params = FrameParams.for_frame(img, max_error, predictor, runs=runs)
-        data = encode_frame(img, params, verify=False)
-        if best is None or len(data) < len(best[1]):
-            best = (params, data)
-    assert best is not None
+    plain = FrameParams.for_frame(img, max_error, predictor, runs=False)
+    runs = dataclasses.replace(plain, runs=True)
+    best = min(((p, encode_frame(img, p, verify=False)) for p in (plain, runs)), key=lambda pd: len(pd[1]))
     _verify(best[1], best[0], img)
     return best
 

@@ -48,7 +48,7 @@ from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec, storage_dtype
 from .coding import LossySyntax, SeriesCoder
-from .image import exact_frames, has_frame_decoder
+from .image import exact_frames
 from .mapping import (
     SeriesMapping,
     dataset_padding,
@@ -86,15 +86,14 @@ def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.int
     where = _where(ds)
     shape = (int(spec.extra["number_of_frames"]), int(spec.extra["rows"]), int(spec.extra["columns"]))
     uid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
-    if has_frame_decoder(uid) and "PixelData" in ds:  # lossless JPEG / JPEG-LS: libjpeg-turbo / CharLS
-        exact = exact_frames(ds.PixelData, uid, shape)
-        if exact is not None:
-            return stored_values(exact, spec)
+    exact = exact_frames(ds.PixelData, uid, shape) if "PixelData" in ds else None  # lossless JPEG, JPEG-LS
+    if exact is not None:
+        return stored_values(exact, spec)
     try:
         arr = np.asarray(pixel_array(ds))
     except Exception as exc:  # any decoder/plugin failure
-        uid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "unknown transfer syntax")
-        raise DicomError(f"cannot decode (7FE0,0010) Pixel Data ({uid}): {type(exc).__name__}: {exc}",
+        raise DicomError(f"cannot decode (7FE0,0010) Pixel Data ({uid or 'unknown transfer syntax'}): "
+                         f"{type(exc).__name__}: {exc}",
                          path=where) from exc  # fmt: skip
     if arr.ndim == 2:
         arr = arr[np.newaxis]
