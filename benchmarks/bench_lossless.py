@@ -46,8 +46,10 @@ SINGLES = (
     "singles/ct_512x512_signed16_j2k_lossless.dcm",
 )
 # CR 15-bit, CT 14-bit signed (MR2 is in the shared singles), an 8-bit ultrasound frame (72 % black,
-# burned-in labels: what run mode, format 2.7, is for; stored as JPEG lossless, decoded by the plugins)
-PYDICOM_DATA = ("RG1_UNCR.dcm", "693_UNCR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm")
+# burned-in labels: what run mode, format 2.7, is for; stored as JPEG lossless, decoded by the plugins),
+# an 8-bit palette ultrasound (indices; label bands, text on black: format 2.8's modular levels and
+# run contexts) and a 1-bit segmentation of 3 frames
+PYDICOM_DATA = ("RG1_UNCR.dcm", "693_UNCR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "OBXXXX1A.dcm", "liver.dcm")
 
 
 def _frames_of(paths: list[Path], n: int) -> tuple[np.ndarray, int, bool]:
@@ -56,7 +58,8 @@ def _frames_of(paths: list[Path], n: int) -> tuple[np.ndarray, int, bool]:
     for i in picks:
         ds = pydicom.dcmread(paths[i])
         bits, signed = int(ds.BitsStored), bool(ds.PixelRepresentation)
-        frames.append(np.asarray(ds.pixel_array))
+        arr = np.asarray(ds.pixel_array)
+        frames.extend(arr[:n] if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 else [arr])
     return np.stack(frames), bits, signed
 
 
@@ -69,15 +72,14 @@ def image_sets(data: Path, n: int) -> list[tuple[str, np.ndarray, int, bool]]:
     for rel in SINGLES:
         if (data / rel).exists():
             sets.append((Path(rel).stem, *_frames_of([data / rel], 1)))
-    try:
-        import data_store  # the pydicom-data package
+    from pydicom.data import get_testdata_file
 
-        store = Path(data_store.__file__).parent / "data"
-        for name in PYDICOM_DATA:
-            if (store / name).exists():
-                sets.append((f"pydicom-data:{name}", *_frames_of([store / name], 1)))
-    except ImportError as exc:  # pydicom-data missing: report, go on
-        print(f"pydicom-data images skipped: {exc}", file=sys.stderr)
+    for name in PYDICOM_DATA:  # pydicom's own test files and the pydicom-data package's
+        path = get_testdata_file(name)
+        if path is None:  # pydicom-data not installed: report, go on
+            print(f"{name} skipped: not among pydicom's test files (pip install pydicom-data)", file=sys.stderr)
+            continue
+        sets.append((f"pydicom:{name}", *_frames_of([Path(path)], n)))
     return sets
 
 
@@ -98,6 +100,8 @@ def run(data: Path, n: int, nears: list[int], repeat: int, jxl: bool) -> list[di
         frames = np.clip(frames, *medcodec.spec.value_range(bits, signed)).astype(frames.dtype)
         uns = [external.to_unsigned(f, spec)[0] for f in frames]
         for k in nears:
+            if k and 2 * k + 1 >= 1 << bits:  # every value within k of one constant (1-bit data, k >= 1)
+                continue
             row = dict(set=name, shape=list(frames.shape), bits=bits, signed=signed, k=k, mdc=0, charls=0, jxl=0,
                        t_mdc_enc=0.0, t_mdc_dec=0.0, t_jls_enc=0.0, t_jls_dec=0.0, max_err=0)  # fmt: skip
             for f, u in zip(frames, uns):

@@ -32,13 +32,19 @@ PROFILES = {
     "mr.u2.b10.q50.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, quality=50, **_V1),
     "xr.u1.b8.q95": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95, **_V1),
     # format 2.0, predictive mode: lossless and near-lossless (made before run mode: re-encoded
-    # without it, ``runs``)
-    "ct.i2.b16.e0": dict(shape=(33, 47), bits_stored=16, signed=True, max_error=0, runs=False),
-    "mr.u2.b10.e2.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, max_error=2, runs=False),
+    # with the tools of 2.0, ``pred``)
+    "ct.i2.b16.e0": dict(shape=(33, 47), bits_stored=16, signed=True, max_error=0, pred=(2, 0)),
+    "mr.u2.b10.e2.f3": dict(shape=(3, 24, 24), bits_stored=10, signed=False, max_error=2, pred=(2, 0)),
     # format 2.7 (docs/format.md §10.4): the predictive mode with run mode chosen per frame; the
-    # flat region and the padding rows are runs
-    "ct.i2.b16.e0.runs": dict(shape=(48, 64), bits_stored=16, signed=True, max_error=0, flat=True),
-    "xr.u1.b8.e1.runs.f2": dict(shape=(2, 48, 64), bits_stored=8, signed=False, max_error=1, flat=True),
+    # flat region and the padding rows are runs (made before 2.8: re-encoded with 2.7's tools)
+    "ct.i2.b16.e0.runs": dict(shape=(48, 64), bits_stored=16, signed=True, max_error=0, flat=True, pred=(2, 7)),
+    "xr.u1.b8.e1.runs.f2": dict(shape=(2, 48, 64), bits_stored=8, signed=False, max_error=1, flat=True,
+                                pred=(2, 7)),
+    # format 2.8 (§10.2 step 5, §10.4): modular levels, run contexts from the row above; bright labels
+    # on a black region (levels that wrap) and flat regions (runs), lossless and near-lossless
+    "xr.u1.b8.e0.modular": dict(shape=(48, 64), bits_stored=8, signed=False, max_error=0, flat=True, labels=True),
+    "ct.i2.b12.e2.modular.f2": dict(shape=(2, 48, 64), bits_stored=12, signed=True, max_error=2, flat=True,
+                                    labels=True),
     # format 2.0, range-coded DCT levels with reconstruction offsets (binary coder); made when
     # entropy="arith" meant that coder, so they are re-encoded with "arith-binary" (``reencode``)
     "ct.u2.b12.q75.arith": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith",
@@ -105,7 +111,7 @@ PROFILES = {
 
 
 def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int = 2024, flat: bool = False,
-               smooth: bool = False) -> np.ndarray:  # fmt: skip
+               smooth: bool = False, labels: bool = False) -> np.ndarray:  # fmt: skip
     rng = np.random.default_rng(seed)
     lo = -(1 << (bits_stored - 1)) if signed else 0
     hi = lo + (1 << bits_stored) - 1
@@ -120,6 +126,13 @@ def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int
         arr.reshape(-1, *shape[-2:])[..., :3, :] = lo  # padding rows like CT outside the field
     if flat:  # a constant region (air outside the body): blocks whose references are all equal
         arr.reshape(-1, *shape[-2:])[..., 16:, 24:] = lo + (hi - lo) // 8
+    if labels:  # burned-in text: strokes at the top of the range on the lowest value
+        view = arr.reshape(-1, *shape[-2:])
+        view[..., 30:, :20] = lo
+        for c in range(2, 18, 5):
+            view[..., 33:40, c] = hi
+            view[..., 33, c : c + 3] = hi
+            view[..., 39, c : c + 3] = hi
     dtype = (np.int8 if signed else np.uint8) if bits_stored <= 8 else (np.int16 if signed else np.uint16)
     return np.clip(np.rint(arr), lo, hi).astype(dtype)
 
@@ -129,16 +142,17 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
-              if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "intra_rd", "tx", "big", "runs")}  # fmt: skip
+              if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "labels", "intra_rd", "tx", "big",
+                           "pred")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
-                           smooth=cfg.get("smooth", False))  # fmt: skip
+                           smooth=cfg.get("smooth", False), labels=cfg.get("labels", False))  # fmt: skip
     rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
     # format 2.6's 16x16 blocks (§19): True written, False not (made before), absent: what the default does
     big = intra.BIG_EFFORTS if "big" not in cfg else ("fast", "best") if cfg["big"] else ()
     with written_mode_model(cfg.get("mode_model", 2)), _patched(mdc, "INTRA_RDOQ_EFFORTS", rd), \
             _patched(intra, "TX_EFFORTS", tx), _patched(intra, "BIG_EFFORTS", big), \
-            _patched(mdc2, "RUN_MODE", cfg.get("runs", True)):
+            _patched(mdc2, "PREDICTIVE_VERSION", cfg.get("pred", mdc2.PREDICTIVE_VERSION)):
         if not tx:  # and before fast's wider RD mode search (joint26)
             with _patched(intra, "RD_MODE_SEARCH", {**intra.RD_MODE_SEARCH, "fast": None}):
                 return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)

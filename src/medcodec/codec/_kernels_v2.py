@@ -67,8 +67,11 @@ N_CTX = CTX_MANT + N_ACT * MAX_NBITS * MAX_NBITS
 # run mode (format 2.7, ``docs/format.md`` §10.4): contexts after the regular ones, so a frame
 # without runs uses exactly the layout above
 N_RUN = 16  # run-continuation contexts, by run length so far (:func:`_run_bucket`)
+#: Format 2.8 (§10.4): each run bit's context also says whether the samples above (N) and
+#: above-right (NE) of it differ from the run's value by more than k: 4 groups of N_RUN.
+N_RUN_ABOVE = 4
 CTX_RUN = N_CTX
-N_CTX_RUNS = CTX_RUN + N_RUN
+N_CTX_RUNS = CTX_RUN + N_RUN * N_RUN_ABOVE
 
 #: activity -> bucket: bucket i holds activities in [ACT_EDGES[i], ACT_EDGES[i+1])
 ACT_EDGES = np.array(
@@ -415,6 +418,49 @@ def _run_bucket(n):
 
 
 @_helper
+def _run_ctx(R, y, x, cols, n, ra, k, above):
+    """Context of the run bit of sample (y, x) after ``n`` samples of a run of ``ra`` (§10.4):
+    with ``above`` (format 2.8) also whether N and NE of it are farther than k from ``ra``."""
+    ctx = CTX_RUN + _run_bucket(n)
+    if above and y > 0:
+        b = np.int64(R[y - 1, x])
+        d = np.int64(R[y - 1, x + 1]) if x + 1 < cols else b
+        if abs(b - ra) > k:
+            ctx += N_RUN
+        if abs(d - ra) > k:
+            ctx += 2 * N_RUN
+    return ctx
+
+
+@_helper
+def _modular(e, rng):
+    """A level reduced modulo ``rng`` into -(rng // 2) .. (rng + 1) // 2 - 1 (format 2.8, §10.2
+    step 5; ISO 14495-1 §A.4.5)."""
+    if e < 0:
+        e += rng
+    if e >= (rng + 1) // 2:
+        e -= rng
+    return e
+
+
+@_helper
+def _reconstruct(px, sign, e, scale, vmin, vmax, k, rng):
+    """``px + sign * e * scale`` back into the frame's range: with ``rng`` > 0 (modular levels) a
+    value beyond ``vmin - k`` / ``vmax + k`` is wrapped by ``rng * scale`` first; then clamped."""
+    rx = px + sign * e * scale
+    if rng > 0:
+        if rx < vmin - k:
+            rx += rng * scale
+        elif rx > vmax + k:
+            rx -= rng * scale
+    if rx < vmin:
+        rx = vmin
+    elif rx > vmax:
+        rx = vmax
+    return rx
+
+
+@_helper
 def _run_sample(R, EP, S, y, x, cols, mid, cur, predictor, rx):
     """Record sample (y, x) = ``rx`` coded in run mode: the reconstruction and, for the blend,
     each sub-predictor's error there (what the regular samples after it weigh)."""
@@ -427,11 +473,13 @@ def _run_sample(R, EP, S, y, x, cols, mid, cur, predictor, rx):
 
 
 @_jit
-def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False):
+def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False, modular=False, run_above=False):
     """Code one frame. ``img``: int32 (rows, cols) within [vmin, vmax]; returns (status, nbytes).
 
     ``out`` must be large enough (status :data:`E_OVERFLOW` otherwise: retry larger). ``runs``:
-    format 2.7's run mode (§10.4) where the local gradients are all within ``k``.
+    format 2.7's run mode (§10.4) where the local gradients are all within ``k``; ``modular`` and
+    ``run_above``: format 2.8's levels modulo the range (§10.2 step 5) and run contexts from the
+    row above (§10.4).
     """
     rows, cols = img.shape
     R = np.empty((rows, cols), dtype=np.int32)  # reconstruction (= img when k == 0)
@@ -447,6 +495,7 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False
     st = np.zeros(6, dtype=np.int64)
     _enc_init(st)
     scale = 2 * k + 1
+    rng = (vmax - vmin + 2 * k) // scale + 1 if modular else 0
     mid = (vmin + vmax) // 2
     for y in range(rows):
         cur = y & 1
@@ -461,14 +510,14 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False
             if runs and qs == 0 and not broken:  # run mode (§10.4): samples within k of a
                 n = 0
                 while x < cols and abs(np.int64(img[y, x]) - a) <= k:
-                    _enc_bit(st, out, P, NC, CTX_RUN + _run_bucket(n), 0)
+                    _enc_bit(st, out, P, NC, _run_ctx(R, y, x, cols, n, a, k, run_above), 0)
                     _run_sample(R, EP, S, y, x, cols, mid, cur, predictor, a)
                     E[cur, x] = 0
                     n += 1
                     x += 1
                 if x == cols:  # a run ends with its row, no bit for that
                     break
-                _enc_bit(st, out, P, NC, CTX_RUN + _run_bucket(n), 1)
+                _enc_bit(st, out, P, NC, _run_ctx(R, y, x, cols, n, a, k, run_above), 1)
                 broken = True  # the sample that broke it: regular mode, whatever its context
                 continue
             broken = False
@@ -493,11 +542,9 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False
                     e = (e + k) // scale
                 else:
                     e = -((k - e) // scale)
-            rx = px + sign * e * scale
-            if rx < vmin:
-                rx = vmin
-            elif rx > vmax:
-                rx = vmax
+            if rng > 0:
+                e = _modular(e, rng)
+            rx = _reconstruct(px, sign, e, scale, vmin, vmax, k, rng)
             R[y, x] = rx
             _encode_residual(st, out, P, NC, act, e)
             E[cur, x] = abs(e)
@@ -513,7 +560,9 @@ def encode_predictive(img, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False
 
 
 @_jit
-def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False):
+def decode_predictive(
+    data, start, end, k, vmin, vmax, t1, t2, t3, predictor, out, runs=False, modular=False, run_above=False
+):
     """Decode one frame into ``out`` (int32-compatible (rows, cols)); returns status."""
     rows, cols = out.shape
     R = np.empty((rows, cols), dtype=np.int32)
@@ -529,6 +578,7 @@ def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, ou
     st = np.zeros(5, dtype=np.int64)
     _dec_init(st, data, start, end)
     scale = 2 * k + 1
+    rng = (vmax - vmin + 2 * k) // scale + 1 if modular else 0
     mid = (vmin + vmax) // 2
     for y in range(rows):
         cur = y & 1
@@ -542,7 +592,7 @@ def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, ou
             qs, act = _context(a, b, c, d, t1, t2, t3, k, eW, E[prv, x], eNE, scale)
             if runs and qs == 0 and not broken:  # run mode (§10.4)
                 n = 0
-                while x < cols and _dec_bit(st, data, P, NC, CTX_RUN + _run_bucket(n)) == 0:
+                while x < cols and _dec_bit(st, data, P, NC, _run_ctx(R, y, x, cols, n, a, k, run_above)) == 0:
                     _run_sample(R, EP, S, y, x, cols, mid, cur, predictor, a)
                     out[y, x] = a
                     E[cur, x] = 0
@@ -569,11 +619,7 @@ def decode_predictive(data, start, end, k, vmin, vmax, t1, t2, t3, predictor, ou
             elif px > vmax:
                 px = vmax
             e = _decode_residual(st, data, P, NC, act)
-            rx = px + sign * e * scale
-            if rx < vmin:
-                rx = vmin
-            elif rx > vmax:
-                rx = vmax
+            rx = _reconstruct(px, sign, e, scale, vmin, vmax, k, rng)
             R[y, x] = rx
             out[y, x] = rx
             E[cur, x] = abs(e)

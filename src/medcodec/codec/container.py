@@ -87,9 +87,12 @@ VERSION_26 = (2, 6)
 #: Written by predictive (lossless / near-lossless) streams whose frames use run mode (FRAM flag 1
 #: of the predictive header, ``docs/format.md`` §10.4); a 2.0-2.6 frame has that byte 0.
 VERSION_27 = (2, 7)
+#: Written by predictive streams whose frames reduce their levels modulo the range and take their
+#: run contexts from the row above too (FRAM flags 2 and 4, ``docs/format.md`` §10.2, §10.4).
+VERSION_28 = (2, 8)
 #: The newest version this reader knows: a newer minor version may code frames differently (each one
 #: so far did), so it is refused rather than decoded wrongly.
-LATEST_VERSION = VERSION_27
+LATEST_VERSION = VERSION_28
 
 #: Hard limits checked before any allocation.
 LIMITS = {

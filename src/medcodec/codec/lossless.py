@@ -13,8 +13,10 @@ in :mod:`._kernels_v2` and specified in ``docs/format.md`` §10-11.
 Why a bound holds: the residual ``e`` between a sample and its prediction is quantized to
 ``round(e / (2k+1))`` (ties away from zero, ISO 14495-1 §A.4.4), so the reconstruction
 ``prediction + (2k+1) * level`` is within ``k`` of the sample; clamping to the frame's
-[min, max] can only move it closer, since the sample lies in that range. The decoder
-repeats the encoder's predictions from the same reconstructed samples, so both agree.
+[min, max] can only move it closer, since the sample lies in that range. A modular level
+(format 2.8) differs from that level by the range's step count, which moves the reconstruction
+outside [min - k, max + k]; the wrap back is exact (§10.2 step 5). The decoder repeats the
+encoder's predictions from the same reconstructed samples, so both agree.
 """
 
 from __future__ import annotations
@@ -60,13 +62,24 @@ class FrameParams:
     #: Run mode (format 2.7, ``docs/format.md`` §10.4; FRAM flag 1): where the local gradients are
     #: all within ``max_error`` the samples that follow are coded as a run of the left neighbour.
     runs: bool = False
+    #: Levels reduced modulo the frame's quantized range (format 2.8, §10.2 step 5; FRAM flag 2):
+    #: a jump across most of the range (a label on black) codes as a short step the other way.
+    modular: bool = False
+    #: Run bits' contexts from the row above (format 2.8, §10.4; FRAM flag 4; with ``runs`` only).
+    run_above: bool = False
 
     @classmethod
     def for_frame(
-        cls, frame: np.ndarray, max_error: int, predictor: int = PREDICTORS["blend"], *, runs: bool = True
-    ) -> FrameParams:
+        cls, frame: np.ndarray, max_error: int, predictor: int = PREDICTORS["blend"], *, runs: bool = True,
+        modular: bool = False,
+    ) -> FrameParams:  # fmt: skip
+        """The header an encoder writes for ``frame``: its own extremes, the JPEG-LS default
+        thresholds; with ``modular``, format 2.8's tools (``run_above`` with ``runs``)."""
         vmin, vmax = int(frame.min()), int(frame.max())
-        return cls(max_error, vmin, vmax, *K.default_thresholds(vmax - vmin, max_error), predictor=predictor, runs=runs)
+        return cls(
+            max_error, vmin, vmax, *K.default_thresholds(vmax - vmin, max_error), predictor=predictor, runs=runs,
+            modular=modular, run_above=runs and modular,
+        )  # fmt: skip
 
     def validate(self, *, offset: int | None = None, segment: str | None = None) -> None:
         """Raise :class:`CorruptStreamError` unless the parameters are consistent."""
@@ -79,6 +92,8 @@ class FrameParams:
             problems.append(f"thresholds {self.t1}, {self.t2}, {self.t3} not increasing and positive")
         if self.predictor not in PREDICTORS.values():
             problems.append(f"predictor code {self.predictor} unknown")
+        if self.run_above and not self.runs:
+            problems.append("run contexts from the row above without run mode")
         if problems:
             raise CorruptStreamError("; ".join(problems), offset=offset, segment=segment)
 
@@ -103,7 +118,7 @@ def encode_frame(frame: np.ndarray, params: FrameParams, *, verify: bool = True)
         out = np.empty(cap, dtype=np.uint8)
         status, n = K.encode_predictive(
             img, params.max_error, params.vmin, params.vmax, params.t1, params.t2, params.t3, params.predictor, out,
-            params.runs,
+            params.runs, params.modular, params.run_above,
         )  # fmt: skip
         if status == K.OK:
             break
@@ -117,10 +132,11 @@ def encode_frame(frame: np.ndarray, params: FrameParams, *, verify: bool = True)
 
 
 def encode_frame_smallest(
-    frame: np.ndarray, max_error: int, predictor: int = PREDICTORS["blend"]
+    frame: np.ndarray, max_error: int, predictor: int = PREDICTORS["blend"], *, modular: bool = True
 ) -> tuple[FrameParams, bytes]:
     """Code one frame with and without run mode (§10.4) and keep the smaller (ties: without),
-    verified by decoding; returns its parameters and bytes.
+    verified by decoding; returns its parameters and bytes. ``modular``: with format 2.8's tools
+    (both ways), ``False`` as format 2.7 codes.
 
     Neither choice wins everywhere (docs/design-notes.md, "Run mode"): runs save 3-12 % on
     radiographs and ultrasound with flat backgrounds and burned-in text at ``max_error=0``, and
@@ -128,8 +144,8 @@ def encode_frame_smallest(
     than a run that keeps breaking. Trying both costs one more encoding pass per frame.
     """
     img = np.ascontiguousarray(frame, dtype=np.int32)
-    plain = FrameParams.for_frame(img, max_error, predictor, runs=False)
-    runs = dataclasses.replace(plain, runs=True)
+    plain = FrameParams.for_frame(img, max_error, predictor, runs=False, modular=modular)
+    runs = dataclasses.replace(plain, runs=True, run_above=modular)
     best = min(((p, encode_frame(img, p, verify=False)) for p in (plain, runs)), key=lambda pd: len(pd[1]))
     _verify(best[1], best[0], img)
     return best
@@ -170,7 +186,7 @@ def decode_frame(
     target = np.empty(shape, dtype=np.int32)
     status = K.decode_predictive(
         buf, start, end, params.max_error, params.vmin, params.vmax, params.t1, params.t2, params.t3,
-        params.predictor, target, params.runs,
+        params.predictor, target, params.runs, params.modular, params.run_above,
     )  # fmt: skip
     if status != K.OK:
         raise TruncatedStreamError("predictive coded data ends before the frame does", offset=offset, segment=segment)
@@ -225,6 +241,24 @@ def _run_bucket(n: int) -> int:
     return n if n < 4 else min(n.bit_length() + 1, K.N_RUN - 1)
 
 
+def _run_ctx(m: _Model, y: int, x: int, n: int, ra: int) -> int:
+    """Context of a run bit (§10.4): the run's length so far and, with ``run_above`` (format 2.8),
+    whether N and NE of the sample are farther than k from the run's value ``ra``."""
+    ctx = K.CTX_RUN + _run_bucket(n)
+    if m.p.run_above and y > 0:
+        b = m.R[y - 1][x]
+        d = m.R[y - 1][x + 1] if x + 1 < m.cols else b
+        k = m.p.max_error
+        ctx += K.N_RUN * (abs(b - ra) > k) + 2 * K.N_RUN * (abs(d - ra) > k)
+    return ctx
+
+
+def _modular(e: int, rng: int) -> int:
+    """Level ``e`` reduced modulo ``rng`` (format 2.8, §10.2 step 5)."""
+    e = e + rng if e < 0 else e
+    return e - rng if e >= (rng + 1) // 2 else e
+
+
 def _quantize(e: int, k: int) -> int:
     """The level of residual ``e`` for bound ``k`` (§10.2 step 5)."""
     if not k:
@@ -245,6 +279,8 @@ class _Model:
         self.C = [0] * K.N_TEX
         self.N = [1] * K.N_TEX
         self.scale = 2 * p.max_error + 1
+        #: Levels are reduced modulo this many steps (format 2.8), 0: not reduced.
+        self.rng = (p.vmax - p.vmin + 2 * p.max_error) // self.scale + 1 if p.modular else 0
 
     def neighbours(self, y: int, x: int) -> tuple[int, int, int, int]:
         """(a, b, c, d) = W, N, NW, NE of pixel (y, x) (§10.2 step 1)."""
@@ -305,8 +341,13 @@ class _Model:
         return px, sign, q, act, subs
 
     def update(self, y: int, x: int, px: int, sign: int, q: int, e: int, subs: list[int]) -> int:
-        p = self.p
-        rx = min(max(px + sign * e * self.scale, p.vmin), p.vmax)
+        p, k = self.p, self.p.max_error
+        rx = px + sign * e * self.scale
+        if self.rng and rx < p.vmin - k:  # a modular level (format 2.8): wrapped back into range
+            rx += self.rng * self.scale
+        elif self.rng and rx > p.vmax + k:
+            rx -= self.rng * self.scale
+        rx = min(max(rx, p.vmin), p.vmax)
         self.R[y][x] = rx
         cur = y & 1
         self.E[cur][x] = abs(e)
@@ -346,16 +387,18 @@ def encode_frame_reference(frame: np.ndarray, params: FrameParams) -> bytes:
                 a = m.neighbours(y, x)[0]
                 n = 0
                 while x < cols and abs(int(frame[y, x]) - a) <= k:
-                    enc.encode(K.CTX_RUN + _run_bucket(n), 0)
+                    enc.encode(_run_ctx(m, y, x, n, a), 0)
                     m.run_sample(y, x, a)
                     n, x = n + 1, x + 1
                 if x == cols:
                     break
-                enc.encode(K.CTX_RUN + _run_bucket(n), 1)
+                enc.encode(_run_ctx(m, y, x, n, a), 1)
                 broken = True
                 continue
             broken = False
             e = _quantize((int(frame[y, x]) - px) * sign, k)
+            if m.rng:
+                e = _modular(e, m.rng)
             if e == 0:
                 enc.encode(K.CTX_ZERO + act, 0)
             else:
@@ -388,7 +431,7 @@ def decode_frame_reference(data: bytes, params: FrameParams, shape: tuple[int, i
             if params.runs and q == 0 and not broken:  # run mode (§10.4)
                 a = m.neighbours(y, x)[0]
                 n = 0
-                while x < cols and not dec.decode(K.CTX_RUN + _run_bucket(n)):
+                while x < cols and not dec.decode(_run_ctx(m, y, x, n, a)):
                     m.run_sample(y, x, a)
                     n, x = n + 1, x + 1
                 if x == cols:

@@ -65,14 +65,20 @@ def arith_coder_id(entropy: str | None) -> int | None:
 
 
 #: FRAM payload of a predictive frame, before the coded bytes: index u32, predictor u8, flags u8
-#: (bit 0: run mode, format 2.7), 2 bytes reserved (0), vmin i32, vmax i32, T1 T2 T3 u16, ncoded u32
-#: (``docs/format.md`` §10.1).
+#: (bit 0: run mode, format 2.7; bits 1, 2: modular levels, run contexts from above, format 2.8),
+#: 2 bytes reserved (0), vmin i32, vmax i32, T1 T2 T3 u16, ncoded u32 (``docs/format.md`` §10.1).
 FRAM2_HEAD = struct.Struct("<IBB2xiiHHHI")
 #: Predictive FRAM flag: run mode (§10.4), format 2.7 on.
 PRED_FLAG_RUNS = 1
-#: Predictive streams try run mode per frame (format 2.7, :func:`.lossless.encode_frame_smallest`);
-#: ``False`` writes format 2.0 as before it (golden files made then are re-encoded so).
-RUN_MODE = True
+#: Predictive FRAM flag: levels modulo the quantized range (§10.2 step 5), format 2.8 on.
+PRED_FLAG_MODULAR = 2
+#: Predictive FRAM flag: run bits' contexts from the row above (§10.4), format 2.8 on, with flag 1 only.
+PRED_FLAG_RUN_ABOVE = 4
+#: The predictive tools the encoder writes, by the format version that brought them: 2.8 (the
+#: default: run mode tried per frame, :func:`.lossless.encode_frame_smallest`, with modular levels
+#: and run contexts from above), 2.7 (run mode alone) or 2.0 (neither). Golden files made before a
+#: version are re-encoded with the one of their day.
+PREDICTIVE_VERSION = container.VERSION_28
 #: A frame may not claim more than this many samples per coded byte (decompression-bomb limit).
 #: The coder spends at least 0.0056 bits per sample (1 byte per ~1400 samples, §11), so valid
 #: streams are always far inside it. FIDX entries are checked against it too (:func:`.container.frame_min_size`).
@@ -140,7 +146,7 @@ def encode_predictive_to(
         photometric_interpretation=spec.photometric_interpretation,
         rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
         window_center=spec.window_center, window_width=spec.window_width, quality=None,
-        range_bits=bits_stored, version=container.VERSION_27 if RUN_MODE else container.VERSION_2,
+        range_bits=bits_stored, version=PREDICTIVE_VERSION,
         transform=container.TRANSFORM_PREDICTIVE,
         entropy=container.ENTROPY_ARITH, max_error=k, qtables=(),
         meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
@@ -156,12 +162,16 @@ def encode_predictive_to(
             )
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
-        if RUN_MODE:  # with or without run mode, the smaller; checked by decoding
-            params, coded = encode_frame_smallest(frame, k, code)
+        if PREDICTIVE_VERSION >= container.VERSION_27:  # with or without run mode, the smaller; checked by decoding
+            params, coded = encode_frame_smallest(frame, k, code, modular=PREDICTIVE_VERSION >= container.VERSION_28)
         else:
             params = FrameParams.for_frame(frame, k, code, runs=False)
             coded = encode_frame(frame, params, verify=True)
-        flags = PRED_FLAG_RUNS if params.runs else 0
+        flags = (
+            (PRED_FLAG_RUNS * params.runs)
+            | (PRED_FLAG_MODULAR * params.modular)
+            | (PRED_FLAG_RUN_ABOVE * params.run_above)
+        )
         head = FRAM2_HEAD.pack(
             index, params.predictor, flags, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded)
         )
@@ -199,7 +209,9 @@ def parse_predictive_frame(
         )
     index, predictor, flags, vmin, vmax, t1, t2, t3, ncoded = FRAM2_HEAD.unpack_from(payload)
     allowed = PRED_FLAG_RUNS if header.version >= container.VERSION_27 else 0
-    if flags & ~allowed:
+    if header.version >= container.VERSION_28:
+        allowed |= PRED_FLAG_MODULAR | PRED_FLAG_RUN_ABOVE
+    if flags & ~allowed or (flags & PRED_FLAG_RUN_ABOVE and not flags & PRED_FLAG_RUNS):
         raise CorruptStreamError(
             f"FRAM flags {flags:#x} not defined for a predictive frame of format "
             f"{header.version[0]}.{header.version[1]}",
@@ -226,8 +238,9 @@ def parse_predictive_frame(
             offset=off, segment="FRAM",
         )  # fmt: skip
     params = FrameParams(
-        int(header.max_error or 0), vmin, vmax, t1, t2, t3, predictor, runs=bool(flags & PRED_FLAG_RUNS)
-    )
+        int(header.max_error or 0), vmin, vmax, t1, t2, t3, predictor, runs=bool(flags & PRED_FLAG_RUNS),
+        modular=bool(flags & PRED_FLAG_MODULAR), run_above=bool(flags & PRED_FLAG_RUN_ABOVE),
+    )  # fmt: skip
     params.validate(offset=off, segment="FRAM")
     start = off + 8 + FRAM2_HEAD.size
     return index, params, start, start + ncoded

@@ -59,7 +59,7 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
     intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding
-    masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode), plus every
+    masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode, 2.8 modular levels), plus every
     ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
     from ..codec import intra as intra_mod
@@ -136,10 +136,19 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
     ]
     # .mdc 2.7: predictive frames in run mode (black surroundings with labels; the encoder picks runs
-    # for these, lossless and near-lossless)
+    # for these, lossless and near-lossless); 2.8, the default: the same with modular levels and run
+    # contexts from the row above
+    from ..codec import container, mdc2
+
     labels = img(8, False, 2)
     labels[:, :, 20:] = 0
     labels[:, 3:6, 24:38:3] = 230
+    saved_version = mdc2.PREDICTIVE_VERSION
+    try:
+        mdc2.PREDICTIVE_VERSION = container.VERSION_27
+        corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
+    finally:
+        mdc2.PREDICTIVE_VERSION = saved_version
     corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
