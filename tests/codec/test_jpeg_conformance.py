@@ -38,13 +38,14 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def _assert_close(ours: np.ndarray, theirs: np.ndarray, decoder: str) -> None:
-    """Within 1 everywhere. libjpeg (pylibjpeg-libjpeg) is allowed 2 on at most 1e-4 of the
-    pixels: its integer IDCT differs from libjpeg-turbo's by 2 on the same 12-bit streams
-    (measured on the real CT slices), so that is its own rounding, not ours."""
+    """Within 1 everywhere. libjpeg (pylibjpeg-libjpeg) is allowed 3 on at most 1e-4 of the
+    pixels: its integer IDCT differs from libjpeg-turbo's by up to 3 on libjpeg-turbo's own 12-bit
+    streams (on ~1e-5 of the chest CT's pixels, next to bright structures at the top of the range;
+    ``test_libjpeg_differs_on_our_streams_as_on_libjpeg_turbos``), so that is its own rounding."""
     diff = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
     assert ours.shape == theirs.shape
     if decoder == "libjpeg":
-        assert diff.max() <= 2 and np.count_nonzero(diff > 1) <= 1e-4 * diff.size, (diff.max(), np.count_nonzero(diff > 1))
+        assert diff.max() <= 3 and np.count_nonzero(diff > 1) <= 1e-4 * diff.size, (diff.max(), np.count_nonzero(diff > 1))
     else:
         assert diff.max() <= 1
 
@@ -305,3 +306,27 @@ def test_real_ct(series, shared_data, tmp_path):
             _assert_close(ours, DECODERS[decoder](ours_stream, tmp_path), decoder)
     turbo = imagecodecs.jpeg8_encode(img, level=80, bitspersample=12, optimize=True)
     assert _max_diff(medcodec.decode(turbo), imagecodecs.jpeg8_decode(turbo)) <= 1
+
+
+@pytest.mark.realdata
+def test_libjpeg_differs_on_our_streams_as_on_libjpeg_turbos(shared_data):
+    """libjpeg (pylibjpeg-libjpeg) against the decoder of the stream's writer, over the whole chest
+    CT at one quality: on our default streams (against our decoder) no more often and by no more
+    than on libjpeg-turbo's streams of the same slices (against libjpeg-turbo's decoder). Its
+    deviation reaches 3 on both (found when Orthanc's copy of a .51 series decoded within 1 of
+    libjpeg-turbo, DCMTK being its decoder, and pydicom's libjpeg plugin by 3)."""
+    stats = {"ours": [0, 0], "turbo": [0, 0]}
+    npix = 0
+    for path in sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm")):
+        img = pydicom.dcmread(path).pixel_array.astype(np.uint16)
+        npix += img.size
+        ours = medcodec.encode(img, bits_stored=12, format="jpeg", quality=50)
+        turbo = imagecodecs.jpeg8_encode(img, level=50, bitspersample=12, optimize=True)
+        for who, stream, own in (("ours", ours, jpeg.decode_jpeg), ("turbo", turbo, imagecodecs.jpeg8_decode)):
+            diff = np.abs(libjpeg.decode(stream).astype(np.int64) - own(stream).astype(np.int64))
+            stats[who][0] = max(stats[who][0], int(diff.max()))
+            stats[who][1] += int(np.count_nonzero(diff > 1))
+    (ours_max, ours_n), (turbo_max, turbo_n) = stats["ours"], stats["turbo"]
+    assert turbo_max >= 2 and turbo_n > 0  # libjpeg's own deviation shows on this series
+    assert ours_max <= turbo_max and ours_n <= 1.5 * turbo_n + 10, stats
+    assert ours_n <= 1e-4 * npix, stats

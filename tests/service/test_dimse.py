@@ -35,7 +35,8 @@ def test_c_store_ingests_and_conflicts_are_refused(shared_data, tmp_path, spawn_
         assert assoc.send_c_store(pydicom.dcmread(files[0])).Status == 0  # duplicate: fine, unchanged
         other = pydicom.dcmread(files[1])
         other.PatientName = "Not^The^Same"
-        assert assoc.send_c_store(other).Status == 0xA900  # same SOP Instance UID, other bytes
+        rsp = assoc.send_c_store(other)  # same SOP Instance UID, other bytes: PS3.7's "Duplicate SOP Instance"
+        assert rsp.Status == 0x0111 and "stored already" in rsp.ErrorComment
         bad = pydicom.dcmread(files[2])
         bad.SOPInstanceUID = "1.2.03.bad"  # leading zero: not a UID
         bad.file_meta.MediaStorageSOPInstanceUID = generate_uid()

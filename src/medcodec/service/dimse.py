@@ -6,7 +6,8 @@ presentation context) and handed to :meth:`Store.ingest_bytes`; the C-STORE resp
 says what happened (PS3.4 Annex B.2.3, PS3.7 C.4.2.1.4)::
 
     stored, duplicate           0x0000 Success
-    conflict (same UID, other)  0xA900 Error: data set does not match SOP class  (nothing changed)
+    conflict (same UID, other)  0x0111 Failure: duplicate SOP instance (PS3.7 C.4; nothing changed,
+                                       an Error Comment says so, the log names both sources)
     not DICOM / bad UID         0xC000 Error: cannot understand
     store full                  0xA700 Refused: out of resources
     anything else               0xC001 Error: processing failure (logged)
@@ -41,11 +42,30 @@ class Scp:
         self.server.shutdown()
 
 
+#: C-STORE status for a SOP Instance UID stored already with other content: PS3.7 Annex C's general
+#: failure "Duplicate SOP Instance" (PS3.4 B.2.3 lets a Storage SCP answer any general status).
+DUPLICATE = 0x0111
+
+
 def _status_for(exc: BaseException) -> int:
     name = type(exc).__name__
-    return {"StoreFullError": 0xA700, "NotDicomError": 0xC000, "InvalidUidError": 0xC000, "ConflictError": 0xA900}.get(
-        name, 0xC001
-    )
+    statuses = {
+        "StoreFullError": 0xA700,
+        "NotDicomError": 0xC000,
+        "InvalidUidError": 0xC000,
+        "ConflictError": DUPLICATE,
+    }
+    return statuses.get(name, 0xC001)
+
+
+def _failure(status: int, message: str) -> Any:
+    """A C-STORE response status with an Error Comment (LO: at most 64 characters)."""
+    from pydicom.dataset import Dataset
+
+    rsp = Dataset()
+    rsp.Status = status
+    rsp.ErrorComment = message if len(message) <= 64 else message[:61] + "..."
+    return rsp
 
 
 def start_scp(
@@ -128,7 +148,7 @@ def start_scp(
             return 0xC001
         if outcome.status == "conflict":
             log.warning("C-STORE conflict: %s", outcome.message)
-            return 0xA900
+            return _failure(DUPLICATE, "SOP Instance UID stored already with other content")
         if outcome.status == "stored" and on_stored is not None:
             on_stored(outcome.study_uid)
         return 0x0000
