@@ -5,7 +5,8 @@ independent C++ implementation talks to the server the way a site's PACS would:
 
 * DICOMweb: Orthanc's DICOMweb client lists our studies (QIDO-RS) and pulls one (WADO-RS, its own
   multipart parser): as stored (the original bytes) and as JPEG 12-bit (.51, asked for in the
-  Accept header), which Orthanc then decodes with its own decoder (DCMTK);
+  Accept header), which Orthanc then decodes with its own decoder (DCMTK); and it pushes a study
+  it holds (STOW-RS, its own multipart writer);
 * DIMSE: Orthanc's C-ECHO, C-FIND and C-MOVE against our Query/Retrieve SCP (we send the instances
   to Orthanc's own Storage SCP) and C-STORE into ours, a conflicting instance refused with PS3.7's
   "Duplicate SOP Instance".
@@ -153,6 +154,24 @@ def test_orthanc_pulls_over_dicomweb_as_stored_and_as_jpeg(peers):
         assert int(np.abs(theirs - ours).max()) <= 1
         err = int(np.abs(ours - source.pixel_array.astype(np.int64)).max())
         assert 0 < err < 400  # lossy, at the diagnostic point (not a blank or a wrong image)
+
+
+def test_orthanc_stores_into_us_over_stow_rs(peers):
+    """Orthanc's STOW-RS client (its own multipart writer) pushes a study it holds: ingested, found."""
+    url, orthanc, _files = peers
+    mr = pydicom.dcmread(pydicom.data.get_testdata_file("emri_small.dcm"))  # a 10-frame MR, another study
+    buf = io.BytesIO()
+    mr.save_as(buf, enforce_file_format=True)
+    study_id = orthanc.http.post("/instances", content=buf.getvalue()).json()["ParentStudy"]
+    r = orthanc.post("/dicom-web/servers/medcodec/stow", {"Resources": [study_id], "Synchronous": True})
+    assert r.status_code == 200 and r.json()["InstancesCount"] == "1", r.text
+    found = httpx.get(f"{url}/dicomweb/studies/{mr.StudyInstanceUID}/instances", timeout=30).json()
+    assert [i["00080018"]["Value"][0] for i in found] == [str(mr.SOPInstanceUID)]
+    back = httpx.get(f"{url}/dicomweb/studies/{mr.StudyInstanceUID}/series/{mr.SeriesInstanceUID}/instances/"
+                     f"{mr.SOPInstanceUID}", headers={"Accept": 'multipart/related; type="application/dicom"; '
+                                                       "transfer-syntax=*"}, timeout=30)  # fmt: skip
+    assert back.status_code == 200
+    assert mr.PixelData in back.content  # the pixels arrived as sent
 
 
 def test_orthanc_queries_retrieves_and_stores_over_dimse(peers):
