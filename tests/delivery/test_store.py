@@ -80,6 +80,15 @@ def test_non_dicom_and_invalid_uids_are_reported_not_stored(shared_data: Path, s
     assert "not a DICOM file" in report.outcomes[0].message
     assert "is not a DICOM UID" in report.outcomes[3].message
     assert store.find_studies({}) == [] and not (Path(store.objects.root) / "objects").exists()
+    # a PS3.10 file whose dataset lacks SOP Class / Instance UID (only its file meta has them; nibabel's
+    # decimal_rescale.dcm is one): said to be DICOM, but not a storable instance
+    import pydicom
+
+    ds = pydicom.dcmread(series_files(shared_data, CHEST, 1)[0])
+    del ds.SOPClassUID, ds.SOPInstanceUID
+    ds.save_as(tmp_path / "no_uids.dcm", enforce_file_format=True)
+    (outcome,) = store.ingest([tmp_path / "no_uids.dcm"], precompress=False).outcomes
+    assert outcome.status == "rejected" and "without SOP Class and SOP Instance UID" in outcome.message
     with pytest.raises(InputNotFoundError):
         store.ingest([tmp_path / "missing"], precompress=False)
     # inside a folder: files named like DICOM but not DICOM are rejected (listed as failures, issue 10

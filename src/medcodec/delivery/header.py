@@ -51,8 +51,15 @@ def read_header(data: bytes, source: str) -> Dataset:
                     raise
     except Exception as exc:  # pydicom's many error kinds
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
-    if len(ds) == 0 or ("SOPClassUID" not in ds and "SOPInstanceUID" not in ds):
-        raise NotDicomError(f"{source}: not a DICOM file (no SOP Class/Instance UID: not a DICOM composite object)")
+    if len(ds) == 0:
+        raise NotDicomError(f"{source}: not a DICOM file (no data elements)")
+    if "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
+        if data[128:132] != b"DICM":  # forced parse of something else (text, pixels): not DICOM at all
+            raise NotDicomError(f"{source}: not a DICOM file (no SOP Class/Instance UID)")
+        raise NotDicomError(
+            f"{source}: a DICOM dataset without SOP Class and SOP Instance UID, not a storable instance "
+            "(PS3.3 C.12.1: a composite instance names both in its dataset, file meta alone is not enough)"
+        )
     return ds
 
 
