@@ -24,7 +24,7 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     # base and the three v2 bases of tests/data/fuzz
     assert outcomes.count("decoded") >= 23
     assert {_mdc_version(d) for d in CORPUS} == {
-        None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8)
+        None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8), (2, 9)
     }  # fmt: skip
     assert len(TX_CORPUS) >= 4  # 3 fresh, the committed 2.5 base (and its truncation)
     assert len(BIG_CORPUS) >= 3  # 3 fresh 2.6 streams (the default since big26)
@@ -67,8 +67,8 @@ def _mdc_version(data: bytes) -> tuple[int, int] | None:
 
 
 #: Range-coded streams of the first v2 tools: predictive (2.0; 2.7 with run mode; 2.8 with modular
-#: levels) and DCT levels (2.0, 2.1, 2.3).
-V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3), (2, 7), (2, 8))]
+#: levels; 2.9 with packed frames) and DCT levels (2.0, 2.1, 2.3).
+V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3), (2, 7), (2, 8), (2, 9))]
 #: DCT streams whose levels use the multi-symbol range coder (entropy coder 2, format 2.1; 2.3 with padding masks).
 MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 1), (2, 3))]
 #: Intra-predicted DCT streams (format 2.2).
@@ -94,6 +94,12 @@ def test_v2_corpus_covers_both_codings() -> None:
     for version in ((2, 7), (2, 8)):  # format 2.7's run mode, 2.8's tools reach the mutated-stream tests below
         runs = [d for d in V2_CORPUS if _mdc_version(d) == version and _has_run_mode_frame(d)]
         assert len(runs) >= 2, version
+    assert sum(_has_packed_frame(d) for d in V2_CORPUS if _mdc_version(d) == (2, 9)) >= 2  # 2.9's tables too
+
+
+def _has_packed_frame(data: bytes) -> bool:
+    header, index = medcodec.codec.container.parse_container(data)
+    return any(mdc2.parse_predictive_frame(data, header, entry)[1].values is not None for entry in index)
 
 
 def _has_run_mode_frame(data: bytes) -> bool:

@@ -42,9 +42,13 @@ PROFILES = {
                                 pred=(2, 7)),
     # format 2.8 (§10.2 step 5, §10.4): modular levels, run contexts from the row above; bright labels
     # on a black region (levels that wrap) and flat regions (runs), lossless and near-lossless
-    "xr.u1.b8.e0.modular": dict(shape=(48, 64), bits_stored=8, signed=False, max_error=0, flat=True, labels=True),
+    # (made before 2.9: re-encoded with 2.8's tools)
+    "xr.u1.b8.e0.modular": dict(shape=(48, 64), bits_stored=8, signed=False, max_error=0, flat=True, labels=True,
+                                pred=(2, 8)),
     "ct.i2.b12.e2.modular.f2": dict(shape=(2, 48, 64), bits_stored=12, signed=True, max_error=2, flat=True,
-                                    labels=True),
+                                    labels=True, pred=(2, 8)),
+    # format 2.9 (§10.5): packed lossless frames (the values on every 4th level: a sparse histogram)
+    "dx.u2.b12.e0.packed.f2": dict(shape=(2, 48, 64), bits_stored=12, signed=False, max_error=0, sparse=True),
     # format 2.0, range-coded DCT levels with reconstruction offsets (binary coder); made when
     # entropy="arith" meant that coder, so they are re-encoded with "arith-binary" (``reencode``)
     "ct.u2.b12.q75.arith": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith",
@@ -111,7 +115,7 @@ PROFILES = {
 
 
 def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int = 2024, flat: bool = False,
-               smooth: bool = False, labels: bool = False) -> np.ndarray:  # fmt: skip
+               smooth: bool = False, labels: bool = False, sparse: bool = False) -> np.ndarray:  # fmt: skip
     rng = np.random.default_rng(seed)
     lo = -(1 << (bits_stored - 1)) if signed else 0
     hi = lo + (1 << bits_stored) - 1
@@ -126,6 +130,8 @@ def make_array(shape: tuple[int, ...], bits_stored: int, signed: bool, seed: int
         arr.reshape(-1, *shape[-2:])[..., :3, :] = lo  # padding rows like CT outside the field
     if flat:  # a constant region (air outside the body): blocks whose references are all equal
         arr.reshape(-1, *shape[-2:])[..., 16:, 24:] = lo + (hi - lo) // 8
+    if sparse:  # a contrast-stretched radiograph: only every 4th level used
+        arr = lo + np.floor((arr - lo) / 4) * 4
     if labels:  # burned-in text: strokes at the top of the range on the lowest value
         view = arr.reshape(-1, *shape[-2:])
         view[..., 30:, :20] = lo
@@ -142,10 +148,11 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     the synthetic one, that the committed stream decodes to the committed pixels and that encoding the
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
-              if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "labels", "intra_rd", "tx", "big",
-                           "pred")}  # fmt: skip
+              if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "labels", "sparse", "intra_rd", "tx",
+                           "big", "pred")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
-                           smooth=cfg.get("smooth", False), labels=cfg.get("labels", False))  # fmt: skip
+                           smooth=cfg.get("smooth", False), labels=cfg.get("labels", False),
+                           sparse=cfg.get("sparse", False))  # fmt: skip
     rd = mdc.INTRA_RDOQ_EFFORTS if cfg.get("intra_rd", True) else ()  # made before the intra RD levels
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
     # format 2.6's 16x16 blocks (§19): True written, False not (made before), absent: what the default does

@@ -133,13 +133,7 @@ def test_run_mode_flag_is_format_27_only(monkeypatch: pytest.MonkeyPatch) -> Non
     off = index[0][0]
 
     def with_flags(flags: int, version: tuple[int, int] | None = None) -> bytes:
-        out = bytearray(data)
-        out[off + 8 + 5] = flags  # FRAM: index u32, predictor u8, flags u8
-        _refresh_crc(out, off)
-        if version is not None:
-            struct.pack_into("<HH", out, 8 + 8, *version)
-            _refresh_crc(out, 8)
-        return bytes(out)
+        return _patch(data, off, off + 8 + 5, bytes([flags]), version)  # FRAM: index u32, predictor u8, flags u8
 
     with pytest.raises(medcodec.CorruptStreamError, match="flags"):
         medcodec.decode(with_flags(3))  # an undefined flag
@@ -148,12 +142,13 @@ def test_run_mode_flag_is_format_27_only(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(medcodec.CorruptStreamError, match="flags"):
         medcodec.decode(with_flags(3))  # format 2.8's modular flag in a 2.7 stream
     with pytest.raises(medcodec.UnsupportedFeatureError, match="newer"):
-        medcodec.decode(with_flags(1, (2, 9)))  # a future minor version: refused, not misread
+        medcodec.decode(with_flags(1, (2, 10)))  # a future minor version: refused, not misread
 
 
-def test_format_28_flags() -> None:
-    """2.8 (the default): every frame has modular levels, a run-mode frame also run contexts from
-    above; flag 4 without run mode and undefined bits are refused."""
+def test_format_28_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2.8: every frame has modular levels, a run-mode frame also run contexts from above; flag 4
+    without run mode and undefined bits (8 is 2.9's) are refused."""
+    monkeypatch.setattr(mdc2, "PREDICTIVE_VERSION", container.VERSION_28)
     img = _text_on_black()
     data = medcodec.encode(img, bits_stored=8, max_error=0)
     header, index = container.parse_container(data)
@@ -165,10 +160,7 @@ def test_format_28_flags() -> None:
     assert data[off + 8 + 5] == 7
 
     def with_flags(flags: int) -> bytes:
-        out = bytearray(data)
-        out[off + 8 + 5] = flags
-        _refresh_crc(out, off)
-        return bytes(out)
+        return _patch(data, off, off + 8 + 5, bytes([flags]))
 
     for bad in (4, 6, 8, 15):  # run contexts without run mode; bit 3 is not defined
         with pytest.raises(medcodec.CorruptStreamError, match="flags"):
@@ -238,7 +230,7 @@ def test_max_error_holds_signed_and_unsigned(bits: int, signed: bool, k: int) ->
     if k == 0:
         np.testing.assert_array_equal(out, img)
     header = medcodec.read_header(data)
-    assert header.version == container.VERSION_28 and header.max_error == k and header.transform == container.TRANSFORM_PREDICTIVE
+    assert header.version == container.VERSION_29 and header.max_error == k and header.transform == container.TRANSFORM_PREDICTIVE
 
 
 def test_bound_is_used_not_just_respected() -> None:
@@ -341,6 +333,18 @@ def _decode_raises_codec_error(data: bytes) -> BaseException | None:
 def test_v2_truncation_sweep(v2_stream: bytes) -> None:
     for n in list(range(0, 300)) + [len(v2_stream) * j // 40 for j in range(40)]:
         assert _decode_raises_codec_error(v2_stream[:n]) is not None, n
+
+
+def _patch(data: bytes, frame_off: int, at: int, new: bytes, version: tuple[int, int] | None = None) -> bytes:
+    """``data`` with ``new`` written at ``at``, the CRC of the FRAM at ``frame_off`` made right again
+    and, with ``version``, HEAD's version rewritten (its CRC too)."""
+    out = bytearray(data)
+    out[at : at + len(new)] = new
+    _refresh_crc(out, frame_off)
+    if version is not None:
+        struct.pack_into("<HH", out, 8 + 8, *version)
+        _refresh_crc(out, 8)
+    return bytes(out)
 
 
 def _refresh_crc(data: bytearray, seg_offset: int) -> None:
@@ -490,3 +494,97 @@ def test_modular_levels_keep_the_bound_and_match_the_twin(case: tuple[np.ndarray
         np.testing.assert_array_equal(
             lossless.decode_frame(coded, params, img.shape), lossless.decode_frame_reference(coded, params, img.shape)
         )
+
+
+# ---------------------------------------------------------------------------------------- packed frames
+
+
+def _sparse(shape: tuple[int, int] = (40, 56), seed: int = 3) -> np.ndarray:
+    """12-bit values on every 5th level plus a few odd ones: a contrast-stretched radiograph's histogram."""
+    img = _image(shape, 10, False, noise=0.02, seed=seed).astype(np.int32) * 4
+    img[::7, ::5] += 1
+    return np.clip(img, 0, 4095)
+
+
+@pytest.mark.parametrize("runs", [False, True])
+def test_packed_frames_match_the_twin_and_decode_exactly(runs: bool) -> None:
+    img = _sparse()
+    params = lossless.FrameParams.for_frame(img, 0, runs=runs, modular=True, packed=True)
+    assert params.values == lossless.distinct_values(img) and (params.vmin, params.vmax) == (0, len(params.values) - 1)
+    coded = lossless.encode_frame(img, params)
+    assert coded == lossless.encode_frame_reference(img, params)
+    np.testing.assert_array_equal(lossless.decode_frame(coded, params, img.shape), img)
+    np.testing.assert_array_equal(lossless.decode_frame_reference(coded, params, img.shape), img)
+    with pytest.raises(medcodec.InvalidInputError, match="table"):
+        lossless.encode_frame(img + 2, params)  # values the table does not hold
+
+
+def test_packing_is_chosen_where_it_pays() -> None:
+    """Format 2.9: a frame whose histogram is sparse is coded as indices (smaller, same samples);
+    a dense one is not packed (no table to pay for); near-lossless never is."""
+    sparse = _sparse((64, 80))
+    params, data = lossless.encode_frame_smallest(sparse, 0, packing=True)
+    unpacked = lossless.encode_frame_smallest(sparse, 0)[1]
+    assert params.values is not None and len(data) < 0.9 * len(unpacked)
+    dense = (np.add.outer(np.arange(64), np.arange(80)) % 61 + 100).astype(np.int32)  # every value of 100..160
+    dense_values = lossless.distinct_values(dense)
+    assert len(dense_values) == dense_values[-1] - dense_values[0] + 1
+    assert lossless.encode_frame_smallest(dense, 0, packing=True)[0].values is None
+    # near-lossless: a packed frame is exact, so it is a candidate too; the smaller is kept
+    for k in (1, 2):
+        params, data = lossless.encode_frame_smallest(sparse, k, packing=True)
+        plain_k = lossless.encode_frame_smallest(sparse, k)[1]
+        assert len(data) <= min(len(plain_k), len(lossless.encode_frame_smallest(sparse, 0, packing=True)[1]))
+        out = lossless.decode_frame(data, params, sparse.shape)
+        assert int(np.abs(out - sparse).max()) <= (0 if params.values is not None else k)
+
+
+@pytest.mark.realdata
+def test_packed_dx_chest_is_far_smaller_than_charls(shared_data) -> None:
+    """The shared DX chest (12-bit, 823 of 4096 values used: a processed radiograph) was 0.987 of
+    CharLS losslessly; packed, its indices code ~28 % smaller (JPEG XL's palette reaches 0.73)."""
+    import pydicom
+
+    from medcodec import external
+
+    img = pydicom.dcmread(shared_data / "singles" / "dx_chest_2128x2000_12bit_mono1_j2k_lossless.dcm").pixel_array
+    crop = np.ascontiguousarray(img[600:1112, 700:1212])  # 512 x 512 of the lungs and mediastinum
+    data = medcodec.encode(crop, bits_stored=12, max_error=0)
+    header, index = container.parse_container(data)
+    assert header.version == container.VERSION_29 and mdc2.parse_predictive_frame(data, header, index[0])[1].values
+    np.testing.assert_array_equal(medcodec.decode(data), crop)
+    assert len(data) < 0.85 * len(external.jpegls_encode(crop, near=0))
+    near = medcodec.encode(crop, bits_stored=12, max_error=1)  # before 2.9: larger than lossless here
+    assert len(near) <= len(data) and int(np.abs(medcodec.decode(near).astype(int) - crop).max()) <= 1
+
+
+def test_packed_table_is_checked() -> None:
+    img = _sparse((64, 80))
+    data = medcodec.encode(img.astype(np.uint16), bits_stored=12, max_error=0)
+    header, index = container.parse_container(data)
+    off, _size = index[0]
+    params = mdc2.parse_predictive_frame(data, header, index[0])[1]
+    assert params.values is not None and data[off + 8 + 5] & mdc2.PRED_FLAG_PACKED
+    np.testing.assert_array_equal(medcodec.decode(data), img)
+    table_at = off + 8 + mdc2.FRAM2_HEAD.size
+
+    def patched(pos: int, new: bytes, version: tuple[int, int] | None = None) -> bytes:
+        return _patch(data, off, pos, new, version)
+
+    with pytest.raises(medcodec.CorruptStreamError, match="flags"):
+        medcodec.decode(patched(off, b"", (2, 8)))  # a packed frame in a stream that says 2.8
+    with pytest.raises(medcodec.CorruptStreamError):
+        medcodec.decode(patched(table_at, b"\x00"))  # a count of 0
+    with pytest.raises(medcodec.CorruptStreamError):
+        medcodec.decode(patched(table_at, b"\x01\xfe\x7f"))  # one value, 8191: beyond 12 bits
+    head = bytearray()
+    container.put_varint(head, len(params.values))
+    container.put_svarint(head, params.values[0])
+    k_at = table_at + len(head)  # the count and the first value, then the Rice parameter of the gaps
+    for k_byte in (b"\x11", b"\x00"):  # a Rice parameter > 16; k = 0: the gaps misread, the values change
+        try:
+            out = medcodec.decode(patched(k_at, k_byte))
+        except medcodec.CodecError as exc:
+            assert isinstance(exc, (medcodec.CorruptStreamError, medcodec.TruncatedStreamError))
+        else:
+            assert not np.array_equal(out, img)

@@ -90,9 +90,12 @@ VERSION_27 = (2, 7)
 #: Written by predictive streams whose frames reduce their levels modulo the range and take their
 #: run contexts from the row above too (FRAM flags 2 and 4, ``docs/format.md`` §10.2, §10.4).
 VERSION_28 = (2, 8)
+#: Written by predictive streams whose lossless frames may be packed: the indices of the frame's
+#: distinct values coded, their table in the FRAM (flag 8, ``docs/format.md`` §10.5).
+VERSION_29 = (2, 9)
 #: The newest version this reader knows: a newer minor version may code frames differently (each one
 #: so far did), so it is refused rather than decoded wrongly.
-LATEST_VERSION = VERSION_28
+LATEST_VERSION = VERSION_29
 
 #: Hard limits checked before any allocation.
 LIMITS = {

@@ -74,11 +74,15 @@ PRED_FLAG_RUNS = 1
 PRED_FLAG_MODULAR = 2
 #: Predictive FRAM flag: run bits' contexts from the row above (§10.4), format 2.8 on, with flag 1 only.
 PRED_FLAG_RUN_ABOVE = 4
-#: The predictive tools the encoder writes, by the format version that brought them: 2.8 (the
+#: Predictive FRAM flag: a packed frame (§10.5: the table of its distinct values follows the header,
+#: the coder codes indices into it, losslessly whatever HEAD's max_error), format 2.9 on.
+PRED_FLAG_PACKED = 8
+#: The predictive tools the encoder writes, by the format version that brought them: 2.9 (the
 #: default: run mode tried per frame, :func:`.lossless.encode_frame_smallest`, with modular levels
-#: and run contexts from above), 2.7 (run mode alone) or 2.0 (neither). Golden files made before a
-#: version are re-encoded with the one of their day.
-PREDICTIVE_VERSION = container.VERSION_28
+#: and run contexts from above, lossless frames packed where that pays), 2.8 (not packed), 2.7 (run
+#: mode alone) or 2.0 (none). Golden files made before a version are re-encoded with the one of
+#: their day.
+PREDICTIVE_VERSION = container.VERSION_29
 #: A frame may not claim more than this many samples per coded byte (decompression-bomb limit).
 #: The coder spends at least 0.0056 bits per sample (1 byte per ~1400 samples, §11), so valid
 #: streams are always far inside it. FIDX entries are checked against it too (:func:`.container.frame_min_size`).
@@ -163,7 +167,10 @@ def encode_predictive_to(
         if not frames_checked:
             levelshift.check_range(frame, bits_stored, signed_)
         if PREDICTIVE_VERSION >= container.VERSION_27:  # with or without run mode, the smaller; checked by decoding
-            params, coded = encode_frame_smallest(frame, k, code, modular=PREDICTIVE_VERSION >= container.VERSION_28)
+            params, coded = encode_frame_smallest(
+                frame, k, code, modular=PREDICTIVE_VERSION >= container.VERSION_28,
+                packing=PREDICTIVE_VERSION >= container.VERSION_29,
+            )  # fmt: skip
         else:
             params = FrameParams.for_frame(frame, k, code, runs=False)
             coded = encode_frame(frame, params, verify=True)
@@ -171,11 +178,13 @@ def encode_predictive_to(
             (PRED_FLAG_RUNS * params.runs)
             | (PRED_FLAG_MODULAR * params.modular)
             | (PRED_FLAG_RUN_ABOVE * params.run_above)
+            | (PRED_FLAG_PACKED * (params.values is not None))
         )
         head = FRAM2_HEAD.pack(
             index, params.predictor, flags, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded)
         )
-        return container._segment(b"FRAM", head + coded)
+        table = value_table_bytes(params.values) if params.values is not None else b""
+        return container._segment(b"FRAM", head + table + coded)
 
     writer = container.ContainerWriter(fh, header)
     written = 0
@@ -211,13 +220,18 @@ def parse_predictive_frame(
     allowed = PRED_FLAG_RUNS if header.version >= container.VERSION_27 else 0
     if header.version >= container.VERSION_28:
         allowed |= PRED_FLAG_MODULAR | PRED_FLAG_RUN_ABOVE
+    if header.version >= container.VERSION_29:
+        allowed |= PRED_FLAG_PACKED
     if flags & ~allowed or (flags & PRED_FLAG_RUN_ABOVE and not flags & PRED_FLAG_RUNS):
         raise CorruptStreamError(
             f"FRAM flags {flags:#x} not defined for a predictive frame of format "
             f"{header.version[0]}.{header.version[1]}",
             offset=off, segment="FRAM",
         )  # fmt: skip
-    if FRAM2_HEAD.size + ncoded != len(payload):
+    values, table_len = None, 0
+    if flags & PRED_FLAG_PACKED:
+        values, table_len = read_value_table(payload, FRAM2_HEAD.size, header, off)
+    if FRAM2_HEAD.size + table_len + ncoded != len(payload):
         raise CorruptStreamError(
             f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
         )
@@ -226,6 +240,8 @@ def parse_predictive_frame(
             f"FRAM frame {index} beyond the {header.frames} frames of HEAD", offset=off, segment="FRAM"
         )
     lo, hi = value_range(header.bits_stored, header.signed)
+    if values is not None:  # a packed frame codes indices 0..n-1 (the table was checked against lo..hi)
+        lo, hi = 0, len(values) - 1
     if not lo <= vmin <= vmax <= hi:
         raise CorruptStreamError(
             f"FRAM value range {vmin}..{vmax} outside the {header.bits_stored}-bit range {lo}..{hi}",
@@ -237,13 +253,54 @@ def parse_predictive_frame(
             f"{pixels} samples cannot be coded in {ncoded} bytes (limit {MIN_PIXELS_PER_BYTE} samples per byte)",
             offset=off, segment="FRAM",
         )  # fmt: skip
-    params = FrameParams(
-        int(header.max_error or 0), vmin, vmax, t1, t2, t3, predictor, runs=bool(flags & PRED_FLAG_RUNS),
-        modular=bool(flags & PRED_FLAG_MODULAR), run_above=bool(flags & PRED_FLAG_RUN_ABOVE),
+    params = FrameParams(  # a packed frame is lossless whatever HEAD's bound (§10.5)
+        0 if values is not None else int(header.max_error or 0), vmin, vmax, t1, t2, t3, predictor,
+        runs=bool(flags & PRED_FLAG_RUNS),
+        modular=bool(flags & PRED_FLAG_MODULAR), run_above=bool(flags & PRED_FLAG_RUN_ABOVE), values=values,
     )  # fmt: skip
     params.validate(offset=off, segment="FRAM")
-    start = off + 8 + FRAM2_HEAD.size
+    start = off + 8 + FRAM2_HEAD.size + table_len
     return index, params, start, start + ncoded
+
+
+#: Most values a packed frame's table may hold (every value of 16-bit data).
+MAX_TABLE_VALUES = 1 << 16
+
+
+def value_table_bytes(values: tuple[int, ...]) -> bytes:
+    """A packed frame's table (§10.5): the count as a varint, the smallest value as an svarint,
+    then the count - 1 gaps between neighbours, less one, as a Rice block."""
+    out = bytearray()
+    container.put_varint(out, len(values))
+    container.put_svarint(out, values[0])
+    container.put_rice(out, [b - a - 1 for a, b in itertools.pairwise(values)])
+    return bytes(out)
+
+
+def read_value_table(
+    payload: bytes | memoryview, pos: int, header: container.MdcHeader, off: int
+) -> tuple[tuple[int, ...], int]:
+    """The table of a packed frame at ``payload[pos:]``: (values, its length in bytes).
+
+    Raises
+    ------
+    CorruptStreamError
+        A field cut off, a count of 0 or above :data:`MAX_TABLE_VALUES`, a value outside the
+        header's sample range.
+    """
+    reader = container.Reader(memoryview(payload)[pos:], off, "FRAM")
+    n = reader.varint("packed table count", MAX_TABLE_VALUES)
+    lo, hi = value_range(header.bits_stored, header.signed)
+    first = reader.svarint("packed table first value", 1 << 16)
+    if n < 1 or not lo <= first <= hi or n - 1 > hi - first:
+        raise reader.fail(f"packed table of {n} values from {first} does not fit {lo}..{hi}")
+    gaps = np.asarray(reader.rice(n - 1, "packed table gaps", MAX_TABLE_VALUES - 1), dtype=np.int64)
+    if gaps.size and int(gaps.min()) < 0:
+        raise reader.fail("packed table values not increasing")
+    values = first + np.concatenate(([0], np.cumsum(gaps + 1)))
+    if int(values[-1]) > hi:
+        raise reader.fail(f"packed table values beyond {hi}")
+    return tuple(int(v) for v in values), reader.pos
 
 
 def decode_predictive(buf: bytes, header: container.MdcHeader, index: list[tuple[int, int]],

@@ -59,8 +59,8 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     """Seed streams: small fresh encodes of synthetic images covering the formats' paths
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
     intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding
-    masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode, 2.8 modular levels), plus every
-    ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
+    masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode, 2.8 modular levels,
+    2.9 packed frames), plus every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
     from ..codec import intra as intra_mod
     from ..codec.intra import written_mode_model
@@ -145,11 +145,14 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     labels[:, 3:6, 24:38:3] = 230
     saved_version = mdc2.PREDICTIVE_VERSION
     try:
-        mdc2.PREDICTIVE_VERSION = container.VERSION_27
-        corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
+        for version in (container.VERSION_27, container.VERSION_28):
+            mdc2.PREDICTIVE_VERSION = version
+            corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
     finally:
         mdc2.PREDICTIVE_VERSION = saved_version
-    corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
+    # .mdc 2.9, the default: lossless frames with sparse histograms are packed (a table of their values)
+    sparse = (img(10, False, 2) // 64 * 256).astype(np.uint16)  # 16 levels, 256 apart
+    corpus += [encode(sparse, bits_stored=12, max_error=0), encode(sparse[0], bits_stored=12, max_error=0)]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
             if path.suffix.lower() in (".mdc", ".jpg", ".jpeg", ".bin") and path.stat().st_size <= 1 << 20:
