@@ -80,8 +80,9 @@ class FrameParams:
     ) -> FrameParams:  # fmt: skip
         """The header an encoder writes for ``frame``: its own extremes, the JPEG-LS default
         thresholds; with ``modular``, format 2.8's tools (``run_above`` with ``runs``); with
-        ``packed`` (``max_error`` 0 only), format 2.9's table of its distinct values."""
+        ``packed``, format 2.9's table of its distinct values (exact: ``max_error`` becomes 0)."""
         values = distinct_values(frame) if packed else None
+        max_error = 0 if packed else max_error
         vmin, vmax = (0, len(values) - 1) if values is not None else (int(frame.min()), int(frame.max()))
         return cls(
             max_error, vmin, vmax, *K.default_thresholds(vmax - vmin, max_error), predictor=predictor, runs=runs,
@@ -205,10 +206,10 @@ def encode_frame_smallest(
     """Code one frame with and without run mode (§10.4) and keep the smaller (ties: without),
     verified by decoding; returns its parameters and bytes. ``modular``: with format 2.8's tools
     (both ways), ``False`` as format 2.7 codes. ``packing`` (format 2.9): code the indices of the
-    frame's distinct values, losslessly, where :func:`packing_estimate` says it pays (both ways
-    where it is not sure, and always both ways near-lossless: a packed frame is exact, within any
-    bound, and on a sparse histogram it can be smaller than the ``max_error`` coding; ties: the
-    first candidate, unpacked and without runs).
+    frame's distinct values, losslessly, where :func:`packing_estimate` says it pays: packed alone
+    when it is sure (lossless only), both ways and the smaller kept when it is not, and
+    near-lossless (a packed frame is exact, within any bound, and on a sparse histogram it can be
+    smaller than the ``max_error`` coding); ties: the first candidate, unpacked and without runs.
 
     Neither choice wins everywhere (docs/design-notes.md, "Run mode"): runs save 3-12 % on
     radiographs and ultrasound with flat backgrounds and burned-in text at ``max_error=0``, and
@@ -221,7 +222,7 @@ def encode_frame_smallest(
     if estimate is None or estimate[1] > PACK_SURE or max_error > 0:
         candidates.append(FrameParams.for_frame(img, max_error, predictor, runs=False, modular=modular))
     if estimate is not None and estimate[1] <= PACK_TRY:
-        n = len(estimate[0])
+        n = len(estimate[0])  # the values already found: FrameParams.for_frame(packed=True) without a second pass
         thresholds = K.default_thresholds(n - 1, 0)
         candidates.append(
             FrameParams(0, 0, n - 1, *thresholds, predictor=predictor, modular=modular, values=estimate[0])

@@ -65,8 +65,9 @@ def arith_coder_id(entropy: str | None) -> int | None:
 
 
 #: FRAM payload of a predictive frame, before the coded bytes: index u32, predictor u8, flags u8
-#: (bit 0: run mode, format 2.7; bits 1, 2: modular levels, run contexts from above, format 2.8),
-#: 2 bytes reserved (0), vmin i32, vmax i32, T1 T2 T3 u16, ncoded u32 (``docs/format.md`` §10.1).
+#: (bit 0: run mode, format 2.7; bits 1, 2: modular levels, run contexts from above, format 2.8;
+#: bit 3: packed, format 2.9, its value table next), 2 bytes reserved (0), vmin i32, vmax i32,
+#: T1 T2 T3 u16, ncoded u32 (``docs/format.md`` §10.1).
 FRAM2_HEAD = struct.Struct("<IBB2xiiHHHI")
 #: Predictive FRAM flag: run mode (§10.4), format 2.7 on.
 PRED_FLAG_RUNS = 1
