@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Installed when root + apt.
 SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium orthanc orthanc-dicomweb unzip postgresql openssl
 
-.PHONY: demo test lint bench evaluate clean install sysdeps
+.PHONY: demo test lint bench evaluate clean install sysdeps jsdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,17 +39,26 @@ sysdeps:
 	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \
 	fi
 
+# The JavaScript DICOMweb client OHIF uses (tests/service/test_js_dicomweb_client.py), versions
+# pinned in tests/js/package.json, from the npm registry with the machine's node; never fatal
+# (without it that test skips locally and fails in CI).
+jsdeps:
+	-@if command -v npm >/dev/null 2>&1 && [ ! -d tests/js/node_modules/dicomweb-client ]; then \
+	  npm install --prefix tests/js --no-audit --no-fund --silent >/dev/null 2>&1 \
+	  || echo "jsdeps: npm install --prefix tests/js failed; the JavaScript client test skips (fails in CI)"; \
+	fi
+
 # ruff (lint + format) and mypy (strict, configured in pyproject.toml) on src/, before the tests.
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests
 	$(BIN)/python -m ruff format --check src
 	$(BIN)/python -m mypy
 
-test: $(STAMP) sysdeps lint
+test: $(STAMP) sysdeps jsdeps lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis tests/js/node_modules
