@@ -5,6 +5,7 @@ Usage (from the repository root)::
 
     python benchmarks/bench_lossless.py                  # ../shared/data + pydicom-data, 8 frames per series
     python benchmarks/bench_lossless.py --frames 16 --near 0 1 2 4 --markdown out.md
+    python benchmarks/bench_lossless.py --files a.dcm b.dcm  # your own DICOM files instead (up to --frames each)
 
 For each image set (the CT and MR series of the shared data, evenly spaced frames; the
 single CR/DX/MR radiographs of the shared data and of pydicom-data) it codes every frame with
@@ -63,7 +64,9 @@ def _frames_of(paths: list[Path], n: int) -> tuple[np.ndarray, int, bool]:
     return np.stack(frames), bits, signed
 
 
-def image_sets(data: Path, n: int) -> list[tuple[str, np.ndarray, int, bool]]:
+def image_sets(data: Path, n: int, files: list[Path] | None = None) -> list[tuple[str, np.ndarray, int, bool]]:
+    if files:
+        return [(f"file:{f.name}", *_frames_of([f], n)) for f in files]
     sets = []
     for name in SERIES:
         paths = sorted((data / name).glob("*.dcm"))
@@ -92,9 +95,9 @@ def _best(fn, repeat: int) -> tuple[float, object]:
     return best, out
 
 
-def run(data: Path, n: int, nears: list[int], repeat: int, jxl: bool) -> list[dict]:
+def run(data: Path, n: int, nears: list[int], repeat: int, jxl: bool, files: list[Path] | None = None) -> list[dict]:
     rows = []
-    for name, frames, bits, signed in image_sets(data, n):
+    for name, frames, bits, signed in image_sets(data, n, files):
         # stored values within bits_stored (some files carry garbage above it: mask like the reader)
         spec = PixelSpec(bits_stored=bits, signed=signed)
         frames = np.clip(frames, *medcodec.spec.value_range(bits, signed)).astype(frames.dtype)
@@ -161,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-jxl", action="store_true", help="skip JPEG XL (slow)")
     ap.add_argument("--markdown", type=Path)
+    ap.add_argument("--files", nargs="+", type=Path, help="DICOM files to measure instead of the built-in sets")
     args = ap.parse_args(argv)
     medcodec.decode(medcodec.encode(np.zeros((16, 16), np.uint16), bits_stored=12, max_error=0))  # compile/load kernels
-    rows = run(args.data, args.frames, args.near, args.repeat, not args.no_jxl)
+    rows = run(args.data, args.frames, args.near, args.repeat, not args.no_jxl, args.files)
     lossless = [r for r in rows if r["k"] == 0]
     if lossless:
         tot = sum(r["mdc"] for r in lossless) / sum(r["charls"] for r in lossless)
