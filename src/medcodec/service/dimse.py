@@ -58,13 +58,13 @@ def _status_for(exc: BaseException) -> int:
     return statuses.get(name, 0xC001)
 
 
-def _failure(status: int, message: str) -> Any:
-    """A C-STORE response status with an Error Comment (LO: at most 64 characters)."""
+def _duplicate() -> Any:
+    """The C-STORE response of a conflict: :data:`DUPLICATE` with an Error Comment (LO, <= 64 chars)."""
     from pydicom.dataset import Dataset
 
     rsp = Dataset()
-    rsp.Status = status
-    rsp.ErrorComment = message if len(message) <= 64 else message[:61] + "..."
+    rsp.Status = DUPLICATE
+    rsp.ErrorComment = "SOP Instance UID stored already with other content"
     return rsp
 
 
@@ -148,7 +148,7 @@ def start_scp(
             return 0xC001
         if outcome.status == "conflict":
             log.warning("C-STORE conflict: %s", outcome.message)
-            return _failure(DUPLICATE, "SOP Instance UID stored already with other content")
+            return _duplicate()
         if outcome.status == "stored" and on_stored is not None:
             on_stored(outcome.study_uid)
         return 0x0000
