@@ -141,10 +141,11 @@ def test_queries_return_dicom_json(shared_data: Path, store) -> None:
     assert len(instances) == 1 and instances[0]["00080018"]["Value"] == [chest_ds.SOPInstanceUID]
     assert instances[0]["00083002"]["Value"] == [str(chest_ds.file_meta.TransferSyntaxUID)]
     assert len(store.find_instances(None, None, {"Modality": "MR"}, limit=3)) == 3
-    # metadata: the full header, pixel data left out
+    # metadata: the full header, pixel data by a URI relative to the instance (or under the one given)
     record = store.instances(chest_ds.StudyInstanceUID, sop_uid=chest_ds.SOPInstanceUID)[0]
     meta = store.metadata(record)
-    assert meta["00280010"]["Value"] == [chest_ds.Rows] and "7FE00010" not in meta
+    assert meta["00280010"]["Value"] == [chest_ds.Rows] and meta["7FE00010"] == {"vr": "OW", "BulkDataURI": "bulkdata/7FE00010"}
+    assert store.metadata(record, "http://h/i")["7FE00010"]["BulkDataURI"] == "http://h/i/bulkdata/7FE00010"
     # fuzzy names
     name = str(chest_ds.PatientName)
     if name:

@@ -25,6 +25,12 @@ const hex = (buf, n) => Buffer.from(buf).subarray(0, n).toString('hex');
   out.metadata = metadata.length;
   out.rows = metadata[0]['00280010'].Value[0];
   out.columns = metadata[0]['00280011'].Value[0];
+  const pixelURI = metadata[0]['7FE00010'].BulkDataURI;
+  const bulk = await client.retrieveBulkData({ BulkDataURI: pixelURI });
+  out.bulkPixelBytes = (Array.isArray(bulk) ? bulk[0] : bulk).byteLength;
+  const single = new api.DICOMwebClient({ url: base, singlepart: 'bulkdata' });  // as OHIF can be configured
+  const one = await single.retrieveBulkData({ BulkDataURI: pixelURI });
+  out.singlePixelBytes = (Array.isArray(one) ? one[0] : one).byteLength;
   const raw = await client.retrieveInstanceFrames({ ...ids, frameNumbers: [1] });
   out.rawFrameBytes = raw[0].byteLength;
   const jpeg = await client.retrieveInstanceFrames({ ...ids, frameNumbers: [1],

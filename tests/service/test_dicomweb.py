@@ -82,7 +82,10 @@ def test_wado_series_retrieve_and_metadata(client, server):
     assert all(d.file_meta.TransferSyntaxUID == JPEG_12 and d.LossyImageCompression == "01" for d in datasets)
     meta = client.retrieve_series_metadata(server.head_study, server.head_series)
     assert len(meta) == len(server.head_files)
-    assert all("7FE00010" not in m and m["0020000E"]["Value"][0] == server.head_series for m in meta)
+    assert all(m["0020000E"]["Value"][0] == server.head_series for m in meta)
+    # pixel data by URI, never inline (PS3.18 §10.4.3.3.2), under the port the client connected to
+    assert all(set(m["7FE00010"]) == {"vr", "BulkDataURI"} for m in meta)
+    assert all(m["7FE00010"]["BulkDataURI"].startswith(server.url + "/dicomweb/studies/") for m in meta)
 
 
 def test_unknown_transfer_syntax_gives_406(server):

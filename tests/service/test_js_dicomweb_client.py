@@ -2,7 +2,8 @@
 
 The Python ``dicomweb-client`` is a port of it; this one runs in node (its own multipart parser,
 its own Accept headers) the way a web viewer would call the server: QIDO-RS, series metadata,
-frames as stored and as JPEG 12-bit, an instance, a rendered PNG, and STOW-RS. ``make test``
+pixel data by its BulkDataURI (multipart and single part), frames as stored and as JPEG
+12-bit, an instance, a rendered PNG, and STOW-RS. ``make test``
 installs it (``npm install --prefix tests/js``, versions pinned in ``tests/js/package.json``).
 """
 
@@ -56,6 +57,7 @@ def test_ohif_dicomweb_client_reads_and_stores(shared_data, tmp_path, spawn_serv
     assert got["instancesLimited"] == 2 and got["metadata"] == len(files)
     assert (got["rows"], got["columns"]) == (first.Rows, first.Columns)
     assert got["rawFrameBytes"] == first.Rows * first.Columns * 2  # as stored: 16-bit samples
+    assert got["bulkPixelBytes"] == got["singlePixelBytes"] == got["rawFrameBytes"]  # pixel data's BulkDataURI
     assert got["jpegFrameStart"] == "ffd8" and got["jpegFrameBytes"] < got["rawFrameBytes"] / 4
     assert got["instancePreamble"] == "DICM" and got["renderedStart"] == "PNG" and got["stored"]
     found = httpx.get(f"{url}/dicomweb/studies/{new.StudyInstanceUID}/instances", timeout=30).json()

@@ -74,6 +74,12 @@ from ._common import handle_errors
 @click.option("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS. Needs --tls-key.")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
 @click.option(
+    "--public-url",
+    default=None,
+    help="URL clients reach the server at behind a reverse proxy (https://host/prefix), for the absolute "
+    "URLs in answers (metadata BulkDataURI, STOW RetrieveURL) [default: each request's Host].",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -97,6 +103,7 @@ def serve(
     cors_origins: tuple[str, ...],
     tls_cert: str | None,
     tls_key: str | None,
+    public_url: str | None,
     log_level: str,
 ) -> None:
     """Serve STORE over HTTP: DICOMweb under /dicomweb, ZIPs at /studies/{uid}/archive.zip?preset=NAME.
@@ -131,6 +138,7 @@ def serve(
         or tuple(o.strip() for o in os.environ.get("MEDCODEC_CORS_ORIGINS", "").split(",") if o.strip()),
         tls_certfile=tls_cert,
         tls_keyfile=tls_key,
+        public_url=public_url,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)

@@ -466,12 +466,13 @@ class Catalog:
         n = len(cols)
         return [InstanceRecord(*row[:n]) for row in rows]
 
-    def header(self, sop_uid: str) -> dict[str, Any]:
-        """The instance's full header as DICOM JSON (bulk data left out)."""
+    def header(self, sop_uid: str) -> str:
+        """The instance's full header as DICOM JSON text (:func:`.header.header_json`: bulk data
+        as URIs relative to the instance), ``"{}"`` for an unknown instance."""
         validate_uid(sop_uid, what="SOP Instance UID")
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(instances.c.header).where(instances.c.sop_uid == sop_uid)).scalar()
-        return {} if value is None else json.loads(value)
+        return "{}" if value is None else str(value)
 
     def series_stats(self, series_uid: str) -> dict[str, Any] | None:
         """Aggregated value statistics of a series' compressible instances (for the series mapping)."""

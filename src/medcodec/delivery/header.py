@@ -1,12 +1,16 @@
-"""Reading a DICOM file's header from bytes, and its DICOM JSON (PS3.18 F.2), for ingest and presets;
+"""Reading a DICOM file's header from bytes, and its DICOM JSON (PS3.18 F.2) with bulk data URIs, for
+ingest, presets and WADO-RS metadata / bulkdata;
 the transfer syntax a stored file is really in, and the PS3.10 form of a preamble-less one."""
 
 from __future__ import annotations
 
 import io
+import json
+import re
 import warnings
 from typing import Any
 
+import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -14,9 +18,19 @@ from pydicom.filereader import _read_file_meta_info
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
-from ..errors import NotDicomError
+from ..errors import InvalidInputError, NotDicomError, NotFoundError
 
-__all__ = ["BULK_THRESHOLD", "read_header", "header_json", "stored_syntax", "as_part10"]
+__all__ = [
+    "BULK_PREFIX",
+    "BULK_THRESHOLD",
+    "read_header",
+    "header_json",
+    "bulk_path",
+    "bulk_value",
+    "absolute_bulk_uris",
+    "stored_syntax",
+    "as_part10",
+]
 
 #: The transfer syntax of a dataset read without one in its file meta, by the encoding pydicom
 #: found in its first elements: (implicit VR, little endian) -> UID (PS3.5 §A.1, A.2, A.3).
@@ -26,7 +40,8 @@ _ENCODINGS = {
     (False, False): "1.2.840.10008.1.2.2",
 }
 
-#: Elements of the stored header JSON longer than this (bytes) are left out (bulk data).
+#: Binary elements whose base64 would be longer than this (characters) get a ``BulkDataURI``
+#: (pydicom's ``to_json_dict`` threshold: values over 768 bytes); shorter ones are ``InlineBinary``.
 BULK_THRESHOLD = 1024
 
 
@@ -64,20 +79,128 @@ def read_header(data: bytes, source: str) -> Dataset:
 
 
 def header_json(ds: Dataset) -> dict[str, Any]:
-    """The header as DICOM JSON, elements longer than :data:`BULK_THRESHOLD` bytes left out."""
-    out: dict[str, Any] = {}
+    """The header as DICOM JSON (PS3.18 F.2). A binary element (OB, OW, UN...) longer than
+    :data:`BULK_THRESHOLD` bytes of base64 has a ``BulkDataURI`` instead of its value, relative to
+    the instance (:data:`BULK_PREFIX` + its :func:`bulk_path`, in sequences too); the server makes
+    it absolute (:func:`absolute_bulk_uris`). Group 0002 and pixel data are not in ``ds``'s header
+    (the pixel data's URI is added when the metadata is served, from the catalog)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for element in ds:
-            if element.tag.group in (0x0002, 0x7FE0) or element.tag == 0xFFFCFFFC:
+        return _dataset_json(ds, ())
+
+
+def _dataset_json(ds: Dataset, path: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for element in ds:
+        tag = f"{element.tag:08X}"
+        if element.tag.group == 0x0002 or element.tag == 0xFFFCFFFC or (not path and element.tag.group == 0x7FE0):
+            continue
+        try:
+            if element.VR == "SQ":
+                items = [_dataset_json(item, (*path, tag, str(i))) for i, item in enumerate(element.value, 1)]
+                out[tag] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
                 continue
-            try:
-                value = element.to_json_dict(lambda e: "", BULK_THRESHOLD)
-            except Exception:
-                continue
-            if "BulkDataURI" in value:
-                continue
-            out[f"{element.tag:08X}"] = value
+            value = element.to_json_dict(_BulkUri(BULK_PREFIX + "/".join((*path, tag))), BULK_THRESHOLD)
+        except Exception:
+            continue  # a value pydicom cannot express in JSON (a damaged element) is left out
+        out[tag] = value
+    return out
+
+
+class _BulkUri:
+    """pydicom's bulk data handler: the element's URI, known before the call."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def __call__(self, _element: Any) -> str:
+        return self.uri
+
+
+#: What a stored header's ``BulkDataURI`` starts with: the resource relative to the instance's URL
+#: (``.../instances/{sop}/bulkdata/{path}``).
+BULK_PREFIX = "bulkdata/"
+_BULK_PATH = re.compile(r"^[0-9A-F]{8}(/[1-9][0-9]{0,5}/[0-9A-F]{8}){0,8}$")
+
+
+def bulk_path(text: str) -> list[tuple[int, int]]:
+    """A bulk data path (``TTTTTTTT`` or ``SSSSSSSS/item/TTTTTTTT...``, tags in hex, items from 1)
+    as (tag, item) pairs, the last item 0.
+
+    Raises
+    ------
+    InvalidInputError
+        Not such a path.
+    """
+    text = text.upper()
+    if not _BULK_PATH.match(text):
+        raise InvalidInputError(
+            f"bulk data path {text[:80]!r}: expected a tag in hex, or sequence tag / item number / tag ..."
+        )
+    parts = text.split("/")
+    return [(int(parts[i], 16), int(parts[i + 1]) if i + 1 < len(parts) else 0) for i in range(0, len(parts), 2)]
+
+
+def bulk_value(ds: Dataset, path: str) -> tuple[bytes, str]:
+    """The value of the binary element at ``path`` (:func:`bulk_path`) in ``ds``, little endian,
+    and its VR. An Encapsulated Document is cut to its Encapsulated Document Length (PS3.3
+    C.24.2: the value is padded to even length).
+
+    Raises
+    ------
+    InvalidInputError
+        A malformed path.
+    NotFoundError
+        No binary element there.
+    """
+    where: Dataset = ds
+    steps = bulk_path(path)
+    for tag, item in steps[:-1]:
+        element = where.get(tag)
+        if element is None or element.VR != "SQ" or not 1 <= item <= len(element.value):
+            raise NotFoundError(f"no bulk data at {path}: no item {item} of ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+        where = element.value[item - 1]
+    tag = steps[-1][0]
+    element = where.get(tag)
+    if element is None or not isinstance(element.value, (bytes, bytearray)):
+        raise NotFoundError(f"no bulk data at {path}: no binary element ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+    value = bytes(element.value)
+    width = _WORD.get(element.VR, 1)
+    if width > 1 and not ds.original_encoding[1] and len(value) % width == 0:  # big endian: words to LE
+        value = np.frombuffer(value, f">u{width}").astype(f"<u{width}").tobytes()
+    if tag == 0x00420011 and len(steps) == 1:
+        length = where.get(0x00420015)
+        if length is not None and isinstance(length.value, int) and 0 <= length.value <= len(value):
+            value = value[: length.value]
+    return value, str(element.VR)
+
+
+#: Bytes per word of the binary VRs whose values a big-endian file stores swapped (PS3.5 §7.3).
+_WORD = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def absolute_bulk_uris(header_text: str, instance_url: str) -> str:
+    """A stored header (JSON text) with its relative ``BulkDataURI`` values made absolute under
+    ``instance_url`` (``.../studies/{s}/series/{se}/instances/{sop}``). A header stored before
+    2026-12-01 had none at the top level (such elements were left out) and ``""`` in sequences:
+    those are left out too, not served as URIs that point nowhere. An empty ``instance_url``
+    leaves the URIs relative."""
+    if '"BulkDataURI":""' in header_text:
+        header_text = json.dumps(_without_empty_uris(json.loads(header_text)), separators=(",", ":"))
+    if not instance_url:
+        return header_text
+    prefix = json.dumps(instance_url.rstrip("/") + "/" + BULK_PREFIX)[1:-1]  # escaped for a JSON string
+    return header_text.replace('"BulkDataURI":"' + BULK_PREFIX, '"BulkDataURI":"' + prefix)
+
+
+def _without_empty_uris(header: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for tag, value in header.items():
+        if value.get("BulkDataURI") == "":
+            continue
+        if value.get("vr") == "SQ" and "Value" in value:
+            value = {**value, "Value": [_without_empty_uris(item) for item in value["Value"]]}
+        out[tag] = value
     return out
 
 

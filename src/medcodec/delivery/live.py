@@ -695,6 +695,40 @@ def instance_frames(
     return [frames[k - 1] for k in numbers], got
 
 
+def instance_bulk_data(store: Any, record: Any, path: str) -> tuple[bytes, str]:
+    """The bulk data at ``path`` (:func:`.header.bulk_path`, as in the instance's metadata) of an
+    instance, and its media type: ``application/octet-stream`` (little endian), or for an
+    Encapsulated Document the document's own MIME type (PS3.18 §8.7.3.3). Pixel data comes as
+    native pixels (decompressed when stored compressed: PS3.18's octet-stream is uncompressed).
+
+    Raises
+    ------
+    InvalidInputError
+        A malformed path.
+    NotFoundError
+        No binary element at ``path``.
+    NotAcceptableError
+        Compressed pixel data that cannot be decoded here.
+    """
+    import pydicom
+
+    from .header import bulk_path, bulk_value
+
+    steps = bulk_path(path)
+    pixels = len(steps) == 1 and steps[0][0] == 0x7FE00010
+    stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
+    ds = pydicom.dcmread(io.BytesIO(stored), force=True, stop_before_pixels=steps[0][0] < 0x7FE00000)
+    if pixels and "PixelData" in ds and (_is_encapsulated(record.transfer_syntax_uid) or not ds.original_encoding[1]):
+        frames, _ = instance_frames(store, record, list(range(1, (record.frames or 1) + 1)), EXPLICIT_VR_LE)
+        return b"".join(frames), "application/octet-stream"
+    value, _vr = bulk_value(ds, path)
+    if steps[0][0] == 0x00420011 and len(steps) == 1:
+        mime = str(ds.get("MIMETypeOfEncapsulatedDocument") or "").strip().lower()
+        if "/" in mime and mime.isascii() and " " not in mime:
+            return value, mime
+    return value, "application/octet-stream"
+
+
 def _is_encapsulated(ts: str) -> bool:
     from pydicom.uid import UID
 

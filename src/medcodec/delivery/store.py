@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -215,9 +216,22 @@ class Store:
             raise NotFoundError(f"no {what} {uid} in the store")
         return found
 
-    def metadata(self, record: InstanceRecord) -> dict[str, Any]:
-        """The instance's header as DICOM JSON (PS3.18 F.2), bulk data elements left out."""
-        return self.catalog.header(record.sop_uid)
+    def metadata(self, record: InstanceRecord, instance_url: str | None = None) -> dict[str, Any]:
+        """The instance's header as DICOM JSON (PS3.18 F.2): every attribute, binary ones over
+        768 bytes (pixel data included) as a ``BulkDataURI`` under ``instance_url``
+        (``.../instances/{sop}``; without it the URIs stay relative to the instance,
+        ``bulkdata/{path}``: :func:`.header.bulk_path`)."""
+        from pydicom.uid import UID
+
+        from .header import BULK_PREFIX, absolute_bulk_uris
+
+        header = json.loads(absolute_bulk_uris(self.catalog.header(record.sop_uid), instance_url or ""))
+        if record.rows:
+            encapsulated = UID(record.transfer_syntax_uid).is_encapsulated
+            vr = "OB" if encapsulated or (record.bits_allocated or 16) <= 8 else "OW"
+            base = instance_url.rstrip("/") + "/" if instance_url else ""
+            header["7FE00010"] = {"vr": vr, "BulkDataURI": base + BULK_PREFIX + "7FE00010"}
+        return header
 
     def open_original(self, record: InstanceRecord) -> BinaryIO:
         """The original file, byte for byte, open for reading (binary, seekable)."""

@@ -10,6 +10,10 @@ WADO-RS::
 
     GET /dicomweb/studies/{study}[/series/{series}[/instances/{sop}]]      multipart/related; type="application/dicom"
     GET .../metadata                                                       application/dicom+json
+                                        (binary values over 768 bytes, pixel data included, as BulkDataURI)
+    GET /dicomweb/studies/{s}/series/{se}/instances/{sop}/bulkdata/{path}  one of those values:
+                                        multipart/related; type="application/octet-stream" or single part
+                                        (an Encapsulated Document also as its MIME type, e.g. application/pdf)
     GET /dicomweb/studies/{s}/series/{se}/instances/{sop}/frames/{1,2,..}
                                         multipart/related; type=application/octet-stream
                                         (or image/jpeg, image/jls, image/jp2, image/jphc)
@@ -65,6 +69,7 @@ from .archives import ClosingStreamingResponse
 from .errors import UnsupportedMediaTypeError
 from .http import (
     MediaRange,
+    base_url,
     iter_multipart,
     multipart_end,
     multipart_part_header,
@@ -308,10 +313,54 @@ async def _metadata(request: Request) -> Response:
     records, _ = await _records(request)
     store = request.app.state.store
 
+    base = base_url(request) + "/dicomweb"
+
     def collect() -> list[dict[str, Any]]:
-        return [store.metadata(r) for r in records]
+        return [store.metadata(r, _instance_url(base, r)) for r in records]
 
     return await _dicom_json_answer(request, await run_in_threadpool(collect))
+
+
+def _instance_url(base: str, record: Any) -> str:
+    return f"{base}/studies/{record.study_uid}/series/{record.series_uid}/instances/{record.sop_uid}"
+
+
+async def _bulkdata(request: Request) -> Response:
+    """One bulk data element, by the ``BulkDataURI`` the metadata gave (PS3.18 §10.4.1.1.5):
+    ``multipart/related; type="application/octet-stream"`` when asked, single part otherwise (no
+    Accept or ``*/*``: what a client in single-part mode sends, such as dicomweb-client's
+    ``singlepart: "bulkdata"`` in OHIF); an Encapsulated Document also as its own MIME type;
+    anything else 406."""
+    from ..delivery.live import instance_bulk_data
+
+    records, _ = await _records(request)
+    record = records[0]
+    path = request.path_params["path"]
+    accept = parse_accept(request.headers.get("accept"))
+    value, media = await run_in_threadpool(instance_bulk_data, request.app.state.store, record, path)
+    offered = {media, "application/octet-stream"}
+    for m in accept:
+        multipart = m.type in ("multipart/*", "multipart/related")
+        inner = (m.params.get("type") or "application/octet-stream").lower() if multipart else m.type
+        if inner in ("*/*", "application/*"):
+            inner = media
+        if inner not in offered:
+            continue
+        if inner == "application/octet-stream" and m.params.get("transfer-syntax", "*") not in ("*", EXPLICIT_VR_LE):
+            continue
+        break
+    else:
+        raise NotAcceptableError(
+            f"bulk data {path} is sent as {sorted(offered)}, single or multipart/related; asked: "
+            f"{[m.type + str(m.params) for m in accept]}"
+        )
+    if not multipart:
+        return Response(value, media_type=inner)
+    boundary = new_boundary()
+    location = _instance_url(base_url(request) + "/dicomweb", record) + "/bulkdata/" + path
+    body = multipart_part_header(boundary, inner, {"Content-Location": location}) + value + b"\r\n"
+    body += multipart_end(boundary)
+    return Response(body, media_type=f'multipart/related; type="{inner}"; boundary={boundary}')
 
 
 def _frame_numbers(text: str, n_frames: int) -> list[int]:
@@ -598,7 +647,7 @@ async def _stow(request: Request) -> Response:
     if not dicom_parts:
         raise NotDicomError(f"none of the {len(parts)} part(s) is a DICOM file (PS3.10): nothing stored")
     store = request.app.state.store
-    base = str(request.base_url).rstrip("/") + "/dicomweb"
+    base = base_url(request) + "/dicomweb"
 
     stored_studies: dict[str, None] = {}
 
@@ -689,6 +738,7 @@ def routes() -> list[Route]:
         Route(p + "/studies/{study}/series/{series}/metadata", _metadata, methods=["GET"]),
         Route(inst, _retrieve, methods=["GET"]),
         Route(inst + "/metadata", _metadata, methods=["GET"]),
+        Route(inst + "/bulkdata/{path:path}", _bulkdata, methods=["GET"]),
         Route(inst + "/rendered", _rendered, methods=["GET"]),
         Route(inst + "/frames/{frames}", _frames, methods=["GET"]),
         Route(inst + "/frames/{frames}/rendered", _rendered, methods=["GET"]),

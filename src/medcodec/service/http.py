@@ -11,6 +11,8 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InvalidInputError
 from .errors import RangeNotSatisfiableError, UnsupportedMediaTypeError
@@ -227,3 +229,30 @@ def iter_multipart(body: bytes, content_type: str) -> Iterator[tuple[dict[str, s
             raise InvalidInputError("multipart body is truncated: no closing delimiter")
         yield headers, view[content_start:nxt]
         pos = nxt + 2 + len(delim)
+
+
+def base_url(request: Any) -> str:
+    """The URL clients reach the server at, without trailing slash, for absolute URLs in answers:
+    ``--public-url`` when given, else the request's own (scheme, Host, root path).
+
+    A client that leaves the port out of its Host header while connecting to a non-default port
+    (dicomweb-client 0.59 sends ``Host: 127.0.0.1`` for ``http://127.0.0.1:8042``) gets the port
+    it connected to; not when a proxy's Forwarded / X-Forwarded-* headers say someone else chose the
+    Host (then ``--public-url`` is the way)."""
+    public = request.app.state.settings.public_url
+    if public:
+        return str(public).rstrip("/")
+    url = str(request.base_url).rstrip("/")
+    parts = urlsplit(url)
+    server = request.scope.get("server")
+    proxied = any(
+        h in request.headers for h in ("forwarded", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-for")
+    )
+    if "host" in request.headers and server and server[1] and not proxied:
+        try:
+            port = parts.port
+        except ValueError:  # a Host header with a malformed port: leave it as the client sent it
+            return url
+        if port is None and server[1] != (443 if parts.scheme == "https" else 80):
+            url = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{server[1]}"))
+    return url

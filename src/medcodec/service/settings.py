@@ -81,6 +81,10 @@ class Settings:
     tls_certfile, tls_keyfile
         PEM certificate (chain) and private key: serve HTTPS (uvicorn's TLS). Both or neither. Off
         loopback without them the bearer token crosses the network in clear (the CLI warns).
+    public_url
+        The URL clients reach the server at (``https://pacs.example.org/medcodec``: behind a reverse
+        proxy), for the absolute URLs answers carry (``BulkDataURI`` in metadata, STOW-RS
+        ``RetrieveURL``). ``None``: each request's own (:func:`medcodec.service.http.base_url`).
     """
 
     store: str
@@ -102,6 +106,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
+    public_url: str | None = None
 
     @property
     def scheme(self) -> str:
@@ -134,6 +139,8 @@ class Settings:
             raise InvalidInputError(f"port={self.port!r} is not a TCP port")
         if self.dimse_port is not None and not (isinstance(self.dimse_port, int) and 0 < self.dimse_port < 65536):
             raise InvalidInputError(f"dimse_port={self.dimse_port!r} is not a TCP port")
+        if self.public_url is not None and not re.fullmatch(r"https?://[^\s/?#\"\\]+(/[^\s?#\"\\]*)?", self.public_url):
+            raise InvalidInputError(f"public_url={self.public_url!r}: expected http(s)://host[:port][/path]")
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise InvalidInputError("TLS needs both a certificate (--tls-cert) and its private key (--tls-key)")
         for path in (self.tls_certfile, self.tls_keyfile):
