@@ -42,6 +42,24 @@ def test_qido_lists_studies_series_instances(client, server):
     assert client.search_for_studies(search_filters={"PatientID": "NOBODY-XYZ"}) == []
 
 
+def test_qido_includefield_adds_attributes_from_the_headers(client, server):
+    """includefield was ignored until 2026-12-01: a viewer asking for Slice Thickness or Body Part
+    got the level's fixed set only."""
+    first = pydicom.dcmread(server.head_files[0], stop_before_pixels=True)
+    got = client.search_for_instances(server.head_study, server.head_series, limit=3,
+                                      fields=["SliceThickness", "00185100"])  # fmt: skip
+    assert len(got) == 3 and all("00180050" in i and "00185100" in i for i in got)
+    assert got[0]["00180050"]["Value"] == [float(first.SliceThickness)]
+    everything = client.search_for_instances(server.head_study, server.head_series, limit=1, fields=["all"])[0]
+    assert "00181030" in everything and len(everything) > 2 * len(got[0]) and "7FE00010" not in everything
+    assert all("BulkDataURI" not in v for v in everything.values())
+    series = client.search_for_series(server.head_study, fields=["ProtocolName"])
+    assert series[0]["00181030"]["Value"] == [first.ProtocolName]
+    assert "00181030" not in client.search_for_series(server.head_study)[0]  # not asked: the default set
+    r = server.get(f"/dicomweb/studies/{server.head_study}/instances?includefield=NoSuchKeyword")
+    assert r.status_code == 400 and "includefield" in r.json()["detail"]
+
+
 def test_wado_instance_as_stored_and_as_jpeg12(client, server):
     path = server.chest_files[0]
     src = pydicom.dcmread(path)

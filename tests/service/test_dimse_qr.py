@@ -72,9 +72,13 @@ def test_c_find_at_every_level_with_dcmtk(qr: SimpleNamespace, tmp_path: Path) -
                   "SeriesInstanceUID", "Modality", "SeriesNumber")  # fmt: skip
     assert [(s.SeriesInstanceUID, s.Modality) for s in series] == [(qr.ct.SeriesInstanceUID, "CT")]
     images = find("-S", "QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={qr.ct.StudyInstanceUID}",
-                  f"SeriesInstanceUID={qr.ct.SeriesInstanceUID}", "SOPInstanceUID", "InstanceNumber")  # fmt: skip
+                  f"SeriesInstanceUID={qr.ct.SeriesInstanceUID}", "SOPInstanceUID", "InstanceNumber",
+                  "SliceThickness")  # fmt: skip
     wanted = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in qr.chest}
     assert {str(i.SOPInstanceUID) for i in images} == wanted
+    # a return key beyond the level's own attributes is answered from the stored header (empty before)
+    assert all(i.SliceThickness not in ("", None) and float(i.SliceThickness) == float(qr.ct.SliceThickness)
+               for i in images)  # fmt: skip
     none = find("-S", "QueryRetrieveLevel=STUDY", "PatientName=NOBODY*", "StudyInstanceUID")
     assert none == []
     patients = find("-P", "QueryRetrieveLevel=PATIENT", "PatientID", "PatientName")

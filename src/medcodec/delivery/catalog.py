@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -601,8 +601,14 @@ class Catalog:
         limit: int | None = None,
         offset: int = 0,
         fuzzy: bool = False,
+        include: Collection[str] = (),
     ) -> list[dict[str, Any]]:
-        """QIDO-RS search at ``level`` (``"study"``, ``"series"``, ``"instance"``) as DICOM JSON objects."""
+        """QIDO-RS search at ``level`` (``"study"``, ``"series"``, ``"instance"``) as DICOM JSON objects.
+
+        ``include`` (QIDO-RS ``includefield``): tags (8 hex digits) to add to the level's own
+        attributes, taken from the instance's header (at series and study level from its first
+        instance's), when present; ``"all"`` adds every attribute of an instance's header (bulk
+        data left out) and nothing at series and study level, whose attributes are those listed."""
         if level not in _LEVELS:
             raise InvalidInputError(f"level={level!r}: expected study, series or instance")
         if limit is not None and (not isinstance(limit, int) or limit < 0):
@@ -665,7 +671,27 @@ class Catalog:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
-            return [self._dicom_json(conn, level, row) for row in rows]
+            return [self._with_fields(conn, level, row, self._dicom_json(conn, level, row), include) for row in rows]
+
+    def _with_fields(
+        self, conn: Connection, level: str, row: Mapping[Any, Any], out: dict[str, Any], include: Collection[str]
+    ) -> dict[str, Any]:
+        wanted = set(include) - set(out)
+        if not wanted or (level != "instance" and wanted == {"all"}):
+            return out
+        if level == "instance":
+            text = row["header"]
+        else:
+            c = instances.c
+            where = c.series_uid == row["series_uid"] if level == "series" else c.study_uid == row["study_uid"]
+            first = sa.select(c.header).where(where).order_by(c.instance_number, c.sop_uid).limit(1)
+            text = conn.execute(first).scalar()
+        header = json.loads(text or "{}")
+        tags = header.keys() if "all" in wanted and level == "instance" else wanted & header.keys()
+        for tag in tags:
+            if tag not in out and "BulkDataURI" not in header[tag]:
+                out[tag] = header[tag]
+        return dict(sorted(out.items()))
 
     def _dicom_json(self, conn: Connection, level: str, row: Mapping[Any, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -165,10 +165,17 @@ class Store:
     # ---------------------------------------------------------------- queries
 
     def find_studies(
-        self, query: Mapping[str, str] | None = None, *, limit: int | None = None, offset: int = 0, fuzzy: bool = False
+        self,
+        query: Mapping[str, str] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        fuzzy: bool = False,
+        include: Collection[str] = (),
     ) -> list[dict[str, Any]]:
-        """QIDO-RS study search; DICOM JSON objects (PS3.18 F.2) with the computed study attributes."""
-        return self.catalog.find("study", query or {}, limit=limit, offset=offset, fuzzy=fuzzy)
+        """QIDO-RS study search; DICOM JSON objects (PS3.18 F.2) with the computed study attributes
+        (``include``: QIDO-RS ``includefield``, :meth:`.Catalog.find`)."""
+        return self.catalog.find("study", query or {}, limit=limit, offset=offset, fuzzy=fuzzy, include=include)
 
     def find_series(
         self,
@@ -178,9 +185,12 @@ class Store:
         limit: int | None = None,
         offset: int = 0,
         fuzzy: bool = False,
+        include: Collection[str] = (),
     ) -> list[dict[str, Any]]:
         """QIDO-RS series search (within a study when ``study_uid`` is given)."""
-        return self.catalog.find("series", query or {}, study_uid=study_uid, limit=limit, offset=offset, fuzzy=fuzzy)
+        return self.catalog.find(
+            "series", query or {}, study_uid=study_uid, limit=limit, offset=offset, fuzzy=fuzzy, include=include
+        )
 
     def find_instances(
         self,
@@ -191,10 +201,18 @@ class Store:
         limit: int | None = None,
         offset: int = 0,
         fuzzy: bool = False,
+        include: Collection[str] = (),
     ) -> list[dict[str, Any]]:
         """QIDO-RS instance search (within a study/series when given)."""
         return self.catalog.find(
-            "instance", query or {}, study_uid=study_uid, series_uid=series_uid, limit=limit, offset=offset, fuzzy=fuzzy
+            "instance",
+            query or {},
+            study_uid=study_uid,
+            series_uid=series_uid,
+            limit=limit,
+            offset=offset,
+            fuzzy=fuzzy,
+            include=include,
         )
 
     def instances(

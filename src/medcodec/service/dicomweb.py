@@ -247,16 +247,38 @@ async def _search(request: Request, level: str) -> Response:
     offset = _int_param(request, "offset", 0, maximum=10**9) or 0
     fuzzy = request.query_params.get("fuzzymatching", "false").lower() == "true"
     query = _query(request)
+    include = _include_fields(request)
     store = request.app.state.store
+    kw = {"limit": limit, "offset": offset, "fuzzy": fuzzy, "include": include}
     if level == "study":
-        found = await run_in_threadpool(store.find_studies, query, limit=limit, offset=offset, fuzzy=fuzzy)
+        found = await run_in_threadpool(lambda: store.find_studies(query, **kw))
     elif level == "series":
-        found = await run_in_threadpool(store.find_series, study, query, limit=limit, offset=offset, fuzzy=fuzzy)
+        found = await run_in_threadpool(lambda: store.find_series(study, query, **kw))
     else:
-        found = await run_in_threadpool(
-            store.find_instances, study, series, query, limit=limit, offset=offset, fuzzy=fuzzy
-        )
+        found = await run_in_threadpool(lambda: store.find_instances(study, series, query, **kw))
     return await _dicom_json_answer(request, found)
+
+
+def _include_fields(request: Request) -> frozenset[str]:
+    """QIDO-RS ``includefield`` (PS3.18 §8.3.4.3): repeated or comma-separated keywords or tags
+    (8 hex digits), or ``all``; as tags."""
+    from pydicom.datadict import tag_for_keyword
+
+    out = set()
+    for value in request.query_params.getlist("includefield"):
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item.lower() == "all":
+                out.add("all")
+            elif len(item) == 8 and all(c in "0123456789abcdefABCDEF" for c in item):
+                out.add(item.upper())
+            elif (tag := tag_for_keyword(item)) is not None:
+                out.add(f"{tag:08X}")
+            else:
+                raise InvalidInputError(f"includefield {item[:64]!r}: not a DICOM keyword, a tag (8 hex digits) or all")
+    return frozenset(out)
 
 
 # --------------------------------------------------------------------------- WADO-RS

@@ -187,7 +187,13 @@ class _QR:
                 pid = study.get("00100020", {}).get("Value", [""])[0]
                 patients.setdefault(pid, study)
             return list(patients.values())
-        return list(self.store.catalog.find(_LEVELS[level], query))
+        # return keys beyond the level's own attributes come from the stored headers, as includefield
+        wanted = {
+            f"{element.tag:08X}"
+            for element in identifier
+            if element.VR != "SQ" and element.tag not in (0x00080005, 0x00080052)  # character set, level
+        }
+        return list(self.store.catalog.find(_LEVELS[level], query, include=wanted))
 
     def _answer(self, identifier: Any, level: str, item: Mapping[str, Any]) -> Any:
         from pydicom.dataset import Dataset
