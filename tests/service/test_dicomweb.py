@@ -76,6 +76,26 @@ def test_wado_instance_as_stored_and_as_jpeg12(client, server):
     assert np.abs(hu - ref).mean() < 20
 
 
+def test_wado_instance_single_part_when_asked(server):
+    """``Accept: application/dicom`` (no multipart) gets the file itself for an instance (PS3.18
+    §10.4.4); until 2026-12-01 it came wrapped in multipart/related whatever was asked."""
+    src = pydicom.dcmread(server.chest_files[0], stop_before_pixels=True)
+    inst = f"/dicomweb/studies/{server.chest_study}/series/{server.chest_series}/instances/{src.SOPInstanceUID}"
+    r = server.get(inst, headers={"Accept": "application/dicom; transfer-syntax=*"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/dicom")
+    assert r.content == server.chest_files[0].read_bytes()  # as stored, byte for byte
+    r = server.get(inst, headers={"Accept": f"application/dicom; transfer-syntax={JPEG_12}"})
+    assert r.headers["content-type"] == f"application/dicom; transfer-syntax={JPEG_12}"
+    assert pydicom.dcmread(io.BytesIO(r.content)).file_meta.TransferSyntaxUID == JPEG_12
+    # preference order: a multipart range first gets multipart
+    r = server.get(inst, headers={"Accept": 'multipart/related; type="application/dicom", application/dicom;q=0.5'})
+    assert r.headers["content-type"].startswith("multipart/related")
+    # a series is never one part: multipart whatever the range says
+    r = server.get(f"/dicomweb/studies/{server.chest_study}/series/{server.chest_series}",
+                   headers={"Accept": "application/dicom; transfer-syntax=*"})  # fmt: skip
+    assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/related")
+
+
 def test_wado_default_is_explicit_vr_little_endian(server):
     # PS3.18: application/dicom without a transfer-syntax parameter means Explicit VR LE; the
     # JPEG-lossless CT is decompressed for it

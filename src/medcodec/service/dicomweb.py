@@ -9,6 +9,7 @@ QIDO-RS (``application/dicom+json``)::
 WADO-RS::
 
     GET /dicomweb/studies/{study}[/series/{series}[/instances/{sop}]]      multipart/related; type="application/dicom"
+                                        (an instance also single part: Accept: application/dicom)
     GET .../metadata                                                       application/dicom+json
                                         (binary values over 768 bytes, pixel data included, as BulkDataURI)
     GET /dicomweb/studies/{s}/series/{se}/instances/{sop}/bulkdata/{path}  one of those values:
@@ -180,8 +181,11 @@ def _producible(ts: str, preset: str | None) -> bool:
 
 def _negotiate(
     accept: list[MediaRange], part_types: Iterable[str], preset: str | None, record_ts: str | None = None
-) -> str:
-    """The transfer syntax to send (``*`` = as stored), from the Accept media ranges."""
+) -> tuple[str, bool]:
+    """The transfer syntax to send (``*`` = as stored) from the Accept media ranges, and whether
+    the chosen range is a single part one (``application/dicom`` without ``multipart/related``:
+    PS3.18 §10.4.4 allows it for an instance resource only; for a study or series the caller
+    answers multipart anyway)."""
     part_types = tuple(part_types)
     asked: list[str] = []
     for m in accept:
@@ -194,7 +198,7 @@ def _negotiate(
             continue
         asked.append(ts)
         if ts == record_ts or _producible(ts, preset):
-            return ts
+            return ts, m.type in part_types
     raise NotAcceptableError(
         f"cannot produce any of the requested transfer syntaxes {asked or [m.type for m in accept]}: "
         f"available are '*' (as stored), {EXPLICIT_VR_LE}, the presets' {_preset_syntaxes_values()} "
@@ -299,11 +303,13 @@ async def _retrieve(request: Request) -> Response:
     preset = _preset_param(request)
     accept = parse_accept(request.headers.get("accept"))
     single_ts = records[0].transfer_syntax_uid if sop else None
-    ts = _negotiate(accept, ("application/dicom",), preset, single_ts)
+    ts, single_part = _negotiate(accept, ("application/dicom",), preset, single_ts)
     store, pool = request.app.state.store, request.app.state.pool
     strict = sop is not None  # one instance: 406 when it cannot take the syntax
     if strict:  # produce before answering, so a failure is a clean 406 and not a cut stream
         data, got = await run_in_threadpool(instance_bytes, store, records[0], ts, preset, True, pool)
+        if single_part:  # Accept: application/dicom: the file itself (PS3.18 §10.4.4)
+            return Response(data, media_type=f"application/dicom; transfer-syntax={got}")
         boundary = new_boundary()
         body = multipart_part_header(boundary, f"application/dicom; transfer-syntax={got}") + data + b"\r\n"
         body += multipart_end(boundary)
