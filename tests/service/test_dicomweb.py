@@ -60,6 +60,23 @@ def test_qido_includefield_adds_attributes_from_the_headers(client, server):
     assert r.status_code == 400 and "includefield" in r.json()["detail"]
 
 
+def test_qido_results_carry_a_retrieve_url_that_works(client, server):
+    """Retrieve URL (0008,1190) at every level (PS3.18 Tables 10.6.3-3 to -5), under the port the
+    client connected to (dicomweb-client sends Host without it)."""
+    study = next(s for s in client.search_for_studies() if _uid(s, "0020000D") == server.chest_study)
+    series = client.search_for_series(server.chest_study)[0]
+    instance = client.search_for_instances(server.chest_study, server.chest_series, limit=1)[0]
+    urls = [x["00081190"]["Value"][0] for x in (study, series, instance)]
+    assert urls[0] == f"{server.url}/dicomweb/studies/{server.chest_study}"
+    assert urls[1] == f"{urls[0]}/series/{server.chest_series}"
+    assert urls[2] == f"{urls[1]}/instances/{_uid(instance, '00080018')}"
+    assert all(x["00080056"]["Value"] == ["ONLINE"] for x in (study, series, instance))
+    r = httpx.get(urls[2], headers={"Accept": "application/dicom; transfer-syntax=*"}, timeout=60)
+    assert r.status_code == 200 and pydicom.dcmread(io.BytesIO(r.content)).SOPInstanceUID == _uid(instance, "00080018")
+    r = httpx.get(urls[1] + "/metadata", timeout=60)
+    assert r.status_code == 200 and len(r.json()) == len(server.chest_files)
+
+
 def test_wado_instance_as_stored_and_as_jpeg12(client, server):
     path = server.chest_files[0]
     src = pydicom.dcmread(path)

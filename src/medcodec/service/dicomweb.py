@@ -260,7 +260,22 @@ async def _search(request: Request, level: str) -> Response:
         found = await run_in_threadpool(lambda: store.find_series(study, query, **kw))
     else:
         found = await run_in_threadpool(lambda: store.find_instances(study, series, query, **kw))
+    base = base_url(request) + "/dicomweb"
+    for item in found:
+        _add_retrieve_url(item, base, level)
     return await _dicom_json_answer(request, found)
+
+
+def _add_retrieve_url(item: dict[str, Any], base: str, level: str) -> None:
+    """Retrieve URL (0008,1190) and Instance Availability (0008,0056) of a QIDO-RS result
+    (PS3.18 Tables 10.6.3-3 to -5): where to WADO-RS it, and that it is online."""
+    url = f"{base}/studies/{item['0020000D']['Value'][0]}"
+    if level in ("series", "instance"):
+        url += f"/series/{item['0020000E']['Value'][0]}"
+    if level == "instance":
+        url += f"/instances/{item['00080018']['Value'][0]}"
+    item["00081190"] = {"vr": "UR", "Value": [url]}
+    item.setdefault("00080056", {"vr": "CS", "Value": ["ONLINE"]})
 
 
 def _include_fields(request: Request) -> frozenset[str]:
