@@ -35,6 +35,8 @@ def cli() -> None:
       medcodec info out/x.mdc                        # header and segments with byte offsets
       medcodec evaluate study/ --report report/      # medcodec vs JPEG 2000, HTJ2K, JPEG-LS...
       medcodec ingest study/ --store store/          # a delivery store, presets pre-computed
+      medcodec serve --store store/                  # DICOMweb, ZIP archives, viewer
+      medcodec store check --store store/            # check, delete from, clean a store
     """
 
 
@@ -49,6 +51,9 @@ def _register() -> None:
     from .ingest import ingest  # delivery (issue 9): DICOM into a store, presets pre-computed
 
     cli.add_command(ingest)
+    from .store import store  # delivery: check, delete from, collect the garbage of a store
+
+    cli.add_command(store)
     from .fetch import fetch  # delivery (issue 9): the HTTP server and its download client
     from .serve import serve
 

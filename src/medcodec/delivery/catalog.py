@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import DeliveryError, InvalidInputError
+from ..errors import DeliveryError, InvalidInputError, NotFoundError
 from .uids import validate_uid
 
 __all__ = [
@@ -568,6 +568,66 @@ class Catalog:
             )
         return None if row is None else ArchiveRecord.from_row(row)
 
+    def delete(
+        self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+    ) -> tuple[int, list[str]]:
+        """Remove a study, a series or an instance from the catalog in one transaction: its
+        instances, their renditions, the study's archives (stale without them, as after an
+        ingest into it), and the series / study / patient rows left empty.
+
+        Returns ``(instances removed, object paths nothing references any more)``: the caller
+        removes those objects after the commit (a crash between leaves orphans, which
+        :meth:`.Store.collect_garbage` finds, never a row without its object).
+
+        Raises
+        ------
+        InvalidUidError
+            A UID that is not one.
+        NotFoundError
+            Nothing stored under those UIDs.
+        """
+        validate_uid(study_uid, what="Study Instance UID")
+        c = instances.c
+        where = [c.study_uid == study_uid]
+        if series_uid is not None:
+            where.append(c.series_uid == validate_uid(series_uid, what="Series Instance UID"))
+        if sop_uid is not None:
+            where.append(c.sop_uid == validate_uid(sop_uid, what="SOP Instance UID"))
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(c.sop_uid, c.series_uid, c.path).where(*where)).all()
+            if not rows:
+                what = "instance" if sop_uid else "series" if series_uid else "study"
+                raise NotFoundError(f"no {what} {sop_uid or series_uid or study_uid} in the store")
+            sops = [r[0] for r in rows]
+            paths = {r[2] for r in rows}
+            for chunk in _chunks(sops):
+                paths |= {
+                    r[0] for r in conn.execute(sa.select(renditions.c.path).where(renditions.c.sop_uid.in_(chunk)))
+                }
+                conn.execute(renditions.delete().where(renditions.c.sop_uid.in_(chunk)))
+                conn.execute(instances.delete().where(c.sop_uid.in_(chunk)))
+            paths |= {r[0] for r in conn.execute(sa.select(archives.c.path).where(archives.c.study_uid == study_uid))}
+            conn.execute(archives.delete().where(archives.c.study_uid == study_uid))
+            for uid in {r[1] for r in rows}:
+                if conn.execute(sa.select(c.sop_uid).where(c.series_uid == uid).limit(1)).first() is None:
+                    conn.execute(series.delete().where(series.c.series_uid == uid))
+            if (
+                conn.execute(sa.select(series.c.series_uid).where(series.c.study_uid == study_uid).limit(1)).first()
+                is None
+            ):
+                key = conn.execute(sa.select(studies.c.patient_key).where(studies.c.study_uid == study_uid)).scalar()
+                conn.execute(studies.delete().where(studies.c.study_uid == study_uid))
+                if (
+                    conn.execute(sa.select(studies.c.study_uid).where(studies.c.patient_key == key).limit(1)).first()
+                    is None
+                ):
+                    conn.execute(patients.delete().where(patients.c.patient_key == key))
+            still = set()
+            for chunk in _chunks(sorted(paths)):
+                for table in (instances, renditions, archives):
+                    still |= {r[0] for r in conn.execute(sa.select(table.c.path).where(table.c.path.in_(chunk)))}
+        return len(sops), sorted(paths - still)
+
     def referenced(self) -> list[tuple[str, str, int]]:
         """Every object the catalog references: ``(path, sha256 or etag, size)``."""
         with self.engine.connect() as conn:
@@ -739,6 +799,12 @@ _INSTANCE_TAGS = (
     "00280101",
     "00280103",
 )
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """``items`` in slices short enough for an SQL ``IN`` list on every backend."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _instance_order(row: Any) -> tuple[Any, ...]:

@@ -45,7 +45,7 @@ _MAPPINGS_KEPT = 256
 if TYPE_CHECKING:
     from .ingest import IngestReport, InstanceOutcome
 
-__all__ = ["Store", "open_store", "StoreCheck"]
+__all__ = ["Store", "open_store", "StoreCheck", "StoreDeletion"]
 
 
 @dataclass
@@ -65,6 +65,14 @@ class StoreCheck:
     @property
     def consistent(self) -> bool:
         return not self.missing and not self.corrupt
+
+
+@dataclass
+class StoreDeletion:
+    """What :meth:`Store.delete` removed: instances from the catalog, objects from storage."""
+
+    instances: int
+    objects: int
 
 
 class Store:
@@ -326,6 +334,28 @@ class Store:
             if rel not in known
         ]
         return StoreCheck(len(referenced), missing, corrupt, orphans)
+
+    def delete(self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None) -> StoreDeletion:
+        """Remove a study, a series of it or one instance: catalog rows first, in one transaction
+        (:meth:`.Catalog.delete`), then the objects nothing references any more (originals,
+        renditions, the study's archives). Safe beside a running server: a download of that
+        study in progress may fail; the study's remaining instances are downloaded live until
+        pre-computed again (``medcodec ingest --refresh``).
+
+        Raises
+        ------
+        InvalidUidError
+            A UID that is not one.
+        NotFoundError
+            Nothing stored under those UIDs.
+        """
+        count, paths = self.catalog.delete(study_uid, series_uid, sop_uid)
+        removed = 0
+        for rel in paths:
+            if self.objects.exists(rel):
+                self.objects.remove(rel)
+                removed += 1
+        return StoreDeletion(count, removed)
 
     def collect_garbage(self) -> list[str]:
         """Remove unreferenced objects (left by interrupted writes or rebuilt archives); returns them.

@@ -1,0 +1,100 @@
+"""``medcodec store``: look after a delivery store (check it, delete from it, collect its garbage)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._common import EXIT_PARTIAL, handle_errors
+
+_STORE = click.option("--store", "store_url", required=True, help="The store (folder or fsspec URL) to work on.")
+_CATALOG = click.option("--catalog", default=None, help="SQLAlchemy URL of the catalog [default: sqlite inside STORE].")
+
+
+@click.group()
+def store() -> None:
+    """Look after a delivery store made by `medcodec ingest`.
+
+    \b
+    Examples:
+      medcodec store check --store store/                  # every object there, sizes and sha256
+      medcodec store delete --store store/ --study 1.2.3   # a study (or --series / --instance)
+      medcodec store gc --store store/                     # objects left by interrupted writes
+    """
+
+
+@store.command()
+@_STORE
+@_CATALOG
+@click.option("--hashes/--no-hashes", default=True, show_default=True, help="Re-read every object for its sha256.")
+@handle_errors
+def check(store_url: str, catalog: str | None, hashes: bool) -> None:
+    """Check that every object the catalog references exists with its size (and sha256).
+
+    Exit code 1 when something is missing or corrupt; orphans (objects nothing references,
+    left by an interrupted write) are listed, not counted as damage: `medcodec store gc`
+    removes them.
+    """
+    from ..delivery import open_store
+
+    with open_store(store_url, catalog=catalog, create=False) as opened:
+        found = opened.check(verify_hashes=hashes)
+    for rel in found.missing:
+        click.echo(f"missing: {rel}", err=True)
+    for rel in found.corrupt:
+        click.echo(f"corrupt: {rel}", err=True)
+    click.echo(
+        f"{found.checked} object(s) checked: {len(found.missing)} missing, {len(found.corrupt)} corrupt, "
+        f"{len(found.orphans)} orphan(s)"
+    )
+    if not found.consistent:
+        sys.exit(EXIT_PARTIAL)
+
+
+@store.command()
+@_STORE
+@_CATALOG
+@click.option("--study", "study_uid", required=True, help="Study Instance UID.")
+@click.option("--series", "series_uid", default=None, help="Only this series of the study.")
+@click.option("--instance", "sop_uid", default=None, help="Only this instance (SOP Instance UID) of the study.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def delete(
+    store_url: str, catalog: str | None, study_uid: str, series_uid: str | None, sop_uid: str | None, yes: bool
+) -> None:
+    """Delete a study, a series of it or one instance: originals, renditions and the study's
+    archives (its remaining instances are served live until `medcodec ingest --refresh`).
+
+    The catalog rows go first, in one transaction; then the objects nothing references any
+    more. A crash between leaves only orphans (`medcodec store gc`), never a row without its
+    object. For a wrong-patient correction or a retention policy; there is no undo.
+    """
+    from ..delivery import open_store
+
+    with open_store(store_url, catalog=catalog, create=False) as opened:
+        found = opened.instances(study_uid, series_uid, sop_uid)  # NotFoundError, InvalidUidError
+        what = "instance" if sop_uid else "series" if series_uid else "study"
+        uid = sop_uid or series_uid or study_uid
+        if not yes and not click.confirm(f"delete {what} {uid} ({len(found)} instance(s)) from {store_url}?"):
+            click.echo("nothing deleted")
+            sys.exit(EXIT_PARTIAL)
+        done = opened.delete(study_uid, series_uid, sop_uid)
+    click.echo(f"deleted {what} {uid}: {done.instances} instance(s), {done.objects} object(s) removed")
+
+
+@store.command()
+@_STORE
+@_CATALOG
+@handle_errors
+def gc(store_url: str, catalog: str | None) -> None:
+    """Remove objects nothing references (left by interrupted writes and rebuilt archives).
+
+    Run it when no ingest, pre-computation or server is writing to the store: an object
+    written a moment before its catalog row would look unreferenced.
+    """
+    from ..delivery import open_store
+
+    with open_store(store_url, catalog=catalog, create=False) as opened:
+        removed = opened.collect_garbage()
+    click.echo(f"{len(removed)} unreferenced object(s) removed")

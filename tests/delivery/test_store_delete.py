@@ -1,0 +1,100 @@
+"""Deleting from a store (``Store.delete``, ``medcodec store``): a study, a series or one instance
+goes with its renditions and its study's archives; nothing else changes; the store stays
+consistent and keeps no orphan; what was deleted can be ingested again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+from click.testing import CliRunner
+from delivery_data import CHEST, MR, series_files, store  # noqa: F401 (fixture)
+
+from medcodec.cli.main import cli
+from medcodec.delivery import InvalidUidError, NotFoundError
+
+pytestmark = pytest.mark.realdata
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "catalog" not in p.name}
+
+
+def test_delete_an_instance_a_series_and_a_study(shared_data: Path, store) -> None:
+    chest, mr = series_files(shared_data, CHEST, 6), series_files(shared_data, MR, 4)
+    assert store.ingest(chest + mr, presets=("diagnostic",)).ok
+    root = Path(store.objects.root)
+    ct = pydicom.dcmread(chest[2], stop_before_pixels=True)
+    head = pydicom.dcmread(mr[0], stop_before_pixels=True)
+    mr_archive = store.archive(str(head.StudyInstanceUID), None, "diagnostic")
+    before = _files(root)
+    record = store.instances(str(ct.StudyInstanceUID), sop_uid=str(ct.SOPInstanceUID))[0]
+    rendition = store.rendition(record, "diagnostic")
+    assert rendition is not None and store.archive(str(ct.StudyInstanceUID), None, "diagnostic") is not None
+
+    done = store.delete(str(ct.StudyInstanceUID), sop_uid=str(ct.SOPInstanceUID))
+    assert done.instances == 1
+    gone = before - _files(root)
+    assert {record.path, rendition.path} <= gone and done.objects == len(gone)
+    assert len(store.instances(str(ct.StudyInstanceUID))) == 5
+    assert store.archive(str(ct.StudyInstanceUID), None, "diagnostic") is None  # stale without it: rebuilt later
+    assert store.pending(["diagnostic"]) == [str(ct.StudyInstanceUID)]
+    assert store.archive(str(head.StudyInstanceUID), None, "diagnostic") == mr_archive  # the other study untouched
+    check = store.check()
+    assert check.consistent and not check.orphans
+    store.refresh(presets=["diagnostic"])
+    assert store.archive(str(ct.StudyInstanceUID), None, "diagnostic").files == 5
+
+    # deleted, it can come back
+    again = store.ingest([chest[2]], precompress=False)
+    assert len(again.stored) == 1 and len(store.instances(str(ct.StudyInstanceUID))) == 6
+    # an ingest leaves the archives it made stale on disk (a download may be reading them): gc's job
+    assert all(rel.startswith("archives/") for rel in store.collect_garbage())
+
+    # the series, then the study: their rows go when empty, the patient with its last study
+    store.delete(str(head.StudyInstanceUID), series_uid=str(head.SeriesInstanceUID))
+    assert store.find_studies({"StudyInstanceUID": str(head.StudyInstanceUID)}) == []
+    assert store.find_studies({"PatientID": str(head.PatientID)}) == [] or head.PatientID == ct.PatientID
+    store.delete(str(ct.StudyInstanceUID))
+    assert store.find_studies({}) == [] and store.find_instances(None, None, {}) == []
+    check = store.check()
+    assert check.checked == 0 and check.consistent and not check.orphans and _files(root) == set()
+    with pytest.raises(NotFoundError):
+        store.delete(str(ct.StudyInstanceUID))
+    with pytest.raises(InvalidUidError):
+        store.delete("1.2.3/../../x")
+
+
+def test_store_cli_check_delete_gc(shared_data: Path, tmp_path: Path) -> None:
+    from medcodec.delivery import open_store
+
+    chest = series_files(shared_data, CHEST, 3)
+    url = str(tmp_path / "store")
+    with open_store(url) as opened:
+        assert opened.ingest(chest, precompress=False).ok
+        record = opened.instances(str(pydicom.dcmread(chest[0], stop_before_pixels=True).StudyInstanceUID))[0]
+    run = CliRunner().invoke
+    r = run(cli, ["store", "check", "--store", url])
+    assert r.exit_code == 0 and "3 object(s) checked: 0 missing, 0 corrupt, 0 orphan(s)" in r.output
+    original = Path(url) / record.path
+    data = original.read_bytes()
+    original.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped: same size, other sha256
+    r = run(cli, ["store", "check", "--store", url])
+    assert r.exit_code == 1 and f"corrupt: {record.path}" in r.output
+    assert run(cli, ["store", "check", "--store", url, "--no-hashes"]).exit_code == 0  # sizes only
+    original.write_bytes(data)
+    orphan = Path(url) / "objects" / "sha256" / "00" / "leftover.dcm.tmp"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"interrupted")
+    r = run(cli, ["store", "gc", "--store", url])
+    assert r.exit_code == 0 and "1 unreferenced object(s) removed" in r.output and not orphan.exists()
+    r = run(cli, ["store", "delete", "--store", url, "--study", record.study_uid], input="n\n")
+    assert r.exit_code == 1 and "nothing deleted" in r.output and original.exists()
+    r = run(cli, ["store", "delete", "--store", url, "--study", record.study_uid, "--series", record.series_uid,
+                  "--instance", record.sop_uid, "--yes"])  # fmt: skip
+    assert r.exit_code == 0 and "1 instance(s), 1 object(s) removed" in r.output and not original.exists()
+    r = run(cli, ["store", "delete", "--store", url, "--study", record.study_uid, "--instance", record.sop_uid, "--yes"])
+    assert r.exit_code == 2 and "no instance" in r.output
+    r = run(cli, ["store", "check", "--store", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "nowhere").exists()
