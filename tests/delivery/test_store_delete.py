@@ -98,3 +98,41 @@ def test_store_cli_check_delete_gc(shared_data: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no instance" in r.output
     r = run(cli, ["store", "check", "--store", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "nowhere").exists()
+
+
+def test_reindex_brings_headers_of_an_older_store_up_to_date(tmp_path: Path) -> None:
+    """A store made before 2026-12-01 kept headers without bulk data (and ``""`` URIs in
+    sequences); ``medcodec store reindex`` rewrites them from the originals, once."""
+    import json
+
+    from pydicom.data import get_testdata_file
+
+    from medcodec.delivery import open_store
+
+    files = [Path(get_testdata_file("waveform_ecg.dcm")), Path(get_testdata_file("MR-SIEMENS-DICOM-WithOverlays.dcm"))]
+    url = str(tmp_path / "store")
+    with open_store(url) as opened:
+        assert opened.ingest(files, precompress=False).ok
+        records = [opened.instances(str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID))[0] for f in files]
+        current = [opened.catalog.header(r.sop_uid) for r in records]
+        for record, text in zip(records, current):  # as the older version stored them
+            old = {k: _as_before(v) for k, v in json.loads(text).items() if "BulkDataURI" not in v}
+            opened.catalog.update_header(record.sop_uid, json.dumps(old), record.transfer_syntax_uid)
+        assert all("bulkdata/" not in opened.catalog.header(r.sop_uid) for r in records)
+    r = CliRunner().invoke(cli, ["store", "reindex", "--store", url, "--no-progress"])
+    assert r.exit_code == 0 and "2 instance header(s) updated" in r.output
+    with open_store(url) as opened:
+        assert [opened.catalog.header(r.sop_uid) for r in records] == current
+        waveform = opened.metadata(records[0])["54000100"]["Value"][0]["54001010"]
+        assert waveform == {"vr": "OB", "BulkDataURI": "bulkdata/54000100/1/54001010"} or waveform["vr"] == "OW"
+    r = CliRunner().invoke(cli, ["store", "reindex", "--store", url, "--no-progress"])
+    assert r.exit_code == 0 and "0 instance header(s) updated" in r.output
+
+
+def _as_before(element: dict) -> dict:
+    """An element as a header stored before 2026-12-01 had it: bulk data in sequences as ``""``."""
+    if "BulkDataURI" in element:
+        return {**element, "BulkDataURI": ""}
+    if element.get("vr") == "SQ" and "Value" in element:
+        return {**element, "Value": [{k: _as_before(v) for k, v in item.items()} for item in element["Value"]]}
+    return element

@@ -21,6 +21,7 @@ def store() -> None:
       medcodec store check --store store/                  # every object there, sizes and sha256
       medcodec store delete --store store/ --study 1.2.3   # a study (or --series / --instance)
       medcodec store gc --store store/                     # objects left by interrupted writes
+      medcodec store reindex --store store/                # headers as this version keeps them
     """
 
 
@@ -98,3 +99,31 @@ def gc(store_url: str, catalog: str | None) -> None:
     with open_store(store_url, catalog=catalog, create=False) as opened:
         removed = opened.collect_garbage()
     click.echo(f"{len(removed)} unreferenced object(s) removed")
+
+
+@store.command()
+@_STORE
+@_CATALOG
+@click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on stderr.")
+@handle_errors
+def reindex(store_url: str, catalog: str | None, progress: bool) -> None:
+    """Re-read every original's header into the catalog, as this version keeps it.
+
+    For a store made by an earlier version: since 2026-12-01 the metadata names bulk data
+    (waveforms, overlays, icons, documents) by URI where it left them out, and a file without
+    PS3.10 header is labelled with the syntax its bytes are in. The originals are only read.
+    """
+    from tqdm import tqdm
+
+    from ..delivery import open_store
+
+    with open_store(store_url, catalog=catalog, create=False) as opened:
+        with tqdm(desc="reindex", unit="file", file=sys.stderr, disable=None if progress else True) as bar:
+
+            def on_progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            updated = opened.reindex(on_progress)
+    click.echo(f"{updated} instance header(s) updated")

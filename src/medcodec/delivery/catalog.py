@@ -474,6 +474,22 @@ class Catalog:
             value = conn.execute(sa.select(instances.c.header).where(instances.c.sop_uid == sop_uid)).scalar()
         return "{}" if value is None else str(value)
 
+    def header_rows(self) -> list[tuple[str, str, str, str]]:
+        """``(sop_uid, object path, transfer syntax, header JSON)`` of every instance (for reindex)."""
+        c = instances.c
+        with self.engine.connect() as conn:
+            query = sa.select(c.sop_uid, c.path, c.transfer_syntax_uid, c.header).order_by(c.sop_uid)
+            return [tuple(r) for r in conn.execute(query)]
+
+    def update_header(self, sop_uid: str, header: str, transfer_syntax: str) -> None:
+        """Replace an instance's stored header JSON and transfer syntax (reindex)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                instances.update()
+                .where(instances.c.sop_uid == sop_uid)
+                .values(header=header, transfer_syntax_uid=transfer_syntax)
+            )
+
     def series_stats(self, series_uid: str) -> dict[str, Any] | None:
         """Aggregated value statistics of a series' compressible instances (for the series mapping)."""
         validate_uid(series_uid, what="Series Instance UID")

@@ -392,6 +392,32 @@ def _known(existing: InstanceRecord, base: dict[str, Any]) -> InstanceOutcome:
     )
 
 
+def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> int:
+    """Re-read every stored original's header into the catalog (its DICOM JSON and the transfer
+    syntax its bytes are in), where what the catalog keeps has changed since it was ingested;
+    returns the instances updated. Since 2026-12-01 the header JSON names bulk data by URI (before:
+    left out, ``""`` in sequences), and a preamble-less file's syntax is read off its bytes
+    (before: Implicit VR Little Endian whatever it was). Nothing else of a row changes; an
+    original that cannot be read is left as it is (``medcodec store check`` reports it).
+    """
+    rows = store.catalog.header_rows()
+    updated = 0
+    for done, (sop_uid, rel, syntax, text) in enumerate(rows, 1):
+        try:
+            with store.objects.open(rel) as fh:
+                ds = read_header(fh.read(), sop_uid)
+        except Exception:  # a missing or damaged object: check's business, not reindex's
+            ds = None
+        if ds is not None:
+            new_text, new_syntax = _dumps(header_json(ds)), stored_syntax(ds)
+            if (new_text, new_syntax) != (text, syntax):
+                store.catalog.update_header(sop_uid, new_text, new_syntax)
+                updated += 1
+        if progress is not None:
+            progress(done, len(rows))
+    return updated
+
+
 def _dumps(value: Any) -> str:
     import json
 

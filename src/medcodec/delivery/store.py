@@ -335,6 +335,13 @@ class Store:
         ]
         return StoreCheck(len(referenced), missing, corrupt, orphans)
 
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Bring every instance's stored header up to what the catalog keeps now
+        (:func:`.ingest.reindex`); returns the instances updated."""
+        from .ingest import reindex
+
+        return reindex(self, progress)
+
     def delete(self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None) -> StoreDeletion:
         """Remove a study, a series of it or one instance: catalog rows first, in one transaction
         (:meth:`.Catalog.delete`), then the objects nothing references any more (originals,
