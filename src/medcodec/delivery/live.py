@@ -716,8 +716,12 @@ def instance_bulk_data(store: Any, record: Any, path: str) -> tuple[bytes, str]:
 
     steps = bulk_path(path)
     pixels = len(steps) == 1 and steps[0][0] == 0x7FE00010
-    stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
-    ds = pydicom.dcmread(io.BytesIO(stored), force=True, stop_before_pixels=steps[0][0] < 0x7FE00000)
+    if steps[0][0] < 0x7FE00000:  # an element before the pixel data: the header is enough
+        with store.open_original(record) as fh:
+            ds = pydicom.dcmread(fh, force=True, stop_before_pixels=True)
+    else:
+        stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
+        ds = pydicom.dcmread(io.BytesIO(stored), force=True)
     if pixels and "PixelData" in ds and (_is_encapsulated(record.transfer_syntax_uid) or not ds.original_encoding[1]):
         frames, _ = instance_frames(store, record, list(range(1, (record.frames or 1) + 1)), EXPLICIT_VR_LE)
         return b"".join(frames), "application/octet-stream"

@@ -269,12 +269,15 @@ async def _search(request: Request, level: str) -> Response:
 def _add_retrieve_url(item: dict[str, Any], base: str, level: str) -> None:
     """Retrieve URL (0008,1190) and Instance Availability (0008,0056) of a QIDO-RS result
     (PS3.18 Tables 10.6.3-3 to -5): where to WADO-RS it, and that it is online."""
-    url = f"{base}/studies/{item['0020000D']['Value'][0]}"
-    if level in ("series", "instance"):
-        url += f"/series/{item['0020000E']['Value'][0]}"
-    if level == "instance":
-        url += f"/instances/{item['00080018']['Value'][0]}"
-    item["00081190"] = {"vr": "UR", "Value": [url]}
+    keys = {
+        "study": ("0020000D",),
+        "series": ("0020000D", "0020000E"),
+        "instance": ("0020000D", "0020000E", "00080018"),
+    }
+    uids = [(item.get(tag) or {}).get("Value", [None])[0] for tag in keys[level]]
+    if all(isinstance(uid, str) and uid for uid in uids):
+        parts = zip(("studies", "series", "instances"), uids)
+        item["00081190"] = {"vr": "UR", "Value": [base + "".join(f"/{name}/{uid}" for name, uid in parts)]}
     item.setdefault("00080056", {"vr": "CS", "Value": ["ONLINE"]})
 
 
