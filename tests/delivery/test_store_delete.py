@@ -4,6 +4,7 @@ consistent and keeps no orphan; what was deleted can be ingested again."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pydicom
@@ -75,6 +76,13 @@ def test_store_cli_check_delete_gc(shared_data: Path, tmp_path: Path) -> None:
         assert opened.ingest(chest, precompress=False).ok
         record = opened.instances(str(pydicom.dcmread(chest[0], stop_before_pixels=True).StudyInstanceUID))[0]
     run = CliRunner().invoke
+    r = run(cli, ["store", "list", "--store", url, "--json"])
+    listed = [json.loads(line) for line in r.output.splitlines()]
+    assert r.exit_code == 0 and len(listed) == 1 and listed[0]["study_uid"] == record.study_uid
+    assert listed[0]["instances"] == 3 and listed[0]["bytes"] == sum(f.stat().st_size for f in chest)
+    assert listed[0]["archives"] == {} and listed[0]["modalities"] == ["CT"]  # not pre-computed
+    r = run(cli, ["store", "list", "--store", url])
+    assert r.exit_code == 0 and record.study_uid in r.output and "1 study(ies)" in r.output
     r = run(cli, ["store", "check", "--store", url])
     assert r.exit_code == 0 and "3 object(s) checked: 0 missing, 0 corrupt, 0 orphan(s)" in r.output
     original = Path(url) / record.path
@@ -103,8 +111,6 @@ def test_store_cli_check_delete_gc(shared_data: Path, tmp_path: Path) -> None:
 def test_reindex_brings_headers_of_an_older_store_up_to_date(tmp_path: Path) -> None:
     """A store made before 2026-12-01 kept headers without bulk data (and ``""`` URIs in
     sequences); ``medcodec store reindex`` rewrites them from the originals, once."""
-    import json
-
     from pydicom.data import get_testdata_file
 
     from medcodec.delivery import open_store

@@ -18,11 +18,55 @@ def store() -> None:
 
     \b
     Examples:
+      medcodec store list --store store/                   # its studies, sizes, archives
       medcodec store check --store store/                  # every object there, sizes and sha256
       medcodec store delete --store store/ --study 1.2.3   # a study (or --series / --instance)
       medcodec store gc --store store/                     # objects left by interrupted writes
       medcodec store reindex --store store/                # headers as this version keeps them
     """
+
+
+@store.command(name="list")
+@_STORE
+@_CATALOG
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per study instead of the table.")
+@handle_errors
+def list_studies(store_url: str, catalog: str | None, as_json: bool) -> None:
+    """List the studies of a store: date, patient, modalities, series and instances, the size of
+    the originals and of each pre-computed study archive with its ratio (`-` not computed yet:
+    served live until `medcodec ingest --refresh`)."""
+    import json
+
+    from ..delivery import open_store
+    from ..delivery.presets import PRESETS
+
+    with open_store(store_url, catalog=catalog, create=False) as opened:
+        rows = opened.catalog.study_summaries()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=True))
+        return
+    names = [name for name in PRESETS if any(name in row["archives"] for row in rows)] or ["diagnostic"]
+    head = f"{'study date':10}  {'patient':24}  {'modality':8}  {'series':>6}  {'files':>6}  {'originals':>10}"
+    click.echo(head + "".join(f"  {name:>16}" for name in names) + "  study UID")
+    for row in rows:
+        date = row["study_date"]
+        date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else date or "-"
+        patient = f"{row['patient_id']} {row['patient_name']}".strip()[:24] or "-"
+        line = (
+            f"{date:10}  {patient:24}  {','.join(row['modalities'])[:8]:8}  {row['series']:>6}  "
+            f"{row['instances']:>6}  {_mb(row['bytes']):>10}"
+        )
+        for name in names:
+            size = row["archives"].get(name)
+            cell = "-" if size is None else f"{_mb(size)} {row['bytes'] / max(size, 1):.1f}:1"
+            line += f"  {cell:>16}"
+        click.echo(f"{line}  {row['study_uid']}")
+    click.echo(f"{len(rows)} study(ies), {_mb(sum(r['bytes'] for r in rows))} of originals")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
 @store.command()

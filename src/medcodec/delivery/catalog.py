@@ -661,6 +661,52 @@ class Catalog:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 
+    def study_summaries(self) -> list[dict[str, Any]]:
+        """One row per study for a listing: UID, date, patient ID and name, description,
+        modalities, series / instance count, bytes of originals, and ``{preset: archive bytes}``
+        of its current study-level archives."""
+        c = instances.c
+        q = (
+            sa.select(
+                studies.c.study_uid,
+                studies.c.study_date,
+                studies.c.study_description,
+                patients.c.patient_id,
+                patients.c.patient_name,
+                sa.func.count(sa.distinct(c.series_uid)),
+                sa.func.count(c.sop_uid),
+                sa.func.sum(c.size),
+            )
+            .select_from(studies.join(patients, patients.c.patient_key == studies.c.patient_key).join(instances))
+            .group_by(
+                studies.c.study_uid,
+                studies.c.study_date,
+                studies.c.study_description,
+                patients.c.patient_id,
+                patients.c.patient_name,
+            )
+            .order_by(studies.c.study_date.desc(), studies.c.study_uid)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            mods: dict[str, set[str]] = {}
+            for uid, modality in conn.execute(sa.select(series.c.study_uid, series.c.modality)):
+                mods.setdefault(uid, set()).add(modality)
+            zips: dict[str, dict[str, int]] = {}
+            for uid, preset, size in conn.execute(
+                sa.select(archives.c.study_uid, archives.c.preset, archives.c.size).where(archives.c.series_uid == "")
+            ):
+                zips.setdefault(uid, {})[preset] = int(size)
+        keys = ("study_uid", "study_date", "description", "patient_id", "patient_name", "series", "instances", "bytes")
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row))
+            item["bytes"] = int(item["bytes"] or 0)
+            item["modalities"] = sorted(m for m in mods.get(item["study_uid"], ()) if m)
+            item["archives"] = zips.get(item["study_uid"], {})
+            out.append(item)
+        return out
+
     def study_uids(self) -> list[str]:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(studies.c.study_uid).order_by(studies.c.study_uid))]
