@@ -189,6 +189,6 @@ def test_headers_stored_before_bulk_uris_serve_none_that_point_nowhere() -> None
     text = absolute_bulk_uris(json.dumps(new, separators=(",", ":")), 'http://a"b/x')
     assert json.loads(text)["54000100"]["Value"][0]["54001010"]["BulkDataURI"] == 'http://a"b/x/bulkdata/54000100/1/54001010'
     assert bulk_path("54000100/2/54001010") == [(0x54000100, 2), (0x54001010, 0)]
-    for bad in ("", "5400010", "54000100/0/54001010", "54000100/1", "../x", "54000100//54001010"):
+    for bad in ("", "5400010", "54000100/0/54001010", "54000100/1", "../x", "54000100//54001010", "54001010\n"):
         with pytest.raises(ValueError):
             bulk_path(bad)

@@ -120,7 +120,7 @@ class _BulkUri:
 #: What a stored header's ``BulkDataURI`` starts with: the resource relative to the instance's URL
 #: (``.../instances/{sop}/bulkdata/{path}``).
 BULK_PREFIX = "bulkdata/"
-_BULK_PATH = re.compile(r"^[0-9A-F]{8}(/[1-9][0-9]{0,5}/[0-9A-F]{8}){0,8}$")
+_BULK_PATH = re.compile(r"[0-9A-F]{8}(/[1-9][0-9]{0,5}/[0-9A-F]{8}){0,8}")  # fullmatch: no "\n" at the end
 
 
 def bulk_path(text: str) -> list[tuple[int, int]]:
@@ -133,7 +133,7 @@ def bulk_path(text: str) -> list[tuple[int, int]]:
         Not such a path.
     """
     text = text.upper()
-    if not _BULK_PATH.match(text):
+    if not _BULK_PATH.fullmatch(text):
         raise InvalidInputError(
             f"bulk data path {text[:80]!r}: expected a tag in hex, or sequence tag / item number / tag ..."
         )

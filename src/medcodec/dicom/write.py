@@ -268,7 +268,7 @@ def _derive(
     if lossy:
         if not np.isfinite(ratio) or ratio <= 0:
             raise InvalidInputError(f"ratio={ratio!r} is invalid, expected a finite number > 0")
-        if not isinstance(method, str) or not _CS.match(method):
+        if not isinstance(method, str) or not _CS.fullmatch(method):
             raise InvalidInputError(
                 f"method={method!r} is not a valid (0028,2114) value: expected up to 16 of A-Z 0-9 _ space "
                 f"(CS, PS3.5 §6.2), e.g. one of {LOSSY_METHODS}"
@@ -443,7 +443,7 @@ def mark_lossy(ds: Dataset, *, ratio: float, method: str) -> None:
     """
     if not np.isfinite(ratio) or ratio <= 0:
         raise InvalidInputError(f"ratio={ratio!r} is invalid, expected a finite number > 0")
-    if not isinstance(method, str) or not _CS.match(method):
+    if not isinstance(method, str) or not _CS.fullmatch(method):
         raise InvalidInputError(
             f"method={method!r} is not a valid (0028,2114) value: expected up to 16 of A-Z 0-9 _ space "
             f"(CS, PS3.5 §6.2), e.g. one of {LOSSY_METHODS}"
