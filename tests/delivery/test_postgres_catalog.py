@@ -109,3 +109,23 @@ def test_postgres_catalog_queries_and_archives(shared_data: Path, pg_store) -> N
     assert archive is not None and archive.size > 0
     check = pg_store.check()
     assert check.consistent and not check.orphans
+
+
+def test_postgres_catalog_includefield_summaries_reindex_delete(shared_data: Path, pg_store) -> None:
+    """The SQL added on 2026-12-01 (includefield from the headers, study summaries, header
+    updates, deletion with its emptied rows) on PostgreSQL as on SQLite."""
+    chest = series_files(shared_data, CHEST, 4)
+    mr = series_files(shared_data, MR, 2)
+    assert pg_store.ingest(chest + mr, precompress=True, presets=["diagnostic"], scheduler="threads").ok
+    ct = pydicom.dcmread(chest[0], stop_before_pixels=True)
+    (series,) = pg_store.find_series(str(ct.StudyInstanceUID), include={"00180050"})
+    assert series["00180050"]["Value"] == [float(ct.SliceThickness)]
+    summaries = {s["study_uid"]: s for s in pg_store.catalog.study_summaries()}
+    assert summaries[str(ct.StudyInstanceUID)]["instances"] == 4 and "diagnostic" in summaries[str(ct.StudyInstanceUID)]["archives"]
+    assert pg_store.reindex() == 0  # headers as this version keeps them already
+    done = pg_store.delete(str(ct.StudyInstanceUID))
+    assert done.instances == 4 and done.objects >= 4 + 4  # originals, renditions, archives
+    assert [s["study_uid"] for s in pg_store.catalog.study_summaries()] != [str(ct.StudyInstanceUID)]
+    assert pg_store.find_studies({"StudyInstanceUID": str(ct.StudyInstanceUID)}) == []
+    check = pg_store.check()
+    assert check.consistent and not check.orphans
