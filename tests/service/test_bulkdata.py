@@ -47,6 +47,16 @@ def _pdf(path: Path) -> Path:
     return path
 
 
+def _no_pixels(source: Path, path: Path) -> Path:
+    """An MR image whose pixel data is missing (a truncated export): its metadata must not name any."""
+    ds = pydicom.dcmread(source)
+    del ds.PixelData
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 @pytest.fixture(scope="module")
 def bulk(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     from medcodec.delivery import open_store
@@ -58,6 +68,7 @@ def bulk(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
         sorted((shared_data / HEAD).glob("*.dcm"))[0],
         shared_data / "transfer_syntaxes_mr" / "mr_384x384_explicit_be.dcm",
         shared_data / "singles" / "mr_enhanced_multiframe_10f_64x64_rle.dcm",
+        _no_pixels(shared_data / "singles" / "mr_384x384_12bit_unsigned.dcm", root / "nopixels.dcm"),
         _pdf(root / "report.dcm"),
     ]
     with open_store(root / "store") as store:

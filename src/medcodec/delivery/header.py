@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import warnings
 from typing import Any
 
@@ -57,13 +58,16 @@ def read_header(data: bytes, source: str) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
+                fp = io.BytesIO(data)
+                ds = dcmread(fp, stop_before_pixels=True)
             except Exception:
                 if len(data) < 132 or data[128:132] != b"DICM":
                     # a preamble-less dataset (PS3.10 allows none for media; some tools write them)
-                    ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+                    fp = io.BytesIO(data)
+                    ds = dcmread(fp, stop_before_pixels=True, force=True)
                 else:
                     raise
+            ds._medcodec_pixel_tag = _pixel_tag(data, fp.tell(), ds)
     except Exception as exc:  # pydicom's many error kinds
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
     if len(ds) == 0:
@@ -78,15 +82,55 @@ def read_header(data: bytes, source: str) -> Dataset:
     return ds
 
 
+#: The pixel data elements (PS3.5 §7.6: Float, Double Float, Pixel Data), where pydicom's
+#: ``stop_before_pixels`` stops.
+PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+
+
+def _pixel_tag(data: bytes, pos: int, ds: Dataset) -> int | None:
+    """Which pixel data element the file has, if any: the element where the header read stopped
+    (pydicom leaves the stream at its tag), or for a deflated file (positions are in the inflated
+    stream) from a whole read."""
+    if stored_syntax(ds) == "1.2.840.10008.1.2.1.99":
+        try:
+            full = dcmread(io.BytesIO(data), force=True)
+        except Exception:  # damaged after the header: the header is still what it is
+            return None
+        return next((tag for tag in PIXEL_TAGS if tag in full), None)
+    head = bytes(data[pos : pos + 4])
+    for tag in PIXEL_TAGS:
+        group, element = tag >> 16, tag & 0xFFFF
+        if head in (struct.pack("<HH", group, element), struct.pack(">HH", group, element)):
+            return tag
+    return None
+
+
 def header_json(ds: Dataset) -> dict[str, Any]:
     """The header as DICOM JSON (PS3.18 F.2). A binary element (OB, OW, UN...) longer than
     :data:`BULK_THRESHOLD` bytes of base64 has a ``BulkDataURI`` instead of its value, relative to
     the instance (:data:`BULK_PREFIX` + its :func:`bulk_path`, in sequences too); the server makes
-    it absolute (:func:`absolute_bulk_uris`). Group 0002 and pixel data are not in ``ds``'s header
-    (the pixel data's URI is added when the metadata is served, from the catalog)."""
+    it absolute (:func:`absolute_bulk_uris`). Group 0002 is left out; the pixel data (not in a
+    :func:`read_header` dataset) is named by URI when :func:`read_header` saw the file has it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _dataset_json(ds, ())
+        out = _dataset_json(ds, ())
+    tag = getattr(ds, "_medcodec_pixel_tag", None)  # set by read_header when the file has pixel data
+    if tag is not None:
+        out[f"{tag:08X}"] = {"vr": _pixel_vr(ds, tag), "BulkDataURI": f"{BULK_PREFIX}{tag:08X}"}
+    return dict(sorted(out.items()))
+
+
+def _pixel_vr(ds: Dataset, tag: int) -> str:
+    """The VR of a pixel data element in DICOM JSON: OF / OD for float pixels; OB when
+    encapsulated or 8-bit, else OW (PS3.5 §8.1.2, A.4)."""
+    if tag != 0x7FE00010:
+        return "OF" if tag == 0x7FE00008 else "OD"
+    encapsulated = UID(stored_syntax(ds)).is_encapsulated
+    try:
+        bits = int(ds.get("BitsAllocated") or 16)
+    except (TypeError, ValueError):
+        bits = 16
+    return "OB" if encapsulated or bits <= 8 else "OW"
 
 
 def _dataset_json(ds: Dataset, path: tuple[str, ...]) -> dict[str, Any]:

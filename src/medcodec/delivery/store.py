@@ -246,18 +246,11 @@ class Store:
         """The instance's header as DICOM JSON (PS3.18 F.2): every attribute, binary ones over
         768 bytes (pixel data included) as a ``BulkDataURI`` under ``instance_url``
         (``.../instances/{sop}``; without it the URIs stay relative to the instance,
-        ``bulkdata/{path}``: :func:`.header.bulk_path`)."""
-        from pydicom.uid import UID
+        ``bulkdata/{path}``: :func:`.header.bulk_path`). A header stored before 2026-12-01 names
+        no bulk data until ``medcodec store reindex``."""
+        from .header import absolute_bulk_uris
 
-        from .header import BULK_PREFIX, absolute_bulk_uris
-
-        header = json.loads(absolute_bulk_uris(self.catalog.header(record.sop_uid), instance_url or ""))
-        if record.rows:
-            encapsulated = UID(record.transfer_syntax_uid).is_encapsulated
-            vr = "OB" if encapsulated or (record.bits_allocated or 16) <= 8 else "OW"
-            base = instance_url.rstrip("/") + "/" if instance_url else ""
-            header["7FE00010"] = {"vr": vr, "BulkDataURI": base + BULK_PREFIX + "7FE00010"}
-        return header
+        return dict(json.loads(absolute_bulk_uris(self.catalog.header(record.sop_uid), instance_url or "")))
 
     def open_original(self, record: InstanceRecord) -> BinaryIO:
         """The original file, byte for byte, open for reading (binary, seekable)."""
