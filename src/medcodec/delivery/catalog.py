@@ -474,12 +474,24 @@ class Catalog:
             value = conn.execute(sa.select(instances.c.header).where(instances.c.sop_uid == sop_uid)).scalar()
         return "{}" if value is None else str(value)
 
-    def header_rows(self) -> list[tuple[str, str, str, str]]:
-        """``(sop_uid, object path, transfer syntax, header JSON)`` of every instance (for reindex)."""
-        c = instances.c
+    def instance_count(self) -> int:
         with self.engine.connect() as conn:
-            query = sa.select(c.sop_uid, c.path, c.transfer_syntax_uid, c.header).order_by(c.sop_uid)
-            return [tuple(r) for r in conn.execute(query)]
+            return int(conn.execute(sa.select(sa.func.count()).select_from(instances)).scalar() or 0)
+
+    def header_rows(self, page: int = 500) -> Iterator[tuple[str, str, str, str]]:
+        """``(sop_uid, object path, transfer syntax, header JSON)`` of every instance (for reindex),
+        ``page`` rows at a time: a large store's headers are not all held at once."""
+        c = instances.c
+        after = ""
+        while True:
+            query = sa.select(c.sop_uid, c.path, c.transfer_syntax_uid, c.header)
+            query = query.where(c.sop_uid > after).order_by(c.sop_uid).limit(page)
+            with self.engine.connect() as conn:
+                rows = [(str(a), str(b), str(t), str(h)) for a, b, t, h in conn.execute(query)]
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def update_header(self, sop_uid: str, header: str, transfer_syntax: str) -> None:
         """Replace an instance's stored header JSON and transfer syntax (reindex)."""

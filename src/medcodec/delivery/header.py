@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
 import warnings
 from typing import Any
 
@@ -19,6 +18,8 @@ from pydicom.filereader import _read_file_meta_info
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
+from ..dicom import PIXEL_DATA_TAGS
+from ..dicom.image import peek_pixel_tag
 from ..errors import InvalidInputError, NotDicomError, NotFoundError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "BULK_THRESHOLD",
     "read_header",
     "header_json",
+    "pixel_data_tag",
     "bulk_path",
     "bulk_value",
     "absolute_bulk_uris",
@@ -67,7 +69,7 @@ def read_header(data: bytes, source: str) -> Dataset:
                     ds = dcmread(fp, stop_before_pixels=True, force=True)
                 else:
                     raise
-            ds._medcodec_pixel_tag = _pixel_tag(data, fp.tell(), ds)
+            ds._medcodec_pixel_tag = peek_pixel_tag(fp, ds)  # 4 bytes: where the header read stopped
     except Exception as exc:  # pydicom's many error kinds
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
     if len(ds) == 0:
@@ -82,42 +84,33 @@ def read_header(data: bytes, source: str) -> Dataset:
     return ds
 
 
-#: The pixel data elements (PS3.5 §7.6: Float, Double Float, Pixel Data), where pydicom's
-#: ``stop_before_pixels`` stops.
-PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+def pixel_data_tag(data: bytes, ds: Dataset) -> int | None:
+    """Which pixel data element (:data:`~medcodec.dicom.PIXEL_DATA_TAGS`) the file ``data`` has,
+    if any, for ``ds`` from :func:`read_header`: the element its header read stopped at, or for a
+    deflated file (whose positions are in the inflated stream) from a whole read. For ingest and
+    reindex, which name the pixel data in the stored header (:func:`header_json`)."""
+    if stored_syntax(ds) != "1.2.840.10008.1.2.1.99":
+        return getattr(ds, "_medcodec_pixel_tag", None)
+    try:
+        full = dcmread(io.BytesIO(data), force=True)
+    except Exception:  # damaged after the header: the header is still what it is
+        return None
+    return next((int(tag) for tag in PIXEL_DATA_TAGS if tag in full), None)
 
 
-def _pixel_tag(data: bytes, pos: int, ds: Dataset) -> int | None:
-    """Which pixel data element the file has, if any: the element where the header read stopped
-    (pydicom leaves the stream at its tag), or for a deflated file (positions are in the inflated
-    stream) from a whole read."""
-    if stored_syntax(ds) == "1.2.840.10008.1.2.1.99":
-        try:
-            full = dcmread(io.BytesIO(data), force=True)
-        except Exception:  # damaged after the header: the header is still what it is
-            return None
-        return next((tag for tag in PIXEL_TAGS if tag in full), None)
-    head = bytes(data[pos : pos + 4])
-    for tag in PIXEL_TAGS:
-        group, element = tag >> 16, tag & 0xFFFF
-        if head in (struct.pack("<HH", group, element), struct.pack(">HH", group, element)):
-            return tag
-    return None
-
-
-def header_json(ds: Dataset) -> dict[str, Any]:
+def header_json(ds: Dataset, pixel_tag: int | None = None) -> dict[str, Any]:
     """The header as DICOM JSON (PS3.18 F.2). A binary element (OB, OW, UN...) longer than
     :data:`BULK_THRESHOLD` bytes of base64 has a ``BulkDataURI`` instead of its value, relative to
     the instance (:data:`BULK_PREFIX` + its :func:`bulk_path`, in sequences too); the server makes
     it absolute (:func:`absolute_bulk_uris`). Group 0002 is left out; the pixel data (not in a
-    :func:`read_header` dataset) is named by URI when :func:`read_header` saw the file has it."""
+    :func:`read_header` dataset) is named by URI when ``pixel_tag`` (:func:`pixel_data_tag`) says
+    which element the file has."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = _dataset_json(ds, ())
-    tag = getattr(ds, "_medcodec_pixel_tag", None)  # set by read_header when the file has pixel data
-    if tag is not None:
-        out[f"{tag:08X}"] = {"vr": _pixel_vr(ds, tag), "BulkDataURI": f"{BULK_PREFIX}{tag:08X}"}
-    return dict(sorted(out.items()))
+    if pixel_tag is not None:
+        out[f"{pixel_tag:08X}"] = {"vr": _pixel_vr(ds, pixel_tag), "BulkDataURI": f"{BULK_PREFIX}{pixel_tag:08X}"}
+    return out
 
 
 def _pixel_vr(ds: Dataset, tag: int) -> str:

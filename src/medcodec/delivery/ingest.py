@@ -41,7 +41,7 @@ from ..errors import (
     StoreFullError,
 )
 from .catalog import InstanceRecord, now
-from .header import BULK_THRESHOLD, header_json, read_header, stored_syntax
+from .header import BULK_THRESHOLD, header_json, pixel_data_tag, read_header, stored_syntax
 from .objects import is_full
 from .uids import validate_uid
 
@@ -333,7 +333,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         "path": path,
         "source": source[:1024],
         "ingested_at": t,
-        "header": _dumps(header_json(ds)),
+        "header": _dumps(header_json(ds, pixel_data_tag(data, ds))),
     }
     try:
         status, found = store.catalog.add_instance(
@@ -400,21 +400,22 @@ def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> i
     (before: Implicit VR Little Endian whatever it was). Nothing else of a row changes; an
     original that cannot be read is left as it is (``medcodec store check`` reports it).
     """
-    rows = store.catalog.header_rows()
+    total = store.catalog.instance_count()
     updated = 0
-    for done, (sop_uid, rel, syntax, text) in enumerate(rows, 1):
+    for done, (sop_uid, rel, syntax, text) in enumerate(store.catalog.header_rows(), 1):
         try:
             with store.objects.open(rel) as fh:
-                ds = read_header(fh.read(), sop_uid)
+                data = fh.read()
+            ds = read_header(data, sop_uid)
         except Exception:  # a missing or damaged object: check's business, not reindex's
             ds = None
         if ds is not None:
-            new_text, new_syntax = _dumps(header_json(ds)), stored_syntax(ds)
+            new_text, new_syntax = _dumps(header_json(ds, pixel_data_tag(data, ds))), stored_syntax(ds)
             if (new_text, new_syntax) != (text, syntax):
                 store.catalog.update_header(sop_uid, new_text, new_syntax)
                 updated += 1
         if progress is not None:
-            progress(done, len(rows))
+            progress(done, total)
     return updated
 
 

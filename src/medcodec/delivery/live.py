@@ -674,25 +674,30 @@ def instance_frames(
     import pydicom
     from pydicom.encaps import generate_frames
 
-    from ..errors import NotAcceptableError
-
     if ts == EXPLICIT_VR_LE or (ts == "*" and not _is_encapsulated(record.transfer_syntax_uid)):
         stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
         ds = pydicom.dcmread(io.BytesIO(stored), force=True)
-        try:
-            arr = ds.pixel_array
-        except Exception as exc:
-            raise NotAcceptableError(f"instance {record.sop_uid}: pixels cannot be decoded: {exc}") from exc
-        n = int(ds.get("NumberOfFrames") or 1)
-        if n == 1:
-            arr = arr[None]
-        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
-        return [arr[k - 1].tobytes() for k in numbers], EXPLICIT_VR_LE
+        frames = _native_frames(ds, record)
+        return [frames[k - 1] for k in numbers], EXPLICIT_VR_LE
     data, got = instance_bytes(store, record, ts, preset, strict=True)
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     n = int(ds.get("NumberOfFrames") or 1)
     frames = list(generate_frames(ds.PixelData, number_of_frames=n))
     return [frames[k - 1] for k in numbers], got
+
+
+def _native_frames(ds: Any, record: Any) -> list[bytes]:
+    """Every frame of ``ds`` (read whole) decoded to little-endian samples."""
+    from ..errors import NotAcceptableError
+
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise NotAcceptableError(f"instance {record.sop_uid}: pixels cannot be decoded: {exc}") from exc
+    if int(ds.get("NumberOfFrames") or 1) == 1:
+        arr = arr[None]
+    arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+    return [frame.tobytes() for frame in arr]
 
 
 def instance_bulk_data(store: Any, record: Any, path: str) -> tuple[bytes, str]:
@@ -723,8 +728,7 @@ def instance_bulk_data(store: Any, record: Any, path: str) -> tuple[bytes, str]:
         stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
         ds = pydicom.dcmread(io.BytesIO(stored), force=True)
     if pixels and "PixelData" in ds and (_is_encapsulated(record.transfer_syntax_uid) or not ds.original_encoding[1]):
-        frames, _ = instance_frames(store, record, list(range(1, (record.frames or 1) + 1)), EXPLICIT_VR_LE)
-        return b"".join(frames), "application/octet-stream"
+        return b"".join(_native_frames(ds, record)), "application/octet-stream"
     value, _vr = bulk_value(ds, path)
     if steps[0][0] == 0x00420011 and len(steps) == 1:
         mime = str(ds.get("MIMETypeOfEncapsulatedDocument") or "").strip().lower()

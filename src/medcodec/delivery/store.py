@@ -250,7 +250,8 @@ class Store:
         no bulk data until ``medcodec store reindex``."""
         from .header import absolute_bulk_uris
 
-        return dict(json.loads(absolute_bulk_uris(self.catalog.header(record.sop_uid), instance_url or "")))
+        header: dict[str, Any] = json.loads(absolute_bulk_uris(self.catalog.header(record.sop_uid), instance_url or ""))
+        return header
 
     def open_original(self, record: InstanceRecord) -> BinaryIO:
         """The original file, byte for byte, open for reading (binary, seekable)."""

@@ -28,7 +28,7 @@ from ._lenient import source_values_as_is
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
 
-__all__ = ["DicomImage", "read_image"]
+__all__ = ["DicomImage", "read_image", "peek_pixel_tag"]
 
 _ITEM, _SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
 
@@ -224,7 +224,7 @@ def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | 
                 raise DicomError("not a DICOM file (no 'DICM' prefix at byte 128, PS3.10 §7.1)", path=name) from None
             fp.seek(start)
             ds = dcmread(fp, force=True, stop_before_pixels=True)
-        pixel_tag = _peek_pixel_tag(fp, ds)
+        pixel_tag = peek_pixel_tag(fp, ds)
         raw_header: bytes | None = None
         if pixel_tag is not None:
             _check_pixel_element(fp, ds, name)
@@ -253,7 +253,7 @@ def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | 
     return ds, pixel_tag, raw_header
 
 
-def _peek_pixel_tag(fp: BinaryIO, ds: Dataset) -> int | None:
+def peek_pixel_tag(fp: BinaryIO, ds: Dataset) -> int | None:
     """Tag of the element ``stop_before_pixels`` stopped at (the reader rewinds to it), or None at EOF.
 
     The file position is left at the start of that element.
