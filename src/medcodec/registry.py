@@ -81,6 +81,9 @@ __all__ = [
     "can_encode",
     "can_decode",
     "encodable_syntaxes",
+    "LOSSY_ONLY_SYNTAXES",
+    "pixel_data_is_lossy",
+    "pixel_data_compressed",
     "UnknownTransferSyntaxError",
     "quality_step",
     "SeriesHints",
@@ -741,3 +744,51 @@ def can_decode(uid: str | TransferSyntax) -> bool:
 def encodable_syntaxes() -> list[TransferSyntax]:
     """The transfer syntaxes :func:`can_encode` accepts here, in table order."""
     return [ts for ts in TRANSFER_SYNTAXES.values() if ts.is_available()]
+
+
+#: Transfer syntaxes whose pixel data are lossy whatever a header says: the lossy JPEG processes
+#: (.50, .51 and the retired .52-.56, .59-.64), MPEG-2/-4 and HEVC video (.100-.108), JPEG XL's JPEG
+#: recompression (.111, a recoded lossy JPEG). JPEG-LS .81, JPEG 2000 .91, HTJ2K .203 and JPEG XL
+#: .112 may hold either: their header's Lossy Image Compression decides (:func:`pixel_data_is_lossy`).
+LOSSY_ONLY_SYNTAXES = frozenset(
+    ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"]
+    + [f"1.2.840.10008.1.2.4.{n}" for n in (52, 53, 54, 55, 56, 59, 60, 61, 62, 63, 64)]
+    + [f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)]
+    + ["1.2.840.10008.1.2.4.111"]
+)
+
+
+def pixel_data_is_lossy(uid: str, lossy_image_compression: object = None) -> bool:
+    """Whether pixel data stored under transfer syntax ``uid`` have been through lossy coding.
+
+    ``lossy_image_compression`` is the header's (0028,2110) value: ``"01"`` means yes and ``"00"``
+    no (PS3.3 C.7.6.1.1.5: once ``01`` it is never reset, so a decompressed copy of a lossy image
+    still says so); without one, the syntax decides (:data:`LOSSY_ONLY_SYNTAXES`).
+
+    >>> pixel_data_is_lossy("1.2.840.10008.1.2.4.91"), pixel_data_is_lossy("1.2.840.10008.1.2.4.91", "01")
+    (False, True)
+    >>> pixel_data_is_lossy("1.2.840.10008.1.2.4.50"), pixel_data_is_lossy("1.2.840.10008.1.2.1", "01")
+    (True, True)
+    """
+    flag = str(lossy_image_compression or "").strip()
+    if flag == "01":
+        return True
+    if flag == "00" and uid not in LOSSY_ONLY_SYNTAXES:
+        return False
+    return str(uid) in LOSSY_ONLY_SYNTAXES
+
+
+#: The syntaxes whose pixel data are not compressed (Deflated compresses the whole data set, not the pixels).
+_NATIVE_SYNTAXES = frozenset(
+    ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"]
+)
+
+
+def pixel_data_compressed(uid: str) -> bool:
+    """Whether pixel data under transfer syntax ``uid`` are compressed (encapsulated): every syntax
+    but the native ones and Deflated, unknown and private ones included (PS3.5 §10).
+
+    >>> pixel_data_compressed("1.2.840.10008.1.2.4.91"), pixel_data_compressed("1.2.840.10008.1.2.1.99")
+    (True, False)
+    """
+    return str(uid).strip() not in _NATIVE_SYNTAXES

@@ -83,12 +83,14 @@ def test_lossless_is_bit_exact(shared_data: Path, folder: str) -> None:
     target = shared_data / folder
     path = target if target.is_file() else series_files(shared_data, folder)[7]
     source = pydicom.dcmread(path)
-    out = PRESETS["lossless"].encode_instance(path.read_bytes())
+    # an original stored lossy already (the near-lossless JPEG-LS) only when asked for (WADO-RS)
+    out = PRESETS["lossless"].encode_instance(path.read_bytes(), recode=target.is_file())
     ds = pydicom.dcmread(io.BytesIO(out.data))
     assert ds.file_meta.TransferSyntaxUID == HTJ2K_LOSSLESS
     # lossless adds no lossy flag (a source that was lossy already keeps its own)
     assert ds.get("LossyImageCompression") == source.get("LossyImageCompression")
-    assert ds.SOPInstanceUID == source.SOPInstanceUID and not out.entry.lossy
+    assert ds.SOPInstanceUID == source.SOPInstanceUID
+    assert out.entry.lossy == (source.get("LossyImageCompression") == "01")  # what the file is
     assert np.array_equal(ds.pixel_array, source.pixel_array)  # pydicom + pylibjpeg-openjpeg
     # and with OpenJPH directly on the fragment (a second decoder)
     fragment = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
@@ -129,7 +131,8 @@ def test_colour_images_are_coded_as_baseline_jpeg(shared_data: Path, tmp_path: P
     DCMTK's decodes of the file come within 0.5 dB of."""
     path = shared_data / name
     source = pydicom.dcmread(path)
-    out = PRESETS[preset].encode_instance(path.read_bytes())
+    # the YBR one is a lossy JPEG already, which the presets deliver as stored unless asked (WADO-RS)
+    out = PRESETS[preset].encode_instance(path.read_bytes(), recode=True)
     e = out.entry
     assert not e.passthrough and e.lossy and e.measured and e.transfer_syntax_uid == "1.2.840.10008.1.2.4.50"
     ds = pydicom.dcmread(io.BytesIO(out.data))
@@ -169,7 +172,7 @@ def test_colour_images_are_coded_as_baseline_jpeg(shared_data: Path, tmp_path: P
     theirs = _dcmdjpeg(out.data, tmp_path)
     assert psnr(_rgb(theirs).reshape(ours.shape), original) == pytest.approx(e.psnr, abs=0.5)
     # the same file every time (live == pre-computed)
-    again = PRESETS[preset].encode_instance(path.read_bytes(), measure=False)
+    again = PRESETS[preset].encode_instance(path.read_bytes(), measure=False, recode=True)
     assert again.data == out.data and not again.entry.measured
 
 
@@ -414,3 +417,70 @@ def test_mammography_is_lossless_under_diagnostic(shared_data: Path, store, tmp_
     assert store.rendition(record, "diagnostic").transfer_syntax_uid == HTJ2K_LOSSLESS
     with pytest.raises(NotAcceptableError):
         instance_bytes(store, record, JPEG12, None, True)
+
+
+ALREADY_LOSSY = [  # (file of ../shared/data/singles, what its header's Lossy Image Compression Ratio says)
+    ("ct_CT1_512x512_signed16_jpegls_near_lossless.dcm", "6"),
+    ("mr_MR2_1024x1024_12bit_j2k_lossy.dcm", "18"),
+    ("nm_NM1_1024x256_12bit_jpeg_extended.dcm", "76"),
+    ("us_576x768_ybr_jpeg_extended.dcm", "16.6"),
+]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("name", "ratio"), ALREADY_LOSSY)
+def test_an_original_stored_lossy_is_not_coded_a_second_time(shared_data: Path, name: str, ratio: str) -> None:
+    """lossless and diagnostic deliver it as stored (a second generation adds error, a lossless copy
+    of lossy pixels only bytes), said so and labelled lossy; preview codes it only when smaller;
+    recode (a WADO-RS client asking for the syntax) codes it all the same."""
+    data = (shared_data / "singles" / name).read_bytes()
+    source = pydicom.dcmread(io.BytesIO(data))
+    for preset in ("lossless", "diagnostic"):
+        out = PRESETS[preset].encode_instance(data)
+        assert out.data == data, preset
+        entry = out.entry
+        assert entry.passthrough and entry.lossy and entry.psnr is None and entry.max_error is None
+        assert entry.transfer_syntax_uid == source.file_meta.TransferSyntaxUID
+        assert entry.reason.startswith("already lossy-compressed (") and f"{ratio}:1" in entry.reason, entry.reason
+    out = PRESETS["preview"].encode_instance(data)
+    if out.entry.passthrough:
+        assert out.data == data and out.entry.lossy and "would not be smaller" in out.entry.reason
+    else:
+        assert len(out.data) < len(data) and out.entry.lossy
+        ds = pydicom.dcmread(io.BytesIO(out.data))
+        assert ds.LossyImageCompression == "01" and len(ds.LossyImageCompressionRatio) == 2  # both generations
+    coded = PRESETS["diagnostic"].encode_instance(data, recode=True)
+    assert not coded.entry.passthrough and coded.entry.lossy
+    assert coded.entry.transfer_syntax_uid in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
+    assert pydicom.dcmread(io.BytesIO(coded.data)).pixel_array.shape == source.pixel_array.shape
+
+
+@pytest.mark.realdata
+def test_a_decompressed_lossy_original_is_coded_and_says_both_generations(shared_data: Path) -> None:
+    """Stored uncompressed, a once-lossy image is what coding makes small: coded, both ratios kept."""
+    source = pydicom.dcmread(shared_data / "singles" / "mr_MR2_1024x1024_12bit_j2k_lossy.dcm")
+    source.decompress()
+    buffer = io.BytesIO()
+    source.save_as(buffer, enforce_file_format=True)
+    out = PRESETS["diagnostic"].encode_instance(buffer.getvalue())
+    assert not out.entry.passthrough and out.entry.lossy
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    assert ds.LossyImageCompression == "01"
+    assert [float(r) for r in ds.LossyImageCompressionRatio][0] == 18.0 and len(ds.LossyImageCompressionRatio) == 2
+
+
+
+def test_a_compressed_original_smaller_than_the_lossy_file_is_delivered_as_stored() -> None:
+    """pydicom's Deflated secondary capture (a flat synthetic image, 4.6 kB): the diagnostic JPEG
+    would be ~10x larger, so the lossy presets deliver the exact, smaller original, said so;
+    ``recode`` (a WADO-RS client asking for the syntax) still gets the JPEG."""
+    from pydicom.data import get_testdata_file
+
+    data = Path(get_testdata_file("image_dfl.dcm")).read_bytes()
+    for preset in ("diagnostic", "preview"):
+        out = PRESETS[preset].encode_instance(data)
+        assert out.data == data and out.entry.passthrough and not out.entry.lossy
+        assert out.entry.reason.startswith("the stored file is smaller (4637 bytes, Deflated"), out.entry.reason
+        coded = PRESETS[preset].encode_instance(data, recode=True)
+        assert not coded.entry.passthrough and coded.entry.lossy and len(coded.data) > len(data)
+        assert f"({len(coded.data)} bytes)" in out.entry.reason

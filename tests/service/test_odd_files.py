@@ -104,15 +104,25 @@ def test_without_traceback_cuts_and_bounds() -> None:
     assert len(without_traceback("x" * 5000, 300)) == 300
 
 
-def test_deflated_image_is_coded_not_passed_through(odd) -> None:
+def test_deflated_image_is_readable_and_coded_when_asked(odd) -> None:
+    """Its pixels are read (it was passed through as unreadable once); the diagnostic archive
+    delivers it as stored since its 4.6 kB are smaller than the JPEG would be (and exact); a
+    WADO-RS client asking for the preset's syntax (.50: 8 bits) gets the JPEG."""
     url, records, paths, _ = odd
     rec = records["deflated"]
     assert rec.compressible and not rec.passthrough_reason
     r = httpx.get(f"{url}/studies/{rec.study_uid}/archive.zip?preset=diagnostic", timeout=60)
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         entry = json.loads(zf.read("manifest.json"))["files"][0]
-        ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
-    assert not entry["passthrough"] and entry["lossy"] and ds.LossyImageCompression == "01"
+        member = zf.read(entry["file"])
+    assert entry["passthrough"] and not entry["lossy"] and entry["reason"].startswith("the stored file is smaller")
+    assert member == paths["deflated"].read_bytes()
+    inst = f"{url}/dicomweb/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}"
+    r = httpx.get(inst, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50"}, timeout=60)
+    assert r.status_code == 200, r.text[:300]
+    ds = pydicom.dcmread(io.BytesIO(r.content))
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"  # 8-bit: baseline
+    assert ds.LossyImageCompression == "01"
     source = pydicom.dcmread(paths["deflated"]).pixel_array
     assert ds.pixel_array.shape == source.shape
 

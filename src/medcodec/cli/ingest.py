@@ -71,6 +71,7 @@ def ingest(
     """
     from ..delivery import open_store
     from ..delivery.presets import get_preset, is_colour_record
+    from ..registry import pixel_data_compressed
 
     names = None
     if presets:
@@ -104,6 +105,8 @@ def ingest(
             )
             if refresh and not report.stopped:
                 refreshed = store.refresh(presets=names, scheduler=scheduler, progress=on_progress)
+            stored = [o.record for o in report.stored if o.record is not None]
+            lossy = store.catalog.lossy_instances([r.sop_uid for r in stored])
         finally:
             for bar in bars.values():
                 bar.close()
@@ -114,13 +117,22 @@ def ingest(
             click.echo(f"{outcome.status}: {outcome.message or outcome.source}", err=True)
         elif verbose:
             click.echo(f"{outcome.status}: {outcome.source}")
-    uncoded = [o.record for o in report.stored if o.record is not None and not o.record.compressible]
+    # stored lossy-compressed already: lossless and diagnostic pass them through (no second generation)
+    already = {
+        r.sop_uid for r in stored if r.sop_uid in lossy and r.rows and pixel_data_compressed(r.transfer_syntax_uid)
+    }
+    uncoded = [r for r in stored if not r.compressible and r.sop_uid not in already]
     colour = sum(1 for r in uncoded if is_colour_record(r))  # baseline JPEG in the lossy presets
     passthrough = len(uncoded) - colour
     click.echo(
         report.summary()
         + (f"; {colour} colour (coded by the lossy presets, kept as stored by lossless)" if colour else "")
         + (f"; {passthrough} stored as passthrough (no preset codes them)" if passthrough else "")
+        + (
+            f"; {len(already)} stored lossy-compressed already (lossless and diagnostic deliver them as they are)"
+            if already
+            else ""
+        )
     )
     if report.stopped:
         click.echo(f"error: {report.stopped}", err=True)

@@ -25,6 +25,7 @@ and only after its object is durably stored (see :mod:`medcodec.delivery.store`)
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -34,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import DeliveryError, InvalidInputError, NotFoundError
+from ..registry import LOSSY_ONLY_SYNTAXES, pixel_data_is_lossy
 from .uids import validate_uid
 
 __all__ = [
@@ -474,6 +476,24 @@ class Catalog:
             value = conn.execute(sa.select(instances.c.header).where(instances.c.sop_uid == sop_uid)).scalar()
         return "{}" if value is None else str(value)
 
+    def lossy_instances(self, sop_uids: Sequence[str]) -> set[str]:
+        """Those of ``sop_uids`` whose stored pixel data are lossy
+        (:func:`medcodec.registry.pixel_data_is_lossy` of their syntax and header), so that the
+        ``original`` preset's manifest says what its files are."""
+        c = instances.c
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(sop_uids), 500):
+                chunk = list(sop_uids[i : i + 500])
+                query = sa.select(c.sop_uid, c.transfer_syntax_uid, c.header).where(
+                    c.sop_uid.in_(chunk),
+                    sa.or_(c.transfer_syntax_uid.in_(sorted(LOSSY_ONLY_SYNTAXES)), c.header.like('%"00282110"%')),
+                )
+                for sop, syntax, header in conn.execute(query):
+                    if pixel_data_is_lossy(str(syntax), _lossy_flag(str(header or ""))):
+                        out.add(str(sop))
+        return out
+
     def instance_count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(instances)).scalar() or 0)
@@ -911,3 +931,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def now() -> float:
     return time.time()
+
+
+#: (0028,2110) Lossy Image Compression in a stored header (ingest's JSON: keys sorted, no spaces).
+_LOSSY_FLAG = re.compile(r'"00282110":\{"Value":\["([^"]*)"')
+
+
+def _lossy_flag(header: str) -> str | None:
+    """The Lossy Image Compression value of a stored header JSON, ``None`` without one."""
+    if '"00282110"' not in header:
+        return None
+    found = _LOSSY_FLAG.search(header)
+    if found is not None:
+        return found.group(1)
+    try:  # written some other way: parsed
+        value = json.loads(header).get("00282110", {}).get("Value") or [None]
+    except (ValueError, AttributeError):
+        return None
+    return None if value[0] is None else str(value[0])

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import io
+import json
 import multiprocessing
 import os
 import signal
@@ -312,11 +313,11 @@ class WorkerFailure:
 
 
 def _encode_file_in_process(
-    path: str, preset_name: str, mapping: Any, syntax: str | None = None
+    path: str, preset_name: str, mapping: Any, syntax: str | None = None, recode: bool = False
 ) -> tuple[bytes, Any] | WorkerFailure:
     """One instance under a preset, in an encoder process: the original read from the store and
     encoded (:meth:`Preset.encode_instance`, ``measure=False``; ``syntax``: the ``lossless``
-    preset's syntax): ``(file bytes, manifest entry)``."""
+    preset's syntax; ``recode``: as there): ``(file bytes, manifest entry)``."""
     from .presets import PRESETS
     from .template import encode_live
 
@@ -325,10 +326,12 @@ def _encode_file_in_process(
         with _WORKER_OBJECTS.open(path) as fh:
             data = fh.read()
         preset = PRESETS[preset_name]
-        if syntax is None:  # the series' template when it has one (the same bytes, less work)
+        if syntax is None and not recode:  # the series' template when it has one (the same bytes, less work)
             encoded = encode_live(preset, data, mapping, jobs=_WORKER_JOBS)
         else:
-            encoded = preset.encode_instance(data, mapping=mapping, measure=False, jobs=_WORKER_JOBS, syntax=syntax)
+            encoded = preset.encode_instance(
+                data, mapping=mapping, measure=False, jobs=_WORKER_JOBS, syntax=syntax, recode=recode
+            )
         return encoded.data, encoded.entry
     except Exception as exc:
         return WorkerFailure(type(exc).__name__, str(exc))
@@ -515,9 +518,11 @@ def encode_with_preset(
     measure: bool = False,
     pool: LivePool | None = None,
     syntax: str | None = None,
+    recode: bool = False,
 ) -> tuple[bytes, str, Any]:
     """One instance under a preset, computed now: ``(file bytes, transfer syntax, manifest entry)``.
-    ``syntax``: the ``lossless`` preset's transfer syntax (:func:`.presets.lossless_syntaxes`).
+    ``syntax``: the ``lossless`` preset's transfer syntax (:func:`.presets.lossless_syntaxes`);
+    ``recode``: code it even where the preset would deliver the stored file (:meth:`.Preset.encode_instance`).
 
     ``measure=False`` (live): no decode-back to fill PSNR / max error (``measured: false`` in the
     manifest). The pre-computed rendition is NOT looked up here (see :func:`rendition_or_encode`).
@@ -531,7 +536,7 @@ def encode_with_preset(
         mapping = store.series_mapping(record.series_uid, preset_name)
     if _in_process(pool, store, record) and data is None and not measure:
         assert pool is not None
-        result = pool.run_in_process(_encode_file_in_process, record.path, preset_name, mapping, syntax)
+        result = pool.run_in_process(_encode_file_in_process, record.path, preset_name, mapping, syntax, recode)
         if isinstance(result, WorkerFailure):
             _raise_worker_error(record, result)
         file_bytes, entry = result
@@ -539,7 +544,7 @@ def encode_with_preset(
     if data is None:
         with store.open_original(record) as fh:
             data = fh.read()
-    encoded = preset.encode_instance(data, mapping=mapping, measure=measure, syntax=syntax)
+    encoded = preset.encode_instance(data, mapping=mapping, measure=measure, syntax=syntax, recode=recode)
     return encoded.data, encoded.entry.transfer_syntax_uid, encoded.entry
 
 
@@ -597,21 +602,42 @@ def instance_bytes(
             return data, record.transfer_syntax_uid
     names = presets_for_syntax(ts, preset)
     if names:
-        data, got, _ = rendition_or_encode(store, record, names[0], pool=pool)
-        how = f" by preset {names[0]!r}"
+        name, lossless_syntax = names[0], None
+        data, got, made = rendition_or_encode(store, record, name, pool=pool)
+        how = f" by preset {name!r}"
     elif ts in lossless_transcodes(preset):  # a lossless syntax no preset stores (JPEG 2000, JPEG-LS...)
-        data, got, _ = encode_with_preset(store, record, "lossless", pool=pool, syntax=ts)
+        name, lossless_syntax = "lossless", ts
+        data, got, made = encode_with_preset(store, record, name, pool=pool, syntax=ts)
         how = " losslessly"
     else:
         raise NotAcceptableError(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
         )
+    if got != ts and _stored_by_choice(made):
+        # an original stored lossy-compressed (a preset does not code it a second time), or stored
+        # smaller than the preset codes it: this client asked for the syntax, so it is coded for it
+        data, got, _ = encode_with_preset(store, record, name, pool=pool, syntax=lossless_syntax, recode=True)
     if got != ts and strict:
         raise NotAcceptableError(
             f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
             f"cannot be encoded as {ts}{how}: {record.passthrough_reason or 'passed through'}"
         )
     return data, got
+
+
+def _stored_by_choice(made: Any) -> bool:
+    """Whether a preset passed an instance through that it could code: stored lossy-compressed
+    already, or smaller than the preset's file (``made``: the :class:`.manifest.ManifestEntry` of
+    an encoding, or a stored rendition's record)."""
+    from .presets import ALREADY_LOSSY, SMALLER_STORED
+
+    reason = getattr(made, "reason", None)
+    if reason is None:  # a rendition record: its manifest entry as JSON
+        try:
+            reason = json.loads(getattr(made, "entry", "") or "{}").get("reason", "")
+        except ValueError:
+            return False
+    return str(reason).startswith((ALREADY_LOSSY, SMALLER_STORED))
 
 
 def _to_explicit_le(data: bytes) -> bytes:
@@ -773,6 +799,13 @@ def live_archive(
     """
     mappings: dict[str, Any] = {}
     lock = threading.Lock()
+    lossy: list[set[str]] = []  # the originals whose pixels are lossy, asked once (original preset)
+
+    def is_lossy(record: Any) -> bool:
+        with lock:
+            if not lossy:
+                lossy.append(store.catalog.lossy_instances([r.sop_uid for r in records]))
+            return record.sop_uid in lossy[0]
 
     def mapping_for(record: Any) -> Any:
         if preset == "original" or not record.compressible:
@@ -786,7 +819,9 @@ def live_archive(
         if preset == "original":
             with store.open_original(record) as fh:
                 data = fh.read()
-            return LiveEntry(archive_name(record), data, manifest=None, extra={"record": record})
+            return LiveEntry(
+                archive_name(record), data, manifest=None, extra={"record": record, "lossy": is_lossy(record)}
+            )
         if use_renditions:  # an archive gone stale (a new instance arrived): reuse what is computed
             rendition = store.rendition(record, preset)
             if rendition is not None:
@@ -897,7 +932,7 @@ def manifest_row(entry: LiveEntry, preset: str) -> Any:
 
     row = entry.manifest
     if row is None:  # an original sent as it is
-        row = ManifestEntry.original(entry.extra["record"], preset)
+        row = ManifestEntry.original(entry.extra["record"], preset, lossy=bool(entry.extra.get("lossy")))
     elif not isinstance(row, ManifestEntry):  # a stored rendition's row
         row = ManifestEntry.from_json(row.entry)
     return render_row(row.named(entry.name))

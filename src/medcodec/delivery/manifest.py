@@ -14,6 +14,9 @@ compressed pixel data (the value appended to (0028,2112)); ``psnr`` in dB with p
 voxels the series mapping did not clip; ``max_error_hu`` in output units (HU for CT).
 ``psnr`` is ``null`` when the file is exact (lossless, passthrough) or was not measured
 (``measured: false``). A ``passthrough`` file is the original, byte for byte (``reason`` says why).
+``lossy`` says what the file is: a passthrough of an original whose pixel data were already
+lossy (a JPEG ultrasound, a lossy JPEG 2000 series) is ``lossy: true`` with no error figures,
+which only its maker knew.
 """
 
 from __future__ import annotations
@@ -84,9 +87,10 @@ class ManifestEntry:
         return replace(self, file=file)
 
     @classmethod
-    def original(cls, record: Any, preset: str) -> ManifestEntry:
+    def original(cls, record: Any, preset: str, *, lossy: bool = False) -> ManifestEntry:
         """The row of a stored original delivered as it is (``record``: a catalog
-        :class:`~.catalog.InstanceRecord`), in pre-computed and live archives alike."""
+        :class:`~.catalog.InstanceRecord`), in pre-computed and live archives alike; ``lossy``:
+        its pixel data are lossy (:meth:`~.catalog.Catalog.lossy_instances`)."""
         return cls(
             preset=preset,
             sop_instance_uid=record.sop_uid,
@@ -96,7 +100,7 @@ class ManifestEntry:
             modality=record.modality,
             transfer_syntax_uid=record.transfer_syntax_uid,
             passthrough=True,
-            lossy=False,
+            lossy=lossy,
             bytes=record.size,
             source_bytes=record.size,
             measured=False,

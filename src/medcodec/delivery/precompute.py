@@ -36,9 +36,10 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ..errors import DeliveryError, InvalidInputError, StoreFullError
+from ..registry import pixel_data_compressed
 from .catalog import InstanceRecord, now
 from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
-from .presets import DEFAULT_PRESETS, PRESETS, is_colour_record, series_mapping
+from .presets import ALREADY_LOSSY, DEFAULT_PRESETS, PRESETS, SMALLER_STORED, is_colour_record, series_mapping
 from .zipstream import ZipStream, dicom_header_length, pack
 
 __all__ = ["precompute", "archive_entry_name", "rendition_path", "archive_path", "dask_client"]
@@ -205,6 +206,8 @@ def precompute(
     for study in studies:
         records = store.instances(study)
         per_study[study] = records
+        lossy = {r.sop_uid for r in records if pixel_data_compressed(r.transfer_syntax_uid)}
+        lossy &= store.catalog.lossy_instances(sorted(lossy)) if lossy else set()
         for name in names:
             if name == "original":
                 continue
@@ -215,7 +218,8 @@ def precompute(
                     mappings[record.series_uid] = series_mapping(store, record.series_uid, name)
                 mapping = mappings[record.series_uid] if record.compressible else None
                 old = existing.get(record.sop_uid)
-                if old is not None and _fresh(old.entry, mapping, record, name) and store.objects.exists(old.path):
+                fresh = old is not None and _fresh(old.entry, mapping, record, name, record.sop_uid in lossy)
+                if fresh and store.objects.exists(old.path):
                     continue
                 jobs.append((record, name, mapping))
     total = len(jobs)
@@ -301,18 +305,30 @@ def _bounded(executor: Executor, args: list[tuple[Any, ...]]) -> Iterator[dict[s
             future.cancel()
 
 
-def _fresh(entry_json: str, mapping: Any, record: InstanceRecord | None = None, preset: str = "") -> bool:
+def _fresh(
+    entry_json: str, mapping: Any, record: InstanceRecord | None = None, preset: str = "", stored_lossy: bool = False
+) -> bool:
     """Whether a stored rendition still is what ``preset`` makes of ``record``: a lossy one coded
     with the series' mapping as it is now; a passthrough, unless it is a colour image a lossy
     preset now codes (stores ingested before 2026-12-01 passed colour through: pre-computing
-    again upgrades them; a colour image that stays passthrough, e.g. a 3x3 one, is tried again)."""
+    again upgrades them; a colour image that stays passthrough, e.g. a 3x3 one, is tried again).
+    ``stored_lossy``: the original is stored lossy-compressed, which ``lossless`` and
+    ``diagnostic`` pass through since 2026-12-01 (a rendition that coded it is made again)."""
     try:
         entry = json.loads(entry_json)
     except ValueError:
         return False
-    if entry.get("passthrough") and record is not None and is_colour_record(record):
-        p = PRESETS.get(preset)
-        return not (p is not None and p.lossy)
+    p = PRESETS.get(preset)
+    if entry.get("passthrough"):
+        if (
+            record is not None
+            and is_colour_record(record)
+            and not str(entry.get("reason", "")).startswith((ALREADY_LOSSY, SMALLER_STORED))
+        ):
+            return not (p is not None and p.lossy)
+        return True
+    if stored_lossy and p is not None and p.diagnostic:
+        return False  # coded again by a version before 2026-12-01: now passed through (presets, "Already lossy")
     if not entry.get("lossy"):
         return True
     return mapping is None or entry.get("mapping") == mapping.describe()
@@ -328,12 +344,13 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
     preset = PRESETS[name]
     sops = [r.sop_uid for r in records]
     rend = {} if name == "original" else store.catalog.renditions_of(sops, name)
+    lossy = store.catalog.lossy_instances(sops) if name == "original" else set()
     entries: list[ManifestEntry] = []
     files: list[tuple[str, str]] = []  # (archive name, object path)
     for record in records:
         arcname = archive_entry_name(record)
         if name == "original":
-            entry = ManifestEntry.original(record, name)
+            entry = ManifestEntry.original(record, name, lossy=record.sop_uid in lossy)
             files.append((arcname, record.path))
         else:
             r = rend.get(record.sop_uid)

@@ -74,6 +74,16 @@ states, images with a Modality LUT Sequence or per-frame rescale (the reason is 
 catalog's ``compressible`` flag means "coded by the grayscale pipeline with a series mapping";
 colour records are not, and are coded all the same (:func:`is_colour_record`).
 
+Already lossy: an original whose pixel data are stored lossy-compressed
+(:func:`medcodec.registry.pixel_data_is_lossy` and a compressed syntax: a JPEG ultrasound, a
+lossy JPEG 2000 series) passes through ``lossless`` (a lossless copy of lossy pixels is only
+larger) and ``diagnostic`` (a second lossy generation adds error), labelled ``lossy`` with the
+reason; ``preview`` codes it when its file comes out smaller. ``recode=True`` (a WADO-RS
+client asking for a syntax) codes it all the same. An original stored uncompressed whose header
+says it was lossy once is coded, its earlier ratios kept. Likewise a lossy preset delivers an
+original stored compressed (losslessly, or Deflated) as it is when that file is smaller than the
+preset's: smaller and exact (a flat synthetic image, a tiny one).
+
 The series mapping (:class:`medcodec.dicom.SeriesMapping`) comes from the value statistics
 the catalog holds for the series (:func:`series_mapping`: min/max/tissue range gathered at
 ingest), so it is the same for pre-computed and live files of a series. Without one, an
@@ -87,19 +97,20 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_fragments
+from pydicom.encaps import generate_fragments, generate_frames
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID
 
 from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_dataset, plan_series_mapping
 from ..dicom._lenient import source_values_as_is
+from ..dicom.codestream import codestream_is_lossy
 from ..dicom.compress import compress, dataset_frames
 from ..dicom.mapping import dataset_padding
 from ..dicom.write import (
@@ -107,13 +118,14 @@ from ..dicom.write import (
     _code,
     _set_derived_type,
     _source_reference,
+    _values,
     encode_file,
     mark_lossy,
     set_colour_jpeg_pixels,
 )
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, without_traceback
 from ..external import COLOUR_PHOTOMETRIC, jpeg8_decode, jpeg8_encode_colour
-from ..registry import transfer_syntax
+from ..registry import pixel_data_compressed, pixel_data_is_lossy, transfer_syntax
 from ..spec import PixelSpec
 from .fastread import read_native
 from .fastwrite import encode_file_fast, native_frames
@@ -130,6 +142,8 @@ __all__ = [
     "lossless_syntaxes",
     "image_class",
     "NEURO_FIELD_MM",
+    "ALREADY_LOSSY",
+    "SMALLER_STORED",
     "is_colour",
     "is_colour_record",
     "series_mapping",
@@ -290,6 +304,7 @@ class Preset:
         measure: bool = True,
         jobs: int = 1,
         syntax: str | None = None,
+        recode: bool = False,
     ) -> EncodedInstance:
         """This preset's file for one instance: coded, or the original passed through.
 
@@ -310,6 +325,14 @@ class Preset:
             ``lossless`` preset only: the lossless transfer syntax to write (:func:`lossless_syntaxes`;
             default HTJ2K .201), e.g. JPEG 2000 or JPEG-LS lossless for a WADO-RS client that asks
             for it. Bit-exact like the default (checked by decoding when ``measure``).
+        recode
+            Code the instance even where this preset delivers the stored file instead (a WADO-RS
+            client that asks for this preset's syntax). By default an original whose pixel data
+            are stored lossy-compressed passes through ``lossless`` and ``diagnostic`` as it is (a
+            second lossy generation adds error, a lossless copy of lossy pixels only bytes) and
+            ``preview`` when its file would not be smaller; and a lossy preset passes through any
+            compressed original (Deflated included) that is smaller than its file (module
+            docstring, "Already lossy").
 
         Returns
         -------
@@ -353,14 +376,59 @@ class Preset:
                 }
             source_ts = stored_syntax(ds)
             point = self.operating_point(ds)
+            lossy_source = pixel_data_is_lossy(source_ts, ds.get("LossyImageCompression")) or _codestream_lossy(
+                full, source_ts
+            )
         except CodecError:
             raise
         except Exception as exc:  # pydicom's own errors on a damaged header (e.g. a VR it does not know)
             raise DicomError(f"cannot read the header: {type(exc).__name__}: {exc}") from exc
         if point is None:
             return self._passthrough(
-                data, source_ts, base, "the original preset delivers the stored file", as_stored=True
+                data, source_ts, base, "the original preset delivers the stored file", as_stored=True,
+                lossy=lossy_source,
+            )  # fmt: skip
+        already = "" if recode or not lossy_source else _already_lossy(ds, source_ts)
+        if already and self.diagnostic:
+            how = "a second lossy generation would add error" if self.lossy else "a lossless copy would only be larger"
+            return self._passthrough(data, source_ts, base, f"{already}: {how}", lossy=True)
+        encoded = self._code_pixels(data, full, ds, point, base, source_ts, mapping=mapping, measure=measure, jobs=jobs,
+                             syntax=syntax)  # fmt: skip
+        if lossy_source and not encoded.entry.lossy:  # a passthrough, or a lossless copy, of lossy pixels
+            encoded = EncodedInstance(encoded.data, replace(encoded.entry, lossy=True))
+        if already and not encoded.entry.passthrough and len(encoded.data) >= len(data):
+            reason = f"{already}: this preset's file would not be smaller ({len(encoded.data)} bytes)"
+            return self._passthrough(data, source_ts, base, reason, lossy=True)
+        if (
+            self.lossy
+            and not recode
+            and not encoded.entry.passthrough
+            and source_ts not in _NATIVE
+            and len(encoded.data) >= len(data)
+        ):  # a stored file compressed better than this preset codes it (a deflated or lossless one of a
+            # flat synthetic image): it is smaller and more faithful
+            reason = (
+                f"{SMALLER_STORED} ({len(data)} bytes, {UID(source_ts).name}) "
+                f"than this preset's file ({len(encoded.data)} bytes)"
             )
+            return self._passthrough(data, source_ts, base, reason, lossy=lossy_source)
+        return encoded
+
+    def _code_pixels(
+        self,
+        data: bytes,
+        full: Dataset | None,
+        ds: Dataset,
+        point: OperatingPoint,
+        base: dict[str, Any],
+        source_ts: str,
+        *,
+        mapping: SeriesMapping | None,
+        measure: bool,
+        jobs: int,
+        syntax: str | None,
+    ) -> EncodedInstance:
+        """:meth:`encode_instance` once the header is read: colour, grayscale lossy or lossless."""
         colour = self.points.get(COLOUR)
         if colour is not None and is_colour(ds):
             return self._colour(data, full, colour, base, source_ts, measure=measure)
@@ -396,10 +464,11 @@ class Preset:
     # ------------------------------------------------------------------ kinds
 
     def _passthrough(
-        self, data: bytes, ts: str, base: dict[str, Any], reason: str, *, as_stored: bool = False
+        self, data: bytes, ts: str, base: dict[str, Any], reason: str, *, as_stored: bool = False, lossy: bool = False
     ) -> EncodedInstance:
         """``data`` delivered unchanged; a preamble-less dataset gets its PS3.10 preamble and file
-        meta first (dataset bytes unchanged) unless ``as_stored`` (the original preset: byte for byte)."""
+        meta first (dataset bytes unchanged) unless ``as_stored`` (the original preset: byte for byte).
+        ``lossy``: its pixel data are lossy already (the manifest says what the file is)."""
         if not as_stored:
             data = as_part10(data, base["sop_class_uid"], base["sop_instance_uid"], ts)
         entry = ManifestEntry(
@@ -407,7 +476,7 @@ class Preset:
             rendition_sop_instance_uid=base["sop_instance_uid"],
             transfer_syntax_uid=ts,
             passthrough=True,
-            lossy=False,
+            lossy=lossy,
             bytes=len(data),
             reason=without_traceback(reason.removeprefix("<bytes>: "), 300),
             max_error=None,
@@ -757,6 +826,42 @@ def _derived_uid(preset: str, uid: str) -> str:
     """A UID derived deterministically from an original UID and a preset (live == pre-computed)."""
     # PS3.5 §B.2: "2.25." + the decimal of a UUID; a name-based (v5) UUID makes it reproducible
     return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{preset}:{uid}').int}"
+
+
+#: How the reason of an original passed through for being stored lossy-compressed already begins.
+ALREADY_LOSSY = "already lossy-compressed"
+#: How the reason of an original passed through for being stored smaller than a lossy preset codes it begins.
+SMALLER_STORED = "the stored file is smaller"
+#: Syntaxes whose files the template path writes (and the smaller-stored rule leaves alone): native.
+_NATIVE = frozenset(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"])
+
+
+def _codestream_lossy(full: Dataset | None, ts: str) -> bool:
+    """Whether the first frame's own headers say it is lossy (:func:`medcodec.dicom.codestream_is_lossy`:
+    a JPEG 2000 9-7 wavelet, a JPEG-LS NEAR > 0), for files whose header omits (0028,2110)."""
+    if full is None or "PixelData" not in full or not pixel_data_compressed(ts):
+        return False
+    try:
+        frames = int(full.get("NumberOfFrames", 1) or 1)
+        first = next(generate_frames(full.PixelData, number_of_frames=frames))
+    except Exception:  # damaged encapsulation: the pixel path reports it
+        return False
+    return codestream_is_lossy(ts, first) is True
+
+
+def _already_lossy(ds: Dataset, ts: str) -> str:
+    """Why an original whose pixel data :func:`~medcodec.registry.pixel_data_is_lossy` says are
+    lossy is stored lossy-compressed (its syntax names a compression), or ``""`` when it is stored
+    uncompressed (a decompressed copy of a lossy image: coding it is what makes it small)."""
+    if not pixel_data_compressed(ts):
+        return ""
+    name = UID(ts).name
+    try:
+        ratios = [float(r) for r in _values(ds, "LossyImageCompressionRatio") if str(r).strip()]
+    except (TypeError, ValueError):
+        ratios = []
+    at = f", {':1 then '.join(f'{r:.3g}' for r in ratios)}:1" if ratios else ""
+    return f"{ALREADY_LOSSY} ({name}{at})"
 
 
 def _read_full(data: bytes) -> Dataset | None:

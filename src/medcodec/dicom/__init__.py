@@ -14,6 +14,8 @@ Modules, in the order data flows through them:
   :mod:`~medcodec.dicom.image` (one image, decoded now or on demand), :mod:`~medcodec.dicom.series`
   (grouped and sorted); :mod:`~medcodec.dicom.io` states the decisions and re-exports them;
   :mod:`~medcodec.dicom.pixel_spec` turns a header into a :class:`~medcodec.spec.PixelSpec`;
+  :mod:`~medcodec.dicom.codestream` reads whether a JPEG 2000 / JPEG-LS frame is lossy from its
+  marker segments (for headers that omit Lossy Image Compression);
 * one value mapping per series: :mod:`~medcodec.dicom.mapping` (statistics, plan, attributes);
 * coding: :mod:`~medcodec.dicom.coding` (the lossy families, a view of :mod:`medcodec.registry`);
 * writing: :mod:`~medcodec.dicom.write` (what a derived file changes), :mod:`~medcodec.dicom.lossy`

@@ -1,0 +1,86 @@
+"""What a compressed frame's own headers say about its coding, for syntaxes that may be lossy or not.
+
+DICOM requires Lossy Image Compression (0028,2110) ``01`` on lossy images, but files made by old
+or careless tools omit it; for JPEG 2000 (.91, HTJ2K .203) and JPEG-LS (.81), whose syntaxes allow
+both, the codestream tells. :func:`codestream_is_lossy` reads only marker segments (no decoding):
+
+* JPEG 2000 / HTJ2K (ISO 15444-1 A.6.1, -15): the COD segment of the main header names the
+  wavelet; ``0`` = the irreversible 9-7, lossy whatever the rate. The reversible 5-3 is exact only
+  when no layer was dropped, which the headers do not say: ``None`` (unknown).
+* JPEG-LS (ISO 14495-1 C.2.3): the NEAR parameter of the first scan header; ``> 0`` is
+  near-lossless (lossy), ``0`` exact.
+
+Anything else (or a stream it cannot parse) is ``None``: the caller keeps to the header.
+"""
+
+from __future__ import annotations
+
+__all__ = ["codestream_is_lossy"]
+
+_J2K_SYNTAXES = frozenset(
+    f"1.2.840.10008.1.2.4.{n}" for n in (90, 91, 92, 93, 201, 202, 203)
+)  # fmt: skip
+_JPEG_LS_SYNTAXES = frozenset(["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"])
+#: How far into a fragment the main header (J2K) or first scan header (JPEG-LS) is looked for.
+_SCAN_LIMIT = 1 << 16
+
+
+def codestream_is_lossy(uid: str, fragment: bytes | bytearray | memoryview) -> bool | None:
+    """Whether the frame ``fragment`` (the first fragment of encapsulated pixel data under
+    transfer syntax ``uid``) is lossy by its own headers; ``None`` when they do not say.
+
+    >>> near_2 = bytes.fromhex("ffd8" "fff7000b100010000101010011" "ffda0008010100020000")  # SOI SOF55 SOS
+    >>> codestream_is_lossy("1.2.840.10008.1.2.4.81", near_2)
+    True
+    >>> codestream_is_lossy("1.2.840.10008.1.2.4.50", b"")  # not a syntax that may be either
+    """
+    data = bytes(fragment[:_SCAN_LIMIT])
+    try:
+        if uid in _J2K_SYNTAXES:
+            return _j2k(data)
+        if uid in _JPEG_LS_SYNTAXES:
+            return _jpeg_ls(data)
+    except (IndexError, ValueError):  # a truncated or odd header: not ours to judge
+        return None
+    return None
+
+
+def _j2k(data: bytes) -> bool | None:
+    start = data.find(b"\xff\x4f\xff\x51")  # SOC SIZ (a JP2 file wraps the codestream in boxes)
+    if start < 0:
+        return None
+    pos = start + 2
+    while pos + 4 <= len(data):
+        marker = int.from_bytes(data[pos : pos + 2], "big")
+        if marker == 0xFF90 or marker == 0xFF93:  # SOT / SOD: the main header ended without a COD
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xFF52:  # COD: Lcod Scod SGcod(4) SPcod: levels, xcb, ycb, style, transform
+            transform = data[pos + 4 + 1 + 4 + 4]
+            return True if transform == 0 else None
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
+def _jpeg_ls(data: bytes) -> bool | None:
+    pos = data.find(b"\xff\xd8")
+    if pos < 0:
+        return None
+    pos += 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # SOS: Ls Ns (Ci Tmi) x Ns NEAR ILV Al/Ah
+            ns = data[pos + 4]
+            return data[pos + 5 + 2 * ns] > 0
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None

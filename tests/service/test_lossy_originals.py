@@ -1,0 +1,105 @@
+"""Originals stored lossy-compressed already, through the running server (2026-12-01).
+
+A JPEG ultrasound, a lossy JPEG 2000 MR, a near-lossless JPEG-LS CT: the presets used to decode
+and code them again, a second lossy generation whose file was often larger (the MR's 114 kB JPEG
+2000 became a 309 kB diagnostic JPEG, the ultrasound 84 -> 94 kB) and whose manifest gave only the
+second generation's error. Now ``lossless`` and ``diagnostic`` deliver them as stored, labelled
+lossy with the reason; a WADO-RS client that asks for a syntax still gets it (coded for it); the
+``original`` preset's manifest says which of its files are lossy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+
+from conftest import start_server, stop_server
+
+LOSSY = {  # key -> file of ../shared/data/singles
+    "jpegls_near": "ct_CT1_512x512_signed16_jpegls_near_lossless.dcm",
+    "j2k_lossy": "mr_MR2_1024x1024_12bit_j2k_lossy.dcm",
+    "us_jpeg": "us_576x768_ybr_jpeg_extended.dcm",
+}
+LOSSLESS = "mr_384x384_12bit_unsigned.dcm"
+JPEG_51 = "1.2.840.10008.1.2.4.51"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+
+
+@pytest.fixture(scope="module")
+def served(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    from medcodec.delivery import open_store
+
+    root = tmp_path_factory.mktemp("lossy")
+    folder = root / "in"
+    folder.mkdir()
+    paths = {key: shared_data / "singles" / name for key, name in {**LOSSY, "plain": LOSSLESS}.items()}
+    for path in paths.values():
+        shutil.copy(path, folder / path.name)
+    with open_store(root / "store") as store:
+        report = store.ingest([folder / p.name for p in paths.values()])
+        assert report.ok, report.summary()
+    records = {}
+    for key, path in paths.items():
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        records[key] = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+    proc, url, _log = start_server(root / "store")
+    try:
+        yield url, records, paths
+    finally:
+        stop_server(proc)
+
+
+def _manifest(body: bytes) -> tuple[zipfile.ZipFile, list[dict]]:
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    return archive, json.loads(archive.read("manifest.json"))["files"]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("live", [False, True])
+def test_archives_deliver_lossy_originals_as_stored_and_say_so(served, live: bool) -> None:
+    url, records, paths = served
+    with httpx.Client(timeout=120) as c:
+        for key, (study, _, _) in records.items():
+            for preset in ("original", "lossless", "diagnostic"):
+                r = c.get(f"{url}/studies/{study}/archive.zip", params={"preset": preset, "live": int(live)})
+                assert r.status_code == 200, (key, preset, r.text[:300])
+                archive, files = _manifest(r.content)
+                (entry,) = files
+                member = archive.read(entry["file"])
+                if key == "plain":  # an uncompressed lossless original: coded, lossy only by diagnostic
+                    assert entry["lossy"] == (preset == "diagnostic")
+                    continue
+                assert member == paths[key].read_bytes(), (key, preset)
+                assert entry["passthrough"] and entry["lossy"] and entry["psnr"] is None, (key, preset, entry)
+                if preset != "original":
+                    assert entry["reason"].startswith("already lossy-compressed ("), entry
+
+
+@pytest.mark.realdata
+def test_wado_rs_codes_a_lossy_original_for_a_client_that_asks_for_a_syntax(served) -> None:
+    url, records, paths = served
+    study, series, sop = records["j2k_lossy"]
+    source = pydicom.dcmread(paths["j2k_lossy"])
+    inst = f"{url}/dicomweb/studies/{study}/series/{series}/instances/{sop}"
+    with httpx.Client(timeout=120) as c:
+        for syntax in (JPEG_51, HTJ2K_LOSSLESS):
+            r = c.get(inst, headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'})
+            assert r.status_code == 200, (syntax, r.text[:300])
+            body = r.content
+            start = body.index(b"DICM") - 128
+            ds = pydicom.dcmread(io.BytesIO(body[start:]))
+            assert ds.file_meta.TransferSyntaxUID == syntax
+            assert ds.LossyImageCompression == "01"  # lossy from the start, whatever this generation is
+            assert ds.pixel_array.shape == source.pixel_array.shape
+            if syntax == HTJ2K_LOSSLESS:  # bit-exact to the stored (lossy) values
+                assert (ds.pixel_array == source.pixel_array).all()
+        # as stored: the file itself
+        r = c.get(inst, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert r.status_code == 200 and r.content == paths["j2k_lossy"].read_bytes()
