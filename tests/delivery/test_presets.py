@@ -484,3 +484,12 @@ def test_a_compressed_original_smaller_than_the_lossy_file_is_delivered_as_store
         coded = PRESETS[preset].encode_instance(data, recode=True)
         assert not coded.entry.passthrough and coded.entry.lossy and len(coded.data) > len(data)
         assert f"({len(coded.data)} bytes)" in out.entry.reason
+
+
+def test_the_reason_gives_the_header_ratios_readably() -> None:
+    """pydicom's JPEG 2000 files say 2097:1 and 338.687...:1: written as such, not 2.1e+03."""
+    from pydicom.data import get_testdata_file
+
+    for name, ratio in (("JPEG2000.dcm", "2097:1"), ("693_J2KI.dcm", "339:1")):
+        entry = PRESETS["diagnostic"].encode_instance(Path(get_testdata_file(name)).read_bytes()).entry
+        assert entry.passthrough and entry.lossy and f"Compression, {ratio})" in entry.reason, entry.reason

@@ -860,7 +860,7 @@ def _already_lossy(ds: Dataset, ts: str) -> str:
         ratios = [float(r) for r in _values(ds, "LossyImageCompressionRatio") if str(r).strip()]
     except (TypeError, ValueError):
         ratios = []
-    at = f", {':1 then '.join(f'{r:.3g}' for r in ratios)}:1" if ratios else ""
+    at = f", {':1 then '.join(f'{r:.0f}' if r >= 100 else f'{r:.3g}' for r in ratios)}:1" if ratios else ""
     return f"{ALREADY_LOSSY} ({name}{at})"
 
 
