@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 
 from conftest import start_server, stop_server
 
@@ -40,6 +41,7 @@ def served(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = root / "in"
     folder.mkdir()
     paths = {key: shared_data / "singles" / name for key, name in {**LOSSY, "plain": LOSSLESS}.items()}
+    paths["sc_jpeg"] = Path(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))  # colour, baseline JPEG, flagged 01
     for path in paths.values():
         shutil.copy(path, folder / path.name)
     with open_store(root / "store") as store:
@@ -73,6 +75,9 @@ def test_archives_deliver_lossy_originals_as_stored_and_say_so(served, live: boo
                 archive, files = _manifest(r.content)
                 (entry,) = files
                 member = archive.read(entry["file"])
+                if key == "sc_jpeg" and preset == "lossless":  # colour: lossless keeps it as stored anyway
+                    assert member == paths[key].read_bytes() and entry["lossy"]
+                    continue
                 if key == "plain":  # an uncompressed lossless original: coded, lossy only by diagnostic
                     assert entry["lossy"] == (preset == "diagnostic")
                     continue
@@ -103,3 +108,39 @@ def test_wado_rs_codes_a_lossy_original_for_a_client_that_asks_for_a_syntax(serv
         # as stored: the file itself
         r = c.get(inst, headers={"Accept": "application/dicom; transfer-syntax=*"})
         assert r.status_code == 200 and r.content == paths["j2k_lossy"].read_bytes()
+
+
+def _parts(r: httpx.Response) -> list[tuple[str, bytes]]:
+    """(Content-Type, body) of each part of a multipart/related answer."""
+    boundary = r.headers["content-type"].split("boundary=")[1].split(";")[0].strip('"').encode()
+    out = []
+    for chunk in r.content.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        kind = next(line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-type"))  # fmt: skip
+        out.append((kind, body.removesuffix(b"\r\n")))
+    return out
+
+
+@pytest.mark.realdata
+def test_a_lossy_colour_original_asked_for_a_syntax_it_cannot_take_comes_as_stored(served) -> None:
+    """A baseline JPEG colour SC asked as .51: 406 for the instance (a colour image is .50 here),
+    the stored file, not a second-generation .50, as the series' part; asked as .50, the stored
+    file too (it is .50 already)."""
+    url, records, paths = served
+    study, series, sop = records["sc_jpeg"]
+    stored = paths["sc_jpeg"].read_bytes()
+    multipart = 'multipart/related; type="application/dicom"; transfer-syntax='
+    with httpx.Client(timeout=120) as c:
+        inst = f"{url}/dicomweb/studies/{study}/series/{series}/instances/{sop}"
+        r = c.get(inst, headers={"Accept": multipart + JPEG_51})
+        assert r.status_code == 406 and "Traceback" not in r.text
+        r = c.get(f"{url}/dicomweb/studies/{study}/series/{series}", headers={"Accept": multipart + JPEG_51})
+        assert r.status_code == 200, r.text[:300]
+        ((kind, body),) = _parts(r)
+        assert "1.2.840.10008.1.2.4.50" in kind and body == stored
+        r = c.get(inst, headers={"Accept": multipart + "1.2.840.10008.1.2.4.50"})
+        assert r.status_code == 200 and _parts(r)[0][1] == stored
+

@@ -478,6 +478,7 @@ async def stream_zip(
 # (no HTTP: the service's WADO-RS and archive routes call these from worker threads)
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+JPEG_BASELINE_SYNTAX = "1.2.840.10008.1.2.4.50"
 
 
 def preset_syntaxes() -> dict[str, list[str]]:
@@ -613,16 +614,30 @@ def instance_bytes(
         raise NotAcceptableError(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
         )
-    if got != ts and _stored_by_choice(made):
+    if got != ts and _stored_by_choice(made) and _may_give(record, name, ts):
         # an original stored lossy-compressed (a preset does not code it a second time), or stored
-        # smaller than the preset codes it: this client asked for the syntax, so it is coded for it
-        data, got, _ = encode_with_preset(store, record, name, pool=pool, syntax=lossless_syntax, recode=True)
+        # smaller than the preset codes it: this client asked for the syntax, so it is coded for it,
+        # unless the preset cannot give it that syntax either (then the stored file stays the answer)
+        again, syntax_again, _ = encode_with_preset(store, record, name, pool=pool, syntax=lossless_syntax, recode=True)
+        if syntax_again == ts:
+            data, got = again, syntax_again
     if got != ts and strict:
         raise NotAcceptableError(
             f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
             f"cannot be encoded as {ts}{how}: {record.passthrough_reason or 'passed through'}"
         )
     return data, got
+
+
+def _may_give(record: Any, preset_name: str, ts: str) -> bool:
+    """Whether coding ``record`` under ``preset_name`` can give ``ts`` at all: a colour image only
+    baseline JPEG under a lossy preset (and nothing under ``lossless``, which keeps colour as
+    stored), so a request for another syntax does not pay for a colour encode it would not use."""
+    from .presets import PRESETS, is_colour_record
+
+    if not is_colour_record(record):
+        return True
+    return PRESETS[preset_name].lossy and ts == JPEG_BASELINE_SYNTAX
 
 
 def _stored_by_choice(made: Any) -> bool:
