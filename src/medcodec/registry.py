@@ -84,6 +84,7 @@ __all__ = [
     "LOSSY_ONLY_SYNTAXES",
     "pixel_data_is_lossy",
     "pixel_data_compressed",
+    "NATIVE_SYNTAXES",
     "UnknownTransferSyntaxError",
     "quality_step",
     "SeriesHints",
@@ -778,10 +779,9 @@ def pixel_data_is_lossy(uid: str, lossy_image_compression: object = None) -> boo
     return str(uid) in LOSSY_ONLY_SYNTAXES
 
 
-#: The syntaxes whose pixel data are not compressed (Deflated compresses the whole data set, not the pixels).
-_NATIVE_SYNTAXES = frozenset(
-    ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"]
-)
+#: The native syntaxes: Implicit / Explicit VR Little Endian, Explicit VR Big Endian (retired).
+NATIVE_SYNTAXES = frozenset(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"])
+_DEFLATED = "1.2.840.10008.1.2.1.99"  # compresses the whole data set, not the pixels
 
 
 def pixel_data_compressed(uid: str) -> bool:
@@ -791,4 +791,5 @@ def pixel_data_compressed(uid: str) -> bool:
     >>> pixel_data_compressed("1.2.840.10008.1.2.4.91"), pixel_data_compressed("1.2.840.10008.1.2.1.99")
     (True, False)
     """
-    return str(uid).strip() not in _NATIVE_SYNTAXES
+    uid = str(uid).strip()
+    return uid not in NATIVE_SYNTAXES and uid != _DEFLATED

@@ -129,3 +129,15 @@ def test_postgres_catalog_includefield_summaries_reindex_delete(shared_data: Pat
     assert pg_store.find_studies({"StudyInstanceUID": str(ct.StudyInstanceUID)}) == []
     check = pg_store.check()
     assert check.consistent and not check.orphans
+
+
+def test_postgres_catalog_lossy_instances(shared_data: Path, pg_store) -> None:
+    """Catalog.lossy_instances (LIKE over the stored headers) on PostgreSQL as on SQLite: the
+    near-lossless JPEG-LS CT (flag 01, a syntax that may be either) and the lossy JPEG 2000 MR are
+    lossy, the uncompressed MR is not."""
+    names = ["ct_CT1_512x512_signed16_jpegls_near_lossless.dcm", "mr_MR2_1024x1024_12bit_j2k_lossy.dcm",
+             "mr_384x384_12bit_unsigned.dcm"]  # fmt: skip
+    paths = [shared_data / "singles" / n for n in names]
+    assert pg_store.ingest(paths, precompress=False).ok
+    sops = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths]
+    assert pg_store.catalog.lossy_instances(sops) == set(sops[:2])

@@ -938,14 +938,7 @@ _LOSSY_FLAG = re.compile(r'"00282110":\{"Value":\["([^"]*)"')
 
 
 def _lossy_flag(header: str) -> str | None:
-    """The Lossy Image Compression value of a stored header JSON, ``None`` without one."""
-    if '"00282110"' not in header:
-        return None
+    """The Lossy Image Compression value of a stored header JSON (always written by ingest's
+    ``_dumps``), ``None`` without one (or with an empty value)."""
     found = _LOSSY_FLAG.search(header)
-    if found is not None:
-        return found.group(1)
-    try:  # written some other way: parsed
-        value = json.loads(header).get("00282110", {}).get("Value") or [None]
-    except (ValueError, AttributeError):
-        return None
-    return None if value[0] is None else str(value[0])
+    return None if found is None else found.group(1)

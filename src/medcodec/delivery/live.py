@@ -478,7 +478,6 @@ async def stream_zip(
 # (no HTTP: the service's WADO-RS and archive routes call these from worker threads)
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-JPEG_BASELINE_SYNTAX = "1.2.840.10008.1.2.4.50"
 
 
 def preset_syntaxes() -> dict[str, list[str]]:
@@ -633,11 +632,12 @@ def _may_give(record: Any, preset_name: str, ts: str) -> bool:
     """Whether coding ``record`` under ``preset_name`` can give ``ts`` at all: a colour image only
     baseline JPEG under a lossy preset (and nothing under ``lossless``, which keeps colour as
     stored), so a request for another syntax does not pay for a colour encode it would not use."""
+    from ..dicom.write import JPEG_BASELINE
     from .presets import PRESETS, is_colour_record
 
     if not is_colour_record(record):
         return True
-    return PRESETS[preset_name].lossy and ts == JPEG_BASELINE_SYNTAX
+    return PRESETS[preset_name].lossy and ts == JPEG_BASELINE
 
 
 def _stored_by_choice(made: Any) -> bool:

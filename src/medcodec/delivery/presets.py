@@ -104,7 +104,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset
-from pydicom.encaps import generate_fragments, generate_frames
+from pydicom.encaps import generate_fragments
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID
 
@@ -125,7 +125,7 @@ from ..dicom.write import (
 )
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, without_traceback
 from ..external import COLOUR_PHOTOMETRIC, jpeg8_decode, jpeg8_encode_colour
-from ..registry import pixel_data_compressed, pixel_data_is_lossy, transfer_syntax
+from ..registry import NATIVE_SYNTAXES, pixel_data_compressed, pixel_data_is_lossy, transfer_syntax
 from ..spec import PixelSpec
 from .fastread import read_native
 from .fastwrite import encode_file_fast, native_frames
@@ -376,9 +376,9 @@ class Preset:
                 }
             source_ts = stored_syntax(ds)
             point = self.operating_point(ds)
-            lossy_source = pixel_data_is_lossy(source_ts, ds.get("LossyImageCompression")) or _codestream_lossy(
-                full, source_ts
-            )
+            flag = ds.get("LossyImageCompression")
+            unflagged = not str(flag or "").strip()  # the frame's own headers then tell (flagless files)
+            lossy_source = pixel_data_is_lossy(source_ts, flag) or (unflagged and _codestream_lossy(full, source_ts))
         except CodecError:
             raise
         except Exception as exc:  # pydicom's own errors on a damaged header (e.g. a VR it does not know)
@@ -403,7 +403,7 @@ class Preset:
             self.lossy
             and not recode
             and not encoded.entry.passthrough
-            and source_ts not in _NATIVE
+            and source_ts not in NATIVE_SYNTAXES  # native files: left to the coder (and the template)
             and len(encoded.data) >= len(data)
         ):  # a stored file compressed better than this preset codes it (a deflated or lossless one of a
             # flat synthetic image): it is smaller and more faithful
@@ -832,8 +832,6 @@ def _derived_uid(preset: str, uid: str) -> str:
 ALREADY_LOSSY = "already lossy-compressed"
 #: How the reason of an original passed through for being stored smaller than a lossy preset codes it begins.
 SMALLER_STORED = "the stored file is smaller"
-#: Syntaxes whose files the template path writes (and the smaller-stored rule leaves alone): native.
-_NATIVE = frozenset(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"])
 
 
 def _codestream_lossy(full: Dataset | None, ts: str) -> bool:
@@ -842,8 +840,9 @@ def _codestream_lossy(full: Dataset | None, ts: str) -> bool:
     if full is None or "PixelData" not in full or not pixel_data_compressed(ts):
         return False
     try:
-        frames = int(full.get("NumberOfFrames", 1) or 1)
-        first = next(generate_frames(full.PixelData, number_of_frames=frames))
+        fragments = generate_fragments(full.PixelData)
+        next(fragments)  # the Basic Offset Table
+        first = next(fragments)  # a frame's headers are in its first fragment: nothing joined
     except Exception:  # damaged encapsulation: the pixel path reports it
         return False
     return codestream_is_lossy(ts, first) is True

@@ -55,6 +55,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from ..errors import DicomError, InvalidInputError, LossySourceWarning
 from ..fileio import atomic_write, check_output_path
+from ..registry import pixel_data_is_lossy
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
 
@@ -312,8 +313,6 @@ def _derive(
     return out
 
 
-_ALWAYS_LOSSY_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
-
 #: Added to the source's Series Number for a derived series (PS3.3 C.7.3.1: a new series
 #: gets its own number), so a PACS lists it apart from the original.
 DERIVED_SERIES_NUMBER_OFFSET = 1000
@@ -339,15 +338,12 @@ def label_derived_series(out: Dataset, source_ds: Dataset, *, ratio: float, meth
 
 
 def is_lossy_source(ds: Dataset) -> bool:
-    """Whether a source image was already lossy-compressed: Lossy Image Compression (0028,2110)
-    ``"01"`` (PS3.3 C.7.6.1.1.5); without that attribute, pixels under a JPEG DCT transfer syntax
-    (.50/.51: always lossy; JPEG-LS and JPEG 2000 may be lossless, so only the attribute counts)."""
-    flag = str(ds.get("LossyImageCompression", "")).strip()
-    if flag:
-        return flag == "01"
+    """Whether a source image was already lossy-compressed: :func:`medcodec.registry.pixel_data_is_lossy`
+    of its transfer syntax and Lossy Image Compression (0028,2110) (``"01"``, PS3.3 C.7.6.1.1.5; else
+    a syntax that is always lossy, e.g. JPEG .50/.51; JPEG-LS and JPEG 2000 may be lossless)."""
     meta = getattr(ds, "file_meta", None)
     uid = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    return uid in _ALWAYS_LOSSY_SYNTAXES
+    return pixel_data_is_lossy(uid, ds.get("LossyImageCompression"))
 
 
 def warn_if_lossy_source(datasets: Iterable[Dataset], *, what: str) -> bool:
