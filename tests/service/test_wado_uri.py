@@ -96,6 +96,10 @@ def test_wado_uri_content_type_list_and_refusals(server: Any) -> None:
         {"rows": "0"},
         {"region": "0.5,0,0.2,1"},
         {"imageQuality": "101"},
+        {"frameNumber": "\u00b2"},  # str.isdigit() is true for '²', int() refuses it: was a 500
+        {"rows": "\u00b2"},
+        {"columns": "1\u00b2"},
+        {"imageQuality": "\u00b2"},
         {"anonymize": "yes"},
         {"presentationUID": "1.2.3"},
         {"objectUID": "1.2.3/../../etc"},

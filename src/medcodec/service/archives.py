@@ -5,14 +5,16 @@
 
 * **Pre-computed** (the store has the archive and ``live`` is not set): served from storage
   with ``Content-Length``, a strong ``ETag`` (the archive's sha256), ``Accept-Ranges: bytes``,
-  ``Range`` → 206 (several ranges → ``multipart/byteranges``; none satisfiable → 416),
+  ``Range`` → 206 (several ranges → ``multipart/byteranges``; none satisfiable → 416; a unit
+  other than ``bytes`` ignored),
   ``If-Range``, ``If-None-Match`` → 304, and ``Cache-Control: public, max-age=31536000,
   immutable`` so a CDN can keep it. ``X-Medcodec-Archive: precomputed``.
 * **Live** (not computed yet, or ``live=1``): when the study is being pre-computed after
   STOW-RS / C-STORE (:mod:`medcodec.delivery.refresher`) the request first waits for it, up to
   ``precompute_wait`` seconds; otherwise, compressed on the fly and streamed by
   :mod:`medcodec.delivery.live` (chunked, ``Cache-Control: no-store``, no length or ETag,
-  ``X-Medcodec-Archive: live``). Closing the connection cancels the pipeline.
+  ``X-Medcodec-Archive: live``; ``If-None-Match: *`` → 304). Closing the connection cancels the
+  pipeline.
 
 Default preset: ``diagnostic``. UIDs are validated before anything touches the store.
 """
@@ -103,8 +105,13 @@ async def _archive(request: Request) -> Response:
 
     records = await run_in_threadpool(store.instances, study, series)  # NotFoundError -> 404 before streaming
     headers = {"Content-Disposition": disposition, "Cache-Control": "no-store", "X-Medcodec-Archive": "live"}
+    if (request.headers.get("if-none-match") or "").strip() == "*":
+        # RFC 9110 §13.1.2: "*" is false when a current representation exists, as here (no ETag needed)
+        return Response(status_code=304, headers={"Cache-Control": "no-store"})
     if request.method == "HEAD":
-        return Response(status_code=200, headers=headers, media_type="application/zip")
+        head = Response(status_code=200, headers=headers, media_type="application/zip")
+        del head.headers["content-length"]  # the length is not known before the archive is made (not 0)
+        return head
     body = live_archive(
         store, records, preset, request.app.state.pool, series_only=series is not None, use_renditions=not live
     )  # live=1 encodes everything now
@@ -159,7 +166,7 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
     if range_header is not None and (if_range is None or if_range.strip() == etag):
-        ranges = parse_range(range_header, size)  # 400 malformed / 416 unsatisfiable
+        ranges = parse_range(range_header, size)  # 400 malformed / 416 unsatisfiable / None: not bytes, ignored
     head = request.method == "HEAD"
     if ranges is None:
         headers["Content-Length"] = str(size)

@@ -22,6 +22,7 @@ __all__ = [
     "parse_accept",
     "parse_media_type",
     "parse_range",
+    "parse_decimal",
     "new_boundary",
     "multipart_part_header",
     "multipart_end",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_DECIMAL = re.compile(r"[0-9]+")
+#: :func:`parse_decimal` gives this for anything larger: past every bound a caller checks against
+#: (``int()`` of a long string costs quadratic time and refuses past 4,300 digits)
+DECIMAL_CAP = 10**30
 _PARAM = re.compile(rf"\s*;\s*({_TOKEN})\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^;,\s]*)")
 
 
@@ -48,6 +53,23 @@ class MediaRange:
         return minor == "*" and media_type.startswith(major + "/")
 
 
+def parse_decimal(text: str, /) -> int | None:
+    """A non-negative integer written in ASCII digits (blanks around allowed), else ``None``.
+
+    The one test for the numbers of a request (query parameters, frame numbers, byte ranges):
+    ``str.isdigit`` is not it, it accepts ``'²'``, which ``int`` refuses. A number past
+    :data:`DECIMAL_CAP` is returned as :data:`DECIMAL_CAP`.
+
+    >>> parse_decimal(" 042"), parse_decimal("\u00b2"), parse_decimal("-1"), parse_decimal("")
+    (42, None, None, None)
+    """
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
+        return None
+    digits = text.lstrip("0")
+    return DECIMAL_CAP if len(digits) > 30 else int(digits or "0")
+
+
 def parse_media_type(text: str) -> MediaRange:
     """``type/subtype; a=b; c="d"`` -> :class:`MediaRange` (parameter names lower case).
 
@@ -64,6 +86,9 @@ def parse_media_type(text: str) -> MediaRange:
 def parse_accept(header: str | None) -> list[MediaRange]:
     """Accept header -> media ranges, best first (stable for equal ``q``); ``*/*`` when absent.
 
+    Ranges with ``q=0`` (not acceptable, RFC 9110 §12.4.2) are left out: a header of only those
+    gives an empty list, and the caller answers 406 (nothing it can send is acceptable).
+
     >>> [(m.type, m.params.get("transfer-syntax"), m.q) for m in parse_accept(
     ...     'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.51; q=0.5, */*;q=0.1')]
     [('multipart/related', '1.2.840.10008.1.2.4.51', 0.5), ('*/*', None, 0.1)]
@@ -73,7 +98,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     ranges = _parse(header, single=False)
     if not ranges:
         raise InvalidInputError(f"Accept header {header!r} is malformed")
-    return sorted(ranges, key=lambda m: -m.q)
+    return sorted((m for m in ranges if m.q > 0), key=lambda m: -m.q)
 
 
 def _parse(text: str, *, single: bool) -> list[MediaRange]:
@@ -109,15 +134,16 @@ def _parse(text: str, *, single: bool) -> list[MediaRange]:
         if rest and not rest.startswith(","):
             raise InvalidInputError(f"media type list {text!r} is malformed at character {pos}")
         pos = n - len(rest) + (1 if rest else 0)
-        if q > 0:
-            out.append(MediaRange(mtype, params, q))
+        out.append(MediaRange(mtype, params, q))
         if single:
             break
     return out
 
 
-def parse_range(header: str, size: int) -> list[tuple[int, int]]:
-    """``Range: bytes=...`` -> satisfiable ``(start, end_inclusive)`` pairs, in request order.
+def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
+    """``Range: bytes=...`` -> satisfiable ``(start, end_inclusive)`` pairs, in request order;
+    ``None`` for a range unit other than ``bytes``, which the caller ignores (RFC 9110 §14.2).
+    A last position past the end is clipped to it (§14.1.2), however many digits it has.
 
     Parameters
     ----------
@@ -129,35 +155,38 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]]:
     Raises
     ------
     InvalidInputError
-        Not a ``bytes=`` range set, or a malformed spec (400).
+        A ``bytes=`` range set that is empty or malformed (400).
     RangeNotSatisfiableError
         No range overlaps ``0..size-1`` (416).
 
     >>> parse_range("bytes=0-9, 20-, -5", 100)
     [(0, 9), (20, 99), (95, 99)]
+    >>> parse_range("bytes=90-99999999999999999999", 100), parse_range("items=0-1", 100)
+    ([(90, 99)], None)
     """
     unit, _, specs = header.partition("=")
-    if unit.strip().lower() != "bytes" or not specs.strip():
+    if unit.strip().lower() != "bytes":
+        return None
+    if not specs.strip():
         raise InvalidInputError(f"Range {header!r} is not a 'bytes=' range")
     items = [s.strip() for s in specs.split(",") if s.strip()]
     if not items or len(items) > 32:
         raise InvalidInputError(f"Range {header!r}: expected 1..32 ranges")
     out: list[tuple[int, int]] = []
     for spec in items:
-        m = re.fullmatch(r"(\d{0,19})-(\d{0,19})", spec)
+        m = re.fullmatch(r"([0-9]*)-([0-9]*)", spec)
         if not m or (not m.group(1) and not m.group(2)):
             raise InvalidInputError(f"Range {header!r}: {spec!r} is malformed")
-        first, last = m.group(1), m.group(2)
-        if first:
-            start = int(first)
-            end = int(last) if last else size - 1
-            if last and end < start:
+        first, last = parse_decimal(m.group(1)), parse_decimal(m.group(2))  # None when absent
+        if first is not None:
+            end = size - 1 if last is None else last
+            if last is not None and last < first:
                 raise InvalidInputError(f"Range {header!r}: {spec!r} ends before it starts")
-            if start >= size:
+            if first >= size:
                 continue
-            out.append((start, min(end, size - 1)))
+            out.append((first, min(end, size - 1)))
         else:
-            length = int(last)
+            length = last or 0
             if length == 0 or size == 0:
                 continue
             out.append((max(0, size - length), size - 1))

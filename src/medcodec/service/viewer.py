@@ -54,6 +54,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, NotFoundError
+from .http import parse_decimal
 
 __all__ = ["routes", "viewer_mount", "series_stack", "frame_payload", "JPEG_SYNTAXES", "DEFLATE_LEVEL", "MDC"]
 
@@ -146,9 +147,10 @@ def _uids(request: Request, *names: str) -> list[str]:
 
 
 def _frame_number(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_FRAME:
+    number = parse_decimal(text)
+    if number is None or not 1 <= number <= MAX_FRAME:
         raise InvalidInputError(f"frame number {text[:20]!r} is invalid, expected 1..{MAX_FRAME} (PS3.18 §10.4.1.1.5)")
-    return int(text)
+    return number
 
 
 def _record(store: Any, study: str, series: str, sop: str) -> Any:
@@ -392,7 +394,13 @@ def _mdc_payload(store: Any, record: Any, n: int) -> tuple[bytes, dict[str, str]
     from ..dicom import read_image
 
     with store.open_original(record) as fp:
-        image = read_image(io.BytesIO(fp.read()))
+        data = fp.read()
+    try:
+        image = read_image(io.BytesIO(data))
+    except DicomError as exc:  # palette colour, 32-bit, 1-bit, undecodable: as for the other presets
+        raise NotAcceptableError(
+            f"instance {record.sop_uid}: its pixels cannot be coded as .mdc ({exc}); use /rendered"
+        ) from exc
     spec = image.spec
     frame = image.pixels[n - 1]
     diagnostic = store.rendition(record, "diagnostic")
