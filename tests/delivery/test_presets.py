@@ -477,12 +477,13 @@ def test_a_compressed_original_smaller_than_the_lossy_file_is_delivered_as_store
     from pydicom.data import get_testdata_file
 
     data = Path(get_testdata_file("image_dfl.dcm")).read_bytes()
-    for preset in ("diagnostic", "preview"):
+    for preset in ("diagnostic", "preview", "lossless"):
         out = PRESETS[preset].encode_instance(data)
         assert out.data == data and out.entry.passthrough and not out.entry.lossy
         assert out.entry.reason.startswith("the stored file is smaller (4637 bytes, Deflated"), out.entry.reason
         coded = PRESETS[preset].encode_instance(data, recode=True)
-        assert not coded.entry.passthrough and coded.entry.lossy and len(coded.data) > len(data)
+        assert not coded.entry.passthrough and coded.entry.lossy == (preset != "lossless")
+        assert len(coded.data) > len(data)
         assert f"({len(coded.data)} bytes)" in out.entry.reason
 
 
@@ -493,3 +494,67 @@ def test_the_reason_gives_the_header_ratios_readably() -> None:
     for name, ratio in (("JPEG2000.dcm", "2097:1"), ("693_J2KI.dcm", "339:1")):
         entry = PRESETS["diagnostic"].encode_instance(Path(get_testdata_file(name)).read_bytes()).entry
         assert entry.passthrough and entry.lossy and f"Compression, {ratio})" in entry.reason, entry.reason
+
+
+def test_no_preset_delivers_a_file_larger_than_the_stored_one() -> None:
+    """A 16x16 uncompressed CT (pydicom's DICOMDIR test images, 3.9 kB): its JPEG and lossy
+    attributes outweighed its pixels (4.2 kB "diagnostic"); JPEG 2000 lossless originals that
+    HTJ2K codes a few per cent larger. The stored file goes instead, exact and said so."""
+    from pydicom.data import get_testdata_file
+
+    tiny = (Path(get_testdata_file("CT_small.dcm")).parent / "dicomdirtests/98892001/CT2N/6293").read_bytes()
+    for preset in ("diagnostic", "preview"):
+        out = PRESETS[preset].encode_instance(tiny)
+        assert out.data == tiny and out.entry.passthrough and not out.entry.lossy
+        assert out.entry.reason.startswith("the stored file is smaller (3920 bytes, Explicit VR Little Endian)")
+        assert len(PRESETS[preset].encode_instance(tiny, recode=True).data) > len(tiny)
+    for name in ("MR_small_jp2klossless.dcm", "MR2_J2KR.dcm"):
+        data = Path(get_testdata_file(name)).read_bytes()
+        out = PRESETS["lossless"].encode_instance(data)
+        assert out.data == data and out.entry.passthrough and not out.entry.lossy, out.entry.reason
+        forced = PRESETS["lossless"].encode_instance(data, syntax="1.2.840.10008.1.2.4.201")  # a client asked
+        assert forced.entry.transfer_syntax_uid == "1.2.840.10008.1.2.4.201" and len(forced.data) >= len(data)
+
+
+@pytest.mark.parametrize(
+    "name, ratios, methods",
+    [
+        ("RG1_J2KI.dcm", 10.0, "ISO_15444_1"),  # a ratio, no method: the method is the stored syntax's
+        ("SC_rgb_jpeg_app14_dcmd.dcm", None, "ISO_10918_1"),  # a method, no ratio: measured from the file
+        ("examples_ybr_color.dcm", 19.0, "ISO_10918_1"),
+    ],
+)
+def test_every_lossy_ratio_has_its_method_in_order(name: str, ratios: float | None, methods: str) -> None:
+    """PS3.3 C.7.6.1.1.5: (0028,2112) and (0028,2114) pair up, step by step. Sources that give one
+    without the other had ours appended to lists of different lengths (RG1_J2KI: [10, 51] / [ISO_10918_1])."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.dicom.codestream import stored_lossy_step
+
+    data = Path(get_testdata_file(name)).read_bytes()
+    source = pydicom.dcmread(io.BytesIO(data))
+    for preset in ("preview", "diagnostic"):
+        out = PRESETS[preset].encode_instance(data, recode=True)
+        ds = pydicom.dcmread(io.BytesIO(out.data), stop_before_pixels=True)
+        got_ratios = [float(r) for r in ds.LossyImageCompressionRatio]
+        got_methods = list(ds.LossyImageCompressionMethod)
+        assert len(got_ratios) == len(got_methods) == 2, (got_ratios, got_methods)
+        assert got_methods[0] == methods and got_methods[1] == "ISO_10918_1" and got_ratios[1] == pytest.approx(out.entry.ratio, rel=0.01)
+        if ratios is not None:
+            assert got_ratios[0] == ratios
+        else:
+            measured = stored_lossy_step(source, source.file_meta.TransferSyntaxUID)[1]
+            assert measured is not None and got_ratios[0] == pytest.approx(measured, rel=1e-3)
+
+
+def test_a_dataset_read_with_another_vr_than_its_meta_says_is_still_written() -> None:
+    """pydicom's SC_rgb_jpeg.dcm: the meta says explicit VR, the dataset is implicit; the fast
+    writer met raw elements without a VR ("TypeError: encoding without a string argument") and
+    the preset passed the image through, that message as the reason."""
+    from pydicom.data import get_testdata_file
+
+    data = Path(get_testdata_file("SC_rgb_jpeg.dcm")).read_bytes()
+    out = PRESETS["preview"].encode_instance(data)
+    assert not out.entry.passthrough and out.entry.lossy and len(out.data) < len(data), out.entry.reason
+    source, ds = pydicom.dcmread(io.BytesIO(data)), pydicom.dcmread(io.BytesIO(out.data))
+    assert ds.ContentDate == source.ContentDate and ds.pixel_array.shape == source.pixel_array.shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pydicom
@@ -131,6 +132,9 @@ def test_queries_return_dicom_json(shared_data: Path, store) -> None:
     assert len(store.find_studies({"Modality": "US"})) == 1
     assert len(store.find_studies({"SOPInstanceUID": chest_ds.SOPInstanceUID})) == 1
     assert store.find_studies({"PatientID": "no such*"}) == []
+    # wildcards match case as exact values do (PS3.4 C.2.2.2.4; SQLite's LIKE folded ASCII case)
+    assert pid != pid.swapcase() and store.find_studies({"PatientID": pid.swapcase()[:4] + "*"}) == []
+    assert store.find_studies({"PatientID": pid.swapcase()}) == []
     # limit / offset page through the same order
     page = [s["0020000D"]["Value"][0] for s in store.find_studies({}, limit=2)]
     rest = [s["0020000D"]["Value"][0] for s in store.find_studies({}, offset=2)]
@@ -283,3 +287,101 @@ def test_a_store_path_that_is_a_file_or_missing_is_refused_clearly(tmp_path: Pat
     with pytest.raises(NotFoundError):
         open_store(tmp_path / "missing", create=False)
     assert not (tmp_path / "missing").exists()
+
+
+def _edited(path: Path, tmp_path: Path, name: str, **attrs: object) -> bytes:
+    """``path`` with ``attrs`` set (``syntax``: written in that transfer syntax instead), as bytes."""
+    ds = pydicom.dcmread(path)
+    syntax = attrs.pop("syntax", None)
+    for keyword, value in attrs.items():
+        setattr(ds, keyword, value)
+    if syntax is not None:
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.decompress(generate_instance_uid=False)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(str(syntax))
+    out = tmp_path / name
+    ds.save_as(out, enforce_file_format=True)
+    return out.read_bytes()
+
+
+def _objects(store) -> list[Path]:
+    return sorted(p for p in (Path(store.objects.root) / "objects").rglob("*") if p.is_file())
+
+
+@pytest.mark.realdata
+def test_values_the_catalog_cannot_hold_or_syntaxes_it_does_not_know_still_store(
+    shared_data: Path, store, tmp_path: Path
+) -> None:
+    """An IS past its range (SQLite's integers overflowed: a 500 to STOW and an orphan object) and
+    a transfer syntax UID that names no syntax: stored byte for byte, the catalog column empty."""
+    source = series_files(shared_data, CHEST, 2)
+    big = _edited(source[0], tmp_path, "big.dcm", InstanceNumber="99999999999999999999", SeriesNumber="88888888888")
+    out = store.ingest_bytes(big, source="big")
+    assert out.status == "stored" and out.record.instance_number is None
+    ds = pydicom.dcmread(source[1])
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.UID("1.2.3.4.5")  # a valid UID, not a transfer syntax
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=False)  # the dataset as it was read, under that meta
+    out = store.ingest_bytes(buffer.getvalue(), source="odd")
+    assert out.status == "stored" and out.record.transfer_syntax_uid.startswith("1.2.3.4")
+    assert store.check().consistent and not store.check().orphans
+
+
+@pytest.mark.realdata
+def test_a_catalog_failure_leaves_no_object_behind(shared_data: Path, store, monkeypatch) -> None:
+    """The object is written just before the catalog transaction; when that fails the object goes
+    too (fault injected: the catalog raises), and the error is the project's, not the driver's."""
+    from medcodec.errors import DicomError
+
+    path = series_files(shared_data, CHEST, 1)[0]
+
+    def broken(**_kwargs: object) -> None:
+        raise RuntimeError("the database said no")
+
+    monkeypatch.setattr(store.catalog, "add_instance", broken)
+    with pytest.raises(DicomError, match="cannot catalog the object: RuntimeError"):
+        store.ingest_bytes(path.read_bytes(), source=str(path))
+    assert _objects(store) == []
+    monkeypatch.undo()
+    assert store.ingest_bytes(path.read_bytes(), source=str(path)).status == "stored"
+
+
+@pytest.mark.realdata
+def test_an_instance_of_another_patient_is_not_filed_into_a_study(shared_data: Path, store, tmp_path: Path) -> None:
+    first, second = series_files(shared_data, CHEST, 2)
+    assert store.ingest_bytes(first.read_bytes(), source="a").status == "stored"
+    other = _edited(second, tmp_path, "other.dcm", PatientID="SOMEONE-ELSE")
+    out = store.ingest_bytes(other, source="stow")
+    assert out.status == "conflict" and "SOMEONE-ELSE" in out.message and "not stored" in out.message
+    assert len(_objects(store)) == 1 and store.catalog.get_instance(out.sop_uid) is None
+    assert store.ingest_bytes(second.read_bytes(), source="b").status == "stored"
+
+
+@pytest.mark.realdata
+def test_the_same_instance_sent_again_in_another_file_or_syntax_is_a_duplicate(
+    shared_data: Path, store, tmp_path: Path
+) -> None:
+    """A C-STORE SCP writes its own file meta, a client may send back a decompressed copy: the
+    same instance (same attributes, same decoded pixels) is a duplicate, not a conflict; other
+    pixels under the same UID stay a conflict."""
+    from pydicom.data import get_testdata_file
+
+    path = Path(get_testdata_file("MR_small_jp2klossless.dcm"))
+    assert store.ingest_bytes(path.read_bytes(), source="a").status == "stored"
+    ds = pydicom.dcmread(path)
+    ds.file_meta.ImplementationVersionName = "OTHER_SCP"
+    meta = tmp_path / "meta.dcm"
+    ds.save_as(meta, enforce_file_format=True)
+    out = store.ingest_bytes(meta.read_bytes(), source="dimse")
+    assert out.status == "duplicate" and "another file meta" in out.message
+    plain = _edited(path, tmp_path, "plain.dcm", syntax=pydicom.uid.ExplicitVRLittleEndian)
+    out = store.ingest_bytes(plain, source="dimse")
+    assert out.status == "duplicate" and "same pixels" in out.message
+    ds = pydicom.dcmread(tmp_path / "plain.dcm")
+    pixels = ds.pixel_array.copy()
+    pixels[0, 0] += 1
+    ds.PixelData = pixels.tobytes()
+    changed = tmp_path / "changed.dcm"
+    ds.save_as(changed, enforce_file_format=True)
+    assert store.ingest_bytes(changed.read_bytes(), source="dimse").status == "conflict"
+    assert len(_objects(store)) == 1

@@ -245,3 +245,20 @@ def test_series_split_by_size_and_rescale_differences_flagged(shared_data: Path,
     assert sorted(s.rescale_intercept for s in full.specs) == [-1024.0, -1024.0, -1000.0]
     assert not by_shape[(1, 256, 300)].rescale_varies
     assert full.description == "5mm" and full.modality == "CT" and full.study_instance_uid == images[0].study_instance_uid
+
+
+@pytest.mark.parametrize("name", ["DICOMDIR-reordered", "DICOMDIR-implicit", "DICOMDIR-bigEnd", "DICOMDIR-nopatient"])
+def test_a_dicomdir_is_known_by_its_meta_not_its_name(name: str, tmp_path: Path) -> None:
+    """pydicom's DICOMDIR variants are Media Storage Directories named otherwise: given as an
+    input they list their files (they were refused as "a dataset without SOP UIDs"); met inside
+    a folder, ingest says what they are."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.delivery.header import read_header
+    from medcodec.errors import NotDicomError
+
+    path = Path(get_testdata_file(name))
+    files = list(iter_sources(path))
+    assert len(files) == 31 and all(p.is_file() and p.name != path.name for p in files)
+    with pytest.raises(NotDicomError, match="a DICOMDIR .*give it as an input"):
+        read_header(path.read_bytes(), name)

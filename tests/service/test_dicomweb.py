@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 
 import httpx
@@ -317,6 +318,90 @@ def test_rendered_colour_and_presets(client, server):
     assert thumb.status_code == 200 and thumb.headers["x-preset"] == "preview"
 
 
+def test_non_ascii_digits_are_400_on_every_route(server):
+    """'²' passes ``str.isdigit`` but not ``int``: every integer parameter answered 500 with it (HTTP
+    audit, 2026-12-01); now a 400 JSON error, as for any other malformed number."""
+    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"], stop_before_pixels=True)
+    uids = (mr.StudyInstanceUID, mr.SeriesInstanceUID, mr.SOPInstanceUID)
+    inst = "/dicomweb/studies/{}/series/{}/instances/{}".format(*uids)
+    wado = "/wado?requestType=WADO&studyUID={}&seriesUID={}&objectUID={}".format(*uids)
+    sup2, arabic_one = "%C2%B2", "%D9%A1"
+    paths = [f"/dicomweb/studies?limit={sup2}", f"/dicomweb/studies?offset={sup2}", f"/dicomweb/series?limit=1{sup2}",
+             f"{inst}/frames/{sup2}", f"{inst}/frames/1,{sup2}", f"{inst}/frames/{arabic_one}",
+             f"{inst}/frames/{sup2}/rendered", f"{inst}/frames/{sup2}/thumbnail",
+             f"{inst}/rendered?quality={sup2}", f"{inst}/rendered?viewport={sup2},5", f"{inst}/thumbnail?viewport=5,{sup2}",
+             f"{wado}&frameNumber={sup2}", f"{wado}&rows={sup2}", f"{wado}&columns={sup2}", f"{wado}&imageQuality={sup2}",
+             "/viewer/api/studies/{}/series/{}/instances/{}/frames/{}".format(*uids, sup2),
+             f"/dicomweb/studies?limit={'9' * 5000}", f"{inst}/frames/{'9' * 5000}"]  # fmt: skip
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        for path in paths:
+            r = c.get(path)
+            assert r.status_code == 400, (path[:120], r.status_code, r.text[:300])
+            assert r.json()["error"] == "InvalidInputError" and "Traceback" not in r.text
+        assert c.get(f"{inst}/frames/ 2").status_code == 200  # ASCII digits with blanks around still do
+
+
+def test_qido_integer_keys_outside_the_is_range_and_nul_are_400(server):
+    """An IS matching key past the SQL integer (SQLite OverflowError: 500) or the DICOM IS range, and
+    a NUL character in any value (PostgreSQL refuses it in text), are refused before the query."""
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        for query in ("InstanceNumber=99999999999999999999", "SeriesNumber=99999999999999999999",
+                      "InstanceNumber=2147483648", "SeriesNumber=-2147483649", "InstanceNumber=%C2%B2",
+                      "InstanceNumber=1_0", "PatientName=%00", "StudyDate=%00", "StudyDate=2020%00-2021",
+                      "PatientID=A%00B", "StudyDate=%C2%B2-"):  # fmt: skip
+            for level in ("instances", "series", "studies"):
+                r = c.get(f"/dicomweb/{level}?{query}")
+                assert r.status_code == 400, (level, query, r.status_code, r.text[:300])
+                assert r.json()["error"] == "InvalidInputError"
+        assert c.get("/dicomweb/instances?InstanceNumber=2147483647").json() == []  # the largest IS: no match
+        found = c.get(f"/dicomweb/studies/{server.chest_study}/instances?InstanceNumber=%2B1").json()
+        assert found == c.get(f"/dicomweb/studies/{server.chest_study}/instances?InstanceNumber=1").json()
+
+
+def test_accept_of_only_unacceptable_types_is_406(server):
+    """``q=0`` means "not acceptable" (RFC 9110 §12.4.2): an Accept of only those is a 406, not a
+    400 "malformed"."""
+    src = pydicom.dcmread(server.chest_files[0], stop_before_pixels=True)
+    inst = f"/dicomweb/studies/{server.chest_study}/series/{server.chest_series}/instances/{src.SOPInstanceUID}"
+    for path, accept in ((inst, "application/dicom;q=0"), (inst, 'multipart/related; type="application/dicom";q=0'),
+                         (f"/dicomweb/studies/{server.chest_study}", "application/dicom; q=0, text/html; q=0"),
+                         (inst + "/rendered", "image/jpeg;q=0"), (inst + "/frames/1", "*/*;q=0")):  # fmt: skip
+        r = server.get(path, headers={"Accept": accept})
+        assert r.status_code == 406, (path, accept, r.status_code, r.text[:300])
+        assert r.json()["error"] == "NotAcceptableError"
+    r = server.get(inst, headers={"Accept": "application/dicom;q=0, */*;q=0.5"})  # something left: answered
+    assert r.status_code == 200
+
+
+def test_head_on_a_study_retrieve_encodes_nothing(server):
+    """HEAD of a WADO-RS study or series retrieve answers the status and the multipart type without
+    producing the instances (it transcoded all of them and threw them away: HTTP audit F6). The head
+    CT's 40 slices to JPEG 2000 take a GET about a second; the HEAD must take a small part of that.
+    A client has the HEAD's headers before the server is done with it, so the time is taken up to
+    the answer of a second request on the same connection (the server reads it once the HEAD is done)."""
+    j2k = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.90'
+    study = f"/dicomweb/studies/{server.head_study}"
+    with httpx.Client(base_url=server.url, timeout=120, limits=httpx.Limits(max_connections=1)) as c:
+        t0 = time.perf_counter()
+        get = c.get(study, headers={"Accept": j2k})  # first: the HEAD is not the one paying for imports
+        t_get = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        head = c.head(study, headers={"Accept": j2k})
+        assert c.get("/health").status_code == 200
+        t_head = time.perf_counter() - t0
+        assert head.status_code == get.status_code == 200, (head.status_code, get.text[:300])
+        assert head.content == b"" and get.content.count(b"transfer-syntax=1.2.840.10008.1.2.4.90") == 40
+        for r in (head, get):
+            assert r.headers["content-type"].startswith('multipart/related; type="application/dicom"; boundary=')
+            assert "content-length" not in r.headers  # a HEAD must not claim 0 bytes for a streamed body
+        assert t_head < t_get / 5, f"HEAD took {t_head:.2f} s, GET {t_get:.2f} s"
+        series = c.head(f"{study}/series/{server.head_series}", headers={"Accept": j2k})
+        assert series.status_code == 200 and series.content == b""
+        # what HEAD can know without encoding is still answered: 406, 404
+        assert c.head(study, headers={"Accept": "text/html"}).status_code == 406
+        assert c.head("/dicomweb/studies/1.2.3.4.5.6.7.8.9").status_code == 404
+
+
 def test_stow_stores_and_finds(client, server):
     src = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
     src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
@@ -381,3 +466,34 @@ def test_stow_rejects_non_dicom_and_wrong_types(server):
     r = httpx.post(url, content=b"--x\r\n", headers={"Content-Type": ct}, timeout=30)
     assert r.status_code == 400
     assert len(httpx.get(url, timeout=30).json()) == before  # nothing stored
+
+
+def test_stow_files_no_instance_of_another_patient_into_a_study_and_stores_the_rest(server):
+    """Each part is judged on its own: one that cannot be stored (here the study is stored for
+    another patient) is a failed item with its reason, the others are stored (202)."""
+    good = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    good.StudyInstanceUID, good.SeriesInstanceUID, good.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    good.file_meta.MediaStorageSOPInstanceUID = good.SOPInstanceUID
+    stranger = pydicom.dcmread(server.head_files[0])
+    stranger.SOPInstanceUID = generate_uid()
+    stranger.file_meta.MediaStorageSOPInstanceUID = stranger.SOPInstanceUID
+    stranger.PatientID = "NOT-THE-PHANTOM"
+    boundary = "b0undary"
+    body = b""
+    for ds in (stranger, good):
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + buf.getvalue() + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    ct = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    r = httpx.post(server.url + "/dicomweb/studies", content=body, headers={"Content-Type": ct,
+                   "Accept": "application/dicom+json"}, timeout=60)  # fmt: skip
+    assert r.status_code == 202, r.text
+    failed = r.json()["00081198"]["Value"]
+    assert [f["00081155"]["Value"][0] for f in failed] == [stranger.SOPInstanceUID]
+    assert failed[0]["00081197"]["Value"] == [0x0111] and "not stored" in failed[0]["00000902"]["Value"][0]
+    assert failed[0]["00081150"]["Value"] == [str(stranger.SOPClassUID)]
+    done = r.json()["00081199"]["Value"]
+    assert [d["00081155"]["Value"][0] for d in done] == [good.SOPInstanceUID]
+    found = httpx.get(f"{server.url}/dicomweb/studies/{server.head_study}/instances", timeout=30).json()
+    assert stranger.SOPInstanceUID not in {_uid(i, "00080018") for i in found}

@@ -30,6 +30,8 @@ FILES = {
     "rtdose32": "rtdose.dcm",
     "bigendian_nometa": "ExplVR_BigEndNoMeta.dcm",
     "bigendian_mr": "MR_small_bigendian.dcm",
+    "seg1bit": "liver_1frame.dcm",
+    "j2k_nm": "JPEG2000.dcm",
 }
 
 
@@ -83,6 +85,21 @@ def test_viewer_frame_of_palette_colour_is_406_and_rendered_works(odd) -> None:
     inst = f"/dicomweb/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}"
     r = httpx.get(url + inst + "/rendered", headers={"Accept": "image/png"}, timeout=60)
     assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+
+
+def test_viewer_mdc_frame_of_uncodable_pixels_is_406(odd) -> None:
+    """``?preset=mdc`` codes the original now: palette colour, 32-bit and 1-bit pixels (and pixels
+    no decoder here reads) are a 406 as for every other preset, not a 500 (HTTP audit, 2026-12-01)."""
+    url, records, _, _ = odd
+    for key in ("palette", "rtdose32", "seg1bit", "j2k_nm"):
+        rec = records[key]
+        frame = f"/viewer/api/studies/{rec.study_uid}/series/{rec.series_uid}/instances/{rec.sop_uid}/frames/1"
+        for preset in ("original", "mdc"):
+            r = httpx.get(url + frame, params={"preset": preset}, timeout=60)
+            if key == "j2k_nm" and r.status_code == 200:
+                continue  # its pixels decode here: nothing to refuse
+            assert r.status_code == 406, (key, preset, r.status_code, r.text[:300])
+            assert "use /rendered" in r.json()["detail"] and "Traceback" not in r.text
 
 
 def test_a_traceback_inside_a_library_message_does_not_reach_the_client(odd) -> None:
@@ -179,3 +196,30 @@ def test_big_endian_to_explicit_little_endian_keeps_every_value(name: str) -> No
             assert np.array_equal(np.frombuffer(element.value, ">u2", n), np.frombuffer(mine.value, "<u2", n))
         elif element.VR != "SQ":
             assert mine.value == element.value, element.tag
+
+
+@pytest.mark.realdata
+def test_decompressed_for_a_client_it_is_the_same_instance_and_says_whether_it_is_lossy(shared_data, tmp_path) -> None:
+    """Compressed originals sent as Explicit VR Little Endian (WADO-RS' default, C-GET/C-MOVE to a
+    peer that takes only that) keep their SOP Instance UID: pydicom's decompress() makes a new one
+    unless told not to, and receivers then held two copies. A JPEG-LS NEAR > 0 frame whose header
+    omits (0028,2110) says lossy once decompressed: the method and the stored ratio added."""
+    from medcodec.delivery.live import _to_explicit_le
+
+    for name in ("MR_small_jp2klossless.dcm", "JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_RLE.dcm"):
+        path = get_testdata_file(name)
+        source = pydicom.dcmread(path)
+        out = pydicom.dcmread(io.BytesIO(_to_explicit_le(Path(path).read_bytes())))
+        assert out.SOPInstanceUID == source.SOPInstanceUID, name
+        assert out.file_meta.MediaStorageSOPInstanceUID == source.SOPInstanceUID, name
+    near = pydicom.dcmread(shared_data / "singles/ct_CT1_512x512_signed16_jpegls_near_lossless.dcm")
+    for keyword in ("LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod"):
+        if keyword in near:
+            delattr(near, keyword)
+    flagless = tmp_path / "flagless.dcm"
+    near.save_as(flagless, enforce_file_format=True)
+    out = pydicom.dcmread(io.BytesIO(_to_explicit_le(flagless.read_bytes())))
+    assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1" and out.LossyImageCompression == "01"
+    assert out.LossyImageCompressionMethod == "ISO_14495_1" and 2 < float(out.LossyImageCompressionRatio) < 20
+    plain = pydicom.dcmread(io.BytesIO(_to_explicit_le(Path(get_testdata_file("MR_small_jp2klossless.dcm")).read_bytes())))
+    assert "LossyImageCompression" not in plain or plain.LossyImageCompression == "00"

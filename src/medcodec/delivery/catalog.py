@@ -294,6 +294,8 @@ _LEVEL_OF = {"patient": 0, "study": 0, "series": 1, "instance": 2}
 _NOT_KEYS = {"includefield", "fuzzymatching", "limit", "offset"}
 _UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 _INT_KEYS = {"SeriesNumber", "InstanceNumber"}
+#: An IS value (PS3.5 §6.2): ASCII digits, an optional sign, blanks around; at most 12 characters
+_IS = re.compile(r" *[+-]?[0-9]{1,11} *")
 _NAME_KEYS = {"PatientName", "ReferringPhysicianName"}
 
 
@@ -316,6 +318,8 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
     """One matching condition (PS3.4 C.2.2.2: single value, UID list, wildcard, range)."""
     column = QUERY_KEYS[key][2]
     value = str(value)
+    if "\x00" in value:  # no DICOM string holds one, and PostgreSQL refuses it in text
+        raise InvalidInputError(f"{key}={value!r}: a NUL character cannot be matched")
     if key in _UID_KEYS:
         uids = [u.strip() for u in value.replace("\\", ",").split(",") if u.strip()]
         if not uids:
@@ -324,13 +328,12 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
             validate_uid(uid, what=key)
         return column.in_(uids)
     if key in _INT_KEYS:
-        try:
-            return column == int(value)
-        except ValueError:
-            raise InvalidInputError(f"{key}={value!r}: expected an integer (IS)") from None
+        if not _IS.fullmatch(value) or not -(2**31) <= int(value) < 2**31:
+            raise InvalidInputError(f"{key}={value!r}: expected an integer (IS, PS3.5 §6.2) -2147483648..2147483647")
+        return column == int(value)
     if key in ("StudyDate", "PatientBirthDate", "StudyTime") and "-" in value:
         low, _, high = value.partition("-")
-        if not all(part.strip().replace(".", "").isdigit() for part in (low, high) if part):
+        if not all(part.isascii() and part.strip().replace(".", "").isdigit() for part in (low, high) if part):
             raise InvalidInputError(f"{key}={value!r}: expected a range of DA/TM values (PS3.4 C.2.2.2.5)")
         cond: sa.ColumnElement[bool] = sa.true()
         if low:
@@ -415,11 +418,13 @@ class Catalog:
         study: Mapping[str, Any],
         series_row: Mapping[Any, Any],
         instance: Mapping[str, Any],
-    ) -> tuple[str, InstanceRecord | None]:
+    ) -> tuple[str, InstanceRecord | str | None]:
         """Insert one instance with its patient/study/series in one transaction.
 
-        Returns ``("stored", None)``, ``("duplicate", existing)`` (same sha256) or
-        ``("conflict", existing)`` (another object under the same SOP Instance UID; nothing changed).
+        Returns ``("stored", None)``, ``("duplicate", existing)`` (same sha256),
+        ``("conflict", existing)`` (another object under the same SOP Instance UID; nothing changed)
+        or ``("patient-conflict", key)`` (the study is stored under another patient key, ``key``:
+        an instance of another patient is not filed into it; nothing changed).
         The study's archives are invalidated in the same transaction when an instance is stored.
         """
         for _attempt in range(3):
@@ -429,6 +434,11 @@ class Catalog:
                     if existing is not None:
                         status = "duplicate" if existing.sha256 == instance["sha256"] else "conflict"
                         return status, existing
+                    owner = conn.execute(
+                        sa.select(studies.c.patient_key).where(studies.c.study_uid == study["study_uid"])
+                    ).scalar()
+                    if owner is not None and owner != study["patient_key"]:
+                        return "patient-conflict", str(owner)
                     self._upsert(conn, patients, "patient_key", patient)
                     self._upsert(conn, studies, "study_uid", study, update=True)
                     self._upsert(conn, series, "series_uid", series_row)
@@ -926,6 +936,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=60000")
+    # wildcard matching is case-sensitive (PS3.4 C.2.2.2.4) as PostgreSQL's LIKE is; SQLite's LIKE
+    # folds ASCII case unless told (fuzzymatching=true still folds, on both, with lower())
+    cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
 
 

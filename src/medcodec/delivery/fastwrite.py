@@ -303,7 +303,9 @@ def _element_out(
     # converted as pydicom converts on access: everything read with implicit VR, and the raw
     # undefined-length sequences .fastread leaves (explicit VR raw elements are written as read)
     undefined_sequence = isinstance(elem, RawDataElement) and elem.length == 0xFFFFFFFF and tag != _PIXEL_DATA
-    element = ds[tag] if implicit or undefined_sequence else ds.get_item(tag)
+    # (a raw element without a VR: a file whose meta says explicit VR but whose dataset is implicit)
+    no_vr = isinstance(elem, RawDataElement) and elem.VR is None
+    element = ds[tag] if implicit or undefined_sequence or no_vr else ds.get_item(tag)
     done = None
     if isinstance(element, DataElement):
         if element.VR == "SQ":

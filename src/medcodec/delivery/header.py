@@ -21,6 +21,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from ..dicom import PIXEL_DATA_TAGS
 from ..dicom.image import peek_pixel_tag
 from ..errors import InvalidInputError, NotDicomError, NotFoundError
+from ..registry import pixel_data_compressed
 
 __all__ = [
     "BULK_PREFIX",
@@ -77,6 +78,11 @@ def read_header(data: bytes, source: str) -> Dataset:
     if "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
         if data[128:132] != b"DICM":  # forced parse of something else (text, pixels): not DICOM at all
             raise NotDicomError(f"{source}: not a DICOM file (no SOP Class/Instance UID)")
+        if str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "")).strip() == "1.2.840.10008.1.3.10":
+            raise NotDicomError(
+                f"{source}: a DICOMDIR (Media Storage Directory): an index of files, not an instance; "
+                "give it as an input of its own to ingest the files it lists"
+            )
         raise NotDicomError(
             f"{source}: a DICOM dataset without SOP Class and SOP Instance UID, not a storable instance "
             "(PS3.3 C.12.1: a composite instance names both in its dataset, file meta alone is not enough)"
@@ -118,7 +124,7 @@ def _pixel_vr(ds: Dataset, tag: int) -> str:
     encapsulated or 8-bit, else OW (PS3.5 §8.1.2, A.4)."""
     if tag != 0x7FE00010:
         return "OF" if tag == 0x7FE00008 else "OD"
-    encapsulated = UID(stored_syntax(ds)).is_encapsulated
+    encapsulated = pixel_data_compressed(stored_syntax(ds))  # a private or unknown syntax too
     try:
         bits = int(ds.get("BitsAllocated") or 16)
     except (TypeError, ValueError):

@@ -4,10 +4,14 @@ Flow of one file (:func:`ingest_bytes`, also what STOW-RS and C-STORE call)::
 
     bytes ─ parse header (pydicom) ─ UIDs checked (PS3.5 §9.1) ─ catalog lookup by SOP Instance UID
           ├─ same sha256 stored already ─────────────▶ "duplicate" (nothing written)
-          ├─ other bytes under that UID ─────────────▶ "conflict"  (nothing written, reported)
-          └─ new: pixel statistics (when a preset can compress it), object written atomically
-             (content-addressed), then one catalog transaction (patient, study, series,
-             instance; the study's archives invalidated) ──▶ "stored"
+          ├─ other bytes, the same instance ─────────▶ "duplicate" (another file meta, or the
+          │                                              same pixels in another syntax)
+          ├─ other content under that UID ───────────▶ "conflict"  (nothing written, reported)
+          └─ new: pixel statistics (when a preset can compress it) and every catalog value,
+             then the object written atomically (content-addressed), then one catalog
+             transaction (patient, study, series, instance; the study's archives
+             invalidated) ──▶ "stored"; the study stored for another patient ──▶ "conflict"
+             (the object removed again, as on any failure of the transaction)
 
 Every object is stored, whatever it is: images the presets cannot compress (colour
 ultrasound, palette colour), structured reports, dose reports, presentation states. Only
@@ -21,6 +25,8 @@ presets of the studies it touched (unless ``precompress=False``).
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import math
 import os
 import warnings
@@ -29,7 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array
+from pydicom.uid import UID
 
 from ..dicom import ZipMember, iter_sources, read_image
 from ..dicom._lenient import source_values_as_is
@@ -46,6 +56,8 @@ from .objects import is_full
 from .uids import validate_uid
 
 __all__ = ["InstanceOutcome", "IngestReport", "ingest", "ingest_bytes", "object_path"]
+
+log = logging.getLogger(__name__)
 
 #: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`): below it, padding outside the scan field.
 HU_FLOOR = -1024.0
@@ -83,8 +95,9 @@ _SERIES_KEYWORDS = (
 class InstanceOutcome:
     """What happened to one file.
 
-    ``status``: ``"stored"``, ``"duplicate"`` (the same bytes were stored already),
-    ``"conflict"`` (other bytes are stored under this SOP Instance UID; nothing changed),
+    ``status``: ``"stored"``, ``"duplicate"`` (the same bytes, or the same instance in another
+    file, were stored already), ``"conflict"`` (other content is stored under this SOP Instance
+    UID, or its study is stored for another patient; nothing changed),
     ``"rejected"`` (a file given that is not DICOM, missing/invalid UIDs; ``message`` says why)
     or ``"skipped"`` (a file inside an input folder that is not DICOM: reported, not stored).
     """
@@ -169,13 +182,18 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(value).strip()
 
 
+#: An IS value's range (PS3.5 §6.2); a catalog column leaves what lies outside empty.
+_IS_RANGE = (-(2**31), 2**31 - 1)
+
+
 def _int(ds: Dataset, keyword: str) -> int | None:
     try:
         with source_values_as_is():
             value = ds.get(keyword)
-        return None if value in (None, "") else int(value)
+        number = None if value in (None, "") else int(value)
     except (TypeError, ValueError):
         return None
+    return number if number is None or _IS_RANGE[0] <= number <= _IS_RANGE[1] else None
 
 
 def _float(ds: Dataset, keyword: str) -> float | None:
@@ -281,7 +299,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
             raise NotDicomError(f"{source}: ({what}) is missing: cannot catalog the object")
         uids[keyword] = validate_uid(value, what=f"{source}: {what}")
     sha = hashlib.sha256(data).hexdigest()
-    base = {
+    base: dict[str, Any] = {
         "source": source,
         "sop_uid": uids["SOPInstanceUID"],
         "series_uid": uids["SeriesInstanceUID"],
@@ -290,13 +308,11 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     }
     existing = store.catalog.get_instance(uids["SOPInstanceUID"])
     if existing is not None:
-        return _known(existing, base)
+        return _known(store, existing, base, data)
 
     info, reason = _stats(data, source, ds)
     transfer_syntax = stored_syntax(ds)  # a preamble-less file's by its encoding
     path = object_path(sha)
-    if not store.objects.exists(path):
-        store.objects.put(path, data)
     t = now()
     patient_id, issuer = _text(ds, "PatientID")[:64], _text(ds, "IssuerOfPatientID")[:64]
     patient_key = f"{patient_id}\\{issuer}"
@@ -335,6 +351,9 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         "ingested_at": t,
         "header": _dumps(header_json(ds, pixel_data_tag(data, ds))),
     }
+    created = not store.objects.exists(path)  # written only once everything above has been read
+    if created:
+        store.objects.put(path, data)
     try:
         status, found = store.catalog.add_instance(
             patient={
@@ -366,21 +385,49 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
             },
             instance=instance,
         )
-    except StoreFullError:
-        raise
     except Exception as exc:
+        if created:  # no catalog row refers to it: an orphan otherwise (`store check`)
+            _remove_quietly(store, path)
+        if isinstance(exc, StoreFullError):
+            raise
         if is_full(exc):
             raise StoreFullError(28, f"{source}: no space left for the catalog; nothing of this file was kept") from exc
-        raise
+        if isinstance(exc, CodecError):
+            raise
+        raise DicomError(f"{source}: cannot catalog the object: {type(exc).__name__}: {exc}") from exc
+    if status == "patient-conflict":
+        if created:
+            _remove_quietly(store, path)
+        return InstanceOutcome(
+            status="conflict",
+            **base,
+            message=(
+                f"{source}: study {uids['StudyInstanceUID']} is stored for patient {found!r} (PatientID\\issuer); "
+                f"this instance names {patient_key[:200]!r}: not stored (correct the patient, or the Study UID)"
+            ),
+        )
     if status != "stored":
-        return _known(found, base)
+        if created and status == "conflict":  # another writer stored this SOP Instance meanwhile, with
+            _remove_quietly(store, path)  # other bytes (a "duplicate" shares this object: it stays)
+        assert isinstance(found, InstanceRecord)
+        return _known(store, found, base, data)
     record = store.catalog.get_instance(uids["SOPInstanceUID"])
     return InstanceOutcome(status="stored", record=record, **base)
 
 
-def _known(existing: InstanceRecord, base: dict[str, Any]) -> InstanceOutcome:
+def _remove_quietly(store: Any, path: str) -> None:
+    try:
+        store.objects.remove(path)
+    except Exception as exc:  # (left to `store gc`, which finds objects no row refers to)
+        log.warning("could not remove %s after a failed ingest: %s", path, exc)
+
+
+def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: bytes) -> InstanceOutcome:
     if existing.sha256 == base["sha256"]:
         return InstanceOutcome(status="duplicate", record=existing, message="already stored (same sha256)", **base)
+    same = _same_instance(store, existing, data)
+    if same:
+        return InstanceOutcome(status="duplicate", record=existing, message=f"already stored ({same})", **base)
     return InstanceOutcome(
         status="conflict",
         record=existing,
@@ -390,6 +437,40 @@ def _known(existing: InstanceRecord, base: dict[str, Any]) -> InstanceOutcome:
             f"(sha256 {existing.sha256[:16]}..., from {existing.source}); not overwritten"
         ),
     )
+
+
+#: Left out when two copies of an instance are compared (:func:`_same_instance`): the file meta, and
+#: the lossy history a decompressed copy may state that its compressed original left implicit.
+_NOT_COMPARED = frozenset([0x00282110, 0x00282112, 0x00282114])
+
+
+def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
+    """Why ``data`` is the instance stored as ``existing`` although its bytes differ, or ``""``:
+    the same dataset with another file meta (a C-STORE SCP writes its own), or the same
+    attributes and the same decoded pixels in another transfer syntax (a copy retrieved
+    decompressed and sent back). Anything that cannot be compared is not the same."""
+    try:
+        with store.objects.open(existing.path) as fh:
+            stored = fh.read()
+        with source_values_as_is(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = dcmread(io.BytesIO(stored), force=True)
+            b = dcmread(io.BytesIO(data), force=True)
+            ts_a, ts_b = stored_syntax(a), stored_syntax(b)
+            tags = {t for t in (*a.keys(), *b.keys()) if t.group != 0x0002 and t not in _NOT_COMPARED}
+            pixel_tags = {t for t in tags if t.group == 0x7FE0}
+            if ts_a == ts_b and all(a.get(t) == b.get(t) for t in tags):
+                return "the same dataset, another file meta"
+            if any(a.get(t) != b.get(t) for t in tags - pixel_tags):
+                return ""
+            if not pixel_tags:
+                return "the same dataset in another transfer syntax"
+            if not np.array_equal(np.asarray(pixel_array(a)), np.asarray(pixel_array(b))):
+                return ""
+    except Exception as exc:  # (unreadable either way: reported as a conflict, as before)
+        log.debug("cannot compare %s with the stored copy: %s: %s", existing.sop_uid, type(exc).__name__, exc)
+        return ""
+    return f"the same pixels and attributes in {UID(ts_b).name}, stored as {UID(ts_a).name}"
 
 
 def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> int:

@@ -80,9 +80,10 @@ lossy JPEG 2000 series) passes through ``lossless`` (a lossless copy of lossy pi
 larger) and ``diagnostic`` (a second lossy generation adds error), labelled ``lossy`` with the
 reason; ``preview`` codes it when its file comes out smaller. ``recode=True`` (a WADO-RS
 client asking for a syntax) codes it all the same. An original stored uncompressed whose header
-says it was lossy once is coded, its earlier ratios kept. Likewise a lossy preset delivers an
-original stored compressed (losslessly, or Deflated) as it is when that file is smaller than the
-preset's: smaller and exact (a flat synthetic image, a tiny one).
+says it was lossy once is coded, its earlier ratios kept. Likewise any preset delivers an
+original as it is when its file is no larger than the preset's: smaller and exact (a
+losslessly compressed or Deflated flat synthetic image, a 16x16 one whose JPEG and lossy
+attributes outweigh its pixels, a JPEG 2000 lossless radiograph HTJ2K would code 3 % larger).
 
 The series mapping (:class:`medcodec.dicom.SeriesMapping`) comes from the value statistics
 the catalog holds for the series (:func:`series_mapping`: min/max/tissue range gathered at
@@ -110,7 +111,7 @@ from pydicom.uid import UID
 
 from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_dataset, plan_series_mapping
 from ..dicom._lenient import source_values_as_is
-from ..dicom.codestream import codestream_is_lossy
+from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
 from ..dicom.compress import compress, dataset_frames
 from ..dicom.mapping import dataset_padding
 from ..dicom.write import (
@@ -119,13 +120,14 @@ from ..dicom.write import (
     _set_derived_type,
     _source_reference,
     _values,
+    complete_lossy_history,
     encode_file,
     mark_lossy,
     set_colour_jpeg_pixels,
 )
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, without_traceback
 from ..external import COLOUR_PHOTOMETRIC, jpeg8_decode, jpeg8_encode_colour
-from ..registry import NATIVE_SYNTAXES, pixel_data_compressed, pixel_data_is_lossy, transfer_syntax
+from ..registry import pixel_data_compressed, transfer_syntax
 from ..spec import PixelSpec
 from .fastread import read_native
 from .fastwrite import encode_file_fast, native_frames
@@ -331,8 +333,8 @@ class Preset:
             are stored lossy-compressed passes through ``lossless`` and ``diagnostic`` as it is (a
             second lossy generation adds error, a lossless copy of lossy pixels only bytes) and
             ``preview`` when its file would not be smaller; and a lossy preset passes through any
-            compressed original (Deflated included) that is smaller than its file (module
-            docstring, "Already lossy").
+            stored file no larger than its own (module docstring, "Already lossy"), as does
+            ``lossless`` when ``syntax`` is not given.
 
         Returns
         -------
@@ -376,9 +378,7 @@ class Preset:
                 }
             source_ts = stored_syntax(ds)
             point = self.operating_point(ds)
-            flag = ds.get("LossyImageCompression")
-            unflagged = not str(flag or "").strip()  # the frame's own headers then tell (flagless files)
-            lossy_source = pixel_data_is_lossy(source_ts, flag) or (unflagged and _codestream_lossy(full, source_ts))
+            lossy_source = stored_pixels_lossy(ds, source_ts)
         except CodecError:
             raise
         except Exception as exc:  # pydicom's own errors on a damaged header (e.g. a VR it does not know)
@@ -400,13 +400,10 @@ class Preset:
             reason = f"{already}: this preset's file would not be smaller ({len(encoded.data)} bytes)"
             return self._passthrough(data, source_ts, base, reason, lossy=True)
         if (
-            self.lossy
-            and not recode
-            and not encoded.entry.passthrough
-            and source_ts not in NATIVE_SYNTAXES  # native files: left to the coder (and the template)
-            and len(encoded.data) >= len(data)
-        ):  # a stored file compressed better than this preset codes it (a deflated or lossless one of a
-            # flat synthetic image): it is smaller and more faithful
+            not recode and syntax is None and not encoded.entry.passthrough and len(encoded.data) >= len(data)
+        ):  # the stored file is no larger than this preset's (a deflated or lossless one of a flat
+            # synthetic image, a tiny image whose codestream and lossy attributes outweigh its
+            # pixels): it is smaller and at least as faithful (the series template checks the same)
             reason = (
                 f"{SMALLER_STORED} ({len(data)} bytes, {UID(source_ts).name}) "
                 f"than this preset's file ({len(encoded.data)} bytes)"
@@ -430,8 +427,11 @@ class Preset:
     ) -> EncodedInstance:
         """:meth:`encode_instance` once the header is read: colour, grayscale lossy or lossless."""
         colour = self.points.get(COLOUR)
-        if colour is not None and is_colour(ds):
-            return self._colour(data, full, colour, base, source_ts, measure=measure)
+        if is_colour(ds):
+            if colour is not None:
+                return self._colour(data, full, colour, base, source_ts, measure=measure)
+            reason = f"colour ({ds.get('PhotometricInterpretation', '')}): {self.name} delivers colour images as stored"
+            return self._passthrough(data, source_ts, base, reason)
         try:
             if full is None:
                 with source_values_as_is():
@@ -456,6 +456,7 @@ class Preset:
         try:  # from here on `full` is changed in place
             if lossless:
                 return self._lossless(full, frames, spec, base, measure=measure, jobs=jobs, syntax=syntax)
+            _complete_history(full, source_ts)  # before the pixels change
             return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure, jobs=jobs)
         except Exception as exc:  # an image this preset cannot code after all (CodecError, or pydicom's own
             # errors on a damaged element, e.g. a VR it does not know): delivered as stored, and said so
@@ -512,6 +513,7 @@ class Preset:
         photometric = COLOUR_PHOTOMETRIC[chroma]  # KeyError for a point without one: a preset bug
         try:
             streams = [jpeg8_encode_colour(f, quality=int(quality), subsampling=chroma) for f in rgb]
+            _complete_history(full, source_ts)  # before the pixels change
             with source_values_as_is():
                 reference = _source_reference(full, full.get("SOPClassUID"))
             enhanced = "PerFrameFunctionalGroupsSequence" in full or "SharedFunctionalGroupsSequence" in full
@@ -834,18 +836,12 @@ ALREADY_LOSSY = "already lossy-compressed"
 SMALLER_STORED = "the stored file is smaller"
 
 
-def _codestream_lossy(full: Dataset | None, ts: str) -> bool:
-    """Whether the first frame's own headers say it is lossy (:func:`medcodec.dicom.codestream_is_lossy`:
-    a JPEG 2000 9-7 wavelet, a JPEG-LS NEAR > 0), for files whose header omits (0028,2110)."""
-    if full is None or "PixelData" not in full or not pixel_data_compressed(ts):
-        return False
-    try:
-        fragments = generate_fragments(full.PixelData)
-        next(fragments)  # the Basic Offset Table
-        first = next(fragments)  # a frame's headers are in its first fragment: nothing joined
-    except Exception:  # damaged encapsulation: the pixel path reports it
-        return False
-    return codestream_is_lossy(ts, first) is True
+def _complete_history(ds: Dataset, ts: str) -> None:
+    """:func:`~medcodec.dicom.write.complete_lossy_history` of ``ds`` (read in its stored syntax
+    ``ts``, before coding) when it is flagged lossy: from :func:`stored_lossy_step`."""
+    if str(ds.get("LossyImageCompression", "")).strip() == "01" and pixel_data_compressed(ts):
+        method, ratio = stored_lossy_step(ds, ts)
+        complete_lossy_history(ds, method=method, ratio=ratio)
 
 
 def _already_lossy(ds: Dataset, ts: str) -> str:

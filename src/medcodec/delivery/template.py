@@ -575,10 +575,13 @@ def _build(preset: Preset, mapping: SeriesMapping, data: bytes, encoded: Encoded
 
 def _try(template: SeriesTemplate, data: bytes, meta: _Meta) -> EncodedInstance | None:
     try:
-        return template.apply(data, meta)
+        written = template.apply(data, meta)
     except Exception as exc:  # (the full path decides, and reports, what is wrong with the file)
         log.debug("series template not applied: %s: %s", type(exc).__name__, exc)
         return None
+    if written is not None and len(written.data) >= len(data):
+        return None  # the full path delivers the stored file, which is no larger (Preset.encode_instance)
+    return written
 
 
 class _Meta(NamedTuple):

@@ -15,7 +15,13 @@ Anything else (or a stream it cannot parse) is ``None``: the caller keeps to the
 
 from __future__ import annotations
 
-__all__ = ["codestream_is_lossy"]
+from typing import Any
+
+from pydicom.encaps import generate_fragments
+
+from ..registry import pixel_data_compressed, pixel_data_is_lossy, transfer_syntax
+
+__all__ = ["codestream_is_lossy", "stored_pixels_lossy", "stored_lossy_step"]
 
 _J2K_SYNTAXES = frozenset(
     f"1.2.840.10008.1.2.4.{n}" for n in (90, 91, 92, 93, 201, 202, 203)
@@ -84,3 +90,45 @@ def _jpeg_ls(data: bytes) -> bool | None:
             return None
         pos += 2 + length
     return None
+
+
+def stored_pixels_lossy(ds: Any, ts: str) -> bool:
+    """Whether the pixel data of ``ds`` (a pydicom Dataset read in its stored syntax ``ts``) are
+    lossy: flagged ``01`` or in a syntax that is always lossy
+    (:func:`medcodec.registry.pixel_data_is_lossy`), or, for a header that omits (0028,2110), its
+    first frame's own headers (:func:`codestream_is_lossy`; a header without pixel data: no)."""
+    flag = ds.get("LossyImageCompression")
+    if pixel_data_is_lossy(ts, flag):
+        return True
+    if str(flag or "").strip() or "PixelData" not in ds or not pixel_data_compressed(ts):
+        return False
+    try:
+        fragments = generate_fragments(ds.PixelData)
+        next(fragments)  # the Basic Offset Table
+        first = next(fragments)  # a frame's headers are in its first fragment: nothing joined
+    except Exception:  # damaged encapsulation: the pixel path reports it
+        return False
+    return codestream_is_lossy(ts, first) is True
+
+
+def stored_lossy_step(ds: Any, ts: str) -> tuple[str | None, float | None]:
+    """Method and ratio of the compression step ``ds``'s pixel data are stored in (read in its
+    stored syntax ``ts``): the syntax's Lossy Image Compression Method (``None`` for a syntax that
+    is lossless or unknown here) and the decoded size of its frames over their coded size
+    (``None`` when they are not encapsulated or cannot be measured)."""
+    if not pixel_data_compressed(ts):
+        return None, None
+    try:
+        method = transfer_syntax(ts).method
+    except Exception:  # a syntax medcodec does not know (MPEG...): no method to name
+        method = None
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        raw = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * frames
+        raw = raw * int(ds.BitsAllocated) // 8
+        fragments = generate_fragments(ds.PixelData)
+        next(fragments)  # the Basic Offset Table
+        coded = sum(len(f) for f in fragments)
+    except Exception:  # (no ratio then: the method alone may still pair)
+        return method, None
+    return method, (raw / coded if coded and raw else None)

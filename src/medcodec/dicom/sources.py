@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom import dcmread
+from pydicom.filereader import read_file_meta_info
 
 from ..errors import DicomError, InputNotFoundError
 
@@ -119,10 +120,30 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
             yield from _walk(path)
         elif path.suffix.lower() == ".zip":
             yield from _zip_members(path)
-        elif path.name.upper() == "DICOMDIR":
+        elif path.name.upper() == "DICOMDIR" or is_media_directory(path):
             yield from _dicomdir_files(path)
         else:
             yield path
+
+
+#: Media Storage Directory Storage (PS3.4 Annex F): a DICOMDIR, whatever its file is named.
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+def is_media_directory(path: Path) -> bool:
+    """Whether the PS3.10 file at ``path`` is a DICOMDIR by its file meta (Media Storage SOP Class
+    Media Storage Directory), not by its name (``DICOMDIR-copy``, ``dir.dcm``); reads the meta only."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+        if len(head) < 132 or head[128:132] != b"DICM":
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            meta = read_file_meta_info(path)
+    except Exception:  # unreadable: the caller's reader says what is wrong with it
+        return False
+    return str(meta.get("MediaStorageSOPClassUID", "")).strip() == MEDIA_DIRECTORY
 
 
 def _as_inputs(inputs: Source | Iterable[Source]) -> list[Source]:

@@ -65,6 +65,7 @@ __all__ = [
     "set_encapsulated_pixels",
     "set_colour_jpeg_pixels",
     "mark_lossy",
+    "complete_lossy_history",
     "label_derived_series",
     "is_lossy_source",
     "warn_if_lossy_source",
@@ -448,6 +449,27 @@ def mark_lossy(ds: Dataset, *, ratio: float, method: str) -> None:
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionRatio = lossy_ratios(_values(ds, "LossyImageCompressionRatio"), ratio)
     ds.LossyImageCompressionMethod = [*methods, method]
+
+
+def complete_lossy_history(ds: Dataset, *, method: str | None, ratio: float | None) -> None:
+    """Pair (0028,2112) and (0028,2114) in place before :func:`mark_lossy` appends one more step:
+    each ratio has its method, in order (PS3.3 C.7.6.1.1.5). When one of the two lacks the value
+    of the step the *stored* pixel data are (writers that set the ratio but not the method, or
+    the reverse: pydicom's RG1_J2KI, SC_rgb_jpeg_app14_dcmd), that value is added from what the
+    stored data show: ``method`` from its transfer syntax, ``ratio`` from its compressed size.
+    Lists that differ otherwise, or a value not known (``None``), are left as they are.
+
+    >>> ds = Dataset(); ds.LossyImageCompressionRatio = "10"
+    >>> complete_lossy_history(ds, method="ISO_15444_1", ratio=9.7)
+    >>> ds.LossyImageCompressionMethod
+    'ISO_15444_1'
+    """
+    ratios = _values(ds, "LossyImageCompressionRatio")
+    methods = _values(ds, "LossyImageCompressionMethod")
+    if len(methods) == len(ratios) - 1 and method:
+        ds.LossyImageCompressionMethod = [*methods, method]
+    elif len(ratios) == len(methods) - 1 and ratio is not None and np.isfinite(ratio) and ratio > 0:
+        ds.LossyImageCompressionRatio = lossy_ratios(ratios, ratio)
 
 
 def lossy_ratios(earlier: list[Any], ratio: float) -> list[Any]:

@@ -36,6 +36,8 @@ syntax; another lossless syntax the registry writes here (JPEG-LS, JPEG 2000, RL
 coded on the spot by the ``lossless`` preset, bit-exact. Nothing producible → 406. A study or
 series retrieve whose instance cannot take the syntax (colour, reports: the preset passes them
 through) sends that part as it is, with its own ``transfer-syntax`` in the part's Content-Type.
+``HEAD`` on a study or series answers the status and Content-Type without producing an
+instance (on one instance it produces it: only then is a 406 known).
 
 STOW-RS: ``POST /dicomweb/studies[/{study}]``, ``multipart/related; type="application/dicom"``,
 each part ingested like ``medcodec ingest`` (:meth:`Store.ingest_bytes`). Body over
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -65,6 +68,7 @@ from ..errors import (
     NotDicomError,
     NotFoundError,
     PayloadTooLargeError,
+    StoreFullError,
 )
 from .archives import ClosingStreamingResponse
 from .errors import UnsupportedMediaTypeError
@@ -76,6 +80,7 @@ from .http import (
     multipart_part_header,
     new_boundary,
     parse_accept,
+    parse_decimal,
     parse_media_type,
 )
 
@@ -118,9 +123,10 @@ def int_value(name: str, value: str | None, default: int | None, *, minimum: int
     :class:`InvalidInputError` naming it (DICOMweb and WADO-URI parameters alike)."""
     if value is None or value == "":
         return default
-    if not value.strip().isdigit() or not minimum <= int(value) <= maximum:
+    number = parse_decimal(value)
+    if number is None or not minimum <= number <= maximum:
         raise InvalidInputError(f"{name}={value!r}: expected an integer {minimum}..{maximum}")
-    return int(value)
+    return number
 
 
 def _int_param(request: Request, name: str, default: int | None, *, maximum: int) -> int | None:
@@ -333,6 +339,10 @@ async def _retrieve(request: Request) -> Response:
         body += multipart_end(boundary)
         return Response(body, media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
     boundary = new_boundary()
+    if request.method == "HEAD":  # a GET's status and type without its body: nothing is produced
+        head = Response(media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+        del head.headers["content-length"]  # not known before the instances are (a GET is chunked)
+        return head
 
     def produce(record: Any) -> tuple[bytes, str]:
         return instance_bytes(store, record, ts, preset, False, pool)
@@ -412,12 +422,12 @@ async def _bulkdata(request: Request) -> Response:
 def _frame_numbers(text: str, n_frames: int) -> list[int]:
     out = []
     for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit() or not 1 <= int(part) <= 100_000:
+        number = parse_decimal(part)
+        if number is None or not 1 <= number <= 100_000:
             raise InvalidInputError(f"frame list {text!r}: expected comma-separated frame numbers from 1")
-        if int(part) > n_frames:
-            raise NotFoundError(f"frame {part} does not exist: the instance has {n_frames} frame(s)")
-        out.append(int(part))
+        if number > n_frames:
+            raise NotFoundError(f"frame {number} does not exist: the instance has {n_frames} frame(s)")
+        out.append(number)
     return out
 
 
@@ -554,9 +564,10 @@ def _viewport(request: Request) -> tuple[int, int] | None:
     if text is None or text == "":
         return None
     parts = text.split(",")
-    if len(parts) != 2 or not all(p.strip().isdigit() and 1 <= int(p) <= 4096 for p in parts):
+    sizes = [n for n in map(parse_decimal, parts) if n is not None and 1 <= n <= 4096]
+    if len(parts) != 2 or len(sizes) != 2:
         raise InvalidInputError(f"viewport={text!r}: expected width,height in pixels (1-4096 each)")
-    return int(parts[0]), int(parts[1])
+    return sizes[0], sizes[1]
 
 
 def render_frame(
@@ -651,9 +662,9 @@ def render_frame(
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLargeError(f"the body is {int(length)} bytes, the limit is {limit} (--max-upload)")
+    declared = parse_decimal(request.headers.get("content-length") or "")
+    if declared is not None and declared > limit:
+        raise PayloadTooLargeError(f"the body is {declared} bytes, the limit is {limit} (--max-upload)")
     chunks, total = [], 0
     try:
         async for chunk in request.stream():
@@ -703,22 +714,22 @@ async def _stow(request: Request) -> Response:
         referenced, failed, bad = [], [], len(parts) - len(dicom_parts)
         for content in dicom_parts:
             data = bytes(content)
+            ds = None
             try:
-                if study is not None:
-                    ds = read_header(data, "stow")
-                    if str(ds.get("StudyInstanceUID", "")) != study:
-                        failed.append(_failed(ds, 0xA900))  # PS3.18 §10.5.3: study mismatch
-                        continue
+                ds = read_header(data, "stow")
+                if study is not None and str(ds.get("StudyInstanceUID", "")) != study:
+                    failed.append(_failed(ds, 0xA900))  # PS3.18 §10.5.3: study mismatch
+                    continue
                 outcome = store.ingest_bytes(data, source="stow")
-            except CodecError as exc:
-                failed.append(
-                    {"00081197": {"vr": "US", "Value": [0xC000]}, "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}}
-                )
+            except Exception as exc:  # this part fails (0xC000, why in the comment); the others go on
+                if not isinstance(exc, CodecError):
+                    logging.getLogger(__name__).exception("STOW-RS: a part could not be ingested")
+                code = 0xA700 if isinstance(exc, StoreFullError) else 0xC000  # PS3.4 out of resources
+                failed.append({**_failed(ds or {}, code), "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}})
                 continue
-            if outcome.status == "conflict":
-                failed.append(
-                    {"00081155": {"vr": "UI", "Value": [outcome.sop_uid]}, "00081197": {"vr": "US", "Value": [0x0111]}}
-                )  # duplicate SOP instance, other bytes
+            if outcome.status == "conflict":  # another object under this SOP Instance UID, or the study
+                # is another patient's: nothing stored (0x0111, as PS3.7 C.5.8's duplicate SOP instance)
+                failed.append({**_failed(ds, 0x0111), "00000902": {"vr": "LO", "Value": [outcome.message[-64:]]}})
                 continue
             if outcome.status == "stored":
                 stored_studies[outcome.study_uid] = None
