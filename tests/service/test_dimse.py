@@ -35,8 +35,8 @@ def test_c_store_ingests_and_conflicts_are_refused(shared_data, tmp_path, spawn_
         assert assoc.send_c_store(pydicom.dcmread(files[0])).Status == 0  # duplicate: fine, unchanged
         other = pydicom.dcmread(files[1])
         other.PatientName = "Not^The^Same"
-        rsp = assoc.send_c_store(other)  # same SOP Instance UID, other bytes: PS3.7's "Duplicate SOP Instance"
-        assert rsp.Status == 0x0111 and "stored already" in rsp.ErrorComment
+        rsp = assoc.send_c_store(other)  # same SOP Instance UID, other bytes: a C-STORE "Cannot understand"
+        assert rsp.Status == 0xC111 and "stored already" in rsp.ErrorComment
         bad = pydicom.dcmread(files[2])
         bad.SOPInstanceUID = "1.2.03.bad"  # leading zero: not a UID
         bad.file_meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -84,6 +84,13 @@ def test_dcmtk_echoscu_and_storescu_push_a_series(shared_data, tmp_path, spawn_s
         push = subprocess.run([storescu, "-aet", "CONSOLE", "-aec", "MEDCODEC", "127.0.0.1", str(port), *args],
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert push.returncode == 0 and "Failed" not in push.stderr, push.stderr[-2000:]
+    changed = pydicom.dcmread(sorted(series.glob("*.dcm"))[0])
+    changed.PatientName = "Not^The^Same"
+    changed.save_as(tmp_path / "changed.dcm")
+    push = subprocess.run([storescu, "-v", "-aet", "CONSOLE", "-aec", "MEDCODEC", "127.0.0.1", str(port),
+                           str(tmp_path / "changed.dcm")], capture_output=True, text=True, timeout=60)  # fmt: skip
+    # a conflict: refused with a status DCMTK knows for C-STORE (0x0111 was "Unknown Status")
+    assert "Received Store Response (Error: CannotUnderstand)" in push.stderr + push.stdout, push.stderr
     first = pydicom.dcmread(sorted(series.glob("*.dcm"))[0], stop_before_pixels=True)
     found = httpx.get(f"{url}/dicomweb/studies/{first.StudyInstanceUID}/instances").json()
     assert len(found) == len(list(series.glob("*.dcm")))

@@ -8,8 +8,8 @@ independent C++ implementation talks to the server the way a site's PACS would:
   Accept header), which Orthanc then decodes with its own decoder (DCMTK); and it pushes a study
   it holds (STOW-RS, its own multipart writer);
 * DIMSE: Orthanc's C-ECHO, C-FIND and C-MOVE against our Query/Retrieve SCP (we send the instances
-  to Orthanc's own Storage SCP) and C-STORE into ours, a conflicting instance refused with PS3.7's
-  "Duplicate SOP Instance".
+  to Orthanc's own Storage SCP) and C-STORE into ours, a conflicting instance refused with a
+  C-STORE "Cannot understand" status (0xC111, with an Error Comment).
 
 Orthanc runs on loopback with a temporary configuration and database; the tests need the Debian
 packages, which ``make test`` installs like the other system tools.
@@ -209,6 +209,6 @@ def test_orthanc_queries_retrieves_and_stores_over_dimse(peers):
     changed.save_as(buf, enforce_file_format=True)
     oid = orthanc.http.post("/instances", content=buf.getvalue()).json()["ID"]
     r = orthanc.post("/modalities/medcodec/store", {"Resources": [oid], "Synchronous": True})
-    assert r.status_code >= 400 and "0x0111" in r.text.lower(), r.text  # PS3.7 "Duplicate SOP Instance"
+    assert r.status_code >= 400 and "0xc111" in r.text.lower(), r.text  # C-STORE "Cannot understand" (Cxxx)
     meta = httpx.get(f"{url}/dicomweb/studies/{study}/metadata", timeout=30).json()
     assert {m["00100010"]["Value"][0]["Alphabetic"] for m in meta} != {"Not^The^Same"}  # nothing overwritten

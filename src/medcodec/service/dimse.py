@@ -6,14 +6,19 @@ presentation context) and handed to :meth:`Store.ingest_bytes`; the C-STORE resp
 says what happened (PS3.4 Annex B.2.3, PS3.7 C.4.2.1.4)::
 
     stored, duplicate           0x0000 Success
-    conflict (same UID, other)  0x0111 Failure: duplicate SOP instance (PS3.7 C.4; nothing changed,
-                                       an Error Comment says so, the log names both sources)
+    conflict (same UID, other)  0xC111 Error: cannot understand (a Cxxx status of PS3.4 B.2.3; nothing
+                                       changed, an Error Comment says so, the log names both sources)
     not DICOM / bad UID         0xC000 Error: cannot understand
     store full                  0xA700 Refused: out of resources
     anything else               0xC001 Error: processing failure (logged)
 
 Every storage SOP class pynetdicom knows is accepted, in the uncompressed and the common
-compressed transfer syntaxes, with SCP/SCU role selection so that C-GET can send them back.
+compressed transfer syntaxes, with SCP/SCU role selection so that C-GET can send them back. For
+a storage context the requestor wants to receive on (SCP role: a C-GET), the syntax accepted is
+chosen by the requestor's order (:func:`.dimse_qr.requestor_order`), not by pynetdicom's (the
+acceptor's own list); a C-MOVE that names nothing to retrieve is answered before pynetdicom would
+associate with its destination (:func:`.dimse_qr.refuse_move`). Both hook into pynetdicom's
+acceptor (:func:`_request_handler`).
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ class Scp:
         self.server.shutdown()
 
 
-#: C-STORE status for a SOP Instance UID stored already with other content: PS3.7 Annex C's general
-#: failure "Duplicate SOP Instance" (PS3.4 B.2.3 lets a Storage SCP answer any general status).
-DUPLICATE = 0x0111
+#: C-STORE status for a SOP Instance UID stored already with other content: an "Error: Cannot
+#: understand" (Cxxx) of the Storage service (PS3.4 B.2.3), which every SCU knows; the low bits echo
+#: PS3.7 Annex C's "Duplicate SOP Instance" (0x0111), a general status that is not among C-STORE's
+#: (DCMTK reports it as unknown). The Error Comment says what happened.
+CONFLICT = 0xC111
 
 
 def _status_for(exc: BaseException) -> int:
@@ -53,17 +60,17 @@ def _status_for(exc: BaseException) -> int:
         "StoreFullError": 0xA700,
         "NotDicomError": 0xC000,
         "InvalidUidError": 0xC000,
-        "ConflictError": DUPLICATE,
+        "ConflictError": CONFLICT,
     }
     return statuses.get(name, 0xC001)
 
 
-def _duplicate() -> Any:
-    """The C-STORE response of a conflict: :data:`DUPLICATE` with an Error Comment (LO, <= 64 chars)."""
+def _conflict() -> Any:
+    """The C-STORE response of a conflict: :data:`CONFLICT` with an Error Comment (LO, <= 64 chars)."""
     from pydicom.dataset import Dataset
 
     rsp = Dataset()
-    rsp.Status = DUPLICATE
+    rsp.Status = CONFLICT
     rsp.ErrorComment = "SOP Instance UID stored already with other content"
     return rsp
 
@@ -148,13 +155,13 @@ def start_scp(
             return 0xC001
         if outcome.status == "conflict":
             log.warning("C-STORE conflict: %s", outcome.message)
-            return _duplicate()
+            return _conflict()
         if outcome.status == "stored" and on_stored is not None:
             on_stored(outcome.study_uid)
         return 0x0000
 
     from ..delivery.live import lossless_transcodes, preset_syntaxes
-    from .dimse_qr import QR_MODELS, qr_handlers
+    from .dimse_qr import QR_MODELS, qr_service
     from .settings import is_loopback
 
     # what a retrieve may send (C-GET: the requestor accepts one of them per SOP class)
@@ -168,9 +175,76 @@ def start_scp(
     for model in QR_MODELS.values():
         for uid in model:
             ae.add_supported_context(uid, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-    handlers: list[Any] = [(evt.EVT_C_STORE, on_store)]
-    handlers += qr_handlers(store, ae_title=ae_title, peers=peers or {}, open_to_all=is_loopback(host), pool=pool)
+    qr = qr_service(store, ae_title=ae_title, peers=peers or {}, open_to_all=is_loopback(host), pool=pool)
+    handlers: list[Any] = [(evt.EVT_C_STORE, on_store), *qr.handlers()]
     server = ae.start_server((host, port), block=False, evt_handlers=handlers)
     if server is None:  # pragma: no cover - block=False always returns the server
         raise DeliveryError(f"C-STORE SCP on {host}:{port} did not start")
+    # socketserver makes each connection's handler from this class (before the first caller can
+    # know the SCP is up, the default handler serves it as pynetdicom would)
+    server.RequestHandlerClass = _request_handler(qr)
     return Scp(server=server, port=int(server.server_address[1]))
+
+
+def _request_handler(qr: Any) -> Any:
+    """pynetdicom's acceptor request handler, with two changes to each association it creates:
+
+    * presentation contexts: for a SOP class the requestor proposes to receive on (SCP role, a
+      C-GET), the acceptor's syntax list is reordered by :func:`.dimse_qr.requestor_order` before
+      pynetdicom negotiates (it takes the first syntax of the acceptor's list the context offers);
+    * a C-MOVE that :func:`.dimse_qr.refuse_move` refuses is answered at once, not handed to
+      pynetdicom's C-MOVE SCP (which associates with the destination before any status).
+
+    Both use pynetdicom internals (``RequestHandler._create_association``,
+    ``ACSE._negotiate_as_acceptor``, ``Association._serve_request``: pynetdicom 2.1-3.0); without
+    them the association is pynetdicom's own.
+    """
+    from pynetdicom.acse import ACSE
+    from pynetdicom.dimse_primitives import C_MOVE
+    from pynetdicom.transport import RequestHandler
+
+    from .dimse_qr import refuse_move, requestor_order, syntax_preference
+
+    class _Acse(ACSE):
+        def _negotiate_as_acceptor(self) -> None:
+            try:
+                _prefer_requestor_order(self.requestor, self.acceptor)
+            except Exception:  # pragma: no cover - the requestor's own order is a preference only
+                log.exception("C-GET transfer syntax order not applied")
+            super()._negotiate_as_acceptor()
+
+    def _prefer_requestor_order(requestor: Any, acceptor: Any) -> None:
+        roles = requestor.role_selection  # {SOP Class UID: role selection item}
+        proposed: dict[str, list[str]] = {}
+        for cx in sorted(requestor.primitive.presentation_context_definition_list, key=lambda c: c.context_id):
+            item = roles.get(cx.abstract_syntax)
+            if item is not None and item.scp_role:
+                proposed.setdefault(str(cx.abstract_syntax), []).extend(str(ts) for ts in cx.transfer_syntax)
+        if not proposed:
+            return
+        makes = syntax_preference("")
+        for cx in acceptor.supported_contexts:  # this association's own copy
+            if str(cx.abstract_syntax) in proposed:
+                supported = [str(ts) for ts in cx.transfer_syntax]
+                cx.transfer_syntax = requestor_order(proposed[str(cx.abstract_syntax)], supported, makes=makes)
+
+    class _Handler(RequestHandler):
+        def _create_association(self) -> Any:
+            assoc = super()._create_association()
+            if not hasattr(assoc, "acse") or not hasattr(assoc, "_serve_request"):  # pragma: no cover
+                return assoc
+            assoc.acse = _Acse(assoc)
+            serve = assoc._serve_request
+
+            def serve_request(msg: Any, context_id: int) -> None:
+                if isinstance(msg, C_MOVE) and msg.is_valid_request:
+                    rsp = refuse_move(qr, assoc, msg, context_id)
+                    if rsp is not None:
+                        assoc.dimse.send_msg(rsp, context_id)
+                        return
+                serve(msg, context_id)
+
+            assoc._serve_request = serve_request  # type: ignore[method-assign]
+            return assoc
+
+    return _Handler

@@ -9,16 +9,31 @@ any PACS; the transfer syntax of what it receives is negotiated, as WADO-RS nego
   key in the identifier is a return key only (filled when the study, series or instance header
   has it, else empty), as PS3.4 C.2.2.1 lets an SCP treat optional keys.
 * **C-GET** (Patient / Study Root): the instances go back as C-STORE sub-operations on the same
-  association, each in the first transfer syntax the requestor accepted for its SOP class, by
-  medcodec's preference: as stored, then uncompressed (Explicit, then Implicit VR Little
-  Endian), then a lossless syntax the registry writes (JPEG-LS, JPEG 2000, RLE, HTJ2K lossless,
-  bit-exact), and only then a lossy one (12-bit JPEG ``.51`` / ``.50``: the ``diagnostic``
-  rendition, with its lossy attributes). A requestor that proposes only JPEG lossy for CT (DCMTK
-  ``getscu +xx``) therefore gets the diagnostic JPEG; one that accepts uncompressed gets the
-  original values.
-* **C-MOVE** to a destination named by ``--dimse-peer AE=HOST:PORT``: a new association to it,
-  each SOP class proposed with the same syntaxes in that order, the destination choosing; then
-  the same choice per instance. An unknown destination is refused (0xA801).
+  association. A presentation context carries one transfer syntax for every instance of its SOP
+  class, and only an uncompressed one can carry them all (a colour image goes only as stored,
+  uncompressed or as 8-bit JPEG; a 12-bit image never as 8-bit JPEG): so the SCP accepts, for each
+  storage context the requestor proposes, the first uncompressed syntax in the requestor's order (Explicit
+  or Implicit VR Little Endian), else the first the requestor lists that medcodec makes (a lossless
+  syntax the registry writes, the ``diagnostic`` preset's 12-bit / 8-bit JPEG), else one only the
+  instances stored in it can take (:func:`requestor_order`). ``{.51, .50}`` therefore gets
+  ``.51``; a requestor that wants JPEG and an uncompressed fallback proposes the class twice
+  (``{.51}``, ``{Implicit}``): each instance then goes in the first of the requestor's accepted
+  contexts it can be made in. A requestor that proposes only JPEG lossy for CT (pynetdicom) gets
+  the diagnostic rendition, with its lossy attributes; one that accepts uncompressed (DCMTK
+  ``getscu``) gets the original values.
+* **C-MOVE** to a destination named by ``--dimse-peer AE=HOST:PORT``: a new association to it
+  proposing, for each SOP class, an uncompressed context (Explicit, Implicit VR Little Endian),
+  a context with every syntax medcodec can make for that class (the destination's choice among
+  them: ``storescp +xx`` picks 12-bit JPEG), and one context per compressed syntax an instance is
+  stored in (sent as stored); at most 128 contexts, in that order of priority
+  (:func:`move_contexts`). Each instance goes in the destination's choice when it can be made in
+  it, else in the first of as stored, uncompressed, lossless, lossy that the destination accepted.
+  An unknown destination is refused (0xA801); an identifier that names no instance to retrieve (a
+  wildcard UID, a SERIES move without its Series Instance UID) is answered 0xC000 with an Error
+  Comment, before any association to the destination (:func:`refuse_move`).
+* Implicit VR Little Endian out (the DICOM default syntax, the only one some peers accept) is made
+  for any instance Explicit VR Little Endian can be made for: decompressed or byte-swapped as for
+  WADO-RS, then re-encoded (:func:`_as_implicit`).
 
 Who may query and retrieve: any caller while the SCP listens on loopback (the machine's own
 users, like the HTTP server without a token); off loopback only the AE titles of ``--dimse-peer``,
@@ -34,17 +49,31 @@ from __future__ import annotations
 import io
 import logging
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from ..errors import CodecError, NotAcceptableError
 
-__all__ = ["QR_MODELS", "qr_handlers", "retrieve_syntaxes", "syntax_preference"]
+__all__ = [
+    "QR_MODELS",
+    "move_contexts",
+    "qr_handlers",
+    "qr_service",
+    "refuse_move",
+    "requestor_order",
+    "retrieve_syntaxes",
+    "syntax_preference",
+]
 
 log = logging.getLogger("medcodec.dimse")
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+#: The syntaxes medcodec makes from any instance pydicom decodes: the only ones that can carry
+#: every instance of a SOP class in one presentation context.
+UNCOMPRESSED = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
+#: Presentation contexts in one association: context IDs are the odd numbers 1-255 (PS3.8 §9.3.2.2).
+MAX_CONTEXTS = 128
 
 #: Query/Retrieve information models served: (C-FIND, C-GET, C-MOVE) SOP Class UIDs.
 QR_MODELS = {
@@ -61,6 +90,7 @@ _UNIQUE = {
 _NOT_KEYS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
 _PENDING = 0xFF00
 _NOT_ALLOWED = 0xC001
+_UNABLE = 0xC000  # PS3.4 C.4.2.1.5 / C.4.3.1.4: "Unable to process"
 
 
 def syntax_preference(stored: str) -> list[str]:
@@ -69,43 +99,96 @@ def syntax_preference(stored: str) -> list[str]:
     from ..delivery.live import lossless_transcodes, preset_syntaxes, presets_for_syntax
 
     lossy = [ts for ts in preset_syntaxes().get("diagnostic", []) if presets_for_syntax(ts)]
-    out = [stored, EXPLICIT_VR_LE, IMPLICIT_VR_LE, *lossless_transcodes(), *lossy]
+    out = [stored, *UNCOMPRESSED, *lossless_transcodes(), *lossy]
     return list(dict.fromkeys(ts for ts in out if ts))
 
 
 def retrieve_syntaxes(stored: set[str]) -> list[str]:
-    """What a C-MOVE proposes for one SOP class whose instances are stored as ``stored``."""
+    """Every syntax medcodec can send a SOP class whose instances are stored as ``stored`` in:
+    what a C-MOVE offers the destination to choose from."""
     out: list[str] = []
     for ts in sorted(stored):
         out += syntax_preference(ts)
     return list(dict.fromkeys(out))
 
 
-def _dataset_in(store: Any, record: Any, offered: list[str], pool: Any) -> tuple[Any, str]:
-    """``record`` as a pydicom Dataset in the best of ``offered``; NotAcceptableError if none."""
+def requestor_order(proposed: list[str], supported: list[str], *, makes: Collection[str] | None = None) -> list[str]:
+    """``supported`` reordered for one C-GET storage context the requestor ``proposed`` (in its
+    order of preference): the uncompressed syntaxes it proposed, in its order (a context carries
+    one syntax for every instance of its SOP class, and only these can carry all of them); then
+    the others medcodec makes from any stored syntax, in its order; then the rest (instances stored
+    in them only). The acceptor takes the first of this list the context proposes. ``makes``: what
+    medcodec makes from any stored syntax (default: computed)."""
+    makes = set(syntax_preference("") if makes is None else makes)
+    first = [ts for ts in proposed if ts in UNCOMPRESSED and ts in supported]
+    then = [ts for ts in proposed if ts in makes and ts in supported]
+    return list(dict.fromkeys([*first, *then, *supported]))
+
+
+def move_contexts(stored: Mapping[str, set[str]]) -> list[tuple[str, list[str], str]]:
+    """The presentation contexts a C-MOVE proposes to the destination for instances of SOP classes
+    ``stored`` (``{SOP Class UID: syntaxes they are stored in}``): ``(SOP class, syntaxes, kind)``
+    in proposal order, at most :data:`MAX_CONTEXTS`. Kinds, by priority: ``uncompressed`` (every
+    instance can go in it: every class gets one first), ``choice`` (every syntax medcodec can make
+    for the class: the destination picks its favourite), ``stored`` (one compressed syntax
+    instances are stored in, sent as they are)."""
+    tiers = [
+        [(cls, list(UNCOMPRESSED), "uncompressed") for cls in stored],
+        [(cls, retrieve_syntaxes(tss), "choice") for cls, tss in stored.items()],
+        [(cls, [ts], "stored") for cls, tss in stored.items() for ts in sorted(tss) if ts not in UNCOMPRESSED],
+    ]
+    out = [context for tier in tiers for context in tier]
+    if len(out) > MAX_CONTEXTS:
+        log.warning("C-MOVE: %d presentation contexts wanted, %d proposed", len(out), MAX_CONTEXTS)
+    return out[:MAX_CONTEXTS]
+
+
+def _dataset_in(store: Any, record: Any, candidates: list[str], pool: Any) -> tuple[Any, str]:
+    """``record`` as a pydicom Dataset in the first of ``candidates`` (accepted transfer syntaxes,
+    best first) it can be made in; NotAcceptableError if none (a syntax whose coding fails is
+    passed over like one medcodec does not make)."""
+    reasons = []
+    for ts in dict.fromkeys(candidates):
+        try:
+            return _dataset_as(store, record, ts, pool), ts
+        except CodecError as exc:
+            reasons.append(str(exc))
+    raise NotAcceptableError(
+        f"instance {record.sop_uid} ({record.transfer_syntax_uid}) cannot go out in any accepted syntax "
+        f"{sorted(set(candidates))}" + (f": {reasons[-1]}" if reasons else "")
+    )
+
+
+def _dataset_as(store: Any, record: Any, ts: str, pool: Any) -> Any:
+    """``record`` as a pydicom Dataset encoded in ``ts`` (what pynetdicom sends it in)."""
     import pydicom
-    from pydicom.uid import UID
 
     from ..delivery.live import instance_bytes
 
-    reasons = []
-    for ts in syntax_preference(record.transfer_syntax_uid):
-        if ts not in offered:
-            continue
-        source = EXPLICIT_VR_LE if ts == IMPLICIT_VR_LE and record.transfer_syntax_uid != ts else ts
-        try:
-            data, got = instance_bytes(store, record, source, None, True, pool)
-        except NotAcceptableError as exc:
-            reasons.append(str(exc))
-            continue
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        if ts != got:  # Explicit -> Implicit VR Little Endian: pydicom re-encodes as it sends
-            ds.file_meta.TransferSyntaxUID = UID(ts)
-        return ds, ts
-    raise NotAcceptableError(
-        f"instance {record.sop_uid} ({record.transfer_syntax_uid}) cannot go out in any accepted syntax "
-        f"{sorted(set(offered))}" + (f": {reasons[-1]}" if reasons else "")
-    )
+    stored = record.transfer_syntax_uid
+    source = EXPLICIT_VR_LE if ts == IMPLICIT_VR_LE and stored != ts else ts
+    data, got = instance_bytes(store, record, source, None, True, pool)
+    if ts == IMPLICIT_VR_LE and got != ts:
+        if got != EXPLICIT_VR_LE:  # a preamble-less dataset catalogued as implicit, in another syntax
+            data, got = instance_bytes(store, record, EXPLICIT_VR_LE, None, True, pool)
+        return _as_implicit(data)
+    if got != ts:
+        raise NotAcceptableError(f"instance {record.sop_uid} cannot be sent as {ts}: it is {got}")
+    return pydicom.dcmread(io.BytesIO(data), force=True)
+
+
+def _as_implicit(data: bytes) -> Any:
+    """An Explicit VR Little Endian PS3.10 file as a Dataset read from Implicit VR Little Endian
+    bytes: re-encoded, not only relabelled (pynetdicom sends a dataset in the encoding it was read
+    in, and refuses one whose file meta names another)."""
+    import pydicom
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buf.getvalue()), force=True)
 
 
 def _text(value: Any) -> str:
@@ -140,6 +223,12 @@ class _QR:
         self.open_to_all = open_to_all
         self.pool = pool
         self._addresses = {ae: _resolve(host) for ae, (host, _) in self.peers.items()}
+
+    def handlers(self) -> list[tuple[Any, Any]]:
+        """pynetdicom event handlers for C-FIND, C-GET and C-MOVE."""
+        from pynetdicom import evt
+
+        return [(evt.EVT_C_FIND, self.find), (evt.EVT_C_GET, self.get), (evt.EVT_C_MOVE, self.move)]
 
     # ------------------------------------------------------------------ access
     def allowed(self, assoc: Any) -> bool:
@@ -213,7 +302,10 @@ class _QR:
         return out
 
     # ------------------------------------------------------------------ C-GET / C-MOVE
-    def _records(self, identifier: Any) -> list[Any]:
+    def _retrieve_keys(self, identifier: Any) -> tuple[str, dict[str, str]]:
+        """The level and unique keys of a C-GET / C-MOVE identifier; InvalidInputError when they
+        cannot name instances to retrieve (no level, no unique key of the level, a wildcard, a
+        malformed Study Instance UID)."""
         from ..delivery.uids import validate_uid
         from ..errors import InvalidInputError
 
@@ -230,10 +322,17 @@ class _QR:
         wild = [name for name, value in keys.items() if "*" in value or "?" in value]
         if wild:  # PS3.4 C.4.2.2.1: retrieve keys are unique keys, matched as given
             raise InvalidInputError(f"{', '.join(wild)}: a retrieve takes unique keys, not wildcards")
+        if level != "PATIENT":
+            for uid in keys["StudyInstanceUID"].split("\\"):
+                validate_uid(uid.strip(), what="Study Instance UID")
+        return level, keys
+
+    def _records(self, identifier: Any) -> list[Any]:
+        level, keys = self._retrieve_keys(identifier)
         if level == "PATIENT":
             studies = [s["0020000D"]["Value"][0] for s in self.store.find_studies({"PatientID": keys["PatientID"]})]
         else:
-            studies = [validate_uid(u.strip(), what="Study Instance UID") for u in keys["StudyInstanceUID"].split("\\")]
+            studies = [u.strip() for u in keys["StudyInstanceUID"].split("\\")]
         series = set(keys["SeriesInstanceUID"].split("\\")) if "SeriesInstanceUID" in keys else None
         sops = set(keys["SOPInstanceUID"].split("\\")) if "SOPInstanceUID" in keys else None
         records = []
@@ -243,16 +342,16 @@ class _QR:
                     records.append(record)
         return records
 
-    def _suboperations(self, event: Any, records: list[Any], contexts: Any) -> Iterator[tuple[int, Any]]:
-        """(status, dataset) per record, in the best syntax ``contexts()`` (the accepted presentation
-        contexts, read when each record is sent) offer for its SOP class; a cancel stops them."""
+    def _suboperations(self, event: Any, records: list[Any], candidates: Callable[[Any], list[str]]
+                       ) -> Iterator[tuple[int, Any]]:  # fmt: skip
+        """(status, dataset) per record, in the first of ``candidates(record)`` (accepted syntaxes
+        for its SOP class, best first, read when it is sent) it can be made in; a cancel stops them."""
         for record in records:
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
-            offered = [str(cx.transfer_syntax[0]) for cx in contexts() if cx.abstract_syntax == record.sop_class_uid]
             try:
-                ds, _ = _dataset_in(self.store, record, offered, self.pool)
+                ds, _ = _dataset_in(self.store, record, candidates(record), self.pool)
             except CodecError as exc:
                 log.warning("retrieve sub-operation not possible: %s", exc)
                 yield 0xFF00, _failed_marker(record)
@@ -270,17 +369,34 @@ class _QR:
         except CodecError as exc:
             log.warning("C-GET refused: %s", exc)
             yield 1
-            yield _status(0xC000, str(exc)), None
+            yield _status(_UNABLE, str(exc)), None
             return
         yield len(records)
-        accepted = [cx for cx in event.assoc.accepted_contexts if cx.as_scu]  # we send: the storage SCU role
-        yield from self._suboperations(event, records, lambda: accepted)
+        # we send (the storage SCU role), in the requestor's order: its contexts by ID, each one syntax
+        accepted = sorted((cx for cx in event.assoc.accepted_contexts if cx.as_scu), key=lambda cx: cx.context_id)
+
+        def candidates(record: Any) -> list[str]:
+            return [str(cx.transfer_syntax[0]) for cx in accepted if cx.abstract_syntax == record.sop_class_uid]
+
+        yield from self._suboperations(event, records, candidates)
+
+    def refusal(self, assoc: Any, identifier: Any, destination: str) -> Any:
+        """The final C-MOVE response (status and Error Comment) for an identifier that names nothing
+        to retrieve, or None: pynetdicom would otherwise associate with the destination before it
+        reads any status. A caller not allowed, an unknown destination: None (the handler answers)."""
+        if not self.allowed(assoc) or destination not in self.peers:
+            return None
+        try:
+            self._retrieve_keys(identifier)
+        except CodecError as exc:
+            log.warning("C-MOVE to %s refused: %s", destination, exc)
+            return _status(_UNABLE, str(exc))
+        return None
 
     def move(self, event: Any) -> Iterator[Any]:
         from pynetdicom import build_context, evt
 
-        destination = str(event.move_destination.decode() if isinstance(event.move_destination, bytes)
-                          else event.move_destination).strip()  # fmt: skip
+        destination = _ae_title(event.move_destination)
         if not self.allowed(event.assoc):
             yield None, None  # refused before anything: reported as an unknown destination
             return
@@ -290,26 +406,68 @@ class _QR:
             return
         try:
             records = self._records(event.identifier)
-        except CodecError as exc:
+        except CodecError as exc:  # refuse_move answers these first; a late failure (the catalog)
             log.warning("C-MOVE refused: %s", exc)
             host, port = self.peers[destination]
             yield host, port
             yield 1
-            yield _status(0xC000, str(exc)), None
+            yield _status(_UNABLE, str(exc)), None
             return
         stored: dict[str, set[str]] = {}
         for record in records:
             stored.setdefault(record.sop_class_uid, set()).add(record.transfer_syntax_uid)
-        contexts = [build_context(cls, retrieve_syntaxes(tss)) for cls, tss in list(stored.items())[:128]]
+        proposals = move_contexts(stored)
+        kinds = {2 * i + 1: kind for i, (_, _, kind) in enumerate(proposals)}  # pynetdicom numbers them so
         sub: dict[str, Any] = {}
 
         def on_accepted(accepted_event: Any) -> None:
             sub["assoc"] = accepted_event.assoc
 
+        def candidates(record: Any) -> list[str]:
+            """The destination's choice for the record's class, then medcodec's preference."""
+            if "assoc" not in sub:
+                return []
+            accepted = [cx for cx in sub["assoc"].accepted_contexts if cx.abstract_syntax == record.sop_class_uid]
+            picks = [str(cx.transfer_syntax[0]) for cx in accepted if kinds.get(cx.context_id) == "choice"]
+            offered = {str(cx.transfer_syntax[0]) for cx in accepted}
+            return [*picks, *(ts for ts in syntax_preference(record.transfer_syntax_uid) if ts in offered)]
+
         host, port = self.peers[destination]
+        contexts = [build_context(cls, syntaxes) for cls, syntaxes, _ in proposals]
         yield host, port, {"contexts": contexts or None, "evt_handlers": [(evt.EVT_ACCEPTED, on_accepted)]}
         yield len(records)
-        yield from self._suboperations(event, records, lambda: sub["assoc"].accepted_contexts if sub else [])
+        yield from self._suboperations(event, records, candidates)
+
+
+def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
+    """For a C-MOVE request ``request`` received on ``assoc``: the C-MOVE response primitive that
+    refuses it (0xC000 with an Error Comment, see :meth:`_QR.refusal`), or None to serve it. Called
+    before pynetdicom's own C-MOVE SCP, which associates with the destination before it reads a
+    status from the handler (:mod:`.dimse` wires it)."""
+    from pynetdicom.dimse_primitives import C_MOVE
+    from pynetdicom.dsutils import decode
+
+    context = next((cx for cx in assoc.accepted_contexts if cx.context_id == context_id), None)
+    if context is None or request.Identifier is None:
+        return None
+    ts = context.transfer_syntax[0]
+    try:
+        identifier = decode(request.Identifier, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    except Exception:  # pynetdicom's own SCP answers what cannot be decoded
+        return None
+    status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination))
+    if status is None:
+        return None
+    rsp = C_MOVE()
+    rsp.MessageIDBeingRespondedTo = request.MessageID
+    rsp.AffectedSOPClassUID = request.AffectedSOPClassUID
+    rsp.Status = int(status.Status)
+    rsp.ErrorComment = str(status.ErrorComment)  # type: ignore[assignment]  # pynetdicom types it None
+    return rsp
+
+
+def _ae_title(value: Any) -> str:
+    return str(value.decode(errors="replace") if isinstance(value, bytes) else value or "").strip()
 
 
 def _failed_marker(record: Any) -> Any:
@@ -329,6 +487,19 @@ def _resolve(host: str) -> str:
         return host
 
 
+def qr_service(
+    store: Any,
+    *,
+    ae_title: str,
+    peers: Mapping[str, tuple[str, int]],
+    open_to_all: bool,
+    pool: Any = None,
+) -> _QR:
+    """The Query/Retrieve SCP over ``store``: its pynetdicom event handlers are ``.handlers()``,
+    and :func:`refuse_move` takes it."""
+    return _QR(store, ae_title=ae_title, peers=peers, open_to_all=open_to_all, pool=pool)
+
+
 def qr_handlers(
     store: Any,
     *,
@@ -338,7 +509,4 @@ def qr_handlers(
     pool: Any = None,
 ) -> list[tuple[Any, Any]]:
     """pynetdicom event handlers for C-FIND, C-GET and C-MOVE over ``store``."""
-    from pynetdicom import evt
-
-    qr = _QR(store, ae_title=ae_title, peers=peers, open_to_all=open_to_all, pool=pool)
-    return [(evt.EVT_C_FIND, qr.find), (evt.EVT_C_GET, qr.get), (evt.EVT_C_MOVE, qr.move)]
+    return qr_service(store, ae_title=ae_title, peers=peers, open_to_all=open_to_all, pool=pool).handlers()
