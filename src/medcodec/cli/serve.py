@@ -141,6 +141,9 @@ def serve(
         public_url=public_url,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level != "debug":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_LibraryTracebacks())
     app = create_app(settings)
     click.echo(
         f"medcodec serve: {settings.scheme}://{host}:{port}/ (DICOMweb at /dicomweb, viewer at /viewer/)", err=True
@@ -169,3 +172,18 @@ def _peer(text: str) -> tuple[str, str, int]:
             f"{text!r}: expected AE=HOST:PORT (e.g. WORKSTATION=10.0.0.5:11112)", param_hint="--dimse-peer"
         )
     return ae.strip(), host.strip("[]"), int(port)
+
+
+class _LibraryTracebacks(logging.Filter):
+    """pydicom logs every pixel decoder that fails on an image, with its traceback, at ERROR before
+    it tries the next: each request on an image no decoder here reads (a preset passes it through,
+    /rendered refuses it, both said to the client) looked like a server fault in the log. Such a
+    record becomes one WARNING line naming the exception; ``--log-level debug`` keeps it whole."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("pydicom") and record.levelno >= logging.ERROR and record.exc_info:
+            exc = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__})", None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
