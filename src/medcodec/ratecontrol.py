@@ -75,6 +75,28 @@ def check_ratio_reached(target: float | None, reached: float, *, what: str = "th
     return False
 
 
+#: A PSNR target counts as missed (:class:`~medcodec.errors.RateTargetWarning`) below it by more
+#: than this (dB): rounding of the search, not a shortfall anyone reads.
+PSNR_MISS_DB = 0.01
+
+
+def check_psnr_reached(target: float | None, reached: float, *, what: str = "the stream") -> bool:
+    """Warn (:class:`~medcodec.errors.RateTargetWarning`, naming the PSNR reached) when a PSNR
+    target was not met: higher qualities do not reach it (noise that a step of 1 at quality 100
+    still rounds, a knob whose error does not fall steadily). True when met (or none was given)."""
+    import warnings
+
+    if target is None or reached >= float(target) - PSNR_MISS_DB:
+        return True
+    warnings.warn(
+        f"PSNR {float(target):g} dB not reached: {what} decodes at {reached:.2f} dB, the best this codec's "
+        "search found for this content",
+        RateTargetWarning,
+        stacklevel=3,
+    )
+    return False
+
+
 #: Frames a series-wide rate search measures by default (evenly spaced).
 CALIBRATION_FRAMES = 8
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -116,6 +118,14 @@ def test_range_bits_follow_the_data_not_the_dtype() -> None:
         (dict(bits_stored=12, quality=50, ratio=10), r"not \['quality', 'ratio'\]"),
         (dict(bits_stored=12, ratio=0.5), "ratio"),
         (dict(bits_stored=12, jobs=0), "jobs"),
+        # (codec audit, 2026-12-01: these raised ValueError / TypeError / UnicodeEncodeError /
+        # AttributeError, or coded every pixel away with an infinite weight)
+        (dict(bits_stored=12, table=["a"] * 64), "64 positive finite weights"),
+        (dict(bits_stored=12, table=np.full(64, np.inf)), "64 positive finite weights"),
+        (dict(bits_stored=12, format="jpeg", table=np.full(64, np.inf)), "64 positive finite weights"),
+        (dict(bits_stored=12, ancillary={"abcd": "text"}), "must be bytes"),
+        (dict(bits_stored=12, ancillary={"\u00e9bcd": b"x"}), "4 ASCII letters"),
+        (dict(bits_stored=12, spec="CT"), "PixelSpec"),
     ],
 )
 def test_invalid_options_raise_invalid_input(kwargs: dict, match: str) -> None:
@@ -128,6 +138,34 @@ def test_invalid_options_raise_invalid_input(kwargs: dict, match: str) -> None:
 def test_invalid_arrays(bad: object) -> None:
     with pytest.raises(medcodec.InvalidInputError):
         medcodec.encode(bad, bits_stored=12)  # type: ignore[arg-type]
+
+
+def test_frames_as_a_string_is_refused() -> None:
+    data = medcodec.encode(np.zeros((3, 8, 8), np.uint16), bits_stored=12, quality=50)
+    with pytest.raises(medcodec.InvalidInputError, match="frames='12'"):
+        medcodec.decode(data, frames="12")  # type: ignore[arg-type]  # read as frames 1 and 2 before
+
+
+def test_a_psnr_target_holds_for_the_whole_stack_or_warns() -> None:
+    """``psnr=`` was judged on 8 evenly spaced frames: a stack whose other frames are noisier came
+    out at 36.6 dB for 50 asked, without a word; a target no quality reaches was missed silently
+    (``ratio=`` warned). The whole stack is decoded and measured now, searched again on every
+    frame when short, and a target still missed is a RateTargetWarning naming the PSNR reached."""
+    from medcodec.errors import RateTargetWarning
+    from medcodec.ratecontrol import calibration_indices
+
+    rng = np.random.default_rng(3)
+    smooth = (np.add.outer(np.arange(64), np.arange(64)) * 16 % 4096).astype(np.uint16)
+    sampled = set(calibration_indices(30, 8))
+    stack = np.stack([smooth if i in sampled else rng.integers(0, 4096, (64, 64)).astype(np.uint16) for i in range(30)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RateTargetWarning)
+        out = medcodec.decode(medcodec.encode(stack, bits_stored=12, psnr=50))
+    assert psnr(stack, out, 12) >= 50 - 0.01
+    noise = np.random.default_rng(0).integers(0, 256, (64, 80)).astype(np.uint8)
+    for fmt in ("mdc", "jpeg"):
+        with pytest.warns(RateTargetWarning, match=r"PSNR 80 dB not reached: .* decodes at 5\d\.\d\d dB"):
+            medcodec.encode(noise, bits_stored=8, psnr=80, format=fmt)
 
 
 def test_rate_targets_mdc() -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "is_mdc",
     "build_container",
     "ContainerWriter",
+    "check_ancillary",
     "parse_container",
     "parse_frame",
     "check_frame_present",
@@ -265,6 +266,17 @@ def is_mdc(data: bytes | bytearray | memoryview) -> bool:
     return bytes(data[:8]) == SIGNATURE
 
 
+def check_ancillary(ancillary: Any) -> None:
+    """Raise :class:`InvalidInputError` unless ``ancillary`` (``None`` or a mapping) names its
+    segments with 4 ASCII letters starting lower-case (not ``meta``) and gives each bytes."""
+    for name, blob in (ancillary or {}).items():
+        if not (isinstance(name, str) and len(name) == 4 and name.isascii() and name.isalpha()
+                and name[0].islower() and name != "meta"):  # fmt: skip
+            raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"ancillary segment {name!r} must be bytes, not {type(blob).__name__}")
+
+
 def _segment(seg_type: bytes, payload: bytes) -> bytes:
     crc = zlib.crc32(payload, zlib.crc32(seg_type))
     return _SEG_HEAD.pack(len(payload), seg_type) + payload + struct.pack("<I", crc)
@@ -341,9 +353,8 @@ class ContainerWriter:
         parts = [SIGNATURE, _segment(b"HEAD", head)] + ([_segment(b"QTAB", qtab)] if header.qtables else [])
         if meta:
             parts.append(_segment(b"meta", json.dumps(meta, sort_keys=True).encode()))
+        check_ancillary(header.ancillary)
         for name, blob in header.ancillary.items():
-            if len(name) != 4 or not name.isalpha() or not name[0].islower() or name == "meta":
-                raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
             parts.append(_segment(name.encode("ascii"), bytes(blob)))
         self.start = fh.tell()
         prefix = b"".join(parts)

@@ -298,19 +298,22 @@ def resolve_quality(
     frame_bytes: Callable[[FrameCoder, np.ndarray], int] | None = None,
     fixed_bytes: int = 0,
     mse_of: Callable[[FrameCoder, np.ndarray], float] | None = None,
+    sample_frames: int = RATE_SAMPLE_FRAMES,
 ) -> float:
     """The quality that meets the single target given (quality, ratio or psnr).
 
     ``frame_bytes(coder, frame)`` is the exact coded size of one frame in the output
     format (entropy-coded data plus its tables); ``fixed_bytes`` the per-stream overhead;
     ``mse_of(coder, frame)`` the frame's squared error as coded (default :func:`frame_mse`, the
-    coder's own levels). Sizes are estimated on the sample frames and scaled to all frames.
+    coder's own levels). Sizes are estimated on ``sample_frames`` evenly spaced frames and scaled
+    to all frames; a PSNR is the sample's (:func:`.pipeline.encode` checks the whole and searches
+    again on every frame when it falls short).
     """
     target_ = RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # one target, each in range (np scalars too)
     if target_.kind in (None, "quality"):
         return 75.0 if quality is None else float(quality)
     n = frames.shape[0]
-    sample = frames[calibration_indices(n, RATE_SAMPLE_FRAMES)]
+    sample = frames[calibration_indices(n, max(1, int(sample_frames)))]
     npix = sample[0].size
     if ratio is not None:
         target = n * npix * raw_bytes_per_pixel / ratio
@@ -345,6 +348,8 @@ def frame_selection(frames: int | Sequence[int] | None, n: int) -> tuple[list[in
         return list(range(n)), False
     if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool):
         sel, single = [int(frames)], True
+    elif isinstance(frames, (str, bytes, bytearray)):  # "12" would read as frames 1 and 2
+        raise InvalidInputError(f"frames={frames!r} must be an int or a sequence of ints")
     else:
         try:
             sel, single = [int(i) for i in frames], False  # type: ignore[union-attr]

@@ -55,7 +55,7 @@ import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..metrics import psnr as _metrics_psnr
-from ..ratecontrol import RateTarget, check_ratio_reached, search_quality
+from ..ratecontrol import RateTarget, check_psnr_reached, check_ratio_reached, search_quality
 from ..spec import storage_dtype
 from . import _rdoq, container, levelshift, quantize, tables_trained
 from . import markers as M
@@ -323,7 +323,9 @@ def _encode_for_psnr(enc: _JpegEncoder, psnr: Any) -> bytes:
         return _metrics_psnr(enc.frame, decode_jpeg(enc.encode(q)), bits_stored=enc.bits_stored) - wanted
 
     q = search_quality(value, ok_below=False, close=PSNR_CLOSE_DB)
-    return enc.encode(q)
+    out = enc.encode(q)
+    check_psnr_reached(wanted, _metrics_psnr(enc.frame, decode_jpeg(out), bits_stored=enc.bits_stored))
+    return out
 
 
 # --------------------------------------------------------------------------------------

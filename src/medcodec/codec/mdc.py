@@ -25,6 +25,7 @@ from ..spec import value_range as value_range_of
 from . import container, entropy, levelshift, mdc2, quantize
 from .framecoder import (
     EFFORTS,
+    RATE_SAMPLE_FRAMES,
     EncodedFrame,
     FrameCoder,
     default_jobs,
@@ -218,8 +219,12 @@ def encode_mdc_to(
     range_bits: int | None = None,
     intra: bool | None = None,
     compact: bool | None = None,
+    rate_sample_frames: int = RATE_SAMPLE_FRAMES,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
+
+    ``rate_sample_frames``: frames of ``sample`` the ``ratio`` / ``psnr`` search measures (evenly
+    spaced; :func:`.framecoder.resolve_quality`).
 
     ``compact``: the compact layout of format 2.4 (docs/format.md §16; ~200 bytes less per stream);
     ``None`` (default): on for the multi-symbol range coder, the only one it is defined for.
@@ -250,9 +255,7 @@ def encode_mdc_to(
 
     mode_model = _mode_model_for(effort) if intra else 0  # 2: 2.4's mode model 2 (FRAM flag 32), 3: 2.5, 4: 2.6
     jobs_ = default_jobs(jobs)
-    for name in ancillary or {}:
-        if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
-            raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+    container.check_ancillary(ancillary)
     it = iter(frames)
     first: np.ndarray | None = None
     if sample is None:
@@ -300,7 +303,7 @@ def encode_mdc_to(
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
-        frame_bytes=frame_bytes, fixed_bytes=fixed_bytes, mse_of=mse_of,
+        frame_bytes=frame_bytes, fixed_bytes=fixed_bytes, mse_of=mse_of, sample_frames=rate_sample_frames,
     )  # fmt: skip
     coder = coder_for(q)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)

@@ -132,9 +132,7 @@ def encode_predictive_to(
         raise InvalidInputError(f"predictor={predictor!r} is unknown, expected one of {tuple(PREDICTORS)}")
     if not isinstance(n_frames, int) or n_frames < 1:
         raise InvalidInputError(f"n_frames={n_frames!r} must be a positive integer")
-    for name in ancillary or {}:
-        if not (isinstance(name, str) and len(name) == 4 and name.isalpha() and name[0].islower() and name != "meta"):
-            raise InvalidInputError(f"ancillary segment type {name!r} must be 4 ASCII letters starting lower-case")
+    container.check_ancillary(ancillary)
     it = iter(frames)
     first = next(it, None)
     if first is None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptStreamError, InvalidInputError, UnsupportedFeatureError
-from ..ratecontrol import RateTarget
+from ..ratecontrol import PSNR_MISS_DB, RateTarget, check_psnr_reached
 from ..spec import PixelSpec
 from . import container, jpeg, levelshift, mdc2
 from .framecoder import EFFORTS, RATE_SAMPLE_FRAMES, EncodedFrame, FrameCoder, default_jobs, validate_pixels
@@ -78,7 +78,11 @@ def encode(
         ``"mdc"`` (the container, any depth) or ``"jpeg"`` (ISO 10918-1, 8 or 12 bits).
     ratio, psnr
         Rate targets instead of ``quality``: compression ratio against the raw size
-        (1 byte per pixel up to 8 bits, else 2), or PSNR in dB with peak 2**bits_stored-1.
+        (1 byte per pixel up to 8 bits, else 2), or PSNR in dB with peak 2**bits_stored-1, of
+        the whole stack (one MSE over every frame): the search measures 8 evenly spaced frames,
+        the result is decoded and measured whole, and searched again on every frame when short.
+        A target the codec cannot reach is a :class:`~medcodec.errors.RateTargetWarning` naming
+        what it reached.
     spec
         Rescale, window and photometric interpretation to record in the header.
     table
@@ -155,6 +159,8 @@ def encode(
     if padding is not None and format != "mdc":
         raise InvalidInputError("padding applies to format='mdc' only")
     frames, signed_, is_2d = validate_pixels(pixels, bits_stored, signed)
+    if spec is not None and not isinstance(spec, PixelSpec):
+        raise InvalidInputError(f"spec must be a medcodec.PixelSpec or None, not {type(spec).__name__}")
     if spec is not None and (spec.bits_stored != bits_stored or spec.signed != signed_):
         raise InvalidInputError(
             f"spec says {spec.bits_stored} bits signed={spec.signed}, arguments say {bits_stored} bits signed={signed_}"
@@ -198,14 +204,34 @@ def encode(
             spec=spec, jobs=jobs_, ancillary=ancillary, ndim=2 if is_2d else 3, frames_checked=True,
         )  # fmt: skip
         return buf.getvalue()
-    encode_mdc_to(
-        buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
-        ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_,
-        ancillary=ancillary, value_range=(vmin, vmax),
-        sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
-        padding=padding, range_bits=range_bits, intra=intra, compact=compact,
-    )  # fmt: skip
-    return buf.getvalue()
+
+    def dct_stream(sample_frames: int) -> bytes:
+        buf = io.BytesIO()
+        encode_mdc_to(
+            buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
+            ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_,
+            ancillary=ancillary, value_range=(vmin, vmax),
+            sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
+            padding=padding, range_bits=range_bits, intra=intra, compact=compact, rate_sample_frames=sample_frames,
+        )  # fmt: skip
+        return buf.getvalue()
+
+    out = dct_stream(RATE_SAMPLE_FRAMES)
+    if psnr is not None:  # the search measured a sample of the frames, before the decoder's filters:
+        # the whole stack is decoded and measured; short of the target, searched again on every frame
+        reached = _psnr(frames, decode_mdc(out, None, jobs_), bits_stored)
+        if reached < float(psnr) - PSNR_MISS_DB and frames.shape[0] > RATE_SAMPLE_FRAMES:
+            out = dct_stream(frames.shape[0])
+            reached = _psnr(frames, decode_mdc(out, None, jobs_), bits_stored)
+        check_psnr_reached(psnr, reached, what=f"the {frames.shape[0]}-frame stream")
+    return out
+
+
+def _psnr(frames: np.ndarray, decoded: np.ndarray, bits_stored: int) -> float:
+    """PSNR of the whole stack (one MSE over every frame), peak 2**bits_stored - 1."""
+    from ..metrics import psnr
+
+    return psnr(frames, decoded.reshape(frames.shape), bits_stored=bits_stored)
 
 
 def decode(

@@ -119,9 +119,12 @@ def quant_table(
         except KeyError:
             raise InvalidInputError(f"table={table!r} is unknown, expected one of {sorted(TABLES)}") from None
     else:
-        weights = np.asarray(table, dtype=np.float64).ravel()
-        if weights.shape != (64,) or not np.all(weights > 0):
-            raise InvalidInputError("a custom table must have 64 positive weights")
+        try:
+            weights = np.asarray(table, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise InvalidInputError("a custom table must have 64 positive finite weights (numbers)") from None
+        if weights.shape != (64,) or not np.all(np.isfinite(weights) & (weights > 0)):
+            raise InvalidInputError("a custom table must have 64 positive finite weights")
     scale = quality_scale(quality) * 2.0 ** (range_bits - 8)
     steps = np.rint(weights * scale)
     return np.clip(steps, 1, max_step).astype(np.uint16)
