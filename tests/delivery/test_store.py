@@ -207,7 +207,8 @@ def test_zip_and_dicomdir_inputs(shared_data: Path, store, tmp_path: Path) -> No
         zf.writestr("README.txt", "not DICOM")
     report = store.ingest([archive], precompress=False)
     assert len(report.stored) == 3 and report.ok
-    assert report.outcomes[0].source == f"{archive}::CT/{files[0].name}"
+    assert report.stored[0].source == f"{archive}::CT/{files[0].name}"
+    assert [(o.source, o.status) for o in report.skipped] == [(f"{archive}::README.txt", "skipped")]  # said
     assert {o.record.sha256 for o in report.stored} == {_sha(p) for p in files}
 
     dicomdir = Path(get_testdata_file("DICOMDIR"))
@@ -385,3 +386,40 @@ def test_the_same_instance_sent_again_in_another_file_or_syntax_is_a_duplicate(
     ds.save_as(changed, enforce_file_format=True)
     assert store.ingest_bytes(changed.read_bytes(), source="dimse").status == "conflict"
     assert len(_objects(store)) == 1
+
+
+@pytest.mark.realdata
+def test_what_a_walk_meets_is_read_once_or_reported(shared_data: Path, tmp_path: Path) -> None:
+    """CLI audit, 2026-12-01: a store inside the folder it was ingested from was read back as
+    input (one series of 5 became 3 series of 15); two ZIP members of one name gave one instance;
+    members named ../x or holding a ZIP, and a FIFO in a folder (which hung), vanished or
+    blocked; one unreadable ZIP stopped the whole ingest."""
+    import os
+    import warnings
+    import zipfile
+
+    files = series_files(shared_data, CHEST, 4)
+    project = tmp_path / "proj"
+    (project / "dicom").mkdir(parents=True)
+    for f in files[:2]:
+        (project / "dicom" / f.name).write_bytes(f.read_bytes())
+    os.mkfifo(project / "dicom" / "pipe.dcm")
+    with zipfile.ZipFile(project / "dicom" / "bundle.zip", "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the name given twice; ZIP allows it
+        zf.writestr("a.dcm", files[2].read_bytes())
+        zf.writestr("a.dcm", files[3].read_bytes())
+        zf.writestr("../escape.dcm", files[0].read_bytes())
+        zf.writestr("inner.zip", b"PK\x05\x06" + bytes(18))
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with open_store(project / "store") as store:
+        first = store.ingest([project, tmp_path / "broken.zip"], precompress=False)
+        assert len(first.stored) == 4, first.summary()  # the two files and both a.dcm; ../escape.dcm = files[0]
+        assert len(first.duplicates) == 1 and first.duplicates[0].source.endswith("::../escape.dcm")
+        assert [o.source for o in first.rejected] == [str(tmp_path / "broken.zip")]
+        why = {o.source: o.message for o in first.skipped}
+        assert "not a regular file" in why[str(project / "dicom" / "pipe.dcm")]
+        assert "ZIP inside the ZIP" in why[f"{project / 'dicom' / 'bundle.zip'}::inner.zip"]
+        second = store.ingest([project], precompress=False)
+        assert not second.stored and len(second.duplicates) == 5, second.summary()
+        assert "the store being ingested into" in {o.source: o.message for o in second.skipped}[str(project / "store")]
+        assert store.catalog.instance_count() == 4

@@ -43,9 +43,11 @@ from pydicom.uid import UID
 
 from ..dicom import ZipMember, iter_sources, read_image
 from ..dicom._lenient import source_values_as_is
+from ..dicom.sources import is_store_folder, walk_dirs, zip_members_left_out
 from ..errors import (
     CodecError,
     DicomError,
+    InputNotFoundError,
     InvalidUidError,
     NotDicomError,
     StoreFullError,
@@ -153,7 +155,7 @@ class IngestReport:
         return (
             f"{len(self.stored)} stored, {len(self.duplicates)} duplicate, {len(self.conflicts)} conflict, "
             f"{len(self.rejected)} rejected"
-            + (f", {len(self.skipped)} non-DICOM skipped" if self.skipped else "")
+            + (f", {len(self.skipped)} skipped (not inputs: listed)" if self.skipped else "")
             + f"; {len(self.studies)} studies"
             + (f"; pre-computed {len(self.precomputed)}" if self.precomputed else "")
             + (f"; STOPPED: {self.stopped}" if self.stopped else "")
@@ -521,27 +523,48 @@ def _read_source(source: Any) -> tuple[bytes, str]:
         raise DicomError(f"cannot read: {exc}", path=path) from exc
 
 
-def _expand(paths: Any) -> tuple[list[Any], list[str]]:
-    """Sources to ingest (:func:`medcodec.dicom.iter_sources`), and the files of input folders that
-    the folder walk left out as not DICOM (reported, never silently dropped)."""
+def _expand(
+    paths: Any, store_root: Path | None = None
+) -> tuple[list[Any], list[tuple[str, str]], list[InstanceOutcome]]:
+    """Sources to ingest (:func:`medcodec.dicom.iter_sources`); ``(path, why)`` of what the walk
+    left out: files of input folders that are not DICOM or not regular files, medcodec stores
+    met in a folder (the target ``store_root`` among them), ZIP members not read; and the inputs
+    that cannot be expanded at all (an unreadable ZIP, a FIFO given), rejected: each reported,
+    never silently dropped, and none stops the others."""
     items = [paths] if isinstance(paths, (str, os.PathLike, bytes, bytearray, memoryview, ZipMember)) else list(paths)
     sources: list[Any] = []
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    rejected: list[InstanceOutcome] = []
     for item in items:
-        found = list(iter_sources(item))
+        try:
+            found = list(iter_sources(item))
+        except DicomError as exc:  # InputNotFoundError (a path that does not exist) stays fatal
+            if isinstance(exc, InputNotFoundError):
+                raise
+            name = str(item) if isinstance(item, (str, os.PathLike)) else "<input>"
+            rejected.append(InstanceOutcome(status="rejected", source=name, message=str(exc)))
+            continue
         sources.extend(found)
+        for archive in dict.fromkeys(s.archive for s in found if isinstance(s, ZipMember)):
+            skipped += [(f"{archive}::{name}", why) for name, why in zip_members_left_out(archive)]
         if not isinstance(item, (str, os.PathLike)) or not Path(item).is_dir():
             continue
         taken = {Path(s) for s in found if isinstance(s, (str, os.PathLike))}
         taken |= {s.archive for s in found if isinstance(s, ZipMember)}
         for root, dirs, files in os.walk(os.fspath(item)):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+            for d in dirs:
+                if is_store_folder(Path(root, d)):
+                    own = store_root is not None and Path(root, d).resolve() == store_root
+                    what = "the store being ingested into" if own else "a medcodec store"
+                    skipped.append((str(Path(root, d)), f"{what}: its files are not inputs"))
+            dirs[:] = walk_dirs(dirs, root)
             for name in files:
                 path = Path(root, name)
                 if name.startswith(".") or name.upper() == "DICOMDIR" or path in taken:
                     continue
-                skipped.append(str(path))
-    return sources, sorted(skipped)
+                why = "not DICOM" if path.is_file() else "not a regular file (a FIFO, socket or broken link)"
+                skipped.append((str(path), why))
+    return sources, sorted(skipped), rejected
 
 
 def ingest(
@@ -586,12 +609,12 @@ def ingest(
     report = IngestReport()
     touched: dict[str, None] = {}
     # expand first (cheap: headers are not read), so progress has a total
-    sources, skipped = _expand(paths)
+    root = getattr(store.objects, "root", None) if getattr(store.objects, "local", False) else None
+    sources, skipped, rejected = _expand(paths, Path(root).resolve() if root else None)
+    report.outcomes.extend(rejected)
     report.outcomes.extend(
-        InstanceOutcome(
-            status="skipped", source=path, message=f"{path}: not a DICOM file (found in a folder; not stored)"
-        )
-        for path in skipped
+        InstanceOutcome(status="skipped", source=path, message=f"{path}: {why} (found in an input; not stored)")
+        for path, why in skipped
     )
     total = len(sources)
     for done, source in enumerate(sources, 1):

@@ -4,8 +4,13 @@ Folders are walked recursively in sorted order; hidden files and folders, ``__MA
 with an obviously non-DICOM extension are skipped. Other files, with or without an extension,
 are kept when they carry the ``DICM`` prefix (PS3.10 §7.1) or, for preamble-less files, when
 they start with a group 0002/0008 element. A folder walk skips files named ``DICOMDIR``; a
-DICOMDIR given explicitly is followed (PS3.10 §8, Referenced File ID). ``.zip`` files are read
-member by member, never extracted to disk. See :mod:`medcodec.dicom.io` for the whole reading flow.
+DICOMDIR given explicitly is followed (PS3.10 §8, Referenced File ID), as is a file whose meta
+says Media Storage Directory, whatever its name. A walk passes over medcodec stores
+(:func:`is_store_folder`), files that are not regular files (a FIFO would block the reader) and
+reads an unreadable ``.zip`` as the file it is (its reader reports it; the walk goes on).
+``.zip`` files are read member by member, never extracted to disk; a name the archive holds twice
+is read by its position (each member once); :func:`zip_members_left_out` names the members not
+read, for callers that report them. See :mod:`medcodec.dicom.io` for the whole reading flow.
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ from pydicom.filereader import read_file_meta_info
 
 from ..errors import DicomError, InputNotFoundError
 
-__all__ = ["NON_DICOM_SUFFIXES", "ZipMember", "Source", "iter_sources"]
+__all__ = [
+    "NON_DICOM_SUFFIXES",
+    "ZipMember",
+    "Source",
+    "iter_sources",
+    "is_store_folder",
+    "walk_dirs",
+    "zip_members_left_out",
+]
 
 
 #: File extensions a folder walk never tries as DICOM.
@@ -56,11 +69,16 @@ class ZipMember:
 
     archive: Path
     member: str
+    #: Position in the archive's central directory, for a name the archive holds more than once
+    #: (ZIP allows it; reading by name would give the last such member every time).
+    index: int | None = None
 
     @property
     def name(self) -> str:
-        """``"archive.zip::member"``, the path used in messages and :attr:`DicomImage.path`."""
-        return f"{self.archive}::{self.member}"
+        """``"archive.zip::member"`` (``"... [entry N]"`` for a repeated name), the path used in
+        messages and :attr:`DicomImage.path`."""
+        entry = "" if self.index is None else f" [entry {self.index + 1}]"
+        return f"{self.archive}::{self.member}{entry}"
 
     def read_bytes(self) -> bytes:
         """The member's content.
@@ -74,10 +92,15 @@ class ZipMember:
         """
         try:
             with zipfile.ZipFile(self.archive) as zf:
+                if self.index is not None:
+                    info = zf.infolist()[self.index]
+                    if info.filename != self.member:
+                        raise KeyError(self.member)
+                    return zf.read(info)
                 return zf.read(self.member)
         except FileNotFoundError as exc:
             raise InputNotFoundError("ZIP archive does not exist", path=self.archive) from exc
-        except KeyError as exc:
+        except (KeyError, IndexError) as exc:
             raise InputNotFoundError("no such member in the ZIP archive", path=self.name) from exc
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
             raise DicomError(f"cannot read ZIP member: {exc}", path=self.name) from exc
@@ -107,7 +130,8 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
     InputNotFoundError
         An input path does not exist.
     DicomError
-        A ZIP archive or DICOMDIR cannot be read.
+        A ZIP archive or DICOMDIR cannot be read, or a path given is neither a file nor a folder
+        (a FIFO; inside a folder such files are passed over).
     """
     for item in _as_inputs(inputs):
         if isinstance(item, (ZipMember, bytes, bytearray, memoryview)) or hasattr(item, "read"):
@@ -120,6 +144,8 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
             yield from _walk(path)
         elif path.suffix.lower() == ".zip":
             yield from _zip_members(path)
+        elif not path.is_file():  # a FIFO, socket or device: reading it could block for ever
+            raise DicomError("not a regular file (a FIFO, socket or device): not read", path=path)
         elif path.name.upper() == "DICOMDIR" or is_media_directory(path):
             yield from _dicomdir_files(path)
         else:
@@ -152,21 +178,43 @@ def _as_inputs(inputs: Source | Iterable[Source]) -> list[Source]:
     return list(inputs)
 
 
+def is_store_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a medcodec delivery store (``objects/`` beside its ``catalog.sqlite``,
+    or ``objects/sha256`` beside ``tmp/`` for a store whose catalog lives elsewhere): a folder
+    walk leaves it out, its originals are stored already and the rest is derived from them (a
+    store kept inside the folder it was ingested from doubled the study)."""
+    root = Path(path)
+    objects, tmp = (root / "objects").is_dir(), (root / "tmp").is_dir()  # objects/ comes with the first file
+    return ((root / "catalog.sqlite").is_file() and (objects or tmp)) or (
+        (root / "objects" / "sha256").is_dir() and tmp
+    )
+
+
+def walk_dirs(dirs: list[str], root: str) -> list[str]:
+    """The subfolders of ``root`` a folder walk enters (``os.walk``'s ``dirs``, sorted): not hidden,
+    not ``__MACOSX``, not a medcodec store (:func:`is_store_folder`)."""
+    return sorted(d for d in dirs if not _hidden(d) and not is_store_folder(Path(root, d)))
+
+
 def _walk(folder: Path) -> Iterator[Source]:
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        dirs[:] = walk_dirs(dirs, root)
         for name in sorted(files):
             path = Path(root, name)
-            if _hidden(name) or name.upper() == "DICOMDIR":
+            if _hidden(name) or name.upper() == "DICOMDIR" or not path.is_file():  # a FIFO would block
                 continue
             if path.suffix.lower() == ".zip":
-                yield from _zip_members(path)
+                try:
+                    members = list(_zip_members(path))
+                except DicomError:  # the walk goes on; reading the file itself reports it
+                    members = [path]  # type: ignore[list-item]
+                yield from members
             elif path.suffix.lower() not in NON_DICOM_SUFFIXES:
                 yield path  # not DICOM after all (empty, random bytes, text): read_image says so, listed
 
 
 def _hidden(name: str) -> bool:
-    return name.startswith(".") or name == "__MACOSX"
+    return (name.startswith(".") and name not in (".", "..")) or name == "__MACOSX"
 
 
 def _looks_like_dicom(head: bytes) -> bool:
@@ -189,20 +237,48 @@ def _looks_like_dicom(head: bytes) -> bool:
 
 
 def _zip_members(archive: Path) -> Iterator[ZipMember]:
+    for member, _reason in _zip_plan(archive):
+        if member is not None:
+            yield member  # a member that is not DICOM is listed as a failure
+
+
+def zip_members_left_out(archive: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(name, why)`` of the members of ``archive`` that :func:`iter_sources` does not yield
+    (folders aside): hidden files, DICOMDIRs, obviously non-DICOM names, ZIPs inside the ZIP,
+    so that a caller can report them instead of dropping them in silence."""
+    return [(name, why) for member, (name, why) in _zip_plan(Path(archive)) if member is None and why]
+
+
+def _zip_plan(archive: Path) -> list[tuple[ZipMember | None, tuple[str, str]]]:
+    """Every member of ``archive`` in name order: ``(ZipMember, ("", ""))`` to read, or
+    ``(None, (name, why))`` left out (``why`` empty for a folder entry)."""
     try:
         with zipfile.ZipFile(archive) as zf:
-            infos = sorted(zf.infolist(), key=lambda info: info.filename)
-            for info in infos:
-                parts = info.filename.split("/")
-                name = parts[-1]
-                if info.is_dir() or any(_hidden(p) for p in parts) or name.upper() == "DICOMDIR":
-                    continue
-                suffix = Path(name).suffix.lower()
-                if suffix in NON_DICOM_SUFFIXES or suffix == ".zip":
-                    continue
-                yield ZipMember(archive, info.filename)  # a member that is not DICOM is listed as a failure
+            listed = list(enumerate(zf.infolist()))
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
         raise DicomError(f"cannot read ZIP archive: {exc}", path=archive) from exc
+    counts: dict[str, int] = {}
+    for _, info in listed:
+        counts[info.filename] = counts.get(info.filename, 0) + 1
+    out: list[tuple[ZipMember | None, tuple[str, str]]] = []
+    for index, info in sorted(listed, key=lambda item: (item[1].filename, item[0])):
+        parts = info.filename.split("/")
+        name = parts[-1]
+        suffix = Path(name).suffix.lower()
+        if info.is_dir():
+            out.append((None, (info.filename, "")))
+        elif any(_hidden(p) for p in parts):
+            out.append((None, (info.filename, "a hidden file")))
+        elif name.upper() == "DICOMDIR":
+            out.append((None, (info.filename, "a DICOMDIR (the members it lists are read as members)")))
+        elif suffix == ".zip":
+            out.append((None, (info.filename, "a ZIP inside the ZIP is not opened: extract it first")))
+        elif suffix in NON_DICOM_SUFFIXES:
+            out.append((None, (info.filename, f"not DICOM by its name ({suffix})")))
+        else:  # a name given twice is read by its position (each member once)
+            member = ZipMember(archive, info.filename, index if counts[info.filename] > 1 else None)
+            out.append((member, ("", "")))
+    return out
 
 
 def _dicomdir_files(dicomdir: Path) -> Iterator[Path]:
