@@ -423,3 +423,20 @@ def test_what_a_walk_meets_is_read_once_or_reported(shared_data: Path, tmp_path:
         assert not second.stored and len(second.duplicates) == 5, second.summary()
         assert "the store being ingested into" in {o.source: o.message for o in second.skipped}[str(project / "store")]
         assert store.catalog.instance_count() == 4
+
+
+@pytest.mark.realdata
+def test_ingest_again_after_an_interruption_precomputes_what_is_missing(shared_data: Path, store) -> None:
+    """An ingest stopped after storing its files and before pre-computing (Ctrl-C, SIGTERM, here
+    precompress=False), then run again: every file is a duplicate, yet the study's archives are
+    missing; they were never made (no new instance), the study served live for ever."""
+    files = series_files(shared_data, MR, 3)
+    first = store.ingest(files, precompress=False)
+    study = first.stored[0].study_uid
+    assert store.catalog.archive(study, None, "diagnostic") is None
+    again = store.ingest(files, presets=("diagnostic",))
+    assert not again.stored and len(again.duplicates) == 3
+    assert store.catalog.archive(study, None, "diagnostic") is not None
+    assert store.catalog.archive(study, None, "preview") is None  # only what was asked
+    third = store.ingest(files, presets=("diagnostic",))
+    assert not third.precomputed  # nothing missing: nothing redone

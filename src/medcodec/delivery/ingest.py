@@ -636,6 +636,16 @@ def ingest(
             progress("ingest", done, total)
     report.studies = list(touched)
     new_studies = sorted({o.study_uid for o in report.stored})
+    if precompress and touched and not report.stopped:
+        # and the studies these inputs name whose archives are missing: an ingest interrupted
+        # after its files were stored, run again, finds them all duplicates (nothing new to
+        # store) yet its pre-computation never ran
+        from .presets import DEFAULT_PRESETS
+
+        lacking: set[str] = set()
+        for name in presets or DEFAULT_PRESETS:
+            lacking |= set(store.catalog.studies_without_archive(name))
+        new_studies = sorted(set(new_studies) | (lacking & set(touched)))
     if precompress and new_studies and not report.stopped:
         from .precompute import precompute
 

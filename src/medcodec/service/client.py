@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 import zipfile
 from collections.abc import Callable
@@ -46,6 +47,8 @@ def _archive_url(url: str, study: str, series: str | None) -> str:
     from ..delivery.uids import validate_uid
 
     base = url.rstrip("/")
+    if not base.lower().startswith(("http://", "https://")):  # retrying would not help
+        raise InvalidInputError(f"URL {url!r} must start with http:// or https://")
     path = f"/studies/{validate_uid(study, what='Study Instance UID')}"
     if series:
         path += f"/series/{validate_uid(series, what='Series Instance UID')}"
@@ -76,13 +79,37 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
             names = zf.namelist()
+            manifest = zf.read("manifest.json") if "manifest.json" in names else None
     except (zipfile.BadZipFile, OSError) as exc:
         raise IntegrityError(f"{path}: not a readable ZIP: {exc}") from exc
     if bad is not None:
         raise IntegrityError(f"{path}: entry {bad!r} fails its CRC-32")
-    if "manifest.json" not in names:
+    if manifest is None:
         raise IntegrityError(f"{path}: no manifest.json in the archive")
+    _check_manifest(path, manifest, names)
     return {"files": len(names) - 1, "sha256": sha, "bytes": actual}
+
+
+def _check_manifest(path: Path, manifest: bytes, names: list[str]) -> None:
+    """The manifest lists every file of the archive once, and nothing else (its ``file`` names);
+    every entry name stays inside the folder it is unpacked to (no absolute path, no ``..``)."""
+    import json
+
+    try:
+        listed = [str(entry["file"]) for entry in json.loads(manifest)["files"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{path}: manifest.json is not a medcodec manifest ({type(exc).__name__}: {exc})") from exc
+    files = [n for n in names if n != "manifest.json"]
+    if sorted(listed) != sorted(files):
+        extra, missing = sorted(set(files) - set(listed)), sorted(set(listed) - set(files))
+        raise IntegrityError(
+            f"{path}: manifest.json and the archive disagree: {len(extra)} file(s) not listed {extra[:3]}, "
+            f"{len(missing)} listed but absent {missing[:3]}"
+        )
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith("/") or ".." in parts or (len(name) > 1 and name[1] == ":"):
+            raise IntegrityError(f"{path}: entry {name!r} would land outside the folder it is unpacked to")
 
 
 def fetch(
@@ -99,6 +126,7 @@ def fetch(
     progress: Callable[[int, int | None], None] | None = None,
     extract: bool = False,
     ca_cert: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Download (resuming) and verify an archive; returns the path of the ``.zip``.
 
@@ -121,7 +149,8 @@ def fetch(
     progress
         ``(bytes so far, total or None)`` after every chunk.
     extract
-        Also unpack the archive into ``out_dir/<name>/``.
+        Also unpack the archive into ``out_dir/<name>/`` (all or nothing: a staging folder
+        renamed into place), which must not exist unless ``overwrite`` (then it is replaced).
     ca_cert
         PEM file of the certificate authority (or self-signed certificate) an ``https`` server is
         checked against, instead of the system's ones.
@@ -148,8 +177,11 @@ def fetch(
     target_url = _archive_url(url, study, series)
     params = {"preset": preset, **({"live": "1"} if live else {})}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
+    dest = out / name[: -len(".zip")]
+    if extract and dest.exists() and not overwrite:  # before any byte: nothing to undo
+        raise InvalidInputError(f"{dest}: exists already (remove it, or pass overwrite=True / --overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
     final, part = out / name, out / (name + ".part")
     tag_file = out / (name + ".part.etag")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -193,10 +225,13 @@ def fetch(
                 else:
                     resp.read()
                     try:
-                        detail = resp.json().get("detail", resp.text)
-                    except ValueError:
-                        detail = resp.text[:200]
+                        detail = str(resp.json().get("detail", resp.text))
+                    except (ValueError, AttributeError):  # not medcodec's JSON: an HTML page, a proxy's text
+                        kind = resp.headers.get("content-type", "no content type").split(";")[0]
+                        detail = f"a {kind} answer, not medcodec's (is {url} a medcodec server?)"
                     raise FetchError(f"{target_url}: HTTP {resp.status_code}: {detail}", status=resp.status_code)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # retrying would not help
+            raise FetchError(f"{target_url}: {exc}") from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
             failures += 1
             if failures > retries:
@@ -212,16 +247,28 @@ def fetch(
         os.replace(part, final)
         tag_file.unlink(missing_ok=True)
         if extract:
-            _extract(final, out / name[: -len(".zip")])
+            _extract(final, dest)
         return final
 
 
 def _extract(archive: Path, dest: Path) -> None:
-    """Unpack with every name checked to stay inside ``dest`` (no ZIP slip)."""
+    """Unpack into ``dest`` (a new folder: made next to it, then renamed into place), every name
+    checked to stay inside it (no ZIP slip; :func:`verify_archive` refused such names already)."""
     root = dest.resolve()
+    staging = dest.with_name(f".{dest.name}.partial")
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             target = (dest / info.filename).resolve()
             if root not in target.parents and target != root:
                 raise IntegrityError(f"{archive}: entry {info.filename!r} would land outside {dest}")
-        zf.extractall(dest)
+        shutil.rmtree(staging, ignore_errors=True)
+        old = dest.with_name(f".{dest.name}.old")
+        try:
+            zf.extractall(staging)
+            if dest.exists():  # overwrite (the caller checked): the old one moves aside, then goes
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(dest, old)
+            os.replace(staging, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
