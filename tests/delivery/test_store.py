@@ -440,3 +440,18 @@ def test_ingest_again_after_an_interruption_precomputes_what_is_missing(shared_d
     assert store.catalog.archive(study, None, "preview") is None  # only what was asked
     third = store.ingest(files, presets=("diagnostic",))
     assert not third.precomputed  # nothing missing: nothing redone
+
+
+def test_a_large_member_that_is_not_dicom_is_refused_from_its_first_bytes(store, tmp_path: Path) -> None:
+    """CLI audit: a 150 MB member of zeros was inflated whole and parsed for 73 s (448 MB RSS)."""
+    import time
+    import zipfile
+
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.dcm", bytes(64 << 20))  # 64 MB, ~64 kB compressed
+    t0 = time.perf_counter()
+    report = store.ingest([archive], precompress=False)
+    assert time.perf_counter() - t0 < 5.0  # only its first 8 kB are inflated (was ~30 s at this size)
+    (rejected,) = report.rejected
+    assert "not a DICOM file (no DICM prefix" in rejected.message

@@ -43,7 +43,7 @@ from pydicom.uid import UID
 
 from ..dicom import ZipMember, iter_sources, read_image
 from ..dicom._lenient import source_values_as_is
-from ..dicom.sources import is_store_folder, walk_dirs, zip_members_left_out
+from ..dicom.sources import SNIFF_BYTES, is_store_folder, looks_like_dicom, walk_dirs, zip_members_left_out
 from ..errors import (
     CodecError,
     DicomError,
@@ -512,15 +512,22 @@ def _dumps(value: Any) -> str:
 
 
 def _read_source(source: Any) -> tuple[bytes, str]:
-    if isinstance(source, ZipMember):
-        return source.read_bytes(), source.name
+    """The bytes of a file or ZIP member, after a look at its first bytes: one that cannot start a
+    DICOM file is refused before the rest is read (:func:`medcodec.dicom.sources.looks_like_dicom`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
-    path = Path(source)
+    name = source.name if isinstance(source, ZipMember) else str(source)
     try:
-        return path.read_bytes(), str(path)
+        if isinstance(source, ZipMember):
+            head = source.read_head(SNIFF_BYTES)
+        else:
+            with open(source, "rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+        if not looks_like_dicom(head):
+            raise NotDicomError(f"{name}: not a DICOM file (no DICM prefix, no DICOM element at its start)")
+        return (source.read_bytes() if isinstance(source, ZipMember) else Path(source).read_bytes()), name
     except OSError as exc:
-        raise DicomError(f"cannot read: {exc}", path=path) from exc
+        raise DicomError(f"cannot read: {exc}", path=name) from exc
 
 
 def _expand(

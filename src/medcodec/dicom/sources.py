@@ -38,6 +38,8 @@ __all__ = [
     "is_store_folder",
     "walk_dirs",
     "zip_members_left_out",
+    "looks_like_dicom",
+    "SNIFF_BYTES",
 ]
 
 
@@ -79,6 +81,20 @@ class ZipMember:
         messages and :attr:`DicomImage.path`."""
         entry = "" if self.index is None else f" [entry {self.index + 1}]"
         return f"{self.archive}::{self.member}{entry}"
+
+    def read_head(self, n: int) -> bytes:
+        """The member's first ``n`` bytes (only those are inflated). Raises as :meth:`read_bytes`."""
+        try:
+            with zipfile.ZipFile(self.archive) as zf:
+                info = zf.infolist()[self.index] if self.index is not None else zf.getinfo(self.member)
+                with zf.open(info) as fh:
+                    return fh.read(n)
+        except FileNotFoundError as exc:
+            raise InputNotFoundError("ZIP archive does not exist", path=self.archive) from exc
+        except (KeyError, IndexError) as exc:
+            raise InputNotFoundError("no such member in the ZIP archive", path=self.name) from exc
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+            raise DicomError(f"cannot read ZIP member: {exc}", path=self.name) from exc
 
     def read_bytes(self) -> bytes:
         """The member's content.
@@ -215,6 +231,17 @@ def _walk(folder: Path) -> Iterator[Source]:
 
 def _hidden(name: str) -> bool:
     return (name.startswith(".") and name not in (".", "..")) or name == "__MACOSX"
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    """Whether a file's first bytes (:data:`SNIFF_BYTES` of them) can start a DICOM file: ``DICM``
+    at offset 128, or a preamble-less dataset starting with a group 0002 / 0008 element. Readers
+    check this before reading a whole file or ZIP member (a 150 MB member of zeros took 73 s)."""
+    return _looks_like_dicom(head)
+
+
+#: How many leading bytes :func:`looks_like_dicom` needs.
+SNIFF_BYTES = _SNIFF_BYTES
 
 
 def _looks_like_dicom(head: bytes) -> bool:
