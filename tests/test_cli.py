@@ -101,10 +101,10 @@ def test_never_overwrites_input_or_existing_output(ct_series: Path, tmp_path: Pa
     out = tmp_path / "ct.mdc"
     assert main(["encode", str(ct_series), "-o", str(out), "--no-progress"]) == 0
     before = out.read_bytes()
-    assert main(["encode", str(ct_series), "-o", str(out), "--no-progress", "-q", "10"]) == 1
+    assert main(["encode", str(ct_series), "-o", str(out), "--no-progress", "-q", "10"]) == 2  # as decode: --help
     assert out.read_bytes() == before
     err = capsys.readouterr().err
-    assert "exists" in err and "--overwrite" in err and "overwrite=True" not in err
+    assert "exists" in err and "--overwrite" in err and "overwrite=True" not in err and "failed" not in err
     # decode onto its own input is refused
     assert main(["decode", str(out), "-o", str(out), "--to", "npy", "--overwrite"]) == 2
     assert out.read_bytes() == before
@@ -177,3 +177,23 @@ def test_intra_flag(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert main(["encode", str(ct_series), "-o", str(tmp_path / "x.mdc"), "--max-error", "0", "--intra"]) == 2
     assert "--intra" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("to", ["mdc", "dicom-jpeg"])
+def test_encode_deflated_dicom(to: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Deflated Explicit VR Little Endian (pydicom's image_dfl.dcm) encodes like any other file: the
+    frame-by-frame path inflates the dataset first (it found no Pixel Data in the raw file)."""
+    from pydicom.data import get_testdata_file
+
+    src = Path(str(get_testdata_file("image_dfl.dcm")))
+    expected = pydicom.dcmread(src).pixel_array
+    out = tmp_path / ("dfl.mdc" if to == "mdc" else "dfl")
+    extra = ["--max-error", "0"] if to == "mdc" else ["-q", "90"]
+    assert main(["encode", str(src), "-o", str(out), "--to", to, "--no-progress", *extra]) == 0
+    err = capsys.readouterr().err
+    assert "failed" not in err and "warning" not in err, err
+    if to == "mdc":
+        np.testing.assert_array_equal(medcodec.decode(out.read_bytes())[0], expected)  # lossless
+    else:
+        (written,) = out.glob("*/*.dcm")
+        assert pydicom.dcmread(written).pixel_array.shape == expected.shape

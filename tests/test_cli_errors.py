@@ -8,11 +8,14 @@ that line must name (the CLI option, the folder), and that it names no Python ar
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +72,41 @@ def test_decode_bad_frames_is_a_usage_error(frames: str, stream: Path, tmp_path:
     assert main(["decode", str(stream), "-o", str(out), "--frames", frames]) == 2
     assert "--frames" in one_error_line(capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "frames, named",
+    [
+        ("0-99999999999", "frame 99999999999 does not exist: the stream has 3 frames (0-2)"),  # was a MemoryError
+        ("3", "frame 3 does not exist"),
+        ("-1", "frames are numbered from 0"),  # was frame 2, silently
+        ("-2", "frames are numbered from 0"),  # was ..._-002.png
+        ("0-2,1", "frame 1 is asked for twice"),  # was 3 PNGs, then an error on its own output
+        ("1,0-2", "frame 1 is asked for twice"),
+        ("0-1,1-2", "frame 1 is asked for twice"),
+        ("", "expected frame numbers"),
+        ("0,,1", "expected frame numbers"),
+    ],
+)
+@pytest.mark.parametrize("to", ["png", "npy"])
+def test_decode_frames_are_checked_before_any_work(frames: str, named: str, to: str, stream: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    out = tmp_path / ("png" if to == "png" else "a.npy")
+    assert main(["decode", str(stream), "-o", str(out), "--to", to, f"--frames={frames}"]) == 2
+    line = one_error_line(capsys)
+    assert "--frames" in line and named in line, line
+    assert not out.exists()
+
+
+def test_decode_frames_in_the_order_given(stream: Path, tmp_path: Path) -> None:
+    assert main(["decode", str(stream), "-o", str(tmp_path / "a.npy"), "--frames", " 2 , 0-1"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), medcodec.decode(stream.read_bytes(), frames=[2, 0, 1]))
+    png = tmp_path / "png"
+    png.mkdir()
+    (png / "base_0001.png").write_bytes(b"keep")
+    # one of them exists: an error before any is written
+    assert main(["decode", str(stream), "-o", str(png), "--to", "png", "--frames", "0-2"]) == 2
+    assert sorted(p.name for p in png.iterdir()) == ["base_0001.png"]
 
 
 def test_decode_frame_that_does_not_exist(stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -193,6 +231,51 @@ def test_encode_into_readonly_folder_stops_with_an_output_error(output: str, ext
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("to", ["mdc", "dicom-jpeg"])
+def test_encode_onto_an_existing_output_is_an_error_not_a_failed_input(to: str, ct_slices: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    out = tmp_path / ("ct.mdc" if to == "mdc" else "lossy")
+    argv = ["encode", str(ct_slices), "-o", str(out), "--to", to, "--no-progress"]
+    assert main(argv) == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")} if out.is_dir() else out.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2  # an output problem, as in decode: not "1 input(s) failed", exit 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing coded, no empty table
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"error: {out}") and "exists already (pass --overwrite to replace it)" in line, line
+    assert (before == {p: p.stat().st_mtime_ns for p in out.rglob("*")}) if out.is_dir() else before == out.read_bytes()
+    assert main([*argv, "--overwrite"]) == 0
+
+
+@pytest.mark.realdata
+def test_encode_onto_its_input_names_the_problem(ct_slices: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    src = tmp_path / "x.dcm"
+    shutil.copy(next(ct_slices.glob("*.dcm")), src)
+    before = src.read_bytes()
+    assert main(["encode", str(src), "-o", str(src), "--overwrite", "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert f"--output {src} is one of the inputs, not a folder" in line and "directory" not in line, line
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "option, named",
+    [(["--quality", "nan"], "--quality"), (["-q", "inf"], "--quality"), (["--ratio", "inf"], "--ratio"),
+     (["--ratio", "nan"], "--ratio"), (["--psnr", "1000"], "--psnr"), (["--psnr", "nan"], "--psnr"),
+     (["--psnr", "0"], "--psnr")],
+)  # fmt: skip
+def test_encode_rate_targets_are_checked_when_parsed(option: list[str], named: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """NaN, infinity and out-of-range targets: usage errors (exit 2) before any input is read (the
+    input here does not exist: reading it would be a different error)."""
+    assert main(["encode", str(tmp_path / "not-read"), "-o", str(tmp_path / "x.mdc"), *option]) == 2
+    line = one_error_line(capsys)
+    assert named in line and "not-read" not in line and "medcodec encode --help" in line, line
+
+
+@pytest.mark.realdata
 def test_truncated_real_ct_stream_gives_its_first_frames(ct_slices: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     full = tmp_path / "ct.mdc"
@@ -212,3 +295,86 @@ def test_truncated_real_ct_stream_gives_its_first_frames(ct_slices: Path, tmp_pa
     missing = intact[-1] + 1
     assert line.startswith(f"error: FRAM {missing} at byte offset {index[missing][0]}: frame {missing} is cut off")
     assert f"frames 0-{intact[-1]} are intact" in line
+
+
+# --- SIGTERM / SIGHUP take Ctrl-C's path: temporary files removed, exit 128 + signal --------
+
+
+def run_until(argv: list[str], ready: Callable[[], bool], sig: int = signal.SIGTERM) -> tuple[int, str]:
+    """``medcodec ARGV`` in a child process, sent ``sig`` as soon as ``ready()`` (polled);
+    returns its exit code and stderr. Fails when it ends before it is ready."""
+    cmd = [sys.executable, "-m", "medcodec.cli.main", *argv]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"ended ({proc.returncode}) before it could be signalled: {proc.communicate()[1]}")
+            time.sleep(0.002)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if p.name.endswith(".part") or p.name.startswith(".medcodec-staging")]
+
+
+@pytest.fixture(scope="module")
+def chest40(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 slices of the real chest CT (one series, 21 MB)."""
+    folder = tmp_path_factory.mktemp("chest40")
+    for path in sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[:40]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("sig, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP")])
+def test_encode_terminated_removes_its_partial_file(sig: int, code: int, name: str, chest40: Path,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    out = tmp_path / "out"
+    rc, err = run_until(["encode", str(chest40), "-o", str(out), "--no-progress", "--jobs", "1"],
+                        lambda: any(out.glob(".*.mdc.*.part")), sig)  # fmt: skip
+    assert rc == code, err
+    assert err.splitlines()[-1] == f"error: terminated ({name})" and "Traceback" not in err, err
+    assert leftovers(tmp_path) == [] and list(out.iterdir()) == []
+
+
+@pytest.mark.realdata
+def test_lossy_dicom_terminated_removes_its_staging_folder(chest40: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rc, err = run_until(["encode", str(chest40), "-o", str(out), "--to", "dicom-jpeg", "--no-progress", "--jobs", "1"],
+                        lambda: any(out.glob("*/.medcodec-staging-*/*.dcm")))  # fmt: skip
+    assert rc == 143 and err.splitlines()[-1] == "error: terminated (SIGTERM)", err
+    assert leftovers(tmp_path) == [] and list(out.iterdir()) == []  # no half series, no empty series folder
+
+
+def test_top_level_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    from medcodec.cli.main import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = out[out.index("Exit codes:") :]
+    terminated = (128 + signal.SIGTERM, 128 + signal.SIGHUP)
+    for code in (EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED, *terminated):
+        assert re.search(rf"^\s+(\d+/)?{code}\b", listed, re.MULTILINE), (code, listed)
+
+
+def test_signals_interrupt_restores_handlers_and_keeps_ignored_ones() -> None:
+    from medcodec.cli._common import Terminated, signals_interrupt
+
+    before_term, before_hup = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with signals_interrupt():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # nohup: stays ignored
+            with pytest.raises(Terminated) as info:
+                signal.raise_signal(signal.SIGTERM)
+            assert isinstance(info.value, KeyboardInterrupt) and info.value.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is before_term
+    finally:
+        signal.signal(signal.SIGHUP, before_hup)

@@ -12,6 +12,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     │   ├── TruncatedStreamError                           .expected, .available
     │   └── ChecksumMismatchError                          .expected, .actual
     ├── OutputError(CodecError, OSError)                   .path: an output cannot be written
+    │   └── OutputExistsError(OutputError, InvalidInputError)  exists, no overwrite; or is an input
     └── DicomError(CodecError, ValueError)                 .path
         ├── NotAnImageError                                no Pixel Data
         ├── UnsupportedImageError(DicomError, NotImplementedError)  colour, palette, ...
@@ -47,6 +48,7 @@ __all__ = [
     "TruncatedStreamError",
     "ChecksumMismatchError",
     "OutputError",
+    "OutputExistsError",
     "DicomError",
     "NotAnImageError",
     "UnsupportedImageError",
@@ -158,6 +160,15 @@ class OutputError(CodecError, OSError):
 
     def __str__(self) -> str:  # OSError's own __str__ would print the errno form
         return str(self.args[0]) if self.args else ""
+
+
+class OutputExistsError(OutputError, InvalidInputError):
+    """An output exists already and overwriting was not asked for, or it is one of the inputs
+    (never overwritten). An :class:`OutputError` (a batch stops on it: the output is wrong, not
+    an input) and, as before, an :class:`InvalidInputError` (``ValueError``).
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class DicomError(CodecError, ValueError):

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InvalidInputError, OutputError
+from .errors import OutputError, OutputExistsError
 
 __all__ = ["atomic_write", "atomic_writer", "check_output_path", "safe_name"]
 
@@ -43,19 +43,20 @@ def check_output_path(
 
     Raises
     ------
-    InvalidInputError
-        When ``path`` is one of the inputs, or exists and ``overwrite`` is false.
+    OutputExistsError
+        When ``path`` is one of the inputs, or exists and ``overwrite`` is false (an
+        :class:`~medcodec.errors.OutputError` and an :class:`~medcodec.errors.InvalidInputError`).
     """
     out = Path(path)
     resolved = out.resolve()
     for src in inputs:
         try:
             if Path(src).resolve() == resolved or (out.exists() and os.path.samefile(src, out)):
-                raise InvalidInputError(f"{out}: refusing to overwrite an input file")
+                raise OutputExistsError("refusing to overwrite an input file", path=out)
         except FileNotFoundError:
             continue
     if out.exists() and not overwrite:
-        raise InvalidInputError(f"{out}: exists already (pass overwrite=True to replace it)")
+        raise OutputExistsError("exists already (pass overwrite=True to replace it)", path=out)
     return out
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -62,3 +66,27 @@ def test_cli_ingest_exit_codes(shared_data: Path, tmp_path: Path, capsys: pytest
     assert main(["ingest", str(shared_data / US_RGB), "--store", store_path, "--presets", "ultra"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 2 and "ultra" in err and "Traceback" not in err
+
+
+@pytest.mark.realdata
+def test_cli_ingest_terminated_leaves_no_partial_objects(shared_data: Path, tmp_path: Path) -> None:
+    """SIGTERM (kill, timeout, CI cancellation) during pre-computation takes Ctrl-C's path: the
+    store's tmp/*.part are removed, exit 143, and the store stays consistent."""
+    store_path = tmp_path / "store"
+    files = [str(p) for p in series_files(shared_data, CHEST, 40)]
+    cmd = [sys.executable, "-m", "medcodec.cli.main", "ingest", *files, "--store", str(store_path), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (store_path / "renditions").exists():  # originals stored, presets being computed
+            assert proc.poll() is None, f"ended ({proc.returncode}) before it could be signalled"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143 and err.splitlines()[-1] == "error: terminated (SIGTERM)", err
+    assert list((store_path / "tmp").iterdir()) == []
+    with open_store(store_path, create=False) as store:
+        assert store.check().consistent

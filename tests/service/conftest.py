@@ -8,7 +8,8 @@
 * ``singles``: a colour ultrasound (passed through by lossy presets), a 10-frame enhanced MR
   (RLE) and a small signed CT;
 
-then starts ``python -m medcodec.cli.main serve --store ... --port N`` and waits for
+then starts ``python -m medcodec.cli.main serve --store ... --port N`` (``--create`` when the
+store does not exist yet: ``serve`` refuses a missing store without it) and waits for
 ``GET /health``. The server's stderr goes to ``server.log`` in the store's folder (printed when
 a test fails to start it).
 """
@@ -69,8 +70,10 @@ def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict
     # a store URL (s3://...) has no folder beside it: its log goes to a temporary folder
     logs = store.parent if isinstance(store, Path) else Path(tempfile.mkdtemp(prefix="medcodec-server-"))
     log = logs / f"server-{port}.log"
+    # `serve` refuses a store that does not exist; a test that starts on a fresh one says --create
+    create = ["--create"] if isinstance(store, Path) and not store.exists() else []
     cmd = [sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(store), "--host", host,
-           "--port", str(port), "--log-level", "warning", *(extra or [])]  # fmt: skip
+           "--port", str(port), "--log-level", "warning", *create, *(extra or [])]  # fmt: skip
     with open(log, "wb") as fh:  # the child keeps its own descriptor
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://{host}:{port}"

@@ -6,8 +6,10 @@ import contextlib
 import functools
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -22,8 +24,57 @@ from ..progress import ProgressCallback
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit codes. 0 success; 1 a batch went on past failed inputs (listed at the end); 2 usage
-#: error, unreadable stream or input, unwritable output; 3 an internal error (a bug); 130 Ctrl-C.
+#: error, unreadable stream or input, unwritable output; 3 an internal error (a bug); 130 Ctrl-C
+#: (SIGINT); 128 + the signal's number for SIGTERM (143) and SIGHUP (129), as a shell reports them.
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: What ``medcodec --help`` says about them (kept beside the codes it describes).
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0        success
+  1        a batch went on past bad inputs (each listed at the end)
+  2        usage error, unreadable input or stream, output that exists or cannot be written
+  3        internal error (a bug; MEDCODEC_DEBUG=1 shows the traceback)
+  130      interrupted by Ctrl-C (SIGINT)
+  143/129  terminated by SIGTERM / SIGHUP (kill, timeout, systemd, CI)
+With 130, 143 and 129 the temporary files (.*.part, .medcodec-staging-*) are removed first."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's ``KeyboardInterrupt`` so that
+    the same clean-up runs (temporary files, staging folders, worker pools): a subclass, so
+    every ``except KeyboardInterrupt`` handles it too. The exit code is ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While the CLI runs, SIGTERM and SIGHUP (where it exists) raise :class:`Terminated` in
+    the main thread, as SIGINT raises ``KeyboardInterrupt``; the previous handlers come back
+    afterwards. A signal that is ignored (``nohup`` ignores SIGHUP) stays ignored, and outside
+    the main thread (``main()`` called from a worker thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    previous: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        previous[signum] = signal.signal(signum, terminate)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
 
 #: Library keyword arguments and the CLI options that set them: messages from the library
 #: name ``overwrite=True``; a CLI user is told ``--overwrite``.
@@ -54,13 +105,19 @@ def report_error(exc: BaseException) -> int:
     Usage errors (click's, or two options that exclude each other), unreadable streams and
     inputs (:class:`~medcodec.errors.CodecError`) and unwritable outputs
     (:class:`~medcodec.errors.OutputError`, any ``OSError``) exit with 2. Anything else is a
-    bug: one line too, exit 3, and the traceback only with ``MEDCODEC_DEBUG=1``.
+    bug: one line too, exit 3, and the traceback only with ``MEDCODEC_DEBUG=1``. Ctrl-C is
+    ``error: interrupted``, exit 130; SIGTERM / SIGHUP (:class:`Terminated`) ``error: terminated
+    (SIGTERM)``, exit 128 + the signal's number.
     """
     if isinstance(exc, BrokenPipeError):  # output piped into `head`: not an error
         with contextlib.suppress(Exception):
             sys.stderr.close()
         return EXIT_OK
     if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
+        signalled = exc if isinstance(exc, Terminated) else exc.__cause__  # click's Abort wraps it
+        if isinstance(signalled, Terminated):
+            click.echo(f"error: terminated ({signal.Signals(signalled.signum).name})", err=True)
+            return 128 + signalled.signum
         click.echo("error: interrupted", err=True)
         return EXIT_INTERRUPTED
     code = EXIT_ERROR
@@ -176,7 +233,7 @@ def ensure_dir(path: Path) -> Path:
         The folder cannot be created or written in (named, with the reason).
     """
     if path.exists() and not path.is_dir():
-        raise click.UsageError(f"{path} exists and is not a directory")
+        raise click.UsageError(f"{path} is a file, not a folder: give a folder as --output")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -14,25 +15,45 @@ from ..render import WINDOW_PRESETS, Window, choose_window, parse_window, render
 from ..spec import PixelSpec, storage_dtype
 from ._common import ensure_dir, handle_errors, jobs_option
 
+#: One part of ``--frames``: a frame number or a range ``a-b`` (numbers from 0, no sign).
+_FRAMES_PART = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
-def parse_frames(text: str | None) -> list[int] | None:
-    """``"0,3-5"`` -> [0, 3, 4, 5]."""
-    if not text:
+
+def parse_frames(text: str | None, count: int | None = None) -> list[int] | None:
+    """``"0,3-5"`` -> [0, 3, 4, 5], in the order given; ``None`` for all frames.
+
+    Frames are numbered from 0; a range goes up; each frame may be asked once; with ``count``
+    (the stream's number of frames) every frame must exist, checked before any range is
+    expanded. Anything else is a usage error naming ``--frames``.
+
+    >>> parse_frames("0,3-5", 10)
+    [0, 3, 4, 5]
+    """
+    if text is None:
         return None
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                a, b = (int(x) for x in part.split("-", 1))
-                if b < a or a < 0:
-                    raise click.BadParameter(f"{part.strip()!r}: a range goes up, from 0 (e.g. 2-5)",
-                                             param_hint="'--frames'")  # fmt: skip
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: expected frame numbers like 0,3-5", param_hint="'--frames'") from None
-    return out
+
+    def bad(message: str) -> click.BadParameter:
+        return click.BadParameter(message, param_hint="'--frames'")
+
+    spans: list[range] = []
+    for part in text.split(","):
+        m = _FRAMES_PART.fullmatch(part)
+        if m is None:
+            what = "frames are numbered from 0" if part.strip().startswith("-") else "expected frame numbers"
+            raise bad(f"{part.strip()!r}: {what}, like 0,3-5")
+        a = int(m.group(1))
+        b = a if m.group(2) is None else int(m.group(2))
+        if b < a:
+            raise bad(f"{part.strip()!r}: a range goes up, from 0 (e.g. 2-5)")
+        if count is not None and b >= count:
+            raise bad(f"frame {b} does not exist: the stream has {count} frames (0-{count - 1})")
+        spans.append(range(a, b + 1))
+    end = -1
+    for span in sorted(spans, key=lambda r: r.start):  # overlaps found without expanding the ranges
+        if span.start <= end:
+            raise bad(f"frame {span.start} is asked for twice in {text!r}: give each frame once")
+        end = max(end, span.stop - 1)
+    return [k for span in spans for k in span]
 
 
 @click.command()
@@ -52,7 +73,12 @@ def parse_frames(text: str | None) -> list[int] | None:
     help="Output kind [default: npy for a .npy output, else dicom when the stream carries DICOM headers "
     "and no --frames are given, else png]..",
 )
-@click.option("--frames", default=None, help="Frames to decode, e.g. 0,3-5 [default: all].")
+@click.option(
+    "--frames",
+    default=None,
+    help="Frames to decode, e.g. 0,3-5: numbered from 0, in the order given, each once (a frame asked "
+    "twice, or one the stream does not have, is a usage error) [default: all].",
+)
 @click.option(
     "--window",
     default=None,
@@ -97,7 +123,7 @@ def decode(
         raise click.BadParameter(str(exc).replace("window=", ""), param_hint="'--window'") from None
     data = stream.read_bytes()
     header = codec.read_header(data)
-    selection = parse_frames(frames)
+    selection = parse_frames(frames, header.frames)
     ancillary = getattr(header, "ancillary", {})
     if to is None:
         to = (
@@ -112,11 +138,12 @@ def decode(
             raise click.UsageError("--frames is not supported with --to dicom (whole source images are written)")
         _write_dicom(stream, data, header, output, overwrite, jobs)
         return
+    if to == "npy":  # an existing output is said before the decoding, not after
+        check_output_path(output, inputs=[stream], overwrite=overwrite)
     pixels = codec.decode(data, frames=selection, jobs=jobs)
     if pixels.ndim == 2:
         pixels = pixels[None]
     if to == "npy":
-        check_output_path(output, inputs=[stream], overwrite=overwrite)
         with atomic_writer(output) as fh:
             np.save(fh, pixels)
         click.echo(f"{output}: {pixels.shape} {pixels.dtype}")
@@ -145,9 +172,10 @@ def _write_png(
         click.echo(f"note: signed data shifted by +{shift} into unsigned PNG values", err=True)
     win = None if raw else choose_window(pixels, spec, voi)
     numbers = selection if selection is not None else list(range(len(pixels)))
-    for k, frame in zip(numbers, pixels):
-        target = folder / f"{stream.stem}_{k:04d}.png"
+    targets = [folder / f"{stream.stem}_{k:04d}.png" for k in numbers]
+    for target in targets:  # all checked before the first is written: no partial set of PNGs
         check_output_path(target, inputs=[stream], overwrite=overwrite)
+    for target, frame in zip(targets, pixels):
         image = to_unsigned(frame, spec)[0] if win is None else render_8bit(frame, spec, win)
         with atomic_writer(target) as fh:
             fh.write(png_encode(image))

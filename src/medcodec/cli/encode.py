@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..dicom import Series, SeriesSet, read_series
 from ..dicom.series_mdc import encode_series_to_mdc
-from ..errors import failure_message
-from ..fileio import safe_name
+from ..errors import InvalidInputError, failure_message
+from ..fileio import check_output_path, safe_name
 from ..metrics import compression_ratio, raw_size
+from ..ratecontrol import RateTarget
 from ._common import (
     EXIT_PARTIAL,
     ensure_dir,
@@ -24,6 +27,19 @@ from ._common import (
 
 #: ``--to`` choices: the .mdc container, or lossy DICOM under a standard transfer syntax.
 TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
+
+
+def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """``--quality`` / ``--ratio`` / ``--psnr`` checked when parsed, by the library's own rule
+    (:class:`~medcodec.ratecontrol.RateTarget`): NaN or infinity is a usage error before any
+    input is read, not a failure of every series after they all were."""
+    if value is not None:
+        try:
+            target: dict[str, Any] = {str(param.name): value}
+            RateTarget(**target)
+        except InvalidInputError as exc:
+            raise click.BadParameter(str(exc).replace(f"{param.name}=", "")) from None
+    return value
 
 
 @click.command()
@@ -51,15 +67,21 @@ TARGETS = ("mdc", "dicom-jpeg", "dicom-j2k", "dicom-htj2k", "dicom-jpegls")
     "--quality",
     type=click.FloatRange(1, 100),
     default=None,
+    callback=_rate_target,
     help="Quality 1-100 [default: 75]. Every 12.5 points halve the quantization steps.",
 )
 @click.option(
-    "--ratio", type=click.FloatRange(min=1), default=None, help="Target compression ratio instead of quality."
+    "--ratio",
+    type=click.FloatRange(min=1),
+    default=None,
+    callback=_rate_target,
+    help="Target compression ratio instead of quality.",
 )
 @click.option(
     "--psnr",
-    type=click.FloatRange(min=1),
+    type=click.FloatRange(0, 200, min_open=True, max_open=True),
     default=None,
+    callback=_rate_target,
     help="Target PSNR in dB (peak 2^bits_stored - 1) instead of quality.",
 )
 @click.option(
@@ -128,11 +150,14 @@ def encode(
     Every source header travels inside the .mdc (segment 'dcmh'), so `medcodec decode
     --to dicom` can rebuild complete DICOM files from the .mdc alone. Lossy DICOM output
     prints ratio, PSNR, max error (HU for CT) and clipped voxels per file. Bad inputs are
-    reported at the end and the exit code is 1; the good ones are still written.
+    reported at the end and the exit code is 1; the good ones are still written. An output
+    that exists already (without --overwrite) or is an input stops before any coding: one
+    'error:' line, exit 2.
     """
-    targets = [f"--{n}" for n, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
-    if len(targets) > 1:
-        raise click.UsageError(f"{' and '.join(targets)} exclude each other: give one of --quality, --ratio, --psnr")
+    given = [f"--{n}" for n, v in (("quality", quality), ("ratio", ratio), ("psnr", psnr)) if v is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} exclude each other: give one of --quality, --ratio, --psnr")
+    _check_output_kind(inputs, output, to)
     with progress_bar("reading DICOM", unit="file", enabled=progress) as callback:
         found = read_series(list(inputs), progress=callback)
     if not found.series:
@@ -155,14 +180,15 @@ def encode(
     single_file = output.suffix.lower() == ".mdc"
     if single_file and len(found.series) > 1:
         raise click.UsageError(f"{len(found.series)} series found: give a folder as --output, not a .mdc file")
-    if not single_file:
-        ensure_dir(output)
     failures = list(found.failures)
     source_paths = found.source_files
     used: set[str] = set()
-    for series in found.series:
-        stem = _series_stem(series, used)
-        target = output if single_file else output / f"{stem}.mdc"
+    targets = [output if single_file else output / f"{_series_stem(series, used)}.mdc" for series in found.series]
+    for target in targets:  # all checked before any is coded: an output that exists stops it here, exit 2
+        check_output_path(target, inputs=source_paths, overwrite=overwrite)
+    if not single_file:
+        ensure_dir(output)
+    for series, target in zip(found.series, targets):
         try:
             t0 = time.perf_counter()
             with progress_bar(target.name, unit="frame", enabled=progress) as callback:
@@ -192,6 +218,19 @@ def encode(
         raise SystemExit(EXIT_PARTIAL)
 
 
+def _check_output_kind(inputs: tuple[Path, ...], output: Path, to: str) -> None:
+    """``--output`` is a folder, or a ``.mdc`` file with ``--to mdc``: anything else is a usage
+    error before any input is read (a file given as a folder said as such, not as "not a directory")."""
+    if to != "mdc" and output.suffix.lower() in (".mdc", ".dcm"):
+        raise click.UsageError(f"--to {to} writes a series of files: give a folder as --output, not {output.name}")
+    if not output.exists() or output.is_dir() or (to == "mdc" and output.suffix.lower() == ".mdc"):
+        return
+    is_input = any(p.exists() and os.path.samefile(p, output) for p in inputs)
+    what = "one of the inputs" if is_input else "an existing file"
+    expected = "a .mdc file (one series) or a folder (one .mdc per series)" if to == "mdc" else "a folder"
+    raise click.UsageError(f"--output {output} is {what}, not a folder: give {expected}")
+
+
 def _series_stem(series: Series, used: set[str]) -> str:
     """``<modality>_<description>_<uid tail>``, unique among ``used`` (which it extends)."""
     name = safe_name(f"{series.modality}_{series.description}", "series")
@@ -219,8 +258,6 @@ def _encode_dicom(
     from ..dicom.lossy import encode_series_to_dicom, get_syntax
     from ..errors import CodecError, OutputError
 
-    if output.suffix.lower() in (".mdc", ".dcm"):
-        raise click.UsageError(f"--to {syntax} writes a series of files: give a folder as --output, not {output.name}")
     get_syntax(syntax).check_available()
     ensure_dir(output)
     failures = list(found.failures)

@@ -10,19 +10,21 @@ from .. import __version__
 from ._common import (  # the one error convention lives in _common; re-exported here
     CLI_OPTIONS,
     EXIT_BUG,
+    EXIT_CODES_HELP,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
     cli_message,
     report_error,
+    signals_interrupt,
 )
 
 __all__ = ["cli", "main", "report_error", "cli_message", "CLI_OPTIONS", "EXIT_OK", "EXIT_PARTIAL", "EXIT_ERROR",
            "EXIT_BUG", "EXIT_INTERRUPTED"]  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="medcodec")
 def cli() -> None:
     """Lossy compression of 8-16-bit medical images (DICOM CT, MR, X-ray) with measured quality.
@@ -73,10 +75,12 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (for tests: ``main(["info", "x.mdc"])``).
 
-    Every error of every subcommand ends here (:func:`report_error`).
+    Every error of every subcommand ends here (:func:`report_error`). SIGTERM and SIGHUP take
+    the path of Ctrl-C (:func:`signals_interrupt`): temporary files are removed, exit 143 / 129.
     """
     try:
-        cli.main(args=argv, prog_name="medcodec", standalone_mode=False)
+        with signals_interrupt():
+            cli.main(args=argv, prog_name="medcodec", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except SystemExit as exc:

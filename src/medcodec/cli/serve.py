@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import socket
+from collections.abc import Iterator
 
 import click
 
-from ._common import handle_errors
+from ._common import EXIT_BUG, handle_errors
 
 
 @click.command()
-@click.option("--store", "store", required=True, help="Store folder or fsspec URL (made by `medcodec ingest`).")
+@click.option(
+    "--store", "store", required=True, help="Store folder or fsspec URL, made by `medcodec ingest` (see --create)."
+)
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create STORE, empty, when it does not exist: a store filled by STOW-RS or C-STORE only. Without it "
+    "a missing store (a typo) is an error.",
+)
 @click.option("--catalog", default=None, help="Catalog URL (SQLAlchemy) instead of the store's SQLite file.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; off loopback needs --token.")
 @click.option("--port", default=8042, show_default=True, type=click.IntRange(0, 65535))
@@ -105,6 +117,7 @@ def serve(
     tls_key: str | None,
     public_url: str | None,
     log_level: str,
+    create: bool = False,
 ) -> None:
     """Serve STORE over HTTP: DICOMweb under /dicomweb, ZIPs at /studies/{uid}/archive.zip?preset=NAME.
 
@@ -114,9 +127,16 @@ def serve(
       curl -o ct.zip 'http://127.0.0.1:8042/studies/1.2.3/archive.zip?preset=diagnostic'
       MEDCODEC_TOKEN=... medcodec serve --store store/ --host 0.0.0.0 --dimse-port 11112 \\
           --tls-cert cert.pem --tls-key key.pem
+
+    STORE must exist (`medcodec ingest` makes stores) unless --create is given. What keeps the
+    server from starting (no such store, a catalog that does not open, a port in use) is one
+    'error:' line, exit 2, before anything is served. Ctrl-C or SIGTERM stops it (requests in
+    progress get up to 5 s), exit 0.
     """
     import uvicorn
 
+    from ..delivery import open_store
+    from ..errors import NotFoundError
     from ..service.app import create_app
     from ..service.settings import TOKEN_ENV, Settings
 
@@ -144,23 +164,65 @@ def serve(
     if log_level != "debug":
         for handler in logging.getLogger().handlers:
             handler.addFilter(_LibraryTracebacks())
-    app = create_app(settings)
-    click.echo(
-        f"medcodec serve: {settings.scheme}://{host}:{port}/ (DICOMweb at /dicomweb, viewer at /viewer/)", err=True
-    )
-    if settings.in_clear:
-        click.echo("warning: off loopback without --tls-cert, the bearer token and the images cross the network "
-                   "in clear", err=True)  # fmt: skip
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=log_level == "debug",
-        timeout_graceful_shutdown=5,
-        ssl_certfile=settings.tls_certfile,
-        ssl_keyfile=settings.tls_keyfile,
-    )
+    # everything that keeps the server from starting is found here, before uvicorn, as one 'error:' line:
+    # the store opened (a missing one created only with --create), the ports bound
+    try:
+        if not create:  # a missing store is refused, never made...
+            open_store(store, catalog=catalog, create=False).close()
+        opened = open_store(store, catalog=catalog, create=True)  # ... and an existing one gets newer tables
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc} (`medcodec ingest` makes a store; --create serves an empty one)") from None
+    with contextlib.closing(opened), _listening(host, port, "--port") as sock:
+        if dimse_port is not None:
+            with _listening(host, dimse_port, "--dimse-port"):
+                pass  # free now; the SCP binds it when the application starts
+        port = sock.getsockname()[1]  # --port 0: the port the system chose
+        app = create_app(settings, store=opened)
+        url = f"{settings.scheme}://{_url_host(host)}:{port}/"
+        click.echo(f"medcodec serve: {url} (DICOMweb at /dicomweb, viewer at /viewer/)", err=True)
+        if settings.in_clear:
+            click.echo("warning: off loopback without --tls-cert, the bearer token and the images cross the "
+                       "network in clear", err=True)  # fmt: skip
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=log_level == "debug",
+            timeout_graceful_shutdown=5,
+            ssl_certfile=settings.tls_certfile,
+            ssl_keyfile=settings.tls_keyfile,
+        )
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C / SIGTERM after a graceful shutdown: the normal end
+            server.run(sockets=[sock])
+    if not server.started:  # the application's startup failed (logged above): none of the causes checked here
+        click.echo("error: the server did not start (see the log above)", err=True)
+        raise SystemExit(EXIT_BUG)
+
+
+@contextlib.contextmanager
+def _listening(host: str, port: int, option: str) -> Iterator[socket.socket]:
+    """A TCP socket bound to ``host:port`` as uvicorn binds it (closed on exit); a port in use or
+    an address that is not this machine's is a usage error naming ``option``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as exc:
+            hint = f" (another server? choose another {option})" if exc.errno == errno.EADDRINUSE else ""
+            reason = exc.strerror or exc
+            raise click.ClickException(f"cannot listen on {_url_host(host)}:{port}: {reason}{hint}") from None
+        yield sock
+    finally:
+        sock.close()
+
+
+def _url_host(host: str) -> str:
+    """``::1`` -> ``[::1]`` (an IPv6 address in a URL), other hosts as they are."""
+    return f"[{host.strip('[]')}]" if ":" in host else host
 
 
 def _peer(text: str) -> tuple[str, str, int]:

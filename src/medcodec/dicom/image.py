@@ -127,6 +127,11 @@ class DicomImage:
             yield from self._pixels
             return
         _, rows, cols = self.shape
+        if self.spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian:
+            # iter_pixels(fp) reads the raw file and finds no Pixel Data in the deflated stream (pydicom
+            # 3.0): the whole dataset is inflated anyway, so the frames come from one decode
+            yield from self.decode()
+            return
         with _open_source(self._require_source(), self.path) as fp:
             # pydicom annotates its generator as an Iterator; it is closed below
             frames = cast(Generator[NDArray[Any], None, None], iter_pixels(fp))

@@ -73,6 +73,7 @@ ORIGINAL Bits Stored), maximum absolute error in original stored units and in ou
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -260,7 +261,9 @@ def encode_series_to_dicom(
     Raises
     ------
     InvalidInputError
-        Bad options, or an output that exists / is an input.
+        Bad options.
+    OutputExistsError
+        An output exists (``overwrite`` false) or is an input: checked for every file before any is coded.
     UnsupportedFeatureError
         The syntax's library is missing.
     UnsupportedImageError
@@ -281,6 +284,10 @@ def encode_series_to_dicom(
 
     warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     stats, samples, images = _scan(series, calibration=CALIBRATION_FRAMES, failures=failures)
+    protected = [*inputs, *series.source_files]
+    names = _output_names(images)
+    for name in names:  # all checked before any coding: an output that exists stops the series at once
+        check_output_path(out / name, inputs=protected, overwrite=overwrite)
     bits, signed = codec_syntax.target(spec.bits_stored, spec.signed)
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed, padding=padding_range(series))
     if mapping.scale > 1:  # the syntax cannot hold the depth: every value loses up to scale/2 before coding
@@ -300,9 +307,8 @@ def encode_series_to_dicom(
                              source_bits=spec.bits_stored, raw_bytes_per_pixel=raw_bpp)  # fmt: skip
     del cal, cal_mapped, samples
 
-    protected = [*inputs, *series.source_files]
-    names = _output_names(images)
     series_uid = generate_uid()
+    created = not out.exists()  # removed again if the series never gets there (error, Ctrl-C, SIGTERM)
     out.mkdir(parents=True, exist_ok=True)
     # all or nothing per series: files are written into a staging folder next to their final place
     # and renamed into it only when every one was written (a full disk leaves no half series)
@@ -339,6 +345,9 @@ def encode_series_to_dicom(
                 raise OutputError(f"cannot put the series in place ({exc.strerror or exc})", path=r.path) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):  # only when empty: nothing was put in place
+                out.rmdir()
     undeclared = [r for r in results if r.padding_undeclared]
     if undeclared:
         warnings.warn(

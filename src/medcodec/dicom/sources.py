@@ -108,18 +108,16 @@ class ZipMember:
         """
         try:
             with zipfile.ZipFile(self.archive) as zf:
-                if self.index is not None:
-                    info = zf.infolist()[self.index]
-                    if info.filename != self.member:
-                        raise KeyError(self.member)
+                info = zf.infolist()[self.index] if self.index is not None else zf.getinfo(self.member)
+                if info.filename == self.member:  # (the archive changed since it was listed: not found)
                     return zf.read(info)
-                return zf.read(self.member)
         except FileNotFoundError as exc:
             raise InputNotFoundError("ZIP archive does not exist", path=self.archive) from exc
         except (KeyError, IndexError) as exc:
             raise InputNotFoundError("no such member in the ZIP archive", path=self.name) from exc
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
             raise DicomError(f"cannot read ZIP member: {exc}", path=self.name) from exc
+        raise InputNotFoundError("no such member in the ZIP archive", path=self.name)
 
 
 #: Anything :func:`read_image` accepts.

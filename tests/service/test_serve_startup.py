@@ -1,0 +1,99 @@
+"""``medcodec serve`` startup: what keeps the server from starting is one ``error:`` line and exit 2,
+found before uvicorn runs (outside audit M6); a store that does not exist is refused unless
+``--create``; ``--port 0`` prints the port the system chose; SIGTERM stops it, exit 0."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medcodec.delivery import open_store
+
+SERVE = [sys.executable, "-m", "medcodec.cli.main", "serve"]
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    open_store(path).close()  # an empty store, as `medcodec ingest` leaves one
+    return path
+
+
+@pytest.fixture()
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def refused(args: list[str]) -> str:
+    """The one ``error:`` line of a serve that must not start."""
+    r = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=60)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (r.returncode, r.stderr)
+    return lines[0]
+
+
+def test_port_in_use(store: Path, busy_port: int) -> None:
+    line = refused(["--store", str(store), "--port", str(busy_port)])
+    assert f"cannot listen on 127.0.0.1:{busy_port}" in line and "in use" in line and "--port" in line
+
+
+def test_dimse_port_in_use(store: Path, busy_port: int) -> None:
+    line = refused(["--store", str(store), "--port", "0", "--dimse-port", str(busy_port)])
+    assert f"127.0.0.1:{busy_port}" in line and "in use" in line and "--dimse-port" in line
+
+
+def test_catalog_that_does_not_open(store: Path) -> None:
+    assert "cannot open the catalog 'notaurl://x'" in refused(["--store", str(store), "--port", "0", "--catalog",
+                                                               "notaurl://x"])  # fmt: skip
+
+
+def test_store_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file.dcm").write_bytes(b"not a store")
+    assert "is not a folder" in refused(["--store", str(tmp_path / "file.dcm"), "--port", "0"])
+
+
+def test_store_that_does_not_exist_is_refused_not_created(tmp_path: Path) -> None:
+    line = refused(["--store", str(tmp_path / "stroe"), "--port", "0"])
+    assert "does not exist" in line and "--create" in line
+    assert not (tmp_path / "stroe").exists()
+    line = refused(["--store", str(tmp_path), "--port", "0"])  # a folder, but no store
+    assert "not a medcodec store" in line
+
+
+def test_port_0_names_the_chosen_port_and_sigterm_stops_it(tmp_path: Path) -> None:
+    proc = subprocess.Popen([*SERVE, "--store", str(tmp_path / "new"), "--create", "--port", "0", "--log-level",
+                             "warning"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        banner = proc.stderr.readline()
+        match = re.match(r"medcodec serve: http://127\.0\.0\.1:(\d+)/", banner)
+        assert match and match.group(1) != "0", banner
+        url = f"http://127.0.0.1:{match.group(1)}/health"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(url, timeout=2).json()["status"] == "ok"
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert (tmp_path / "new" / "catalog.sqlite").exists()  # --create made it
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "error" not in err and "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
