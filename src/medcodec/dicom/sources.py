@@ -84,17 +84,7 @@ class ZipMember:
 
     def read_head(self, n: int) -> bytes:
         """The member's first ``n`` bytes (only those are inflated). Raises as :meth:`read_bytes`."""
-        try:
-            with zipfile.ZipFile(self.archive) as zf:
-                info = zf.infolist()[self.index] if self.index is not None else zf.getinfo(self.member)
-                with zf.open(info) as fh:
-                    return fh.read(n)
-        except FileNotFoundError as exc:
-            raise InputNotFoundError("ZIP archive does not exist", path=self.archive) from exc
-        except (KeyError, IndexError) as exc:
-            raise InputNotFoundError("no such member in the ZIP archive", path=self.name) from exc
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-            raise DicomError(f"cannot read ZIP member: {exc}", path=self.name) from exc
+        return self._read(n)
 
     def read_bytes(self) -> bytes:
         """The member's content.
@@ -106,11 +96,15 @@ class ZipMember:
         DicomError
             The archive cannot be read.
         """
+        return self._read(None)
+
+    def _read(self, n: int | None) -> bytes:
         try:
             with zipfile.ZipFile(self.archive) as zf:
                 info = zf.infolist()[self.index] if self.index is not None else zf.getinfo(self.member)
-                if info.filename == self.member:  # (the archive changed since it was listed: not found)
-                    return zf.read(info)
+                if info.filename == self.member:  # (else the archive changed since it was listed: not found)
+                    with zf.open(info) as fh:
+                        return fh.read() if n is None else fh.read(n)
         except FileNotFoundError as exc:
             raise InputNotFoundError("ZIP archive does not exist", path=self.archive) from exc
         except (KeyError, IndexError) as exc:
