@@ -115,6 +115,8 @@ def ingest(
     for outcome in report.outcomes:
         if outcome.status in ("conflict", "rejected", "skipped"):
             click.echo(f"{outcome.status}: {outcome.message or outcome.source}", err=True)
+        elif outcome.message.startswith("warning:"):  # stored, with something to check (another patient)
+            click.echo(outcome.message, err=True)
         elif verbose:
             click.echo(f"{outcome.status}: {outcome.source}")
     # stored lossy-compressed already: lossless and diagnostic pass them through (no second generation)

@@ -423,8 +423,9 @@ class Catalog:
 
         Returns ``("stored", None)``, ``("duplicate", existing)`` (same sha256),
         ``("conflict", existing)`` (another object under the same SOP Instance UID; nothing changed)
-        or ``("patient-conflict", key)`` (the study is stored under another patient key, ``key``:
-        an instance of another patient is not filed into it; nothing changed).
+        or ``("stored-other-patient", key)``: stored, but the study is stored under another
+        patient key ``key``, which it keeps (the caller warns: a mislabelled instance, or one whose
+        issuer another system left out).
         The study's archives are invalidated in the same transaction when an instance is stored.
         """
         for _attempt in range(3):
@@ -437,13 +438,13 @@ class Catalog:
                     owner = conn.execute(
                         sa.select(studies.c.patient_key).where(studies.c.study_uid == study["study_uid"])
                     ).scalar()
-                    if owner is not None and owner != study["patient_key"]:
-                        return "patient-conflict", str(owner)
                     self._upsert(conn, patients, "patient_key", patient)
                     self._upsert(conn, studies, "study_uid", study, update=True)
                     self._upsert(conn, series, "series_uid", series_row)
                     conn.execute(instances.insert().values(**instance))
                     conn.execute(archives.delete().where(archives.c.study_uid == study["study_uid"]))
+                    if owner is not None and owner != study["patient_key"]:
+                        return "stored-other-patient", str(owner)
                     return "stored", None
             except sa.exc.IntegrityError:
                 continue  # another writer inserted the same row meanwhile: look again

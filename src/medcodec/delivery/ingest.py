@@ -10,8 +10,8 @@ Flow of one file (:func:`ingest_bytes`, also what STOW-RS and C-STORE call)::
           └─ new: pixel statistics (when a preset can compress it) and every catalog value,
              then the object written atomically (content-addressed), then one catalog
              transaction (patient, study, series, instance; the study's archives
-             invalidated) ──▶ "stored"; the study stored for another patient ──▶ "conflict"
-             (the object removed again, as on any failure of the transaction)
+             invalidated) ──▶ "stored" (with a warning when the study is stored for another
+             patient); the object is removed again on any failure of the transaction
 
 Every object is stored, whatever it is: images the presets cannot compress (colour
 ultrasound, palette colour), structured reports, dose reports, presentation states. Only
@@ -99,7 +99,9 @@ class InstanceOutcome:
 
     ``status``: ``"stored"``, ``"duplicate"`` (the same bytes, or the same instance in another
     file, were stored already), ``"conflict"`` (other content is stored under this SOP Instance
-    UID, or its study is stored for another patient; nothing changed),
+    UID; nothing changed),
+    ``message`` starts ``"warning:"`` for an instance stored into a study that is stored for
+    another patient (PatientID + issuer): filed, nothing of a study is lost, but said.
     ``"rejected"`` (a file given that is not DICOM, missing/invalid UIDs; ``message`` says why)
     or ``"skipped"`` (a file inside an input folder that is not DICOM: reported, not stored).
     """
@@ -397,24 +399,21 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         if isinstance(exc, CodecError):
             raise
         raise DicomError(f"{source}: cannot catalog the object: {type(exc).__name__}: {exc}") from exc
-    if status == "patient-conflict":
-        if created:
-            _remove_quietly(store, path)
-        return InstanceOutcome(
-            status="conflict",
-            **base,
-            message=(
-                f"{source}: study {uids['StudyInstanceUID']} is stored for patient {found!r} (PatientID\\issuer); "
-                f"this instance names {patient_key[:200]!r}: not stored (correct the patient, or the Study UID)"
-            ),
+    warning = ""
+    if status == "stored-other-patient":  # stored (nothing of a study is lost), said
+        status, warning = "stored", (
+            f"warning: {source}: study {uids['StudyInstanceUID']} is stored for patient {found!r} "
+            f"(PatientID\\issuer), this instance names {patient_key[:200]!r}: filed into the study, which keeps "
+            "its patient (check the patient, or the Study UID)"
         )
+        log.warning("%s", warning)
     if status != "stored":
         if created and status == "conflict":  # another writer stored this SOP Instance meanwhile, with
             _remove_quietly(store, path)  # other bytes (a "duplicate" shares this object: it stays)
         assert isinstance(found, InstanceRecord)
         return _known(store, found, base, data)
     record = store.catalog.get_instance(uids["SOPInstanceUID"])
-    return InstanceOutcome(status="stored", record=record, **base)
+    return InstanceOutcome(status="stored", record=record, message=warning, **base)
 
 
 def _remove_quietly(store: Any, path: str) -> None:
