@@ -401,10 +401,13 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         raise DicomError(f"{source}: cannot catalog the object: {type(exc).__name__}: {exc}") from exc
     warning = ""
     if status == "stored-other-patient":  # stored (nothing of a study is lost), said
-        status, warning = "stored", (
-            f"warning: {source}: study {uids['StudyInstanceUID']} is stored for patient {found!r} "
-            f"(PatientID\\issuer), this instance names {patient_key[:200]!r}: filed into the study, which keeps "
-            "its patient (check the patient, or the Study UID)"
+        status, warning = (
+            "stored",
+            (
+                f"warning: {source}: study {uids['StudyInstanceUID']} is stored for patient {found!r} "
+                f"(PatientID\\issuer), this instance names {patient_key[:200]!r}: filed into the study, which keeps "
+                "its patient (check the patient, or the Study UID)"
+            ),
         )
         log.warning("%s", warning)
     if status != "stored":
