@@ -519,15 +519,17 @@ def _read_source(source: Any) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
     name = source.name if isinstance(source, ZipMember) else str(source)
+    refused = f"{name}: not a DICOM file (no DICM prefix, no DICOM element at its start)"
     try:
         if isinstance(source, ZipMember):
-            head = source.read_head(SNIFF_BYTES)
-        else:
-            with open(source, "rb") as fh:
-                head = fh.read(SNIFF_BYTES)
-        if not looks_like_dicom(head):
-            raise NotDicomError(f"{name}: not a DICOM file (no DICM prefix, no DICOM element at its start)")
-        return (source.read_bytes() if isinstance(source, ZipMember) else Path(source).read_bytes()), name
+            if not looks_like_dicom(source.read_head(SNIFF_BYTES)):
+                raise NotDicomError(refused)
+            return source.read_bytes(), name
+        with open(source, "rb") as fh:  # one open: the rest read after the look
+            head = fh.read(SNIFF_BYTES)
+            if not looks_like_dicom(head):
+                raise NotDicomError(refused)
+            return head + fh.read(), name
     except OSError as exc:
         raise DicomError(f"cannot read: {exc}", path=name) from exc
 

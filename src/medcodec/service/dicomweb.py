@@ -714,22 +714,28 @@ async def _stow(request: Request) -> Response:
         referenced, failed, bad = [], [], len(parts) - len(dicom_parts)
         for content in dicom_parts:
             data = bytes(content)
-            ds = None
             try:
-                ds = read_header(data, "stow")
-                if study is not None and str(ds.get("StudyInstanceUID", "")) != study:
-                    failed.append(_failed(ds, 0xA900))  # PS3.18 §10.5.3: study mismatch
-                    continue
+                if study is not None:
+                    ds = read_header(data, "stow")
+                    if str(ds.get("StudyInstanceUID", "")) != study:
+                        failed.append(_failed(ds, 0xA900))  # PS3.18 §10.5.3: study mismatch
+                        continue
                 outcome = store.ingest_bytes(data, source="stow")
             except Exception as exc:  # this part fails (0xC000, why in the comment); the others go on
                 if not isinstance(exc, CodecError):
                     logging.getLogger(__name__).exception("STOW-RS: a part could not be ingested")
                 code = 0xA700 if isinstance(exc, StoreFullError) else 0xC000  # PS3.4 out of resources
-                failed.append({**_failed(ds or {}, code), "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}})
+                failed.append(
+                    {**_failed(_header_or_nothing(data), code), "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}}
+                )
                 continue
-            if outcome.status == "conflict":  # another object under this SOP Instance UID, or the study
-                # is another patient's: nothing stored (0x0111, as PS3.7 C.5.8's duplicate SOP instance)
-                failed.append({**_failed(ds, 0x0111), "00000902": {"vr": "LO", "Value": [outcome.message[-64:]]}})
+            if outcome.status == "conflict":  # another object under this SOP Instance UID: nothing stored
+                # (0x0111, as PS3.7 C.5.8's duplicate SOP instance)
+                named = {
+                    "SOPClassUID": outcome.record.sop_class_uid if outcome.record else "",
+                    "SOPInstanceUID": outcome.sop_uid,
+                }
+                failed.append({**_failed(named, 0x0111), "00000902": {"vr": "LO", "Value": [outcome.message[-64:]]}})
                 continue
             if outcome.status == "stored":
                 stored_studies[outcome.study_uid] = None
@@ -763,6 +769,16 @@ async def _stow(request: Request) -> Response:
         result["00081198"] = {"vr": "SQ", "Value": failed + [{"00081197": {"vr": "US", "Value": [0xC000]}}] * bad}
     status = 200 if not failed and not bad else 202 if referenced else 409
     return _dicom_json(result, status)
+
+
+def _header_or_nothing(data: bytes) -> Any:
+    """A failed part's header for its failed item (SOP Class / Instance UID), or ``{}``."""
+    from ..delivery.header import read_header
+
+    try:
+        return read_header(data, "stow")
+    except CodecError:
+        return {}
 
 
 def _failed(ds: Any, reason: int) -> dict[str, Any]:
