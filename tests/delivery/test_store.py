@@ -329,6 +329,22 @@ def test_values_the_catalog_cannot_hold_or_syntaxes_it_does_not_know_still_store
 
 
 @pytest.mark.realdata
+def test_a_transfer_syntax_that_is_no_uid_is_refused(shared_data: Path, store) -> None:
+    """A meta (0002,0010) holding markup was stored and shown by the viewer's table as HTML (an
+    outside audit, 2026-12-01): a stored XSS through STOW. Refused now, nothing kept."""
+    ds = pydicom.dcmread(series_files(shared_data, CHEST, 1)[0])
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    element = b"\x02\x00\x10\x00UI\x14\x001.2.840.10008.1.2.1\x00"  # pydicom refuses to write markup
+    assert buffer.getvalue().count(element) == 1
+    hostile = buffer.getvalue().replace(element, element[:8] + b"<svg onload=alert()>")  # the same 20 bytes
+    with pytest.raises(InvalidUidError, match=r"Transfer Syntax UID \(0002,0010\).*is not a DICOM UID"):
+        store.ingest_bytes(hostile, source="hostile")
+    assert store.find_studies({}) == [] and store.check().consistent and not store.check().orphans
+
+
+@pytest.mark.realdata
 def test_a_catalog_failure_leaves_no_object_behind(shared_data: Path, store, monkeypatch) -> None:
     """The object is written just before the catalog transaction; when that fails the object goes
     too (fault injected: the catalog raises), and the error is the project's, not the driver's."""

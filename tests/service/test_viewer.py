@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Iterator
@@ -660,3 +661,135 @@ def test_viewer_swipe_shows_original_left_of_the_divider(served: Series, page: A
     assert abs(_viewer(page, "v.state.swipe") - 0.25) < 0.02
     assert _viewer(page, "v.state.window") == [40, 80]  # dragging the divider is not a window drag
     assert _viewer(page, "v.state.errors") == [] and not page.errors, page.errors
+
+
+# found by an outside audit of the page (2026-12-01): each test fails on the page before it --------
+
+
+def test_viewer_table_cells_are_text_not_html(served: Series, page: Any) -> None:
+    """The numbers table was built with innerHTML from stored values (a transfer syntax UID from a
+    file's meta): markup ran. A stack answer carrying markup now shows as text and runs nothing."""
+    hostile = "<img src=x onerror=\"window.__pwned = 1\">"
+
+    def poisoned(route: Any) -> None:
+        body = route.fetch().json()
+        for inst in body["instances"]:
+            inst["presets"]["diagnostic"]["transfer_syntax"] = hostile
+        route.fulfill(json=body)
+
+    page.route("**/stack", poisoned)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{served.url}/viewer/?study={served.study}")
+    _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic'")
+    assert hostile in page.inner_text("#numbers tbody")
+    assert page.locator("#numbers tbody img").count() == 0
+    assert page.evaluate("() => window.__pwned") is None and not dialogs
+
+
+def test_viewer_drops_a_late_answer_for_a_series_no_longer_wanted(server: Any, page: Any) -> None:
+    """Click study A, then study B before A's stack arrives: B stays shown (A's late stack used to
+    replace it and draw B's cached frames under A's header), only B is marked current."""
+    slow = json.dumps(f"{server.head_series}/stack")
+    page.add_init_script(
+        "(() => { const f = window.fetch; window.fetch = async (u, o) => {"
+        f" if (String(u).includes({slow})) await new Promise((r) => setTimeout(r, 2500));"
+        " return f(u, o); }; })()"
+    )
+    page.goto(f"{server.url}/viewer/?study={server.chest_study}")
+    _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic'")
+    page.locator(f'.study[data-uid="{server.head_study}"] > button').click()  # slow: 2.5 s
+    page.wait_for_timeout(300)
+    page.locator(f'.study[data-uid="{server.chest_study}"] > button').click()
+    page.wait_for_timeout(4000)  # the head CT's stack has arrived by now
+    assert _viewer(page, "v.state.series") == server.chest_series
+    assert _viewer(page, "v.state.stack.series") == server.chest_series
+    chest_sops = {i["sop"] for i in _stack(Series(server.url, server.chest_study, server.chest_series))["instances"]}
+    _wait(page, "v.shown.preset")
+    assert _viewer(page, "v.shown.preset.sop") in chest_sops
+    current = page.locator('.study > button[aria-current="true"]')
+    assert current.count() == 1 and current.locator("xpath=..").get_attribute("data-uid") == server.chest_study
+
+
+def test_viewer_url_parameters_are_uids_and_errors_stay_shown(served: Series, page: Any) -> None:
+    """``?study=..%2F..`` made the page fetch another route (a whole archive, with the token);
+    a bad study's 404 was overwritten by the study count; an unknown ``?series=`` left an
+    unhandled rejection."""
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    forged = f"..%2F..%2Fstudies%2F{served.study}%2Farchive.zip%3Fpreset%3Doriginal%23"
+    page.goto(f"{served.url}/viewer/?study={forged}")
+    page.wait_for_function("() => document.querySelectorAll('#studies > li').length > 0")
+    page.wait_for_timeout(500)
+    assert not [u for u in requests if "archive.zip" in urllib.parse.urlsplit(u).path]
+    assert "is not a DICOM UID" in page.inner_text("#status")
+    page.goto(f"{served.url}/viewer/?study=1.2.3.999")
+    page.wait_for_function("() => document.querySelectorAll('#studies > li').length > 0")
+    page.wait_for_timeout(500)
+    status = page.inner_text("#status")  # QIDO finds no series: said, and not replaced by the study count
+    assert "1.2.3.999" in status and "no series" in status, status
+    page.goto(f"{served.url}/viewer/?study={served.study}&series=1.2.3.999")
+    page.wait_for_function("() => window.medcodecViewer.state.errors.length > 0")
+    page.wait_for_timeout(500)
+    assert "404" in page.inner_text("#status")
+    assert not [e for e in page.errors if e.startswith("pageerror")], page.errors
+
+
+def test_viewer_padding_reports_and_a_phone_sized_screen(browser: Any, tmp_path: Path, shared_data: Path,
+                                                          artifacts: Path) -> None:  # fmt: skip
+    """A CT with padding outside the scan circle (Pixel Padding Value): the difference pane left it
+    out of nothing and reported ~1000 HU against the manifest's figure; a structured report stayed
+    "loading…"; at 390x844 most controls were off-screen."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from conftest import start_server, stop_server  # tests/service/conftest.py
+    from medcodec.delivery import open_store
+
+    ds = pydicom.dcmread(shared_data / "singles" / "ct_512x512_signed16_j2k_lossless.dcm")
+    a = ds.pixel_array.astype(np.int16)
+    yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
+    outside = (yy - a.shape[0] / 2 + 0.5) ** 2 + (xx - a.shape[1] / 2 + 0.5) ** 2 > (a.shape[0] / 2 - 6) ** 2
+    a[outside] = -2000
+    ds.PixelData, ds.file_meta.TransferSyntaxUID = a.tobytes(), ExplicitVRLittleEndian
+    ds.add_new(0x00280120, "SS", -2000)  # Pixel Padding Value
+    ds.save_as(tmp_path / "padded.dcm", enforce_file_format=True)
+    sr = pydicom.dcmread(get_testdata_file("test-SR.dcm"), stop_before_pixels=True)
+    store_path = tmp_path / "store"
+    with open_store(store_path) as store:
+        assert store.ingest([tmp_path / "padded.dcm", get_testdata_file("test-SR.dcm")]).ok
+    proc, url, _log = start_server(store_path)
+    try:
+        stack = _stack(Series(url, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)))
+        assert stack["measured"]["diagnostic"]["padding"] == [-2000, -2000]
+        manifest_max = stack["instances"][0]["presets"]["diagnostic"]["max_error_hu"]
+        context = browser.new_context(viewport=VIEWPORT)
+        pg = context.new_page()
+        pg.goto(f"{url}/viewer/?study={ds.StudyInstanceUID}&mode=compare")
+        _wait(pg, "v.shown.diff && v.shown.diff.preset === 'diagnostic'", timeout=60_000)
+        diff = _viewer(pg, "v.shown.diff")
+        assert diff["skipped"] == int(outside.sum())
+        assert abs(diff["max"] - manifest_max) <= 2.0 and diff["max"] < 200, (diff, manifest_max)
+        assert "left out" in pg.inner_text("#pane-diff .stats")
+        _shot(pg, artifacts, "20-padded-ct-compare")
+        pg.goto(f"{url}/viewer/?study={sr.StudyInstanceUID}")
+        pg.wait_for_function("() => document.body.dataset.ready === '1'")
+        assert "no image to show" in pg.inner_text("#pane-preset .label")
+        context.close()
+
+        phone = browser.new_context(viewport={"width": 390, "height": 844})
+        pg = phone.new_page()
+        pg.goto(f"{url}/viewer/?study={ds.StudyInstanceUID}")
+        _wait(pg, "v.shown.preset && v.shown.preset.preset === 'diagnostic'", timeout=60_000)
+        for sel in ("#preset", "#mode", "#wl-buttons button >> nth=-1", "#cine", "#reset", "#help-btn", "#slider"):
+            control = pg.locator(sel)
+            control.scroll_into_view_if_needed()
+            box = control.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, (sel, box)
+        canvas = pg.locator("#pane-preset canvas").bounding_box()
+        assert canvas and canvas["width"] >= 300 and canvas["height"] >= 300, canvas
+        _shot(pg, artifacts, "21-phone-390x844")
+        phone.close()
+    finally:
+        stop_server(proc)

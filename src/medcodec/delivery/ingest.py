@@ -315,7 +315,9 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         return _known(store, existing, base, data)
 
     info, reason = _stats(data, source, ds)
-    transfer_syntax = stored_syntax(ds)  # a preamble-less file's by its encoding
+    # a preamble-less file's by its encoding; a meta value that is no UID at all (markup, spaces)
+    # would reach the catalog, the X-Transfer-Syntax header and the viewer's table: refused
+    transfer_syntax = validate_uid(stored_syntax(ds), what=f"{source}: Transfer Syntax UID (0002,0010)")
     path = object_path(sha)
     t = now()
     patient_id, issuer = _text(ds, "PatientID")[:64], _text(ds, "IssuerOfPatientID")[:64]

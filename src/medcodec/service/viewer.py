@@ -226,10 +226,15 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
     -------
     dict
         ``{"study", "series", "modality", "description", "rows", "columns", "window":
-        [center, width] | None, "presets": [names], "instances": [{"sop", "number", "frames",
-        "size", "presets": {name: {"transfer_syntax", "size", "ratio", "psnr", "max_error_hu",
-        "passthrough", "live"}}}]}``. A preset not yet computed for an instance is listed with
-        ``"live": true`` and no numbers (its frames are then encoded on request).
+        [center, width] | None, "presets": [names], "measured": {name: {"low", "high",
+        "padding"}}, "instances": [{"sop", "number", "frames", "size", "presets": {name:
+        {"transfer_syntax", "size", "ratio", "psnr", "max_error_hu", "passthrough", "live"}}}]}``.
+        A preset not yet computed for an instance is listed with ``"live": true`` and no numbers
+        (its frames are then encoded on request). ``measured`` gives, per lossy preset with a
+        series mapping, the original *stored* values its max error and PSNR are measured on
+        (:meth:`~medcodec.dicom.mapping.SeriesMapping.kept`: ``low``..``high``, outside the
+        ``padding`` range): the page's difference statistics leave the rest out as the manifest
+        does (a CT's padding outside the scan circle is clipped by the mapping, not coded).
 
     Raises
     ------
@@ -284,6 +289,7 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
         )
     first = records[0]
     return {
+        "measured": _measured(store, series, [n for n in known if any(n in i["presets"] for i in instances)]),
         "study": study,
         "series": series,
         "modality": first.modality or "",
@@ -294,6 +300,23 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
         "presets": names,
         "instances": instances,
     }
+
+
+def _measured(store: Any, series: str, names: list[str]) -> dict[str, Any]:
+    """Per preset, the source stored values its numbers are measured on (see :func:`series_stack`)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        try:
+            mapping = store.series_mapping(series, name)
+        except CodecError:  # the page still draws; its difference pane then counts every pixel
+            mapping = None
+        if mapping is not None:
+            out[name] = {
+                "low": int(mapping.clip_low),
+                "high": int(mapping.clip_high),
+                "padding": list(mapping.padding) if mapping.padding is not None else None,
+            }
+    return out
 
 
 def _instance_bytes(store: Any, record: Any, preset: str, study: str, series: str) -> bytes:

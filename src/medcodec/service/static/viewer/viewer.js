@@ -43,6 +43,7 @@ const state = {
   firstImage: null, // {ms, preset, bytes}
   bytesTotal: 0,
   errors: [],
+  opening: 0, // ticket of the latest series asked for: an older answer that arrives late is dropped
 };
 // Read by tests and handy from the console: what each pane shows right now.
 const shown = { original: null, preset: null, diff: null };
@@ -76,6 +77,10 @@ const PRESET_TITLES = {
   mdc: ".mdc at the diagnostic's size",
 };
 const tsName = (uid) => TS_NAMES[uid] || uid || "?";
+// a path segment: UIDs reach us from the page's own URL too (?study=..%2F..): never a path of their own
+const enc = (segment) => encodeURIComponent(String(segment));
+// PS3.5 §9.1: digits and dots, no leading zero, at most 64 characters
+const isUid = (v) => typeof v === "string" && v.length > 0 && v.length <= 64 && /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/.test(v);
 
 function setStatus(text, isError = false) {
   const el = $("#status");
@@ -84,10 +89,12 @@ function setStatus(text, isError = false) {
   if (isError) state.errors.push(text);
 }
 
+const showError = (e) => setStatus(String((e && e.message) || e), true);
+
 async function errorText(r) {
   try {
     const j = await r.json();
-    return `${r.status}: ${j.error || j.detail || j.message || JSON.stringify(j)}`;
+    return `${r.status}: ${j.detail || j.message || j.error || JSON.stringify(j)}`;
   } catch {
     return `${r.status} ${r.statusText}`;
   }
@@ -113,11 +120,13 @@ const tagValues = (obj, tag) => (obj && obj[tag] && obj[tag].Value) || [];
 class Cancelled extends Error {}
 const cache = new Map(); // key -> frame (LRU by insertion order)
 const inflight = new Map(); // key -> promise
+const failed = new Map(); // key -> why the frame could not be loaded (shown in its pane, not "loading…")
 window.medcodecViewer.cacheEntries = () => [...cache.entries()];
 let queue = []; // pending tasks {key, prio, run, resolve, reject}
 let active = 0;
 
-const frameKey = (preset, idx) => `${preset}|${idx}`;
+// keyed by series too: a frame can never be drawn under another series' stack
+const frameKey = (preset, idx, st = state.stack) => `${st ? st.series : ""}|${preset}|${idx}`;
 const frameBytes = (f) => (f.pixels ? f.pixels.byteLength : f.rows * f.cols * 4);
 function cacheBytes() {
   let n = 0;
@@ -244,7 +253,7 @@ function inWorker(url) {
 
 async function fetchFrame(stack, preset, idx) {
   const { inst, frame } = stack.slices[idx];
-  const url = `${API}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}?preset=${encodeURIComponent(preset)}`;
+  const url = `${API}/studies/${enc(stack.study)}/series/${enc(stack.series)}/instances/${enc(inst.sop)}/frames/${frame}?preset=${encodeURIComponent(preset)}`;
   const t0 = performance.now();
   if (inst.samples_per_pixel !== 1) return fetchRendered(stack, preset, idx, t0);
   const m = await inWorker(url);
@@ -279,7 +288,7 @@ async function fetchRendered(stack, preset, idx, t0) {
   const { inst, frame } = stack.slices[idx];
   const shown = preset === "mdc" ? "original" : preset;
   const query = shown === "original" ? "" : `?preset=${encodeURIComponent(shown)}`;
-  const url = `${DICOMWEB}/studies/${stack.study}/series/${stack.series}/instances/${inst.sop}/frames/${frame}/rendered${query}`;
+  const url = `${DICOMWEB}/studies/${enc(stack.study)}/series/${enc(stack.series)}/instances/${enc(inst.sop)}/frames/${frame}/rendered${query}`;
   const r = await fetch(url, { headers: auth({ Accept: "image/png" }) });
   if (!r.ok) throw new Error(`slice ${idx + 1} (rendered): ${await errorText(r)}`);
   const blob = await r.blob();
@@ -367,20 +376,31 @@ const HEAT = (() => {
   return lut;
 })();
 
-function diffOf(a, b) {
-  // b - a in output units (HU for CT), over the pixels; max and RMS too
+function diffOf(a, b, kept = null) {
+  // b - a in output units (HU for CT); max and RMS over the pixels the manifest measures too:
+  // with `kept` ({low, high, padding} in the original's stored values, from /stack), the original's
+  // padding and the values the series mapping clips are left out (drawn as 0, counted apart)
   const n = a.pixels.length;
   const d = new Float32Array(n);
+  const lo = kept ? kept.low : -Infinity;
+  const hi = kept ? kept.high : Infinity;
+  const [pl, ph] = kept && kept.padding ? kept.padding : [1, 0];
   let max = 0;
   let sum2 = 0;
+  let skipped = 0;
   for (let i = 0; i < n; i++) {
-    const v = b.pixels[i] * b.slope + b.intercept - (a.pixels[i] * a.slope + a.intercept);
+    const s = a.pixels[i];
+    if (s < lo || s > hi || (s >= pl && s <= ph)) {
+      skipped++;
+      continue; // d[i] stays 0
+    }
+    const v = b.pixels[i] * b.slope + b.intercept - (s * a.slope + a.intercept);
     d[i] = v;
     const m = Math.abs(v);
     if (m > max) max = m;
     sum2 += v * v;
   }
-  return { d, max, rms: Math.sqrt(sum2 / n) };
+  return { d, max, rms: n > skipped ? Math.sqrt(sum2 / (n - skipped)) : 0, skipped };
 }
 
 function diffRange(diff, manifestMax) {
@@ -527,7 +547,8 @@ function render() {
     shown.original = { preset: "original", slice: idx, sop: of.sop };
   } else {
     po.imgKey = null;
-    po.label.textContent = "ORIGINAL · loading…";
+    const why = failed.get(frameKey("original", idx));
+    po.label.textContent = why ? `ORIGINAL · could not be loaded: ${why}` : "ORIGINAL · loading…";
     po.stats.textContent = "";
     shown.original = null;
   }
@@ -555,7 +576,9 @@ function render() {
     }
   } else {
     pp.imgKey = null;
-    pp.label.textContent = available(state.preset, idx) ? `${presetLabel(state.preset)} · loading…` : `${state.preset}: not computed for this slice`;
+    const why = failed.get(frameKey(state.preset, idx));
+    pp.label.textContent = !available(state.preset, idx) ? `${state.preset}: not computed for this slice`
+      : why ? `${presetLabel(state.preset)} · could not be loaded: ${why}` : `${presetLabel(state.preset)} · loading…`;
     pp.stats.textContent = "";
     shown.preset = null;
   }
@@ -565,15 +588,16 @@ function render() {
     drawPane(po);
     const pd = panes.diff;
     if (of && pf && of.rows === pf.rows && of.cols === pf.cols && of.kind !== "rgb" && pf.kind !== "rgb") {
-      const diff = diffOf(of, pf);
+      const diff = diffOf(of, pf, (st.measured || {})[pf.preset] || null);
       const info = inst.presets[pf.preset];
       const range = diffRange(diff, info ? info.max_error_hu : null);
       renderDiff(pd, diff, of, range);
       pd.imgKey = `diff|${pf.preset}|${idx}`;
       pd.label.textContent = `DIFFERENCE ${pf.preset} − original`;
-      pd.stats.textContent = `max |Δ| ${fmt(diff.max)} ${units()} · RMS ${fmt(diff.rms, 2)} ${units()} (all pixels)`;
+      const left = diff.skipped ? `${diff.skipped} padding or clipped pixels left out, as in the manifest` : "all pixels";
+      pd.stats.textContent = `max |Δ| ${fmt(diff.max)} ${units()} · RMS ${fmt(diff.rms, 2)} ${units()} (${left})`;
       drawColourbar(range, units());
-      shown.diff = { preset: pf.preset, slice: idx, range, max: diff.max, rms: diff.rms };
+      shown.diff = { preset: pf.preset, slice: idx, range, max: diff.max, rms: diff.rms, skipped: diff.skipped };
     } else {
       pd.imgKey = null;
       pd.label.textContent = "DIFFERENCE · waiting for both images…";
@@ -599,7 +623,7 @@ function updateReadouts() {
   $("#slider").value = String(idx);
   const [c, w] = state.window;
   const pf = presetFrameFor(idx);
-  $("#wl-readout").textContent = pf && pf.kind === "rgb" ? "colour: not windowed" : `C ${Math.round(c)} / W ${Math.round(w)} ${units()}`;
+  $("#wl-readout").textContent = pf && pf.kind === "rgb" ? "rendered on the server: not windowed here" : `C ${Math.round(c)} / W ${Math.round(w)} ${units()}`;
   const ti = state.firstImage;
   $("#timing").textContent = ti
     ? `first image ${ti.ms.toFixed(0)} ms (${ti.preset}, ${fmtBytes(ti.bytes)}) · ${fmtBytes(state.bytesTotal)} received`
@@ -615,20 +639,30 @@ function updateReadouts() {
     // a live preset has no manifest entry: its ratio is measured on the frame that arrived
     const raw = f && f.kind !== "rgb" ? f.rows * f.cols * (f.kind === "u8" ? 1 : 2) : 0;
     const coded = f ? (f.encoding === "jpeg" ? f.bytes : f.stored) : 0;
-    const ratio = name === "original" ? "1:1" : info && info.live && raw && coded ? `${fmt(raw / coded)}:1 (this frame)`
+    const ratio = name === "original" ? "1:1" : info && info.passthrough ? "passed through unchanged"
+      : info && info.live && raw && coded ? `${fmt(raw / coded)}:1 (this frame)`
       : info && info.ratio != null ? `${fmt(info.ratio)}:1` : "–";
     const how = !f ? "not loaded" : `${fmtBytes(f.bytes)} (${f.encoding === "jpeg" ? "JPEG" : f.encoding === "rendered" ? "PNG" : "deflate"})`;
-    rows.push(
-      `<tr><td>${idx + 1}</td><td>${PRESET_TITLES[name] || name}</td>` +
-        `<td>${ts}${info && info.live ? " (encoded on request)" : ""}</td>` +
-        `<td>${ratio}</td>` +
-        `<td>${info && info.psnr != null ? `${fmt(info.psnr)} dB` : name === "original" ? "∞" : "–"}</td>` +
-        `<td>${err}</td>` +
-        `<td>${how}</td>` +
-        `<td>${f ? `${f.decodeMs.toFixed(0)} ms` : ""}</td></tr>`,
-    );
+    rows.push([
+      String(idx + 1),
+      PRESET_TITLES[name] || name,
+      `${ts}${info && info.live ? " (encoded on request)" : ""}`,
+      ratio,
+      info && info.psnr != null ? `${fmt(info.psnr)} dB` : name === "original" ? "∞" : "–",
+      err,
+      how,
+      f ? `${f.decodeMs.toFixed(0)} ms` : "",
+    ]);
   }
-  $("#numbers tbody").innerHTML = rows.join("");
+  // cells as text: every value here comes from stored headers (a transfer syntax UID too)
+  const body = $("#numbers tbody");
+  body.replaceChildren(
+    ...rows.map((cells) => {
+      const tr = document.createElement("tr");
+      for (const text of cells) tr.appendChild(document.createElement("td")).textContent = text;
+      return tr;
+    }),
+  );
   document.body.dataset.slice = String(idx);
 }
 
@@ -639,14 +673,18 @@ function request(idx) {
   const again = () => {
     if (st === state.stack && idx === state.slice) render();
   };
-  const fail = (e) => {
-    if (!(e instanceof Cancelled)) setStatus(String(e.message || e), true);
+  const failing = (preset) => (e) => {
+    if (e instanceof Cancelled || st !== state.stack) return;
+    const why = String(e.message || e);
+    failed.set(frameKey(preset, idx, st), why);
+    setStatus(why, true);
+    if (idx === state.slice) render();
   };
   cancelPrefetch();
   const p = state.preset;
-  if (p !== "preview" && !cached(p, idx) && available("preview", idx)) getFrame("preview", idx, 0).then(again, fail);
-  if (available(p, idx)) getFrame(p, idx, 1).then(again, fail);
-  if (state.mode !== "single") getFrame("original", idx, 1).then(again, fail);
+  if (p !== "preview" && !cached(p, idx) && available("preview", idx)) getFrame("preview", idx, 0).then(again, failing("preview"));
+  if (available(p, idx)) getFrame(p, idx, 1).then(again, failing(p));
+  if (state.mode !== "single") getFrame("original", idx, 1).then(again, failing("original"));
   const n = st.slices.length;
   for (let d = 1; d <= PREFETCH; d++) {
     for (const j of [idx + d, idx - d]) {
@@ -776,29 +814,34 @@ async function loadStudies() {
     const desc = tagValue(s, "00081030");
     const date = tagValue(s, "00080020");
     const mods = tagValues(s, "00080061").join("/");
-    b.innerHTML = `<span></span><span class="meta"></span>`;
+    b.innerHTML = `<bdi></bdi><span class="meta"></span>`;
     b.firstChild.textContent = `${name}${desc ? ` — ${desc}` : ""}`;
     b.lastChild.textContent = [date, mods, tagValue(s, "00201208") && `${tagValue(s, "00201208")} images`].filter(Boolean).join(" · ");
-    b.addEventListener("click", () => openStudy(uid));
+    b.addEventListener("click", () => openStudy(uid).catch(showError));
     li.appendChild(b);
     const sl = document.createElement("ul");
     sl.className = "series-list list";
     li.appendChild(sl);
     ul.appendChild(li);
   }
-  if (!state.stack) setStatus(`${state.studies.length} studies`);
+  if (!state.stack && !state.errors.length) setStatus(`${state.studies.length} studies`);
 }
 
 const NON_IMAGE = new Set(["SR", "KO", "PR", "RTSTRUCT", "RTPLAN", "RTDOSE", "REG", "SEG", "DOC"]);
 
 async function openStudy(uid, seriesUid = null) {
+  if (!isUid(uid)) throw new Error(`study ${JSON.stringify(String(uid).slice(0, 80))} is not a DICOM UID`);
+  if (seriesUid != null && !isUid(seriesUid)) throw new Error(`series ${JSON.stringify(String(seriesUid).slice(0, 80))} is not a DICOM UID`);
   state.study = uid;
-  const asked = getJson(`${DICOMWEB}/studies/${uid}/series`, "application/dicom+json");
+  const asked = getJson(`${DICOMWEB}/studies/${enc(uid)}/series`, "application/dicom+json");
   // a series named in the URL opens at once, while the lists load
   const opening = seriesUid ? openSeries(uid, seriesUid) : null;
+  if (opening) opening.catch(() => {}); // awaited below; not an unhandled rejection if the list fails first
   const series = await asked;
+  if (state.study !== uid) return; // another study was clicked meanwhile
   series.sort((a, b) => (+tagValue(a, "00200011") || 0) - (+tagValue(b, "00200011") || 0));
   await state.listing;
+  if (state.study !== uid) return;
   fillSeriesList(uid, series);
   if (opening) return opening;
   if (!series.length) {
@@ -824,10 +867,10 @@ function fillSeriesList(uid, series) {
     item.dataset.uid = suid;
     const b = document.createElement("button");
     b.type = "button";
-    b.innerHTML = `<span></span><span class="meta"></span>`;
+    b.innerHTML = `<bdi></bdi><span class="meta"></span>`;
     b.firstChild.textContent = `${tagValue(s, "00080060")} ${tagValue(s, "00200011")} ${tagValue(s, "0008103E")}`.trim();
     b.lastChild.textContent = `${tagValue(s, "00201209") || "?"} images`;
-    b.addEventListener("click", () => openSeries(uid, suid));
+    b.addEventListener("click", () => openSeries(uid, suid).catch(showError));
     b.setAttribute("aria-current", String(suid === state.series));
     item.appendChild(b);
     sl.appendChild(item);
@@ -835,16 +878,37 @@ function fillSeriesList(uid, series) {
 }
 
 async function openSeries(study, series) {
+  const ticket = ++state.opening;
   setStatus("loading series…");
+  const st = await getJson(`${API}/studies/${enc(study)}/series/${enc(series)}/stack`);
+  if (ticket !== state.opening) return; // a later click won: this answer is not shown
   cancelPrefetch(true);
   inflight.clear(); // what is still on its way belongs to the previous series: never reused
   cache.clear();
-  const st = await getJson(`${API}/studies/${study}/series/${series}/stack`);
+  failed.clear();
+  state.study = study;
+  document.querySelectorAll(".study > button").forEach((b) => b.setAttribute("aria-current", String(b.parentElement.dataset.uid === study)));
   // one slice per frame: multi-frame instances (enhanced CT/MR) scroll through their frames
   st.slices = st.instances.flatMap((inst) => Array.from({ length: Math.max(1, inst.frames) }, (_, k) => ({ inst, frame: k + 1 })));
   state.stack = st;
   state.series = series;
   document.querySelectorAll(".series > button").forEach((b) => b.setAttribute("aria-current", String(b.parentElement.dataset.uid === series)));
+  if (!st.rows || !st.columns) {
+    // a report, a dose record, a key-object note: nothing to draw, said so (not "loading…" forever)
+    state.stack = null;
+    for (const pane of Object.values(panes)) {
+      pane.imgKey = null;
+      pane.label.textContent = "";
+      pane.stats.textContent = "";
+      drawPane(pane);
+    }
+    const what = `${st.modality || "this"} series${st.description ? ` "${st.description}"` : ""}`;
+    panes.preset.label.textContent = `${what}: no image to show (no pixel data); its files are in the study's archive`;
+    $("#numbers tbody").replaceChildren();
+    setStatus(`${what} · ${st.instances.length} object${st.instances.length === 1 ? "" : "s"} without pixel data`);
+    document.body.dataset.ready = "1";
+    return;
+  }
   // presets offered: those computed for at least one instance, and the original
   const names = st.presets.filter((p) => p === "original" || st.instances.some((i) => i.presets[p]));
   const sel = $("#preset");
@@ -875,8 +939,10 @@ async function openSeries(study, series) {
     const p = available("preview", idx) ? "preview" : state.preset;
     try {
       await getFrame(p, idx, 0);
+      if (ticket !== state.opening) return;
       applyWindowPreset(state.windows.length - 1);
     } catch (e) {
+      if (ticket !== state.opening) return;
       setStatus(String(e.message || e), true);
     }
   } else {
