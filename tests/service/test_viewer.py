@@ -754,6 +754,8 @@ def test_viewer_padding_reports_and_a_phone_sized_screen(browser: Any, tmp_path:
     a[outside] = -2000
     ds.PixelData, ds.file_meta.TransferSyntaxUID = a.tobytes(), ExplicitVRLittleEndian
     ds.add_new(0x00280120, "SS", -2000)  # Pixel Padding Value
+    ds.WindowCenter, ds.WindowWidth = [40, 300, 40], [400, 1500, 400]  # every pair offered, once
+    ds.WindowCenterWidthExplanation = ["SOFT TISSUE", "BONE", "SOFT TISSUE"]
     ds.save_as(tmp_path / "padded.dcm", enforce_file_format=True)
     sr = pydicom.dcmread(get_testdata_file("test-SR.dcm"), stop_before_pixels=True)
     store_path = tmp_path / "store"
@@ -763,6 +765,7 @@ def test_viewer_padding_reports_and_a_phone_sized_screen(browser: Any, tmp_path:
     try:
         stack = _stack(Series(url, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)))
         assert stack["measured"]["diagnostic"]["padding"] == [-2000, -2000]
+        assert stack["windows"] == [[40, 400, "SOFT TISSUE"], [300, 1500, "BONE"]]
         manifest_max = stack["instances"][0]["presets"]["diagnostic"]["max_error_hu"]
         context = browser.new_context(viewport=VIEWPORT)
         pg = context.new_page()
@@ -772,6 +775,7 @@ def test_viewer_padding_reports_and_a_phone_sized_screen(browser: Any, tmp_path:
         assert diff["skipped"] == int(outside.sum())
         assert abs(diff["max"] - manifest_max) <= 2.0 and diff["max"] < 200, (diff, manifest_max)
         assert "left out" in pg.inner_text("#pane-diff .stats")
+        assert pg.locator("#wl-buttons button").all_inner_texts()[:2] == ["SOFT TISSUE", "BONE"]
         _shot(pg, artifacts, "20-padded-ct-compare")
         pg.goto(f"{url}/viewer/?study={sr.StudyInstanceUID}")
         pg.wait_for_function("() => document.body.dataset.ready === '1'")

@@ -226,7 +226,8 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
     -------
     dict
         ``{"study", "series", "modality", "description", "rows", "columns", "window":
-        [center, width] | None, "presets": [names], "measured": {name: {"low", "high",
+        [center, width] | None, "windows": [[center, width, explanation], ...] (every pair the
+        first instance's header gives, PS3.3 §C.11.2.1.2), "presets": [names], "measured": {name: {"low", "high",
         "padding"}}, "instances": [{"sop", "number", "frames", "size", "presets": {name:
         {"transfer_syntax", "size", "ratio", "psnr", "max_error_hu", "passthrough", "live"}}}]}``.
         A preset not yet computed for an instance is listed with ``"live": true`` and no numbers
@@ -245,9 +246,8 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
     known = _presets()
     names = [*known, MDC]
     header = store.metadata(records[0])
-    center = _number(_json_value(header, "00281050"))
-    width = _number(_json_value(header, "00281051"))
-    window = [center, width] if center is not None and width is not None and width > 0 else None
+    windows = _header_windows(header)
+    window = windows[0][:2] if windows else None
     instances = []
     for rec in records:
         presets: dict[str, Any] = {}
@@ -297,9 +297,26 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
         "rows": int(first.rows or 0),
         "columns": int(first.columns or 0),
         "window": window,
+        "windows": windows,
         "presets": names,
         "instances": instances,
     }
+
+
+def _header_windows(header: dict[str, Any]) -> list[list[Any]]:
+    """Every usable Window Center / Width pair of a DICOM JSON header, with its explanation."""
+
+    def values(tag: str) -> list[Any]:
+        return list((header.get(tag) or {}).get("Value") or [])
+
+    centers, widths, notes = values("00281050"), values("00281051"), values("00281055")
+    out = []
+    for k, (c, w) in enumerate(zip(centers, widths, strict=False)):
+        center, width = _number(c), _number(w)
+        note = str(notes[k]) if k < len(notes) and notes[k] else ""
+        if center is not None and width is not None and width > 0 and [center, width] not in [o[:2] for o in out]:
+            out.append([center, width, note])  # a pair repeated (Philips writes [40, 40] / [80, 80]) once
+    return out
 
 
 def _measured(store: Any, series: str, names: list[str]) -> dict[str, Any]:
