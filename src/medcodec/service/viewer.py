@@ -310,7 +310,7 @@ def _header_windows(header: dict[str, Any]) -> list[list[Any]]:
         return list((header.get(tag) or {}).get("Value") or [])
 
     centers, widths, notes = values("00281050"), values("00281051"), values("00281055")
-    out = []
+    out: list[list[Any]] = []
     for k, (c, w) in enumerate(zip(centers, widths, strict=False)):
         center, width = _number(c), _number(w)
         note = str(notes[k]) if k < len(notes) and notes[k] else ""
