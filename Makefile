@@ -18,7 +18,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,demo]"
-	$(BIN)/python -m medcodec.codec.warmup  # compile the numba kernels once (~20 s), not on the first command
+	$(BIN)/python -m medcodec.codec.warmup  # compile the numba kernels once (a few minutes on 2 cores), not on the first command
 	$(BIN)/python -c "from medcodec.dicom._mapping_kernels import warm; warm()"  # and the series mapping's two
 	touch $(STAMP)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,24 @@ def test_encode_deflated_dicom(to: str, tmp_path: Path, capsys: pytest.CaptureFi
     else:
         (written,) = out.glob("*/*.dcm")
         assert pydicom.dcmread(written).pixel_array.shape == expected.shape
+
+
+def test_encode_psnr_target_is_checked_on_the_whole_series(ct_series: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """``encode --psnr`` (the streaming series path) searched on a sample and never measured what it
+    wrote: an unreachable target was missed in silence (outside audit, 2026-12-01). The written
+    file is decoded and measured; a miss is a warning naming the PSNR reached, a hit says nothing."""
+    from medcodec.metrics import psnr
+
+    capsys.readouterr()
+    out = tmp_path / "hit.mdc"
+    assert main(["encode", str(ct_series), "-o", str(out), "--psnr", "50", "--no-progress"]) == 0
+    assert "not reached" not in capsys.readouterr().err
+    (series,) = medcodec.dicom.read_series(ct_series)
+    original = np.stack(list(series.iter_frames()))
+    assert psnr(original, medcodec.decode(out.read_bytes()), bits_stored=12) >= 50 - 0.5
+    with warnings.catch_warnings():  # as on a command line (pytest makes warnings errors)
+        warnings.simplefilter("default", medcodec.errors.RateTargetWarning)
+        assert main(["encode", str(ct_series), "-o", str(tmp_path / "miss.mdc"), "--psnr", "130", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "PSNR 130 dB not reached: the 6-frame series decodes at" in err, err

@@ -99,6 +99,8 @@ def test_store_cli_check_delete_gc(shared_data: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "1 unreferenced object(s) removed" in r.output and not orphan.exists()
     r = run(cli, ["store", "delete", "--store", url, "--study", record.study_uid], input="n\n")
     assert r.exit_code == 1 and "nothing deleted" in r.output and original.exists()
+    r = run(cli, ["store", "delete", "--store", url, "--study", record.study_uid], input="")  # no terminal, no answer
+    assert r.exit_code == 2 and "add --yes" in r.output and "interrupted" not in r.output and original.exists()
     r = run(cli, ["store", "delete", "--store", url, "--study", record.study_uid, "--series", record.series_uid,
                   "--instance", record.sop_uid, "--yes"])  # fmt: skip
     assert r.exit_code == 0 and "1 instance(s), 1 object(s) removed" in r.output and not original.exists()

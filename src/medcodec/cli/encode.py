@@ -97,10 +97,11 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     "--entropy",
     type=click.Choice(["huffman", "arith", "arith-binary", "arith-multi"]),
     default=None,
-    help=".mdc DCT streams: arith (default: format 2.4, the compact layout, with intra frames unless "
-    "--no-intra and padding masks where the series declares padding; context-adaptive range coding, "
-    "8-18% smaller than Huffman, with decoder-side filters), arith-multi (the same), arith-binary "
-    "(format 2.0, the binary coder) or huffman (format 1.0: 3-10x faster, 20-90% larger).",
+    help=".mdc DCT streams: arith (default: format 2.6, the compact layout, with intra frames, or 2.4 "
+    "with --no-intra, and padding masks where the series declares padding; context-adaptive range "
+    "coding with decoder-side filters), arith-multi (the same), arith-binary (format 2.0, the binary "
+    "coder) or huffman (format 1.0; on 512x512 chest CT at q50, one thread: ~60x faster to encode and "
+    "~4x to decode than the default, ~30% larger).",
 )
 @click.option(
     "--effort",
@@ -114,8 +115,9 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
 @click.option(
     "--intra/--no-intra",
     default=None,
-    help=".mdc: 8x8 intra prediction (format 2.4; default on with the default coder): ~6 % smaller "
-    "than without (14 % on smooth CT), ~2.8x the encode and ~1.4x the decode time.",
+    help=".mdc: intra prediction, 8x8 and 16x16 blocks with a per-block transform choice (format 2.6; "
+    "default on with the default coder): on 512x512 chest CT at q50, one thread, ~13 % smaller than "
+    "without, at ~10x the encode and ~5x the decode time.",
 )
 @click.option(
     "--table",

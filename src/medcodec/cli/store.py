@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..errors import InvalidInputError
 from ._common import EXIT_PARTIAL, handle_errors
 
 _STORE = click.option("--store", "store_url", required=True, help="The store (folder or fsspec URL) to work on.")
@@ -121,11 +122,25 @@ def delete(
         found = opened.instances(study_uid, series_uid, sop_uid)  # NotFoundError, InvalidUidError
         what = "instance" if sop_uid else "series" if series_uid else "study"
         uid = sop_uid or series_uid or study_uid
-        if not yes and not click.confirm(f"delete {what} {uid} ({len(found)} instance(s)) from {store_url}?"):
+        if not yes and not _confirmed(f"delete {what} {uid} ({len(found)} instance(s)) from {store_url}?"):
             click.echo("nothing deleted")
             sys.exit(EXIT_PARTIAL)
         done = opened.delete(study_uid, series_uid, sop_uid)
     click.echo(f"deleted {what} {uid}: {done.instances} instance(s), {done.objects} object(s) removed")
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on the terminal. Without one (a script, cron, a pipe that closes), no answer is a usage
+    error naming ``--yes`` (exit 2), not the "interrupted" of Ctrl-C (130) it used to look like."""
+    try:
+        return click.confirm(question)
+    except click.Abort:
+        if sys.stdin is not None and sys.stdin.isatty():
+            raise  # Ctrl-C at the prompt
+        raise InvalidInputError(
+            "no answer to the confirmation (standard input is not a terminal or closed): "
+            "nothing deleted; add --yes to delete without asking"
+        ) from None
 
 
 @store.command()
