@@ -55,6 +55,14 @@ def test_fetch_detects_a_corrupt_partial(server, tmp_path):
     assert not (tmp_path / (name + ".part")).exists()  # the next run starts clean
     path = fetch(server.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == full.headers["etag"].strip('"')
+    # a .zip already there is not replaced unless asked (README walk-through, 2026-12-01)
+    from medcodec.errors import OutputExistsError
+
+    before = path.stat().st_mtime_ns
+    with pytest.raises(OutputExistsError, match="exists already"):
+        fetch(server.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path)
+    assert path.stat().st_mtime_ns == before
+    assert fetch(server.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path, overwrite=True) == path
 
 
 def test_fetch_live_archive_and_cli(server, tmp_path, capsys):

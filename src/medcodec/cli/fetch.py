@@ -29,7 +29,7 @@ from ._common import handle_errors, human_bytes
 )
 @click.option("--live", is_flag=True, help="Ask for on-the-fly compression even if pre-computed.")
 @click.option("--extract", is_flag=True, help="Also unpack the archive next to it (into a new folder).")
-@click.option("--overwrite", is_flag=True, help="With --extract: replace that folder when it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace the .zip (and, with --extract, its folder) when it exists.")
 @click.option("--token", default=None, help="Bearer token [default: $MEDCODEC_TOKEN].")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(min=0))
 @click.option(

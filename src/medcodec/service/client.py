@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, OutputExistsError
 from .errors import ServiceError
 
 __all__ = ["fetch", "FetchError", "IntegrityError", "verify_archive"]
@@ -150,7 +150,10 @@ def fetch(
         ``(bytes so far, total or None)`` after every chunk.
     extract
         Also unpack the archive into ``out_dir/<name>/`` (all or nothing: a staging folder
-        renamed into place), which must not exist unless ``overwrite`` (then it is replaced).
+        renamed into place).
+    overwrite
+        Replace the ``.zip`` (and, with ``extract``, the folder) when it exists; without it an
+        existing one is an :class:`~medcodec.errors.OutputExistsError` before any byte is asked for.
     ca_cert
         PEM file of the certificate authority (or self-signed certificate) an ``https`` server is
         checked against, instead of the system's ones.
@@ -179,10 +182,11 @@ def fetch(
     out = Path(out_dir)
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
     dest = out / name[: -len(".zip")]
-    if extract and dest.exists() and not overwrite:  # before any byte: nothing to undo
-        raise InvalidInputError(f"{dest}: exists already (remove it, or pass overwrite=True / --overwrite)")
-    out.mkdir(parents=True, exist_ok=True)
     final, part = out / name, out / (name + ".part")
+    for existing in (final, dest) if extract else (final,):  # before any byte: nothing to undo
+        if existing.exists() and not overwrite:
+            raise OutputExistsError(f"{existing}: exists already (remove it, or pass overwrite=True / --overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
     tag_file = out / (name + ".part.etag")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     failures = 0
