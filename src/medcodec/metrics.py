@@ -12,7 +12,9 @@ definition:
   multiplying by ``|rescale_slope|``; the rescale is linear, so this is exact.
 * **SSIM** (Wang et al. 2004) through :func:`skimage.metrics.structural_similarity` with an
   explicit ``data_range`` and the paper's settings (Gaussian window, sigma 1.5, population
-  covariance); on a stack, the mean of the per-frame 2-D SSIMs.
+  covariance); on a stack, the mean of the per-frame 2-D SSIMs. The window spans 11x11 pixels
+  (:data:`SSIM_MIN_SIDE`): frames smaller than that have no SSIM by this definition, and the
+  metrics report it as not available (``None``) rather than switch to another window.
 * **Size**: the raw size is 1 byte per pixel for ``bits_stored <= 8`` and 2 bytes per pixel for
   9-16-bit data (how the pixels sit in memory and in uncompressed DICOM). Bits per pixel (bpp) =
   ``8 * compressed bytes / pixels``; compression ratio = raw bytes / compressed bytes.
@@ -38,6 +40,7 @@ from .spec import PixelSpec, raw_bytes_per_pixel
 
 __all__ = [
     "SSIM_SETTINGS",
+    "SSIM_MIN_SIDE",
     "Window",
     "CT_WINDOWS",
     "raw_bytes_per_pixel",
@@ -65,6 +68,10 @@ __all__ = [
 
 #: Keyword arguments given to :func:`skimage.metrics.structural_similarity` (Wang et al. 2004).
 SSIM_SETTINGS: Mapping[str, Any] = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+#: Smallest frame side SSIM is defined for with :data:`SSIM_SETTINGS`: the Gaussian window spans
+#: ``2 * int(3.5 * sigma + 0.5) + 1`` = 11 pixels (scikit-image truncates it at 3.5 sigma, the
+#: paper's 11x11 window).
+SSIM_MIN_SIDE: int = 2 * int(3.5 * float(SSIM_SETTINGS["sigma"]) + 0.5) + 1
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,12 @@ def ssim(reference: ArrayLike, test: ArrayLike, /, *, data_range: float) -> floa
 
     2-D arrays give one SSIM; a ``(frames, rows, cols)`` stack gives the mean of the per-frame
     2-D SSIMs. Settings: :data:`SSIM_SETTINGS`.
+
+    Raises
+    ------
+    InvalidInputError
+        Frames smaller than the :data:`SSIM_MIN_SIDE` x :data:`SSIM_MIN_SIDE` window (SSIM is not
+        defined for them; :class:`MetricsAccumulator` reports ``None`` instead), shapes differ.
     """
     from skimage.metrics import structural_similarity
 
@@ -242,8 +255,11 @@ def ssim(reference: ArrayLike, test: ArrayLike, /, *, data_range: float) -> floa
         ref, tst = ref[None], tst[None]
     if ref.ndim != 3:
         raise InvalidInputError(f"ssim: expected a 2-D frame or a 3-D stack, got shape {ref.shape}")
-    if min(ref.shape[1:]) < 7:
-        raise InvalidInputError(f"ssim: frames of {ref.shape[1:]} are smaller than the 7x7 window")
+    if min(ref.shape[1:]) < SSIM_MIN_SIDE:
+        raise InvalidInputError(
+            f"ssim: frames of {ref.shape[1]}x{ref.shape[2]} are smaller than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} "
+            "Gaussian window (sigma 1.5, Wang et al. 2004): SSIM is not defined for them"
+        )
     values = [
         float(structural_similarity(r, t, data_range=float(data_range), **SSIM_SETTINGS))  # type: ignore[no-untyped-call]
         for r, t in zip(ref, tst)
@@ -290,7 +306,8 @@ class MetricsAccumulator:
 
     PSNR of the stack comes from the total squared error over all pixels (not a mean of per-frame
     PSNRs); the worst frame's PSNR is reported as ``psnr_min_frame_db``. SSIM is the mean of the
-    per-frame SSIMs.
+    per-frame SSIMs; ``None`` (not available) when a frame is smaller than the SSIM window
+    (:data:`SSIM_MIN_SIDE`), never an error: the other metrics are still measured.
 
     Parameters
     ----------
@@ -312,6 +329,7 @@ class MetricsAccumulator:
         self._max_err = 0.0
         self._frame_psnrs: list[float] = []
         self._ssims: list[float] = []
+        self._ssim_undefined = False  # a frame smaller than the SSIM window was added
         self._ref_min = math.inf
         self._ref_max = -math.inf
         self._win_sse = {w.name: 0.0 for w in self.windows}
@@ -335,7 +353,9 @@ class MetricsAccumulator:
         self._frame_psnrs.append(_psnr_from_mse(sse / diff.size, self._peak))
         self._ref_min = min(self._ref_min, float(ref.min()))
         self._ref_max = max(self._ref_max, float(ref.max()))
-        if self.with_ssim:
+        with_ssim = self.with_ssim and min(ref.shape) >= SSIM_MIN_SIDE
+        self._ssim_undefined |= self.with_ssim and not with_ssim
+        if with_ssim:
             self._ssims.append(ssim(ref, tst, data_range=self._peak))
         if self.windows:
             ref_u = self.spec.to_output_units(ref)
@@ -346,7 +366,7 @@ class MetricsAccumulator:
                 d = a - b
                 self._win_sse[w.name] += float(np.sum(d * d))
                 self._win_max[w.name] = max(self._win_max[w.name], float(np.max(np.abs(d))))
-                if self.with_ssim:
+                if with_ssim:
                     self._win_ssims[w.name].append(ssim(a, b, data_range=1.0))
 
     def result(self) -> dict[str, Any]:
@@ -367,7 +387,7 @@ class MetricsAccumulator:
             "max_abs_error": self._max_err,
             "rmse_hu": math.sqrt(m) * slope,
             "max_abs_error_hu": self._max_err * slope,
-            "ssim": float(np.mean(self._ssims)) if self._ssims else None,
+            "ssim": float(np.mean(self._ssims)) if self._ssims and not self._ssim_undefined else None,
             "lossless": self._sse == 0,
         }
         windows: dict[str, Any] = {}
@@ -378,7 +398,9 @@ class MetricsAccumulator:
                 "width": w.width,
                 "psnr_db": _psnr_from_mse(wm, 1.0),
                 "max_abs_error_levels": self._win_max[w.name] * 255.0,
-                "ssim": float(np.mean(self._win_ssims[w.name])) if self._win_ssims[w.name] else None,
+                "ssim": float(np.mean(self._win_ssims[w.name]))
+                if self._win_ssims[w.name] and not self._ssim_undefined
+                else None,
             }
         out["windows"] = windows
         return out

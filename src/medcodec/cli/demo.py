@@ -10,6 +10,7 @@ folder gets a rate-distortion plot, difference images and results.json.
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,9 @@ import click
 import numpy as np
 
 from .. import codec
-from ..errors import CodecError
+from ..errors import CodecError, InvalidInputError, failure_message
 from ..fileio import atomic_write
+from ..metrics import SSIM_MIN_SIDE
 from ._common import ensure_dir, handle_errors, jobs_option, progress
 
 #: (file, what it is, where it comes from). Real images, no synthetic ones.
@@ -217,7 +219,8 @@ def _plots(
         diff = row["_decoded"].astype(np.float64) - image.pixels
         lim = max(1.0, float(np.percentile(np.abs(diff), 99.9)))
         beyond = int(np.count_nonzero(np.abs(diff) > lim))
-        fig, axes = plt.subplots(1, 3, figsize=(12, 4.3), dpi=100)
+        # constrained layout leaves room for the two-line suptitle above the panels' own titles
+        fig, axes = plt.subplots(1, 3, figsize=(12, 4.6), dpi=100, layout="constrained")
         cmap = "gray_r" if image.spec.photometric_interpretation == "MONOCHROME1" else "gray"
         axes[0].imshow(image.pixels, cmap=cmap, vmin=lo, vmax=hi)
         where = f"window {window.name} C={window.center:g} W={window.width:g}" if window else "1-99th percentile"
@@ -231,8 +234,11 @@ def _plots(
         for a in axes:
             a.axis("off")
         win_psnr = f", {window.name}-window PSNR {row['psnr_window_db']:.1f} dB" if window else ""
-        fig.suptitle(f"{image.name}: {image.label}; PSNR {row['psnr_db']:.1f} dB{win_psnr}, SSIM {row['ssim']:.4f}")
-        fig.tight_layout()
+        ssim = "n/a (image smaller than the SSIM window)" if row["ssim"] is None else f"{row['ssim']:.4f}"
+        # two lines (what the image is; what was measured), each wrapped to the figure's width:
+        # one line of both runs off both sides for the samples' labels
+        title = [f"{image.name}: {image.label}", f"PSNR {row['psnr_db']:.1f} dB{win_psnr}, SSIM {ssim}"]
+        fig.suptitle("\n".join(textwrap.fill(t, width=110) for t in title), fontsize=11)
         written.append(out / f"difference_{Path(image.name).stem}.png")
         fig.savefig(written[-1])
         plt.close(fig)
@@ -268,7 +274,8 @@ def _plots(
 def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool, jobs: int | None) -> None:
     """Encode real sample images at several qualities and show what it costs and what is lost.
 
-    The first run after installing compiles the numba kernels (a few seconds, cached).
+    The first run after installing compiles the numba kernels it needs unless ``make install``
+    did (``python -m medcodec.codec.warmup``; minutes on 2 cores, cached).
     """
     try:
         qs = [float(q) for q in qualities.split(",") if q.strip()]
@@ -296,6 +303,11 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         row = _encode_row(img, q, fmt, jobs)
         if row is not None:
             rows.append(row)
+    if not rows:  # nothing to show: an empty table, results file and plot would look like success
+        why = "; ".join(failure_message(path, exc) for path, exc in failures)
+        if images:
+            why = "; ".join(filter(None, [why, f"{', '.join(i.name for i in images)}: no quality could be encoded"]))
+        raise InvalidInputError(f"no grayscale image could be coded: {why}")
     _print_table(images, rows)
     ensure_dir(output)
     diff_q = 75.0 if 75.0 in qs else qs[len(qs) // 2]
@@ -354,17 +366,22 @@ def _print_table(images: list[DemoImage], rows: list[dict[str, Any]]) -> None:
         )
         click.echo(header)
         for r in (r for r in rows if r["image"] == image.name):
-            pw = "-" if r["psnr_window_db"] is None else f"{r['psnr_window_db']:.2f}"
             click.echo(
                 f"{'':4s} {r['format']:4s} {r['quality']:4.0f} {r['bytes']:9d} {r['ratio']:6.1f}:1 {r['bpp']:6.3f} "
-                f"{r['psnr_db']:8.2f} {r['psnr_minmax_db']:8.2f} {pw:>8s} {r['max_abs_error']:7.0f} "
-                f"{r['max_abs_error_hu']:10.1f} {r['ssim']:7.4f} {r['encode_ms']:7.1f} {r['decode_ms']:7.1f} "
-                f"{_texture_cells(r.get('texture'))}"
+                f"{r['psnr_db']:8.2f} {_cell(r['psnr_minmax_db'], '8.2f')} {_cell(r['psnr_window_db'], '8.2f')} "
+                f"{r['max_abs_error']:7.0f} {r['max_abs_error_hu']:10.1f} {_cell(r['ssim'], '7.4f')} "
+                f"{r['encode_ms']:7.1f} {r['decode_ms']:7.1f} {_texture_cells(r.get('texture'))}"
             )
     click.echo(
         "\nflat %: share of soft-tissue 8x8 blocks (CT, -150..250 HU, std >= 8 HU) decoded flat (std below 35 % "
-        "of the original's); texture: their median std(decoded) / std(original). '-': not CT or no such block."
+        "of the original's); texture: their median std(decoded) / std(original). '-': not CT or no such block. "
+        f"SSIM '-': image smaller than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} SSIM window (not defined)."
     )
+
+
+def _cell(value: float | None, spec: str) -> str:
+    """A number in a table column, '-' (right-aligned to the same width) when not available."""
+    return format(value, spec) if value is not None else f"{'-':>{spec.split('.')[0]}s}"
 
 
 def _texture_cells(t: dict[str, Any] | None) -> str:

@@ -15,7 +15,7 @@ from ..errors import InvalidInputError
 from ..evaluate import metrics as M
 from ..evaluate.inputs import load_series
 from ..evaluate.peers import ADAPTERS, DEFAULT_CODECS, OPT_IN, get_adapter
-from ..evaluate.report import write_report
+from ..evaluate.report import report_paths, write_report
 from ..evaluate.runner import DEFAULT_RATES, run_evaluation
 from ._common import handle_errors, progress_bar
 
@@ -165,7 +165,8 @@ def evaluate(
     BD-rate against JPEG 2000, speed, and an HTML report with plots and images. AVIF is
     opt-in (``--codecs ...,avif``): it would take about as long as all the others together.
 
-    Exit codes: 0 done, 2 bad option or unusable input (one line on stderr).
+    Exit codes: 0 done, 2 bad option, unusable input, a report file in the way (checked before any
+    coding) or no codec that could code the input (one line on stderr).
     """
     try:
         names = [c.strip() for c in codecs.split(",") if c.strip()] if codecs else list(DEFAULT_CODECS)
@@ -179,6 +180,7 @@ def evaluate(
             wins = []
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from exc
+    report_paths(report_dir, overwrite=overwrite)  # a report in the way stops the run now, not after the sweep
 
     with progress_bar("reading DICOM", unit="file", enabled=progress) as callback:
         series = load_series(list(inputs), series_uid=series_uid, max_frames=max_frames, progress=callback)
@@ -203,21 +205,32 @@ def evaluate(
             view_frame=view_frame, view_bpp=view_bpp, info=info, progress=callback,
             log=lambda msg: click.echo(msg, err=True),
         )  # fmt: skip
+    if not result.points:  # an empty report would pass for a result
+        why = "; ".join(result.skipped.values()) or "no codec was run"
+        raise InvalidInputError(f"no codec could code this input, no report written: {why}")
     paths = write_report(result, report_dir, overwrite=overwrite)
 
     at1 = {r["codec"]: r for r in result.matched if r["target"] == "1 bpp"}
     bd = {r["codec"]: r for r in result.bd}
-    click.echo(f"{'codec':28s} {'PSNR@1bpp':>10s} {'SSIM@1bpp':>10s} {'BD-rate vs ' + (result.anchor or '-'):>20s}")
-    for name in dict.fromkeys(p["codec"] for p in result.points):
-        label = result.codecs[name].get("label", name)
+    ran = list(dict.fromkeys(p["codec"] for p in result.points))
+    labels = {name: result.codecs[name].get("label", name) for name in ran}
+    width = max(28, *map(len, labels.values()))
+    bd_head = "BD-rate vs " + (result.anchor or "-")
+    click.echo(f"{'codec':{width}s} {'PSNR@1bpp':>10s} {'SSIM@1bpp':>10s} {bd_head:>20s}")
+    notes = []
+    for name in ran:
         row, b = at1.get(name, {}), bd.get(name, {})
         psnr = row.get("psnr_db")
         ssim = row.get("ssim")
-        rate = b.get("bd_rate_cubic_pct")
+        rate, method = b.get("bd_rate_pct"), b.get("bd_rate_method")
+        stated = "-" if rate is None else f"{rate:+.1f} %" + (f" ({str(method).upper()})" if method != "cubic" else "")
         click.echo(
-            f"{label:28s} {'-' if psnr is None else f'{psnr:.2f} dB':>10s} "
-            f"{'-' if ssim is None else f'{ssim:.4f}':>10s} "
-            f"{'-' if rate is None else f'{rate:+.1f} %':>20s}"
+            f"{labels[name]:{width}s} {'-' if psnr is None else f'{psnr:.2f} dB':>10s} "
+            f"{'-' if ssim is None else f'{ssim:.4f}':>10s} {stated:>20s}"
         )
+        if rate is not None and b.get("bd_rate_notes"):  # caveats on the BD-rate just printed
+            notes.append(f"note: {labels[name]} BD-rate: {'; '.join(b['bd_rate_notes'])}")
+    for note in notes:
+        click.echo(note)
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")

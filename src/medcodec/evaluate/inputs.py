@@ -2,12 +2,16 @@
 
 :func:`load_series` takes a file, a folder, a ZIP or a DICOMDIR (anything
 :func:`medcodec.dicom.read_series` takes), picks one series, and returns evenly spaced frames
-of it with its :class:`~medcodec.spec.PixelSpec`. Only the frames asked for are decoded.
+of it with its :class:`~medcodec.spec.PixelSpec`. Only the frames asked for are decoded. A
+source that was already lossy-compressed (:func:`medcodec.dicom.write.is_lossy_source`, the test
+``medcodec encode`` warns with) is flagged and warned about: every figure then measures a codec
+against decoded pixels, not the acquired image.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InvalidInputError, failure_message
+from ..errors import InvalidInputError, LossySourceWarning, failure_message
 from ..progress import ProgressCallback
 from ..spec import PixelSpec
 from .ratecontrol import calibration_indices
@@ -37,6 +41,7 @@ class LoadedSeries:
     frame_sources: list[str] = field(default_factory=list)  #: file of each frame ("path#k" in multi-frame)
     total_frames: int = 0
     skipped_inputs: list[str] = field(default_factory=list)  #: "path: error" for unreadable files
+    lossy_source: bool = False  #: an image of the series was already lossy-compressed
 
     def info(self) -> dict[str, Any]:
         s = self.spec
@@ -60,6 +65,7 @@ class LoadedSeries:
             "stored_min": int(self.pixels.min()),
             "stored_max": int(self.pixels.max()),
             "unreadable_inputs": self.skipped_inputs,
+            "lossy_source": self.lossy_source,
         }
 
 
@@ -88,8 +94,15 @@ def load_series(
     ------
     InvalidInputError
         No readable image, or no series with ``series_uid``.
+
+    Warns
+    -----
+    LossySourceWarning
+        The series was already lossy-compressed (Lossy Image Compression (0028,2110) "01" or a
+        lossy transfer syntax); :attr:`LoadedSeries.lossy_source` says so too.
     """
     from ..dicom import read_series
+    from ..dicom.write import is_lossy_source
 
     src = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     found = read_series(src, on_error="collect", progress=progress)
@@ -121,6 +134,16 @@ def load_series(
                     sources.append(str(image.path) if n == 1 else f"{image.path}#{k}")
         index += n
     pixels = np.stack(frames)
+    lossy = any(is_lossy_source(image.dataset) for image in chosen.images)
+    if lossy:
+        warnings.warn(
+            f"series {chosen.series_instance_uid or '?'}: the source is already lossy-compressed (Lossy Image "
+            "Compression 01 or a lossy transfer syntax): every codec is measured against its decoded pixels, not "
+            "the acquired image, and a codec that repeats the source's compression (e.g. 12-bit JPEG of a JPEG "
+            "source) looks better than it is",
+            LossySourceWarning,
+            stacklevel=2,
+        )
     return LoadedSeries(
         pixels=pixels,
         spec=chosen.spec,
@@ -132,4 +155,5 @@ def load_series(
         frame_sources=sources,
         total_frames=total,
         skipped_inputs=failures,
+        lossy_source=lossy,
     )

@@ -29,7 +29,7 @@ from ..fileio import atomic_write, check_output_path
 from . import metrics as M
 from .runner import EvaluationResult
 
-__all__ = ["write_report", "render_html", "points_csv", "REPORT_FILES", "figures"]
+__all__ = ["write_report", "report_paths", "render_html", "points_csv", "REPORT_FILES", "figures"]
 
 REPORT_FILES = {"html": "report.html", "json": "results.json", "csv": "results.csv"}
 
@@ -388,6 +388,13 @@ def render_html(result: EvaluationResult) -> str:
             )
             + "</p>"
         )
+    if info.get("lossy_source"):
+        parts.append(
+            "<p class='warn'>The source is already lossy-compressed (Lossy Image Compression 01 or a lossy "
+            "transfer syntax): every codec is measured against its decoded pixels, not the acquired image, and a "
+            "codec that repeats the source's compression (e.g. 12-bit JPEG of a JPEG source) looks better than it "
+            "is.</p>"
+        )
     if info.get("unreadable_inputs"):
         parts.append(f"<p class='warn'>{len(info['unreadable_inputs'])} input(s) could not be read.</p>")
     # skipped
@@ -427,19 +434,17 @@ def render_html(result: EvaluationResult) -> str:
         parts.append(
             "<p class='note'>BD-rate: average rate difference at equal PSNR (negative = fewer bits than the "
             "anchor). BD-PSNR: average PSNR difference at equal rate (positive = better). Cubic: VCEG-M33; "
-            "PCHIP: JCTVC-L1100.</p>"
+            "PCHIP: JCTVC-L1100. Stated: the cubic's, or PCHIP's where the cubic fit is not monotonic over the "
+            "overlap or its BD-rate is implausible (the note says which and why).</p>"
         )
         tab = [
-            [labels.get(r["codec"], r["codec"]), r["bd_rate_cubic_pct"], r["bd_psnr_cubic_db"],
-             r["bd_rate_pchip_pct"], r["bd_psnr_pchip_db"], r["note"]]
+            [labels.get(r["codec"], r["codec"]), _stated(r.get("bd_rate_pct"), r.get("bd_rate_method")),
+             r["bd_rate_cubic_pct"], r["bd_psnr_cubic_db"], r["bd_rate_pchip_pct"], r["bd_psnr_pchip_db"], r["note"]]
             for r in d["bd"]
         ]  # fmt: skip
-        parts.append(
-            _table(
-                ["codec", "BD-rate cubic (%)", "BD-PSNR cubic (dB)", "BD-rate PCHIP (%)", "BD-PSNR PCHIP (dB)", "note"],
-                tab,
-            )
-        )
+        headers = ["codec", "BD-rate stated (%)", "BD-rate cubic (%)", "BD-PSNR cubic (dB)", "BD-rate PCHIP (%)",
+                   "BD-PSNR PCHIP (dB)", "note"]  # fmt: skip
+        parts.append(_table(headers, tab))
     # lossless
     lossless = [p for p in d["points"] if p["mode"] == "lossless"]
     if lossless:
@@ -475,6 +480,19 @@ def render_html(result: EvaluationResult) -> str:
     return "\n".join(parts)
 
 
+def report_paths(directory: str | os.PathLike[str], *, overwrite: bool = False) -> dict[str, Path]:
+    """The files :func:`write_report` writes into ``directory``, checked: call it before the
+    sweep, so that a report in the way stops the run before any coding, not after it.
+
+    Raises
+    ------
+    OutputExistsError
+        A report file exists already and ``overwrite`` is false.
+    """
+    out = Path(directory)
+    return {k: check_output_path(out / name, overwrite=overwrite) for k, name in REPORT_FILES.items()}
+
+
 def write_report(
     result: EvaluationResult,
     directory: str | os.PathLike[str],
@@ -485,16 +503,23 @@ def write_report(
 
     Raises
     ------
-    InvalidInputError
-        A report file exists already and ``overwrite`` is false.
+    OutputExistsError
+        A report file exists already and ``overwrite`` is false (an ``InvalidInputError`` too).
     """
     out = Path(directory)
-    paths = {k: check_output_path(out / name, overwrite=overwrite) for k, name in REPORT_FILES.items()}
+    paths = report_paths(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(paths["json"], json.dumps(result.to_dict(), indent=1, allow_nan=False).encode("utf-8"))
     atomic_write(paths["csv"], points_csv(result).encode("utf-8"))
     atomic_write(paths["html"], render_html(result).encode("utf-8"))
     return paths
+
+
+def _stated(value: float | None, method: str | None) -> str | None:
+    """A stated BD-rate with its method when that is not the cubic: ``"-72.46 (PCHIP)"``."""
+    if value is None:
+        return None
+    return f"{value:.2f}" + (f" ({method.upper()})" if method and method != "cubic" else "")
 
 
 def _knob(codec: dict[str, Any]) -> dict[str, Any]:

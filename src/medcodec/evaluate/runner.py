@@ -26,7 +26,7 @@ from ..errors import InvalidInputError
 from ..progress import Counter, ProgressCallback
 from ..spec import PixelSpec
 from . import metrics as M
-from .bjontegaard import bd_psnr, bd_rate
+from .bjontegaard import SANE_RATE_FACTOR, SMALL_OVERLAP, bd_delta, bd_psnr, bd_rate
 from .peers import BaseAdapter, CodecAdapter, library_versions
 from .ratecontrol import KnobSearch, calibration_indices
 from .timing import cpu_model, timed
@@ -71,7 +71,8 @@ def definitions(spec: PixelSpec) -> dict[str, str]:
         "rmse_hu, max_abs_error_hu": f"in output units after rescale (x |slope| = {abs(spec.rescale_slope)}); "
         "HU for CT",
         "ssim": "Wang et al. 2004 via skimage.metrics.structural_similarity, data_range = 2^bits_stored - 1, "
-        "Gaussian window sigma 1.5, population covariance; mean over frames",
+        f"Gaussian window sigma 1.5, population covariance; mean over frames; null for frames smaller than the "
+        f"{M.SSIM_MIN_SIDE}x{M.SSIM_MIN_SIDE} window (not defined)",
         "windows": "DICOM linear VOI window (PS3.3 C.11.2.1.2.1) to a [0, 1] display scale; PSNR peak 1; "
         "max_abs_error_levels in gray levels of an 8-bit display (x255); SSIM data_range 1",
         "encode_mb_s, decode_mb_s": "raw MB (10^6 bytes) per second, one frame at a time on one thread, "
@@ -79,7 +80,11 @@ def definitions(spec: PixelSpec) -> dict[str, str]:
         "matched": "metrics at a target bpp interpolated linearly in log(bpp) between the two nearest "
         "points of the codec; null when the target is outside the codec's points",
         "bd": "Bjontegaard delta of each codec against the anchor: cubic fit (VCEG-M33) and PCHIP "
-        "(JCTVC-L1100); BD-rate in %, negative = fewer bits than the anchor at equal PSNR",
+        "(JCTVC-L1100); BD-rate in %, negative = fewer bits than the anchor at equal PSNR. bd_rate_pct and "
+        "bd_psnr_db (the figures stated, method in bd_rate_method / bd_psnr_method): the cubic's, or PCHIP's when "
+        f"a cubic fit is not monotonic over the overlap or the cubic BD-rate is beyond a factor {SANE_RATE_FACTOR:g} "
+        f"in rate; the note says why, and when the curves overlap over less than {SMALL_OVERLAP:.0%} of either's "
+        "range",
     }
 
 
@@ -300,7 +305,11 @@ def _monotone(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def bd_table(points: Sequence[dict[str, Any]], codecs: Sequence[str], anchor: str | None) -> list[dict[str, Any]]:
-    """Bjøntegaard delta rate (%) and PSNR (dB) of each codec against ``anchor``, both methods."""
+    """Bjøntegaard delta rate (%) and PSNR (dB) of each codec against ``anchor``, both methods
+    (``bd_rate_cubic_pct``...), and the figures to state (``bd_rate_pct``, ``bd_psnr_db``, with
+    ``bd_rate_method`` / ``bd_psnr_method`` and the caveats ``bd_rate_notes`` / ``bd_psnr_notes``):
+    the cubic's unless it misbehaves, then PCHIP's, as
+    :func:`~medcodec.evaluate.bjontegaard.bd_delta` decides. ``note``: every caveat and failure."""
     rows: list[dict[str, Any]] = []
     if anchor is None:
         return rows
@@ -310,16 +319,29 @@ def bd_table(points: Sequence[dict[str, Any]], codecs: Sequence[str], anchor: st
             continue
         cur = _monotone(_lossy_curve(p for p in points if p["codec"] == codec))
         row: dict[str, Any] = {"codec": codec, "anchor": anchor, "points": len(cur), "anchor_points": len(ref)}
-        notes = []
+        args = ([p["bpp"] for p in ref], [p["psnr_db"] for p in ref],
+                [p["bpp"] for p in cur], [p["psnr_db"] for p in cur])  # fmt: skip
+        failed: dict[str, list[str]] = {}  # message -> methods it came from
         for method in ("cubic", "pchip"):
             try:
-                args = ([p["bpp"] for p in ref], [p["psnr_db"] for p in ref],
-                        [p["bpp"] for p in cur], [p["psnr_db"] for p in cur])  # fmt: skip
                 row[f"bd_rate_{method}_pct"] = bd_rate(*args, method=method)
                 row[f"bd_psnr_{method}_db"] = bd_psnr(*args, method=method)
             except InvalidInputError as exc:
                 row[f"bd_rate_{method}_pct"] = row[f"bd_psnr_{method}_db"] = None
-                notes.append(f"{method}: {exc}")
+                failed.setdefault(str(exc), []).append(method)
+        # the figures to state: the cubic where it is sound, else PCHIP, with why (bjontegaard.bd_delta)
+        notes = [msg if len(methods) == 2 else f"{methods[0]}: {msg}" for msg, methods in failed.items()]
+        for kind, key, label in (("rate", "bd_rate_pct", "BD-rate"), ("psnr", "bd_psnr_db", "BD-PSNR")):
+            method = key.rpartition("_")[0] + "_method"
+            try:
+                delta = bd_delta(*args, kind=kind)
+            except InvalidInputError:  # already in the notes
+                row[key] = row[method] = None
+                row[f"{key.rpartition('_')[0]}_notes"] = []
+                continue
+            row[key], row[method] = delta.value, delta.method
+            row[f"{key.rpartition('_')[0]}_notes"] = list(delta.notes)
+            notes += [f"{label}: {n}" for n in delta.notes]
         row["note"] = "; ".join(dict.fromkeys(notes))
         rows.append(row)
     return rows
