@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 
@@ -57,8 +58,57 @@ def test_qido_includefield_adds_attributes_from_the_headers(client, server):
     series = client.search_for_series(server.head_study, fields=["ProtocolName"])
     assert series[0]["00181030"]["Value"] == [first.ProtocolName]
     assert "00181030" not in client.search_for_series(server.head_study)[0]  # not asked: the default set
-    r = server.get(f"/dicomweb/studies/{server.head_study}/instances?includefield=NoSuchKeyword")
-    assert r.status_code == 400 and "includefield" in r.json()["detail"]
+    r = server.get(f"/dicomweb/studies/{server.head_study}/instances?includefield=NoSuchKeyword&limit=2")
+    assert r.status_code == 200 and len(r.json()) == 2  # ignored, said (PS3.18 §8.3.4.1)
+    assert r.headers["warning"].startswith('299 medcodec "') and "NoSuchKeyword" in r.headers["warning"]
+
+
+def test_qido_as_clients_send_it(client, server):
+    """An audit against PS3.18 and Orthanc (2026-12-01): repeated keys (dicomweb-client's lists)
+    were 400, unsupported keys 400 instead of ignored, names matched case-sensitively, XML asked
+    for got JSON, a limit past 10,000 was 400."""
+    both = {server.chest_study, server.head_study}
+    r = server.get(f"/dicomweb/studies?StudyInstanceUID={server.chest_study}&StudyInstanceUID={server.head_study}")
+    assert r.status_code == 200 and {_uid(s, "0020000D") for s in r.json()} == both
+    found = client.search_for_studies(search_filters={"StudyInstanceUID": sorted(both)})
+    assert {_uid(s, "0020000D") for s in found} == both
+    r = server.get(f"/dicomweb/studies?StudyInstanceUID={server.chest_study}&0020000D={server.head_study}")
+    assert {_uid(s, "0020000D") for s in r.json()} == both  # keyword and tag: one key, either value
+    mods = server.get("/dicomweb/studies?ModalitiesInStudy=CT&ModalitiesInStudy=MR").json()
+    assert {m for s in mods for m in s["00080061"]["Value"]} >= {"CT", "MR"}
+    every = server.get("/dicomweb/studies").json()
+    r = server.get("/dicomweb/studies?PatientComments=x&00191010=y")
+    assert r.status_code == 200 and r.json() == every
+    assert "PatientComments" in r.headers["warning"] and "00191010" in r.headers["warning"]
+    assert "warning" not in server.get("/dicomweb/studies").headers
+    head = pydicom.dcmread(server.head_files[0], stop_before_pixels=True)
+    name = str(head.PatientName)
+    for asked in (name.lower(), name.upper(), name.lower()[:2] + "*"):
+        got = server.get(f"/dicomweb/studies?PatientName={asked}").json()
+        assert server.head_study in {_uid(s, "0020000D") for s in got}, asked
+    assert server.get("/dicomweb/studies", headers={"Accept": "application/dicom+xml"}).status_code == 406
+    assert server.get("/dicomweb/studies", headers={"Accept": "application/json"}).status_code == 200
+    assert server.get("/dicomweb/studies?limit=50000").status_code == 200
+
+
+def test_studies_without_a_patient_id_are_patients_of_their_own(client, server):
+    """Every study without a PatientID shared one patient row, so PatientName matched the first
+    such study's name for all of them, and missed their own (QIDO audit, 2026-12-01)."""
+    src = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    studies = []
+    for name in ("Nobody^First", "Citizen^Jan"):
+        ds = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientID, ds.PatientName = "", name
+        assert "FailedSOPSequence" not in client.store_instances([ds])
+        studies.append(ds.StudyInstanceUID)
+    assert src.PatientID  # the file had one: these two are the edited copies
+    for name, study in zip(("Nobody^First", "Citizen^Jan"), studies):
+        got = {_uid(s, "0020000D") for s in server.get(f"/dicomweb/studies?PatientName={name}").json()}
+        assert got == {study}, (name, got)
+    got = {_uid(s, "0020000D") for s in server.get("/dicomweb/studies?PatientName=Citizen*").json()}
+    assert got == {studies[1]}
 
 
 def test_qido_results_carry_a_retrieve_url_that_works(client, server):
@@ -237,6 +287,7 @@ def test_thumbnails_and_viewport(server):
     mf = f"/dicomweb/studies/{mr.StudyInstanceUID}/series/{mr.SeriesInstanceUID}/instances/{mr.SOPInstanceUID}"
     big = server.get(mf + "/frames/3/rendered?viewport=256,128")
     assert Image.open(io.BytesIO(big.content)).size == (128, 128)  # 64x64 fitted into 256x128
+    assert big.headers["content-type"] == "image/jpeg"  # the default of PS3.18 §8.7.7 (was PNG)
     assert server.get(mf + "/rendered?viewport=0,5").status_code == 400
     assert server.get(f"/dicomweb/studies/{mr.StudyInstanceUID}/series/1.2.3.999/thumbnail").status_code == 404
 
@@ -497,3 +548,19 @@ def test_stow_judges_each_part_and_stores_the_rest(server):
     meta = httpx.get(f"{server.url}/dicomweb/studies/{server.head_study}/series/{server.head_series}/instances/"
                      f"{stranger.SOPInstanceUID}/metadata", timeout=30).json()  # fmt: skip
     assert meta[0]["00100010"]["Value"][0]["Alphabetic"] != "Changed^Name"
+
+
+def test_a_series_asked_in_a_syntax_its_images_cannot_take_comes_as_stored(server):
+    """12-bit CT asked for as baseline JPEG (.50, 8-bit only) was sent as the diagnostic preset's
+    lossy .51, which the client had not asked for (audit against PS3.18, 2026-12-01). Each such
+    part now comes as stored, lossless, its Content-Type saying so; one instance asked alone is 406."""
+    url = f"/dicomweb/studies/{server.head_study}/series/{server.head_series}"
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'
+    r = server.get(url, headers={"Accept": accept})
+    assert r.status_code == 200
+    syntaxes = [m.decode() for m in re.findall(rb"Content-Type: application/dicom; transfer-syntax=([0-9.]+)\r\n",
+                                               r.content)]  # fmt: skip
+    stored = pydicom.dcmread(server.head_files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID
+    assert len(syntaxes) == len(server.head_files) and set(syntaxes) == {stored}, set(syntaxes)
+    sop = pydicom.dcmread(server.head_files[0], stop_before_pixels=True).SOPInstanceUID
+    assert server.get(f"{url}/instances/{sop}", headers={"Accept": accept}).status_code == 406

@@ -44,6 +44,7 @@ __all__ = [
     "RenditionRecord",
     "ArchiveRecord",
     "QUERY_KEYS",
+    "supported_keys",
 ]
 
 metadata = sa.MetaData()
@@ -309,6 +310,41 @@ def _key_name(key: str) -> str:
     raise InvalidInputError(f"query key {key!r} is not supported: expected one of {sorted(QUERY_KEYS)} or their tags")
 
 
+def supported_keys(items: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Split QIDO-RS query parameters into the matching keys :meth:`Catalog.find` supports and the
+    others, which a DICOMweb server ignores (PS3.18 §8.3.4.1: "shall ignore any unsupported Query
+    Parameters", said in a Warning header). Reserved parameters (limit, offset ...) are kept."""
+    kept: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    for key, value in items:
+        try:
+            if key.strip().lower() not in _NOT_KEYS:
+                _key_name(key)
+        except InvalidInputError:
+            ignored.append(key)
+            continue
+        kept.append((key, value))
+    return kept, ignored
+
+
+def _match(key: str, value: str, need: int, fuzzy: bool) -> sa.ColumnElement[bool]:
+    """The condition of one matching key's value at query level ``need`` (0 study, 1 series,
+    2 instance): a lower-level key at a higher level asks for a study/series containing a match."""
+    if key == "ModalitiesInStudy":
+        sub = sa.select(series.c.study_uid).where(_condition("Modality", value, fuzzy))
+        return studies.c.study_uid.in_(sub)
+    key_level = _LEVEL_OF[QUERY_KEYS[key][1]]
+    if key_level > need:
+        if key_level == 2:
+            sub = sa.select(instances.c.series_uid if need == 1 else instances.c.study_uid).where(
+                _condition(key, value, fuzzy)
+            )
+            return (series.c.series_uid if need == 1 else studies.c.study_uid).in_(sub)
+        sub = sa.select(series.c.study_uid).where(_condition(key, value, fuzzy))
+        return studies.c.study_uid.in_(sub)
+    return _condition(key, value, fuzzy)
+
+
 def _like(value: str) -> str:
     out = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return out.replace("*", "%").replace("?", "_")
@@ -349,6 +385,8 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
             sa.func.lower(column).like("%^" + pattern + "%", escape="\\"),
             sa.func.lower(column).like("% " + pattern + "%", escape="\\"),
         )
+    if key in _NAME_KEYS:  # PN: case-insensitive, as PS3.4 C.2.2.2.4 allows (a viewer types lower case)
+        return sa.func.lower(column).like(_like(value.lower()), escape="\\")
     if "*" in value or "?" in value:
         return column.like(_like(value), escape="\\")
     return column == value
@@ -787,29 +825,18 @@ class Catalog:
         if series_uid is not None:
             conds.append(_condition("SeriesInstanceUID", series_uid, False))
         need = _LEVELS[level]
+        # a key given more than once (by keyword and by tag too: dicomweb-client sends a list as
+        # repeated parameters) matches any of its values; an empty value is universal matching
+        values: dict[str, list[str]] = {}
         for raw_key, value in items:
             if raw_key.strip().lower() in _NOT_KEYS:
                 continue
-            if value is None or str(value) == "":
+            values.setdefault(_key_name(raw_key), []).append("" if value is None else str(value))
+        for key, given in values.items():
+            if "" in given:
                 continue  # universal matching
-            key = _key_name(raw_key)
-            if key == "ModalitiesInStudy":
-                sub = sa.select(series.c.study_uid).where(_condition("Modality", value, fuzzy))
-                conds.append(studies.c.study_uid.in_(sub))
-                continue
-            key_level = _LEVEL_OF[QUERY_KEYS[key][1]]
-            if key_level > need:
-                # a lower-level key at a higher level: the study/series must contain a match
-                if key_level == 2:
-                    sub = sa.select(instances.c.series_uid if need == 1 else instances.c.study_uid).where(
-                        _condition(key, value, fuzzy)
-                    )
-                    conds.append((series.c.series_uid if need == 1 else studies.c.study_uid).in_(sub))
-                else:
-                    sub = sa.select(series.c.study_uid).where(_condition(key, value, fuzzy))
-                    conds.append(studies.c.study_uid.in_(sub))
-                continue
-            conds.append(_condition(key, value, fuzzy))
+            alternatives = [_match(key, value, need, fuzzy) for value in given]
+            conds.append(alternatives[0] if len(alternatives) == 1 else sa.or_(*alternatives))
         j = studies.join(patients, patients.c.patient_key == studies.c.patient_key)
         if need >= 1:
             j = j.join(series, series.c.study_uid == studies.c.study_uid)

@@ -321,7 +321,9 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     path = object_path(sha)
     t = now()
     patient_id, issuer = _text(ds, "PatientID")[:64], _text(ds, "IssuerOfPatientID")[:64]
-    patient_key = f"{patient_id}\\{issuer}"
+    # PatientID\issuer; a study without a PatientID (de-identified data often has none) is its own
+    # patient: one shared '\' row made every such study match the first one's name (QIDO audit)
+    patient_key = f"{patient_id}\\{issuer}" if patient_id else f"\\{issuer}\\{uids['StudyInstanceUID']}"
     study_attrs = _json_of(ds, _STUDY_KEYWORDS)
     series_attrs = _json_of(ds, _SERIES_KEYWORDS)
     instance = {

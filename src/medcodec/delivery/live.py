@@ -625,6 +625,11 @@ def instance_bytes(
             f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
             f"cannot be encoded as {ts}{how}: {record.passthrough_reason or 'passed through'}"
         )
+    if got != ts:
+        # a study or series retrieve: this instance cannot take the syntax asked for, so it goes as
+        # stored (its part says which), never a preset's lossy file in a syntax nobody asked for
+        # (16-bit CT asked for baseline .50 was sent as the diagnostic .51: QIDO/WADO audit, 2026-12-01)
+        return instance_bytes(store, record, "*")
     return data, got
 
 

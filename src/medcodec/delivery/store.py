@@ -174,7 +174,7 @@ class Store:
 
     def find_studies(
         self,
-        query: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         *,
         limit: int | None = None,
         offset: int = 0,
@@ -188,7 +188,7 @@ class Store:
     def find_series(
         self,
         study_uid: str | None,
-        query: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         *,
         limit: int | None = None,
         offset: int = 0,
@@ -204,7 +204,7 @@ class Store:
         self,
         study_uid: str | None,
         series_uid: str | None,
-        query: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         *,
         limit: int | None = None,
         offset: int = 0,

@@ -133,15 +133,22 @@ def _int_param(request: Request, name: str, default: int | None, *, maximum: int
     return int_value(name, request.query_params.get(name), default, maximum=maximum)
 
 
-def _query(request: Request) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
-        if key.lower() in _RESERVED:
-            continue
-        if key in out:
-            raise InvalidInputError(f"matching key {key!r} is given twice")
-        out[key] = value
-    return out
+def _query(request: Request) -> tuple[list[tuple[str, str]], list[str]]:
+    """The matching keys of a QIDO-RS request (a key repeated matches any of its values) and the
+    keys medcodec does not match on, which are ignored (PS3.18 §8.3.4.1) and named in a Warning."""
+    from ..delivery.catalog import supported_keys
+
+    return supported_keys((k, v) for k, v in request.query_params.multi_items() if k.lower() not in _RESERVED)
+
+
+def _warning_299(text: str) -> str:
+    """A ``Warning: 299`` header value (RFC 7234 §5.5; PS3.18 §8.3.4.1 and §8.3.4.4), ASCII only."""
+    clean = text.encode("ascii", "backslashreplace").decode().replace('"', "'")
+    return f'299 medcodec "{clean[:1000]}"'
+
+
+#: QIDO-RS answers DICOM JSON only (PS3.18 §8.7.8.1: anything else asked for is 406)
+_QIDO_TYPES = {"application/dicom+json", "application/json", "*/*", "application/*"}
 
 
 def _dicom_json(payload: Any, status: int = 200) -> JSONResponse:
@@ -253,11 +260,24 @@ async def _search_instances(request: Request) -> Response:
 async def _search(request: Request, level: str) -> Response:
     study = _uid(request, "study", "Study Instance UID")
     series = _uid(request, "series", "Series Instance UID")
-    limit = _int_param(request, "limit", None, maximum=_MAX_LIMIT)
+    accept = parse_accept(request.headers.get("accept"))
+    if not any(m.type in _QIDO_TYPES for m in accept):
+        raise NotAcceptableError(
+            f"QIDO-RS answers application/dicom+json only; asked: {[m.type for m in accept] or 'nothing (q=0)'}"
+        )
+    warnings: list[str] = []
+    limit = _int_param(request, "limit", None, maximum=10**9)
+    capped = limit is not None and limit > _MAX_LIMIT
+    if capped:
+        limit = _MAX_LIMIT
     offset = _int_param(request, "offset", 0, maximum=10**9) or 0
     fuzzy = request.query_params.get("fuzzymatching", "false").lower() == "true"
-    query = _query(request)
-    include = _include_fields(request)
+    query, ignored = _query(request)
+    include, unknown = _include_fields(request)
+    if ignored:
+        warnings.append(f"query keys not supported, ignored: {', '.join(sorted(set(ignored)))}")
+    if unknown:
+        warnings.append(f"includefield values not DICOM attributes, ignored: {', '.join(sorted(set(unknown)))}")
     store = request.app.state.store
     kw = {"limit": limit, "offset": offset, "fuzzy": fuzzy, "include": include}
     if level == "study":
@@ -269,7 +289,12 @@ async def _search(request: Request, level: str) -> Response:
     base = base_url(request) + "/dicomweb"
     for item in found:
         _add_retrieve_url(item, base, level)
-    return await _dicom_json_answer(request, found)
+    if capped and len(found) == _MAX_LIMIT:
+        warnings.append(f"limit capped at {_MAX_LIMIT}: there may be more results (use offset)")
+    response = await _dicom_json_answer(request, found)
+    if warnings:
+        response.headers["Warning"] = ", ".join(_warning_299(w) for w in warnings)
+    return response
 
 
 def _add_retrieve_url(item: dict[str, Any], base: str, level: str) -> None:
@@ -287,12 +312,13 @@ def _add_retrieve_url(item: dict[str, Any], base: str, level: str) -> None:
     item.setdefault("00080056", {"vr": "CS", "Value": ["ONLINE"]})
 
 
-def _include_fields(request: Request) -> frozenset[str]:
+def _include_fields(request: Request) -> tuple[frozenset[str], list[str]]:
     """QIDO-RS ``includefield`` (PS3.18 §8.3.4.3): repeated or comma-separated keywords or tags
-    (8 hex digits), or ``all``; as tags."""
+    (8 hex digits), or ``all``; as tags, and the values that name no attribute (ignored)."""
     from pydicom.datadict import tag_for_keyword
 
     out = set()
+    unknown: list[str] = []
     for value in request.query_params.getlist("includefield"):
         for item in value.split(","):
             item = item.strip()
@@ -305,8 +331,8 @@ def _include_fields(request: Request) -> frozenset[str]:
             elif (tag := tag_for_keyword(item)) is not None:
                 out.add(f"{tag:08X}")
             else:
-                raise InvalidInputError(f"includefield {item[:64]!r}: not a DICOM keyword, a tag (8 hex digits) or all")
-    return frozenset(out)
+                unknown.append(item[:64])
+    return frozenset(out), unknown
 
 
 # --------------------------------------------------------------------------- WADO-RS
@@ -511,7 +537,7 @@ async def _rendered(request: Request) -> Response:
     numbers = _frame_numbers(frame_text, record.frames or 1)
     if len(numbers) != 1:
         raise InvalidInputError("rendered: exactly one frame at a time")
-    return await _rendered_answer(request, record, numbers[0], default_media="image/png", default_viewport=None)
+    return await _rendered_answer(request, record, numbers[0], default_media="image/jpeg", default_viewport=None)
 
 
 async def _thumbnail(request: Request) -> Response:
