@@ -432,6 +432,12 @@ def _remove_quietly(store: Any, path: str) -> None:
 
 def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: bytes) -> InstanceOutcome:
     if existing.sha256 == base["sha256"]:
+        if not store.objects.exists(existing.path):
+            # the catalog row outlived its object (a `store gc` beside an ingest, a lost disk): the
+            # same bytes sent again repair it, where a 'duplicate' used to leave it missing for good
+            store.objects.put(existing.path, data)
+            repaired = "already catalogued; its missing object was written again"
+            return InstanceOutcome(status="duplicate", record=existing, message=repaired, **base)
         return InstanceOutcome(status="duplicate", record=existing, message="already stored (same sha256)", **base)
     same = _same_instance(store, existing, data)
     if same:

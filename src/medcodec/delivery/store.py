@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +42,14 @@ from .uids import validate_uid
 
 #: Series mappings a store remembers (Store.series_mapping); the oldest goes first.
 _MAPPINGS_KEPT = 256
+#: ``store gc`` leaves unreferenced objects younger than this alone (seconds): an ingest writes an
+#: object a moment before its catalog row, and a pre-computation an archive before its row.
+GC_MIN_AGE = 3600.0
 
 if TYPE_CHECKING:
     from .ingest import IngestReport, InstanceOutcome
 
-__all__ = ["Store", "open_store", "StoreCheck", "StoreDeletion"]
+__all__ = ["Store", "open_store", "StoreCheck", "StoreDeletion", "GC_MIN_AGE"]
 
 
 @dataclass
@@ -358,16 +362,34 @@ class Store:
                 removed += 1
         return StoreDeletion(count, removed)
 
-    def collect_garbage(self) -> list[str]:
+    def collect_garbage(self, *, min_age: float = GC_MIN_AGE) -> list[str]:
         """Remove unreferenced objects (left by interrupted writes or rebuilt archives); returns them.
 
-        Run it when no ingest or pre-computation is writing: an object written a moment before
-        its catalog row would look unreferenced.
+        An object is written a moment before its catalog row, so beside a running ingest it looks
+        unreferenced: only objects older than ``min_age`` seconds are removed (an outside audit,
+        2026-12-01, ran ``store gc`` beside an ingest and lost an original). An object whose age
+        cannot be read is kept.
         """
-        removed = self.check(verify_hashes=False).orphans
+        removed = [rel for rel in self.check(verify_hashes=False).orphans if self._age(rel) >= min_age]
         for rel in removed:
             self.objects.remove(rel)
         return removed
+
+    def _age(self, rel: str) -> float:
+        """Seconds since ``rel`` was last written, or ``-inf`` when the filesystem does not say."""
+        try:
+            if self.objects.local:
+                return time.time() - os.stat(self.objects.local_path(rel)).st_mtime
+            info = self.objects.fs.info(self.objects.full(rel))
+        except (OSError, ValueError):
+            return float("-inf")
+        for key in ("mtime", "LastModified", "last_modified", "created"):
+            value = info.get(key)
+            if hasattr(value, "timestamp"):
+                return time.time() - float(value.timestamp())
+            if isinstance(value, (int, float)):
+                return time.time() - float(value)
+        return float("-inf")
 
 
 def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, create: bool = True) -> Store:
