@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import signal
@@ -79,7 +80,7 @@ def signals_interrupt() -> Iterator[None]:
 #: Library keyword arguments and the CLI options that set them: messages from the library
 #: name ``overwrite=True``; a CLI user is told ``--overwrite``.
 CLI_OPTIONS = {name: f"--{name}" for name in ("overwrite", "quality", "ratio", "psnr", "frames", "jobs", "effort",
-                                              "table", "window")}  # fmt: skip
+                                              "table", "window", "scheduler")}  # fmt: skip
 _ARGUMENT = re.compile(r"\b(" + "|".join(CLI_OPTIONS) + r")=(True\b|[^\s,;)]+)")
 
 
@@ -145,6 +146,33 @@ def report_error(exc: BaseException) -> int:
 def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     """A warning as the CLI prints it: one line ``warning: ...`` on stderr, in CLI terms."""
     click.echo(f"warning: {cli_message(str(message))}", err=True)
+
+
+class _WarningLine(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # (from any thread; stderr closed: nothing to say it on)
+            click.echo(f"warning: {cli_message(record.getMessage())}", err=True)
+
+
+@contextlib.contextmanager
+def log_warnings(*names: str) -> Iterator[None]:
+    """While the CLI runs, what the library loggers ``names`` log at WARNING or above is printed as
+    one ``warning: ...`` line on stderr (as :func:`show_warning` prints ``warnings``), and only so."""
+    handler = _WarningLine(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+            logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, (propagate, level) in zip(loggers, saved):
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            logger.setLevel(level)
 
 
 def handle_errors(fn: F) -> F:

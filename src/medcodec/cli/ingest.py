@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors
+from ..errors import DeliveryError
+from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors, log_warnings
 
 
 @click.command()
@@ -35,8 +37,9 @@ from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors
 @click.option(
     "--scheduler",
     default=None,
-    help="Dask scheduler for pre-computation: tcp://host:8786, 'threads' (in-process LocalCluster, "
-    "default) or 'processes'.",
+    help="Dask scheduler for pre-computation: tcp://host:8786 (or host:8786), 'threads' (in-process "
+    "LocalCluster, default) or 'processes'. A remote scheduler is connected to before any file is "
+    "stored (10 s at most); its workers must reach STORE (and its FSSPEC_S3_* settings).",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 @click.option(
@@ -67,11 +70,12 @@ def ingest(
     file is a no-op; a different file with a SOP Instance UID already stored is reported as
     a conflict and never overwritten; files that are not DICOM, or whose UIDs are invalid,
     are reported and not stored. Exit code 1 when anything was reported, 2 on a fatal error
-    (e.g. store full: what was ingested before stays).
+    (e.g. store full, Dask scheduler lost, storage unreachable: what was ingested before stays,
+    and the summary says it; run the same ingest again to finish).
     """
     from ..delivery import open_store
-    from ..delivery.presets import get_preset, is_colour_record
-    from ..registry import pixel_data_compressed
+    from ..delivery.precompute import check_scheduler, connect_scheduler
+    from ..delivery.presets import get_preset
 
     names = None
     if presets:
@@ -80,13 +84,20 @@ def ingest(
             get_preset(name)
     bars: dict[str, Any] = {}
 
+    ingested = [0, 0]  # files done, of
+
     def on_progress(stage: str, done: int, total: int) -> None:
+        if stage == "ingest":
+            ingested[:] = [done, total]
         if not progress:
             return
         from tqdm import tqdm
 
         bar = bars.get(stage)
         if bar is None:
+            for other in bars.values():  # one stage's bar at a time (replaced, not nested)
+                other.close()
+            bars.clear()
             unit = {"ingest": "file", "precompute": "file", "archive": "zip"}.get(stage, "item")
             bar = bars[stage] = tqdm(
                 total=total or None, desc=stage, unit=unit, file=sys.stderr, leave=False, disable=None
@@ -97,14 +108,31 @@ def ingest(
 
     if not inputs and not refresh:
         raise click.UsageError("give INPUTS to ingest, or --refresh")
+    address = check_scheduler(scheduler)  # a bad address is said before anything is stored
     refreshed: list[str] = []
-    with open_store(store_url, catalog=catalog) as store:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(log_warnings("medcodec.delivery.precompute"))
+        client = None
+        if address is not None and (precompress or refresh):  # reachable, before any file is stored
+            client = stack.enter_context(connect_scheduler(address))
+        store = stack.enter_context(open_store(store_url, catalog=catalog))
         try:
-            report = store.ingest(
-                list(inputs), precompress=precompress, presets=names, scheduler=scheduler, progress=on_progress
-            )
+            try:
+                report = store.ingest(list(inputs), precompress=precompress, presets=names, scheduler=scheduler,
+                                      client=client, progress=on_progress)  # fmt: skip
+            except Exception:
+                if ingested[0]:
+                    click.echo(
+                        f"{ingested[0]} of {ingested[1]} file(s) ingested before the error: what was stored "
+                        "is kept (run the same ingest again to finish)",
+                        err=True,
+                    )
+                raise
             if refresh and not report.stopped:
-                refreshed = store.refresh(presets=names, scheduler=scheduler, progress=on_progress)
+                try:
+                    refreshed = store.refresh(presets=names, scheduler=scheduler, client=client, progress=on_progress)
+                except DeliveryError as exc:  # (StoreFullError too) what was stored is kept: the summary says it
+                    report.stopped = f"{exc}; not every archive is built: run again"
             stored = [o.record for o in report.stored if o.record is not None]
             lossy = store.catalog.lossy_instances([r.sop_uid for r in stored])
         finally:
@@ -112,6 +140,20 @@ def ingest(
                 bar.close()
     if refresh:
         click.echo(f"refreshed {len(refreshed)} archive(s)")
+    _summary(report, stored, lossy, verbose=verbose)
+    if report.stopped:
+        click.echo(f"error: {report.stopped}", err=True)
+        sys.exit(EXIT_ERROR)
+    if not report.ok:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _summary(report: Any, stored: list[Any], lossy: set[str], *, verbose: bool = False) -> None:
+    """Each reported file (stderr), then the one summary line (stdout): also when a pre-computation
+    failed, so that nothing stored is left unsaid."""
+    from ..delivery.presets import is_colour_record
+    from ..registry import pixel_data_compressed
+
     for outcome in report.outcomes:
         if outcome.status in ("conflict", "rejected", "skipped"):
             click.echo(f"{outcome.status}: {outcome.message or outcome.source}", err=True)
@@ -136,8 +178,3 @@ def ingest(
             else ""
         )
     )
-    if report.stopped:
-        click.echo(f"error: {report.stopped}", err=True)
-        sys.exit(EXIT_ERROR)
-    if not report.ok:
-        sys.exit(EXIT_PARTIAL)

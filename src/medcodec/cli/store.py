@@ -70,6 +70,10 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
 
 
+#: Orphans `store check` lists by name (the first, in order; then how many more).
+ORPHANS_LISTED = 20
+
+
 @store.command()
 @_STORE
 @_CATALOG
@@ -79,8 +83,8 @@ def check(store_url: str, catalog: str | None, hashes: bool) -> None:
     """Check that every object the catalog references exists with its size (and sha256).
 
     Exit code 1 when something is missing or corrupt; orphans (objects nothing references,
-    left by an interrupted write) are listed, not counted as damage: `medcodec store gc`
-    removes them.
+    left by an interrupted write) are listed (the first 20), not counted as damage: `medcodec
+    store gc` removes them.
     """
     from ..delivery import open_store
 
@@ -90,6 +94,11 @@ def check(store_url: str, catalog: str | None, hashes: bool) -> None:
         click.echo(f"missing: {rel}", err=True)
     for rel in found.corrupt:
         click.echo(f"corrupt: {rel}", err=True)
+    orphans = sorted(found.orphans)
+    for rel in orphans[:ORPHANS_LISTED]:  # harmless (stdout): `medcodec store gc` removes them
+        click.echo(f"orphan: {rel}")
+    if len(orphans) > ORPHANS_LISTED:
+        click.echo(f"... {len(orphans) - ORPHANS_LISTED} more orphan(s)")
     click.echo(
         f"{found.checked} object(s) checked: {len(found.missing)} missing, {len(found.corrupt)} corrupt, "
         f"{len(found.orphans)} orphan(s)"
@@ -150,8 +159,8 @@ def _confirmed(question: str) -> bool:
 def gc(store_url: str, catalog: str | None) -> None:
     """Remove objects nothing references (left by interrupted writes and rebuilt archives).
 
-    Run it when no ingest, pre-computation or server is writing to the store: an object
-    written a moment before its catalog row would look unreferenced.
+    Only objects older than an hour go: an ingest or a pre-computation writes an object a moment
+    before its catalog row, so a younger one may be on its way in (safe beside a running ingest).
     """
     from ..delivery import open_store
 

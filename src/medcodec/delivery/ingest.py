@@ -46,6 +46,7 @@ from ..dicom._lenient import source_values_as_is
 from ..dicom.sources import SNIFF_BYTES, is_store_folder, looks_like_dicom, walk_dirs, zip_members_left_out
 from ..errors import (
     CodecError,
+    DeliveryError,
     DicomError,
     InputNotFoundError,
     InvalidUidError,
@@ -596,6 +597,7 @@ def ingest(
     presets: Iterable[str] | None = None,
     scheduler: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    client: Any = None,
 ) -> IngestReport:
     """Ingest files, folders, ZIPs and DICOMDIRs into ``store``.
 
@@ -615,12 +617,16 @@ def ingest(
     progress
         ``progress(stage, done, total)`` after each file (``stage="ingest"``; ``total`` 0
         while unknown) and each pre-computed item (``stage="precompute"``).
+    client
+        A connected ``distributed.Client`` (:func:`~.precompute.connect_scheduler`) to use
+        instead of ``scheduler``.
 
     Returns
     -------
     IngestReport
-        Never raises for one bad file: it is reported (``rejected``/``conflict``). A full
-        store stops the run (``report.stopped``), keeping everything ingested before.
+        Never raises for one bad file: it is reported (``rejected``/``conflict``). A full store,
+        storage or a catalog that cannot be reached, or a pre-computation that fails (a Dask
+        scheduler lost) stops the run (``report.stopped``), keeping everything ingested before.
 
     Raises
     ------
@@ -648,6 +654,9 @@ def ingest(
             break
         except (NotDicomError, InvalidUidError, DicomError) as exc:
             outcome = InstanceOutcome(status="rejected", source=name, message=str(exc))
+        except DeliveryError as exc:  # the storage or the catalog, not this file: the run stops
+            report.stopped = f"{exc}; what was stored before is kept: run the same ingest again to finish"
+            break
         report.outcomes.append(outcome)
         if outcome.study_uid and outcome.study_uid not in touched:
             touched[outcome.study_uid] = None
@@ -671,7 +680,11 @@ def ingest(
         from .precompute import precompute
 
         try:
-            report.precomputed = precompute(store, new_studies, presets=presets, scheduler=scheduler, progress=progress)
+            report.precomputed = precompute(
+                store, new_studies, presets=presets, scheduler=scheduler, progress=progress, client=client
+            )
         except StoreFullError as exc:
             report.stopped = str(exc)
+        except DeliveryError as exc:  # a Dask scheduler lost, storage unreachable: the originals are stored
+            report.stopped = f"{exc}; the originals are stored, not every archive is built: run again"
     return report

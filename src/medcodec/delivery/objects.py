@@ -4,6 +4,9 @@ A write goes to ``tmp/`` under the root, is flushed and fsync'ed, then renamed t
 name and the folder fsync'ed, so a final name always holds a complete object. On filesystems
 without rename (object stores) the temporary object is moved, and a PUT is atomic there.
 ``ENOSPC``/``EDQUOT`` become :class:`~medcodec.errors.StoreFullError`, the temporary removed.
+On a remote filesystem (``s3://``), what the storage backend raises (endpoint unreachable, no
+credentials, no such bucket, access denied: botocore's errors, or the ``OSError`` s3fs makes of
+them) becomes a :class:`~medcodec.errors.DeliveryError` naming the store, the bucket and the endpoint.
 Workers of the pre-computation open only this (by URL), never the catalog.
 """
 
@@ -16,9 +19,9 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from ..errors import DeliveryError, InvalidInputError, NotFoundError, StoreFullError
+from ..errors import CodecError, DeliveryError, InvalidInputError, NotFoundError, StoreFullError
 
 __all__ = ["Objects", "is_full"]
 
@@ -30,6 +33,23 @@ def is_full(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return "database or disk is full" in text or "no space left" in text
+
+
+def _from_botocore(exc: BaseException) -> bool:
+    return any(c.__module__.startswith(("botocore.", "aiobotocore.")) for c in type(exc).__mro__)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """An endpoint that cannot be reached (botocore's ``EndpointConnectionError``, a timeout...)."""
+    return _from_botocore(exc) and any(
+        c.__name__ in ("ConnectionError", "ConnectTimeoutError") for c in type(exc).__mro__
+    )
+
+
+def _no_bucket(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc.__context__
+    text = f"{exc} {type(cause).__name__ if cause is not None else ''}"
+    return "NoSuchBucket" in text or "specified bucket does not exist" in text
 
 
 class Objects:
@@ -60,6 +80,48 @@ class Objects:
                 raise InvalidInputError(f"store {url!r} exists and is not a folder")
             (root_path / "tmp").mkdir(exist_ok=True)
 
+    def _where(self) -> str:
+        """The bucket and endpoint of a remote store, for messages: ``s3://bucket (endpoint http://...)``."""
+        protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple | list) else self.fs.protocol
+        bucket = self.root.strip("/").split("/")[0]
+        kwargs: Any = getattr(self.fs, "client_kwargs", None) or {}
+        endpoint = getattr(self.fs, "endpoint_url", None) or kwargs.get("endpoint_url")
+        return f"{protocol}://{bucket} (endpoint {endpoint or 'the default one'})"
+
+    def backend_error(self, exc: BaseException, doing: str) -> DeliveryError | None:
+        """What a remote storage backend raised, as a :class:`DeliveryError` naming the store, its bucket
+        and endpoint; ``None`` when ``exc`` is not such a failure (a local store's ``OSError`` keeps its
+        file name; a missing object, a full store and our own errors are said elsewhere)."""
+        if self.local or isinstance(exc, CodecError) or not isinstance(exc, Exception) or is_full(exc):
+            return None
+        where = self._where()
+        if isinstance(exc, FileNotFoundError):
+            if not _no_bucket(exc):
+                return None
+            return DeliveryError(f"{self.url}: the bucket {where} does not exist ({doing})")
+        if _unreachable(exc):
+            return DeliveryError(f"{self.url}: cannot reach the storage endpoint of {where} ({doing}): {exc}")
+        if type(exc).__name__ == "NoCredentialsError":
+            return DeliveryError(
+                f"{self.url}: no credentials for {where} ({doing}): set FSSPEC_S3_KEY and FSSPEC_S3_SECRET "
+                "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in every process that opens the store"
+            )
+        if isinstance(exc, PermissionError):
+            return DeliveryError(f"{self.url}: access denied by {where} ({doing}): {exc}")
+        if _from_botocore(exc) or isinstance(exc, OSError):
+            return DeliveryError(f"{self.url}: storage error from {where} ({doing}): {type(exc).__name__}: {exc}")
+        return None
+
+    @contextlib.contextmanager
+    def _backend(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            mapped = self.backend_error(exc, doing)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
     def full(self, rel: str) -> str:
         return f"{self.root}/{rel}"
 
@@ -67,21 +129,24 @@ class Objects:
         return Path(self.root, rel)
 
     def exists(self, rel: str) -> bool:
-        return self.fs.exists(self.full(rel))
+        with self._backend(f"looking for {rel}"):
+            return bool(self.fs.exists(self.full(rel)))
 
     def size(self, rel: str) -> int:
-        return int(self.fs.size(self.full(rel)))
+        with self._backend(f"reading the size of {rel}"):
+            return int(self.fs.size(self.full(rel)))
 
     def open(self, rel: str) -> BinaryIO:
         try:
             if self.local:
                 return open(self.local_path(rel), "rb")
-            return self.fs.open(self.full(rel), "rb")
+            with self._backend(f"opening {rel}"):
+                return self.fs.open(self.full(rel), "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {rel} is missing from the store") from exc
 
     def read(self, rel: str) -> bytes:
-        with self.open(rel) as fh:
+        with self.open(rel) as fh, self._backend(f"reading {rel}"):
             return fh.read()
 
     def put(self, rel: str, data: bytes | bytearray | memoryview) -> None:
@@ -123,13 +188,15 @@ class Objects:
                 final_rel = rel(digest.hexdigest()) if callable(rel) else rel
                 self.fs.mv(self.full(tmp_rel), self.full(final_rel))
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                self.remove(tmp_rel)
+            if not _unreachable(exc):  # (an unreachable endpoint: nothing was written, and retrying takes long)
+                with contextlib.suppress(Exception):
+                    self.remove(tmp_rel)
+            what = rel if isinstance(rel, str) else "an object"
             if is_full(exc):
-                raise StoreFullError(
-                    errno.ENOSPC,
-                    f"no space left in the store {self.url!r} writing {rel if isinstance(rel, str) else 'an object'}",
-                ) from exc
+                raise StoreFullError(errno.ENOSPC, f"no space left in the store {self.url!r} writing {what}") from exc
+            mapped = self.backend_error(exc, f"writing {what}")
+            if mapped is not None:
+                raise mapped from exc
             raise
         return final_rel, size, digest.hexdigest()
 
@@ -138,13 +205,16 @@ class Objects:
             if self.local:
                 os.unlink(self.local_path(rel))
             else:
-                self.fs.rm(self.full(rel))
+                with self._backend(f"removing {rel}"):
+                    self.fs.rm(self.full(rel))
 
     def walk(self, prefix: str) -> Iterator[str]:
         base = self.full(prefix)
-        if not self.fs.exists(base):
-            return
-        for path in self.fs.find(base):
+        with self._backend(f"listing {prefix}"):
+            if not self.fs.exists(base):
+                return
+            found = self.fs.find(base)
+        for path in found:
             path = str(path)
             root = self.root if self.local else self.fs._strip_protocol(self.root)
             yield path[len(str(root)) + 1 :] if path.startswith(str(root)) else path

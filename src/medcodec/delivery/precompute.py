@@ -20,29 +20,60 @@ Dask: ``scheduler=None`` runs an in-process :class:`distributed.LocalCluster` (t
 codec's numba kernels release the GIL); ``"processes"`` a LocalCluster of worker processes;
 ``"tcp://host:8786"`` an existing cluster, whose workers must reach the same store URL (a
 shared folder or ``s3://``). The catalog is only ever written by the calling process.
+``"host:port"`` is ``"tcp://host:port"`` (Dask's default protocol). A remote scheduler is checked
+and connected to within :data:`SCHEDULER_CONNECT_TIMEOUT` seconds (:func:`connect_scheduler`; a
+client that failed to connect is closed at once, so nothing hangs at exit).
+
+Failures are said in one line, as a :class:`~medcodec.errors.DeliveryError` naming what failed
+and where: the scheduler lost (its address), a task failed on a Dask worker, the store's backend
+unreachable (its URL, bucket and endpoint: :mod:`.objects`). Dask's own logging is quieted
+while it runs for us (``MEDCODEC_DEBUG=1`` keeps it). With no worker connected to the scheduler
+for :data:`NO_WORKERS_WARNING_AFTER` seconds, a warning is logged once (``log``): the tasks wait.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import json
+import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from typing import Any
 
-from ..errors import DeliveryError, InvalidInputError, StoreFullError
+from ..errors import CodecError, DeliveryError, InvalidInputError, StoreFullError
 from ..registry import pixel_data_compressed
 from .catalog import InstanceRecord, now
 from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
 from .presets import ALREADY_LOSSY, DEFAULT_PRESETS, PRESETS, SMALLER_STORED, is_colour_record, series_mapping
 from .zipstream import ZipStream, dicom_header_length, pack
 
-__all__ = ["precompute", "archive_entry_name", "rendition_path", "archive_path", "dask_client"]
+__all__ = [
+    "precompute",
+    "archive_entry_name",
+    "rendition_path",
+    "archive_path",
+    "dask_client",
+    "check_scheduler",
+    "connect_scheduler",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds to reach a remote Dask scheduler (:func:`connect_scheduler`) before giving up.
+SCHEDULER_CONNECT_TIMEOUT = 10.0
+
+#: Seconds with no Dask worker connected before :func:`precompute` warns (once) that it waits.
+NO_WORKERS_WARNING_AFTER = 5.0
+
+#: ``scheduler`` values that start an in-process :class:`distributed.LocalCluster`.
+LOCAL_SCHEDULERS = ("threads", "local", "processes")
 
 
 def archive_entry_name(record: InstanceRecord) -> str:
@@ -117,35 +148,230 @@ def _finite(value: float | None) -> float | None:
 # --------------------------------------------------------------------------- Dask
 
 
+def check_scheduler(scheduler: str | None) -> str | None:
+    """The address of the remote Dask scheduler ``scheduler`` names, ``"tcp://host:port"``; ``None``
+    for an in-process cluster (``None``, ``"threads"``, ``"local"``, ``"processes"``).
+
+    ``"host:port"`` is taken as ``"tcp://host:port"``, as Dask does. Nothing is connected to.
+
+    Raises
+    ------
+    InvalidInputError
+        Not an address Dask can connect to (unknown scheme, no host, no port).
+    """
+    if scheduler is None or scheduler in LOCAL_SCHEDULERS:
+        return None
+    expected = "expected tcp://host:port (or host:port), 'threads' or 'processes'"
+    text = scheduler.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "tcp", text
+    scheme = scheme.lower()
+    if scheme not in _SCHEMES:
+        raise InvalidInputError(f"scheduler={scheduler!r}: unknown scheme {scheme!r} ({expected})")
+    host, port = _host_port(rest)
+    if not host or port is None:
+        tail = rest.rpartition(":")[2] if ":" in rest.rpartition("]")[2] else ""
+        problem = (
+            f"port {tail!r} is not a number" if tail and not tail.isdigit() else f"no {'port' if host else 'host'}"
+        )
+        raise InvalidInputError(f"scheduler={scheduler!r}: {problem} ({expected})")
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+#: Protocols a Dask client connects with (``inproc`` is only within one process).
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    from urllib.parse import urlsplit
+
+    if not text or any(c in text for c in "/?#@ "):
+        return "", None
+    try:
+        parts = urlsplit(f"//{text}")
+        return parts.hostname or "", parts.port
+    except ValueError:  # a port that is not a number, an unbalanced [
+        return "", None
+
+
+@contextlib.contextmanager
+def connect_scheduler(scheduler: str, *, timeout: float = SCHEDULER_CONNECT_TIMEOUT) -> Iterator[Any]:
+    """A :class:`distributed.Client` of the remote Dask scheduler ``scheduler``, connected within
+    ``timeout`` seconds, closed afterwards. A scheduler that is not listening (connection refused)
+    fails at once, without Dask's retries; a client that failed to connect is closed before the
+    error is raised (Dask would otherwise wait 60 s in its ``__del__`` at exit).
+
+    Raises
+    ------
+    InvalidInputError
+        ``scheduler`` is no remote scheduler address (:func:`check_scheduler`).
+    DeliveryError
+        The scheduler cannot be reached within ``timeout`` seconds (the message says why).
+    """
+    address = check_scheduler(scheduler)
+    if address is None:
+        raise InvalidInputError(f"scheduler={scheduler!r}: not the address of a Dask scheduler (tcp://host:port)")
+    with _quiet_dask():
+        if address.startswith(("tcp://", "tls://")):
+            host, port = _host_port(address.split("://", 1)[1])
+            try:  # Dask retries a refused connection until its timeout: said at once here
+                socket.create_connection((host, port or 0), timeout=timeout).close()
+            except OSError as exc:
+                why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
+                raise DeliveryError(
+                    f"cannot reach the Dask scheduler {address}: {why}"
+                    + (f" within {timeout:g} s" if isinstance(exc, TimeoutError) else "")
+                    + " (is `dask scheduler` running there?)"
+                ) from exc
+        try:
+            client = _closing_client()(address, timeout=timeout, set_as_default=False)
+        except Exception as exc:
+            raise DeliveryError(
+                f"cannot reach the Dask scheduler {address} within {timeout:g} s: {_one_line(exc)}"
+            ) from exc
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):  # (a scheduler lost meanwhile: nothing left to close)
+                client.close(timeout=timeout)
+
+
+@functools.cache
+def _closing_client() -> type:
+    """:class:`distributed.Client`, closed at once when its constructor fails."""
+    from distributed import Client
+
+    class ClosingClient(Client):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.close(timeout=2)
+                raise
+
+    return ClosingClient
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None) -> Iterator[Any]:
     """A :class:`distributed.Client` (see the module docstring for ``scheduler``)."""
+    address = check_scheduler(scheduler)
+    if address is not None:
+        with connect_scheduler(address) as client:
+            yield client
+        return
     from distributed import Client, LocalCluster
 
-    if scheduler is None or scheduler in ("threads", "local"):
+    processes = scheduler == "processes"
+    with _quiet_dask():
         cluster = LocalCluster(
-            processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1, dashboard_address=":0"
+            processes=processes,
+            n_workers=(os.cpu_count() or 1) if processes else 1,
+            threads_per_worker=1 if processes else os.cpu_count() or 1,
+            dashboard_address=":0",
+            silence_logs=logging.WARNING if os.environ.get("MEDCODEC_DEBUG") else logging.CRITICAL,
         )
-    elif scheduler == "processes":
-        cluster = LocalCluster(
-            processes=True, n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0"
-        )
-    elif "://" in scheduler:
-        cluster = None
-    else:
-        raise InvalidInputError(f"scheduler={scheduler!r}: expected tcp://host:port, 'threads' or 'processes'")
-    try:
-        client = Client(cluster if cluster is not None else scheduler, set_as_default=False)
-    except Exception as exc:
-        if cluster is not None:
+        try:
+            client = Client(cluster, set_as_default=False)
+        except BaseException:
             cluster.close()
-        raise DeliveryError(f"cannot reach the Dask scheduler {scheduler!r}: {type(exc).__name__}: {exc}") from exc
+            raise
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's loggers (``distributed.*``, ``tornado``) silenced while it runs for us, restored afterwards:
+    every failure is said once, by our error; ``MEDCODEC_DEBUG=1`` keeps them."""
+    if os.environ.get("MEDCODEC_DEBUG"):
+        yield
+        return
+    import distributed  # noqa: F401  (its loggers exist, with the levels its configuration gives them)
+
+    names = ["distributed", "tornado"] + [
+        name for name in list(logging.root.manager.loggerDict) if name.startswith(("distributed.", "tornado."))
+    ]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
     try:
-        yield client
+        yield
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _where(client: Any) -> str:
+    address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
+    return f"the local Dask cluster ({address})" if getattr(client, "cluster", None) is not None else address
+
+
+def _dask_results(client: Any, futures: list[Any], what: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """The results of ``futures`` as they complete; what fails, as one :class:`DeliveryError` naming it
+    (``what``: future key -> the instance and preset) and where (the scheduler's address)."""
+    from distributed import as_completed
+
+    where = _where(client)
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_workers, args=(client, where, stop), name="medcodec-dask-workers", daemon=True
+    )
+    watcher.start()
+    try:
+        try:
+            completed = as_completed(futures, loop=client.loop)
+        except Exception as exc:
+            raise DeliveryError(f"the Dask scheduler {where} failed: {_one_line(exc)}") from exc
+        for future in completed:
+            try:
+                yield future.result()
+            except StoreFullError:
+                raise  # (says the store and what was written)
+            except CodecError as exc:
+                if type(exc) is DeliveryError:  # the store's backend, as a worker met it (objects.py)
+                    raise DeliveryError(f"on a Dask worker of {where}: {exc}") from exc
+                raise
+            except concurrent.futures.CancelledError as exc:
+                reason = str(getattr(exc, "reason", "") or exc)
+                if "scheduler" in reason or client.status not in ("running", "connecting"):
+                    raise DeliveryError(f"lost the Dask scheduler {where} ({reason})") from exc
+                raise DeliveryError(f"{what.get(future.key, 'a task')} was cancelled by {where} ({reason})") from exc
+            except Exception as exc:
+                if future.status == "error":  # raised by render_task, on a worker
+                    raise DeliveryError(
+                        f"{what.get(future.key, 'a task')} failed on a Dask worker of {where}: {_one_line(exc)}"
+                    ) from exc
+                raise DeliveryError(f"lost the Dask scheduler {where} ({_one_line(exc)})") from exc
+    finally:
+        stop.set()
+
+
+def _watch_workers(client: Any, where: str, stop: threading.Event) -> None:
+    """Log once when no worker has been connected for :data:`NO_WORKERS_WARNING_AFTER` seconds."""
+    since = time.monotonic()
+    while not stop.wait(min(1.0, NO_WORKERS_WARNING_AFTER / 4)):
+        try:
+            workers = len(client.nthreads())
+        except Exception:  # (the scheduler lost: said by the results)
+            return
+        if workers:
+            since = time.monotonic()
+        elif time.monotonic() - since >= NO_WORKERS_WARNING_AFTER:
+            log.warning("no Dask workers connected to %s: waiting (Ctrl-C to stop; the originals are stored)", where)
+            return
 
 
 # --------------------------------------------------------------------------- client side
@@ -194,6 +420,9 @@ def precompute(
         An unknown preset.
     StoreFullError
         No space left (what was written before stays valid).
+    DeliveryError
+        The Dask scheduler lost or unreachable, a task failed on a worker, the store's backend
+        unreachable: one line naming what failed and where (what was written before stays valid).
     """
     from .presets import get_preset
 
@@ -248,18 +477,17 @@ def precompute(
             record(_bounded(executor, args))
         else:
             own = contextlib.nullcontext(client) if client is not None else dask_client(scheduler)
-            with own as dask:
-                from distributed import as_completed
-
-                dask_futures = [
-                    dask.submit(render_task, *a, pure=False, key=f"render-{a[3]}-{r.sop_uid}-{os.urandom(4).hex()}")
-                    for a, (r, _, _) in zip(args, jobs)
-                ]
+            with own as dask, _quiet_dask():
+                keys = [f"render-{a[3]}-{r.sop_uid}-{os.urandom(4).hex()}" for a, (r, _, _) in zip(args, jobs)]
+                what = {
+                    key: f"the {a[3]} rendition of instance {r.sop_uid}" for key, a, (r, _, _) in zip(keys, args, jobs)
+                }
+                dask_futures = [dask.submit(render_task, *a, pure=False, key=key) for a, key in zip(args, keys)]
                 try:
-                    record(f.result() for f in as_completed(dask_futures, loop=dask.loop))
+                    record(_dask_results(dask, dask_futures, what))
                 except BaseException:
-                    for f in dask_futures:
-                        f.cancel()
+                    with contextlib.suppress(Exception):  # (a scheduler lost: nothing to cancel)
+                        dask.cancel(dask_futures)
                     raise
     written: list[str] = []
     units = [

@@ -112,11 +112,14 @@ class Store:
         presets: Iterable[str] | None = None,
         scheduler: str | None = None,
         progress: Callable[[str, int, int], None] | None = None,
+        client: Any = None,
     ) -> IngestReport:
         """Ingest files, folders, ZIPs and DICOMDIRs (see :func:`medcodec.delivery.ingest.ingest`)."""
         from .ingest import ingest
 
-        return ingest(self, paths, precompress=precompress, presets=presets, scheduler=scheduler, progress=progress)
+        return ingest(
+            self, paths, precompress=precompress, presets=presets, scheduler=scheduler, progress=progress, client=client
+        )
 
     def ingest_bytes(self, data: bytes, *, source: str = "<bytes>") -> InstanceOutcome:
         """Ingest one DICOM file given as bytes (STOW-RS, C-STORE).
@@ -161,10 +164,12 @@ class Store:
         presets: Iterable[str] | None = None,
         scheduler: str | None = None,
         progress: Callable[[str, int, int], None] | None = None,
+        client: Any = None,
     ) -> list[str]:
         """Pre-compute every :meth:`pending` study (after STOW / C-STORE brought new instances).
 
         Only renditions that are missing or stale are coded again. Returns the archives written.
+        ``client``: a connected ``distributed.Client`` instead of ``scheduler``.
         """
         from .precompute import precompute
 
@@ -172,7 +177,7 @@ class Store:
         studies = self.pending(names)
         if not studies:
             return []
-        return precompute(self, studies, presets=names, scheduler=scheduler, progress=progress)
+        return precompute(self, studies, presets=names, scheduler=scheduler, progress=progress, client=client)
 
     # ---------------------------------------------------------------- queries
 
