@@ -81,6 +81,9 @@ def test_qido_as_clients_send_it(client, server):
     assert r.status_code == 200 and r.json() == every
     assert "PatientComments" in r.headers["warning"] and "00191010" in r.headers["warning"]
     assert "warning" not in server.get("/dicomweb/studies").headers
+    r = server.get("/dicomweb/studies?a%0D%0AX-Injected:%201=2&%E2%80%AEkey%22=3")  # CR LF, RTL override, quote
+    assert r.status_code == 200 and "x-injected" not in r.headers and "\r" not in r.headers["warning"]
+    assert r.headers["warning"].count('"') == 2
     head = pydicom.dcmread(server.head_files[0], stop_before_pixels=True)
     name = str(head.PatientName)
     for asked in (name.lower(), name.upper(), name.lower()[:2] + "*"):

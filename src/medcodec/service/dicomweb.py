@@ -144,6 +144,7 @@ def _query(request: Request) -> tuple[list[tuple[str, str]], list[str]]:
 def _warning_299(text: str) -> str:
     """A ``Warning: 299`` header value (RFC 7234 §5.5; PS3.18 §8.3.4.1 and §8.3.4.4), ASCII only."""
     clean = text.encode("ascii", "backslashreplace").decode().replace('"', "'")
+    clean = "".join(c if " " <= c <= "~" else "?" for c in clean)  # no CR/LF: a key is the client's text
     return f'299 medcodec "{clean[:1000]}"'
 
 
