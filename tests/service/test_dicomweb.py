@@ -84,6 +84,12 @@ def test_qido_as_clients_send_it(client, server):
     r = server.get("/dicomweb/studies?a%0D%0AX-Injected:%201=2&%E2%80%AEkey%22=3")  # CR LF, RTL override, quote
     assert r.status_code == 200 and "x-injected" not in r.headers and "\r" not in r.headers["warning"]
     assert r.headers["warning"].count('"') == 2
+    many = "&".join(f"StudyInstanceUID=1.2.{i}" for i in range(1500))  # a 500 (SQLite's expression depth)
+    r = server.get(f"/dicomweb/studies?{many}&StudyInstanceUID={server.head_study}")
+    assert r.status_code == 200 and [_uid(s, "0020000D") for s in r.json()] == [server.head_study]
+    many = "&".join(f"PatientName=a{i}*" for i in range(150))
+    r = server.get(f"/dicomweb/studies?{many}")
+    assert r.status_code == 400 and "at most 100 values" in r.json()["detail"]
     head = pydicom.dcmread(server.head_files[0], stop_before_pixels=True)
     name = str(head.PatientName)
     for asked in (name.lower(), name.upper(), name.lower()[:2] + "*"):

@@ -298,6 +298,10 @@ _INT_KEYS = {"SeriesNumber", "InstanceNumber"}
 #: An IS value (PS3.5 §6.2): ASCII digits, an optional sign, blanks around; at most 12 characters
 _IS = re.compile(r" *[+-]?[0-9]{1,11} *")
 _NAME_KEYS = {"PatientName", "ReferringPhysicianName"}
+#: Values one non-UID matching key may be given (repeated): each is a condition of its own
+MAX_ALTERNATIVES = 100
+#: UIDs one UID key may list (repeated or comma-separated): one SQL IN list of bound parameters
+MAX_UID_LIST = 5000
 
 
 def _key_name(key: str) -> str:
@@ -360,6 +364,8 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
         uids = [u.strip() for u in value.replace("\\", ",").split(",") if u.strip()]
         if not uids:
             raise InvalidInputError(f"{key}: empty UID list")
+        if len(uids) > MAX_UID_LIST:
+            raise InvalidInputError(f"{key}: {len(uids)} UIDs, at most {MAX_UID_LIST} in one query")
         for uid in uids:
             validate_uid(uid, what=key)
         return column.in_(uids)
@@ -835,6 +841,10 @@ class Catalog:
         for key, given in values.items():
             if "" in given:
                 continue  # universal matching
+            if key in _UID_KEYS:  # one list, one IN: values repeated or comma-separated alike
+                given = [",".join(given)]
+            elif len(given) > MAX_ALTERNATIVES:  # each is a condition of its own (SQLite: depth 1000)
+                raise InvalidInputError(f"{key} is given {len(given)} times: at most {MAX_ALTERNATIVES} values")
             alternatives = [_match(key, value, need, fuzzy) for value in given]
             conds.append(alternatives[0] if len(alternatives) == 1 else sa.or_(*alternatives))
         j = studies.join(patients, patients.c.patient_key == studies.c.patient_key)
