@@ -100,8 +100,8 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     help=".mdc DCT streams: arith (default: format 2.6, the compact layout, with intra frames, or 2.4 "
     "with --no-intra, and padding masks where the series declares padding; context-adaptive range "
     "coding with decoder-side filters), arith-multi (the same), arith-binary (format 2.0, the binary "
-    "coder) or huffman (format 1.0; on 512x512 chest CT at q50, one thread: ~60x faster to encode and "
-    "~4x to decode than the default, ~30% larger).",
+    "coder) or huffman (format 1.0; on 512x512 chest CT at q50, one thread: ~30x faster to encode and "
+    "~10x to decode than the default, ~30% larger).",
 )
 @click.option(
     "--effort",
@@ -117,7 +117,7 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     default=None,
     help=".mdc: intra prediction, 8x8 and 16x16 blocks with a per-block transform choice (format 2.6; "
     "default on with the default coder): on 512x512 chest CT at q50, one thread, ~13 % smaller than "
-    "without, at ~10x the encode and ~5x the decode time.",
+    "without, at ~10x the encode and ~2x the decode time.",
 )
 @click.option(
     "--table",
