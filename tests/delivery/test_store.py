@@ -477,3 +477,33 @@ def test_a_large_member_that_is_not_dicom_is_refused_from_its_first_bytes(store,
     assert time.perf_counter() - t0 < 5.0  # only its first 8 kB are inflated (was ~30 s at this size)
     (rejected,) = report.rejected
     assert "not a DICOM file (no DICM prefix" in rejected.message
+
+
+@pytest.mark.realdata
+def test_reindex_gives_studies_without_a_patient_id_their_own_patient(shared_data: Path, store, tmp_path: Path) -> None:
+    """Before 2026-12-02 every study without a PatientID shared one patient row, whose name was the
+    first one's: QIDO matched them all on it. Ingest files them apart now; reindex mends a store
+    made before (the old state rebuilt here in SQL)."""
+
+    from medcodec.delivery.catalog import patients, studies
+
+    names = ("Nobody^First", "Citizen^Jan")
+    uids = []
+    for k, name in enumerate(names):
+        ds = pydicom.dcmread(series_files(shared_data, CHEST, 2)[k])
+        ds.StudyInstanceUID, ds.PatientID, ds.PatientName = pydicom.uid.generate_uid(), "", name
+        ds.save_as(tmp_path / f"{k}.dcm", enforce_file_format=True)
+        uids.append(str(ds.StudyInstanceUID))
+    assert store.ingest([tmp_path / "0.dcm", tmp_path / "1.dcm"], precompress=False).ok
+    with store.catalog.engine.begin() as conn:  # the store as an earlier version left it
+        conn.execute(patients.insert().values(patient_key="\\", patient_id="", patient_name=names[0], birth_date="", sex=""))
+        conn.execute(studies.update().where(studies.c.study_uid.in_(uids)).values(patient_key="\\"))
+        conn.execute(patients.delete().where(patients.c.patient_key != "\\", patients.c.patient_id == ""))
+
+    def found(name: str) -> set[str]:
+        return {s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": name})}
+
+    assert found(names[0]) == set(uids) and found(names[1]) == set()  # the old fault
+    assert store.reindex() >= 2
+    assert found(names[0]) == {uids[0]} and found(names[1]) == {uids[1]}
+    assert store.reindex() == 0  # idempotent

@@ -179,7 +179,9 @@ def reindex(store_url: str, catalog: str | None, progress: bool) -> None:
 
     For a store made by an earlier version: since 2026-12-01 the metadata names bulk data
     (waveforms, overlays, icons, documents) by URI where it left them out, and a file without
-    PS3.10 header is labelled with the syntax its bytes are in. The originals are only read.
+    PS3.10 header is labelled with the syntax its bytes are in; since 2026-12-02 each study
+    without a PatientID is a patient of its own (they shared one, and QIDO matched them all on
+    the first one's name). The originals are only read.
     """
     from tqdm import tqdm
 

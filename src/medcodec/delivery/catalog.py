@@ -568,6 +568,54 @@ class Catalog:
                 return
             after = rows[-1][0]
 
+    def split_shared_patients(self) -> int:
+        """Give each study without a PatientID its own patient row, as ingest does since 2026-12-02
+        (``\\issuer\\StudyUID``); before, they all shared ``\\issuer``, whose name was the first
+        study's, so QIDO matched every one of them on it. Name, birth date and sex come from each
+        study's first instance header. Returns the studies moved (reindex)."""
+        moved = 0
+        with self.engine.begin() as conn:
+            shared = [
+                key
+                for (key,) in conn.execute(sa.select(patients.c.patient_key).where(patients.c.patient_id == ""))
+                if str(key).count("\\") == 1
+            ]
+            for key in shared:
+                issuer = str(key)[1:]
+                moving = conn.execute(sa.select(studies.c.study_uid).where(studies.c.patient_key == key)).all()
+                for (study_uid,) in moving:
+                    header = conn.execute(
+                        sa.select(instances.c.header)
+                        .where(instances.c.study_uid == study_uid)
+                        .order_by(instances.c.sop_uid)
+                        .limit(1)
+                    ).scalar()
+                    attrs = json.loads(header) if header else {}
+
+                    def first(tag: str, attrs: dict[str, Any] = attrs) -> str:
+                        values = (attrs.get(tag) or {}).get("Value") or [""]
+                        value = values[0]
+                        return str(value.get("Alphabetic", "") if isinstance(value, dict) else value)
+
+                    own = f"\\{issuer}\\{study_uid}"[:200]
+                    if (
+                        conn.execute(sa.select(patients.c.patient_key).where(patients.c.patient_key == own)).first()
+                        is None
+                    ):
+                        conn.execute(
+                            patients.insert().values(
+                                patient_key=own,
+                                patient_id="",
+                                patient_name=first("00100010")[:324],
+                                birth_date=first("00100030")[:16],
+                                sex=first("00100040")[:16],
+                            )
+                        )
+                    conn.execute(studies.update().where(studies.c.study_uid == study_uid).values(patient_key=own))
+                    moved += 1
+                conn.execute(patients.delete().where(patients.c.patient_key == key))
+        return moved
+
     def update_header(self, sop_uid: str, header: str, transfer_syntax: str) -> None:
         """Replace an instance's stored header JSON and transfer syntax (reindex)."""
         with self.engine.begin() as conn:

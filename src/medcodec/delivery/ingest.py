@@ -493,8 +493,10 @@ def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> i
     syntax its bytes are in), where what the catalog keeps has changed since it was ingested;
     returns the instances updated. Since 2026-12-01 the header JSON names bulk data by URI (before:
     left out, ``""`` in sequences), and a preamble-less file's syntax is read off its bytes
-    (before: Implicit VR Little Endian whatever it was). Nothing else of a row changes; an
-    original that cannot be read is left as it is (``medcodec store check`` reports it).
+    (before: Implicit VR Little Endian whatever it was). Since 2026-12-02 a study without a
+    PatientID is a patient of its own (:meth:`~.catalog.Catalog.split_shared_patients`; each study
+    moved counts as one update). Nothing else of a row changes; an original that cannot be read
+    is left as it is (``medcodec store check`` reports it).
     """
     total = store.catalog.instance_count()
     updated = 0
@@ -512,7 +514,7 @@ def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> i
                 updated += 1
         if progress is not None:
             progress(done, total)
-    return updated
+    return updated + store.catalog.split_shared_patients()
 
 
 def _dumps(value: Any) -> str:
