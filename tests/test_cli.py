@@ -219,3 +219,21 @@ def test_encode_psnr_target_is_checked_on_the_whole_series(ct_series: Path, tmp_
         assert main(["encode", str(ct_series), "-o", str(tmp_path / "miss.mdc"), "--psnr", "130", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "PSNR 130 dB not reached: the 6-frame series decodes at" in err, err
+
+
+def test_encode_psnr_says_when_the_peak_is_far_above_the_data(shared_data: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """PSNR's peak is 2^bits_stored - 1: the GE MR (Bits Stored 16, values 0..~250 here) asked for
+    45 dB may err by ~370, more than its whole range, and nothing said so (README walk-through,
+    2026-12-01). A note now, the definition unchanged; none for the 12-bit CT, whose values fill it."""
+    mr = sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[:3]
+    folder = tmp_path / "mr"
+    folder.mkdir()
+    for path in mr:
+        shutil.copy(path, folder / path.name)
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", medcodec.errors.RateTargetWarning)
+        assert main(["encode", str(folder), "-o", str(tmp_path / "mr.mdc"), "--psnr", "45", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "measured against the peak 65535" in err and "dB more" in err, err
