@@ -45,6 +45,7 @@ __all__ = [
     "ArchiveRecord",
     "QUERY_KEYS",
     "supported_keys",
+    "patient_key",
 ]
 
 metadata = sa.MetaData()
@@ -401,6 +402,24 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
 # --------------------------------------------------------------------------- catalog
 
 
+def patient_key(patient_id: str, issuer: str, study_uid: str) -> str:
+    """The ``patients`` row an instance is filed under: ``PatientID\\issuer``; for a study without a
+    PatientID (de-identified data often has none) ``\\issuer\\StudyUID``, a patient of its own (until
+    2026-12-02 they all shared ``\\issuer``, whose name was the first study's: QIDO matched them all).
+
+    >>> patient_key("P1", "", "1.2.3"), patient_key("", "", "1.2.3")
+    ('P1\\\\', '\\\\\\\\1.2.3')
+    """
+    key = f"{patient_id}\\{issuer}" if patient_id else f"\\{issuer}\\{study_uid}"
+    return key[:200]
+
+
+def _first_value(attrs: Mapping[str, Any], tag: str) -> str:
+    """The first value of ``tag`` in a DICOM JSON header, as text (a person name's alphabetic form)."""
+    value = ((attrs.get(tag) or {}).get("Value") or [""])[0]
+    return str(value.get("Alphabetic", "") if isinstance(value, dict) else value)
+
+
 def _json(attrs: Mapping[str, Any]) -> str:
     return json.dumps(attrs, separators=(",", ":"), sort_keys=True)
 
@@ -569,21 +588,21 @@ class Catalog:
             after = rows[-1][0]
 
     def split_shared_patients(self) -> int:
-        """Give each study without a PatientID its own patient row, as ingest does since 2026-12-02
-        (``\\issuer\\StudyUID``); before, they all shared ``\\issuer``, whose name was the first
-        study's, so QIDO matched every one of them on it. Name, birth date and sex come from each
-        study's first instance header. Returns the studies moved (reindex)."""
+        """Give each study without a PatientID its own patient row (:func:`patient_key`), for a store
+        made before 2026-12-02; name, birth date and sex from the study's first instance header.
+        Returns the studies moved (reindex)."""
         moved = 0
         with self.engine.begin() as conn:
-            shared = [
-                key
-                for (key,) in conn.execute(sa.select(patients.c.patient_key).where(patients.c.patient_id == ""))
-                if str(key).count("\\") == 1
-            ]
-            for key in shared:
-                issuer = str(key)[1:]
-                moving = conn.execute(sa.select(studies.c.study_uid).where(studies.c.patient_key == key)).all()
-                for (study_uid,) in moving:
+            empty_id = (
+                conn.execute(sa.select(patients.c.patient_key).where(patients.c.patient_id == "")).scalars().all()
+            )
+            for key in empty_id:
+                issuer = key[1:]
+                if "\\" in issuer:  # '\\issuer\\StudyUID': a study's own row already
+                    continue
+                for study_uid in (
+                    conn.execute(sa.select(studies.c.study_uid).where(studies.c.patient_key == key)).scalars().all()
+                ):
                     header = conn.execute(
                         sa.select(instances.c.header)
                         .where(instances.c.study_uid == study_uid)
@@ -591,26 +610,13 @@ class Catalog:
                         .limit(1)
                     ).scalar()
                     attrs = json.loads(header) if header else {}
-
-                    def first(tag: str, attrs: dict[str, Any] = attrs) -> str:
-                        values = (attrs.get(tag) or {}).get("Value") or [""]
-                        value = values[0]
-                        return str(value.get("Alphabetic", "") if isinstance(value, dict) else value)
-
-                    own = f"\\{issuer}\\{study_uid}"[:200]
-                    if (
-                        conn.execute(sa.select(patients.c.patient_key).where(patients.c.patient_key == own)).first()
-                        is None
-                    ):
-                        conn.execute(
-                            patients.insert().values(
-                                patient_key=own,
-                                patient_id="",
-                                patient_name=first("00100010")[:324],
-                                birth_date=first("00100030")[:16],
-                                sex=first("00100040")[:16],
-                            )
-                        )
+                    own = patient_key("", issuer, study_uid)
+                    self._upsert(conn, patients, "patient_key", {
+                        "patient_key": own, "patient_id": "",
+                        "patient_name": _first_value(attrs, "00100010")[:324],
+                        "birth_date": _first_value(attrs, "00100030")[:16],
+                        "sex": _first_value(attrs, "00100040")[:16],
+                    })  # fmt: skip
                     conn.execute(studies.update().where(studies.c.study_uid == study_uid).values(patient_key=own))
                     moved += 1
                 conn.execute(patients.delete().where(patients.c.patient_key == key))

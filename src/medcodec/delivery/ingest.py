@@ -54,6 +54,7 @@ from ..errors import (
     StoreFullError,
 )
 from .catalog import InstanceRecord, now
+from .catalog import patient_key as catalog_patient_key
 from .header import BULK_THRESHOLD, header_json, pixel_data_tag, read_header, stored_syntax
 from .objects import is_full
 from .uids import validate_uid
@@ -322,9 +323,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     path = object_path(sha)
     t = now()
     patient_id, issuer = _text(ds, "PatientID")[:64], _text(ds, "IssuerOfPatientID")[:64]
-    # PatientID\issuer; a study without a PatientID (de-identified data often has none) is its own
-    # patient: one shared '\' row made every such study match the first one's name (QIDO audit)
-    patient_key = f"{patient_id}\\{issuer}" if patient_id else f"\\{issuer}\\{uids['StudyInstanceUID']}"
+    patient_key = catalog_patient_key(patient_id, issuer, uids["StudyInstanceUID"])
     study_attrs = _json_of(ds, _STUDY_KEYWORDS)
     series_attrs = _json_of(ds, _SERIES_KEYWORDS)
     instance = {
@@ -366,7 +365,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     try:
         status, found = store.catalog.add_instance(
             patient={
-                "patient_key": patient_key[:200],
+                "patient_key": patient_key,
                 "patient_id": patient_id,
                 "patient_name": _text(ds, "PatientName")[:324],
                 "birth_date": _text(ds, "PatientBirthDate")[:16],
@@ -374,7 +373,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
             },
             study={
                 "study_uid": uids["StudyInstanceUID"],
-                "patient_key": patient_key[:200],
+                "patient_key": patient_key,
                 "study_date": _text(ds, "StudyDate")[:16],
                 "study_time": _text(ds, "StudyTime")[:32],
                 "accession_number": _text(ds, "AccessionNumber")[:64],
@@ -410,7 +409,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
             "stored",
             (
                 f"warning: {source}: study {uids['StudyInstanceUID']} is stored for patient {found!r} "
-                f"(PatientID\\issuer), this instance names {patient_key[:200]!r}: filed into the study, which keeps "
+                f"(PatientID\\issuer), this instance names {patient_key!r}: filed into the study, which keeps "
                 "its patient (check the patient, or the Study UID)"
             ),
         )

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -199,6 +200,22 @@ class Objects:
                 raise mapped from exc
             raise
         return final_rel, size, digest.hexdigest()
+
+    def age(self, rel: str) -> float:
+        """Seconds since ``rel`` was last written, or ``-inf`` when the filesystem does not say."""
+        try:
+            if self.local:
+                return time.time() - os.stat(self.local_path(rel)).st_mtime
+            info = self.fs.info(self.full(rel))
+        except (OSError, ValueError):
+            return float("-inf")
+        for key in ("mtime", "LastModified", "last_modified", "created"):  # local, s3fs, gcsfs, others
+            value = info.get(key)
+            if hasattr(value, "timestamp"):
+                return time.time() - float(value.timestamp())
+            if isinstance(value, (int, float)):
+                return time.time() - float(value)
+        return float("-inf")
 
     def remove(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):

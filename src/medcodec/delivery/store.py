@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -375,26 +374,10 @@ class Store:
         2026-12-01, ran ``store gc`` beside an ingest and lost an original). An object whose age
         cannot be read is kept.
         """
-        removed = [rel for rel in self.check(verify_hashes=False).orphans if self._age(rel) >= min_age]
+        removed = [rel for rel in self.check(verify_hashes=False).orphans if self.objects.age(rel) >= min_age]
         for rel in removed:
             self.objects.remove(rel)
         return removed
-
-    def _age(self, rel: str) -> float:
-        """Seconds since ``rel`` was last written, or ``-inf`` when the filesystem does not say."""
-        try:
-            if self.objects.local:
-                return time.time() - os.stat(self.objects.local_path(rel)).st_mtime
-            info = self.objects.fs.info(self.objects.full(rel))
-        except (OSError, ValueError):
-            return float("-inf")
-        for key in ("mtime", "LastModified", "last_modified", "created"):
-            value = info.get(key)
-            if hasattr(value, "timestamp"):
-                return time.time() - float(value.timestamp())
-            if isinstance(value, (int, float)):
-                return time.time() - float(value)
-        return float("-inf")
 
 
 def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, create: bool = True) -> Store:

@@ -139,24 +139,18 @@ def _check_psnr(path: Path, series: Series, target: float, jobs: int | None) -> 
     frame, peak ``2**bits_stored - 1``), as :func:`medcodec.encode` does: the search measured a sample
     of the frames before the decoder's filters, and a target past what the content allows (an 8-bit
     image asked for 75 dB) was missed in silence. Frames are decoded a few at a time."""
-    import numpy as np
+    import itertools
+
+    from ..metrics import MetricsAccumulator
 
     data = path.read_bytes()
-    sse, count, k, chunk = 0.0, 0, 0, 8
-    frames = series.iter_frames()
-    while True:
-        originals = [f for _, f in zip(range(chunk), frames, strict=False)]
-        if not originals:
-            break
-        decoded = decode(data, frames=list(range(k, k + len(originals))), jobs=jobs)
-        for original, back in zip(originals, decoded, strict=True):
-            diff = original.astype(np.float64) - back.astype(np.float64)
-            sse += float(np.einsum("ij,ij->", diff, diff))
-            count += diff.size
+    measured = MetricsAccumulator(series.spec, with_ssim=False)
+    frames, k = series.iter_frames(), 0
+    while originals := list(itertools.islice(frames, 8)):
+        for original, back in zip(originals, decode(data, frames=range(k, k + len(originals)), jobs=jobs), strict=True):
+            measured.add(original, back)
         k += len(originals)
-    peak = float((1 << series.spec.bits_stored) - 1)
-    reached = float("inf") if sse == 0 else 10.0 * math.log10(peak * peak * count / sse)
-    check_psnr_reached(target, reached, what=f"the {k}-frame series")
+    check_psnr_reached(target, measured.result()["psnr_db"], what=f"the {k}-frame series")
 
 
 def decode_mdc_to_dicom(

@@ -225,9 +225,9 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"study", "series", "modality", "description", "rows", "columns", "window":
-        [center, width] | None, "windows": [[center, width, explanation], ...] (every pair the
-        first instance's header gives, PS3.3 §C.11.2.1.2), "presets": [names], "measured": {name: {"low", "high",
+        ``{"study", "series", "modality", "description", "rows", "columns", "windows": [[center,
+        width, explanation], ...] (every pair the first instance's header gives, PS3.3
+        §C.11.2.1.2; the first is the default), "presets": [names], "measured": {name: {"low", "high",
         "padding"}}, "instances": [{"sop", "number", "frames", "size", "presets": {name:
         {"transfer_syntax", "size", "ratio", "psnr", "max_error_hu", "passthrough", "live"}}}]}``.
         A preset not yet computed for an instance is listed with ``"live": true`` and no numbers
@@ -246,8 +246,6 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
     known = _presets()
     names = [*known, MDC]
     header = store.metadata(records[0])
-    windows = _header_windows(header)
-    window = windows[0][:2] if windows else None
     instances = []
     for rec in records:
         presets: dict[str, Any] = {}
@@ -296,8 +294,7 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
         "description": str(_json_value(header, "0008103E") or ""),
         "rows": int(first.rows or 0),
         "columns": int(first.columns or 0),
-        "window": window,
-        "windows": windows,
+        "windows": _header_windows(header),
         "presets": names,
         "instances": instances,
     }

@@ -755,8 +755,8 @@ function resetView() {
 function windowPresets(st) {
   const list = [];
   // every pair the header gives (PS3.3 §C.11.2.1.2), named by its explanation when it has one
-  const header = st.windows && st.windows.length ? st.windows : st.window ? [[st.window[0], st.window[1], ""]] : [];
-  header.forEach(([c, w, note], k) => list.push([note || (header.length > 1 ? `Header ${k + 1}` : "Header"), c, w]));
+  const n = st.windows.length;
+  st.windows.forEach(([c, w, note], k) => list.push([note || (n > 1 ? `Header ${k + 1}` : "Header"), c, w]));
   if (st.modality === "CT") list.push(...CT_WINDOWS);
   list.push(["Full range", null, null]);
   return list;
