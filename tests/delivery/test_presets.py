@@ -99,13 +99,133 @@ def test_lossless_is_bit_exact(shared_data: Path, folder: str) -> None:
     assert out.entry.ratio > 1.5 and out.entry.max_error == 0
 
 
+JPEG_LS_NEAR = "1.2.840.10008.1.2.4.81"
+
+
+def _dcmdjpls(data: bytes, tmp_path: Path) -> pydicom.Dataset:
+    """``data`` (a JPEG-LS DICOM file) decompressed by DCMTK's dcmdjpls, read back."""
+    from delivery_data import require_tool
+
+    tool = require_tool("dcmdjpls")
+    src, dst = tmp_path / "jls.dcm", tmp_path / "raw.dcm"
+    src.write_bytes(data)
+    run = subprocess.run([tool, str(src), str(dst)], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    return pydicom.dcmread(dst)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", ["head:50", "mr:5", "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm", "693_UNCR.dcm"])
+def test_near_lossless_holds_its_bound_in_every_decoder(shared_data: Path, tmp_path: Path, name: str) -> None:
+    """``near-lossless``: JPEG-LS .81 whose every value (padding included) is within the bound of the
+    original's, as pydicom, CharLS on the bare fragment and DCMTK read it; labelled lossy; smaller
+    than the lossless preset's file. Unsigned 12-bit CT, signed 16-bit MR, a 10-bit CR and an
+    unseen signed CT with -2000 padding (pydicom-data)."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.delivery.presets import NEAR_LOSSLESS_ERROR
+
+    folder, _, index = name.partition(":")
+    if index:
+        path = series_files(shared_data, {"head": HEAD, "mr": MR}[folder])[int(index)]
+    elif name.startswith("singles/"):
+        path = shared_data / name
+    else:
+        path = Path(get_testdata_file(name))
+    source = pydicom.dcmread(path)
+    out = PRESETS["near-lossless"].encode_instance(path.read_bytes())
+    entry = out.entry
+    assert not entry.passthrough and entry.transfer_syntax_uid == JPEG_LS_NEAR, entry.reason
+    assert entry.lossy and entry.max_error_bound == NEAR_LOSSLESS_ERROR and entry.quality is None
+    assert 0 < entry.max_error <= NEAR_LOSSLESS_ERROR  # measured by decoding: a real bound, really used
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    assert ds.file_meta.TransferSyntaxUID == JPEG_LS_NEAR and ds.LossyImageCompression == "01"
+    assert ds.LossyImageCompressionMethod == "ISO_14495_1" and ds.SOPInstanceUID != source.SOPInstanceUID
+    assert f"NEAR={NEAR_LOSSLESS_ERROR}" in ds.DerivationDescription and ds.ImageType[0] == "DERIVED"
+    slope = float(source.get("RescaleSlope", 1))
+    bound = NEAR_LOSSLESS_ERROR * abs(slope) + 1e-6
+    ours = _hu(ds)
+    assert np.abs(ours - _hu(source)).max() <= bound
+    fragment = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    charls = external.jpegls_decode(fragment).astype(np.int64)
+    assert np.array_equal(charls, ds.pixel_array.astype(np.int64))
+    theirs = _dcmdjpls(out.data, tmp_path)
+    assert np.abs(_hu(theirs) - _hu(source)).max() <= bound
+    lossless = PRESETS["lossless"].encode_instance(path.read_bytes(), measure=False)
+    assert len(out.data) < len(lossless.data)
+
+
+@pytest.mark.realdata
+def test_near_lossless_delivers_the_original_when_its_bound_does_not_hold(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound is checked by decoding, not assumed: a coder that breaks it (here: asked for a
+    larger NEAR than the preset states) gets the original delivered as stored, and the reason."""
+    import medcodec.delivery.presets as presets
+
+    real = presets._compress
+
+    def looser(*args, **kwargs):
+        kwargs["max_error"] = kwargs["max_error"] + 6
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(presets, "_compress", looser)
+    data = series_files(shared_data, CHEST)[10].read_bytes()
+    out = PRESETS["near-lossless"].encode_instance(data)
+    assert out.entry.passthrough and out.data == data and "the bound is 2" in out.entry.reason
+
+
+def _ct_dataset(values: np.ndarray, *, bits: int, signed: bool) -> bytes:
+    """A CT Image Storage file holding ``values`` as stored (for values no real image has)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientID = "CT", "EDGE"
+    ds.Rows, ds.Columns = values.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, int(signed)
+    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+    ds.PixelData = values.astype(np.int16 if signed else np.uint16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("bits", "signed"), [(16, True), (12, True), (16, False)])
+def test_near_lossless_bound_holds_at_the_ends_of_the_range_and_across_the_sign(bits: int, signed: bool) -> None:
+    """JPEG-LS knows no sign: a NEAR error at the top of a two's complement range would wrap to the
+    bottom. The series mapping codes signed values as unsigned ones, so the bound holds everywhere,
+    the extremes and the values around zero included."""
+    from medcodec.delivery.presets import NEAR_LOSSLESS_ERROR
+
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    rng = np.random.default_rng(bits + signed)
+    values = rng.integers(lo, hi + 1, size=(64, 64))
+    values[:8] = rng.integers(-6, 7, size=(8, 64)).clip(lo, hi)  # noise around zero (the sign boundary)
+    values[8:16] = rng.choice([lo, lo + 1, hi - 1, hi], size=(8, 64))  # the extremes
+    values[16:24] = np.linspace(lo, hi, 64 * 8).round().reshape(8, 64)  # a ramp over the whole range
+    data = _ct_dataset(values, bits=bits, signed=signed)
+    out = PRESETS["near-lossless"].encode_instance(data)
+    assert out.entry.transfer_syntax_uid == JPEG_LS_NEAR and not out.entry.passthrough, out.entry.reason
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    decoded = _hu(ds)
+    assert np.abs(decoded - values).max() <= NEAR_LOSSLESS_ERROR
+    assert out.entry.max_error <= NEAR_LOSSLESS_ERROR
+
+
 @pytest.mark.realdata
 def test_what_a_preset_cannot_code_passes_through_unchanged(shared_data: Path) -> None:
     """An SR and a palette-colour US under every preset; colour under original and lossless."""
     from pydicom.data import get_testdata_file
 
     cases = [(p, list(PRESETS)) for p in (shared_data / US_PALETTE, Path(get_testdata_file("test-SR.dcm")))]
-    for path, names in [*cases, (shared_data / US_RGB, ["original", "lossless"])]:
+    for path, names in [*cases, (shared_data / US_RGB, ["original", "lossless", "near-lossless"])]:
         data = path.read_bytes()
         for name in names:
             out = PRESETS[name].encode_instance(data)
@@ -272,7 +392,7 @@ def test_series_mapping_comes_from_the_catalog_and_is_shared(shared_data: Path, 
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+@pytest.mark.parametrize("preset", ["diagnostic", "preview", "near-lossless"])
 def test_dciodvfy_finds_no_new_error(shared_data: Path, tmp_path: Path, preset: str) -> None:
     """dicom3tools checks the IOD of our files: no error the original did not already have."""
     from delivery_data import require_tool

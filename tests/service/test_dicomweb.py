@@ -248,6 +248,55 @@ def test_wado_codes_lossless_syntaxes_on_request(client, server, ts):
     assert r.status_code == 406
 
 
+def test_wado_near_lossless_on_request(client, server):
+    """JPEG-LS near-lossless (.81), asked by its transfer syntax (dicomweb-client) or as the
+    ``near-lossless`` preset: every value within the preset's bound, labelled lossy under a new
+    SOP Instance UID (signed 12-bit head CT, signed 16-bit CT, 10-frame enhanced MR stored as RLE);
+    a frame as image/jls; a live archive whose manifest states the bound."""
+    from medcodec.delivery.presets import NEAR_LOSSLESS_ERROR
+
+    ts = "1.2.840.10008.1.2.4.81"
+    head = pydicom.dcmread(server.head_files[3])
+    ct = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
+    for src in (head, ct, mr):
+        got = client.retrieve_instance(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
+                                       media_types=(("application/dicom", ts),))  # fmt: skip
+        assert got.file_meta.TransferSyntaxUID == ts and got.LossyImageCompression == "01"
+        assert got.SOPInstanceUID != src.SOPInstanceUID
+        slope = float(src.get("RescaleSlope", 1))
+        hu = got.pixel_array * float(got.get("RescaleSlope", 1)) + float(got.get("RescaleIntercept", 0))
+        ref = src.pixel_array * slope + float(src.get("RescaleIntercept", 0))
+        assert np.abs(hu - ref).max() <= NEAR_LOSSLESS_ERROR * abs(slope) + 1e-6
+    frames = client.retrieve_instance_frames(head.StudyInstanceUID, head.SeriesInstanceUID, head.SOPInstanceUID,
+                                             frame_numbers=[1], media_types=(("image/jls", ts),))  # fmt: skip
+    assert len(frames) == 1 and len(frames[0]) < head.pixel_array.nbytes
+    r = server.get(f"/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}/archive.zip"
+                   "?preset=near-lossless&live=1")  # fmt: skip
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        import json
+
+        manifest = json.loads(archive.read("manifest.json"))
+        names = [n for n in archive.namelist() if n != "manifest.json"]
+        assert len(names) == len(server.head_files) == len(manifest["files"])
+        assert all(f["transfer_syntax_uid"] == ts and f["max_error_bound"] == NEAR_LOSSLESS_ERROR
+                   for f in manifest["files"])  # fmt: skip
+        first = pydicom.dcmread(io.BytesIO(archive.read(names[0])))
+        assert first.file_meta.TransferSyntaxUID == ts
+    # the viewer's frame of it (decoded by the server, sent as zlib-deflated samples)
+    import zlib
+
+    r = server.get(f"/viewer/api/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}/instances/"
+                   f"{head.SOPInstanceUID}/frames/1?preset=near-lossless")  # fmt: skip
+    assert r.status_code == 200 and r.headers["x-encoding"] != "jpeg", r.text[:300]
+    dtype = {"int16": "<i2", "uint16": "<u2", "uint8": "u1"}[r.headers["x-sample-type"]]
+    shown = np.frombuffer(zlib.decompress(r.content), dtype).reshape(head.Rows, head.Columns).astype(np.float64)
+    shown = shown * float(r.headers["x-rescale-slope"]) + float(r.headers["x-rescale-intercept"])
+    ref = head.pixel_array * float(head.RescaleSlope) + float(head.RescaleIntercept)
+    assert 0 < np.abs(shown - ref).max() <= NEAR_LOSSLESS_ERROR * float(head.RescaleSlope)
+
+
 def test_wado_htj2k_rpcl_lossless_on_request(server):
     """HTJ2K with RPCL (.202), which dicomweb-client does not know: asked with httpx, bit-exact."""
     src = pydicom.dcmread(server.head_files[5])

@@ -17,7 +17,12 @@ from ._common import handle_errors, human_bytes
 @click.argument("url")
 @click.option("--study", required=True, help="Study Instance UID.")
 @click.option("--series", default=None, help="Only this Series Instance UID.")
-@click.option("--preset", default="diagnostic", show_default=True, help="original | lossless | diagnostic | preview.")
+@click.option(
+    "--preset",
+    default="diagnostic",
+    show_default=True,
+    help="original | lossless | near-lossless | diagnostic | preview.",
+)
 @click.option(
     "-o",
     "--out",

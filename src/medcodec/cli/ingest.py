@@ -32,7 +32,8 @@ from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors, log_warnings
 @click.option(
     "--presets",
     default=None,
-    help="Comma-separated presets to pre-compute [default: diagnostic,preview]; also original, lossless.",
+    help="Comma-separated presets to pre-compute [default: diagnostic,preview]; also original, lossless, "
+    "near-lossless.",
 )
 @click.option(
     "--scheduler",

@@ -12,6 +12,9 @@ Numbers (measured by decoding the written file, see :mod:`medcodec.delivery.pres
 compressed pixel data (the value appended to (0028,2112)); ``psnr`` in dB with peak
 ``2**BitsStored - 1`` of the source and ``max_error`` in source stored units, both over the
 voxels the series mapping did not clip; ``max_error_hu`` in output units (HU for CT).
+``quality`` is the JPEG quality a file was coded at; ``max_error_bound`` the maximum error a
+near-lossless file guarantees (JPEG-LS ``NEAR``, source stored units; checked when measured, and
+``null`` for files coded at a quality).
 ``psnr`` is ``null`` when the file is exact (lossless, passthrough) or was not measured
 (``measured: false``). A ``passthrough`` file is the original, byte for byte (``reason`` says why).
 ``lossy`` says what the file is: a passthrough of an original whose pixel data were already
@@ -54,6 +57,7 @@ class ManifestEntry:
     max_error_hu: float | None = None
     n_clipped: int = 0
     quality: float | None = None
+    max_error_bound: int | None = None  # the coder's guarantee (near-lossless), in source stored units
     measured: bool = True
     reason: str = ""
     file: str = ""  # name inside the archive, set when the archive is built

@@ -137,7 +137,7 @@ def fetch(
     study, series
         Which archive.
     preset
-        ``original``, ``lossless``, ``diagnostic``, ``preview``.
+        ``original``, ``lossless``, ``near-lossless``, ``diagnostic``, ``preview``.
     out_dir
         Where the ``.zip`` goes (and its files, with ``extract``).
     live
