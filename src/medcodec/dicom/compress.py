@@ -60,7 +60,7 @@ from .mapping import (
     tissue_mask,
 )
 from .pixel_spec import pixel_spec_from_dataset
-from .write import DROPPED_TAGS, mark_lossy, set_encapsulated_pixels, set_rescale
+from .write import DROPPED_TAGS, mark_lossy, native_icons, set_encapsulated_pixels, set_rescale
 
 __all__ = [
     "CodedFrames",
@@ -191,6 +191,9 @@ def compress(
         ts.codec.check_available()
     if target.kind not in (None, "max_error") and not ts.lossy:
         raise InvalidInputError(f"{ts.name} is lossless: {target.kind}= does not apply (give none, or max_error)")
+    current = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if current != ts.uid:
+        native_icons(ds, current)
     if ts.backend is None or ts.backend == "pydicom-rle":
         if mapping is not None:
             raise InvalidInputError(f"{ts.name} keeps the stored values: mapping= does not apply")

@@ -292,6 +292,9 @@ def _derive(
     enhanced = "PerFrameFunctionalGroupsSequence" in out or "SharedFunctionalGroupsSequence" in out
     out.file_meta = FileMetaDataset()
     set_pixels(out)
+    source_ts = str(getattr(getattr(source_ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if source_ts != str(out.file_meta.get("TransferSyntaxUID", "")):
+        native_icons(out, source_ts)
 
     set_rescale(out, spec, enhanced)
     if lossy:
@@ -312,6 +315,40 @@ def _derive(
     meta.MediaStorageSOPInstanceUID = uid
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return out
+
+
+def native_icons(ds: Dataset, source_ts: str) -> None:
+    """Decode the Icon Image Sequence's (0088,0200) encapsulated pixel data to native ones, in place.
+
+    An icon's pixel data are encoded in the data set's transfer syntax; once the main pixel data
+    change syntax, an icon left as it was (a JPEG 2000 thumbnail inside a ``.51`` file) makes DCMTK
+    and GDCM refuse the whole file (found on a nibabel test file, 2026-12-02). Native icon pixel
+    data are read by both inside any syntax, so each encapsulated icon is decoded with pydicom
+    (colour as RGB); one that does not decode is dropped (the sequence is Type 3), never kept
+    broken. Native icons are left alone."""
+    items = ds.get("IconImageSequence")
+    if not items:
+        return
+    kept: list[Dataset] = []
+    for item in items:
+        element = item["PixelData"] if "PixelData" in item else None
+        if element is None or not element.is_undefined_length:
+            kept.append(item)
+            continue
+        try:
+            item.file_meta = FileMetaDataset()
+            item.file_meta.TransferSyntaxUID = UID(source_ts)
+            item.decompress(generate_instance_uid=False)
+            kept.append(item)
+        except Exception:  # a thumbnail pydicom cannot decode: the image goes on without it
+            pass
+        finally:
+            if hasattr(item, "file_meta"):
+                del item.file_meta
+    if kept:
+        ds.IconImageSequence = kept
+    else:
+        del ds.IconImageSequence
 
 
 #: Added to the source's Series Number for a derived series (PS3.3 C.7.3.1: a new series
