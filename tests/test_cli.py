@@ -124,7 +124,7 @@ def test_max_error_encode_info_decode(ct_series: Path, tmp_path: Path, capsys: p
     capsys.readouterr()
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == "2.9" and info["max_abs_error_bound"] == [float(k)]
+    assert info["version"] == "2.10" and info["max_abs_error_bound"] == [float(k)]
     assert ("bit-exact" in info["guarantee"]) == (k == 0)
     dcm_dir = tmp_path / "dcm"
     assert main(["decode", str(out), "-o", str(dcm_dir), "--to", "dicom"]) == 0

@@ -24,8 +24,9 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     # base and the three v2 bases of tests/data/fuzz
     assert outcomes.count("decoded") >= 23
     assert {_mdc_version(d) for d in CORPUS} == {
-        None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8), (2, 9)
+        None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8), (2, 9), (2, 10)
     }  # fmt: skip
+    assert len(PRED_COMPACT_CORPUS) >= 4
     assert len(TX_CORPUS) >= 4  # 3 fresh, the committed 2.5 base (and its truncation)
     assert len(BIG_CORPUS) >= 3  # 3 fresh 2.6 streams (the default since big26)
     assert len(COMPACT_CORPUS) >= 4 and len(MODES2_CORPUS) > len(COMPACT_CORPUS)
@@ -68,7 +69,9 @@ def _mdc_version(data: bytes) -> tuple[int, int] | None:
 
 #: Range-coded streams of the first v2 tools: predictive (2.0; 2.7 with run mode; 2.8 with modular
 #: levels; 2.9 with packed frames) and DCT levels (2.0, 2.1, 2.3).
-V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3), (2, 7), (2, 8), (2, 9))]
+V2_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 0), (2, 1), (2, 3), (2, 7), (2, 8), (2, 9), (2, 10))]
+#: Format 2.10: predictive streams in the compact layout (§20).
+PRED_COMPACT_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 10)]
 #: DCT streams whose levels use the multi-symbol range coder (entropy coder 2, format 2.1; 2.3 with padding masks).
 MULTI_CORPUS = [d for d in CORPUS if _mdc_version(d) in ((2, 1), (2, 3))]
 #: Intra-predicted DCT streams (format 2.2).
@@ -95,6 +98,8 @@ def test_v2_corpus_covers_both_codings() -> None:
         runs = [d for d in V2_CORPUS if _mdc_version(d) == version and _has_run_mode_frame(d)]
         assert len(runs) >= 2, version
     assert sum(_has_packed_frame(d) for d in V2_CORPUS if _mdc_version(d) == (2, 9)) >= 2  # 2.9's tables too
+    assert any(_has_packed_frame(d) for d in PRED_COMPACT_CORPUS)  # and in the compact layout
+    assert any(_has_run_mode_frame(d) for d in PRED_COMPACT_CORPUS)
 
 
 def _has_packed_frame(data: bytes) -> bool:
@@ -146,6 +151,14 @@ def test_mutated_intra_streams_raise_only_codec_errors(data: bytes) -> None:
 def test_mutated_compact_streams_raise_only_codec_errors(data: bytes) -> None:
     """Format 2.4 streams (CRCs repaired nine times in ten): damage reaches the varints of the compact
     HEAD, QTAB, FIDX and FRAM fields, which must fail as codec errors, never IndexError / struct.error."""
+    fuzz.check_stream(data)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(PRED_COMPACT_CORPUS))
+def test_mutated_compact_predictive_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.10 streams (CRCs repaired nine times in ten): damage reaches the compact predictive
+    FRAM's varints (flags, VMIN, span, thresholds), the value table and the range decoder behind them."""
     fuzz.check_stream(data)
 
 

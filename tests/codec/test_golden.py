@@ -48,7 +48,16 @@ PROFILES = {
     "ct.i2.b12.e2.modular.f2": dict(shape=(2, 48, 64), bits_stored=12, signed=True, max_error=2, flat=True,
                                     labels=True, pred=(2, 8)),
     # format 2.9 (§10.5): packed lossless frames (the values on every 4th level: a sparse histogram)
-    "dx.u2.b12.e0.packed.f2": dict(shape=(2, 48, 64), bits_stored=12, signed=False, max_error=0, sparse=True),
+    # (made before the compact layout of predictive streams: re-encoded in the long one)
+    "dx.u2.b12.e0.packed.f2": dict(shape=(2, 48, 64), bits_stored=12, signed=False, max_error=0, sparse=True,
+                                   reencode=dict(compact=False)),
+    # format 2.10 (§20): predictive streams in the compact layout, the default since 2026-12-02: packed
+    # frames, run mode with labels (lossless), and a signed 2-D near-lossless image
+    "dx.u2.b12.e0.packed.compact.f2": dict(shape=(2, 48, 64), bits_stored=12, signed=False, max_error=0,
+                                           sparse=True),
+    "xr.u1.b8.e0.modular.compact": dict(shape=(48, 64), bits_stored=8, signed=False, max_error=0, flat=True,
+                                        labels=True),
+    "ct.i2.b12.e2.compact": dict(shape=(33, 47), bits_stored=12, signed=True, max_error=2),
     # format 2.0, range-coded DCT levels with reconstruction offsets (binary coder); made when
     # entropy="arith" meant that coder, so they are re-encoded with "arith-binary" (``reencode``)
     "ct.u2.b12.q75.arith": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -142,7 +143,7 @@ def test_run_mode_flag_is_format_27_only(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(medcodec.CorruptStreamError, match="flags"):
         medcodec.decode(with_flags(3))  # format 2.8's modular flag in a 2.7 stream
     with pytest.raises(medcodec.UnsupportedFeatureError, match="newer"):
-        medcodec.decode(with_flags(1, (2, 10)))  # a future minor version: refused, not misread
+        medcodec.decode(with_flags(1, (2, 11)))  # a future minor version: refused, not misread
 
 
 def test_format_28_flags(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,7 +231,8 @@ def test_max_error_holds_signed_and_unsigned(bits: int, signed: bool, k: int) ->
     if k == 0:
         np.testing.assert_array_equal(out, img)
     header = medcodec.read_header(data)
-    assert header.version == container.VERSION_29 and header.max_error == k and header.transform == container.TRANSFORM_PREDICTIVE
+    assert header.version == container.VERSION_210 and header.compact  # the compact layout (§20) by default
+    assert header.max_error == k and header.transform == container.TRANSFORM_PREDICTIVE
 
 
 def test_bound_is_used_not_just_respected() -> None:
@@ -314,7 +316,8 @@ def test_values_outside_bits_stored_rejected() -> None:
 
 @pytest.fixture(scope="module")
 def v2_stream() -> bytes:
-    data = medcodec.encode(_image((3, 48, 40), 12, False, noise=0.02), bits_stored=12, max_error=1)
+    """A predictive stream in the long layout (§10.1's fixed FRAM fields, which these tests rewrite)."""
+    data = medcodec.encode(_image((3, 48, 40), 12, False, noise=0.02), bits_stored=12, max_error=1, compact=False)
     medcodec.decode(data)
     return data
 
@@ -418,7 +421,7 @@ def test_v2_head_transform_and_version_checked(v2_stream: bytes) -> None:
 
 def test_v2_bomb_limit() -> None:
     # a 4-byte coded frame may not claim 512x512 samples
-    data = medcodec.encode(np.zeros((512, 512), np.uint16), bits_stored=12, max_error=0)
+    data = medcodec.encode(np.zeros((512, 512), np.uint16), bits_stored=12, max_error=0, compact=False)
     header, index = container.parse_container(data)
     off, size = index[0]
     payload = bytearray(data[off + 8 : off + size - 4])
@@ -551,7 +554,7 @@ def test_packed_dx_chest_is_far_smaller_than_charls(shared_data) -> None:
     crop = np.ascontiguousarray(img[600:1112, 700:1212])  # 512 x 512 of the lungs and mediastinum
     data = medcodec.encode(crop, bits_stored=12, max_error=0)
     header, index = container.parse_container(data)
-    assert header.version == container.VERSION_29 and mdc2.parse_predictive_frame(data, header, index[0])[1].values
+    assert header.version == container.VERSION_210 and mdc2.parse_predictive_frame(data, header, index[0])[1].values
     np.testing.assert_array_equal(medcodec.decode(data), crop)
     assert len(data) < 0.85 * len(external.jpegls_encode(crop, near=0))
     near = medcodec.encode(crop, bits_stored=12, max_error=1)  # before 2.9: larger than lossless here
@@ -560,7 +563,7 @@ def test_packed_dx_chest_is_far_smaller_than_charls(shared_data) -> None:
 
 def test_packed_table_is_checked() -> None:
     img = _sparse((64, 80))
-    data = medcodec.encode(img.astype(np.uint16), bits_stored=12, max_error=0)
+    data = medcodec.encode(img.astype(np.uint16), bits_stored=12, max_error=0, compact=False)  # §10.1's offsets
     header, index = container.parse_container(data)
     off, _size = index[0]
     params = mdc2.parse_predictive_frame(data, header, index[0])[1]
@@ -588,3 +591,84 @@ def test_packed_table_is_checked() -> None:
             assert isinstance(exc, (medcodec.CorruptStreamError, medcodec.TruncatedStreamError))
         else:
             assert not np.array_equal(out, img)
+
+
+# ---------------------------------------------------------------- the compact layout (format 2.10, §20)
+
+
+@pytest.mark.parametrize(("shape", "bits", "signed", "k"), [((45, 10), 8, False, 0), ((2, 37, 45), 16, True, 3),
+                                                            ((3, 24, 40), 12, False, 0), ((1, 1), 1, False, 0)])  # fmt: skip
+def test_compact_predictive_layout_decodes_as_the_long_one(shape: tuple[int, ...], bits: int, signed: bool,
+                                                           k: int) -> None:  # fmt: skip
+    """The default predictive stream is 2.10's compact layout: the same frames, ~105 bytes less
+    (a 64-byte HEAD, the meta segment, FIDX entries and 26-byte FRAM headers made short)."""
+    img = _image(shape, bits, signed, noise=0.02, seed=bits + k)
+    compact = medcodec.encode(img, bits_stored=bits, signed=signed, max_error=k)
+    long = medcodec.encode(img, bits_stored=bits, signed=signed, max_error=k, compact=False)
+    header = medcodec.read_header(compact)
+    assert header.version == container.VERSION_210 and header.compact
+    assert medcodec.read_header(long).version == container.VERSION_29 and not medcodec.read_header(long).compact
+    out = medcodec.decode(compact)
+    np.testing.assert_array_equal(out, medcodec.decode(long))
+    assert out.shape == img.shape and int(np.abs(out.astype(np.int64) - img).max()) <= k
+    frames = 1 if len(shape) == 2 else shape[0]
+    # HEAD 51 bytes, FIDX 4 + 8 a frame, FRAM headers ~18 a frame, the meta segment (2-D) 23
+    assert len(long) - len(compact) >= 50 + 20 * frames + (20 if len(shape) == 2 else 0)
+
+
+def test_compact_predictive_fields_are_checked() -> None:
+    """Every field of a compact predictive FRAM is refused as a CorruptStreamError when damaged
+    (the CRC made right again): flags beyond bit 4, VMIN / VMAX beyond the header's range,
+    thresholds 0 or beyond 65535, an index that is not the frame's, varints cut off."""
+    img = _text_on_black()
+    data = medcodec.encode(img, bits_stored=8, max_error=0)
+    header, index = container.parse_container(data)
+    assert header.compact and mdc2.parse_predictive_frame(data, header, index[0])[1].runs
+    off = index[0][0]
+    at = off + 8  # the payload: index, flags, VMIN, span (VMAX - VMIN: 255, two bytes), T1, T2 - T1, T3 - T2
+    assert data[at] == 0 and data[at + 1] & mdc2.PRED_COMPACT_BLEND and data[at + 2 : at + 5] == b"\x00\xff\x01"
+
+    def patched(pos: int, new: bytes, version: tuple[int, int] | None = None) -> bytes:
+        return _patch(data, off, pos, new, version)
+
+    for pos, new, match in [
+        (at + 1, bytes([data[at + 1] | 32]), "flags"),  # a bit beyond the blend flag
+        (at + 1, bytes([data[at + 1] & ~1 | 4]), "flags"),  # run contexts from above without run mode
+        (at, b"\x01", "frame 1"),  # the frame index
+        (at + 2, b"\x80", "value range"),  # VMIN's varint runs into the span's bytes: beyond 8 bits
+        (at + 2, b"\x01", "value range"),  # VMIN = -1 (zigzag 1) below an unsigned range
+        (at + 3, b"\xff\x03", "value range"),  # VMAX = VMIN + 511: beyond 8 bits
+        (at + 5, b"\x00", "threshold"),  # T1 = 0
+    ]:
+        with pytest.raises(medcodec.CorruptStreamError, match=match):
+            medcodec.decode(patched(pos, new))
+    with pytest.raises(medcodec.UnsupportedFeatureError, match="compact"):
+        medcodec.decode(patched(at, data[at : at + 1], (2, 9)))  # a compact predictive HEAD of 2.9
+    long = medcodec.encode(img, bits_stored=8, max_error=0, compact=False)
+    with pytest.raises(medcodec.CorruptStreamError):  # the long layout's bytes read as compact fields
+        medcodec.decode(_relabel_compact(long))
+
+
+def _relabel_compact(long: bytes) -> bytes:
+    """A long-layout predictive stream whose HEAD is swapped for a compact one (same fields): its FIDX
+    and FRAM payloads are then read as §20's and must be refused, not misread."""
+    header, _ = container.parse_container(long)
+    head = container._compact_head_payload(replace(header, version=container.VERSION_210, compact=True), header.meta)
+    seg = container._segment(b"HEAD", head)
+    head_end = header.segments[0].end
+    return long[:8] + seg + long[head_end:]
+
+
+def test_compact_predictive_bomb_limit() -> None:
+    """A compact FIDX entry shorter than the fields and coded bytes a frame of its size needs
+    (1 byte per 4096 samples) is refused before the frame is read."""
+    data = medcodec.encode(np.zeros((512, 512), np.uint16), bits_stored=12, max_error=0)
+    header, index = container.parse_container(data)
+    need = container.compact_frame_min_size(512, 512, container.TRANSFORM_PREDICTIVE)
+    assert index[0][1] >= need == 12 + 7 + 64
+    fidx = next(s for s in header.segments if s.type == "FIDX")
+    short = bytearray(data)
+    struct.pack_into("<I", short, fidx.offset + 8, need - 1)
+    _refresh_crc(short, fidx.offset)
+    with pytest.raises(medcodec.CorruptStreamError, match="shorter than the"):
+        medcodec.decode(bytes(short))

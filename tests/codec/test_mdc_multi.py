@@ -122,13 +122,19 @@ def test_truncated_coded_bytes_are_reported_as_truncated() -> None:
         mdc2.decode_levels(coded, 0, len(coded) // 2, 200, 20, coder=MULTI)
 
 
-def test_predictive_frames_cannot_claim_the_multi_symbol_coder() -> None:
-    data = bytearray(medcodec.encode(np.zeros((8, 8), np.uint16), bits_stored=12, max_error=0))
+@pytest.mark.parametrize("compact", [False, True])
+def test_predictive_frames_cannot_claim_the_multi_symbol_coder(compact: bool) -> None:
+    data = bytearray(medcodec.encode(np.zeros((8, 8), np.uint16), bits_stored=12, max_error=0, compact=compact))
     header = medcodec.read_header(bytes(data))
-    assert header.transform == container.TRANSFORM_PREDICTIVE
+    assert header.transform == container.TRANSFORM_PREDICTIVE and header.compact == compact
     seg = [s for s in header.segments if s.type == "HEAD"][0]
-    assert data[seg.offset + 8 + 19] == container.TRANSFORM_PREDICTIVE  # HEAD bytes 19, 20: transform, coder
-    data[seg.offset + 8 + 20] = MULTI
+    if compact:  # §16.1: version, flags, rows / cols / frames (one byte each here), bits, attributes
+        at = seg.offset + 8 + 9
+        assert data[at] >> 2 & 3 == container.TRANSFORM_PREDICTIVE and data[at] >> 4 & 7 == container.ENTROPY_ARITH
+        data[at] = data[at] & ~(7 << 4) | MULTI << 4
+    else:
+        assert data[seg.offset + 8 + 19] == container.TRANSFORM_PREDICTIVE  # HEAD bytes 19, 20: transform, coder
+        data[seg.offset + 8 + 20] = MULTI
     struct.pack_into("<I", data, seg.offset + 8 + seg.length, zlib.crc32(bytes(data[seg.offset + 4 : seg.end - 4])))
     with pytest.raises(medcodec.UnsupportedFeatureError):
         medcodec.decode(bytes(data))

@@ -94,9 +94,12 @@ VERSION_28 = (2, 8)
 #: Written by predictive streams whose lossless frames may be packed: the indices of the frame's
 #: distinct values coded, their table in the FRAM (flag 8, ``docs/format.md`` §10.5).
 VERSION_29 = (2, 9)
+#: Written by predictive streams in the compact layout (``docs/format.md`` §20: §16's HEAD and FIDX,
+#: a FRAM header of varints instead of 26 bytes, no ``meta`` segment): ~105 bytes less per stream.
+VERSION_210 = (2, 10)
 #: The newest version this reader knows: a newer minor version may code frames differently (each one
 #: so far did), so it is refused rather than decoded wrongly.
-LATEST_VERSION = VERSION_29
+LATEST_VERSION = VERSION_210
 
 #: Hard limits checked before any allocation.
 LIMITS = {
@@ -1036,8 +1039,14 @@ def _parse_compact_head(payload: memoryview, seg: Segment) -> dict[str, Any]:
         NO_MAX_ERROR if max_error < 0 else max_error,
     )
     head = _check_head(fields, seg)
-    if (head["transform"], head["entropy"]) != (TRANSFORM_DCT8, ENTROPY_MULTI):
-        raise UnsupportedFeatureError("HEAD: the compact layout (2.4) is defined for DCT streams of entropy coder 2")
+    coding = (head["transform"], head["entropy"])
+    if coding != (TRANSFORM_DCT8, ENTROPY_MULTI) and not (
+        coding == (TRANSFORM_PREDICTIVE, ENTROPY_ARITH) and (vmaj, vmin) >= VERSION_210
+    ):
+        raise UnsupportedFeatureError(
+            "HEAD: the compact layout is defined for DCT streams of entropy coder 2 (2.4) and for predictive "
+            f"streams from version 2.10, not transform {coding[0]} / entropy coder {coding[1]} in {vmaj}.{vmin}"
+        )
     if flags & FLAG_2D and frames != 1:
         raise CorruptStreamError(f"HEAD says a 2-D image but announces {frames} frames", offset=seg.offset,
                                  segment="HEAD")  # fmt: skip
@@ -1096,7 +1105,7 @@ def _parse_compact_fidx(payload: memoryview, seg: Segment, head: dict[str, Any],
         raise CorruptStreamError(f"FIDX of {len(payload)} bytes, expected 4 x {n} frames", offset=seg.offset,
                                  segment="FIDX")  # fmt: skip
     ends = np.frombuffer(payload, dtype="<u4").astype(np.int64)
-    min_size = compact_frame_min_size(head["rows"], head["cols"])
+    min_size = compact_frame_min_size(head["rows"], head["cols"], head["transform"])
     sizes = np.diff(ends, prepend=0)
     bad = np.flatnonzero(sizes < min_size)
     if bad.size:
@@ -1112,11 +1121,17 @@ def _parse_compact_fidx(payload: memoryview, seg: Segment, head: dict[str, Any],
 
 #: Fixed bytes of a compact FRAM payload: its frame index and flags (one varint byte each at least).
 FRAM_COMPACT_FIXED = 2
+#: The same for a compact predictive FRAM (§20): index, flags, VMIN, the span, T1 and the two
+#: threshold steps (one varint byte each at least).
+FRAM_COMPACT_PREDICTIVE_FIXED = 7
 
 
-def compact_frame_min_size(rows: int, cols: int) -> int:
-    """Fewest bytes a compact FRAM segment of a rows x cols frame takes (§16.4): framing, index and
-    flags, and the coded bytes the bomb limit asks for (:data:`MAX_BLOCKS_PER_BYTE`)."""
+def compact_frame_min_size(rows: int, cols: int, transform: int = TRANSFORM_DCT8) -> int:
+    """Fewest bytes a compact FRAM segment of a rows x cols frame takes (§16.4, §20): framing, the
+    fixed fields, and the coded bytes the bomb limit asks for (:data:`MAX_BLOCKS_PER_BYTE` of a DCT
+    frame, :data:`MIN_PIXELS_PER_BYTE` of a predictive one)."""
+    if transform == TRANSFORM_PREDICTIVE:
+        return 12 + FRAM_COMPACT_PREDICTIVE_FIXED + -(-rows * cols // MIN_PIXELS_PER_BYTE)
     by, bx = blocks_shape(rows, cols)
     return 12 + FRAM_COMPACT_FIXED + -(-by * bx // MAX_BLOCKS_PER_BYTE)
 

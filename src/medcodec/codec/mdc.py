@@ -98,6 +98,7 @@ def encode_to(
     entropy: str | None = None,
     padding: tuple[int, int] | None = None,
     intra: bool | None = None,
+    compact: bool | None = None,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -142,16 +143,19 @@ def encode_to(
     if max_error is not None:
         if (quality, ratio, psnr) != (None, None, None) or intra:
             raise InvalidInputError("max_error excludes quality, ratio, psnr and intra")
+        compact_ = mdc2.predictive_compact(compact)
         nbytes = mdc2.encode_predictive_to(
             fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, max_error=max_error, spec=spec,
-            jobs=jobs, ancillary=ancillary, ndim=ndim,
+            jobs=jobs, ancillary=ancillary, ndim=ndim, compact=compact_,
         )  # fmt: skip
-        overhead = container.written_overhead_bytes({"ndim": 2} if ndim == 2 else {}, dict(ancillary or {}))
+        meta = {"ndim": 2} if ndim == 2 else {}
+        overhead = container.written_overhead_bytes(container.compact_meta(meta) if compact_ else meta,
+                                                    dict(ancillary or {}))  # fmt: skip
         return StreamSummary(nbytes, math.nan, n_frames, nbytes - overhead)
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
-        effort=effort, entropy=entropy, padding=padding, intra=intra,
+        effort=effort, entropy=entropy, padding=padding, intra=intra, compact=compact,
     )  # fmt: skip
 
 

@@ -36,7 +36,8 @@ from .framecoder import FrameCoder, default_jobs, frame_selection, map_frames, v
 from .lossless import MAX_ERROR_LIMIT, PREDICTORS, FrameParams, decode_frame, encode_frame, encode_frame_smallest
 from .transform import blocks_shape
 
-__all__ = ["encode_predictive_to", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD", "MIN_PIXELS_PER_BYTE",
+__all__ = ["encode_predictive_to", "predictive_compact", "decode_predictive", "parse_predictive_frame", "FRAM2_HEAD",
+           "MIN_PIXELS_PER_BYTE", "compact_predictive_head", "PRED_COMPACT_BLEND", "PREDICTIVE_COMPACT",
            "encode_levels", "decode_levels", "dct_frame_segment", "dct_frame_bytes", "decode_dct", "FRAM2_DCT_HEAD",
            "MAX_BLOCKS_PER_BYTE", "ENTROPY_CODERS", "DEFAULT_ARITH", "arith_coder_id", "round_scaled",
            "reconstruction_offsets", "reconstruct_with_offsets", "rdoq_levels", "rdoq_frame_bytes", "rdoq_frame_mse",
@@ -84,6 +85,12 @@ PRED_FLAG_PACKED = 8
 #: mode alone) or 2.0 (none). Golden files made before a version are re-encoded with the one of
 #: their day.
 PREDICTIVE_VERSION = container.VERSION_29
+#: Predictive streams are written in the compact layout of format 2.10 (``docs/format.md`` §20) by
+#: default when they use the newest tools (:data:`PREDICTIVE_VERSION` 2.9); ``compact=False`` (and
+#: any older tool version, as golden files re-encode) writes the long layout of §10.1.
+PREDICTIVE_COMPACT = True
+#: Compact predictive FRAM flag (§20): the predictor is the blend (else MED); bits 0-3 are §10.1's flags.
+PRED_COMPACT_BLEND = 16
 #: A frame may not claim more than this many samples per coded byte (decompression-bomb limit).
 #: The coder spends at least 0.0056 bits per sample (1 byte per ~1400 samples, §11), so valid
 #: streams are always far inside it. FIDX entries are checked against it too (:func:`.container.frame_min_size`).
@@ -96,6 +103,26 @@ def _check_max_error(max_error: object) -> int:
     if not 0 <= int(max_error) <= MAX_ERROR_LIMIT:
         raise InvalidInputError(f"max_error={max_error} outside 0..{MAX_ERROR_LIMIT} (stored units)")
     return int(max_error)
+
+
+def predictive_compact(compact: bool | None) -> bool:
+    """Whether a predictive stream is written in the compact layout (2.10): ``compact``, or by default
+    :data:`PREDICTIVE_COMPACT` with the newest tools (an older :data:`PREDICTIVE_VERSION` writes its
+    own long layout).
+
+    Raises
+    ------
+    InvalidInputError
+        Not a bool or ``None``, or ``True`` with tools older than 2.9.
+    """
+    newest = PREDICTIVE_VERSION == container.VERSION_29
+    if compact is None:
+        return PREDICTIVE_COMPACT and newest
+    if compact is not True and compact is not False:
+        raise InvalidInputError(f"compact={compact!r} must be True, False or None")
+    if compact and not newest:
+        raise InvalidInputError("the compact predictive layout (2.10) comes with the newest tools (2.9) only")
+    return compact
 
 
 def encode_predictive_to(
@@ -112,10 +139,13 @@ def encode_predictive_to(
     ndim: int = 3,
     predictor: str = "blend",
     frames_checked: bool = False,
+    compact: bool | None = None,
 ) -> int:
     """Encode frames into a v2 ``.mdc`` whose every sample is within ``max_error`` of the input.
 
-    Memory stays at about ``2 * jobs`` frames, as in :func:`.mdc.encode_to`.
+    Memory stays at about ``2 * jobs`` frames, as in :func:`.mdc.encode_to`. ``compact``: the
+    compact layout of format 2.10 (``None``: :data:`PREDICTIVE_COMPACT`, with the newest tools
+    only), else the long one of the tools' version (2.9).
 
     Returns
     -------
@@ -128,6 +158,7 @@ def encode_predictive_to(
         Bad frames or options.
     """
     k = _check_max_error(max_error)
+    compact = predictive_compact(compact)
     if predictor not in PREDICTORS:
         raise InvalidInputError(f"predictor={predictor!r} is unknown, expected one of {tuple(PREDICTORS)}")
     if not isinstance(n_frames, int) or n_frames < 1:
@@ -149,10 +180,10 @@ def encode_predictive_to(
         photometric_interpretation=spec.photometric_interpretation,
         rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
         window_center=spec.window_center, window_width=spec.window_width, quality=None,
-        range_bits=bits_stored, version=PREDICTIVE_VERSION,
+        range_bits=bits_stored, version=container.VERSION_210 if compact else PREDICTIVE_VERSION,
         transform=container.TRANSFORM_PREDICTIVE,
         entropy=container.ENTROPY_ARITH, max_error=k, qtables=(),
-        meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}),
+        meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}), compact=compact,
     )  # fmt: skip
     code = PREDICTORS[predictor]
 
@@ -179,10 +210,12 @@ def encode_predictive_to(
             | (PRED_FLAG_RUN_ABOVE * params.run_above)
             | (PRED_FLAG_PACKED * (params.values is not None))
         )
+        table = value_table_bytes(params.values) if params.values is not None else b""
+        if compact:
+            return container._segment(b"FRAM", compact_predictive_head(index, flags, params) + table + coded)
         head = FRAM2_HEAD.pack(
             index, params.predictor, flags, params.vmin, params.vmax, params.t1, params.t2, params.t3, len(coded)
         )
-        table = value_table_bytes(params.values) if params.values is not None else b""
         return container._segment(b"FRAM", head + table + coded)
 
     writer = container.ContainerWriter(fh, header)
@@ -198,6 +231,37 @@ def encode_predictive_to(
     return writer.close()
 
 
+def compact_predictive_head(index: int, flags: int, params: FrameParams) -> bytes:
+    """The fields of a compact predictive FRAM before its value table and coded bytes (§20):
+    index, flags (§10.1's, plus :data:`PRED_COMPACT_BLEND`), VMIN, VMAX - VMIN, T1, T2 - T1, T3 - T2."""
+    out = bytearray()
+    container.put_varint(out, index)
+    container.put_varint(out, flags | (PRED_COMPACT_BLEND if params.predictor == PREDICTORS["blend"] else 0))
+    container.put_svarint(out, params.vmin)
+    for value in (params.vmax - params.vmin, params.t1, params.t2 - params.t1, params.t3 - params.t2):
+        container.put_varint(out, value)
+    return bytes(out)
+
+
+def _read_compact_predictive_head(
+    payload: bytes | memoryview, header: container.MdcHeader, off: int
+) -> tuple[tuple[int, int, int, int, int, int, int, int], int]:
+    """:func:`compact_predictive_head` read back: ((index, predictor, flags, vmin, vmax, t1, t2, t3),
+    bytes read). Fields cut off or beyond their range are :class:`CorruptStreamError`."""
+    r = container.Reader(memoryview(payload), off, "FRAM")
+    index = r.varint("frame index", container.LIMITS["max_frames"])
+    flags = r.varint("flags", 2 * PRED_COMPACT_BLEND - 1)
+    predictor = PREDICTORS["blend"] if flags & PRED_COMPACT_BLEND else PREDICTORS["med"]
+    vmin = r.svarint("VMIN", 1 << 16)
+    vmax = vmin + r.varint("VMAX - VMIN", 1 << 16)
+    t1 = r.varint("T1", 0xFFFF)
+    t2 = t1 + r.varint("T2 - T1", 0xFFFF)
+    t3 = t2 + r.varint("T3 - T2", 0xFFFF)
+    if t3 > 0xFFFF:
+        raise r.fail(f"thresholds {t1}, {t2}, {t3} beyond 65535")
+    return (index, predictor, flags & ~PRED_COMPACT_BLEND, vmin, vmax, t1, t2, t3), r.pos
+
+
 def parse_predictive_frame(
     data: bytes | memoryview, header: container.MdcHeader, entry: tuple[int, int]
 ) -> tuple[int, FrameParams, int, int]:
@@ -211,11 +275,17 @@ def parse_predictive_frame(
     """
     payload = container.frame_payload(data, entry)
     off = entry[0]
-    if len(payload) < FRAM2_HEAD.size:
-        raise TruncatedStreamError(
-            "FRAM header cut off", offset=off, segment="FRAM", expected=FRAM2_HEAD.size, available=len(payload)
+    if header.compact:  # §20: varints, the coded bytes end the payload
+        (index, predictor, flags, vmin, vmax, t1, t2, t3), head_size = _read_compact_predictive_head(
+            payload, header, off
         )
-    index, predictor, flags, vmin, vmax, t1, t2, t3, ncoded = FRAM2_HEAD.unpack_from(payload)
+    else:
+        if len(payload) < FRAM2_HEAD.size:
+            raise TruncatedStreamError(
+                "FRAM header cut off", offset=off, segment="FRAM", expected=FRAM2_HEAD.size, available=len(payload)
+            )
+        index, predictor, flags, vmin, vmax, t1, t2, t3, ncoded = FRAM2_HEAD.unpack_from(payload)
+        head_size = FRAM2_HEAD.size
     allowed = PRED_FLAG_RUNS if header.version >= container.VERSION_27 else 0
     if header.version >= container.VERSION_28:
         allowed |= PRED_FLAG_MODULAR | PRED_FLAG_RUN_ABOVE
@@ -229,8 +299,10 @@ def parse_predictive_frame(
         )  # fmt: skip
     values, table_len = None, 0
     if flags & PRED_FLAG_PACKED:
-        values, table_len = read_value_table(payload, FRAM2_HEAD.size, header, off)
-    if FRAM2_HEAD.size + table_len + ncoded != len(payload):
+        values, table_len = read_value_table(payload, head_size, header, off)
+    if header.compact:
+        ncoded = len(payload) - head_size - table_len
+    if head_size + table_len + ncoded != len(payload):
         raise CorruptStreamError(
             f"FRAM coded length {ncoded} disagrees with segment length", offset=off, segment="FRAM"
         )
@@ -258,7 +330,7 @@ def parse_predictive_frame(
         modular=bool(flags & PRED_FLAG_MODULAR), run_above=bool(flags & PRED_FLAG_RUN_ABOVE), values=values,
     )  # fmt: skip
     params.validate(offset=off, segment="FRAM")
-    start = off + 8 + FRAM2_HEAD.size + table_len
+    start = off + 8 + head_size + table_len
     return index, params, start, start + ncoded
 
 

@@ -110,23 +110,25 @@ def encode(
     entropy
         ``.mdc`` DCT streams: ``"arith"`` (default; the levels range-coded with contexts, 8-18%
         smaller than Huffman on CT/MR, with reconstruction offsets, deblocking and a restoration
-        filter; format 2.4: the compact layout and intra frames with mode model 2 (2.1 with
-        ``intra=False, compact=False``, 2.3 with ``padding`` as well); per thread near 1 bpp the
-        default encodes at ~0.2x and decodes at ~0.2-0.3x libjpeg-turbo's speed, 2.1 at ~0.5-0.6x /
-        0.26-0.36x), ``"arith-multi"`` (the same), ``"arith-binary"`` (format 2.0, the binary coder)
-        or ``"huffman"`` (format 1.0, T.81-style Huffman: 3-10x faster, 25-95 % larger at the same
-        PSNR than 2.4).
+        filter; format 2.6: the compact layout and intra frames (mode model 2, the DCT or a DST-VII
+        pair per block, 16x16 blocks; 2.1 with ``intra=False, compact=False``, 2.3 with ``padding``
+        as well); per thread near 1 bpp the default encodes at ~0.04-0.06x and decodes at
+        ~0.14-0.21x libjpeg-turbo's speed, 2.1 at ~0.5-0.6x / 0.26-0.36x: README, "The .mdc DCT
+        coder"), ``"arith-multi"`` (the same), ``"arith-binary"`` (format 2.0, the binary coder)
+        or ``"huffman"`` (format 1.0, T.81-style Huffman: much faster, 21-90 % larger at the same
+        PSNR than 2.6).
     max_error
         ``.mdc`` only, instead of ``quality``/``ratio``/``psnr``: a guaranteed bound on every
         sample's absolute error, in stored units (``0``: bit-exact lossless), checked by
-        decoding inside the encoder. Uses the v2 predictive mode (:mod:`.mdc2`, format 2.0).
+        decoding inside the encoder. Uses the v2 predictive mode (:mod:`.mdc2`): format 2.10 (the
+        compact layout; 2.9 with ``compact=False``), ``0..255``.
     range_bits
         DCT formats: bits the content spans, which scale the steps; ``None``: each image's own
         (for ``.mdc`` with ``entropy="arith"`` at least ``bits_stored - 4``). Series writers pass
         one value per series (steps then do not vary slice to slice). Not with ``max_error``.
     intra
         ``.mdc`` DCT streams of the multi-symbol coder: every 8x8 block predicted from its decoded
-        neighbours (16 modes, :mod:`.intra`, mode model 2), format 2.4. ``None`` (default): on with
+        neighbours (16 modes, :mod:`.intra`, mode model 2), format 2.6. ``None`` (default): on with
         that coder (the default one), off otherwise; ``False``: format 2.1 (2.4 in the compact layout).
         Works with ``quality``, ``ratio`` and ``psnr`` (the search measures the intra coder) and both
         efforts (``"best"`` tries more modes per block). -6 % bytes on average against 2.1 at the same
@@ -135,6 +137,8 @@ def encode(
         ``.mdc`` DCT streams of the multi-symbol coder: the compact layout of format 2.4 (a short
         HEAD, delta-coded steps, varint frame fields: ~200 bytes less per stream, docs/format.md
         §16). ``None`` (default): on with that coder; ``False``: the long layout (2.1-2.4).
+        ``max_error`` streams likewise (format 2.10, §20: ~105 bytes less per stream; ``False``:
+        the long layout of 2.9).
 
     Returns
     -------
@@ -191,8 +195,8 @@ def encode(
         raise InvalidInputError(f"intra={intra!r} must be True, False or None")
     if compact is not None and compact is not True and compact is not False:
         raise InvalidInputError(f"compact={compact!r} must be True, False or None")
-    if compact and (format != "mdc" or max_error is not None):
-        raise InvalidInputError("compact=True applies to format='mdc' DCT streams only (not max_error)")
+    if compact and format != "mdc":
+        raise InvalidInputError("compact=True applies to format='mdc' streams only")
     if intra:
         if format != "mdc" or max_error is not None:
             raise InvalidInputError("intra=True applies to format='mdc' DCT streams only (not max_error)")
@@ -201,7 +205,7 @@ def encode(
             raise InvalidInputError("max_error excludes quality, ratio, psnr, effort, entropy and table")
         mdc2.encode_predictive_to(
             buf, frames, n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, max_error=max_error,
-            spec=spec, jobs=jobs_, ancillary=ancillary, ndim=2 if is_2d else 3, frames_checked=True,
+            spec=spec, jobs=jobs_, ancillary=ancillary, ndim=2 if is_2d else 3, frames_checked=True, compact=compact,
         )  # fmt: skip
         return buf.getvalue()
 

@@ -86,8 +86,8 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         encode(img(8, False, 1)[0], bits_stored=8, quality=70, format="jpeg"),
         encode(img(12, False, 1)[0], bits_stored=12, quality=85, format="jpeg", restart_interval=2),
         # .mdc 2.0: predictive (lossless, near-lossless) and range-coded DCT frames
-        encode(img(16, True, 2), bits_stored=16, max_error=0),
-        encode(img(12, False, 1)[0], bits_stored=12, max_error=2),
+        encode(img(16, True, 2), bits_stored=16, max_error=0, compact=False),
+        encode(img(12, False, 1)[0], bits_stored=12, max_error=2, compact=False),
         encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-binary"),  # 2.0, binary coder
         # .mdc 2.1: DCT levels by the multi-symbol range coder (escapes: 16-bit signed at quality 97)
         encode(img(12, False, 2), bits_stored=12, quality=75, entropy="arith-multi", intra=False, compact=False),
@@ -150,9 +150,18 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
             corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
     finally:
         mdc2.PREDICTIVE_VERSION = saved_version
-    # .mdc 2.9, the default: lossless frames with sparse histograms are packed (a table of their values)
+    # .mdc 2.9: lossless frames with sparse histograms are packed (a table of their values), long layout
     sparse = (img(10, False, 2) // 64 * 256).astype(np.uint16)  # 16 levels, 256 apart
-    corpus += [encode(sparse, bits_stored=12, max_error=0), encode(sparse[0], bits_stored=12, max_error=0)]
+    corpus += [encode(sparse, bits_stored=12, max_error=0, compact=False),
+               encode(sparse[0], bits_stored=12, max_error=0, compact=False)]  # fmt: skip
+    # .mdc 2.10, the default: the same tools in the compact layout (varint FRAM fields, §20): packed,
+    # run mode lossless and near-lossless, 16-bit signed frames
+    corpus += [
+        encode(sparse, bits_stored=12, max_error=0),
+        encode(labels, bits_stored=8, max_error=0),
+        encode(labels[0], bits_stored=8, max_error=1),
+        encode(img(16, True, 2), bits_stored=16, max_error=3),
+    ]
     for folder in extra:
         for path in sorted(Path(folder).glob("*")):
             if path.suffix.lower() in (".mdc", ".jpg", ".jpeg", ".bin") and path.stat().st_size <= 1 << 20:
