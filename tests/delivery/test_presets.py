@@ -54,14 +54,14 @@ def test_lossy_presets_write_standard_files_with_lossy_attributes(shared_data: P
     assert again.data == out.data and not again.entry.measured and again.entry.psnr is None
 
 
-def _dcmdjpeg(data: bytes, tmp_path: Path) -> pydicom.Dataset:
-    """``data`` (a JPEG DICOM file) decompressed by DCMTK's dcmdjpeg, read back."""
+def _dcmtk_decoded(data: bytes, tmp_path: Path, tool: str = "dcmdjpeg") -> pydicom.Dataset:
+    """``data`` (a JPEG or, with ``tool="dcmdjpls"``, JPEG-LS DICOM file) decompressed by DCMTK, read back."""
     from delivery_data import require_tool
 
-    tool = require_tool("dcmdjpeg")
-    src, dst = tmp_path / "jpeg.dcm", tmp_path / "raw.dcm"
+    src, dst = tmp_path / "coded.dcm", tmp_path / "raw.dcm"
     src.write_bytes(data)
-    run = subprocess.run([tool, str(src), str(dst)], capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run([require_tool(tool), str(src), str(dst)], capture_output=True, text=True, timeout=60,
+                         check=False)  # fmt: skip
     assert run.returncode == 0, run.stderr
     theirs = pydicom.dcmread(dst)
     assert not theirs.file_meta.TransferSyntaxUID.is_compressed
@@ -72,7 +72,7 @@ def _dcmdjpeg(data: bytes, tmp_path: Path) -> pydicom.Dataset:
 def test_diagnostic_decodes_with_dcmtk_too(shared_data: Path, tmp_path: Path) -> None:
     path = series_files(shared_data, HEAD)[70]
     out = PRESETS["diagnostic"].encode_instance(path.read_bytes())
-    theirs = _dcmdjpeg(out.data, tmp_path)
+    theirs = _dcmtk_decoded(out.data, tmp_path)
     err = np.abs(_hu(theirs) - _hu(pydicom.dcmread(path)))
     assert err.max() <= out.entry.max_error_hu + 2  # integer IDCTs differ by 1, rarely 2, at 12 bits
 
@@ -100,18 +100,6 @@ def test_lossless_is_bit_exact(shared_data: Path, folder: str) -> None:
 
 
 JPEG_LS_NEAR = "1.2.840.10008.1.2.4.81"
-
-
-def _dcmdjpls(data: bytes, tmp_path: Path) -> pydicom.Dataset:
-    """``data`` (a JPEG-LS DICOM file) decompressed by DCMTK's dcmdjpls, read back."""
-    from delivery_data import require_tool
-
-    tool = require_tool("dcmdjpls")
-    src, dst = tmp_path / "jls.dcm", tmp_path / "raw.dcm"
-    src.write_bytes(data)
-    run = subprocess.run([tool, str(src), str(dst)], capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-    return pydicom.dcmread(dst)
 
 
 @pytest.mark.realdata
@@ -149,7 +137,7 @@ def test_near_lossless_holds_its_bound_in_every_decoder(shared_data: Path, tmp_p
     fragment = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
     charls = external.jpegls_decode(fragment).astype(np.int64)
     assert np.array_equal(charls, ds.pixel_array.astype(np.int64))
-    theirs = _dcmdjpls(out.data, tmp_path)
+    theirs = _dcmtk_decoded(out.data, tmp_path, "dcmdjpls")
     assert np.abs(_hu(theirs) - _hu(source)).max() <= bound
     lossless = PRESETS["lossless"].encode_instance(path.read_bytes(), measure=False)
     assert len(out.data) < len(lossless.data)
@@ -289,7 +277,7 @@ def test_colour_images_are_coded_as_baseline_jpeg(shared_data: Path, tmp_path: P
     assert ds.pixel_array.shape == source.pixel_array.shape
     assert psnr(_rgb(ds).reshape(ours.shape), original) == pytest.approx(e.psnr, abs=0.5)
     # DCMTK decodes it (to RGB or YBR_FULL: pydicom reads either as RGB)
-    theirs = _dcmdjpeg(out.data, tmp_path)
+    theirs = _dcmtk_decoded(out.data, tmp_path)
     assert psnr(_rgb(theirs).reshape(ours.shape), original) == pytest.approx(e.psnr, abs=0.5)
     # the same file every time (live == pre-computed)
     again = PRESETS[preset].encode_instance(path.read_bytes(), measure=False, recode=True)

@@ -219,15 +219,19 @@ def test_unknown_transfer_syntax_gives_406(server):
     assert r.status_code == 406
 
 
+def _three_kinds(server) -> tuple[pydicom.Dataset, pydicom.Dataset, pydicom.Dataset]:
+    """The signed 12-bit head CT, a signed 16-bit CT and a 10-frame enhanced MR stored as RLE."""
+    return (pydicom.dcmread(server.head_files[3]), pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"]),
+            pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"]))  # fmt: skip
+
+
 @pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"])
 def test_wado_codes_lossless_syntaxes_on_request(client, server, ts):
     """A client asking for JPEG-LS, JPEG 2000 or RLE lossless (no preset stores them) gets the
     instance coded now, bit-exact under the same SOP Instance UID and not labelled lossy: the signed
     head CT, a signed 16-bit CT and a 10-frame enhanced MR stored as RLE, decoded by pydicom's
     plugins; frames too, as the image type."""
-    head = pydicom.dcmread(server.head_files[3])
-    ct = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
-    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
+    head, ct, mr = _three_kinds(server)
     for src in (head, ct, mr):
         got = client.retrieve_instance(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
                                        media_types=(("application/dicom", ts),))  # fmt: skip
@@ -256,9 +260,7 @@ def test_wado_near_lossless_on_request(client, server):
     from medcodec.delivery.presets import NEAR_LOSSLESS_ERROR
 
     ts = "1.2.840.10008.1.2.4.81"
-    head = pydicom.dcmread(server.head_files[3])
-    ct = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
-    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
+    head, ct, mr = _three_kinds(server)
     for src in (head, ct, mr):
         got = client.retrieve_instance(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
                                        media_types=(("application/dicom", ts),))  # fmt: skip
