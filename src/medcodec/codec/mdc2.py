@@ -107,21 +107,21 @@ def _check_max_error(max_error: object) -> int:
 
 def predictive_compact(compact: bool | None) -> bool:
     """Whether a predictive stream is written in the compact layout (2.10): ``compact``, or by default
-    :data:`PREDICTIVE_COMPACT` with the newest tools (an older :data:`PREDICTIVE_VERSION` writes its
-    own long layout).
+    :data:`PREDICTIVE_COMPACT` with the tools of 2.9 or later (an older :data:`PREDICTIVE_VERSION`, as
+    golden files re-encode, writes its own long layout).
 
     Raises
     ------
     InvalidInputError
         Not a bool or ``None``, or ``True`` with tools older than 2.9.
     """
-    newest = PREDICTIVE_VERSION == container.VERSION_29
+    newest = PREDICTIVE_VERSION >= container.VERSION_29
     if compact is None:
         return PREDICTIVE_COMPACT and newest
     if compact is not True and compact is not False:
         raise InvalidInputError(f"compact={compact!r} must be True, False or None")
     if compact and not newest:
-        raise InvalidInputError("the compact predictive layout (2.10) comes with the newest tools (2.9) only")
+        raise InvalidInputError("the compact predictive layout (2.10) comes with the tools of 2.9 or later only")
     return compact
 
 
@@ -175,12 +175,13 @@ def encode_predictive_to(
     _, rows, cols = first_arr.shape
     jobs_ = min(default_jobs(jobs), n_frames)
     spec = spec or PixelSpec(bits_stored=bits_stored, signed=signed_)
+    version = max(container.VERSION_210, PREDICTIVE_VERSION) if compact else PREDICTIVE_VERSION
     header = container.MdcHeader(
         rows=rows, cols=cols, frames=n_frames, bits_stored=bits_stored, signed=signed_,
         photometric_interpretation=spec.photometric_interpretation,
         rescale_slope=float(spec.rescale_slope), rescale_intercept=float(spec.rescale_intercept),
         window_center=spec.window_center, window_width=spec.window_width, quality=None,
-        range_bits=bits_stored, version=container.VERSION_210 if compact else PREDICTIVE_VERSION,
+        range_bits=bits_stored, version=version,
         transform=container.TRANSFORM_PREDICTIVE,
         entropy=container.ENTROPY_ARITH, max_error=k, qtables=(),
         meta={"ndim": 2} if ndim == 2 else {}, ancillary=dict(ancillary or {}), compact=compact,
