@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,33 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def icon_mr(shared_data: Path) -> tuple[bytes, Any]:
+    """(PS3.10 bytes, icon pixels): the shared JPEG 2000 lossless MR with an Icon Image Sequence whose
+    64x64 8-bit pixel data are JPEG 2000 too, encapsulated as the data set's syntax requires; the
+    kind of file (a nibabel test file) an outside audit found DCMTK refusing after transcoding."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    from medcodec import external
+
+    ds = pydicom.dcmread(shared_data / "transfer_syntaxes_mr" / "mr_384x384_j2k_lossless_gdcm.dcm")
+    thumb = (ds.pixel_array[::6, ::6] >> 4).astype(np.uint8)  # a 64x64 8-bit icon of the image itself
+    icon = pydicom.Dataset()
+    icon.Rows, icon.Columns = thumb.shape
+    icon.SamplesPerPixel, icon.PhotometricInterpretation = 1, "MONOCHROME2"
+    icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
+    icon.PixelData = encapsulate([external.jpeg2k_encode(thumb, bits_stored=8)])  # lossless
+    icon["PixelData"].VR, icon["PixelData"].is_undefined_length = "OB", True
+    ds.IconImageSequence = [icon]
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue(), thumb
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -265,28 +265,16 @@ def test_padding_next_to_tissue_is_undeclared_without_decoding(
 
 
 @pytest.mark.parametrize("target", [JPEGExtended12Bit, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.81"])
-def test_an_encapsulated_icon_is_decoded_when_the_syntax_changes(shared_data: Path, tmp_path: Path,
-                                                                 target: str) -> None:  # fmt: skip
+def test_an_encapsulated_icon_is_decoded_when_the_syntax_changes(icon_mr, tmp_path: Path, target: str) -> None:
     """An Icon Image Sequence's pixel data are in the data set's transfer syntax: a JPEG 2000 icon left
     inside a .51 file made DCMTK (and GDCM) refuse the whole file (outside audit, a nibabel test file,
     2026-12-02). Now the icon comes out native, the same values, and DCMTK reads the file."""
     import subprocess
 
-    from pydicom.encaps import encapsulate
-
-    from medcodec import external
     from medcodec.testing.tools import require_tool
 
-    ds = pydicom.dcmread(shared_data / "transfer_syntaxes_mr" / "mr_384x384_j2k_lossless_gdcm.dcm")
-    thumb = (ds.pixel_array[::6, ::6] >> 4).astype(np.uint8)  # a 64x64 8-bit icon of the image itself
-    icon = pydicom.Dataset()
-    icon.Rows, icon.Columns = thumb.shape
-    icon.SamplesPerPixel, icon.PhotometricInterpretation = 1, "MONOCHROME2"
-    icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
-    icon.PixelData = encapsulate([external.jpeg2k_encode(thumb, bits_stored=8)])  # lossless
-    icon["PixelData"].VR, icon["PixelData"].is_undefined_length = "OB", True
-    ds.IconImageSequence = [icon]
-    ds = _saved(ds)  # as a reader gets such a file
+    data, thumb = icon_mr
+    ds = pydicom.dcmread(io.BytesIO(data))
     assert ds.IconImageSequence[0]["PixelData"].is_undefined_length
 
     source = tmp_path / "source.dcm"

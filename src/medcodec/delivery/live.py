@@ -670,7 +670,7 @@ def _to_explicit_le(data: bytes) -> bytes:
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
     from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
-    from ..dicom.write import complete_lossy_history, mark_lossy
+    from ..dicom.write import complete_lossy_history, mark_lossy, native_icons
 
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     if ds.file_meta.get("TransferSyntaxUID") is None:  # a preamble-less file: the syntax of its bytes
@@ -679,6 +679,7 @@ def _to_explicit_le(data: bytes) -> bytes:
     if source.is_compressed:  # PS3.18: the default syntax is uncompressed Explicit VR LE
         lossy = stored_pixels_lossy(ds, source)
         method, ratio = stored_lossy_step(ds, source) if lossy else (None, None)
+        native_icons(ds, source)  # an icon's pixel data are in the data set's syntax too (audit 2026-12-02)
         ds.decompress(generate_instance_uid=False)  # the same instance, in another syntax
         if lossy and str(ds.get("LossyImageCompression", "")).strip() != "01":
             # pixels lossy by their syntax or own headers, the header silent: said now (a JPEG-LS
@@ -789,12 +790,33 @@ def instance_bulk_data(store: Any, record: Any, path: str) -> tuple[bytes, str]:
         ds = pydicom.dcmread(io.BytesIO(stored), force=True)
     if pixels and "PixelData" in ds and (_is_encapsulated(record.transfer_syntax_uid) or not ds.original_encoding[1]):
         return b"".join(_native_frames(ds, record)), "application/octet-stream"
+    if steps[0][0] == 0x00880200 and steps[-1][0] == 0x7FE00010 and _is_encapsulated(record.transfer_syntax_uid):
+        _native_icon_pixels(ds, record, path)  # an icon's pixel data, encapsulated as the instance's: decoded
     value, _vr = bulk_value(ds, path)
     if steps[0][0] == 0x00420011 and len(steps) == 1:
         mime = str(ds.get("MIMETypeOfEncapsulatedDocument") or "").strip().lower()
         if "/" in mime and mime.isascii() and " " not in mime:
             return value, mime
     return value, "application/octet-stream"
+
+
+def _native_icon_pixels(ds: Any, record: Any, path: str) -> None:
+    """Decode ``ds``'s Icon Image Sequence pixel data in place (:func:`..dicom.write.native_icons`),
+    as the octet-stream of a bulk data request must be; an icon pydicom cannot decode is a 406,
+    not the encapsulated bytes (which were sent as 'octet-stream' until 2026-12-02).
+
+    Raises
+    ------
+    NotAcceptableError
+        The icon's pixel data do not decode here.
+    """
+    from ..dicom.write import native_icons
+    from ..errors import NotAcceptableError
+
+    before = len(ds.get("IconImageSequence") or ())
+    native_icons(ds, record.transfer_syntax_uid)
+    if len(ds.get("IconImageSequence") or ()) != before:
+        raise NotAcceptableError(f"bulk data {path}: the icon's compressed pixel data cannot be decoded here")
 
 
 def _is_encapsulated(ts: str) -> bool:
