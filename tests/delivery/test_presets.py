@@ -666,3 +666,19 @@ def test_a_dataset_read_with_another_vr_than_its_meta_says_is_still_written() ->
     assert not out.entry.passthrough and out.entry.lossy and len(out.data) < len(data), out.entry.reason
     source, ds = pydicom.dcmread(io.BytesIO(data)), pydicom.dcmread(io.BytesIO(out.data))
     assert ds.ContentDate == source.ContentDate and ds.pixel_array.shape == source.pixel_array.shape
+
+
+@pytest.mark.realdata
+def test_a_406_says_what_the_preset_does_with_the_image(shared_data: Path, store) -> None:
+    """8-bit grayscale asked as 12-bit JPEG (.51): the diagnostic preset codes it as baseline .50,
+    and the 406 says so (it said 'passed through' until 2026-12-02: an outside audit)."""
+    from medcodec.delivery.live import instance_bytes
+
+    path = shared_data / "singles" / "us_768x1024_8bit_jpeg_lossless.dcm"
+    assert pydicom.dcmread(path, stop_before_pixels=True).BitsStored == 8
+    assert store.ingest([path], precompress=False).ok
+    (record,) = store.instances(str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID))
+    with pytest.raises(NotAcceptableError, match=r"codes this image as 1\.2\.840\.10008\.1\.2\.4\.50"):
+        instance_bytes(store, record, JPEG12, None, True)
+    data, got = instance_bytes(store, record, "1.2.840.10008.1.2.4.50", None, True)
+    assert got == "1.2.840.10008.1.2.4.50" and pydicom.dcmread(io.BytesIO(data)).BitsStored == 8

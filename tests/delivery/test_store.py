@@ -507,3 +507,23 @@ def test_reindex_gives_studies_without_a_patient_id_their_own_patient(shared_dat
     assert store.reindex() >= 2
     assert found(names[0]) == {uids[0]} and found(names[1]) == {uids[1]}
     assert store.reindex() == 0  # idempotent
+
+
+@pytest.mark.realdata
+def test_an_instance_of_another_patient_is_filed_and_said_in_words(shared_data: Path, store, tmp_path: Path) -> None:
+    """A study's instance that names another Patient ID, or none, is filed into the study with a
+    warning that names both patients as people read them (until 2026-12-02 an instance without a
+    Patient ID was shown as its study UID, the internal key of a patient of its own)."""
+    first, second, third = series_files(shared_data, CHEST)[:3]
+    source = pydicom.dcmread(first)
+    assert store.ingest([first], precompress=False).ok
+    for path, patient_id, said in ((second, "", "no Patient ID"), (third, "OTHER", "Patient ID 'OTHER'")):
+        ds = pydicom.dcmread(path)
+        ds.PatientID = patient_id
+        changed = tmp_path / f"{path.name}.{patient_id or 'none'}.dcm"
+        ds.save_as(changed)
+        (outcome,) = store.ingest([changed], precompress=False).outcomes
+        assert outcome.status == "stored" and outcome.message.startswith("warning:")
+        assert f"stored for Patient ID {str(source.PatientID)!r}" in outcome.message
+        assert f"this instance has {said}:" in outcome.message
+        assert outcome.message.count(str(source.StudyInstanceUID)) == 1  # the study, not a patient

@@ -408,9 +408,9 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         status, warning = (
             "stored",
             (
-                f"warning: {source}: study {uids['StudyInstanceUID']} is stored for patient {found!r} "
-                f"(PatientID\\issuer), this instance names {patient_key!r}: filed into the study, which keeps "
-                "its patient (check the patient, or the Study UID)"
+                f"warning: {source}: study {uids['StudyInstanceUID']} is stored for {patient_label(str(found))}, "
+                f"this instance has {patient_label(patient_key)}: filed into the study, which keeps its patient "
+                "(check the patient, or the Study UID)"
             ),
         )
         log.warning("%s", warning)
@@ -421,6 +421,19 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         return _known(store, found, base, data)
     record = store.catalog.get_instance(uids["SOPInstanceUID"])
     return InstanceOutcome(status="stored", record=record, message=warning, **base)
+
+
+def patient_label(key: str) -> str:
+    """A ``patients`` row key (:func:`.catalog.patient_key`) for people: ``Patient ID 'P1' (issuer
+    'X')``, or ``no Patient ID`` for the key of a study without one (its study UID is not a patient).
+
+    >>> patient_label("P1\\\\"), patient_label("P1\\\\HOSP"), patient_label("\\\\\\\\1.2.3")
+    ("Patient ID 'P1'", "Patient ID 'P1' (issuer 'HOSP')", 'no Patient ID')
+    """
+    if key.startswith("\\"):
+        return "no Patient ID"
+    patient_id, _, issuer = key.partition("\\")
+    return f"Patient ID {patient_id!r}" + (f" (issuer {issuer!r})" if issuer else "")
 
 
 def _remove_quietly(store: Any, path: str) -> None:

@@ -621,9 +621,15 @@ def instance_bytes(
         if syntax_again == ts:
             data, got = again, syntax_again
     if got != ts and strict:
+        if got != record.transfer_syntax_uid:  # coded, in the syntax its samples take (8-bit: .50, not .51)
+            from pydicom.uid import UID
+
+            why = f"it codes this image as {got} ({UID(got).name})"
+        else:
+            why = getattr(made, "reason", "") or record.passthrough_reason or "it delivers this image as stored"
         raise NotAcceptableError(
             f"instance {record.sop_uid} ({record.modality or 'no modality'}, {record.photometric or 'no pixels'}) "
-            f"cannot be encoded as {ts}{how}: {record.passthrough_reason or 'passed through'}"
+            f"cannot be encoded as {ts}{how}: {why}"
         )
     if got != ts:
         # a study or series retrieve: this instance cannot take the syntax asked for, so it goes as
