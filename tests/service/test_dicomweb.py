@@ -579,6 +579,26 @@ def test_stow_rejects_non_dicom_and_wrong_types(server):
     assert len(httpx.get(url, timeout=30).json()) == before  # nothing stored
 
 
+def test_a_stow_part_without_sop_uids_fails_named_by_its_file_meta(server):
+    """A DICOM part whose data set lacks its SOP Class / Instance UID (nibabel ships one) cannot be
+    stored: 409, its failed item named by the file meta's UIDs (it was two empty values)."""
+    ds = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    sop_class, sop_instance = str(ds.SOPClassUID), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_instance
+    del ds.SOPClassUID, ds.SOPInstanceUID
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False)
+    boundary = "n0uids"
+    body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + buf.getvalue()
+    body += f"\r\n--{boundary}--\r\n".encode()
+    ct = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    r = httpx.post(server.url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
+    assert r.status_code == 409, r.text
+    (item,) = r.json()["00081198"]["Value"]
+    assert item["00081150"]["Value"] == [sop_class] and item["00081155"]["Value"] == [sop_instance]
+    assert item["00081197"]["Value"] == [0xC000]
+
+
 def test_stow_judges_each_part_and_stores_the_rest(server):
     """Each part is judged on its own: one that cannot be stored (here other content under a
     stored SOP Instance UID) is a failed item with its reason and SOP Class, the others are stored

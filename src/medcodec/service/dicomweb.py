@@ -804,14 +804,25 @@ def _header_or_nothing(data: bytes) -> Any:
 
     try:
         return read_header(data, "stow")
-    except CodecError:
-        return {}
+    except CodecError:  # a data set without its SOP UIDs, say: its file meta may still name them
+        try:
+            import pydicom
+
+            return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        except Exception:
+            return {}
 
 
 def _failed(ds: Any, reason: int) -> dict[str, Any]:
+    """A Failed SOP Sequence item: the part's SOP Class / Instance UID, from its data set, else from
+    its file meta (a data set without them, which is why it failed: an outside audit, 2026-12-02)."""
+    meta = getattr(ds, "file_meta", None)
+    meta = meta if meta is not None else {}
+    sop_class = ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "")
+    sop_instance = ds.get("SOPInstanceUID", "") or meta.get("MediaStorageSOPInstanceUID", "")
     return {
-        "00081150": {"vr": "UI", "Value": [str(ds.get("SOPClassUID", ""))]},
-        "00081155": {"vr": "UI", "Value": [str(ds.get("SOPInstanceUID", ""))]},
+        "00081150": {"vr": "UI", "Value": [str(sop_class)]},
+        "00081155": {"vr": "UI", "Value": [str(sop_instance)]},
         "00081197": {"vr": "US", "Value": [reason]},
     }
 
