@@ -245,7 +245,7 @@ def compact_predictive_head(index: int, flags: int, params: FrameParams) -> byte
 
 
 def _read_compact_predictive_head(
-    payload: bytes | memoryview, header: container.MdcHeader, off: int
+    payload: bytes | memoryview, off: int
 ) -> tuple[tuple[int, int, int, int, int, int, int, int], int]:
     """:func:`compact_predictive_head` read back: ((index, predictor, flags, vmin, vmax, t1, t2, t3),
     bytes read). Fields cut off or beyond their range are :class:`CorruptStreamError`."""
@@ -277,9 +277,7 @@ def parse_predictive_frame(
     payload = container.frame_payload(data, entry)
     off = entry[0]
     if header.compact:  # §20: varints, the coded bytes end the payload
-        (index, predictor, flags, vmin, vmax, t1, t2, t3), head_size = _read_compact_predictive_head(
-            payload, header, off
-        )
+        (index, predictor, flags, vmin, vmax, t1, t2, t3), head_size = _read_compact_predictive_head(payload, off)
     else:
         if len(payload) < FRAM2_HEAD.size:
             raise TruncatedStreamError(
