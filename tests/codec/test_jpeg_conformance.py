@@ -132,6 +132,7 @@ OUR_CASES = [
     (12, 61, 35, 60, 7, "flat"),
     (12, 40, 72, 3, 0, "annex-k"),  # 16-bit DQT (Pq=1)
     (10, 33, 17, 100, 4, "medical"),
+    (12, 40, 48, 100, 0, "flat"),  # quality 100: steps of 1 on 12-bit noise, AC categories up to 14
 ]
 
 

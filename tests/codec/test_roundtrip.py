@@ -65,6 +65,43 @@ def test_quality_100_on_8bit_is_near_lossless() -> None:
     assert np.abs(out.astype(int) - img).max() <= 1
 
 
+def test_step_law_below_the_knee_and_a_step_of_one_at_quality_100() -> None:
+    """Up to quality 95 the steps halve every 12.5 points (the law of every stream so far); above
+    it they fall monotonically to a DC step of 1 at quality 100, for every width of data."""
+    for bits in range(8, 17):
+        prev = np.inf
+        for q in np.arange(1.0, 100.01, 0.5):
+            s = quantize.step_scale(float(q), bits)
+            assert s <= prev
+            prev = s
+            if q <= quantize.QUALITY_KNEE:
+                assert s == pytest.approx(quantize.quality_scale(float(q)) * 2.0 ** (bits - 8), rel=1e-12)
+        assert quantize.quant_table(100, bits, table="flat").max() == 1
+        assert quantize.step_scale(100, bits) == pytest.approx(1.0 if bits >= 10 else quantize.step_scale(95, bits) / 2**0.4)
+    assert quantize.quant_table(92, 12, table="ct").tolist() == np.clip(  # the presets' qualities keep their steps
+        np.rint(quantize.TABLES["ct"] * 2.0 ** ((75 - 92) / 12.5 + 4)), 1, 65535).astype(int).tolist()
+
+
+@pytest.mark.parametrize("fmt", ["mdc", "jpeg"])
+def test_quality_100_is_the_finest_step_on_a_real_ct(shared_data, fmt: str) -> None:
+    """Quality 100 on a real 12-bit CT slice: a DC step of 1, so 78-82 dB and a max error of a few
+    units (before 2026-12-02 it stopped at a step of 4: 71-72 dB); a third-party decoder agrees."""
+    import pydicom
+
+    path = sorted((shared_data / "ct_head_phantom_philips_ingenuity").glob("*.dcm"))[70]
+    img = pydicom.dcmread(path).pixel_array.astype(np.uint16)
+    data = medcodec.encode(img, bits_stored=12, quality=100, format=fmt)
+    out = medcodec.decode(data).astype(np.int64)
+    err = out - img
+    psnr = 10 * np.log10(4095**2 / np.mean(err.astype(float) ** 2))
+    assert psnr > 76 and np.abs(err).max() <= 8, (psnr, np.abs(err).max())
+    q95 = medcodec.decode(medcodec.encode(img, bits_stored=12, quality=95, format=fmt)).astype(np.int64)
+    assert np.mean((q95 - img).astype(float) ** 2) > 2 * np.mean(err.astype(float) ** 2)  # q95: DC step 5.3
+    if fmt == "jpeg":
+        imagecodecs = pytest.importorskip("imagecodecs")
+        assert np.abs(imagecodecs.jpeg8_decode(data).astype(np.int64) - out).max() <= 1
+
+
 def test_constant_image_is_tiny_and_exact() -> None:
     img = np.full((256, 256), 1234, np.uint16)
     data = medcodec.encode(img, bits_stored=12, quality=50)

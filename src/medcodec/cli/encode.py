@@ -68,7 +68,8 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     type=click.FloatRange(1, 100),
     default=None,
     callback=_rate_target,
-    help="Quality 1-100 [default: 75]. Every 12.5 points halve the quantization steps.",
+    help="Quality 1-100 [default: 75]. Every 12.5 points halve the quantization steps; "
+    "from 95 to 100 they fall to a DC step of 1.",
 )
 @click.option(
     "--ratio",

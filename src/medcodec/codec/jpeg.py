@@ -159,7 +159,7 @@ def _steps_bytes(coder: FrameCoder) -> bytes:
 def _make_coder(q: float, P: int, range_bits: int, table: Any, weights: np.ndarray, rdo: str) -> FrameCoder:
     max_step = 255 if P == 8 else 65535
     steps = quantize.quant_table(q, range_bits, table=table, max_step=max_step)
-    exact = np.clip(weights * quantize.quality_scale(q) * 2.0 ** (range_bits - 8), 1, max_step)
+    exact = np.clip(weights * quantize.step_scale(q, range_bits), 1, max_step)
     lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if rdo in ("trellis", "texture") else None
     return FrameCoder(steps, P, False, rdo=rdo, rdo_size_bits=4, rdo_lambda=lam)
 

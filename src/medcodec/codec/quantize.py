@@ -4,12 +4,15 @@ A quantization table is 64 integer steps. medcodec derives it from a *shape* (re
 weights, DC = 1) times a *scale* that depends on the quality and on how many bits the
 data spans:
 
-    step[i] = clamp(round(WEIGHTS[table][i] * g(quality) * 2**(range_bits - 8)), 1, max_step)
-    g(q)    = 2 ** ((QUALITY_REF - q) / QUALITY_OCTAVE)
+    step[i] = clamp(round(WEIGHTS[table][i] * 2**e(quality, range_bits)), 1, max_step)
+    e(q, b) = (QUALITY_REF - q) / QUALITY_OCTAVE + b - 8                 q <= QUALITY_KNEE
+    e(q, b) = min(that, e(QUALITY_KNEE, b) * (100 - q) / (100 - QUALITY_KNEE))    above it
 
-so every 12.5 quality points halve the steps (size and error move monotonically over
-the whole 1-100 range), and the same quality means the same error relative to the
-dynamic range for 8-bit and for 16-bit data.
+so up to quality 95 every 12.5 quality points halve the steps, and the same quality means
+the same error relative to the dynamic range for 8-bit and for 16-bit data; from 95 to 100
+the steps fall faster, to a DC step of 1 at quality 100, the finest the formats hold (for a
+12-bit CT, 5.3 at 95, 2.7 at 97, 1 at 100). Size and error move monotonically over the
+whole 1-100 range (:func:`step_scale`).
 
 ``range_bits`` is the number of bits the data actually spans, padding left out
 (:func:`medcodec.codec.levelshift.content_range_bits`): not the dtype and not blindly
@@ -18,7 +21,7 @@ dynamic range for 8-bit and for 16-bit data.
 
 Calibration: at quality 75 (the default) the DC step is 1/256 of the span. For 12-bit CT
 that is 16 HU, whose rounding noise is at most 4.6 HU RMS per coefficient: it stays
-invisible in a brain window (W=80-100). Quality 100 is a quarter of that. The first
+invisible in a brain window (W=80-100). Quality 100 is a DC step of 1. The first
 calibration put quality 75 one octave coarser, and a head CT at the default showed
 8x8 blocks in the brain window (docs/design-notes.md).
 
@@ -39,6 +42,8 @@ Tables (weights in natural order):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import InvalidInputError
@@ -49,7 +54,9 @@ __all__ = [
     "TABLES",
     "QUALITY_REF",
     "QUALITY_OCTAVE",
+    "QUALITY_KNEE",
     "quality_scale",
+    "step_scale",
     "quant_table",
     "quantize",
     "dequantize",
@@ -95,10 +102,35 @@ QUALITY_OCTAVE = 12.5
 
 
 def quality_scale(quality: float) -> float:
-    """g(quality): the step multiplier for quality 1..100 (halves every 12.5 points)."""
+    """g(quality): the step multiplier for quality 1..100 (halves every 12.5 points); the steps
+    themselves follow :func:`step_scale`, which departs from it above :data:`QUALITY_KNEE`."""
     if not 1 <= quality <= 100:
         raise InvalidInputError(f"quality={quality!r} is out of range, expected 1..100")
     return float(2.0 ** ((QUALITY_REF - quality) / QUALITY_OCTAVE))
+
+
+#: Above this quality the steps no longer halve every 12.5 points but fall log-linearly to a DC
+#: step of 1 at quality 100 (before 2026-12-02 quality 100 stopped at a DC step of 2**(b - 10):
+#: 4 for 12-bit data, 72 dB on a 14-bit CT where libjpeg-turbo's quality 100 gives 83 dB). Above
+#: every fixed quality of the delivery presets (92 at most), so their operating points stay.
+QUALITY_KNEE = 95.0
+
+
+def step_scale(quality: float, range_bits: int) -> float:
+    """The DC step (before rounding) for ``quality`` 1..100 and data spanning ``range_bits``.
+
+    ``quality_scale(quality) * 2**(range_bits - 8)`` up to :data:`QUALITY_KNEE`; above it the
+    log2 of the step falls linearly to 0 (a step of 1) at quality 100, or keeps the law below
+    where that is finer (data so narrow that the step is near 1 at the knee already).
+
+    >>> step_scale(75, 12), step_scale(100, 12), step_scale(100, 16), step_scale(100, 8)
+    (16.0, 1.0, 1.0, 0.25)
+    """
+    e = math.log2(quality_scale(quality)) + range_bits - 8
+    if quality > QUALITY_KNEE:
+        knee = (QUALITY_REF - QUALITY_KNEE) / QUALITY_OCTAVE + range_bits - 8
+        e = min(e, max(knee, 0.0) * (100.0 - quality) / (100.0 - QUALITY_KNEE))
+    return float(2.0**e)
 
 
 def quant_table(
@@ -125,8 +157,7 @@ def quant_table(
             raise InvalidInputError("a custom table must have 64 positive finite weights (numbers)") from None
         if weights.shape != (64,) or not np.all(np.isfinite(weights) & (weights > 0)):
             raise InvalidInputError("a custom table must have 64 positive finite weights")
-    scale = quality_scale(quality) * 2.0 ** (range_bits - 8)
-    steps = np.rint(weights * scale)
+    steps = np.rint(weights * step_scale(quality, range_bits))
     return np.clip(steps, 1, max_step).astype(np.uint16)
 
 
