@@ -91,3 +91,26 @@ def test_stored_as_is_catalogued_right_and_delivered_as_part10(store, name: str,
             assert member[128:132] == b"DICM" and member.endswith(data)
             assert pydicom.dcmread(io.BytesIO(member)).file_meta.TransferSyntaxUID == syntax
     assert store.check().consistent
+
+
+def test_relabel_syntax_changes_the_file_meta_only() -> None:
+    """``relabel_syntax``: the Transfer Syntax UID of the file meta, its group length recomputed,
+    every byte after the meta as it was; a dataset without a PS3.10 prefix is refused."""
+    from medcodec.delivery.header import relabel_syntax
+    from medcodec.errors import InvalidInputError
+
+    data = Path(get_testdata_file("MR_small_jp2klossless.dcm")).read_bytes()
+    src = pydicom.dcmread(io.BytesIO(data))
+    assert src.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+    for uid in ("1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.2011"):  # same length, and two bytes longer
+        out = relabel_syntax(data, uid)
+        got = pydicom.dcmread(io.BytesIO(out))
+        assert got.file_meta.TransferSyntaxUID == uid
+        assert got.file_meta.FileMetaInformationGroupLength == src.file_meta.FileMetaInformationGroupLength + (
+            len(uid) + len(uid) % 2 - 22
+        )
+        meta_end = 132 + 12 + src.file_meta.FileMetaInformationGroupLength
+        assert out[132 + 12 + got.file_meta.FileMetaInformationGroupLength :] == data[meta_end:]
+        assert got.SOPInstanceUID == src.SOPInstanceUID
+    with pytest.raises(InvalidInputError):
+        relabel_syntax(data[132:], "1.2.840.10008.1.2.4.91")

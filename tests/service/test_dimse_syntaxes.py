@@ -229,6 +229,29 @@ def test_c_get_honours_the_requestors_syntax_order(mixed: SimpleNamespace) -> No
         assert ts == (IMPLICIT if colour else JPEG_12), mixed.originals[uid].name
 
 
+def test_c_get_as_jpeg_2000_91_gets_the_lossless_codestream(mixed: SimpleNamespace) -> None:
+    """A requestor that takes JPEG 2000 only as .91 (lossy or lossless, PS3.5 §A.4.4) gets every
+    grayscale instance in it: the lossless codestream, bit-exact where the original is lossless
+    (until 2026-12-02 medcodec could not make .91 and those sub-operations failed); the lossy
+    originals stay labelled lossy; the colour ultrasound takes the second context."""
+    j2k = "1.2.840.10008.1.2.4.91"
+    proposals = [(MR, [j2k]), (SC, [j2k]), (CT, [j2k]), (US, [j2k]), (US, [IMPLICIT])]
+    final, identifier, received, _ = _c_get(mixed, proposals, _query())
+    assert final.Status == 0x0000, (final, identifier)
+    got = _check_received(mixed, received)
+    by_uid = {str(ds.SOPInstanceUID): ds for ds in received}
+    for uid, ts in got.items():
+        name = mixed.originals[uid].name
+        assert ts == (IMPLICIT if "us_US1" in name else j2k), (name, ts)
+        original = pydicom.dcmread(mixed.originals[uid])
+        lossy = original.get("LossyImageCompression", "00") == "01" or "lossy" in name or "extended" in name
+        ds = by_uid.get(uid)
+        if ts == j2k and ds is not None:  # same SOP Instance UID: coded losslessly, not a lossy rendition
+            assert ds.get("LossyImageCompression", "00") == ("01" if lossy else "00"), name
+            if not lossy:
+                assert np.array_equal(ds.pixel_array, original.pixel_array), name
+
+
 def test_c_move_with_a_bad_identifier_fails_with_a_comment_and_calls_nobody(mixed: SimpleNamespace) -> None:
     """A wildcard UID or a SERIES move without its Series Instance UID: 0xC000 (unable to process)
     with an Error Comment, and no association to the destination (nothing to send)."""

@@ -284,3 +284,23 @@ def as_part10(data: bytes, sop_class_uid: str, sop_instance_uid: str, transfer_s
     write_file_meta_info(out, meta, enforce_standard=True)
     out.write(data[fp.tell() :])
     return out.getvalue()
+
+
+def relabel_syntax(data: bytes, transfer_syntax: str) -> bytes:
+    """The PS3.10 file ``data`` with its file meta's Transfer Syntax UID (0002,0010) set to
+    ``transfer_syntax``, every other byte as it was (the group length recomputed): for pixel data
+    valid under both syntaxes, such as a lossless JPEG 2000 codestream written as .90 and asked for
+    as .91, which may be lossless or lossy (PS3.5 §A.4.4; HTJ2K .201 and .203 likewise, §A.4.x)."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise InvalidInputError("not a PS3.10 file: no DICM prefix")
+    fp = io.BytesIO(data)
+    fp.seek(132)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        meta = _read_file_meta_info(fp)
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    out = DicomBytesIO()
+    out.write(data[:132])
+    write_file_meta_info(out, meta, enforce_standard=True)
+    out.write(data[fp.tell() :])
+    return out.getvalue()

@@ -45,7 +45,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeVar
 
-from .header import as_part10, read_header, stored_syntax
+from .header import as_part10, read_header, relabel_syntax, stored_syntax
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
 
 __all__ = ["LivePool", "amap_ordered", "LiveEntry", "stream_zip"]
@@ -494,12 +494,16 @@ def preset_syntaxes() -> dict[str, list[str]]:
 
 
 def lossless_transcodes(wanted: str | None = None) -> list[str]:
-    """Lossless syntaxes an instance is coded into on request (WADO-RS) besides the presets' own:
-    those the ``lossless`` preset can write here (:func:`.presets.lossless_syntaxes`), when no
-    preset or ``lossless`` is asked for."""
-    from .presets import lossless_syntaxes
+    """Syntaxes an instance is coded into losslessly on request (WADO-RS, DIMSE) besides the
+    presets' own: those the ``lossless`` preset can write here (:func:`.presets.lossless_syntaxes`),
+    and JPEG 2000 .91 / HTJ2K .203, which carry the same lossless codestream
+    (:data:`.presets.LOSSLESS_UNDER`), when no preset or ``lossless`` is asked for."""
+    from .presets import LOSSLESS_UNDER, lossless_syntaxes
 
-    return lossless_syntaxes() if wanted in (None, "lossless") else []
+    if wanted not in (None, "lossless"):
+        return []
+    own = lossless_syntaxes()
+    return [*own, *(ts for ts, sibling in LOSSLESS_UNDER.items() if sibling in own)]
 
 
 def presets_for_syntax(ts: str, wanted: str | None = None) -> list[str]:
@@ -601,25 +605,31 @@ def instance_bytes(
                 raise NotAcceptableError(f"instance {record.sop_uid} cannot be sent as {ts}: {exc}") from exc
             return data, record.transfer_syntax_uid
     names = presets_for_syntax(ts, preset)
+    coded_as = ts  # the syntax the codestream is written in: ts, or for .91 / .203 its lossless sibling
     if names:
         name, lossless_syntax = names[0], None
         data, got, made = rendition_or_encode(store, record, name, pool=pool)
         how = f" by preset {name!r}"
     elif ts in lossless_transcodes(preset):  # a lossless syntax no preset stores (JPEG 2000, JPEG-LS...)
-        name, lossless_syntax = "lossless", ts
-        data, got, made = encode_with_preset(store, record, name, pool=pool, syntax=ts)
+        from .presets import LOSSLESS_UNDER
+
+        coded_as = LOSSLESS_UNDER.get(ts, ts)
+        name, lossless_syntax = "lossless", coded_as
+        data, got, made = encode_with_preset(store, record, name, pool=pool, syntax=coded_as)
         how = " losslessly"
     else:
         raise NotAcceptableError(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
         )
-    if got != ts and _stored_by_choice(made) and _may_give(record, name, ts):
+    if got != coded_as and _stored_by_choice(made) and _may_give(record, name, ts):
         # an original stored lossy-compressed (a preset does not code it a second time), or stored
         # smaller than the preset codes it: this client asked for the syntax, so it is coded for it,
         # unless the preset cannot give it that syntax either (then the stored file stays the answer)
         again, syntax_again, _ = encode_with_preset(store, record, name, pool=pool, syntax=lossless_syntax, recode=True)
-        if syntax_again == ts:
+        if syntax_again == coded_as:
             data, got = again, syntax_again
+    if got == coded_as != ts:  # the lossless .90 / .201 codestream is a valid .91 / .203 one: labelled so
+        data, got = relabel_syntax(data, ts), ts
     if got != ts and strict:
         if got != record.transfer_syntax_uid:  # coded, in the syntax its samples take (8-bit: .50, not .51)
             from pydicom.uid import UID

@@ -161,6 +161,7 @@ __all__ = [
     "HTJ2K_LOSSLESS",
     "NEAR_LOSSLESS_ERROR",
     "lossless_syntaxes",
+    "LOSSLESS_UNDER",
     "image_class",
     "NEURO_FIELD_MM",
     "ALREADY_LOSSY",
@@ -173,6 +174,11 @@ __all__ = [
 
 #: HTJ2K lossless only (PS3.5 §A.4.x, Table A-1).
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+#: Syntaxes that hold lossy or lossless codestreams, and the lossless-only syntax whose codestream
+#: the ``lossless`` preset writes for them: a client that asks for JPEG 2000 .91 or HTJ2K .203 gets
+#: the lossless .90 / .201 codestream labelled as it asked (PS3.5 §A.4.4: .91 "may be lossless or
+#: lossy"; HTJ2K .203 likewise), where it got 406 until 2026-12-02 (an audit's "left" item).
+LOSSLESS_UNDER = {"1.2.840.10008.1.2.4.91": "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.203": HTJ2K_LOSSLESS}
 
 
 def lossless_syntaxes() -> list[str]:
