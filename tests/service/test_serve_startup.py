@@ -70,6 +70,7 @@ def test_store_that_does_not_exist_is_refused_not_created(tmp_path: Path) -> Non
     assert not (tmp_path / "stroe").exists()
     line = refused(["--store", str(tmp_path), "--port", "0"])  # a folder, but no store
     assert "not a medcodec store" in line
+    assert list(tmp_path.iterdir()) == []  # and nothing written there (a tmp/ was, until 2026-12-02)
 
 
 def test_port_0_names_the_chosen_port_and_sigterm_stops_it(tmp_path: Path) -> None:

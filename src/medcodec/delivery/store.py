@@ -380,6 +380,11 @@ class Store:
         return removed
 
 
+def _require_catalog(text: str, root: Path) -> None:
+    if not (root / "catalog.sqlite").exists():
+        raise NotFoundError(f"store {text!r} has no catalog.sqlite: not a medcodec store")
+
+
 def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, create: bool = True) -> Store:
     """Open (or create) a store.
 
@@ -412,6 +417,8 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
     text = os.fspath(url)
     if "://" not in text:
         text = str(Path(text).expanduser().resolve())
+    if catalog is None and not create and "://" not in text and Path(text).is_dir():
+        _require_catalog(text, Path(text))  # before Objects makes its tmp/ in a folder that is not a store
     objects = Objects(text, create=create)
     if catalog is None:
         if not objects.local:
@@ -420,8 +427,8 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
                 "e.g. postgresql+psycopg://host/db or sqlite:////var/lib/medcodec/catalog.sqlite"
             )
         db = Path(objects.root, "catalog.sqlite")
-        if not create and not db.exists():
-            raise NotFoundError(f"store {text!r} has no catalog.sqlite: not a medcodec store")
+        if not create:
+            _require_catalog(text, Path(objects.root))
         catalog = f"sqlite:///{db}"
     try:
         return Store(objects, Catalog(catalog, create=create))
