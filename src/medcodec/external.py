@@ -49,12 +49,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .codec.levelshift import check_range
-from .errors import InvalidInputError
+from .errors import CodecError, InvalidInputError
 from .spec import PixelSpec, storage_dtype
 
 __all__ = [
     "COLOUR_PHOTOMETRIC",
+    "COLOUR_LOSSLESS",
     "jpeg8_encode_colour",
+    "colour_lossless_encode",
+    "colour_lossless_decode",
+    "j2k_uses_mct",
     "probe_jpeg2k",
     "probe_jpeg8",
     "check_frame",
@@ -356,6 +360,64 @@ def jpeg8_encode_colour(rgb: NDArray[np.uint8], /, *, quality: int, subsampling:
             subsampling=subsampling, optimize=True,
         )
     )  # fmt: skip
+
+
+#: Lossless syntaxes an 8-bit RGB frame is coded in by :func:`colour_lossless_encode`: JPEG 2000
+#: (.90), JPEG-LS (.80), HTJ2K (.201).
+COLOUR_LOSSLESS = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.201")
+
+
+def j2k_uses_mct(stream: bytes) -> bool:
+    """Whether a JPEG 2000 / HTJ2K codestream's COD segment (T.800 §A.6.1) applies the multiple
+    component transform (for a reversible stream the RCT, so its DICOM Photometric Interpretation
+    is ``YBR_RCT``, else ``RGB``: PS3.5 §8.2.4). Main-header segments are walked from SOC to the
+    first SOT; a stream without COD is a :class:`~medcodec.errors.CodecError`."""
+    if stream[:2] != b"\xff\x4f":
+        raise CodecError("not a JPEG 2000 codestream: no SOC marker")
+    pos = 2
+    while pos + 4 <= len(stream):
+        marker, length = stream[pos : pos + 2], int.from_bytes(stream[pos + 2 : pos + 4], "big")
+        if marker == b"\xff\x52":  # COD: Lcod, Scod, SGcod (progression, 2 bytes layers, MCT), ...
+            if length < 7 or pos + 9 > len(stream):
+                break
+            return stream[pos + 8] != 0
+        if marker in (b"\xff\x90", b"\xff\x93") or marker[0] != 0xFF or length < 2:
+            break
+        pos += 2 + length
+    raise CodecError("JPEG 2000 codestream without a COD segment in its main header")
+
+
+def colour_lossless_encode(rgb: NDArray[np.uint8], uid: str, /) -> tuple[bytes, str]:
+    """One 8-bit RGB frame ``(rows, columns, 3)`` coded losslessly for transfer syntax ``uid`` (one
+    of :data:`COLOUR_LOSSLESS`): ``(codestream, Photometric Interpretation)``. JPEG 2000 by OpenJPEG
+    and HTJ2K by OpenJPH, reversible 5/3 with the reversible colour transform (``YBR_RCT``, read off
+    the codestream, else ``RGB``); JPEG-LS by CharLS, sample-interleaved, ``RGB`` (PS3.5 §8.2.3,
+    §8.2.4; no SPIFF header)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise InvalidInputError(f"expected one 8-bit RGB frame (rows, columns, 3), got {rgb.dtype} {rgb.shape}")
+    ic, a = _imagecodecs(), np.ascontiguousarray(rgb)
+    if uid == COLOUR_LOSSLESS[0]:
+        stream = bytes(ic.jpeg2k_encode(a, level=0, codecformat=J2K_CODESTREAM, reversible=True, mct=True))
+    elif uid == COLOUR_LOSSLESS[2]:
+        stream = bytes(ic.htj2k_encode(a, reversible=True))
+    elif uid == COLOUR_LOSSLESS[1]:
+        return strip_spiff(bytes(ic.jpegls_encode(a, level=0))), "RGB"
+    else:
+        raise InvalidInputError(f"{uid}: colour is coded losslessly in {', '.join(COLOUR_LOSSLESS)} only")
+    return stream, ("YBR_RCT" if j2k_uses_mct(stream) else "RGB")
+
+
+def colour_lossless_decode(stream: bytes, uid: str, /) -> NDArray[np.integer]:
+    """A stream of :func:`colour_lossless_encode` back to its RGB samples (the decoders invert the
+    colour transform themselves)."""
+    ic = _imagecodecs()
+    if uid == COLOUR_LOSSLESS[0]:
+        return np.asarray(ic.jpeg2k_decode(stream))
+    if uid == COLOUR_LOSSLESS[2]:
+        return np.asarray(ic.htj2k_decode(stream))
+    if uid == COLOUR_LOSSLESS[1]:
+        return np.asarray(ic.jpegls_decode(stream))
+    raise InvalidInputError(f"{uid}: colour is coded losslessly in {', '.join(COLOUR_LOSSLESS)} only")
 
 
 def jpeg8_decode(data: bytes, /) -> NDArray[np.integer]:

@@ -26,7 +26,7 @@ def test_cli_ingest_precomputes_and_reports(shared_data: Path, tmp_path: Path, c
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "7 stored, 0 duplicate, 0 conflict, 0 rejected; 2 studies" in out.out
-    assert "1 colour (coded by the lossy presets, kept as stored by lossless)" in out.out
+    assert "1 colour (JPEG under diagnostic and preview, HTJ2K lossless under lossless)" in out.out
     assert "passthrough" not in out.out
     with open_store(store_path, create=False) as store:
         studies = store.catalog.study_uids()

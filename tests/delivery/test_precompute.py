@@ -109,9 +109,9 @@ def test_manifest_numbers_recomputed_independently(computed, preset: str) -> Non
 
 
 @pytest.mark.realdata
-def test_colour_is_coded_by_the_lossy_presets_and_passed_through_by_lossless(computed, shared_data: Path) -> None:
-    """The colour US: baseline JPEG in the diagnostic and preview archives (measured), the
-    original unchanged in the lossless one (no copy of the object)."""
+def test_colour_is_coded_by_every_coding_preset(computed, shared_data: Path) -> None:
+    """The colour US: baseline JPEG in the diagnostic and preview archives (measured), HTJ2K
+    lossless in the lossless one (measured bit-exact; until 2026-12-02 the original unchanged)."""
     store, report, _, _ = computed
     us_study = report.outcomes[-1].study_uid
     (record,) = store.instances(us_study)
@@ -122,15 +122,32 @@ def test_colour_is_coded_by_the_lossy_presets_and_passed_through_by_lossless(com
         (entry,) = json.loads(zf.read("manifest.json"))["files"]
         rendition = store.rendition(record, preset)
         if preset == "lossless":
-            assert entry["passthrough"] and "RGB" in entry["reason"]
-            assert zf.read(entry["file"]) == (shared_data / US_RGB).read_bytes()
-            assert rendition.passthrough and rendition.path == record.path
+            assert not entry["passthrough"] and not entry["lossy"] and entry["measured"] and entry["max_error"] == 0
+            assert entry["transfer_syntax_uid"] == "1.2.840.10008.1.2.4.201" and entry["ratio"] > 2
+            ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
+            src = pydicom.dcmread(shared_data / US_RGB)
+            assert ds.SOPInstanceUID == src.SOPInstanceUID and np.array_equal(ds.pixel_array, src.pixel_array)
+            assert not rendition.passthrough and rendition.path != record.path
             continue
         assert not entry["passthrough"] and entry["lossy"] and entry["measured"] and entry["psnr"] > 28
         assert entry["transfer_syntax_uid"] == "1.2.840.10008.1.2.4.50" and entry["ratio"] > 4
         ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
         assert ds.PhotometricInterpretation == "YBR_FULL_422" and ds.pixel_array.shape == (480, 640, 3)
         assert not rendition.passthrough and rendition.path != record.path
+
+
+@pytest.mark.realdata
+def test_a_colour_passthrough_is_stale_where_the_preset_now_codes_colour(computed) -> None:
+    """A store made before 2026-12-02 holds the colour US as a ``lossless`` passthrough: pre-computing
+    again codes it (``_fresh`` is False), while ``near-lossless`` and ``original``, which deliver colour
+    as stored, keep theirs (a passthrough they would only make again)."""
+    from medcodec.delivery.precompute import _fresh
+
+    store, report, _, _ = computed
+    (record,) = store.instances(report.outcomes[-1].study_uid)
+    old = json.dumps({"passthrough": True, "reason": "colour (RGB): lossless delivers colour images as stored"})
+    assert not _fresh(old, None, record, "lossless") and not _fresh(old, None, record, "diagnostic")
+    assert _fresh(old, None, record, "near-lossless") and _fresh(old, None, record, "original")
 
 
 @pytest.mark.realdata

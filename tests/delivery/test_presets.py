@@ -209,11 +209,12 @@ def test_near_lossless_bound_holds_at_the_ends_of_the_range_and_across_the_sign(
 
 @pytest.mark.realdata
 def test_what_a_preset_cannot_code_passes_through_unchanged(shared_data: Path) -> None:
-    """An SR and a palette-colour US under every preset; colour under original and lossless."""
+    """An SR and a palette-colour US under every preset; colour under original and near-lossless
+    (``lossless`` codes it since 2026-12-02: ``test_colour_is_coded_losslessly``)."""
     from pydicom.data import get_testdata_file
 
     cases = [(p, list(PRESETS)) for p in (shared_data / US_PALETTE, Path(get_testdata_file("test-SR.dcm")))]
-    for path, names in [*cases, (shared_data / US_RGB, ["original", "lossless", "near-lossless"])]:
+    for path, names in [*cases, (shared_data / US_RGB, ["original", "near-lossless"])]:
         data = path.read_bytes()
         for name in names:
             out = PRESETS[name].encode_instance(data)
@@ -221,6 +222,25 @@ def test_what_a_preset_cannot_code_passes_through_unchanged(shared_data: Path) -
             assert out.entry.bytes == len(data) and out.entry.ratio is None
     out = PRESETS["original"].encode_instance((shared_data / US_RGB).read_bytes())
     assert out.entry.rendition_sop_instance_uid == out.entry.sop_instance_uid
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80"])
+def test_colour_is_coded_losslessly(shared_data: Path, ts: str) -> None:
+    """``lossless`` codes 8-bit colour (until 2026-12-02 it kept it as stored): the shared RGB
+    ultrasound in HTJ2K (its default), JPEG 2000 and JPEG-LS, bit-exact RGB as pydicom reads it,
+    the Photometric Interpretation the codestream holds (the reversible colour transform: YBR_RCT),
+    Planar Configuration 0, the same SOP Instance UID, not labelled lossy, at least 2:1."""
+    data = (shared_data / US_RGB).read_bytes()
+    src = pydicom.dcmread(io.BytesIO(data))
+    out = PRESETS["lossless"].encode_instance(data, syntax=None if ts.endswith(".201") else ts)
+    assert not out.entry.passthrough and not out.entry.lossy and out.entry.measured and out.entry.max_error == 0
+    assert out.entry.transfer_syntax_uid == ts and out.entry.ratio > 2 and len(out.data) < len(data) / 2
+    ds = pydicom.dcmread(io.BytesIO(out.data))
+    assert ds.file_meta.TransferSyntaxUID == ts and ds.SOPInstanceUID == src.SOPInstanceUID
+    assert ds.PhotometricInterpretation == ("RGB" if ts.endswith(".80") else "YBR_RCT") and ds.PlanarConfiguration == 0
+    assert ds.get("LossyImageCompression", "00") == "00"
+    assert np.array_equal(_rgb(ds), _rgb(src))
 
 
 def _rgb(ds: pydicom.Dataset) -> np.ndarray:

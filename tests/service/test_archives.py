@@ -170,9 +170,10 @@ def test_original_archive_is_byte_for_byte(server):
     assert {r["reason"] for r in rows} == {"the original preset delivers the stored file"}
 
 
-def test_colour_image_is_coded_live_and_kept_by_lossless(server):
+def test_colour_image_is_coded_live_by_diagnostic_and_lossless(server):
     """The colour US in a live archive: baseline JPEG (YBR_FULL_422) under diagnostic, the same file
-    as the pre-computed one would be; the original under lossless."""
+    as the pre-computed one would be; HTJ2K lossless, bit-exact, under lossless (the original until
+    2026-12-02)."""
     us = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"], stop_before_pixels=True)
     for preset in ("diagnostic", "lossless"):
         r = server.get(f"/studies/{us.StudyInstanceUID}/archive.zip", params={"preset": preset, "live": "1"})
@@ -181,7 +182,10 @@ def test_colour_image_is_coded_live_and_kept_by_lossless(server):
         manifest = json.loads(zf.read("manifest.json"))
         entry = next(f for f in manifest["files"] if f["sop_instance_uid"] == us.SOPInstanceUID)
         if preset == "lossless":
-            assert entry["passthrough"] and entry["reason"]
+            assert not entry["passthrough"] and entry["transfer_syntax_uid"] == "1.2.840.10008.1.2.4.201"
+            ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))
+            src = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"])
+            assert ds.PhotometricInterpretation == "YBR_RCT" and np.array_equal(ds.pixel_array, src.pixel_array)
             continue
         assert not entry["passthrough"] and entry["lossy"] and entry["transfer_syntax_uid"].endswith(".4.50")
         ds = pydicom.dcmread(io.BytesIO(zf.read(entry["file"])))

@@ -269,6 +269,25 @@ def test_wado_codes_lossless_syntaxes_on_request(client, server, ts):
     assert r.status_code == 406
 
 
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+                                "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.203"])  # fmt: skip
+def test_wado_codes_colour_losslessly_on_request(server, ts):
+    """The RGB ultrasound asked for in a lossless syntax (406 until 2026-12-02): coded now,
+    bit-exact RGB, same SOP Instance UID, not labelled lossy; RLE and HTJ2K RPCL, which colour is
+    not coded in, still 406 with the reason."""
+    us = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"])
+    url = f"/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}/instances/{us.SOPInstanceUID}"
+    r = server.get(url, headers={"Accept": f"application/dicom; transfer-syntax={ts}"})
+    assert r.status_code == 200, r.text
+    got = pydicom.dcmread(io.BytesIO(r.content))
+    assert got.file_meta.TransferSyntaxUID == ts and got.SOPInstanceUID == us.SOPInstanceUID
+    assert got.get("LossyImageCompression", "00") == "00" and got.PlanarConfiguration == 0
+    assert np.array_equal(got.pixel_array, us.pixel_array) and len(r.content) < len(us.PixelData) / 2
+    for other in ("1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.202"):
+        r = server.get(url, headers={"Accept": f"application/dicom; transfer-syntax={other}"})
+        assert r.status_code == 406 and "colour" in r.json()["detail"]
+
+
 def test_wado_near_lossless_on_request(client, server):
     """JPEG-LS near-lossless (.81), asked by its transfer syntax (dicomweb-client) or as the
     ``near-lossless`` preset: every value within the preset's bound, labelled lossy under a new

@@ -167,11 +167,11 @@ def _summary(report: Any, stored: list[Any], lossy: set[str], *, verbose: bool =
         r.sop_uid for r in stored if r.sop_uid in lossy and r.rows and pixel_data_compressed(r.transfer_syntax_uid)
     }
     uncoded = [r for r in stored if not r.compressible and r.sop_uid not in already]
-    colour = sum(1 for r in uncoded if is_colour_record(r))  # baseline JPEG in the lossy presets
+    colour = sum(1 for r in uncoded if is_colour_record(r))  # coded by their own path in every coding preset
     passthrough = len(uncoded) - colour
     click.echo(
         report.summary()
-        + (f"; {colour} colour (coded by the lossy presets, kept as stored by lossless)" if colour else "")
+        + (f"; {colour} colour (JPEG under diagnostic and preview, HTJ2K lossless under lossless)" if colour else "")
         + (f"; {passthrough} stored as passthrough (no preset codes them)" if passthrough else "")
         + (
             f"; {len(already)} stored lossy-compressed already (lossless and diagnostic deliver them as they are)"

@@ -651,14 +651,18 @@ def instance_bytes(
 
 def _may_give(record: Any, preset_name: str, ts: str) -> bool:
     """Whether coding ``record`` under ``preset_name`` can give ``ts`` at all: a colour image only
-    baseline JPEG under a lossy preset (and nothing under ``lossless``, which keeps colour as
-    stored), so a request for another syntax does not pay for a colour encode it would not use."""
+    baseline JPEG under a lossy preset, and under ``lossless`` only the syntaxes colour is coded in
+    losslessly (:data:`medcodec.external.COLOUR_LOSSLESS`, and .91 / .203 through them), so a
+    request for another syntax does not pay for a colour encode it would not use."""
     from ..dicom.write import JPEG_BASELINE
-    from .presets import PRESETS, is_colour_record
+    from ..external import COLOUR_LOSSLESS
+    from .presets import LOSSLESS_UNDER, PRESETS, is_colour_record
 
     if not is_colour_record(record):
         return True
-    return PRESETS[preset_name].lossy and ts == JPEG_BASELINE
+    if PRESETS[preset_name].lossy:
+        return ts == JPEG_BASELINE
+    return LOSSLESS_UNDER.get(ts, ts) in COLOUR_LOSSLESS
 
 
 def _stored_by_choice(made: Any) -> bool:

@@ -537,9 +537,10 @@ def _fresh(
     entry_json: str, mapping: Any, record: InstanceRecord | None = None, preset: str = "", stored_lossy: bool = False
 ) -> bool:
     """Whether a stored rendition still is what ``preset`` makes of ``record``: a lossy one coded
-    with the series' mapping as it is now; a passthrough, unless it is a colour image a lossy
-    preset now codes (stores ingested before 2026-12-01 passed colour through: pre-computing
-    again upgrades them; a colour image that stays passthrough, e.g. a 3x3 one, is tried again).
+    with the series' mapping as it is now; a passthrough, unless it is a colour image the preset
+    now codes (:attr:`.Preset.codes_colour`: stores ingested before 2026-12-01 passed colour through
+    every preset, before 2026-12-02 through ``lossless``: pre-computing again upgrades them; a
+    colour image that stays passthrough, e.g. a 3x3 one, is tried again).
     ``stored_lossy``: the original is stored lossy-compressed, which ``lossless`` and
     ``diagnostic`` pass through since 2026-12-01 (a rendition that coded it is made again)."""
     try:
@@ -553,7 +554,7 @@ def _fresh(
             and is_colour_record(record)
             and not str(entry.get("reason", "")).startswith((ALREADY_LOSSY, SMALLER_STORED))
         ):
-            return not (p is not None and p.lossy)
+            return not (p is not None and p.codes_colour)
         return True
     if stored_lossy and p is not None and p.diagnostic:
         return False  # coded again by a version before 2026-12-01: now passed through (presets, "Already lossy")

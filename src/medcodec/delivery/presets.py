@@ -61,7 +61,7 @@ at most (16-bit unsigned samples, no clipping, no scale): JPEG-LS has no sign, a
 at the top of a two's complement range would wrap to its bottom. Every pre-computed file is
 decoded and compared voxel by voxel, padding included; a file over the bound would be a bug and
 is replaced by the original (with the reason). Mammography gets HTJ2K lossless as under
-``diagnostic``; colour is delivered as stored, as under ``lossless``. Not pre-computed by default
+``diagnostic``; colour is delivered as stored. Not pre-computed by default
 (``--presets near-lossless``); WADO-RS gives it for ``transfer-syntax=1.2.840.10008.1.2.4.81``.
 File ratios (original file / preset file, every 4th slice of ``../shared/data``, 2026-12-02):
 chest CT lossless 2.11, near-lossless 3.22, diagnostic 7.82:1; head CT 4.02, 7.73, 7.47:1 (this
@@ -84,7 +84,14 @@ it, with Planar Configuration 0), and most colour objects a PACS sends are ultra
 error (peak 255, max error in 8-bit RGB values) is that of libjpeg-turbo's decode of every frame;
 pydicom's decode of the written file's first frame must agree within 40 dB (decoders upsample the
 chroma their own ways: they differ by up to ~16 at colour edges, ~55 dB). A tiny image whose JPEG
-would be larger than its pixels stays as stored. ``lossless`` keeps colour as stored.
+would be larger than its pixels stays as stored. Under ``lossless`` (since 2026-12-02; it kept colour
+as stored before) colour is coded losslessly (:meth:`Preset._colour_lossless`): HTJ2K .201 by
+default, JPEG 2000 .90 or JPEG-LS .80 when a client asks for them (.91 / .203: the .90 / .201
+codestream), reversible colour transform where the codec has one (Photometric Interpretation
+``YBR_RCT``, else ``RGB``), Planar Configuration 0, same SOP Instance UID, decoded back and compared
+when measured. On the shared RGB ultrasound (921,600 bytes of pixels): HTJ2K 167,535 bytes (5.5:1),
+JPEG 2000 152,322 (6.1:1), JPEG-LS 261,771 (3.5:1). RLE and HTJ2K RPCL (.5, .202) are not used for
+colour: a client asking for them gets 406.
 
 What a preset cannot compress passes through unchanged and is listed as passthrough in the
 manifest: palette colour, more than 8 bits per colour sample, SR, dose reports, presentation
@@ -142,9 +149,17 @@ from ..dicom.write import (
     encode_file,
     mark_lossy,
     set_colour_jpeg_pixels,
+    set_colour_pixels,
 )
 from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, without_traceback
-from ..external import COLOUR_PHOTOMETRIC, jpeg8_decode, jpeg8_encode_colour
+from ..external import (
+    COLOUR_LOSSLESS,
+    COLOUR_PHOTOMETRIC,
+    colour_lossless_decode,
+    colour_lossless_encode,
+    jpeg8_decode,
+    jpeg8_encode_colour,
+)
 from ..registry import pixel_data_compressed, transfer_syntax
 from ..spec import PixelSpec
 from .fastread import read_native
@@ -300,6 +315,14 @@ class Preset:
         if self.name == "preview":
             return "PREVIEW - NOT FOR DIAGNOSIS"
         return ""
+
+    @property
+    def codes_colour(self) -> bool:
+        """Whether 8-bit colour images (:func:`is_colour`) are coded, not delivered as stored:
+        baseline JPEG under a colour point (``diagnostic``, ``preview``), lossless under
+        ``lossless`` (since 2026-12-02)."""
+        star = self.points.get("*")
+        return COLOUR in self.points or (star is not None and star.syntax == "htj2k-lossless")
 
     def operating_point(self, ds: Dataset) -> OperatingPoint | None:
         """The point for this image's class, or ``None`` (``original``: nothing is coded)."""
@@ -457,7 +480,11 @@ class Preset:
         if is_colour(ds):
             if colour is not None:
                 return self._colour(data, full, colour, base, source_ts, measure=measure)
+            if point.syntax == "htj2k-lossless" and (syntax or HTJ2K_LOSSLESS) in COLOUR_LOSSLESS:
+                return self._colour_lossless(data, full, base, source_ts, syntax or HTJ2K_LOSSLESS, measure=measure)
             reason = f"colour ({ds.get('PhotometricInterpretation', '')}): {self.name} delivers colour images as stored"
+            if syntax is not None:
+                reason = f"colour ({ds.get('PhotometricInterpretation', '')}): {syntax} is not one colour is coded in"
             return self._passthrough(data, source_ts, base, reason)
         try:
             if full is None:
@@ -511,6 +538,63 @@ class Preset:
             measured=False,
         )
         return EncodedInstance(data, entry)
+
+    def _colour_lossless(
+        self, data: bytes, full: Dataset | None, base: dict[str, Any], source_ts: str, ts: str, *, measure: bool
+    ) -> EncodedInstance:
+        """An 8-bit colour image (:func:`is_colour`) coded losslessly in ``ts`` (one of
+        :data:`~medcodec.external.COLOUR_LOSSLESS`: HTJ2K .201 by default, JPEG 2000 .90, JPEG-LS
+        .80) by :func:`~medcodec.external.colour_lossless_encode`: the RGB samples pydicom reads,
+        Photometric Interpretation as the codestream holds them (``YBR_RCT`` with the reversible
+        colour transform, else ``RGB``), Planar Configuration 0, same SOP Instance UID. Pixels
+        pydicom cannot read are passed through, said so; ``measure`` decodes every frame back."""
+        try:
+            if full is None:
+                with source_values_as_is():
+                    full = dcmread(io.BytesIO(data), force=True)
+            rows, cols = int(full.Rows), int(full.Columns)
+            rgb = np.asarray(pixel_array(full)).reshape(-1, rows, cols, 3)  # RGB whatever is stored (as_rgb)
+        except Exception as exc:
+            reason = f"colour pixel data cannot be decoded: {type(exc).__name__}: {exc}"
+            return self._passthrough(data, source_ts, base, reason)
+        try:
+            coded = [colour_lossless_encode(f, ts) for f in rgb]
+            streams = [c[0] for c in coded]
+            photometric = coded[0][1]
+            lossy_source = stored_pixels_lossy(full, source_ts)
+            _complete_history(full, source_ts)  # before the pixels change
+            if lossy_source and str(full.get("LossyImageCompression", "")).strip() != "01":
+                full.LossyImageCompression = "01"  # a lossless copy of lossy pixels stays labelled lossy
+            multi = "NumberOfFrames" in full or len(streams) > 1
+            set_colour_pixels(full, streams, transfer_syntax=ts, photometric=photometric, rows=rows, columns=cols,
+                              multi_frame=multi)  # fmt: skip
+            result = encode_file_fast(full) if _FAST_IO else encode_file(full)
+        except Exception as exc:  # a library's or pydicom's error on this file: delivered as stored
+            return self._passthrough(data, source_ts, base, f"colour could not be coded: {type(exc).__name__}: {exc}")
+        if measure:  # every frame by the codec's decoder, the written file's first by pydicom, as a reader gets it
+            try:
+                decoded = [np.asarray(colour_lossless_decode(s, ts)) for s in streams]
+                first = np.asarray(pixel_array(dcmread(io.BytesIO(result)), index=0))
+            except Exception as exc:
+                raise CodecError(f"colour {ts} of {base['sop_instance_uid']} does not decode: {exc}") from exc
+            if not (
+                all(np.array_equal(d, f) for d, f in zip(decoded, rgb, strict=True)) and np.array_equal(first, rgb[0])
+            ):
+                raise CodecError(f"colour {ts} of {base['sop_instance_uid']} does not decode to the same values")
+        entry = ManifestEntry(
+            **base,
+            rendition_sop_instance_uid=str(full.SOPInstanceUID),
+            transfer_syntax_uid=ts,
+            passthrough=False,
+            lossy=False,
+            bytes=len(result),
+            ratio=rgb.size / sum(len(x) + len(x) % 2 for x in streams),
+            psnr=None,
+            max_error=0.0 if measure else None,
+            max_error_hu=None,
+            measured=measure,
+        )
+        return EncodedInstance(result, entry)
 
     def _colour(
         self,

@@ -455,9 +455,29 @@ def set_colour_jpeg_pixels(
     ``YBR_FULL_422``, 8 bits unsigned; the transfer syntax JPEG baseline (.50)."""
     if photometric not in ("YBR_FULL", "YBR_FULL_422"):
         raise InvalidInputError(f"photometric={photometric!r}: JPEG colour frames are YBR_FULL or YBR_FULL_422")
+    set_colour_pixels(ds, fragments, transfer_syntax=JPEG_BASELINE, photometric=photometric, rows=rows,
+                      columns=columns, multi_frame=multi_frame)  # fmt: skip
+
+
+def set_colour_pixels(
+    ds: Dataset,
+    fragments: list[bytes],
+    *,
+    transfer_syntax: str,
+    photometric: str,
+    rows: int,
+    columns: int,
+    multi_frame: bool,
+) -> None:
+    """Put 8-bit colour frames coded in ``transfer_syntax`` (one fragment each after a Basic Offset
+    Table) into ``ds`` in place: three samples, Planar Configuration 0, ``photometric`` as the
+    codestreams hold them (``YBR_FULL`` / ``YBR_FULL_422`` for baseline JPEG, ``YBR_RCT`` for JPEG
+    2000 / HTJ2K with the reversible colour transform, ``RGB``: PS3.5 §8.2), 8 bits unsigned."""
+    if photometric not in ("YBR_FULL", "YBR_FULL_422", "YBR_RCT", "RGB"):
+        raise InvalidInputError(f"photometric={photometric!r}: not one of a coded colour frame's")
     if getattr(ds, "file_meta", None) is None:
         ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = UID(JPEG_BASELINE)
+    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
     ds.SamplesPerPixel = 3
     ds.PhotometricInterpretation = photometric
     ds.PlanarConfiguration = 0
