@@ -103,6 +103,8 @@ def test_peer_psnr_and_ssim_agree_with_scikit_image(codec: str, report: tuple[Pa
         (["--rates", "-1"], "positive"),
         (["--codecs", "jpeg3000"], "unknown codec"),
         (["--qualities", "nope=1,2"], "unknown codec"),
+        (["--qualities", "50,500"], "500 outside its quality 1..100"),  # was recorded as asked, coded at 100
+        (["--qualities", "jpegls=2,300"], "300 outside its near 0..255"),
         (["--window", "bone"], "NAME=CENTER,WIDTH"),
     ],
 )

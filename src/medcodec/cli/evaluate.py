@@ -45,14 +45,32 @@ def parse_qualities(items: tuple[str, ...], codecs: list[str]) -> dict[str, list
                 raise InvalidInputError(
                     f"--qualities {item!r}: unknown codec {name!r}, expected one of {', '.join(ADAPTERS)}"
                 )
-            out[name] = parse_floats(values, f"--qualities {name}")
+            out[name] = _in_range(name, parse_floats(values, f"--qualities {name}"))
         else:
             values_ = parse_floats(item, "--qualities")
             for name in codecs:
                 knob = get_adapter(name).knob
                 if knob is not None and knob.name == "quality":
-                    out.setdefault(name, values_)
+                    out.setdefault(name, _in_range(name, values_))
     return out
+
+
+#: Knobs whose range is the codec's own limit (a value outside it would be clamped, and the report
+#: would name a setting nothing was coded at: 500 was recorded as asked until 2026-12-02); the
+#: others' ranges (a PSNR, a step, a distance) are only where the rate control searches.
+_HARD_RANGES = ("quality", "near")
+
+
+def _in_range(name: str, values: list[float]) -> list[float]:
+    knob = get_adapter(name).knob
+    if knob is not None and knob.name in _HARD_RANGES:
+        bad = [v for v in values if not knob.low <= v <= knob.high]
+        if bad:
+            raise InvalidInputError(
+                f"--qualities {name}: {', '.join(f'{v:g}' for v in bad)} outside its {knob.name} "
+                f"{knob.low:g}..{knob.high:g}"
+            )
+    return values
 
 
 def parse_window(text: str) -> M.Window:
