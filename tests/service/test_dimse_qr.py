@@ -81,8 +81,23 @@ def test_c_find_at_every_level_with_dcmtk(qr: SimpleNamespace, tmp_path: Path) -
                for i in images)  # fmt: skip
     none = find("-S", "QueryRetrieveLevel=STUDY", "PatientName=NOBODY*", "StudyInstanceUID")
     assert none == []
-    patients = find("-P", "QueryRetrieveLevel=PATIENT", "PatientID", "PatientName")
+    patients = find("-P", "QueryRetrieveLevel=PATIENT", "PatientID", "PatientName", "NumberOfPatientRelatedStudies",
+                    "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances")  # fmt: skip
     assert str(qr.ct.PatientID) in {str(p.PatientID) for p in patients} and len(patients) == 2
+    ct_patient = next(p for p in patients if str(p.PatientID) == str(qr.ct.PatientID))  # empty until 2026-12-02
+    ct_studies = find("-P", "QueryRetrieveLevel=STUDY", f"PatientID={qr.ct.PatientID}", "StudyInstanceUID",
+                      "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")  # fmt: skip
+    assert int(ct_patient.NumberOfPatientRelatedStudies) == len(ct_studies) >= 1
+    assert int(ct_patient.NumberOfPatientRelatedSeries) == sum(int(x.NumberOfStudyRelatedSeries) for x in ct_studies)
+    assert int(ct_patient.NumberOfPatientRelatedInstances) == sum(
+        int(x.NumberOfStudyRelatedInstances) for x in ct_studies
+    ) >= 6
+    # the Study Root model has no PATIENT level (PS3.4 C.6.2): refused, not answered as Patient Root
+    out = tmp_path / "study-root-patient"
+    out.mkdir()
+    r = _run([*base, "-v", "-S", "-od", str(out), "-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID",
+              "127.0.0.1", str(qr.port)])  # fmt: skip
+    assert "DataSetDoesNotMatchSOPClass" in r.stderr + r.stdout  # 0xA900 and _responses(out) == [], r.stderr[-2000:]
     out = tmp_path / "bad"
     out.mkdir()
     r = _run([*base, "-v", "-S", "-od", str(out), "-k", "QueryRetrieveLevel=FRAME", "127.0.0.1", str(qr.port)])

@@ -252,6 +252,13 @@ def test_c_get_as_jpeg_2000_91_gets_the_lossless_codestream(mixed: SimpleNamespa
                 assert np.array_equal(ds.pixel_array, original.pixel_array), name
 
 
+def test_a_patient_level_retrieve_under_study_root_is_refused(mixed: SimpleNamespace) -> None:
+    """The Study Root model has no PATIENT level (PS3.4 C.6.2): a C-GET at that level under it is
+    answered 0xA900 with a comment and sends nothing (it was served as Patient Root before 2026-12-02)."""
+    final, _, received, _ = _c_get(mixed, [(MR, [EXPLICIT])], _query("PATIENT", PatientID="MIXED"))
+    assert final.Status == 0xA900 and "Study Root" in str(final.ErrorComment) and received == []
+
+
 def test_c_move_with_a_bad_identifier_fails_with_a_comment_and_calls_nobody(mixed: SimpleNamespace) -> None:
     """A wildcard UID or a SERIES move without its Series Instance UID: 0xC000 (unable to process)
     with an Error Comment, and no association to the destination (nothing to send)."""

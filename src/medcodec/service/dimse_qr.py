@@ -3,7 +3,9 @@
 A workstation or PACS queries the catalog and pulls studies over DIMSE, the way it would from
 any PACS; the transfer syntax of what it receives is negotiated, as WADO-RS negotiates it:
 
-* **C-FIND**, Patient Root and Study Root, levels PATIENT / STUDY / SERIES / IMAGE. Matching is
+* **C-FIND**, Patient Root (levels PATIENT / STUDY / SERIES / IMAGE; a patient's Number of Patient
+  Related Studies / Series / Instances summed over its studies) and Study Root (no PATIENT level,
+  PS3.4 C.6.2: such a query or retrieve is answered 0xA900 with a comment). Matching is
   the catalog's QIDO-RS matching (PS3.4 C.2.2.2: single value, wildcards ``*`` ``?``, UID lists,
   date and time ranges) on the keys :data:`medcodec.delivery.catalog.QUERY_KEYS` lists; any other
   key in the identifier is a return key only (filled when the study, series or instance header
@@ -91,6 +93,17 @@ _NOT_KEYS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
 _PENDING = 0xFF00
 _NOT_ALLOWED = 0xC001
 _UNABLE = 0xC000  # PS3.4 C.4.2.1.5 / C.4.3.1.4: "Unable to process"
+_NOT_THIS_MODEL = 0xA900  # PS3.4 C.4.1.1.4: "Identifier does not match SOP Class"
+
+
+def _level_outside_model(identifier: Any, model_uid: Any) -> str:
+    """Why a request's level is not one of its information model's (PS3.4 C.6.2: the Study Root
+    model has no PATIENT level), or ``""``. Until 2026-12-02 a PATIENT C-FIND under Study Root was
+    answered as if it were Patient Root."""
+    level = str(identifier.get("QueryRetrieveLevel", "")).upper()
+    if level == "PATIENT" and str(model_uid or "") in QR_MODELS["study"]:
+        return "QueryRetrieveLevel PATIENT is not a level of the Study Root model (PS3.4 C.6.2): use Patient Root"
+    return ""
 
 
 def syntax_preference(stored: str) -> list[str]:
@@ -244,6 +257,11 @@ class _QR:
             return
         identifier = event.identifier
         level = str(identifier.get("QueryRetrieveLevel", "")).upper()
+        outside = _level_outside_model(identifier, event.request.AffectedSOPClassUID)
+        if outside:
+            log.warning("C-FIND refused: %s", outside)
+            yield _status(_NOT_THIS_MODEL, outside), None
+            return
         try:
             results = self._search(identifier, level)
         except CodecError as exc:
@@ -270,11 +288,19 @@ class _QR:
             text = _text(element.value)
             if text.strip() and text.strip() != "*":
                 query[keyword] = text
-        if level == "PATIENT":
-            patients: dict[str, Any] = {}
+        if level == "PATIENT":  # one answer per Patient ID, its counts summed over its studies (PS3.4 C.3.2)
+            patients: dict[str, dict[str, Any]] = {}
+            counts: dict[str, list[int]] = {}
             for study in self.store.find_studies(query):
                 pid = study.get("00100020", {}).get("Value", [""])[0]
-                patients.setdefault(pid, study)
+                patients.setdefault(pid, dict(study))
+                n = counts.setdefault(pid, [0, 0, 0])
+                n[0] += 1
+                for i, tag in ((1, "00201206"), (2, "00201208")):  # the study's series and instances
+                    n[i] += int((study.get(tag, {}).get("Value") or [0])[0])
+            for pid, item in patients.items():
+                for tag, value in zip(("00201200", "00201202", "00201204"), counts[pid], strict=True):
+                    item[tag] = {"vr": "IS", "Value": [value]}
             return list(patients.values())
         # return keys beyond the level's own attributes come from the stored headers, as includefield
         wanted = {
@@ -364,6 +390,12 @@ class _QR:
             yield 1
             yield _status(_NOT_ALLOWED, "calling AE is not an allowed peer"), None
             return
+        outside = _level_outside_model(event.identifier, event.request.AffectedSOPClassUID)
+        if outside:
+            log.warning("C-GET refused: %s", outside)
+            yield 1
+            yield _status(_NOT_THIS_MODEL, outside), None
+            return
         try:
             records = self._records(event.identifier)
         except CodecError as exc:
@@ -380,12 +412,17 @@ class _QR:
 
         yield from self._suboperations(event, records, candidates)
 
-    def refusal(self, assoc: Any, identifier: Any, destination: str) -> Any:
+    def refusal(self, assoc: Any, identifier: Any, destination: str, model_uid: Any = None) -> Any:
         """The final C-MOVE response (status and Error Comment) for an identifier that names nothing
-        to retrieve, or None: pynetdicom would otherwise associate with the destination before it
-        reads any status. A caller not allowed, an unknown destination: None (the handler answers)."""
+        to retrieve, or a level its model (``model_uid``, the request's SOP Class) does not have, or
+        None: pynetdicom would otherwise associate with the destination before it reads any status.
+        A caller not allowed, an unknown destination: None (the handler answers)."""
         if not self.allowed(assoc) or destination not in self.peers:
             return None
+        outside = _level_outside_model(identifier, model_uid)
+        if outside:
+            log.warning("C-MOVE to %s refused: %s", destination, outside)
+            return _status(_NOT_THIS_MODEL, outside)
         try:
             self._retrieve_keys(identifier)
         except CodecError as exc:
@@ -455,7 +492,7 @@ def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
         identifier = decode(request.Identifier, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
     except Exception:  # pynetdicom's own SCP answers what cannot be decoded
         return None
-    status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination))
+    status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination), request.AffectedSOPClassUID)
     if status is None:
         return None
     rsp = C_MOVE()
