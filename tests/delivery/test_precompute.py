@@ -139,15 +139,37 @@ def test_colour_is_coded_by_every_coding_preset(computed, shared_data: Path) -> 
 @pytest.mark.realdata
 def test_a_colour_passthrough_is_stale_where_the_preset_now_codes_colour(computed) -> None:
     """A store made before 2026-12-02 holds the colour US as a ``lossless`` passthrough: pre-computing
-    again codes it (``_fresh`` is False), while ``near-lossless`` and ``original``, which deliver colour
+    again codes it (``rendition_fresh`` is False), while ``near-lossless`` and ``original``, which deliver colour
     as stored, keep theirs (a passthrough they would only make again)."""
-    from medcodec.delivery.precompute import _fresh
+    from medcodec.delivery.precompute import rendition_fresh
 
     store, report, _, _ = computed
     (record,) = store.instances(report.outcomes[-1].study_uid)
     old = json.dumps({"passthrough": True, "reason": "colour (RGB): lossless delivers colour images as stored"})
-    assert not _fresh(old, None, record, "lossless") and not _fresh(old, None, record, "diagnostic")
-    assert _fresh(old, None, record, "near-lossless") and _fresh(old, None, record, "original")
+    assert not rendition_fresh(old, None, record, "lossless") and not rendition_fresh(old, None, record, "diagnostic")
+    assert rendition_fresh(old, None, record, "near-lossless") and rendition_fresh(old, None, record, "original")
+
+
+@pytest.mark.realdata
+def test_refresh_recodes_colour_a_store_made_before_passed_through(
+    shared_data: Path, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store pre-computed when ``lossless`` kept colour as stored (simulated: no colour syntax):
+    its archive exists, yet ``pending`` lists the study and ``refresh`` codes the US as HTJ2K (an
+    outside audit found ``ingest --refresh`` leaving it uncompressed, 2026-12-02)."""
+    from medcodec.delivery import presets
+
+    with monkeypatch.context() as m:
+        m.setattr(presets, "COLOUR_LOSSLESS", ())
+        report = store.ingest([shared_data / US_RGB], presets=["lossless"], scheduler="threads")
+    study = report.outcomes[0].study_uid
+    (record,) = store.instances(study)
+    assert store.rendition(record, "lossless").passthrough and store.archive(study, None, "lossless") is not None
+    assert store.pending(["lossless"]) == [study]  # its archive exists: the colour passthrough is why
+    assert store.refresh(presets=["lossless"], scheduler="threads")
+    rendition = store.rendition(record, "lossless")
+    assert not rendition.passthrough and rendition.transfer_syntax_uid == "1.2.840.10008.1.2.4.201"
+    assert store.pending(["lossless"]) == []
 
 
 @pytest.mark.realdata

@@ -47,9 +47,8 @@ from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors, log_warnings
     "--refresh",
     is_flag=True,
     help="Also pre-compute every study whose archives are missing or stale (e.g. after STOW or "
-    "C-STORE added instances); with no INPUTS, only that. Colour images a store made before "
-    "2026-12-01 passed through are recoded when their study is pre-computed again (an ingest into "
-    "it), not by --refresh alone.",
+    "C-STORE added instances, or colour images a store made before 2026-12-02 passed through a "
+    "preset that codes them now); with no INPUTS, only that.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List every file's outcome.")
 @handle_errors

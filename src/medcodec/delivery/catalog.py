@@ -795,6 +795,20 @@ class Catalog:
             out += [tuple(r) for r in conn.execute(sa.select(archives.c.path, archives.c.etag, archives.c.size))]
         return out
 
+    def colour_passthroughs(self, preset: str) -> list[tuple[str, str, Any]]:
+        """``(study UID, manifest entry JSON, instance record)`` of every three-sample instance whose
+        ``preset`` rendition is a passthrough: what :meth:`.Store.pending` asks again whether the
+        preset now codes it (``lossless`` kept colour as stored until 2026-12-02)."""
+        query = (
+            sa.select(instances, renditions.c.entry.label("rendition_entry"))
+            .select_from(instances.join(renditions, renditions.c.sop_uid == instances.c.sop_uid))
+            .where(renditions.c.preset == preset)
+            .where(renditions.c.passthrough.is_(True), instances.c.samples_per_pixel == 3)
+        )
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query).mappings())
+        return [(row["study_uid"], row["rendition_entry"], InstanceRecord.from_row(row)) for row in rows]
+
     def studies_without_archive(self, preset: str) -> list[str]:
         """Studies with no current study-level archive for ``preset`` (never computed, or a new instance came)."""
         have = sa.select(archives.c.study_uid).where(archives.c.preset == preset, archives.c.series_uid == "")

@@ -447,7 +447,7 @@ def precompute(
                     mappings[record.series_uid] = series_mapping(store, record.series_uid, name)
                 mapping = mappings[record.series_uid] if record.compressible else None
                 old = existing.get(record.sop_uid)
-                fresh = old is not None and _fresh(old.entry, mapping, record, name, record.sop_uid in lossy)
+                fresh = old is not None and rendition_fresh(old.entry, mapping, record, name, record.sop_uid in lossy)
                 if fresh and store.objects.exists(old.path):
                     continue
                 jobs.append((record, name, mapping))
@@ -533,7 +533,7 @@ def _bounded(executor: Executor, args: list[tuple[Any, ...]]) -> Iterator[dict[s
             future.cancel()
 
 
-def _fresh(
+def rendition_fresh(
     entry_json: str, mapping: Any, record: InstanceRecord | None = None, preset: str = "", stored_lossy: bool = False
 ) -> bool:
     """Whether a stored rendition still is what ``preset`` makes of ``record``: a lossy one coded

@@ -149,12 +149,20 @@ class Store:
         )
 
     def pending(self, presets: Iterable[str] | None = None) -> list[str]:
-        """Studies whose archives for ``presets`` (default the pre-computed ones) are missing or stale."""
-        from .presets import DEFAULT_PRESETS
+        """Studies whose archives for ``presets`` (default the pre-computed ones) are missing or stale:
+        never computed, a new instance since, or a colour image passed through by a preset that now
+        codes colour (:attr:`.Preset.codes_colour`: ``lossless`` since 2026-12-02)."""
+        from .precompute import rendition_fresh
+        from .presets import DEFAULT_PRESETS, get_preset
 
         found: dict[str, None] = {}
         for name in presets or DEFAULT_PRESETS:
             found.update(dict.fromkeys(self.catalog.studies_without_archive(name)))
+            if get_preset(name).codes_colour:
+                found.update(dict.fromkeys(
+                    study for study, entry, record in self.catalog.colour_passthroughs(name)
+                    if not rendition_fresh(entry, None, record, name)
+                ))  # fmt: skip
         return sorted(found)
 
     def refresh(
