@@ -243,6 +243,29 @@ def test_colour_is_coded_losslessly(shared_data: Path, ts: str) -> None:
     assert np.array_equal(_rgb(ds), _rgb(src))
 
 
+def test_colour_of_more_than_8_bits_says_why_it_goes_as_stored() -> None:
+    """A 16-bit RGB image passes through every preset with its own reason (it said "medcodec
+    compresses grayscale only" until 2026-12-02, untrue once lossless codes 8-bit colour)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = generate_uid(), generate_uid(), "OT"
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.arange(8 * 8 * 3, dtype=np.uint16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    for name in ("lossless", "near-lossless", "diagnostic", "preview"):
+        out = PRESETS[name].encode_instance(buffer.getvalue())
+        assert out.entry.passthrough and out.data == buffer.getvalue()
+        assert out.entry.reason == "colour (RGB, 16 bits per sample): only 8-bit colour is coded; delivered as stored"
+
+
 def _rgb(ds: pydicom.Dataset) -> np.ndarray:
     from pydicom.pixels import pixel_array
 

@@ -75,9 +75,6 @@ def test_archives_deliver_lossy_originals_as_stored_and_say_so(served, live: boo
                 archive, files = _manifest(r.content)
                 (entry,) = files
                 member = archive.read(entry["file"])
-                if key == "sc_jpeg" and preset == "lossless":  # colour: lossless keeps it as stored anyway
-                    assert member == paths[key].read_bytes() and entry["lossy"]
-                    continue
                 if key == "plain":  # an uncompressed lossless original: coded, lossy only by diagnostic
                     assert entry["lossy"] == (preset == "diagnostic")
                     continue
@@ -108,6 +105,18 @@ def test_wado_rs_codes_a_lossy_original_for_a_client_that_asks_for_a_syntax(serv
         # as stored: the file itself
         r = c.get(inst, headers={"Accept": "application/dicom; transfer-syntax=*"})
         assert r.status_code == 200 and r.content == paths["j2k_lossy"].read_bytes()
+        # a colour JPEG: JPEG 2000 asked for gives a lossless copy of its decoded values, still lossy;
+        # RLE, which colour is not coded in, a 406 saying so (it said "a lossless copy would only be
+        # larger" until 2026-12-02, contradicting the .90 answer)
+        study, series, sop = records["sc_jpeg"]
+        colour = pydicom.dcmread(paths["sc_jpeg"])
+        inst = f"{url}/dicomweb/studies/{study}/series/{series}/instances/{sop}"
+        r = c.get(inst, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.90"})
+        assert r.status_code == 200, r.text[:300]
+        ds = pydicom.dcmread(io.BytesIO(r.content))
+        assert ds.LossyImageCompression == "01" and (ds.pixel_array == colour.pixel_array).all()
+        r = c.get(inst, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.5"})
+        assert r.status_code == 406 and "colour images are coded in" in r.json()["detail"], r.text[:300]
 
 
 def _parts(r: httpx.Response) -> list[tuple[str, bytes]]:

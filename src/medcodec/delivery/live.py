@@ -635,6 +635,9 @@ def instance_bytes(
             from pydicom.uid import UID
 
             why = f"it codes this image as {got} ({UID(got).name})"
+        elif not _may_give(record, name, ts):  # colour, which this preset codes in other syntaxes or not at all
+            colour = _colour_syntaxes(name)
+            why = f"colour images are coded in {', '.join(colour)} only" if colour else "it delivers colour as stored"
         else:
             why = getattr(made, "reason", "") or record.passthrough_reason or "it delivers this image as stored"
         raise NotAcceptableError(
@@ -649,20 +652,29 @@ def instance_bytes(
     return data, got
 
 
-def _may_give(record: Any, preset_name: str, ts: str) -> bool:
-    """Whether coding ``record`` under ``preset_name`` can give ``ts`` at all: a colour image only
-    baseline JPEG under a lossy preset, and under ``lossless`` only the syntaxes colour is coded in
-    losslessly (:data:`medcodec.external.COLOUR_LOSSLESS`, and .91 / .203 through them), so a
-    request for another syntax does not pay for a colour encode it would not use."""
+def _colour_syntaxes(preset_name: str) -> list[str]:
+    """The syntaxes ``preset_name`` codes a colour image in: baseline JPEG under a lossy preset that
+    codes colour, the lossless ones of :data:`medcodec.external.COLOUR_LOSSLESS` (and .91 / .203
+    through them) under ``lossless``, none where colour goes as stored."""
     from ..dicom.write import JPEG_BASELINE
     from ..external import COLOUR_LOSSLESS
-    from .presets import LOSSLESS_UNDER, PRESETS, is_colour_record
+    from .presets import LOSSLESS_UNDER, PRESETS
 
-    if not is_colour_record(record):
-        return True
-    if PRESETS[preset_name].lossy:
-        return ts == JPEG_BASELINE
-    return LOSSLESS_UNDER.get(ts, ts) in COLOUR_LOSSLESS
+    preset = PRESETS[preset_name]
+    if not preset.codes_colour:
+        return []
+    if preset.lossy:
+        return [JPEG_BASELINE]
+    return [*COLOUR_LOSSLESS, *(ts for ts, sibling in LOSSLESS_UNDER.items() if sibling in COLOUR_LOSSLESS)]
+
+
+def _may_give(record: Any, preset_name: str, ts: str) -> bool:
+    """Whether coding ``record`` under ``preset_name`` can give ``ts`` at all: a colour image only
+    in :func:`_colour_syntaxes`, so a request for another syntax does not pay for a colour encode it
+    would not use."""
+    from .presets import is_colour_record
+
+    return not is_colour_record(record) or ts in _colour_syntaxes(preset_name)
 
 
 def _stored_by_choice(made: Any) -> bool:

@@ -486,6 +486,13 @@ class Preset:
             if syntax is not None:
                 reason = f"colour ({ds.get('PhotometricInterpretation', '')}): {syntax} is not one colour is coded in"
             return self._passthrough(data, source_ts, base, reason)
+        samples = ds.get("SamplesPerPixel")
+        if isinstance(samples, int) and samples > 1 and "PixelData" in ds:  # not 8-bit colour (is_colour above)
+            reason = (
+                f"colour ({ds.get('PhotometricInterpretation', '')}, {ds.get('BitsStored', '?')} bits per sample): "
+                "only 8-bit colour is coded; delivered as stored"
+            )
+            return self._passthrough(data, source_ts, base, reason)
         try:
             if full is None:
                 with source_values_as_is():
