@@ -733,6 +733,11 @@ def _to_explicit_le(data: bytes) -> bytes:
             if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
                 ds.PlanarConfiguration = 0  # pixel_array gives (..., samples) interleaved
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    # a data set encoded Implicit VR whatever its file meta says (pydicom's SC_rgb_jpeg: JPEG with an
+    # implicit VR data set, read so with a warning) has elements without a VR until they are read,
+    # which the explicit VR writer needs: reading them takes it from the dictionary (UN when unknown)
+    for _ in ds.iterall():
+        pass
     buf = io.BytesIO()
     pydicom.dcmwrite(buf, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
     return buf.getvalue()
