@@ -106,3 +106,48 @@ def test_dcmtk_echoscu_and_storescu_push_a_series(shared_data, tmp_path, spawn_s
     r = httpx.get(f"{url}/studies/{first.StudyInstanceUID}/archive.zip?preset=diagnostic", timeout=120)
     assert r.status_code == 200 and "etag" in r.headers
     assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == len(found) + 1
+
+
+def test_a_retired_storage_class_is_stored_and_retrieved(tmp_path, spawn_server):
+    """pydicom-data's color-pl.dcm is an RGB image of the retired Ultrasound Image Storage class
+    (1.2.840.10008.5.1.4.1.1.6), as old archives hold: C-STORE takes it and C-GET gives it back
+    (both refused the class until 2026-12-02: no presentation context, 0xA702), bit-exact."""
+    from pydicom.data import get_testdata_file
+    from pynetdicom import build_role, evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+
+    retired = "1.2.840.10008.5.1.4.1.1.6"
+    src = pydicom.dcmread(get_testdata_file("color-pl.dcm"))
+    assert src.SOPClassUID == retired
+    dimse_port = spawn_server.free_port()
+    spawn_server(tmp_path / "store", extra=["--dimse-port", str(dimse_port), "--ae-title", "TESTSCP"])
+    ae = AE(ae_title="OLDPACS")
+    ae.add_requested_context(retired, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    assoc = ae.associate("127.0.0.1", dimse_port, ae_title="TESTSCP")
+    assert assoc.is_established and [str(c.abstract_syntax) for c in assoc.accepted_contexts] == [retired]
+    try:
+        assert assoc.send_c_store(src).Status == 0
+    finally:
+        assoc.release()
+    received: list[pydicom.Dataset] = []
+
+    def on_store(event) -> int:
+        received.append(event.dataset)
+        return 0
+
+    getter = AE(ae_title="OLDPACS")
+    getter.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    getter.add_requested_context(retired, ["1.2.840.10008.1.2.1"])
+    assoc = getter.associate("127.0.0.1", dimse_port, ae_title="TESTSCP", ext_neg=[build_role(retired, scp_role=True)],
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", src.StudyInstanceUID
+    try:
+        final = list(assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet))[-1][0]
+    finally:
+        assoc.release()
+    assert final.Status == 0 and len(received) == 1
+    got = received[0]
+    got.file_meta = pydicom.dataset.FileMetaDataset()
+    got.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    assert got.SOPInstanceUID == src.SOPInstanceUID and (got.pixel_array == src.pixel_array).all()

@@ -91,7 +91,7 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     type=click.IntRange(0, 255),
     default=None,
     help=".mdc only: guaranteed max |error| per sample in stored units, checked by decoding while "
-    "encoding; 0 = lossless (bit-exact). Uses the v2 predictive mode (format 2.0) instead of "
+    "encoding; 0 = lossless (bit-exact). Uses the predictive mode (format 2.10, compact) instead of "
     "--quality/--ratio/--psnr.",
 )
 @click.option(

@@ -54,6 +54,32 @@ class Scp:
 CONFLICT = 0xC111
 
 
+def storage_sop_classes() -> list[str]:
+    """The Storage SOP Classes a C-STORE or C-GET context is accepted for: pynetdicom's (the current
+    ones) and the retired ones old archives still hold (pydicom's UID dictionary: Ultrasound Image
+    Storage ``.6`` and Multi-frame ``.3``, Nuclear Medicine ``.5``, the trial VL / SR classes...),
+    which medcodec stores and serves over DICOMweb but DIMSE refused until 2026-12-02 (an outside
+    audit: a C-GET of pydicom-data's ``color-pl.dcm`` failed 0xA702, storescu had no context)."""
+    from pydicom.uid import UID_dictionary
+    from pynetdicom import AllStoragePresentationContexts
+    from pynetdicom.service_class import ServiceClass, StorageServiceClass
+    from pynetdicom.sop_class import register_uid, uid_to_service_class
+
+    current = [str(c.abstract_syntax) for c in AllStoragePresentationContexts if c.abstract_syntax is not None]
+    retired = []
+    for uid, entry in UID_dictionary.items():
+        name, status, keyword = entry[0], entry[3], entry[4]
+        if (
+            uid.startswith("1.2.840.10008.5.1.4.1.1.")
+            and name.endswith(("Storage", "Storage - Trial"))
+            and (status == "Retired")
+        ):
+            if uid_to_service_class(uid) is ServiceClass:  # unknown to pynetdicom: its C-STORE would abort
+                register_uid(uid, keyword, StorageServiceClass)
+            retired.append(uid)
+    return list(dict.fromkeys([*current, *retired]))
+
+
 def _status_for(exc: BaseException) -> int:
     name = type(exc).__name__
     statuses = {
@@ -122,7 +148,7 @@ def start_scp(
         JPEGLSNearLossless,
         RLELossless,
     )
-    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom import AE, evt
 
     syntaxes = [
         ExplicitVRLittleEndian,
@@ -168,9 +194,8 @@ def start_scp(
     outgoing = [*lossless_transcodes(), *(uid for uids in preset_syntaxes().values() for uid in uids)]
     syntaxes = list(dict.fromkeys([*syntaxes, *(UID(uid) for uid in outgoing)]))
     ae = AE(ae_title=ae_title)
-    for context in AllStoragePresentationContexts:
-        if context.abstract_syntax is not None:
-            ae.add_supported_context(context.abstract_syntax, syntaxes, scu_role=True, scp_role=True)
+    for uid in storage_sop_classes():
+        ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
     ae.add_supported_context("1.2.840.10008.1.1", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])  # C-ECHO
     for model in QR_MODELS.values():
         for uid in model:
