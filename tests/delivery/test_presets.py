@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import subprocess
 from pathlib import Path
@@ -241,6 +242,31 @@ def test_colour_is_coded_losslessly(shared_data: Path, ts: str) -> None:
     assert ds.PhotometricInterpretation == ("RGB" if ts.endswith(".80") else "YBR_RCT") and ds.PlanarConfiguration == 0
     assert ds.get("LossyImageCompression", "00") == "00"
     assert np.array_equal(_rgb(ds), _rgb(src))
+
+
+@pytest.mark.realdata
+def test_stored_ycbcr_colour_is_kept_by_lossless(shared_data: Path) -> None:
+    """An uncompressed YBR_FULL image: its lossless copy would hold pydicom's RGB conversion, which
+    rounds the stored samples (an outside audit: 9.7 % changed, by up to 3, under a lossless label):
+    passed through with the reason, which the staleness rule takes as final; the diagnostic preset
+    still codes it (lossy, labelled so)."""
+    from pydicom.pixels import convert_color_space
+
+    from medcodec.delivery.precompute import rendition_fresh
+
+    ds = pydicom.dcmread(shared_data / US_RGB)
+    ds.PixelData = convert_color_space(ds.pixel_array, "RGB", "YBR_FULL").tobytes()
+    ds.PhotometricInterpretation = "YBR_FULL"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    for syntax in (None, "1.2.840.10008.1.2.4.90"):
+        out = PRESETS["lossless"].encode_instance(data, syntax=syntax)
+        assert out.entry.passthrough and out.data == data and "YCbCr samples would round" in out.entry.reason
+    record = type("Record", (), {"samples_per_pixel": 3, "bits_allocated": 8, "bits_stored": 8,
+                                 "photometric": "YBR_FULL"})()  # fmt: skip
+    assert rendition_fresh(json.dumps({"passthrough": True, "reason": out.entry.reason}), None, record, "lossless")
+    assert not PRESETS["diagnostic"].encode_instance(data).entry.passthrough
 
 
 def test_colour_of_more_than_8_bits_says_why_it_goes_as_stored() -> None:

@@ -51,7 +51,15 @@ from ..errors import CodecError, DeliveryError, InvalidInputError, StoreFullErro
 from ..registry import pixel_data_compressed
 from .catalog import InstanceRecord, now
 from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
-from .presets import ALREADY_LOSSY, DEFAULT_PRESETS, PRESETS, SMALLER_STORED, is_colour_record, series_mapping
+from .presets import (
+    ALREADY_LOSSY,
+    DEFAULT_PRESETS,
+    PRESETS,
+    SMALLER_STORED,
+    YCBCR_KEPT,
+    is_colour_record,
+    series_mapping,
+)
 from .zipstream import ZipStream, dicom_header_length, pack
 
 __all__ = [
@@ -553,6 +561,7 @@ def rendition_fresh(
             record is not None
             and is_colour_record(record)
             and not str(entry.get("reason", "")).startswith((ALREADY_LOSSY, SMALLER_STORED))
+            and YCBCR_KEPT not in str(entry.get("reason", ""))
         ):
             return not (p is not None and p.codes_colour)
         return True
