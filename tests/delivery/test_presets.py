@@ -269,6 +269,26 @@ def test_stored_ycbcr_colour_is_kept_by_lossless(shared_data: Path) -> None:
     assert not PRESETS["diagnostic"].encode_instance(data).entry.passthrough
 
 
+@pytest.mark.realdata
+def test_a_coded_file_names_medcodec_as_its_writer(shared_data: Path) -> None:
+    """PS3.10 §7.1: the Implementation Class UID and Version Name name the implementation that wrote
+    the file; a transcoded file kept its source's ("GDCM 2.8.4") until 2026-12-02."""
+    from medcodec.dicom.write import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+    for path in (shared_data / US_RGB, series_files(shared_data, CHEST, 1)[0]):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.ImplementationClassUID = "1.2.826.0.1.3680043.2.1143.107.104.103.115.2.8.4"
+        ds.file_meta.ImplementationVersionName = "GDCM 2.8.4"
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        for name in ("lossless", "diagnostic"):
+            out = pydicom.dcmread(io.BytesIO(PRESETS[name].encode_instance(buffer.getvalue()).data))
+            assert out.file_meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID, (path.name, name)
+            assert out.file_meta.ImplementationVersionName == IMPLEMENTATION_VERSION_NAME
+        original = PRESETS["original"].encode_instance(buffer.getvalue()).data
+        assert pydicom.dcmread(io.BytesIO(original)).file_meta.ImplementationVersionName == "GDCM 2.8.4"
+
+
 def test_colour_of_more_than_8_bits_says_why_it_goes_as_stored() -> None:
     """A 16-bit RGB image passes through every preset with its own reason (it said "medcodec
     compresses grayscale only" until 2026-12-02, untrue once lossless codes 8-bit colour)."""

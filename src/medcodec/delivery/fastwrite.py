@@ -46,11 +46,11 @@ from pydicom.filewriter import (
     writers,
 )
 from pydicom.tag import BaseTag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import UID
 from pydicom.valuerep import AMBIGUOUS_VR, CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
 
 from ..dicom.compress import dataset_frames, stored_values
-from ..dicom.write import encode_file
+from ..dicom.write import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encode_file
 from ..errors import DicomError
 from ..spec import PixelSpec
 from .fastread import is_sequence
@@ -143,8 +143,8 @@ def encode_file_fast(ds: Dataset) -> bytes:
         # validate_file_meta's additions, made here so that it never sets a shared element's value
         if "FileMetaInformationVersion" not in file_meta or file_meta["FileMetaInformationVersion"].is_empty:
             _replace(file_meta, 0x00020001, "OB", b"\x00\x01")
-        if "ImplementationClassUID" not in file_meta or file_meta["ImplementationClassUID"].is_empty:
-            _replace(file_meta, 0x00020012, "UI", UID(PYDICOM_IMPLEMENTATION_UID))
+        _replace(file_meta, 0x00020012, "UI", UID(IMPLEMENTATION_CLASS_UID))  # the writer: medcodec (as encode_file)
+        _replace(file_meta, 0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
         validate_file_meta(file_meta, enforce_standard=True)
         preamble = getattr(ds, "preamble", None) or b"\x00" * 128
         if len(preamble) != 128:

@@ -16,10 +16,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import _read_file_meta_info
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import UID
 
 from ..dicom import PIXEL_DATA_TAGS
 from ..dicom.image import peek_pixel_tag
+from ..dicom.write import stamp_writer
 from ..errors import InvalidInputError, NotDicomError, NotFoundError
 from ..registry import pixel_data_compressed
 
@@ -278,7 +279,7 @@ def as_part10(data: bytes, sop_class_uid: str, sop_instance_uid: str, transfer_s
     meta.MediaStorageSOPClassUID = UID(sop_class_uid)
     meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = UID(transfer_syntax)
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    stamp_writer(meta)
     out = DicomBytesIO()
     out.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(out, meta, enforce_standard=True)
@@ -299,6 +300,7 @@ def relabel_syntax(data: bytes, transfer_syntax: str) -> bytes:
         warnings.simplefilter("ignore")
         meta = _read_file_meta_info(fp)
     meta.TransferSyntaxUID = UID(transfer_syntax)
+    stamp_writer(meta)
     out = DicomBytesIO()
     out.write(data[:132])
     write_file_meta_info(out, meta, enforce_standard=True)

@@ -702,7 +702,7 @@ def _to_explicit_le(data: bytes) -> bytes:
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
     from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
-    from ..dicom.write import complete_lossy_history, mark_lossy, native_icons
+    from ..dicom.write import complete_lossy_history, mark_lossy, native_icons, stamp_writer
 
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     if ds.file_meta.get("TransferSyntaxUID") is None:  # a preamble-less file: the syntax of its bytes
@@ -733,6 +733,7 @@ def _to_explicit_le(data: bytes) -> bytes:
             if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
                 ds.PlanarConfiguration = 0  # pixel_array gives (..., samples) interleaved
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    stamp_writer(ds.file_meta)
     # a data set encoded Implicit VR whatever its file meta says (pydicom's SC_rgb_jpeg: JPEG with an
     # implicit VR data set, read so with a warning) has elements without a VR until they are read,
     # which the explicit VR writer needs: reading them takes it from the dictionary (UN when unknown)

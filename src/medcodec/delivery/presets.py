@@ -89,8 +89,9 @@ as stored before) colour is coded losslessly (:meth:`Preset._colour_lossless`): 
 default, JPEG 2000 .90 or JPEG-LS .80 when a client asks for them (.91 / .203: the .90 / .201
 codestream), reversible colour transform where the codec has one (Photometric Interpretation
 ``YBR_RCT``, else ``RGB``), Planar Configuration 0, same SOP Instance UID, decoded back and compared
-when measured; lossless pixels stored as YCbCr stay as stored (as RGB they would round). On the shared RGB ultrasound (921,600 bytes of pixels): HTJ2K 167,535 bytes (5.5:1),
-JPEG 2000 152,322 (6.1:1), JPEG-LS 261,771 (3.5:1). RLE and HTJ2K RPCL (.5, .202) are not used for
+when measured; lossless pixels stored as YCbCr stay as stored (as RGB they would round). On the
+shared RGB ultrasound (921,600 bytes of pixels): HTJ2K 167,535 bytes (5.5:1), JPEG 2000 152,322
+(6.1:1), JPEG-LS 261,771 (3.5:1). RLE and HTJ2K RPCL (.5, .202) are not used for
 colour: a client asking for them gets 406.
 
 What a preset cannot compress passes through unchanged and is listed as passthrough in the

@@ -46,13 +46,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pydicom import dcmwrite
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels.utils import set_pixel_data
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
+from .._version import __version__
 from ..errors import DicomError, InvalidInputError, LossySourceWarning
 from ..fileio import atomic_write, check_output_path
 from ..registry import pixel_data_is_lossy
@@ -313,8 +315,22 @@ def _derive(
     meta = out.file_meta
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = uid
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    stamp_writer(meta)
     return out
+
+
+#: Who wrote a file medcodec writes (PS3.10 §7.1: the implementation that wrote the file, not the one
+#: that made its source; a transcoded file kept its source's "GDCM 2.8.4" until 2026-12-02): a UID of
+#: medcodec's own (2.25 from a fixed name-based UUID) and its name and version.
+IMPLEMENTATION_CLASS_UID = "2.25.130082511047227150762596747257945628296"
+IMPLEMENTATION_VERSION_NAME = f"MEDCODEC {__version__}"[:16]
+
+
+def stamp_writer(meta: FileMetaDataset) -> None:
+    """Set a file meta's Implementation Class UID and Version Name (0002,0012-13) to medcodec's: new
+    elements, so one shared with another file meta is never changed in place."""
+    meta[0x00020012] = DataElement(0x00020012, "UI", UID(IMPLEMENTATION_CLASS_UID))
+    meta[0x00020013] = DataElement(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
 
 
 def native_icons(ds: Dataset, source_ts: str) -> None:
@@ -583,9 +599,13 @@ def encode_file(dataset: Dataset, *, path: str | os.PathLike[str] | None = None)
     """
     if getattr(dataset, "file_meta", None) is None or "TransferSyntaxUID" not in dataset.file_meta:
         raise DicomError("dataset has no file meta Transfer Syntax UID (0002,0010): use derive_dataset", path=path)
+    target = copy.copy(dataset)  # the writer's stamp goes on a copy of the file meta: the caller's stays
+    target.file_meta = FileMetaDataset()
+    target.file_meta._dict.update(dataset.file_meta._dict)  # elements shared, replaced (not changed) below
+    stamp_writer(target.file_meta)
     buffer = io.BytesIO()
     try:
-        dcmwrite(buffer, dataset, enforce_file_format=True)
+        dcmwrite(buffer, target, enforce_file_format=True)
     except Exception as exc:  # pydicom raises many kinds on invalid values
         raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}", path=path) from exc
     return buffer.getvalue()
