@@ -267,6 +267,9 @@ def test_c_move_with_a_bad_identifier_fails_with_a_comment_and_calls_nobody(mixe
 
     calls = []
     with socket.socket() as listener:  # the destination: counts connections, answers none
+        # the port was free when the fixture chose it; an earlier connection may have used it as its
+        # source port since and left it in TIME_WAIT ("Address already in use", seen once in a full run)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", mixed.ports["NOBODY"]))
         listener.listen(4)
         listener.settimeout(0.2)

@@ -449,13 +449,16 @@ class Catalog:
         if create:
             # Several processes may create a new catalog at once (a server and an ingest): create_all
             # checks then creates table by table, so another process can win any one of them. Each retry
-            # skips what exists by then; the loop ends when every table is there.
+            # skips what exists by then; the loop ends when every table is there. SQLite also answers
+            # "database is locked" at once, busy timeout or not, when two such transactions each hold a
+            # read lock and want to write (its deadlock rule): retried the same way (seen once in a
+            # full test run, 2026-12-02).
             for attempt in range(20):
                 try:
                     metadata.create_all(self.engine)
                     break
                 except sa.exc.OperationalError as exc:
-                    if "already exists" not in str(exc) or attempt == 19:
+                    if not any(s in str(exc) for s in ("already exists", "database is locked")) or attempt == 19:
                         raise DeliveryError(f"cannot create the catalog {url!r}: {type(exc).__name__}: {exc}") from exc
                     time.sleep(0.02 * (attempt + 1))
 
