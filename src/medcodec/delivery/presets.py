@@ -597,19 +597,8 @@ class Preset:
                 all(np.array_equal(d, f) for d, f in zip(decoded, rgb, strict=True)) and np.array_equal(first, rgb[0])
             ):
                 raise CodecError(f"colour {ts} of {base['sop_instance_uid']} does not decode to the same values")
-        entry = ManifestEntry(
-            **base,
-            rendition_sop_instance_uid=str(full.SOPInstanceUID),
-            transfer_syntax_uid=ts,
-            passthrough=False,
-            lossy=False,
-            bytes=len(result),
-            ratio=rgb.size / sum(len(x) + len(x) % 2 for x in streams),
-            psnr=None,
-            max_error=0.0 if measure else None,
-            max_error_hu=None,
-            measured=measure,
-        )
+        ratio = rgb.size / sum(len(x) + len(x) % 2 for x in streams)
+        entry = _lossless_entry(base, str(full.SOPInstanceUID), ts, len(result), ratio, measure, hu=False)
         return EncodedInstance(result, entry)
 
     def _colour(
@@ -695,19 +684,7 @@ class Preset:
             decoded = _decode_file(result, frames.shape)
             if not np.array_equal(decoded.astype(np.int64), frames.astype(np.int64)):
                 raise CodecError(f"{ts} of {base['sop_instance_uid']} does not decode to the same values")
-        entry = ManifestEntry(
-            **base,
-            rendition_sop_instance_uid=str(out.SOPInstanceUID),
-            transfer_syntax_uid=ts,
-            passthrough=False,
-            lossy=False,
-            bytes=len(result),
-            ratio=ratio,
-            psnr=None,
-            max_error=0.0 if measured else None,
-            max_error_hu=0.0 if measured else None,
-            measured=measured,
-        )
+        entry = _lossless_entry(base, str(out.SOPInstanceUID), ts, len(result), ratio, measured)
         return EncodedInstance(result, entry)
 
     def _lossy(
@@ -777,6 +754,26 @@ class Preset:
             quality=quality, max_error_bound=bound, measured=frames is not None and measure,
             mapping=mapping.describe(),
         )  # fmt: skip
+
+
+def _lossless_entry(
+    base: dict[str, Any], rendition_uid: str, ts: str, nbytes: int, ratio: float, measured: bool, *, hu: bool = True
+) -> ManifestEntry:
+    """The manifest row of a lossless file (grayscale or colour): error 0 when decoded and compared
+    (``measured``), in HU too unless colour (``hu=False``)."""
+    return ManifestEntry(
+        **base,
+        rendition_sop_instance_uid=rendition_uid,
+        transfer_syntax_uid=ts,
+        passthrough=False,
+        lossy=False,
+        bytes=nbytes,
+        ratio=ratio,
+        psnr=None,
+        max_error=0.0 if measured else None,
+        max_error_hu=0.0 if measured and hu else None,
+        measured=measured,
+    )
 
 
 def _coded(base: dict[str, Any], ds: Dataset, result: bytes, **numbers: Any) -> EncodedInstance:
