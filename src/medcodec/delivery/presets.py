@@ -178,6 +178,7 @@ __all__ = [
     "NEAR_LOSSLESS_ERROR",
     "lossless_syntaxes",
     "LOSSLESS_UNDER",
+    "with_lossless_aliases",
     "image_class",
     "NEURO_FIELD_MM",
     "ALREADY_LOSSY",
@@ -196,6 +197,11 @@ HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 #: the lossless .90 / .201 codestream labelled as it asked (PS3.5 §A.4.4: .91 "may be lossless or
 #: lossy"; HTJ2K .203 likewise), where it got 406 until 2026-12-02 (an audit's "left" item).
 LOSSLESS_UNDER = {"1.2.840.10008.1.2.4.91": "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.203": HTJ2K_LOSSLESS}
+
+
+def with_lossless_aliases(syntaxes: list[str]) -> list[str]:
+    """``syntaxes`` and the :data:`LOSSLESS_UNDER` syntaxes whose lossless sibling is among them."""
+    return [*syntaxes, *(ts for ts, sibling in LOSSLESS_UNDER.items() if sibling in syntaxes)]
 
 
 def lossless_syntaxes() -> list[str]:
