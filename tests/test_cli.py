@@ -117,6 +117,20 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Usage" in capsys.readouterr().out
 
 
+def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
+    """``python -m medcodec`` (a venv whose bin is not on PATH): the same commands and exit codes
+    (it was "No module named medcodec.__main__" until 2026-12-02)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "medcodec", "info", "--help"], capture_output=True, text=True,
+                         timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0 and "Usage: medcodec info" in run.stdout, run.stderr
+    run = subprocess.run([sys.executable, "-m", "medcodec", "info", str(tmp_path / "missing.mdc")],
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 2 and run.stderr.startswith("error: "), run.stderr
+
+
 @pytest.mark.parametrize("k", [0, 3])
 def test_max_error_encode_info_decode(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], k: int) -> None:
     out = tmp_path / "ct.mdc"

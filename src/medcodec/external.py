@@ -78,6 +78,9 @@ __all__ = [
     "jpegxl_decode",
     "jpeg8_encode",
     "jpeg8_decode",
+    "ljpeg_encode",
+    "strip_jfif",
+    "probe_ljpeg",
     "zlib_encode",
     "zlib_decode",
     "png_encode",
@@ -362,9 +365,12 @@ def jpeg8_encode_colour(rgb: NDArray[np.uint8], /, *, quality: int, subsampling:
     )  # fmt: skip
 
 
+_J2K_LOSSLESS, _JLS_LOSSLESS, _HTJ2K_LOSSLESS = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80",
+                                                 "1.2.840.10008.1.2.4.201")  # fmt: skip
+_LJPEG = ("1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.57")
 #: Lossless syntaxes an 8-bit RGB frame is coded in by :func:`colour_lossless_encode`: JPEG 2000
-#: (.90), JPEG-LS (.80), HTJ2K (.201).
-COLOUR_LOSSLESS = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.201")
+#: (.90), JPEG-LS (.80), HTJ2K (.201), JPEG Lossless (.70, .57).
+COLOUR_LOSSLESS = (_J2K_LOSSLESS, _JLS_LOSSLESS, _HTJ2K_LOSSLESS, *_LJPEG)
 
 
 def j2k_uses_mct(stream: bytes) -> bool:
@@ -391,17 +397,20 @@ def colour_lossless_encode(rgb: NDArray[np.uint8], uid: str, /) -> tuple[bytes, 
     """One 8-bit RGB frame ``(rows, columns, 3)`` coded losslessly for transfer syntax ``uid`` (one
     of :data:`COLOUR_LOSSLESS`): ``(codestream, Photometric Interpretation)``. JPEG 2000 by OpenJPEG
     and HTJ2K by OpenJPH, reversible 5/3 with the reversible colour transform (``YBR_RCT``, read off
-    the codestream, else ``RGB``); JPEG-LS by CharLS, sample-interleaved, ``RGB`` (PS3.5 §8.2.3,
-    §8.2.4; no SPIFF header)."""
+    the codestream, else ``RGB``); JPEG-LS by CharLS, sample-interleaved, ``RGB`` (no SPIFF
+    header); JPEG Lossless by libjpeg-turbo, predictor 1, no colour transform, ``RGB`` (its Adobe
+    APP14 segment says so to libjpeg-based readers; PS3.5 §8.2.1, §8.2.3, §8.2.4)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise InvalidInputError(f"expected one 8-bit RGB frame (rows, columns, 3), got {rgb.dtype} {rgb.shape}")
     ic, a = _imagecodecs(), np.ascontiguousarray(rgb)
-    if uid == COLOUR_LOSSLESS[0]:
+    if uid == _J2K_LOSSLESS:
         stream = bytes(ic.jpeg2k_encode(a, level=0, codecformat=J2K_CODESTREAM, reversible=True, mct=True))
-    elif uid == COLOUR_LOSSLESS[2]:
+    elif uid == _HTJ2K_LOSSLESS:
         stream = bytes(ic.htj2k_encode(a, reversible=True))
-    elif uid == COLOUR_LOSSLESS[1]:
+    elif uid == _JLS_LOSSLESS:
         return strip_spiff(bytes(ic.jpegls_encode(a, level=0))), "RGB"
+    elif uid in _LJPEG:
+        return bytes(ic.jpeg8_encode(a, lossless=True, predictor=1, colorspace="RGB", outcolorspace="RGB")), "RGB"
     else:
         raise InvalidInputError(f"{uid}: colour is coded losslessly in {', '.join(COLOUR_LOSSLESS)} only")
     return stream, ("YBR_RCT" if j2k_uses_mct(stream) else "RGB")
@@ -411,13 +420,58 @@ def colour_lossless_decode(stream: bytes, uid: str, /) -> NDArray[np.integer]:
     """A stream of :func:`colour_lossless_encode` back to its RGB samples (the decoders invert the
     colour transform themselves)."""
     ic = _imagecodecs()
-    if uid == COLOUR_LOSSLESS[0]:
+    if uid == _J2K_LOSSLESS:
         return np.asarray(ic.jpeg2k_decode(stream))
-    if uid == COLOUR_LOSSLESS[2]:
+    if uid == _HTJ2K_LOSSLESS:
         return np.asarray(ic.htj2k_decode(stream))
-    if uid == COLOUR_LOSSLESS[1]:
+    if uid == _JLS_LOSSLESS:
         return np.asarray(ic.jpegls_decode(stream))
+    if uid in _LJPEG:
+        return np.asarray(ic.jpeg8_decode(stream, colorspace="RGB", outcolorspace="RGB"))
     raise InvalidInputError(f"{uid}: colour is coded losslessly in {', '.join(COLOUR_LOSSLESS)} only")
+
+
+def ljpeg_encode(frame: NDArray[np.integer], /, *, bits_stored: int) -> bytes:
+    """JPEG Lossless, non-hierarchical, first-order prediction (ISO 10918-1 process 14, selection
+    value 1: the DICOM JPEG Lossless .70 / .57 codestream) by libjpeg-turbo (3.0 or later),
+    sample precision P = ``bits_stored`` (2-16), point transform 0, optimised Huffman tables.
+
+    Unsigned samples below ``2**bits_stored`` only (see :func:`to_unsigned`; a series mapping for
+    DICOM). libjpeg-turbo's JFIF APP0 segment is dropped (:func:`strip_jfif`): it describes 8-bit
+    YCbCr or grey images and DICOM's attributes say what the samples are.
+    """
+    if not 2 <= bits_stored <= 16:
+        raise InvalidInputError(f"JPEG Lossless codes 2-16-bit samples, not bits_stored={bits_stored} (T.81 §H.4.1.2)")
+    arr = np.asarray(frame)
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= 1 << bits_stored):
+        raise InvalidInputError(f"JPEG Lossless at P={bits_stored}: samples span {int(arr.min())}..{int(arr.max())}, "
+                                f"outside 0..{(1 << bits_stored) - 1}")  # fmt: skip
+    arr = np.ascontiguousarray(arr, dtype=np.uint8 if bits_stored <= 8 else np.uint16)
+    stream = _imagecodecs().jpeg8_encode(arr, lossless=True, predictor=1, bitspersample=bits_stored)
+    return strip_jfif(bytes(stream))
+
+
+def strip_jfif(stream: bytes) -> bytes:
+    """Drop JFIF APP0 segments right after SOI (a DICOM JPEG fragment is SOI ... EOI; PS3.5 §8.2.1
+    neither needs nor describes JFIF, which is defined for 8-bit images)."""
+    if stream[:2] != b"\xff\xd8":
+        return stream
+    pos = 2
+    while stream[pos : pos + 2] == b"\xff\xe0" and pos + 4 <= len(stream):
+        length = int.from_bytes(stream[pos + 2 : pos + 4], "big")
+        if not stream[pos + 4 : pos + 9].startswith(b"JFIF"):
+            break
+        pos += 2 + length
+    return stream[:2] + stream[pos:]
+
+
+def probe_ljpeg(ic: Any) -> str | None:
+    probe = np.array([[0, 65535], [4095, 1]], dtype=np.uint16)
+    try:
+        ok = np.array_equal(jpeg8_decode(ljpeg_encode(probe, bits_stored=16)), probe)
+    except Exception as exc:  # libjpeg-turbo before 3.0 has no lossless mode
+        return f"this libjpeg-turbo has no JPEG Lossless encoder ({type(exc).__name__}: {exc})"
+    return None if ok else "this libjpeg-turbo cannot round-trip 16-bit lossless samples"
 
 
 def jpeg8_decode(data: bytes, /) -> NDArray[np.integer]:

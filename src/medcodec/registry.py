@@ -23,6 +23,8 @@ charls           CharLS           ``near`` 0-255 (at most ``(2**bits - 1) // 2``
                                   NEAR, the maximum absolute error
 libjxl           libjxl           ``distance`` 0.01-25: butteraugli distance        8-16    no      yes
 libjpeg-turbo    libjpeg-turbo    ``quality`` 1-100, optimised Huffman tables       8-12    no      no
+ljpeg            libjpeg-turbo    none (JPEG Lossless, process 14, predictor 1;     2-16    no      yes
+                                  3.0 or later)
 zlib             zlib             none (DEFLATE of raw little-endian samples)      1-16    yes     yes
 pydicom-rle      pydicom          none (DICOM RLE, PS3.5 Annex G)                   1-16    yes     yes
 libpng           libpng           none (frame previews, encode only)                8-16    no      yes
@@ -39,7 +41,8 @@ Transfer syntaxes (:data:`TRANSFER_SYNTAXES`, by UID)
 =====================================================
 
 Native (Explicit / Implicit VR Little Endian), Deflated, RLE (.5), JPEG Baseline (.50) and
-Extended (.51) from medcodec's own encoder, JPEG Lossless (.57 / .70; decode only), JPEG-LS
+Extended (.51) from medcodec's own encoder, JPEG Lossless (.57 / .70, both written with
+selection value 1, libjpeg-turbo), JPEG-LS
 (.80 lossless / .81 near-lossless), JPEG 2000 (.90 lossless / .91), HTJ2K (.201 / .202
 lossless, .203 lossless or lossy). ``lossy`` says the syntax *allows* lossy coding;
 ``method`` is its Lossy Image Compression Method (0028,2114) term (PS3.3 C.7.6.1.1.5.1).
@@ -211,6 +214,10 @@ def _avif_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | Non
 
 def _libjpeg_turbo_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
     return external.jpeg8_encode(frame, bits_stored=bits, quality=int(knob or 100))
+
+
+def _ljpeg_encode(frame: NDArray[Any], bits: int, signed: bool, knob: float | None) -> bytes:
+    return external.ljpeg_encode(frame, bits_stored=bits)
 
 
 @dataclass(frozen=True)
@@ -487,6 +494,19 @@ BACKENDS: dict[str, Backend] = {
             version_of=_imagecodecs_version("jpeg8_version"),
         ),
         Backend(
+            "ljpeg",
+            "JPEG Lossless SV1 (ISO 10918-1 process 14, libjpeg-turbo)",
+            "libjpeg-turbo (3.0 or later)",
+            None,
+            (2, 16),
+            False,
+            True,
+            encoder=_ljpeg_encode,
+            decoder=external.jpeg8_decode,
+            missing=_imagecodecs_missing("JPEG8", external.probe_ljpeg),
+            version_of=_imagecodecs_version("jpeg8_version"),
+        ),
+        Backend(
             "zlib",
             "zlib of raw pixels (ZIP)",
             "zlib",
@@ -671,8 +691,8 @@ TRANSFER_SYNTAXES: dict[str, TransferSyntax] = {
         _ts("1.2.840.10008.1.2.5", False, None, "pydicom-rle", (1, 16), True, True, True),
         _ts(_JPEG_BASELINE, True, "ISO_10918_1", "medcodec-jpeg", (8, 8), False, True, True, "jpeg"),
         _ts("1.2.840.10008.1.2.4.51", True, "ISO_10918_1", "medcodec-jpeg", (8, 12), False, True, True, "jpeg"),
-        _ts("1.2.840.10008.1.2.4.57", False, None, None, (2, 16), False, True, False, None, "libjpeg-turbo"),
-        _ts("1.2.840.10008.1.2.4.70", False, None, None, (2, 16), False, True, False, None, "libjpeg-turbo"),
+        _ts("1.2.840.10008.1.2.4.57", False, None, "ljpeg", (2, 16), False, True, True, None, "libjpeg-turbo"),
+        _ts("1.2.840.10008.1.2.4.70", False, None, "ljpeg", (2, 16), False, True, True, None, "libjpeg-turbo"),
         _ts("1.2.840.10008.1.2.4.80", False, None, "charls", (2, 16), False, True, True, None, "charls"),
         _ts("1.2.840.10008.1.2.4.81", True, "ISO_14495_1", "charls", (2, 16), False, True, True, "jpegls", "charls"),
         _ts("1.2.840.10008.1.2.4.90", False, None, "openjpeg", (1, 16), True, True, True),
@@ -717,8 +737,8 @@ def can_encode(uid: str | TransferSyntax) -> bool:
     """:func:`medcodec.dicom.compress` can write ``uid`` here (known, encodable, library installed).
     Unknown UIDs give ``False``.
 
-    >>> can_encode("1.2.840.10008.1.2.4.57"), can_encode("1.2.3.4")
-    (False, False)
+    >>> can_encode("1.2.840.10008.1.2.4.70"), can_encode("1.2.3.4")
+    (True, False)
     """
     try:
         return transfer_syntax(uid).is_available()

@@ -139,8 +139,10 @@ def test_multi_frame_one_fragment_per_frame(shared_data: Path) -> None:
 
 def test_bad_requests_raise_from_the_hierarchy(chest_path: Path) -> None:
     ds = pydicom.dcmread(chest_path)
-    with pytest.raises(UnsupportedFeatureError, match="decoded, not written"):
-        compress(ds, "1.2.840.10008.1.2.4.70")
+    import dataclasses
+
+    with pytest.raises(UnsupportedFeatureError, match="decoded, not written"):  # every syntax known is written now
+        compress(ds, dataclasses.replace(transfer_syntax("1.2.840.10008.1.2.4.70"), encodable=False))
     with pytest.raises(InvalidInputError):
         compress(ds, "1.2.3.4.5")
     with pytest.raises(InvalidInputError, match="one of"):
@@ -295,3 +297,66 @@ def test_an_encapsulated_icon_is_decoded_when_the_syntax_changes(icon_mr, tmp_pa
         run = subprocess.run([require_tool(tool), str(out), str(tmp_path / "raw.dcm")], capture_output=True,
                              text=True, timeout=60, check=False)  # fmt: skip
         assert run.returncode == 0, run.stderr
+
+
+LOSSLESS_JPEG = ("1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.57")
+
+
+def _jpeg_segments(stream: bytes) -> dict[int, bytes]:
+    """Marker -> payload of the segments before the first SOS (and the SOS header itself)."""
+    out, pos = {}, 2
+    while pos + 4 <= len(stream):
+        marker, length = stream[pos + 1], int.from_bytes(stream[pos + 2 : pos + 4], "big")
+        out.setdefault(marker, stream[pos + 4 : pos + 2 + length])
+        if marker == 0xDA:
+            break
+        pos += 2 + length
+    return out
+
+
+@pytest.mark.parametrize("uid", LOSSLESS_JPEG)
+@pytest.mark.parametrize("name", ["head:3", "singles/ct_CT1_small_128x128_signed16.dcm",
+                                  "singles/mr_enhanced_multiframe_10f_64x64_rle.dcm",
+                                  "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm"])  # fmt: skip
+def test_jpeg_lossless_is_process_14_sv1_and_bit_exact_in_dcmtk_and_gdcm(
+    shared_data: Path, tmp_path: Path, uid: str, name: str
+) -> None:
+    """JPEG Lossless (.70, and .57 with the same codestream), written through libjpeg-turbo (decode
+    only until 2026-12-02, though it is the lossless syntax every PACS takes): SOF3 at the data's Bits
+    Stored, predictor 1, point transform 0, no JFIF segment; one fragment per frame; the same SOP
+    Instance UID, no lossy flag; DCMTK's dcmdjpeg, GDCM's gdcmconv and pydicom give the original's
+    modality values exactly (a 12-bit head CT, a signed 16-bit CT, a 10-frame enhanced MR, a 10-bit CR)."""
+    import subprocess
+
+    from medcodec.testing.tools import require_tool
+
+    folder, _, index = name.partition(":")
+    head = sorted((shared_data / "ct_head_phantom_philips_ingenuity").glob("*.dcm"))
+    path = head[int(index)] if index else shared_data / folder
+    original = pydicom.dcmread(path)
+    ds = compress(pydicom.dcmread(path), uid)
+    saved_path = tmp_path / "coded.dcm"
+    ds.save_as(saved_path, enforce_file_format=True)
+    saved = pydicom.dcmread(saved_path)
+    assert saved.file_meta.TransferSyntaxUID == uid and saved.SOPInstanceUID == original.SOPInstanceUID
+    assert saved.get("LossyImageCompression", "00") == "00"
+    frames = int(saved.get("NumberOfFrames", 1))
+    fragments = list(generate_frames(saved.PixelData, number_of_frames=frames))
+    assert len(fragments) == frames
+    for fragment in fragments:
+        segments = _jpeg_segments(fragment)
+        assert 0xE0 not in segments and 0xC3 in segments and not {0xC0, 0xC1, 0xC2} & set(segments)
+        assert segments[0xC3][0] == int(saved.BitsStored)  # sample precision P (T.81 §B.2.2)
+        sos = segments[0xDA]
+        ns = sos[0]
+        assert sos[1 + 2 * ns : 4 + 2 * ns] == bytes([1, 0, 0])  # Ss = predictor 1, Se = 0, Ah = Al = 0
+    reference = _hu(original)
+    assert np.array_equal(_hu(saved), reference)
+    for tool in ("dcmdjpeg", "gdcmconv"):
+        out = tmp_path / f"{tool}.dcm"
+        args = [require_tool(tool), *(["--raw"] if tool == "gdcmconv" else []), str(saved_path), str(out)]
+        run = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stderr
+        theirs = pydicom.dcmread(out)
+        assert not theirs.file_meta.TransferSyntaxUID.is_compressed
+        assert np.array_equal(_hu(theirs), reference), tool

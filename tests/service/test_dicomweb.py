@@ -226,13 +226,15 @@ def _three_kinds(server) -> tuple[pydicom.Dataset, pydicom.Dataset, pydicom.Data
 
 
 @pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5",
-                                "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203"])  # fmt: skip
+                                "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.4.70",
+                                "1.2.840.10008.1.2.4.57"])  # fmt: skip
 def test_wado_codes_lossless_syntaxes_on_request(client, server, ts):
-    """A client asking for JPEG-LS, JPEG 2000 or RLE lossless (no preset stores them) gets the
+    """A client asking for JPEG-LS, JPEG 2000, JPEG Lossless or RLE (no preset stores them) gets the
     instance coded now, bit-exact under the same SOP Instance UID and not labelled lossy: the signed
     head CT, a signed 16-bit CT and a 10-frame enhanced MR stored as RLE, decoded by pydicom's
     plugins; frames too, as the image type. JPEG 2000 .91 and HTJ2K .203, which may hold lossy or
-    lossless codestreams, get the lossless one (406 until 2026-12-02)."""
+    lossless codestreams, get the lossless one (406 until 2026-12-02). JPEG Lossless .70 / .57 were
+    406 until 2026-12-02 too."""
     head, ct, mr = _three_kinds(server)
     known = ts != "1.2.840.10008.1.2.4.203"  # dicomweb-client 0.60 refuses HTJ2K .203: asked with httpx
     for src in (head, ct, mr):
@@ -251,7 +253,8 @@ def test_wado_codes_lossless_syntaxes_on_request(client, server, ts):
         assert np.array_equal(hu, ref)
     media = {"1.2.840.10008.1.2.4.80": "image/jls", "1.2.840.10008.1.2.4.90": "image/jp2",
              "1.2.840.10008.1.2.4.91": "image/jp2", "1.2.840.10008.1.2.4.203": "image/jphc",
-             "1.2.840.10008.1.2.5": "image/x-dicom-rle"}[ts]  # fmt: skip
+             "1.2.840.10008.1.2.5": "image/x-dicom-rle", "1.2.840.10008.1.2.4.70": "image/jpeg",
+             "1.2.840.10008.1.2.4.57": "image/jpeg"}[ts]  # fmt: skip
     if known:
         frames = client.retrieve_instance_frames(head.StudyInstanceUID, head.SeriesInstanceUID, head.SOPInstanceUID,
                                                  frame_numbers=[1], media_types=((media, ts),))  # fmt: skip
@@ -270,7 +273,7 @@ def test_wado_codes_lossless_syntaxes_on_request(client, server, ts):
 
 
 @pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-                                "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.203"])  # fmt: skip
+                                "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.4.70"])  # fmt: skip
 def test_wado_codes_colour_losslessly_on_request(server, ts):
     """The RGB ultrasound asked for in a lossless syntax (406 until 2026-12-02): coded now,
     bit-exact RGB, same SOP Instance UID, not labelled lossy; RLE and HTJ2K RPCL, which colour is

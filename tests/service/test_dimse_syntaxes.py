@@ -229,12 +229,13 @@ def test_c_get_honours_the_requestors_syntax_order(mixed: SimpleNamespace) -> No
         assert ts == (IMPLICIT if colour else JPEG_12), mixed.originals[uid].name
 
 
-def test_c_get_as_jpeg_2000_91_gets_the_lossless_codestream(mixed: SimpleNamespace) -> None:
+@pytest.mark.parametrize("j2k", ["1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.70"])
+def test_c_get_as_jpeg_2000_91_gets_the_lossless_codestream(mixed: SimpleNamespace, j2k: str) -> None:
     """A requestor that takes JPEG 2000 only as .91 (lossy or lossless, PS3.5 §A.4.4) gets every
     instance in it, the colour ultrasound too: the lossless codestream, bit-exact where the original
     is lossless (until 2026-12-02 medcodec could not make .91 and those sub-operations failed); the
-    lossy originals stay labelled lossy."""
-    j2k = "1.2.840.10008.1.2.4.91"
+    lossy originals stay labelled lossy. Likewise a requestor that takes JPEG Lossless .70 only, the
+    lossless syntax most PACS take (decode only in medcodec until 2026-12-02)."""
     proposals = [(MR, [j2k]), (SC, [j2k]), (CT, [j2k]), (US, [j2k]), (US, [IMPLICIT])]
     final, identifier, received, _ = _c_get(mixed, proposals, _query())
     assert final.Status == 0x0000, (final, identifier)

@@ -559,8 +559,8 @@ class Preset:
     ) -> EncodedInstance:
         """An 8-bit colour image (:func:`is_colour`) coded losslessly in ``ts`` (one of
         :data:`~medcodec.external.COLOUR_LOSSLESS`: HTJ2K .201 by default, JPEG 2000 .90, JPEG-LS
-        .80) by :func:`~medcodec.external.colour_lossless_encode`: the RGB samples pydicom reads,
-        Photometric Interpretation as the codestream holds them (``YBR_RCT`` with the reversible
+        .80, JPEG Lossless .70 / .57) by :func:`~medcodec.external.colour_lossless_encode`: the RGB
+        samples pydicom reads, Photometric Interpretation as the codestream holds them (``YBR_RCT`` with the reversible
         colour transform, else ``RGB``), Planar Configuration 0, same SOP Instance UID. Pixels
         pydicom cannot read are passed through, said so; ``measure`` decodes every frame back. Stored
         YCbCr samples (``YBR_FULL``, ``YBR_FULL_422``...) of lossless pixels are passed through too: as
