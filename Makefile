@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # drive through Playwright (Debian chromium at /usr/bin/chromium; Playwright never downloads one),
 # and Orthanc + its DICOMweb plugin, the peer the delivery benchmark runs on the same study and link.
 # Installed when root + apt.
-SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium orthanc orthanc-dicomweb unzip postgresql openssl
+SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium orthanc orthanc-dicomweb unzip postgresql openssl nginx
 
 .PHONY: demo test lint bench evaluate clean install sysdeps jsdeps
 
@@ -33,7 +33,7 @@ demo: $(STAMP)
 sysdeps:
 	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	    && ! { command -v unzip && command -v openssl && ls /usr/lib/postgresql/*/bin/initdb && command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv && command -v chromium \
-	         && command -v Orthanc && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } >/dev/null 2>&1; then \
+	         && command -v Orthanc && command -v nginx && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } >/dev/null 2>&1; then \
 	  apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1 \
 	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1; } \
 	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \

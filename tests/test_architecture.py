@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "delivery": 8,
     "service": 9,
     "cli": 10,
+    "__main__": 10,  # python -m medcodec: the CLI
     "__init__": 3,  # the package facade: re-exports the codec, errors and spec (and __version__)
 }  # fmt: skip
 

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__
 from ..delivery.live import LivePool
 from ..delivery.refresher import Refresher
+from .caching import CachePolicy
 from .errors import UnauthorizedError, error_response, exception_handlers, status_for
 from .settings import Settings
 
@@ -173,6 +174,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     app.state.dimse_port = None
     app.state.refresher = None
     app.add_middleware(_BearerAuth, token=settings.token)
+    app.add_middleware(CachePolicy, private=settings.token is not None)  # outside the token check: 401s too
     if settings.cors_origins:  # outermost: preflights answered before the token check, errors carry the headers
         from starlette.middleware.cors import CORSMiddleware
 
@@ -180,8 +182,15 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Accept", "Content-Type", "Range", "If-None-Match", "If-Range"],
-            expose_headers=["ETag", "Content-Range", "Content-Length", "Accept-Ranges", "Content-Disposition"],
+            allow_headers=["Authorization", "Accept", "Content-Type", "Range", "If-None-Match", "If-Range", "If-Match"],
+            expose_headers=[
+                "ETag",
+                "Content-Range",
+                "Content-Length",
+                "Accept-Ranges",
+                "Content-Disposition",
+                "Content-Location",
+            ],
             max_age=600,
         )
     return app

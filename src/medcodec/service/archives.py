@@ -5,16 +5,20 @@
 
 * **Pre-computed** (the store has the archive and ``live`` is not set): served from storage
   with ``Content-Length``, a strong ``ETag`` (the archive's sha256), ``Accept-Ranges: bytes``,
-  ``Range`` → 206 (several ranges → ``multipart/byteranges``; none satisfiable → 416; a unit
-  other than ``bytes`` ignored),
-  ``If-Range``, ``If-None-Match`` → 304, and ``Cache-Control: public, max-age=31536000,
-  immutable`` so a CDN can keep it. ``X-Medcodec-Archive: precomputed``.
+  ``Range`` → 206 (several ranges → ``multipart/byteranges``, overlapping ones coalesced; none
+  satisfiable → 416; a unit other than ``bytes`` ignored), ``If-Match`` → 412 unless it names the
+  ETag, ``If-Range``, ``If-None-Match`` → 304. A study changes (ingest, STOW-RS, C-STORE,
+  ``store delete``), so the URL is not immutable: ``Cache-Control: public, no-cache`` (a CDN
+  keeps the bytes and revalidates each use with the ETag: 304), and ``Content-Location`` names
+  the same bytes at a versioned URL, ``...&version=<sha256>``, which is ``immutable`` (once
+  the archive changes, that version is 404). Caching rules: :mod:`.caching`.
+  ``X-Medcodec-Archive: precomputed``.
 * **Live** (not computed yet, or ``live=1``): when the study is being pre-computed after
   STOW-RS / C-STORE (:mod:`medcodec.delivery.refresher`) the request first waits for it, up to
   ``precompute_wait`` seconds; otherwise, compressed on the fly and streamed by
   :mod:`medcodec.delivery.live` (chunked, ``Cache-Control: no-store``, no length or ETag,
-  ``X-Medcodec-Archive: live``; ``If-None-Match: *`` → 304). Closing the connection cancels the
-  pipeline.
+  ``X-Medcodec-Archive: live``; ``If-None-Match: *`` → 304, ``If-Match`` other than ``*`` →
+  412; ``version=`` → 404). Closing the connection cancels the pipeline.
 
 Default preset: ``diagnostic``. UIDs are validated before anything touches the store.
 """
@@ -25,6 +29,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, BinaryIO
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,12 +38,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidInputError, NotFoundError
+from .caching import IMMUTABLE, REVALIDATE, etag_in, if_match_fails
+from .errors import error_response
 from .http import multipart_end, multipart_part_header, new_boundary, parse_range
 
-__all__ = ["routes", "ClosingStreamingResponse", "IMMUTABLE"]
+__all__ = ["routes", "ClosingStreamingResponse"]
 
-#: Cache-Control of pre-computed archives (content-addressed by their ETag).
-IMMUTABLE = "public, max-age=31536000, immutable"
 _CHUNK = 1 << 20
 
 
@@ -62,7 +67,7 @@ def _flag(value: str | None) -> bool:
     if value is None:
         return False
     v = value.strip().lower()
-    if v in ("1", "true", "yes", "on", ""):
+    if v in ("1", "true", "yes", "on"):
         return True
     if v in ("0", "false", "no", "off"):
         return False
@@ -87,6 +92,9 @@ async def _archive(request: Request) -> Response:
         series = validate_uid(series, what="Series Instance UID")
     preset = _preset_name(request)
     live = _flag(request.query_params.get("live"))
+    version = request.query_params.get("version")
+    if version is not None and (live or not version.strip()):
+        raise InvalidInputError("version= names a pre-computed archive's ETag; it does not go with live=1")
     store = request.app.state.store
     record = None if live else await run_in_threadpool(store.archive, study, series, preset)
     refresher = getattr(request.app.state, "refresher", None)
@@ -99,8 +107,13 @@ async def _archive(request: Request) -> Response:
         record = await run_in_threadpool(store.archive, study, series, preset)
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
     disposition = f'attachment; filename="{name}"'
+    if version is not None and (record is None or version.strip().strip('"') != record.etag):
+        now = f"the current one is {record.etag}" if record is not None else "it is not pre-computed now"
+        raise NotFoundError(f"archive version {version!r} of {name} is gone ({now}): ask without version=")
     if record is not None:
-        return await _precomputed(request, store, record, disposition)
+        return await _precomputed(request, store, record, disposition, versioned=version is not None)
+    if if_match_fails(request.headers.get("if-match"), None):  # a live archive has no ETag (RFC 9110 §13.1.1)
+        return _precondition_failed(request.headers["if-match"])
     from ..delivery.live import live_archive
 
     records = await run_in_threadpool(store.instances, study, series)  # NotFoundError -> 404 before streaming
@@ -141,26 +154,35 @@ async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return rest()
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if header is None:
-        return False
-    if header.strip() == "*":
-        return True
-    tags = [t.strip() for t in header.split(",")]
-    return any(t.removeprefix("W/") == etag for t in tags)
+def _precondition_failed(if_match: str, etag: str | None = None) -> Response:
+    detail = f"If-Match {if_match} does not match the archive" + (f" (now {etag})" if etag else " (live: no ETag)")
+    return error_response(412, "PreconditionFailedError", detail)
 
 
-async def _precomputed(request: Request, store: Any, record: Any, disposition: str) -> Response:
+def _versioned_url(request: Request, etag: str) -> str:
+    """This archive's URL with ``version=<etag>`` (other query parameters kept, ``live`` has none)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "version"]
+    query.append(("version", etag))
+    return f"{request.url.path}?{urlencode(query)}"
+
+
+async def _precomputed(request: Request, store: Any, record: Any, disposition: str, *, versioned: bool) -> Response:
     etag = f'"{record.etag}"'
     size = int(record.size)
     headers = {
         "ETag": etag,
-        "Cache-Control": IMMUTABLE,
+        "Cache-Control": IMMUTABLE if versioned else REVALIDATE,
         "Accept-Ranges": "bytes",
         "Content-Disposition": disposition,
         "X-Medcodec-Archive": "precomputed",
     }
-    if _etag_matches(request.headers.get("if-none-match"), etag):
+    if not versioned:
+        headers["Content-Location"] = _versioned_url(request, record.etag)
+    if_match = request.headers.get("if-match")
+    if if_match_fails(if_match, etag):  # evaluated first (RFC 9110 §13.2.2)
+        assert if_match is not None
+        return _precondition_failed(if_match, etag)
+    if etag_in(request.headers.get("if-none-match"), etag, weak=True):
         return Response(status_code=304, headers={k: headers[k] for k in ("ETag", "Cache-Control")})
     ranges = None
     range_header = request.headers.get("range")

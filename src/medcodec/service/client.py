@@ -5,7 +5,8 @@ Flow for ``fetch(url, study=..., preset=...)``::
     GET {url}/studies/{study}[/series/{series}]/archive.zip?preset=NAME
       into DIR/<name>.zip.part (+ <name>.zip.part.etag: the ETag the bytes belong to)
     interrupted? the next call sends Range: bytes=<have>- and If-Range: <etag>
-      206 → append; 200 (the archive changed, or a live one) → start over
+      206 → append (only when its ETag and Content-Range continue the .part; else start over);
+      200 (the archive changed, or a live one) → start over
     done: size = Content-Length, sha256 = ETag (strong ETags are the sha256 of the ZIP),
           the ZIP reads back (every CRC-32) and has manifest.json → rename to DIR/<name>.zip
 
@@ -205,6 +206,15 @@ def fetch(
             ):
                 if resp.status_code == 416 and have:  # nothing left to send: the .part is complete
                     total, new_etag = have, etag
+                elif resp.status_code == 206 and not _continues(resp, have, etag):
+                    # not the rest of the bytes we hold (another archive's, a proxy's mix-up: an
+                    # outside audit, 2026-12-02): start over from the first byte
+                    part.unlink(missing_ok=True)
+                    tag_file.unlink(missing_ok=True)
+                    failures += 1
+                    if failures > retries:
+                        raise FetchError(f"{target_url}: the server's 206 answers do not continue the download")
+                    continue
                 elif resp.status_code in (200, 206):
                     new_etag = resp.headers.get("etag")
                     if resp.status_code == 200:
@@ -253,6 +263,14 @@ def fetch(
         if extract:
             _extract(final, dest)
         return final
+
+
+def _continues(resp: Any, have: int, etag: str | None) -> bool:
+    """A 206 answer to ``Range: bytes=<have>-`` + ``If-Range: <etag>`` that really is the rest of
+    those bytes: the same strong ETag, a ``Content-Range`` starting at ``have``."""
+    unit, _, spec = (resp.headers.get("content-range") or "").partition(" ")
+    first = spec.partition("-")[0].strip()
+    return bool(etag) and resp.headers.get("etag") == etag and unit.lower() == "bytes" and first == str(have)
 
 
 def _extract(archive: Path, dest: Path) -> None:

@@ -12,6 +12,7 @@ exception (or subclass)             status  when
 ``NotFoundError``                   404     unknown study / series / instance / frame / preset
 ``InvalidUidError``                 400     a path or query UID that breaks the PS3.5 §9.1 grammar
 ``RangeNotSatisfiableError``        416     a Range outside the representation
+(an ``If-Match`` that fails)        412     made by :mod:`.caching` and the archive routes
 ``NotAcceptableError``              406     Accept asks for a transfer syntax or type we cannot make
 ``UnsupportedMediaTypeError``       415     STOW body not ``multipart/related; type=application/dicom``
 ``NotDicomError``                   400     a STOW part (or a C-STORE dataset) that is not DICOM
@@ -105,8 +106,9 @@ def status_for(exc: BaseException) -> int:
 
 
 def error_response(status: int, kind: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The JSON error body every failure gets."""
-    return JSONResponse({"status": status, "error": kind, "detail": detail}, status_code=status, headers=headers)
+    """The JSON error body every failure gets; never stored by a cache (:mod:`.caching`)."""
+    return JSONResponse({"status": status, "error": kind, "detail": detail}, status_code=status,
+                        headers={"Cache-Control": "no-store", **(headers or {})})  # fmt: skip
 
 
 async def _codec_error(request: Request, exc: Exception) -> JSONResponse:
