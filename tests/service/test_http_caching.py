@@ -52,6 +52,13 @@ def test_a_precomputed_archive_is_revalidated_and_its_versioned_url_is_immutable
     assert "content-location" not in versioned.headers
     r = server.get(location, headers={"If-None-Match": etag})
     assert r.status_code == 304 and r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    modified = stable.headers["last-modified"]  # when the archive was built
+    r = server.get(_archive(server), headers={"If-Modified-Since": modified})
+    assert r.status_code == 304 and r.headers["last-modified"] == modified
+    r = server.get(_archive(server), headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert r.status_code == 200
+    r = server.get(_archive(server), headers={"If-Modified-Since": modified, "If-None-Match": '"other"'})
+    assert r.status_code == 200  # If-None-Match decides when both are sent (RFC 9110 §13.1.3)
     gone = server.get(_archive(server, version="0" * 64))
     assert gone.status_code == 404 and "gone" in gone.json()["detail"]
     assert gone.headers["cache-control"] == "no-store"

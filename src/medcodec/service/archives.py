@@ -7,7 +7,8 @@
   with ``Content-Length``, a strong ``ETag`` (the archive's sha256), ``Accept-Ranges: bytes``,
   ``Range`` → 206 (several ranges → ``multipart/byteranges``, overlapping ones coalesced; none
   satisfiable → 416; a unit other than ``bytes`` ignored), ``If-Match`` → 412 unless it names the
-  ETag, ``If-Range``, ``If-None-Match`` → 304. A study changes (ingest, STOW-RS, C-STORE,
+  ETag, ``If-Range`` (the ETag), ``If-None-Match`` → 304, ``Last-Modified`` (when the archive was
+  built) and ``If-Modified-Since`` → 304 when no ``If-None-Match`` is sent. A study changes (ingest, STOW-RS, C-STORE,
   ``store delete``), so the URL is not immutable: ``Cache-Control: public, no-cache`` (a CDN
   keeps the bytes and revalidates each use with the ETag: 304), and ``Content-Location`` names
   the same bytes at a versioned URL, ``...&version=<sha256>``, which is ``immutable`` (once
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
@@ -154,6 +156,18 @@ async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return rest()
 
 
+def _not_modified_since(header: str | None, built: int) -> bool:
+    """``If-Modified-Since`` (RFC 9110 §13.1.3) holds a valid date at or after ``built`` (seconds);
+    a malformed date is ignored."""
+    if header is None:
+        return False
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return since.tzinfo is not None and since.timestamp() >= built
+
+
 def _precondition_failed(if_match: str, etag: str | None = None) -> Response:
     detail = f"If-Match {if_match} does not match the archive" + (f" (now {etag})" if etag else " (live: no ETag)")
     return error_response(412, "PreconditionFailedError", detail)
@@ -178,12 +192,17 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
     }
     if not versioned:
         headers["Content-Location"] = _versioned_url(request, record.etag)
+    built = int(record.created_at)
+    headers["Last-Modified"] = formatdate(built, usegmt=True)
     if_match = request.headers.get("if-match")
     if if_match_fails(if_match, etag):  # evaluated first (RFC 9110 §13.2.2)
         assert if_match is not None
         return _precondition_failed(if_match, etag)
-    if etag_in(request.headers.get("if-none-match"), etag, weak=True):
-        return Response(status_code=304, headers={k: headers[k] for k in ("ETag", "Cache-Control")})
+    if_none_match = request.headers.get("if-none-match")
+    if etag_in(if_none_match, etag, weak=True) or (
+        if_none_match is None and _not_modified_since(request.headers.get("if-modified-since"), built)
+    ):
+        return Response(status_code=304, headers={k: headers[k] for k in ("ETag", "Cache-Control", "Last-Modified")})
     ranges = None
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
