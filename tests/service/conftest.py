@@ -16,29 +16,21 @@ a test fails to start it).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
+from medcodec.testing.server import free_port, start_server, stop_server
+
+__all__ = ["free_port", "start_server", "stop_server", "Server"]
+
 CHEST = "ct_chest_lungpetctdx_A0001_philips"
 HEAD = "ct_head_phantom_philips_ingenuity"
 SINGLES = ("us_US1_480x640_rgb_uncompressed.dcm", "mr_enhanced_multiframe_10f_64x64_rle.dcm",
            "ct_CT1_small_128x128_signed16.dcm")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -62,43 +54,6 @@ class Server:
 
     def alive(self) -> bool:
         return self.process.poll() is None
-
-
-def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict[str, str] | None = None,
-                 host: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], str, Path]:  # fmt: skip
-    port = free_port()
-    # a store URL (s3://...) has no folder beside it: its log goes to a temporary folder
-    logs = store.parent if isinstance(store, Path) else Path(tempfile.mkdtemp(prefix="medcodec-server-"))
-    log = logs / f"server-{port}.log"
-    # `serve` refuses a store that does not exist; a test that starts on a fresh one says --create
-    create = ["--create"] if isinstance(store, Path) and not store.exists() else []
-    cmd = [sys.executable, "-m", "medcodec.cli.main", "serve", "--store", str(store), "--host", host,
-           "--port", str(port), "--log-level", "warning", *create, *(extra or [])]  # fmt: skip
-    with open(log, "wb") as fh:  # the child keeps its own descriptor
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    url = f"http://{host}:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url, log
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    stop_server(proc)
-    raise RuntimeError(f"server did not answer /health within 60 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,13 @@ from ._common import EXIT_BUG, handle_errors
     help="STOW-RS body limit, MB (413 past it).",
 )
 @click.option(
+    "--max-results",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most results in one QIDO-RS answer, limit given or not (more: a Warning says so; page with offset).",
+)
+@click.option(
     "--workers",
     default=None,
     type=click.IntRange(min=1),
@@ -108,6 +115,7 @@ def serve(
     ae_title: str,
     dimse_peers: tuple[str, ...],
     max_upload: int,
+    max_results: int,
     workers: int | None,
     processes: int | None,
     max_live: int,
@@ -150,6 +158,7 @@ def serve(
         ae_title=ae_title,
         dimse_peers=tuple(_peer(text) for text in dimse_peers),
         max_upload_bytes=max_upload * 1024 * 1024,
+        max_results=max_results,
         live_workers=workers or os.cpu_count() or 1,
         **({} if processes is None else {"live_processes": processes}),
         max_live_streams=max_live,

@@ -91,6 +91,8 @@ _UNIQUE = {
 }
 _NOT_KEYS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
 _PENDING = 0xFF00
+#: C-FIND matches read from the catalog at a time (:meth:`_QR._pages`).
+FIND_PAGE = 200
 _NOT_ALLOWED = 0xC001
 _UNABLE = 0xC000  # PS3.4 C.4.2.1.5 / C.4.3.1.4: "Unable to process"
 _NOT_THIS_MODEL = 0xA900  # PS3.4 C.4.1.1.4: "Identifier does not match SOP Class"
@@ -268,13 +270,17 @@ class _QR:
             log.warning("C-FIND refused: %s", exc)
             yield _status(0xC000, str(exc)), None
             return
-        for item in results:
-            if event.is_cancelled:
-                yield 0xFE00, None
-                return
-            yield _PENDING, self._answer(identifier, level, item)
+        try:
+            for item in results:
+                if event.is_cancelled:
+                    yield 0xFE00, None
+                    return
+                yield _PENDING, self._answer(identifier, level, item)
+        except CodecError as exc:  # a later page's query failed (a value only the catalog checks)
+            log.warning("C-FIND failed: %s", exc)
+            yield _status(0xC000, str(exc)), None
 
-    def _search(self, identifier: Any, level: str) -> list[Any]:
+    def _search(self, identifier: Any, level: str) -> Iterator[Any]:
         from ..delivery.catalog import QUERY_KEYS
         from ..errors import InvalidInputError
 
@@ -301,14 +307,26 @@ class _QR:
             for pid, item in patients.items():
                 for tag, value in zip(("00201200", "00201202", "00201204"), counts[pid], strict=True):
                     item[tag] = {"vr": "IS", "Value": [value]}
-            return list(patients.values())
+            return iter(list(patients.values()))
         # return keys beyond the level's own attributes come from the stored headers, as includefield
         wanted = {
             f"{element.tag:08X}"
             for element in identifier
             if element.VR != "SQ" and element.tag not in (0x00080005, 0x00080052)  # character set, level
         }
-        return list(self.store.catalog.find(_LEVELS[level], query, include=wanted))
+        return self._pages(_LEVELS[level], query, wanted)
+
+    def _pages(self, level: str, query: Mapping[str, str], wanted: set[str]) -> Iterator[Any]:
+        """The matches, read :data:`FIND_PAGE` at a time: the first answer goes out after one page
+        and a C-CANCEL takes effect within one (an outside scale audit found an IMAGE-level ``*``
+        over 23,000 instances answered first after 11.3 s, every match held in memory)."""
+        offset = 0
+        while True:
+            page = self.store.catalog.find(level, query, include=wanted, limit=FIND_PAGE, offset=offset)
+            yield from page
+            if len(page) < FIND_PAGE:
+                return
+            offset += len(page)
 
     def _answer(self, identifier: Any, level: str, item: Mapping[str, Any]) -> Any:
         from pydicom.dataset import Dataset

@@ -81,6 +81,9 @@ class Settings:
     tls_certfile, tls_keyfile
         PEM certificate (chain) and private key: serve HTTPS (uvicorn's TLS). Both or neither. Off
         loopback without them the bearer token crosses the network in clear (the CLI warns).
+    max_results
+        Most results in one QIDO-RS answer, whether or not the client gives ``limit`` (a larger
+        ``limit``, or none, gets this many and a ``Warning: 299``; PS3.18 §8.3.4.4).
     public_url
         The URL clients reach the server at (``https://pacs.example.org/medcodec``: behind a reverse
         proxy), for the absolute URLs answers carry (``BulkDataURI`` in metadata, STOW-RS
@@ -93,6 +96,7 @@ class Settings:
     token: str | None = None
     catalog: str | None = None
     max_upload_bytes: int = 512 * 1024 * 1024
+    max_results: int = 10_000
     live_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     live_processes: int = field(default_factory=lambda: (os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)
     live_window: int = 8
@@ -127,7 +131,7 @@ class Settings:
             )
         if self.token is not None and len(self.token) < 16:
             raise InvalidInputError("the token must be at least 16 characters")
-        for name in ("max_upload_bytes", "live_workers", "live_window", "max_live_streams"):
+        for name in ("max_upload_bytes", "max_results", "live_workers", "live_window", "max_live_streams"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} must be a positive integer")
