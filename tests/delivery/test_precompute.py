@@ -267,3 +267,36 @@ def test_pre_computing_again_codes_colour_an_older_store_passed_through(
         assert not entry["passthrough"] and entry["lossy"]
         precompute(store, report.studies, presets=["diagnostic"])  # now fresh: kept
         assert store.rendition(record, "diagnostic").path == rendition.path
+
+
+@pytest.mark.realdata
+def test_archives_are_written_group_by_group(shared_data: Path, store, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Studies are pre-computed in groups of about ``GROUP_TASKS`` tasks, each group's archives
+    written before the next group starts: a refresh of 2,070 studies queued 47,000 Dask tasks at
+    once, reached 1 GB and had written no archive after 5 minutes (outside scale audit,
+    2026-12-02); stopped, it kept none. On a real LocalCluster (the default scheduler)."""
+    from medcodec.delivery import precompute as module
+
+    source = series_files(shared_data, CHEST, 1)[0]
+    files = []
+    for s in range(3):
+        for i in range(2):
+            ds = pydicom.dcmread(source)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = f"2.25.77{s}", f"2.25.77{s}1"
+            ds.SOPInstanceUID, ds.InstanceNumber = f"2.25.77{s}1{i}", i + 1
+            files.append(tmp_path / f"{s}_{i}.dcm")
+            ds.save_as(files[-1], enforce_file_format=True)
+    studies = list(dict.fromkeys(o.study_uid for o in store.ingest(files, precompress=False).outcomes))
+    monkeypatch.setattr(module, "GROUP_TASKS", 2, raising=False)  # a study (2 instances x 1 preset) a group
+    seen: list[tuple[str, int, list[bool]]] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        seen.append((stage, done, [store.archive(s, None, "preview") is not None for s in studies]))
+
+    written = precompute(store, studies, presets=["preview"], progress=progress)
+    assert len(written) == 6  # 3 studies x (study + series)
+    renders = [archives for stage, _, archives in seen if stage == "precompute"]
+    assert renders[0] == [False, False, False]
+    assert renders[2] == [True, False, False] and renders[4] == [True, True, False]  # a group's first task
+    assert [d for stage, d, _ in seen if stage == "precompute"] == list(range(1, 7))
