@@ -102,8 +102,22 @@ FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.201": "image/jphc",
     "1.2.840.10008.1.2.4.202": "image/jphc",
     "1.2.840.10008.1.2.4.203": "image/jphc",
-    "1.2.840.10008.1.2.5": "image/x-dicom-rle",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
 }
+#: Media type of each encapsulated image type when a request names none (PS3.18 Table 8.7.3-5,
+#: the "(D)" rows): JPEG Lossless for image/jpeg, never a lossy syntax (it was .50 until 2026-12-02:
+#: a client asking image/jpeg got lossy frames it had not asked for; an outside audit with OHIF).
+DEFAULT_FRAME_SYNTAX = {
+    "image/jpeg": "1.2.840.10008.1.2.4.70",
+    "image/jls": "1.2.840.10008.1.2.4.80",
+    "image/jp2": "1.2.840.10008.1.2.4.90",
+    "image/jphc": "1.2.840.10008.1.2.4.201",
+    "image/dicom-rle": "1.2.840.10008.1.2.5",
+}
+#: Names clients send for the media types above: the ones PS3.18 used before IANA registration
+#: (dicomweb-client sends image/x-jls, older versions image/x-dicom-rle) and OHIF 3's
+#: ``image/dicom+jpeg``; answered under the name asked for.
+MEDIA_ALIASES = {"image/x-dicom-rle": "image/dicom-rle", "image/x-jls": "image/jls", "image/dicom+jpeg": "image/jpeg"}
 _RESERVED = {"limit", "offset", "fuzzymatching", "includefield", "preset"}
 
 
@@ -184,6 +198,23 @@ def _preset_names_for(ts: str, wanted: str | None) -> list[str]:
     from ..delivery.live import presets_for_syntax
 
     return presets_for_syntax(ts, wanted)
+
+
+def _default_frame_syntax(media: str, record: Any, preset: str | None) -> str | None:
+    """The syntax frames asked as ``media`` without a transfer-syntax parameter come in:
+    :data:`DEFAULT_FRAME_SYNTAX` when stored so or producible here; with ``?preset=`` whose own
+    syntax of that type it is not, the preset's for the image (``image/jpeg`` under
+    ``diagnostic``: .51, .50 for 8-bit samples); ``None`` when neither."""
+    from ..delivery.presets import PRESETS
+
+    default = DEFAULT_FRAME_SYNTAX[media]
+    if default == record.transfer_syntax_uid or _producible(default, preset):
+        return default
+    if preset is not None and preset in PRESETS:
+        own = PRESETS[preset].transfer_syntax_for(int(record.bits_stored or 16))
+        if own is not None and FRAME_MEDIA_TYPES.get(own) == media:
+            return own
+    return None
 
 
 def _producible(ts: str, preset: str | None) -> bool:
@@ -472,30 +503,28 @@ async def _frames(request: Request) -> Response:
     preset = _preset_param(request)
     accept = parse_accept(request.headers.get("accept"))
     stored_media = FRAME_MEDIA_TYPES.get(record.transfer_syntax_uid)
-    types = ["application/octet-stream", *sorted(set(FRAME_MEDIA_TYPES.values()))]
     ts = None
+    asked_media: str | None = None  # the image type's name as the client wrote it (an alias kept)
     for m in accept:
         inner = m.params.get("type", "").lower() if m.type == "multipart/related" else m.type
+        media = MEDIA_ALIASES.get(inner, inner)
         if m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
             ts = EXPLICIT_VR_LE
         elif inner == "application/octet-stream":
             ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
             if ts not in (EXPLICIT_VR_LE, "*"):
                 continue
-        elif inner in types:
+        elif media in DEFAULT_FRAME_SYNTAX:
             ts = m.params.get("transfer-syntax")
-            if ts is None:  # the default syntax of each image type (PS3.18 Table 8.7.3-4)
-                ts = {
-                    "image/jpeg": "1.2.840.10008.1.2.4.50",
-                    "image/jls": "1.2.840.10008.1.2.4.80",
-                    "image/jp2": "1.2.840.10008.1.2.4.90",
-                    "image/jphc": "1.2.840.10008.1.2.4.201",
-                    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
-                }[inner]
-            if ts != "*" and FRAME_MEDIA_TYPES.get(ts) != inner:
+            if ts is None:  # the image type's default, or with ?preset= the preset's syntax of that type
+                ts = _default_frame_syntax(media, record, preset)
+                if ts is None:
+                    continue
+            if ts != "*" and FRAME_MEDIA_TYPES.get(ts) != media:
                 continue
             if ts != "*" and ts != record.transfer_syntax_uid and not _producible(ts, preset):
                 continue
+            asked_media = inner
         else:
             continue
         break
@@ -508,6 +537,8 @@ async def _frames(request: Request) -> Response:
     store = request.app.state.store
     frames, got = await run_in_threadpool(instance_frames, store, record, numbers, ts, preset)
     media = FRAME_MEDIA_TYPES.get(got, "application/octet-stream")
+    if asked_media is not None and MEDIA_ALIASES.get(asked_media) == media:
+        media = asked_media
     boundary = new_boundary()
     body = bytearray()
     params = "" if media == "application/octet-stream" and got == EXPLICIT_VR_LE else f"; transfer-syntax={got}"
