@@ -8,11 +8,11 @@
   ``Range`` → 206 (several ranges → ``multipart/byteranges``, overlapping ones coalesced; none
   satisfiable → 416; a unit other than ``bytes`` ignored), ``If-Match`` → 412 unless it names the
   ETag, ``If-Range`` (the ETag), ``If-None-Match`` → 304, ``Last-Modified`` (when the archive was
-  built) and ``If-Modified-Since`` → 304 when no ``If-None-Match`` is sent. A study changes (ingest, STOW-RS, C-STORE,
-  ``store delete``), so the URL is not immutable: ``Cache-Control: public, no-cache`` (a CDN
-  keeps the bytes and revalidates each use with the ETag: 304), and ``Content-Location`` names
-  the same bytes at a versioned URL, ``...&version=<sha256>``, which is ``immutable`` (once
-  the archive changes, that version is 404). Caching rules: :mod:`.caching`.
+  built) and ``If-Modified-Since`` → 304 when no ``If-None-Match`` is sent. A study changes
+  (ingest, STOW-RS, C-STORE, ``store delete``), so the URL is not immutable: ``Cache-Control:
+  public, no-cache`` (a CDN keeps the bytes and revalidates each use with the ETag: 304), and
+  ``Content-Location`` names the same bytes at a versioned URL, ``...&version=<sha256>``, which is
+  ``immutable`` (once the archive changes, that version is 404). Caching rules: :mod:`.caching`.
   ``X-Medcodec-Archive: precomputed``.
 * **Live** (not computed yet, or ``live=1``): when the study is being pre-computed after
   STOW-RS / C-STORE (:mod:`medcodec.delivery.refresher`) the request first waits for it, up to

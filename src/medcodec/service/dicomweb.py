@@ -104,7 +104,7 @@ FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.203": "image/jphc",
     "1.2.840.10008.1.2.5": "image/dicom-rle",
 }
-#: Media type of each encapsulated image type when a request names none (PS3.18 Table 8.7.3-5,
+#: Transfer syntax of each image media type when a request names none (PS3.18 Table 8.7.3-5,
 #: the "(D)" rows): JPEG Lossless for image/jpeg, never a lossy syntax (it was .50 until 2026-12-02:
 #: a client asking image/jpeg got lossy frames it had not asked for; an outside audit with OHIF).
 DEFAULT_FRAME_SYNTAX = {
