@@ -176,7 +176,7 @@ INDEXES = (
 # --------------------------------------------------------------------------- records
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstanceRecord:
     """One stored instance (a catalog row). ``path`` is relative to the store root."""
 

@@ -95,7 +95,7 @@ _SERIES_KEYWORDS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstanceOutcome:
     """What happened to one file.
 
