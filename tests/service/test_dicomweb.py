@@ -6,6 +6,7 @@ import io
 import re
 import time
 import zipfile
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -724,3 +725,59 @@ def test_frames_default_to_the_lossless_syntax_of_each_image_type_and_take_the_o
     content_type, frame = _frame_part(r.content)
     assert r.status_code == 200 and content_type == "image/x-jls; transfer-syntax=1.2.840.10008.1.2.4.80"
     assert np.array_equal(imagecodecs.jpegls_decode(frame), head.pixel_array)
+
+
+def test_state_changes_wait_for_if_match_and_frames_take_the_next_acceptable_choice(shared_data, tmp_path,
+                                                                                      spawn_server):  # fmt: skip
+    """A second outside audit (2026-12-02): a STOW-RS with a failing If-Match stored the instance,
+    then answered 412; frames asked ``image/jpeg; transfer-syntax=*`` came as RLE or octet-stream,
+    and ``application/octet-stream; transfer-syntax=*`` as lossy JPEG; a 1-bit image asked for
+    ``image/jpeg`` before ``application/octet-stream;q=0.5`` got 406, and its octet-stream frames
+    were one byte a pixel (8x what its metadata says)."""
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import pack_bits
+
+    from medcodec.delivery import open_store
+
+    liver = Path(get_testdata_file("liver.dcm"))  # 3 frames of 1-bit segmentation
+    rle = shared_data / "singles" / "mr_enhanced_multiframe_10f_64x64_rle.dcm"
+    lossy = shared_data / "singles" / "us_576x768_ybr_jpeg_extended.dcm"
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest([liver, rle, lossy], precompress=False).ok
+    _, url, _ = spawn_server(tmp_path / "store")
+
+    def frames_url(path: Path, n: int = 1) -> str:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return (f"{url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
+                f"{ds.SOPInstanceUID}/frames/{n}")  # fmt: skip
+
+    seg = pydicom.dcmread(liver)
+    for n in (1, 2, 3):
+        r = httpx.get(frames_url(liver, n), headers={"Accept": 'multipart/related; type="image/jpeg", '
+                                                               'multipart/related; type="application/octet-stream"; q=0.5'},
+                      timeout=60)  # fmt: skip
+        assert r.status_code == 200, r.text
+        content_type, frame = _frame_part(r.content)
+        assert content_type.startswith("application/octet-stream") and len(frame) == 512 * 512 // 8
+        assert frame == pack_bits(seg.pixel_array[n - 1].ravel())
+    r = httpx.get(frames_url(rle, 2), headers={"Accept": 'multipart/related; type="image/jpeg"; transfer-syntax=*'},
+                  timeout=60)  # fmt: skip
+    assert r.status_code == 200 and _frame_part(r.content)[0] == "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.70"
+    r = httpx.get(frames_url(lossy), timeout=60,
+                  headers={"Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'})  # fmt: skip
+    content_type, frame = _frame_part(r.content)
+    assert r.status_code == 200 and content_type == "application/octet-stream" and len(frame) == 576 * 768 * 3
+
+    mr = pydicom.dcmread(shared_data / "singles" / "ct_CT1_small_128x128_signed16.dcm")
+    buffer = io.BytesIO()
+    mr.save_as(buffer, enforce_file_format=True)
+    boundary = "stowboundary0123"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").encode() + buffer.getvalue() + \
+        f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+    r = httpx.post(url + "/dicomweb/studies", content=body, headers={**headers, "If-Match": '"x"'}, timeout=60)
+    assert r.status_code == 412 and "nothing was done" in r.json()["detail"]
+    assert httpx.get(url + f"/dicomweb/studies?StudyInstanceUID={mr.StudyInstanceUID}", timeout=60).json() == []
+    r = httpx.post(url + "/dicomweb/studies", content=body, headers={**headers, "If-Match": "*"}, timeout=60)
+    assert r.status_code == 200
+    assert len(httpx.get(url + f"/dicomweb/studies?StudyInstanceUID={mr.StudyInstanceUID}", timeout=60).json()) == 1

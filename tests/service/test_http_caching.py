@@ -286,3 +286,32 @@ def test_behind_a_caching_proxy_nobody_gets_an_old_study_a_wrong_syntax_or_anoth
         assert "public" not in got.headers["cache-control"]
         again = httpx.get(f"http://127.0.0.1:{cdn_token}{path}", timeout=60)
         assert again.status_code == 401, (path, again.headers.get("x-cache-status"))
+
+
+def test_conditional_requests_after_a_second_look(server):
+    """A second outside audit of these rules (2026-12-02): If-Match on an unknown study's archive
+    was 412 (RFC 9110 §13.2.1: 404); the 304 left out Content-Location; an asctime
+    If-Modified-Since, If-Unmodified-Since and a dated If-Range were ignored; a quoted, padded or
+    repeated version= was taken as the immutable one."""
+    url = _archive(server)
+    full = server.get(url)
+    etag, modified, location = full.headers["etag"], full.headers["last-modified"], full.headers["content-location"]
+    assert server.get("/studies/1.2.3.4/archive.zip", headers={"If-Match": '"x"'}).status_code == 404
+    r = server.get(url, headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.headers["content-location"] == location
+    from email.utils import parsedate_to_datetime
+
+    asctime = parsedate_to_datetime(modified).strftime("%a %b %d %H:%M:%S %Y").replace(" 0", "  ", 1)
+    assert server.get(url, headers={"If-Modified-Since": asctime}).status_code == 304
+    r = server.get(url, headers={"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert r.status_code == 412 and r.headers["cache-control"] == "no-store"
+    assert server.get(url, headers={"If-Unmodified-Since": modified}).status_code == 200
+    r = server.get(url, headers={"Range": "bytes=0-9", "If-Range": modified})
+    assert r.status_code == 206 and r.content == full.content[:10]
+    r = server.get(url, headers={"Range": "bytes=0-9", "If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert r.status_code == 200 and r.content == full.content
+    tag = etag.strip('"')
+    for bad in (f'"{tag}"', f" {tag}", tag.upper()):
+        assert server.get(_archive(server, version=bad.replace(" ", "%20").replace('"', "%22"))).status_code == 400
+    assert server.get(_archive(server, version=tag) + f"&version={tag}").status_code == 400
+    assert "live" not in server.get(_archive(server, version="")).json()["detail"]

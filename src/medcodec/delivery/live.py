@@ -793,6 +793,10 @@ def _native_frames(ds: Any, record: Any) -> list[bytes]:
         raise NotAcceptableError(f"instance {record.sop_uid}: pixels cannot be decoded: {exc}") from exc
     if int(ds.get("NumberOfFrames") or 1) == 1:
         arr = arr[None]
+    if int(ds.get("BitsAllocated") or 0) == 1:  # 8 pixels a byte (PS3.5 §8.1.1), each frame on its own:
+        from pydicom.pixels import pack_bits  # 8x the size the metadata says until 2026-12-02 (an audit)
+
+        return [pack_bits(frame.ravel()) for frame in arr]
     arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
     return [frame.tobytes() for frame in arr]
 

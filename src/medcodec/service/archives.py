@@ -27,6 +27,8 @@ Default preset: ``diagnostic``. UIDs are validated before anything touches the s
 from __future__ import annotations
 
 import asyncio
+import datetime
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from email.utils import formatdate, parsedate_to_datetime
@@ -47,6 +49,7 @@ from .http import multipart_end, multipart_part_header, new_boundary, parse_rang
 __all__ = ["routes", "ClosingStreamingResponse"]
 
 _CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -94,9 +97,12 @@ async def _archive(request: Request) -> Response:
         series = validate_uid(series, what="Series Instance UID")
     preset = _preset_name(request)
     live = _flag(request.query_params.get("live"))
-    version = request.query_params.get("version")
-    if version is not None and (live or not version.strip()):
-        raise InvalidInputError("version= names a pre-computed archive's ETag; it does not go with live=1")
+    versions = request.query_params.getlist("version")
+    version = versions[0] if versions else None
+    if version is not None and (len(versions) > 1 or not _SHA256.fullmatch(version)):
+        raise InvalidInputError(f"version={version!r}: expected one archive ETag, 64 lower-case hex digits")
+    if version is not None and live:
+        raise InvalidInputError("version= names a pre-computed archive; it does not go with live=1")
     store = request.app.state.store
     record = None if live else await run_in_threadpool(store.archive, study, series, preset)
     refresher = getattr(request.app.state, "refresher", None)
@@ -109,16 +115,16 @@ async def _archive(request: Request) -> Response:
         record = await run_in_threadpool(store.archive, study, series, preset)
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
     disposition = f'attachment; filename="{name}"'
-    if version is not None and (record is None or version.strip().strip('"') != record.etag):
+    if version is not None and (record is None or version != record.etag):
         now = f"the current one is {record.etag}" if record is not None else "it is not pre-computed now"
         raise NotFoundError(f"archive version {version!r} of {name} is gone ({now}): ask without version=")
     if record is not None:
         return await _precomputed(request, store, record, disposition, versioned=version is not None)
-    if if_match_fails(request.headers.get("if-match"), None):  # a live archive has no ETag (RFC 9110 §13.1.1)
-        return _precondition_failed(request.headers["if-match"])
     from ..delivery.live import live_archive
 
     records = await run_in_threadpool(store.instances, study, series)  # NotFoundError -> 404 before streaming
+    if if_match_fails(request.headers.get("if-match"), None):  # a live archive has no ETag (RFC 9110 §13.1.1)
+        return _precondition_failed(request.headers["if-match"])
     headers = {"Content-Disposition": disposition, "Cache-Control": "no-store", "X-Medcodec-Archive": "live"}
     if (request.headers.get("if-none-match") or "").strip() == "*":
         # RFC 9110 §13.1.2: "*" is false when a current representation exists, as here (no ETag needed)
@@ -156,16 +162,27 @@ async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return rest()
 
 
-def _not_modified_since(header: str | None, built: int) -> bool:
-    """``If-Modified-Since`` (RFC 9110 §13.1.3) holds a valid date at or after ``built`` (seconds);
-    a malformed date is ignored."""
+def _http_date(header: str | None) -> int | None:
+    """An HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, or the obsolete RFC 850 and asctime forms, all
+    GMT) as seconds since the epoch; ``None`` when absent or malformed (the condition is ignored)."""
     if header is None:
-        return False
+        return None
     try:
-        since = parsedate_to_datetime(header)
+        when = parsedate_to_datetime(header.strip())
     except (TypeError, ValueError, IndexError):
-        return False
-    return since.tzinfo is not None and since.timestamp() >= built
+        return None
+    if when.tzinfo is None:  # asctime carries no zone: it is GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return int(when.timestamp())
+
+
+def _if_range_holds(if_range: str, etag: str, built: int) -> bool:
+    """``If-Range`` (RFC 9110 §13.1.5): the strong ETag, or the exact Last-Modified date (strong
+    here: an archive is written once, before it is ever served)."""
+    value = if_range.strip()
+    if value.startswith(('"', 'W/"')):
+        return value == etag
+    return _http_date(value) == built
 
 
 def _precondition_failed(if_match: str, etag: str | None = None) -> Response:
@@ -198,15 +215,20 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
     if if_match_fails(if_match, etag):  # evaluated first (RFC 9110 §13.2.2)
         assert if_match is not None
         return _precondition_failed(if_match, etag)
+    unmodified = _http_date(request.headers.get("if-unmodified-since"))
+    if if_match is None and unmodified is not None and built > unmodified:
+        return error_response(
+            412, "PreconditionFailedError", f"the archive was built after {formatdate(unmodified, usegmt=True)}"
+        )
     if_none_match = request.headers.get("if-none-match")
-    if etag_in(if_none_match, etag, weak=True) or (
-        if_none_match is None and _not_modified_since(request.headers.get("if-modified-since"), built)
-    ):
-        return Response(status_code=304, headers={k: headers[k] for k in ("ETag", "Cache-Control", "Last-Modified")})
+    since = _http_date(request.headers.get("if-modified-since"))
+    if etag_in(if_none_match, etag, weak=True) or (if_none_match is None and since is not None and built <= since):
+        kept = ("ETag", "Cache-Control", "Last-Modified", "Content-Location")  # RFC 9110 §15.4.5
+        return Response(status_code=304, headers={k: headers[k] for k in kept if k in headers})
     ranges = None
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
-    if range_header is not None and (if_range is None or if_range.strip() == etag):
+    if range_header is not None and (if_range is None or _if_range_holds(if_range, etag, built)):
         ranges = parse_range(range_header, size)  # 400 malformed / 416 unsatisfiable / None: not bytes, ignored
     head = request.method == "HEAD"
     if ranges is None:

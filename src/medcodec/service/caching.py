@@ -25,9 +25,10 @@ with a bearer token configured             ``public`` becomes ``private``; ``pri
 =========================================  =====================================================
 
 Answers under ``/dicomweb`` and ``/wado`` also say ``Vary: Accept`` (their representation is
-chosen by it, RFC 9110 §12.5.5). ``If-Match`` (RFC 9110 §13.1.1) is evaluated for every 2xx
-answer: a listed ETag the answer does not carry (strong comparison), or any list where it carries
-none, turns it into 412; the archive routes evaluate it themselves before any work
+chosen by it, RFC 9110 §12.5.5). ``If-Match`` (RFC 9110 §13.1.1): on a POST (STOW-RS) anything but
+``*`` is 412 before the request runs (nothing it targets has an ETag); on a GET / HEAD a 2xx answer
+that does not carry a listed ETag (strong comparison) becomes 412, while other answers (404...)
+stay as they are (§13.2.1); the archive routes evaluate it themselves before any work
 (:func:`if_match_fails`).
 """
 
@@ -105,6 +106,15 @@ class CachePolicy:
         request_headers = Headers(scope=scope)
         if_match = request_headers.get("if-match")
         path = str(scope.get("path", ""))
+        if if_match is not None and scope.get("method") not in ("GET", "HEAD") and if_match_fails(if_match, None):
+            # a state-changing request (STOW-RS) is judged before it runs (RFC 9110 §13.1.1): no
+            # resource it targets has an ETag, so a listed one fails; it stored, then said 412,
+            # until an outside audit found it (2026-12-02)
+            detail = f"If-Match {if_match}: {path} has no entity tag, nothing was done"
+            response = error_response(412, "PreconditionFailedError", detail)
+            self._police(412, MutableHeaders(raw=response.raw_headers), path)
+            await response(scope, receive, send)
+            return
         failed = False
 
         async def policed(message: Message) -> None:

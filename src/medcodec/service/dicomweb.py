@@ -304,7 +304,7 @@ async def _search(request: Request, level: str) -> Response:
     most = int(request.app.state.settings.max_results)
     capped = limit is None or limit > most
     if capped:
-        limit = most
+        limit = most + 1  # one more than is sent: the Warning says there are more only when there are
     offset = _int_param(request, "offset", 0, maximum=10**9) or 0
     fuzzy = request.query_params.get("fuzzymatching", "false").lower() == "true"
     query, ignored = _query(request)
@@ -324,8 +324,9 @@ async def _search(request: Request, level: str) -> Response:
     base = base_url(request) + "/dicomweb"
     for item in found:
         _add_retrieve_url(item, base, level)
-    if capped and len(found) == most:
-        warnings.append(f"at most {most} results per answer: there may be more (use limit and offset)")
+    if capped and len(found) > most:
+        found = found[:most]
+        warnings.append(f"at most {most} results per answer: there are more (use limit and offset)")
     response = await _dicom_json_answer(request, found)
     if warnings:
         response.headers["Warning"] = ", ".join(_warning_299(w) for w in warnings)
@@ -503,39 +504,44 @@ async def _frames(request: Request) -> Response:
     preset = _preset_param(request)
     accept = parse_accept(request.headers.get("accept"))
     stored_media = FRAME_MEDIA_TYPES.get(record.transfer_syntax_uid)
-    ts = None
-    asked_media: str | None = None  # the image type's name as the client wrote it (an alias kept)
+    # every acceptable (syntax, media type as the client wrote it), in the client's order: the first
+    # this image can take is sent (a 1-bit image cannot be JPEG: the next choice, not a 406)
+    choices: list[tuple[str, str | None]] = []
     for m in accept:
         inner = m.params.get("type", "").lower() if m.type == "multipart/related" else m.type
         media = MEDIA_ALIASES.get(inner, inner)
         if m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
-            ts = EXPLICIT_VR_LE
-        elif inner == "application/octet-stream":
-            ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
-            if ts not in (EXPLICIT_VR_LE, "*"):
-                continue
+            choices.append((EXPLICIT_VR_LE, None))
+        elif inner == "application/octet-stream":  # uncompressed samples, whatever is stored (PS3.18 §8.7.3.3.2)
+            if m.params.get("transfer-syntax", EXPLICIT_VR_LE) in (EXPLICIT_VR_LE, "*"):
+                choices.append((EXPLICIT_VR_LE, None))
         elif media in DEFAULT_FRAME_SYNTAX:
             ts = m.params.get("transfer-syntax")
+            if ts == "*":  # any syntax of this type: as stored when it is one, else the type's default
+                ts = record.transfer_syntax_uid if stored_media == media else None
             if ts is None:  # the image type's default, or with ?preset= the preset's syntax of that type
                 ts = _default_frame_syntax(media, record, preset)
-                if ts is None:
-                    continue
-            if ts != "*" and FRAME_MEDIA_TYPES.get(ts) != media:
+            if ts is None or FRAME_MEDIA_TYPES.get(ts) != media:
                 continue
-            if ts != "*" and ts != record.transfer_syntax_uid and not _producible(ts, preset):
+            if ts != record.transfer_syntax_uid and not _producible(ts, preset):
                 continue
-            asked_media = inner
-        else:
-            continue
-        break
-    else:
+            choices.append((ts, inner))
+    if not choices:
         raise NotAcceptableError(
             f"cannot send frames as any of {[m.type + str(m.params) for m in accept]}: available are "
             f"application/octet-stream ({EXPLICIT_VR_LE}), the stored syntax ({stored_media or 'uncompressed'}) "
             f", the presets' {sorted(set(_preset_syntaxes_values()))} and, losslessly, {_lossless_values()}"
         )
     store = request.app.state.store
-    frames, got = await run_in_threadpool(instance_frames, store, record, numbers, ts, preset)
+    unique = list(dict.fromkeys(choices))
+    for ts, asked_media in unique:
+        try:
+            frames, got = await run_in_threadpool(instance_frames, store, record, numbers, ts, preset)
+        except NotAcceptableError:
+            if (ts, asked_media) == unique[-1]:
+                raise
+            continue
+        break
     media = FRAME_MEDIA_TYPES.get(got, "application/octet-stream")
     if asked_media is not None and MEDIA_ALIASES.get(asked_media) == media:
         media = asked_media
