@@ -163,5 +163,7 @@ def test_qido_without_limit_is_bounded_and_says_so(many: Path) -> None:
         assert len(r.json()) == 5 and "warning" not in r.headers
         r = httpx.get(url + "/dicomweb/studies", params={"limit": "50", "offset": "7"}, timeout=60)
         assert len(r.json()) == STUDIES - 7  # the rest, with offset
+        r = httpx.get(url + "/dicomweb/studies", params={"offset": str(STUDIES - 7)}, timeout=60)
+        assert len(r.json()) == 7 and "warning" not in r.headers  # exactly the maximum left: no "more"
     finally:
         stop_server(proc)
