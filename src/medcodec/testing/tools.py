@@ -26,7 +26,7 @@ def require_tool(name: str) -> str:
     if path is None:
         message = (
             f"{name} not installed (Debian packages dcmtk, dicom3tools, libgdcm-tools, chromium, orthanc, unzip, "
-            "postgresql, openssl: `make sysdeps`, as root)"
+            "postgresql, openssl, nginx: `make sysdeps`, as root)"
         )
         if required("CI") or required("MEDCODEC_REQUIRE_TOOLS"):
             pytest.fail(message)
