@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ import httpx
 import pydicom
 
 from medcodec.service.demo import ShapingProxy, free_port  # the shaped loopback link, shared with `make demo`
+from medcodec.testing.server import stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -83,13 +83,8 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    if proc is not None:
+        stop_server(proc)  # Ctrl-C, killed after 15 s (Orthanc too)
 
 
 def tree(pid: int) -> list[int]:

@@ -360,3 +360,19 @@ def test_jpeg_lossless_is_process_14_sv1_and_bit_exact_in_dcmtk_and_gdcm(
         theirs = pydicom.dcmread(out)
         assert not theirs.file_meta.TransferSyntaxUID.is_compressed
         assert np.array_equal(_hu(theirs), reference), tool
+
+
+def test_jpeg_lossless_encoder_refuses_what_its_precision_cannot_hold() -> None:
+    """libjpeg-turbo is not asked to code samples outside 0..2**P-1 (a series mapping never gives
+    them; a direct caller gets medcodec's error, not a library's silent wrap)."""
+    from medcodec import external
+
+    ok = np.array([[0, 4095], [17, 2048]], dtype=np.uint16)
+    assert np.array_equal(external.jpeg8_decode(external.ljpeg_encode(ok, bits_stored=12)), ok)
+    for bad, bits in ((ok + 1, 12), (ok.astype(np.int32) - 1, 12), (ok, 1), (ok, 17)):
+        with pytest.raises(InvalidInputError):
+            external.ljpeg_encode(bad, bits_stored=bits)
+    stream = external.ljpeg_encode(ok, bits_stored=12)
+    assert stream[:2] == b"\xff\xd8" and stream[2:4] != b"\xff\xe0"  # no JFIF segment
+    other_app0 = b"\xff\xd8\xff\xe0\x00\x07AVI1\x00" + stream[2:]
+    assert external.strip_jfif(other_app0) == other_app0  # only JFIF is dropped

@@ -307,7 +307,7 @@ class _QR:
             for pid, item in patients.items():
                 for tag, value in zip(("00201200", "00201202", "00201204"), counts[pid], strict=True):
                     item[tag] = {"vr": "IS", "Value": [value]}
-            return iter(list(patients.values()))
+            return iter(patients.values())
         # return keys beyond the level's own attributes come from the stored headers, as includefield
         wanted = {
             f"{element.tag:08X}"
