@@ -759,15 +759,20 @@ def test_a_dataset_read_with_another_vr_than_its_meta_says_is_still_written() ->
 
 @pytest.mark.realdata
 def test_a_406_says_what_the_preset_does_with_the_image(shared_data: Path, store) -> None:
-    """8-bit grayscale asked as 12-bit JPEG (.51): the diagnostic preset codes it as baseline .50,
-    and the 406 says so (it said 'passed through' until 2026-12-02: an outside audit)."""
+    """A 12-bit CT asked as 8-bit baseline JPEG (.50): the diagnostic preset codes it as .51, and
+    the 406 says so (it said 'passed through' until 2026-12-02: an outside audit). 8-bit
+    grayscale asked as .51 is answered (its baseline frames as SOF1, since 2026-12-02)."""
     from medcodec.delivery.live import instance_bytes
 
+    ct = shared_data / "ct_chest_lungpetctdx_A0001_philips" / "0001.dcm"
+    assert store.ingest([ct], precompress=False).ok
+    (record,) = store.instances(str(pydicom.dcmread(ct, stop_before_pixels=True).StudyInstanceUID))
+    with pytest.raises(NotAcceptableError, match=r"codes this image as 1\.2\.840\.10008\.1\.2\.4\.51"):
+        instance_bytes(store, record, "1.2.840.10008.1.2.4.50", "diagnostic", True)
     path = shared_data / "singles" / "us_768x1024_8bit_jpeg_lossless.dcm"
     assert pydicom.dcmread(path, stop_before_pixels=True).BitsStored == 8
     assert store.ingest([path], precompress=False).ok
     (record,) = store.instances(str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID))
-    with pytest.raises(NotAcceptableError, match=r"codes this image as 1\.2\.840\.10008\.1\.2\.4\.50"):
-        instance_bytes(store, record, JPEG12, None, True)
+    assert instance_bytes(store, record, JPEG12, None, True)[1] == JPEG12
     data, got = instance_bytes(store, record, "1.2.840.10008.1.2.4.50", None, True)
     assert got == "1.2.840.10008.1.2.4.50" and pydicom.dcmread(io.BytesIO(data)).BitsStored == 8

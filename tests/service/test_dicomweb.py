@@ -213,10 +213,18 @@ def test_unknown_transfer_syntax_gives_406(server):
         assert r.json()["status"] == 406
     r = server.get(url, headers={"Accept": "text/html"})
     assert r.status_code == 406
-    # a colour ultrasound cannot become 12-bit JPEG: 406 for that instance
+    # a colour ultrasound asked as .51 (JPEG processes 2 and 4) gets 8-bit extended JPEG, was 406
     us = pydicom.dcmread(server.singles["us_US1_480x640_rgb_uncompressed.dcm"], stop_before_pixels=True)
     r = server.get(f"/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}/instances/{us.SOPInstanceUID}",
                    headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JPEG_12}'})  # fmt: skip
+    assert r.status_code == 200, r.text
+    ds = pydicom.dcmread(io.BytesIO(_frame_part(r.content)[1]))
+    assert ds.file_meta.TransferSyntaxUID == JPEG_12 and ds.BitsStored == 8 and ds.LossyImageCompression == "01"
+    assert ds.pixel_array.shape == (480, 640, 3)
+    # RLE is not among the syntaxes the diagnostic preset codes: 406 for that instance
+    r = server.get(f"/dicomweb/studies/{us.StudyInstanceUID}/series/{us.SeriesInstanceUID}/instances/{us.SOPInstanceUID}"
+                   "?preset=diagnostic",
+                   headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.5'})  # fmt: skip
     assert r.status_code == 406
 
 

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
@@ -135,21 +136,28 @@ def _parts(r: httpx.Response) -> list[tuple[str, bytes]]:
 
 @pytest.mark.realdata
 def test_a_lossy_colour_original_asked_for_a_syntax_it_cannot_take_comes_as_stored(served) -> None:
-    """A baseline JPEG colour SC asked as .51: 406 for the instance (a colour image is .50 here),
-    the stored file, not a second-generation .50, as the series' part; asked as .50, the stored
-    file too (it is .50 already)."""
+    """A baseline JPEG colour SC asked as .51: its stored frames relabelled SOF1 (was a 406 until
+    2026-12-02), never a second-generation JPEG, for the instance and as the series' part; asked
+    for as RLE under a lossy preset, which does not code colour in it, 406; asked as .50, the
+    stored file (it is .50 already)."""
     url, records, paths = served
     study, series, sop = records["sc_jpeg"]
     stored = paths["sc_jpeg"].read_bytes()
+    original = pydicom.dcmread(paths["sc_jpeg"])
     multipart = 'multipart/related; type="application/dicom"; transfer-syntax='
     with httpx.Client(timeout=120) as c:
         inst = f"{url}/dicomweb/studies/{study}/series/{series}/instances/{sop}"
-        r = c.get(inst, headers={"Accept": multipart + JPEG_51})
+        for where in (inst, f"{url}/dicomweb/studies/{study}/series/{series}"):
+            r = c.get(where, headers={"Accept": multipart + JPEG_51})
+            assert r.status_code == 200, r.text[:300]
+            ((kind, body),) = _parts(r)
+            ds = pydicom.dcmread(io.BytesIO(body))
+            assert JPEG_51 in kind and ds.file_meta.TransferSyntaxUID == JPEG_51
+            changed = np.frombuffer(ds.PixelData, np.uint8) != np.frombuffer(original.PixelData, np.uint8)
+            assert changed.sum() == 1  # the SOF marker: the stored frames, not coded again
+        rle = "1.2.840.10008.1.2.5"
+        r = c.get(inst + "?preset=diagnostic", headers={"Accept": multipart + rle})
         assert r.status_code == 406 and "Traceback" not in r.text
-        r = c.get(f"{url}/dicomweb/studies/{study}/series/{series}", headers={"Accept": multipart + JPEG_51})
-        assert r.status_code == 200, r.text[:300]
-        ((kind, body),) = _parts(r)
-        assert "1.2.840.10008.1.2.4.50" in kind and body == stored
         r = c.get(inst, headers={"Accept": multipart + "1.2.840.10008.1.2.4.50"})
         assert r.status_code == 200 and _parts(r)[0][1] == stored
 

@@ -306,3 +306,47 @@ def relabel_syntax(data: bytes, transfer_syntax: str) -> bytes:
     write_file_meta_info(out, meta, enforce_standard=True)
     out.write(data[fp.tell() :])
     return out.getvalue()
+
+
+def baseline_as_extended(data: bytes) -> bytes:
+    """The PS3.10 file ``data``, JPEG Baseline ``.50``, as JPEG Extended ``.51``: each frame's SOF0
+    marker made SOF1 (ISO 10918-1: a baseline frame is an extended one with 8-bit samples; the
+    segment is the same bytes, so no length or offset moves) and the syntax relabelled
+    (:func:`relabel_syntax`). DCMTK's ``dcmcjpeg +ee`` writes 8-bit ``.51`` the same way; a client
+    asking for ``.51`` (Orthanc answers it for 8-bit images) got 406 before 2026-12-02.
+
+    Raises
+    ------
+    InvalidInputError
+        ``data`` holds no encapsulated pixel data whose frames are JPEG codestreams.
+    """
+    from pydicom.encaps import parse_basic_offsets, parse_fragments
+
+    from ..dicom.codestream import jpeg_frame_marker_offset
+    from ..dicom.write import JPEG_EXTENDED
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = dcmread(io.BytesIO(data), force=True)
+    element = ds.get_item(0x7FE00010) if "PixelData" in ds else None
+    start = getattr(element, "value_tell", None)
+    if element is None or start is None or getattr(element, "length", 0) != 0xFFFFFFFF:
+        raise InvalidInputError("no encapsulated pixel data to relabel as JPEG Extended")
+    out = bytearray(data)
+    value = memoryview(out)[start:]
+    fp = io.BytesIO(value)
+    parse_basic_offsets(fp)
+    _, offsets = parse_fragments(fp)
+    patched = 0
+    for offset in offsets:  # each fragment's item tag; its value 8 bytes on
+        body = value[offset + 8 :]
+        if bytes(body[:2]) != b"\xff\xd8":  # a continuation fragment of a frame
+            continue
+        sof = jpeg_frame_marker_offset(body[:65536])
+        if sof is None or body[sof + 1] not in (0xC0, 0xC1):
+            raise InvalidInputError("a frame is not a baseline or extended JPEG codestream")
+        body[sof + 1] = 0xC1
+        patched += 1
+    if not patched:
+        raise InvalidInputError("no JPEG frame in the pixel data")
+    return relabel_syntax(bytes(out), JPEG_EXTENDED)

@@ -45,7 +45,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeVar
 
-from .header import as_part10, read_header, relabel_syntax, stored_syntax
+from ..dicom.write import JPEG_BASELINE, JPEG_EXTENDED
+from .header import as_part10, baseline_as_extended, read_header, relabel_syntax, stored_syntax
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
 
 __all__ = ["LivePool", "amap_ordered", "LiveEntry", "stream_zip"]
@@ -618,7 +619,9 @@ def instance_bytes(
         raise NotAcceptableError(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
         )
-    if got != coded_as and _stored_by_choice(made) and _may_give(record, name, ts):
+    if got == JPEG_BASELINE and ts == JPEG_EXTENDED:  # 8-bit samples, coded (or stored) baseline: SOF1
+        data, got = baseline_as_extended(data), ts
+    elif got != coded_as and _stored_by_choice(made) and _may_give(record, name, ts):
         # an original stored lossy-compressed (a preset does not code it a second time), or stored
         # smaller than the preset codes it: this client asked for the syntax, so it is coded for it,
         # unless the preset cannot give it that syntax either (then the stored file stays the answer)
@@ -651,16 +654,16 @@ def instance_bytes(
 
 def _colour_syntaxes(preset_name: str) -> list[str]:
     """The syntaxes ``preset_name`` codes a colour image in: baseline JPEG under a lossy preset that
-    codes colour, the lossless ones of :data:`medcodec.external.COLOUR_LOSSLESS` (and .91 / .203
-    through them) under ``lossless``, none where colour goes as stored."""
-    from ..dicom.write import JPEG_BASELINE
+    codes colour (and extended .51, the same frames as SOF1: :func:`.header.baseline_as_extended`),
+    the lossless ones of :data:`medcodec.external.COLOUR_LOSSLESS` (and .91 / .203 through them)
+    under ``lossless``, none where colour goes as stored."""
     from ..external import COLOUR_LOSSLESS
     from .presets import PRESETS, with_lossless_aliases
 
     preset = PRESETS[preset_name]
     if not preset.codes_colour:
         return []
-    return [JPEG_BASELINE] if preset.lossy else with_lossless_aliases(list(COLOUR_LOSSLESS))
+    return [JPEG_BASELINE, JPEG_EXTENDED] if preset.lossy else with_lossless_aliases(list(COLOUR_LOSSLESS))
 
 
 def _may_give(record: Any, preset_name: str, ts: str) -> bool:
@@ -784,21 +787,59 @@ def instance_frames(
 
 
 def _native_frames(ds: Any, record: Any) -> list[bytes]:
-    """Every frame of ``ds`` (read whole) decoded to little-endian samples."""
+    """Every frame of ``ds`` (read whole) as native little-endian samples, laid out as the
+    instance's metadata describes them.
+
+    Pixel data stored native (little endian, whole bytes) is cut into frames as stored: the stored
+    Photometric Interpretation and Planar Configuration hold for them (YBR_FULL stays YBR_FULL,
+    YBR_FULL_422 keeps its two bytes a pixel, a colour-by-plane frame stays by plane). Until
+    2026-12-02 they went through pydicom's ``pixel_array``, which converts YCbCr to RGB and
+    interleaves planes: a frame the metadata mis-described (a YBR_FULL_422 frame 1.5x its size).
+    Compressed pixel data is decoded as every DICOM decoder does (YCbCr JPEG to RGB: DCMTK and
+    Orthanc answer so too); big-endian data through pydicom, kept by plane when stored by plane.
+    """
+    import numpy as np
+
     from ..errors import NotAcceptableError
 
+    if "PixelData" not in ds:
+        raise NotAcceptableError(f"instance {record.sop_uid}: no pixel data")
+    count = int(ds.get("NumberOfFrames") or 1)
+    bits = int(ds.get("BitsAllocated") or 0)
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    native = syntax is not None and not _is_encapsulated(str(syntax))
+    if native and ds.original_encoding[1] is not False and bits % 8 == 0 and bits:
+        from pydicom.pixels.utils import get_expected_length
+
+        try:
+            size = get_expected_length(ds, unit="bytes") // count
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise NotAcceptableError(f"instance {record.sop_uid}: pixel attributes unusable: {exc}") from exc
+        raw = ds.PixelData
+        if size <= 0 or len(raw) < size * count:
+            raise NotAcceptableError(
+                f"instance {record.sop_uid}: {len(raw)} bytes of pixel data, {count} frames need {size * count}"
+            )
+        return [bytes(raw[k * size : (k + 1) * size]) for k in range(count)]
     try:
-        arr = ds.pixel_array
+        if native:
+            from pydicom.pixels import pixel_array
+
+            arr = pixel_array(ds, raw=True)  # no colour conversion for data stored uncompressed
+        else:
+            arr = ds.pixel_array
     except Exception as exc:
         raise NotAcceptableError(f"instance {record.sop_uid}: pixels cannot be decoded: {exc}") from exc
-    if int(ds.get("NumberOfFrames") or 1) == 1:
+    if count == 1:
         arr = arr[None]
-    if int(ds.get("BitsAllocated") or 0) == 1:  # 8 pixels a byte (PS3.5 §8.1.1), each frame on its own:
+    if bits == 1:  # 8 pixels a byte (PS3.5 §8.1.1), each frame on its own:
         from pydicom.pixels import pack_bits  # 8x the size the metadata says until 2026-12-02 (an audit)
 
         return [pack_bits(frame.ravel()) for frame in arr]
+    if native and arr.ndim == 4 and int(ds.get("PlanarConfiguration") or 0) == 1:
+        arr = arr.transpose(0, 3, 1, 2)  # pixel_array interleaves; the metadata says by plane
     arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
-    return [frame.tobytes() for frame in arr]
+    return [np.ascontiguousarray(frame).tobytes() for frame in arr]
 
 
 def instance_bulk_data(store: Any, record: Any, path: str) -> tuple[bytes, str]:

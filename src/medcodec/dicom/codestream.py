@@ -132,3 +132,28 @@ def stored_lossy_step(ds: Any, ts: str) -> tuple[str | None, float | None]:
     except Exception:  # (no ratio then: the method alone may still pair)
         return method, None
     return method, (raw / coded if coded and raw else None)
+
+
+def jpeg_frame_marker_offset(data: bytes | bytearray | memoryview) -> int | None:
+    """Offset of the start-of-frame marker (``FF C0``-``FF CF`` except DHT ``C4``, JPG ``C8``,
+    DAC ``CC``) of the JPEG codestream ``data``, walking its marker segments from SOI; None when
+    ``data`` is not such a codestream or ends before one."""
+    if bytes(data[:2]) != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return pos
+        if marker == 0xDA or marker == 0xD9:  # a scan or the end before any frame header
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None

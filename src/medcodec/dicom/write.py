@@ -460,6 +460,8 @@ def _put_fragments(ds: Dataset, fragments: list[bytes], multi_frame: bool) -> No
 
 #: JPEG baseline (PS3.5 §A.4.1): the syntax of coded colour frames.
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+#: JPEG extended (processes 2 and 4): 12-bit frames, and 8-bit ones on request (SOF1).
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
 
 
 def set_colour_jpeg_pixels(

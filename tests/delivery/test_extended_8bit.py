@@ -1,0 +1,98 @@
+"""8-bit images asked for as JPEG Extended ``.51`` (WADO-RS, C-GET / C-MOVE).
+
+``.51`` covers JPEG processes 2 and 4: 8-bit and 12-bit samples. The lossy presets code 8-bit
+images as baseline ``.50``, and until 2026-12-02 a client asking for ``.51`` (Orthanc answers it
+for any image) got 406 for every 8-bit one: ultrasound, secondary captures, 8-bit MR. Now the
+baseline frames are relabelled SOF1 (the same segment bytes; ``dcmcjpeg +ee`` writes 8-bit
+``.51`` so), and DCMTK, GDCM and pydicom decode them to the pixels of the ``.50`` answer.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from delivery_data import store  # noqa: F401 (fixture)
+from pydicom.data import get_testdata_file
+from pydicom.encaps import generate_frames
+
+from medcodec.delivery.header import baseline_as_extended
+from medcodec.dicom.codestream import jpeg_frame_marker_offset
+from medcodec.errors import InvalidInputError
+from medcodec.testing.tools import require_tool
+
+pytestmark = pytest.mark.realdata
+
+BASELINE = "1.2.840.10008.1.2.4.50"
+EXTENDED = "1.2.840.10008.1.2.4.51"
+
+
+def _record(store, path: Path):
+    assert store.ingest([path], precompress=False).ok
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    (record,) = [r for r in store.instances(str(ds.StudyInstanceUID)) if r.sop_uid == ds.SOPInstanceUID]
+    return record
+
+
+def _sof_markers(data: bytes) -> list[int]:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    frames = generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames") or 1))
+    return [frame[jpeg_frame_marker_offset(frame) + 1] for frame in frames]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["us_768x1024_8bit_jpeg_lossless.dcm", "us_US1_480x640_rgb_uncompressed.dcm", "SC_rgb_jpeg_dcmtk.dcm"],
+)
+def test_an_8bit_image_asked_as_51_is_its_baseline_frames_as_sof1(store, shared_data: Path, tmp_path: Path,
+                                                                    source: str) -> None:  # fmt: skip
+    from medcodec.delivery.live import instance_bytes
+
+    path = Path(get_testdata_file(source)) if source.startswith("SC_") else shared_data / "singles" / source
+    record = _record(store, path)
+    baseline, got = instance_bytes(store, record, BASELINE, "diagnostic")
+    assert got == BASELINE and _sof_markers(baseline) == [0xC0]
+    extended, got = instance_bytes(store, record, EXTENDED, "diagnostic")
+    assert got == EXTENDED and _sof_markers(extended) == [0xC1]
+    ds = pydicom.dcmread(io.BytesIO(extended))
+    before = pydicom.dcmread(io.BytesIO(baseline))
+    changed = np.frombuffer(ds.PixelData, np.uint8) != np.frombuffer(before.PixelData, np.uint8)
+    assert changed.sum() == 1  # the SOF marker's second byte, nothing else
+    del ds.PixelData, before.PixelData
+    assert ds == before  # the data set otherwise as it was
+    assert ds.file_meta.TransferSyntaxUID == EXTENDED and ds.LossyImageCompression == "01"
+    ds = pydicom.dcmread(io.BytesIO(extended))
+    expected = pydicom.dcmread(io.BytesIO(baseline)).pixel_array
+    assert np.array_equal(ds.pixel_array, expected)
+    for tool, args in (("dcmdjpeg", []), ("gdcmconv", ["--raw"])):  # each decoder as on the baseline frames
+        decoded = []
+        for name, data in (("baseline", baseline), ("extended", extended)):
+            source, out = tmp_path / f"{name}.dcm", tmp_path / f"{name}-{tool}.dcm"
+            source.write_bytes(data)
+            run = subprocess.run([require_tool(tool), *args, str(source), str(out)], capture_output=True, text=True,
+                                 timeout=60, check=False)  # fmt: skip
+            assert run.returncode == 0, (tool, name, run.stderr)
+            decoded.append(pydicom.dcmread(out).pixel_array)
+        assert np.array_equal(*decoded), tool
+
+def test_baseline_as_extended_refuses_what_is_not_jpeg(shared_data: Path) -> None:
+    native = (shared_data / "singles" / "us_US1_480x640_rgb_uncompressed.dcm").read_bytes()
+    with pytest.raises(InvalidInputError, match="no encapsulated pixel data"):
+        baseline_as_extended(native)
+    j2k = (shared_data / "singles" / "us_US1_480x640_ybr_rct_j2k_lossless.dcm").read_bytes()
+    with pytest.raises(InvalidInputError, match="no JPEG frame"):
+        baseline_as_extended(j2k)
+
+
+def test_the_frame_marker_walk_skips_segments_holding_the_marker_bytes() -> None:
+    # a DQT whose table holds FF C0 must not be taken for the frame header
+    dqt = b"\xff\xdb\x00\x43\x00" + b"\xff\xc0" + bytes(62)
+    sof = b"\xff\xc1\x00\x0b\x08\x00\x01\x00\x01\x01\x01\x11\x00"
+    data = b"\xff\xd8" + dqt + sof + b"\xff\xda"
+    assert jpeg_frame_marker_offset(data) == 2 + len(dqt)
+    assert jpeg_frame_marker_offset(b"\xff\xd8\xff\xda\x00\x02") is None
+    assert jpeg_frame_marker_offset(b"not a jpeg") is None
