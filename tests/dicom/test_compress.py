@@ -6,6 +6,7 @@ saved files (pylibjpeg / openjpeg / rle, imagecodecs-free), independent of the e
 
 from __future__ import annotations
 
+import copy
 import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -376,3 +377,41 @@ def test_jpeg_lossless_encoder_refuses_what_its_precision_cannot_hold() -> None:
     assert stream[:2] == b"\xff\xd8" and stream[2:4] != b"\xff\xe0"  # no JFIF segment
     other_app0 = b"\xff\xd8\xff\xe0\x00\x07AVI1\x00" + stream[2:]
     assert external.strip_jfif(other_app0) == other_app0  # only JFIF is dropped
+
+
+def test_metal_in_some_slices_keeps_the_soft_tissue_steps_of_the_others(shared_data: Path, tmp_path: Path) -> None:
+    """A chest CT as signed HU with a 15,000 HU metal block in two of four slices: the series needs
+    a mapping scale to fit 12-bit JPEG, but a slice without metal keeps (within the mapping's own
+    rounding) the soft-tissue error and ratio it has coded in a series without metal. Until
+    2026-12-02 the steps followed the metal's span: 3x the error at 26:1 (an outside audit)."""
+    sources = [pydicom.dcmread(shared_data / CHEST / f"{i:04d}.dcm") for i in (20, 24, 28, 32)]
+
+    def as_signed_hu(ds: pydicom.Dataset, metal: bool) -> pydicom.Dataset:
+        ds = copy.deepcopy(ds)
+        hu = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+        if metal:
+            hu[300:320, 200:220] = 15000
+        ds.PixelRepresentation, ds.BitsStored, ds.HighBit, ds.RescaleIntercept = 1, 16, 15, "0"
+        ds.PixelData = hu.astype("<i2").tobytes()
+        return ds
+
+    def code(metal_slices: set[int]) -> tuple[float, float]:
+        series = [as_signed_hu(ds, k in metal_slices) for k, ds in enumerate(sources)]
+        paths = []
+        for k, ds in enumerate(series):
+            paths.append(tmp_path / f"{len(metal_slices)}-{k}.dcm")
+            ds.save_as(paths[-1], enforce_file_format=True)
+        stats = series_stats(read_series(paths).series[0])
+        mapping = plan_series_mapping(stats, bits_stored=12, signed=False)
+        out = _saved(compress(copy.deepcopy(series[0]), JPEGExtended12Bit, quality=56, mapping=mapping))
+        original = series[0].pixel_array.astype(np.float64)
+        soft = (original > -200) & (original < 200)
+        rms = float(np.sqrt(((_hu(out) - original)[soft] ** 2).mean()))
+        ratio = original.size * 2 / len(b"".join(generate_frames(out.PixelData, number_of_frames=1)))
+        return rms, ratio, mapping.scale
+
+    rms_clean, ratio_clean, scale_clean = code(set())
+    rms_metal, ratio_metal, scale_metal = code({1, 3})
+    assert scale_clean == 1 and scale_metal >= 4
+    assert rms_metal < 1.25 * rms_clean + scale_metal / 2, (rms_metal, rms_clean, ratio_metal, ratio_clean)
+    assert ratio_metal < 1.25 * ratio_clean, (ratio_metal, ratio_clean)

@@ -20,7 +20,9 @@ not clipped, exactly when ``scale == 1``. The rule, first that fits the target r
    -3024 or -2000 outside the reconstruction circle), so they are clipped to the lowest
    tissue value of the series, counted and reported, and the rest is shifted;
 4. **scale**, the smallest integer that fits what remains (e.g. 2 for metal up to 7000 HU,
-   or for 16-bit MR into 12 bits); error from the mapping is at most ``scale // 2``.
+   or for 16-bit MR into 12 bits); error from the mapping is at most ``scale // 2``. A CT's
+   quantization steps stay those of its 4096 HU (:data:`CT_QUALITY_SPAN`): metal does not
+   coarsen the soft tissue of every slice.
 
 A mapping per image would give every slice its own rescale and make a series flicker in
 brightness after a lossy round trip through viewers that cache one rescale: never done.
@@ -58,6 +60,16 @@ __all__ = [
 
 #: Lowest HU of real tissue: below it is padding outside the scan field (air is -1000 HU).
 HU_FLOOR = -1024.0
+
+#: HU a CT series' quantization steps are made for (:meth:`SeriesMapping.content_range_bits`):
+#: the 12-bit span -1024..3071 every scanner stores. CT values are absolute, so metal far above
+#: it (15,000 HU in a hip prosthesis or a dental filling, extended-HU reconstructions) must not
+#: coarsen the steps of every slice: when such values need a mapping ``scale`` s > 1 to fit 12
+#: bits, the steps in coded units are 1/s of those of a series without them, the same in HU.
+#: Until 2026-12-02 the span included the metal: a 20x20 block at 15,000 HU in 6 of 16 slices
+#: coded the whole chest CT at 26:1 with 48 HU soft-tissue RMS error, where 8:1 and 15.5 HU
+#: are the body point's (an outside audit).
+CT_QUALITY_SPAN = 4096
 
 
 @dataclass(frozen=True)
@@ -191,8 +203,9 @@ class SeriesMapping:
         Which rule of the module docstring chose it: ``"identity"``, ``"offset"``,
         ``"clip+offset"``, ``"scale"`` or ``"clip+scale"``.
     content
-        Source stored range of the series' content (``min``..``max``, CT from its tissue floor),
-        set by :func:`plan_series_mapping`; gives :meth:`content_range_bits`.
+        Source stored range of the series' content (``min``..``max``, CT from its tissue floor and
+        at most :data:`CT_QUALITY_SPAN` HU), set by :func:`plan_series_mapping`; gives
+        :meth:`content_range_bits`, the span the quantization steps are made for.
     """
 
     offset: int
@@ -296,9 +309,11 @@ class SeriesMapping:
         """
         if self.content is None:
             return None
-        lo = self._forward(min(max(self.content[0], self.clip_low), self.clip_high))
-        hi = self._forward(min(max(self.content[1], self.clip_low), self.clip_high))
-        return range_bits(lo, hi, self.bits_stored)
+        lo = min(max(self.content[0], self.clip_low), self.clip_high)
+        hi = min(max(self.content[1], self.clip_low), self.clip_high)
+        # the source span over the scale, rounded down: a CT's 4096 HU at scale 4 is 10 bits (1023),
+        # steps a quarter of 12 bits', the same in HU (mapped ends, 0..1024, would make it 11)
+        return range_bits(0, (hi - lo) // self.scale, self.bits_stored)
 
     def map_value(self, value: int) -> int | None:
         """One source stored value mapped, or ``None`` when it would be clipped."""
@@ -405,7 +420,10 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
     }
     mn, mx = stats.min, stats.max
     low_content = stats.tissue_min if stats.is_ct and stats.tissue_min is not None else mn
-    common["content"] = (int(max(mn, low_content)), int(mx))
+    high_content = mx
+    if stats.is_ct and stats.spec.rescale_slope > 0:  # the quantizer's span: at most CT_QUALITY_SPAN HU
+        high_content = min(mx, max(mn, low_content) + math.ceil(CT_QUALITY_SPAN / stats.spec.rescale_slope) - 1)
+    common["content"] = (int(max(mn, low_content)), int(high_content))
     if (lo_t <= lo_s and hi_s <= hi_t) or (lo_t <= mn and mx <= hi_t):
         return SeriesMapping(offset=0, scale=1, clip_low=max(lo_s, lo_t), clip_high=min(hi_s, hi_t), rule="identity",
                              **common)  # fmt: skip
