@@ -434,6 +434,31 @@ def test_rendered_png_and_jpeg_with_window(client, server):
     assert r.status_code == 400
 
 
+def test_rendered_enhanced_ct_uses_its_functional_groups_rescale(shared_data, tmp_path, spawn_server):
+    """An enhanced CT keeps its rescale in the Shared Functional Groups (Pixel Value
+    Transformation); ``/rendered`` read only the top level: the original rendered 1024 HU off and
+    a diagnostic rendition, whose mapping moved the stored values, further (an outside audit,
+    2026-12-02). Both now match a 40 / 400 window of the original's HU."""
+    from PIL import Image
+
+    from medcodec.delivery import open_store
+
+    path = shared_data / "singles" / "ct_enhanced_multiframe_2f_512x512.dcm"
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest([path], precompress=False).ok
+    _, url, _ = spawn_server(tmp_path / "store")
+    src = pydicom.dcmread(path)
+    pvt = src.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+    hu = src.pixel_array[1] * float(pvt.RescaleSlope) + float(pvt.RescaleIntercept)
+    expected = np.clip(((hu - 39.5) / 399 + 0.5) * 255, 0, 255)
+    inst = f"{url}/dicomweb/studies/{src.StudyInstanceUID}/series/{src.SeriesInstanceUID}/instances/{src.SOPInstanceUID}"
+    for query, tolerance in (("", 1.0), ("&preset=diagnostic", 6.0)):
+        r = httpx.get(f"{inst}/frames/2/rendered?window=40,400{query}", headers={"Accept": "image/png"}, timeout=60)
+        assert r.status_code == 200, r.text
+        got = np.asarray(Image.open(io.BytesIO(r.content))).astype(np.float64)
+        assert np.abs(got - expected).mean() < tolerance, (query, np.abs(got - expected).mean())
+
+
 def _psnr8(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

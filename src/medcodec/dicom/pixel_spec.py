@@ -233,6 +233,44 @@ def _get(ds: Dataset, keyword: str, where: str | None) -> Any:
         raise DicomError(f"{describe_tag(Tag(keyword))} cannot be read: {exc}", path=where) from exc
 
 
+def frame_value_transform(ds: Dataset, number: int) -> tuple[float | None, float | None, float | None, float | None]:
+    """``(rescale slope, rescale intercept, window center, window width)`` of frame ``number``
+    (1-based) of ``ds``: an enhanced object's Per-frame Functional Group item of that frame, else
+    its Shared one (Pixel Value Transformation, Frame VOI LUT), else the top-level attributes;
+    ``None`` where none gives a usable number. pydicom's ``apply_modality_lut`` and ``apply_voi_lut``
+    read the top level only: an enhanced CT rendered 176 HU off (an outside audit, 2026-12-02).
+    """
+    groups: list[Dataset] = []
+    try:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+        if 1 <= number <= len(per_frame):
+            groups.append(per_frame[number - 1])
+        shared = ds.get("SharedFunctionalGroupsSequence") or []
+        if shared:
+            groups.append(shared[0])
+    except Exception:  # a malformed sequence is treated as absent
+        groups = []
+
+    def number_of(macro: str, keyword: str) -> float | None:
+        for container in (*(_macro_item(g, macro) for g in groups), ds):
+            if container is None or keyword not in container:
+                continue
+            try:
+                value = container.get(keyword)
+                if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+                    value = value[0] if len(value) else None
+                if value is not None and value != "":
+                    return float(value)
+            except (TypeError, ValueError, IndexError):
+                continue
+        return None
+
+    return (number_of("PixelValueTransformationSequence", "RescaleSlope"),
+            number_of("PixelValueTransformationSequence", "RescaleIntercept"),
+            number_of("FrameVOILUTSequence", "WindowCenter"),
+            number_of("FrameVOILUTSequence", "WindowWidth"))  # fmt: skip
+
+
 def _functional_groups(ds: Dataset) -> Iterable[Dataset]:
     """Shared, then first per-frame, functional group item (enhanced multi-frame objects)."""
     for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):

@@ -658,6 +658,8 @@ def render_frame(
     from PIL import Image
     from pydicom.pixels import apply_modality_lut
 
+    from ..dicom.pixel_spec import frame_value_transform
+
     if preset in (None, "original"):
         from ..delivery.live import instance_bytes
 
@@ -687,15 +689,13 @@ def render_frame(
         img8 = np.clip(arr / (arr.max() / 255.0 if arr.max() > 255 else 1), 0, 255).astype(np.uint8)
         image = Image.fromarray(img8, "RGB")
     else:
-        values = apply_modality_lut(arr, ds).astype(np.float64)
-        if window is None:
-            wc, ww = ds.get("WindowCenter"), ds.get("WindowWidth")
-            try:
-                center = float(wc[0] if isinstance(wc, pydicom.multival.MultiValue) else wc)
-                width = float(ww[0] if isinstance(ww, pydicom.multival.MultiValue) else ww)
-                window = (center, width, "linear") if width > 0 else None
-            except (TypeError, ValueError):
-                window = None
+        slope, intercept, center, width = frame_value_transform(ds, number)
+        if "ModalityLUTSequence" in ds:
+            values = apply_modality_lut(arr, ds).astype(np.float64)
+        else:  # the frame's own rescale (an enhanced object's functional groups), else the top level's
+            values = arr.astype(np.float64) * (1.0 if slope is None else slope) + (intercept or 0.0)
+        if window is None and center is not None and width is not None and width > 0:
+            window = (center, width, "linear")
         if window is None:
             lo, hi = float(values.min()), float(values.max())
             window = ((lo + hi) / 2, max(hi - lo, 1.0), "linear")
