@@ -415,3 +415,46 @@ def test_metal_in_some_slices_keeps_the_soft_tissue_steps_of_the_others(shared_d
     assert scale_clean == 1 and scale_metal >= 4
     assert rms_metal < 1.25 * rms_clean + scale_metal / 2, (rms_metal, rms_clean, ratio_metal, ratio_clean)
     assert ratio_metal < 1.25 * ratio_clean, (ratio_metal, ratio_clean)
+
+
+def _real_world(ds: pydicom.Dataset, item: pydicom.Dataset, stored: np.ndarray) -> np.ndarray:
+    first = int(item.RealWorldValueFirstValueMapped)
+    if "RealWorldValueLUTData" in item:
+        lut = np.asarray(item.RealWorldValueLUTData, dtype=np.float64)
+        return lut[np.clip(stored.astype(np.int64) - first, 0, lut.size - 1)]
+    return stored * float(item.RealWorldValueSlope) + float(item.RealWorldValueIntercept)
+
+
+@pytest.mark.parametrize("kind", ["linear", "lut"])
+def test_real_world_value_mapping_follows_the_series_mapping(shared_data: Path, kind: str) -> None:
+    """A signed MR (a T1 map: 0.001 s a stored unit, or a LUT) coded as 12-bit JPEG: its stored
+    values are offset (and, wider than 12 bits, scaled), and the Real World Value Mapping follows,
+    so the real-world values come back within the coding error. Until 2026-12-02 the items were
+    left as they were: 1.0 s off (an outside audit)."""
+    ds = pydicom.dcmread(shared_data / "mr_head_ge_signa_t1_ctk" / "0050.dcm")
+    stored = ds.pixel_array.astype(np.int32) - 1000
+    if kind == "lut":
+        stored = stored * 3  # -3000..~14700: past 12 bits, so the mapping scales too
+    ds.PixelData = stored.astype("<i2").tobytes()
+    lo, hi = int(stored.min()), int(stored.max())
+    item = pydicom.Dataset()
+    item.RealWorldValueFirstValueMapped, item.RealWorldValueLastValueMapped = lo, hi
+    if kind == "lut":
+        item.RealWorldValueLUTData = [5.0 + 0.002 * v + 1e-8 * v * v for v in range(hi - lo + 1)]
+    else:
+        item.RealWorldValueSlope, item.RealWorldValueIntercept = 0.001, 0.0
+    item.LUTLabel, item.LUTExplanation = "T1", "T1 map"
+    ds.RealWorldValueMappingSequence = [item]
+    for tag in (0x00409216, 0x00409211):
+        item[tag].VR = "SS"
+    before = _real_world(ds, item, stored)
+    out = _saved(compress(ds, JPEGExtended12Bit, quality=90))
+    coded = out.pixel_array.astype(np.int64)
+    new = out.RealWorldValueMappingSequence[0]
+    assert int(new.RealWorldValueFirstValueMapped) >= 0  # coded values: unsigned 12-bit
+    after = _real_world(out, new, coded)
+    # the coding error in real-world units: a few stored units through the item's slope or LUT
+    unit = 0.001 if kind == "linear" else float(np.abs(np.diff(np.asarray(item.RealWorldValueLUTData))).max())
+    error = np.abs(after - before)
+    assert np.percentile(error, 99) < 64 * unit * (4 if kind == "lut" else 1), np.percentile(error, 99)
+    assert np.median(error) < 8 * unit * (4 if kind == "lut" else 1)

@@ -105,6 +105,7 @@ _READ_TAGS = frozenset(
         0x00181100,  # Reconstruction Diameter (CT-neuro by the field)
         0x0020000E,  # Series Instance UID
         0x00204000,  # Image Comments
+        0x00409096,  # Real World Value Mapping Sequence (follows the mapping: dicom.mapping.remap_real_world_values)
         0x00880200,  # Icon Image Sequence (an encapsulated icon is decoded: dicom.compress.native_icons)
     }
 )

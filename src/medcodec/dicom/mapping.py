@@ -55,6 +55,7 @@ __all__ = [
     "dataset_stats",
     "plan_series_mapping",
     "remap_value_attributes",
+    "remap_real_world_values",
 ]
 
 
@@ -538,7 +539,9 @@ def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArr
 
 
 def remap_value_attributes(ds: Dataset, mapping: SeriesMapping) -> None:
-    """Attributes holding stored values follow the mapping (PS3.3 C.7.5.1.1.2 Pixel Padding Value)."""
+    """Attributes holding stored values follow the mapping: Pixel Padding Value / Range Limit
+    (PS3.3 C.7.5.1.1.2) and Real World Value Mapping items (:func:`remap_real_world_values`)."""
+    remap_real_world_values(ds, mapping)
     vr = "SS" if mapping.signed else "US"
     padding = ds.get("PixelPaddingValue")
     if padding is None:
@@ -556,6 +559,56 @@ def remap_value_attributes(ds: Dataset, mapping: SeriesMapping) -> None:
     if new_limit is not None:
         del ds["PixelPaddingRangeLimit"]
         ds.add_new(0x00280121, vr, new_limit)
+
+
+#: (0040,9096) Real World Value Mapping Sequence and the item attributes in stored values.
+_RWVM = "RealWorldValueMappingSequence"
+_RWVM_FIRST, _RWVM_LAST = 0x00409216, 0x00409211
+
+
+def remap_real_world_values(ds: Dataset, mapping: SeriesMapping) -> None:
+    """Real World Value Mapping items (PS3.3 C.7.6.16.2.11: real-world value = stored value x
+    slope + intercept, or a LUT indexed from the first value mapped) follow the mapping, at the
+    top level and in the Shared / Per-frame Functional Groups: first and last values mapped into
+    the coded values (VR US or SS as the coded samples), ``slope * scale`` and ``intercept +
+    offset * slope`` (as :meth:`SeriesMapping.rescale`), a LUT re-sampled at the coded values.
+    Left as they were until 2026-12-02: a signed T1 map's real-world values came back 1.0 s off,
+    an enhanced CT's 1200 units (an outside audit). Nothing changes under an identity mapping.
+    """
+    if mapping.is_identity:
+        return
+    containers = [ds]
+    for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        containers.extend(ds.get(keyword) or [])
+    vr = "SS" if mapping.signed else "US"
+    for container in containers:
+        for item in container.get(_RWVM) or []:
+            _remap_rwvm_item(item, mapping, vr)
+
+
+def _remap_rwvm_item(item: Dataset, mapping: SeriesMapping, vr: str) -> None:
+    def coded(value: int) -> int:
+        return mapping._forward(min(max(value, mapping.clip_low), mapping.clip_high))
+
+    first, last = item.get(_RWVM_FIRST), item.get(_RWVM_LAST)
+    if first is None or last is None:
+        return  # a float-valued range (0040,9213/9214) or a malformed item: no stored values in it
+    first_value, last_value = int(first.value), int(last.value)
+    new_first, new_last = coded(first_value), coded(last_value)
+    if "RealWorldValueLUTData" in item:
+        lut = np.asarray(item.RealWorldValueLUTData, dtype=np.float64).ravel()
+        if lut.size == 0:
+            return
+        index = np.arange(new_first, new_last + 1) * mapping.scale + mapping.offset - first_value
+        item.RealWorldValueLUTData = [float(v) for v in lut[np.clip(index, 0, lut.size - 1)]]
+    elif "RealWorldValueSlope" in item:
+        slope = float(item.RealWorldValueSlope)
+        intercept = float(item.get("RealWorldValueIntercept", 0.0) or 0.0)
+        item.RealWorldValueSlope = slope * mapping.scale
+        item.RealWorldValueIntercept = intercept + mapping.offset * slope
+    for tag, value in ((_RWVM_FIRST, new_first), (_RWVM_LAST, new_last)):
+        del item[tag]
+        item.add_new(tag, vr, value)
 
 
 def dataset_stats(frames: NDArray[np.integer], spec: PixelSpec, *, allow_clip: bool = True) -> SeriesStats:
