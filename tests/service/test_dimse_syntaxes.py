@@ -203,9 +203,9 @@ def test_c_move_delivers_every_instance_to_an_accept_all_or_jpeg_destination(
                       "-k", f"StudyInstanceUID={STUDY}", "127.0.0.1", str(mixed.port)])  # fmt: skip
             assert r.returncode == 0 and "Failed" not in r.stderr, (ae, r.stderr[-3000:])
             got = _check_received(mixed, sorted(inbox.iterdir()))
-        if ae == "DESTJ":  # the colour ultrasound cannot be 12-bit JPEG: uncompressed instead
+        if ae == "DESTJ":  # the colour ultrasound as 8-bit extended JPEG (uncompressed until 2026-12-02)
             us = next(uid for uid, p in mixed.originals.items() if "us_US1" in p.name)
-            assert got[us] in (EXPLICIT, IMPLICIT)
+            assert got[us] == JPEG_12
             mr = next(uid for uid, p in mixed.originals.items() if "explicit_le" in p.name)
             assert got[mr] == JPEG_12  # the destination prefers JPEG: the diagnostic rendition
         else:
@@ -215,13 +215,15 @@ def test_c_move_delivers_every_instance_to_an_accept_all_or_jpeg_destination(
 
 def test_c_get_honours_the_requestors_syntax_order(mixed: SimpleNamespace) -> None:
     """A requestor offering {.51, .50} gets .51 (pynetdicom as acceptor would take the first of its
-    own list, .50, and every 12-bit image would fail); a class proposed twice ({.51}, then Implicit
-    VR LE) falls back to the second context for what cannot be 12-bit JPEG (the colour ultrasound)."""
+    own list, .50, and every 12-bit image would fail); a class proposed twice ({.81}, then Implicit
+    VR LE) falls back to the second context for what cannot take the first (the colour ultrasound:
+    near-lossless JPEG-LS codes grayscale only)."""
+    near = "1.2.840.10008.1.2.4.81"
     proposals = [(MR, [JPEG_12, JPEG_8]), (SC, [JPEG_12, JPEG_8]), (CT, [JPEG_12, JPEG_8]),
-                 (US, [JPEG_12]), (US, [IMPLICIT])]  # fmt: skip
+                 (US, [near]), (US, [IMPLICIT])]  # fmt: skip
     final, identifier, received, accepted = _c_get(mixed, proposals, _query())
     chosen = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in accepted}
-    assert {(MR, JPEG_12), (SC, JPEG_12), (CT, JPEG_12), (US, JPEG_12), (US, IMPLICIT)} <= chosen
+    assert {(MR, JPEG_12), (SC, JPEG_12), (CT, JPEG_12), (US, near), (US, IMPLICIT)} <= chosen
     assert final.Status == 0x0000, (final, identifier)
     assert int(final.NumberOfCompletedSuboperations) == len(mixed.originals)
     for uid, ts in _check_received(mixed, received).items():
