@@ -141,13 +141,18 @@ def test_a_colour_passthrough_is_stale_where_the_preset_now_codes_colour(compute
     """A store made before 2026-12-02 holds the colour US as a ``lossless`` passthrough: pre-computing
     again codes it (``rendition_fresh`` is False), while ``near-lossless`` and ``original``, which deliver colour
     as stored, keep theirs (a passthrough they would only make again)."""
+    from medcodec.delivery.manifest import CODING_REVISION
     from medcodec.delivery.precompute import rendition_fresh
 
     store, report, _, _ = computed
     (record,) = store.instances(report.outcomes[-1].study_uid)
-    old = json.dumps({"passthrough": True, "reason": "colour (RGB): lossless delivers colour images as stored"})
+    why = "colour (RGB): lossless delivers colour images as stored"
+    old = json.dumps({"passthrough": True, "reason": why, "revision": CODING_REVISION})
     assert not rendition_fresh(old, None, record, "lossless") and not rendition_fresh(old, None, record, "diagnostic")
     assert rendition_fresh(old, None, record, "near-lossless") and rendition_fresh(old, None, record, "original")
+    # made under older coding rules (no revision: before 2026-12-02): stale whatever the preset
+    older = json.dumps({"passthrough": True, "reason": why})
+    assert not any(rendition_fresh(older, None, record, p) for p in ("near-lossless", "original", "lossless"))
 
 
 @pytest.mark.realdata

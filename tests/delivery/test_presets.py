@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 import subprocess
 from pathlib import Path
@@ -265,7 +264,7 @@ def test_stored_ycbcr_colour_is_kept_by_lossless(shared_data: Path) -> None:
         assert out.entry.passthrough and out.data == data and "YCbCr samples would round" in out.entry.reason
     record = type("Record", (), {"samples_per_pixel": 3, "bits_allocated": 8, "bits_stored": 8,
                                  "photometric": "YBR_FULL"})()  # fmt: skip
-    assert rendition_fresh(json.dumps({"passthrough": True, "reason": out.entry.reason}), None, record, "lossless")
+    assert rendition_fresh(out.entry.to_json(), None, record, "lossless")
     assert not PRESETS["diagnostic"].encode_instance(data).entry.passthrough
 
 

@@ -84,12 +84,14 @@ def check(store_url: str, catalog: str | None, hashes: bool) -> None:
 
     Exit code 1 when something is missing or corrupt; orphans (objects nothing references,
     left by an interrupted write) are listed (the first 20), not counted as damage: `medcodec
-    store gc` removes them.
+    store gc` removes them. Studies waiting for pre-computation (never done, instances since,
+    or made by an older medcodec: served live meanwhile) are counted, not damage either.
     """
     from ..delivery import open_store
 
     with open_store(store_url, catalog=catalog, create=False) as opened:
         found = opened.check(verify_hashes=hashes)
+        pending = opened.pending_work()
     for rel in found.missing:
         click.echo(f"missing: {rel}", err=True)
     for rel in found.corrupt:
@@ -103,6 +105,11 @@ def check(store_url: str, catalog: str | None, hashes: bool) -> None:
         f"{found.checked} object(s) checked: {len(found.missing)} missing, {len(found.corrupt)} corrupt, "
         f"{len(found.orphans)} orphan(s)"
     )
+    if pending:  # not damage: served live until then
+        click.echo(
+            f"{len(pending)} study(ies) to pre-compute (never done, instances since, or made by an older medcodec): "
+            f"`medcodec ingest --refresh --store {store_url}` makes them"
+        )
     if not found.consistent:
         sys.exit(EXIT_PARTIAL)
 

@@ -154,6 +154,20 @@ archives = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+#: The presets a study's archives were pre-computed for and under which coding rules
+#: (:data:`.manifest.CODING_REVISION`): kept while an ingest into the study drops its archives
+#: (so ``--refresh`` and the server's refresher make again every preset the study had, not only
+#: the default ones) and outdated by an upgrade (so ``--refresh`` finds what an older medcodec
+#: made). A catalog made before 2026-12-02 gets the table, empty, when opened: its archives are
+#: then of an unknown revision, stale.
+archive_builds = sa.Table(
+    "archive_builds",
+    metadata,
+    sa.Column("study_uid", sa.String(64), primary_key=True),
+    sa.Column("preset", sa.String(32), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+)
+
 #: Secondary indexes: the matching keys QIDO-RS and C-FIND look up, their default order (study
 #: date, then the series' instances by number), and the paths a delete checks. An outside scale
 #: audit (2026-12-02) found every one of these a full table scan: a PatientID search took 72 ms
@@ -464,6 +478,11 @@ class Catalog:
             raise DeliveryError(f"cannot open the catalog {url!r}: {type(exc).__name__}: {exc}") from exc
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if not create:  # an existing catalog still gets what was added since it was made (tables, indexes)
+            try:
+                create = "instances" in sa.inspect(self.engine).get_table_names()
+            except sa.exc.SQLAlchemyError:
+                create = False
         if create:
             # Several processes may create a new catalog at once (a server and an ingest): create_all
             # checks then creates table by table, so another process can win any one of them. Each retry
@@ -716,8 +735,9 @@ class Catalog:
                     out[row["sop_uid"]] = RenditionRecord.from_row(row)
         return out
 
-    def put_archive(self, values: Mapping[str, Any], *, expect_instances: int) -> bool:
-        """Record an archive unless the study changed meanwhile (then nothing is recorded: False)."""
+    def put_archive(self, values: Mapping[str, Any], *, expect_instances: int, revision: int | None = None) -> bool:
+        """Record an archive unless the study changed meanwhile (then nothing is recorded: False);
+        a study-level one with the coding ``revision`` it was made under (:data:`archive_builds`)."""
         with self.engine.begin() as conn:
             q = sa.select(sa.func.count()).where(instances.c.study_uid == values["study_uid"])
             if values["series_uid"]:
@@ -731,7 +751,65 @@ class Catalog:
             )
             conn.execute(archives.delete().where(*key))
             conn.execute(archives.insert().values(**values))
+            if not values["series_uid"] and revision is not None:
+                build = (archive_builds.c.study_uid == values["study_uid"], archive_builds.c.preset == values["preset"])
+                conn.execute(archive_builds.delete().where(*build))
+                conn.execute(
+                    archive_builds.insert().values(
+                        study_uid=values["study_uid"], preset=values["preset"], revision=revision
+                    )
+                )
         return True
+
+    def outdated_archives(self, revision: int, presets: Collection[str] | None = None) -> list[tuple[str, str]]:
+        """``(study UID, preset)`` of every study-level archive made under another coding revision
+        than ``revision`` (or before revisions were recorded), and of every preset a study had an
+        archive for that it has no longer (an ingest into the study dropped it); ``presets``: only those."""
+        a, b = archives.c, archive_builds.c
+        stale = (
+            sa.select(a.study_uid, a.preset)
+            .select_from(archives.outerjoin(archive_builds, (b.study_uid == a.study_uid) & (b.preset == a.preset)))
+            .where(a.series_uid == "", sa.or_(b.revision.is_(None), b.revision != revision))
+        )
+        dropped = (
+            sa.select(b.study_uid, b.preset)
+            .select_from(
+                archive_builds.outerjoin(
+                    archives, (a.study_uid == b.study_uid) & (a.preset == b.preset) & (a.series_uid == "")
+                )
+            )
+            .where(a.study_uid.is_(None))
+        )
+        if presets is not None:
+            stale = stale.where(a.preset.in_(list(presets)))
+            dropped = dropped.where(b.preset.in_(list(presets)))
+        with self.engine.connect() as conn:
+            found = {(r[0], r[1]) for q in (stale, dropped) for r in conn.execute(q)}
+        return sorted(found)
+
+    def archive_revision(self, study_uid: str, preset: str) -> int | None:
+        """The coding revision ``study_uid``'s ``preset`` archives were made under (``None``: not
+        recorded, an archive an older medcodec made)."""
+        b = archive_builds.c
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(b.revision).where(b.study_uid == study_uid, b.preset == preset)).scalar()
+        return None if value is None else int(value)
+
+    def built_presets(self, study_uid: str) -> list[str]:
+        """The presets ``study_uid``'s archives were pre-computed for (:data:`archive_builds`, and
+        the archives it has)."""
+        with self.engine.connect() as conn:
+            names = {
+                r[0]
+                for r in conn.execute(sa.select(archive_builds.c.preset).where(archive_builds.c.study_uid == study_uid))
+            }
+            names |= {
+                r[0]
+                for r in conn.execute(
+                    sa.select(archives.c.preset).where(archives.c.study_uid == study_uid, archives.c.series_uid == "")
+                )
+            }
+        return sorted(names)
 
     def archive(self, study_uid: str, series_uid: str | None, preset: str) -> ArchiveRecord | None:
         with self.engine.connect() as conn:
@@ -797,6 +875,7 @@ class Catalog:
             ):
                 key = conn.execute(sa.select(studies.c.patient_key).where(studies.c.study_uid == study_uid)).scalar()
                 conn.execute(studies.delete().where(studies.c.study_uid == study_uid))
+                conn.execute(archive_builds.delete().where(archive_builds.c.study_uid == study_uid))
                 if (
                     conn.execute(sa.select(studies.c.study_uid).where(studies.c.patient_key == key).limit(1)).first()
                     is None

@@ -692,11 +692,22 @@ def ingest(
         new_studies = sorted(set(new_studies) | (lacking & set(touched)))
     if precompress and new_studies and not report.stopped:
         from .precompute import precompute
+        from .presets import DEFAULT_PRESETS
 
-        try:
-            report.precomputed = precompute(
-                store, new_studies, presets=presets, scheduler=scheduler, progress=progress, client=client
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for study in new_studies:  # default: also every preset the study's archives were made for
+            names = (
+                list(presets)
+                if presets is not None
+                else sorted({*DEFAULT_PRESETS, *store.catalog.built_presets(study)})
             )
+            groups.setdefault(tuple(names), []).append(study)
+        try:
+            report.precomputed = []
+            for group, studies in groups.items():
+                report.precomputed += precompute(
+                    store, studies, presets=list(group), scheduler=scheduler, progress=progress, client=client
+                )
         except StoreFullError as exc:
             report.stopped = str(exc)
         except DeliveryError as exc:  # a Dask scheduler lost, storage unreachable: the originals are stored

@@ -30,10 +30,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
-__all__ = ["ManifestEntry", "RenderedRow", "render_row", "build_manifest", "MANIFEST_NAME", "MANIFEST_FORMAT"]
+__all__ = [
+    "CODING_REVISION",
+    "ManifestEntry",
+    "RenderedRow",
+    "render_row",
+    "build_manifest",
+    "MANIFEST_NAME",
+    "MANIFEST_FORMAT",
+]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "medcodec-manifest/1"
+
+#: What the presets make of an instance, as a number each file's entry carries (``revision``):
+#: raised whenever a preset writes an instance differently (an operating point, which images
+#: it codes or passes through, the attributes it writes), so that a store made by an older
+#: medcodec is recognised and ``medcodec ingest --refresh`` codes its renditions and writes its
+#: archives again (docs/delivery.md, "Upgrading"). Entries written before there was one are
+#: revision 1: every store made before 2026-12-02 (an outside audit of the upgrade path found
+#: a head CT kept at the body-CT point, archives of lossy originals saying ``lossy: false``,
+#: lossy originals coded a second time, none of it redone by ``--refresh`` or ``reindex``).
+#:
+#: 2 (2026-12-02): the rules of that day (CT-neuro by the field, lossy originals passed through,
+#: colour coded, the metal span, Real World Value Mapping remapped).
+CODING_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,7 @@ class ManifestEntry:
     reason: str = ""
     file: str = ""  # name inside the archive, set when the archive is built
     mapping: str = ""  # the series mapping, described
+    revision: int = CODING_REVISION  # the coding rules that made the file (CODING_REVISION)
 
     def to_dict(self) -> dict[str, Any]:
         # every field is a scalar, so a shallow dict is asdict()'s result without its deep copies
@@ -81,6 +103,7 @@ class ManifestEntry:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ManifestEntry:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known.setdefault("revision", 1)  # written before entries carried one
         return cls(**known)
 
     @classmethod

@@ -50,7 +50,7 @@ from typing import Any
 from ..errors import CodecError, DeliveryError, InvalidInputError, StoreFullError
 from ..registry import pixel_data_compressed
 from .catalog import InstanceRecord, now
-from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
+from .manifest import CODING_REVISION, MANIFEST_NAME, ManifestEntry, build_manifest
 from .presets import (
     ALREADY_LOSSY,
     DEFAULT_PRESETS,
@@ -592,11 +592,14 @@ def rendition_fresh(
     every preset, before 2026-12-02 through ``lossless``: pre-computing again upgrades them; a
     colour image that stays passthrough, e.g. a 3x3 one, is tried again).
     ``stored_lossy``: the original is stored lossy-compressed, which ``lossless`` and
-    ``diagnostic`` pass through since 2026-12-01 (a rendition that coded it is made again)."""
+    ``diagnostic`` pass through since 2026-12-01 (a rendition that coded it is made again).
+    A rendition whose entry carries another :data:`.manifest.CODING_REVISION` is stale too."""
     try:
         entry = json.loads(entry_json)
     except ValueError:
         return False
+    if entry.get("revision", 1) != CODING_REVISION:
+        return False  # made by other coding rules (an older medcodec): made again
     p = PRESETS.get(preset)
     if entry.get("passthrough"):
         if (
@@ -671,5 +674,6 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
                 "created_at": now(),
             },
             expect_instances=len(records),
+            revision=CODING_REVISION,
         )
     )

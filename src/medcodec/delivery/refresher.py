@@ -83,11 +83,14 @@ class Refresher:
         with self._cond:
             return sorted({*self._due, *([self._running] if self._running else [])})
 
-    def computes(self, preset: str) -> bool:
-        """Whether this refresher pre-computes ``preset``."""
+    def computes(self, preset: str, study_uid: str | None = None) -> bool:
+        """Whether this refresher pre-computes ``preset`` (for ``study_uid``: also a preset that
+        study's archives were made for, :meth:`.Catalog.built_presets`)."""
         from .presets import DEFAULT_PRESETS
 
-        return preset in (self.presets if self.presets is not None else DEFAULT_PRESETS)
+        if preset in (self.presets if self.presets is not None else DEFAULT_PRESETS):
+            return True
+        return study_uid is not None and preset in self.store.catalog.built_presets(study_uid)
 
     def busy(self, study_uid: str) -> bool:
         """Whether ``study_uid`` is waiting or being pre-computed (an archive request for it waits)."""
@@ -134,11 +137,14 @@ class Refresher:
 
     def _run(self) -> None:
         from .precompute import precompute
+        from .presets import DEFAULT_PRESETS
 
         while (study := self._next()) is not None:
             started = time.perf_counter()
             try:
-                written = precompute(self.store, [study], presets=self.presets, executor=self.executor)
+                names = set(self.presets if self.presets is not None else DEFAULT_PRESETS)
+                names |= set(self.store.catalog.built_presets(study))  # every preset the study had
+                written = precompute(self.store, [study], presets=sorted(names), executor=self.executor)
                 self.completed += 1
                 log.info("pre-computed study %s: %d archive(s) in %.1f s", study, len(written),
                          time.perf_counter() - started)  # fmt: skip

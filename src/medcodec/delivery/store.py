@@ -149,21 +149,33 @@ class Store:
         )
 
     def pending(self, presets: Iterable[str] | None = None) -> list[str]:
-        """Studies whose archives for ``presets`` (default the pre-computed ones) are missing or stale:
-        never computed, a new instance since, or a colour image passed through by a preset that now
-        codes colour (:attr:`.Preset.codes_colour`: ``lossless`` since 2026-12-02)."""
+        """Studies whose archives for ``presets`` are missing or stale (:meth:`pending_work`)."""
+        return sorted(self.pending_work(presets))
+
+    def pending_work(self, presets: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """``{study UID: presets to pre-compute}`` for the studies whose archives are missing or
+        stale: never computed for a default preset, dropped by a new instance (every preset the
+        study had, not only the default ones: ``lossless`` and ``original`` stayed live until
+        2026-12-02), made under other coding rules (:data:`.manifest.CODING_REVISION`: a store an
+        older medcodec made), or holding a colour image passed through by a preset that now codes
+        colour. ``presets``: only those (default: the default presets for every study, and the
+        other presets where a study had them)."""
+        from .manifest import CODING_REVISION
         from .precompute import rendition_fresh
         from .presets import DEFAULT_PRESETS, get_preset
 
-        found: dict[str, None] = {}
-        for name in presets or DEFAULT_PRESETS:
-            found.update(dict.fromkeys(self.catalog.studies_without_archive(name)))
+        names = list(presets) if presets is not None else list(DEFAULT_PRESETS)
+        found: dict[str, set[str]] = {}
+        for name in names:
+            for study in self.catalog.studies_without_archive(name):
+                found.setdefault(study, set()).add(name)
             if get_preset(name).codes_colour:
-                found.update(dict.fromkeys(
-                    study for study, entry, record in self.catalog.colour_passthroughs(name)
-                    if not rendition_fresh(entry, None, record, name)
-                ))  # fmt: skip
-        return sorted(found)
+                for study, entry, record in self.catalog.colour_passthroughs(name):
+                    if not rendition_fresh(entry, None, record, name):
+                        found.setdefault(study, set()).add(name)
+        for study, name in self.catalog.outdated_archives(CODING_REVISION, None if presets is None else names):
+            found.setdefault(study, set()).add(name)
+        return {study: sorted(found[study]) for study in sorted(found)}
 
     def refresh(
         self,
@@ -173,18 +185,24 @@ class Store:
         progress: Callable[[str, int, int], None] | None = None,
         client: Any = None,
     ) -> list[str]:
-        """Pre-compute every :meth:`pending` study (after STOW / C-STORE brought new instances).
+        """Pre-compute every :meth:`pending_work` study (after STOW / C-STORE brought new
+        instances, or after an upgrade), each for its presets.
 
         Only renditions that are missing or stale are coded again. Returns the archives written.
         ``client``: a connected ``distributed.Client`` instead of ``scheduler``.
         """
         from .precompute import precompute
 
-        names = list(presets) if presets is not None else None
-        studies = self.pending(names)
-        if not studies:
-            return []
-        return precompute(self, studies, presets=names, scheduler=scheduler, progress=progress, client=client)
+        work = self.pending_work(presets)
+        by_presets: dict[tuple[str, ...], list[str]] = {}
+        for study, names in work.items():
+            by_presets.setdefault(tuple(names), []).append(study)
+        written: list[str] = []
+        for group, studies in by_presets.items():
+            written += precompute(
+                self, studies, presets=list(group), scheduler=scheduler, progress=progress, client=client
+            )
+        return written
 
     # ---------------------------------------------------------------- queries
 
@@ -274,18 +292,33 @@ class Store:
         return self.objects.open(record.path)
 
     def rendition(self, record: InstanceRecord, preset: str) -> RenditionRecord | None:
-        """The pre-computed file of ``record`` under ``preset``, or ``None`` (compute it live)."""
-        return self.catalog.rendition(record.sop_uid, preset)
+        """The pre-computed file of ``record`` under ``preset``, or ``None`` (compute it live): none
+        made, or made under other coding rules than this medcodec's (:data:`.manifest.CODING_REVISION`,
+        a store an older release made: served by the rules of now until ``medcodec ingest --refresh``)."""
+        from .manifest import CODING_REVISION
+
+        found = self.catalog.rendition(record.sop_uid, preset)
+        if found is None or f'"revision":{CODING_REVISION}' not in found.entry:
+            return None
+        return found if json.loads(found.entry).get("revision") == CODING_REVISION else None
 
     def open_rendition(self, rendition: RenditionRecord) -> BinaryIO:
         return self.objects.open(rendition.path)
 
     def archive(self, study_uid: str, series_uid: str | None, preset: str) -> ArchiveRecord | None:
-        """The pre-computed ZIP of a study (``series_uid=None``) or series, or ``None`` (not computed / stale)."""
+        """The pre-computed ZIP of a study (``series_uid=None``) or series, or ``None``: not computed,
+        stale (an instance came since), or made under other coding rules than this medcodec's
+        (:data:`.manifest.CODING_REVISION`: a store an older release made, until ``medcodec ingest
+        --refresh``; served live meanwhile, by the rules of now)."""
+        from .manifest import CODING_REVISION
+
         validate_uid(study_uid, what="Study Instance UID")
         if series_uid is not None:
             validate_uid(series_uid, what="Series Instance UID")
-        return self.catalog.archive(study_uid, series_uid, preset)
+        record = self.catalog.archive(study_uid, series_uid, preset)
+        if record is not None and self.catalog.archive_revision(study_uid, preset) != CODING_REVISION:
+            return None
+        return record
 
     def open_archive(self, archive: ArchiveRecord) -> BinaryIO:
         """The ZIP open for reading (seekable, for Range requests)."""

@@ -126,6 +126,15 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
         own = store is None
         app.state.store = open_store(settings.store, catalog=settings.catalog, create=True) if own else store
         app.state.settings = settings
+        from ..delivery.manifest import CODING_REVISION
+
+        outdated = await run_in_threadpool(app.state.store.catalog.outdated_archives, CODING_REVISION)
+        if outdated:  # a store an older medcodec made (or instances came since): served live meanwhile
+            log.warning(
+                "%d study archive(s) of %d study(ies) are not pre-computed under this medcodec's coding rules "
+                "(revision %d) and are served live; run `medcodec ingest --refresh --store %s` to make them again",
+                len(outdated), len({study for study, _ in outdated}), CODING_REVISION, settings.store,
+            )  # fmt: skip
         # the encoder processes read originals from the store's location: started and warmed up now
         app.state.pool = LivePool(
             settings.live_workers,

@@ -106,7 +106,13 @@ async def _archive(request: Request) -> Response:
     store = request.app.state.store
     record = None if live else await run_in_threadpool(store.archive, study, series, preset)
     refresher = getattr(request.app.state, "refresher", None)
-    if record is None and not live and refresher is not None and refresher.computes(preset) and refresher.busy(study):
+    if (
+        record is None
+        and not live
+        and refresher is not None
+        and refresher.busy(study)
+        and refresher.computes(preset, study)
+    ):
         # the study just received instances (STOW-RS, C-STORE) and is being pre-computed: wait for
         # it rather than stream live what will be ready in a moment (then with ETag and Range)
         deadline = time.monotonic() + request.app.state.settings.precompute_wait

@@ -186,7 +186,7 @@ def fetch(
     final, part = out / name, out / (name + ".part")
     for existing in (final, dest) if extract else (final,):  # before any byte: nothing to undo
         if existing.exists() and not overwrite:
-            raise OutputExistsError(f"{existing}: exists already (remove it, or pass overwrite=True / --overwrite)")
+            raise OutputExistsError(f"{existing}: exists already (remove it, or pass overwrite=True)")
     out.mkdir(parents=True, exist_ok=True)
     tag_file = out / (name + ".part.etag")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
