@@ -83,3 +83,16 @@ def test_an_instance_ingested_into_a_study_brings_back_every_preset_it_had(share
         assert store.pending_work() == {study: ["diagnostic", "lossless", "original", "preview"]}
         store.refresh()
         assert all(store.archive(study, None, p).files == 5 for p in ("diagnostic", "lossless", "original", "preview"))
+
+
+def test_an_older_study_keeps_its_presets_when_an_instance_comes(shared_data: Path, tmp_path: Path) -> None:
+    """A study an older medcodec pre-computed for ``lossless`` and ``original`` (no build record):
+    one more instance drops its archives; what it had is remembered, and the ingest makes them all."""
+    files = sorted((shared_data / HEAD).glob("*.dcm"))[80:84]
+    with open_store(tmp_path / "s") as store:
+        (study,) = store.ingest(files[:3], presets=["diagnostic", "preview", "lossless", "original"]).studies
+    _age(tmp_path / "s")
+    with open_store(tmp_path / "s") as store:
+        assert store.ingest(files[3:]).ok  # default presets asked; the others are remembered
+        assert store.pending_work() == {}
+        assert all(store.archive(study, None, p).files == 4 for p in ("diagnostic", "preview", "lossless", "original"))

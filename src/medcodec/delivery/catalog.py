@@ -547,6 +547,7 @@ class Catalog:
                     self._upsert(conn, studies, "study_uid", study, update=True)
                     self._upsert(conn, series, "series_uid", series_row)
                     conn.execute(instances.insert().values(**instance))
+                    self._remember_presets(conn, study["study_uid"])
                     conn.execute(archives.delete().where(archives.c.study_uid == study["study_uid"]))
                     if owner is not None and owner != study["patient_key"]:
                         return "stored-other-patient", str(owner)
@@ -787,6 +788,19 @@ class Catalog:
             found = {(r[0], r[1]) for q in (stale, dropped) for r in conn.execute(q)}
         return sorted(found)
 
+    @staticmethod
+    def _remember_presets(conn: Connection, study_uid: str) -> None:
+        """Before a study's archives are dropped: a preset they were made for and
+        :data:`archive_builds` does not know (archives an older medcodec made) is recorded with
+        revision 0 (outdated), so the study is pre-computed for it again."""
+        b = archive_builds.c
+        known = {r[0] for r in conn.execute(sa.select(b.preset).where(b.study_uid == study_uid))}
+        made = conn.execute(
+            sa.select(archives.c.preset).where(archives.c.study_uid == study_uid, archives.c.series_uid == "")
+        )
+        for preset in sorted({r[0] for r in made} - known):
+            conn.execute(archive_builds.insert().values(study_uid=study_uid, preset=preset, revision=0))
+
     def archive_revision(self, study_uid: str, preset: str) -> int | None:
         """The coding revision ``study_uid``'s ``preset`` archives were made under (``None``: not
         recorded, an archive an older medcodec made)."""
@@ -865,6 +879,7 @@ class Catalog:
                 conn.execute(renditions.delete().where(renditions.c.sop_uid.in_(chunk)))
                 conn.execute(instances.delete().where(c.sop_uid.in_(chunk)))
             paths |= {r[0] for r in conn.execute(sa.select(archives.c.path).where(archives.c.study_uid == study_uid))}
+            self._remember_presets(conn, study_uid)
             conn.execute(archives.delete().where(archives.c.study_uid == study_uid))
             for uid in {r[1] for r in rows}:
                 if conn.execute(sa.select(c.sop_uid).where(c.series_uid == uid).limit(1)).first() is None:
