@@ -458,3 +458,22 @@ def test_real_world_value_mapping_follows_the_series_mapping(shared_data: Path, 
     error = np.abs(after - before)
     assert np.percentile(error, 99) < 64 * unit * (4 if kind == "lut" else 1), np.percentile(error, 99)
     assert np.median(error) < 8 * unit * (4 if kind == "lut" else 1)
+
+
+def test_the_declared_padding_range_leaves_room_for_other_decoders() -> None:
+    """libjpeg, DCMTK and GDCM round 1-3 units apart from medcodec's decoder: an outside audit found
+    1-8 padding voxels a case decoding outside a range fitted exactly to medcodec's. The range is
+    widened by DECODER_SLACK on each side where no tissue voxel decodes into it, else kept exact."""
+    from medcodec.dicom import SeriesMapping
+    from medcodec.dicom.mapping import DECODER_SLACK, declare_padding
+
+    mapping = SeriesMapping(offset=0, scale=1, bits_stored=16, signed=True, clip_low=-32768, clip_high=32767,
+                            source_bits_stored=16, source_signed=True, padding=(-2000, -2000))  # fmt: skip
+    decoded = np.array([[-2000, -1998, -2001, 40], [50, -1000, 60, 70]], dtype=np.int32)
+    pad = decoded <= -1998
+    for tissue_value, expected in ((-1000, (-2001 - DECODER_SLACK, -1998 + DECODER_SLACK)), (-1996, (-2001, -1998))):
+        decoded[1, 1] = tissue_value
+        ds = pydicom.Dataset()
+        ds.PixelPaddingValue = -2000
+        assert declare_padding(ds, decoded, pad, ~pad, mapping)
+        assert (int(ds.PixelPaddingValue), int(ds.PixelPaddingRangeLimit)) == expected, tissue_value

@@ -496,12 +496,18 @@ def padding_found(frames: NDArray[np.integer], spec: PixelSpec, mapping: SeriesM
     return bool(any_pad), bool(touching)
 
 
+#: Coded units the declared padding range is widened by on each side, where no tissue voxel
+#: decodes into it (:func:`declare_padding`): other decoders' rounding.
+DECODER_SLACK = 4
+
+
 def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArray[np.bool_],
                     tissue: NDArray[np.bool_], mapping: SeriesMapping, *,
                     touching: bool = False) -> bool:  # fmt: skip
     """Declare the padding as the file decodes: Pixel Padding Value (0028,0120) and Pixel Padding
-    Range Limit (0028,0121) span exactly the values the source's padding voxels decode to, so every
-    one of them is padding (PS3.3 C.7.5.1.1.2), checked to hold no voxel that is tissue.
+    Range Limit (0028,0121) span the values the source's padding voxels decode to, widened by
+    :data:`DECODER_SLACK` for other decoders where that takes in no tissue, so every one of them
+    is padding (PS3.3 C.7.5.1.1.2), checked to hold no voxel that is tissue.
 
     Returns True when declared. When lossy errors mixed padding and tissue values no range can be
     declared honestly: the declaration is removed and False returned. ``touching``
@@ -532,6 +538,13 @@ def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArr
             del ds[tag]
     if mixed:
         return False
+    # other decoders' IDCTs round 1-3 units apart from medcodec's: the range is widened by
+    # DECODER_SLACK where no tissue voxel decodes into the wider one (an outside audit found 1-8
+    # padding voxels a case outside the exact range with libjpeg, DCMTK, GDCM, 2026-12-02)
+    vmin, vmax = value_range(mapping.bits_stored, mapping.signed)
+    wide_lo, wide_hi = max(vmin, lo - DECODER_SLACK), min(vmax, hi + DECODER_SLACK)
+    if not np.count_nonzero(tissue & (decoded >= wide_lo) & (decoded <= wide_hi)):
+        lo, hi = wide_lo, wide_hi
     ds.add_new(0x00280120, vr, lo)
     if hi != lo:
         ds.add_new(0x00280121, vr, hi)
