@@ -34,3 +34,13 @@ def store(tmp_path: Path):
         yield s
 
 
+
+
+def ingested_record(store, path: Path):  # type: ignore[no-untyped-def]
+    """Ingest ``path`` (no pre-computation) and return its catalog record."""
+    import pydicom
+
+    assert store.ingest([path], precompress=False).ok
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    (record,) = [r for r in store.instances(str(ds.StudyInstanceUID)) if r.sop_uid == ds.SOPInstanceUID]
+    return record

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from delivery_data import store  # noqa: F401 (fixture)
+from delivery_data import ingested_record, store  # noqa: F401 (fixture)
 from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
@@ -29,13 +29,6 @@ pytestmark = pytest.mark.realdata
 
 BASELINE = "1.2.840.10008.1.2.4.50"
 EXTENDED = "1.2.840.10008.1.2.4.51"
-
-
-def _record(store, path: Path):
-    assert store.ingest([path], precompress=False).ok
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-    (record,) = [r for r in store.instances(str(ds.StudyInstanceUID)) if r.sop_uid == ds.SOPInstanceUID]
-    return record
 
 
 def _sof_markers(data: bytes) -> list[int]:
@@ -53,7 +46,7 @@ def test_an_8bit_image_asked_as_51_is_its_baseline_frames_as_sof1(store, shared_
     from medcodec.delivery.live import instance_bytes
 
     path = Path(get_testdata_file(source)) if source.startswith("SC_") else shared_data / "singles" / source
-    record = _record(store, path)
+    record = ingested_record(store, path)
     baseline, got = instance_bytes(store, record, BASELINE, "diagnostic")
     assert got == BASELINE and _sof_markers(baseline) == [0xC0]
     extended, got = instance_bytes(store, record, EXTENDED, "diagnostic")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from delivery_data import store  # noqa: F401 (fixture)
+from delivery_data import ingested_record, store  # noqa: F401 (fixture)
 from pydicom.data import get_testdata_file
 
 from medcodec.delivery.live import instance_bulk_data, instance_frames
@@ -25,18 +25,11 @@ pytestmark = pytest.mark.realdata
 EXPLICIT = "1.2.840.10008.1.2.1"
 
 
-def _record(store, path: Path):
-    assert store.ingest([path], precompress=False).ok
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
-    (record,) = [r for r in store.instances(str(ds.StudyInstanceUID)) if r.sop_uid == ds.SOPInstanceUID]
-    return record
-
-
 @pytest.mark.parametrize("name", ["SC_ybr_full_uncompressed.dcm", "SC_ybr_full_422_uncompressed.dcm"])
 def test_ycbcr_frames_are_the_stored_ycbcr_samples(store, name: str) -> None:
     path = Path(get_testdata_file(name))
     ds = pydicom.dcmread(path)
-    record = _record(store, path)
+    record = ingested_record(store, path)
     (frame,), got = instance_frames(store, record, [1], EXPLICIT)
     assert got == EXPLICIT
     per_pixel = 2 if ds.PhotometricInterpretation == "YBR_FULL_422" else 3
@@ -53,7 +46,7 @@ def test_a_frame_stored_by_plane_stays_by_plane(store, shared_data: Path, tmp_pa
     ds.PixelData = np.ascontiguousarray(rgb.transpose(2, 0, 1)).tobytes()
     path = tmp_path / "planar.dcm"
     ds.save_as(path, enforce_file_format=True)
-    record = _record(store, path)
+    record = ingested_record(store, path)
     (frame,), _ = instance_frames(store, record, [1], EXPLICIT)
     assert frame == ds.PixelData
     assert np.array_equal(np.frombuffer(frame, np.uint8).reshape(3, 480, 640).transpose(1, 2, 0), rgb)
@@ -62,7 +55,7 @@ def test_a_frame_stored_by_plane_stays_by_plane(store, shared_data: Path, tmp_pa
 def test_big_endian_frames_are_little_endian_in_the_stored_colour_space(store) -> None:
     path = Path(get_testdata_file("SC_rgb_expb_16bit_2frame.dcm"))
     ds = pydicom.dcmread(path)
-    record = _record(store, path)
+    record = ingested_record(store, path)
     frames, _ = instance_frames(store, record, [1, 2], EXPLICIT)
     for frame, expected in zip(frames, ds.pixel_array, strict=True):
         assert frame == expected.astype("<u2").tobytes()

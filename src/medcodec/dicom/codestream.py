@@ -15,6 +15,7 @@ Anything else (or a stream it cannot parse) is ``None``: the caller keeps to the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydicom.encaps import generate_fragments
@@ -70,25 +71,31 @@ def _j2k(data: bytes) -> bool | None:
     return None
 
 
-def _jpeg_ls(data: bytes) -> bool | None:
-    pos = data.find(b"\xff\xd8")
-    if pos < 0:
-        return None
-    pos += 2
+def _jpeg_segments(data: bytes | bytearray | memoryview, pos: int) -> Iterator[tuple[int, int]]:
+    """``(offset, marker)`` of each marker segment of a JPEG / JPEG-LS codestream from ``pos`` (just
+    after SOI), fill bytes skipped, until the data end or do not look like a segment."""
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
+        yield pos, marker
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if marker == 0xDA:  # SOS: Ls Ns (Ci Tmi) x Ns NEAR ILV Al/Ah
-            ns = data[pos + 4]
-            return data[pos + 5 + 2 * ns] > 0
         if length < 2:
-            return None
+            return
         pos += 2 + length
+
+
+def _jpeg_ls(data: bytes) -> bool | None:
+    pos = data.find(b"\xff\xd8")
+    if pos < 0:
+        return None
+    for at, marker in _jpeg_segments(data, pos + 2):
+        if marker == 0xDA:  # SOS: Ls Ns (Ci Tmi) x Ns NEAR ILV Al/Ah
+            ns = data[at + 4]
+            return data[at + 5 + 2 * ns] > 0
     return None
 
 
@@ -140,20 +147,9 @@ def jpeg_frame_marker_offset(data: bytes | bytearray | memoryview) -> int | None
     ``data`` is not such a codestream or ends before one."""
     if bytes(data[:2]) != b"\xff\xd8":
         return None
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
+    for at, marker in _jpeg_segments(data, 2):
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return pos
-        if marker == 0xDA or marker == 0xD9:  # a scan or the end before any frame header
+            return at
+        if marker in (0xDA, 0xD9):  # a scan or the end before any frame header
             return None
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if length < 2:
-            return None
-        pos += 2 + length
     return None
