@@ -606,7 +606,10 @@ def _remap_rwvm_item(item: Dataset, mapping: SeriesMapping, vr: str) -> None:
     first, last = item.get(_RWVM_FIRST), item.get(_RWVM_LAST)
     if first is None or last is None:
         return  # a float-valued range (0040,9213/9214) or a malformed item: no stored values in it
-    first_value, last_value = int(first.value), int(last.value)
+    try:
+        first_value, last_value = int(first.value), int(last.value)
+    except (TypeError, ValueError):  # an undecoded ambiguous US / SS value: as it was (and it stays raw)
+        return
     new_first, new_last = coded(first_value), coded(last_value)
     if "RealWorldValueLUTData" in item:
         lut = np.asarray(item.RealWorldValueLUTData, dtype=np.float64).ravel()
