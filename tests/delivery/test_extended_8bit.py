@@ -89,3 +89,20 @@ def test_the_frame_marker_walk_skips_segments_holding_the_marker_bytes() -> None
     assert jpeg_frame_marker_offset(data) == 2 + len(dqt)
     assert jpeg_frame_marker_offset(b"\xff\xd8\xff\xda\x00\x02") is None
     assert jpeg_frame_marker_offset(b"not a jpeg") is None
+
+
+def test_a_stored_baseline_file_that_cannot_be_relabelled_is_406_or_goes_as_stored(store, tmp_path: Path) -> None:
+    """A stored .50 whose frame does not start as a JPEG codestream: asked as .51, a 406 for the
+    instance (was an InvalidInputError, a 400), as stored in a study retrieve."""
+    from medcodec.delivery.live import instance_bytes
+    from medcodec.errors import NotAcceptableError
+
+    data = bytearray(Path(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")).read_bytes())
+    at = data.find(b"\xff\xd8\xff")
+    data[at : at + 2] = b"\x00\x00"  # the frame's SOI gone
+    path = tmp_path / "broken.dcm"
+    path.write_bytes(bytes(data))
+    record = ingested_record(store, path)
+    with pytest.raises(NotAcceptableError, match="cannot be sent as 1.2.840.10008.1.2.4.51"):
+        instance_bytes(store, record, EXTENDED, None, True)
+    assert instance_bytes(store, record, EXTENDED, None, False) == (bytes(data), BASELINE)

@@ -342,7 +342,7 @@ def baseline_as_extended(data: bytes) -> bytes:
         body = value[offset + 8 :]
         if bytes(body[:2]) != b"\xff\xd8":  # a continuation fragment of a frame
             continue
-        sof = jpeg_frame_marker_offset(body[:65536])
+        sof = jpeg_frame_marker_offset(body)
         if sof is None or body[sof + 1] not in (0xC0, 0xC1):
             raise InvalidInputError("a frame is not a baseline or extended JPEG codestream")
         body[sof + 1] = 0xC1

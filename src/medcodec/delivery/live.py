@@ -620,7 +620,13 @@ def instance_bytes(
             f"transfer syntax {ts} is not one medcodec produces" + (f" with preset {preset!r}" if preset else "")
         )
     if got == JPEG_BASELINE and ts == JPEG_EXTENDED:  # 8-bit samples, coded (or stored) baseline: SOF1
-        data, got = baseline_as_extended(data), ts
+        from ..errors import InvalidInputError
+
+        try:
+            data, got = baseline_as_extended(data), ts
+        except InvalidInputError as exc:  # a stored baseline file whose frames are not walkable JPEG
+            if strict:
+                raise NotAcceptableError(f"instance {record.sop_uid} cannot be sent as {ts}: {exc}") from exc
     elif got != coded_as and _stored_by_choice(made) and _may_give(record, name, ts):
         # an original stored lossy-compressed (a preset does not code it a second time), or stored
         # smaller than the preset codes it: this client asked for the syntax, so it is coded for it,
