@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "CODING_REVISION",
+    "current_rules",
     "ManifestEntry",
     "RenderedRow",
     "render_row",
@@ -55,6 +56,17 @@ MANIFEST_FORMAT = "medcodec-manifest/1"
 #: 2 (2026-12-02): the rules of that day (CT-neuro by the field, lossy originals passed through,
 #: colour coded, the metal span, Real World Value Mapping remapped).
 CODING_REVISION = 2
+
+
+def current_rules(entry: str | dict[str, Any]) -> bool:
+    """Whether a manifest entry (its JSON, or parsed) was made under this medcodec's
+    :data:`CODING_REVISION` (an entry without one is revision 1); unreadable JSON is not."""
+    if isinstance(entry, str):
+        try:
+            entry = json.loads(entry)
+        except ValueError:
+            return False
+    return isinstance(entry, dict) and entry.get("revision", 1) == CODING_REVISION
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from typing import Any
 from ..errors import CodecError, DeliveryError, InvalidInputError, StoreFullError
 from ..registry import pixel_data_compressed
 from .catalog import InstanceRecord, now
-from .manifest import CODING_REVISION, MANIFEST_NAME, ManifestEntry, build_manifest
+from .manifest import CODING_REVISION, MANIFEST_NAME, ManifestEntry, build_manifest, current_rules
 from .presets import (
     ALREADY_LOSSY,
     DEFAULT_PRESETS,
@@ -598,7 +598,7 @@ def rendition_fresh(
         entry = json.loads(entry_json)
     except ValueError:
         return False
-    if entry.get("revision", 1) != CODING_REVISION:
+    if not current_rules(entry):
         return False  # made by other coding rules (an older medcodec): made again
     p = PRESETS.get(preset)
     if entry.get("passthrough"):

@@ -295,12 +295,10 @@ class Store:
         """The pre-computed file of ``record`` under ``preset``, or ``None`` (compute it live): none
         made, or made under other coding rules than this medcodec's (:data:`.manifest.CODING_REVISION`,
         a store an older release made: served by the rules of now until ``medcodec ingest --refresh``)."""
-        from .manifest import CODING_REVISION
+        from .manifest import current_rules
 
         found = self.catalog.rendition(record.sop_uid, preset)
-        if found is None or f'"revision":{CODING_REVISION}' not in found.entry:
-            return None
-        return found if json.loads(found.entry).get("revision") == CODING_REVISION else None
+        return found if found is not None and current_rules(found.entry) else None
 
     def open_rendition(self, rendition: RenditionRecord) -> BinaryIO:
         return self.objects.open(rendition.path)

@@ -620,8 +620,7 @@ def _remap_rwvm_item(item: Dataset, mapping: SeriesMapping, vr: str) -> None:
     elif "RealWorldValueSlope" in item:
         slope = float(item.RealWorldValueSlope)
         intercept = float(item.get("RealWorldValueIntercept", 0.0) or 0.0)
-        item.RealWorldValueSlope = slope * mapping.scale
-        item.RealWorldValueIntercept = intercept + mapping.offset * slope
+        item.RealWorldValueSlope, item.RealWorldValueIntercept = mapping.rescale(slope, intercept)
     for tag, value in ((_RWVM_FIRST, new_first), (_RWVM_LAST, new_last)):
         del item[tag]
         item.add_new(tag, vr, value)
