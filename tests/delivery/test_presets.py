@@ -775,3 +775,41 @@ def test_a_406_says_what_the_preset_does_with_the_image(shared_data: Path, store
     assert instance_bytes(store, record, JPEG12, None, True)[1] == JPEG12
     data, got = instance_bytes(store, record, "1.2.840.10008.1.2.4.50", None, True)
     assert got == "1.2.840.10008.1.2.4.50" and pydicom.dcmread(io.BytesIO(data)).BitsStored == 8
+
+
+@pytest.mark.realdata
+def test_mr_padding_far_below_the_content_gets_a_slot_through_the_store(shared_data: Path, store,
+                                                                        tmp_path: Path) -> None:  # fmt: skip
+    """The store's series mapping (catalog statistics: ingest records each instance's content
+    range outside the declared padding) gives an MR with Pixel Padding Value -32768 a padding slot,
+    not a scale of 9, and the coded tissue keeps its error; a series with a record made before
+    the content range was kept (NULL) keeps the mapping it had, so its archives stay valid."""
+    import sqlalchemy as sa
+
+    from medcodec.delivery.catalog import instances as instances_table
+
+    paths = []
+    for k in (40, 44, 48):
+        ds = pydicom.dcmread(shared_data / MR / f"{k:04d}.dcm")
+        a = ds.pixel_array.astype(np.int32)
+        yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
+        a[(yy - 128) ** 2 + (xx - 128) ** 2 > 110**2] = -32768
+        ds.PixelData = a.astype("<i2").tobytes()
+        ds.PixelPaddingValue = -32768
+        ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.77"
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.77.{k}"
+        paths.append(tmp_path / f"{k}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    assert store.ingest(paths, precompress=False).ok
+    mapping = store.series_mapping("1.2.826.0.1.3680043.8.498.77", "diagnostic")
+    assert mapping is not None and mapping.rule == "padding+offset" and mapping.scale == 1, mapping.describe()
+    out = PRESETS["diagnostic"].encode_instance(paths[1].read_bytes(), mapping=mapping)
+    coded = pydicom.dcmread(io.BytesIO(out.data))
+    before = pydicom.dcmread(paths[1]).pixel_array.astype(np.float64)
+    tissue = before != -32768
+    after = coded.pixel_array * float(coded.RescaleSlope) + float(coded.RescaleIntercept)
+    assert float(np.sqrt(((after - before)[tissue] ** 2).mean())) < 12  # scale 9 gave 47
+    with store.catalog.engine.begin() as conn:  # one record as medcodec wrote it before: no content range
+        conn.execute(sa.update(instances_table).where(instances_table.c.sop_uid == "1.2.826.0.1.3680043.8.498.77.40")
+                     .values(px_tissue_min=None, px_tissue_max=None))  # fmt: skip
+    assert store.series_mapping("1.2.826.0.1.3680043.8.498.77", "diagnostic").rule == "scale"

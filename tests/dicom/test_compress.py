@@ -477,3 +477,81 @@ def test_the_declared_padding_range_leaves_room_for_other_decoders() -> None:
         ds.PixelPaddingValue = -2000
         assert declare_padding(ds, decoded, pad, ~pad, mapping)
         assert (int(ds.PixelPaddingValue), int(ds.PixelPaddingRangeLimit)) == expected, tissue_value
+
+
+def _padded_mr(shared_data: Path, index: int, pad: int | None) -> pydicom.Dataset:
+    """A GE MR slice (signed 16, values 0..~3300) whose voxels outside a circle of radius 110 are
+    ``pad``, declared as the Pixel Padding Value (``None``: the slice as it is, no padding)."""
+    ds = pydicom.dcmread(shared_data / "mr_head_ge_signa_t1_ctk" / f"{index:04d}.dcm")
+    a = ds.pixel_array.astype(np.int32)
+    if pad is not None:
+        yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
+        a[(yy - a.shape[0] / 2) ** 2 + (xx - a.shape[1] / 2) ** 2 > 110**2] = pad
+    ds.PixelData = a.astype("<i2").tobytes()
+    if "PixelPaddingValue" in ds:
+        del ds["PixelPaddingValue"]
+    if pad is not None:
+        ds.add_new(0x00280120, "SS", pad)
+    return ds
+
+
+@pytest.mark.parametrize("pad", [-32768, 32767])
+def test_mr_padding_far_outside_the_content_gets_a_slot_not_a_scale(shared_data: Path, tmp_path: Path,
+                                                                    pad: int) -> None:  # fmt: skip
+    """An MR series declaring a Pixel Padding Value far below (or above) its content: the padding
+    gets the lowest (highest) coded value of its own and the content is only shifted, so the tissue
+    keeps the error it has without the padding, and the padding stays padding. Until 2026-12-02 the
+    padding counted in the range and forced a scale of 9 (16 above) on every voxel: tissue RMS 47.5
+    against 7.1 (an outside audit)."""
+    series = [_padded_mr(shared_data, k, pad) for k in (40, 44, 48, 52)]
+    paths = []
+    for k, ds in enumerate(series):
+        paths.append(tmp_path / f"{k}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    stats = series_stats(read_series(paths).series[0])
+    assert stats.tissue_min is not None and stats.tissue_min >= 0  # the content, padding left out
+    mapping = plan_series_mapping(read_series(paths).series[0], bits_stored=12, signed=False)
+    assert mapping.scale == 1 and mapping.rule == "padding+offset", mapping.describe()
+    assert mapping.padding_code == (0 if pad < 0 else 4095)
+    out = _saved(compress(copy.deepcopy(series[1]), JPEGExtended12Bit, quality=80, mapping=mapping))
+    alone = _saved(compress(_padded_mr(shared_data, 44, None), JPEGExtended12Bit, quality=80))
+    before = series[1].pixel_array.astype(np.float64)
+    tissue = before != pad
+    rms = float(np.sqrt(((_hu(out) - before)[tissue] ** 2).mean()))
+    rms_alone = float(np.sqrt(((_hu(alone) - _padded_mr(shared_data, 44, None).pixel_array)[tissue] ** 2).mean()))
+    assert rms < 1.25 * rms_alone + 0.5, (rms, rms_alone)
+    low = int(out.PixelPaddingValue)
+    high = int(out.get("PixelPaddingRangeLimit", low))
+    decoded = out.pixel_array.astype(np.int64)
+    inside = (decoded >= min(low, high)) & (decoded <= max(low, high))
+    assert inside[~tissue].all() and not inside[tissue].any()
+
+
+def test_padding_slot_rule_for_data_other_than_ct() -> None:
+    """Where the slot applies: padding wholly below or above the content, room for the content
+    and a gap; padding within the content, content too wide, or no content range (lossless
+    targets, records without it) keep the rules before it."""
+    from medcodec.dicom import SeriesStats
+    from medcodec.dicom.mapping import dataset_stats
+    from medcodec.spec import PixelSpec
+
+    def plan(lo: int, hi: int, tlo: int | None, thi: int | None, padding: tuple[int, int] | None):
+        stats = SeriesStats(spec=PixelSpec(16, True, extra={"modality": "MR"}), n_images=1, n_frames=1,
+                            n_voxels=100, min=lo, max=hi, is_ct=False, tissue_min=tlo, tissue_max=thi)  # fmt: skip
+        return plan_series_mapping(stats, bits_stored=12, signed=False, padding=padding)
+
+    below = plan(-32768, 3000, 0, 3000, (-32768, -32768))
+    assert (below.rule, below.scale, below.padding_code) == ("padding+offset", 1, 0)
+    assert below.map_value(-32768) == 0 and below.map_value(0) == 1024 and below.map_value(3000) == 4024  # PADDING_GAP
+    above = plan(0, 32767, 0, 3000, (32767, 32767))
+    assert (above.rule, above.scale, above.padding_code) == ("padding+offset", 1, 4095)
+    assert above.map_value(0) == 0 and above.map_value(3000) == 3000 and above.map_value(32767) == 4095
+    assert above.clip_high == 4095 - 1024
+    assert plan(-32768, 3000, 0, 3000, (1000, 1000)).rule == "scale"  # padding inside the content
+    assert plan(-32768, 4090, 0, 4090, (-32768, -32768)).rule == "scale"  # no room for a gap of 16
+    assert plan(-32768, 3000, None, None, (-32768, -32768)).rule == "scale"  # no content range
+    assert plan(0, 3000, 1, 3000, (0, 0)).rule == "identity"  # fits: nothing to do
+    frames = np.array([[[-32768, 5, 3000]]], np.int16)
+    spec = PixelSpec(16, True, extra={"modality": "MR"})
+    assert dataset_stats(frames, spec, padding=(-32768, -32768)).tissue_min == 5
+    assert dataset_stats(frames, spec, padding=(-32768, -32768), allow_clip=False).tissue_min is None

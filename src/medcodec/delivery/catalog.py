@@ -675,7 +675,8 @@ class Catalog:
             )
 
     def series_stats(self, series_uid: str) -> dict[str, Any] | None:
-        """Aggregated value statistics of a series' compressible instances (for the series mapping)."""
+        """Aggregated value statistics of a series' compressible instances (for the series mapping);
+        ``n_content`` counts the instances with a content range (``px_tissue_min``)."""
         validate_uid(series_uid, what="Series Instance UID")
         c = instances.c
         query = sa.select(
@@ -687,12 +688,14 @@ class Catalog:
             sa.func.sum(c.px_below_floor),
             sa.func.sum(c.rows * c.columns * c.frames),
             sa.func.sum(c.frames),
+            sa.func.count(c.px_tissue_min),
         ).where(c.series_uid == series_uid, c.compressible.is_(True))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None or not row[0] or row[1] is None:
             return None
-        keys = ("n_images", "min", "max", "tissue_min", "tissue_max", "n_below_floor", "n_voxels", "n_frames")
+        keys = ("n_images", "min", "max", "tissue_min", "tissue_max", "n_below_floor", "n_voxels", "n_frames",
+                "n_content")  # fmt: skip
         return dict(zip(keys, row))
 
     # ---------------------------------------------------------------- renditions / archives

@@ -43,6 +43,7 @@ from pydicom.uid import UID
 
 from ..dicom import ZipMember, iter_sources, read_image
 from ..dicom._lenient import source_values_as_is
+from ..dicom.mapping import dataset_padding, value_stats
 from ..dicom.sources import SNIFF_BYTES, is_store_folder, looks_like_dicom, walk_dirs, zip_members_left_out
 from ..errors import (
     CodecError,
@@ -62,9 +63,6 @@ from .uids import validate_uid
 __all__ = ["InstanceOutcome", "IngestReport", "ingest", "ingest_bytes", "object_path"]
 
 log = logging.getLogger(__name__)
-
-#: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`): below it, padding outside the scan field.
-HU_FLOOR = -1024.0
 
 _STUDY_KEYWORDS = (
     "StudyDate",
@@ -237,22 +235,15 @@ def _stats(data: bytes, source: str, ds: Dataset) -> tuple[dict[str, Any], str]:
     except CodecError as exc:
         return {}, f"{type(exc).__name__}: {exc}"
     spec = image.spec
-    pixels = image.pixels
+    padding = dataset_padding(image.dataset, bits_stored=spec.bits_stored, signed=spec.signed)
+    lo, hi, tlo, thi, below = value_stats(image.pixels, spec, padding)
     info: dict[str, Any] = {
-        "px_min": int(pixels.min()),
-        "px_max": int(pixels.max()),
-        "px_tissue_min": None,
-        "px_tissue_max": None,
-        "px_below_floor": 0,
+        "px_min": lo,
+        "px_max": hi,
+        "px_tissue_min": tlo,  # the content range (CT: at or above -1024 HU; else outside declared padding)
+        "px_tissue_max": thi,
+        "px_below_floor": below,
     }
-    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
-    if is_ct and spec.rescale_slope > 0:
-        floor = math.ceil((HU_FLOOR - spec.rescale_intercept) / spec.rescale_slope - 1e-9)
-        tissue = pixels[pixels >= floor]
-        info["px_below_floor"] = int(pixels.size - tissue.size)
-        if tissue.size:
-            info["px_tissue_min"] = int(tissue.min())
-            info["px_tissue_max"] = int(tissue.max())
     info["bits_stored"] = spec.bits_stored
     info["pixel_representation"] = int(spec.signed)
     info["rescale_slope"] = float(spec.rescale_slope)

@@ -139,7 +139,7 @@ from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_data
 from ..dicom._lenient import source_values_as_is
 from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
 from ..dicom.compress import compress, dataset_frames
-from ..dicom.mapping import dataset_padding
+from ..dicom.mapping import dataset_padding, dataset_stats
 from ..dicom.write import (
     _append_item,
     _code,
@@ -213,8 +213,6 @@ def lossless_syntaxes() -> list[str]:
     return [ts.uid for ts in encodable_syntaxes() if ts.encapsulated and not ts.lossy]
 
 
-#: Lowest HU of tissue (as :data:`medcodec.dicom.lossy.HU_FLOOR`).
-HU_FLOOR = -1024.0
 _UID_NAMESPACE = uuid.UUID("5d1c3d0e-9a4b-5c55-9a1e-6d6564636f64")  # medcodec presets
 #: Live shortcuts (:mod:`.fastwrite`: numpy pixel read, raw-element writer), same output; the
 #: tests switch it off to compare with the pydicom-only path.
@@ -714,7 +712,8 @@ class Preset:
         ):
             assert frames is not None  # decoded above whenever no series mapping was given
             padding = dataset_padding(full, bits_stored=spec.bits_stored, signed=spec.signed)
-            mapping = plan_series_mapping(stats_of(frames, spec), bits_stored=bits, signed=signed, padding=padding)
+            mapping = plan_series_mapping(dataset_stats(frames, spec, padding=padding), bits_stored=bits,
+                                          signed=signed, padding=padding)  # fmt: skip
         bound = point.max_error  # near-lossless: a guaranteed error instead of a quality
         quality = None if bound is not None else float(point.quality or 75.0)
         with source_values_as_is():
@@ -1053,31 +1052,6 @@ def _decode_file(data: bytes, shape: tuple[int, ...]) -> NDArray[np.integer]:
     return arr
 
 
-def stats_of(frames: NDArray[np.integer], spec: PixelSpec) -> SeriesStats:
-    """:class:`~medcodec.dicom.SeriesStats` of one image's frames (the fallback mapping's input)."""
-    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
-    tmin = tmax = None
-    below = 0
-    if is_ct and spec.rescale_slope > 0:
-        floor = math.ceil((HU_FLOOR - spec.rescale_intercept) / spec.rescale_slope - 1e-9)
-        tissue = frames[frames >= floor]
-        below = int(frames.size - tissue.size)
-        if tissue.size:
-            tmin, tmax = int(tissue.min()), int(tissue.max())
-    return SeriesStats(
-        spec=spec,
-        n_images=1,
-        n_frames=int(frames.shape[0]),
-        n_voxels=int(frames.size),
-        min=int(frames.min()),
-        max=int(frames.max()),
-        is_ct=is_ct,
-        tissue_min=tmin,
-        tissue_max=tmax,
-        n_below_floor=below,
-    )
-
-
 def series_mapping(
     store: Any, series_uid: str, preset: Preset | str, *, stats: dict[str, Any] | None = None
 ) -> SeriesMapping | None:
@@ -1105,6 +1079,9 @@ def series_mapping(
         extra={"modality": first.modality},
     )
     is_ct = first.modality == "CT"
+    # the content range of other data (outside a declared padding) counts only when every instance
+    # has one: records of medcodec before 2026-12-02 have none (their series keep the mapping they had)
+    content = is_ct or stats.get("n_content") == stats["n_images"]
     series_stats = SeriesStats(
         spec=spec,
         n_images=int(stats["n_images"]),
@@ -1113,8 +1090,8 @@ def series_mapping(
         min=int(stats["min"]),
         max=int(stats["max"]),
         is_ct=is_ct,
-        tissue_min=None if stats["tissue_min"] is None else int(stats["tissue_min"]),
-        tissue_max=None if stats["tissue_max"] is None else int(stats["tissue_max"]),
+        tissue_min=None if stats["tissue_min"] is None or not content else int(stats["tissue_min"]),
+        tissue_max=None if stats["tissue_max"] is None or not content else int(stats["tissue_max"]),
         n_below_floor=int(stats["n_below_floor"] or 0),
     )
     bits, signed = get_syntax(point.syntax).target(spec.bits_stored, spec.signed)

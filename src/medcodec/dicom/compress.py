@@ -250,8 +250,8 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
                                     path=_where(ds))  # fmt: skip
     if mapping is None:
-        stats = dataset_stats(frames, spec, allow_clip=ts.lossy)  # lossless: never clip padding
         padding = dataset_padding(ds, bits_stored=spec.bits_stored, signed=spec.signed)
+        stats = dataset_stats(frames, spec, allow_clip=ts.lossy, padding=padding)  # lossless: never clip padding
         mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed, padding=padding)
     elif (mapping.bits_stored, mapping.signed) != (bits, signed) or (
         (mapping.source_bits_stored, mapping.source_signed) != (spec.bits_stored, spec.signed)

@@ -18,7 +18,11 @@ not clipped, exactly when ``scale == 1``. The rule, first that fits the target r
 3. **clip padding, then offset** (CT only, Modality CT or Rescale Type HU): voxels below
    -1024 HU (:data:`HU_FLOOR`) are not tissue (air is -1000 HU; scanners write -2048,
    -3024 or -2000 outside the reconstruction circle), so they are clipped to the lowest
-   tissue value of the series, counted and reported, and the rest is shifted;
+   tissue value of the series, counted and reported, and the rest is shifted; declared
+   padding below the tissue gets a slot of its own. On other data (**padding, then offset**),
+   a declared Pixel Padding Value far outside the content (an MR's -32768, a radiograph's
+   65535 border) gets the lowest or highest coded value and the content is only shifted
+   (until 2026-12-02 it counted in the range and forced a scale of 9 or 17 on every voxel);
 4. **scale**, the smallest integer that fits what remains (e.g. 2 for metal up to 7000 HU,
    or for 16-bit MR into 12 bits); error from the mapping is at most ``scale // 2``. A CT's
    quantization steps stay those of its 4096 HU (:data:`CT_QUALITY_SPAN`): metal does not
@@ -53,6 +57,8 @@ __all__ = [
     "SeriesMapping",
     "series_stats",
     "dataset_stats",
+    "value_stats",
+    "is_ct_spec",
     "plan_series_mapping",
     "remap_value_attributes",
     "remap_real_world_values",
@@ -88,7 +94,9 @@ class SeriesStats:
     is_ct
         Modality CT or Rescale Type HU: values below :data:`HU_FLOOR` may be clipped.
     tissue_min, tissue_max
-        Stored range of the voxels at or above :data:`HU_FLOOR` (``None`` when not CT or none).
+        Stored range of the content (:func:`value_stats`): on CT the voxels at or above
+        :data:`HU_FLOOR`; on other data with a declared padding the voxels that are not padding;
+        ``None`` otherwise or when there is none.
     n_below_floor
         Voxels below :data:`HU_FLOOR` (CT only; 0 otherwise).
     """
@@ -105,10 +113,49 @@ class SeriesStats:
     n_below_floor: int = 0
 
 
+def is_ct_spec(spec: PixelSpec) -> bool:
+    """Modality CT or Rescale Type HU: values below :data:`HU_FLOOR` are not tissue."""
+    return spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+
+
+def value_stats(frames: NDArray[np.integer], spec: PixelSpec, padding: tuple[int, int] | None = None, *,
+                ct: bool | None = None) -> tuple[int, int, int | None, int | None, int]:  # fmt: skip
+    """``(min, max, content_min, content_max, below_floor)`` of stored values (any shape): what
+    :class:`SeriesStats` holds, for one image or frame. The content range is, on CT
+    (:func:`is_ct_spec`, positive slope), that of the voxels at or above :data:`HU_FLOOR` (the
+    count below it is ``below_floor``); on other data with a declared ``padding`` (stored
+    ``(low, high)``), that of the voxels that are not padding; else ``None``. ``ct`` overrides
+    :func:`is_ct_spec` (a series decides once). The one place ingest, the series scan and a
+    single image's fallback mapping compute them.
+
+    >>> value_stats(np.array([-32768, 10, 900]), PixelSpec(16, True), padding=(-32768, -32768))
+    (-32768, 900, 10, 900, 0)
+    """
+    a = np.asarray(frames)
+    lo, hi = int(a.min()), int(a.max())
+    if is_ct_spec(spec) if ct is None else ct:
+        if spec.rescale_slope <= 0:  # no floor in stored values
+            return lo, hi, None, None, 0
+        content = a[a >= _stored_floor(spec)]
+        below = int(a.size - content.size)
+    elif padding is None:
+        return lo, hi, None, None, 0
+    elif hi < padding[0] or padding[1] < lo:  # no padding voxel here
+        return lo, hi, lo, hi, 0
+    else:
+        content = a[(a < padding[0]) | (a > padding[1])]
+        below = 0
+    if not content.size:
+        return lo, hi, None, None, below
+    return lo, hi, int(content.min()), int(content.max()), below
+
+
 class _StatsBuilder:
-    def __init__(self, spec: PixelSpec):
+    def __init__(self, spec: PixelSpec, padding: tuple[int, int] | None = None, *, content: bool = True):
         self.spec = spec
-        self.is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+        self.is_ct = is_ct_spec(spec)
+        self.padding = padding
+        self.content = content  # False: min and max only (targets that must not clip, lossless)
         self.images = self.frames = self.voxels = self.below = 0
         self.lo = self.hi = None  # type: int | None
         self.tlo = self.thi = None  # type: int | None
@@ -116,18 +163,17 @@ class _StatsBuilder:
     def add(self, frame: NDArray[np.integer], spec: PixelSpec) -> None:
         self.frames += 1
         self.voxels += frame.size
-        lo, hi = int(frame.min()), int(frame.max())
+        if self.content:
+            lo, hi, tlo, thi, below = value_stats(frame, spec, self.padding, ct=self.is_ct)
+        else:
+            lo, hi, tlo, thi, below = int(frame.min()), int(frame.max()), None, None, 0
         self.lo = lo if self.lo is None else min(self.lo, lo)
         self.hi = hi if self.hi is None else max(self.hi, hi)
-        if not self.is_ct or spec.rescale_slope <= 0:
+        self.below += below
+        if tlo is None or thi is None:  # no content in this frame (all padding, or all below the floor)
             return
-        floor = _stored_floor(spec)
-        tissue = frame[frame >= floor]
-        self.below += frame.size - tissue.size
-        if tissue.size:
-            tlo, thi = int(tissue.min()), int(tissue.max())
-            self.tlo = tlo if self.tlo is None else min(self.tlo, tlo)
-            self.thi = thi if self.thi is None else max(self.thi, thi)
+        self.tlo = tlo if self.tlo is None else min(self.tlo, tlo)
+        self.thi = thi if self.thi is None else max(self.thi, thi)
 
     def build(self) -> SeriesStats:
         if self.lo is None or self.hi is None:
@@ -158,7 +204,7 @@ def _scan(
     series: Series, *, calibration: int, failures: list[tuple[str, Exception]] | None = None
 ) -> tuple[SeriesStats, list[tuple[NDArray[np.integer], PixelSpec]], list[DicomImage]]:
     """Statistics, up to ``calibration`` evenly spaced (frame, spec) pairs, and the images that decoded."""
-    builder = _StatsBuilder(series.spec)
+    builder = _StatsBuilder(series.spec, padding_range(series))
     wanted = set(calibration_indices(series.n_frames, calibration)) if calibration else set()
     samples: list[tuple[NDArray[np.integer], PixelSpec]] = []
     good: list[DicomImage] = []
@@ -430,6 +476,9 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
                              **common)  # fmt: skip
     if mx - mn <= width:
         return SeriesMapping(offset=mn - lo_t, scale=1, clip_low=mn, clip_high=mn + width, rule="offset", **common)
+    slot = _padding_slot(stats, padding, lo_t, hi_t, common)
+    if slot is not None:
+        return slot
     low, clip = mn, ""
     if stats.is_ct and stats.tissue_min is not None and stats.tissue_min > mn:
         low, clip = stats.tissue_min, "clip+"
@@ -451,10 +500,34 @@ def plan_series_mapping(source: Series | SeriesStats, /, *, bits_stored: int, si
                          rule=f"{clip}scale", **common)  # fmt: skip
 
 
+def _padding_slot(stats: SeriesStats, padding: tuple[int, int] | None, lo_t: int, hi_t: int,
+                  common: dict[str, Any]) -> SeriesMapping | None:  # fmt: skip
+    """Rule 3 for data other than CT: a declared padding entirely below or above the content
+    (an MR's -32768 outside the field of view, a radiograph's 65535 collimation border) gets the
+    lowest or highest coded value with :data:`PADDING_GAP` units between it and the content, and
+    the content is only shifted. ``None`` when not applicable (CT, no padding or content range,
+    padding within the content, or no room for the content and a gap of 16)."""
+    if stats.is_ct or padding is None or stats.tissue_min is None or stats.tissue_max is None:
+        return None
+    low, high = stats.tissue_min, stats.tissue_max
+    width = hi_t - lo_t
+    gap = min(PADDING_GAP, width - (high - low))
+    if gap < 16 or not (padding[1] < low or high < padding[0]):
+        return None
+    common = {**common, "content": (low, high)}
+    if padding[1] < low:  # the slot below
+        offset = low - gap - lo_t
+        return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t, rule="padding+offset",
+                             padding_code=lo_t, **common)  # fmt: skip
+    offset = low - lo_t  # the slot above
+    return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t - gap, rule="padding+offset",
+                         padding_code=hi_t, **common)  # fmt: skip
+
+
 def tissue_mask(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool_]:
     """Voxels that are image content: for CT those at or above :data:`HU_FLOOR` (below it is the
     outside of the scan field, padding or not), otherwise every voxel."""
-    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    is_ct = is_ct_spec(spec)
     if not is_ct or spec.rescale_slope <= 0:
         return np.ones(frames.shape, bool)
     return frames >= _stored_floor(spec)
@@ -487,7 +560,7 @@ def padding_found(frames: NDArray[np.integer], spec: PixelSpec, mapping: SeriesM
     :func:`._mapping_kernels.padding_scan`, checked against its NumPy twin)."""
     if mapping.padding is None:
         return False, False
-    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    is_ct = is_ct_spec(spec)
     floor = _stored_floor(spec) if is_ct and spec.rescale_slope > 0 else -(1 << 62)
     lo, hi = mapping.padding
     any_pad, touching = padding_scan(
@@ -626,13 +699,14 @@ def _remap_rwvm_item(item: Dataset, mapping: SeriesMapping, vr: str) -> None:
         item.add_new(tag, vr, value)
 
 
-def dataset_stats(frames: NDArray[np.integer], spec: PixelSpec, *, allow_clip: bool = True) -> SeriesStats:
+def dataset_stats(frames: NDArray[np.integer], spec: PixelSpec, *, allow_clip: bool = True,
+                  padding: tuple[int, int] | None = None) -> SeriesStats:  # fmt: skip
     """:class:`SeriesStats` of one image's ``(frames, rows, cols)`` stored values (what
-    :func:`medcodec.dicom.compress` plans a mapping from when no series mapping is given).
-    ``allow_clip=False`` leaves CT padding unclipped (lossless targets)."""
-    builder = _StatsBuilder(spec)
-    if not allow_clip:
-        builder.is_ct = False
+    :func:`medcodec.dicom.compress` and the delivery presets plan a mapping from when no series
+    mapping is given); ``padding`` the image's (:func:`dataset_padding`). ``allow_clip=False``
+    gathers no content range, so neither CT padding is clipped nor a padding slot made (lossless
+    targets)."""
+    builder = _StatsBuilder(spec, padding, content=allow_clip)
     for frame in frames:
         builder.add(frame, spec)
     builder.images = 1
