@@ -813,3 +813,32 @@ def test_mr_padding_far_below_the_content_gets_a_slot_through_the_store(shared_d
         conn.execute(sa.update(instances_table).where(instances_table.c.sop_uid == "1.2.826.0.1.3680043.8.498.77.40")
                      .values(px_tissue_min=None, px_tissue_max=None))  # fmt: skip
     assert store.series_mapping("1.2.826.0.1.3680043.8.498.77", "diagnostic").rule == "scale"
+
+
+@pytest.mark.realdata
+def test_a_series_mixing_pixel_representations_plans_from_one_kind(shared_data: Path, store, tmp_path: Path) -> None:
+    """A chest CT whose slices alternate between unsigned 12-bit (intercept -1024) and signed
+    16-bit stored HU: their stored values are different units, so the series mapping is planned
+    from the statistics of the first instance's kind only (an offset or identity, scale 1); the
+    other kind plans its own. Until 2026-12-02 the pooled range (-1024 of one, 4000 of the other)
+    forced a needless scale of 2 (an outside audit, F5)."""
+    series_uid = "1.2.826.0.1.3680043.8.498.78"
+    paths = []
+    for k, index in enumerate((20, 21, 22, 23)):
+        ds = pydicom.dcmread(shared_data / CHEST / f"{index:04d}.dcm")
+        a = ds.pixel_array.astype(np.int32)
+        if k % 2:
+            ds.PixelRepresentation, ds.BitsStored, ds.HighBit, ds.RescaleIntercept = 1, 16, 15, "0"
+            a = a + int(float(pydicom.dcmread(shared_data / CHEST / f"{index:04d}.dcm").RescaleIntercept))
+            ds.PixelData = a.astype("<i2").tobytes()
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = f"{series_uid}.{k + 1}"
+        paths.append(tmp_path / f"{k}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    assert store.ingest(paths, precompress=False).ok
+    mapping = store.series_mapping(series_uid, "diagnostic")
+    assert mapping is not None and mapping.scale == 1, mapping.describe()
+    assert store.catalog.series_stats(series_uid)["n_kinds"] == 2
+    for path in paths:  # every slice codes, the other kind under a mapping of its own
+        out = PRESETS["diagnostic"].encode_instance(path.read_bytes(), mapping=mapping)
+        assert out.entry.transfer_syntax_uid == "1.2.840.10008.1.2.4.51" and out.entry.max_error_hu < 200

@@ -674,11 +674,19 @@ class Catalog:
                 .values(header=header, transfer_syntax_uid=transfer_syntax)
             )
 
-    def series_stats(self, series_uid: str) -> dict[str, Any] | None:
+    def series_stats(self, series_uid: str, *, bits_stored: int | None = None,
+                     pixel_representation: int | None = None) -> dict[str, Any] | None:  # fmt: skip
         """Aggregated value statistics of a series' compressible instances (for the series mapping);
-        ``n_content`` counts the instances with a content range (``px_tissue_min``)."""
+        ``n_content`` counts the instances with a content range (``px_tissue_min``), ``n_kinds`` the
+        distinct (Bits Stored, Pixel Representation) among them: stored values of different kinds
+        are different units, so ``bits_stored`` and ``pixel_representation`` keep one kind."""
         validate_uid(series_uid, what="Series Instance UID")
         c = instances.c
+        where = [c.series_uid == series_uid, c.compressible.is_(True)]
+        if bits_stored is not None:
+            where.append(c.bits_stored == bits_stored)
+        if pixel_representation is not None:
+            where.append(c.pixel_representation == pixel_representation)
         query = sa.select(
             sa.func.count(),
             sa.func.min(c.px_min),
@@ -689,13 +697,14 @@ class Catalog:
             sa.func.sum(c.rows * c.columns * c.frames),
             sa.func.sum(c.frames),
             sa.func.count(c.px_tissue_min),
-        ).where(c.series_uid == series_uid, c.compressible.is_(True))
+            sa.func.count(sa.distinct(c.bits_stored * 2 + c.pixel_representation)),
+        ).where(*where)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None or not row[0] or row[1] is None:
             return None
         keys = ("n_images", "min", "max", "tissue_min", "tissue_max", "n_below_floor", "n_voxels", "n_frames",
-                "n_content")  # fmt: skip
+                "n_content", "n_kinds")  # fmt: skip
         return dict(zip(keys, row))
 
     # ---------------------------------------------------------------- renditions / archives

@@ -1071,6 +1071,11 @@ def series_mapping(
     first = next((r for r in store.catalog.instances(None, series_uid, None) if r.compressible), None)
     if first is None or first.bits_stored is None:
         return None
+    if (stats.get("n_kinds") or 1) > 1:  # the mapping is for the first's kind (others plan their own)
+        stats = store.catalog.series_stats(series_uid, bits_stored=first.bits_stored,
+                                           pixel_representation=first.pixel_representation)  # fmt: skip
+        if stats is None:
+            return None
     spec = PixelSpec(
         int(first.bits_stored),
         bool(first.pixel_representation),
