@@ -44,3 +44,40 @@ def ingested_record(store, path: Path):  # type: ignore[no-untyped-def]
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     (record,) = [r for r in store.instances(str(ds.StudyInstanceUID)) if r.sop_uid == ds.SOPInstanceUID]
     return record
+
+
+#: pydicom's character-set test files (real names in Cyrillic, Greek, German, Japanese, Chinese, Korean)
+#: and name keys that must find each: the stored value typed in another case, one component
+#: group alone, a wildcard; and keys that must not.
+NAME_CASES = {
+    "chrRuss.dcm": (["Люкceмбypг", "люкceмбypг", "ЛЮКCEМБYPГ", "Люк*"], ["Люк"]),
+    "chrGreek.dcm": (["Διονυσιος", "διονυσιος", "ΔΙΟΝΥΣΙΟΣ", "Διον*"], ["Διον"]),
+    "chrGerm.dcm": (["Äneas^Rüdiger", "äneas^rüdiger", "ÄNEAS^RÜDIGER", "Äneas*"], ["Äneas"]),
+    "chrH31.dcm": (["Yamada^Tarou", "yamada^tarou", "山田^太郎", "やまだ^たろう", "山田*",
+                    "Yamada^Tarou=山田^太郎=やまだ^たろう"], ["山田", "Yamada^Tarou=山田^太郎"]),
+    "chrX2.dcm": (["王^小东", "wang^xiaodong", "Wang^XiaoDong=王^小东", "王*"], ["王"]),
+    "chrI2.dcm": (["홍^길동", "洪^吉洞", "Hong^Gildong"], ["홍"]),
+}  # fmt: skip
+
+
+def check_name_matching(store) -> None:  # type: ignore[no-untyped-def]
+    """Ingest :data:`NAME_CASES`' files into ``store`` and check every key against QIDO-style
+    matching (PS3.4 C.2.2.2.1.1: person names case-insensitive, every script alike; a key without
+    ``=`` matches any component group), then ``fuzzymatching`` on a component after ``=``."""
+    from pydicom.data import get_charset_files
+
+    paths = [Path(get_charset_files(name)[0]) for name in NAME_CASES]
+    assert store.ingest(paths, precompress=False).ok
+    for path, (hits, misses) in zip(paths, NAME_CASES.values()):
+        import pydicom
+
+        study = str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+        for key in hits:
+            found = [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": key})]
+            assert found == [study], (path.name, key, found)
+        for key in misses:
+            assert store.find_studies({"PatientName": key}) == [], (path.name, key)
+    fuzzy = store.find_studies({"PatientName": "山田"}, fuzzy=True)  # the ideographic family name
+    assert len(fuzzy) == 1, fuzzy
+    assert len(store.find_studies({"PatientName": "rüdiger"}, fuzzy=True)) == 1
+    assert len(store.find_studies({"PatientName": "ΔΙΟΝ"}, fuzzy=True)) == 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from delivery_data import CHEST, CONFLICT_A, CONFLICT_B, MR, series_files
+from delivery_data import CHEST, CONFLICT_A, CONFLICT_B, MR, check_name_matching, series_files
 
 from medcodec.delivery import open_store
 from medcodec.testing.tools import require_tool
@@ -141,3 +141,8 @@ def test_postgres_catalog_lossy_instances(shared_data: Path, pg_store) -> None:
     assert pg_store.ingest(paths, precompress=False).ok
     sops = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths]
     assert pg_store.catalog.lossy_instances(sops) == set(sops[:2])
+
+
+def test_postgres_catalog_matches_person_names_as_sqlite_does(pg_store) -> None:
+    """The same name keys as on SQLite (``test_name_matching.py``)."""
+    check_name_matching(pg_store)

@@ -33,6 +33,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
 
 from ..errors import DeliveryError, InvalidInputError, NotFoundError
 from ..registry import LOSSY_ONLY_SYNTAXES, pixel_data_is_lossy
@@ -416,19 +418,49 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
         if high:
             cond = sa.and_(cond, column <= high.strip() + ("~" if key == "StudyTime" else ""))
         return cond
-    if fuzzy and key in _NAME_KEYS:
-        # fuzzy: case-insensitive, matching the start of any name component
-        pattern = _like(value.lower())
-        return sa.or_(
-            sa.func.lower(column).like(pattern + "%", escape="\\"),
-            sa.func.lower(column).like("%^" + pattern + "%", escape="\\"),
-            sa.func.lower(column).like("% " + pattern + "%", escape="\\"),
-        )
-    if key in _NAME_KEYS:  # PN: case-insensitive, as PS3.4 C.2.2.2.4 allows (a viewer types lower case)
-        return sa.func.lower(column).like(_like(value.lower()), escape="\\")
+    if key in _NAME_KEYS:
+        return _name_condition(column, value, fuzzy)
     if "*" in value or "?" in value:
         return column.like(_like(value), escape="\\")
     return column == value
+
+
+class fold_case(GenericFunction[str]):
+    """Lower case for matching person names, every script alike: ``lower()`` on PostgreSQL
+    (Unicode by its locale); on SQLite, whose built-in ``lower()`` folds ASCII only (a Greek,
+    Cyrillic or German capital was not found even typed as stored, an outside audit),
+    Python's ``str.lower`` registered on each connection as ``medcodec_lower``."""
+
+    type = sa.String()
+    name = "lower"
+    inherit_cache = True
+
+
+@compiles(fold_case, "sqlite")
+def _fold_case_sqlite(element: fold_case, compiler: Any, **kw: Any) -> str:
+    return f"medcodec_lower({compiler.process(element.clauses, **kw)})"
+
+
+def _sqlite_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _name_condition(column: Any, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
+    """A person name key (PN), case-insensitive as PS3.4 C.2.2.2.1.1 allows, every script alike.
+
+    A key without ``=`` matches any of the stored name's component groups (Alphabetic,
+    Ideographic, Phonetic: ``Yamada^Tarou=山田^太郎=やまだ^たろう`` is found by ``山田^太郎`` as by
+    ``Yamada^Tarou``; until 2026-12-02 only the whole string matched), a key with ``=`` the whole
+    value. ``fuzzy`` (``fuzzymatching=true``): the start of any name component, after ``^``, a
+    space or ``=``."""
+    folded = fold_case(column)
+    pattern = _like(value.lower())
+    if fuzzy:
+        return sa.or_(*(folded.like(f"{lead}{pattern}%", escape="\\") for lead in ("", "%^", "% ", "%=")))
+    if "=" in value:
+        return folded.like(pattern, escape="\\")
+    return sa.or_(*(folded.like(f"{lead}{pattern}{tail}", escape="\\")
+                    for lead, tail in (("", ""), ("", "=%"), ("%=", ""), ("%=", "=%"))))  # fmt: skip
 
 
 # --------------------------------------------------------------------------- catalog
@@ -1208,6 +1240,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # folds ASCII case unless told (fuzzymatching=true still folds, on both, with lower())
     cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
+    dbapi_connection.create_function("medcodec_lower", 1, _sqlite_lower, deterministic=True)
 
 
 def now() -> float:
