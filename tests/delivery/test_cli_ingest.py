@@ -90,3 +90,26 @@ def test_cli_ingest_terminated_leaves_no_partial_objects(shared_data: Path, tmp_
     assert list((store_path / "tmp").iterdir()) == []
     with open_store(store_path, create=False) as store:
         assert store.check().consistent
+
+
+def test_names_a_terminal_cannot_show_are_escaped_not_an_error(tmp_path: Path) -> None:
+    """``ingest -v`` of a file named in Cyrillic and ``store list`` of its Cyrillic patient name on a
+    Latin-1 terminal: exit 0, the characters written as escapes. Until 2026-12-02 both ended with
+    "internal error", exit 3, after the work was done (an outside audit)."""
+    import os
+    import shutil
+
+    from pydicom.data import get_charset_files
+
+    source = tmp_path / "Люксембург.dcm"
+    shutil.copyfile(get_charset_files("chrRuss.dcm")[0], source)  # patient Люкceмбypг
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    store = tmp_path / "store"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "medcodec", *args], env=env,  # noqa: E731
+                                       capture_output=True, timeout=300)  # fmt: skip
+    done = run("ingest", "-v", str(source), "--store", str(store), "--no-precompress", "--no-progress")
+    assert done.returncode == 0, done.stderr.decode("latin-1")
+    assert b"\\u041b\\u044e\\u043a" in done.stdout + done.stderr
+    listed = run("store", "list", "--store", str(store))
+    assert listed.returncode == 0, listed.stderr.decode("latin-1")
+    assert b"SCSRUSS \\u041b\\u044e\\u043a" in listed.stdout, listed.stdout

@@ -527,3 +527,23 @@ def test_an_instance_of_another_patient_is_filed_and_said_in_words(shared_data: 
         assert f"stored for Patient ID {str(source.PatientID)!r}" in outcome.message
         assert f"this instance has {said}:" in outcome.message
         assert outcome.message.count(str(source.StudyInstanceUID)) == 1  # the study, not a patient
+
+
+def test_file_names_that_are_not_utf8_are_ingested(shared_data: Path, store, tmp_path: Path) -> None:
+    """Latin-1 and Shift_JIS file names (CDs burned on Windows, old shares) are stored, their source
+    recorded with the undecodable bytes as ``\\xNN``. Until 2026-12-02 they were rejected with a
+    UnicodeEncodeError from the database driver (an outside audit)."""
+    import os
+
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    data = [p.read_bytes() for p in series_files(shared_data, MR, 2)]
+    names = [b"M\xfcller.dcm", b"\x8eR\x93c.dcm"]  # Latin-1 "Müller", Shift_JIS "山田"
+    for raw, content in zip(names, data):
+        with open(os.path.join(os.fsencode(folder), raw), "wb") as fh:
+            fh.write(content)
+    report = store.ingest([folder], precompress=False)
+    assert report.ok and [o.status for o in report.outcomes] == ["stored", "stored"], report.outcomes
+    sources = sorted(r.source for r in store.instances(report.outcomes[0].study_uid))
+    assert any(s.endswith("M\\xfcller.dcm") for s in sources), sources
+    assert all(s.encode("utf-8") for s in sources)

@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 
     Every error of every subcommand ends here (:func:`report_error`). SIGTERM and SIGHUP take
     the path of Ctrl-C (:func:`signals_interrupt`): temporary files are removed, exit 143 / 129.
+    A character the terminal's encoding cannot show (a Japanese name on a Latin-1 terminal) is
+    written as an escape, never an error (until 2026-12-02: exit 3 after the work was done).
     """
+    _escape_unprintable()
     try:
         with signals_interrupt():
             cli.main(args=argv, prog_name="medcodec", standalone_mode=False)
@@ -88,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         return report_error(exc)
     return EXIT_OK
+
+
+def _escape_unprintable() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # a test's capture may not have it
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a closed or detached stream
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover

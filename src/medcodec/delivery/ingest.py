@@ -283,6 +283,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         No space left; nothing of this file was kept.
     """
     data = bytes(data)
+    source = _printable(source)
     ds = read_header(data, source)
     uids = {}
     for keyword, what in (
@@ -527,6 +528,25 @@ def _dumps(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- many files
+
+
+def _printable(source: str) -> str:
+    """``source`` as text any database and terminal take: a path whose bytes are not UTF-8 (a
+    Latin-1 or Shift_JIS file name from a CD or a Windows share, which Python holds as lone
+    surrogates) with those bytes as ``\\xNN``. Until 2026-12-02 such a file was rejected with
+    the driver's UnicodeEncodeError (an outside audit).
+
+    >>> _printable(os.fsdecode(b"M\\xfcller.dcm")), _printable("山田.dcm")
+    ('M\\\\xfcller.dcm', '山田.dcm')
+    """
+    try:
+        source.encode("utf-8")
+        return source
+    except UnicodeEncodeError:
+        try:
+            return source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that is no escaped byte
+            return source.encode("utf-8", "backslashreplace").decode("ascii")
 
 
 def _read_source(source: Any) -> tuple[bytes, str]:
