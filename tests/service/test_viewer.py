@@ -687,6 +687,26 @@ def test_viewer_table_cells_are_text_not_html(served: Series, page: Any) -> None
     assert page.evaluate("() => window.__pwned") is None and not dialogs
 
 
+def test_viewer_study_list_shows_every_component_group_of_a_name(served: Series, page: Any) -> None:
+    """A patient name held in Ideographic characters only (``=李^雷``) was listed as "(no name)",
+    a Japanese or Korean name by its romanised group alone (an outside audit, 2026-12-02): every
+    group the name has is shown."""
+
+    def named(route: Any) -> None:
+        body = route.fetch().json()
+        body[0]["00100010"] = {"vr": "PN", "Value": [{"Ideographic": "李^雷"}]}
+        body[1]["00100010"] = {"vr": "PN", "Value": [{"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎",
+                                                      "Phonetic": "やまだ^たろう"}]}  # fmt: skip
+        route.fulfill(json=body)
+
+    page.route("**/dicomweb/studies?*", named)
+    page.goto(f"{served.url}/viewer/")
+    page.wait_for_function("() => document.querySelectorAll('#studies > li').length > 0")
+    labels = page.locator("#studies > li > button > bdi").all_inner_texts()
+    assert labels[0].startswith("李^雷") and "(no name)" not in labels[0], labels
+    assert labels[1].startswith("Yamada^Tarou = 山田^太郎 = やまだ^たろう"), labels
+
+
 def test_viewer_drops_a_late_answer_for_a_series_no_longer_wanted(server: Any, page: Any) -> None:
     """Click study A, then study B before A's stack arrives: B stays shown (A's late stack used to
     replace it and draw B's cached frames under A's header), only B is marked current."""

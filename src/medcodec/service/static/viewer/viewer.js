@@ -108,11 +108,14 @@ async function getJson(url, accept = "application/json") {
 }
 
 // DICOM JSON (PS3.18 §F.2) helpers
+// A person name (PS3.18 §F.2.2) is every component group it has, "Yamada^Tarou = 山田^太郎 = やまだ^たろう":
+// only the Alphabetic one was shown, so a name held in Ideographic characters alone read "(no name)".
+const personName = (v) => [v.Alphabetic, v.Ideographic, v.Phonetic].filter(Boolean).join(" = ");
 const tagValue = (obj, tag) => {
   const e = obj && obj[tag];
   if (!e || !e.Value || !e.Value.length) return "";
   const v = e.Value[0];
-  return typeof v === "object" && v !== null ? v.Alphabetic || "" : v;
+  return typeof v === "object" && v !== null ? personName(v) : v;
 };
 const tagValues = (obj, tag) => (obj && obj[tag] && obj[tag].Value) || [];
 
