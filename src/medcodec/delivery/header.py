@@ -29,6 +29,7 @@ __all__ = [
     "BULK_THRESHOLD",
     "read_header",
     "header_json",
+    "element_json",
     "pixel_data_tag",
     "bulk_path",
     "bulk_value",
@@ -144,11 +145,22 @@ def _dataset_json(ds: Dataset, path: tuple[str, ...]) -> dict[str, Any]:
                 items = [_dataset_json(item, (*path, tag, str(i))) for i, item in enumerate(element.value, 1)]
                 out[tag] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
                 continue
-            value = element.to_json_dict(_BulkUri(BULK_PREFIX + "/".join((*path, tag))), BULK_THRESHOLD)
+            value = element_json(element, _BulkUri(BULK_PREFIX + "/".join((*path, tag))))
         except Exception:
             continue  # a value pydicom cannot express in JSON (a damaged element) is left out
         out[tag] = value
     return out
+
+
+def element_json(element: Any, bulk_handler: Any = None) -> dict[str, Any]:
+    """One element as DICOM JSON (pydicom's ``to_json_dict``, values over :data:`BULK_THRESHOLD`
+    bytes through ``bulk_handler``), with an empty value among several as ``null`` (PS3.18 F.2.5:
+    pydicom writes ``""``, e.g. ``["", "ISO 2022 IR 87"]`` for a Specific Character Set)."""
+    value = element.to_json_dict(bulk_handler, BULK_THRESHOLD)
+    values = value.get("Value")
+    if isinstance(values, list) and len(values) > 1 and "" in values:
+        value["Value"] = [None if v == "" else v for v in values]
+    return value
 
 
 class _BulkUri:

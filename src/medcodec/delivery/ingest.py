@@ -56,7 +56,7 @@ from ..errors import (
 )
 from .catalog import InstanceRecord, now
 from .catalog import patient_key as catalog_patient_key
-from .header import BULK_THRESHOLD, header_json, pixel_data_tag, read_header, stored_syntax
+from .header import element_json, header_json, pixel_data_tag, read_header, stored_syntax
 from .objects import is_full
 from .uids import validate_uid
 
@@ -220,7 +220,7 @@ def _json_of(ds: Dataset, keywords: Iterable[str]) -> dict[str, Any]:
             if keyword in ds:
                 element = ds[keyword]
                 try:
-                    out[f"{element.tag:08X}"] = element.to_json_dict(None, BULK_THRESHOLD)
+                    out[f"{element.tag:08X}"] = element_json(element)
                 except Exception:
                     continue  # a value pydicom cannot express in JSON is left out of the query index
     return out
