@@ -842,3 +842,25 @@ def test_a_series_mixing_pixel_representations_plans_from_one_kind(shared_data: 
     for path in paths:  # every slice codes, the other kind under a mapping of its own
         out = PRESETS["diagnostic"].encode_instance(path.read_bytes(), mapping=mapping)
         assert out.entry.transfer_syntax_uid == "1.2.840.10008.1.2.4.51" and out.entry.max_error_hu < 200
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("preset", ["lossless", "diagnostic"])
+def test_text_invalid_in_its_character_set_is_passed_through_as_it_was(shared_data: Path, preset: str) -> None:
+    """A CT declaring ISO_IR 192 (UTF-8) with Latin-1 bytes in its Study Description: the preset
+    reads the descriptions to choose the operating point, and the element decoded for that came
+    out of the derived file with U+FFFD (the lossless file keeps the SOP Instance UID). An outside
+    audit, 2026-12-02: now every such element is written with the bytes it had."""
+    ds = pydicom.dcmread(series_files(shared_data, CHEST)[10])
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.StudyDescription = "Schädel"
+    ds.SeriesDescription = "Thorax ÄÖÜ"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian  # (implicit VR: see docs/delivery.md)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True, implicit_vr=False)
+    data = buf.getvalue().replace(b"ISO_IR 100", b"ISO_IR 192")  # the bytes stay Latin-1
+    out = PRESETS[preset].encode_instance(data)
+    written, source = pydicom.dcmread(io.BytesIO(out.data)), pydicom.dcmread(io.BytesIO(data))
+    assert written.SpecificCharacterSet == "ISO_IR 192"
+    for tag in (0x00081030, 0x0008103E):  # Study and Series Description
+        assert written.get_item(tag).value == source.get_item(tag).value, (tag, written.get_item(tag).value)

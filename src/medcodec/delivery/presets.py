@@ -123,6 +123,7 @@ import io
 import math
 import re
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -130,6 +131,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pydicom import dcmread, dcmwrite
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments
 from pydicom.pixels import pixel_array
@@ -258,10 +261,8 @@ def image_class(ds: Dataset) -> str:
     with source_values_as_is():
         modality = str(ds.get("Modality", "") or "").upper()
         if modality == "CT":
-            texts = [
-                str(ds.get(k, "") or "")
-                for k in ("BodyPartExamined", "SeriesDescription", "StudyDescription", "ProtocolName")
-            ]
+            keywords = ("BodyPartExamined", "SeriesDescription", "StudyDescription", "ProtocolName")
+            texts = [_peek_text(ds, k) for k in keywords]
             if any(_NEURO.search(t) for t in texts):
                 return "CT-neuro"
             field_mm = _reconstruction_field(ds)
@@ -273,6 +274,23 @@ def image_class(ds: Dataset) -> str:
     if modality in ("CR", "DX", "DR", "RF", "XA", "IO", "PX"):
         return "CR"
     return "*"
+
+
+def _peek_text(ds: Dataset, keyword: str) -> str:
+    """A text element's value, decoded without converting the element in ``ds``: pydicom keeps an
+    element it has decoded and writes it encoded again, so text invalid in its declared character
+    set came out of a derived (even a ``lossless``) file with U+FFFD where the source had its own
+    bytes (an outside audit, 2026-12-02). Elements nobody reads are written as they were read."""
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in ds:
+        return ""
+    element = ds.get_item(tag)
+    if isinstance(element, RawDataElement):
+        encoding = getattr(ds, "_character_set", None) or ds.original_character_set
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a value not in its set: replacement characters, here only
+            element = convert_raw_data_element(element, encoding=encoding, ds=ds)
+    return str(element.value or "")
 
 
 def _reconstruction_field(ds: Dataset) -> float | None:
