@@ -374,3 +374,23 @@ def test_padding_found_in_one_pass_answers_as_the_masks_do(store: Any, shared_da
             seen.add(want)
     if folder == MR:
         assert (True, True) in seen  # the MR's case: padding value 0 next to noise
+
+
+def test_the_preview_keeps_each_instances_image_comments_after_its_label(store: Any, shared_data: Path) -> None:
+    """The preview's Image Comments is its NOT FOR DIAGNOSIS label, then the source's own comment
+    (until 2026-12-02 the comment was replaced: clinical free text lost; an outside audit), the
+    same from the template as from the full path, and a slice with a comment of its own keeps it."""
+    datas, mapping = _series(store, shared_data, CHEST, 4, "preview")
+    datas = [_changed(d, SpecificCharacterSet="ISO_IR 192", ImageComments="Kontrastmittel 患者") for d in datas]
+    datas[3] = _changed(datas[3], ImageComments="a comment of its own")
+    p = presets.PRESETS["preview"]
+    first = p.encode_instance(datas[0], mapping=mapping, measure=False)
+    t = SeriesTemplate.build(p, mapping, datas[0], first)
+    assert t is not None
+    for k, data in enumerate(datas[1:], 1):
+        full = p.encode_instance(data, mapping=mapping, measure=False)
+        comment = str(pydicom.dcmread(BytesIO(full.data)).ImageComments)
+        assert comment.startswith("PREVIEW - NOT FOR DIAGNOSIS: lossy preview at "), comment
+        assert comment.endswith("Kontrastmittel 患者" if k < 3 else "a comment of its own"), comment
+        made = t.apply(data)
+        assert made is None if k == 3 else made is not None and made.data == full.data

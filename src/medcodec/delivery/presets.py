@@ -901,13 +901,21 @@ def _derive_attributes(
     if preset.label:
         with source_values_as_is():
             old = str(ds.get("SeriesDescription", "") or "")
+            comments = str(ds.get("ImageComments", "") or "")
         ds.SeriesDescription = f"{preset.label} {old}".strip()[:64]
-        ds.ImageComments = preview_comment(preset, ratio)
+        ds.ImageComments = preview_comment(preset, ratio, comments)
 
 
-def preview_comment(preset: Preset, ratio: float) -> str:
-    """(0020,4000) of a file of a preset not meant for diagnosis."""
-    return f"{preset.label}: lossy preview at {ratio:.0f}:1"
+def preview_comment(preset: Preset, ratio: float, original: str = "") -> str:
+    """(0020,4000) of a file of a preset not meant for diagnosis: the label, then the source's own
+    comment (until 2026-12-02 replaced: clinical free text lost from the preview; an outside audit),
+    within LT's 10,240 characters.
+
+    >>> preview_comment(PRESETS["preview"], 41.2, "patient moved")
+    'PREVIEW - NOT FOR DIAGNOSIS: lossy preview at 41:1. patient moved'
+    """
+    label = f"{preset.label}: lossy preview at {ratio:.0f}:1"
+    return f"{label}. {original}"[:10240] if original.strip() else label
 
 
 def rendition_ratio(frames: int, rows: int, columns: int, bits_allocated: int, nbytes: int) -> float:

@@ -176,6 +176,7 @@ class SeriesTemplate:
         self.source_sequence: _Splice
         self.creators: dict[int, Any]
         self.encodings: Any
+        self.image_comments: str
         self.converted: Any
         self.spec: PixelSpec
         self.shape: tuple[int, int]
@@ -242,6 +243,7 @@ class SeriesTemplate:
             self.earlier_ratios = _values(ds, "LossyImageCompressionRatio")
             self.padding = [copy(ds[t]) for t in _PADDING if t in ds]
             self.encodings = ds.get("SpecificCharacterSet", "iso8859")
+            self.image_comments = str(ds.get("ImageComments", "") or "")  # the same in every instance it takes
             source_uid = str(ds.get("SOPInstanceUID", ""))
         if self.padding and not mapping.is_identity:  # as write_coded: remapped, then declared
             remapped = Dataset()
@@ -439,7 +441,7 @@ class SeriesTemplate:
         out[0x00082112] = self.source_sequence.with_uid(source_uid)
         put(0x00282112, self.vrs[0x00282112], lossy_ratios(self.earlier_ratios, source_ratio(coded, frames, self.spec)))
         if 0x00204000 in self.per_instance:
-            put(0x00204000, self.vrs.get(0x00204000, "LT"), preview_comment(self.preset, ratio))
+            put(0x00204000, self.vrs.get(0x00204000, "LT"), preview_comment(self.preset, ratio, self.image_comments))
         put(_PIXEL_DATA, "OB", encapsulate(coded.streams, has_bot=True), is_undefined_length=True)
         if self.mapping.padding is not None:
             padding = Dataset()
