@@ -113,3 +113,30 @@ def test_names_a_terminal_cannot_show_are_escaped_not_an_error(tmp_path: Path) -
     listed = run("store", "list", "--store", str(store))
     assert listed.returncode == 0, listed.stderr.decode("latin-1")
     assert b"SCSRUSS \\u041b\\u044e\\u043a" in listed.stdout, listed.stdout
+
+
+def test_text_its_character_set_cannot_give_is_named_once_per_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown Specific Character Set term and Latin-1 bytes under ISO_IR 192: one warning line
+    each, naming the file; pydicom's own warning text once a run, not once per element read (it
+    was printed four times for each file, naming none; an outside audit, 2026-12-02)."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    names = []
+    for name, charset in (("unknown.dcm", b"ISO_IR 999"), ("mismatch.dcm", b"ISO_IR 192")):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.PatientName = "Müller^Jürgen"
+        ds.SOPInstanceUID = ds.SOPInstanceUID + (".1" if name.startswith("u") else ".2")
+        ds.StudyInstanceUID = ds.StudyInstanceUID + (".1" if name.startswith("u") else ".2")
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        (tmp_path / name).write_bytes(buf.getvalue().replace(b"ISO_IR 100", charset))
+        names.append(str(tmp_path / name))
+    code = main(["ingest", *names, "--store", str(tmp_path / "store"), "--no-precompress", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("unknown.dcm: Specific Character Set 'ISO_IR 999' is not a defined term") == 1, err
+    assert err.count("mismatch.dcm: PatientName not valid in the declared character set") == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == len(set(lines)), err

@@ -144,8 +144,17 @@ def report_error(exc: BaseException) -> int:
 
 
 def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    """A warning as the CLI prints it: one line ``warning: ...`` on stderr, in CLI terms."""
-    click.echo(f"warning: {cli_message(str(message))}", err=True)
+    """A warning as the CLI prints it: one line ``warning: ...`` on stderr, in CLI terms, each text
+    once a run (pydicom says "Unknown encoding" once per element it decodes: four lines a file)."""
+    line = f"warning: {cli_message(str(message))}"
+    if line in _SHOWN:
+        return
+    if len(_SHOWN) < 10_000:
+        _SHOWN.add(line)
+    click.echo(line, err=True)
+
+
+_SHOWN: set[str] = set()
 
 
 class _WarningLine(logging.Handler):
