@@ -173,3 +173,75 @@ def test_gc_beside_an_ingest_and_an_object_lost_after_its_row(shared_data: Path,
     (again,) = store.ingest([source], precompress=False).outcomes
     assert again.status == "duplicate" and "written again" in again.message
     assert lost.read_bytes() == source.read_bytes() and store.check().consistent
+
+
+# an outside audit (2026-12-02, concurrent writers): an instance ingested while a deletion (or a
+# gc) removed the same bytes was reported stored and left without its object. Each ordering of
+# the two writers' steps, forced here in one process with the real store:
+
+
+def test_an_ingest_committing_before_the_deletion_removes_objects_keeps_its_object(shared_data: Path, store,
+                                                                                   monkeypatch) -> None:  # fmt: skip
+    """The deletion commits; the same file is ingested again (reusing the object still there) and
+    committed; then the deletion removes the objects its rows referenced: this one is referenced
+    again, so it stays."""
+    path = series_files(shared_data, MR)[0]
+    outcome = store.ingest_bytes(path.read_bytes(), source="first")
+    real_delete = store.catalog.delete
+
+    def delete_then_an_ingest(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_delete(*args, **kwargs)
+        again = store.ingest_bytes(path.read_bytes(), source="again")
+        assert again.status == "stored"
+        return result
+
+    monkeypatch.setattr(store.catalog, "delete", delete_then_an_ingest)
+    store.delete(outcome.study_uid)
+    check = store.check()
+    assert not check.missing and store.objects.exists(outcome.record.path), check
+
+
+def test_an_ingest_whose_object_is_removed_before_its_commit_writes_it_again(shared_data: Path, store,
+                                                                             monkeypatch) -> None:  # fmt: skip
+    """The deletion commits; the same file is ingested again and finds the object still there (no
+    write); the deletion removes the objects its rows referenced; then the ingest commits its row:
+    its object is gone, so it is written again."""
+    path = series_files(shared_data, MR)[0]
+    outcome = store.ingest_bytes(path.read_bytes(), source="first")
+    committed = store.catalog.delete(outcome.study_uid)  # the deletion's transaction, done
+    monkeypatch.setattr(store.catalog, "delete", lambda *a, **k: committed)  # its object removal, below
+    real_add = store.catalog.add_instance
+    done = []
+
+    def the_deletion_removes_objects_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not done:
+            done.append(store.delete(outcome.study_uid))
+        return real_add(*args, **kwargs)
+
+    monkeypatch.setattr(store.catalog, "add_instance", the_deletion_removes_objects_first)
+    again = store.ingest_bytes(path.read_bytes(), source="again")
+    assert done and done[0].objects >= 1 and again.status == "stored"
+    check = store.check()
+    assert not check.missing and store.objects.exists(again.record.path), check
+
+
+def test_gc_beside_an_ingest_reusing_an_old_orphan_loses_nothing(shared_data: Path, store, monkeypatch) -> None:
+    """An orphan original (a deletion killed after its commit, hours ago) is reused by an ingest of
+    the same file; ``store gc`` removes it between the ingest's look and its commit: the ingest
+    writes it again. Until 2026-12-02 the instance was reported stored without its object."""
+    path = series_files(shared_data, MR)[0]
+    outcome = store.ingest_bytes(path.read_bytes(), source="first")
+    store.catalog.delete(outcome.study_uid)  # the rows went, the object stayed: an orphan
+    real_add = store.catalog.add_instance
+    collected: list[list[str]] = []
+
+    def gc_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not collected:
+            collected.append(store.collect_garbage(min_age=0))
+        return real_add(*args, **kwargs)
+
+    monkeypatch.setattr(store.catalog, "add_instance", gc_first)
+    again = store.ingest_bytes(path.read_bytes(), source="again")
+    assert collected and outcome.record.path in collected[0] and again.status == "stored"
+    check = store.check()
+    assert not check.missing and store.objects.exists(again.record.path), check

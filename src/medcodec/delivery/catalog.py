@@ -940,11 +940,13 @@ class Catalog:
                     is None
                 ):
                     conn.execute(patients.delete().where(patients.c.patient_key == key))
-            still = set()
-            for chunk in _chunks(sorted(paths)):
-                for table in (instances, renditions, archives):
-                    still |= {r[0] for r in conn.execute(sa.select(table.c.path).where(table.c.path.in_(chunk)))}
+            still = _referenced_among(conn, paths)
         return len(sops), sorted(paths - still)
+
+    def referenced_among(self, paths: Iterable[str]) -> set[str]:
+        """Those of ``paths`` a row references now (an instance, a rendition, an archive)."""
+        with self.engine.connect() as conn:
+            return _referenced_among(conn, set(paths))
 
     def referenced(self) -> list[tuple[str, str, int]]:
         """Every object the catalog references: ``(path, sha256 or etag, size)``."""
@@ -1228,6 +1230,14 @@ def _instance_order(row: Any) -> tuple[Any, ...]:
         num if num is not None else 0,
         m["sop_uid"],
     )
+
+
+def _referenced_among(conn: Connection, paths: set[str]) -> set[str]:
+    still: set[str] = set()
+    for chunk in _chunks(sorted(paths)):
+        for table in (instances, renditions, archives):
+            still |= {r[0] for r in conn.execute(sa.select(table.c.path).where(table.c.path.in_(chunk)))}
+    return still
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

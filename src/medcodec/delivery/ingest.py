@@ -414,6 +414,8 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
             _remove_quietly(store, path)  # other bytes (a "duplicate" shares this object: it stays)
         assert isinstance(found, InstanceRecord)
         return _known(store, found, base, data)
+    if not store.objects.exists(path):  # a deletion or gc of the same bytes moved it away meanwhile
+        store.objects.put(path, data)  # (Store._remove_unreferenced): the row is ours, so is the object
     record = store.catalog.get_instance(uids["SOPInstanceUID"])
     return InstanceOutcome(status="stored", record=record, message=warning, **base)
 

@@ -217,6 +217,36 @@ class Objects:
                 return time.time() - float(value)
         return float("-inf")
 
+    def move_aside(self, rel: str) -> str | None:
+        """Rename ``rel`` to a ``tmp/`` name of its own (what a removal does first, so that a writer
+        that catalogues the object meanwhile can still be answered: :meth:`restore`); ``None``
+        when there is nothing at ``rel``."""
+        aside = f"tmp/{uuid.uuid4().hex}.removing"
+        try:
+            if self.local:
+                target = self.local_path(aside)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.local_path(rel), target)
+            else:
+                with self._backend(f"removing {rel}"):
+                    if not self.fs.exists(self.full(rel)):
+                        return None
+                    self.fs.mv(self.full(rel), self.full(aside))
+        except FileNotFoundError:
+            return None
+        return aside
+
+    def restore(self, aside: str, rel: str) -> None:
+        """Undo :meth:`move_aside`: back at ``rel``, unless something was written there meanwhile
+        (the same content: objects are content-addressed), then the aside copy goes."""
+        if self.exists(rel):
+            self.remove(aside)
+        elif self.local:
+            os.replace(self.local_path(aside), self.local_path(rel))
+        else:
+            with self._backend(f"restoring {rel}"):
+                self.fs.mv(self.full(aside), self.full(rel))
+
     def remove(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             if self.local:

@@ -398,12 +398,27 @@ class Store:
             Nothing stored under those UIDs.
         """
         count, paths = self.catalog.delete(study_uid, series_uid, sop_uid)
-        removed = 0
-        for rel in paths:
-            if self.objects.exists(rel):
-                self.objects.remove(rel)
-                removed += 1
-        return StoreDeletion(count, removed)
+        return StoreDeletion(count, len(self._remove_unreferenced(paths)))
+
+    def _remove_unreferenced(self, paths: list[str]) -> list[str]:
+        """Remove those of ``paths`` no catalog row references, safely beside a writer that
+        catalogues one of them meanwhile (an ingest of the same file, reusing the object): each is
+        moved aside, the references are read again, what became referenced goes back, the rest is
+        removed; the writer checks its object after its commit and writes it again if missing
+        (:func:`.ingest.ingest_bytes`). Either the re-read sees the writer's row, or the writer's
+        check comes after the move and sees the object gone. Until 2026-12-02 an instance ingested
+        during a ``store delete`` (or a ``store gc``) of the same bytes was reported stored and
+        left without its object (an outside audit). Returns the paths removed."""
+        aside = {rel: moved for rel in paths if (moved := self.objects.move_aside(rel)) is not None}
+        wanted = self.catalog.referenced_among(aside) if aside else set()
+        removed = []
+        for rel, moved in aside.items():
+            if rel in wanted:
+                self.objects.restore(moved, rel)
+            else:
+                self.objects.remove(moved)
+                removed.append(rel)
+        return removed
 
     def collect_garbage(self, *, min_age: float = GC_MIN_AGE) -> list[str]:
         """Remove unreferenced objects (left by interrupted writes or rebuilt archives); returns them.
@@ -413,10 +428,8 @@ class Store:
         2026-12-01, ran ``store gc`` beside an ingest and lost an original). An object whose age
         cannot be read is kept.
         """
-        removed = [rel for rel in self.check(verify_hashes=False).orphans if self.objects.age(rel) >= min_age]
-        for rel in removed:
-            self.objects.remove(rel)
-        return removed
+        old = [rel for rel in self.check(verify_hashes=False).orphans if self.objects.age(rel) >= min_age]
+        return self._remove_unreferenced(old)
 
 
 def _require_catalog(text: str, root: Path) -> None:
