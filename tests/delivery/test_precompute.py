@@ -305,3 +305,55 @@ def test_archives_are_written_group_by_group(shared_data: Path, store, tmp_path:
     assert renders[0] == [False, False, False]
     assert renders[2] == [True, False, False] and renders[4] == [True, True, False]  # a group's first task
     assert [d for stage, d, _ in seen if stage == "precompute"] == list(range(1, 7))
+
+
+def _corrected(data: bytes) -> bytes:
+    """The same SOP Instance (same UIDs) with another Patient's Name: a wrong-patient correction."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.PatientName = "CORRECTED^PATIENT"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_a_rendition_coded_from_a_replaced_original_is_not_recorded(shared_data: Path, store) -> None:
+    """A correction (delete an instance, send the corrected file under its SOP Instance UID) while
+    a pre-computation coded the old one: its rendition row is left out, so the old content is not
+    delivered for the new instance; a row of an instance deleted meanwhile likewise (it failed the
+    whole batch on its foreign key). Until 2026-12-02 both were recorded or raised (an outside audit)."""
+    from medcodec.delivery.precompute import render_task
+
+    files = series_files(shared_data, MR, 3)
+    report = store.ingest(files, precompress=False)
+    first, second = report.outcomes[0].record, report.outcomes[1].record
+    rows = [render_task(store.url, r.path, r.sha256, "diagnostic", store.series_mapping(r.series_uid, "diagnostic"))
+            for r in (first, second)]  # fmt: skip
+    store.delete(first.study_uid, first.series_uid, first.sop_uid)
+    assert store.ingest_bytes(_corrected(files[0].read_bytes()), source="corrected").status == "stored"
+    store.delete(second.study_uid, second.series_uid, second.sop_uid)
+    assert store.catalog.put_renditions(rows) == 0
+    # a task planned before the deletion finds the original gone: nothing to record, no error
+    assert render_task(store.url, second.path, second.sha256, "diagnostic", None) is None
+    (current,) = [r for r in store.instances(first.study_uid) if r.sop_uid == first.sop_uid]
+    assert store.rendition(current, "diagnostic") is None
+
+
+def test_an_archive_built_before_a_correction_is_not_recorded(shared_data: Path, store) -> None:
+    """An archive built from the instances as they were is recorded only if they still are: an
+    instance replaced by a corrected file (the count unchanged) makes it not current."""
+    from medcodec.delivery.catalog import instances_fingerprint
+
+    files = series_files(shared_data, MR, 3)
+    report = store.ingest(files, precompress=False)
+    study = report.outcomes[0].study_uid
+    before = store.instances(study)
+    target = report.outcomes[0].record
+    store.delete(study, target.series_uid, target.sop_uid)
+    assert store.ingest_bytes(_corrected(files[0].read_bytes()), source="corrected").status == "stored"
+    after = store.instances(study)
+    assert len(after) == len(before)
+    values = {"study_uid": study, "series_uid": "", "preset": "original", "path": "archives/x.zip", "size": 1,
+              "etag": "0" * 64, "files": len(before), "created_at": 0.0}  # fmt: skip
+    assert not store.catalog.put_archive(values, expect=instances_fingerprint((r.sop_uid, r.sha256) for r in before))
+    assert store.archive(study, None, "original") is None
+    assert store.catalog.put_archive(values, expect=instances_fingerprint((r.sop_uid, r.sha256) for r in after))

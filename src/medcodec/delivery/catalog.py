@@ -24,6 +24,7 @@ and only after its object is durably stored (see :mod:`medcodec.delivery.store`)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -744,19 +745,38 @@ class Catalog:
     def put_rendition(self, values: Mapping[str, Any]) -> None:
         self.put_renditions([values])
 
-    def put_renditions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def put_renditions(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Record renditions (each replacing the one of its instance and preset) in one transaction:
-        one commit, one sync to disk, for a batch of pre-computed files already written."""
+        one commit, one sync to disk, for a batch of pre-computed files already written. A row with
+        ``source_sha256`` (the original it was coded from) is recorded only while its instance is
+        that original: one deleted meanwhile, or replaced by a corrected file under the same SOP
+        Instance UID, is left out (until 2026-12-02 the old content was recorded for the new
+        instance, and a deleted one's row failed the batch on its foreign key: an outside audit).
+        Returns how many rows were recorded."""
         if not rows:
-            return
+            return 0
+        recorded = 0
         with self.engine.begin() as conn:
-            for values in rows:
+            _take_write_lock(conn)
+            wanted = {str(r["sop_uid"]) for r in rows if r.get("source_sha256") is not None}
+            current: dict[str, str] = {}
+            for chunk in _chunks(sorted(wanted)):
+                query = (sa.select(instances.c.sop_uid, instances.c.sha256).where(instances.c.sop_uid.in_(chunk))
+                         .with_for_update(read=True))  # fmt: skip
+                current.update({str(r[0]): str(r[1]) for r in conn.execute(query)})
+            for row in rows:
+                values = {k: v for k, v in row.items() if k != "source_sha256"}
+                source = row.get("source_sha256")
+                if source is not None and current.get(str(values["sop_uid"])) != source:
+                    continue
                 conn.execute(
                     renditions.delete().where(
                         renditions.c.sop_uid == values["sop_uid"], renditions.c.preset == values["preset"]
                     )
                 )
                 conn.execute(renditions.insert().values(**values))
+                recorded += 1
+        return recorded
 
     def rendition(self, sop_uid: str, preset: str) -> RenditionRecord | None:
         with self.engine.connect() as conn:
@@ -780,14 +800,24 @@ class Catalog:
                     out[row["sop_uid"]] = RenditionRecord.from_row(row)
         return out
 
-    def put_archive(self, values: Mapping[str, Any], *, expect_instances: int, revision: int | None = None) -> bool:
+    def put_archive(self, values: Mapping[str, Any], *, expect: str, revision: int | None = None) -> bool:
         """Record an archive unless the study changed meanwhile (then nothing is recorded: False);
-        a study-level one with the coding ``revision`` it was made under (:data:`archive_builds`)."""
+        a study-level one with the coding ``revision`` it was made under (:data:`archive_builds`).
+
+        ``expect``: :func:`instances_fingerprint` of the instances it was built from, compared with
+        the catalog's inside the transaction that records it (the write lock taken first; the
+        study row locked on PostgreSQL, which every instance added to it updates). Until
+        2026-12-02 only the instance count was compared, and before the transaction began: an
+        instance added in between, or one replaced by a corrected file, left an archive without
+        it (or with the old content) served as current (an outside audit)."""
         with self.engine.begin() as conn:
-            q = sa.select(sa.func.count()).where(instances.c.study_uid == values["study_uid"])
+            _take_write_lock(conn)
+            conn.execute(sa.select(studies.c.study_uid).where(studies.c.study_uid == values["study_uid"])
+                         .with_for_update())  # fmt: skip
+            q = sa.select(instances.c.sop_uid, instances.c.sha256).where(instances.c.study_uid == values["study_uid"])
             if values["series_uid"]:
                 q = q.where(instances.c.series_uid == values["series_uid"])
-            if conn.execute(q).scalar() != expect_instances:
+            if instances_fingerprint(conn.execute(q)) != expect:
                 return False
             key = (
                 archives.c.study_uid == values["study_uid"],
@@ -1230,6 +1260,23 @@ def _instance_order(row: Any) -> tuple[Any, ...]:
         num if num is not None else 0,
         m["sop_uid"],
     )
+
+
+def instances_fingerprint(rows: Iterable[Any]) -> str:
+    """One digest of ``(SOP Instance UID, sha256)`` pairs, whatever their order: what an archive
+    was built from (:meth:`Catalog.put_archive`)."""
+    digest = hashlib.sha256()
+    for sop, sha in sorted((str(r[0]), str(r[1])) for r in rows):
+        digest.update(f"{sop}\\{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def _take_write_lock(conn: Connection) -> None:
+    """Begin the transaction with the database's write lock, so that what it reads next stays
+    true until it commits: pysqlite sends BEGIN only before the first write statement (a read
+    before it is outside the transaction), and SQLite takes the write lock at a write statement,
+    even one that changes nothing. Harmless on PostgreSQL (where the callers lock rows)."""
+    conn.execute(sa.update(studies).where(sa.false()).values(study_uid=studies.c.study_uid))
 
 
 def _referenced_among(conn: Connection, paths: set[str]) -> set[str]:

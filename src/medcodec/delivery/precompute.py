@@ -47,9 +47,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
-from ..errors import CodecError, DeliveryError, InvalidInputError, StoreFullError
+from ..errors import CodecError, DeliveryError, InvalidInputError, NotFoundError, StoreFullError
 from ..registry import pixel_data_compressed
-from .catalog import InstanceRecord, now
+from .catalog import InstanceRecord, instances_fingerprint, now
 from .manifest import CODING_REVISION, MANIFEST_NAME, ManifestEntry, build_manifest, current_rules
 from .presets import (
     ALREADY_LOSSY,
@@ -119,10 +119,18 @@ def _storage(url: str) -> Any:
         return _STORAGES[url]
 
 
-def render_task(url: str, original_path: str, original_sha: str, preset_name: str, mapping: Any) -> dict[str, Any]:
-    """One (instance, preset) on a Dask worker: encode, write the rendition, return its catalog row."""
+def render_task(
+    url: str, original_path: str, original_sha: str, preset_name: str, mapping: Any
+) -> dict[str, Any] | None:
+    """One (instance, preset) on a Dask worker: encode, write the rendition, return its catalog row;
+    ``None`` when the original is gone (its instance deleted, or replaced by a corrected file,
+    since the task was planned: nothing to record; until 2026-12-02 the whole pre-computation
+    stopped, saying "run again", which would have stored the deleted study again)."""
     storage = _storage(url)
-    data = storage.read(original_path)
+    try:
+        data = storage.read(original_path)
+    except NotFoundError:
+        return None
     encoded = PRESETS[preset_name].encode_instance(data, mapping=mapping, measure=True)
     entry = encoded.entry
     if entry.passthrough and encoded.data == data:  # the stored file itself (not a preamble-less one)
@@ -144,6 +152,7 @@ def render_task(url: str, original_path: str, original_sha: str, preset_name: st
         "new_sop_uid": entry.rendition_sop_instance_uid,
         "entry": entry.to_json(),
         "created_at": now(),
+        "source_sha256": original_sha,  # recorded only while the instance is still this original
     }
 
 
@@ -327,7 +336,7 @@ def _where(client: Any) -> str:
     return f"the local Dask cluster ({address})" if getattr(client, "cluster", None) is not None else address
 
 
-def _dask_results(client: Any, futures: list[Any], what: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _dask_results(client: Any, futures: list[Any], what: dict[str, str]) -> Iterator[dict[str, Any] | None]:
     """The results of ``futures`` as they complete; what fails, as one :class:`DeliveryError` naming it
     (``what``: future key -> the instance and preset) and where (the scheduler's address)."""
     from distributed import as_completed
@@ -518,13 +527,14 @@ def _render(store: Any, jobs: list[tuple[InstanceRecord, str, Any]], dask: Any, 
     """Run ``jobs`` (on ``executor``, else on the Dask client ``dask``) and record their renditions."""
     args = [(store.url, r.path, r.sha256, name, mapping) for r, name, mapping in jobs]
 
-    def record(rows: Iterator[dict[str, Any]]) -> None:  # the one catalog writer: this process
+    def record(rows: Iterator[dict[str, Any] | None]) -> None:  # the one catalog writer: this process
         # rows are committed RECORD_BATCH at a time (one sync to disk each): a crash loses at most
         # that many rows, whose files are then computed again; no row ever names a missing file
         batch: list[dict[str, Any]] = []
         try:
             for row in rows:
-                batch.append(row)
+                if row is not None:  # (None: the instance went meanwhile)
+                    batch.append(row)
                 if len(batch) >= RECORD_BATCH:
                     store.catalog.put_renditions(batch)
                     batch.clear()
@@ -563,11 +573,11 @@ RECORD_BATCH = 32
 EXECUTOR_WINDOW = 4
 
 
-def _bounded(executor: Executor, args: list[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
+def _bounded(executor: Executor, args: list[tuple[Any, ...]]) -> Iterator[dict[str, Any] | None]:
     """``render_task(*a)`` for each of ``args`` on ``executor``, at most :data:`EXECUTOR_WINDOW` queued
     at a time; results as they complete. Closing the iterator (an error) cancels what is queued."""
     todo = iter(args)
-    running: set[concurrent.futures.Future[dict[str, Any]]] = set()
+    running: set[concurrent.futures.Future[dict[str, Any] | None]] = set()
     try:
         for a in itertools.islice(todo, EXECUTOR_WINDOW):
             running.add(executor.submit(render_task, *a))
@@ -659,8 +669,8 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
 
     try:
         path, size, sha = store.objects.put_stream(lambda h: archive_path(name, study, series, h), chunks())
-    except StoreFullError:
-        raise
+    except NotFoundError:
+        return False  # an original or rendition of it went meanwhile (a deletion, a correction)
     return bool(
         store.catalog.put_archive(
             {
@@ -673,7 +683,7 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
                 "files": len(files),
                 "created_at": now(),
             },
-            expect_instances=len(records),
+            expect=instances_fingerprint((r.sop_uid, r.sha256) for r in records),
             revision=CODING_REVISION,
         )
     )
