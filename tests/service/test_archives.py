@@ -286,6 +286,38 @@ def test_stale_archive_is_rebuilt_live_from_stored_renditions(shared_data, tmp_p
     assert all(measured.values())  # the four others came from their stored renditions
 
 
+def test_a_stale_archive_does_not_mix_two_mappings_in_a_series(shared_data, tmp_path, spawn_server):
+    """An instance that widens a series' values (an MR slice reaching 30000) changes the series
+    mapping: the stale archive served live until the next pre-computation codes every file of
+    the series under the new mapping, not the stored renditions of the old one beside it (until
+    2026-12-02: Rescale Slope 2 on the old files, 8 on the new one; an outside audit)."""
+    from medcodec.delivery import open_store
+
+    files = sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[40:44]
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest(files[:3], presets=["diagnostic"]).ok
+    wide = pydicom.dcmread(files[3])
+    a = wide.pixel_array.astype(np.int32)
+    a[100:120, 100:120] = 30000
+    wide.PixelData = a.astype("<i2").tobytes()
+    buf = io.BytesIO()
+    wide.save_as(buf, enforce_file_format=True)
+    _, url, _ = spawn_server(tmp_path / "store", extra=["--no-precompute"])
+    boundary = "b"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + buf.getvalue()
+            + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+    r = httpx.post(f"{url}/dicomweb/studies", content=body,
+                   headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})  # fmt: skip
+    assert r.status_code == 200
+    r = httpx.get(f"{url}/studies/{wide.StudyInstanceUID}/archive.zip?preset=diagnostic", timeout=120)
+    assert r.headers["x-medcodec-archive"] == "live"
+    zf = _zip(r.content)
+    manifest = json.loads(zf.read("manifest.json"))
+    assert len(manifest["files"]) == 4 and len({f["mapping"] for f in manifest["files"]}) == 1, manifest["files"]
+    slopes = {float(pydicom.dcmread(io.BytesIO(zf.read(f["file"]))).RescaleSlope) for f in manifest["files"]}
+    assert len(slopes) == 1, slopes
+
+
 def test_encoder_processes_and_threads_give_the_same_archive(server, spawn_server):
     """The default server encodes live archives in worker processes; ``--processes 0`` in its own
     threads. Same files either way."""

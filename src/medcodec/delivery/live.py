@@ -47,6 +47,7 @@ from typing import Any, NoReturn, TypeVar
 
 from ..dicom.write import JPEG_BASELINE, JPEG_EXTENDED
 from .header import as_part10, baseline_as_extended, read_header, relabel_syntax, stored_syntax
+from .precompute import rendition_fresh
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
 
 __all__ = ["LivePool", "amap_ordered", "LiveEntry", "stream_zip"]
@@ -967,7 +968,9 @@ def live_archive(
             )
         if use_renditions:  # an archive gone stale (a new instance arrived): reuse what is computed
             rendition = store.rendition(record, preset)
-            if rendition is not None:
+            # ... under the series mapping of now: a new instance that widened the range changed
+            # it (until 2026-12-02 such an archive mixed two mappings in one series: an audit)
+            if rendition is not None and rendition_fresh(rendition.entry, mapping_for(record), record, preset):
                 with store.open_rendition(rendition) as fh:
                     data = fh.read()
                 return LiveEntry(
