@@ -415,7 +415,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         assert isinstance(found, InstanceRecord)
         return _known(store, found, base, data)
     if not store.objects.exists(path):  # a deletion or gc of the same bytes moved it away meanwhile
-        store.objects.put(path, data)  # (Store._remove_unreferenced): the row is ours, so is the object
+        store.objects.put(path, data)  # (Store.remove_unreferenced): the row is ours, so is the object
     record = store.catalog.get_instance(uids["SOPInstanceUID"])
     return InstanceOutcome(status="stored", record=record, message=warning, **base)
 

@@ -476,13 +476,23 @@ def precompute(
             if jobs:
                 _render(store, jobs, dask, executor, counts, total, progress)
             for study in group:
+                refused = 0
                 for series, name in units_of[study]:
                     records = [r for r in per_study[study] if series is None or r.series_uid == series]
                     if _build_archive(store, study, series, name, records):
                         written.append(f"{name}:{study}" + (f":{series}" if series else ""))
+                    else:
+                        refused += 1
                     counts["archive"] += 1
                     if progress is not None:
                         progress("archive", counts["archive"], n_units)
+                if refused:  # said (until 2026-12-02 an ingest that lost this race exited 0 in silence)
+                    log.warning(
+                        "study %s changed while its archives were built (another writer added, replaced or "
+                        "deleted instances): %d archive(s) not recorded; it is served live until "
+                        "`medcodec ingest --refresh` (or the server's refresher) makes them",
+                        study, refused,
+                    )  # fmt: skip
     return written
 
 
@@ -671,7 +681,7 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
         path, size, sha = store.objects.put_stream(lambda h: archive_path(name, study, series, h), chunks())
     except NotFoundError:
         return False  # an original or rendition of it went meanwhile (a deletion, a correction)
-    return bool(
+    recorded = bool(
         store.catalog.put_archive(
             {
                 "study_uid": study,
@@ -687,3 +697,6 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
             revision=CODING_REVISION,
         )
     )
+    if not recorded:  # the study changed meanwhile: the file is nobody's (unless the same bytes are)
+        store.remove_unreferenced([path])
+    return recorded

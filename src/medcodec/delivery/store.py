@@ -398,9 +398,9 @@ class Store:
             Nothing stored under those UIDs.
         """
         count, paths = self.catalog.delete(study_uid, series_uid, sop_uid)
-        return StoreDeletion(count, len(self._remove_unreferenced(paths)))
+        return StoreDeletion(count, len(self.remove_unreferenced(paths)))
 
-    def _remove_unreferenced(self, paths: list[str]) -> list[str]:
+    def remove_unreferenced(self, paths: list[str]) -> list[str]:
         """Remove those of ``paths`` no catalog row references, safely beside a writer that
         catalogues one of them meanwhile (an ingest of the same file, reusing the object): each is
         moved aside, the references are read again, what became referenced goes back, the rest is
@@ -429,7 +429,7 @@ class Store:
         cannot be read is kept.
         """
         old = [rel for rel in self.check(verify_hashes=False).orphans if self.objects.age(rel) >= min_age]
-        return self._remove_unreferenced(old)
+        return self.remove_unreferenced(old)
 
 
 def _require_catalog(text: str, root: Path) -> None:
