@@ -151,3 +151,22 @@ def test_a_retired_storage_class_is_stored_and_retrieved(tmp_path, spawn_server)
     got.file_meta = pydicom.dataset.FileMetaDataset()
     got.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
     assert got.SOPInstanceUID == src.SOPInstanceUID and (got.pixel_array == src.pixel_array).all()
+
+
+def test_sixteen_associations_at_once_are_all_served(tmp_path, spawn_server):
+    """16 senders holding an association at once (an outside audit saw the 11th refused under
+    pynetdicom's default of 10): all are accepted and answer a C-ECHO."""
+    from medcodec.service.dimse import MAX_ASSOCIATIONS
+
+    dimse_port = spawn_server.free_port()
+    spawn_server(tmp_path / "store", extra=["--dimse-port", str(dimse_port), "--ae-title", "TESTSCP"])
+    ae = AE(ae_title="SCANNER")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assocs = [ae.associate("127.0.0.1", dimse_port, ae_title="TESTSCP") for _ in range(16)]
+    try:
+        assert all(a.is_established for a in assocs) and MAX_ASSOCIATIONS >= 16
+        assert [a.send_c_echo().Status for a in assocs] == [0] * 16
+    finally:
+        for a in assocs:
+            if a.is_established:
+                a.release()

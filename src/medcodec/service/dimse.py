@@ -54,6 +54,12 @@ class Scp:
 CONFLICT = 0xC111
 
 
+#: Associations the SCP serves at once; one more is rejected as transient (A-ASSOCIATE-RJ), which
+#: senders retry. pynetdicom's default, 10, was used until 2026-12-02: an outside audit saw the
+#: 11th of 16 simultaneous C-STOREs rejected.
+MAX_ASSOCIATIONS = 32
+
+
 def storage_sop_classes() -> list[str]:
     """The Storage SOP Classes a C-STORE or C-GET context is accepted for: pynetdicom's (the current
     ones) and the retired ones old archives still hold (pydicom's UID dictionary: Ultrasound Image
@@ -194,6 +200,7 @@ def start_scp(
     outgoing = [*lossless_transcodes(), *(uid for uids in preset_syntaxes().values() for uid in uids)]
     syntaxes = list(dict.fromkeys([*syntaxes, *(UID(uid) for uid in outgoing)]))
     ae = AE(ae_title=ae_title)
+    ae.maximum_associations = MAX_ASSOCIATIONS
     for uid in storage_sop_classes():
         ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
     ae.add_supported_context("1.2.840.10008.1.1", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])  # C-ECHO
