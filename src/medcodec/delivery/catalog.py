@@ -456,12 +456,15 @@ def _name_condition(column: Any, value: str, fuzzy: bool) -> sa.ColumnElement[bo
     space or ``=``."""
     folded = fold_case(column)
     pattern = _like(value.lower())
-    if fuzzy:
-        return sa.or_(*(folded.like(f"{lead}{pattern}%", escape="\\") for lead in ("", "%^", "% ", "%=")))
+    # one LIKE over one folded value: on SQLite the fold is a Python call a row, and four LIKEs (one
+    # per group position) took 494 ms over 200,000 names where one takes 138 (the ASCII-only built-in
+    # lower(): 82); fuzzy 201 ms (four: 580; before, three built-in: 224). In-memory, best of 3.
+    if fuzzy:  # every separator as "=", the value led by one: a component starts after an "="
+        separated = sa.func.replace(sa.func.replace(sa.literal("=") + folded, "^", "="), " ", "=")
+        return separated.like("%=" + pattern.replace("^", "=").replace(" ", "=") + "%", escape="\\")
     if "=" in value:
         return folded.like(pattern, escape="\\")
-    return sa.or_(*(folded.like(f"{lead}{pattern}{tail}", escape="\\")
-                    for lead, tail in (("", ""), ("", "=%"), ("%=", ""), ("%=", "=%"))))  # fmt: skip
+    return (sa.literal("=") + folded + sa.literal("=")).like(f"%={pattern}=%", escape="\\")  # one whole group
 
 
 # --------------------------------------------------------------------------- catalog
@@ -1294,7 +1297,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=60000")
     # wildcard matching is case-sensitive (PS3.4 C.2.2.2.4) as PostgreSQL's LIKE is; SQLite's LIKE
-    # folds ASCII case unless told (fuzzymatching=true still folds, on both, with lower())
+    # folds ASCII case unless told (person names fold on both, through fold_case)
     cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
     dbapi_connection.create_function("medcodec_lower", 1, _sqlite_lower, deterministic=True)
