@@ -64,13 +64,12 @@ def check_name_matching(store) -> None:  # type: ignore[no-untyped-def]
     """Ingest :data:`NAME_CASES`' files into ``store`` and check every key against QIDO-style
     matching (PS3.4 C.2.2.2.1.1: person names case-insensitive, every script alike; a key without
     ``=`` matches any component group), then ``fuzzymatching`` on a component after ``=``."""
+    import pydicom
     from pydicom.data import get_charset_files
 
     paths = [Path(get_charset_files(name)[0]) for name in NAME_CASES]
     assert store.ingest(paths, precompress=False).ok
     for path, (hits, misses) in zip(paths, NAME_CASES.values()):
-        import pydicom
-
         study = str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
         for key in hits:
             found = [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": key})]
