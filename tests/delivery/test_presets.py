@@ -845,22 +845,34 @@ def test_a_series_mixing_pixel_representations_plans_from_one_kind(shared_data: 
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
 @pytest.mark.parametrize("preset", ["lossless", "diagnostic"])
-def test_text_invalid_in_its_character_set_is_passed_through_as_it_was(shared_data: Path, preset: str) -> None:
+def test_text_invalid_in_its_character_set_is_passed_through_as_it_was(
+    shared_data: Path, preset: str, implicit: bool
+) -> None:
     """A CT declaring ISO_IR 192 (UTF-8) with Latin-1 bytes in its Study Description: the preset
     reads the descriptions to choose the operating point, and the element decoded for that came
     out of the derived file with U+FFFD (the lossless file keeps the SOP Instance UID). An outside
-    audit, 2026-12-02: now every such element is written with the bytes it had."""
+    audit, 2026-12-02: now every such element is written with the bytes it had. From an implicit VR
+    original pydicom's writer converted every element, names and sequence items included, until
+    ``write.keep_text_bytes``."""
     ds = pydicom.dcmread(series_files(shared_data, CHEST)[10])
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.StudyDescription = "Schädel"
-    ds.SeriesDescription = "Thorax ÄÖÜ"
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian  # (implicit VR: see docs/delivery.md)
+    ds.SeriesDescription = "Thorax ÄÖÜ\\Lunge ß"  # two values
+    ds.PatientName = "Müller^Jörg"
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "T-D3000", "SRT", "Brustkorb ä"
+    ds.AnatomicRegionSequence = pydicom.Sequence([code])
+    syntax = pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = syntax
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True, implicit_vr=False)
+    ds.save_as(buf, enforce_file_format=True, implicit_vr=implicit)
     data = buf.getvalue().replace(b"ISO_IR 100", b"ISO_IR 192")  # the bytes stay Latin-1
     out = PRESETS[preset].encode_instance(data)
     written, source = pydicom.dcmread(io.BytesIO(out.data)), pydicom.dcmread(io.BytesIO(data))
     assert written.SpecificCharacterSet == "ISO_IR 192"
-    for tag in (0x00081030, 0x0008103E):  # Study and Series Description
+    for tag in (0x00081030, 0x0008103E, 0x00100010):  # Study and Series Description, Patient's Name
         assert written.get_item(tag).value == source.get_item(tag).value, (tag, written.get_item(tag).value)
+    item, source_item = written.AnatomicRegionSequence[0], source.AnatomicRegionSequence[0]
+    assert item.get_item(0x00080104).value == source_item.get_item(0x00080104).value == b"Brustkorb \xe4 "

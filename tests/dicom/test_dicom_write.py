@@ -167,3 +167,24 @@ def test_pixels_outside_the_spec_are_refused(shared_data: Path) -> None:
         derive_dataset(image.dataset, bad, image.spec, ratio=2, method="ISO_10918_1", description="x")
     with pytest.raises(InvalidInputError, match="dtype"):
         derive_dataset(image.dataset, image.pixels.astype(float), image.spec, ratio=2, method="ISO_10918_1", description="x")
+
+
+def test_text_invalid_in_its_character_set_keeps_its_bytes_from_implicit_vr(shared_data: Path, tmp_path: Path) -> None:
+    """Latin-1 bytes under ``ISO_IR 192`` in an implicit VR original: pydicom converts every element
+    to write explicit VR and wrote U+FFFD (``write.keep_text_bytes`` keeps the bytes); valid UTF-8
+    text next to it is written as before."""
+    ds = pydicom.dcmread(shared_data / CHEST_SLICE)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName, ds.StudyDescription = "Müller^Jörg", "Schädel"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    source = tmp_path / "implicit.dcm"
+    ds.save_as(source, enforce_file_format=True, implicit_vr=True)
+    data = source.read_bytes().replace(b"ISO_IR 100", b"ISO_IR 192")  # the bytes stay Latin-1
+    data = data.replace(b"Sch\xe4del", "Schäde".encode())  # valid UTF-8, same length
+    source.write_bytes(data)
+    image = read_image(source)
+    out = write_derived(tmp_path / "derived.dcm", _derive(image))
+    back = pydicom.dcmread(out)
+    assert back.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert back.get_item(0x00100010).value == b"M\xfcller^J\xf6rg "
+    assert back.StudyDescription == "Schäde"

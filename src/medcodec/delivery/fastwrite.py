@@ -50,7 +50,7 @@ from pydicom.uid import UID
 from pydicom.valuerep import AMBIGUOUS_VR, CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
 
 from ..dicom.compress import dataset_frames, stored_values
-from ..dicom.write import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encode_file
+from ..dicom.write import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encode_file, keep_text_bytes
 from ..errors import DicomError
 from ..spec import PixelSpec
 from .fastread import is_sequence
@@ -167,6 +167,7 @@ def encode_file_fast(ds: Dataset) -> bytes:
             fp.write(meta_bytes)
         implicit = ds.original_encoding[0]
         if implicit:  # what write_dataset does first when the encoding changes
+            keep_text_bytes(ds)  # as encode_file: text invalid in its character set stays as it was
             _correct_ambiguous_vr(ds)
         encodings: Any = ds.get("SpecificCharacterSet", "iso8859")
         source = ds.__dict__.get("_medcodec_source")  # set by .fastread: the file ds was read from

@@ -46,11 +46,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pydicom import dcmwrite
-from pydicom.dataelem import DataElement
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels.utils import set_pixel_data
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
@@ -73,6 +75,7 @@ __all__ = [
     "warn_if_lossy_source",
     "DERIVED_SERIES_NUMBER_OFFSET",
     "encode_file",
+    "keep_text_bytes",
     "write_derived",
     "new_uid_map",
     "LOSSY_METHODS",
@@ -283,12 +286,15 @@ def _derive(
     if not sop_class:
         raise DicomError("(0008,0016) SOP Class UID is missing: cannot write a DICOM file", path=where)
 
+    names = _fallible_encodings(source_ds)
     with source_values_as_is():  # copied verbatim: see medcodec.dicom._lenient
         out = Dataset()
         for tag in source_ds.keys():
             if tag.group in (0x0002, 0x7FE0) or tag in DROPPED_TAGS:
                 continue
-            out.add(copy.deepcopy(source_ds[tag]))
+            raw = source_ds.get_item(tag) if names is not None else None
+            kept = _as_read(source_ds, raw, names) if isinstance(raw, RawDataElement) and names else None
+            out.add(kept if kept is not None else copy.deepcopy(source_ds[tag]))
         reference = _source_reference(source_ds, sop_class)
 
     enhanced = "PerFrameFunctionalGroupsSequence" in out or "SharedFunctionalGroupsSequence" in out
@@ -607,10 +613,101 @@ def encode_file(dataset: Dataset, *, path: str | os.PathLike[str] | None = None)
     stamp_writer(target.file_meta)
     buffer = io.BytesIO()
     try:
+        keep_text_bytes(target)
         dcmwrite(buffer, target, enforce_file_format=True)
     except Exception as exc:  # pydicom raises many kinds on invalid values
         raise DicomError(f"cannot encode DICOM: {type(exc).__name__}: {exc}", path=path) from exc
     return buffer.getvalue()
+
+
+#: VRs whose values go through the Specific Character Set (PS3.5 §6.1.2.3), where a decoding
+#: can fail. AE / CS / UI and the number strings are the default repertoire only.
+_CHARSET_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
+_COMPLETE: dict[tuple[str, ...], bool] = {}
+
+
+def keep_text_bytes(ds: Dataset) -> None:
+    """Keep, as the bytes they were read with, the text elements of an implicit VR data set that
+    are not valid in their Specific Character Set (Latin-1 bytes under ``ISO_IR 192``).
+
+    pydicom writes a data set read with implicit VR into an explicit VR file by converting every
+    element (it needs the VRs), so such a value was decoded with replacement characters and
+    written as U+FFFD, in derived files whose other text stays the source's (an outside audit,
+    2026-12-02; explicit VR originals keep their raw elements and never had this). Each such
+    element becomes a :class:`~pydicom.dataelem.DataElement` of its dictionary VR whose value is
+    its original bytes, which pydicom's writer puts out unchanged (split at backslashes, PN
+    included). Valid text is left to pydicom (the same bytes). Only character sets in which a
+    decoding can fail are walked (not the default repertoire, which pydicom reads as Latin-1, nor
+    ``ISO_IR 100``), and in them sequences whose bytes are not plain ASCII. (An item declaring a
+    character set of its own under a Latin-1 data set is not walked.) :func:`derive_dataset` and
+    :func:`derive_encapsulated` copy such elements the same way.
+    """
+    names = _fallible_encodings(ds)
+    if names is not None:
+        _keep_in(ds, names)
+
+
+def _fallible_encodings(ds: Dataset) -> tuple[str, ...] | None:
+    """The Python encodings of an implicit VR data set whose text a decoding may have replaced, else
+    ``None`` (explicit VR: raw elements are copied as read; a changed character set: pydicom
+    re-encodes everything anyway)."""
+    if ds.original_encoding[0] is not True or ds.original_character_set != ds._character_set:
+        return None
+    names = tuple(convert_encodings(ds.original_character_set))
+    return names if _can_fail(names) else None
+
+
+def _keep_in(ds: Dataset, names: tuple[str, ...]) -> None:
+    own = ds._dict.get(BaseTag(0x00080005))  # an item may declare its own character set
+    if own is not None and own.value:
+        with source_values_as_is():
+            names = tuple(convert_encodings(ds[0x00080005].value))
+        if not _can_fail(names):
+            return
+    for tag, elem in list(ds._dict.items()):
+        if isinstance(elem, RawDataElement):
+            kept = _as_read(ds, elem, names)
+            if kept is not None:
+                ds._dict[tag] = kept
+        elif elem.VR == "SQ" and elem.value:
+            for item in elem.value:
+                _keep_in(item, names)
+
+
+def _as_read(ds: Dataset, elem: RawDataElement, names: tuple[str, ...]) -> DataElement | None:
+    """``elem`` (raw, read with implicit VR) as a new element that keeps text invalid in ``names`` as
+    its bytes (a sequence: converted, its items walked), or ``None`` when pydicom's conversion loses
+    nothing."""
+    value = elem.value
+    if elem.VR is not None or not value or value.isascii():
+        return None
+    with source_values_as_is():
+        converted = convert_raw_data_element(elem, encoding=list(names), ds=ds)
+    if converted.VR == "SQ":
+        for item in converted.value or ():
+            _keep_in(item, names)
+        return converted
+    if converted.VR in _CHARSET_TEXT_VRS and _replaced(str(converted.value), value):
+        return DataElement(elem.tag, converted.VR, value)
+    return None
+
+
+def _replaced(text: str, value: bytes) -> bool:
+    """Whether decoding ``value`` gave ``text`` replacement characters its bytes did not hold."""
+    return "\ufffd" in text and b"\xef\xbf\xbd" not in value
+
+
+def _can_fail(names: tuple[str, ...]) -> bool:
+    """Whether decoding some bytes in these (Python) encodings can fail: anything but one complete
+    single-byte code such as Latin-1."""
+    hit = _COMPLETE.get(names)
+    if hit is None:
+        try:
+            hit = len(names) == 1 and len(bytes(range(256)).decode(names[0])) == 256
+        except (UnicodeDecodeError, LookupError):
+            hit = False
+        _COMPLETE[names] = hit
+    return not hit
 
 
 # --------------------------------------------------------------------------- helpers
