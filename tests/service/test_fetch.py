@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 
@@ -137,3 +139,143 @@ def test_verify_archive_checks_the_manifest_against_the_entries(tmp_path):
     slip = json.dumps({"files": [{"file": "../a.dcm"}]}).encode()
     with pytest.raises(IntegrityError, match="would land outside"):
         verify_archive(archive("slip.zip", {"manifest.json": slip, "../a.dcm": b"x"}))
+
+
+class CuttingLink:
+    """A loopback TCP proxy in front of the server that closes each connection after ``cut`` bytes
+    of the answer (a link that drops every few hundred kilobytes). Real sockets, a thread a
+    connection."""
+
+    def __init__(self, upstream: str, cut: int):
+        self.host, self.port = upstream.rsplit("//", 1)[1].split(":")
+        self.cut, self.connections = cut, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection((self.host, int(self.port))) as up:
+            request = client.recv(65536)
+            up.sendall(request)
+            sent = 0
+            while sent < self.cut:
+                data = up.recv(min(65536, self.cut - sent))
+                if not data:
+                    break
+                client.sendall(data)
+                sent += len(data)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_fetch_finishes_over_a_link_that_drops_every_few_hundred_kilobytes(server, tmp_path):
+    """An outside audit (2026-12-02, F1): fetch wrote 1 MiB pieces and lost the bytes after the
+    last whole MiB at every drop, so over a link dropping every 800 kB it never got past byte 0
+    (curl -C - and wget finished). Now every byte received is kept, and retries count failures in
+    a row without progress."""
+    full = server.get(f"/studies/{server.chest_study}/archive.zip?preset=diagnostic")
+    cut = max(len(full.content) // 7, 50_000)
+    link = CuttingLink(server.url, cut=cut)
+    try:
+        path = fetch(link.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path, retries=2)
+    finally:
+        link.close()
+    assert path.read_bytes() == full.content
+    assert link.connections >= 7  # it really was cut, and resumed each time (retries=2 in a row)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_a_failed_live_download_leaves_nothing_and_a_damaged_one_is_an_integrity_error(server, tmp_path):
+    """The same audit: a live download that failed left its .part, which no run can resume (F3);
+    a bit flipped inside a deflated header of a live archive was 'internal error' (zlib.error,
+    exit 3) and the compression method flipped NotImplementedError, the damaged .part left (F2)."""
+    link = CuttingLink(server.url, cut=300_000)
+    try:
+        with pytest.raises(FetchError, match="nothing was kept"):
+            fetch(link.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path, live=True, retries=1)
+    finally:
+        link.close()
+    assert list(tmp_path.iterdir()) == []
+    live = server.get(f"/studies/{server.chest_study}/archive.zip?preset=diagnostic&live=1").content
+    with zipfile.ZipFile(io.BytesIO(live)) as zf:
+        first = zf.infolist()[0]
+        assert first.compress_type == zipfile.ZIP_DEFLATED  # the DICOM header, deflated
+        method_at = live.rindex(b"PK\x01\x02") + 10  # the last central directory entry's method
+    for offset in range(first.header_offset + 30 + len(first.filename) + 4, first.header_offset + 60 + 40, 7):
+        bad = bytearray(live)
+        bad[offset] ^= 1
+        damaged = tmp_path / f"flip{offset}.zip"
+        damaged.write_bytes(bytes(bad))
+        with pytest.raises(IntegrityError):
+            verify_archive(damaged)
+    bad = bytearray(live)
+    bad[method_at] ^= 0x40  # deflate (8) -> 72, which no ZIP reader knows
+    damaged = tmp_path / "method.zip"
+    damaged.write_bytes(bytes(bad))
+    with pytest.raises(IntegrityError, match="not a readable ZIP"):
+        verify_archive(damaged)
+
+
+def test_extract_finishes_from_a_kept_archive_that_is_still_current(server, tmp_path, monkeypatch):
+    """The same audit (F4): --extract on a disk that filled while unpacking said only 'No space
+    left on device', kept the verified .zip (good) and then refused to run again ('exists
+    already') unless the whole study was downloaded again with --overwrite. Now the failure says
+    what is kept, and the same command unpacks the kept archive when the server still sends it
+    (a HEAD with If-None-Match of its sha256)."""
+    import errno
+
+    from medcodec.errors import OutputExistsError
+    from medcodec.service import client
+
+    def full_disk(archive, dest):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(client, "_extract", full_disk)  # the one failure a test cannot make portably
+    with pytest.raises(FetchError, match="downloaded and verified, but unpacking it into .* No space left"):
+        fetch(server.url, study=server.chest_study, preset="preview", out_dir=tmp_path, extract=True)
+    monkeypatch.undo()
+    kept = tmp_path / f"{server.chest_study}_preview.zip"
+    assert kept.exists() and not (tmp_path / kept.stem).exists()
+    before = kept.stat().st_mtime_ns
+    assert fetch(server.url, study=server.chest_study, preset="preview", out_dir=tmp_path, extract=True) == kept
+    assert kept.stat().st_mtime_ns == before  # not downloaded again
+    assert len(list((tmp_path / kept.stem).rglob("*.dcm"))) == len(server.chest_files)
+    # an archive the server no longer sends is not unpacked as if it were current
+    other = tmp_path / "other"
+    other.mkdir()
+    stale = other / kept.name
+    with zipfile.ZipFile(kept) as src, zipfile.ZipFile(stale, "w") as dst:
+        for info in src.infolist()[1:]:  # one file fewer than the study has now
+            data = src.read(info)
+            if info.filename == "manifest.json":
+                import json
+
+                manifest = json.loads(data)
+                manifest["files"] = manifest["files"][1:]
+                data = json.dumps(manifest).encode()
+            dst.writestr(info, data)
+    with pytest.raises(OutputExistsError, match="exists already"):
+        fetch(server.url, study=server.chest_study, preset="preview", out_dir=other, extract=True)
+
+
+def test_the_server_log_drops_asyncio_lines_about_writes_to_closed_connections():
+    """The same audit: ~60 aborted downloads wrote 83 'socket.send() raised exception.' warnings
+    (asyncio, on every write after the client left; the service cleans up and counts them)."""
+    import logging
+
+    from medcodec.cli.serve import _LibraryTracebacks
+
+    noise = logging.LogRecord("asyncio", logging.WARNING, __file__, 1, "socket.send() raised exception.", None, None)
+    other = logging.LogRecord("asyncio", logging.WARNING, __file__, 1, "Task was destroyed but it is pending!", None,
+                              None)  # fmt: skip
+    assert _LibraryTracebacks().filter(noise) is False and _LibraryTracebacks().filter(other) is True

@@ -36,7 +36,13 @@ from ._common import handle_errors, human_bytes
 @click.option("--extract", is_flag=True, help="Also unpack the archive next to it (into a new folder).")
 @click.option("--overwrite", is_flag=True, help="Replace the .zip (and, with --extract, its folder) when it exists.")
 @click.option("--token", default=None, help="Bearer token [default: $MEDCODEC_TOKEN].")
-@click.option("--retries", default=3, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--retries",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Network failures in a row without progress before giving up; each try resumes.",
+)
 @click.option(
     "--ca-cert",
     default=None,

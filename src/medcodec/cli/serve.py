@@ -249,9 +249,14 @@ class _LibraryTracebacks(logging.Filter):
     """pydicom logs every pixel decoder that fails on an image, with its traceback, at ERROR before
     it tries the next: each request on an image no decoder here reads (a preset passes it through,
     /rendered refuses it, both said to the client) looked like a server fault in the log. Such a
-    record becomes one WARNING line naming the exception; ``--log-level debug`` keeps it whole."""
+    record becomes one WARNING line naming the exception; ``--log-level debug`` keeps it whole.
+    asyncio's "socket.send() raised exception." (a write to a connection the client has closed: a
+    download given up, which the service counts and cleans up) is dropped: ~60 aborted downloads
+    wrote 83 such lines (an outside audit, 2026-12-02)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "asyncio" and str(record.msg).startswith("socket.send() raised exception"):
+            return False
         if record.name.startswith("pydicom") and record.levelno >= logging.ERROR and record.exc_info:
             exc = record.exc_info[1]
             record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__})", None

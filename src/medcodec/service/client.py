@@ -11,8 +11,11 @@ Flow for ``fetch(url, study=..., preset=...)``::
           the ZIP reads back (every CRC-32) and has manifest.json → rename to DIR/<name>.zip
 
 Live archives have no length or ETag: they cannot be resumed, only restarted, and are
-verified by their CRC-32s and manifest. Network failures are retried (``retries``), each
-retry resuming where the last one stopped.
+verified by their CRC-32s and manifest; a live download that fails leaves nothing behind.
+Network failures are retried (``retries`` in a row without progress), each retry resuming
+where the last one stopped: every byte received is on disk before the next is read, so a link
+that drops every few hundred kilobytes still finishes (until 2026-12-02 the bytes after the last
+whole MiB were lost at each drop, and such a link never did: an outside audit).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import shutil
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,8 +85,10 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
             bad = zf.testzip()
             names = zf.namelist()
             manifest = zf.read("manifest.json") if "manifest.json" in names else None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise IntegrityError(f"{path}: not a readable ZIP: {exc}") from exc
+    except (zipfile.BadZipFile, OSError, zlib.error, EOFError, NotImplementedError, ValueError, RuntimeError) as exc:
+        # a damaged entry: zlib's "invalid literal/lengths set", a compression method or a
+        # flag bit flipped, a stream cut short (the ZIP metadata outside the CRCs of a live archive)
+        raise IntegrityError(f"{path}: not a readable ZIP ({type(exc).__name__}: {exc})") from exc
     if bad is not None:
         raise IntegrityError(f"{path}: entry {bad!r} fails its CRC-32")
     if manifest is None:
@@ -146,7 +152,8 @@ def fetch(
     token
         Bearer token.
     retries
-        Network failures tolerated; each retry resumes.
+        Network failures tolerated in a row without progress; each retry resumes (a pre-computed
+        archive; a live one starts over, and every failure counts).
     progress
         ``(bytes so far, total or None)`` after every chunk.
     extract
@@ -184,12 +191,19 @@ def fetch(
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
     dest = out / name[: -len(".zip")]
     final, part = out / name, out / (name + ".part")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if extract and final.exists() and not dest.exists() and not overwrite:
+        # an earlier run downloaded and verified it, and could not unpack it (a full disk):
+        # unpacked now if it still is the server's current archive, not downloaded again
+        if _is_current(final, target_url, params, headers, timeout, verify):
+            verify_archive(final)
+            _unpack(final, dest)
+            return final
     for existing in (final, dest) if extract else (final,):  # before any byte: nothing to undo
         if existing.exists() and not overwrite:
             raise OutputExistsError(f"{existing}: exists already (remove it, or pass overwrite=True)")
     out.mkdir(parents=True, exist_ok=True)
     tag_file = out / (name + ".part.etag")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     failures = 0
     while True:
         have = part.stat().st_size if part.exists() else 0
@@ -229,7 +243,7 @@ def fetch(
                         elif tag_file.exists():
                             tag_file.unlink()
                         done = have
-                        for chunk in resp.iter_bytes(1 << 20):
+                        for chunk in resp.iter_bytes():  # as received: a drop loses nothing written
                             fh.write(chunk)
                             done += len(chunk)
                             if progress is not None:
@@ -247,11 +261,23 @@ def fetch(
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # retrying would not help
             raise FetchError(f"{target_url}: {exc}") from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
+            resumable = tag_file.exists() and tag_file.read_text().strip() == etag
+            if resumable and part.exists() and part.stat().st_size > have:
+                failures = 0  # the same archive, further on: only failures in a row count
             failures += 1
             if failures > retries:
-                raise FetchError(f"{target_url}: {failures} network failures, last: {exc}") from exc
+                kept = _drop_unresumable(part, tag_file)
+                raise FetchError(
+                    f"{target_url}: {_plural(failures, 'network failure')} in a row, last: {exc}; {kept}"
+                ) from exc
             time.sleep(min(2.0, 0.2 * failures))
             continue
+        except OSError as exc:  # writing the .part: a full disk, a lost share
+            kept = _drop_unresumable(part, tag_file)
+            raise FetchError(f"writing {part}: {exc.strerror or exc}; {kept}") from exc
+        except BaseException:  # Ctrl-C, SIGTERM: a live download cannot resume, so nothing of it stays
+            _drop_unresumable(part, tag_file)
+            raise
         try:
             verify_archive(part, etag=new_etag, size=total)
         except IntegrityError:
@@ -261,8 +287,52 @@ def fetch(
         os.replace(part, final)
         tag_file.unlink(missing_ok=True)
         if extract:
-            _extract(final, dest)
+            _unpack(final, dest)
         return final
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _drop_unresumable(part: Path, tag_file: Path) -> str:
+    """After a failed try: a ``.part`` without its ETag (a live archive) cannot be resumed, so it
+    goes; one with it stays for the next run. Says which, for the error message."""
+    if tag_file.exists():
+        return f"the {part.name} is kept: run the same command again to resume"
+    part.unlink(missing_ok=True)
+    return "a live archive cannot be resumed: nothing was kept"
+
+
+def _is_current(
+    archive: Path, target_url: str, params: dict[str, str], headers: dict[str, str], timeout: float, verify: Any
+) -> bool:
+    """Whether ``archive`` is what the server sends now: a HEAD with ``If-None-Match`` of its sha256
+    (the strong ETag of a pre-computed archive) answered 304. A live archive has no ETag: never."""
+    import httpx
+
+    digest = hashlib.sha256()
+    with open(archive, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    try:
+        with httpx.Client(timeout=timeout, verify=verify) as client:
+            resp = client.head(target_url, params=params,
+                               headers={**headers, "If-None-Match": f'"{digest.hexdigest()}"'})  # fmt: skip
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{target_url}: {exc}") from exc
+    return resp.status_code == 304
+
+
+def _unpack(archive: Path, dest: Path) -> None:
+    """:func:`_extract`, a failure said as what it is: the archive is downloaded, verified and kept."""
+    try:
+        _extract(archive, dest)
+    except OSError as exc:
+        raise FetchError(
+            f"{archive} is downloaded and verified, but unpacking it into {dest} failed: {exc.strerror or exc}; "
+            "free the space and run the same command again (it unpacks this archive if it is still current)"
+        ) from exc
 
 
 def _continues(resp: Any, have: int, etag: str | None) -> bool:
