@@ -98,3 +98,50 @@ def test_port_0_names_the_chosen_port_and_sigterm_stops_it(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_stops_the_server_while_a_dicom_peer_keeps_its_association(tmp_path: Path) -> None:
+    """An outside audit (2026-12-02): HTTP stopped within 5 s of SIGTERM, and the process then lived
+    as long as a peer kept its association open (61 s idle, for ever with C-ECHO keep-alives):
+    socketserver joined every connection. Now open associations get a grace, then A-ABORT."""
+    from pynetdicom import AE
+
+    http_port, dimse_port = _free_port(), _free_port()
+    proc = subprocess.Popen([*SERVE, "--store", str(tmp_path / "new"), "--create", "--port", str(http_port),
+                             "--dimse-port", str(dimse_port), "--log-level", "warning"],
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{http_port}/health", timeout=2).json()["status"] == "ok"
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        ae = AE(ae_title="KEEPER")
+        ae.add_requested_context("1.2.840.10008.1.1")  # Verification
+        assoc = ae.associate("127.0.0.1", dimse_port, ae_title="MEDCODEC")
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - started
+        assert proc.returncode == 0 and took < 20, (proc.returncode, took, err)
+        assert "aborted" in err and "Traceback" not in err, err
+        for _ in range(50):
+            if not assoc.is_alive():
+                break
+            time.sleep(0.1)
+        assert assoc.is_aborted  # the peer was told (A-ABORT), not left waiting
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
