@@ -382,3 +382,21 @@ def test_archives_another_writer_made_stale_are_said_and_leave_no_orphan(shared_
     assert written == [] and store.archive(study, None, "original") is None
     assert any("changed while its archives were built" in r.getMessage() for r in caplog.records), caplog.text
     assert not [p for p in store.check(verify_hashes=False).orphans if p.startswith("archives/")]
+
+
+@pytest.mark.realdata
+def test_superseded_archives_are_removed_not_left_to_gc(shared_data: Path, store) -> None:
+    """An outside audit (2026-12-02, a server left running): each instance that arrived in a study
+    dropped its archives from the catalog and left their files, so did every rebuild; 20 STOWs of
+    one instance left 9x the current archives in dead files, and `store gc` keeps anything younger
+    than an hour. Now the files go when nothing references them."""
+    files = series_files(shared_data, CHEST, 5)
+    store.ingest(files[:3])
+    built = [rel for rel in store.objects.walk("archives")]
+    assert built and not [o for o in store.check(verify_hashes=False).orphans if o.startswith("archives")]
+    for path in files[3:]:  # one instance at a time, each pre-computed again
+        report = store.ingest([path])
+        assert report.ok and report.precomputed
+        orphans = [o for o in store.check(verify_hashes=False).orphans if o.startswith("archives")]
+        assert orphans == [], orphans
+    assert not set(built) & set(store.objects.walk("archives"))  # the first ones are gone

@@ -101,3 +101,33 @@ def test_closing_drops_what_waits(store) -> None:
     assert time.monotonic() - started < 5 and refresher.pending() == []
     refresher.notify("1.2.4")  # after close: ignored
     assert refresher.pending() == [] and refresher.completed == 0
+
+
+@pytest.mark.realdata
+def test_a_study_that_keeps_receiving_waits_longer_each_time(shared_data: Path, store) -> None:
+    """An outside audit (2026-12-02): a study receiving one instance every few seconds was rebuilt
+    (all its archives written again) once per instance. Each pre-computation soon after the last
+    one now doubles the study's quiet time, from at least 1 s up to MAX_QUIET."""
+    from medcodec.delivery.refresher import MAX_QUIET
+
+    files = series_files(shared_data, CHEST, 7)
+    report = store.ingest(files[:3], precompress=False)
+    study = report.studies[0]
+    waits = []
+    with ThreadPoolExecutor(2) as executor:
+        refresher = Refresher(store, executor=executor, presets=["diagnostic"], quiet=0.2)
+        try:
+            for path in files[3:]:
+                outcome = store.ingest_bytes(path.read_bytes(), source="test")
+                refresher.notify(outcome.study_uid)
+                waits.append(refresher.quiet_of(study))
+                refresher.notify(outcome.study_uid)  # the same burst: the same wait
+                assert refresher.quiet_of(study) == waits[-1]
+                assert refresher.wait_idle(120)
+                assert refresher.quiet_of(study) is None
+        finally:
+            refresher.close()
+    assert waits == [0.2, 1.0, 2.0, 4.0] and 4.0 < MAX_QUIET
+    assert refresher.completed == 4 and refresher.failed == 0
+    archive = store.archive(study, None, "diagnostic")
+    assert archive is not None and archive.files == 7

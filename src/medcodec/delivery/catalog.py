@@ -559,6 +559,7 @@ class Catalog:
         study: Mapping[str, Any],
         series_row: Mapping[Any, Any],
         instance: Mapping[str, Any],
+        dropped: list[str] | None = None,
     ) -> tuple[str, InstanceRecord | str | None]:
         """Insert one instance with its patient/study/series in one transaction.
 
@@ -567,7 +568,10 @@ class Catalog:
         or ``("stored-other-patient", key)``: stored, but the study is stored under another
         patient key ``key``, which it keeps (the caller warns: a mislabelled instance, or one whose
         issuer another system left out).
-        The study's archives are invalidated in the same transaction when an instance is stored.
+        The study's archives are invalidated in the same transaction when an instance is stored;
+        their paths are appended to ``dropped`` (the caller removes the files after the commit,
+        :meth:`.Store.remove_unreferenced`: until 2026-12-02 they stayed until ``store gc``, and a
+        server receiving a study one instance at a time filled its disk with them).
         """
         for _attempt in range(3):
             try:
@@ -584,7 +588,11 @@ class Catalog:
                     self._upsert(conn, series, "series_uid", series_row)
                     conn.execute(instances.insert().values(**instance))
                     self._remember_presets(conn, study["study_uid"])
+                    gone = [r[0] for r in conn.execute(
+                        sa.select(archives.c.path).where(archives.c.study_uid == study["study_uid"]))]  # fmt: skip
                     conn.execute(archives.delete().where(archives.c.study_uid == study["study_uid"]))
+                    if dropped is not None:
+                        dropped.extend(gone)
                     if owner is not None and owner != study["patient_key"]:
                         return "stored-other-patient", str(owner)
                     return "stored", None
@@ -803,7 +811,9 @@ class Catalog:
                     out[row["sop_uid"]] = RenditionRecord.from_row(row)
         return out
 
-    def put_archive(self, values: Mapping[str, Any], *, expect: str, revision: int | None = None) -> bool:
+    def put_archive(
+        self, values: Mapping[str, Any], *, expect: str, revision: int | None = None, replaced: list[str] | None = None
+    ) -> bool:
         """Record an archive unless the study changed meanwhile (then nothing is recorded: False);
         a study-level one with the coding ``revision`` it was made under (:data:`archive_builds`).
 
@@ -812,7 +822,8 @@ class Catalog:
         study row locked on PostgreSQL, which every instance added to it updates). Until
         2026-12-02 only the instance count was compared, and before the transaction began: an
         instance added in between, or one replaced by a corrected file, left an archive without
-        it (or with the old content) served as current (an outside audit)."""
+        it (or with the old content) served as current (an outside audit). The path of the archive
+        it replaces is appended to ``replaced`` (the caller removes the file after the commit)."""
         with self.engine.begin() as conn:
             _take_write_lock(conn)
             conn.execute(sa.select(studies.c.study_uid).where(studies.c.study_uid == values["study_uid"])
@@ -827,8 +838,11 @@ class Catalog:
                 archives.c.series_uid == values["series_uid"],
                 archives.c.preset == values["preset"],
             )
+            old = [r[0] for r in conn.execute(sa.select(archives.c.path).where(*key))]
             conn.execute(archives.delete().where(*key))
             conn.execute(archives.insert().values(**values))
+            if replaced is not None:
+                replaced.extend(path for path in old if path != values["path"])
             if not values["series_uid"] and revision is not None:
                 build = (archive_builds.c.study_uid == values["study_uid"], archive_builds.c.preset == values["preset"])
                 conn.execute(archive_builds.delete().where(*build))

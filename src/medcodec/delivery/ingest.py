@@ -355,6 +355,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     created = not store.objects.exists(path)  # written only once everything above has been read
     if created:
         store.objects.put(path, data)
+    dropped: list[str] = []  # the study's archives this instance makes stale
     try:
         status, found = store.catalog.add_instance(
             patient={
@@ -385,6 +386,7 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
                 "attrs": _dumps(series_attrs),
             },
             instance=instance,
+            dropped=dropped,
         )
     except Exception as exc:
         if created:  # no catalog row refers to it: an orphan otherwise (`store check`)
@@ -416,6 +418,8 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         return _known(store, found, base, data)
     if not store.objects.exists(path):  # a deletion or gc of the same bytes moved it away meanwhile
         store.objects.put(path, data)  # (Store.remove_unreferenced): the row is ours, so is the object
+    if dropped:  # the study's old archives: nothing serves them now (an outside audit, 2026-12-02)
+        _remove_archives_quietly(store, dropped)
     record = store.catalog.get_instance(uids["SOPInstanceUID"])
     return InstanceOutcome(status="stored", record=record, message=warning, **base)
 
@@ -461,6 +465,17 @@ def _remove_quietly(store: Any, path: str) -> None:
         store.objects.remove(path)
     except Exception as exc:  # (left to `store gc`, which finds objects no row refers to)
         log.warning("could not remove %s after a failed ingest: %s", path, exc)
+
+
+def _remove_archives_quietly(store: Any, paths: list[str]) -> None:
+    """Remove archive files no catalog row references any more (the move-aside protocol of
+    :meth:`.Store.remove_unreferenced`: one rebuilt meanwhile with the same bytes stays). A reader
+    streaming one from a local store keeps its open file; from an object store it may be cut and
+    resumes against the new archive (If-Range)."""
+    try:
+        store.remove_unreferenced(sorted(set(paths)))
+    except Exception as exc:  # (left to `store gc`)
+        log.warning("could not remove %d superseded archive(s): %s", len(paths), exc)
 
 
 def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: bytes) -> InstanceOutcome:

@@ -681,6 +681,7 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
         path, size, sha = store.objects.put_stream(lambda h: archive_path(name, study, series, h), chunks())
     except NotFoundError:
         return False  # an original or rendition of it went meanwhile (a deletion, a correction)
+    replaced: list[str] = []
     recorded = bool(
         store.catalog.put_archive(
             {
@@ -695,8 +696,11 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
             },
             expect=instances_fingerprint((r.sop_uid, r.sha256) for r in records),
             revision=CODING_REVISION,
+            replaced=replaced,
         )
     )
     if not recorded:  # the study changed meanwhile: the file is nobody's (unless the same bytes are)
         store.remove_unreferenced([path])
+    elif replaced:  # the archive this one replaces: until 2026-12-02 left to `store gc` (an outside audit)
+        store.remove_unreferenced(replaced)
     return recorded
