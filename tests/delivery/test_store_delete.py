@@ -100,6 +100,7 @@ def test_store_cli_check_delete_gc(shared_data: Path, tmp_path: Path) -> None:
     orphan.write_bytes(b"interrupted")
     r = run(cli, ["store", "gc", "--store", url])  # just written: it may be an ingest's, whose row comes next
     assert r.exit_code == 0 and "0 unreferenced object(s) removed" in r.output and orphan.exists()
+    assert "1 younger than an hour kept" in r.output  # says why (an outside audit, 2026-12-02)
     os.utime(orphan, (time.time() - 2 * 3600, time.time() - 2 * 3600))
     r = run(cli, ["store", "gc", "--store", url])
     assert r.exit_code == 0 and "1 unreferenced object(s) removed" in r.output and not orphan.exists()

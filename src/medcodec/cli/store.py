@@ -173,7 +173,11 @@ def gc(store_url: str, catalog: str | None) -> None:
 
     with open_store(store_url, catalog=catalog, create=False) as opened:
         removed = opened.collect_garbage()
-    click.echo(f"{len(removed)} unreferenced object(s) removed")
+        young = len(opened.check(verify_hashes=False).orphans)
+    click.echo(
+        f"{len(removed)} unreferenced object(s) removed"
+        + (f"; {young} younger than an hour kept (they may be on their way in: run it again later)" if young else "")
+    )
 
 
 @store.command()
