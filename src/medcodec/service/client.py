@@ -71,11 +71,7 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
     actual = path.stat().st_size
     if size is not None and actual != size:
         raise IntegrityError(f"{path}: {actual} bytes, the server announced {size}")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    sha = digest.hexdigest()
+    sha = _sha256(path)
     if etag is not None:
         tag = etag.strip()
         if not tag.startswith("W/") and len(tag.strip('"')) == 64 and tag.strip('"') != sha:
@@ -95,6 +91,14 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
         raise IntegrityError(f"{path}: no manifest.json in the archive")
     _check_manifest(path, manifest, names)
     return {"files": len(names) - 1, "sha256": sha, "bytes": actual}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _check_manifest(path: Path, manifest: bytes, names: list[str]) -> None:
@@ -311,14 +315,10 @@ def _is_current(
     (the strong ETag of a pre-computed archive) answered 304. A live archive has no ETag: never."""
     import httpx
 
-    digest = hashlib.sha256()
-    with open(archive, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
     try:
         with httpx.Client(timeout=timeout, verify=verify) as client:
             resp = client.head(target_url, params=params,
-                               headers={**headers, "If-None-Match": f'"{digest.hexdigest()}"'})  # fmt: skip
+                               headers={**headers, "If-None-Match": f'"{_sha256(archive)}"'})  # fmt: skip
     except httpx.HTTPError as exc:
         raise FetchError(f"{target_url}: {exc}") from exc
     return resp.status_code == 304
