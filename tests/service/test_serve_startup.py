@@ -145,3 +145,44 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_an_upload_cut_by_the_stop_is_answered_503_without_a_traceback(tmp_path: Path) -> None:
+    """An outside audit (2026-12-02): a STOW-RS still uploading when the 5 s grace after SIGTERM ran
+    out was answered 500, the log holding 'Exception in ASGI application' and a CancelledError
+    traceback. Now 503 with Retry-After: send it again."""
+    http_port = _free_port()
+    proc = subprocess.Popen([*SERVE, "--store", str(tmp_path / "new"), "--create", "--port", str(http_port),
+                             "--log-level", "warning"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{http_port}/health", timeout=2).json()["status"] == "ok"
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", http_port), timeout=30) as sock:
+            head = (
+                "POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                'Content-Type: multipart/related; type="application/dicom"; boundary=b0undary\r\n'
+                "Content-Length: 1000000\r\n\r\n--b0undary\r\nContent-Type: application/dicom\r\n\r\n"
+            )
+            sock.sendall(head.encode() + b"\0" * 1000)  # ... and the rest never comes
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        _, err = proc.communicate(timeout=30)
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+        assert b"retry-after: 10" in answer.lower()
+        assert proc.returncode == 0 and "Traceback" not in err and "Exception in ASGI" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

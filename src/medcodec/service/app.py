@@ -15,6 +15,7 @@ settings have a token (required off loopback, :class:`.settings.Settings`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -70,6 +71,39 @@ class _BearerAuth:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class _StoppingAnswer:
+    """A request still running when the server stops past its grace (uvicorn cancels it) is answered
+    503 with ``Retry-After``, not 500: uvicorn answered 500 and logged "Exception in ASGI
+    application" with a ``CancelledError`` traceback for every STOW-RS still uploading at a restart
+    (an outside audit, 2026-12-02). A response already started is cut, as before."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except asyncio.CancelledError:
+            if started:
+                raise
+            log.warning("%s %s: the server stopped before it finished: answered 503", scope.get("method"),
+                        scope.get("path"))  # fmt: skip
+            detail = ("the server is stopping and did not finish this request: send it again (instances it "
+                      "stored already come back as duplicates)")  # fmt: skip
+            headers = {"Retry-After": "10", "Connection": "close"}
+            await error_response(503, "ServiceUnavailable", detail, headers)(scope, receive, send)
 
 
 async def _health(request: Request) -> JSONResponse:
@@ -184,6 +218,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     app.state.refresher = None
     app.add_middleware(_BearerAuth, token=settings.token)
     app.add_middleware(CachePolicy, private=settings.token is not None)  # outside the token check: 401s too
+    app.add_middleware(_StoppingAnswer)
     if settings.cors_origins:  # outermost: preflights answered before the token check, errors carry the headers
         from starlette.middleware.cors import CORSMiddleware
 
