@@ -139,7 +139,8 @@ def serve(
     STORE must exist (`medcodec ingest` makes stores) unless --create is given. What keeps the
     server from starting (no such store, a catalog that does not open, a port in use) is one
     'error:' line, exit 2, before anything is served. Ctrl-C or SIGTERM stops it (requests in
-    progress get up to 5 s), exit 0.
+    progress get up to 5 s, then one not answered yet gets 503; open DICOM associations get 5 s,
+    then A-ABORT), exit 0.
     """
     import uvicorn
 
