@@ -211,7 +211,12 @@ def test_a_failed_live_download_leaves_nothing_and_a_damaged_one_is_an_integrity
         first = zf.infolist()[0]
         assert first.compress_type == zipfile.ZIP_DEFLATED  # the DICOM header, deflated
         method_at = live.rindex(b"PK\x01\x02") + 10  # the last central directory entry's method
-    for offset in range(first.header_offset + 30 + len(first.filename) + 4, first.header_offset + 60 + 40, 7):
+    # the first member's deflated bytes start after its local header (30 bytes, then the name and
+    # extra field whose lengths it gives at offsets 26 and 28)
+    at = first.header_offset
+    name_len, extra_len = (int.from_bytes(live[i : i + 2], "little") for i in (at + 26, at + 28))
+    data_start = at + 30 + name_len + extra_len
+    for offset in range(data_start, data_start + 64, 7):
         bad = bytearray(live)
         bad[offset] ^= 1
         damaged = tmp_path / f"flip{offset}.zip"

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from medcodec.delivery import open_store
+from medcodec.testing.server import free_port, start_server, stop_server
 
 SERVE = [sys.executable, "-m", "medcodec.cli.main", "serve"]
 
@@ -106,19 +107,9 @@ def test_sigterm_stops_the_server_while_a_dicom_peer_keeps_its_association(tmp_p
     socketserver joined every connection. Now open associations get a grace, then A-ABORT."""
     from pynetdicom import AE
 
-    http_port, dimse_port = _free_port(), _free_port()
-    proc = subprocess.Popen([*SERVE, "--store", str(tmp_path / "new"), "--create", "--port", str(http_port),
-                             "--dimse-port", str(dimse_port), "--log-level", "warning"],
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    dimse_port = free_port()
+    proc, _, log = start_server(tmp_path / "new", extra=["--dimse-port", str(dimse_port)])
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert httpx.get(f"http://127.0.0.1:{http_port}/health", timeout=2).json()["status"] == "ok"
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
         ae = AE(ae_title="KEEPER")
         ae.add_requested_context("1.2.840.10008.1.1")  # Verification
         assoc = ae.associate("127.0.0.1", dimse_port, ae_title="MEDCODEC")
@@ -126,8 +117,9 @@ def test_sigterm_stops_the_server_while_a_dicom_peer_keeps_its_association(tmp_p
         assert assoc.send_c_echo().Status == 0
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
         took = time.monotonic() - started
+        err = log.read_text()
         assert proc.returncode == 0 and took < 20, (proc.returncode, took, err)
         assert "aborted" in err and "Traceback" not in err, err
         for _ in range(50):
@@ -136,34 +128,16 @@ def test_sigterm_stops_the_server_while_a_dicom_peer_keeps_its_association(tmp_p
             time.sleep(0.1)
         assert assoc.is_aborted  # the peer was told (A-ABORT), not left waiting
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        stop_server(proc)
 
 
 def test_an_upload_cut_by_the_stop_is_answered_503_without_a_traceback(tmp_path: Path) -> None:
     """An outside audit (2026-12-02): a STOW-RS still uploading when the 5 s grace after SIGTERM ran
     out was answered 500, the log holding 'Exception in ASGI application' and a CancelledError
     traceback. Now 503 with Retry-After: send it again."""
-    http_port = _free_port()
-    proc = subprocess.Popen([*SERVE, "--store", str(tmp_path / "new"), "--create", "--port", str(http_port),
-                             "--log-level", "warning"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc, url, log = start_server(tmp_path / "new")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert httpx.get(f"http://127.0.0.1:{http_port}/health", timeout=2).json()["status"] == "ok"
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
-        with socket.create_connection(("127.0.0.1", http_port), timeout=30) as sock:
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=30) as sock:
             head = (
                 "POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 'Content-Type: multipart/related; type="application/dicom"; boundary=b0undary\r\n'
@@ -178,11 +152,10 @@ def test_an_upload_cut_by_the_stop_is_answered_503_without_a_traceback(tmp_path:
                 if not chunk:
                     break
                 answer += chunk
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        err = log.read_text()
         assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
         assert b"retry-after: 10" in answer.lower()
         assert proc.returncode == 0 and "Traceback" not in err and "Exception in ASGI" not in err, err
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)

@@ -587,10 +587,7 @@ class Catalog:
                     self._upsert(conn, studies, "study_uid", study, update=True)
                     self._upsert(conn, series, "series_uid", series_row)
                     conn.execute(instances.insert().values(**instance))
-                    self._remember_presets(conn, study["study_uid"])
-                    gone = [r[0] for r in conn.execute(
-                        sa.select(archives.c.path).where(archives.c.study_uid == study["study_uid"]))]  # fmt: skip
-                    conn.execute(archives.delete().where(archives.c.study_uid == study["study_uid"]))
+                    gone = self._drop_archives(conn, study["study_uid"])
                     if dropped is not None:
                         dropped.extend(gone)
                     if owner is not None and owner != study["patient_key"]:
@@ -879,6 +876,15 @@ class Catalog:
             found = {(r[0], r[1]) for q in (stale, dropped) for r in conn.execute(q)}
         return sorted(found)
 
+    @classmethod
+    def _drop_archives(cls, conn: Connection, study_uid: str) -> list[str]:
+        """Remove a study's archive rows (its instances changed), the presets they were made for
+        remembered; returns their paths, whose files the caller removes after the commit."""
+        cls._remember_presets(conn, study_uid)
+        paths = [r[0] for r in conn.execute(sa.select(archives.c.path).where(archives.c.study_uid == study_uid))]
+        conn.execute(archives.delete().where(archives.c.study_uid == study_uid))
+        return paths
+
     @staticmethod
     def _remember_presets(conn: Connection, study_uid: str) -> None:
         """Before a study's archives are dropped: a preset they were made for and
@@ -969,9 +975,7 @@ class Catalog:
                 }
                 conn.execute(renditions.delete().where(renditions.c.sop_uid.in_(chunk)))
                 conn.execute(instances.delete().where(c.sop_uid.in_(chunk)))
-            paths |= {r[0] for r in conn.execute(sa.select(archives.c.path).where(archives.c.study_uid == study_uid))}
-            self._remember_presets(conn, study_uid)
-            conn.execute(archives.delete().where(archives.c.study_uid == study_uid))
+            paths |= set(self._drop_archives(conn, study_uid))
             for uid in {r[1] for r in rows}:
                 if conn.execute(sa.select(c.sop_uid).where(c.series_uid == uid).limit(1)).first() is None:
                     conn.execute(series.delete().where(series.c.series_uid == uid))
