@@ -131,3 +131,39 @@ def test_a_study_that_keeps_receiving_waits_longer_each_time(shared_data: Path, 
     assert refresher.completed == 4 and refresher.failed == 0
     archive = store.archive(study, None, "diagnostic")
     assert archive is not None and archive.files == 7
+
+
+@pytest.mark.realdata
+def test_catch_up_takes_received_studies_left_pending_not_deferred_ones(shared_data: Path, store) -> None:
+    """A server stopped before its refresher reached a study (instances arriving just before the
+    stop) left it live until someone ran ``ingest --refresh``. With ``catch_up`` the next
+    refresher takes the received studies (STOW-RS, C-STORE) whose archives are missing; studies
+    ``ingest --no-precompress`` brought stay deferred, as asked."""
+    from medcodec.delivery.catalog import SOURCE_DIMSE, SOURCE_STOW
+
+    deferred = store.ingest(series_files(shared_data, CHEST, 2), precompress=False).studies[0]
+    mr = series_files(shared_data, MR, 3)
+    stowed = {store.ingest_bytes(path.read_bytes(), source=SOURCE_STOW).study_uid for path in mr[:2]}
+    pushed = store.ingest_bytes(mr[2].read_bytes(), source=f"{SOURCE_DIMSE}SCANNER").study_uid
+    assert stowed == {pushed}  # one MR study, received both ways
+    assert store.catalog.received_studies() == [pushed]
+    with ThreadPoolExecutor(2) as executor:
+        idle = Refresher(store, executor=executor, presets=["diagnostic"], quiet=0)  # no catch_up: as before
+        try:
+            assert idle.caught_up.wait(10) and idle.pending() == [] and idle.wait_idle(1)
+        finally:
+            idle.close()
+        refresher = Refresher(store, executor=executor, presets=["diagnostic"], quiet=0, catch_up=True)
+        try:
+            assert refresher.caught_up.wait(30)
+            assert refresher.wait_idle(120)
+        finally:
+            refresher.close()
+    assert refresher.completed == 1 and refresher.failed == 0
+    assert store.archive(pushed, None, "diagnostic").files == 3
+    assert store.archive(deferred, None, "diagnostic") is None  # deferred stays deferred
+    again = Refresher(store, executor=None, presets=["diagnostic"], quiet=0, catch_up=True)
+    try:  # nothing left: nothing queued
+        assert again.caught_up.wait(30) and again.pending() == [] and again.completed == 0
+    finally:
+        again.close()

@@ -81,7 +81,8 @@ from ._common import EXIT_BUG, handle_errors
     "--no-precompute",
     is_flag=True,
     help="Do not pre-compute the studies that STOW-RS / C-STORE bring instances to (they stay live until "
-    "`medcodec ingest --refresh`).",
+    "`medcodec ingest --refresh`). Without it the server also takes, at start, the received studies a "
+    "stop left un-pre-computed.",
 )
 @click.option(
     "--cors-origin",

@@ -49,7 +49,15 @@ __all__ = [
     "QUERY_KEYS",
     "supported_keys",
     "patient_key",
+    "SOURCE_STOW",
+    "SOURCE_DIMSE",
 ]
+
+#: ``instances.source`` of what a running server received: STOW-RS, and C-STORE (this prefix and
+#: the calling AE title). The server's refresher pre-computes such studies again, also those it
+#: had not reached when the server stopped (:meth:`Catalog.received_studies`).
+SOURCE_STOW = "stow"
+SOURCE_DIMSE = "dimse:"
 
 metadata = sa.MetaData()
 
@@ -1022,6 +1030,19 @@ class Catalog:
         with self.engine.connect() as conn:
             rows = list(conn.execute(query).mappings())
         return [(row["study_uid"], row["rendition_entry"], InstanceRecord.from_row(row)) for row in rows]
+
+    def received_studies(self) -> list[str]:
+        """Studies holding an instance a server received (STOW-RS or C-STORE: :data:`SOURCE_STOW`,
+        :data:`SOURCE_DIMSE`), in UID order."""
+        c = instances.c
+        query = (
+            sa.select(c.study_uid)
+            .where(sa.or_(c.source == SOURCE_STOW, c.source.startswith(SOURCE_DIMSE, autoescape=True)))
+            .distinct()
+            .order_by(c.study_uid)
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
 
     def studies_without_archive(self, preset: str) -> list[str]:
         """Studies with no current study-level archive for ``preset`` (never computed, or a new instance came)."""

@@ -25,8 +25,12 @@ pre-computes before it returns; a server receiving instances does it here::
 * **Errors stay here.** A failed pre-computation is logged and counted (:attr:`failed`); the
   study stays live until the next instance or ``medcodec ingest --refresh``.
 
-Studies left pending before the server started (``medcodec ingest --no-precompress``) are not
-touched: deferring them was asked for.
+* **Catching up after a restart.** With ``catch_up`` (the server's default) the thread first
+  takes the studies a server received instances in (STOW-RS, C-STORE:
+  :meth:`.Catalog.received_studies`) whose archives are missing or stale
+  (:meth:`.Store.pending_work`): those a stop interrupted, or that arrived too shortly before it.
+  Until 2026-12-03 they stayed live until someone ran ``medcodec ingest --refresh``. Studies only
+  ``medcodec ingest --no-precompress`` brought are not touched: deferring them was asked for.
 """
 
 from __future__ import annotations
@@ -63,12 +67,23 @@ class Refresher:
         Presets to pre-compute (default :data:`~.presets.DEFAULT_PRESETS`).
     quiet
         Seconds without a new instance in a study before it is pre-computed.
+    catch_up
+        First queue the received studies left pending before this refresher started (see the
+        module docstring); :attr:`caught_up` is set once they are queued.
     """
 
     def __init__(
-        self, store: Any, *, executor: Executor | None = None, presets: Iterable[str] | None = None, quiet: float = 0.5
+        self,
+        store: Any,
+        *,
+        executor: Executor | None = None,
+        presets: Iterable[str] | None = None,
+        quiet: float = 0.5,
+        catch_up: bool = False,
     ):
         self.store = store
+        self.catch_up = catch_up
+        self.caught_up = threading.Event()  # the catch-up's studies are queued (at once without it)
         self.executor = executor
         self.presets = list(presets) if presets is not None else None
         self.quiet = max(0.0, float(quiet))
@@ -164,10 +179,26 @@ class Refresher:
                 return study
             return None
 
+    def _queue_left_pending(self) -> None:
+        """Notify the received studies whose archives are missing or stale (``catch_up``)."""
+        try:
+            received = set(self.store.catalog.received_studies())
+            left = [study for study in self.store.pending_work(self.presets) if study in received] if received else []
+        except Exception as exc:  # a catalog that cannot answer now: the server still serves
+            log.warning("could not list the studies left pending before the start: %s: %s", type(exc).__name__, exc)
+            return
+        if left:
+            log.info("pre-computing %d study(ies) received before the last stop and not pre-computed", len(left))
+        for study in left:
+            self.notify(study)
+
     def _run(self) -> None:
         from .precompute import precompute
         from .presets import DEFAULT_PRESETS
 
+        if self.catch_up:
+            self._queue_left_pending()
+        self.caught_up.set()
         while (study := self._next()) is not None:
             started = time.perf_counter()
             try:

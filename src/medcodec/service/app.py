@@ -180,7 +180,12 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
         await run_in_threadpool(app.state.pool.start)
         # studies that STOW-RS / C-STORE bring instances to: pre-computed again in the background
         refresher = (
-            Refresher(app.state.store, executor=app.state.pool.job_executor(), quiet=settings.precompute_quiet)
+            Refresher(
+                app.state.store,
+                executor=app.state.pool.job_executor(),
+                quiet=settings.precompute_quiet,
+                catch_up=True,
+            )
             if settings.precompute_received
             else None
         )

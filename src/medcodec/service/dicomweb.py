@@ -776,6 +776,7 @@ async def _stow(request: Request) -> Response:
     stored_studies: dict[str, None] = {}
 
     def ingest_all() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        from ..delivery.catalog import SOURCE_STOW
         from ..delivery.header import read_header
 
         referenced, failed, bad = [], [], len(parts) - len(dicom_parts)
@@ -787,7 +788,7 @@ async def _stow(request: Request) -> Response:
                     if str(ds.get("StudyInstanceUID", "")) != study:
                         failed.append(_failed(ds, 0xA900))  # PS3.18 §10.5.3: study mismatch
                         continue
-                outcome = store.ingest_bytes(data, source="stow")
+                outcome = store.ingest_bytes(data, source=SOURCE_STOW)
             except Exception as exc:  # this part fails (0xC000, why in the comment); the others go on
                 if not isinstance(exc, CodecError):
                     logging.getLogger(__name__).exception("STOW-RS: a part could not be ingested")

@@ -194,6 +194,8 @@ def start_scp(
         RLELossless,
     ]
 
+    from ..delivery.catalog import SOURCE_DIMSE
+
     def on_store(event: Any) -> int:
         try:
             ds = event.dataset
@@ -201,7 +203,7 @@ def start_scp(
             buf = io.BytesIO()
             dcmwrite(buf, ds, enforce_file_format=True)
             caller = event.assoc.requestor.ae_title
-            outcome = store.ingest_bytes(buf.getvalue(), source=f"dimse:{str(caller).strip()}")
+            outcome = store.ingest_bytes(buf.getvalue(), source=f"{SOURCE_DIMSE}{str(caller).strip()}")
         except CodecError as exc:
             log.warning("C-STORE refused: %s", exc)
             return _status_for(exc)
