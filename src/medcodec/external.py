@@ -490,7 +490,8 @@ def probe_jpeg8(ic: Any) -> str | None:
 
 
 def zlib_encode(frame: NDArray[np.integer], /, *, level: int = 6) -> bytes:
-    """zlib (DEFLATE; level 6 as in ZIP tools) of the raw little-endian samples: what a ZIP gives.
+    """zlib (DEFLATE; level 6 as in ZIP tools) of the raw little-endian samples: what a ZIP gives
+    (an RFC 1950 stream: the DEFLATE data a ZIP entry holds plus 6 bytes of header and checksum).
 
     The stream holds the samples only: :func:`zlib_decode` needs the shape and dtype.
     """

@@ -274,8 +274,8 @@ def _plots(
 def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool, jobs: int | None) -> None:
     """Encode real sample images at several qualities and show what it costs and what is lost.
 
-    The first run after installing compiles the numba kernels it needs unless ``make install``
-    did (``python -m medcodec.codec.warmup``; minutes on 2 cores, cached).
+    The first run after installing compiles the numba kernels it needs unless `make install`
+    did (`python -m medcodec.codec.warmup`; minutes on 2 cores, cached).
     """
     try:
         qs = [float(q) for q in qualities.split(",") if q.strip()]

@@ -181,7 +181,7 @@ def evaluate(
     """Compare medcodec with JPEG 2000, HTJ2K, JPEG-LS, JPEG XL, 12-bit JPEG and zlib on INPUT
     (DICOM file(s), folder, ZIP or DICOMDIR): rate-distortion sweeps, matched-rate tables,
     BD-rate against JPEG 2000, speed, and an HTML report with plots and images. AVIF is
-    opt-in (``--codecs ...,avif``): it would take about as long as all the others together.
+    opt-in (`--codecs ...,avif`): it would take about as long as all the others together.
 
     Exit codes: 0 done, 2 bad option, unusable input, a report file in the way (checked before any
     coding) or no codec that could code the input (one line on stderr).
@@ -213,6 +213,12 @@ def evaluate(
         f"{'signed' if info['signed'] else 'unsigned'}",
         err=True,
     )
+    if series.other_series:  # the choice said, not made silently (an outside audit, 2026-12-03)
+        click.echo(
+            f"{len(series.other_series) + 1} series in the input; evaluating {series.series_instance_uid or '?'} "
+            f"(the longest unless --series); not evaluated: {'; '.join(series.other_series)}",
+            err=True,
+        )
     for failure in series.skipped_inputs:
         click.echo(f"unreadable input: {failure}", err=True)
     with progress_bar("evaluate", unit="point", enabled=progress) as callback:

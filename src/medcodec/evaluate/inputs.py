@@ -42,6 +42,8 @@ class LoadedSeries:
     total_frames: int = 0
     skipped_inputs: list[str] = field(default_factory=list)  #: "path: error" for unreadable files
     lossy_source: bool = False  #: an image of the series was already lossy-compressed
+    #: the series of the inputs not evaluated: "MODALITY UID (N frames)" (``--series`` picks one)
+    other_series: list[str] = field(default_factory=list)
 
     def info(self) -> dict[str, Any]:
         s = self.spec
@@ -66,6 +68,7 @@ class LoadedSeries:
             "stored_max": int(self.pixels.max()),
             "unreadable_inputs": self.skipped_inputs,
             "lossy_source": self.lossy_source,
+            "other_series": self.other_series,
         }
 
 
@@ -118,6 +121,11 @@ def load_series(
             uids = ", ".join(sorted({s.series_instance_uid for s in found.series}))
             raise InvalidInputError(f"no series {series_uid!r} in the input; found: {uids}")
     chosen = max(series, key=lambda s: s.n_frames)
+    others = [
+        f"{s.modality or 'image'} {s.series_instance_uid or '?'} ({s.n_frames} frame(s))"
+        for s in found.series
+        if s is not chosen
+    ]
     total = chosen.n_frames
     wanted = calibration_indices(total, max_frames or 0)
     # decode only the images holding wanted frames
@@ -156,4 +164,5 @@ def load_series(
         total_frames=total,
         skipped_inputs=failures,
         lossy_source=lossy,
+        other_series=others,
     )

@@ -166,6 +166,10 @@ class BaseAdapter:
         """Bytes back to one 2-D frame in the spec's storage dtype."""
         raise NotImplementedError
 
+    def label_for(self, spec: PixelSpec) -> str:
+        """The label for coding ``spec``'s data (a codec whose coding process follows the depth says which)."""
+        return self.label
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -394,6 +398,10 @@ class Jpeg12Peer(_ExternalPeer):
     min_bits_stored: ClassVar[int] = BACKENDS["libjpeg-turbo"].bits[0]
     max_bits_stored: ClassVar[int] = BACKENDS["libjpeg-turbo"].bits[1]
     knob = BACKENDS["libjpeg-turbo"].knob
+
+    def label_for(self, spec: PixelSpec) -> str:
+        # 8-bit data is coded as 8-bit baseline (SOF0): "12-bit" was wrong there (an outside audit)
+        return "JPEG 8-bit baseline (libjpeg-turbo)" if spec.bits_stored <= 8 else self.label
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         u, _ = to_unsigned(frame, spec)

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from ..fileio import atomic_write, check_output_path
 from . import metrics as M
-from .runner import EvaluationResult
+from .runner import EvaluationResult, values_in_hu
 
 __all__ = ["write_report", "report_paths", "render_html", "points_csv", "REPORT_FILES", "figures"]
 
@@ -39,6 +39,9 @@ CSV_FIELDS = [
     "rmse_hu", "max_abs_error_hu", "ssim", "lossless", "encode_seconds", "decode_seconds",
     "encode_mb_s", "decode_mb_s",
 ]  # fmt: skip
+
+#: Points' PSNR fields, infinite (JSON ``null``) where the point is lossless.
+_PSNR_FIELDS = ("psnr_db", "psnr_minmax_db", "psnr_min_frame_db")
 
 #: One colour and marker per codec, stable across plots.
 _STYLE = {
@@ -73,9 +76,12 @@ def points_csv(result: EvaluationResult) -> str:
     writer.writeheader()
     for p in result.to_dict()["points"]:
         row = {k: p.get(k) for k in CSV_FIELDS}
+        exact = bool(p.get("lossless"))  # PSNR infinite: "inf" in the cell, not empty ("not available")
+        for k in _PSNR_FIELDS:
+            row[k] = "inf" if exact and row.get(k) is None else row.get(k)
         for w in result.windows:
             wm = p.get("windows", {}).get(w.name, {})
-            row[f"{w.name}_psnr_db"] = wm.get("psnr_db")
+            row[f"{w.name}_psnr_db"] = "inf" if exact and wm.get("psnr_db") is None else wm.get("psnr_db")
             row[f"{w.name}_max_abs_error_levels"] = wm.get("max_abs_error_levels")
             row[f"{w.name}_ssim"] = wm.get("ssim")
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -135,6 +141,9 @@ def _rd_figure(result: EvaluationResult) -> Any:
             colour, marker = _style(codec, i)
             label = result.codecs.get(codec, {}).get("label", codec)
             ax.plot(*zip(*ok), color=colour, marker=marker, linewidth=1.8, markersize=6, label=label)
+        if not ax.lines:  # e.g. a constant image: every point decoded exactly, PSNR infinite
+            ax.text(0.5, 0.5, "no finite value to plot:\nevery point decodes exactly (lossless)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=10, color="#555")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(LogLocator(base=2))
         ax.xaxis.set_major_formatter(fmt)
@@ -143,7 +152,11 @@ def _rd_figure(result: EvaluationResult) -> Any:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.35)
         ax.set_title(title, fontsize=11)
-    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
+    legend: dict[str, Any] = {}  # from every panel: the first may be empty (all its points lossless)
+    for ax in fig.axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    handles, labels = list(legend.values()), list(legend)
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(handles)), fontsize=10)
     fig.suptitle(f"Rate-distortion, {result.info.get('frames_evaluated', '?')} frame(s)", fontsize=13)
@@ -191,6 +204,8 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
     if result.view_original is None or not result.view_decoded:
         return []
     spec = result.spec
+    in_hu = values_in_hu(spec, result.info.get("modality"))
+    unit = "HU" if in_hu else "output units"
     orig_u = spec.to_output_units(result.view_original)
     # lossless decodes equal the original: nothing to look at
     items = [(c, v) for c, v in result.view_decoded.items() if v[0]["mode"] == "lossy"]
@@ -219,15 +234,18 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
         fig.suptitle(title, fontsize=12)
         return fig
 
+    def frame_psnr(img: NDArray[Any], w: M.Window) -> float:
+        """This frame's PSNR in window ``w`` (display scale [0, 1], peak 1), as the points' windowed
+        PSNR but of the frame shown: the points' figures pool every evaluated frame."""
+        a = M.apply_window(orig_u, center=w.center, width=w.width)
+        return M.psnr(a, M.apply_window(spec.to_output_units(img), center=w.center, width=w.width), peak=1.0)
+
     for w in windows:
         panels = [("original", orig_u)] + [
-            (f"{label(c, p)}, "
-             f"{_db(p['windows'].get(w.name, {}).get('psnr_db') if p.get('windows') else p['psnr_db'])}",
-             spec.to_output_units(img))
-            for c, (p, img) in items
-        ]  # fmt: skip
+            (f"{label(c, p)}, {_db(frame_psnr(img, w))}", spec.to_output_units(img)) for c, (p, img) in items
+        ]
         title = (f"Frame {result.view_frame_index} in the {w.name.replace('_', ' ')} window "
-                 f"(C={w.center:g}, W={w.width:g}); PSNR in this window")  # fmt: skip
+                 f"(C={w.center:g}, W={w.width:g}); PSNR of this frame in this window")  # fmt: skip
         out.append((f"Windowed view: {w.name.replace('_', ' ')}", grid(panels, w, title)))
 
     # zoomed: the central third of the frame in the first window, where detail is judged
@@ -243,8 +261,9 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
         f"{w.name.replace('_', ' ')} window (C={w.center:g}, W={w.width:g}), pixels not interpolated",
     )  # fmt: skip
     out.append(("Zoomed view", fig))
-    soft = _soft_tissue_crop(orig_u)
-    if soft is not None:  # CT: where flat 8x8 patches would show (issue 11)
+    # CT only: the soft-tissue range is in HU (on MR signal it picked arbitrary blocks: an outside audit)
+    soft = _soft_tissue_crop(orig_u) if in_hu else None
+    if soft is not None:  # where flat 8x8 patches would show (issue 11)
         r0, c0, size = soft
         crop = (slice(r0, r0 + size), slice(c0, c0 + size))
         sw = M.Window("soft tissue", 40.0, 400.0)
@@ -263,19 +282,19 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
     diffs = [(c, p, spec.to_output_units(img) - orig_u) for c, (p, img) in items]
     allabs = np.concatenate([np.abs(d).ravel() for _, _, d in diffs])
     lim = float(max(1.0, np.percentile(allabs, 99.0)))
-    fig = Figure(figsize=(3.9 * min(4, len(diffs)), 3.9 * math.ceil(len(diffs) / 4)), layout="constrained")
     ncols = min(4, len(diffs))
+    fig = Figure(figsize=(3.9 * ncols + 0.8, 3.9 * math.ceil(len(diffs) / 4) + 0.4), layout="constrained")
     im = None
     for k, (c, p, d) in enumerate(diffs):
         ax = fig.add_subplot(math.ceil(len(diffs) / ncols), ncols, k + 1)
         im = ax.imshow(d, cmap="seismic", vmin=-lim, vmax=lim, interpolation="nearest")
         label = result.codecs.get(c, {}).get("label", c)
-        ax.set_title(f"{label}\n{p['bpp']:.2f} bpp, max |err| {p['max_abs_error_hu']:.0f} HU", fontsize=9)
+        # this frame's maximum error: the point's max_abs_error_hu is over every evaluated frame
+        ax.set_title(f"{label}\n{p['bpp']:.2f} bpp, max |err| {float(np.max(np.abs(d))):.0f} {unit} here", fontsize=9)
         ax.set_axis_off()
     if im is not None:
         cb = fig.colorbar(im, ax=fig.axes, shrink=0.8)
-        unit = "HU" if spec.rescale_type.upper() == "HU" or result.info.get("modality") == "CT" else "output units"
-        cb.set_label(f"decoded - original ({unit}); colour scale clipped at +/-{lim:.0f}")
+        cb.set_label(f"decoded - original ({unit})\nclipped at +/-{lim:.0f}")
     fig.suptitle(f"Difference images, frame {result.view_frame_index}", fontsize=12)
     out.append(("Difference images", fig))
     return out
@@ -460,8 +479,16 @@ def render_html(result: EvaluationResult) -> str:
     parts.append("<h2>All points</h2>")
     cols = ["codec", "knob", "knob_value", "target_bpp", "bpp", "ratio", "psnr_db", "psnr_minmax_db", "ssim",
             "rmse_hu", "max_abs_error_hu", "encode_mb_s", "decode_mb_s"]  # fmt: skip
-    tab = [[labels.get(p["codec"], p["codec"])] + [p.get(c) for c in cols[1:]] for p in d["points"]]
-    parts.append(_table([c.replace("_", " ") for c in cols], tab, digits=3))
+    unit = "HU" if values_in_hu(result.spec, info.get("modality")) else "output units"
+
+    def cell(p: dict[str, Any], c: str) -> Any:
+        if c in _PSNR_FIELDS and p.get(c) is None and p.get("lossless"):
+            return math.inf  # lossless: "&infin;", not "&ndash;" (not available)
+        return p.get(c)
+
+    tab = [[labels.get(p["codec"], p["codec"])] + [cell(p, c) for c in cols[1:]] for p in d["points"]]
+    heads = {"rmse_hu": f"rmse ({unit})", "max_abs_error_hu": f"max |error| ({unit})"}
+    parts.append(_table([heads.get(c, c.replace("_", " ")) for c in cols], tab, digits=3))
     # definitions, settings, environment
     parts.append("<h2>Definitions</h2><dl>")
     parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in d["definitions"].items()]
@@ -475,7 +502,7 @@ def render_html(result: EvaluationResult) -> str:
     env = d["environment"]
     parts.append("<h2>Environment</h2>")
     parts.append(_table(["item", "value"], [(k, v) for k, v in env.items() if k != "libraries"]
-                        + [(k, v) for k, v in env.get("libraries", {}).items()]))  # fmt: skip
+                        + [(k, v) for k, v in env.get("libraries", {}).items() if k not in env]))  # fmt: skip
     parts.append("</body></html>")
     return "\n".join(parts)
 

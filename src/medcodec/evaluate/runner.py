@@ -40,6 +40,7 @@ __all__ = [
     "run_evaluation",
     "matched_table",
     "bd_table",
+    "values_in_hu",
     "definitions",
 ]
 
@@ -116,7 +117,7 @@ def evaluate_point(
     n_bytes = 0
     t_enc = t_dec = 0.0
     kept = None
-    is_ct = spec.extra.get("modality") == "CT" or spec.rescale_type.upper() == "HU"
+    is_ct = values_in_hu(spec)
     retentions = []  # texture of soft-tissue blocks (CT only: the soft-tissue range is in HU)
     for i, frame in enumerate(pixels):
         data, s = timed(adapter.encode, frame, spec, target=target, repeat=repeat)
@@ -138,7 +139,7 @@ def evaluate_point(
     knob = adapter.knob
     point: dict[str, Any] = {
         "codec": adapter.name,
-        "label": adapter.label,
+        "label": _label(adapter, spec),
         "knob": knob.name if knob and target is not None else ("lossless" if target is None else None),
         "knob_value": target,
         "mode": "lossless" if target is None else "lossy",
@@ -362,6 +363,18 @@ def _as_stack(pixels: NDArray[Any], spec: PixelSpec) -> NDArray[Any]:
     return a
 
 
+def _label(adapter: CodecAdapter, spec: PixelSpec) -> str:
+    """``adapter``'s label for ``spec``'s data (:meth:`.BaseAdapter.label_for`)."""
+    return adapter.label_for(spec) if isinstance(adapter, BaseAdapter) else adapter.label
+
+
+def values_in_hu(spec: PixelSpec, modality: str | None = None) -> bool:
+    """Whether ``spec``'s output units (after rescale) are Hounsfield units: CT, or Rescale Type HU.
+    The texture metric (defined in HU) and the report's "HU" labels only apply then; other data is
+    in its own output units (MR signal, 8-bit pixels)."""
+    return (modality or spec.extra.get("modality")) == "CT" or spec.rescale_type.upper() == "HU"
+
+
 def _environment() -> dict[str, Any]:
     import os
 
@@ -445,6 +458,7 @@ def run_evaluation(
     codecs: dict[str, dict[str, Any]] = {}
     for ad in adapters:
         desc = ad.describe() if isinstance(ad, BaseAdapter) else {"name": ad.name, "label": ad.label}
+        desc["label"] = _label(ad, spec)
         codecs[ad.name] = desc
         if not ad.is_available():
             skipped[ad.name] = ad.why_unavailable or f"{ad.name} skipped: not available"
