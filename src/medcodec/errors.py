@@ -16,6 +16,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     └── DicomError(CodecError, ValueError)                 .path
         ├── NotAnImageError                                no Pixel Data
         ├── UnsupportedImageError(DicomError, NotImplementedError)  colour, palette, ...
+        │   └── ImageTooLargeError                         over MEDCODEC_MAX_DECODED_MB decoded
         └── InputNotFoundError(DicomError, FileNotFoundError)
     └── DeliveryError(CodecError)                          store, presets, service (issue 9)
         ├── NotFoundError(DeliveryError, LookupError)      unknown study/series/instance (HTTP 404)
@@ -52,6 +53,7 @@ __all__ = [
     "DicomError",
     "NotAnImageError",
     "UnsupportedImageError",
+    "ImageTooLargeError",
     "InputNotFoundError",
     "NonConformantStreamWarning",
     "ClippedValuesWarning",
@@ -210,6 +212,11 @@ class NotAnImageError(DicomError):
 
 class UnsupportedImageError(DicomError, NotImplementedError):
     """An image medcodec does not compress yet (colour, palette colour, float pixels...)."""
+
+
+class ImageTooLargeError(UnsupportedImageError):
+    """An object whose decoded pixels, inflated dataset or file would take more memory than one
+    object may (:mod:`medcodec.dicom.limits`, ``MEDCODEC_MAX_DECODED_MB``): not read or decoded."""
 
 
 class InputNotFoundError(DicomError, FileNotFoundError):

@@ -20,6 +20,7 @@ from pydicom.uid import UID
 
 from ..dicom import PIXEL_DATA_TAGS
 from ..dicom.image import peek_pixel_tag
+from ..dicom.limits import check_deflated_size
 from ..dicom.write import stamp_writer
 from ..errors import InvalidInputError, NotDicomError, NotFoundError
 from ..registry import pixel_data_compressed
@@ -58,10 +59,16 @@ def read_header(data: bytes, source: str) -> Dataset:
     ------
     NotDicomError
         Not DICOM, or no SOP Class / SOP Instance UID (not a composite object).
+    ImageTooLargeError
+        A deflated dataset that would inflate past :mod:`medcodec.dicom.limits`' limit (pydicom
+        inflates it whole even for the header).
+    DicomError
+        A damaged deflated dataset.
     """
+    check_deflated_size(data, path=source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as said:  # kept to say why a data set came out empty
+            warnings.simplefilter("always")
             try:
                 fp = io.BytesIO(data)
                 ds = dcmread(fp, stop_before_pixels=True)
@@ -76,6 +83,9 @@ def read_header(data: bytes, source: str) -> Dataset:
     except Exception as exc:  # pydicom's many error kinds
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
     if len(ds) == 0:
+        if data[128:132] == b"DICM":  # a PS3.10 file whose data set pydicom gave up on: say where it stopped
+            why = next((str(w.message) for w in said), "no data element could be read")
+            raise NotDicomError(f"{source}: a DICOM file whose data set cannot be read (malformed element): {why}")
         raise NotDicomError(f"{source}: not a DICOM file (no data elements)")
     if "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
         if data[128:132] != b"DICM":  # forced parse of something else (text, pixels): not DICOM at all

@@ -44,8 +44,18 @@ from pydicom.uid import UID
 
 from ..dicom import ZipMember, iter_sources, read_image
 from ..dicom._lenient import source_values_as_is
+from ..dicom.limits import check_file_size
 from ..dicom.mapping import dataset_padding, value_stats
-from ..dicom.sources import SNIFF_BYTES, is_store_folder, looks_like_dicom, walk_dirs, zip_members_left_out
+from ..dicom.sources import (
+    SNIFF_BYTES,
+    dicomdir_records_refused,
+    is_store_folder,
+    looks_like_dicom,
+    open_regular_file,
+    walk,
+    walk_dirs,
+    zip_members_left_out,
+)
 from ..errors import (
     CodecError,
     DeliveryError,
@@ -283,8 +293,17 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
     StoreFullError
         No space left; nothing of this file was kept.
     """
-    data = bytes(data)
     source = _printable(source)
+    try:
+        return _ingest_bytes(store, bytes(data), source)
+    except RecursionError:  # data elements nested thousands deep: one refused file, not a stopped batch
+        raise NotDicomError(
+            f"{source}: sequences nested too deep to read or catalog (Python's recursion limit): not stored"
+        ) from None
+
+
+def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
+    """:func:`ingest_bytes` of bytes and a printable source."""
     ds = read_header(data, source)
     uids = {}
     for keyword, what in (
@@ -604,7 +623,8 @@ def _read_source(source: Any) -> tuple[bytes, str]:
             if not looks_like_dicom(source.read_head(SNIFF_BYTES)):
                 raise NotDicomError(refused)
             return source.read_bytes(), name
-        with open(source, "rb") as fh:  # one open: the rest read after the look
+        with open_regular_file(source, name) as fh:  # one open: the rest read after the look
+            check_file_size(os.fstat(fh.fileno()).st_size, path=name)  # read whole below: bounded
             head = fh.read(SNIFF_BYTES)
             if not looks_like_dicom(head):
                 raise NotDicomError(refused)
@@ -635,13 +655,16 @@ def _expand(
             rejected.append(InstanceOutcome(status="rejected", source=name, message=str(exc)))
             continue
         sources.extend(found)
+        if isinstance(item, (str, os.PathLike)):  # a DICOMDIR's records outside its file-set: refused, said
+            rejected += [InstanceOutcome(status="rejected", source=where, message=why)
+                         for where, why in dicomdir_records_refused(item)]  # fmt: skip
         for archive in dict.fromkeys(s.archive for s in found if isinstance(s, ZipMember)):
             skipped += [(f"{archive}::{name}", why) for name, why in zip_members_left_out(archive)]
         if not isinstance(item, (str, os.PathLike)) or not Path(item).is_dir():
             continue
         taken = {Path(s) for s in found if isinstance(s, (str, os.PathLike))}
         taken |= {s.archive for s in found if isinstance(s, ZipMember)}
-        for root, dirs, files in os.walk(os.fspath(item)):
+        for root, dirs, files in walk(item):
             for d in dirs:
                 if is_store_folder(Path(root, d)):
                     own = store_root is not None and Path(root, d).resolve() == store_root

@@ -25,6 +25,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectorySto
 from ..errors import DicomError, InvalidInputError, NotAnImageError
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
+from .limits import check_decoded_size, check_deflated_size, decoded_size, deflated_dataset_offset
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
 
@@ -215,10 +216,18 @@ def read_image(source: Source, /, *, lazy: bool = False) -> DicomImage:
     return image
 
 
+#: Bytes read to see a PS3.10 file's transfer syntax in its file meta (group 0002).
+_DEFLATE_PROBE = 4096
+
+
 def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | None]:
     """Header without pixel data, the tag of the pixel data element that follows (if any), and
     the file's own bytes up to that element (``None`` when they cannot stand alone: deflated)."""
     start = fp.tell()
+    head = fp.read(_DEFLATE_PROBE)
+    if deflated_dataset_offset(head) is not None:  # pydicom inflates it all even for the header: bounded first
+        check_deflated_size(head + fp.read(), path=name)
+    fp.seek(start)
     try:
         try:
             ds = dcmread(fp, stop_before_pixels=True)
@@ -337,6 +346,8 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> None:
 def _decode(fp: BinaryIO, spec: PixelSpec, name: str) -> NDArray[np.integer]:
     frames = int(spec.extra["number_of_frames"])
     shape = (frames, int(spec.extra["rows"]), int(spec.extra["columns"]))
+    bits = max(int(spec.extra.get("bits_allocated") or 16), 8 * storage_dtype(spec.bits_stored, spec.signed).itemsize)
+    check_decoded_size(decoded_size(*shape[1:], frames, 1, bits), path=name)
     if has_frame_decoder(str(spec.extra.get("transfer_syntax_uid", ""))):
         fp.seek(0)
         try:

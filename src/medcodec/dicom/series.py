@@ -9,6 +9,7 @@ has one and all share an orientation, else by Instance Number, then by path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..errors import DicomError, InvalidInputError
 from ..progress import ProgressCallback, check_progress, tracked
 from ..spec import PixelSpec
 from .image import DicomImage, _text, read_image
-from .sources import Source, ZipMember, _as_inputs, _source_name, iter_sources
+from .sources import Source, ZipMember, _as_inputs, _source_name, dicomdir_records_refused, iter_sources
 
 __all__ = ["Series", "SeriesSet", "read_series"]
 
@@ -216,6 +217,9 @@ def read_series(
                 sources.append(source)
         except DicomError as exc:
             fail(exc.path or _source_name(item), exc)
+        if isinstance(item, (str, os.PathLike)):  # a DICOMDIR's records outside its file-set
+            for where, why in dicomdir_records_refused(item):
+                fail(where, DicomError(why))
 
     images: list[DicomImage] = []
     for source in tracked(sources, progress, total=len(sources)):

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import lzma
 import os
+import stat
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ from pydicom import dcmread
 from pydicom.filereader import read_file_meta_info
 
 from ..errors import DicomError, InputNotFoundError
+from .limits import check_file_size
 
 __all__ = [
     "NON_DICOM_SUFFIXES",
@@ -103,14 +107,21 @@ class ZipMember:
             with zipfile.ZipFile(self.archive) as zf:
                 info = zf.infolist()[self.index] if self.index is not None else zf.getinfo(self.member)
                 if info.filename == self.member:  # (else the archive changed since it was listed: not found)
+                    if n is None:  # read whole: by the size the archive declares (zipfile holds it to that)
+                        check_file_size(info.file_size, path=self.name, what="ZIP member")
                     with zf.open(info) as fh:
                         return fh.read() if n is None else fh.read(n)
+        except DicomError:  # over the size limit (an ImageTooLargeError is a NotImplementedError too)
+            raise
         except FileNotFoundError as exc:
             raise InputNotFoundError("ZIP archive does not exist", path=self.archive) from exc
         except (KeyError, IndexError) as exc:
             raise InputNotFoundError("no such member in the ZIP archive", path=self.name) from exc
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-            raise DicomError(f"cannot read ZIP member: {exc}", path=self.name) from exc
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, zlib.error,
+                lzma.LZMAError) as exc:  # fmt: skip
+            # damaged data: zipfile lets the decompressors' own errors through (a cut deflate stream
+            # is an EOFError, corrupt LZMA an LZMAError): until 2026-12-03 they stopped a whole ingest
+            raise DicomError(f"cannot read ZIP member: {type(exc).__name__}: {exc}", path=self.name) from exc
         raise InputNotFoundError("no such member in the ZIP archive", path=self.name)
 
 
@@ -150,10 +161,10 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
             raise InputNotFoundError("input does not exist", path=path)
         if path.is_dir():
             yield from _walk(path)
+        elif not path.is_file():  # a FIFO, socket or device (whatever its name): reading could block for ever
+            raise DicomError("not a regular file (a FIFO, socket or device): not read", path=path)
         elif path.suffix.lower() == ".zip":
             yield from _zip_members(path)
-        elif not path.is_file():  # a FIFO, socket or device: reading it could block for ever
-            raise DicomError("not a regular file (a FIFO, socket or device): not read", path=path)
         elif path.name.upper() == "DICOMDIR" or is_media_directory(path):
             yield from _dicomdir_files(path)
         else:
@@ -204,8 +215,36 @@ def walk_dirs(dirs: list[str], root: str) -> list[str]:
     return sorted(d for d in dirs if not _hidden(d) and not is_store_folder(Path(root, d)))
 
 
+def walk(top: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top)`` (top-down, ``dirs`` pruned in place by the caller, links to folders listed
+    but not entered, unreadable folders passed over) without recursion: Python 3.11's recurses
+    once per level, and a tree ~1000 folders deep stopped an ingest with a RecursionError before
+    its first file (an outside audit, 2026-12-03)."""
+    stack = [os.fspath(top)]
+    while stack:
+        root = stack.pop()
+        try:
+            with os.scandir(root) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        dirs: list[str] = []
+        files: list[str] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(entry.name)
+        yield root, dirs, files
+        for name in reversed(dirs):
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                stack.append(path)
+
+
 def _walk(folder: Path) -> Iterator[Source]:
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, files in walk(folder):
         dirs[:] = walk_dirs(dirs, root)
         for name in sorted(files):
             path = Path(root, name)
@@ -281,7 +320,7 @@ def _zip_plan(archive: Path) -> list[tuple[ZipMember | None, tuple[str, str]]]:
         counts[info.filename] = counts.get(info.filename, 0) + 1
     out: list[tuple[ZipMember | None, tuple[str, str]]] = []
     for index, info in sorted(listed, key=lambda item: (item[1].filename, item[0])):
-        parts = info.filename.split("/")
+        parts = info.filename.replace("\\", "/").split("/")  # some Windows tools write backslashes
         name = parts[-1]
         suffix = Path(name).suffix.lower()
         if info.is_dir():
@@ -301,7 +340,32 @@ def _zip_plan(archive: Path) -> list[tuple[ZipMember | None, tuple[str, str]]]:
 
 
 def _dicomdir_files(dicomdir: Path) -> Iterator[Path]:
-    """Files referenced by a DICOMDIR's directory records (PS3.3 F.3.2.2, (0004,1500))."""
+    """Files referenced by a DICOMDIR's directory records (PS3.3 F.3.2.2, (0004,1500)), inside
+    its file-set (:func:`dicomdir_records_refused` lists the others)."""
+    for path, _refused in _dicomdir_plan(dicomdir):
+        if path is not None:
+            yield path
+
+
+def dicomdir_records_refused(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(where, why)`` of the records of the DICOMDIR ``path`` that :func:`iter_sources` does not
+    follow: a Referenced File ID outside the DICOMDIR's file-set (``..``, an absolute path, a
+    separator inside a component, a link leading out) or one that is no usable path (a NUL byte,
+    a name too long). PS3.10 §8.2: File IDs are relative to the file-set's root. Until 2026-12-03
+    they were followed: a hostile medium's DICOMDIR made an import read and store any DICOM file
+    of the host (an outside audit). Empty for anything that is not a readable DICOMDIR."""
+    p = Path(path)
+    try:
+        if not (p.is_file() and (p.name.upper() == "DICOMDIR" or is_media_directory(p))):
+            return []
+        return [refused for target, refused in _dicomdir_plan(p) if target is None]
+    except (DicomError, OSError, ValueError):
+        return []
+
+
+def _dicomdir_plan(dicomdir: Path) -> list[tuple[Path | None, tuple[str, str]]]:
+    """Every record's file, in record order (each once): ``(path, ("", ""))`` to read, or
+    ``(None, (where, why))`` refused."""
     try:
         ds = dcmread(dicomdir, stop_before_pixels=True)
         records = list(ds.get("DirectoryRecordSequence") or [])
@@ -310,15 +374,36 @@ def _dicomdir_files(dicomdir: Path) -> Iterator[Path]:
         raise DicomError(f"cannot read DICOMDIR: {exc}", path=dicomdir) from exc
     if "DirectoryRecordSequence" not in ds:
         raise DicomError("(0004,1220) Directory Record Sequence is missing: not a DICOMDIR", path=dicomdir)
+    root = dicomdir.parent
+    try:
+        real_root = root.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise DicomError(f"cannot resolve the DICOMDIR's folder: {exc}", path=dicomdir) from exc
+    out: list[tuple[Path | None, tuple[str, str]]] = []
     seen: set[Path] = set()
     for file_id in file_ids:
         if not file_id:
             continue
         parts = [file_id] if isinstance(file_id, str) else [str(p) for p in file_id]
-        path = _resolve_case(dicomdir.parent, parts)
-        if path not in seen:
+        # as PS3.10 writes a File ID's components; what cannot be printed (a NUL) escaped
+        joined = "\\".join(part.encode("unicode_escape").decode("ascii") for part in parts)
+        where = f"{dicomdir} (Referenced File ID {joined})"
+        if any(not part or part in (".", "..") or any(c in part for c in "/\\\x00:") for part in parts):
+            why = "outside the DICOMDIR's file-set or not a File ID (PS3.10 §8.2: components relative to its folder)"
+            out.append((None, (where, f"{where}: {why}: not read")))
+            continue
+        try:
+            path = _resolve_case(root, parts)
+            inside = path.resolve().is_relative_to(real_root)
+        except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a link loop
+            out.append((None, (where, f"{where}: cannot be a path here ({type(exc).__name__}: {exc}): not read")))
+            continue
+        if not inside:
+            out.append((None, (where, f"{where}: leads outside the DICOMDIR's folder (a link): not read")))
+        elif path not in seen:
             seen.add(path)
-            yield path
+            out.append((path, ("", "")))
+    return out
 
 
 def _resolve_case(base: Path, parts: list[str]) -> Path:
@@ -344,6 +429,37 @@ def _source_name(source: Any) -> str:
     return str(getattr(source, "name", None) or "<stream>")
 
 
+def open_regular_file(path: str | os.PathLike[str], name: str | None = None) -> BinaryIO:
+    """``open(path, "rb")`` for a regular file; a FIFO, socket or device is refused before it is
+    opened (opening a FIFO blocks until a writer comes: a DICOMDIR record naming one hung an
+    ingest for ever, an outside audit of 2026-12-03).
+
+    Raises
+    ------
+    InputNotFoundError
+        No such file.
+    DicomError
+        A folder, not a regular file, or it cannot be opened.
+    """
+    where = str(path) if name is None else name
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise InputNotFoundError("input does not exist", path=where) from exc
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        raise DicomError(f"cannot open: {exc}", path=where) from exc
+    if stat.S_ISDIR(mode):
+        raise DicomError("is a folder, not a file: use read_series or iter_sources", path=where)
+    if not stat.S_ISREG(mode):
+        raise DicomError("not a regular file (a FIFO, socket or device): not read", path=where)
+    try:
+        return open(path, "rb")
+    except FileNotFoundError as exc:
+        raise InputNotFoundError("input does not exist", path=where) from exc
+    except OSError as exc:
+        raise DicomError(f"cannot open: {exc}", path=where) from exc
+
+
 @contextlib.contextmanager
 def _open_source(source: Any, name: str) -> Iterator[BinaryIO]:
     """A seekable binary file for any source, with I/O errors as DicomError subclasses."""
@@ -352,16 +468,7 @@ def _open_source(source: Any, name: str) -> Iterator[BinaryIO]:
     elif isinstance(source, (bytes, bytearray, memoryview)):
         yield io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            fh = open(path, "rb")
-        except FileNotFoundError as exc:
-            raise InputNotFoundError("input does not exist", path=name) from exc
-        except IsADirectoryError as exc:
-            raise DicomError("is a folder, not a file: use read_series or iter_sources", path=name) from exc
-        except OSError as exc:
-            raise DicomError(f"cannot open: {exc}", path=name) from exc
-        with fh:
+        with open_regular_file(source, name) as fh:
             yield fh
     else:
         try:

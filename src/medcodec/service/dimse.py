@@ -122,11 +122,18 @@ def _status_for(exc: BaseException) -> int:
 
 def _conflict() -> Any:
     """The C-STORE response of a conflict: :data:`CONFLICT` with an Error Comment (LO, <= 64 chars)."""
+    return _refusal(CONFLICT, "SOP Instance UID stored already with other content")
+
+
+def _refusal(status: int, why: str) -> Any:
+    """A C-STORE response with ``status`` and why in its Error Comment (LO: at most 64 characters,
+    no backslash), so that the sending system's log says it, not only the number."""
     from pydicom.dataset import Dataset
 
     rsp = Dataset()
-    rsp.Status = CONFLICT
-    rsp.ErrorComment = "SOP Instance UID stored already with other content"
+    rsp.Status = status
+    text = " ".join(why.replace("\\", "/").split())
+    rsp.ErrorComment = text if len(text) <= 64 else text[:61] + "..."
     return rsp
 
 
@@ -206,7 +213,10 @@ def start_scp(
             outcome = store.ingest_bytes(buf.getvalue(), source=f"{SOURCE_DIMSE}{str(caller).strip()}")
         except CodecError as exc:
             log.warning("C-STORE refused: %s", exc)
-            return _status_for(exc)
+            return _refusal(_status_for(exc), str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc))
+        except RecursionError:  # data elements nested thousands deep (an outside audit): refused, no trace
+            log.warning("C-STORE refused: sequences nested too deep to read")
+            return _refusal(0xC000, "sequences nested too deep to read")
         except Exception:  # the peer gets a status, the log gets the trace
             log.exception("C-STORE failed")
             return 0xC001

@@ -1,0 +1,130 @@
+"""What reading one DICOM object may cost in memory, decided in one place.
+
+A DICOM header declares how large its pixels are once decoded, and a deflated or compressed file
+can be tiny on disk: an outside audit (2026-12-03) sent a 190 kB JPEG-LS file declaring 500 frames
+of 2048 x 2048 (4 GB decoded) and a 3 MB Deflated Explicit VR file inflating to 3 GiB, each once
+by STOW-RS and C-STORE, and the server went past 4 GB and was killed. Every whole decode or inflate
+of an input now checks first:
+
+* :func:`check_decoded_size`: Rows x Columns x frames x samples x bytes per sample at most
+  :data:`MAX_DECODED_BYTES` (ingest then stores the object as it is, a passthrough with the reason;
+  a request that needs it decoded gets a clear refusal).
+* :func:`check_deflated_size`: a Deflated Explicit VR Little Endian dataset inflates to at most
+  :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`, counted in chunks before pydicom inflates it
+  whole (which it does even to read the header).
+* :func:`check_file_size`: a file or ZIP member read whole into memory (ingest reads each whole) is
+  at most :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`; a ZIP member by the size its
+  archive declares, before inflating.
+
+``MEDCODEC_MAX_DECODED_MB`` sets the limit (default 1024: a 1000-frame 512 x 512 enhanced CT is
+500 MB; mammography and whole-slide images, larger, are not coded lossy anyway).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from typing import Any
+
+from ..errors import DicomError, ImageTooLargeError
+
+__all__ = [
+    "MAX_DECODED_BYTES",
+    "HEADER_ALLOWANCE",
+    "check_decoded_size",
+    "check_deflated_size",
+    "check_file_size",
+    "decoded_size",
+    "deflated_dataset_offset",
+]
+
+_MB = 1 << 20
+
+
+def _from_env() -> int:
+    try:
+        mb = int(os.environ.get("MEDCODEC_MAX_DECODED_MB", "1024"))
+    except ValueError:
+        mb = 1024
+    return max(1, mb) * _MB
+
+
+#: Most bytes of decoded pixels one object may declare.
+MAX_DECODED_BYTES = _from_env()
+#: What a header may add to its pixels (elements, overlays, private data) in a deflated dataset
+#: or a file read whole.
+HEADER_ALLOWANCE = 256 * _MB
+
+DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def _mb(n: int) -> str:
+    return f"{n / _MB:,.0f} MB"
+
+
+def decoded_size(rows: Any, columns: Any, frames: Any, samples: Any, bits_allocated: Any) -> int:
+    """Bytes of decoded pixels as a header declares them (0 when a value is missing or not positive)."""
+    try:
+        r, c, f, s, b = (int(v) if v is not None else 0 for v in (rows, columns, frames or 1, samples or 1,
+                                                                    bits_allocated))  # fmt: skip
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    if min(r, c, f, s, b) <= 0:
+        return 0
+    return r * c * f * s * ((b + 7) // 8)
+
+
+def check_decoded_size(size: int, *, path: object = None) -> None:
+    """Raise :class:`ImageTooLargeError` when ``size`` bytes of decoded pixels exceed the limit."""
+    limit = MAX_DECODED_BYTES
+    if size > limit:
+        raise ImageTooLargeError(
+            f"its pixels would take {_mb(size)} decoded, over the {_mb(limit)} one object may "
+            "(MEDCODEC_MAX_DECODED_MB): not decoded",
+            path=path,
+        )
+
+
+def check_file_size(size: int, *, path: object = None, what: str = "file") -> None:
+    """Raise :class:`ImageTooLargeError` when a ``what`` of ``size`` bytes is over the limit."""
+    limit = MAX_DECODED_BYTES + HEADER_ALLOWANCE
+    if size > limit:
+        raise ImageTooLargeError(
+            f"a {what} of {_mb(size)}, over the {_mb(limit)} read into memory at once (MEDCODEC_MAX_DECODED_MB): "
+            "not read",
+            path=path,
+        )
+
+
+def deflated_dataset_offset(head: bytes) -> int | None:
+    """Where the deflated dataset of a PS3.10 file starts when its file meta (in ``head``, the
+    file's first bytes: 4 kB are plenty) names Deflated Explicit VR Little Endian; else None."""
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+        return None
+    end = 144 + int.from_bytes(head[140:144], "little")
+    return end if DEFLATED.encode() in head[132:end] else None
+
+
+def check_deflated_size(data: bytes, *, path: object = None) -> None:
+    """For a Deflated Explicit VR Little Endian file (by its file meta): raise
+    :class:`ImageTooLargeError` when its dataset inflates past the limit, :class:`DicomError` when
+    the deflate stream is damaged. Inflates in chunks, keeping none; other files pass at once."""
+    end = deflated_dataset_offset(data)
+    if end is None:
+        return
+    limit = MAX_DECODED_BYTES + HEADER_ALLOWANCE
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, rest = 0, memoryview(data)[end:]
+    try:
+        while rest:
+            total += len(inflater.decompress(rest, 4 * _MB))
+            if total > limit:
+                raise ImageTooLargeError(
+                    f"a deflated dataset inflating past {_mb(limit)} (MEDCODEC_MAX_DECODED_MB): not read",
+                    path=path,
+                )
+            rest = memoryview(inflater.unconsumed_tail)
+            if inflater.eof:
+                break
+    except zlib.error as exc:
+        raise DicomError(f"damaged deflated dataset: {exc}", path=path) from exc

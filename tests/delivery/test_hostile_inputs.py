@@ -1,0 +1,226 @@
+"""Hostile input files given to ingest (an outside audit, 2026-12-03): what cost memory past any
+bound (a small file declaring gigabytes of pixels, a deflate or ZIP bomb), stopped a whole batch
+(sequences nested 10,000 deep, a damaged ZIP member), hung (a DICOMDIR record naming a FIFO), or
+read files outside a DICOMDIR's file-set. Each is now one refused (or passed-through) file, and
+the others of the batch are stored."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from delivery_data import store  # noqa: F401 (fixture)
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGLSLossless,
+    generate_uid,
+)
+
+from medcodec.dicom import limits
+from medcodec.errors import ImageTooLargeError
+
+
+def _ct(**changes: object) -> Dataset:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    for key, value in changes.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _bytes(ds: Dataset, **kw: object) -> bytes:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True, **kw)
+    return out.getvalue()
+
+
+def test_a_small_file_declaring_gigabytes_of_pixels_is_stored_as_it_is_not_decoded(store) -> None:
+    """190 kB of JPEG-LS declaring 300 frames of 2048 x 2048 (2.5 GB decoded): the server that
+    decoded it at ingest went past 4 GB. Stored byte for byte, a passthrough saying why."""
+    import imagecodecs
+
+    frame = imagecodecs.jpegls_encode(np.zeros((2048, 2048), np.uint16))
+    ds = _ct(Rows=2048, Columns=2048, NumberOfFrames=300, BitsAllocated=16, BitsStored=16, HighBit=15,
+             PixelRepresentation=0)  # fmt: skip
+    ds.PixelData = encapsulate([frame] * 300)
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    data = _bytes(ds)
+    assert len(data) < 1 << 20
+    outcome = store.ingest_bytes(data, source="bomb")
+    assert outcome.status == "stored"
+    record = store.catalog.get_instance(outcome.sop_uid)
+    assert not record.compressible and "decoded" in record.passthrough_reason
+    assert "MEDCODEC_MAX_DECODED_MB" in record.passthrough_reason
+
+
+def test_a_deflated_dataset_inflating_past_the_limit_is_refused(store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_DECODED_BYTES", 4 << 20)
+    monkeypatch.setattr(limits, "HEADER_ALLOWANCE", 1 << 20)
+    ds = _ct()
+    ds.add_new(0x00990010, "LO", "AUDIT")
+    ds.add_new(0x00991000, "OB", bytes(16 << 20))  # 16 MB of zeros: ~16 kB deflated
+    data = _bytes(ds, implicit_vr=False, little_endian=True)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    deflated = _bytes(ds)
+    assert len(deflated) < 1 << 20 < len(data)
+    with pytest.raises(ImageTooLargeError, match="deflated dataset inflating past"):
+        store.ingest_bytes(deflated, source="bomb")
+    assert store.catalog.get_instance(ds.SOPInstanceUID) is None
+    monkeypatch.setattr(limits, "MAX_DECODED_BYTES", 64 << 20)  # under the limit: stored as before
+    assert store.ingest_bytes(deflated, source="ok").status == "stored"
+
+
+def test_zip_member_bomb_and_damaged_members_are_refused_and_the_batch_goes_on(
+    tmp_path: Path, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "MAX_DECODED_BYTES", 4 << 20)
+    monkeypatch.setattr(limits, "HEADER_ALLOWANCE", 1 << 20)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_ok.dcm").write_bytes(_bytes(_ct()))
+    with zipfile.ZipFile(folder / "b_bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bomb.dcm", _bytes(_ct()) + bytes(8 << 20))  # a valid file, then 8 MB of zeros
+    lzma_zip = io.BytesIO()
+    with zipfile.ZipFile(lzma_zip, "w", zipfile.ZIP_LZMA) as zf:
+        zf.writestr("c.dcm", _bytes(_ct()))
+    damaged = bytearray(lzma_zip.getvalue())
+    start = 30 + struct.unpack("<H", damaged[26:28])[0] + struct.unpack("<H", damaged[28:30])[0]
+    at = start + int(struct.unpack("<I", damaged[18:22])[0] * 0.8)
+    damaged[at : at + 16] = bytes(b ^ 0x5A for b in damaged[at : at + 16])
+    (folder / "c_lzma.zip").write_bytes(bytes(damaged))
+    (folder / "d_ok.dcm").write_bytes(_bytes(_ct()))
+    report = store.ingest([folder], precompress=False)
+    assert len(report.stored) == 2 and not report.stopped  # a_ok and d_ok
+    messages = " | ".join(o.message for o in report.rejected)
+    assert len(report.rejected) == 2 and "ZIP member of 8 MB" in messages and "LZMAError" in messages
+
+
+def _nested(depth: int) -> bytes:
+    """(0008,1140) SQ nested ``depth`` levels deep, defined lengths, explicit VR LE."""
+    inner = struct.pack("<HH2sH", 0x0028, 0x0010, b"US", 2) + struct.pack("<H", 1)
+    for _ in range(depth):
+        item = struct.pack("<HHI", 0xFFFE, 0xE000, len(inner)) + inner
+        inner = struct.pack("<HH2sHI", 0x0008, 0x1140, b"SQ", 0, len(item)) + item
+    return inner
+
+
+def test_sequences_nested_too_deep_are_one_refused_file(tmp_path: Path, store) -> None:
+    ds = _ct()
+    for keyword in ("ReferencedImageSequence", "ReferencedStudySequence", "SourceImageSequence"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    data = _bytes(ds, implicit_vr=False, little_endian=True)
+    pos = 144 + struct.unpack("<I", data[140:144])[0]  # the first element after the file meta
+    while struct.unpack("<HH", data[pos : pos + 4]) < (0x0008, 0x1140):
+        vr = data[pos + 4 : pos + 6]
+        long = vr in (b"OB", b"OW", b"SQ", b"UN", b"UT", b"UC", b"UR", b"OD", b"OF", b"OL", b"OV")
+        pos += 12 + struct.unpack("<I", data[pos + 8 : pos + 12])[0] if long else 8 + struct.unpack(
+            "<H", data[pos + 6 : pos + 8])[0]  # fmt: skip
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "0_ok.dcm").write_bytes(_bytes(_ct()))
+    (folder / "1_deep.dcm").write_bytes(data[:pos] + _nested(10_000) + data[pos:])
+    (folder / "2_ok.dcm").write_bytes(_bytes(_ct()))
+    report = store.ingest([folder], precompress=False)
+    assert len(report.stored) == 2 and not report.stopped
+    assert [o.message for o in report.rejected] == [f"{folder / '1_deep.dcm'}: sequences nested too deep to read or "
+                                                    "catalog (Python's recursion limit): not stored"]  # fmt: skip
+
+
+def _dicomdir(path: Path, file_ids: list[list[str]]) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.FileSetID = "TEST"
+    ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.FileSetConsistencyFlag = 0
+    records = []
+    for file_id in file_ids:
+        record = Dataset()
+        record.OffsetOfTheNextDirectoryRecord = 0
+        record.RecordInUseFlag = 0xFFFF
+        record.OffsetOfReferencedLowerLevelDirectoryEntity = 0
+        record.DirectoryRecordType = "IMAGE"
+        record.ReferencedFileID = file_id
+        records.append(record)
+    ds.DirectoryRecordSequence = records
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_dicomdir_records_outside_the_file_set_fifos_and_odd_names_are_refused(tmp_path: Path, store) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "OUT1").write_bytes(_bytes(_ct()))  # another patient's file on the host
+    media = tmp_path / "cd" / "media"
+    media.mkdir(parents=True)
+    (media / "IMG1").write_bytes(_bytes(_ct()))
+    os.mkfifo(media / "PIPE")
+    (media / "LINK").symlink_to(outside / "OUT1")
+    _dicomdir(media / "DICOMDIR", [["IMG1"], ["..", "..", "outside", "OUT1"], [str(outside / "OUT1")],
+                                   ["PIPE"], ["A\x00B"], ["A" * 300], ["LINK"]])  # fmt: skip
+    report = store.ingest([media / "DICOMDIR"], precompress=False)  # returns: the FIFO is not opened
+    assert [o.source for o in report.stored] == [str(media / "IMG1")]
+    assert len(report.rejected) == 6 and not report.stopped
+    text = " | ".join(o.message for o in report.rejected)
+    assert text.count("outside the DICOMDIR's file-set") == 3  # .., an absolute path, a NUL
+    assert "not a regular file" in text and "File name too long" in text and "leads outside" in text
+
+
+def test_a_fifo_named_like_a_zip_is_refused_not_opened(tmp_path: Path, store) -> None:
+    os.mkfifo(tmp_path / "pipe.zip")
+    (tmp_path / "ok.dcm").write_bytes(_bytes(_ct()))
+    report = store.ingest([tmp_path / "pipe.zip", tmp_path / "ok.dcm"], precompress=False)
+    assert len(report.stored) == 1 and "not a regular file" in report.rejected[0].message
+
+
+def test_a_folder_tree_1100_deep_is_walked(tmp_path: Path, store) -> None:
+    deep = os.fsencode(tmp_path / "deep")
+    os.mkdir(deep)
+    fd = os.open(deep, os.O_RDONLY)
+    try:  # relative to a descriptor: the whole path is longer than some calls accept
+        for _ in range(1100):
+            os.mkdir(b"a", dir_fd=fd)
+            nxt = os.open(b"a", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        with os.fdopen(os.open(b"deep.dcm", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as fh:
+            fh.write(_bytes(_ct()))
+    finally:
+        os.close(fd)
+    report = store.ingest([tmp_path / "deep"], precompress=False)
+    assert len(report.stored) == 1 and report.ok
+
+
+def test_zip_member_named_with_backslashes_is_read(tmp_path: Path, store) -> None:
+    with zipfile.ZipFile(tmp_path / "win.zip", "w") as zf:
+        zf.writestr("..\\..\\x.dcm", _bytes(_ct()))
+    report = store.ingest([tmp_path / "win.zip"], precompress=False)
+    assert len(report.stored) == 1 and not report.skipped
+
+
+def test_a_malformed_element_is_named_not_called_not_dicom(store) -> None:
+    ds = _ct()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = _bytes(ds)
+    at = data.find(b"\x10\x00\x10\x00")  # (0010,0010) Patient's Name, implicit VR: tag, then a 4-byte length
+    data = data[: at + 4] + b"\xff\xff\xff\xff" + data[at + 8 :]
+    from medcodec.errors import NotDicomError
+
+    with pytest.raises(NotDicomError, match="data set cannot be read .malformed element.: End of file"):
+        store.ingest_bytes(data, source="odd.dcm")
