@@ -620,7 +620,7 @@ def test_fused_offsets_inverse_dct_is_the_two_step_one() -> None:
                 deq, dc_mul = transform.inverse_multipliers(coder.steps_zz)
                 want = KK.levels_pixels(mdc2.K.offset_levels(lv, off, 256, np.empty_like(lv)), deq / 256,
                                         transform.NAT_ZZ, dc_mul / 256, float(coder.offset), coder._lo, coder._hi,
-                                        np.empty(shape, coder._dtype))  # fmt: skip
+                                        np.empty(shape, coder._dtype), np.bool_(False))  # fmt: skip
                 np.testing.assert_array_equal(mdc2.reconstruct_with_offsets(coder, lv, offsets, *shape), want)
 
 

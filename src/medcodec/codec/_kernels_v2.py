@@ -992,8 +992,8 @@ def levels_pixels_offsets(zz, offsets, unit, deq_nat, nat_zz, dc_mul, offset, lo
                 mask &= mask - 1
                 n = nat_zz[k]
                 coef[n, j] = lv[k] * deq_nat[n]
-        KK._strip_pixels(coef, ws, bx, target, 8 * i, offset, lo, hi)
-        KK._strip_dc_blocks(dc_only, dc, bx, dc_mul, target, 8 * i, offset, lo, hi)
+        KK._strip_pixels(coef, ws, bx, target, 8 * i, offset, lo, hi, np.bool_(False))  # .mdc: half to even
+        KK._strip_dc_blocks(dc_only, dc, bx, dc_mul, target, 8 * i, offset, lo, hi, np.bool_(False))
     if padded:
         KK._crop(target, out)
     return out

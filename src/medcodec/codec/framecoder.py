@@ -97,17 +97,21 @@ class FrameCoder:
         isolated small coefficients, ``"trellis"`` minimises error + lambda x bits with
         the symbols of an entropy coder whose AC size field is ``rdo_size_bits`` wide
         (4: JPEG, 5: ``.mdc``); ``rdo_lambda=None`` derives lambda from the steps.
+    ties_up
+        Round a reconstructed sample that is exactly half-way up, as libjpeg, DCMTK and GDCM do
+        (JPEG); else half to even (``.mdc``, whose streams were coded against it).
     """
 
     def __init__(
         self, steps: np.ndarray, bits_stored: int, signed: bool, *, rdo: str = "none", rdo_size_bits: int = 4,
-        rdo_lambda: float | None = None,
+        rdo_lambda: float | None = None, ties_up: bool = False,
     ):  # fmt: skip
         if rdo not in _rdoq.MODES:
             raise InvalidInputError(f"rdo={rdo!r} is unknown, expected one of {_rdoq.MODES}")
         self.rdo = rdo
         self.rdo_size_bits = rdo_size_bits
         self.rdo_lambda = rdo_lambda
+        self.ties_up = bool(ties_up)
         self.steps = np.asarray(steps, dtype=np.uint16)
         self.steps_zz = quantize.steps_zigzag(self.steps)
         self.bits_stored = bits_stored
@@ -120,14 +124,15 @@ class FrameCoder:
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
-    def _cached(steps: bytes, bits_stored: int, signed: bool) -> FrameCoder:
-        return FrameCoder(np.frombuffer(steps, np.uint16), bits_stored, signed)
+    def _cached(steps: bytes, bits_stored: int, signed: bool, ties_up: bool) -> FrameCoder:
+        return FrameCoder(np.frombuffer(steps, np.uint16), bits_stored, signed, ties_up=ties_up)
 
     @classmethod
-    def for_table(cls, steps: np.ndarray, bits_stored: int, signed: bool) -> FrameCoder:
+    def for_table(cls, steps: np.ndarray, bits_stored: int, signed: bool, *, ties_up: bool = False) -> FrameCoder:
         """A shared rounding (``rdo="none"``) coder for these steps (memoised: decoding one
         stream after another, or the frames of a rate search, build it once)."""
-        return cls._cached(np.ascontiguousarray(steps, dtype=np.uint16).tobytes(), int(bits_stored), bool(signed))
+        return cls._cached(np.ascontiguousarray(steps, dtype=np.uint16).tobytes(), int(bits_stored), bool(signed),
+                           bool(ties_up))  # fmt: skip
 
     # -- forward -------------------------------------------------------------------------
 
@@ -211,12 +216,13 @@ class FrameCoder:
         out = np.empty((rows, cols), self._dtype)
         zz = np.ascontiguousarray(levels, dtype=np.int32)
         return K.levels_pixels(zz, self._deq, transform.NAT_ZZ, self._dc_mul, float(self.offset), self._lo,
-                               self._hi, out)  # fmt: skip
+                               self._hi, out, np.bool_(self.ties_up))  # fmt: skip
 
     def reconstruct_reference(self, levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
         """NumPy twin of :meth:`reconstruct`: one GEMM, unblockify, unshift."""
         blocks = levels @ transform.synthesis_matrix(self.steps_zz)
-        return levelshift.unshift(transform.unblockify(blocks, rows, cols), self.bits_stored, self.signed)
+        return levelshift.unshift(transform.unblockify(blocks, rows, cols), self.bits_stored, self.signed,
+                                  half_up=self.ties_up)  # fmt: skip
 
     def decode_frame(
         self,
@@ -251,7 +257,7 @@ class FrameCoder:
             buf, start, end, dc_table.decoder(size_bits=size_bits, max_category=max_dc, ac=False),
             ac_table.decoder(size_bits=size_bits, max_category=max_ac, ac=True), size_bits, stuffed,
             restart_interval, max_dc, max_ac, self._deq, transform.NAT_ZZ, self._dc_mul, float(self.offset),
-            self._lo, self._hi, out,
+            self._lo, self._hi, out, np.bool_(self.ties_up),
         )  # fmt: skip
         by, bx = transform.blocks_shape(rows, cols)
         entropy.raise_for_status(status, pos, block, by * bx, segment)

@@ -161,7 +161,7 @@ def _make_coder(q: float, P: int, range_bits: int, table: Any, weights: np.ndarr
     steps = quantize.quant_table(q, range_bits, table=table, max_step=max_step)
     exact = np.clip(weights * quantize.step_scale(q, range_bits), 1, max_step)
     lam = _rdoq.default_lambda(quantize.steps_zigzag(exact)) if rdo in ("trellis", "texture") else None
-    return FrameCoder(steps, P, False, rdo=rdo, rdo_size_bits=4, rdo_lambda=lam)
+    return FrameCoder(steps, P, False, rdo=rdo, rdo_size_bits=4, rdo_lambda=lam, ties_up=True)
 
 
 @functools.lru_cache(maxsize=256)
@@ -369,7 +369,7 @@ def decode_jpeg(
             offset=jf.scan_start, segment="SOS",
         )  # fmt: skip
     try:
-        img = FrameCoder.for_table(jf.qtable.natural(), jf.P, False).decode_frame(
+        img = FrameCoder.for_table(jf.qtable.natural(), jf.P, False, ties_up=True).decode_frame(
             buf, jf.dc_table, jf.ac_table, jf.sof.Y, jf.sof.X, size_bits=4, start=jf.scan_start, end=jf.scan_end,
             stuffed=True, restart_interval=jf.Ri, segment="entropy-coded data (T.81 §F.2)",
         )  # fmt: skip

@@ -140,9 +140,11 @@ def shift(frame: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
     return frame.astype(np.float64) - level_offset(bits_stored, signed)
 
 
-def unshift(values: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
-    """float samples -> rounded, clipped, storage-dtype pixels."""
+def unshift(values: np.ndarray, bits_stored: int, signed: bool, *, half_up: bool = False) -> np.ndarray:
+    """float samples -> rounded (half to even; ``half_up``: an exact half up, as ISO 10918-1
+    decoders round), clipped, storage-dtype pixels."""
     lo, hi = value_range(bits_stored, signed)
-    out = np.rint(values + level_offset(bits_stored, signed))
+    shifted = values + level_offset(bits_stored, signed)
+    out = np.floor(shifted + 0.5) if half_up else np.rint(shifted)
     np.clip(out, lo, hi, out=out)
     return out.astype(storage_dtype(bits_stored, signed))
