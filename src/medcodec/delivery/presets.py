@@ -852,6 +852,7 @@ def _compress(
             frames=frames,
             spec=spec,
             jobs=jobs,
+            warn=False,  # the manifest reports each file (depth, ratio, error); a warning per instance is noise
         )
     except CodecError:
         raise

@@ -306,6 +306,13 @@ def _derive(
 
     set_rescale(out, spec, enhanced)
     if lossy:
+        if pixel_data_is_lossy(source_ts, source_ds.get("LossyImageCompression")):
+            # each earlier ratio with its method before this step is appended (PS3.3 C.7.6.1.1.5): a
+            # source with a ratio but no method had this JPEG step paired with its ratio (an audit)
+            from .codestream import stored_lossy_step
+
+            step_method, step_ratio = stored_lossy_step(source_ds, source_ts)
+            complete_lossy_history(out, method=step_method, ratio=step_ratio)
         mark_lossy(out, ratio=ratio, method=method)
         _append_item(out, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(out)
@@ -527,8 +534,14 @@ def mark_lossy(ds: Dataset, *, ratio: float, method: str) -> None:
             f"(CS, PS3.5 §6.2), e.g. one of {LOSSY_METHODS}"
         )
     methods = _values(ds, "LossyImageCompressionMethod")
+    ratios = _values(ds, "LossyImageCompressionRatio")
+    if len(methods) < len(ratios):
+        # earlier steps whose method nobody recorded (and no syntax shows: complete_lossy_history
+        # fills what one does): an empty value each, so that this step's method pairs with this
+        # step's ratio, not an earlier one's (an outside audit, 2026-12-03)
+        methods = [*methods, *[""] * (len(ratios) - len(methods))]
     ds.LossyImageCompression = "01"
-    ds.LossyImageCompressionRatio = lossy_ratios(_values(ds, "LossyImageCompressionRatio"), ratio)
+    ds.LossyImageCompressionRatio = lossy_ratios(ratios, ratio)
     ds.LossyImageCompressionMethod = [*methods, method]
 
 
