@@ -760,13 +760,11 @@ _WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 def _refuse_too_large(ds: Any) -> None:
     """:class:`NotAcceptableError` (406) for an instance whose pixels would be too large decoded
     (:mod:`medcodec.dicom.limits`): an uncompressed answer needs them whole in memory."""
-    from ..dicom.limits import check_decoded_size, decoded_size
+    from ..dicom.limits import check_dataset_decoded_size
     from ..errors import ImageTooLargeError, NotAcceptableError
 
-    size = decoded_size(ds.get("Rows"), ds.get("Columns"), ds.get("NumberOfFrames"), ds.get("SamplesPerPixel"),
-                        ds.get("BitsAllocated"))  # fmt: skip
     try:
-        check_decoded_size(size, path=f"instance {ds.get('SOPInstanceUID', '?')}")
+        check_dataset_decoded_size(ds, path=f"instance {ds.get('SOPInstanceUID', '?')}")
     except ImageTooLargeError as exc:
         raise NotAcceptableError(f"{exc}; ask for it as stored (transfer-syntax=*)") from None
 

@@ -142,6 +142,7 @@ from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_data
 from ..dicom._lenient import source_values_as_is
 from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
 from ..dicom.compress import compress, dataset_frames
+from ..dicom.limits import check_dataset_decoded_size
 from ..dicom.mapping import dataset_padding, dataset_stats
 from ..dicom.write import (
     _append_item,
@@ -155,7 +156,14 @@ from ..dicom.write import (
     set_colour_jpeg_pixels,
     set_colour_pixels,
 )
-from ..errors import CodecError, DicomError, InvalidInputError, NotAcceptableError, without_traceback
+from ..errors import (
+    CodecError,
+    DicomError,
+    ImageTooLargeError,
+    InvalidInputError,
+    NotAcceptableError,
+    without_traceback,
+)
 from ..external import (
     COLOUR_LOSSLESS,
     COLOUR_PHOTOMETRIC,
@@ -500,6 +508,10 @@ class Preset:
         syntax: str | None,
     ) -> EncodedInstance:
         """:meth:`encode_instance` once the header is read: colour, grayscale lossy or lossless."""
+        try:  # a small file may declare gigabytes of pixels: delivered as stored, never decoded
+            check_dataset_decoded_size(ds)
+        except ImageTooLargeError as exc:
+            return self._passthrough(data, source_ts, base, str(exc))
         colour = self.points.get(COLOUR)
         if is_colour(ds):
             if colour is not None:

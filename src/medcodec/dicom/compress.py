@@ -56,6 +56,7 @@ from ..spec import PixelSpec, storage_dtype
 from .codestream import stored_lossy_step, stored_pixels_lossy
 from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
+from .limits import check_dataset_decoded_size
 from .mapping import (
     SeriesMapping,
     dataset_padding,
@@ -96,10 +97,13 @@ def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.int
     ------
     DicomError
         The pixel data cannot be decoded or do not match the header.
+    ImageTooLargeError
+        Decoded, they would exceed :mod:`medcodec.dicom.limits`' limit (not decoded).
     """
     spec = spec or pixel_spec_from_dataset(ds)
     where = _where(ds)
     shape = (int(spec.extra["number_of_frames"]), int(spec.extra["rows"]), int(spec.extra["columns"]))
+    check_dataset_decoded_size(ds, path=where)
     uid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     exact = exact_frames(ds.PixelData, uid, shape) if "PixelData" in ds else None  # lossless JPEG, JPEG-LS
     if exact is not None:

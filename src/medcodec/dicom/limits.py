@@ -32,6 +32,7 @@ __all__ = [
     "MAX_DECODED_BYTES",
     "HEADER_ALLOWANCE",
     "check_decoded_size",
+    "check_dataset_decoded_size",
     "check_deflated_size",
     "check_file_size",
     "decoded_size",
@@ -83,6 +84,13 @@ def check_decoded_size(size: int, *, path: object = None) -> None:
             "(MEDCODEC_MAX_DECODED_MB): not decoded",
             path=path,
         )
+
+
+def check_dataset_decoded_size(ds: Any, *, path: object = None) -> None:
+    """:func:`check_decoded_size` of what a pydicom dataset's Image Pixel attributes declare."""
+    size = decoded_size(ds.get("Rows"), ds.get("Columns"), ds.get("NumberOfFrames"), ds.get("SamplesPerPixel"),
+                        ds.get("BitsAllocated"))  # fmt: skip
+    check_decoded_size(size, path=path)
 
 
 def check_file_size(size: int, *, path: object = None, what: str = "file") -> None:
