@@ -27,8 +27,8 @@ pre-computes before it returns; a server receiving instances does it here::
 
 * **Catching up after a restart.** With ``catch_up`` (the server's default) the thread first
   takes the studies a server received instances in (STOW-RS, C-STORE:
-  :meth:`.Catalog.received_studies`) whose archives are missing or stale
-  (:meth:`.Store.pending_work`): those a stop interrupted, or that arrived too shortly before it.
+  :meth:`.Catalog.received_studies`) that have no archive for a preset it computes: those a
+  stop interrupted, or that arrived too shortly before it.
   Until 2026-12-03 they stayed live until someone ran ``medcodec ingest --refresh``. Studies only
   ``medcodec ingest --no-precompress`` brought are not touched: deferring them was asked for.
 """
@@ -180,10 +180,18 @@ class Refresher:
             return None
 
     def _queue_left_pending(self) -> None:
-        """Notify the received studies whose archives are missing or stale (``catch_up``)."""
+        """Notify the received studies whose archives are missing (``catch_up``). Archives of an
+        older coding revision are not this: an upgrade's ``ingest --refresh`` is the operator's
+        call (docs/delivery.md, "Upgrading"), not a startup's."""
+        from .presets import DEFAULT_PRESETS
+
         try:
             received = set(self.store.catalog.received_studies())
-            left = [study for study in self.store.pending_work(self.presets) if study in received] if received else []
+            missing: set[str] = set()
+            for name in self.presets if self.presets is not None else DEFAULT_PRESETS:
+                if received:  # a new instance drops all of a study's archives: the default ones say it
+                    missing.update(self.store.catalog.studies_without_archive(name))
+            left = sorted(received & missing)
         except Exception as exc:  # a catalog that cannot answer now: the server still serves
             log.warning("could not list the studies left pending before the start: %s: %s", type(exc).__name__, exc)
             return
