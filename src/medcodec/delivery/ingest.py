@@ -657,7 +657,7 @@ def _expand(
         sources.extend(found)
         if isinstance(item, (str, os.PathLike)):  # a DICOMDIR's records outside its file-set: refused, said
             rejected += [InstanceOutcome(status="rejected", source=where, message=why)
-                         for where, why in dicomdir_records_refused(item)]  # fmt: skip
+                         for where, why in dicomdir_records_refused(item, expanded=found)]  # fmt: skip
         for archive in dict.fromkeys(s.archive for s in found if isinstance(s, ZipMember)):
             skipped += [(f"{archive}::{name}", why) for name, why in zip_members_left_out(archive)]
         if not isinstance(item, (str, os.PathLike)) or not Path(item).is_dir():

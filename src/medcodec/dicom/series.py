@@ -207,8 +207,10 @@ def read_series(
     sources: list[Source] = []
     seen: set[str] = set()
     for item in _as_inputs(inputs):
+        found: list[Source] = []
         try:
             for source in iter_sources([item]):
+                found.append(source)
                 key = _source_name(source)
                 if isinstance(source, (Path, ZipMember)):
                     if key in seen:
@@ -218,7 +220,7 @@ def read_series(
         except DicomError as exc:
             fail(exc.path or _source_name(item), exc)
         if isinstance(item, (str, os.PathLike)):  # a DICOMDIR's records outside its file-set
-            for where, why in dicomdir_records_refused(item):
+            for where, why in dicomdir_records_refused(item, expanded=found):
                 fail(where, DicomError(why))
 
     images: list[DicomImage] = []

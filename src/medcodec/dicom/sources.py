@@ -347,14 +347,22 @@ def _dicomdir_files(dicomdir: Path) -> Iterator[Path]:
             yield path
 
 
-def dicomdir_records_refused(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+def dicomdir_records_refused(
+    path: str | os.PathLike[str], *, expanded: Iterable[Any] | None = None
+) -> list[tuple[str, str]]:
     """``(where, why)`` of the records of the DICOMDIR ``path`` that :func:`iter_sources` does not
     follow: a Referenced File ID outside the DICOMDIR's file-set (``..``, an absolute path, a
     separator inside a component, a link leading out) or one that is no usable path (a NUL byte,
     a name too long). PS3.10 §8.2: File IDs are relative to the file-set's root. Until 2026-12-03
     they were followed: a hostile medium's DICOMDIR made an import read and store any DICOM file
-    of the host (an outside audit). Empty for anything that is not a readable DICOMDIR."""
+    of the host (an outside audit). Empty for anything that is not a readable DICOMDIR.
+    ``expanded``: what :func:`iter_sources` gave for ``path``; a file it gave as itself, a folder or
+    a ZIP is no DICOMDIR, known without reading it again."""
     p = Path(path)
+    if p.suffix.lower() == ".zip" or p.is_dir():
+        return []
+    if expanded is not None and any(isinstance(s, (str, os.PathLike)) and Path(s) == p for s in expanded):
+        return []
     try:
         if not (p.is_file() and (p.name.upper() == "DICOMDIR" or is_media_directory(p))):
             return []
