@@ -120,7 +120,7 @@ class FrameCoder:
         self._lo, self._hi = value_range(bits_stored, signed)
         self._dtype = storage_dtype(bits_stored, signed)
         self._exact_div, self._qmul = transform.forward_multipliers(self.steps_zz)
-        self._deq, self._dc_mul = transform.inverse_multipliers(self.steps_zz)
+        self._deq, self._dc_mul = transform.inverse_multipliers(self.steps_zz, exact_dc=self.ties_up)
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
@@ -220,7 +220,7 @@ class FrameCoder:
 
     def reconstruct_reference(self, levels: np.ndarray, rows: int, cols: int) -> np.ndarray:
         """NumPy twin of :meth:`reconstruct`: one GEMM, unblockify, unshift."""
-        blocks = levels @ transform.synthesis_matrix(self.steps_zz)
+        blocks = levels @ transform.synthesis_matrix(self.steps_zz, exact_dc=self.ties_up)
         return levelshift.unshift(transform.unblockify(blocks, rows, cols), self.bits_stored, self.signed,
                                   half_up=self.ties_up)  # fmt: skip
 

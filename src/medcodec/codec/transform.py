@@ -102,9 +102,14 @@ def analysis_matrix(steps_zz: np.ndarray) -> np.ndarray:
     return (KRON[ZIGZAG] / np.asarray(steps_zz, dtype=np.float64)[:, None]).T
 
 
-def synthesis_matrix(steps_zz: np.ndarray) -> np.ndarray:
-    """(64, 64) matrix S with ``levels_zz @ S`` = reconstructed (natural-order) blocks."""
-    return KRON[ZIGZAG] * np.asarray(steps_zz, dtype=np.float64)[:, None]
+def synthesis_matrix(steps_zz: np.ndarray, *, exact_dc: bool = False) -> np.ndarray:
+    """(64, 64) matrix S with ``levels_zz @ S`` = reconstructed (natural-order) blocks.
+    ``exact_dc``: the DC basis exactly 1/8 (the float product of two 1/sqrt(8) is 1/8 + 2**-55,
+    which puts a negative DC level's exact half a hair below it), as :func:`inverse_multipliers`."""
+    s = KRON[ZIGZAG] * np.asarray(steps_zz, dtype=np.float64)[:, None]
+    if exact_dc:
+        s[0, :] = float(np.asarray(steps_zz, dtype=np.float64)[0]) / 8.0
+    return s
 
 
 #: AAN output scale per frequency: a(0) = 1, a(k) = sqrt(2) cos(k pi / 16). The AAN 8x8 DCT
@@ -135,15 +140,19 @@ def forward_multipliers(steps_zz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(8.0 * s[list(EXACT_ZZ)]), np.ascontiguousarray(qmul)
 
 
-def inverse_multipliers(steps_zz: np.ndarray) -> tuple[np.ndarray, float]:
+def inverse_multipliers(steps_zz: np.ndarray, *, exact_dc: bool = False) -> tuple[np.ndarray, float]:
     """(natural-order dequantization multipliers for the AAN inverse DCT, DC-only multiplier).
 
     A block whose only level is its DC ``d`` reconstructs to ``d * dc_mul`` everywhere,
     where ``dc_mul`` is the reference :func:`synthesis_matrix` entry, so such blocks (most
-    of the air in a CT) decode to exactly the pixels of the reference product.
+    of the air in a CT) decode to exactly the pixels of the reference product. ``exact_dc``
+    (JPEG): ``step / 8`` exactly, so that a DC level whose value is an exact half is one
+    (ISO 10918-1 decoders round it up; ``KRON[0, 0]`` is 1/8 + 2**-55, and -27.5 came out
+    -27.500000000000004: an outside audit, 2026-12-03). ``.mdc`` keeps the product it was
+    coded against.
     """
     s = np.asarray(steps_zz, dtype=np.float64)
     deq = np.empty(64)
     deq[ZIGZAG] = s * _AAN_2D[ZIGZAG] / 8.0
-    dc_mul = float(KRON[0, 0] * s[0])
+    dc_mul = float(s[0]) / 8.0 if exact_dc else float(KRON[0, 0] * s[0])
     return deq, dc_mul

@@ -32,6 +32,7 @@ mapping. Thread-safe: no shared state is written; frames are coded on the callin
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ from ..errors import (
     DepthReducedWarning,
     DicomError,
     InvalidInputError,
+    PaddingWarning,
     UnsupportedFeatureError,
     UnsupportedImageError,
 )
@@ -306,7 +308,15 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
         del ds[tag]
-    write_coded(ds, coded, frames, spec, mapping, multi_frame=multi, enhanced=enhanced)
+    declared = write_coded(ds, coded, frames, spec, mapping, multi_frame=multi, enhanced=enhanced)
+    if warn and not declared:
+        warnings.warn(
+            f"{_where(ds)}: padding and image values decode to overlapping values, so Pixel Padding Value was "
+            "removed rather than declared wrongly (the padding is within the image's own range, or use a higher "
+            "quality)",
+            PaddingWarning,
+            stacklevel=3,
+        )
     if new_uid or (new_uid is None and coded.lossy):
         _new_instance_uid(ds)
     return ds
@@ -413,11 +423,12 @@ def code_frames(frames: NDArray[np.integer], spec: PixelSpec, ts: TransferSyntax
 
 
 def write_coded(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec,
-                mapping: SeriesMapping, *, multi_frame: bool, enhanced: bool) -> None:  # fmt: skip
+                mapping: SeriesMapping, *, multi_frame: bool, enhanced: bool) -> bool:  # fmt: skip
     """The dataset half of :func:`compress`: ``coded`` as ``ds``'s pixel data and Image Pixel
     attributes, the rescale and padding attributes the mapping and the decoded values call for,
     and the lossy attributes when ``coded`` is lossy (Lossy Image Compression Ratio against the
-    source's ``bits_allocated``)."""
+    source's ``bits_allocated``). False when a padding declaration had to be removed (lossy error
+    mixed padding and tissue values: :func:`declare_coded_padding`)."""
     _, rows, cols = frames.shape
     coded_spec = mapping.spec_for(spec)
     set_encapsulated_pixels(ds, coded.streams, coded_spec, transfer_syntax_uid=coded.ts.uid, rows=rows, columns=cols,
@@ -425,10 +436,12 @@ def write_coded(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], sp
     if not mapping.is_identity:
         set_rescale(ds, coded_spec, enhanced)
         remap_value_attributes(ds, mapping)
+    declared = True
     if coded.lossy and mapping.padding is not None:
-        declare_coded_padding(ds, coded, frames, spec, mapping)
+        declared = declare_coded_padding(ds, coded, frames, spec, mapping)
     if coded.lossy:
         mark_lossy(ds, ratio=source_ratio(coded, frames, spec), method=str(coded.ts.method))
+    return declared
 
 
 def source_ratio(coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec) -> float:
@@ -443,7 +456,7 @@ _NO_MASK = np.zeros(0, bool)
 
 
 def declare_coded_padding(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec,
-                          mapping: SeriesMapping) -> None:  # fmt: skip
+                          mapping: SeriesMapping) -> bool:  # fmt: skip
     """Padding stays padding: declared as the padding voxels of ``coded`` decode, or removed when
     lossy error mixed them with tissue (the rule of the series writer,
     :func:`medcodec.dicom.mapping.declare_padding`); decoded only when that is not known
@@ -459,7 +472,8 @@ def declare_coded_padding(ds: Dataset, coded: CodedFrames, frames: NDArray[np.in
             if touching
             else np.stack([np.asarray(coded.family.decode(s)).reshape(rows, cols) for s in coded.streams])
         )
-        declare_padding(ds, decoded, pad, tissue, mapping, touching=touching)
+        return declare_padding(ds, decoded, pad, tissue, mapping, touching=touching)
+    return True
 
 
 def _knob(coder: SeriesCoder, target: RateTarget, frames: NDArray[np.integer], mapped: list[NDArray[np.integer]],
