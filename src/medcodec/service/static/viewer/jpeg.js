@@ -220,6 +220,7 @@ export function decodeJpeg(bytes) {
     if (t > 16) throw new JpegError(`DC size category ${t} > 16 near byte ${pos}`);
     pred += extend(receive(t), t);
     zz[0] = pred * q[0];
+    let acs = 0; // AC coefficients decoded (a block with none is a constant)
     for (let k = 1; k < 64;) {
       const rs = decodeSym(f.ac);
       const r = rs >> 4;
@@ -233,7 +234,21 @@ export function decodeJpeg(bytes) {
       if (k > 63) throw new JpegError(`AC coefficient index past 63 near byte ${pos}`);
       const z = ZIGZAG[k];
       zz[z] = extend(receive(s), s) * q[z];
+      acs++;
       k++;
+    }
+    const by = (b / bw) | 0;
+    const bx = b - by * bw;
+    if (!acs) { // DC only: exactly DC * step / 8 (the float 1/sqrt(8)^2 is a hair over 1/8, which put a
+      // negative DC's exact half below it), rounded half up as libjpeg-turbo, DCMTK, GDCM and the server do
+      let val = Math.round(zz[0] / 8) + shift;
+      if (val < 0) val = 0;
+      else if (val > maxv) val = maxv;
+      for (let y = 0; y < 8 && by * 8 + y < Y; y++) {
+        const row = by * 8 + y;
+        for (let x = 0; x < 8 && bx * 8 + x < X; x++) out[row * X + bx * 8 + x] = val;
+      }
+      continue;
     }
     // separable inverse DCT: rows then columns (zz is in natural order, zz[v*8+u])
     for (let v = 0; v < 8; v++) {
@@ -251,8 +266,6 @@ export function decodeJpeg(bytes) {
         tmp[o + x] = s;
       }
     }
-    const by = (b / bw) | 0;
-    const bx = b - by * bw;
     for (let y = 0; y < 8; y++) {
       const row = by * 8 + y;
       if (row >= Y) break;
