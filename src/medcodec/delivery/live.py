@@ -714,7 +714,7 @@ def _to_explicit_le(data: bytes) -> bytes:
         ds.file_meta.TransferSyntaxUID = UID(stored_syntax(ds))
     source = ds.file_meta.TransferSyntaxUID
     if source.is_compressed:  # PS3.18: the default syntax is uncompressed Explicit VR LE
-        _refuse_too_large(ds)
+        refuse_too_large(ds)
         lossy = stored_pixels_lossy(ds, source)
         method, ratio = stored_lossy_step(ds, source) if lossy else (None, None)
         native_icons(ds, source)  # an icon's pixel data are in the data set's syntax too (audit 2026-12-02)
@@ -757,7 +757,7 @@ def _to_explicit_le(data: bytes) -> bytes:
 _WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
-def _refuse_too_large(ds: Any) -> None:
+def refuse_too_large(ds: Any) -> None:
     """:class:`NotAcceptableError` (406) for an instance whose pixels would be too large decoded
     (:mod:`medcodec.dicom.limits`): an uncompressed answer needs them whole in memory."""
     from ..dicom.limits import check_dataset_decoded_size
@@ -766,7 +766,7 @@ def _refuse_too_large(ds: Any) -> None:
     try:
         check_dataset_decoded_size(ds, path=f"instance {ds.get('SOPInstanceUID', '?')}")
     except ImageTooLargeError as exc:
-        raise NotAcceptableError(f"{exc}; ask for it as stored (transfer-syntax=*)") from None
+        raise NotAcceptableError(f"{exc}; retrieve it as stored (transfer-syntax=*)") from None
 
 
 def _swap_words(ds: Any) -> None:
@@ -824,7 +824,7 @@ def _native_frames(ds: Any, record: Any) -> list[bytes]:
 
     if "PixelData" not in ds:
         raise NotAcceptableError(f"instance {record.sop_uid}: no pixel data")
-    _refuse_too_large(ds)
+    refuse_too_large(ds)
     count = int(ds.get("NumberOfFrames") or 1)
     bits = int(ds.get("BitsAllocated") or 0)
     syntax = ds.file_meta.get("TransferSyntaxUID")

@@ -553,7 +553,7 @@ class Preset:
         try:  # from here on `full` is changed in place
             if lossless:
                 return self._lossless(full, frames, spec, base, measure=measure, jobs=jobs, syntax=syntax)
-            _complete_history(full, source_ts)  # before the pixels change
+            # (compress() pairs the lossy history before the pixels change)
             return self._lossy(full, frames, spec, point, base, mapping=mapping, measure=measure, jobs=jobs)
         except Exception as exc:  # an image this preset cannot code after all (CodecError, or pydicom's own
             # errors on a damaged element, e.g. a VR it does not know): delivered as stored, and said so

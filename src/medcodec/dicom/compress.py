@@ -60,6 +60,7 @@ from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
 from .limits import check_dataset_decoded_size
 from .mapping import (
+    PADDING_REMOVED,
     SeriesMapping,
     dataset_padding,
     dataset_stats,
@@ -311,9 +312,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     declared = write_coded(ds, coded, frames, spec, mapping, multi_frame=multi, enhanced=enhanced)
     if warn and not declared:
         warnings.warn(
-            f"{_where(ds)}: padding and image values decode to overlapping values, so Pixel Padding Value was "
-            "removed rather than declared wrongly (the padding is within the image's own range, or use a higher "
-            "quality)",
+            f"{_where(ds)}: {PADDING_REMOVED}",
             PaddingWarning,
             stacklevel=3,
         )
@@ -337,8 +336,6 @@ def _warn_like_the_series_writer(ds: Dataset, coded: CodedFrames, frames: NDArra
     compress said nothing, an outside audit): a source lossy already (LossySourceWarning), a depth
     the syntax cannot hold (DepthReducedWarning; for a CT / MR image also that its IOD wants 12-16
     bits), a ratio or PSNR target not reached (RateTargetWarning)."""
-    import warnings
-
     where = _where(ds)
     warn_if_lossy_source([ds], what=where)
     if mapping.scale > 1:

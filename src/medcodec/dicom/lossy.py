@@ -111,6 +111,7 @@ from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
 from .mapping import (
     HU_FLOOR,
+    PADDING_REMOVED,
     SeriesMapping,
     SeriesStats,
     _scan,
@@ -351,9 +352,7 @@ def encode_series_to_dicom(
     undeclared = [r for r in results if r.padding_undeclared]
     if undeclared:
         warnings.warn(
-            f"{len(undeclared)} of {len(results)} file(s): padding and image values decode to overlapping values, "
-            "so Pixel Padding Value was removed rather than declared wrongly (the padding is within the image's "
-            "own range, or use a higher quality)",
+            f"{len(undeclared)} of {len(results)} file(s): {PADDING_REMOVED}",
             PaddingWarning,
             stacklevel=2,
         )

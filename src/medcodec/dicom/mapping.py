@@ -53,6 +53,7 @@ from .series import Series
 
 __all__ = [
     "HU_FLOOR",
+    "PADDING_REMOVED",
     "SeriesStats",
     "SeriesMapping",
     "series_stats",
@@ -572,6 +573,12 @@ def padding_found(frames: NDArray[np.integer], spec: PixelSpec, mapping: SeriesM
 #: Coded units the declared padding range is widened by on each side, where no tissue voxel
 #: decodes into it (:func:`declare_padding`): other decoders' rounding.
 DECODER_SLACK = 4
+
+#: What a writer says (PaddingWarning) when :func:`declare_padding` removed a declaration.
+PADDING_REMOVED = (
+    "padding and image values decode to overlapping values, so Pixel Padding Value was removed rather than "
+    "declared wrongly (the padding is within the image's own range, or use a higher quality)"
+)
 
 
 def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArray[np.bool_],

@@ -234,16 +234,15 @@ def _view_figures(result: EvaluationResult) -> list[tuple[str, Any]]:
         fig.suptitle(title, fontsize=12)
         return fig
 
-    def frame_psnr(img: NDArray[Any], w: M.Window) -> float:
-        """This frame's PSNR in window ``w`` (display scale [0, 1], peak 1), as the points' windowed
-        PSNR but of the frame shown: the points' figures pool every evaluated frame."""
-        a = M.apply_window(orig_u, center=w.center, width=w.width)
-        return M.psnr(a, M.apply_window(spec.to_output_units(img), center=w.center, width=w.width), peak=1.0)
-
     for w in windows:
-        panels = [("original", orig_u)] + [
-            (f"{label(c, p)}, {_db(frame_psnr(img, w))}", spec.to_output_units(img)) for c, (p, img) in items
-        ]
+        # this frame's PSNR in the window (display scale [0, 1], peak 1), as the points' windowed PSNR
+        # but of the frame shown: the points' figures pool every evaluated frame
+        shown = M.apply_window(orig_u, center=w.center, width=w.width)
+        panels = [("original", orig_u)]
+        for c, (p, img) in items:
+            dec_u = spec.to_output_units(img)
+            frame_db = M.psnr(shown, M.apply_window(dec_u, center=w.center, width=w.width), peak=1.0)
+            panels.append((f"{label(c, p)}, {_db(frame_db)}", dec_u))
         title = (f"Frame {result.view_frame_index} in the {w.name.replace('_', ' ')} window "
                  f"(C={w.center:g}, W={w.width:g}); PSNR of this frame in this window")  # fmt: skip
         out.append((f"Windowed view: {w.name.replace('_', ' ')}", grid(panels, w, title)))

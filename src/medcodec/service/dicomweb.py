@@ -671,13 +671,9 @@ def render_frame(
         data, _, _ = rendition_or_encode(store, record, preset, pool=pool)
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     ts = str(ds.file_meta.get("TransferSyntaxUID", record.transfer_syntax_uid))
-    from ..dicom.limits import check_dataset_decoded_size
-    from ..errors import ImageTooLargeError
+    from ..delivery.live import refuse_too_large
 
-    try:  # pixel_array decodes every frame: refused past the limit (a 190 kB file may declare 4 GB)
-        check_dataset_decoded_size(ds, path=f"instance {record.sop_uid}")
-    except ImageTooLargeError as exc:
-        raise NotAcceptableError(f"{exc}; retrieve it as stored (transfer-syntax=*)") from None
+    refuse_too_large(ds)  # pixel_array decodes every frame: a 190 kB file may declare 4 GB
     try:
         arr = ds.pixel_array
     except Exception as exc:

@@ -213,7 +213,7 @@ def start_scp(
             outcome = store.ingest_bytes(buf.getvalue(), source=f"{SOURCE_DIMSE}{str(caller).strip()}")
         except CodecError as exc:
             log.warning("C-STORE refused: %s", exc)
-            return _refusal(_status_for(exc), str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc))
+            return _refusal(_status_for(exc), str(exc).split(": ", 1)[-1])  # without the source's name
         except RecursionError:  # data elements nested thousands deep (an outside audit): refused, no trace
             log.warning("C-STORE refused: sequences nested too deep to read")
             return _refusal(0xC000, "sequences nested too deep to read")
