@@ -52,11 +52,17 @@ def test_fetch_detects_a_corrupt_partial(server, tmp_path):
     bad[1000] ^= 0xFF  # a flipped byte in what was already downloaded
     (tmp_path / (name + ".part")).write_bytes(bytes(bad))
     (tmp_path / (name + ".part.etag")).write_text(full.headers["etag"])
-    with pytest.raises(IntegrityError, match="sha256"):
-        fetch(server.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path)
+    with pytest.raises(IntegrityError, match="sha256"):  # without retries: the check fails, nothing kept
+        fetch(server.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path, retries=0)
     assert not (tmp_path / (name + ".part")).exists()  # the next run starts clean
-    path = fetch(server.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path)
+    (tmp_path / (name + ".part")).write_bytes(bytes(bad))
+    (tmp_path / (name + ".part.etag")).write_text(full.headers["etag"])
+    notices: list[str] = []
+    # by default the same run downloads it again from the first byte (until 2026-12-03 it stopped)
+    path = fetch(server.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path, notice=notices.append)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == full.headers["etag"].strip('"')
+    assert len(notices) == 1 and "sha256" in notices[0] and "again from the first byte" in notices[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     # a .zip already there is not replaced unless asked (README walk-through, 2026-12-01)
     from medcodec.errors import OutputExistsError
 
@@ -84,6 +90,22 @@ def test_fetch_errors(server, tmp_path):
     with pytest.raises(FetchError, match="network"):
         fetch("http://127.0.0.1:1", study="1.2.3", out_dir=tmp_path, retries=1)
     assert main(["fetch", server.url, "--study", "../etc", "-o", str(tmp_path)]) == 2
+
+
+def test_fetch_timeout_is_the_callers(tmp_path, capsys):
+    """The read timeout was fixed at 60 s (an audit's "left" item, 2026-12-02): a server that
+    accepts and never answers now costs what ``--timeout`` says."""
+    silent = socket.create_server(("127.0.0.1", 0))  # listens, accepts (the backlog), never answers
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        t0 = time.perf_counter()
+        code = main(["fetch", url, "--study", "1.2.3", "-o", str(tmp_path), "--timeout", "0.5", "--retries", "0"])
+        took = time.perf_counter() - t0
+    finally:
+        silent.close()
+    assert code == 2 and took < 10
+    assert "network failure" in capsys.readouterr().err
+    assert main(["fetch", url, "--study", "1.2.3", "-o", str(tmp_path), "--timeout", "0"]) == 2  # not a duration
 
 
 def test_fetch_extracts_into_a_new_folder_only_and_says_what_is_wrong(server, tmp_path):
@@ -193,6 +215,58 @@ def test_fetch_finishes_over_a_link_that_drops_every_few_hundred_kilobytes(serve
     assert path.read_bytes() == full.content
     assert link.connections >= 7  # it really was cut, and resumed each time (retries=2 in a row)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+class FlippingLink(CuttingLink):
+    """A loopback TCP proxy that passes every answer whole but flips one bit at byte ``at`` of the
+    answers of its first ``damaged`` connections (a faulty middlebox; TCP's checksum is no guard
+    against one that rewrites what it relays)."""
+
+    def __init__(self, upstream: str, at: int, damaged: int):
+        self.at, self.damaged = at, damaged
+        super().__init__(upstream, cut=1 << 62)
+
+    def _relay(self, client: socket.socket) -> None:
+        flip = self.connections <= self.damaged
+        with client, socket.create_connection((self.host, int(self.port))) as up:
+            up.sendall(client.recv(65536))
+            sent = 0
+            while data := up.recv(65536):
+                if flip and sent <= self.at < sent + len(data):
+                    data = bytearray(data)
+                    data[self.at - sent] ^= 0x10
+                    data = bytes(data)
+                client.sendall(data)
+                sent += len(data)
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_an_archive_damaged_on_the_way_is_downloaded_again_once(server, tmp_path, live):
+    """A bit flipped on the way failed the check and stopped the run (an audit's "left" item,
+    2026-12-02): a second download from the first byte now mends it, pre-computed or live; an
+    archive that fails twice is the server's own, an IntegrityError with nothing kept."""
+    at = 200_000  # past the HTTP head and the first members' headers: inside pixel data or a header
+    link = FlippingLink(server.url, at=at, damaged=1)
+    notices: list[str] = []
+    try:
+        path = fetch(link.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path, live=live,
+                     notice=notices.append)  # fmt: skip
+    finally:
+        link.close()
+    assert link.connections == 2 and len(notices) == 1
+    verify_archive(path)
+    reference = server.get(f"/studies/{server.chest_study}/archive.zip?preset=diagnostic{'&live=1' if live else ''}")
+    with zipfile.ZipFile(path) as got, zipfile.ZipFile(io.BytesIO(reference.content)) as want:
+        assert [(i.filename, i.CRC) for i in got.infolist()] == [(i.filename, i.CRC) for i in want.infolist()]
+    path.unlink()
+    link = FlippingLink(server.url, at=at, damaged=99)
+    try:
+        with pytest.raises(IntegrityError):
+            fetch(link.url, study=server.chest_study, preset="diagnostic", out_dir=tmp_path, live=live, retries=5)
+    finally:
+        link.close()
+    assert link.connections == 2  # once again, not retries times: a second failure is the server's archive
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_live_download_leaves_nothing_and_a_damaged_one_is_an_integrity_error(server, tmp_path):

@@ -44,6 +44,13 @@ from ._common import handle_errors, human_bytes
     help="Network failures in a row without progress before giving up; each try resumes.",
 )
 @click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds without a byte (connecting, or between two reads) before a try counts as a network failure.",
+)
+@click.option(
     "--ca-cert",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
@@ -61,13 +68,15 @@ def fetch(
     overwrite: bool,
     token: str | None,
     retries: int,
+    timeout: float,
     ca_cert: str | None,
 ) -> None:
     """Download the archive of a study (or series) from URL; an interrupted download resumes.
 
     \b
     Verified: length, sha256 against the ETag (pre-computed archives), every CRC-32, manifest.json
-    listing every file and no name outside the folder; a failed check keeps nothing.
+    listing every file and no name outside the folder. A failed check downloads the archive once
+    more from the first byte (with --retries >= 1); failing again keeps nothing.
     Example: medcodec fetch http://127.0.0.1:8042 --study 1.2.3 --preset diagnostic -o downloads/
     """
     from tqdm import tqdm
@@ -92,7 +101,9 @@ def fetch(
             live=live,
             token=token or os.environ.get("MEDCODEC_TOKEN"),
             retries=retries,
+            timeout=timeout,
             progress=progress,
+            notice=lambda line: tqdm.write(f"warning: {line}", file=sys.stderr),
             extract=extract,
             ca_cert=ca_cert,
             overwrite=overwrite,

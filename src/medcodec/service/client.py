@@ -15,7 +15,9 @@ verified by their CRC-32s and manifest; a live download that fails leaves nothin
 Network failures are retried (``retries`` in a row without progress), each retry resuming
 where the last one stopped: every byte received is on disk before the next is read, so a link
 that drops every few hundred kilobytes still finishes (until 2026-12-02 the bytes after the last
-whole MiB were lost at each drop, and such a link never did: an outside audit).
+whole MiB were lost at each drop, and such a link never did: an outside audit). An archive that
+fails its check is downloaded once more from the first byte (until 2026-12-03 the run stopped,
+and only the next one, started by hand, could finish).
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ from typing import Any
 from ..errors import InvalidInputError, OutputExistsError
 from .errors import ServiceError
 
-__all__ = ["fetch", "FetchError", "IntegrityError", "verify_archive"]
+__all__ = ["fetch", "FetchError", "IntegrityError", "verify_archive", "INTEGRITY_RETRIES"]
+
+#: downloads started again after a failed check within one run: a damaged transfer is mended by
+#: one; the same failure twice is the server's own archive, which more downloads would not mend
+INTEGRITY_RETRIES = 1
 
 
 class FetchError(ServiceError):
@@ -138,6 +144,7 @@ def fetch(
     extract: bool = False,
     ca_cert: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    notice: Callable[[str], None] | None = None,
 ) -> Path:
     """Download (resuming) and verify an archive; returns the path of the ``.zip``.
 
@@ -157,7 +164,13 @@ def fetch(
         Bearer token.
     retries
         Network failures tolerated in a row without progress; each retry resumes (a pre-computed
-        archive; a live one starts over, and every failure counts).
+        archive; a live one starts over, and every failure counts). With ``retries`` >= 1, an
+        archive that fails its check is downloaded once more from the first byte
+        (:data:`INTEGRITY_RETRIES`): a byte damaged on the way, or a ``.part`` an earlier run
+        left that does not continue into the server's bytes, costs one download, not the run.
+    timeout
+        Seconds without a byte (connecting, or between two reads) before a try counts as a
+        network failure.
     progress
         ``(bytes so far, total or None)`` after every chunk.
     extract
@@ -169,13 +182,16 @@ def fetch(
     ca_cert
         PEM file of the certificate authority (or self-signed certificate) an ``https`` server is
         checked against, instead of the system's ones.
+    notice
+        Called with a line of text when a download is started again after a failed check (the
+        CLI prints it).
 
     Raises
     ------
     FetchError
         An HTTP error status (its JSON ``detail`` quoted) or too many network failures.
     IntegrityError
-        The result does not verify (the ``.part`` is removed so the next try starts clean).
+        The result does not verify, twice in a row (or once with ``retries=0``); nothing is kept.
     """
     import httpx
 
@@ -208,7 +224,7 @@ def fetch(
             raise OutputExistsError(f"{existing}: exists already (remove it, or pass overwrite=True)")
     out.mkdir(parents=True, exist_ok=True)
     tag_file = out / (name + ".part.etag")
-    failures = 0
+    failures = damaged = 0
     while True:
         have = part.stat().st_size if part.exists() else 0
         etag = tag_file.read_text().strip() if tag_file.exists() else None
@@ -284,10 +300,18 @@ def fetch(
             raise
         try:
             verify_archive(part, etag=new_etag, size=total)
-        except IntegrityError:
+        except IntegrityError as exc:
             part.unlink(missing_ok=True)
             tag_file.unlink(missing_ok=True)
-            raise
+            if damaged >= INTEGRITY_RETRIES or retries == 0:
+                raise
+            # a byte damaged on the way (a faulty proxy, a resumed .part spliced from bytes that
+            # were not the server's): once more from the first byte; the same failure twice is the
+            # server's archive itself, and no further download would mend it
+            damaged += 1
+            if notice is not None:
+                notice(f"{exc}; downloading it again from the first byte")
+            continue
         os.replace(part, final)
         tag_file.unlink(missing_ok=True)
         if extract:
