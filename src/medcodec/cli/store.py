@@ -24,6 +24,7 @@ def store() -> None:
       medcodec store delete --store store/ --study 1.2.3   # a study (or --series / --instance)
       medcodec store gc --store store/                     # objects left by interrupted writes
       medcodec store reindex --store store/                # headers as this version keeps them
+      medcodec store backup --store store/ /backup/store   # a consistent copy, while it runs
     """
 
 
@@ -178,6 +179,57 @@ def gc(store_url: str, catalog: str | None) -> None:
         f"{len(removed)} unreferenced object(s) removed"
         + (f"; {young} younger than an hour kept (they may be on their way in: run it again later)" if young else "")
     )
+
+
+@store.command()
+@_STORE
+@_CATALOG
+@click.argument("destination")
+@click.option(
+    "--originals-only",
+    is_flag=True,
+    help="Copy the originals and the catalog only (renditions and archives are made again by `ingest --refresh`).",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="A progress bar on stderr.")
+@handle_errors
+def backup(store_url: str, catalog: str | None, destination: str, originals_only: bool, progress: bool) -> None:
+    """Copy the store to DESTINATION consistently, even while it is served or ingesting.
+
+    \b
+    The catalog is snapshotted in one read transaction, every object it references is copied and
+    checked against its sha256, and the catalog is put in place last: DESTINATION is a store
+    (`medcodec serve --store DESTINATION`, `medcodec store check --store DESTINATION`), complete
+    whatever stopped the backup. Run it again on the same DESTINATION to copy only what is new;
+    objects deleted from the store since stay there until `medcodec store gc --store DESTINATION`.
+    DESTINATION: a folder (absent, empty, or an earlier backup) or an fsspec URL. SQLite catalogs
+    only (a PostgreSQL catalog: pg_dump, then the objects). Do not serve DESTINATION while it is written.
+    Exit code 1 when objects of the store are missing or do not match their sha256 (named; the rest is copied).
+    """
+    from tqdm import tqdm
+
+    from ..delivery import open_store
+
+    with open_store(store_url, catalog=catalog, create=False) as opened:
+        with tqdm(desc="backup", unit="B", unit_scale=True, file=sys.stderr, disable=None if progress else True) as bar:
+
+            def on_progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            report = opened.backup(destination, originals_only=originals_only, progress=on_progress)
+    for rel in report.corrupt:
+        click.echo(f"corrupt in the store, not copied: {rel}", err=True)
+    for rel in report.missing:
+        click.echo(f"missing from the store, not copied: {rel}", err=True)
+    click.echo(
+        f"{report.destination}: {report.instances} instance(s); {report.copied} object(s) copied "
+        f"({_mb(report.copied_bytes)}), {report.present} there already"
+        + (f", {report.dropped} rendition(s) / archive(s) left out" if report.dropped else "")
+        + f", in {report.seconds:.1f} s"
+    )
+    if not report.complete:
+        sys.exit(EXIT_PARTIAL)
 
 
 @store.command()

@@ -46,6 +46,7 @@ _MAPPINGS_KEPT = 256
 GC_MIN_AGE = 3600.0
 
 if TYPE_CHECKING:
+    from .backup import BackupReport
     from .ingest import IngestReport, InstanceOutcome
 
 __all__ = ["Store", "open_store", "StoreCheck", "StoreDeletion", "GC_MIN_AGE"]
@@ -399,6 +400,20 @@ class Store:
         """
         count, paths = self.catalog.delete(study_uid, series_uid, sop_uid)
         return StoreDeletion(count, len(self.remove_unreferenced(paths)))
+
+    def backup(
+        self,
+        destination: str | os.PathLike[str],
+        *,
+        originals_only: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BackupReport:
+        """A consistent copy of this store, taken while it is in use, that is itself a store
+        (:func:`.backup.backup`: the catalog snapshotted, the objects it references copied and
+        checked, the catalog put in place last; a second backup to the same place copies what is new)."""
+        from .backup import backup
+
+        return backup(self.objects, self.catalog, destination, originals_only=originals_only, progress=progress)
 
     def remove_unreferenced(self, paths: list[str]) -> list[str]:
         """Remove those of ``paths`` no catalog row references, safely beside a writer that
