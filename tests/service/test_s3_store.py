@@ -103,3 +103,34 @@ def test_server_on_s3_streams_a_live_archive_from_its_encoder_processes(shared_d
         for name in names:
             ds = pydicom.dcmread(io.BytesIO(zf.read(name)))
             assert ds.LossyImageCompression == "01" and ds.pixel_array.shape == (512, 512)
+
+
+def test_backup_from_and_to_s3(shared_data: Path, s3_store, tmp_path) -> None:
+    """``store backup`` through fsspec both ways: an S3 store into a folder (which is then a local
+    store with every object), and a local store into an S3 prefix (its catalog uploaded last; a
+    second backup there copies only what is new)."""
+    import fsspec
+
+    from medcodec.delivery import open_store
+
+    url, catalog = s3_store
+    files = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[:3]
+    with open_store(url, catalog=catalog) as store:
+        assert store.ingest(files, presets=("diagnostic",)).ok
+        report = store.backup(tmp_path / "local-copy")
+        referenced = store.catalog.referenced()
+    assert report.complete and report.copied == len(referenced) and report.instances == 3
+    with open_store(tmp_path / "local-copy", create=False) as copy:
+        assert copy.check().consistent and len(copy.find_studies({})) == 1
+    target = url.rsplit("/", 1)[0] + "/backup"
+    with open_store(tmp_path / "local-store") as local:
+        assert local.ingest(files[:2], precompress=False).ok
+        first = local.backup(target)
+        assert local.ingest(files[2:], precompress=False).ok
+        second = local.backup(target)
+    assert (first.copied, second.copied, second.present) == (2, 1, 2)
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    restored = tmp_path / "restored"
+    fs.get(target.removeprefix("s3://"), str(restored), recursive=True)  # a restore is a copy back
+    with open_store(restored, create=False) as back:
+        assert back.check().consistent and len(back.catalog.referenced()) == 3
