@@ -55,6 +55,56 @@ def test_dimse_port_in_use(store: Path, busy_port: int) -> None:
     assert f"127.0.0.1:{busy_port}" in line and "in use" in line and "--dimse-port" in line
 
 
+def test_the_same_port_for_http_and_dicom(store: Path) -> None:
+    """Both were bound (SO_REUSEADDR) before either listened, so the check passed and the SCP failed
+    after 'Application startup complete', with a traceback (an outside audit, 2026-12-03)."""
+    port = free_port()
+    line = refused(["--store", str(store), "--port", str(port), "--dimse-port", str(port)])
+    assert f"--dimse-port {port} is --port too" in line
+
+
+def test_answers_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(store: Path) -> None:
+    """The listening socket was made with proto 0, and asyncio sets TCP_NODELAY only on accepted
+    sockets whose proto is TCP: every answer written in two pieces (head, then body) on a kept-alive
+    connection waited for the client's delayed ACK, +40 ms on each request after a connection's
+    first (QIDO, metadata, frames, /health; found 2026-12-03). The mechanism, then the server."""
+    import asyncio
+
+    from medcodec.cli.serve import _listening
+
+    async def nodelay_of_an_accepted_socket() -> int:
+        with _listening("127.0.0.1", 0, "--port") as sock:
+            seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+            class Probe(asyncio.Protocol):
+                def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                    accepted = transport.get_extra_info("socket")
+                    seen.set_result(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                    transport.close()
+
+            server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            try:
+                return await asyncio.wait_for(seen, 10)
+            finally:
+                writer.close()
+                server.close()
+
+    assert asyncio.run(nodelay_of_an_accepted_socket()) == 1
+    proc, url, _ = start_server(store)
+    try:
+        with httpx.Client() as client:
+            client.get(f"{url}/health")  # the connection's first answer was never delayed
+            took = []
+            for _ in range(15):
+                t0 = time.perf_counter()
+                assert client.get(f"{url}/health").status_code == 200
+                took.append(time.perf_counter() - t0)
+        assert sorted(took)[len(took) // 2] < 0.025, took  # ~1 ms; 42-44 ms each before
+    finally:
+        stop_server(proc)
+
+
 def test_catalog_that_does_not_open(store: Path) -> None:
     assert "cannot open the catalog 'notaurl://x'" in refused(["--store", str(store), "--port", "0", "--catalog",
                                                                "notaurl://x"])  # fmt: skip
