@@ -87,9 +87,8 @@ class MedcodecCodec(Codec):  # type: ignore[misc]  # numcodecs ships no type inf
         RateTarget(quality=quality, ratio=ratio, psnr=psnr)  # exactly one, in range
         self.bits_stored = int(bits_stored)
         self.signed = None if signed is None else bool(signed)
-        self.quality = quality
-        self.ratio = ratio
-        self.psnr = psnr
+        # as Python numbers: a numpy scalar made get_config() unwritable as JSON (zarr: TypeError; an audit, 2026-12-03)
+        self.quality, self.ratio, self.psnr = (None if v is None else float(v) for v in (quality, ratio, psnr))
         self.format = format
 
     def encode(self, buf: Any) -> bytes:

@@ -86,8 +86,18 @@ class PixelSpec:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bits_stored, (int, np.integer)) or not 1 <= self.bits_stored <= 16:
+        if (
+            isinstance(self.bits_stored, (bool, np.bool_))
+            or not isinstance(self.bits_stored, (int, np.integer))
+            or not 1 <= self.bits_stored <= 16
+        ):
             raise InvalidInputError(f"bits_stored={self.bits_stored!r} is invalid, expected 1..16")
+        # a numpy integer (a header read by h5py or nibabel: np.uint8(12)) as a Python int: 1 << 12
+        # in uint8 overflowed, and max_value / peak were 255 (an outside audit, 2026-12-03)
+        object.__setattr__(self, "bits_stored", int(self.bits_stored))
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise InvalidInputError(f"signed={self.signed!r} must be True or False")
+        object.__setattr__(self, "signed", bool(self.signed))
         if self.photometric_interpretation not in PHOTOMETRIC_INTERPRETATIONS:
             raise InvalidInputError(
                 f"photometric_interpretation={self.photometric_interpretation!r} is not supported, "

@@ -54,11 +54,13 @@ EFFORTS = ("fast", "best")
 
 
 def default_jobs(jobs: int | None) -> int:
+    """``jobs`` as a thread count: ``None`` is every core; a numpy integer is an int; ``True`` and
+    anything below 1 are refused (until 2026-12-03 ``np.int64(2)`` was refused and ``True`` taken as 1)."""
     if jobs is None:
         return os.cpu_count() or 1
-    if not isinstance(jobs, int) or jobs < 1:
+    if isinstance(jobs, (bool, np.bool_)) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise InvalidInputError(f"jobs={jobs!r} must be a positive integer")
-    return jobs
+    return int(jobs)
 
 
 def map_frames(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
@@ -264,7 +266,9 @@ class FrameCoder:
         return out
 
 
-def validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple[np.ndarray, bool, bool]:
+def validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple[np.ndarray, bool, bool, int]:
+    """``(frames (n, rows, cols) in native byte order, signed, was 2-D, bits_stored as an int)``, or
+    :class:`~medcodec.errors.InvalidInputError` saying what is wrong with the arguments."""
     if not isinstance(pixels, np.ndarray):
         raise InvalidInputError(f"pixels must be a numpy array, got {type(pixels).__name__}")
     if pixels.dtype.kind not in "iu":
@@ -277,8 +281,20 @@ def validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple
         raise InvalidInputError(f"pixels is empty (shape {pixels.shape})")
     if not pixels.dtype.isnative:  # e.g. '>i2' from a big-endian file: same values, native order
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))
-    if isinstance(bits_stored, bool) or not isinstance(bits_stored, (int, np.integer)) or not 1 <= bits_stored <= 16:
+    if (
+        isinstance(bits_stored, (bool, np.bool_))
+        or not isinstance(bits_stored, (int, np.integer))
+        or not 1 <= bits_stored <= 16
+    ):
         raise InvalidInputError(f"bits_stored={bits_stored!r} is invalid, expected an integer 1..16")
+    bits_stored = int(bits_stored)  # np.uint8(12): 1 << 12 overflowed in its own type (an audit, 2026-12-03)
+    if signed is not None and not isinstance(signed, (bool, np.bool_)):  # "False" was taken as True
+        raise InvalidInputError(f"signed={signed!r} must be True, False or None")
+    if isinstance(pixels, np.ma.MaskedArray) and np.ma.getmask(pixels) is not np.ma.nomask and pixels.mask.any():
+        raise InvalidInputError(
+            "pixels is a masked array with masked values: they would be coded as data (fill them, e.g. "
+            "pixels.filled(0), or pass pixels.data)"
+        )
     is_2d = pixels.ndim == 2
     frames = pixels[None] if is_2d else pixels
     lim = container.LIMITS
@@ -287,7 +303,7 @@ def validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple
         raise InvalidInputError(f"shape {pixels.shape} exceeds the limits {lim}")
     if signed is None:
         signed = pixels.dtype.kind == "i"
-    return frames, bool(signed), is_2d
+    return frames, bool(signed), is_2d, bits_stored
 
 
 def resolve_quality(

@@ -224,11 +224,14 @@ def encode_mdc_to(
     intra: bool | None = None,
     compact: bool | None = None,
     rate_sample_frames: int = RATE_SAMPLE_FRAMES,
+    judge_ratio: bool = True,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
 
     ``rate_sample_frames``: frames of ``sample`` the ``ratio`` / ``psnr`` search measures (evenly
-    spaced; :func:`.framecoder.resolve_quality`).
+    spaced; :func:`.framecoder.resolve_quality`). ``judge_ratio=False``: no
+    :class:`~medcodec.errors.RateTargetWarning` for a ratio missed (the caller measures the
+    returned summary and searches again on every frame: :func:`.pipeline.encode`).
 
     ``compact``: the compact layout of format 2.4 (docs/format.md §16; ~200 bytes less per stream);
     ``None`` (default): on for the multi-symbol range coder, the only one it is defined for.
@@ -268,7 +271,7 @@ def encode_mdc_to(
             raise InvalidInputError("no frames to encode")
         sample = [first]
     stacked = sample if isinstance(sample, np.ndarray) and sample.ndim == 3 else np.stack(list(sample))
-    sample_arr, signed_, _ = validate_pixels(stacked, bits_stored, signed)
+    sample_arr, signed_, _, bits_stored = validate_pixels(stacked, bits_stored, signed)
     if not isinstance(n_frames, int) or n_frames < 1:
         raise InvalidInputError(f"n_frames={n_frames!r} must be a positive integer")
     jobs_ = min(jobs_, n_frames)  # one frame: no thread pool to start and hand over to
@@ -398,8 +401,8 @@ def encode_mdc_to(
         raise InvalidInputError(f"{written} frames given, n_frames={n_frames}")
     nbytes = writer.close()
     pixel_bytes = container.pixel_data_bytes(header, nbytes)
-    reached = compression_ratio(pixel_bytes, rows * cols * written, bits_stored)
-    check_ratio_reached(ratio, reached)
+    if judge_ratio:
+        check_ratio_reached(ratio, compression_ratio(pixel_bytes, rows * cols * written, bits_stored))
     return StreamSummary(nbytes, q, written, pixel_bytes)
 
 

@@ -168,7 +168,7 @@ def encode_predictive_to(
     first = next(it, None)
     if first is None:
         raise InvalidInputError("no frames to encode")
-    first_arr, signed_, _ = validate_pixels(first, bits_stored, signed)
+    first_arr, signed_, _, bits_stored = validate_pixels(first, bits_stored, signed)
     if first_arr.shape[0] != 1:
         raise InvalidInputError(f"every frame must be 2-D, got shape {first_arr.shape}")
     first = first_arr[0]

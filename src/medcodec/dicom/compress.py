@@ -43,6 +43,7 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, generate_uid
 
 from .._parallel import map_ordered
+from ..codec.framecoder import default_jobs
 from ..errors import (
     DepthReducedWarning,
     DicomError,
@@ -210,12 +211,19 @@ def compress(
     >>> ds.file_meta.TransferSyntaxUID.name, ds.LossyImageCompression, ds.BitsStored
     ('JPEG Extended (Process 2 and 4)', '01', 12)
     """
+    if not isinstance(ds, Dataset):  # a path, None: was a raw AttributeError (an outside audit, 2026-12-03)
+        raise InvalidInputError(f"ds must be a pydicom Dataset (pydicom.dcmread(path)), not {type(ds).__name__}")
+    if generate_instance_uid is not None and not isinstance(generate_instance_uid, (bool, np.bool_)):
+        raise InvalidInputError(f"generate_instance_uid={generate_instance_uid!r} must be True, False or None")
+    if mapping is not None and not isinstance(mapping, SeriesMapping):
+        raise InvalidInputError(
+            f"mapping must be a SeriesMapping (plan_series_mapping) or None, not {type(mapping).__name__}"
+        )
     ts = transfer_syntax(transfer_syntax_uid)
     target = RateTarget.of(quality=quality, ratio=ratio, psnr=psnr, max_error=max_error)
+    jobs = default_jobs(jobs)
     if not ts.encodable:
         raise UnsupportedFeatureError(f"{ts.name} ({ts.uid}) can be decoded, not written, by medcodec")
-    if not isinstance(jobs, int) or jobs < 1:
-        raise InvalidInputError(f"jobs={jobs!r} must be a positive integer")
     if ts.codec is not None:
         ts.codec.check_available()
     if target.kind not in (None, "max_error") and not ts.lossy:
@@ -272,8 +280,14 @@ def _by_pydicom(ds: Dataset, ts: TransferSyntax, new_uid: bool | None) -> Datase
 def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: SeriesMapping | None,
                  new_uid: bool | None, jobs: int, frames: NDArray[np.integer] | None = None,
                  spec: PixelSpec | None = None, *, warn: bool = True) -> Dataset:  # fmt: skip
-    spec = spec if spec is not None else pixel_spec_from_dataset(ds, path=_where(ds))
-    frames = frames if frames is not None else dataset_frames(ds, spec)
+    if spec is None:
+        spec = pixel_spec_from_dataset(ds, path=_where(ds))
+    else:
+        _check_spec(ds, spec)
+    if frames is None:
+        frames = dataset_frames(ds, spec)
+    else:
+        _check_frames(ds, frames, spec)
     bits, signed = ts.coded_depth(spec.bits_stored, spec.signed)
     if not ts.bits[0] <= bits <= ts.bits[1]:
         raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
@@ -319,6 +333,45 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     if new_uid or (new_uid is None and coded.lossy):
         _new_instance_uid(ds)
     return ds
+
+
+def _check_spec(ds: Dataset, spec: Any) -> None:
+    """A caller's ``spec`` must say what the header says: coded by another depth or sign, the values
+    were mapped wrongly and the file labelled as if right (4103 HU off, a JPEG-LS bound broken;
+    an outside audit, 2026-12-03)."""
+    if not isinstance(spec, PixelSpec):
+        raise InvalidInputError(f"spec must be a medcodec.PixelSpec or None, not {type(spec).__name__}")
+    header = pixel_spec_from_dataset(ds, path=_where(ds))
+    mine = (spec.bits_stored, spec.signed, spec.rescale_slope, spec.rescale_intercept)
+    theirs = (header.bits_stored, header.signed, header.rescale_slope, header.rescale_intercept)
+    if mine != theirs:
+        raise InvalidInputError(
+            f"spec= says {spec.bits_stored} bits {'signed' if spec.signed else 'unsigned'}, rescale "
+            f"{spec.rescale_slope:g} / {spec.rescale_intercept:g}; the dataset's header says {header.bits_stored} bits "
+            f"{'signed' if header.signed else 'unsigned'}, rescale {header.rescale_slope:g} / "
+            f"{header.rescale_intercept:g} (pass spec=None to read it from the header)"
+        )
+
+
+def _check_frames(ds: Dataset, frames: Any, spec: PixelSpec) -> None:
+    """A caller's ``frames`` must be the dataset's: ``(Number of Frames, Rows, Columns)`` integers
+    within Bits Stored (until 2026-12-03 any array was coded: a shape rewrote Rows and Columns, values
+    past 12 bits decoded as 4095 everywhere; an outside audit)."""
+    if not isinstance(frames, np.ndarray) or frames.dtype.kind not in "iu":
+        kind = frames.dtype if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise InvalidInputError(f"frames must be an integer numpy array (dataset_frames gives it), not {kind}")
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    expected = (n, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+    if frames.shape != expected:
+        raise InvalidInputError(
+            f"frames has shape {frames.shape}; the dataset holds {expected} (Number of Frames, Rows, Columns)"
+        )
+    lo, hi = int(frames.min()), int(frames.max())
+    if lo < spec.min_value or hi > spec.max_value:
+        raise InvalidInputError(
+            f"frames hold {lo}..{hi}, outside the {spec.bits_stored}-bit {'signed' if spec.signed else 'unsigned'} "
+            f"range {spec.min_value}..{spec.max_value} the header declares"
+        )
 
 
 def _stored_syntax(ds: Dataset) -> str:

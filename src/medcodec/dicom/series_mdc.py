@@ -47,7 +47,7 @@ def encode_series_to_mdc(
     quality: float | None = None,
     ratio: float | None = None,
     psnr: float | None = None,
-    table: str = "medical",
+    table: str | None = "medical",
     jobs: int | None = None,
     effort: str | None = None,
     max_error: int | None = None,
@@ -92,6 +92,13 @@ def encode_series_to_mdc(
         An image cannot be decoded.
     """
     progress = check_progress(progress)
+    if not isinstance(series, Series):
+        raise InvalidInputError(
+            f"series must be a medcodec.dicom.Series (read_series gives them), not {type(series).__name__}"
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidInputError(f"path must be a file path, not {type(path).__name__}")
+    table = "medical" if table is None else table  # None is the default table, as for medcodec.encode
     target = check_output_path(Path(path), inputs=[*(inputs or []), *series.source_files], overwrite=overwrite)
     warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     n = series.n_frames

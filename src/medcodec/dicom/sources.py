@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from pydicom import dcmread
 from pydicom.filereader import read_file_meta_info
 
-from ..errors import DicomError, InputNotFoundError
+from ..errors import DicomError, InputNotFoundError, InvalidInputError
 from .limits import check_file_size
 
 __all__ = [
@@ -194,7 +194,12 @@ def is_media_directory(path: Path) -> bool:
 def _as_inputs(inputs: Source | Iterable[Source]) -> list[Source]:
     if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, ZipMember)) or hasattr(inputs, "read"):
         return [inputs]  # type: ignore[list-item]
-    return list(inputs)
+    try:
+        return list(inputs)
+    except TypeError as exc:  # None, a number: was a raw TypeError (an outside audit, 2026-12-03)
+        raise InvalidInputError(
+            f"inputs must be a path, a file object, bytes or a list of them, not {type(inputs).__name__}"
+        ) from exc
 
 
 def is_store_folder(path: str | os.PathLike[str]) -> bool:

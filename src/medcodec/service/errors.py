@@ -72,6 +72,13 @@ class RangeNotSatisfiableError(ServiceError):
         self.size = size
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (a worker process, Dask): size is keyword-only
+        return (_range_error, (str(self), self.size))
+
+
+def _range_error(message: str, size: int) -> RangeNotSatisfiableError:
+    return RangeNotSatisfiableError(message, size=size)
+
 
 class UnsupportedMediaTypeError(ServiceError):
     """A request body whose Content-Type the route does not take."""
