@@ -69,7 +69,9 @@ def ingest(
     Every object is kept (images, colour ultrasound, SR, dose reports...). Re-ingesting a
     file is a no-op; a different file with a SOP Instance UID already stored is reported as
     a conflict and never overwritten; files that are not DICOM, or whose UIDs are invalid,
-    are reported and not stored. Exit code 1 when anything was reported, 2 on a fatal error
+    are reported and not stored; ZIPs inside ZIPs are read. Files left out (not DICOM, hidden) are
+    listed. Exit code 1 when a file conflicted or was rejected, or when nothing in the inputs was
+    DICOM; 2 on a fatal error
     (e.g. store full, Dask scheduler lost, storage unreachable: what was ingested before stays,
     and the summary says it; run the same ingest again to finish).
     """

@@ -161,8 +161,12 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        """Nothing conflicted, was rejected, or was left out by an early stop (skipped files are fine)."""
-        return not self.conflicts and not self.rejected and not self.stopped
+        """Nothing conflicted, was rejected, or was left out by an early stop, and the inputs held
+        DICOM (skipped files beside them are fine; inputs of which nothing at all was read as DICOM
+        are not: until 2026-12-03 a ZIP of ZIPs stored nothing and exited 0, an outside audit)."""
+        if self.conflicts or self.rejected or self.stopped:
+            return False
+        return bool(self.stored or self.duplicates or not self.skipped)
 
     def summary(self) -> str:
         return (
@@ -658,26 +662,48 @@ def _expand(
         if isinstance(item, (str, os.PathLike)):  # a DICOMDIR's records outside its file-set: refused, said
             rejected += [InstanceOutcome(status="rejected", source=where, message=why)
                          for where, why in dicomdir_records_refused(item, expanded=found)]  # fmt: skip
-        for archive in dict.fromkeys(s.archive for s in found if isinstance(s, ZipMember)):
-            skipped += [(f"{archive}::{name}", why) for name, why in zip_members_left_out(archive)]
+        archives = list(dict.fromkeys(s.archive for s in found if isinstance(s, ZipMember)))
+        if isinstance(item, (str, os.PathLike)) and Path(item).suffix.lower() == ".zip" and Path(item).is_file():
+            archives = list(dict.fromkeys([*archives, Path(item)]))  # one with no DICOM member is said too
+        for archive in archives:
+            skipped += _left_out_of(archive, read=any(isinstance(s, ZipMember) and s.archive == archive for s in found))
         if not isinstance(item, (str, os.PathLike)) or not Path(item).is_dir():
             continue
         taken = {Path(s) for s in found if isinstance(s, (str, os.PathLike))}
-        taken |= {s.archive for s in found if isinstance(s, ZipMember)}
+        taken |= set(archives)
         for root, dirs, files in walk(item):
             for d in dirs:
                 if is_store_folder(Path(root, d)):
                     own = store_root is not None and Path(root, d).resolve() == store_root
                     what = "the store being ingested into" if own else "a medcodec store"
                     skipped.append((str(Path(root, d)), f"{what}: its files are not inputs"))
+                elif d.startswith(".") or d == "__MACOSX":  # listed, not walked (was dropped unsaid: an audit)
+                    skipped.append((str(Path(root, d)), "a hidden folder: not walked"))
             dirs[:] = walk_dirs(dirs, root)
             for name in files:
                 path = Path(root, name)
-                if name.startswith(".") or name.upper() == "DICOMDIR" or path in taken:
+                if name.upper() == "DICOMDIR" or path in taken:
                     continue
-                why = "not DICOM" if path.is_file() else "not a regular file (a FIFO, socket or broken link)"
-                skipped.append((str(path), why))
+                if name.startswith("."):
+                    skipped.append((str(path), "a hidden file"))
+                elif path.suffix.lower() == ".zip" and path.is_file():
+                    skipped += _left_out_of(path, read=False)
+                else:
+                    why = "not DICOM" if path.is_file() else "not a regular file (a FIFO, socket or broken link)"
+                    skipped.append((str(path), why))
     return sources, sorted(skipped), rejected
+
+
+def _left_out_of(archive: Path, *, read: bool) -> list[tuple[str, str]]:
+    """``(where, why)`` of what a ZIP holds that is not read; for one of which nothing was read
+    (``read`` False), at least the ZIP itself, so that it is never dropped in silence."""
+    try:
+        left = [(f"{archive}::{name}", why) for name, why in zip_members_left_out(archive)]
+    except DicomError as exc:
+        return [(str(archive), f"not read: {exc}")]
+    if not read:
+        left.append((str(archive), "a ZIP with no DICOM member"))
+    return left
 
 
 def ingest(

@@ -8,9 +8,10 @@ DICOMDIR given explicitly is followed (PS3.10 §8, Referenced File ID), as is a 
 says Media Storage Directory, whatever its name. A walk passes over medcodec stores
 (:func:`is_store_folder`), files that are not regular files (a FIFO would block the reader) and
 reads an unreadable ``.zip`` as the file it is (its reader reports it; the walk goes on).
-``.zip`` files are read member by member, never extracted to disk; a name the archive holds twice
-is read by its position (each member once); :func:`zip_members_left_out` names the members not
-read, for callers that report them. See :mod:`medcodec.dicom.io` for the whole reading flow.
+``.zip`` files are read member by member, never extracted to disk, and so are ZIPs inside them
+(a ZIP of series ZIPs; :data:`MAX_ZIP_NESTING` deep); a name the archive holds twice is read by its
+position (each member once); :func:`zip_members_left_out` names the members not read, for callers
+that report them. See :mod:`medcodec.dicom.io` for the whole reading flow.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import io
 import lzma
 import os
 import stat
+import threading
 import warnings
 import zipfile
 import zlib
@@ -78,13 +80,16 @@ class ZipMember:
     #: Position in the archive's central directory, for a name the archive holds more than once
     #: (ZIP allows it; reading by name would give the last such member every time).
     index: int | None = None
+    #: The ZIP members of ``archive`` this member is inside, outermost first, each ``(name, index)``:
+    #: ``(("series1.zip", None),)`` for ``study.zip::series1.zip::IM1`` (a ZIP of series ZIPs).
+    within: tuple[tuple[str, int | None], ...] = ()
 
     @property
     def name(self) -> str:
-        """``"archive.zip::member"`` (``"... [entry N]"`` for a repeated name), the path used in
-        messages and :attr:`DicomImage.path`."""
-        entry = "" if self.index is None else f" [entry {self.index + 1}]"
-        return f"{self.archive}::{self.member}{entry}"
+        """``"archive.zip::member"`` (``"... [entry N]"`` for a repeated name; ``archive.zip::inner.zip::member``
+        inside a nested ZIP), the path used in messages and :attr:`DicomImage.path`."""
+        chain = "".join(f"{name}{_entry(index)}::" for name, index in self.within)
+        return f"{self.archive}::{chain}{self.member}{_entry(self.index)}"
 
     def read_head(self, n: int) -> bytes:
         """The member's first ``n`` bytes (only those are inflated). Raises as :meth:`read_bytes`."""
@@ -104,7 +109,7 @@ class ZipMember:
 
     def _read(self, n: int | None) -> bytes:
         try:
-            with zipfile.ZipFile(self.archive) as zf:
+            with _open_chain(self.archive, self.within) as zf:
                 info = zf.infolist()[self.index] if self.index is not None else zf.getinfo(self.member)
                 if info.filename == self.member:  # (else the archive changed since it was listed: not found)
                     if n is None:  # read whole: by the size the archive declares (zipfile holds it to that)
@@ -123,6 +128,55 @@ class ZipMember:
             # is an EOFError, corrupt LZMA an LZMAError): until 2026-12-03 they stopped a whole ingest
             raise DicomError(f"cannot read ZIP member: {type(exc).__name__}: {exc}", path=self.name) from exc
         raise InputNotFoundError("no such member in the ZIP archive", path=self.name)
+
+
+def _entry(index: int | None) -> str:
+    return "" if index is None else f" [entry {index + 1}]"
+
+
+#: How deep ZIPs inside ZIPs are opened: a ZIP of series ZIPs (an export per study, one ZIP per
+#: series) is depth 1. Deeper ones are listed as left out, not read.
+MAX_ZIP_NESTING = 3
+#: A ZIP inside a ZIP that is deflated (not stored) is inflated into memory once and kept for the
+#: members read after it, up to this size; a larger one is read through zipfile's seekable member,
+#: which inflates again from its start for each member (slow, bounded memory).
+_NESTED_CACHE_BYTES = 512 * 1024 * 1024
+_nested_cache: dict[tuple[Any, ...], bytes] = {}
+_nested_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _open_chain(archive: Path, within: tuple[tuple[str, int | None], ...]) -> Iterator[zipfile.ZipFile]:
+    """The ZIP ``archive`` or, through the members ``within`` it names, the ZIP nested in it. A nested
+    ZIP's size is checked like a member's before it is opened (:func:`.limits.check_file_size`)."""
+    with contextlib.ExitStack() as stack:
+        zf = stack.enter_context(zipfile.ZipFile(archive))
+        for depth, (name, index) in enumerate(within):
+            info = zf.infolist()[index] if index is not None else zf.getinfo(name)
+            if info.filename != name:
+                raise KeyError(name)
+            where = f"{archive}::" + "::".join(n for n, _ in within[: depth + 1])
+            check_file_size(info.file_size, path=where, what="ZIP inside a ZIP")
+            if info.compress_type == zipfile.ZIP_STORED or info.file_size > _NESTED_CACHE_BYTES:
+                inner: Any = stack.enter_context(zf.open(info))  # seekable: the central directory at its end
+            else:
+                inner = io.BytesIO(_inflated(archive, within[: depth + 1], zf, info))
+            zf = stack.enter_context(zipfile.ZipFile(inner))
+        yield zf
+
+
+def _inflated(archive: Path, chain: tuple[tuple[str, int | None], ...], zf: zipfile.ZipFile, info: Any) -> bytes:
+    """A deflated nested ZIP's bytes, kept (one at a time) while its members are read in turn."""
+    st = archive.stat()
+    key = (str(archive), st.st_mtime_ns, st.st_size, chain)
+    with _nested_lock:
+        data = _nested_cache.get(key)
+        if data is None:
+            with zf.open(info) as fh:
+                data = fh.read()
+            _nested_cache.clear()
+            _nested_cache[key] = data
+        return data
 
 
 #: Anything :func:`read_image` accepts.
@@ -312,14 +366,23 @@ def zip_members_left_out(archive: str | os.PathLike[str]) -> list[tuple[str, str
     return [(name, why) for member, (name, why) in _zip_plan(Path(archive)) if member is None and why]
 
 
-def _zip_plan(archive: Path) -> list[tuple[ZipMember | None, tuple[str, str]]]:
-    """Every member of ``archive`` in name order: ``(ZipMember, ("", ""))`` to read, or
-    ``(None, (name, why))`` left out (``why`` empty for a folder entry)."""
+def _zip_plan(
+    archive: Path, within: tuple[tuple[str, int | None], ...] = ()
+) -> list[tuple[ZipMember | None, tuple[str, str]]]:
+    """Every member of ``archive`` (or of the ZIP ``within`` it) in name order: ``(ZipMember, ("", ""))``
+    to read, or ``(None, (name, why))`` left out (``why`` empty for a folder entry); the members of a
+    ZIP inside it in its place, named ``inner.zip::member`` (until 2026-12-03 a nested ZIP was left
+    out, and a ZIP holding only ZIPs was dropped without a word: an outside audit)."""
+    prefix = "".join(f"{name}{_entry(index)}::" for name, index in within)
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with _open_chain(archive, within) as zf:
             listed = list(enumerate(zf.infolist()))
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
-        raise DicomError(f"cannot read ZIP archive: {exc}", path=archive) from exc
+    except DicomError:
+        raise
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, KeyError, EOFError, zlib.error,
+            lzma.LZMAError) as exc:  # fmt: skip
+        where = f"{archive}::{prefix[:-2]}" if within else archive
+        raise DicomError(f"cannot read ZIP archive: {exc}", path=where) from exc
     counts: dict[str, int] = {}
     for _, info in listed:
         counts[info.filename] = counts.get(info.filename, 0) + 1
@@ -328,19 +391,30 @@ def _zip_plan(archive: Path) -> list[tuple[ZipMember | None, tuple[str, str]]]:
         parts = info.filename.replace("\\", "/").split("/")  # some Windows tools write backslashes
         name = parts[-1]
         suffix = Path(name).suffix.lower()
+        position = index if counts[info.filename] > 1 else None  # a name given twice: read by its position
+        shown = prefix + info.filename
         if info.is_dir():
-            out.append((None, (info.filename, "")))
+            out.append((None, (shown, "")))
         elif any(_hidden(p) for p in parts):
-            out.append((None, (info.filename, "a hidden file")))
+            out.append((None, (shown, "a hidden file")))
         elif name.upper() == "DICOMDIR":
-            out.append((None, (info.filename, "a DICOMDIR (the members it lists are read as members)")))
+            out.append((None, (shown, "a DICOMDIR (the members it lists are read as members)")))
         elif suffix == ".zip":
-            out.append((None, (info.filename, "a ZIP inside the ZIP is not opened: extract it first")))
+            if len(within) >= MAX_ZIP_NESTING:
+                out.append((None, (shown, f"a ZIP nested deeper than {MAX_ZIP_NESTING} ZIPs: extract it first")))
+                continue
+            try:
+                inner = _zip_plan(archive, (*within, (info.filename, position)))
+            except DicomError as exc:  # (an ImageTooLargeError: a nested ZIP over the size limit)
+                out.append((None, (shown, f"a ZIP inside the ZIP that cannot be read: {exc}")))
+                continue
+            out.extend(inner)
+            if not any(member is not None for member, _ in inner):
+                out.append((None, (shown, "a ZIP inside the ZIP with no DICOM member")))
         elif suffix in NON_DICOM_SUFFIXES:
-            out.append((None, (info.filename, f"not DICOM by its name ({suffix})")))
-        else:  # a name given twice is read by its position (each member once)
-            member = ZipMember(archive, info.filename, index if counts[info.filename] > 1 else None)
-            out.append((member, ("", "")))
+            out.append((None, (shown, f"not DICOM by its name ({suffix})")))
+        else:
+            out.append((ZipMember(archive, info.filename, position, within), ("", "")))
     return out
 
 
