@@ -38,6 +38,21 @@ def _archive(server, **params: str) -> str:
     return f"/studies/{server.chest_study}/archive.zip?{query}"
 
 
+def test_the_versioned_url_is_under_the_public_url(server, spawn_server):
+    """Behind a proxy that serves the server under a path prefix (``--public-url
+    https://host/prefix``), Content-Location was the bare ``/studies/...``: outside the prefix, a
+    404 for whoever followed it (curl -C - / wget -c are told to resume there; an outside audit,
+    2026-12-03). Without --public-url it stays relative, for a CDN to keep as its own."""
+    _, url, _ = spawn_server(server.store, extra=["--public-url", "https://pacs.example.org/imaging/"])
+    r = httpx.get(url + _archive(server), timeout=60)
+    etag = r.headers["etag"].strip('"')
+    location = r.headers["content-location"]
+    assert location.startswith(f"https://pacs.example.org/imaging/studies/{server.chest_study}/archive.zip?")
+    assert f"version={etag}" in location
+    direct = httpx.get(url + location.removeprefix("https://pacs.example.org/imaging"), timeout=60)
+    assert direct.status_code == 200 and direct.content == r.content  # what the proxy forwards to
+
+
 def test_a_precomputed_archive_is_revalidated_and_its_versioned_url_is_immutable(server):
     stable = server.get(_archive(server))
     assert stable.status_code == 200 and stable.headers["x-medcodec-archive"] == "precomputed"

@@ -37,3 +37,20 @@ def test_delete_while_serving(shared_data: Path, tmp_path: Path, spawn_server) -
     assert httpx.get(archive, timeout=60).status_code == 404
     r = httpx.get(f"{url}/studies/{head.StudyInstanceUID}/archive.zip?preset=diagnostic", timeout=60)
     assert r.status_code == 200 and r.content[:2] == b"PK"
+
+
+def test_startup_says_why_archives_are_live(shared_data: Path, tmp_path: Path, spawn_server) -> None:
+    """After a deletion in a study (its archives dropped), a restart logged that the archives were
+    'not pre-computed under this medcodec's coding rules', on a store this very build made (an
+    outside audit of the documents, 2026-12-03): now it says their instances changed."""
+    from medcodec.delivery import open_store
+
+    chest = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[:3]
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest(chest, presets=("diagnostic",)).ok
+        ds = pydicom.dcmread(chest[1], stop_before_pixels=True)
+        store.delete(str(ds.StudyInstanceUID), sop_uid=str(ds.SOPInstanceUID))
+    _, _, log = spawn_server(tmp_path / "store")
+    text = log.read_text()
+    assert "coding rules" not in text
+    assert "1 study archive(s) of 1 study(ies) wait to be pre-computed again since their instances changed" in text

@@ -858,10 +858,13 @@ class Catalog:
                 )
         return True
 
-    def outdated_archives(self, revision: int, presets: Collection[str] | None = None) -> list[tuple[str, str]]:
+    def outdated_archives(
+        self, revision: int, presets: Collection[str] | None = None, *, dropped_too: bool = True
+    ) -> list[tuple[str, str]]:
         """``(study UID, preset)`` of every study-level archive made under another coding revision
-        than ``revision`` (or before revisions were recorded), and of every preset a study had an
-        archive for that it has no longer (an ingest into the study dropped it); ``presets``: only those."""
+        than ``revision`` (or before revisions were recorded), and (``dropped_too``) of every preset
+        a study had an archive for that it has no longer (an ingest or a deletion in the study
+        dropped it); ``presets``: only those."""
         a, b = archives.c, archive_builds.c
         stale = (
             sa.select(a.study_uid, a.preset)
@@ -881,7 +884,7 @@ class Catalog:
             stale = stale.where(a.preset.in_(list(presets)))
             dropped = dropped.where(b.preset.in_(list(presets)))
         with self.engine.connect() as conn:
-            found = {(r[0], r[1]) for q in (stale, dropped) for r in conn.execute(q)}
+            found = {(r[0], r[1]) for q in ((stale, dropped) if dropped_too else (stale,)) for r in conn.execute(q)}
         return sorted(found)
 
     @classmethod

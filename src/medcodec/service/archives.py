@@ -44,7 +44,7 @@ from starlette.types import Receive, Scope, Send
 from ..errors import InvalidInputError, NotFoundError
 from .caching import IMMUTABLE, REVALIDATE, etag_in, if_match_fails
 from .errors import error_response
-from .http import multipart_end, multipart_part_header, new_boundary, parse_range
+from .http import base_url, multipart_end, multipart_part_header, new_boundary, parse_range
 
 __all__ = ["routes", "ClosingStreamingResponse"]
 
@@ -197,10 +197,18 @@ def _precondition_failed(if_match: str, etag: str | None = None) -> Response:
 
 
 def _versioned_url(request: Request, etag: str) -> str:
-    """This archive's URL with ``version=<etag>`` (other query parameters kept, ``live`` has none)."""
+    """This archive's URL with ``version=<etag>`` (other query parameters kept, ``live`` has none):
+    the request's own path (relative, so a CDN or proxy in front keeps it for its own), or under
+    ``--public-url`` when one is set (a proxy serving the server under a path prefix: the relative
+    path lacked the prefix and led to a 404 outside it; an outside audit, 2026-12-03)."""
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "version"]
     query.append(("version", etag))
-    return f"{request.url.path}?{urlencode(query)}"
+    path = request.url.path
+    if request.app.state.settings.public_url:
+        root = str(request.scope.get("root_path", "") or "")
+        inside = path[len(root) :] if root and path.startswith(root) else path
+        return f"{base_url(request)}{inside}?{urlencode(query)}"
+    return f"{path}?{urlencode(query)}"
 
 
 async def _precomputed(request: Request, store: Any, record: Any, disposition: str, *, versioned: bool) -> Response:

@@ -281,6 +281,14 @@ def fetch(
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # retrying would not help
             raise FetchError(f"{target_url}: {exc}") from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
+            if _certificate_refused(exc):
+                # a certificate this machine does not trust: the same on every try (was retried 4 times
+                # and called a live archive that cannot be resumed; an outside audit, 2026-12-03)
+                kept = _drop_unresumable(part, tag_file)
+                raise FetchError(
+                    f"{target_url}: the server's certificate is not trusted ({exc}); for a self-signed or a "
+                    f"private CA's certificate, pass its PEM file with --ca-cert (ca_cert=); {kept}"
+                ) from exc
             resumable = tag_file.exists() and tag_file.read_text().strip() == etag
             if resumable and part.exists() and part.stat().st_size > have:
                 failures = 0  # the same archive, further on: only failures in a row count
@@ -323,11 +331,27 @@ def _plural(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a transport error is TLS refusing the server's certificate (not worth a retry)."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx wraps httpcore's error, which wraps ssl's
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _drop_unresumable(part: Path, tag_file: Path) -> str:
     """After a failed try: a ``.part`` without its ETag (a live archive) cannot be resumed, so it
     goes; one with it stays for the next run. Says which, for the error message."""
     if tag_file.exists():
         return f"the {part.name} is kept: run the same command again to resume"
+    if not part.exists():  # nothing received (refused, unreachable): no archive to speak of
+        return "nothing was received"
     part.unlink(missing_ok=True)
     return "a live archive cannot be resumed: nothing was kept"
 
