@@ -320,8 +320,12 @@ def read_header(data: bytes | bytearray | memoryview, /) -> container.MdcHeader:
 
 
 def is_codestream(data: bytes | bytearray | memoryview, /) -> bool:
-    """True if ``data`` starts like a stream :func:`decode` reads (``.mdc`` or JPEG SOI)."""
-    head = bytes(_as_buffer(data)[:8])  # a str, None or an array: InvalidInputError, as decode says
+    """True if ``data`` is bytes-like and starts like a stream :func:`decode` reads (``.mdc`` or JPEG
+    SOI); False for anything else (a str, None, a numpy array: :func:`decode` refuses those; until
+    2026-12-03 a str was a raw TypeError and a uint8 array True; an outside audit)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return False
+    head = bytes(data[:8])
     return head == container.SIGNATURE or head[:2] == b"\xff\xd8"
 
 
