@@ -140,3 +140,20 @@ def test_text_its_character_set_cannot_give_is_named_once_per_file(tmp_path: Pat
     assert err.count("mismatch.dcm: PatientName not valid in the declared character set") == 1, err
     lines = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(lines) == len(set(lines)), err
+
+
+def test_a_warning_is_printed_once_by_the_command(shared_data: Path, tmp_path: Path) -> None:
+    """Run as a user runs it (a process of its own: no handler on the root logger, so Python's
+    last-resort handler prints what a library logs): the 'another patient' warning came twice,
+    once logged for the server and once as the file's outcome (an outside audit, 2026-12-03)."""
+    import pydicom
+
+    first, second = series_files(shared_data, CHEST, 2)
+    ds = pydicom.dcmread(second)
+    ds.PatientID = "SOMEONE-ELSE"
+    ds.save_as(tmp_path / "other.dcm")
+    run = subprocess.run([sys.executable, "-m", "medcodec.cli.main", "ingest", str(first), str(tmp_path / "other.dcm"),
+                          "--store", str(tmp_path / "store"), "--no-precompress", "--no-progress"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("this instance has Patient ID 'SOMEONE-ELSE'") == 1, run.stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,7 @@ def ingest(
     refreshed: list[str] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(log_warnings("medcodec.delivery.precompute"))
+        stack.enter_context(_outcome_warnings_not_logged())
         client = None
         if address is not None and (precompress or refresh):  # reachable, before any file is stored
             client = stack.enter_context(connect_scheduler(address))
@@ -180,3 +183,20 @@ def _summary(report: Any, stored: list[Any], lossy: set[str], *, verbose: bool =
             else ""
         )
     )
+
+
+@contextlib.contextmanager
+def _outcome_warnings_not_logged() -> Iterator[None]:
+    """The ``warning:`` lines ingest logs for the server (another patient, a character set) are
+    each an outcome's message too, which :func:`_summary` prints: logged as well (Python's last-resort
+    handler), every one came twice (an outside audit, 2026-12-03). Other log lines pass."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("warning:")
+
+    logger = logging.getLogger("medcodec.delivery.ingest")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)

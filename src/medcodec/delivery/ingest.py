@@ -427,10 +427,12 @@ def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
         if warning:
             log.warning("%s", warning)
     if status == "stored-other-patient":  # stored (nothing of a study is lost), said
+        theirs, mine = patient_label(str(found)), patient_label(patient_key)
+        issuer_only = theirs.split(" (issuer")[0] == mine.split(" (issuer")[0]
         other = (
-            f"warning: {source}: study {uids['StudyInstanceUID']} is stored for {patient_label(str(found))}, "
-            f"this instance has {patient_label(patient_key)}: filed into the study, which keeps its patient "
-            "(check the patient, or the Study UID)"
+            f"warning: {source}: study {uids['StudyInstanceUID']} is stored for {theirs}, "
+            f"this instance has {mine}{' (the same Patient ID, another issuer)' if issuer_only else ''}: "
+            "filed into the study, which keeps its patient (check the patient, or the Study UID)"
         )
         log.warning("%s", other)
         status, warning = "stored", other + (f"\n{warning}" if warning else "")
