@@ -152,10 +152,13 @@ def _open_chain(archive: Path, within: tuple[tuple[str, int | None], ...]) -> It
     with contextlib.ExitStack() as stack:
         zf = stack.enter_context(zipfile.ZipFile(archive))
         for depth, (name, index) in enumerate(within):
-            info = zf.infolist()[index] if index is not None else zf.getinfo(name)
-            if info.filename != name:
-                raise KeyError(name)
             where = f"{archive}::" + "::".join(n for n, _ in within[: depth + 1])
+            try:
+                info = zf.infolist()[index] if index is not None else zf.getinfo(name)
+            except (KeyError, IndexError):
+                info = None
+            if info is None or info.filename != name:  # (the archive changed since it was listed)
+                raise InputNotFoundError("no such ZIP inside the ZIP archive", path=where)
             check_file_size(info.file_size, path=where, what="ZIP inside a ZIP")
             if info.compress_type == zipfile.ZIP_STORED or info.file_size > _NESTED_CACHE_BYTES:
                 inner: Any = stack.enter_context(zf.open(info))  # seekable: the central directory at its end
