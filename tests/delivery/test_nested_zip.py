@@ -79,3 +79,57 @@ def test_hidden_files_and_folders_of_an_input_folder_are_listed(shared_data: Pat
     assert sorted(reasons) == [str(folder / ".scan.dcm"), str(folder / ".sub")]
     assert "a hidden file" in reasons[str(folder / ".scan.dcm")]
     assert "a hidden folder: not walked" in reasons[str(folder / ".sub")]
+
+
+def _overlapping_zip(member: bytes, name: str, copies: int) -> bytes:
+    """A ZIP whose central directory lists one stored member ``copies`` times (same local header)."""
+    import struct
+    import zlib
+
+    crc, size, raw = zlib.crc32(member), len(member), name.encode()
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, size, size, len(raw), 0) + raw + member
+    entries = [
+        struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, crc, size, size, len(raw), 0, 0, 0, 0, 0, 0)
+        + raw
+        for _ in range(copies)
+    ]
+    central = b"".join(entries)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, copies, copies, len(central), len(local), 0)
+    return local + central + end
+
+
+def test_overlapping_members_nested_bombs_and_unreadable_inner_zips(shared_data: Path, store, tmp_path: Path) -> None:
+    """An outside audit of the nested reader (2026-12-03): a 45 kB ZIP whose layers list one member
+    many times expanded to 810,000 members; a 0.6 MB nested deflate bomb held every level in memory
+    (2.1 GB); a damaged inner ZIP was 'skipped', exit 0, and a DICOM file named image.zip inside a
+    ZIP never stored."""
+    import resource
+
+    one = series_files(shared_data, CHEST, 1)[0]
+    layer = _overlapping_zip(one.read_bytes(), "a.dcm", 40)
+    for depth in range(3):
+        layer = _overlapping_zip(layer, f"l{depth}.zip", 40)
+    (tmp_path / "amplified.zip").write_bytes(layer)
+    report = store.ingest([tmp_path / "amplified.zip"], precompress=False)
+    assert not report.stored and [o.source for o in report.rejected] == [str(tmp_path / "amplified.zip")]
+    assert "overlap" in report.rejected[0].message
+    # an inner ZIP of ~300 MB (a stored member of zeros) deflated to ~300 kB in the outer one, beside a
+    # real member: spooled to a temporary file, never held in memory
+    bomb = tmp_path / "bomb_inner.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_STORED) as zf:
+        with zf.open("zeros.dcm", "w", force_zip64=True) as fh:
+            block = bytes(1 << 20)
+            for _ in range(300):
+                fh.write(block)
+        zf.writestr("b.dcm", one.read_bytes())
+    outer = _zip(tmp_path / "bomb.zip", {"inner.zip": bomb.read_bytes()})
+    bomb.unlink()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = store.ingest([outer], precompress=False)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert len(report.duplicates) + len(report.stored) == 1 and len(report.rejected) == 1  # zeros: not DICOM
+    assert grown_mb < 200, grown_mb  # ~600 MB when the inner ZIP (300 MB) was held in memory, twice
+    broken = _zip(tmp_path / "broken.zip", {"damaged.zip": b"PK\x03\x04 cut short", "image.zip": one.read_bytes()})
+    report = store.ingest([broken], precompress=False)
+    assert len(report.stored) + len(report.duplicates) == 1  # the DICOM file named image.zip
+    assert [o.source for o in report.rejected] == [f"{broken}::damaged.zip"] and not report.ok
