@@ -156,15 +156,62 @@ def test_a_backup_taken_during_an_ingest_is_consistent(shared_data: Path, tmp_pa
 def test_refusals(shared_data: Path, store, tmp_path) -> None:
     assert store.ingest(series_files(shared_data, CHEST, 1), precompress=False).ok
     root = Path(store.objects.root)
-    with pytest.raises(InvalidInputError, match="inside the store"):
-        store.backup(root / "backup")
-    with pytest.raises(InvalidInputError, match="inside the store"):
-        store.backup(root)
+    for inside in (root / "backup", root, f"file://{root}", f"file://{root}/x"):  # file:// skipped every check
+        with pytest.raises(InvalidInputError, match=r"would be \(inside\) the (store|folder of its catalog)"):
+            store.backup(inside)
     other = tmp_path / "photos"
     other.mkdir()
     (other / "holiday.jpg").write_bytes(b"not a store")
-    with pytest.raises(OutputExistsError, match="holds files and no catalog.sqlite"):
+    with pytest.raises(OutputExistsError, match="holds files"):
         store.backup(other)
     assert sorted(p.name for p in other.iterdir()) == ["holiday.jpg"]  # nothing written there
     result = CliRunner().invoke(cli, ["store", "backup", "--store", str(tmp_path / "nothing"), str(tmp_path / "x")])
     assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_a_backup_never_replaces_another_stores_catalog(shared_data: Path, store, tmp_path) -> None:
+    """An outside audit of the backup (2026-12-03): a backup into another working store replaced its
+    catalog (F1), a catalog kept outside the store could be overwritten through its folder (F3), a
+    bind mount of the store was accepted (F3), and a first backup stopped before its catalog was in
+    place blocked every later one (F4)."""
+    import shutil
+    import subprocess
+
+    chest, mr = series_files(shared_data, CHEST, 2), series_files(shared_data, MR, 2)
+    assert store.ingest(chest, precompress=False).ok
+    with open_store(tmp_path / "other") as other:
+        assert other.ingest(mr, precompress=False).ok
+    with pytest.raises(OutputExistsError, match="replace its catalog"):
+        store.backup(tmp_path / "other")
+    with open_store(tmp_path / "other", create=False) as other:
+        assert len(other.catalog.referenced()) == 2  # untouched
+    # a backup of another store is not overwritten either
+    with open_store(tmp_path / "other", create=False) as other:
+        other.backup(tmp_path / "other-backup")
+    with pytest.raises(OutputExistsError, match="is a backup of"):
+        store.backup(tmp_path / "other-backup")
+    # a catalog outside the store: its folder is refused
+    outside = tmp_path / "catalogs"
+    outside.mkdir()
+    with open_store(tmp_path / "s2", catalog=f"sqlite:///{outside / 'catalog.sqlite'}") as s2:
+        assert s2.ingest(chest, precompress=False).ok
+        with pytest.raises(InvalidInputError, match="the folder of its catalog"):
+            s2.backup(outside)
+    # the store seen through a bind mount (another path, the same folder)
+    mount = tmp_path / "mounted"
+    mount.mkdir()
+    if subprocess.run(["mount", "--bind", str(store.objects.root), str(mount)], capture_output=True).returncode == 0:
+        try:
+            with pytest.raises(InvalidInputError, match="the store"):
+                store.backup(mount / "backup")
+        finally:
+            subprocess.run(["umount", str(mount)], check=True)
+    # a first backup stopped before its catalog: the marker and some objects, no catalog; run again
+    dest = tmp_path / "b"
+    store.backup(dest)
+    (dest / "catalog.sqlite").unlink()
+    shutil.rmtree(dest / "objects" / next(p.name for p in (dest / "objects").iterdir()))
+    again = store.backup(dest)
+    assert again.complete and again.instances == 2
+    with open_store(dest, create=False) as copy:
+        assert copy.check().consistent

@@ -33,12 +33,15 @@ The catalog must be SQLite (the store's own ``catalog.sqlite``, or ``--catalog s
 a PostgreSQL catalog is backed up by ``pg_dump`` together with the objects (the module docstring
 of :mod:`.store` gives the order that keeps them consistent: catalog first, then objects).
 The destination is a local folder or any fsspec URL (``s3://bucket/backup``); it must be empty,
-absent, or a store made by an earlier backup.
+absent, or an earlier backup of the same store (its ``medcodec-backup.json``, written first, says
+which: a backup stopped before its catalog was in place is run again into the same folder); never
+the store, inside it, or the folder of its catalog, by path or by identity (a bind mount).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -61,6 +64,8 @@ __all__ = ["backup", "BackupReport", "SNAPSHOTS", "CATALOG_NAME"]
 SNAPSHOTS = 3
 #: The catalog's name in a store (and so in a backup).
 CATALOG_NAME = "catalog.sqlite"
+#: What a backup writes first into its destination: which store it is a backup of.
+MARKER_NAME = "medcodec-backup.json"
 #: Bytes read and written at a time.
 _CHUNK = 1 << 20
 #: Tables whose rows reference objects: (table, path column, sha256 column).
@@ -132,14 +137,22 @@ def backup(
     t0 = time.perf_counter()
     source_db = _sqlite_file(catalog)
     dest_text = os.fspath(destination)
+    if dest_text.startswith("file://"):  # a local folder by URL: the same checks (they were skipped)
+        dest_text = dest_text[len("file://") :]
+    source = str(objects.url)
     if "://" not in dest_text:
         dest_text = str(Path(dest_text).expanduser().resolve())
-        _refuse_inside(objects, Path(dest_text))
-        if Path(dest_text).is_dir():  # before Objects makes its tmp/ in a folder that is not ours
-            _refuse_foreign(dest_text, Path(dest_text).iterdir(), Path(dest_text, CATALOG_NAME).exists())
+        _refuse_inside(objects, source_db, Path(dest_text))
+        folder = Path(dest_text)
+        if folder.is_dir():  # before Objects makes its tmp/ in a folder that is not ours
+            marker = folder / MARKER_NAME
+            _refuse_foreign(dest_text, folder.iterdir(), marker.read_text() if marker.is_file() else None, source)
     dest = Objects(dest_text, create=True)
     if not dest.local:
-        _refuse_foreign(dest_text, dest.walk(""), dest.exists(CATALOG_NAME))
+        marker_text = dest.read(MARKER_NAME).decode() if dest.exists(MARKER_NAME) else None
+        _refuse_foreign(dest_text, dest.walk(""), marker_text, source)
+    # said first, so that a backup stopped before its catalog is in place can be run again into it
+    dest.put(MARKER_NAME, json.dumps({"backup_of": source, "made_by": "medcodec store backup"}).encode())
     report = BackupReport(destination=dest_text)
     snapshot_rel = f"tmp/{uuid.uuid4().hex}.catalog"
     with _local_snapshot_file(dest, snapshot_rel) as snapshot:
@@ -172,24 +185,45 @@ def _sqlite_file(catalog: Catalog) -> Path:
     return Path(engine_url.database)
 
 
-def _refuse_inside(objects: Objects, dest: Path) -> None:
-    if not objects.local:
-        return
-    root = Path(objects.root).resolve()
-    if dest == root or root in dest.parents:
-        raise InvalidInputError(f"the backup {str(dest)!r} would be inside the store {str(root)!r} it copies")
+def _refuse_inside(objects: Objects, source_db: Path, dest: Path) -> None:
+    """Not the store, not inside it, not the folder of its catalog (``--catalog`` elsewhere), by path
+    or by identity (a bind mount or a symlink of the same folder: an outside audit, 2026-12-03)."""
+    checks = [(Path(source_db).parent, [dest], "the folder of its catalog")]
+    if objects.local:
+        checks.append((Path(objects.root), [dest, *dest.parents], "the store"))
+    for place, candidates, what in checks:
+        for candidate in candidates:
+            same = candidate == place.resolve()
+            with contextlib.suppress(OSError):
+                same = same or (candidate.exists() and os.path.samefile(candidate, place))
+            if same:
+                raise InvalidInputError(f"the backup {str(dest)!r} would be (inside) {what} it copies ({str(place)!r})")
 
 
-def _refuse_foreign(where: str, entries: Iterable[object], has_catalog: bool) -> None:
-    """An empty destination, or one an earlier backup (any store) made; anything else is refused."""
-    if has_catalog:
-        return
+def _refuse_foreign(where: str, entries: Iterable[object], marker: str | None, source: str) -> None:
+    """An empty destination, or a backup of this very store (its marker says so, complete or
+    stopped midway); anything else is refused: a store of its own would lose its catalog (an
+    outside audit, 2026-12-03), a backup of another store would be overwritten."""
+    if marker is not None:
+        try:
+            of = json.loads(marker).get("backup_of")
+        except (ValueError, AttributeError):
+            of = None
+        if of == source:
+            return
+        raise OutputExistsError(
+            f"{where!r} is a backup of {of!r}, not of {source!r}: back this store up into another folder"
+        )
     names = [str(e) for e in entries]
     foreign = [n for n in names if Path(n).name != "tmp" and not Path(n).as_posix().startswith("tmp/")]
+    if any(Path(n).name == CATALOG_NAME for n in foreign):
+        raise OutputExistsError(
+            f"{where!r} is a store that no backup of this one made: backing up into it would replace its catalog"
+        )
     if foreign:
         raise OutputExistsError(
-            f"{where!r} holds files and no {CATALOG_NAME} (e.g. {Path(foreign[0]).name!r}): back up into an "
-            "empty folder or into an earlier backup"
+            f"{where!r} holds files (e.g. {Path(foreign[0]).name!r}): back up into an empty folder or into an "
+            "earlier backup of this store"
         )
 
 
