@@ -201,7 +201,7 @@ def backup(store_url: str, catalog: str | None, destination: str, originals_only
     (`medcodec serve --store DESTINATION`, `medcodec store check --store DESTINATION`), complete
     whatever stopped the backup. Run it again on the same DESTINATION to copy only what is new;
     objects deleted from the store since stay there until `medcodec store gc --store DESTINATION`.
-    DESTINATION: a folder (absent, empty, or an earlier backup) or an fsspec URL. SQLite catalogs
+    DESTINATION: a folder (absent, empty, or an earlier backup of this store) or an fsspec URL. SQLite catalogs
     only (a PostgreSQL catalog: pg_dump, then the objects). Do not serve DESTINATION while it is written.
     Exit code 1 when objects of the store are missing or do not match their sha256 (named; the rest is copied).
     """

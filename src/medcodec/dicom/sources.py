@@ -192,12 +192,14 @@ def _open_member_zip(stack: contextlib.ExitStack, zf: zipfile.ZipFile, archive: 
     if info.compress_type == zipfile.ZIP_STORED:
         inner: Any = stack.enter_context(zf.open(info))  # seekable: the central directory at its end
     else:
-        inner = stack.enter_context(open(_spool(archive, chain, zf, info), "rb"))
+        inner = stack.enter_context(_spool(archive, chain, zf, info))
     return stack.enter_context(_checked_zip(inner, where))
 
 
-def _spool(archive: Path, chain: tuple[tuple[str, int | None], ...], zf: zipfile.ZipFile, info: Any) -> str:
-    """A temporary file holding a deflated nested ZIP, made once and kept while its members are read."""
+def _spool(archive: Path, chain: tuple[tuple[str, int | None], ...], zf: zipfile.ZipFile, info: Any) -> BinaryIO:
+    """A temporary file holding a deflated nested ZIP, made once and kept while its members are read;
+    opened under the lock, so that another thread evicting it cannot remove it before it is open (an
+    open file stays readable after its name goes)."""
     st = archive.stat()
     key = (str(archive), st.st_mtime_ns, st.st_size, chain)
     with _spool_lock:
@@ -215,7 +217,7 @@ def _spool(archive: Path, chain: tuple[tuple[str, int | None], ...], zf: zipfile
                     os.unlink(path)
                 raise
             _spooled[key] = path
-        return path
+        return open(path, "rb")
 
 
 @contextlib.contextmanager
@@ -428,8 +430,8 @@ def _zip_plan(
     ZIP inside it in its place, named ``inner.zip::member`` (until 2026-12-03 a nested ZIP was left
     out, and a ZIP holding only ZIPs was dropped without a word: an outside audit)."""
     try:
-        with contextlib.ExitStack() as stack:
-            return _plan_of(stack, stack.enter_context(_open_chain(archive, within)), archive, within)
+        with _open_chain(archive, within) as zf:
+            return _plan_of(zf, archive, within)
     except DicomError:
         raise
     except _ZIP_ERRORS as exc:
@@ -438,7 +440,7 @@ def _zip_plan(
 
 
 def _plan_of(
-    stack: contextlib.ExitStack, zf: zipfile.ZipFile, archive: Path, within: tuple[tuple[str, int | None], ...]
+    zf: zipfile.ZipFile, archive: Path, within: tuple[tuple[str, int | None], ...]
 ) -> list[tuple[ZipMember | None, tuple[str, str]]]:
     """:func:`_zip_plan` of the open ZIP ``zf``; a nested ZIP is listed through ``zf`` itself (opening
     each from the outer archive again made listing 3,000 nested ZIPs quadratic: 35 s)."""
@@ -467,7 +469,7 @@ def _plan_of(
             chain = (*within, (info.filename, position))
             try:
                 with contextlib.ExitStack() as inner_stack:
-                    inner = _plan_of(inner_stack, _open_member_zip(inner_stack, zf, archive, chain), archive, chain)
+                    inner = _plan_of(_open_member_zip(inner_stack, zf, archive, chain), archive, chain)
             except (DicomError, *_ZIP_ERRORS):
                 # not a ZIP that can be read (damaged, a bomb, a DICOM file named .zip): read as the file it
                 # is, so that the reader stores it or rejects it with its reason, as at the top level (it
