@@ -57,8 +57,16 @@ lint: $(STAMP)
 test: $(STAMP) sysdeps jsdeps lint
 	$(BIN)/python -m pytest
 
+# Every benchmark that prints an issue's targets as ratios to peers measured in the same run
+# (~15 min on 2 cores; benchmarks/README.md). Results go to the terminal; each script's --markdown
+# refreshes its own section of docs/benchmarks.md and leaves the rest of the page alone.
 bench: $(STAMP) sysdeps
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py                          # every codec against every peer, ~1.5 min
+	$(BIN)/python benchmarks/bench_jpeg_vs_libjpeg_turbo.py  # issue 11: standard JPEG vs libjpeg-turbo
+	$(BIN)/python benchmarks/bench_mdc2.py --frames 6 --only "v2.6 default"  # issue 12: .mdc vs OpenJPEG
+	$(BIN)/python benchmarks/check_mdc_unseen.py --default    # issue 12 on pydicom-data's images
+	$(BIN)/python benchmarks/bench_speed.py                   # one- and two-thread speed, RSS, CLI start
+	$(BIN)/python benchmarks/bench_delivery.py                # issue 9: raw / pre-computed / live / Orthanc
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis tests/js/node_modules

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import httpx
 import pydicom
+from _markdown import put_section  # this folder (benchmarks/) is on sys.path when run as a script
 
 from medcodec.service.demo import ShapingProxy, free_port  # the shaped loopback link, shared with `make demo`
 from medcodec.testing.server import stop_server
@@ -507,7 +508,6 @@ START, END = "<!-- delivery-benchmark:start -->", "<!-- delivery-benchmark:end -
 def write_markdown(path: Path, out: dict, lines: list[str], targets: list[str]) -> None:
     info = out["info"]
     section = [
-        START,
         "## Delivery (`benchmarks/bench_delivery.py`)",
         "",
         "Time for a study to reach a client through a loopback proxy shaped to 100 Mbit/s and 1 Gbit/s "
@@ -526,16 +526,8 @@ def write_markdown(path: Path, out: dict, lines: list[str], targets: list[str]) 
         "Targets (issue 9):",
         "",
         *targets,
-        END,
     ]
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + "\n".join(section) + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
-    path.write_text(text)
+    put_section(path, START, END, "\n".join(section))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ import io
 import json
 import math
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,7 @@ from typing import Any
 import imagecodecs
 import numpy as np
 import pydicom
+from _markdown import put_section  # this folder (benchmarks/) is on sys.path when run as a script
 
 import medcodec
 from medcodec.codec import pipeline
@@ -426,7 +426,6 @@ def write_markdown(path: Path, body: str, env: dict[str, Any]) -> None:
     """Put the section between the bench_speed markers of ``path`` (appended if absent)."""
     libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items())
     section = "\n".join([
-        BEGIN,
         "## Speed (`benchmarks/bench_speed.py`)",
         "",
         f"- Date: {env['date']}; machine: {env['cpu']} ({env['cpu_count']} logical CPUs), {env['platform']}; "
@@ -434,14 +433,8 @@ def write_markdown(path: Path, body: str, env: dict[str, Any]) -> None:
         f"- Libraries: {libs}",
         "",
         body,
-        END,
     ])  # fmt: skip
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.DOTALL)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    put_section(path, BEGIN, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:

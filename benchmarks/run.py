@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _markdown import put_section  # this folder (benchmarks/) is on sys.path when run as a script
 
 from medcodec.errors import CodecError
 from medcodec.evaluate import metrics as M
@@ -58,6 +59,7 @@ from medcodec.evaluate.timing import (
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 REFERENCES = ("jpeg12", "htj2k", "jpeg2000")
+BEGIN, END = "<!-- bench_run:begin -->", "<!-- bench_run:end -->"
 SUBJECTS = ("medcodec", "medcodec-arith", "medcodec-jpeg")
 
 
@@ -313,8 +315,6 @@ def main(argv: list[str] | None = None) -> int:
         cpu = cpu_model()
         libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items())
         md = [
-            "# Benchmarks",
-            "",
             "Last run of `python benchmarks/run.py` (`make bench`); rerun it to refresh this page with "
             "`--markdown docs/benchmarks.md`. Speed is MB/s of raw data (1 MB = 10^6 bytes; 2 bytes per pixel "
             "for 9-16-bit data); PSNR has peak 2^bits_stored - 1. All codecs run in the same process on the same "
@@ -336,13 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             "\n\n".join(sections),
             "",
         ]
-        # keep the sections other benchmarks maintain in the same file
-        old = args.markdown.read_text() if args.markdown.exists() else ""
-        for tag in ("bench_jpeg_vs_libjpeg_turbo", "bench_speed"):
-            begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
-            if begin in old and end in old:
-                md.append(old[old.index(begin) : old.index(end) + len(end)] + "\n")
-        args.markdown.write_text("\n".join(md))
+        # only this run's section is replaced: the other benchmarks' sections and the notes around them stay
+        put_section(args.markdown, BEGIN, END, "\n".join(md))
     return 0
 
 
