@@ -58,6 +58,11 @@ _jit = numba.njit(cache=True, nogil=True)
 #: are compiled without reference counting (``_nrt=False``): an array argument otherwise
 #: costs an atomic incref / decref pair per call.
 _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+#: helpers inlined into their callers by numba itself (not left to LLVM): ``_strip_pixels`` and
+#: ``_strip_dc_blocks`` as ``_helper`` calls took one argument more on 2026-12-03 (``half_up``) and JPEG
+#: decoding became 10-15 % slower (A/B of the two kernels in one process, alternated); inlined, the
+#: same as before the argument
+_inlined = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
 
 OK = 0
 E_BAD_CODE = 1
@@ -1247,7 +1252,7 @@ def decode_blocks(data, start, end, nblocks, dct, act, size_bits, stuffed, resta
     return OK, pos, nblocks
 
 
-@_helper
+@_inlined
 def _round_px(v, half_up):
     """A reconstructed sample to an integer: ``floor(v + 0.5)`` with ``half_up`` (libjpeg, DCMTK
     and GDCM round an exact half up: a flat block whose DC gives 100.5 is 101 there; half to even
@@ -1257,7 +1262,7 @@ def _round_px(v, half_up):
     return np.int64(np.floor(v + 0.5)) if half_up else np.int64(np.rint(v))
 
 
-@_helper
+@_inlined
 def _strip_pixels(coef, ws, nb, out, y0, offset, lo, hi, half_up):
     """Pixels of the ``nb`` blocks of one block row, from their dequantized natural-order
     coefficients held coefficient-major in ``coef`` (64, >= nb): AAN inverse DCT, level
@@ -1320,7 +1325,7 @@ def _strip_pixels(coef, ws, nb, out, y0, offset, lo, hi, half_up):
             out[yy, x + 7] = min(max(_round_px(o[7] + offset, half_up), lo), hi)
 
 
-@_helper
+@_inlined
 def _strip_dc_blocks(dc_only, dc, nb, dc_mul, out, y0, offset, lo, hi, half_up):
     """Overwrite the blocks of a strip that hold only a DC level with their constant,
     ``DC * dc_mul`` exactly as the reference product computes it (rounded as :func:`_strip_pixels`)."""
