@@ -483,7 +483,7 @@ def _write_lossless(image: DicomImage, path: Path, frames: NDArray[np.integer], 
         image.dataset, fragments, image.spec, transfer_syntax_uid=ts.uid, rows=rows, columns=cols, ratio=ratio,
         method=coder.syntax.method, new_series_uid=series_uid, lossy=ts.lossy,
         description=f"Lossless recompression by medcodec {__version__}: {coder.syntax.label}, "
-        f"{coder.knob.name}={knob:g} (bit-exact), ratio {ratio:.2f}:1.",
+        f"{coder.knob.name}={knob:.4g} (bit-exact), ratio {ratio:.2f}:1.",
     )  # fmt: skip
     data = encode_file(ds, path=path)
     decoded = _verify(data, frames.shape, path)
@@ -508,7 +508,7 @@ def _build(image: DicomImage, path: Path, streams: list[bytes], *, coder: _Coder
     nbytes = sum(len(s) + len(s) % 2 for s in streams)
     ratio = frames * rows * cols * raw_bpp / nbytes
     description = (
-        f"Lossy compression by medcodec {__version__}: {syntax.label}, {coder.knob.name}={knob:g}, "
+        f"Lossy compression by medcodec {__version__}: {syntax.label}, {coder.knob.name}={knob:.4g}, "
         f"ratio {ratio:.2f}:1. Series mapping: {mapping.describe()}"
         + (f"; {clipped} voxels clipped" if clipped else "")
         + "."
