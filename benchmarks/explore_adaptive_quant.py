@@ -42,7 +42,6 @@ import numpy as np
 
 import medcodec
 from medcodec.codec import _kernels_ms as KM
-from medcodec.codec import _kernels_v2 as K
 from medcodec.codec import intra
 from medcodec.evaluate.bjontegaard import bd_rate
 
@@ -120,18 +119,9 @@ def scale_bits(choice: np.ndarray, mbx: int, nsym: int) -> float:
 
 
 def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode_seg, skip) -> dict:
-    x = intra._padded(frame).astype(np.int64)
-    bx = x.shape[1] // 8
-    nb = x.size // 64
-    steps = coder.steps.astype(np.float64).reshape(8, 8)
-    offs = intra._offsets(offsets)
-    lam = intra.lambda_for(coder)
+    x, bx, nb, steps, offs, lam, rd, modes, mode_bits = E.loop_setup(frame, coder, offsets, modes, mode_seg, skip)
+    cost, lam_rd, mu, rho, tex_sum = rd
     rows, cols = frame.shape
-    scaled = coder.scaled(frame)
-    priced = K.round_scaled(scaled, E.quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
-    cost, lam_rd, mu, rho, tex_sum = intra.rd_params(coder, frame, priced, -(-cols // 8))
-    modes = modes.astype(np.int64)
-    mode_bits = mode_seg * 8 / max(int((skip == 0).sum()), 1)
     stepz = np.array([steps[E.ZZ[k] // 8, E.ZZ[k] % 8] for k in range(64)])
     wz = stepz * stepz
     offs_f = offs * 0.00390625

@@ -669,19 +669,24 @@ VARIANTS = {
 }
 
 
-def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode_seg, skip, names) -> dict:
+def loop_setup(frame, coder, offsets, modes, mode_seg, skip) -> tuple:
+    """What a closed loop over a captured intra frame needs: (padded frame, blocks per row, blocks,
+    8x8 steps, offsets, mode lambda, RD pricing (cost, lam_rd, mu, rho, tex_sum), int modes, mean
+    bits per coded mode). Shared with ``explore_adaptive_quant.py``."""
     x = intra._padded(frame).astype(np.int64)
-    bx = x.shape[1] // 8
-    nb = x.size // 64
-    steps = coder.steps.astype(np.float64).reshape(8, 8)
-    offs = intra._offsets(offsets)
-    lam = intra.lambda_for(coder)
-    rows, cols = frame.shape
+    cols = frame.shape[1]
     scaled = coder.scaled(frame)  # the default fast effort's pricing (intra.RD_PRICE "dct")
     priced = K.round_scaled(scaled, quantize.ROUNDING_ZZ, np.empty(scaled.shape, np.int32))
-    cost, lam_rd, mu, rho, tex_sum = intra.rd_params(coder, frame, priced, -(-cols // 8))
-    modes = modes.astype(np.int64)
+    rd = intra.rd_params(coder, frame, priced, -(-cols // 8))
     mode_bits = mode_seg * 8 / max(int((skip == 0).sum()), 1)  # mean bits per coded mode (J of the split)
+    return (x, x.shape[1] // 8, x.size // 64, coder.steps.astype(np.float64).reshape(8, 8), intra._offsets(offsets),
+            intra.lambda_for(coder), rd, modes.astype(np.int64), mode_bits)  # fmt: skip
+
+
+def frame_points(frame, coder, offsets, modes, nbytes_default, lev_default, mode_seg, skip, names) -> dict:
+    x, bx, nb, steps, offs, lam, rd, modes, mode_bits = loop_setup(frame, coder, offsets, modes, mode_seg, skip)
+    cost, lam_rd, mu, rho, tex_sum = rd
+    rows, cols = frame.shape
     out = {}
     for name in names:
         unit, b16, nm16, b32, tx8, prune = VARIANTS[name]
