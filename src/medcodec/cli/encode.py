@@ -76,16 +76,14 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     type=click.FloatRange(min=1),
     default=None,
     callback=_rate_target,
-    help="Target compression ratio instead of quality (raw: 2 bytes a sample past 8 bits). .mdc: the "
-    "lossless stream when it meets the ratio.",
+    help="Target compression ratio instead of quality (raw: 2 bytes a sample past 8 bits).",
 )
 @click.option(
     "--psnr",
     type=click.FloatRange(0, 200, min_open=True, max_open=True),
     default=None,
     callback=_rate_target,
-    help="Target PSNR in dB (peak 2^bits_stored - 1) instead of quality, of the whole stack as decoded. "
-    ".mdc: the lossless stream when it is no larger, or the only stream that reaches it.",
+    help="Target PSNR in dB (peak 2^bits_stored - 1) instead of quality, of the whole series as decoded.",
 )
 @click.option(
     "--max-error",

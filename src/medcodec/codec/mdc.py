@@ -364,9 +364,7 @@ def encode_mdc_to(
             frame = frame.astype(frame.dtype.newbyteorder("="))
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
             ifr, ioffsets = _intra_frame(coder, frame, effort, mode_model)
-            ideblock, idecoded = mdc2.deblocked_frame(coder, None, ioffsets, frame, base=ifr.recon)
-            iclasses = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
-            irestoration = mdc2.choose_restoration(coder, idecoded, frame, iclasses)
+            ideblock, _, irestoration = _intra_filters(coder, frame, ifr.recon, ioffsets, effort)
             return (ifr.payload, ioffsets, ideblock, irestoration, mode_model, padding_mask(frame)), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             if use_rdoq:  # RD levels priced with the 2.1 coder's model, the rounded levels' offsets
@@ -453,12 +451,20 @@ def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
     error: ``psnr=`` then landed up to 0.9 dB above its target, in streams up to ~10 % larger than
     needed (an outside audit). The filters' search costs ~5 % of an intra encode."""
     ifr, offsets = _intra_frame(coder, frame, effort, mode_model)
-    _, decoded = mdc2.deblocked_frame(coder, None, offsets, frame, base=ifr.recon)
-    classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
-    restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
+    _, decoded, restoration = _intra_filters(coder, frame, ifr.recon, offsets, effort)
     if restoration is not None:
         decoded = restoration.apply(decoded, coder._lo, coder._hi)
     return float(np.mean((decoded.astype(np.float64) - frame) ** 2))
+
+
+def _intra_filters(
+    coder: FrameCoder, frame: np.ndarray, recon: np.ndarray, offsets: np.ndarray, effort: str
+) -> tuple[tuple[int, int, int] | None, np.ndarray, mdc2.RestorationFilter | None]:
+    """The filters an intra frame gets (the one place the encoder and its rate search decide them):
+    deblocking parameters, the frame after deblocking, the restoration filter."""
+    deblock, decoded = mdc2.deblocked_frame(coder, None, offsets, frame, base=recon)
+    classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
+    return deblock, decoded, mdc2.choose_restoration(coder, decoded, frame, classes)
 
 
 def _padding_range(padding: Any, bits_stored: int, signed: bool) -> tuple[int, int] | None:

@@ -299,8 +299,11 @@ def _lossless_within(frames: np.ndarray, limit: int, exact: Any, ndim: int) -> b
     frame)."""
     n = frames.shape[0]
     strips = _strips(frames[n // 2])  # a quarter of the middle frame, in four bands of rows
-    if len(exact(strips, 3)) * n * frames.shape[1] / (strips.shape[0] * strips.shape[1]) > limit * 1.25:
-        return None  # far off (the common case): ~25 ms for a 512x512 frame instead of ~110
+    sampled_rows = strips.shape[0] * strips.shape[1]
+    if n > 1 or sampled_rows < frames.shape[1]:  # (one small frame: the strips are it, coded twice)
+        estimate = len(exact(strips, 3)) * n * frames.shape[1] / sampled_rows
+        if estimate > limit * 1.25:
+            return None  # far off (the common case): ~25 ms for a 512x512 frame instead of ~110
     if n > RATE_SAMPLE_FRAMES:
         idx = calibration_indices(n, RATE_SAMPLE_FRAMES)
         if len(exact(frames[idx], 3)) * n / len(idx) > limit * 1.05:
