@@ -186,7 +186,7 @@ def run(folders: list[Path], work: Path, args: argparse.Namespace) -> Checks:
                 except Exception as exc:
                     undecoded.append(f"{nm}: {type(exc).__name__}")
             check(not undecoded, f"  pydicom decodes every file {undecoded[:3]}")
-            original = httpx.get(f"{base}/studies/{uid}/archive.zip?preset=original", timeout=600).content
+            original = httpx.get(f"{base}/studies/{uid}/archive.zip?preset=original&live=1", timeout=600).content
             ratio = len(original) / len(r.content)
             imaging = bool(set(modalities) & {"CT", "MR"}) and not set(modalities) - {"CT", "MR"}
             sizes[uid] = (n, modalities, imaging)
@@ -198,6 +198,13 @@ def run(folders: list[Path], work: Path, args: argparse.Namespace) -> Checks:
             part = httpx.get(arch, headers={"Range": "bytes=100-1099"})
             check(part.status_code == 206 and part.content == r.content[100:1100], f"  Range -> {part.status_code}")
             check(httpx.get(arch, headers={"If-None-Match": etag}).status_code == 304, "  If-None-Match -> 304")
+            og = httpx.get(f"{base}/studies/{uid}/archive.zip?preset=original", timeout=600)
+            zo, zr = zipfile.ZipFile(io.BytesIO(og.content)), zipfile.ZipFile(io.BytesIO(original))
+            tail = httpx.get(og.url, headers={"Range": "bytes=-1000", "If-Range": og.headers.get("etag", "")})
+            check(int(og.headers.get("content-length", -1)) == len(og.content) and zo.testzip() is None
+                  and all(zo.read(nm) == zr.read(nm) for nm in zr.namelist() if nm != "manifest.json")
+                  and tail.status_code == 206 and tail.content == og.content[-1000:],
+                  f"  original archive ({og.headers.get('x-medcodec-archive')}): length, ETag, Range, the stored files")  # fmt: skip
             zl = zipfile.ZipFile(io.BytesIO(httpx.get(arch + "&live=1", timeout=600).content))
             check(zl.testzip() is None and all(zl.read(nm) == zf.read(nm) for nm in dicoms),
                   "  live archive: the same DICOM files")  # fmt: skip
@@ -225,7 +232,7 @@ def run(folders: list[Path], work: Path, args: argparse.Namespace) -> Checks:
                 oproxy = ShapingProxy(orthanc.port, rate=rate)
         for uid, (n, modalities, imaging) in sizes.items():
             pb = f"http://127.0.0.1:{proxy.port}/studies/{uid}/archive.zip"
-            t_raw, body, _ = timed_get(pb + "?preset=original")
+            t_raw, body, _ = timed_get(pb + "?preset=original&live=1")  # headers deflated: the smaller raw
             b_raw = len(body)
             t_live = min(timed_get(pb + "?preset=diagnostic&live=1")[0] for _ in range(2))
             t_pre = timed_get(pb + "?preset=diagnostic")[0]

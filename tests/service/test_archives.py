@@ -165,10 +165,58 @@ def test_original_archive_is_byte_for_byte(server):
     zf = _zip(r.content)
     stored = {hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist() if n != "manifest.json"}
     assert stored == {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.head_files}
-    # the head study is not pre-computed: this archive is live; its rows say what pre-computed ones say
+    # the head study is not pre-computed: this archive is assembled from the stored files; its rows
+    # say what pre-computed and live ones say
+    assert r.headers["x-medcodec-archive"] == "assembled"
     rows = json.loads(zf.read("manifest.json"))["files"]
     assert rows and all(r["passthrough"] and not r["lossy"] and not r["measured"] for r in rows)
     assert {r["reason"] for r in rows} == {"the original preset delivers the stored file"}
+    live = _zip(server.get(f"/studies/{server.head_study}/archive.zip?preset=original&live=1").content)
+    assert live.namelist() == zf.namelist() and all(live.read(n) == zf.read(n) for n in zf.namelist())
+
+
+def test_original_archive_is_served_like_a_precomputed_one_without_a_copy(server):
+    """The original preset's ZIP is laid out from the catalog (stored entries, the CRC-32s recorded
+    at ingest): Content-Length, a strong ETag, Range, conditions and a versioned URL, as for a
+    pre-computed archive, and no copy of the study in the store (it was streamed live, no length,
+    no ETag, no resume, until 2026-12-03)."""
+    path = f"/studies/{server.head_study}/archive.zip?preset=original"
+    full = server.get(path)
+    assert full.status_code == 200 and full.headers["x-medcodec-archive"] == "assembled"
+    size, etag = int(full.headers["content-length"]), full.headers["etag"]
+    assert size == len(full.content) and etag.startswith('"a-') and len(etag) == 68
+    assert full.headers["accept-ranges"] == "bytes" and "last-modified" in full.headers
+    by_sha = {hashlib.sha256(p.read_bytes()).hexdigest() for p in server.head_files}
+    with _zip(full.content) as zf:
+        infos = [i for i in zf.infolist() if i.filename != "manifest.json"]
+        assert {hashlib.sha256(zf.read(i)).hexdigest() for i in infos} == by_sha
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+    again = server.get(path)
+    assert again.content == full.content and again.headers["etag"] == etag  # the same bytes every time
+    rng = server.get(path, headers={"Range": "bytes=1000-250999"})
+    assert rng.status_code == 206 and rng.content == full.content[1000:251000]
+    assert rng.headers["content-range"] == f"bytes 1000-250999/{size}"
+    multi = server.get(path, headers={"Range": f"bytes=0-99,{size - 100}-"})
+    assert multi.status_code == 206 and multi.headers["content-type"].startswith("multipart/byteranges")
+    assert full.content[:100] in multi.content and full.content[-100:] in multi.content
+    tail = server.get(path, headers={"Range": "bytes=-22"})  # the end of central directory record
+    assert tail.content == full.content[-22:] and tail.content.startswith(b"PK\x05\x06")
+    assert server.get(path, headers={"If-None-Match": etag}).status_code == 304
+    assert server.get(path, headers={"Range": "bytes=0-9", "If-Range": '"a-' + "0" * 64 + '"'}).status_code == 200
+    assert server.get(path, headers={"If-Match": '"other"'}).status_code == 412
+    head = httpx.head(server.url + path, timeout=60)
+    assert head.status_code == 200 and head.headers["content-length"] == str(size) and head.headers["etag"] == etag
+    versioned = server.get(full.headers["content-location"])
+    assert versioned.status_code == 200 and versioned.content == full.content
+    assert "immutable" in versioned.headers["cache-control"]
+    gone = server.get(path + "&version=a-" + "0" * 64)
+    assert gone.status_code == 404 and "is gone" in gone.json()["detail"]
+    series = server.get(f"/studies/{server.head_study}/series/{server.head_series}/archive.zip?preset=original")
+    assert series.headers["x-medcodec-archive"] == "assembled" and series.headers["etag"] != etag
+    with _zip(series.content) as zf:
+        assert len(zf.namelist()) == len(server.head_files) + 1
+    # nothing was written to make it: no archive object in the store
+    assert not list((server.store / "archives").glob("original/**/*.zip"))
 
 
 def test_colour_image_is_coded_live_by_diagnostic_and_lossless(server):

@@ -217,6 +217,23 @@ def test_fetch_finishes_over_a_link_that_drops_every_few_hundred_kilobytes(serve
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
+def test_fetch_resumes_an_original_archive_over_a_dropping_link(server, tmp_path):
+    """The original preset's archive (assembled from the stored files, a strong ETag that is not
+    the ZIP's sha256) resumes like a pre-computed one: it was live until 2026-12-03, and a drop
+    meant starting again from byte 0. Checked by its length and CRC-32s."""
+    full = server.get(f"/studies/{server.head_study}/archive.zip?preset=original")
+    assert full.headers["x-medcodec-archive"] == "assembled"
+    link = CuttingLink(server.url, cut=len(full.content) // 4)
+    try:
+        path = fetch(link.url, study=server.head_study, preset="original", out_dir=tmp_path, retries=2)
+    finally:
+        link.close()
+    assert path.read_bytes() == full.content
+    assert link.connections >= 4  # cut, and resumed each time rather than started over
+    info = verify_archive(path, etag=full.headers["etag"], size=len(full.content))
+    assert info["files"] == len(server.head_files)
+
+
 class FlippingLink(CuttingLink):
     """A loopback TCP proxy that passes every answer whole but flips one bit at byte ``at`` of the
     answers of its first ``damaged`` connections (a faulty middlebox; TCP's checksum is no guard

@@ -96,6 +96,10 @@ def test_server_on_s3_streams_a_live_archive_from_its_encoder_processes(shared_d
     with httpx.Client(base_url=base, timeout=120) as client:
         assert client.get("/health").json()["live_processes"] == 2
         r = client.get(f"/studies/{study}/archive.zip", params={"preset": "diagnostic", "live": "1"})
+        # the original archive assembled from the objects on S3: a range read inside the third file
+        original = client.get(f"/studies/{study}/archive.zip", params={"preset": "original"})
+        part = client.get(f"/studies/{study}/archive.zip", params={"preset": "original"},
+                          headers={"Range": "bytes=1100000-1199999"})  # fmt: skip
     assert r.status_code == 200, r.text
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         names = [n for n in zf.namelist() if n != "manifest.json"]
@@ -103,6 +107,11 @@ def test_server_on_s3_streams_a_live_archive_from_its_encoder_processes(shared_d
         for name in names:
             ds = pydicom.dcmread(io.BytesIO(zf.read(name)))
             assert ds.LossyImageCompression == "01" and ds.pixel_array.shape == (512, 512)
+    assert original.headers["x-medcodec-archive"] == "assembled"
+    assert part.status_code == 206 and part.content == original.content[1100000:1200000]
+    with zipfile.ZipFile(io.BytesIO(original.content)) as zf:
+        assert zf.testzip() is None
+        assert sorted(zf.read(n) for n in zf.namelist() if n != "manifest.json") == sorted(f.read_bytes() for f in files)
 
 
 def test_backup_from_and_to_s3(shared_data: Path, s3_store, tmp_path) -> None:

@@ -244,7 +244,9 @@ def reindex(store_url: str, catalog: str | None, progress: bool) -> None:
     (waveforms, overlays, icons, documents) by URI where it left them out, and a file without
     PS3.10 header is labelled with the syntax its bytes are in; since 2026-12-02 each study
     without a PatientID is a patient of its own (they shared one, and QIDO matched them all on
-    the first one's name). The originals are only read.
+    the first one's name); since 2026-12-03 each original's CRC-32 is recorded, from which the
+    `original` archive is assembled with a length, an ETag and ranges (else read at the first
+    request for it). The originals are only read.
     """
     from tqdm import tqdm
 

@@ -179,6 +179,20 @@ archive_builds = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
 )
 
+#: The CRC-32 of each stored object (content-addressed: one row per sha256). The ``original``
+#: preset's ZIP is assembled from the stored files without a copy (:mod:`.assembled`), and a ZIP
+#: names each file's CRC-32 in its headers, so the archive's bytes, size and ETag are known before
+#: a file is read only when these are. Written with the instance at ingest; an object a store
+#: held before 2026-12-03 gets its row the first time an archive needs it
+#: (:meth:`.Store.original_archive`). Rows of objects deleted since are harmless (content, not
+#: instance) and go with ``store gc``.
+object_crcs = sa.Table(
+    "object_crcs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("crc32", sa.BigInteger, nullable=False),
+)
+
 #: Secondary indexes: the matching keys QIDO-RS and C-FIND look up, their default order (study
 #: date, then the series' instances by number), and the paths a delete checks. An outside scale
 #: audit (2026-12-02) found every one of these a full table scan: a PatientID search took 72 ms
@@ -568,6 +582,7 @@ class Catalog:
         series_row: Mapping[Any, Any],
         instance: Mapping[str, Any],
         dropped: list[str] | None = None,
+        crc32: int | None = None,
     ) -> tuple[str, InstanceRecord | str | None]:
         """Insert one instance with its patient/study/series in one transaction.
 
@@ -580,6 +595,7 @@ class Catalog:
         their paths are appended to ``dropped`` (the caller removes the files after the commit,
         :meth:`.Store.remove_unreferenced`: until 2026-12-02 they stayed until ``store gc``, and a
         server receiving a study one instance at a time filled its disk with them).
+        ``crc32``: the file's CRC-32, recorded in :data:`object_crcs` in the same transaction.
         """
         for _attempt in range(3):
             try:
@@ -595,6 +611,8 @@ class Catalog:
                     self._upsert(conn, studies, "study_uid", study, update=True)
                     self._upsert(conn, series, "series_uid", series_row)
                     conn.execute(instances.insert().values(**instance))
+                    if crc32 is not None:
+                        self._put_crc32s(conn, {str(instance["sha256"]): int(crc32)})
                     gone = self._drop_archives(conn, study["study_uid"])
                     if dropped is not None:
                         dropped.extend(gone)
@@ -660,20 +678,65 @@ class Catalog:
                         out.add(str(sop))
         return out
 
+    def crc32s(self, shas: Sequence[str]) -> dict[str, int]:
+        """The CRC-32 of those of the objects ``shas`` (sha256 hex) that have one recorded."""
+        out: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(shas))):
+                query = sa.select(object_crcs.c.sha256, object_crcs.c.crc32).where(object_crcs.c.sha256.in_(chunk))
+                out.update((str(sha), int(crc)) for sha, crc in conn.execute(query))
+        return out
+
+    def put_crc32s(self, values: Mapping[str, int]) -> None:
+        """Record objects' CRC-32s (``sha256 -> crc``); those recorded already are left as they are."""
+        for _attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    self._put_crc32s(conn, values)
+                return
+            except sa.exc.IntegrityError:
+                continue  # another process recorded one of them meanwhile: the same value; look again
+        raise DeliveryError("cannot record CRC-32s: the catalog keeps changing under them")
+
+    @staticmethod
+    def _put_crc32s(conn: Connection, values: Mapping[str, int]) -> None:
+        shas = list(values)
+        for chunk in _chunks(shas):
+            known = {
+                str(r[0]) for r in conn.execute(sa.select(object_crcs.c.sha256).where(object_crcs.c.sha256.in_(chunk)))
+            }
+            rows = [{"sha256": sha, "crc32": int(values[sha])} for sha in chunk if sha not in known]
+            if rows:
+                conn.execute(object_crcs.insert(), rows)
+
+    def forget_unreferenced_crc32s(self) -> int:
+        """Remove the CRC-32 rows of objects no instance references (``store gc``); returns how many."""
+        with self.engine.begin() as conn:
+            gone = conn.execute(object_crcs.delete().where(object_crcs.c.sha256.not_in(sa.select(instances.c.sha256))))
+        return int(gone.rowcount or 0)
+
+    def study_changed_at(self, study_uid: str) -> float | None:
+        """When an instance was last added to or removed from the study (epoch seconds), ``None``
+        for an unknown study."""
+        validate_uid(study_uid, what="Study Instance UID")
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(studies.c.updated_at).where(studies.c.study_uid == study_uid)).scalar()
+        return None if value is None else float(value)
+
     def instance_count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(instances)).scalar() or 0)
 
-    def header_rows(self, page: int = 500) -> Iterator[tuple[str, str, str, str]]:
-        """``(sop_uid, object path, transfer syntax, header JSON)`` of every instance (for reindex),
-        ``page`` rows at a time: a large store's headers are not all held at once."""
+    def header_rows(self, page: int = 500) -> Iterator[tuple[str, str, str, str, str]]:
+        """``(sop_uid, object path, transfer syntax, header JSON, sha256)`` of every instance (for
+        reindex), ``page`` rows at a time: a large store's headers are not all held at once."""
         c = instances.c
         after = ""
         while True:
-            query = sa.select(c.sop_uid, c.path, c.transfer_syntax_uid, c.header)
+            query = sa.select(c.sop_uid, c.path, c.transfer_syntax_uid, c.header, c.sha256)
             query = query.where(c.sop_uid > after).order_by(c.sop_uid).limit(page)
             with self.engine.connect() as conn:
-                rows = [(str(a), str(b), str(t), str(h)) for a, b, t, h in conn.execute(query)]
+                rows = [(str(a), str(b), str(t), str(h), str(x)) for a, b, t, h, x in conn.execute(query)]
             yield from rows
             if len(rows) < page:
                 return
@@ -1002,6 +1065,8 @@ class Catalog:
                     is None
                 ):
                     conn.execute(patients.delete().where(patients.c.patient_key == key))
+            else:  # the study is still there, changed: what is served of it says so (Last-Modified)
+                conn.execute(studies.update().where(studies.c.study_uid == study_uid).values(updated_at=time.time()))
             still = _referenced_among(conn, paths)
         return len(sops), sorted(paths - still)
 

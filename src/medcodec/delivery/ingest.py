@@ -70,6 +70,7 @@ from .catalog import patient_key as catalog_patient_key
 from .header import element_json, header_json, pixel_data_tag, read_header, stored_syntax
 from .objects import is_full
 from .uids import validate_uid
+from .zipstream import crc32
 
 __all__ = ["InstanceOutcome", "IngestReport", "ingest", "ingest_bytes", "object_path"]
 
@@ -410,6 +411,7 @@ def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
             },
             instance=instance,
             dropped=dropped,
+            crc32=crc32(data),  # the original preset's ZIP names it before the file (.assembled)
         )
     except Exception as exc:
         if created:  # no catalog row refers to it: an orphan otherwise (`store check`)
@@ -567,18 +569,26 @@ def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> i
     left out, ``""`` in sequences), and a preamble-less file's syntax is read off its bytes
     (before: Implicit VR Little Endian whatever it was). Since 2026-12-02 a study without a
     PatientID is a patient of its own (:meth:`~.catalog.Catalog.split_shared_patients`; each study
-    moved counts as one update). Nothing else of a row changes; an original that cannot be read
+    moved counts as one update). Since 2026-12-03 each original's CRC-32 is recorded where it is
+    missing (the ``original`` archive is assembled from them: :mod:`.assembled`), from an object
+    whose sha256 is the catalog's. Nothing else of a row changes; an original that cannot be read
     is left as it is (``medcodec store check`` reports it).
     """
     total = store.catalog.instance_count()
     updated = 0
-    for done, (sop_uid, rel, syntax, text) in enumerate(store.catalog.header_rows(), 1):
+    crcs: dict[str, int] = {}  # found, not recorded yet
+    for done, (sop_uid, rel, syntax, text, sha) in enumerate(store.catalog.header_rows(), 1):
         try:
             with store.objects.open(rel) as fh:
                 data = fh.read()
             ds = read_header(data, sop_uid)
         except Exception:  # a missing or damaged object: check's business, not reindex's
             ds = None
+        if ds is not None and not store.catalog.crc32s([sha]) and hashlib.sha256(data).hexdigest() == sha:
+            crcs[sha] = crc32(data)
+            if len(crcs) >= 500:
+                store.catalog.put_crc32s(crcs)
+                crcs.clear()
         if ds is not None:
             new_text, new_syntax = _dumps(header_json(ds, pixel_data_tag(data, ds))), stored_syntax(ds)
             if (new_text, new_syntax) != (text, syntax):
@@ -586,6 +596,7 @@ def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> i
                 updated += 1
         if progress is not None:
             progress(done, total)
+    store.catalog.put_crc32s(crcs)
     return updated + store.catalog.split_shared_patients()
 
 

@@ -64,6 +64,7 @@ from .zipstream import ZipStream, dicom_header_length, pack
 
 __all__ = [
     "precompute",
+    "ARCHIVE_TIME",
     "archive_entry_name",
     "rendition_path",
     "archive_path",
@@ -639,7 +640,7 @@ def rendition_fresh(
 
 #: Time stamp of every entry of a pre-computed archive (local time, as ZIP keeps it): fixed, so an
 #: archive rebuilt from the same files has the same bytes and ETag.
-_ARCHIVE_TIME = time.mktime((2020, 1, 1, 0, 0, 0, 0, 1, -1))
+ARCHIVE_TIME = time.mktime((2020, 1, 1, 0, 0, 0, 0, 1, -1))
 
 
 def _build_archive(store: Any, study: str, series: str | None, name: str, records: list[InstanceRecord]) -> bool:
@@ -669,7 +670,7 @@ def _build_archive(store: Any, study: str, series: str | None, name: str, record
     def chunks() -> Iterator[bytes]:
         # the live archive's writer: each DICOM header deflated, pixel data stored (zipstream.pack);
         # a fixed time stamp, so the same files give the same bytes (and ETag)
-        z = ZipStream(mtime=_ARCHIVE_TIME)
+        z = ZipStream(mtime=ARCHIVE_TIME)
         for arcname, path in files:
             with store.objects.open(path) as fh:
                 data = fh.read()

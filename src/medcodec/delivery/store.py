@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import threading
+import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +45,16 @@ _MAPPINGS_KEPT = 256
 #: ``store gc`` leaves unreferenced objects younger than this alone (seconds): an ingest writes an
 #: object a moment before its catalog row, and a pre-computation an archive before its row.
 GC_MIN_AGE = 3600.0
+#: :meth:`Store.original_archive` reads at most this many bytes of originals whose CRC-32 is not
+#: recorded (a store made before 2026-12-03) before it answers; past it, the archive is live.
+ASSEMBLE_CRC_BUDGET = 1 << 30
 
 if TYPE_CHECKING:
+    from .assembled import AssembledArchive
     from .backup import BackupReport
     from .ingest import IngestReport, InstanceOutcome
 
-__all__ = ["Store", "open_store", "StoreCheck", "StoreDeletion", "GC_MIN_AGE"]
+__all__ = ["Store", "open_store", "StoreCheck", "StoreDeletion", "GC_MIN_AGE", "ASSEMBLE_CRC_BUDGET"]
 
 
 @dataclass
@@ -319,9 +324,54 @@ class Store:
             return None
         return record
 
-    def open_archive(self, archive: ArchiveRecord) -> BinaryIO:
+    def open_archive(self, archive: ArchiveRecord | AssembledArchive) -> BinaryIO:
         """The ZIP open for reading (seekable, for Range requests)."""
+        from .assembled import AssembledArchive
+
+        if isinstance(archive, AssembledArchive):
+            return archive.open(self.objects)
         return self.objects.open(archive.path)
+
+    def original_archive(self, study_uid: str, series_uid: str | None = None) -> AssembledArchive | None:
+        """The ``original`` ZIP of a study or series assembled from the stored files
+        (:mod:`.assembled`: length, ETag and ranges known, nothing copied), or ``None``: objects
+        without a recorded CRC-32 (a store made before 2026-12-03) hold more than
+        :data:`ASSEMBLE_CRC_BUDGET` bytes, which this request does not read first (it is streamed
+        live; ``medcodec store reindex`` records them all). Fewer are read now and recorded.
+
+        Raises
+        ------
+        InvalidUidError, NotFoundError
+            As :meth:`instances`.
+        """
+        from .assembled import assemble
+
+        records = self.instances(study_uid, series_uid)
+        crcs = self.catalog.crc32s([r.sha256 for r in records])
+        missing = {r.sha256: r for r in records if r.sha256 not in crcs}
+        if missing:
+            if sum(int(r.size) for r in missing.values()) > ASSEMBLE_CRC_BUDGET:
+                return None
+            found = {}
+            for sha, record in missing.items():
+                with self.open_original(record) as fh:
+                    value = 0
+                    while chunk := fh.read(1 << 20):
+                        value = zlib.crc32(chunk, value)
+                found[sha] = value
+            self.catalog.put_crc32s(found)
+            crcs.update(found)
+        lossy = self.catalog.lossy_instances([r.sop_uid for r in records])
+        changed = self.catalog.study_changed_at(study_uid)
+        newest = max(float(r.ingested_at) for r in records)
+        return assemble(
+            records,
+            crcs,
+            lossy,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            changed_at=max(newest, changed or 0.0),
+        )
 
     def series_mapping(self, series_uid: str, preset: str) -> Any:
         """The series-wide value mapping ``preset`` uses for a series (from catalog statistics), or ``None``.
@@ -444,7 +494,9 @@ class Store:
         cannot be read is kept.
         """
         old = [rel for rel in self.check(verify_hashes=False).orphans if self.objects.age(rel) >= min_age]
-        return self.remove_unreferenced(old)
+        removed = self.remove_unreferenced(old)
+        self.catalog.forget_unreferenced_crc32s()
+        return removed
 
 
 def _require_catalog(text: str, root: Path) -> None:

@@ -45,7 +45,18 @@ from typing import Any
 
 from ..errors import InvalidInputError
 
-__all__ = ["Packed", "ZipStream", "ZIP64_LIMIT", "FAST_DEFLATE", "dos_datetime", "dicom_header_length", "pack"]
+__all__ = [
+    "Packed",
+    "ZipStream",
+    "ZIP64_LIMIT",
+    "FAST_DEFLATE",
+    "STORED",
+    "DEFLATED",
+    "crc32",
+    "dos_datetime",
+    "dicom_header_length",
+    "pack",
+]
 
 FAST_DEFLATE: Any  # ISA-L's zlib-compatible deflate (python-isal), for pack(fast=True); None: zlib then
 try:
@@ -114,6 +125,15 @@ class Packed:
     size: int
     csize: int
     crc: int
+
+
+def crc32(data: bytes | bytearray | memoryview) -> int:
+    """CRC-32 of ``data`` as ZIP records it (ISA-L's when installed: the same value, ~5x faster).
+
+    >>> crc32(b"DICM") == zlib.crc32(b"DICM")
+    True
+    """
+    return int((FAST_DEFLATE or zlib).crc32(data))
 
 
 def dicom_header_length(data: bytes | bytearray | memoryview) -> int:

@@ -14,6 +14,12 @@
   ``Content-Location`` names the same bytes at a versioned URL, ``...&version=<sha256>``, which is
   ``immutable`` (once the archive changes, that version is 404). Caching rules: :mod:`.caching`.
   ``X-Medcodec-Archive: precomputed``.
+* **Assembled** (``preset=original`` not pre-computed, ``live`` not set): the stored files in a
+  ZIP of stored entries, laid out from the catalog (:mod:`medcodec.delivery.assembled`), served
+  as a pre-computed archive is (length, ETag, ranges, conditions, caching) without a copy. Its
+  ETag is a strong validator but not the ZIP's sha256: ``X-Medcodec-Archive: assembled``. An
+  older store whose files lack a recorded CRC-32 has them read and recorded first (up to
+  :data:`medcodec.delivery.store.ASSEMBLE_CRC_BUDGET` bytes; past it, live).
 * **Live** (not computed yet, or ``live=1``): when the study is being pre-computed after
   STOW-RS / C-STORE (:mod:`medcodec.delivery.refresher`) the request first waits for it, up to
   ``precompute_wait`` seconds; otherwise, compressed on the fly and streamed by
@@ -49,7 +55,7 @@ from .http import base_url, multipart_end, multipart_part_header, new_boundary, 
 __all__ = ["routes", "ClosingStreamingResponse"]
 
 _CHUNK = 1 << 20
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"(?:a-)?[0-9a-f]{64}")  # a pre-computed archive's sha256, an assembled one's ETag
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -99,8 +105,10 @@ async def _archive(request: Request) -> Response:
     live = _flag(request.query_params.get("live"))
     versions = request.query_params.getlist("version")
     version = versions[0] if versions else None
-    if version is not None and (len(versions) > 1 or not _SHA256.fullmatch(version)):
-        raise InvalidInputError(f"version={version!r}: expected one archive ETag, 64 lower-case hex digits")
+    if version is not None and (len(versions) > 1 or not _VERSION.fullmatch(version)):
+        raise InvalidInputError(
+            f"version={version!r}: expected one archive ETag, 64 lower-case hex digits ('a-' first when assembled)"
+        )
     if version is not None and live:
         raise InvalidInputError("version= names a pre-computed archive; it does not go with live=1")
     store = request.app.state.store
@@ -119,6 +127,8 @@ async def _archive(request: Request) -> Response:
         while refresher.busy(study) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # no thread held while waiting (many clients may wait)
         record = await run_in_threadpool(store.archive, study, series, preset)
+    if record is None and not live and preset == "original":  # the stored files as they are: no copy needed
+        record = await run_in_threadpool(store.original_archive, study, series)
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
     disposition = f'attachment; filename="{name}"'
     if version is not None and (record is None or version != record.etag):
@@ -219,7 +229,7 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
         "Cache-Control": IMMUTABLE if versioned else REVALIDATE,
         "Accept-Ranges": "bytes",
         "Content-Disposition": disposition,
-        "X-Medcodec-Archive": "precomputed",
+        "X-Medcodec-Archive": "assembled" if hasattr(record, "parts") else "precomputed",
     }
     if not versioned:
         headers["Content-Location"] = _versioned_url(request, record.etag)

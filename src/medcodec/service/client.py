@@ -7,7 +7,8 @@ Flow for ``fetch(url, study=..., preset=...)``::
     interrupted? the next call sends Range: bytes=<have>- and If-Range: <etag>
       206 → append (only when its ETag and Content-Range continue the .part; else start over);
       200 (the archive changed, or a live one) → start over
-    done: size = Content-Length, sha256 = ETag (strong ETags are the sha256 of the ZIP),
+    done: size = Content-Length, sha256 = ETag (a pre-computed archive's ETag, 64 hex digits, is
+          the sha256 of the ZIP; an assembled ``original`` one's, ``a-`` + 64, is not),
           the ZIP reads back (every CRC-32) and has manifest.json → rename to DIR/<name>.zip
 
 Live archives have no length or ETag: they cannot be resumed, only restarted, and are
