@@ -110,6 +110,13 @@ PROFILES = {
     "ct.u2.b12.q60.default26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
     "ct.i2.b16.q90.default26.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
+    # the same with the padding filled before coding (2026-12-03, mdc.FILL_PADDING): format 2.6 as
+    # before, the same decoder, other bytes; and without ``padding`` under mdc.AUTO_PADDING, whose
+    # trial keeps these padding rows coded as they are (on so small a frame the mask and fill give
+    # 2870 bytes against 2862): the plain default's stream
+    "ct.i2.b16.q90.default26.fill.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                            padding=[-32768, -32768], fill=True),
+    "ct.i2.b16.q90.default26.auto.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, fill=True),
     # a smooth 12-bit gradient whose 16x16 blocks take each of §19's three modes (DC, SMOOTH, paeth),
     # besides split and edge macroblocks (test_intra_big checks that it still does)
     "ct.u2.b12.q60.default26.smooth": dict(shape=(56, 72), bits_stored=12, signed=False, quality=60, smooth=True),
@@ -158,7 +165,7 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
               if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "labels", "sparse", "intra_rd", "tx",
-                           "big", "pred")}  # fmt: skip
+                           "big", "pred", "fill")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
                            smooth=cfg.get("smooth", False), labels=cfg.get("labels", False),
                            sparse=cfg.get("sparse", False))  # fmt: skip
@@ -166,9 +173,13 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     tx = intra.TX_EFFORTS if cfg.get("tx", True) else ()  # made before the default wrote 2.5 (§18)
     # format 2.6's 16x16 blocks (§19): True written, False not (made before), absent: what the default does
     big = intra.BIG_EFFORTS if "big" not in cfg else ("fast", "best") if cfg["big"] else ()
+    # padding filled before coding, and declared by the default coder itself (2026-12-03): "fill"
+    # True written so, absent: made before (padding coded as it is, never declared unasked)
+    fill = bool(cfg.get("fill", False))
     with written_mode_model(cfg.get("mode_model", 2)), _patched(mdc, "INTRA_RDOQ_EFFORTS", rd), \
             _patched(intra, "TX_EFFORTS", tx), _patched(intra, "BIG_EFFORTS", big), \
-            _patched(mdc2, "PREDICTIVE_VERSION", cfg.get("pred", mdc2.PREDICTIVE_VERSION)):
+            _patched(mdc2, "PREDICTIVE_VERSION", cfg.get("pred", mdc2.PREDICTIVE_VERSION)), \
+            _patched(mdc, "FILL_PADDING", fill), _patched(mdc, "AUTO_PADDING", fill):
         if not tx:  # and before fast's wider RD mode search (joint26)
             with _patched(intra, "RD_MODE_SEARCH", {**intra.RD_MODE_SEARCH, "fast": None}):
                 return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)

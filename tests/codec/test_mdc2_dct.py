@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import medcodec
-from medcodec.codec import container, mdc2, quantize, transform
+from medcodec.codec import container, mdc, mdc2, quantize, transform
 
 
 def _image(shape: tuple[int, ...], bits: int = 12, signed: bool = False, seed: int = 0) -> np.ndarray:
@@ -624,7 +624,7 @@ def test_fused_offsets_inverse_dct_is_the_two_step_one() -> None:
                 np.testing.assert_array_equal(mdc2.reconstruct_with_offsets(coder, lv, offsets, *shape), want)
 
 
-def test_padding_masks_in_format_23_are_checked() -> None:
+def test_padding_masks_in_format_23_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Format 2.3 (docs/format.md §15): the mask follows the coded bytes of a FRAM with flag bit 4;
     a reader refuses that bit where the stream cannot have it and a mask length that disagrees."""
     img = np.full((24, 40), 900, np.int16)
@@ -656,5 +656,6 @@ def test_padding_masks_in_format_23_are_checked() -> None:
     cut = container._segment(b"FRAM", bytes(payload[: len(payload) - nmask - 2]))  # flag 16, nmask cut short
     with pytest.raises(medcodec.TruncatedStreamError, match="padding mask cut off"):
         mdc2.read_dct_frame(data[:off] + cut + data[off + size :], header, (off, len(cut)))
+    monkeypatch.setattr(mdc, "AUTO_PADDING", False)  # (else the default coder may declare it itself: test_padfill)
     no_pad = medcodec.encode(img, bits_stored=16, quality=40, compact=False)  # nothing declared: padding coded as voxels
     assert medcodec.read_header(no_pad).version == (2, 6) and "padding" not in medcodec.read_header(no_pad).meta

@@ -98,6 +98,9 @@ def info(stream: Path, as_json: bool) -> None:
         "max_abs_error_bound": _bounds(h, data),
         "guarantee": _guarantee(h, intra),
         "intra_frames": intra,
+        # stored values restored exactly from a mask per frame (docs/format.md §15): declared by the
+        # caller (DICOM Pixel Padding Value) or, since 2026-12-03, by the default coder itself
+        "padding": list(pad) if (pad := (mdc2.meta_padding(h) if h.format == "mdc" else None)) else None,
         "segments": [{"type": s.type, "offset": s.offset, "length": s.length} for s in segments],
         "ancillary": {k: len(v) for k, v in getattr(h, "ancillary", {}).items()},
         "missing_frames": missing,
@@ -114,6 +117,9 @@ def info(stream: Path, as_json: bool) -> None:
                 elif h.version >= container.VERSION_25:
                     tools = "DCT or DST-VII pair per block, format 2.5"
                 click.echo(f"{key:28s} {value} of {h.frames} (8x8 intra prediction, {tools})")
+        elif key == "padding":
+            if value is not None:
+                click.echo(f"{key:28s} {value[0]}..{value[1]} (restored exactly from a mask per frame)")
         elif key not in ("segments", "ancillary", "missing_frames"):
             click.echo(f"{key:28s} {value}")
     if missing:  # frames whose FRAM is cut

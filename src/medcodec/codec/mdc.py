@@ -34,6 +34,7 @@ from .framecoder import (
     resolve_quality,
     validate_pixels,
 )
+from .padfill import fill_padding
 
 __all__ = ["MDC_SIZE_BITS", "DEFAULT_ENTROPY", "StreamSummary", "encode_to", "encode_mdc_to", "decode_mdc"]
 
@@ -307,6 +308,14 @@ def encode_mdc_to(
         fixed_bytes = container.COMPACT_FIXED_BYTES if compact else container.FIXED_BYTES
         counted = mdc2.DCT_FRAME_OVERHEAD + (63 if use_rdoq and not intra else 0)  # what frame_bytes adds
         frame_bytes = partial(_with_side_bytes, frame_bytes, mdc2.FRAME_SIDE_BYTES[bool(compact)] - counted)
+    trial: _Trial | None = None  # the sample frame as the trial coded it, reused when it is coded alike
+    if padding is None and intra and AUTO_PADDING and FILL_PADDING:  # judged at the quality asked (or 75)
+        trial = _auto_padding(coder_for(75.0 if quality is None else quality), sample_arr[len(sample_arr) // 2],
+                              effort, mode_model)  # fmt: skip
+        padding = None if trial is None else trial.padding
+    pad = _padding_range(padding, bits_stored, signed_)
+    if pad is not None and FILL_PADDING:  # the rate search measures the frames as they are coded
+        frame_bytes, mse_of = _padded_rate(pad, frame_bytes, mse_of, intra, effort, mode_model)
     q = resolve_quality(
         coder_for, sample_arr, quality=quality, ratio=ratio, psnr=psnr, size_bits=MDC_SIZE_BITS,
         peak=(1 << bits_stored) - 1, raw_bytes_per_pixel=1 if bits_stored <= 8 else 2, jobs=jobs_,
@@ -339,13 +348,15 @@ def encode_mdc_to(
         entropy=coder_id,
     )  # fmt: skip
     writer = container.ContainerWriter(fh, header)
-    pad = _padding_range(padding, bits_stored, signed_)
 
-    def padding_mask(frame: np.ndarray) -> bytes | None:
+    def padded(frame: np.ndarray) -> tuple[np.ndarray, bytes | None]:
+        """The frame as coded (padding filled) and its padding mask."""
         if pad is None:
-            return None
+            return frame, None
         where = (frame >= pad[0]) & (frame <= pad[1])
-        return container.encode_padding_mask(where) if where.any() else None
+        if not where.any():
+            return frame, None
+        return (fill_padding(frame, where) if FILL_PADDING else frame), container.encode_padding_mask(where)
 
     blocks_per_row = -(-cols // 8)
 
@@ -362,10 +373,15 @@ def encode_mdc_to(
             levelshift.check_range(frame, bits_stored, signed_)
         if not frame.dtype.isnative:  # the v2 kernels take native integers (a big-endian DICOM frame)
             frame = frame.astype(frame.dtype.newbyteorder("="))
+        given = frame
+        frame, mask = padded(frame)  # the mask from the frame as given, then its padding filled
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
-            ifr, ioffsets = _intra_frame(coder, frame, effort, mode_model)
-            ideblock, _, irestoration = _intra_filters(coder, frame, ifr.recon, ioffsets, effort)
-            return (ifr.payload, ioffsets, ideblock, irestoration, mode_model, padding_mask(frame)), None
+            if trial is not None and trial.same(given, coder):  # a one-frame stream: coded by the trial already
+                ifr, ioffsets, ideblock, irestoration = trial.coded
+            else:
+                ifr, ioffsets = _intra_frame(coder, frame, effort, mode_model)
+                ideblock, _, irestoration = _intra_filters(coder, frame, ifr.recon, ioffsets, effort)
+            return (ifr.payload, ioffsets, ideblock, irestoration, mode_model, mask), None
         if arith:  # v2: range-coded levels; rounded levels get centroid reconstruction offsets
             if use_rdoq:  # RD levels priced with the 2.1 coder's model, the rounded levels' offsets
                 levels, offsets, recon = mdc2.rdoq_levels(coder, frame)
@@ -381,8 +397,8 @@ def encode_mdc_to(
             classes = mdc2.FAST_FILTER_CLASSES if effort == "fast" else mdc2.FILTER_CLASS_CANDIDATES
             restoration = mdc2.choose_restoration(coder, decoded, frame, classes)
             levels_bytes = mdc2.encode_levels(levels, blocks_per_row, coder_id)
-            return (levels_bytes, offsets, deblock, restoration, 0, padding_mask(frame)), None
-        return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS), padding_mask(frame)
+            return (levels_bytes, offsets, deblock, restoration, 0, mask), None
+        return coder.encode_frame(frame, size_bits=MDC_SIZE_BITS), mask
 
     written = 0
     source = itertools.chain([first], it) if first is not None else it
@@ -412,6 +428,110 @@ def _mode_model_for(effort: str) -> int:
 
     model = intra_mod.model_for(effort)
     return 2 if model >= 3 and effort not in INTRA_RDOQ_EFFORTS else model
+
+
+#: Padding voxels (a declared ``padding``) are coded as a smooth fill of their surroundings, not as
+#: they are (:mod:`.padfill`; the decoder restores them from the mask). False: as before 2026-12-03.
+FILL_PADDING = True
+#: The default coder (intra frames) declares padding by itself when the frame's lowest value fills a
+#: region with a large step at its border (a CT's outside-the-field-of-view value) and the trial
+#: on a sample frame shows the mask and fill cost fewer bytes for less error (:func:`_auto_padding`).
+AUTO_PADDING = True
+#: The gate before that trial: the lowest value on at least this share of the sample frame ...
+AUTO_PADDING_SHARE = 0.02
+#: ... and the median step from it to its non-padding neighbours at least this many DC steps and
+#: this share of the frame's range (a CT's -2000 outside the field of view beside air at -1000: a
+#: fifth of a 14-bit CT's range; the chest CT's 0 beside air at 24 of 3289 is not gated through).
+AUTO_PADDING_STEP = 4.0
+AUTO_PADDING_RANGE_SHARE = 1 / 16
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """What :func:`_auto_padding` decided, and the sample frame as it coded it with the padding."""
+
+    padding: tuple[int, int]
+    frame: np.ndarray
+    steps: np.ndarray
+    coded: tuple[Any, np.ndarray, tuple[int, int, int] | None, mdc2.RestorationFilter | None]
+
+    def same(self, frame: np.ndarray, coder: FrameCoder) -> bool:
+        """``frame`` is the trial's frame and ``coder`` codes it with the trial's steps."""
+        return np.array_equal(coder.steps, self.steps) and np.array_equal(frame, self.frame)
+
+
+def _auto_padding(coder: FrameCoder, frame: np.ndarray, effort: str, mode_model: int) -> _Trial | None:
+    """A :class:`_Trial` declaring ``(v, v)`` when the default coder should make the frame's lowest
+    value ``v`` padding (see :data:`AUTO_PADDING`), else ``None``. A frame's voxels at ``v`` are then restored exactly
+    and every other voxel kept above ``v`` by the decoder (docs/format.md §15), so it changes
+    nothing but the bytes and the error, which the trial compares: declared only when it gives
+    no more bytes AND no more squared error than coding the frame as it is."""
+    v = int(frame.min())
+    where = frame == v
+    if where.mean() < AUTO_PADDING_SHARE or where.all():
+        return None
+    border = np.zeros_like(where)  # non-padding voxels with a padding 4-neighbour
+    border[1:] |= where[:-1]
+    border[:-1] |= where[1:]
+    border[:, 1:] |= where[:, :-1]
+    border[:, :-1] |= where[:, 1:]
+    border &= ~where
+    step = float(np.median(frame[border].astype(np.float64) - v)) if border.any() else 0.0
+    if step < max(AUTO_PADDING_STEP * float(coder.steps.flat[0]), AUTO_PADDING_RANGE_SHARE * (int(frame.max()) - v)):
+        return None
+    plain = _intra_trial(coder, frame, effort, mode_model, None)
+    filled = _intra_trial(coder, frame, effort, mode_model, where)
+    if filled[0] > plain[0] or filled[1] > plain[1]:
+        return None
+    return _Trial((v, v), frame, coder.steps.copy(), filled[2])
+
+
+def _padded_rate(
+    pad: tuple[int, int],
+    frame_bytes: Callable[[FrameCoder, np.ndarray], int],
+    mse_of: Callable[[FrameCoder, np.ndarray], float] | None,
+    intra: bool,
+    effort: str,
+    mode_model: int,
+) -> tuple[Callable[[FrameCoder, np.ndarray], int], Callable[[FrameCoder, np.ndarray], float] | None]:
+    """The rate search's measures for frames whose padding is filled before coding: their bytes
+    with the mask's, and (intra) their error with the padding exact, as the decoder gives it."""
+
+    def where(frame: np.ndarray) -> np.ndarray:
+        return (frame >= pad[0]) & (frame <= pad[1])
+
+    def nbytes(coder: FrameCoder, frame: np.ndarray) -> int:
+        w = where(frame)
+        if not w.any():
+            return frame_bytes(coder, frame)
+        return frame_bytes(coder, fill_padding(frame, w)) + len(container.encode_padding_mask(w))
+
+    if intra:
+        return nbytes, lambda coder, frame: _intra_trial(coder, frame, effort, mode_model, where(frame))[1] / frame.size
+    if mse_of is None:
+        return nbytes, None
+    base = mse_of
+    return nbytes, lambda coder, frame: base(coder, fill_padding(frame, where(frame)))
+
+
+def _intra_trial(
+    coder: FrameCoder, frame: np.ndarray, effort: str, mode_model: int, where: np.ndarray | None
+) -> tuple[int, float, tuple[Any, np.ndarray, tuple[int, int, int] | None, mdc2.RestorationFilter | None]]:
+    """Bytes (payload and, with ``where``, its padding mask) and squared error after the filters of
+    one intra frame, and what it coded (intra frame, offsets, deblocking, restoration filter); with
+    ``where`` the padding filled before coding and exact after decoding."""
+    coded = frame if where is None else fill_padding(frame, where)
+    ifr, offsets = _intra_frame(coder, coded, effort, mode_model)
+    deblock, decoded, restoration = _intra_filters(coder, coded, ifr.recon, offsets, effort)
+    products = (ifr, offsets, deblock, restoration)
+    if restoration is not None:
+        decoded = restoration.apply(decoded, coder._lo, coder._hi)
+    err = decoded.astype(np.float64) - frame
+    nbytes = len(ifr.payload)
+    if where is not None:
+        err[where] = 0.0
+        nbytes += len(container.encode_padding_mask(where))
+    return nbytes, float(np.sum(err * err)), products
 
 
 def _intra_frame(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",

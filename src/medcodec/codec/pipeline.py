@@ -112,7 +112,12 @@ def encode(
     padding
         ``.mdc`` only: ``(low, high)`` stored values that are padding (DICOM Pixel Padding Value
         and Range Limit); the decoder restores every padding voxel exactly and keeps every
-        other voxel out of that range (docs/format.md, ``meta`` and FRAM padding mask).
+        other voxel out of that range (docs/format.md, ``meta`` and FRAM padding mask), so the
+        encoder codes those voxels as a smooth fill of their surroundings (``codec/padfill.py``).
+        Without it, the default coder declares the image's lowest value padding by itself when
+        that value fills a region with a large step at its edge (a CT's value outside the field
+        of view) and a trial on a frame shows fewer bytes and less error
+        (``mdc.AUTO_PADDING``; ``medcodec info`` prints the padding a stream declares).
     ancillary
         ``.mdc`` only: extra segments to carry, ``{type: payload}`` with 4-letter types
         starting lower-case (e.g. ``"dcmh"``, the DICOM headers written by

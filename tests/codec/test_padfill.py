@@ -1,0 +1,91 @@
+"""Padding coded as a smooth fill (``codec/padfill.py``, ``mdc.FILL_PADDING``) and declared by the
+default coder itself (``mdc.AUTO_PADDING``), on real CTs whose field of view is a disc with
+-2000 outside (pydicom-data) and on real images without such a region (the shared series)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+import medcodec
+from medcodec.codec import mdc
+from medcodec.codec.padfill import fill_padding
+
+pytestmark = pytest.mark.realdata
+
+
+def _ct693() -> tuple[np.ndarray, int]:
+    ds = pydicom.dcmread(get_testdata_file("693_UNCR.dcm"))  # 14-bit CT, Pixel Padding Value -2000
+    assert int(ds.PixelPaddingValue) == -2000
+    return ds.pixel_array, int(ds.BitsStored)
+
+
+def _mse(data: bytes, img: np.ndarray) -> float:
+    out = medcodec.decode(data).reshape(img.shape).astype(np.float64)
+    return float(np.mean((out - img) ** 2))
+
+
+def test_fill_keeps_every_other_voxel_and_removes_the_step() -> None:
+    img, _ = _ct693()
+    where = img == -2000
+    filled = fill_padding(img, where)
+    assert filled.dtype == img.dtype and np.array_equal(filled[~where], img[~where])
+    assert filled[where].min() >= img[~where].min() and filled[where].max() <= img[~where].max()
+    # across the disc's edge the largest jump between 4-neighbours was the padding step (~1000)
+    step_before = np.abs(np.diff(img.astype(np.int64), axis=1))[where[:, 1:] ^ where[:, :-1]]
+    step_after = np.abs(np.diff(filled.astype(np.int64), axis=1))[where[:, 1:] ^ where[:, :-1]]
+    assert np.median(step_before) > 900 and np.median(step_after) < 60
+    assert fill_padding(img, np.zeros_like(where)) is img
+
+
+def test_declared_padding_is_exact_and_the_fill_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    img, bits = _ct693()
+    filled = medcodec.encode(img, bits_stored=bits, signed=True, quality=45, padding=(-2000, -2000))
+    out = medcodec.decode(filled)
+    assert (out[img == -2000] == -2000).all() and not (out[img != -2000] == -2000).any()
+    monkeypatch.setattr(mdc, "FILL_PADDING", False)  # the padding coded as it is (before 2026-12-03)
+    plain = medcodec.encode(img, bits_stored=bits, signed=True, quality=45, padding=(-2000, -2000))
+    assert len(filled) < 0.75 * len(plain) and _mse(filled, img) < _mse(plain, img)
+
+
+def test_the_default_declares_a_field_of_view_padding_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    img, bits = _ct693()
+    for q in (30, 70):
+        auto = medcodec.encode(img, bits_stored=bits, signed=True, quality=q)
+        assert medcodec.read_header(auto).meta["padding"] == [-2000, -2000]
+        with monkeypatch.context() as m:
+            m.setattr(mdc, "AUTO_PADDING", False)
+            plain = medcodec.encode(img, bits_stored=bits, signed=True, quality=q)
+        assert "padding" not in medcodec.read_header(plain).meta
+        assert len(auto) < len(plain) and _mse(auto, img) < _mse(plain, img)  # fewer bytes AND less error
+        assert (medcodec.decode(auto)[img == -2000] == -2000).all()
+
+
+def test_rate_targets_see_the_fill(monkeypatch: pytest.MonkeyPatch) -> None:
+    img, bits = _ct693()
+    peak = (1 << bits) - 1
+    data = medcodec.encode(img, bits_stored=bits, signed=True, psnr=70.0)
+    assert 10 * np.log10(peak**2 / _mse(data, img)) >= 70.0
+    data = medcodec.encode(img, bits_stored=bits, signed=True, ratio=20.0)
+    assert img.size * 2 / len(data) >= 20.0 * 0.97  # within the search's tolerance, as decoded
+
+
+@pytest.mark.parametrize("folder", ["ct_chest_lungpetctdx_A0001_philips", "mr_head_ge_signa_t1_ctk"])
+def test_images_without_such_a_region_are_coded_as_before(shared_data: Path, folder: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The chest CT's lowest value (0, a fifth of the slice) sits beside air at ~24, the MR's beside
+    noise: no step to remove, the gate keeps the trial from running and the stream is unchanged."""
+    paths = sorted((shared_data / folder).glob("*.dcm"))
+    ds = pydicom.dcmread(paths[len(paths) // 2])
+    img, bits = ds.pixel_array, int(ds.BitsStored)
+    called: list[int] = []
+    trial = mdc._intra_trial
+    monkeypatch.setattr(mdc, "_intra_trial", lambda *a: called.append(1) or trial(*a))
+    auto = medcodec.encode(img, bits_stored=bits, quality=60)
+    assert not called and "padding" not in medcodec.read_header(auto).meta
+    monkeypatch.setattr(mdc, "AUTO_PADDING", False)
+    assert medcodec.encode(img, bits_stored=bits, quality=60) == auto
