@@ -33,27 +33,29 @@ def fill_padding(frame: np.ndarray, where: np.ndarray) -> np.ndarray:
     if not where.any() or where.all():
         return frame
     keep = ~where
-    weight = keep.astype(np.float64)
-    value = np.where(keep, frame, 0).astype(np.float64)
+    weight = keep.astype(np.float32)
+    value = np.where(keep, frame, 0).astype(np.float32)
     pyramid: list[tuple[np.ndarray, np.ndarray]] = []
     while value.shape[0] > 1 or value.shape[1] > 1:
         pyramid.append((value, weight))
-        h, w = value.shape
-        hh, ww = (h + 1) // 2, (w + 1) // 2
-        v2 = np.zeros((2 * hh, 2 * ww))
-        w2 = np.zeros((2 * hh, 2 * ww))
-        v2[:h, :w] = value
-        w2[:h, :w] = weight
-        value = v2.reshape(hh, 2, ww, 2).sum(axis=(1, 3))
-        weight = w2.reshape(hh, 2, ww, 2).sum(axis=(1, 3))
-    estimate = value / np.maximum(weight, 1e-300)
-    for value, weight in reversed(pyramid):
+        value, weight = _halve(value), _halve(weight)
+    estimate = value / np.maximum(weight, 1e-30)
+    # up the pyramid: a sample with any known voxel under it keeps its own mean, the others take the
+    # level above's; the full-resolution level is not formed (its known voxels are the frame's own)
+    for value, weight in reversed(pyramid[1:]):
         h, w = value.shape
         up = np.repeat(np.repeat(estimate, 2, axis=0), 2, axis=1)[:h, :w]
-        own = value / np.maximum(weight, 1e-300)
-        alpha = np.minimum(weight, 1.0)  # a sample with any known voxel under it keeps its own mean
-        estimate = alpha * own + (1.0 - alpha) * up
+        estimate = np.where(weight > 0, value / np.maximum(weight, 1e-30), up)
+    ys, xs = np.nonzero(where)
     lo, hi = float(frame[keep].min()), float(frame[keep].max())
     out = frame.copy()
-    out[where] = np.clip(np.rint(estimate[where]), lo, hi).astype(frame.dtype)
+    out[ys, xs] = np.clip(np.rint(estimate[ys >> 1, xs >> 1]), lo, hi).astype(frame.dtype)
     return out
+
+
+def _halve(a: np.ndarray) -> np.ndarray:
+    """Sums of 2x2 cells (the last row / column alone when the size is odd)."""
+    h, w = a.shape
+    if h % 2 or w % 2:
+        a = np.pad(a, ((0, h % 2), (0, w % 2)))
+    return a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2).sum(axis=(1, 3))
