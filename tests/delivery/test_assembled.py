@@ -149,3 +149,57 @@ def test_reindex_records_the_crc32s_an_older_store_lacks(store, shared_data: Pat
         conn.execute(object_crcs.delete())
     store.reindex()
     assert store.catalog.crc32s(shas) == want and len(want) == 3
+
+
+def test_a_crc32_is_recorded_only_from_the_bytes_ingested(store, shared_data: Path):
+    """An outside audit (2026-12-03, F2): on a store without CRC rows, the first request recorded the
+    CRC-32 of whatever the file held, so a damaged file passed every later check for good."""
+    assert store.ingest(series_files(shared_data, MR)[:3], precompress=False).ok
+    study = _study(store)
+    records = store.instances(study)
+    with store.catalog.engine.begin() as conn:
+        conn.execute(object_crcs.delete())
+    path = Path(store.objects.root) / records[1].path
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # one bit, the size unchanged
+    path.write_bytes(bytes(data))
+    with pytest.raises(DeliveryError, match="not the file ingested"):
+        store.original_archive(study)
+    assert set(store.catalog.crc32s([r.sha256 for r in records])) == set()  # nothing recorded
+
+
+def test_first_requests_read_each_file_once_and_ranges_read_what_they_cover(store, shared_data: Path, monkeypatch):
+    import concurrent.futures
+
+    assert store.ingest(series_files(shared_data, MR)[:4], precompress=False).ok
+    study = _study(store)
+    with store.catalog.engine.begin() as conn:
+        conn.execute(object_crcs.delete())
+    reads: list[str] = []
+    verified = store._verified_crc32
+    monkeypatch.setattr(store, "_verified_crc32", lambda record: reads.append(record.sha256) or verified(record))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:  # the first requests after an upgrade, at once
+        tags = set(pool.map(lambda _: store.original_archive(study).etag, range(8)))
+    assert len(tags) == 1 and sorted(reads) == sorted(r.sha256 for r in store.instances(study))
+    archive = store.original_archive(study)
+    opened: list[int] = []
+    real_open = store.objects.open
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, n=-1):
+            got = self.fh.read(n)
+            opened.append(len(got))
+            return got
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    monkeypatch.setattr(store.objects, "open", lambda rel: Counting(real_open(rel)))
+    with store.open_archive(archive) as fh:
+        fh.seek(archive.parts[1].offset + 1000)
+        assert len(fh.read(1)) == 1
+    assert sum(opened) == 1  # one byte of one file, no read-ahead buffer

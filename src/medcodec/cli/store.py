@@ -127,7 +127,8 @@ def delete(
     store_url: str, catalog: str | None, study_uid: str, series_uid: str | None, sop_uid: str | None, yes: bool
 ) -> None:
     """Delete a study, a series of it or one instance: originals, renditions and the study's
-    archives (its remaining instances are served live until `medcodec ingest --refresh`).
+    archives (the remaining instances' archives are coded live until `medcodec ingest --refresh`,
+    but the `original` one, assembled from the stored files, with length and ETag, at once).
 
     The catalog rows go first, in one transaction; then the objects nothing references any
     more. A crash between leaves only orphans (`medcodec store gc`), never a row without its

@@ -97,6 +97,7 @@ class Store:
         self.url = objects.url
         self._lock = threading.Lock()
         self._mappings: dict[tuple[Any, ...], Any] = {}  # (series, preset, statistics) -> mapping
+        self._crc_locks: dict[str, threading.Lock] = {}  # study -> lock of its CRC-32 reading (original_archive)
 
     def close(self) -> None:
         self.catalog.close()
@@ -348,19 +349,15 @@ class Store:
 
         records = self.instances(study_uid, series_uid)
         crcs = self.catalog.crc32s([r.sha256 for r in records])
-        missing = {r.sha256: r for r in records if r.sha256 not in crcs}
-        if missing:
-            if sum(int(r.size) for r in missing.values()) > ASSEMBLE_CRC_BUDGET:
-                return None
-            found = {}
-            for sha, record in missing.items():
-                with self.open_original(record) as fh:
-                    value = 0
-                    while chunk := fh.read(1 << 20):
-                        value = zlib.crc32(chunk, value)
-                found[sha] = value
-            self.catalog.put_crc32s(found)
-            crcs.update(found)
+        if any(r.sha256 not in crcs for r in records):
+            with self._crc_lock(study_uid):  # concurrent first requests: one reads, the others wait
+                crcs = self.catalog.crc32s([r.sha256 for r in records])
+                missing = {r.sha256: r for r in records if r.sha256 not in crcs}
+                if sum(int(r.size) for r in missing.values()) > ASSEMBLE_CRC_BUDGET:
+                    return None
+                found = {sha: self._verified_crc32(record) for sha, record in missing.items()}
+                self.catalog.put_crc32s(found)
+                crcs.update(found)
         lossy = self.catalog.lossy_instances([r.sop_uid for r in records])
         changed = self.catalog.study_changed_at(study_uid)
         newest = max(float(r.ingested_at) for r in records)
@@ -372,6 +369,28 @@ class Store:
             series_uid=series_uid,
             changed_at=max(newest, changed or 0.0),
         )
+
+    def _crc_lock(self, study_uid: str) -> threading.Lock:
+        with self._lock:
+            return self._crc_locks.setdefault(study_uid, threading.Lock())
+
+    def _verified_crc32(self, record: InstanceRecord) -> int:
+        """The CRC-32 of an original read whole, checked against its catalog size and sha256 (a
+        CRC recorded from damaged bytes would make the damage pass every later check: an outside
+        audit, 2026-12-03)."""
+        crc, digest, size = 0, hashlib.sha256(), 0
+        with self.open_original(record) as fh:
+            while chunk := fh.read(1 << 20):
+                crc = zlib.crc32(chunk, crc)
+                digest.update(chunk)
+                size += len(chunk)
+        if size != int(record.size) or digest.hexdigest() != record.sha256:
+            raise DeliveryError(
+                f"the stored original {record.path} (instance {record.sop_uid}) is not the file ingested "
+                f"({size} bytes, sha256 {digest.hexdigest()[:16]}...; the catalog says {record.size} bytes, "
+                f"{record.sha256[:16]}...): the store is damaged (`medcodec store check`; restore it from a backup)"
+            )
+        return crc
 
     def series_mapping(self, series_uid: str, preset: str) -> Any:
         """The series-wide value mapping ``preset`` uses for a series (from catalog statistics), or ``None``.

@@ -81,7 +81,7 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
     sha = _sha256(path)
     if etag is not None:
         tag = etag.strip()
-        if not tag.startswith("W/") and len(tag.strip('"')) == 64 and tag.strip('"') != sha:
+        if _is_sha256_etag(tag) and tag.strip('"') != sha:
             raise IntegrityError(f"{path}: sha256 {sha} does not match the ETag {tag}")
     try:
         with zipfile.ZipFile(path) as zf:
@@ -219,13 +219,14 @@ def fetch(
         if _is_current(final, target_url, params, headers, timeout, verify):
             verify_archive(final)
             _unpack(final, dest)
+            _kept_etag_file(final).unlink(missing_ok=True)
             return final
     for existing in (final, dest) if extract else (final,):  # before any byte: nothing to undo
         if existing.exists() and not overwrite:
             raise OutputExistsError(f"{existing}: exists already (remove it, or pass overwrite=True)")
     out.mkdir(parents=True, exist_ok=True)
     tag_file = out / (name + ".part.etag")
-    failures = damaged = 0
+    failures = damaged = answered = 0
     while True:
         have = part.stat().st_size if part.exists() else 0
         etag = tag_file.read_text().strip() if tag_file.exists() else None
@@ -239,6 +240,15 @@ def fetch(
                 httpx.Client(timeout=timeout, verify=verify) as client,
                 client.stream("GET", target_url, params=params, headers=req_headers) as resp,
             ):
+                if resp.status_code == 416 and have and _archive_length(resp) not in (None, have):
+                    # the .part is longer than the archive (bytes after its end, or another one's):
+                    # not the server's archive, whatever its entries say (an outside audit, 2026-12-03)
+                    part.unlink(missing_ok=True)
+                    tag_file.unlink(missing_ok=True)
+                    failures += 1
+                    if failures > retries:
+                        raise FetchError(f"{target_url}: the kept {part.name} is longer than the archive")
+                    continue
                 if resp.status_code == 416 and have:  # nothing left to send: the .part is complete
                     total, new_etag = have, etag
                 elif resp.status_code == 206 and not _continues(resp, have, etag):
@@ -251,6 +261,7 @@ def fetch(
                         raise FetchError(f"{target_url}: the server's 206 answers do not continue the download")
                     continue
                 elif resp.status_code in (200, 206):
+                    answered += 1  # a cut after this is the server's doing as much as the network's
                     new_etag = resp.headers.get("etag")
                     if resp.status_code == 200:
                         have = 0  # the whole thing (new archive, live archive or no resume possible)
@@ -292,10 +303,16 @@ def fetch(
                 ) from exc
             resumable = tag_file.exists() and tag_file.read_text().strip() == etag
             if resumable and part.exists() and part.stat().st_size > have:
-                failures = 0  # the same archive, further on: only failures in a row count
+                failures = answered = 0  # the same archive, further on: only failures in a row count
             failures += 1
             if failures > retries:
                 kept = _drop_unresumable(part, tag_file)
+                if answered >= failures:  # answered every time, then cut with nothing more sent
+                    raise FetchError(
+                        f"{target_url}: the server answered and cut the download {_plural(failures, 'time')} in a "
+                        f"row at byte {have} (last: {exc}): not a network fault but one of the server's (its log "
+                        f"says why; e.g. a damaged store: `medcodec store check`); {kept}"
+                    ) from exc
                 raise FetchError(
                     f"{target_url}: {_plural(failures, 'network failure')} in a row, last: {exc}; {kept}"
                 ) from exc
@@ -308,7 +325,7 @@ def fetch(
             _drop_unresumable(part, tag_file)
             raise
         try:
-            verify_archive(part, etag=new_etag, size=total)
+            checked = verify_archive(part, etag=new_etag, size=total)
         except IntegrityError as exc:
             part.unlink(missing_ok=True)
             tag_file.unlink(missing_ok=True)
@@ -324,7 +341,12 @@ def fetch(
         os.replace(part, final)
         tag_file.unlink(missing_ok=True)
         if extract:
+            if new_etag and not _is_sha256_etag(new_etag):
+                # an assembled archive's ETag is not its sha256: kept beside it, so that a run after a
+                # failed unpack can still ask whether it is current (_is_current)
+                _kept_etag_file(final).write_text(f"{new_etag}\n{checked['sha256']}\n")
             _unpack(final, dest)
+            _kept_etag_file(final).unlink(missing_ok=True)
         return final
 
 
@@ -357,17 +379,43 @@ def _drop_unresumable(part: Path, tag_file: Path) -> str:
     return "a live archive cannot be resumed: nothing was kept"
 
 
+def _is_sha256_etag(etag: str) -> bool:
+    """A strong ETag of 64 hex digits: a pre-computed archive's, the sha256 of its bytes."""
+    tag = etag.strip()
+    return not tag.startswith("W/") and len(tag.strip('"')) == 64
+
+
+def _kept_etag_file(archive: Path) -> Path:
+    """Beside a downloaded archive whose unpacking is pending: its ETag when that is not its sha256."""
+    return archive.with_name(archive.name + ".etag")
+
+
+def _archive_length(resp: Any) -> int | None:
+    """The length a 416 answer gives in ``Content-Range: bytes */N`` (``None``: not given)."""
+    unit, _, spec = (resp.headers.get("content-range") or "").partition(" ")
+    total = spec.partition("/")[2].strip()
+    return int(total) if unit.lower() == "bytes" and total.isdigit() else None
+
+
 def _is_current(
     archive: Path, target_url: str, params: dict[str, str], headers: dict[str, str], timeout: float, verify: Any
 ) -> bool:
     """Whether ``archive`` is what the server sends now: a HEAD with ``If-None-Match`` of its sha256
-    (the strong ETag of a pre-computed archive) answered 304. A live archive has no ETag: never."""
+    (the strong ETag of a pre-computed archive), or of the ETag kept beside it (an assembled one's,
+    :func:`_kept_etag_file`, while it still belongs to these bytes), answered 304. A live archive
+    has no ETag: never."""
     import httpx
 
+    sha = _sha256(archive)
+    tag = f'"{sha}"'
+    kept = _kept_etag_file(archive)
+    if kept.exists():
+        lines = kept.read_text().split()
+        if len(lines) == 2 and lines[1] == sha:
+            tag = lines[0]
     try:
         with httpx.Client(timeout=timeout, verify=verify) as client:
-            resp = client.head(target_url, params=params,
-                               headers={**headers, "If-None-Match": f'"{_sha256(archive)}"'})  # fmt: skip
+            resp = client.head(target_url, params=params, headers={**headers, "If-None-Match": tag})
     except httpx.HTTPError as exc:
         raise FetchError(f"{target_url}: {exc}") from exc
     return resp.status_code == 304
