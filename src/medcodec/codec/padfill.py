@@ -10,9 +10,9 @@ surroundings instead (a push-pull pyramid: mask-weighted 2x2 means down to one s
 level's holes filled from the level above), so the step is gone.
 
 Measured (docs/design-notes.md, "Padding filled before coding"): the default coder on
-pydicom-data's 14-bit ``693_UNCR`` (Pixel Padding Value -2000) -42 % BD-rate against the same
-coder with the padding coded as it is, -35 % on ``J2K_pixelrep_mismatch`` (a 13-bit head CT with
--2000 outside its field of view).
+pydicom-data's 14-bit ``693_UNCR`` (Pixel Padding Value -2000) -38 to -42 % BD-rate against the
+same coder with the padding coded as it is, -33 to -35 % on ``J2K_pixelrep_mismatch`` (a 13-bit
+head CT with -2000 outside its field of view).
 
 >>> import numpy as np
 >>> f = np.array([[0, 0, 10, 12], [0, 0, 11, 13]], np.int16)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..errors import DeliveryError
-from .catalog import InstanceRecord
+from .catalog import ArchiveRecord, InstanceRecord
 from .manifest import MANIFEST_NAME, ManifestEntry, build_manifest
 from .precompute import ARCHIVE_TIME, archive_entry_name
 from .zipstream import STORED, ZIP64_LIMIT, Packed, ZipStream, pack
@@ -64,19 +64,11 @@ class _Part:
 
 
 @dataclass(frozen=True)
-class AssembledArchive:
-    """An ``original`` archive assembled from stored files; the fields the service reads of an
-    :class:`.catalog.ArchiveRecord` (``etag``: see the module docstring), plus its parts."""
+class AssembledArchive(ArchiveRecord):
+    """An ``original`` archive assembled from stored files: an :class:`.catalog.ArchiveRecord`
+    (``etag``: see the module docstring; ``path``: what it is, for messages) with its parts."""
 
-    study_uid: str
-    series_uid: str
-    preset: str
-    path: str
-    size: int
-    etag: str
-    files: int
-    created_at: float
-    parts: tuple[_Part, ...]
+    parts: tuple[_Part, ...] = ()
 
     def open(self, objects: Any) -> BinaryIO:
         """The archive as a read-only, seekable binary file; ``objects``: the store's

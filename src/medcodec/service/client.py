@@ -240,26 +240,24 @@ def fetch(
                 httpx.Client(timeout=timeout, verify=verify) as client,
                 client.stream("GET", target_url, params=params, headers=req_headers) as resp,
             ):
+                restart = ""  # the .part is not the beginning of this archive: start over from the first byte
                 if resp.status_code == 416 and have and _archive_length(resp) not in (None, have):
-                    # the .part is longer than the archive (bytes after its end, or another one's):
-                    # not the server's archive, whatever its entries say (an outside audit, 2026-12-03)
+                    # longer than the archive (bytes after its end, or another one's), whatever its
+                    # entries say (an outside audit, 2026-12-03)
+                    restart = f"the kept {part.name} is longer than the archive"
+                elif resp.status_code == 206 and not _continues(resp, have, etag):
+                    # not the rest of the bytes we hold (another archive's, a proxy's mix-up: an
+                    # outside audit, 2026-12-02)
+                    restart = "the server's 206 answers do not continue the download"
+                if restart:
                     part.unlink(missing_ok=True)
                     tag_file.unlink(missing_ok=True)
                     failures += 1
                     if failures > retries:
-                        raise FetchError(f"{target_url}: the kept {part.name} is longer than the archive")
+                        raise FetchError(f"{target_url}: {restart}")
                     continue
                 if resp.status_code == 416 and have:  # nothing left to send: the .part is complete
                     total, new_etag = have, etag
-                elif resp.status_code == 206 and not _continues(resp, have, etag):
-                    # not the rest of the bytes we hold (another archive's, a proxy's mix-up: an
-                    # outside audit, 2026-12-02): start over from the first byte
-                    part.unlink(missing_ok=True)
-                    tag_file.unlink(missing_ok=True)
-                    failures += 1
-                    if failures > retries:
-                        raise FetchError(f"{target_url}: the server's 206 answers do not continue the download")
-                    continue
                 elif resp.status_code in (200, 206):
                     answered += 1  # a cut after this is the server's doing as much as the network's
                     new_etag = resp.headers.get("etag")
