@@ -225,7 +225,7 @@ def run(name: str, frames: np.ndarray, bits: int, signed: bool, ctb: int, qualit
         print(f"  {name:40s} q{q:3d} {nb / n:6.3f} bpp {anchor[-1][1]:6.2f} dB -> {nb_f / n:6.3f} bpp "
               f"{filt[-1][1]:6.2f} dB (side {100 * (nb_f - nb) / nb:.2f} %)", flush=True)  # fmt: skip
     rng = [(r, p) for r, p in anchor if 0.25 <= r <= 3.0]
-    frng = [(r, p) for r, p in filt if 0.25 <= r * 1.0 <= 3.0]
+    frng = [(r, p) for r, p in filt if 0.25 <= r <= 3.0]
     bd = bd_rate([r for r, _ in rng], [p for _, p in rng], [r for r, _ in frng], [p for _, p in frng])
     total = sum(counts_all.values())
     share = {k: round(100 * v / max(total, 1), 1) for k, v in counts_all.items()}

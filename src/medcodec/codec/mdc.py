@@ -376,7 +376,7 @@ def encode_mdc_to(
             levelshift.check_range(frame, bits_stored, signed_)
         if not frame.dtype.isnative:  # the v2 kernels take native integers (a big-endian DICOM frame)
             frame = frame.astype(frame.dtype.newbyteorder("="))
-        reuse = trial is not None and intra and trial.same(frame, coder)  # coded by the trial already
+        reuse = trial is not None and trial.same(frame, coder)  # (intra only) coded by the trial already
         frame, mask = padded(frame, fill=not reuse)  # the mask from the frame as given, its padding filled
         if intra:  # 2.2: offsets from the plain rounded levels, then the intra loop and 2.1's filters
             if reuse:
@@ -494,13 +494,11 @@ def _auto_padding(coder: FrameCoder, sample: np.ndarray, effort: str, mode_model
     than coding the frame as it is, and only when every frame of ``sample`` (frames, rows, columns)
     that holds ``v`` holds it as such a region."""
     v = int(sample.min())
-    regions = [_padding_region(f, v) for f in sample if (f == v).any()]
-    if any(r is None for r in regions):
+    regions = {i: _padding_region(f, v) for i, f in enumerate(sample) if (f == v).any()}
+    where = regions.get(len(sample) // 2)
+    if where is None or any(r is None for r in regions.values()):
         return None
     frame = sample[len(sample) // 2]
-    where = _padding_region(frame, v)
-    if where is None:
-        return None
     plain = _intra_trial(coder, frame, effort, mode_model, None)
     filled = _intra_trial(coder, frame, effort, mode_model, where)
     if filled[0] + AUTO_PADDING_DECLARATION_BYTES > plain[0] or filled[1] > plain[1]:
@@ -592,11 +590,8 @@ def _intra_frame_mse(coder: FrameCoder, frame: np.ndarray, effort: str = "fast",
     Until 2026-12-03 the search counted the reconstruction before the filters, which only lower the
     error: ``psnr=`` then landed up to 0.9 dB above its target, in streams up to ~10 % larger than
     needed (an outside audit). The filters' search costs ~5 % of an intra encode."""
-    ifr, offsets = _intra_frame(coder, frame, effort, mode_model)
-    _, decoded, restoration = _intra_filters(coder, frame, ifr.recon, offsets, effort)
-    if restoration is not None:
-        decoded = restoration.apply(decoded, coder._lo, coder._hi)
-    return float(np.mean((decoded.astype(np.float64) - frame) ** 2))
+    model = _mode_model_for(effort) if mode_model is None else mode_model
+    return _intra_trial(coder, frame, effort, model, None)[1] / frame.size
 
 
 def _intra_filters(

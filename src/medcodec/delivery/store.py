@@ -359,16 +359,10 @@ class Store:
                 self.catalog.put_crc32s(found)
                 crcs.update(found)
         lossy = self.catalog.lossy_instances([r.sop_uid for r in records])
-        changed = self.catalog.study_changed_at(study_uid)
-        newest = max(float(r.ingested_at) for r in records)
-        return assemble(
-            records,
-            crcs,
-            lossy,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            changed_at=max(newest, changed or 0.0),
-        )
+        changed = self.catalog.study_changed_at(study_uid)  # moved by every ingest into it and every delete
+        if changed is None:  # the study went between the two queries: its instances' own times
+            changed = max(float(r.ingested_at) for r in records)
+        return assemble(records, crcs, lossy, study_uid=study_uid, series_uid=series_uid, changed_at=changed)
 
     def _crc_lock(self, study_uid: str) -> threading.Lock:
         with self._lock:

@@ -222,6 +222,9 @@ def _versioned_url(request: Request, etag: str) -> str:
 
 
 async def _precomputed(request: Request, store: Any, record: Any, disposition: str, *, versioned: bool) -> Response:
+    from ..delivery.assembled import AssembledArchive
+
+    assembled = isinstance(record, AssembledArchive)  # laid out from the stored files (preset=original)
     etag = f'"{record.etag}"'
     size = int(record.size)
     headers = {
@@ -229,7 +232,7 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
         "Cache-Control": IMMUTABLE if versioned else REVALIDATE,
         "Accept-Ranges": "bytes",
         "Content-Disposition": disposition,
-        "X-Medcodec-Archive": "assembled" if hasattr(record, "parts") else "precomputed",
+        "X-Medcodec-Archive": "assembled" if assembled else "precomputed",
     }
     if not versioned:
         headers["Content-Location"] = _versioned_url(request, record.etag)
@@ -263,9 +266,8 @@ async def _precomputed(request: Request, store: Any, record: Any, disposition: s
     if range_header is not None and (if_range is None or _if_range_holds(if_range, etag, built if dated else None)):
         ranges = parse_range(range_header, size)  # 400 malformed / 416 unsatisfiable / None: not bytes, ignored
     head = request.method == "HEAD"
-    check_files = getattr(record, "check_files", None)  # an assembled archive: its files there, as catalogued?
-    if check_files is not None and not head and size and store.objects.local:  # (a stat each; not on S3)
-        await run_in_threadpool(check_files, store.objects, ranges or [(0, size - 1)])
+    if assembled and not head and size and store.objects.local:  # its files there, as catalogued? (a stat each)
+        await run_in_threadpool(record.check_files, store.objects, ranges or [(0, size - 1)])
     if ranges is None:
         headers["Content-Length"] = str(size)
         body: AsyncIterator[bytes] | None = (
