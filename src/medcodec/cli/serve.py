@@ -207,6 +207,8 @@ def serve(
             ssl_certfile=settings.tls_certfile,
             ssl_keyfile=settings.tls_keyfile,
         )
+        if log_level != "debug":  # uvicorn's logger has its own handler (uvicorn.Config configured it just now)
+            logging.getLogger("uvicorn.error").addFilter(_CutResponses())
         server = uvicorn.Server(config)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C / SIGTERM after a graceful shutdown: the normal end
             server.run(sockets=[sock])
@@ -272,3 +274,19 @@ class _LibraryTracebacks(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info, record.exc_text = None, None
         return True
+
+
+class _CutResponses(logging.Filter):
+    """An answer that fails after its status line went out can only be cut (the client sees fewer
+    bytes than its Content-Length, or no last chunk). uvicorn then logs "Exception in ASGI
+    application" with two chained tracebacks; when the cause is one of medcodec's own errors (a
+    stored file damaged or deleted while it was being sent: the error names it and ``store
+    check``) the service has already logged it as one ERROR line, so uvicorn's record is dropped.
+    Anything else (a bug) keeps its traceback, and ``--log-level debug`` keeps them all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.exc_info and str(record.msg).startswith("Exception in ASGI application")):
+            return True
+        from ..service.errors import codec_cause
+
+        return codec_cause(record.exc_info[1]) is None

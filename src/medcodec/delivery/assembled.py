@@ -221,19 +221,25 @@ class _Reader(io.RawIOBase):
         return bisect.bisect_right(self._starts, pos) - 1
 
     def _file_bytes(self, part: _Part, inside: int, out: memoryview) -> int:
-        if self._open is None or self._open[0] != part.path:
-            self._close_file()
-            self._open = (part.path, self._objects.open(part.path))
-        fh = self._open[1]
-        if fh.tell() != inside:
-            fh.seek(inside)
         got = 0
-        while got < len(out):
-            chunk = fh.read(len(out) - got)
-            if not chunk:
-                break
-            out[got : got + len(chunk)] = chunk
-            got += len(chunk)
+        try:
+            if self._open is None or self._open[0] != part.path:
+                self._close_file()
+                self._open = (part.path, self._objects.open(part.path))
+            fh = self._open[1]
+            if fh.tell() != inside:
+                fh.seek(inside)
+            while got < len(out):
+                chunk = fh.read(len(out) - got)
+                if not chunk:
+                    break
+                out[got : got + len(chunk)] = chunk
+                got += len(chunk)
+        except OSError as exc:  # deleted (or unreadable) after the answer was checked: it is cut, named
+            raise DeliveryError(
+                f"{part.path} cannot be read ({exc.strerror or exc}; {self._archive.path}): "
+                "`medcodec store check` names the damaged objects"
+            ) from exc
         return got
 
     def _close_file(self) -> None:

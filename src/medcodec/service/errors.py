@@ -44,6 +44,7 @@ __all__ = [
     "RangeNotSatisfiableError",
     "UnsupportedMediaTypeError",
     "status_for",
+    "codec_cause",
     "error_response",
     "exception_handlers",
 ]
@@ -138,9 +139,29 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, "HTTPException", without_traceback(str(exc.detail)), dict(exc.headers or {}))
 
 
+def codec_cause(exc: BaseException | None) -> CodecError | None:
+    """The first of medcodec's own errors in ``exc``'s chain of causes, or ``None``.
+
+    Starlette wraps an error raised after an answer's status line went out (a stored file damaged
+    or deleted while it was being sent) in ``RuntimeError("Caught handled exception, but response
+    already started.")``: the answer can only be cut, and what to log is the cause."""
+    seen: set[int] = set()  # a chain set by hand may loop
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, CodecError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, CodecError):
         return await _codec_error(request, exc)
+    cause = codec_cause(exc)
+    if cause is not None:  # after the status line: the answer is cut (the client sees it short), one line
+        log.error("%s %s: answer cut after it had started: %s: %s", request.method, request.url.path,
+                  type(cause).__name__, cause)  # fmt: skip
+        return error_response(status_for(cause), type(cause).__name__, without_traceback(str(cause)))
     log.exception("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
     return error_response(500, "InternalError", "internal error (logged on the server)")
 
