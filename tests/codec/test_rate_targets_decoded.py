@@ -98,3 +98,39 @@ def test_the_dicom_psnr_search_is_continuous_and_a_fractional_quality_is_kept(sh
     assert img.size * 2 / fragments <= 1.03 * len(direct), (img.size * 2 / fragments, len(direct))
     sizes = [len(compress(pydicom.dcmread(path), jpeg, quality=q).PixelData) for q in (95.0, 95.5, 96.0)]
     assert sizes[0] < sizes[1] < sizes[2], sizes
+
+
+def test_the_streaming_series_writer_takes_the_lossless_stream_too(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``medcodec encode`` on a DICOM series (``encode_series_to_mdc``) streams its frames and never
+    tried the lossless stream (noticed and left, 2026-12-03): ``--ratio 4`` on the 5.1:1-lossless
+    phantom came back lossy. It now does as ``medcodec.encode``: the sample estimates it, the whole
+    series is coded lossless and kept when within the target; 8:1 stays lossy, at the target."""
+    from medcodec.cli.main import main
+    from medcodec.dicom import read_series
+    from medcodec.dicom.series_mdc import encode_series_to_mdc
+
+    files = sorted((shared_data / HEAD).glob("*.dcm"))[40:52]  # 12 images: more than the 8-frame sample
+    series = read_series(files).series[0]
+    stack = np.stack([pydicom.dcmread(f).pixel_array for f in files])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RateTargetWarning)
+        summary = encode_series_to_mdc(series, tmp_path / "r4.mdc", ratio=4)
+    data = (tmp_path / "r4.mdc").read_bytes()
+    assert medcodec.read_header(data).max_error == 0 and summary.nbytes == len(data)
+    assert np.array_equal(medcodec.decode(data), stack)
+    assert stack.size * 2 / summary.pixel_bytes >= 4
+    encode_series_to_mdc(series, tmp_path / "r8.mdc", ratio=8)
+    lossy = (tmp_path / "r8.mdc").read_bytes()
+    assert medcodec.read_header(lossy).max_error is None and stack.size * 2 / len(lossy) > 7
+    encode_series_to_mdc(series, tmp_path / "p90.mdc", psnr=90)  # no lossy stream reaches 90 dB here
+    assert (tmp_path / "p90.mdc").read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p90.mdc", "r4.mdc", "r8.mdc"]  # no temporary left
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in files:
+        (src / f.name).write_bytes(f.read_bytes())
+    capsys.readouterr()
+    assert main(["encode", str(src), "-o", str(tmp_path / "cli.mdc"), "--ratio", "4", "--no-progress"]) == 0
+    assert "lossless, bit-exact" in capsys.readouterr().out and (tmp_path / "cli.mdc").read_bytes() == data

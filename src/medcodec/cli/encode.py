@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -209,12 +210,14 @@ def encode(
             failures.append((str(target), exc))
             continue
         frames, rows, cols = series.shape
+        exact = max_error is None and math.isnan(summary.quality)  # a rate target given the lossless stream
         ratio_ = compression_ratio(summary.pixel_bytes, frames * rows * cols, series.spec.bits_stored)
         click.echo(
             f"{target}: {frames} frame(s) {rows}x{cols} {series.spec.bits_stored}-bit, "
             f"{human_bytes(raw_size(frames * rows * cols, series.spec.bits_stored))} -> "
             f"{human_bytes(summary.pixel_bytes)} pixel data ({ratio_:.1f}:1) "
             f"+ {human_bytes(summary.overhead_bytes)} DICOM headers/metadata in {dt:.2f} s"
+            + (" (lossless, bit-exact: it met the target in no more bytes)" if exact else "")
         )
     report_failures(failures)
     if failures:

@@ -100,6 +100,7 @@ def encode_to(
     padding: tuple[int, int] | None = None,
     intra: bool | None = None,
     compact: bool | None = None,
+    judge_ratio: bool = True,
 ) -> StreamSummary:
     """Encode frames one chunk at a time into a seekable file: a ``.mdc`` with bounded memory.
 
@@ -132,6 +133,9 @@ def encode_to(
     intra
         8x8 intra prediction (format 2.2, :mod:`.intra`) as in :func:`encode`: ``None`` (default)
         uses it with the multi-symbol coder (the default coder), ``False`` never; not with ``max_error``.
+    judge_ratio
+        Warn here when ``ratio`` is not reached (``False``: the caller judges, e.g. after trying
+        the lossless stream).
     Other parameters are those of :func:`encode`.
 
     Raises
@@ -156,7 +160,7 @@ def encode_to(
     return encode_mdc_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
-        effort=effort, entropy=entropy, padding=padding, intra=intra, compact=compact,
+        effort=effort, entropy=entropy, padding=padding, intra=intra, compact=compact, judge_ratio=judge_ratio,
     )  # fmt: skip
 
 

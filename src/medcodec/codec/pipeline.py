@@ -43,7 +43,8 @@ from .framecoder import EFFORTS, RATE_SAMPLE_FRAMES, EncodedFrame, FrameCoder, d
 from .mdc import MDC_SIZE_BITS, StreamSummary, decode_mdc, encode_mdc_to, encode_to
 
 __all__ = ["encode", "encode_to", "decode", "read_header", "is_codestream", "FORMATS", "EFFORTS", "EncodedFrame",
-           "FrameCoder", "StreamSummary", "RATE_SAMPLE_FRAMES", "MDC_SIZE_BITS"]  # fmt: skip
+           "FrameCoder", "StreamSummary", "RATE_SAMPLE_FRAMES", "MDC_SIZE_BITS", "lossless_may_fit",
+           "lossless_estimator"]  # fmt: skip
 
 FORMATS = ("mdc", "jpeg")
 
@@ -298,23 +299,36 @@ def _lossless_within(frames: np.ndarray, limit: int, exact: Any, ndim: int) -> b
 
     Until 2026-12-03 a rate target never looked at the codec's own lossless mode: an image with much
     air (a 16-bit CT whose values span 0..1196) given ``ratio=8`` came back lossy at 8.75:1, max error
-    2, where ``max_error=0`` gives it bit-exact at 14.1:1 (an outside audit). First estimated on a
-    quarter of the middle frame (:func:`_strips`; within 25 % of the limit), a stack then on the
-    rate search's sample frames (within 5 %), before the whole lossless encode (~110 ms a 512x512
-    frame)."""
+    2, where ``max_error=0`` gives it bit-exact at 14.1:1 (an outside audit). Estimated first
+    (:func:`lossless_may_fit`), before the whole lossless encode (~110 ms a 512x512 frame)."""
     n = frames.shape[0]
-    strips = _strips(frames[n // 2])  # a quarter of the middle frame, in four bands of rows
-    sampled_rows = strips.shape[0] * strips.shape[1]
-    if n > 1 or sampled_rows < frames.shape[1]:  # (one small frame: the strips are it, coded twice)
-        estimate = len(exact(strips, 3)) * n * frames.shape[1] / sampled_rows
-        if estimate > limit * 1.25:
-            return None  # far off (the common case): ~25 ms for a 512x512 frame instead of ~110
-    if n > RATE_SAMPLE_FRAMES:
-        idx = calibration_indices(n, RATE_SAMPLE_FRAMES)
-        if len(exact(frames[idx], 3)) * n / len(idx) > limit * 1.05:
-            return None
+    sample = frames[calibration_indices(n, RATE_SAMPLE_FRAMES)] if n > RATE_SAMPLE_FRAMES else None
+    if not lossless_may_fit(frames[n // 2], sample, n, limit, exact):
+        return None
     stream: bytes = exact(frames, ndim)
     return stream if len(stream) <= limit else None
+
+
+def lossless_may_fit(middle: np.ndarray, sample: np.ndarray | None, n_frames: int, limit: int, exact: Any) -> bool:
+    """Whether the lossless stream of ``n_frames`` frames like ``middle`` may be within ``limit``
+    bytes, before coding them all: first a quarter of ``middle`` (:func:`_strips`; over ``limit``
+    by 25 %: no, ~25 ms for a 512x512 frame instead of ~110), then the frames of ``sample`` when
+    given (a few evenly spaced frames; over by 5 %: no). ``exact(stack, ndim)`` gives the lossless
+    stream of a stack. Shared by :func:`encode` and the streaming series writer
+    (:func:`medcodec.dicom.encode_series_to_mdc`)."""
+    strips = _strips(middle)  # a quarter of the frame, in four bands of rows
+    sampled_rows = strips.shape[0] * strips.shape[1]
+    if n_frames > 1 or sampled_rows < middle.shape[0]:  # (one small frame: the strips are it, coded twice)
+        if len(exact(strips, 3)) * n_frames * middle.shape[0] / sampled_rows > limit * 1.25:
+            return False  # far off: the common case
+    if sample is not None and len(exact(sample, 3)) * n_frames / sample.shape[0] > limit * 1.05:
+        return False
+    return True
+
+
+def lossless_estimator(bits_stored: int, signed: bool, spec: PixelSpec | None, jobs: int) -> Any:
+    """``exact(stack, ndim)`` for :func:`lossless_may_fit`: the lossless stream of a stack in memory."""
+    return lambda fr, ndim: _exact_stream(fr, bits_stored, signed, spec, jobs, None, ndim, None)
 
 
 def _strips(frame: np.ndarray) -> np.ndarray:

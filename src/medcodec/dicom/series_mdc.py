@@ -24,7 +24,13 @@ from ..errors import InvalidInputError, RateTargetWarning
 from ..fileio import atomic_writer, check_output_path
 from ..metrics import compression_ratio
 from ..progress import ProgressCallback, check_progress, tracked
-from ..ratecontrol import CALIBRATION_FRAMES, calibration_indices, check_psnr_reached
+from ..ratecontrol import (
+    CALIBRATION_FRAMES,
+    PSNR_MISS_DB,
+    calibration_indices,
+    check_psnr_reached,
+    check_ratio_reached,
+)
 from .embed import SEGMENT, pack_headers, unpack_headers
 from .mapping import padding_range
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
@@ -113,10 +119,57 @@ def encode_series_to_mdc(
             fh, tracked(series.iter_frames(), progress, total=n), n_frames=n, bits_stored=series.spec.bits_stored,
             signed=series.spec.signed, sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec,
             table=table, jobs=jobs, effort=effort, ancillary={SEGMENT: headers}, max_error=max_error, entropy=entropy,
-            padding=padding_range(series), intra=intra,
+            padding=padding_range(series), intra=intra, judge_ratio=False,
         )  # fmt: skip
-    if psnr is not None:
-        _check_psnr(target, series, float(psnr), jobs)
+    reached_psnr = _whole_series_psnr(target, series, jobs) if psnr is not None else math.inf
+    reached_ratio = compression_ratio(summary.pixel_bytes, n * series.shape[1] * series.shape[2],
+                                      series.spec.bits_stored)  # fmt: skip
+    if (ratio is not None or psnr is not None) and (entropy, intra) == (None, None) and table == "medical" and sample:
+        # as medcodec.encode does: the lossless stream when it meets the target in no more bytes
+        # (psnr: the lossy stream's size, any size when no lossy stream reached it; ratio: the
+        # target's size too). Until 2026-12-04 the series writer never tried it (noticed and left)
+        limit = summary.nbytes if reached_psnr >= float(psnr or 0) - PSNR_MISS_DB else 1 << 62
+        if ratio is not None:
+            raw = n * series.shape[1] * series.shape[2] * (1 if series.spec.bits_stored <= 8 else 2)
+            limit = max(limit, int(raw / float(ratio)) + summary.overhead_bytes)
+        exact = _lossless_within(series, target, sample, limit, headers, jobs, progress)
+        if exact is not None:
+            return exact
+    what = f"the {n}-frame series"
+    check_ratio_reached(ratio, reached_ratio, what=what)
+    check_psnr_reached(psnr, reached_psnr, what=what)
+    return summary
+
+
+def _lossless_within(series: Series, target: Path, sample: list[Any], limit: int, headers: bytes, jobs: int | None,
+                     progress: ProgressCallback | None) -> StreamSummary | None:  # fmt: skip
+    """Replace ``target`` by the series' lossless stream (``max_error=0``) when that is at most
+    ``limit`` bytes, and return its summary; else leave it and return None. Estimated on the
+    sample first (:func:`~medcodec.codec.pipeline.lossless_may_fit`); the whole encode goes to
+    an anonymous temporary file beside ``target`` (gone by itself on a crash), copied into place
+    atomically only when it is within the limit."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from ..codec.pipeline import lossless_estimator, lossless_may_fit
+
+    spec, n = series.spec, series.n_frames
+    stack = np.stack(sample)
+    exact = lossless_estimator(spec.bits_stored, spec.signed, spec, jobs or 1)
+    if not lossless_may_fit(stack[len(stack) // 2], stack if n > len(stack) else None, n, limit, exact):
+        return None
+    with tempfile.TemporaryFile(dir=target.parent) as tmp:
+        summary = encode_to(
+            tmp, tracked(series.iter_frames(), progress, total=n), n_frames=n, bits_stored=spec.bits_stored,
+            signed=spec.signed, spec=spec, jobs=jobs, ancillary={SEGMENT: headers}, max_error=0,
+        )  # fmt: skip
+        if summary.nbytes > limit:
+            return None
+        tmp.seek(0)
+        with atomic_writer(target) as fh:
+            shutil.copyfileobj(tmp, fh, 1 << 20)
     return summary
 
 
@@ -141,11 +194,11 @@ def _note_psnr_peak(target: float, sample: list[Any], bits_stored: int) -> None:
     )
 
 
-def _check_psnr(path: Path, series: Series, target: float, jobs: int | None) -> None:
-    """Warn when the written ``.mdc`` misses its PSNR target over the whole series (one MSE over every
-    frame, peak ``2**bits_stored - 1``), as :func:`medcodec.encode` does: the search measured a sample
-    of the frames before the decoder's filters, and a target past what the content allows (an 8-bit
-    image asked for 75 dB) was missed in silence. Frames are decoded a few at a time."""
+def _whole_series_psnr(path: Path, series: Series, jobs: int | None) -> float:
+    """The written ``.mdc``'s PSNR over the whole series (one MSE over every frame, peak
+    ``2**bits_stored - 1``), frames decoded a few at a time: the search measured a sample of the
+    frames before the decoder's filters, and a target past what the content allows (an 8-bit image
+    asked for 75 dB) was missed in silence; the caller warns (as :func:`medcodec.encode` does)."""
     import itertools
 
     from ..metrics import MetricsAccumulator
@@ -157,7 +210,7 @@ def _check_psnr(path: Path, series: Series, target: float, jobs: int | None) -> 
         for original, back in zip(originals, decode(data, frames=range(k, k + len(originals)), jobs=jobs), strict=True):
             measured.add(original, back)
         k += len(originals)
-    check_psnr_reached(target, measured.result()["psnr_db"], what=f"the {k}-frame series")
+    return float(measured.result()["psnr_db"])
 
 
 def decode_mdc_to_dicom(
