@@ -35,6 +35,7 @@ import asyncio
 import collections
 import io
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -561,16 +562,32 @@ def _in_process(pool: LivePool | None, store: Any, record: Any) -> bool:
     )
 
 
+def read_rendition(store: Any, rendition: Any, record: Any, preset_name: str) -> bytes | None:
+    """A pre-computed file's bytes, or ``None`` when its file is missing or damaged (its length
+    not the catalog's): a cache lost, which the caller encodes again from the original; said once
+    as a warning naming ``store check`` (an outside audit, 2026-12-03: a deleted rendition cut
+    WADO-RS answers whose originals were intact)."""
+    from ..errors import DeliveryError, NotFoundError
+
+    try:
+        with store.open_rendition(rendition) as fh:
+            return bytes(fh.read())
+    except (NotFoundError, DeliveryError) as exc:
+        logging.getLogger("medcodec.delivery").warning(
+            "instance %s, preset %s: %s; encoded from the original instead (`medcodec store check` names "
+            "damaged objects, `medcodec ingest --refresh` makes them again)", record.sop_uid, preset_name, exc,
+        )  # fmt: skip
+        return None
+
+
 def rendition_or_encode(
     store: Any, record: Any, preset_name: str, *, mapping: Any = None, live: bool = False, pool: LivePool | None = None
 ) -> tuple[bytes, str, Any]:
-    """The instance under ``preset_name``: its pre-computed rendition when stored (and not ``live``),
-    else encoded now."""
+    """The instance under ``preset_name``: its pre-computed rendition when stored (and not ``live``)
+    and readable (:func:`read_rendition`), else encoded now."""
     if not live:
         rendition = store.rendition(record, preset_name)
-        if rendition is not None:
-            with store.open_rendition(rendition) as fh:
-                data = fh.read()
+        if rendition is not None and (data := read_rendition(store, rendition, record, preset_name)) is not None:
             return data, rendition.transfer_syntax_uid, rendition
     return encode_with_preset(store, record, preset_name, mapping=mapping, pool=pool)
 
@@ -984,9 +1001,11 @@ def live_archive(
             rendition = store.rendition(record, preset)
             # ... under the series mapping of now: a new instance that widened the range changed
             # it (until 2026-12-02 such an archive mixed two mappings in one series: an audit)
-            if rendition is not None and rendition_fresh(rendition.entry, mapping_for(record), record, preset):
-                with store.open_rendition(rendition) as fh:
-                    data = fh.read()
+            if (
+                rendition is not None
+                and rendition_fresh(rendition.entry, mapping_for(record), record, preset)
+                and (data := read_rendition(store, rendition, record, preset)) is not None
+            ):
                 return LiveEntry(
                     archive_name(record),
                     data,

@@ -137,14 +137,41 @@ class Objects:
         with self._backend(f"reading the size of {rel}"):
             return int(self.fs.size(self.full(rel)))
 
-    def open(self, rel: str) -> BinaryIO:
+    def open(self, rel: str, size: int | None = None) -> BinaryIO:
+        """``rel`` open for reading. With ``size`` (the catalog's), a file of another length is a
+        :class:`DeliveryError` before any byte is read (a local file by one ``fstat``): a truncated
+        original went out as a complete answer, its manifest naming the catalog's size (an outside
+        audit, 2026-12-03).
+
+        Raises
+        ------
+        NotFoundError
+            No such object.
+        DeliveryError
+            It cannot be read (a local ``OSError`` other than a missing file: permissions, a
+            folder in its place, an I/O error), or its length is not ``size``.
+        """
         try:
             if self.local:
-                return open(self.local_path(rel), "rb")
-            with self._backend(f"opening {rel}"):
-                return self.fs.open(self.full(rel), "rb")
+                fh: BinaryIO = open(self.local_path(rel), "rb")
+                found = os.fstat(fh.fileno()).st_size if size else None
+            else:
+                with self._backend(f"opening {rel}"):
+                    fh = self.fs.open(self.full(rel), "rb")
+                found = getattr(fh, "size", None) if size else None
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {rel} is missing from the store") from exc
+        except OSError as exc:
+            raise DeliveryError(
+                f"object {rel} cannot be read ({exc.strerror or exc}): `medcodec store check` names the damaged objects"
+            ) from exc
+        if found is not None and int(found) != size:
+            fh.close()
+            raise DeliveryError(
+                f"object {rel} is {found} bytes where the catalog says {size}: damaged; "
+                "`medcodec store check` names the damaged objects"
+            )
+        return fh
 
     def read(self, rel: str) -> bytes:
         with self.open(rel) as fh, self._backend(f"reading {rel}"):

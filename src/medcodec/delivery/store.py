@@ -295,8 +295,9 @@ class Store:
         return header
 
     def open_original(self, record: InstanceRecord) -> BinaryIO:
-        """The original file, byte for byte, open for reading (binary, seekable)."""
-        return self.objects.open(record.path)
+        """The original file, byte for byte, open for reading (binary, seekable); one whose length is
+        not the catalog's is a :class:`DeliveryError` (damaged: ``medcodec store check``)."""
+        return self.objects.open(record.path, record.size)
 
     def rendition(self, record: InstanceRecord, preset: str) -> RenditionRecord | None:
         """The pre-computed file of ``record`` under ``preset``, or ``None`` (compute it live): none
@@ -308,7 +309,8 @@ class Store:
         return found if found is not None and current_rules(found.entry) else None
 
     def open_rendition(self, rendition: RenditionRecord) -> BinaryIO:
-        return self.objects.open(rendition.path)
+        """A pre-computed file, open for reading (its length checked against the catalog's)."""
+        return self.objects.open(rendition.path, rendition.size)
 
     def archive(self, study_uid: str, series_uid: str | None, preset: str) -> ArchiveRecord | None:
         """The pre-computed ZIP of a study (``series_uid=None``) or series, or ``None``: not computed,
@@ -331,7 +333,7 @@ class Store:
 
         if isinstance(archive, AssembledArchive):
             return archive.open(self.objects)
-        return self.objects.open(archive.path)
+        return self.objects.open(archive.path, archive.size)
 
     def original_archive(self, study_uid: str, series_uid: str | None = None) -> AssembledArchive | None:
         """The ``original`` ZIP of a study or series assembled from the stored files

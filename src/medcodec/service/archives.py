@@ -152,10 +152,10 @@ async def _archive(request: Request) -> Response:
     body = live_archive(
         store, records, preset, request.app.state.pool, series_only=series is not None, use_renditions=not live
     )  # live=1 encodes everything now
-    return ClosingStreamingResponse(await _primed(body), headers=headers, media_type="application/zip")
+    return ClosingStreamingResponse(await primed(body), headers=headers, media_type="application/zip")
 
 
-async def _primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def primed(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Produce the first chunk before the status line goes out, so that a failure on the first
     instance (the usual case: a bad preset for the data) is a JSON error, not a cut stream."""
     try:

@@ -70,7 +70,7 @@ from ..errors import (
     PayloadTooLargeError,
     StoreFullError,
 )
-from .archives import ClosingStreamingResponse
+from .archives import ClosingStreamingResponse, primed
 from .errors import UnsupportedMediaTypeError
 from .http import (
     MediaRange,
@@ -422,8 +422,10 @@ async def _retrieve(request: Request) -> Response:
             await gen.aclose()
         yield multipart_end(boundary)
 
+    # the first instance is produced before the status line: a failure there (a damaged store, a
+    # syntax it cannot take) is a JSON error, not a 200 with no part (an outside audit, 2026-12-03)
     return ClosingStreamingResponse(
-        parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}'
+        await primed(parts()), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}'
     )
 
 

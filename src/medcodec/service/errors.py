@@ -139,18 +139,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, "HTTPException", without_traceback(str(exc.detail)), dict(exc.headers or {}))
 
 
+#: What Starlette raises when a route fails after its answer's status line went out
+#: (``starlette._exception_handler``); the route's own error is its ``__cause__``.
+_STARTED = "Caught handled exception, but response already started"
+
+
 def codec_cause(exc: BaseException | None) -> CodecError | None:
-    """The first of medcodec's own errors in ``exc``'s chain of causes, or ``None``.
+    """medcodec's own error behind an answer cut after it had started, or ``None``.
 
     Starlette wraps an error raised after an answer's status line went out (a stored file damaged
     or deleted while it was being sent) in ``RuntimeError("Caught handled exception, but response
-    already started.")``: the answer can only be cut, and what to log is the cause."""
-    seen: set[int] = set()  # a chain set by hand may loop
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, CodecError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+    already started.")`` with the error as its ``__cause__``: the answer can only be cut, and what
+    to log is that cause, one line. Nothing else is unwrapped: an exception raised while another
+    was handled (its implicit ``__context__``) is a bug and keeps its traceback (an outside audit,
+    2026-12-03)."""
+    if isinstance(exc, RuntimeError) and str(exc).startswith(_STARTED) and isinstance(exc.__cause__, CodecError):
+        return exc.__cause__
     return None
 
 

@@ -341,8 +341,10 @@ def _instance_bytes(store: Any, record: Any, preset: str, study: str, series: st
         return instance_bytes(store, record, "*")[0]  # PS3.10 (a preamble-less file gets its file meta)
     rendition = store.rendition(record, preset)
     if rendition is not None:
-        with store.open_rendition(rendition) as fp:
-            return bytes(fp.read())
+        from ..delivery.live import read_rendition
+
+        if (kept := read_rendition(store, rendition, record, preset)) is not None:
+            return kept
     spec = _presets().get(preset)
     if spec is None or not hasattr(spec, "encode_instance"):  # pragma: no cover - presets always encode
         raise NotFoundError(f"preset {preset} is not computed for instance {record.sop_uid}")

@@ -34,7 +34,8 @@ def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict
     ``server-PORT.log`` beside the store (``--create`` is added for a store that does not exist)."""
     import httpx
 
-    taken = {extra[i + 1] for i, arg in enumerate((extra or [])[:-1]) if arg == "--dimse-port"}
+    args = extra or []
+    taken = {args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--dimse-port"}
     port = free_port()
     while str(port) in taken:  # the test chose its DICOM port the same way a moment ago: not the same one
         port = free_port()
