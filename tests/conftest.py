@@ -84,3 +84,28 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         except Exception as exc:  # report only
             parts.append(f"{mod} unavailable ({type(exc).__name__})")
     return ["codec libraries: " + ", ".join(parts)]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """``tmpfs(kib)``: a folder on a tmpfs of that size, a real full disk (needs root, as CI has),
+    unmounted after the test."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(kib: int) -> Path:
+        mnt = tmp_path / f"disk{len(mounted)}"
+        mnt.mkdir()
+        run = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mnt)], capture_output=True)
+        if run.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here: {run.stderr.decode().strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    try:
+        yield mount
+    finally:
+        for mnt in mounted:
+            subprocess.run(["umount", str(mnt)], check=False)
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,17 +49,9 @@ def test_cli_lists_them_and_exits_1(shared_data: Path, tmp_path: Path, capsys: p
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path):
+def small_disk(tmpfs) -> Path:
     """A 1.5 MB tmpfs: a real full disk (needs root, as the CI container has)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    run = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mnt)], capture_output=True)
-    if run.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {run.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    return tmpfs(1536)
 
 
 @pytest.mark.realdata

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from .errors import OutputError, OutputExistsError
 
-__all__ = ["atomic_write", "atomic_writer", "check_output_path", "safe_name"]
+__all__ = ["atomic_write", "atomic_writer", "staged_file", "StagedFile", "check_output_path", "safe_name"]
 
 
 def _umask() -> int:
@@ -91,6 +91,58 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in _OUTPUT_ERRNOS:
             raise OutputError(f"cannot write it ({exc.strerror or exc})", path=out) from exc
         raise
+
+
+class StagedFile:
+    """A file written beside its destination and put there only by :meth:`commit` (see :func:`staged_file`)."""
+
+    def __init__(self, out: Path, tmp: Path, fh: BinaryIO):
+        self.out, self.path, self.file = out, tmp, fh
+        self.committed = False
+
+    def commit(self) -> Path:
+        """Flush, fsync and put the file at its destination (atomically, replacing what is there)."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        try:
+            os.replace(self.path, self.out)
+        except OSError as exc:
+            raise OutputError(f"cannot replace it ({exc.strerror or exc})", path=self.out) from exc
+        self.committed = True
+        return self.out
+
+
+@contextlib.contextmanager
+def staged_file(path: str | os.PathLike[str]) -> Iterator[StagedFile]:
+    """Like :func:`atomic_writer`, but the file appears at ``path`` only when :meth:`StagedFile.commit`
+    is called inside the block; otherwise (a better candidate was kept, an error, Ctrl-C) the
+    temporary file is removed on exit. For a writer that codes two candidates and keeps one.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be written in, the disk is full, or the file cannot be put in place.
+    """
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write in this folder ({exc.strerror or exc})", path=out.parent) from exc
+    staged = StagedFile(out, Path(tmp), os.fdopen(fd, "w+b"))
+    try:
+        os.chmod(tmp, _FILE_MODE)
+        yield staged
+    except OSError as exc:
+        if not isinstance(exc, OutputError) and exc.errno in _OUTPUT_ERRNOS:
+            raise OutputError(f"cannot write it ({exc.strerror or exc})", path=out) from exc
+        raise
+    finally:
+        staged.file.close()
+        if not staged.committed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 #: errno values that are the output's fault (disk full, quota, file too large, read-only file

@@ -134,3 +134,45 @@ def test_the_streaming_series_writer_takes_the_lossless_stream_too(
     capsys.readouterr()
     assert main(["encode", str(src), "-o", str(tmp_path / "cli.mdc"), "--ratio", "4", "--no-progress"]) == 0
     assert "lossless, bit-exact" in capsys.readouterr().out and (tmp_path / "cli.mdc").read_bytes() == data
+
+
+def test_the_series_writer_keeps_the_lossy_stream_when_the_lossless_pass_finds_the_disk_full(
+    shared_data: Path, tmpfs
+) -> None:
+    """The lossless pass is optional: a disk with room for the lossy stream but not for both (an
+    outside audit: it exited 2 and left the lossy file behind, so a rerun refused) keeps the lossy
+    stream, says so, and leaves no temporary file."""
+    from medcodec.dicom import read_series
+    from medcodec.dicom.series_mdc import encode_series_to_mdc
+
+    files = sorted((shared_data / HEAD).glob("*.dcm"))[40:46]
+    series = read_series(files).series[0]
+    disk = tmpfs(1000)  # the lossy stream ~0.58 MB, the lossless one ~0.69 MB: not both
+    with pytest.warns(RateTargetWarning, match="lossless stream.*could not be written.*lossy stream is kept"):
+        summary = encode_series_to_mdc(series, disk / "out.mdc", ratio=4)
+    data = (disk / "out.mdc").read_bytes()
+    assert medcodec.read_header(data).max_error is None and summary.nbytes == len(data)
+    assert [p.name for p in disk.iterdir()] == ["out.mdc"]
+
+
+def test_an_interrupted_series_encode_leaves_nothing(shared_data: Path, tmp_path: Path) -> None:
+    """Ctrl-C during the second (lossless) pass: neither stream is put in place (an outside audit:
+    a complete lossy file was left, so a rerun refused), no temporary file stays."""
+    from medcodec.dicom import read_series
+    from medcodec.dicom.series_mdc import encode_series_to_mdc
+
+    files = sorted((shared_data / HEAD).glob("*.dcm"))[40:46]
+    series = read_series(files).series[0]
+    seen: list[tuple[int, int | None]] = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append((done, total))
+        if total is not None and done > series.n_frames:  # the second pass has begun
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        encode_series_to_mdc(series, out / "a.mdc", ratio=4, progress=progress)
+    assert list(out.iterdir()) == []
+    assert (series.n_frames, series.n_frames) in seen and seen[-1] == (series.n_frames + 1, 2 * series.n_frames)

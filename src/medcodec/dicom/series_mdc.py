@@ -21,7 +21,7 @@ from ..codec import MdcHeader, decode, encode_to, read_header
 from ..codec.container import pixel_data_bytes
 from ..codec.mdc import StreamSummary
 from ..errors import InvalidInputError, RateTargetWarning
-from ..fileio import atomic_writer, check_output_path
+from ..fileio import check_output_path, staged_file
 from ..metrics import compression_ratio
 from ..progress import ProgressCallback, check_progress, tracked
 from ..ratecontrol import (
@@ -114,63 +114,78 @@ def encode_series_to_mdc(
     headers = pack_headers([(img.shape[0], img.dataset, img.header_bytes) for img in series.images])
     if psnr is not None and sample:
         _note_psnr_peak(float(psnr), sample, series.spec.bits_stored)
-    with atomic_writer(target) as fh:
+    pixels = n * series.shape[1] * series.shape[2]
+    with staged_file(target) as lossy:  # at `target` only when kept: Ctrl-C leaves nothing half chosen
         summary = encode_to(
-            fh, tracked(series.iter_frames(), progress, total=n), n_frames=n, bits_stored=series.spec.bits_stored,
-            signed=series.spec.signed, sample=sample, quality=quality, ratio=ratio, psnr=psnr, spec=series.spec,
-            table=table, jobs=jobs, effort=effort, ancillary={SEGMENT: headers}, max_error=max_error, entropy=entropy,
-            padding=padding_range(series), intra=intra, judge_ratio=False,
+            lossy.file, tracked(series.iter_frames(), progress, total=n), n_frames=n,
+            bits_stored=series.spec.bits_stored, signed=series.spec.signed, sample=sample, quality=quality, ratio=ratio,
+            psnr=psnr, spec=series.spec, table=table, jobs=jobs, effort=effort, ancillary={SEGMENT: headers},
+            max_error=max_error, entropy=entropy, padding=padding_range(series), intra=intra, judge_ratio=False,
         )  # fmt: skip
-    reached_psnr = _whole_series_psnr(target, series, jobs) if psnr is not None else math.inf
-    reached_ratio = compression_ratio(summary.pixel_bytes, n * series.shape[1] * series.shape[2],
-                                      series.spec.bits_stored)  # fmt: skip
-    if (ratio is not None or psnr is not None) and (entropy, intra) == (None, None) and table == "medical" and sample:
-        # as medcodec.encode does: the lossless stream when it meets the target in no more bytes
-        # (psnr: the lossy stream's size, any size when no lossy stream reached it; ratio: the
-        # target's size too). Until 2026-12-04 the series writer never tried it (noticed and left)
-        limit = summary.nbytes if reached_psnr >= float(psnr or 0) - PSNR_MISS_DB else 1 << 62
-        if ratio is not None:
-            raw = n * series.shape[1] * series.shape[2] * (1 if series.spec.bits_stored <= 8 else 2)
-            limit = max(limit, int(raw / float(ratio)) + summary.overhead_bytes)
-        exact = _lossless_within(series, target, sample, limit, headers, jobs, progress)
-        if exact is not None:
-            return exact
+        lossy.file.flush()
+        reached_psnr = _whole_series_psnr(lossy.path, series, jobs) if psnr is not None else math.inf
+        exact = None
+        if (ratio is not None or psnr is not None) and (entropy, intra) == (None, None) and table == "medical":
+            # as medcodec.encode does: the lossless stream when it meets the target in no more bytes
+            # (psnr: the lossy stream's size, any size when no lossy stream reached it; ratio: the
+            # target's size too). Until 2026-12-03 the series writer never tried it (noticed and left)
+            limit = summary.nbytes if reached_psnr >= float(psnr or 0) - PSNR_MISS_DB else 1 << 62
+            if ratio is not None:
+                raw = pixels * (1 if series.spec.bits_stored <= 8 else 2)
+                limit = max(limit, int(raw / float(ratio)) + summary.overhead_bytes)
+            exact = _lossless_within(series, target, sample, limit, summary.overhead_bytes, headers, jobs, progress)
+        if exact is None:
+            lossy.commit()
     what = f"the {n}-frame series"
-    check_ratio_reached(ratio, reached_ratio, what=what)
+    if exact is not None:  # lossless reaches any PSNR; a ratio it may miss when the lossy stream missed it too
+        check_ratio_reached(ratio, compression_ratio(exact.pixel_bytes, pixels, series.spec.bits_stored), what=what)
+        return exact
+    check_ratio_reached(ratio, compression_ratio(summary.pixel_bytes, pixels, series.spec.bits_stored), what=what)
     check_psnr_reached(psnr, reached_psnr, what=what)
     return summary
 
 
-def _lossless_within(series: Series, target: Path, sample: list[Any], limit: int, headers: bytes, jobs: int | None,
-                     progress: ProgressCallback | None) -> StreamSummary | None:  # fmt: skip
-    """Replace ``target`` by the series' lossless stream (``max_error=0``) when that is at most
-    ``limit`` bytes, and return its summary; else leave it and return None. Estimated on the
-    sample first (:func:`~medcodec.codec.pipeline.lossless_may_fit`); the whole encode goes to
-    an anonymous temporary file beside ``target`` (gone by itself on a crash), copied into place
-    atomically only when it is within the limit."""
-    import shutil
-    import tempfile
+def _lossless_within(series: Series, target: Path, sample: list[Any], limit: int, overhead: int, headers: bytes,
+                     jobs: int | None, progress: ProgressCallback | None) -> StreamSummary | None:  # fmt: skip
+    """Put the series' lossless stream (``max_error=0``) at ``target`` when it is at most ``limit``
+    bytes and return its summary; else None (nothing written). Estimated on the sample first
+    (:func:`~medcodec.codec.pipeline.lossless_may_fit`, pixel bytes against ``limit - overhead``:
+    the embedded headers are the same in both streams); the whole encode goes to a file staged
+    beside ``target`` (removed unless kept). Progress goes on from ``n`` to ``2n``: a second pass.
+    A full disk during this optional pass keeps the lossy stream, with a warning."""
+    import warnings
 
     import numpy as np
 
     from ..codec.pipeline import lossless_estimator, lossless_may_fit
+    from ..errors import OutputError
 
     spec, n = series.spec, series.n_frames
+    if not sample:
+        return None
     stack = np.stack(sample)
     exact = lossless_estimator(spec.bits_stored, spec.signed, spec, jobs or 1)
-    if not lossless_may_fit(stack[len(stack) // 2], stack if n > len(stack) else None, n, limit, exact):
+    if not lossless_may_fit(stack[len(stack) // 2], stack if n > len(stack) else None, n, limit - overhead, exact):
         return None
-    with tempfile.TemporaryFile(dir=target.parent) as tmp:
-        summary = encode_to(
-            tmp, tracked(series.iter_frames(), progress, total=n), n_frames=n, bits_stored=spec.bits_stored,
-            signed=spec.signed, spec=spec, jobs=jobs, ancillary={SEGMENT: headers}, max_error=0,
-        )  # fmt: skip
-        if summary.nbytes > limit:
-            return None
-        tmp.seek(0)
-        with atomic_writer(target) as fh:
-            shutil.copyfileobj(tmp, fh, 1 << 20)
-    return summary
+    second = None if progress is None else (lambda done, total: progress(n + done, 2 * n))
+    try:
+        with staged_file(target) as staged:
+            summary = encode_to(
+                staged.file, tracked(series.iter_frames(), second, total=n), n_frames=n, bits_stored=spec.bits_stored,
+                signed=spec.signed, spec=spec, jobs=jobs, ancillary={SEGMENT: headers}, max_error=0,
+            )  # fmt: skip
+            if summary.nbytes > limit:
+                return None
+            staged.commit()
+            return summary
+    except OutputError as exc:
+        warnings.warn(
+            f"the lossless stream, which may meet the target in fewer bytes, could not be written ({exc}); "
+            "the lossy stream is kept",
+            RateTargetWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 def _note_psnr_peak(target: float, sample: list[Any], bits_stored: int) -> None:
