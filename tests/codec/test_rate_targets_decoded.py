@@ -176,3 +176,20 @@ def test_an_interrupted_series_encode_leaves_nothing(shared_data: Path, tmp_path
         encode_series_to_mdc(series, out / "a.mdc", ratio=4, progress=progress)
     assert list(out.iterdir()) == []
     assert (series.n_frames, series.n_frames) in seen and seen[-1] == (series.n_frames + 1, 2 * series.n_frames)
+
+
+def test_a_lossy_source_is_said_only_when_the_stream_adds_error(tmp_path: Path) -> None:
+    """The series writer warned that re-compressing a lossy source "adds to its error" before it
+    knew its stream: a bit-exact one adds none (an outside audit, F11)."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.dicom import read_series
+    from medcodec.dicom.series_mdc import encode_series_to_mdc
+    from medcodec.errors import LossySourceWarning
+
+    series = read_series([get_testdata_file("JPGExtended.dcm")]).series[0]  # JPEG .51, Lossy Image Compression 01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LossySourceWarning)
+        encode_series_to_mdc(series, tmp_path / "exact.mdc", max_error=0)
+    with pytest.warns(LossySourceWarning, match="adds to its error"):
+        encode_series_to_mdc(series, tmp_path / "lossy.mdc", quality=80)

@@ -106,7 +106,6 @@ def encode_series_to_mdc(
         raise InvalidInputError(f"path must be a file path, not {type(path).__name__}")
     table = "medical" if table is None else table  # None is the default table, as for medcodec.encode
     target = check_output_path(Path(path), inputs=[*(inputs or []), *series.source_files], overwrite=overwrite)
-    warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     n = series.n_frames
     count = len(series.images)
     picks = calibration_indices(count, CALIBRATION_FRAMES)  # images; multi-frame images give several frames
@@ -140,6 +139,8 @@ def encode_series_to_mdc(
     if exact is not None:  # lossless reaches any PSNR; a ratio it may miss when the lossy stream missed it too
         check_ratio_reached(ratio, compression_ratio(exact.pixel_bytes, pixels, series.spec.bits_stored), what=what)
         return exact
+    if max_error != 0:  # said once the stream is known: a bit-exact one adds no error (an outside audit, F11)
+        warn_if_lossy_source((img.dataset for img in series.images), what=f"series {series.series_instance_uid or '?'}")
     check_ratio_reached(ratio, compression_ratio(summary.pixel_bytes, pixels, series.spec.bits_stored), what=what)
     check_psnr_reached(psnr, reached_psnr, what=what)
     return summary
