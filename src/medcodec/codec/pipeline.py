@@ -273,9 +273,10 @@ def encode(
             2 if is_2d else 3,
         )  # fmt: skip
         if exact is not None:  # it reaches any PSNR; a ratio it may still miss when the lossy stream missed it
-            raw = frames.size * (1 if bits_stored <= 8 else 2)
-            overhead = len(out) - raw / reached_ratio  # the same container and ancillary bytes in both
-            check_ratio_reached(ratio, raw / max(len(exact) - overhead, 1.0), what="the lossless stream")
+            if ratio is not None:
+                raw = frames.size * (1 if bits_stored <= 8 else 2)
+                overhead = len(out) - raw / reached_ratio  # the same container and ancillary bytes in both
+                check_ratio_reached(ratio, raw / max(len(exact) - overhead, 1.0), what="the lossless stream")
             return exact
     what = f"the {frames.shape[0]}-frame stream" if every_frame else "the stream"
     check_ratio_reached(ratio, reached_ratio, what=what)
