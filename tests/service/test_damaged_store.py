@@ -98,6 +98,46 @@ def test_a_lost_rendition_is_encoded_again_from_its_original(damaged) -> None:
     assert "encoded from the original instead" in text and "Traceback" not in text
 
 
+@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+def test_one_truncated_original_in_a_live_archive_is_never_a_complete_answer(damaged, preset: str) -> None:
+    """The encoder processes read originals too (a re-audit: they did not check the length, so a
+    truncated one was passed through as undecodable and the ZIP came complete, nothing logged)."""
+    store_path, study, records, _, start = damaged
+    victim = sorted(records, key=lambda r: r.instance_number or 0)[2]  # not the first: the stream has begun
+    _truncate(store_path / victim.path)
+    url, log = start()
+    with httpx.stream("GET", f"{url}/studies/{study}/archive.zip?preset={preset}&live=1", timeout=60) as r:
+        if r.status_code == 500:  # found before the status line (the archive's order put it first)
+            r.read()
+            assert "store check" in r.json()["detail"]
+        else:
+            assert r.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                r.read()
+    text = log.read_text()
+    assert victim.path in text and "where the catalog says" in text and "Traceback" not in text
+
+
+def test_a_lost_precomputed_archive_is_answered_live(damaged) -> None:
+    """A pre-computed ZIP deleted or truncated behind the catalog's back was a 200 with its length
+    and none of its bytes (a re-audit): the originals are intact, so the answer is made live."""
+    from medcodec.delivery import open_store
+
+    store_path, study, records, _, start = damaged
+    with open_store(store_path) as store:
+        archive = store.archive(study, None, "diagnostic")
+    assert archive is not None
+    _truncate(store_path / archive.path)
+    url, log = start()
+    r = httpx.get(f"{url}/studies/{study}/archive.zip?preset=diagnostic", timeout=60)
+    assert r.status_code == 200 and r.headers["x-medcodec-archive"] == "live"
+    assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == len(records) + 1
+    gone = httpx.get(f"{url}/studies/{study}/archive.zip?preset=diagnostic&version={archive.etag}", timeout=60)
+    assert gone.status_code == 500 and "store check" in gone.json()["detail"]
+    text = log.read_text()
+    assert "is missing or damaged in the store" in text and "Traceback" not in text
+
+
 def test_only_a_cut_answer_is_unwrapped_to_its_cause() -> None:
     """A bug raised while a medcodec error was handled (its implicit context) keeps its traceback."""
     from medcodec.errors import DeliveryError, NotFoundError

@@ -316,17 +316,19 @@ class WorkerFailure:
 
 
 def _encode_file_in_process(
-    path: str, preset_name: str, mapping: Any, syntax: str | None = None, recode: bool = False
+    path: str, preset_name: str, mapping: Any, syntax: str | None = None, recode: bool = False, size: int | None = None
 ) -> tuple[bytes, Any] | WorkerFailure:
     """One instance under a preset, in an encoder process: the original read from the store and
     encoded (:meth:`Preset.encode_instance`, ``measure=False``; ``syntax``: the ``lossless``
-    preset's syntax; ``recode``: as there): ``(file bytes, manifest entry)``."""
+    preset's syntax; ``recode``: as there): ``(file bytes, manifest entry)``. ``size``: the
+    catalog's, checked as the server's own reads check it (a truncated original was passed through
+    whole-looking, as if undecodable: an outside audit, 2026-12-03)."""
     from .presets import PRESETS
     from .template import encode_live
 
     try:
         assert _WORKER_OBJECTS is not None, "the encoder process has no store"
-        with _WORKER_OBJECTS.open(path) as fh:
+        with _WORKER_OBJECTS.open(path, size) as fh:
             data = fh.read()
         preset = PRESETS[preset_name]
         if syntax is None and not recode:  # the series' template when it has one (the same bytes, less work)
@@ -340,10 +342,12 @@ def _encode_file_in_process(
         return WorkerFailure(type(exc).__name__, str(exc))
 
 
-def _encode_in_process(path: str, preset_name: str, mapping: Any) -> tuple[Packed, Any] | WorkerFailure:
+def _encode_in_process(
+    path: str, preset_name: str, mapping: Any, size: int | None = None
+) -> tuple[Packed, Any] | WorkerFailure:
     """:func:`_encode_file_in_process`, then packed for the ZIP (:func:`~.zipstream.pack`) in the
     worker too: ``(packed entry with its chunks joined into one, manifest entry)``."""
-    result = _encode_file_in_process(path, preset_name, mapping)
+    result = _encode_file_in_process(path, preset_name, mapping, size=size)
     if isinstance(result, WorkerFailure):
         return result
     data, entry = result
@@ -352,11 +356,11 @@ def _encode_in_process(path: str, preset_name: str, mapping: Any) -> tuple[Packe
 
 
 def _encode_batch_in_process(
-    tasks: list[tuple[str, Any]], preset_name: str
+    tasks: list[tuple[str, Any, int | None]], preset_name: str
 ) -> list[tuple[Packed, Any] | WorkerFailure]:
-    """:func:`_encode_in_process` for each ``(path, mapping)`` of a batch of small instances: one
-    task, one result to pickle, one wake-up of the server's event loop for all of them."""
-    return [_encode_in_process(path, preset_name, mapping) for path, mapping in tasks]
+    """:func:`_encode_in_process` for each ``(path, mapping, catalog size)`` of a batch of small
+    instances: one task, one result to pickle, one wake-up of the server's event loop for all of them."""
+    return [_encode_in_process(path, preset_name, mapping, size) for path, mapping, size in tasks]
 
 
 def _raise_worker_error(record: Any, failure: WorkerFailure) -> NoReturn:
@@ -540,7 +544,9 @@ def encode_with_preset(
         mapping = store.series_mapping(record.series_uid, preset_name)
     if _in_process(pool, store, record) and data is None and not measure:
         assert pool is not None
-        result = pool.run_in_process(_encode_file_in_process, record.path, preset_name, mapping, syntax, recode)
+        result = pool.run_in_process(
+            _encode_file_in_process, record.path, preset_name, mapping, syntax, recode, record.size
+        )
         if isinstance(result, WorkerFailure):
             _raise_worker_error(record, result)
         file_bytes, entry = result
@@ -573,11 +579,17 @@ def read_rendition(store: Any, rendition: Any, record: Any, preset_name: str) ->
         with store.open_rendition(rendition) as fh:
             return bytes(fh.read())
     except (NotFoundError, DeliveryError) as exc:
-        logging.getLogger("medcodec.delivery").warning(
-            "instance %s, preset %s: %s; encoded from the original instead (`medcodec store check` names "
-            "damaged objects, `medcodec ingest --refresh` makes them again)", record.sop_uid, preset_name, exc,
-        )  # fmt: skip
+        if rendition.path not in _LOST_RENDITIONS:  # once per file and process, not at every request
+            _LOST_RENDITIONS.add(rendition.path)
+            logging.getLogger("medcodec.delivery").warning(
+                "instance %s, preset %s: %s; encoded from the original instead (`medcodec store check` names "
+                "damaged objects)", record.sop_uid, preset_name, exc,
+            )  # fmt: skip
         return None
+
+
+#: Renditions found lost or damaged (their warning said once per server process).
+_LOST_RENDITIONS: set[str] = set()
 
 
 def rendition_or_encode(
@@ -1020,7 +1032,7 @@ def live_archive(
         for record in batch:
             if record.series_uid not in mappings:  # a catalog query, once per series: on a thread
                 await asyncio.wrap_future(pool.submit_thread(mapping_for, record))
-            tasks.append((record.path, mappings[record.series_uid]))
+            tasks.append((record.path, mappings[record.series_uid], record.size))
         results = await pool.in_process(_encode_batch_in_process, tasks, preset)
         entries = []
         for record, result in zip(batch, results):

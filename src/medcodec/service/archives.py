@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -47,7 +48,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import CodecError, DeliveryError, InvalidInputError, NotFoundError
 from .caching import IMMUTABLE, REVALIDATE, etag_in, if_match_fails
 from .errors import error_response
 from .http import base_url, multipart_end, multipart_part_header, new_boundary, parse_range
@@ -127,6 +128,18 @@ async def _archive(request: Request) -> Response:
         while refresher.busy(study) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # no thread held while waiting (many clients may wait)
         record = await run_in_threadpool(store.archive, study, series, preset)
+    if record is not None and store.objects.local and not await run_in_threadpool(_intact, store, record):
+        # lost or damaged behind the catalog's back: its bytes cannot be sent (a 200 with a length
+        # and none of its bytes, an outside audit); the originals can, so this answer is made live
+        if version is not None:
+            raise DeliveryError(
+                f"archive {record.path} (version {version}) is missing or damaged in the store: "
+                "`medcodec store check` names the damaged objects; ask without version= for a live archive"
+            )
+        logging.getLogger("medcodec.service").warning(
+            "archive %s is missing or damaged in the store (`medcodec store check`): answered live", record.path
+        )
+        record = None
     if record is None and not live and preset == "original":  # the stored files as they are: no copy needed
         record = await run_in_threadpool(store.original_archive, study, series)
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
@@ -219,6 +232,19 @@ def _versioned_url(request: Request, etag: str) -> str:
         inside = path[len(root) :] if root and path.startswith(root) else path
         return f"{base_url(request)}{inside}?{urlencode(query)}"
     return f"{path}?{urlencode(query)}"
+
+
+def _intact(store: Any, record: Any) -> bool:
+    """Whether a pre-computed archive's file is there at its catalog size (an assembled one is
+    checked file by file when answered, :meth:`AssembledArchive.check_files`)."""
+    from ..delivery.assembled import AssembledArchive
+
+    if isinstance(record, AssembledArchive):
+        return True
+    try:
+        return bool(store.objects.size(record.path) == int(record.size))
+    except (OSError, CodecError):
+        return False
 
 
 async def _precomputed(request: Request, store: Any, record: Any, disposition: str, *, versioned: bool) -> Response:
