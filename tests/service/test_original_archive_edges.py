@@ -20,16 +20,21 @@ pytestmark = pytest.mark.realdata
 HEAD = "ct_head_phantom_philips_ingenuity"
 
 
-@pytest.fixture()
-def served(shared_data: Path, tmp_path: Path):
+def _head_store(shared_data: Path, store_path: Path, count: int) -> tuple[str, list]:
+    """The first ``count`` head CT slices ingested, nothing pre-computed: (study UID, records)."""
     from medcodec.delivery import open_store
 
-    store_path = tmp_path / "store"
     with open_store(store_path) as store:
-        report = store.ingest(sorted((shared_data / HEAD).glob("*.dcm"))[:6], precompress=False)
+        report = store.ingest(sorted((shared_data / HEAD).glob("*.dcm"))[:count], precompress=False)
         assert report.ok
         study = report.outcomes[0].study_uid
-        records = store.instances(study)
+        return study, store.instances(study)
+
+
+@pytest.fixture()
+def served(shared_data: Path, tmp_path: Path):
+    store_path = tmp_path / "store"
+    study, records = _head_store(shared_data, store_path, 6)
     proc, url, _log = start_server(store_path)
     try:
         yield url, study, store_path, records
@@ -107,14 +112,8 @@ def test_a_file_lost_during_a_download_cuts_it_with_one_log_line(shared_data: Pa
     """Stored files deleted while an archive is sent (the check before answering passed): the answer
     can only be cut. The client must see it short (Content-Length, or no last chunk), the server
     log one line naming the object (no traceback), and the server go on serving."""
-    from medcodec.delivery import open_store
-
     store_path = tmp_path / "store"
-    with open_store(store_path) as store:  # ~21 MB: more than loopback's socket buffers hold ahead
-        report = store.ingest(sorted((shared_data / HEAD).glob("*.dcm"))[:40], precompress=False)
-        assert report.ok
-        study = report.outcomes[0].study_uid
-        records = store.instances(study)
+    study, records = _head_store(shared_data, store_path, 40)  # ~21 MB: more than loopback's socket buffers hold
     proc, url, log = start_server(store_path)
     try:
         with httpx.stream("GET", f"{url}/studies/{study}/archive.zip?{query}", timeout=60) as r:
