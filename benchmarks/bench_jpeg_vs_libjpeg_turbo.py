@@ -28,8 +28,9 @@ CT as HU + 1024 clipped to 0..4095, others shifted right until they fit):
 
 medcodec codes each set as the lossy DICOM writer codes a series: one content range for all its
 frames (``range_bits``: the widest frame's) and the table trained for its modality; ``--per-frame``
-gives each frame its own range and the default table (what ``medcodec.encode(arr, format="jpeg")``
-does for a caller who passes no modality).
+codes each frame as ``medcodec.encode(arr, format="jpeg")`` does for a caller who passes neither a
+range nor a modality: the steps of its ``bits_stored`` (12; until 2026-12-03 each frame's own span)
+and the default (CT) table.
 
 ``--files PATH...`` replaces the sets with DICOM files of your own (one set each: its first frame;
 a file whose Modality is CT counts as CT): the check on images the project has never seen.
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--effort", default="best", choices=("fast", "best"), help="medcodec encoder effort (default best)")
     ap.add_argument("--rdo", default=None, help="level selection overriding --effort (none, threshold, trellis, texture)")
     ap.add_argument("--repeat", type=int, default=5, help="timing passes, best taken (default 5)")
-    ap.add_argument("--per-frame", action="store_true", help="each frame its own range, CT table (no series hints)")
+    ap.add_argument("--per-frame", action="store_true", help="no series hints: the default range (bits_stored) and table (CT)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON too")
     ap.add_argument("--files", nargs="+", type=Path, help="DICOM files to measure instead of the built-in sets")
     args = ap.parse_args(argv)
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     kw = {"effort": args.effort, "rdo": args.rdo, **({"table": args.table} if args.table else {})}
-    print(f"medcodec {medcodec.__version__} format='jpeg' {kw} {'per-frame range, CT table' if args.per_frame else 'one range per set, modality table'} vs libjpeg-turbo {imagecodecs.jpeg8_version()} 12-bit "
+    print(f"medcodec {medcodec.__version__} format='jpeg' {kw} {'no series hints (default range and CT table)' if args.per_frame else 'one range per set, modality table'} vs libjpeg-turbo {imagecodecs.jpeg8_version()} 12-bit "
           f"optimize=True (imagecodecs {imagecodecs.__version__}); PSNR peak {PEAK}; rates {BPP_RANGE} bpp")
     results = []
     sets = image_sets(args.slices) if not args.files else [

@@ -9,7 +9,7 @@ Usage (from the repository root)::
 
 Per series, slices coded one by one as in ``bench_mdc2.py`` (PSNR peak ``2**bits_stored - 1``):
 
-* the range bits each slice's steps follow (format 2.0 floors them at ``bits_stored - 4``) and
+* the range bits each slice's steps follow (format 2.0 floors them at ``min(bits_stored, 12)``) and
   what coding every slice with the series' steps (``range_bits=`` the largest) changes;
 * PSNR-rate points of .mdc 2.0, OpenJPEG, HTJ2K (OpenJPH) and medcodec's standard JPEG, and the
   BD-rate against OpenJPEG over sub-ranges of rates;

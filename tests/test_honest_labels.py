@@ -261,8 +261,9 @@ def test_printed_bound_covers_voxels_moved_out_of_the_padding_range(entropy: str
     rng = np.random.default_rng(4)
     img = np.clip(np.rint(30 + rng.normal(0, 25, (2, 48, 56))), 0, 4095).astype(np.uint16)
     img[:, :, :8] = 0  # padding 0..2; tissue just above it decodes into it now and then
-    padded = medcodec.encode(img, bits_stored=12, quality=20, padding=(0, 2), entropy=entropy, intra=False)
-    plain = medcodec.encode(img, bits_stored=12, quality=20, entropy=entropy, intra=False)  # the same steps
+    span = dict(range_bits=8)  # the steps of its span, as a series writer passes it (12 bits' flatten it)
+    padded = medcodec.encode(img, bits_stored=12, quality=20, padding=(0, 2), entropy=entropy, intra=False, **span)
+    plain = medcodec.encode(img, bits_stored=12, quality=20, entropy=entropy, intra=False, **span)  # the same steps
     assert _bounds(medcodec.read_header(padded), padded)[0] >= _bounds(medcodec.read_header(plain), plain)[0] + 3 - 0.01
     out = medcodec.decode(padded).astype(np.int64)
     moved = (out == 3) & (img > 2)  # strays moved above the range

@@ -24,6 +24,10 @@ from medcodec.codec.intra import written_mode_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
+# The 12-bit DCT streams of formats 2.x were made when an image coded on its own got the steps of
+# its content's span (11 bits here); since 2026-12-03 it gets those of its bits_stored up to 12
+# (levelshift.default_range_bits), so they are re-encoded with that span (``range_bits=11``).
+_OWN_SPAN = dict(range_bits=11)
 # format 1.0 (Huffman): made when it was the .mdc default, so re-encoded with entropy="huffman"
 _V1 = dict(reencode=dict(entropy="huffman"))
 PROFILES = {
@@ -61,20 +65,20 @@ PROFILES = {
     # format 2.0, range-coded DCT levels with reconstruction offsets (binary coder); made when
     # entropy="arith" meant that coder, so they are re-encoded with "arith-binary" (``reencode``)
     "ct.u2.b12.q75.arith": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith",
-                                reencode=dict(entropy="arith-binary")),
+                                reencode=dict(range_bits=11, entropy="arith-binary")),
     "ct.i2.b16.q90.arith.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, entropy="arith",
                                    reencode=dict(entropy="arith-binary")),
     # format 2.1, DCT levels by the multi-symbol range coder (entropy coder 2)
     # (made before intra frames were the default, so re-encoded with intra=False)
     # (made before intra frames and then the compact layout were the default, so re-encoded without)
     "ct.u2.b12.q75.multi": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, entropy="arith-multi",
-                                reencode=dict(intra=False, compact=False)),
+                                reencode=dict(range_bits=11, intra=False, compact=False)),
     "ct.i2.b16.q90.multi.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                    entropy="arith-multi", reencode=dict(intra=False, compact=False)),
     # format 2.2, intra-predicted DCT frames (opt-in intra=True); made before the compact layout and
     # mode model 2 were the default, so re-encoded in the long layout with mode model 1
     "ct.u2.b12.q75.intra": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, intra=True,
-                                mode_model=1, reencode=dict(compact=False)),
+                                mode_model=1, reencode=dict(range_bits=11, compact=False)),
     "ct.i2.b16.q90.intra.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, intra=True,
                                    mode_model=1, reencode=dict(compact=False)),
     # format 2.3, the default coder (intra frames) with padding masks (the signed arrays have padding rows)
@@ -82,32 +86,32 @@ PROFILES = {
                                  padding=[-32768, -32768], mode_model=1, reencode=dict(compact=False)),
     # format 2.4, the compact layout: a 2-D image (HEAD flag), and 3 frames with padding masks (made
     # with mode model 1 intra frames), frames without intra prediction and a 12-bit signed range
-    "ct.u2.b12.q75.compact": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, mode_model=1),
+    "ct.u2.b12.q75.compact": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, mode_model=1, reencode=_OWN_SPAN),
     "ct.i2.b16.q90.compact.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                          padding=[-32768, -32768], mode_model=1),
     "mr.i2.b12.q50.compact.nointra.f3": dict(shape=(3, 24, 40), bits_stored=12, signed=True, quality=50,
-                                             intra=False),
+                                             intra=False, reencode=_OWN_SPAN),
     # format 2.4, intra frames with mode model 2 in the long layout; the 12-bit one has flat regions
     # (references all equal: no mode coded), the 16-bit one padding rows and masks too
     # (made before the intra RD levels were the default: re-encoded without them, ``intra_rd``)
     "ct.u2.b12.q60.modes2": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
-                                 intra_rd=False, reencode=dict(compact=False)),
+                                 intra_rd=False, reencode=dict(range_bits=11, compact=False)),
     "ct.i2.b16.q90.modes2.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                     padding=[-32768, -32768], intra_rd=False, reencode=dict(compact=False)),
     # format 2.4 as the default wrote it on 2026-11-30: the compact layout, mode model 2 and the
     # intra residuals' RD levels (made before the default wrote 2.5: re-encoded without the
     # transform choice, ``tx``)
-    "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, tx=False),
+    "ct.u2.b12.q60.default24": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, tx=False, reencode=_OWN_SPAN),
     "ct.i2.b16.q90.default24.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768], tx=False),
     # their successors: format 2.5 as the default wrote it from tx25 to big26 (the same inputs and
     # options; re-made by joint26: the joint mode / transform decision, fast's wider RD mode search;
     # re-encoded without 2.6's 16x16 blocks, ``big``)
-    "ct.u2.b12.q60.default25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, big=False),
+    "ct.u2.b12.q60.default25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, big=False, reencode=_OWN_SPAN),
     "ct.i2.b16.q90.default25.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768], big=False),
     # and theirs: format 2.6 (docs/format.md §19, 16x16 blocks) as the default writes it since big26
-    "ct.u2.b12.q60.default26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    "ct.u2.b12.q60.default26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, reencode=_OWN_SPAN),
     "ct.i2.b16.q90.default26.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768]),
     # the same with the padding filled before coding (2026-12-03, mdc.FILL_PADDING): format 2.6 as
@@ -124,9 +128,9 @@ PROFILES = {
     # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout (re-made by
     # joint26: the joint mode / transform decision)
     "ct.u2.b12.q60.best25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best",
-                                 big=False),
+                                 big=False, reencode=_OWN_SPAN),
     # format 2.6: effort="best" with 16x16 blocks (since big26)
-    "ct.u2.b12.q60.best26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
+    "ct.u2.b12.q60.best26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best", reencode=_OWN_SPAN),
 }
 
 

@@ -14,14 +14,19 @@ import numpy as np
 import pytest
 from test_golden import GOLDEN, check_golden
 
+# Made when an image's own span set the steps (11 and 9 bits here); since 2026-12-03 a JPEG's
+# default is its bits_stored (levelshift.default_range_bits): re-encoded with the span they had.
 PROFILES = {
-    "ct.u2.b12.q75.jpeg": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, format="jpeg"),
+    "ct.u2.b12.q75.jpeg": dict(shape=(40, 52), bits_stored=12, signed=False, quality=75, format="jpeg",
+                               reencode=dict(range_bits=11)),
     "ct.u2.b12.q90.fast.jpeg": dict(
-        shape=(40, 52), bits_stored=12, signed=False, quality=90, format="jpeg", effort="fast"
+        shape=(40, 52), bits_stored=12, signed=False, quality=90, format="jpeg", effort="fast",
+        reencode=dict(range_bits=11),
     ),
     "xr.u1.b8.q95.jpeg": dict(shape=(17, 64), bits_stored=8, signed=False, quality=95, format="jpeg"),
     "mr.u2.b10.q50.rst.jpeg": dict(
-        shape=(24, 40), bits_stored=10, signed=False, quality=50, format="jpeg", restart_interval=3
+        shape=(24, 40), bits_stored=10, signed=False, quality=50, format="jpeg", restart_interval=3,
+        reencode=dict(range_bits=9),
     ),
 }
 

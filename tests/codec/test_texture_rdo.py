@@ -199,7 +199,7 @@ def test_default_jpeg_is_texture_mode_with_trained_table():
     default = jpeg.encode_jpeg(img, bits_stored=12, quality=60)
     assert default == jpeg.encode_jpeg(img, bits_stored=12, quality=60, rdo="texture", table="ct")
     assert default != jpeg.encode_jpeg(img, bits_stored=12, quality=60, rdo="trellis", table="ct")
-    rb = levelshift.content_range_bits(img, int(img.min()), int(img.max()), 12)
+    rb = 12  # an image coded on its own: the steps of its bits_stored (levelshift.default_range_bits)
     assert jpeg.read_jpeg_header(default).qtables[0].tolist() == quantize.quant_table(60, rb, table="ct").tolist()
     mr = jpeg.encode_jpeg(img, bits_stored=12, quality=60, modality="MR")
     assert jpeg.read_jpeg_header(mr).qtables[0].tolist() == quantize.quant_table(60, rb, table="mr").tolist()
@@ -212,8 +212,9 @@ def test_texture_mode_keeps_noise_that_trellis_flattens():
     flattens blocks, the default does not."""
     rng = np.random.default_rng(11)
     img = np.clip(1064 + 20 * rng.standard_normal((256, 256)), 0, 4095).astype(np.uint16)
-    target = jpeg.encode_jpeg(img, bits_stored=12, quality=10, rdo="trellis")  # ~0.6 bpp
-    texture = jpeg.encode_jpeg(img, bits_stored=12, ratio=img.size * 2 / len(target))
+    span = 8  # the steps of its 8-bit span, as a series writer passes it (its 12-bit depth's erase all)
+    target = jpeg.encode_jpeg(img, bits_stored=12, quality=10, rdo="trellis", range_bits=span)  # ~0.6 bpp
+    texture = jpeg.encode_jpeg(img, bits_stored=12, ratio=img.size * 2 / len(target), range_bits=span)
     assert len(texture) <= len(target) * 1.03
     t_trellis = texture_retention(img, jpeg.decode_jpeg(target), rescale_intercept=-1024)
     t_default = texture_retention(img, jpeg.decode_jpeg(texture), rescale_intercept=-1024)
@@ -241,8 +242,9 @@ def test_texture_targets_on_real_chest_ct_at_1bpp(shared_data):
 
 
 def test_range_bits_gives_one_table_for_frames_of_different_ranges():
-    """A series writer passes one content range: both frames then get the same DQT at one quality,
-    where their own ranges (9 and 12 bits) give steps 8x apart."""
+    """One quality, one DQT: images coded on their own get the steps of their bits_stored whatever
+    they span (9 and 12 bits here); a series writer passes one content range for all its frames,
+    and a span passed per frame gives steps that far apart (8x)."""
     import medcodec
     from medcodec.errors import InvalidInputError
     from medcodec.registry import SeriesHints, backend
@@ -254,8 +256,13 @@ def test_range_bits_gives_one_table_for_frames_of_different_ranges():
     def dqt(data: bytes) -> np.ndarray:
         return np.asarray(medcodec.read_header(data).qtables[0])
 
-    own = [dqt(medcodec.encode(f, bits_stored=12, format="jpeg", quality=75)) for f in (narrow, wide)]
+    default = [dqt(medcodec.encode(f, bits_stored=12, format="jpeg", quality=75)) for f in (narrow, wide)]
+    np.testing.assert_array_equal(default[0], default[1])
+    spans = [levelshift.content_range_bits(f, int(f.min()), int(f.max()), 12) for f in (narrow, wide)]
+    assert spans == [9, 12]
+    own = [dqt(medcodec.encode(f, bits_stored=12, format="jpeg", quality=75, range_bits=b)) for f, b in zip((narrow, wide), spans)]
     assert not np.array_equal(own[0], own[1])
+    np.testing.assert_array_equal(own[1], default[1])
     one = [dqt(medcodec.encode(f, bits_stored=12, format="jpeg", quality=75, range_bits=12)) for f in (narrow, wide)]
     np.testing.assert_array_equal(one[0], one[1])
     np.testing.assert_array_equal(one[1], own[1])

@@ -224,9 +224,10 @@ def encode_jpeg(
         DICOM Modality (``"CT"``, ``"MR"``, ``"CR"``...) choosing the trained table when
         ``table`` is None; unknown or None: the CT table.
     range_bits
-        Bits the content spans, which scale the steps (``2**(range_bits - 8)``); ``None``: this
-        image's own (:func:`.levelshift.content_range_bits`). A series writer passes one value
-        for all its frames so that one quality gives the same steps on every slice.
+        Bits the content spans, which scale the steps (``2**(range_bits - 8)``); ``None``:
+        ``bits_stored`` (:func:`.levelshift.default_range_bits`), so that one quality gives one
+        DQT on every image of that depth, as with libjpeg-turbo. A series writer passes the
+        series' span instead (quality then follows the content, the same on every slice).
 
     Returns
     -------
@@ -283,7 +284,7 @@ def encode_jpeg(
         )
     vmin, vmax = levelshift.check_range(frame, bits_stored, False)
     if range_bits is None:
-        rbits = levelshift.content_range_bits(frame, vmin, vmax, bits_stored)
+        rbits = levelshift.default_range_bits(frame, vmin, vmax, bits_stored)
     else:
         rbits = levelshift.checked_range_bits(range_bits, bits_stored)
     if table is None:

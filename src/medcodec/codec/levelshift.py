@@ -22,6 +22,9 @@ __all__ = [
     "range_bits",
     "content_range_bits",
     "content_range_bits_reference",
+    "STABLE_RANGE_BITS",
+    "stable_range_floor",
+    "default_range_bits",
 ]
 
 
@@ -96,6 +99,37 @@ def content_range_bits(pixels: np.ndarray, vmin: int, vmax: int, bits_stored: in
         if PADDING_FRACTION * n < count_hi < n and abs(nearest - hi) * PADDING_GAP > spread:
             hi = nearest
     return range_bits(lo, hi, bits_stored)
+
+
+#: Up to this depth a stored unit is a stored unit: an image coded without a series' range
+#: (``range_bits=None``) gets the steps of its declared ``bits_stored``, whatever it contains, as
+#: libjpeg-turbo's quality scale does. Steps that followed each image's own span made one quality
+#: give steps up to 4x apart on the slices of one 12-bit MR series coded one at a time (10..12
+#: bits), which cost 7 points of BD-rate on the pooled series for JPEG and 3 for ``.mdc``
+#: (docs/design-notes.md, "One quality, one step on every slice"). Deeper data (a 16-bit header
+#: over 13 bits of values) keeps the steps of the span it fills, never finer than these bits.
+STABLE_RANGE_BITS = 12
+
+
+def stable_range_floor(bits_stored: int) -> int:
+    """The fewest range bits an image coded on its own gets: ``min(bits_stored, 12)``."""
+    return min(int(bits_stored), STABLE_RANGE_BITS)
+
+
+def default_range_bits(pixels: np.ndarray, vmin: int, vmax: int, bits_stored: int) -> int:
+    """Range bits for an image (or stack) coded without a series' ``range_bits``.
+
+    ``bits_stored`` itself up to :data:`STABLE_RANGE_BITS`, so that one quality gives the same
+    steps on every slice of a series coded one image at a time; above it the content's own
+    (:func:`content_range_bits`), at least :data:`STABLE_RANGE_BITS`.
+
+    >>> import numpy as np
+    >>> default_range_bits(np.array([[0, 900]]), 0, 900, 12), default_range_bits(np.array([[0, 9000]]), 0, 9000, 16)
+    (12, 14)
+    """
+    if bits_stored <= STABLE_RANGE_BITS:
+        return int(bits_stored)
+    return max(stable_range_floor(bits_stored), content_range_bits(pixels, vmin, vmax, bits_stored))
 
 
 def checked_range_bits(range_bits: object, bits_stored: int) -> int:

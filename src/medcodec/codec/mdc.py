@@ -178,13 +178,6 @@ RDOQ_EFFORTS: tuple[str, ...] = ("best",)
 INTRA_RDOQ_EFFORTS: tuple[str, ...] = ("fast", "best")
 
 
-#: Format 2.0 DCT streams scale their steps with at least ``bits_stored - ARITH_RANGE_FLOOR``
-#: bits: an end slice of an MR series (values 0..253 of a 16-bit series spanning 0..5888) would
-#: otherwise get steps 32x finer than its neighbours at the same quality and eat the bits of
-#: the series (docs/design-notes.md, "Where the MR gap came from").
-ARITH_RANGE_FLOOR = 4
-
-
 #: Format 2.0 DCT streams measure the content's span between these quantiles of the samples
 #: (every :data:`ROBUST_STRIDE`-th one): a few bright pixels (0.1 %) do not double the steps of
 #: a slice. On the brain MR the slice whose maximum is 5888 spans 0..3983 this way, as its
@@ -194,14 +187,19 @@ ROBUST_STRIDE = 7
 
 
 def arith_range_bits(content_bits: int, bits_stored: int, sample: np.ndarray | None = None) -> int:
-    """The range bits of a format 2.0 DCT stream: the content's (of its 0.1-99.9 % quantiles when
-    ``sample`` is given, never more than ``content_bits``), floored at ``bits_stored - 4``."""
+    """The range bits of a format 2.0 DCT stream coded without a series' ``range_bits``: the
+    content's (of its 0.1-99.9 % quantiles when ``sample`` is given, never more than
+    ``content_bits``), at least :func:`.levelshift.stable_range_floor` (``bits_stored`` up to 12
+    bits: an end slice of an MR series, values 0..253 of a series spanning 0..5888, would
+    otherwise get steps 32x finer than its neighbours at the same quality and eat the bits of the
+    series; docs/design-notes.md, "Where the MR gap came from" and "One quality, one step on
+    every slice")."""
     bits = int(content_bits)
     if sample is not None and sample.size:
         flat = np.ascontiguousarray(sample).reshape(-1)[::ROBUST_STRIDE]
         lo, hi = mdc2.int_quantiles(flat, ROBUST_QUANTILES, "nearest")
         bits = min(bits, levelshift.range_bits(int(lo), int(hi), bits_stored))
-    return max(bits, min(int(bits_stored), max(8, int(bits_stored) - ARITH_RANGE_FLOOR)))
+    return max(bits, levelshift.stable_range_floor(bits_stored))
 
 
 def encode_mdc_to(
@@ -245,7 +243,7 @@ def encode_mdc_to(
     with the multi-symbol range coder.
 
     ``range_bits``: bits the content spans (the steps scale with it); ``None``: from the sample,
-    and for ``entropy="arith"`` at least ``bits_stored - ARITH_RANGE_FLOOR`` (:func:`arith_range_bits`).
+    and for ``entropy="arith"`` at least ``min(bits_stored, 12)`` (:func:`arith_range_bits`).
     Series writers pass one value per series, so the steps do not vary slice to slice."""
     effort = effort or "fast"  # None: the .mdc default
     entropy = entropy or DEFAULT_ENTROPY
@@ -287,7 +285,7 @@ def encode_mdc_to(
         rbits = levelshift.checked_range_bits(range_bits, bits_stored)
     else:
         rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
-        if arith:
+        if arith:  # format 1.0 keeps the content's own range, pinned by its golden files
             rbits = arith_range_bits(rbits, bits_stored, sample_arr)
 
     use_rdoq = arith_id == container.ENTROPY_MULTI and effort in RDOQ_EFFORTS and not intra

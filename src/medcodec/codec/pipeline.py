@@ -145,9 +145,11 @@ def encode(
         decoding inside the encoder. Uses the v2 predictive mode (:mod:`.mdc2`): format 2.10 (the
         compact layout; 2.9 with ``compact=False``), ``0..255``.
     range_bits
-        DCT formats: bits the content spans, which scale the steps; ``None``: each image's own
-        (for ``.mdc`` with ``entropy="arith"`` at least ``bits_stored - 4``). Series writers pass
-        one value per series (steps then do not vary slice to slice). Not with ``max_error``.
+        DCT formats: bits the content spans, which scale the steps. ``None``: ``format="jpeg"``
+        uses ``bits_stored``, ``.mdc`` the content's span but at least ``min(bits_stored, 12)``
+        (format 1.0: the content's span), so that one quality gives the same steps on every
+        slice of a series coded one image at a time (:func:`.levelshift.default_range_bits`).
+        Series writers pass one value per series (steps then do not vary slice to slice). Not with ``max_error``.
     intra
         ``.mdc`` DCT streams of the multi-symbol coder: every 8x8 block predicted from its decoded
         neighbours (16 modes, :mod:`.intra`, mode model 2), format 2.6. ``None`` (default): on with
