@@ -615,6 +615,123 @@ def test_sequential_scan_with_se_not_63_decodes_with_a_warning_and_strict_refuse
         jpeg.decode_jpeg(bad, strict=True)
 
 
+def test_segments_parsed_once_per_series_still_warn_and_fail_per_stream() -> None:
+    """SOF, DQT and SOS are parsed once per distinct bytes (stream._SEGMENT_CACHE: the frames of a
+    series share them); every decode still checks the scan against its frame, warns about a known
+    deviation, and refuses it in strict mode; a failed parse is not kept."""
+    from medcodec.codec import stream
+    from medcodec.errors import NonConformantStreamWarning
+
+    good = _good()
+    bad = _replace_segment(good, "SOS", M.Sos((M.ScanComponent(1),), Ss=0, Se=0).to_bytes())
+    expected = jpeg.decode_jpeg(good)
+    for _ in range(2):
+        with pytest.warns(NonConformantStreamWarning, match="Se=0"):
+            np.testing.assert_array_equal(jpeg.decode_jpeg(bad), expected)
+        with pytest.raises(CorruptStreamError, match="strict"):
+            jpeg.decode_jpeg(bad, strict=True)
+        np.testing.assert_array_equal(jpeg.decode_jpeg(good), expected)
+    a, b = stream.parse_jpeg(good), stream.parse_jpeg(good)
+    assert a.sof is b.sof and a.sos is b.sos and a.qtable is b.qtable and a.segments == b.segments
+    # a scan naming a component the (cached) frame header does not have: refused every time
+    other = _replace_segment(good, "SOS", M.Sos((M.ScanComponent(7),), Ss=0, Se=63).to_bytes())
+    for _ in range(2):
+        with pytest.raises(CorruptStreamError, match="Cs=7"):
+            jpeg.decode_jpeg(other)
+    before = dict(stream._SEGMENT_CACHE)
+    with pytest.raises(CorruptStreamError):
+        jpeg.decode_jpeg(_replace_segment(good, "DQT", b"\xff\xdb\x00\x43\x05" + bytes(64)))  # Tq=5
+    assert not set(stream._SEGMENT_CACHE) - set(before)  # nothing kept from the failed DQT
+
+
+def _dht_reference(seg: bytes) -> list[tuple[tuple[int, int], tuple[list[int], list[int]]]]:
+    """The Python parser's tables of a DHT segment (raises what it raises)."""
+    from medcodec.codec import stream
+
+    out = []
+    for spec in M.Dht.from_bytes(seg, 0).tables:
+        table = stream._check_huffman(spec, 0)
+        out.append(((spec.Tc, spec.Th), (table.bits.tolist(), table.huffval.tolist())))
+    return out
+
+
+def test_dht_kernel_matches_the_python_parser_on_valid_and_mutated_segments() -> None:
+    """The one-kernel DHT path (stream._dht_tables) takes a segment only when the Python parser takes
+    it, with the same tables in the same order; it leaves every other segment to that parser (which
+    then raises). Segments from our encoder, libjpeg-turbo (standard and optimised tables, several per
+    segment), hand-made ones, then 4000 mutations of them."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    from medcodec.codec import stream
+
+    rng = np.random.default_rng(5)
+    img = np.clip(1000 + np.cumsum(rng.normal(0, 30, (40, 56)), axis=1), 0, 4095).astype(np.uint16)
+    streams = [jpeg.encode_jpeg(img, bits_stored=12, quality=q) for q in (5, 50, 95)]
+    streams += [imagecodecs.jpeg8_encode(img, level=q, bitspersample=12, optimize=o) for q in (20, 90) for o in (False, True)]
+    streams += [imagecodecs.jpeg8_encode((img >> 4).astype(np.uint8), level=75)]
+    segs = []
+    for data in streams:
+        for seg in jpeg.parse_jpeg(data).segments:
+            if seg.type == "DHT":
+                segs.append(data[seg.offset : seg.offset + 2 + seg.length])
+    segs.append(M.Dht(tuple(M.HuffmanSpec(1, th, (0, 2) + (0,) * 14, (0x00, 0xF0)) for th in range(4))).to_bytes())
+    assert len(segs) >= 8 and any(len(_dht_reference(s)) > 1 for s in segs)
+
+    def check(seg: bytes) -> str:
+        fast = stream._dht_tables(seg)
+        try:
+            ref = _dht_reference(seg)
+        except CorruptStreamError:
+            assert fast is None, seg.hex()
+            return "refused"
+        if fast is None:  # left to the parser: only for more tables than the kernel holds
+            assert len(ref) > stream._FAST_DHT_TABLES, seg.hex()
+            return "parser"
+        assert [(k, (t.bits.tolist(), t.huffval.tolist())) for k, t in fast] == ref, seg.hex()
+        assert all(t.bits.dtype == np.int32 and t.huffval.dtype == np.int32 for _, t in fast)
+        return "taken"
+
+    seen = {check(s) for s in segs}
+    assert seen == {"taken"}
+
+    def raw_dht(payload: bytes) -> bytes:
+        return b"\xff\xc4" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+    def table(tc_th: int, counts: tuple[int, ...], values: tuple[int, ...]) -> bytes:
+        return bytes([tc_th]) + bytes(counts + (0,) * (16 - len(counts))) + bytes(values)
+
+    bad = [
+        raw_dht(table(0x00, (3,), (0, 1, 2))),  # three 1-bit codes: the code space overflows
+        raw_dht(table(0x00, (1, 2, 3), (0, 1, 2, 3, 4, 5))),  # overflows at length 3
+        raw_dht(table(0x00, (1,), (16,))),  # DC symbol beyond the 16 categories
+        raw_dht(table(0x10, (0, 2), (0x01, 0x01))),  # a repeated symbol
+        raw_dht(table(0x10, (0, 2), (0x00, 0x10))),  # AC symbol with SSSS=0 other than EOB / ZRL
+        raw_dht(table(0x20, (1,), (0,))),  # Tc=2
+        raw_dht(table(0x04, (1,), (0,))),  # Th=4
+        raw_dht(b""),  # no table
+        raw_dht(table(0x00, (1,), (0,)))[:-1],  # shorter than its length field says
+    ]
+    assert {check(s) for s in bad} == {"refused"}
+    assert check(raw_dht(table(0x00, (1, 2), (0, 1, 2)))) == "taken"  # full code space at length 2: T.81 takes it
+    for _ in range(4000):
+        seg = bytearray(segs[int(rng.integers(len(segs)))])
+        kind = int(rng.integers(4))
+        if kind == 0:  # a byte changed
+            seg[int(rng.integers(len(seg)))] = int(rng.integers(256))
+        elif kind == 1:  # a code count moved by one
+            i = 5 + int(rng.integers(16))
+            seg[i] = (seg[i] + int(rng.choice([-1, 1]))) % 256
+        elif kind == 2:  # cut short, the length field kept or made to agree
+            seg = seg[: int(rng.integers(4, len(seg)))]
+            if rng.random() < 0.5:
+                seg[2:4] = (len(seg) - 2).to_bytes(2, "big")
+        else:  # a symbol repeated
+            i = 21 + int(rng.integers(max(1, len(seg) - 21)))
+            if i < len(seg):
+                seg[i] = seg[i - 1]
+        seen.add(check(bytes(seg)))
+    assert {"taken", "refused"} <= seen
+
+
 def test_find_scan_end_matches_its_byte_by_byte_twin() -> None:
     """The one-search scan end equals the byte loop's on data full of 0xFF: stuffed zeros, RSTn, fill
     bytes before a marker, a lone 0xFF at the very end."""

@@ -1050,6 +1050,57 @@ def huffman_decoder(bits, huffval, size_bits, max_s, is_ac, table):
     return table
 
 
+@_jit
+def dht_tables(seg, alphabet_dc, alphabet_ac, keys, bits, vals, counts):
+    """The Huffman tables of one DHT segment (``seg``: marker, length and payload, uint8), checked as
+    ``markers.Dht.from_bytes`` and ``stream._check_huffman`` check them: table ``t`` is class
+    ``keys[t, 0]``, destination ``keys[t, 1]``, BITS ``bits[t]``, HUFFVAL ``vals[t, :counts[t]]``.
+    Returns the number of tables, or -1 for anything but a plainly valid segment of at most
+    ``len(keys)`` tables (the Python parser then names what is wrong). Twin: those two functions.
+    """
+    n = seg.shape[0]
+    if n < 4 or seg[0] != 0xFF or seg[1] != 0xC4 or ((np.int64(seg[2]) << 8) | seg[3]) + 2 != n:
+        return -1
+    seen = np.zeros(256, np.uint8)
+    pos = 4
+    t = 0
+    while pos < n:
+        if t >= keys.shape[0]:
+            return -1
+        tc = np.int64(seg[pos]) >> 4
+        th = np.int64(seg[pos]) & 15
+        if tc > 1 or th > 3 or pos + 17 > n:
+            return -1
+        pos += 1
+        total = 0
+        code = 0
+        for i in range(16):
+            c = np.int64(seg[pos + i])
+            bits[t, i] = c
+            total += c
+            code += c
+            if code > (1 << (i + 1)):  # the code space overflows (T.81 §C)
+                return -1
+            code <<= 1
+        pos += 16
+        if total > 256 or pos + total > n:
+            return -1
+        alphabet = alphabet_dc if tc == 0 else alphabet_ac
+        seen[:] = 0
+        for i in range(total):
+            v = np.int64(seg[pos + i])
+            if v >= alphabet or seen[v] != 0 or (tc == 1 and (v & 15) == 0 and v != 0 and v != 0xF0):
+                return -1
+            seen[v] = 1
+            vals[t, i] = v
+        pos += total
+        keys[t, 0] = tc
+        keys[t, 1] = th
+        counts[t] = total
+        t += 1
+    return t if t > 0 else -1
+
+
 @_helper
 def _decode_symbol(acc, nbits, table):
     """Next Huffman symbol; the reader holds at least 16 bits. Returns (symbol, length), or
