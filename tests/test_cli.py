@@ -194,6 +194,23 @@ def test_intra_flag(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--intra" in capsys.readouterr().err
 
 
+def test_encode_into_the_folder_it_reads_twice(shared_data: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """``encode DIR -o DIR/series.mdc`` run again with --overwrite: the walk passes over its own
+    .mdc (it read it as a failed input, exit 1); the same for a folder of .mdc files inside DIR."""
+    src = shared_data / "ct_head_phantom_philips_ingenuity"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in sorted(p.name for p in src.glob("*.dcm"))[60:62]:
+        shutil.copy(src / name, folder / name)
+    for out in (folder / "series.mdc", folder / "mdc"):
+        for extra in ([], ["--overwrite"]):
+            assert main(["encode", str(folder), "-o", str(out), "-q", "60", "--no-progress", *extra]) == 0
+            printed = capsys.readouterr()
+            assert "failed" not in printed.out + printed.err and "2 frame(s)" in printed.out
+    assert medcodec.decode((folder / "series.mdc").read_bytes()).shape == (2, 512, 512)
+
+
 @pytest.mark.parametrize("to", ["mdc", "dicom-jpeg"])
 def test_encode_deflated_dicom(to: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Deflated Explicit VR Little Endian (pydicom's image_dfl.dcm) encodes like any other file: the

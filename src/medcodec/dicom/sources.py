@@ -53,9 +53,10 @@ __all__ = [
 ]
 
 
-#: File extensions a folder walk never tries as DICOM.
+#: File extensions a folder walk never tries as DICOM (``.mdc``: medcodec's own container, e.g. the
+#: output of ``medcodec encode DIR -o DIR/series.mdc``, which a second run read as a failed input).
 NON_DICOM_SUFFIXES = frozenset(
-    ".md .txt .rst .json .csv .tsv .xml .html .htm .pdf .py .ini .cfg .yaml .yml .log .sh .bat "
+    ".mdc .md .txt .rst .json .csv .tsv .xml .html .htm .pdf .py .ini .cfg .yaml .yml .log .sh .bat "
     ".png .jpg .jpeg .gif .bmp .tif .tiff .svg .nii .nrrd .mha .mhd .raw .npy .npz .gz .bz2 .xz "
     ".7z .tar .exe .dll .so .ds_store".split()
 )
