@@ -6,7 +6,7 @@ Registered through the ``numcodecs.codecs`` entry point (``pyproject.toml``), so
     >>> import numcodecs
     >>> codec = numcodecs.get_codec({"id": "medcodec", "bits_stored": 12, "quality": 90})
     >>> codec.get_config()["quality"], type(codec).__name__
-    (90, 'MedcodecCodec')
+    (90.0, 'MedcodecCodec')
 
 ``encode`` takes an integer array (one 2-D image or a ``(frames, rows, cols)`` stack, e.g. a zarr
 chunk of one slice) and returns a ``.mdc`` (or JPEG) stream; ``decode`` returns the stored values

@@ -642,6 +642,25 @@ def test_segments_parsed_once_per_series_still_warn_and_fail_per_stream() -> Non
     with pytest.raises(CorruptStreamError):
         jpeg.decode_jpeg(_replace_segment(good, "DQT", b"\xff\xdb\x00\x43\x05" + bytes(64)))  # Tq=5
     assert not set(stream._SEGMENT_CACHE) - set(before)  # nothing kept from the failed DQT
+    # the frame-size limit is checked on every call, the frame header parsed once (an outside audit)
+    from medcodec.codec import container
+
+    rows, cols = expected.shape
+    saved = container.LIMITS["max_frame_pixels"]
+    container.LIMITS["max_frame_pixels"] = rows * cols - 1
+    try:
+        with pytest.raises(CorruptStreamError, match="exceed the limit"):
+            jpeg.decode_jpeg(good)
+    finally:
+        container.LIMITS["max_frame_pixels"] = saved
+    np.testing.assert_array_equal(jpeg.decode_jpeg(good), expected)
+    # a segment larger than SEGMENT_CACHE_MAX_BYTES (a DQT defining its table 20 times) is parsed every time
+    qt = jpeg.parse_jpeg(good).qtable
+    big = M.Dqt(tuple(M.QuantizationTable(qt.Pq, t % 4, qt.Q) for t in range(20))).to_bytes()
+    assert len(big) > stream.SEGMENT_CACHE_MAX_BYTES
+    np.testing.assert_array_equal(jpeg.decode_jpeg(_replace_segment(good, "DQT", big)), expected)
+    assert big not in stream._SEGMENT_CACHE
+    assert all(len(k) <= stream.SEGMENT_CACHE_MAX_BYTES for k in stream._SEGMENT_CACHE)
 
 
 def _dht_reference(seg: bytes) -> list[tuple[tuple[int, int], tuple[list[int], list[int]]]]:

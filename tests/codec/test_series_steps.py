@@ -54,3 +54,35 @@ def test_deeper_data_keep_their_own_span_above_12_bits() -> None:
     assert levelshift.default_range_bits(thin, int(thin.min()), int(thin.max()), 10) == 10
     assert medcodec.read_header(medcodec.encode(wide, bits_stored=16, quality=60)).range_bits == 13
     assert medcodec.read_header(medcodec.encode(thin, bits_stored=16, quality=60)).range_bits == 12
+
+
+@pytest.mark.realdata
+def test_series_writers_keep_the_series_span(shared_data: Path, tmp_path: Path) -> None:
+    """``medcodec encode`` to .mdc (``encode_to``) and ``evaluate`` code a series with the steps of its
+    content's span, as before 2026-12-03 (the head phantom spans 11 bits: the CLI gave 23.1:1 at
+    quality 75 and would give 38.9:1 with the steps of its 12-bit depth; an outside audit); only an
+    image coded on its own by ``medcodec.encode`` takes its declared depth."""
+    import io
+
+    from medcodec.codec import mdc
+    from medcodec.evaluate.peers import MedcodecAdapter, MedcodecJpegAdapter
+    from medcodec.spec import PixelSpec
+
+    files = sorted((shared_data / HEAD).glob("*.dcm"))
+    stack = np.stack([pydicom.dcmread(f).pixel_array for f in files[60:63]])
+    buf = io.BytesIO()
+    mdc.encode_to(buf, list(stack), n_frames=3, bits_stored=12, signed=False, sample=list(stack), quality=75)
+    written = medcodec.read_header(buf.getvalue())
+    assert written.range_bits == 11
+    spec = PixelSpec(bits_stored=12, signed=False)
+    for adapter, fmt in ((MedcodecAdapter(), "mdc"), (MedcodecJpegAdapter(), "jpeg")):
+        adapter.for_series(stack, spec)
+        data = adapter.encode(stack[1], spec, target=75)
+        steps = np.asarray(medcodec.read_header(data).qtables[0])
+        same = medcodec.encode(stack[1], bits_stored=12, quality=75, format=fmt, range_bits=11,
+                               **({"spec": spec} if fmt == "jpeg" else {}))  # fmt: skip
+        np.testing.assert_array_equal(steps, np.asarray(medcodec.read_header(same).qtables[0]))
+        if fmt == "mdc":
+            np.testing.assert_array_equal(steps, np.asarray(written.qtables[0]))
+        own = medcodec.read_header(medcodec.encode(stack[1], bits_stored=12, quality=75, format=fmt)).qtables[0]
+        assert np.asarray(own)[0] > steps[0]  # an image on its own: the steps of its 12-bit depth

@@ -124,7 +124,8 @@ def default_range_bits(pixels: np.ndarray, vmin: int, vmax: int, bits_stored: in
     (:func:`content_range_bits`), at least :data:`STABLE_RANGE_BITS`.
 
     >>> import numpy as np
-    >>> default_range_bits(np.array([[0, 900]]), 0, 900, 12), default_range_bits(np.array([[0, 9000]]), 0, 9000, 16)
+    >>> ramp = np.arange(0, 9000, 7).reshape(1, -1)  # spans 0..8995: 14 bits
+    >>> default_range_bits(ramp // 10, 0, 899, 12), default_range_bits(ramp, 0, 8995, 16)
     (12, 14)
     """
     if bits_stored <= STABLE_RANGE_BITS:

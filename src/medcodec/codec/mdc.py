@@ -116,7 +116,10 @@ def encode_to(
     sample
         A few representative frames (e.g. evenly spaced): the rate search for ``ratio`` /
         ``psnr`` and, without ``value_range``, the quantizer's range run on them.
-        Default: the first frame.
+        Default: the first frame. The frames are taken for a whole series: the steps follow the
+        span of their content (at least ``bits_stored - 4`` bits, :data:`SERIES_RANGE_FLOOR`), as
+        the series writers have always coded, not the declared depth an image coded on its own
+        by :func:`encode` gets (:func:`.levelshift.default_range_bits`).
     value_range
         (min, max) of the whole series if known; otherwise taken from ``sample``.
     max_error
@@ -161,6 +164,7 @@ def encode_to(
         fh, frames, n_frames=n_frames, bits_stored=bits_stored, signed=signed, sample=sample, value_range=value_range,
         quality=quality, ratio=ratio, psnr=psnr, spec=spec, table=table, jobs=jobs, ancillary=ancillary, ndim=ndim,
         effort=effort, entropy=entropy, padding=padding, intra=intra, compact=compact, judge_ratio=judge_ratio,
+        series=True,
     )  # fmt: skip
 
 
@@ -186,19 +190,32 @@ ROBUST_QUANTILES = (0.001, 0.999)
 ROBUST_STRIDE = 7
 
 
-def arith_range_bits(content_bits: int, bits_stored: int, sample: np.ndarray | None = None) -> int:
+#: A series coded in one call (:func:`encode_to`, the series writers' streaming encoder) keeps steps
+#: for its content's span, never finer than ``bits_stored - SERIES_RANGE_FLOOR`` bits (format 2.x;
+#: 16-bit MR: 12), as before 2026-12-03: one call gives every frame the same steps anyway, so the
+#: quality follows the data's range (README, "Choosing a quality"); an image coded on its own
+#: gets :func:`.levelshift.stable_range_floor` instead.
+SERIES_RANGE_FLOOR = 4
+
+
+def arith_range_bits(
+    content_bits: int, bits_stored: int, sample: np.ndarray | None = None, *, series: bool = False
+) -> int:
     """The range bits of a format 2.0 DCT stream coded without a series' ``range_bits``: the
     content's (of its 0.1-99.9 % quantiles when ``sample`` is given, never more than
     ``content_bits``), at least :func:`.levelshift.stable_range_floor` (``bits_stored`` up to 12
     bits: an end slice of an MR series, values 0..253 of a series spanning 0..5888, would
     otherwise get steps 32x finer than its neighbours at the same quality and eat the bits of the
     series; docs/design-notes.md, "Where the MR gap came from" and "One quality, one step on
-    every slice")."""
+    every slice"); ``series``: a whole series' sample, at least ``bits_stored -``
+    :data:`SERIES_RANGE_FLOOR` (and 8)."""
     bits = int(content_bits)
     if sample is not None and sample.size:
         flat = np.ascontiguousarray(sample).reshape(-1)[::ROBUST_STRIDE]
         lo, hi = mdc2.int_quantiles(flat, ROBUST_QUANTILES, "nearest")
         bits = min(bits, levelshift.range_bits(int(lo), int(hi), bits_stored))
+    if series:
+        return max(bits, min(int(bits_stored), max(8, int(bits_stored) - SERIES_RANGE_FLOOR)))
     return max(bits, levelshift.stable_range_floor(bits_stored))
 
 
@@ -228,6 +245,7 @@ def encode_mdc_to(
     compact: bool | None = None,
     rate_sample_frames: int = RATE_SAMPLE_FRAMES,
     judge_ratio: bool = True,
+    series: bool = False,
 ) -> StreamSummary:
     """:func:`encode_to`; ``frames_checked``: :func:`encode` already range-checked every frame.
 
@@ -243,7 +261,8 @@ def encode_mdc_to(
     with the multi-symbol range coder.
 
     ``range_bits``: bits the content spans (the steps scale with it); ``None``: from the sample,
-    and for ``entropy="arith"`` at least ``min(bits_stored, 12)`` (:func:`arith_range_bits`).
+    and for ``entropy="arith"`` at least ``min(bits_stored, 12)``, or with ``series`` (the frames
+    are a whole series, :func:`encode_to`) at least ``bits_stored - 4`` (:func:`arith_range_bits`).
     Series writers pass one value per series, so the steps do not vary slice to slice."""
     effort = effort or "fast"  # None: the .mdc default
     entropy = entropy or DEFAULT_ENTROPY
@@ -286,7 +305,7 @@ def encode_mdc_to(
     else:
         rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
         if arith:  # format 1.0 keeps the content's own range, pinned by its golden files
-            rbits = arith_range_bits(rbits, bits_stored, sample_arr)
+            rbits = arith_range_bits(rbits, bits_stored, sample_arr, series=series)
 
     use_rdoq = arith_id == container.ENTROPY_MULTI and effort in RDOQ_EFFORTS and not intra
 

@@ -356,12 +356,16 @@ def _check_scan_tables(
             )
 
 
-#: SOF (checked), DQT and SOS segments parsed, by their bytes (marker included): the frames of a
-#: series share them (one quality, one size), so decoding a series parses each once; a few
-#: microseconds each, a tenth of decoding a 256x256 frame. DHT is parsed every time: optimal
-#: tables differ from image to image. Values are frozen dataclasses; a failed parse is not kept.
+#: SOF, DQT and SOS segments parsed, by their bytes (marker included): the frames of a series
+#: share them (one quality, one size), so decoding a series parses each once; a few microseconds
+#: each, a tenth of decoding a 256x256 frame. Only the parse is kept: the checks that depend on
+#: the settings of the moment (``container.LIMITS``) or on the other segments run on every call.
+#: DHT is parsed every time: optimal tables differ from image to image. Values are frozen
+#: dataclasses; a failed parse is not kept; at most :data:`SEGMENT_CACHE_SIZE` segments of at most
+#: :data:`SEGMENT_CACHE_MAX_BYTES` each (a DQT of four 16-bit tables is 520 bytes).
 _SEGMENT_CACHE: dict[bytes, Any] = {}
 SEGMENT_CACHE_SIZE = 64
+SEGMENT_CACHE_MAX_BYTES = 1024
 
 
 def _parsed_segment(seg: bytes, pos: int, parse: Any) -> Any:
@@ -369,9 +373,10 @@ def _parsed_segment(seg: bytes, pos: int, parse: Any) -> Any:
     hit = _SEGMENT_CACHE.get(seg)
     if hit is None:
         hit = parse(seg, pos)
-        if len(_SEGMENT_CACHE) >= SEGMENT_CACHE_SIZE:
-            _SEGMENT_CACHE.clear()
-        _SEGMENT_CACHE[seg] = hit
+        if len(seg) <= SEGMENT_CACHE_MAX_BYTES:
+            if len(_SEGMENT_CACHE) >= SEGMENT_CACHE_SIZE:
+                _SEGMENT_CACHE.clear()
+            _SEGMENT_CACHE[seg] = hit
     return hit
 
 
@@ -396,12 +401,6 @@ def _dht_tables(seg: bytes) -> list[tuple[tuple[int, int], entropy.HuffmanTable]
         ((int(keys[t, 0]), int(keys[t, 1])), entropy.HuffmanTable(bits[t].copy(), vals[t, : counts[t]].copy()))
         for t in range(n)
     ]
-
-
-def _checked_sof(seg: bytes, pos: int) -> M.Sof:
-    sof = M.Sof.from_bytes(seg, pos)
-    _check_frame_header(sof, pos)
-    return sof
 
 
 def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) -> JpegFrame:
@@ -472,8 +471,9 @@ def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) ->
                 raise CorruptStreamError(
                     f"second frame header (first at byte offset {sof_offset}) (T.81 §B.2.1)", offset=pos, segment=name
                 )
-            sof = _parsed_segment(seg, pos, _checked_sof)
+            sof = _parsed_segment(seg, pos, M.Sof.from_bytes)
             sof_offset = pos
+            _check_frame_header(sof, pos)
         elif code == M.DQT:
             for t in _parsed_segment(seg, pos, M.Dqt.from_bytes).tables:
                 qtables[t.Tq] = t

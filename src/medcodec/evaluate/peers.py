@@ -158,6 +158,10 @@ class BaseAdapter:
             )
         return None
 
+    def for_series(self, stack: NDArray[Any], spec: PixelSpec) -> None:
+        """Called once per evaluation with the whole ``(frames, rows, cols)`` stack before any frame
+        is coded: a codec that codes a series as its writer does takes what it needs (default: nothing)."""
+
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         """One 2-D frame to bytes at knob value ``target`` (``None``: lossless)."""
         raise NotImplementedError
@@ -224,12 +228,30 @@ class MedcodecAdapter(BaseAdapter):
 
     #: extra keyword arguments of ``medcodec.encode`` (e.g. the v2 entropy coder)
     options: ClassVar[dict[str, Any]] = {}
+    #: the series' span (``range_bits``) set by :meth:`for_series`, None before
+    _range_bits: int | None = None
+
+    def for_series(self, stack: NDArray[Any], spec: PixelSpec) -> None:
+        """The steps the series writers give this series (``range_bits``): ``medcodec encode`` to
+        ``.mdc`` and the lossy DICOM writers code a series with one span for all its frames, the
+        content's (README, "Choosing a quality"), where ``medcodec.encode`` on one frame takes its
+        declared depth (:func:`medcodec.codec.levelshift.default_range_bits`). Frames are still
+        coded one by one through the public ``medcodec.encode``, with that ``range_bits``."""
+        from ..codec import levelshift, mdc
+
+        vmin, vmax = levelshift.check_range(stack, spec.bits_stored, spec.signed)
+        bits = levelshift.content_range_bits(stack, vmin, vmax, spec.bits_stored)
+        if self.fmt == "mdc" and self.options.get("entropy") != "huffman":  # the multi-symbol coder's rule
+            bits = mdc.arith_range_bits(bits, spec.bits_stored, stack, series=True)
+        self._range_bits = bits
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         enc, _ = self._api()
         q = 100 if target is None else int(self._clamp(target))
         # JPEG: the spec carries the modality, which picks the trained table (as the DICOM writer does)
         kw: dict[str, Any] = {"spec": spec} if self.fmt == "jpeg" else {}
+        if self._range_bits is not None and "max_error" not in self.options:
+            kw["range_bits"] = self._range_bits
         return bytes(
             enc(
                 check_frame(frame, spec),

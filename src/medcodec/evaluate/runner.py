@@ -473,6 +473,10 @@ def run_evaluation(
             raise InvalidInputError(f"--qualities names codec {name!r}, which is not being evaluated")
 
     # plan: (adapter, list of (knob value | None, target bpp | None))
+    for ad in usable:  # a codec that codes a series as its writer does sees the whole stack first
+        hook = getattr(ad, "for_series", None)
+        if hook is not None:
+            hook(stack, spec)
     cal = stack[calibration_indices(stack.shape[0], calibration_frames)]
     cal_pixels = int(cal.size)
     plans: list[tuple[CodecAdapter, list[tuple[float | None, list[float], bool]]]] = []
