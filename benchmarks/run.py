@@ -108,6 +108,7 @@ def _looks_like_dicom(path: Path) -> bool:
 def bench_codec(ad: BaseAdapter, s: LoadedSeries, args: argparse.Namespace) -> dict[str, Any]:
     """One codec on one series: matched-rate point, speeds, sweep for BD-rate."""
     px, spec = s.pixels, s.spec
+    ad.for_series(px, spec)  # as evaluate does: medcodec codes with the series' span (its writers' steps)
     cal = px[calibration_indices(px.shape[0], 4)]
     value: float | None = None
     sweep: list[dict[str, float]] = []

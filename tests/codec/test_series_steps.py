@@ -11,6 +11,7 @@ one step on every slice"). Data up to 12 bits now get the steps of their ``bits_
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pydicom
@@ -86,3 +87,29 @@ def test_series_writers_keep_the_series_span(shared_data: Path, tmp_path: Path) 
             np.testing.assert_array_equal(steps, np.asarray(written.qtables[0]))
         own = medcodec.read_header(medcodec.encode(stack[1], bits_stored=12, quality=75, format=fmt)).qtables[0]
         assert np.asarray(own)[0] > steps[0]  # an image on its own: the steps of its 12-bit depth
+
+
+def test_evaluate_adapter_series_span_edges() -> None:
+    """``MedcodecAdapter.for_series`` (a second outside audit): a big-endian stack is read as the
+    same values; an adapter whose options set ``range_bits`` keeps its own; each call replaces the
+    span of the last series; the JPEG adapter takes the frames' plain span."""
+    from medcodec.evaluate.peers import MedcodecAdapter, MedcodecJpegAdapter
+    from medcodec.spec import PixelSpec
+
+    rng = np.random.default_rng(2)
+    narrow = (1000 + rng.integers(0, 400, (3, 32, 40))).astype(np.uint16)  # 9 bits
+    wide = rng.integers(0, 4096, (3, 32, 40)).astype(np.uint16)  # 12 bits
+    spec = PixelSpec(bits_stored=12, signed=False)
+    ad = MedcodecJpegAdapter()
+    ad.for_series(narrow.astype(">u2"), spec)
+    assert ad._range_bits == 9
+    ad.for_series(wide, spec)
+    assert ad._range_bits == 12
+
+    class Pinned(MedcodecAdapter):
+        options: ClassVar[dict[str, Any]] = {"range_bits": 10}
+
+    pinned = Pinned()
+    pinned.for_series(narrow, spec)
+    data = pinned.encode(narrow[0], spec, target=60)
+    assert medcodec.read_header(data).range_bits == 10

@@ -232,13 +232,21 @@ class MedcodecAdapter(BaseAdapter):
     _range_bits: int | None = None
 
     def for_series(self, stack: NDArray[Any], spec: PixelSpec) -> None:
-        """The steps the series writers give this series (``range_bits``): ``medcodec encode`` to
-        ``.mdc`` and the lossy DICOM writers code a series with one span for all its frames, the
-        content's (README, "Choosing a quality"), where ``medcodec.encode`` on one frame takes its
-        declared depth (:func:`medcodec.codec.levelshift.default_range_bits`). Frames are still
-        coded one by one through the public ``medcodec.encode``, with that ``range_bits``."""
+        """One span for all the frames of this series (``range_bits``), the content's, as the series
+        writers code (README, "Choosing a quality"), where ``medcodec.encode`` on one frame takes
+        its declared depth (:func:`medcodec.codec.levelshift.default_range_bits`). ``.mdc``: the
+        span ``medcodec encode`` to ``.mdc`` takes (between quantiles, at least ``bits_stored -
+        4``); JPEG: the plain span of the evaluated frames (the lossy DICOM writer's CT span starts
+        at the tissue floor, so its steps can be up to 2x coarser). Frames are still coded one by
+        one through the public ``medcodec.encode``, with that ``range_bits``; the next call replaces it."""
         from ..codec import levelshift, mdc
 
+        self._range_bits = None
+        if "range_bits" in self.options:  # the adapter's own setting wins
+            return
+        stack = np.asarray(stack)
+        if not stack.dtype.isnative:  # the range kernels take native byte order
+            stack = stack.astype(stack.dtype.newbyteorder("="))
         vmin, vmax = levelshift.check_range(stack, spec.bits_stored, spec.signed)
         bits = levelshift.content_range_bits(stack, vmin, vmax, spec.bits_stored)
         if self.fmt == "mdc" and self.options.get("entropy") != "huffman":  # the multi-symbol coder's rule
@@ -250,7 +258,7 @@ class MedcodecAdapter(BaseAdapter):
         q = 100 if target is None else int(self._clamp(target))
         # JPEG: the spec carries the modality, which picks the trained table (as the DICOM writer does)
         kw: dict[str, Any] = {"spec": spec} if self.fmt == "jpeg" else {}
-        if self._range_bits is not None and "max_error" not in self.options:
+        if self._range_bits is not None and not {"max_error", "range_bits"} & set(self.options):
             kw["range_bits"] = self._range_bits
         return bytes(
             enc(

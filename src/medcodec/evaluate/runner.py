@@ -473,10 +473,16 @@ def run_evaluation(
             raise InvalidInputError(f"--qualities names codec {name!r}, which is not being evaluated")
 
     # plan: (adapter, list of (knob value | None, target bpp | None))
-    for ad in usable:  # a codec that codes a series as its writer does sees the whole stack first
+    for ad in list(usable):  # a codec that codes a series as its writer does sees the whole stack first
         hook = getattr(ad, "for_series", None)
-        if hook is not None:
+        if hook is None:
+            continue
+        try:
             hook(stack, spec)
+        except Exception as exc:  # as a failing encode: this codec is left out, the others go on
+            usable.remove(ad)
+            skipped[ad.name] = f"{ad.name} skipped: {type(exc).__name__}: {exc}"
+            say(skipped[ad.name])
     cal = stack[calibration_indices(stack.shape[0], calibration_frames)]
     cal_pixels = int(cal.size)
     plans: list[tuple[CodecAdapter, list[tuple[float | None, list[float], bool]]]] = []
