@@ -472,7 +472,6 @@ def run_evaluation(
         if name not in codecs:
             raise InvalidInputError(f"--qualities names codec {name!r}, which is not being evaluated")
 
-    # plan: (adapter, list of (knob value | None, target bpp | None))
     for ad in list(usable):  # a codec that codes a series as its writer does sees the whole stack first
         hook = getattr(ad, "for_series", None)
         if hook is None:
@@ -483,6 +482,8 @@ def run_evaluation(
             usable.remove(ad)
             skipped[ad.name] = f"{ad.name} skipped: {type(exc).__name__}: {exc}"
             say(skipped[ad.name])
+
+    # plan: (adapter, list of (knob value | None, target bpp | None))
     cal = stack[calibration_indices(stack.shape[0], calibration_frames)]
     cal_pixels = int(cal.size)
     plans: list[tuple[CodecAdapter, list[tuple[float | None, list[float], bool]]]] = []
