@@ -219,6 +219,27 @@ def arith_range_bits(
     return max(bits, levelshift.stable_range_floor(bits_stored))
 
 
+def _sample_range_bits(sample: np.ndarray, value_range: tuple[int, int], bits_stored: int, *, arith: bool,
+                       series: bool) -> int:  # fmt: skip
+    """The range bits of a stream coded without ``range_bits``, from its (checked, native) sample:
+    the content's span; with a range coder :func:`arith_range_bits` (format 1.0 keeps the
+    content's own span, pinned by its golden files)."""
+    rbits = levelshift.content_range_bits(sample, value_range[0], value_range[1], bits_stored)
+    return arith_range_bits(rbits, bits_stored, sample, series=series) if arith else rbits
+
+
+def series_range_bits(frames: np.ndarray, bits_stored: int, signed: bool, *, entropy: str | None = None) -> int:
+    """The range bits :func:`encode_to` (``medcodec encode`` to ``.mdc``) gives a series whose frames
+    (or a sample of them) these are, with ``entropy``'s coder (``None``: the default): what a tool
+    coding the frames one by one through ``encode`` passes as ``range_bits`` to code them alike."""
+    entropy = entropy or DEFAULT_ENTROPY
+    if entropy not in mdc2.ENTROPY_CODERS:
+        raise InvalidInputError(f"entropy={entropy!r} is unknown, expected one of {mdc2.ENTROPY_CODERS}")
+    arr, signed_, _, bits = validate_pixels(np.asarray(frames), bits_stored, signed)
+    value_range = levelshift.check_range(arr, bits, signed_)
+    return _sample_range_bits(arr, value_range, bits, arith=mdc2.arith_coder_id(entropy) is not None, series=True)
+
+
 def encode_mdc_to(
     fh: BinaryIO,
     frames: Iterable[np.ndarray],
@@ -303,9 +324,7 @@ def encode_mdc_to(
     if range_bits is not None:
         rbits = levelshift.checked_range_bits(range_bits, bits_stored)
     else:
-        rbits = levelshift.content_range_bits(sample_arr, value_range[0], value_range[1], bits_stored)
-        if arith:  # format 1.0 keeps the content's own range, pinned by its golden files
-            rbits = arith_range_bits(rbits, bits_stored, sample_arr, series=series)
+        rbits = _sample_range_bits(sample_arr, value_range, bits_stored, arith=arith, series=series)
 
     use_rdoq = arith_id == container.ENTROPY_MULTI and effort in RDOQ_EFFORTS and not intra
 

@@ -38,6 +38,7 @@ from ..errors import (
     TruncatedStreamError,
     UnsupportedFeatureError,
 )
+from . import _kernels as K
 from . import container, entropy
 from . import markers as M
 from .transform import blocks_shape
@@ -388,8 +389,6 @@ def _dht_tables(seg: bytes) -> list[tuple[tuple[int, int], entropy.HuffmanTable]
     """``((Tc, Th), table)`` of a DHT segment in one kernel (:func:`._kernels.dht_tables`), checked as
     :meth:`.markers.Dht.from_bytes` and :func:`_check_huffman` check them, in a fifth of their time;
     ``None`` for anything but a plainly valid segment: the Python parser then says what is wrong."""
-    from . import _kernels as K
-
     keys = np.empty((_FAST_DHT_TABLES, 2), np.int64)
     bits = np.empty((_FAST_DHT_TABLES, 16), np.int32)
     vals = np.empty((_FAST_DHT_TABLES, 256), np.int32)

@@ -240,18 +240,17 @@ class MedcodecAdapter(BaseAdapter):
         at the tissue floor, so its steps can be up to 2x coarser). Frames are still coded one by
         one through the public ``medcodec.encode``, with that ``range_bits``; the next call replaces it."""
         from ..codec import levelshift, mdc
+        from ..codec.framecoder import validate_pixels
 
         self._range_bits = None
         if "range_bits" in self.options:  # the adapter's own setting wins
             return
-        stack = np.asarray(stack)
-        if not stack.dtype.isnative:  # the range kernels take native byte order
-            stack = stack.astype(stack.dtype.newbyteorder("="))
-        vmin, vmax = levelshift.check_range(stack, spec.bits_stored, spec.signed)
-        bits = levelshift.content_range_bits(stack, vmin, vmax, spec.bits_stored)
-        if self.fmt == "mdc" and self.options.get("entropy") != "huffman":  # the multi-symbol coder's rule
-            bits = mdc.arith_range_bits(bits, spec.bits_stored, stack, series=True)
-        self._range_bits = bits
+        if self.fmt == "mdc":
+            self._range_bits = mdc.series_range_bits(stack, spec.bits_stored, spec.signed,
+                                                     entropy=self.options.get("entropy"))  # fmt: skip
+            return
+        frames, signed, _, bits = validate_pixels(np.asarray(stack), spec.bits_stored, spec.signed)  # native order
+        self._range_bits = levelshift.content_range_bits(frames, *levelshift.check_range(frames, bits, signed), bits)
 
     def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
         enc, _ = self._api()
