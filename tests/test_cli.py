@@ -211,6 +211,30 @@ def test_encode_into_the_folder_it_reads_twice(shared_data: Path, tmp_path: Path
     assert medcodec.decode((folder / "series.mdc").read_bytes()).shape == (2, 512, 512)
 
 
+def test_encode_lossy_dicom_into_the_folder_it_reads_twice(shared_data: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """``encode DIR --to dicom-jpeg -o DIR/lossy`` run again with --overwrite: the walk leaves out
+    its own output folder (the rerun read the lossy files as inputs and refused to overwrite
+    them, exit 2); the input folder itself as --output is a usage error, nothing written."""
+    src = shared_data / "ct_head_phantom_philips_ingenuity"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in sorted(p.name for p in src.glob("*.dcm"))[60:62]:
+        shutil.copy(src / name, folder / name)
+    out = folder / "lossy"
+    for extra in ([], ["--overwrite"]):
+        argv = ["encode", str(folder), "--to", "dicom-jpeg", "-o", str(out), "-q", "60", "--no-progress", *extra]
+        assert main(argv) == 0
+        printed = capsys.readouterr()
+        assert "error" not in printed.err and "series: 2 file(s)" in printed.out
+    written = sorted(out.rglob("*.dcm"))
+    assert len(written) == 2 and all(pydicom.dcmread(p).LossyImageCompression == "01" for p in written)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    assert main(["encode", str(folder), "--to", "dicom-jpeg", "-o", str(folder), "--no-progress"]) == 2
+    assert "is an input folder" in capsys.readouterr().err
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+
 @pytest.mark.parametrize("to", ["mdc", "dicom-jpeg"])
 def test_encode_deflated_dicom(to: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Deflated Explicit VR Little Endian (pydicom's image_dfl.dcm) encodes like any other file: the

@@ -153,6 +153,21 @@ def test_folder_walk_skips_hidden_and_named_non_dicom_and_finds_extensionless(sh
     np.testing.assert_array_equal(read_image(folder / "sub" / "raw").pixels, read_image(shared_data / MR_JPEGLS).pixels)
 
 
+def test_folder_walk_leaves_out_excluded_folders_and_files(shared_data: Path, tmp_path: Path) -> None:
+    """``exclude``: a caller's output folder inside the input folder is not walked (by resolved
+    path, so a relative or symlinked spelling matches); an input named explicitly is still read."""
+    folder = tmp_path / "study"
+    (folder / "out" / "series").mkdir(parents=True)
+    for name in ("a.dcm", "out/series/b.dcm", "c.dcm"):
+        shutil.copy(shared_data / SMALL_CT, folder / name)
+    (tmp_path / "link").symlink_to(folder / "out")
+    assert list(iter_sources(folder, exclude=[tmp_path / "link"])) == [folder / "a.dcm", folder / "c.dcm"]
+    assert list(iter_sources(folder, exclude=[folder / "c.dcm"])) == [folder / "a.dcm", folder / "out/series/b.dcm"]
+    assert list(iter_sources([folder / "out"], exclude=[folder / "out"])) == [folder / "out/series/b.dcm"]
+    # three copies of one image: the walk without exclude reports two duplicates, with it one
+    assert [len(read_series(folder, exclude=e).failures) for e in ([], [folder / "out"])] == [2, 1]
+
+
 @pytest.mark.realdata
 def test_zip_reads_the_same_as_the_files(shared_data: Path, tmp_path: Path) -> None:
     names = [f"{CHEST}/{i:04d}.dcm" for i in (3, 1, 2)] + [SMALL_CT, MR_JPEGLS]

@@ -51,7 +51,8 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     required=True,
     type=click.Path(path_type=Path),
     help="Output .mdc file (one series) or folder (one .mdc per series; one subfolder of DICOM "
-    "files per series with --to dicom-*).",
+    "files per series with --to dicom-*; not an input folder itself, a folder inside one is left "
+    "out of its walk).",
 )
 @click.option(
     "--to",
@@ -163,7 +164,8 @@ def encode(
         raise click.UsageError(f"{' and '.join(given)} exclude each other: give one of --quality, --ratio, --psnr")
     _check_output_kind(inputs, output, to)
     with progress_bar("reading DICOM", unit="file", enabled=progress) as callback:
-        found = read_series(list(inputs), progress=callback)
+        # a --to dicom-* output folder inside an input folder is not read back as input on a rerun
+        found = read_series(list(inputs), progress=callback, exclude=[output] if to != "mdc" else [])
     if not found.series:
         if len(found.failures) == 1:  # one line says it all
             raise click.ClickException(f"no readable DICOM images: {failure_message(*found.failures[0])}")
@@ -229,9 +231,13 @@ def _check_output_kind(inputs: tuple[Path, ...], output: Path, to: str) -> None:
     error before any input is read (a file given as a folder said as such, not as "not a directory")."""
     if to != "mdc" and output.suffix.lower() in (".mdc", ".dcm"):
         raise click.UsageError(f"--to {to} writes a series of files: give a folder as --output, not {output.name}")
+    is_input = output.exists() and any(p.exists() and os.path.samefile(p, output) for p in inputs)
+    if to != "mdc" and is_input and output.is_dir():  # its series folders would be the next run's input
+        raise click.UsageError(
+            f"--output {output} is an input folder: give another folder (one inside it will do: {output / 'lossy'})"
+        )
     if not output.exists() or output.is_dir() or (to == "mdc" and output.suffix.lower() == ".mdc"):
         return
-    is_input = any(p.exists() and os.path.samefile(p, output) for p in inputs)
     what = "one of the inputs" if is_input else "an existing file"
     expected = "a .mdc file (one series) or a folder (one .mdc per series)" if to == "mdc" else "a folder"
     raise click.UsageError(f"--output {output} is {what}, not a folder: give {expected}")

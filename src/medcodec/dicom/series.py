@@ -160,6 +160,7 @@ def read_series(
     on_error: Literal["collect", "raise"] = "collect",
     progress: ProgressCallback | None = None,
     lazy: bool = True,
+    exclude: Iterable[str | os.PathLike[str]] = (),
 ) -> SeriesSet:
     """Read files, folders, ZIPs and DICOMDIRs, group the images into sorted series.
 
@@ -174,6 +175,9 @@ def read_series(
         ``progress(files_read, total_files)`` after each file (:mod:`medcodec.progress`).
     lazy
         Read headers only and decode pixels on demand (see the module docstring).
+    exclude
+        Folders or files a folder walk leaves out (:func:`iter_sources`): the caller's output
+        folder when it lies inside an input folder, so that a rerun does not read it as input.
 
     Returns
     -------
@@ -206,10 +210,11 @@ def read_series(
 
     sources: list[Source] = []
     seen: set[str] = set()
+    exclude = list(exclude)
     for item in _as_inputs(inputs):
         found: list[Source] = []
         try:
-            for source in iter_sources([item]):
+            for source in iter_sources([item], exclude=exclude):
                 found.append(source)
                 key = _source_name(source)
                 if isinstance(source, (Path, ZipMember)):

@@ -6,8 +6,9 @@ are kept when they carry the ``DICM`` prefix (PS3.10 §7.1) or, for preamble-les
 they start with a group 0002/0008 element. A folder walk skips files named ``DICOMDIR``; a
 DICOMDIR given explicitly is followed (PS3.10 §8, Referenced File ID), as is a file whose meta
 says Media Storage Directory, whatever its name. A walk passes over medcodec stores
-(:func:`is_store_folder`), files that are not regular files (a FIFO would block the reader) and
-reads an unreadable ``.zip`` as the file it is (its reader reports it; the walk goes on).
+(:func:`is_store_folder`) and the folders a caller excludes (its own output folder, so that a
+rerun does not read what the first run wrote), files that are not regular files (a FIFO would
+block the reader) and reads an unreadable ``.zip`` as the file it is (its reader reports it; the walk goes on).
 ``.zip`` files are read member by member, never extracted to disk, and so are ZIPs inside them
 (a ZIP of series ZIPs; :data:`MAX_ZIP_NESTING` deep); a name the archive holds twice is read by its
 position (each member once); :func:`zip_members_left_out` names the members not read, for callers
@@ -236,7 +237,9 @@ def _open_chain(archive: Path, within: tuple[tuple[str, int | None], ...]) -> It
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | ZipMember
 
 
-def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
+def iter_sources(
+    inputs: Source | Iterable[Source], *, exclude: Iterable[str | os.PathLike[str]] = ()
+) -> Iterator[Source]:
     """Expand inputs into readable sources.
 
     Parameters
@@ -246,6 +249,9 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
         (walked recursively, see the module docstring), a ``.zip`` (one :class:`ZipMember`
         per DICOM member), a DICOMDIR (its referenced files). :class:`ZipMember`, bytes and
         file-like objects pass through unchanged.
+    exclude
+        Folders or files a folder walk leaves out (compared by resolved path): a caller's output
+        folder inside an input folder. An input named explicitly is read all the same.
 
     Yields
     ------
@@ -259,6 +265,7 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
         A ZIP archive or DICOMDIR cannot be read, or a path given is neither a file nor a folder
         (a FIFO; inside a folder such files are passed over).
     """
+    excluded = frozenset(os.path.realpath(p) for p in exclude)
     for item in _as_inputs(inputs):
         if isinstance(item, (ZipMember, bytes, bytearray, memoryview)) or hasattr(item, "read"):
             yield item
@@ -267,7 +274,7 @@ def iter_sources(inputs: Source | Iterable[Source]) -> Iterator[Source]:
         if not path.exists():
             raise InputNotFoundError("input does not exist", path=path)
         if path.is_dir():
-            yield from _walk(path)
+            yield from _walk(path, excluded)
         elif not path.is_file():  # a FIFO, socket or device (whatever its name): reading could block for ever
             raise DicomError("not a regular file (a FIFO, socket or device): not read", path=path)
         elif path.suffix.lower() == ".zip":
@@ -355,12 +362,16 @@ def walk(top: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[str
                 stack.append(path)
 
 
-def _walk(folder: Path) -> Iterator[Source]:
+def _walk(folder: Path, excluded: frozenset[str] = frozenset()) -> Iterator[Source]:
     for root, dirs, files in walk(folder):
         dirs[:] = walk_dirs(dirs, root)
+        if excluded:
+            dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(root, d)) not in excluded]
         for name in sorted(files):
             path = Path(root, name)
             if _hidden(name) or name.upper() == "DICOMDIR" or not path.is_file():  # a FIFO would block
+                continue
+            if excluded and os.path.realpath(path) in excluded:
                 continue
             if path.suffix.lower() == ".zip":
                 try:
