@@ -53,6 +53,18 @@ def test_health(server):
     assert r.status_code == 200 and r.json()["status"] == "ok"
 
 
+def test_the_printed_address_leads_somewhere(server):
+    """``medcodec serve`` prints http://host:port/: a browser is sent to the viewer, a client is told
+    where the services are (it was a 404)."""
+    r = server.get("/", headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "viewer/"
+    page = server.get("/", headers={"Accept": "text/html"}, follow_redirects=True)
+    assert page.status_code == 200 and page.url.path == "/viewer/" and "<html" in page.text.lower()
+    index = server.get("/", headers={"Accept": "application/json"})
+    assert index.status_code == 200 and index.json()["viewer"] == "viewer/"
+    assert server.get("/" + index.json()["dicomweb"]).status_code == 200
+
+
 def test_precomputed_archive_headers_and_content(server):
     r = server.get(f"/studies/{server.chest_study}/archive.zip", params={"preset": "diagnostic"})
     assert r.status_code == 200, r.text

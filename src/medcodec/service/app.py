@@ -2,6 +2,8 @@
 
 Routes (each module owns its own; errors are mapped in :mod:`.errors` only)::
 
+    GET  /                                              a browser (Accept: text/html): 307 to viewer/;
+                                                        otherwise 200 {"service": "medcodec", ...}: where things are
     GET  /health                                        200 {"status": "ok", ...} when the store is open
     /dicomweb/...                                       QIDO-RS, WADO-RS, STOW-RS (:mod:`.dicomweb`)
     GET  /wado?requestType=WADO&studyUID=...            WADO-URI, one object as DICOM or an image (:mod:`.wado_uri`)
@@ -9,8 +11,9 @@ Routes (each module owns its own; errors are mapped in :mod:`.errors` only)::
     GET  /studies/{study}/series/{series}/archive.zip
     /viewer/                                            the viewer page (:mod:`.viewer`, when present)
 
-Every request but ``GET /health`` and the viewer's static files must carry ``Authorization: Bearer <token>`` when the
-settings have a token (required off loopback, :class:`.settings.Settings`).
+Every request but ``GET /``, ``GET /health`` and the viewer's static files must carry
+``Authorization: Bearer <token>`` when the settings have a token (required off loopback,
+:class:`.settings.Settings`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,10 +46,10 @@ log = logging.getLogger("medcodec.service")
 
 
 def _public(path: str) -> bool:
-    """Paths served without the token: ``/health`` and the viewer's static files (HTML/JS/CSS shipped in
-    the package, no patient data; a browser cannot send a bearer token for them). The viewer's data
-    routes (``/viewer/api/...``), DICOMweb and archives still need it."""
-    if path == "/health":
+    """Paths served without the token: ``/`` (where things are), ``/health`` and the viewer's static
+    files (HTML/JS/CSS shipped in the package, no patient data; a browser cannot send a bearer token
+    for them). The viewer's data routes (``/viewer/api/...``), DICOMweb and archives still need it."""
+    if path in ("/", "/health"):
         return True
     return path.startswith("/viewer/") and not path.startswith("/viewer/api/") and ".." not in path
 
@@ -107,6 +110,25 @@ class _StoppingAnswer:
             await error_response(503, "ServiceUnavailable", detail, headers)(scope, receive, send)
 
 
+async def _index(request: Request) -> Response:
+    """``GET /``: the address ``medcodec serve`` prints. A browser goes on to the viewer page; any other
+    client gets where the services are (was a 404: an outside audit, 2026-12-03). The paths are
+    relative, so they hold behind a proxy that serves the app under a prefix."""
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse("viewer/", status_code=307)
+    return JSONResponse(
+        {
+            "service": "medcodec",
+            "version": __version__,
+            "viewer": "viewer/",
+            "dicomweb": "dicomweb/studies",
+            "wado_uri": "wado",
+            "archive": "studies/{StudyInstanceUID}/archive.zip?preset=diagnostic",
+            "health": "health",
+        }
+    )
+
+
 async def _health(request: Request) -> JSONResponse:
     state = request.app.state
     pool: LivePool = state.pool
@@ -145,7 +167,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     """
     from . import archives, dicomweb, wado_uri
 
-    routes: list[BaseRoute] = [Route("/health", _health, methods=["GET"])]
+    routes: list[BaseRoute] = [Route("/", _index, methods=["GET"]), Route("/health", _health, methods=["GET"])]
     routes += dicomweb.routes()
     routes += wado_uri.routes()
     routes += archives.routes()
