@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import _jitcache  # noqa: F401  (first: where numba caches, before any kernel module is compiled)
 from ._version import __version__
 from .codec import MdcHeader, decode, encode, is_codestream, read_header
 from .errors import (

@@ -1,0 +1,70 @@
+"""numba's cache when neither the package folder nor the user's home can be written (a service
+account running a root-owned install: an outside audit of a pip install, 2026-12-03)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import medcodec
+from medcodec import _jitcache
+
+_PROBE = """
+import medcodec, numpy as np
+from medcodec.codec import _kernels
+print(medcodec._jitcache.chosen_cache_dir)
+print(_kernels.min_max(np.arange(10, dtype=np.uint16)))
+"""
+
+
+def _unwritable_install(tmp_path: Path) -> Path:
+    """A copy of the package whose kernel folders' ``__pycache__`` cannot be made (a file is in the
+    way: unwritable even for root, which the CI runs as)."""
+    root = tmp_path / "site"
+    shutil.copytree(Path(medcodec.__file__).parent, root / "medcodec",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("codec", "dicom"):
+        (root / "medcodec" / name / "__pycache__").write_bytes(b"")
+    return root
+
+
+def _run(root: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    # no home to cache in: /proc refuses a new folder to anyone
+    env.update(HOME="/proc/nonexistent", XDG_CACHE_HOME="/proc/nonexistent", TMPDIR=str(tmp), PYTHONPATH=str(root))
+    return subprocess.run([sys.executable, "-c", _PROBE], env=env, cwd=tmp, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+
+
+def test_kernels_compile_and_cache_in_a_private_temp_folder(tmp_path: Path) -> None:
+    root, tmp = _unwritable_install(tmp_path), tmp_path / "tmp"
+    tmp.mkdir()
+    done = _run(root, tmp)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder, result = done.stdout.split("\n")[:2]
+    assert Path(folder).parent == tmp and result == "(0, 9)"
+    assert (Path(folder).stat().st_mode & 0o777) == 0o700
+    assert any(Path(folder).rglob("_kernels.min_max-*.nbi"))  # cached there, found by the next run
+    assert _run(root, tmp).stdout.split("\n")[0] == folder
+    # the control: without the module, numba refuses at import time (what every command did)
+    (root / "medcodec" / "_jitcache.py").write_text("chosen_cache_dir = None\n")
+    failed = _run(root, tmp)
+    assert failed.returncode == 1 and "no locator available" in failed.stderr
+
+
+def test_a_folder_someone_else_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache holds pickles numba loads: a shared or group-writable folder is never used."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    first = _jitcache.fallback_cache_dir()
+    assert first.parent == tmp_path and _jitcache.fallback_cache_dir() == first
+    first.chmod(0o777)
+    other = _jitcache.fallback_cache_dir()
+    assert other != first and other.parent == tmp_path and (other.stat().st_mode & 0o077) == 0
+    first.rmdir()
+    first.write_bytes(b"")  # not a folder
+    assert _jitcache.fallback_cache_dir() not in (first, other)
