@@ -108,3 +108,18 @@ def test_availability_is_reported_with_a_reason() -> None:
         assert why is None or (isinstance(why, str) and why)
         assert isinstance(b.version(), str)
     assert BACKENDS["zlib"].is_available() and BACKENDS["medcodec-jpeg"].is_available()
+
+
+def test_our_own_coder_failing_its_self_test_is_not_called_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba 0.59 could not compile a JPEG kernel and `--to dicom-jpeg` said "dicom-jpeg is not
+    available: TypingError ..." (a whole traceback on one line): it names the versions and asks for a
+    report instead, on one line (an outside audit of a pip install, 2026-12-03)."""
+    import medcodec.codec
+
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("Failed in nopython mode pipeline\nUnknown attribute 'log2' ...")
+
+    monkeypatch.setattr(medcodec.codec, "encode", broken)
+    why = BACKENDS["medcodec-jpeg"].missing()
+    assert why is not None and "failed its self-test (RuntimeError: Failed in nopython mode pipeline)" in why
+    assert "numba " in why and "please report it" in why and "\n" not in why

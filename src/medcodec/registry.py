@@ -138,7 +138,17 @@ def _medcodec_missing(fmt: str) -> Callable[[], str | None]:
         from .codec import decode, encode
 
         probe = (np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 7) % 4096
-        out = decode(encode(probe, bits_stored=12, quality=90, format=fmt, jobs=1), jobs=1)
+        try:
+            out = decode(encode(probe, bits_stored=12, quality=90, format=fmt, jobs=1), jobs=1)
+        except Exception as exc:  # our own coder: a bug or a dependency too old, never "not installed"
+            import numba
+
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            return (
+                f"medcodec's own format={fmt!r} coder failed its self-test ({type(exc).__name__}: {first}) "
+                f"under numba {numba.__version__} / numpy {np.__version__}: a bug or a dependency older than "
+                "pyproject.toml allows; please report it"
+            )
         if np.asarray(out).shape[-2:] != probe.shape:
             return f"medcodec format={fmt!r} probe round trip returned shape {np.asarray(out).shape}"
         return None
@@ -574,7 +584,6 @@ def backend(name: str | Backend) -> Backend:
         raise InvalidInputError(f"unknown codec backend {name!r}, expected one of {', '.join(BACKENDS)}") from None
 
 
-@functools.cache
 @functools.cache
 def _why_unavailable(name: str) -> str | None:
     # once per process (as documented): the medcodec backends' probe is an encode and a decode, which
