@@ -25,8 +25,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/medcodec demo
-	$(BIN)/python -m medcodec.service.demo  # delivery: ingest, serve on 127.0.0.1, download raw vs compressed
+	$(BIN)/medcodec demo  # the codec on real images, then delivery: ingest, serve on 127.0.0.1, download raw vs compressed
 
 # DICOM validators used by tests/dicom/test_lossy.py (dciodvfy, dcmdjpeg, dcmdjpls): installed
 # only as root with apt-get, never fatal (without them those tests skip locally and fail in CI).

@@ -36,7 +36,7 @@ def test_demo_head_ct_in_brain_window_and_one_panel_per_depth(shared_data: Path,
     mr = sorted((shared_data / MR).glob("*"))[50]
     out = tmp_path / "demo"
     args = ["demo", "--input", str(shared_data / HEAD), "--input", str(mr), "--qualities", "50,75", "-o", str(out),
-            "--no-progress"]  # fmt: skip
+            "--no-progress", "--no-delivery"]  # fmt: skip
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "PSNR win in the brain window C=40 W=80" in text
@@ -84,7 +84,8 @@ def test_demo_without_pydicom_data_says_what_is_missing(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{view}"}
     out = tmp_path / "demo"
     code = "import sys; from medcodec.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.run([sys.executable, "-S", "-c", code, "demo", "--qualities", "75", "-o", str(out), "--no-progress"],
+    proc = subprocess.run([sys.executable, "-S", "-c", code, "demo", "--qualities", "75", "-o", str(out), "--no-progress",
+                           "--no-delivery"],
                           capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "note: 3 of 4 sample images are missing: 693_UNCR.dcm" in proc.stderr
@@ -92,3 +93,28 @@ def test_demo_without_pydicom_data_says_what_is_missing(tmp_path: Path) -> None:
     d = json.loads((out / "results.json").read_text())
     assert list(d["images"]) == ["CT_small.dcm"]
     assert [m["file"] for m in d["missing_samples"]] == ["693_UNCR.dcm", "MR2_UNCR.dcm", "RG3_UNCR.dcm"]
+
+
+def test_demo_delivers_end_to_end(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``medcodec demo`` (what ``make demo`` runs) goes on to delivery: ingest, a real server on
+    127.0.0.1, downloads raw, pre-computed and live over a shaped link, both times printed, the
+    viewer named; the server is stopped at the end."""
+    import re
+    import socket
+
+    chest = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[30:33]
+    args = ["demo", *[a for p in chest for a in ("--input", str(p))], "--qualities", "75", "-o", str(tmp_path / "out"),
+            "--no-progress", "--store", str(tmp_path / "store"), "--mbit", "200"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "1. ingest 3 given into" in text and "3 stored" in text
+    times = dict(re.findall(r"^ {3}(original \(raw files\)|diagnostic, pre-computed|diagnostic, compressed live)"
+                            r"\s+([\d.]+) s", text, re.M))  # fmt: skip
+    assert len(times) == 3 and all(float(t) > 0 for t in times.values())
+    faster = re.findall(r"([\d.]+)x faster than raw", text)
+    assert len(faster) == 3 and float(faster[1]) > 1.5  # the diagnostic archive is several times smaller
+    assert "/viewer/ in a browser" in text and (tmp_path / "store" / "catalog.sqlite").is_file()
+    port = int(re.search(r"--port (\d+)", text).group(1))  # type: ignore[union-attr]
+    with socket.socket() as s, pytest.raises(OSError):
+        s.settimeout(2)
+        s.connect(("127.0.0.1", port))  # stopped

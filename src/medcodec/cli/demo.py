@@ -269,18 +269,33 @@ def _plots(
     help="Folder for results.json, the rate-distortion plot and difference images.",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--delivery/--no-delivery",
+    default=True,
+    show_default=True,
+    help="Then ingest the images into a store, serve it on 127.0.0.1, download the studies raw, "
+    "pre-computed and compressed on the fly through a shaped link, print the times and how to open the viewer.",
+)
+@click.option("--store", type=click.Path(path_type=Path), help="Store folder of the delivery part [default: a new "
+              "temporary folder, kept so that `medcodec serve --store` can show it again].")  # fmt: skip
+@click.option("--mbit", type=click.FloatRange(min=0, min_open=True), default=100.0, show_default=True,
+              help="Link speed (Mbit/s) of the delivery part's downloads.")  # fmt: skip
 @jobs_option
 @handle_errors
-def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool, jobs: int | None) -> None:
-    """Encode real sample images at several qualities and show what it costs and what is lost.
+def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool, delivery: bool, store: Path | None,
+         mbit: float, jobs: int | None) -> None:  # fmt: skip
+    """Encode real sample images at several qualities and show what it costs and what is lost;
+    then deliver them: ingest, serve on 127.0.0.1, download raw and compressed, print both times.
 
-    The first run after installing compiles the numba kernels it needs unless `make install`
-    did (`python -m medcodec.codec.warmup`; minutes on 2 cores, cached).
+    The first run after installing compiles the numba kernels it needs unless the install
+    warmed them up (`python -m medcodec.codec.warmup`, run by `make install`; minutes on 2 cores,
+    cached).
     """
     try:
         qs = [float(q) for q in qualities.split(",") if q.strip()]
     except ValueError:
         raise click.BadParameter(f"{qualities!r}: expected numbers like 30,50,75,90") from None
+    ensure_dir(output)  # an output folder that cannot be made stops here, not after the work
     missing: list[tuple[str, str, str]] = []
     if inputs:
         paths = [(str(p), "given on the command line") for p in inputs]
@@ -309,7 +324,6 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
             why = "; ".join(filter(None, [why, f"{', '.join(i.name for i in images)}: no quality could be encoded"]))
         raise InvalidInputError(f"no grayscale image could be coded: {why}")
     _print_table(images, rows)
-    ensure_dir(output)
     diff_q = 75.0 if 75.0 in qs else qs[len(qs) // 2]
     written, figures = _plots(images, rows, output, diff_q)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
@@ -339,10 +353,25 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         "depths are not comparable); PSNR rng: peak = max - min of the image; PSNR win: on the display scale "
         "of the reading window named above each table, peak = the window (brain for a head CT). "
         "max|e|: stored units; out: "
-        "after the modality rescale. The first row includes loading the compiled kernels."
+        "after the modality rescale. Times include loading the compiled kernels on first use (the first "
+        "row), and compiling them on the first run after an install that did not warm them up."
     )
     for path, exc in failures:
         click.echo(f"skipped {path}: {exc}", err=True)
+    if delivery:
+        from ..service.demo import main as delivery_demo
+
+        click.echo("\ndelivery: ingest, serve on 127.0.0.1, download raw and compressed")
+        argv = ["--mbit", str(mbit)] + (["--store", str(store)] if store else [])
+        # the given images; without them the delivery demo's own pydicom-data samples (more modalities),
+        # or, when pydicom-data is missing, the images found above
+        argv += [a for path, _ in paths for a in ("--input", path)] if inputs or missing else []
+        try:
+            code = delivery_demo(argv)
+        except SystemExit as exc:  # the delivery demo's own one-line errors
+            raise click.ClickException(f"delivery demo: {exc.code}") from None
+        if code:
+            raise click.exceptions.Exit(code)
 
 
 def progress_iter(items: list[Any], enabled: bool) -> Any:

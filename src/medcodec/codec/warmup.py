@@ -2,13 +2,19 @@
 
 The kernels (:mod:`._kernels`, :mod:`._kernels_v2`, :mod:`._kernels_ms`, :mod:`._kernels_intra`,
 the RD quantizers) are compiled on first use and cached (``cache=True``: ``__pycache__`` next to
-the sources, or numba's user cache directory when that is not writable, or ``NUMBA_CACHE_DIR``).
-Compiling them all takes about 2 minutes on a 2-core machine (111 s measured on 2026-11-30 with
-an empty ``NUMBA_CACHE_DIR``); loading them from the cache takes about a second. ``make install``
-runs this module once after installing, so a user's first ``medcodec`` command does not pay
-the compilation; run it yourself after ``pip install``::
+the sources, or numba's user cache directory when that is not writable, or ``NUMBA_CACHE_DIR``,
+or, when none of these can be written, a private folder under the temporary directory:
+:mod:`medcodec._jitcache`). Compiling them all takes 2-4 minutes on a 2-core machine (111 s
+measured on 2026-11-30 with an empty ``NUMBA_CACHE_DIR``, 235 s on a loaded one); loading them
+from the cache takes about a second. ``make install`` runs this module once after installing, so
+a user's first ``medcodec`` command does not pay the compilation; run it yourself after
+``pip install``::
 
     python -m medcodec.codec.warmup
+
+numba uses a cache only where the running user can write, so run it as the user that runs
+medcodec (a service account with the same ``NUMBA_CACHE_DIR`` as its service): kernels a root
+warm-up wrote into a root-owned ``site-packages`` are compiled again by any other user.
 
 It encodes and decodes small synthetic images through every path the library uses (the
 ``.mdc`` and JPEG outputs, each effort, 8/12/16-bit, signed and unsigned, restart intervals,

@@ -1,9 +1,12 @@
-"""Delivery end to end, for ``make demo``: ingest real images, serve them, download raw and compressed.
+"""Delivery end to end, the second part of ``medcodec demo``: ingest real images, serve them,
+download raw and compressed.
 
-``python -m medcodec.service.demo [--store DIR] [--mbit 100]``:
+``medcodec demo`` runs it after the codec part; on its own:
+``python -m medcodec.service.demo [--store DIR] [--mbit 100] [--input FILE_OR_FOLDER ...]``:
 
 1. ingests real images of the ``pydicom-data`` package (NEMA WG04 CT, MR, CR, US, NM and a
-   10-frame enhanced MR) into a store, pre-computing the ``diagnostic`` and ``preview`` presets;
+   10-frame enhanced MR; or the ``--input`` files and folders) into a store, pre-computing the
+   ``diagnostic`` and ``preview`` presets;
 2. starts ``medcodec serve`` on 127.0.0.1 (a subprocess, a free port);
 3. downloads the largest study as the original files (``preset=original``), as the pre-computed
    ``diagnostic`` archive and as ``diagnostic`` compressed on the fly (``live=1``), through a
@@ -139,9 +142,19 @@ def _samples() -> list[Path]:
     try:
         import data_store  # the pydicom-data package
     except ImportError:
-        raise SystemExit("the demo needs pydicom-data: pip install pydicom-data (make install does)") from None
+        raise SystemExit("the demo needs pydicom-data: pip install pydicom-data (or give --input FILE)") from None
     folder = Path(data_store.__file__).parent / "data"
     return [folder / name for name in SAMPLES if (folder / name).exists()]
+
+
+def _inputs(given: list[str]) -> list[Path]:
+    """The DICOM files of ``--input`` (folders walked as ``medcodec ingest`` walks them)."""
+    from ..dicom.sources import iter_sources
+
+    files = [p for p in iter_sources(given) if isinstance(p, Path)]
+    if not files:
+        raise SystemExit(f"no files to ingest in {', '.join(given)}")
+    return files
 
 
 def _download(url: str) -> tuple[float, bytes]:
@@ -160,25 +173,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="medcodec delivery demo (ingest, serve, download)")
     parser.add_argument("--store", help="store folder (default: a new temporary folder, kept)")
     parser.add_argument("--mbit", type=float, default=100.0, help="link speed for the downloads (default 100)")
+    parser.add_argument("--input", action="append", default=[], help="DICOM files or folders instead of the "
+                        "pydicom-data samples (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
+    if not args.mbit > 0:
+        parser.error(f"--mbit {args.mbit}: a link speed is > 0")
     import httpx
     import pydicom
 
     from ..delivery import open_store
 
+    files = _inputs(args.input) if args.input else _samples()
     store_path = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="medcodec-demo-store-"))
-    files = _samples()
+    origin = "given" if args.input else "real images of pydicom-data"
     print(
-        f"1. ingest {len(files)} real images of pydicom-data into {store_path} "
+        f"1. ingest {len(files)} {origin} into {store_path} "
         "(originals kept byte for byte; diagnostic and preview pre-computed)"
     )
     t0 = time.perf_counter()
     with open_store(store_path) as store:
         report = store.ingest(files)
     print(f"   {report.summary()} in {time.perf_counter() - t0:.1f} s")
+    stored = {o.sop_uid for o in report.stored + report.duplicates}  # a --store used before: duplicates
     studies: dict[str, list[Path]] = {}
     for path in files:
-        studies.setdefault(str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID), []).append(path)
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # not ingested: the report above names it
+            continue
+        if str(ds.get("SOPInstanceUID", "")) in stored:
+            studies.setdefault(str(ds.StudyInstanceUID), []).append(path)
+    if not studies:
+        raise SystemExit("nothing was stored, so there is nothing to serve")
+    files = [p for group in studies.values() for p in group]
     raw = sum(p.stat().st_size for p in files)
 
     port = free_port()
