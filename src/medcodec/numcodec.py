@@ -23,7 +23,8 @@ readable::
     z[:] = volume
     one_slice = z[42]          # decodes one chunk only
 
-(``numcodecs`` is imported when this module is, so it is an optional dependency of medcodec.)
+(``numcodecs`` is imported when this module is, not by ``import medcodec``; it is installed with
+medcodec, which registers this codec as its ``numcodecs.codecs`` entry point.)
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def parse_frames(text: str | None, count: int | None = None) -> list[int] | None
     type=click.Choice(["npy", "png", "dicom"]),
     default=None,
     help="Output kind [default: npy for a .npy output, else dicom when the stream carries DICOM headers "
-    "and no --frames are given, else png]..",
+    "and no --frames are given, else png].",
 )
 @click.option(
     "--frames",

@@ -32,7 +32,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # a plain install: hypothesis comes with the [test] extra
+    raise ImportError("medcodec.testing.fuzz needs hypothesis: pip install 'medcodec[test]' (or hypothesis)") from exc
 
 from ..errors import CodecError
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError as exc:  # a plain install: hypothesis comes with the [test] extra
+    raise ImportError("medcodec.testing.strategies needs hypothesis: pip install 'medcodec[test]'") from exc
 
 from ..spec import storage_dtype, value_range
 
