@@ -92,6 +92,17 @@ def test_demo_with_only_a_colour_image_fails_clearly(tmp_path: Path, capsys: pyt
     assert not out.exists()  # no empty results.json, no blank plot
 
 
+def test_demo_checks_its_output_folder_before_the_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An output folder that cannot be made stops the demo before it encodes (it used to say so
+    after all the work); one that can is not made until there is something to write (above)."""
+    (tmp_path / "afile").write_bytes(b"")
+    args = ["demo", "--input", get_testdata_file("CT_small.dcm"), "-o", str(tmp_path / "afile" / "out"),
+            "--no-progress", "--no-delivery"]  # fmt: skip
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "afile is a file, not a folder" in captured.err and "PSNR" not in captured.out
+
+
 def test_difference_plot_title_fits_in_the_figure(tmp_path: Path) -> None:
     """The demo's own CT_small sample, labelled as the demo labels it: no text touches the left or
     right edge of the PNG in the title band (a title wider than the figure is cut off there)."""

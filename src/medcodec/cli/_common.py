@@ -262,6 +262,27 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def check_dir_can_be_made(path: Path) -> None:
+    """Before the work: the output folder is writable or can be made, checked without making it (a
+    command that then fails leaves no empty folder behind). :func:`ensure_dir` makes it after.
+
+    Raises
+    ------
+    OutputError
+        Neither the folder nor its nearest existing parent can be written in.
+    """
+    if path.exists():
+        ensure_dir(path)
+        return
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise click.UsageError(f"{parent} is a file, not a folder: give a folder as --output")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot make this output folder ({parent} is not writable)", path=path)
+
+
 def ensure_dir(path: Path) -> Path:
     """Create the output folder if needed and check that files can be written in it.
 

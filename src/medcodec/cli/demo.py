@@ -23,7 +23,7 @@ from .. import codec
 from ..errors import CodecError, InvalidInputError, failure_message
 from ..fileio import atomic_write
 from ..metrics import SSIM_MIN_SIDE
-from ._common import ensure_dir, handle_errors, jobs_option, progress
+from ._common import check_dir_can_be_made, ensure_dir, handle_errors, jobs_option, progress
 
 #: (file, what it is, where it comes from). Real images, no synthetic ones.
 SAMPLES = (
@@ -295,7 +295,7 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         qs = [float(q) for q in qualities.split(",") if q.strip()]
     except ValueError:
         raise click.BadParameter(f"{qualities!r}: expected numbers like 30,50,75,90") from None
-    ensure_dir(output)  # an output folder that cannot be made stops here, not after the work
+    check_dir_can_be_made(output)  # stops here, not after the work; made once there is something to write
     missing: list[tuple[str, str, str]] = []
     if inputs:
         paths = [(str(p), "given on the command line") for p in inputs]
@@ -324,6 +324,7 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
             why = "; ".join(filter(None, [why, f"{', '.join(i.name for i in images)}: no quality could be encoded"]))
         raise InvalidInputError(f"no grayscale image could be coded: {why}")
     _print_table(images, rows)
+    ensure_dir(output)
     diff_q = 75.0 if 75.0 in qs else qs[len(qs) // 2]
     written, figures = _plots(images, rows, output, diff_q)
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
