@@ -107,7 +107,7 @@ def test_demo_delivers_end_to_end(shared_data: Path, tmp_path: Path, capsys: pyt
             "--no-progress", "--store", str(tmp_path / "store"), "--mbit", "200"]  # fmt: skip
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "1. ingest 3 given into" in text and "3 stored" in text
+    assert "1. ingest 3 given file(s) into" in text and "3 stored" in text
     times = dict(re.findall(r"^ {3}(original \(raw files\)|diagnostic, pre-computed|diagnostic, compressed live)"
                             r"\s+([\d.]+) s", text, re.M))  # fmt: skip
     assert len(times) == 3 and all(float(t) > 0 for t in times.values())

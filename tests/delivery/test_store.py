@@ -547,3 +547,16 @@ def test_file_names_that_are_not_utf8_are_ingested(shared_data: Path, store, tmp
     sources = sorted(r.source for r in store.instances(report.outcomes[0].study_uid))
     assert any(s.endswith("M\\xfcller.dcm") for s in sources), sources
     assert all(s.encode("utf-8") for s in sources)
+
+
+def test_a_store_folder_that_cannot_be_made_is_an_output_error(tmp_path: Path) -> None:
+    """open_store raised mkdir's raw FileNotFoundError (a library call, no CLI to catch it): it is an
+    OutputError (also an OSError) naming the folder (found by the thirteenth session's audit)."""
+    from medcodec.delivery import open_store
+    from medcodec.errors import OutputError
+
+    (tmp_path / "afile").write_bytes(b"")
+    for where in (Path("/proc/medcodec-store"), tmp_path / "afile" / "store"):
+        with pytest.raises(OutputError, match="cannot create the store folder") as caught:
+            open_store(where)
+        assert caught.value.path == str(where)

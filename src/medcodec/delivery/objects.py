@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import CodecError, DeliveryError, InvalidInputError, NotFoundError, StoreFullError
+from ..errors import CodecError, DeliveryError, InvalidInputError, NotFoundError, OutputError, StoreFullError
 
 __all__ = ["Objects", "is_full"]
 
@@ -77,9 +77,15 @@ class Objects:
                     root_path.mkdir(parents=True, exist_ok=True)
                 except FileExistsError:  # a file, not a folder, appeared there
                     pass
+                except OSError as exc:  # was the raw OSError of mkdir (no such parent, read-only, /proc)
+                    why = exc.strerror or exc
+                    raise OutputError(f"cannot create the store folder ({why})", path=root_path) from exc
             if not root_path.is_dir():
                 raise InvalidInputError(f"store {url!r} exists and is not a folder")
-            (root_path / "tmp").mkdir(exist_ok=True)
+            try:
+                (root_path / "tmp").mkdir(exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot write in the store folder ({exc.strerror or exc})", path=root_path) from exc
 
     def _where(self) -> str:
         """The bucket and endpoint of a remote store, for messages: ``s3://bucket (endpoint http://...)``."""

@@ -150,8 +150,12 @@ def _samples() -> list[Path]:
 def _inputs(given: list[str]) -> list[Path]:
     """The DICOM files of ``--input`` (folders walked as ``medcodec ingest`` walks them)."""
     from ..dicom.sources import iter_sources
+    from ..errors import DicomError
 
-    files = [p for p in iter_sources(given) if isinstance(p, Path)]
+    try:
+        files = [p for p in iter_sources(given) if isinstance(p, Path)]
+    except DicomError as exc:  # an input that does not exist, an unreadable ZIP
+        raise SystemExit(str(exc)) from None
     if not files:
         raise SystemExit(f"no files to ingest in {', '.join(given)}")
     return files
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     files = _inputs(args.input) if args.input else _samples()
     store_path = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="medcodec-demo-store-"))
-    origin = "given" if args.input else "real images of pydicom-data"
+    origin = "given file(s)" if args.input else "real images of pydicom-data"
     print(
         f"1. ingest {len(files)} {origin} into {store_path} "
         "(originals kept byte for byte; diagnostic and preview pre-computed)"
@@ -291,4 +295,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    sys.exit(main())
+    from ..errors import CodecError
+
+    try:
+        sys.exit(main())
+    except CodecError as exc:  # a store that cannot be made, an input that cannot be read: one line
+        sys.exit(f"error: {exc}")
