@@ -118,3 +118,25 @@ def test_demo_delivers_end_to_end(shared_data: Path, tmp_path: Path, capsys: pyt
     with socket.socket() as s, pytest.raises(OSError):
         s.settimeout(2)
         s.connect(("127.0.0.1", port))  # stopped
+
+
+def test_demo_walks_a_folder_and_checks_delivery_options_first(shared_data: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """``--input FOLDER`` is walked (it failed: read_image takes files); ``--mbit nan`` and a
+    ``--store`` that cannot be made stop the demo before the codec part (both came after it)."""
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[40:42]:
+        shutil.copy(p, folder / p.name)
+    out = tmp_path / "out"
+    assert main(["demo", "--input", str(folder), "--qualities", "75", "-o", str(out), "--no-progress",
+                 "--no-delivery"]) == 0  # fmt: skip
+    assert sorted(json.loads((out / "results.json").read_text())["images"]) == sorted(p.name for p in folder.iterdir())
+    capsys.readouterr()
+    (tmp_path / "afile").write_bytes(b"")
+    for bad, said in ((["--mbit", "nan"], "--mbit"), (["--store", str(tmp_path / "afile" / "store")], "is a file")):
+        assert main(["demo", "--input", str(folder), "-o", str(tmp_path / "out2"), "--no-progress", *bad]) == 2
+        printed = capsys.readouterr()
+        assert said in printed.err and "PSNR" not in printed.out and not (tmp_path / "out2").exists()

@@ -57,14 +57,25 @@ def test_kernels_compile_and_cache_in_a_private_temp_folder(tmp_path: Path) -> N
     assert failed.returncode == 1 and "no locator available" in failed.stderr
 
 
-def test_a_folder_someone_else_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cache holds pickles numba loads: a shared or group-writable folder is never used."""
+def test_a_folder_someone_else_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """The cache holds pickles numba loads: a folder others can write, a link or a file is never
+    used; a one-process folder is, with a warning saying why and what to do. This user's own folder
+    that others can only read (numba's umask, or a NUMBA_CACHE_DIR workaround) is made private and
+    kept: the re-audit found every run compiling again because of it."""
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     first = _jitcache.fallback_cache_dir()
-    assert first.parent == tmp_path and _jitcache.fallback_cache_dir() == first
+    assert first.parent == tmp_path and _jitcache.fallback_cache_dir() == first and not caplog.records
+    first.chmod(0o755)
+    assert _jitcache.fallback_cache_dir() == first and (first.stat().st_mode & 0o777) == 0o700
     first.chmod(0o777)
     other = _jitcache.fallback_cache_dir()
     assert other != first and other.parent == tmp_path and (other.stat().st_mode & 0o077) == 0
+    assert "writable by others" in caplog.text and "NUMBA_CACHE_DIR" in caplog.text
     first.rmdir()
+    first.symlink_to(other)  # a link to a private folder: still not used
+    assert _jitcache.fallback_cache_dir() not in (first, other)
+    first.unlink()
     first.write_bytes(b"")  # not a folder
     assert _jitcache.fallback_cache_dir() not in (first, other)
+    assert "not a folder" in caplog.text

@@ -14,8 +14,12 @@ always wins. Kernels compiled there are kept across runs; a warm-up run as the s
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import getpass
+import logging
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -51,21 +55,42 @@ def _user() -> str:
 
 
 def fallback_cache_dir() -> Path:
-    """``<tmp>/medcodec-numba-<uid>``, made private (0700) to this user. The cache holds pickled
-    index files that numba loads, so a folder someone else owns or can write is never used: then a
-    fresh private folder (compiled again on each run, but safe)."""
+    """``<tmp>/medcodec-numba-<uid>``, private to this user. The cache holds pickled index files that
+    numba loads, so a folder that is not a real folder of this user, or that others can write, is
+    never used. This user's own folder with group / other read bits (numba makes folders with the
+    umask; a ``NUMBA_CACHE_DIR`` workaround made it 0755) is taken and made 0700. Otherwise a fresh
+    private folder is used for this process only, removed at exit, and a warning says why and what
+    to do (each run then compiles again)."""
     folder = Path(tempfile.gettempdir()) / f"medcodec-numba-{_user()}"
     try:
         folder.mkdir(mode=0o700)
     except FileExistsError:
         pass
-    except OSError:
-        return Path(tempfile.mkdtemp(prefix="medcodec-numba-"))
+    except OSError as exc:
+        return _one_process_folder(f"{folder} cannot be made ({exc.strerror or exc})")
     info = os.lstat(folder)
     getuid = getattr(os, "getuid", None)
     foreign = getuid is not None and info.st_uid != getuid()
-    if not stat.S_ISDIR(info.st_mode) or foreign or info.st_mode & 0o077:
-        return Path(tempfile.mkdtemp(prefix="medcodec-numba-"))
+    if not stat.S_ISDIR(info.st_mode) or foreign or info.st_mode & 0o022:
+        what = "another user's" if foreign else "writable by others" if stat.S_ISDIR(info.st_mode) else "not a folder"
+        return _one_process_folder(f"{folder} is {what}")
+    if info.st_mode & 0o077:
+        with contextlib.suppress(OSError):
+            folder.chmod(0o700)
+    return folder
+
+
+def _one_process_folder(why: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="medcodec-numba-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    logging.getLogger("medcodec").warning(
+        "numba cannot cache compiled kernels in the package folder or the home folder, and %s: this run "
+        "compiles in %s and removes it at exit, so each run compiles again (a minute or more). Set "
+        "NUMBA_CACHE_DIR to a folder only this user can write (systemd: CacheDirectory=), then run "
+        "`python -m medcodec.codec.warmup` once.",
+        why,
+        folder,
+    )
     return folder
 
 

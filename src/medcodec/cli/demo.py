@@ -10,6 +10,7 @@ folder gets a rate-distortion plot, difference images and results.json.
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import click
 import numpy as np
 
 from .. import codec
+from ..dicom.sources import iter_sources
 from ..errors import CodecError, InvalidInputError, failure_message
 from ..fileio import atomic_write
 from ..metrics import SSIM_MIN_SIDE
@@ -296,9 +298,16 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
     except ValueError:
         raise click.BadParameter(f"{qualities!r}: expected numbers like 30,50,75,90") from None
     check_dir_can_be_made(output)  # stops here, not after the work; made once there is something to write
+    if delivery:  # so are the delivery part's options (the re-audit: checked only after the codec part)
+        if not math.isfinite(mbit):
+            raise click.BadParameter(f"{mbit}: a link speed in Mbit/s", param_hint="--mbit")
+        if store is not None:
+            check_dir_can_be_made(store)
     missing: list[tuple[str, str, str]] = []
-    if inputs:
-        paths = [(str(p), "given on the command line") for p in inputs]
+    if inputs:  # folders walked as every command walks them (read_image takes files only)
+        paths = [(str(p), "given on the command line") for p in iter_sources(list(inputs)) if isinstance(p, Path)]
+        if not paths:
+            raise InvalidInputError(f"no files in {', '.join(map(str, inputs))}")
     else:
         paths, missing = _sample_paths()
         if missing:
@@ -369,8 +378,9 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         argv += [a for path, _ in paths for a in ("--input", path)] if inputs or missing else []
         try:
             code = delivery_demo(argv)
-        except SystemExit as exc:  # the delivery demo's own one-line errors
-            raise click.ClickException(f"delivery demo: {exc.code}") from None
+        except SystemExit as exc:  # the delivery demo's own one-line errors (argparse's say themselves)
+            raise click.ClickException(f"delivery demo: {exc.code}" if isinstance(exc.code, str) else
+                                       "delivery demo: stopped (see above)") from None  # fmt: skip
         if code:
             raise click.exceptions.Exit(code)
 

@@ -234,7 +234,8 @@ def _check_output_kind(inputs: tuple[Path, ...], output: Path, to: str) -> None:
     is_input = output.exists() and any(p.exists() and os.path.samefile(p, output) for p in inputs)
     if to != "mdc" and is_input and output.is_dir():  # its series folders would be the next run's input
         raise click.UsageError(
-            f"--output {output} is an input folder: give another folder (one inside it will do: {output / 'lossy'})"
+            f"--output {output} is also one of the inputs: leave it out of the inputs (a shell glob such as "
+            f"IN/* takes it in), or give another folder (one inside the input folder will do)"
         )
     if not output.exists() or output.is_dir() or (to == "mdc" and output.suffix.lower() == ".mdc"):
         return

@@ -28,7 +28,10 @@ from ._common import EXIT_BUG, handle_errors
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; off loopback needs --token.")
 @click.option("--port", default=8042, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
-    "--token", default=None, help="Bearer token required on every request but /health [default: $MEDCODEC_TOKEN]."
+    "--token",
+    default=None,
+    help="Bearer token required on every request but /, /health and the viewer's static files (no patient "
+    "data) [default: $MEDCODEC_TOKEN].",
 )
 @click.option(
     "--dimse-port",

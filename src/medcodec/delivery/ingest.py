@@ -174,7 +174,7 @@ class IngestReport:
             f"{len(self.stored)} stored, {len(self.duplicates)} duplicate, {len(self.conflicts)} conflict, "
             f"{len(self.rejected)} rejected"
             + (f", {len(self.skipped)} skipped (not inputs: listed)" if self.skipped else "")
-            + f"; {len(self.studies)} studies"
+            + f"; {len(self.studies)} {'study' if len(self.studies) == 1 else 'studies'}"
             + (f"; pre-computed {len(self.precomputed)}" if self.precomputed else "")
             + (f"; STOPPED: {self.stopped}" if self.stopped else "")
         )

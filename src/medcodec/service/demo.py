@@ -188,16 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     from ..delivery import open_store
 
     files = _inputs(args.input) if args.input else _samples()
-    store_path = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="medcodec-demo-store-"))
+    store_path = Path(args.store).absolute() if args.store else Path(tempfile.mkdtemp(prefix="medcodec-demo-store-"))
     origin = "given file(s)" if args.input else "real images of pydicom-data"
     print(
         f"1. ingest {len(files)} {origin} into {store_path} "
-        "(originals kept byte for byte; diagnostic and preview pre-computed)"
+        "(originals kept byte for byte; diagnostic and preview pre-computed)",
+        flush=True,
     )
     t0 = time.perf_counter()
     with open_store(store_path) as store:
         report = store.ingest(files)
-    print(f"   {report.summary()} in {time.perf_counter() - t0:.1f} s")
+    print(f"   {report.summary()} in {time.perf_counter() - t0:.1f} s", flush=True)
     stored = {o.sop_uid for o in report.stored + report.duplicates}  # a --store used before: duplicates
     studies: dict[str, list[Path]] = {}
     for path in files:
@@ -213,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     raw = sum(p.stat().st_size for p in files)
 
     port = free_port()
-    log = store_path.parent / f"{store_path.name}-server.log"
-    with open(log, "wb") as fh:
+    # the server's log in the temporary folder (the store's parent may not be writable: a re-audit),
+    # kept only when the server fails to start
+    fd, log_name = tempfile.mkstemp(prefix="medcodec-demo-server-", suffix=".log")
+    log = Path(log_name)
+    with os.fdopen(fd, "wb") as fh:
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -241,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"medcodec serve did not start; see {log}")
             time.sleep(0.2)
-        print(f"2. medcodec serve --store {store_path} --port {port}: http://127.0.0.1:{port}/ (loopback only)")
+        print(f"2. medcodec serve --store {store_path} --port {port}: http://127.0.0.1:{port}/ (loopback only)",
+              flush=True)  # fmt: skip
         proxy = ShapingProxy(port, rate=args.mbit * 1e6 / 8)
         first = next(iter(studies))
         _download(f"http://127.0.0.1:{port}/studies/{first}/archive.zip?preset=preview&live=1")  # warm-up, not timed
         print(
-            f"3. download the {len(studies)} studies ({len(files)} files, {raw / 1e6:.1f} MB) one ZIP each, "
+            f"3. download the {len(studies)} {'study' if len(studies) == 1 else 'studies'} ({len(files)} "
+            f"file(s), {raw / 1e6:.1f} MB) one ZIP each, "
             f"over a {args.mbit:g} Mbit/s link:"
         )
         rows = []
@@ -290,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.wait(15)
             except subprocess.TimeoutExpired:
                 server.kill()
+    log.unlink(missing_ok=True)  # started and stopped: nothing to look at
     return 0
 
 
