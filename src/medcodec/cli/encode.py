@@ -271,7 +271,11 @@ def _encode_dicom(
     from ..dicom.lossy import encode_series_to_dicom, get_syntax
     from ..errors import CodecError, OutputError
 
-    get_syntax(syntax).check_available()
+    t0 = time.perf_counter()
+    get_syntax(syntax).check_available()  # a self-test: compiles the kernels on a first run after an install
+    if time.perf_counter() - t0 > 3:  # the series lines below time the coding only: say where the wait went
+        click.echo(f"note: compiling the coder's kernels on first use took {time.perf_counter() - t0:.0f} s "
+                   "(cached: later runs start at once)", err=True)  # fmt: skip
     ensure_dir(output)
     failures = list(found.failures)
     source_paths = found.source_files
