@@ -31,7 +31,7 @@ def cli() -> None:
 
     \b
     Typical use:
-      medcodec demo                                  # real sample images, table of results
+      medcodec demo                                  # real images: codec results, then ingest, serve, download
       medcodec encode study/ -o out/ --quality 90    # DICOM series -> .mdc (one per series)
       medcodec decode out/x.mdc -o x/ --to dicom     # .mdc -> derived DICOM files
       medcodec info out/x.mdc                        # header and segments with byte offsets
