@@ -57,7 +57,7 @@ def test_the_printed_address_leads_somewhere(server):
     """``medcodec serve`` prints http://host:port/: a browser is sent to the viewer, a client is told
     where the services are (it was a 404)."""
     r = server.get("/", headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
-    assert r.status_code == 307 and r.headers["location"] == "viewer/"
+    assert r.status_code == 307 and r.headers["location"] == "viewer/" and r.headers["vary"] == "Accept"
     page = server.get("/", headers={"Accept": "text/html"}, follow_redirects=True)
     assert page.status_code == 200 and page.url.path == "/viewer/" and "<html" in page.text.lower()
     index = server.get("/", headers={"Accept": "application/json"})

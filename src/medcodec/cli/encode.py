@@ -273,8 +273,8 @@ def _encode_dicom(
 
     t0 = time.perf_counter()
     get_syntax(syntax).check_available()  # a self-test: compiles the kernels on a first run after an install
-    if time.perf_counter() - t0 > 3:  # the series lines below time the coding only: say where the wait went
-        click.echo(f"note: compiling the coder's kernels on first use took {time.perf_counter() - t0:.0f} s "
+    if (waited := time.perf_counter() - t0) > 3:  # the series lines below time the coding only: say where it went
+        click.echo(f"note: compiling the coder's kernels on first use took {waited:.0f} s "
                    "(cached: later runs start at once)", err=True)  # fmt: skip
     ensure_dir(output)
     failures = list(found.failures)

@@ -114,10 +114,12 @@ async def _index(request: Request) -> Response:
     """``GET /``: the address ``medcodec serve`` prints. A browser goes on to the viewer page; any other
     client gets where the services are (was a 404: an outside audit, 2026-12-03). The paths are
     relative, so they hold behind a proxy that serves the app under a prefix."""
+    vary = {"Vary": "Accept"}  # one URL, two answers: a cache in front keeps them apart
     if "text/html" in request.headers.get("accept", ""):
-        return RedirectResponse("viewer/", status_code=307)
+        return RedirectResponse("viewer/", status_code=307, headers=vary)
     return JSONResponse(
-        {
+        headers=vary,
+        content={
             "service": "medcodec",
             "version": __version__,
             "viewer": "viewer/",
@@ -125,7 +127,7 @@ async def _index(request: Request) -> Response:
             "wado_uri": "wado",
             "archive": "studies/{StudyInstanceUID}/archive.zip?preset=diagnostic",
             "health": "health",
-        }
+        },
     )
 
 

@@ -183,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.mbit > 0:
         parser.error(f"--mbit {args.mbit}: a link speed is > 0")
     import httpx
-    import pydicom
 
     from ..delivery import open_store
 
@@ -199,15 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     with open_store(store_path) as store:
         report = store.ingest(files)
     print(f"   {report.summary()} in {time.perf_counter() - t0:.1f} s", flush=True)
-    stored = {o.sop_uid for o in report.stored + report.duplicates}  # a --store used before: duplicates
-    studies: dict[str, list[Path]] = {}
-    for path in files:
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception:  # not ingested: the report above names it
-            continue
-        if str(ds.get("SOPInstanceUID", "")) in stored:
-            studies.setdefault(str(ds.StudyInstanceUID), []).append(path)
+    studies: dict[str, list[Path]] = {}  # what the store holds of the inputs (a --store used before: duplicates)
+    held = {o.sop_uid: o for o in report.stored + report.duplicates}  # one file per instance, as the store has
+    for outcome in held.values():
+        studies.setdefault(outcome.study_uid, []).append(Path(outcome.source))
     if not studies:
         raise SystemExit("nothing was stored, so there is nothing to serve")
     files = [p for group in studies.values() for p in group]
