@@ -971,9 +971,14 @@ def levels_pixels_offsets(zz, offsets, unit, deq_nat, nat_zz, dc_mul, offset, lo
     lv = np.zeros(64, np.int64)
     coef = np.zeros((64, bx))
     ws = np.empty((64, bx))
+    xs = np.empty(bx, np.int64)
+    strip = np.empty((8, 8 * bx), out.dtype)
     dc_only = np.zeros(bx, np.bool_)
     dc = np.zeros(bx, np.int64)
+    compact = np.bool_(True)
     for i in range(by):
+        m = 0  # compact rows: only blocks with AC levels take the inverse DCT (KK._compact_next)
+        n_dc = 0
         for j in range(bx):
             b = i * bx + j
             for k in range(64):
@@ -986,13 +991,20 @@ def levels_pixels_offsets(zz, offsets, unit, deq_nat, nat_zz, dc_mul, offset, lo
             mask = KK._nonzero_mask(lv)
             dc_only[j] = mask == 0
             dc[j] = lv[0]
-            coef[0, j] = lv[0] * deq_nat[0]
+            n_dc += mask == 0
+            if mask == 0 and compact:
+                continue
+            coef[0, m] = lv[0] * deq_nat[0]
+            xs[m] = j
             while mask != 0:
                 k = KK._ctz64(mask) + 1
                 mask &= mask - 1
                 n = nat_zz[k]
-                coef[n, j] = lv[k] * deq_nat[n]
-        KK._strip_pixels(coef, ws, bx, target, 8 * i, offset, lo, hi, np.bool_(False))  # .mdc: half to even
+                coef[n, m] = lv[k] * deq_nat[n]
+            m += 1
+        half_even = np.bool_(False)  # .mdc rounds half to even
+        KK._strip_ac_blocks(coef, ws, m, xs, strip, bx, target, 8 * i, offset, lo, hi, half_even)
+        compact = KK._compact_next(n_dc, bx)
         KK._strip_dc_blocks(dc_only, dc, bx, dc_mul, target, 8 * i, offset, lo, hi, np.bool_(False))
     if padded:
         KK._crop(target, out)
