@@ -54,6 +54,7 @@ import pydicom
 
 import medcodec
 from medcodec.codec import jpeg as mjpeg
+from medcodec.errors import InvalidInputError
 from medcodec.evaluate.bjontegaard import bd_rate
 from medcodec.evaluate.metrics import texture_block_stats
 
@@ -75,10 +76,11 @@ def pydicom_data_dir() -> Path | None:
 
 
 def read_frame(path: Path) -> np.ndarray:
-    """First frame of a DICOM file as 12-bit unsigned stored values (mapping in the module docstring)."""
+    """A DICOM file's (middle) frame as 12-bit unsigned stored values (mapping in the module
+    docstring); the middle one, as a multi-frame series often starts with blank frames."""
     ds = pydicom.dcmread(path)
     a = ds.pixel_array
-    a = a[0] if a.ndim == 3 else a
+    a = a[a.shape[0] // 2] if a.ndim == 3 else a
     if int(ds.BitsStored) <= 12 and int(ds.PixelRepresentation) == 0:
         return a.astype(np.uint16)
     a = a.astype(np.int64)
@@ -202,14 +204,27 @@ def speed_ratio(anchor, anchor_items, test, test_items, repeat: int) -> float:
 
 def bd(anchor: list[tuple[float, float, float]], test: list[tuple[float, float, float]], method: str) -> float:
     """BD-rate of ``test`` against ``anchor`` over their (knob, bpp, PSNR) points; a knob that
-    two targets share (libjpeg-turbo's quality 1 cannot go below its own rate) counts once."""
+    two targets share (libjpeg-turbo's quality 1 cannot go below its own rate) counts once, and a
+    lossless point (infinite PSNR: sparse, small-valued images reach it inside the range) is left
+    out, as the BD integral cannot use it."""
 
     def curve(points: list[tuple[float, float, float]]) -> tuple[list[float], list[float]]:
-        uniq = sorted({p[0]: p for p in points}.values(), key=lambda p: p[1])
+        finite = [p for p in points if math.isfinite(p[2])]
+        uniq = sorted({p[0]: p for p in finite}.values(), key=lambda p: p[1])
         return [p[1] for p in uniq], [p[2] for p in uniq]
 
     (ra, pa), (rt, pt) = curve(anchor), curve(test)
     return bd_rate(ra, pa, rt, pt, method=method)
+
+
+def bd_or_nan(anchor: list[tuple[float, float, float]], test: list[tuple[float, float, float]], method: str) -> float:
+    """:func:`bd`, or NaN (said on stdout) when the curves cannot give one: an image whose small
+    values libjpeg-turbo codes losslessly inside the range leaves fewer than four lossy points."""
+    try:
+        return bd(anchor, test, method)
+    except InvalidInputError as e:
+        print(f"  ({method} BD-rate not measurable on this image: {e})")
+        return math.nan
 
 
 def verdict(ok: bool) -> str:
@@ -251,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         r = {"set": name, "frames": len(frames), "shape": list(frames[0].shape), "ct": ct,
              "anchor": [dict(zip(("quality", "bpp", "psnr"), p)) for p in anchor],
              "test": [dict(zip(("quality", "bpp", "psnr"), p)) for p in test],
-             "bd_rate_cubic_percent": bd(anchor, test, "cubic"), "bd_rate_pchip_percent": bd(anchor, test, "pchip")}
+             "bd_rate_cubic_percent": bd_or_nan(anchor, test, "cubic"),
+             "bd_rate_pchip_percent": bd_or_nan(anchor, test, "pchip")}
         i1, i06 = BPP_RANGE.index(1.0), BPP_RANGE.index(0.6)
         if ct:
             r["texture"] = {
@@ -291,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  texture at 0.6 bpp: {f6 * 100:.2f} % flattened (libjpeg-turbo {tf6 * 100:.2f} %, ratio "
                   f"{(f6 / tf6) if tf6 else math.nan:.2f}x); target <= 1.5x: {verdict(f6 <= lim + 1e-12)}")
         print(f"  speed at ~1 bpp, 1 thread (libjpeg-turbo {r['speed']['turbo_encode_mb_s']:.0f} MB/s): encode "
-              f"{enc:.2f}x libjpeg-turbo (target >= 1.5x: {verdict(enc >= 1.5)}), decode {dec:.2f}x "
+              f"{enc:.3f}x libjpeg-turbo (target >= 1.5x: {verdict(enc >= 1.5)}), decode {dec:.3f}x "
               f"(target >= 0.8x: {verdict(dec >= 0.8)})")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; load average at the end {os.getloadavg()}")
     if args.json:
