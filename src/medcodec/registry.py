@@ -52,10 +52,15 @@ The quality law
 
 ``quality`` (1-100) is the medcodec JPEG quality for ``medcodec-*``; for the other lossy
 backends it sets a quantisation step ``Δ(q) = 2**((100 - q) / 12.5) * 2**(B - 12)`` stored units
-(``B`` = source Bits Stored; halved every 12.5 points, like the JPEG tables): OpenJPH uses Δ as
-its step, CharLS ``NEAR = round((Δ - 1) / 2)``, OpenJPEG the PSNR of a uniform quantiser of step
-Δ, ``20 log10((2**B - 1) * sqrt(12) / Δ)`` (:meth:`Backend.knob_for_quality`). Qualities are
-therefore not comparable across backends: compare with ``ratio`` or ``psnr``.
+(halved every 12.5 points, like the JPEG tables). ``B`` is the bits the series' content spans
+(the series mapping's :meth:`~medcodec.dicom.mapping.SeriesMapping.content_range_bits`, as
+medcodec's JPEG takes it), else the source Bits Stored: a CT or MR declaring 16 bits for 12-bit
+values got steps 16x coarser than the same values declared 12-bit until 2026-12-03 (an outside
+audit: 84:1 and 263 HU max error from OpenJPEG at the default quality, against 4.7:1 and 6 HU).
+OpenJPH uses Δ as its step (relative to the coded depth P), CharLS ``NEAR = round((Δ - 1) / 2)``,
+OpenJPEG the PSNR of a uniform quantiser of step Δ on its own peak, ``20 log10((2**P - 1) *
+sqrt(12) / Δ)`` (:meth:`Backend.knob_for_quality`). Qualities are therefore not comparable
+across backends: compare with ``ratio`` or ``psnr``.
 """
 
 from __future__ import annotations
@@ -319,8 +324,17 @@ class Backend:
         bits = external.container_bits(bits_stored) if self.container else max(bits_stored, 2)
         return bits, signed and self.signed
 
-    def knob_for_quality(self, quality: float, source_bits: int, coded_bits: int) -> float:
+    def knob_for_quality(
+        self, quality: float, source_bits: int, coded_bits: int, range_bits: int | None = None
+    ) -> float:
         """The knob value of the quality law (module docstring) for this backend.
+
+        ``range_bits``: the bits the content spans in coded units (the series mapping's
+        ``content_range_bits()``); without it the step follows ``source_bits`` in source units.
+
+        >>> b = backend("openjpeg")  # 12-bit values declared 16-bit: the step of 12 bits, on a 16x larger peak
+        >>> round(b.knob_for_quality(75, 16, 16, range_bits=12) - b.knob_for_quality(75, 12, 12), 2)
+        24.08
 
         Raises
         ------
@@ -332,9 +346,10 @@ class Backend:
             raise UnsupportedFeatureError(f"{self.name} has no rate knob (lossless only)")
         if knob.name == "quality":
             return knob.clamp(quality)
-        delta = quality_step(quality, source_bits)
-        if knob.name == "psnr_db":
-            return knob.clamp(20.0 * math.log10((2.0**source_bits - 1.0) * math.sqrt(12.0) / delta))
+        delta = quality_step(quality, source_bits if range_bits is None else range_bits)
+        if knob.name == "psnr_db":  # on the peak of the domain delta is in
+            peak = 2.0 ** (source_bits if range_bits is None else coded_bits) - 1.0
+            return knob.clamp(20.0 * math.log10(peak * math.sqrt(12.0) / delta))
         if knob.name == "step":
             return knob.clamp(delta / 2.0**coded_bits)
         if knob.name == "near":

@@ -79,9 +79,11 @@ class LossySyntax:
         assert knob is not None  # lossy backends have one (registry)
         return knob
 
-    def knob_for_quality(self, quality: float, source_bits: int, target_bits: int) -> float:
+    def knob_for_quality(
+        self, quality: float, source_bits: int, target_bits: int, range_bits: int | None = None
+    ) -> float:
         """The knob value of the quality law (:mod:`medcodec.registry`)."""
-        return self.codec.knob_for_quality(quality, source_bits, target_bits)
+        return self.codec.knob_for_quality(quality, source_bits, target_bits, range_bits)
 
     def encode(
         self, frame: NDArray[np.integer], bits: int, signed: bool, knob: float, hints: SeriesHints | None = None
@@ -206,7 +208,9 @@ class SeriesCoder:
         if target.psnr is not None:
             return self.for_psnr(frames, mapped, float(target.psnr))
         q = DEFAULT_QUALITY if target.quality is None else float(target.quality)
-        return self.knob.clamp(self.syntax.knob_for_quality(q, source_bits, mapping.bits_stored))
+        # the steps follow the series' content span, as medcodec's JPEG takes it (registry: the quality law)
+        span = mapping.content_range_bits()
+        return self.knob.clamp(self.syntax.knob_for_quality(q, source_bits, mapping.bits_stored, span))
 
     def for_ratio(self, frames: Sequence[NDArray[np.integer]], mapped: Sequence[NDArray[np.integer]], ratio: float,
                   raw_bytes_per_pixel: int) -> float:  # fmt: skip
