@@ -193,6 +193,24 @@ def test_open_store_refuses_what_it_cannot_be(tmp_path: Path) -> None:
         open_store("memory://no-catalog")
 
 
+def test_a_folder_of_other_files_is_not_made_into_a_store(tmp_path: Path) -> None:
+    """``--store`` pointed at a user's folder (the inputs' own, say) is refused before anything is
+    written there; an empty folder, a store and a folder with only hidden entries are fine."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "ct.0.dcm").write_bytes(b"x" * 10)
+    with pytest.raises(InvalidInputError, match=r"holds other files \(ct\.0\.dcm\)"):
+        open_store(inbox)
+    assert sorted(p.name for p in inbox.iterdir()) == ["ct.0.dcm"]  # no tmp/, no catalog left behind
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    (quiet / ".nfs000123").write_text("")
+    with open_store(quiet) as store:
+        assert store.find_studies({}) == []
+    with open_store(quiet) as store:  # now a store: opened again
+        assert store.find_studies({}) == []
+
+
 @pytest.mark.realdata
 def test_zip_and_dicomdir_inputs(shared_data: Path, store, tmp_path: Path) -> None:
     import zipfile

@@ -21,7 +21,6 @@ import click
 import numpy as np
 
 from .. import codec
-from ..dicom.sources import iter_sources
 from ..errors import CodecError, InvalidInputError, failure_message
 from ..fileio import atomic_write
 from ..metrics import SSIM_MIN_SIDE
@@ -304,10 +303,15 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         if store is not None:
             check_dir_can_be_made(store)
     missing: list[tuple[str, str, str]] = []
-    if inputs:  # folders walked as every command walks them (read_image takes files only)
-        paths = [(str(p), "given on the command line") for p in iter_sources(list(inputs)) if isinstance(p, Path)]
+    if inputs:  # folders walked as every command walks them; ZIP members counted and said, not read
+        from ..service.demo import input_files
+
+        files, zipped = input_files(list(inputs))
+        paths = [(str(p), "given on the command line") for p in files]
         if not paths:
-            raise InvalidInputError(f"no files in {', '.join(map(str, inputs))}")
+            raise InvalidInputError(f"no files in {', '.join(map(str, inputs))}{zipped and f' ({zipped})'}")
+        if zipped:
+            click.echo(f"note: {zipped}", err=True)
     else:
         paths, missing = _sample_paths()
         if missing:

@@ -514,6 +514,36 @@ class Store:
         return removed
 
 
+#: What a local store's folder holds (the catalog with SQLite's side files, the object prefixes).
+STORE_ENTRIES = frozenset(
+    {"catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal"}
+    | {"objects", "renditions", "archives", "tmp"}
+)
+
+
+def _refuse_foreign_folder(text: str, root: Path) -> None:
+    """A folder that holds other files and no catalog is not made into a store around them
+    (``--store ~/studies`` pointed at the inputs' folder would scatter ``objects/``, ``tmp/`` and a
+    catalog among a user's files): :class:`InvalidInputError` naming a few of them. Hidden entries
+    and ``lost+found`` (a mount point's) do not count."""
+    if not root.is_dir() or (root / "catalog.sqlite").exists():
+        return
+    try:
+        foreign = sorted(
+            e.name
+            for e in os.scandir(root)
+            if e.name not in STORE_ENTRIES and not e.name.startswith(".") and e.name != "lost+found"
+        )
+    except OSError:
+        return  # unreadable: Objects says why
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise InvalidInputError(
+            f"store {text!r} is a folder that holds other files ({shown}) and no catalog.sqlite: it is not "
+            "a medcodec store, and one is not made around them; give a new or empty folder, or an existing store"
+        )
+
+
 def _require_catalog(text: str, root: Path) -> None:
     if not (root / "catalog.sqlite").exists():
         raise NotFoundError(f"store {text!r} has no catalog.sqlite: not a medcodec store")
@@ -537,7 +567,8 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
     NotFoundError
         ``create=False`` and there is no store.
     InvalidInputError
-        A remote store without ``catalog``.
+        A remote store without ``catalog``; with ``create``, a local folder that holds other
+        files and no catalog (it is not made into a store around them).
     DeliveryError
         The filesystem or the catalog cannot be opened.
 
@@ -553,6 +584,8 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
         text = str(Path(text).expanduser().resolve())
     if catalog is None and not create and "://" not in text and Path(text).is_dir():
         _require_catalog(text, Path(text))  # before Objects makes its tmp/ in a folder that is not a store
+    if create and "://" not in text:
+        _refuse_foreign_folder(text, Path(text))
     objects = Objects(text, create=create)
     if catalog is None:
         if not objects.local:

@@ -147,17 +147,33 @@ def _samples() -> list[Path]:
     return [folder / name for name in SAMPLES if (folder / name).exists()]
 
 
-def _inputs(given: list[str]) -> list[Path]:
-    """The DICOM files of ``--input`` (folders walked as ``medcodec ingest`` walks them)."""
+def input_files(given: list[str] | list[Path]) -> tuple[list[Path], str]:
+    """The DICOM files of the demos' ``--input`` (folders walked as ``medcodec ingest`` walks them)
+    and a note on what is left out: DICOM files inside ZIP archives (the download times are set
+    against the files' sizes), ``""`` when nothing is. Raises :class:`~medcodec.errors.DicomError`
+    for an input that does not exist or an unreadable ZIP."""
     from ..dicom.sources import iter_sources
+
+    found = list(iter_sources(given))
+    files = [p for p in found if isinstance(p, Path)]
+    zipped = len(found) - len(files)
+    note = (f"{zipped} DICOM file(s) inside ZIP archives are left out: the demo reads files and folders; "
+            "unzip them first (`medcodec ingest` reads ZIP archives as they are)") if zipped else ""  # fmt: skip
+    return files, note
+
+
+def _inputs(given: list[str]) -> list[Path]:
+    """:func:`input_files`, its errors and note said on stderr."""
     from ..errors import DicomError
 
     try:
-        files = [p for p in iter_sources(given) if isinstance(p, Path)]
+        files, note = input_files(given)
     except DicomError as exc:  # an input that does not exist, an unreadable ZIP
         raise SystemExit(str(exc)) from None
     if not files:
-        raise SystemExit(f"no files to ingest in {', '.join(given)}")
+        raise SystemExit(f"no files to ingest in {', '.join(given)}{note and f' ({note})'}")
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     return files
 
 
