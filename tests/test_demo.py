@@ -140,3 +140,19 @@ def test_demo_walks_a_folder_and_checks_delivery_options_first(shared_data: Path
         assert main(["demo", "--input", str(folder), "-o", str(tmp_path / "out2"), "--no-progress", *bad]) == 2
         printed = capsys.readouterr()
         assert said in printed.err and "PSNR" not in printed.out and not (tmp_path / "out2").exists()
+
+
+def test_demo_says_it_leaves_zip_members_out(shared_data: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A ZIP given to ``--input`` said "no files": the demo reads files and folders (the delivery
+    part times downloads against the files' sizes), so it says what it left out and what to do."""
+    import zipfile
+
+    ct = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[40]
+    with zipfile.ZipFile(tmp_path / "study.zip", "w") as z:
+        z.write(ct, ct.name)
+    assert main(["demo", "--input", str(tmp_path / "study.zip"), "-o", str(tmp_path / "out"), "--no-progress",
+                 "--no-delivery"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "1 DICOM file(s) inside ZIP archives are left out" in err and "unzip" in err, err
+    assert not (tmp_path / "out").exists()
