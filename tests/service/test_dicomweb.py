@@ -694,7 +694,8 @@ def test_stow_judges_each_part_and_stores_the_rest(server):
     assert r.status_code == 202, r.text
     failed = r.json()["00081198"]["Value"]
     assert [f["00081155"]["Value"][0] for f in failed] == [stranger.SOPInstanceUID]
-    assert failed[0]["00081197"]["Value"] == [0x0111] and "not overwritten" in failed[0]["00000902"]["Value"][0]
+    assert failed[0]["00081197"]["Value"] == [0x0111]
+    assert failed[0]["00000902"]["Value"] == ["SOP Instance UID stored already with other content"]  # the reason
     assert failed[0]["00081150"]["Value"] == [str(stranger.SOPClassUID)]
     done = r.json()["00081199"]["Value"]
     assert [d["00081155"]["Value"][0] for d in done] == [good.SOPInstanceUID]

@@ -532,12 +532,29 @@ def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: byt
 #: the lossy history a decompressed copy may state that its compressed original left implicit.
 _NOT_COMPARED = frozenset([0x00282110, 0x00282112, 0x00282114])
 
+#: What a lossless transcode may rewrite of the pixel description while every modality value stays:
+#: Bits Stored / High Bit (a codec that codes its container's depth), Pixel Representation and the
+#: rescale (a signed series shifted for a syntax without a sign, its intercept moved), Smallest /
+#: Largest Image Pixel Value (dropped: their VR follows the sign). Two copies that differ only here
+#: are the same instance when their pixels times the rescale agree (:func:`_same_instance`; an
+#: outside audit of 2026-12-03 had medcodec's own .80 / .201 copies refused as conflicts).
+_PIXEL_DESCRIPTION = frozenset([0x00280101, 0x00280102, 0x00280103, 0x00281052, 0x00281053, 0x00280106, 0x00280107])
+
+
+def _modality_values(ds: Any) -> Any:
+    """Stored pixels times the top-level rescale (1 and 0 when absent), as float64."""
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    return np.asarray(pixel_array(ds), dtype=np.float64) * slope + intercept
+
 
 def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
     """Why ``data`` is the instance stored as ``existing`` although its bytes differ, or ``""``:
-    the same dataset with another file meta (a C-STORE SCP writes its own), or the same
+    the same dataset with another file meta (a C-STORE SCP writes its own), the same
     attributes and the same decoded pixels in another transfer syntax (a copy retrieved
-    decompressed and sent back). Anything that cannot be compared is not the same."""
+    decompressed and sent back), or a lossless transcode that rewrote the pixel description
+    (:data:`_PIXEL_DESCRIPTION`) and kept every modality value. Anything that cannot be compared
+    is not the same."""
     try:
         with store.objects.open(existing.path) as fh:
             stored = fh.read()
@@ -550,10 +567,16 @@ def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
             pixel_tags = {t for t in tags if t.group == 0x7FE0}
             if ts_a == ts_b and all(a.get(t) == b.get(t) for t in tags):
                 return "the same dataset, another file meta"
-            if any(a.get(t) != b.get(t) for t in tags - pixel_tags):
+            if any(a.get(t) != b.get(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION):
                 return ""
+            described = any(a.get(t) != b.get(t) for t in tags & _PIXEL_DESCRIPTION)
             if not pixel_tags:
-                return "the same dataset in another transfer syntax"
+                return "" if described else "the same dataset in another transfer syntax"
+            if described:
+                if not np.array_equal(_modality_values(a), _modality_values(b)):
+                    return ""
+                return (f"the same modality values and attributes in {UID(ts_b).name} (pixel description "
+                        f"rewritten by a lossless transcode), stored as {UID(ts_a).name}")  # fmt: skip
             if not np.array_equal(np.asarray(pixel_array(a)), np.asarray(pixel_array(b))):
                 return ""
     except Exception as exc:  # (unreadable either way: reported as a conflict, as before)

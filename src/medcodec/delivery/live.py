@@ -786,6 +786,16 @@ def _to_explicit_le(data: bytes) -> bytes:
 _WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
+def require_pixel_data(ds: Any, sop_uid: str) -> None:
+    """:class:`NotFoundError` (404) for an instance without pixel data: an image IOD whose Pixel
+    Data was left out (Rows and Columns present) is answered as an RT plan is, not with a decoder's
+    406 (an outside audit, 2026-12-03: pydicom's "no 'Pixel Data'" text reached the viewer)."""
+    from ..errors import NotFoundError
+
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise NotFoundError(f"instance {sop_uid} has no pixel data")
+
+
 def refuse_too_large(ds: Any) -> None:
     """:class:`NotAcceptableError` (406) for an instance whose pixels would be too large decoded
     (:mod:`medcodec.dicom.limits`): an uncompressed answer needs them whole in memory."""
@@ -819,9 +829,15 @@ def instance_frames(
     store: Any, record: Any, numbers: list[int], ts: str, preset: str | None = None
 ) -> tuple[list[bytes], str]:
     """Frames (1-based ``numbers``) of an instance: raw little-endian pixels for Explicit VR LE,
-    else the encapsulated fragments of the instance under ``ts`` (``*`` = as stored)."""
+    else the encapsulated fragments of the instance under ``ts`` (``*`` = as stored).
+
+    Raises :class:`~medcodec.errors.NotAcceptableError` when the instance coded under ``ts``
+    changes what turns its samples into values (Pixel Representation, rescale): the frames route
+    then tries the client's next choice, else answers 406."""
     import pydicom
     from pydicom.encaps import generate_frames
+
+    from ..errors import NotAcceptableError
 
     if ts == EXPLICIT_VR_LE or (ts == "*" and not _is_encapsulated(record.transfer_syntax_uid)):
         stored, _ = instance_bytes(store, record, "*")  # PS3.10, so pydicom knows a preamble-less file's syntax
@@ -830,9 +846,66 @@ def instance_frames(
         return [frames[k - 1] for k in numbers], EXPLICIT_VR_LE
     data, got = instance_bytes(store, record, ts, preset, strict=True)
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    if got != record.transfer_syntax_uid:
+        with store.open_original(record) as fh:
+            header = pydicom.dcmread(fh, force=True, stop_before_pixels=True)
+        was, now = _value_description(header), _value_description(ds)
+        if was[1:] != now[1:]:
+            raise NotAcceptableError(
+                f"instance {record.sop_uid}: its frames as {got} hold values its metadata does not describe "
+                f"(coded with {_describe(now)}, the instance has {_describe(was)}), and a frame carries no "
+                "header; ask for the whole instance in this syntax, or frames as application/octet-stream, "
+                "JPEG 2000 or HTJ2K"
+            )
     n = int(ds.get("NumberOfFrames") or 1)
     frames = list(generate_frames(ds.PixelData, number_of_frames=n))
     return [frames[k - 1] for k in numbers], got
+
+
+def _value_description(ds: Any) -> tuple[Any, ...]:
+    """What turns a frame's coded samples into the values the instance's metadata describes: the
+    rescale (top level, shared and first per-frame functional groups). A syntax without a sign
+    (JPEG-LS, JPEG) codes a signed series with negative values shifted, its intercept moved in the
+    file's header: right for the whole instance, wrong for a frame read against the stored
+    metadata (an outside audit, 2026-12-03: CT frames 1000 HU too high). Pixel Representation
+    is shown, not compared: 1 -> 0 without a shift (no negative value) leaves every value as it is."""
+
+    def number(value: Any, default: float) -> float | str:
+        if value is None or str(value).strip() == "":
+            return default
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return str(value)  # unreadable: compared as written
+
+    def rescale(item: Any) -> tuple[float | str, float | str]:
+        return number(item.get("RescaleSlope"), 1.0), number(item.get("RescaleIntercept"), 0.0)
+
+    def group(seq_name: str) -> tuple[float | str, float | str] | None:
+        seq = ds.get(seq_name)
+        item = seq[0] if seq else None
+        pvt = item.get("PixelValueTransformationSequence") if item is not None else None
+        return rescale(pvt[0]) if pvt else None
+
+    return (
+        int(ds.get("PixelRepresentation", 0) or 0),
+        rescale(ds),
+        group("SharedFunctionalGroupsSequence"),
+        group("PerFrameFunctionalGroupsSequence"),
+    )
+
+
+def _describe(description: tuple[Any, ...]) -> str:
+    signed, top, shared, first = description
+    text = (
+        f"Pixel Representation {signed}, rescale {top[0]:g} x + {top[1]:g}"
+        if all(isinstance(v, float) for v in top)
+        else f"Pixel Representation {signed}, rescale {top}"
+    )
+    for label, pair in ((" (shared groups)", shared), (" (frame 1)", first)):
+        if pair is not None:
+            text += f", rescale{label} {pair[0]} x + {pair[1]}"
+    return text
 
 
 def _native_frames(ds: Any, record: Any) -> list[bytes]:
@@ -851,8 +924,9 @@ def _native_frames(ds: Any, record: Any) -> list[bytes]:
 
     from ..errors import NotAcceptableError
 
-    if "PixelData" not in ds:
-        raise NotAcceptableError(f"instance {record.sop_uid}: no pixel data")
+    require_pixel_data(ds, record.sop_uid)
+    if "PixelData" not in ds:  # float pixel data: no uncompressed integer frames to send
+        raise NotAcceptableError(f"instance {record.sop_uid}: float pixel data is not sent as frames")
     refuse_too_large(ds)
     count = int(ds.get("NumberOfFrames") or 1)
     bits = int(ds.get("BitsAllocated") or 0)

@@ -71,6 +71,7 @@ from ..errors import (
     StoreFullError,
 )
 from .archives import ClosingStreamingResponse, primed
+from .dimse_status import CONFLICT_COMMENT, error_comment
 from .errors import UnsupportedMediaTypeError
 from .http import (
     MediaRange,
@@ -673,8 +674,9 @@ def render_frame(
         data, _, _ = rendition_or_encode(store, record, preset, pool=pool)
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     ts = str(ds.file_meta.get("TransferSyntaxUID", record.transfer_syntax_uid))
-    from ..delivery.live import refuse_too_large
+    from ..delivery.live import refuse_too_large, require_pixel_data
 
+    require_pixel_data(ds, record.sop_uid)
     refuse_too_large(ds)  # pixel_array decodes every frame: a 190 kB file may declare 4 GB
     try:
         arr = ds.pixel_array
@@ -799,7 +801,10 @@ async def _stow(request: Request) -> Response:
                     logging.getLogger(__name__).exception("STOW-RS: a part could not be ingested")
                 code = 0xA700 if isinstance(exc, StoreFullError) else 0xC000  # PS3.4 out of resources
                 failed.append(
-                    {**_failed(_header_or_nothing(data), code), "00000902": {"vr": "LO", "Value": [str(exc)[:64]]}}
+                    {
+                        **_failed(_header_or_nothing(data), code),
+                        "00000902": {"vr": "LO", "Value": [error_comment(str(exc))]},
+                    }
                 )
                 continue
             if outcome.status == "conflict":  # another object under this SOP Instance UID: nothing stored
@@ -808,7 +813,8 @@ async def _stow(request: Request) -> Response:
                     "SOPClassUID": outcome.record.sop_class_uid if outcome.record else "",
                     "SOPInstanceUID": outcome.sop_uid,
                 }
-                failed.append({**_failed(named, 0x0111), "00000902": {"vr": "LO", "Value": [outcome.message[-64:]]}})
+                comment = {"vr": "LO", "Value": [CONFLICT_COMMENT]}  # the outcome's message names the file
+                failed.append({**_failed(named, 0x0111), "00000902": comment})
                 continue
             if outcome.status == "stored":
                 stored_studies[outcome.study_uid] = None

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CodecError, DeliveryError
+from .dimse_status import CONFLICT_COMMENT, error_comment
 
 __all__ = ["start_scp", "Scp"]
 
@@ -122,7 +123,7 @@ def _status_for(exc: BaseException) -> int:
 
 def _conflict() -> Any:
     """The C-STORE response of a conflict: :data:`CONFLICT` with an Error Comment (LO, <= 64 chars)."""
-    return _refusal(CONFLICT, "SOP Instance UID stored already with other content")
+    return _refusal(CONFLICT, CONFLICT_COMMENT)
 
 
 def _refusal(status: int, why: str) -> Any:
@@ -132,8 +133,7 @@ def _refusal(status: int, why: str) -> Any:
 
     rsp = Dataset()
     rsp.Status = status
-    text = " ".join(why.replace("\\", "/").split())
-    rsp.ErrorComment = text if len(text) <= 64 else text[:61] + "..."
+    rsp.ErrorComment = error_comment(why)
     return rsp
 
 

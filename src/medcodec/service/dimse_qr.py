@@ -55,6 +55,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from ..errors import CodecError, NotAcceptableError
+from .dimse_status import error_comment
 
 __all__ = [
     "QR_MODELS",
@@ -223,7 +224,7 @@ def _status(code: int, comment: str) -> Any:
 
     ds = Dataset()
     ds.Status = code
-    ds.ErrorComment = comment[:64]
+    ds.ErrorComment = error_comment(comment)
     return ds
 
 

@@ -371,6 +371,7 @@ def frame_payload(
     import pydicom
     from pydicom.encaps import get_frame
 
+    from ..delivery.live import require_pixel_data
     from ..dicom import read_image
     from ..dicom.pixel_spec import pixel_spec_from_dataset
 
@@ -390,6 +391,7 @@ def frame_payload(
         return _mdc_payload(store, record, n)
     data = _instance_bytes(store, record, preset, study, series)
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    require_pixel_data(ds, sop)
     try:
         spec = pixel_spec_from_dataset(ds)
     except DicomError as exc:  # palette colour, 32-bit, float...: the page asks /rendered instead
