@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import pydicom
@@ -578,3 +579,18 @@ def test_a_store_folder_that_cannot_be_made_is_an_output_error(tmp_path: Path) -
         with pytest.raises(OutputError, match="cannot create the store folder") as caught:
             open_store(where)
         assert caught.value.path == str(where)
+
+
+def test_a_store_folder_that_cannot_be_written_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only mount (EROFS, which root meets too) gave "cannot create the catalog ...
+    OperationalError"; the folder's state is said with what to do. (``os.access`` is made to
+    answer as on a read-only mount: the test runs as root in CI, and mounting needs privileges.)"""
+    from medcodec.delivery import store as store_module
+    from medcodec.errors import OutputError
+
+    with open_store(tmp_path / "store") as store:
+        assert store.find_studies({}) == []
+    real = os.access
+    monkeypatch.setattr(store_module.os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
+    with pytest.raises(OutputError, match="cannot be written.*read-write"):
+        open_store(tmp_path / "store", create=False)

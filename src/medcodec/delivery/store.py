@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..errors import DeliveryError, InvalidInputError, NotFoundError, StoreFullError
+from ..errors import DeliveryError, InvalidInputError, NotFoundError, OutputError, StoreFullError
 from .catalog import ArchiveRecord, Catalog, InstanceRecord, RenditionRecord
 from .objects import Objects, is_full
 from .uids import validate_uid
@@ -596,6 +596,13 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
         db = Path(objects.root, "catalog.sqlite")
         if not create:
             _require_catalog(text, Path(objects.root))
+        if not os.access(objects.root, os.W_OK):  # a read-only mount (EROFS) or no permission
+            raise OutputError(
+                "the store folder cannot be written: every command writes there (SQLite's journal of "
+                "the catalog; the server also the renditions it codes and what it receives); mount it "
+                "read-write, or run as its owner",
+                path=Path(objects.root),
+            )
         catalog = f"sqlite:///{db}"
     try:
         return Store(objects, Catalog(catalog, create=create))
