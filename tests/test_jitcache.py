@@ -79,3 +79,21 @@ def test_a_folder_someone_else_can_write_is_not_used(tmp_path: Path, monkeypatch
     first.write_bytes(b"")  # not a folder
     assert _jitcache.fallback_cache_dir() not in (first, other)
     assert "not a folder" in caplog.text
+
+
+def test_matplotlib_gets_a_private_config_folder_when_home_cannot_be_written(tmp_path: Path) -> None:
+    """With no writable home, matplotlib warned on every ``evaluate`` / ``demo`` run ("Matplotlib
+    created a temporary cache directory ...") and built its font cache again each time."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    env.update(HOME="/proc/nonexistent", TMPDIR=str(tmp_path))
+    probe = "import medcodec.evaluate.report, matplotlib; print(matplotlib.get_configdir())"
+    for _ in range(2):  # the second run finds the folder the first made
+        r = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert Path(r.stdout.strip()) == tmp_path / f"medcodec-matplotlib-{os.getuid()}", r.stdout
+        assert "temporary cache directory" not in r.stderr and "Matplotlib" not in r.stderr, r.stderr
+    env["MPLCONFIGDIR"] = str(tmp_path / "mine")  # the user's choice wins
+    r = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)  # fmt: skip
+    assert Path(r.stdout.strip()) == tmp_path / "mine", r.stdout

@@ -24,7 +24,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["fallback_cache_dir", "chosen_cache_dir"]
+__all__ = ["fallback_cache_dir", "chosen_cache_dir", "matplotlib_config"]
 
 #: The folder this process told numba to use, ``None`` when numba's own choice stands.
 chosen_cache_dir: str | None = None
@@ -54,35 +54,40 @@ def _user() -> str:
         return "user"
 
 
-def fallback_cache_dir() -> Path:
-    """``<tmp>/medcodec-numba-<uid>``, private to this user. The cache holds pickled index files that
+def fallback_cache_dir(kind: str = "numba") -> Path:
+    """``<tmp>/medcodec-<kind>-<uid>``, private to this user. The cache holds pickled index files that
     numba loads, so a folder that is not a real folder of this user, or that others can write, is
     never used. This user's own folder with group / other read bits (numba makes folders with the
     umask; a ``NUMBA_CACHE_DIR`` workaround made it 0755) is taken and made 0700. Otherwise a fresh
     private folder is used for this process only, removed at exit, and a warning says why and what
     to do (each run then compiles again)."""
-    folder = Path(tempfile.gettempdir()) / f"medcodec-numba-{_user()}"
+    folder = Path(tempfile.gettempdir()) / f"medcodec-{kind}-{_user()}"
     try:
         folder.mkdir(mode=0o700)
     except FileExistsError:
         pass
     except OSError as exc:
-        return _one_process_folder(f"{folder} cannot be made ({exc.strerror or exc})")
+        return _one_process_folder(f"{folder} cannot be made ({exc.strerror or exc})", kind)
     info = os.lstat(folder)
     getuid = getattr(os, "getuid", None)
     foreign = getuid is not None and info.st_uid != getuid()
     if not stat.S_ISDIR(info.st_mode) or foreign or info.st_mode & 0o022:
         what = "another user's" if foreign else "writable by others" if stat.S_ISDIR(info.st_mode) else "not a folder"
-        return _one_process_folder(f"{folder} is {what}")
+        return _one_process_folder(f"{folder} is {what}", kind)
     if info.st_mode & 0o077:
         with contextlib.suppress(OSError):
             folder.chmod(0o700)
     return folder
 
 
-def _one_process_folder(why: str) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="medcodec-numba-"))
+def _one_process_folder(why: str, kind: str = "numba") -> Path:
+    folder = Path(tempfile.mkdtemp(prefix=f"medcodec-{kind}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    if kind != "numba":
+        logging.getLogger("medcodec").warning(
+            "%s cannot keep its files in the home folder, and %s: this run uses %s, removed at exit", kind, why, folder
+        )
+        return folder
     logging.getLogger("medcodec").warning(
         "numba cannot cache compiled kernels in the package folder or the home folder, and %s: this run "
         "compiles in %s and removes it at exit, so each run compiles again (a minute or more). Set "
@@ -114,3 +119,20 @@ def _choose() -> str | None:
 
 
 chosen_cache_dir = _choose()
+
+
+def matplotlib_config() -> None:
+    """Call before importing matplotlib: where its configuration and font cache folder (``MPLCONFIGDIR``,
+    default ``~/.config/matplotlib``) cannot be written (a service account with no writable home),
+    set ``MPLCONFIGDIR`` to this user's private folder under the temporary directory, as for numba's
+    cache. matplotlib would otherwise warn on every run ("Matplotlib created a temporary cache
+    directory ...") and build its font cache again each time. ``MPLCONFIGDIR`` set by the user wins."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    if _writable(Path(config) / "matplotlib"):
+        return
+    try:
+        os.environ["MPLCONFIGDIR"] = str(fallback_cache_dir("matplotlib"))
+    except OSError:  # not even the temporary folder: matplotlib says what it cannot do
+        return

@@ -181,6 +181,9 @@ def _plots(
     """Rate-distortion plot (one panel per bit depth: PSNR with peak 2^bits-1 is only comparable
     between images of one depth) and a difference image per image; returns the files and what
     each figure shows (panels, colour limits, whether the colour scale is clipped)."""
+    from .._jitcache import matplotlib_config
+
+    matplotlib_config()  # before matplotlib: a home it cannot write made it warn every run
     import matplotlib
 
     matplotlib.use("Agg")

@@ -25,9 +25,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._jitcache import matplotlib_config
 from ..fileio import atomic_write, check_output_path
 from . import metrics as M
 from .runner import EvaluationResult, values_in_hu
+
+# before any figure here imports matplotlib: a home it cannot write made it warn on every run
+matplotlib_config()
 
 __all__ = ["write_report", "report_paths", "render_html", "points_csv", "REPORT_FILES", "figures"]
 
