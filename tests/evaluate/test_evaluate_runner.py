@@ -109,12 +109,39 @@ def test_unavailable_codec_is_skipped_with_its_message(result: Any) -> None:
 
 def test_unsupported_data_is_skipped(phantom: Any) -> None:
     pixels, _ = phantom
+    wide = pixels.astype(np.uint16) * 8  # 16-bit data spanning 15 bits: no 12-bit codec can take it
     spec16 = PixelSpec(bits_stored=16)
     messages: list[str] = []
-    r = run_evaluation(pixels, spec16, [TwelveBitOnly(), ZlibPeer()], rates=(1.0,), log=messages.append, anchor=None,
+    r = run_evaluation(wide, spec16, [TwelveBitOnly(), ZlibPeer()], rates=(1.0,), log=messages.append, anchor=None,
                        with_ssim=False)  # fmt: skip
     assert "twelve skipped: handles 8-12-bit data, this input has bits_stored=16" in r.skipped["twelve"]
     assert messages == [r.skipped["twelve"]]
+
+
+@pytest.mark.realdata
+def test_a_series_declaring_more_bits_than_it_spans_is_shifted_for_the_12_bit_codecs(shared_data: Path) -> None:
+    """A real CT declaring 16 signed bits for -1024..1186 HU: the standard JPEG codecs (medcodec's and
+    libjpeg-turbo) were left out of its evaluation; they now code its values shifted into 12 bits,
+    as the lossy DICOM writer maps such a series, and are measured in the source's units."""
+    import pydicom
+
+    from medcodec.evaluate.peers import Jpeg12Peer, MedcodecJpegAdapter
+
+    ds = pydicom.dcmread(shared_data / "singles" / "ct_512x512_signed16_j2k_lossless.dcm")
+    pixels = ds.pixel_array[None]
+    spec = PixelSpec(bits_stored=16, signed=True, rescale_type="HU")
+    messages: list[str] = []
+    r = run_evaluation(pixels, spec, [MedcodecJpegAdapter(), Jpeg12Peer()], rates=(1.0, 2.0), log=messages.append,
+                       anchor=None, with_ssim=False)  # fmt: skip
+    assert not r.skipped, r.skipped
+    low = int(pixels.min())
+    for name in ("medcodec-jpeg", "jpeg12"):
+        assert r.codecs[name]["shifted"] == {"low": low, "bits": 12}
+        assert f"values {-low:+d} in 12 bits" in r.codecs[name]["label"]
+        points = [p for p in r.points if p["codec"] == name]
+        assert len(points) == 2 and all(45 < p["psnr_db"] < 100 for p in points), points  # peak 2^16 - 1
+        assert all(p["max_abs_error"] < 200 for p in points), points
+    assert any("spanning 12 bits" in m for m in messages), messages
 
 
 def test_bd_and_matched_tables(result: Any) -> None:

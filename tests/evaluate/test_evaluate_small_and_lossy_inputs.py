@@ -87,8 +87,16 @@ def test_images_smaller_than_the_ssim_window_are_evaluated_with_ssim_not_availab
 def test_no_codec_able_to_code_the_input_is_an_error_not_an_empty_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = tmp_path / "report"  # CT_small is 16-bit signed: 12-bit JPEG cannot hold it
-    code, _out, err = run([get_testdata_file("CT_small.dcm"), "--report", str(report), "--codecs", "jpeg12"], capsys)
+    import numpy as np
+    import pydicom
+
+    # CT_small (16-bit signed) with its values spread over 15 bits: 12-bit JPEG cannot hold them, even
+    # shifted (a series spanning 12 bits is now coded shifted, as the DICOM writer maps it)
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.PixelData = (ds.pixel_array.astype(np.int32) * 8).astype(np.int16).tobytes()
+    ds.save_as(tmp_path / "wide.dcm")
+    report = tmp_path / "report"
+    code, _out, err = run([str(tmp_path / "wide.dcm"), "--report", str(report), "--codecs", "jpeg12"], capsys)
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: no codec could code this input, no report written: jpeg12 skipped: ")

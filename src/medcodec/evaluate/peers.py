@@ -74,6 +74,8 @@ __all__ = [
     "from_unsigned",
     "check_frame",
     "library_versions",
+    "ShiftedAdapter",
+    "shifted_for",
 ]
 
 
@@ -486,6 +488,78 @@ class ZlibPeer(_ExternalPeer):
         if shape is None:
             raise InvalidInputError("zlib: decode needs shape=, the stream holds raw pixels only")
         return external.zlib_decode(data, shape=shape, dtype=storage_dtype(spec.bits_stored, spec.signed))
+
+
+# --------------------------------------------------------------------------- shifted series
+
+
+class ShiftedAdapter:
+    """``inner``, a codec of at most ``bits`` bits, given a series that declares more bits than its
+    values span: each stored value ``v`` is coded as ``v - low`` (unsigned, ``bits`` bits) and
+    decoded back, as the lossy DICOM writer maps such a series (:mod:`medcodec.dicom.mapping`, the
+    offset rule). Without it the 12-bit JPEG codecs (medcodec's and libjpeg-turbo) were left out of
+    every evaluation of a CT or MR declaring 16 bits for 12-bit values, the common case (dicompyler's
+    CT, -1000..1457 HU, an evaluation of 2026-12-03). Metrics stay in the source's stored units."""
+
+    def __init__(self, inner: BaseAdapter, low: int, bits: int) -> None:
+        self.inner, self.low, self.bits = inner, int(low), int(bits)
+        self.name: str = inner.name
+        self.label: str = f"{inner.label}, values {-self.low:+d} in {self.bits} bits"
+        self.knob: Knob | None = inner.knob
+        self.lossless: bool = inner.lossless
+        self.lossless_only: bool = inner.lossless_only
+
+    def coded(self, spec: PixelSpec) -> PixelSpec:
+        """The spec of the shifted values the inner codec is given."""
+        import dataclasses
+
+        return dataclasses.replace(spec, bits_stored=self.bits, signed=False)
+
+    def _shift(self, pixels: NDArray[Any]) -> NDArray[Any]:
+        return (np.asarray(pixels, np.int64) - self.low).astype(storage_dtype(self.bits, False))
+
+    def is_available(self) -> bool:
+        return self.inner.is_available()
+
+    @property
+    def why_unavailable(self) -> str | None:
+        return self.inner.why_unavailable
+
+    @property
+    def version(self) -> str:
+        return self.inner.version
+
+    def supports(self, spec: PixelSpec) -> str | None:
+        return None
+
+    def for_series(self, stack: NDArray[Any], spec: PixelSpec) -> None:
+        self.inner.for_series(self._shift(stack), self.coded(spec))
+
+    def encode(self, frame: NDArray[Any], spec: PixelSpec, *, target: float | None) -> bytes:
+        return self.inner.encode(self._shift(frame), self.coded(spec), target=target)
+
+    def decode(self, data: bytes, spec: PixelSpec, *, shape: tuple[int, int] | None = None) -> NDArray[Any]:
+        out = np.asarray(self.inner.decode(data, self.coded(spec), shape=shape), np.int64) + self.low
+        return out.astype(storage_dtype(spec.bits_stored, spec.signed))
+
+    def label_for(self, spec: PixelSpec) -> str:
+        return self.label
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "label": self.label, "shifted": {"low": self.low, "bits": self.bits}}
+
+
+def shifted_for(adapter: BaseAdapter, stack: NDArray[Any], spec: PixelSpec) -> ShiftedAdapter | None:
+    """``adapter`` given ``stack`` shifted into its depth (:class:`ShiftedAdapter`) when it refuses
+    ``spec`` only for declaring more bits than it codes and the values span fewer; else ``None``."""
+    if spec.bits_stored <= adapter.max_bits_stored or adapter.min_bits_stored > adapter.max_bits_stored:
+        return None
+    values = np.asarray(stack)
+    low, high = int(values.min()), int(values.max())
+    if high - low >= 1 << adapter.max_bits_stored:
+        return None
+    shifted = ShiftedAdapter(adapter, low, adapter.max_bits_stored)
+    return shifted if adapter.supports(shifted.coded(spec)) is None else None
 
 
 # --------------------------------------------------------------------------- registry

@@ -162,7 +162,11 @@ def _rd_figure(result: EvaluationResult) -> Any:
             legend.setdefault(name, handle)
     handles, labels = list(legend.values()), list(legend)
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(handles)), fontsize=10)
+        # as many columns as the longest label lets fit in the figure's width (~6.5 px a character at
+        # 10 pt, ~50 px of marker and gap): four clipped both edges with a series' shifted labels
+        width_px = fig.get_figwidth() * fig.dpi
+        fits = int(width_px * 0.95 // (6.5 * max(map(len, labels)) + 50))
+        fig.legend(handles, labels, loc="outside lower center", ncols=max(1, min(4, len(handles), fits)), fontsize=10)
     fig.suptitle(f"Rate-distortion, {result.info.get('frames_evaluated', '?')} frame(s)", fontsize=13)
     return fig
 

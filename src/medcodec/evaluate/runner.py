@@ -27,7 +27,7 @@ from ..progress import Counter, ProgressCallback
 from ..spec import PixelSpec
 from . import metrics as M
 from .bjontegaard import SANE_RATE_FACTOR, SMALL_OVERLAP, bd_delta, bd_psnr, bd_rate
-from .peers import BaseAdapter, CodecAdapter, library_versions
+from .peers import BaseAdapter, CodecAdapter, ShiftedAdapter, library_versions, shifted_for
 from .ratecontrol import KnobSearch, calibration_indices
 from .timing import cpu_model, timed
 
@@ -365,7 +365,7 @@ def _as_stack(pixels: NDArray[Any], spec: PixelSpec) -> NDArray[Any]:
 
 def _label(adapter: CodecAdapter, spec: PixelSpec) -> str:
     """``adapter``'s label for ``spec``'s data (:meth:`.BaseAdapter.label_for`)."""
-    return adapter.label_for(spec) if isinstance(adapter, BaseAdapter) else adapter.label
+    return adapter.label_for(spec) if isinstance(adapter, (BaseAdapter, ShiftedAdapter)) else adapter.label
 
 
 def values_in_hu(spec: PixelSpec, modality: str | None = None) -> bool:
@@ -463,6 +463,12 @@ def run_evaluation(
         if not ad.is_available():
             skipped[ad.name] = ad.why_unavailable or f"{ad.name} skipped: not available"
         elif (why := ad.supports(spec)) is not None:
+            shifted = shifted_for(ad, stack, spec) if isinstance(ad, BaseAdapter) else None
+            if shifted is not None:  # a series declaring more bits than its values span
+                usable.append(shifted)
+                codecs[ad.name] = shifted.describe()
+                say(f"{ad.name}: {spec.bits_stored}-bit data spanning {shifted.bits} bits, coded as {shifted.label!r}")
+                continue
             skipped[ad.name] = why
         else:
             usable.append(ad)
