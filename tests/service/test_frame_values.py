@@ -37,14 +37,24 @@ def served(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     del nopix.PixelData
     nopix.SOPInstanceUID = nopix.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     nopix.save_as(root / "nopixels.dcm", enforce_file_format=True)
+    # the real enhanced CT (unsigned, rescale -1024 in the shared functional groups) relabelled as
+    # signed with intercept 0: JPEG-LS then codes it shifted, its groups' rescale moved
+    ect = pydicom.dcmread(shared_data / "singles" / "ct_enhanced_multiframe_2f_512x512.dcm")
+    ect.PixelData = (ect.pixel_array.astype(np.int32) - 1024).astype("<i2").tobytes()
+    ect.PixelRepresentation = 1
+    ect.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0].RescaleIntercept = "0"
+    ect.SOPInstanceUID = ect.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ect.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ect.save_as(root / "ect_signed.dcm", enforce_file_format=True)
     ct = shared_data / "singles" / SIGNED_CT
+    signed_mr = shared_data / "singles" / "mr_384x384_12bit_signed_dirty_high_bits.dcm"  # no rescale at all
     with open_store(root / "store") as store:
-        report = store.ingest([ct, root / "nopixels.dcm"], presets=("diagnostic",))
+        report = store.ingest([ct, root / "nopixels.dcm", root / "ect_signed.dcm", signed_mr], presets=("diagnostic",))
         records = {o.sop_uid: o.record for o in report.stored}
-    assert len(records) == 2, report.summary()
+    assert len(records) == 4, report.summary()
     proc, url, _log = start_server(root / "store")
     try:
-        yield url, ct, pydicom.dcmread(ct), nopix
+        yield url, ct, pydicom.dcmread(ct), nopix, [root / "ect_signed.dcm", signed_mr]
     finally:
         stop_server(proc)
 
@@ -63,7 +73,7 @@ def _parts(r: httpx.Response) -> list[tuple[str, bytes]]:
 
 
 def test_signed_frames_that_a_syntax_would_shift_are_refused_and_the_next_choice_sent(served) -> None:
-    url, _, original, _ = served
+    url, _, original, _, _ = served
     stored = original.pixel_array
     assert stored.min() < 0  # what makes JPEG-LS / JPEG code it shifted
     frames = url + _base(original) + "/frames/1"
@@ -89,7 +99,7 @@ def test_signed_frames_that_a_syntax_would_shift_are_refused_and_the_next_choice
 
 
 def test_a_lossless_copy_with_its_pixel_description_rewritten_comes_back_a_duplicate(served) -> None:
-    url, _, original, _ = served
+    url, _, original, _, _ = served
     with httpx.Client(timeout=120) as c:
         r = c.get(
             url + _base(original),
@@ -130,11 +140,40 @@ def test_a_lossless_copy_with_its_pixel_description_rewritten_comes_back_a_dupli
 
 
 def test_an_image_without_pixel_data_is_404_on_every_pixel_route(served) -> None:
-    url, _, _, nopix = served
+    url, _, _, nopix, _ = served
     base = _base(nopix)
     viewer = base.replace("/dicomweb/", "/viewer/api/")
     with httpx.Client(timeout=60) as c:
-        for path in (base + "/frames/1", base + "/rendered", viewer + "/frames/1"):
-            r = c.get(url + path)
-            assert r.status_code == 404, (path, r.status_code, r.text[:300])
+        jls = {"Accept": f'multipart/related; type="image/jls"; transfer-syntax={JLS}'}
+        for path, headers in ((base + "/frames/1", {}), (base + "/frames/1", jls), (base + "/rendered", {}),
+                              (viewer + "/frames/1", {}), (viewer + "/frames/1?preset=mdc", {})):  # fmt: skip
+            r = c.get(url + path, headers=headers)
+            assert r.status_code == 404, (path, headers, r.status_code, r.text[:300])
             assert "no pixel data" in r.json()["detail"] and "Pixel Data'" not in r.json()["detail"], r.text
+
+
+def test_copies_of_an_enhanced_object_and_of_one_without_rescale_come_back_duplicates(served) -> None:
+    """The re-audit of the fix: the intercept of an enhanced object moves inside its functional groups
+    (with its Real World Value Mapping), and a signed MR without any rescale gets one with Rescale
+    Type "US"; both copies were still 409 conflicts."""
+    url, _, _, _, others = served
+    boundary = "medcodec-test-boundary"
+    with httpx.Client(timeout=120) as c:
+        for path in others:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            r = c.get(
+                url + _base(ds),
+                headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JLS}'},
+            )
+            assert r.status_code == 200, (path.name, r.text[:300])
+            ((_, data),) = _parts(r)
+            copy = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+            assert copy.PixelRepresentation == 0  # shifted: the description was rewritten
+            body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data
+                    + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+            r = c.post(url + "/dicomweb/studies", content=body, headers={
+                "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+                "Accept": "application/dicom+json"})  # fmt: skip
+            assert r.status_code == 200, (path.name, r.text[:500])
+            (ref,) = r.json()["00081199"]["Value"]
+            assert ref["00081196"]["Value"] == [0xB000], path.name

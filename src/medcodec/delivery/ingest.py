@@ -24,6 +24,7 @@ presets of the studies it touched (unless ``precompress=False``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import logging
@@ -538,14 +539,55 @@ _NOT_COMPARED = frozenset([0x00282110, 0x00282112, 0x00282114])
 #: Largest Image Pixel Value (dropped: their VR follows the sign). Two copies that differ only here
 #: are the same instance when their pixels times the rescale agree (:func:`_same_instance`; an
 #: outside audit of 2026-12-03 had medcodec's own .80 / .201 copies refused as conflicts).
-_PIXEL_DESCRIPTION = frozenset([0x00280101, 0x00280102, 0x00280103, 0x00281052, 0x00281053, 0x00280106, 0x00280107])
+#: Rescale Type too: a copy given a rescale it had none of says "US". In an enhanced object the
+#: rescale is in the functional groups (:data:`_GROUPS`), compared without it.
+_PIXEL_DESCRIPTION = frozenset(
+    [0x00280101, 0x00280102, 0x00280103, 0x00281052, 0x00281053, 0x00281054, 0x00280106, 0x00280107]
+)
+_GROUPS = frozenset([0x52009229, 0x52009230])  # Shared / Per-frame Functional Groups Sequence
+_RESCALE = ("RescaleIntercept", "RescaleSlope", "RescaleType")
+
+
+def _groups_without_rescale(ds: Any, tag: int) -> Any:
+    """The functional groups sequence ``tag`` of ``ds`` with the Pixel Value Transformation items'
+    rescale and the Real World Value Mapping left out (what a lossless transcode of an enhanced
+    object moves with its samples), for comparing."""
+    element = ds.get(tag)
+    if element is None:
+        return None
+    value = copy.deepcopy(element.value)
+    for item in value:
+        for pvt in item.get("PixelValueTransformationSequence") or []:
+            for keyword in _RESCALE:
+                if keyword in pvt:
+                    delattr(pvt, keyword)
+        if "RealWorldValueMappingSequence" in item:  # its stored-value range moves with the samples
+            del item.RealWorldValueMappingSequence
+    return value
 
 
 def _modality_values(ds: Any) -> Any:
-    """Stored pixels times the top-level rescale (1 and 0 when absent), as float64."""
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    return np.asarray(pixel_array(ds), dtype=np.float64) * slope + intercept
+    """Stored pixels times their rescale, as float64: per frame from the per-frame or shared
+    functional groups of an enhanced object, else the top level's (1 and 0 when absent)."""
+    values = np.asarray(pixel_array(ds), dtype=np.float64)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    stack = values if frames > 1 and values.shape[0] == frames else values[None]  # (frames, ...)
+
+    def rescale(item: Any) -> tuple[float, float] | None:
+        pvt = item.get("PixelValueTransformationSequence") if item is not None else None
+        if not pvt:
+            return None
+        return float(pvt[0].get("RescaleSlope", 1) or 1), float(pvt[0].get("RescaleIntercept", 0) or 0)
+
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = rescale(shared_seq[0]) if shared_seq else None
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    top = (float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0))
+    out = np.empty(stack.shape, np.float64)
+    for k in range(stack.shape[0]):
+        slope, intercept = (rescale(per_frame[k]) if k < len(per_frame) else None) or shared or top
+        out[k] = stack[k] * slope + intercept
+    return out
 
 
 def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
@@ -567,9 +609,11 @@ def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
             pixel_tags = {t for t in tags if t.group == 0x7FE0}
             if ts_a == ts_b and all(a.get(t) == b.get(t) for t in tags):
                 return "the same dataset, another file meta"
-            if any(a.get(t) != b.get(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION):
+            if any(a.get(t) != b.get(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION - _GROUPS):
                 return ""
-            described = any(a.get(t) != b.get(t) for t in tags & _PIXEL_DESCRIPTION)
+            if any(_groups_without_rescale(a, t) != _groups_without_rescale(b, t) for t in tags & _GROUPS):
+                return ""
+            described = any(a.get(t) != b.get(t) for t in tags & (_PIXEL_DESCRIPTION | _GROUPS))
             if not pixel_tags:
                 return "" if described else "the same dataset in another transfer syntax"
             if described:

@@ -844,7 +844,12 @@ def instance_frames(
         ds = pydicom.dcmread(io.BytesIO(stored), force=True)
         frames = _native_frames(ds, record)
         return [frames[k - 1] for k in numbers], EXPLICIT_VR_LE
-    data, got = instance_bytes(store, record, ts, preset, strict=True)
+    try:
+        data, got = instance_bytes(store, record, ts, preset, strict=True)
+    except NotAcceptableError:  # an image without Pixel Data is a 404, as on the other pixel routes
+        with store.open_original(record) as fh:
+            require_pixel_data(pydicom.dcmread(fh, force=True), record.sop_uid)
+        raise
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     if got != record.transfer_syntax_uid:
         with store.open_original(record) as fh:
