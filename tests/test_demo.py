@@ -136,7 +136,8 @@ def test_demo_walks_a_folder_and_checks_delivery_options_first(shared_data: Path
     assert sorted(json.loads((out / "results.json").read_text())["images"]) == sorted(p.name for p in folder.iterdir())
     capsys.readouterr()
     (tmp_path / "afile").write_bytes(b"")
-    for bad, said in ((["--mbit", "nan"], "--mbit"), (["--store", str(tmp_path / "afile" / "store")], "is a file")):
+    for bad, said in ((["--mbit", "nan"], "--mbit"), (["--store", str(tmp_path / "afile" / "store")], "is a file"),
+                      (["--store", str(folder)], "holds other files")):  # fmt: skip
         assert main(["demo", "--input", str(folder), "-o", str(tmp_path / "out2"), "--no-progress", *bad]) == 2
         printed = capsys.readouterr()
         assert said in printed.err and "PSNR" not in printed.out and not (tmp_path / "out2").exists()

@@ -210,6 +210,14 @@ def test_a_folder_of_other_files_is_not_made_into_a_store(tmp_path: Path) -> Non
         assert store.find_studies({}) == []
     with open_store(quiet) as store:  # now a store: opened again
         assert store.find_studies({}) == []
+    # the re-audit: a file:// URL is a local folder too, and a catalog.sqlite that is not SQLite
+    # does not make a folder of other files a store (its tmp/ was made before the refusal)
+    with pytest.raises(InvalidInputError, match="holds other files"):
+        open_store(f"file://{inbox}")
+    (inbox / "catalog.sqlite").write_text("not a database")
+    with pytest.raises(InvalidInputError, match="holds other files"):
+        open_store(inbox)
+    assert sorted(p.name for p in inbox.iterdir()) == ["catalog.sqlite", "ct.0.dcm"]
 
 
 @pytest.mark.realdata

@@ -304,7 +304,10 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         if not math.isfinite(mbit):
             raise click.BadParameter(f"{mbit}: a link speed in Mbit/s", param_hint="--mbit")
         if store is not None:
+            from ..delivery.store import check_store_folder
+
             check_dir_can_be_made(store)
+            check_store_folder(str(store), store.expanduser().resolve())  # not after the codec part
     missing: list[tuple[str, str, str]] = []
     if inputs:  # folders walked as every command walks them; ZIP members counted and said, not read
         from ..service.demo import input_files

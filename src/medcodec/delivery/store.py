@@ -54,7 +54,15 @@ if TYPE_CHECKING:
     from .backup import BackupReport
     from .ingest import IngestReport, InstanceOutcome
 
-__all__ = ["Store", "open_store", "StoreCheck", "StoreDeletion", "GC_MIN_AGE", "ASSEMBLE_CRC_BUDGET"]
+__all__ = [
+    "Store",
+    "open_store",
+    "check_store_folder",
+    "StoreCheck",
+    "StoreDeletion",
+    "GC_MIN_AGE",
+    "ASSEMBLE_CRC_BUDGET",
+]
 
 
 @dataclass
@@ -521,12 +529,24 @@ STORE_ENTRIES = frozenset(
 )
 
 
-def _refuse_foreign_folder(text: str, root: Path) -> None:
+def _is_catalog(path: Path) -> bool:
+    """``path`` is an SQLite database (or an empty file, which SQLite makes one of)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return head in (b"", b"SQLite format 3\x00")
+
+
+def check_store_folder(text: str, root: Path) -> None:
     """A folder that holds other files and no catalog is not made into a store around them
     (``--store ~/studies`` pointed at the inputs' folder would scatter ``objects/``, ``tmp/`` and a
     catalog among a user's files): :class:`InvalidInputError` naming a few of them. Hidden entries
-    and ``lost+found`` (a mount point's) do not count."""
-    if not root.is_dir() or (root / "catalog.sqlite").exists():
+    and ``lost+found`` (a mount point's) do not count; a ``catalog.sqlite`` that is not an SQLite
+    database does not make a folder a store. Called by :func:`open_store` before anything is
+    written (and by ``medcodec demo`` before its codec part)."""
+    if not root.is_dir() or _is_catalog(root / "catalog.sqlite"):
         return
     try:
         foreign = sorted(
@@ -584,8 +604,9 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
         text = str(Path(text).expanduser().resolve())
     if catalog is None and not create and "://" not in text and Path(text).is_dir():
         _require_catalog(text, Path(text))  # before Objects makes its tmp/ in a folder that is not a store
-    if create and "://" not in text:
-        _refuse_foreign_folder(text, Path(text))
+    local = text[len("file://") :] if text.startswith("file://") else None if "://" in text else text
+    if create and local is not None:  # a file:// URL is a local folder too
+        check_store_folder(text, Path(local))
     objects = Objects(text, create=create)
     if catalog is None:
         if not objects.local:
