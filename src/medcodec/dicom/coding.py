@@ -11,6 +11,7 @@ the mapped frames of one series with one syntax and measures size and PSNR for t
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._parallel import imap_ordered, map_ordered
-from ..errors import InvalidInputError, UnsupportedFeatureError
+from ..errors import InvalidInputError, RateTargetWarning, UnsupportedFeatureError
 from ..ratecontrol import Knob, RateTarget, find_knob_for_quality, find_knob_for_rate
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TRANSFER_SYNTAXES, Backend, SeriesHints, TransferSyntax
@@ -206,6 +207,7 @@ class SeriesCoder:
         if target.ratio is not None:
             return self.for_ratio(frames, mapped, float(target.ratio), raw_bytes_per_pixel)
         if target.psnr is not None:
+            _warn_if_psnr_peak_far_above(float(target.psnr), mapping)
             return self.for_psnr(frames, mapped, float(target.psnr))
         q = DEFAULT_QUALITY if target.quality is None else float(target.quality)
         # the steps follow the series' content span, as medcodec's JPEG takes it (registry: the quality law)
@@ -231,6 +233,30 @@ class SeriesCoder:
         return find_knob_for_quality(
             lambda v: self.measure(frames, mapped, v, with_psnr=True).psnr >= target, self.knob, start=start
         )
+
+
+def _warn_if_psnr_peak_far_above(psnr: float, mapping: SeriesMapping) -> None:
+    """A PSNR target is measured with the peak ``2**bits_stored - 1`` of the declared depth (the
+    convention); on a series that declares 16 bits for 12-bit values that peak is 16x the values'
+    span, and ``psnr=50`` let JPEG 2000 code a CT at 2166:1 with 1352 HU of error (an outside audit,
+    2026-12-03). Said when the values span at least 2 bits fewer than declared, with the target
+    that gives the fidelity the same PSNR gives a series of that span (:class:`RateTargetWarning`)."""
+    if mapping.content is None:
+        return
+    span = max(1, int(mapping.content[1]) - int(mapping.content[0])).bit_length()
+    declared = mapping.source_bits_stored
+    if declared - span < 2:
+        return
+    peak = (1 << declared) - 1
+    rms = peak / 10 ** (psnr / 20)
+    same = psnr + 20 * math.log10(peak / ((1 << span) - 1))
+    warnings.warn(
+        f"psnr={psnr:g} dB is measured with the peak 2^{declared}-1 = {peak} of Bits Stored {declared} (the "
+        f"convention), but the series' values span {span} bits: it allows an RMS error of {rms:.3g} stored "
+        f"units; for the fidelity psnr={psnr:g} gives {span}-bit data, ask psnr={same:.1f}",
+        RateTargetWarning,
+        stacklevel=4,
+    )
 
 
 _map_ordered = map_ordered  # the shared thread map (medcodec/_parallel.py)
