@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from delivery_data import BAD_UID, CHEST, CONFLICT_A, CONFLICT_B, MR, US_RGB, series_files, store  # noqa: F401 (fixture)
+from pydicom.dataset import Dataset
 
 from medcodec.delivery import InvalidUidError, NotFoundError, open_store
 from medcodec.errors import InputNotFoundError, InvalidInputError
@@ -149,7 +152,10 @@ def test_queries_return_dicom_json(shared_data: Path, store) -> None:
     # metadata: the full header, pixel data by a URI relative to the instance (or under the one given)
     record = store.instances(chest_ds.StudyInstanceUID, sop_uid=chest_ds.SOPInstanceUID)[0]
     meta = store.metadata(record)
-    assert meta["00280010"]["Value"] == [chest_ds.Rows] and meta["7FE00010"] == {"vr": "OW", "BulkDataURI": "bulkdata/7FE00010"}
+    assert meta["00280010"]["Value"] == [chest_ds.Rows] and meta["7FE00010"] == {
+        "vr": "OW",
+        "BulkDataURI": "bulkdata/7FE00010",
+    }
     assert store.metadata(record, "http://h/i")["7FE00010"]["BulkDataURI"] == "http://h/i/bulkdata/7FE00010"
     # fuzzy names
     name = str(chest_ds.PatientName)
@@ -169,7 +175,8 @@ def test_instances_are_sorted_along_the_slice_normal(shared_data: Path, store) -
 
 
 @pytest.mark.parametrize(
-    "bad", ["../../etc", "1.2' OR 1=1 --", "1.2.*", "1.02.3", "1.2/..", "%2e%2e"],
+    "bad",
+    ["../../etc", "1.2' OR 1=1 --", "1.2.*", "1.02.3", "1.2/..", "%2e%2e"],
 )
 def test_uids_are_checked_before_sql_or_paths(store, bad: str) -> None:
     with pytest.raises(InvalidUidError):
@@ -212,12 +219,18 @@ def test_a_folder_of_other_files_is_not_made_into_a_store(tmp_path: Path) -> Non
         assert store.find_studies({}) == []
     # the re-audit: a file:// URL is a local folder too, and a catalog.sqlite that is not SQLite
     # does not make a folder of other files a store (its tmp/ was made before the refusal)
-    with pytest.raises(InvalidInputError, match="holds other files"):
-        open_store(f"file://{inbox}")
-    (inbox / "catalog.sqlite").write_text("not a database")
-    with pytest.raises(InvalidInputError, match="holds other files"):
-        open_store(inbox)
+    for url in (f"file://{inbox}", f"file://localhost{inbox}", f"file:{inbox}", f"local://{inbox}"):
+        with pytest.raises(InvalidInputError, match="holds other files"):  # every spelling of the folder
+            open_store(url)
+    for bogus in ("", "not a database"):  # an empty or non-SQLite catalog.sqlite does not make it a store
+        (inbox / "catalog.sqlite").write_text(bogus)
+        with pytest.raises(InvalidInputError, match="holds other files"):
+            open_store(inbox)
+        with pytest.raises(NotFoundError, match="catalog"):  # serve's open: refused before tmp/ is made
+            open_store(inbox, create=False)
     assert sorted(p.name for p in inbox.iterdir()) == ["catalog.sqlite", "ct.0.dcm"]
+    with pytest.raises(InvalidInputError, match="host"):
+        open_store("file://otherhost/srv/store")
 
 
 @pytest.mark.realdata
@@ -523,7 +536,9 @@ def test_reindex_gives_studies_without_a_patient_id_their_own_patient(shared_dat
         uids.append(str(ds.StudyInstanceUID))
     assert store.ingest([tmp_path / "0.dcm", tmp_path / "1.dcm"], precompress=False).ok
     with store.catalog.engine.begin() as conn:  # the store as an earlier version left it
-        conn.execute(patients.insert().values(patient_key="\\", patient_id="", patient_name=names[0], birth_date="", sex=""))
+        conn.execute(
+            patients.insert().values(patient_key="\\", patient_id="", patient_name=names[0], birth_date="", sex="")
+        )
         conn.execute(studies.update().where(studies.c.study_uid.in_(uids)).values(patient_key="\\"))
         conn.execute(patients.delete().where(patients.c.patient_key != "\\", patients.c.patient_id == ""))
 
@@ -602,3 +617,65 @@ def test_a_store_folder_that_cannot_be_written_is_said_so(tmp_path: Path, monkey
     monkeypatch.setattr(store_module.os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
     with pytest.raises(OutputError, match="cannot be written.*read-write"):
         open_store(tmp_path / "store", create=False)
+
+
+@pytest.mark.realdata
+def test_a_lossless_copy_is_a_duplicate_and_every_real_change_a_conflict(shared_data: Path, tmp_path: Path) -> None:
+    """What a lossless transcode rewrites (Bits Stored / High Bit, sign, rescale, Rescale Type for a
+    series that had no rescale, the Real World Value Mapping's stored-value range, trailing padding)
+    leaves the instance the same; anything else is a conflict (two outside re-checks, 2026-12-03:
+    copies of files with trailing padding were refused, a top-level intercept added to an enhanced
+    object, a Real World Value Mapping slope, a Rescale Type or High Bit 14 were accepted)."""
+    from pydicom.data import get_testdata_file
+
+    from medcodec.delivery.live import instance_bytes
+
+    ect = pydicom.dcmread(shared_data / "singles" / "ct_enhanced_multiframe_2f_512x512.dcm")  # signed, shifted
+    ect.PixelData = (ect.pixel_array.astype(np.int32) - 1024).astype("<i2").tobytes()
+    ect.PixelRepresentation = 1
+    shared = ect.SharedFunctionalGroupsSequence[0]
+    shared.PixelValueTransformationSequence[0].RescaleIntercept = "0"
+    rwvm = Dataset()
+    rwvm.RealWorldValueFirstValueMapped, rwvm.RealWorldValueLastValueMapped = 0, 4095
+    rwvm.RealWorldValueIntercept, rwvm.RealWorldValueSlope, rwvm.LUTLabel = -1024.0, 1.0, "HU"
+    shared.RealWorldValueMappingSequence = [rwvm]
+    ect.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ect.save_as(tmp_path / "ect.dcm", enforce_file_format=True)
+    sources = [tmp_path / "ect.dcm", Path(get_testdata_file("CT_small.dcm"))]  # CT_small ends in (FFFC,FFFC)
+    with open_store(tmp_path / "store") as store:
+        report = store.ingest(sources, precompress=False)
+        records = [o.record for o in report.stored]
+        assert len(records) == 2, report.summary()
+
+        def outcome(ds: pydicom.Dataset) -> str:
+            buf = io.BytesIO()
+            ds.save_as(buf, enforce_file_format=True)
+            return store.ingest_bytes(buf.getvalue(), source="test").status
+
+        copies = {}
+        for rec in records:
+            data, _ = instance_bytes(store, rec, "1.2.840.10008.1.2.4.80")
+            copies[rec.sop_uid] = data
+            assert store.ingest_bytes(data, source="test").status == "duplicate", rec.sop_uid
+        ect_copy = pydicom.dcmread(io.BytesIO(copies[records[0].sop_uid]))
+        assert ect_copy.PixelRepresentation == 0  # it was shifted: its groups' rescale and mapping moved
+        ct_copy = pydicom.dcmread(io.BytesIO(copies[records[1].sop_uid]))
+
+        changed = copy.deepcopy(ect_copy)
+        changed.RescaleIntercept, changed.RescaleSlope = "5000", "1"  # a top-level rescale the frames don't use
+        assert outcome(changed) == "conflict"
+        changed = copy.deepcopy(ect_copy)
+        changed.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0].RealWorldValueSlope = 2.0
+        assert outcome(changed) == "conflict"
+        changed = copy.deepcopy(ect_copy)
+        changed.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0].RescaleType = "HU"
+        assert outcome(changed) == "conflict"
+        changed = copy.deepcopy(ct_copy)
+        changed.RescaleType = "OD"
+        assert outcome(changed) == "conflict"
+        changed = copy.deepcopy(ct_copy)
+        changed.HighBit = 14
+        assert outcome(changed) == "conflict"
+        changed = copy.deepcopy(ct_copy)
+        changed.PatientName = "Someone^Else"
+        assert outcome(changed) == "conflict"

@@ -529,41 +529,164 @@ def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: byt
     )
 
 
-#: Left out when two copies of an instance are compared (:func:`_same_instance`): the file meta, and
-#: the lossy history a decompressed copy may state that its compressed original left implicit.
-_NOT_COMPARED = frozenset([0x00282110, 0x00282112, 0x00282114])
+#: Left out when two copies of an instance are compared (:func:`_same_instance`): the lossy history a
+#: decompressed copy may state that its compressed original left implicit, and Data Set Trailing
+#: Padding (FFFC,FFFC), which a writer may drop (pydicom's CT_small ends with some).
+_NOT_COMPARED = frozenset([0x00282110, 0x00282112, 0x00282114, 0xFFFCFFFC])
 
-#: What a lossless transcode may rewrite of the pixel description while every modality value stays:
-#: Bits Stored / High Bit (a codec that codes its container's depth), Pixel Representation and the
-#: rescale (a signed series shifted for a syntax without a sign, its intercept moved), Smallest /
-#: Largest Image Pixel Value (dropped: their VR follows the sign). Two copies that differ only here
-#: are the same instance when their pixels times the rescale agree (:func:`_same_instance`; an
-#: outside audit of 2026-12-03 had medcodec's own .80 / .201 copies refused as conflicts).
-#: Rescale Type too: a copy given a rescale it had none of says "US". In an enhanced object the
-#: rescale is in the functional groups (:data:`_GROUPS`), compared without it.
+#: What a lossless transcode may rewrite of the pixel description while every modality value stays,
+#: each under the rule of :func:`_description_rewritten`: Bits Stored / High Bit (a codec that codes
+#: its container's depth), Pixel Representation, the rescale and Rescale Type (a signed series
+#: shifted for a syntax without a sign, its intercept moved; none -> "US" for a series that had no
+#: rescale), Smallest / Largest Image Pixel Value (dropped: their VR follows the sign), the Real World
+#: Value Mapping's stored-value range (moved with the samples). Two copies that differ only so are
+#: the same instance when their pixels times the rescale agree (an outside audit of 2026-12-03 had
+#: medcodec's own .80 / .70 / .201 copies refused as conflicts; its re-check found the rule too wide).
 _PIXEL_DESCRIPTION = frozenset(
-    [0x00280101, 0x00280102, 0x00280103, 0x00281052, 0x00281053, 0x00281054, 0x00280106, 0x00280107]
+    [0x00280101, 0x00280102, 0x00280103, 0x00281052, 0x00281053, 0x00281054, 0x00280106, 0x00280107, 0x00409096]
 )
 _GROUPS = frozenset([0x52009229, 0x52009230])  # Shared / Per-frame Functional Groups Sequence
 _RESCALE = ("RescaleIntercept", "RescaleSlope", "RescaleType")
+_RWV_RANGE = (
+    "RealWorldValueFirstValueMapped",
+    "RealWorldValueLastValueMapped",
+    "DoubleFloatRealWorldValueFirstValueMapped",
+    "DoubleFloatRealWorldValueLastValueMapped",
+    "RealWorldValueIntercept",
+)
 
 
-def _groups_without_rescale(ds: Any, tag: int) -> Any:
-    """The functional groups sequence ``tag`` of ``ds`` with the Pixel Value Transformation items'
-    rescale and the Real World Value Mapping left out (what a lossless transcode of an enhanced
-    object moves with its samples), for comparing."""
-    element = ds.get(tag)
-    if element is None:
+def _number(item: Any, keyword: str, default: float | None) -> float | None:
+    value = item.get(keyword) if item is not None else None
+    if value is None or str(value).strip() == "":
+        return default
+    return float(value)
+
+
+def _rescale_of(item: Any) -> tuple[float, float] | None:
+    """(slope, intercept) of ``item``'s Pixel Value Transformation, or ``None``."""
+    pvt = item.get("PixelValueTransformationSequence") if item is not None else None
+    if not pvt:
         return None
-    value = copy.deepcopy(element.value)
-    for item in value:
-        for pvt in item.get("PixelValueTransformationSequence") or []:
-            for keyword in _RESCALE:
-                if keyword in pvt:
-                    delattr(pvt, keyword)
-        if "RealWorldValueMappingSequence" in item:  # its stored-value range moves with the samples
-            del item.RealWorldValueMappingSequence
-    return value
+    return _number(pvt[0], "RescaleSlope", 1.0) or 1.0, _number(pvt[0], "RescaleIntercept", 0.0) or 0.0
+
+
+def _rescale_type_ok(a: Any, b: Any, *, added: bool = False) -> bool:
+    """Rescale Type equal, or (``added``) "US" on the side whose rescale a transcode added, the other
+    side having no rescale at all (the only Rescale Type a lossless transcode writes)."""
+    ta, tb = str(a.get("RescaleType", "") or "").strip(), str(b.get("RescaleType", "") or "").strip()
+    if ta == tb:
+        return True
+    if not added or {ta, tb} != {"", "US"}:
+        return False
+    bare = a if ta == "" else b
+    return "RescaleIntercept" not in bare and "RescaleSlope" not in bare
+
+
+def _shift(a: tuple[float, float] | None, b: tuple[float, float] | None) -> float | None:
+    """The stored-value shift from rescale ``a`` to ``b`` (same slope, intercept moved by -k x slope)."""
+    a, b = a or (1.0, 0.0), b or (1.0, 0.0)
+    if a[0] != b[0]:
+        return None
+    return (a[1] - b[1]) / a[0]
+
+
+def _mappings_shifted(a: Any, b: Any, k: float | None) -> bool:
+    """Real World Value Mapping sequences ``a`` and ``b`` hold the same mappings, ``b``'s stored-value
+    range moved by the samples' shift ``k`` (first and last by ``k``, the intercept by -k x slope)."""
+    a, b = list(a or []), list(b or [])
+    if len(a) != len(b):
+        return False
+    for ia, ib in zip(a, b):
+        ra, rb = copy.deepcopy(ia), copy.deepcopy(ib)
+        for item in (ra, rb):
+            for keyword in _RWV_RANGE:
+                if keyword in item:
+                    delattr(item, keyword)
+        if ra != rb:
+            return False
+        if k is None:
+            if ia != ib:
+                return False
+            continue
+        for first, last in (_RWV_RANGE[0:2], _RWV_RANGE[2:4]):
+            for keyword in (first, last):
+                va, vb = _number(ia, keyword, None), _number(ib, keyword, None)
+                if (va is None) != (vb is None) or (va is not None and vb is not None and vb - va != k):
+                    return False
+        slope = _number(ia, "RealWorldValueSlope", 1.0) or 1.0
+        ca, cb = _number(ia, "RealWorldValueIntercept", None), _number(ib, "RealWorldValueIntercept", None)
+        if (ca is None) != (cb is None):
+            return False
+        if ca is not None and cb is not None and abs(cb - (ca - k * slope)) > 1e-9 * max(1.0, abs(ca)):
+            return False
+    return True
+
+
+def _groups_rewritten(a: Any, b: Any, tag: int, top_shift: float | None) -> bool:
+    """The functional groups ``tag`` of ``a`` and ``b`` differ at most as a lossless transcode
+    rewrites them: each item's Pixel Value Transformation rescale (checked by the values), its Rescale
+    Type (:func:`_rescale_type_ok`) and its Real World Value Mapping shifted with the samples."""
+    sa, sb = a.get(tag), b.get(tag)
+    if sa is None or sb is None:
+        return sa is None and sb is None
+    items_a, items_b = list(sa.value), list(sb.value)
+    if len(items_a) != len(items_b):
+        return False
+    shared_a, shared_b = a.get("SharedFunctionalGroupsSequence"), b.get("SharedFunctionalGroupsSequence")
+    shared_shift = _shift(_rescale_of(shared_a[0]), _rescale_of(shared_b[0])) if shared_a and shared_b else None
+    if shared_shift is None or not (shared_a and _rescale_of(shared_a[0])):
+        # the rescale per frame, a mapping shared: the frames' one shift (when they agree)
+        frames_a = a.get("PerFrameFunctionalGroupsSequence") or []
+        frames_b = b.get("PerFrameFunctionalGroupsSequence") or []
+        shifts = {_shift(_rescale_of(fa), _rescale_of(fb)) for fa, fb in zip(frames_a, frames_b) if _rescale_of(fa)}
+        shared_shift = shifts.pop() if len(shifts) == 1 else shared_shift
+    for ia, ib in zip(items_a, items_b):
+        ra, rb = copy.deepcopy(ia), copy.deepcopy(ib)
+        for item in (ra, rb):
+            for pvt in item.get("PixelValueTransformationSequence") or []:
+                for keyword in _RESCALE:
+                    if keyword in pvt:
+                        delattr(pvt, keyword)
+            if "RealWorldValueMappingSequence" in item:
+                del item.RealWorldValueMappingSequence
+        if ra != rb:
+            return False
+        pa, pb = ia.get("PixelValueTransformationSequence"), ib.get("PixelValueTransformationSequence")
+        if (pa is None) != (pb is None) or (pa and pb and not _rescale_type_ok(pa[0], pb[0])):
+            return False
+        own = _shift(_rescale_of(ia), _rescale_of(ib)) if pa else None
+        k = own if pa else shared_shift if shared_shift is not None else top_shift
+        if not _mappings_shifted(ia.get("RealWorldValueMappingSequence"), ib.get("RealWorldValueMappingSequence"), k):
+            return False
+    return True
+
+
+def _description_rewritten(a: Any, b: Any) -> bool:
+    """``b``'s pixel description differs from ``a``'s at most as a lossless transcode rewrites it
+    (:data:`_PIXEL_DESCRIPTION`; the values themselves are compared by the caller)."""
+    for ds in (a, b):
+        bits, high = ds.get("BitsStored"), ds.get("HighBit")
+        if (bits, high) != (a.get("BitsStored"), a.get("HighBit")) and (
+            bits is None or high is None or int(high) != int(bits) - 1
+        ):
+            return False
+    if not _rescale_type_ok(a, b, added=True):
+        return False
+    top_a = (_number(a, "RescaleSlope", 1.0) or 1.0, _number(a, "RescaleIntercept", 0.0) or 0.0)
+    top_b = (_number(b, "RescaleSlope", 1.0) or 1.0, _number(b, "RescaleIntercept", 0.0) or 0.0)
+    grouped = any(
+        _rescale_of(item) is not None
+        for ds in (a, b)
+        for seq in (ds.get("SharedFunctionalGroupsSequence") or [], ds.get("PerFrameFunctionalGroupsSequence") or [])
+        for item in seq
+    )
+    if grouped and top_a != top_b:  # the values are read from the groups: the top level must not move
+        return False
+    top_shift = None if grouped else _shift(top_a, top_b)
+    if not _mappings_shifted(a.get("RealWorldValueMappingSequence"), b.get("RealWorldValueMappingSequence"), top_shift):
+        return False
+    return all(_groups_rewritten(a, b, tag, top_shift) for tag in _GROUPS)
 
 
 def _modality_values(ds: Any) -> Any:
@@ -572,20 +695,13 @@ def _modality_values(ds: Any) -> Any:
     values = np.asarray(pixel_array(ds), dtype=np.float64)
     frames = int(ds.get("NumberOfFrames") or 1)
     stack = values if frames > 1 and values.shape[0] == frames else values[None]  # (frames, ...)
-
-    def rescale(item: Any) -> tuple[float, float] | None:
-        pvt = item.get("PixelValueTransformationSequence") if item is not None else None
-        if not pvt:
-            return None
-        return float(pvt[0].get("RescaleSlope", 1) or 1), float(pvt[0].get("RescaleIntercept", 0) or 0)
-
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
-    shared = rescale(shared_seq[0]) if shared_seq else None
+    shared = _rescale_of(shared_seq[0]) if shared_seq else None
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    top = (float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0))
+    top = (_number(ds, "RescaleSlope", 1.0) or 1.0, _number(ds, "RescaleIntercept", 0.0) or 0.0)
     out = np.empty(stack.shape, np.float64)
     for k in range(stack.shape[0]):
-        slope, intercept = (rescale(per_frame[k]) if k < len(per_frame) else None) or shared or top
+        slope, intercept = (_rescale_of(per_frame[k]) if k < len(per_frame) else None) or shared or top
         out[k] = stack[k] * slope + intercept
     return out
 
@@ -611,9 +727,9 @@ def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
                 return "the same dataset, another file meta"
             if any(a.get(t) != b.get(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION - _GROUPS):
                 return ""
-            if any(_groups_without_rescale(a, t) != _groups_without_rescale(b, t) for t in tags & _GROUPS):
-                return ""
             described = any(a.get(t) != b.get(t) for t in tags & (_PIXEL_DESCRIPTION | _GROUPS))
+            if described and not _description_rewritten(a, b):
+                return ""
             if not pixel_tags:
                 return "" if described else "the same dataset in another transfer syntax"
             if described:
