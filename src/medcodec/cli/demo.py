@@ -304,10 +304,14 @@ def demo(inputs: tuple[Path, ...], qualities: str, output: Path, progress: bool,
         if not math.isfinite(mbit):
             raise click.BadParameter(f"{mbit}: a link speed in Mbit/s", param_hint="--mbit")
         if store is not None:
-            from ..delivery.store import check_store_folder
+            from ..delivery.store import check_store_folder, local_store_path
 
+            local = local_store_path(str(store))  # file:///d as d (the click Path made it "file:/d")
+            if local is None:
+                raise click.BadParameter(f"{store}: the demo's store is a local folder", param_hint="--store")
+            store = local
             check_dir_can_be_made(store)
-            check_store_folder(str(store), store.expanduser().resolve())  # not after the codec part
+            check_store_folder(str(store), store)  # not after the codec part
     missing: list[tuple[str, str, str]] = []
     if inputs:  # folders walked as every command walks them; ZIP members counted and said, not read
         from ..service.demo import input_files

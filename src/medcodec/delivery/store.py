@@ -58,6 +58,7 @@ __all__ = [
     "Store",
     "open_store",
     "check_store_folder",
+    "local_store_path",
     "StoreCheck",
     "StoreDeletion",
     "GC_MIN_AGE",
@@ -530,13 +531,13 @@ STORE_ENTRIES = frozenset(
 
 
 def _is_catalog(path: Path) -> bool:
-    """``path`` is an SQLite database (or an empty file, which SQLite makes one of)."""
+    """``path`` is an SQLite database (its header; an empty file among a user's files is not one)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
     except OSError:
         return False
-    return head in (b"", b"SQLite format 3\x00")
+    return head == b"SQLite format 3\x00"
 
 
 def check_store_folder(text: str, root: Path) -> None:
@@ -559,14 +560,35 @@ def check_store_folder(text: str, root: Path) -> None:
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise InvalidInputError(
-            f"store {text!r} is a folder that holds other files ({shown}) and no catalog.sqlite: it is not "
+            f"store {text!r} is a folder that holds other files ({shown}) and no medcodec catalog: it is not "
             "a medcodec store, and one is not made around them; give a new or empty folder, or an existing store"
         )
 
 
 def _require_catalog(text: str, root: Path) -> None:
-    if not (root / "catalog.sqlite").exists():
+    path = root / "catalog.sqlite"
+    if not path.exists():
         raise NotFoundError(f"store {text!r} has no catalog.sqlite: not a medcodec store")
+    if not _is_catalog(path):
+        raise NotFoundError(f"store {text!r}: its catalog.sqlite is not an SQLite database: not a medcodec store")
+
+
+def local_store_path(text: str) -> Path | None:
+    """The absolute local folder a store argument names, whether a path or a ``file:`` / ``local:``
+    URL (``file:///d``, ``file://localhost/d``, ``file:/d``, ``local:///d``), or ``None`` for another
+    filesystem's URL (``s3://``, ``memory://``). fsspec read ``file://localhost/d`` and ``file:/d`` as
+    relative paths (a store made under the current folder: an outside re-check, 2026-12-03), and every
+    local check (a folder of other files, one that cannot be written) must see the folder itself."""
+    import urllib.parse
+
+    if "://" not in text and not text.startswith(("file:", "local:")):
+        return Path(text).expanduser().resolve()
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("file", "local"):
+        return None
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidInputError(f"store {text!r}: a file URL on host {parts.netloc!r} is not a local folder")
+    return Path(urllib.parse.unquote(parts.path)).expanduser().resolve()
 
 
 def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, create: bool = True) -> Store:
@@ -600,13 +622,13 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
     []
     """
     text = os.fspath(url)
-    if "://" not in text:
-        text = str(Path(text).expanduser().resolve())
-    if catalog is None and not create and "://" not in text and Path(text).is_dir():
-        _require_catalog(text, Path(text))  # before Objects makes its tmp/ in a folder that is not a store
-    local = text[len("file://") :] if text.startswith("file://") else None if "://" in text else text
-    if create and local is not None:  # a file:// URL is a local folder too
-        check_store_folder(text, Path(local))
+    local = local_store_path(text)
+    if local is not None:  # every local spelling becomes one absolute folder, for fsspec and the checks
+        text = str(local)
+    if catalog is None and not create and local is not None and local.is_dir():
+        _require_catalog(text, local)  # before Objects makes its tmp/ in a folder that is not a store
+    if create and local is not None:
+        check_store_folder(text, local)
     objects = Objects(text, create=create)
     if catalog is None:
         if not objects.local:
