@@ -249,11 +249,12 @@ def _warn_if_psnr_peak_far_above(psnr: float, mapping: SeriesMapping) -> None:
         return
     peak = (1 << declared) - 1
     rms = peak / 10 ** (psnr / 20)
-    same = psnr + 20 * math.log10(peak / ((1 << span) - 1))
+    gap = 20 * math.log10(peak / ((1 << span) - 1))
     warnings.warn(
         f"psnr={psnr:g} dB is measured with the peak 2^{declared}-1 = {peak} of Bits Stored {declared} (the "
         f"convention), but the series' values span {span} bits: it allows an RMS error of {rms:.3g} stored "
-        f"units; for the fidelity psnr={psnr:g} gives {span}-bit data, ask psnr={same:.1f}",
+        f"units, the fidelity psnr={psnr - gap:.1f} gives {span}-bit data (add {gap:.1f} dB to a target meant "
+        f"for {span}-bit data)",
         RateTargetWarning,
         stacklevel=4,
     )

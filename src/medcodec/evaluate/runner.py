@@ -467,8 +467,12 @@ def run_evaluation(
             if shifted is not None:  # a series declaring more bits than its values span
                 usable.append(shifted)
                 codecs[ad.name] = shifted.describe()
-                say(f"{ad.name}: {spec.bits_stored}-bit data spanning {shifted.bits} bits, coded as {shifted.label!r}")
+                say(f"{ad.name}: {spec.bits_stored}-bit data whose values fit in {shifted.bits} bits, coded as "
+                    f"{shifted.label!r}")  # fmt: skip
                 continue
+            if isinstance(ad, BaseAdapter) and spec.bits_stored > ad.max_bits_stored:
+                low, high = int(np.min(stack)), int(np.max(stack))
+                why += f", and its values {low}..{high} span more than {ad.max_bits_stored} bits"
             skipped[ad.name] = why
         else:
             usable.append(ad)
