@@ -145,7 +145,8 @@ def test_an_image_without_pixel_data_is_404_on_every_pixel_route(served) -> None
     viewer = base.replace("/dicomweb/", "/viewer/api/")
     with httpx.Client(timeout=60) as c:
         jls = {"Accept": f'multipart/related; type="image/jls"; transfer-syntax={JLS}'}
-        for path, headers in ((base + "/frames/1", {}), (base + "/frames/1", jls), (base + "/rendered", {}),
+        for path, headers in ((base + "/frames/1", {}), (base + "/frames/1", jls), (base + "/frames/2", {}),
+                              (base + "/rendered", {}),
                               (viewer + "/frames/1", {}), (viewer + "/frames/1?preset=mdc", {})):  # fmt: skip
             r = c.get(url + path, headers=headers)
             assert r.status_code == 404, (path, headers, r.status_code, r.text[:300])

@@ -796,6 +796,14 @@ def require_pixel_data(ds: Any, sop_uid: str) -> None:
         raise NotFoundError(f"instance {sop_uid} has no pixel data")
 
 
+def require_stored_pixel_data(store: Any, record: Any) -> None:
+    """:func:`require_pixel_data` of the stored original (read whole: for error paths only)."""
+    import pydicom
+
+    with store.open_original(record) as fh:
+        require_pixel_data(pydicom.dcmread(fh, force=True), record.sop_uid)
+
+
 def refuse_too_large(ds: Any) -> None:
     """:class:`NotAcceptableError` (406) for an instance whose pixels would be too large decoded
     (:mod:`medcodec.dicom.limits`): an uncompressed answer needs them whole in memory."""
@@ -847,8 +855,7 @@ def instance_frames(
     try:
         data, got = instance_bytes(store, record, ts, preset, strict=True)
     except NotAcceptableError:  # an image without Pixel Data is a 404, as on the other pixel routes
-        with store.open_original(record) as fh:
-            require_pixel_data(pydicom.dcmread(fh, force=True), record.sop_uid)
+        require_stored_pixel_data(store, record)
         raise
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     if got != record.transfer_syntax_uid:

@@ -201,7 +201,8 @@ def _speed_figure(result: EvaluationResult) -> Any:
     ax.set_xlabel("throughput, MB/s of raw data (10^6 bytes/s, one thread, log scale)")
     ax.set_title("Encode and decode speed at the rate nearest the view rate")
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    # beside the axes, not on them (inside, it covered the last bar's figure: an outside check)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=2, fontsize=9)
     return fig
 
 

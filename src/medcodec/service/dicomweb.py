@@ -503,7 +503,13 @@ async def _frames(request: Request) -> Response:
     record = records[0]
     if not record.rows:
         raise NotFoundError(f"instance {record.sop_uid} has no pixel data, hence no frames")
-    numbers = _frame_numbers(request.path_params["frames"], record.frames or 1)
+    try:
+        numbers = _frame_numbers(request.path_params["frames"], record.frames or 1)
+    except NotFoundError:  # frame 2 of an image without Pixel Data: say that, not "it has 1 frame"
+        from ..delivery.live import require_stored_pixel_data
+
+        await run_in_threadpool(require_stored_pixel_data, request.app.state.store, record)
+        raise
     preset = _preset_param(request)
     accept = parse_accept(request.headers.get("accept"))
     stored_media = FRAME_MEDIA_TYPES.get(record.transfer_syntax_uid)
