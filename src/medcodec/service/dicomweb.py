@@ -819,7 +819,8 @@ async def _stow(request: Request) -> Response:
                     "SOPClassUID": outcome.record.sop_class_uid if outcome.record else "",
                     "SOPInstanceUID": outcome.sop_uid,
                 }
-                comment = {"vr": "LO", "Value": [CONFLICT_COMMENT]}  # the outcome's message names the file
+                logging.getLogger(__name__).warning("STOW-RS conflict: %s", outcome.message)  # as C-STORE logs it
+                comment = {"vr": "LO", "Value": [CONFLICT_COMMENT]}  # the outcome's message, in the log
                 failed.append({**_failed(named, 0x0111), "00000902": comment})
                 continue
             if outcome.status == "stored":
