@@ -72,6 +72,16 @@ def _parts(r: httpx.Response) -> list[tuple[str, bytes]]:
     return out
 
 
+def _stow(c: httpx.Client, url: str, data: bytes) -> httpx.Response:
+    """One DICOM file sent by STOW-RS."""
+    boundary = "medcodec-test-boundary"
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data
+            + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
+    return c.post(url + "/dicomweb/studies", content=body, headers={
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        "Accept": "application/dicom+json"})  # fmt: skip
+
+
 def test_signed_frames_that_a_syntax_would_shift_are_refused_and_the_next_choice_sent(served) -> None:
     url, _, original, _, _ = served
     stored = original.pixel_array
@@ -112,12 +122,7 @@ def test_a_lossless_copy_with_its_pixel_description_rewritten_comes_back_a_dupli
         assert (copy.PixelRepresentation, float(copy.RescaleIntercept)) != (1, 0.0)
         hu = copy.pixel_array.astype(np.float64) * float(copy.RescaleSlope) + float(copy.RescaleIntercept)
         assert np.array_equal(hu, original.pixel_array.astype(np.float64))
-        boundary = "medcodec-test-boundary"
-        body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data
-                + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
-        r = c.post(url + "/dicomweb/studies", content=body, headers={
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json"})  # fmt: skip
+        r = _stow(c, url, data)
         assert r.status_code == 200, r.text[:500]
         (ref,) = r.json()["00081199"]["Value"]
         assert ref["00081196"]["Value"] == [0xB000]  # stored already: a duplicate, reported with a warning
@@ -129,11 +134,7 @@ def test_a_lossless_copy_with_its_pixel_description_rewritten_comes_back_a_dupli
         altered.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
         buf = io.BytesIO()
         altered.save_as(buf, enforce_file_format=True)
-        body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + buf.getvalue()
-                + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
-        r = c.post(url + "/dicomweb/studies", content=body, headers={
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json"})  # fmt: skip
+        r = _stow(c, url, buf.getvalue())
         assert r.status_code == 409, r.text[:500]
         (failed,) = r.json()["00081198"]["Value"]
         assert failed["00000902"]["Value"] == ["SOP Instance UID stored already with other content"]
@@ -158,7 +159,6 @@ def test_copies_of_an_enhanced_object_and_of_one_without_rescale_come_back_dupli
     (with its Real World Value Mapping), and a signed MR without any rescale gets one with Rescale
     Type "US"; both copies were still 409 conflicts."""
     url, _, _, _, others = served
-    boundary = "medcodec-test-boundary"
     with httpx.Client(timeout=120) as c:
         for path in others:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
@@ -170,11 +170,7 @@ def test_copies_of_an_enhanced_object_and_of_one_without_rescale_come_back_dupli
             ((_, data),) = _parts(r)
             copy = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
             assert copy.PixelRepresentation == 0  # shifted: the description was rewritten
-            body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data
-                    + f"\r\n--{boundary}--\r\n".encode())  # fmt: skip
-            r = c.post(url + "/dicomweb/studies", content=body, headers={
-                "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-                "Accept": "application/dicom+json"})  # fmt: skip
+            r = _stow(c, url, data)
             assert r.status_code == 200, (path.name, r.text[:500])
             (ref,) = r.json()["00081199"]["Value"]
             assert ref["00081196"]["Value"] == [0xB000], path.name

@@ -30,7 +30,8 @@ from ..fileio import atomic_write, check_output_path
 from . import metrics as M
 from .runner import EvaluationResult, values_in_hu
 
-# before any figure here imports matplotlib: a home it cannot write made it warn on every run
+# at import, not in figures(): the run's environment record (peers.library_versions) imports
+# matplotlib before any figure is made; a home it cannot write made it warn on every run
 matplotlib_config()
 
 __all__ = ["write_report", "report_paths", "render_html", "points_csv", "REPORT_FILES", "figures"]

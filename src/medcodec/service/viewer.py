@@ -436,14 +436,14 @@ def _mdc_payload(store: Any, record: Any, n: int) -> tuple[bytes, dict[str, str]
 
     with store.open_original(record) as fp:
         data = fp.read()
-    import pydicom
-
-    from ..delivery.live import require_pixel_data
-
-    require_pixel_data(pydicom.dcmread(io.BytesIO(data), force=True), record.sop_uid)  # 404, as elsewhere
     try:
         image = read_image(io.BytesIO(data))
     except DicomError as exc:  # palette colour, 32-bit, 1-bit, undecodable: as for the other presets
+        import pydicom
+
+        from ..delivery.live import require_pixel_data
+
+        require_pixel_data(pydicom.dcmread(io.BytesIO(data), force=True), record.sop_uid)  # none: 404, as elsewhere
         raise NotAcceptableError(
             f"instance {record.sop_uid}: its pixels cannot be coded as .mdc ({exc}); use /rendered"
         ) from exc
