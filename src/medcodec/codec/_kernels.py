@@ -626,36 +626,60 @@ def _fdct_strip(frame, y0, offset, row, tmp, coef):
     (64, blocks): ``coef[n, j]`` is natural coefficient ``n`` of block ``j``.
 
     The same arithmetic, in the same order, as :func:`_fdct_block` (rows, then columns), so
-    the results are identical, but twice as fast: each pixel row is first converted to
-    level-shifted float64 in ``row`` (8 x blocks entries; a loop the compiler vectorises), and
-    the column pass runs over all the strip's blocks (``tmp[8 r + v, j]``: row ``r``'s
-    horizontal frequency ``v``). Rows and columns past the frame's edge repeat the last one
-    (edge padding).
+    the results are identical, but several times faster: each pixel row is first converted
+    to level-shifted float64 and dealt out planar into ``row`` (8, blocks): ``row[u, j]`` is
+    sample ``u`` of block ``j``, so that the row pass, like the column pass, runs over all
+    the strip's blocks on contiguous arrays (loops the compiler vectorises; ``tmp[8 r + v, j]``:
+    row ``r``'s horizontal frequency ``v``). Rows and columns past the frame's edge repeat
+    the last one (edge padding).
     """
     rows = frame.shape[0]
     cols = frame.shape[1]
     bx = coef.shape[1]
+    full = cols // 8  # blocks wholly inside the frame
+    r0 = row[0]
+    r1 = row[1]
+    r2 = row[2]
+    r3 = row[3]
+    r4 = row[4]
+    r5 = row[5]
+    r6 = row[6]
+    r7 = row[7]
     for r in range(8):
         src = frame[min(y0 + r, rows - 1)]
-        for x in range(cols):
-            row[x] = float(src[x]) - offset
-        edge = row[cols - 1]
-        for x in range(cols, 8 * bx):
-            row[x] = edge
-        b = 8 * r
-        for j in range(bx):
+        for j in range(full):
             x0 = _u(8 * j)
-            o = _fdct8(row[x0], row[x0 + 1], row[x0 + 2], row[x0 + 3], row[x0 + 4], row[x0 + 5], row[x0 + 6],
-                       row[x0 + 7])  # fmt: skip
             ju = _u(j)
-            tmp[_u(b), ju] = o[0]
-            tmp[_u(b + 1), ju] = o[1]
-            tmp[_u(b + 2), ju] = o[2]
-            tmp[_u(b + 3), ju] = o[3]
-            tmp[_u(b + 4), ju] = o[4]
-            tmp[_u(b + 5), ju] = o[5]
-            tmp[_u(b + 6), ju] = o[6]
-            tmp[_u(b + 7), ju] = o[7]
+            r0[ju] = float(src[x0]) - offset
+            r1[ju] = float(src[x0 + 1]) - offset
+            r2[ju] = float(src[x0 + 2]) - offset
+            r3[ju] = float(src[x0 + 3]) - offset
+            r4[ju] = float(src[x0 + 4]) - offset
+            r5[ju] = float(src[x0 + 5]) - offset
+            r6[ju] = float(src[x0 + 6]) - offset
+            r7[ju] = float(src[x0 + 7]) - offset
+        for j in range(full, bx):  # the last, partial block: samples past the edge repeat the last one
+            for u in range(8):
+                row[u, j] = float(src[min(8 * j + u, cols - 1)]) - offset
+        b = 8 * r
+        d0 = tmp[b]
+        d1 = tmp[b + 1]
+        d2 = tmp[b + 2]
+        d3 = tmp[b + 3]
+        d4 = tmp[b + 4]
+        d5 = tmp[b + 5]
+        d6 = tmp[b + 6]
+        d7 = tmp[b + 7]
+        for j in range(bx):
+            o = _fdct8(r0[j], r1[j], r2[j], r3[j], r4[j], r5[j], r6[j], r7[j])
+            d0[j] = o[0]
+            d1[j] = o[1]
+            d2[j] = o[2]
+            d3[j] = o[3]
+            d4[j] = o[4]
+            d5[j] = o[5]
+            d6[j] = o[6]
+            d7[j] = o[7]
     for v in range(8):
         t0 = tmp[v]
         t1 = tmp[8 + v]
@@ -1631,8 +1655,9 @@ def symbol_code_lengths(freq, out):
     total = 0.0
     for i in range(freq.shape[0]):
         total += freq[i] + 0.5
+    unseen = -math.log2(0.5 / total)  # most symbols of an alphabet: one logarithm for all of them
     for i in range(freq.shape[0]):
-        out[i] = -math.log2((freq[i] + 0.5) / total)
+        out[i] = -math.log2((freq[i] + 0.5) / total) if freq[i] != 0 else unseen
     return out
 
 
@@ -2004,18 +2029,16 @@ def _strip_scaled_round(coef, exact_div, qmul_zz, nat_zz, weights, sx, mask, eo)
                 x = src[j] / d
                 dst[j] = x
                 a = abs(x)
-                m = np.int32(a + 0.5)  # a >= 0: truncation is floor
                 eo[j] += w * a * a
-                mask[j] |= bit if m != 0 else 0
+                mask[j] |= bit & -np.int64(a + 0.5 >= 1.0)  # int32(a + 0.5) != 0, branch-free
         else:
             q = qmul_zz[k]
             for j in range(bx):
                 x = src[j] * q
                 dst[j] = x
                 a = abs(x)
-                m = np.int32(a + 0.5)
                 eo[j] += w * a * a
-                mask[j] |= bit if m != 0 else 0
+                mask[j] |= bit & -np.int64(a + 0.5 >= 1.0)
 
 
 @_jit
@@ -2025,7 +2048,7 @@ def _strip_buffers(frame, stride):
     by = (frame.shape[0] + 7) // 8
     bx = (frame.shape[1] + 7) // 8
     slots = (by + stride - 1) // stride + 1
-    return (np.empty(8 * bx), np.empty((64, bx)), np.empty((64, bx)), np.empty((slots, 64, bx)),
+    return (np.empty((8, bx)), np.empty((64, bx)), np.empty((64, bx)), np.empty((slots, 64, bx)),
             np.empty((slots, bx), np.int64), np.empty((slots, bx)))  # fmt: skip
 
 
