@@ -1030,6 +1030,8 @@ _FAST = 1 << LOOKAHEAD
 _MAXCODE = 2 << LOOKAHEAD
 _VALPTR = _MAXCODE + 17
 _HUFFVAL = _VALPTR + 17
+#: Entries of a decoder table that holds any Huffman table (at most 256 symbols).
+DECODER_TABLE_SIZE = _HUFFVAL + 256
 _PEEK_MASK = (1 << LOOKAHEAD) - 1
 
 
@@ -1123,6 +1125,165 @@ def dht_tables(seg, alphabet_dc, alphabet_ac, keys, bits, vals, counts):
         counts[t] = total
         t += 1
     return t if t > 0 else -1
+
+
+#: Fields of :func:`jpeg_plain_header`'s ``info``.
+PLAIN_P, PLAIN_Y, PLAIN_X, PLAIN_RI, PLAIN_START, PLAIN_END = range(6)
+
+
+@_jit
+def _u16(data, i):
+    return (np.int64(data[i]) << 8) | np.int64(data[i + 1])
+
+
+@_jit
+def jpeg_plain_header(data, max_pixels, nat_zz):
+    """The marker segments of a plainly valid single-scan grayscale stream, parsed in one call: what
+    :func:`medcodec.codec.stream.parse_jpeg` makes of the common layout (SOI; DQT, DHT, DRI, APPn and
+    COM in any order; SOF0 / SOF1 with one component; SOS; the entropy-coded data; EOI), for the
+    decoder of a small frame, whose header otherwise costs as much as its pixels.
+
+    Returns ``(status, info, steps, dc_decoder, ac_decoder)``: ``info`` int64 (:data:`PLAIN_P` ...:
+    P, Y, X, Ri, start and end of the entropy-coded data), ``steps`` uint16 (64,): the scan's
+    quantization table in natural order, and the decoder tables of the scan's Huffman tables
+    (:func:`huffman_decoder`, int32 :data:`DECODER_TABLE_SIZE` each, 4-bit size fields, categories
+    up to P + 3 / P + 2). ``status`` is 0, or -1 for anything else (a deviation, a damaged or
+    unsupported stream, more than 8 tables in a DHT; the arrays are then meaningless): the Python
+    parser then decodes it or says what is wrong. Accepts only what that parser accepts without a
+    warning. Twin: :func:`medcodec.codec.stream.parse_jpeg`.
+    """
+    info = np.zeros(6, np.int64)
+    steps = np.empty(64, np.uint16)
+    dc_dec = np.empty(DECODER_TABLE_SIZE, np.int32)
+    ac_dec = np.empty(DECODER_TABLE_SIZE, np.int32)
+    status = _plain_header(data, max_pixels, nat_zz, info, steps, dc_dec, ac_dec)
+    return status, info, steps, dc_dec, ac_dec
+
+
+@_jit
+def _plain_header(data, max_pixels, nat_zz, info, steps, dc_dec, ac_dec):
+    """:func:`jpeg_plain_header` into the arrays it made; returns its status."""
+    n = data.shape[0]
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return -1
+    qt = np.zeros((4, 64), np.int64)  # zigzag order, as coded
+    qdef = np.zeros(4, np.int64)  # 0: undefined, 1: Pq = 0, 2: Pq = 1
+    keys = np.empty((8, 2), np.int64)
+    tb = np.empty((8, 16), np.int32)
+    tv = np.empty((8, 256), np.int32)
+    tc = np.empty(8, np.int64)
+    hbits = np.zeros((8, 16), np.int64)  # slot 4 Tc + Th
+    hvals = np.zeros((8, 256), np.int64)
+    hcount = np.full(8, -1, np.int64)
+    ri = np.int64(0)
+    sof = np.int64(0)
+    P = np.int64(0)
+    Y = np.int64(0)
+    X = np.int64(0)
+    ci = np.int64(0)
+    tq = np.int64(0)
+    pos = 2
+    while True:
+        if pos + 1 >= n or data[pos] != 0xFF:
+            return -1
+        while pos + 1 < n and data[pos + 1] == 0xFF:  # fill bytes
+            pos += 1
+        if pos + 3 >= n:
+            return -1
+        code = np.int64(data[pos + 1])
+        length = _u16(data, pos + 2)
+        end = pos + 2 + length
+        if length < 2 or end > n:
+            return -1
+        if code == 0xDB:  # DQT
+            p = pos + 4
+            if p >= end:
+                return -1
+            while p < end:
+                pq = np.int64(data[p]) >> 4
+                t = np.int64(data[p]) & 15
+                width = pq + 1
+                if pq > 1 or t > 3 or p + 1 + 64 * width > end:
+                    return -1
+                p += 1
+                for k in range(64):
+                    v = np.int64(data[p]) if pq == 0 else _u16(data, p)
+                    if v == 0:
+                        return -1
+                    qt[t, k] = v
+                    p += width
+                qdef[t] = pq + 1
+        elif code == 0xC4:  # DHT
+            m = dht_tables(data[pos:end], 16, 256, keys, tb, tv, tc)
+            if m < 0:
+                return -1
+            for t in range(m):
+                slot = 4 * keys[t, 0] + keys[t, 1]
+                for i in range(16):
+                    hbits[slot, i] = tb[t, i]
+                for i in range(tc[t]):
+                    hvals[slot, i] = tv[t, i]
+                hcount[slot] = tc[t]
+        elif code == 0xDD:  # DRI
+            if length != 4:
+                return -1
+            ri = _u16(data, pos + 4)
+        elif code == 0xC0 or code == 0xC1:  # SOF0, SOF1
+            if sof != 0 or length != 11 or data[pos + 9] != 1:
+                return -1
+            sof = code
+            P = np.int64(data[pos + 4])
+            Y = _u16(data, pos + 5)
+            X = _u16(data, pos + 7)
+            ci = np.int64(data[pos + 10])
+            h = np.int64(data[pos + 11]) >> 4
+            v = np.int64(data[pos + 11]) & 15
+            tq = np.int64(data[pos + 12])
+            if not (P == 8 or (P == 12 and code == 0xC1)) or X == 0 or Y == 0 or Y * X > max_pixels:
+                return -1
+            if not (1 <= h <= 4 and 1 <= v <= 4) or tq > 3:
+                return -1
+        elif code == 0xDA:  # SOS
+            if sof == 0 or length != 8 or data[pos + 4] != 1 or np.int64(data[pos + 5]) != ci:
+                return -1
+            td = np.int64(data[pos + 6]) >> 4
+            ta = np.int64(data[pos + 6]) & 15
+            if data[pos + 7] != 0 or data[pos + 8] != 63 or data[pos + 9] != 0:
+                return -1
+            if td > 3 or ta > 3 or (sof == 0xC0 and (td > 1 or ta > 1)):
+                return -1
+            if qdef[tq] == 0 or (P == 8 and qdef[tq] != 1) or hcount[td] < 0 or hcount[4 + ta] < 0:
+                return -1
+            e = end  # the entropy-coded data ends at the first marker that is not RSTn
+            while e < n:
+                if data[e] == 0xFF:
+                    if e + 1 >= n:
+                        break
+                    b = data[e + 1]
+                    if b != 0x00 and not (0xD0 <= b <= 0xD7):
+                        break
+                    e += 2
+                else:
+                    e += 1
+            q = e  # then fill bytes and EOI
+            while q + 1 < n and data[q] == 0xFF and data[q + 1] == 0xFF:
+                q += 1
+            if q + 1 >= n or data[q] != 0xFF or data[q + 1] != 0xD9:
+                return -1
+            for k in range(64):
+                steps[nat_zz[k]] = qt[tq, k]
+            huffman_decoder(hbits[td], hvals[td, : hcount[td]], 4, P + 3, False, dc_dec)
+            huffman_decoder(hbits[4 + ta], hvals[4 + ta, : hcount[4 + ta]], 4, P + 2, True, ac_dec)
+            info[PLAIN_P] = P
+            info[PLAIN_Y] = Y
+            info[PLAIN_X] = X
+            info[PLAIN_RI] = ri
+            info[PLAIN_START] = end
+            info[PLAIN_END] = e
+            return 0
+        elif not (0xE0 <= code <= 0xEF or code == 0xFE):  # APPn and COM are skipped; anything else
+            return -1
+        pos = end
 
 
 @_helper

@@ -251,16 +251,40 @@ class FrameCoder:
         CorruptStreamError, TruncatedStreamError
             Like :func:`.entropy.decode_scan`.
         """
+        max_dc, max_ac = entropy.max_categories(self.bits_stored)
+        return self.decode_with(
+            data, dc_table.decoder(size_bits=size_bits, max_category=max_dc, ac=False),
+            ac_table.decoder(size_bits=size_bits, max_category=max_ac, ac=True), rows, cols, size_bits=size_bits,
+            start=start, end=end, stuffed=stuffed, restart_interval=restart_interval, segment=segment, out=out,
+        )  # fmt: skip
+
+    def decode_with(
+        self,
+        data: bytes | memoryview | np.ndarray,
+        dc_decoder: np.ndarray,
+        ac_decoder: np.ndarray,
+        rows: int,
+        cols: int,
+        *,
+        size_bits: int,
+        start: int = 0,
+        end: int | None = None,
+        stuffed: bool = False,
+        restart_interval: int = 0,
+        segment: str = "scan",
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`decode_frame` with the Huffman tables' decoder tables made already
+        (:meth:`.entropy.HuffmanTable.decoder`, or :func:`._kernels.jpeg_plain_header`), for
+        categories up to those of :func:`.entropy.max_categories` of this coder's ``bits_stored``."""
         buf = entropy.as_byte_array(data)
         end = len(buf) if end is None else end
         if out is None:
             out = np.empty((rows, cols), self._dtype)
         max_dc, max_ac = entropy.max_categories(self.bits_stored)
         status, pos, block = K.decode_pixels(
-            buf, start, end, dc_table.decoder(size_bits=size_bits, max_category=max_dc, ac=False),
-            ac_table.decoder(size_bits=size_bits, max_category=max_ac, ac=True), size_bits, stuffed,
-            restart_interval, max_dc, max_ac, self._deq, transform.NAT_ZZ, self._dc_mul, float(self.offset),
-            self._lo, self._hi, out, np.bool_(self.ties_up),
+            buf, start, end, dc_decoder, ac_decoder, size_bits, stuffed, restart_interval, max_dc, max_ac, self._deq,
+            transform.NAT_ZZ, self._dc_mul, float(self.offset), self._lo, self._hi, out, np.bool_(self.ties_up),
         )  # fmt: skip
         by, bx = transform.blocks_shape(rows, cols)
         entropy.raise_for_status(status, pos, block, by * bx, segment)

@@ -57,10 +57,11 @@ from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..metrics import psnr as _metrics_psnr
 from ..ratecontrol import RateTarget, check_psnr_reached, check_ratio_reached, search_quality
 from ..spec import storage_dtype
-from . import _rdoq, container, levelshift, quantize, tables_trained
+from . import _rdoq, container, entropy, levelshift, quantize, tables_trained
 from . import markers as M
 from .framecoder import FrameCoder, frame_selection
-from .stream import JpegFrame, build_jpeg, jpeg_head_arrays, parse_jpeg, precision_for
+from .stream import JpegFrame, build_jpeg, jpeg_head_arrays, parse_jpeg, parse_plain, precision_for
+from .transform import blocks_shape
 
 __all__ = [
     "JpegFrame",
@@ -361,30 +362,42 @@ def decode_jpeg(
     """
 
     buf = bytes(data)
-    jf = parse_jpeg(buf, strict=strict)
+    plain = parse_plain(buf)  # the common layout in one kernel call; else the full parser
+    if plain is not None:
+        P, rows, cols, Ri, start, end = plain.P, plain.Y, plain.X, plain.Ri, plain.scan_start, plain.scan_end
+        coder = FrameCoder.for_table(plain.steps, P, False, ties_up=True)
+        dc_decoder, ac_decoder = plain.dc_decoder, plain.ac_decoder
+    else:
+        jf = parse_jpeg(buf, strict=strict)
+        P, rows, cols, Ri, start, end = jf.P, jf.sof.Y, jf.sof.X, jf.Ri, jf.scan_start, jf.scan_end
+        coder = FrameCoder.for_table(jf.qtable.natural(), P, False, ties_up=True)
+        max_dc, max_ac = entropy.max_categories(P)
+        dc_decoder = jf.dc_table.decoder(size_bits=4, max_category=max_dc, ac=False)
+        ac_decoder = jf.ac_table.decoder(size_bits=4, max_category=max_ac, ac=True)
     sel, single = frame_selection(frames, 1)
-    nbytes = jf.scan_end - jf.scan_start
-    if jf.nblocks > 4 * nbytes:  # every block costs at least 2 bits (DC code + EOB)
+    nbytes = end - start
+    by, bx = blocks_shape(rows, cols)
+    if by * bx > 4 * nbytes:  # every block costs at least 2 bits (DC code + EOB)
         raise TruncatedStreamError(
-            f"{jf.nblocks} blocks cannot be coded in {nbytes} bytes of entropy-coded data (at least 2 bits per block)",
-            offset=jf.scan_start, segment="SOS",
+            f"{by * bx} blocks cannot be coded in {nbytes} bytes of entropy-coded data (at least 2 bits per block)",
+            offset=start, segment="SOS",
         )  # fmt: skip
     try:
-        img = FrameCoder.for_table(jf.qtable.natural(), jf.P, False, ties_up=True).decode_frame(
-            buf, jf.dc_table, jf.ac_table, jf.sof.Y, jf.sof.X, size_bits=4, start=jf.scan_start, end=jf.scan_end,
-            stuffed=True, restart_interval=jf.Ri, segment="entropy-coded data (T.81 §F.2)",
+        img = coder.decode_with(
+            buf, dc_decoder, ac_decoder, rows, cols, size_bits=4, start=start, end=end, stuffed=True,
+            restart_interval=Ri, segment="entropy-coded data (T.81 §F.2)",
         )  # fmt: skip
     except TruncatedStreamError as e:
-        if e.offset is None or e.offset + 1 >= jf.scan_end:
+        if e.offset is None or e.offset + 1 >= end:
             raise
         # the bit reader stopped at a marker inside the scan, not at its end
         raise CorruptStreamError(
-            f"{M.marker_name(0xFF00 | buf[e.offset + 1])} where coded data was expected ({jf.nblocks} blocks); "
-            f"the restart interval Ri={jf.Ri} does not match the data (T.81 §B.2.4.4, §F.1.2.3)",
+            f"{M.marker_name(0xFF00 | buf[e.offset + 1])} where coded data was expected ({by * bx} blocks); "
+            f"the restart interval Ri={Ri} does not match the data (T.81 §B.2.4.4, §F.1.2.3)",
             offset=e.offset,
             segment="entropy-coded data (T.81 §F.2)",
         ) from None
-    assert img.dtype == storage_dtype(jf.P, False)
+    assert img.dtype == storage_dtype(P, False)
     if frames is None or single:
         return img
     return img[None].repeat(len(sel), axis=0) if len(sel) != 1 else img[None]

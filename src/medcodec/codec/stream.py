@@ -27,7 +27,7 @@ import functools
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from ..errors import (
 from . import _kernels as K
 from . import container, entropy
 from . import markers as M
-from .transform import blocks_shape
+from .transform import NAT_ZZ, blocks_shape
 
 #: Huffman alphabet sizes of T.81's 4-bit size field (DC categories 0-11, AC run/size bytes).
 DC_ALPHABET, AC_ALPHABET = entropy.alphabet_sizes(4)
@@ -400,6 +400,37 @@ def _dht_tables(seg: bytes) -> list[tuple[tuple[int, int], entropy.HuffmanTable]
         ((int(keys[t, 0]), int(keys[t, 1])), entropy.HuffmanTable(bits[t].copy(), vals[t, : counts[t]].copy()))
         for t in range(n)
     ]
+
+
+class PlainFrame(NamedTuple):
+    """What decoding needs of a plainly valid stream, parsed in one kernel (:func:`parse_plain`)."""
+
+    P: int
+    Y: int
+    X: int
+    Ri: int
+    scan_start: int
+    scan_end: int
+    #: uint16 (64,): the scan's quantization table in natural order
+    steps: np.ndarray
+    #: decoder tables of the scan's DC and AC Huffman tables (:func:`._kernels.huffman_decoder`)
+    dc_decoder: np.ndarray
+    ac_decoder: np.ndarray
+
+
+def parse_plain(buf: bytes) -> PlainFrame | None:
+    """The common layout of a valid grayscale stream parsed in one kernel call
+    (:func:`._kernels.jpeg_plain_header`), with its Huffman decoder tables; ``None`` for anything
+    else (deviations, damage, unsupported processes): :func:`parse_jpeg` then decodes it or says what
+    is wrong. On a 64x64 frame it takes ~2 us where :func:`parse_jpeg` and the tables took ~20,
+    more than the pixels (docs/design-notes.md, "JPEG decoding: the header of a small frame")."""
+    status, info, steps, dc, ac = K.jpeg_plain_header(
+        np.frombuffer(buf, np.uint8), container.LIMITS["max_frame_pixels"], NAT_ZZ
+    )
+    if status != 0:
+        return None
+    P, Y, X, Ri, start, end = info.tolist()
+    return PlainFrame(P, Y, X, Ri, start, end, steps, dc, ac)
 
 
 def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) -> JpegFrame:
