@@ -28,7 +28,7 @@ from pydicom.uid import (
 )
 
 from medcodec.dicom import limits
-from medcodec.errors import ImageTooLargeError
+from medcodec.errors import ImageTooLargeError, NotDicomError
 
 
 def _ct(**changes: object) -> Dataset:
@@ -244,3 +244,40 @@ def test_a_malformed_element_is_named_not_called_not_dicom(store) -> None:
 
     with pytest.raises(NotDicomError, match="data set cannot be read .malformed element.: End of file"):
         store.ingest_bytes(data, source="odd.dcm")
+
+
+def test_an_interrupted_copy_is_refused_and_the_whole_file_is_then_stored(store) -> None:
+    """An outside audit (2026-12-04): the first half of a file (Pixel Data cut short) was stored byte
+    for byte, served as the instance, and the complete file sent afterwards refused as a conflict."""
+    data = _bytes(_ct())
+    with pytest.raises(NotDicomError, match=r"incomplete DICOM file.*Pixel Data declares \d+ bytes, \d+ available"):
+        store.ingest_bytes(data[: len(data) * 2 // 3], source="half")
+    assert store.catalog.get_instance(pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID) is None
+    assert store.ingest_bytes(data, source="whole").status == "stored"
+
+
+def test_native_pixel_data_shorter_than_its_dimensions_is_refused(store) -> None:
+    """A complete element holding half the bytes Rows x Columns x Bits Allocated need (a C-STORE of such
+    an object was answered with success)."""
+    ds = _ct()
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    with pytest.raises(NotDicomError, match=r"Pixel Data holds 16384 bytes, .* need 32768"):
+        store.ingest_bytes(_bytes(ds), source="short")
+    ds = _ct()
+    ds.PixelData = ds.PixelData + b"\0\0"  # longer than needed: stored as it is (trailing padding)
+    assert store.ingest_bytes(_bytes(ds), source="long").status == "stored"
+
+
+def test_encapsulated_pixel_data_cut_inside_a_fragment_is_refused(store) -> None:
+    import imagecodecs
+
+    ds = _ct()
+    values = (ds.pixel_array.astype(np.int32) + 2048).clip(0, 4095).astype(np.uint16)
+    ds.PixelRepresentation, ds.RescaleIntercept = 0, -2048
+    ds.PixelData = encapsulate([imagecodecs.jpegls_encode(values)])
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    del ds[0xFFFCFFFC]  # CT_small ends with Data Set Trailing Padding: the cut below is inside the fragment
+    data = _bytes(ds)
+    with pytest.raises(NotDicomError, match="incomplete DICOM file.*fragment ends at byte offset"):
+        store.ingest_bytes(data[:-100], source="cut")
+    assert store.ingest_bytes(data, source="whole").status == "stored"

@@ -19,10 +19,10 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from ..dicom import PIXEL_DATA_TAGS
-from ..dicom.image import peek_pixel_tag
+from ..dicom.image import check_pixel_data, peek_pixel_tag
 from ..dicom.limits import check_deflated_size
 from ..dicom.write import stamp_writer
-from ..errors import InvalidInputError, NotDicomError, NotFoundError
+from ..errors import DicomError, InvalidInputError, NotDicomError, NotFoundError
 from ..registry import pixel_data_compressed
 
 __all__ = [
@@ -80,6 +80,7 @@ def read_header(data: bytes, source: str) -> Dataset:
                 else:
                     raise
             ds._medcodec_pixel_tag = peek_pixel_tag(fp, ds)  # 4 bytes: where the header read stopped
+            ds._medcodec_pixel_offset = fp.tell()  # where that element starts (check_complete)
     except Exception as exc:  # pydicom's many error kinds
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
     if len(ds) == 0:
@@ -100,6 +101,29 @@ def read_header(data: bytes, source: str) -> Dataset:
             "(PS3.3 C.12.1: a composite instance names both in its dataset, file meta alone is not enough)"
         )
     return ds
+
+
+def check_complete(data: bytes, ds: Dataset, source: str) -> None:
+    """Refuse a file whose Pixel Data (7FE0,0010) is cut short, for ``ds`` from :func:`read_header`
+    (:func:`medcodec.dicom.image.check_pixel_data`): stored byte for byte, an interrupted copy would
+    be served as the instance, and the complete file sent later refused as a conflict.
+
+    Raises
+    ------
+    NotDicomError
+        The pixel data is incomplete: how many bytes there are and how many are needed.
+    """
+    if getattr(ds, "_medcodec_pixel_tag", None) != 0x7FE00010:
+        return
+    fp = io.BytesIO(data)
+    fp.seek(ds._medcodec_pixel_offset)
+    try:
+        check_pixel_data(fp, ds, source)
+    except DicomError as exc:
+        raise NotDicomError(
+            f"{source}: an incomplete DICOM file ({str(exc).removeprefix(source + ': ')}): not stored; "
+            "send or copy the whole file"
+        ) from None
 
 
 def pixel_data_tag(data: bytes, ds: Dataset) -> int | None:

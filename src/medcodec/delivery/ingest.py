@@ -68,7 +68,7 @@ from ..errors import (
 )
 from .catalog import InstanceRecord, now
 from .catalog import patient_key as catalog_patient_key
-from .header import element_json, header_json, pixel_data_tag, read_header, stored_syntax
+from .header import check_complete, element_json, header_json, pixel_data_tag, read_header, stored_syntax
 from .objects import is_full
 from .uids import validate_uid
 from .zipstream import crc32
@@ -322,6 +322,7 @@ def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
         if not value:
             raise NotDicomError(f"{source}: ({what}) is missing: cannot catalog the object")
         uids[keyword] = validate_uid(value, what=f"{source}: {what}")
+    check_complete(data, ds, source)  # an interrupted copy is refused, not stored (it would block the whole file)
     sha = hashlib.sha256(data).hexdigest()
     base: dict[str, Any] = {
         "source": source,

@@ -29,7 +29,7 @@ from .limits import check_decoded_size, check_deflated_size, decoded_size, defla
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
 
-__all__ = ["DicomImage", "read_image", "peek_pixel_tag"]
+__all__ = ["DicomImage", "read_image", "peek_pixel_tag", "check_pixel_data"]
 
 _ITEM, _SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
 
@@ -285,8 +285,9 @@ def peek_pixel_tag(fp: BinaryIO, ds: Dataset) -> int | None:
 _LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"))
 
 
-def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> None:
-    """Check the pixel data element at the file position is complete, without reading its value.
+def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
+    """Check the pixel data element at the file position is complete, without reading its value;
+    return its defined length (``None``: encapsulated, undefined length).
 
     Some decoders return garbage, not an error, for a truncated codestream (pylibjpeg-libjpeg
     on JPEG-LS does), so truncation is caught here: a defined length must fit in the file, and
@@ -316,7 +317,7 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> None:
                 f"truncated: (7FE0,0010) Pixel Data declares {length} bytes, {end - pos} available", path=name
             )
         fp.seek(start)
-        return
+        return length
     while True:
         fp.seek(pos)
         item = fp.read(8)
@@ -341,6 +342,41 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> None:
                 f"truncated: a Pixel Data fragment ends at byte offset {pos}, the file has {end} bytes", path=name
             )
     fp.seek(start)
+    return None
+
+
+def check_pixel_data(fp: BinaryIO, ds: Dataset, name: str) -> None:
+    """Refuse a file whose (7FE0,0010) Pixel Data, at the file position, is not all there: cut short by
+    the end of the file (an interrupted copy or transfer; :func:`_check_pixel_element`), or native
+    data shorter than Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated need
+    (PS3.5 §8.1.1, §8.2). Only element and item headers are read; the position is restored. For
+    ingest, which keeps files byte for byte: a damaged copy stored first would make the complete
+    one a conflict.
+
+    Raises
+    ------
+    DicomError
+        What is missing, in bytes.
+    """
+    length = _check_pixel_element(fp, ds, name)
+    if length is None:
+        return
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits = int(ds.BitsAllocated)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):  # no usable dimensions: nothing to compare with
+        return
+    if min(rows, cols, bits, samples, frames) <= 0:
+        return
+    needed = (rows * cols * samples * frames * bits + 7) // 8
+    if length < needed:
+        raise DicomError(
+            f"incomplete: (7FE0,0010) Pixel Data holds {length} bytes, {frames} frame(s) of {rows} x {cols} x "
+            f"{samples} sample(s) at {bits} bits allocated need {needed} (PS3.5 §8.1.1)",
+            path=name,
+        )
 
 
 def _decode(fp: BinaryIO, spec: PixelSpec, name: str) -> NDArray[np.integer]:
