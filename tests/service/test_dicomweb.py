@@ -18,6 +18,7 @@ from pydicom.uid import generate_uid
 pytestmark = pytest.mark.realdata
 
 JPEG_12 = "1.2.840.10008.1.2.4.51"
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 EXPLICIT = "1.2.840.10008.1.2.1"
 
 
@@ -718,6 +719,33 @@ def test_a_series_asked_in_a_syntax_its_images_cannot_take_comes_as_stored(serve
     assert len(syntaxes) == len(server.head_files) and set(syntaxes) == {stored}, set(syntaxes)
     sop = pydicom.dcmread(server.head_files[0], stop_before_pixels=True).SOPInstanceUID
     assert server.get(f"{url}/instances/{sop}", headers={"Accept": accept}).status_code == 406
+
+
+def test_an_instance_takes_the_next_syntax_the_client_lists(server):
+    """An outside audit (2026-12-04): Accept ``.50, .90`` for a 12-bit image gave 406 although ``.90``
+    alone was answered (the first syntax medcodec produces at all was taken, not the first this
+    image can take); a series asked the same way came as stored. Now each instance gets the first
+    listed syntax it can take; 406 only when it takes none, with the first one's reason."""
+    url = f"/dicomweb/studies/{server.head_study}/series/{server.head_series}"
+    sop = pydicom.dcmread(server.head_files[0], stop_before_pixels=True).SOPInstanceUID
+    mp = 'multipart/related; type="application/dicom"'
+    for accept, want in (
+        (f"{mp}; transfer-syntax=1.2.840.10008.1.2.4.50, {mp}; transfer-syntax=1.2.840.10008.1.2.4.90", J2K_LOSSLESS),
+        (f"{mp}; transfer-syntax=1.2.840.10008.1.2.4.50; q=0.9, {mp}; q=0.5", "1.2.840.10008.1.2.1"),
+        ("application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50, application/dicom; "
+         "transfer-syntax=1.2.840.10008.1.2.4.90", J2K_LOSSLESS),
+    ):  # fmt: skip
+        r = server.get(f"{url}/instances/{sop}", headers={"Accept": accept})
+        assert r.status_code == 200, (accept, r.status_code, r.text[:300])
+        ds = pydicom.dcmread(io.BytesIO(r.content if accept.startswith("application/") else _frame_part(r.content)[1]))
+        assert ds.file_meta.TransferSyntaxUID == want
+        assert np.array_equal(ds.pixel_array, pydicom.dcmread(server.head_files[0]).pixel_array)
+    accept = f"{mp}; transfer-syntax=1.2.840.10008.1.2.4.50, {mp}; transfer-syntax=1.2.840.10008.1.2.4.90"
+    r = server.get(url, headers={"Accept": accept})
+    syntaxes = set(re.findall(rb"Content-Type: application/dicom; transfer-syntax=([0-9.]+)\r\n", r.content))
+    assert r.status_code == 200 and syntaxes == {J2K_LOSSLESS.encode()}, syntaxes
+    r = server.get(f"{url}/instances/{sop}", headers={"Accept": f"{mp}; transfer-syntax=1.2.840.10008.1.2.4.50"})
+    assert r.status_code == 406 and "1.2.840.10008.1.2.4.50" in r.json()["detail"]
 
 
 def _frame_part(body: bytes) -> tuple[str, bytes]:

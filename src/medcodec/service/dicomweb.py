@@ -226,13 +226,17 @@ def _producible(ts: str, preset: str | None) -> bool:
 
 def _negotiate(
     accept: list[MediaRange], part_types: Iterable[str], preset: str | None, record_ts: str | None = None
-) -> tuple[str, bool]:
-    """The transfer syntax to send (``*`` = as stored) from the Accept media ranges, and whether
-    the chosen range is a single part one (``application/dicom`` without ``multipart/related``:
-    PS3.18 §10.4.4 allows it for an instance resource only; for a study or series the caller
-    answers multipart anyway)."""
+) -> list[tuple[str, bool]]:
+    """The transfer syntaxes the Accept media ranges let us send (``*`` = as stored), in the client's
+    order of preference, each with whether its range is a single part one (``application/dicom``
+    without ``multipart/related``: PS3.18 §10.4.4 allows it for an instance resource only; for a
+    study or series the caller answers multipart anyway). Only syntaxes medcodec produces at all
+    are listed; whether an instance can take one is known when it is produced (a 12-bit image
+    cannot be baseline ``.50``): the caller then tries the next (an outside audit, 2026-12-04: a
+    406 for ``.50, .90`` where ``.90`` alone was sent)."""
     part_types = tuple(part_types)
     asked: list[str] = []
+    out: list[tuple[str, bool]] = []
     for m in accept:
         inner = m.params.get("type", "").lower()
         if (m.type == "multipart/related" and inner in part_types) or m.type in part_types:
@@ -242,13 +246,38 @@ def _negotiate(
         else:
             continue
         asked.append(ts)
-        if ts == record_ts or _producible(ts, preset):
-            return ts, m.type in part_types
-    raise NotAcceptableError(
-        f"cannot produce any of the requested transfer syntaxes {asked or [m.type for m in accept]}: "
-        f"available are '*' (as stored), {EXPLICIT_VR_LE}, the presets' {_preset_syntaxes_values()} "
-        f"and, losslessly, {_lossless_values()}"
-    )
+        if (ts == record_ts or _producible(ts, preset)) and all(ts != t for t, _ in out):
+            out.append((ts, m.type in part_types))
+    if not out:
+        raise NotAcceptableError(
+            f"cannot produce any of the requested transfer syntaxes {asked or [m.type for m in accept]}: "
+            f"available are '*' (as stored), {EXPLICIT_VR_LE}, the presets' {_preset_syntaxes_values()} "
+            f"and, losslessly, {_lossless_values()}"
+        )
+    return out
+
+
+def _first_taken(store: Any, record: Any, choices: list[tuple[str, bool]], preset: str | None, pool: Any,
+                 strict: bool) -> tuple[bytes, str, bool]:  # fmt: skip
+    """``(file, syntax, single part)``: ``record`` in the first of ``choices`` it can take. When it takes
+    none: with ``strict`` (one instance asked for) the first choice's :class:`NotAcceptableError`
+    (a 406 that says why), else the instance as stored (a study or series retrieve: its part says
+    which syntax, never a preset's lossy file in a syntax nobody asked for)."""
+    from ..delivery.live import instance_bytes
+
+    first: NotAcceptableError | None = None
+    for ts, single_part in choices:
+        try:
+            data, got = instance_bytes(store, record, ts, preset, True, pool)
+        except NotAcceptableError as exc:
+            first = first or exc
+            continue
+        return data, got, single_part
+    if strict:
+        assert first is not None
+        raise first
+    data, got = instance_bytes(store, record, "*")
+    return data, got, choices[0][1]
 
 
 def _lossless_values() -> list[str]:
@@ -384,17 +413,15 @@ async def _records(request: Request) -> tuple[list[Any], str | None]:
 
 
 async def _retrieve(request: Request) -> Response:
-    from ..delivery.live import instance_bytes
-
     records, sop = await _records(request)
     preset = _preset_param(request)
     accept = parse_accept(request.headers.get("accept"))
     single_ts = records[0].transfer_syntax_uid if sop else None
-    ts, single_part = _negotiate(accept, ("application/dicom",), preset, single_ts)
+    choices = _negotiate(accept, ("application/dicom",), preset, single_ts)
     store, pool = request.app.state.store, request.app.state.pool
-    strict = sop is not None  # one instance: 406 when it cannot take the syntax
+    strict = sop is not None  # one instance: 406 when it can take none of the syntaxes
     if strict:  # produce before answering, so a failure is a clean 406 and not a cut stream
-        data, got = await run_in_threadpool(instance_bytes, store, records[0], ts, preset, True, pool)
+        data, got, single_part = await run_in_threadpool(_first_taken, store, records[0], choices, preset, pool, True)
         if single_part:  # Accept: application/dicom: the file itself (PS3.18 §10.4.4)
             return Response(data, media_type=f"application/dicom; transfer-syntax={got}")
         boundary = new_boundary()
@@ -408,7 +435,8 @@ async def _retrieve(request: Request) -> Response:
         return head
 
     def produce(record: Any) -> tuple[bytes, str]:
-        return instance_bytes(store, record, ts, preset, False, pool)
+        data, got, _ = _first_taken(store, record, choices, preset, pool, False)
+        return data, got
 
     async def parts() -> AsyncIterator[bytes]:
         from ..delivery.live import amap_ordered
