@@ -355,6 +355,12 @@ _UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClas
 _INT_KEYS = {"SeriesNumber", "InstanceNumber"}
 #: An IS value (PS3.5 §6.2): ASCII digits, an optional sign, blanks around; at most 12 characters
 _IS = re.compile(r" *[+-]?[0-9]{1,11} *")
+#: A DA value (PS3.5 §6.2: YYYYMMDD; the ACR-NEMA YYYY.MM.DD that old files hold) and a TM value
+#: (HH, HHMM, HHMMSS, HHMMSS.F to .FFFFFF), as single values and as the ends of a range (PS3.4
+#: C.2.2.2.5), spaces around them allowed; anything else is a 400 that says so, not an empty match
+#: (an outside audit, 2026-12-04: ``StudyDate=notadate`` answered 200 [] where ``2016-13-45`` was 400).
+_DA = re.compile(r" *([0-9]{8}|[0-9]{4}\.[0-9]{2}\.[0-9]{2}) *")
+_TM = re.compile(r" *[0-9]{2}([0-9]{2}([0-9]{2}(\.[0-9]{1,6})?)?)? *")
 _NAME_KEYS = {"PatientName", "ReferringPhysicianName"}
 #: Values one non-UID matching key may be given (repeated): each is a condition of its own
 MAX_ALTERNATIVES = 100
@@ -431,10 +437,15 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
         if not _IS.fullmatch(value) or not -(2**31) <= int(value) < 2**31:
             raise InvalidInputError(f"{key}={value!r}: expected an integer (IS, PS3.5 §6.2) -2147483648..2147483647")
         return column == int(value)
-    if key in ("StudyDate", "PatientBirthDate", "StudyTime") and "-" in value:
-        low, _, high = value.partition("-")
-        if not all(part.isascii() and part.strip().replace(".", "").isdigit() for part in (low, high) if part):
-            raise InvalidInputError(f"{key}={value!r}: expected a range of DA/TM values (PS3.4 C.2.2.2.5)")
+    if key in ("StudyDate", "PatientBirthDate", "StudyTime"):
+        form, what = (_TM, "a TM value HH[MM[SS[.F...]]]") if key == "StudyTime" else (_DA, "a DA value YYYYMMDD")
+        low, dash, high = value.partition("-")
+        if not all(form.fullmatch(part) for part in (low, high) if part) or not (low or high):
+            raise InvalidInputError(
+                f"{key}={value!r}: expected {what}, or a range of them 'low-high', '-high', 'low-' (PS3.4 C.2.2.2.5)"
+            )
+        if not dash:
+            return column == value.strip()
         cond: sa.ColumnElement[bool] = sa.true()
         if low:
             cond = sa.and_(cond, column >= low.strip())
