@@ -302,9 +302,12 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
     head = fp.read(8)
     if len(head) < 8:
         raise DicomError("truncated: the file ends inside the (7FE0,0010) Pixel Data element header", path=name)
-    if implicit:
+    vr = head[4:6]
+    if implicit or not (vr.isalpha() and vr.isupper()):
+        # implicit VR, also where the file meta says otherwise: a JPEG syntax over an implicit data
+        # set, an unknown syntax (read as explicit, written implicit), as pydicom finds when it reads
         length, pos = int.from_bytes(head[4:8], order), start + 8
-    elif head[4:6] in _LONG_VRS:
+    elif vr in _LONG_VRS:
         more = fp.read(4)
         if len(more) < 4:
             raise DicomError("truncated: the file ends inside the (7FE0,0010) Pixel Data element header", path=name)
@@ -349,9 +352,9 @@ def check_pixel_data(fp: BinaryIO, ds: Dataset, name: str) -> None:
     """Refuse a file whose (7FE0,0010) Pixel Data, at the file position, is not all there: cut short by
     the end of the file (an interrupted copy or transfer; :func:`_check_pixel_element`), or native
     data shorter than Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated need
-    (PS3.5 §8.1.1, §8.2). Only element and item headers are read; the position is restored. For
-    ingest, which keeps files byte for byte: a damaged copy stored first would make the complete
-    one a conflict.
+    (PS3.5 §8.1.1, §8.2; 4:2:2 YBR: two samples a pixel). Only element and item headers are read;
+    the position is restored. For ingest, which keeps files byte for byte: a damaged copy stored
+    first would make the complete one a conflict.
 
     Raises
     ------
@@ -370,6 +373,8 @@ def check_pixel_data(fp: BinaryIO, ds: Dataset, name: str) -> None:
         return
     if min(rows, cols, bits, samples, frames) <= 0:
         return
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip().endswith("_422"):
+        samples = 2  # YBR_FULL_422: two luminance, one Cb and one Cr sample per pair of pixels (PS3.3 C.7.6.3.1.2)
     needed = (rows * cols * samples * frames * bits + 7) // 8
     if length < needed:
         raise DicomError(
