@@ -98,6 +98,18 @@ def test_enhanced_multiframe_keeps_frames_and_updates_functional_groups(shared_d
     assert shared.CTImageFrameTypeSequence[0].FrameType[0] == "DERIVED"
     assert "RescaleIntercept" not in back and "SourceImageSequence" not in back
     assert read_image(out).spec.rescale_intercept == -2000.0
+    # the source is named where an enhanced IOD names it (an outside audit, 2026-12-04: nowhere):
+    # the Derivation Image functional group, and the Source Image Evidence Sequence it requires
+    (derivation,) = shared.DerivationImageSequence
+    assert derivation.DerivationCodeSequence[0].CodeValue == "113040"
+    (source,) = derivation.SourceImageSequence
+    assert source.ReferencedSOPInstanceUID == image.sop_instance_uid
+    assert source.PurposeOfReferenceCodeSequence[0].CodeValue == "121320" and "ReferencedFrameNumber" not in source
+    (study,) = back.SourceImageEvidenceSequence
+    assert study.StudyInstanceUID == image.dataset.StudyInstanceUID
+    (series,) = study.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == image.dataset.SeriesInstanceUID
+    assert [s.ReferencedSOPInstanceUID for s in series.ReferencedSOPSequence] == [image.sop_instance_uid]
     rle = read_image(shared_data / ENHANCED)
     back = read_image(write_derived(tmp_path / "rle.dcm", _derive(rle)))
     np.testing.assert_array_equal(back.pixels, rle.pixels)

@@ -153,6 +153,7 @@ from ..dicom.write import (
     complete_lossy_history,
     encode_file,
     mark_lossy,
+    reference_source,
     set_colour_jpeg_pixels,
     set_colour_pixels,
 )
@@ -903,8 +904,7 @@ def _derive_attributes(
     ds.DerivationDescription = description
     _append_item(ds, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(ds)
-    if not enhanced and reference is not None:
-        _append_item(ds, "SourceImageSequence", reference)
+    reference_source(ds, reference, enhanced)
     sop_uid = UID(_derived_uid(preset.name, base["sop_instance_uid"]))
     ds.SOPInstanceUID = sop_uid
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid

@@ -86,6 +86,8 @@ _SOP_INSTANCE_UID = 0x00080018
 _PIXEL_DATA = 0x7FE00010
 _META_UID = 0x00020003
 _META_LENGTH = 0x00020000
+#: Enhanced objects get no template: their copies name the source inside these groups.
+_FUNCTIONAL_GROUPS = ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence")
 #: Elements outside group 0028 that the preset's code reads or writes (image class, Image Type,
 #: the derivation and lossy attributes, UIDs, the preview's labels, the character set).
 _READ_TAGS = frozenset(
@@ -198,8 +200,8 @@ class SeriesTemplate:
         if not entry.lossy or entry.passthrough or not isinstance(data, bytes):
             return None
         ds = read_native(data)
-        if ds is None or "NumberOfFrames" in ds or "PerFrameFunctionalGroupsSequence" in ds:
-            return None
+        if ds is None or "NumberOfFrames" in ds or any(k in ds for k in _FUNCTIONAL_GROUPS):
+            return None  # enhanced: the source is referenced inside the functional groups (reference_source)
         self = cls()
         self.preset, self.mapping, self.entry = preset, mapping, entry
         self.implicit = bool(ds.original_encoding[0])

@@ -317,8 +317,8 @@ def _derive(
         _append_item(out, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(out)
     out.DerivationDescription = description
-    if not enhanced and reference is not None:
-        _append_item(out, "SourceImageSequence", reference)
+    if lossy or not enhanced:
+        reference_source(out, reference, enhanced)
 
     uid = generate_uid()
     out.SOPInstanceUID = uid
@@ -773,6 +773,56 @@ def _code(value: str, meaning: str) -> Dataset:
     item.CodingSchemeDesignator = "DCM"
     item.CodeMeaning = meaning
     return item
+
+
+def reference_source(ds: Dataset, reference: Dataset | None, enhanced: bool) -> None:
+    """Point a derived (lossy) image ``ds`` at its source, whose Source Image Sequence item is
+    ``reference`` (:func:`_source_reference`; ``None``: nothing to point at), before ``ds`` gets
+    its own Series Instance UID: its study and series UIDs are still the source's.
+
+    A single-frame IOD gets a top-level Source Image Sequence item. An enhanced (functional group)
+    IOD gets the Derivation Image functional group (C.7.6.16.2.6: Derivation Code 113040 "Lossy
+    Compression" and the Source Image Sequence, no frame number: every frame) in the shared groups,
+    or in every per-frame item when the source keeps that group per frame (a group is in one or the
+    other, C.7.6.16), and the Source Image Evidence Sequence its image module then requires (e.g.
+    C.8.13.1, C.8.15.2: the Hierarchical SOP Instance Reference Macro of that source). Until
+    2026-12-04 enhanced copies named no source at all (an outside audit)."""
+    if reference is None:
+        return
+    if not enhanced:
+        _append_item(ds, "SourceImageSequence", reference)
+        return
+    derivation = Dataset()
+    derivation.DerivationCodeSequence = Sequence([_code("113040", "Lossy Compression")])
+    derivation.SourceImageSequence = Sequence([reference])
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if any("DerivationImageSequence" in group for group in per_frame):
+        for group in per_frame:
+            _append_item(group, "DerivationImageSequence", copy.deepcopy(derivation))
+    else:
+        if not ds.get("SharedFunctionalGroupsSequence"):
+            ds.SharedFunctionalGroupsSequence = Sequence([Dataset()])
+        _append_item(ds.SharedFunctionalGroupsSequence[0], "DerivationImageSequence", derivation)
+    sop = Dataset()
+    sop.ReferencedSOPClassUID = reference.ReferencedSOPClassUID
+    sop.ReferencedSOPInstanceUID = reference.ReferencedSOPInstanceUID
+    study_uid, series_uid = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
+    studies = ds.get("SourceImageEvidenceSequence") or Sequence()
+    study = next((item for item in studies if item.get("StudyInstanceUID") == study_uid), None)
+    if study is None:
+        study = Dataset()
+        study.StudyInstanceUID = study_uid
+        studies.append(study)
+    series = next(
+        (item for item in study.get("ReferencedSeriesSequence") or [] if item.get("SeriesInstanceUID") == series_uid),
+        None,
+    )
+    if series is None:
+        series = Dataset()
+        series.SeriesInstanceUID = series_uid
+        _append_item(study, "ReferencedSeriesSequence", series)
+    _append_item(series, "ReferencedSOPSequence", sop)
+    ds.SourceImageEvidenceSequence = studies
 
 
 def _append_item(ds: Dataset, keyword: str, item: Dataset) -> None:
