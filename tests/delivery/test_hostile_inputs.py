@@ -281,3 +281,23 @@ def test_encapsulated_pixel_data_cut_inside_a_fragment_is_refused(store) -> None
     with pytest.raises(NotDicomError, match="incomplete DICOM file.*fragment ends at byte offset"):
         store.ingest_bytes(data[:-100], source="cut")
     assert store.ingest_bytes(data, source="whole").status == "stored"
+
+
+def test_a_conflict_with_an_incomplete_copy_stored_earlier_says_how_to_replace_it(store, monkeypatch) -> None:
+    """A store filled before the check (an older medcodec) may hold an interrupted copy: the whole file
+    is still a conflict (nothing is overwritten), and its message names the fault and the command."""
+    from medcodec.delivery import ingest
+
+    data = _bytes(_ct())
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "check_complete", lambda *a: None)  # what ingest did before 2026-12-04
+        assert store.ingest_bytes(data[: len(data) // 2], source="old").status == "stored"
+    outcome = store.ingest_bytes(data, source="whole")
+    assert outcome.status == "conflict"
+    assert "the stored copy is an incomplete DICOM file" in outcome.message
+    assert f"medcodec store delete --study {outcome.study_uid} --instance {outcome.sop_uid}" in outcome.message
+    first = _ct()  # a plain conflict (a complete copy stored, other content sent) gets no hint
+    assert store.ingest_bytes(_bytes(first), source="first").status == "stored"
+    first.PatientName = "Other^Content"
+    plain = store.ingest_bytes(_bytes(first), source="other")
+    assert plain.status == "conflict" and "incomplete" not in plain.message

@@ -526,8 +526,27 @@ def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: byt
         message=(
             f"{base['source']}: SOP Instance UID {existing.sop_uid} is stored already with other content "
             f"(sha256 {existing.sha256[:16]}..., from {existing.source}); not overwritten"
+            + _incomplete_hint(store, existing)
         ),
     )
+
+
+def _incomplete_hint(store: Any, existing: InstanceRecord) -> str:
+    """What to do when the stored copy is an incomplete file (a store filled before 2026-12-04, when
+    ingest still took them): the command that deletes it, so that the whole file can go in."""
+    try:
+        with store.open_original(existing) as fh:
+            stored = fh.read()
+        check_complete(stored, read_header(stored, existing.sop_uid), existing.sop_uid)
+    except NotDicomError as exc:
+        why = str(exc).removeprefix(f"{existing.sop_uid}: ").split(": not stored", 1)[0]
+        return (
+            f"; the stored copy is {why}: delete it (medcodec store delete --study {existing.study_uid} "
+            f"--instance {existing.sop_uid}) and send this file again"
+        )
+    except (CodecError, OSError):  # unreadable: the conflict's message stands alone
+        pass
+    return ""
 
 
 #: Left out when two copies of an instance are compared (:func:`_same_instance`): the lossy history a
