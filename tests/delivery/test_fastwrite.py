@@ -428,3 +428,42 @@ def test_multi_valued_private_creator_is_written_as_dcmwrite_writes_it(shared_da
         with pytest.warns(UserWarning, match="private creator"):
             expected = encode_file(ref)
         assert encode_file_fast(ds) == expected
+
+
+def _private_un_vr(data: bytes, tag: int) -> bytes:
+    """The VR bytes an explicit VR LE file gives ``tag`` (top level), read off the bytes: pydicom itself
+    turns UN back into the private dictionary's VR when it reads (``replace_un_with_known_vr``)."""
+    needle = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    at = data.index(needle, 132)
+    return data[at + 4 : at + 6]
+
+
+def test_a_private_value_too_long_for_its_dictionary_vr_is_written_un_on_every_path() -> None:
+    """An outside audit (2026-12-04): a Siemens (0051,100E) of 22 characters read with implicit VR was
+    written SH (at most 16), an invalid value in every explicit VR file (DCMTK and GDCM write UN).
+    Now UN with its bytes, in the pydicom path, the fast writer and the Explicit VR LE transcode, alike;
+    a value that fits keeps the dictionary's VR."""
+    from medcodec.delivery.live import _to_explicit_le
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds.add_new(0x00510010, "LO", "SIEMENS MR HEADER")
+    ds.add_new(0x0051100E, "SH", "Tra>Cor(2.8)>Sag(0.6)")  # 21 characters: no SH
+    ds.add_new(0x0051100C, "SH", "FoV 200*200")  # fits its dictionary VR (SH)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    implicit = buffer.getvalue()
+    full = encode_file(_explicit(pydicom.dcmread(io.BytesIO(implicit))))
+    fast = encode_file_fast(_explicit(pydicom.dcmread(io.BytesIO(implicit))))
+    assert full == fast
+    transcoded = _to_explicit_le(implicit)
+    for out in (full, transcoded):
+        assert _private_un_vr(out, 0x0051100E) == b"UN" and _private_un_vr(out, 0x0051100C) == b"SH"
+        back = pydicom.dcmread(io.BytesIO(out))
+        assert back[0x0051100E].value in (b"Tra>Cor(2.8)>Sag(0.6) ", "Tra>Cor(2.8)>Sag(0.6)")
+
+
+def _explicit(ds: pydicom.Dataset) -> pydicom.Dataset:
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds

@@ -50,7 +50,13 @@ from pydicom.uid import UID
 from pydicom.valuerep import AMBIGUOUS_VR, CUSTOMIZABLE_CHARSET_VR, EXPLICIT_VR_LENGTH_32, VR
 
 from ..dicom.compress import dataset_frames, stored_values
-from ..dicom.write import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encode_file, keep_text_bytes
+from ..dicom.write import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    encode_file,
+    keep_text_bytes,
+    private_value_fits,
+)
 from ..errors import DicomError
 from ..spec import PixelSpec
 from .fastread import is_sequence
@@ -578,6 +584,8 @@ def _private_vr(creator: Any, tag: int, value: Any) -> str | None:
                 found = "UN"
         vr = found if found in _COPYABLE or found == "UN" else None
         _PRIVATE_VR_CACHE[key] = vr
+    if vr not in (None, "UN") and not private_value_fits(vr, value):
+        return "UN"  # as dicom.write.untyped_private_as_un: bytes no valid value of the VR
     if vr is not None and vr in _TEXT_VRS and not _canonical_text(value, vr):
         return None
     return vr

@@ -736,7 +736,7 @@ def _to_explicit_le(data: bytes) -> bytes:
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
     from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
-    from ..dicom.write import complete_lossy_history, mark_lossy, native_icons, stamp_writer
+    from ..dicom.write import complete_lossy_history, mark_lossy, native_icons, stamp_writer, untyped_private_as_un
 
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     if ds.file_meta.get("TransferSyntaxUID") is None:  # a preamble-less file: the syntax of its bytes
@@ -769,6 +769,7 @@ def _to_explicit_le(data: bytes) -> bytes:
                 ds.PlanarConfiguration = 0  # pixel_array gives (..., samples) interleaved
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     stamp_writer(ds.file_meta)
+    untyped_private_as_un(ds)  # a private value that is no valid value of its dictionary VR goes as UN
     # a data set encoded Implicit VR whatever its file meta says (pydicom's SC_rgb_jpeg: JPEG with an
     # implicit VR data set, read so with a warning) has elements without a VR until they are read,
     # which the explicit VR writer needs: reading them takes it from the dictionary (UN when unknown).

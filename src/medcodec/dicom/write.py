@@ -22,11 +22,16 @@ What changes, and why (PS3.3 references):
   ratio and method are *appended* to (0028,2112) and (0028,2114) so the history of earlier
   lossy steps survives. Derivation Code Sequence gets (113040, DCM, "Lossy Compression")
   (CID 7203) and single-frame IODs get a Source Image Sequence item pointing at the
-  original with purpose (121320, DCM, "Uncompressed predecessor") (CID 7202).
+  original with purpose (121320, DCM, "Uncompressed predecessor") (CID 7202); enhanced IODs
+  get it in the Derivation Image functional group, with the Source Image Evidence Sequence
+  (:func:`reference_source`).
 * Image Type value 1 becomes ``DERIVED`` (C.7.6.1.1.2), and Frame Type value 1 in enhanced
   objects; Derivation Description (0008,2111) is set.
 * Values the source stores in breach of their VR (e.g. a hash in a UI element) are copied
   verbatim, without pydicom's validation warnings (policy in :mod:`medcodec.dicom._lenient`).
+  A private element read with implicit VR has no VR of its own: written in explicit VR, it takes
+  its private dictionary VR when its bytes are a valid value of it, else UN with its bytes
+  (:func:`untyped_private_as_un`), as DCMTK and GDCM write it.
 * Identity: a new SOP Instance UID, mirrored in Media Storage SOP Instance UID (PS3.10 §7.1).
   A whole series gets one new Series Instance UID when the caller passes ``new_series_uid``;
   :func:`new_uid_map` gives one new UID per original UID for that.
@@ -76,6 +81,8 @@ __all__ = [
     "DERIVED_SERIES_NUMBER_OFFSET",
     "encode_file",
     "keep_text_bytes",
+    "untyped_private_as_un",
+    "private_value_fits",
     "write_derived",
     "new_uid_map",
     "LOSSY_METHODS",
@@ -287,13 +294,18 @@ def _derive(
         raise DicomError("(0008,0016) SOP Class UID is missing: cannot write a DICOM file", path=where)
 
     names = _fallible_encodings(source_ds)
+    implicit = source_ds.original_encoding[0] is True
     with source_values_as_is():  # copied verbatim: see medcodec.dicom._lenient
         out = Dataset()
         for tag in source_ds.keys():
             if tag.group in (0x0002, 0x7FE0) or tag in DROPPED_TAGS:
                 continue
-            raw = source_ds.get_item(tag) if names is not None else None
+            raw = source_ds.get_item(tag) if names is not None or implicit else None
             kept = _as_read(source_ds, raw, names) if isinstance(raw, RawDataElement) and names else None
+            if kept is None and implicit and isinstance(raw, RawDataElement) and raw.VR is None and tag >> 16 & 1:
+                vr = private_vr(source_ds, tag) if tag & 0xFFFF >= 0x1000 else "UN"
+                if vr not in ("UN", "SQ") and not private_value_fits(vr, raw.value):
+                    kept = DataElement(tag, "UN", raw.value)  # as untyped_private_as_un
             out.add(kept if kept is not None else copy.deepcopy(source_ds[tag]))
         reference = _source_reference(source_ds, sop_class)
 
@@ -639,6 +651,69 @@ _CHARSET_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
 _COMPLETE: dict[tuple[str, ...], bool] = {}
 
 
+#: Longest value, in bytes without padding, of each length-limited text VR (PS3.5 Table 6.2-1), and
+#: the word size of each binary VR: what a private element read with implicit VR must fit to be
+#: written under the VR pydicom's private dictionary gives it (:func:`private_value_fits`).
+_MAX_TEXT = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "SH": 16, "TM": 14,
+             "UI": 64, "ST": 1024, "LT": 10240}  # fmt: skip
+_WORD = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "AT": 4, "FD": 8, "SV": 8, "UV": 8}
+
+
+def private_value_fits(vr: str, value: bytes | None) -> bool:
+    """Whether ``value``, the bytes of a private element read with implicit VR, is a valid value of
+    ``vr``, the VR pydicom's private dictionary gives it: each value within the VR's length (text),
+    a whole number of words (binary). A Siemens (0051,100E) of 22 characters is no SH (at most
+    16): written so, it was an invalid SH in every explicit VR file medcodec wrote from such a source
+    (an outside audit, 2026-12-04); DCMTK and GDCM write it as UN, and so does medcodec now
+    (:func:`untyped_private_as_un`)."""
+    if not value:
+        return True
+    size = _WORD.get(vr)
+    if size is not None:
+        return len(value) % size == 0
+    limit = _MAX_TEXT.get(vr)
+    if limit is None:
+        return True
+    parts = [value] if vr in ("ST", "LT") else value.split(b"\\")
+    return all(len(part.strip(b" \x00")) <= limit for part in parts)
+
+
+def private_vr(ds: Dataset, tag: int) -> str:
+    """The VR pydicom gives a private element of ``ds`` read with implicit VR (its creator's entry in
+    the private dictionary, else UN; a private creator is LO), as ``pydicom.hooks`` finds it."""
+    from pydicom.datadict import private_dictionary_VR
+
+    element = tag & 0xFFFF
+    if 0x10 <= element <= 0xFF:
+        return "LO"
+    if element < 0x1000:
+        return "UN"
+    creator = ds._dict.get(BaseTag(tag & 0xFFFF0000 | element >> 8))
+    if creator is None:
+        return "UN"
+    name = creator.value
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    try:
+        return str(private_dictionary_VR(tag, str(name).rstrip(" \x00")))
+    except (KeyError, TypeError):
+        return "UN"
+
+
+def untyped_private_as_un(ds: Dataset) -> None:
+    """The top-level private elements of a data set read with implicit VR whose bytes are no valid value
+    of the VR the private dictionary gives them (:func:`private_value_fits`) become UN, their bytes as
+    read (PS3.5 §6.2.2: a VR that cannot be known is UN), so that an explicit VR file written from it
+    holds no invalid value it did not have. Items of sequences are left as pydicom converts them."""
+    if ds.original_encoding[0] is not True:
+        return
+    for tag, elem in list(ds._dict.items()):
+        if isinstance(elem, RawDataElement) and elem.VR is None and tag >> 16 & 1 and tag & 0xFFFF >= 0x1000:
+            vr = private_vr(ds, tag)
+            if vr not in ("UN", "SQ") and not private_value_fits(vr, elem.value):
+                ds._dict[tag] = DataElement(tag, "UN", elem.value)
+
+
 def keep_text_bytes(ds: Dataset) -> None:
     """Keep, as the bytes they were read with, the text elements of an implicit VR data set that
     are not valid in their Specific Character Set (Latin-1 bytes under ``ISO_IR 192``).
@@ -653,8 +728,10 @@ def keep_text_bytes(ds: Dataset) -> None:
     decoding can fail are walked (not the default repertoire, which pydicom reads as Latin-1, nor
     ``ISO_IR 100``), and in them sequences whose bytes are not plain ASCII. (An item declaring a
     character set of its own under a Latin-1 data set is not walked.) :func:`derive_dataset` and
-    :func:`derive_encapsulated` copy such elements the same way.
+    :func:`derive_encapsulated` copy such elements the same way. Private elements whose bytes do not
+    fit their dictionary VR become UN first (:func:`untyped_private_as_un`).
     """
+    untyped_private_as_un(ds)
     names = _fallible_encodings(ds)
     if names is not None:
         _keep_in(ds, names)
