@@ -301,3 +301,44 @@ def test_a_conflict_with_an_incomplete_copy_stored_earlier_says_how_to_replace_i
     first.PatientName = "Other^Content"
     plain = store.ingest_bytes(_bytes(first), source="other")
     assert plain.status == "conflict" and "incomplete" not in plain.message
+
+
+def test_cuts_at_the_pixel_element_and_inside_a_header_sequence_are_refused_and_the_batch_goes_on(
+    store, tmp_path: Path
+) -> None:
+    """An outside re-check (2026-12-04): a copy cut within the first bytes of its Pixel Data element
+    was stored (and blocked the whole file); one cut inside a sequence of its header stopped a folder
+    ingest with pydicom's OSError (exit 2), the whole file beside it never read."""
+    data = _bytes(_ct())
+    at = data.index(b"\xe0\x7f\x10\x00")
+    for k in range(2, 13):
+        with pytest.raises(NotDicomError, match="incomplete DICOM file|cannot be read"):
+            store.ingest_bytes(data[: at + k], source=f"cut{k}")
+    rtdose = Path(get_testdata_file("rtdose.dcm")).read_bytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_cut.dcm").write_bytes(rtdose[:1418])  # inside a sequence of the header
+    (folder / "b_whole.dcm").write_bytes(data)
+    report = store.ingest([folder], precompress=False)
+    assert sorted(o.status for o in report.outcomes) == ["rejected", "stored"]
+    assert "ends or breaks inside an element" in report.rejected[0].message
+    assert store.ingest_bytes(data, source="again").status == "duplicate"
+
+
+def test_deflated_native_pixel_data_shorter_than_its_dimensions_is_refused(store) -> None:
+    ds = _ct()
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    with pytest.raises(NotDicomError, match="Pixel Data holds 16384 bytes"):
+        store.ingest_bytes(_bytes(ds), source="deflated-short")
+
+
+def test_a_whole_file_after_a_header_only_copy_is_a_conflict_that_says_so(store) -> None:
+    """A copy cut exactly before its Pixel Data reads like a header-only file and is stored; the whole
+    file sent afterwards is a conflict whose message names the empty copy and the command."""
+    data = _bytes(_ct())
+    stub = store.ingest_bytes(data[: data.index(b"\xe0\x7f\x10\x00")], source="stub")
+    assert stub.status == "stored"
+    outcome = store.ingest_bytes(data, source="whole")
+    assert outcome.status == "conflict" and "holds no Pixel Data" in outcome.message
+    assert f"--instance {outcome.sop_uid}" in outcome.message

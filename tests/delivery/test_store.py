@@ -137,10 +137,14 @@ def test_queries_return_dicom_json(shared_data: Path, store) -> None:
     # a value that is no date (or time) is a 400 that says what is expected, not an empty match
     # (an outside audit, 2026-12-04: "notadate" was 200 [], "2016-13-45" a 400)
     for key, bad in (("StudyDate", "notadate"), ("StudyDate", "2016-13-45"), ("StudyDate", "2016*"),
-                     ("StudyDate", "-"), ("PatientBirthDate", "1970"), ("StudyTime", "1pm"), ("StudyTime", "12:30")):  # fmt: skip
+                     ("StudyDate", "-"), ("PatientBirthDate", "1970"), ("StudyTime", "1pm"), ("StudyTime", "12:30"),
+                     ("StudyDate", "20161345"), ("StudyDate", "20160230"), ("StudyDate", "00000000"),
+                     ("PatientBirthDate", "19800732"), ("StudyTime", "25"), ("StudyTime", "126100"),
+                     ("StudyTime", "-2599")):  # fmt: skip
         with pytest.raises(InvalidInputError, match="expected a (DA|TM) value"):
             store.find_studies({key: bad})
     assert store.find_studies({"StudyTime": "000000-235959.999999"}) is not None
+    assert store.find_studies({"StudyDate": "20160229-20241231", "StudyTime": "2359-"}) is not None
     assert len(store.find_studies({"ModalitiesInStudy": "MR"})) == 1
     assert len(store.find_studies({"Modality": "US"})) == 1
     assert len(store.find_studies({"SOPInstanceUID": chest_ds.SOPInstanceUID})) == 1

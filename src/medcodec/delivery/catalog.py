@@ -418,6 +418,23 @@ def _like(value: str) -> str:
     return out.replace("*", "%").replace("?", "_")
 
 
+def _real(value: str, key: str) -> bool:
+    """Whether a DA / TM value of the right form names a real date (month 1-12, its days) or time (hour
+    0-23, minute 0-59, second 0-60): ``20161345`` or ``2599`` matched nothing, or everything in a range
+    (an outside re-check, 2026-12-04)."""
+    import datetime
+
+    digits = value.strip().replace(".", "") if key != "StudyTime" else value.strip().split(".")[0]
+    if key != "StudyTime":
+        try:
+            datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+        except ValueError:
+            return False
+        return True
+    parts = [int(digits[i : i + 2]) for i in range(0, len(digits), 2)]
+    return all(p <= limit for p, limit in zip(parts, (23, 59, 60)))
+
+
 def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
     """One matching condition (PS3.4 C.2.2.2: single value, UID list, wildcard, range)."""
     column = QUERY_KEYS[key][2]
@@ -440,7 +457,7 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
     if key in ("StudyDate", "PatientBirthDate", "StudyTime"):
         form, what = (_TM, "a TM value HH[MM[SS[.F...]]]") if key == "StudyTime" else (_DA, "a DA value YYYYMMDD")
         low, dash, high = value.partition("-")
-        if not all(form.fullmatch(part) for part in (low, high) if part) or not (low or high):
+        if not all(form.fullmatch(part) and _real(part, key) for part in (low, high) if part) or not (low or high):
             raise InvalidInputError(
                 f"{key}={value!r}: expected {what}, or a range of them 'low-high', '-high', 'low-' (PS3.4 C.2.2.2.5)"
             )

@@ -68,7 +68,15 @@ from ..errors import (
 )
 from .catalog import InstanceRecord, now
 from .catalog import patient_key as catalog_patient_key
-from .header import check_complete, element_json, header_json, pixel_data_tag, read_header, stored_syntax
+from .header import (
+    check_complete,
+    element_json,
+    header_json,
+    lacks_pixels,
+    pixel_data_tag,
+    read_header,
+    stored_syntax,
+)
 from .objects import is_full
 from .uids import validate_uid
 from .zipstream import crc32
@@ -537,7 +545,14 @@ def _incomplete_hint(store: Any, existing: InstanceRecord) -> str:
     try:
         with store.open_original(existing) as fh:
             stored = fh.read()
-        check_complete(stored, read_header(stored, existing.sop_uid), existing.sop_uid)
+        header = read_header(stored, existing.sop_uid)
+        check_complete(stored, header, existing.sop_uid)
+        if lacks_pixels(header):  # a header-only copy (cut before its pixels?) and a file that has them
+            return (
+                "; the stored copy declares an image but holds no Pixel Data (a copy cut before it?): if this "
+                f"file is the whole one, delete that copy (medcodec store delete --study {existing.study_uid} "
+                f"--instance {existing.sop_uid}) and send this file again"
+            )
     except NotDicomError as exc:
         why = str(exc).removeprefix(f"{existing.sop_uid}: ").split(": not stored", 1)[0]
         return (

@@ -29,7 +29,7 @@ from .limits import check_decoded_size, check_deflated_size, decoded_size, defla
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
 
-__all__ = ["DicomImage", "read_image", "peek_pixel_tag", "check_pixel_data"]
+__all__ = ["DicomImage", "read_image", "peek_pixel_tag", "check_pixel_data", "check_native_length"]
 
 _ITEM, _SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
 
@@ -362,8 +362,20 @@ def check_pixel_data(fp: BinaryIO, ds: Dataset, name: str) -> None:
         What is missing, in bytes.
     """
     length = _check_pixel_element(fp, ds, name)
-    if length is None:
-        return
+    if length is not None:
+        check_native_length(ds, length, name)
+
+
+def check_native_length(ds: Dataset, length: int, name: str) -> None:
+    """Refuse native (7FE0,0010) Pixel Data of ``length`` bytes shorter than Rows x Columns x Samples per
+    Pixel x Number of Frames x Bits Allocated need (4:2:2 YBR: two samples a pixel); nothing to say
+    when the dimensions are not all there.
+
+    Raises
+    ------
+    DicomError
+        The bytes held and needed.
+    """
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         bits = int(ds.BitsAllocated)
