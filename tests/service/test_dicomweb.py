@@ -748,6 +748,20 @@ def test_an_instance_takes_the_next_syntax_the_client_lists(server):
     assert r.status_code == 406 and "1.2.840.10008.1.2.4.50" in r.json()["detail"]
 
 
+def test_a_series_asked_in_its_stored_syntax_comes_as_stored(server):
+    """An outside re-check (2026-12-04): Implicit VR Little Endian, which medcodec does not produce but
+    the chest series is stored in, was taken for one instance and a 406 for the series; listed first
+    before .90, one instance came as stored and the series' parts as .90."""
+    url = f"/dicomweb/studies/{server.chest_study}/series/{server.chest_series}"
+    stored = str(pydicom.dcmread(server.chest_files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID)
+    assert stored == "1.2.840.10008.1.2"
+    mp = 'multipart/related; type="application/dicom"'
+    for accept in (f"{mp}; transfer-syntax={stored}", f"{mp}; transfer-syntax={stored}, {mp}; transfer-syntax={J2K_LOSSLESS}"):
+        r = server.get(url, headers={"Accept": accept})
+        syntaxes = set(re.findall(rb"Content-Type: application/dicom; transfer-syntax=([0-9.]+)\r\n", r.content))
+        assert r.status_code == 200 and syntaxes == {stored.encode()}, (accept, r.status_code, syntaxes)
+
+
 def _frame_part(body: bytes) -> tuple[str, bytes]:
     """The first part of a multipart/related answer: its Content-Type and its bytes."""
     head_end = body.find(b"\r\n\r\n")

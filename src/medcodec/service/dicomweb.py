@@ -225,16 +225,18 @@ def _producible(ts: str, preset: str | None) -> bool:
 
 
 def _negotiate(
-    accept: list[MediaRange], part_types: Iterable[str], preset: str | None, record_ts: str | None = None
+    accept: list[MediaRange], part_types: Iterable[str], preset: str | None, stored: Iterable[str] = ()
 ) -> list[tuple[str, bool]]:
     """The transfer syntaxes the Accept media ranges let us send (``*`` = as stored), in the client's
     order of preference, each with whether its range is a single part one (``application/dicom``
     without ``multipart/related``: PS3.18 §10.4.4 allows it for an instance resource only; for a
-    study or series the caller answers multipart anyway). Only syntaxes medcodec produces at all
-    are listed; whether an instance can take one is known when it is produced (a 12-bit image
+    study or series the caller answers multipart anyway). Only syntaxes medcodec produces at all, or
+    that an instance asked for is ``stored`` in, are listed; whether an instance can take one is known
+    when it is produced (a 12-bit image
     cannot be baseline ``.50``): the caller then tries the next (an outside audit, 2026-12-04: a
     406 for ``.50, .90`` where ``.90`` alone was sent)."""
     part_types = tuple(part_types)
+    stored = frozenset(stored)
     asked: list[str] = []
     out: list[tuple[str, bool]] = []
     for m in accept:
@@ -246,7 +248,7 @@ def _negotiate(
         else:
             continue
         asked.append(ts)
-        if (ts == record_ts or _producible(ts, preset)) and all(ts != t for t, _ in out):
+        if (ts in stored or _producible(ts, preset)) and all(ts != t for t, _ in out):
             out.append((ts, m.type in part_types))
     if not out:
         raise NotAcceptableError(
@@ -416,8 +418,8 @@ async def _retrieve(request: Request) -> Response:
     records, sop = await _records(request)
     preset = _preset_param(request)
     accept = parse_accept(request.headers.get("accept"))
-    single_ts = records[0].transfer_syntax_uid if sop else None
-    choices = _negotiate(accept, ("application/dicom",), preset, single_ts)
+    stored = {r.transfer_syntax_uid for r in records}  # as stored counts for each instance (a series too)
+    choices = _negotiate(accept, ("application/dicom",), preset, stored)
     store, pool = request.app.state.store, request.app.state.pool
     strict = sop is not None  # one instance: 406 when it can take none of the syntaxes
     if strict:  # produce before answering, so a failure is a clean 406 and not a cut stream
