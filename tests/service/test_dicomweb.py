@@ -762,6 +762,18 @@ def test_a_series_asked_in_its_stored_syntax_comes_as_stored(server):
         assert r.status_code == 200 and syntaxes == {stored.encode()}, (accept, r.status_code, syntaxes)
 
 
+def test_application_wildcard_covers_application_dicom(server):
+    """``Accept: application/*`` (RFC 9110 §12.5.1) was a 406 (an outside re-check, 2026-12-04): one
+    instance now comes as the file itself in the default syntax, a series as multipart."""
+    url = f"/dicomweb/studies/{server.chest_study}/series/{server.chest_series}"
+    sop = pydicom.dcmread(server.chest_files[0], stop_before_pixels=True).SOPInstanceUID
+    r = server.get(f"{url}/instances/{sop}", headers={"Accept": "application/*"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/dicom"), r.text[:200]
+    assert pydicom.dcmread(io.BytesIO(r.content)).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    r = server.get(url, headers={"Accept": 'multipart/related; type="application/*"'})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/related")
+
+
 def _frame_part(body: bytes) -> tuple[str, bytes]:
     """The first part of a multipart/related answer: its Content-Type and its bytes."""
     head_end = body.find(b"\r\n\r\n")

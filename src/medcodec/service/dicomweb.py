@@ -241,7 +241,9 @@ def _negotiate(
     out: list[tuple[str, bool]] = []
     for m in accept:
         inner = m.params.get("type", "").lower()
-        if (m.type == "multipart/related" and inner in part_types) or m.type in part_types:
+        # application/* covers application/dicom (RFC 9110 §12.5.1; a 406 until 2026-12-04): single part
+        single = m.type in part_types or (m.type == "application/*" and "application/dicom" in part_types)
+        if single or (m.type == "multipart/related" and (inner in part_types or inner == "application/*")):
             ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
         elif m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
             ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
@@ -249,7 +251,7 @@ def _negotiate(
             continue
         asked.append(ts)
         if (ts in stored or _producible(ts, preset)) and all(ts != t for t, _ in out):
-            out.append((ts, m.type in part_types))
+            out.append((ts, single))
     if not out:
         raise NotAcceptableError(
             f"cannot produce any of the requested transfer syntaxes {asked or [m.type for m in accept]}: "
