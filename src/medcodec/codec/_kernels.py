@@ -1174,14 +1174,14 @@ def _plain_header(data, max_pixels, nat_zz, info, steps, dc_dec, ac_dec):
     n = data.shape[0]
     if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
         return -1
-    qt = np.zeros((4, 64), np.int64)  # zigzag order, as coded
+    qt = np.empty((4, 64), np.int64)  # zigzag order, as coded (read only where qdef says defined)
     qdef = np.zeros(4, np.int64)  # 0: undefined, 1: Pq = 0, 2: Pq = 1
     keys = np.empty((8, 2), np.int64)
     tb = np.empty((8, 16), np.int32)
     tv = np.empty((8, 256), np.int32)
     tc = np.empty(8, np.int64)
-    hbits = np.zeros((8, 16), np.int64)  # slot 4 Tc + Th
-    hvals = np.zeros((8, 256), np.int64)
+    hbits = np.empty((8, 16), np.int64)  # slot 4 Tc + Th (read only where hcount says defined)
+    hvals = np.empty((8, 256), np.int64)
     hcount = np.full(8, -1, np.int64)
     ri = np.int64(0)
     sof = np.int64(0)

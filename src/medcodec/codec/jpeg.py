@@ -363,10 +363,11 @@ def decode_jpeg(
 
     buf = bytes(data)
     plain = parse_plain(buf)  # the common layout in one kernel call; else the full parser
+    coded: bytes | np.ndarray = buf
     if plain is not None:
         P, rows, cols, Ri, start, end = plain.P, plain.Y, plain.X, plain.Ri, plain.scan_start, plain.scan_end
         coder = FrameCoder.for_table(plain.steps, P, False, ties_up=True)
-        dc_decoder, ac_decoder = plain.dc_decoder, plain.ac_decoder
+        dc_decoder, ac_decoder, coded = plain.dc_decoder, plain.ac_decoder, plain.data
     else:
         jf = parse_jpeg(buf, strict=strict)
         P, rows, cols, Ri, start, end = jf.P, jf.sof.Y, jf.sof.X, jf.Ri, jf.scan_start, jf.scan_end
@@ -374,7 +375,7 @@ def decode_jpeg(
         max_dc, max_ac = entropy.max_categories(P)
         dc_decoder = jf.dc_table.decoder(size_bits=4, max_category=max_dc, ac=False)
         ac_decoder = jf.ac_table.decoder(size_bits=4, max_category=max_ac, ac=True)
-    sel, single = frame_selection(frames, 1)
+    sel, single = ([0], False) if frames is None else frame_selection(frames, 1)
     nbytes = end - start
     by, bx = blocks_shape(rows, cols)
     if by * bx > 4 * nbytes:  # every block costs at least 2 bits (DC code + EOB)
@@ -384,7 +385,7 @@ def decode_jpeg(
         )  # fmt: skip
     try:
         img = coder.decode_with(
-            buf, dc_decoder, ac_decoder, rows, cols, size_bits=4, start=start, end=end, stuffed=True,
+            coded, dc_decoder, ac_decoder, rows, cols, size_bits=4, start=start, end=end, stuffed=True,
             restart_interval=Ri, segment="entropy-coded data (T.81 §F.2)",
         )  # fmt: skip
     except TruncatedStreamError as e:

@@ -416,6 +416,8 @@ class PlainFrame(NamedTuple):
     #: decoder tables of the scan's DC and AC Huffman tables (:func:`._kernels.huffman_decoder`)
     dc_decoder: np.ndarray
     ac_decoder: np.ndarray
+    #: the stream as uint8, for the decoding kernel
+    data: np.ndarray
 
 
 def parse_plain(buf: bytes) -> PlainFrame | None:
@@ -424,13 +426,12 @@ def parse_plain(buf: bytes) -> PlainFrame | None:
     else (deviations, damage, unsupported processes): :func:`parse_jpeg` then decodes it or says what
     is wrong. On a 64x64 frame it takes ~2 us where :func:`parse_jpeg` and the tables took ~20,
     more than the pixels (docs/design-notes.md, "JPEG decoding: the header of a small frame")."""
-    status, info, steps, dc, ac = K.jpeg_plain_header(
-        np.frombuffer(buf, np.uint8), container.LIMITS["max_frame_pixels"], NAT_ZZ
-    )
+    u8 = np.frombuffer(buf, np.uint8)
+    status, info, steps, dc, ac = K.jpeg_plain_header(u8, container.LIMITS["max_frame_pixels"], NAT_ZZ)
     if status != 0:
         return None
     P, Y, X, Ri, start, end = info.tolist()
-    return PlainFrame(P, Y, X, Ri, start, end, steps, dc, ac)
+    return PlainFrame(P, Y, X, Ri, start, end, steps, dc, ac, u8)
 
 
 def parse_jpeg(data: bytes | bytearray | memoryview, *, strict: bool = False) -> JpegFrame:
