@@ -305,14 +305,7 @@ def code_sizes(freq_in):
         if freq[i] > 0:
             heap[m] = i
             m = _heap_up(heap, m, freq)
-    # Figure K.1 adds one to the code size of every symbol of both merged groups, walking each
-    # group's chain (OTHERS): quadratic in the symbols (4 us for 60 AC symbols, a tenth of a 64x64
-    # frame's encoding). The same merges are kept here as a tree instead (node n + t made by merge t;
-    # ``node[v]``: the tree node of the group whose representative is v), and each symbol's code
-    # size is its depth in it: the number of merges its group took part in, the same sizes.
-    node = np.arange(n, dtype=np.int64)
-    parent = np.full(2 * n, -1, np.int64)
-    made = n
+    others = np.full(n, -1, np.int32)
     while m > 1:
         v1 = heap[0]
         m = _heap_pop(heap, m, freq)
@@ -322,16 +315,15 @@ def code_sizes(freq_in):
         freq[v2] = 0
         heap[m] = v1
         m = _heap_up(heap, m, freq)
-        parent[node[v1]] = made
-        parent[node[v2]] = made
-        node[v1] = made
-        made += 1
-    depth = np.zeros(made, np.int32)
-    for t in range(made - 2, -1, -1):  # a node's parent was made after it: parents first
-        if parent[t] >= 0:
-            depth[t] = depth[parent[t]] + 1
-    for i in range(n):
-        codesize[i] = depth[i]
+        codesize[v1] += 1
+        while others[v1] >= 0:
+            v1 = others[v1]
+            codesize[v1] += 1
+        others[v1] = v2
+        codesize[v2] += 1
+        while others[v2] >= 0:
+            v2 = others[v2]
+            codesize[v2] += 1
     return codesize
 
 
@@ -669,52 +661,42 @@ def _fdct_strip(frame, y0, offset, row, tmp, coef):
         for j in range(full, bx):  # the last, partial block: samples past the edge repeat the last one
             for u in range(8):
                 row[u, j] = float(src[min(8 * j + u, cols - 1)]) - offset
-        b = 8 * r
-        d0 = tmp[b]
-        d1 = tmp[b + 1]
-        d2 = tmp[b + 2]
-        d3 = tmp[b + 3]
-        d4 = tmp[b + 4]
-        d5 = tmp[b + 5]
-        d6 = tmp[b + 6]
-        d7 = tmp[b + 7]
-        for j in range(bx):
-            o = _fdct8(r0[j], r1[j], r2[j], r3[j], r4[j], r5[j], r6[j], r7[j])
-            d0[j] = o[0]
-            d1[j] = o[1]
-            d2[j] = o[2]
-            d3[j] = o[3]
-            d4[j] = o[4]
-            d5[j] = o[5]
-            d6[j] = o[6]
-            d7[j] = o[7]
+        _fdct8_planes(row, 0, 1, tmp, 8 * r, 1, bx)  # the row: tmp[8 r + v] = horizontal frequency v
     for v in range(8):
-        t0 = tmp[v]
-        t1 = tmp[8 + v]
-        t2 = tmp[16 + v]
-        t3 = tmp[24 + v]
-        t4 = tmp[32 + v]
-        t5 = tmp[40 + v]
-        t6 = tmp[48 + v]
-        t7 = tmp[56 + v]
-        c0 = coef[v]
-        c1 = coef[8 + v]
-        c2 = coef[16 + v]
-        c3 = coef[24 + v]
-        c4 = coef[32 + v]
-        c5 = coef[40 + v]
-        c6 = coef[48 + v]
-        c7 = coef[56 + v]
-        for j in range(bx):
-            o = _fdct8(t0[j], t1[j], t2[j], t3[j], t4[j], t5[j], t6[j], t7[j])
-            c0[j] = o[0]
-            c1[j] = o[1]
-            c2[j] = o[2]
-            c3[j] = o[3]
-            c4[j] = o[4]
-            c5[j] = o[5]
-            c6[j] = o[6]
-            c7[j] = o[7]
+        _fdct8_planes(tmp, v, 8, coef, v, 8, bx)  # the columns: coef[8 u + v] = natural coefficient (u, v)
+
+
+@numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
+def _fdct8_planes(src, s0, ss, dst, d0, ds, n):
+    """The 1-D transform :func:`_fdct8` of ``n`` vectors held as planes: input ``k`` of vector ``j`` is
+    ``src[s0 + k ss, j]``, output ``k`` goes to ``dst[d0 + k ds, j]``. A loop over contiguous rows the
+    compiler vectorises; both passes of :func:`_fdct_strip`."""
+    i0 = src[s0]
+    i1 = src[s0 + ss]
+    i2 = src[s0 + 2 * ss]
+    i3 = src[s0 + 3 * ss]
+    i4 = src[s0 + 4 * ss]
+    i5 = src[s0 + 5 * ss]
+    i6 = src[s0 + 6 * ss]
+    i7 = src[s0 + 7 * ss]
+    o0 = dst[d0]
+    o1 = dst[d0 + ds]
+    o2 = dst[d0 + 2 * ds]
+    o3 = dst[d0 + 3 * ds]
+    o4 = dst[d0 + 4 * ds]
+    o5 = dst[d0 + 5 * ds]
+    o6 = dst[d0 + 6 * ds]
+    o7 = dst[d0 + 7 * ds]
+    for j in range(n):
+        o = _fdct8(i0[j], i1[j], i2[j], i3[j], i4[j], i5[j], i6[j], i7[j])
+        o0[j] = o[0]
+        o1[j] = o[1]
+        o2[j] = o[2]
+        o3[j] = o[3]
+        o4[j] = o[4]
+        o5[j] = o[5]
+        o6[j] = o[6]
+        o7[j] = o[7]
 
 
 @_jit

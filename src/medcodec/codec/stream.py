@@ -424,7 +424,7 @@ def parse_plain(buf: bytes) -> PlainFrame | None:
     """The common layout of a valid grayscale stream parsed in one kernel call
     (:func:`._kernels.jpeg_plain_header`), with its Huffman decoder tables; ``None`` for anything
     else (deviations, damage, unsupported processes): :func:`parse_jpeg` then decodes it or says what
-    is wrong. On a 64x64 frame it takes ~2 us where :func:`parse_jpeg` and the tables took ~20,
+    is wrong. On a 64x64 frame it takes ~4 us where :func:`parse_jpeg` and the tables took ~20,
     more than the pixels (docs/design-notes.md, "JPEG decoding: the header of a small frame")."""
     u8 = np.frombuffer(buf, np.uint8)
     status, info, steps, dc, ac = K.jpeg_plain_header(u8, container.LIMITS["max_frame_pixels"], NAT_ZZ)

@@ -83,10 +83,7 @@ def read_header(data: bytes, source: str) -> Dataset:
             ds._medcodec_pixel_offset = fp.tell()  # where that element starts (check_complete)
     except Exception as exc:  # pydicom's many error kinds
         if data[128:132] == b"DICM":  # a DICOM file that breaks or ends inside its data set
-            raise NotDicomError(
-                f"{source}: a DICOM file whose data set cannot be read: it ends or breaks inside an element "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+            raise _unreadable(source, exc) from exc
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
     if len(ds) == 0:
         if data[128:132] == b"DICM":  # a PS3.10 file whose data set pydicom gave up on: say where it stopped
@@ -112,11 +109,15 @@ def read_header(data: bytes, source: str) -> Dataset:
             for _ in ds:
                 pass
     except Exception as exc:  # an outside audit, 2026-12-04: pydicom's rtdose.dcm cut at 1418 bytes
-        raise NotDicomError(
-            f"{source}: a DICOM file whose data set cannot be read: it ends or breaks inside an element "
-            f"({type(exc).__name__}: {exc})"
-        ) from None
+        raise _unreadable(source, exc) from None
     return ds
+
+
+def _unreadable(source: str, exc: BaseException) -> NotDicomError:
+    return NotDicomError(
+        f"{source}: a DICOM file whose data set cannot be read: it ends or breaks inside an element "
+        f"({type(exc).__name__}: {exc})"
+    )
 
 
 def check_complete(data: bytes, ds: Dataset, source: str) -> None:
@@ -132,7 +133,7 @@ def check_complete(data: bytes, ds: Dataset, source: str) -> None:
     tag = getattr(ds, "_medcodec_pixel_tag", None)
     try:
         if tag is None:
-            _check_image_has_pixels(data, ds, source)
+            _check_cut_without_pixels(data, ds, source)
         elif tag == 0x7FE00010:
             fp = io.BytesIO(data)
             fp.seek(ds._medcodec_pixel_offset)
@@ -151,7 +152,7 @@ _PIXELS_ELSEWHERE = (0x00287FE0, 0x56000020)
 _PIXEL_TAG_BYTES = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
 
 
-def _check_image_has_pixels(data: bytes, ds: Dataset, source: str) -> None:
+def _check_cut_without_pixels(data: bytes, ds: Dataset, source: str) -> None:
     """A file without a pixel data element that ends inside an element header (bytes after its last
     element, or the pixel data tag among its last 7 bytes) is a copy cut there (an outside audit's re-check,
     2026-12-04: such cuts were stored, and blocked the whole file). Deflated files, read whole,

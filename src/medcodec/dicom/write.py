@@ -302,10 +302,8 @@ def _derive(
                 continue
             raw = source_ds.get_item(tag) if names is not None or implicit else None
             kept = _as_read(source_ds, raw, names) if isinstance(raw, RawDataElement) and names else None
-            if kept is None and implicit and isinstance(raw, RawDataElement) and raw.VR is None and tag >> 16 & 1:
-                vr = private_vr(source_ds, tag) if tag & 0xFFFF >= 0x1000 else "UN"
-                if vr not in ("UN", "SQ") and not private_value_fits(vr, raw.value):
-                    kept = DataElement(tag, "UN", raw.value)  # as untyped_private_as_un
+            if kept is None and implicit and isinstance(raw, RawDataElement):
+                kept = _private_as_un(source_ds, tag, raw)
             out.add(kept if kept is not None else copy.deepcopy(source_ds[tag]))
         reference = _source_reference(source_ds, sop_class)
 
@@ -708,10 +706,21 @@ def untyped_private_as_un(ds: Dataset) -> None:
     if ds.original_encoding[0] is not True:
         return
     for tag, elem in list(ds._dict.items()):
-        if isinstance(elem, RawDataElement) and elem.VR is None and tag >> 16 & 1 and tag & 0xFFFF >= 0x1000:
-            vr = private_vr(ds, tag)
-            if vr not in ("UN", "SQ") and not private_value_fits(vr, elem.value):
-                ds._dict[tag] = DataElement(tag, "UN", elem.value)
+        if isinstance(elem, RawDataElement):
+            un = _private_as_un(ds, tag, elem)
+            if un is not None:
+                ds._dict[tag] = un
+
+
+def _private_as_un(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement | None:
+    """``raw`` (of ``ds``, read with implicit VR) as a UN element of its bytes when it is a private
+    element whose bytes are no valid value of its dictionary VR (:func:`private_value_fits`), else None."""
+    if raw.VR is not None or not tag >> 16 & 1 or tag & 0xFFFF < 0x1000:
+        return None
+    vr = private_vr(ds, tag)
+    return (
+        DataElement(tag, "UN", raw.value) if vr not in ("UN", "SQ") and not private_value_fits(vr, raw.value) else None
+    )
 
 
 def keep_text_bytes(ds: Dataset) -> None:
