@@ -11,7 +11,8 @@ measured in the same run:
 * BD-rate (VCEG-M33 cubic; PCHIP too) of medcodec against libjpeg-turbo, target <= -20 %;
 * texture (CT sets; :func:`medcodec.evaluate.metrics.texture_retention`: soft-tissue 8x8 blocks,
   -150..250 HU, std >= 8 HU) at 1 bpp (target: <= 1 % flattened, median retention >= 0.95) and at
-  0.6 bpp (target: flattened fraction <= 1.5x libjpeg-turbo's at the same rate);
+  0.6 bpp (target: flattened fraction <= 1.5x libjpeg-turbo's at the same rate; "not measurable"
+  when libjpeg-turbo's quality 1 stays above 0.66 bpp, as on a noisy lung-kernel CT);
 * encode and decode speed at ~1 bpp, one thread, best of ``--repeat`` passes of each library,
   interleaved, CPU time of the calling thread (both libraries run in it; CPU time is what a shared
   machine distorts least), targets encode >= 1.5x and decode >= 0.8x libjpeg-turbo.
@@ -303,9 +304,13 @@ def main(argv: list[str] | None = None) -> int:
             (f6, _), (tf6, _) = r["texture"]["0.6bpp"]["medcodec"], r["texture"]["0.6bpp"]["libjpeg-turbo"]
             print(f"  texture at 1 bpp: {f1 * 100:.2f} % flattened, median retention {m1:.3f} (libjpeg-turbo "
                   f"{tf1 * 100:.2f} %, {tm1:.3f}); target <= 1 % and >= 0.95: {verdict(f1 <= 0.01 and m1 >= 0.95)}")
-            lim = 1.5 * tf6
-            print(f"  texture at 0.6 bpp: {f6 * 100:.2f} % flattened (libjpeg-turbo {tf6 * 100:.2f} %, ratio "
-                  f"{(f6 / tf6) if tf6 else math.nan:.2f}x); target <= 1.5x: {verdict(f6 <= lim + 1e-12)}")
+            lim, tb6 = 1.5 * tf6, r["texture"]["0.6bpp"]["bpp"][1]
+            if tb6 > 0.6 * 1.1:  # a noisy image: libjpeg-turbo's quality 1 stays above the rate
+                print(f"  texture at 0.6 bpp: {f6 * 100:.2f} % flattened; libjpeg-turbo cannot reach 0.6 bpp (its "
+                      f"quality 1 gives {tb6:.2f} bpp, {tf6 * 100:.2f} % flattened): target not measurable")
+            else:
+                print(f"  texture at 0.6 bpp: {f6 * 100:.2f} % flattened (libjpeg-turbo {tf6 * 100:.2f} %, ratio "
+                      f"{(f6 / tf6) if tf6 else math.nan:.2f}x); target <= 1.5x: {verdict(f6 <= lim + 1e-12)}")
         print(f"  speed at ~1 bpp, 1 thread (libjpeg-turbo {r['speed']['turbo_encode_mb_s']:.0f} MB/s): encode "
               f"{enc:.3f}x libjpeg-turbo (target >= 1.5x: {verdict(enc >= 1.5)}), decode {dec:.3f}x "
               f"(target >= 0.8x: {verdict(dec >= 0.8)})")

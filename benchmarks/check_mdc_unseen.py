@@ -5,6 +5,7 @@ Usage (from the repository root)::
 
     python benchmarks/check_mdc_unseen.py              # every row below
     python benchmarks/check_mdc_unseen.py --default    # the default (2.6) only: ~5x faster
+    python benchmarks/check_mdc_unseen.py --default --files A.dcm B.dcm   # your own images (first frame)
 
 Issue 12 is checked "on real series the project has not seen". The shared data trained and
 tuned the coder. Of pydicom-data's images here, two are NOT unseen after all: an outside audit
@@ -44,11 +45,14 @@ ANCHOR = "jpeg2000 (OpenJPEG)"
 
 
 def main() -> int:
-    rows = ROWS[-1:] if "--default" in sys.argv[1:] else ROWS
-    for name in IMAGES:
-        ds = pydicom.dcmread(get_testdata_file(name))
+    argv = sys.argv[1:]
+    rows = ROWS[-1:] if "--default" in argv else ROWS
+    files = [Path(a) for a in argv[argv.index("--files") + 1 :]] if "--files" in argv else []
+    for name in files or IMAGES:
+        ds = pydicom.dcmread(name if files else get_testdata_file(name))
+        name = name.name if files else name
         pixels = ds.pixel_array
-        frames = pixels[None] if pixels.ndim == 2 else pixels
+        frames = pixels[None] if pixels.ndim == 2 else pixels[:1] if files else pixels
         bits, signed = int(ds.BitsStored), bool(ds.PixelRepresentation)
         codecs = B.codecs(bits, signed, False)
         curves = {}
