@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -342,3 +343,33 @@ def test_a_whole_file_after_a_header_only_copy_is_a_conflict_that_says_so(store)
     outcome = store.ingest_bytes(data, source="whole")
     assert outcome.status == "conflict" and "holds no Pixel Data" in outcome.message
     assert f"--instance {outcome.sop_uid}" in outcome.message
+
+
+def _parametric_map(keyword: str, bits: int, dtype: type, values: int) -> Dataset:
+    """A float-valued image (the Float / Double Float Pixel Data of a parametric map), ``values`` samples."""
+    ds = _ct()
+    del ds.PixelData
+    del ds[0xFFFCFFFC]  # CT_small's trailing padding: the cuts below are inside the pixel element
+    for gone in ("BitsStored", "HighBit", "PixelRepresentation"):
+        delattr(ds, gone)
+    ds.Rows = ds.Columns = 16
+    ds.BitsAllocated = bits
+    setattr(ds, keyword, np.linspace(0, 1, values).astype(dtype).tobytes())
+    return ds
+
+
+@pytest.mark.parametrize(("keyword", "tag", "bits", "dtype"), [
+    ("FloatPixelData", "(7FE0,0008) Float Pixel Data", 32, np.float32),
+    ("DoubleFloatPixelData", "(7FE0,0009) Double Float Pixel Data", 64, np.float64),
+])  # fmt: skip
+def test_float_pixel_data_cut_or_short_is_refused(store, keyword: str, tag: str, bits: int, dtype: type) -> None:
+    """Float and Double Float Pixel Data are checked like Pixel Data (they were stored cut short until
+    the sixteenth session): a copy cut inside the element, or a complete element shorter than the
+    dimensions need, is refused with the bytes present and needed; the whole file is then stored."""
+    data = _bytes(_parametric_map(keyword, bits, dtype, 256))
+    with pytest.raises(NotDicomError, match=rf"incomplete DICOM file.*{re.escape(tag)} declares {bits * 32} bytes"):
+        store.ingest_bytes(data[:-100], source="cut")
+    short = _bytes(_parametric_map(keyword, bits, dtype, 128))
+    with pytest.raises(NotDicomError, match=rf"{re.escape(tag)} holds {bits * 16} bytes, .* need {bits * 32}"):
+        store.ingest_bytes(short, source="short")
+    assert store.ingest_bytes(data, source="whole").status == "stored"

@@ -19,7 +19,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from ..dicom import PIXEL_DATA_TAGS
-from ..dicom.image import check_native_length, check_pixel_data, peek_pixel_tag
+from ..dicom.image import PIXEL_ELEMENTS, check_native_length, check_pixel_data, peek_pixel_tag
 from ..dicom.limits import check_deflated_size
 from ..dicom.write import stamp_writer
 from ..errors import DicomError, InvalidInputError, NotDicomError, NotFoundError
@@ -121,8 +121,9 @@ def _unreadable(source: str, exc: BaseException) -> NotDicomError:
 
 
 def check_complete(data: bytes, ds: Dataset, source: str) -> None:
-    """Refuse a file whose Pixel Data (7FE0,0010) is cut short, for ``ds`` from :func:`read_header`
-    (:func:`medcodec.dicom.image.check_pixel_data`): stored byte for byte, an interrupted copy would
+    """Refuse a file whose pixel data ((7FE0,0010), or the float (7FE0,0008) / (7FE0,0009)) is cut
+    short, for ``ds`` from :func:`read_header` (:func:`medcodec.dicom.image.check_pixel_data`):
+    stored byte for byte, an interrupted copy would
     be served as the instance, and the complete file sent later refused as a conflict.
 
     Raises
@@ -134,10 +135,10 @@ def check_complete(data: bytes, ds: Dataset, source: str) -> None:
     try:
         if tag is None:
             _check_cut_without_pixels(data, ds, source)
-        elif tag == 0x7FE00010:
+        elif tag in PIXEL_ELEMENTS:  # Pixel Data, or Float / Double Float Pixel Data (parametric maps)
             fp = io.BytesIO(data)
             fp.seek(ds._medcodec_pixel_offset)
-            check_pixel_data(fp, ds, source)
+            check_pixel_data(fp, ds, source, tag)
     except DicomError as exc:
         raise NotDicomError(
             f"{source}: an incomplete DICOM file ({str(exc).removeprefix(source + ': ')}): not stored; "
@@ -168,11 +169,12 @@ def _check_cut_without_pixels(data: bytes, ds: Dataset, source: str) -> None:
     if stored_syntax(ds) == "1.2.840.10008.1.2.1.99":  # deflated: positions are in the inflated stream
         try:
             full = dcmread(io.BytesIO(data), force=True)
-            value = full.get_item(0x7FE00010)
+            found = [(t, full.get_item(t)) for t in PIXEL_ELEMENTS if t in full]
         except Exception:  # damaged after the header: the header is still what it is
             return
-        if value is not None and value.value is not None and getattr(value, "length", 0) != 0xFFFFFFFF:
-            check_native_length(full, len(value.value), source)
+        for t, value in found:
+            if value is not None and value.value is not None and getattr(value, "length", 0) != 0xFFFFFFFF:
+                check_native_length(full, len(value.value), source, t)
         return
     left = len(data) - int(getattr(ds, "_medcodec_pixel_offset", len(data)))
     if 0 < left < 8:  # bytes after the last element that make no element header: the file ends in one

@@ -29,7 +29,7 @@ from .limits import check_decoded_size, check_deflated_size, decoded_size, defla
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
 
-__all__ = ["DicomImage", "read_image", "peek_pixel_tag", "check_pixel_data", "check_native_length"]
+__all__ = ["DicomImage", "read_image", "peek_pixel_tag", "check_pixel_data", "check_native_length", "PIXEL_ELEMENTS"]
 
 _ITEM, _SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
 
@@ -285,15 +285,29 @@ def peek_pixel_tag(fp: BinaryIO, ds: Dataset) -> int | None:
 _LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"))
 
 
-def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
+#: The pixel data elements, by tag (PS3.3 C.7.6.3, C.7.6.24).
+PIXEL_ELEMENTS = {
+    0x7FE00010: "(7FE0,0010) Pixel Data",
+    0x7FE00008: "(7FE0,0008) Float Pixel Data",
+    0x7FE00009: "(7FE0,0009) Double Float Pixel Data",
+}
+
+
+def _pixel_element_name(tag: int) -> str:
+    return PIXEL_ELEMENTS.get(tag, f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
+
+
+def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str, tag: int = 0x7FE00010) -> int | None:
     """Check the pixel data element at the file position is complete, without reading its value;
     return its defined length (``None``: encapsulated, undefined length).
 
-    Some decoders return garbage, not an error, for a truncated codestream (pylibjpeg-libjpeg
-    on JPEG-LS does), so truncation is caught here: a defined length must fit in the file, and
+    ``tag``: the element's, (7FE0,0010) Pixel Data or (7FE0,0008) / (7FE0,0009) Float / Double
+    Float Pixel Data. Some decoders return garbage, not an error, for a truncated codestream
+    (pylibjpeg-libjpeg on JPEG-LS does), so truncation is caught here: a defined length must fit in the file, and
     encapsulated data must be a chain of complete Items ending with a Sequence Delimitation
     Item (PS3.5 §7.5, §A.4). Only item headers are read; the position is restored.
     """
+    what = _pixel_element_name(tag)
     start = fp.tell()
     end = fp.seek(0, os.SEEK_END)
     fp.seek(start)
@@ -301,7 +315,7 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
     order: Literal["little", "big"] = "big" if little is False else "little"
     head = fp.read(8)
     if len(head) < 8:
-        raise DicomError("truncated: the file ends inside the (7FE0,0010) Pixel Data element header", path=name)
+        raise DicomError(f"truncated: the file ends inside the {what} element header", path=name)
     vr = head[4:6]
     if implicit or not (vr.isalpha() and vr.isupper()):
         # implicit VR, also where the file meta says otherwise: a JPEG syntax over an implicit data
@@ -310,15 +324,13 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
     elif vr in _LONG_VRS:
         more = fp.read(4)
         if len(more) < 4:
-            raise DicomError("truncated: the file ends inside the (7FE0,0010) Pixel Data element header", path=name)
+            raise DicomError(f"truncated: the file ends inside the {what} element header", path=name)
         length, pos = int.from_bytes(more, order), start + 12
     else:
         length, pos = int.from_bytes(head[6:8], order), start + 8
     if length != 0xFFFFFFFF:
         if pos + length > end:
-            raise DicomError(
-                f"truncated: (7FE0,0010) Pixel Data declares {length} bytes, {end - pos} available", path=name
-            )
+            raise DicomError(f"truncated: {what} declares {length} bytes, {end - pos} available", path=name)
         fp.seek(start)
         return length
     while True:
@@ -326,7 +338,7 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
         item = fp.read(8)
         if len(item) < 8:
             raise DicomError(
-                "truncated: encapsulated (7FE0,0010) Pixel Data ends without a Sequence Delimitation Item (PS3.5 §A.4)",
+                f"truncated: encapsulated {what} ends without a Sequence Delimitation Item (PS3.5 §A.4)",
                 path=name,
             )
         tag = (int.from_bytes(item[:2], "little") << 16) | int.from_bytes(item[2:4], "little")
@@ -335,7 +347,7 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
             break
         if tag != _ITEM:
             raise DicomError(
-                f"encapsulated (7FE0,0010) Pixel Data: expected an Item (FFFE,E000) at byte offset {pos}, "
+                f"encapsulated {what}: expected an Item (FFFE,E000) at byte offset {pos}, "
                 f"found ({tag >> 16:04X},{tag & 0xFFFF:04X}) (PS3.5 §A.4)",
                 path=name,
             )
@@ -348,8 +360,9 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str) -> int | None:
     return None
 
 
-def check_pixel_data(fp: BinaryIO, ds: Dataset, name: str) -> None:
-    """Refuse a file whose (7FE0,0010) Pixel Data, at the file position, is not all there: cut short by
+def check_pixel_data(fp: BinaryIO, ds: Dataset, name: str, tag: int = 0x7FE00010) -> None:
+    """Refuse a file whose pixel data element ``tag`` ((7FE0,0010) Pixel Data, (7FE0,0008) Float or
+    (7FE0,0009) Double Float Pixel Data), at the file position, is not all there: cut short by
     the end of the file (an interrupted copy or transfer; :func:`_check_pixel_element`), or native
     data shorter than Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated need
     (PS3.5 §8.1.1, §8.2; 4:2:2 YBR: two samples a pixel). Only element and item headers are read;
@@ -361,15 +374,15 @@ def check_pixel_data(fp: BinaryIO, ds: Dataset, name: str) -> None:
     DicomError
         What is missing, in bytes.
     """
-    length = _check_pixel_element(fp, ds, name)
+    length = _check_pixel_element(fp, ds, name, tag)
     if length is not None:
-        check_native_length(ds, length, name)
+        check_native_length(ds, length, name, tag)
 
 
-def check_native_length(ds: Dataset, length: int, name: str) -> None:
-    """Refuse native (7FE0,0010) Pixel Data of ``length`` bytes shorter than Rows x Columns x Samples per
-    Pixel x Number of Frames x Bits Allocated need (4:2:2 YBR: two samples a pixel); nothing to say
-    when the dimensions are not all there.
+def check_native_length(ds: Dataset, length: int, name: str, tag: int = 0x7FE00010) -> None:
+    """Refuse native pixel data (element ``tag``, as :func:`check_pixel_data`) of ``length`` bytes
+    shorter than Rows x Columns x Samples per Pixel x Number of Frames x Bits Allocated need (4:2:2
+    YBR: two samples a pixel); nothing to say when the dimensions are not all there.
 
     Raises
     ------
@@ -390,7 +403,7 @@ def check_native_length(ds: Dataset, length: int, name: str) -> None:
     needed = (rows * cols * samples * frames * bits + 7) // 8
     if length < needed:
         raise DicomError(
-            f"incomplete: (7FE0,0010) Pixel Data holds {length} bytes, {frames} frame(s) of {rows} x {cols} x "
+            f"incomplete: {_pixel_element_name(tag)} holds {length} bytes, {frames} frame(s) of {rows} x {cols} x "
             f"{samples} sample(s) at {bits} bits allocated need {needed} (PS3.5 §8.1.1)",
             path=name,
         )
