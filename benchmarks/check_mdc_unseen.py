@@ -47,7 +47,7 @@ ANCHOR = "jpeg2000 (OpenJPEG)"
 def main() -> int:
     argv = sys.argv[1:]
     rows = ROWS[-1:] if "--default" in argv else ROWS
-    files = [Path(a) for a in argv[argv.index("--files") + 1 :]] if "--files" in argv else []
+    files = [Path(a) for a in argv[argv.index("--files") + 1 :] if not a.startswith("--")] if "--files" in argv else []
     for name in files or IMAGES:
         ds = pydicom.dcmread(name if files else get_testdata_file(name))
         name = name.name if files else name
