@@ -463,6 +463,54 @@ def test_the_same_instance_sent_again_in_another_file_or_syntax_is_a_duplicate(
     assert len(_objects(store)) == 1
 
 
+def _with_group_length(data: bytes, group: int) -> bytes:
+    """An Explicit VR Little Endian file with a (gggg,0000) UL element put before the first element
+    of ``group`` (pydicom 3 drops group lengths when it writes, so they are put in by hand)."""
+    meta_end = 132 + 12 + int.from_bytes(data[140:144], "little")  # (0002,0000) holds the meta's length
+    at = meta_end
+    while int.from_bytes(data[at : at + 2], "little") < group:  # skip elements of lower groups
+        vr = data[at + 4 : at + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+            at += 12 + int.from_bytes(data[at + 8 : at + 12], "little")
+        else:
+            at += 8 + int.from_bytes(data[at + 6 : at + 8], "little")
+    element = group.to_bytes(2, "little") + b"\0\0UL\x04\0" + (1234).to_bytes(4, "little")
+    return data[:at] + element + data[at:]
+
+
+def test_the_same_instance_with_or_without_group_lengths_is_a_duplicate(store, tmp_path: Path) -> None:
+    """An outside audit (2026-12-04): TCIA files carry the retired group lengths (gggg,0000), DCMTK's
+    storescu drops them, and the same instance sent both ways was a conflict (0xC111 to the C-STORE,
+    exit 1 to ingest). Group lengths, at any depth, are no content; any other difference still is."""
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    plain = tmp_path / "plain.dcm"
+    ds.save_as(plain, enforce_file_format=True)
+    lengths = _with_group_length(_with_group_length(plain.read_bytes(), 0x0008), 0x0028)
+    read = pydicom.dcmread(io.BytesIO(lengths))
+    assert 0x00080000 in read and 0x00280000 in read and read.PatientName == ds.PatientName
+    assert store.ingest_bytes(lengths, source="tcia").status == "stored"
+    out = store.ingest_bytes(plain.read_bytes(), source="storescu")
+    assert out.status == "duplicate" and "group length" in out.message, out.message
+    ds.PatientName = "Other^Name"  # any other difference is still content
+    changed = tmp_path / "changed.dcm"
+    ds.save_as(changed, enforce_file_format=True)
+    assert store.ingest_bytes(changed.read_bytes(), source="other").status == "conflict"
+    assert len(_objects(store)) == 1
+    from medcodec.delivery.ingest import _drop_group_lengths  # and inside sequence items
+
+    item = Dataset()
+    item.add_new(0x00080000, "UL", 8)
+    item.ReferencedSOPInstanceUID = "1.2.3"
+    nested = Dataset()
+    nested.add_new(0x00080000, "UL", 1)
+    nested.ReferencedImageSequence = [item]
+    _drop_group_lengths(nested)
+    assert 0x00080000 not in nested and 0x00080000 not in nested.ReferencedImageSequence[0]
+    assert nested.ReferencedImageSequence[0].ReferencedSOPInstanceUID == "1.2.3"
+
+
 @pytest.mark.realdata
 def test_what_a_walk_meets_is_read_once_or_reported(shared_data: Path, tmp_path: Path) -> None:
     """CLI audit, 2026-12-01: a store inside the folder it was ingested from was read back as

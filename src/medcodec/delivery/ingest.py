@@ -741,9 +741,22 @@ def _modality_values(ds: Any) -> Any:
     return out
 
 
+def _drop_group_lengths(ds: Dataset) -> None:
+    """Delete the group length elements (gggg,0000) of a data set and of its sequences' items, in
+    place. Outside the file meta they are retired (PS3.5 §7.2) and carry nothing of the instance:
+    senders add or drop them (DCMTK's storescu drops them), so they are no content to compare."""
+    for elem in list(ds):
+        if elem.tag.element == 0:
+            del ds[elem.tag]
+        elif elem.VR == "SQ" and elem.value:
+            for item in elem.value:
+                _drop_group_lengths(item)
+
+
 def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
     """Why ``data`` is the instance stored as ``existing`` although its bytes differ, or ``""``:
-    the same dataset with another file meta (a C-STORE SCP writes its own), the same
+    the same dataset with another file meta (a C-STORE SCP writes its own) or other group length
+    elements (retired: senders add or drop them, :func:`_drop_group_lengths`), the same
     attributes and the same decoded pixels in another transfer syntax (a copy retrieved
     decompressed and sent back), or a lossless transcode that rewrote the pixel description
     (:data:`_PIXEL_DESCRIPTION`) and kept every modality value. Anything that cannot be compared
@@ -755,11 +768,13 @@ def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
             warnings.simplefilter("ignore")
             a = dcmread(io.BytesIO(stored), force=True)
             b = dcmread(io.BytesIO(data), force=True)
+            _drop_group_lengths(a)
+            _drop_group_lengths(b)
             ts_a, ts_b = stored_syntax(a), stored_syntax(b)
             tags = {t for t in (*a.keys(), *b.keys()) if t.group != 0x0002 and t not in _NOT_COMPARED}
             pixel_tags = {t for t in tags if t.group == 0x7FE0}
             if ts_a == ts_b and all(a.get(t) == b.get(t) for t in tags):
-                return "the same dataset, another file meta"
+                return "the same dataset, another file meta or other group length elements"
             if any(a.get(t) != b.get(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION - _GROUPS):
                 return ""
             described = any(a.get(t) != b.get(t) for t in tags & (_PIXEL_DESCRIPTION | _GROUPS))
