@@ -136,6 +136,8 @@ def test_folder_walk_skips_hidden_and_named_non_dicom_and_finds_extensionless(sh
     shutil.copy(shared_data / SMALL_CT, folder / ".hidden" / "copy.dcm")
     shutil.copy(shared_data / SMALL_CT, folder / ".dotfile")
     (folder / "README.md").write_text("# not DICOM\n")
+    (folder / "LICENSE").write_text("Creative Commons\n")  # beside a TCIA series: skipped like README.md
+    (folder / "scan.par").write_text("# Philips PAR\n")
     (folder / "LOCKFILE").write_bytes(b"\x00" * 300)  # no prefix, not a dataset either
     ds = dcmread(shared_data / MR_JPEGLS)
     ds.preamble = None  # preamble-less file (PS3.10 not followed): must still be found

@@ -1,15 +1,15 @@
 """Finding DICOM inputs: files, folders (walked), ZIP archives (member by member), DICOMDIRs.
 
 Folders are walked recursively in sorted order; hidden files and folders, ``__MACOSX``, and files
-with an obviously non-DICOM extension are skipped. Other files, with or without an extension,
-are kept when they carry the ``DICM`` prefix (PS3.10 §7.1) or, for preamble-less files, when
-they start with a group 0002/0008 element. A folder walk skips files named ``DICOMDIR``; a
-DICOMDIR given explicitly is followed (PS3.10 §8, Referenced File ID), as is a file whose meta
-says Media Storage Directory, whatever its name. A walk passes over medcodec stores
-(:func:`is_store_folder`) and the folders a caller excludes (its own output folder, so that a
-rerun does not read what the first run wrote), files that are not regular files (a FIFO would
-block the reader) and reads an unreadable ``.zip`` as the file it is (its reader reports it; the walk goes on).
-``.zip`` files are read member by member, never extracted to disk, and so are ZIPs inside them
+with an obviously non-DICOM extension or name (``LICENSE``, ``README``...) are skipped. Other files,
+with or without an extension, are kept when they carry the ``DICM`` prefix (PS3.10 §7.1) or, for
+preamble-less files, when they start with a group 0002/0008 element. A folder walk skips files named
+``DICOMDIR``; a DICOMDIR given explicitly is followed (PS3.10 §8, Referenced File ID), as is a file
+whose meta says Media Storage Directory, whatever its name. A walk passes over medcodec stores
+(:func:`is_store_folder`) and the folders a caller excludes (its own output folder, so that a rerun
+does not read what the first run wrote), files that are not regular files (a FIFO would block the
+reader) and reads an unreadable ``.zip`` as the file it is (its reader reports it; the walk goes
+on). ``.zip`` files are read member by member, never extracted to disk, and so are ZIPs inside them
 (a ZIP of series ZIPs; :data:`MAX_ZIP_NESTING` deep); a name the archive holds twice is read by its
 position (each member once); :func:`zip_members_left_out` names the members not read, for callers
 that report them. See :mod:`medcodec.dicom.io` for the whole reading flow.
@@ -43,6 +43,8 @@ from .limits import check_file_size
 
 __all__ = [
     "NON_DICOM_SUFFIXES",
+    "NON_DICOM_NAMES",
+    "non_dicom_by_name",
     "ZipMember",
     "Source",
     "iter_sources",
@@ -59,8 +61,22 @@ __all__ = [
 NON_DICOM_SUFFIXES = frozenset(
     ".mdc .md .txt .rst .json .csv .tsv .xml .html .htm .pdf .py .ini .cfg .yaml .yml .log .sh .bat "
     ".png .jpg .jpeg .gif .bmp .tif .tiff .svg .nii .nrrd .mha .mhd .raw .npy .npz .gz .bz2 .xz "
-    ".7z .tar .exe .dll .so .ds_store".split()
+    ".7z .tar .exe .dll .so .ds_store .par .rec".split()
 )
+#: File names (without their extension, any case) a folder walk never tries as DICOM: the documents
+#: published beside a series (a TCIA download's LICENSE was "rejected", and ingest exited 1).
+NON_DICOM_NAMES = frozenset("license licence copying notice readme authors changelog changes".split())
+
+
+def non_dicom_by_name(name: str) -> str:
+    """Why a file named ``name`` is not tried as DICOM (its extension, :data:`NON_DICOM_SUFFIXES`,
+    or its name, :data:`NON_DICOM_NAMES`), or ``""``."""
+    p = Path(name)
+    if p.suffix.lower() in NON_DICOM_SUFFIXES:
+        return f"not DICOM by its name ({p.suffix.lower()})"
+    if p.stem.lower() in NON_DICOM_NAMES and p.suffix.lower() in ("", ".txt", ".md", ".rst"):
+        return f"not DICOM by its name ({p.name})"
+    return ""
 
 
 _DICOM_PREFIX_OFFSET = 128
@@ -379,7 +395,7 @@ def _walk(folder: Path, excluded: frozenset[str] = frozenset()) -> Iterator[Sour
                 except DicomError:  # the walk goes on; reading the file itself reports it
                     members = [path]  # type: ignore[list-item]
                 yield from members
-            elif path.suffix.lower() not in NON_DICOM_SUFFIXES:
+            elif not non_dicom_by_name(name):
                 yield path  # not DICOM after all (empty, random bytes, text): read_image says so, listed
 
 
@@ -491,8 +507,8 @@ def _plan_of(
             out.extend(inner)
             if not any(member is not None for member, _ in inner):
                 out.append((None, (shown, "a ZIP inside the ZIP with no DICOM member")))
-        elif suffix in NON_DICOM_SUFFIXES:
-            out.append((None, (shown, f"not DICOM by its name ({suffix})")))
+        elif non_dicom_by_name(name):
+            out.append((None, (shown, non_dicom_by_name(name))))
         else:
             out.append((ZipMember(archive, info.filename, position, within), ("", "")))
     return out
