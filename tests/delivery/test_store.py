@@ -740,3 +740,27 @@ def test_a_lossless_copy_is_a_duplicate_and_every_real_change_a_conflict(shared_
         changed = copy.deepcopy(ct_copy)
         changed.PatientName = "Someone^Else"
         assert outcome(changed) == "conflict"
+
+
+def test_a_study_dated_the_acr_nema_way_is_found_by_date_queries(store, tmp_path: Path) -> None:
+    """An outside audit (2026-12-04): a 1993 study dated ``1993.04.30`` (the pre-3.0 DA form that
+    PS3.5 §6.2 asks readers to accept) was found by no StudyDate query but the dotted literal."""
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.StudyDate = "1993.04.30"
+    ds.PatientBirthDate = "1950.01.02"
+    old = tmp_path / "old.dcm"
+    ds.save_as(old, enforce_file_format=True)
+    out = store.ingest_bytes(old.read_bytes(), source="old")
+    assert out.status == "stored"
+
+    def found(**query: str) -> list[str]:
+        return [s["0020000D"]["Value"][0] for s in store.find_studies(query)]
+
+    for date in ("19930430", "1993.04.30", "19930101-19931231", "19930430-", "-19930430"):
+        assert found(StudyDate=date) == [out.study_uid], date
+    for date in ("19930429", "19940101-"):
+        assert found(StudyDate=date) == [], date
+    assert found(PatientBirthDate="19500102") == [out.study_uid]
+    assert found(PatientBirthDate="19490101-19501231") == [out.study_uid]

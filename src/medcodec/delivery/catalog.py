@@ -361,6 +361,22 @@ _IS = re.compile(r" *[+-]?[0-9]{1,11} *")
 #: (an outside audit, 2026-12-04: ``StudyDate=notadate`` answered 200 [] where ``2016-13-45`` was 400).
 _DA = re.compile(r" *([0-9]{8}|[0-9]{4}\.[0-9]{2}\.[0-9]{2}) *")
 _TM = re.compile(r" *[0-9]{2}([0-9]{2}([0-9]{2}(\.[0-9]{1,6})?)?)? *")
+_DOTTED_DA = re.compile(r" *([0-9]{4})\.([0-9]{2})\.([0-9]{2}) *")
+
+
+def plain_da(value: str) -> str:
+    """A DA value in the form the catalog keeps and compares: ``YYYYMMDD``. The ACR-NEMA form
+    ``YYYY.MM.DD``, which PS3.5 §6.2 asks readers to accept and old files hold, is rewritten (an
+    outside audit, 2026-12-04: a 1993 study dated ``1993.04.30`` was found by no date query, QIDO
+    or C-FIND); anything else is returned as it is.
+
+    >>> plain_da("1993.04.30"), plain_da("19930430"), plain_da("")
+    ('19930430', '19930430', '')
+    """
+    m = _DOTTED_DA.fullmatch(value)
+    return f"{m[1]}{m[2]}{m[3]}" if m else value
+
+
 _NAME_KEYS = {"PatientName", "ReferringPhysicianName"}
 #: Values one non-UID matching key may be given (repeated): each is a condition of its own
 MAX_ALTERNATIVES = 100
@@ -461,8 +477,13 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
             raise InvalidInputError(
                 f"{key}={value!r}: expected {what}, or a range of them 'low-high', '-high', 'low-' (PS3.4 C.2.2.2.5)"
             )
+        if key != "StudyTime":  # stored as YYYYMMDD since 2026-12-04 (plain_da); rows of older
+            low, high = plain_da(low), plain_da(high)  # stores may still hold YYYY.MM.DD: equality finds them
         if not dash:
-            return column == value.strip()
+            if key == "StudyTime":
+                return column == value.strip()
+            plain = low.strip()
+            return column.in_([plain, f"{plain[:4]}.{plain[4:6]}.{plain[6:]}"])
         cond: sa.ColumnElement[bool] = sa.true()
         if low:
             cond = sa.and_(cond, column >= low.strip())

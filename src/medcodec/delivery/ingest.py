@@ -66,7 +66,7 @@ from ..errors import (
     NotDicomError,
     StoreFullError,
 )
-from .catalog import InstanceRecord, now
+from .catalog import InstanceRecord, now, plain_da
 from .catalog import patient_key as catalog_patient_key
 from .header import (
     check_complete,
@@ -396,13 +396,13 @@ def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
                 "patient_key": patient_key,
                 "patient_id": patient_id,
                 "patient_name": _text(ds, "PatientName")[:324],
-                "birth_date": _text(ds, "PatientBirthDate")[:16],
+                "birth_date": plain_da(_text(ds, "PatientBirthDate"))[:16],
                 "sex": _text(ds, "PatientSex")[:16],
             },
             study={
                 "study_uid": uids["StudyInstanceUID"],
                 "patient_key": patient_key,
-                "study_date": _text(ds, "StudyDate")[:16],
+                "study_date": plain_da(_text(ds, "StudyDate"))[:16],
                 "study_time": _text(ds, "StudyTime")[:32],
                 "accession_number": _text(ds, "AccessionNumber")[:64],
                 "study_id": _text(ds, "StudyID")[:64],
