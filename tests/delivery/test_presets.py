@@ -879,3 +879,69 @@ def test_text_invalid_in_its_character_set_is_passed_through_as_it_was(
         assert written.get_item(tag).value == source.get_item(tag).value, (tag, written.get_item(tag).value)
     item, source_item = written.AnatomicRegionSequence[0], source.AnatomicRegionSequence[0]
     assert item.get_item(0x00080104).value == source_item.get_item(0x00080104).value == b"Brustkorb \xe4 "
+
+
+def _padded_chest(shared_data: Path, tmp_path: Path, *, full_range: bool) -> tuple[Path, int]:
+    """A chest CT slice with a declared Pixel Padding Value -2000 outside a disc; ``full_range``:
+    one voxel at 3071 HU too, so that the tissue fills all 4096 codes of a 12-bit JPEG."""
+    (path,) = series_files(shared_data, CHEST, 1)
+    ds = pydicom.dcmread(path)
+    a = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)  # HU
+    yy, xx = np.mgrid[: a.shape[0], : a.shape[1]]
+    outside = (yy - 256) ** 2 + (xx - 256) ** 2 > 240**2
+    a = np.clip(a, -1024, 2000)  # room for a padding slot below the tissue ...
+    a[outside] = -2000 - 1024  # stored -2000 below
+    if full_range:
+        a[256, 256] = 3071  # ... unless one voxel fills the 12-bit range
+    ds.PixelRepresentation, ds.BitsStored, ds.BitsAllocated, ds.HighBit = 1, 16, 16, 15
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.PixelData = (a + 1024).astype("<i2").tobytes()
+    ds.add_new(0x00280120, "SS", -2000)  # Pixel Padding Value
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()  # one series each: the mapping is the series'
+    out = tmp_path / f"padded_{full_range}.dcm"
+    ds.save_as(out, enforce_file_format=True)
+    return out, int(outside.sum())
+
+
+@pytest.mark.realdata
+def test_padding_without_a_code_of_its_own_is_said_and_counted(shared_data: Path, store, tmp_path: Path) -> None:
+    """An outside audit (2026-12-04, TCIA RIDER CT): tissue filling all 4096 codes leaves the declared
+    padding no value of its own; it is set to -1024 HU with the clipped voxels, and the labels now say
+    so (Derivation Description, the manifest's mapping) and count it as clipped. With a free code the
+    padding keeps its slot and nothing is counted."""
+    for full_range in (True, False):
+        path, n_padding = _padded_chest(shared_data, tmp_path, full_range=full_range)
+        report = store.ingest([path], precompress=False)
+        mapping = store.series_mapping(report.outcomes[0].series_uid, "diagnostic")
+        assert mapping is not None and mapping.padding == (-2000, -2000)
+        out = PRESETS["diagnostic"].encode_instance(path.read_bytes(), mapping=mapping)
+        coded = pydicom.dcmread(io.BytesIO(out.data))
+        said = "declared padding (stored -2000) has no value of its own"
+        if full_range:
+            assert mapping.padding_code is None
+            assert out.entry.n_clipped == n_padding
+            assert said in out.entry.mapping and said in str(coded.DerivationDescription)
+            assert "PixelPaddingValue" not in coded
+        else:
+            assert mapping.padding_code is not None and out.entry.n_clipped == 0
+            assert said not in out.entry.mapping and "PixelPaddingValue" in coded
+
+
+def test_padding_inside_the_kept_range_is_not_counted_as_clipped(store, tmp_path: Path) -> None:
+    """An outside audit (2026-12-04): an MR whose Pixel Padding Value lies inside its own values, mapped
+    as it is (identity), reported every padding voxel as clipped in the manifest."""
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    a = ds.pixel_array.copy()
+    a[:8, :] = 0  # a band of padding
+    ds.PixelData = a.astype("<i2").tobytes()
+    ds.add_new(0x00280120, "SS", 0)  # Pixel Padding Value
+    path = tmp_path / "mr_padding.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    report = store.ingest([path], precompress=False)
+    mapping = store.series_mapping(report.outcomes[0].series_uid, "diagnostic")
+    assert mapping is not None and mapping.is_identity
+    out = PRESETS["diagnostic"].encode_instance(path.read_bytes(), mapping=mapping)
+    assert out.entry.n_clipped == 0

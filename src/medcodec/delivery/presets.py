@@ -768,7 +768,7 @@ class Preset:
         if frames is not None and measure:
             restored = mapping.unmap(_decode_file(result, frames.shape))
             mask = mapping.kept(frames)
-            clipped = int(mask.size - np.count_nonzero(mask))
+            clipped = mapping.clipped_count(frames)  # padding is not measured, but clipped only without a code
             if mask.any():
                 diff = restored[mask].astype(np.int64) - frames[mask].astype(np.int64)
                 max_error = float(np.abs(diff).max())

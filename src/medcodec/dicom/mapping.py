@@ -342,6 +342,16 @@ class SeriesMapping:
         a += self.offset
         return a
 
+    def clipped_count(self, frame: NDArray[np.integer]) -> int:
+        """How many voxels :meth:`map` clips (outside ``clip_low..clip_high``; a padding voxel that has
+        a code of its own is not clipped, one without is), as ``map`` counts them. Not ``~kept``:
+        padding is left out of the error measurement, but it is clipped only when it has no code."""
+        a = np.asarray(frame)
+        out = (a < self.clip_low) | (a > self.clip_high)
+        if self.padding_code is not None:
+            out &= ~self.padding_mask(a)
+        return int(np.count_nonzero(out))
+
     def kept(self, frame: NDArray[np.integer]) -> NDArray[np.bool_]:
         """Mask of the voxels the mapping does not clip (padding voxels are not measured either)."""
         return (frame >= self.clip_low) & (frame <= self.clip_high) & ~self.padding_mask(frame)
@@ -389,6 +399,12 @@ class SeriesMapping:
         ...                   clip_high=63531, source_bits_stored=16, source_signed=True, rule="offset")
         >>> m.describe()
         "offset: stored' = stored + 2004 (stored -2004..32767 kept); encoded as 16-bit unsigned"
+        >>> m = SeriesMapping(offset=0, scale=1, bits_stored=12, signed=False, clip_low=0, clip_high=4095,
+        ...                   source_bits_stored=16, source_signed=True, rule="clip+offset", padding=(-2000, -2000))
+        >>> m.describe()  # doctest: +NORMALIZE_WHITESPACE
+        "clip+offset: stored' = stored (stored 0..4095 kept); encoded as 12-bit unsigned; declared padding
+        (stored -2000) has no value of its own, the content fills the range: set to stored 0 like the
+        voxels clipped there"
         """
         depth = f"{self.bits_stored}-bit {'signed' if self.signed else 'unsigned'}"
         if self.is_identity:
@@ -399,7 +415,15 @@ class SeriesMapping:
         expr = f"round(({shift}) / {self.scale})" if self.scale > 1 else shift
         lo_s, hi_s = value_range(self.source_bits_stored, self.source_signed)
         kept = f"{max(self.clip_low, lo_s)}..{min(self.clip_high, hi_s)}"
-        return f"{self.rule}: stored' = {expr} (stored {kept} kept); encoded as {depth}"
+        out = f"{self.rule}: stored' = {expr} (stored {kept} kept); encoded as {depth}"
+        if self.padding is not None and self.padding_code is None:
+            lo, hi = self.padding
+            if hi < self.clip_low or lo > self.clip_high:  # an outside audit, 2026-12-04 (TCIA's -2000)
+                to = self.clip_low if hi < self.clip_low else self.clip_high
+                what = f"{lo}" if lo == hi else f"{lo}..{hi}"
+                out += (f"; declared padding (stored {what}) has no value of its own, the content fills the "
+                        f"range: set to stored {to} like the voxels clipped there")  # fmt: skip
+        return out
 
 
 #: Encoded units left between CT padding's own slot and the lowest tissue value, so that lossy
