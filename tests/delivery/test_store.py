@@ -764,3 +764,37 @@ def test_a_study_dated_the_acr_nema_way_is_found_by_date_queries(store, tmp_path
         assert found(StudyDate=date) == [], date
     assert found(PatientBirthDate="19500102") == [out.study_uid]
     assert found(PatientBirthDate="19490101-19501231") == [out.study_uid]
+
+
+def test_the_same_instance_in_implicit_vr_with_private_elements_is_a_duplicate(store, tmp_path: Path) -> None:
+    """An outside audit (2026-12-04): an SCU that offers only Implicit VR sends the Explicit VR
+    original's private elements without their VR; pydicom reads them as UN (and OB Pixel Data as
+    OW), so the same instance was a conflict (0xC111). Elements are now compared by their value
+    bytes when their VRs differ; another private value is still a conflict."""
+    from pydicom.data import get_testdata_file
+    from pydicom.dataset import Dataset as Ds
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    block = ds.private_block(0x0013, "ACME 1.0", create=True)  # no dictionary knows it: UN in Implicit VR
+    block.add_new(0x01, "LO", "a private note")
+    block.add_new(0x02, "US", [3, 4])
+    item = Ds()
+    item.add_new(0x00130010, "LO", "ACME 1.0")
+    item.add_new(0x00131001, "SH", "nested")
+    block.add_new(0x03, "SQ", [item])
+    explicit = tmp_path / "explicit.dcm"
+    ds.save_as(explicit, enforce_file_format=True)
+    assert store.ingest_bytes(explicit.read_bytes(), source="modality").status == "stored"
+    implicit = tmp_path / "implicit.dcm"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.save_as(implicit, enforce_file_format=True)
+    read = pydicom.dcmread(implicit)
+    note = block.get_tag(0x01)
+    assert read[note].VR == "UN"  # what an Implicit VR transfer leaves of it
+    out = store.ingest_bytes(implicit.read_bytes(), source="old-scu")
+    assert out.status == "duplicate", out.message
+    read[note].value = b"another note  "
+    other = tmp_path / "other.dcm"
+    read.save_as(other, enforce_file_format=True)
+    assert store.ingest_bytes(other.read_bytes(), source="other").status == "conflict"
+    assert len(_objects(store)) == 1

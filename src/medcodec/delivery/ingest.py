@@ -40,6 +40,8 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID
 
@@ -753,6 +755,26 @@ def _drop_group_lengths(ds: Dataset) -> None:
                 _drop_group_lengths(item)
 
 
+def _same_element(x: Any, y: Any, encodings: Any) -> bool:
+    """Whether two data elements of one tag hold the same value. Equal elements are; elements whose
+    VR differs (a private element read as UN from Implicit VR, known as LO / SH... in Explicit VR;
+    OB / OW Pixel Data) or sequences (which may hold such elements) are the same when they encode
+    to the same Implicit VR Little Endian bytes, which carry no VR (an outside audit, 2026-12-04:
+    a study re-sent in Implicit VR was a conflict for every private element)."""
+    if x == y:
+        return True
+    if x is None or y is None or (x.VR == y.VR and x.VR not in ("UN", "SQ")):
+        return False
+    return _implicit_bytes(x, encodings) == _implicit_bytes(y, encodings)
+
+
+def _implicit_bytes(elem: Any, encodings: Any) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, True
+    write_data_element(fp, elem, encodings)
+    return fp.getvalue()
+
+
 def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
     """Why ``data`` is the instance stored as ``existing`` although its bytes differ, or ``""``:
     the same dataset with another file meta (a C-STORE SCP writes its own) or other group length
@@ -773,11 +795,16 @@ def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
             ts_a, ts_b = stored_syntax(a), stored_syntax(b)
             tags = {t for t in (*a.keys(), *b.keys()) if t.group != 0x0002 and t not in _NOT_COMPARED}
             pixel_tags = {t for t in tags if t.group == 0x7FE0}
-            if ts_a == ts_b and all(a.get(t) == b.get(t) for t in tags):
+            enc = a._character_set
+
+            def same(t: Any) -> bool:
+                return _same_element(a.get(t), b.get(t), enc)
+
+            if ts_a == ts_b and all(same(t) for t in tags):
                 return "the same dataset, another file meta or other group length elements"
-            if any(a.get(t) != b.get(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION - _GROUPS):
+            if not all(same(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION - _GROUPS):
                 return ""
-            described = any(a.get(t) != b.get(t) for t in tags & (_PIXEL_DESCRIPTION | _GROUPS))
+            described = not all(same(t) for t in tags & (_PIXEL_DESCRIPTION | _GROUPS))
             if described and not _description_rewritten(a, b):
                 return ""
             if not pixel_tags:
