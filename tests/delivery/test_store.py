@@ -137,7 +137,7 @@ def test_queries_return_dicom_json(shared_data: Path, store) -> None:
     # a value that is no date (or time) is a 400 that says what is expected, not an empty match
     # (an outside audit, 2026-12-04: "notadate" was 200 [], "2016-13-45" a 400)
     for key, bad in (("StudyDate", "notadate"), ("StudyDate", "2016-13-45"), ("StudyDate", "2016*"),
-                     ("StudyDate", "-"), ("PatientBirthDate", "1970"), ("StudyTime", "1pm"), ("StudyTime", "12:30"),
+                     ("StudyDate", "-"), ("PatientBirthDate", "1970"), ("StudyTime", "1pm"), ("StudyTime", "12:3"),
                      ("StudyDate", "20161345"), ("StudyDate", "20160230"), ("StudyDate", "00000000"),
                      ("PatientBirthDate", "19800732"), ("StudyTime", "25"), ("StudyTime", "126100"),
                      ("StudyTime", "-2599")):  # fmt: skip
@@ -749,6 +749,7 @@ def test_a_study_dated_the_acr_nema_way_is_found_by_date_queries(store, tmp_path
 
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     ds.StudyDate = "1993.04.30"
+    ds.StudyTime = "11:27:24"  # the ACR-NEMA time form too
     ds.PatientBirthDate = "1950.01.02"
     old = tmp_path / "old.dcm"
     ds.save_as(old, enforce_file_format=True)
@@ -762,6 +763,9 @@ def test_a_study_dated_the_acr_nema_way_is_found_by_date_queries(store, tmp_path
         assert found(StudyDate=date) == [out.study_uid], date
     for date in ("19930429", "19940101-"):
         assert found(StudyDate=date) == [], date
+    for time in ("112724", "11:27:24", "112000-113000", "1127-"):
+        assert found(StudyTime=time) == [out.study_uid], time
+    assert found(StudyTime="113000-120000") == []
     assert found(PatientBirthDate="19500102") == [out.study_uid]
     assert found(PatientBirthDate="19490101-19501231") == [out.study_uid]
 

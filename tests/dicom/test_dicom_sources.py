@@ -279,3 +279,21 @@ def test_a_dicomdir_is_known_by_its_meta_not_its_name(name: str, tmp_path: Path)
     assert len(files) == 31 and all(p.is_file() and p.name != path.name for p in files)
     with pytest.raises(NotDicomError, match="a DICOMDIR .*give it as an input"):
         read_header(path.read_bytes(), name)
+
+
+@pytest.mark.realdata
+def test_a_dicom_file_named_like_a_document_is_read_not_skipped(shared_data: Path, tmp_path: Path) -> None:
+    """Names like LICENSE or README are skipped (a TCIA download's LICENSE made ingest exit 1), but a
+    file carrying the DICM prefix is read whatever its name, in a folder and in a ZIP (an outside
+    re-check, 2026-12-04: a DICOM file named ``readme`` or ``image.rec`` was skipped unread)."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for name in ("readme", "NOTICE", "image.rec"):
+        shutil.copy(shared_data / SMALL_CT, folder / name)
+    (folder / "LICENSE").write_text("not DICOM\n")
+    assert list(iter_sources(folder)) == [folder / "NOTICE", folder / "image.rec", folder / "readme"]
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(folder / "readme", "s/readme")
+        zf.writestr("s/LICENSE", "not DICOM\n")
+    assert [m.member for m in iter_sources(archive)] == ["s/readme"]

@@ -360,8 +360,20 @@ _IS = re.compile(r" *[+-]?[0-9]{1,11} *")
 #: C.2.2.2.5), spaces around them allowed; anything else is a 400 that says so, not an empty match
 #: (an outside audit, 2026-12-04: ``StudyDate=notadate`` answered 200 [] where ``2016-13-45`` was 400).
 _DA = re.compile(r" *([0-9]{8}|[0-9]{4}\.[0-9]{2}\.[0-9]{2}) *")
-_TM = re.compile(r" *[0-9]{2}([0-9]{2}([0-9]{2}(\.[0-9]{1,6})?)?)? *")
+_TM = re.compile(r" *[0-9]{2}(:?[0-9]{2}(:?[0-9]{2}(\.[0-9]{1,6})?)?)? *")
 _DOTTED_DA = re.compile(r" *([0-9]{4})\.([0-9]{2})\.([0-9]{2}) *")
+_COLON_TM = re.compile(r" *[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)? *")
+
+
+def plain_tm(value: str) -> str:
+    """A TM value as the catalog keeps and compares it: ``HHMMSS.FFFFFF``; the ACR-NEMA form
+    ``HH:MM:SS.frac`` (PS3.5 §6.2 asks readers to accept it) loses its colons, as :func:`plain_da`
+    does for dates (an outside re-check, 2026-12-04: ``11:27:24`` was found by no time query).
+
+    >>> plain_tm("11:27:24"), plain_tm("112724.5"), plain_tm("11:27")
+    ('112724', '112724.5', '1127')
+    """
+    return value.strip().replace(":", "") if _COLON_TM.fullmatch(value) else value
 
 
 def plain_da(value: str) -> str:
@@ -440,7 +452,7 @@ def _real(value: str, key: str) -> bool:
     (an outside re-check, 2026-12-04)."""
     import datetime
 
-    digits = value.strip().replace(".", "") if key != "StudyTime" else value.strip().split(".")[0]
+    digits = value.strip().replace(".", "") if key != "StudyTime" else value.strip().replace(":", "").split(".")[0]
     if key != "StudyTime":
         try:
             datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
@@ -477,12 +489,14 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
             raise InvalidInputError(
                 f"{key}={value!r}: expected {what}, or a range of them 'low-high', '-high', 'low-' (PS3.4 C.2.2.2.5)"
             )
-        if key != "StudyTime":  # stored as YYYYMMDD since 2026-12-04 (plain_da); rows of older
-            low, high = plain_da(low), plain_da(high)  # stores may still hold YYYY.MM.DD: equality finds them
+        # stored as YYYYMMDD / HHMMSS since 2026-12-04 (plain_da, plain_tm); an older store may still
+        # hold YYYY.MM.DD: equality finds those rows, a range only once the study is stored again
+        norm = plain_tm if key == "StudyTime" else plain_da
+        low, high = norm(low), norm(high)
         if not dash:
-            if key == "StudyTime":
-                return column == value.strip()
             plain = low.strip()
+            if key == "StudyTime":
+                return column == plain
             return column.in_([plain, f"{plain[:4]}.{plain[4:6]}.{plain[6:]}"])
         cond: sa.ColumnElement[bool] = sa.true()
         if low:

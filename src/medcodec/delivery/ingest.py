@@ -68,7 +68,7 @@ from ..errors import (
     NotDicomError,
     StoreFullError,
 )
-from .catalog import InstanceRecord, now, plain_da
+from .catalog import InstanceRecord, now, plain_da, plain_tm
 from .catalog import patient_key as catalog_patient_key
 from .header import (
     check_complete,
@@ -405,7 +405,7 @@ def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
                 "study_uid": uids["StudyInstanceUID"],
                 "patient_key": patient_key,
                 "study_date": plain_da(_text(ds, "StudyDate"))[:16],
-                "study_time": _text(ds, "StudyTime")[:32],
+                "study_time": plain_tm(_text(ds, "StudyTime"))[:32],
                 "accession_number": _text(ds, "AccessionNumber")[:64],
                 "study_id": _text(ds, "StudyID")[:64],
                 "study_description": _text(ds, "StudyDescription")[:256],

@@ -11,7 +11,9 @@ Numbers (measured by decoding the written file, see :mod:`medcodec.delivery.pres
 ``ratio`` is the uncompressed pixel size (Bits Allocated / 8 bytes per sample) over the
 compressed pixel data (the value appended to (0028,2112)); ``psnr`` in dB with peak
 ``2**BitsStored - 1`` of the source and ``max_error`` in source stored units, both over the
-voxels the series mapping did not clip; ``max_error_hu`` in output units (HU for CT).
+voxels the series mapping did not clip; ``max_error_hu`` in output units (HU for CT);
+``n_clipped`` the voxels the mapping clipped (declared padding without a code of its own
+included), ``null`` when the source was not decoded (a live file).
 ``quality`` is the JPEG quality a file was coded at; ``max_error_bound`` the maximum error a
 near-lossless file guarantees (JPEG-LS ``NEAR``, source stored units; checked when measured, and
 ``null`` for files coded at a quality).
@@ -55,7 +57,10 @@ MANIFEST_FORMAT = "medcodec-manifest/1"
 #:
 #: 2 (2026-12-02): the rules of that day (CT-neuro by the field, lossy originals passed through,
 #: colour coded, the metal span, Real World Value Mapping remapped).
-CODING_REVISION = 2
+#: 3 (2026-12-04): declared padding without a code of its own said in the Derivation Description and
+#: the entry's mapping, ``n_clipped`` counting what the mapping clips (padding kept as it is was counted;
+#: an outside re-check found a store made before still serving the old labels after ``--refresh``).
+CODING_REVISION = 3
 
 
 def current_rules(entry: str | dict[str, Any]) -> bool:
@@ -88,7 +93,7 @@ class ManifestEntry:
     psnr: float | None = None
     max_error: float | None = None
     max_error_hu: float | None = None
-    n_clipped: int = 0
+    n_clipped: int | None = 0  # None: the source was not decoded (a live file), so not known
     quality: float | None = None
     max_error_bound: int | None = None  # the coder's guarantee (near-lossless), in source stored units
     measured: bool = True

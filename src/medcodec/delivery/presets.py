@@ -764,11 +764,12 @@ class Preset:
             jobs=jobs,
         )
         psnr = max_error = max_error_hu = None
-        clipped = 0
+        # what the mapping clips (padding without a code of its own is; padding is never measured), or
+        # None: a live file coded without decoding its source says nothing (not 0)
+        clipped = mapping.clipped_count(frames) if frames is not None else None
         if frames is not None and measure:
             restored = mapping.unmap(_decode_file(result, frames.shape))
             mask = mapping.kept(frames)
-            clipped = mapping.clipped_count(frames)  # padding is not measured, but clipped only without a code
             if mask.any():
                 diff = restored[mask].astype(np.int64) - frames[mask].astype(np.int64)
                 max_error = float(np.abs(diff).max())
