@@ -1,18 +1,18 @@
 """Finding DICOM inputs: files, folders (walked), ZIP archives (member by member), DICOMDIRs.
 
 Folders are walked recursively in sorted order; hidden files and folders, ``__MACOSX``, and files
-with an obviously non-DICOM extension or name (``LICENSE``, ``README``...) are skipped. Other files,
-with or without an extension, are kept when they carry the ``DICM`` prefix (PS3.10 §7.1) or, for
-preamble-less files, when they start with a group 0002/0008 element. A folder walk skips files named
-``DICOMDIR``; a DICOMDIR given explicitly is followed (PS3.10 §8, Referenced File ID), as is a file
-whose meta says Media Storage Directory, whatever its name. A walk passes over medcodec stores
-(:func:`is_store_folder`) and the folders a caller excludes (its own output folder, so that a rerun
-does not read what the first run wrote), files that are not regular files (a FIFO would block the
-reader) and reads an unreadable ``.zip`` as the file it is (its reader reports it; the walk goes
-on). ``.zip`` files are read member by member, never extracted to disk, and so are ZIPs inside them
-(a ZIP of series ZIPs; :data:`MAX_ZIP_NESTING` deep); a name the archive holds twice is read by its
-position (each member once); :func:`zip_members_left_out` names the members not read, for callers
-that report them. See :mod:`medcodec.dicom.io` for the whole reading flow.
+with an obviously non-DICOM extension or name (``LICENSE``, ``README``...) and no ``DICM`` prefix
+are skipped. Other files, with or without an extension, are kept when they carry the ``DICM`` prefix
+(PS3.10 §7.1) or, for preamble-less files, when they start with a group 0002/0008 element. A folder
+walk skips files named ``DICOMDIR``; a DICOMDIR given explicitly is followed (PS3.10 §8, Referenced
+File ID), as is a file whose meta says Media Storage Directory, whatever its name. A walk passes
+over medcodec stores (:func:`is_store_folder`) and the folders a caller excludes (its own output
+folder, so that a rerun does not read what the first run wrote), files that are not regular files (a
+FIFO would block the reader) and reads an unreadable ``.zip`` as the file it is (its reader reports
+it; the walk goes on). ``.zip`` files are read member by member, never extracted to disk, and so are
+ZIPs inside them (a ZIP of series ZIPs; :data:`MAX_ZIP_NESTING` deep); a name the archive holds
+twice is read by its position (each member once); :func:`zip_members_left_out` names the members not
+read, for callers that report them. See :mod:`medcodec.dicom.io` for the whole reading flow.
 """
 
 from __future__ import annotations
