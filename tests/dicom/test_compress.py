@@ -609,3 +609,22 @@ def test_a_psnr_target_on_a_series_spanning_fewer_bits_than_declared_is_said(sha
     with warnings.catch_warnings():
         warnings.simplefilter("error", RateTargetWarning)
         compress(ds, "JPEG2000", psnr=50)
+
+
+@pytest.mark.realdata
+def test_padding_without_a_code_is_said_for_what_it_is(shared_data: Path) -> None:
+    """A CT whose tissue fills all 4096 codes of 12-bit JPEG leaves its declared padding no value: the
+    warning says so, not "use a higher quality" (an outside re-check, 2026-12-04: TCIA's RIDER CT)."""
+    ds = pydicom.dcmread(sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[30])
+    hu = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+    hu = np.clip(hu, -1024, 3071)
+    hu[:40, :] = -3024  # stored -2000: outside the field of view
+    hu[256, 256] = 3071  # the tissue spans -1024..3071 HU: 4096 codes
+    ds.PixelRepresentation, ds.BitsStored, ds.BitsAllocated, ds.HighBit = 1, 16, 16, 15
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.PixelData = (hu + 1024).astype("<i2").tobytes()
+    ds.add_new(0x00280120, "SS", -2000)  # Pixel Padding Value
+    with pytest.warns(PaddingWarning, match="has no value of its own") as said:
+        compress(ds, JPEGExtended12Bit, quality=80)
+    assert not any("higher quality" in str(w.message) for w in said)
+    assert "PixelPaddingValue" not in _saved(ds)

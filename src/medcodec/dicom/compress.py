@@ -61,12 +61,12 @@ from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
 from .limits import check_dataset_decoded_size
 from .mapping import (
-    PADDING_REMOVED,
     SeriesMapping,
     dataset_padding,
     dataset_stats,
     declare_padding,
     padding_found,
+    padding_removed_reason,
     plan_series_mapping,
     remap_value_attributes,
     tissue_mask,
@@ -326,7 +326,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     declared = write_coded(ds, coded, frames, spec, mapping, multi_frame=multi, enhanced=enhanced)
     if warn and not declared:
         warnings.warn(
-            f"{_where(ds)}: {PADDING_REMOVED}",
+            f"{_where(ds)}: {padding_removed_reason(mapping)}",
             PaddingWarning,
             stacklevel=3,
         )

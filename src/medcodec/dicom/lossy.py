@@ -111,13 +111,13 @@ from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
 from .mapping import (
     HU_FLOOR,
-    PADDING_REMOVED,
     SeriesMapping,
     SeriesStats,
     _scan,
     _StatsBuilder,  # noqa: F401  (old private name, kept for callers)
     declare_padding,
     padding_range,
+    padding_removed_reason,
     padding_touches_tissue,
     plan_series_mapping,
     remap_value_attributes,
@@ -352,7 +352,7 @@ def encode_series_to_dicom(
     undeclared = [r for r in results if r.padding_undeclared]
     if undeclared:
         warnings.warn(
-            f"{len(undeclared)} of {len(results)} file(s): {PADDING_REMOVED}",
+            f"{len(undeclared)} of {len(results)} file(s): {padding_removed_reason(undeclared[0].mapping)}",
             PaddingWarning,
             stacklevel=2,
         )

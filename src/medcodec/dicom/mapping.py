@@ -54,6 +54,7 @@ from .series import Series
 __all__ = [
     "HU_FLOOR",
     "PADDING_REMOVED",
+    "padding_removed_reason",
     "SeriesStats",
     "SeriesMapping",
     "series_stats",
@@ -603,6 +604,23 @@ PADDING_REMOVED = (
     "padding and image values decode to overlapping values, so Pixel Padding Value was removed rather than "
     "declared wrongly (the padding is within the image's own range, or use a higher quality)"
 )
+
+
+def padding_removed_reason(mapping: SeriesMapping | None) -> str:
+    """Why a writer removed Pixel Padding Value, for its PaddingWarning: :data:`PADDING_REMOVED`, or,
+    when the declared padding had no code of its own and was clipped with the content's lowest (or
+    highest) values, that (an outside re-check, 2026-12-04: a TCIA CT filling all 4096 codes was
+    told to use a higher quality, which cannot help)."""
+    if mapping is not None and mapping.padding is not None and mapping.padding_code is None:
+        lo, hi = mapping.padding
+        if hi < mapping.clip_low or lo > mapping.clip_high:
+            to = mapping.clip_low if hi < mapping.clip_low else mapping.clip_high
+            return (
+                f"the declared padding (stored {lo}..{hi}) has no value of its own: the content fills the coded "
+                f"range, so it was set to stored {to} with the voxels clipped there and Pixel Padding Value was "
+                "removed (no quality changes that; the Derivation Description says it)"
+            )
+    return PADDING_REMOVED
 
 
 def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArray[np.bool_],
