@@ -417,14 +417,23 @@ class SeriesMapping:
         lo_s, hi_s = value_range(self.source_bits_stored, self.source_signed)
         kept = f"{max(self.clip_low, lo_s)}..{min(self.clip_high, hi_s)}"
         out = f"{self.rule}: stored' = {expr} (stored {kept} kept); encoded as {depth}"
-        if self.padding is not None and self.padding_code is None:
+        to = self.padding_clipped_to()
+        if to is not None and self.padding is not None:  # an outside audit, 2026-12-04 (TCIA's -2000)
             lo, hi = self.padding
-            if hi < self.clip_low or lo > self.clip_high:  # an outside audit, 2026-12-04 (TCIA's -2000)
-                to = self.clip_low if hi < self.clip_low else self.clip_high
-                what = f"{lo}" if lo == hi else f"{lo}..{hi}"
-                out += (f"; declared padding (stored {what}) has no value of its own, the content fills the "
-                        f"range: set to stored {to} like the voxels clipped there")  # fmt: skip
+            what = f"{lo}" if lo == hi else f"{lo}..{hi}"
+            out += (f"; declared padding (stored {what}) has no value of its own, the content fills the "
+                    f"range: set to stored {to} like the voxels clipped there")  # fmt: skip
         return out
+
+    def padding_clipped_to(self) -> int | None:
+        """The stored value a declared padding outside the kept range is clipped to when it has no code
+        of its own (the content fills the coded range), else ``None``."""
+        if self.padding is None or self.padding_code is not None:
+            return None
+        lo, hi = self.padding
+        if hi < self.clip_low:
+            return self.clip_low
+        return self.clip_high if lo > self.clip_high else None
 
 
 #: Encoded units left between CT padding's own slot and the lowest tissue value, so that lossy
@@ -611,16 +620,15 @@ def padding_removed_reason(mapping: SeriesMapping | None) -> str:
     when the declared padding had no code of its own and was clipped with the content's lowest (or
     highest) values, that (an outside re-check, 2026-12-04: a TCIA CT filling all 4096 codes was
     told to use a higher quality, which cannot help)."""
-    if mapping is not None and mapping.padding is not None and mapping.padding_code is None:
-        lo, hi = mapping.padding
-        if hi < mapping.clip_low or lo > mapping.clip_high:
-            to = mapping.clip_low if hi < mapping.clip_low else mapping.clip_high
-            return (
-                f"the declared padding (stored {lo}..{hi}) has no value of its own: the content fills the coded "
-                f"range, so it was set to stored {to} with the voxels clipped there and Pixel Padding Value was "
-                "removed (no quality changes that; the Derivation Description says it)"
-            )
-    return PADDING_REMOVED
+    to = None if mapping is None else mapping.padding_clipped_to()
+    if to is None or mapping is None or mapping.padding is None:
+        return PADDING_REMOVED
+    lo, hi = mapping.padding
+    return (
+        f"the declared padding (stored {lo}..{hi}) has no value of its own: the content fills the coded range, "
+        f"so it was set to stored {to} with the voxels clipped there and Pixel Padding Value was removed (no "
+        "quality changes that)"
+    )
 
 
 def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArray[np.bool_],
