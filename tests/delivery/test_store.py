@@ -511,6 +511,29 @@ def test_the_same_instance_with_or_without_group_lengths_is_a_duplicate(store, t
     assert nested.ReferencedImageSequence[0].ReferencedSOPInstanceUID == "1.2.3"
 
 
+def test_the_same_instance_with_or_without_length_to_end_is_a_duplicate(store, tmp_path: Path) -> None:
+    """Left by the outside re-check of 2026-12-04: ACR-NEMA's Length to End (0008,0001), retired like
+    the group lengths and like them only the size of one encoding, present in one copy and absent in
+    the other made the same instance a conflict. It is no content; any other difference still is."""
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    plain = tmp_path / "plain.dcm"
+    ds.save_as(plain, enforce_file_format=True)
+    ds.add_new(0x00080001, "UL", 123456)
+    with_length = tmp_path / "length.dcm"
+    ds.save_as(with_length, enforce_file_format=True)
+    assert 0x00080001 in pydicom.dcmread(with_length)
+    assert store.ingest_bytes(with_length.read_bytes(), source="acr-nema").status == "stored"
+    out = store.ingest_bytes(plain.read_bytes(), source="storescu")
+    assert out.status == "duplicate", out.message
+    ds.PatientID = "other"
+    changed = tmp_path / "changed.dcm"
+    ds.save_as(changed, enforce_file_format=True)
+    assert store.ingest_bytes(changed.read_bytes(), source="other").status == "conflict"
+    assert len(_objects(store)) == 1
+
+
 @pytest.mark.realdata
 def test_what_a_walk_meets_is_read_once_or_reported(shared_data: Path, tmp_path: Path) -> None:
     """CLI audit, 2026-12-01: a store inside the folder it was ingested from was read back as

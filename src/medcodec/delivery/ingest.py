@@ -743,12 +743,18 @@ def _modality_values(ds: Any) -> Any:
     return out
 
 
+#: Length to End (0008,0001): ACR-NEMA's byte count of the rest of the data set, retired like the
+#: group lengths and, like them, a property of one encoding, not of the instance.
+LENGTH_TO_END = 0x00080001
+
+
 def _drop_group_lengths(ds: Dataset) -> None:
-    """Delete the group length elements (gggg,0000) of a data set and of its sequences' items, in
-    place. Outside the file meta they are retired (PS3.5 §7.2) and carry nothing of the instance:
-    senders add or drop them (DCMTK's storescu drops them), so they are no content to compare."""
+    """Delete the group length elements (gggg,0000) and Length to End (0008,0001) of a data set
+    and of its sequences' items, in place. Outside the file meta they are retired (PS3.5 §7.2)
+    and carry nothing of the instance but the size of one encoding of it: senders add or drop
+    them (DCMTK's storescu drops group lengths), so they are no content to compare."""
     for elem in list(ds):
-        if elem.tag.element == 0:
+        if elem.tag.element == 0 or elem.tag == LENGTH_TO_END:
             del ds[elem.tag]
         elif elem.VR == "SQ" and elem.value:
             for item in elem.value:
@@ -778,7 +784,7 @@ def _implicit_bytes(elem: Any, encodings: Any) -> bytes:
 def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
     """Why ``data`` is the instance stored as ``existing`` although its bytes differ, or ``""``:
     the same dataset with another file meta (a C-STORE SCP writes its own) or other group length
-    elements (retired: senders add or drop them, :func:`_drop_group_lengths`), the same
+    or Length to End elements (retired: senders add or drop them, :func:`_drop_group_lengths`), the same
     attributes and the same decoded pixels in another transfer syntax (a copy retrieved
     decompressed and sent back), or a lossless transcode that rewrote the pixel description
     (:data:`_PIXEL_DESCRIPTION`) and kept every modality value. Anything that cannot be compared
@@ -801,7 +807,7 @@ def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
                 return _same_element(a.get(t), b.get(t), enc)
 
             if ts_a == ts_b and all(same(t) for t in tags):
-                return "the same dataset, another file meta or other group length elements"
+                return "the same dataset, another file meta or other group length or Length to End elements"
             if not all(same(t) for t in tags - pixel_tags - _PIXEL_DESCRIPTION - _GROUPS):
                 return ""
             described = not all(same(t) for t in tags & (_PIXEL_DESCRIPTION | _GROUPS))
