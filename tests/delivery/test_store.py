@@ -793,6 +793,35 @@ def test_a_study_dated_the_acr_nema_way_is_found_by_date_queries(store, tmp_path
     assert found(PatientBirthDate="19490101-19501231") == [out.study_uid]
 
 
+def test_a_range_finds_only_entities_with_a_value_in_it(store, tmp_path: Path) -> None:
+    """Left by the outside re-check of 2026-12-04: ``PatientBirthDate=-20000101`` ("born before
+    2000") also found the patients with no birth date, whose empty value sorted below the bound.
+    A range (PS3.4 C.2.2.2.5) matches values in it; single values and universal matching as before."""
+    from pydicom.data import get_testdata_file
+
+    uids = {}
+    for name, birth, time in (("dated", "19500102", "112724"), ("undated", "", "")):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.PatientID, ds.PatientBirthDate, ds.StudyTime = name, birth, time
+        path = tmp_path / f"{name}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        out = store.ingest_bytes(path.read_bytes(), source=name)
+        assert out.status == "stored", out.message
+        uids[name] = out.study_uid
+
+    def found(**query: str) -> set[str]:
+        return {s["0020000D"]["Value"][0] for s in store.find_studies(query)}
+
+    for birth in ("-20000101", "19000101-", "19000101-20000101"):
+        assert found(PatientBirthDate=birth) == {uids["dated"]}, birth
+    assert found(StudyTime="-120000") == {uids["dated"]}
+    assert found(PatientBirthDate="19500102") == {uids["dated"]}
+    assert found(PatientBirthDate="") == set(uids.values())  # universal matching: every study
+    assert found(PatientID="undated") == {uids["undated"]}
+
+
 def test_the_same_instance_in_implicit_vr_with_private_elements_is_a_duplicate(store, tmp_path: Path) -> None:
     """An outside audit (2026-12-04): an SCU that offers only Implicit VR sends the Explicit VR
     original's private elements without their VR; pydicom reads them as UN (and OB Pixel Data as

@@ -498,7 +498,11 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
             if key == "StudyTime":
                 return column == plain
             return column.in_([plain, f"{plain[:4]}.{plain[4:6]}.{plain[6:]}"])
-        cond: sa.ColumnElement[bool] = sa.true()
+        # a range matches the entities that have a value in it: an empty value (kept as "") sorts
+        # below every bound and would match '-high' (an outside re-check, 2026-12-04: studies of
+        # patients without a birth date were found "born before"); PS3.4 C.2.2.2.5 matches values
+        # in the range; finding empty values is not a range match (and is not offered)
+        cond: sa.ColumnElement[bool] = column != ""
         if low:
             cond = sa.and_(cond, column >= low.strip())
         if high:
