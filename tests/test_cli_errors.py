@@ -300,11 +300,20 @@ def test_truncated_real_ct_stream_gives_its_first_frames(ct_slices: Path, tmp_pa
 # --- SIGTERM / SIGHUP take Ctrl-C's path: temporary files removed, exit 128 + signal --------
 
 
+def _default_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def run_until(argv: list[str], ready: Callable[[], bool], sig: int = signal.SIGTERM) -> tuple[int, str]:
     """``medcodec ARGV`` in a child process, sent ``sig`` as soon as ``ready()`` (polled);
     returns its exit code and stderr. Fails when it ends before it is ready."""
     cmd = [sys.executable, "-m", "medcodec.cli.main", *argv]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the child starts with SIGHUP at its default even when this suite runs under nohup (which
+    # ignores it, and the CLI rightly keeps an ignored SIGHUP ignored: tested below); a CI run
+    # started with nohup failed the SIGHUP case with exit 0
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sighup
+    )
     try:
         deadline = time.monotonic() + 120
         while not ready():
