@@ -881,7 +881,8 @@ def _value_description(ds: Any) -> tuple[Any, ...]:
     (JPEG-LS, JPEG) codes a signed series with negative values shifted, its intercept moved in the
     file's header: right for the whole instance, wrong for a frame read against the stored
     metadata (an outside audit, 2026-12-03: CT frames 1000 HU too high). Pixel Representation
-    is shown, not compared: 1 -> 0 without a shift (no negative value) leaves every value as it is."""
+    is shown, not compared: 1 -> 0 without a shift (no negative value) leaves every value as it is.
+    The windows and VOI LUT descriptors too: where an IOD fixes the rescale, they carry the mapping."""
 
     def number(value: Any, default: float) -> float | str:
         if value is None or str(value).strip() == "":
@@ -900,16 +901,31 @@ def _value_description(ds: Any) -> tuple[Any, ...]:
         pvt = item.get("PixelValueTransformationSequence") if item is not None else None
         return rescale(pvt[0]) if pvt else None
 
+    def voi() -> tuple[Any, ...]:
+        # a DX / mammography copy keeps the rescale its IOD fixes at 1 / 0 and carries the series
+        # mapping in its windows and VOI LUTs instead (dicom.write.fold_rescale_into_voi): its frames
+        # are not described by the original's metadata either
+        def numbers(keyword: str) -> tuple[float | str, ...]:
+            value = ds.get(keyword)
+            if value is None or value == "":
+                return ()
+            values = [value] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
+            return tuple(number(v, 0.0) for v in values)
+
+        luts = tuple(tuple(item.get("LUTDescriptor") or ()) for item in ds.get("VOILUTSequence") or [])
+        return numbers("WindowCenter"), numbers("WindowWidth"), luts
+
     return (
         int(ds.get("PixelRepresentation", 0) or 0),
         rescale(ds),
         group("SharedFunctionalGroupsSequence"),
         group("PerFrameFunctionalGroupsSequence"),
+        voi(),
     )
 
 
 def _describe(description: tuple[Any, ...]) -> str:
-    signed, top, shared, first = description
+    signed, top, shared, first, (centers, widths, luts) = description
     text = (
         f"Pixel Representation {signed}, rescale {top[0]:g} x + {top[1]:g}"
         if all(isinstance(v, float) for v in top)
@@ -918,6 +934,10 @@ def _describe(description: tuple[Any, ...]) -> str:
     for label, pair in ((" (shared groups)", shared), (" (frame 1)", first)):
         if pair is not None:
             text += f", rescale{label} {pair[0]} x + {pair[1]}"
+    if centers and widths:
+        text += f", window {centers[0]} / {widths[0]}"
+    for lut in luts:
+        text += f", VOI LUT from {lut[1] if len(lut) > 1 else '?'}"
     return text
 
 

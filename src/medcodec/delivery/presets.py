@@ -145,6 +145,7 @@ from ..dicom.compress import compress, dataset_frames
 from ..dicom.limits import check_dataset_decoded_size
 from ..dicom.mapping import dataset_padding, dataset_stats
 from ..dicom.write import (
+    VOI_FOLD_NOTE,
     _append_item,
     _code,
     _set_derived_type,
@@ -152,6 +153,7 @@ from ..dicom.write import (
     _values,
     complete_lossy_history,
     encode_file,
+    folds_rescale,
     mark_lossy,
     reference_source,
     set_colour_jpeg_pixels,
@@ -902,6 +904,8 @@ def _derive_attributes(
     if description is None:
         assert mapping is not None
         description = derivation_description(preset, mapping, quality, ratio, max_error=max_error)
+        if not enhanced and folds_rescale(ds, *mapping.rescale(1.0, 0.0)):  # DX / mammography (write.set_rescale)
+            description = (description + VOI_FOLD_NOTE)[:1024]
     ds.DerivationDescription = description
     _append_item(ds, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(ds)

@@ -49,7 +49,7 @@ from ..dicom import SeriesMapping, get_syntax, pixel_spec_from_dataset
 from ..dicom._lenient import source_values_as_is
 from ..dicom.compress import code_frames, declare_coded_padding, source_ratio, stored_values
 from ..dicom.mapping import remap_value_attributes
-from ..dicom.write import _values, lossy_ratios
+from ..dicom.write import _values, lossy_ratios, rescale_must_be_identity
 from ..errors import DicomError
 from ..ratecontrol import RateTarget
 from ..registry import TransferSyntax, transfer_syntax
@@ -202,6 +202,8 @@ class SeriesTemplate:
         ds = read_native(data)
         if ds is None or "NumberOfFrames" in ds or any(k in ds for k in _FUNCTIONAL_GROUPS):
             return None  # enhanced: the source is referenced inside the functional groups (reference_source)
+        if rescale_must_be_identity(ds) and not mapping.is_identity:
+            return None  # DX / mammography: the mapping goes into each instance's windows and VOI LUTs
         self = cls()
         self.preset, self.mapping, self.entry = preset, mapping, entry
         self.implicit = bool(ds.original_encoding[0])

@@ -326,6 +326,8 @@ def _derive(
         mark_lossy(out, ratio=ratio, method=method)
         _append_item(out, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(out)
+    if not enhanced and folds_rescale(out, spec.rescale_slope, spec.rescale_intercept):
+        description = (description + VOI_FOLD_NOTE)[:1024]
     out.DerivationDescription = description
     if lossy or not enhanced:
         reference_source(out, reference, enhanced)
@@ -936,9 +938,138 @@ def _derived(values: list[Any]) -> list[str]:
     return values
 
 
+#: SOP classes built on the DX Image Module (PS3.3 C.8.11.3: digital X-ray, mammography and
+#: intra-oral, for presentation and for processing), whose Rescale Slope, Rescale Intercept and
+#: Rescale Type have the enumerated values 1, 0 and US only.
+IDENTITY_RESCALE_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image Storage - For Presentation
+        "1.2.840.10008.5.1.4.1.1.1.1.1",  # - For Processing
+        "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image Storage - For Presentation
+        "1.2.840.10008.5.1.4.1.1.1.2.1",  # - For Processing
+        "1.2.840.10008.5.1.4.1.1.1.3",  # Digital Intra-Oral X-Ray Image Storage - For Presentation
+        "1.2.840.10008.5.1.4.1.1.1.3.1",  # - For Processing
+    }
+)
+
+
+def rescale_must_be_identity(ds: Dataset) -> bool:
+    """Whether the IOD of ``ds`` fixes its rescale at 1 / 0 (:data:`IDENTITY_RESCALE_SOP_CLASSES`):
+    a series mapping (:class:`medcodec.dicom.mapping.SeriesMapping`) cannot be carried by the
+    rescale there and goes into the VOI attributes instead (:func:`fold_rescale_into_voi`)."""
+    return str(ds.get("SOPClassUID", "")).strip() in IDENTITY_RESCALE_SOP_CLASSES
+
+
+#: What a Derivation Description adds when :func:`set_rescale` folded the mapping into the VOI.
+VOI_FOLD_NOTE = (
+    " Rescale Slope / Intercept 1 / 0, as the DX Image Module requires: the windows and VOI LUTs are "
+    "re-expressed in the coded values, so the image displays as the original."
+)
+
+
+def folds_rescale(ds: Dataset, slope: float, intercept: float) -> bool:
+    """Whether :func:`set_rescale` puts the rescale ``slope`` / ``intercept`` into the VOI of ``ds``."""
+    return rescale_must_be_identity(ds) and (float(slope), float(intercept)) != (1.0, 0.0)
+
+
+def fold_rescale_into_voi(ds: Dataset, slope: float, intercept: float, *, signed: bool, bits_stored: int) -> None:
+    """Re-express the top-level VOI attributes of ``ds`` in the coded values ``x'`` whose output
+    value, before, was ``x = slope x' + intercept``, so that the rescale can be 1 / 0 and every
+    pixel still displays as it did (the DX Image Module fixes the rescale: an outside audit,
+    2026-12-04, found 12-bit JPEG copies of 15- and 16-bit DX and mammograms with slopes of 4-17,
+    which dciodvfy rejects and a reader that assumes identity shows nearly black).
+
+    * Window Center / Width (every value) by the VOI LUT Function (PS3.3 C.11.2.1.2, C.11.2.1.3):
+      LINEAR (the default) ``c' - 1/2 = (c - 1/2 - intercept) / slope`` and ``w' - 1 = (w - 1) /
+      slope``; LINEAR_EXACT and SIGMOID ``c' = (c - intercept) / slope``, ``w' = w / slope``.
+    * VOI LUT Sequence items (C.11.2.1.1): the LUT re-sampled at the coded values,
+      ``LUT'[x' - first'] = LUT[round(slope x' + intercept) - first]`` (clipped to the LUT's
+      ends), over the coded values from the one at or below the input of the LUT's first entry to
+      the one at or above that of its last (within the coded range), the descriptor's first value
+      mapped; the output bits and LUT data values stay.
+
+    The caller writes the rescale 1 / 0 (:func:`set_rescale`). Nothing else of the VOI depends on
+    the stored values (Presentation LUT Shape, MONOCHROME1 stay as they are).
+    """
+    function = str(ds.get("VOILUTFunction", "") or "LINEAR").strip().upper()
+    centers, widths = _values(ds, "WindowCenter"), _values(ds, "WindowWidth")
+    if centers and widths:
+        try:
+            c = [float(v) for v in centers]
+            w = [float(v) for v in widths]
+        except (TypeError, ValueError):
+            c = w = []  # unreadable windows: dropped below rather than left in the wrong units
+        if function == "LINEAR":
+            c = [(v - 0.5 - intercept) / slope + 0.5 for v in c]
+            w = [max((v - 1.0) / abs(slope) + 1.0, 1.0) for v in w]
+        else:
+            c = [(v - intercept) / slope for v in c]
+            w = [v / abs(slope) for v in w]
+        if c and w:
+
+            def ds_values(values: list[float]) -> Any:
+                out = [format_number_as_ds(round(v, 4)) for v in values]
+                return out if len(out) > 1 else out[0]
+
+            ds.WindowCenter, ds.WindowWidth = ds_values(c), ds_values(w)
+        else:
+            for keyword in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation"):
+                if keyword in ds:
+                    del ds[keyword]
+    lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
+    for item in ds.get("VOILUTSequence") or []:
+        _fold_voi_lut_item(item, slope, intercept, lo, hi, ds)
+
+
+def _fold_voi_lut_item(item: Dataset, slope: float, intercept: float, lo: int, hi: int, ds: Dataset) -> None:
+    """One VOI LUT Sequence item re-sampled at the coded values (:func:`fold_rescale_into_voi`)."""
+    try:
+        n, first, bits = (int(v) for v in item.LUTDescriptor)
+        data = item["LUTData"]
+        if data.VR == "OW" or isinstance(data.value, (bytes, bytearray)):
+            big = ds.original_encoding[1] is False if hasattr(ds, "original_encoding") else False
+            lut = np.frombuffer(bytes(data.value), dtype=">u2" if big else "<u2").astype(np.int64)
+        else:
+            lut = np.asarray(
+                data.value if isinstance(data.value, (list, tuple, np.ndarray)) else [data.value], np.int64
+            )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return  # a malformed item: left as it was (readers reject it as they did the original's)
+    n = n or 65536
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1 and first >= 1 << 15:
+        first -= 1 << 16  # the first value mapped is SS for signed pixels (C.11.2.1.1)
+    if lut.size == 0:
+        return
+    n = min(n, lut.size)
+    a, b = sorted(((first - intercept) / slope, (first + n - 1 - intercept) / slope))
+    # from the last coded value below the LUT's first entry to the first above its last: those two
+    # clip to the LUT's ends, as every value beyond them does (C.11.2.1.1), so each coded value shows
+    # what its output value showed
+    new_first, new_last = max(int(np.floor(a)), lo), min(int(np.ceil(b)), hi)
+    if new_last < new_first:  # the LUT lies wholly outside the coded range: its nearest end
+        new_first = new_last = min(max(round(a), lo), hi)
+    x = np.arange(new_first, new_last + 1, dtype=np.float64)
+    index = np.clip(np.rint(slope * x + intercept).astype(np.int64) - first, 0, n - 1)
+    new = lut[index].astype(np.uint16)
+    item.LUTDescriptor = [len(new) if len(new) < 65536 else 0, new_first if new_first >= 0 else new_first + 65536, bits]
+    if data.VR == "OW" or isinstance(data.value, (bytes, bytearray)):
+        item["LUTData"].VR = "OW"
+        item.LUTData = new.astype("<u2").tobytes()
+    else:
+        item.LUTData = [int(v) for v in new] if len(new) > 1 else int(new[0])
+
+
 def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
     """Rescale Slope/Intercept (C.11.1) from ``spec``: at top level, or in the Pixel Value
-    Transformation functional groups of enhanced objects (C.7.6.16.2.9), whichever ``ds`` uses."""
+    Transformation functional groups of enhanced objects (C.7.6.16.2.9), whichever ``ds`` uses.
+    An IOD that fixes the rescale at 1 / 0 (:func:`rescale_must_be_identity`: DX, mammography,
+    intra-oral) keeps it there, and ``spec``'s rescale goes into its VOI attributes instead
+    (:func:`fold_rescale_into_voi`)."""
+    if not enhanced and folds_rescale(ds, spec.rescale_slope, spec.rescale_intercept):
+        fold_rescale_into_voi(ds, float(spec.rescale_slope), float(spec.rescale_intercept), signed=spec.signed,
+                              bits_stored=spec.bits_stored)  # fmt: skip
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = "1", "0", "US"
+        return
     slope = format_number_as_ds(float(spec.rescale_slope))
     intercept = format_number_as_ds(float(spec.rescale_intercept))
     in_groups = False

@@ -1,0 +1,176 @@
+"""DX, mammography and intra-oral copies keep the rescale their IOD fixes at 1 / 0.
+
+An outside audit (2026-12-04) found 12-bit JPEG copies of 15- and 16-bit DX and mammograms written
+with Rescale Slope / Intercept 4-17 / 0-2414: the DX Image Module (PS3.3 C.8.11.3, used by the DX,
+MG and IO IODs) allows the enumerated values 1 and 0 only, dciodvfy reports it, and a reader that
+assumes identity shows the image nearly black. The series mapping now goes into the windows and the
+VOI LUTs (:func:`medcodec.dicom.write.fold_rescale_into_voi`), and the copy displays as the original.
+
+The pixels are real (the shared data's NEMA WG04 CR RG3, scaled to 15 bits); the DX / MG headers
+around them are synthetic, as no real >12-bit DX with a VOI LUT Sequence could be found.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from medcodec.delivery.presets import PRESETS
+from medcodec.dicom import encode_series_to_dicom, read_series
+from medcodec.dicom.write import VOI_FOLD_NOTE, fold_rescale_into_voi, rescale_must_be_identity
+from medcodec.testing.tools import require_tool
+
+CR = "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm"
+DX = "1.2.840.10008.5.1.4.1.1.1.1"
+MG = "1.2.840.10008.5.1.4.1.1.1.2"
+
+
+def _voi_lut(first: int, n: int, bits: int = 12) -> Dataset:
+    item = Dataset()
+    x = np.linspace(0.0, 1.0, n)
+    item.add_new(0x00283002, "US", [n, first, bits])  # LUT Descriptor
+    item.add_new(0x00283003, "LO", "GAMMA 0.6")
+    item.add_new(0x00283006, "OW", np.round(x**0.6 * (2**bits - 1)).astype("<u2").tobytes())  # LUT Data
+    return item
+
+
+def _radiograph(shared_data: Path, folder: Path, sop_class: str, modality: str, function: str | None) -> Path:
+    """A 15-bit For Presentation image of real CR pixels, MONOCHROME1, with windows and a VOI LUT."""
+    src = pydicom.dcmread(shared_data / CR)
+    pixels = src.pixel_array[600:1112, 600:1112].astype(np.int64) * 32  # 10 -> 15 bits
+    ds = src.copy()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.Modality = modality
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 15, 14, 0
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    ds["PixelData"].VR = "OW"
+    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
+        if keyword in ds:
+            del ds[keyword]
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PhotometricInterpretation, ds.PresentationLUTShape = "MONOCHROME1", "INVERSE"
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "US"
+    ds.PixelIntensityRelationship, ds.PixelIntensityRelationshipSign = "LOG", -1
+    ds.ImageLaterality, ds.BurnedInAnnotation = "L", "NO"
+    lo, hi = int(pixels.min()), int(pixels.max())
+    ds.WindowCenter = [str((lo + hi) // 2), str((lo + hi) // 3)]
+    ds.WindowWidth = [str(hi - lo), str((hi - lo) // 2)]
+    if function:
+        ds.VOILUTFunction = function
+    ds.VOILUTSequence = [_voi_lut(lo + 100, hi - lo - 300)]
+    path = folder / f"{modality}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _display(ds: Dataset, *, lut: bool, index: int = 0) -> np.ndarray:
+    """The 8-bit picture a reader shows: modality LUT, then the VOI LUT or the window ``index``."""
+    values = apply_modality_lut(ds.pixel_array, ds)
+    out = apply_voi_lut(values, ds, index=index, prefer_lut=lut).astype(np.float64)
+    top = 2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1 if lut else 2 ** int(ds.BitsStored) - 1
+    if not lut:  # pydicom's window output spans the stored range
+        top = float(out.max()) if out.max() > 0 else 1.0
+    return np.rint(out / top * 255.0)
+
+
+def _check_copy(original: Dataset, copy: Dataset, *, allowed: float) -> None:
+    assert (str(copy.RescaleSlope), str(copy.RescaleIntercept), copy.RescaleType) == ("1", "0", "US")
+    assert int(copy.BitsStored) == 12 and copy.LossyImageCompression == "01"
+    assert copy.DerivationDescription.endswith(VOI_FOLD_NOTE.strip()), copy.DerivationDescription
+    assert copy.PhotometricInterpretation == "MONOCHROME1" and copy.PresentationLUTShape == "INVERSE"
+    for lut in (True, False):
+        for index in (0, 1) if not lut else (0,):
+            if not lut:  # the window alone: compare against the original's same window, 0..1
+                a = apply_voi_lut(apply_modality_lut(original.pixel_array, original), original, index=index,
+                                  prefer_lut=False)  # fmt: skip
+                b = apply_voi_lut(apply_modality_lut(copy.pixel_array, copy), copy, index=index, prefer_lut=False)
+                a = (a - a.min()) / float(a.max() - a.min()) * 255.0
+                b = (b - b.min()) / float(b.max() - b.min()) * 255.0
+            else:
+                a, b = _display(original, lut=True), _display(copy, lut=True)
+            diff = np.abs(a - b)
+            assert diff.mean() < 1.0 and diff.max() <= allowed, (lut, index, diff.mean(), diff.max())
+
+
+@pytest.mark.filterwarnings("ignore::medcodec.errors.DepthReducedWarning")  # 15 bits into 12, as asked
+@pytest.mark.realdata
+@pytest.mark.parametrize(("sop_class", "modality", "function"), [(DX, "DX", None), (MG, "MG", "LINEAR_EXACT")])
+def test_a_12_bit_jpeg_copy_keeps_rescale_one_zero_and_displays_as_the_original(
+    shared_data: Path, tmp_path: Path, sop_class: str, modality: str, function: str | None
+) -> None:
+    source = _radiograph(shared_data, tmp_path, sop_class, modality, function)
+    original = pydicom.dcmread(source)
+    assert rescale_must_be_identity(original)
+    (result,) = encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "out", syntax="jpeg", quality=90)
+    copy = pydicom.dcmread(result.path)
+    _check_copy(original, copy, allowed=12)
+    lut = copy.VOILUTSequence[0].LUTDescriptor
+    assert lut[0] < original.VOILUTSequence[0].LUTDescriptor[0] and lut[2] == 12  # re-sampled, same output bits
+    tool = require_tool("dciodvfy")
+
+    def errors(path: Path) -> set[str]:
+        run = subprocess.run([tool, str(path)], check=False, capture_output=True, text=True, timeout=60)
+        return {line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")}
+
+    assert errors(result.path) <= errors(source)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("preset", ["diagnostic", "preview"])
+def test_the_dx_renditions_keep_rescale_one_zero(shared_data: Path, tmp_path: Path, preset: str) -> None:
+    source = _radiograph(shared_data, tmp_path, DX, "DX", None)
+    out = PRESETS[preset].encode_instance(source.read_bytes())
+    assert out.entry.lossy and not out.entry.passthrough, out.entry
+    rendition = pydicom.dcmread(io.BytesIO(out.data))
+    original = pydicom.dcmread(source)
+    _check_copy(original, rendition, allowed=24 if preset == "preview" else 12)
+    # its frames are not described by the original's metadata (same rescale, other windows): WADO-RS
+    # frames in this syntax are refused, as for a rescaled CT (delivery.live._value_description)
+    from medcodec.delivery.live import _value_description
+
+    was, now = _value_description(original), _value_description(rendition)
+    assert was[1:4] == now[1:4] and was[4] != now[4]
+
+
+def test_the_fold_gives_every_value_the_output_it_had() -> None:
+    """On exact numbers: a coded value x' shows as the source value 6 x' + 1440 did, under the LINEAR,
+    LINEAR_EXACT and SIGMOID windows and under a VOI LUT (first value mapped 1540, 23203 entries)."""
+    slope, intercept = 6.0, 1440.0
+    coded = np.arange(0, 4096, dtype=np.float64)
+    source = coded * slope + intercept
+    for function in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+        before = Dataset()
+        before.WindowCenter, before.WindowWidth, before.VOILUTFunction = "9000.5", "12001", function
+        before.PhotometricInterpretation, before.BitsStored, before.PixelRepresentation = "MONOCHROME2", 16, 0
+        after = copy.deepcopy(before)
+        fold_rescale_into_voi(after, slope, intercept, signed=False, bits_stored=12)
+        a = apply_voi_lut(source, before, prefer_lut=False)
+        b = apply_voi_lut(coded, after, prefer_lut=False)
+        assert np.abs(a - b).max() <= 1e-6 * 65535 + 0.5, function  # DS keeps 4 decimals
+    before = Dataset()
+    before.PhotometricInterpretation, before.BitsStored, before.PixelRepresentation = "MONOCHROME2", 16, 0
+    before.VOILUTSequence = [_voi_lut(1540, 23203)]  # LUT Data OW: read by the file's byte order
+    before.file_meta = FileMetaDataset()
+    before.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    after = copy.deepcopy(before)
+    after.BitsStored = 12
+    fold_rescale_into_voi(after, slope, intercept, signed=False, bits_stored=12)
+    n, first, bits = after.VOILUTSequence[0].LUTDescriptor
+    assert (first, bits) == (16, 12) and first + n - 1 == -(-(1540 + 23203 - 1 - 1440) // 6)  # floor, ceil
+    a = apply_voi_lut(source, before)
+    b = apply_voi_lut(coded, after)
+    assert np.array_equal(a, b)
