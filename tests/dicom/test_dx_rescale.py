@@ -174,3 +174,44 @@ def test_the_fold_gives_every_value_the_output_it_had() -> None:
     a = apply_voi_lut(source, before)
     b = apply_voi_lut(coded, after)
     assert np.array_equal(a, b)
+
+
+@pytest.mark.realdata
+def test_rendered_applies_the_voi_lut_and_the_sigmoid_window(shared_data: Path, tmp_path: Path) -> None:
+    """The outside audit of 2026-12-04 (F2): WADO-RS ``/rendered`` ignored the VOI LUT Sequence and a
+    SIGMOID VOI LUT Function and rendered linearly, up to 48 grey levels off DCMTK. PS3.18 §8.3.5.1
+    renders by the PS3.4 N.2 pipeline: the file's VOI LUT (as pydicom prefers it), else its window
+    with its function. Checked against pydicom's rendering of the original, under uvicorn."""
+    import httpx
+    from PIL import Image
+
+    from medcodec.delivery import open_store
+    from medcodec.testing.server import start_server, stop_server
+
+    lut_only = _radiograph(shared_data, tmp_path, DX, "DX", None)
+    ds = pydicom.dcmread(lut_only)
+    del ds.WindowCenter, ds.WindowWidth  # many CR / DX devices send only a VOI LUT
+    ds.save_as(lut_only, enforce_file_format=True)
+    sigmoid_dir = tmp_path / "sigmoid"
+    sigmoid_dir.mkdir()
+    sigmoid = _radiograph(shared_data, sigmoid_dir, MG, "MG", "SIGMOID")
+    ds = pydicom.dcmread(sigmoid)
+    del ds.VOILUTSequence  # the window with its function only
+    ds.save_as(sigmoid, enforce_file_format=True)
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest([lut_only, sigmoid], precompress=False).ok
+    proc, url, _ = start_server(tmp_path / "store")
+    try:
+        for path, lut in ((lut_only, True), (sigmoid, False)):
+            src = pydicom.dcmread(path)
+            expected = apply_voi_lut(apply_modality_lut(src.pixel_array, src), src).astype(np.float64)
+            top = 2 ** int(src.VOILUTSequence[0].LUTDescriptor[2]) - 1 if lut else 2 ** int(src.BitsStored) - 1
+            expected = 255.0 - expected / top * 255.0  # MONOCHROME1
+            r = httpx.get(f"{url}/dicomweb/studies/{src.StudyInstanceUID}/series/{src.SeriesInstanceUID}/instances/"
+                          f"{src.SOPInstanceUID}/rendered", headers={"Accept": "image/png"}, timeout=60)  # fmt: skip
+            assert r.status_code == 200, r.text
+            got = np.asarray(Image.open(io.BytesIO(r.content))).astype(np.float64)
+            diff = np.abs(got - expected)
+            assert diff.max() <= 2 and diff.mean() < 1.0, (path.name, diff.max(), diff.mean())
+    finally:
+        stop_server(proc)

@@ -33,6 +33,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from pydicom.datadict import dictionary_description
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
@@ -269,6 +271,55 @@ def frame_value_transform(ds: Dataset, number: int) -> tuple[float | None, float
             number_of("PixelValueTransformationSequence", "RescaleIntercept"),
             number_of("FrameVOILUTSequence", "WindowCenter"),
             number_of("FrameVOILUTSequence", "WindowWidth"))  # fmt: skip
+
+
+#: VOI LUT Function values (PS3.3 C.11.2.1.3) a window is applied with; anything else is LINEAR.
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def frame_voi_function(ds: Dataset, number: int) -> str:
+    """VOI LUT Function (0028,1056) of frame ``number``: the Frame VOI LUT of its Per-frame, else the
+    Shared, Functional Group item, else the top level; ``"LINEAR"`` when absent or unknown."""
+    containers: list[Any] = []
+    try:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+        if 1 <= number <= len(per_frame):
+            containers.append(_macro_item(per_frame[number - 1], "FrameVOILUTSequence"))
+        shared = ds.get("SharedFunctionalGroupsSequence") or []
+        if shared:
+            containers.append(_macro_item(shared[0], "FrameVOILUTSequence"))
+    except Exception:  # a malformed sequence is treated as absent
+        containers = []
+    for container in (*containers, ds):
+        if container is not None and container.get("VOILUTFunction"):
+            value = str(container.VOILUTFunction).strip().upper()
+            return value if value in VOI_FUNCTIONS else "LINEAR"
+    return "LINEAR"
+
+
+def voi_lut_table(item: Dataset, ds: Dataset) -> tuple[int, NDArray[np.int64], int] | None:
+    """``(first value mapped, entries, output bits)`` of a VOI LUT Sequence item (PS3.3 C.11.2.1.1),
+    or ``None`` when it is malformed. The descriptor's 0 entries means 65536; its first value is
+    signed for signed pixels (Pixel Representation 1); LUT Data read as US values, or as OW bytes
+    in the byte order of ``ds``; at most as many entries as the descriptor says."""
+    try:
+        n, first, bits = (int(v) for v in item.LUTDescriptor)
+        data = item["LUTData"]
+        if data.VR == "OW" or isinstance(data.value, (bytes, bytearray)):
+            encoding = getattr(ds, "original_encoding", (None, True))
+            big = encoding[1] is False
+            table = np.frombuffer(bytes(data.value), dtype=">u2" if big else "<u2").astype(np.int64)
+        else:
+            value = data.value if isinstance(data.value, (list, tuple, np.ndarray)) else [data.value]
+            table = np.asarray(value, np.int64)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1 and first >= 1 << 15:
+        first -= 1 << 16
+    n = min(n or 65536, table.size)
+    if n == 0 or not 1 <= bits <= 16:
+        return None
+    return first, table[:n], bits
 
 
 def _functional_groups(ds: Dataset) -> Iterable[Dataset]:

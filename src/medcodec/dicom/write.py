@@ -67,6 +67,7 @@ from ..fileio import atomic_write, check_output_path
 from ..registry import pixel_data_is_lossy
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
+from .pixel_spec import voi_lut_table
 
 __all__ = [
     "derive_dataset",
@@ -1023,24 +1024,12 @@ def fold_rescale_into_voi(ds: Dataset, slope: float, intercept: float, *, signed
 
 def _fold_voi_lut_item(item: Dataset, slope: float, intercept: float, lo: int, hi: int, ds: Dataset) -> None:
     """One VOI LUT Sequence item re-sampled at the coded values (:func:`fold_rescale_into_voi`)."""
-    try:
-        n, first, bits = (int(v) for v in item.LUTDescriptor)
-        data = item["LUTData"]
-        if data.VR == "OW" or isinstance(data.value, (bytes, bytearray)):
-            big = ds.original_encoding[1] is False if hasattr(ds, "original_encoding") else False
-            lut = np.frombuffer(bytes(data.value), dtype=">u2" if big else "<u2").astype(np.int64)
-        else:
-            lut = np.asarray(
-                data.value if isinstance(data.value, (list, tuple, np.ndarray)) else [data.value], np.int64
-            )
-    except (AttributeError, KeyError, TypeError, ValueError):
+    table = voi_lut_table(item, ds)
+    if table is None:
         return  # a malformed item: left as it was (readers reject it as they did the original's)
-    n = n or 65536
-    if int(ds.get("PixelRepresentation", 0) or 0) == 1 and first >= 1 << 15:
-        first -= 1 << 16  # the first value mapped is SS for signed pixels (C.11.2.1.1)
-    if lut.size == 0:
-        return
-    n = min(n, lut.size)
+    first, lut, bits = table
+    n = lut.size
+    data = item["LUTData"]
     a, b = sorted(((first - intercept) / slope, (first + n - 1 - intercept) / slope))
     # from the last coded value below the LUT's first entry to the first above its last: those two
     # clip to the LUT's ends, as every value beyond them does (C.11.2.1.1), so each coded value shows

@@ -604,10 +604,30 @@ def _window(request: Request) -> tuple[float, float, str] | None:
         center, width = float(parts[0]), float(parts[1])
     except (ValueError, IndexError):
         raise InvalidInputError(f"window={value!r}: expected center,width[,linear|sigmoid]") from None
-    function = parts[2].strip().lower() if len(parts) > 2 else "linear"
-    if width <= 0 or not np.isfinite(center) or not np.isfinite(width) or function not in ("linear", "sigmoid"):
-        raise InvalidInputError(f"window={value!r}: expected center,width>0[,linear|sigmoid]")
+    function = parts[2].strip().lower().replace("_", "-") if len(parts) > 2 else "linear"
+    if width <= 0 or not np.isfinite(center) or not np.isfinite(width) or function not in WINDOW_FUNCTIONS:
+        raise InvalidInputError(f"window={value!r}: expected center,width>0[,linear|linear-exact|sigmoid]")
     return center, width, function
+
+
+#: The VOI LUT functions of ``?window=`` (PS3.18 §8.3.5.1.4) and of a file's (0028,1056).
+WINDOW_FUNCTIONS = ("linear", "linear-exact", "sigmoid")
+
+
+def window_to_8bit(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+    """Output values through a VOI window to 0..255 (float): PS3.3 C.11.2.1.2.1 ``linear`` (the
+    default), C.11.2.1.3.2 ``linear-exact``, C.11.2.1.3.1 ``sigmoid``; clipped by the caller.
+
+    >>> window_to_8bit(np.array([-1000.0, 40.0, 1000.0]), 40.0, 400.0, "linear").round(1).tolist()
+    [-536.8, 127.8, 741.4]
+    >>> window_to_8bit(np.array([40.0]), 40.0, 400.0, "sigmoid").tolist()
+    [127.5]
+    """
+    if function == "sigmoid":
+        return 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    if function == "linear-exact":
+        return ((values - center) / width + 0.5) * 255.0
+    return ((values - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
 
 
 async def _rendered(request: Request) -> Response:
@@ -699,7 +719,7 @@ def render_frame(
     from PIL import Image
     from pydicom.pixels import apply_modality_lut
 
-    from ..dicom.pixel_spec import frame_value_transform
+    from ..dicom.pixel_spec import frame_value_transform, frame_voi_function, voi_lut_table
 
     if preset in (None, "original"):
         from ..delivery.live import instance_bytes
@@ -739,16 +759,20 @@ def render_frame(
             values = apply_modality_lut(arr, ds).astype(np.float64)
         else:  # the frame's own rescale (an enhanced object's functional groups), else the top level's
             values = arr.astype(np.float64) * (1.0 if slope is None else slope) + (intercept or 0.0)
-        if window is None and center is not None and width is not None and width > 0:
-            window = (center, width, "linear")
-        if window is None:
-            lo, hi = float(values.min()), float(values.max())
-            window = ((lo + hi) / 2, max(hi - lo, 1.0), "linear")
-        center, width, function = window
-        if function == "sigmoid":
-            out = 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
-        else:  # PS3.3 C.11.2.1.2.1 linear
-            out = ((values - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
+        out = None
+        if window is None:  # the file's VOI (PS3.4 N.2.1.1): its VOI LUT, else its window and function
+            table = next(filter(None, (voi_lut_table(item, ds) for item in ds.get("VOILUTSequence") or [])), None)
+            if table is not None:  # PS3.3 C.11.2.1.1, values beyond the LUT take its ends (an audit, 2026-12-04)
+                first, lut, bits = table
+                index = np.clip(np.rint(values).astype(np.int64) - first, 0, lut.size - 1)
+                out = lut[index] * (255.0 / ((1 << bits) - 1))
+            elif center is not None and width is not None and width > 0:
+                window = (center, width, frame_voi_function(ds, number).lower().replace("_", "-"))
+        if out is None:
+            if window is None:
+                lo, hi = float(values.min()), float(values.max())
+                window = ((lo + hi) / 2, max(hi - lo, 1.0), "linear")
+            out = window_to_8bit(values, *window)
         img8 = np.clip(out, 0, 255).astype(np.uint8)
         if ds.get("PhotometricInterpretation", "") == "MONOCHROME1":
             img8 = 255 - img8
