@@ -33,6 +33,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
     DepthReducedWarning(UserWarning)
     PaddingWarning(UserWarning)
     LossySourceWarning(UserWarning)
+    ClinicalUseWarning(UserWarning)
 
 Messages say what, where, expected versus actual and, where there is one, the
 section of the standard: ``"DQT at byte offset 212: Pq=2 is invalid, expected 0 or 1
@@ -61,6 +62,7 @@ __all__ = [
     "DepthReducedWarning",
     "PaddingWarning",
     "LossySourceWarning",
+    "ClinicalUseWarning",
     "failure_message",
     "without_traceback",
     "DeliveryError",
@@ -276,6 +278,11 @@ class RateTargetWarning(UserWarning):
 
 class LossySourceWarning(UserWarning):
     """The source was already lossy-compressed (Lossy Image Compression "01"): errors add up."""
+
+
+class ClinicalUseWarning(UserWarning):
+    """A lossy copy of images that published guidance keeps lossless for primary reading (mammography:
+    FDA MQSA), as the delivery presets do; written because it was asked for explicitly."""
 
 
 class DepthReducedWarning(UserWarning):

@@ -107,6 +107,7 @@ def _check_copy(original: Dataset, copy: Dataset, *, allowed: float) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::medcodec.errors.DepthReducedWarning")  # 15 bits into 12, as asked
+@pytest.mark.filterwarnings("ignore::medcodec.errors.ClinicalUseWarning")  # the MG case: lossy, as asked
 @pytest.mark.realdata
 @pytest.mark.parametrize(("sop_class", "modality", "function"), [(DX, "DX", None), (MG, "MG", "LINEAR_EXACT")])
 def test_a_12_bit_jpeg_copy_keeps_rescale_one_zero_and_displays_as_the_original(
@@ -215,3 +216,19 @@ def test_rendered_applies_the_voi_lut_and_the_sigmoid_window(shared_data: Path, 
             assert diff.max() <= 2 and diff.mean() < 1.0, (path.name, diff.max(), diff.mean())
     finally:
         stop_server(proc)
+
+
+@pytest.mark.filterwarnings("ignore::medcodec.errors.DepthReducedWarning")
+@pytest.mark.realdata
+def test_a_lossy_copy_of_a_mammogram_warns_that_it_is_not_for_primary_reading(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The outside audit of 2026-12-04 (F4): ``encode --to dicom-jpeg`` coded a mammogram lossy with only
+    the depth warning, while the presets keep mammography lossless (MQSA). Asked for, it is written,
+    and says so."""
+    from medcodec.errors import ClinicalUseWarning
+
+    _radiograph(shared_data, tmp_path, MG, "MG", None)
+    with pytest.warns(ClinicalUseWarning, match="mammography"):
+        (result,) = encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "out", syntax="jpeg")
+    assert result.path.exists()

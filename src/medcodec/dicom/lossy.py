@@ -93,6 +93,7 @@ from pydicom.uid import generate_uid
 
 from .. import external
 from ..errors import (
+    ClinicalUseWarning,
     CodecError,
     DepthReducedWarning,
     DicomError,
@@ -300,7 +301,16 @@ def encode_series_to_dicom(
             DepthReducedWarning,
             stacklevel=2,
         )
-    coder = _Coder(codec_syntax, mapping, n_jobs, modality=str(spec.extra.get("modality") or "") or None)
+    modality = str(spec.extra.get("modality") or "") or None
+    if (modality or "").upper() == "MG":  # an outside audit, 2026-12-04: the presets refuse it, this said nothing
+        warnings.warn(
+            f"series {series.series_instance_uid or '?'} is mammography: a lossy copy is not for primary "
+            "interpretation (FDA MQSA policy): the delivery presets keep mammograms lossless (HTJ2K), and "
+            "--to mdc --max-error 0 is lossless too",
+            ClinicalUseWarning,
+            stacklevel=2,
+        )
+    coder = _Coder(codec_syntax, mapping, n_jobs, modality=modality)
     cal = [f for f, _ in samples]
     cal_mapped = [mapping.map(f)[0] for f in cal]
     raw_bpp = 1 if spec.extra.get("bits_allocated", 16) <= 8 else 2
