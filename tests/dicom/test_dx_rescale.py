@@ -22,59 +22,13 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 from medcodec.delivery.presets import PRESETS
 from medcodec.dicom import encode_series_to_dicom, read_series
 from medcodec.dicom.write import VOI_FOLD_NOTE, fold_rescale_into_voi, rescale_must_be_identity
+from medcodec.testing.radiographs import DX, MG, radiograph, voi_lut_item
 from medcodec.testing.tools import require_tool
-
-CR = "singles/cr_RG3_1760x1760_10bit_uncompressed.dcm"
-DX = "1.2.840.10008.5.1.4.1.1.1.1"
-MG = "1.2.840.10008.5.1.4.1.1.1.2"
-
-
-def _voi_lut(first: int, n: int, bits: int = 12) -> Dataset:
-    item = Dataset()
-    x = np.linspace(0.0, 1.0, n)
-    item.add_new(0x00283002, "US", [n, first, bits])  # LUT Descriptor
-    item.add_new(0x00283003, "LO", "GAMMA 0.6")
-    item.add_new(0x00283006, "OW", np.round(x**0.6 * (2**bits - 1)).astype("<u2").tobytes())  # LUT Data
-    return item
-
-
-def _radiograph(shared_data: Path, folder: Path, sop_class: str, modality: str, function: str | None) -> Path:
-    """A 15-bit For Presentation image of real CR pixels, MONOCHROME1, with windows and a VOI LUT."""
-    src = pydicom.dcmread(shared_data / CR)
-    pixels = src.pixel_array[600:1112, 600:1112].astype(np.int64) * 32  # 10 -> 15 bits
-    ds = src.copy()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.Modality = modality
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 15, 14, 0
-    ds.PixelData = pixels.astype("<u2").tobytes()
-    ds["PixelData"].VR = "OW"
-    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
-        if keyword in ds:
-            del ds[keyword]
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    ds.PhotometricInterpretation, ds.PresentationLUTShape = "MONOCHROME1", "INVERSE"
-    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "US"
-    ds.PixelIntensityRelationship, ds.PixelIntensityRelationshipSign = "LOG", -1
-    ds.ImageLaterality, ds.BurnedInAnnotation = "L", "NO"
-    lo, hi = int(pixels.min()), int(pixels.max())
-    ds.WindowCenter = [str((lo + hi) // 2), str((lo + hi) // 3)]
-    ds.WindowWidth = [str(hi - lo), str((hi - lo) // 2)]
-    if function:
-        ds.VOILUTFunction = function
-    ds.VOILUTSequence = [_voi_lut(lo + 100, hi - lo - 300)]
-    path = folder / f"{modality}.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def _display(ds: Dataset, *, lut: bool, index: int = 0) -> np.ndarray:
@@ -113,7 +67,7 @@ def _check_copy(original: Dataset, copy: Dataset, *, allowed: float) -> None:
 def test_a_12_bit_jpeg_copy_keeps_rescale_one_zero_and_displays_as_the_original(
     shared_data: Path, tmp_path: Path, sop_class: str, modality: str, function: str | None
 ) -> None:
-    source = _radiograph(shared_data, tmp_path, sop_class, modality, function)
+    source = radiograph(shared_data, tmp_path, sop_class, modality, function)
     original = pydicom.dcmread(source)
     assert rescale_must_be_identity(original)
     (result,) = encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "out", syntax="jpeg", quality=90)
@@ -133,7 +87,7 @@ def test_a_12_bit_jpeg_copy_keeps_rescale_one_zero_and_displays_as_the_original(
 @pytest.mark.realdata
 @pytest.mark.parametrize("preset", ["diagnostic", "preview"])
 def test_the_dx_renditions_keep_rescale_one_zero(shared_data: Path, tmp_path: Path, preset: str) -> None:
-    source = _radiograph(shared_data, tmp_path, DX, "DX", None)
+    source = radiograph(shared_data, tmp_path, DX, "DX", None)
     out = PRESETS[preset].encode_instance(source.read_bytes())
     assert out.entry.lossy and not out.entry.passthrough, out.entry
     rendition = pydicom.dcmread(io.BytesIO(out.data))
@@ -164,7 +118,7 @@ def test_the_fold_gives_every_value_the_output_it_had() -> None:
         assert np.abs(a - b).max() <= 1e-6 * 65535 + 0.5, function  # DS keeps 4 decimals
     before = Dataset()
     before.PhotometricInterpretation, before.BitsStored, before.PixelRepresentation = "MONOCHROME2", 16, 0
-    before.VOILUTSequence = [_voi_lut(1540, 23203)]  # LUT Data OW: read by the file's byte order
+    before.VOILUTSequence = [voi_lut_item(1540, 23203)]  # LUT Data OW: read by the file's byte order
     before.file_meta = FileMetaDataset()
     before.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     after = copy.deepcopy(before)
@@ -189,13 +143,13 @@ def test_rendered_applies_the_voi_lut_and_the_sigmoid_window(shared_data: Path, 
     from medcodec.delivery import open_store
     from medcodec.testing.server import start_server, stop_server
 
-    lut_only = _radiograph(shared_data, tmp_path, DX, "DX", None)
+    lut_only = radiograph(shared_data, tmp_path, DX, "DX", None)
     ds = pydicom.dcmread(lut_only)
     del ds.WindowCenter, ds.WindowWidth  # many CR / DX devices send only a VOI LUT
     ds.save_as(lut_only, enforce_file_format=True)
     sigmoid_dir = tmp_path / "sigmoid"
     sigmoid_dir.mkdir()
-    sigmoid = _radiograph(shared_data, sigmoid_dir, MG, "MG", "SIGMOID")
+    sigmoid = radiograph(shared_data, sigmoid_dir, MG, "MG", "SIGMOID")
     ds = pydicom.dcmread(sigmoid)
     del ds.VOILUTSequence  # the window with its function only
     ds.save_as(sigmoid, enforce_file_format=True)
@@ -228,7 +182,7 @@ def test_a_lossy_copy_of_a_mammogram_warns_that_it_is_not_for_primary_reading(
     and says so."""
     from medcodec.errors import ClinicalUseWarning
 
-    _radiograph(shared_data, tmp_path, MG, "MG", None)
+    radiograph(shared_data, tmp_path, MG, "MG", None)
     with pytest.warns(ClinicalUseWarning, match="mammography"):
         (result,) = encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "out", syntax="jpeg")
     assert result.path.exists()

@@ -817,3 +817,67 @@ def test_viewer_padding_reports_and_a_phone_sized_screen(browser: Any, tmp_path:
         phone.close()
     finally:
         stop_server(proc)
+
+
+def test_viewer_shows_a_radiograph_by_its_voi_lut_and_its_sigmoid_window(browser: Any, tmp_path: Path,
+                                                                         shared_data: Path, artifacts: Path) -> None:  # fmt: skip
+    """An outside audit (2026-12-04): the page offered header windows and the full range only, so a
+    radiograph whose display is its VOI LUT Sequence, or a SIGMOID window, showed linearly (up to 48
+    grey levels off DCMTK). The page now offers the header's VOI LUT first (the default, as /rendered
+    and pydicom) and windows by the header's function; both agree with the server's /rendered. The
+    DX renditions keep Rescale 1 / 0 (their IOD's) and their mapping in their own VOI: the page
+    still shows and compares them in the original's values (the difference within the manifest's)."""
+    import pydicom
+    from PIL import Image
+
+    from conftest import start_server, stop_server  # tests/service/conftest.py
+    from medcodec.delivery import open_store
+    from medcodec.testing.radiographs import DX, MG, radiograph
+
+    lut_dir, sigmoid_dir = tmp_path / "lut", tmp_path / "sigmoid"
+    lut_dir.mkdir()
+    sigmoid_dir.mkdir()
+    dx = radiograph(shared_data, lut_dir, DX, "DX", None)  # VOI LUT and two windows
+    mg = radiograph(shared_data, sigmoid_dir, MG, "MG", "SIGMOID")
+    ds = pydicom.dcmread(mg)
+    del ds.VOILUTSequence  # its windows only, by the SIGMOID function
+    ds.save_as(mg, enforce_file_format=True)
+    store_path = tmp_path / "store"
+    with open_store(store_path) as store:
+        assert store.ingest([dx, mg]).ok
+    proc, url, _log = start_server(store_path)
+    try:
+        context = browser.new_context(viewport=VIEWPORT)
+        pg = context.new_page()
+        for path, name in ((dx, "lut"), (mg, "sigmoid")):
+            src = pydicom.dcmread(path)
+            study, series, sop = src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID
+            stack = _stack(Series(url, str(study), str(series)))
+            pg.goto(f"{url}/viewer/?study={study}&mode=compare")
+            _wait(pg, "v.shown.diff && v.shown.original", timeout=60_000)
+            buttons = pg.locator("#wl-buttons button").all_inner_texts()
+            if name == "lut":
+                assert stack["voi_luts"] and buttons[0] == "GAMMA 0.6", (buttons, stack["voi_function"])
+                assert _viewer(pg, "v.state.lut") == 0 and "VOI LUT" in pg.inner_text("#wl-readout")
+            else:
+                assert stack["voi_luts"] == [] and stack["voi_function"] == "SIGMOID"
+                assert _viewer(pg, "v.state.fn") == "SIGMOID" and "sigmoid" in pg.inner_text("#wl-readout")
+            r = _get(f"{url}/dicomweb/studies/{study}/series/{series}/instances/{sop}/rendered", "image/png")
+            assert r[0] == 200, r[2][:300]
+            server = np.asarray(Image.open(__import__("io").BytesIO(r[2]))).astype(int)
+            native = _grey(pg, "window.medcodecViewer.panes['original'].img").astype(int)
+            diff = np.abs(native - server)
+            assert diff.max() <= 2 and diff.mean() < 0.6 and server.std() > 5, (name, diff.max(), diff.mean())
+            preset = _grey(pg, "window.medcodecViewer.panes['preset'].img").astype(int)
+            shown = _viewer(pg, "v.shown.diff")
+            manifest_max = stack["instances"][0]["presets"][shown["preset"]]["max_error_hu"]
+            assert np.abs(preset - native).mean() < 2.0, (name, np.abs(preset - native).mean())
+            assert shown["max"] <= manifest_max + 1, (shown, manifest_max)  # in the original's values
+            _shot(pg, artifacts, f"22-radiograph-{name}")
+            if name == "lut":  # a header window replaces the LUT
+                pg.locator("#wl-buttons button").nth(1).click()
+                assert _viewer(pg, "v.state.lut") is None and _viewer(pg, "v.state.fn") == "LINEAR"
+        assert not [e for e in pg.context.pages[0].evaluate("() => window.medcodecViewer.state.errors")]
+        context.close()
+    finally:
+        stop_server(proc)

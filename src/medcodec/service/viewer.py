@@ -227,9 +227,10 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
     dict
         ``{"study", "series", "modality", "description", "rows", "columns", "windows": [[center,
         width, explanation], ...] (every pair the first instance's header gives, PS3.3
-        §C.11.2.1.2; the first is the default), "presets": [names], "measured": {name: {"low", "high",
-        "padding"}}, "instances": [{"sop", "number", "frames", "size", "presets": {name:
-        {"transfer_syntax", "size", "ratio", "psnr", "max_error_hu", "passthrough", "live"}}}]}``.
+        §C.11.2.1.2; the first is the default), "voi_function" (its VOI LUT Function: LINEAR,
+        LINEAR_EXACT or SIGMOID), "voi_luts" (its VOI LUTs, :func:`_voi_luts`), "presets": [names],
+        "measured": {name: {"low", "high", "padding"}}, "instances": [{"sop", "number", "frames", "size",
+        "presets": {name: {"transfer_syntax", "size", "ratio", "psnr", "max_error_hu", "passthrough", "live"}}}]}``.
         A preset not yet computed for an instance is listed with ``"live": true`` and no numbers
         (its frames are then encoded on request). ``measured`` gives, per lossy preset with a
         series mapping, the original *stored* values its max error and PSNR are measured on
@@ -295,6 +296,8 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
         "rows": int(first.rows or 0),
         "columns": int(first.columns or 0),
         "windows": _header_windows(header),
+        "voi_function": str(_json_value(header, "00281056") or "LINEAR").strip().upper(),
+        "voi_luts": _voi_luts(store, first) if "00283010" in header else [],
         "presets": names,
         "instances": instances,
     }
@@ -313,6 +316,38 @@ def _header_windows(header: dict[str, Any]) -> list[list[Any]]:
         note = str(notes[k]) if k < len(notes) and notes[k] else ""
         if center is not None and width is not None and width > 0 and [center, width] not in [o[:2] for o in out]:
             out.append([center, width, note])  # a pair repeated (Philips writes [40, 40] / [80, 80]) once
+    return out
+
+
+#: VOI LUTs longer than this are sent to the page one entry in every few (the page looks each value up).
+MAX_PAGE_LUT = 16384
+
+
+def _voi_luts(store: Any, record: Any) -> list[dict[str, Any]]:
+    """The VOI LUT Sequence items of an instance (PS3.3 C.11.2.1.1) for the page: ``{"first", "step",
+    "bits", "data", "explanation"}``, entry ``k`` of ``data`` for the output value ``first + k *
+    step`` (``step`` 1 unless the LUT had more than :data:`MAX_PAGE_LUT` entries). Read from the
+    original file: DICOM JSON names LUT data over 768 bytes by a bulk data URI only. An audit of
+    2026-12-04: the page offered header windows only, a LUT-only radiograph showed linearly."""
+    import pydicom
+
+    from ..dicom.pixel_spec import voi_lut_table
+
+    try:
+        with store.open_original(record) as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+        items = list(ds.get("VOILUTSequence") or [])
+    except Exception:  # an unreadable header: no LUT offered, the page still windows
+        return []
+    out = []
+    for item in items:
+        table = voi_lut_table(item, ds)
+        if table is None:
+            continue
+        first, lut, bits = table
+        step = -(-lut.size // MAX_PAGE_LUT)
+        out.append({"first": first, "step": step, "bits": bits, "data": lut[::step].tolist(),
+                    "explanation": str(item.get("LUTExplanation", "") or "")})  # fmt: skip
     return out
 
 
@@ -374,6 +409,7 @@ def frame_payload(
     from ..delivery.live import require_pixel_data
     from ..dicom import read_image
     from ..dicom.pixel_spec import pixel_spec_from_dataset
+    from ..dicom.write import rescale_must_be_identity
 
     names = [*_presets(), MDC]
     if preset not in names:
@@ -397,13 +433,21 @@ def frame_payload(
     except DicomError as exc:  # palette colour, 32-bit, float...: the page asks /rendered instead
         raise NotAcceptableError(f"instance {sop}: the viewer cannot window its pixels ({exc}); use /rendered") from exc
     ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    slope, intercept = float(spec.rescale_slope), float(spec.rescale_intercept)
+    if preset != "original" and str(ds.get("SOPInstanceUID", "")) != sop and rescale_must_be_identity(ds):
+        # a DX / mammography rendition keeps the rescale 1 / 0 its IOD fixes, its series mapping folded
+        # into its own VOI (dicom.write.set_rescale): the page windows and compares every pane in the
+        # original's values, so its samples are sent with the mapping's rescale
+        mapping = store.series_mapping(series, preset)
+        if mapping is not None and (slope, intercept) == (1.0, 0.0):
+            slope, intercept = mapping.rescale(1.0, 0.0)
     headers = {
         "X-Rows": str(int(ds.Rows)),
         "X-Columns": str(int(ds.Columns)),
         "X-Bits-Stored": str(spec.bits_stored),
         "X-Signed": "1" if spec.signed else "0",
-        "X-Rescale-Slope": repr(float(spec.rescale_slope)),
-        "X-Rescale-Intercept": repr(float(spec.rescale_intercept)),
+        "X-Rescale-Slope": repr(float(slope)),
+        "X-Rescale-Intercept": repr(float(intercept)),
         "X-Photometric": spec.photometric_interpretation,
         "X-Transfer-Syntax": ts,
         "X-Preset": preset,

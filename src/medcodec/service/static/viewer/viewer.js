@@ -34,7 +34,9 @@ const state = {
   preset: "diagnostic",
   mode: "single",
   window: null, // [center, width] in output units (HU for CT)
-  windows: [], // [[name, c, w], ...]
+  fn: "LINEAR", // the window's VOI LUT Function (PS3.3 C.11.2.1.3): LINEAR, LINEAR_EXACT or SIGMOID
+  lut: null, // index into stack.voi_luts when the header's VOI LUT is shown instead of a window
+  windows: [], // [[name, c, w, fn, lut], ...]
   view: { zoom: 1, px: 0, py: 0 }, // shared by all panes (pan in image pixels)
   swipe: 0.5, // swipe view: the original shows left of this fraction of the pane's width
   diffRange: "auto",
@@ -324,18 +326,34 @@ for (const kind of ["original", "preset", "diff"]) {
 const lutCache = new Map();
 function lutFor(frame) {
   const [c, w] = state.window;
-  const key = `${frame.kind}|${frame.slope}|${frame.intercept}|${c}|${w}|${frame.mono1}`;
+  const fn = state.fn || "LINEAR";
+  const voi = state.lut != null && state.stack && state.stack.voi_luts ? state.stack.voi_luts[state.lut] : null;
+  const key = `${frame.kind}|${frame.slope}|${frame.intercept}|${c}|${w}|${frame.mono1}|${fn}|${voi ? state.lut : ""}`;
   let lut = lutCache.get(key);
   if (lut) return lut;
   const n = frame.kind === "u8" ? 256 : 65536;
   const off = frame.kind === "i16" ? 32768 : 0;
   lut = new Uint32Array(n);
-  // DICOM linear VOI LUT (PS3.3 §C.11.2.1.2.1) on output units
+  // on output units: the header's VOI LUT (PS3.3 §C.11.2.1.1, values beyond it take its ends), else the
+  // window by its function: linear §C.11.2.1.2.1, linear exact §C.11.2.1.3.2, sigmoid §C.11.2.1.3.1
   const lo = c - 0.5 - (w - 1) / 2;
   const hi = c - 0.5 + (w - 1) / 2;
+  const top = voi ? 2 ** voi.bits - 1 : 1;
+  const last = voi ? voi.data.length - 1 : 0;
   for (let i = 0; i < n; i++) {
     const v = (i - off) * frame.slope + frame.intercept;
-    let g = v <= lo ? 0 : v > hi ? 255 : Math.round(((v - (c - 0.5)) / Math.max(w - 1, 1) + 0.5) * 255);
+    let g;
+    if (voi) {
+      const k = Math.round((Math.round(v) - voi.first) / voi.step);
+      g = Math.round((voi.data[k < 0 ? 0 : k > last ? last : k] * 255) / top);
+    } else if (fn === "SIGMOID") {
+      g = Math.round(255 / (1 + Math.exp((-4 * (v - c)) / w)));
+    } else if (fn === "LINEAR_EXACT") {
+      const t = (v - c) / w + 0.5;
+      g = t <= 0 ? 0 : t >= 1 ? 255 : Math.round(t * 255);
+    } else {
+      g = v <= lo ? 0 : v > hi ? 255 : Math.round(((v - (c - 0.5)) / Math.max(w - 1, 1) + 0.5) * 255);
+    }
     if (frame.mono1) g = 255 - g;
     lut[i] = 0xff000000 | (g << 16) | (g << 8) | g;
   }
@@ -626,7 +644,13 @@ function updateReadouts() {
   $("#slider").value = String(idx);
   const [c, w] = state.window;
   const pf = presetFrameFor(idx);
-  $("#wl-readout").textContent = pf && pf.kind === "rgb" ? "rendered on the server: not windowed here" : `C ${Math.round(c)} / W ${Math.round(w)} ${units()}`;
+  const lutName = state.lut != null ? (state.windows.find((x) => x[4] === state.lut) || ["header VOI LUT"])[0] : null;
+  $("#wl-readout").textContent =
+    pf && pf.kind === "rgb"
+      ? "rendered on the server: not windowed here"
+      : lutName
+        ? `VOI LUT: ${lutName}`
+        : `C ${Math.round(c)} / W ${Math.round(w)} ${units()}${state.fn !== "LINEAR" ? ` ${state.fn.toLowerCase()}` : ""}`;
   const ti = state.firstImage;
   $("#timing").textContent = ti
     ? `first image ${ti.ms.toFixed(0)} ms (${ti.preset}, ${fmtBytes(ti.bytes)}) · ${fmtBytes(state.bytesTotal)} received`
@@ -709,6 +733,7 @@ function goTo(idx) {
 
 function setWindow(c, w) {
   state.window = [c, Math.max(1, w)];
+  state.lut = null; // a window chosen or dragged replaces the header's VOI LUT
   document.querySelectorAll("#wl-buttons button").forEach((b) => b.setAttribute("aria-pressed", "false"));
   render();
 }
@@ -758,8 +783,12 @@ function resetView() {
 function windowPresets(st) {
   const list = [];
   // every pair the header gives (PS3.3 §C.11.2.1.2), named by its explanation when it has one
+  // the header's VOI LUTs first (PS3.3 §C.11.2.1.1; the default, as /rendered and pydicom prefer them)
+  const luts = st.voi_luts || [];
+  luts.forEach((t, k) => list.push([t.explanation || (luts.length > 1 ? `Header LUT ${k + 1}` : "Header LUT"), null, null, null, k]));
   const n = st.windows.length;
-  st.windows.forEach(([c, w, note], k) => list.push([note || (n > 1 ? `Header ${k + 1}` : "Header"), c, w]));
+  const fn = st.voi_function || "LINEAR";
+  st.windows.forEach(([c, w, note], k) => list.push([note || (n > 1 ? `Header ${k + 1}` : "Header"), c, w, fn]));
   if (st.modality === "CT") list.push(...CT_WINDOWS);
   list.push(["Full range", null, null]);
   return list;
@@ -783,8 +812,15 @@ function fullRange() {
 function applyWindowPreset(i) {
   const w = state.windows[i];
   if (!w) return;
-  const [c, width] = w[1] == null ? fullRange() : [w[1], w[2]];
-  setWindow(c, width);
+  if (w[4] != null) {
+    state.lut = w[4];
+    document.querySelectorAll("#wl-buttons button").forEach((b) => b.setAttribute("aria-pressed", "false"));
+    render();
+  } else {
+    const [c, width] = w[1] == null ? fullRange() : [w[1], w[2]];
+    state.fn = w[3] || "LINEAR";
+    setWindow(c, width);
+  }
   const btn = document.querySelectorAll("#wl-buttons button")[i];
   if (btn) btn.setAttribute("aria-pressed", "true");
 }
@@ -796,7 +832,8 @@ function buildWindowButtons() {
     const b = document.createElement("button");
     b.type = "button";
     b.textContent = name;
-    b.title = `${c == null ? "min..max of the slice" : `C ${c} / W ${w}`} (key ${i + 1})`;
+    const what = state.windows[i][4] != null ? "the header's VOI LUT" : c == null ? "min..max of the slice" : `C ${c} / W ${w}`;
+    b.title = `${what} (key ${i + 1})`;
     b.setAttribute("aria-pressed", "false");
     b.addEventListener("click", () => applyWindowPreset(i));
     box.appendChild(b);
@@ -930,8 +967,11 @@ async function openSeries(study, series) {
   state.windows = windowPresets(st);
   buildWindowButtons();
   const first = state.windows[0];
-  state.window = first[1] == null ? [0, 1] : [first[1], first[2]];
-  if (first[1] == null) state.window = null;
+  const headerWindow = state.windows.find((w) => w[1] != null && w[4] == null);
+  state.lut = first[4] != null ? first[4] : null;
+  state.fn = (headerWindow && headerWindow[3]) || "LINEAR";
+  // with a VOI LUT first, the header's window is where a drag starts (else the full range, below)
+  state.window = headerWindow && (first[4] != null || first === headerWindow) ? [headerWindow[1], headerWindow[2]] : null;
   $("#slider").max = String(st.slices.length - 1);
   setStatus(`${st.modality} ${st.description} · ${st.slices.length} slices · ${st.columns}x${st.rows}`);
   state.slice = Math.min(st.slices.length - 1, Math.floor(st.slices.length / 2));
@@ -945,7 +985,9 @@ async function openSeries(study, series) {
     try {
       await getFrame(p, idx, 0);
       if (ticket !== state.opening) return;
-      applyWindowPreset(state.windows.length - 1);
+      const keep = state.lut;
+      applyWindowPreset(state.windows.length - 1); // the full range: where a drag starts
+      if (keep != null) applyWindowPreset(keep); // the VOI LUTs come first in the list
     } catch (e) {
       if (ticket !== state.opening) return;
       setStatus(String(e.message || e), true);
