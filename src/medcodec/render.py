@@ -3,7 +3,8 @@
 Stored values are first rescaled to output units (HU for CT, PS3.3 C.11.1.1.2), then mapped by
 the DICOM linear VOI window function (PS3.3 C.11.2.1.2.1, :func:`medcodec.metrics.apply_window`)
 to [0, 1], inverted for MONOCHROME1 (higher value = darker, PS3.3 C.7.6.3.1.2), and written as
-8-bit grey. The window is, in order of preference: the one asked for (``"C,W"`` or a preset
+8-bit grey (:func:`window_to_8bit` also applies LINEAR_EXACT and SIGMOID windows, for WADO's
+``/rendered``). The window is, in order of preference: the one asked for (``"C,W"`` or a preset
 name from :data:`WINDOW_PRESETS`), the header's default window, else the 0.5-99.5 percentile
 range of all the frames rendered together (one window for the whole series: a window per frame
 would make slices flicker brighter and darker).
@@ -22,7 +23,15 @@ from .errors import InvalidInputError
 from .metrics import Window, apply_window
 from .spec import PixelSpec
 
-__all__ = ["WINDOW_PRESETS", "Window", "parse_window", "choose_window", "render_8bit"]
+__all__ = [
+    "WINDOW_PRESETS",
+    "WINDOW_FUNCTIONS",
+    "Window",
+    "parse_window",
+    "choose_window",
+    "render_8bit",
+    "window_to_8bit",
+]
 
 #: Common CT windows (center, width in HU), as radiology references list them
 #: (e.g. Radiopaedia, "Windowing (CT)"). ``brain`` is the one a head CT is read in.
@@ -82,3 +91,23 @@ def render_8bit(frame: NDArray[np.integer], spec: PixelSpec, window: Window) -> 
     if spec.photometric_interpretation == "MONOCHROME1":
         y = 1.0 - y
     return np.rint(y * 255.0).astype(np.uint8)
+
+
+#: The VOI LUT functions of WADO's ``?window=`` (PS3.18 §8.3.5.1.4) and of a file's (0028,1056).
+WINDOW_FUNCTIONS = ("linear", "linear-exact", "sigmoid")
+
+
+def window_to_8bit(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+    """Output values through a VOI window to 0..255 (float): PS3.3 C.11.2.1.2.1 ``linear`` (the
+    default), C.11.2.1.3.2 ``linear-exact``, C.11.2.1.3.1 ``sigmoid``; clipped by the caller.
+
+    >>> window_to_8bit(np.array([-1000.0, 40.0, 1000.0]), 40.0, 400.0, "linear").round(1).tolist()
+    [-536.8, 127.8, 741.4]
+    >>> window_to_8bit(np.array([40.0]), 40.0, 400.0, "sigmoid").tolist()
+    [127.5]
+    """
+    if function == "sigmoid":
+        return 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    if function == "linear-exact":
+        return ((values - center) / width + 0.5) * 255.0
+    return ((values - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0

@@ -70,6 +70,7 @@ from ..errors import (
     PayloadTooLargeError,
     StoreFullError,
 )
+from ..render import WINDOW_FUNCTIONS, window_to_8bit
 from .archives import ClosingStreamingResponse, primed
 from .dimse_status import CONFLICT_COMMENT, error_comment
 from .errors import UnsupportedMediaTypeError
@@ -608,26 +609,6 @@ def _window(request: Request) -> tuple[float, float, str] | None:
     if width <= 0 or not np.isfinite(center) or not np.isfinite(width) or function not in WINDOW_FUNCTIONS:
         raise InvalidInputError(f"window={value!r}: expected center,width>0[,linear|linear-exact|sigmoid]")
     return center, width, function
-
-
-#: The VOI LUT functions of ``?window=`` (PS3.18 §8.3.5.1.4) and of a file's (0028,1056).
-WINDOW_FUNCTIONS = ("linear", "linear-exact", "sigmoid")
-
-
-def window_to_8bit(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
-    """Output values through a VOI window to 0..255 (float): PS3.3 C.11.2.1.2.1 ``linear`` (the
-    default), C.11.2.1.3.2 ``linear-exact``, C.11.2.1.3.1 ``sigmoid``; clipped by the caller.
-
-    >>> window_to_8bit(np.array([-1000.0, 40.0, 1000.0]), 40.0, 400.0, "linear").round(1).tolist()
-    [-536.8, 127.8, 741.4]
-    >>> window_to_8bit(np.array([40.0]), 40.0, 400.0, "sigmoid").tolist()
-    [127.5]
-    """
-    if function == "sigmoid":
-        return 255.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
-    if function == "linear-exact":
-        return ((values - center) / width + 0.5) * 255.0
-    return ((values - (center - 0.5)) / (width - 1 if width > 1 else 1) + 0.5) * 255.0
 
 
 async def _rendered(request: Request) -> Response:
