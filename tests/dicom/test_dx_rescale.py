@@ -26,7 +26,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from medcodec.delivery.presets import PRESETS
 from medcodec.dicom import encode_series_to_dicom, read_series
-from medcodec.dicom.write import VOI_FOLD_NOTE, fold_rescale_into_voi, rescale_must_be_identity
+from medcodec.dicom.iod import rescale_must_be_identity
+from medcodec.dicom.write import VOI_FOLD_NOTE, fold_rescale_into_voi
 from medcodec.testing.radiographs import DX, MG, radiograph, voi_lut_item
 from medcodec.testing.tools import require_tool
 

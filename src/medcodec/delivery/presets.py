@@ -25,6 +25,7 @@ CT neuro (head)     92           12.7:1 head CT 1 mm         55         42.1:1 h
 MR                  68           13.3:1 head MR T1           41         37.9:1 head MR
 CR / DX             74           15, 7.1, 4.3:1 (CR, CR, DX) 41         109, 37, 18:1 (geo. mean 41)
 MG (mammography)    lossless     HTJ2K .201, bit-exact       41         (as CR)
+PET, RT Dose        lossless     HTJ2K .201, bit-exact       lossless   (IOD: Bits Stored 16)
 anything else       90                                       40
 ==================  ===========  ==========================  =========  ===========================
 
@@ -51,6 +52,12 @@ Mammography (Modality MG: digital mammography, breast tomosynthesis) is not code
 MQSA policy does not accept lossy-compressed mammograms for final interpretation (they may serve
 as priors), and no guidance we follow gives a ratio for it; ``preview`` still codes it at the CR
 point, labelled not for diagnosis. (Until 2026-12-01 MG was coded at the CR point, ~15:1.)
+
+PET and RT Dose (2026-12-04): their IODs fix Bits Stored (PET 16, RT Dose 16 or 32,
+:mod:`medcodec.dicom.iod`), which a 12-bit JPEG copy cannot keep (dciodvfy rejects it), so every
+JPEG point becomes HTJ2K lossless for them (:meth:`Preset.operating_point`); JPEG-LS near-lossless
+keeps the depth and stays. PET is quantitative (SUV) reading besides, for which no guidance we
+follow gives a ratio.
 
 Near-lossless (2026-12-02; DESIGN §6 lists it, the issues did not ask for it): JPEG-LS
 near-lossless (.81) by CharLS with ``NEAR`` = :data:`NEAR_LOSSLESS_ERROR` = 2 stored units (2 HU on
@@ -142,6 +149,7 @@ from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_data
 from ..dicom._lenient import source_values_as_is
 from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
 from ..dicom.compress import compress, dataset_frames
+from ..dicom.iod import bits_stored_allowed
 from ..dicom.limits import check_dataset_decoded_size
 from ..dicom.mapping import dataset_padding, dataset_stats
 from ..dicom.write import (
@@ -360,10 +368,17 @@ class Preset:
         return COLOUR in self.points or (star is not None and star.syntax == "htj2k-lossless")
 
     def operating_point(self, ds: Dataset) -> OperatingPoint | None:
-        """The point for this image's class, or ``None`` (``original``: nothing is coded)."""
+        """The point for this image's class, or ``None`` (``original``: nothing is coded). An IOD that
+        fixes Bits Stored where JPEG cannot follow (PET's 16, RT Dose's 16 or 32:
+        :data:`medcodec.dicom.iod.FIXED_BITS_STORED`) gets HTJ2K lossless instead of a JPEG point."""
         if not self.points:
             return None
-        return self.points.get(image_class(ds)) or self.points.get("*")
+        point = self.points.get(image_class(ds)) or self.points.get("*")
+        if point is not None and point.syntax in (_JPEG, _JPEG_COLOUR):
+            with source_values_as_is():
+                if not (bits_stored_allowed(ds, 12) or bits_stored_allowed(ds, 8)):
+                    return _FIXED_DEPTH_POINT
+        return point
 
     @property
     def transfer_syntax_uid(self) -> str | None:
@@ -1169,6 +1184,9 @@ _JPEG = "jpeg"
 #: ``near-lossless``'s bound, in stored units (module docstring, "Near-lossless").
 NEAR_LOSSLESS_ERROR = 2
 _JPEG_COLOUR = "jpeg-colour"  # libjpeg-turbo, baseline, YCbCr (Preset._colour)
+
+#: What a JPEG point becomes for an IOD whose Bits Stored 12-bit JPEG cannot hold (Preset.operating_point).
+_FIXED_DEPTH_POINT = OperatingPoint("htj2k-lossless")
 
 #: The presets, by name (operating points and their sources: module docstring, docs/delivery.md).
 PRESETS: dict[str, Preset] = {

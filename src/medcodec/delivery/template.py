@@ -48,8 +48,9 @@ from pydicom.filebase import DicomBytesIO
 from ..dicom import SeriesMapping, get_syntax, pixel_spec_from_dataset
 from ..dicom._lenient import source_values_as_is
 from ..dicom.compress import code_frames, declare_coded_padding, source_ratio, stored_values
+from ..dicom.iod import rescale_must_be_identity
 from ..dicom.mapping import remap_value_attributes
-from ..dicom.write import _values, lossy_ratios, rescale_must_be_identity
+from ..dicom.write import _values, lossy_ratios
 from ..errors import DicomError
 from ..ratecontrol import RateTarget
 from ..registry import TransferSyntax, transfer_syntax

@@ -59,6 +59,7 @@ from ..spec import PixelSpec, storage_dtype
 from .codestream import stored_lossy_step, stored_pixels_lossy
 from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
+from .iod import bits_stored_allowed
 from .limits import check_dataset_decoded_size
 from .mapping import (
     SeriesMapping,
@@ -292,6 +293,12 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     if not ts.bits[0] <= bits <= ts.bits[1]:
         raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
                                     path=_where(ds))  # fmt: skip
+    if not bits_stored_allowed(ds, bits):  # PET, RT Dose (dicom.iod): a copy must keep their Bits Stored
+        raise UnsupportedImageError(
+            f"SOP class {ds.get('SOPClassUID', '?')!s} fixes Bits Stored (PS3.3; PET: 16): {ts.name} would "
+            f"write {bits}; use a syntax that keeps the depth (JPEG 2000, HTJ2K, JPEG-LS)",
+            path=_where(ds),
+        )
     if mapping is None:
         padding = dataset_padding(ds, bits_stored=spec.bits_stored, signed=spec.signed)
         stats = dataset_stats(frames, spec, allow_clip=ts.lossy, padding=padding)  # lossless: never clip padding

@@ -110,6 +110,7 @@ from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax
 from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
+from .iod import FIXED_BITS_STORED, bits_stored_allowed
 from .mapping import (
     HU_FLOOR,
     SeriesMapping,
@@ -291,9 +292,17 @@ def encode_series_to_dicom(
     for name in names:  # all checked before any coding: an output that exists stops the series at once
         check_output_path(out / name, inputs=protected, overwrite=overwrite)
     bits, signed = codec_syntax.target(spec.bits_stored, spec.signed)
+    keep = sorted(n for n, s in SYNTAXES.items() if s.target(spec.bits_stored, spec.signed)[0] >= spec.bits_stored)
+    first = series.images[0].dataset
+    if not bits_stored_allowed(first, bits):  # PET, RT Dose (dicom.iod): a copy must keep their Bits Stored
+        raise UnsupportedImageError(
+            f"{first.get('SOPClassUID', '?')!s} ({first.get('Modality', '?')}) fixes Bits Stored at "
+            f"{'/'.join(map(str, sorted(FIXED_BITS_STORED[str(first.SOPClassUID).strip()])))} (PS3.3); "
+            f"dicom-{codec_syntax.name} holds {bits} bits: use {' or '.join('dicom-' + n for n in keep)}",
+            path=str(series.source_files[0]) if series.source_files else None,
+        )
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed, padding=padding_range(series))
     if mapping.scale > 1:  # the syntax cannot hold the depth: every value loses up to scale/2 before coding
-        keep = sorted(n for n, s in SYNTAXES.items() if s.target(spec.bits_stored, spec.signed)[0] >= spec.bits_stored)
         warnings.warn(
             f"dicom-{codec_syntax.name} holds {bits} bits, the series uses {spec.bits_stored}: stored values are "
             f"divided by {mapping.scale} before coding (up to {mapping.scale // 2} units of error at any quality); "

@@ -67,6 +67,7 @@ from ..fileio import atomic_write, check_output_path
 from ..registry import pixel_data_is_lossy
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
+from .iod import rescale_must_be_identity
 from .pixel_spec import voi_lut_table
 
 __all__ = [
@@ -937,28 +938,6 @@ def _derived(values: list[Any]) -> list[str]:
     if len(values) == 1:
         values.append("SECONDARY")
     return values
-
-
-#: SOP classes built on the DX Image Module (PS3.3 C.8.11.3: digital X-ray, mammography and
-#: intra-oral, for presentation and for processing), whose Rescale Slope, Rescale Intercept and
-#: Rescale Type have the enumerated values 1, 0 and US only.
-IDENTITY_RESCALE_SOP_CLASSES = frozenset(
-    {
-        "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image Storage - For Presentation
-        "1.2.840.10008.5.1.4.1.1.1.1.1",  # - For Processing
-        "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image Storage - For Presentation
-        "1.2.840.10008.5.1.4.1.1.1.2.1",  # - For Processing
-        "1.2.840.10008.5.1.4.1.1.1.3",  # Digital Intra-Oral X-Ray Image Storage - For Presentation
-        "1.2.840.10008.5.1.4.1.1.1.3.1",  # - For Processing
-    }
-)
-
-
-def rescale_must_be_identity(ds: Dataset) -> bool:
-    """Whether the IOD of ``ds`` fixes its rescale at 1 / 0 (:data:`IDENTITY_RESCALE_SOP_CLASSES`):
-    a series mapping (:class:`medcodec.dicom.mapping.SeriesMapping`) cannot be carried by the
-    rescale there and goes into the VOI attributes instead (:func:`fold_rescale_into_voi`)."""
-    return str(ds.get("SOPClassUID", "")).strip() in IDENTITY_RESCALE_SOP_CLASSES
 
 
 #: What a Derivation Description adds when :func:`set_rescale` folded the mapping into the VOI.

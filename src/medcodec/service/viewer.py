@@ -408,8 +408,8 @@ def frame_payload(
 
     from ..delivery.live import require_pixel_data
     from ..dicom import read_image
+    from ..dicom.iod import rescale_must_be_identity
     from ..dicom.pixel_spec import pixel_spec_from_dataset
-    from ..dicom.write import rescale_must_be_identity
 
     names = [*_presets(), MDC]
     if preset not in names:
