@@ -187,3 +187,74 @@ def test_a_lossy_copy_of_a_mammogram_warns_that_it_is_not_for_primary_reading(
     with pytest.warns(ClinicalUseWarning, match="mammography"):
         (result,) = encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "out", syntax="jpeg")
     assert result.path.exists()
+
+
+@pytest.mark.filterwarnings("ignore::medcodec.errors.DepthReducedWarning")
+@pytest.mark.realdata
+def test_a_signed_dx_keeps_its_voi_lut(shared_data: Path, tmp_path: Path) -> None:
+    """An outside re-check (2026-12-04, N3): the LUT's first value mapped of a signed source (SS, read
+    as US by pydicom, C.11.2.1.1) was read with the copy's unsigned Pixel Representation, the LUT
+    collapsed to one entry and the copy showed flat. (The DX module wants unsigned pixels; such files
+    exist all the same.)"""
+    path = radiograph(shared_data, tmp_path, DX, "DX", None)
+    ds = pydicom.dcmread(path)
+    signed = ds.pixel_array.astype(np.int64) - 16384
+    ds.PixelRepresentation, ds.PixelData = 1, signed.astype("<i2").tobytes()
+    n, first, bits = (int(v) for v in ds.VOILUTSequence[0].LUTDescriptor)
+    ds.VOILUTSequence[0].LUTDescriptor = [n, (first - 16384) & 0xFFFF, bits]  # negative: its 16-bit pattern
+    ds.WindowCenter = [str(float(c) - 16384) for c in ds.WindowCenter]
+    ds.save_as(path, enforce_file_format=True)
+    original = pydicom.dcmread(path)
+    (result,) = encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "out", syntax="jpeg", quality=90)
+    copy = pydicom.dcmread(result.path)
+    assert copy.VOILUTSequence[0].LUTDescriptor[0] > 1000  # re-sampled, not collapsed
+    # the original's picture by C.11.2.1.1 written out here (pydicom 3.0 overflows on a signed LUT)
+    lut = np.frombuffer(original.VOILUTSequence[0].LUTData, "<u2").astype(np.float64)
+    index = np.clip(original.pixel_array.astype(np.int64) - (first - 16384), 0, n - 1)
+    a = lut[index] / (2**bits - 1) * 255.0
+    b = _display(copy, lut=True)
+    diff = np.abs(a - b)
+    assert diff.mean() < 1.0 and diff.max() <= 12 and a.std() > 20, (diff.mean(), diff.max())
+
+
+@pytest.mark.realdata
+def test_dx_copies_meet_the_original_metadata_only_where_their_values_do(shared_data: Path, tmp_path: Path) -> None:
+    """An outside re-check (2026-12-04) of the DX fold, under uvicorn. N1: a 15-bit DX For Processing
+    without windows or VOI LUT was served as .51 frames (200) holding the copy's 0..4095 values, up to
+    21,204 off what its /metadata describes: 406 again. N2: ``/rendered?window=C,W&preset=diagnostic``
+    applied a window in the original's units to the copy's coded values (66 grey levels off on
+    average): the copy's values are taken back to the original's first."""
+    import httpx
+    from PIL import Image
+
+    from medcodec.delivery import open_store
+    from medcodec.testing.server import start_server, stop_server
+
+    path = radiograph(shared_data, tmp_path, DX, "DX", None)
+    ds = pydicom.dcmread(path)
+    ds.PresentationIntentType = "FOR PROCESSING"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.UID(DX + ".1")
+    for keyword in ("WindowCenter", "WindowWidth", "VOILUTSequence"):
+        del ds[keyword]
+    ds.save_as(path, enforce_file_format=True)
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest([path]).ok
+    proc, url, _ = start_server(tmp_path / "store")
+    try:
+        inst = (
+            f"{url}/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+        )
+        r = httpx.get(f"{inst}/frames/1", headers={"Accept": 'multipart/related; type="image/jpeg"; '
+                                                             "transfer-syntax=1.2.840.10008.1.2.4.51"}, timeout=60)  # fmt: skip
+        assert r.status_code == 406 and "Bits Stored" in r.text, (r.status_code, r.text[:300])
+        shown = []
+        for query in ("window=9000,16000", "window=9000,16000&preset=diagnostic", "window=9000,16000,sigmoid",
+                      "window=9000,16000,sigmoid&preset=diagnostic"):  # fmt: skip
+            r = httpx.get(f"{inst}/rendered?{query}", headers={"Accept": "image/png"}, timeout=60)
+            assert r.status_code == 200, r.text[:300]
+            shown.append(np.asarray(Image.open(io.BytesIO(r.content))).astype(np.float64))
+        for original, rendition in ((shown[0], shown[1]), (shown[2], shown[3])):
+            diff = np.abs(original - rendition)
+            assert diff.mean() < 1.5 and original.std() > 20, (diff.mean(), diff.max())
+    finally:
+        stop_server(proc)

@@ -491,7 +491,7 @@ def write_coded(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], sp
     set_encapsulated_pixels(ds, coded.streams, coded_spec, transfer_syntax_uid=coded.ts.uid, rows=rows, columns=cols,
                             multi_frame=multi_frame)  # fmt: skip
     if not mapping.is_identity:
-        set_rescale(ds, coded_spec, enhanced)
+        set_rescale(ds, coded_spec, enhanced, source_signed=spec.signed)
         remap_value_attributes(ds, mapping)
     declared = True
     if coded.lossy and mapping.padding is not None:

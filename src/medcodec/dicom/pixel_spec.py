@@ -297,11 +297,14 @@ def frame_voi_function(ds: Dataset, number: int) -> str:
     return "LINEAR"
 
 
-def voi_lut_table(item: Dataset, ds: Dataset) -> tuple[int, NDArray[np.int64], int] | None:
+def voi_lut_table(
+    item: Dataset, ds: Dataset, *, signed: bool | None = None
+) -> tuple[int, NDArray[np.int64], int] | None:
     """``(first value mapped, entries, output bits)`` of a VOI LUT Sequence item (PS3.3 C.11.2.1.1),
     or ``None`` when it is malformed. The descriptor's 0 entries means 65536; its first value is
-    signed for signed pixels (Pixel Representation 1); LUT Data read as US values, or as OW bytes
-    in the byte order of ``ds``; at most as many entries as the descriptor says."""
+    signed for signed pixels (``signed``, else the Pixel Representation of ``ds``); LUT Data read as
+    US values, or as OW bytes in the byte order of ``ds``; at most as many entries as the
+    descriptor says."""
     try:
         n, first, bits = (int(v) for v in item.LUTDescriptor)
         data = item["LUTData"]
@@ -314,7 +317,9 @@ def voi_lut_table(item: Dataset, ds: Dataset) -> tuple[int, NDArray[np.int64], i
             table = np.asarray(value, np.int64)
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
-    if int(ds.get("PixelRepresentation", 0) or 0) == 1 and first >= 1 << 15:
+    if signed is None:
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    if signed and first >= 1 << 15:
         first -= 1 << 16
     n = min(n or 65536, table.size)
     if n == 0 or not 1 <= bits <= 16:

@@ -316,7 +316,7 @@ def _derive(
     if source_ts != str(out.file_meta.get("TransferSyntaxUID", "")):
         native_icons(out, source_ts)
 
-    set_rescale(out, spec, enhanced)
+    set_rescale(out, spec, enhanced, source_signed=int(source_ds.get("PixelRepresentation", 0) or 0) == 1)
     if lossy:
         if pixel_data_is_lossy(source_ts, source_ds.get("LossyImageCompression")):
             # each earlier ratio with its method before this step is appended (PS3.3 C.7.6.1.1.5): a
@@ -952,7 +952,9 @@ def folds_rescale(ds: Dataset, slope: float, intercept: float) -> bool:
     return rescale_must_be_identity(ds) and (float(slope), float(intercept)) != (1.0, 0.0)
 
 
-def fold_rescale_into_voi(ds: Dataset, slope: float, intercept: float, *, signed: bool, bits_stored: int) -> None:
+def fold_rescale_into_voi(
+    ds: Dataset, slope: float, intercept: float, *, signed: bool, bits_stored: int, source_signed: bool | None = None
+) -> None:
     """Re-express the top-level VOI attributes of ``ds`` in the coded values ``x'`` whose output
     value, before, was ``x = slope x' + intercept``, so that the rescale can be 1 / 0 and every
     pixel still displays as it did (the DX Image Module fixes the rescale: an outside audit,
@@ -968,8 +970,12 @@ def fold_rescale_into_voi(ds: Dataset, slope: float, intercept: float, *, signed
       the one at or above that of its last (within the coded range), the descriptor's first value
       mapped; the output bits and LUT data values stay.
 
-    The caller writes the rescale 1 / 0 (:func:`set_rescale`). Nothing else of the VOI depends on
-    the stored values (Presentation LUT Shape, MONOCHROME1 stay as they are).
+    ``signed`` / ``bits_stored``: the coded values'; ``source_signed``: whether the source's pixels
+    were signed, which decides how a LUT's first value mapped is read (C.11.2.1.1: SS for signed
+    pixels; ``ds`` already describes the coded ones; an outside re-check, 2026-12-04: a signed DX's
+    LUT collapsed to one entry). The caller writes the rescale 1 / 0 (:func:`set_rescale`).
+    Nothing else of the VOI depends on the stored values (Presentation LUT Shape, MONOCHROME1
+    stay as they are).
     """
     function = str(ds.get("VOILUTFunction", "") or "LINEAR").strip().upper()
     centers, widths = _values(ds, "WindowCenter"), _values(ds, "WindowWidth")
@@ -998,12 +1004,14 @@ def fold_rescale_into_voi(ds: Dataset, slope: float, intercept: float, *, signed
                     del ds[keyword]
     lo, hi = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
     for item in ds.get("VOILUTSequence") or []:
-        _fold_voi_lut_item(item, slope, intercept, lo, hi, ds)
+        _fold_voi_lut_item(item, slope, intercept, lo, hi, ds, source_signed)
 
 
-def _fold_voi_lut_item(item: Dataset, slope: float, intercept: float, lo: int, hi: int, ds: Dataset) -> None:
+def _fold_voi_lut_item(
+    item: Dataset, slope: float, intercept: float, lo: int, hi: int, ds: Dataset, source_signed: bool | None
+) -> None:
     """One VOI LUT Sequence item re-sampled at the coded values (:func:`fold_rescale_into_voi`)."""
-    table = voi_lut_table(item, ds)
+    table = voi_lut_table(item, ds, signed=source_signed)
     if table is None:
         return  # a malformed item: left as it was (readers reject it as they did the original's)
     first, lut, bits = table
@@ -1027,7 +1035,7 @@ def _fold_voi_lut_item(item: Dataset, slope: float, intercept: float, lo: int, h
         item.LUTData = [int(v) for v in new] if len(new) > 1 else int(new[0])
 
 
-def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
+def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool, *, source_signed: bool | None = None) -> None:
     """Rescale Slope/Intercept (C.11.1) from ``spec``: at top level, or in the Pixel Value
     Transformation functional groups of enhanced objects (C.7.6.16.2.9), whichever ``ds`` uses.
     An IOD that fixes the rescale at 1 / 0 (:func:`rescale_must_be_identity`: DX, mammography,
@@ -1035,6 +1043,7 @@ def set_rescale(ds: Dataset, spec: PixelSpec, enhanced: bool) -> None:
     (:func:`fold_rescale_into_voi`)."""
     if not enhanced and folds_rescale(ds, spec.rescale_slope, spec.rescale_intercept):
         fold_rescale_into_voi(ds, float(spec.rescale_slope), float(spec.rescale_intercept), signed=spec.signed,
+                              source_signed=source_signed,
                               bits_stored=spec.bits_stored)  # fmt: skip
         ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = "1", "0", "US"
         return

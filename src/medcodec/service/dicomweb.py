@@ -700,6 +700,7 @@ def render_frame(
     from PIL import Image
     from pydicom.pixels import apply_modality_lut
 
+    from ..delivery.live import original_units
     from ..dicom.pixel_spec import frame_value_transform, frame_voi_function, voi_lut_table
 
     if preset in (None, "original"):
@@ -740,6 +741,9 @@ def render_frame(
             values = apply_modality_lut(arr, ds).astype(np.float64)
         else:  # the frame's own rescale (an enhanced object's functional groups), else the top level's
             values = arr.astype(np.float64) * (1.0 if slope is None else slope) + (intercept or 0.0)
+        units = original_units(store, record, preset, ds) if window is not None else None
+        if units is not None:  # ?window= is in the original's units (its /metadata); a DX copy's are not
+            values = arr.astype(np.float64) * units[0] + units[1]
         out = None
         if window is None:  # the file's VOI (PS3.4 N.2.1.1): its VOI LUT, else its window and function
             table = next(filter(None, (voi_lut_table(item, ds) for item in ds.get("VOILUTSequence") or [])), None)
@@ -754,7 +758,7 @@ def render_frame(
                 lo, hi = float(values.min()), float(values.max())
                 window = ((lo + hi) / 2, max(hi - lo, 1.0), "linear")
             out = window_to_8bit(values, *window)
-        img8 = np.clip(out, 0, 255).astype(np.uint8)
+        img8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)  # rounded, as DCMTK and the viewer do
         if ds.get("PhotometricInterpretation", "") == "MONOCHROME1":
             img8 = 255 - img8
         image = Image.fromarray(img8, "L")

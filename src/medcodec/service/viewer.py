@@ -406,9 +406,8 @@ def frame_payload(
     import pydicom
     from pydicom.encaps import get_frame
 
-    from ..delivery.live import require_pixel_data
+    from ..delivery.live import original_units, require_pixel_data
     from ..dicom import read_image
-    from ..dicom.iod import rescale_must_be_identity
     from ..dicom.pixel_spec import pixel_spec_from_dataset
 
     names = [*_presets(), MDC]
@@ -433,14 +432,9 @@ def frame_payload(
     except DicomError as exc:  # palette colour, 32-bit, float...: the page asks /rendered instead
         raise NotAcceptableError(f"instance {sop}: the viewer cannot window its pixels ({exc}); use /rendered") from exc
     ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
-    slope, intercept = float(spec.rescale_slope), float(spec.rescale_intercept)
-    if preset != "original" and str(ds.get("SOPInstanceUID", "")) != sop and rescale_must_be_identity(ds):
-        # a DX / mammography rendition keeps the rescale 1 / 0 its IOD fixes, its series mapping folded
-        # into its own VOI (dicom.write.set_rescale): the page windows and compares every pane in the
-        # original's values, so its samples are sent with the mapping's rescale
-        mapping = store.series_mapping(series, preset)
-        if mapping is not None and (slope, intercept) == (1.0, 0.0):
-            slope, intercept = mapping.rescale(1.0, 0.0)
+    # the page windows and compares every pane in the original's values: a DX / mammography rendition
+    # (rescale 1 / 0, its series mapping folded into its own VOI) is sent with the mapping's rescale
+    slope, intercept = original_units(store, record, preset, ds) or (spec.rescale_slope, spec.rescale_intercept)
     headers = {
         "X-Rows": str(int(ds.Rows)),
         "X-Columns": str(int(ds.Columns)),
