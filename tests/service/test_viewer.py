@@ -838,6 +838,13 @@ def test_viewer_shows_a_radiograph_by_its_voi_lut_and_its_sigmoid_window(browser
     lut_dir.mkdir()
     sigmoid_dir.mkdir()
     dx = radiograph(shared_data, lut_dir, DX, "DX", None)  # VOI LUT and two windows
+    ds = pydicom.dcmread(dx)
+    a = ds.pixel_array.copy()
+    a[:16] = 32767  # a padded border, declared: not image data for the full range (PS3.3 C.7.5.1.1.2)
+    ds.PixelData = a.astype("<u2").tobytes()
+    ds.add_new(0x00280120, "US", 32767)  # Pixel Padding Value
+    ds.save_as(dx, enforce_file_format=True)
+    content_max = int(a[16:].max())
     mg = radiograph(shared_data, sigmoid_dir, MG, "MG", "SIGMOID")
     ds = pydicom.dcmread(mg)
     del ds.VOILUTSequence  # its windows only, by the SIGMOID function
@@ -874,9 +881,12 @@ def test_viewer_shows_a_radiograph_by_its_voi_lut_and_its_sigmoid_window(browser
             assert np.abs(preset - native).mean() < 2.0, (name, np.abs(preset - native).mean())
             assert shown["max"] <= manifest_max + 1, (shown, manifest_max)  # in the original's values
             _shot(pg, artifacts, f"22-radiograph-{name}")
-            if name == "lut":  # a header window replaces the LUT
+            if name == "lut":  # a header window replaces the LUT; the full range leaves the padding out
                 pg.locator("#wl-buttons button").nth(1).click()
                 assert _viewer(pg, "v.state.lut") is None and _viewer(pg, "v.state.fn") == "LINEAR"
+                pg.locator("#wl-buttons button").last.click()
+                c, w = _viewer(pg, "v.state.window")
+                assert abs((c + w / 2) - content_max) <= 1, (c, w, content_max)  # not 32767
         assert not [e for e in pg.context.pages[0].evaluate("() => window.medcodecViewer.state.errors")]
         context.close()
     finally:

@@ -795,15 +795,23 @@ function windowPresets(st) {
 }
 
 function fullRange() {
-  const f = presetFrameFor(state.slice) || cached("original", state.slice);
+  // the original's values when it is here, its declared padding left out (PS3.3 C.7.5.1.1.2: not
+  // image data; an outside audit, 2026-12-04: a padded mammogram's range reached its padding value
+  // and a preview's JPEG overshoot); else the frame shown (the first to arrive)
+  const original = cached("original", state.slice);
+  const f = original || presetFrameFor(state.slice);
   if (!f || f.kind === "rgb") return [state.window[0], state.window[1]];
+  const declared = original && state.stack ? Object.values(state.stack.measured || {}).find((m) => m && m.padding) : null;
+  const [pl, ph] = declared ? declared.padding : [1, 0];
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < f.pixels.length; i++) {
     const v = f.pixels[i];
+    if (v >= pl && v <= ph) continue;
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
+  if (lo > hi) return [state.window[0], state.window[1]]; // all padding
   const a = lo * f.slope + f.intercept;
   const b = hi * f.slope + f.intercept;
   return [(a + b) / 2, Math.max(1, Math.abs(b - a))];
