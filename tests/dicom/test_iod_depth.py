@@ -95,3 +95,53 @@ def test_the_presets_deliver_a_pet_losslessly(shared_data: Path, tmp_path: Path,
     copy = pydicom.dcmread(io.BytesIO(out.data))
     assert int(copy.BitsStored) == 16
     assert np.array_equal(copy.pixel_array, pydicom.dcmread(source).pixel_array)
+
+
+def _signed(path: Path) -> Path:
+    """The PET of :func:`_pet` with signed pixels, as some scanners write them (-800..)."""
+    ds = pydicom.dcmread(path)
+    values = ds.pixel_array.astype(np.int64) - 800
+    ds.PixelRepresentation, ds.PixelData = 1, values.astype("<i2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.realdata
+def test_a_signed_pet_is_not_shifted_by_a_syntax_without_a_sign(shared_data: Path, tmp_path: Path) -> None:
+    """An outside re-check (2026-12-04, C2): ``dicom-jpegls``, which the refusal of JPEG recommended,
+    shifted a signed PET to unsigned with Rescale Intercept -800; PET fixes it at 0 (C.8.9.4). Refused,
+    naming the syntaxes that keep depth and sign; every preset delivers PET losslessly (HTJ2K)."""
+    source = _signed(_pet(shared_data, tmp_path))
+    series = read_series(tmp_path).series[0]
+    with pytest.raises(UnsupportedImageError, match=r"Rescale Intercept at 0 .*use dicom-j2k or dicom-htj2k"):
+        encode_series_to_dicom(series, tmp_path / "jpegls", syntax="jpegls", quality=90)
+    with pytest.raises(UnsupportedImageError, match=r"Bits Stored at 16 .*use dicom-j2k or dicom-htj2k"):
+        encode_series_to_dicom(series, tmp_path / "jpeg", syntax="jpeg", quality=90)
+    with pytest.raises(UnsupportedImageError, match="Rescale Intercept"):
+        compress(pydicom.dcmread(source), "1.2.840.10008.1.2.4.80")  # JPEG-LS lossless
+    (result,) = encode_series_to_dicom(series, tmp_path / "j2k", syntax="j2k", quality=90)
+    copy = pydicom.dcmread(result.path)
+    assert float(copy.RescaleIntercept) == 0.0 and int(copy.PixelRepresentation) == 1
+    for preset in ("diagnostic", "near-lossless", "preview"):
+        out = PRESETS[preset].encode_instance(source.read_bytes())
+        assert out.entry.transfer_syntax_uid == HTJ2K_LOSSLESS, (preset, out.entry)
+        assert np.array_equal(pydicom.dcmread(io.BytesIO(out.data)).pixel_array, pydicom.dcmread(source).pixel_array)
+
+
+@pytest.mark.realdata
+def test_a_16_bit_nm_keeps_its_depth(shared_data: Path, tmp_path: Path) -> None:
+    """An outside re-check (2026-12-04, C1): a 16-bit NM Image Storage object got 12-bit JPEG copies
+    (Bits Stored 12, which C.8.4.7 does not allow: 8 or 16), with a rescale the NM IOD does not have."""
+    ds = pydicom.dcmread(_pet(shared_data, tmp_path))
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.20")
+    ds.Modality = "NM"
+    for keyword in ("RescaleSlope", "RescaleIntercept", "RescaleType", "Units"):
+        del ds[keyword]
+    path = tmp_path / "pet.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(UnsupportedImageError, match=r"Bits Stored at 8/16"):
+        encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "jpeg", syntax="jpeg", quality=90)
+    out = PRESETS["diagnostic"].encode_instance(path.read_bytes())
+    assert out.entry.transfer_syntax_uid == HTJ2K_LOSSLESS, out.entry
+    out = PRESETS["near-lossless"].encode_instance(path.read_bytes())  # JPEG-LS keeps 16 bits: allowed
+    assert out.entry.transfer_syntax_uid == "1.2.840.10008.1.2.4.81", out.entry

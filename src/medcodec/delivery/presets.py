@@ -25,7 +25,7 @@ CT neuro (head)     92           12.7:1 head CT 1 mm         55         42.1:1 h
 MR                  68           13.3:1 head MR T1           41         37.9:1 head MR
 CR / DX             74           15, 7.1, 4.3:1 (CR, CR, DX) 41         109, 37, 18:1 (geo. mean 41)
 MG (mammography)    lossless     HTJ2K .201, bit-exact       41         (as CR)
-PET, RT Dose        lossless     HTJ2K .201, bit-exact       lossless   (IOD: Bits Stored 16)
+PET, NM, RT Dose    lossless     HTJ2K .201, bit-exact       lossless   (IOD: Bits Stored; PET: all presets)
 anything else       90                                       40
 ==================  ===========  ==========================  =========  ===========================
 
@@ -53,11 +53,12 @@ MQSA policy does not accept lossy-compressed mammograms for final interpretation
 as priors), and no guidance we follow gives a ratio for it; ``preview`` still codes it at the CR
 point, labelled not for diagnosis. (Until 2026-12-01 MG was coded at the CR point, ~15:1.)
 
-PET and RT Dose (2026-12-04): their IODs fix Bits Stored (PET 16, RT Dose 16 or 32,
-:mod:`medcodec.dicom.iod`), which a 12-bit JPEG copy cannot keep (dciodvfy rejects it), so every
-JPEG point becomes HTJ2K lossless for them (:meth:`Preset.operating_point`); JPEG-LS near-lossless
-keeps the depth and stays. PET is quantitative (SUV) reading besides, for which no guidance we
-follow gives a ratio.
+PET, NM and RT Dose (2026-12-04): their IODs fix Bits Stored (PET 16, NM Image Storage 8 or 16,
+RT Dose 16 or 32, :mod:`medcodec.dicom.iod`), which a 12-bit JPEG copy cannot keep (dciodvfy rejects
+it), so every JPEG point becomes HTJ2K lossless for them (:meth:`Preset.operating_point`); JPEG-LS
+near-lossless keeps the depth and stays, except for PET, whose IOD also fixes the rescale intercept
+at 0 (a signed PET would be shifted) and which is read quantitatively (SUV), for which no guidance
+we follow gives a ratio: PET is HTJ2K lossless under every preset.
 
 Near-lossless (2026-12-02; DESIGN §6 lists it, the issues did not ask for it): JPEG-LS
 near-lossless (.81) by CharLS with ``NEAR`` = :data:`NEAR_LOSSLESS_ERROR` = 2 stored units (2 HU on
@@ -149,7 +150,7 @@ from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_data
 from ..dicom._lenient import source_values_as_is
 from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
 from ..dicom.compress import compress, dataset_frames
-from ..dicom.iod import bits_stored_allowed
+from ..dicom.iod import bits_stored_allowed, quantitative
 from ..dicom.limits import check_dataset_decoded_size
 from ..dicom.mapping import dataset_padding, dataset_stats
 from ..dicom.write import (
@@ -369,14 +370,23 @@ class Preset:
 
     def operating_point(self, ds: Dataset) -> OperatingPoint | None:
         """The point for this image's class, or ``None`` (``original``: nothing is coded). An IOD that
-        fixes Bits Stored where JPEG cannot follow (PET's 16, RT Dose's 16 or 32:
-        :data:`medcodec.dicom.iod.FIXED_BITS_STORED`) gets HTJ2K lossless instead of a JPEG point."""
+        fixes Bits Stored where JPEG cannot follow (NM's 8 or 16, RT Dose's 16 or 32:
+        :data:`medcodec.dicom.iod.FIXED_BITS_STORED`) gets HTJ2K lossless instead of a JPEG point;
+        PET (:func:`medcodec.dicom.iod.quantitative`) gets it whatever the point."""
         if not self.points:
             return None
         point = self.points.get(image_class(ds)) or self.points.get("*")
-        if point is not None and point.syntax in (_JPEG, _JPEG_COLOUR):
-            with source_values_as_is():
-                if not (bits_stored_allowed(ds, 12) or bits_stored_allowed(ds, 8)):
+        if point is None or point.syntax == "htj2k-lossless":
+            return point
+        with source_values_as_is():
+            if quantitative(ds):  # PET: lossless whatever the point (its IOD fixes depth and intercept)
+                return _FIXED_DEPTH_POINT
+            if point.syntax in (_JPEG, _JPEG_COLOUR):
+                try:
+                    bits = int(ds.get("BitsStored", 16) or 16)
+                except (TypeError, ValueError):
+                    bits = 16
+                if not bits_stored_allowed(ds, 8 if bits <= 8 else 12):  # NM, RT Dose: JPEG's 12 bits
                     return _FIXED_DEPTH_POINT
         return point
 

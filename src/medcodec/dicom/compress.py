@@ -59,7 +59,7 @@ from ..spec import PixelSpec, storage_dtype
 from .codestream import stored_lossy_step, stored_pixels_lossy
 from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
-from .iod import bits_stored_allowed
+from .iod import bits_stored_allowed, intercept_allowed
 from .limits import check_dataset_decoded_size
 from .mapping import (
     SeriesMapping,
@@ -315,6 +315,13 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     if "ModalityLUTSequence" in ds and not mapping.is_identity:
         raise UnsupportedImageError(
             "(0028,3000) Modality LUT Sequence is indexed by stored values, which the mapping changes", path=_where(ds)
+        )
+    intercept = mapping.rescale(spec.rescale_slope, spec.rescale_intercept)[1]
+    if not intercept_allowed(ds, intercept):  # PET (dicom.iod): a sign-less syntax moves the intercept
+        raise UnsupportedImageError(
+            f"SOP class {ds.get('SOPClassUID', '?')!s} fixes Rescale Intercept at 0 (PS3.3 C.8.9.4): {ts.name} has "
+            f"no sign and would shift the values (intercept {intercept:g}); JPEG 2000 and HTJ2K keep the sign",
+            path=_where(ds),
         )
     if spec.extra.get("rescale_varies_per_frame") and not mapping.is_identity:
         raise UnsupportedImageError("per-frame Rescale Slope/Intercept differ: the mapping cannot carry them",

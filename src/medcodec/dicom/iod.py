@@ -9,10 +9,14 @@ some fix the attributes it would touch (PS3.3):
   The mapping goes into their windows and VOI LUTs instead
   (:func:`medcodec.dicom.write.fold_rescale_into_voi`).
 * **Bits Stored** of PET (C.8.9.4: Bits Allocated and Bits Stored 16, the enhanced and legacy
-  converted PET likewise) and RT Dose (C.8.8.3: 16 or 32): no mapping into 12 bits can be written
-  as such an object, so 12-bit JPEG is refused for them (an audit, 2026-12-04: dciodvfy rejected
-  a PET copy with Bits Stored 12 and High Bit 11), and the delivery presets deliver them losslessly
+  converted PET likewise), NM (C.8.4.7: 8 or 16) and RT Dose (C.8.8.3: 16 or 32): no mapping into
+  12 bits can be written as such an object, so 12-bit JPEG is refused for them (an audit,
+  2026-12-04: dciodvfy rejected a PET copy with Bits Stored 12 and High Bit 11, a re-check an NM
+  one), and the delivery presets deliver them losslessly
   (:meth:`medcodec.delivery.presets.Preset.operating_point`).
+* **The rescale intercept** of PET (C.8.9.4: 0): a syntax without a sign (JPEG-LS, JPEG) shifts
+  signed values and moves the intercept, so it is refused for signed PET (a re-check, 2026-12-04:
+  ``dicom-jpegls`` wrote Rescale Intercept -800), where JPEG 2000 and HTJ2K keep the sign.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from typing import Any
 __all__ = [
     "IDENTITY_RESCALE_SOP_CLASSES",
     "FIXED_BITS_STORED",
+    "ZERO_INTERCEPT_SOP_CLASSES",
     "rescale_must_be_identity",
     "bits_stored_allowed",
+    "intercept_allowed",
+    "quantitative",
 ]
 
 #: SOP classes built on the DX Image Module, whose Rescale Slope, Intercept and Type have the
@@ -45,7 +52,13 @@ FIXED_BITS_STORED: dict[str, frozenset[int]] = {
     "1.2.840.10008.5.1.4.1.1.128.1": frozenset({16}),  # Legacy Converted Enhanced PET Image Storage
     "1.2.840.10008.5.1.4.1.1.130": frozenset({16}),  # Enhanced PET Image Storage
     "1.2.840.10008.5.1.4.1.1.481.2": frozenset({16, 32}),  # RT Dose Storage
+    "1.2.840.10008.5.1.4.1.1.20": frozenset({8, 16}),  # Nuclear Medicine Image Storage
 }
+
+#: SOP classes whose Rescale Intercept is fixed at 0: the PET ones.
+ZERO_INTERCEPT_SOP_CLASSES = frozenset(
+    {"1.2.840.10008.5.1.4.1.1.128", "1.2.840.10008.5.1.4.1.1.128.1", "1.2.840.10008.5.1.4.1.1.130"}
+)
 
 
 def _sop_class(ds: Any) -> str:
@@ -68,3 +81,14 @@ def bits_stored_allowed(ds: Any, bits_stored: int) -> bool:
     """
     allowed = FIXED_BITS_STORED.get(_sop_class(ds))
     return allowed is None or bits_stored in allowed
+
+
+def intercept_allowed(ds: Any, intercept: float) -> bool:
+    """Whether a copy of ``ds`` may declare Rescale Intercept ``intercept`` (:data:`ZERO_INTERCEPT_SOP_CLASSES`)."""
+    return _sop_class(ds) not in ZERO_INTERCEPT_SOP_CLASSES or float(intercept) == 0.0
+
+
+def quantitative(ds: Any) -> bool:
+    """Whether ``ds`` is read quantitatively and its IOD narrows what a copy may be (PET): the delivery
+    presets deliver it losslessly whatever their point."""
+    return _sop_class(ds) in ZERO_INTERCEPT_SOP_CLASSES
