@@ -145,3 +145,26 @@ def test_a_16_bit_nm_keeps_its_depth(shared_data: Path, tmp_path: Path) -> None:
     assert out.entry.transfer_syntax_uid == HTJ2K_LOSSLESS, out.entry
     out = PRESETS["near-lossless"].encode_instance(path.read_bytes())  # JPEG-LS keeps 16 bits: allowed
     assert out.entry.transfer_syntax_uid == "1.2.840.10008.1.2.4.81", out.entry
+
+
+@pytest.mark.realdata
+def test_a_source_already_outside_its_iod_is_coded_as_it_is(shared_data: Path, tmp_path: Path) -> None:
+    """An outside re-check (2026-12-04, D2, D4): a PET whose own Rescale Intercept is not 0, or a
+    12-bit NM Image Storage object, was refused by every syntax, lossless included (every preset
+    then stored it uncompressed). A copy may not break its IOD; keeping what the source has does not."""
+    ds = pydicom.dcmread(_pet(shared_data, tmp_path))
+    ds.RescaleIntercept = "-100"
+    path = tmp_path / "pet.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    out = PRESETS["diagnostic"].encode_instance(path.read_bytes())
+    assert out.entry.transfer_syntax_uid == HTJ2K_LOSSLESS and not out.entry.passthrough, out.entry
+    (result,) = encode_series_to_dicom(read_series(tmp_path).series[0], tmp_path / "j2k", syntax="j2k", quality=90)
+    assert float(pydicom.dcmread(result.path).RescaleIntercept) == -100.0
+    nm = pydicom.dcmread(path)
+    nm.SOPClassUID = nm.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.20")
+    nm.Modality, nm.BitsStored, nm.HighBit = "NM", 12, 11
+    nm.PixelData = (nm.pixel_array >> 4).astype("<u2").tobytes()
+    for keyword in ("RescaleSlope", "RescaleIntercept", "RescaleType", "Units"):
+        del nm[keyword]
+    copy = compress(nm, "1.2.840.10008.1.2.4.90")  # JPEG 2000 lossless: Bits Stored 12 as the source's
+    assert int(copy.BitsStored) == 12

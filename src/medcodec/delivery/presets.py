@@ -386,7 +386,8 @@ class Preset:
                     bits = int(ds.get("BitsStored", 16) or 16)
                 except (TypeError, ValueError):
                     bits = 16
-                if not bits_stored_allowed(ds, 8 if bits <= 8 else 12):  # NM, RT Dose: JPEG's 12 bits
+                coded = 8 if bits <= 8 else 12  # what JPEG writes; a source already outside its IOD keeps its own
+                if coded != bits and not bits_stored_allowed(ds, coded):  # NM, RT Dose
                     return _FIXED_DEPTH_POINT
         return point
 

@@ -59,7 +59,7 @@ from ..spec import PixelSpec, storage_dtype
 from .codestream import stored_lossy_step, stored_pixels_lossy
 from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
-from .iod import bits_stored_allowed, intercept_allowed
+from .iod import FIXED_BITS_STORED, bits_stored_allowed, intercept_allowed
 from .limits import check_dataset_decoded_size
 from .mapping import (
     SeriesMapping,
@@ -293,10 +293,12 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     if not ts.bits[0] <= bits <= ts.bits[1]:
         raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
                                     path=_where(ds))  # fmt: skip
-    if not bits_stored_allowed(ds, bits):  # PET, RT Dose (dicom.iod): a copy must keep their Bits Stored
+    if bits != spec.bits_stored and not bits_stored_allowed(ds, bits):  # PET, NM, RT Dose (dicom.iod)
+        allowed = "/".join(map(str, sorted(FIXED_BITS_STORED.get(str(ds.get("SOPClassUID", "")).strip(), ()))))
         raise UnsupportedImageError(
-            f"SOP class {ds.get('SOPClassUID', '?')!s} fixes Bits Stored (PS3.3; PET: 16): {ts.name} would "
-            f"write {bits}; use a syntax that keeps the depth (JPEG 2000, HTJ2K, JPEG-LS)",
+            f"SOP class {ds.get('SOPClassUID', '?')!s} fixes Bits Stored at {allowed} (PS3.3): {ts.name} would "
+            f"write {bits}; use a syntax that keeps the depth{' and the sign' if spec.signed else ''} "
+            f"({'JPEG 2000, HTJ2K' if spec.signed else 'JPEG 2000, HTJ2K, JPEG-LS'})",
             path=_where(ds),
         )
     if mapping is None:
@@ -317,7 +319,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
             "(0028,3000) Modality LUT Sequence is indexed by stored values, which the mapping changes", path=_where(ds)
         )
     intercept = mapping.rescale(spec.rescale_slope, spec.rescale_intercept)[1]
-    if not intercept_allowed(ds, intercept):  # PET (dicom.iod): a sign-less syntax moves the intercept
+    if intercept != spec.rescale_intercept and not intercept_allowed(ds, intercept):  # PET (dicom.iod)
         raise UnsupportedImageError(
             f"SOP class {ds.get('SOPClassUID', '?')!s} fixes Rescale Intercept at 0 (PS3.3 C.8.9.4): {ts.name} has "
             f"no sign and would shift the values (intercept {intercept:g}); JPEG 2000 and HTJ2K keep the sign",

@@ -297,7 +297,9 @@ def encode_series_to_dicom(
     depth = (spec.bits_stored, spec.signed)
     exact = [n for n, s in SYNTAXES.items() if s.target(*depth) == depth]  # keep depth and sign
     where = str(series.source_files[0]) if series.source_files else None
-    if not bits_stored_allowed(first, bits):  # PET, NM, RT Dose (dicom.iod): a copy must keep their Bits Stored
+    # PET, NM, RT Dose (dicom.iod): a copy must keep their Bits Stored (a source already outside its IOD
+    # is not made worse by keeping its own: a re-check, 2026-12-04)
+    if bits != spec.bits_stored and not bits_stored_allowed(first, bits):
         raise UnsupportedImageError(
             f"{first.get('SOPClassUID', '?')!s} ({first.get('Modality', '?')}) fixes Bits Stored at "
             f"{'/'.join(map(str, sorted(FIXED_BITS_STORED[str(first.SOPClassUID).strip()])))} (PS3.3); "
@@ -306,7 +308,7 @@ def encode_series_to_dicom(
         )
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed, padding=padding_range(series))
     intercept = mapping.rescale(spec.rescale_slope, spec.rescale_intercept)[1]
-    if not intercept_allowed(first, intercept):  # PET (dicom.iod): a sign-less syntax moves the intercept
+    if intercept != spec.rescale_intercept and not intercept_allowed(first, intercept):  # PET: see dicom.iod
         raise UnsupportedImageError(
             f"{first.get('SOPClassUID', '?')!s} ({first.get('Modality', '?')}) fixes Rescale Intercept at 0 "
             f"(PS3.3 C.8.9.4); dicom-{codec_syntax.name} has no sign and would shift the values (intercept "
