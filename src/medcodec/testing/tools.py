@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 
-__all__ = ["require_tool", "required"]
+__all__ = ["require_tool", "required", "dciodvfy_errors"]
 
 
 def required(name: str) -> bool:
@@ -32,3 +32,13 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def dciodvfy_errors(path: object) -> set[str]:
+    """The ``Error`` lines dicom3tools' ``dciodvfy`` reports on a DICOM file (:func:`require_tool`'s
+    rule when it is missing): a derived file should add none to its original's."""
+    import subprocess
+
+    run = subprocess.run([require_tool("dciodvfy"), str(path)], check=False, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    return {line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")}
