@@ -17,7 +17,9 @@ What changes, and why (PS3.3 references):
   Image/Series Pixel Value (0028,0106-0109), which the new pixels may contradict.
 * Rescale Slope/Intercept (C.11.1) follow the spec: at top level, or inside the Pixel Value
   Transformation functional groups of enhanced objects (C.7.6.16.2.9), whichever the source
-  used. Windows are left alone: they are in output units, which the spec's rescale preserves.
+  used. Windows are left alone: they are in output units, which the spec's rescale preserves;
+  except where the IOD fixes the rescale at 1 / 0 (DX, mammography, intra-oral: :mod:`.iod`),
+  whose windows and VOI LUTs carry the mapping instead (:func:`fold_rescale_into_voi`).
 * Lossy compression (C.7.6.1.1.5): Lossy Image Compression (0028,2110) = ``"01"``; the new
   ratio and method are *appended* to (0028,2112) and (0028,2114) so the history of earlier
   lossy steps survives. Derivation Code Sequence gets (113040, DCM, "Lossy Compression")

@@ -325,8 +325,9 @@ MAX_PAGE_LUT = 16384
 
 def _voi_luts(store: Any, record: Any) -> list[dict[str, Any]]:
     """The VOI LUT Sequence items of an instance (PS3.3 C.11.2.1.1) for the page: ``{"first", "step",
-    "bits", "data", "explanation"}``, entry ``k`` of ``data`` for the output value ``first + k *
-    step`` (``step`` 1 unless the LUT had more than :data:`MAX_PAGE_LUT` entries). Read from the
+    "bits", "data", "explanation"}``, entry ``k`` of ``data`` for the input value ``first + k *
+    step`` (the modality LUT's output; ``step`` 1 unless the LUT had more than :data:`MAX_PAGE_LUT`
+    entries). Read from the
     original file: DICOM JSON names LUT data over 768 bytes by a bulk data URI only. An audit of
     2026-12-04: the page offered header windows only, a LUT-only radiograph showed linearly."""
     import pydicom
