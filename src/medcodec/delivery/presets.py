@@ -381,12 +381,12 @@ class Preset:
         with source_values_as_is():
             if quantitative(ds):  # PET: lossless whatever the point (its IOD fixes depth and intercept)
                 return _FIXED_DEPTH_POINT
-            if point.syntax in (_JPEG, _JPEG_COLOUR):
+            if point.syntax == _JPEG:  # (colour is 8-bit JPEG of 8-bit RGB: no such IOD)
                 try:
                     bits = int(ds.get("BitsStored", 16) or 16)
                 except (TypeError, ValueError):
                     bits = 16
-                coded = 8 if bits <= 8 else 12  # what JPEG writes; a source already outside its IOD keeps its own
+                coded, _ = get_syntax(_JPEG).target(bits, False)  # a source already outside its IOD keeps its own
                 if coded != bits and not bits_stored_allowed(ds, coded):  # NM, RT Dose
                     return _FIXED_DEPTH_POINT
         return point

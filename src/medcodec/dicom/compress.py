@@ -59,7 +59,7 @@ from ..spec import PixelSpec, storage_dtype
 from .codestream import stored_lossy_step, stored_pixels_lossy
 from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
-from .iod import FIXED_BITS_STORED, bits_stored_allowed, intercept_allowed
+from .iod import check_copy
 from .limits import check_dataset_decoded_size
 from .mapping import (
     SeriesMapping,
@@ -293,14 +293,6 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     if not ts.bits[0] <= bits <= ts.bits[1]:
         raise UnsupportedImageError(f"{ts.name} holds {ts.bits[0]}-{ts.bits[1]}-bit samples, not {bits}",
                                     path=_where(ds))  # fmt: skip
-    if bits != spec.bits_stored and not bits_stored_allowed(ds, bits):  # PET, NM, RT Dose (dicom.iod)
-        allowed = "/".join(map(str, sorted(FIXED_BITS_STORED.get(str(ds.get("SOPClassUID", "")).strip(), ()))))
-        raise UnsupportedImageError(
-            f"SOP class {ds.get('SOPClassUID', '?')!s} fixes Bits Stored at {allowed} (PS3.3): {ts.name} would "
-            f"write {bits}; use a syntax that keeps the depth{' and the sign' if spec.signed else ''} "
-            f"({'JPEG 2000, HTJ2K' if spec.signed else 'JPEG 2000, HTJ2K, JPEG-LS'})",
-            path=_where(ds),
-        )
     if mapping is None:
         padding = dataset_padding(ds, bits_stored=spec.bits_stored, signed=spec.signed)
         stats = dataset_stats(frames, spec, allow_clip=ts.lossy, padding=padding)  # lossless: never clip padding
@@ -318,13 +310,10 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         raise UnsupportedImageError(
             "(0028,3000) Modality LUT Sequence is indexed by stored values, which the mapping changes", path=_where(ds)
         )
-    intercept = mapping.rescale(spec.rescale_slope, spec.rescale_intercept)[1]
-    if intercept != spec.rescale_intercept and not intercept_allowed(ds, intercept):  # PET (dicom.iod)
-        raise UnsupportedImageError(
-            f"SOP class {ds.get('SOPClassUID', '?')!s} fixes Rescale Intercept at 0 (PS3.3 C.8.9.4): {ts.name} has "
-            f"no sign and would shift the values (intercept {intercept:g}); JPEG 2000 and HTJ2K keep the sign",
-            path=_where(ds),
-        )
+    keep = "JPEG 2000 or HTJ2K" if spec.signed else "JPEG 2000, HTJ2K or JPEG-LS"  # depth (and sign) kept
+    check_copy(ds, bits=bits, source_bits=spec.bits_stored, source_intercept=spec.rescale_intercept,
+               intercept=mapping.rescale(spec.rescale_slope, spec.rescale_intercept)[1], syntax=ts.name,
+               keep=keep, path=_where(ds))  # fmt: skip
     if spec.extra.get("rescale_varies_per_frame") and not mapping.is_identity:
         raise UnsupportedImageError("per-frame Rescale Slope/Intercept differ: the mapping cannot carry them",
                                     path=_where(ds))  # fmt: skip

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UnsupportedImageError
+
 __all__ = [
     "IDENTITY_RESCALE_SOP_CLASSES",
     "FIXED_BITS_STORED",
@@ -31,6 +33,7 @@ __all__ = [
     "bits_stored_allowed",
     "intercept_allowed",
     "quantitative",
+    "check_copy",
 ]
 
 #: SOP classes built on the DX Image Module, whose Rescale Slope, Intercept and Type have the
@@ -92,3 +95,26 @@ def quantitative(ds: Any) -> bool:
     """Whether ``ds`` is read quantitatively and its IOD narrows what a copy may be (PET): the delivery
     presets deliver it losslessly whatever their point."""
     return _sop_class(ds) in ZERO_INTERCEPT_SOP_CLASSES
+
+
+def check_copy(
+    ds: Any, *, bits: int, source_bits: int, intercept: float, source_intercept: float, syntax: str, keep: str,
+    path: str | None = None,
+) -> None:  # fmt: skip
+    """Raise :class:`~medcodec.errors.UnsupportedImageError` when a copy of ``ds`` coded by ``syntax``
+    would change Bits Stored (``source_bits`` -> ``bits``) or the rescale intercept into a value
+    the IOD forbids (:func:`bits_stored_allowed`, :func:`intercept_allowed`); ``keep`` names what to
+    use instead. A source already outside its IOD keeps what it has (an outside re-check,
+    2026-12-04: a PET with its own intercept was refused even losslessly)."""
+    what = f"{_sop_class(ds) or '?'} ({ds.get('Modality', '?')})"
+    if bits != source_bits and not bits_stored_allowed(ds, bits):
+        allowed = "/".join(map(str, sorted(FIXED_BITS_STORED[_sop_class(ds)])))
+        raise UnsupportedImageError(
+            f"{what} fixes Bits Stored at {allowed} (PS3.3); {syntax} holds {bits} bits: use {keep}", path=path
+        )
+    if float(intercept) != float(source_intercept) and not intercept_allowed(ds, intercept):
+        raise UnsupportedImageError(
+            f"{what} fixes Rescale Intercept at 0 (PS3.3 C.8.9.4); {syntax} has no sign and would shift the "
+            f"values (intercept {intercept:g}): use {keep}",
+            path=path,
+        )

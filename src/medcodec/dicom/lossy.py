@@ -110,7 +110,7 @@ from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax
 from .coding import SYNTAXES, LossySyntax, _Coder, _imap_ordered, get_syntax
 from .image import DicomImage
-from .iod import FIXED_BITS_STORED, bits_stored_allowed, intercept_allowed
+from .iod import check_copy
 from .mapping import (
     HU_FLOOR,
     SeriesMapping,
@@ -296,25 +296,11 @@ def encode_series_to_dicom(
     first = series.images[0].dataset
     depth = (spec.bits_stored, spec.signed)
     exact = [n for n, s in SYNTAXES.items() if s.target(*depth) == depth]  # keep depth and sign
-    where = str(series.source_files[0]) if series.source_files else None
-    # PET, NM, RT Dose (dicom.iod): a copy must keep their Bits Stored (a source already outside its IOD
-    # is not made worse by keeping its own: a re-check, 2026-12-04)
-    if bits != spec.bits_stored and not bits_stored_allowed(first, bits):
-        raise UnsupportedImageError(
-            f"{first.get('SOPClassUID', '?')!s} ({first.get('Modality', '?')}) fixes Bits Stored at "
-            f"{'/'.join(map(str, sorted(FIXED_BITS_STORED[str(first.SOPClassUID).strip()])))} (PS3.3); "
-            f"dicom-{codec_syntax.name} holds {bits} bits: use {' or '.join('dicom-' + n for n in exact)}",
-            path=where,
-        )
     mapping = plan_series_mapping(stats, bits_stored=bits, signed=signed, padding=padding_range(series))
-    intercept = mapping.rescale(spec.rescale_slope, spec.rescale_intercept)[1]
-    if intercept != spec.rescale_intercept and not intercept_allowed(first, intercept):  # PET: see dicom.iod
-        raise UnsupportedImageError(
-            f"{first.get('SOPClassUID', '?')!s} ({first.get('Modality', '?')}) fixes Rescale Intercept at 0 "
-            f"(PS3.3 C.8.9.4); dicom-{codec_syntax.name} has no sign and would shift the values (intercept "
-            f"{intercept:g}): use {' or '.join('dicom-' + n for n in exact)}",
-            path=where,
-        )
+    check_copy(first, bits=bits, source_bits=spec.bits_stored, source_intercept=spec.rescale_intercept,
+               intercept=mapping.rescale(spec.rescale_slope, spec.rescale_intercept)[1],
+               syntax=f"dicom-{codec_syntax.name}", keep=" or ".join("dicom-" + n for n in exact),
+               path=str(series.source_files[0]) if series.source_files else None)  # fmt: skip
     if mapping.scale > 1:  # the syntax cannot hold the depth: every value loses up to scale/2 before coding
         warnings.warn(
             f"dicom-{codec_syntax.name} holds {bits} bits, the series uses {spec.bits_stored}: stored values are "

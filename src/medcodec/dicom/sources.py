@@ -30,8 +30,9 @@ import threading
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -395,25 +396,17 @@ def _walk(folder: Path, excluded: frozenset[str] = frozenset()) -> Iterator[Sour
                 except DicomError:  # the walk goes on; reading the file itself reports it
                     members = [path]  # type: ignore[list-item]
                 yield from members
-            elif not non_dicom_by_name(name) or _has_dicm_prefix(path):
+            elif not non_dicom_by_name(name) or _has_dicm_prefix(partial(open, path, "rb")):
                 yield path  # not DICOM after all (empty, random bytes, text): read_image says so, listed
 
 
-def _has_dicm_prefix(path: Path) -> bool:
-    """Whether a file carries the ``DICM`` prefix (PS3.10 §7.1): a DICOM file named like a document
-    (``readme``, ``NOTICE``, ``x.rec``) is read, not skipped by its name (an outside re-check, 2026-12-04)."""
+def _has_dicm_prefix(opener: Callable[[], Any]) -> bool:
+    """Whether the file or ZIP member ``opener`` opens carries the ``DICM`` prefix (PS3.10 §7.1; its
+    first 132 bytes read, nothing more): a DICOM file named like a document (``readme``, ``NOTICE``,
+    ``x.rec``) is read, not skipped by its name (an outside re-check, 2026-12-04)."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
-def _member_has_dicm_prefix(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    """:func:`_has_dicm_prefix` for a ZIP member (its first 132 bytes inflated, nothing more)."""
-    try:
-        with zf.open(info) as fh:
-            return fh.read(132)[128:132] == b"DICM"
+        with opener() as fh:
+            return fh.read(132)[_DICOM_PREFIX_OFFSET : _DICOM_PREFIX_OFFSET + 4] == b"DICM"
     except (*_ZIP_ERRORS, OSError, RuntimeError):
         return False
 
@@ -526,8 +519,8 @@ def _plan_of(
             out.extend(inner)
             if not any(member is not None for member, _ in inner):
                 out.append((None, (shown, "a ZIP inside the ZIP with no DICOM member")))
-        elif non_dicom_by_name(name) and not _member_has_dicm_prefix(zf, info):
-            out.append((None, (shown, non_dicom_by_name(name))))
+        elif (why := non_dicom_by_name(name)) and not _has_dicm_prefix(partial(zf.open, info)):
+            out.append((None, (shown, why)))
         else:
             out.append((ZipMember(archive, info.filename, position, within), ("", "")))
     return out

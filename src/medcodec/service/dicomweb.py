@@ -737,13 +737,13 @@ def render_frame(
         image = Image.fromarray(img8, "RGB")
     else:
         slope, intercept, center, width = frame_value_transform(ds, number)
-        if "ModalityLUTSequence" in ds:
-            values = apply_modality_lut(arr, ds).astype(np.float64)
-        else:  # the frame's own rescale (an enhanced object's functional groups), else the top level's
-            values = arr.astype(np.float64) * (1.0 if slope is None else slope) + (intercept or 0.0)
         units = original_units(store, record, preset, ds) if window is not None else None
         if units is not None:  # ?window= is in the original's units (its /metadata); a DX copy's are not
             values = arr.astype(np.float64) * units[0] + units[1]
+        elif "ModalityLUTSequence" in ds:
+            values = apply_modality_lut(arr, ds).astype(np.float64)
+        else:  # the frame's own rescale (an enhanced object's functional groups), else the top level's
+            values = arr.astype(np.float64) * (1.0 if slope is None else slope) + (intercept or 0.0)
         out = None
         if window is None:  # the file's VOI (PS3.4 N.2.1.1): its VOI LUT, else its window and function
             table = next(filter(None, (voi_lut_table(item, ds) for item in ds.get("VOILUTSequence") or [])), None)
