@@ -229,6 +229,31 @@ def test_unknown_transfer_syntax_gives_406(server):
     assert r.status_code == 406
 
 
+def test_wado_rs_preset_without_a_syntax_gives_that_presets_rendition(client, server):
+    """``?preset=NAME`` with an Accept that names no transfer syntax (dicomweb-client's default,
+    ``Accept: application/dicom``, none at all): each instance as that preset codes it, the part's
+    ``transfer-syntax`` saying which (an outside audit, 2026-12-04: the original came back
+    decompressed, the preset ignored). A series retrieve too; an explicit syntax still wins."""
+    head = pydicom.dcmread(server.head_files[2])
+    inst = f"/dicomweb/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}/instances/{head.SOPInstanceUID}"
+    original = server.get(inst, headers={"Accept": "application/dicom"})
+    assert original.headers["content-type"] == f"application/dicom; transfer-syntax={EXPLICIT}"
+    for accept in ("application/dicom", None, 'multipart/related; type="application/dicom"'):
+        r = server.get(inst + "?preset=preview", headers={"Accept": accept} if accept else {})
+        assert r.status_code == 200, r.text
+        data = r.content if accept == "application/dicom" else _frame_part(r.content)[1]
+        ds = pydicom.dcmread(io.BytesIO(data))
+        assert ds.file_meta.TransferSyntaxUID == JPEG_12 and ds.LossyImageCompression == "01"
+        assert len(data) < len(original.content) / 3
+    explicit = server.get(inst + "?preset=preview", headers={"Accept": f"application/dicom; transfer-syntax={EXPLICIT}"})
+    assert explicit.headers["content-type"] == f"application/dicom; transfer-syntax={EXPLICIT}"
+    r = server.get(f"/dicomweb/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}?preset=diagnostic",
+                   headers={"Accept": 'multipart/related; type="application/dicom"'})  # fmt: skip
+    assert r.status_code == 200
+    parts = re.findall(rb"[Cc]ontent-[Tt]ype: application/dicom; transfer-syntax=([0-9.]+)", r.content)
+    assert len(parts) == len(server.head_files) and set(parts) == {JPEG_12.encode()}
+
+
 def _three_kinds(server) -> tuple[pydicom.Dataset, pydicom.Dataset, pydicom.Dataset]:
     """The signed 12-bit head CT, a signed 16-bit CT and a 10-frame enhanced MR stored as RLE."""
     return (pydicom.dcmread(server.head_files[3]), pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"]),

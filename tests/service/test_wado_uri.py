@@ -55,6 +55,28 @@ def test_wado_uri_dicom_as_stored_explicit_and_diagnostic(server: Any) -> None:
     assert lossy.headers["content-disposition"].endswith(f'{src.SOPInstanceUID}.dcm"')
 
 
+def test_wado_uri_dicom_with_a_preset_and_no_syntax_is_that_presets_rendition(server: Any) -> None:
+    """``contentType=application/dicom&preset=NAME`` without ``transferSyntax``: the preset's own
+    rendition in the syntax it codes the image in (an outside audit, 2026-12-04: the original came
+    back decompressed, the preset silently ignored, 527 kB where the preview is 12 kB); an explicit
+    ``transferSyntax`` still wins; ``X-Preset`` says which preset answered."""
+    src = pydicom.dcmread(server.head_files[4])
+    original = _wado(server, src, contentType="application/dicom")
+    for name in ("preview", "diagnostic"):
+        r = _wado(server, src, contentType="application/dicom", preset=name)
+        assert r.status_code == 200, r.text
+        ds = pydicom.dcmread(io.BytesIO(r.content))
+        assert ds.file_meta.TransferSyntaxUID == JPEG_12 == r.headers["x-transfer-syntax"]
+        assert r.headers["x-preset"] == name and ds.LossyImageCompression == "01"
+        assert ds.SOPInstanceUID != src.SOPInstanceUID and len(r.content) < len(original.content) / 3
+    small = _wado(server, src, contentType="application/dicom", preset="preview")
+    big = _wado(server, src, contentType="application/dicom", preset="diagnostic")
+    assert len(small.content) < len(big.content)  # two renditions, not one file
+    explicit = _wado(server, src, contentType="application/dicom", preset="preview", transferSyntax=EXPLICIT)
+    assert pydicom.dcmread(io.BytesIO(explicit.content)).file_meta.TransferSyntaxUID == EXPLICIT
+    assert original.headers["x-preset"] == "original"
+
+
 def test_wado_uri_window_size_region_frame_and_preset(server: Any) -> None:
     src = pydicom.dcmread(server.head_files[5])
     png = _image(_wado(server, src, contentType="image/png", windowCenter="40", windowWidth="80"))

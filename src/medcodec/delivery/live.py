@@ -486,6 +486,10 @@ async def stream_zip(
 # (no HTTP: the service's WADO-RS and archive routes call these from worker threads)
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+#: What :func:`instance_bytes` takes in place of a transfer syntax for "the preset's own rendition,
+#: in whatever syntax the preset codes this instance": a WADO request with ``preset=`` that names
+#: no syntax (until 2026-12-04 such a request got the original decompressed, the preset ignored).
+AS_PRESET = "preset"
 
 
 def preset_syntaxes() -> dict[str, list[str]]:
@@ -608,13 +612,23 @@ def rendition_or_encode(
 def instance_bytes(
     store: Any, record: Any, ts: str, preset: str | None = None, strict: bool = True, pool: LivePool | None = None
 ) -> tuple[bytes, str]:
-    """One instance as a DICOM file under transfer syntax ``ts`` (``*`` = as stored).
+    """One instance as a DICOM file under transfer syntax ``ts`` (``*`` = as stored,
+    :data:`AS_PRESET` = as ``preset`` codes it: its rendition, or the original it passes through).
 
     Returns ``(bytes, syntax actually used)``. With ``strict`` an instance that cannot take
     ``ts`` raises :class:`~medcodec.errors.NotAcceptableError`; otherwise it comes as stored.
     """
     from ..errors import NotAcceptableError
 
+    if ts == AS_PRESET:
+        if preset is None:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("the preset's own transfer syntax needs a preset")
+        data, got, _ = rendition_or_encode(store, record, preset, pool=pool)
+        if got == record.transfer_syntax_uid and data[128:132] != b"DICM":  # passed through as stored
+            return instance_bytes(store, record, "*")
+        return data, got
     if ts in ("*", record.transfer_syntax_uid):
         with store.open_original(record) as fh:
             data = fh.read()

@@ -29,7 +29,10 @@ what ``diagnostic`` or ``preview`` does to an image, colour included; ``X-Preset
 
 Transfer syntax negotiation (PS3.18 §8.7.3): the ``transfer-syntax`` parameter of the Accept
 media ranges, best ``q`` first. ``*`` gives each instance as stored; no parameter means
-Explicit VR Little Endian (the PS3.18 default; compressed originals are decompressed); a
+Explicit VR Little Endian (the PS3.18 default; compressed originals are decompressed), and with
+``?preset=NAME`` that preset's own rendition of each instance, in the syntax it codes it in
+(``.51`` for a 12-bit CT under ``diagnostic``, HTJ2K lossless for a PET, the original for what
+it passes through; the part's ``transfer-syntax`` says which); a
 preset's syntax (``1.2.840.10008.1.2.4.51`` for ``diagnostic``...) gives that preset's rendition
 (pre-computed, else encoded on the spot); ``?preset=NAME`` picks among presets sharing a
 syntax; another lossless syntax the registry writes here (JPEG-LS, JPEG 2000, RLE, HTJ2K RPCL) is
@@ -61,6 +64,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..delivery.live import AS_PRESET
 from ..errors import (
     CodecError,
     InvalidInputError,
@@ -222,6 +226,8 @@ def _default_frame_syntax(media: str, record: Any, preset: str | None) -> str | 
 def _producible(ts: str, preset: str | None) -> bool:
     from ..delivery.live import lossless_transcodes
 
+    if ts == AS_PRESET:
+        return preset is not None
     return ts in ("*", EXPLICIT_VR_LE) or bool(_preset_names_for(ts, preset)) or ts in lossless_transcodes(preset)
 
 
@@ -238,6 +244,8 @@ def _negotiate(
     406 for ``.50, .90`` where ``.90`` alone was sent)."""
     part_types = tuple(part_types)
     stored = frozenset(stored)
+    # no syntax named: PS3.18's default (Explicit VR Little Endian), or with ?preset= that preset's own
+    default = EXPLICIT_VR_LE if preset is None else AS_PRESET
     asked: list[str] = []
     out: list[tuple[str, bool]] = []
     for m in accept:
@@ -245,9 +253,9 @@ def _negotiate(
         # application/* covers application/dicom (RFC 9110 §12.5.1; a 406 until 2026-12-04): single part
         single = m.type in part_types or (m.type == "application/*" and "application/dicom" in part_types)
         if single or (m.type == "multipart/related" and (inner in part_types or inner == "application/*")):
-            ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
+            ts = m.params.get("transfer-syntax", default)
         elif m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
-            ts = m.params.get("transfer-syntax", EXPLICIT_VR_LE)
+            ts = m.params.get("transfer-syntax", default)
         else:
             continue
         asked.append(ts)

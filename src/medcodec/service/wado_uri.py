@@ -4,8 +4,9 @@ The single-object retrieve that EHR links, report viewers and older PACS clients
 
     GET /wado?requestType=WADO&studyUID=S&seriesUID=SE&objectUID=I
         [&contentType=image/jpeg|image/png|application/dicom[,...]]   first one producible wins
-        [&transferSyntax=UID]        application/dicom only: default Explicit VR Little Endian,
-                                     ``*`` as stored, 1.2.840.10008.1.2.4.51 the diagnostic JPEG ...
+        [&transferSyntax=UID]        application/dicom only: default Explicit VR Little Endian (with
+                                     preset=, the preset's own syntax), ``*`` as stored,
+                                     1.2.840.10008.1.2.4.51 the diagnostic JPEG ...
         [&preset=NAME]               medcodec's: the preset's rendition (DICOM or rendered image)
         [&frameNumber=N] [&windowCenter=C&windowWidth=W] [&rows=R] [&columns=C]
         [&region=x1,y1,x2,y2]        fractions 0..1 of the image, cropped before rows / columns
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..delivery.live import AS_PRESET
 from ..errors import InvalidInputError, NotAcceptableError, NotFoundError
 from .dicomweb import EXPLICIT_VR_LE, int_value, render_frame
 
@@ -137,8 +139,10 @@ async def _dicom(request: Request, record: Any, preset: str | None) -> Response:
     from ..delivery.live import instance_bytes
     from ..delivery.uids import validate_uid
 
-    ts = _param(request, "transferSyntax") or EXPLICIT_VR_LE
-    if ts != "*":
+    ts = _param(request, "transferSyntax")
+    if ts is None:  # PS3.18's default, or with preset= that preset's own rendition (in its syntax)
+        ts = EXPLICIT_VR_LE if preset is None else AS_PRESET
+    elif ts != "*":
         validate_uid(ts, what="transfer syntax UID")
     store, pool = request.app.state.store, request.app.state.pool
     data, got = await run_in_threadpool(instance_bytes, store, record, ts, preset, True, pool)
@@ -147,6 +151,7 @@ async def _dicom(request: Request, record: Any, preset: str | None) -> Response:
         media_type=DICOM_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="{record.sop_uid}.dcm"',
+            "X-Preset": preset or "original",
             "X-Transfer-Syntax": got,
         },
     )
