@@ -218,13 +218,16 @@ def bd(anchor: list[tuple[float, float, float]], test: list[tuple[float, float, 
     return bd_rate(ra, pa, rt, pt, method=method)
 
 
-def bd_or_nan(anchor: list[tuple[float, float, float]], test: list[tuple[float, float, float]], method: str) -> float:
-    """:func:`bd`, or NaN (said on stdout) when the curves cannot give one: an image whose small
-    values libjpeg-turbo codes losslessly inside the range leaves fewer than four lossy points."""
+def bd_or_nan(
+    anchor: list[tuple[float, float, float]], test: list[tuple[float, float, float]], method: str, notes: list[str]
+) -> float:
+    """:func:`bd`, or NaN (the reason appended to ``notes``, printed with the image's block) when the
+    curves cannot give one: an image whose small values either coder codes losslessly inside the
+    range leaves fewer than four lossy points."""
     try:
         return bd(anchor, test, method)
     except InvalidInputError as e:
-        print(f"  ({method} BD-rate not measurable on this image: {e})")
+        notes.append(f"{method} BD-rate not measurable on this image: {e}")
         return math.nan
 
 
@@ -262,13 +265,14 @@ def main(argv: list[str] | None = None) -> int:
 
         ours = Curve("medcodec", frames, encode, mjpeg.decode_jpeg, ct=ct)
         turbo = Curve("libjpeg-turbo", frames, turbo_encoder, imagecodecs.jpeg8_decode, ct=ct)
+        notes: list[str] = []
         anchor = [turbo.at_bpp(b, integer=True) for b in BPP_RANGE]
         test = [ours.at_bpp(b, integer=False) for b in BPP_RANGE]
         r = {"set": name, "frames": len(frames), "shape": list(frames[0].shape), "ct": ct,
              "anchor": [dict(zip(("quality", "bpp", "psnr"), p)) for p in anchor],
              "test": [dict(zip(("quality", "bpp", "psnr"), p)) for p in test],
-             "bd_rate_cubic_percent": bd_or_nan(anchor, test, "cubic"),
-             "bd_rate_pchip_percent": bd_or_nan(anchor, test, "pchip")}
+             "bd_rate_cubic_percent": bd_or_nan(anchor, test, "cubic", notes),
+             "bd_rate_pchip_percent": bd_or_nan(anchor, test, "pchip", notes)}
         i1, i06 = BPP_RANGE.index(1.0), BPP_RANGE.index(0.6)
         if ct:
             r["texture"] = {
@@ -297,8 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         for b, (qa, ba, sa), (qt, bt, st) in zip(BPP_RANGE, anchor, test):
             print(f"{b:>10.2f} | {qa:>15.0f} {ba:>6.3f} {sa:>6.2f} | {qt:>10.2f} {bt:>6.3f} {st:>6.2f}")
         bdr = r["bd_rate_cubic_percent"]
+        for note in notes:
+            print(f"  ({note})")
+        ok = "not measurable" if math.isnan(bdr) else verdict(bdr <= -20)
         print(f"  BD-rate vs libjpeg-turbo: {bdr:+.2f} % (cubic), {r['bd_rate_pchip_percent']:+.2f} % (PCHIP); "
-              f"target <= -20 %: {verdict(bdr <= -20)}")  # fmt: skip
+              f"target <= -20 %: {ok}")  # fmt: skip
         if ct:
             (f1, m1), (tf1, tm1) = r["texture"]["1.0bpp"]["medcodec"], r["texture"]["1.0bpp"]["libjpeg-turbo"]
             (f6, _), (tf6, _) = r["texture"]["0.6bpp"]["medcodec"], r["texture"]["0.6bpp"]["libjpeg-turbo"]
