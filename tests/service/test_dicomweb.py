@@ -247,6 +247,10 @@ def test_wado_rs_preset_without_a_syntax_gives_that_presets_rendition(client, se
         assert len(data) < len(original.content) / 3
     explicit = server.get(inst + "?preset=preview", headers={"Accept": f"application/dicom; transfer-syntax={EXPLICIT}"})
     assert explicit.headers["content-type"] == f"application/dicom; transfer-syntax={EXPLICIT}"
+    from medcodec.delivery.live import AS_PRESET  # the placeholder is no syntax a client can name
+
+    assert server.get(inst + "?preset=preview",
+                      headers={"Accept": f"application/dicom; transfer-syntax={AS_PRESET}"}).status_code == 406
     r = server.get(f"/dicomweb/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}?preset=diagnostic",
                    headers={"Accept": 'multipart/related; type="application/dicom"'})  # fmt: skip
     assert r.status_code == 200

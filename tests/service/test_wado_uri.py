@@ -59,7 +59,7 @@ def test_wado_uri_dicom_with_a_preset_and_no_syntax_is_that_presets_rendition(se
     """``contentType=application/dicom&preset=NAME`` without ``transferSyntax``: the preset's own
     rendition in the syntax it codes the image in (an outside audit, 2026-12-04: the original came
     back decompressed, the preset silently ignored, 527 kB where the preview is 12 kB); an explicit
-    ``transferSyntax`` still wins; ``X-Preset`` says which preset answered."""
+    ``transferSyntax`` still wins (and no ``X-Preset`` is sent then); ``X-Preset`` says which preset answered."""
     src = pydicom.dcmread(server.head_files[4])
     original = _wado(server, src, contentType="application/dicom")
     for name in ("preview", "diagnostic"):
@@ -74,7 +74,8 @@ def test_wado_uri_dicom_with_a_preset_and_no_syntax_is_that_presets_rendition(se
     assert len(small.content) < len(big.content)  # two renditions, not one file
     explicit = _wado(server, src, contentType="application/dicom", preset="preview", transferSyntax=EXPLICIT)
     assert pydicom.dcmread(io.BytesIO(explicit.content)).file_meta.TransferSyntaxUID == EXPLICIT
-    assert original.headers["x-preset"] == "original"
+    assert "x-preset" not in explicit.headers and "x-preset" not in original.headers  # no preset's answer
+    assert _wado(server, src, contentType="application/dicom", preset="preview", transferSyntax="(preset)").status_code == 400
 
 
 def test_wado_uri_window_size_region_frame_and_preset(server: Any) -> None:

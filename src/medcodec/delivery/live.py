@@ -489,7 +489,7 @@ EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 #: What :func:`instance_bytes` takes in place of a transfer syntax for "the preset's own rendition,
 #: in whatever syntax the preset codes this instance": a WADO request with ``preset=`` that names
 #: no syntax (until 2026-12-04 such a request got the original decompressed, the preset ignored).
-AS_PRESET = "preset"
+AS_PRESET = "(preset)"  # not a UID: no client can name it (WADO-RS skips it if sent, WADO-URI validates UIDs)
 
 
 def preset_syntaxes() -> dict[str, list[str]]:

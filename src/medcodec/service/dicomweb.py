@@ -259,6 +259,8 @@ def _negotiate(
         else:
             continue
         asked.append(ts)
+        if ts == AS_PRESET and "transfer-syntax" in m.params:  # the placeholder sent by a client: not a syntax
+            continue
         if (ts in stored or _producible(ts, preset)) and all(ts != t for t, _ in out):
             out.append((ts, single))
     if not out:

@@ -146,15 +146,10 @@ async def _dicom(request: Request, record: Any, preset: str | None) -> Response:
         validate_uid(ts, what="transfer syntax UID")
     store, pool = request.app.state.store, request.app.state.pool
     data, got = await run_in_threadpool(instance_bytes, store, record, ts, preset, True, pool)
-    return Response(
-        data,
-        media_type=DICOM_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="{record.sop_uid}.dcm"',
-            "X-Preset": preset or "original",
-            "X-Transfer-Syntax": got,
-        },
-    )
+    headers = {"Content-Disposition": f'attachment; filename="{record.sop_uid}.dcm"', "X-Transfer-Syntax": got}
+    if ts == AS_PRESET:  # the preset's own answer (an explicit syntax may have been met without it)
+        headers["X-Preset"] = str(preset)
+    return Response(data, media_type=DICOM_TYPE, headers=headers)
 
 
 async def _image(request: Request, record: Any, media: str, preset: str | None) -> Response:
