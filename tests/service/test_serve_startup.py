@@ -209,3 +209,31 @@ def test_an_upload_cut_by_the_stop_is_answered_503_without_a_traceback(tmp_path:
         assert proc.returncode == 0 and "Traceback" not in err and "Exception in ASGI" not in err, err
     finally:
         stop_server(proc)
+
+
+@pytest.mark.realdata
+def test_a_download_cut_by_the_stop_is_one_log_line_not_tracebacks(tmp_path: Path, shared_data: Path) -> None:
+    """An outside audit (2026-12-04): SIGTERM while an archive was still being sent stopped the
+    server (exit 0) and cut the client, as documented, but uvicorn logged "Exception in ASGI
+    application" with two CancelledError tracebacks once the 5 s grace ran out. Now one line."""
+    store = tmp_path / "store"
+    r = subprocess.run([sys.executable, "-m", "medcodec.cli.main", "ingest", str(shared_data / "ct_chest_lungpetctdx_A0001_philips"),
+                        "--store", str(store), "--no-precompress", "--no-progress"], capture_output=True, text=True,
+                       timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    proc, url, log = start_server(store)
+    try:
+        study = httpx.get(f"{url}/dicomweb/studies", timeout=30).json()[0]["0020000D"]["Value"][0]
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(f"GET /studies/{study}/archive.zip?preset=original HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # ... and nothing more is read: the answer stalls
+            time.sleep(1)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        err = log.read_text()
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err and "Exception in ASGI" not in err, err
+        assert "an answer still being sent was cut" in err, err
+    finally:
+        stop_server(proc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -285,11 +286,18 @@ class _CutResponses(logging.Filter):
     application" with two chained tracebacks; when the cause is one of medcodec's own errors (a
     stored file damaged or deleted while it was being sent: the error names it and ``store
     check``) the service has already logged it as one ERROR line, so uvicorn's record is dropped.
+    An answer still being sent when the stop's grace ran out (uvicorn cancels its task: a
+    ``CancelledError``) is one line saying so, not two tracebacks (an outside audit, 2026-12-04).
     Anything else (a bug) keeps its traceback, and ``--log-level debug`` keeps them all."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not (record.exc_info and str(record.msg).startswith("Exception in ASGI application")):
             return True
+        exc = record.exc_info[1]
+        if isinstance(exc, asyncio.CancelledError):
+            record.msg, record.args = "an answer still being sent was cut: the server stopped (5 s grace)", ()
+            record.exc_info, record.exc_text = None, None
+            return True
         from ..service.errors import codec_cause
 
-        return codec_cause(record.exc_info[1]) is None
+        return codec_cause(exc) is None
