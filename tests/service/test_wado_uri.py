@@ -75,6 +75,8 @@ def test_wado_uri_dicom_with_a_preset_and_no_syntax_is_that_presets_rendition(se
     explicit = _wado(server, src, contentType="application/dicom", preset="preview", transferSyntax=EXPLICIT)
     assert pydicom.dcmread(io.BytesIO(explicit.content)).file_meta.TransferSyntaxUID == EXPLICIT
     assert "x-preset" not in explicit.headers and "x-preset" not in original.headers  # no preset's answer
+    empty = _wado(server, src, contentType="application/dicom", transferSyntax="")  # empty: the default, as before
+    assert empty.status_code == 200 and empty.headers["x-transfer-syntax"] == EXPLICIT
     assert _wado(server, src, contentType="application/dicom", preset="preview", transferSyntax="(preset)").status_code == 400
 
 

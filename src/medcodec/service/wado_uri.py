@@ -139,7 +139,7 @@ async def _dicom(request: Request, record: Any, preset: str | None) -> Response:
     from ..delivery.live import instance_bytes
     from ..delivery.uids import validate_uid
 
-    ts = _param(request, "transferSyntax")
+    ts = _param(request, "transferSyntax") or None  # given empty: as if absent (as before 2026-12-04)
     if ts is None:  # PS3.18's default, or with preset= that preset's own rendition (in its syntax)
         ts = EXPLICIT_VR_LE if preset is None else AS_PRESET
     elif ts != "*":
