@@ -108,6 +108,8 @@ from ._common import EXIT_BUG, handle_errors
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="Log level of the service and uvicorn; debug adds the access log and keeps every traceback "
+    "(otherwise a response cut by a damaged file or by the stop is one line).",
 )
 @handle_errors
 def serve(
