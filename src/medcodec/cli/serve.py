@@ -209,7 +209,7 @@ def serve(
             port=port,
             log_level=log_level,
             access_log=log_level == "debug",
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=GRACE_SECONDS,
             ssl_certfile=settings.tls_certfile,
             ssl_keyfile=settings.tls_keyfile,
         )
@@ -282,6 +282,10 @@ class _LibraryTracebacks(logging.Filter):
         return True
 
 
+#: How long a stop (SIGTERM, Ctrl-C) lets answers still being sent finish before uvicorn cuts them.
+GRACE_SECONDS = 5
+
+
 class _CutResponses(logging.Filter):
     """An answer that fails after its status line went out can only be cut (the client sees fewer
     bytes than its Content-Length, or no last chunk). uvicorn then logs "Exception in ASGI
@@ -297,7 +301,8 @@ class _CutResponses(logging.Filter):
             return True
         exc = record.exc_info[1]
         if isinstance(exc, asyncio.CancelledError):
-            record.msg, record.args = "an answer still being sent was cut: the server stopped (5 s grace)", ()
+            record.msg = "an answer still being sent was cut: the server stopped (%d s grace)"
+            record.args = (GRACE_SECONDS,)
             record.exc_info, record.exc_text = None, None
             return True
         from ..service.errors import codec_cause

@@ -621,10 +621,7 @@ def instance_bytes(
     from ..errors import NotAcceptableError
 
     if ts == AS_PRESET:
-        if preset is None:
-            from ..errors import InvalidInputError
-
-            raise InvalidInputError("the preset's own transfer syntax needs a preset")
+        assert preset is not None, "AS_PRESET is what a request with a preset and no syntax asks for"
         data, got, _ = rendition_or_encode(store, record, preset, pool=pool)
         if got == record.transfer_syntax_uid and data[128:132] != b"DICM":  # passed through as stored
             return instance_bytes(store, record, "*")
