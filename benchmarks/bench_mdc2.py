@@ -116,8 +116,10 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         "mdc v2.1 fast + rdoq": mdc(rdoq_fast=True, entropy="arith", intra=False, compact=False),  # fast with the RD levels
         # the .mdc default: intra frames with mode model 2 in the compact layout, their residual levels
         # RD-searched in the loop (mdc.INTRA_RDOQ_EFFORTS) and priced by the frame's plain DCT levels;
-        # since big26 format 2.6: 16x16 DC-predicted blocks (intra.BIG_EFFORTS, docs/format.md §19)
-        "mdc v2.6 default": mdc(),
+        # since big26 format 2.6: 16x16 DC-predicted blocks (intra.BIG_EFFORTS, docs/format.md §19); since
+        # 2026-12-04 format 2.11: 2.6's levels under within-block contexts (intra.WITHIN_EFFORTS, §21)
+        "mdc v2.11 default": mdc(),
+        "mdc v2.6 default": mdc(intra_attrs={"WITHIN_EFFORTS": ()}),  # the default from big26 to 2026-12-04
         # the default from tx25 to big26: with format 2.5's transform choice (docs/format.md §18)
         "mdc v2.5 default": mdc(intra_attrs={"BIG_EFFORTS": ()}),
         # the default before joint26 (the DST pair tried for the RD winner only, 2 DCT-coded candidates)
@@ -134,7 +136,9 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         # the wider mode search, intra RD levels priced by an intra pass; since tx25 with format 2.5's
         # per-block transform choice (intra.TX_EFFORTS, docs/format.md §18)
         # since big26 with format 2.6's 16x16 blocks
-        "mdc v2.6 best": mdc(effort="best"),
+        # since 2026-12-04 with 2.11's level contexts
+        "mdc v2.11 best": mdc(effort="best"),
+        "mdc v2.6 best": mdc(effort="best", intra_attrs={"WITHIN_EFFORTS": ()}),
         # best from joint26 (the joint mode / transform decision) to big26
         "mdc v2.5 best": mdc(effort="best", intra_attrs={"BIG_EFFORTS": ()}),
         "mdc v2.5 best before joint26": mdc(effort="best", intra_attrs={"TX_JOINT": {"fast": 0, "best": 0},

@@ -30,9 +30,9 @@ CAP = []
 orig = intra._encode_levels
 
 
-def grab(levels, bx):
+def grab(levels, bx, within=False):
     CAP.append((levels.copy(), bx))
-    return orig(levels, bx)
+    return orig(levels, bx, within)
 
 
 intra._encode_levels = grab

@@ -24,11 +24,13 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     # base and the three v2 bases of tests/data/fuzz
     assert outcomes.count("decoded") >= 23
     assert {_mdc_version(d) for d in CORPUS} == {
-        None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8), (2, 9), (2, 10)
+        None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8), (2, 9), (2, 10),
+        (2, 11)
     }  # fmt: skip
     assert len(PRED_COMPACT_CORPUS) >= 4
     assert len(TX_CORPUS) >= 4  # 3 fresh, the committed 2.5 base (and its truncation)
-    assert len(BIG_CORPUS) >= 3  # 3 fresh 2.6 streams (the default since big26)
+    assert len(BIG_CORPUS) >= 3  # 3 fresh 2.6 streams (the default from big26 to 2026-12-04)
+    assert len(WITHIN_CORPUS) >= 3  # 3 fresh 2.11 streams (the default since)
     assert len(COMPACT_CORPUS) >= 4 and len(MODES2_CORPUS) > len(COMPACT_CORPUS)
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
@@ -85,6 +87,8 @@ COMPACT_CORPUS = [d for d in MODES2_CORPUS if medcodec.read_header(d).compact]
 TX_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 5)]
 #: Format 2.6 streams: intra frames with 16x16 blocks (FRAM flag 256 compact, 64 long).
 BIG_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 6)]
+#: Format 2.11 streams: 2.6's intra frames, their levels under within-block contexts (§21).
+WITHIN_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 11)]
 
 
 def test_v2_corpus_covers_both_codings() -> None:
@@ -184,4 +188,12 @@ def test_mutated_transform_choice_streams_raise_only_codec_errors(data: bytes) -
 def test_mutated_16x16_block_streams_raise_only_codec_errors(data: bytes) -> None:
     """Format 2.6 streams (CRCs repaired): damage reaches the split symbols and the 16x16 blocks'
     pseudo-block levels read inside the macroblock loop."""
+    fuzz.check_stream(data)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(WITHIN_CORPUS))
+def test_mutated_within_context_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.11 streams (CRCs repaired): damage reaches the level decoder whose contexts read the
+    block's own levels decoded so far (any value a corrupt stream gives them)."""
     fuzz.check_stream(data)

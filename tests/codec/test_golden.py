@@ -110,27 +110,39 @@ PROFILES = {
     "ct.u2.b12.q60.default25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, big=False, reencode=_OWN_SPAN),
     "ct.i2.b16.q90.default25.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
                                            padding=[-32768, -32768], big=False),
-    # and theirs: format 2.6 (docs/format.md §19, 16x16 blocks) as the default writes it since big26
-    "ct.u2.b12.q60.default26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, reencode=_OWN_SPAN),
+    # and theirs: format 2.6 (docs/format.md §19, 16x16 blocks) as the default wrote it from big26 to
+    # 2026-12-04 (re-encoded without 2.11's level contexts, ``within``; so are the 2.6 profiles below)
+    "ct.u2.b12.q60.default26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
+                                    within=False, reencode=_OWN_SPAN),
     "ct.i2.b16.q90.default26.pad.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                           padding=[-32768, -32768]),
+                                           padding=[-32768, -32768], within=False),
     # the same with the padding filled before coding (2026-12-03, mdc.FILL_PADDING): format 2.6 as
     # before, the same decoder, other bytes; and without ``padding`` under mdc.AUTO_PADDING, whose
     # trial keeps these padding rows coded as they are (on so small a frame the mask and fill give
     # 2870 bytes against 2862): the plain default's stream
     "ct.i2.b16.q90.default26.fill.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                            padding=[-32768, -32768], fill=True),
-    "ct.i2.b16.q90.default26.auto.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, fill=True),
+                                            padding=[-32768, -32768], fill=True, within=False),
+    "ct.i2.b16.q90.default26.auto.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90, fill=True,
+                                            within=False),
     # a smooth 12-bit gradient whose 16x16 blocks take each of §19's three modes (DC, SMOOTH, paeth),
     # besides split and edge macroblocks (test_intra_big checks that it still does)
-    "ct.u2.b12.q60.default26.smooth": dict(shape=(56, 72), bits_stored=12, signed=False, quality=60, smooth=True),
+    "ct.u2.b12.q60.default26.smooth": dict(shape=(56, 72), bits_stored=12, signed=False, quality=60, smooth=True,
+                                           within=False),
     # format 2.5 (docs/format.md §18): effort="best" writes the intra residuals' transform choice
     # (the DCT or the mode's DST-VII pair per block, FRAM flag 128) in the compact layout (re-made by
     # joint26: the joint mode / transform decision)
     "ct.u2.b12.q60.best25": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best",
                                  big=False, reencode=_OWN_SPAN),
     # format 2.6: effort="best" with 16x16 blocks (since big26)
-    "ct.u2.b12.q60.best26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best", reencode=_OWN_SPAN),
+    "ct.u2.b12.q60.best26": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best",
+                                 within=False, reencode=_OWN_SPAN),
+    # format 2.11 (§21): 2.6's intra frames, their levels under within-block contexts, as the default
+    # writes them since 2026-12-04: the 12-bit image with flat regions, the signed one with its padding
+    # filled and declared, and effort="best"
+    "ct.u2.b12.q60.default211": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    "ct.i2.b16.q90.default211.fill.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                             fill=True),
+    "ct.u2.b12.q60.best211": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
 }
 
 
@@ -169,7 +181,7 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
               if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "labels", "sparse", "intra_rd", "tx",
-                           "big", "pred", "fill")}  # fmt: skip
+                           "big", "pred", "fill", "within")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
                            smooth=cfg.get("smooth", False), labels=cfg.get("labels", False),
                            sparse=cfg.get("sparse", False))  # fmt: skip
@@ -180,8 +192,11 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     # padding filled before coding, and declared by the default coder itself (2026-12-03): "fill"
     # True written so, absent: made before (padding coded as it is, never declared unasked)
     fill = bool(cfg.get("fill", False))
+    # format 2.11's level contexts (§21): False made before (2.6), absent: what the default does
+    within = intra.WITHIN_EFFORTS if cfg.get("within", True) else ()
     with written_mode_model(cfg.get("mode_model", 2)), _patched(mdc, "INTRA_RDOQ_EFFORTS", rd), \
             _patched(intra, "TX_EFFORTS", tx), _patched(intra, "BIG_EFFORTS", big), \
+            _patched(intra, "WITHIN_EFFORTS", within), \
             _patched(mdc2, "PREDICTIVE_VERSION", cfg.get("pred", mdc2.PREDICTIVE_VERSION)), \
             _patched(mdc, "FILL_PADDING", fill), _patched(mdc, "AUTO_PADDING", fill):
         if not tx:  # and before fast's wider RD mode search (joint26)

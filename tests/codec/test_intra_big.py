@@ -54,20 +54,23 @@ def _encode26(frame: np.ndarray, coder: FrameCoder, effort: str = "fast") -> tup
     return intra.encode_intra_frame(frame, coder, offsets, effort, 4, bound), offsets, bound
 
 
-def _levels(payload: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+def _levels(payload: bytes, shape: tuple[int, int], within: bool = True) -> tuple[np.ndarray, int]:
+    """The frame's levels and mode segment length (``within``: 2.11's level contexts, what
+    :func:`_encode26` writes; False: a 2.6 stream's)."""
     rows, cols = (s + (-s % 8) for s in shape)
     n = struct.unpack_from("<I", payload)[0]
     data = np.frombuffer(payload, np.uint8)
     levels = np.zeros((rows * cols // 64, 64), np.int32)
-    assert KM.decode_coefficients_ms(data, 4 + n, data.size, cols // 8, levels) == KM.OK
+    assert KM.decode_coefficients_ms(data, 4 + n, data.size, cols // 8, levels, within) == KM.OK
     return levels, n
 
 
 def _kernel_decode(payload: bytes, shape: tuple[int, int], coder: FrameCoder, offsets: np.ndarray,
-                   plain: bool = False) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+                   plain: bool = False, within: bool = True) -> tuple[int, np.ndarray, np.ndarray, np.ndarray,
+                                                                       np.ndarray]:  # fmt: skip
     """(status, padded reconstruction, modes, choices, split) of :func:`._kernels_intra.decode_intra26`."""
     rows, cols = (s + (-s % 8) for s in shape)
-    levels, n = _levels(payload, shape)
+    levels, n = _levels(payload, shape, within)
     nb = levels.shape[0]
     recon, modes, txc = np.empty((rows, cols), np.int64), np.zeros(nb, np.int64), np.zeros(nb, np.uint8)
     split = np.zeros(((rows // 8 + 1) // 2) * ((cols // 8 + 1) // 2), np.uint8)
@@ -80,10 +83,10 @@ def _kernel_decode(payload: bytes, shape: tuple[int, int], coder: FrameCoder, of
 
 
 def _reference_agrees(payload: bytes, shape: tuple[int, int], coder: FrameCoder, recon: np.ndarray,
-                      modes: np.ndarray, txc: np.ndarray, split: np.ndarray) -> np.ndarray:  # fmt: skip
+                      modes: np.ndarray, txc: np.ndarray, split: np.ndarray, within: bool = True) -> np.ndarray:  # fmt: skip
     """The plain-Python reading of §19 (:func:`.intra.decode_modes26_reference`) finds the kernel's
     modes, choices and split symbols in ``payload``; returns the frame's levels."""
-    levels, n = _levels(payload, shape)
+    levels, n = _levels(payload, shape, within)
     ref_modes, choices, ref_split = intra.decode_modes26_reference(payload[4 : 4 + n], recon, levels, coder.offset,
                                                                    intra.flat_tolerance(coder))  # fmt: skip
     np.testing.assert_array_equal(ref_split, split)
@@ -197,7 +200,7 @@ def test_decoders_give_the_encoders_reconstruction(q: float) -> None:
     assert (split == 0).any() and (split == 1).any() and (split == 2).any()  # both sizes, and edge macroblocks
     plain = _kernel_decode(ifr.payload, frame.shape, coder, offsets, plain=True)[1]
     np.testing.assert_array_equal(plain, recon)
-    out = intra.decode_intra_frame(ifr.payload, *frame.shape, coder, offsets, mode_model=4)
+    out = intra.decode_intra_frame(ifr.payload, *frame.shape, coder, offsets, mode_model=4, within=True)
     np.testing.assert_array_equal(out, ifr.recon)
     levels = _reference_agrees(ifr.payload, frame.shape, coder, recon, modes, txc, split)
     np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, offsets, coder.offset), recon)
@@ -223,9 +226,9 @@ def test_the_smooth_golden_pins_every_16x16_mode() -> None:
     assert fr.intra_payload is not None and fr.offsets is not None
     coder = FrameCoder.for_table(header.qtables[0], header.bits_stored, header.signed)
     shape = (header.rows, header.cols)
-    status, recon, modes, txc, split = _kernel_decode(fr.intra_payload, shape, coder, fr.offsets)
+    status, recon, modes, txc, split = _kernel_decode(fr.intra_payload, shape, coder, fr.offsets, within=False)
     assert status == KM.OK
-    levels = _reference_agrees(fr.intra_payload, shape, coder, recon, modes, txc, split)
+    levels = _reference_agrees(fr.intra_payload, shape, coder, recon, modes, txc, split, within=False)
     np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, fr.offsets, coder.offset), recon)
     bx, nmx = recon.shape[1] // 8, (recon.shape[1] // 8 + 1) // 2
     big = [int(modes[2 * (mb // nmx) * bx + 2 * (mb % nmx)]) for mb in np.flatnonzero(split == 0)]
@@ -280,7 +283,7 @@ def test_2_6_streams_decode_within_their_printed_bound(monkeypatch: pytest.Monke
     for compact in (True, False):
         data = medcodec.encode(arr, quality=40, effort=effort, bits_stored=12, signed=False, jobs=1, compact=compact)
         header, index = container.parse_container(data)
-        assert header.version == container.VERSION_26
+        assert header.version == container.VERSION_211  # 2.6's frames, 2.11's level contexts
         assert all(mdc2.read_dct_frame(data, header, e).mode_model == 4 for e in index)
         err = np.abs(medcodec.decode(data, jobs=1).astype(np.int64) - arr).reshape(2, -1).max(axis=1)
         assert (err <= np.asarray(mdc2.stream_error_bound(data))).all()
@@ -292,11 +295,18 @@ def test_the_switch_writes_2_6_and_2_5_streams_stay_2_5(monkeypatch: pytest.Monk
     plain = medcodec.encode(frame, quality=60, bits_stored=12, signed=False, jobs=1)
     assert container.parse_container(plain)[0].version == container.VERSION_25
     monkeypatch.setattr(intra, "BIG_EFFORTS", ("fast", "best"))
+    monkeypatch.setattr(intra, "WITHIN_EFFORTS", ())
     big = medcodec.encode(frame, quality=60, bits_stored=12, signed=False, jobs=1)
     assert container.parse_container(big)[0].version == container.VERSION_26
-    for data in (plain, big):
+    monkeypatch.setattr(intra, "WITHIN_EFFORTS", ("fast", "best"))
+    within = medcodec.encode(frame, quality=60, bits_stored=12, signed=False, jobs=1)
+    assert container.parse_container(within)[0].version == container.VERSION_211
+    for data in (plain, big, within):
         out = medcodec.decode(data, jobs=1)
         assert np.abs(out.astype(np.int64) - frame).max() <= max(mdc2.stream_error_bound(data))
+    # 2.11 codes the same levels under other contexts: the same pixels, other bytes
+    np.testing.assert_array_equal(medcodec.decode(within, jobs=1), medcodec.decode(big, jobs=1))
+    assert within != big
 
 
 def test_damaged_segments_and_misplaced_flags_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,20 +316,20 @@ def test_damaged_segments_and_misplaced_flags_are_refused(monkeypatch: pytest.Mo
     for cut in (0, 1, n // 2):  # a mode segment that ends early
         short = struct.pack("<I", cut) + ifr.payload[4 : 4 + cut] + ifr.payload[4 + n :]
         with pytest.raises(CodecError):
-            intra.decode_intra_frame(short, *frame.shape, coder, offsets, mode_model=4)
+            intra.decode_intra_frame(short, *frame.shape, coder, offsets, mode_model=4, within=True)
     rng = np.random.default_rng(0)
     for _ in range(20):  # random bytes in the mode segment: an error of the hierarchy or a frame, no crash
         bad = bytearray(ifr.payload)
         bad[4 : 4 + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         try:
-            intra.decode_intra_frame(bytes(bad), *frame.shape, coder, offsets, mode_model=4)
+            intra.decode_intra_frame(bytes(bad), *frame.shape, coder, offsets, mode_model=4, within=True)
         except CodecError:
             pass
     monkeypatch.setattr(intra, "BIG_EFFORTS", ("fast", "best"))
     for compact in (True, False):  # the flag in a stream that says 2.5 is an unknown bit (what a 2.5 reader sees)
         data = medcodec.encode(frame, quality=50, bits_stored=12, signed=False, jobs=1, compact=compact)
         header, index = container.parse_container(data)
-        assert header.version == container.VERSION_26
+        assert header.version == container.VERSION_211
         old = dict(vars(header)) if hasattr(header, "__dict__") else header._asdict()
         as25 = type(header)(**{**old, "version": container.VERSION_25})
         with pytest.raises(CorruptStreamError):

@@ -63,6 +63,58 @@ def test_extreme_levels_roundtrip() -> None:
         assert name
 
 
+def _within_roundtrip(levels: np.ndarray, bx: int) -> bytes:
+    """Format 2.11's contexts (docs/format.md §21): the kernels both ways, the levels back exactly."""
+    out = np.empty(levels.size * 4 + 1024, np.uint8)
+    status, n = KM.encode_coefficients_ms(levels, bx, out, True)
+    assert status == KM.OK
+    back = np.zeros_like(levels)
+    assert KM.decode_coefficients_ms(out, 0, n, bx, back, True) == KM.OK
+    np.testing.assert_array_equal(back, levels)
+    return out[:n].tobytes()
+
+
+@pytest.mark.parametrize("nblocks,bx", [(1, 1), (7, 3), (150, 12), (9000, 100)])
+def test_within_block_contexts_roundtrip_and_differ(nblocks: int, bx: int) -> None:
+    rng = np.random.default_rng(nblocks + 1)
+    for scale in (0.3, 3.0, 40.0):
+        lv = _laplacian_levels(rng, nblocks, scale)
+        within = _within_roundtrip(lv, bx)
+        plain = mdc2.encode_levels(lv, bx, MULTI)
+        if nblocks >= 150:  # other contexts, other bytes (a tiny frame may code alike)
+            assert within != plain
+    big = (1 << 22) + 14  # the escape's largest magnitude, every position, both signs
+    extreme = np.where(rng.random((40, 64)) < 0.5, big, -big).astype(np.int32)
+    extreme[:, 0] = rng.integers(-(1 << 20), 1 << 20, 40)
+    for bx_ in (1, 4, 40):
+        _within_roundtrip(extreme, bx_)
+        _within_roundtrip(np.zeros((30, 64), np.int32), bx_)
+
+
+def test_within_block_contexts_on_garbage_give_errors_or_bounded_levels() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(0, 400))
+        data = rng.integers(0, 256, n).astype(np.uint8)
+        levels = np.zeros((64, 64), np.int32)
+        status = KM.decode_coefficients_ms(data, 0, n, 8, levels, True)
+        assert status in (KM.OK, KM.E_TRUNCATED, KM.E_RANGE)
+        assert int(np.abs(levels[:, 1:]).max()) <= (1 << 22) + 14
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 5, 16])
+def test_raw_values_beyond_the_used_range_are_corrupt(nbits: int) -> None:
+    """§13.1: a raw value ``v >= 2^b`` is corrupt, the 1-bit sign's shortcut included (an outside
+    audit, 2026-12-04, found it accepted ``code >= 2 r``)."""
+    rng = np.int64(0xFFFFFF37)
+    rs = rng >> nbits
+    data = np.zeros(16, np.uint8)
+    top, *_ = KM._dec_raw(np.int64((rs << nbits) - 1), rng, np.int64(0), np.int64(0), data, np.int64(16), nbits)
+    assert top == (1 << nbits) - 1
+    beyond, *_ = KM._dec_raw(np.int64(rs << nbits), rng, np.int64(0), np.int64(0), data, np.int64(16), nbits)
+    assert beyond == -1
+
+
 def test_levels_beyond_the_escape_are_refused() -> None:
     lv = np.zeros((2, 64), np.int32)
     lv[1, 5] = (1 << 22) + 15

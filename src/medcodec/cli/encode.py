@@ -100,7 +100,7 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
     "--entropy",
     type=click.Choice(["huffman", "arith", "arith-binary", "arith-multi"]),
     default=None,
-    help=".mdc DCT streams: arith (default: format 2.6, the compact layout, with intra frames, or 2.4 "
+    help=".mdc DCT streams: arith (default: format 2.11, the compact layout, with intra frames, or 2.4 "
     "with --no-intra, and padding masks where the series declares padding; context-adaptive range "
     "coding with decoder-side filters), arith-multi (the same), arith-binary (format 2.0, the binary "
     "coder) or huffman (format 1.0; on 512x512 chest CT, one thread: ~35x faster to encode and "

@@ -118,19 +118,82 @@ OFFSET = np.concatenate([[0], np.cumsum(ALPHABET)]).astype(np.int64)
 O_NZ, O_NZH, O_NZL, O_DC = (int(OFFSET[m]) for m in (M_NZ, M_NZH, M_NZL, M_DC))
 O_BASE, O_BR, O_ESC, O_DCM = (int(OFFSET[m]) for m in (M_BASE, M_BR, M_ESC, M_DCM))
 
+# Format 2.11 (docs/format.md §21): the levels of a 2.6 intra frame. The AC base and continuation
+# contexts also see the block's own levels already coded: the neighbour sum of position k becomes
+# ``(2 (|left block's l_k| + |above block's l_k|) + 2 (|l_up| + |l_left|) + |l_upleft| + |l_up2| +
+# |l_left2| + 1) >> 1`` over the natural-order neighbours of k in the same block (rows / columns
+# -1 and -2; all on earlier anti-diagonals, so coded before k in zigzag order), in NBR_BUCKETS_W
+# buckets. Chosen on the training images (../shared/data, 8 images x 5 qualities): the levels
+# 0.4-3.2 % smaller than 2.6's contexts (docs/design-notes.md, "Within-block contexts").
+NBR_BUCKETS_W = 9
+#: the 2.11 neighbour sum (capped at 50) -> bucket
+NBR_LUT_W = np.array([0, 1, 2, 3, 3, 4, 4, 4] + [5] * 5 + [6] * 13 + [7] * 24 + [8], dtype=np.int64)
+NSUM_CAP_W = NBR_LUT_W.shape[0] - 1
+M_BR_W = M_BASE + 64 * REM_BUCKETS * NBR_BUCKETS_W
+ALPHABET_W = np.concatenate([ALPHABET[:M_BASE], [4] * (64 * REM_BUCKETS * NBR_BUCKETS_W),
+                             [4] * (N_BANDS * NBR_BUCKETS_W), ALPHABET[M_ESC:]]).astype(np.int64)  # fmt: skip
+OFFSET_W = np.concatenate([[0], np.cumsum(ALPHABET_W)]).astype(np.int64)
+O_BR_W = int(OFFSET_W[M_BR_W])
+O_ESC_W = int(OFFSET_W[M_BR_W + N_BANDS * NBR_BUCKETS_W])
+O_DCM_W = O_ESC_W + 16 * N_BANDS
 
-def initial_model() -> np.ndarray:
-    """Fresh contexts (flat, :data:`OFFSET`): the AC base contexts :data:`BASE_INIT`, every other
-    context uniform, ``c[i] = i * 32768 // n`` (floor); counts 0."""
-    model = np.zeros(int(OFFSET[-1]), dtype=np.int16)
-    for ctx in range(N_MCTX):
-        n, base = int(ALPHABET[ctx]), int(OFFSET[ctx])
-        cdf = BASE_INIT if M_BASE <= ctx < M_BR else tuple(i * CDF_ONE // n for i in range(n))
+
+def _within_neighbours() -> tuple[np.ndarray, np.ndarray]:
+    """(index, weight), each (5, 64): per zigzag position k, the zigzag positions of its natural-order
+    neighbours in the block (up, left, up-left, two up, two left) and their weights in the 2.11 sum
+    (2, 2, 1, 1, 1); a neighbour outside the block has index 0 and weight 0 (no branch in the kernels)."""
+    from .zigzag import UNZIGZAG, ZIGZAG
+
+    index = np.zeros((5, 64), dtype=np.int64)
+    weight = np.zeros((5, 64), dtype=np.int64)
+    for k in range(64):
+        r, c = divmod(int(ZIGZAG[k]), 8)
+        for j, (dr, dc) in enumerate(((1, 0), (0, 1), (1, 1), (2, 0), (0, 2))):
+            if r >= dr and c >= dc:
+                index[j, k] = UNZIGZAG[(r - dr) * 8 + c - dc]
+                weight[j, k] = 2 if j < 2 else 1
+    return index, weight
+
+
+#: :func:`_within_neighbours`: where 2.11's neighbour sum looks inside the block, and how much each counts
+WITHIN, WITHIN_WEIGHT = _within_neighbours()
+
+
+def initial_model(within: bool = False) -> np.ndarray:
+    """Fresh contexts (flat, :data:`OFFSET`, or :data:`OFFSET_W` for format 2.11's levels): the AC
+    base contexts :data:`BASE_INIT`, every other context uniform, ``c[i] = i * 32768 // n`` (floor);
+    counts 0."""
+    alphabet, offset, m_br = (ALPHABET_W, OFFSET_W, M_BR_W) if within else (ALPHABET, OFFSET, M_BR)
+    model = np.zeros(int(offset[-1]), dtype=np.int16)
+    for ctx in range(alphabet.shape[0]):
+        n, base = int(alphabet[ctx]), int(offset[ctx])
+        cdf = BASE_INIT if M_BASE <= ctx < m_br else tuple(i * CDF_ONE // n for i in range(n))
         model[base + 1 : base + n] = cdf[1:]
     return model
 
 
 INITIAL_MODEL = initial_model()
+INITIAL_MODEL_W = initial_model(within=True)
+
+
+@_helper
+def _neighbour_bucket(levels, i, k, bx, has_left, has_up, within):
+    """Bucket of position ``k``'s neighbour sum in block ``i``: the left and above blocks' levels at
+    ``k`` (format 2.1, :data:`NBR_LUT`), with ``within`` (2.11) also the block's own earlier levels
+    (:data:`WITHIN`, :data:`NBR_LUT_W`)."""
+    nsum = np.int64(0)
+    if has_left:
+        nsum += abs(np.int64(levels[i - 1, k]))
+    if has_up:
+        nsum += abs(np.int64(levels[i - bx, k]))
+    if not within:
+        return NBR_LUT[min(nsum, np.int64(21))]
+    acc = 2 * nsum + WITHIN_WEIGHT[0, k] * abs(np.int64(levels[i, WITHIN[0, k]]))
+    acc += WITHIN_WEIGHT[1, k] * abs(np.int64(levels[i, WITHIN[1, k]]))
+    acc += WITHIN_WEIGHT[2, k] * abs(np.int64(levels[i, WITHIN[2, k]]))
+    acc += WITHIN_WEIGHT[3, k] * abs(np.int64(levels[i, WITHIN[3, k]]))
+    acc += WITHIN_WEIGHT[4, k] * abs(np.int64(levels[i, WITHIN[4, k]]))
+    return NBR_LUT_W[min((acc + 1) >> 1, np.int64(NSUM_CAP_W))]
 
 
 @_helper
@@ -189,10 +252,13 @@ def _enc_bits(st, out, v, nbits):
 
 
 @_jit
-def encode_coefficients_ms(levels, bx, out):
-    """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row; returns (status, nbytes)."""
+def encode_coefficients_ms(levels, bx, out, within=False):
+    """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row (``within``: format 2.11's contexts,
+    :func:`_neighbour_bucket`); returns (status, nbytes)."""
     nblocks = levels.shape[0]
-    C = INITIAL_MODEL.copy()
+    C = INITIAL_MODEL_W.copy() if within else INITIAL_MODEL.copy()
+    nbb = NBR_BUCKETS_W if within else NBR_BUCKETS
+    o_br, o_esc, o_dcm = (O_BR_W, O_ESC_W, O_DCM_W) if within else (O_BR, O_ESC, O_DCM)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     st = np.zeros(6, dtype=np.int64)
@@ -220,7 +286,7 @@ def encode_coefficients_ms(levels, bx, out):
         if nb > 0:
             _enc_raw(st, out, 1 if r < 0 else 0, 1)
             if nb >= 2:
-                _enc_sym(st, out, C, O_DCM + 2 * (nb - 2), (a >> (nb - 2)) & 1, 2)
+                _enc_sym(st, out, C, o_dcm + 2 * (nb - 2), (a >> (nb - 2)) & 1, 2)
                 _enc_bits(st, out, a & ((np.int64(1) << (nb - 2)) - 1), nb - 2)
         # AC
         has_left = i % bx > 0
@@ -231,17 +297,12 @@ def encode_coefficients_ms(levels, bx, out):
             v = np.int64(levels[i, k])
             m = abs(v)
             band = POS_BAND[k]
-            nsum = np.int64(0)
-            if has_left:
-                nsum += abs(np.int64(levels[i - 1, k]))
-            if has_up:
-                nsum += abs(np.int64(levels[i - bx, k]))
-            nbk = NBR_LUT[min(nsum, np.int64(21))]
-            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk)
+            nbk = _neighbour_bucket(levels, i, k, bx, has_left, has_up, within)
+            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * nbb + nbk)
             _enc_sym(st, out, C, ctx, min(m, BASE_MAX), 4)
             if m != 0:
                 if m >= BASE_MAX:
-                    brc = O_BR + 4 * (band * NBR_BUCKETS + nbk)
+                    brc = o_br + 4 * (band * nbb + nbk)
                     left = m - BASE_MAX
                     j = 0
                     while j < BR_STEPS:
@@ -254,7 +315,7 @@ def encode_coefficients_ms(levels, bx, out):
                         g = _bitlen(left)
                         if g > MAX_ESC_BITS:
                             return E_RANGE, 0
-                        _enc_sym(st, out, C, O_ESC + 16 * band, min(g, ESC), 16)
+                        _enc_sym(st, out, C, o_esc + 16 * band, min(g, ESC), 16)
                         if g >= ESC:
                             _enc_raw(st, out, g - ESC, 3)
                         if g > 1:
@@ -330,7 +391,9 @@ def _dec_raw(code, rng, pos, past, data, end, nbits):
     if nbits == 0:
         return np.int64(0), code, rng, pos, past
     rs = rng >> nbits
-    if nbits == 1:
+    if nbits == 1:  # a sign: no division (what v >> 1 != 0 rejects below, code >= 2 rs, checked here)
+        if code >= rs << 1:
+            return np.int64(-1), code, rng, pos, past
         v = np.int64(1) if code >= rs else np.int64(0)
     else:
         v = code // rs
@@ -353,10 +416,13 @@ def _dec_bits(code, rng, pos, past, data, end, nbits):
 
 
 @_jit
-def decode_coefficients_ms(data, start, end, bx, levels):
-    """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller; returns status."""
+def decode_coefficients_ms(data, start, end, bx, levels, within=False):
+    """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller (``within``: format 2.11's
+    contexts); returns status."""
     nblocks = levels.shape[0]
-    C = INITIAL_MODEL.copy()
+    C = INITIAL_MODEL_W.copy() if within else INITIAL_MODEL.copy()
+    nbb = NBR_BUCKETS_W if within else NBR_BUCKETS
+    o_br, o_esc, o_dcm = (O_BR_W, O_ESC_W, O_DCM_W) if within else (O_BR, O_ESC, O_DCM)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     code, rng, pos, past = _dec_start(data, start, end)
@@ -387,7 +453,7 @@ def decode_coefficients_ms(data, start, end, bx, levels):
             neg, code, rng, pos, past = _dec_raw(code, rng, pos, past, data, end, 1)
             r = np.int64(1)
             if nb >= 2:
-                top, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_DCM + 2 * (nb - 2), 2)
+                top, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, o_dcm + 2 * (nb - 2), 2)
                 mant, code, rng, pos, past = _dec_bits(code, rng, pos, past, data, end, nb - 2)
                 if neg < 0 or top < 0 or mant < 0:
                     return E_TRUNCATED if past > 0 else E_RANGE
@@ -408,19 +474,14 @@ def decode_coefficients_ms(data, start, end, bx, levels):
             if k > 63:
                 return E_TRUNCATED if past > 0 else E_RANGE
             band = POS_BAND[k]
-            nsum = np.int64(0)
-            if has_left:
-                nsum += abs(np.int64(levels[i - 1, k]))
-            if has_up:
-                nsum += abs(np.int64(levels[i - bx, k]))
-            nbk = NBR_LUT[min(nsum, np.int64(21))]
-            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * NBR_BUCKETS + nbk)
+            nbk = _neighbour_bucket(levels, i, k, bx, has_left, has_up, within)
+            ctx = O_BASE + 4 * ((posc[k] * REM_BUCKETS + REM_LUT[rem]) * nbb + nbk)
             m, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, ctx, 4)
             if m < 0:
                 return E_TRUNCATED if past > 0 else E_RANGE
             if m != 0:
                 if m == BASE_MAX:
-                    brc = O_BR + 4 * (band * NBR_BUCKETS + nbk)
+                    brc = o_br + 4 * (band * nbb + nbk)
                     j = 0
                     while j < BR_STEPS:
                         br, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, brc, 4)
@@ -431,7 +492,7 @@ def decode_coefficients_ms(data, start, end, bx, levels):
                             break
                         j += 1
                     if j == BR_STEPS:  # m == 15: escape
-                        g, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, O_ESC + 16 * band, 16)
+                        g, code, rng, pos, past = _dec_sym(code, rng, pos, past, data, end, C, o_esc + 16 * band, 16)
                         if g < 0:
                             return E_TRUNCATED if past > 0 else E_RANGE
                         if g >= ESC:

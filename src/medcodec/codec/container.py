@@ -97,9 +97,13 @@ VERSION_29 = (2, 9)
 #: Written by predictive streams in the compact layout (``docs/format.md`` §20: §16's HEAD and FIDX,
 #: a FRAM header of varints instead of 26 bytes, no ``meta`` segment): ~105 bytes less per stream.
 VERSION_210 = (2, 10)
+#: Written by DCT streams whose intra frames are format 2.6's (16x16 blocks) with their residual levels
+#: under within-block contexts (``docs/format.md`` §21: the same syntax, other contexts, so a 2.10
+#: reader must refuse them, as it does by their minor version).
+VERSION_211 = (2, 11)
 #: The newest version this reader knows: a newer minor version may code frames differently (each one
 #: so far did), so it is refused rather than decoded wrongly.
-LATEST_VERSION = VERSION_210
+LATEST_VERSION = VERSION_211
 
 #: Hard limits checked before any allocation.
 LIMITS = {

@@ -130,6 +130,11 @@ BIG_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: (docs/design-notes.md "2.6 built"): 1 gave -11.4 % mean BD-rate for fast at ~1.16x the encode CPU
 #: of 0, 2 -11.5 % at ~1.3x; best 2 at ~1.10x.
 BIG_MODE_TRIALS: dict[str, int] = {"fast": 1, "best": 2}
+#: Efforts whose format 2.6 intra frames code their residual levels under format 2.11's within-block
+#: contexts (``docs/format.md`` §21, :func:`._kernels_ms._neighbour_bucket`: the same symbols, each AC
+#: context also from the block's own levels above and left of it; docs/design-notes.md "Within-block
+#: contexts": the levels 0.4-3.2 % smaller on the training images). ``()`` writes 2.6 again.
+WITHIN_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -152,6 +157,12 @@ def written_mode_model(model: int) -> Iterator[None]:
 def written_model() -> int:
     """The mode model encoders write here: :data:`MODE_MODEL` unless :func:`written_mode_model` says."""
     return _WRITTEN_MODE_MODEL.get()
+
+
+def within_levels(effort: str, mode_model: int) -> bool:
+    """Whether an encoder of ``effort`` writing intra frames of ``mode_model`` codes their levels under
+    format 2.11's within-block contexts (2.6 frames of the efforts in :data:`WITHIN_EFFORTS`)."""
+    return mode_model == 4 and effort in WITHIN_EFFORTS
 
 
 def model_for(effort: str) -> int:
@@ -203,13 +214,13 @@ def _offsets(offsets: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _encode_levels(levels: np.ndarray, bx: int) -> bytes:
+def _encode_levels(levels: np.ndarray, bx: int, within: bool = False) -> bytes:
     """The residual levels by the 2.1 multi-symbol coder (what :func:`.mdc2.encode_levels` does;
-    mdc2 imports this module, so not through it)."""
+    mdc2 imports this module, so not through it); ``within``: format 2.11's contexts (§21)."""
     cap = levels.size * 4 + 1024
     while True:
         out = np.empty(cap, dtype=np.uint8)
-        status, n = KM.encode_coefficients_ms(levels, bx, out)
+        status, n = KM.encode_coefficients_ms(levels, bx, out, within)
         if status == K.OK:
             return out[:n].tobytes()
         if status != K.E_OVERFLOW:
@@ -343,7 +354,7 @@ def encode_intra_frame(
         if status == K.OK:
             break
         cap *= 2
-    coded_levels = _encode_levels(levels, bx)
+    coded_levels = _encode_levels(levels, bx, within_levels(effort, mode_model))
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes, split if mode_model == 4 else None)
 
@@ -369,10 +380,11 @@ def rd_params(coder: FrameCoder, frame: np.ndarray, priced: np.ndarray,
 
 def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, offsets: np.ndarray | None = None,
                        *, offset: int | None = None, segment: str | None = None,
-                       mode_model: int = 1) -> np.ndarray:  # fmt: skip
+                       mode_model: int = 1, within: bool = False) -> np.ndarray:  # fmt: skip
     """Inverse of :func:`encode_intra_frame` (``mode_model``: as the frame was written, FRAM flag bit
-    5); a damaged payload raises a :class:`.CorruptStreamError` (``offset`` / ``segment``: where
-    the payload lies in a stream, for the message)."""
+    5; ``within``: its levels under format 2.11's contexts, a 2.6 frame in a stream of minor >= 11); a
+    damaged payload raises a :class:`.CorruptStreamError` (``offset`` / ``segment``: where the payload
+    lies in a stream, for the message)."""
     if mode_model not in (1, 2, 3, 4):
         raise InvalidInputError(f"mode_model={mode_model!r} is unknown, expected 1, 2, 3 or 4")
     if rows < 1 or cols < 1:
@@ -396,7 +408,7 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
     if mode_model == 1:
         _mode_status(KI.decode_modes(data, 4, 4 + nmode, bx, modes), offset, segment)
     levels = np.zeros((nb, 64), dtype=np.int32)
-    status = KM.decode_coefficients_ms(data, 4 + nmode, data.size, bx, levels)
+    status = KM.decode_coefficients_ms(data, 4 + nmode, data.size, bx, levels, within and mode_model == 4)
     if status == K.E_TRUNCATED:
         raise TruncatedStreamError("intra residual levels end before the frame does", offset=offset, segment=segment)
     if status != K.OK:

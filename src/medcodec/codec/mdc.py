@@ -44,8 +44,9 @@ MDC_SIZE_BITS = container.SIZE_BITS
 #: with intra frames (mode model 2) unless ``intra=False``, in the compact layout unless ``compact=False``:
 #: format 2.6 where the intra RD levels are on (every effort by default: 2.4 plus a per-block choice
 #: of the DCT or a DST-VII pair for the intra residuals, docs/format.md §18, plus 16x16 blocks
-#: (DC, SMOOTH or paeth) per macroblock, §19), else 2.4 (the long layout: 2.4-2.6 with intra frames, 2.1 without,
-#: 2.3 with padding masks and no intra).
+#: (DC, SMOOTH or paeth) per macroblock, §19), written as 2.11 (their levels under within-block contexts,
+#: §21, :data:`.intra.WITHIN_EFFORTS`), else 2.4 (the long layout: 2.4-2.11 with intra frames, 2.1
+#: without, 2.3 with padding masks and no intra).
 #: Issue 12 measures ``.mdc`` by ``encode(..., quality=q)``: the Huffman format 1.0
 #: (``entropy="huffman"``) is 3-10x faster but +21 to +90 % BD-rate against OpenJPEG where the
 #: default is -7.9 to -11.1 % (docs/design-notes.md, "The .mdc default is format 2.2", "Compact 2.4 stream",
@@ -377,7 +378,8 @@ def encode_mdc_to(
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
         compact=compact,
-        version=container.VERSION_26 if intra and mode_model == 4
+        version=container.VERSION_211 if intra and _within_levels(effort, mode_model)
+        else container.VERSION_26 if intra and mode_model == 4
         else container.VERSION_25 if intra and mode_model == 3
         else container.VERSION_24 if compact or (intra and mode_model == 2)
         else container.VERSION_23 if arith and padding is not None
@@ -472,6 +474,14 @@ def _mode_model_for(effort: str) -> int:
 
     model = intra_mod.model_for(effort)
     return 2 if model >= 3 and effort not in INTRA_RDOQ_EFFORTS else model
+
+
+def _within_levels(effort: str, mode_model: int) -> bool:
+    """Whether the intra frames of this encoder code their levels under format 2.11's within-block
+    contexts (:func:`.intra.within_levels`): the stream is then written as 2.11."""
+    from . import intra as intra_mod
+
+    return intra_mod.within_levels(effort, mode_model)
 
 
 #: Padding voxels (a declared ``padding``) are coded as a smooth fill of their surroundings, not as

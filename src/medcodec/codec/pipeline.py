@@ -152,7 +152,7 @@ def encode(
         Series writers pass one value per series (steps then do not vary slice to slice). Not with ``max_error``.
     intra
         ``.mdc`` DCT streams of the multi-symbol coder: every 8x8 block predicted from its decoded
-        neighbours (16 modes, :mod:`.intra`, mode model 2), format 2.6. ``None`` (default): on with
+        neighbours (16 modes, :mod:`.intra`, mode model 2), format 2.11. ``None`` (default): on with
         that coder (the default one), off otherwise; ``False``: format 2.1 (2.4 in the compact layout).
         Works with ``quality``, ``ratio`` and ``psnr`` (the search measures the intra coder) and both
         efforts (``"best"`` tries more modes per block). -6 % bytes on average against 2.1 at the same

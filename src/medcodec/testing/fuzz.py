@@ -64,7 +64,8 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
     intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding
     masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode, 2.8 modular levels,
-    2.9 packed frames), plus every ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
+    2.9 packed frames, 2.10 compact predictive streams, 2.11 within-block level contexts), plus every
+    ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from ..codec import encode
     from ..codec import intra as intra_mod
     from ..codec.intra import written_mode_model
@@ -132,9 +133,20 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     finally:
         intra_mod.TX_EFFORTS = saved_tx
         intra_mod.BIG_EFFORTS = saved_big
+    saved_within, intra_mod.WITHIN_EFFORTS = intra_mod.WITHIN_EFFORTS, ()
+    try:
+        corpus += [
+            # .mdc 2.6, the default from big26 to 2026-12-04: 2.5 with 16x16 blocks (FRAM flag 256
+            # compact, 64 long), compact and long, fast and best
+            encode(flat, bits_stored=12, quality=40),
+            encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
+            encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
+        ]
+    finally:
+        intra_mod.WITHIN_EFFORTS = saved_within
     corpus += [
-        # .mdc 2.6, the default since big26: 2.5 with 16x16 blocks (FRAM flag 256 compact, 64 long),
-        # compact and long, fast and best
+        # .mdc 2.11, the default since 2026-12-04: 2.6's frames, their levels under within-block
+        # contexts (§21), compact and long, fast and best
         encode(flat, bits_stored=12, quality=40),
         encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
         encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
