@@ -24,6 +24,9 @@ adaptive 4-ary symbol (0, 1, 2, >= 3) and a raw sign, as AV1's multi-symbol code
   is used up a 4-ary base symbol under (position, remaining count, neighbours' magnitudes),
   up to four 4-ary continuations under (band, neighbours), an escape for magnitudes >= 15, and
   a raw sign.
+* **Format 2.11** (§21, ``within=True``; the levels of 2.6's intra frames): the same symbols, the
+  neighbours' magnitude of the base and continuation contexts also summing the block's own levels
+  above and left of the coefficient (:func:`_neighbour_bucket`), 9 buckets instead of 7.
 
 The decoder keeps its state in local scalars (no per-symbol Python, no state arrays); it reads
 nothing outside ``data[start:end]`` (zeros past the end, counted: truncation), caps every loop
