@@ -127,7 +127,7 @@ O_BASE, O_BR, O_ESC, O_DCM = (int(OFFSET[m]) for m in (M_BASE, M_BR, M_ESC, M_DC
 # |l_left2| + 1) >> 1`` over the natural-order neighbours of k in the same block (rows / columns
 # -1 and -2; all on earlier anti-diagonals, so coded before k in zigzag order), in NBR_BUCKETS_W
 # buckets. Chosen on the training images (../shared/data, 8 images x 5 qualities): the levels
-# 0.4-3.2 % smaller than 2.6's contexts (docs/design-notes.md, "Within-block contexts").
+# 0.6-3.3 % smaller than 2.6's contexts (docs/design-notes.md, "Within-block contexts").
 NBR_BUCKETS_W = 9
 #: the 2.11 neighbour sum (capped at 50) -> bucket
 NBR_LUT_W = np.array([0, 1, 2, 3, 3, 4, 4, 4] + [5] * 5 + [6] * 13 + [7] * 24 + [8], dtype=np.int64)
@@ -139,6 +139,22 @@ OFFSET_W = np.concatenate([[0], np.cumsum(ALPHABET_W)]).astype(np.int64)
 O_BR_W = int(OFFSET_W[M_BR_W])
 O_ESC_W = int(OFFSET_W[M_BR_W + N_BANDS * NBR_BUCKETS_W])
 O_DCM_W = O_ESC_W + 16 * N_BANDS
+#: 2.11's AC base contexts start per neighbour bucket (``c[1..3]`` of ``0, 1, 2, >= 3``; a base
+#: context's bucket is ``(ctx - M_BASE) mod 9``): the bucket's symbol frequencies on the training
+#: images (../shared/data, the default's levels at qualities 20-88, each frequency at least 64/32768),
+#: so a context starts near what it will learn; 0.0-0.6 % fewer level bytes than all starting at
+#: :data:`BASE_INIT`, most on small MR at low rates (docs/design-notes.md "Within-block contexts").
+BASE_INIT_W = (
+    (0, 27107, 32607, 32704),
+    (0, 24017, 32370, 32703),
+    (0, 21125, 31785, 32576),
+    (0, 17129, 30172, 32150),
+    (0, 11903, 26031, 30473),
+    (0, 7825, 19770, 26173),
+    (0, 4570, 12554, 18501),
+    (0, 2423, 6894, 10776),
+    (0, 1211, 3403, 5434),
+)
 
 
 def _within_neighbours() -> tuple[np.ndarray, np.ndarray]:
@@ -164,13 +180,16 @@ WITHIN, WITHIN_WEIGHT = _within_neighbours()
 
 def initial_model(within: bool = False) -> np.ndarray:
     """Fresh contexts (flat, :data:`OFFSET`, or :data:`OFFSET_W` for format 2.11's levels): the AC
-    base contexts :data:`BASE_INIT`, every other context uniform, ``c[i] = i * 32768 // n`` (floor);
-    counts 0."""
+    base contexts :data:`BASE_INIT` (2.11: :data:`BASE_INIT_W` by neighbour bucket), every other
+    context uniform, ``c[i] = i * 32768 // n`` (floor); counts 0."""
     alphabet, offset, m_br = (ALPHABET_W, OFFSET_W, M_BR_W) if within else (ALPHABET, OFFSET, M_BR)
     model = np.zeros(int(offset[-1]), dtype=np.int16)
     for ctx in range(alphabet.shape[0]):
         n, base = int(alphabet[ctx]), int(offset[ctx])
-        cdf = BASE_INIT if M_BASE <= ctx < m_br else tuple(i * CDF_ONE // n for i in range(n))
+        if M_BASE <= ctx < m_br:
+            cdf = BASE_INIT_W[(ctx - M_BASE) % NBR_BUCKETS_W] if within else BASE_INIT
+        else:
+            cdf = tuple(i * CDF_ONE // n for i in range(n))
         model[base + 1 : base + n] = cdf[1:]
     return model
 

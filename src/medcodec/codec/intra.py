@@ -133,7 +133,7 @@ BIG_MODE_TRIALS: dict[str, int] = {"fast": 1, "best": 2}
 #: Efforts whose format 2.6 intra frames code their residual levels under format 2.11's within-block
 #: contexts (``docs/format.md`` §21, :func:`._kernels_ms._neighbour_bucket`: the same symbols, each AC
 #: context also from the block's own levels above and left of it; docs/design-notes.md "Within-block
-#: contexts": the levels 0.4-3.2 % smaller on the training images). ``()`` writes 2.6 again.
+#: contexts": the levels 0.6-3.3 % smaller on the training images). ``()`` writes 2.6 again.
 WITHIN_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
