@@ -95,7 +95,8 @@ def intra_decode_stages(f: np.ndarray, bits: int, signed: bool, q: int) -> dict[
     from medcodec.codec import intra
     from medcodec.codec.zigzag import ZIGZAG
 
-    data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, intra=True, jobs=1)
+    with intra.written_mode_model(1):  # format 2.2's intra frames (the default writes 2.11's since)
+        data = medcodec.encode(f, bits_stored=bits, signed=signed, quality=q, intra=True, compact=False, jobs=1)
     header, index = container.parse_container(data)
     fr = mdc2.read_dct_frame(data, header, index[0])
     payload = np.frombuffer(data[fr.start : fr.end], np.uint8)

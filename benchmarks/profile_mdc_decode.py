@@ -6,7 +6,7 @@ Usage (from the repository root)::
     nice -n 10 python benchmarks/profile_mdc_decode.py [--bpp 1.0] [--repeat 15]
 
 For the middle slice of the chest CT, the head CT and the 256x256 MR, a default-effort stream
-(``medcodec.encode(f, quality=q)``, format 2.5 intra) at the quality whose stream is nearest
+(``medcodec.encode(f, quality=q)``, format 2.11 intra) at the quality whose stream is nearest
 ``--bpp``, decoded by ``medcodec.decode(data, jobs=1)`` and by its stages: container parse and
 CRCs, the FRAM header, level decoding (:func:`._kernels_ms.decode_coefficients_ms`), modes +
 prediction + inverse transform (:func:`._kernels_intra.decode_intra26` for the 2.6 default, ``decode_intra25``
@@ -61,7 +61,9 @@ def decode_stages(data: bytes) -> tuple[dict[str, Callable[[], object]], str]:
     bx, nb = pcol // 8, prow * pcol // 64
     nmode = int.from_bytes(payload[:4], "little")
     levels = np.zeros((nb, 64), np.int32)
-    intra.KM.decode_coefficients_ms(pdata, 4 + nmode, pdata.size, bx, levels)
+    within = header.version >= container.VERSION_211 and fr.mode_model == 4  # 2.11's level contexts (§21)
+    if intra.KM.decode_coefficients_ms(pdata, 4 + nmode, pdata.size, bx, levels, within) != intra.KM.OK:
+        raise SystemExit("the level segment did not decode")
     steps = coder.steps.astype(np.float64).reshape(8, 8)
     zz = ZIGZAG.astype(np.int64)
     offs = intra._offsets(fr.offsets)
@@ -93,7 +95,7 @@ def decode_stages(data: bytes) -> tuple[dict[str, Callable[[], object]], str]:
         "  parse + CRCs (parse_container)": lambda: container.parse_container(data),
         "  FRAM header (read_dct_frame)": lambda: mdc2.read_dct_frame(data, header, index[0]),
         "  level decoding": lambda: intra.KM.decode_coefficients_ms(pdata, 4 + nmode, pdata.size, bx,
-                                                                    np.zeros((nb, 64), np.int32)),  # fmt: skip
+                                                                    np.zeros((nb, 64), np.int32), within),  # fmt: skip
         "  modes + prediction + inverse transform": reconstruct,
         "  deblocking": (lambda: K.deblock(img.copy(), *fr.deblock, lo, hi)) if fr.deblock else (lambda: None),
         "  restoration filter": (lambda: fr.restoration.apply(deb, lo, hi, out=work)) if fr.restoration
