@@ -198,7 +198,7 @@ INITIAL_MODEL = initial_model()
 INITIAL_MODEL_W = initial_model(within=True)
 
 
-@_helper
+@_inline
 def _neighbour_bucket(levels, i, k, bx, has_left, has_up, within):
     """Bucket of position ``k``'s neighbour sum in block ``i``: the left and above blocks' levels at
     ``k`` (format 2.1, :data:`NBR_LUT`), with ``within`` (2.11) also the block's own earlier levels
