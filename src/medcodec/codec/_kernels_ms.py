@@ -143,7 +143,7 @@ O_DCM_W = O_ESC_W + 16 * N_BANDS
 #: context's bucket is ``(ctx - M_BASE) mod 9``): the bucket's symbol frequencies on the training
 #: images (../shared/data, the default's levels at qualities 20-88, each frequency at least 64/32768),
 #: so a context starts near what it will learn; 0.0-0.6 % fewer level bytes than all starting at
-#: :data:`BASE_INIT`, most on small MR at low rates (docs/design-notes.md "Within-block contexts").
+#: :data:`BASE_INIT` over qualities 20-88 (docs/design-notes.md "Within-block contexts").
 BASE_INIT_W = (
     (0, 27107, 32607, 32704),
     (0, 24017, 32370, 32703),
