@@ -186,6 +186,7 @@ def initial_model(within: bool = False) -> np.ndarray:
     model = np.zeros(int(offset[-1]), dtype=np.int16)
     for ctx in range(alphabet.shape[0]):
         n, base = int(alphabet[ctx]), int(offset[ctx])
+        cdf: tuple[int, ...]
         if M_BASE <= ctx < m_br:
             cdf = BASE_INIT_W[(ctx - M_BASE) % NBR_BUCKETS_W] if within else BASE_INIT
         else:
