@@ -143,7 +143,8 @@ O_DCM_W = O_ESC_W + 16 * N_BANDS
 #: context's bucket is ``(ctx - M_BASE) mod 9``): the bucket's symbol frequencies on the training
 #: images (../shared/data, the default's levels at qualities 20-88, each frequency at least 64/32768),
 #: so a context starts near what it will learn; 0.0-0.6 % fewer level bytes than all starting at
-#: :data:`BASE_INIT` over qualities 20-88 (docs/design-notes.md "Within-block contexts").
+#: :data:`BASE_INIT` over qualities 20-88 (docs/design-notes.md "Within-block contexts";
+#: ``benchmarks/compare_level_contexts.py --starts`` derives this table again).
 BASE_INIT_W = (
     (0, 27107, 32607, 32704),
     (0, 24017, 32370, 32703),
@@ -275,13 +276,20 @@ def _enc_bits(st, out, v, nbits):
 
 
 @_jit
+def _fresh_model(within):
+    """The context table a frame starts with and where its layout puts the neighbour-dependent rows:
+    (contexts, neighbour buckets, BR / ESC / DCM offsets), format 2.1's or with ``within`` 2.11's."""
+    if within:
+        return INITIAL_MODEL_W.copy(), NBR_BUCKETS_W, O_BR_W, O_ESC_W, O_DCM_W
+    return INITIAL_MODEL.copy(), NBR_BUCKETS, O_BR, O_ESC, O_DCM
+
+
+@_jit
 def encode_coefficients_ms(levels, bx, out, within=False):
     """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row (``within``: format 2.11's contexts,
     :func:`_neighbour_bucket`); returns (status, nbytes)."""
     nblocks = levels.shape[0]
-    C = INITIAL_MODEL_W.copy() if within else INITIAL_MODEL.copy()
-    nbb = NBR_BUCKETS_W if within else NBR_BUCKETS
-    o_br, o_esc, o_dcm = (O_BR_W, O_ESC_W, O_DCM_W) if within else (O_BR, O_ESC, O_DCM)
+    C, nbb, o_br, o_esc, o_dcm = _fresh_model(within)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     st = np.zeros(6, dtype=np.int64)
@@ -443,9 +451,7 @@ def decode_coefficients_ms(data, start, end, bx, levels, within=False):
     """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller (``within``: format 2.11's
     contexts); returns status."""
     nblocks = levels.shape[0]
-    C = INITIAL_MODEL_W.copy() if within else INITIAL_MODEL.copy()
-    nbb = NBR_BUCKETS_W if within else NBR_BUCKETS
-    o_br, o_esc, o_dcm = (O_BR_W, O_ESC_W, O_DCM_W) if within else (O_BR, O_ESC, O_DCM)
+    C, nbb, o_br, o_esc, o_dcm = _fresh_model(within)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     code, rng, pos, past = _dec_start(data, start, end)

@@ -133,24 +133,19 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     finally:
         intra_mod.TX_EFFORTS = saved_tx
         intra_mod.BIG_EFFORTS = saved_big
-    saved_within, intra_mod.WITHIN_EFFORTS = intra_mod.WITHIN_EFFORTS, ()
-    try:
-        corpus += [
-            # .mdc 2.6, the default from big26 to 2026-12-04: 2.5 with 16x16 blocks (FRAM flag 256
-            # compact, 64 long), compact and long, fast and best
-            encode(flat, bits_stored=12, quality=40),
-            encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
-            encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
-        ]
-    finally:
-        intra_mod.WITHIN_EFFORTS = saved_within
-    corpus += [
-        # .mdc 2.11, the default since 2026-12-04: 2.6's frames, their levels under within-block
-        # contexts (§21), compact and long, fast and best
-        encode(flat, bits_stored=12, quality=40),
-        encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
-        encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
-    ]
+    # .mdc 2.6, the default from big26 to 2026-12-04 (2.5 with 16x16 blocks, FRAM flag 256 compact, 64
+    # long), and 2.11, the default since (2.6's frames, their levels under within-block contexts, §21):
+    # the same three images each, compact and long, fast and best
+    for within in ((), intra_mod.WITHIN_EFFORTS):
+        saved_within, intra_mod.WITHIN_EFFORTS = intra_mod.WITHIN_EFFORTS, within
+        try:
+            corpus += [
+                encode(flat, bits_stored=12, quality=40),
+                encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
+                encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
+            ]
+        finally:
+            intra_mod.WITHIN_EFFORTS = saved_within
     # .mdc 2.7: predictive frames in run mode (black surroundings with labels; the encoder picks runs
     # for these, lossless and near-lossless); 2.8, the default: the same with modular levels and run
     # contexts from the row above
