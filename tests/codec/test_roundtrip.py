@@ -177,6 +177,24 @@ def test_invalid_options_raise_invalid_input(kwargs: dict, match: str) -> None:
         medcodec.encode(img, **kwargs)
 
 
+def test_a_table_of_weights_with_a_rate_target_or_max_error() -> None:
+    """64 weights are a documented ``table``: with ``ratio=`` the writer compared them to the default's
+    name element by element and raised a raw ValueError (found 2026-12-04); with ``max_error`` they
+    are refused as any table is, by InvalidInputError."""
+    img = (np.indices((64, 64)).sum(0) * 10 + 500).astype(np.uint16)
+    weights = np.linspace(1.0, 2.0, 64)
+    data = medcodec.encode(img, bits_stored=12, ratio=10, table=weights)
+    assert img.size * 2 / len(data) >= 10 * 0.97
+    np.testing.assert_array_equal(medcodec.read_header(data).qtables[0].ravel() > 0, True)
+    with pytest.raises(medcodec.InvalidInputError, match="max_error excludes"):
+        medcodec.encode(img, bits_stored=12, max_error=1, table=weights)
+    # the default's name, given or not, is the same stream
+    assert medcodec.encode(img, bits_stored=12, quality=60, table="near-flat") == medcodec.encode(
+        img, bits_stored=12, quality=60)  # fmt: skip
+    assert medcodec.encode(img, bits_stored=12, quality=60, table="medical") != medcodec.encode(
+        img, bits_stored=12, quality=60)  # fmt: skip
+
+
 @pytest.mark.parametrize("bad", [np.zeros((0, 4), np.uint16), np.zeros((2, 2, 2, 2), np.uint16), np.zeros((4, 4)), [[1, 2]]])
 def test_invalid_arrays(bad: object) -> None:
     with pytest.raises(medcodec.InvalidInputError):

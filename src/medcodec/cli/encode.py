@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ..codec.quantize import MDC_DEFAULT_TABLE
 from ..dicom import Series, SeriesSet, read_series
 from ..dicom.series_mdc import encode_series_to_mdc
 from ..errors import InvalidInputError, failure_message
@@ -124,10 +125,11 @@ def _rate_target(ctx: click.Context, param: click.Parameter, value: float | None
 )
 @click.option(
     "--table",
-    type=click.Choice(["medical", "flat", "annex-k"]),
-    default="medical",
+    type=click.Choice(["near-flat", "medical", "flat", "annex-k"]),
+    default=MDC_DEFAULT_TABLE,
     show_default=True,
-    help="Quantization table shape.",
+    help="Quantization table shape: near-flat 1 + 0.03 (u + v) (the default since 2026-12-04, ~1 % smaller "
+    "than medical at the same PSNR), medical 1 + 0.09 (u + v), flat, or JPEG's Annex K table.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (inputs are never overwritten).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")

@@ -41,6 +41,7 @@ from ..spec import PixelSpec
 from . import container, jpeg, levelshift, mdc2
 from .framecoder import EFFORTS, RATE_SAMPLE_FRAMES, EncodedFrame, FrameCoder, default_jobs, validate_pixels
 from .mdc import MDC_SIZE_BITS, StreamSummary, decode_mdc, encode_mdc_to, encode_to
+from .quantize import MDC_DEFAULT_TABLE, is_default_table
 
 __all__ = ["encode", "encode_to", "decode", "read_header", "is_codestream", "FORMATS", "EFFORTS", "EncodedFrame",
            "FrameCoder", "StreamSummary", "RATE_SAMPLE_FRAMES", "MDC_SIZE_BITS", "lossless_may_fit",
@@ -103,8 +104,9 @@ def encode(
     spec
         Rescale, window and photometric interpretation to record in the header.
     table
-        Quantization table shape: ``"medical"``, ``"flat"``, ``"annex-k"``, ``"ct"``, ``"mr"``,
-        ``"radiograph"`` or 64 weights; None: ``"medical"`` for ``.mdc``, and for JPEG the
+        Quantization table shape: ``"near-flat"``, ``"medical"``, ``"flat"``, ``"annex-k"``, ``"ct"``,
+        ``"mr"``, ``"radiograph"`` or 64 weights; None: ``"near-flat"`` for ``.mdc``
+        (:data:`.quantize.MDC_DEFAULT_TABLE`; ``"medical"`` until 2026-12-04), and for JPEG the
         table trained for ``spec.extra["modality"]`` (:mod:`.tables_trained`).
     restart_interval
         JPEG only: blocks per restart interval (0 = none).
@@ -227,7 +229,8 @@ def encode(
     if intra and max_error is not None:
         raise InvalidInputError("intra=True applies to format='mdc' DCT streams only (not max_error)")
     if max_error is not None:
-        if (quality, ratio, psnr, entropy) != (None,) * 4 or effort is not None or table not in (None, "medical"):
+        named = (quality, ratio, psnr, entropy) != (None,) * 4 or effort is not None
+        if named or not is_default_table(table):
             raise InvalidInputError("max_error excludes quality, ratio, psnr, effort, entropy and table")
         mdc2.encode_predictive_to(
             buf, frames, n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, max_error=max_error,
@@ -240,7 +243,7 @@ def encode(
         buf = io.BytesIO()
         summary = encode_mdc_to(
             buf, list(frames), n_frames=frames.shape[0], bits_stored=bits_stored, signed=signed_, quality=quality,
-            ratio=ratio, psnr=psnr, spec=spec, table="medical" if table is None else table, jobs=jobs_,
+            ratio=ratio, psnr=psnr, spec=spec, table=MDC_DEFAULT_TABLE if table is None else table, jobs=jobs_,
             ancillary=ancillary, value_range=(vmin, vmax),
             sample=frames, ndim=2 if is_2d else 3, effort=effort or "fast", frames_checked=True, entropy=entropy,
             padding=padding, range_bits=range_bits, intra=intra, compact=compact, rate_sample_frames=sample_frames,
@@ -262,7 +265,7 @@ def encode(
         if reached < float(psnr) - PSNR_MISS_DB and every_frame:
             out, _ = dct_stream(frames.shape[0])
             reached = _psnr(frames, decode_mdc(out, None, jobs_), bits_stored)
-    default_coding = (entropy, intra, range_bits, padding) == (None,) * 4 and (table is None or table == "medical")
+    default_coding = (entropy, intra, range_bits, padding) == (None,) * 4 and is_default_table(table)
     if (ratio is not None or psnr is not None) and default_coding:
         # psnr: the smallest stream that reaches it; lossless is the only one when the lossy search fell short
         limit = len(out) if reached >= float(psnr or 0) - PSNR_MISS_DB else 1 << 62

@@ -20,6 +20,7 @@ from pydicom.uid import generate_uid
 from ..codec import MdcHeader, decode, encode_to, read_header
 from ..codec.container import pixel_data_bytes
 from ..codec.mdc import StreamSummary
+from ..codec.quantize import MDC_DEFAULT_TABLE, is_default_table
 from ..errors import InvalidInputError, RateTargetWarning
 from ..fileio import check_output_path, staged_file
 from ..metrics import compression_ratio
@@ -53,7 +54,7 @@ def encode_series_to_mdc(
     quality: float | None = None,
     ratio: float | None = None,
     psnr: float | None = None,
-    table: str | None = "medical",
+    table: str | None = None,
     jobs: int | None = None,
     effort: str | None = None,
     max_error: int | None = None,
@@ -104,7 +105,7 @@ def encode_series_to_mdc(
         )
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidInputError(f"path must be a file path, not {type(path).__name__}")
-    table = "medical" if table is None else table  # None is the default table, as for medcodec.encode
+    table = MDC_DEFAULT_TABLE if table is None else table  # None: the default table, as for medcodec.encode
     target = check_output_path(Path(path), inputs=[*(inputs or []), *series.source_files], overwrite=overwrite)
     n = series.n_frames
     count = len(series.images)
@@ -124,7 +125,7 @@ def encode_series_to_mdc(
         lossy.file.flush()
         reached_psnr = _whole_series_psnr(lossy.path, series, jobs) if psnr is not None else math.inf
         exact = None
-        if (ratio is not None or psnr is not None) and (entropy, intra) == (None, None) and table == "medical":
+        if (ratio is not None or psnr is not None) and (entropy, intra) == (None, None) and is_default_table(table):
             # as medcodec.encode does: the lossless stream when it meets the target in no more bytes
             # (psnr: the lossy stream's size, any size when no lossy stream reached it; ratio: the
             # target's size too). Until 2026-12-03 the series writer never tried it (noticed and left)
