@@ -161,6 +161,9 @@ def quant_table(
 ) -> np.ndarray:
     """Quantization steps (uint16, natural order) for ``quality`` and data spanning ``range_bits``.
 
+    ``table`` defaults to ``"medical"``, the shape these steps were defined with; the ``.mdc``
+    encoders pass :data:`MDC_DEFAULT_TABLE` and standard JPEG its trained tables.
+
     >>> quant_table(100, 8, table="flat")[:4]
     array([1, 1, 1, 1], dtype=uint16)
     """
