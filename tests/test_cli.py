@@ -35,6 +35,11 @@ def test_encode_info_decode_dicom_round_trip(ct_series: Path, tmp_path: Path, ca
     assert info["shape"] == [6, 512, 512] and info["bits_stored"] == 12
     types = [s["type"] for s in info["segments"]]
     assert types[:2] == ["HEAD", "QTAB"] and types.count("FRAM") == 6 and types[-1] == "MEND"
+    # the text says what overhead_bytes counts: the embedded DICOM headers, not the container's framing
+    # (an outside audit, 2026-12-04, read the framing as uncounted)
+    assert main(["info", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("overhead_bytes"))
+    assert int(line.split()[1]) == info["overhead_bytes"] > 0 and "framing" in line and "DICOM headers" in line
 
     dcm_dir = tmp_path / "dcm"
     assert main(["decode", str(out), "-o", str(dcm_dir), "--to", "dicom"]) == 0

@@ -122,6 +122,9 @@ def info(stream: Path, as_json: bool) -> None:
         elif key == "padding":
             if value is not None:
                 click.echo(f"{key:28s} {value[0]}..{value[1]} (restored exactly from a mask per frame)")
+        elif key == "overhead_bytes" and h.format == "mdc":  # an auditor read 0 as "no framing counted"
+            click.echo(f"{key:28s} {value} (embedded DICOM headers and metadata; the container's own framing,"
+                       " like a JPEG's markers, counts as pixel data)")  # fmt: skip
         elif key not in ("segments", "ancillary", "missing_frames"):
             click.echo(f"{key:28s} {value}")
     if missing:  # frames whose FRAM is cut
