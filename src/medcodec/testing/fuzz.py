@@ -66,7 +66,9 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode, 2.8 modular levels,
     2.9 packed frames, 2.10 compact predictive streams, 2.11 within-block level contexts), plus every
     ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
-    from ..codec import encode
+    from unittest.mock import patch  # an encoder switch set for some seeds, restored after them
+
+    from ..codec import container, encode, mdc2
     from ..codec import intra as intra_mod
     from ..codec.intra import written_mode_model
 
@@ -110,19 +112,17 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         ]
     flat = img(12, False, 2)
     flat[:, 8:, 16:] = 1000  # blocks with flat references: no mode coded
-    saved_tx, intra_mod.TX_EFFORTS = intra_mod.TX_EFFORTS, ()
-    saved_big, intra_mod.BIG_EFFORTS = intra_mod.BIG_EFFORTS, ()
-    try:
-        corpus += [
-            # .mdc 2.4, the default before tx25: the compact layout (2-D as a HEAD flag, 3 frames, padding
-            # masks) and intra frames with mode model 2; one long-layout stream with mode model 2
-            encode(img(12, False, 1)[0], bits_stored=12, quality=60),
-            encode(img(12, False, 3), bits_stored=12, quality=75, intra=False),
-            encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
-            encode(flat, bits_stored=12, quality=60),
-            encode(padded, bits_stored=16, signed=True, quality=90, padding=(-32768, -32768), compact=False),
-        ]
-        intra_mod.TX_EFFORTS = saved_tx
+    with patch.object(intra_mod, "BIG_EFFORTS", ()):
+        with patch.object(intra_mod, "TX_EFFORTS", ()):
+            corpus += [
+                # .mdc 2.4, the default before tx25: the compact layout (2-D as a HEAD flag, 3 frames,
+                # padding masks) and intra frames with mode model 2; one long-layout stream with mode model 2
+                encode(img(12, False, 1)[0], bits_stored=12, quality=60),
+                encode(img(12, False, 3), bits_stored=12, quality=75, intra=False),
+                encode(padded, bits_stored=16, signed=True, quality=70, padding=(-32768, -32768)),
+                encode(flat, bits_stored=12, quality=60),
+                encode(padded, bits_stored=16, signed=True, quality=90, padding=(-32768, -32768), compact=False),
+            ]
         corpus += [
             # .mdc 2.5, the default from tx25 to big26: 2.4 with the intra residuals' transform choice
             # (FRAM flag 128), compact and long, fast and best
@@ -130,37 +130,25 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
             encode(padded, bits_stored=16, signed=True, quality=80, padding=(-32768, -32768), effort="best"),
             encode(img(12, False, 1)[0], bits_stored=12, quality=85, compact=False),
         ]
-    finally:
-        intra_mod.TX_EFFORTS = saved_tx
-        intra_mod.BIG_EFFORTS = saved_big
     # .mdc 2.6, the default from big26 to 2026-12-04 (2.5 with 16x16 blocks, FRAM flag 256 compact, 64
     # long), and 2.11, the default since (2.6's frames, their levels under within-block contexts, §21):
     # the same three images each, compact and long, fast and best
     for within in ((), intra_mod.WITHIN_EFFORTS):
-        saved_within, intra_mod.WITHIN_EFFORTS = intra_mod.WITHIN_EFFORTS, within
-        try:
+        with patch.object(intra_mod, "WITHIN_EFFORTS", within):
             corpus += [
                 encode(flat, bits_stored=12, quality=40),
                 encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
                 encode(img(12, False, 1)[0], bits_stored=12, quality=80, compact=False),
             ]
-        finally:
-            intra_mod.WITHIN_EFFORTS = saved_within
     # .mdc 2.7: predictive frames in run mode (black surroundings with labels; the encoder picks runs
     # for these, lossless and near-lossless); 2.8, the default: the same with modular levels and run
     # contexts from the row above
-    from ..codec import container, mdc2
-
     labels = img(8, False, 2)
     labels[:, :, 20:] = 0
     labels[:, 3:6, 24:38:3] = 230
-    saved_version = mdc2.PREDICTIVE_VERSION
-    try:
-        for version in (container.VERSION_27, container.VERSION_28):
-            mdc2.PREDICTIVE_VERSION = version
+    for version in (container.VERSION_27, container.VERSION_28):
+        with patch.object(mdc2, "PREDICTIVE_VERSION", version):
             corpus += [encode(labels, bits_stored=8, max_error=0), encode(labels[0], bits_stored=8, max_error=1)]
-    finally:
-        mdc2.PREDICTIVE_VERSION = saved_version
     # .mdc 2.9: lossless frames with sparse histograms are packed (a table of their values), long layout
     sparse = (img(10, False, 2) // 64 * 256).astype(np.uint16)  # 16 levels, 256 apart
     corpus += [encode(sparse, bits_stored=12, max_error=0, compact=False),
