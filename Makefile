@@ -62,7 +62,7 @@ test: $(STAMP) sysdeps jsdeps lint
 bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/run.py                          # every codec against every peer, ~1.5 min
 	$(BIN)/python benchmarks/bench_jpeg_vs_libjpeg_turbo.py  # issue 11: standard JPEG vs libjpeg-turbo
-	$(BIN)/python benchmarks/bench_mdc2.py --frames 6 --only "v2.6 default"  # issue 12: .mdc vs OpenJPEG
+	$(BIN)/python benchmarks/bench_mdc2.py --frames 6 --only "v2.12 default"  # issue 12: .mdc vs OpenJPEG
 	$(BIN)/python benchmarks/check_mdc_unseen.py --default    # issue 12 on pydicom-data's images
 	$(BIN)/python benchmarks/bench_speed.py                   # one- and two-thread speed, RSS, CLI start
 	$(BIN)/python benchmarks/bench_delivery.py                # issue 9: raw / pre-computed / live / Orthanc

@@ -117,8 +117,11 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         # the .mdc default: intra frames with mode model 2 in the compact layout, their residual levels
         # RD-searched in the loop (mdc.INTRA_RDOQ_EFFORTS) and priced by the frame's plain DCT levels;
         # since big26 format 2.6: 16x16 DC-predicted blocks (intra.BIG_EFFORTS, docs/format.md §19); since
-        # 2026-12-04 format 2.11: 2.6's levels under within-block contexts (intra.WITHIN_EFFORTS, §21)
-        "mdc v2.11 default": mdc(),
+        # 2026-12-04 format 2.11: 2.6's levels under within-block contexts (intra.WITHIN_EFFORTS, §21),
+        # and since the same day's twenty-first session 2.12: those contexts from trained starts
+        # (intra.TRAINED_EFFORTS, §22)
+        "mdc v2.12 default": mdc(),
+        "mdc v2.11 default": mdc(intra_attrs={"TRAINED_EFFORTS": ()}),  # the default of 2026-12-04 before 2.12
         "mdc v2.6 default": mdc(intra_attrs={"WITHIN_EFFORTS": ()}),  # the default from big26 to 2026-12-04
         # the default from tx25 to big26: with format 2.5's transform choice (docs/format.md §18)
         "mdc v2.5 default": mdc(intra_attrs={"BIG_EFFORTS": ()}),
@@ -137,7 +140,7 @@ def codecs(bits: int, signed: bool, avif: bool) -> dict:
         # per-block transform choice (intra.TX_EFFORTS, docs/format.md §18)
         # since big26 with format 2.6's 16x16 blocks
         # since 2026-12-04 with 2.11's level contexts
-        "mdc v2.11 best": mdc(effort="best"),
+        "mdc v2.12 best": mdc(effort="best"),
         "mdc v2.6 best": mdc(effort="best", intra_attrs={"WITHIN_EFFORTS": ()}),
         # best from joint26 (the joint mode / transform decision) to big26
         "mdc v2.5 best": mdc(effort="best", intra_attrs={"BIG_EFFORTS": ()}),

@@ -4,7 +4,7 @@
 Usage (from the repository root)::
 
     python benchmarks/check_mdc_unseen.py              # every row below
-    python benchmarks/check_mdc_unseen.py --default    # the default (2.11) and 2.6 beside it: ~3x faster
+    python benchmarks/check_mdc_unseen.py --default    # the default (2.12) and 2.11 beside it: ~3x faster
     python benchmarks/check_mdc_unseen.py --default --files A.dcm B.dcm   # your own images (first frame)
 
 Issue 12 is checked "on real series the project has not seen". The shared data trained and
@@ -17,7 +17,8 @@ tuned the coder. Of pydicom-data's images here, two are NOT unseen after all: an
 ``bench_mdc2``'s code paths (the same rows, the same PSNR-targeted OpenJPEG anchor, peak
 ``2^bits_stored - 1``) and the BD-rate over 0.2-3.5 bpp is printed for format 1.0, 2.1, 2.2 (intra
 frames, mode model 1, long layout: the default until 2026-11-30), the defaults of 2.4-2.6 and the
-default (2.11: 2.6's intra frames in the compact layout, their levels under within-block contexts).
+default (2.12: 2.6's intra frames in the compact layout, their levels under within-block contexts
+from trained starts).
 Negative: smaller than JPEG 2000 at the same PSNR.
 """
 
@@ -43,14 +44,15 @@ ROWS = ("mdc v1 huffman fast", "mdc v2.1 arith fast", "mdc v2.2 intra fast (long
         "mdc v2.5 default before joint26",  # the default before the joint mode / transform decision
         "mdc v2.5 default",
         "mdc v2.6 default",  # format 2.6's 16x16 blocks (intra.BIG_EFFORTS)
-        "mdc v2.11 default")  # 2.6's frames, their levels under within-block contexts (intra.WITHIN_EFFORTS)
+        "mdc v2.11 default",  # 2.6's frames, their levels under within-block contexts (intra.WITHIN_EFFORTS)
+        "mdc v2.12 default")  # those contexts from trained starts (intra.TRAINED_EFFORTS)
 ANCHOR = "jpeg2000 (OpenJPEG)"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--default", action="store_true", help="the default's row and the previous default's "
-                    "(2.6: the same frames, other level contexts) only (~3x faster)")  # fmt: skip
+                    "(2.11: the same frames and contexts, other starts) only (~3x faster)")  # fmt: skip
     ap.add_argument("--files", nargs="+", type=Path, default=[], help="DICOM files to measure (first frame each) "
                     "instead of pydicom-data's images")  # fmt: skip
     args = ap.parse_args(argv)

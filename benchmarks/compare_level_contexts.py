@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     captured: list[tuple[np.ndarray, int]] = []
     original = intra._encode_levels
 
-    def capture(levels: np.ndarray, bx: int, within: bool = False) -> bytes:
+    def capture(levels: np.ndarray, bx: int, within: bool = False, trained: bool = False) -> bytes:
         captured.append((np.ascontiguousarray(levels, np.int32).copy(), bx))
-        return original(levels, bx, within)
+        return original(levels, bx, within, trained)
 
     intra._encode_levels = capture  # type: ignore[assignment]
     counts = np.zeros((KM.NBR_BUCKETS_W, 4), np.int64)

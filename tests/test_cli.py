@@ -168,7 +168,7 @@ def test_entropy_arith_encode_info_decode(ct_series: Path, tmp_path: Path, capsy
     capsys.readouterr()
     assert main(["info", str(arith), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == "2.11" and info["max_abs_error_bound"][0] > 0  # the multi-symbol coder, intra, compact
+    assert info["version"] == "2.12" and info["max_abs_error_bound"][0] > 0  # the multi-symbol coder, intra, compact
     assert info["intra_frames"] == info["shape"][0]
     assert "all frames intra" in info["guarantee"]  # intra frames keep the bound at any effort
     assert main(["info", str(huff), "--json"]) == 0
@@ -191,7 +191,7 @@ def test_intra_flag(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["encode", str(ct_series), "-o", str(plain), "-q", "60", "--no-intra", "--no-progress"]) == 0
     assert main(["encode", str(ct_series), "-o", str(intra), "-q", "60", "--no-progress"]) == 0
     h_plain, h_intra = medcodec.read_header(plain.read_bytes()), medcodec.read_header(intra.read_bytes())
-    assert h_plain.version == (2, 4) and h_intra.version == (2, 11) and h_plain.compact and h_intra.compact  # compact layout
+    assert h_plain.version == (2, 4) and h_intra.version == (2, 12) and h_plain.compact and h_intra.compact  # compact layout
     capsys.readouterr()
     assert main(["info", str(plain), "--json"]) == 0 and json.loads(capsys.readouterr().out)["intra_frames"] == 0
     capsys.readouterr()

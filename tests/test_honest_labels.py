@@ -207,7 +207,7 @@ def test_mdc_restores_padding_exactly(shared_data: Path, tmp_path: Path, quality
     data = mdc.read_bytes()
     header = medcodec.read_header(data)
     assert header.meta["padding"] == [ppv, ppv]
-    assert header.version == (2, 11) and header.compact  # the default coder (2.11), padding masks (in HEAD, 2.4)
+    assert header.version == (2, 12) and header.compact  # the default coder (2.11), padding masks (in HEAD, 2.4)
     _, index = container.parse_container(data)
     mask = mdc2.read_dct_frame(data, header, index[0]).padding_mask
     assert mask is not None

@@ -58,8 +58,8 @@ def test_compact_is_the_long_layout_in_fewer_bytes(case: str) -> None:
     kw = dict(bits_stored=bits, signed=signed, quality=40, jobs=1, **c["kw"])
     compact, long = medcodec.encode(img, **kw), medcodec.encode(img, compact=False, **kw)
     hc, hl = medcodec.read_header(compact), medcodec.read_header(long)
-    assert hc.version == ((2, 11) if c["kw"].get("intra", True) else (2, 4)) and hc.compact and not hl.compact
-    assert hl.version == ((2, 11) if c["kw"].get("intra", True) else (2, 1))  # intra frames: 2.6's (§19) with 2.11's level contexts (§21)
+    assert hc.version == ((2, 12) if c["kw"].get("intra", True) else (2, 4)) and hc.compact and not hl.compact
+    assert hl.version == ((2, 12) if c["kw"].get("intra", True) else (2, 1))  # intra frames: 2.6's (§19) with 2.11's level contexts (§21)
     for name in ("rows", "cols", "frames", "bits_stored", "signed", "photometric_interpretation", "rescale_slope",
                  "rescale_intercept", "window_center", "window_width", "quality", "range_bits", "transform",
                  "entropy", "max_error", "meta"):  # fmt: skip

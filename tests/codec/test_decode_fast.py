@@ -152,8 +152,9 @@ def test_sparse_reconstruction_is_bit_exact_on_real_and_random_level_patterns(sh
             nb = (-(-f.shape[0] // 8)) * (-(-f.shape[1] // 8))
             levels = np.zeros((nb, 64), np.int32)
             within = header.version >= container.VERSION_211  # the default's 2.6 frames: format 2.11's contexts
+            trained = header.version >= container.VERSION_212  # from 2.12's trained starts
             assert KM.decode_coefficients_ms(payload, 4 + nmode, payload.size, -(-f.shape[1] // 8), levels,
-                                             within) == KM.OK  # fmt: skip
+                                             within, trained) == KM.OK  # fmt: skip
             coder = FrameCoder.for_table(header.qtables[0], bits, signed)
             busy = np.flatnonzero(np.count_nonzero(levels, axis=1) >= 2)
             for b in rng.choice(busy, 150, replace=False):

@@ -25,12 +25,13 @@ def test_corpus_decodes_or_is_a_known_reproducer() -> None:
     assert outcomes.count("decoded") >= 23
     assert {_mdc_version(d) for d in CORPUS} == {
         None, (1, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7), (2, 8), (2, 9), (2, 10),
-        (2, 11)
+        (2, 11), (2, 12)
     }  # fmt: skip
     assert len(PRED_COMPACT_CORPUS) >= 4
     assert len(TX_CORPUS) >= 4  # 3 fresh, the committed 2.5 base (and its truncation)
     assert len(BIG_CORPUS) >= 3  # 3 fresh 2.6 streams (the default from big26 to 2026-12-04)
-    assert len(WITHIN_CORPUS) >= 3  # 3 fresh 2.11 streams (the default since)
+    assert len(WITHIN_CORPUS) >= 3  # 3 fresh 2.11 streams (the default from 2026-12-04 to 2.12)
+    assert len(TRAINED_CORPUS) >= 3  # 3 fresh 2.12 streams (the default since)
     assert len(COMPACT_CORPUS) >= 4 and len(MODES2_CORPUS) > len(COMPACT_CORPUS)
     assert len(V2_CORPUS) >= 10  # 5 fresh, 3 committed bases, 2 truncated v2 reproducers
     assert set(outcomes) <= {"decoded", "CorruptStreamError", "TruncatedStreamError"}
@@ -89,6 +90,8 @@ TX_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 5)]
 BIG_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 6)]
 #: Format 2.11 streams: 2.6's intra frames, their levels under within-block contexts (§21).
 WITHIN_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 11)]
+#: Format 2.12 streams: 2.11's level contexts from the trained starts (§22).
+TRAINED_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 12)]
 
 
 def test_v2_corpus_covers_both_codings() -> None:
@@ -196,4 +199,12 @@ def test_mutated_16x16_block_streams_raise_only_codec_errors(data: bytes) -> Non
 def test_mutated_within_context_streams_raise_only_codec_errors(data: bytes) -> None:
     """Format 2.11 streams (CRCs repaired): damage reaches the level decoder whose contexts read the
     block's own levels decoded so far (any value a corrupt stream gives them)."""
+    fuzz.check_stream(data)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fuzz.fuzzed_streams(TRAINED_CORPUS))
+def test_mutated_trained_start_streams_raise_only_codec_errors(data: bytes) -> None:
+    """Format 2.12 streams (CRCs repaired): the level decoder starting from the trained table reads
+    damaged levels as any other (every trained symbol keeps a frequency of at least FLOOR)."""
     fuzz.check_stream(data)

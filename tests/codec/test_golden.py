@@ -139,15 +139,27 @@ PROFILES = {
     # format 2.11 (§21): 2.6's intra frames, their levels under within-block contexts, as the default
     # writes them since 2026-12-04: the 12-bit image with flat regions, the signed one with its padding
     # filled and declared, and effort="best"
-    "ct.u2.b12.q60.default211": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True),
+    # (re-encoded without 2.12's trained starts, ``trained``; so is the near-flat one below)
+    "ct.u2.b12.q60.default211": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
+                                     trained=False),
     "ct.i2.b16.q90.default211.fill.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
-                                             fill=True),
-    "ct.u2.b12.q60.best211": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best"),
+                                             fill=True, trained=False),
+    "ct.u2.b12.q60.best211": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best",
+                                  trained=False),
     # the default with its table of since 2026-12-04 ("near-flat", quantize.MDC_DEFAULT_TABLE): the same
     # format 2.11, other steps in the header. Every quality profile above was made with "medical" and
     # is re-encoded with it (check_golden); ``near_flat`` marks the ones made with the new default
     "ct.u2.b12.q60.default211.nearflat": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
-                                              near_flat=True),
+                                              near_flat=True, trained=False),
+    # format 2.12 (§22): 2.11's level contexts from the trained starts, as the default writes them since
+    # 2026-12-04 (twenty-first session): the 12-bit image, the signed one with its padding filled and
+    # declared, and effort="best"
+    "ct.u2.b12.q60.default212": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
+                                     near_flat=True),
+    "ct.i2.b16.q90.default212.fill.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                             fill=True, near_flat=True),
+    "ct.u2.b12.q60.best212": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best",
+                                  near_flat=True),
 }
 
 
@@ -186,7 +198,7 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
               if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "labels", "sparse", "intra_rd", "tx",
-                           "big", "pred", "fill", "within", "near_flat")}  # fmt: skip
+                           "big", "pred", "fill", "within", "near_flat", "trained")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
                            smooth=cfg.get("smooth", False), labels=cfg.get("labels", False),
                            sparse=cfg.get("sparse", False))  # fmt: skip
@@ -199,12 +211,14 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     fill = bool(cfg.get("fill", False))
     # format 2.11's level contexts (§21): False made before (2.6), absent: what the default does
     within = intra.WITHIN_EFFORTS if cfg.get("within", True) else ()
+    # format 2.12's trained starts (§22): False made before (2.11), absent: what the default does
+    trained = intra.TRAINED_EFFORTS if cfg.get("trained", True) else ()
     # the .mdc default table was "medical" until 2026-12-04: DCT profiles made before are re-encoded with it
     if "quality" in cfg and cfg.get("format", "mdc") == "mdc" and not cfg.get("near_flat", False):
         cfg = {**cfg, "reencode": {"table": "medical", **cfg.get("reencode", {})}}
     with written_mode_model(cfg.get("mode_model", 2)), _patched(mdc, "INTRA_RDOQ_EFFORTS", rd), \
             _patched(intra, "TX_EFFORTS", tx), _patched(intra, "BIG_EFFORTS", big), \
-            _patched(intra, "WITHIN_EFFORTS", within), \
+            _patched(intra, "WITHIN_EFFORTS", within), _patched(intra, "TRAINED_EFFORTS", trained), \
             _patched(mdc2, "PREDICTIVE_VERSION", cfg.get("pred", mdc2.PREDICTIVE_VERSION)), \
             _patched(mdc, "FILL_PADDING", fill), _patched(mdc, "AUTO_PADDING", fill):
         if not tx:  # and before fast's wider RD mode search (joint26)

@@ -325,9 +325,9 @@ def test_intra_is_the_default_of_the_multi_symbol_coder() -> None:
     rng = np.random.default_rng(5)
     img = np.clip(2000 + rng.normal(0, 300, (2, 40, 56)), 0, 4095).astype(np.uint16)
     default = medcodec.encode(img, bits_stored=12, quality=70)
-    assert medcodec.read_header(default).version == (2, 11)  # intra frames in the compact layout, tx choice, 16x16 blocks (§18-19), 2.11's level contexts (§21)
+    assert medcodec.read_header(default).version == (2, 12)  # intra frames in the compact layout, tx choice, 16x16 blocks (§18-19), 2.11's level contexts (§21)
     long = medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=70, compact=False))
-    assert long.version == (2, 11) and not long.compact  # intra frames with mode model 2 (+ §18-19), the long layout
+    assert long.version == (2, 12) and not long.compact  # intra frames with mode model 2 (+ §18-19), the long layout
     assert default == medcodec.encode(img, bits_stored=12, quality=70, intra=True)
     assert default == medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=True)
     plain = medcodec.encode(img, bits_stored=12, quality=70, entropy="arith", intra=False)
@@ -337,7 +337,7 @@ def test_intra_is_the_default_of_the_multi_symbol_coder() -> None:
     huffman = medcodec.encode(img, bits_stored=12, quality=70, entropy="huffman")  # no intra there: 1.0
     assert medcodec.read_header(huffman).version == (1, 0)
     best = medcodec.encode(img, bits_stored=12, quality=70, effort="best")  # the wider mode search
-    assert medcodec.read_header(best).version == (2, 11) and best != default  # and the transform choice, 16x16 blocks (§18-19)
+    assert medcodec.read_header(best).version == (2, 12) and best != default  # and the transform choice, 16x16 blocks (§18-19)
     assert np.abs(medcodec.decode(best).astype(np.int64) - img).max() <= min(mdc2.stream_error_bound(best))
     for bad in ({"entropy": "huffman"}, {"entropy": "arith-binary"}, {"format": "jpeg"},
                 {"max_error": 2}, {"intra": 1}):  # fmt: skip
@@ -443,7 +443,7 @@ def test_ratio_rate_control_measures_the_intra_coder(ratio: float) -> None:
     img = _rate_series()
     s = medcodec.encode(img, bits_stored=12, ratio=ratio, intra=True)
     h, index = container.parse_container(s)
-    assert h.version == (2, 11)
+    assert h.version == (2, 12)
     reached = compression_ratio(container.pixel_data_bytes(h, len(s)), img.size, 12)
     assert ratio * (1 - RATIO_MISS) <= reached <= 1.5 * ratio
     coder = FrameCoder.for_table(h.qtables[0], 12, False)
@@ -463,7 +463,7 @@ def test_psnr_rate_control_measures_the_intra_coder(psnr: float) -> None:
     img = _rate_series()
     s = medcodec.encode(img, bits_stored=12, psnr=psnr, intra=True)
     h = medcodec.read_header(s)
-    assert h.version == (2, 11)
+    assert h.version == (2, 12)
     out = np.asarray(medcodec.decode(s)).astype(np.float64)
     assert 10 * np.log10(4095**2 / np.mean((out - img) ** 2)) >= psnr
     coder = FrameCoder.for_table(h.qtables[0], 12, False)
@@ -484,7 +484,7 @@ def test_info_counts_intra_frames(tmp_path: Path, capsys: pytest.CaptureFixture[
     capsys.readouterr()
     assert main(["info", str(intra_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == "2.11" and info["intra_frames"] == 2
+    assert info["version"] == "2.12" and info["intra_frames"] == 2
     assert main(["info", str(intra_path)]) == 0
     assert "2 of 2 (8x8 intra prediction" in capsys.readouterr().out
     assert main(["info", str(plain_path), "--json"]) == 0
@@ -504,14 +504,14 @@ def test_streaming_encode_to_writes_intra_frames() -> None:
     buf = io.BytesIO()
     mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, quality=60, intra=True)
     s = buf.getvalue()
-    assert medcodec.read_header(s).version == (2, 11)
+    assert medcodec.read_header(s).version == (2, 12)
     rbits = medcodec.read_header(s).range_bits
     assert s == medcodec.encode(img, bits_stored=12, quality=60, intra=True, range_bits=rbits)
     h, index = container.parse_container(s)
     assert all(mdc2.read_dct_frame(s, h, e).intra for e in index)
     buf = io.BytesIO()
     mdc.encode_to(buf, iter(img), n_frames=2, bits_stored=12, signed=False, sample=img, ratio=10.0, intra=True)
-    assert medcodec.read_header(buf.getvalue()).version == (2, 11)
+    assert medcodec.read_header(buf.getvalue()).version == (2, 12)
     with pytest.raises(CodecError):
         mdc.encode_to(io.BytesIO(), iter(img), n_frames=2, bits_stored=12, signed=False, max_error=1, intra=True)
     with pytest.raises(CodecError):

@@ -55,20 +55,22 @@ def _encode26(frame: np.ndarray, coder: FrameCoder, effort: str = "fast") -> tup
 
 
 def _levels(payload: bytes, shape: tuple[int, int], within: bool = True) -> tuple[np.ndarray, int]:
-    """The frame's levels and mode segment length (``within``: 2.11's level contexts, what
-    :func:`_encode26` writes; False: a 2.6 stream's)."""
+    """The frame's levels and mode segment length (``within``: 2.11's level contexts from 2.12's trained
+    starts, what :func:`_encode26` writes; False: a 2.6 stream's)."""
     rows, cols = (s + (-s % 8) for s in shape)
     n = struct.unpack_from("<I", payload)[0]
     data = np.frombuffer(payload, np.uint8)
     levels = np.zeros((rows * cols // 64, 64), np.int32)
-    assert KM.decode_coefficients_ms(data, 4 + n, data.size, cols // 8, levels, within) == KM.OK
+    assert KM.decode_coefficients_ms(data, 4 + n, data.size, cols // 8, levels, within, within) == KM.OK
     return levels, n
 
 
 def _kernel_decode(payload: bytes, shape: tuple[int, int], coder: FrameCoder, offsets: np.ndarray,
                    plain: bool = False, within: bool = True) -> tuple[int, np.ndarray, np.ndarray, np.ndarray,
                                                                        np.ndarray]:  # fmt: skip
-    """(status, padded reconstruction, modes, choices, split) of :func:`._kernels_intra.decode_intra26`."""
+    """(status, padded reconstruction, modes, choices, split) of :func:`._kernels_intra.decode_intra26`
+    (``within``: a 2.12 frame, what :func:`_encode26` writes: 2.11's level contexts and every model from
+    2.12's trained starts; False: a 2.6 frame's)."""
     rows, cols = (s + (-s % 8) for s in shape)
     levels, n = _levels(payload, shape, within)
     nb = levels.shape[0]
@@ -78,7 +80,7 @@ def _kernel_decode(payload: bytes, shape: tuple[int, int], coder: FrameCoder, of
                                coder.steps.astype(float).reshape(8, 8), ZIGZAG.astype(np.int64),
                                intra._offsets(offsets), DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo),
                                np.int64(coder._hi), recon, modes, intra.flat_tolerance(coder), KI.DST7, txc, split,
-                               KI.DCT16, plain)  # fmt: skip
+                               KI.DCT16, plain, within)  # fmt: skip
     return status, recon, modes, txc, split
 
 
@@ -88,7 +90,7 @@ def _reference_agrees(payload: bytes, shape: tuple[int, int], coder: FrameCoder,
     modes, choices and split symbols in ``payload``; returns the frame's levels."""
     levels, n = _levels(payload, shape, within)
     ref_modes, choices, ref_split = intra.decode_modes26_reference(payload[4 : 4 + n], recon, levels, coder.offset,
-                                                                   intra.flat_tolerance(coder))  # fmt: skip
+                                                                   intra.flat_tolerance(coder), within)  # fmt: skip
     np.testing.assert_array_equal(ref_split, split)
     np.testing.assert_array_equal(ref_modes, modes)
     np.testing.assert_array_equal(choices, txc)
@@ -200,7 +202,7 @@ def test_decoders_give_the_encoders_reconstruction(q: float) -> None:
     assert (split == 0).any() and (split == 1).any() and (split == 2).any()  # both sizes, and edge macroblocks
     plain = _kernel_decode(ifr.payload, frame.shape, coder, offsets, plain=True)[1]
     np.testing.assert_array_equal(plain, recon)
-    out = intra.decode_intra_frame(ifr.payload, *frame.shape, coder, offsets, mode_model=4, within=True)
+    out = intra.decode_intra_frame(ifr.payload, *frame.shape, coder, offsets, mode_model=4, within=True, trained=True)
     np.testing.assert_array_equal(out, ifr.recon)
     levels = _reference_agrees(ifr.payload, frame.shape, coder, recon, modes, txc, split)
     np.testing.assert_array_equal(_literal_big(recon, levels, split, modes, coder, offsets, coder.offset), recon)
@@ -283,7 +285,7 @@ def test_2_6_streams_decode_within_their_printed_bound(monkeypatch: pytest.Monke
     for compact in (True, False):
         data = medcodec.encode(arr, quality=40, effort=effort, bits_stored=12, signed=False, jobs=1, compact=compact)
         header, index = container.parse_container(data)
-        assert header.version == container.VERSION_211  # 2.6's frames, 2.11's level contexts
+        assert header.version == container.VERSION_212  # 2.6's frames, 2.11's level contexts, 2.12's starts
         assert all(mdc2.read_dct_frame(data, header, e).mode_model == 4 for e in index)
         err = np.abs(medcodec.decode(data, jobs=1).astype(np.int64) - arr).reshape(2, -1).max(axis=1)
         assert (err <= np.asarray(mdc2.stream_error_bound(data))).all()
@@ -299,14 +301,36 @@ def test_the_switch_writes_2_6_and_2_5_streams_stay_2_5(monkeypatch: pytest.Monk
     big = medcodec.encode(frame, quality=60, bits_stored=12, signed=False, jobs=1)
     assert container.parse_container(big)[0].version == container.VERSION_26
     monkeypatch.setattr(intra, "WITHIN_EFFORTS", ("fast", "best"))
+    monkeypatch.setattr(intra, "TRAINED_EFFORTS", ())
     within = medcodec.encode(frame, quality=60, bits_stored=12, signed=False, jobs=1)
     assert container.parse_container(within)[0].version == container.VERSION_211
-    for data in (plain, big, within):
+    monkeypatch.setattr(intra, "TRAINED_EFFORTS", ("fast", "best"))
+    trained = medcodec.encode(frame, quality=60, bits_stored=12, signed=False, jobs=1)
+    assert container.parse_container(trained)[0].version == container.VERSION_212
+    for data in (plain, big, within, trained):
         out = medcodec.decode(data, jobs=1)
         assert np.abs(out.astype(np.int64) - frame).max() <= max(mdc2.stream_error_bound(data))
-    # 2.11 codes the same levels under other contexts: the same pixels, other bytes
+    # 2.11 codes the same levels under other contexts: the same pixels, other bytes; 2.12 starts every
+    # model elsewhere, and the mode decision prices modes with them, so its choices (and pixels) may
+    # differ: fewer bytes here, the trained starts fitting this frame better than uniform ones
     np.testing.assert_array_equal(medcodec.decode(within, jobs=1), medcodec.decode(big, jobs=1))
-    assert within != big
+    assert within != big and len(trained) < len(within)
+
+
+def test_trained_mode_starts_are_valid_and_trained() -> None:
+    """§22: the mode segment's four trained models are valid starts in the §13.1 layout (count 0..127,
+    every symbol at least FLOOR wide) and differ from the uniform ones they replace."""
+    for name, start, n in (("TRAINED_MODE_MODEL", KI.INITIAL_MODE_MODEL, KI.N_MODES),
+                           ("TRAINED_TX_MODEL", KI.INITIAL_TX_MODEL, 2),
+                           ("TRAINED_SPLIT_MODEL", KI.INITIAL_SPLIT_MODEL, 2),
+                           ("TRAINED_MODE16_MODEL", KI.INITIAL_MODE16_MODEL, KI.N_MODES16)):  # fmt: skip
+        model = getattr(KI, name)
+        assert model.shape == start.shape and model.dtype == np.int16
+        assert not np.array_equal(model, start), name
+        for base in range(0, model.size, n):
+            assert 0 <= model[base] <= KM.COUNT_MAX
+            c = np.concatenate([[0], model[base + 1 : base + n].astype(np.int64), [32768]])
+            assert (np.diff(c) >= KM.FLOOR).all(), name
 
 
 def test_damaged_segments_and_misplaced_flags_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -316,20 +340,20 @@ def test_damaged_segments_and_misplaced_flags_are_refused(monkeypatch: pytest.Mo
     for cut in (0, 1, n // 2):  # a mode segment that ends early
         short = struct.pack("<I", cut) + ifr.payload[4 : 4 + cut] + ifr.payload[4 + n :]
         with pytest.raises(CodecError):
-            intra.decode_intra_frame(short, *frame.shape, coder, offsets, mode_model=4, within=True)
+            intra.decode_intra_frame(short, *frame.shape, coder, offsets, mode_model=4, within=True, trained=True)
     rng = np.random.default_rng(0)
     for _ in range(20):  # random bytes in the mode segment: an error of the hierarchy or a frame, no crash
         bad = bytearray(ifr.payload)
         bad[4 : 4 + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         try:
-            intra.decode_intra_frame(bytes(bad), *frame.shape, coder, offsets, mode_model=4, within=True)
+            intra.decode_intra_frame(bytes(bad), *frame.shape, coder, offsets, mode_model=4, within=True, trained=True)
         except CodecError:
             pass
     monkeypatch.setattr(intra, "BIG_EFFORTS", ("fast", "best"))
     for compact in (True, False):  # the flag in a stream that says 2.5 is an unknown bit (what a 2.5 reader sees)
         data = medcodec.encode(frame, quality=50, bits_stored=12, signed=False, jobs=1, compact=compact)
         header, index = container.parse_container(data)
-        assert header.version == container.VERSION_211
+        assert header.version == container.VERSION_212
         old = dict(vars(header)) if hasattr(header, "__dict__") else header._asdict()
         as25 = type(header)(**{**old, "version": container.VERSION_25})
         with pytest.raises(CorruptStreamError):

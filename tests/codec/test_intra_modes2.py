@@ -164,7 +164,7 @@ def test_mode_model_2_is_the_default_and_its_flag_is_framed() -> None:
     img = np.stack([_frame(seed=s) for s in (1, 2)])
     s = medcodec.encode(img, bits_stored=12, quality=60, compact=False)  # the long layout: FRAM flags at byte 5
     header, index = container.parse_container(s)
-    assert header.version == (2, 11) and medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=60)).compact
+    assert header.version == (2, 12) and medcodec.read_header(medcodec.encode(img, bits_stored=12, quality=60)).compact
     frames = [mdc2.read_dct_frame(s, header, e) for e in index]
     assert all(f.intra and f.mode_model == 4 for f in frames)  # mode model 2, 2.5's transform choice, 2.6's 16x16
     out = np.asarray(medcodec.decode(s))

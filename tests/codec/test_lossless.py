@@ -143,7 +143,7 @@ def test_run_mode_flag_is_format_27_only(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(medcodec.CorruptStreamError, match="flags"):
         medcodec.decode(with_flags(3))  # format 2.8's modular flag in a 2.7 stream
     with pytest.raises(medcodec.UnsupportedFeatureError, match="newer"):
-        medcodec.decode(with_flags(1, (2, 12)))  # a future minor version: refused, not misread
+        medcodec.decode(with_flags(1, (2, 13)))  # a future minor version: refused, not misread
 
 
 def test_format_28_flags(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -450,9 +450,9 @@ def test_padding_with_v2_coding_is_refused_or_exact() -> None:
             medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), **kwargs)
     for kwargs in ({"quality": 20}, {"quality": 20, "intra": True}):
         coded = medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), **kwargs)
-        assert medcodec.read_header(coded).version == (2, 11)  # 2.6 intra frames with 2.11's level contexts; padding in the compact HEAD
+        assert medcodec.read_header(coded).version == (2, 12)  # 2.6 intra frames with 2.11's level contexts; padding in the compact HEAD
         long = medcodec.encode(img, bits_stored=16, padding=(-2000, -2000), compact=False, **kwargs)
-        assert medcodec.read_header(long).version == (2, 11) and not medcodec.read_header(long).compact
+        assert medcodec.read_header(long).version == (2, 12) and not medcodec.read_header(long).compact
         np.testing.assert_array_equal(medcodec.decode(long), medcodec.decode(coded))
         out = medcodec.decode(coded)
         assert (out[:, :8] == -2000).all() and not (out[:, 8:] == -2000).any()

@@ -644,7 +644,7 @@ def test_padding_masks_in_format_23_are_checked(monkeypatch: pytest.MonkeyPatch)
     img[6:18, 10:30] = (np.arange(20, dtype=np.int16) * 37) % 700
     data = medcodec.encode(img, bits_stored=16, quality=40, padding=(-2000, -2000), compact=False)
     header, index = container.parse_container(data)
-    assert header.version == (2, 11) and header.meta["padding"] == [-2000, -2000]  # 2.3's masks, 2.6's intra frames (2.11's level contexts)
+    assert header.version == (2, 12) and header.meta["padding"] == [-2000, -2000]  # 2.3's masks, 2.6's intra frames (2.11's level contexts)
     frame = mdc2.read_dct_frame(data, header, index[0])
     np.testing.assert_array_equal(container.decode_padding_mask(frame.padding_mask, 24, 40), img == -2000)
     out = medcodec.decode(data)
@@ -670,4 +670,4 @@ def test_padding_masks_in_format_23_are_checked(monkeypatch: pytest.MonkeyPatch)
         mdc2.read_dct_frame(data[:off] + cut + data[off + size :], header, (off, len(cut)))
     monkeypatch.setattr(mdc, "AUTO_PADDING", False)  # (else the default coder may declare it itself: test_padfill)
     no_pad = medcodec.encode(img, bits_stored=16, quality=40, compact=False)  # nothing declared: padding coded as voxels
-    assert medcodec.read_header(no_pad).version == (2, 11) and "padding" not in medcodec.read_header(no_pad).meta
+    assert medcodec.read_header(no_pad).version == (2, 12) and "padding" not in medcodec.read_header(no_pad).meta

@@ -63,13 +63,14 @@ def test_extreme_levels_roundtrip() -> None:
         assert name
 
 
-def _within_roundtrip(levels: np.ndarray, bx: int) -> bytes:
-    """Format 2.11's contexts (docs/format.md §21): the kernels both ways, the levels back exactly."""
+def _within_roundtrip(levels: np.ndarray, bx: int, trained: bool = False) -> bytes:
+    """Format 2.11's contexts (docs/format.md §21; ``trained``: from 2.12's starts, §22): the kernels
+    both ways, the levels back exactly."""
     out = np.empty(levels.size * 4 + 1024, np.uint8)
-    status, n = KM.encode_coefficients_ms(levels, bx, out, True)
+    status, n = KM.encode_coefficients_ms(levels, bx, out, True, trained)
     assert status == KM.OK
     back = np.zeros_like(levels)
-    assert KM.decode_coefficients_ms(out, 0, n, bx, back, True) == KM.OK
+    assert KM.decode_coefficients_ms(out, 0, n, bx, back, True, trained) == KM.OK
     np.testing.assert_array_equal(back, levels)
     return out[:n].tobytes()
 
@@ -91,15 +92,67 @@ def test_within_block_contexts_roundtrip_and_differ(nblocks: int, bx: int) -> No
         _within_roundtrip(np.zeros((30, 64), np.int32), bx_)
 
 
-def test_within_block_contexts_on_garbage_give_errors_or_bounded_levels() -> None:
+@pytest.mark.parametrize("trained", [False, True])
+def test_within_block_contexts_on_garbage_give_errors_or_bounded_levels(trained: bool) -> None:
     rng = np.random.default_rng(11)
     for _ in range(200):
         n = int(rng.integers(0, 400))
         data = rng.integers(0, 256, n).astype(np.uint8)
         levels = np.zeros((64, 64), np.int32)
-        status = KM.decode_coefficients_ms(data, 0, n, 8, levels, True)
+        status = KM.decode_coefficients_ms(data, 0, n, 8, levels, True, trained)
         assert status in (KM.OK, KM.E_TRUNCATED, KM.E_RANGE)
         assert int(np.abs(levels[:, 1:]).max()) <= (1 << 22) + 14
+
+
+def _check_cdfs(model: np.ndarray) -> None:
+    """Every context row a valid start: count 0..COUNT_MAX, ``c[1..n-1]`` increasing with every symbol at
+    least FLOOR wide (so none has zero width and none costs more than 13 bits)."""
+    for base, n in zip(KM.OFFSET_W[:-1], KM.ALPHABET_W):
+        assert 0 <= model[base] <= KM.COUNT_MAX
+        c = np.concatenate([[0], model[base + 1 : base + n].astype(np.int64), [KM.CDF_ONE]])
+        assert (np.diff(c) >= KM.FLOOR).all()
+
+
+def test_trained_starts_are_valid_and_differ_from_2_11() -> None:
+    """§22: the shipped table holds a valid start for every context (the one for large frames too, each
+    zigzag position from its band's rows), most of them trained (count > 0), and differs from 2.11's."""
+    for model in (KM.TRAINED_MODEL, KM.TRAINED_MODEL_FINE):
+        assert model.shape == KM.INITIAL_MODEL_W.shape and model.dtype == np.int16
+        _check_cdfs(model)
+    counts = KM.TRAINED_MODEL[KM.OFFSET_W[:-1]]
+    assert (counts > 0).sum() > len(counts) // 4  # contexts the training images reached
+    assert not np.array_equal(KM.TRAINED_MODEL, KM.INITIAL_MODEL_W)
+    fine, band = KM.TRAINED_MODEL_FINE, KM.TRAINED_MODEL
+    for k in (1, 9, 40, 63):  # position k's base rows in the large frames' table: its band's
+        dst = int(KM.OFFSET_W[KM.M_BASE + (k * KM.REM_BUCKETS + 2) * KM.NBR_BUCKETS_W + 4])
+        src = int(KM.OFFSET_W[KM.M_BASE + (int(KM.POS_BAND[k]) * KM.REM_BUCKETS + 2) * KM.NBR_BUCKETS_W + 4])
+        np.testing.assert_array_equal(fine[dst : dst + 4], band[src : src + 4])
+
+
+def test_a_damaged_trained_table_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medcodec.codec import _level_starts
+
+    monkeypatch.setattr(_level_starts, "SHA256", "0" * 64)
+    with pytest.raises(ImportError, match="SHA-256"):
+        KM.trained_model()
+
+
+@pytest.mark.parametrize("nblocks,bx", [(1, 1), (7, 3), (150, 12), (9000, 100)])
+def test_trained_starts_roundtrip_and_change_the_bytes(nblocks: int, bx: int) -> None:
+    """2.12 codes the same levels as 2.11 from other starts: back exactly, other bytes (9000 blocks: the
+    large frames' table)."""
+    rng = np.random.default_rng(nblocks + 7)
+    for scale in (0.3, 3.0, 40.0):
+        lv = _laplacian_levels(rng, nblocks, scale)
+        trained = _within_roundtrip(lv, bx, trained=True)
+        if nblocks >= 150:
+            assert trained != _within_roundtrip(lv, bx)
+    extreme = np.where(rng.random((40, 64)) < 0.5, (1 << 22) + 14, -(1 << 22) - 14).astype(np.int32)
+    extreme[:, 0] = rng.integers(-(1 << 20), 1 << 20, 40)  # DC differences within their 22 bits
+    for bx_ in (1, 40):
+        _within_roundtrip(extreme, bx_, trained=True)
+        _within_roundtrip(np.zeros((30, 64), np.int32), bx_, trained=True)
+
 
 
 @pytest.mark.parametrize("nbits", [1, 2, 5, 16])

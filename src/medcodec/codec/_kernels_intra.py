@@ -767,7 +767,7 @@ def encode_intra2_rdmode(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, m
 def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, skip, n_coarse, n_full,
                    mode_scale, mode_bias, flat_tol, cost, lam_rd, mu, rho, tex_sum, bound, rd_mode_lam,
                    rd_mode_margin, edge_w, dst, txc, tx_joint=0, big=False, c16=DCT16,
-                   split=NO_SPLIT, big_trials=2):  # fmt: skip
+                   split=NO_SPLIT, big_trials=2, trained=False):  # fmt: skip
     """:func:`encode_intra2_rdmode` (``rd_mode`` on) writing format 2.5 (``docs/format.md`` §18):
     the chosen mode's block (not DC, not flat) is also coded with its mode's DST pair
     (:data:`TX_PAIR` of ``dst``, :func:`_trial_pair`) and its RD levels, and the pair of least
@@ -786,7 +786,7 @@ def encode_intra25(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, 
     return _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                               mode_scale, mode_bias, True, skip, flat_tol, True, cost, lam_rd, mu, rho, tex_sum,
                               bound, True, rd_mode_lam, rd_mode_margin, edge_w, True, dst, txc, tx_joint, big, c16,
-                              split, big_trials)  # fmt: skip
+                              split, big_trials, trained)  # fmt: skip
 
 
 @_helper
@@ -803,7 +803,7 @@ def _block_over(recon, x, r0, c0, bound):
 def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, modes, recon, n_coarse, n_full,
                        mode_same, mode_other, model2, skip, flat_tol, rd, cost, lam_rd, mu, rho, tex_sum,
                        bound, rd_mode, rd_mode_lam, rd_mode_margin, edge_w, tx, dst, txc, tx_joint, big, c16,
-                       split, big_trials=1):  # fmt: skip
+                       split, big_trials=1, trained=False):  # fmt: skip
     """Raster-order intra coding of x (int64, rows and cols multiples of 8): fills levels (nblocks,
     64, zigzag, int32), modes (nblocks) and recon (int64, the decoder's output). Every mode is
     ranked by the SAD of its prediction at the 16 :data:`COARSE` samples; the ``n_coarse`` best
@@ -829,9 +829,10 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     domain by its diagonal (:func:`edge_gain`).
 
     ``tx`` (with ``rd_mode``): format 2.5's transform choice (:func:`encode_intra25`; ``dst`` the
-    DST-VII, ``txc`` the choices). ``big`` (with ``tx``): format 2.6's 16x16 blocks (:func:`encode_intra25`)."""
+    DST-VII, ``txc`` the choices). ``big`` (with ``tx``): format 2.6's 16x16 blocks (:func:`encode_intra25`).
+    ``trained``: the mode, choice, split and 16x16 mode models start from format 2.12's tables."""
     rows, cols = x.shape
-    C = INITIAL_MODE_MODEL.copy()
+    C = TRAINED_MODE_MODEL.copy() if trained else INITIAL_MODE_MODEL.copy()
     bx = cols // 8
     ext = np.empty(EXT_SIZE, np.int64)
     fext = np.empty(EXT_SIZE, np.int64)
@@ -887,7 +888,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     tcoef = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64))
     tlv = np.empty((N_MODES + 1, 64) if rd_mode else (1, 64), np.int64)
     best_rd = np.empty(64, np.int64)
-    T = INITIAL_TX_MODEL.copy()  # tx: the choice's adaptive model, as encode_modes25 will run it
+    T = TRAINED_TX_MODEL.copy() if trained else INITIAL_TX_MODEL.copy()  # tx: as encode_modes25 will run it
     lv2 = np.empty(64, np.int64)
     rd2 = np.empty(64, np.int64)
     coef2 = np.empty(64)
@@ -899,7 +900,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     tcoef2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64))
     tlv2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64), np.int64)
     order = block_order(rows // 8, bx, big)
-    S = INITIAL_SPLIT_MODEL.copy()  # big: the split symbol's model, as encode_modes26 will run it
+    S = TRAINED_SPLIT_MODEL.copy() if trained else INITIAL_SPLIT_MODEL.copy()  # big: as encode_modes26 will
     Cs = C.copy()  # big: the mode and choice models before a macroblock's 8x8 blocks
     Ts = T.copy()
     quad = np.empty(4, np.int64)
@@ -911,7 +912,7 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     rr16 = np.empty(256)
     c8 = np.empty((4, 64))
     lv8 = np.empty((4, 64), np.int64)
-    M = INITIAL_MODE16_MODEL.copy()  # big: the 16x16 mode's model, as encode_modes26 will run it
+    M = TRAINED_MODE16_MODEL.copy() if trained else INITIAL_MODE16_MODEL.copy()  # big: the 16x16 mode's
     top16 = np.empty(16, np.int64)
     left16 = np.empty(16, np.int64)
     p16 = np.empty(256, np.int64)
@@ -1616,6 +1617,34 @@ def initial_mode_model() -> np.ndarray:
 
 INITIAL_MODE_MODEL = initial_mode_model()
 
+# Format 2.12's trained starts of the mode segment's models (docs/format.md §22), the §13.1 layout of
+# each (per row its count, then c[1] .. c[n-1]): what ``benchmarks/train_level_starts.py`` derived from
+# ../shared/data and writes between these markers. In this module, not another: numba bakes the
+# arrays into the kernels' cached code, and its cache follows this file only.
+# BEGIN trained mode starts
+# fmt: off
+TRAINED_MODE_MODEL = np.array([15, 13419, 15437, 17061, 17954, 18605, 19676, 21057, 22285, 23817, 25353, 26466,
+    27764, 29283, 30884, 31967, 15, 1724, 15132, 16304, 17553, 18407, 19548, 20562, 21795, 23518, 25443, 26640,
+    27784, 29169, 30760, 31914, 15, 767, 2360, 15388, 18506, 21194, 21938, 22485, 23217, 24600, 26544, 27309, 28059,
+    29783, 31691, 32349, 15, 1395, 3458, 5629, 20252, 20752, 21470, 22146, 23229, 25922, 28794, 29893, 30600, 31131,
+    31741, 32276, 15, 690, 2281, 5518, 6085, 21129, 21649, 22314, 22835, 23286, 23787, 24274, 25410, 28877, 31463,
+    32256, 15, 3172, 5166, 5750, 6210, 6702, 17612, 18302, 19139, 20155, 21524, 23598, 24326, 25214, 26258, 28976,
+    15, 1991, 3796, 4336, 5475, 6046, 6870, 18966, 22662, 24153, 25345, 26261, 29201, 30730, 31449, 32147, 15, 2362,
+    4476, 5229, 6633, 7106, 8051, 10584, 22369, 25365, 26944, 28228, 29472, 30485, 31346, 32045, 15, 2269, 4324,
+    5471, 8068, 8507, 9352, 10527, 12773, 25739, 27655, 28942, 29851, 30650, 31419, 32118, 15, 2286, 4746, 5931,
+    7798, 8220, 9313, 10092, 11113, 12959, 26085, 28937, 29718, 30414, 31214, 31935, 15, 2844, 5353, 6088, 6922,
+    7368, 10233, 10903, 11738, 12994, 15655, 27233, 28076, 28998, 30025, 31178, 15, 1937, 3907, 4611, 5729, 6481,
+    7210, 10789, 12279, 13271, 14210, 14973, 27320, 30273, 31376, 32122, 15, 1480, 3384, 4645, 5205, 7482, 8138,
+    9381, 10259, 10969, 11605, 12190, 15704, 29763, 31362, 32145, 15, 1460, 3425, 4943, 5460, 7650, 8748, 9658,
+    10495, 11185, 11945, 12696, 13908, 15824, 28882, 31632, 15, 2403, 4678, 5613, 6272, 7185, 9261, 10197, 11191,
+    12089, 13227, 14330, 15513, 17159, 19881, 30897, 15, 2931, 5737, 6630, 7490, 8235, 10189, 11373, 12615, 13940,
+    15702, 17285, 18770, 20384, 22258, 24165], dtype=np.int16)
+TRAINED_TX_MODEL = np.array([15, 8994, 15, 10567, 15, 11104], dtype=np.int16)
+TRAINED_SPLIT_MODEL = np.array([15, 4052, 15, 10589, 15, 17911], dtype=np.int16)
+TRAINED_MODE16_MODEL = np.array([15, 21902, 29611], dtype=np.int16)
+# fmt: on
+# END trained mode starts
+
 
 @_jit
 def encode_modes(modes, bx, out):
@@ -1976,16 +2005,25 @@ def _split_ctx(split, m, mx, nmx):
 
 
 @_jit
-def encode_modes26(modes, skip, txc, split, bx, by, out):
+def encode_modes26(modes, skip, txc, split, bx, by, out, trained=False):
     """Format 2.6's mode segment (``docs/format.md`` §19): macroblocks in raster order; a full one's
     split symbol (0 one 16x16 block, 1 four 8x8 blocks; ``split`` 2: a macroblock past the frame's
     edge, none coded) in the split model; a 16x16 block's mode (``modes`` of its top-left position)
     in the 16x16 mode model; the 8x8 blocks of a split one in Z order as :func:`encode_modes25` codes
-    them; (status, nbytes)."""
-    C = INITIAL_MODE_MODEL.copy()
-    T = INITIAL_TX_MODEL.copy()
-    S = INITIAL_SPLIT_MODEL.copy()
-    M = INITIAL_MODE16_MODEL.copy()
+    them (``trained``: the models start from format 2.12's tables, §22); (status, nbytes)."""
+    if trained:
+        return encode_modes26_with(modes, skip, txc, split, bx, by, out, TRAINED_MODE_MODEL.copy(),
+                                   TRAINED_TX_MODEL.copy(), TRAINED_SPLIT_MODEL.copy(),
+                                   TRAINED_MODE16_MODEL.copy())  # fmt: skip
+    return encode_modes26_with(modes, skip, txc, split, bx, by, out, INITIAL_MODE_MODEL.copy(),
+                               INITIAL_TX_MODEL.copy(), INITIAL_SPLIT_MODEL.copy(),
+                               INITIAL_MODE16_MODEL.copy())  # fmt: skip
+
+
+@_jit
+def encode_modes26_with(modes, skip, txc, split, bx, by, out, C, T, S, M):
+    """:func:`encode_modes26` from the mode, choice, split and 16x16 mode models ``C``, ``T``, ``S``, ``M``,
+    which it adapts in place (what ``benchmarks/train_level_starts.py`` reads); (status, nbytes)."""
     st = np.zeros(6, dtype=np.int64)
     _enc_init(st)
     nmx = (bx + 1) // 2
@@ -2016,12 +2054,12 @@ def encode_modes26(modes, skip, txc, split, bx, by, out):
 
 @_jit
 def decode_intra26(data, start, end, levels, steps, zz, offsets, dct, mid, lo, hi, recon, modes, flat_tol, dst, txc,
-                   split, c16, plain=False):  # fmt: skip
+                   split, c16, plain=False, trained=False):  # fmt: skip
     """Format 2.6's decoder (``docs/format.md`` §19): macroblocks in raster order, each full one's
     split symbol first; a 16x16 block's mode symbol, its prediction (:func:`predict16`) and its
     reconstruction from its four pseudo-blocks (:func:`reconstruct16`; ``plain``:
     :func:`reconstruct16_plain`), its 8x8 positions that mode, no choice; the 8x8 blocks of a split
-    one in Z order as :func:`decode_intra25`.
+    one in Z order as :func:`decode_intra25` (``trained``: the models from format 2.12's starts, §22).
     Fills ``modes``, ``txc`` and ``split`` (per macroblock, as :func:`encode_modes26` takes it);
     returns a status."""
     rows, cols = recon.shape
@@ -2044,10 +2082,10 @@ def decode_intra26(data, start, end, levels, steps, zz, offsets, dct, mid, lo, h
     stepz = np.empty(64)
     for k in range(64):
         stepz[k] = steps[zz[k] // 8, zz[k] % 8]
-    C = INITIAL_MODE_MODEL.copy()
-    T = INITIAL_TX_MODEL.copy()
-    S = INITIAL_SPLIT_MODEL.copy()
-    M = INITIAL_MODE16_MODEL.copy()
+    C = TRAINED_MODE_MODEL.copy() if trained else INITIAL_MODE_MODEL.copy()
+    T = TRAINED_TX_MODEL.copy() if trained else INITIAL_TX_MODEL.copy()
+    S = TRAINED_SPLIT_MODEL.copy() if trained else INITIAL_SPLIT_MODEL.copy()
+    M = TRAINED_MODE16_MODEL.copy() if trained else INITIAL_MODE16_MODEL.copy()
     st = np.zeros(4, np.int64)
     st[0], st[1], st[2], st[3] = _dec_start(data, start, end)
     nmx = (bx + 1) // 2

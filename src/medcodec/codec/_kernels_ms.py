@@ -59,7 +59,8 @@ _helper = numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-ov
 #: Inlined at numba IR level (the encoder's helpers: measured 1.3x faster than LLVM's choice).
 _inline = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")  # type: ignore[call-overload]
 
-__all__ = ["encode_coefficients_ms", "decode_coefficients_ms", "N_MCTX", "FLOOR", "RATE", "OK", "E_OVERFLOW",
+__all__ = ["encode_coefficients_ms", "decode_coefficients_ms", "encode_with_model", "decode_with_model",
+           "starting_model", "N_MCTX", "FLOOR", "RATE", "OK", "E_OVERFLOW",
            "E_RANGE", "E_TRUNCATED"]  # fmt: skip
 
 CDF_BITS = 15
@@ -200,6 +201,41 @@ INITIAL_MODEL = initial_model()
 INITIAL_MODEL_W = initial_model(within=True)
 
 
+def trained_model() -> np.ndarray:
+    """Format 2.12's starting table (``docs/format.md`` §22): every context of 2.11's layout at the
+    distribution and count the training images taught it (:mod:`._level_starts`, made by
+    ``benchmarks/train_level_starts.py``), checked against its SHA-256."""
+    import base64
+    import hashlib
+    import zlib
+
+    from ._level_starts import SHA256, STARTS
+
+    raw = zlib.decompress(base64.b64decode("".join(STARTS)))
+    if hashlib.sha256(raw).hexdigest() != SHA256 or len(raw) != 2 * INITIAL_MODEL_W.size:
+        raise ImportError("medcodec.codec._level_starts is damaged: its table does not match its SHA-256")
+    return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+
+
+def fine_model(model: np.ndarray) -> np.ndarray:
+    """``model`` (2.11's layout, position classes of :data:`POS_BAND`) for frames of
+    :data:`FINE_POSITION_BLOCKS` or more blocks, whose AC base contexts have a position class per zigzag
+    position: position ``k``'s rows are those of its band ``POS_BAND[k]``."""
+    out = model.copy()
+    for k in range(64):
+        for r in range(REM_BUCKETS):
+            for n in range(NBR_BUCKETS_W):
+                dst = int(OFFSET_W[M_BASE + (k * REM_BUCKETS + r) * NBR_BUCKETS_W + n])
+                src = int(OFFSET_W[M_BASE + (int(POS_BAND[k]) * REM_BUCKETS + r) * NBR_BUCKETS_W + n])
+                out[dst : dst + 4] = model[src : src + 4]
+    return out
+
+
+#: Format 2.12's trained starts (frames under :data:`FINE_POSITION_BLOCKS` blocks, and the others).
+TRAINED_MODEL = trained_model()
+TRAINED_MODEL_FINE = fine_model(TRAINED_MODEL)
+
+
 @_inline
 def _neighbour_bucket(levels, i, k, bx, has_left, has_up, within):
     """Bucket of position ``k``'s neighbour sum in block ``i``: the left and above blocks' levels at
@@ -275,21 +311,42 @@ def _enc_bits(st, out, v, nbits):
         _enc_raw(st, out, v, nbits)
 
 
-@_jit
-def _fresh_model(within):
-    """The context table a frame starts with and where its layout puts the neighbour-dependent rows:
-    (contexts, neighbour buckets, BR / ESC / DCM offsets), format 2.1's or with ``within`` 2.11's."""
+@_helper
+def _layout(within):
+    """Where the context table puts its neighbour-dependent rows: (neighbour buckets, BR / ESC / DCM
+    offsets), format 2.1's or with ``within`` 2.11's (also 2.12's)."""
     if within:
-        return INITIAL_MODEL_W.copy(), NBR_BUCKETS_W, O_BR_W, O_ESC_W, O_DCM_W
-    return INITIAL_MODEL.copy(), NBR_BUCKETS, O_BR, O_ESC, O_DCM
+        return NBR_BUCKETS_W, O_BR_W, O_ESC_W, O_DCM_W
+    return NBR_BUCKETS, O_BR, O_ESC, O_DCM
+
+
+def starting_model(within: bool, trained: bool, fine: bool) -> np.ndarray:
+    """A fresh copy of the context table a frame starts with: format 2.1's, with ``within`` 2.11's;
+    ``trained`` (2.12, 2.11's layout): :data:`TRAINED_MODEL` (``fine``, a frame of
+    :data:`FINE_POSITION_BLOCKS` or more blocks: :data:`TRAINED_MODEL_FINE`). Passed to the kernels,
+    not read by them as a global: numba would bake a global array into its cached code, and the
+    cache does not see :mod:`._level_starts` change."""
+    if trained:
+        return (TRAINED_MODEL_FINE if fine else TRAINED_MODEL).copy()
+    return (INITIAL_MODEL_W if within else INITIAL_MODEL).copy()
+
+
+def encode_coefficients_ms(levels: np.ndarray, bx: int, out: np.ndarray, within: bool = False,
+                           trained: bool = False) -> tuple[int, int]:  # fmt: skip
+    """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row (``within``: format 2.11's contexts,
+    :func:`_neighbour_bucket`; ``trained``: from 2.12's trained starts); returns (status, nbytes)."""
+    model = starting_model(within, trained, levels.shape[0] >= FINE_POSITION_BLOCKS)
+    status, n = encode_with_model(levels, bx, out, within, model)
+    return int(status), int(n)
 
 
 @_jit
-def encode_coefficients_ms(levels, bx, out, within=False):
-    """Code (nblocks, 64) zigzag levels, ``bx`` blocks per row (``within``: format 2.11's contexts,
-    :func:`_neighbour_bucket`); returns (status, nbytes)."""
+def encode_with_model(levels, bx, out, within, C):
+    """:func:`encode_coefficients_ms` from the context table ``C`` (the layout ``within`` says),
+    which it adapts in place: what ``benchmarks/train_level_starts.py`` reads the learnt
+    distributions from. Returns (status, nbytes)."""
     nblocks = levels.shape[0]
-    C, nbb, o_br, o_esc, o_dcm = _fresh_model(within)
+    nbb, o_br, o_esc, o_dcm = _layout(within)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     st = np.zeros(6, dtype=np.int64)
@@ -446,12 +503,19 @@ def _dec_bits(code, rng, pos, past, data, end, nbits):
     return _dec_raw(code, rng, pos, past, data, end, nbits)
 
 
-@_jit
-def decode_coefficients_ms(data, start, end, bx, levels, within=False):
+def decode_coefficients_ms(data: np.ndarray, start: int, end: int, bx: int, levels: np.ndarray, within: bool = False,
+                           trained: bool = False) -> int:  # fmt: skip
     """Decode into ``levels`` (nblocks, 64) int32, zeroed by the caller (``within``: format 2.11's
-    contexts); returns status."""
+    contexts; ``trained``: from 2.12's trained starts); returns status."""
+    model = starting_model(within, trained, levels.shape[0] >= FINE_POSITION_BLOCKS)
+    return int(decode_with_model(data, start, end, bx, levels, within, model))
+
+
+@_jit
+def decode_with_model(data, start, end, bx, levels, within, C):
+    """:func:`decode_coefficients_ms` from the context table ``C`` (the layout ``within`` says)."""
     nblocks = levels.shape[0]
-    C, nbb, o_br, o_esc, o_dcm = _fresh_model(within)
+    nbb, o_br, o_esc, o_dcm = _layout(within)
     posc = POS_FINE if nblocks >= FINE_POSITION_BLOCKS else POS_BAND
     nzs = np.zeros(nblocks, dtype=np.int64)
     code, rng, pos, past = _dec_start(data, start, end)

@@ -135,6 +135,10 @@ BIG_MODE_TRIALS: dict[str, int] = {"fast": 1, "best": 2}
 #: context also from the block's own levels above and left of it; docs/design-notes.md "Within-block
 #: contexts": the levels 0.6-3.3 % smaller on the training images). ``()`` writes 2.6 again.
 WITHIN_EFFORTS: tuple[str, ...] = ("fast", "best")
+#: Efforts whose 2.11 level coding starts every context from format 2.12's trained table (``docs/format.md``
+#: §22, :data:`._kernels_ms.TRAINED_MODEL`, ``benchmarks/train_level_starts.py``; docs/design-notes.md
+#: "Trained starts": 2-8 % fewer level bytes on small frames, the most on MR). ``()`` writes 2.11 again.
+TRAINED_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
 LAMBDA_SCALE = 0.116
@@ -163,6 +167,12 @@ def within_levels(effort: str, mode_model: int) -> bool:
     """Whether an encoder of ``effort`` writing intra frames of ``mode_model`` codes their levels under
     format 2.11's within-block contexts (2.6 frames of the efforts in :data:`WITHIN_EFFORTS`)."""
     return mode_model == 4 and effort in WITHIN_EFFORTS
+
+
+def trained_levels(effort: str, mode_model: int) -> bool:
+    """Whether those contexts start from format 2.12's trained table (2.11 frames of the efforts in
+    :data:`TRAINED_EFFORTS`): the stream is then written as 2.12."""
+    return within_levels(effort, mode_model) and effort in TRAINED_EFFORTS
 
 
 def model_for(effort: str) -> int:
@@ -214,13 +224,14 @@ def _offsets(offsets: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _encode_levels(levels: np.ndarray, bx: int, within: bool = False) -> bytes:
+def _encode_levels(levels: np.ndarray, bx: int, within: bool = False, trained: bool = False) -> bytes:
     """The residual levels by the 2.1 multi-symbol coder (what :func:`.mdc2.encode_levels` does;
-    mdc2 imports this module, so not through it); ``within``: format 2.11's contexts (§21)."""
+    mdc2 imports this module, so not through it); ``within``: format 2.11's contexts (§21);
+    ``trained``: from 2.12's trained starts (§22)."""
     cap = levels.size * 4 + 1024
     while True:
         out = np.empty(cap, dtype=np.uint8)
-        status, n = KM.encode_coefficients_ms(levels, bx, out, within)
+        status, n = KM.encode_coefficients_ms(levels, bx, out, within, trained)
         if status == K.OK:
             return out[:n].tobytes()
         if status != K.E_OVERFLOW:
@@ -329,7 +340,7 @@ def encode_intra_frame(
                                   cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
                                   float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc,
                                   int(TX_JOINT.get(effort, 0)), mode_model == 4, KI.DCT16, split,
-                                  int(BIG_MODE_TRIALS[effort]))  # fmt: skip
+                                  int(BIG_MODE_TRIALS[effort]), trained_levels(effort, mode_model))  # fmt: skip
             elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
@@ -344,7 +355,7 @@ def encode_intra_frame(
     while True:
         out = np.empty(cap, dtype=np.uint8)
         if mode_model == 4:
-            status, n = KI.encode_modes26(modes, skip, txc, split, bx, by, out)
+            status, n = KI.encode_modes26(modes, skip, txc, split, bx, by, out, trained_levels(effort, mode_model))
         elif mode_model == 3:
             status, n = KI.encode_modes25(modes, skip, txc, bx, out)
         elif mode_model == 2:
@@ -354,7 +365,7 @@ def encode_intra_frame(
         if status == K.OK:
             break
         cap *= 2
-    coded_levels = _encode_levels(levels, bx, within_levels(effort, mode_model))
+    coded_levels = _encode_levels(levels, bx, within_levels(effort, mode_model), trained_levels(effort, mode_model))
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes, split if mode_model == 4 else None)
 
@@ -380,9 +391,10 @@ def rd_params(coder: FrameCoder, frame: np.ndarray, priced: np.ndarray,
 
 def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, offsets: np.ndarray | None = None,
                        *, offset: int | None = None, segment: str | None = None,
-                       mode_model: int = 1, within: bool = False) -> np.ndarray:  # fmt: skip
+                       mode_model: int = 1, within: bool = False, trained: bool = False) -> np.ndarray:  # fmt: skip
     """Inverse of :func:`encode_intra_frame` (``mode_model``: as the frame was written, FRAM flag bit
-    5; ``within``: its levels under format 2.11's contexts, a 2.6 frame in a stream of minor >= 11); a
+    5; ``within``: its levels under format 2.11's contexts, a 2.6 frame in a stream of minor >= 11;
+    ``trained``: those contexts from 2.12's trained starts, minor >= 12); a
     damaged payload raises a :class:`.CorruptStreamError` (``offset`` / ``segment``: where the payload
     lies in a stream, for the message)."""
     if mode_model not in (1, 2, 3, 4):
@@ -408,7 +420,8 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
     if mode_model == 1:
         _mode_status(KI.decode_modes(data, 4, 4 + nmode, bx, modes), offset, segment)
     levels = np.zeros((nb, 64), dtype=np.int32)
-    status = KM.decode_coefficients_ms(data, 4 + nmode, data.size, bx, levels, within and mode_model == 4)
+    within = within and mode_model == 4  # 2.11's contexts and 2.12's starts: frames with 16x16 blocks only
+    status = KM.decode_coefficients_ms(data, 4 + nmode, data.size, bx, levels, within, trained and within)
     if status == K.E_TRUNCATED:
         raise TruncatedStreamError("intra residual levels end before the frame does", offset=offset, segment=segment)
     if status != K.OK:
@@ -421,7 +434,7 @@ def decode_intra_frame(payload: bytes, rows: int, cols: int, coder: FrameCoder, 
         status = KI.decode_intra26(data, 4, 4 + nmode, levels, steps, ZIGZAG.astype(np.int64), _offsets(offsets),
                                    DCT_MATRIX, np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi),
                                    recon, modes, flat_tolerance(coder), KI.DST7, np.zeros(nb, np.uint8), split,
-                                   KI.DCT16)  # fmt: skip
+                                   KI.DCT16, False, trained and within)  # fmt: skip
         _mode_status(status, offset, segment)
         return recon[:rows, :cols].astype(coder._dtype)
     if mode_model == 3:  # format 2.5: mode model 2 and each coded block's transform choice
@@ -484,24 +497,29 @@ def decode_modes25_reference(segment: bytes, recon: np.ndarray, levels: np.ndarr
     return _decode_modes_reference(segment, recon, mid, tol, np.asarray(levels))[:2]
 
 
-def decode_modes26_reference(segment: bytes, recon: np.ndarray, levels: np.ndarray, mid: int,
-                             tol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def decode_modes26_reference(segment: bytes, recon: np.ndarray, levels: np.ndarray, mid: int, tol: int,
+                             trained: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Format 2.6's mode segment (``docs/format.md`` §19) in plain Python: macroblocks in raster order,
     a full one's split symbol (context: how many of the left and above macroblocks are one 16x16
     block), a 16x16 block's mode (0 DC, 1 SMOOTH, 2 paeth; one context row) which its positions carry,
     the 8x8 blocks of the others in Z order
     read as :func:`decode_modes25_reference` reads them (the bottom-right block's above-right samples
-    not decoded yet). Returns (modes, choices, split: per macroblock 0 one 16x16 block, 1 split, 2 past
-    the frame's edge)."""
-    return _decode_modes_reference(segment, recon, mid, tol, np.asarray(levels), big=True)
+    not decoded yet); ``trained``: every model from format 2.12's starts (§22). Returns (modes, choices,
+    split: per macroblock 0 one 16x16 block, 1 split, 2 past the frame's edge)."""
+    return _decode_modes_reference(segment, recon, mid, tol, np.asarray(levels), big=True, trained=trained)
 
 
-def _binary_reference_tables() -> list[list[int]]:
-    return [[0, 1 << 14, 1 << 15] for _ in range(KI.TX_CONTEXTS)]
+def _reference_rows(model: np.ndarray, n: int) -> tuple[list[list[int]], list[int]]:
+    """A model in the §13.1 layout (rows of ``n``: count, then ``c[1] .. c[n-1]``) as the reference
+    decoder keeps it: each row's full CDF ``c[0..n]`` and the counts."""
+    rows = len(model) // n
+    cdfs = [[0, *(int(v) for v in model[r * n + 1 : (r + 1) * n]), 32768] for r in range(rows)]
+    return cdfs, [int(model[r * n]) for r in range(rows)]
 
 
 def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: int, levels: np.ndarray | None,
-                            big: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+                            big: bool = False,
+                            trained: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     rows, cols = recon.shape
     bx, nb = cols // 8, rows * cols // 64
     data = bytes(segment)
@@ -517,11 +535,11 @@ def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: in
     code, rng = 0, 0xFFFFFFFF
     for _ in range(5):
         code = ((code << 8) | byte()) & 0xFFFFFFFF
-    cdf = [[i * 32768 // N_MODES for i in range(N_MODES + 1)] for _ in range(N_MODES)]
-    count = [0] * N_MODES
+    # the starts: §13.1's uniform rows, or format 2.12's trained tables (§22)
+    cdf, count = _reference_rows(KI.TRAINED_MODE_MODEL if trained else KI.INITIAL_MODE_MODEL, N_MODES)
     modes = np.zeros(nb, dtype=np.int64)
     choices = np.full(nb, 2, dtype=np.int64)
-    tcdf, tcount = _binary_reference_tables(), [0] * KI.TX_CONTEXTS
+    tcdf, tcount = _reference_rows(KI.TRAINED_TX_MODEL if trained else KI.INITIAL_TX_MODEL, 2)
 
     def symbol(c: list[int], row: int, counts: list[int], n: int) -> int:
         """One n-ary symbol of the §13.1 coder with the CDF ``c`` (c[0] = 0, c[n] = 32768), adapted."""
@@ -571,8 +589,9 @@ def _decode_modes_reference(segment: bytes, recon: np.ndarray, mid: int, tol: in
 
     nmx, nmy = (bx + 1) // 2, (rows // 8 + 1) // 2
     split = np.full(nmx * nmy if big else 0, 2, dtype=np.int64)
-    scdf, scount = [[0, 1 << 14, 1 << 15] for _ in range(KI.SPLIT_CONTEXTS)], [0] * KI.SPLIT_CONTEXTS
-    mcdf, mcount = [i * 32768 // KI.N_MODES16 for i in range(KI.N_MODES16 + 1)], [0]
+    scdf, scount = _reference_rows(KI.TRAINED_SPLIT_MODEL if trained else KI.INITIAL_SPLIT_MODEL, 2)
+    mcdfs, mcount = _reference_rows(KI.TRAINED_MODE16_MODEL if trained else KI.INITIAL_MODE16_MODEL, KI.N_MODES16)
+    mcdf = mcdfs[0]
     for mb in range(nmx * nmy if big else 0):
         my, mx = divmod(mb, nmx)
         if 16 * my + 16 <= rows and 16 * mx + 16 <= cols:

@@ -1247,7 +1247,8 @@ def decode_dct(buf: bytes, header: container.MdcHeader, index: list[tuple[int, i
             # a fresh array of the output's dtype: filtered where it is, then into out[j] once
             frame = intra.decode_intra_frame(payload, header.rows, header.cols, coders[qtable], offsets,
                                              offset=entry[0], segment=f"FRAM {fidx}", mode_model=fr.mode_model,
-                                             within=header.version >= container.VERSION_211)  # fmt: skip
+                                             within=header.version >= container.VERSION_211,
+                                             trained=header.version >= container.VERSION_212)  # fmt: skip
         else:
             frame = out[j]
             levels = decode_levels(arr, start, end, by * bx, bx, offset=entry[0], segment=f"FRAM {fidx}",

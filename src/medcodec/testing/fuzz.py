@@ -131,10 +131,12 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
             encode(img(12, False, 1)[0], bits_stored=12, quality=85, compact=False),
         ]
     # .mdc 2.6, the default from big26 to 2026-12-04 (2.5 with 16x16 blocks, FRAM flag 256 compact, 64
-    # long), and 2.11, the default since (2.6's frames, their levels under within-block contexts, §21):
-    # the same three images each, compact and long, fast and best
-    for within in ((), intra_mod.WITHIN_EFFORTS):
-        with patch.object(intra_mod, "WITHIN_EFFORTS", within):
+    # long), 2.11, the default after it (2.6's frames, their levels under within-block contexts, §21),
+    # and 2.12, the default since (2.11's contexts from the trained starts, §22): the same three images
+    # each, compact and long, fast and best
+    for within, trained in (((), ()), (intra_mod.WITHIN_EFFORTS, ()),
+                            (intra_mod.WITHIN_EFFORTS, intra_mod.TRAINED_EFFORTS)):  # fmt: skip
+        with patch.object(intra_mod, "WITHIN_EFFORTS", within), patch.object(intra_mod, "TRAINED_EFFORTS", trained):
             corpus += [
                 encode(flat, bits_stored=12, quality=40),
                 encode(padded, bits_stored=16, signed=True, quality=75, padding=(-32768, -32768), effort="best"),
