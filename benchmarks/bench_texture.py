@@ -35,9 +35,10 @@ from medcodec.metrics import texture_retention
 REPO = Path(__file__).resolve().parent.parent
 SERIES = "ct_chest_lungpetctdx_A0001_philips"
 VARIANTS = {
-    # 2.6 since big26 / q16modes, 2.11 (within-block level contexts) since 2026-12-04, and the
-    # "near-flat" table (quantize.MDC_DEFAULT_TABLE) since the twentieth session
-    ".mdc default (2.11 intra fast, RD levels, tx choice, 16x16 blocks, near-flat table)": {},
+    # 2.6 since big26 / q16modes, 2.11 (within-block level contexts) since 2026-12-04, the
+    # "near-flat" table (quantize.MDC_DEFAULT_TABLE) since the twentieth session, 2.12 (trained starts)
+    # since the twenty-first
+    ".mdc default (2.12 intra fast, RD levels, tx choice, 16x16 blocks, near-flat table)": {},
     ".mdc default with the table of before (medical)": {"table": "medical"},
     ".mdc 2.5 fast (default before big26)": {"intra_attrs": {"BIG_EFFORTS": ()}},  # no 16x16 blocks
     ".mdc 2.5 fast before joint26": {"intra_attrs": {"BIG_EFFORTS": (), "TX_JOINT": {"fast": 0, "best": 0},  # DST for the winner only
