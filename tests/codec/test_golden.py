@@ -151,7 +151,7 @@ PROFILES = {
     # is re-encoded with it (check_golden); ``near_flat`` marks the ones made with the new default
     "ct.u2.b12.q60.default211.nearflat": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
                                               near_flat=True, trained=False),
-    # format 2.12 (§22): 2.11's level contexts from the trained starts, as the default writes them since
+    # format 2.12 (§22): every context of 2.11's frames from the trained starts, as the default writes them since
     # 2026-12-04 (twenty-first session): the 12-bit image, the signed one with its padding filled and
     # declared, and effort="best"
     "ct.u2.b12.q60.default212": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,

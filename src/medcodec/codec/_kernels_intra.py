@@ -900,7 +900,8 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     tcoef2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64))
     tlv2 = np.empty((N_MODES + 1, 64) if tx_joint >= 2 else (1, 64), np.int64)
     order = block_order(rows // 8, bx, big)
-    S = TRAINED_SPLIT_MODEL.copy() if trained else INITIAL_SPLIT_MODEL.copy()  # big: as encode_modes26 will
+    # big: the split symbol's model, as encode_modes26 will run it
+    S = TRAINED_SPLIT_MODEL.copy() if trained else INITIAL_SPLIT_MODEL.copy()
     Cs = C.copy()  # big: the mode and choice models before a macroblock's 8x8 blocks
     Ts = T.copy()
     quad = np.empty(4, np.int64)
@@ -912,7 +913,8 @@ def _encode_intra_core(x, steps, zz, offsets, dct, lam, mid, lo, hi, levels, mod
     rr16 = np.empty(256)
     c8 = np.empty((4, 64))
     lv8 = np.empty((4, 64), np.int64)
-    M = TRAINED_MODE16_MODEL.copy() if trained else INITIAL_MODE16_MODEL.copy()  # big: the 16x16 mode's
+    # big: the 16x16 mode's model, as encode_modes26 will run it
+    M = TRAINED_MODE16_MODEL.copy() if trained else INITIAL_MODE16_MODEL.copy()
     top16 = np.empty(16, np.int64)
     left16 = np.empty(16, np.int64)
     p16 = np.empty(256, np.int64)

@@ -135,9 +135,10 @@ BIG_MODE_TRIALS: dict[str, int] = {"fast": 1, "best": 2}
 #: context also from the block's own levels above and left of it; docs/design-notes.md "Within-block
 #: contexts": the levels 0.6-3.3 % smaller on the training images). ``()`` writes 2.6 again.
 WITHIN_EFFORTS: tuple[str, ...] = ("fast", "best")
-#: Efforts whose 2.11 level coding starts every context from format 2.12's trained table (``docs/format.md``
-#: §22, :data:`._kernels_ms.TRAINED_MODEL`, ``benchmarks/train_level_starts.py``; docs/design-notes.md
-#: "Trained starts": 2-8 % fewer level bytes on small frames, the most on MR). ``()`` writes 2.11 again.
+#: Efforts whose 2.11 frames start every context, of the levels and of the modes, from format 2.12's
+#: trained tables (``docs/format.md`` §22, :data:`._kernels_ms.TRAINED_MODEL`,
+#: :data:`._kernels_intra.TRAINED_MODE_MODEL` ..., ``benchmarks/train_level_starts.py``; docs/design-notes.md
+#: "Trained starts": 1-8 % fewer level bytes on small frames, the most on MR). ``()`` writes 2.11 again.
 TRAINED_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
 #: quantiser, benchmarks/explore_transforms.py).
@@ -169,9 +170,9 @@ def within_levels(effort: str, mode_model: int) -> bool:
     return mode_model == 4 and effort in WITHIN_EFFORTS
 
 
-def trained_levels(effort: str, mode_model: int) -> bool:
-    """Whether those contexts start from format 2.12's trained table (2.11 frames of the efforts in
-    :data:`TRAINED_EFFORTS`): the stream is then written as 2.12."""
+def trained_starts(effort: str, mode_model: int) -> bool:
+    """Whether such frames start their contexts (levels and modes) from format 2.12's trained tables
+    (2.11 frames of the efforts in :data:`TRAINED_EFFORTS`): the stream is then written as 2.12."""
     return within_levels(effort, mode_model) and effort in TRAINED_EFFORTS
 
 
@@ -340,7 +341,7 @@ def encode_intra_frame(
                                   cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
                                   float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc,
                                   int(TX_JOINT.get(effort, 0)), mode_model == 4, KI.DCT16, split,
-                                  int(BIG_MODE_TRIALS[effort]), trained_levels(effort, mode_model))  # fmt: skip
+                                  int(BIG_MODE_TRIALS[effort]), trained_starts(effort, mode_model))  # fmt: skip
             elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
@@ -355,7 +356,7 @@ def encode_intra_frame(
     while True:
         out = np.empty(cap, dtype=np.uint8)
         if mode_model == 4:
-            status, n = KI.encode_modes26(modes, skip, txc, split, bx, by, out, trained_levels(effort, mode_model))
+            status, n = KI.encode_modes26(modes, skip, txc, split, bx, by, out, trained_starts(effort, mode_model))
         elif mode_model == 3:
             status, n = KI.encode_modes25(modes, skip, txc, bx, out)
         elif mode_model == 2:
@@ -365,7 +366,7 @@ def encode_intra_frame(
         if status == K.OK:
             break
         cap *= 2
-    coded_levels = _encode_levels(levels, bx, within_levels(effort, mode_model), trained_levels(effort, mode_model))
+    coded_levels = _encode_levels(levels, bx, within_levels(effort, mode_model), trained_starts(effort, mode_model))
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes, split if mode_model == 4 else None)
 

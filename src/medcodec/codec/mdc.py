@@ -378,7 +378,7 @@ def encode_mdc_to(
         quality=max(1, min(100, round(q))), range_bits=rbits, qtables=(coder.steps,),
         meta=meta, ancillary=dict(ancillary or {}),
         compact=compact,
-        version=container.VERSION_212 if intra and _trained_levels(effort, mode_model)
+        version=container.VERSION_212 if intra and _trained_starts(effort, mode_model)
         else container.VERSION_211 if intra and _within_levels(effort, mode_model)
         else container.VERSION_26 if intra and mode_model == 4
         else container.VERSION_25 if intra and mode_model == 3
@@ -485,12 +485,12 @@ def _within_levels(effort: str, mode_model: int) -> bool:
     return intra_mod.within_levels(effort, mode_model)
 
 
-def _trained_levels(effort: str, mode_model: int) -> bool:
-    """Whether those contexts start from format 2.12's trained table (:func:`.intra.trained_levels`):
-    the stream is then written as 2.12."""
+def _trained_starts(effort: str, mode_model: int) -> bool:
+    """Whether those frames start their contexts from format 2.12's trained tables
+    (:func:`.intra.trained_starts`): the stream is then written as 2.12."""
     from . import intra as intra_mod
 
-    return intra_mod.trained_levels(effort, mode_model)
+    return intra_mod.trained_starts(effort, mode_model)
 
 
 #: Padding voxels (a declared ``padding``) are coded as a smooth fill of their surroundings, not as
