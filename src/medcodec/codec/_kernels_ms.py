@@ -234,6 +234,8 @@ def fine_model(model: np.ndarray) -> np.ndarray:
 #: Format 2.12's trained starts (frames under :data:`FINE_POSITION_BLOCKS` blocks, and the others).
 TRAINED_MODEL = trained_model()
 TRAINED_MODEL_FINE = fine_model(TRAINED_MODEL)
+TRAINED_MODEL.flags.writeable = False  # part of the format: kernels get copies (starting_model)
+TRAINED_MODEL_FINE.flags.writeable = False
 
 
 @_inline
