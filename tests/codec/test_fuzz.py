@@ -90,7 +90,7 @@ TX_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 5)]
 BIG_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 6)]
 #: Format 2.11 streams: 2.6's intra frames, their levels under within-block contexts (§21).
 WITHIN_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 11)]
-#: Format 2.12 streams: 2.11's level contexts from the trained starts (§22).
+#: Format 2.12 streams: every context of 2.11's intra frames from the trained starts (§22).
 TRAINED_CORPUS = [d for d in CORPUS if _mdc_version(d) == (2, 12)]
 
 

@@ -115,7 +115,7 @@ def info(stream: Path, as_json: bool) -> None:
                 if h.version >= container.VERSION_26:
                     tools = "16x16 DC / SMOOTH / paeth blocks or 8x8 blocks with a DCT or DST-VII pair, format 2.6"
                     if h.version >= container.VERSION_212:
-                        tools += ", levels under 2.11's within-block contexts from 2.12's trained starts"
+                        tools += ", levels under 2.11's within-block contexts, every context from 2.12's trained starts"
                     elif h.version >= container.VERSION_211:
                         tools += ", levels under 2.11's within-block contexts"
                 elif h.version >= container.VERSION_25:

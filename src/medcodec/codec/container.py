@@ -101,9 +101,9 @@ VERSION_210 = (2, 10)
 #: under within-block contexts (``docs/format.md`` §21: the same syntax, other contexts, so a 2.10
 #: reader must refuse them, as it does by their minor version).
 VERSION_211 = (2, 11)
-#: Written by those streams when their level contexts start from the trained table (``docs/format.md``
-#: §22: the same syntax and contexts as 2.11, other starting distributions, so a 2.11 reader must refuse
-#: them, as it does by their minor version).
+#: Written by those streams when every context of their intra frames (levels and modes) starts from the
+#: trained tables (``docs/format.md`` §22: the same syntax and contexts as 2.11, other starting
+#: distributions, so a 2.11 reader must refuse them, as it does by their minor version).
 VERSION_212 = (2, 12)
 #: The newest version this reader knows: a newer minor version may code frames differently (each one
 #: so far did), so it is refused rather than decoded wrongly.
