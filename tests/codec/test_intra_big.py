@@ -317,22 +317,6 @@ def test_the_switch_writes_2_6_and_2_5_streams_stay_2_5(monkeypatch: pytest.Monk
     assert within != big and len(trained) < len(within)
 
 
-def test_trained_mode_starts_are_valid_and_trained() -> None:
-    """§22: the mode segment's four trained models are valid starts in the §13.1 layout (count 0..127,
-    every symbol at least FLOOR wide) and differ from the uniform ones they replace."""
-    for name, start, n in (("TRAINED_MODE_MODEL", KI.INITIAL_MODE_MODEL, KI.N_MODES),
-                           ("TRAINED_TX_MODEL", KI.INITIAL_TX_MODEL, 2),
-                           ("TRAINED_SPLIT_MODEL", KI.INITIAL_SPLIT_MODEL, 2),
-                           ("TRAINED_MODE16_MODEL", KI.INITIAL_MODE16_MODEL, KI.N_MODES16)):  # fmt: skip
-        model = getattr(KI, name)
-        assert model.shape == start.shape and model.dtype == np.int16
-        assert not np.array_equal(model, start), name
-        for base in range(0, model.size, n):
-            assert 0 <= model[base] <= KM.COUNT_MAX
-            c = np.concatenate([[0], model[base + 1 : base + n].astype(np.int64), [32768]])
-            assert (np.diff(c) >= KM.FLOOR).all(), name
-
-
 def test_damaged_segments_and_misplaced_flags_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     frame, coder = _frame(), _coder(12, False, 50.0)
     ifr, offsets, _ = _encode26(frame, coder)

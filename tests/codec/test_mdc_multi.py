@@ -14,6 +14,7 @@ import pydicom
 import pytest
 
 import medcodec
+from medcodec.codec import _kernels_intra as KI
 from medcodec.codec import _kernels_ms as KM
 from medcodec.codec import container, levelshift, mdc2, quantize
 from medcodec.codec.framecoder import FrameCoder
@@ -104,10 +105,11 @@ def test_within_block_contexts_on_garbage_give_errors_or_bounded_levels(trained:
         assert int(np.abs(levels[:, 1:]).max()) <= (1 << 22) + 14
 
 
-def _check_cdfs(model: np.ndarray) -> None:
-    """Every context row a valid start: count 0..COUNT_MAX, ``c[1..n-1]`` increasing with every symbol at
-    least FLOOR wide (so none has zero width and none costs more than 13 bits)."""
-    for base, n in zip(KM.OFFSET_W[:-1], KM.ALPHABET_W):
+def _check_cdfs(model: np.ndarray, offsets: np.ndarray = KM.OFFSET_W[:-1], alphabet: np.ndarray = KM.ALPHABET_W) -> None:
+    """Every context row a valid start (rows at ``offsets`` of ``alphabet`` entries; by default the level
+    table's): count 0..COUNT_MAX, ``c[1..n-1]`` increasing with every symbol at least FLOOR wide (so none
+    has zero width and none costs more than 13 bits)."""
+    for base, n in zip(offsets, alphabet):
         assert 0 <= model[base] <= KM.COUNT_MAX
         c = np.concatenate([[0], model[base + 1 : base + n].astype(np.int64), [KM.CDF_ONE]])
         assert (np.diff(c) >= KM.FLOOR).all()
@@ -127,6 +129,19 @@ def test_trained_starts_are_valid_and_differ_from_2_11() -> None:
         dst = int(KM.OFFSET_W[KM.M_BASE + (k * KM.REM_BUCKETS + 2) * KM.NBR_BUCKETS_W + 4])
         src = int(KM.OFFSET_W[KM.M_BASE + (int(KM.POS_BAND[k]) * KM.REM_BUCKETS + 2) * KM.NBR_BUCKETS_W + 4])
         np.testing.assert_array_equal(fine[dst : dst + 4], band[src : src + 4])
+
+
+def test_trained_mode_starts_are_valid_and_trained() -> None:
+    """§22: the mode segment's four trained models are valid starts in the §13.1 layout and differ from
+    the uniform ones they replace."""
+    for name, start, n in (("TRAINED_MODE_MODEL", KI.INITIAL_MODE_MODEL, KI.N_MODES),
+                           ("TRAINED_TX_MODEL", KI.INITIAL_TX_MODEL, 2),
+                           ("TRAINED_SPLIT_MODEL", KI.INITIAL_SPLIT_MODEL, 2),
+                           ("TRAINED_MODE16_MODEL", KI.INITIAL_MODE16_MODEL, KI.N_MODES16)):  # fmt: skip
+        model = getattr(KI, name)
+        assert model.shape == start.shape and model.dtype == np.int16
+        assert not np.array_equal(model, start), name
+        _check_cdfs(model, np.arange(0, model.size, n), np.full(model.size // n, n))
 
 
 def test_a_damaged_trained_table_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

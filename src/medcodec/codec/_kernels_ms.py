@@ -145,7 +145,8 @@ O_DCM_W = O_ESC_W + 16 * N_BANDS
 #: images (../shared/data, the default's levels at qualities 20-88, each frequency at least 64/32768),
 #: so a context starts near what it will learn; 0.0-0.6 % fewer level bytes than all starting at
 #: :data:`BASE_INIT` over qualities 20-88 (docs/design-notes.md "Within-block contexts";
-#: ``benchmarks/compare_level_contexts.py --starts`` derives this table again).
+#: ``benchmarks/compare_level_contexts.py --starts`` derives it from the encoder of the day, which
+#: since the near-flat table codes other levels: a close table, not this one, which the format fixes).
 BASE_INIT_W = (
     (0, 27107, 32607, 32704),
     (0, 24017, 32370, 32703),
@@ -222,12 +223,11 @@ def fine_model(model: np.ndarray) -> np.ndarray:
     :data:`FINE_POSITION_BLOCKS` or more blocks, whose AC base contexts have a position class per zigzag
     position: position ``k``'s rows are those of its band ``POS_BAND[k]``."""
     out = model.copy()
+    rows = REM_BUCKETS * NBR_BUCKETS_W  # a position class's base contexts, consecutive rows of 4 entries
     for k in range(64):
-        for r in range(REM_BUCKETS):
-            for n in range(NBR_BUCKETS_W):
-                dst = int(OFFSET_W[M_BASE + (k * REM_BUCKETS + r) * NBR_BUCKETS_W + n])
-                src = int(OFFSET_W[M_BASE + (int(POS_BAND[k]) * REM_BUCKETS + r) * NBR_BUCKETS_W + n])
-                out[dst : dst + 4] = model[src : src + 4]
+        dst = int(OFFSET_W[M_BASE + k * rows])
+        src = int(OFFSET_W[M_BASE + int(POS_BAND[k]) * rows])
+        out[dst : dst + 4 * rows] = model[src : src + 4 * rows]
     return out
 
 

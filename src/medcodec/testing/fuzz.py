@@ -64,7 +64,8 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
     (8/12/16-bit, signed, 2-D with ``meta``, multi-frame, JPEG baseline/extended, restart
     intervals, ``.mdc`` 2.0 predictive and range-coded DCT, 2.1 multi-symbol DCT, 2.2 intra, 2.3 padding
     masks, 2.4 compact layout and mode model 2, 2.5-2.6 intra tools, 2.7 run mode, 2.8 modular levels,
-    2.9 packed frames, 2.10 compact predictive streams, 2.11 within-block level contexts), plus every
+    2.9 packed frames, 2.10 compact predictive streams, 2.11 within-block level contexts, 2.12 trained
+    starts), plus every
     ``*.mdc`` / ``*.jpg`` / ``*.bin`` file under the ``extra`` folders."""
     from unittest.mock import patch  # an encoder switch set for some seeds, restored after them
 
@@ -132,7 +133,7 @@ def default_corpus(extra: Sequence[Path] = ()) -> list[bytes]:
         ]
     # .mdc 2.6, the default from big26 to 2026-12-04 (2.5 with 16x16 blocks, FRAM flag 256 compact, 64
     # long), 2.11, the default after it (2.6's frames, their levels under within-block contexts, §21),
-    # and 2.12, the default since (2.11's contexts from the trained starts, §22): the same three images
+    # and 2.12, the default since (every context of 2.11's frames from trained starts, §22): the same three images
     # each, compact and long, fast and best
     for within, trained in (((), ()), (intra_mod.WITHIN_EFFORTS, ()),
                             (intra_mod.WITHIN_EFFORTS, intra_mod.TRAINED_EFFORTS)):  # fmt: skip
