@@ -76,25 +76,27 @@ class Loop:
         self.split = np.full(((self.x.shape[0] // 8 + 1) // 2) * ((self.bx + 1) // 2), 2, np.uint8)
         self.recon = np.empty_like(self.x)
 
-    def args(self) -> tuple:
+    def args(self, trained: bool = False) -> tuple:
+        """The loops' common arguments; ``trained``: the lambda of frames with trained starts (the default's)."""
         c = self.coder
         return (self.x, c.steps.astype(np.float64).reshape(8, 8), ZIGZAG.astype(np.int64), intra._offsets(self.offsets),
-                DCT_MATRIX, intra.lambda_for(c), np.int64(c.offset), np.int64(c._lo), np.int64(c._hi), self.levels,
+                DCT_MATRIX, intra.lambda_for(c, trained), np.int64(c.offset), np.int64(c._lo), np.int64(c._hi), self.levels,
                 self.modes, self.recon, self.skip)  # fmt: skip
 
     def run(self, variant: str, kernel: Callable | None = None) -> None:
         """``variant``: default (2.5 joint), post (2.5, the pair for the winner only), rdmode (2.4 RD
         mode decision), rd (2.4, RD levels of the winner), plain (2.4, no RD levels)."""
         nc, nf = intra.RD_MODE_SEARCH["fast"]
-        base = (*self.args(), nc, nf, KI.MODE2_SCALE, KI.MODE2_BIAS, intra.flat_tolerance(self.coder))
+        trained = variant == "default"  # the default's 2.12 frames: their lambda and rate weight (intra.mode_lambda)
+        base = (*self.args(trained), nc, nf, KI.MODE2_SCALE, KI.MODE2_BIAS, intra.flat_tolerance(self.coder))
         cost, lam_rd, mu, rho, tex = self.rdp
         rd = (cost, lam_rd, mu, rho, tex, float(self.rd_bound))
         if variant in ("default", "post"):
             fn = kernel or KI.encode_intra25
-            fn(*base, *rd, float(intra.RD_MODE_RATE), float(intra.RD_MODE_MARGIN["fast"]), float(intra.RD_EDGE_WEIGHT),
+            fn(*base, *rd, intra.mode_lambda(trained)[1], float(intra.RD_MODE_MARGIN["fast"]), float(intra.RD_EDGE_WEIGHT),
                KI.DST7, self.txc, int(intra.TX_JOINT["fast"]) if variant == "default" else 0,
                self.big and variant == "default", KI.DCT16, self.split,
-               int(intra.BIG_MODE_TRIALS["fast"]))  # fmt: skip
+               int(intra.BIG_MODE_TRIALS["fast"]), trained)  # fmt: skip
         elif variant == "rdmode":
             KI.encode_intra2_rdmode(*base, *rd, True, float(intra.RD_MODE_RATE), float(intra.RD_MODE_MARGIN["fast"]),
                                     float(intra.RD_EDGE_WEIGHT))  # fmt: skip

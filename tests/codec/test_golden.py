@@ -160,6 +160,14 @@ PROFILES = {
                                              fill=True, near_flat=True),
     "ct.u2.b12.q60.best212": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True, effort="best",
                                   near_flat=True),
+    # the same format 2.12 with the mode decision's lambda of 2026-12-04's twenty-second session
+    # (intra.TRAINED_LAMBDA_SCALE 0.09, intra.TRAINED_RD_MODE_RATE 1.0; an encoder change, no format
+    # change). The 2.12 profiles above were made with the untrained frames' lambda (intra.LAMBDA_SCALE,
+    # RD_MODE_RATE) and are re-encoded with it; ``mode_lambda`` marks the ones made with the new one
+    "ct.u2.b12.q60.default212.lambda": dict(shape=(48, 64), bits_stored=12, signed=False, quality=60, flat=True,
+                                            near_flat=True, mode_lambda=True),
+    "ct.i2.b16.q90.default212.lambda.fill.f2": dict(shape=(2, 33, 47), bits_stored=16, signed=True, quality=90,
+                                                    fill=True, near_flat=True, mode_lambda=True),
 }
 
 
@@ -198,7 +206,7 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     input again gives the committed stream byte for byte. Returns the stream."""
     kwargs = {k: v for k, v in cfg.items()
               if k not in ("shape", "reencode", "mode_model", "flat", "smooth", "labels", "sparse", "intra_rd", "tx",
-                           "big", "pred", "fill", "within", "near_flat", "trained")}  # fmt: skip
+                           "big", "pred", "fill", "within", "near_flat", "trained", "mode_lambda")}  # fmt: skip
     synthetic = make_array(cfg["shape"], cfg["bits_stored"], cfg["signed"], flat=cfg.get("flat", False),
                            smooth=cfg.get("smooth", False), labels=cfg.get("labels", False),
                            sparse=cfg.get("sparse", False))  # fmt: skip
@@ -216,11 +224,16 @@ def check_golden(folder: Path, cfg: dict, encoded_name: str, regen: bool) -> byt
     # the .mdc default table was "medical" until 2026-12-04: DCT profiles made before are re-encoded with it
     if "quality" in cfg and cfg.get("format", "mdc") == "mdc" and not cfg.get("near_flat", False):
         cfg = {**cfg, "reencode": {"table": "medical", **cfg.get("reencode", {})}}
+    # the trained frames' mode decision lambda (intra.mode_lambda): True made with today's, absent made
+    # before the twenty-second session (re-encoded with the untrained frames' values)
+    lam, rate = ((intra.TRAINED_LAMBDA_SCALE, intra.TRAINED_RD_MODE_RATE) if cfg.get("mode_lambda")
+                 else (intra.LAMBDA_SCALE, intra.RD_MODE_RATE))  # fmt: skip
     with written_mode_model(cfg.get("mode_model", 2)), _patched(mdc, "INTRA_RDOQ_EFFORTS", rd), \
             _patched(intra, "TX_EFFORTS", tx), _patched(intra, "BIG_EFFORTS", big), \
             _patched(intra, "WITHIN_EFFORTS", within), _patched(intra, "TRAINED_EFFORTS", trained), \
             _patched(mdc2, "PREDICTIVE_VERSION", cfg.get("pred", mdc2.PREDICTIVE_VERSION)), \
-            _patched(mdc, "FILL_PADDING", fill), _patched(mdc, "AUTO_PADDING", fill):
+            _patched(mdc, "FILL_PADDING", fill), _patched(mdc, "AUTO_PADDING", fill), \
+            _patched(intra, "TRAINED_LAMBDA_SCALE", lam), _patched(intra, "TRAINED_RD_MODE_RATE", rate):
         if not tx:  # and before fast's wider RD mode search (joint26)
             with _patched(intra, "RD_MODE_SEARCH", {**intra.RD_MODE_SEARCH, "fast": None}):
                 return _check_golden(folder, cfg, kwargs, synthetic, encoded_name, regen)

@@ -63,7 +63,7 @@ from .transform import DCT_MATRIX
 from .zigzag import ZIGZAG
 
 __all__ = ["IntraFrame", "encode_intra_frame", "decode_intra_frame", "N_MODES", "MODE_MODEL", "lambda_for",
-           "decode_modes2_reference", "decode_modes25_reference", "written_mode_model", "written_model",
+           "mode_lambda", "decode_modes2_reference", "decode_modes25_reference", "written_mode_model", "written_model",
            "model_for", "TX_EFFORTS", "BIG_EFFORTS", "BIG_MODE_TRIALS",
            "decode_modes26_reference"]  # fmt: skip
 
@@ -88,7 +88,9 @@ RD_TEXTURE_MU = 4.0
 #: for ~1.1-1.2x its encode time, best -8.1 % instead of -6.8 % with :data:`RD_MODE_SEARCH`). The
 #: switch: ``("best",)`` gives ``fast`` back its bytes of before.
 RD_MODE_EFFORTS: tuple[str, ...] = ("fast", "best")
-#: The weight of the RD levels' modelled rate against the mode bits (measured 1 / 1.1 / 1.25 / 1.5 / 2.5).
+#: The weight of the RD levels' modelled rate against the mode bits (measured 1 / 1.1 / 1.25 / 1.5 / 2.5),
+#: for frames whose contexts start uniform (formats 2.4-2.11); 2.12's frames take
+#: :data:`TRAINED_RD_MODE_RATE` (:func:`mode_lambda`).
 RD_MODE_RATE = 1.25
 #: Per effort: candidates whose rounded ``SSE + lambda bits`` exceeds this x the least one's are not
 #: RD-tried (inf: all; 1.05 / 1.1 / 1.3 / inf measured: fast keeps most of the gain at 1.1, best takes all).
@@ -141,8 +143,18 @@ WITHIN_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: "Trained starts": 1-8 % fewer level bytes on small frames, the most on MR). ``()`` writes 2.11 again.
 TRAINED_EFFORTS: tuple[str, ...] = ("fast", "best")
 #: lambda = LAMBDA_SCALE x (geometric mean of the steps at zigzag 1..9)^2 (dD/dR of a uniform
-#: quantiser, benchmarks/explore_transforms.py).
+#: quantiser, benchmarks/explore_transforms.py), for frames whose contexts start uniform (formats
+#: 2.2-2.11); 2.12's frames take :data:`TRAINED_LAMBDA_SCALE` (:func:`mode_lambda`).
 LAMBDA_SCALE = 0.116
+#: The mode decision's lambda scale and RD rate weight for frames with format 2.12's trained starts
+#: (:func:`trained_starts`), chosen on the training series after 2.12 (2026-12-04, twenty-second
+#: session; docs/design-notes.md "The mode decision's lambda after 2.12"): the trained starts make the
+#: coded levels cheaper than under uniform starts, which the 1.25 weight had made up for. -0.2 points
+#: of BD-rate against OpenJPEG on the training series (default and best) and on 15 unseen images,
+#: every one smaller; encode time +0-2 %. The 2.12 frames of before were made with
+#: (:data:`LAMBDA_SCALE`, :data:`RD_MODE_RATE`): setting these to those gives their bytes back.
+TRAINED_LAMBDA_SCALE = 0.09
+TRAINED_RD_MODE_RATE = 1.0
 
 
 @contextlib.contextmanager
@@ -201,10 +213,17 @@ def flat_tolerance(coder: FrameCoder) -> int:
     return int(coder.steps.ravel()[1]) >> KI.FLAT_TOL_SHIFT
 
 
-def lambda_for(coder: FrameCoder) -> float:
-    """The mode decision's lambda for these steps."""
+def mode_lambda(trained: bool) -> tuple[float, float]:
+    """The mode decision's (lambda scale, RD rate weight): :data:`TRAINED_LAMBDA_SCALE` and
+    :data:`TRAINED_RD_MODE_RATE` for frames with trained starts (``trained``, :func:`trained_starts`),
+    else :data:`LAMBDA_SCALE` and :data:`RD_MODE_RATE`."""
+    return (TRAINED_LAMBDA_SCALE, TRAINED_RD_MODE_RATE) if trained else (LAMBDA_SCALE, RD_MODE_RATE)
+
+
+def lambda_for(coder: FrameCoder, trained: bool = False) -> float:
+    """The mode decision's lambda for these steps (``trained``: for a frame with trained starts)."""
     ac = coder.steps.astype(np.float64).ravel()[ZIGZAG[1:10]]
-    return LAMBDA_SCALE * float(np.exp(np.mean(np.log(ac)))) ** 2
+    return mode_lambda(trained)[0] * float(np.exp(np.mean(np.log(ac)))) ** 2
 
 
 def _padded(frame: np.ndarray) -> np.ndarray:
@@ -308,7 +327,9 @@ def encode_intra_frame(
     if mode_model >= 3 and rd_bound is None:
         raise InvalidInputError("format 2.5's transform choice (mode model 3, 4) takes the RD levels (rd_bound)")
     n_coarse, n_full = SEARCH[effort]
-    args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder),
+    trained = trained_starts(effort, mode_model)
+    rd_mode_rate = mode_lambda(trained)[1]
+    args = (x, steps, ZIGZAG.astype(np.int64), _offsets(offsets), DCT_MATRIX, lambda_for(coder, trained),
             np.int64(coder.offset), np.int64(coder._lo), np.int64(coder._hi), levels, modes, recon)  # fmt: skip
     skip = np.zeros(nb, dtype=np.uint8)
     if rd_bound is not None and mode_model == 1:
@@ -338,14 +359,14 @@ def encode_intra_frame(
                     n_coarse, n_full = wide
             if mode_model >= 3:  # format 2.5: the RD mode decision, then the DCT or the mode's DST pair
                 KI.encode_intra25(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS, flat_tolerance(coder),
-                                  cost, lam_rd, mu, rho, tex_sum, float(rd_bound), float(RD_MODE_RATE),
+                                  cost, lam_rd, mu, rho, tex_sum, float(rd_bound), rd_mode_rate,
                                   float(RD_MODE_MARGIN[effort]), float(RD_EDGE_WEIGHT), KI.DST7, txc,
                                   int(TX_JOINT.get(effort, 0)), mode_model == 4, KI.DCT16, split,
-                                  int(BIG_MODE_TRIALS[effort]), trained_starts(effort, mode_model))  # fmt: skip
+                                  int(BIG_MODE_TRIALS[effort]), trained)  # fmt: skip
             elif effort in RD_MODE_EFFORTS or RD_EDGE_WEIGHT != 1.0:  # the mode decision sees the RD levels
                 KI.encode_intra2_rdmode(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
                                         flat_tolerance(coder), cost, lam_rd, mu, rho, tex_sum, float(rd_bound),
-                                        effort in RD_MODE_EFFORTS, float(RD_MODE_RATE), float(RD_MODE_MARGIN[effort]),
+                                        effort in RD_MODE_EFFORTS, rd_mode_rate, float(RD_MODE_MARGIN[effort]),
                                         float(RD_EDGE_WEIGHT))  # fmt: skip
             else:
                 KI.encode_intra2_rd(*args, skip, n_coarse, n_full, KI.MODE2_SCALE, KI.MODE2_BIAS,
@@ -356,7 +377,7 @@ def encode_intra_frame(
     while True:
         out = np.empty(cap, dtype=np.uint8)
         if mode_model == 4:
-            status, n = KI.encode_modes26(modes, skip, txc, split, bx, by, out, trained_starts(effort, mode_model))
+            status, n = KI.encode_modes26(modes, skip, txc, split, bx, by, out, trained)
         elif mode_model == 3:
             status, n = KI.encode_modes25(modes, skip, txc, bx, out)
         elif mode_model == 2:
@@ -366,7 +387,7 @@ def encode_intra_frame(
         if status == K.OK:
             break
         cap *= 2
-    coded_levels = _encode_levels(levels, bx, within_levels(effort, mode_model), trained_starts(effort, mode_model))
+    coded_levels = _encode_levels(levels, bx, within_levels(effort, mode_model), trained)
     payload = struct.pack("<I", n) + out[:n].tobytes() + coded_levels
     return IntraFrame(payload, recon[:rows, :cols].astype(coder._dtype), modes, split if mode_model == 4 else None)
 
