@@ -6,7 +6,7 @@ Usage (from the repository root)::
     nice -n 10 python benchmarks/profile_mdc_decode.py [--bpp 1.0] [--repeat 15]
 
 For the middle slice of the chest CT, the head CT and the 256x256 MR, a default-effort stream
-(``medcodec.encode(f, quality=q)``, format 2.11 intra) at the quality whose stream is nearest
+(``medcodec.encode(f, quality=q)``, format 2.12 intra) at the quality whose stream is nearest
 ``--bpp``, decoded by ``medcodec.decode(data, jobs=1)`` and by its stages: container parse and
 CRCs, the FRAM header, level decoding (:func:`._kernels_ms.decode_coefficients_ms`), modes +
 prediction + inverse transform (:func:`._kernels_intra.decode_intra26` for the 2.6 default, ``decode_intra25``
@@ -62,7 +62,8 @@ def decode_stages(data: bytes) -> tuple[dict[str, Callable[[], object]], str]:
     nmode = int.from_bytes(payload[:4], "little")
     levels = np.zeros((nb, 64), np.int32)
     within = header.version >= container.VERSION_211 and fr.mode_model == 4  # 2.11's level contexts (§21)
-    if intra.KM.decode_coefficients_ms(pdata, 4 + nmode, pdata.size, bx, levels, within) != intra.KM.OK:
+    trained = within and header.version >= container.VERSION_212  # 2.12's trained starts (§22)
+    if intra.KM.decode_coefficients_ms(pdata, 4 + nmode, pdata.size, bx, levels, within, trained) != intra.KM.OK:
         raise SystemExit("the level segment did not decode")
     steps = coder.steps.astype(np.float64).reshape(8, 8)
     zz = ZIGZAG.astype(np.int64)
@@ -77,7 +78,7 @@ def decode_stages(data: bytes) -> tuple[dict[str, Callable[[], object]], str]:
         if fr.mode_model == 4:
             intra.KI.decode_intra26(pdata, 4, 4 + nmode, levels, steps, zz, offs, DCT_MATRIX, np.int64(coder.offset),
                                     np.int64(lo), np.int64(hi), recon, np.zeros(nb, np.int64), tol, intra.KI.DST7,
-                                    np.zeros(nb, np.uint8), split, intra.KI.DCT16)  # fmt: skip
+                                    np.zeros(nb, np.uint8), split, intra.KI.DCT16, False, trained)  # fmt: skip
             return
         intra.KI.decode_intra25(pdata, 4, 4 + nmode, levels, steps, zz, offs, DCT_MATRIX, np.int64(coder.offset),
                                 np.int64(lo), np.int64(hi), recon, np.zeros(nb, np.int64), tol, intra.KI.DST7,
@@ -95,7 +96,8 @@ def decode_stages(data: bytes) -> tuple[dict[str, Callable[[], object]], str]:
         "  parse + CRCs (parse_container)": lambda: container.parse_container(data),
         "  FRAM header (read_dct_frame)": lambda: mdc2.read_dct_frame(data, header, index[0]),
         "  level decoding": lambda: intra.KM.decode_coefficients_ms(pdata, 4 + nmode, pdata.size, bx,
-                                                                    np.zeros((nb, 64), np.int32), within),  # fmt: skip
+                                                                    np.zeros((nb, 64), np.int32), within,
+                                                                    trained),  # fmt: skip
         "  modes + prediction + inverse transform": reconstruct,
         "  deblocking": (lambda: K.deblock(img.copy(), *fr.deblock, lo, hi)) if fr.deblock else (lambda: None),
         "  restoration filter": (lambda: fr.restoration.apply(deb, lo, hi, out=work)) if fr.restoration
