@@ -795,3 +795,29 @@ def test_build_jpeg_writes_the_segment_objects_bytes(bits, restart_interval):
     got = build_jpeg(coded, P=jf.P, Y=40, X=56, steps=steps, dc_table=jf.dc_table, ac_table=jf.ac_table,
                      restart_interval=restart_interval)  # fmt: skip
     assert got == want == data
+
+
+def test_the_range_checked_once_by_encode_gives_the_same_stream() -> None:
+    """``medcodec.encode(format="jpeg")`` passes the range it checked (``value_range``) instead of
+    checking the pixels again: the same bytes as ``encode_jpeg`` checking them itself; out-of-range
+    pixels are still refused by ``encode``."""
+    rng = np.random.default_rng(7)
+    img = np.clip(2000 + 300 * rng.standard_normal((40, 56)), 0, 4095).astype(np.uint16)
+    own = jpeg.encode_jpeg(img, bits_stored=12, quality=60)
+    given = jpeg.encode_jpeg(img, bits_stored=12, quality=60, value_range=(int(img.min()), int(img.max())))
+    assert own == given == medcodec.encode(img, format="jpeg", bits_stored=12, quality=60)
+    img[3, 4] = 4096
+    with pytest.raises(InvalidInputError, match="outside"):
+        medcodec.encode(img, format="jpeg", bits_stored=12, quality=60)
+
+
+def test_default_jobs_is_every_core_read_once() -> None:
+    """``jobs=None`` means every core; the count is read once per process (each ``os.cpu_count()``
+    call reads sysfs, ~8 us: a sixth of a 64x64 encode)."""
+    import os
+
+    from medcodec.codec import framecoder
+
+    assert framecoder.default_jobs(None) == (os.cpu_count() or 1)
+    framecoder.default_jobs(None)
+    assert framecoder._cores.cache_info().hits >= 1

@@ -185,6 +185,7 @@ def encode_jpeg(
     rdo: str | None = None,
     modality: str | None = None,
     range_bits: int | None = None,
+    value_range: tuple[int, int] | None = None,
 ) -> bytes:
     """Encode one grayscale image as a standard JPEG stream (SOF0 8-bit / SOF1 12-bit).
 
@@ -229,6 +230,9 @@ def encode_jpeg(
         ``bits_stored`` (:func:`.levelshift.default_range_bits`), so that one quality gives one
         DQT on every image of that depth, as with libjpeg-turbo. A series writer passes the
         series' span instead (quality then follows the content, the same on every slice).
+    value_range
+        The image's (min, max) when the caller has checked them against ``bits_stored``
+        (:func:`.pipeline.encode` does: one pass over the pixels instead of two); ``None``: checked here.
 
     Returns
     -------
@@ -283,7 +287,10 @@ def encode_jpeg(
         raise InvalidInputError(
             f"image of {frame.shape[0]} x {frame.shape[1]} exceeds JPEG's 65535 x 65535 (T.81 §B.2.2)"
         )
-    vmin, vmax = levelshift.check_range(frame, bits_stored, False)
+    if value_range is None:
+        vmin, vmax = levelshift.check_range(frame, bits_stored, False)
+    else:
+        vmin, vmax = (int(v) for v in value_range)
     if range_bits is None:
         rbits = levelshift.default_range_bits(frame, vmin, vmax, bits_stored)
     else:

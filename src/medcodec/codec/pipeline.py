@@ -215,6 +215,7 @@ def encode(
             frames, bits_stored=bits_stored, signed=signed_, quality=quality, ratio=ratio, psnr=psnr,
             table=table, restart_interval=restart_interval, jobs=jobs_, effort=effort or "best",
             modality=spec.extra.get("modality") if spec is not None else None, range_bits=range_bits,
+            value_range=(vmin, vmax),
         )  # fmt: skip
     if restart_interval:
         raise InvalidInputError("restart_interval applies to format='jpeg' only")
