@@ -821,3 +821,11 @@ def test_default_jobs_is_every_core_read_once() -> None:
     assert framecoder.default_jobs(None) == (os.cpu_count() or 1)
     framecoder.default_jobs(None)
     assert framecoder._cores.cache_info().hits >= 1
+
+
+@pytest.mark.parametrize("bad", [(1,), "ab", (5, 2), (-1, 10), (0, 4096), None.__class__])
+def test_a_wrong_value_range_is_a_clear_error(bad: object) -> None:
+    """``encode_jpeg(value_range=...)`` takes two ints, min <= max, inside the unsigned range."""
+    img = np.full((16, 16), 100, np.uint16)
+    with pytest.raises(InvalidInputError, match="value_range"):
+        jpeg.encode_jpeg(img, bits_stored=12, quality=60, value_range=bad)

@@ -150,8 +150,8 @@ LAMBDA_SCALE = 0.116
 #: (:func:`trained_starts`), chosen on the training series after 2.12 (2026-12-04, twenty-second
 #: session; docs/design-notes.md "The mode decision's lambda after 2.12"): the trained starts make the
 #: coded levels cheaper than under uniform starts, which the 1.25 weight had made up for. -0.2 points
-#: of BD-rate against OpenJPEG on the training series (default and best) and on 15 unseen images,
-#: every one smaller; encode time +0-2 %. The 2.12 frames of before were made with
+#: of BD-rate against OpenJPEG on the training series (default and best) and on 15 unseen images
+#: (14 of them better); encode time +0-2 %. The 2.12 frames of before were made with
 #: (:data:`LAMBDA_SCALE`, :data:`RD_MODE_RATE`): setting these to those gives their bytes back.
 TRAINED_LAMBDA_SCALE = 0.09
 TRAINED_RD_MODE_RATE = 1.0
