@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 import medcodec
 from medcodec.codec import mdc
 from medcodec.codec.padfill import fill_padding
+from medcodec.errors import InvalidInputError
 
 pytestmark = pytest.mark.realdata
 
@@ -114,3 +115,13 @@ def test_the_declaration_costs_no_bytes_it_does_not_save(monkeypatch: pytest.Mon
     auto = medcodec.encode(img, bits_stored=12, signed=True, quality=50)
     monkeypatch.setattr(mdc, "AUTO_PADDING", False)
     assert len(auto) <= len(medcodec.encode(img, bits_stored=12, signed=True, quality=50))
+
+
+@pytest.mark.parametrize("bad", [(1,), (1, 2, 3), "ab", (0, 5000), (-1, 3), None.__class__])
+def test_a_wrong_padding_argument_is_a_clear_error(bad: object) -> None:
+    """``padding`` takes two stored values inside the range, in either order (``levelshift.checked_pair``,
+    shared with ``encode_jpeg``'s ``value_range``)."""
+    img = np.full((16, 16), 100, np.uint16)
+    with pytest.raises(InvalidInputError, match="padding"):
+        medcodec.encode(img, bits_stored=12, quality=60, padding=bad)
+    assert medcodec.decode(medcodec.encode(img, bits_stored=12, quality=60, padding=(4095, 4000))).shape == (16, 16)

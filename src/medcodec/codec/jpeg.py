@@ -56,7 +56,7 @@ import numpy as np
 from ..errors import CorruptStreamError, InvalidInputError, TruncatedStreamError
 from ..metrics import psnr as _metrics_psnr
 from ..ratecontrol import RateTarget, check_psnr_reached, check_ratio_reached, search_quality
-from ..spec import storage_dtype, value_range
+from ..spec import storage_dtype
 from . import _rdoq, container, entropy, levelshift, quantize, tables_trained
 from . import markers as M
 from .framecoder import FrameCoder, frame_selection
@@ -290,7 +290,7 @@ def encode_jpeg(
     if value_range is None:
         vmin, vmax = levelshift.check_range(frame, bits_stored, False)
     else:
-        vmin, vmax = _given_range(value_range, bits_stored)
+        vmin, vmax = levelshift.checked_pair(value_range, "value_range", bits_stored, False, ordered=True)
     if range_bits is None:
         rbits = levelshift.default_range_bits(frame, vmin, vmax, bits_stored)
     else:
@@ -313,19 +313,6 @@ def encode_jpeg(
     if ratio is not None:
         return _encode_for_ratio(enc, ratio, raw_bytes=frame.size * (1 if bits_stored <= 8 else 2))
     return _encode_for_psnr(enc, psnr)
-
-
-def _given_range(given: Any, bits_stored: int) -> tuple[int, int]:
-    """``encode_jpeg``'s ``value_range`` as two ints inside the unsigned ``bits_stored`` range, min <= max
-    (the pixels themselves are the caller's to have checked)."""
-    try:
-        vmin, vmax = (int(v) for v in given)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"value_range={given!r} must be (min, max) of the image") from None
-    lo, hi = value_range(bits_stored, False)
-    if not lo <= vmin <= vmax <= hi:
-        raise InvalidInputError(f"value_range={given!r} is not a (min, max) within {lo}..{hi}")
-    return vmin, vmax
 
 
 def _encode_for_ratio(enc: _JpegEncoder, ratio: Any, *, raw_bytes: int) -> bytes:

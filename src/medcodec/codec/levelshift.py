@@ -8,6 +8,8 @@ inverse shift is applied, values are rounded and clipped to the declared range
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import InvalidInputError
@@ -19,6 +21,7 @@ __all__ = [
     "shift",
     "unshift",
     "check_range",
+    "checked_pair",
     "range_bits",
     "content_range_bits",
     "content_range_bits_reference",
@@ -31,6 +34,30 @@ __all__ = [
 def level_offset(bits_stored: int, signed: bool) -> int:
     """The value subtracted before the DCT: 2**(P-1) for unsigned, 0 for signed data."""
     return 0 if signed else 1 << (bits_stored - 1)
+
+
+def checked_pair(given: Any, name: str, bits_stored: int, signed: bool, *, ordered: bool) -> tuple[int, int]:
+    """Two stored values ``(low, high)`` inside the ``bits_stored`` range: ``given`` as an argument
+    ``name`` of the caller (``ordered``: low must come first, else the two are sorted).
+
+    Raises
+    ------
+    InvalidInputError
+        Not two integers, out of order when ``ordered``, or outside the range.
+    """
+    try:
+        pair = [int(v) for v in given]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name}={given!r} must be (low, high) stored values") from None
+    if len(pair) != 2:
+        raise InvalidInputError(f"{name}={given!r} must be (low, high) stored values")
+    lo, hi = pair if ordered else sorted(pair)
+    vmin, vmax = value_range(bits_stored, signed)
+    if lo > hi:
+        raise InvalidInputError(f"{name}={given!r} must be (low, high), low first")
+    if not vmin <= lo <= hi <= vmax:
+        raise InvalidInputError(f"{name} {lo}..{hi} is outside the {bits_stored}-bit range {vmin}..{vmax}")
+    return lo, hi
 
 
 def check_range(pixels: np.ndarray, bits_stored: int, signed: bool) -> tuple[int, int]:

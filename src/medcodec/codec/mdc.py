@@ -21,7 +21,6 @@ from ..errors import CorruptStreamError, InvalidInputError, UnsupportedFeatureEr
 from ..metrics import compression_ratio
 from ..ratecontrol import check_ratio_reached
 from ..spec import PixelSpec, storage_dtype
-from ..spec import value_range as value_range_of
 from . import container, entropy, levelshift, mdc2, quantize
 from .framecoder import (
     EFFORTS,
@@ -667,14 +666,7 @@ def _padding_range(padding: Any, bits_stored: int, signed: bool) -> tuple[int, i
     """``(low, high)`` of the padding values, checked against the sample range."""
     if padding is None:
         return None
-    try:
-        lo, hi = sorted(int(v) for v in padding)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"padding={padding!r} must be (low, high) stored values") from None
-    vmin, vmax = value_range_of(bits_stored, signed)
-    if not vmin <= lo <= hi <= vmax:
-        raise InvalidInputError(f"padding {lo}..{hi} is outside the {bits_stored}-bit range {vmin}..{vmax}")
-    return lo, hi
+    return levelshift.checked_pair(padding, "padding", bits_stored, signed, ordered=False)
 
 
 def decode_mdc(buf: bytes, frames: int | Sequence[int] | None, jobs: int) -> np.ndarray:
