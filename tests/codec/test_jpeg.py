@@ -811,18 +811,6 @@ def test_the_range_checked_once_by_encode_gives_the_same_stream() -> None:
         medcodec.encode(img, format="jpeg", bits_stored=12, quality=60)
 
 
-def test_default_jobs_is_every_core_read_once() -> None:
-    """``jobs=None`` means every core; the count is read once per process (each ``os.cpu_count()``
-    call reads sysfs, ~8 us: a sixth of a 64x64 encode)."""
-    import os
-
-    from medcodec.codec import framecoder
-
-    assert framecoder.default_jobs(None) == (os.cpu_count() or 1)
-    framecoder.default_jobs(None)
-    assert framecoder._cores.cache_info().hits >= 1
-
-
 @pytest.mark.parametrize("bad", [(1,), "ab", (5, 2), (-1, 10), (0, 4096), None.__class__])
 def test_a_wrong_value_range_is_a_clear_error(bad: object) -> None:
     """``encode_jpeg(value_range=...)`` takes two ints, min <= max, inside the unsigned range."""

@@ -56,8 +56,9 @@ EFFORTS = ("fast", "best")
 
 @functools.cache
 def _cores() -> int:
-    """``os.cpu_count()``, read once per process: each call reads sysfs, ~8 us here, which was a sixth
-    of a 64x64 JPEG encode and a fifth of its decode (2026-12-04, twenty-second session)."""
+    """``os.cpu_count()``, read once per process: each call reads sysfs, ~7-8 us here, which was a sixth
+    of a 64x64 JPEG encode and a quarter of its decode (2026-12-04, twenty-second session; A/B in
+    docs/benchmarks.md, "Small frames")."""
     return os.cpu_count() or 1
 
 
