@@ -24,6 +24,7 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
         ├── InvalidUidError(DeliveryError, InvalidInputError)  not a DICOM UID (400)
         ├── PayloadTooLargeError(DeliveryError, ValueError)    over a size limit (413)
         ├── NotDicomError(DeliveryError, ValueError)       a body/file that is not DICOM (400/415)
+        │   └── MismatchedUidError                         C-STORE data set not the one its request names (A900)
         ├── NotAcceptableError(DeliveryError, UnsupportedFeatureError)  no such rendition (406)
         └── StoreFullError(DeliveryError, OSError)         no space left in the store (507)
 
@@ -71,6 +72,7 @@ __all__ = [
     "InvalidUidError",
     "PayloadTooLargeError",
     "NotDicomError",
+    "MismatchedUidError",
     "NotAcceptableError",
     "StoreFullError",
 ]
@@ -254,6 +256,11 @@ class PayloadTooLargeError(DeliveryError, ValueError):
 
 class NotDicomError(DeliveryError, ValueError):
     """Bytes that are not a DICOM file (PS3.10) where one is required (HTTP 400/415)."""
+
+
+class MismatchedUidError(NotDicomError):
+    """A C-STORE data set that is another SOP Instance or SOP Class than its request names (DIMSE
+    status 0xA900, PS3.4 B.2.3): nothing stored."""
 
 
 class NotAcceptableError(DeliveryError, UnsupportedFeatureError):

@@ -52,9 +52,11 @@ def ingested_record(store, path: Path):  # type: ignore[no-untyped-def]
 NAME_CASES = {
     "chrRuss.dcm": (["Люкceмбypг", "люкceмбypг", "ЛЮКCEМБYPГ", "Люк*"], ["Люк"]),
     "chrGreek.dcm": (["Διονυσιος", "διονυσιος", "ΔΙΟΝΥΣΙΟΣ", "Διον*"], ["Διον"]),
-    "chrGerm.dcm": (["Äneas^Rüdiger", "äneas^rüdiger", "ÄNEAS^RÜDIGER", "Äneas*"], ["Äneas"]),
-    "chrH31.dcm": (["Yamada^Tarou", "yamada^tarou", "山田^太郎", "やまだ^たろう", "山田*",
-                    "Yamada^Tarou=山田^太郎=やまだ^たろう"], ["山田", "Yamada^Tarou=山田^太郎"]),
+    "chrGerm.dcm": (["Äneas^Rüdiger", "äneas^rüdiger", "ÄNEAS^RÜDIGER", "Äneas*", "Äneas^Rüdiger^^"],
+                    ["Äneas", "Äneas^^Rüdiger"]),
+    "chrH31.dcm": (["Yamada^Tarou", "yamada^tarou", "山田^太郎", "やまだ^たろう", "山田*", "Yamada^Tarou^^^",
+                    "Yamada^Tarou=山田^太郎=やまだ^たろう", "Yamada^Tarou^=山田^太郎^^=やまだ^たろう=="],
+                   ["山田", "Yamada^Tarou=山田^太郎"]),
     "chrX2.dcm": (["王^小东", "wang^xiaodong", "Wang^XiaoDong=王^小东", "王*"], ["王"]),
     "chrI2.dcm": (["홍^길동", "洪^吉洞", "Hong^Gildong"], ["홍"]),
 }  # fmt: skip
@@ -76,6 +78,23 @@ def check_name_matching(store) -> None:  # type: ignore[no-untyped-def]
             assert found == [study], (path.name, key, found)
         for key in misses:
             assert store.find_studies({"PatientName": key}) == [], (path.name, key)
+    # trailing empty components may be left out, stored or asked (PS3.5 §6.2): "OB^^^^" is "OB" (an outside audit)
+    import tempfile
+
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(paths[2])  # chrGerm
+    ds.PatientName, ds.PatientID = "Zweig^Stefan^^^", "ZWEIG-1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    with tempfile.TemporaryDirectory() as folder:
+        ds.save_as(Path(folder) / "zweig.dcm", enforce_file_format=True)
+        assert store.ingest([Path(folder) / "zweig.dcm"], precompress=False).ok
+    for key in ("Zweig^Stefan", "zweig^stefan^", "Zweig^Stefan^^^", "Zweig*", "Zweig^Stefan^^^^="):
+        found = [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": key})]
+        assert found == [ds.StudyInstanceUID], (key, found)
+    for key in ("Zweig", "Zweig^^Stefan", "Zweig^Stefan^x"):
+        assert store.find_studies({"PatientName": key}) == [], key
     fuzzy = store.find_studies({"PatientName": "山田"}, fuzzy=True)  # the ideographic family name
     assert len(fuzzy) == 1, fuzzy
     assert len(store.find_studies({"PatientName": "rüdiger"}, fuzzy=True)) == 1

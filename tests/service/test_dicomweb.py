@@ -100,6 +100,17 @@ def test_qido_as_clients_send_it(client, server):
     assert server.get("/dicomweb/studies", headers={"Accept": "application/dicom+xml"}).status_code == 406
     assert server.get("/dicomweb/studies", headers={"Accept": "application/json"}).status_code == 200
     assert server.get("/dicomweb/studies?limit=50000").status_code == 200
+    # a Code String list is "any of", written with "," or "\\" as with the repeated key (until
+    # 2026-12-05 matched literally: an empty answer, an outside audit)
+    def studies(query: str) -> set[str]:
+        return {_uid(s, "0020000D") for s in server.get(f"/dicomweb/studies?{query}").json()}
+
+    ct, mr = studies("ModalitiesInStudy=CT"), studies("ModalitiesInStudy=MR")
+    assert ct and mr and server.head_study in ct
+    for query in ("ModalitiesInStudy=CT,MR", "ModalitiesInStudy=CT%5CMR", "ModalitiesInStudy=MR,%20CT",
+                  "ModalitiesInStudy=CT&ModalitiesInStudy=MR", "Modality=CT,MR"):  # fmt: skip
+        assert studies(query) == ct | mr, query
+    assert studies("ModalitiesInStudy=CT,XX") == ct
 
 
 def test_studies_without_a_patient_id_are_patients_of_their_own(client, server):
@@ -120,6 +131,32 @@ def test_studies_without_a_patient_id_are_patients_of_their_own(client, server):
         assert got == {study}, (name, got)
     got = {_uid(s, "0020000D") for s in server.get("/dicomweb/studies?PatientName=Citizen*").json()}
     assert got == {studies[1]}
+
+
+def test_a_patient_s_second_name_is_answered_as_it_is_matched(client, server):
+    """Two studies of one PatientID under two names (a name corrected later): the patient entity keeps
+    the first, and QIDO-RS matched the keys on it but answered each study's own name, so a study came
+    back whose name did not match the query (an outside audit, 2026-12-05). Now the answer shows
+    what was matched; the second study's own header is unchanged in /metadata."""
+    studies = []
+    for name in ("Firstname^Ann^^", "Othername^Ann"):
+        ds = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientID, ds.PatientName, ds.PatientSex = "RENAMED-7", name, "F" if name.startswith("F") else "O"
+        assert "FailedSOPSequence" not in client.store_instances([ds])
+        studies.append(ds.StudyInstanceUID)
+    found = server.get("/dicomweb/studies?PatientName=Firstname^Ann").json()
+    assert {_uid(s, "0020000D") for s in found} == set(studies)
+    for level in (found, server.get(f"/dicomweb/studies/{studies[1]}/series").json(),
+                  server.get(f"/dicomweb/studies/{studies[1]}/instances").json()):  # fmt: skip
+        for item in level:
+            assert item["00100010"]["Value"] == [{"Alphabetic": "Firstname^Ann^^"}], item["00100010"]
+            assert item["00100040"]["Value"] == ["F"]
+    assert server.get("/dicomweb/studies?PatientName=Othername^Ann").json() == []
+    assert server.get("/dicomweb/studies?PatientID=RENAMED-7&PatientSex=F").json() != []
+    meta = server.get(f"/dicomweb/studies/{studies[1]}/metadata").json()
+    assert meta[0]["00100010"]["Value"] == [{"Alphabetic": "Othername^Ann"}]
 
 
 def test_qido_results_carry_a_retrieve_url_that_works(client, server):
@@ -446,6 +483,51 @@ def test_frames_uncompressed_and_jpeg(client, server):
     assert r.status_code == 404
 
 
+def test_frames_single_part_no_repeats_and_json_only_answers_refuse_other_types(server):
+    """An outside audit (2026-12-05): one frame asked as a single-part type came as a multipart body
+    (a client in single-part mode read the MIME framing as pixels); a frame list could repeat one
+    frame without limit (157 MB for 300 repeats, the answer built in memory); /metadata and the
+    STOW-RS response answered JSON to a client that accepted DICOM XML only, where QIDO-RS said 406."""
+    import imagecodecs
+
+    mr = pydicom.dcmread(server.singles["mr_enhanced_multiframe_10f_64x64_rle.dcm"])
+    inst = f"/dicomweb/studies/{mr.StudyInstanceUID}/series/{mr.SeriesInstanceUID}/instances/{mr.SOPInstanceUID}"
+    r = server.get(inst + "/frames/3", headers={"Accept": "application/octet-stream"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream", r.headers
+    assert r.content == mr.pixel_array[2].astype(mr.pixel_array.dtype.newbyteorder("<")).tobytes()
+    r = server.get(inst + "/frames/2,7", headers={"Accept": "application/octet-stream"})
+    assert r.status_code == 406 and "multipart/related only" in r.json()["detail"], r.text
+    both = 'application/octet-stream, multipart/related; type="application/octet-stream"; q=0.5'
+    r = server.get(inst + "/frames/2,7", headers={"Accept": both})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/related")
+    assert r.content.count(b"Content-Type: application/octet-stream") == 2
+    for frames in ("1,1", "2,7,2", ",".join(["1"] * 300)):
+        r = server.get(f"{inst}/frames/{frames}")
+        assert r.status_code == 400 and "asked for twice" in r.json()["detail"], (frames, r.status_code)
+    head = pydicom.dcmread(server.head_files[4])
+    url = f"/dicomweb/studies/{head.StudyInstanceUID}/series/{head.SeriesInstanceUID}/instances/{head.SOPInstanceUID}"
+    r = server.get(url + "/frames/1", headers={"Accept": "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.70"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.70"
+    assert np.array_equal(imagecodecs.jpeg8_decode(r.content), head.pixel_array)
+    xml = {"Accept": "application/dicom+xml"}
+    for path in (url + "/metadata", f"/dicomweb/studies/{head.StudyInstanceUID}/metadata"):
+        assert server.get(path, headers=xml).status_code == 406
+        assert server.get(path, headers={"Accept": 'multipart/related; type="application/dicom+xml"'}).status_code == 406
+        assert server.get(path).status_code == 200
+    copy = pydicom.dcmread(server.singles["ct_CT1_small_128x128_signed16.dcm"])
+    copy.StudyInstanceUID, copy.SeriesInstanceUID, copy.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    copy.file_meta.MediaStorageSOPInstanceUID = copy.SOPInstanceUID
+    buffer = io.BytesIO()
+    copy.save_as(buffer, enforce_file_format=True)
+    boundary = "xmlonly0123"
+    body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + buffer.getvalue()
+    body += f"\r\n--{boundary}--\r\n".encode()
+    ct = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    r = httpx.post(server.url + "/dicomweb/studies", content=body, headers={"Content-Type": ct, **xml}, timeout=60)
+    assert r.status_code == 406, r.text
+    assert server.get(f"/dicomweb/studies?StudyInstanceUID={copy.StudyInstanceUID}").json() == []  # nothing stored
+
+
 def test_rendered_png_and_jpeg_with_window(client, server):
     from PIL import Image
 
@@ -462,6 +544,31 @@ def test_rendered_png_and_jpeg_with_window(client, server):
     r = server.get(f"/dicomweb/studies/{server.head_study}/series/{server.head_series}/instances/"
                    f"{src.SOPInstanceUID}/rendered?window=40,-5")  # fmt: skip
     assert r.status_code == 400
+
+
+def test_rendered_source_region_and_request_values_out_of_range(server):
+    """PS3.18 §8.3.5.1.3's ``viewport=vw,vh,sx,sy,sw,sh`` renders that region of the image (it was 400);
+    out-of-range values are 400 (``quality=0`` was taken as 90, ``fuzzymatching=maybe`` as false) and an
+    Accept of empty list elements is no Accept (RFC 9110 §5.6.1; it was 400). An outside audit, 2026-12-05."""
+    from PIL import Image
+
+    src = pydicom.dcmread(server.head_files[5], stop_before_pixels=True)
+    inst = f"/dicomweb/studies/{server.head_study}/series/{server.head_series}/instances/{src.SOPInstanceUID}"
+    png = {"Accept": "image/png"}
+    whole = np.asarray(Image.open(io.BytesIO(server.get(inst + "/rendered?window=40,80", headers=png).content)))
+    r = server.get(inst + "/rendered?window=40,80&viewport=200,120,100,64,200,120", headers=png)
+    assert r.status_code == 200, r.text
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), whole[64:184, 100:300])
+    r = server.get(inst + "/rendered?viewport=50,30,100,64,200,120", headers=png)
+    assert Image.open(io.BytesIO(r.content)).size == (50, 30)  # the region fitted, aspect kept
+    for bad in ("64,64,0,0,600,10", "64,64,-1,0,10,10", "64,64,0,0,-10,10", "64,64,0,0,10", "64,64,a,0,10,10"):
+        r = server.get(inst + f"/rendered?viewport={bad}")
+        assert r.status_code == 400 and "viewport" in r.json()["detail"], (bad, r.status_code)
+    assert server.get(inst + "/rendered?quality=0").status_code == 400
+    assert server.get(inst + "/rendered?quality=1").status_code == 200
+    assert server.get("/dicomweb/studies?fuzzymatching=maybe").status_code == 400
+    assert server.get("/dicomweb/studies?fuzzymatching=TRUE").status_code == 200
+    assert server.get("/dicomweb/studies", headers={"Accept": ",, ,"}).status_code == 200
 
 
 def test_rendered_enhanced_ct_uses_its_functional_groups_rescale(shared_data, tmp_path, spawn_server):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from pathlib import Path
 
 import httpx
 import pydicom
@@ -98,6 +99,16 @@ def test_dcmtk_echoscu_and_storescu_push_a_series(shared_data, tmp_path, spawn_s
     meta = httpx.get(f"{url}/dicomweb/studies/{ls.StudyInstanceUID}/series/{ls.SeriesInstanceUID}/instances/"
                      f"{ls.SOPInstanceUID}/metadata").json()  # fmt: skip
     assert meta and meta[0]["00080018"]["Value"] == [ls.SOPInstanceUID]
+    # one context offering the file's syntax with the uncompressed ones (storescu +C, as many modalities
+    # propose): the sender's first choice is taken and the file stored as sent (until 2026-12-05 Explicit
+    # VR LE was, which storescu cannot convert to: every compressed file failed; an outside audit)
+    sv1 = shared_data / "transfer_syntaxes_mr" / "mr_384x384_jpeg_lossless_sv1_dcmtk.dcm"
+    push = subprocess.run([storescu, "+C", "-xs", "-R", "-aet", "CONSOLE", "-aec", "MEDCODEC", "127.0.0.1", str(port),
+                           str(sv1)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert push.returncode == 0 and "Failed" not in push.stderr, push.stderr[-2000:]
+    ds = pydicom.dcmread(sv1, stop_before_pixels=True)
+    instance = (f"{url}/dicomweb/instances?SOPInstanceUID={ds.SOPInstanceUID}&includefield=00083002")
+    assert httpx.get(instance).json()[0]["00083002"]["Value"] == ["1.2.840.10008.1.2.4.70"]
     deadline = time.monotonic() + 180
     while httpx.get(url + "/health").json()["precompute_pending"] and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -170,3 +181,91 @@ def test_sixteen_associations_at_once_are_all_served(tmp_path, spawn_server):
         for a in assocs:
             if a.is_established:
                 a.release()
+
+
+def test_c_store_of_another_instance_than_named_or_of_a_deflate_bomb_is_refused(shared_data, tmp_path, spawn_server,
+                                                                               monkeypatch):  # fmt: skip
+    """An outside audit (2026-12-05): a data set naming another SOP Instance (or Class) than its
+    C-STORE request was stored under its own UID and answered Success; a 1.4 MB deflated data set
+    inflating to 1.5 GB took the server to 4.5 GB before the size limit refused it (pynetdicom
+    decoded it first). Now 0xA900, and 0xA700 with the server's memory not moved by the inflated size."""
+    import zlib
+
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    store = tmp_path / "store"
+    dimse_port = spawn_server.free_port()
+    proc, url, _ = spawn_server(store, extra=["--dimse-port", str(dimse_port)], env={"MEDCODEC_MAX_DECODED_MB": "16"})
+    src = shared_data / "ct_chest_lungpetctdx_A0001_philips"
+    ds = pydicom.dcmread(sorted(src.glob("*.dcm"))[0])
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    mismatch = tmp_path / "mismatch.dcm"
+    ds.save_as(mismatch, enforce_file_format=True)
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()  # what the request will name: another instance
+    ds.save_as(mismatch)  # (the file meta as it is now; enforce_file_format would set it from the data set)
+    assert pydicom.dcmread(mismatch).file_meta.MediaStorageSOPInstanceUID != ds.SOPInstanceUID
+    # a deflated SC data set: its header, then 320 MB of zero pixels, deflated to ~0.3 MB
+    sc = pydicom.Dataset()
+    sc.SOPClassUID, sc.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", generate_uid()
+    sc.StudyInstanceUID, sc.SeriesInstanceUID, sc.PatientID, sc.Modality = generate_uid(), generate_uid(), "BOMB", "OT"
+    sc.Rows, sc.Columns, sc.NumberOfFrames, sc.SamplesPerPixel = 4096, 4096, 20, 1
+    sc.BitsAllocated, sc.BitsStored, sc.HighBit, sc.PixelRepresentation = 8, 8, 7, 0
+    sc.PhotometricInterpretation = "MONOCHROME2"
+    head = pydicom.filebase.DicomBytesIO()
+    head.is_implicit_VR, head.is_little_endian = False, True
+    write_dataset(head, sc)
+    size = 4096 * 4096 * 20
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = [deflater.compress(head.getvalue() + b"\xe0\x7f\x10\x00OB\x00\x00" + size.to_bytes(4, "little"))]
+    zeros = bytes(16 << 20)
+    body += [deflater.compress(zeros) for _ in range(size // len(zeros))] + [deflater.flush()]
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sc.SOPClassUID, sc.SOPInstanceUID
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    buf = io.BytesIO()
+    buf.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(pydicom.filebase.DicomFileLike(buf), meta)
+    bomb = tmp_path / "bomb.dcm"
+    bomb.write_bytes(buf.getvalue() + b"".join(body))
+    assert bomb.stat().st_size < 2 << 20
+
+    def peak_mb() -> float:
+        total = 0.0
+        for pid in [proc.pid, *map(int, (Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()))]:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total = max(total, int(line.split()[1]) / 1024)
+        return total
+
+    from pynetdicom import _config
+
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # files sent as they are, UIDs from their meta
+    ae = AE(ae_title="SCANNER")
+    for syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):  # one context each: the file's is accepted
+        ae.add_requested_context(CTImageStorage, [syntax])
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.7", ["1.2.840.10008.1.2.1.99"])
+    before = peak_mb()
+    assoc = ae.associate("127.0.0.1", dimse_port)
+    assert assoc.is_established
+    try:
+        rsp = assoc.send_c_store(mismatch)  # from the file: the request names its file meta's UID
+        assert rsp.Status == 0xA900 and "request names" in rsp.ErrorComment, rsp
+        t0 = time.monotonic()
+        rsp = assoc.send_c_store(bomb)
+        assert rsp.Status == 0xA700 and "inflating" in rsp.ErrorComment, rsp
+        assert time.monotonic() - t0 < 20
+    finally:
+        assoc.release()
+    assert peak_mb() - before < 150, (before, peak_mb())  # 320 MB inflated, written again: >= 640 before
+    # STOW-RS refused it without inflating, but named the failed part by reading it whole (3.1 GB for
+    # the audit's bomb): its file meta names it now
+    boundary = "bomb0123"
+    body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + bomb.read_bytes()
+    body += f"\r\n--{boundary}--\r\n".encode()
+    r = httpx.post(f"{url}/dicomweb/studies", content=body, timeout=60,
+                   headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})  # fmt: skip
+    assert r.status_code == 409, r.text
+    assert r.json()["00081198"]["Value"][0]["00081155"]["Value"] == [sc.SOPInstanceUID]
+    assert peak_mb() - before < 150, (before, peak_mb())
+    for uid in (ds.StudyInstanceUID, sc.StudyInstanceUID):
+        assert httpx.get(f"{url}/dicomweb/studies?StudyInstanceUID={uid}").json() == []

@@ -122,6 +122,7 @@ def test_c_get_as_stored_and_as_diagnostic_jpeg(qr: SimpleNamespace, tmp_path: P
         back = got[str(src.SOPInstanceUID)]
         assert np.array_equal(back.pixel_array, src.pixel_array) and back.PatientName == src.PatientName
 
+    from pydicom.multival import MultiValue
     from pynetdicom import AE, build_role, evt
     from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet, UltrasoundImageStorage
 
@@ -158,9 +159,13 @@ def test_c_get_as_stored_and_as_diagnostic_jpeg(qr: SimpleNamespace, tmp_path: P
         two.QueryRetrieveLevel = "IMAGE"
         two.StudyInstanceUID, two.SeriesInstanceUID = str(qr.ct.StudyInstanceUID), str(qr.ct.SeriesInstanceUID)
         two.SOPInstanceUID = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in qr.chest[:2]]
-        final = [status for status, _ in assoc.send_c_get(two, StudyRootQueryRetrieveInformationModelGet)][-1]
-        assert final.Status == 0x0000 and int(final.NumberOfCompletedSuboperations) == 2
-        del received[6:]
+        # IMAGE level names the instances: no lossy rendition stands in for them (PS3.4 C.4.2.3.1 Note 1;
+        # until 2026-12-05 the two came as renditions with new UIDs): both fail, listed
+        final, listed = list(assoc.send_c_get(two, StudyRootQueryRetrieveInformationModelGet))[-1]
+        assert final.Status == 0xA702 and int(final.NumberOfFailedSuboperations) == 2, final
+        failed = listed.FailedSOPInstanceUIDList
+        assert set(two.SOPInstanceUID) <= set(failed if isinstance(failed, (list, MultiValue)) else [str(failed)])
+        assert len(received) == 6
         query.StudyInstanceUID = "1.*"  # a retrieve takes unique keys: refused, nothing sent
         final = [status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)][-1]
         assert final.Status == 0xC000
@@ -246,3 +251,87 @@ def test_serve_refuses_a_malformed_peer(tmp_path: Path) -> None:
         with pytest.raises(InvalidInputError):
             Settings(store="x", dimse_port=11112, dimse_peers=(peer,))
     assert Settings(store="x", dimse_peers=(("WS", "10.0.0.5", 104),)).dimse_peers[0][2] == 104
+
+
+def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNamespace, tmp_path: Path) -> None:
+    """An outside audit (2026-12-05): a SERIES C-MOVE without its Study Instance UID killed the
+    association's thread (movescu waited forever); PATIENT level merged studies without a Patient ID,
+    and two issuers' patients of one ID, into one patient (and a C-GET of one delivered both); an
+    IMAGE-level C-MOVE to a destination preferring JPEG delivered a lossy copy with new UIDs."""
+    from pydicom.uid import generate_uid
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    findscu, movescu, storescp = require_tool("findscu"), require_tool("movescu"), require_tool("storescp")
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", qr.port, ae_title="MEDQR")
+    assert assoc.is_established
+    made = {}
+    try:
+        for pid, issuer, name in (("", "", "Nobody^One"), ("", "", "Nobody^Two"), ("DUP1", "HOSP_A", "Alpha^Anna"),
+                                  ("DUP1", "HOSP_B", "Beta^Bernd")):  # fmt: skip
+            ds = pydicom.dcmread(qr.chest[0])
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.PatientID, ds.IssuerOfPatientID, ds.PatientName = pid, issuer, name
+            assert assoc.send_c_store(ds).Status == 0
+            made[name] = str(ds.StudyInstanceUID)
+    finally:
+        assoc.release()
+    out = tmp_path / "patients"
+    out.mkdir()
+    r = _run([findscu, "-aec", "MEDQR", "-X", "-P", "-od", str(out), "-k", "QueryRetrieveLevel=PATIENT", "-k",
+              "PatientID", "-k", "IssuerOfPatientID", "-k", "PatientName", "-k", "NumberOfPatientRelatedStudies",
+              "127.0.0.1", str(qr.port)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    names = sorted(str(p.PatientName) for p in _responses(out))
+    assert {"Nobody^One", "Nobody^Two", "Alpha^Anna", "Beta^Bernd"} <= set(names), names
+    assert all(int(p.NumberOfPatientRelatedStudies) == 1 for p in _responses(out) if str(p.PatientID) == "DUP1")
+    # a C-GET at PATIENT level with the issuer: that patient's study only
+    from pynetdicom import build_role
+    from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelGet
+
+    getter = AE(ae_title="GETTER")
+    getter.add_requested_context(PatientRootQueryRetrieveInformationModelGet)
+    getter.add_requested_context(CTImageStorage, [EXPLICIT])
+    got: list[str] = []
+
+    def on_store(event: Any) -> int:
+        got.append(str(event.dataset.StudyInstanceUID))
+        return 0
+
+    from pynetdicom import evt
+
+    assoc = getter.associate("127.0.0.1", qr.port, ae_title="MEDQR", ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    try:
+        query = pydicom.Dataset()
+        query.QueryRetrieveLevel, query.PatientID, query.IssuerOfPatientID = "PATIENT", "DUP1", "HOSP_A"
+        statuses = [s.Status for s, _ in assoc.send_c_get(query, PatientRootQueryRetrieveInformationModelGet)]
+    finally:
+        assoc.release()
+    assert statuses[-1] == 0 and got == [made["Alpha^Anna"]], (statuses, got)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    dest = subprocess.Popen([storescp, "+xx", "-aet", "DEST", "-od", str(inbox), str(qr.dest_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait_port(qr.dest_port)
+        t0 = time.monotonic()
+        r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "DEST", "-k", "QueryRetrieveLevel=SERIES",
+                  "-k", f"SeriesInstanceUID={qr.ct.SeriesInstanceUID}", "127.0.0.1", str(qr.port)], timeout=60)  # fmt: skip
+        assert "UnableToProcess" in r.stderr + r.stdout and time.monotonic() - t0 < 30, r.stderr
+        assert list(inbox.iterdir()) == []
+        r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "DEST", "-k", "QueryRetrieveLevel=IMAGE",
+                  "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "-k", f"SeriesInstanceUID={qr.ct.SeriesInstanceUID}",
+                  "-k", f"SOPInstanceUID={qr.ct.SOPInstanceUID}", "127.0.0.1", str(qr.port)])  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        (path,) = list(inbox.iterdir())
+        ds = pydicom.dcmread(path)
+        original = pydicom.dcmread(qr.chest[0])
+        assert ds.SOPInstanceUID == qr.ct.SOPInstanceUID and ds.get("LossyImageCompression", "00") != "01"
+        assert np.array_equal(ds.pixel_array, original.pixel_array)  # the instance itself, not a rendition
+    finally:
+        dest.terminate()
+        dest.wait(10)

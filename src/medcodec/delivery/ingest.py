@@ -65,6 +65,7 @@ from ..errors import (
     DicomError,
     InputNotFoundError,
     InvalidUidError,
+    MismatchedUidError,
     NotDicomError,
     StoreFullError,
 )
@@ -283,7 +284,9 @@ def _stats(data: bytes, source: str, ds: Dataset) -> tuple[dict[str, Any], str]:
     return info, ""
 
 
-def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> InstanceOutcome:
+def ingest_bytes(
+    store: Any, data: bytes, *, source: str = "<bytes>", expect: tuple[str, str] | None = None
+) -> InstanceOutcome:
     """Ingest one DICOM file (see the module docstring).
 
     Parameters
@@ -294,6 +297,9 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         The file's bytes (PS3.10, or a preamble-less dataset).
     source
         Where it came from (a path, ``"stow"``, a calling AE title), kept in the catalog.
+    expect
+        (SOP Class UID, SOP Instance UID) the sender said it sends (a C-STORE request's Affected ones;
+        an empty one is not checked): a data set that is another is refused, nothing stored.
 
     Returns
     -------
@@ -306,19 +312,21 @@ def ingest_bytes(store: Any, data: bytes, *, source: str = "<bytes>") -> Instanc
         Not a DICOM file, or no SOP Class UID / SOP Instance UID.
     InvalidUidError
         A Study/Series/SOP Instance or SOP Class UID that is not a valid UID.
+    MismatchedUidError
+        The data set is not the one ``expect`` names.
     StoreFullError
         No space left; nothing of this file was kept.
     """
     source = _printable(source)
     try:
-        return _ingest_bytes(store, bytes(data), source)
+        return _ingest_bytes(store, bytes(data), source, expect)
     except RecursionError:  # data elements nested thousands deep: one refused file, not a stopped batch
         raise NotDicomError(
             f"{source}: sequences nested too deep to read or catalog (Python's recursion limit): not stored"
         ) from None
 
 
-def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
+def _ingest_bytes(store: Any, data: bytes, source: str, expect: tuple[str, str] | None = None) -> InstanceOutcome:
     """:func:`ingest_bytes` of bytes and a printable source."""
     ds = read_header(data, source)
     uids = {}
@@ -332,6 +340,13 @@ def _ingest_bytes(store: Any, data: bytes, source: str) -> InstanceOutcome:
         if not value:
             raise NotDicomError(f"{source}: ({what}) is missing: cannot catalog the object")
         uids[keyword] = validate_uid(value, what=f"{source}: {what}")
+    if expect is not None:  # PS3.4 B.2.2: a C-STORE succeeds for the instance its request names
+        for said, keyword, what in ((expect[0], "SOPClassUID", "class"), (expect[1], "SOPInstanceUID", "instance")):
+            if said and str(said).strip() != uids[keyword]:
+                raise MismatchedUidError(
+                    f"{source}: not the SOP {what} the request names ({str(said).strip()}): the data set is "
+                    f"{uids[keyword]}; not stored"
+                )
     check_complete(data, ds, source)  # an interrupted copy is refused, not stored (it would block the whole file)
     sha = hashlib.sha256(data).hexdigest()
     base: dict[str, Any] = {

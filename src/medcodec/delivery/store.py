@@ -136,14 +136,17 @@ class Store:
             self, paths, precompress=precompress, presets=presets, scheduler=scheduler, progress=progress, client=client
         )
 
-    def ingest_bytes(self, data: bytes, *, source: str = "<bytes>") -> InstanceOutcome:
-        """Ingest one DICOM file given as bytes (STOW-RS, C-STORE).
+    def ingest_bytes(
+        self, data: bytes, *, source: str = "<bytes>", expect: tuple[str, str] | None = None
+    ) -> InstanceOutcome:
+        """Ingest one DICOM file given as bytes (STOW-RS, C-STORE; ``expect``: the SOP Class and
+        Instance UID a C-STORE request names).
 
         See :func:`medcodec.delivery.ingest.ingest_bytes`.
         """
         from .ingest import ingest_bytes
 
-        return ingest_bytes(self, data, source=source)
+        return ingest_bytes(self, data, source=source, expect=expect)
 
     def precompute(
         self,

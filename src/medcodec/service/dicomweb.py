@@ -167,8 +167,20 @@ def _warning_299(text: str) -> str:
     return f'299 medcodec "{clean[:1000]}"'
 
 
-#: QIDO-RS answers DICOM JSON only (PS3.18 §8.7.8.1: anything else asked for is 406)
+#: QIDO-RS, metadata and the STOW-RS response are DICOM JSON only (PS3.18 §8.7.8.1: anything else
+#: asked for, DICOM XML included, is 406)
 _QIDO_TYPES = {"application/dicom+json", "application/json", "*/*", "application/*"}
+
+
+def _require_dicom_json(request: Request, what: str) -> None:
+    """406 unless the Accept header takes DICOM JSON (an absent header does): the answer of QIDO-RS,
+    Retrieve Metadata and STOW-RS. Until 2026-12-05 only QIDO-RS checked; metadata and the STOW-RS
+    response answered JSON to a client that had asked for DICOM XML only (an outside audit)."""
+    accept = parse_accept(request.headers.get("accept"))
+    if not any(m.type in _QIDO_TYPES for m in accept):
+        raise NotAcceptableError(
+            f"{what} answers application/dicom+json only; asked: {[m.type for m in accept] or 'nothing (q=0)'}"
+        )
 
 
 def _dicom_json(payload: Any, status: int = 200) -> JSONResponse:
@@ -336,11 +348,7 @@ async def _search_instances(request: Request) -> Response:
 async def _search(request: Request, level: str) -> Response:
     study = _uid(request, "study", "Study Instance UID")
     series = _uid(request, "series", "Series Instance UID")
-    accept = parse_accept(request.headers.get("accept"))
-    if not any(m.type in _QIDO_TYPES for m in accept):
-        raise NotAcceptableError(
-            f"QIDO-RS answers application/dicom+json only; asked: {[m.type for m in accept] or 'nothing (q=0)'}"
-        )
+    _require_dicom_json(request, "QIDO-RS")
     warnings: list[str] = []
     limit = _int_param(request, "limit", None, maximum=10**9)
     # PS3.18 §8.3.4.4: without limit (or above the server's maximum) the answer holds at most the
@@ -351,7 +359,10 @@ async def _search(request: Request, level: str) -> Response:
     if capped:
         limit = most + 1  # one more than is sent: the Warning says there are more only when there are
     offset = _int_param(request, "offset", 0, maximum=10**9) or 0
-    fuzzy = request.query_params.get("fuzzymatching", "false").lower() == "true"
+    fuzzy_text = request.query_params.get("fuzzymatching", "false").strip().lower()
+    if fuzzy_text not in ("true", "false", ""):  # PS3.18 §8.3.4.1: true or false (was taken as false)
+        raise InvalidInputError(f"fuzzymatching={fuzzy_text[:50]!r}: expected true or false")
+    fuzzy = fuzzy_text == "true"
     query, ignored = _query(request)
     include, unknown = _include_fields(request)
     if ignored:
@@ -475,6 +486,7 @@ async def _retrieve(request: Request) -> Response:
 
 async def _metadata(request: Request) -> Response:
     records, _ = await _records(request)
+    _require_dicom_json(request, "Retrieve Metadata")
     store = request.app.state.store
 
     base = base_url(request) + "/dicomweb"
@@ -528,15 +540,23 @@ async def _bulkdata(request: Request) -> Response:
 
 
 def _frame_numbers(text: str, n_frames: int) -> list[int]:
-    out = []
+    """The frame list of a Retrieve Frames URL, in the order given: "a comma-separated list of one or
+    more non-duplicate frame numbers" from 1 (PS3.18 §10.4.1, the Retrieve transaction's frame
+    resources). A repeated number is refused: until
+    2026-12-05 one GET could ask for the same 6 MB frame thousands of times, an answer of tens of
+    GB built in memory (an outside audit); without repeats an answer is at most the instance's frames."""
+    out: dict[int, None] = {}
     for part in text.split(","):
         number = parse_decimal(part)
         if number is None or not 1 <= number <= 100_000:
             raise InvalidInputError(f"frame list {text!r}: expected comma-separated frame numbers from 1")
         if number > n_frames:
             raise NotFoundError(f"frame {number} does not exist: the instance has {n_frames} frame(s)")
-        out.append(number)
-    return out
+        if number in out:
+            raise InvalidInputError(f"frame list {text[:200]!r}: frame {number} is asked for twice (PS3.18: "
+                                    "a list of non-duplicate frame numbers)")  # fmt: skip
+        out[number] = None
+    return list(out)
 
 
 async def _frames(request: Request) -> Response:
@@ -556,17 +576,24 @@ async def _frames(request: Request) -> Response:
     preset = _preset_param(request)
     accept = parse_accept(request.headers.get("accept"))
     stored_media = FRAME_MEDIA_TYPES.get(record.transfer_syntax_uid)
-    # every acceptable (syntax, media type as the client wrote it), in the client's order: the first
-    # this image can take is sent (a 1-bit image cannot be JPEG: the next choice, not a 406)
-    choices: list[tuple[str, str | None]] = []
+    # every acceptable (syntax, media type as the client wrote it, single part), in the client's
+    # order: the first this image can take is sent (a 1-bit image cannot be JPEG: the next choice,
+    # not a 406). A single-part type (application/octet-stream, image/jpeg... without
+    # multipart/related) gets the frame itself, as /bulkdata does: what a client in single-part
+    # mode reads (until 2026-12-05 it got a multipart body it took for pixel data: an outside
+    # audit); several frames cannot be one part, so such a type is then passed over, and alone 406.
+    choices: list[tuple[str, str | None, bool]] = []
     for m in accept:
         inner = m.params.get("type", "").lower() if m.type == "multipart/related" else m.type
         media = MEDIA_ALIASES.get(inner, inner)
+        single = not m.type.startswith("multipart/") and m.type != "*/*"
+        if single and len(numbers) > 1:
+            continue
         if m.type in ("*/*", "multipart/*") or (m.type == "multipart/related" and inner in ("", "*/*")):
-            choices.append((EXPLICIT_VR_LE, None))
+            choices.append((EXPLICIT_VR_LE, None, False))
         elif inner == "application/octet-stream":  # uncompressed samples, whatever is stored (PS3.18 §8.7.3.3.2)
             if m.params.get("transfer-syntax", EXPLICIT_VR_LE) in (EXPLICIT_VR_LE, "*"):
-                choices.append((EXPLICIT_VR_LE, None))
+                choices.append((EXPLICIT_VR_LE, None, single))
         elif media in DEFAULT_FRAME_SYNTAX:
             ts = m.params.get("transfer-syntax")
             if ts == "*":  # any syntax of this type: as stored when it is one, else the type's default
@@ -577,33 +604,40 @@ async def _frames(request: Request) -> Response:
                 continue
             if ts != record.transfer_syntax_uid and not _producible(ts, preset):
                 continue
-            choices.append((ts, inner))
+            choices.append((ts, inner, single))
     if not choices:
+        several = (
+            f"; {len(numbers)} frames come as multipart/related only"
+            if len(numbers) > 1 and any(not m.type.startswith("multipart/") and m.type != "*/*" for m in accept)
+            else ""
+        )
         raise NotAcceptableError(
-            f"cannot send frames as any of {[m.type + str(m.params) for m in accept]}: available are "
+            f"cannot send frames as any of {[m.type + str(m.params) for m in accept]}{several}: available are "
             f"application/octet-stream ({EXPLICIT_VR_LE}), the stored syntax ({stored_media or 'uncompressed'}) "
             f", the presets' {sorted(set(_preset_syntaxes_values()))} and, losslessly, {_lossless_values()}"
         )
     store = request.app.state.store
     unique = list(dict.fromkeys(choices))
-    for ts, asked_media in unique:
+    for ts, asked_media, single in unique:
         try:
             frames, got = await run_in_threadpool(instance_frames, store, record, numbers, ts, preset)
         except NotAcceptableError:
-            if (ts, asked_media) == unique[-1]:
+            if (ts, asked_media, single) == unique[-1]:
                 raise
             continue
         break
     media = FRAME_MEDIA_TYPES.get(got, "application/octet-stream")
     if asked_media is not None and MEDIA_ALIASES.get(asked_media) == media:
         media = asked_media
-    boundary = new_boundary()
-    body = bytearray()
     params = "" if media == "application/octet-stream" and got == EXPLICIT_VR_LE else f"; transfer-syntax={got}"
+    if single:  # one frame (checked above), the frame itself
+        return Response(frames[0], media_type=f"{media}{params}")
+    boundary = new_boundary()
+    pieces = []
     for frame in frames:
-        body += multipart_part_header(boundary, f"{media}{params}") + frame + b"\r\n"
-    body += multipart_end(boundary)
-    return Response(bytes(body), media_type=f'multipart/related; type="{media}"; boundary={boundary}')
+        pieces += [multipart_part_header(boundary, f"{media}{params}"), frame, b"\r\n"]
+    pieces.append(multipart_end(boundary))
+    return Response(b"".join(pieces), media_type=f'multipart/related; type="{media}"; boundary={boundary}')
 
 
 def _window(request: Request) -> tuple[float, float, str] | None:
@@ -657,8 +691,11 @@ async def _rendered_answer(
 ) -> Response:
     """One frame rendered (window from ``?window=`` or the file, ``?quality=``, ``?viewport=w,h``)."""
     window = _window(request)
-    quality = _int_param(request, "quality", 90, maximum=100) or 90
-    viewport = _viewport(request) or default_viewport
+    quality = _int_param(request, "quality", 90, maximum=100)
+    if quality is None or quality < 1:  # PS3.18 §8.3.5.1.5: 1-100 (0 was taken as the default)
+        raise InvalidInputError(f"quality={request.query_params.get('quality')!r}: expected 1-100")
+    viewport, region = _viewport(request, record)
+    viewport = viewport or default_viewport
     media = None
     for m in parse_accept(request.headers.get("accept")):
         if m.type in ("image/png", "image/jpeg"):
@@ -672,21 +709,38 @@ async def _rendered_answer(
     preset = _preset_param(request)
     store, pool = request.app.state.store, request.app.state.pool
     data, ts = await run_in_threadpool(
-        render_frame, store, record, number, window, media, quality, viewport, preset, pool
+        render_frame, store, record, number, window, media, quality, viewport, preset, pool, region
     )
     return Response(data, media_type=media, headers={"X-Preset": preset or "original", "X-Transfer-Syntax": ts})
 
 
-def _viewport(request: Request) -> tuple[int, int] | None:
-    """``?viewport=vw,vh`` (PS3.18 §8.3.5.1.3; the cropping form ``vw,vh,sx,sy,sw,sh`` is not supported)."""
+def _viewport(request: Request, record: Any) -> tuple[tuple[int, int] | None, tuple[float, float, float, float] | None]:
+    """``?viewport=vw,vh[,sx,sy,sw,sh]`` (PS3.18 §8.3.5.1.3): the size the image is fitted into, and
+    the source region (left, top, width, height in the image's pixels, inside it; as fractions for
+    :func:`render_frame`), or ``None``. The region's flipping form (negative sw, sh) is refused with
+    400; until 2026-12-05 every region was (an outside audit)."""
     text = request.query_params.get("viewport")
     if text is None or text == "":
-        return None
+        return None, None
     parts = text.split(",")
-    sizes = [n for n in map(parse_decimal, parts) if n is not None and 1 <= n <= 4096]
-    if len(parts) != 2 or len(sizes) != 2:
-        raise InvalidInputError(f"viewport={text!r}: expected width,height in pixels (1-4096 each)")
-    return sizes[0], sizes[1]
+    numbers = [parse_decimal(p) for p in parts]
+    sizes = [n for n in numbers[:2] if n is not None and 1 <= n <= 4096]
+    if len(parts) not in (2, 6) or len(sizes) != 2:
+        raise InvalidInputError(
+            f"viewport={text[:100]!r}: expected width,height in pixels (1-4096 each), then optionally the source "
+            "region x,y,width,height"
+        )
+    if len(parts) == 2:
+        return (sizes[0], sizes[1]), None
+    cols, rows = int(record.columns or 0), int(record.rows or 0)
+    sx, sy, sw, sh = numbers[2:]
+    if (sx is None or sy is None or sw is None or sh is None or sw < 1 or sh < 1 or sx + sw > cols
+            or sy + sh > rows):  # fmt: skip
+        raise InvalidInputError(
+            f"viewport={text[:100]!r}: the source region x,y,width,height must lie inside the {cols} x {rows} "
+            "image, width and height >= 1 (flipping by negative ones is not supported)"
+        )
+    return (sizes[0], sizes[1]), (sx / cols, sy / rows, (sx + sw) / cols, (sy + sh) / rows)
 
 
 def render_frame(
@@ -774,7 +828,9 @@ def render_frame(
         image = Image.fromarray(img8, "L")
     if region is not None:
         x1, y1, x2, y2 = region
-        box = (int(x1 * image.width), int(y1 * image.height), round(x2 * image.width), round(y2 * image.height))
+        # (+1e-9: a region given in pixels, /rendered's viewport, comes as a fraction that may land a hair under)
+        box = (int(x1 * image.width + 1e-9), int(y1 * image.height + 1e-9), round(x2 * image.width),
+               round(y2 * image.height))  # fmt: skip
         image = image.crop((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)))
     if viewport is not None:  # fitted inside the viewport, aspect ratio kept (never enlarged past 4096)
         scale = min(viewport[0] / image.width, viewport[1] / image.height)
@@ -824,6 +880,7 @@ async def _stow(request: Request) -> Response:
         raise UnsupportedMediaTypeError(
             f'STOW-RS takes multipart/related; type="application/dicom", not {content_type!r}'
         )
+    _require_dicom_json(request, "STOW-RS")  # before anything is stored: a 406 stores nothing
     settings = request.app.state.settings
     body = await _read_body(request, settings.max_upload_bytes)
     parts = list(iter_multipart(body, content_type))
@@ -911,6 +968,7 @@ async def _stow(request: Request) -> Response:
 def _header_or_nothing(data: bytes) -> Any:
     """A failed part's header for its failed item (SOP Class / Instance UID), or ``{}``."""
     from ..delivery.header import read_header
+    from ..dicom.limits import deflated_dataset_offset
 
     try:
         return read_header(data, "stow")
@@ -918,7 +976,10 @@ def _header_or_nothing(data: bytes) -> Any:
         try:
             import pydicom
 
-            return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+            # a deflated data set is not inflated again to name it (a deflate bomb the limits refused
+            # took STOW-RS to 3.1 GB here until 2026-12-05, an outside audit): its file meta alone
+            end = deflated_dataset_offset(data[:65536])
+            return pydicom.dcmread(io.BytesIO(data if end is None else data[:end]), stop_before_pixels=True, force=True)
         except Exception:
             return {}
 

@@ -1,29 +1,38 @@
 """The DICOM SCP (pynetdicom): C-STORE in (scanners and PACS push studies, ingested like STOW-RS),
 C-ECHO, and the Query/Retrieve services C-FIND, C-GET and C-MOVE (:mod:`.dimse_qr`).
 
-Each received dataset is written back to a PS3.10 file (its file meta from the association's
-presentation context) and handed to :meth:`Store.ingest_bytes`; the C-STORE response status
-says what happened (PS3.4 Annex B.2.3, PS3.7 C.4.2.1.4)::
+Each received data set, as it came (not decoded: a deflated one is measured before anything
+inflates it, the limits of :mod:`medcodec.dicom.limits`), is made a PS3.10 file (its file meta
+from the association's presentation context and the request) and handed to
+:meth:`Store.ingest_bytes`; the C-STORE response status says what happened (PS3.4 Annex B.2.3,
+PS3.7 C.4.2.1.4)::
 
     stored, duplicate           0x0000 Success
     conflict (same UID, other)  0xC111 Error: cannot understand (a Cxxx status of PS3.4 B.2.3; nothing
                                        changed, an Error Comment says so, the log names both sources)
+    another instance or class   0xA900 Error: data set does not match SOP class (the data set is not
+      than the request names           the SOP Instance / Class the request names; nothing stored)
     not DICOM / bad UID         0xC000 Error: cannot understand
-    store full                  0xA700 Refused: out of resources
+    store full, too large       0xA700 Refused: out of resources
     anything else               0xC001 Error: processing failure (logged)
+
+Until 2026-12-05 pynetdicom decoded the data set first and it was written again: a 1.4 MB
+deflated C-STORE inflating to 1.5 GB took the server to 4.5 GB before the size limit refused it,
+and a data set naming another SOP Instance than its request was stored under its own and
+answered Success (an outside audit).
 
 Every storage SOP class pynetdicom knows is accepted, in the uncompressed and the common
 compressed transfer syntaxes, with SCP/SCU role selection so that C-GET can send them back. For
 a storage context the requestor wants to receive on (SCP role: a C-GET), the syntax accepted is
 chosen by the requestor's order (:func:`.dimse_qr.requestor_order`), not by pynetdicom's (the
-acceptor's own list); a C-MOVE that names nothing to retrieve is answered before pynetdicom would
+acceptor's own list); for one it sends on (C-STORE), its first lossless choice (:func:`sender_order`);
+a C-MOVE that names nothing to retrieve is answered before pynetdicom would
 associate with its destination (:func:`.dimse_qr.refuse_move`). Both hook into pynetdicom's
 acceptor (:func:`_request_handler`).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import socketserver
 import time
@@ -110,10 +119,40 @@ def storage_sop_classes() -> list[str]:
     return list(dict.fromkeys([*current, *retired]))
 
 
+#: Transfer syntaxes that carry an image as the sender has it, without loss: uncompressed, deflated
+#: and the lossless compressions medcodec accepts (JPEG Lossless .57 / .70, JPEG-LS .80, JPEG 2000
+#: .90, HTJ2K .201, RLE).
+LOSSLESS_IN = frozenset({
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.5",
+})  # fmt: skip
+
+
+def sender_order(proposed: list[str], supported: list[str]) -> list[str]:
+    """``supported`` reordered for a storage SOP class the requestor sends on (C-STORE): the lossless
+    syntaxes it proposed, in its order, then medcodec's own list. A context that offers several
+    syntaxes ({JPEG Lossless, Explicit VR LE, ...}, what DCMTK's ``storescu +C`` and many modalities
+    propose) then gets the sender's first lossless choice: its file goes as it is, stored byte for byte.
+    Until 2026-12-05 it got pynetdicom's (the acceptor's list: Explicit VR LE first), so a sender had to
+    decompress, and DCMTK's storescu, which cannot, failed every compressed file (an outside audit). A
+    lossy syntax is accepted only where the context offers nothing else (a sender would otherwise
+    compress lossily what it could send whole).
+
+    >>> sender_order(["1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2"],
+    ...              ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.51"])
+    ['1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.4.51']
+    """
+    first = [ts for ts in proposed if ts in LOSSLESS_IN and ts in supported]
+    return list(dict.fromkeys([*first, *supported]))
+
+
 def _status_for(exc: BaseException) -> int:
     name = type(exc).__name__
     statuses = {
         "StoreFullError": 0xA700,
+        "ImageTooLargeError": 0xA700,  # over the decoded / inflated size limits (was 0xC001)
+        "MismatchedUidError": 0xA900,
         "NotDicomError": 0xC000,
         "InvalidUidError": 0xC000,
         "ConflictError": CONFLICT,
@@ -168,7 +207,6 @@ def start_scp(
     pool
         The server's :class:`~medcodec.delivery.live.LivePool` (renditions coded for a retrieve).
     """
-    from pydicom.filewriter import dcmwrite
     from pydicom.uid import (
         JPEG2000,
         UID,
@@ -205,12 +243,11 @@ def start_scp(
 
     def on_store(event: Any) -> int:
         try:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-            buf = io.BytesIO()
-            dcmwrite(buf, ds, enforce_file_format=True)
+            data = event.encoded_dataset(include_meta=True)  # as received: preamble, file meta, data set
             caller = event.assoc.requestor.ae_title
-            outcome = store.ingest_bytes(buf.getvalue(), source=f"{SOURCE_DIMSE}{str(caller).strip()}")
+            request = event.request
+            expect = (str(request.AffectedSOPClassUID or ""), str(request.AffectedSOPInstanceUID or ""))
+            outcome = store.ingest_bytes(data, source=f"{SOURCE_DIMSE}{str(caller).strip()}", expect=expect)
         except CodecError as exc:
             log.warning("C-STORE refused: %s", exc)
             return _refusal(_status_for(exc), str(exc).split(": ", 1)[-1])  # without the source's name
@@ -258,7 +295,8 @@ def _request_handler(qr: Any) -> Any:
 
     * presentation contexts: for a SOP class the requestor proposes to receive on (SCP role, a
       C-GET), the acceptor's syntax list is reordered by :func:`.dimse_qr.requestor_order` before
-      pynetdicom negotiates (it takes the first syntax of the acceptor's list the context offers);
+      pynetdicom negotiates (it takes the first syntax of the acceptor's list the context offers),
+      for one it sends on (C-STORE) by :func:`sender_order`;
     * a C-MOVE that :func:`.dimse_qr.refuse_move` refuses is answered at once, not handed to
       pynetdicom's C-MOVE SCP (which associates with the destination before any status).
 
@@ -282,18 +320,19 @@ def _request_handler(qr: Any) -> Any:
 
     def _prefer_requestor_order(requestor: Any, acceptor: Any) -> None:
         roles = requestor.role_selection  # {SOP Class UID: role selection item}
-        proposed: dict[str, list[str]] = {}
+        proposed: dict[str, list[str]] = {}  # storage the requestor receives on (C-GET)
+        sends: dict[str, list[str]] = {}  # storage the requestor sends on (C-STORE)
         for cx in sorted(requestor.primitive.presentation_context_definition_list, key=lambda c: c.context_id):
             item = roles.get(cx.abstract_syntax)
-            if item is not None and item.scp_role:
-                proposed.setdefault(str(cx.abstract_syntax), []).extend(str(ts) for ts in cx.transfer_syntax)
-        if not proposed:
-            return
-        makes = syntax_preference("")
+            into = proposed if item is not None and item.scp_role else sends
+            into.setdefault(str(cx.abstract_syntax), []).extend(str(ts) for ts in cx.transfer_syntax)
+        makes = syntax_preference("") if proposed else []
         for cx in acceptor.supported_contexts:  # this association's own copy
+            supported = [str(ts) for ts in cx.transfer_syntax]
             if str(cx.abstract_syntax) in proposed:
-                supported = [str(ts) for ts in cx.transfer_syntax]
                 cx.transfer_syntax = requestor_order(proposed[str(cx.abstract_syntax)], supported, makes=makes)
+            elif str(cx.abstract_syntax) in sends:  # (verification, Q/R: uncompressed only, the requestor's order)
+                cx.transfer_syntax = sender_order(sends[str(cx.abstract_syntax)], supported)
 
     class _Handler(RequestHandler):
         def _create_association(self) -> Any:
@@ -305,7 +344,11 @@ def _request_handler(qr: Any) -> Any:
 
             def serve_request(msg: Any, context_id: int) -> None:
                 if isinstance(msg, C_MOVE) and msg.is_valid_request:
-                    rsp = refuse_move(qr, assoc, msg, context_id)
+                    try:
+                        rsp = refuse_move(qr, assoc, msg, context_id)
+                    except Exception:  # never the association's thread: pynetdicom's own C-MOVE SCP answers
+                        log.exception("C-MOVE request not checked")
+                        rsp = None
                     if rsp is not None:
                         assoc.dimse.send_msg(rsp, context_id)
                         return

@@ -119,6 +119,29 @@ def syntax_preference(stored: str) -> list[str]:
     return list(dict.fromkeys(ts for ts in out if ts))
 
 
+def same_instance(record: Any, candidates: list[str]) -> list[str]:
+    """Those of ``candidates`` in which ``record`` goes out as itself: as stored, uncompressed or
+    losslessly transcoded, not a lossy rendition (a new SOP Instance). An IMAGE-level retrieve names
+    its instances: PS3.4 C.4.2.3.1 (Note 1) lets an SCP send another encoding of an instance only at
+    PATIENT, STUDY or SERIES level. Until 2026-12-05 an IMAGE-level C-MOVE to a destination that took
+    JPEG got a lossy copy with new UIDs instead (an outside audit); an instance with none of these
+    accepted is a failed sub-operation."""
+    from ..delivery.live import lossless_transcodes
+
+    keeps = {record.transfer_syntax_uid, *UNCOMPRESSED, *lossless_transcodes()}
+    return [ts for ts in candidates if ts in keeps]
+
+
+def _level(identifier: Any) -> str:
+    return str(identifier.get("QueryRetrieveLevel", "") if identifier is not None else "").strip().upper()
+
+
+def _first(item: Mapping[str, Any], tag: str) -> str:
+    """The first value of ``tag`` in a DICOM JSON item, as text (``""`` when absent or empty)."""
+    value = ((item.get(tag) or {}).get("Value") or [""])[0]
+    return "" if value is None else str(value)
+
+
 def retrieve_syntaxes(stored: set[str]) -> list[str]:
     """Every syntax medcodec can send a SOP class whose instances are stored as ``stored`` in:
     what a C-MOVE offers the destination to choose from."""
@@ -295,11 +318,19 @@ class _QR:
             text = _text(element.value)
             if text.strip() and text.strip() != "*":
                 query[keyword] = text
-        if level == "PATIENT":  # one answer per Patient ID, its counts summed over its studies (PS3.4 C.3.2)
-            patients: dict[str, dict[str, Any]] = {}
-            counts: dict[str, list[int]] = {}
+        if level == "PATIENT":  # one answer per patient, its counts summed over its studies (PS3.4 C.3.2)
+            # a patient is its Patient ID and issuer, as the catalog files them (a study without an ID a
+            # patient of its own): until 2026-12-05 the Patient ID alone, so studies of two issuers, or
+            # every study without an ID, came back as one patient (an outside audit)
+            issuer = _text(identifier.get("IssuerOfPatientID")).strip()
+            patients: dict[tuple[str, str], dict[str, Any]] = {}
+            counts: dict[tuple[str, str], list[int]] = {}
             for study in self.store.find_studies(query):
-                pid = study.get("00100020", {}).get("Value", [""])[0]
+                if issuer and issuer not in ("*", _first(study, "00100021")):
+                    continue
+                pid = (_first(study, "00100020"), _first(study, "00100021"))
+                if not pid[0]:
+                    pid = ("", _first(study, "0020000D"))
                 patients.setdefault(pid, dict(study))
                 n = counts.setdefault(pid, [0, 0, 0])
                 n[0] += 1
@@ -364,6 +395,11 @@ class _QR:
                 keys[name] = text
         if _UNIQUE[level] not in keys:
             raise InvalidInputError(f"a {level} retrieve needs {_UNIQUE[level]}")
+        if level != "PATIENT" and "StudyInstanceUID" not in keys:  # (KeyError below until 2026-12-05: a hang)
+            raise InvalidInputError(
+                f"a {level} retrieve needs StudyInstanceUID too (the unique keys of the levels above, "
+                "PS3.4 C.4.2.2.1: relational retrieve is not supported)"
+            )
         wild = [name for name, value in keys.items() if "*" in value or "?" in value]
         if wild:  # PS3.4 C.4.2.2.1: retrieve keys are unique keys, matched as given
             raise InvalidInputError(f"{', '.join(wild)}: a retrieve takes unique keys, not wildcards")
@@ -374,8 +410,10 @@ class _QR:
 
     def _records(self, identifier: Any) -> list[Any]:
         level, keys = self._retrieve_keys(identifier)
-        if level == "PATIENT":
-            studies = [s["0020000D"]["Value"][0] for s in self.store.find_studies({"PatientID": keys["PatientID"]})]
+        if level == "PATIENT":  # the issuer, when given, names one of the patients of that ID
+            issuer = _text(identifier.get("IssuerOfPatientID")).strip()
+            found = self.store.find_studies({"PatientID": keys["PatientID"]})
+            studies = [_first(s, "0020000D") for s in found if not issuer or _first(s, "00100021") == issuer]
         else:
             studies = [u.strip() for u in keys["StudyInstanceUID"].split("\\")]
         series = set(keys["SeriesInstanceUID"].split("\\")) if "SeriesInstanceUID" in keys else None
@@ -426,8 +464,11 @@ class _QR:
         # we send (the storage SCU role), in the requestor's order: its contexts by ID, each one syntax
         accepted = sorted((cx for cx in event.assoc.accepted_contexts if cx.as_scu), key=lambda cx: cx.context_id)
 
+        image = _level(event.identifier) == "IMAGE"
+
         def candidates(record: Any) -> list[str]:
-            return [str(cx.transfer_syntax[0]) for cx in accepted if cx.abstract_syntax == record.sop_class_uid]
+            out = [str(cx.transfer_syntax[0]) for cx in accepted if cx.abstract_syntax == record.sop_class_uid]
+            return same_instance(record, out) if image else out
 
         yield from self._suboperations(event, records, candidates)
 
@@ -479,14 +520,18 @@ class _QR:
         def on_accepted(accepted_event: Any) -> None:
             sub["assoc"] = accepted_event.assoc
 
+        image = _level(event.identifier) == "IMAGE"
+
         def candidates(record: Any) -> list[str]:
-            """The destination's choice for the record's class, then medcodec's preference."""
+            """The destination's choice for the record's class, then medcodec's preference; at IMAGE
+            level only syntaxes that keep the instance (:func:`same_instance`)."""
             if "assoc" not in sub:
                 return []
             accepted = [cx for cx in sub["assoc"].accepted_contexts if cx.abstract_syntax == record.sop_class_uid]
             picks = [str(cx.transfer_syntax[0]) for cx in accepted if kinds.get(cx.context_id) == "choice"]
             offered = {str(cx.transfer_syntax[0]) for cx in accepted}
-            return [*picks, *(ts for ts in syntax_preference(record.transfer_syntax_uid) if ts in offered)]
+            out = [*picks, *(ts for ts in syntax_preference(record.transfer_syntax_uid) if ts in offered)]
+            return same_instance(record, out) if image else out
 
         host, port = self.peers[destination]
         contexts = [build_context(cls, syntaxes) for cls, syntaxes, _ in proposals]

@@ -94,7 +94,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     ...     'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.51; q=0.5, */*;q=0.1')]
     [('multipart/related', '1.2.840.10008.1.2.4.51', 0.5), ('*/*', None, 0.1)]
     """
-    if header is None or not header.strip():
+    if header is None or not header.strip(" \t,"):  # empty list elements are ignored (RFC 9110 §5.6.1)
         return [MediaRange("*/*")]
     ranges = _parse(header, single=False)
     if not ranges:
