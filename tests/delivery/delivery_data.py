@@ -83,18 +83,31 @@ def check_name_matching(store) -> None:  # type: ignore[no-untyped-def]
 
     from pydicom.uid import generate_uid
 
-    ds = pydicom.dcmread(paths[2])  # chrGerm
-    ds.PatientName, ds.PatientID = "Zweig^Stefan^^^", "ZWEIG-1"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    made = {}
     with tempfile.TemporaryDirectory() as folder:
-        ds.save_as(Path(folder) / "zweig.dcm", enforce_file_format=True)
-        assert store.ingest([Path(folder) / "zweig.dcm"], precompress=False).ok
-    for key in ("Zweig^Stefan", "zweig^stefan^", "Zweig^Stefan^^^", "Zweig*", "Zweig^Stefan^^^^="):
+        for name, pid in (("Zweig^Stefan^^^", "ZWEIG-1"), ("Adam^A\\Eve^E", "TWO-NAMES")):
+            ds = pydicom.dcmread(paths[2])  # chrGerm
+            ds.PatientName, ds.PatientID = name, pid
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.save_as(Path(folder) / f"{pid}.dcm", enforce_file_format=True)
+            assert store.ingest([Path(folder) / f"{pid}.dcm"], precompress=False).ok
+            made[pid] = str(ds.StudyInstanceUID)
+    for key in ("Zweig^Stefan", "zweig^stefan^", "Zweig^Stefan^^^", "Zweig*", "Zweig^Stefan^^^^=", "Zweig^*",
+                "Zweig^Stefan^*", "Zweig^Stefan=*", "zweig^stef*^^"):  # fmt: skip
         found = [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": key})]
-        assert found == [ds.StudyInstanceUID], (key, found)
-    for key in ("Zweig", "Zweig^^Stefan", "Zweig^Stefan^x"):
+        assert found == [made["ZWEIG-1"]], (key, found)
+    for key in ("Zweig", "Zweig^^Stefan", "Zweig^Stefan^x", "Zweig^Stefan^x*"):
         assert store.find_studies({"PatientName": key}) == [], key
+    assert len(store.find_studies({"PatientName": "zweig^stef^^"}, fuzzy=True)) == 1  # fuzzy trims the key too
+    everyone = len(store.find_studies({}))
+    for key in ("^", "=", "^^^", "^=^"):  # separators only: no key (was: names with an empty group)
+        assert len(store.find_studies({"PatientName": key})) == everyone, key
+    # a name of two values (invalid for the IOD, found in the wild): each matches, and both are answered
+    for key in ("Adam^A", "eve^e", "Eve*"):
+        found = store.find_studies({"PatientName": key})
+        assert [s["0020000D"]["Value"][0] for s in found] == [made["TWO-NAMES"]], key
+    assert found[0]["00100010"]["Value"] == [{"Alphabetic": "Adam^A"}, {"Alphabetic": "Eve^E"}]
     fuzzy = store.find_studies({"PatientName": "山田"}, fuzzy=True)  # the ideographic family name
     assert len(fuzzy) == 1, fuzzy
     assert len(store.find_studies({"PatientName": "rüdiger"}, fuzzy=True)) == 1

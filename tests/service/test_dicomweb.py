@@ -110,7 +110,7 @@ def test_qido_as_clients_send_it(client, server):
     for query in ("ModalitiesInStudy=CT,MR", "ModalitiesInStudy=CT%5CMR", "ModalitiesInStudy=MR,%20CT",
                   "ModalitiesInStudy=CT&ModalitiesInStudy=MR", "Modality=CT,MR"):  # fmt: skip
         assert studies(query) == ct | mr, query
-    assert studies("ModalitiesInStudy=CT,XX") == ct
+    assert studies("ModalitiesInStudy=CT,XX") == ct and studies("ModalitiesInStudy=CT,") == ct  # (was literal)
 
 
 def test_studies_without_a_patient_id_are_patients_of_their_own(client, server):

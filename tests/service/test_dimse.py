@@ -102,13 +102,15 @@ def test_dcmtk_echoscu_and_storescu_push_a_series(shared_data, tmp_path, spawn_s
     # one context offering the file's syntax with the uncompressed ones (storescu +C, as many modalities
     # propose): the sender's first choice is taken and the file stored as sent (until 2026-12-05 Explicit
     # VR LE was, which storescu cannot convert to: every compressed file failed; an outside audit)
-    sv1 = shared_data / "transfer_syntaxes_mr" / "mr_384x384_jpeg_lossless_sv1_dcmtk.dcm"
-    push = subprocess.run([storescu, "+C", "-xs", "-R", "-aet", "CONSOLE", "-aec", "MEDCODEC", "127.0.0.1", str(port),
-                           str(sv1)], capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert push.returncode == 0 and "Failed" not in push.stderr, push.stderr[-2000:]
-    ds = pydicom.dcmread(sv1, stop_before_pixels=True)
-    instance = (f"{url}/dicomweb/instances?SOPInstanceUID={ds.SOPInstanceUID}&includefield=00083002")
-    assert httpx.get(instance).json()[0]["00083002"]["Value"] == ["1.2.840.10008.1.2.4.70"]
+    # (a file stored lossy too, JPEG extended: Explicit VR LE would not have made it whole, only failed it)
+    for name, flag, syntax in (("transfer_syntaxes_mr/mr_384x384_jpeg_lossless_sv1_dcmtk.dcm", "-xs", "1.2.840.10008.1.2.4.70"),
+                               ("singles/us_576x768_ybr_jpeg_extended.dcm", "-xx", "1.2.840.10008.1.2.4.51")):  # fmt: skip
+        push = subprocess.run([storescu, "+C", flag, "-R", "-aet", "CONSOLE", "-aec", "MEDCODEC", "127.0.0.1", str(port),
+                               str(shared_data / name)], capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert push.returncode == 0 and "Failed" not in push.stderr, (name, push.stderr[-2000:])
+        ds = pydicom.dcmread(shared_data / name, stop_before_pixels=True)
+        instance = f"{url}/dicomweb/instances?SOPInstanceUID={ds.SOPInstanceUID}&includefield=00083002"
+        assert httpx.get(instance).json()[0]["00083002"]["Value"] == [syntax], name
     deadline = time.monotonic() + 180
     while httpx.get(url + "/health").json()["precompute_pending"] and time.monotonic() < deadline:
         time.sleep(0.2)

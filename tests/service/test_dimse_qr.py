@@ -312,6 +312,26 @@ def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNa
     finally:
         assoc.release()
     assert statuses[-1] == 0 and got == [made["Alpha^Anna"]], (statuses, got)
+    # below PATIENT level the patient keys of a Patient Root request name the study's patient too
+    assoc = getter.associate("127.0.0.1", qr.port, ae_title="MEDQR", ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    try:
+        got.clear()
+        query = pydicom.Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", made["Alpha^Anna"]
+        query.PatientID, query.IssuerOfPatientID = "DUP1", "HOSP_B"  # Beta's issuer: not this study's patient
+        final = [s for s, _ in assoc.send_c_get(query, PatientRootQueryRetrieveInformationModelGet)][-1]
+        assert final.Status == 0 and got == [], (final, got)
+        query.IssuerOfPatientID = "HOSP_A"
+        final = [s for s, _ in assoc.send_c_get(query, PatientRootQueryRetrieveInformationModelGet)][-1]
+        assert final.Status == 0 and got == [made["Alpha^Anna"]], (final, got)
+    finally:
+        assoc.release()
+    out = tmp_path / "issuer-studies"
+    out.mkdir()
+    r = _run([findscu, "-aec", "MEDQR", "-X", "-P", "-od", str(out), "-k", "QueryRetrieveLevel=STUDY", "-k",
+              "PatientID=DUP1", "-k", "IssuerOfPatientID=HOSP_B", "-k", "StudyInstanceUID", "127.0.0.1", str(qr.port)])  # fmt: skip
+    assert r.returncode == 0 and [str(d.StudyInstanceUID) for d in _responses(out)] == [made["Beta^Bernd"]], r.stderr
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     dest = subprocess.Popen([storescp, "+xx", "-aet", "DEST", "-od", str(inbox), str(qr.dest_port)],

@@ -515,10 +515,12 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
         return _name_condition(column, value, fuzzy)
     if key in _CS_KEYS:  # CS holds neither "\\" nor ",": a list is "any of" (PS3.4 C.2.2.2.1)
         values = [v.strip() for v in value.replace("\\", ",").split(",") if v.strip()]
-        if len(values) > 1:
-            if len(values) > MAX_UID_LIST:
-                raise InvalidInputError(f"{key}: {len(values)} values, at most {MAX_UID_LIST} in one query")
-            return sa.or_(*(_single_condition(column, v) for v in values))
+        if len(values) > MAX_UID_LIST:
+            raise InvalidInputError(f"{key}: {len(values)} values, at most {MAX_UID_LIST} in one query")
+        if not values:  # separators only: no value, universal matching
+            return sa.true()
+        return sa.or_(*(_single_condition(column, v) for v in values)) if len(values) > 1 else (
+            _single_condition(column, values[0]))  # fmt: skip
     return _single_condition(column, value)
 
 
@@ -587,20 +589,34 @@ def _name_condition(column: Any, value: str, fuzzy: bool) -> sa.ColumnElement[bo
     ``Yamada^Tarou``; until 2026-12-02 only the whole string matched), a key with ``=`` the whole
     value. ``fuzzy`` (``fuzzymatching=true``): the start of any name component, after ``^``, a
     space or ``=``."""
-    # trailing empty components (and groups) may be left out (PS3.5 §6.2, PN): not compared, either side
-    folded = fold_case(column) if fuzzy else fold_name(column)
-    if not fuzzy:
-        value = _pn_trimmed_text(value)
-    pattern = _like(value.lower())
+    # trailing empty components (and groups) may be left out (PS3.5 §6.2, PN): not compared, either
+    # side; a key of separators only is no key (universal matching)
+    trimmed = _pn_trimmed_text(value)
+    if not trimmed:
+        return sa.true()
+    if fuzzy:  # every separator as "=", the value led by one: a component starts after an "="
+        separated = sa.func.replace(sa.func.replace(sa.literal("=") + fold_case(column), "^", "="), " ", "=")
+        pattern = _like(trimmed.lower())
+        return separated.like("%=" + pattern.replace("^", "=").replace(" ", "=") + "%", escape="\\")
     # one LIKE over one folded value: on SQLite the fold is a Python call a row, and four LIKEs (one
     # per group position) took 494 ms over 200,000 names where one takes 138 (the ASCII-only built-in
     # lower(): 82); fuzzy 201 ms (four: 580; before, three built-in: 224). In-memory, best of 3.
-    if fuzzy:  # every separator as "=", the value led by one: a component starts after an "="
-        separated = sa.func.replace(sa.func.replace(sa.literal("=") + folded, "^", "="), " ", "=")
-        return separated.like("%=" + pattern.replace("^", "=").replace(" ", "=") + "%", escape="\\")
-    if "=" in value:
-        return folded.like(pattern, escape="\\")
-    return (sa.literal("=") + folded + sa.literal("=")).like(f"%={pattern}=%", escape="\\")  # one whole group
+    folded = fold_name(column)
+    keys = [trimmed]
+    # a key ending in wildcard-only components (``OB^*``, ``Smith^Jane=*``) also finds the name without
+    # them, whose trailing empty components the stored side no longer has (``OB^^^^`` is ``OB``)
+    shorter = _pn_trimmed_text(re.sub(r"([\^=]\*)+$", "", value))
+    if shorter and shorter != trimmed:
+        keys.append(shorter)
+    conds = []
+    for key in keys:
+        pattern = _like(key.lower())
+        if "=" in key:
+            conds.append(folded.like(pattern, escape="\\"))
+        else:  # one whole group (of any value: a name of several values keeps them "\\"-separated)
+            groups = sa.literal("=") + sa.func.replace(folded, "\\", "=") + sa.literal("=")
+            conds.append(groups.like(f"%={pattern}=%", escape="\\"))
+    return conds[0] if len(conds) == 1 else sa.or_(*conds)
 
 
 def _pn_trimmed_text(value: str) -> str:
@@ -1468,11 +1484,15 @@ class Catalog:
 
 
 def _pn_json_text(attr: Mapping[str, Any] | None) -> str:
-    """A DICOM JSON PN attribute's first value as PN text (``Alphabetic=Ideographic=Phonetic``)."""
-    value = ((attr or {}).get("Value") or [""])[0]
-    if isinstance(value, dict):
-        return "=".join(value.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
-    return "" if value is None else str(value)
+    """A DICOM JSON PN attribute as PN text (``Alphabetic=Ideographic=Phonetic``, several values
+    joined by ``\\`` as the catalog keeps them)."""
+
+    def one(value: Any) -> str:
+        if isinstance(value, dict):
+            return "=".join(value.get(k, "") for k in ("Alphabetic", "Ideographic", "Phonetic")).rstrip("=")
+        return "" if value is None else str(value)
+
+    return "\\".join(one(v) for v in (attr or {}).get("Value") or [""])
 
 
 def _patient_entity(out: dict[str, Any], row: Mapping[Any, Any]) -> None:
@@ -1484,9 +1504,11 @@ def _patient_entity(out: dict[str, Any], row: Mapping[Any, Any]) -> None:
     name it does not show (an outside audit); its own header stays what /metadata and retrieval give."""
     name = str(row["p_name"] or "")
     if _pn_json_text(out.get("00100010"))[:324] != name:
-        groups = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), name.split("=")))
-        value = {k: v for k, v in groups.items() if v}
-        out["00100010"] = {"vr": "PN", "Value": [value]} if value else {"vr": "PN"}
+        values = []
+        for text in name.split("\\"):
+            groups = dict(zip(("Alphabetic", "Ideographic", "Phonetic"), text.split("=")))
+            values.append({k: v for k, v in groups.items() if v})
+        out["00100010"] = {"vr": "PN", "Value": values} if any(values) else {"vr": "PN"}
     for tag, column, vr, norm in (("00100030", "p_birth", "DA", plain_da), ("00100040", "p_sex", "CS", str.strip)):
         have = str(row[column] or "")
         if norm(_first_value(out, tag))[:16] != have:

@@ -25,7 +25,7 @@ Every storage SOP class pynetdicom knows is accepted, in the uncompressed and th
 compressed transfer syntaxes, with SCP/SCU role selection so that C-GET can send them back. For
 a storage context the requestor wants to receive on (SCP role: a C-GET), the syntax accepted is
 chosen by the requestor's order (:func:`.dimse_qr.requestor_order`), not by pynetdicom's (the
-acceptor's own list); for one it sends on (C-STORE), its first lossless choice (:func:`sender_order`);
+acceptor's own list); for one it sends on (C-STORE), its own first choice (:func:`sender_order`);
 a C-MOVE that names nothing to retrieve is answered before pynetdicom would
 associate with its destination (:func:`.dimse_qr.refuse_move`). Both hook into pynetdicom's
 acceptor (:func:`_request_handler`).
@@ -119,31 +119,22 @@ def storage_sop_classes() -> list[str]:
     return list(dict.fromkeys([*current, *retired]))
 
 
-#: Transfer syntaxes that carry an image as the sender has it, without loss: uncompressed, deflated
-#: and the lossless compressions medcodec accepts (JPEG Lossless .57 / .70, JPEG-LS .80, JPEG 2000
-#: .90, HTJ2K .201, RLE).
-LOSSLESS_IN = frozenset({
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
-    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.5",
-})  # fmt: skip
-
-
 def sender_order(proposed: list[str], supported: list[str]) -> list[str]:
-    """``supported`` reordered for a storage SOP class the requestor sends on (C-STORE): the lossless
-    syntaxes it proposed, in its order, then medcodec's own list. A context that offers several
-    syntaxes ({JPEG Lossless, Explicit VR LE, ...}, what DCMTK's ``storescu +C`` and many modalities
-    propose) then gets the sender's first lossless choice: its file goes as it is, stored byte for byte.
-    Until 2026-12-05 it got pynetdicom's (the acceptor's list: Explicit VR LE first), so a sender had to
-    decompress, and DCMTK's storescu, which cannot, failed every compressed file (an outside audit). A
-    lossy syntax is accepted only where the context offers nothing else (a sender would otherwise
-    compress lossily what it could send whole).
+    """``supported`` reordered for a storage SOP class the requestor sends on (C-STORE): the syntaxes
+    it proposed, in its order, then medcodec's own list. A context that offers several syntaxes
+    ({JPEG Lossless, Explicit VR LE, ...}, what DCMTK's ``storescu +C`` and many modalities propose, the
+    file's own first) then gets the sender's first choice: its file goes as it is, stored byte for
+    byte. Until 2026-12-05 it got pynetdicom's (the acceptor's list: Explicit VR LE first), so a sender
+    had to decompress, and DCMTK's storescu, which cannot, failed every compressed file (an outside
+    audit). A lossy syntax proposed first is taken too (a re-audit: storescu failed every file
+    stored lossy, which Explicit VR LE only makes larger, not whole): what a sender compresses, and
+    how, is its own setting.
 
     >>> sender_order(["1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2"],
     ...              ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.51"])
-    ['1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.4.51']
+    ['1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2', '1.2.840.10008.1.2.1']
     """
-    first = [ts for ts in proposed if ts in LOSSLESS_IN and ts in supported]
+    first = [ts for ts in proposed if ts in supported]
     return list(dict.fromkeys([*first, *supported]))
 
 

@@ -346,7 +346,12 @@ class _QR:
             for element in identifier
             if element.VR != "SQ" and element.tag not in (0x00080005, 0x00080052)  # character set, level
         }
-        return self._pages(_LEVELS[level], query, wanted)
+        pages = self._pages(_LEVELS[level], query, wanted)
+        issuer = _text(identifier.get("IssuerOfPatientID")).strip()
+        if issuer and issuer != "*":  # not a catalog key: the answers of that issuer's patient only (every
+            # level's answer carries its study's patient attributes; ignored until 2026-12-05, a re-audit)
+            return (item for item in pages if _first(item, "00100021") == issuer)
+        return pages
 
     def _pages(self, level: str, query: Mapping[str, str], wanted: set[str]) -> Iterator[Any]:
         """The matches, read :data:`FIND_PAGE` at a time: the first answer goes out after one page
@@ -410,12 +415,18 @@ class _QR:
 
     def _records(self, identifier: Any) -> list[Any]:
         level, keys = self._retrieve_keys(identifier)
+        issuer = _text(identifier.get("IssuerOfPatientID")).strip()
         if level == "PATIENT":  # the issuer, when given, names one of the patients of that ID
-            issuer = _text(identifier.get("IssuerOfPatientID")).strip()
             found = self.store.find_studies({"PatientID": keys["PatientID"]})
             studies = [_first(s, "0020000D") for s in found if not issuer or _first(s, "00100021") == issuer]
         else:
             studies = [u.strip() for u in keys["StudyInstanceUID"].split("\\")]
+            if "PatientID" in keys or issuer:  # the patient keys of a Patient Root retrieve name the studies' patient
+                # (until 2026-12-05 ignored below PATIENT level: another patient's study was sent; a re-audit)
+                query = {"StudyInstanceUID": ",".join(studies), **({"PatientID": keys["PatientID"]} if
+                                                                   "PatientID" in keys else {})}  # fmt: skip
+                studies = [_first(s, "0020000D") for s in self.store.find_studies(query)
+                           if not issuer or _first(s, "00100021") == issuer]  # fmt: skip
         series = set(keys["SeriesInstanceUID"].split("\\")) if "SeriesInstanceUID" in keys else None
         sops = set(keys["SOPInstanceUID"].split("\\")) if "SOPInstanceUID" in keys else None
         records = []
