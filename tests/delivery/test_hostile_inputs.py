@@ -75,11 +75,37 @@ def test_a_deflated_dataset_inflating_past_the_limit_is_refused(store, monkeypat
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     deflated = _bytes(ds)
     assert len(deflated) < 1 << 20 < len(data)
-    with pytest.raises(ImageTooLargeError, match="deflated dataset inflating past"):
+    with pytest.raises(ImageTooLargeError, match="deflated dataset of .* bytes inflating past .*MEDCODEC_MAX_DECODED_MB"):
         store.ingest_bytes(deflated, source="bomb")
     assert store.catalog.get_instance(ds.SOPInstanceUID) is None
     monkeypatch.setattr(limits, "MAX_DECODED_BYTES", 64 << 20)  # under the limit: stored as before
     assert store.ingest_bytes(deflated, source="ok").status == "stored"
+
+
+def test_a_deflated_dataset_under_the_size_limit_but_at_a_bomb_s_ratio_is_refused(store) -> None:
+    """A re-audit (2026-12-05): 1.07 MB deflated, inflating to 1.05 GB (under the size limit), was
+    stored at a cost of 4.6 GB. Past :data:`limits.DEFLATE_FREE` a deflated dataset may inflate to
+    :data:`limits.DEFLATE_RATIO_MAX` times its size: 100 MB of zeros (~0.1 MB deflated) is refused
+    with the default limits, at once; 32 MB of zeros (under the floor) is stored."""
+    import resource
+    import time
+
+    for mb, refused in ((100, True), (32, False)):
+        ds = _ct()
+        ds.add_new(0x00990010, "LO", "AUDIT")
+        ds.add_new(0x00991000, "OB", bytes(mb << 20))
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        deflated = _bytes(ds)
+        assert len(deflated) * limits.DEFLATE_RATIO_MAX < mb << 20
+        before, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.monotonic()
+        if refused:
+            with pytest.raises(ImageTooLargeError, match="inflating past 64 MB .over 200:1"):
+                store.ingest_bytes(deflated, source="bomb")
+            assert store.catalog.get_instance(ds.SOPInstanceUID) is None
+            assert time.monotonic() - t0 < 5
+            assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) < 150 * 1024  # kB: nothing inflated whole
+        else:
+            assert store.ingest_bytes(deflated, source="blank").status == "stored"
 
 
 def test_zip_member_bomb_and_damaged_members_are_refused_and_the_batch_goes_on(

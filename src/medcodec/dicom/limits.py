@@ -10,8 +10,11 @@ of an input now checks first:
   :data:`MAX_DECODED_BYTES` (ingest then stores the object as it is, a passthrough with the reason;
   a request that needs it decoded gets a clear refusal).
 * :func:`check_deflated_size`: a Deflated Explicit VR Little Endian dataset inflates to at most
-  :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`, counted in chunks before pydicom inflates it
-  whole (which it does even to read the header).
+  :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`, and past :data:`DEFLATE_FREE` to at most
+  :data:`DEFLATE_RATIO_MAX` times its deflated size, counted in chunks before pydicom inflates it
+  whole (which it does even to read the header). The ratio bounds what one small upload may cost:
+  reading and cataloguing a data set takes ~5x its inflated size, so a 1 MB deflated C-STORE
+  inflating to 1 GB (under the first limit) took a server to 4.6 GB until 2026-12-05 (a re-audit).
 * :func:`check_file_size`: a file or ZIP member read whole into memory (ingest reads each whole) is
   at most :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`; a ZIP member by the size its
   archive declares, before inflating.
@@ -57,6 +60,12 @@ MAX_DECODED_BYTES = _from_env()
 HEADER_ALLOWANCE = 256 * _MB
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
+#: A deflated dataset may inflate to this much whatever its ratio (a blank 512 x 512 x 100 series deflates
+#: 1000:1 and is real)...
+DEFLATE_FREE = 64 * _MB
+#: ... and past it to at most this many times its deflated size: real pixel data deflates 1.5-10:1,
+#: a run of zeros 1000:1 (what a deflate bomb is).
+DEFLATE_RATIO_MAX = 200
 
 
 def _mb(n: int) -> str:
@@ -120,7 +129,10 @@ def check_deflated_size(data: bytes, *, path: object = None) -> None:
     end = deflated_dataset_offset(data)
     if end is None:
         return
-    limit = MAX_DECODED_BYTES + HEADER_ALLOWANCE
+    size = MAX_DECODED_BYTES + HEADER_ALLOWANCE
+    ratio = max(DEFLATE_FREE, DEFLATE_RATIO_MAX * (len(data) - end))
+    limit = min(size, ratio)
+    why = "MEDCODEC_MAX_DECODED_MB" if limit == size else f"over {DEFLATE_RATIO_MAX}:1, a deflate bomb's ratio"
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     total, rest = 0, memoryview(data)[end:]
     try:
@@ -128,7 +140,7 @@ def check_deflated_size(data: bytes, *, path: object = None) -> None:
             total += len(inflater.decompress(rest, 4 * _MB))
             if total > limit:
                 raise ImageTooLargeError(
-                    f"a deflated dataset inflating past {_mb(limit)} (MEDCODEC_MAX_DECODED_MB): not read",
+                    f"a deflated dataset of {len(data) - end:,} bytes inflating past {_mb(limit)} ({why}): not read",
                     path=path,
                 )
             rest = memoryview(inflater.unconsumed_tail)
