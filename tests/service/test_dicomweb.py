@@ -15,6 +15,8 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import generate_uid
 
+from medcodec.testing.server import stow_body
+
 pytestmark = pytest.mark.realdata
 
 JPEG_12 = "1.2.840.10008.1.2.4.51"
@@ -519,10 +521,7 @@ def test_frames_single_part_no_repeats_and_json_only_answers_refuse_other_types(
     copy.file_meta.MediaStorageSOPInstanceUID = copy.SOPInstanceUID
     buffer = io.BytesIO()
     copy.save_as(buffer, enforce_file_format=True)
-    boundary = "xmlonly0123"
-    body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + buffer.getvalue()
-    body += f"\r\n--{boundary}--\r\n".encode()
-    ct = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    body, ct = stow_body(buffer.getvalue())
     r = httpx.post(server.url + "/dicomweb/studies", content=body, headers={"Content-Type": ct, **xml}, timeout=60)
     assert r.status_code == 406, r.text
     assert server.get(f"/dicomweb/studies?StudyInstanceUID={copy.StudyInstanceUID}").json() == []  # nothing stored
@@ -798,10 +797,7 @@ def test_a_stow_part_without_sop_uids_fails_named_by_its_file_meta(server):
     del ds.SOPClassUID, ds.SOPInstanceUID
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=False)
-    boundary = "n0uids"
-    body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + buf.getvalue()
-    body += f"\r\n--{boundary}--\r\n".encode()
-    ct = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    body, ct = stow_body(buf.getvalue())
     r = httpx.post(server.url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
     assert r.status_code == 409, r.text
     (item,) = r.json()["00081198"]["Value"]

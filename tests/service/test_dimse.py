@@ -195,6 +195,8 @@ def test_c_store_of_another_instance_than_named_or_of_a_deflate_bomb_is_refused(
 
     from pydicom.filewriter import write_dataset, write_file_meta_info
 
+    from medcodec.testing.server import stow_body
+
     store = tmp_path / "store"
     dimse_port = spawn_server.free_port()
     proc, url, _ = spawn_server(store, extra=["--dimse-port", str(dimse_port)], env={"MEDCODEC_MAX_DECODED_MB": "16"})
@@ -261,11 +263,8 @@ def test_c_store_of_another_instance_than_named_or_of_a_deflate_bomb_is_refused(
     assert peak_mb() - before < 150, (before, peak_mb())  # 320 MB inflated, written again: >= 640 before
     # STOW-RS refused it without inflating, but named the failed part by reading it whole (3.1 GB for
     # the audit's bomb): its file meta names it now
-    boundary = "bomb0123"
-    body = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + bomb.read_bytes()
-    body += f"\r\n--{boundary}--\r\n".encode()
-    r = httpx.post(f"{url}/dicomweb/studies", content=body, timeout=60,
-                   headers={"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})  # fmt: skip
+    body, content_type = stow_body(bomb.read_bytes())
+    r = httpx.post(f"{url}/dicomweb/studies", content=body, timeout=60, headers={"Content-Type": content_type})
     assert r.status_code == 409, r.text
     assert r.json()["00081198"]["Value"][0]["00081155"]["Value"] == [sc.SOPInstanceUID]
     assert peak_mb() - before < 150, (before, peak_mb())

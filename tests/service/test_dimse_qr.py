@@ -4,9 +4,11 @@ pynetdicom's SCU where a proposal DCMTK cannot make is needed (JPEG lossy only).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -194,13 +196,8 @@ def _wait_port(port: int, deadline: float = 20.0) -> None:
 def test_c_move_to_a_known_peer_negotiates_jpeg_and_refuses_strangers(qr: SimpleNamespace, tmp_path: Path) -> None:
     """storescp preferring JPEG lossy 12-bit (``+xx``) as the destination gets the diagnostic
     rendition; an AE title that is not a ``--dimse-peer`` is refused (0xA801) and nothing is sent."""
-    storescp, movescu = require_tool("storescp"), require_tool("movescu")
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    dest = subprocess.Popen([storescp, "+xx", "-aet", "DEST", "-od", str(inbox), str(qr.dest_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        _wait_port(qr.dest_port)
+    movescu = require_tool("movescu")
+    with _destination(qr, tmp_path, "+xx") as inbox:
         r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "DEST", "-k", "QueryRetrieveLevel=STUDY",
                   "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "127.0.0.1", str(qr.port)])  # fmt: skip
         assert r.returncode == 0, r.stderr
@@ -217,6 +214,19 @@ def test_c_move_to_a_known_peer_negotiates_jpeg_and_refuses_strangers(qr: Simple
                   "-k", f"StudyInstanceUID={qr.ct.StudyInstanceUID}", "127.0.0.1", str(qr.port)])  # fmt: skip
         assert "UnableToProcess" in r.stderr + r.stdout, r.stderr  # a SERIES move without its Series UID
         assert len(list(inbox.iterdir())) == 6
+
+
+@contextlib.contextmanager
+def _destination(qr: SimpleNamespace, tmp_path: Path, *options: str) -> Iterator[Path]:
+    """DCMTK's storescp as the C-MOVE peer ``DEST`` (``options``: its syntax preferences) on the port
+    the server knows; yields the folder it writes what it receives into, stopped after."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    dest = subprocess.Popen([require_tool("storescp"), *options, "-aet", "DEST", "-od", str(inbox), str(qr.dest_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait_port(qr.dest_port)
+        yield inbox
     finally:
         dest.terminate()
         dest.wait(10)
@@ -262,7 +272,7 @@ def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNa
     from pynetdicom import AE
     from pynetdicom.sop_class import CTImageStorage
 
-    findscu, movescu, storescp = require_tool("findscu"), require_tool("movescu"), require_tool("storescp")
+    findscu, movescu = require_tool("findscu"), require_tool("movescu")
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(CTImageStorage)
     assoc = ae.associate("127.0.0.1", qr.port, ae_title="MEDQR")
@@ -332,12 +342,7 @@ def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNa
     r = _run([findscu, "-aec", "MEDQR", "-X", "-P", "-od", str(out), "-k", "QueryRetrieveLevel=STUDY", "-k",
               "PatientID=DUP1", "-k", "IssuerOfPatientID=HOSP_B", "-k", "StudyInstanceUID", "127.0.0.1", str(qr.port)])  # fmt: skip
     assert r.returncode == 0 and [str(d.StudyInstanceUID) for d in _responses(out)] == [made["Beta^Bernd"]], r.stderr
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    dest = subprocess.Popen([storescp, "+xx", "-aet", "DEST", "-od", str(inbox), str(qr.dest_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        _wait_port(qr.dest_port)
+    with _destination(qr, tmp_path, "+xx") as inbox:
         t0 = time.monotonic()
         r = _run([movescu, "-S", "-aec", "MEDQR", "-aem", "DEST", "-k", "QueryRetrieveLevel=SERIES",
                   "-k", f"SeriesInstanceUID={qr.ct.SeriesInstanceUID}", "127.0.0.1", str(qr.port)], timeout=60)  # fmt: skip
@@ -352,6 +357,3 @@ def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNa
         original = pydicom.dcmread(qr.chest[0])
         assert ds.SOPInstanceUID == qr.ct.SOPInstanceUID and ds.get("LossyImageCompression", "00") != "01"
         assert np.array_equal(ds.pixel_array, original.pixel_array)  # the instance itself, not a rendition
-    finally:
-        dest.terminate()
-        dest.wait(10)

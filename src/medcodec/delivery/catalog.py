@@ -49,6 +49,7 @@ __all__ = [
     "QUERY_KEYS",
     "supported_keys",
     "patient_key",
+    "first_value",
     "SOURCE_STOW",
     "SOURCE_DIMSE",
 ]
@@ -655,9 +656,12 @@ def patient_key(patient_id: str, issuer: str, study_uid: str) -> str:
     return key[:200]
 
 
-def _first_value(attrs: Mapping[str, Any], tag: str) -> str:
-    """The first value of ``tag`` in a DICOM JSON header, as text (a person name's alphabetic form)."""
+def first_value(attrs: Mapping[str, Any], tag: str) -> str:
+    """The first value of ``tag`` in a DICOM JSON header or QIDO-RS answer, as text (a person name's
+    alphabetic form; ``""`` when absent or empty)."""
     value = ((attrs.get(tag) or {}).get("Value") or [""])[0]
+    if value is None:
+        return ""
     return str(value.get("Alphabetic", "") if isinstance(value, dict) else value)
 
 
@@ -920,8 +924,8 @@ class Catalog:
                     self._upsert(conn, patients, "patient_key", {
                         "patient_key": own, "patient_id": "",
                         "patient_name": _pn_json_text(attrs.get("00100010"))[:324],  # every group, as ingest
-                        "birth_date": plain_da(_first_value(attrs, "00100030"))[:16],
-                        "sex": _first_value(attrs, "00100040")[:16],
+                        "birth_date": plain_da(first_value(attrs, "00100030"))[:16],
+                        "sex": first_value(attrs, "00100040")[:16],
                     })  # fmt: skip
                     conn.execute(studies.update().where(studies.c.study_uid == study_uid).values(patient_key=own))
                     moved += 1
@@ -1511,7 +1515,7 @@ def _patient_entity(out: dict[str, Any], row: Mapping[Any, Any]) -> None:
         out["00100010"] = {"vr": "PN", "Value": values} if any(values) else {"vr": "PN"}
     for tag, column, vr, norm in (("00100030", "p_birth", "DA", plain_da), ("00100040", "p_sex", "CS", str.strip)):
         have = str(row[column] or "")
-        if norm(_first_value(out, tag))[:16] != have:
+        if norm(first_value(out, tag))[:16] != have:
             out[tag] = {"vr": vr, "Value": [have]} if have else {"vr": vr}
 
 

@@ -54,6 +54,7 @@ import socket
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
+from ..delivery.catalog import first_value
 from ..errors import CodecError, NotAcceptableError
 from .dimse_status import error_comment
 
@@ -134,12 +135,6 @@ def same_instance(record: Any, candidates: list[str]) -> list[str]:
 
 def _level(identifier: Any) -> str:
     return str(identifier.get("QueryRetrieveLevel", "") if identifier is not None else "").strip().upper()
-
-
-def _first(item: Mapping[str, Any], tag: str) -> str:
-    """The first value of ``tag`` in a DICOM JSON item, as text (``""`` when absent or empty)."""
-    value = ((item.get(tag) or {}).get("Value") or [""])[0]
-    return "" if value is None else str(value)
 
 
 def retrieve_syntaxes(stored: set[str]) -> list[str]:
@@ -326,11 +321,11 @@ class _QR:
             patients: dict[tuple[str, str], dict[str, Any]] = {}
             counts: dict[tuple[str, str], list[int]] = {}
             for study in self.store.find_studies(query):
-                if issuer and issuer not in ("*", _first(study, "00100021")):
+                if issuer and issuer not in ("*", first_value(study, "00100021")):
                     continue
-                pid = (_first(study, "00100020"), _first(study, "00100021"))
+                pid = (first_value(study, "00100020"), first_value(study, "00100021"))
                 if not pid[0]:
-                    pid = ("", _first(study, "0020000D"))
+                    pid = ("", first_value(study, "0020000D"))
                 patients.setdefault(pid, dict(study))
                 n = counts.setdefault(pid, [0, 0, 0])
                 n[0] += 1
@@ -350,7 +345,7 @@ class _QR:
         issuer = _text(identifier.get("IssuerOfPatientID")).strip()
         if issuer and issuer != "*":  # not a catalog key: the answers of that issuer's patient only (every
             # level's answer carries its study's patient attributes; ignored until 2026-12-05, a re-audit)
-            return (item for item in pages if _first(item, "00100021") == issuer)
+            return (item for item in pages if first_value(item, "00100021") == issuer)
         return pages
 
     def _pages(self, level: str, query: Mapping[str, str], wanted: set[str]) -> Iterator[Any]:
@@ -418,15 +413,15 @@ class _QR:
         issuer = _text(identifier.get("IssuerOfPatientID")).strip()
         if level == "PATIENT":  # the issuer, when given, names one of the patients of that ID
             found = self.store.find_studies({"PatientID": keys["PatientID"]})
-            studies = [_first(s, "0020000D") for s in found if not issuer or _first(s, "00100021") == issuer]
+            studies = [first_value(s, "0020000D") for s in found if not issuer or first_value(s, "00100021") == issuer]
         else:
             studies = [u.strip() for u in keys["StudyInstanceUID"].split("\\")]
             if "PatientID" in keys or issuer:  # the patient keys of a Patient Root retrieve name the studies' patient
                 # (until 2026-12-05 ignored below PATIENT level: another patient's study was sent; a re-audit)
                 query = {"StudyInstanceUID": ",".join(studies), **({"PatientID": keys["PatientID"]} if
                                                                    "PatientID" in keys else {})}  # fmt: skip
-                studies = [_first(s, "0020000D") for s in self.store.find_studies(query)
-                           if not issuer or _first(s, "00100021") == issuer]  # fmt: skip
+                studies = [first_value(s, "0020000D") for s in self.store.find_studies(query)
+                           if not issuer or first_value(s, "00100021") == issuer]  # fmt: skip
         series = set(keys["SeriesInstanceUID"].split("\\")) if "SeriesInstanceUID" in keys else None
         sops = set(keys["SOPInstanceUID"].split("\\")) if "SOPInstanceUID" in keys else None
         records = []

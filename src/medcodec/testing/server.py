@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import DeliveryError
 
-__all__ = ["free_port", "start_server", "stop_server"]
+__all__ = ["free_port", "start_server", "stop_server", "stow_body"]
 
 
 def free_port() -> int:
@@ -72,3 +72,9 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def stow_body(*files: bytes, boundary: str = "medcodec-test-0123") -> tuple[bytes, str]:
+    """A STOW-RS request body of ``files`` (one ``application/dicom`` part each) and its Content-Type."""
+    body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + f + b"\r\n" for f in files)
+    return body + f"--{boundary}--\r\n".encode(), f'multipart/related; type="application/dicom"; boundary={boundary}'
