@@ -18,11 +18,9 @@ from pydicom.filereader import _read_file_meta_info
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
-from ..dicom import PIXEL_DATA_TAGS
-from ..dicom.image import PIXEL_ELEMENTS, check_native_length, check_pixel_data, peek_pixel_tag
-from ..dicom.limits import check_deflated_size
+from ..dicom.image import PIXEL_ELEMENTS, check_pixel_data, peek_pixel_tag, read_deflated
 from ..dicom.write import stamp_writer
-from ..errors import DicomError, InvalidInputError, NotDicomError, NotFoundError
+from ..errors import DicomError, ImageTooLargeError, InvalidInputError, NotDicomError, NotFoundError
 from ..registry import pixel_data_compressed
 
 __all__ = [
@@ -58,20 +56,28 @@ def read_header(data: bytes, source: str) -> Dataset:
     Raises
     ------
     NotDicomError
-        Not DICOM, or no SOP Class / SOP Instance UID (not a composite object).
+        Not DICOM, no SOP Class / SOP Instance UID (not a composite object), or a damaged or cut
+        deflate stream.
     ImageTooLargeError
-        A deflated dataset that would inflate past :mod:`medcodec.dicom.limits`' limit (pydicom
-        inflates it whole even for the header).
-    DicomError
-        A damaged deflated dataset.
+        A deflated dataset that would inflate past :mod:`medcodec.dicom.limits`' limit.
+
+    A deflated dataset is inflated once (:func:`medcodec.dicom.image.read_deflated`); the dataset
+    keeps it until :func:`check_complete` (which releases it), and its pixel data positions are in it.
     """
-    check_deflated_size(data, path=source)
     try:
         with warnings.catch_warnings(record=True) as said:  # kept to say why a data set came out empty
             warnings.simplefilter("always")
             try:
-                fp = io.BytesIO(data)
-                ds = dcmread(fp, stop_before_pixels=True)
+                deflated = read_deflated(data, source, stop_before_pixels=True)
+                fp: Any
+                if deflated is not None:
+                    ds, fp = deflated
+                    ds._medcodec_inflated = fp.getvalue()
+                else:
+                    fp = io.BytesIO(data)
+                    ds = dcmread(fp, stop_before_pixels=True)
+            except DicomError:  # the inflate's own: too large, damaged
+                raise
             except Exception:
                 if len(data) < 132 or data[128:132] != b"DICM":
                     # a preamble-less dataset (PS3.10 allows none for media; some tools write them)
@@ -81,6 +87,10 @@ def read_header(data: bytes, source: str) -> Dataset:
                     raise
             ds._medcodec_pixel_tag = peek_pixel_tag(fp, ds)  # 4 bytes: where the header read stopped
             ds._medcodec_pixel_offset = fp.tell()  # where that element starts (check_complete)
+    except ImageTooLargeError:
+        raise
+    except DicomError as exc:  # a damaged or cut deflate stream: a file whose data set cannot be read
+        raise NotDicomError(f"{exc}: not stored; send or copy the whole file") from None
     except Exception as exc:  # pydicom's many error kinds
         if data[128:132] == b"DICM":  # a DICOM file that breaks or ends inside its data set
             raise _unreadable(source, exc) from exc
@@ -132,6 +142,8 @@ def check_complete(data: bytes, ds: Dataset, source: str) -> None:
         The pixel data is incomplete: how many bytes there are and how many are needed.
     """
     tag = getattr(ds, "_medcodec_pixel_tag", None)
+    # a deflated file's positions are in its inflated dataset, kept by read_header for this check only
+    data = vars(ds).pop("_medcodec_inflated", data)
     try:
         if tag is None:
             _check_cut_without_pixels(data, ds, source)
@@ -156,8 +168,8 @@ _PIXEL_TAG_BYTES = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
 def _check_cut_without_pixels(data: bytes, ds: Dataset, source: str) -> None:
     """A file without a pixel data element that ends inside an element header (bytes after its last
     element, or the pixel data tag among its last 7 bytes) is a copy cut there (an outside audit's re-check,
-    2026-12-04: such cuts were stored, and blocked the whole file). Deflated files, read whole,
-    have their native pixel data checked for length. A file that ends exactly before its pixel data,
+    2026-12-04: such cuts were stored, and blocked the whole file); ``data`` of a deflated file is its
+    inflated dataset. A file that ends exactly before its pixel data,
     or inside its header, reads like a header-only file (test files, exports without pixels) and is
     stored; a whole copy sent later is a conflict whose message says so (:func:`lacks_pixels`).
 
@@ -166,16 +178,6 @@ def _check_cut_without_pixels(data: bytes, ds: Dataset, source: str) -> None:
     DicomError
         What is missing.
     """
-    if stored_syntax(ds) == "1.2.840.10008.1.2.1.99":  # deflated: positions are in the inflated stream
-        try:
-            full = dcmread(io.BytesIO(data), force=True)
-            found = [(t, full.get_item(t)) for t in PIXEL_ELEMENTS if t in full]
-        except Exception:  # damaged after the header: the header is still what it is
-            return
-        for t, value in found:
-            if value is not None and value.value is not None and getattr(value, "length", 0) != 0xFFFFFFFF:
-                check_native_length(full, len(value.value), source, t)
-        return
     left = len(data) - int(getattr(ds, "_medcodec_pixel_offset", len(data)))
     if 0 < left < 8:  # bytes after the last element that make no element header: the file ends in one
         raise DicomError(f"truncated: the file ends inside an element header ({left} of its bytes)", path=source)
@@ -199,18 +201,12 @@ def lacks_pixels(ds: Dataset) -> bool:
     return sop_class.is_valid and sop_class.name.endswith("Image Storage")
 
 
-def pixel_data_tag(data: bytes, ds: Dataset) -> int | None:
-    """Which pixel data element (:data:`~medcodec.dicom.PIXEL_DATA_TAGS`) the file ``data`` has,
-    if any, for ``ds`` from :func:`read_header`: the element its header read stopped at, or for a
-    deflated file (whose positions are in the inflated stream) from a whole read. For ingest and
-    reindex, which name the pixel data in the stored header (:func:`header_json`)."""
-    if stored_syntax(ds) != "1.2.840.10008.1.2.1.99":
-        return getattr(ds, "_medcodec_pixel_tag", None)
-    try:
-        full = dcmread(io.BytesIO(data), force=True)
-    except Exception:  # damaged after the header: the header is still what it is
-        return None
-    return next((int(tag) for tag in PIXEL_DATA_TAGS if tag in full), None)
+def pixel_data_tag(ds: Dataset) -> int | None:
+    """Which pixel data element (:data:`~medcodec.dicom.PIXEL_DATA_TAGS`) the file has, if any, for
+    ``ds`` from :func:`read_header`: the element its header read stopped at (in a deflated file's
+    inflated dataset). For ingest and reindex, which name the pixel data in the stored header
+    (:func:`header_json`)."""
+    return getattr(ds, "_medcodec_pixel_tag", None)
 
 
 def header_json(ds: Dataset, pixel_tag: int | None = None) -> dict[str, Any]:

@@ -401,7 +401,7 @@ def _ingest_bytes(store: Any, data: bytes, source: str, expect: tuple[str, str] 
         "path": path,
         "source": source[:1024],
         "ingested_at": t,
-        "header": _dumps(header_json(ds, pixel_data_tag(data, ds))),
+        "header": _dumps(header_json(ds, pixel_data_tag(ds))),
     }
     created = not store.objects.exists(path)  # written only once everything above has been read
     if created:
@@ -871,7 +871,7 @@ def reindex(store: Any, progress: Callable[[int, int], None] | None = None) -> i
                 store.catalog.put_crc32s(crcs)
                 crcs.clear()
         if ds is not None:
-            new_text, new_syntax = _dumps(header_json(ds, pixel_data_tag(data, ds))), stored_syntax(ds)
+            new_text, new_syntax = _dumps(header_json(ds, pixel_data_tag(ds))), stored_syntax(ds)
             if (new_text, new_syntax) != (text, syntax):
                 store.catalog.update_header(sop_uid, new_text, new_syntax)
                 updated += 1

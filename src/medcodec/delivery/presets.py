@@ -150,6 +150,7 @@ from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_data
 from ..dicom._lenient import source_values_as_is
 from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
 from ..dicom.compress import compress, dataset_frames
+from ..dicom.image import read_deflated
 from ..dicom.iod import bits_stored_allowed, quantitative
 from ..dicom.limits import check_dataset_decoded_size
 from ..dicom.mapping import dataset_padding, dataset_stats
@@ -1084,12 +1085,17 @@ def _already_lossy(ds: Dataset, ts: str) -> str:
 
 
 def _read_full(data: bytes) -> Dataset | None:
-    """The whole dataset of a PS3.10 file (pixel data read lazily by pydicom), or ``None``."""
+    """The whole dataset of a PS3.10 file (pixel data read lazily by pydicom), or ``None``. A deflated
+    one from a bounded inflate (:func:`~medcodec.dicom.image.read_deflated`; None past the limits)."""
     if len(data) < 132 or data[128:132] != b"DICM":
         return None
     try:
         with source_values_as_is():
-            ds = (read_native(data) if _FAST_IO else None) or dcmread(io.BytesIO(data))
+            whole = read_deflated(data, "<instance>", stop_before_pixels=False)
+            if whole is not None:
+                ds = whole[0]
+            else:
+                ds = (read_native(data) if _FAST_IO else None) or dcmread(io.BytesIO(data))
     except Exception:
         return None
     return ds if ("SOPClassUID" in ds or "SOPInstanceUID" in ds) else None

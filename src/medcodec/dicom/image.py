@@ -8,6 +8,7 @@ See :mod:`medcodec.dicom.io` for the decisions (stored values only, memory, warn
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -17,19 +18,28 @@ from typing import Any, BinaryIO, Literal, cast
 import numpy as np
 from numpy.typing import NDArray
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _at_pixel_data, _read_file_meta_info, read_dataset, read_preamble
 from pydicom.pixels import iter_pixels, pixel_array
 from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage, UID_dictionary
 
 from ..errors import DicomError, InvalidInputError, NotAnImageError
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
-from .limits import check_decoded_size, check_deflated_size, decoded_size, deflated_dataset_offset
+from .limits import check_decoded_size, decoded_size, deflated_dataset_offset, inflate_dataset
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
 
-__all__ = ["DicomImage", "read_image", "peek_pixel_tag", "check_pixel_data", "check_native_length", "PIXEL_ELEMENTS"]
+__all__ = [
+    "DicomImage",
+    "read_image",
+    "read_deflated",
+    "peek_pixel_tag",
+    "check_pixel_data",
+    "check_native_length",
+    "PIXEL_ELEMENTS",
+]
 
 _ITEM, _SEQUENCE_DELIMITER = 0xFFFEE000, 0xFFFEE0DD
 
@@ -220,15 +230,49 @@ def read_image(source: Source, /, *, lazy: bool = False) -> DicomImage:
 _DEFLATE_PROBE = 4096
 
 
+def read_deflated(data: bytes, name: str, *, stop_before_pixels: bool) -> tuple[FileDataset, io.BytesIO] | None:
+    """A Deflated Explicit VR Little Endian PS3.10 file (``data``, whole) read from one bounded
+    inflate (:func:`~medcodec.dicom.limits.inflate_dataset`), or None for any other file.
+
+    Returns the dataset (its file meta as stored, so it still names the deflated syntax; without the
+    pixel data element when ``stop_before_pixels``) and the inflated dataset as a file positioned where
+    the read stopped: positions, like :func:`peek_pixel_tag`'s, are in the inflated stream. pydicom's
+    own reader inflates the whole dataset on every read, even for the header only.
+
+    Raises
+    ------
+    ImageTooLargeError, DicomError
+        As :func:`~medcodec.dicom.limits.inflate_dataset`.
+    """
+    inflated = inflate_dataset(data, path=name)
+    if inflated is None:
+        return None
+    fp = io.BytesIO(data)
+    preamble = read_preamble(fp, False)
+    meta = _read_file_meta_info(fp)
+    body = io.BytesIO(inflated)
+    del inflated  # the file holds it
+    found = read_dataset(body, False, True, stop_when=_at_pixel_data if stop_before_pixels else None)
+    ds = FileDataset(body, found, preamble, meta, is_implicit_VR=False, is_little_endian=True)
+    ds.set_original_encoding(False, True, found._character_set)
+    ds.buffer = None
+    ds.filename = name
+    return ds, body
+
+
 def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | None]:
     """Header without pixel data, the tag of the pixel data element that follows (if any), and
     the file's own bytes up to that element (``None`` when they cannot stand alone: deflated)."""
     start = fp.tell()
-    head = fp.read(_DEFLATE_PROBE)
-    if deflated_dataset_offset(head) is not None:  # pydicom inflates it all even for the header: bounded first
-        check_deflated_size(head + fp.read(), path=name)
+    deflated = deflated_dataset_offset(fp.read(_DEFLATE_PROBE)) is not None
     fp.seek(start)
     try:
+        if deflated:  # one bounded inflate, the header parsed from it (pydicom would inflate it all)
+            ds, body = cast(tuple[FileDataset, io.BytesIO], read_deflated(fp.read(), name, stop_before_pixels=True))
+            pixel_tag = peek_pixel_tag(body, ds)
+            if pixel_tag is not None:
+                _check_pixel_element(body, ds, name)
+            return _finish_header(ds, name), pixel_tag, None
         try:
             ds = dcmread(fp, stop_before_pixels=True)
         except InvalidDicomError:
@@ -246,25 +290,19 @@ def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | 
             fp.seek(start)
             raw_header = fp.read(pixel_at - start)
             fp.seek(pixel_at)
-        if pixel_tag is None and ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-            fp.seek(start)  # deflated: the reader decompressed into its own buffer, so read it all
-            full = dcmread(fp)
-            present = [t for t in PIXEL_DATA_TAGS if t in full]
-            pixel_tag = present[0] if present else None
-            ds = full
-            raw_header = None
-            for tag in PIXEL_DATA_TAGS:
-                if tag in ds:
-                    del ds[tag]
     except DicomError:
         raise
     except Exception as exc:  # pydicom raises many kinds on malformed input
         raise DicomError(f"cannot read DICOM header: {type(exc).__name__}: {exc}", path=name) from exc
+    return _finish_header(ds, name), pixel_tag, raw_header
+
+
+def _finish_header(ds: Dataset, name: str) -> Dataset:
     ds.buffer = None  # do not keep the source bytes alive through the header
     ds.filename = name
     if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         raise NotAnImageError("a DICOMDIR (Media Storage Directory): pass it to read_series to follow it", path=name)
-    return ds, pixel_tag, raw_header
+    return ds
 
 
 def peek_pixel_tag(fp: BinaryIO, ds: Dataset) -> int | None:
@@ -427,10 +465,17 @@ def _decode(fp: BinaryIO, spec: PixelSpec, name: str) -> NDArray[np.integer]:
     try:
         if spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian:
             # pixel_array(fp) reads the raw file and finds no Pixel Data in the deflated stream
-            # (pydicom 3.0); a dataset read whole is inflated first
-            arr = pixel_array(dcmread(fp))
+            # (pydicom 3.0): the dataset read whole, from one bounded inflate
+            whole = read_deflated(fp.read(), name, stop_before_pixels=False)
+            if whole is None:
+                raise DicomError("the transfer syntax says deflated, the file meta does not", path=name)
+            full = whole[0]
+            del whole  # the inflated dataset: its pixel data is a copy in ``full`` now
+            arr = pixel_array(full)
         else:
             arr = pixel_array(fp)
+    except DicomError:  # the inflate's own (too large, damaged)
+        raise
     except Exception as exc:  # any decoder/plugin failure
         raise _decode_error(exc, spec, name) from exc
     return _finish(arr, spec, name, shape)

@@ -9,12 +9,13 @@ of an input now checks first:
 * :func:`check_decoded_size`: Rows x Columns x frames x samples x bytes per sample at most
   :data:`MAX_DECODED_BYTES` (ingest then stores the object as it is, a passthrough with the reason;
   a request that needs it decoded gets a clear refusal).
-* :func:`check_deflated_size`: a Deflated Explicit VR Little Endian dataset inflates to at most
+* :func:`inflate_dataset`: a Deflated Explicit VR Little Endian dataset inflates to at most
   :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`, and past :data:`DEFLATE_FREE` to at most
-  :data:`DEFLATE_RATIO_MAX` times its deflated size, counted in chunks before pydicom inflates it
-  whole (which it does even to read the header). The ratio bounds what one small upload may cost:
-  reading and cataloguing a data set takes ~5x its inflated size, so a 1 MB deflated C-STORE
-  inflating to 1 GB (under the first limit) took a server to 4.6 GB until 2026-12-05 (a re-audit).
+  :data:`DEFLATE_RATIO_MAX` times its deflated size, refused in the chunk that passes the limit. It
+  is the one place a deflated dataset is inflated (pydicom's reader inflates it whole, even for the
+  header, and ingest used to call it eight times). The ratio bounds what one small upload may cost: a
+  1 MB deflated C-STORE inflating to 1 GB (under the first limit) took a server to 4.6 GB until
+  2026-12-05 (a re-audit).
 * :func:`check_file_size`: a file or ZIP member read whole into memory (ingest reads each whole) is
   at most :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`; a ZIP member by the size its
   archive declares, before inflating.
@@ -36,10 +37,10 @@ __all__ = [
     "HEADER_ALLOWANCE",
     "check_decoded_size",
     "check_dataset_decoded_size",
-    "check_deflated_size",
     "check_file_size",
     "decoded_size",
     "deflated_dataset_offset",
+    "inflate_dataset",
 ]
 
 _MB = 1 << 20
@@ -123,29 +124,48 @@ def deflated_dataset_offset(head: bytes) -> int | None:
     return end if DEFLATED.encode() in head[132:end] else None
 
 
-def check_deflated_size(data: bytes, *, path: object = None) -> None:
-    """For a Deflated Explicit VR Little Endian file (by its file meta): raise
-    :class:`ImageTooLargeError` when its dataset inflates past the limit, :class:`DicomError` when
-    the deflate stream is damaged. Inflates in chunks, keeping none; other files pass at once."""
+def inflate_dataset(data: bytes, *, path: object = None) -> bytes | None:
+    """The inflated dataset of a Deflated Explicit VR Little Endian PS3.10 file (by its file meta), or
+    None for any other file. Inflated once, in chunks, and refused as soon as it passes the limit.
+
+    Raises
+    ------
+    ImageTooLargeError
+        It would inflate past :data:`MAX_DECODED_BYTES` + :data:`HEADER_ALLOWANCE`, or past
+        :data:`DEFLATE_FREE` to more than :data:`DEFLATE_RATIO_MAX` times its deflated size.
+    DicomError
+        The deflate stream is damaged, or ends before its last block (a truncated copy).
+    """
     end = deflated_dataset_offset(data)
     if end is None:
-        return
+        return None
     size = MAX_DECODED_BYTES + HEADER_ALLOWANCE
     ratio = max(DEFLATE_FREE, DEFLATE_RATIO_MAX * (len(data) - end))
     limit = min(size, ratio)
     why = "MEDCODEC_MAX_DECODED_MB" if limit == size else f"over {DEFLATE_RATIO_MAX}:1, a deflate bomb's ratio"
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    total, rest = 0, memoryview(data)[end:]
+    chunks, total, view = [], 0, memoryview(data)
     try:
-        while rest:
-            total += len(inflater.decompress(rest, 4 * _MB))
-            if total > limit:
-                raise ImageTooLargeError(
-                    f"a deflated dataset of {len(data) - end:,} bytes inflating past {_mb(limit)} ({why}): not read",
-                    path=path,
-                )
-            rest = memoryview(inflater.unconsumed_tail)
+        # fed 256 kB at a time: an unconsumed tail is a copy, of the whole rest if fed at once
+        for at in range(end, len(data), 256 << 10):
+            rest: bytes | memoryview = view[at : at + (256 << 10)]
+            while rest and not inflater.eof:
+                chunk = inflater.decompress(rest, 4 * _MB)
+                total += len(chunk)
+                if total > limit:
+                    raise ImageTooLargeError(
+                        f"a deflated dataset of {len(data) - end:,} bytes inflating past {_mb(limit)} ({why}): "
+                        "not read",
+                        path=path,
+                    )
+                chunks.append(chunk)
+                rest = inflater.unconsumed_tail
             if inflater.eof:
                 break
     except zlib.error as exc:
         raise DicomError(f"damaged deflated dataset: {exc}", path=path) from exc
+    if not inflater.eof:
+        raise DicomError("damaged deflated dataset: its deflate stream ends early (a truncated copy)", path=path)
+    out = b"".join(chunks)
+    del chunks
+    return out
