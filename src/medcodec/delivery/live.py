@@ -747,8 +747,7 @@ def _to_explicit_le(data: bytes) -> bytes:
     from pydicom.pixels import pack_bits, pixel_array
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
-    from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
-    from ..dicom.write import complete_lossy_history, mark_lossy, native_icons, stamp_writer, untyped_private_as_un
+    from ..dicom.write import keep_lossy_history, native_icons, stamp_writer, untyped_private_as_un
 
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     if ds.file_meta.get("TransferSyntaxUID") is None:  # a preamble-less file: the syntax of its bytes
@@ -756,19 +755,11 @@ def _to_explicit_le(data: bytes) -> bytes:
     source = ds.file_meta.TransferSyntaxUID
     if source.is_compressed:  # PS3.18: the default syntax is uncompressed Explicit VR LE
         refuse_too_large(ds)
-        lossy = stored_pixels_lossy(ds, source)
-        method, ratio = stored_lossy_step(ds, source) if lossy else (None, None)
+        # pixels lossy by their syntax or own headers, the header silent: said now (a JPEG-LS NEAR > 0
+        # frame, once decompressed, would no longer show it)
+        keep_lossy_history(ds, ds, source)
         native_icons(ds, source)  # an icon's pixel data are in the data set's syntax too (audit 2026-12-02)
         ds.decompress(generate_instance_uid=False)  # the same instance, in another syntax
-        if lossy and str(ds.get("LossyImageCompression", "")).strip() != "01":
-            # pixels lossy by their syntax or own headers, the header silent: said now (a JPEG-LS
-            # NEAR > 0 frame, once decompressed, would no longer show it)
-            silent = not ds.get("LossyImageCompressionRatio") and not ds.get("LossyImageCompressionMethod")
-            if method and ratio and silent:
-                mark_lossy(ds, ratio=ratio, method=method)
-            ds.LossyImageCompression = "01"
-        elif lossy:
-            complete_lossy_history(ds, method=method, ratio=ratio)
     elif not source.is_little_endian:  # Explicit VR Big Endian (retired, still in old archives)
         samples = pixel_array(ds, raw=True) if "PixelData" in ds else None
         _swap_words(ds)

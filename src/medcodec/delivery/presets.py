@@ -148,7 +148,7 @@ from pydicom.uid import UID
 
 from ..dicom import SeriesMapping, SeriesStats, get_syntax, pixel_spec_from_dataset, plan_series_mapping
 from ..dicom._lenient import source_values_as_is
-from ..dicom.codestream import stored_lossy_step, stored_pixels_lossy
+from ..dicom.codestream import stored_pixels_lossy
 from ..dicom.compress import compress, dataset_frames
 from ..dicom.image import read_deflated
 from ..dicom.iod import bits_stored_allowed, quantitative
@@ -161,9 +161,9 @@ from ..dicom.write import (
     _set_derived_type,
     _source_reference,
     _values,
-    complete_lossy_history,
     encode_file,
     folds_rescale,
+    keep_lossy_history,
     mark_lossy,
     reference_source,
     set_colour_jpeg_pixels,
@@ -641,10 +641,7 @@ class Preset:
             coded = [colour_lossless_encode(f, ts) for f in rgb]
             streams = [c[0] for c in coded]
             photometric = coded[0][1]
-            lossy_source = stored_pixels_lossy(full, source_ts)
-            _complete_history(full, source_ts)  # before the pixels change
-            if lossy_source and str(full.get("LossyImageCompression", "")).strip() != "01":
-                full.LossyImageCompression = "01"  # a lossless copy of lossy pixels stays labelled lossy
+            keep_lossy_history(full, full, source_ts)  # before the pixels change: a lossless copy of lossy pixels
             multi = "NumberOfFrames" in full or len(streams) > 1
             set_colour_pixels(full, streams, transfer_syntax=ts, photometric=photometric, rows=rows, columns=cols,
                               multi_frame=multi)  # fmt: skip
@@ -693,7 +690,7 @@ class Preset:
         photometric = COLOUR_PHOTOMETRIC[chroma]  # KeyError for a point without one: a preset bug
         try:
             streams = [jpeg8_encode_colour(f, quality=int(quality), subsampling=chroma) for f in rgb]
-            _complete_history(full, source_ts)  # before the pixels change
+            keep_lossy_history(full, full, source_ts)  # before the pixels change; mark_lossy appends this step
             with source_values_as_is():
                 reference = _source_reference(full, full.get("SOPClassUID"))
             enhanced = "PerFrameFunctionalGroupsSequence" in full or "SharedFunctionalGroupsSequence" in full
@@ -1059,14 +1056,6 @@ ALREADY_LOSSY = "already lossy-compressed"
 SMALLER_STORED = "the stored file is smaller"
 #: The reason of a lossless colour passthrough whose stored samples are YCbCr (:meth:`Preset._colour_lossless`).
 YCBCR_KEPT = "its YCbCr samples would round as RGB"
-
-
-def _complete_history(ds: Dataset, ts: str) -> None:
-    """:func:`~medcodec.dicom.write.complete_lossy_history` of ``ds`` (read in its stored syntax
-    ``ts``, before coding) when it is flagged lossy: from :func:`stored_lossy_step`."""
-    if str(ds.get("LossyImageCompression", "")).strip() == "01" and pixel_data_compressed(ts):
-        method, ratio = stored_lossy_step(ds, ts)
-        complete_lossy_history(ds, method=method, ratio=ratio)
 
 
 def _already_lossy(ds: Dataset, ts: str) -> str:

@@ -22,7 +22,7 @@ from pydicom.encaps import generate_fragments
 
 from ..registry import pixel_data_compressed, pixel_data_is_lossy, transfer_syntax
 
-__all__ = ["codestream_is_lossy", "stored_pixels_lossy", "stored_lossy_step"]
+__all__ = ["codestream_is_lossy", "stored_pixels_lossy", "stored_lossy_step", "PIXEL_SUMMARY", "SUMMARY_BYTES"]
 
 _J2K_SYNTAXES = frozenset(
     f"1.2.840.10008.1.2.4.{n}" for n in (90, 91, 92, 93, 201, 202, 203)
@@ -99,30 +99,46 @@ def _jpeg_ls(data: bytes) -> bool | None:
     return None
 
 
+#: The attribute a header read without its pixel data (:func:`medcodec.dicom.image.read_image`) keeps
+#: of its encapsulated pixel data: (the first fragment's first :data:`SUMMARY_BYTES` bytes, the bytes
+#: of all its fragments), for the two functions below.
+PIXEL_SUMMARY = "_medcodec_pixel_summary"
+SUMMARY_BYTES = _SCAN_LIMIT
+
+
 def stored_pixels_lossy(ds: Any, ts: str) -> bool:
     """Whether the pixel data of ``ds`` (a pydicom Dataset read in its stored syntax ``ts``) are
     lossy: flagged ``01`` or in a syntax that is always lossy
     (:func:`medcodec.registry.pixel_data_is_lossy`), or, for a header that omits (0028,2110), its
-    first frame's own headers (:func:`codestream_is_lossy`; a header without pixel data: no)."""
+    first frame's own headers (:func:`codestream_is_lossy`; from :data:`PIXEL_SUMMARY` for a header
+    read without its pixel data; neither: no)."""
     flag = ds.get("LossyImageCompression")
     if pixel_data_is_lossy(ts, flag):
         return True
-    if str(flag or "").strip() or "PixelData" not in ds or not pixel_data_compressed(ts):
+    if str(flag or "").strip() or not pixel_data_compressed(ts):
         return False
+    first = _first_fragment(ds)
+    return first is not None and codestream_is_lossy(ts, first) is True
+
+
+def _first_fragment(ds: Any) -> bytes | None:
+    if "PixelData" not in ds:
+        summary = getattr(ds, PIXEL_SUMMARY, None)
+        return summary[0] if summary is not None else None
     try:
         fragments = generate_fragments(ds.PixelData)
         next(fragments)  # the Basic Offset Table
-        first = next(fragments)  # a frame's headers are in its first fragment: nothing joined
+        return bytes(next(fragments))  # a frame's headers are in its first fragment: nothing joined
     except Exception:  # damaged encapsulation: the pixel path reports it
-        return False
-    return codestream_is_lossy(ts, first) is True
+        return None
 
 
 def stored_lossy_step(ds: Any, ts: str) -> tuple[str | None, float | None]:
     """Method and ratio of the compression step ``ds``'s pixel data are stored in (read in its
     stored syntax ``ts``): the syntax's Lossy Image Compression Method (``None`` for a syntax that
     is lossless or unknown here) and the decoded size of its frames over their coded size
-    (``None`` when they are not encapsulated or cannot be measured)."""
+    (``None`` when they are not encapsulated or cannot be measured; from :data:`PIXEL_SUMMARY`
+    for a header read without its pixel data)."""
     if not pixel_data_compressed(ts):
         return None, None
     try:
@@ -133,9 +149,12 @@ def stored_lossy_step(ds: Any, ts: str) -> tuple[str | None, float | None]:
         frames = int(ds.get("NumberOfFrames") or 1)
         raw = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * frames
         raw = raw * int(ds.BitsAllocated) // 8
-        fragments = generate_fragments(ds.PixelData)
-        next(fragments)  # the Basic Offset Table
-        coded = sum(len(f) for f in fragments)
+        if "PixelData" not in ds:
+            coded = int(getattr(ds, PIXEL_SUMMARY)[1])
+        else:
+            fragments = generate_fragments(ds.PixelData)
+            next(fragments)  # the Basic Offset Table
+            coded = sum(len(f) for f in fragments)
     except Exception:  # (no ratio then: the method alone may still pair)
         return method, None
     return method, (raw / coded if coded and raw else None)

@@ -56,7 +56,6 @@ from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, calibration_indices, c
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec, storage_dtype
-from .codestream import stored_lossy_step, stored_pixels_lossy
 from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
 from .iod import check_copy
@@ -75,7 +74,7 @@ from .mapping import (
 from .pixel_spec import pixel_spec_from_dataset
 from .write import (
     DROPPED_TAGS,
-    complete_lossy_history,
+    keep_lossy_history,
     mark_lossy,
     native_icons,
     set_encapsulated_pixels,
@@ -256,6 +255,7 @@ def _by_pydicom(ds: Dataset, ts: TransferSyntax, new_uid: bool | None) -> Datase
     current = UID(str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""))
     big_endian = ds.original_encoding[1] is False or current == ExplicitVRBigEndian
     try:
+        keep_lossy_history(ds, ds, current)  # exact, but of pixels that may be lossy already
         if ts.encapsulated:  # RLE
             arr = pixel_array(ds) if (current.is_compressed or big_endian) else None
             ds.compress(ts.uid, arr, generate_instance_uid=bool(new_uid))
@@ -318,12 +318,10 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
         raise UnsupportedImageError("per-frame Rescale Slope/Intercept differ: the mapping cannot carry them",
                                     path=_where(ds))  # fmt: skip
 
-    source_step = stored_lossy_step(ds, _stored_syntax(ds)) if _lossy_already(ds) else (None, None)
     coded = code_frames(frames, spec, ts, target, mapping, jobs)
     if warn:
         _warn_like_the_series_writer(ds, coded, frames, spec, ts, target, mapping)
-    if coded.lossy:  # every earlier ratio with its method before this step is appended (PS3.3 C.7.6.1.1.5)
-        complete_lossy_history(ds, method=source_step[0], ratio=source_step[1])
+    keep_lossy_history(ds, ds, _stored_syntax(ds))  # before the pixels change; mark_lossy appends this step
     multi = "NumberOfFrames" in ds
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
@@ -381,11 +379,6 @@ def _check_frames(ds: Dataset, frames: Any, spec: PixelSpec) -> None:
 
 def _stored_syntax(ds: Dataset) -> str:
     return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
-
-
-def _lossy_already(ds: Dataset) -> bool:
-    """Whether ``ds``'s pixel data (in its stored syntax) are lossy already."""
-    return stored_pixels_lossy(ds, _stored_syntax(ds))
 
 
 def _warn_like_the_series_writer(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec,

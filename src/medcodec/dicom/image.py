@@ -27,6 +27,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, MediaStorageDirectorySto
 from ..errors import DicomError, InvalidInputError, NotAnImageError
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
+from .codestream import PIXEL_SUMMARY, SUMMARY_BYTES
 from .limits import check_decoded_size, decoded_size, deflated_dataset_offset, inflate_dataset
 from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
@@ -285,8 +286,13 @@ def _read_header(fp: BinaryIO, name: str) -> tuple[Dataset, int | None, bytes | 
         pixel_tag = peek_pixel_tag(fp, ds)
         raw_header: bytes | None = None
         if pixel_tag is not None:
-            _check_pixel_element(fp, ds, name)
+            items: list[tuple[int, int]] = []
+            _check_pixel_element(fp, ds, name, items=items)
             pixel_at = fp.tell()
+            if len(items) > 1:  # encapsulated: what its lossiness and ratio need, the header lacking the pixels
+                fp.seek(items[1][0])
+                first = fp.read(min(items[1][1], SUMMARY_BYTES))
+                setattr(ds, PIXEL_SUMMARY, (first, sum(length for _, length in items[1:])))
             fp.seek(start)
             raw_header = fp.read(pixel_at - start)
             fp.seek(pixel_at)
@@ -335,7 +341,9 @@ def _pixel_element_name(tag: int) -> str:
     return PIXEL_ELEMENTS.get(tag, f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
 
 
-def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str, tag: int = 0x7FE00010) -> int | None:
+def _check_pixel_element(
+    fp: BinaryIO, ds: Dataset, name: str, tag: int = 0x7FE00010, *, items: list[tuple[int, int]] | None = None
+) -> int | None:
     """Check the pixel data element at the file position is complete, without reading its value;
     return its defined length (``None``: encapsulated, undefined length).
 
@@ -343,7 +351,8 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str, tag: int = 0x7FE0
     Float Pixel Data. Some decoders return garbage, not an error, for a truncated codestream
     (pylibjpeg-libjpeg on JPEG-LS does), so truncation is caught here: a defined length must fit in the file, and
     encapsulated data must be a chain of complete Items ending with a Sequence Delimitation
-    Item (PS3.5 §7.5, §A.4). Only item headers are read; the position is restored.
+    Item (PS3.5 §7.5, §A.4). Only item headers are read; the position is restored. ``items``, when
+    given, gets each Item's (value offset, length), the Basic Offset Table first.
     """
     what = _pixel_element_name(tag)
     start = fp.tell()
@@ -389,6 +398,8 @@ def _check_pixel_element(fp: BinaryIO, ds: Dataset, name: str, tag: int = 0x7FE0
                 f"found ({tag >> 16:04X},{tag & 0xFFFF:04X}) (PS3.5 §A.4)",
                 path=name,
             )
+        if items is not None:
+            items.append((pos + 8, item_length))
         pos += 8 + item_length
         if pos > end:
             raise DicomError(

@@ -66,9 +66,9 @@ from pydicom.valuerep import format_number_as_ds
 from .._version import __version__
 from ..errors import DicomError, InvalidInputError, LossySourceWarning
 from ..fileio import atomic_write, check_output_path
-from ..registry import pixel_data_is_lossy
 from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
+from .codestream import stored_lossy_step, stored_pixels_lossy
 from .iod import rescale_must_be_identity
 from .pixel_spec import voi_lut_table
 
@@ -79,6 +79,7 @@ __all__ = [
     "set_colour_jpeg_pixels",
     "mark_lossy",
     "complete_lossy_history",
+    "keep_lossy_history",
     "label_derived_series",
     "is_lossy_source",
     "warn_if_lossy_source",
@@ -319,14 +320,8 @@ def _derive(
         native_icons(out, source_ts)
 
     set_rescale(out, spec, enhanced, source_signed=int(source_ds.get("PixelRepresentation", 0) or 0) == 1)
+    keep_lossy_history(out, source_ds, source_ts)  # lossy or not, a copy of lossy pixels says so
     if lossy:
-        if pixel_data_is_lossy(source_ts, source_ds.get("LossyImageCompression")):
-            # each earlier ratio with its method before this step is appended (PS3.3 C.7.6.1.1.5): a
-            # source with a ratio but no method had this JPEG step paired with its ratio (an audit)
-            from .codestream import stored_lossy_step
-
-            step_method, step_ratio = stored_lossy_step(source_ds, source_ts)
-            complete_lossy_history(out, method=step_method, ratio=step_ratio)
         mark_lossy(out, ratio=ratio, method=method)
         _append_item(out, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(out)
@@ -421,12 +416,43 @@ def label_derived_series(out: Dataset, source_ds: Dataset, *, ratio: float, meth
 
 
 def is_lossy_source(ds: Dataset) -> bool:
-    """Whether a source image was already lossy-compressed: :func:`medcodec.registry.pixel_data_is_lossy`
-    of its transfer syntax and Lossy Image Compression (0028,2110) (``"01"``, PS3.3 C.7.6.1.1.5; else
-    a syntax that is always lossy, e.g. JPEG .50/.51; JPEG-LS and JPEG 2000 may be lossless)."""
+    """Whether a source image was already lossy-compressed (:func:`~medcodec.dicom.codestream.stored_pixels_lossy`
+    in its stored syntax): Lossy Image Compression (0028,2110) ``"01"`` (PS3.3 C.7.6.1.1.5), a syntax
+    that is always lossy (JPEG .50/.51), or, the header silent, its first frame's codestream (a
+    JPEG-LS NEAR > 0, an irreversible JPEG 2000 wavelet: pydicom's JPEGLSNearLossless_08 says nothing)."""
     meta = getattr(ds, "file_meta", None)
     uid = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    return pixel_data_is_lossy(uid, ds.get("LossyImageCompression"))
+    return stored_pixels_lossy(ds, uid)
+
+
+def keep_lossy_history(out: Dataset, source_ds: Dataset, source_ts: str) -> bool:
+    """Once lossy, always (PS3.3 C.7.6.1.1.5): when the pixel data of ``source_ds`` (read in its
+    stored syntax ``source_ts``) are lossy already (:func:`is_lossy_source`'s test), ``out`` (a copy
+    of its header, or ``source_ds`` itself) says so before its pixels change and before
+    :func:`mark_lossy` appends a new step: (0028,2110) ``"01"``, and the stored step's method and
+    ratio (:func:`~medcodec.dicom.codestream.stored_lossy_step`) where the header lacks them (paired by
+    :func:`complete_lossy_history`; both, when it records no step at all). Returns whether the source
+    is lossy. One place for every writer: a lossless copy of a JPEG-LS NEAR=2 source without the flag
+    was labelled lossless (an outside audit, 2026-12-05).
+
+    >>> from pydicom.data import get_testdata_file
+    >>> from pydicom import dcmread
+    >>> src = dcmread(get_testdata_file("JPEGLSNearLossless_08.dcm"))
+    >>> "LossyImageCompression" in src, keep_lossy_history(out := Dataset(), src, src.file_meta.TransferSyntaxUID)
+    (False, True)
+    >>> out.LossyImageCompression, out.LossyImageCompressionMethod
+    ('01', 'ISO_14495_1')
+    """
+    if not stored_pixels_lossy(source_ds, source_ts):
+        return False
+    method, ratio = stored_lossy_step(source_ds, source_ts)
+    silent = not _values(out, "LossyImageCompressionRatio") and not _values(out, "LossyImageCompressionMethod")
+    if silent and method and ratio is not None and np.isfinite(ratio) and ratio > 0:
+        mark_lossy(out, ratio=ratio, method=method)
+    else:
+        complete_lossy_history(out, method=method, ratio=ratio)
+        out.LossyImageCompression = "01"
+    return True
 
 
 def warn_if_lossy_source(datasets: Iterable[Dataset], *, what: str) -> bool:
@@ -437,7 +463,7 @@ def warn_if_lossy_source(datasets: Iterable[Dataset], *, what: str) -> bool:
     if not any(is_lossy_source(ds) for ds in datasets):
         return False
     warnings.warn(
-        f"{what}: the source is already lossy-compressed (Lossy Image Compression 01); compressing it again "
+        f"{what}: the source is already lossy-compressed (by its header, syntax or codestream); compressing it again "
         "adds to its error (the earlier ratio and method stay on record)",
         LossySourceWarning,
         stacklevel=3,
