@@ -271,6 +271,12 @@ class StoreFullError(DeliveryError, OSError):
     """The store's storage has no space left (ENOSPC/EDQUOT); nothing half-written was kept (HTTP 507)."""
 
 
+class OutOfResourcesError(DeliveryError, OSError):
+    """This process ran out of something its other work shares (open files, memory): nothing is
+    wrong with the request or the store; the same request later succeeds. HTTP 503 with
+    Retry-After; DIMSE 0xA700 (Refused: Out of Resources)."""
+
+
 class NonConformantStreamWarning(UserWarning):
     """A stream deviates from the standard in a way the decoder could recover from."""
 

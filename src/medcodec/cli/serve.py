@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import click
 
+from ..service.connections import HEADER_TIMEOUT, connection_budget, raise_open_files_limit, with_header_timeout
 from ._common import EXIT_BUG, handle_errors
 
 
@@ -104,6 +105,14 @@ from ._common import EXIT_BUG, handle_errors
     "URLs in answers (metadata BulkDataURI, STOW RetrieveURL) [default: each request's Host].",
 )
 @click.option(
+    "--header-timeout",
+    default=HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a request's headers may take to arrive; then 408 and the connection is closed "
+    "(half-open connections held the server's files until none were left).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -131,6 +140,7 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     public_url: str | None,
+    header_timeout: float,
     log_level: str,
     create: bool = False,
 ) -> None:
@@ -203,6 +213,7 @@ def serve(
         if settings.in_clear:
             click.echo("warning: off loopback without --tls-cert, the bearer token and the images cross the "
                        "network in clear", err=True)  # fmt: skip
+        open_files = raise_open_files_limit()
         config = uvicorn.Config(
             app,
             host=host,
@@ -212,6 +223,8 @@ def serve(
             timeout_graceful_shutdown=GRACE_SECONDS,
             ssl_certfile=settings.tls_certfile,
             ssl_keyfile=settings.tls_keyfile,
+            http=with_header_timeout(header_timeout),
+            limit_concurrency=connection_budget(open_files),  # past it, 503 from uvicorn
         )
         if log_level != "debug":  # uvicorn's logger has its own handler (uvicorn.Config configured it just now)
             logging.getLogger("uvicorn.error").addFilter(_CutResponses())

@@ -24,8 +24,10 @@ and only after its object is durably stored (see :mod:`medcodec.delivery.store`)
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -37,7 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
-from ..errors import DeliveryError, InvalidInputError, NotFoundError
+from ..errors import DeliveryError, InvalidInputError, NotFoundError, OutOfResourcesError, StoreFullError
 from ..registry import LOSSY_ONLY_SYNTAXES, pixel_data_is_lossy
 from .uids import validate_uid
 
@@ -691,6 +693,7 @@ class Catalog:
             raise DeliveryError(f"cannot open the catalog {url!r}: {type(exc).__name__}: {exc}") from exc
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "handle_error", _sqlite_error)
         if not create:  # an existing catalog still gets what was added since it was made (tables, indexes)
             try:
                 create = "instances" in sa.inspect(self.engine).get_table_names()
@@ -1602,6 +1605,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
     dbapi_connection.create_function("medcodec_lower", 1, _sqlite_lower, deterministic=True)
     dbapi_connection.create_function("medcodec_name", 1, _sqlite_name, deterministic=True)
+
+
+def _sqlite_error(context: Any) -> None:
+    """What SQLite's errors mean for the store (an outside audit, 2026-12-05):
+
+    * "attempt to write a readonly database": a connection SQLite opened while the files were not
+      writable stays read-only for good, and the pool kept it: writes failed at random until a
+      restart, long after the store was writable again. Such a connection is now discarded (the
+      pool with it) and the next one opens afresh.
+    * "database or disk is full", or "disk I/O error" with no space left beside the catalog (SQLite
+      cannot make its ``-shm`` file): :class:`StoreFullError`, so that ``store gc`` / ``delete`` and a
+      pre-computation say "no space left" (exit 2), not "internal error, please report it".
+    * "unable to open database file" while this process can open no file: :class:`OutOfResourcesError`.
+    """
+    exc = context.original_exception
+    text = str(exc)
+    if "readonly database" in text:
+        context.is_disconnect = True
+    if "database or disk is full" in text or ("disk I/O error" in text and _catalog_disk_full(context)):
+        raise StoreFullError(errno.ENOSPC, f"no space left for the catalog ({text})") from exc
+    if "unable to open database file" in text:
+        try:
+            os.close(os.open(os.devnull, os.O_RDONLY))
+        except OSError as probe:
+            raise OutOfResourcesError(probe.errno, f"cannot open the catalog: {probe.strerror}; retry") from exc
+
+
+def _catalog_disk_full(context: Any) -> bool:
+    """Whether the filesystem of the SQLite catalog ``context``'s engine opens has (nearly) no space left."""
+    import shutil
+
+    try:
+        database = context.engine.url.database if context.engine is not None else None
+        if not database:
+            return False
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(database))).free < (1 << 20)
+    except Exception:
+        return False
 
 
 def now() -> float:

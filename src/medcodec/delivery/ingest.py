@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from pydicom import dcmread
 from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
@@ -449,6 +450,11 @@ def _ingest_bytes(store: Any, data: bytes, source: str, expect: tuple[str, str] 
             raise StoreFullError(28, f"{source}: no space left for the catalog; nothing of this file was kept") from exc
         if isinstance(exc, CodecError):
             raise
+        if isinstance(exc, (sa.exc.OperationalError, OSError)):  # the catalog or its disk, not this file
+            why = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+            raise DeliveryError(
+                f"{source}: the catalog cannot take the object now ({why}); nothing of it was kept"
+            ) from exc
         raise DicomError(f"{source}: cannot catalog the object: {type(exc).__name__}: {exc}") from exc
     warning = ""
     if status in ("stored", "stored-other-patient"):

@@ -22,11 +22,32 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import CodecError, DeliveryError, InvalidInputError, NotFoundError, OutputError, StoreFullError
+from ..errors import (
+    CodecError,
+    DeliveryError,
+    InvalidInputError,
+    NotFoundError,
+    OutOfResourcesError,
+    OutputError,
+    StoreFullError,
+)
 
-__all__ = ["Objects", "is_full"]
+__all__ = ["Objects", "is_full", "out_of_resources", "RESOURCE_ERRNOS"]
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+#: What a process runs out of that the request did not cause: open files (its own, the system's), memory.
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
+def out_of_resources(exc: BaseException, doing: str) -> OutOfResourcesError | None:
+    """:class:`OutOfResourcesError` for an ``OSError`` that says this process ran out of open files or
+    memory (an outside audit, 2026-12-05: with its descriptors gone the server answered "cannot be
+    read: `medcodec store check` names the damaged objects" of a sound store), else None."""
+    if isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS:
+        return OutOfResourcesError(exc.errno, f"{doing}: {exc.strerror or exc}: the server is out of resources; retry")
+    return None
 
 
 def is_full(exc: BaseException) -> bool:
@@ -168,6 +189,9 @@ class Objects:
         except FileNotFoundError as exc:
             raise NotFoundError(f"object {rel} is missing from the store") from exc
         except OSError as exc:
+            busy = out_of_resources(exc, f"opening object {rel}")
+            if busy is not None:
+                raise busy from None
             raise DeliveryError(
                 f"object {rel} cannot be read ({exc.strerror or exc}): `medcodec store check` names the damaged objects"
             ) from exc
@@ -228,9 +252,18 @@ class Objects:
             what = rel if isinstance(rel, str) else "an object"
             if is_full(exc):
                 raise StoreFullError(errno.ENOSPC, f"no space left in the store {self.url!r} writing {what}") from exc
+            busy = out_of_resources(exc, f"writing {what}")
+            if busy is not None:
+                raise busy from None
             mapped = self.backend_error(exc, f"writing {what}")
             if mapped is not None:
                 raise mapped from exc
+            if self.local and isinstance(exc, OSError) and not isinstance(exc, CodecError):
+                # a read-only or otherwise unwritable store: said without the server's own paths, in the
+                # project's errors (an outside audit: a raw PermissionError named tmp/....part to clients)
+                raise DeliveryError(
+                    f"cannot write to the store ({exc.strerror or type(exc).__name__}) writing {what}"
+                ) from None
             raise
         return final_rel, size, digest.hexdigest()
 

@@ -37,6 +37,7 @@ from .. import __version__
 from ..delivery.live import LivePool
 from ..delivery.refresher import Refresher
 from .caching import CachePolicy
+from .connections import quiet_accept_errors
 from .errors import UnauthorizedError, error_response, exception_handlers, status_for
 from .settings import Settings
 
@@ -182,6 +183,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from ..delivery import open_store
 
+        quiet_accept_errors(asyncio.get_running_loop())  # EMFILE on accept: one line per interval
         own = store is None
         app.state.store = open_store(settings.store, catalog=settings.catalog, create=True) if own else store
         app.state.settings = settings

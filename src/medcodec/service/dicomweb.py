@@ -72,11 +72,10 @@ from ..errors import (
     NotDicomError,
     NotFoundError,
     PayloadTooLargeError,
-    StoreFullError,
 )
 from ..render import WINDOW_FUNCTIONS, window_to_8bit
 from .archives import ClosingStreamingResponse, primed
-from .dimse_status import CONFLICT_COMMENT, error_comment
+from .dimse_status import CONFLICT_COMMENT, PROCESSING_FAILURE, error_comment, failure_status
 from .errors import UnsupportedMediaTypeError
 from .http import (
     MediaRange,
@@ -913,7 +912,7 @@ async def _stow(request: Request) -> Response:
             except Exception as exc:  # this part fails (0xC000, why in the comment); the others go on
                 if not isinstance(exc, CodecError):
                     logging.getLogger(__name__).exception("STOW-RS: a part could not be ingested")
-                code = 0xA700 if isinstance(exc, StoreFullError) else 0xC000  # PS3.4 out of resources
+                code = failure_status(exc) if isinstance(exc, CodecError) else PROCESSING_FAILURE
                 failed.append(
                     {
                         **_failed(_header_or_nothing(data), code),

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CodecError, DeliveryError
-from .dimse_status import CONFLICT_COMMENT, error_comment
+from .dimse_status import CONFLICT, CONFLICT_COMMENT, error_comment, failure_status
 
 __all__ = ["start_scp", "Scp"]
 
@@ -78,13 +78,6 @@ class Scp:
                         getattr(assoc.requestor, "ae_title", "?"), grace)  # fmt: skip
             assoc.abort()
         self.server.shutdown()  # closes the socket, joins the connections' threads, now quickly
-
-
-#: C-STORE status for a SOP Instance UID stored already with other content: an "Error: Cannot
-#: understand" (Cxxx) of the Storage service (PS3.4 B.2.3), which every SCU knows; the low bits echo
-#: PS3.7 Annex C's "Duplicate SOP Instance" (0x0111), a general status that is not among C-STORE's
-#: (DCMTK reports it as unknown). The Error Comment says what happened.
-CONFLICT = 0xC111
 
 
 #: Associations the SCP serves at once; one more is rejected as transient (A-ASSOCIATE-RJ), which
@@ -136,19 +129,6 @@ def sender_order(proposed: list[str], supported: list[str]) -> list[str]:
     """
     first = [ts for ts in proposed if ts in supported]
     return list(dict.fromkeys([*first, *supported]))
-
-
-def _status_for(exc: BaseException) -> int:
-    name = type(exc).__name__
-    statuses = {
-        "StoreFullError": 0xA700,
-        "ImageTooLargeError": 0xA700,  # over the decoded / inflated size limits (was 0xC001)
-        "MismatchedUidError": 0xA900,
-        "NotDicomError": 0xC000,
-        "InvalidUidError": 0xC000,
-        "ConflictError": CONFLICT,
-    }
-    return statuses.get(name, 0xC001)
 
 
 def _conflict() -> Any:
@@ -241,7 +221,7 @@ def start_scp(
             outcome = store.ingest_bytes(data, source=f"{SOURCE_DIMSE}{str(caller).strip()}", expect=expect)
         except CodecError as exc:
             log.warning("C-STORE refused: %s", exc)
-            return _refusal(_status_for(exc), str(exc).split(": ", 1)[-1])  # without the source's name
+            return _refusal(failure_status(exc), str(exc).split(": ", 1)[-1])  # without the source's name
         except RecursionError:  # data elements nested thousands deep (an outside audit): refused, no trace
             log.warning("C-STORE refused: sequences nested too deep to read")
             return _refusal(0xC000, "sequences nested too deep to read")

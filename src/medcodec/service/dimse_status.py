@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["error_comment", "CONFLICT_COMMENT"]
+__all__ = ["error_comment", "failure_status", "CONFLICT_COMMENT", "CONFLICT", "PROCESSING_FAILURE"]
 
 #: The Error Comment of a C-STORE or STOW-RS refused because its SOP Instance UID is stored with
 #: other content (the full outcome, with the stored copy's sha256 and source, goes to the log).
 CONFLICT_COMMENT = "SOP Instance UID stored already with other content"
+
+#: C-STORE status for a SOP Instance UID stored already with other content: an "Error: Cannot
+#: understand" (Cxxx) of the Storage service (PS3.4 B.2.3), which every SCU knows; the low bits echo
+#: PS3.7 Annex C's "Duplicate SOP Instance" (0x0111), a general status that is not among C-STORE's
+#: (DCMTK reports it as unknown). The Error Comment says what happened.
+CONFLICT = 0xC111
 
 
 def error_comment(why: str) -> str:
@@ -19,3 +25,31 @@ def error_comment(why: str) -> str:
     """
     text = " ".join(why.replace("\\", "/").split())
     return text if len(text) <= 64 else text[:61] + "..."
+
+
+def failure_status(exc: BaseException) -> int:
+    """The status of a C-STORE, or a STOW-RS part (PS3.18 §10.5.3 takes PS3.4's codes), that ``exc``
+    refused, by the first of ``exc``'s classes named here: the sender's data
+    (0xC000 Cannot Understand, 0xA900), this server's resources (0xA700), a conflict, or a failure of
+    the store or catalog, or anything else, which is ours, not the sender's (0x0110 Processing
+    Failure; an outside audit, 2026-12-05, saw a read-only store answered 0xC001, shown by DCMTK as
+    "Cannot understand", and STOW-RS answer it 0xC000)."""
+    statuses = {
+        "StoreFullError": 0xA700,
+        "OutOfResourcesError": 0xA700,
+        "ImageTooLargeError": 0xA700,  # over the decoded / inflated size limits (was 0xC001)
+        "MismatchedUidError": 0xA900,
+        "NotDicomError": 0xC000,
+        "InvalidUidError": 0xC000,
+        "ConflictError": CONFLICT,
+        "DeliveryError": PROCESSING_FAILURE,
+        "CodecError": 0xC000,  # the data set: not DICOM, unreadable, unsupported
+    }
+    for cls in type(exc).__mro__:
+        if cls.__name__ in statuses:
+            return statuses[cls.__name__]
+    return PROCESSING_FAILURE
+
+
+#: PS3.7 C.4.2.1.4: Failure, Processing Failure (the SCP's own trouble).
+PROCESSING_FAILURE = 0x0110

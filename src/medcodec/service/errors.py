@@ -98,6 +98,7 @@ STATUS_BY_NAME: dict[str, int] = {
     "ConflictError": 409,
     "UnauthorizedError": 401,
     "StoreFullError": 507,
+    "OutOfResourcesError": 503,
     "InvalidInputError": 400,
     "CorruptStreamError": 500,
     "CodecError": 500,
@@ -126,6 +127,8 @@ async def _codec_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Content-Range"] = f"bytes */{exc.size}"
     if isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = 'Bearer realm="medcodec"'
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER
     if isinstance(exc, CorruptStreamError):
         log.error("%s %s: stored data corrupt: %s (offset %s)", request.method, request.url.path, exc, exc.offset)
     elif status >= 500:
@@ -166,8 +169,46 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: answer cut after it had started: %s: %s", request.method, request.url.path,
                   type(cause).__name__, cause)  # fmt: skip
         return error_response(status_for(cause), type(cause).__name__, without_traceback(str(cause)))
+    if _out_of_resources(exc):  # open files or memory gone (a library's own error): later, not a bug
+        log.error("%s %s: out of resources: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return error_response(503, "OutOfResourcesError", "the server is out of resources; retry",
+                              {"Retry-After": RETRY_AFTER})  # fmt: skip
     log.exception("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
     return error_response(500, "InternalError", "internal error (logged on the server)")
+
+
+#: Seconds a client told 503 (out of resources) is asked to wait.
+RETRY_AFTER = "5"
+
+
+def _out_of_resources(exc: BaseException) -> bool:
+    """An error, or one it was raised from, that says this process is out of open files or memory:
+    an ``OSError`` with EMFILE / ENFILE / ENOMEM, a ``MemoryError``, SQLite's "unable to open
+    database file" while no file can be opened."""
+    import errno
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, MemoryError) or (
+            isinstance(seen, OSError) and seen.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM)
+        ):
+            return True
+        if "unable to open database file" in str(seen) and _no_file_opens():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _no_file_opens() -> bool:
+    import os
+
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        return True
+    return False
 
 
 def exception_handlers() -> dict[Any, Any]:

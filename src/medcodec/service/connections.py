@@ -1,0 +1,161 @@
+"""What one TCP connection may hold of the server, and what the server says when it runs out.
+
+An outside audit (2026-12-05) opened 1,100 connections that sent part of a request and never
+finished its headers: uvicorn never closed them, the server's 1,024 file descriptors ran out,
+every other client timed out, and asyncio logged a traceback for every failed accept (46 MB of
+log in 20 s). No token was needed: a token is checked once the headers are read. Now:
+
+* :func:`with_header_timeout`: a request's headers must arrive within ``header_timeout``
+  seconds of its first byte (of the connection, for its first request); past it the connection
+  gets ``408 Request Timeout`` and is closed (as nginx's ``client_header_timeout``, Apache's
+  ``mod_reqtimeout``). A connection idle between requests is closed by uvicorn's keep-alive
+  timeout, as before; a request body that trickles is not timed here.
+* :func:`raise_open_files_limit`: the soft limit on open files raised towards its hard limit at
+  start (systemd gives services 1,024 soft, 524,288 hard), and :func:`connection_budget`:
+  uvicorn's ``limit_concurrency``, so that past it a request gets 503 from uvicorn instead of
+  failures deep inside a handler that could not open a file.
+* :func:`quiet_accept_errors`: asyncio's "socket.accept() out of system resource" is logged one
+  line at a time, at most every :data:`ACCEPT_LOG_INTERVAL` seconds, without its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+__all__ = [
+    "HEADER_TIMEOUT",
+    "ACCEPT_LOG_INTERVAL",
+    "with_header_timeout",
+    "raise_open_files_limit",
+    "connection_budget",
+    "quiet_accept_errors",
+]
+
+#: Seconds a request's headers may take to arrive, from its first byte (``--header-timeout``).
+HEADER_TIMEOUT = 20.0
+#: Seconds between two log lines about connections refused for want of file descriptors.
+ACCEPT_LOG_INTERVAL = 10.0
+#: The open-files limit the server asks for at start (within the hard limit).
+WANTED_OPEN_FILES = 65536
+
+_TIMEOUT_BODY = b'{"status":408,"error":"RequestTimeout","detail":"the request headers did not arrive in time"}'
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    b"Cache-Control: no-store\r\nContent-Length: %d\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
+def with_header_timeout(seconds: float = HEADER_TIMEOUT) -> type[Any]:
+    """uvicorn's h11 protocol (for its ``http=`` setting) with a deadline of ``seconds`` on each
+    request's headers (the module docstring). h11 reports a request only once its headers are
+    complete, and its peer's state stays ``IDLE`` until then: that is what the timer watches.
+    (Made here, not at import, so that the CLI does not load uvicorn to print its help.)"""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        header_timeout = float(seconds)
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)  # uvicorn cancels its keep-alive timer on any byte
+            if not self._awaiting_headers():
+                self._cancel_header_timer()
+            elif self._header_timer is None:
+                self._arm_header_timer()
+
+        def on_response_complete(self) -> None:
+            self._cancel_header_timer()  # idle now: uvicorn's keep-alive timeout closes it...
+            super().on_response_complete()
+            if self._awaiting_headers():  # ... unless part of the next request is here already
+                self._arm_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def _awaiting_headers(self) -> bool:
+            return self.conn.their_state is h11.IDLE and bool(self.conn.trailing_data[0])
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(self.header_timeout, self._header_timed_out)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timed_out(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                return  # a response still going out (pipelined bytes wait behind it)
+            self.transport.write(_TIMEOUT_RESPONSE)
+            self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+def raise_open_files_limit(wanted: int = WANTED_OPEN_FILES) -> int:
+    """Raise this process's soft limit on open files to ``wanted`` (at most its hard limit; never
+    lowered); return the soft limit now in force (``wanted`` where the platform has no such limit)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def connection_budget(open_files: int) -> int:
+    """Connections and requests uvicorn keeps at once (``limit_concurrency``) for ``open_files``:
+    half of what is left after 64 for the server itself (catalog, store, pools, pipes), each
+    connection counted with a file its request may open; at least 8."""
+    return max(8, (open_files - 64) // 2)
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Make ``loop`` log a failed accept for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) as
+    one line at most every :data:`ACCEPT_LOG_INTERVAL` seconds, with how many since; every other
+    exception context goes to the handler it had."""
+    previous = loop.get_exception_handler()
+    logger = logging.getLogger("medcodec.service")
+    state = {"last": float("-inf"), "since": 0}
+
+    def handler(loop_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            state["since"] += 1
+            now = time.monotonic()
+            if now - state["last"] >= ACCEPT_LOG_INTERVAL:
+                exc = context.get("exception")
+                logger.error(
+                    "connections refused: %s (%d times in the last %.0f s; clients get no answer until "
+                    "connections close: raise the open-files limit or put a proxy in front)",
+                    exc,
+                    state["since"],
+                    ACCEPT_LOG_INTERVAL,
+                )
+                state["last"], state["since"] = now, 0
+            return
+        if previous is not None:
+            previous(loop_, context)
+        else:
+            loop_.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
