@@ -184,7 +184,9 @@ def test_thread_safe(shared_data: Path) -> None:
 
 
 def _every_single(shared_data: Path) -> list[Path]:
-    return sorted((shared_data / "singles").glob("*.dcm")) + sorted((shared_data / "transfer_syntaxes_mr").glob("*.dcm"))
+    return sorted((shared_data / "singles").glob("*.dcm")) + sorted(
+        (shared_data / "transfer_syntaxes_mr").glob("*.dcm")
+    )
 
 
 @pytest.mark.realdata
@@ -300,7 +302,9 @@ def test_an_encapsulated_icon_is_decoded_when_the_syntax_changes(icon_mr, tmp_pa
     if target == JPEGExtended12Bit:  # the series writer (`medcodec encode --to dicom-jpeg`) too
         from medcodec.dicom import encode_series_to_dicom
 
-        written = encode_series_to_dicom(read_series([source]).series[0], tmp_path / "series", syntax="jpeg", quality=80)
+        written = encode_series_to_dicom(
+            read_series([source]).series[0], tmp_path / "series", syntax="jpeg", quality=80
+        )
         outputs.append(Path(written[0].path))
     tool = {JPEGExtended12Bit: "dcmdjpeg", "1.2.840.10008.1.2.4.81": "dcmdjpls"}.get(target, "dcmconv")
     for out in outputs:
@@ -560,7 +564,13 @@ def test_padding_slot_rule_for_data_other_than_ct() -> None:
     assert above.map_value(0) == 0 and above.map_value(3000) == 3000 and above.map_value(32767) == 4095
     assert above.clip_high == 4095 - 1024
     assert plan(-32768, 3000, 0, 3000, (1000, 1000)).rule == "scale"  # padding inside the content
-    assert plan(-32768, 4090, 0, 4090, (-32768, -32768)).rule == "scale"  # no room for a gap of 16
+    # content too wide for a gap of 16: scaled into the rest with its own scale, the padding keeps its slot
+    wide = plan(-32768, 4090, 0, 4090, (-32768, -32768))
+    assert (wide.rule, wide.scale, wide.padding_code) == ("padding+scale", 2, 0), wide.describe()
+    assert wide.map_value(0) == 256 and wide.map_value(4090) <= 4095 and wide.map_value(-32768) == 0
+    cr = plan(874, 65535, 874, 29542, (65535, 65535))  # a radiograph's collimation border at 65535
+    assert (cr.rule, cr.scale, cr.padding_code) == ("padding+scale", 8, 4095), cr.describe()
+    assert cr.map_value(29542) <= 4095 - 256 and cr.map_value(65535) == 4095
     assert plan(-32768, 3000, None, None, (-32768, -32768)).rule == "scale"  # no content range
     assert plan(0, 3000, 1, 3000, (0, 0)).rule == "identity"  # fits: nothing to do
     frames = np.array([[[-32768, 5, 3000]]], np.int16)
@@ -628,3 +638,41 @@ def test_padding_without_a_code_is_said_for_what_it_is(shared_data: Path) -> Non
         compress(ds, JPEGExtended12Bit, quality=80)
     assert not any("higher quality" in str(w.message) for w in said)
     assert "PixelPaddingValue" not in _saved(ds)
+
+
+def test_a_radiograph_s_padding_border_does_not_stretch_the_scale_its_content_needs(tmp_path: Path) -> None:
+    """pydicom's RG1 CR (874..29542, 15 bits) with a 40-pixel border of 65535 declared as padding,
+    as 12-bit JPEG: the content needs a scale of its own (7), and the padding took it to 16 (interior
+    error 247 against 78; an outside audit, 2026-12-05). Now the padding gets the top code, the
+    content its own scale (+ a gap): the interior error is that of the image without the border."""
+    from pydicom.data import get_testdata_file
+
+    def cr(border: bool) -> pydicom.Dataset:
+        ds = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm"))
+        a = ds.pixel_array.astype(np.uint16)
+        if border:
+            for side in (np.s_[:40, :], np.s_[-40:, :], np.s_[:, :40], np.s_[:, -40:]):
+                a[side] = 65535
+            ds.add_new(0x00280120, "US", 65535)
+        ds.BitsStored, ds.HighBit, ds.PixelData = 16, 15, a.tobytes()
+        return ds
+
+    inner = np.s_[40:-40, 40:-40]
+    errors = {}
+    for border in (True, False):
+        source = cr(border)
+        before = source.pixel_array.astype(np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = _saved(compress(copy.deepcopy(source), JPEGExtended12Bit, quality=90))
+        e = (_hu(out) - before)[inner]
+        errors[border] = (float(np.sqrt((e**2).mean())), float(out.RescaleSlope))
+        if border:
+            low = int(out.PixelPaddingValue)
+            high = int(out.get("PixelPaddingRangeLimit", low))
+            decoded = out.pixel_array.astype(np.int64)
+            inside = (decoded >= min(low, high)) & (decoded <= max(low, high))
+            assert inside[before == 65535].all() and not inside[before != 65535].any()
+    (rms, slope), (rms_alone, slope_alone) = errors[True], errors[False]
+    assert slope <= slope_alone + 1, (slope, slope_alone)  # 16 before
+    assert rms < 1.15 * rms_alone, (rms, rms_alone)

@@ -60,7 +60,11 @@ MANIFEST_FORMAT = "medcodec-manifest/1"
 #: 3 (2026-12-04): declared padding without a code of its own said in the Derivation Description and
 #: the entry's mapping, ``n_clipped`` counting what the mapping clips (padding kept as it is was counted;
 #: an outside re-check found a store made before still serving the old labels after ``--refresh``).
-CODING_REVISION = 3
+#: 4 (2026-12-05): a lossy original whose header says nothing (JPEG-LS NEAR > 0, 9-7 JPEG 2000 without
+#: (0028,2110)) keeps its lossy step in every copy (``write.keep_lossy_history``); a declared padding
+#: beyond content that needs a scale keeps a code of its own (``padding+scale``) instead of stretching
+#: the scale (an outside audit).
+CODING_REVISION = 4
 
 
 def current_rules(entry: str | dict[str, Any]) -> bool:

@@ -439,6 +439,9 @@ class SeriesMapping:
 #: Encoded units left between CT padding's own slot and the lowest tissue value, so that lossy
 #: errors do not carry tissue into the declared padding range (or padding out of it).
 PADDING_GAP = 1024
+#: The same gap when the content needs a scale of its own (``padding+scale``): a sixteenth of a
+#: 12-bit range, so that the content keeps nearly all of it.
+SCALED_PADDING_GAP = 256
 
 
 def padding_range(series: Series) -> tuple[int, int] | None:
@@ -540,23 +543,38 @@ def _padding_slot(stats: SeriesStats, padding: tuple[int, int] | None, lo_t: int
     """Rule 3 for data other than CT: a declared padding entirely below or above the content
     (an MR's -32768 outside the field of view, a radiograph's 65535 collimation border) gets the
     lowest or highest coded value with :data:`PADDING_GAP` units between it and the content, and
-    the content is only shifted. ``None`` when not applicable (CT, no padding or content range,
-    padding within the content, or no room for the content and a gap of 16)."""
+    the content is only shifted; content too wide for that is scaled into the rest of the range with
+    :data:`SCALED_PADDING_GAP` units of gap (``padding+scale``: the content's own scale, not one
+    stretched to the padding: a CR's 65535 border took the scale from 7 to 16 and its interior error
+    from 78 to 247 until 2026-12-05, an outside audit), when that scale is finer than one for content
+    and padding together. ``None`` when not applicable (CT, no padding or content range, padding
+    within the content, or near it)."""
     if stats.is_ct or padding is None or stats.tissue_min is None or stats.tissue_max is None:
         return None
     low, high = stats.tissue_min, stats.tissue_max
-    width = hi_t - lo_t
-    gap = min(PADDING_GAP, width - (high - low))
-    if gap < 16 or not (padding[1] < low or high < padding[0]):
+    if not (padding[1] < low or high < padding[0]):
         return None
+    width = hi_t - lo_t
     common = {**common, "content": (low, high)}
-    if padding[1] < low:  # the slot below
-        offset = low - gap - lo_t
-        return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t, rule="padding+offset",
-                             padding_code=lo_t, **common)  # fmt: skip
-    offset = low - lo_t  # the slot above
-    return SeriesMapping(offset=offset, scale=1, clip_low=low, clip_high=offset + hi_t - gap, rule="padding+offset",
-                         padding_code=hi_t, **common)  # fmt: skip
+    below = padding[1] < low
+    gap = min(PADDING_GAP, width - (high - low))
+    scale = 1
+    if gap < 16:  # the content needs a scale of its own
+        gap = SCALED_PADDING_GAP
+        scale = max(2, math.ceil((high - low) / (width - gap)))
+        while (high - low + scale // 2) // scale > width - gap:
+            scale += 1
+        if scale >= math.ceil((max(high, padding[1]) - min(low, padding[0])) / width):
+            return None  # padding near the content (an MR's 0 below its 1, 2...): one scale for both is as fine
+    first = lo_t + gap if below else lo_t  # the coded value of the lowest content value
+    last = hi_t if below else hi_t - gap  # the highest coded value content may take
+    offset = low - first * scale
+    top = offset + (last + 1) * scale - scale // 2 - 1  # largest value that rounds to ``last``
+    if scale > 1:  # (the scale rule's cap; scale 1 keeps the clip range it always had)
+        top = min(top, value_range(stats.spec.bits_stored, stats.spec.signed)[1])
+    return SeriesMapping(offset=offset, scale=scale, clip_low=low, clip_high=top,
+                         rule="padding+offset" if scale == 1 else "padding+scale",
+                         padding_code=lo_t if below else hi_t, **common)  # fmt: skip
 
 
 def tissue_mask(frames: NDArray[np.integer], spec: PixelSpec) -> NDArray[np.bool_]:

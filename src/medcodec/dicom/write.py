@@ -398,11 +398,13 @@ DERIVED_SERIES_NUMBER_OFFSET = 1000
 
 def label_derived_series(out: Dataset, source_ds: Dataset, *, ratio: float, method: str, lossy: bool) -> None:
     """Make a derived series recognisable: Series Number (0020,0011) = the source's + 1000 and a
-    Series Description (0008,103E, LO: 64 characters) ending in ``[lossy <method> <ratio>:1]``
-    (or ``[lossless <method>]``), so a viewer never shows it as the original.
+    Series Description (0008,103E, LO: 64 characters) ending in ``[lossy <method>]`` (or
+    ``[lossless <method>]``), so a viewer never shows it as the original.
 
-    The ratio is the file's own (raw pixel bytes / coded pixel bytes); files of one series coded
-    to a ratio target carry nearly the same value.
+    The description is the series', the same in each of its files: the file's own ratio is in its
+    Lossy Image Compression Ratio and Derivation Description (it was in the description too until
+    2026-12-05: 9 descriptions in one 64-slice series, an outside audit). ``ratio`` is kept for
+    callers and unused.
     """
     try:
         number = int(source_ds.get("SeriesNumber") or 0)
@@ -410,7 +412,7 @@ def label_derived_series(out: Dataset, source_ds: Dataset, *, ratio: float, meth
         number = 0
     number += DERIVED_SERIES_NUMBER_OFFSET
     out.SeriesNumber = number if number < 2**31 else DERIVED_SERIES_NUMBER_OFFSET  # IS range
-    tail = f" [lossy {method} {float(ratio):.1f}:1]" if lossy else f" [lossless {method}]"
+    tail = f" [lossy {method}]" if lossy else f" [lossless {method}]"
     base = str(source_ds.get("SeriesDescription", "") or "").strip()
     out.SeriesDescription = (base[: max(0, 64 - len(tail))] + tail).strip()[:64]
 
