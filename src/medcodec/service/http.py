@@ -227,7 +227,7 @@ def multipart_end(boundary: str) -> bytes:
     return f"--{boundary}--\r\n".encode("latin-1")
 
 
-def iter_multipart(body: bytes, content_type: str) -> Iterator[tuple[dict[str, str], memoryview]]:
+def iter_multipart(body: bytes | bytearray, content_type: str) -> Iterator[tuple[dict[str, str], memoryview]]:
     """Parts of a ``multipart/related`` body: ``(headers, content)``, content not copied.
 
     Raises
