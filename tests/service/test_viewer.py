@@ -942,3 +942,39 @@ def test_viewer_fast_scroll_loads_the_slice_stopped_on_first_and_the_url_follows
     state = _viewer(page, "({slice: v.state.slice, n: v.state.stack.slices.length, preset: v.state.preset})")
     assert state["slice"] == min(state["n"] - 1, state["n"] // 2) and state["preset"] != "original", state
     assert not [e for e in page.errors if e.startswith("pageerror")], page.errors
+
+
+def test_viewer_says_a_frame_failed_and_clears_the_error_when_frames_come_again(served: Series, page: Any) -> None:
+    """The chosen preset's frame not reachable (the request aborted, as when the server is down): the
+    pane shows the preview and says the preset could not be loaded (it said "loading diagnostic..."
+    for ever), the status says the server is not reachable (not the browser's bare "Failed to
+    fetch"), and once frames come again the status is the series' again (it stayed red; an outside
+    audit, 2026-12-05). The slider says its slice as the page counts it."""
+    page.goto(f"{served.url}/viewer/?study={served.study}&series={served.series}&slice=3")
+    _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic' && v.state.slice === 2")
+    page.route("**/viewer/api/**/frames/**", lambda route: route.abort())  # the server does not answer
+    _key(page, "End")
+    page.wait_for_function("() => document.querySelector('#pane-preset .label').textContent.includes('could not')")
+    assert "server not reachable" in page.inner_text("#pane-preset .label")
+    assert "server not reachable" in page.inner_text("#status")
+    page.unroute("**/viewer/api/**/frames/**")
+    page.route("**/frames/1?preset=diagnostic*", lambda route: route.abort())  # the preview comes, the preset not
+    _key(page, "ArrowUp")
+    _wait(page, "v.shown.preset && v.shown.preset.preset === 'preview'")
+    page.wait_for_function("() => document.querySelector('#pane-preset .label').textContent.includes('could not')")
+    label = page.inner_text("#pane-preset .label")
+    assert "PREVIEW" in label and "diagnostic could not be loaded" in label, label
+    status = page.inner_text("#status")
+    assert "not reachable" not in status and "slices" in status, status  # frames came again: the error is over
+    page.unroute("**/frames/1?preset=diagnostic*")
+    _key(page, "Home")
+    _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic' && v.state.slice === 0")
+    assert page.get_attribute("#slider", "aria-valuetext") == f"slice 1 of {len(_stack(served)['instances'])}"
+    assert page.get_attribute("#prev", "aria-label") == "Previous slice"
+
+
+def _key(page: Any, key: str) -> None:
+    """A key pressed on the page, whatever has the focus (the page's own keydown handler)."""
+    page.evaluate(
+        f"() => document.dispatchEvent(new KeyboardEvent('keydown', {{key: {json.dumps(key)}, bubbles: true}}))"
+    )

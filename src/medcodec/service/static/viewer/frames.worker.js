@@ -56,6 +56,8 @@ self.onmessage = async (event) => {
       [pixels.buffer],
     );
   } catch (e) {
-    self.postMessage({ id, ok: false, status: 0, error: String((e && e.message) || e) });
+    // fetch's own TypeError: no answer at all (the server stopped, the network gone), said so
+    const unreachable = e instanceof TypeError && /fetch|network/i.test(e.message || "");
+    self.postMessage({ id, ok: false, status: 0, error: unreachable ? `server not reachable (${e.message})` : String((e && e.message) || e) });
   }
 };

@@ -88,6 +88,7 @@ function setStatus(text, isError = false) {
   const el = $("#status");
   el.textContent = text;
   el.style.color = isError ? "#ff7b7b" : "";
+  state.statusIsError = isError;
   if (isError) state.errors.push(text);
 }
 
@@ -583,7 +584,8 @@ function render() {
     renderGray(pp, pf);
     pp.imgKey = `${pf.preset}|${idx}`;
     const waiting = pf.preset !== state.preset;
-    pp.label.textContent = presetLabel(pf.preset) + (waiting ? ` · loading ${state.preset}…` : "");
+    const wantedWhy = waiting ? failed.get(frameKey(state.preset, idx)) : null;
+    pp.label.textContent = presetLabel(pf.preset) + (!waiting ? "" : wantedWhy ? ` · ${state.preset} could not be loaded: ${wantedWhy}` : ` · loading ${state.preset}…`);
     pp.label.classList.toggle("preview", pf.preset === "preview");
     pp.stats.textContent = frameStats(pf);
     if (swipe) {
@@ -624,7 +626,11 @@ function render() {
       shown.diff = { preset: pf.preset, slice: idx, range, max: diff.max, rms: diff.rms, skipped: diff.skipped };
     } else {
       pd.imgKey = null;
-      pd.label.textContent = "DIFFERENCE · waiting for both images…";
+      const origWhy = failed.get(frameKey("original", idx));
+      const colour = (of && of.kind === "rgb") || (pf && pf.kind === "rgb");
+      pd.label.textContent = colour ? "DIFFERENCE · not drawn for colour images"
+        : origWhy ? `DIFFERENCE · the original could not be loaded: ${origWhy}`
+        : pf && !of ? "DIFFERENCE · waiting for the original…" : "DIFFERENCE · waiting for both images…";
       pd.stats.textContent = "";
       shown.diff = null;
     }
@@ -645,6 +651,7 @@ function updateReadouts() {
   const where = inst.frames > 1 ? ` (#${inst.number ?? "?"} frame ${frame})` : inst.number != null ? ` (#${inst.number})` : "";
   $("#slice-readout").textContent = `slice ${idx + 1} / ${st.slices.length}${where}`;
   $("#slider").value = String(idx);
+  $("#slider").setAttribute("aria-valuetext", `slice ${idx + 1} of ${st.slices.length}`); // not the 0-based value
   const [c, w] = state.window;
   const pf = presetFrameFor(idx);
   const lutName = state.lut != null ? (state.windows.find((x) => x[4] === state.lut) || ["header VOI LUT"])[0] : null;
@@ -701,11 +708,19 @@ function request(idx) {
   const st = state.stack;
   if (!st) return;
   const again = () => {
-    if (st === state.stack && idx === state.slice) render();
+    if (st !== state.stack) return;
+    // a frame came: an error about frames (a server that was down) is over (it stayed red after a restart)
+    if (state.statusIsError && state.frameError) {
+      state.frameError = false;
+      setStatus(state.seriesStatus || "");
+    }
+    if (idx === state.slice) render();
   };
   const failing = (preset) => (e) => {
     if (e instanceof Cancelled || st !== state.stack) return;
-    const why = String(e.message || e);
+    // fetch's own TypeError ("Failed to fetch"): the server did not answer at all
+    const why = e instanceof TypeError ? `server not reachable (${e.message})` : String(e.message || e);
+    state.frameError = true;
     failed.set(frameKey(preset, idx, st), why);
     setStatus(why, true);
     if (idx === state.slice) render();
@@ -1005,7 +1020,8 @@ async function openSeries(study, series) {
   // with a VOI LUT first, the header's window is where a drag starts (else the full range, below)
   state.window = headerWindow && (first[4] != null || first === headerWindow) ? [headerWindow[1], headerWindow[2]] : null;
   $("#slider").max = String(st.slices.length - 1);
-  setStatus(`${st.modality} ${st.description} · ${st.slices.length} slices · ${st.columns}x${st.rows}`);
+  state.seriesStatus = `${st.modality} ${st.description} · ${st.slices.length} slices · ${st.columns}x${st.rows}`;
+  setStatus(state.seriesStatus);
   state.slice = Math.min(st.slices.length - 1, Math.floor(st.slices.length / 2));
   const startSlice = +params.get("slice");
   params.delete("slice");
