@@ -15,6 +15,7 @@ medcodec's and libjpeg-turbo's decoders on real frames.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
@@ -978,3 +979,32 @@ def _key(page: Any, key: str) -> None:
     page.evaluate(
         f"() => document.dispatchEvent(new KeyboardEvent('keydown', {{key: {json.dumps(key)}, bubbles: true}}))"
     )
+
+
+def test_viewer_leaves_an_image_with_a_modality_lut_to_rendered(server: Any) -> None:
+    """pydicom's mlut_18 maps its stored values by a Modality LUT Sequence: the page windowed the
+    stored values (up to 247 grey levels off ``/rendered``; an outside audit, 2026-12-05). Its frame
+    API answers 406, on which the page shows ``/rendered``, which applies the LUT."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    from medcodec.testing.server import stow_body
+
+    ds = pydicom.dcmread(get_testdata_file("mlut_18.dcm"))
+    assert "ModalityLUTSequence" in ds
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    body, ct = stow_body(buf.getvalue())
+    import httpx
+
+    assert (
+        httpx.post(server.url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60).status_code
+        == 200
+    )
+    where = f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    status, _, text = _get(f"{server.url}/viewer/api/{where}/frames/1?preset=original")
+    assert status == 406 and b"Modality LUT" in text, text[:200]
+    assert _get(f"{server.url}/dicomweb/{where}/rendered")[0] == 200

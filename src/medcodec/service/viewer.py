@@ -432,6 +432,9 @@ def frame_payload(
         spec = pixel_spec_from_dataset(ds)
     except DicomError as exc:  # palette colour, 32-bit, float...: the page asks /rendered instead
         raise NotAcceptableError(f"instance {sop}: the viewer cannot window its pixels ({exc}); use /rendered") from exc
+    if "ModalityLUTSequence" in ds:  # the page maps values by rescale only; /rendered applies the LUT
+        # (it windowed the stored values: up to 247 grey levels off /rendered, an outside audit, 2026-12-05)
+        raise NotAcceptableError(f"instance {sop}: a Modality LUT Sequence maps its values; use /rendered")
     ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
     # the page windows and compares every pane in the original's values: a DX / mammography rendition
     # (rescale 1 / 0, its series mapping folded into its own VOI) is sent with the mapping's rescale
