@@ -35,6 +35,7 @@ from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_s
 __all__ = [
     "DicomImage",
     "read_image",
+    "read_frame",
     "read_deflated",
     "peek_pixel_tag",
     "check_pixel_data",
@@ -225,6 +226,44 @@ def read_image(source: Source, /, *, lazy: bool = False) -> DicomImage:
     image = _make_image(ds, spec, name, reopenable if lazy else None, pixels)
     image.header_bytes = raw_header
     return image
+
+
+def read_frame(source: Source, index: int, /) -> NDArray[np.integer]:
+    """Stored values of frame ``index`` (0-based) of a DICOM image, ``(rows, cols)``, decoded alone
+    and finished as :func:`read_image` finishes them (high bits masked, sign extended, storage
+    dtype). For one frame of a long multi-frame object (an enhanced CT of hundreds of frames, a
+    viewer's scroll): :func:`read_image` decodes every frame. Lossless codestreams give every
+    decoder's values, so the frame equals ``read_image(source).pixels[index]``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``index`` is not a frame of the image.
+    DicomError
+        As :func:`read_image`.
+    """
+    name = _source_name(source)
+    with _open_source(source, name) as fp:
+        ds, pixel_tag, _ = _read_header(fp, name)
+        spec = spec_from_header(ds, pixel_tag=pixel_tag, path=name)
+        frames = int(spec.extra["number_of_frames"])
+        if not 0 <= int(index) < frames:
+            raise InvalidInputError(f"{name}: frame index {index} is not one of the image's {frames} (0-based)")
+        shape = (1, int(spec.extra["rows"]), int(spec.extra["columns"]))
+        fp.seek(0)
+        try:
+            if spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian:
+                whole = read_deflated(fp.read(), name, stop_before_pixels=False)
+                if whole is None:
+                    raise DicomError("the transfer syntax says deflated, the file meta does not", path=name)
+                arr = pixel_array(whole[0], index=int(index))
+            else:
+                arr = pixel_array(fp, index=int(index))
+        except DicomError:
+            raise
+        except Exception as exc:  # any decoder/plugin failure
+            raise _decode_error(exc, spec, name) from exc
+    return _finish(arr, spec, name, shape)[0]
 
 
 #: Bytes read to see a PS3.10 file's transfer syntax in its file meta (group 0002).

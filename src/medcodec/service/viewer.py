@@ -409,6 +409,7 @@ def frame_payload(
 
     from ..delivery.live import original_units, require_pixel_data
     from ..dicom import read_image
+    from ..dicom.image import read_frame
     from ..dicom.pixel_spec import pixel_spec_from_dataset
 
     names = [*_presets(), MDC]
@@ -454,11 +455,10 @@ def frame_payload(
         fragment = get_frame(ds.PixelData, n - 1, number_of_frames=frames)
         headers.update({"X-Encoding": "jpeg", "X-Stored-Bytes": str(len(fragment))})
         return bytes(fragment), headers, "image/jpeg"
-    try:
-        image = read_image(io.BytesIO(data))
+    try:  # one frame of a multi-frame object decoded alone (read_image decodes every frame)
+        pixels = read_frame(io.BytesIO(data), n - 1) if frames > 1 else read_image(io.BytesIO(data)).pixels[0]
     except DicomError as exc:  # pixel data no decoder here can read
         raise NotAcceptableError(f"instance {sop}: its pixels cannot be decoded ({exc})") from exc
-    pixels = image.pixels[n - 1]
     stored = len(ds.PixelData) // frames if "PixelData" in ds else pixels.nbytes
     return _deflated(pixels, spec, headers, stored)
 
