@@ -229,8 +229,20 @@ def serve(
         if log_level != "debug":  # uvicorn's logger has its own handler (uvicorn.Config configured it just now)
             logging.getLogger("uvicorn.error").addFilter(_CutResponses())
         server = uvicorn.Server(config)
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C / SIGTERM after a graceful shutdown: the normal end
-            server.run(sockets=[sock])
+        try:
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C / SIGTERM after a graceful shutdown: the normal end
+                server.run(sockets=[sock])
+        except SystemExit:
+            if not server.should_exit:
+                raise
+            # Ctrl-C / SIGTERM to the process group during start-up (systemd's stop, a terminal): the
+            # encoder processes, still importing, died of it and the start failed: a stop, not a bug
+            # (exit 3 and "internal error" until 2026-12-05, an outside audit)
+            click.echo("medcodec serve: stopped during start-up", err=True)
+            return
+    if server.should_exit and not server.started:
+        click.echo("medcodec serve: stopped during start-up", err=True)
+        return
     if not server.started:  # the application's startup failed (logged above): none of the causes checked here
         click.echo("error: the server did not start (see the log above)", err=True)
         raise SystemExit(EXIT_BUG)
