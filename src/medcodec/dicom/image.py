@@ -250,19 +250,7 @@ def read_frame(source: Source, index: int, /) -> NDArray[np.integer]:
         if not 0 <= int(index) < frames:
             raise InvalidInputError(f"{name}: frame index {index} is not one of the image's {frames} (0-based)")
         shape = (1, int(spec.extra["rows"]), int(spec.extra["columns"]))
-        fp.seek(0)
-        try:
-            if spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian:
-                whole = read_deflated(fp.read(), name, stop_before_pixels=False)
-                if whole is None:
-                    raise DicomError("the transfer syntax says deflated, the file meta does not", path=name)
-                arr = pixel_array(whole[0], index=int(index))
-            else:
-                arr = pixel_array(fp, index=int(index))
-        except DicomError:
-            raise
-        except Exception as exc:  # any decoder/plugin failure
-            raise _decode_error(exc, spec, name) from exc
+        arr = _pixel_array(fp, spec, name, int(index))
     return _finish(arr, spec, name, shape)[0]
 
 
@@ -511,6 +499,11 @@ def _decode(fp: BinaryIO, spec: PixelSpec, name: str) -> NDArray[np.integer]:
             arr = None
         if arr is not None:
             return _finish(arr, spec, name, shape)
+    return _finish(_pixel_array(fp, spec, name), spec, name, shape)
+
+
+def _pixel_array(fp: BinaryIO, spec: PixelSpec, name: str, index: int | None = None) -> NDArray[Any]:
+    """pydicom's decode of the file ``fp`` (every frame, or frame ``index``), its errors ours."""
     fp.seek(0)
     try:
         if spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian:
@@ -521,14 +514,12 @@ def _decode(fp: BinaryIO, spec: PixelSpec, name: str) -> NDArray[np.integer]:
                 raise DicomError("the transfer syntax says deflated, the file meta does not", path=name)
             full = whole[0]
             del whole  # the inflated dataset: its pixel data is a copy in ``full`` now
-            arr = pixel_array(full)
-        else:
-            arr = pixel_array(fp)
+            return np.asarray(pixel_array(full, index=index))
+        return np.asarray(pixel_array(fp, index=index))
     except DicomError:  # the inflate's own (too large, damaged)
         raise
     except Exception as exc:  # any decoder/plugin failure
         raise _decode_error(exc, spec, name) from exc
-    return _finish(arr, spec, name, shape)
 
 
 def has_frame_decoder(uid: str) -> bool:
