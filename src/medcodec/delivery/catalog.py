@@ -41,6 +41,7 @@ from sqlalchemy.sql.functions import GenericFunction
 
 from ..errors import DeliveryError, InvalidInputError, NotFoundError, OutOfResourcesError, StoreFullError
 from ..registry import LOSSY_ONLY_SYNTAXES, pixel_data_is_lossy
+from .objects import cannot_open_files
 from .uids import validate_uid
 
 __all__ = [
@@ -1625,11 +1626,8 @@ def _sqlite_error(context: Any) -> None:
         context.is_disconnect = True
     if "database or disk is full" in text or ("disk I/O error" in text and _catalog_disk_full(context)):
         raise StoreFullError(errno.ENOSPC, f"no space left for the catalog ({text})") from exc
-    if "unable to open database file" in text:
-        try:
-            os.close(os.open(os.devnull, os.O_RDONLY))
-        except OSError as probe:
-            raise OutOfResourcesError(probe.errno, f"cannot open the catalog: {probe.strerror}; retry") from exc
+    if "unable to open database file" in text and cannot_open_files():
+        raise OutOfResourcesError(errno.EMFILE, "cannot open the catalog: no file can be opened now; retry") from exc
 
 
 def _catalog_disk_full(context: Any) -> bool:

@@ -32,13 +32,23 @@ from ..errors import (
     StoreFullError,
 )
 
-__all__ = ["Objects", "is_full", "out_of_resources", "RESOURCE_ERRNOS"]
+__all__ = ["Objects", "is_full", "out_of_resources", "cannot_open_files", "RESOURCE_ERRNOS"]
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 
 #: What a process runs out of that the request did not cause: open files (its own, the system's), memory.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
+def cannot_open_files() -> bool:
+    """Whether this process can open no file now (its descriptors, or the system's, all taken): what
+    tells a library's bare "unable to open" (SQLite's) from a missing or unreadable file."""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        return True
+    return False
 
 
 def out_of_resources(exc: BaseException, doing: str) -> OutOfResourcesError | None:

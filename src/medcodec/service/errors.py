@@ -183,31 +183,19 @@ RETRY_AFTER = "5"
 
 def _out_of_resources(exc: BaseException) -> bool:
     """An error, or one it was raised from, that says this process is out of open files or memory:
-    an ``OSError`` with EMFILE / ENFILE / ENOMEM, a ``MemoryError``, SQLite's "unable to open
-    database file" while no file can be opened."""
-    import errno
+    an ``OSError`` with one of :data:`~medcodec.delivery.objects.RESOURCE_ERRNOS`, a ``MemoryError``,
+    SQLite's "unable to open database file" while no file can be opened."""
+    from ..delivery.objects import RESOURCE_ERRNOS, cannot_open_files
 
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             return False
-        if isinstance(seen, MemoryError) or (
-            isinstance(seen, OSError) and seen.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM)
-        ):
+        if isinstance(seen, MemoryError) or (isinstance(seen, OSError) and seen.errno in RESOURCE_ERRNOS):
             return True
-        if "unable to open database file" in str(seen) and _no_file_opens():
+        if "unable to open database file" in str(seen) and cannot_open_files():
             return True
         seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _no_file_opens() -> bool:
-    import os
-
-    try:
-        os.close(os.open(os.devnull, os.O_RDONLY))
-    except OSError:
-        return True
     return False
 
 
