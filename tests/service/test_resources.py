@@ -253,3 +253,40 @@ def test_stow_bodies_share_a_byte_budget() -> None:
     assert order[:2] == ["a in, 40 left", "c in, 10 left"], order  # b (60) does not fit beside a: c passes it
     assert order.index("a out") < order.index("b in, 40 left") < order.index("b out") < order.index("huge in, 0 left")
     assert free == 100  # every byte given back
+
+
+def test_a_stow_body_that_trickles_gets_408_and_frees_the_upload_budget(tmp_path: Path, spawn_server) -> None:
+    """Two STOW-RS bodies that declare 1 MB and then send a byte now and then held the whole upload
+    budget (two upload limits) for as long as they liked: every other upload waited (an outside audit,
+    2026-12-05). After --body-timeout they get 408 and are closed, and the waiting upload is stored."""
+    _, url, _ = spawn_server(tmp_path / "store", extra=["--max-upload", "1", "--body-timeout", "1.5"])
+    port = int(url.rsplit(":", 1)[1])
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    body, ct = stow_body(buf.getvalue())
+    tricklers = []
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        s.sendall(f"POST /dicomweb/studies HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n"
+                  f"Content-Length: {1024 * 1024}\r\n\r\n".encode() + body[:100])  # fmt: skip
+        tricklers.append(s)
+    try:
+        time.sleep(0.3)  # both hold their declared megabyte before the honest upload asks for its share
+        t0 = time.monotonic()
+        with httpx.Client(timeout=30) as client:
+            for s in tricklers:
+                s.sendall(b"x")  # still sending, too slowly
+            r = client.post(url + "/dicomweb/studies", content=body, headers={"Content-Type": ct})
+        waited = time.monotonic() - t0
+        assert r.status_code == 200, r.text
+        assert 1.0 < waited < 15, waited  # it waited for the tricklers' 408, not for ever
+        for s in tricklers:
+            answer = _read_all(s)  # closed by the server: recv returns b"" at the end
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:80]
+            assert b"stopped arriving" in answer and b"connection: close" in answer.lower()
+    finally:
+        for s in tricklers:
+            s.close()
+    r = httpx.get(url + "/dicomweb/studies", timeout=30)
+    assert r.status_code == 200 and len(r.json()) == 1

@@ -12,7 +12,13 @@ from collections.abc import Iterator
 
 import click
 
-from ..service.connections import HEADER_TIMEOUT, connection_budget, raise_open_files_limit, with_header_timeout
+from ..service.connections import (
+    BODY_TIMEOUT,
+    HEADER_TIMEOUT,
+    connection_budget,
+    raise_open_files_limit,
+    with_header_timeout,
+)
 from ._common import EXIT_BUG, handle_errors
 
 
@@ -113,6 +119,14 @@ from ._common import EXIT_BUG, handle_errors
     "(half-open connections held the server's files until none were left).",
 )
 @click.option(
+    "--body-timeout",
+    default=BODY_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=86400),
+    help="Seconds of grace a STOW-RS body gets; past it the body must average 16 KiB/s, or 408 and the "
+    "connection is closed (a body that trickled held the upload budget: other uploads waited).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -141,6 +155,7 @@ def serve(
     tls_key: str | None,
     public_url: str | None,
     header_timeout: float,
+    body_timeout: float,
     log_level: str,
     create: bool = False,
 ) -> None:
@@ -186,6 +201,7 @@ def serve(
         tls_certfile=tls_cert,
         tls_keyfile=tls_key,
         public_url=public_url,
+        body_timeout=body_timeout,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if log_level != "debug":

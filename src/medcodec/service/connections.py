@@ -9,7 +9,12 @@ log in 20 s). No token was needed: a token is checked once the headers are read.
   seconds of its first byte (of the connection, for its first request); past it the connection
   gets ``408 Request Timeout`` and is closed (as nginx's ``client_header_timeout``, Apache's
   ``mod_reqtimeout``). A connection idle between requests is closed by uvicorn's keep-alive
-  timeout, as before; a request body that trickles is not timed here.
+  timeout, as before.
+* A request body (STOW-RS) must keep coming: :data:`BODY_MIN_RATE` bytes a second on average,
+  after a grace of ``--body-timeout`` seconds (Apache's ``mod_reqtimeout`` ``body=...,MinRate=``):
+  past it ``408`` and the connection is closed. A body that trickled held its share of the
+  STOW-RS byte budget for as long as it liked, so two of them stopped every other upload (an
+  outside audit, 2026-12-05).
 * :func:`raise_open_files_limit`: the soft limit on open files raised towards its hard limit at
   start (systemd gives services 1,024 soft, 524,288 hard), and :func:`connection_budget`:
   uvicorn's ``limit_concurrency``, so that past it a request gets 503 from uvicorn instead of
@@ -27,6 +32,8 @@ from typing import Any
 
 __all__ = [
     "HEADER_TIMEOUT",
+    "BODY_TIMEOUT",
+    "BODY_MIN_RATE",
     "ACCEPT_LOG_INTERVAL",
     "with_header_timeout",
     "raise_open_files_limit",
@@ -36,6 +43,11 @@ __all__ = [
 
 #: Seconds a request's headers may take to arrive, from its first byte (``--header-timeout``).
 HEADER_TIMEOUT = 20.0
+#: Seconds of grace a request body gets beyond what it is owed at :data:`BODY_MIN_RATE` (``--body-timeout``).
+BODY_TIMEOUT = 60.0
+#: Bytes a second a request body must average (16 KiB/s, 128 kbit/s: the slowest link a DICOMweb
+#: sender is on; a 512 MB upload may take 9 hours).
+BODY_MIN_RATE = 16 * 1024
 #: Seconds between two log lines about connections refused for want of file descriptors.
 ACCEPT_LOG_INTERVAL = 10.0
 #: The open-files limit the server asks for at start (within the hard limit).

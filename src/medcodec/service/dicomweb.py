@@ -77,8 +77,9 @@ from ..errors import (
 )
 from ..render import WINDOW_FUNCTIONS, window_to_8bit
 from .archives import ClosingStreamingResponse, primed
+from .connections import BODY_MIN_RATE
 from .dimse_status import CONFLICT_COMMENT, PROCESSING_FAILURE, error_comment, failure_status
-from .errors import UnsupportedMediaTypeError
+from .errors import RequestTimeoutError, UnsupportedMediaTypeError
 from .http import (
     MediaRange,
     base_url,
@@ -848,13 +849,31 @@ def render_frame(
 # --------------------------------------------------------------------------- STOW-RS
 
 
-async def _read_body(request: Request, limit: int) -> bytearray:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytearray:
     """The body, at most ``limit`` bytes, in one buffer grown in place (the chunks joined at the end
     were a second copy: a 74.5 MB STOW took 146 MB, an outside audit, 2026-12-05). A declared
-    Content-Length over the limit is refused by the caller before it waits for the budget."""
+    Content-Length over the limit is refused by the caller before it waits for the budget.
+
+    The body must keep coming (:mod:`.connections`): by ``timeout`` seconds plus one second for
+    every :data:`~.connections.BODY_MIN_RATE` bytes received since the first read, or
+    :class:`~.errors.RequestTimeoutError` (408)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     body = bytearray()
+    chunks = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            try:
+                chunk = await asyncio.wait_for(
+                    chunks.__anext__(), max(0.0, deadline + len(body) / BODY_MIN_RATE - loop.time())
+                )
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the body stopped arriving ({len(body)} bytes received; at least {BODY_MIN_RATE} bytes a "
+                    f"second are needed after {timeout:g} s, --body-timeout)"
+                ) from None
             if len(body) + len(chunk) > limit:
                 raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes (--max-upload)")
             body += chunk
@@ -924,7 +943,7 @@ async def _stow(request: Request) -> Response:
             f"the body is {declared} bytes, the limit is {settings.max_upload_bytes} (--max-upload)"
         )
     async with _stow_budget(request).hold(declared if declared is not None else settings.max_upload_bytes):
-        body = await _read_body(request, settings.max_upload_bytes)
+        body = await _read_body(request, settings.max_upload_bytes, settings.body_timeout)
         parts = list(iter_multipart(body, content_type))
         dicom_parts = []
         for headers, content in parts:

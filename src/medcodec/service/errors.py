@@ -17,9 +17,11 @@ exception (or subclass)             status  when
 ``UnsupportedMediaTypeError``       415     STOW body not ``multipart/related; type=application/dicom``
 ``NotDicomError``                   400     a STOW part (or a C-STORE dataset) that is not DICOM
 ``PayloadTooLargeError``            413     STOW body past ``--max-upload``
+``RequestTimeoutError``             408     STOW body stalled or too slow (``--body-timeout``)
 ``ConflictError``                   409     same SOP Instance UID, different bytes
 ``UnauthorizedError``               401     missing or wrong bearer token
 ``StoreFullError``                  507     no space left in the store
+``OutOfResourcesError``             503     no file descriptor or memory left (``Retry-After``)
 ``InvalidInputError``               400     any other bad parameter (window, frame number, query)
 ``CorruptStreamError``              500     a stored stream is damaged (logged with its offset)
 ``CodecError``                      500     anything else medcodec raised on purpose
@@ -43,6 +45,7 @@ __all__ = [
     "UnauthorizedError",
     "RangeNotSatisfiableError",
     "UnsupportedMediaTypeError",
+    "RequestTimeoutError",
     "status_for",
     "codec_cause",
     "error_response",
@@ -85,6 +88,10 @@ class UnsupportedMediaTypeError(ServiceError):
     """A request body whose Content-Type the route does not take."""
 
 
+class RequestTimeoutError(ServiceError):
+    """A request body that stopped arriving, or arrives too slowly (HTTP 408, connection closed)."""
+
+
 #: Status by class name along the MRO (names, so the delivery errors are matched wherever they live).
 STATUS_BY_NAME: dict[str, int] = {
     "NotFoundError": 404,
@@ -93,6 +100,7 @@ STATUS_BY_NAME: dict[str, int] = {
     "RangeNotSatisfiableError": 416,
     "NotAcceptableError": 406,
     "UnsupportedMediaTypeError": 415,
+    "RequestTimeoutError": 408,
     "NotDicomError": 400,
     "PayloadTooLargeError": 413,
     "ConflictError": 409,
@@ -129,6 +137,8 @@ async def _codec_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="medcodec"'
     if status == 503:
         headers["Retry-After"] = RETRY_AFTER
+    if isinstance(exc, RequestTimeoutError):
+        headers["Connection"] = "close"  # the rest of the body is not read: the connection cannot go on
     if isinstance(exc, CorruptStreamError):
         log.error("%s %s: stored data corrupt: %s (offset %s)", request.method, request.url.path, exc, exc.offset)
     elif status >= 500:

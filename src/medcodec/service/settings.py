@@ -84,6 +84,10 @@ class Settings:
     max_results
         Most results in one QIDO-RS answer, whether or not the client gives ``limit`` (a larger
         ``limit``, or none, gets this many and a ``Warning: 299``; PS3.18 §8.3.4.4).
+    body_timeout
+        Seconds a request body (STOW-RS) may take beyond what it is owed for its size at
+        :data:`~medcodec.service.connections.BODY_MIN_RATE`; then 408 and the connection is closed
+        (``--body-timeout``).
     public_url
         The URL clients reach the server at (``https://pacs.example.org/medcodec``: behind a reverse
         proxy), for the absolute URLs answers carry (``BulkDataURI`` in metadata, STOW-RS
@@ -111,6 +115,7 @@ class Settings:
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
     public_url: str | None = None
+    body_timeout: float = 60.0
 
     @property
     def scheme(self) -> str:
@@ -135,6 +140,8 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} must be a positive integer")
+        if not (isinstance(self.body_timeout, (int, float)) and 0.1 <= self.body_timeout <= 86400):
+            raise InvalidInputError(f"body_timeout={self.body_timeout!r} must be 0.1 to 86400 seconds")
         for name in ("precompute_quiet", "precompute_wait"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 3600):
