@@ -430,9 +430,11 @@ function diffOf(a, b, kept = null) {
 
 function diffRange(diff, manifestMax) {
   if (state.diffRange !== "auto") return +state.diffRange;
-  // the manifest's max error (clipped padding excluded) when known, else this slice's max
-  const r = manifestMax != null && manifestMax > 0 ? manifestMax : diff.max;
-  return Math.max(1, Math.ceil(r));
+  // four times this slice's RMS error, at most the manifest's max error (clipped padding excluded)
+  // or this slice's max: scaled to the max alone, a noisy preview's heatmap was nearly black (RMS
+  // 50 HU under a bar of ±557); larger errors saturate, and the stats line gives the max
+  const cap = manifestMax != null && manifestMax > 0 ? manifestMax : diff.max;
+  return Math.max(1, Math.ceil(Math.min(cap, 4 * diff.rms)));
 }
 
 function renderDiff(pane, diff, a, range) {
@@ -621,7 +623,8 @@ function render() {
       pd.imgKey = `diff|${pf.preset}|${idx}`;
       pd.label.textContent = `DIFFERENCE ${pf.preset} − original`;
       const left = diff.skipped ? `${diff.skipped} padding or clipped pixels left out, as in the manifest` : "all pixels";
-      pd.stats.textContent = `max |Δ| ${fmt(diff.max)} ${units()} · RMS ${fmt(diff.rms, 2)} ${units()} (${left})`;
+      const over = diff.max > range ? ` · past ±${range}: full colour` : "";
+      pd.stats.textContent = `max |Δ| ${fmt(diff.max)} ${units()} · RMS ${fmt(diff.rms, 2)} ${units()} (${left})${over}`;
       drawColourbar(range, units());
       shown.diff = { preset: pf.preset, slice: idx, range, max: diff.max, rms: diff.rms, skipped: diff.skipped };
     } else {
