@@ -1009,3 +1009,42 @@ def test_viewer_leaves_an_image_with_a_modality_lut_to_rendered(server: Any) -> 
     status, _, text = _get(f"{server.url}/viewer/api/{where}/frames/1?preset=original")
     assert status == 406 and b"Modality LUT" in text, text[:200]
     assert _get(f"{server.url}/dicomweb/{where}/rendered")[0] == 200
+
+
+def test_stack_offers_the_window_of_an_enhanced_images_functional_groups(tmp_path: Path) -> None:
+    """An enhanced MR carries its window in the Frame VOI LUT functional group, shared or per frame,
+    not at the top level: ``/rendered`` applied it, the page offered none and windowed the full range."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from medcodec.delivery import open_store
+    from medcodec.service.viewer import series_stack
+
+    def voi(center: float, width: float, note: str) -> Dataset:
+        item = Dataset()
+        item.WindowCenter, item.WindowWidth, item.WindowCenterWidthExplanation = center, width, note
+        return item
+
+    made = []
+    for k, where in enumerate(("shared", "per-frame")):
+        ds = pydicom.dcmread(get_testdata_file("emri_small.dcm"))
+        for kw in ("WindowCenter", "WindowWidth"):
+            if kw in ds:
+                del ds[kw]
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        group = Dataset()
+        group.FrameVOILUTSequence = Sequence([voi(300 + k, 600, where.upper())])
+        if where == "shared":
+            ds.SharedFunctionalGroupsSequence = Sequence([group])
+        else:
+            ds.PerFrameFunctionalGroupsSequence = Sequence([group] + [Dataset() for _ in range(ds.NumberOfFrames - 1)])
+        ds.save_as(tmp_path / f"{where}.dcm", enforce_file_format=True)
+        made.append(ds)
+    with open_store(tmp_path / "store") as store:
+        assert store.ingest([tmp_path / "shared.dcm", tmp_path / "per-frame.dcm"]).ok
+        for k, ds in enumerate(made):
+            stack = series_stack(store, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID))
+            assert stack["windows"] == [[300 + k, 600, ("SHARED", "PER-FRAME")[k]]], stack["windows"]

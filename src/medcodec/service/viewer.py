@@ -304,7 +304,23 @@ def series_stack(store: Any, study: str, series: str) -> dict[str, Any]:
 
 
 def _header_windows(header: dict[str, Any]) -> list[list[Any]]:
-    """Every usable Window Center / Width pair of a DICOM JSON header, with its explanation."""
+    """Every usable Window Center / Width pair of a DICOM JSON header, with its explanation; for an
+    enhanced object (none at the top level), those of its Frame VOI LUT functional group, shared or
+    of the first frame (PS3.3 C.7.6.16.2.10; ``/rendered`` applied them, the page did not)."""
+    top = _window_pairs(header)
+    if top:
+        return top
+    for group in ("52009229", "52009230"):  # Shared, then Per-frame Functional Groups Sequence
+        items = (header.get(group) or {}).get("Value") or []
+        if items and isinstance(items[0], dict):
+            for voi in (items[0].get("00289132") or {}).get("Value") or []:  # Frame VOI LUT Sequence
+                if isinstance(voi, dict) and _window_pairs(voi):
+                    return _window_pairs(voi)
+    return []
+
+
+def _window_pairs(header: dict[str, Any]) -> list[list[Any]]:
+    """The Window Center / Width pairs of one DICOM JSON object (a header or a sequence item)."""
 
     def values(tag: str) -> list[Any]:
         return list((header.get(tag) or {}).get("Value") or [])
