@@ -149,3 +149,44 @@ def test_full_store_loses_nothing_already_ingested(shared_data: Path, tmp_path: 
         assert again.ok and len(again.duplicates) == 5 and len(again.stored) == 7
         assert store.check().consistent and store.check().checked == 12
     cls.store.clear()
+
+
+def test_gc_removes_the_part_of_a_killed_writer_after_a_minute_and_keeps_a_live_ones(tmp_path: Path) -> None:
+    """A process killed while it wrote an object left its ``tmp/*.part`` for an hour (gc could not
+    tell it from a write in progress). The writer holds a lock on it: gc keeps a live writer's
+    ``.part`` however old it looks, and removes a dead writer's once it is a minute old."""
+    import textwrap
+
+    from medcodec.delivery.store import GC_ABANDONED_AGE
+
+    with open_store(tmp_path / "store"):
+        pass
+    script = textwrap.dedent(f"""
+        import sys, time
+        from medcodec.delivery import open_store
+        def chunks():
+            yield b"x" * 1000
+            print("writing", flush=True)
+            time.sleep(120)
+            yield b"y"
+        with open_store({str(tmp_path / "store")!r}, create=False) as store:
+            store.objects.put_stream("objects/never-finished", chunks())
+    """)
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == b"writing\n"
+        (part,) = (tmp_path / "store" / "tmp").glob("*.part")
+        old = time.time() - GC_ABANDONED_AGE - 5
+        os.utime(part, (old, old))  # as old as a dead writer's would be
+        with open_store(tmp_path / "store", create=False) as store:
+            assert store.collect_garbage() == [] and part.exists()  # its writer is alive
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.wait(timeout=30)
+            os.utime(part, (time.time() - 10,) * 2)
+            assert store.collect_garbage() == [] and part.exists()  # dead, but only 10 s old
+            os.utime(part, (old, old))
+            assert store.collect_garbage() == [f"tmp/{part.name}"] and not part.exists()
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+        writer.stdout.close()  # type: ignore[union-attr]

@@ -170,6 +170,7 @@ def gc(store_url: str, catalog: str | None) -> None:
 
     Only objects older than an hour go: an ingest or a pre-computation writes an object a moment
     before its catalog row, so a younger one may be on its way in (safe beside a running ingest).
+    A temporary file (tmp/*.part) of a local store whose writer died goes after a minute.
     """
     from ..delivery import open_store
 

@@ -1,7 +1,9 @@
 """Objects on an fsspec filesystem: atomic, content-addressable writes (the storage half of the store).
 
 A write goes to ``tmp/`` under the root, is flushed and fsync'ed, then renamed to its final
-name and the folder fsync'ed, so a final name always holds a complete object. On filesystems
+name and the folder fsync'ed, so a final name always holds a complete object. On a local
+store the writer holds an exclusive ``flock`` on its ``tmp/*.part`` while it writes, so a
+``.part`` whose lock can be taken was left by a process that died (:meth:`Objects.abandoned`). On filesystems
 without rename (object stores) the temporary object is moved, and a PUT is atomic there.
 ``ENOSPC``/``EDQUOT`` become :class:`~medcodec.errors.StoreFullError`, the temporary removed.
 On a remote filesystem (``s3://``), what the storage backend raises (endpoint unreachable, no
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import time
@@ -236,6 +239,8 @@ class Objects:
                 tmp = self.local_path(tmp_rel)
                 tmp.parent.mkdir(parents=True, exist_ok=True)
                 with open(tmp, "wb") as fh:
+                    with contextlib.suppress(OSError):  # a filesystem without locks: gc goes by age alone
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when fh closes or we die
                     for chunk in chunks:
                         fh.write(chunk)
                         digest.update(chunk)
@@ -276,6 +281,19 @@ class Objects:
                 ) from None
             raise
         return final_rel, size, digest.hexdigest()
+
+    def abandoned(self, rel: str) -> bool:
+        """Whether ``rel``, a local ``tmp/*.part``, is no longer being written: its writer's ``flock``
+        (:meth:`put_stream`) is gone, so the process that wrote it died (killed, power lost). ``False``
+        when that cannot be told: another filesystem, another kind of file, no locks, no such file."""
+        if not (self.local and rel.startswith("tmp/") and rel.endswith(".part")):
+            return False
+        try:
+            with open(self.local_path(rel), "rb") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: nobody holds it
+        except OSError:  # held (BlockingIOError), gone, or no locks on this filesystem
+            return False
+        return True
 
     def age(self, rel: str) -> float:
         """Seconds since ``rel`` was last written, or ``-inf`` when the filesystem does not say."""

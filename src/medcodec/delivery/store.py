@@ -45,6 +45,9 @@ _MAPPINGS_KEPT = 256
 #: ``store gc`` leaves unreferenced objects younger than this alone (seconds): an ingest writes an
 #: object a moment before its catalog row, and a pre-computation an archive before its row.
 GC_MIN_AGE = 3600.0
+#: ... except a ``tmp/*.part`` whose writer is known to be gone (:meth:`Objects.abandoned`): removed
+#: after this many seconds (a killed ingest's ``.part`` held its space for an hour).
+GC_ABANDONED_AGE = 60.0
 #: :meth:`Store.original_archive` reads at most this many bytes of originals whose CRC-32 is not
 #: recorded (a store made before 2026-12-03) before it answers; past it, the archive is live.
 ASSEMBLE_CRC_BUDGET = 1 << 30
@@ -62,6 +65,7 @@ __all__ = [
     "StoreCheck",
     "StoreDeletion",
     "GC_MIN_AGE",
+    "GC_ABANDONED_AGE",
     "ASSEMBLE_CRC_BUDGET",
 ]
 
@@ -518,9 +522,15 @@ class Store:
         An object is written a moment before its catalog row, so beside a running ingest it looks
         unreferenced: only objects older than ``min_age`` seconds are removed (an outside audit,
         2026-12-01, ran ``store gc`` beside an ingest and lost an original). An object whose age
-        cannot be read is kept.
+        cannot be read is kept. A local ``tmp/*.part`` whose writer died (its lock is free,
+        :meth:`Objects.abandoned`) goes after :data:`GC_ABANDONED_AGE` seconds, whatever ``min_age``.
         """
-        old = [rel for rel in self.check(verify_hashes=False).orphans if self.objects.age(rel) >= min_age]
+        old = [
+            rel
+            for rel in self.check(verify_hashes=False).orphans
+            if (age := self.objects.age(rel)) >= min_age
+            or (age >= min(min_age, GC_ABANDONED_AGE) and self.objects.abandoned(rel))
+        ]
         removed = self.remove_unreferenced(old)
         self.catalog.forget_unreferenced_crc32s()
         return removed
