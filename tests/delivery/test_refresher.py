@@ -169,3 +169,43 @@ def test_catch_up_takes_received_studies_left_pending_not_deferred_ones(shared_d
         assert again.caught_up.wait(30) and again.pending() == [] and again.completed == 0
     finally:
         again.close()
+
+
+@pytest.mark.realdata
+def test_a_precomputation_that_found_the_disk_full_is_tried_again_once_space_is_freed(
+    shared_data: Path, tmpfs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real full disk (a tmpfs): the study's pre-computation fails with StoreFullError and the study
+    is served live; it stayed live until a restart or ``ingest --refresh`` even once space was freed
+    (an outside audit, 2026-12-05). Now it is tried again by itself, backing off, and succeeds once
+    there is room; meanwhile archive requests do not wait for it (``busy`` is False)."""
+    import os
+
+    from medcodec.delivery import open_store
+    from medcodec.delivery import refresher as refresher_module
+
+    monkeypatch.setattr(refresher_module, "RETRY_FIRST", 0.5)
+    disk = tmpfs(8192)
+    with open_store(disk / "store") as store:
+        study = store.ingest(series_files(shared_data, CHEST, 2), precompress=False).studies[0]
+        filler = disk / "filler"
+        with open(filler, "wb") as fh:  # the rest of the disk, less 8 KiB: no room for a rendition
+            fh.write(b"\0" * (os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - 8192))
+        with ThreadPoolExecutor(1) as executor:
+            refresher = Refresher(store, executor=executor, presets=["diagnostic"], quiet=0)
+            try:
+                refresher.notify(study)
+                deadline = time.monotonic() + 60
+                while not (refresher.failed >= 2 and refresher.retrying() == [study]):
+                    assert time.monotonic() < deadline, (refresher.failed, refresher.retrying())
+                    time.sleep(0.05)
+                assert not refresher.busy(study) and refresher.wait_idle(5)  # requests stream it live
+                assert store.archive(study, None, "diagnostic") is None and refresher.completed == 0
+                filler.unlink()  # the operator frees space; nobody restarts anything
+                while store.archive(study, None, "diagnostic") is None:
+                    assert time.monotonic() < deadline + 60, "never tried again after space was freed"
+                    time.sleep(0.1)
+                assert refresher.completed == 1 and refresher.retrying() == [] and refresher.pending() == []
+            finally:
+                refresher.close()
+        assert store.check().consistent

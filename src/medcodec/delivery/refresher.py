@@ -23,7 +23,13 @@ pre-computes before it returns; a server receiving instances does it here::
   ``precompute_wait``, then it is streamed live, as before); afterwards it comes from storage,
   with ETag and Range.
 * **Errors stay here.** A failed pre-computation is logged and counted (:attr:`failed`); the
-  study stays live until the next instance or ``medcodec ingest --refresh``.
+  study stays live until the next instance or ``medcodec ingest --refresh``. A failure for want
+  of space or resources (:class:`~medcodec.errors.StoreFullError`,
+  :class:`~medcodec.errors.OutOfResourcesError`) is tried again by itself, :data:`RETRY_FIRST`
+  seconds later, then twice as long each time up to :data:`RETRY_MAX`, until it succeeds: studies
+  that arrived while the disk was full stayed live until a restart once space was freed (an
+  outside audit, 2026-12-05). A study waiting to be tried again is not :meth:`busy` (archive
+  requests do not wait for it) and :meth:`wait_idle` does not wait for it.
 
 * **Catching up after a restart.** With ``catch_up`` (the server's default) the thread first
   takes the studies a server received instances in (STOW-RS, C-STORE:
@@ -42,12 +48,18 @@ from collections.abc import Iterable
 from concurrent.futures import Executor
 from typing import Any
 
-__all__ = ["Refresher", "MAX_QUIET", "SETTLE"]
+from ..errors import OutOfResourcesError, StoreFullError
+
+__all__ = ["Refresher", "MAX_QUIET", "SETTLE", "RETRY_FIRST", "RETRY_MAX"]
 
 #: Longest wait (s) of a study that keeps receiving instances after it was pre-computed.
 MAX_QUIET = 60.0
 #: A study pre-computed less than this many seconds ago that receives instances waits longer.
 SETTLE = 600.0
+#: Seconds before a pre-computation that failed for want of space or resources is tried again ...
+RETRY_FIRST = 30.0
+#: ... doubling each time up to this.
+RETRY_MAX = 600.0
 
 log = logging.getLogger("medcodec.delivery.refresher")
 
@@ -92,6 +104,7 @@ class Refresher:
         self._due: dict[str, float] = {}  # study -> time.monotonic() when it may start
         self._quiet_of: dict[str, float] = {}  # study waiting -> its quiet time
         self._recent: dict[str, tuple[float, float]] = {}  # study -> (quiet it had, monotonic end)
+        self._retry: dict[str, float] = {}  # study -> time.monotonic() when it is tried again
         self._running: str | None = None
         self._running_quiet = 0.0
         self._closed = False
@@ -113,6 +126,7 @@ class Refresher:
                     quiet = min(MAX_QUIET, max(self.quiet, 2 * last[0], 1.0))
                 self._quiet_of[study_uid] = quiet
             self._due[study_uid] = now + quiet
+            self._retry.pop(study_uid, None)  # tried again with the new instance
             self._cond.notify_all()
 
     def quiet_of(self, study_uid: str) -> float | None:
@@ -121,9 +135,14 @@ class Refresher:
             return self._quiet_of.get(study_uid)
 
     def pending(self) -> list[str]:
-        """Studies waiting or being pre-computed."""
+        """Studies waiting, being pre-computed or waiting to be tried again."""
         with self._cond:
-            return sorted({*self._due, *([self._running] if self._running else [])})
+            return sorted({*self._due, *self._retry, *([self._running] if self._running else [])})
+
+    def retrying(self) -> list[str]:
+        """Studies whose pre-computation failed for want of space or resources, to be tried again."""
+        with self._cond:
+            return sorted(self._retry)
 
     def computes(self, preset: str, study_uid: str | None = None) -> bool:
         """Whether this refresher pre-computes ``preset`` (for ``study_uid``: also a preset that
@@ -157,6 +176,7 @@ class Refresher:
         with self._cond:
             self._closed = True
             self._due.clear()
+            self._retry.clear()
             self._quiet_of.clear()
             self._cond.notify_all()
         self._thread.join(timeout)
@@ -165,15 +185,17 @@ class Refresher:
         """The next study that is due (waits for it), or ``None`` once closed."""
         with self._cond:
             while not self._closed:
-                if not self._due:
+                waiting = [*self._due.items(), *self._retry.items()]
+                if not waiting:
                     self._cond.wait()
                     continue
-                study, due = min(self._due.items(), key=lambda kv: kv[1])
+                study, due = min(waiting, key=lambda kv: kv[1])
                 wait = due - time.monotonic()
                 if wait > 0:
                     self._cond.wait(wait)
                     continue
-                del self._due[study]
+                self._due.pop(study, None)
+                self._retry.pop(study, None)
                 self._running = study
                 self._running_quiet = self._quiet_of.pop(study, self.quiet)
                 return study
@@ -207,22 +229,30 @@ class Refresher:
         if self.catch_up:
             self._queue_left_pending()
         self.caught_up.set()
+        waited: dict[str, float] = {}  # study -> the wait before its last try again
         while (study := self._next()) is not None:
             started = time.perf_counter()
+            retry_in = None
             try:
                 names = set(self.presets if self.presets is not None else DEFAULT_PRESETS)
                 names |= set(self.store.catalog.built_presets(study))  # every preset the study had
                 written = precompute(self.store, [study], presets=sorted(names), executor=self.executor)
                 self.completed += 1
+                waited.pop(study, None)
                 log.info("pre-computed study %s: %d archive(s) in %.1f s", study, len(written),
                          time.perf_counter() - started)  # fmt: skip
             except Exception as exc:  # the study stays live; the next instance or --refresh tries again
                 self.failed += 1
-                log.warning("pre-computing study %s failed (served live meanwhile): %s: %s", study,
+                if isinstance(exc, (StoreFullError, OutOfResourcesError)):  # space or files come back
+                    retry_in = waited[study] = min(RETRY_MAX, 2 * waited[study]) if study in waited else RETRY_FIRST
+                log.warning("pre-computing study %s failed (served live meanwhile%s): %s: %s", study,
+                            f"; tried again in {retry_in:g} s" if retry_in else "",
                             type(exc).__name__, exc)  # fmt: skip
             finally:
                 with self._cond:
                     self._running = None
+                    if retry_in is not None and not self._closed and study not in self._due:
+                        self._retry[study] = time.monotonic() + retry_in
                     now = time.monotonic()
                     if len(self._recent) > 10_000:  # forget what settled long ago
                         self._recent = {k: v for k, v in self._recent.items() if now - v[1] < SETTLE}

@@ -149,6 +149,7 @@ async def _health(request: Request) -> JSONResponse:
             "precompute_pending": len(refresher.pending()) if refresher is not None else None,
             "precompute_completed": refresher.completed if refresher is not None else None,
             "precompute_failed": refresher.failed if refresher is not None else None,
+            "precompute_retrying": len(refresher.retrying()) if refresher is not None else None,
         }
     )
 
