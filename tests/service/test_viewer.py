@@ -806,7 +806,7 @@ def test_viewer_padding_reports_and_a_phone_sized_screen(browser: Any, tmp_path:
         assert "no image to show" in pg.inner_text("#pane-preset .label")
         context.close()
 
-        phone = browser.new_context(viewport={"width": 390, "height": 844})
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
         pg = phone.new_page()
         pg.goto(f"{url}/viewer/?study={ds.StudyInstanceUID}")
         _wait(pg, "v.shown.preset && v.shown.preset.preset === 'diagnostic'", timeout=60_000)
@@ -818,6 +818,33 @@ def test_viewer_padding_reports_and_a_phone_sized_screen(browser: Any, tmp_path:
         canvas = pg.locator("#pane-preset canvas").bounding_box()
         assert canvas and canvas["width"] >= 300 and canvas["height"] >= 300, canvas
         _shot(pg, artifacts, "21-phone-390x844")
+
+        # touch: one finger windows; a second finger pinches to zoom (and undoes the first's windowing)
+        touch = phone.new_cdp_session(pg)
+        cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+
+        def fingers(kind: str, *points: tuple[float, float]) -> None:
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": x, "y": y, "id": k} for k, (x, y) in enumerate(points)]})  # fmt: skip
+
+        window0 = _viewer(pg, "v.state.window")
+        fingers("touchStart", (cx, cy))
+        fingers("touchMove", (cx + 60, cy + 30))
+        pg.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        windowed = _viewer(pg, "v.state.window")
+        assert windowed != window0, windowed  # one finger: window / level, as the mouse
+        fingers("touchEnd")
+        fingers("touchStart", (cx, cy))
+        fingers("touchMove", (cx + 10, cy))
+        fingers("touchStart", (cx + 10, cy), (cx + 50, cy))  # the second finger, 40 px away
+        for step in range(1, 5):
+            fingers("touchMove", (cx + 10 - 10 * step, cy), (cx + 50 + 10 * step, cy))  # 120 px apart
+        pg.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        view = _viewer(pg, "v.state.view")  # (touch moves reach the page once a frame)
+        assert 2.7 < view["zoom"] < 3.3, view  # the fingers' distance tripled
+        assert _viewer(pg, "v.state.window") == windowed  # the first finger's move was not windowing
+        fingers("touchEnd")
+        _shot(pg, artifacts, "21-phone-pinched")
         phone.close()
     finally:
         stop_server(proc)

@@ -772,6 +772,10 @@ function writeUrl() {
   if (url !== location.pathname + location.search + location.hash) window.history.replaceState(null, "", url);
 }
 
+function images(n) {
+  return `${n} ${String(n) === "1" ? "image" : "images"}`;
+}
+
 function setWindow(c, w) {
   state.window = [c, Math.max(1, w)];
   state.lut = null; // a window chosen or dragged replaces the header's VOI LUT
@@ -907,7 +911,7 @@ async function loadStudies() {
     const mods = tagValues(s, "00080061").join("/");
     b.innerHTML = `<bdi></bdi><span class="meta"></span>`;
     b.firstChild.textContent = `${name}${desc ? ` — ${desc}` : ""}`;
-    b.lastChild.textContent = [date, mods, tagValue(s, "00201208") && `${tagValue(s, "00201208")} images`].filter(Boolean).join(" · ");
+    b.lastChild.textContent = [date, mods, tagValue(s, "00201208") && images(tagValue(s, "00201208"))].filter(Boolean).join(" · ");
     b.addEventListener("click", () => openStudy(uid).catch(showError));
     li.appendChild(b);
     const sl = document.createElement("ul");
@@ -960,7 +964,7 @@ function fillSeriesList(uid, series) {
     b.type = "button";
     b.innerHTML = `<bdi></bdi><span class="meta"></span>`;
     b.firstChild.textContent = `${tagValue(s, "00080060")} ${tagValue(s, "00200011")} ${tagValue(s, "0008103E")}`.trim();
-    b.lastChild.textContent = `${tagValue(s, "00201209") || "?"} images`;
+    b.lastChild.textContent = images(tagValue(s, "00201209") || "?");
     b.addEventListener("click", () => openSeries(uid, suid).catch(showError));
     b.setAttribute("aria-current", String(suid === state.series));
     item.appendChild(b);
@@ -1099,8 +1103,47 @@ function bindInput() {
     );
     cv.addEventListener("contextmenu", (e) => e.preventDefault());
     cv.addEventListener("dblclick", resetView);
+    // touch: one finger windows (as the mouse's left button), two fingers pinch to zoom and move
+    // together to pan; the second finger undoes what the first one's start did to the window
+    const touches = new Map();
+    let endDrag = null;
+    const pinchMove = (ev) => {
+      if (!touches.has(ev.pointerId)) return;
+      touches.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+      if (!pinch) return;
+      const [a, b] = [...touches.values()];
+      const dist = Math.hypot(a.x - b.x, a.y - b.y);
+      const mx = (a.x + b.x) / 2;
+      const my = (a.y + b.y) / 2;
+      state.view.zoom = Math.min(32, Math.max(0.25, pinch.zoom * (dist / pinch.dist)));
+      const s = Math.min(cv.clientWidth / pane.img.width, cv.clientHeight / pane.img.height) * state.view.zoom;
+      state.view.px = pinch.px + (mx - pinch.mx) / s;
+      state.view.py = pinch.py + (my - pinch.my) / s;
+      redrawOnly();
+    };
+    let pinch = null;
+    const touchEnd = (ev) => {
+      touches.delete(ev.pointerId);
+      if (touches.size < 2) pinch = null;
+    };
+    cv.addEventListener("pointermove", pinchMove);
+    cv.addEventListener("pointerup", touchEnd);
+    cv.addEventListener("pointercancel", touchEnd);
     cv.addEventListener("pointerdown", (e) => {
       if (!state.window) return;
+      if (e.pointerType === "touch") {
+        touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+        if (touches.size >= 2) {
+          cv.setPointerCapture(e.pointerId);
+          if (endDrag) endDrag(true);
+          const [a, b] = [...touches.values()];
+          pinch = {
+            dist: Math.max(1, Math.hypot(a.x - b.x, a.y - b.y)), mx: (a.x + b.x) / 2, my: (a.y + b.y) / 2,
+            zoom: state.view.zoom, px: state.view.px, py: state.view.py,
+          };
+          return;
+        }
+      }
       cv.setPointerCapture(e.pointerId);
       const rect = cv.getBoundingClientRect();
       const divider = pane.kind === "preset" && state.mode === "swipe" && Math.abs(e.clientX - rect.left - rect.width * state.swipe) < 12;
@@ -1122,6 +1165,7 @@ function bindInput() {
       const pan = e.button === 2 || e.button === 1 || e.shiftKey;
       const start = { x: e.clientX, y: e.clientY, c: state.window[0], w: state.window[1], px: state.view.px, py: state.view.py };
       const img = pane.img;
+      let moved = false;
       const move = (ev) => {
         const dx = ev.clientX - start.x;
         const dy = ev.clientY - start.y;
@@ -1132,14 +1176,18 @@ function bindInput() {
           redrawOnly();
         } else {
           const k = Math.max(0.5, start.w / 400);
+          moved = true;
           setWindow(start.c + dy * k, start.w + dx * k);
         }
       };
-      const up = () => {
+      const up = (undo) => {
         cv.removeEventListener("pointermove", move);
         cv.removeEventListener("pointerup", up);
         cv.removeEventListener("pointercancel", up);
+        if (undo === true && moved) setWindow(start.c, start.w); // a pinch began: the window as it was
+        endDrag = null;
       };
+      endDrag = up;
       cv.addEventListener("pointermove", move);
       cv.addEventListener("pointerup", up);
       cv.addEventListener("pointercancel", up);
