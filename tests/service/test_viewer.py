@@ -1000,6 +1000,10 @@ def test_viewer_says_a_frame_failed_and_clears_the_error_when_frames_come_again(
     _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic' && v.state.slice === 0")
     assert page.get_attribute("#slider", "aria-valuetext") == f"slice 1 of {len(_stack(served)['instances'])}"
     assert page.get_attribute("#prev", "aria-label") == "Previous slice"
+    described = page.get_attribute("#pane-preset canvas", "aria-label")  # what it shows, for a screen reader
+    assert page.get_attribute("#pane-preset canvas", "role") == "img" and described.endswith(
+        f"slice 1 of {len(_stack(served)['instances'])}") and described.split(",")[0] in (
+        "DIAGNOSTIC", "PREVIEW — not for diagnosis"), described  # fmt: skip
 
 
 def _key(page: Any, key: str) -> None:

@@ -640,6 +640,11 @@ function render() {
     drawPane(pd);
   }
   updateReadouts();
+  // a screen reader hears what each canvas shows (its label and slice), not only "Preset image"
+  for (const p of Object.values(panes)) {
+    const text = p.label.textContent;
+    p.canvas.setAttribute("aria-label", `${text || p.kind}, slice ${idx + 1} of ${st.slices.length}`);
+  }
 }
 
 function redrawOnly() {
