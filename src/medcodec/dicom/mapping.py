@@ -686,13 +686,16 @@ def declare_padding(ds: Dataset, decoded: NDArray[np.integer] | None, pad: NDArr
             del ds[tag]
     if mixed:
         return False
-    # other decoders' IDCTs round 1-3 units apart from medcodec's: the range is widened by
-    # DECODER_SLACK where no tissue voxel decodes into the wider one (an outside audit found 1-8
-    # padding voxels a case outside the exact range with libjpeg, DCMTK, GDCM, 2026-12-02)
+    # other decoders' IDCTs round 1-3 units apart from medcodec's: the range is widened by up to
+    # DECODER_SLACK on each side, as far as the nearest tissue value there allows (an outside audit
+    # found 1-8 padding voxels a case outside the exact range with libjpeg, DCMTK, GDCM, 2026-12-02;
+    # widened on both sides or not at all, one tissue voxel within the slack left no margin at all)
     vmin, vmax = value_range(mapping.bits_stored, mapping.signed)
     wide_lo, wide_hi = max(vmin, lo - DECODER_SLACK), min(vmax, hi + DECODER_SLACK)
-    if not np.count_nonzero(tissue & (decoded >= wide_lo) & (decoded <= wide_hi)):
-        lo, hi = wide_lo, wide_hi
+    near = decoded[tissue & (decoded >= wide_lo) & (decoded <= wide_hi)]  # none inside lo..hi (not mixed)
+    below, above = near[near < lo], near[near > hi]
+    lo = int(below.max()) + 1 if below.size else wide_lo
+    hi = int(above.min()) - 1 if above.size else wide_hi
     ds.add_new(0x00280120, vr, lo)
     if hi != lo:
         ds.add_new(0x00280121, vr, hi)
