@@ -106,3 +106,32 @@ def test_a_stored_baseline_file_that_cannot_be_relabelled_is_406_or_goes_as_stor
     with pytest.raises(NotAcceptableError, match="cannot be sent as 1.2.840.10008.1.2.4.51"):
         instance_bytes(store, record, EXTENDED, None, True)
     assert instance_bytes(store, record, EXTENDED, None, False) == (bytes(data), BASELINE)
+
+
+def test_compress_writes_8bit_extended_as_sof1_like_the_server(tmp_path: Path) -> None:
+    """``compress(ds, .51)`` of 8-bit samples wrote baseline SOF0 frames under the extended syntax,
+    while the server sent SOF1 for the same request: one rule now, SOF1, and DCMTK and GDCM decode
+    it to the pixels of the ``.50`` file."""
+    from medcodec.dicom.compress import compress
+
+    def eight_bit() -> pydicom.Dataset:
+        ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+        a = np.clip(ds.pixel_array, 0, None).astype(np.uint16) >> 4
+        ds.PixelData, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = a.tobytes(), 8, 7, 0
+        return ds
+
+    files = {}
+    for ts in (BASELINE, EXTENDED):
+        ds = compress(eight_bit(), ts, quality=90)
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        files[ts] = buf.getvalue()
+        (tmp_path / f"{ts}.dcm").write_bytes(files[ts])
+    assert _sof_markers(files[BASELINE]) == [0xC0] and _sof_markers(files[EXTENDED]) == [0xC1]
+    want = pydicom.dcmread(io.BytesIO(files[BASELINE])).pixel_array
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(files[EXTENDED])).pixel_array, want)
+    for tool, args in (("dcmdjpeg", []), ("gdcmconv", ["--raw"])):
+        out = tmp_path / f"{tool}.dcm"
+        subprocess.run([require_tool(tool), *args, str(tmp_path / f"{EXTENDED}.dcm"), str(out)], check=True,
+                       capture_output=True)  # fmt: skip
+        assert np.abs(pydicom.dcmread(out).pixel_array.astype(int) - want).max() <= 1, tool

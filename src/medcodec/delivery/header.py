@@ -425,9 +425,9 @@ def relabel_syntax(data: bytes, transfer_syntax: str) -> bytes:
 
 def baseline_as_extended(data: bytes) -> bytes:
     """The PS3.10 file ``data``, JPEG Baseline ``.50``, as JPEG Extended ``.51``: each frame's SOF0
-    marker made SOF1 (ISO 10918-1: a baseline frame is an extended one with 8-bit samples; the
-    segment is the same bytes, so no length or offset moves) and the syntax relabelled
-    (:func:`relabel_syntax`). DCMTK's ``dcmcjpeg +ee`` writes 8-bit ``.51`` the same way; a client
+    marker made SOF1 (:func:`medcodec.dicom.codestream.mark_extended`, as :func:`medcodec.dicom.compress`
+    writes ``.51``) and the syntax relabelled (:func:`relabel_syntax`). DCMTK's ``dcmcjpeg +ee``
+    writes 8-bit ``.51`` the same way; a client
     asking for ``.51`` (Orthanc answers it for 8-bit images) got 406 before 2026-12-02.
 
     Raises
@@ -437,7 +437,7 @@ def baseline_as_extended(data: bytes) -> bytes:
     """
     from pydicom.encaps import parse_basic_offsets, parse_fragments
 
-    from ..dicom.codestream import jpeg_frame_marker_offset
+    from ..dicom.codestream import mark_extended
     from ..dicom.write import JPEG_EXTENDED
 
     with warnings.catch_warnings():
@@ -457,10 +457,8 @@ def baseline_as_extended(data: bytes) -> bytes:
         body = value[offset + 8 :]
         if bytes(body[:2]) != b"\xff\xd8":  # a continuation fragment of a frame
             continue
-        sof = jpeg_frame_marker_offset(body)
-        if sof is None or body[sof + 1] not in (0xC0, 0xC1):
+        if not mark_extended(body):
             raise InvalidInputError("a frame is not a baseline or extended JPEG codestream")
-        body[sof + 1] = 0xC1
         patched += 1
     if not patched:
         raise InvalidInputError("no JPEG frame in the pixel data")

@@ -160,6 +160,19 @@ def stored_lossy_step(ds: Any, ts: str) -> tuple[str | None, float | None]:
     return method, (raw / coded if coded and raw else None)
 
 
+def mark_extended(data: bytearray | memoryview) -> bool:
+    """Make the JPEG codestream ``data`` (changed in place) say extended sequential: its SOF0 marker
+    SOF1 (ISO 10918-1: a baseline frame is an extended one with 8-bit samples; the segment is the
+    same bytes, so no length or offset moves). What JPEG Extended ``.51`` carries for 8-bit samples,
+    as DCMTK's ``dcmcjpeg +ee`` writes it. False when ``data`` is not a baseline or extended
+    sequential codestream (nothing changed)."""
+    sof = jpeg_frame_marker_offset(data)
+    if sof is None or data[sof + 1] not in (0xC0, 0xC1):
+        return False
+    data[sof + 1] = 0xC1
+    return True
+
+
 def jpeg_frame_marker_offset(data: bytes | bytearray | memoryview) -> int | None:
     """Offset of the start-of-frame marker (``FF C0``-``FF CF`` except DHT ``C4``, JPG ``C8``,
     DAC ``CC``) of the JPEG codestream ``data``, walking its marker segments from SOI; None when

@@ -56,6 +56,7 @@ from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, calibration_indices, c
 from ..ratecontrol import masked_psnr as _psnr
 from ..registry import TransferSyntax, transfer_syntax
 from ..spec import PixelSpec, storage_dtype
+from .codestream import mark_extended
 from .coding import LossySyntax, SeriesCoder
 from .image import exact_frames
 from .iod import check_copy
@@ -74,6 +75,7 @@ from .mapping import (
 from .pixel_spec import pixel_spec_from_dataset
 from .write import (
     DROPPED_TAGS,
+    JPEG_EXTENDED,
     keep_lossy_history,
     mark_lossy,
     native_icons,
@@ -465,6 +467,8 @@ def code_frames(frames: NDArray[np.integer], spec: PixelSpec, ts: TransferSyntax
             if worst < target.psnr:  # a frame harder than the calibration frames: search them all
                 knob = coder.for_psnr(list(frames), mapped, target.psnr, start=knob)
                 streams = _encode_all(coder, mapped, knob)
+    if ts.uid == JPEG_EXTENDED:  # 8-bit samples are coded baseline: SOF1 says extended, as the server sends .51
+        streams = [bytes(s) if mark_extended(s := bytearray(stream)) else stream for stream in streams]
     lossy = not exact_mapping or (ts.lossy and not (family.codec.knob is not None
                                                    and family.codec.knob.name == "near" and knob == 0))  # fmt: skip
     return CodedFrames(streams, ts, family, lossy)
