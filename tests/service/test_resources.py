@@ -125,6 +125,13 @@ def test_resource_and_store_failures_are_the_servers_not_the_senders() -> None:
     assert failure_status(DeliveryError("the catalog cannot take the object now")) == PROCESSING_FAILURE
     assert failure_status(NotDicomError("not DICOM")) == 0xC000
     assert failure_status(RuntimeError("a bug")) == PROCESSING_FAILURE
+    # what a sender reads (C-STORE and STOW-RS Error Comment): the server's trouble without its folders
+    from medcodec.service.dimse_status import refusal_comment
+
+    full = StoreFullError(errno.ENOSPC, "no space left in the store '/srv/pacs/medcodec-store' writing objects/x")
+    assert refusal_comment(full) == "no space left in the store; try again later"
+    assert refusal_comment(busy) == "the server is out of resources; try again later"
+    assert refusal_comment(NotDicomError("stow: not DICOM"), "not DICOM") == "not DICOM"
 
 
 def test_an_unwritable_store_is_a_delivery_error_without_the_servers_paths(tmp_path: Path) -> None:
@@ -290,3 +297,47 @@ def test_a_stow_body_that_trickles_gets_408_and_frees_the_upload_budget(tmp_path
             s.close()
     r = httpx.get(url + "/dicomweb/studies", timeout=30)
     assert r.status_code == 200 and len(r.json()) == 1
+
+
+def test_stow_into_a_full_store_is_507_with_retry_after_and_says_so_without_paths(tmp_path: Path, tmpfs,
+                                                                                   spawn_server) -> None:  # fmt: skip
+    """A real full disk under a running server: every part refused for want of space answered 409
+    Conflict (a sender is not to send a conflicting request again, and may drop the study), each
+    comment named the server's folder cut at 64 characters, and nothing was logged. Now: 507 with
+    Retry-After, a comment of its own, the parts after the first full one not tried, a log line."""
+    disk = tmpfs(4096)
+    store_path = disk / "store"
+    _, url, log = spawn_server(store_path, extra=["--create", "--no-precompute"])
+    bodies = []
+    for _ in range(3):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        bodies.append(buf.getvalue())
+    body, ct = stow_body(*bodies)
+    r = httpx.post(url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
+    assert r.status_code == 200, r.text  # room for them
+    filler = disk / "filler"
+    with open(filler, "wb") as fh:
+        fh.write(b"\0" * (os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - 4096))
+    try:
+        fresh = []
+        for _ in range(3):
+            ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            buf = io.BytesIO()
+            ds.save_as(buf, enforce_file_format=True)
+            fresh.append(buf.getvalue())
+        body, ct = stow_body(*fresh)
+        r = httpx.post(url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
+        assert r.status_code == 507 and r.headers.get("retry-after"), (r.status_code, r.text)
+        items = r.json()["00081198"]["Value"]
+        assert [i["00081197"]["Value"] for i in items] == [[0xA700]] * 3
+        assert all(i["00000902"]["Value"] == ["no space left in the store; try again later"] for i in items)
+        assert str(disk) not in r.text
+        assert log.read_text().count("STOW-RS part refused") == 1  # the first; the others were not tried
+    finally:
+        filler.unlink()
+    r = httpx.post(url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
+    assert r.status_code == 200, r.text  # space again: stored, no restart

@@ -73,13 +73,21 @@ from ..errors import (
     NotAcceptableError,
     NotDicomError,
     NotFoundError,
+    OutOfResourcesError,
     PayloadTooLargeError,
+    StoreFullError,
 )
 from ..render import WINDOW_FUNCTIONS, window_to_8bit
 from .archives import ClosingStreamingResponse, primed
 from .connections import BODY_MIN_RATE
-from .dimse_status import CONFLICT_COMMENT, PROCESSING_FAILURE, error_comment, failure_status
-from .errors import RequestTimeoutError, UnsupportedMediaTypeError
+from .dimse_status import (
+    CONFLICT_COMMENT,
+    PROCESSING_FAILURE,
+    RESOURCE_FAILURE,
+    failure_status,
+    refusal_comment,
+)
+from .errors import RETRY_AFTER, RequestTimeoutError, UnsupportedMediaTypeError
 from .http import (
     MediaRange,
     base_url,
@@ -957,13 +965,20 @@ async def _stow(request: Request) -> Response:
 
         stored_studies: dict[str, None] = {}
 
-        def ingest_all() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        def ingest_all() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, bool, int]:
             from ..delivery.catalog import SOURCE_STOW
             from ..delivery.header import read_header
 
             referenced, failed, bad = [], [], len(parts) - len(dicom_parts)
+            full: BaseException | None = None  # the store is full: the parts after it are not tried
+            ours = 0  # parts refused for the server's want of space or resources, not for what they hold
             for content in dicom_parts:
                 data = bytes(content)
+                if full is not None:
+                    ours += 1
+                    failed.append({**_failed(_header_or_nothing(data), RESOURCE_FAILURE),
+                                   "00000902": {"vr": "LO", "Value": [refusal_comment(full)]}})  # fmt: skip
+                    continue
                 try:
                     if study is not None:
                         ds = read_header(data, "stow")
@@ -974,11 +989,16 @@ async def _stow(request: Request) -> Response:
                 except Exception as exc:  # this part fails (0xC000, why in the comment); the others go on
                     if not isinstance(exc, CodecError):
                         logging.getLogger(__name__).exception("STOW-RS: a part could not be ingested")
+                    else:  # one line, as C-STORE logs a refusal (they were not logged at all)
+                        logging.getLogger(__name__).warning("STOW-RS part refused: %s", exc)
+                    if isinstance(exc, StoreFullError):
+                        full = exc
+                    ours += isinstance(exc, (StoreFullError, OutOfResourcesError))
                     code = failure_status(exc) if isinstance(exc, CodecError) else PROCESSING_FAILURE
                     failed.append(
                         {
                             **_failed(_header_or_nothing(data), code),
-                            "00000902": {"vr": "LO", "Value": [error_comment(str(exc))]},
+                            "00000902": {"vr": "LO", "Value": [refusal_comment(exc)]},
                         }
                     )
                     continue
@@ -1008,9 +1028,9 @@ async def _stow(request: Request) -> Response:
                 if outcome.status == "duplicate":
                     item["00081196"] = {"vr": "US", "Value": [0xB000]}  # warning: already stored, unchanged
                 referenced.append(item)
-            return referenced, failed, bad
+            return referenced, failed, bad, full is not None, ours
 
-        referenced, failed, bad = await run_in_threadpool(ingest_all)
+        referenced, failed, bad, full, ours = await run_in_threadpool(ingest_all)
     refresher = getattr(request.app.state, "refresher", None)
     if refresher is not None:  # the studies that got new instances: pre-computed again, in the background
         for study_uid in stored_studies:
@@ -1023,7 +1043,15 @@ async def _stow(request: Request) -> Response:
     if failed or bad:
         result["00081198"] = {"vr": "SQ", "Value": failed + [{"00081197": {"vr": "US", "Value": [0xC000]}}] * bad}
     status = 200 if not failed and not bad else 202 if referenced else 409
-    return _dicom_json(result, status)
+    headers = {}
+    if status == 409 and not bad and ours == len(failed):
+        # nothing stored for want of space or resources: the server's trouble, to retry later, not a
+        # conflict in the request (409 tells a sender not to send it again: an outside audit, 2026-12-05)
+        status = 507 if full else 503
+        headers = {"Retry-After": RETRY_AFTER}
+    response = _dicom_json(result, status)
+    response.headers.update(headers)
+    return response
 
 
 def _header_or_nothing(data: bytes) -> Any:

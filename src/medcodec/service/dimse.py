@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CodecError, DeliveryError
-from .dimse_status import CONFLICT, CONFLICT_COMMENT, error_comment, failure_status
+from .dimse_status import CONFLICT, CONFLICT_COMMENT, error_comment, failure_status, refusal_comment
 
 __all__ = ["start_scp", "Scp"]
 
@@ -221,7 +221,7 @@ def start_scp(
             outcome = store.ingest_bytes(data, source=f"{SOURCE_DIMSE}{str(caller).strip()}", expect=expect)
         except CodecError as exc:
             log.warning("C-STORE refused: %s", exc)
-            return _refusal(failure_status(exc), str(exc).split(": ", 1)[-1])  # without the source's name
+            return _refusal(failure_status(exc), refusal_comment(exc, str(exc).split(": ", 1)[-1]))  # not the source
         except RecursionError:  # data elements nested thousands deep (an outside audit): refused, no trace
             log.warning("C-STORE refused: sequences nested too deep to read")
             return _refusal(0xC000, "sequences nested too deep to read")

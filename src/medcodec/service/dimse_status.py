@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["error_comment", "failure_status", "CONFLICT_COMMENT", "CONFLICT", "PROCESSING_FAILURE"]
+__all__ = [
+    "error_comment",
+    "refusal_comment",
+    "failure_status",
+    "RESOURCE_FAILURE",
+    "CONFLICT_COMMENT",
+    "CONFLICT",
+    "PROCESSING_FAILURE",
+]
 
 #: The Error Comment of a C-STORE or STOW-RS refused because its SOP Instance UID is stored with
 #: other content (the full outcome, with the stored copy's sha256 and source, goes to the log).
@@ -27,6 +35,23 @@ def error_comment(why: str) -> str:
     return text if len(text) <= 64 else text[:61] + "..."
 
 
+#: PS3.4 C.4.2.1.4 / PS3.18 §10.5.3: Refused, Out of Resources.
+RESOURCE_FAILURE = 0xA700
+
+
+def refusal_comment(exc: BaseException, why: str | None = None) -> str:
+    """What a sender is told of ``exc`` (Error Comment, :func:`error_comment`): the server's own
+    trouble in words of its own (the store's message named the server's folders, and cut at 64
+    characters lost what it meant: an outside audit, 2026-12-05), else ``why`` (default: the
+    error's message)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "StoreFullError" in names:
+        return error_comment("no space left in the store; try again later")
+    if "OutOfResourcesError" in names:
+        return error_comment("the server is out of resources; try again later")
+    return error_comment(str(exc) if why is None else why)
+
+
 def failure_status(exc: BaseException) -> int:
     """The status of a C-STORE, or a STOW-RS part (PS3.18 §10.5.3 takes PS3.4's codes), that ``exc``
     refused, by the first of ``exc``'s classes named here: the sender's data
@@ -35,9 +60,9 @@ def failure_status(exc: BaseException) -> int:
     Failure; an outside audit, 2026-12-05, saw a read-only store answered 0xC001, shown by DCMTK as
     "Cannot understand", and STOW-RS answer it 0xC000)."""
     statuses = {
-        "StoreFullError": 0xA700,
-        "OutOfResourcesError": 0xA700,
-        "ImageTooLargeError": 0xA700,  # over the decoded / inflated size limits (was 0xC001)
+        "StoreFullError": RESOURCE_FAILURE,
+        "OutOfResourcesError": RESOURCE_FAILURE,
+        "ImageTooLargeError": RESOURCE_FAILURE,  # over the decoded / inflated size limits (was 0xC001)
         "MismatchedUidError": 0xA900,
         "NotDicomError": 0xC000,
         "InvalidUidError": 0xC000,
