@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -190,3 +191,55 @@ def test_gc_removes_the_part_of_a_killed_writer_after_a_minute_and_keeps_a_live_
         writer.kill()
         writer.wait(timeout=30)
         writer.stdout.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.realdata
+def test_the_store_commands_free_space_on_a_full_disk(shared_data: Path, tmpfs) -> None:
+    """A store that filled its disk could not be cleaned by its own tools: SQLite could not size the
+    catalog's -shm to open it (every `store` command failed, even `list`), or, with the catalog open,
+    write the rows a delete removes before any object goes. The store keeps a reserve beside its
+    catalog; the `store` commands give it up on a full disk, and it comes back once there is room."""
+    import subprocess
+    import sys
+
+    from medcodec.delivery.reserve import RESERVE_NAME
+
+    disk = tmpfs(16384)
+    store_path = disk / "store"
+    sources = series_files(shared_data, CHEST, 6)
+    with open_store(store_path) as store:
+        studies = store.ingest(sources[:3], precompress=False).studies + store.ingest(
+            series_files(shared_data, HEAD, 3), precompress=False).studies  # fmt: skip
+    assert (store_path / RESERVE_NAME).is_file() and len(studies) == 2
+    filler = disk / "filler"
+    with open(filler, "wb") as fh:  # every byte left
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+    assert os.statvfs(disk).f_bavail == 0
+
+    def medcodec(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "medcodec.cli.main", *args], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    refused = medcodec("ingest", str(sources[4]), "--store", str(store_path), "--no-progress")
+    assert refused.returncode == 2 and "store delete" in refused.stderr, refused.stderr  # says what can help
+    listed = medcodec("store", "list", "--store", str(store_path))
+    assert listed.returncode == 0 and all(s in listed.stdout for s in studies), listed.stderr
+    deleted = medcodec("store", "delete", "--store", str(store_path), "--study", studies[0], "--yes")
+    assert deleted.returncode == 0 and "3 instance(s)" in deleted.stdout, deleted.stderr
+    assert (store_path / RESERVE_NAME).is_file()  # room again: the reserve is back
+    filler.unlink()
+    with open_store(store_path, create=False) as store:
+        assert store.check().consistent and store.catalog.study_uids() == [studies[1]]
+        with open(filler, "wb") as fh:  # full again, the catalog open this time
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+        with pytest.raises(StoreFullError):
+            store.delete(studies[1])  # the server and ingest never give the reserve up
+    with open_store(store_path, create=False, use_reserve=True) as store:
+        assert store.delete(studies[1]).instances == 3  # the store commands do
+        assert store.catalog.study_uids() == []

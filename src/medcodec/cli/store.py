@@ -42,7 +42,7 @@ def list_studies(store_url: str, catalog: str | None, as_json: bool) -> None:
     from ..delivery import open_store
     from ..delivery.presets import PRESETS
 
-    with open_store(store_url, catalog=catalog, create=False) as opened:
+    with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         rows = opened.catalog.study_summaries()
     if as_json:
         for row in rows:
@@ -90,7 +90,7 @@ def check(store_url: str, catalog: str | None, hashes: bool) -> None:
     """
     from ..delivery import open_store
 
-    with open_store(store_url, catalog=catalog, create=False) as opened:
+    with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         found = opened.check(verify_hashes=hashes)
         pending = opened.pending_work()
     for rel in found.missing:
@@ -136,7 +136,7 @@ def delete(
     """
     from ..delivery import open_store
 
-    with open_store(store_url, catalog=catalog, create=False) as opened:
+    with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         found = opened.instances(study_uid, series_uid, sop_uid)  # NotFoundError, InvalidUidError
         what = "instance" if sop_uid else "series" if series_uid else "study"
         uid = sop_uid or series_uid or study_uid
@@ -174,7 +174,7 @@ def gc(store_url: str, catalog: str | None) -> None:
     """
     from ..delivery import open_store
 
-    with open_store(store_url, catalog=catalog, create=False) as opened:
+    with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         removed = opened.collect_garbage()
         young = len(opened.check(verify_hashes=False).orphans)
     click.echo(
@@ -211,7 +211,7 @@ def backup(store_url: str, catalog: str | None, destination: str, originals_only
 
     from ..delivery import open_store
 
-    with open_store(store_url, catalog=catalog, create=False) as opened:
+    with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         with tqdm(desc="backup", unit="B", unit_scale=True, file=sys.stderr, disable=None if progress else True) as bar:
 
             def on_progress(done: int, total: int) -> None:
@@ -254,7 +254,7 @@ def reindex(store_url: str, catalog: str | None, progress: bool) -> None:
 
     from ..delivery import open_store
 
-    with open_store(store_url, catalog=catalog, create=False) as opened:
+    with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         with tqdm(desc="reindex", unit="file", file=sys.stderr, disable=None if progress else True) as bar:
 
             def on_progress(done: int, total: int) -> None:

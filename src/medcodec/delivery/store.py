@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ..errors import DeliveryError, InvalidInputError, NotFoundError, OutputError, StoreFullError
 from .catalog import ArchiveRecord, Catalog, InstanceRecord, RenditionRecord
 from .objects import Objects, is_full
+from .reserve import RESERVE_NAME, keep_reserve, release_reserve
 from .uids import validate_uid
 
 #: Series mappings a store remembers (Store.series_mapping); the oldest goes first.
@@ -104,16 +105,33 @@ class Store:
     several processes may share a store (SQLite WAL, content-addressed objects).
     """
 
-    def __init__(self, objects: Objects, catalog: Catalog):
+    def __init__(self, objects: Objects, catalog: Catalog, *, reserve_root: Path | None = None,
+                 use_reserve: bool = False):  # fmt: skip
         self.objects = objects
         self.catalog = catalog
         self.url = objects.url
+        #: The folder of a local store whose catalog lives there (:mod:`.reserve`), else None.
+        self.reserve_root = reserve_root
+        #: Whether maintenance may give up the reserve when the catalog cannot be written (``store`` commands).
+        self.use_reserve = use_reserve
         self._lock = threading.Lock()
         self._mappings: dict[tuple[Any, ...], Any] = {}  # (series, preset, statistics) -> mapping
         self._crc_locks: dict[str, threading.Lock] = {}  # study -> lock of its CRC-32 reading (original_archive)
 
     def close(self) -> None:
         self.catalog.close()
+        if self.reserve_root is not None:  # made again once there is room (a delete, a gc freed some)
+            keep_reserve(self.reserve_root)
+
+    def _with_reserve(self, work: Callable[[], Any]) -> Any:
+        """``work()``; when it finds no space for the catalog and this store may (``use_reserve``),
+        again after giving up the reserve (:mod:`.reserve`): what a delete or a gc needs to free space."""
+        try:
+            return work()
+        except StoreFullError:
+            if not (self.use_reserve and self.reserve_root is not None and release_reserve(self.reserve_root)):
+                raise
+        return work()
 
     def __enter__(self) -> Store:
         return self
@@ -479,7 +497,7 @@ class Store:
         NotFoundError
             Nothing stored under those UIDs.
         """
-        count, paths = self.catalog.delete(study_uid, series_uid, sop_uid)
+        count, paths = self._with_reserve(lambda: self.catalog.delete(study_uid, series_uid, sop_uid))
         return StoreDeletion(count, len(self.remove_unreferenced(paths)))
 
     def backup(
@@ -532,13 +550,13 @@ class Store:
             or (age >= min(min_age, GC_ABANDONED_AGE) and self.objects.abandoned(rel))
         ]
         removed = self.remove_unreferenced(old)
-        self.catalog.forget_unreferenced_crc32s()
+        self._with_reserve(self.catalog.forget_unreferenced_crc32s)
         return removed
 
 
 #: What a local store's folder holds (the catalog with SQLite's side files, the object prefixes).
 STORE_ENTRIES = frozenset(
-    {"catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal"}
+    {"catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal", RESERVE_NAME}
     | {"objects", "renditions", "archives", "tmp"}
 )
 
@@ -604,7 +622,9 @@ def local_store_path(text: str) -> Path | None:
     return Path(urllib.parse.unquote(parts.path)).expanduser().resolve()
 
 
-def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, create: bool = True) -> Store:
+def open_store(
+    url: str | os.PathLike[str], *, catalog: str | None = None, create: bool = True, use_reserve: bool = False
+) -> Store:
     """Open (or create) a store.
 
     Parameters
@@ -616,6 +636,9 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
         store. Required for a remote store (SQLite cannot live in an object store).
     create
         Create the folder and the catalog tables when missing.
+    use_reserve
+        Maintenance (``medcodec store ...``): on a full disk, give up the room a local store keeps
+        beside its catalog (:mod:`.reserve`) to open the catalog, and to write a delete or a gc.
 
     Raises
     ------
@@ -624,6 +647,8 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
     InvalidInputError
         A remote store without ``catalog``; with ``create``, a local folder that holds other
         files and no catalog (it is not made into a store around them).
+    StoreFullError
+        No space to open the catalog (with ``use_reserve``: not even in the reserve).
     DeliveryError
         The filesystem or the catalog cannot be opened.
 
@@ -660,11 +685,29 @@ def open_store(url: str | os.PathLike[str], *, catalog: str | None = None, creat
                 path=Path(objects.root),
             )
         catalog = f"sqlite:///{db}"
-    try:
-        return Store(objects, Catalog(catalog, create=create))
-    except DeliveryError:
-        raise
-    except Exception as exc:
-        if is_full(exc):
-            raise StoreFullError(errno.ENOSPC, f"no space left creating the catalog {catalog!r}") from exc
-        raise DeliveryError(f"cannot open the catalog {catalog!r}: {type(exc).__name__}: {exc}") from exc
+        reserve_root: Path | None = Path(objects.root)
+    else:
+        reserve_root = None
+    for attempt in (1, 2):
+        try:
+            opened = Catalog(catalog, create=create)
+            break
+        except StoreFullError:
+            if attempt == 1 and use_reserve and reserve_root is not None and release_reserve(reserve_root):
+                continue  # the maintenance commands open the catalog in the store's reserve
+            if use_reserve:
+                raise
+            raise StoreFullError(
+                errno.ENOSPC,
+                "no space left for the store's catalog: free space on its disk; `medcodec store delete` and "
+                "`medcodec store gc` can run on a full disk (they use the room the store keeps for them)",
+            ) from None
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            if is_full(exc):
+                raise StoreFullError(errno.ENOSPC, f"no space left creating the catalog {catalog!r}") from exc
+            raise DeliveryError(f"cannot open the catalog {catalog!r}: {type(exc).__name__}: {exc}") from exc
+    if reserve_root is not None:
+        keep_reserve(reserve_root)
+    return Store(objects, opened, reserve_root=reserve_root, use_reserve=use_reserve)
