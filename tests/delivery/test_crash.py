@@ -212,11 +212,10 @@ def test_the_store_commands_free_space_on_a_full_disk(shared_data: Path, tmpfs) 
             series_files(shared_data, HEAD, 3), precompress=False).studies  # fmt: skip
     assert (store_path / RESERVE_NAME).is_file() and len(studies) == 2
     filler = disk / "filler"
-    with open(filler, "wb") as fh:  # every byte left
+    with open(filler, "wb", buffering=0) as fh:  # every byte left
         with contextlib.suppress(OSError):
             while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
+                fh.write(b"\0" * 4096)
     assert os.statvfs(disk).f_bavail == 0
 
     def medcodec(*args: str) -> subprocess.CompletedProcess[str]:
@@ -233,13 +232,29 @@ def test_the_store_commands_free_space_on_a_full_disk(shared_data: Path, tmpfs) 
     filler.unlink()
     with open_store(store_path, create=False) as store:
         assert store.check().consistent and store.catalog.study_uids() == [studies[1]]
-        with open(filler, "wb") as fh:  # full again, the catalog open this time
+        with open(filler, "wb", buffering=0) as fh:  # full again, the catalog open this time
             with contextlib.suppress(OSError):
                 while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
+                    fh.write(b"\0" * 4096)
         with pytest.raises(StoreFullError):
             store.delete(studies[1])  # the server and ingest never give the reserve up
     with open_store(store_path, create=False, use_reserve=True) as store:
         assert store.delete(studies[1]).instances == 3  # the store commands do
         assert store.catalog.study_uids() == []
+
+
+def test_a_store_that_could_not_be_created_on_a_full_disk_leaves_no_empty_catalog(tmpfs) -> None:
+    """Creating a store on a full disk left a 0-byte catalog.sqlite: once space was freed, every
+    command called the folder "not a medcodec store" (an outside audit, 2026-12-05)."""
+    disk = tmpfs(1024)
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 4096)
+    with pytest.raises(StoreFullError):
+        open_store(disk / "store")
+    assert not (disk / "store" / "catalog.sqlite").exists()
+    filler.unlink()
+    with open_store(disk / "store") as store:  # space again: made as if nothing happened
+        assert store.find_studies({}) == []

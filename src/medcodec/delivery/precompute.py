@@ -43,7 +43,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -626,7 +626,7 @@ def _bounded(
     executor: Executor,
     args: list[tuple[Any, ...]],
     late: list[concurrent.futures.Future[dict[str, Any] | None]] | None = None,
-) -> Iterator[dict[str, Any] | None]:
+) -> Generator[dict[str, Any] | None, None, None]:
     """``render_task(*a)`` for each of ``args`` on ``executor``, at most :data:`EXECUTOR_WINDOW` queued
     at a time; results as they complete. Closing the iterator (an error) cancels what is queued;
     what runs already and cannot be cancelled is put in ``late``."""

@@ -24,6 +24,7 @@ removed; what was ingested before stays.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -688,10 +689,23 @@ def open_store(
         reserve_root: Path | None = Path(objects.root)
     else:
         reserve_root = None
+    made_here = reserve_root is not None and not (reserve_root / "catalog.sqlite").exists()
+    try:
+        opened = _open_catalog(catalog, create, use_reserve, reserve_root)
+    except BaseException:
+        if made_here and reserve_root is not None:  # an empty file left by a failed creation (a full
+            _remove_empty_catalog(reserve_root)  # disk) made the folder "not a medcodec store" after
+        raise
+    if reserve_root is not None:
+        keep_reserve(reserve_root)
+    return Store(objects, opened, reserve_root=reserve_root, use_reserve=use_reserve)
+
+
+def _open_catalog(catalog: str, create: bool, use_reserve: bool, reserve_root: Path | None) -> Catalog:
+    """The catalog at ``catalog``; on a full disk, with ``use_reserve``, in the store's reserve."""
     for attempt in (1, 2):
         try:
-            opened = Catalog(catalog, create=create)
-            break
+            return Catalog(catalog, create=create)
         except StoreFullError:
             if attempt == 1 and use_reserve and reserve_root is not None and release_reserve(reserve_root):
                 continue  # the maintenance commands open the catalog in the store's reserve
@@ -708,6 +722,14 @@ def open_store(
             if is_full(exc):
                 raise StoreFullError(errno.ENOSPC, f"no space left creating the catalog {catalog!r}") from exc
             raise DeliveryError(f"cannot open the catalog {catalog!r}: {type(exc).__name__}: {exc}") from exc
-    if reserve_root is not None:
-        keep_reserve(reserve_root)
-    return Store(objects, opened, reserve_root=reserve_root, use_reserve=use_reserve)
+    raise AssertionError("unreachable")  # (the second attempt returns or raises)
+
+
+def _remove_empty_catalog(root: Path) -> None:
+    """Remove ``catalog.sqlite`` and its side files from ``root`` when the catalog is empty (0 bytes)."""
+    db = root / "catalog.sqlite"
+    with contextlib.suppress(OSError):
+        if db.stat().st_size == 0:
+            for path in (db, root / "catalog.sqlite-wal", root / "catalog.sqlite-shm", root / "catalog.sqlite-journal"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
