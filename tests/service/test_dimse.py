@@ -270,3 +270,45 @@ def test_c_store_of_another_instance_than_named_or_of_a_deflate_bomb_is_refused(
     assert peak_mb() - before < 150, (before, peak_mb())
     for uid in (ds.StudyInstanceUID, sc.StudyInstanceUID):
         assert httpx.get(f"{url}/dicomweb/studies?StudyInstanceUID={uid}").json() == []
+
+
+def _partial_associate_rq(port: int):  # type: ignore[no-untyped-def]
+    """A connection that sends the first 20 bytes of an A-ASSOCIATE-RQ (type 1, 200 bytes long) and stops."""
+    import socket
+    import struct
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(struct.pack(">BBL", 0x01, 0, 200) + b"\x00\x01\x00\x00" + b"MEDCODEC  ")
+    return s
+
+
+def test_peers_that_stop_mid_pdu_are_closed_and_others_are_served(tmp_path, spawn_server):
+    """pynetdicom's accepted sockets had no timeout: a peer that sent part of an A-ASSOCIATE-RQ (or of
+    a P-DATA) and stopped held its association for ever, and 32 of them locked every sender out
+    ("Local Limit Exceeded", an outside audit, 2026-12-05). Now --dimse-timeout closes them, and a
+    sender that came meanwhile is served once they are gone."""
+    import subprocess
+
+    from medcodec.service.dimse import MAX_ASSOCIATIONS
+    from medcodec.testing.tools import require_tool
+
+    dimse_port = spawn_server.free_port()
+    spawn_server(tmp_path / "store", extra=["--dimse-port", str(dimse_port), "--dimse-timeout", "2"])
+    stalled = [_partial_associate_rq(dimse_port) for _ in range(MAX_ASSOCIATIONS)]
+    try:
+        t0 = time.monotonic()
+        for s in stalled:
+            assert s.recv(65536) == b""  # closed by the server (no answer to half a request)
+        took = time.monotonic() - t0
+        assert took < 15, took
+        for _ in range(40):  # the association threads end a moment after their sockets
+            echo = subprocess.run([require_tool("echoscu"), "-aec", "MEDCODEC", "127.0.0.1", str(dimse_port)],
+                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+            if echo.returncode == 0:
+                break
+            time.sleep(0.5)
+        print(f"closed after {took:.1f} s, echo served {time.monotonic() - t0 - took:.1f} s later")
+        assert echo.returncode == 0, echo.stderr  # served: the stalled ones no longer count
+    finally:
+        for s in stalled:
+            s.close()

@@ -181,6 +181,32 @@ def test_sigterm_stops_the_server_while_a_dicom_peer_keeps_its_association(tmp_p
         stop_server(proc)
 
 
+def test_sigterm_stops_the_server_while_dicom_peers_stopped_mid_pdu(tmp_path: Path) -> None:
+    """Peers that sent part of an A-ASSOCIATE-RQ and stopped: A-ABORT could not wake the threads
+    reading the rest, so the server outlived SIGTERM as long as the peers stayed (an outside audit,
+    2026-12-05: still running 40 s after it). Their sockets are shut down after the grace."""
+    import struct
+
+    dimse_port = free_port()
+    proc, _, log = start_server(tmp_path / "new", extra=["--dimse-port", str(dimse_port), "--dimse-timeout", "600"])
+    peers = []
+    try:
+        for _ in range(4):
+            peer = socket.create_connection(("127.0.0.1", dimse_port), timeout=30)
+            peer.sendall(struct.pack(">BBL", 0x01, 0, 200) + b"\x00\x01\x00\x00" + b"MEDCODEC  ")  # 20 of 206
+            peers.append(peer)
+        time.sleep(0.5)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        took = time.monotonic() - started
+        assert proc.returncode == 0 and took < 15, (proc.returncode, took, log.read_text())
+    finally:
+        for peer in peers:
+            peer.close()
+        stop_server(proc)
+
+
 def test_an_upload_cut_by_the_stop_is_answered_503_without_a_traceback(tmp_path: Path) -> None:
     """An outside audit (2026-12-02): a STOW-RS still uploading when the 5 s grace after SIGTERM ran
     out was answered 500, the log holding 'Exception in ASGI application' and a CancelledError

@@ -19,6 +19,7 @@ from ..service.connections import (
     raise_open_files_limit,
     with_header_timeout,
 )
+from ..service.dimse import SOCKET_TIMEOUT
 from ._common import EXIT_BUG, handle_errors
 
 
@@ -127,6 +128,14 @@ from ._common import EXIT_BUG, handle_errors
     "connection is closed (a body that trickled held the upload budget: other uploads waited).",
 )
 @click.option(
+    "--dimse-timeout",
+    default=SOCKET_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=86400),
+    help="Seconds a DICOM peer may leave a PDU unfinished or not take what is sent; then its connection is "
+    "closed (peers that stopped mid-PDU held their associations for ever and locked other senders out).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -156,6 +165,7 @@ def serve(
     public_url: str | None,
     header_timeout: float,
     body_timeout: float,
+    dimse_timeout: float,
     log_level: str,
     create: bool = False,
 ) -> None:
@@ -202,6 +212,7 @@ def serve(
         tls_keyfile=tls_key,
         public_url=public_url,
         body_timeout=body_timeout,
+        dimse_timeout=dimse_timeout,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if log_level != "debug":

@@ -240,6 +240,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
                     on_stored=refresher.notify if refresher is not None else None,
                     peers={ae: (peer_host, peer_port) for ae, peer_host, peer_port in settings.dimse_peers},
                     pool=app.state.pool,
+                    timeout=settings.dimse_timeout,
                 )
                 app.state.dimse_port = scp.port
             yield

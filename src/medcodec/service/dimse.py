@@ -33,8 +33,11 @@ acceptor (:func:`_request_handler`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import socketserver
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -76,9 +79,26 @@ class Scp:
         for assoc in self.server.active_associations:
             log.warning("stopping: the association with %s is still open after %.0f s: aborted",
                         getattr(assoc.requestor, "ae_title", "?"), grace)  # fmt: skip
-            assoc.abort()
+            aborting = threading.Thread(target=assoc.abort, daemon=True)
+            aborting.start()
+            aborting.join(1.0)
+            if aborting.is_alive():
+                # A-ABORT waits for the connection's reader, blocked on the rest of a PDU the peer
+                # never sends (or a write it never takes): the process outlived SIGTERM as long as
+                # such a peer stayed (an outside audit, 2026-12-05). Shutting the socket down wakes it.
+                with contextlib.suppress(Exception):
+                    assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
+                aborting.join(5.0)
         self.server.shutdown()  # closes the socket, joins the connections' threads, now quickly
 
+
+#: Seconds a peer's connection may leave a PDU unfinished, or not take what the SCP sends, before
+#: it is closed (``--dimse-timeout``). pynetdicom's accepted sockets had no timeout at all (Python's
+#: ``accept()`` makes them blocking): its network and ARTIM timers run between PDUs only, so a peer
+#: that sent part of an A-ASSOCIATE-RQ or a P-DATA and stopped held its association for ever, 32 of
+#: them locked every sender out, and a C-GET to a requestor that stopped reading never ended (an
+#: outside audit, 2026-12-05). 30 s, pynetdicom's ACSE timeout.
+SOCKET_TIMEOUT = 30.0
 
 #: Associations the SCP serves at once; one more is rejected as transient (A-ASSOCIATE-RJ), which
 #: senders retry. pynetdicom's default, 10, was used until 2026-12-02: an outside audit saw the
@@ -156,6 +176,7 @@ def start_scp(
     on_stored: Callable[[str], None] | None = None,
     peers: Mapping[str, tuple[str, int]] | None = None,
     pool: Any = None,
+    timeout: float = SOCKET_TIMEOUT,
 ) -> Scp:
     """Start the SCP (C-STORE, C-ECHO, C-FIND, C-GET, C-MOVE) in background threads; returns once it listens.
 
@@ -177,6 +198,8 @@ def start_scp(
         only callers that may query and retrieve (:mod:`.dimse_qr`).
     pool
         The server's :class:`~medcodec.delivery.live.LivePool` (renditions coded for a retrieve).
+    timeout
+        Seconds a peer may leave a PDU unfinished, or not take what is sent (:data:`SOCKET_TIMEOUT`).
     """
     from pydicom.uid import (
         JPEG2000,
@@ -244,6 +267,7 @@ def start_scp(
     syntaxes = list(dict.fromkeys([*syntaxes, *(UID(uid) for uid in outgoing)]))
     ae = AE(ae_title=ae_title)
     ae.maximum_associations = MAX_ASSOCIATIONS
+    ae.acse_timeout = timeout  # a connection closed before its request was whole ends its association now
     for uid in storage_sop_classes():
         ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
     ae.add_supported_context("1.2.840.10008.1.1", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])  # C-ECHO
@@ -257,12 +281,15 @@ def start_scp(
         raise DeliveryError(f"C-STORE SCP on {host}:{port} did not start")
     # socketserver makes each connection's handler from this class (before the first caller can
     # know the SCP is up, the default handler serves it as pynetdicom would)
-    server.RequestHandlerClass = _request_handler(qr)
+    server.RequestHandlerClass = _request_handler(qr, timeout)
     return Scp(server=server, port=int(server.server_address[1]))
 
 
-def _request_handler(qr: Any) -> Any:
-    """pynetdicom's acceptor request handler, with two changes to each association it creates:
+def _request_handler(qr: Any, timeout: float = 30.0) -> Any:
+    """pynetdicom's acceptor request handler, with three changes to each association it creates:
+
+    * its socket times out after ``timeout`` seconds of a read or a write that does not move
+      (:data:`SOCKET_TIMEOUT`);
 
     * presentation contexts: for a SOP class the requestor proposes to receive on (SCP role, a
       C-GET), the acceptor's syntax list is reordered by :func:`.dimse_qr.requestor_order` before
@@ -306,6 +333,10 @@ def _request_handler(qr: Any) -> Any:
                 cx.transfer_syntax = sender_order(sends[str(cx.abstract_syntax)], supported)
 
     class _Handler(RequestHandler):
+        def handle(self) -> None:
+            self.request.settimeout(timeout)  # accept() gave a blocking socket with no timeout at all
+            super().handle()
+
         def _create_association(self) -> Any:
             assoc = super()._create_association()
             if not hasattr(assoc, "acse") or not hasattr(assoc, "_serve_request"):  # pragma: no cover

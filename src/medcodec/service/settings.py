@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInputError
+from .dimse import SOCKET_TIMEOUT
 
 __all__ = ["Settings", "is_loopback", "TOKEN_ENV"]
 
@@ -88,6 +89,9 @@ class Settings:
         Seconds a request body (STOW-RS) may take beyond what it is owed for its size at
         :data:`~medcodec.service.connections.BODY_MIN_RATE`; then 408 and the connection is closed
         (``--body-timeout``).
+    dimse_timeout
+        Seconds a DICOM peer may leave a PDU unfinished or not take what is sent
+        (:data:`medcodec.service.dimse.SOCKET_TIMEOUT`, ``--dimse-timeout``).
     public_url
         The URL clients reach the server at (``https://pacs.example.org/medcodec``: behind a reverse
         proxy), for the absolute URLs answers carry (``BulkDataURI`` in metadata, STOW-RS
@@ -116,6 +120,7 @@ class Settings:
     tls_keyfile: str | None = None
     public_url: str | None = None
     body_timeout: float = 60.0
+    dimse_timeout: float = SOCKET_TIMEOUT
 
     @property
     def scheme(self) -> str:
@@ -140,8 +145,10 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} must be a positive integer")
-        if not (isinstance(self.body_timeout, (int, float)) and 0.1 <= self.body_timeout <= 86400):
-            raise InvalidInputError(f"body_timeout={self.body_timeout!r} must be 0.1 to 86400 seconds")
+        for name in ("body_timeout", "dimse_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.1 <= value <= 86400):
+                raise InvalidInputError(f"{name}={value!r} must be 0.1 to 86400 seconds")
         for name in ("precompute_quiet", "precompute_wait"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 3600):
