@@ -341,3 +341,46 @@ def test_stow_into_a_full_store_is_507_with_retry_after_and_says_so_without_path
         filler.unlink()
     r = httpx.post(url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
     assert r.status_code == 200, r.text  # space again: stored, no restart
+
+
+def _stalled_get(port: int, path: str) -> socket.socket:
+    """A GET whose client reads the status line and then nothing more (a tiny receive buffer)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(60)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert s.recv(12).startswith(b"HTTP/1.1 200")
+    return s
+
+
+@pytest.mark.realdata
+def test_a_reader_that_stopped_is_cut_after_the_send_timeout_and_its_live_slot_freed(shared_data: Path,
+                                                                                      tmp_path: Path,
+                                                                                      spawn_server) -> None:  # fmt: skip
+    """A client that took none of a live archive held the server's only live slot (--max-live 1) for
+    ever: every other live archive waited (an outside audit, 2026-12-05: 150 s and counting with 4
+    slots). After --send-timeout it is cut, and the waiting archive comes."""
+    from medcodec.delivery import open_store
+
+    with open_store(tmp_path / "store") as store:
+        chest = store.ingest(sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm")),
+                             precompress=False).studies[0]  # fmt: skip
+        mr = store.ingest(sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[:4],
+                          precompress=False).studies[0]  # fmt: skip
+    _, url, _ = spawn_server(tmp_path / "store", extra=["--send-timeout", "2", "--max-live", "1",
+                                                        "--no-precompute"])  # fmt: skip
+    port = int(url.rsplit(":", 1)[1])
+    stalled = _stalled_get(port, f"/studies/{chest}/archive.zip?preset=lossless&live=1")  # ~30 MB, coded live
+    try:
+        t0 = time.monotonic()
+        r = httpx.get(f"{url}/studies/{mr}/archive.zip?preset=diagnostic&live=1", timeout=60)
+        waited = time.monotonic() - t0
+        assert r.status_code == 200 and r.content[-22:-18] == b"PK\x05\x06", r.status_code  # a whole ZIP
+        assert waited < 40, waited
+        got = b""
+        while chunk := stalled.recv(1 << 20):  # what the kernel held, then the end: cut, not finished
+            got += chunk
+        assert b"PK\x05\x06" not in got[-64:]
+    finally:
+        stalled.close()

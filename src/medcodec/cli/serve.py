@@ -15,6 +15,7 @@ import click
 from ..service.connections import (
     BODY_TIMEOUT,
     HEADER_TIMEOUT,
+    SEND_TIMEOUT,
     connection_budget,
     raise_open_files_limit,
     with_header_timeout,
@@ -120,6 +121,14 @@ from ._common import EXIT_BUG, handle_errors
     "(half-open connections held the server's files until none were left).",
 )
 @click.option(
+    "--send-timeout",
+    default=SEND_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=86400),
+    help="Seconds a client may take none of an answer; then its connection is closed (a reader that stopped "
+    "held its socket, files and memory for ever).",
+)
+@click.option(
     "--body-timeout",
     default=BODY_TIMEOUT,
     show_default=True,
@@ -164,6 +173,7 @@ def serve(
     tls_key: str | None,
     public_url: str | None,
     header_timeout: float,
+    send_timeout: float,
     body_timeout: float,
     dimse_timeout: float,
     log_level: str,
@@ -250,7 +260,7 @@ def serve(
             timeout_graceful_shutdown=GRACE_SECONDS,
             ssl_certfile=settings.tls_certfile,
             ssl_keyfile=settings.tls_keyfile,
-            http=with_header_timeout(header_timeout),
+            http=with_header_timeout(header_timeout, send_timeout),
             limit_concurrency=connection_budget(open_files),  # past it, 503 from uvicorn
         )
         if log_level != "debug":  # uvicorn's logger has its own handler (uvicorn.Config configured it just now)

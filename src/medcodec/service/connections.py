@@ -10,6 +10,11 @@ log in 20 s). No token was needed: a token is checked once the headers are read.
   gets ``408 Request Timeout`` and is closed (as nginx's ``client_header_timeout``, Apache's
   ``mod_reqtimeout``). A connection idle between requests is closed by uvicorn's keep-alive
   timeout, as before.
+* :func:`with_header_timeout` also times what goes out: a connection whose client takes none of
+  the answer for :data:`SEND_TIMEOUT` seconds (the transport's buffer full, writing paused) is
+  closed (nginx's ``send_timeout``). A reader that stopped held its socket, its file and up to
+  nine whole instances of a WADO-RS answer (a live archive: its encoding slot) for ever (an
+  outside audit, 2026-12-05).
 * A request body (STOW-RS) must keep coming: :data:`BODY_MIN_RATE` bytes a second on average,
   after a grace of ``--body-timeout`` seconds (Apache's ``mod_reqtimeout`` ``body=...,MinRate=``):
   past it ``408`` and the connection is closed. A body that trickled held its share of the
@@ -32,6 +37,7 @@ from typing import Any
 
 __all__ = [
     "HEADER_TIMEOUT",
+    "SEND_TIMEOUT",
     "BODY_TIMEOUT",
     "BODY_MIN_RATE",
     "ACCEPT_LOG_INTERVAL",
@@ -48,6 +54,8 @@ BODY_TIMEOUT = 60.0
 #: Bytes a second a request body must average (16 KiB/s, 128 kbit/s: the slowest link a DICOMweb
 #: sender is on; a 512 MB upload may take 9 hours).
 BODY_MIN_RATE = 16 * 1024
+#: Seconds a client may take none of an answer (writing paused on a full buffer) before its connection is closed.
+SEND_TIMEOUT = 60.0
 #: Seconds between two log lines about connections refused for want of file descriptors.
 ACCEPT_LOG_INTERVAL = 10.0
 #: The open-files limit the server asks for at start (within the hard limit).
@@ -60,17 +68,42 @@ _TIMEOUT_RESPONSE = (
 )
 
 
-def with_header_timeout(seconds: float = HEADER_TIMEOUT) -> type[Any]:
+def with_header_timeout(seconds: float = HEADER_TIMEOUT, send_timeout: float = SEND_TIMEOUT) -> type[Any]:
     """uvicorn's h11 protocol (for its ``http=`` setting) with a deadline of ``seconds`` on each
-    request's headers (the module docstring). h11 reports a request only once its headers are
-    complete, and its peer's state stays ``IDLE`` until then: that is what the timer watches.
-    (Made here, not at import, so that the CLI does not load uvicorn to print its help.)"""
+    request's headers, and of ``send_timeout`` on a client that takes none of the answer (the
+    module docstring). h11 reports a request only once its headers are complete, and its peer's
+    state stays ``IDLE`` until then: that is what the header timer watches; the transport pauses
+    writing when its buffer is full and resumes it once drained: that is what the send timer
+    watches. (Made here, not at import, so that the CLI does not load uvicorn to print its help.)"""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
+    send_after = float(send_timeout)
+
     class HeaderTimeoutProtocol(H11Protocol):
         header_timeout = float(seconds)
+        send_timeout = send_after
         _header_timer: asyncio.TimerHandle | None = None
+        _send_timer: asyncio.TimerHandle | None = None
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._send_timer is None:
+                self._send_timer = self.loop.call_later(self.send_timeout, self._send_timed_out)
+
+        def resume_writing(self) -> None:
+            self._cancel_send_timer()
+            super().resume_writing()
+
+        def _cancel_send_timer(self) -> None:
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
+
+        def _send_timed_out(self) -> None:
+            self._send_timer = None
+            if not self.transport.is_closing():
+                self.transport.abort()  # connection_lost: the answer is cut, what it held is let go
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -91,6 +124,7 @@ def with_header_timeout(seconds: float = HEADER_TIMEOUT) -> type[Any]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_header_timer()
+            self._cancel_send_timer()
             super().connection_lost(exc)
 
         def _awaiting_headers(self) -> bool:
