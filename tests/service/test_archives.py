@@ -547,3 +547,42 @@ def test_small_instances_are_encoded_in_batches_in_order(tmp_path, shared_data):
                 asyncio.run(consume(records))
         finally:
             pool.close()
+
+
+def test_a_live_archive_waits_for_a_slot_only_so_long_and_a_slow_reader_loses_its_own(monkeypatch):
+    """A reader at 1 KB/s held one of the server's few live-encoding slots for an hour, and a request
+    waited for a slot for ever (an outside audit, 2026-12-05). A stream whose client takes less than
+    LIVE_MIN_RATE (over the time the stream waits on it, after SLOW_GRACE) is cut, its slot let go;
+    a request that finds no slot in SLOT_WAIT seconds is OutOfResourcesError (503, Retry-After)."""
+    import asyncio
+    import os
+
+    from medcodec.delivery import live
+    from medcodec.errors import OutOfResourcesError
+
+    monkeypatch.setattr(live, "SLOT_WAIT", 0.3)
+    monkeypatch.setattr(live, "SLOW_GRACE", 0.5)
+    monkeypatch.setattr(live, "LIVE_MIN_RATE", 1 << 20)  # 1 MB/s: the reader below takes ~200 kB/s
+    pool = live.LivePool(1, max_streams=1)
+
+    def produce(i: int) -> live.LiveEntry:
+        return live.LiveEntry(f"{i}.bin", os.urandom(20_000))
+
+    async def run() -> tuple[int, str, int]:
+        slow = live.stream_zip(pool, produce, range(200))
+        got = len(await slow.__anext__())  # the slot is taken
+        with pytest.raises(OutOfResourcesError, match="none came free in 0.3 s"):
+            await live.stream_zip(pool, produce, range(2)).__anext__()
+        with pytest.raises(OutOfResourcesError, match="bytes in") as cut:
+            async for chunk in slow:
+                got += len(chunk)
+                await asyncio.sleep(0.1)  # ~200 kB/s
+        fast = b"".join([c async for c in live.stream_zip(pool, produce, range(3))])  # the slot is free again
+        return got, str(cut.value), len(fast)
+
+    try:
+        got, why, fast = asyncio.run(run())
+    finally:
+        pool.close()
+    assert 0 < got < 200 * 20_000 and "cut" in why and fast > 60_000
+    assert pool.active == 0 and pool.cancelled == 1 and pool.completed == 1

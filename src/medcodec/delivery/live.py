@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import io
 import json
 import logging
@@ -48,6 +49,7 @@ from typing import Any, NoReturn, TypeVar
 
 from ..dicom.iod import rescale_must_be_identity
 from ..dicom.write import JPEG_BASELINE, JPEG_EXTENDED
+from ..errors import OutOfResourcesError
 from .header import as_part10, baseline_as_extended, read_header, relabel_syntax, stored_syntax
 from .precompute import rendition_fresh
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
@@ -63,6 +65,16 @@ _T = TypeVar("_T")
 #: Live entries are deflated by ISA-L (``pack(fast=True)``): its level 1 takes ~30 against ~100 us
 #: for zlib's level 1 on a 10.6 kB MR header, for the same size (4193 against 4214 bytes).
 LIVE_DEFLATE_LEVEL = 1
+
+#: Seconds a live archive waits for an encoding slot (``--max-live``) before it is answered 503
+#: with Retry-After (:class:`~medcodec.errors.OutOfResourcesError`), not left waiting for ever.
+SLOT_WAIT = 120.0
+#: A live archive's client must take at least this many bytes a second of it, counted over the time
+#: the stream waits on the client (not on its own encoding), once it has waited :data:`SLOW_GRACE`
+#: seconds: a reader at 1 KB/s held one of the server's few encoding slots for an hour (an outside
+#: audit, 2026-12-05). 16 KiB/s, the slowest link a DICOMweb client is on (as STOW bodies).
+LIVE_MIN_RATE = 16 * 1024
+SLOW_GRACE = 60.0
 
 
 class LivePool:
@@ -448,9 +460,20 @@ async def stream_zip(
         the next ones are encoded: :func:`live_archive` renders its manifest row there, so the
         manifest at the end costs little.
     """
-    async with pool.slots:
+    try:
+        await asyncio.wait_for(pool.slots.acquire(), SLOT_WAIT)
+    except TimeoutError:
+        raise OutOfResourcesError(
+            errno.EBUSY,
+            f"all {pool.max_streams} live archives the server codes at once are taken (--max-live) and none "
+            f"came free in {SLOT_WAIT:g} s; retry later",
+        ) from None
+    try:
         pool.active += 1
         complete = False
+        loop = asyncio.get_running_loop()
+        waited = 0.0  # seconds this stream spent waiting on its client (in yield)
+        given = 0  # bytes handed to the client
         try:
             z = ZipStream(**({} if zip64_limit is None else {"zip64_limit": zip64_limit}))
             done: list[LiveEntry] = []
@@ -461,7 +484,17 @@ async def stream_zip(
                     for entry in batch:
                         assert entry.packed is not None
                     # one chunk per file or batch (headers + data): one send, one wake-up of the event loop
-                    yield b"".join(chunk for entry in batch for chunk in z.add(entry.name, entry.packed))
+                    chunk = b"".join(part for entry in batch for part in z.add(entry.name, entry.packed))
+                    t0 = loop.time()
+                    yield chunk
+                    waited += loop.time() - t0
+                    given += len(chunk)
+                    if waited > SLOW_GRACE and given < LIVE_MIN_RATE * waited:
+                        raise OutOfResourcesError(
+                            errno.ETIMEDOUT,
+                            f"the client took {given} bytes in {waited:.0f} s (at least {LIVE_MIN_RATE} a second are "
+                            "needed to keep a live archive's encoding slot): cut",
+                        )
                     for entry in batch:
                         entry.data, entry.packed = b"", None  # sent: keep only the manifest row
                         if sent is not None:
@@ -480,6 +513,8 @@ async def stream_zip(
                 pool.completed += 1
             else:
                 pool.cancelled += 1
+    finally:
+        pool.slots.release()
 
 
 # --------------------------------------------------------------------------- instances under a syntax / preset
