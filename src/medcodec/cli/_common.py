@@ -38,7 +38,8 @@ Exit codes:
   3        internal error (a bug; MEDCODEC_DEBUG=1 shows the traceback)
   130      interrupted by Ctrl-C (SIGINT)
   143/129  terminated by SIGTERM / SIGHUP (kill, timeout, systemd, CI)
-With 130, 143 and 129 the temporary files (.*.part, .medcodec-staging-*) are removed first.
+With 130, 143 and 129 the temporary files (.*.part, .medcodec-staging-*) are removed first, except
+the .part of a `medcodec fetch` that can resume (the same command continues it).
 `medcodec serve` exits 0 on Ctrl-C and SIGTERM: stopping is what a server is asked to do."""
 
 

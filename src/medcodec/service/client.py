@@ -23,8 +23,11 @@ and only the next one, started by hand, could finish).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
+import re
 import shutil
 import time
 import zipfile
@@ -85,9 +88,18 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
             raise IntegrityError(f"{path}: sha256 {sha} does not match the ETag {tag}")
     try:
         with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            _check_layout(path, infos)  # before anything is inflated
+            names = [info.filename for info in infos]
+            sizes = {info.filename: info.file_size for info in infos}
+            if "manifest.json" in sizes and sizes["manifest.json"] > MAX_MANIFEST_BYTES:
+                raise IntegrityError(
+                    f"{path}: manifest.json declares {sizes['manifest.json']} bytes, more than a manifest holds"
+                )
             bad = zf.testzip()
-            names = zf.namelist()
             manifest = zf.read("manifest.json") if "manifest.json" in names else None
+    except IntegrityError:
+        raise
     except (zipfile.BadZipFile, OSError, zlib.error, EOFError, NotImplementedError, ValueError, RuntimeError) as exc:
         # a damaged entry: zlib's "invalid literal/lengths set", a compression method or a
         # flag bit flipped, a stream cut short (the ZIP metadata outside the CRCs of a live archive)
@@ -96,8 +108,8 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
         raise IntegrityError(f"{path}: entry {bad!r} fails its CRC-32")
     if manifest is None:
         raise IntegrityError(f"{path}: no manifest.json in the archive")
-    _check_manifest(path, manifest, names)
-    return {"files": len(names) - 1, "sha256": sha, "bytes": actual}
+    _check_manifest(path, manifest, names, sizes)
+    return {"files": len(names) - 1, "sha256": sha, "bytes": actual, "unpacked": sum(sizes.values())}
 
 
 def _sha256(path: Path) -> str:
@@ -108,14 +120,38 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_manifest(path: Path, manifest: bytes, names: list[str]) -> None:
-    """The manifest lists every file of the archive once, and nothing else (its ``file`` names);
-    every entry name stays inside the folder it is unpacked to (no absolute path, no ``..``)."""
+#: A manifest.json larger than this is refused before it is read (one of 100,000 files is ~40 MB).
+MAX_MANIFEST_BYTES = 256 << 20
+
+
+def _check_layout(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Each name once, and each entry's bytes its own: ZIP bombs that point many entries at one
+    deflated block (5 TiB from 1 MB of directory), or repeat a name so that the one unpacked is
+    not the one checked, are refused before anything is inflated (an outside audit, 2026-12-05)."""
+    seen: set[str] = set()
+    for info in infos:
+        if info.filename in seen:
+            raise IntegrityError(f"{path}: entry {info.filename!r} is in the archive more than once")
+        seen.add(info.filename)
+    end = -1
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.header_offset < end:
+            raise IntegrityError(f"{path}: entry {info.filename!r} overlaps the one before it (a ZIP bomb's layout)")
+        end = info.header_offset + 30 + len(info.filename.encode()) + info.compress_size
+
+
+def _check_manifest(path: Path, manifest: bytes, names: list[str], sizes: dict[str, int] | None = None) -> None:
+    """The manifest lists every file of the archive once, and nothing else (its ``file`` names),
+    with its size (``bytes``, when given, is the entry's); every entry name stays inside the folder
+    it is unpacked to (no absolute path, no ``..``, nothing that is the folder itself, no file that
+    is also a folder of another entry)."""
     import json
 
     try:
-        listed = [str(entry["file"]) for entry in json.loads(manifest)["files"]]
-    except (ValueError, KeyError, TypeError) as exc:
+        rows = json.loads(manifest)["files"]
+        listed = [str(entry["file"]) for entry in rows]
+        declared = {str(entry["file"]): entry.get("bytes") for entry in rows}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"{path}: manifest.json is not a medcodec manifest ({type(exc).__name__}: {exc})") from exc
     files = [n for n in names if n != "manifest.json"]
     if sorted(listed) != sorted(files):
@@ -124,10 +160,18 @@ def _check_manifest(path: Path, manifest: bytes, names: list[str]) -> None:
             f"{path}: manifest.json and the archive disagree: {len(extra)} file(s) not listed {extra[:3]}, "
             f"{len(missing)} listed but absent {missing[:3]}"
         )
+    if len(set(listed)) != len(listed):
+        raise IntegrityError(f"{path}: manifest.json lists a file more than once")
+    for name, size in declared.items():
+        if sizes is not None and isinstance(size, int) and sizes.get(name) != size:
+            raise IntegrityError(f"{path}: entry {name!r} holds {sizes.get(name)} bytes, the manifest says {size}")
+    folders = {"/".join(n.split("/")[:k]) for n in names for k in range(1, n.count("/") + 1)}
     for name in names:
         parts = name.replace("\\", "/").split("/")
         if name.startswith("/") or ".." in parts or (len(name) > 1 and name[1] == ":"):
             raise IntegrityError(f"{path}: entry {name!r} would land outside the folder it is unpacked to")
+        if not name.strip("/.") or all(p in ("", ".") for p in parts) or name in folders:
+            raise IntegrityError(f"{path}: entry {name!r} is no file of its own in the folder it is unpacked to")
 
 
 def fetch(
@@ -198,6 +242,15 @@ def fetch(
 
     if retries < 0:
         raise InvalidInputError(f"retries={retries!r} must be >= 0")
+    if token is not None and not all(0x21 <= ord(c) <= 0x7E for c in token):
+        # a line end from a CRLF .env file went out in the error message, the token with it, after
+        # pointless retries (an outside audit, 2026-12-05): said without the token
+        raise InvalidInputError(
+            "the token holds a character an HTTP header cannot carry (a space, a line end, a non-ASCII "
+            "letter): check how it was set (a .env file with Windows line ends?)"
+        )
+    if not _PRESET_NAME.fullmatch(preset):  # it is part of the file name: no folder may come of it
+        raise InvalidInputError(f"preset {preset!r} is not a preset name (letters, digits, '-', '_')")
     verify: Any = True
     if ca_cert is not None:
         import ssl
@@ -212,7 +265,10 @@ def fetch(
     name = f"{study}{'_' + series if series else ''}_{preset}.zip"
     dest = out / name[: -len(".zip")]
     final, part = out / name, out / (name + ".part")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # the bytes as the server holds them: a Content-Encoding httpx decoded turned a 1 MB answer into
+    # 1 GB on disk, nested gzip into 2 GB of memory, and a proxy's gzip of the real archive failed
+    # its check (an outside audit, 2026-12-05)
+    headers = {"Accept-Encoding": "identity", **({"Authorization": f"Bearer {token}"} if token else {})}
     if extract and final.exists() and not dest.exists() and not overwrite:
         # an earlier run downloaded and verified it, and could not unpack it (a full disk):
         # unpacked now if it still is the server's current archive, not downloaded again
@@ -228,8 +284,10 @@ def fetch(
     tag_file = out / (name + ".part.etag")
     failures = damaged = answered = 0
     while True:
-        have = part.stat().st_size if part.exists() else 0
+        have = before = part.stat().st_size if part.exists() else 0
         etag = tag_file.read_text().strip() if tag_file.exists() else None
+        if etag is not None and not _usable_etag(etag):
+            etag = None
         total: int | None
         req_headers = dict(headers)
         if have and etag:
@@ -260,11 +318,19 @@ def fetch(
                     total, new_etag = have, etag
                 elif resp.status_code in (200, 206):
                     answered += 1  # a cut after this is the server's doing as much as the network's
+                    coding = resp.headers.get("content-encoding", "identity").strip().lower()
+                    if coding not in ("", "identity"):
+                        raise FetchError(f"{target_url}: the answer is {coding}-encoded, though asked for as it is "
+                                         "(a proxy between?); nothing was kept")  # fmt: skip
                     new_etag = resp.headers.get("etag")
+                    if new_etag is not None and not _usable_etag(new_etag):
+                        new_etag = None  # not an ETag that can be kept or sent back: no resume
                     if resp.status_code == 200:
                         have = 0  # the whole thing (new archive, live archive or no resume possible)
                     length = resp.headers.get("content-length")
-                    total = have + int(length) if length is not None else None
+                    total = have + int(length) if length is not None and length.strip().isdigit() else None
+                    if total is not None:
+                        _check_room(out, total - have, part)
                     with open(part, "r+b" if have else "wb") as fh:
                         fh.seek(have)
                         fh.truncate()
@@ -273,7 +339,7 @@ def fetch(
                         elif tag_file.exists():
                             tag_file.unlink()
                         done = have
-                        for chunk in resp.iter_bytes():  # as received: a drop loses nothing written
+                        for chunk in resp.iter_raw():  # as received: a drop loses nothing written
                             fh.write(chunk)
                             done += len(chunk)
                             if progress is not None:
@@ -281,12 +347,14 @@ def fetch(
                         fh.flush()
                         os.fsync(fh.fileno())
                 else:
-                    resp.read()
-                    try:
-                        detail = str(resp.json().get("detail", resp.text))
-                    except (ValueError, AttributeError):  # not medcodec's JSON: an HTML page, a proxy's text
-                        kind = resp.headers.get("content-type", "no content type").split(";")[0]
-                        detail = f"a {kind} answer, not medcodec's (is {url} a medcodec server?)"
+                    detail = _error_detail(resp, url)
+                    wait = _retry_after(resp)
+                    if wait is not None and failures < retries:  # busy (503 + Retry-After, 429...): later
+                        failures += 1
+                        if notice is not None:
+                            notice(f"{target_url}: HTTP {resp.status_code}: {detail}; trying again in {wait:g} s")
+                        time.sleep(wait)
+                        continue
                     raise FetchError(f"{target_url}: HTTP {resp.status_code}: {detail}", status=resp.status_code)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # retrying would not help
             raise FetchError(f"{target_url}: {exc}") from exc
@@ -300,8 +368,11 @@ def fetch(
                     f"private CA's certificate, pass its PEM file with --ca-cert (ca_cert=); {kept}"
                 ) from exc
             resumable = tag_file.exists() and tag_file.read_text().strip() == etag
-            if resumable and part.exists() and part.stat().st_size > have:
-                failures = answered = 0  # the same archive, further on: only failures in a row count
+            if resumable and part.exists() and part.stat().st_size > before:
+                # the same archive, further on than before this try (not the same bytes again after a
+                # 200: a server that ignores Range and cuts was retried for ever, an outside audit):
+                # only failures in a row count
+                failures = answered = 0
             failures += 1
             if failures > retries:
                 kept = _drop_unresumable(part, tag_file)
@@ -346,6 +417,67 @@ def fetch(
             _unpack(final, dest)
             _kept_etag_file(final).unlink(missing_ok=True)
         return final
+
+
+#: What a preset name may be (it is part of the downloaded file's name).
+_PRESET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: Bytes of an error answer read for its message; seconds of a Retry-After honoured at most.
+_ERROR_BODY_MAX, _RETRY_AFTER_MAX = 64 * 1024, 30.0
+
+
+def _usable_etag(etag: str) -> bool:
+    """An ETag that can be kept in a file and sent back in If-Range: printable ASCII, not too long
+    (a non-ASCII one made every later run fail with an internal error, before any request)."""
+    return 0 < len(etag) <= 256 and all(0x20 <= ord(c) <= 0x7E for c in etag)
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """Server text as it may be shown on a terminal: control characters (escape sequences that set
+    the window title, clear the screen) replaced, at most ``limit`` characters."""
+    clean = "".join(c if c.isprintable() else "?" for c in text.replace("\n", " "))
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+def _error_detail(resp: Any, url: str) -> str:
+    """The ``detail`` of an error answer, read up to :data:`_ERROR_BODY_MAX` bytes (an endless 500
+    took the client to 1.6 GB and a MemoryError), shown as :func:`_printable` text."""
+    import json
+
+    body = b""
+    for chunk in resp.iter_raw():
+        body += chunk
+        if len(body) >= _ERROR_BODY_MAX:
+            break
+    kind = resp.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        if "json" not in kind:
+            raise ValueError(kind)
+        parsed = json.loads(body[:_ERROR_BODY_MAX])
+        detail = str(parsed.get("detail", parsed)) if isinstance(parsed, dict) else str(parsed)
+    except ValueError:  # not medcodec's JSON: an HTML page, a proxy's or uvicorn's own text
+        detail = f"a {kind or 'no content type'} answer, not medcodec's (is {url} a medcodec server?)"
+    return _printable(detail)
+
+
+def _retry_after(resp: Any) -> float | None:
+    """Seconds to wait before asking again when the server is busy (429, 502, 503, 504: its
+    Retry-After, at most :data:`_RETRY_AFTER_MAX`; 2 s without one), else ``None``."""
+    if resp.status_code not in (429, 502, 503, 504):
+        return None
+    value = (resp.headers.get("retry-after") or "").strip()
+    return min(_RETRY_AFTER_MAX, float(value)) if value.isdigit() else 2.0
+
+
+def _check_room(folder: Path, needed: int, part: Path) -> None:
+    """:class:`FetchError` before a byte is written when ``folder``'s filesystem has not ``needed``
+    bytes free (a Content-Length of 10^12 filled the disk and kept the junk to resume)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return
+    free = st.f_bavail * st.f_frsize + (part.stat().st_size if part.exists() else 0)
+    if needed > free:
+        raise FetchError(f"the archive is {needed} bytes and {folder} has {free} free: free space first")
 
 
 def _plural(n: int, what: str) -> str:
@@ -424,9 +556,10 @@ def _unpack(archive: Path, dest: Path) -> None:
     try:
         _extract(archive, dest)
     except OSError as exc:
+        advice = "free the space and run" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "mend that and run"
         raise FetchError(
             f"{archive} is downloaded and verified, but unpacking it into {dest} failed: {exc.strerror or exc}; "
-            "free the space and run the same command again (it unpacks this archive if it is still current)"
+            f"{advice} the same command again (it unpacks this archive if it is still current)"
         ) from exc
 
 
@@ -446,8 +579,17 @@ def _extract(archive: Path, dest: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             target = (dest / info.filename).resolve()
-            if root not in target.parents and target != root:
+            if root not in target.parents:
                 raise IntegrityError(f"{archive}: entry {info.filename!r} would land outside {dest}")
+        needed = sum(info.file_size for info in zf.infolist())
+        free = None
+        with contextlib.suppress(OSError, AttributeError):
+            st = os.statvfs(dest.parent)
+            free = st.f_bavail * st.f_frsize
+        if free is not None and needed > free:  # before a byte is written (a 4 GiB bomb filled the disk)
+            raise OSError(errno.ENOSPC, f"No space left on device: {needed} bytes to unpack, {free} free")
+        if staging.is_symlink() or staging.is_file():  # left by an archive that made it a file
+            staging.unlink()
         shutil.rmtree(staging, ignore_errors=True)
         old = dest.with_name(f".{dest.name}.old")
         try:
