@@ -351,7 +351,9 @@ def test_encode_terminated_removes_its_partial_file(sig: int, code: int, name: s
                         lambda: any(out.glob(".*.mdc.*.part")), sig)  # fmt: skip
     assert rc == code, err
     assert err.splitlines()[-1] == f"error: terminated ({name})" and "Traceback" not in err, err
-    assert leftovers(tmp_path) == [] and list(out.iterdir()) == []
+    # no partial file; a loaded machine may let the series finish between the check and the signal,
+    # and then its complete output, renamed into place, is all there is (a full-suite run saw it)
+    assert leftovers(tmp_path) == [] and all(not p.name.startswith(".") for p in out.iterdir())
 
 
 @pytest.mark.realdata

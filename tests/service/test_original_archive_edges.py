@@ -5,6 +5,7 @@ unpack and with a ``.part`` longer than the archive."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -84,16 +85,20 @@ def test_a_damaged_store_is_an_error_before_any_byte(served, tmp_path: Path) -> 
         fetch(url, study=study, preset="original", out_dir=tmp_path / "dl", retries=1)
 
 
-def test_fetch_extract_after_a_failed_unpack_and_a_part_longer_than_the_archive(served, tmp_path: Path) -> None:
+def test_fetch_extract_after_a_failed_unpack_and_a_part_longer_than_the_archive(served, tmp_path: Path,
+                                                                                 tmpfs) -> None:  # fmt: skip
     url, study, _, _ = served
     name = f"{study}_original.zip"
-    out = tmp_path / "dl"
+    size = len(httpx.get(f"{url}/studies/{study}/archive.zip?preset=original", timeout=60).content)
+    disk = tmpfs(2 * (size // 1024) + 256)  # room for the archive and a filler, not for unpacking too
+    out = disk / "dl"
     out.mkdir()
-    (out / f".{name[:-4]}.partial").write_text("in the way")  # the staging folder's name is taken
-    with pytest.raises(FetchError, match="unpacking it"):
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * (os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - size - 64 * 1024))
+    with pytest.raises(FetchError, match="unpacking it.*free the space"):
         fetch(url, study=study, preset="original", out_dir=out, extract=True)
     assert (out / name).exists() and (out / (name + ".etag")).exists()
-    (out / f".{name[:-4]}.partial").unlink()
+    filler.unlink()
     before = (out / name).stat().st_mtime_ns
     assert fetch(url, study=study, preset="original", out_dir=out, extract=True) == out / name
     assert (out / name).stat().st_mtime_ns == before  # unpacked from the kept archive, not fetched again

@@ -20,7 +20,7 @@ from ..service.connections import (
     raise_open_files_limit,
     with_header_timeout,
 )
-from ..service.dimse import SOCKET_TIMEOUT
+from ..service.settings import DIMSE_TIMEOUT
 from ._common import EXIT_BUG, handle_errors
 
 
@@ -138,7 +138,7 @@ from ._common import EXIT_BUG, handle_errors
 )
 @click.option(
     "--dimse-timeout",
-    default=SOCKET_TIMEOUT,
+    default=DIMSE_TIMEOUT,
     show_default=True,
     type=click.FloatRange(min=0.1, max=86400),
     help="Seconds a DICOM peer may leave a PDU unfinished or not take what is sent; then its connection is "

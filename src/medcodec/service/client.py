@@ -449,12 +449,13 @@ def _error_detail(resp: Any, url: str) -> str:
         if len(body) >= _ERROR_BODY_MAX:
             break
     kind = resp.headers.get("content-type", "").split(";")[0].strip()
-    try:
-        if "json" not in kind:
-            raise ValueError(kind)
-        parsed = json.loads(body[:_ERROR_BODY_MAX])
+    parsed: Any = None
+    if "json" in kind:
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(body[:_ERROR_BODY_MAX])
+    if parsed is not None:
         detail = str(parsed.get("detail", parsed)) if isinstance(parsed, dict) else str(parsed)
-    except ValueError:  # not medcodec's JSON: an HTML page, a proxy's or uvicorn's own text
+    else:  # not medcodec's JSON: an HTML page, a proxy's or uvicorn's own text
         detail = f"a {kind or 'no content type'} answer, not medcodec's (is {url} a medcodec server?)"
     return _printable(detail)
 

@@ -45,6 +45,7 @@ from typing import Any
 
 from ..errors import CodecError, DeliveryError
 from .dimse_status import CONFLICT, CONFLICT_COMMENT, error_comment, failure_status, refusal_comment
+from .settings import DIMSE_TIMEOUT
 
 __all__ = ["start_scp", "Scp"]
 
@@ -92,13 +93,14 @@ class Scp:
         self.server.shutdown()  # closes the socket, joins the connections' threads, now quickly
 
 
-#: Seconds a peer's connection may leave a PDU unfinished, or not take what the SCP sends, before
-#: it is closed (``--dimse-timeout``). pynetdicom's accepted sockets had no timeout at all (Python's
-#: ``accept()`` makes them blocking): its network and ARTIM timers run between PDUs only, so a peer
-#: that sent part of an A-ASSOCIATE-RQ or a P-DATA and stopped held its association for ever, 32 of
-#: them locked every sender out, and a C-GET to a requestor that stopped reading never ended (an
-#: outside audit, 2026-12-05). 30 s, pynetdicom's ACSE timeout.
-SOCKET_TIMEOUT = 30.0
+#: The default of ``--dimse-timeout`` (:data:`.settings.DIMSE_TIMEOUT`): seconds a peer's connection
+#: may leave a PDU unfinished, or not take what the SCP sends, before it is closed. pynetdicom's
+#: accepted sockets had no timeout at all (Python's ``accept()`` makes them blocking): its network
+#: and ARTIM timers run between PDUs only, so a peer that sent part of an A-ASSOCIATE-RQ or a P-DATA
+#: and stopped held its association for ever, 32 of them locked every sender out, and a C-GET to a
+#: requestor that stopped reading never ended (an outside audit, 2026-12-05). 30 s, pynetdicom's
+#: ACSE timeout.
+SOCKET_TIMEOUT = DIMSE_TIMEOUT
 
 #: Associations the SCP serves at once; one more is rejected as transient (A-ASSOCIATE-RJ), which
 #: senders retry. pynetdicom's default, 10, was used until 2026-12-02: an outside audit saw the

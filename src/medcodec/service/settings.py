@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInputError
-from .dimse import SOCKET_TIMEOUT
 
 __all__ = ["Settings", "is_loopback", "TOKEN_ENV"]
 
+#: Seconds a DICOM peer's connection may leave a PDU unfinished, or not take what the SCP sends,
+#: before it is closed (``--dimse-timeout``; :func:`medcodec.service.dimse.start_scp`, which says why).
+DIMSE_TIMEOUT = 30.0
 #: Environment variable holding the bearer token when ``--token`` is not given.
 TOKEN_ENV = "MEDCODEC_TOKEN"
 #: A browser origin: scheme, host, optional port, nothing else (no path, no trailing slash).
@@ -91,7 +93,7 @@ class Settings:
         (``--body-timeout``).
     dimse_timeout
         Seconds a DICOM peer may leave a PDU unfinished or not take what is sent
-        (:data:`medcodec.service.dimse.SOCKET_TIMEOUT`, ``--dimse-timeout``).
+        (:data:`DIMSE_TIMEOUT`, ``--dimse-timeout``).
     public_url
         The URL clients reach the server at (``https://pacs.example.org/medcodec``: behind a reverse
         proxy), for the absolute URLs answers carry (``BulkDataURI`` in metadata, STOW-RS
@@ -120,7 +122,7 @@ class Settings:
     tls_keyfile: str | None = None
     public_url: str | None = None
     body_timeout: float = 60.0
-    dimse_timeout: float = SOCKET_TIMEOUT
+    dimse_timeout: float = DIMSE_TIMEOUT
 
     @property
     def scheme(self) -> str:
