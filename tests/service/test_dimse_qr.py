@@ -357,3 +357,87 @@ def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNa
         original = pydicom.dcmread(qr.chest[0])
         assert ds.SOPInstanceUID == qr.ct.SOPInstanceUID and ds.get("LossyImageCompression", "00") != "01"
         assert np.array_equal(ds.pixel_array, original.pixel_array)  # the instance itself, not a rendition
+
+
+def test_hostile_and_unusual_queries_and_retrieves(qr: SimpleNamespace) -> None:
+    """An outside audit, 2026-12-05: a Study Instance UID listed three times in a C-GET sent each
+    instance three times (200 times: 1.8 GB); matching keys the catalog does not hold were ignored
+    yet answered 0xFF00, as if matched; a PATIENT-level query with a study key counted the matching
+    studies only and answered one study's attributes as the patient's; an identifier nested
+    thousands deep, or a 60,000-character name, got pynetdicom's generic failure and a traceback
+    (the first: tests/service/test_dimse_qr.py::test_an_identifier_that_cannot_be_read_is_refused)."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE, build_role
+    from pynetdicom.sop_class import (
+        CTImageStorage,
+        PatientRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+    )
+
+    ae = AE(ae_title="AUDITOR")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage)
+    received: list[str] = []
+
+    def on_store(event: Any) -> int:
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        return 0
+
+    from pynetdicom import evt
+
+    assoc = ae.associate("127.0.0.1", qr.port, ae_title="MEDQR", ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    assert assoc.is_established
+    try:
+        study = str(qr.ct.StudyInstanceUID)
+        get = Dataset()
+        get.QueryRetrieveLevel, get.StudyInstanceUID = "STUDY", "\\".join([study] * 3)
+        statuses = [s.Status for s, _ in assoc.send_c_get(get, StudyRootQueryRetrieveInformationModelGet) if s]
+        assert statuses[-1] == 0 and sorted(received) == sorted(set(received)) and len(received) == 6
+
+        def find(ds: Dataset, model: Any = StudyRootQueryRetrieveInformationModelFind) -> list[tuple[int, Any]]:
+            return [(int(s.Status), i) for s, i in assoc.send_c_find(ds, model) if s]
+
+        rows = Dataset()
+        rows.QueryRetrieveLevel, rows.StudyInstanceUID, rows.SOPInstanceUID, rows.Rows = "IMAGE", study, "", 256
+        answers = find(rows)
+        assert {s for s, _ in answers[:-1]} == {0xFF01} and answers[-1][0] == 0  # not matched on Rows: said
+
+        patient = Dataset()
+        patient.QueryRetrieveLevel, patient.PatientID = "PATIENT", str(qr.ct.PatientID)
+        patient.NumberOfPatientRelatedInstances, patient.StudyDescription = "", ""
+        (plain,) = [i for s, i in find(patient, PatientRootQueryRetrieveInformationModelFind) if s == 0xFF00]
+        patient.StudyDate = "19000101"  # a study's key: not how a patient is matched
+        answers = find(patient, PatientRootQueryRetrieveInformationModelFind)
+        (keyed,) = [i for s, i in answers if s in (0xFF00, 0xFF01)]
+        assert answers[0][0] == 0xFF01 and int(keyed.NumberOfPatientRelatedInstances) == 6 == int(
+            plain.NumberOfPatientRelatedInstances)  # fmt: skip
+        assert not keyed.StudyDescription  # a study's attribute is not the patient's
+
+        long_name = Dataset()
+        long_name.QueryRetrieveLevel, long_name.PatientName = "STUDY", "A" * 60_000 + "*"
+        (final,) = [s for s, _ in assoc.send_c_find(long_name, StudyRootQueryRetrieveInformationModelFind) if s]
+        assert final.Status == 0xC000 and "characters" in str(final.get("ErrorComment", "")), final
+    finally:
+        assoc.release()
+    log = qr.log.read_text()
+    assert "Traceback" not in log and "too complex" not in log, log[-2000:]
+
+
+def test_an_identifier_that_cannot_be_read_is_refused() -> None:
+    """pynetdicom decodes an identifier when the handler first reads it: nested thousands deep it raised
+    RecursionError (an unterminated sequence, OSError) inside the handler: a generic failure status
+    and 180 KB of traceback a request. The handlers read it whole first and refuse it with a comment."""
+    from medcodec.errors import InvalidInputError
+    from medcodec.service.dimse_qr import _identifier
+
+    class Deep:
+        @property
+        def identifier(self) -> Any:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    with pytest.raises(InvalidInputError, match="cannot be read \\(RecursionError\\)"):
+        _identifier(Deep())

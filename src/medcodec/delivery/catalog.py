@@ -401,6 +401,8 @@ _NAME_KEYS = {"PatientName", "ReferringPhysicianName"}
 MAX_ALTERNATIVES = 100
 #: UIDs one UID key may list (repeated or comma-separated): one SQL IN list of bound parameters
 MAX_UID_LIST = 5000
+#: Characters of one value matched at most (a UID list excepted: :data:`MAX_UID_LIST` UIDs).
+MAX_MATCH_CHARS = 1024
 
 
 def _key_name(key: str) -> str:
@@ -485,6 +487,10 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
         for uid in uids:
             validate_uid(uid, what=key)
         return column.in_(uids)
+    if len(value) > MAX_MATCH_CHARS and key not in _CS_KEYS:  # (a list of CS values is checked per value)
+        # SQLite: "LIKE or GLOB pattern too complex" past 50,000 characters, a traceback to the log and a
+        # generic failure to the caller (an outside audit, 2026-12-05); no DICOM value is this long
+        raise InvalidInputError(f"{key}: a value of {len(value)} characters; at most {MAX_MATCH_CHARS} are matched")
     if key in _INT_KEYS:
         if not _IS.fullmatch(value) or not -(2**31) <= int(value) < 2**31:
             raise InvalidInputError(f"{key}={value!r}: expected an integer (IS, PS3.5 §6.2) -2147483648..2147483647")
@@ -523,6 +529,8 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
             raise InvalidInputError(f"{key}: {len(values)} values, at most {MAX_UID_LIST} in one query")
         if not values:  # separators only: no value, universal matching
             return sa.true()
+        if any(len(v) > MAX_MATCH_CHARS for v in values):
+            raise InvalidInputError(f"{key}: a value longer than {MAX_MATCH_CHARS} characters")
         return sa.or_(*(_single_condition(column, v) for v in values)) if len(values) > 1 else (
             _single_condition(column, values[0]))  # fmt: skip
     return _single_condition(column, value)

@@ -48,6 +48,7 @@ PS3.4 C.4.2.1.4 says (0xB000 with the Failed SOP Instance UID List).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import socket
@@ -93,6 +94,10 @@ _UNIQUE = {
 }
 _NOT_KEYS = {"QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
 _PENDING = 0xFF00
+#: PS3.4 C.4.1.1.4: pending, "one or more Optional Keys were not supported for matching": answered
+#: when the identifier matches on keys the catalog does not hold (0xFF00 said they had been matched:
+#: `Rows=256` answered every 512-row image, an outside audit, 2026-12-05).
+_PENDING_UNMATCHED = 0xFF01
 #: C-FIND matches read from the catalog at a time (:meth:`_QR._pages`).
 FIND_PAGE = 200
 _NOT_ALLOWED = 0xC001
@@ -276,7 +281,12 @@ class _QR:
         if not self.allowed(event.assoc):
             yield _status(_NOT_ALLOWED, "calling AE is not an allowed peer"), None
             return
-        identifier = event.identifier
+        try:
+            identifier = _identifier(event)
+        except CodecError as exc:
+            log.warning("C-FIND refused: %s", exc)
+            yield _status(_UNABLE, str(exc)), None
+            return
         level = str(identifier.get("QueryRetrieveLevel", "")).upper()
         outside = _level_outside_model(identifier, event.request.AffectedSOPClassUID)
         if outside:
@@ -289,12 +299,14 @@ class _QR:
             log.warning("C-FIND refused: %s", exc)
             yield _status(0xC000, str(exc)), None
             return
+        pending = _PENDING_UNMATCHED if _unmatched_keys(identifier, level) else _PENDING
         try:
             for item in results:
                 if event.is_cancelled:
                     yield 0xFE00, None
                     return
-                yield _PENDING, self._answer(identifier, level, item)
+                _keep_alive(event.assoc)
+                yield pending, self._answer(identifier, level, item)
         except CodecError as exc:  # a later page's query failed (a value only the catalog checks)
             log.warning("C-FIND failed: %s", exc)
             yield _status(0xC000, str(exc)), None
@@ -309,6 +321,8 @@ class _QR:
         for element in identifier:
             keyword = element.keyword
             if keyword in _NOT_KEYS or keyword not in QUERY_KEYS or element.VR == "SQ":
+                continue
+            if level == "PATIENT" and element.tag >> 16 != 0x0010:  # a patient is matched on its own keys
                 continue
             text = _text(element.value)
             if text.strip() and text.strip() != "*":
@@ -367,8 +381,11 @@ class _QR:
         out = Dataset()
         out.SpecificCharacterSet = "ISO_IR 192"  # DICOM JSON is Unicode: answered in UTF-8
         for element in identifier:
-            if element.keyword in ("SpecificCharacterSet",):
-                continue
+            if element.keyword in ("SpecificCharacterSet",) or element.tag >> 16 < 0x0008:
+                continue  # (groups below 0008 are no data set's, PS3.4 C.4.1.1.3: a file meta key asked)
+            if level == "PATIENT" and element.tag >> 16 != 0x0010 and element.tag not in _PATIENT_COUNTS:
+                out.add_new(element.tag, element.VR, None if element.VR != "SQ" else [])
+                continue  # a study's attributes are not the patient's (one study's were answered)
             if element.tag in found:
                 out[element.tag] = found[element.tag]
             else:
@@ -409,13 +426,15 @@ class _QR:
         return level, keys
 
     def _records(self, identifier: Any) -> list[Any]:
+        """The instances a retrieve names, each once (a Study Instance UID listed 200 times sent a
+        5,000-instance study 200 times and took the server to 1.8 GB, an outside audit, 2026-12-05)."""
         level, keys = self._retrieve_keys(identifier)
         issuer = _text(identifier.get("IssuerOfPatientID")).strip()
         if level == "PATIENT":  # the issuer, when given, names one of the patients of that ID
             found = self.store.find_studies({"PatientID": keys["PatientID"]})
             studies = [first_value(s, "0020000D") for s in found if not issuer or first_value(s, "00100021") == issuer]
         else:
-            studies = [u.strip() for u in keys["StudyInstanceUID"].split("\\")]
+            studies = list(dict.fromkeys(u.strip() for u in keys["StudyInstanceUID"].split("\\")))
             if "PatientID" in keys or issuer:  # the patient keys of a Patient Root retrieve name the studies' patient
                 # (until 2026-12-05 ignored below PATIENT level: another patient's study was sent; a re-audit)
                 query = {"StudyInstanceUID": ",".join(studies), **({"PatientID": keys["PatientID"]} if
@@ -425,7 +444,7 @@ class _QR:
         series = set(keys["SeriesInstanceUID"].split("\\")) if "SeriesInstanceUID" in keys else None
         sops = set(keys["SOPInstanceUID"].split("\\")) if "SOPInstanceUID" in keys else None
         records = []
-        for study in studies:
+        for study in dict.fromkeys(studies):
             for record in self.store.catalog.instances(study, None, None):
                 if (series is None or record.series_uid in series) and (sops is None or record.sop_uid in sops):
                     records.append(record)
@@ -439,6 +458,7 @@ class _QR:
             if event.is_cancelled:
                 yield 0xFE00, None
                 return
+            _keep_alive(event.assoc)
             try:
                 ds, _ = _dataset_in(self.store, record, candidates(record), self.pool)
             except CodecError as exc:
@@ -453,14 +473,21 @@ class _QR:
             yield 1
             yield _status(_NOT_ALLOWED, "calling AE is not an allowed peer"), None
             return
-        outside = _level_outside_model(event.identifier, event.request.AffectedSOPClassUID)
+        try:
+            identifier = _identifier(event)
+        except CodecError as exc:
+            log.warning("C-GET refused: %s", exc)
+            yield 1
+            yield _status(_UNABLE, str(exc)), None
+            return
+        outside = _level_outside_model(identifier, event.request.AffectedSOPClassUID)
         if outside:
             log.warning("C-GET refused: %s", outside)
             yield 1
             yield _status(_NOT_THIS_MODEL, outside), None
             return
         try:
-            records = self._records(event.identifier)
+            records = self._records(identifier)
         except CodecError as exc:
             log.warning("C-GET refused: %s", exc)
             yield 1
@@ -470,7 +497,7 @@ class _QR:
         # we send (the storage SCU role), in the requestor's order: its contexts by ID, each one syntax
         accepted = sorted((cx for cx in event.assoc.accepted_contexts if cx.as_scu), key=lambda cx: cx.context_id)
 
-        image = _level(event.identifier) == "IMAGE"
+        image = _level(identifier) == "IMAGE"
 
         def candidates(record: Any) -> list[str]:
             out = [str(cx.transfer_syntax[0]) for cx in accepted if cx.abstract_syntax == record.sop_class_uid]
@@ -560,9 +587,12 @@ def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
     ts = context.transfer_syntax[0]
     try:
         identifier = decode(request.Identifier, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
-    except Exception:  # pynetdicom's own SCP answers what cannot be decoded
-        return None
-    status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination), request.AffectedSOPClassUID)
+        _read_whole(identifier)
+    except (Exception, RecursionError) as exc:  # (pynetdicom's own SCP answered 0xC514 and logged a traceback)
+        log.warning("C-MOVE refused: the identifier cannot be read (%s)", type(exc).__name__)
+        status = _status(_UNABLE, f"the identifier cannot be read ({type(exc).__name__})")
+    else:
+        status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination), request.AffectedSOPClassUID)
     if status is None:
         return None
     rsp = C_MOVE()
@@ -571,6 +601,67 @@ def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
     rsp.Status = int(status.Status)
     rsp.ErrorComment = str(status.ErrorComment)  # type: ignore[assignment]  # pynetdicom types it None
     return rsp
+
+
+#: Count attributes a PATIENT-level answer carries besides the patient's own (group 0010).
+_PATIENT_COUNTS = frozenset({0x00201200, 0x00201202, 0x00201204})
+
+
+def _read_whole(identifier: Any) -> None:
+    """Read every element of ``identifier`` (pydicom parses sequences when first used)."""
+    for _ in identifier.iterall():
+        pass
+
+
+def _identifier(event: Any) -> Any:
+    """The request's identifier, read whole; :class:`InvalidInputError` when it cannot be (an
+    unterminated sequence, sequences nested thousands deep: pynetdicom answered a generic failure
+    and the log took 180 KB of traceback a request, an outside audit, 2026-12-05)."""
+    from ..errors import InvalidInputError
+
+    try:
+        identifier = event.identifier
+        _read_whole(identifier)
+    except (Exception, RecursionError) as exc:
+        raise InvalidInputError(f"the identifier cannot be read ({type(exc).__name__})") from None
+    return identifier
+
+
+def _unmatched_keys(identifier: Any, level: str) -> list[str]:
+    """Keys ``identifier`` matches on (a value, not universal) that this SCP does not match: not
+    catalog keys, sequences, or at PATIENT level another level's keys."""
+    from ..delivery.catalog import QUERY_KEYS
+
+    out = []
+    for element in identifier:
+        if element.keyword in _NOT_KEYS or element.keyword == "IssuerOfPatientID" or element.tag >> 16 < 0x0008:
+            continue
+        if not _matches_on(element):
+            continue  # a return key, or universal matching
+        if (
+            element.VR == "SQ"
+            or element.keyword not in QUERY_KEYS
+            or (level == "PATIENT" and element.tag >> 16 != 0x0010)
+        ):
+            out.append(element.keyword or f"{element.tag:08X}")
+    return out
+
+
+def _matches_on(element: Any) -> bool:
+    """Whether an identifier's element asks for matching: a value that is not universal (``*``), or
+    a sequence with such a value in an item (PS3.4 C.2.2.2.6); empty ones are return keys."""
+    if element.VR == "SQ":
+        return any(_matches_on(inner) for item in element.value or [] for inner in item)
+    text = _text(element.value).strip()
+    return bool(text) and text != "*"
+
+
+def _keep_alive(assoc: Any) -> None:
+    """Restart the association's network idle timer: a requestor sends nothing while answers stream
+    out, and pynetdicom aborted a C-FIND or C-MOVE that ran longer than its 60 s timeout right after
+    the final answer (DCMTK reported it failed; an outside audit, 2026-12-05)."""
+    with contextlib.suppress(AttributeError):
+        assoc.dul._idle_timer.restart()
 
 
 def _ae_title(value: Any) -> str:
