@@ -299,6 +299,18 @@ def test_a_stow_body_that_trickles_gets_408_and_frees_the_upload_budget(tmp_path
     assert r.status_code == 200 and len(r.json()) == 1
 
 
+def _ct_small_copies(n: int) -> list[bytes]:
+    """``n`` PS3.10 files of pydicom's CT_small, each under a new SOP Instance UID."""
+    out = []
+    for _ in range(n):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        out.append(buf.getvalue())
+    return out
+
+
 def test_stow_into_a_full_store_is_507_with_retry_after_and_says_so_without_paths(tmp_path: Path, tmpfs,
                                                                                    spawn_server) -> None:  # fmt: skip
     """A real full disk under a running server: every part refused for want of space answered 409
@@ -308,28 +320,14 @@ def test_stow_into_a_full_store_is_507_with_retry_after_and_says_so_without_path
     disk = tmpfs(4096)
     store_path = disk / "store"
     _, url, log = spawn_server(store_path, extra=["--create", "--no-precompute"])
-    bodies = []
-    for _ in range(3):
-        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        buf = io.BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
-        bodies.append(buf.getvalue())
-    body, ct = stow_body(*bodies)
+    body, ct = stow_body(*_ct_small_copies(3))
     r = httpx.post(url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
     assert r.status_code == 200, r.text  # room for them
     filler = disk / "filler"
     with open(filler, "wb") as fh:
         fh.write(b"\0" * (os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - 4096))
     try:
-        fresh = []
-        for _ in range(3):
-            ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            buf = io.BytesIO()
-            ds.save_as(buf, enforce_file_format=True)
-            fresh.append(buf.getvalue())
-        body, ct = stow_body(*fresh)
+        body, ct = stow_body(*_ct_small_copies(3))
         r = httpx.post(url + "/dicomweb/studies", content=body, headers={"Content-Type": ct}, timeout=60)
         assert r.status_code == 507 and r.headers.get("retry-after"), (r.status_code, r.text)
         items = r.json()["00081198"]["Value"]
