@@ -337,6 +337,11 @@ def _request_handler(qr: Any, timeout: float = 30.0) -> Any:
     class _Handler(RequestHandler):
         def handle(self) -> None:
             self.request.settimeout(timeout)  # accept() gave a blocking socket with no timeout at all
+            # each DIMSE message is a few small PDUs; with Nagle's algorithm each waited for the peer's
+            # delayed ACK (DCMTK getscu of 100 MR slices on loopback: 9.2-9.5 s, 6.4-6.5 s without; an
+            # outside audit measured 90 s -> 49 s for 1,000 small instances, DCMTK's dcmqrscp 89 s)
+            with contextlib.suppress(OSError):
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().handle()
 
         def _create_association(self) -> Any:
