@@ -777,7 +777,7 @@ function writeUrl() {
   if (url !== location.pathname + location.search + location.hash) window.history.replaceState(null, "", url);
 }
 
-function images(n) {
+function imageCount(n) {
   return `${n} ${String(n) === "1" ? "image" : "images"}`;
 }
 
@@ -916,7 +916,7 @@ async function loadStudies() {
     const mods = tagValues(s, "00080061").join("/");
     b.innerHTML = `<bdi></bdi><span class="meta"></span>`;
     b.firstChild.textContent = `${name}${desc ? ` — ${desc}` : ""}`;
-    b.lastChild.textContent = [date, mods, tagValue(s, "00201208") && images(tagValue(s, "00201208"))].filter(Boolean).join(" · ");
+    b.lastChild.textContent = [date, mods, tagValue(s, "00201208") && imageCount(tagValue(s, "00201208"))].filter(Boolean).join(" · ");
     b.addEventListener("click", () => openStudy(uid).catch(showError));
     li.appendChild(b);
     const sl = document.createElement("ul");
@@ -969,7 +969,7 @@ function fillSeriesList(uid, series) {
     b.type = "button";
     b.innerHTML = `<bdi></bdi><span class="meta"></span>`;
     b.firstChild.textContent = `${tagValue(s, "00080060")} ${tagValue(s, "00200011")} ${tagValue(s, "0008103E")}`.trim();
-    b.lastChild.textContent = images(tagValue(s, "00201209") || "?");
+    b.lastChild.textContent = imageCount(tagValue(s, "00201209") || "?");
     b.addEventListener("click", () => openSeries(uid, suid).catch(showError));
     b.setAttribute("aria-current", String(suid === state.series));
     item.appendChild(b);
