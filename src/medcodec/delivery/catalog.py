@@ -700,31 +700,36 @@ class Catalog:
             self.engine: Engine = sa.create_engine(url, **kwargs)
         except Exception as exc:
             raise DeliveryError(f"cannot open the catalog {url!r}: {type(exc).__name__}: {exc}") from exc
-        if url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            sa.event.listen(self.engine, "handle_error", _sqlite_error)
-        if not create:  # an existing catalog still gets what was added since it was made (tables, indexes)
-            try:
-                create = "instances" in sa.inspect(self.engine).get_table_names()
-            except sa.exc.SQLAlchemyError:
-                create = False
-        if create:
-            # Several processes may create a new catalog at once (a server and an ingest): create_all
-            # checks then creates table by table, so another process can win any one of them. Each retry
-            # skips what exists by then; the loop ends when every table is there. SQLite also answers
-            # "database is locked" at once, busy timeout or not, when two such transactions each hold a
-            # read lock and want to write (its deadlock rule): retried the same way (seen once in a
-            # full test run, 2026-12-02).
-            for attempt in range(20):
+        try:
+            if url.startswith("sqlite"):
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+                sa.event.listen(self.engine, "handle_error", _sqlite_error)
+            if not create:  # an existing catalog still gets what was added since it was made (tables, indexes)
                 try:
-                    metadata.create_all(self.engine)
-                    for index in INDEXES:  # a catalog made before an index was added gets it now
-                        index.create(self.engine, checkfirst=True)
-                    break
-                except sa.exc.OperationalError as exc:
-                    if not any(s in str(exc) for s in ("already exists", "database is locked")) or attempt == 19:
-                        raise DeliveryError(f"cannot create the catalog {url!r}: {type(exc).__name__}: {exc}") from exc
-                    time.sleep(0.02 * (attempt + 1))
+                    create = "instances" in sa.inspect(self.engine).get_table_names()
+                except sa.exc.SQLAlchemyError:
+                    create = False
+            if create:
+                # Several processes may create a new catalog at once (a server and an ingest): create_all
+                # checks then creates table by table, so another process can win any one of them. Each retry
+                # skips what exists by then; the loop ends when every table is there. SQLite also answers
+                # "database is locked" at once, busy timeout or not, when two such transactions each hold a
+                # read lock and want to write (its deadlock rule): retried the same way (seen once in a
+                # full test run, 2026-12-02).
+                for attempt in range(20):
+                    try:
+                        metadata.create_all(self.engine)
+                        for index in INDEXES:  # a catalog made before an index was added gets it now
+                            index.create(self.engine, checkfirst=True)
+                        break
+                    except sa.exc.OperationalError as exc:
+                        if not any(s in str(exc) for s in ("already exists", "database is locked")) or attempt == 19:
+                            why = f"{type(exc).__name__}: {exc}"
+                            raise DeliveryError(f"cannot create the catalog {url!r}: {why}") from exc
+                        time.sleep(0.02 * (attempt + 1))
+        except BaseException:  # its connections let go (they held the files: a tmpfs could not be unmounted)
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
