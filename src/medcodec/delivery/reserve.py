@@ -31,7 +31,10 @@ _MIN = 256 << 10
 
 def reserve_size(root: Path) -> int:
     """Bytes the reserve of the store at ``root`` holds: 2 % of its filesystem, 256 KiB to 8 MiB."""
-    st = os.statvfs(root)
+    return _size(os.statvfs(root))
+
+
+def _size(st: os.statvfs_result) -> int:
     return max(_MIN, min(_MAX, st.f_blocks * st.f_frsize // 50))
 
 
@@ -43,8 +46,8 @@ def keep_reserve(root: Path) -> bool:
     try:
         if path.exists():
             return True
-        size = reserve_size(root)
         st = os.statvfs(root)
+        size = _size(st)
         if st.f_bavail * st.f_frsize < KEEP_FACTOR * size:
             return False
         part = root / f".{RESERVE_NAME}.{os.getpid()}"

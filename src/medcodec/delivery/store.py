@@ -555,11 +555,10 @@ class Store:
         return removed
 
 
+#: The catalog of a local store and SQLite's side files.
+_CATALOG_FILES = ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal")
 #: What a local store's folder holds (the catalog with SQLite's side files, the object prefixes).
-STORE_ENTRIES = frozenset(
-    {"catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite-journal", RESERVE_NAME}
-    | {"objects", "renditions", "archives", "tmp"}
-)
+STORE_ENTRIES = frozenset({*_CATALOG_FILES, RESERVE_NAME, "objects", "renditions", "archives", "tmp"})
 
 
 def _is_catalog(path: Path) -> bool:
@@ -727,9 +726,8 @@ def _open_catalog(catalog: str, create: bool, use_reserve: bool, reserve_root: P
 
 def _remove_empty_catalog(root: Path) -> None:
     """Remove ``catalog.sqlite`` and its side files from ``root`` when the catalog is empty (0 bytes)."""
-    db = root / "catalog.sqlite"
     with contextlib.suppress(OSError):
-        if db.stat().st_size == 0:
-            for path in (db, root / "catalog.sqlite-wal", root / "catalog.sqlite-shm", root / "catalog.sqlite-journal"):
+        if (root / _CATALOG_FILES[0]).stat().st_size == 0:
+            for name in _CATALOG_FILES:
                 with contextlib.suppress(OSError):
-                    path.unlink()
+                    (root / name).unlink()

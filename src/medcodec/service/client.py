@@ -109,7 +109,7 @@ def verify_archive(path: Path, *, etag: str | None = None, size: int | None = No
     if manifest is None:
         raise IntegrityError(f"{path}: no manifest.json in the archive")
     _check_manifest(path, manifest, names, sizes)
-    return {"files": len(names) - 1, "sha256": sha, "bytes": actual, "unpacked": sum(sizes.values())}
+    return {"files": len(names) - 1, "sha256": sha, "bytes": actual}
 
 
 def _sha256(path: Path) -> str:
@@ -329,8 +329,8 @@ def fetch(
                         have = 0  # the whole thing (new archive, live archive or no resume possible)
                     length = resp.headers.get("content-length")
                     total = have + int(length) if length is not None and length.strip().isdigit() else None
-                    if total is not None:
-                        _check_room(out, total - have, part)
+                    if total is not None:  # a 200 replaces the .part: its bytes are free to take
+                        _check_room(out, total - have, part.stat().st_size if part.exists() and not have else 0)
                     with open(part, "r+b" if have else "wb") as fh:
                         fh.seek(have)
                         fh.truncate()
@@ -469,16 +469,22 @@ def _retry_after(resp: Any) -> float | None:
     return min(_RETRY_AFTER_MAX, float(value)) if value.isdigit() else 2.0
 
 
-def _check_room(folder: Path, needed: int, part: Path) -> None:
-    """:class:`FetchError` before a byte is written when ``folder``'s filesystem has not ``needed``
-    bytes free (a Content-Length of 10^12 filled the disk and kept the junk to resume)."""
+def _free_bytes(folder: Path) -> int | None:
+    """Bytes free for this user on ``folder``'s filesystem, ``None`` when it does not say."""
     try:
         st = os.statvfs(folder)
     except (OSError, AttributeError):
-        return
-    free = st.f_bavail * st.f_frsize + (part.stat().st_size if part.exists() else 0)
-    if needed > free:
-        raise FetchError(f"the archive is {needed} bytes and {folder} has {free} free: free space first")
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _check_room(folder: Path, needed: int, reclaimed: int) -> None:
+    """:class:`FetchError` before a byte is written when ``folder``'s filesystem has not ``needed``
+    bytes free, ``reclaimed`` more counted (a Content-Length of 10^12 filled the disk and kept the
+    junk to resume)."""
+    free = _free_bytes(folder)
+    if free is not None and needed > free + reclaimed:
+        raise FetchError(f"the archive needs {needed} bytes and {folder} has {free + reclaimed} free: free space first")
 
 
 def _plural(n: int, what: str) -> str:
@@ -583,10 +589,7 @@ def _extract(archive: Path, dest: Path) -> None:
             if root not in target.parents:
                 raise IntegrityError(f"{archive}: entry {info.filename!r} would land outside {dest}")
         needed = sum(info.file_size for info in zf.infolist())
-        free = None
-        with contextlib.suppress(OSError, AttributeError):
-            st = os.statvfs(dest.parent)
-            free = st.f_bavail * st.f_frsize
+        free = _free_bytes(dest.parent)
         if free is not None and needed > free:  # before a byte is written (a 4 GiB bomb filled the disk)
             raise OSError(errno.ENOSPC, f"No space left on device: {needed} bytes to unpack, {free} free")
         if staging.is_symlink() or staging.is_file():  # left by an archive that made it a file

@@ -93,15 +93,6 @@ class Scp:
         self.server.shutdown()  # closes the socket, joins the connections' threads, now quickly
 
 
-#: The default of ``--dimse-timeout`` (:data:`.settings.DIMSE_TIMEOUT`): seconds a peer's connection
-#: may leave a PDU unfinished, or not take what the SCP sends, before it is closed. pynetdicom's
-#: accepted sockets had no timeout at all (Python's ``accept()`` makes them blocking): its network
-#: and ARTIM timers run between PDUs only, so a peer that sent part of an A-ASSOCIATE-RQ or a P-DATA
-#: and stopped held its association for ever, 32 of them locked every sender out, and a C-GET to a
-#: requestor that stopped reading never ended (an outside audit, 2026-12-05). 30 s, pynetdicom's
-#: ACSE timeout.
-SOCKET_TIMEOUT = DIMSE_TIMEOUT
-
 #: Associations the SCP serves at once; one more is rejected as transient (A-ASSOCIATE-RJ), which
 #: senders retry. pynetdicom's default, 10, was used until 2026-12-02: an outside audit saw the
 #: 11th of 16 simultaneous C-STOREs rejected.
@@ -178,7 +169,7 @@ def start_scp(
     on_stored: Callable[[str], None] | None = None,
     peers: Mapping[str, tuple[str, int]] | None = None,
     pool: Any = None,
-    timeout: float = SOCKET_TIMEOUT,
+    timeout: float = DIMSE_TIMEOUT,
 ) -> Scp:
     """Start the SCP (C-STORE, C-ECHO, C-FIND, C-GET, C-MOVE) in background threads; returns once it listens.
 
@@ -201,7 +192,8 @@ def start_scp(
     pool
         The server's :class:`~medcodec.delivery.live.LivePool` (renditions coded for a retrieve).
     timeout
-        Seconds a peer may leave a PDU unfinished, or not take what is sent (:data:`SOCKET_TIMEOUT`).
+        Seconds a peer may leave a PDU unfinished, or not take what is sent
+        (:data:`.settings.DIMSE_TIMEOUT`, which says why).
     """
     from pydicom.uid import (
         JPEG2000,
@@ -287,11 +279,11 @@ def start_scp(
     return Scp(server=server, port=int(server.server_address[1]))
 
 
-def _request_handler(qr: Any, timeout: float = 30.0) -> Any:
+def _request_handler(qr: Any, timeout: float) -> Any:
     """pynetdicom's acceptor request handler, with three changes to each association it creates:
 
     * its socket times out after ``timeout`` seconds of a read or a write that does not move
-      (:data:`SOCKET_TIMEOUT`);
+      (:data:`.settings.DIMSE_TIMEOUT`);
 
     * presentation contexts: for a SOP class the requestor proposes to receive on (SCP role, a
       C-GET), the acceptor's syntax list is reordered by :func:`.dimse_qr.requestor_order` before

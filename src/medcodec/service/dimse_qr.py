@@ -434,7 +434,7 @@ class _QR:
             found = self.store.find_studies({"PatientID": keys["PatientID"]})
             studies = [first_value(s, "0020000D") for s in found if not issuer or first_value(s, "00100021") == issuer]
         else:
-            studies = list(dict.fromkeys(u.strip() for u in keys["StudyInstanceUID"].split("\\")))
+            studies = [u.strip() for u in keys["StudyInstanceUID"].split("\\")]
             if "PatientID" in keys or issuer:  # the patient keys of a Patient Root retrieve name the studies' patient
                 # (until 2026-12-05 ignored below PATIENT level: another patient's study was sent; a re-audit)
                 query = {"StudyInstanceUID": ",".join(studies), **({"PatientID": keys["PatientID"]} if
@@ -444,7 +444,7 @@ class _QR:
         series = set(keys["SeriesInstanceUID"].split("\\")) if "SeriesInstanceUID" in keys else None
         sops = set(keys["SOPInstanceUID"].split("\\")) if "SOPInstanceUID" in keys else None
         records = []
-        for study in dict.fromkeys(studies):
+        for study in dict.fromkeys(studies):  # each once, in the order given
             for record in self.store.catalog.instances(study, None, None):
                 if (series is None or record.series_uid in series) and (sops is None or record.sop_uid in sops):
                     records.append(record)
@@ -585,12 +585,13 @@ def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
     if context is None or request.Identifier is None:
         return None
     ts = context.transfer_syntax[0]
-    try:
-        identifier = decode(request.Identifier, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
-        _read_whole(identifier)
-    except (Exception, RecursionError) as exc:  # (pynetdicom's own SCP answered 0xC514 and logged a traceback)
-        log.warning("C-MOVE refused: the identifier cannot be read (%s)", type(exc).__name__)
-        status = _status(_UNABLE, f"the identifier cannot be read ({type(exc).__name__})")
+    try:  # (unreadable: pynetdicom's own SCP answered 0xC514 and logged a traceback)
+        identifier = _read_whole(
+            lambda: decode(request.Identifier, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+        )
+    except CodecError as exc:
+        log.warning("C-MOVE refused: %s", exc)
+        status = _status(_UNABLE, str(exc))
     else:
         status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination), request.AffectedSOPClassUID)
     if status is None:
@@ -607,24 +608,25 @@ def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
 _PATIENT_COUNTS = frozenset({0x00201200, 0x00201202, 0x00201204})
 
 
-def _read_whole(identifier: Any) -> None:
-    """Read every element of ``identifier`` (pydicom parses sequences when first used)."""
-    for _ in identifier.iterall():
-        pass
-
-
-def _identifier(event: Any) -> Any:
-    """The request's identifier, read whole; :class:`InvalidInputError` when it cannot be (an
-    unterminated sequence, sequences nested thousands deep: pynetdicom answered a generic failure
-    and the log took 180 KB of traceback a request, an outside audit, 2026-12-05)."""
+def _read_whole(decode: Callable[[], Any]) -> Any:
+    """The identifier ``decode()`` gives, every element read (pydicom parses sequences when first
+    used); :class:`InvalidInputError` when it cannot be (an unterminated sequence, sequences nested
+    thousands deep: pynetdicom answered a generic failure and the log took 180 KB of traceback a
+    request, an outside audit, 2026-12-05)."""
     from ..errors import InvalidInputError
 
     try:
-        identifier = event.identifier
-        _read_whole(identifier)
-    except (Exception, RecursionError) as exc:
+        identifier = decode()
+        for _ in identifier.iterall():
+            pass
+    except Exception as exc:  # (RecursionError among them)
         raise InvalidInputError(f"the identifier cannot be read ({type(exc).__name__})") from None
     return identifier
+
+
+def _identifier(event: Any) -> Any:
+    """The request's identifier, read whole (:func:`_read_whole`)."""
+    return _read_whole(lambda: event.identifier)
 
 
 def _unmatched_keys(identifier: Any, level: str) -> list[str]:

@@ -16,7 +16,12 @@ from ..errors import InvalidInputError
 __all__ = ["Settings", "is_loopback", "TOKEN_ENV"]
 
 #: Seconds a DICOM peer's connection may leave a PDU unfinished, or not take what the SCP sends,
-#: before it is closed (``--dimse-timeout``; :func:`medcodec.service.dimse.start_scp`, which says why).
+#: before it is closed (``--dimse-timeout``, :func:`medcodec.service.dimse.start_scp`). pynetdicom's
+#: accepted sockets had no timeout at all (Python's ``accept()`` makes them blocking): its network
+#: and ARTIM timers run between PDUs only, so a peer that sent part of an A-ASSOCIATE-RQ or a P-DATA
+#: and stopped held its association for ever, 32 of them locked every sender out, and a C-GET to a
+#: requestor that stopped reading never ended (an outside audit, 2026-12-05). 30 s, pynetdicom's
+#: ACSE timeout.
 DIMSE_TIMEOUT = 30.0
 #: Environment variable holding the bearer token when ``--token`` is not given.
 TOKEN_ENV = "MEDCODEC_TOKEN"
