@@ -586,3 +586,53 @@ def test_a_live_archive_waits_for_a_slot_only_so_long_and_a_slow_reader_loses_it
         pool.close()
     assert 0 < got < 200 * 20_000 and "cut" in why and fast > 60_000
     assert pool.active == 0 and pool.cancelled == 1 and pool.completed == 1
+
+
+def test_read_ahead_is_bounded_in_bytes_across_streams():
+    """Read-ahead was bounded in instances only (8 a stream): a WADO-RS answer of 24 MB instances
+    held ~200 MB for each reader, and WADO-RS streams are not counted by --max-live (an outside
+    audit, 2026-12-05). With a budget of 100 kB and 40 kB results, two streams read together and
+    slowly hold at most the budget plus the one item each always keeps in flight, give every item in
+    order, and leave nothing charged, whether they end or are closed early."""
+    import asyncio
+    import threading
+
+    from medcodec.delivery import live
+
+    size = 40_000
+    pool = live.LivePool(2, window=8, read_ahead_bytes=100_000)
+    produced: dict[str, int] = {"a": 0, "b": 0}
+    lock = threading.Lock()
+
+    def produce(item: tuple[str, int]) -> tuple[bytes, str]:
+        with lock:
+            produced[item[0]] += 1
+        return bytes([item[1] % 256]) * size, item[0]
+
+    async def read(name: str, n: int, stop: int | None = None) -> tuple[list[int], int]:
+        got, ahead = [], 0
+        gen = live.amap_ordered(pool, produce, [(name, i) for i in range(n)])
+        try:
+            async for data, label in gen:
+                assert label == name and len(data) == size
+                got.append(data[0])
+                await asyncio.sleep(0.02)  # a slow client: the workers could run far ahead
+                ahead = max(ahead, produced[name] - len(got))
+                if stop is not None and len(got) == stop:
+                    break
+        finally:
+            await gen.aclose()
+        return got, ahead
+
+    async def run() -> tuple[tuple[list[int], int], tuple[list[int], int]]:
+        return await asyncio.gather(read("a", 30), read("b", 30, stop=10))
+
+    try:
+        (a, ahead_a), (b, ahead_b) = asyncio.run(run())
+    finally:
+        pool.close()
+    assert a == [i % 256 for i in range(30)] and b == list(range(10))
+    # without a byte budget each stream ran window (8) items ahead of its client
+    assert ahead_a <= 3 and ahead_b <= 3, (ahead_a, ahead_b)
+    assert pool.read_ahead.peak <= 100_000 + 2 * size, pool.read_ahead.peak
+    assert pool.read_ahead.held == 0

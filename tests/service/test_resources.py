@@ -341,13 +341,13 @@ def test_stow_into_a_full_store_is_507_with_retry_after_and_says_so_without_path
     assert r.status_code == 200, r.text  # space again: stored, no restart
 
 
-def _stalled_get(port: int, path: str) -> socket.socket:
+def _stalled_get(port: int, path: str, headers: str = "") -> socket.socket:
     """A GET whose client reads the status line and then nothing more (a tiny receive buffer)."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(60)
     s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
     assert s.recv(12).startswith(b"HTTP/1.1 200")
     return s
 
@@ -382,3 +382,39 @@ def test_a_reader_that_stopped_is_cut_after_the_send_timeout_and_its_live_slot_f
         assert b"PK\x05\x06" not in got[-64:]
     finally:
         stalled.close()
+
+
+@pytest.mark.realdata
+def test_stalled_wado_rs_readers_hold_no_more_than_the_read_ahead_budget(shared_data: Path, tmp_path: Path,
+                                                                         spawn_server) -> None:  # fmt: skip
+    """Each WADO-RS answer read up to 8 instances ahead of its client, bounded in count, not bytes,
+    and WADO-RS answers are not counted by --max-live: stalled readers of 24 MB instances held 210 MB
+    each (an outside audit, 2026-12-05). With --read-ahead 2 (MB), three readers that stopped hold
+    at most that plus the one instance each keeps in flight (/health's read_ahead_bytes), and give
+    it all back when they go."""
+    from medcodec.delivery import open_store
+
+    files = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))
+    with open_store(tmp_path / "store") as store:
+        study = store.ingest(files, precompress=False).studies[0]
+    largest = max(p.stat().st_size for p in files)
+    _, url, _ = spawn_server(tmp_path / "store", extra=["--read-ahead", "2", "--no-precompute"])
+    port = int(url.rsplit(":", 1)[1])
+    accept = "Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=*\r\n"
+    readers = [_stalled_get(port, f"/dicomweb/studies/{study}", accept) for _ in range(3)]
+    try:
+        held, deadline = [], time.monotonic() + 20
+        while time.monotonic() < deadline:  # the readers' socket buffers fill, then each stream waits
+            held.append(httpx.get(f"{url}/health", timeout=10).json()["read_ahead_bytes"])
+            if len(held) > 10 and len(set(held[-5:])) == 1:
+                break
+            time.sleep(0.5)
+        assert 0 < max(held) <= (2 << 20) + 3 * largest, (held, largest)
+        assert 3 * 8 * largest > (2 << 20) + 3 * largest  # what a window of 8 each held before
+    finally:
+        for s in readers:
+            s.close()
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{url}/health", timeout=10).json()["read_ahead_bytes"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert httpx.get(f"{url}/health", timeout=10).json()["read_ahead_bytes"] == 0

@@ -91,6 +91,13 @@ from ._common import EXIT_BUG, handle_errors
     help="Live archives encoded at once (more wait).",
 )
 @click.option(
+    "--read-ahead",
+    default=None,
+    type=click.IntRange(min=1),
+    help="MB that live archives and WADO-RS answers together may hold read or encoded ahead of what they "
+    "send; past it each keeps one instance in flight [default: 256].",
+)
+@click.option(
     "--no-precompute",
     is_flag=True,
     help="Do not pre-compute the studies that STOW-RS / C-STORE bring instances to (they stay live until "
@@ -167,6 +174,7 @@ def serve(
     workers: int | None,
     processes: int | None,
     max_live: int,
+    read_ahead: int | None,
     no_precompute: bool,
     cors_origins: tuple[str, ...],
     tls_cert: str | None,
@@ -215,6 +223,7 @@ def serve(
         live_workers=workers or os.cpu_count() or 1,
         **({} if processes is None else {"live_processes": processes}),
         max_live_streams=max_live,
+        read_ahead_bytes=None if read_ahead is None else read_ahead * 1024 * 1024,
         precompute_received=not no_precompute,
         cors_origins=tuple(cors_origins)
         or tuple(o.strip() for o in os.environ.get("MEDCODEC_CORS_ORIGINS", "").split(",") if o.strip()),

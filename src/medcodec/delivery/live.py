@@ -54,7 +54,7 @@ from .header import as_part10, baseline_as_extended, read_header, relabel_syntax
 from .precompute import rendition_fresh
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
 
-__all__ = ["LivePool", "amap_ordered", "LiveEntry", "stream_zip"]
+__all__ = ["LivePool", "ReadAhead", "amap_ordered", "LiveEntry", "stream_zip"]
 
 _T = TypeVar("_T")
 
@@ -75,6 +75,51 @@ SLOT_WAIT = 120.0
 #: audit, 2026-12-05). 16 KiB/s, the slowest link a DICOMweb client is on (as STOW bodies).
 LIVE_MIN_RATE = 16 * 1024
 SLOW_GRACE = 60.0
+#: Bytes all streams together may hold read or encoded ahead of what they send (``--read-ahead``).
+#: Bounded in instances alone (``live_window``, 8 a stream), a WADO-RS answer of 24 MB instances
+#: held ~200 MB for each reader, and WADO-RS streams are not counted by ``--max-live`` (an outside
+#: audit, 2026-12-05). Past the budget a stream still keeps one instance in flight, so every stream
+#: moves; the budget bounds what is held beyond that.
+READ_AHEAD_BYTES = 256 * 1024 * 1024
+
+
+class ReadAhead:
+    """The byte budget every stream's read-ahead draws on (:func:`amap_ordered`).
+
+    Called from the event loop and the tests' threads alike, so locked. ``held`` is what is charged
+    now, ``peak`` the most ever charged (for ``/health`` and the tests).
+    """
+
+    def __init__(self, capacity: int = READ_AHEAD_BYTES):
+        self.capacity = max(0, int(capacity))
+        self.held = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int, *, force: bool = False) -> bool:
+        """Charge ``n`` bytes if they fit (or ``force``: the one item a stream always has); True if charged."""
+        with self._lock:
+            if not force and self.held + n > self.capacity:
+                return False
+            self.held += n
+            self.peak = max(self.peak, self.held)
+            return True
+
+    def give(self, n: int) -> None:
+        """Return ``n`` charged bytes."""
+        with self._lock:
+            self.held -= n
+
+
+def _held_bytes(result: Any) -> int:
+    """The bytes a produced result holds: its data, or the sum over a batch / a (data, label) pair."""
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return len(result)
+    if isinstance(result, LiveEntry):
+        return len(result.data)
+    if isinstance(result, (list, tuple)):
+        return sum(_held_bytes(part) for part in result)
+    return 0
 
 
 class LivePool:
@@ -88,6 +133,8 @@ class LivePool:
         Live streams encoding at once; the others wait (bounded CPU and memory).
     window
         Instances in flight per stream (read or encoded ahead of the one being sent).
+    read_ahead_bytes
+        Bytes all streams together may hold ahead of what they send (:class:`ReadAhead`).
     """
 
     def __init__(
@@ -98,9 +145,11 @@ class LivePool:
         window: int = 8,
         processes: int = 0,
         objects_url: str | None = None,
+        read_ahead_bytes: int = READ_AHEAD_BYTES,
     ):
         self.workers = workers or os.cpu_count() or 1
         self.window = max(1, window)
+        self.read_ahead = ReadAhead(read_ahead_bytes)
         self.max_streams = max(1, max_streams)
         self.processes = max(0, processes) if objects_url is not None else 0
         self.objects_url = objects_url
@@ -394,19 +443,50 @@ async def amap_ordered(
     ``submit(item)``, when given, starts an item instead (e.g. a task awaiting an encoder process)
     and returns its future. Closing the generator early (client gone) cancels what is queued; the
     finally block has no ``await``, so it runs to the end even inside a cancelled task.
+
+    Read-ahead is bounded in bytes too (``pool.read_ahead``, shared by every stream): each item
+    in flight is charged the largest result this stream has produced so far, and a further item
+    starts only while the charge fits. The first result is waited for before reading further
+    (its size is not known before), and a stream always keeps one item in flight, so none stalls
+    for want of budget.
     """
-    pending: collections.deque[asyncio.Future[_T]] = collections.deque()
+    pending: collections.deque[tuple[asyncio.Future[_T], int]] = collections.deque()
     start = submit if submit is not None else (lambda item: pool.submit(fn, item))
+    budget = pool.read_ahead
+    largest: int | None = None  # bytes of the largest result so far; None before the first
+
+    async def first() -> _T:
+        nonlocal largest
+        fut, charge = pending.popleft()
+        try:
+            result = await fut
+        finally:
+            budget.give(charge)
+        size = _held_bytes(result)
+        largest = size if largest is None else max(largest, size)
+        return result
+
     try:
         for item in items:
-            pending.append(start(item))
-            if len(pending) >= pool.window:
-                yield await pending.popleft()
+            while pending:  # room for one more in flight ahead of the first?
+                if largest is not None and len(pending) < pool.window and budget.take(largest):
+                    charge = largest
+                    break
+                yield await first()
+            else:  # nothing in flight: this stream's one item, charged whether or not it fits
+                charge = largest or 0
+                budget.take(charge, force=True)
+            try:
+                pending.append((start(item), charge))
+            except BaseException:
+                budget.give(charge)
+                raise
         while pending:
-            yield await pending.popleft()
+            yield await first()
     finally:
-        for fut in pending:
+        for fut, charge in pending:
             fut.cancel()
+            budget.give(charge)
 
 
 @dataclass

@@ -143,6 +143,7 @@ async def _health(request: Request) -> JSONResponse:
             "live_processes": pool.processes,
             "live_streams": pool.active,
             "live_in_flight": pool.in_flight,
+            "read_ahead_bytes": pool.read_ahead.held,
             "live_completed": pool.completed,
             "live_cancelled": pool.cancelled,
             "dimse_port": getattr(state, "dimse_port", None),
@@ -211,6 +212,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
             settings.live_workers,
             max_streams=settings.max_live_streams,
             window=settings.live_window,
+            **({} if settings.read_ahead_bytes is None else {"read_ahead_bytes": settings.read_ahead_bytes}),
             processes=settings.live_processes,
             objects_url=app.state.store.objects.url,
         )

@@ -68,6 +68,9 @@ class Settings:
         Instances read/encoded ahead of the one being sent, per live stream (bounds memory).
     max_live_streams
         Live archives encoded at once; more wait their turn (bounds CPU and memory).
+    read_ahead_bytes
+        Bytes every live archive and WADO-RS answer together may hold read or encoded ahead of what
+        they send (``--read-ahead``; ``None``: :data:`~medcodec.delivery.live.READ_AHEAD_BYTES`).
     dimse_port, ae_title
         DICOM SCP port (``None``: no DIMSE) and its AE title: C-STORE in, C-FIND / C-GET / C-MOVE out.
     dimse_peers
@@ -116,6 +119,7 @@ class Settings:
     live_processes: int = field(default_factory=lambda: (os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)
     live_window: int = 8
     max_live_streams: int = 4
+    read_ahead_bytes: int | None = None
     dimse_port: int | None = None
     ae_title: str = "MEDCODEC"
     dimse_peers: tuple[tuple[str, str, int], ...] = ()
@@ -152,6 +156,10 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name}={value!r} must be a positive integer")
+        if self.read_ahead_bytes is not None and not (
+            isinstance(self.read_ahead_bytes, int) and self.read_ahead_bytes >= 1
+        ):
+            raise InvalidInputError(f"read_ahead_bytes={self.read_ahead_bytes!r} must be a positive integer")
         for name in ("body_timeout", "dimse_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.1 <= value <= 86400):
