@@ -246,6 +246,29 @@ def test_a_folder_of_other_files_is_not_made_into_a_store(tmp_path: Path) -> Non
         open_store("file://otherhost/srv/store")
 
 
+def test_a_new_store_is_its_owners_alone_and_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    """A store's files follow the umask (0644 under 022), and its folder was 0755: every user of the
+    machine could read the patient images. A store medcodec creates is 0700 whatever the umask (its
+    parents as usual); a folder the owner made, or a store opened again, keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        with open_store(tmp_path / "deep" / "store"):
+            pass
+        assert (tmp_path / "deep" / "store").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "deep").stat().st_mode & 0o777 == 0o755
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o750)
+        with open_store(shared):
+            pass
+        (tmp_path / "deep" / "store").chmod(0o750)  # the owner shares it with a group
+        with open_store(tmp_path / "deep" / "store"):
+            pass
+    finally:
+        os.umask(old)
+    assert shared.stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "deep" / "store").stat().st_mode & 0o777 == 0o750
+
+
 @pytest.mark.realdata
 def test_zip_and_dicomdir_inputs(shared_data: Path, store, tmp_path: Path) -> None:
     import zipfile

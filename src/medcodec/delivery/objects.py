@@ -42,6 +42,11 @@ _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 #: What a process runs out of that the request did not cause: open files (its own, the system's), memory.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+#: Mode of a local store's folder when medcodec creates it: its owner's alone. The files in it
+#: follow the umask (0644 under the usual 022) and were readable by every user of the machine
+#: through a 0755 folder; the folder closes them (PostgreSQL's data folder is 0700 likewise).
+#: A folder that exists already keeps its mode: sharing a store is a decision its owner makes.
+STORE_MODE = 0o700
 
 
 def cannot_open_files() -> bool:
@@ -108,7 +113,9 @@ class Objects:
                 if not create:
                     raise NotFoundError(f"store {url!r} does not exist")
                 try:  # another process (a server and an ingest started together) may create it meanwhile
-                    root_path.mkdir(parents=True, exist_ok=True)
+                    # patient images: a new store is its owner's alone (0700, as PostgreSQL's data
+                    # folder), whatever the umask; an existing one keeps the modes it was given
+                    root_path.mkdir(mode=STORE_MODE, parents=True, exist_ok=True)
                 except FileExistsError:  # a file, not a folder, appeared there
                     pass
                 except OSError as exc:  # was the raw OSError of mkdir (no such parent, read-only, /proc)
