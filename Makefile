@@ -10,11 +10,25 @@ STAMP  := $(VENV)/.installed-stamp
 # Installed when root + apt.
 SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium orthanc orthanc-dicomweb unzip postgresql openssl nginx
 
-.PHONY: demo test lint bench evaluate clean install sysdeps jsdeps
+.PHONY: demo test lint bench evaluate clean install sysdeps jsdeps venvdeps
 
+# A minimal Debian / Ubuntu has python3 without its venv module (python3-venv): installed when
+# root + apt, else one line says what to install. A venv that fails half-made (no pip) is removed,
+# so the next `make` starts over instead of failing on "No module named pip".
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || $(MAKE) --no-print-directory venvdeps
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip || { rm -rf $(VENV); exit 1; }
+
+venvdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing python3-venv (python3 has no venv module)"; \
+	  apt-get install -y --no-install-recommends python3-venv >/dev/null 2>&1 \
+	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends python3-venv >/dev/null 2>&1; } \
+	  || { echo "could not install python3-venv with apt-get"; exit 1; }; \
+	else \
+	  echo "$(PYTHON) has no venv module: install it first (Debian / Ubuntu: sudo apt-get install python3-venv)"; exit 1; \
+	fi
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,demo]"
