@@ -53,9 +53,15 @@ sysdeps:
 	fi
 
 # The JavaScript DICOMweb client OHIF uses (tests/service/test_js_dicomweb_client.py), versions
-# pinned in tests/js/package.json, from the npm registry with the machine's node; never fatal
-# (without it that test skips locally and fails in CI).
+# pinned in tests/js/package.json, from the npm registry with the machine's node (Debian's npm and
+# nodejs installed when there is no npm, as root + apt); never fatal (without it that test skips
+# locally and fails in CI).
 jsdeps:
+	-@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get install -y --no-install-recommends npm >/dev/null 2>&1 \
+	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends npm >/dev/null 2>&1; } \
+	  || echo "jsdeps: could not install npm with apt-get"; \
+	fi
 	-@if command -v npm >/dev/null 2>&1 && [ ! -d tests/js/node_modules/dicomweb-client ]; then \
 	  npm install --prefix tests/js --no-audit --no-fund --silent >/dev/null 2>&1 \
 	  || echo "jsdeps: npm install --prefix tests/js failed; the JavaScript client test skips (fails in CI)"; \

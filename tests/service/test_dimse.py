@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import zipfile
@@ -312,3 +313,50 @@ def test_peers_that_stop_mid_pdu_are_closed_and_others_are_served(tmp_path, spaw
     finally:
         for s in stalled:
             s.close()
+
+
+def test_the_log_says_one_line_an_association_and_no_patient_names(shared_data, tmp_path, spawn_server):
+    """At the default log level pynetdicom wrote every request, every response and every C-FIND
+    identifier (the patient's name of each query) at INFO, and each connection a peer reset an ERROR
+    with a traceback; 64 KiB of zeros sent to the DICOM port wrote 823 ERROR lines (a soak of 30 min:
+    22,000 lines, 98 % pynetdicom's; an outside audit, 2026-12-05). Now medcodec.dimse says one INFO
+    line per association (who, released or aborted, its requests and what its C-STOREs did), the
+    garbage is one WARNING line, and the queried name is nowhere in the log."""
+    import socket
+
+    from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind
+
+    port = spawn_server.free_port()
+    _, _, log = spawn_server(tmp_path / "store", extra=["--dimse-port", str(port), "--log-level", "info"])
+    files = sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[:3]
+    ae = AE(ae_title="CONSOLE")
+    ae.add_requested_context(MRImageStorage)
+    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="MEDCODEC")
+    assert assoc.is_established
+    for path in [*files, files[0]]:  # the last one a duplicate
+        assert assoc.send_c_store(pydicom.dcmread(path)).Status == 0x0000
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel, query.PatientName, query.PatientID = "PATIENT", "Zyx^Secret*", ""
+    answers = list(assoc.send_c_find(query, PatientRootQueryRetrieveInformationModelFind))
+    assert answers[-1][0].Status == 0x0000
+    assoc.release()
+    with socket.create_connection(("127.0.0.1", port)) as s:  # not DICOM: 64 KiB of zeros
+        with contextlib.suppress(OSError):
+            s.sendall(b"\0" * 65536)
+            s.recv(100)
+    aborted = ae.associate("127.0.0.1", port, ae_title="MEDCODEC")
+    aborted.abort()
+    deadline = time.monotonic() + 20
+    while log.read_text().count("DICOM association ") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if "pynetdicom" in line]
+    assert "Zyx" not in text and "Traceback" not in text, text[-3000:]
+    assert not [line for line in lines if " INFO " in line or " ERROR " in line], lines[:20]
+    assert sum("Unknown PDU type" in line for line in lines) == 1 and len(lines) <= 4, lines
+    summaries = [line for line in text.splitlines() if "DICOM association with 'CONSOLE'" in line]
+    assert len(summaries) == 2, text[-3000:]
+    assert "released" in summaries[0] and "1 C-FIND" in summaries[0], summaries
+    assert "4 C-STORE (3 stored, 1 duplicate)" in summaries[0], summaries
+    assert "aborted" in summaries[1] and "no request" in summaries[1], summaries

@@ -48,7 +48,7 @@ from collections.abc import Iterable
 from concurrent.futures import Executor
 from typing import Any
 
-from ..errors import OutOfResourcesError, StoreFullError
+from ..errors import NotFoundError, OutOfResourcesError, StoreFullError
 
 __all__ = ["Refresher", "MAX_QUIET", "SETTLE", "RETRY_FIRST", "RETRY_MAX"]
 
@@ -222,6 +222,13 @@ class Refresher:
         for study in left:
             self.notify(study)
 
+    def _deleted(self, study: str) -> bool:
+        """True when the catalog holds no instance of ``study`` any more (False when it cannot say)."""
+        try:
+            return not self.store.catalog.instances(study, None, None)
+        except Exception:
+            return False
+
     def _run(self) -> None:
         from .precompute import precompute
         from .presets import DEFAULT_PRESETS
@@ -242,6 +249,12 @@ class Refresher:
                 log.info("pre-computed study %s: %d archive(s) in %.1f s", study, len(written),
                          time.perf_counter() - started)  # fmt: skip
             except Exception as exc:  # the study stays live; the next instance or --refresh tries again
+                if isinstance(exc, NotFoundError) and self._deleted(study):
+                    # deleted while it waited (a correction, a retention job): nothing to do, not a
+                    # failure; counted as one, /health's precompute_failed rose under normal deletes
+                    # (an outside audit, 2026-12-05)
+                    log.info("study %s was deleted before it was pre-computed", study)
+                    continue
                 self.failed += 1
                 if isinstance(exc, (StoreFullError, OutOfResourcesError)):  # space or files come back
                     retry_in = waited[study] = min(RETRY_MAX, 2 * waited[study]) if study in waited else RETRY_FIRST
