@@ -8,7 +8,12 @@ STAMP  := $(VENV)/.installed-stamp
 # drive through Playwright (Debian chromium at /usr/bin/chromium; Playwright never downloads one),
 # and Orthanc + its DICOMweb plugin, the peer the delivery benchmark runs on the same study and link.
 # Installed when root + apt.
-SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium orthanc orthanc-dicomweb unzip postgresql openssl nginx
+# (libatomic1: the node that Playwright's driver runs needs it, and a minimal Debian has none.)
+SYSPKGS := dcmtk dicom3tools libgdcm-tools chromium libatomic1 orthanc orthanc-dicomweb unzip postgresql openssl nginx
+# Services those packages start and enable on a systemd machine. The tests start their own
+# instances; one that was neither enabled nor running before the install is stopped and disabled
+# after it (Orthanc's held ports 8042 and 4242, nginx port 80); one a site runs is left alone.
+SYSSERVICES := orthanc nginx postgresql
 
 .PHONY: demo test lint bench evaluate clean install sysdeps jsdeps venvdeps
 
@@ -46,10 +51,16 @@ demo: $(STAMP)
 sysdeps:
 	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	    && ! { command -v unzip && command -v openssl && ls /usr/lib/postgresql/*/bin/initdb && command -v dciodvfy && command -v dcmdjpeg && command -v gdcmconv && command -v chromium \
-	         && command -v Orthanc && command -v nginx && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } >/dev/null 2>&1; then \
+	         && command -v Orthanc && command -v nginx && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so && dpkg -s libatomic1; } >/dev/null 2>&1; then \
+	  fresh=""; if [ -d /run/systemd/system ]; then for s in $(SYSSERVICES); do \
+	    systemctl is-enabled --quiet $$s 2>/dev/null || systemctl is-active --quiet $$s 2>/dev/null || fresh="$$fresh $$s"; \
+	  done; fi; \
 	  apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1 \
 	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1; } \
 	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \
+	  if [ -n "$$fresh" ] && [ -d /run/systemd/system ] && systemctl disable --now $$fresh >/dev/null 2>&1; then \
+	    echo "sysdeps: stopped and disabled the services of packages installed just now, tools for the tests:$$fresh"; \
+	  fi; \
 	fi
 
 # The JavaScript DICOMweb client OHIF uses (tests/service/test_js_dicomweb_client.py), versions

@@ -124,7 +124,7 @@ def test_fetch_extracts_into_a_new_folder_only_and_says_what_is_wrong(server, tm
     assert not (folder / "mine.txt").exists() and len(list(folder.rglob("*.dcm"))) == len(server.chest_files)
     assert not list(tmp_path.glob(".*"))  # no staging or old folder left
     with pytest.raises(InvalidInputError, match="http://"):
-        fetch("127.0.0.1:8042", study="1.2.3", out_dir=tmp_path, retries=5)
+        fetch("127.0.0.1:8044", study="1.2.3", out_dir=tmp_path, retries=5)
     other = subprocess.Popen([sys.executable, "-m", "http.server", str(port := free_port()), "--bind", "127.0.0.1",
                               "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:

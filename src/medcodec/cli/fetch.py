@@ -77,7 +77,7 @@ def fetch(
     Verified: length, sha256 against the ETag (pre-computed archives), every CRC-32, manifest.json
     listing every file and no name outside the folder. A failed check downloads the archive once
     more from the first byte (with --retries >= 1); failing again keeps nothing.
-    Example: medcodec fetch http://127.0.0.1:8042 --study 1.2.3 --preset diagnostic -o downloads/
+    Example: medcodec fetch http://127.0.0.1:8044 --study 1.2.3 --preset diagnostic -o downloads/
     """
     from tqdm import tqdm
 

@@ -22,7 +22,7 @@ from ..service.connections import (
     raise_open_files_limit,
     with_header_timeout,
 )
-from ..service.settings import DIMSE_TIMEOUT
+from ..service.settings import DEFAULT_PORT, DIMSE_TIMEOUT
 from ._common import EXIT_BUG, handle_errors
 
 
@@ -38,7 +38,7 @@ from ._common import EXIT_BUG, handle_errors
 )
 @click.option("--catalog", default=None, help="Catalog URL (SQLAlchemy) instead of the store's SQLite file.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; off loopback needs --token.")
-@click.option("--port", default=8042, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--token",
     default=None,
@@ -193,8 +193,8 @@ def serve(
 
     \b
     Examples:
-      medcodec serve --store store/                       # http://127.0.0.1:8042
-      curl -o ct.zip 'http://127.0.0.1:8042/studies/1.2.3/archive.zip?preset=diagnostic'
+      medcodec serve --store store/                       # http://127.0.0.1:8044
+      curl -o ct.zip 'http://127.0.0.1:8044/studies/1.2.3/archive.zip?preset=diagnostic'
       MEDCODEC_TOKEN=... medcodec serve --store store/ --host 0.0.0.0 --dimse-port 11112 \\
           --tls-cert cert.pem --tls-key key.pem
 

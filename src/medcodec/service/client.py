@@ -196,7 +196,7 @@ def fetch(
     Parameters
     ----------
     url
-        The server's base URL (``http://127.0.0.1:8042``).
+        The server's base URL (``http://127.0.0.1:8044``).
     study, series
         Which archive.
     preset

@@ -35,6 +35,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import DeliveryError
+from .settings import DEFAULT_PORT
 
 __all__ = ["ShapingProxy", "free_port", "main"]
 
@@ -287,15 +288,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"   {label:30s} {seconds:6.2f} s  {size / 1e6:7.2f} MB  {t_raw / seconds:5.1f}x faster than raw{note}"
             )
+        base = f"http://127.0.0.1:{DEFAULT_PORT}"
+        print(f"4. look at it: medcodec serve --store {store_path}   then open {base}/viewer/ in a browser")
         print(
-            "4. look at it: medcodec serve --store "
-            + str(store_path)
-            + "   then open http://127.0.0.1:8042/viewer/ in a browser"
-        )
-        print(
-            "   DICOMweb: http://127.0.0.1:8042/dicomweb/studies ; archives: "
-            "http://127.0.0.1:8042/studies/{study}/archive.zip?preset=diagnostic ; "
-            "download with resume: medcodec fetch http://127.0.0.1:8042 --study UID --preset diagnostic -o DIR"
+            f"   DICOMweb: {base}/dicomweb/studies ; archives: "
+            f"{base}/studies/{{study}}/archive.zip?preset=diagnostic ; "
+            f"download with resume: medcodec fetch {base} --study UID --preset diagnostic -o DIR"
         )
     finally:
         if proxy is not None:

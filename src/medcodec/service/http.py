@@ -280,7 +280,7 @@ def base_url(request: Any) -> str:
     ``--public-url`` when given, else the request's own (scheme, Host, root path).
 
     A client that leaves the port out of its Host header while connecting to a non-default port
-    (dicomweb-client 0.59 sends ``Host: 127.0.0.1`` for ``http://127.0.0.1:8042``) gets the port
+    (dicomweb-client 0.59 sends ``Host: 127.0.0.1`` for ``http://127.0.0.1:8044``) gets the port
     it connected to; not when a proxy's Forwarded / X-Forwarded-* headers say someone else chose the
     Host (then ``--public-url`` is the way)."""
     public = request.app.state.settings.public_url

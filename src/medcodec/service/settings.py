@@ -23,6 +23,10 @@ __all__ = ["Settings", "is_loopback", "TOKEN_ENV"]
 #: requestor that stopped reading never ended (an outside audit, 2026-12-05). 30 s, pynetdicom's
 #: ACSE timeout.
 DIMSE_TIMEOUT = 30.0
+#: ``medcodec serve``'s port when none is given. Not 8042, Orthanc's: sites run the two side by
+#: side, and ``make test`` installs Orthanc, whose service (started by its package on a systemd
+#: Debian) then held the port (an outside audit on a clean Debian, 2026-12-05).
+DEFAULT_PORT = 8044
 #: Environment variable holding the bearer token when ``--token`` is not given.
 TOKEN_ENV = "MEDCODEC_TOKEN"
 #: A browser origin: scheme, host, optional port, nothing else (no path, no trailing slash).
@@ -110,7 +114,7 @@ class Settings:
 
     store: str
     host: str = "127.0.0.1"
-    port: int = 8042
+    port: int = DEFAULT_PORT
     token: str | None = None
     catalog: str | None = None
     max_upload_bytes: int = 512 * 1024 * 1024
