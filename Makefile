@@ -55,9 +55,10 @@ sysdeps:
 	  fresh=""; if [ -d /run/systemd/system ]; then for s in $(SYSSERVICES); do \
 	    systemctl is-enabled --quiet $$s 2>/dev/null || systemctl is-active --quiet $$s 2>/dev/null || fresh="$$fresh $$s"; \
 	  done; fi; \
-	  apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1 \
-	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/dev/null 2>&1; } \
-	  || echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI)"; \
+	  apt-get install -y --no-install-recommends $(SYSPKGS) >/tmp/medcodec-apt.log 2>&1 \
+	  || { apt-get update >/tmp/medcodec-apt.log 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/tmp/medcodec-apt.log 2>&1; } \
+	  || { echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI). apt-get said:"; tail -n 5 /tmp/medcodec-apt.log; }; \
+	  rm -f /tmp/medcodec-apt.log; \
 	  if [ -n "$$fresh" ] && [ -d /run/systemd/system ] && systemctl disable --now $$fresh >/dev/null 2>&1; then \
 	    echo "sysdeps: stopped and disabled the services of packages installed just now, tools for the tests:$$fresh"; \
 	  fi; \
@@ -99,4 +100,4 @@ bench: $(STAMP) sysdeps
 	$(BIN)/python benchmarks/bench_delivery.py                # issue 9: raw / pre-computed / live / Orthanc
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis tests/js/node_modules
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis tests/js/node_modules demo-out

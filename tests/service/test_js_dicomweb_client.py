@@ -10,7 +10,6 @@ installs it (``npm install --prefix tests/js``, versions pinned in ``tests/js/pa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +18,8 @@ import httpx
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
+
+from medcodec.testing.tools import required
 
 pytestmark = pytest.mark.realdata
 
@@ -29,8 +30,8 @@ def _node() -> str:
     node = shutil.which("node")
     if node is None or not (JS / "node_modules" / "dicomweb-client").is_dir():
         message = "node or tests/js/node_modules missing (make test runs npm install --prefix tests/js)"
-        if os.environ.get("CI") or os.environ.get("MEDCODEC_REQUIRE_DATA"):
-            pytest.fail(message)
+        if required("CI") or required("MEDCODEC_REQUIRE_TOOLS") or required("MEDCODEC_REQUIRE_DATA"):
+            pytest.fail(message)  # a tool, as require_tool's: the same variables make it fail
         pytest.skip(message)
     return node
 

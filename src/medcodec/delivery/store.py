@@ -655,7 +655,7 @@ def open_store(
     Examples
     --------
     >>> import tempfile
-    >>> with open_store(tempfile.mkdtemp()) as store:
+    >>> with tempfile.TemporaryDirectory() as folder, open_store(folder) as store:
     ...     store.find_studies({})
     []
     """

@@ -7,6 +7,7 @@ Importable from any test folder (a ``conftest`` module is not: each folder may h
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,6 +49,8 @@ def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict
            "--port", str(port), "--log-level", "warning", *create, *(extra or [])]  # fmt: skip
     with open(log, "wb") as fh:  # the child keeps its own descriptor
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    if not isinstance(store, Path):  # the temporary log folder goes with the server (stop_server)
+        _TEMPORARY_LOGS[proc.pid] = logs
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -63,8 +66,13 @@ def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict
     raise DeliveryError(f"server did not answer /health within 60 s:\n{log.read_text()[-3000:]}")
 
 
+#: Log folders start_server made for servers of remote stores, by process id: removed by stop_server
+#: (each test run left one in the temporary folder: an outside audit, 2026-12-05).
+_TEMPORARY_LOGS: dict[int, Path] = {}
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C, as a person would stop it; killed after 15 s."""
+    """Ctrl-C, as a person would stop it; killed after 15 s. A log folder of its own is removed."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -72,6 +80,9 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    logs = _TEMPORARY_LOGS.pop(proc.pid, None)
+    if logs is not None:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def stow_body(*files: bytes, boundary: str = "medcodec-test-0123") -> tuple[bytes, str]:
