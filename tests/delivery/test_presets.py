@@ -947,3 +947,36 @@ def test_padding_inside_the_kept_range_is_not_counted_as_clipped(store, tmp_path
     assert mapping is not None and mapping.is_identity
     out = PRESETS["diagnostic"].encode_instance(path.read_bytes(), mapping=mapping)
     assert out.entry.n_clipped == 0
+
+
+@pytest.mark.realdata
+def test_a_copy_coded_with_another_mapping_has_other_uids(shared_data: Path, store) -> None:
+    """A lossy copy's UIDs were named by the preset and the original's UID alone: a series re-coded
+    with a wider mapping (an instance with a wider range arrived) kept them, one SOP Instance UID
+    then had two images, and a PACS that had fetched the first kept it silently (an outside audit
+    with Orthanc, 2026-12-05). The mapping, the quality and the coding revision are in the name now:
+    the same coding gives the same UIDs (live == pre-computed), another gives others."""
+    from pydicom.uid import generate_uid
+
+    files = series_files(shared_data, MR)[:4]
+    series = pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID
+    store.ingest(files, precompress=False)
+    before = store.series_mapping(series, "diagnostic")
+    wide = pydicom.dcmread(files[1])
+    wide.SOPInstanceUID = generate_uid()
+    wide.file_meta.MediaStorageSOPInstanceUID = wide.SOPInstanceUID
+    bits = int(wide.BitsStored)
+    top = (1 << (bits - 1)) - 1 if wide.PixelRepresentation else (1 << bits) - 1
+    wide.PixelData = np.clip(wide.pixel_array.astype(np.int64) * 16, None, top).astype(wide.pixel_array.dtype).tobytes()
+    buf = io.BytesIO()
+    wide.save_as(buf, enforce_file_format=True)
+    assert store.ingest_bytes(buf.getvalue()).status == "stored"
+    after = store.series_mapping(series, "diagnostic")
+    assert after != before
+    data = files[0].read_bytes()
+    uids = {}
+    for name, mapping in (("before", before), ("again", before), ("after", after)):
+        ds = pydicom.dcmread(io.BytesIO(PRESETS["diagnostic"].encode_instance(data, mapping=mapping).data))
+        uids[name] = (ds.SOPInstanceUID, ds.SeriesInstanceUID)
+    assert uids["before"] == uids["again"]
+    assert uids["after"][0] != uids["before"][0] and uids["after"][1] != uids["before"][1]

@@ -877,3 +877,23 @@ def test_the_same_instance_in_implicit_vr_with_private_elements_is_a_duplicate(s
     read.save_as(other, enforce_file_format=True)
     assert store.ingest_bytes(other.read_bytes(), source="other").status == "conflict"
     assert len(_objects(store)) == 1
+
+
+@pytest.mark.realdata
+def test_a_lossy_copy_of_our_own_sent_back_is_not_stored_again(shared_data: Path, store, tmp_path: Path) -> None:
+    """A PACS that forwards what it receives sent medcodec's own diagnostic copies back (STOW-RS or
+    C-STORE): each was stored beside its original, and every WADO-RS answer and archive of the study
+    then held the image twice (an outside audit with Orthanc, 2026-12-05). Such a copy is a
+    duplicate of its original now; in a store without that original it is an instance like any."""
+    from medcodec.delivery.presets import PRESETS
+
+    files = series_files(shared_data, MR, 3)
+    study = store.ingest(files, precompress=False).studies[0]
+    series = pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID
+    copy = PRESETS["diagnostic"].encode_instance(files[0].read_bytes(), mapping=store.series_mapping(series, "diagnostic"))
+    outcome = store.ingest_bytes(copy.data, source="PACS")
+    assert outcome.status == "duplicate" and "lossy copy this store makes" in outcome.message
+    assert outcome.record is not None and outcome.record.sop_uid == pydicom.dcmread(files[0]).SOPInstanceUID
+    assert len(store.instances(study)) == 3
+    with open_store(tmp_path / "other") as other:  # a store that does not hold the original takes it
+        assert other.ingest_bytes(copy.data, source="PACS").status == "stored"

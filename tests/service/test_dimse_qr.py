@@ -322,6 +322,19 @@ def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNa
     finally:
         assoc.release()
     assert statuses[-1] == 0 and got == [made["Alpha^Anna"]], (statuses, got)
+    # the same retrieve under Study Root, as Orthanc 1.10 sends every C-MOVE (each failed 0xA900
+    # until an outside audit, 2026-12-05): taken as Patient Root takes it
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+
+    getter.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    assoc = getter.associate("127.0.0.1", qr.port, ae_title="MEDQR", ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    try:
+        got.clear()
+        statuses = [s.Status for s, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)]
+    finally:
+        assoc.release()
+    assert statuses[-1] == 0 and got == [made["Alpha^Anna"]], (statuses, got)
     # below PATIENT level the patient keys of a Patient Root request name the study's patient too
     assoc = getter.associate("127.0.0.1", qr.port, ae_title="MEDQR", ext_neg=[build_role(CTImageStorage, scp_role=True)],
                              evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip

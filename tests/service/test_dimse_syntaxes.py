@@ -255,11 +255,18 @@ def test_c_get_as_jpeg_2000_91_gets_the_lossless_codestream(mixed: SimpleNamespa
                 assert np.array_equal(ds.pixel_array, original.pixel_array), name
 
 
-def test_a_patient_level_retrieve_under_study_root_is_refused(mixed: SimpleNamespace) -> None:
-    """The Study Root model has no PATIENT level (PS3.4 C.6.2): a C-GET at that level under it is
-    answered 0xA900 with a comment and sends nothing (it was served as Patient Root before 2026-12-02)."""
+def test_a_patient_level_retrieve_under_study_root_is_taken_as_patient_root_takes_it(mixed: SimpleNamespace) -> None:
+    """The Study Root model has no PATIENT level (PS3.4 C.6.2), and a C-FIND at that level under it
+    is refused (it was answered as Patient Root before 2026-12-02). A retrieve names what to send,
+    not what to answer: Orthanc 1.10 sends every C-MOVE under Study Root, a patient's too, and each
+    failed 0xA900 (an outside audit, 2026-12-05). It sends the patient's instances now, as Patient
+    Root would (here the MR instances the one context takes)."""
     final, _, received, _ = _c_get(mixed, [(MR, [EXPLICIT])], _query("PATIENT", PatientID="MIXED"))
-    assert final.Status == 0xA900 and "Study Root" in str(final.ErrorComment) and received == []
+    mrs = [p for p in mixed.originals.values() if str(pydicom.dcmread(p, stop_before_pixels=True).SOPClassUID) == MR]
+    assert final.Status in (0x0000, 0xB000) and len(received) == len(mrs) > 0, (final, len(received))
+    assert {str(ds.PatientID) for ds in received} == {"MIXED"}
+    _, _, none, _ = _c_get(mixed, [(MR, [EXPLICIT])], _query("PATIENT", PatientID="NOBODY"))
+    assert none == []
 
 
 def test_c_move_with_a_bad_identifier_fails_with_a_comment_and_calls_nobody(mixed: SimpleNamespace) -> None:

@@ -145,7 +145,7 @@ def test_https_with_a_certificate(tmp_path):
 
 
 def test_stow_over_the_limit_gives_413_and_stores_nothing(shared_data, tmp_path, spawn_server):
-    _, url, _ = spawn_server(tmp_path / "store", extra=["--max-upload", "1"])  # 1 MB
+    _, url, log = spawn_server(tmp_path / "store", extra=["--max-upload", "1"])  # 1 MB
     path = shared_data / "ct_head_phantom_philips_ingenuity" / "0001.dcm"  # 0.5 MB
     one = path.read_bytes()
     boundary = "b0undary"
@@ -163,6 +163,9 @@ def test_stow_over_the_limit_gives_413_and_stores_nothing(shared_data, tmp_path,
 
     r = httpx.post(url + "/dicomweb/studies", content=chunked(), headers={"Content-Type": ct}, timeout=60)
     assert r.status_code == 413
+    # and the operator is told, both ways (nothing was logged: an outside audit with Orthanc, 2026-12-05)
+    refused = [line for line in log.read_text().splitlines() if "STOW-RS from 127.0.0.1 refused" in line]
+    assert len(refused) == 2 and all("--max-upload" in line for line in refused), refused
     assert httpx.get(url + "/dicomweb/studies").json() == []
     r = httpx.post(url + "/dicomweb/studies", content=body(1), headers={"Content-Type": ct}, timeout=60)
     assert r.status_code == 200

@@ -242,6 +242,13 @@ def serve(
         # each DIMSE request and response, every C-FIND identifier (a patient's name in the log):
         # debug only; medcodec.dimse says one line per association
         logging.getLogger("pynetdicom").setLevel(max(logging.WARNING, logging.getLogger().level))
+        # pydicom's value checks, a line per odd value it reads or sets (an SH of 56 characters in a
+        # C-FIND answer, a query's IS '1*'), quoting the values: the server serves data as it came
+        # and says what it refuses itself (81 such lines in an outside audit with Orthanc, 2026-12-05)
+        from pydicom import config as pydicom_config
+
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+        pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
     # everything that keeps the server from starting is found here, before uvicorn, as one 'error:' line:
     # the store opened (a missing one created only with --create), the ports bound
     try:

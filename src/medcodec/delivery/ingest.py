@@ -360,6 +360,10 @@ def _ingest_bytes(store: Any, data: bytes, source: str, expect: tuple[str, str] 
     existing = store.catalog.get_instance(uids["SOPInstanceUID"])
     if existing is not None:
         return _known(store, existing, base, data)
+    original = _own_copy_of(store, ds)
+    if original is not None:
+        said = f"a lossy copy this store makes of its instance {original.sop_uid}: not stored again"
+        return InstanceOutcome(status="duplicate", record=original, message=said, **base)
 
     info, reason = _stats(data, source, ds)
     # a preamble-less file's by its encoding; a meta value that is no UID at all (markup, spaces)
@@ -536,6 +540,24 @@ def _remove_archives_quietly(store: Any, paths: list[str]) -> None:
         store.remove_unreferenced(sorted(set(paths)))
     except Exception as exc:  # (left to `store gc`)
         log.warning("could not remove %d superseded archive(s): %s", len(paths), exc)
+
+
+def _own_copy_of(store: Any, ds: Any) -> InstanceRecord | None:
+    """The stored original of which ``ds`` is a lossy copy this store makes (its Derivation
+    Description is medcodec's and its Source Image Sequence names an instance the store holds),
+    else None. Such a copy sent back (a PACS that forwards what it receives) was stored beside its
+    original, and every WADO-RS and archive of the study then held the image twice, 200 files for
+    100 UIDs (an outside audit with Orthanc, 2026-12-05)."""
+    from .presets import LOSSY_MARK
+
+    if LOSSY_MARK not in _text(ds, "DerivationDescription"):
+        return None
+    for item in ds.get("SourceImageSequence", None) or []:
+        uid = str(item.get("ReferencedSOPInstanceUID", "") or "").strip()
+        found = store.catalog.get_instance(uid) if uid else None
+        if found is not None:
+            return found
+    return None
 
 
 def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: bytes) -> InstanceOutcome:

@@ -64,7 +64,10 @@ MANIFEST_FORMAT = "medcodec-manifest/1"
 #: (0028,2110)) keeps its lossy step in every copy (``write.keep_lossy_history``); a declared padding
 #: beyond content that needs a scale keeps a code of its own (``padding+scale``) instead of stretching
 #: the scale (an outside audit).
-CODING_REVISION = 4
+#: 5 (2026-12-05): a lossy copy's SOP Instance and Series Instance UIDs name the series mapping, the
+#: quality and this revision besides the preset and the original (``presets._coding_name``): one UID
+#: had carried two images once a series was re-coded (an outside audit with Orthanc).
+CODING_REVISION = 5
 
 
 def current_rules(entry: str | dict[str, Any]) -> bool:

@@ -934,12 +934,14 @@ def _derive_attributes(
     _append_item(ds, "DerivationCodeSequence", _code("113040", "Lossy Compression"))
     _set_derived_type(ds)
     reference_source(ds, reference, enhanced)
-    sop_uid = UID(_derived_uid(preset.name, base["sop_instance_uid"]))
+    sop_uid = UID(_derived_uid(preset.name, base["sop_instance_uid"], _coding_name(mapping, quality, max_error)))
     ds.SOPInstanceUID = sop_uid
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     if "MediaStorageSOPClassUID" not in ds.file_meta and "SOPClassUID" in ds:
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.SeriesInstanceUID = _derived_uid(preset.name, base["series_instance_uid"] or base["sop_instance_uid"])
+    # the series' copies change together (one mapping a series): a series re-coded is a new series
+    series = base["series_instance_uid"] or base["sop_instance_uid"]
+    ds.SeriesInstanceUID = _derived_uid(preset.name, series, _coding_name(mapping))
     if preset.label:
         with source_values_as_is():
             old = str(ds.get("SeriesDescription", "") or "")
@@ -966,6 +968,11 @@ def rendition_ratio(frames: int, rows: int, columns: int, bits_allocated: int, n
     return frames * rows * columns * (2 if bits_allocated > 8 else 1) / nbytes
 
 
+#: What the Derivation Description of every lossy copy medcodec writes says after its label: how
+#: ingest knows such a copy sent back to the store (``ingest._own_copy_of``).
+LOSSY_MARK = "Lossy compression by medcodec"
+
+
 def derivation_description(
     preset: Preset, mapping: SeriesMapping, quality: float | None, ratio: float, *, max_error: int | None = None
 ) -> str:
@@ -981,7 +988,7 @@ def derivation_description(
     else:
         how = f"JPEG (ISO 10918-1), quality={quality:g}"
     return (
-        f"{label}Lossy compression by medcodec {__version__}, preset {preset.name}: {how}, "
+        f"{label}{LOSSY_MARK} {__version__}, preset {preset.name}: {how}, "
         f"ratio {ratio:.2f}:1. Series mapping: {mapping.describe()}."
     )[:1024]
 
@@ -993,7 +1000,7 @@ def colour_description(preset: Preset, quality: float, ratio: float, photometric
     label = f"{preset.label}. " if preset.label else ""
     chroma = {"YBR_FULL_422": "4:2:2", "YBR_FULL": "4:4:4"}[photometric]
     return (
-        f"{label}Lossy compression by medcodec {__version__}, preset {preset.name}: JPEG baseline (ISO 10918-1) "
+        f"{label}{LOSSY_MARK} {__version__}, preset {preset.name}: JPEG baseline (ISO 10918-1) "
         f"by libjpeg-turbo, RGB as YCbCr {chroma}, quality={quality:g}, ratio {ratio:.2f}:1."
     )[:1024]
 
@@ -1044,10 +1051,26 @@ def is_colour_record(record: Any) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
-def _derived_uid(preset: str, uid: str) -> str:
-    """A UID derived deterministically from an original UID and a preset (live == pre-computed)."""
+def _derived_uid(preset: str, uid: str, coding: str = "") -> str:
+    """A UID derived deterministically from an original UID, a preset and how it was coded
+    (:func:`_coding_name`): live == pre-computed, and other pixels get another UID."""
     # PS3.5 §B.2: "2.25." + the decimal of a UUID; a name-based (v5) UUID makes it reproducible
-    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{preset}:{uid}').int}"
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, f'{preset}:{uid}' + (f':{coding}' if coding else '')).int}"
+
+
+def _coding_name(mapping: SeriesMapping | None, *settings: Any) -> str:
+    """What, besides the preset and the original, decides a lossy copy's pixels: the coding rules'
+    revision, the series mapping (its compared fields) and ``settings`` (quality, error bound).
+    Named by the preset and the original's UID alone, one SOP Instance UID had two images: a
+    series re-coded with a wider mapping after an instance arrived kept its UIDs, and a PACS that
+    had fetched the first copy kept it silently (an outside audit with Orthanc, 2026-12-05)."""
+    from dataclasses import fields
+
+    from .manifest import CODING_REVISION
+
+    mapped = [] if mapping is None else [(f.name, getattr(mapping, f.name)) for f in fields(mapping) if f.compare]
+    numbers = tuple(None if v is None else float(v) for v in settings)  # 75 and 75.0 are one quality
+    return f"r{CODING_REVISION}:{mapped}:{numbers}"
 
 
 #: How the reason of an original passed through for being stored lossy-compressed already begins.

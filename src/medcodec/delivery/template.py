@@ -60,6 +60,7 @@ from .fastwrite import _element_bytes, raw_element_bytes
 from .presets import (
     EncodedInstance,
     Preset,
+    _coding_name,
     _derived_uid,
     derivation_description,
     preview_comment,
@@ -433,7 +434,7 @@ class SeriesTemplate:
         coded = code_frames(frames, self.spec, self.ts, self.target, self.mapping, 1)
         rows, cols = self.shape
         ratio = rendition_ratio(1, rows, cols, self.bits_allocated, coded.nbytes)
-        uid = _derived_uid(self.preset.name, source_uid)  # "2.25." and digits
+        uid = _derived_uid(self.preset.name, source_uid, _coding_name(self.mapping, self.quality, None))
 
         def put(tag: int, vr: str, value: Any, **flags: Any) -> None:
             elem = DataElement(tag, vr, value)

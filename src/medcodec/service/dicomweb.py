@@ -931,6 +931,16 @@ def _looks_dicom(data: memoryview) -> bool:
     return bytes(data[128:132]) == b"DICM" or (len(data) > 8 and bytes(data[0:2]) in (b"\x08\x00", b"\x02\x00"))
 
 
+def _refused_body(request: Request, exc: Exception) -> None:
+    """One log line for a STOW-RS body refused for its size or its pace: the sender learns it from
+    the status, the operator did not (Orthanc sends a whole study as one request: one over
+    --max-upload failed whole with nothing in the log; an outside audit, 2026-12-05)."""
+    client = request.client.host if request.client else "?"
+    hint = "; raise --max-upload, or send smaller requests or over C-STORE" if isinstance(
+        exc, PayloadTooLargeError) else ""  # fmt: skip
+    logging.getLogger(__name__).warning("STOW-RS from %s refused: %s%s", client, exc, hint)
+
+
 async def _stow(request: Request) -> Response:
     study = _uid(request, "study", "Study Instance UID")
     content_type = request.headers.get("content-type", "")
@@ -947,11 +957,17 @@ async def _stow(request: Request) -> Response:
     settings = request.app.state.settings
     declared = parse_decimal(request.headers.get("content-length") or "")
     if declared is not None and declared > settings.max_upload_bytes:  # refused before it waits for the budget
-        raise PayloadTooLargeError(
+        too_large = PayloadTooLargeError(
             f"the body is {declared} bytes, the limit is {settings.max_upload_bytes} (--max-upload)"
         )
+        _refused_body(request, too_large)
+        raise too_large
     async with _stow_budget(request).hold(declared if declared is not None else settings.max_upload_bytes):
-        body = await _read_body(request, settings.max_upload_bytes, settings.body_timeout)
+        try:
+            body = await _read_body(request, settings.max_upload_bytes, settings.body_timeout)
+        except (PayloadTooLargeError, RequestTimeoutError) as exc:
+            _refused_body(request, exc)
+            raise
         parts = list(iter_multipart(body, content_type))
         dicom_parts = []
         for headers, content in parts:

@@ -5,7 +5,8 @@ any PACS; the transfer syntax of what it receives is negotiated, as WADO-RS nego
 
 * **C-FIND**, Patient Root (levels PATIENT / STUDY / SERIES / IMAGE; a patient's Number of Patient
   Related Studies / Series / Instances summed over its studies) and Study Root (no PATIENT level,
-  PS3.4 C.6.2: such a query or retrieve is answered 0xA900 with a comment). Matching is
+  PS3.4 C.6.2: such a query is answered 0xA900 with a comment; a retrieve at that level is served
+  as Patient Root serves it, as Orthanc sends them: :func:`_level_outside_model`). Matching is
   the catalog's QIDO-RS matching (PS3.4 C.2.2.2: single value, wildcards ``*`` ``?``, UID lists,
   date and time ranges) on the keys :data:`medcodec.delivery.catalog.QUERY_KEYS` lists; any other
   key in the identifier is a return key only (filled when the study, series or instance header
@@ -105,12 +106,15 @@ _UNABLE = 0xC000  # PS3.4 C.4.2.1.5 / C.4.3.1.4: "Unable to process"
 _NOT_THIS_MODEL = 0xA900  # PS3.4 C.4.1.1.4: "Identifier does not match SOP Class"
 
 
-def _level_outside_model(identifier: Any, model_uid: Any) -> str:
+def _level_outside_model(identifier: Any, model_uid: Any, *, retrieve: bool = False) -> str:
     """Why a request's level is not one of its information model's (PS3.4 C.6.2: the Study Root
     model has no PATIENT level), or ``""``. Until 2026-12-02 a PATIENT C-FIND under Study Root was
-    answered as if it were Patient Root."""
+    answered as if it were Patient Root. A retrieve (``retrieve``: C-GET, C-MOVE) of a PATIENT
+    under Study Root is taken as Patient Root takes it, its Patient ID naming the studies to send:
+    Orthanc 1.10 sends every C-MOVE under Study Root, a patient's too, and every such move failed
+    (0xA900; an outside audit, 2026-12-05), where Orthanc as an SCP takes it."""
     level = str(identifier.get("QueryRetrieveLevel", "")).upper()
-    if level == "PATIENT" and str(model_uid or "") in QR_MODELS["study"]:
+    if level == "PATIENT" and str(model_uid or "") in QR_MODELS["study"] and not retrieve:
         return "QueryRetrieveLevel PATIENT is not a level of the Study Root model (PS3.4 C.6.2): use Patient Root"
     return ""
 
@@ -480,7 +484,7 @@ class _QR:
             yield 1
             yield _status(_UNABLE, str(exc)), None
             return
-        outside = _level_outside_model(identifier, event.request.AffectedSOPClassUID)
+        outside = _level_outside_model(identifier, event.request.AffectedSOPClassUID, retrieve=True)
         if outside:
             log.warning("C-GET refused: %s", outside)
             yield 1
@@ -512,7 +516,7 @@ class _QR:
         A caller not allowed, an unknown destination: None (the handler answers)."""
         if not self.allowed(assoc) or destination not in self.peers:
             return None
-        outside = _level_outside_model(identifier, model_uid)
+        outside = _level_outside_model(identifier, model_uid, retrieve=True)
         if outside:
             log.warning("C-MOVE to %s refused: %s", destination, outside)
             return _status(_NOT_THIS_MODEL, outside)
