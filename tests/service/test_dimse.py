@@ -360,3 +360,32 @@ def test_the_log_says_one_line_an_association_and_no_patient_names(shared_data, 
     assert "released" in summaries[0] and "1 C-FIND" in summaries[0], summaries
     assert "4 C-STORE (3 stored, 1 duplicate)" in summaries[0], summaries
     assert "aborted" in summaries[1] and "no request" in summaries[1], summaries
+
+
+def test_a_pynetdicom_line_is_said_once_a_connection_and_a_handler_bug_keeps_its_traceback():
+    """A C-MOVE destination that stopped answering wrote "C-STORE sub-operation failed." and the
+    error after it once for each of 97 instances left (an outside audit with Orthanc, 2026-12-05):
+    each is said once on a connection (its thread), again on another; network errors lose their
+    traceback, an exception in a handler (a bug) keeps it."""
+    import logging
+    import threading
+
+    from medcodec.cli.serve import _LibraryTracebacks
+
+    def record(level: int, message: str, exc: BaseException | None = None) -> logging.LogRecord:
+        info = (type(exc), exc, None) if exc is not None else None
+        return logging.LogRecord("pynetdicom.service_class", level, __file__, 1, message, None, info)
+
+    keep = _LibraryTracebacks()
+    said = [keep.filter(record(logging.WARNING, "C-STORE sub-operation failed.")) for _ in range(97)]
+    assert said.count(True) == 1
+    other: list[bool] = []
+    thread = threading.Thread(target=lambda: other.append(keep.filter(record(logging.WARNING,
+                                                                             "C-STORE sub-operation failed."))))  # fmt: skip
+    thread.start()
+    thread.join()
+    assert other == [True]
+    reset = record(logging.ERROR, "[Errno 104] Connection reset by peer", ConnectionResetError(104, "reset"))
+    assert keep.filter(reset) and reset.levelno == logging.WARNING and reset.exc_info is None
+    bug = record(logging.ERROR, "Exception in handler bound to 'evt.EVT_C_MOVE'", KeyError("x"))
+    assert keep.filter(bug) and bug.levelno == logging.ERROR and bug.exc_info is not None
