@@ -897,3 +897,15 @@ def test_a_lossy_copy_of_our_own_sent_back_is_not_stored_again(shared_data: Path
     assert len(store.instances(study)) == 3
     with open_store(tmp_path / "other") as other:  # a store that does not hold the original takes it
         assert other.ingest_bytes(copy.data, source="PACS").status == "stored"
+    # a copy someone changed after us (a PACS's reconciliation: another name, another study) is
+    # a new instance, not ours: it was dropped as a duplicate, nothing stored (the re-audit)
+    from pydicom.uid import generate_uid
+
+    for change in ({"PatientName": "Reconciled^Patient"}, {"StudyInstanceUID": generate_uid()}):
+        changed = pydicom.dcmread(io.BytesIO(copy.data))
+        for keyword, value in change.items():
+            setattr(changed, keyword, value)
+        changed.SOPInstanceUID = changed.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix="2.25.")
+        buf = io.BytesIO()
+        changed.save_as(buf, enforce_file_format=True)
+        assert store.ingest_bytes(buf.getvalue(), source="PACS").status == "stored", change

@@ -161,3 +161,35 @@ def test_a_lossy_colour_original_asked_for_a_syntax_it_cannot_take_comes_as_stor
         r = c.get(inst, headers={"Accept": multipart + "1.2.840.10008.1.2.4.50"})
         assert r.status_code == 200 and _parts(r)[0][1] == stored
 
+
+
+@pytest.mark.realdata
+def test_our_own_copy_sent_back_over_stow_is_a_duplicate_retrievable_through_its_original(shared_data: Path,
+                                                                                          tmp_path: Path,
+                                                                                          spawn_server) -> None:  # fmt: skip
+    """Orthanc forwarded medcodec's own .51 copies back over STOW-RS: each was stored beside its
+    original (every answer of the study then held the image twice), and once that was fixed the
+    STOW answer's RetrieveURL named the copy's own UIDs, a 404 (outside audits, 2026-12-05). Now:
+    a warning item (0xB000), the study unchanged, and a RetrieveURL that answers."""
+    from medcodec.delivery import open_store
+    from medcodec.delivery.presets import PRESETS
+    from medcodec.testing.server import stow_body
+
+    files = sorted((shared_data / "mr_head_ge_signa_t1_ctk").glob("*.dcm"))[:2]
+    with open_store(tmp_path / "store") as store:
+        study = store.ingest(files, precompress=False).studies[0]
+        series = pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID
+        copy = PRESETS["diagnostic"].encode_instance(files[0].read_bytes(),
+                                                     mapping=store.series_mapping(series, "diagnostic"))  # fmt: skip
+    _, url, _ = spawn_server(tmp_path / "store")
+    body, ct = stow_body(copy.data)
+    r = httpx.post(f"{url}/dicomweb/studies", content=body, headers={"Content-Type": ct, "Accept": "application/dicom+json"},
+                   timeout=60)  # fmt: skip
+    assert r.status_code == 200, r.text
+    item = r.json()["00081199"]["Value"][0]
+    assert item["00081196"]["Value"] == [0xB000]
+    assert item["00081155"]["Value"] == [pydicom.dcmread(io.BytesIO(copy.data)).SOPInstanceUID]
+    got = httpx.get(item["00081190"]["Value"][0], headers={"Accept": "application/dicom; transfer-syntax=*"}, timeout=60)
+    assert got.status_code == 200 and pydicom.dcmread(io.BytesIO(got.content)).SOPInstanceUID == pydicom.dcmread(
+        files[0], stop_before_pixels=True).SOPInstanceUID  # fmt: skip
+    assert len(httpx.get(f"{url}/dicomweb/studies/{study}/instances", timeout=60).json()) == 2

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import json
 import logging
 import math
 import os
@@ -550,14 +551,43 @@ def _own_copy_of(store: Any, ds: Any) -> InstanceRecord | None:
     100 UIDs (an outside audit with Orthanc, 2026-12-05)."""
     from .presets import LOSSY_MARK
 
-    if LOSSY_MARK not in _text(ds, "DerivationDescription"):
+    if LOSSY_MARK not in _text(ds, "DerivationDescription") or not _text(ds, "SOPInstanceUID").startswith("2.25."):
         return None
     for item in ds.get("SourceImageSequence", None) or []:
         uid = str(item.get("ReferencedSOPInstanceUID", "") or "").strip()
         found = store.catalog.get_instance(uid) if uid else None
-        if found is not None:
+        if found is not None and _same_subject(store, found, ds):
             return found
     return None
+
+
+#: What a copy shares with its original unless someone changed it after us: the study, and the
+#: patient and study as a PACS reconciles them. A copy whose patient or study was corrected (an
+#: Orthanc "modify": new Study Instance UID, another name) was taken for ours and dropped as a
+#: duplicate, nothing stored, nothing said (the re-audit, 2026-12-05): it is a new instance.
+_SUBJECT_TAGS = {
+    "PatientID": "00100020",
+    "PatientName": "00100010",
+    "PatientBirthDate": "00100030",
+    "IssuerOfPatientID": "00100021",
+    "AccessionNumber": "00080050",
+    "StudyDescription": "00081030",
+}
+
+
+def _same_subject(store: Any, original: InstanceRecord, ds: Any) -> bool:
+    """Whether ``ds`` names the study, patient and accession ``original`` is stored with."""
+    if _text(ds, "StudyInstanceUID") != original.study_uid:
+        return False
+    header = json.loads(store.catalog.header(original.sop_uid))
+    for keyword, tag in _SUBJECT_TAGS.items():
+        values = (header.get(tag) or {}).get("Value") or [""]
+        first = values[0]
+        stored = str(first.get("Alphabetic", "") if isinstance(first, dict) else first).strip()
+        given = _text(ds, keyword)
+        if (given.split("=")[0].strip() if keyword == "PatientName" else given) != stored:  # PN: its alphabetic group
+            return False
+    return True
 
 
 def _known(store: Any, existing: InstanceRecord, base: dict[str, Any], data: bytes) -> InstanceOutcome:

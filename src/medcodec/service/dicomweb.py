@@ -1031,15 +1031,13 @@ async def _stow(request: Request) -> Response:
                 if outcome.status == "stored":
                     stored_studies[outcome.study_uid] = None
                 rec = outcome.record
+                # a copy of ours sent back is retrieved through its original (its own URL was a 404)
+                where = rec if rec is not None and rec.sop_uid != outcome.sop_uid else outcome
+                url = f"{base}/studies/{where.study_uid}/series/{where.series_uid}/instances/{where.sop_uid}"
                 item = {
                     "00081150": {"vr": "UI", "Value": [rec.sop_class_uid if rec else ""]},
                     "00081155": {"vr": "UI", "Value": [outcome.sop_uid]},
-                    "00081190": {
-                        "vr": "UR",
-                        "Value": [
-                            f"{base}/studies/{outcome.study_uid}/series/{outcome.series_uid}/instances/{outcome.sop_uid}"
-                        ],
-                    },
+                    "00081190": {"vr": "UR", "Value": [url]},
                 }
                 if outcome.status == "duplicate":
                     item["00081196"] = {"vr": "US", "Value": [0xB000]}  # warning: already stored, unchanged
