@@ -341,6 +341,18 @@ def test_the_log_says_one_line_an_association_and_no_patient_names(shared_data, 
     answers = list(assoc.send_c_find(query, PatientRootQueryRetrieveInformationModelFind))
     assert answers[-1][0].Status == 0x0000
     assoc.release()
+    from pynetdicom import build_role, evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+
+    getter = AE(ae_title="GETTER")
+    getter.add_requested_context(MRImageStorage)
+    getter.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    got = getter.associate("127.0.0.1", port, ae_title="MEDCODEC", ext_neg=[build_role(MRImageStorage, scp_role=True)],
+                           evt_handlers=[(evt.EVT_C_STORE, lambda event: 0x0000)])  # fmt: skip
+    study = pydicom.Dataset()
+    study.QueryRetrieveLevel, study.StudyInstanceUID = "STUDY", pydicom.dcmread(files[0]).StudyInstanceUID
+    assert [s.Status for s, _ in got.send_c_get(study, StudyRootQueryRetrieveInformationModelGet)][-1] == 0x0000
+    got.release()
     with socket.create_connection(("127.0.0.1", port)) as s:  # not DICOM: 64 KiB of zeros
         with contextlib.suppress(OSError):
             s.sendall(b"\0" * 65536)
@@ -348,7 +360,7 @@ def test_the_log_says_one_line_an_association_and_no_patient_names(shared_data, 
     aborted = ae.associate("127.0.0.1", port, ae_title="MEDCODEC")
     aborted.abort()
     deadline = time.monotonic() + 20
-    while log.read_text().count("DICOM association ") < 2 and time.monotonic() < deadline:
+    while log.read_text().count("DICOM association ") < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     text = log.read_text()
     lines = [line for line in text.splitlines() if "pynetdicom" in line]
@@ -360,6 +372,8 @@ def test_the_log_says_one_line_an_association_and_no_patient_names(shared_data, 
     assert "released" in summaries[0] and "1 C-FIND" in summaries[0], summaries
     assert "4 C-STORE (3 stored, 1 duplicate)" in summaries[0], summaries
     assert "aborted" in summaries[1] and "no request" in summaries[1], summaries
+    retrieved = [line for line in text.splitlines() if "DICOM association with 'GETTER'" in line]
+    assert len(retrieved) == 1 and "1 C-GET, 3 instance(s) sent, 0 failed" in retrieved[0], retrieved
 
 
 def test_a_pynetdicom_line_is_said_once_a_connection_and_a_handler_bug_keeps_its_traceback():

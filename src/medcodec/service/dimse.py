@@ -302,7 +302,11 @@ class _AssociationLog:
     def handlers() -> list[Any]:
         from pynetdicom import evt
 
-        return [(evt.EVT_ACCEPTED, _AssociationLog.accepted), (evt.EVT_DIMSE_RECV, _AssociationLog.received)]
+        return [
+            (evt.EVT_ACCEPTED, _AssociationLog.accepted),
+            (evt.EVT_DIMSE_RECV, _AssociationLog.received),
+            (evt.EVT_DIMSE_SENT, _AssociationLog.sent),
+        ]
 
     @staticmethod
     def _counts(assoc: Any) -> collections.Counter[str]:
@@ -326,6 +330,18 @@ class _AssociationLog:
             _AssociationLog.count(event.assoc, name[:-3].replace("_", "-"))
 
     @staticmethod
+    def sent(event: Any) -> None:  # a retrieve's final response: what its sub-operations did
+        if type(event.message).__name__ not in ("C_GET_RSP", "C_MOVE_RSP"):
+            return
+        command = event.message.command_set
+        if int(command.get("Status", 0xFF00)) in (0xFF00, 0xFF01):  # pending: the final one counts
+            return
+        counts = _AssociationLog._counts(event.assoc)
+        for keyword, what in (("NumberOfCompletedSuboperations", "sent"), ("NumberOfWarningSuboperations", "sent"),
+                              ("NumberOfFailedSuboperations", "failed")):  # fmt: skip
+            counts[what] += int(command.get(keyword, 0) or 0)
+
+    @staticmethod
     def ended(assoc: Any) -> None:
         peer = assoc.requestor
         who = f"{str(peer.ae_title).strip()!r} at {peer.address}:{peer.port}"
@@ -340,6 +356,8 @@ class _AssociationLog:
         outcomes = [f"{counts[k]} {k}" for k in ("stored", "duplicate", "conflict") if counts[k]]
         if counts["C-STORE"] and outcomes:
             requests[requests.index(f"{counts['C-STORE']} C-STORE")] += f" ({', '.join(outcomes)})"
+        if counts["sent"] or counts["failed"]:  # a C-GET's or C-MOVE's instances (a silent destination: failed)
+            requests.append(f"{counts['sent']} instance(s) sent, {counts['failed']} failed")
         how = "released" if assoc.is_released else "aborted" if assoc.is_aborted else "dropped (no release)"
         log.info("DICOM association with %s %s after %.1f s: %s", who, how, time.monotonic() - since,
                  ", ".join(requests) or "no request")  # fmt: skip
