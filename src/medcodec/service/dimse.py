@@ -31,9 +31,10 @@ associate with its destination (:func:`.dimse_qr.refuse_move`). Both hook into p
 acceptor (:func:`_request_handler`).
 
 The log: one INFO line per association when it ends (who, how long, released, aborted or dropped,
-the requests it made and what its C-STOREs did; a refused one a WARNING: :class:`_AssociationLog`). pynetdicom's
-own INFO lines (each request, each response, every C-FIND identifier with the patient's name in
-it) are ``--log-level debug`` only, and its network errors are one WARNING line each
+the requests it made and what its C-STOREs and retrieves did; a rejected one a WARNING:
+:class:`_AssociationLog`). pynetdicom's own INFO lines (each request, each response, every
+C-FIND identifier with the patient's name in it) are ``--log-level debug`` only, and its network
+errors are one WARNING line each
 (``cli/serve.py``): a soak of 30 min wrote 22,000 lines, 98 % of them pynetdicom's (an outside
 audit, 2026-12-05).
 """
@@ -294,9 +295,9 @@ def start_scp(
 class _AssociationLog:
     """One line per association when its thread ends (:func:`_request_handler` wraps its ``run``):
     INFO for one that was established (the peer, how long, released, aborted or dropped, the
-    requests it made, what its C-STOREs did), WARNING for one refused (a wrong called AE title, no
-    context accepted); connections that never asked for one are pynetdicom's warning. Counts live
-    on the association object."""
+    requests it made, what its C-STOREs did, what a retrieve's sub-operations did), WARNING for one
+    rejected (A-ASSOCIATE-RJ: more than :data:`MAX_ASSOCIATIONS` at once); connections that never
+    asked for one are pynetdicom's warning. Counts live on the association object."""
 
     @staticmethod
     def handlers() -> list[Any]:
