@@ -17,6 +17,11 @@ SYSSERVICES := orthanc nginx postgresql
 
 .PHONY: demo test lint bench evaluate clean install sysdeps jsdeps venvdeps
 
+# $(call APT_INSTALL,packages): apt-get install as root, the package lists updated and the install
+# tried again if it fails; its output in the recipe's $$log (a mktemp file), shown when it fails.
+APT_INSTALL = { apt-get install -y --no-install-recommends $(1) \
+	|| { apt-get update && apt-get install -y --no-install-recommends $(1); }; } >"$$log" 2>&1
+
 # A minimal Debian / Ubuntu has python3 without its venv module (python3-venv): installed when
 # root + apt, else one line says what to install. A venv that fails half-made (no pip) is removed,
 # so the next `make` starts over instead of failing on "No module named pip".
@@ -27,10 +32,9 @@ $(BIN)/python:
 
 venvdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing python3-venv (python3 has no venv module)"; \
-	  apt-get install -y --no-install-recommends python3-venv >/dev/null 2>&1 \
-	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends python3-venv >/dev/null 2>&1; } \
-	  || { echo "could not install python3-venv with apt-get"; exit 1; }; \
+	  echo "installing python3-venv (python3 has no venv module)"; log=$$(mktemp); \
+	  $(call APT_INSTALL,python3-venv) || { echo "could not install python3-venv:"; tail -n 5 "$$log"; rm -f "$$log"; exit 1; }; \
+	  rm -f "$$log"; \
 	else \
 	  echo "$(PYTHON) has no venv module: install it first (Debian / Ubuntu: sudo apt-get install python3-venv)"; exit 1; \
 	fi
@@ -55,10 +59,9 @@ sysdeps:
 	  fresh=""; if [ -d /run/systemd/system ]; then for s in $(SYSSERVICES); do \
 	    systemctl is-enabled --quiet $$s 2>/dev/null || systemctl is-active --quiet $$s 2>/dev/null || fresh="$$fresh $$s"; \
 	  done; fi; \
-	  apt-get install -y --no-install-recommends $(SYSPKGS) >/tmp/medcodec-apt.log 2>&1 \
-	  || { apt-get update >/tmp/medcodec-apt.log 2>&1 && apt-get install -y --no-install-recommends $(SYSPKGS) >/tmp/medcodec-apt.log 2>&1; } \
-	  || { echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI). apt-get said:"; tail -n 5 /tmp/medcodec-apt.log; }; \
-	  rm -f /tmp/medcodec-apt.log; \
+	  log=$$(mktemp); $(call APT_INSTALL,$(SYSPKGS)) \
+	  || { echo "sysdeps: could not install $(SYSPKGS); tests that need them skip (fail in CI). apt-get said:"; tail -n 5 "$$log"; }; \
+	  rm -f "$$log"; \
 	  if [ -n "$$fresh" ] && [ -d /run/systemd/system ] && systemctl disable --now $$fresh >/dev/null 2>&1; then \
 	    echo "sysdeps: stopped and disabled the services of packages installed just now, tools for the tests:$$fresh"; \
 	  fi; \
@@ -70,9 +73,8 @@ sysdeps:
 # locally and fails in CI).
 jsdeps:
 	-@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  apt-get install -y --no-install-recommends npm >/dev/null 2>&1 \
-	  || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends npm >/dev/null 2>&1; } \
-	  || echo "jsdeps: could not install npm with apt-get"; \
+	  log=$$(mktemp); $(call APT_INSTALL,npm) || { echo "jsdeps: could not install npm. apt-get said:"; tail -n 5 "$$log"; }; \
+	  rm -f "$$log"; \
 	fi
 	-@if command -v npm >/dev/null 2>&1 && [ ! -d tests/js/node_modules/dicomweb-client ]; then \
 	  npm install --prefix tests/js --no-audit --no-fund --silent >/dev/null 2>&1 \

@@ -352,11 +352,11 @@ class _LibraryTracebacks(logging.Filter):
     record becomes one WARNING line naming the exception; ``--log-level debug`` keeps it whole.
     asyncio's "socket.send() raised exception." (a write to a connection the client has closed: a
     download given up, which the service counts and cleans up) is dropped: ~60 aborted downloads
-    wrote 83 such lines (an outside audit, 2026-12-02)."""
+    wrote 83 such lines (an outside audit, 2026-12-02). pynetdicom's lines are said once a
+    connection, and its network errors are one WARNING line (:meth:`_dicom_network`)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._garbled: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         self._said: weakref.WeakKeyDictionary[threading.Thread, set[str]] = weakref.WeakKeyDictionary()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -375,9 +375,11 @@ class _LibraryTracebacks(logging.Filter):
         """A pynetdicom line said again on the same connection (its association's thread) is dropped:
         a C-MOVE destination that stopped answering wrote "C-STORE sub-operation failed." and
         "Association must be established ..." once for each of 97 instances left (an outside audit
-        with Orthanc, 2026-12-05); the association's own line counts them."""
+        with Orthanc, 2026-12-05); the association's own line counts them. "Unknown PDU type
+        received '0x..'" is one line whatever the byte: bytes that are not DICOM are said once."""
         said = self._said.setdefault(threading.current_thread(), set())
         message = record.getMessage()
+        message = "Unknown PDU type" if message.startswith("Unknown PDU type") else message
         if message in said:
             return False
         if len(said) < 100:
@@ -400,11 +402,7 @@ class _LibraryTracebacks(logging.Filter):
         )
         if not network:
             return True
-        if garbled:
-            thread = threading.current_thread()
-            if thread in self._garbled:
-                return False
-            self._garbled.add(thread)
+        if garbled:  # the first on its connection (_once_a_connection)
             message += " (not DICOM; further bytes on this connection not logged)"
         record.msg, record.args = message + (f" ({type(exc).__name__})" if exc is not None else ""), None
         record.levelno, record.levelname = logging.WARNING, "WARNING"

@@ -106,15 +106,15 @@ _UNABLE = 0xC000  # PS3.4 C.4.2.1.5 / C.4.3.1.4: "Unable to process"
 _NOT_THIS_MODEL = 0xA900  # PS3.4 C.4.1.1.4: "Identifier does not match SOP Class"
 
 
-def _level_outside_model(identifier: Any, model_uid: Any, *, retrieve: bool = False) -> str:
-    """Why a request's level is not one of its information model's (PS3.4 C.6.2: the Study Root
+def _level_outside_model(identifier: Any, model_uid: Any) -> str:
+    """Why a C-FIND's level is not one of its information model's (PS3.4 C.6.2: the Study Root
     model has no PATIENT level), or ``""``. Until 2026-12-02 a PATIENT C-FIND under Study Root was
-    answered as if it were Patient Root. A retrieve (``retrieve``: C-GET, C-MOVE) of a PATIENT
-    under Study Root is taken as Patient Root takes it, its Patient ID naming the studies to send:
-    Orthanc 1.10 sends every C-MOVE under Study Root, a patient's too, and every such move failed
+    answered as if it were Patient Root. Retrieves are not asked: a C-GET or C-MOVE of a PATIENT
+    under Study Root is taken as Patient Root takes it, its Patient ID naming the studies to send.
+    Orthanc 1.10 sends every C-MOVE under Study Root, a patient's too, and each such move failed
     (0xA900; an outside audit, 2026-12-05), where Orthanc as an SCP takes it."""
     level = str(identifier.get("QueryRetrieveLevel", "")).upper()
-    if level == "PATIENT" and str(model_uid or "") in QR_MODELS["study"] and not retrieve:
+    if level == "PATIENT" and str(model_uid or "") in QR_MODELS["study"]:
         return "QueryRetrieveLevel PATIENT is not a level of the Study Root model (PS3.4 C.6.2): use Patient Root"
     return ""
 
@@ -484,12 +484,6 @@ class _QR:
             yield 1
             yield _status(_UNABLE, str(exc)), None
             return
-        outside = _level_outside_model(identifier, event.request.AffectedSOPClassUID, retrieve=True)
-        if outside:
-            log.warning("C-GET refused: %s", outside)
-            yield 1
-            yield _status(_NOT_THIS_MODEL, outside), None
-            return
         try:
             records = self._records(identifier)
         except CodecError as exc:
@@ -509,17 +503,12 @@ class _QR:
 
         yield from self._suboperations(event, records, candidates)
 
-    def refusal(self, assoc: Any, identifier: Any, destination: str, model_uid: Any = None) -> Any:
+    def refusal(self, assoc: Any, identifier: Any, destination: str) -> Any:
         """The final C-MOVE response (status and Error Comment) for an identifier that names nothing
-        to retrieve, or a level its model (``model_uid``, the request's SOP Class) does not have, or
-        None: pynetdicom would otherwise associate with the destination before it reads any status.
-        A caller not allowed, an unknown destination: None (the handler answers)."""
+        to retrieve, or None: pynetdicom would otherwise associate with the destination before it
+        reads any status. A caller not allowed, an unknown destination: None (the handler answers)."""
         if not self.allowed(assoc) or destination not in self.peers:
             return None
-        outside = _level_outside_model(identifier, model_uid, retrieve=True)
-        if outside:
-            log.warning("C-MOVE to %s refused: %s", destination, outside)
-            return _status(_NOT_THIS_MODEL, outside)
         try:
             self._retrieve_keys(identifier)
         except CodecError as exc:
@@ -597,7 +586,7 @@ def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
         log.warning("C-MOVE refused: %s", exc)
         status = _status(_UNABLE, str(exc))
     else:
-        status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination), request.AffectedSOPClassUID)
+        status = qr.refusal(assoc, identifier, _ae_title(request.MoveDestination))
     if status is None:
         return None
     rsp = C_MOVE()
