@@ -372,6 +372,58 @@ def test_retrieves_name_their_patients_and_instances_and_never_hang(qr: SimpleNa
         assert np.array_equal(ds.pixel_array, original.pixel_array)  # the instance itself, not a rendition
 
 
+def test_a_move_stops_when_its_destination_goes(qr: SimpleNamespace) -> None:
+    """A destination that aborts the association mid-way (a PACS restarted, a stopped process timed
+    out): pynetdicom's C-MOVE SCP went on through every instance left, each read and transcoded for
+    nothing and answered pending (an outside audit's 140-instance C-MOVE, 2026-12-05). Now the move
+    stops at once: 0xA702 with an Error Comment, the instances not stored listed as failed."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelMove
+
+    received: list[str] = []
+
+    def on_store(event: Any) -> int:
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        if len(received) == 2:  # the second instance: the destination goes away before answering
+            event.assoc.abort()
+        return 0
+
+    dest = AE(ae_title="DEST")
+    dest.add_supported_context(CTImageStorage, [EXPLICIT, "1.2.840.10008.1.2"])
+    scp = dest.start_server(("127.0.0.1", qr.dest_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        mover = AE(ae_title="MOVER")
+        mover.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+        assoc = mover.associate("127.0.0.1", qr.port, ae_title="MEDQR")
+        assert assoc.is_established
+        try:
+            query = Dataset()
+            query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", str(qr.ct.StudyInstanceUID)
+            answers = [(s, i) for s, i in assoc.send_c_move(query, "DEST", StudyRootQueryRetrieveInformationModelMove)
+                       if s]  # fmt: skip
+        finally:
+            assoc.release()
+    finally:
+        scp.shutdown()
+    final, failures = answers[-1]
+    assert len(received) == 2 and final.Status == 0xA702, (received, final)
+    assert "DEST ended the association" in str(final.ErrorComment), final
+    assert final.NumberOfCompletedSuboperations == 1 and final.NumberOfFailedSuboperations == 5, final
+    listed = list(failures.FailedSOPInstanceUIDList)
+    assert len(listed) == 5 and received[0] not in listed and received[1] in listed, listed
+    assert len(answers) == 3, [int(s.Status) for s, _ in answers]  # pending for the two sent, then final
+    _wait_for(lambda: "stopped after 2 of 6" in qr.log.read_text(), qr.log)
+    assert "Traceback" not in qr.log.read_text()
+
+
+def _wait_for(condition: Any, log: Path, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
 def test_hostile_and_unusual_queries_and_retrieves(qr: SimpleNamespace) -> None:
     """An outside audit, 2026-12-05: a Study Instance UID listed three times in a C-GET sent each
     instance three times (200 times: 1.8 GB); matching keys the catalog does not hold were ignored

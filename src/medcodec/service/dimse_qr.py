@@ -53,7 +53,8 @@ import contextlib
 import io
 import logging
 import socket
-from collections.abc import Callable, Collection, Iterator, Mapping
+import time
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping
 from typing import Any
 
 from ..delivery.catalog import first_value
@@ -104,6 +105,10 @@ FIND_PAGE = 200
 _NOT_ALLOWED = 0xC001
 _UNABLE = 0xC000  # PS3.4 C.4.2.1.5 / C.4.3.1.4: "Unable to process"
 _NOT_THIS_MODEL = 0xA900  # PS3.4 C.4.1.1.4: "Identifier does not match SOP Class"
+_SUBOPERATIONS_STOPPED = 0xA702  # PS3.4 C.4.2.1.5 / C.4.3.1.4: "Unable to perform sub-operations"
+#: Seconds a C-MOVE waits, after an instance its destination did not answer, for the association's
+#: end to arrive (an abort is read by another thread) before it reads and sends the next one.
+GONE_WAIT = 1.0
 
 
 def _level_outside_model(identifier: Any, model_uid: Any) -> str:
@@ -455,7 +460,7 @@ class _QR:
         return records
 
     def _suboperations(self, event: Any, records: list[Any], candidates: Callable[[Any], list[str]]
-                       ) -> Iterator[tuple[int, Any]]:  # fmt: skip
+                       ) -> Generator[tuple[int, Any], None, None]:  # fmt: skip
         """(status, dataset) per record, in the first of ``candidates(record)`` (accepted syntaxes
         for its SOP class, best first, read when it is sent) it can be made in; a cancel stops them."""
         for record in records:
@@ -559,11 +564,56 @@ class _QR:
             out = [*picks, *(ts for ts in syntax_preference(record.transfer_syntax_uid) if ts in offered)]
             return same_instance(record, out) if image else out
 
+        answered: dict[str, bool] = {}  # SOP Instance UID -> stored, from the destination's C-STORE responses
+
+        def on_response(recv_event: Any) -> None:
+            if type(recv_event.message).__name__ == "C_STORE_RSP":
+                command = recv_event.message.command_set
+                answered[str(command.get("AffectedSOPInstanceUID", ""))] = _stored(command.get("Status"))
+
+        def gone(last: Any) -> bool:
+            """Whether the destination has ended the association (released, aborted, or aborted by
+            pynetdicom on a DIMSE timeout). ``last``: the dataset yielded before; when it was sent
+            and not answered, the end may still be on its way: waited for, briefly."""
+            assoc = sub.get("assoc")
+            if assoc is None:
+                return False
+            deadline = time.monotonic() + GONE_WAIT
+            unanswered = "SOPClassUID" in last and str(last.SOPInstanceUID) not in answered
+            while assoc.is_established and unanswered and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return not assoc.is_established
+
         host, port = self.peers[destination]
         contexts = [build_context(cls, syntaxes) for cls, syntaxes, _ in proposals]
-        yield host, port, {"contexts": contexts or None, "evt_handlers": [(evt.EVT_ACCEPTED, on_accepted)]}
+        handlers = [(evt.EVT_ACCEPTED, on_accepted), (evt.EVT_DIMSE_RECV, on_response)]
+        yield host, port, {"contexts": contexts or None, "evt_handlers": handlers}
         yield len(records)
-        yield from self._suboperations(event, records, candidates)
+        # each sub-operation starts only while the destination is there: pynetdicom's C-MOVE SCP went
+        # on through every instance left, each read and transcoded for nothing and counted failed (an
+        # outside audit's 140-instance C-MOVE to a stopped destination, 2026-12-05)
+        suboperations = self._suboperations(event, records, candidates)
+        for sent, item in enumerate(suboperations):
+            yield item
+            if sent + 1 < len(records) and item[0] == _PENDING and gone(item[1]):
+                suboperations.close()
+                yield self._stopped(destination, records, sent + 1, answered)
+                return
+
+    @staticmethod
+    def _stopped(destination: str, records: list[Any], sent: int, answered: Mapping[str, bool]) -> tuple[Any, Any]:
+        """The final (status, identifier) of a C-MOVE whose destination went after ``sent`` of
+        ``records``: 0xA702, the instances it did not store listed failed (pynetdicom counts them)."""
+        from pydicom.dataset import Dataset
+
+        log.warning("C-MOVE to %s stopped after %d of %d instance(s): the destination ended the association",
+                    destination, sent, len(records))  # fmt: skip
+        failures = Dataset()
+        failures.FailedSOPInstanceUIDList = [r.sop_uid for i, r in enumerate(records) if i >= sent or
+                                             not answered.get(r.sop_uid)]  # fmt: skip
+        left = len(records) - sent
+        return _status(_SUBOPERATIONS_STOPPED, f"the destination {destination} ended the association; "
+                       f"{left} instance(s) not sent"), failures  # fmt: skip
 
 
 def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
@@ -661,6 +711,14 @@ def _keep_alive(assoc: Any) -> None:
 
 def _ae_title(value: Any) -> str:
     return str(value.decode(errors="replace") if isinstance(value, bytes) else value or "").strip()
+
+
+def _stored(status: Any) -> bool:
+    """Whether a C-STORE response status says the instance was stored (success or a warning)."""
+    from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
+
+    return status is not None and STORAGE_SERVICE_CLASS_STATUS.get(int(status), ("Failure",))[0] in (
+        "Success", "Warning")  # fmt: skip
 
 
 def _failed_marker(record: Any) -> Any:
