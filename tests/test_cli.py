@@ -122,6 +122,14 @@ def test_help_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Usage" in capsys.readouterr().out
 
 
+def test_version_names_the_coding_revision(capsys: pytest.CaptureFixture[str]) -> None:
+    from medcodec import __version__
+    from medcodec.delivery.manifest import CODING_REVISION
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"medcodec, version {__version__} (coding revision {CODING_REVISION})"
+
+
 def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
     """``python -m medcodec`` (a venv whose bin is not on PATH): the same commands and exit codes
     (it was "No module named medcodec.__main__" until 2026-12-02)."""

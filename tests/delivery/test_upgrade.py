@@ -18,8 +18,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from delivery_data import store  # noqa: F401 (fixture)
 
+from medcodec.cli.main import cli
 from medcodec.delivery import open_store
 from medcodec.delivery.manifest import CODING_REVISION
 
@@ -49,6 +51,14 @@ def test_refresh_remakes_what_an_older_medcodec_made(shared_data: Path, tmp_path
         (record, *_) = store.instances(study)
         created = store.rendition(record, "diagnostic").created_at
     _age(tmp_path / "s")
+    # `store list` does not show what the server will not serve as pre-computed (it listed sizes and
+    # ratios of every outdated archive: an outside audit of upgrades, 2026-12-05)
+    listed = CliRunner().invoke(cli, ["store", "list", "--store", str(tmp_path / "s"), "--json"])
+    (row,) = [json.loads(line) for line in listed.output.splitlines()]
+    assert listed.exit_code == 0 and row["archives"] == {}, listed.output
+    assert sorted(row["outdated_archives"]) == ["diagnostic", "lossless", "preview"], row
+    listed = CliRunner().invoke(cli, ["store", "list", "--store", str(tmp_path / "s")])
+    assert "1 study(ies) with archives made under other coding rules" in listed.output, listed.output
     with open_store(tmp_path / "s", create=False) as store:  # store commands open so: the table comes back
         # until refreshed, what the older rules made is not served: archives and renditions live
         assert store.archive(study, None, "diagnostic") is None
@@ -65,6 +75,9 @@ def test_refresh_remakes_what_an_older_medcodec_made(shared_data: Path, tmp_path
         assert json.loads(rendition.entry)["revision"] == CODING_REVISION
         # the same coding rules give the same files: the archives' bytes are those made fresh
         assert {p: store.archive(study, None, p).etag for p in ("diagnostic", "lossless")} == before
+    listed = CliRunner().invoke(cli, ["store", "list", "--store", str(tmp_path / "s"), "--json"])
+    (row,) = [json.loads(line) for line in listed.output.splitlines()]
+    assert sorted(row["archives"]) == ["diagnostic", "lossless", "preview"] and "outdated_archives" not in row
 
 
 def test_an_instance_ingested_into_a_study_brings_back_every_preset_it_had(shared_data: Path, tmp_path: Path) -> None:

@@ -24,8 +24,21 @@ __all__ = ["cli", "main", "report_error", "cli_message", "CLI_OPTIONS", "EXIT_OK
            "EXIT_BUG", "EXIT_INTERRUPTED"]  # fmt: skip
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the package version and the coding revision (:data:`CODING_REVISION`), which
+    names the rules a store's lossy copies are made by, so that an operator can tell which rules a
+    running install applies (every release said "0.1.0": an outside audit of upgrades, 2026-12-05)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from ..delivery.manifest import CODING_REVISION
+
+    click.echo(f"medcodec, version {__version__} (coding revision {CODING_REVISION})")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, prog_name="medcodec")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and the coding revision of the delivery store's copies, and exit.")  # fmt: skip
 def cli() -> None:
     """Lossy compression of 8-16-bit medical images (DICOM CT, MR, X-ray) with measured quality.
 

@@ -35,15 +35,24 @@ def store() -> None:
 @handle_errors
 def list_studies(store_url: str, catalog: str | None, as_json: bool) -> None:
     """List the studies of a store: date, patient, modalities, series and instances, the size of
-    the originals and of each pre-computed study archive with its ratio (`-` not computed yet:
-    served live until `medcodec ingest --refresh`)."""
+    the originals and of each pre-computed study archive with its ratio (`-` not computed yet, or
+    made under other coding rules than this medcodec's: served live until `medcodec ingest
+    --refresh`; `--json` lists those under "outdated_archives")."""
     import json
 
     from ..delivery import open_store
+    from ..delivery.manifest import CODING_REVISION
     from ..delivery.presets import PRESETS
 
     with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         rows = opened.catalog.study_summaries()
+        outdated = set(opened.catalog.outdated_archives(CODING_REVISION, dropped_too=False))
+    for row in rows:  # an archive of other coding rules is served live: not shown as pre-computed (an audit,
+        # 2026-12-05: after an upgrade every study listed sizes and ratios of archives the server did not serve)
+        old = {name: size for name, size in row["archives"].items() if (row["study_uid"], name) in outdated}
+        row["archives"] = {name: size for name, size in row["archives"].items() if name not in old}
+        if old:
+            row["outdated_archives"] = old
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, sort_keys=True))
@@ -65,6 +74,11 @@ def list_studies(store_url: str, catalog: str | None, as_json: bool) -> None:
             line += f"  {cell:>16}"
         click.echo(f"{line}  {row['study_uid']}")
     click.echo(f"{len(rows)} study(ies), {_mb(sum(r['bytes'] for r in rows))} of originals")
+    stale = sum(1 for row in rows if "outdated_archives" in row)
+    if stale:
+        click.echo(f"{stale} study(ies) with archives made under other coding rules than this medcodec's "
+                   f"(revision {CODING_REVISION}), served live: `medcodec ingest --refresh --store {store_url}` "
+                   "makes them again")  # fmt: skip
 
 
 def _mb(size: int) -> str:
@@ -86,9 +100,11 @@ def check(store_url: str, catalog: str | None, hashes: bool) -> None:
     Exit code 1 when something is missing or corrupt; orphans (objects nothing references,
     left by an interrupted write) are listed (the first 20), not counted as damage: `medcodec
     store gc` removes them. Studies waiting for pre-computation (never done, instances since,
-    or made by an older medcodec: served live meanwhile) are counted, not damage either.
+    or made under other coding rules by another medcodec version: served live meanwhile) are
+    counted, not damage either.
     """
     from ..delivery import open_store
+    from ..delivery.manifest import CODING_REVISION
 
     with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
         found = opened.check(verify_hashes=hashes)
@@ -108,8 +124,9 @@ def check(store_url: str, catalog: str | None, hashes: bool) -> None:
     )
     if pending:  # not damage: served live until then
         click.echo(
-            f"{len(pending)} study(ies) to pre-compute (never done, instances since, or made by an older medcodec): "
-            f"`medcodec ingest --refresh --store {store_url}` makes them"
+            f"{len(pending)} study(ies) to pre-compute (never done, instances since, or made under other coding "
+            f"rules than this medcodec's, revision {CODING_REVISION}): `medcodec ingest --refresh --store {store_url}` "
+            "makes them"
         )
     if not found.consistent:
         sys.exit(EXIT_PARTIAL)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import errno
 import io
 import json
@@ -49,7 +50,7 @@ from typing import Any, NoReturn, TypeVar
 
 from ..dicom.iod import rescale_must_be_identity
 from ..dicom.write import JPEG_BASELINE, JPEG_EXTENDED
-from ..errors import OutOfResourcesError
+from ..errors import DeliveryError, OutOfResourcesError
 from .header import as_part10, baseline_as_extended, read_header, relabel_syntax, stored_syntax
 from .precompute import rendition_fresh
 from .zipstream import Packed, ZipStream, dicom_header_length, pack
@@ -57,6 +58,7 @@ from .zipstream import Packed, ZipStream, dicom_header_length, pack
 __all__ = ["LivePool", "ReadAhead", "amap_ordered", "LiveEntry", "stream_zip"]
 
 _T = TypeVar("_T")
+log = logging.getLogger("medcodec.delivery")
 
 #: zlib level for the DICOM headers of live archive entries. Level 1 against 6, measured on the
 #: shared series' live ``diagnostic`` files: 0.14 against 0.26 ms per 256x256 MR file (10.6 kB of
@@ -81,6 +83,13 @@ SLOW_GRACE = 60.0
 #: audit, 2026-12-05). Past the budget a stream still keeps one instance in flight, so every stream
 #: moves; the budget bounds what is held beyond that.
 READ_AHEAD_BYTES = 256 * 1024 * 1024
+#: Seconds the server's start waits for its encoder processes to warm up. A warm start takes 4-16 s
+#: on 2 busy cores; the first start after an install or upgrade that skipped the warm-up compiles
+#: the kernels in each process (55-85 s there): past this the server starts anyway, the processes
+#: finish in the background and the first live requests wait for them. Until 2026-12-05 a fixed
+#: 120 s limit failed the start with a traceback (an outside audit of upgrades, two servers
+#: starting at once on a busy host).
+WARM_UP_WAIT = 60.0
 
 
 class ReadAhead:
@@ -194,13 +203,28 @@ class LivePool:
         fut.add_done_callback(undo)
         return asyncio.wrap_future(fut)
 
-    def start(self) -> None:
+    def start(self, wait: float = WARM_UP_WAIT) -> None:
         """Start the encoder processes (if any) and warm them up: each encodes a small image once, so
-        the first request does not pay for imports and kernel loading. Idempotent."""
+        the first request does not pay for imports and kernel loading. Waits at most ``wait``
+        seconds (then logs that they are still loading); a process that failed raises
+        :class:`DeliveryError`. Idempotent."""
         procs = self._processes()
-        if procs is not None:
-            for fut in [procs.submit(_warm_up) for _ in range(self.processes)]:
-                fut.result(timeout=120)
+        if procs is None:
+            return
+        futures = [procs.submit(_warm_up) for _ in range(self.processes)]
+        done, pending = concurrent.futures.wait(futures, timeout=min(wait, 10.0))
+        if pending and wait > 10.0:
+            log.info("the encoder processes are loading the codec kernels (compiled once after an install or "
+                     "upgrade that did not run `python -m medcodec.codec.warmup`: a minute or more)")  # fmt: skip
+            done, pending = concurrent.futures.wait(futures, timeout=wait - 10.0)
+        if pending:
+            log.warning("%d of %d encoder process(es) still loading the codec kernels after %.0f s: the server "
+                        "starts, the first live requests wait for them", len(pending), len(futures), wait)  # fmt: skip
+        for fut in done:
+            try:
+                fut.result()
+            except Exception as exc:  # (BrokenProcessPool: a worker died while it started)
+                raise DeliveryError(f"the encoder processes did not start: {type(exc).__name__}: {exc}") from exc
 
     def _processes(self) -> ProcessPoolExecutor | None:
         if not self.processes:
@@ -276,8 +300,6 @@ class LivePool:
 
     def _broken(self, procs: ProcessPoolExecutor, exc: BaseException) -> Exception:
         """Forget a pool whose worker died (the next call starts a new one); the error to raise."""
-        from ..errors import DeliveryError
-
         with self._procs_lock:
             if self._procs is procs:
                 self._procs = None
@@ -426,8 +448,6 @@ def _encode_batch_in_process(
 
 
 def _raise_worker_error(record: Any, failure: WorkerFailure) -> NoReturn:
-    from ..errors import DeliveryError
-
     raise DeliveryError(f"instance {record.sop_uid}: {failure.kind}: {failure.message}")
 
 
@@ -693,7 +713,7 @@ def read_rendition(store: Any, rendition: Any, record: Any, preset_name: str) ->
     not the catalog's): a cache lost, which the caller encodes again from the original; said once
     as a warning naming ``store check`` (an outside audit, 2026-12-03: a deleted rendition cut
     WADO-RS answers whose originals were intact)."""
-    from ..errors import DeliveryError, NotFoundError
+    from ..errors import NotFoundError
 
     try:
         with store.open_rendition(rendition) as fh:
@@ -701,7 +721,7 @@ def read_rendition(store: Any, rendition: Any, record: Any, preset_name: str) ->
     except (NotFoundError, DeliveryError) as exc:
         if rendition.path not in _LOST_RENDITIONS:  # once per file and process, not at every request
             _LOST_RENDITIONS.add(rendition.path)
-            logging.getLogger("medcodec.delivery").warning(
+            log.warning(
                 "instance %s, preset %s: %s; encoded from the original instead (`medcodec store check` names "
                 "damaged objects)", record.sop_uid, preset_name, exc,
             )  # fmt: skip

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..delivery.live import LivePool
+from ..delivery.manifest import CODING_REVISION
 from ..delivery.refresher import Refresher
 from .caching import CachePolicy
 from .connections import quiet_accept_errors
@@ -123,6 +124,7 @@ async def _index(request: Request) -> Response:
         content={
             "service": "medcodec",
             "version": __version__,
+            "coding_revision": CODING_REVISION,
             "viewer": "viewer/",
             "dicomweb": "dicomweb/studies",
             "wado_uri": "wado",
@@ -140,6 +142,7 @@ async def _health(request: Request) -> JSONResponse:
         {
             "status": "ok",
             "version": __version__,
+            "coding_revision": CODING_REVISION,  # the rules lossy copies are made by (docs/delivery.md, "Upgrades")
             "live_processes": pool.processes,
             "live_streams": pool.active,
             "live_in_flight": pool.in_flight,
@@ -189,8 +192,6 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
         own = store is None
         app.state.store = open_store(settings.store, catalog=settings.catalog, create=True) if own else store
         app.state.settings = settings
-        from ..delivery.manifest import CODING_REVISION
-
         catalog = app.state.store.catalog
         outdated = await run_in_threadpool(partial(catalog.outdated_archives, CODING_REVISION, dropped_too=False))
         if outdated:  # a store an older medcodec made: served live meanwhile
