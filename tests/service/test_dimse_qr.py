@@ -417,6 +417,170 @@ def test_a_move_stops_when_its_destination_goes(qr: SimpleNamespace) -> None:
     assert "Traceback" not in qr.log.read_text()
 
 
+@pytest.mark.parametrize("kept", [True, False])
+def test_a_response_the_reactor_takes_goes_back_to_the_sender(qr: SimpleNamespace, kept: bool) -> None:
+    """pynetdicom 3.0's reactor can read a C-STORE response meant for the ``send_c_store`` waiting for
+    it (a race in its pause handshake) and drop it: a C-MOVE stalled 30 s and failed 55 of 64 instances
+    once in an outside audit's soak (2026-12-05). Here the race is made certain (the reactor is never
+    paused, the sender slow to read): with :func:`keep_responses` every instance is answered; without
+    it (``kept=False``, the control) the responses are lost."""
+    import threading
+
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import CTImageStorage
+
+    from medcodec.service.dimse_qr import keep_responses
+
+    class NeverPaused(threading.Event):
+        """The reactor's checkpoint, never closed: the window of the race held open."""
+
+        def clear(self) -> None:
+            pass
+
+        def wait(self, timeout: float | None = None) -> bool:
+            time.sleep(0.002)  # "paused" long enough for the sender to see it, then on to read the queue
+            return True
+
+    dest = AE(ae_title="DEST")
+    dest.add_supported_context(CTImageStorage)
+    scp = dest.start_server(("127.0.0.1", qr.dest_port), block=False, evt_handlers=[(evt.EVT_C_STORE, lambda e: 0)])
+    try:
+        sender = AE(ae_title="SENDER")
+        sender.dimse_timeout = 2
+        sender.add_requested_context(CTImageStorage)
+        assoc = sender.associate("127.0.0.1", qr.dest_port, ae_title="DEST")
+        assert assoc.is_established
+        checkpoint = NeverPaused()
+        checkpoint.set()
+        assoc._reactor_checkpoint = checkpoint
+        get_msg = assoc.dimse.get_msg
+
+        def slow_reader(block: bool = False) -> Any:
+            if block:
+                time.sleep(0.02)  # the reactor reads first
+            return get_msg(block)
+
+        assoc.dimse.get_msg = slow_reader
+        if kept:
+            keep_responses(assoc)
+        ds = pydicom.dcmread(qr.chest[0])
+        statuses = []
+        try:
+            for _ in range(3):
+                status = assoc.send_c_store(ds)
+                statuses.append(int(status.Status) if "Status" in status else None)
+                if not assoc.is_established:
+                    break
+        finally:
+            assoc.release() if assoc.is_established else assoc.abort()
+    finally:
+        scp.shutdown()
+    if kept:
+        assert statuses == [0, 0, 0], statuses
+    else:
+        assert statuses == [None], statuses  # timed out, aborted
+
+
+def test_connections_that_end_before_an_association_free_their_slot(qr: SimpleNamespace) -> None:
+    """pynetdicom waited the whole ACSE timeout (30 s) for the A-ASSOCIATE-RQ of a connection its peer
+    had closed, or whose request its DUL could not read, and each wait held one of the SCP's 32
+    association slots: 32 such connections (a port scan, a TCP health check) refused every sender
+    for 30 s (an outside audit, 2026-12-05). Now the slot is free when the connection ends."""
+    import struct
+
+    from pynetdicom import AE
+
+    def item(kind: int, data: bytes) -> bytes:
+        return struct.pack(">BBH", kind, 0, len(data)) + data
+
+    def association_request(calling: bytes) -> bytes:  # PS3.8 9.3.2, a Verification context
+        context = item(0x20, bytes([1, 0, 0, 0]) + item(0x30, b"1.2.840.10008.1.1") + item(0x40, b"1.2.840.10008.1.2"))
+        user = item(0x50, item(0x51, struct.pack(">I", 16384)) + item(0x52, b"1.2.3.4"))
+        body = (struct.pack(">HH", 1, 0) + b"MEDQR".ljust(16) + calling.ljust(16)[:16] + bytes(32)
+                + item(0x10, b"1.2.840.10008.3.1.1.1") + context + user)  # fmt: skip
+        return struct.pack(">BBI", 1, 0, len(body)) + body
+
+    for payload in (b"", b"GET / HTTP/1.1\r\n\r\n", association_request(b" " * 16)):
+        for _ in range(40):
+            with socket.create_connection(("127.0.0.1", qr.port), timeout=5) as conn:
+                conn.sendall(payload)
+        time.sleep(0.5)
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", qr.port, ae_title="MEDQR")
+        try:
+            assert assoc.is_established, (payload[:20], qr.log.read_text()[-2000:])
+            assert assoc.send_c_echo().Status == 0
+        finally:
+            assoc.release()
+    assert "Traceback" not in qr.log.read_text(), qr.log.read_text()[-3000:]
+
+
+def test_a_c_store_of_no_storage_class_is_refused_and_the_association_kept(qr: SimpleNamespace) -> None:
+    """DCMTK's dcmsend read a file's UIDs as UN and sent Affected SOP Class UID '31' on a CT context:
+    pynetdicom found no service for it and aborted the association, so the rest of the sender's
+    folder never went (an outside audit, 2026-12-05). Now that one C-STORE is refused 0x0122 with a
+    comment, the next one on the same association is stored, and the association's line counts it."""
+    from io import BytesIO
+
+    from pynetdicom import AE
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.sop_class import CTImageStorage
+
+    ae = AE(ae_title="SENDER")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate("127.0.0.1", qr.port, ae_title="MEDQR")
+    assert assoc.is_established
+    try:
+        ds = pydicom.dcmread(qr.chest[1])
+        (context,) = [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == CTImageStorage]
+        request = C_STORE()
+        request.MessageID, request.AffectedSOPClassUID = 7, "31"
+        request.AffectedSOPInstanceUID, request.Priority = str(ds.SOPInstanceUID), 2
+        from pynetdicom.dsutils import encode
+
+        request.DataSet = BytesIO(encode(ds, context.transfer_syntax[0].is_implicit_VR, True))
+        assoc._reactor_checkpoint.clear()
+        while not assoc._is_paused:
+            time.sleep(0.001)
+        assoc.dimse.send_msg(request, context.context_id)
+        _, response = assoc.dimse.get_msg(block=True)
+        assoc._reactor_checkpoint.set()
+        assert response is not None and response.Status == 0x0122, response
+        assert "not a storage SOP class" in str(response.ErrorComment)
+        assert assoc.is_established and assoc.send_c_store(ds).Status == 0  # the association goes on
+    finally:
+        assoc.release()
+    assert "Traceback" not in qr.log.read_text()
+
+
+def test_a_known_destination_that_is_down_is_not_called_unknown(qr: SimpleNamespace) -> None:
+    """pynetdicom answers 0xA801 "Move Destination unknown" when it cannot associate with the
+    destination: for a configured peer that is down, operators went looking at the AE configuration
+    (an outside audit, 2026-12-05). A known peer that cannot be reached is 0xA702 with a comment; an
+    unknown AE title stays 0xA801."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
+
+    mover = AE(ae_title="MOVER")
+    mover.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = mover.associate("127.0.0.1", qr.port, ae_title="MEDQR")
+    assert assoc.is_established
+    try:
+        query = Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", str(qr.ct.StudyInstanceUID)
+        finals = []
+        for destination in ("DEST", "STRANGER", "DEST"):  # nothing listens on DEST's port
+            answers = [s for s, _ in assoc.send_c_move(query, destination, StudyRootQueryRetrieveInformationModelMove)
+                       if s]  # fmt: skip
+            finals.append(answers[-1])
+    finally:
+        assoc.release()
+    assert [int(f.Status) for f in finals] == [0xA702, 0xA801, 0xA702], finals
+    assert f"DEST at 127.0.0.1:{qr.dest_port} could not be reached" in str(finals[0].ErrorComment), finals[0]
+
+
 def _wait_for(condition: Any, log: Path, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -19,6 +19,7 @@ from ..service.connections import (
     HEADER_TIMEOUT,
     SEND_TIMEOUT,
     connection_budget,
+    limit_malloc_arenas,
     raise_open_files_limit,
     with_header_timeout,
 )
@@ -204,6 +205,7 @@ def serve(
     progress get up to 5 s, then one not answered yet gets 503; open DICOM associations get 5 s,
     then A-ABORT), exit 0.
     """
+    limit_malloc_arenas()  # before any thread allocates: a long-running server kept what it freed
     import uvicorn
 
     from ..delivery import open_store
@@ -388,7 +390,8 @@ class _LibraryTracebacks(logging.Filter):
 
     def _dicom_network(self, record: logging.LogRecord) -> bool:
         """pynetdicom's ERROR records for what a peer did to the connection (reset it, closed it in
-        a PDU, sent bytes that are not DICOM) become one WARNING line, without the traceback; bytes
+        a PDU, sent bytes that are not DICOM or a PDU its upper layer cannot decode) become one
+        WARNING line, without the traceback; bytes
         that are not DICOM are said once per connection (64 KiB of zeros wrote 823 ERROR lines; a
         30-minute soak 5,572 of them, 290 with a traceback: an outside audit, 2026-12-05). Any
         other ERROR (an exception in a handler: a bug) is left whole."""
@@ -399,6 +402,9 @@ class _LibraryTracebacks(logging.Filter):
             garbled
             or isinstance(exc, OSError)
             or message.startswith(("Connection closed before", "[Errno", "Connection reset", "Connection timed out"))
+            # the upper layer reading the peer's PDUs: a request it cannot decode (a calling AE title of
+            # spaces wrote 13 lines with a traceback a connection: an outside audit, 2026-12-05)
+            or record.name == "pynetdicom.dul"
         )
         if not network:
             return True

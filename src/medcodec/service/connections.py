@@ -43,6 +43,8 @@ __all__ = [
     "ACCEPT_LOG_INTERVAL",
     "with_header_timeout",
     "raise_open_files_limit",
+    "limit_malloc_arenas",
+    "MALLOC_ARENAS",
     "connection_budget",
     "quiet_accept_errors",
 ]
@@ -167,6 +169,36 @@ def raise_open_files_limit(wanted: int = WANTED_OPEN_FILES) -> int:
         except (ValueError, OSError):
             pass
     return wanted if soft == resource.RLIM_INFINITY else int(soft)
+
+
+#: glibc malloc arenas a server process may use (``MALLOC_ARENA_MAX``). By default glibc makes up to
+#: 8 per core, one per thread that allocates under contention, and keeps what each frees: a
+#: 35-minute soak of mixed traffic took the server from 221 to 408 MB resident, 72 % of it free
+#: memory malloc kept (60 MB in use, the Python heap flat); with 2 arenas 308 MB (+87 against +187
+#: MB), the same number of requests answered at the same latencies (an outside audit, 2026-12-05).
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Limit glibc's malloc arenas in this process (``mallopt(M_ARENA_MAX)``, before its threads start)
+    and in the processes it spawns (``MALLOC_ARENA_MAX`` in the environment they inherit), unless
+    ``MALLOC_ARENA_MAX`` is set already (the operator's choice, which glibc read at start). True when
+    the limit was set here; False elsewhere (another C library, not Linux, or set already)."""
+    import ctypes
+    import os
+    import sys
+
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - a C library without mallopt
+        return False
+    m_arena_max = -8  # <malloc.h>
+    if mallopt(m_arena_max, arenas) != 1:  # pragma: no cover - not glibc's (musl's returns 0)
+        return False
+    os.environ["MALLOC_ARENA_MAX"] = str(arenas)
+    return True
 
 
 def connection_budget(open_files: int) -> int:

@@ -250,12 +250,15 @@ def start_scp(
             outcome = store.ingest_bytes(data, source=f"{SOURCE_DIMSE}{str(caller).strip()}", expect=expect)
         except CodecError as exc:
             log.warning("C-STORE refused: %s", exc)
+            _AssociationLog.count(event.assoc, "refused")
             return _refusal(failure_status(exc), refusal_comment(exc, str(exc).split(": ", 1)[-1]))  # not the source
         except RecursionError:  # data elements nested thousands deep (an outside audit): refused, no trace
             log.warning("C-STORE refused: sequences nested too deep to read")
+            _AssociationLog.count(event.assoc, "refused")
             return _refusal(0xC000, "sequences nested too deep to read")
         except Exception:  # the peer gets a status, the log gets the trace
             log.exception("C-STORE failed")
+            _AssociationLog.count(event.assoc, "failed")
             return 0xC001
         _AssociationLog.count(event.assoc, outcome.status)
         if outcome.status == "conflict":
@@ -354,7 +357,7 @@ class _AssociationLog:
             return
         counts = _AssociationLog._counts(assoc)
         requests = [f"{n} {kind}" for kind, n in sorted(counts.items()) if kind.startswith("C-")]
-        outcomes = [f"{counts[k]} {k}" for k in ("stored", "duplicate", "conflict") if counts[k]]
+        outcomes = [f"{counts[k]} {k}" for k in ("stored", "duplicate", "conflict", "refused") if counts[k]]
         if counts["C-STORE"] and outcomes:
             requests[requests.index(f"{counts['C-STORE']} C-STORE")] += f" ({', '.join(outcomes)})"
         if counts["sent"] or counts["failed"]:  # a C-GET's or C-MOVE's instances (a silent destination: failed)
@@ -362,6 +365,60 @@ class _AssociationLog:
         how = "released" if assoc.is_released else "aborted" if assoc.is_aborted else "dropped (no release)"
         log.info("DICOM association with %s %s after %.1f s: %s", who, how, time.monotonic() - since,
                  ", ".join(requests) or "no request")  # fmt: skip
+
+
+def _storage_class(uid: Any) -> bool:
+    """Whether pynetdicom serves ``uid`` as a storage SOP class (else it aborts the association)."""
+    from pynetdicom.service_class import StorageServiceClass
+    from pynetdicom.sop_class import uid_to_service_class
+
+    return issubclass(uid_to_service_class(str(uid or "")), StorageServiceClass)
+
+
+def _refuse_store(assoc: Any, request: Any, context_id: int) -> None:
+    """Answer the C-STORE ``request`` 0x0122 "SOP Class not supported" (PS3.7 C.1), the association
+    kept: its Affected SOP Class UID is no storage class (the context negotiated one)."""
+    from pynetdicom.dimse_primitives import C_STORE
+
+    uid = str(request.AffectedSOPClassUID or "")
+    log.warning("C-STORE refused: Affected SOP Class UID %r is not a storage SOP class", uid[:64])
+    _AssociationLog.count(assoc, "refused")
+    rsp = C_STORE()
+    rsp.MessageIDBeingRespondedTo = request.MessageID
+    with contextlib.suppress(Exception):  # (as garbled as the class UID: the response goes without it)
+        rsp.AffectedSOPInstanceUID = request.AffectedSOPInstanceUID
+    rsp.Status = 0x0122
+    rsp.ErrorComment = error_comment(f"{uid[:40]!r} is not a storage SOP class")  # type: ignore[assignment]
+    assoc.dimse.send_msg(rsp, context_id)
+
+
+#: Seconds between the checks of :func:`_end_with_the_connection`.
+CONNECTION_POLL = 0.1
+
+
+def _end_with_the_connection(assoc: Any) -> None:
+    """Make ``assoc``'s waits for a primitive (the A-ASSOCIATE-RQ first) end when its connection has
+    ended: pynetdicom waits the whole ACSE timeout (30 s) for the request even when the peer has
+    closed the connection or sent what its DUL could not read, and each such wait holds one of the
+    :data:`MAX_ASSOCIATIONS` slots: 32 connections opened and closed at once (a port scan, a TCP
+    health check) refused every modality's association for 30 s, and one a second for ever (an
+    outside audit, 2026-12-05; PS3.8 9.2: a transport closed in Sta2 is AA-5, the end)."""
+    dul = assoc.dul
+    receive = dul.receive_pdu
+
+    def receive_pdu(wait: bool = False, timeout: float | None = None) -> Any:
+        if not wait:
+            return receive(wait, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = CONNECTION_POLL if deadline is None else min(CONNECTION_POLL, deadline - time.monotonic())
+            primitive = receive(True, max(left, 0.0))
+            if primitive is not None or (deadline is not None and time.monotonic() >= deadline):
+                return primitive
+            if not dul.is_alive() or getattr(dul.socket, "socket", True) is None:  # the connection is gone
+                return receive(False, None)
+
+    dul.receive_pdu = receive_pdu
 
 
 def _request_handler(qr: Any, timeout: float) -> Any:
@@ -375,17 +432,20 @@ def _request_handler(qr: Any, timeout: float) -> Any:
       pynetdicom negotiates (it takes the first syntax of the acceptor's list the context offers),
       for one it sends on (C-STORE) by :func:`sender_order`;
     * a C-MOVE that :func:`.dimse_qr.refuse_move` refuses is answered at once, not handed to
-      pynetdicom's C-MOVE SCP (which associates with the destination before any status).
+      pynetdicom's C-MOVE SCP (which associates with the destination before any status);
+    * a C-STORE of no storage class is refused (0x0122), not the association aborted;
+    * its waits end with its connection (:func:`_end_with_the_connection`), and a known C-MOVE
+      destination it cannot reach is 0xA702, not "unknown" (:func:`.dimse_qr.unreachable`).
 
-    Both use pynetdicom internals (``RequestHandler._create_association``,
+    They use pynetdicom internals (``RequestHandler._create_association``,
     ``ACSE._negotiate_as_acceptor``, ``Association._serve_request``: pynetdicom 2.1-3.0); without
     them the association is pynetdicom's own.
     """
     from pynetdicom.acse import ACSE
-    from pynetdicom.dimse_primitives import C_MOVE
+    from pynetdicom.dimse_primitives import C_MOVE, C_STORE
     from pynetdicom.transport import RequestHandler
 
-    from .dimse_qr import refuse_move, requestor_order, syntax_preference
+    from .dimse_qr import refuse_move, requestor_order, syntax_preference, unreachable
 
     class _Acse(ACSE):
         def _negotiate_as_acceptor(self) -> None:
@@ -426,6 +486,14 @@ def _request_handler(qr: Any, timeout: float) -> Any:
             if not hasattr(assoc, "acse") or not hasattr(assoc, "_serve_request"):  # pragma: no cover
                 return assoc
             assoc.acse = _Acse(assoc)
+            _end_with_the_connection(assoc)
+            send_msg = assoc.dimse.send_msg
+
+            def send_response(primitive: Any, context_id: int) -> None:
+                unreachable(assoc, primitive)
+                send_msg(primitive, context_id)
+
+            assoc.dimse.send_msg = send_response  # type: ignore[method-assign]
             serve, run = assoc._serve_request, assoc.run
 
             def run_and_log() -> None:
@@ -440,6 +508,11 @@ def _request_handler(qr: Any, timeout: float) -> Any:
             assoc.run = run_and_log  # type: ignore[method-assign]
 
             def serve_request(msg: Any, context_id: int) -> None:
+                if isinstance(msg, C_STORE) and msg.is_valid_request and not _storage_class(msg.AffectedSOPClassUID):
+                    # pynetdicom has no service for it and aborts the association: a sender's batch
+                    # stopped at one file whose UIDs it read as UN (an outside audit, 2026-12-05)
+                    _refuse_store(assoc, msg, context_id)
+                    return
                 if isinstance(msg, C_MOVE) and msg.is_valid_request:
                     try:
                         rsp = refuse_move(qr, assoc, msg, context_id)

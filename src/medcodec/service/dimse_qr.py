@@ -525,6 +525,7 @@ class _QR:
         from pynetdicom import build_context, evt
 
         destination = _ae_title(event.move_destination)
+        event.assoc.medcodec_move_peer = None  # (a previous C-MOVE's, on this association)
         if not self.allowed(event.assoc):
             yield None, None  # refused before anything: reported as an unknown destination
             return
@@ -550,6 +551,7 @@ class _QR:
 
         def on_accepted(accepted_event: Any) -> None:
             sub["assoc"] = accepted_event.assoc
+            keep_responses(accepted_event.assoc)
 
         image = _level(event.identifier) == "IMAGE"
 
@@ -585,6 +587,7 @@ class _QR:
             return not assoc.is_established
 
         host, port = self.peers[destination]
+        event.assoc.medcodec_move_peer = f"{destination} at {host}:{port}"  # for unreachable(): a known peer
         contexts = [build_context(cls, syntaxes) for cls, syntaxes, _ in proposals]
         handlers = [(evt.EVT_ACCEPTED, on_accepted), (evt.EVT_DIMSE_RECV, on_response)]
         yield host, port, {"contexts": contexts or None, "evt_handlers": handlers}
@@ -707,6 +710,40 @@ def _keep_alive(assoc: Any) -> None:
     the final answer (DCMTK reported it failed; an outside audit, 2026-12-05)."""
     with contextlib.suppress(AttributeError):
         assoc.dul._idle_timer.restart()
+
+
+def unreachable(assoc: Any, response: Any) -> None:
+    """Make the C-MOVE ``response`` pynetdicom sends on ``assoc`` when it could not associate with
+    the destination (0xA801, "Move Destination unknown") say what happened when the destination is
+    a known peer: 0xA702 "unable to perform sub-operations" with a comment naming it (a peer that
+    was down or refused sent operators to check the AE configuration; DCMTK's dcmqrscp answers
+    0xA702 too; an outside audit, 2026-12-05)."""
+    peer = getattr(assoc, "medcodec_move_peer", None)
+    if peer and type(response).__name__ == "C_MOVE" and response.Status == 0xA801:
+        log.warning("C-MOVE: the destination %s could not be reached", peer)
+        response.Status = _SUBOPERATIONS_STOPPED
+        response.ErrorComment = error_comment(f"the destination {peer} could not be reached")
+
+
+def keep_responses(assoc: Any) -> None:
+    """Make the requestor association ``assoc`` give a response its reactor thread takes off the
+    DIMSE queue back to the queue, for the ``send_c_store`` waiting for it.
+
+    pynetdicom 3.0 pauses the reactor while a ``send_*`` waits, but the handshake has a window:
+    the reactor may pass its checkpoint just as the sender clears it, read the C-STORE response
+    first and drop it as an "unexpected C-STORE service message". The sender then waited out the
+    DIMSE timeout and the association was aborted: a C-MOVE stalled 30 s and failed 55 of 64
+    instances, once in 16 moves of an outside audit's soak (2026-12-05). The reactor of an
+    association medcodec requests only sends: it never has a response of its own to serve."""
+    serve = assoc._serve_request
+
+    def serve_request(msg: Any, context_id: int) -> None:
+        if not msg.is_valid_request and msg.is_valid_response:
+            assoc.dimse.msg_queue.put((context_id, msg))
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serve_request
 
 
 def _ae_title(value: Any) -> str:
