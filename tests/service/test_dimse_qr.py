@@ -377,9 +377,8 @@ def test_a_move_stops_when_its_destination_goes(qr: SimpleNamespace) -> None:
     out): pynetdicom's C-MOVE SCP went on through every instance left, each read and transcoded for
     nothing and answered pending (an outside audit's 140-instance C-MOVE, 2026-12-05). Now the move
     stops at once: 0xA702 with an Error Comment, the instances not stored listed as failed."""
-    from pydicom.dataset import Dataset
     from pynetdicom import AE, evt
-    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelMove
+    from pynetdicom.sop_class import CTImageStorage
 
     received: list[str] = []
 
@@ -393,17 +392,7 @@ def test_a_move_stops_when_its_destination_goes(qr: SimpleNamespace) -> None:
     dest.add_supported_context(CTImageStorage, [EXPLICIT, "1.2.840.10008.1.2"])
     scp = dest.start_server(("127.0.0.1", qr.dest_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
-        mover = AE(ae_title="MOVER")
-        mover.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-        assoc = mover.associate("127.0.0.1", qr.port, ae_title="MEDQR")
-        assert assoc.is_established
-        try:
-            query = Dataset()
-            query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", str(qr.ct.StudyInstanceUID)
-            answers = [(s, i) for s, i in assoc.send_c_move(query, "DEST", StudyRootQueryRetrieveInformationModelMove)
-                       if s]  # fmt: skip
-        finally:
-            assoc.release()
+        (answers,) = _move_study(qr, ["DEST"])
     finally:
         scp.shutdown()
     final, failures = answers[-1]
@@ -559,6 +548,15 @@ def test_a_known_destination_that_is_down_is_not_called_unknown(qr: SimpleNamesp
     destination: for a configured peer that is down, operators went looking at the AE configuration
     (an outside audit, 2026-12-05). A known peer that cannot be reached is 0xA702 with a comment; an
     unknown AE title stays 0xA801."""
+
+    finals = [answers[-1][0] for answers in _move_study(qr, ["DEST", "STRANGER", "DEST"])]  # nothing on DEST's port
+    assert [int(f.Status) for f in finals] == [0xA702, 0xA801, 0xA702], finals
+    assert f"DEST at 127.0.0.1:{qr.dest_port} could not be reached" in str(finals[0].ErrorComment), finals[0]
+
+
+def _move_study(qr: SimpleNamespace, destinations: list[str]) -> list[list[tuple[Any, Any]]]:
+    """The (status, identifier) answers of a C-MOVE of the chest study to each of ``destinations``, in
+    turn on one association (pynetdicom's SCU)."""
     from pydicom.dataset import Dataset
     from pynetdicom import AE
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
@@ -570,15 +568,10 @@ def test_a_known_destination_that_is_down_is_not_called_unknown(qr: SimpleNamesp
     try:
         query = Dataset()
         query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", str(qr.ct.StudyInstanceUID)
-        finals = []
-        for destination in ("DEST", "STRANGER", "DEST"):  # nothing listens on DEST's port
-            answers = [s for s, _ in assoc.send_c_move(query, destination, StudyRootQueryRetrieveInformationModelMove)
-                       if s]  # fmt: skip
-            finals.append(answers[-1])
+        return [[(s, i) for s, i in assoc.send_c_move(query, to, StudyRootQueryRetrieveInformationModelMove) if s]
+                for to in destinations]  # fmt: skip
     finally:
         assoc.release()
-    assert [int(f.Status) for f in finals] == [0xA702, 0xA801, 0xA702], finals
-    assert f"DEST at 127.0.0.1:{qr.dest_port} could not be reached" in str(finals[0].ErrorComment), finals[0]
 
 
 def _wait_for(condition: Any, log: Path, timeout: float = 10) -> None:
