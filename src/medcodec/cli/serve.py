@@ -391,10 +391,10 @@ class _LibraryTracebacks(logging.Filter):
     def _dicom_network(self, record: logging.LogRecord) -> bool:
         """pynetdicom's ERROR records for what a peer did to the connection (reset it, closed it in
         a PDU, sent bytes that are not DICOM or a PDU its upper layer cannot decode) become one
-        WARNING line, without the traceback; bytes
-        that are not DICOM are said once per connection (64 KiB of zeros wrote 823 ERROR lines; a
-        30-minute soak 5,572 of them, 290 with a traceback: an outside audit, 2026-12-05). Any
-        other ERROR (an exception in a handler: a bug) is left whole."""
+        WARNING line, without the traceback; bytes that are not DICOM are said once per connection
+        (64 KiB of zeros wrote 823 ERROR lines; a 30-minute soak 5,572 of them, 290 with a
+        traceback: an outside audit, 2026-12-05). Any other ERROR (an exception in a handler: a
+        bug) is left whole."""
         exc = record.exc_info[1] if record.exc_info else None
         message = record.getMessage()
         garbled = message.startswith("Unknown PDU type")

@@ -258,7 +258,6 @@ def start_scp(
             return _refusal(0xC000, "sequences nested too deep to read")
         except Exception:  # the peer gets a status, the log gets the trace
             log.exception("C-STORE failed")
-            _AssociationLog.count(event.assoc, "failed")
             return 0xC001
         _AssociationLog.count(event.assoc, outcome.status)
         if outcome.status == "conflict":
