@@ -291,6 +291,11 @@ def start_scp(
     # socketserver makes each connection's handler from this class (before the first caller can
     # know the SCP is up, the default handler serves it as pynetdicom would)
     server.RequestHandlerClass = _request_handler(qr, timeout)
+    # socketserver listens with a backlog of 5: in a burst of connections (a modality's parallel
+    # senders, a C-MOVE fan-in) one in seven waited a second for the SYN to be sent again (an outside
+    # re-check, 2026-12-05); listen() again sets the kernel's queue
+    with contextlib.suppress(OSError, AttributeError):
+        server.socket.listen(LISTEN_BACKLOG)  # type: ignore[union-attr]
     return Scp(server=server, port=int(server.server_address[1]))
 
 
@@ -391,6 +396,9 @@ def _refuse_store(assoc: Any, request: Any, context_id: int) -> None:
     assoc.dimse.send_msg(rsp, context_id)
 
 
+#: Connections the kernel queues for the SCP before it accepts them (socketserver's default: 5).
+LISTEN_BACKLOG = 128
+
 #: Seconds between the checks of :func:`_end_with_the_connection`.
 CONNECTION_POLL = 0.1
 
@@ -434,7 +442,7 @@ def _request_handler(qr: Any, timeout: float) -> Any:
       pynetdicom's C-MOVE SCP (which associates with the destination before any status);
     * a C-STORE of no storage class is refused (0x0122), not the association aborted;
     * its waits end with its connection (:func:`_end_with_the_connection`), and a known C-MOVE
-      destination it cannot reach is 0xA702, not "unknown" (:func:`.dimse_qr.unreachable`).
+      destination it cannot reach is 0xA702, not "unknown" (:func:`.dimse_qr.mend_retrieve_response`).
 
     They use pynetdicom internals (``RequestHandler._create_association``,
     ``ACSE._negotiate_as_acceptor``, ``Association._serve_request``: pynetdicom 2.1-3.0); without
@@ -444,7 +452,7 @@ def _request_handler(qr: Any, timeout: float) -> Any:
     from pynetdicom.dimse_primitives import C_MOVE, C_STORE
     from pynetdicom.transport import RequestHandler
 
-    from .dimse_qr import refuse_move, requestor_order, syntax_preference, unreachable
+    from .dimse_qr import mend_retrieve_response, refuse_move, requestor_order, syntax_preference
 
     class _Acse(ACSE):
         def _negotiate_as_acceptor(self) -> None:
@@ -489,7 +497,7 @@ def _request_handler(qr: Any, timeout: float) -> Any:
             send_msg = assoc.dimse.send_msg
 
             def send_response(primitive: Any, context_id: int) -> None:
-                unreachable(assoc, primitive)
+                mend_retrieve_response(assoc, primitive)
                 send_msg(primitive, context_id)
 
             assoc.dimse.send_msg = send_response  # type: ignore[method-assign]

@@ -587,7 +587,7 @@ class _QR:
             return not assoc.is_established
 
         host, port = self.peers[destination]
-        event.assoc.medcodec_move_peer = f"{destination} at {host}:{port}"  # for unreachable(): a known peer
+        event.assoc.medcodec_move_peer = f"{destination} at {host}:{port}"  # a known peer: mend_retrieve_response
         contexts = [build_context(cls, syntaxes) for cls, syntaxes, _ in proposals]
         handlers = [(evt.EVT_ACCEPTED, on_accepted), (evt.EVT_DIMSE_RECV, on_response)]
         yield host, port, {"contexts": contexts or None, "evt_handlers": handlers}
@@ -609,14 +609,14 @@ class _QR:
         ``records``: 0xA702, the instances it did not store listed failed (pynetdicom counts them)."""
         from pydicom.dataset import Dataset
 
-        log.warning("C-MOVE to %s stopped after %d of %d instance(s): the destination ended the association",
+        log.warning("C-MOVE to %s stopped after %d of %d instance(s): the association to the destination "
+                    "ended (it released or aborted it, or did not answer within the DIMSE timeout)",
                     destination, sent, len(records))  # fmt: skip
         failures = Dataset()
         failures.FailedSOPInstanceUIDList = [r.sop_uid for i, r in enumerate(records) if i >= sent or
                                              not answered.get(r.sop_uid)]  # fmt: skip
-        left = len(records) - sent
-        return _status(_SUBOPERATIONS_STOPPED, f"the destination {destination} ended the association; "
-                       f"{left} instance(s) not sent"), failures  # fmt: skip
+        left = len(records) - sent  # (the comment is at most 64 characters: the count came last and was cut)
+        return _status(_SUBOPERATIONS_STOPPED, f"{destination} association ended, {left} not sent"), failures
 
 
 def refuse_move(qr: _QR, assoc: Any, request: Any, context_id: int) -> Any:
@@ -712,12 +712,18 @@ def _keep_alive(assoc: Any) -> None:
         assoc.dul._idle_timer.restart()
 
 
-def unreachable(assoc: Any, response: Any) -> None:
-    """Make the C-MOVE ``response`` pynetdicom sends on ``assoc`` when it could not associate with
-    the destination (0xA801, "Move Destination unknown") say what happened when the destination is
-    a known peer: 0xA702 "unable to perform sub-operations" with a comment naming it (a peer that
-    was down or refused sent operators to check the AE configuration; DCMTK's dcmqrscp answers
-    0xA702 too; an outside audit, 2026-12-05)."""
+def mend_retrieve_response(assoc: Any, response: Any) -> None:
+    """Mend a C-GET or C-MOVE ``response`` pynetdicom is about to send on ``assoc``:
+
+    * a final one (not pending, not a cancel) goes without Number of Remaining Sub-operations
+      (PS3.4 C.4.2.1.6, C.4.3.1.6): pynetdicom kept its last pending response's (58 remaining
+      beside 59 failed of 64 in a 0xA702: an outside re-check, 2026-12-05);
+    * the 0xA801 "Move Destination unknown" it sends when it could not associate with a known
+      ``--dimse-peer`` (down, refusing) becomes 0xA702 with a comment naming it, as DCMTK's
+      dcmqrscp answers (operators went looking at the AE configuration: an outside audit).
+    """
+    if type(response).__name__ in ("C_MOVE", "C_GET") and response.Status not in (None, 0xFF00, 0xFF01, 0xFE00):
+        response.NumberOfRemainingSuboperations = None
     peer = getattr(assoc, "medcodec_move_peer", None)
     if peer and type(response).__name__ == "C_MOVE" and response.Status == 0xA801:
         log.warning("C-MOVE: the destination %s could not be reached", peer)
