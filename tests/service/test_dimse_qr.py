@@ -408,7 +408,7 @@ def test_a_move_stops_when_its_destination_goes(qr: SimpleNamespace) -> None:
 
 
 @pytest.mark.parametrize("kept", [True, False])
-def test_a_response_the_reactor_takes_goes_back_to_the_sender(qr: SimpleNamespace, kept: bool) -> None:
+def test_a_response_the_reactor_takes_goes_back_to_the_sender(shared_data: Path, kept: bool) -> None:
     """pynetdicom 3.0's reactor can read a C-STORE response meant for the ``send_c_store`` waiting for
     it (a race in its pause handshake) and drop it: a C-MOVE stalled 30 s and failed 55 of 64 instances
     once in an outside audit's soak (2026-12-05). Here the race is made certain (the reactor is never
@@ -420,6 +420,7 @@ def test_a_response_the_reactor_takes_goes_back_to_the_sender(qr: SimpleNamespac
     from pynetdicom.sop_class import CTImageStorage
 
     from medcodec.service.dimse_qr import keep_responses
+    from medcodec.testing.server import free_port
 
     class NeverPaused(threading.Event):
         """The reactor's checkpoint, never closed: the window of the race held open."""
@@ -431,14 +432,15 @@ def test_a_response_the_reactor_takes_goes_back_to_the_sender(qr: SimpleNamespac
             time.sleep(0.002)  # "paused" long enough for the sender to see it, then on to read the queue
             return True
 
+    port = free_port()  # pynetdicom on both sides: no medcodec server needed
     dest = AE(ae_title="DEST")
     dest.add_supported_context(CTImageStorage)
-    scp = dest.start_server(("127.0.0.1", qr.dest_port), block=False, evt_handlers=[(evt.EVT_C_STORE, lambda e: 0)])
+    scp = dest.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, lambda e: 0)])
     try:
         sender = AE(ae_title="SENDER")
         sender.dimse_timeout = 2
         sender.add_requested_context(CTImageStorage)
-        assoc = sender.associate("127.0.0.1", qr.dest_port, ae_title="DEST")
+        assoc = sender.associate("127.0.0.1", port, ae_title="DEST")
         assert assoc.is_established
         checkpoint = NeverPaused()
         checkpoint.set()
@@ -453,7 +455,7 @@ def test_a_response_the_reactor_takes_goes_back_to_the_sender(qr: SimpleNamespac
         assoc.dimse.get_msg = slow_reader
         if kept:
             keep_responses(assoc)
-        ds = pydicom.dcmread(qr.chest[0])
+        ds = pydicom.dcmread(sorted((shared_data / CHEST).glob("*.dcm"))[0])
         statuses = []
         try:
             for _ in range(3):
@@ -557,6 +559,9 @@ def test_a_known_destination_that_is_down_is_not_called_unknown(qr: SimpleNamesp
     finals = [answers[-1][0] for answers in _move_study(qr, ["DEST", "STRANGER", "DEST"])]  # nothing on DEST's port
     assert [int(f.Status) for f in finals] == [0xA702, 0xA801, 0xA702], finals
     assert f"DEST at 127.0.0.1:{qr.dest_port} could not be reached" in str(finals[0].ErrorComment), finals[0]
+    # the refused connection: medcodec's WARNING naming the peer, pynetdicom's transport lines not as errors
+    _wait_for(lambda: "the destination DEST at" in qr.log.read_text(), qr.log)
+    assert "ERROR pynetdicom.transport" not in qr.log.read_text(), qr.log.read_text()[-2000:]
 
 
 def _move_study(qr: SimpleNamespace, destinations: list[str]) -> list[list[tuple[Any, Any]]]:

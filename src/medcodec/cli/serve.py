@@ -403,8 +403,10 @@ class _LibraryTracebacks(logging.Filter):
             or isinstance(exc, OSError)
             or message.startswith(("Connection closed before", "[Errno", "Connection reset", "Connection timed out"))
             # the upper layer reading the peer's PDUs: a request it cannot decode (a calling AE title of
-            # spaces wrote 13 lines with a traceback a connection: an outside audit, 2026-12-05)
-            or record.name == "pynetdicom.dul"
+            # spaces wrote 13 lines with a traceback a connection: an outside audit, 2026-12-05); the
+            # transport: a C-MOVE destination that refuses the connection (ERROR twice before medcodec's
+            # own WARNING naming it)
+            or record.name in ("pynetdicom.dul", "pynetdicom.transport")
         )
         if not network:
             return True

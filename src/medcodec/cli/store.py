@@ -57,7 +57,8 @@ def list_studies(store_url: str, catalog: str | None, as_json: bool) -> None:
         for row in rows:
             click.echo(json.dumps(row, sort_keys=True))
         return
-    names = [name for name in PRESETS if any(name in row["archives"] for row in rows)] or ["diagnostic"]
+    names = [name for name in PRESETS if any(name in row["archives"] or name in row.get("outdated_archives", ())
+                                             for row in rows)] or ["diagnostic"]  # fmt: skip
     head = f"{'study date':10}  {'patient':24}  {'modality':8}  {'series':>6}  {'files':>6}  {'originals':>10}"
     click.echo(head + "".join(f"  {name:>16}" for name in names) + "  study UID")
     for row in rows:

@@ -27,8 +27,9 @@ a storage context the requestor wants to receive on (SCP role: a C-GET), the syn
 chosen by the requestor's order (:func:`.dimse_qr.requestor_order`), not by pynetdicom's (the
 acceptor's own list); for one it sends on (C-STORE), its own first choice (:func:`sender_order`);
 a C-MOVE that names nothing to retrieve is answered before pynetdicom would
-associate with its destination (:func:`.dimse_qr.refuse_move`). Both hook into pynetdicom's
-acceptor (:func:`_request_handler`).
+associate with its destination (:func:`.dimse_qr.refuse_move`); a connection that ends before
+its association frees its slot at once; a C-STORE of no storage class is refused, the
+association kept. These hook into pynetdicom's acceptor (:func:`_request_handler`).
 
 The log: one INFO line per association when it ends (who, how long, released, aborted or dropped,
 the requests it made and what its C-STOREs and retrieves did; a rejected one a WARNING:
@@ -429,7 +430,7 @@ def _end_with_the_connection(assoc: Any) -> None:
 
 
 def _request_handler(qr: Any, timeout: float) -> Any:
-    """pynetdicom's acceptor request handler, with three changes to each association it creates:
+    """pynetdicom's acceptor request handler, with these changes to each association it creates:
 
     * its socket times out after ``timeout`` seconds of a read or a write that does not move
       (:data:`.settings.DIMSE_TIMEOUT`);
