@@ -114,8 +114,27 @@ from ._common import EXIT_BUG, handle_errors
     help="Origin whose browser pages may call the server (a DICOMweb viewer served elsewhere, e.g. "
     "http://localhost:3000; '*' for any); repeatable [default: $MEDCODEC_CORS_ORIGINS, comma-separated, or none].",
 )
-@click.option("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS. Needs --tls-key.")
+@click.option("--tls-cert", default=None, help="PEM certificate (chain): serve HTTPS (and DICOM TLS). Needs --tls-key.")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
+@click.option(
+    "--dimse-tls-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Also run the DICOM SCP over TLS here (2762 usually; BCP 195, TLS 1.2+), with --tls-cert / --tls-key.",
+)
+@click.option(
+    "--dimse-tls-ca",
+    default=None,
+    help="PEM CA certificates: callers on --dimse-tls-port must present a certificate they signed (mutual "
+    "TLS), C-MOVE destinations over TLS are verified against them [default: any caller; the system's CAs].",
+)
+@click.option(
+    "--dimse-tls-peer",
+    "dimse_tls_peers",
+    multiple=True,
+    metavar="AE=HOST:PORT",
+    help="A DICOM peer reached over TLS (repeatable): as --dimse-peer, its C-MOVEs sent over DICOM TLS.",
+)
 @click.option(
     "--public-url",
     default=None,
@@ -182,6 +201,9 @@ def serve(
     cors_origins: tuple[str, ...],
     tls_cert: str | None,
     tls_key: str | None,
+    dimse_tls_port: int | None,
+    dimse_tls_ca: str | None,
+    dimse_tls_peers: tuple[str, ...],
     public_url: str | None,
     header_timeout: float,
     send_timeout: float,
@@ -198,6 +220,8 @@ def serve(
       curl -o ct.zip 'http://127.0.0.1:8044/studies/1.2.3/archive.zip?preset=diagnostic'
       MEDCODEC_TOKEN=... medcodec serve --store store/ --host 0.0.0.0 --dimse-port 11112 \\
           --tls-cert cert.pem --tls-key key.pem
+      medcodec serve --store store/ --host 10.0.0.2 --tls-cert cert.pem --tls-key key.pem \\
+          --dimse-tls-port 2762 --dimse-tls-ca site-ca.pem --dimse-tls-peer WS=10.0.0.5:2762
 
     STORE must exist (`medcodec ingest` makes stores) unless --create is given. What keeps the
     server from starting (no such store, a catalog that does not open, a port in use) is one
@@ -221,7 +245,11 @@ def serve(
         token=token or os.environ.get(TOKEN_ENV) or None,
         dimse_port=dimse_port,
         ae_title=ae_title,
-        dimse_peers=tuple(_peer(text) for text in dimse_peers),
+        dimse_peers=tuple(_peer(text) for text in dimse_peers)
+        + tuple(_peer(text, "--dimse-tls-peer") for text in dimse_tls_peers),
+        dimse_tls_port=dimse_tls_port,
+        dimse_tls_ca=dimse_tls_ca,
+        dimse_tls_peers=tuple(_peer(text, "--dimse-tls-peer")[0] for text in dimse_tls_peers),
         max_upload_bytes=max_upload * 1024 * 1024,
         max_results=max_results,
         live_workers=workers or os.cpu_count() or 1,
@@ -263,9 +291,10 @@ def serve(
         # the check below passed and the SCP failed after startup, with a traceback (an audit, 2026-12-03)
         raise click.ClickException(f"--dimse-port {dimse_port} is --port too: give DICOM another port")
     with contextlib.closing(opened), _listening(host, port, "--port") as sock:
-        if dimse_port is not None:
-            with _listening(host, dimse_port, "--dimse-port"):
-                pass  # free now; the SCP binds it when the application starts
+        for option, number in (("--dimse-port", dimse_port), ("--dimse-tls-port", dimse_tls_port)):
+            if number is not None:
+                with _listening(host, number, option):
+                    pass  # free now; the SCP binds it when the application starts
         port = sock.getsockname()[1]  # --port 0: the port the system chose
         app = create_app(settings, store=opened)
         url = f"{settings.scheme}://{_url_host(host)}:{port}/"
@@ -336,14 +365,13 @@ def _url_host(host: str) -> str:
     return f"[{host.strip('[]')}]" if ":" in host else host
 
 
-def _peer(text: str) -> tuple[str, str, int]:
+def _peer(text: str, option: str = "--dimse-peer") -> tuple[str, str, int]:
     """``AE=HOST:PORT`` -> (AE, HOST, PORT); a malformed one is a usage error."""
     ae, sep, address = text.partition("=")
     host, colon, port = address.rpartition(":")
     if not sep or not colon or not host or not port.isdigit():
-        raise click.BadParameter(
-            f"{text!r}: expected AE=HOST:PORT (e.g. WORKSTATION=10.0.0.5:11112)", param_hint="--dimse-peer"
-        )
+        raise click.BadParameter(f"{text!r}: expected AE=HOST:PORT (e.g. WORKSTATION=10.0.0.5:11112)",
+                                 param_hint=option)  # fmt: skip
     return ae.strip(), host.strip("[]"), int(port)
 
 

@@ -150,6 +150,7 @@ async def _health(request: Request) -> JSONResponse:
             "live_completed": pool.completed,
             "live_cancelled": pool.cancelled,
             "dimse_port": getattr(state, "dimse_port", None),
+            "dimse_tls_port": getattr(state, "dimse_tls_port", None),
             "precompute_pending": len(refresher.pending()) if refresher is not None else None,
             "precompute_completed": refresher.completed if refresher is not None else None,
             "precompute_failed": refresher.failed if refresher is not None else None,
@@ -230,25 +231,42 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
             else None
         )
         app.state.refresher = refresher
-        scp = None
+        scps: list[Any] = []
         try:
-            if settings.dimse_port is not None:
+            if settings.dimse_port is not None or settings.dimse_tls_port is not None:
+                from .dicom_tls import client_context, server_context
                 from .dimse import start_scp
 
-                scp = start_scp(
-                    app.state.store,
-                    port=settings.dimse_port,
-                    ae_title=settings.ae_title,
-                    host=settings.host,
-                    on_stored=refresher.notify if refresher is not None else None,
-                    peers={ae: (peer_host, peer_port) for ae, peer_host, peer_port in settings.dimse_peers},
-                    pool=app.state.pool,
-                    timeout=settings.dimse_timeout,
-                )
-                app.state.dimse_port = scp.port
+                tls_peers = {}
+                if settings.dimse_tls_peers:
+                    context = client_context(settings.tls_certfile, settings.tls_keyfile, settings.dimse_tls_ca)
+                    tls_peers = {ae: context for ae in settings.dimse_tls_peers}
+                listeners: list[tuple[int | None, Any]] = [(settings.dimse_port, None)]
+                if settings.dimse_tls_port is not None:  # (settings checked that the certificate is there)
+                    listeners.append(
+                        (settings.dimse_tls_port, server_context(str(settings.tls_certfile), str(settings.tls_keyfile),
+                                                                 settings.dimse_tls_ca))
+                    )  # fmt: skip
+                for port, tls in listeners:
+                    if port is None:
+                        continue
+                    scp = start_scp(
+                        app.state.store,
+                        port=port,
+                        ae_title=settings.ae_title,
+                        host=settings.host,
+                        on_stored=refresher.notify if refresher is not None else None,
+                        peers={ae: (peer_host, peer_port) for ae, peer_host, peer_port in settings.dimse_peers},
+                        pool=app.state.pool,
+                        timeout=settings.dimse_timeout,
+                        tls=tls,
+                        tls_peers=tls_peers,
+                    )
+                    scps.append(scp)
+                    setattr(app.state, "dimse_port" if tls is None else "dimse_tls_port", scp.port)
             yield
         finally:
-            if scp is not None:
+            for scp in scps:
                 scp.stop()
             if refresher is not None:  # stop it first, so that it queues nothing more on the pool
                 refresher.close(timeout=0)
@@ -261,6 +279,7 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan)
     app.state.settings = settings
     app.state.dimse_port = None
+    app.state.dimse_tls_port = None
     app.state.refresher = None
     app.add_middleware(_BearerAuth, token=settings.token)
     app.add_middleware(CachePolicy, private=settings.token is not None)  # outside the token check: 401s too

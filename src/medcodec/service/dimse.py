@@ -47,13 +47,14 @@ import contextlib
 import logging
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CodecError, DeliveryError
+from ..errors import CodecError
 from .dimse_status import CONFLICT, CONFLICT_COMMENT, error_comment, failure_status, refusal_comment
 from .settings import DIMSE_TIMEOUT
 
@@ -183,6 +184,8 @@ def start_scp(
     peers: Mapping[str, tuple[str, int]] | None = None,
     pool: Any = None,
     timeout: float = DIMSE_TIMEOUT,
+    tls: ssl.SSLContext | None = None,
+    tls_peers: Mapping[str, ssl.SSLContext] | None = None,
 ) -> Scp:
     """Start the SCP (C-STORE, C-ECHO, C-FIND, C-GET, C-MOVE) in background threads; returns once it listens.
 
@@ -206,7 +209,13 @@ def start_scp(
         The server's :class:`~medcodec.delivery.live.LivePool` (renditions coded for a retrieve).
     timeout
         Seconds a peer may leave a PDU unfinished, or not take what is sent
-        (:data:`.settings.DIMSE_TIMEOUT`, which says why).
+        (:data:`.settings.DIMSE_TIMEOUT`, which says why); a TLS handshake too.
+    tls
+        The port speaks DICOM TLS with this context (:func:`.dicom_tls.server_context`); each
+        connection's handshake runs in its own thread, under ``timeout``.
+    tls_peers
+        The client context of each peer (AE title) a C-MOVE reaches over TLS
+        (:func:`.dicom_tls.client_context`).
     """
     from pydicom.uid import (
         JPEG2000,
@@ -284,20 +293,42 @@ def start_scp(
     for model in QR_MODELS.values():
         for uid in model:
             ae.add_supported_context(uid, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-    qr = qr_service(store, ae_title=ae_title, peers=peers or {}, open_to_all=is_loopback(host), pool=pool)
+    qr = qr_service(
+        store, ae_title=ae_title, peers=peers or {}, open_to_all=is_loopback(host), pool=pool, tls_peers=tls_peers
+    )
     handlers: list[Any] = [(evt.EVT_C_STORE, on_store), *qr.handlers(), *_AssociationLog.handlers()]
-    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
-    if server is None:  # pragma: no cover - block=False always returns the server
-        raise DeliveryError(f"C-STORE SCP on {host}:{port} did not start")
-    # socketserver makes each connection's handler from this class (before the first caller can
-    # know the SCP is up, the default handler serves it as pynetdicom would)
-    server.RequestHandlerClass = _request_handler(qr, timeout)
+    # pynetdicom's start_server, with medcodec's server class and connection handler from the start
+    server = ae.make_server(
+        (host, port), evt_handlers=handlers, server_class=_server_class(tls),
+        request_handler=_request_handler(qr, timeout),
+    )  # fmt: skip
     # socketserver listens with a backlog of 5: in a burst of connections (a modality's parallel
     # senders, a C-MOVE fan-in) one in seven waited a second for the SYN to be sent again (an outside
     # re-check, 2026-12-05); listen() again sets the kernel's queue
     with contextlib.suppress(OSError, AttributeError):
         server.socket.listen(LISTEN_BACKLOG)  # type: ignore[union-attr]
+    ae._servers.append(server)  # as start_server does: the server's shutdown takes it out
+    what = "DICOM TLS" if tls is not None else "DICOM"
+    threading.Thread(target=server.serve_forever, name=f"{what} SCP on {host}:{port}", daemon=True).start()
     return Scp(server=server, port=int(server.server_address[1]))
+
+
+def _server_class(tls: ssl.SSLContext | None) -> Any:
+    """pynetdicom's threaded association server, whose accept loop only accepts: with ``tls``, the
+    connection is wrapped without its handshake, which :func:`_request_handler`'s ``handle`` does in
+    the connection's thread under the DIMSE timeout. (pynetdicom shakes hands in the accept loop,
+    on a socket with no timeout: one connection that never says hello stops every other.)"""
+    from pynetdicom.transport import ThreadedAssociationServer
+
+    class _Server(ThreadedAssociationServer):
+        def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+            assert self.socket is not None
+            connection, address = self.socket.accept()
+            if tls is not None:
+                connection = tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+            return connection, address
+
+    return _Server
 
 
 class _AssociationLog:
@@ -353,7 +384,7 @@ class _AssociationLog:
     @staticmethod
     def ended(assoc: Any) -> None:
         peer = assoc.requestor
-        who = f"{str(peer.ae_title).strip()!r} at {peer.address}:{peer.port}"
+        who = f"{str(peer.ae_title).strip()!r} at {peer.address}:{peer.port}" + getattr(assoc, "_medcodec_tls", "")
         since = getattr(assoc, "_medcodec_since", None)
         if since is None:
             if getattr(assoc, "is_rejected", False):
@@ -429,6 +460,49 @@ def _end_with_the_connection(assoc: Any) -> None:
     dul.receive_pdu = receive_pdu
 
 
+def _shake_hands(connection: ssl.SSLSocket, address: Any) -> bool:
+    """The TLS handshake of an accepted connection (under its timeout); False, with a WARNING line
+    saying why, when it fails: a caller without a certificate the CA signed, a plain DICOM
+    association on the TLS port, an old TLS version, a connection that never says hello."""
+    try:
+        connection.do_handshake()
+        return True
+    except (OSError, ValueError) as exc:  # ssl.SSLError, a reset, socket.timeout
+        reason = str(getattr(exc, "reason", None) or "")
+        if isinstance(exc, TimeoutError):
+            why = "no TLS handshake within the DIMSE timeout"
+        else:
+            why = _HANDSHAKE_FAILURES.get(reason, "")
+            why = f"{why} ({reason})" if why else reason or str(exc) or type(exc).__name__
+        log.warning("DICOM TLS connection from %s:%s refused: %s", address[0], address[1], why)
+        return False
+
+
+#: What OpenSSL's reasons for a failed handshake mean on the SCP's TLS port.
+_HANDSHAKE_FAILURES = {
+    "CERTIFICATE_VERIFY_FAILED": "its certificate is not signed by a --dimse-tls-ca authority, or has expired",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "it presented no certificate (--dimse-tls-ca requires one)",
+    "WRONG_VERSION_NUMBER": "not TLS: plain DICOM on the TLS port?",
+    "HTTP_REQUEST": "not TLS: an HTTP request",
+    "UNSUPPORTED_PROTOCOL": "a TLS version older than 1.2",
+    "NO_SHARED_CIPHER": "no cipher suite in common",
+    "UNEXPECTED_EOF_WHILE_READING": "it closed the connection during the handshake",
+}
+
+
+def _certificate_subject(connection: ssl.SSLSocket) -> str:
+    """``, certificate 'CN=...'`` of a caller that presented one (mutual TLS), else ``""``."""
+    try:
+        certificate = connection.getpeercert()
+    except (OSError, ValueError):
+        return ""
+    if not certificate:
+        return ""
+    subject: Any = certificate.get("subject", ())  # ((("commonName", "ws1"),), ...)
+    names = [f"CN={value}" for rdn in subject for key, value in rdn if key == "commonName"]
+    return f", certificate {', '.join(names) or 'without a common name'!r}"
+
+
 def _request_handler(qr: Any, timeout: float) -> Any:
     """pynetdicom's acceptor request handler, with these changes to each association it creates:
 
@@ -482,6 +556,8 @@ def _request_handler(qr: Any, timeout: float) -> Any:
     class _Handler(RequestHandler):
         def handle(self) -> None:
             self.request.settimeout(timeout)  # accept() gave a blocking socket with no timeout at all
+            if isinstance(self.request, ssl.SSLSocket) and not _shake_hands(self.request, self.client_address):
+                return  # (socketserver closes the connection)
             # each DIMSE message is a few small PDUs; with Nagle's algorithm each waited for the peer's
             # delayed ACK (DCMTK getscu of 100 MR slices on loopback: 9.2-9.5 s, 6.4-6.5 s without; an
             # outside audit measured 90 s -> 49 s for 1,000 small instances, DCMTK's dcmqrscp 89 s)
@@ -491,6 +567,9 @@ def _request_handler(qr: Any, timeout: float) -> Any:
 
         def _create_association(self) -> Any:
             assoc = super()._create_association()
+            if isinstance(self.request, ssl.SSLSocket):  # for the association's log line
+                tls = f" over {self.request.version()}{_certificate_subject(self.request)}"
+                assoc._medcodec_tls = tls  # type: ignore[attr-defined]
             if not hasattr(assoc, "acse") or not hasattr(assoc, "_serve_request"):  # pragma: no cover
                 return assoc
             assoc.acse = _Acse(assoc)

@@ -264,10 +264,11 @@ class _QR:
     """The three handlers, sharing the store, the peers and the access rule."""
 
     def __init__(self, store: Any, *, ae_title: str, peers: Mapping[str, tuple[str, int]], open_to_all: bool,
-                 pool: Any = None) -> None:  # fmt: skip
+                 pool: Any = None, tls_peers: Mapping[str, Any] | None = None) -> None:  # fmt: skip
         self.store = store
         self.ae_title = ae_title
         self.peers = dict(peers)
+        self.tls_peers = dict(tls_peers or {})  # AE title -> the ssl.SSLContext it is reached with
         self.open_to_all = open_to_all
         self.pool = pool
         self._addresses = {ae: _resolve(host) for ae, (host, _) in self.peers.items()}
@@ -587,10 +588,12 @@ class _QR:
             return not assoc.is_established
 
         host, port = self.peers[destination]
-        event.assoc.medcodec_move_peer = f"{destination} at {host}:{port}"  # a known peer: mend_retrieve_response
+        over = " over TLS" if destination in self.tls_peers else ""
+        event.assoc.medcodec_move_peer = f"{destination} at {host}:{port}{over}"  # a known peer: mend_retrieve_response
         contexts = [build_context(cls, syntaxes) for cls, syntaxes, _ in proposals]
         handlers = [(evt.EVT_ACCEPTED, on_accepted), (evt.EVT_DIMSE_RECV, on_response)]
-        yield host, port, {"contexts": contexts or None, "evt_handlers": handlers}
+        tls = {"tls_args": (self.tls_peers[destination], host)} if destination in self.tls_peers else {}
+        yield host, port, {"contexts": contexts or None, "evt_handlers": handlers, **tls}
         yield len(records)
         # each sub-operation starts only while the destination is there: pynetdicom's C-MOVE SCP went
         # on through every instance left, each read and transcoded for nothing and counted failed (an
@@ -788,10 +791,12 @@ def qr_service(
     peers: Mapping[str, tuple[str, int]],
     open_to_all: bool,
     pool: Any = None,
+    tls_peers: Mapping[str, Any] | None = None,
 ) -> _QR:
     """The Query/Retrieve SCP over ``store``: its pynetdicom event handlers are ``.handlers()``,
-    and :func:`refuse_move` takes it."""
-    return _QR(store, ae_title=ae_title, peers=peers, open_to_all=open_to_all, pool=pool)
+    and :func:`refuse_move` takes it. ``tls_peers``: the ``ssl.SSLContext`` of each C-MOVE
+    destination reached over DICOM TLS (:func:`.dicom_tls.client_context`)."""
+    return _QR(store, ae_title=ae_title, peers=peers, open_to_all=open_to_all, pool=pool, tls_peers=tls_peers)
 
 
 def qr_handlers(

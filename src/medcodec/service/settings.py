@@ -80,6 +80,17 @@ class Settings:
     dimse_peers
         Known DICOM peers, ``((ae_title, host, port), ...)``: C-MOVE destinations and, when the
         SCP listens off loopback, the only callers that may query and retrieve.
+    dimse_tls_port
+        A second SCP port speaking DICOM TLS (``--dimse-tls-port``, 2762 usually; PS3.15 B.9, BCP
+        195), with :attr:`tls_certfile` / :attr:`tls_keyfile`: the same services as
+        :attr:`dimse_port`, which may then be ``None`` (no port in clear).
+        :mod:`medcodec.service.dicom_tls` says who is trusted.
+    dimse_tls_ca
+        PEM certificates of the authorities DICOM TLS peers are verified against: callers on
+        :attr:`dimse_tls_port` must present a certificate they signed (mutual TLS), C-MOVE
+        destinations over TLS must have one (``--dimse-tls-ca``).
+    dimse_tls_peers
+        AE titles of :attr:`dimse_peers` that a C-MOVE reaches over TLS (``--dimse-tls-peer``).
     precompute_received
         Pre-compute, in the background, the studies that instances arrive in over STOW-RS or
         C-STORE (:mod:`medcodec.delivery.refresher`); ``False`` leaves them live until
@@ -127,6 +138,9 @@ class Settings:
     dimse_port: int | None = None
     ae_title: str = "MEDCODEC"
     dimse_peers: tuple[tuple[str, str, int], ...] = ()
+    dimse_tls_port: int | None = None
+    dimse_tls_ca: str | None = None
+    dimse_tls_peers: tuple[str, ...] = ()
     precompute_received: bool = True
     precompute_quiet: float = 0.5
     precompute_wait: float = 10.0
@@ -174,8 +188,10 @@ class Settings:
                 raise InvalidInputError(f"{name}={value!r} must be 0-3600 seconds")
         if not (isinstance(self.port, int) and 0 <= self.port < 65536):
             raise InvalidInputError(f"port={self.port!r} is not a TCP port")
-        if self.dimse_port is not None and not (isinstance(self.dimse_port, int) and 0 < self.dimse_port < 65536):
-            raise InvalidInputError(f"dimse_port={self.dimse_port!r} is not a TCP port")
+        for name in ("dimse_port", "dimse_tls_port"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and 0 < value < 65536):
+                raise InvalidInputError(f"{name}={value!r} is not a TCP port")
         if self.public_url is not None and not re.fullmatch(r"https?://[^\s/?#\"\\]+(/[^\s?#\"\\]*)?", self.public_url):
             raise InvalidInputError(f"public_url={self.public_url!r}: expected http(s)://host[:port][/path]")
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
@@ -183,15 +199,19 @@ class Settings:
         for path in (self.tls_certfile, self.tls_keyfile):
             if path is not None and not os.path.isfile(path):
                 raise InvalidInputError(f"TLS file {path!r} does not exist")
-        if self.tls_certfile is not None and self.tls_keyfile is not None:
-            import ssl
+        if self.dimse_tls_ca is not None and not os.path.isfile(self.dimse_tls_ca):
+            raise InvalidInputError(f"TLS file {self.dimse_tls_ca!r} does not exist")
+        from .dicom_tls import client_context, server_context
 
-            try:  # what uvicorn will do, here, so that a wrong pair is a message and not a traceback
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls_certfile, self.tls_keyfile)
-            except (OSError, ssl.SSLError) as exc:
-                raise InvalidInputError(
-                    f"TLS certificate {self.tls_certfile!r} and key {self.tls_keyfile!r} do not load: {exc}"
-                ) from exc
+        if self.tls_certfile is not None and self.tls_keyfile is not None:
+            # what uvicorn and the SCP will do, here, so that a wrong pair is a message and not a traceback
+            server_context(self.tls_certfile, self.tls_keyfile, self.dimse_tls_ca)
+        elif self.dimse_tls_port is not None:
+            raise InvalidInputError("a DICOM TLS port (--dimse-tls-port) needs --tls-cert and --tls-key")
+        if self.dimse_tls_ca is not None:
+            client_context(None, None, self.dimse_tls_ca)  # a CA file that does not load: said now
+        if self.dimse_tls_port is not None and self.dimse_tls_port in (self.dimse_port, self.port):
+            raise InvalidInputError(f"the DICOM TLS port {self.dimse_tls_port} is already the HTTP or DICOM port")
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise InvalidInputError(
@@ -203,3 +223,6 @@ class Settings:
         for peer in self.dimse_peers:
             if len(peer) != 3 or not peer[1] or not (isinstance(peer[2], int) and 0 < peer[2] < 65536):
                 raise InvalidInputError(f"DICOM peer {peer!r}: expected (AE title, host, port)")
+        unknown = set(self.dimse_tls_peers) - {peer[0] for peer in self.dimse_peers}
+        if unknown:
+            raise InvalidInputError(f"DICOM TLS peer(s) {sorted(unknown)} are not among the DICOM peers")

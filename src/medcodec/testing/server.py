@@ -36,7 +36,7 @@ def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict
     import httpx
 
     args = extra or []
-    taken = {args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--dimse-port"}
+    taken = {args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--dimse-port", "--dimse-tls-port")}
     port = free_port()
     while str(port) in taken:  # the test chose its DICOM port the same way a moment ago: not the same one
         port = free_port()
@@ -51,13 +51,14 @@ def start_server(store: Path | str, *, extra: list[str] | None = None, env: dict
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     if not isinstance(store, Path):  # the temporary log folder goes with the server (stop_server)
         _TEMPORARY_LOGS[proc.pid] = logs
-    url = f"http://{host}:{port}"
+    # with a certificate, HTTPS: the URL says so (the caller trusts its certificate; this wait does not check it)
+    url = f"{'https' if '--tls-cert' in args else 'http'}://{host}:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise DeliveryError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
+            if httpx.get(url + "/health", timeout=2, verify=False).status_code == 200:
                 return proc, url, log
         except httpx.TransportError:
             pass
