@@ -625,7 +625,14 @@ def test_viewer_sends_the_bearer_token_from_the_fragment(server: Any, browser: A
         page.goto(f"{url}/viewer/?study={server.chest_study}#token=s3cret-viewer-token-0123")
         _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic'")
         assert _viewer(page, "v.state.errors") == []
-        page.goto("about:blank")
+        # the address a user shares or bookmarks does not carry the token (it did: an outside audit,
+        # 2026-12-05); the tab keeps it, so a reload still works
+        page.wait_for_function("() => location.search.includes('slice=')")  # the address follows the view
+        assert "token" not in page.url and "s3cret" not in page.url, page.url
+        page.reload()
+        _wait(page, "v.shown.preset && v.shown.preset.preset === 'diagnostic'")
+        assert _viewer(page, "v.state.errors") == []
+        page = context.new_page()  # another tab: no token
         page.goto(f"{url}/viewer/?study={server.chest_study}")  # no token: the page says why, no image
         page.wait_for_function("() => window.medcodecViewer && window.medcodecViewer.state.errors.length > 0")
         assert "401" in page.inner_text("#status") and _viewer(page, "v.shown.preset") is None

@@ -40,6 +40,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
@@ -1195,10 +1196,30 @@ def instance_bulk_data(store: Any, record: Any, path: str) -> tuple[bytes, str]:
         _native_icon_pixels(ds, record, path)  # an icon's pixel data, encapsulated as the instance's: decoded
     value, _vr = bulk_value(ds, path)
     if steps[0][0] == 0x00420011 and len(steps) == 1:
-        mime = str(ds.get("MIMETypeOfEncapsulatedDocument") or "").strip().lower()
-        if "/" in mime and mime.isascii() and " " not in mime:
+        mime = document_media_type(ds.get("MIMETypeOfEncapsulatedDocument"))
+        if mime is not None:
             return value, mime
     return value, "application/octet-stream"
+
+
+#: A media type as RFC 6838 §4.2 names them: ``type/subtype``, restricted-name characters only.
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
+
+def document_media_type(value: Any) -> str | None:
+    """The media type an Encapsulated Document declares (0042,0012), lower case, without
+    parameters, or ``None`` when it is not one (RFC 6838 §4.2): then the bytes go as
+    ``application/octet-stream``. A line break in it crashed the answer (an outside audit,
+    2026-12-05); what a browser would run (HTML, SVG) is sent as declared, under the service's
+    ``sandbox`` policy (:mod:`medcodec.service.security`).
+
+    >>> document_media_type("application/pdf"), document_media_type("text/plain; charset=utf-8")
+    ('application/pdf', 'text/plain')
+    >>> document_media_type("text/plain\r\nX-Injected: yes"), document_media_type("pdf"), document_media_type(None)
+    (None, None, None)
+    """
+    text = str(value or "").split(";", 1)[0].strip().lower()
+    return text if _MEDIA_TYPE.fullmatch(text) else None
 
 
 def _native_icon_pixels(ds: Any, record: Any, path: str) -> None:

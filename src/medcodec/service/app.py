@@ -40,6 +40,7 @@ from ..delivery.refresher import Refresher
 from .caching import CachePolicy
 from .connections import quiet_accept_errors
 from .errors import UnauthorizedError, error_response, exception_handlers, status_for
+from .security import HostCheck, SecurityHeaders
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -284,6 +285,9 @@ def create_app(settings: Settings, *, store: Any = None) -> Starlette:
     app.add_middleware(_BearerAuth, token=settings.token)
     app.add_middleware(CachePolicy, private=settings.token is not None)  # outside the token check: 401s too
     app.add_middleware(_StoppingAnswer)
+    if settings.token is None:  # a page of another site under a name rebound to 127.0.0.1 (.security)
+        app.add_middleware(HostCheck, public_url=settings.public_url)
+    app.add_middleware(SecurityHeaders)
     if settings.cors_origins:  # outermost: preflights answered before the token check, errors carry the headers
         from starlette.middleware.cors import CORSMiddleware
 

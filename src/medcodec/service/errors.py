@@ -20,6 +20,8 @@ exception (or subclass)             status  when
 ``RequestTimeoutError``             408     STOW body stalled or too slow (``--body-timeout``)
 ``ConflictError``                   409     same SOP Instance UID, different bytes
 ``UnauthorizedError``               401     missing or wrong bearer token
+``MisdirectedRequestError``         421     a Host this server does not answer for (DNS rebinding:
+                                            :mod:`.security`)
 ``StoreFullError``                  507     no space left in the store
 ``OutOfResourcesError``             503     no file descriptor or memory left (``Retry-After``)
 ``InvalidInputError``               400     any other bad parameter (window, frame number, query)
@@ -43,6 +45,7 @@ from ..errors import CodecError, CorruptStreamError, InvalidInputError, without_
 __all__ = [
     "ServiceError",
     "UnauthorizedError",
+    "MisdirectedRequestError",
     "RangeNotSatisfiableError",
     "UnsupportedMediaTypeError",
     "RequestTimeoutError",
@@ -61,6 +64,10 @@ class ServiceError(CodecError):
 
 class UnauthorizedError(ServiceError):
     """No bearer token, or a wrong one."""
+
+
+class MisdirectedRequestError(ServiceError):
+    """A request naming a host (``Host``) the server does not answer for (RFC 9110 §15.5.20)."""
 
 
 class RangeNotSatisfiableError(ServiceError):
@@ -105,6 +112,7 @@ STATUS_BY_NAME: dict[str, int] = {
     "PayloadTooLargeError": 413,
     "ConflictError": 409,
     "UnauthorizedError": 401,
+    "MisdirectedRequestError": 421,
     "StoreFullError": 507,
     "OutOfResourcesError": 503,
     "InvalidInputError": 400,

@@ -102,8 +102,9 @@ class Settings:
         streams the archive live instead.
     cors_origins
         Origins whose pages may call the server from a browser (CORS: a DICOMweb viewer such as
-        OHIF served from elsewhere), ``"*"`` for any; empty (the default): none. The bearer token
-        is still required.
+        OHIF served from elsewhere), ``"*"`` for any; empty (the default): none. The bearer token,
+        when the server has one, is still required; ``"*"`` requires one (any site's page could
+        otherwise read the store: an outside audit, 2026-12-05).
     tls_certfile, tls_keyfile
         PEM certificate (chain) and private key: serve HTTPS (uvicorn's TLS). Both or neither. Off
         loopback without them the bearer token crosses the network in clear (the CLI warns).
@@ -212,6 +213,11 @@ class Settings:
             client_context(None, None, self.dimse_tls_ca)  # a CA file that does not load: said now
         if self.dimse_tls_port is not None and self.dimse_tls_port in (self.dimse_port, self.port):
             raise InvalidInputError(f"the DICOM TLS port {self.dimse_tls_port} is already the HTTP or DICOM port")
+        if "*" in self.cors_origins and not self.token:
+            raise InvalidInputError(
+                f"--cors-origin '*' lets the pages of any site read the store: it needs a bearer token "
+                f"(--token or {TOKEN_ENV}), or name the viewer's origin (e.g. http://localhost:3000)"
+            )
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise InvalidInputError(

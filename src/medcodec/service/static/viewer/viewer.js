@@ -9,8 +9,25 @@ const DICOMWEB = `${ROOT}dicomweb`;
 const API = `${BASE}api`;
 const params = new URLSearchParams(location.search);
 // A server bound off loopback wants a bearer token on every request: give it in the fragment
-// (#token=...), which browsers never send to the server or put in a Referer.
-const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
+// (#token=...), which browsers never send to the server or put in a Referer. It is then kept in this
+// tab's sessionStorage (a reload keeps it) and taken out of the address, which a user shares or
+// bookmarks: the address kept it, and handed the server's token to whoever got a link to a view (an
+// outside audit, 2026-12-05).
+const TOKEN_KEY = "medcodec-token";
+const TOKEN = (() => {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const given = fragment.get("token");
+  try {
+    if (given === null) return sessionStorage.getItem(TOKEN_KEY);
+    sessionStorage.setItem(TOKEN_KEY, given);
+  } catch {
+    // no storage here (a sandboxed frame): the token lives as long as the page
+  }
+  fragment.delete("token");
+  const rest = fragment.toString();
+  window.history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  return given;
+})();
 const auth = (headers = {}) => (TOKEN ? { ...headers, Authorization: `Bearer ${TOKEN}` } : headers);
 
 // ----------------------------------------------------------------------------- state
@@ -759,7 +776,7 @@ function goTo(idx) {
 }
 
 // the address follows what is shown (series, slice, preset, mode), so that a view can be shared or
-// bookmarked; the token stays in the fragment, which never leaves the browser. Written once things
+// bookmarked (without the token: see TOKEN). Written once things
 // settle: a cine or a scroll would call history.replaceState faster than chromium allows
 let urlTimer = null;
 function syncUrl() {
