@@ -112,3 +112,58 @@ def check_name_matching(store) -> None:  # type: ignore[no-untyped-def]
     assert len(fuzzy) == 1, fuzzy
     assert len(store.find_studies({"PatientName": "rüdiger"}, fuzzy=True)) == 1
     assert len(store.find_studies({"PatientName": "ΔΙΟΝ"}, fuzzy=True)) == 1
+    check_times_padding_and_first_patients(store, paths[2])
+
+
+def check_times_padding_and_first_patients(store, source: Path) -> None:  # type: ignore[no-untyped-def]
+    """StudyTime ranges compare times, whatever precision either side has; padding spaces of a key
+    are no part of it; ``^**`` is ``^*``; a patient whose first study is deleted takes its next
+    study's name (an outside audit of QIDO-RS and C-FIND matching, 2026-12-05: all four failed)."""
+    import tempfile
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    def made(folder: Path, pid: str, **values: str) -> str:
+        ds = pydicom.dcmread(source)
+        ds.PatientID = pid
+        for key, value in values.items():
+            setattr(ds, key, value)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(folder / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
+        assert store.ingest([folder / f"{ds.SOPInstanceUID}.dcm"], precompress=False).ok
+        return str(ds.StudyInstanceUID)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        times = {t: made(folder, "TIMES", StudyTime=t, StudyDescription="Time CT") for t in
+                 ("120000", "1200", "08", "235959.123456", "120000.5", "121530")}  # fmt: skip
+
+        def at(query: str) -> set[str]:
+            found = store.find_studies({"StudyTime": query, "PatientID": "TIMES"})
+            return {t for t, uid in times.items() if uid in {s["0020000D"]["Value"][0] for s in found}}
+
+        assert at("120000-120100") == {"120000", "1200", "120000.5"}
+        assert at("120000-") == {"120000", "1200", "120000.5", "121530", "235959.123456"}
+        assert at("120000.000000-") == at("120000-")
+        assert at("120000.0-120000.9") == {"120000", "1200", "120000.5"}
+        assert at("080000-090000") == at("0800-0900") == at("08-09") == {"08"}
+        assert at("-1159") == {"08"} and at("12-12") == {"120000", "1200", "120000.5", "121530"}
+        assert at("1215-1215") == {"121530"}  # a bound of minutes: the whole minute
+        # padding spaces of a key are no part of it (C-FIND's values come without them)
+        assert len(store.find_studies({"StudyDescription": "Time CT ", "PatientID": "TIMES"})) == len(times)
+        assert len(store.find_studies({"StudyDescription": " ", "PatientID": "TIMES"})) == len(times)  # universal
+        for key in ("StudyTime", "StudyDate", "StudyInstanceUID", "PatientBirthDate"):  # ``*``: any value
+            assert len(store.find_studies({key: "*", "PatientID": "TIMES"})) == len(times), key
+        doe = made(folder, "DOE-1", PatientName="Doe")
+        for key in ("Doe^*", "Doe^**", "doe^*^**"):
+            assert [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": key})] == [doe], key
+        # a patient's values are its first study's; once that study is deleted, the next one's
+        first = made(folder, "P13", PatientName="Alpha^One")
+        second = made(folder, "P13", PatientName="Beta^Two")
+        assert [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": "alpha*"})] == [first, second]
+        store.delete(first)
+        (left,) = store.find_studies({"PatientName": "beta*"})
+        assert left["0020000D"]["Value"] == [second] and left["00100010"]["Value"] == [{"Alphabetic": "Beta^Two"}]
+        assert store.find_studies({"PatientName": "alpha*"}) == []

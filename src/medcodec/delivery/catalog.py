@@ -383,6 +383,24 @@ def plain_tm(value: str) -> str:
     return value.strip().replace(":", "") if _COLON_TM.fullmatch(value) else value
 
 
+def _tm_low(value: str) -> str:
+    """A TM range's low bound as :func:`_tm_key` orders times: ``HHMMSS.FFFFFF``.
+
+    >>> _tm_low("12"), _tm_low("1200"), _tm_low("120000.5")
+    ('120000.000000', '120000.000000', '120000.500000')
+    """
+    return f"{(value[:6] + '000000')[:6]}.{(value[7:] + '000000')[:6]}"
+
+
+def _tm_key(column: Any) -> Any:
+    """A stored TM (``HH[MM[SS[.F...]]]``, as :func:`plain_tm` keeps it) as ``HHMMSS.FFFFFF``, in SQL
+    (SQLite and PostgreSQL alike): a ``.`` only ever follows the seconds, so the first six characters
+    padded with zeros are the whole seconds, those after the seventh the fraction."""
+    whole = sa.func.substr(column.concat("000000"), 1, 6)
+    fraction = sa.func.substr(sa.func.substr(column, 8).concat("000000"), 1, 6)
+    return whole.concat(".").concat(fraction)
+
+
 def plain_da(value: str) -> str:
     """A DA value in the form the catalog keeps and compares: ``YYYYMMDD``. The ACR-NEMA form
     ``YYYY.MM.DD``, which PS3.5 §6.2 asks readers to accept and old files hold, is rewritten (an
@@ -475,7 +493,12 @@ def _real(value: str, key: str) -> bool:
 def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
     """One matching condition (PS3.4 C.2.2.2: single value, UID list, wildcard, range)."""
     column = QUERY_KEYS[key][2]
-    value = str(value)
+    # leading and trailing spaces are padding in every string VR a key has (PS3.5 §6.2; C-FIND's
+    # values come without them): ``Head CT `` was found by C-FIND, not by QIDO-RS (an outside audit,
+    # 2026-12-05); spaces only are a zero-length value, universal matching (PS3.4 C.2.2.2.3)
+    value = str(value).strip(" ")
+    if not value.strip("*"):  # ``*`` alone: any value, whatever the VR (as C-FIND, which dropped it, did;
+        return sa.true()  # QIDO-RS answered 400 for a date, a number or a UID until 2026-12-05)
     if "\x00" in value:  # no DICOM string holds one, and PostgreSQL refuses it in text
         raise InvalidInputError(f"{key}={value!r}: a NUL character cannot be matched")
     if key in _UID_KEYS:
@@ -516,10 +539,16 @@ def _condition(key: str, value: str, fuzzy: bool) -> sa.ColumnElement[bool]:
         # patients without a birth date were found "born before"); PS3.4 C.2.2.2.5 matches values
         # in the range; finding empty values is not a range match (and is not offered)
         cond: sa.ColumnElement[bool] = column != ""
+        # a TM is compared as a time, whatever the precision either side has (``1200`` is 12:00:00,
+        # ``08`` 08:00:00; they were compared as text: 12:00 was not found in 120000-120100, nor
+        # ``120000`` by ``120000.000000-``: an outside audit, 2026-12-05): the stored value as
+        # HHMMSS.FFFFFF, the low bound padded the same way, the high bound with everything it leads
+        # (``1201`` is up to 12:01:59.999999)
+        value_key = _tm_key(column) if key == "StudyTime" else column
         if low:
-            cond = sa.and_(cond, column >= low.strip())
+            cond = sa.and_(cond, value_key >= (_tm_low(low.strip()) if key == "StudyTime" else low.strip()))
         if high:
-            cond = sa.and_(cond, column <= high.strip() + ("~" if key == "StudyTime" else ""))
+            cond = sa.and_(cond, value_key <= high.strip() + ("~" if key == "StudyTime" else ""))
         return cond
     if key in _NAME_KEYS:
         return _name_condition(column, value, fuzzy)
@@ -617,7 +646,7 @@ def _name_condition(column: Any, value: str, fuzzy: bool) -> sa.ColumnElement[bo
     keys = [trimmed]
     # a key ending in wildcard-only components (``OB^*``, ``Smith^Jane=*``) also finds the name without
     # them, whose trailing empty components the stored side no longer has (``OB^^^^`` is ``OB``)
-    shorter = _pn_trimmed_text(re.sub(r"([\^=]\*)+$", "", value))
+    shorter = _pn_trimmed_text(re.sub(r"([\^=]\*+)+$", "", value))  # ``*`` or ``**``: any run (C.2.2.2.4)
     if shorter and shorter != trimmed:
         keys.append(shorter)
     conds = []
@@ -936,13 +965,9 @@ class Catalog:
                         .order_by(instances.c.sop_uid)
                         .limit(1)
                     ).scalar()
-                    attrs = json.loads(header) if header else {}
                     own = patient_key("", issuer, study_uid)
                     self._upsert(conn, patients, "patient_key", {
-                        "patient_key": own, "patient_id": "",
-                        "patient_name": _pn_json_text(attrs.get("00100010"))[:324],  # every group, as ingest
-                        "birth_date": plain_da(first_value(attrs, "00100030"))[:16],
-                        "sex": first_value(attrs, "00100040")[:16],
+                        "patient_key": own, "patient_id": "", **_patient_values(header)
                     })  # fmt: skip
                     conn.execute(studies.update().where(studies.c.study_uid == study_uid).values(patient_key=own))
                     moved += 1
@@ -1240,6 +1265,8 @@ class Catalog:
                     is None
                 ):
                     conn.execute(patients.delete().where(patients.c.patient_key == key))
+                else:  # the patient's values are its first study's: that may be the one just deleted
+                    _refresh_patient(conn, key)
             else:  # the study is still there, changed: what is served of it says so (Last-Modified)
                 conn.execute(studies.update().where(studies.c.study_uid == study_uid).values(updated_at=time.time()))
             still = _referenced_among(conn, paths)
@@ -1502,6 +1529,33 @@ class Catalog:
                 out[tag] = header[tag]
         out["00083002"] = {"vr": "UI", "Value": [row["transfer_syntax_uid"]]}
         return out
+
+
+def _patient_values(header: str | None) -> dict[str, str]:
+    """The patient row's name, birth date and sex from an instance's stored header (DICOM JSON),
+    as ingest writes them from the data set."""
+    attrs = json.loads(header) if header else {}
+    return {
+        "patient_name": _pn_json_text(attrs.get("00100010"))[:324],  # every group, as ingest
+        "birth_date": plain_da(first_value(attrs, "00100030"))[:16],
+        "sex": first_value(attrs, "00100040")[:16],
+    }
+
+
+def _refresh_patient(conn: Connection, key: Any) -> None:
+    """Give the patient ``key`` the values of its first instance still stored (ingest order): the
+    patient keeps its first study's values (docs/delivery.md), and when that study was deleted its
+    name stayed, the remaining studies matched and answered with a name no stored object had (an
+    outside audit, 2026-12-05)."""
+    header = conn.execute(
+        sa.select(instances.c.header)
+        .join(studies, studies.c.study_uid == instances.c.study_uid)
+        .where(studies.c.patient_key == key)
+        .order_by(instances.c.ingested_at, instances.c.sop_uid)
+        .limit(1)
+    ).scalar()
+    if header is not None:
+        conn.execute(patients.update().where(patients.c.patient_key == key).values(**_patient_values(header)))
 
 
 def _pn_json_text(attr: Mapping[str, Any] | None) -> str:
