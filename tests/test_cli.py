@@ -27,6 +27,70 @@ def ct_series(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return folder
 
 
+def test_decode_to_dicom_is_all_or_nothing_and_finds_what_it_wrote(
+    ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outside audit (2026-12-05): an interrupted ``decode --to dicom`` left part of a series, a
+    second decode into the same folder added a second series (files named by new UIDs), a damaged
+    stream left an empty folder, and a staging folder a killed run left stayed for ever."""
+
+    from medcodec.dicom import write as dicom_write
+    from medcodec.fileio import STAGING_PREFIX, _host
+
+    out = tmp_path / "ct.mdc"
+    assert main(["encode", str(ct_series), "-o", str(out), "-q", "90", "--no-progress"]) == 0
+    dcm = tmp_path / "dcm"
+    real = dicom_write.write_derived
+    calls = []
+
+    def failing(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # as Ctrl-C in the middle of the series
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr("medcodec.dicom.series_mdc.write_derived", failing)
+    assert main(["decode", str(out), "-o", str(dcm), "--to", "dicom"]) == 130
+    assert not dcm.exists()  # nothing written, and not the folder either
+    monkeypatch.setattr("medcodec.dicom.series_mdc.write_derived", real)
+    dcm.mkdir()
+    left = dcm / f"{STAGING_PREFIX}999999999@{_host()}-x"  # a killed run's (no such process)
+    (left / "part.dcm").parent.mkdir()
+    (left / "part.dcm").write_bytes(b"half")
+    assert main(["decode", str(out), "-o", str(dcm), "--to", "dicom"]) == 0
+    first = sorted(p.name for p in dcm.iterdir())
+    assert first == [f"ct_{k:04d}.dcm" for k in range(6)], first  # the killed run's folder is gone
+    capsys.readouterr()
+    assert main(["decode", str(out), "-o", str(dcm), "--to", "dicom"]) == 2  # found: not a second series
+    assert "exists already" in capsys.readouterr().err
+    assert main(["decode", str(out), "-o", str(dcm), "--to", "dicom", "--overwrite"]) == 0
+    assert sorted(p.name for p in dcm.iterdir()) == first
+    assert len({pydicom.dcmread(p).SeriesInstanceUID for p in dcm.iterdir()}) == 1
+    cut = tmp_path / "cut.mdc"
+    cut.write_bytes(out.read_bytes()[: len(out.read_bytes()) // 2])
+    assert main(["decode", str(cut), "-o", str(tmp_path / "never"), "--to", "dicom"]) == 2
+    assert not (tmp_path / "never").exists()
+
+
+def test_progress_goes_to_a_log_as_lines(
+    ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stderr not a terminal (a log): tqdm drew nothing, so a long run said nothing until it ended,
+    --progress or not (an outside audit, 2026-12-05); now a plain line now and then (every update
+    here, the interval set to 0), no carriage returns."""
+    import medcodec.cli._common as common
+
+    monkeypatch.setattr(common, "PROGRESS_LINE_SECONDS", 0.0)
+    assert main(["encode", str(ct_series), "-o", str(tmp_path / "ct.mdc"), "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "reading DICOM: 6/6 file(s) (100 %)" in err and "\r" not in err, err
+    assert main(["ingest", str(ct_series), "--store", str(tmp_path / "store"), "--no-precompress"]) == 0
+    err = capsys.readouterr().err
+    assert "ingest: 6/6 file(s) (100 %)" in err and "\r" not in err, err
+    assert main(["encode", str(ct_series), "-o", str(tmp_path / "q.mdc"), "--no-progress"]) == 0
+    assert "file(s)" not in capsys.readouterr().err
+
+
 def test_encode_info_decode_dicom_round_trip(ct_series: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ct.mdc"
     assert main(["encode", str(ct_series), "-o", str(out), "-q", "90", "--no-progress"]) == 0

@@ -12,14 +12,25 @@ import contextlib
 import errno
 import os
 import re
+import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import OutputError, OutputExistsError
 
-__all__ = ["atomic_write", "atomic_writer", "staged_file", "StagedFile", "check_output_path", "safe_name"]
+__all__ = [
+    "atomic_write",
+    "atomic_writer",
+    "staged_file",
+    "StagedFile",
+    "staging_folder",
+    "check_output_path",
+    "safe_name",
+]
 
 
 def _umask() -> int:
@@ -148,6 +159,70 @@ def staged_file(path: str | os.PathLike[str]) -> Iterator[StagedFile]:
 #: errno values that are the output's fault (disk full, quota, file too large, read-only file
 #: system), never an input's: they become :class:`~medcodec.errors.OutputError`.
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+#: Name prefix of the folders a set of files is written into before it is renamed into place.
+STAGING_PREFIX = ".medcodec-staging-"
+#: Seconds after which a staging folder that names no process (made before 2026-12-05) is left over.
+STAGING_ORPHAN_AGE = 86_400
+
+
+@contextlib.contextmanager
+def staging_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """A folder inside ``out`` that a set of files (a series) is written into before each is renamed
+    into ``out`` (renames in one file system: all there, or none); removed on the way out, whatever
+    happens. Named after this process and host (``.medcodec-staging-<pid>@<host>-...``): one that a
+    killed run left (``kill -9``, a power cut) is removed by the next run writing into ``out``, once
+    its process is gone; it stayed inside the finished series until 2026-12-05 (an outside audit).
+
+    Raises
+    ------
+    OutputError
+        ``out`` cannot be written in.
+    """
+    folder = Path(out)
+    remove_left_staging(folder)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}@{_host()}-", dir=folder))
+    except OSError as exc:
+        raise OutputError(f"cannot write in this folder ({exc.strerror or exc})", path=folder) from exc
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+
+
+def remove_left_staging(folder: Path) -> list[Path]:
+    """Remove the staging folders in ``folder`` whose run is over: made on this host by a process
+    that no longer exists, or naming no process and untouched for :data:`STAGING_ORPHAN_AGE`. Another
+    host's are left alone (a shared folder: its process cannot be seen from here). Returns them."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in folder.glob(STAGING_PREFIX + "*"):
+            owner = entry.name[len(STAGING_PREFIX) :]
+            pid, at, rest = owner.partition("@")
+            if at:
+                if not pid.isdigit() or rest.rpartition("-")[0] != _host() or _alive(int(pid)):
+                    continue
+            elif time.time() - entry.stat().st_mtime < STAGING_ORPHAN_AGE:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        return True
+    return True
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> Path:

@@ -121,6 +121,25 @@ def test_every_codec_failing_is_an_error(tmp_path: Path, capsys: pytest.CaptureF
     assert not report.exists()
 
 
+def test_unreadable_inputs_beside_good_ones_exit_1_with_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder with bad files: the report is of what could be read, each bad file is named, and the
+    exit is 1 as encode and ingest give for a batch past bad inputs (it was 0: an outside audit, 2026-12-05)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    crop(folder, 16)
+    (folder / "notes.txt").write_text("not an image\n")
+    whole = crop(tmp_path, 16).read_bytes()
+    (folder / "cut.dcm").write_bytes(whole[: len(whole) // 3])
+    report = tmp_path / "report"
+    code, _out, err = run([str(folder), "--report", str(report), "--codecs", "jpegls", "--rates", "4"], capsys)
+    assert code == 1, err
+    # (the text file is no DICOM file: not an input of a folder walk)
+    assert err.count("unreadable input:") == 1 and "cut.dcm" in err and "1 input(s) could not be read" in err
+    assert (report / "results.json").exists()
+
+
 # --------------------------------------------------------------------------- lossy source, BD-rate
 
 JPG_EXTENDED = "JPGExtended.dcm"  # 1024x256 12-bit NM, JPEG extended (.51), Lossy Image Compression 01

@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -212,27 +213,74 @@ def jobs_option(fn: F) -> F:
     )(fn)  # fmt: skip
 
 
+#: Seconds between two progress lines when stderr is not a terminal (a log: cron, systemd, CI).
+PROGRESS_LINE_SECONDS = 10.0
+
+
+class ProgressLines:
+    """Progress as plain lines, for a stderr that is not a terminal: ``ingest: 40/120 files (33 %)``
+    at most every :data:`PROGRESS_LINE_SECONDS`, nothing for work that ends sooner. tqdm draws
+    nothing there (``disable=None``), so a long ingest into a log said nothing until it ended, even
+    with ``--progress`` (an outside audit, 2026-12-05); its carriage returns would fill the log."""
+
+    def __init__(self, desc: str, unit: str, total: int | None = None) -> None:
+        self.desc, self.unit, self.total, self.n = desc or "progress", unit, total, 0
+        self.last = time.monotonic()
+
+    def update(self, done: int, total: int | None = None) -> None:
+        self.n, self.total = done, total if total is not None else self.total
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_LINE_SECONDS:
+            self.last = now
+            of = f"/{self.total}" if self.total else ""
+            pct = f" ({100 * done / self.total:.0f} %)" if self.total else ""
+            click.echo(f"{self.desc}: {done}{of} {self.unit}(s){pct}", err=True)
+
+    def close(self) -> None:
+        """(Nothing to clear: the lines stay in the log.)"""
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
+
+
 def progress(
     items: Iterable[Any], *, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "item"
 ) -> Iterable[Any]:
-    """A tqdm bar on stderr when there is more than one item and stderr is a terminal or forced."""
+    """A tqdm bar on stderr when it is a terminal; plain lines now and then when it is not
+    (:class:`ProgressLines`)."""
     if not enabled:
         return items
+    if not stderr_is_terminal():
+        return _lines_over(items, ProgressLines(desc, unit, total))
     from tqdm import tqdm
 
-    return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+    return tqdm(items, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+
+
+def _lines_over(items: Iterable[Any], lines: ProgressLines) -> Iterator[Any]:
+    for i, item in enumerate(items, 1):
+        yield item
+        lines.update(i)
 
 
 @contextlib.contextmanager
 def progress_bar(desc: str, *, unit: str = "item", enabled: bool = True) -> Iterator[ProgressCallback | None]:
     """A tqdm bar on stderr driven by the library's ``progress(done, total)`` callbacks
-    (:mod:`medcodec.progress`); ``None`` when disabled. The only place bars are drawn."""
+    (:mod:`medcodec.progress`), plain lines when stderr is no terminal; ``None`` when disabled.
+    (``ingest`` keeps a bar per stage with the same rule; ``fetch`` and ``store`` draw byte bars.)"""
     if not enabled:
         yield None
         return
+    if not stderr_is_terminal():
+        yield ProgressLines(desc, unit).update
+        return
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, leave=False)
 
     def update(done: int, total: int | None) -> None:
         if total is not None and bar.total != total:

@@ -195,6 +195,5 @@ def _write_dicom(
 ) -> None:
     from ..dicom.series_mdc import decode_mdc_to_dicom
 
-    ensure_dir(folder)
     written, series_uid, ratio = decode_mdc_to_dicom(data, folder, source=stream, overwrite=overwrite, jobs=jobs)
     click.echo(f"{folder}: {len(written)} DICOM file(s), ratio {ratio:.1f}:1, new Series Instance UID {series_uid}")

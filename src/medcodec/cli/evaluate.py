@@ -17,7 +17,7 @@ from ..evaluate.inputs import load_series
 from ..evaluate.peers import ADAPTERS, DEFAULT_CODECS, OPT_IN, get_adapter
 from ..evaluate.report import report_paths, write_report
 from ..evaluate.runner import DEFAULT_RATES, run_evaluation
-from ._common import handle_errors, progress_bar
+from ._common import EXIT_PARTIAL, handle_errors, progress_bar
 
 __all__ = ["evaluate", "parse_floats", "parse_qualities", "parse_window"]
 
@@ -258,3 +258,7 @@ def evaluate(
         click.echo(note)
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")
+    if series.skipped_inputs:  # the report is of what could be read: a batch past bad inputs exits 1, as
+        # encode and ingest do (it exited 0: an outside audit, 2026-12-05)
+        click.echo(f"{len(series.skipped_inputs)} input(s) could not be read (listed above)", err=True)
+        raise SystemExit(EXIT_PARTIAL)

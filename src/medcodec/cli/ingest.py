@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..errors import DeliveryError
-from ._common import EXIT_ERROR, EXIT_PARTIAL, handle_errors, log_warnings
+from ._common import EXIT_ERROR, EXIT_PARTIAL, ProgressLines, handle_errors, log_warnings, stderr_is_terminal
 
 
 @click.command()
@@ -95,6 +95,10 @@ def ingest(
             ingested[:] = [done, total]
         if not progress:
             return
+        unit = {"ingest": "file", "precompute": "file", "archive": "zip"}.get(stage, "item")
+        if not stderr_is_terminal():  # a log: a line now and then (tqdm drew nothing there)
+            bars.setdefault(stage, ProgressLines(stage, unit)).update(done, total or None)
+            return
         from tqdm import tqdm
 
         bar = bars.get(stage)
@@ -102,7 +106,6 @@ def ingest(
             for other in bars.values():  # one stage's bar at a time (replaced, not nested)
                 other.close()
             bars.clear()
-            unit = {"ingest": "file", "precompute": "file", "archive": "zip"}.get(stage, "item")
             bar = bars[stage] = tqdm(
                 total=total or None, desc=stage, unit=unit, file=sys.stderr, leave=False, disable=None
             )

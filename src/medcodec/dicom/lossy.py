@@ -77,8 +77,6 @@ import contextlib
 import io
 import math
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -102,7 +100,7 @@ from ..errors import (
     PaddingWarning,
     UnsupportedImageError,
 )
-from ..fileio import atomic_write, check_output_path, safe_name
+from ..fileio import atomic_write, check_output_path, safe_name, staging_folder
 from ..metrics import compression_ratio
 from ..progress import Counter, ProgressCallback
 from ..ratecontrol import CALIBRATION_FRAMES, RateTarget, check_psnr_reached, check_ratio_reached
@@ -331,10 +329,8 @@ def encode_series_to_dicom(
     out.mkdir(parents=True, exist_ok=True)
     # all or nothing per series: files are written into a staging folder next to their final place
     # and renamed into it only when every one was written (a full disk leaves no half series)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=".medcodec-staging-", dir=out))
-    except OSError as exc:
-        raise OutputError(f"cannot write in this folder ({exc.strerror or exc})", path=out) from exc
+    staging_stack = contextlib.ExitStack()  # (closed in the finally below: the folder goes, whatever happens)
+    staging = staging_stack.enter_context(staging_folder(out))
 
     def one(item: tuple[DicomImage, str]) -> FileResult | tuple[str, Exception]:
         image, name = item
@@ -363,7 +359,7 @@ def encode_series_to_dicom(
             except OSError as exc:
                 raise OutputError(f"cannot put the series in place ({exc.strerror or exc})", path=r.path) from exc
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging_stack.close()
         if created:
             with contextlib.suppress(OSError):  # only when empty: nothing was put in place
                 out.rmdir()

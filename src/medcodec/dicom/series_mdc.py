@@ -10,6 +10,7 @@ recorded, one new Series Instance UID). Files are written atomically and never o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -21,8 +22,8 @@ from ..codec import MdcHeader, decode, encode_to, read_header
 from ..codec.container import pixel_data_bytes
 from ..codec.mdc import StreamSummary
 from ..codec.quantize import MDC_DEFAULT_TABLE, is_default_table
-from ..errors import InvalidInputError, RateTargetWarning
-from ..fileio import check_output_path, staged_file
+from ..errors import InvalidInputError, OutputError, RateTargetWarning
+from ..fileio import check_output_path, staged_file, staging_folder
 from ..metrics import compression_ratio
 from ..progress import ProgressCallback, check_progress, tracked
 from ..ratecontrol import (
@@ -242,14 +243,22 @@ def decode_mdc_to_dicom(
 ) -> tuple[list[Path], str, float]:
     """One derived DICOM file per source image of a ``.mdc`` that carries its DICOM headers.
 
+    All or nothing: the files are written into a staging folder inside ``folder`` and renamed into
+    it once every one is written (an error, Ctrl-C or a full disk leaves none, and no folder the
+    call made). Their names are the stream's and the image's position, ``<stem>_0000.dcm`` ...
+    (``image_0000.dcm`` without ``source``), so that decoding again finds them: an error unless
+    ``overwrite``, which replaces them. Until 2026-12-05 each file was named by its new SOP
+    Instance UID, written in place one by one: an interrupted decode left part of a series, and a
+    second decode into the same folder added a second series beside the first (an outside audit).
+
     Parameters
     ----------
     data
         The ``.mdc`` stream.
     folder
-        Output folder (created); files are named by their new SOP Instance UID.
+        Output folder (created).
     source
-        Where ``data`` came from: quoted in errors and never overwritten.
+        Where ``data`` came from: quoted in errors, never overwritten, its stem names the files.
     overwrite, jobs
         Replace existing files; decoding threads.
     progress
@@ -266,6 +275,8 @@ def decode_mdc_to_dicom(
         The stream carries no DICOM headers (segment ``dcmh``), or an output exists / is an input.
     CorruptStreamError
         Damaged stream.
+    OutputError
+        ``folder`` cannot be written in, or the disk is full.
     """
     progress = check_progress(progress)
     header: MdcHeader = read_header(data)
@@ -276,8 +287,12 @@ def decode_mdc_to_dicom(
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    pixels = decode(data, jobs=jobs)
+    protected = [source] if source is not None else []
+    stem = Path(source).stem if source is not None else "image"
+    targets = [out / f"{stem}_{k:04d}.dcm" for k in range(len(entries))]
+    for target in targets:  # all checked before the decoding: an output that exists stops it at once
+        check_output_path(target, inputs=protected, overwrite=overwrite)
+    pixels = decode(data, jobs=jobs)  # a damaged stream stops here, before any folder is made
     if pixels.ndim == 2:
         pixels = pixels[None]
     ratio = compression_ratio(pixel_data_bytes(header, len(data)), pixels.size, header.bits_stored)  # pixel data only
@@ -288,15 +303,28 @@ def decode_mdc_to_dicom(
         f"medcodec .mdc, quality {header.quality}, decoded to uncompressed" if max_error is None
         else f"medcodec .mdc, max error {max_error} stored units, decoded to uncompressed"
     )  # fmt: skip
-    protected = [source] if source is not None else []
-    written: list[Path] = []
-    for first, n, ds in tracked(entries, progress, total=len(entries)):
-        spec = spec_from_header(ds, pixel_tag=PIXEL_DATA_TAGS[0], path=where)  # header kept without pixels
-        frames = pixels[first : first + n]
-        out_ds = derive_dataset(
-            ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method=method,
-            description=description, lossy=max_error != 0, new_series_uid=series_uid,
-        )  # fmt: skip
-        written.append(write_derived(out / f"{out_ds.SOPInstanceUID}.dcm", out_ds, inputs=protected,
-                                     overwrite=overwrite))  # fmt: skip
-    return written, series_uid, ratio
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the folder ({exc.strerror or exc})", path=out) from exc
+    try:
+        with staging_folder(out) as staging:
+            for (first, n, ds), target in zip(tracked(entries, progress, total=len(entries)), targets):
+                spec = spec_from_header(ds, pixel_tag=PIXEL_DATA_TAGS[0], path=where)  # header kept without pixels
+                frames = pixels[first : first + n]
+                out_ds = derive_dataset(
+                    ds, frames if n > 1 or "NumberOfFrames" in ds else frames[0], spec, ratio=ratio, method=method,
+                    description=description, lossy=max_error != 0, new_series_uid=series_uid,
+                )  # fmt: skip
+                write_derived(staging / target.name, out_ds, inputs=protected, overwrite=False)
+            for target in targets:  # every file is in staging: put them in place (renames in one folder)
+                try:
+                    os.replace(staging / target.name, target)
+                except OSError as exc:
+                    raise OutputError(f"cannot put the series in place ({exc.strerror or exc})", path=target) from exc
+    finally:
+        if created:
+            with contextlib.suppress(OSError):  # only when empty: nothing was put in place
+                out.rmdir()
+    return targets, series_uid, ratio
