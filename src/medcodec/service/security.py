@@ -5,7 +5,8 @@ An outside audit (2026-12-05) found, on the default set-up (loopback, no token):
 * **DNS rebinding**: the server answered any ``Host``. A page whose name its owner points at
   127.0.0.1 is then the server's own origin, and read every study (and stored by STOW-RS). Without a
   token (:class:`HostCheck`), a request must name the server by a loopback name or address
-  (``127.0.0.1``, ``localhost``, ``[::1]``, any port) or the host of ``--public-url``; another Host
+  (``127.0.0.1``, ``localhost``, ``[::1]``, any port; the machine's own name when it resolves to
+  loopback) or the host of ``--public-url``; another Host
   is 421 Misdirected Request (``GET /health`` excepted: no data, and probes name servers as they
   like). ``--cors-origin '*'`` needs a token (:class:`~.settings.Settings`): it let any site's page
   read the store. With a token a rebound page has no token, and the check is not made
@@ -22,6 +23,7 @@ An outside audit (2026-12-05) found, on the default set-up (loopback, no token):
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -51,8 +53,8 @@ def host_allowed(host_header: str, extra: tuple[str, ...] = ()) -> bool:
     [True, True, True, True, True]
     >>> [host_allowed(h) for h in ("evil.example:8044", "", "127.0.0.1.evil.example", "[::1")]
     [False, False, False, False]
-    >>> host_allowed("pacs.example.org", ("pacs.example.org",))
-    True
+    >>> host_allowed("pacs.example.org", ("pacs.example.org",)), host_allowed("localhost.:8044")
+    (True, True)
     """
     value = host_header.strip().lower()
     if value.startswith("["):  # [v6]:port
@@ -62,6 +64,7 @@ def host_allowed(host_header: str, extra: tuple[str, ...] = ()) -> bool:
         name = value[1:end]
     else:
         name = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    name = name[:-1] if name.endswith(".") else name  # ``localhost.``: the same name, rooted
     if not name:
         return False
     if name == "localhost" or name in extra:
@@ -72,6 +75,19 @@ def host_allowed(host_header: str, extra: tuple[str, ...] = ()) -> bool:
         return False
 
 
+def _own_loopback_names() -> tuple[str, ...]:
+    """This machine's own name when it resolves to a loopback address here (Debian maps it to
+    127.0.1.1 in /etc/hosts): ``http://<hostname>:8044/`` on the machine itself is the server too."""
+    import socket
+
+    names = []
+    with contextlib.suppress(OSError):
+        for name in (socket.gethostname(),):  # (not getfqdn: a reverse lookup, slow where DNS is not there)
+            if name and all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(name, None)):
+                names.append(name.lower())
+    return tuple(names)
+
+
 class HostCheck:
     """Answer 421 to a request whose ``Host`` is not one of :func:`host_allowed`'s (the server has
     no token; see the module docstring). ``public_url``: ``--public-url``, whose host is allowed."""
@@ -79,7 +95,7 @@ class HostCheck:
     def __init__(self, app: ASGIApp, public_url: str | None = None):
         self.app = app
         host = urlsplit(public_url).hostname if public_url else None
-        self.extra = (host.lower(),) if host else ()
+        self.extra = ((host.lower(),) if host else ()) + _own_loopback_names()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path") != "/health":  # (no data; probes name the server as they like)
