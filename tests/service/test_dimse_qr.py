@@ -470,7 +470,8 @@ def test_a_response_the_reactor_takes_goes_back_to_the_sender(shared_data: Path,
     if kept:
         assert statuses == [0, 0, 0], statuses
     else:
-        assert statuses == [None], statuses  # timed out, aborted
+        # a response lost: timed out, aborted (on a loaded machine the sender may win a round first: [0, None])
+        assert statuses[-1] is None and len(statuses) < 3, statuses
 
 
 def test_connections_that_end_before_an_association_free_their_slot(qr: SimpleNamespace) -> None:

@@ -275,7 +275,7 @@ def test_a_stow_body_that_trickles_gets_408_and_frees_the_upload_budget(tmp_path
     tricklers = []
     for _ in range(2):
         s = socket.create_connection(("127.0.0.1", port), timeout=20)
-        s.sendall(f"POST /dicomweb/studies HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n"
+        s.sendall(f"POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ct}\r\n"
                   f"Content-Length: {1024 * 1024}\r\n\r\n".encode() + body[:100])  # fmt: skip
         tricklers.append(s)
     try:
@@ -347,7 +347,7 @@ def _stalled_get(port: int, path: str, headers: str = "") -> socket.socket:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(60)
     s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())  # (a loopback name: security.py)
     assert s.recv(12).startswith(b"HTTP/1.1 200")
     return s
 

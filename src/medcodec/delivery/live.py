@@ -1207,7 +1207,7 @@ _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^
 
 
 def document_media_type(value: Any) -> str | None:
-    """The media type an Encapsulated Document declares (0042,0012), lower case, without
+    r"""The media type an Encapsulated Document declares (0042,0012), lower case, without
     parameters, or ``None`` when it is not one (RFC 6838 §4.2): then the bytes go as
     ``application/octet-stream``. A line break in it crashed the answer (an outside audit,
     2026-12-05); what a browser would run (HTML, SVG) is sent as declared, under the service's
