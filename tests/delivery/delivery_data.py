@@ -124,12 +124,12 @@ def check_times_padding_and_first_patients(store, source: Path) -> None:  # type
     import pydicom
     from pydicom.uid import generate_uid
 
-    def made(folder: Path, pid: str, **values: str) -> str:
+    def made(folder: Path, pid: str, study: str | None = None, **values: str) -> str:
         ds = pydicom.dcmread(source)
         ds.PatientID = pid
         for key, value in values.items():
             setattr(ds, key, value)
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study or generate_uid(), generate_uid(), generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.save_as(folder / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
         assert store.ingest([folder / f"{ds.SOPInstanceUID}.dcm"], precompress=False).ok
@@ -162,8 +162,17 @@ def check_times_padding_and_first_patients(store, source: Path) -> None:  # type
         # a patient's values are its first study's; once that study is deleted, the next one's
         first = made(folder, "P13", PatientName="Alpha^One")
         second = made(folder, "P13", PatientName="Beta^Two")
-        assert [s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": "alpha*"})] == [first, second]
+        assert sorted(s["0020000D"]["Value"][0] for s in store.find_studies({"PatientName": "alpha*"})) == sorted(
+            [first, second]
+        )
         store.delete(first)
         (left,) = store.find_studies({"PatientName": "beta*"})
         assert left["0020000D"]["Value"] == [second] and left["00100010"]["Value"] == [{"Alphabetic": "Beta^Two"}]
         assert store.find_studies({"PatientName": "alpha*"}) == []
+        # a series of the first study (the patient's first instance) deleted: the next instance's name
+        third = made(folder, "P14", PatientName="Gamma^One")
+        made(folder, "P14", study=third, PatientName="Gamma^Renamed")
+        (series,) = [r.series_uid for r in store.instances(third)][:1]
+        store.delete(third, series)
+        (left,) = store.find_studies({"PatientID": "P14"})
+        assert left["00100010"]["Value"] == [{"Alphabetic": "Gamma^Renamed"}], left["00100010"]

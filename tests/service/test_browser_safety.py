@@ -88,7 +88,8 @@ def test_a_server_without_a_token_answers_for_loopback_names_only(documents: Any
     """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 is refused (421)."""
     url, _paths, _log = documents
     port = url.rsplit(":", 1)[1]
-    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1", f"localhost.:{port}", f"[::1]:{port}"):
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1", f"localhost.:{port}", f"[::1]:{port}",
+                 "127.1", "2130706433", "127.0.0.1."):  # fmt: skip
         assert httpx.get(url + "/dicomweb/studies", headers={"Host": host}).status_code == 200, host
     for host in (f"evil.example:{port}", "127.0.0.1.evil.example", f"pacs.example.org:{port}"):
         r = httpx.get(url + "/dicomweb/studies", headers={"Host": host})

@@ -95,7 +95,8 @@ def test_dicom_tls_port_takes_certified_callers_only(shared_data, tmp_path, spaw
     text = log.read_text()
     # each refusal one WARNING line with the reason, no traceback; each association's line says TLS and who
     assert text.count("DICOM TLS connection from 127.0.0.1") >= 4, text[-3000:]
-    for why in ("not signed by a --dimse-tls-ca", "presented no certificate", "plain DICOM on the TLS port"):
+    for why in ("certificate was not accepted: unable to get local issuer certificate", "presented no certificate",
+                "plain DICOM on the TLS port"):  # fmt: skip
         assert why in text, (why, text[-3000:])
     assert "Traceback" not in text, text[-3000:]
     assert "over TLSv1." in text and "certificate 'CN=ws'" in text, text[-3000:]
@@ -117,6 +118,9 @@ def test_c_move_reaches_a_destination_over_tls(shared_data, tmp_path, spawn_serv
     )  # fmt: skip
     assert ingest.returncode == 0, ingest.stderr
     good, bad = spawn_server.free_port(), spawn_server.free_port()
+    hang = socket.socket()  # a destination that takes the connection and never says a word (TLS or DICOM)
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(4)
     received = {good: tmp_path / "good", bad: tmp_path / "bad"}
     scps = []
     for port, who in ((good, "dest"), (bad, "rogue")):
@@ -132,7 +136,8 @@ def test_c_move_reaches_a_destination_over_tls(shared_data, tmp_path, spawn_serv
             tmp_path / "store",
             extra=["--dimse-port", str(plain), "--ae-title", "MEDCODEC", "--tls-cert", str(pki["server"]),
                    "--tls-key", str(pki["server.key"]), "--dimse-tls-ca", str(pki["ca"]),
-                   "--dimse-tls-peer", f"DEST=127.0.0.1:{good}", "--dimse-tls-peer", f"ROGUE=127.0.0.1:{bad}"],
+                   "--dimse-tls-peer", f"DEST=127.0.0.1:{good}", "--dimse-tls-peer", f"ROGUE=127.0.0.1:{bad}",
+                   "--dimse-tls-peer", f"HANG=127.0.0.1:{hang.getsockname()[1]}", "--dimse-timeout", "5"],
         )  # fmt: skip
         time.sleep(0.5)  # storescp listening
         ae = AE(ae_title="WS1")
@@ -141,22 +146,27 @@ def test_c_move_reaches_a_destination_over_tls(shared_data, tmp_path, spawn_serv
         identifier.QueryRetrieveLevel = "STUDY"
         identifier.StudyInstanceUID = first.StudyInstanceUID
         finals = {}
-        for destination in ("DEST", "ROGUE"):
+        took = {}
+        for destination in ("DEST", "ROGUE", "HANG"):
             assoc = ae.associate("127.0.0.1", plain, ae_title="MEDCODEC")
             assert assoc.is_established
+            t0 = time.monotonic()
             try:
                 responses = list(assoc.send_c_move(identifier, destination, StudyRootQueryRetrieveInformationModelMove))
             finally:
                 assoc.release()
-            finals[destination] = responses[-1][0]
+            finals[destination], took[destination] = responses[-1][0], time.monotonic() - t0
         assert finals["DEST"].Status == 0x0000, finals["DEST"]
         assert int(finals["DEST"].NumberOfCompletedSuboperations) == len(files)
         assert len(list(received[good].iterdir())) == len(files)
         assert finals["ROGUE"].Status == 0xA702, finals["ROGUE"]
         assert "over TLS" in str(finals["ROGUE"].get("ErrorComment", "")), finals["ROGUE"]
         assert list(received[bad].iterdir()) == []
+        # a handshake that never comes is over within --dimse-timeout (it held the move for ever)
+        assert finals["HANG"].Status == 0xA702 and took["HANG"] < 20, (finals["HANG"], took)
         assert "Traceback" not in log.read_text()
     finally:
+        hang.close()
         for scp in scps:
             scp.terminate()
             scp.wait(10)
@@ -179,3 +189,38 @@ def test_dicom_tls_settings_are_checked_before_anything_starts(tmp_path):
     assert no_cert.returncode == 2 and "--tls-cert" in no_cert.stderr and "Traceback" not in no_cert.stderr
     bad_peer = subprocess.run([*cli, "--dimse-tls-peer", "WS"], capture_output=True, text=True, timeout=60)
     assert bad_peer.returncode == 2 and "--dimse-tls-peer" in bad_peer.stderr, bad_peer.stderr
+
+
+def test_a_stop_does_not_wait_for_connections_still_in_their_handshake(tmp_path, spawn_server):
+    """SIGTERM with TCP connections on the TLS port that never say hello: the server stops within
+    seconds (it waited out --dimse-timeout for each: an outside re-check, 2026-12-05)."""
+    import signal
+
+    pki = _pki(tmp_path / "pki")
+    tls_port = spawn_server.free_port()
+    proc, _url, log = spawn_server(
+        tmp_path / "store",
+        extra=["--dimse-tls-port", str(tls_port), "--tls-cert", str(pki["server"]), "--tls-key", str(pki["server.key"]),
+               "--dimse-timeout", "60"],
+    )  # fmt: skip
+    silent = [socket.create_connection(("127.0.0.1", tls_port)) for _ in range(3)]
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=40)
+        assert time.monotonic() - t0 < 15, log.read_text()[-2000:]
+    finally:
+        for s in silent:
+            s.close()
+
+
+def test_the_tls_contexts_offer_forward_secret_aead_suites_only(tmp_path):
+    from medcodec.service.dicom_tls import client_context, server_context
+
+    pki = _pki(tmp_path / "pki")
+    for context in (server_context(str(pki["server"]), str(pki["server.key"]), str(pki["ca"])),
+                    client_context(str(pki["server"]), str(pki["server.key"]), str(pki["ca"]))):  # fmt: skip
+        tls12 = [c for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"]
+        assert tls12 and all(c["aead"] and c["kea"] in ("kx-ecdhe", "kx-dhe") for c in tls12), tls12
+        assert context.minimum_version == ssl.TLSVersion.TLSv1_2

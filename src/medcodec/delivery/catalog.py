@@ -1269,6 +1269,9 @@ class Catalog:
                     _refresh_patient(conn, key)
             else:  # the study is still there, changed: what is served of it says so (Last-Modified)
                 conn.execute(studies.update().where(studies.c.study_uid == study_uid).values(updated_at=time.time()))
+                # the patient's first instance may have been among those deleted (a re-check, 2026-12-05)
+                key = conn.execute(sa.select(studies.c.patient_key).where(studies.c.study_uid == study_uid)).scalar()
+                _refresh_patient(conn, key)
             still = _referenced_among(conn, paths)
         return len(sops), sorted(paths - still)
 

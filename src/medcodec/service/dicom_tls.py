@@ -1,8 +1,8 @@
 """DICOM TLS: the SSL contexts of the SCP's TLS port and of C-MOVE destinations reached over TLS.
 
 PS3.15 Annex B.9, the "Non-Downgrading BCP 195 TLS Secure Transport Connection Profile" (DCMTK's
-default, ``+py``): TLS 1.2 or newer, the cipher suites of RFC 9325 (Python's defaults are those:
-forward-secret AEAD suites). Port 2762 is IANA's ``dicom-tls``.
+default, ``+py``): TLS 1.2 or newer; under TLS 1.2 the forward-secret AEAD suites of RFC 9325 only
+(:data:`TLS12_CIPHERS`). Port 2762 is IANA's ``dicom-tls``.
 
 Who is trusted:
 
@@ -48,11 +48,22 @@ def _load_ca(context: ssl.SSLContext, ca: str) -> None:
         raise InvalidInputError(f"TLS CA certificates {ca!r} do not load: {exc}") from exc
 
 
+#: TLS 1.2 cipher suites: forward-secret AEAD only (RFC 9325 §4.2, BCP 195 as PS3.15 B.9 names it;
+#: TLS 1.3's are all such). Python's defaults also offered ECDHE with AES-CBC-SHA256/384 (an outside
+#: re-check, 2026-12-05).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL"
+
+
+def _bcp195(context: ssl.SSLContext) -> None:
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # BCP 195: no TLS 1.0 / 1.1, no SSL
+    context.set_ciphers(TLS12_CIPHERS)
+
+
 def server_context(certfile: str, keyfile: str, ca: str | None = None) -> ssl.SSLContext:
     """The context of the SCP's TLS port: its certificate and key; with ``ca``, callers must present
     a certificate one of its authorities signed."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2  # BCP 195: no TLS 1.0 / 1.1, no SSL
+    _bcp195(context)
     _load_chain(context, certfile, keyfile)
     if ca is not None:
         _load_ca(context, ca)
@@ -71,7 +82,7 @@ def client_context(certfile: str | None, keyfile: str | None, ca: str | None = N
         context.check_hostname = False
         context.verify_mode = ssl.CERT_REQUIRED
         _load_ca(context, ca)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    _bcp195(context)
     if certfile is not None and keyfile is not None:
         _load_chain(context, certfile, keyfile)
     return context

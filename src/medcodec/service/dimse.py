@@ -14,7 +14,13 @@ PS3.7 C.4.2.1.4)::
       than the request names           the SOP Instance / Class the request names; nothing stored)
     not DICOM / bad UID         0xC000 Error: cannot understand
     store full, too large       0xA700 Refused: out of resources
-    anything else               0xC001 Error: processing failure (logged)
+    Affected SOP Class not      0x0122 SOP Class not supported (the association goes on)
+      a storage class
+    store or catalog failure,   0x0110 Processing failure (ours, not the sender's: logged, with an
+      anything else                    Error Comment; anything else was 0xC001 until 2026-12-05)
+
+Every refusal carries an Error Comment (0000,0902; at most 64 characters, no server path).
+docs/conformance.md is the conformance statement (PS3.2) of this SCP and of the DICOMweb services.
 
 Until 2026-12-05 pynetdicom decoded the data set first and it was written again: a 1.4 MB
 deflated C-STORE inflating to 1.5 GB took the server to 4.5 GB before the size limit refused it,
@@ -55,10 +61,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CodecError
-from .dimse_status import CONFLICT, CONFLICT_COMMENT, error_comment, failure_status, refusal_comment
+from .dimse_status import (
+    CONFLICT,
+    CONFLICT_COMMENT,
+    PROCESSING_FAILURE,
+    error_comment,
+    failure_status,
+    refusal_comment,
+)
 from .settings import DIMSE_TIMEOUT
 
-__all__ = ["start_scp", "Scp"]
+__all__ = ["start_scp", "Scp", "implementation_identity"]
 
 log = logging.getLogger("medcodec.dimse")
 
@@ -85,6 +98,9 @@ class Scp:
         then kills)."""
         socketserver.BaseServer.shutdown(self.server)  # the accept loop ends
         self.server.socket.close()  # a new association is refused, not left unanswered
+        for connection in list(getattr(self.server, "handshaking", ())):  # no association yet: nothing to wait for
+            with contextlib.suppress(OSError):  # (SIGTERM waited out --dimse-timeout for them; a re-check)
+                connection.shutdown(socket.SHUT_RDWR)
         end = time.monotonic() + grace
         for assoc in self.server.active_associations:
             assoc.join(max(0.0, end - time.monotonic()))
@@ -105,6 +121,25 @@ class Scp:
                     assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
                 aborting.join(5.0)
         self.server.shutdown()  # closes the socket, joins the connections' threads, now quickly
+
+
+def implementation_identity() -> tuple[str, str]:
+    """(Implementation Class UID, Implementation Version Name) the SCP and its C-MOVE associations
+    send (PS3.7 D.3.3.2): medcodec's, not pynetdicom's (``1.2.826.0.1.3680043.9.3811.3.0.4`` /
+    ``PYNETDICOM_304`` until 2026-12-05, which told a peer's log and a conformance check nothing
+    about what answered). The UID is a UUID-derived one (PS3.5 B.2, root ``2.25``), fixed for each
+    release: ``uuid5`` of the name and version.
+
+    >>> uid, name = implementation_identity()
+    >>> uid.startswith("2.25.") and len(uid) <= 64, name.startswith("MEDCODEC_") and len(name) <= 16
+    (True, True)
+    """
+    import uuid
+
+    from .._version import __version__
+
+    uid = f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, f'medcodec implementation {__version__}').int}"
+    return uid, f"MEDCODEC_{__version__}"[:16]
 
 
 #: Associations the SCP serves at once; one more is rejected as transient (A-ASSOCIATE-RJ), which
@@ -217,37 +252,9 @@ def start_scp(
         The client context of each peer (AE title) a C-MOVE reaches over TLS
         (:func:`.dicom_tls.client_context`).
     """
-    from pydicom.uid import (
-        JPEG2000,
-        UID,
-        DeflatedExplicitVRLittleEndian,
-        ExplicitVRBigEndian,
-        ExplicitVRLittleEndian,
-        ImplicitVRLittleEndian,
-        JPEG2000Lossless,
-        JPEGBaseline8Bit,
-        JPEGExtended12Bit,
-        JPEGLosslessSV1,
-        JPEGLSLossless,
-        JPEGLSNearLossless,
-        RLELossless,
-    )
     from pynetdicom import AE, evt
 
-    syntaxes = [
-        ExplicitVRLittleEndian,
-        ImplicitVRLittleEndian,
-        DeflatedExplicitVRLittleEndian,
-        ExplicitVRBigEndian,
-        JPEGBaseline8Bit,
-        JPEGExtended12Bit,
-        JPEGLosslessSV1,
-        JPEGLSLossless,
-        JPEGLSNearLossless,
-        JPEG2000Lossless,
-        JPEG2000,
-        RLELossless,
-    ]
+    syntaxes = storage_transfer_syntaxes()
 
     from ..delivery.catalog import SOURCE_DIMSE
 
@@ -268,7 +275,9 @@ def start_scp(
             return _refusal(0xC000, "sequences nested too deep to read")
         except Exception:  # the peer gets a status, the log gets the trace
             log.exception("C-STORE failed")
-            return 0xC001
+            # ours, not the sender's: 0x0110 as for a store failure (0xC001, which DCMTK shows as "Cannot
+            # understand", until 2026-12-05; a conformance check by an outside helper)
+            return _refusal(PROCESSING_FAILURE, "processing failure in the receiving system (logged there)")
         _AssociationLog.count(event.assoc, outcome.status)
         if outcome.status == "conflict":
             log.warning("C-STORE conflict: %s", outcome.message)
@@ -277,16 +286,19 @@ def start_scp(
             on_stored(outcome.study_uid)
         return 0x0000
 
-    from ..delivery.live import lossless_transcodes, preset_syntaxes
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
     from .dimse_qr import QR_MODELS, qr_service
     from .settings import is_loopback
 
-    # what a retrieve may send (C-GET: the requestor accepts one of them per SOP class)
-    outgoing = [*lossless_transcodes(), *(uid for uids in preset_syntaxes().values() for uid in uids)]
-    syntaxes = list(dict.fromkeys([*syntaxes, *(UID(uid) for uid in outgoing)]))
     ae = AE(ae_title=ae_title)
+    ae.implementation_class_uid, ae.implementation_version_name = implementation_identity()
     ae.maximum_associations = MAX_ASSOCIATIONS
     ae.acse_timeout = timeout  # a connection closed before its request was whole ends its association now
+    # a C-MOVE destination's TCP connect and TLS handshake (pynetdicom shakes hands inside connect(),
+    # under this timeout, None by default: a TLS peer that accepted and said nothing held the move and
+    # the server's stop for ever; an outside re-check, 2026-12-05)
+    ae.connection_timeout = timeout
     for uid in storage_sop_classes():
         ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
     ae.add_supported_context("1.2.840.10008.1.1", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])  # C-ECHO
@@ -313,6 +325,47 @@ def start_scp(
     return Scp(server=server, port=int(server.server_address[1]))
 
 
+def storage_transfer_syntaxes() -> list[Any]:
+    """The transfer syntaxes of every storage context (C-STORE in; C-GET out): the uncompressed ones
+    and the compressed ones senders use, then what a retrieve may make (the lossless transcodes and
+    the presets' syntaxes; C-GET: the requestor accepts one of them per SOP class).
+    docs/conformance.md lists them (``tests/service/test_conformance.py`` compares)."""
+    from pydicom.uid import (
+        JPEG2000,
+        UID,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        JPEG2000Lossless,
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+        RLELossless,
+    )
+
+    from ..delivery.live import lossless_transcodes, preset_syntaxes
+
+    received = [
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+        JPEG2000Lossless,
+        JPEG2000,
+        RLELossless,
+    ]
+    outgoing = [*lossless_transcodes(), *(uid for uids in preset_syntaxes().values() for uid in uids)]
+    return list(dict.fromkeys([*received, *(UID(uid) for uid in outgoing)]))
+
+
 def _server_class(tls: ssl.SSLContext | None) -> Any:
     """pynetdicom's threaded association server, whose accept loop only accepts: with ``tls``, the
     connection is wrapped without its handshake, which :func:`_request_handler`'s ``handle`` does in
@@ -321,6 +374,9 @@ def _server_class(tls: ssl.SSLContext | None) -> Any:
     from pynetdicom.transport import ThreadedAssociationServer
 
     class _Server(ThreadedAssociationServer):
+        #: connections still in their TLS handshake (:func:`_shake_hands`): cut by :meth:`Scp.stop`
+        handshaking: set[Any]
+
         def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
             assert self.socket is not None
             connection, address = self.socket.accept()
@@ -328,6 +384,7 @@ def _server_class(tls: ssl.SSLContext | None) -> Any:
                 connection = tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
             return connection, address
 
+    _Server.handshaking = set()
     return _Server
 
 
@@ -469,8 +526,11 @@ def _shake_hands(connection: ssl.SSLSocket, address: Any) -> bool:
         return True
     except (OSError, ValueError) as exc:  # ssl.SSLError, a reset, socket.timeout
         reason = str(getattr(exc, "reason", None) or "")
+        detail = str(getattr(exc, "verify_message", None) or "")  # what OpenSSL found in the certificate
         if isinstance(exc, TimeoutError):
             why = "no TLS handshake within the DIMSE timeout"
+        elif detail:
+            why = f"its certificate was not accepted: {detail} ({reason or 'verify failed'})"
         else:
             why = _HANDSHAKE_FAILURES.get(reason, "")
             why = f"{why} ({reason})" if why else reason or str(exc) or type(exc).__name__
@@ -480,7 +540,7 @@ def _shake_hands(connection: ssl.SSLSocket, address: Any) -> bool:
 
 #: What OpenSSL's reasons for a failed handshake mean on the SCP's TLS port.
 _HANDSHAKE_FAILURES = {
-    "CERTIFICATE_VERIFY_FAILED": "its certificate is not signed by a --dimse-tls-ca authority, or has expired",
+    "CERTIFICATE_VERIFY_FAILED": "its certificate was not accepted (not signed by a --dimse-tls-ca authority?)",
     "PEER_DID_NOT_RETURN_A_CERTIFICATE": "it presented no certificate (--dimse-tls-ca requires one)",
     "WRONG_VERSION_NUMBER": "not TLS: plain DICOM on the TLS port?",
     "HTTP_REQUEST": "not TLS: an HTTP request",
@@ -556,8 +616,14 @@ def _request_handler(qr: Any, timeout: float) -> Any:
     class _Handler(RequestHandler):
         def handle(self) -> None:
             self.request.settimeout(timeout)  # accept() gave a blocking socket with no timeout at all
-            if isinstance(self.request, ssl.SSLSocket) and not _shake_hands(self.request, self.client_address):
-                return  # (socketserver closes the connection)
+            if isinstance(self.request, ssl.SSLSocket):
+                waiting: set[Any] = getattr(self.server, "handshaking", set())
+                waiting.add(self.request)
+                try:
+                    if not _shake_hands(self.request, self.client_address):
+                        return  # (socketserver closes the connection)
+                finally:
+                    waiting.discard(self.request)
             # each DIMSE message is a few small PDUs; with Nagle's algorithm each waited for the peer's
             # delayed ACK (DCMTK getscu of 100 MR slices on loopback: 9.2-9.5 s, 6.4-6.5 s without; an
             # outside audit measured 90 s -> 49 s for 1,000 small instances, DCMTK's dcmqrscp 89 s)

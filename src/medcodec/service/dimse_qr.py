@@ -400,6 +400,8 @@ class _QR:
                 out[element.tag] = found[element.tag]
             else:
                 out.add_new(element.tag, element.VR, None if element.VR != "SQ" else [])
+        if "InstanceAvailability" in identifier and level != "PATIENT":  # all stored here is (as QIDO-RS says)
+            out.InstanceAvailability = "ONLINE"  # (answered empty until 2026-12-05: a conformance check)
         out.QueryRetrieveLevel = level
         out.RetrieveAETitle = self.ae_title
         return out

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
@@ -46,17 +47,22 @@ VIEWER_POLICY = (
 
 
 def host_allowed(host_header: str, extra: tuple[str, ...] = ()) -> bool:
-    """Whether a ``Host`` value names this server when it runs without a token: a loopback name or
-    address (any port) or one of ``extra`` (host names, lower case).
+    """Whether a ``Host`` value may reach this server when it runs without a token: ``localhost``,
+    an address rather than a name (a DNS rebinding attack needs a name), none at all (HTTP/1.0), or
+    one of ``extra`` (host names, lower case); any port.
 
     >>> [host_allowed(h) for h in ("127.0.0.1:8044", "localhost", "[::1]:80", "127.9.9.9", "LOCALHOST:1")]
     [True, True, True, True, True]
-    >>> [host_allowed(h) for h in ("evil.example:8044", "", "127.0.0.1.evil.example", "[::1")]
+    >>> [host_allowed(h) for h in ("evil.example:8044", "127.0.0.1.evil.example", "[::1", "localhost.evil")]
     [False, False, False, False]
+    >>> [host_allowed(h) for h in ("127.1", "2130706433:80", "0x7f000001", "", "127.0.0.1.")]
+    [True, True, True, True, True]
     >>> host_allowed("pacs.example.org", ("pacs.example.org",)), host_allowed("localhost.:8044")
     (True, True)
     """
     value = host_header.strip().lower()
+    if not value:  # HTTP/1.0 without Host: no browser sends that
+        return True
     if value.startswith("["):  # [v6]:port
         end = value.find("]")
         if end < 0:
@@ -65,21 +71,29 @@ def host_allowed(host_header: str, extra: tuple[str, ...] = ()) -> bool:
     else:
         name = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
     name = name[:-1] if name.endswith(".") else name  # ``localhost.``: the same name, rooted
-    if not name:
-        return False
     if name == "localhost" or name in extra:
         return True
+    return _ip_literal(name)
+
+
+def _ip_literal(name: str) -> bool:
+    """An address, not a name (``127.0.0.1``, ``127.1``, ``2130706433``, ``::1``): a rebound page
+    names its own domain, and no resolver is asked for an address."""
     try:
-        return ipaddress.ip_address(name).is_loopback
+        ipaddress.ip_address(name)
+        return True
     except ValueError:
+        pass
+    try:
+        socket.inet_aton(name)  # the forms browsers and curl also accept (decimal, hex, short)
+        return True
+    except OSError:
         return False
 
 
 def _own_loopback_names() -> tuple[str, ...]:
     """This machine's own name when it resolves to a loopback address here (Debian maps it to
     127.0.1.1 in /etc/hosts): ``http://<hostname>:8044/`` on the machine itself is the server too."""
-    import socket
-
     names = []
     with contextlib.suppress(OSError):
         for name in (socket.gethostname(),):  # (not getfqdn: a reverse lookup, slow where DNS is not there)
