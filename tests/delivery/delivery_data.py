@@ -124,12 +124,15 @@ def check_times_padding_and_first_patients(store, source: Path) -> None:  # type
     import pydicom
     from pydicom.uid import generate_uid
 
+    series_made: list[str] = []
+
     def made(folder: Path, pid: str, study: str | None = None, **values: str) -> str:
         ds = pydicom.dcmread(source)
         ds.PatientID = pid
         for key, value in values.items():
             setattr(ds, key, value)
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study or generate_uid(), generate_uid(), generate_uid()
+        series_made.append(str(ds.SeriesInstanceUID))
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.save_as(folder / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
         assert store.ingest([folder / f"{ds.SOPInstanceUID}.dcm"], precompress=False).ok
@@ -171,8 +174,8 @@ def check_times_padding_and_first_patients(store, source: Path) -> None:  # type
         assert store.find_studies({"PatientName": "alpha*"}) == []
         # a series of the first study (the patient's first instance) deleted: the next instance's name
         third = made(folder, "P14", PatientName="Gamma^One")
+        first_series = series_made[-1]
         made(folder, "P14", study=third, PatientName="Gamma^Renamed")
-        (series,) = [r.series_uid for r in store.instances(third)][:1]
-        store.delete(third, series)
+        store.delete(third, first_series)
         (left,) = store.find_studies({"PatientID": "P14"})
         assert left["00100010"]["Value"] == [{"Alphabetic": "Gamma^Renamed"}], left["00100010"]

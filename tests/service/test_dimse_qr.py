@@ -674,3 +674,20 @@ def test_an_identifier_that_cannot_be_read_is_refused() -> None:
 
     with pytest.raises(InvalidInputError, match="cannot be read \\(RecursionError\\)"):
         _identifier(Deep())
+
+
+def test_dcmtk_getscu_releases_after_a_refused_c_get(tmp_path: Path, spawn_server: Any) -> None:
+    """A refused C-GET (a wildcard UID: 0xC000) ends with a final response without an empty Failed
+    SOP Instance UID List and with no failed sub-operation: pynetdicom added the list to every such
+    response and counted one failed, and DCMTK's getscu, which does not read the list, found its
+    P-DATA at the release and aborted (an outside check of the conformance statement, 2026-12-05)."""
+    from medcodec.testing.tools import require_tool
+
+    port = spawn_server.free_port()
+    spawn_server(tmp_path / "store", extra=["--dimse-port", str(port)])
+    got = subprocess.run([require_tool("getscu"), "-v", "-aec", "MEDCODEC", "-od", str(tmp_path), "-S",
+                          "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=1.2.*", "127.0.0.1", str(port)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    text = got.stdout + got.stderr
+    assert "Aborting Association" not in text and "Release Failed" not in text, text
+    assert "Releasing Association" in text, text

@@ -729,11 +729,38 @@ def mend_retrieve_response(assoc: Any, response: Any) -> None:
     """
     if type(response).__name__ in ("C_MOVE", "C_GET") and response.Status not in (None, 0xFF00, 0xFF01, 0xFE00):
         response.NumberOfRemainingSuboperations = None
+    _without_an_empty_failed_list(response)
     peer = getattr(assoc, "medcodec_move_peer", None)
     if peer and type(response).__name__ == "C_MOVE" and response.Status == 0xA801:
         log.warning("C-MOVE: the destination %s could not be reached", peer)
         response.Status = _SUBOPERATIONS_STOPPED
         response.ErrorComment = error_comment(f"the destination {peer} could not be reached")
+
+
+#: An Identifier holding nothing but an empty Failed SOP Instance UID List, in the two encodings a
+#: Q/R context can have (Implicit and Explicit VR Little Endian).
+_EMPTY_FAILED_LIST = (b"\x08\x00\x58\x00\x00\x00\x00\x00", b"\x08\x00\x58\x00UI\x00\x00")
+
+
+def _without_an_empty_failed_list(response: Any) -> None:
+    """A final, cancel or warning C-GET / C-MOVE response whose Identifier is an empty Failed SOP
+    Instance UID List goes without the Identifier (PS3.4 C.4.3.1.3.1 asks for the list when
+    sub-operations failed): pynetdicom adds one to every such response, and DCMTK's ``getscu``,
+    which does not read it, found its P-DATA at the release and aborted after every refused or
+    cancelled C-GET (an outside check of the conformance statement, 2026-12-05). A refusal before
+    any sub-operation (nothing completed, warned or listed) counts no failed one either: pynetdicom
+    counted the one it had to be told would come."""
+    if type(response).__name__ not in ("C_MOVE", "C_GET") or response.Status in (None, 0xFF00, 0xFF01):
+        return
+    identifier = getattr(response, "Identifier", None)
+    data = identifier.getvalue() if identifier is not None and hasattr(identifier, "getvalue") else None
+    if data not in _EMPTY_FAILED_LIST:
+        return
+    response.Identifier = None
+    if response.Status != 0xFE00 and not (
+        response.NumberOfCompletedSuboperations or response.NumberOfWarningSuboperations
+    ):
+        response.NumberOfFailedSuboperations = 0
 
 
 def keep_responses(assoc: Any) -> None:
