@@ -116,8 +116,8 @@ class HostCheck:
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             if not host_allowed(host, self.extra):
                 exc = MisdirectedRequestError(
-                    "this server answers for 127.0.0.1 and localhost only (it has no token: a page of "
-                    "another site must not reach it under its own name); behind a proxy, give --public-url"
+                    "this server has no token: it answers requests that name it localhost or by its address "
+                    "(a page of another site must not reach it under its own name); behind a proxy, give --public-url"
                 )
                 await error_response(status_for(exc), type(exc).__name__, str(exc))(scope, receive, send)
                 return
