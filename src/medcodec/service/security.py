@@ -4,13 +4,14 @@ An outside audit (2026-12-05) found, on the default set-up (loopback, no token):
 
 * **DNS rebinding**: the server answered any ``Host``. A page whose name its owner points at
   127.0.0.1 is then the server's own origin, and read every study (and stored by STOW-RS). Without a
-  token (:class:`HostCheck`), a request must name the server by a loopback name or address
-  (``127.0.0.1``, ``localhost``, ``[::1]``, any port; the machine's own name when it resolves to
-  loopback) or the host of ``--public-url``; another Host
-  is 421 Misdirected Request (``GET /health`` excepted: no data, and probes name servers as they
-  like). ``--cors-origin '*'`` needs a token (:class:`~.settings.Settings`): it let any site's page
-  read the store. With a token a rebound page has no token, and the check is not made
-  (the server is then reached by names this module cannot know: a reverse proxy, a LAN name).
+  token (:class:`HostCheck`), a request must name the server ``localhost``, by an address in any
+  form (``127.0.0.1``, ``[::1]``, ``127.1``: a rebound page names its own domain), by the machine's
+  own name when it resolves to loopback, or by the host of ``--public-url`` (any port; no Host at
+  all, HTTP/1.0, passes too); another name is 421 Misdirected Request (``GET /health`` excepted:
+  no data, and probes name servers as they like). ``--cors-origin '*'`` needs a token
+  (:class:`~.settings.Settings`): it let any site's page read the store. With a token a rebound
+  page has no token, and the check is not made (the server is then reached by names this module
+  cannot know: a reverse proxy, a LAN name).
 * **script in stored documents**: an Encapsulated Document declared ``text/html`` or
   ``image/svg+xml`` was served so by WADO-RS bulk data, and ran on the server's origin; a MIME
   type with a line break crashed the answer. Every answer but the viewer's files now carries
