@@ -83,6 +83,28 @@ def test_c_find_at_every_level_with_dcmtk(qr: SimpleNamespace, tmp_path: Path) -
                for i in images)  # fmt: skip
     none = find("-S", "QueryRetrieveLevel=STUDY", "PatientName=NOBODY*", "StudyInstanceUID")
     assert none == []
+    # a sequence asked for is answered with the stored items (empty until 2026-12-05, where QIDO-RS's
+    # includefield gave them: an outside check of the conformance statement), as pynetdicom asks it
+    from pynetdicom import AE
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+    ae = AE(ae_title="WS")
+    ae.add_requested_context(FIND)
+    assoc = ae.associate("127.0.0.1", qr.port, ae_title="MEDQR")
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.SOPInstanceUID = str(pydicom.dcmread(qr.chest[0], stop_before_pixels=True).SOPInstanceUID)
+    query.ReferencedImageSequence = []
+    query.CTExposureSequence = []
+    try:
+        (answer,) = [ds for status, ds in assoc.send_c_find(query, FIND) if status.Status in (0xFF00, 0xFF01)]
+    finally:
+        assoc.release()
+    stored = pydicom.dcmread(qr.chest[0], stop_before_pixels=True)
+    assert [i.ReferencedSOPInstanceUID for i in answer.ReferencedImageSequence] == [
+        i.ReferencedSOPInstanceUID for i in stored.ReferencedImageSequence
+    ] != []
+    assert len(answer.CTExposureSequence) == len(stored.CTExposureSequence) >= 1
     patients = find("-P", "QueryRetrieveLevel=PATIENT", "PatientID", "PatientName", "NumberOfPatientRelatedStudies",
                     "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances")  # fmt: skip
     assert str(qr.ct.PatientID) in {str(p.PatientID) for p in patients} and len(patients) == 2

@@ -359,11 +359,14 @@ class _QR:
                 for tag, value in zip(("00201200", "00201202", "00201204"), counts[pid], strict=True):
                     item[tag] = {"vr": "IS", "Value": [value]}
             return iter(patients.values())
-        # return keys beyond the level's own attributes come from the stored headers, as includefield
+        # return keys beyond the level's own attributes come from the stored headers, as includefield:
+        # sequences too (answered empty until 2026-12-05, where QIDO-RS gave their items: an outside
+        # check of the conformance statement); their keys are not matched (sequence matching is not
+        # offered), the stored sequence is returned whole
         wanted = {
             f"{element.tag:08X}"
             for element in identifier
-            if element.VR != "SQ" and element.tag not in (0x00080005, 0x00080052)  # character set, level
+            if element.tag not in (0x00080005, 0x00080052)  # character set, level
         }
         pages = self._pages(_LEVELS[level], query, wanted)
         issuer = _text(identifier.get("IssuerOfPatientID")).strip()
@@ -387,7 +390,7 @@ class _QR:
     def _answer(self, identifier: Any, level: str, item: Mapping[str, Any]) -> Any:
         from pydicom.dataset import Dataset
 
-        found = Dataset.from_json(dict(item))
+        found = Dataset.from_json(_without_bulk_data(dict(item)))
         out = Dataset()
         out.SpecificCharacterSet = "ISO_IR 192"  # DICOM JSON is Unicode: answered in UTF-8
         for element in identifier:
@@ -715,6 +718,25 @@ def _keep_alive(assoc: Any) -> None:
     the final answer (DCMTK reported it failed; an outside audit, 2026-12-05)."""
     with contextlib.suppress(AttributeError):
         assoc.dul._idle_timer.restart()
+
+
+def _without_bulk_data(attrs: dict[str, Any]) -> dict[str, Any]:
+    """DICOM JSON ``attrs`` without the attributes whose value is a ``BulkDataURI`` (at any depth:
+    an icon's pixel data inside a returned sequence), which a C-FIND answer cannot carry.
+
+    >>> _without_bulk_data({"00880200": {"vr": "SQ", "Value": [{"7FE00010": {"vr": "OW", "BulkDataURI": "u"},
+    ...                                                         "00280010": {"vr": "US", "Value": [64]}}]}})
+    {'00880200': {'vr': 'SQ', 'Value': [{'00280010': {'vr': 'US', 'Value': [64]}}]}}
+    """
+    out: dict[str, Any] = {}
+    for tag, attr in attrs.items():
+        if not isinstance(attr, dict) or "BulkDataURI" in attr:
+            continue
+        if attr.get("vr") == "SQ" and attr.get("Value"):
+            attr = {**attr, "Value": [_without_bulk_data(item) if isinstance(item, dict) else item
+                                      for item in attr["Value"]]}  # fmt: skip
+        out[tag] = attr
+    return out
 
 
 def mend_retrieve_response(assoc: Any, response: Any) -> None:
