@@ -224,11 +224,11 @@ class ProgressLines:
     with ``--progress`` (an outside audit, 2026-12-05); its carriage returns would fill the log."""
 
     def __init__(self, desc: str, unit: str, total: int | None = None) -> None:
-        self.desc, self.unit, self.total, self.n = desc or "progress", unit, total, 0
+        self.desc, self.unit, self.total = desc or "progress", unit, total
         self.last = time.monotonic()
 
     def update(self, done: int, total: int | None = None) -> None:
-        self.n, self.total = done, total if total is not None else self.total
+        self.total = total if total is not None else self.total
         now = time.monotonic()
         if now - self.last >= PROGRESS_LINE_SECONDS:
             self.last = now

@@ -40,7 +40,7 @@ from ..delivery.refresher import Refresher
 from .caching import CachePolicy
 from .connections import quiet_accept_errors
 from .errors import UnauthorizedError, error_response, exception_handlers, status_for
-from .security import HostCheck, SecurityHeaders
+from .security import HostCheck, SecurityHeaders, viewer_file
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -52,9 +52,7 @@ def _public(path: str) -> bool:
     """Paths served without the token: ``/`` (where things are), ``/health`` and the viewer's static
     files (HTML/JS/CSS shipped in the package, no patient data; a browser cannot send a bearer token
     for them). The viewer's data routes (``/viewer/api/...``), DICOMweb and archives still need it."""
-    if path in ("/", "/health"):
-        return True
-    return path.startswith("/viewer/") and not path.startswith("/viewer/api/") and ".." not in path
+    return path in ("/", "/health") or viewer_file(path)
 
 
 class _BearerAuth:

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import MisdirectedRequestError, error_response, status_for
 
-__all__ = ["HostCheck", "SecurityHeaders", "API_POLICY", "VIEWER_POLICY", "host_allowed"]
+__all__ = ["HostCheck", "SecurityHeaders", "API_POLICY", "VIEWER_POLICY", "host_allowed", "viewer_file"]
 
 #: Content-Security-Policy of every answer but the viewer's files (DICOMweb, archives, errors): a
 #: browser that renders one (an HTML or SVG document stored in an instance) runs no script in it.
@@ -45,6 +45,17 @@ VIEWER_POLICY = (
     "style-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
+
+
+def viewer_file(path: str) -> bool:
+    """Whether ``path`` is one of the viewer's static files (HTML, scripts, styles shipped in the
+    package: no patient data), not its data routes (``/viewer/api/...``): served without the token
+    (:mod:`.app`) and under :data:`VIEWER_POLICY`.
+
+    >>> viewer_file("/viewer/"), viewer_file("/viewer/viewer.js"), viewer_file("/viewer/api/studies")
+    (True, True, False)
+    """
+    return path.startswith("/viewer/") and not path.startswith("/viewer/api/") and ".." not in path
 
 
 def host_allowed(host_header: str, extra: tuple[str, ...] = ()) -> bool:
@@ -135,8 +146,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = str(scope.get("path", ""))
-        viewer = path.startswith("/viewer/") and not path.startswith("/viewer/api/")
+        viewer = viewer_file(str(scope.get("path", "")))
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
