@@ -173,6 +173,21 @@ def _c_get(mixed: SimpleNamespace, proposals: list[tuple[str, list[str]]], query
     return final, identifier, received, accepted
 
 
+def test_c_get_of_ct_offered_8_bit_jpeg_first_takes_a_syntax_its_images_fit(mixed: SimpleNamespace) -> None:
+    """A CT context proposing ``{.50, .90}`` (8-bit JPEG first) is given JPEG 2000 lossless: CT has
+    16 bits allocated, no CT image fits in 8-bit JPEG (until 2026-12-06 the context got ``.50`` and
+    the retrieve failed)."""
+    j2k_lossless = "1.2.840.10008.1.2.4.90"
+    uid, path = next((uid, p) for uid, p in mixed.originals.items() if "_ct_" in p.name)
+    original = pydicom.dcmread(path)
+    query = _query("IMAGE", SeriesInstanceUID=original.SeriesInstanceUID, SOPInstanceUID=uid)
+    final, identifier, received, accepted = _c_get(mixed, [(CT, [JPEG_8, j2k_lossless])], query)
+    assert [str(cx.transfer_syntax[0]) for cx in accepted if cx.abstract_syntax == CT] == [j2k_lossless]
+    assert final.Status == 0x0000 and len(received) == 1, (final, identifier)
+    assert str(received[0].file_meta.TransferSyntaxUID) == j2k_lossless
+    assert np.array_equal(received[0].pixel_array, original.pixel_array)
+
+
 def test_c_get_and_c_move_in_implicit_vr_little_endian_only(mixed: SimpleNamespace, tmp_path: Path) -> None:
     """A peer that takes Implicit VR Little Endian only (the DICOM default every AE supports) gets
     every instance, whatever its stored syntax: re-encoded, compressed pixels decompressed first.
@@ -323,6 +338,15 @@ def test_which_syntax_a_context_gets() -> None:
     assert accepted([IMPLICIT, EXPLICIT]) == IMPLICIT
     assert accepted([j2k_lossy, jls]) == jls
     assert accepted([j2k_lossy]) == j2k_lossy  # what the requestor offers, though only some can take it
+    assert accepted([JPEG_8, jls]) == JPEG_8  # a class that may hold 8-bit images
+
+    def accepted_ct(proposed: list[str]) -> str:
+        ordered = requestor_order(proposed, supported, makes=makes, sop_class=CT)
+        return next(ts for ts in ordered if ts in proposed)
+
+    assert accepted_ct([JPEG_8, jls]) == jls  # CT has 16 bits allocated: no image of it goes in 8-bit JPEG
+    assert accepted_ct([JPEG_8, JPEG_12]) == JPEG_12
+    assert accepted_ct([JPEG_8]) == JPEG_8  # offered alone: instances stored so can still go
 
     contexts = move_contexts({MR: {jls, EXPLICIT, big}, US: {EXPLICIT}})
     assert [(cls, kind) for cls, _, kind in contexts] == [

@@ -609,7 +609,9 @@ def _request_handler(qr: Any, timeout: float) -> Any:
         for cx in acceptor.supported_contexts:  # this association's own copy
             supported = [str(ts) for ts in cx.transfer_syntax]
             if str(cx.abstract_syntax) in proposed:
-                cx.transfer_syntax = requestor_order(proposed[str(cx.abstract_syntax)], supported, makes=makes)
+                cx.transfer_syntax = requestor_order(
+                    proposed[str(cx.abstract_syntax)], supported, makes=makes, sop_class=str(cx.abstract_syntax)
+                )
             elif str(cx.abstract_syntax) in sends:  # (verification, Q/R: uncompressed only, the requestor's order)
                 cx.transfer_syntax = sender_order(sends[str(cx.abstract_syntax)], supported)
 

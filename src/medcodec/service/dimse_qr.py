@@ -17,8 +17,9 @@ any PACS; the transfer syntax of what it receives is negotiated, as WADO-RS nego
   uncompressed or as 8-bit JPEG; a 12-bit image never as 8-bit JPEG): so the SCP accepts, for each
   storage context the requestor proposes, the first uncompressed syntax in the requestor's order (Explicit
   or Implicit VR Little Endian), else the first the requestor lists that medcodec makes (a lossless
-  syntax the registry writes, the ``diagnostic`` preset's 12-bit / 8-bit JPEG), else one only the
-  instances stored in it can take (:func:`requestor_order`). ``{.51, .50}`` therefore gets
+  syntax the registry writes, the ``diagnostic`` preset's 12-bit / 8-bit JPEG; no 8-bit JPEG for
+  a class with 16 bits allocated, :data:`WIDE_CLASSES`), else one only the instances stored in it
+  can take (:func:`requestor_order`). ``{.51, .50}`` therefore gets
   ``.51``; a requestor that wants JPEG and an uncompressed fallback proposes the class twice
   (``{.51}``, ``{Implicit}``): each instance then goes in the first of the requestor's accepted
   contexts it can be made in. A requestor that proposes only JPEG lossy for CT (pynetdicom) gets
@@ -79,6 +80,21 @@ IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 #: The syntaxes medcodec makes from any instance pydicom decodes: the only ones that can carry
 #: every instance of a SOP class in one presentation context.
 UNCOMPRESSED = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+#: SOP classes whose IOD fixes Bits Allocated at 16 (PS3.3: CT, MR, PET; RT Dose 16 or 32; Enhanced
+#: CT and PET and the legacy converted forms likewise; not Enhanced MR, which allows 8): their
+#: images never go in 8-bit JPEG Baseline (:func:`requestor_order`).
+WIDE_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.2",  # CT Image
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.4",  # MR Image
+    "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR Image
+    "1.2.840.10008.5.1.4.1.1.128",  # Positron Emission Tomography Image
+    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET Image
+    "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET Image
+    "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose
+})  # fmt: skip
 #: Presentation contexts in one association: context IDs are the odd numbers 1-255 (PS3.8 §9.3.2.2).
 MAX_CONTEXTS = 128
 
@@ -160,14 +176,23 @@ def retrieve_syntaxes(stored: set[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def requestor_order(proposed: list[str], supported: list[str], *, makes: Collection[str] | None = None) -> list[str]:
-    """``supported`` reordered for one C-GET storage context the requestor ``proposed`` (in its
-    order of preference): the uncompressed syntaxes it proposed, in its order (a context carries
-    one syntax for every instance of its SOP class, and only these can carry all of them); then
-    the others medcodec makes from any stored syntax, in its order; then the rest (instances stored
-    in them only). The acceptor takes the first of this list the context proposes. ``makes``: what
-    medcodec makes from any stored syntax (default: computed)."""
+def requestor_order(
+    proposed: list[str], supported: list[str], *, makes: Collection[str] | None = None, sop_class: str = ""
+) -> list[str]:
+    """``supported`` reordered for one C-GET storage context of ``sop_class`` the requestor
+    ``proposed`` (in its order of preference): the uncompressed syntaxes it proposed, in its order
+    (a context carries one syntax for every instance of its SOP class, and only these can carry all
+    of them); then the others medcodec makes from any stored syntax, in its order (JPEG Baseline
+    left out for a class whose IOD has 16 bits allocated, :data:`WIDE_CLASSES`: none of its images
+    can go in 8 bits); then the rest (instances stored in them only). The acceptor takes the first of
+    this list the context proposes. ``makes``: what medcodec makes from any stored syntax (default:
+    computed).
+
+    Until 2026-12-06 a CT context proposing ``{.50, .90}`` got ``.50``, and every sub-operation of
+    the retrieve failed where ``.90`` carried each image whole (an outside audit, 2026-12-05)."""
     makes = set(syntax_preference("") if makes is None else makes)
+    if sop_class in WIDE_CLASSES:
+        makes.discard(JPEG_BASELINE)
     first = [ts for ts in proposed if ts in UNCOMPRESSED and ts in supported]
     then = [ts for ts in proposed if ts in makes and ts in supported]
     return list(dict.fromkeys([*first, *then, *supported]))
