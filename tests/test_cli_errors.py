@@ -389,3 +389,29 @@ def test_signals_interrupt_restores_handlers_and_keeps_ignored_ones() -> None:
         assert signal.getsignal(signal.SIGTERM) is before_term
     finally:
         signal.signal(signal.SIGHUP, before_hup)
+
+
+def test_ctrl_c_while_the_codec_is_imported_is_an_interruption_not_a_traceback(tmp_path: Path) -> None:
+    """The console script imports ``medcodec.cli.main``: that loads neither NumPy nor numba, so a
+    Ctrl-C while they load (the first second of any command) reaches :func:`main`'s guard: one
+    line, exit 130. The SIGINT is raised at the first import of NumPy or numba, deterministically.
+    (Until 2026-12-06 the package imported the codec and the signal printed a traceback.)"""
+    code = (
+        "import builtins, os, signal, sys\n"
+        "import medcodec.cli.main as entry\n"
+        "heavy = sorted(m for m in ('numpy', 'numba', 'pydicom') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "real = builtins.__import__\n"
+        "def interrupting(name, *args, **kwargs):\n"
+        "    if name.split('.')[0] in ('numpy', 'numba'):\n"
+        "        builtins.__import__ = real\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupting\n"
+        "sys.exit(entry.main(sys.argv[1:]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, "info", str(FUZZ / "base.u2.b12.f3.mdc")],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 130, (r.returncode, r.stderr[-3000:])
+    assert r.stderr.strip() == "error: interrupted", r.stderr[-3000:]
+    assert "Traceback" not in r.stderr

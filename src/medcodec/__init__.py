@@ -1,10 +1,17 @@
-"""medcodec: block-DCT lossy compression for 8-16-bit medical images."""
+"""medcodec: block-DCT lossy compression for 8-16-bit medical images.
+
+``import medcodec`` loads the error classes only; the codec (NumPy, numba) is imported on first use
+of ``medcodec.encode`` and the other names (:func:`__getattr__`), and a subpackage on first use of
+``medcodec.dicom`` etc. The command line can so answer a Ctrl-C in its first second (the imports)
+with "interrupted", not a traceback (an outside audit of interruption, 2026-12-05)."""
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from . import _jitcache  # noqa: F401  (first: where numba caches, before any kernel module is compiled)
 from ._version import __version__
-from .codec import MdcHeader, decode, encode, is_codestream, read_header
 from .errors import (
     ChecksumMismatchError,
     ClippedValuesWarning,
@@ -21,7 +28,10 @@ from .errors import (
     UnsupportedFeatureError,
     UnsupportedImageError,
 )
-from .spec import PixelSpec
+
+if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type checkers and readers
+    from .codec import MdcHeader, decode, encode, is_codestream, read_header
+    from .spec import PixelSpec
 
 __all__ = [
     "encode",
@@ -46,3 +56,35 @@ __all__ = [
     "ClippedValuesWarning",
     "__version__",
 ]
+
+#: The names :func:`__getattr__` imports on first use, and their modules.
+_LAZY = {
+    "encode": ".codec",
+    "decode": ".codec",
+    "read_header": ".codec",
+    "is_codestream": ".codec",
+    "MdcHeader": ".codec",
+    "PixelSpec": ".spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The codec's names (:data:`_LAZY`) and the subpackages (``medcodec.dicom``...), imported on
+    first use (PEP 562) and kept as module attributes."""
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+    elif not name.startswith("__"):
+        try:
+            value = import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise  # a subpackage that is there lacks something it imports: say what
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -24,6 +24,21 @@ __all__ = ["cli", "main", "report_error", "cli_message", "CLI_OPTIONS", "EXIT_OK
            "EXIT_BUG", "EXIT_INTERRUPTED"]  # fmt: skip
 
 
+class _Commands(click.Group):
+    """The group whose commands are imported on first need (:func:`_register`): importing this
+    module loads click and the error conventions only, so that :func:`main` imports the codec
+    under its Ctrl-C guard (a Ctrl-C in the first second printed a traceback: an outside audit,
+    2026-12-05)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register()
+        return super().get_command(ctx, cmd_name)
+
+
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     """``--version``: the package version and the coding revision (:data:`CODING_REVISION`), which
     names the rules a store's lossy copies are made by, so that an operator can tell which rules a
@@ -36,7 +51,11 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES_HELP)
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and the coding revision of the delivery store's copies, and exit.")  # fmt: skip
 def cli() -> None:
@@ -56,6 +75,9 @@ def cli() -> None:
 
 
 def _register() -> None:
+    """Import every subcommand into :func:`cli` (once; the codec and the delivery come with them)."""
+    if cli.commands:
+        return
     from .decode import decode
     from .demo import demo
     from .encode import encode
@@ -82,9 +104,6 @@ def _register() -> None:
         cli.add_command(evaluate)
 
 
-_register()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (for tests: ``main(["info", "x.mdc"])``).
 
@@ -96,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     _escape_unprintable()
     try:
         with signals_interrupt():
+            _register()
             cli.main(args=argv, prog_name="medcodec", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
