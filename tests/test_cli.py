@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -87,6 +88,12 @@ def test_progress_goes_to_a_log_as_lines(
     assert main(["ingest", str(ct_series), "--store", str(tmp_path / "store"), "--no-precompress"]) == 0
     err = capsys.readouterr().err
     assert "ingest: 6/6 file(s) (100 %)" in err and "\r" not in err, err
+    assert main(["store", "backup", "--store", str(tmp_path / "store"), str(tmp_path / "backup")]) == 0
+    err = capsys.readouterr().err  # bytes, in kB / MB (drew nothing into a log until 2026-12-06)
+    assert re.search(r"^backup: [\d.]+ MB of [\d.]+ MB \(100 %\)$", err, re.MULTILINE) and "\r" not in err, err
+    assert main(["store", "reindex", "--store", str(tmp_path / "store")]) == 0
+    err = capsys.readouterr().err
+    assert "reindex: 6/6 file(s) (100 %)" in err and "\r" not in err, err
     assert main(["encode", str(ct_series), "-o", str(tmp_path / "q.mdc"), "--no-progress"]) == 0
     assert "file(s)" not in capsys.readouterr().err
 

@@ -232,9 +232,13 @@ class ProgressLines:
         now = time.monotonic()
         if now - self.last >= PROGRESS_LINE_SECONDS:
             self.last = now
-            of = f"/{self.total}" if self.total else ""
             pct = f" ({100 * done / self.total:.0f} %)" if self.total else ""
-            click.echo(f"{self.desc}: {done}{of} {self.unit}(s){pct}", err=True)
+            if self.unit == "B":  # bytes: fetch, store backup
+                of = f" of {human_bytes(self.total)}" if self.total else ""
+                click.echo(f"{self.desc}: {human_bytes(done)}{of}{pct}", err=True)
+            else:
+                of = f"/{self.total}" if self.total else ""
+                click.echo(f"{self.desc}: {done}{of} {self.unit}(s){pct}", err=True)
 
     def close(self) -> None:
         """(Nothing to clear: the lines stay in the log.)"""
@@ -271,7 +275,9 @@ def _lines_over(items: Iterable[Any], lines: ProgressLines) -> Iterator[Any]:
 def progress_bar(desc: str, *, unit: str = "item", enabled: bool = True) -> Iterator[ProgressCallback | None]:
     """A tqdm bar on stderr driven by the library's ``progress(done, total)`` callbacks
     (:mod:`medcodec.progress`), plain lines when stderr is no terminal; ``None`` when disabled.
-    (``ingest`` keeps a bar per stage with the same rule; ``fetch`` and ``store`` draw byte bars.)"""
+    ``unit="B"``: bytes, shown in kB / MB / GB (``fetch``, ``store backup``). (``ingest`` keeps a
+    bar per stage with the same rule.) Until 2026-12-06 the byte bars of ``fetch`` and ``store
+    backup`` and the bar of ``store reindex`` drew nothing into a log."""
     if not enabled:
         yield None
         return
@@ -280,7 +286,7 @@ def progress_bar(desc: str, *, unit: str = "item", enabled: bool = True) -> Iter
         return
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, leave=False)
+    bar = tqdm(desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, leave=False)
 
     def update(done: int, total: int | None) -> None:
         if total is not None and bar.total != total:

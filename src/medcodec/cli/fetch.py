@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ._common import handle_errors, human_bytes
+from ._common import handle_errors, human_bytes, progress_bar
 
 
 @click.command()
@@ -83,15 +83,8 @@ def fetch(
 
     from ..service.client import fetch as do_fetch
 
-    bar = tqdm(unit="B", unit_scale=True, desc=preset, file=sys.stderr, disable=None, leave=False)
-
-    def progress(done: int, total: int | None) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
     t0 = time.perf_counter()
-    try:
+    with progress_bar(preset, unit="B") as progress:
         path = do_fetch(
             url,
             study=study,
@@ -108,8 +101,6 @@ def fetch(
             ca_cert=ca_cert,
             overwrite=overwrite,
         )
-    finally:
-        bar.close()
     seconds = time.perf_counter() - t0
     with zipfile.ZipFile(path) as zf:  # verified by fetch already (length, sha256, CRCs, manifest)
         files = len(zf.namelist()) - 1

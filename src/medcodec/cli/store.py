@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import InvalidInputError
-from ._common import EXIT_PARTIAL, handle_errors
+from ._common import EXIT_PARTIAL, handle_errors, progress_bar
 
 _STORE = click.option("--store", "store_url", required=True, help="The store (folder or fsspec URL) to work on.")
 _CATALOG = click.option("--catalog", default=None, help="SQLAlchemy URL of the catalog [default: sqlite inside STORE].")
@@ -225,18 +225,10 @@ def backup(store_url: str, catalog: str | None, destination: str, originals_only
     only (a PostgreSQL catalog: pg_dump, then the objects). Do not serve DESTINATION while it is written.
     Exit code 1 when objects of the store are missing or do not match their sha256 (named; the rest is copied).
     """
-    from tqdm import tqdm
-
     from ..delivery import open_store
 
     with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
-        with tqdm(desc="backup", unit="B", unit_scale=True, file=sys.stderr, disable=None if progress else True) as bar:
-
-            def on_progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
+        with progress_bar("backup", unit="B", enabled=progress) as on_progress:
             report = opened.backup(destination, originals_only=originals_only, progress=on_progress)
     for rel in report.corrupt:
         click.echo(f"corrupt in the store, not copied: {rel}", err=True)
@@ -268,17 +260,9 @@ def reindex(store_url: str, catalog: str | None, progress: bool) -> None:
     `original` archive is assembled with a length, an ETag and ranges (else read at the first
     request for it). The originals are only read.
     """
-    from tqdm import tqdm
-
     from ..delivery import open_store
 
     with open_store(store_url, catalog=catalog, create=False, use_reserve=True) as opened:
-        with tqdm(desc="reindex", unit="file", file=sys.stderr, disable=None if progress else True) as bar:
-
-            def on_progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
+        with progress_bar("reindex", unit="file", enabled=progress) as on_progress:
             updated = opened.reindex(on_progress)
     click.echo(f"{updated} instance header(s) updated")
