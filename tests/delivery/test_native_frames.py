@@ -59,3 +59,21 @@ def test_big_endian_frames_are_little_endian_in_the_stored_colour_space(store) -
     frames, _ = instance_frames(store, record, [1, 2], EXPLICIT)
     for frame, expected in zip(frames, ds.pixel_array, strict=True):
         assert frame == expected.astype("<u2").tobytes()
+
+
+def test_rle_colour_by_plane_comes_by_plane_as_its_metadata_says(store, shared_data: Path, tmp_path: Path) -> None:
+    """GDCM's RLE encoder writes colour with Planar Configuration 1; the metadata keeps it, so the
+    decoded frames come by plane (DCMTK's ``dcmdrle`` keeps them so too). They came interleaved
+    until 2026-12-06 (an outside audit): a viewer building the frame from the metadata scrambled
+    the colours."""
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(shared_data / "singles" / "us_US1_480x640_rgb_uncompressed.dcm")
+    rgb = ds.pixel_array
+    ds.compress(RLELossless)  # pydicom's RLE: colour segments are planes whatever the header says
+    ds.PlanarConfiguration = 1  # as GDCM labels it
+    path = tmp_path / "rle_planar.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    record = ingested_record(store, path)
+    (frame,), _ = instance_frames(store, record, [1], EXPLICIT)
+    assert np.array_equal(np.frombuffer(frame, np.uint8).reshape(3, 480, 640).transpose(1, 2, 0), rgb)

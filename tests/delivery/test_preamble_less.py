@@ -14,6 +14,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from delivery_data import store  # noqa: F401 (fixture)
@@ -114,3 +115,52 @@ def test_relabel_syntax_changes_the_file_meta_only() -> None:
         assert got.SOPInstanceUID == src.SOPInstanceUID
     with pytest.raises(InvalidInputError):
         relabel_syntax(data[132:], "1.2.840.10008.1.2.4.91")
+
+
+def _without_file_meta(path: Path, out: Path, implicit: bool) -> Path:
+    """``path``'s dataset alone (no preamble, no file meta), as ``dcmconv -F`` writes it."""
+    ds = pydicom.dcmread(path)
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.preamble = None
+    pydicom.dcmwrite(out, ds, implicit_vr=implicit, little_endian=True)
+    assert out.read_bytes()[128:132] != b"DICM" and out.read_bytes()[:2] == b"\x08\x00"
+    return out
+
+
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "explicit"])
+def test_an_image_without_file_meta_is_read_and_coded(shared_data: Path, tmp_path: Path, implicit: bool) -> None:
+    """A CT slice as a bare dataset: the reader, ``compress`` and the presets decode it in the
+    syntax its bytes are in. Until 2026-12-06 ``encode`` / ``evaluate`` failed with pydicom's
+    "'transfer_syntax_uid' is required", every transcode was 406 and every preset delivered it as
+    stored (an outside audit of input syntaxes)."""
+    from pydicom.uid import JPEGLSLossless
+
+    from medcodec.dicom import read_series
+    from medcodec.dicom.compress import compress
+
+    source = sorted((shared_data / "ct_chest_lungpetctdx_A0001_philips").glob("*.dcm"))[0]
+    reference = pydicom.dcmread(source).pixel_array
+    bare = _without_file_meta(source, tmp_path / "bare.dcm", implicit)
+    (series,) = read_series([bare])
+    assert np.array_equal(series.pixels()[0], reference)
+    assert np.array_equal(list(series.iter_frames())[0], reference)
+    coded = compress(pydicom.dcmread(bare, force=True), JPEGLSLossless)
+    assert np.array_equal(coded.pixel_array, reference)
+    data = bare.read_bytes()
+    lossless = PRESETS["lossless"].encode_instance(data)
+    assert not lossless.entry.passthrough, lossless.entry
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(lossless.data)).pixel_array, reference)
+    diagnostic = PRESETS["diagnostic"].encode_instance(data)
+    assert not diagnostic.entry.passthrough and diagnostic.entry.lossy, diagnostic.entry
+
+
+def test_a_colour_file_without_preamble_is_coded_as_with_one(shared_data: Path) -> None:
+    """File meta but no preamble and no "DICM": the colour image coded as the same file with them
+    (until 2026-12-06 taken for unsupported grayscale and delivered as stored by every preset)."""
+    data = (shared_data / "singles" / "us_US1_480x640_rgb_uncompressed.dcm").read_bytes()
+    for preset in ("diagnostic", "lossless"):
+        whole, bare = PRESETS[preset].encode_instance(data), PRESETS[preset].encode_instance(data[132:])
+        assert not whole.entry.passthrough and not bare.entry.passthrough, (preset, bare.entry)
+        assert whole.entry.transfer_syntax_uid == bare.entry.transfer_syntax_uid
+        a, b = (pydicom.dcmread(io.BytesIO(x.data)).pixel_array for x in (whole, bare))
+        assert np.array_equal(a, b)

@@ -19,6 +19,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from ..dicom.image import PIXEL_ELEMENTS, check_pixel_data, peek_pixel_tag, read_deflated
+from ..dicom.pixel_spec import stored_syntax
 from ..dicom.write import stamp_writer
 from ..errors import DicomError, ImageTooLargeError, InvalidInputError, NotDicomError, NotFoundError
 from ..registry import pixel_data_compressed
@@ -39,11 +40,6 @@ __all__ = [
 
 #: The transfer syntax of a dataset read without one in its file meta, by the encoding pydicom
 #: found in its first elements: (implicit VR, little endian) -> UID (PS3.5 §A.1, A.2, A.3).
-_ENCODINGS = {
-    (True, True): "1.2.840.10008.1.2",
-    (False, True): "1.2.840.10008.1.2.1",
-    (False, False): "1.2.840.10008.1.2.2",
-}
 
 #: Binary elements whose base64 would be longer than this (characters) get a ``BulkDataURI``
 #: (pydicom's ``to_json_dict`` threshold: values over 768 bytes); shorter ones are ``InlineBinary``.
@@ -361,20 +357,6 @@ def _without_empty_uris(header: dict[str, Any]) -> dict[str, Any]:
             value = {**value, "Value": [_without_empty_uris(item) for item in value["Value"]]}
         out[tag] = value
     return out
-
-
-def stored_syntax(ds: Dataset) -> str:
-    """The transfer syntax ``ds`` was read in: its file meta's, else the encoding pydicom detected.
-
-    A preamble-less dataset (an ACR-NEMA-era file, some tools' output) has no file meta to name
-    its transfer syntax; it is not always Implicit VR Little Endian: pydicom's test file
-    ``ExplVR_BigEndNoMeta.dcm`` is Explicit VR Big Endian. Until 2026-12-01 such a file was
-    catalogued as Implicit VR LE whatever it was, and served under that label."""
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and meta.get("TransferSyntaxUID"):
-        return str(meta.TransferSyntaxUID)
-    implicit, little = ds.original_encoding
-    return _ENCODINGS.get((bool(implicit), bool(little)), _ENCODINGS[(True, True)])
 
 
 def as_part10(data: bytes, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:

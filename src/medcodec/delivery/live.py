@@ -1115,7 +1115,8 @@ def _native_frames(ds: Any, record: Any) -> list[bytes]:
     2026-12-02 they went through pydicom's ``pixel_array``, which converts YCbCr to RGB and
     interleaves planes: a frame the metadata mis-described (a YBR_FULL_422 frame 1.5x its size).
     Compressed pixel data is decoded as every DICOM decoder does (YCbCr JPEG to RGB: DCMTK and
-    Orthanc answer so too); big-endian data through pydicom, kept by plane when stored by plane.
+    Orthanc answer so too), by plane when the stored Planar Configuration says so (RLE colour);
+    big-endian data through pydicom, kept by plane when stored by plane.
     """
     import numpy as np
 
@@ -1157,8 +1158,11 @@ def _native_frames(ds: Any, record: Any) -> list[bytes]:
         from pydicom.pixels import pack_bits  # 8x the size the metadata says until 2026-12-02 (an audit)
 
         return [pack_bits(frame.ravel()) for frame in arr]
-    if native and arr.ndim == 4 and int(ds.get("PlanarConfiguration") or 0) == 1:
-        arr = arr.transpose(0, 3, 1, 2)  # pixel_array interleaves; the metadata says by plane
+    if arr.ndim == 4 and int(ds.get("PlanarConfiguration") or 0) == 1:
+        # pixel_array interleaves; the metadata says by plane (RLE colour, by plane as GDCM writes it:
+        # the frames of a compressed one were interleaved until 2026-12-06, an outside audit; DCMTK's
+        # dcmdrle keeps the planes too)
+        arr = arr.transpose(0, 3, 1, 2)
     arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
     return [np.ascontiguousarray(frame).tobytes() for frame in arr]
 

@@ -154,6 +154,7 @@ from ..dicom.image import read_deflated
 from ..dicom.iod import bits_stored_allowed, quantitative
 from ..dicom.limits import check_dataset_decoded_size
 from ..dicom.mapping import dataset_padding, dataset_stats
+from ..dicom.pixel_spec import with_stored_syntax
 from ..dicom.write import (
     VOI_FOLD_NOTE,
     _append_item,
@@ -1097,17 +1098,22 @@ def _already_lossy(ds: Dataset, ts: str) -> str:
 
 
 def _read_full(data: bytes) -> Dataset | None:
-    """The whole dataset of a PS3.10 file (pixel data read lazily by pydicom), or ``None``. A deflated
-    one from a bounded inflate (:func:`~medcodec.dicom.image.read_deflated`; None past the limits)."""
-    if len(data) < 132 or data[128:132] != b"DICM":
-        return None
+    """The whole dataset of a DICOM file (pixel data read lazily by pydicom), or ``None``. A deflated
+    one from a bounded inflate (:func:`~medcodec.dicom.image.read_deflated`; None past the limits).
+    A file without preamble (with file meta or none: its syntax then the one its bytes are in,
+    :func:`~medcodec.dicom.pixel_spec.with_stored_syntax`) is read too: until 2026-12-06 it was
+    not, and a colour one was delivered as stored by every preset, a grayscale one without file
+    meta could not be coded (an outside audit of input syntaxes, 2026-12-05)."""
     try:
         with source_values_as_is():
-            whole = read_deflated(data, "<instance>", stop_before_pixels=False)
-            if whole is not None:
-                ds = whole[0]
+            if len(data) < 132 or data[128:132] != b"DICM":
+                ds = with_stored_syntax(dcmread(io.BytesIO(data), force=True))
             else:
-                ds = (read_native(data) if _FAST_IO else None) or dcmread(io.BytesIO(data))
+                whole = read_deflated(data, "<instance>", stop_before_pixels=False)
+                if whole is not None:
+                    ds = whole[0]
+                else:
+                    ds = (read_native(data) if _FAST_IO else None) or dcmread(io.BytesIO(data))
     except Exception:
         return None
     return ds if ("SOPClassUID" in ds or "SOPInstanceUID" in ds) else None

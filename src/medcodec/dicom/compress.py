@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, generate_uid
 
@@ -72,7 +72,7 @@ from .mapping import (
     remap_value_attributes,
     tissue_mask,
 )
-from .pixel_spec import pixel_spec_from_dataset
+from .pixel_spec import pixel_spec_from_dataset, stored_syntax, with_stored_syntax
 from .write import (
     DROPPED_TAGS,
     JPEG_EXTENDED,
@@ -110,7 +110,8 @@ def dataset_frames(ds: Dataset, spec: PixelSpec | None = None) -> NDArray[np.int
     where = _where(ds)
     shape = (int(spec.extra["number_of_frames"]), int(spec.extra["rows"]), int(spec.extra["columns"]))
     check_dataset_decoded_size(ds, path=where)
-    uid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    uid = stored_syntax(ds)
+    ds = with_stored_syntax(ds)  # a file without file meta: pydicom decodes once told its syntax
     exact = exact_frames(ds.PixelData, uid, shape) if "PixelData" in ds else None  # lossless JPEG, JPEG-LS
     if exact is not None:
         return stored_values(exact, spec)
@@ -230,7 +231,11 @@ def compress(
         ts.codec.check_available()
     if target.kind not in (None, "max_error") and not ts.lossy:
         raise InvalidInputError(f"{ts.name} is lossless: {target.kind}= does not apply (give none, or max_error)")
-    current = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    current = stored_syntax(ds)
+    if not getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None):  # a file without file meta
+        if getattr(ds, "file_meta", None) is None:
+            ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = UID(current)  # (compress changes ds in place: its syntax said)
     if current != ts.uid:
         native_icons(ds, current)
     if ts.backend is None or ts.backend == "pydicom-rle":
@@ -323,7 +328,7 @@ def _encapsulate(ds: Dataset, ts: TransferSyntax, target: RateTarget, mapping: S
     coded = code_frames(frames, spec, ts, target, mapping, jobs)
     if warn:
         _warn_like_the_series_writer(ds, coded, frames, spec, ts, target, mapping)
-    keep_lossy_history(ds, ds, _stored_syntax(ds))  # before the pixels change; mark_lossy appends this step
+    keep_lossy_history(ds, ds, stored_syntax(ds))  # before the pixels change; mark_lossy appends this step
     multi = "NumberOfFrames" in ds
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     for tag in [t for t in ds.keys() if t in DROPPED_TAGS and t != 0x00280006]:
@@ -377,10 +382,6 @@ def _check_frames(ds: Dataset, frames: Any, spec: PixelSpec) -> None:
             f"frames hold {lo}..{hi}, outside the {spec.bits_stored}-bit {'signed' if spec.signed else 'unsigned'} "
             f"range {spec.min_value}..{spec.max_value} the header declares"
         )
-
-
-def _stored_syntax(ds: Dataset) -> str:
-    return str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
 
 
 def _warn_like_the_series_writer(ds: Dataset, coded: CodedFrames, frames: NDArray[np.integer], spec: PixelSpec,

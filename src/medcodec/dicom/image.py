@@ -29,7 +29,7 @@ from ..spec import PixelSpec, storage_dtype
 from ._lenient import source_values_as_is
 from .codestream import PIXEL_SUMMARY, SUMMARY_BYTES
 from .limits import check_decoded_size, decoded_size, deflated_dataset_offset, inflate_dataset
-from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header
+from .pixel_spec import PIXEL_DATA_TAGS, spec_from_header, with_stored_syntax
 from .sources import _SNIFF_BYTES, Source, ZipMember, _looks_like_dicom, _open_source, _source_name
 
 __all__ = [
@@ -140,9 +140,9 @@ class DicomImage:
             yield from self._pixels
             return
         _, rows, cols = self.shape
-        if self.spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian:
+        if _whole_dataset_needed(self.spec):
             # iter_pixels(fp) reads the raw file and finds no Pixel Data in the deflated stream (pydicom
-            # 3.0): the whole dataset is inflated anyway, so the frames come from one decode
+            # 3.0), and no transfer syntax in a file without file meta: the frames come from one decode
             yield from self.decode()
             return
         with _open_source(self._require_source(), self.path) as fp:
@@ -515,11 +515,21 @@ def _pixel_array(fp: BinaryIO, spec: PixelSpec, name: str, index: int | None = N
             full = whole[0]
             del whole  # the inflated dataset: its pixel data is a copy in ``full`` now
             return np.asarray(pixel_array(full, index=index))
+        if not spec.extra.get("syntax_in_file_meta", True):  # no file meta: the syntax its bytes are in
+            with source_values_as_is():
+                told = with_stored_syntax(dcmread(fp, force=True))
+            return np.asarray(pixel_array(told, index=index))
         return np.asarray(pixel_array(fp, index=index))
     except DicomError:  # the inflate's own (too large, damaged)
         raise
     except Exception as exc:  # any decoder/plugin failure
         raise _decode_error(exc, spec, name) from exc
+
+
+def _whole_dataset_needed(spec: PixelSpec) -> bool:
+    """pydicom cannot iterate the frames of the file itself: deflated, or without file meta."""
+    deflated = spec.extra.get("transfer_syntax_uid") == DeflatedExplicitVRLittleEndian
+    return deflated or not spec.extra.get("syntax_in_file_meta", True)
 
 
 def has_frame_decoder(uid: str) -> bool:

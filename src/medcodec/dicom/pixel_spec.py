@@ -23,12 +23,14 @@ Bits Stored above 16. A dataset without any pixel data element raises
 
 ``PixelSpec.extra`` carries header facts later stages need but that are not part of the pixel
 meaning: ``bits_allocated``, ``high_bit``, ``rows``, ``columns``, ``number_of_frames``,
-``modality``, ``transfer_syntax_uid`` and, for enhanced objects whose frames disagree,
-``rescale_varies_per_frame=True``.
+``modality``, ``transfer_syntax_uid`` (:func:`stored_syntax`), ``syntax_in_file_meta`` (False for
+a file without file meta: pydicom decodes its pixels only from a dataset told the syntax) and,
+for enhanced objects whose frames disagree, ``rescale_varies_per_frame=True``.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -42,7 +44,51 @@ from pydicom.tag import BaseTag, Tag
 from ..errors import DicomError, InvalidInputError, NotAnImageError, UnsupportedImageError
 from ..spec import PHOTOMETRIC_INTERPRETATIONS, PixelSpec
 
-__all__ = ["pixel_spec_from_dataset", "spec_from_header", "PIXEL_DATA_TAGS", "describe_tag"]
+__all__ = ["pixel_spec_from_dataset", "spec_from_header", "PIXEL_DATA_TAGS", "describe_tag", "stored_syntax",
+           "with_stored_syntax"]  # fmt: skip
+
+#: The transfer syntax of a data set without file meta, by pydicom's ``original_encoding``
+#: (implicit VR, little endian): :func:`stored_syntax`.
+_ENCODINGS = {
+    (True, True): "1.2.840.10008.1.2",
+    (False, True): "1.2.840.10008.1.2.1",
+    (False, False): "1.2.840.10008.1.2.2",
+}
+
+
+def stored_syntax(ds: Dataset) -> str:
+    """The transfer syntax ``ds`` was read in: its file meta's, else the encoding pydicom detected
+    (Implicit VR Little Endian, the DICOM default, for a data set made in memory).
+
+    A preamble-less dataset (an ACR-NEMA-era file, ``dcmconv -F``'s output) has no file meta to
+    name its transfer syntax; it is not always Implicit VR Little Endian: pydicom's test file
+    ``ExplVR_BigEndNoMeta.dcm`` is Explicit VR Big Endian. Until 2026-12-01 such a file was
+    catalogued as Implicit VR LE whatever it was, and served under that label; until 2026-12-06
+    ``encode``, ``evaluate`` and the server's transcodes could not decode its pixels (an outside
+    audit of input syntaxes, 2026-12-05)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return str(meta.TransferSyntaxUID)
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None or little is None:
+        return _ENCODINGS[(True, True)]
+    return _ENCODINGS.get((bool(implicit), bool(little)), _ENCODINGS[(True, True)])
+
+
+def with_stored_syntax(ds: Dataset) -> Dataset:
+    """``ds`` itself when its file meta names its transfer syntax, else a shallow copy whose file
+    meta does (:func:`stored_syntax`): what pydicom needs to decode its pixels."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return ds
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
+
+    out = copy.copy(ds)
+    out.file_meta = FileMetaDataset(meta) if meta is not None else FileMetaDataset()
+    out.file_meta.TransferSyntaxUID = UID(stored_syntax(ds))
+    return out
+
 
 #: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data.
 PIXEL_DATA_TAGS = (Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009))
@@ -180,7 +226,8 @@ def spec_from_header(
         "columns": _required_int(ds, "Columns", where),
         "number_of_frames": _number_of_frames(ds, where),
         "modality": modality,
-        "transfer_syntax_uid": str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or ""),
+        "transfer_syntax_uid": stored_syntax(ds),
+        "syntax_in_file_meta": bool(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
     }
     if _rescale_varies_per_frame(ds, where):
         extra["rescale_varies_per_frame"] = True
