@@ -453,3 +453,15 @@ def test_superseded_archives_are_removed_not_left_to_gc(shared_data: Path, store
         orphans = [o for o in store.check(verify_hashes=False).orphans if o.startswith("archives")]
         assert orphans == [], orphans
     assert not set(built) & set(store.objects.walk("archives"))  # the first ones are gone
+
+
+@pytest.mark.parametrize("scheduler", [None, "processes"], ids=["threads", "processes"])
+def test_the_workers_of_medcodecs_clusters_run_no_profiler(scheduler: str | None) -> None:
+    """distributed's statistical profiler (``sys._current_frames`` every 10 ms) is off in the
+    clusters :func:`dask_client` starts: nothing reads it, and with distributed's GC callback it
+    deadlocked CPython 3.11 in a full test run (2026-12-06)."""
+    from medcodec.delivery.precompute import dask_client
+
+    with dask_client(scheduler) as client:
+        running = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+    assert running and all("profile" not in names for names in running.values()), running

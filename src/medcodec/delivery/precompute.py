@@ -272,6 +272,15 @@ def _closing_client() -> type:
     return ClosingClient
 
 
+#: Dask configuration of the clusters medcodec starts: no statistical profiler in the workers.
+#: It samples every thread's frame (``sys._current_frames``) every 10 ms, which nobody here reads,
+#: and with distributed's GC callback it deadlocked CPython 3.11 (a full test run hung on
+#: 2026-12-06: the IO loop held the runtime's thread list inside ``_current_frames`` while a
+#: collection ran the callback and waited for the GIL; a thread being started held the GIL and
+#: waited for the thread list).
+NO_PROFILER = {"distributed.worker.profile.enabled": False}
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None) -> Iterator[Any]:
     """A :class:`distributed.Client` (see the module docstring for ``scheduler``)."""
@@ -280,10 +289,11 @@ def dask_client(scheduler: str | None = None) -> Iterator[Any]:
         with connect_scheduler(address) as client:
             yield client
         return
+    import dask
     from distributed import Client, LocalCluster
 
     processes = scheduler == "processes"
-    with _quiet_dask():
+    with _quiet_dask(), dask.config.set(NO_PROFILER):
         cluster = LocalCluster(
             processes=processes,
             n_workers=(os.cpu_count() or 1) if processes else 1,
