@@ -17,7 +17,7 @@ PACKAGE = SRC / "medcodec"
 
 #: Layer of each top-level part of the package: a module may import its own layer or lower ones.
 LAYERS: dict[str, int] = {
-    "errors": 0, "spec": 0, "_version": 0, "_jitcache": 0,
+    "errors": 0, "spec": 0, "_version": 0, "_jitcache": 0, "warnfilter": 0,
     "_parallel": 1, "fileio": 1, "metrics": 1, "progress": 1,
     "ratecontrol": 2, "render": 2,
     "codec": 3, "testing": 3,

@@ -4,10 +4,10 @@ the transfer syntax a stored file is really in, and the PS3.10 form of a preambl
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
-import warnings
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from ..dicom.pixel_spec import stored_syntax
 from ..dicom.write import stamp_writer
 from ..errors import DicomError, ImageTooLargeError, InvalidInputError, NotDicomError, NotFoundError
 from ..registry import pixel_data_compressed
+from ..warnfilter import filtered, recorded
 
 __all__ = [
     "BULK_PREFIX",
@@ -61,8 +62,7 @@ def read_header(data: bytes, source: str) -> Dataset:
     keeps it until :func:`check_complete` (which releases it), and its pixel data positions are in it.
     """
     try:
-        with warnings.catch_warnings(record=True) as said:  # kept to say why a data set came out empty
-            warnings.simplefilter("always")
+        with filtered():  # pydicom's complaints: why a data set came out empty is asked for below
             try:
                 deflated = read_deflated(data, source, stop_before_pixels=True)
                 fp: Any
@@ -93,7 +93,7 @@ def read_header(data: bytes, source: str) -> Dataset:
         raise NotDicomError(f"{source}: not a DICOM file ({type(exc).__name__}: {exc})") from exc
     if len(ds) == 0:
         if data[128:132] == b"DICM":  # a PS3.10 file whose data set pydicom gave up on: say where it stopped
-            why = next((str(w.message) for w in said), "no data element could be read")
+            why = _why_empty(data, source)
             raise NotDicomError(f"{source}: a DICOM file whose data set cannot be read (malformed element): {why}")
         raise NotDicomError(f"{source}: not a DICOM file (no data elements)")
     if "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
@@ -110,8 +110,7 @@ def read_header(data: bytes, source: str) -> Dataset:
         )
     try:  # every top-level element now (pydicom reads a sequence when first asked): a header cut inside
         # one is refused here; its OSError reached ingest as a storage failure and stopped a whole batch
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with filtered():
             for _ in ds:
                 pass
     except Exception as exc:  # an outside audit, 2026-12-04: pydicom's rtdose.dcm cut at 1418 bytes
@@ -212,8 +211,7 @@ def header_json(ds: Dataset, pixel_tag: int | None = None) -> dict[str, Any]:
     it absolute (:func:`absolute_bulk_uris`). Group 0002 is left out; the pixel data (not in a
     :func:`read_header` dataset) is named by URI when ``pixel_tag`` (:func:`pixel_data_tag`) says
     which element the file has."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with filtered():
         out = _dataset_json(ds, ())
     if pixel_tag is not None:
         out[f"{pixel_tag:08X}"] = {"vr": _pixel_vr(ds, pixel_tag), "BulkDataURI": f"{BULK_PREFIX}{pixel_tag:08X}"}
@@ -348,6 +346,16 @@ def absolute_bulk_uris(header_text: str, instance_url: str) -> str:
     return header_text.replace('"BulkDataURI":"' + BULK_PREFIX, '"BulkDataURI":"' + prefix)
 
 
+def _why_empty(data: bytes, source: str) -> str:
+    """pydicom's warning on giving up on the data set of ``data``: read once more, recording
+    (:func:`medcodec.warnfilter.recorded`; a rare path)."""
+    with recorded() as said:
+        with contextlib.suppress(Exception):
+            if read_deflated(data, source, stop_before_pixels=True) is None:
+                dcmread(io.BytesIO(data), stop_before_pixels=True)
+    return next((str(w.message) for w in said), "no data element could be read")
+
+
 def _without_empty_uris(header: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for tag, value in header.items():
@@ -369,8 +377,7 @@ def as_part10(data: bytes, sop_class_uid: str, sop_instance_uid: str, transfer_s
     if len(data) >= 132 and data[128:132] == b"DICM":
         return data
     fp = io.BytesIO(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with filtered():
         _read_file_meta_info(fp)  # skips the group 0002 elements a preamble-less file may start with
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class_uid)
@@ -393,8 +400,7 @@ def relabel_syntax(data: bytes, transfer_syntax: str) -> bytes:
         raise InvalidInputError("not a PS3.10 file: no DICM prefix")
     fp = io.BytesIO(data)
     fp.seek(132)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with filtered():
         meta = _read_file_meta_info(fp)
     meta.TransferSyntaxUID = UID(transfer_syntax)
     stamp_writer(meta)
@@ -422,8 +428,7 @@ def baseline_as_extended(data: bytes) -> bytes:
     from ..dicom.codestream import mark_extended
     from ..dicom.write import JPEG_EXTENDED
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with filtered():
         ds = dcmread(io.BytesIO(data), force=True)
     element = ds.get_item(0x7FE00010) if "PixelData" in ds else None
     start = getattr(element, "value_tell", None)

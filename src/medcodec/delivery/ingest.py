@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +70,7 @@ from ..errors import (
     NotDicomError,
     StoreFullError,
 )
+from ..warnfilter import filtered
 from .catalog import InstanceRecord, now, plain_da, plain_tm
 from .catalog import patient_key as catalog_patient_key
 from .header import (
@@ -244,8 +244,7 @@ def _float(ds: Dataset, keyword: str) -> float | None:
 
 def _json_of(ds: Dataset, keywords: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with filtered():
         for keyword in keywords:
             if keyword in ds:
                 element = ds[keyword]
@@ -499,8 +498,7 @@ def _charset_note(ds: Dataset, source: str) -> str:
     with U+FFFD, so a name search does not find it as written), else ``""``. pydicom's own
     warnings say it without the file, once per element read (an outside audit, 2026-12-02)."""
     notes = []
-    with source_values_as_is(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with source_values_as_is(), filtered():
         terms = ds.get("SpecificCharacterSet") or []
         terms = [terms] if isinstance(terms, str) else list(terms)
         unknown = [str(t) for t in terms if str(t).strip() not in python_encoding]
@@ -865,8 +863,7 @@ def _same_instance(store: Any, existing: InstanceRecord, data: bytes) -> str:
     try:
         with store.objects.open(existing.path) as fh:
             stored = fh.read()
-        with source_values_as_is(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with source_values_as_is(), filtered():
             a = dcmread(io.BytesIO(stored), force=True)
             b = dcmread(io.BytesIO(data), force=True)
             _drop_group_lengths(a)

@@ -131,7 +131,6 @@ import io
 import math
 import re
 import uuid
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -188,6 +187,7 @@ from ..external import (
 )
 from ..registry import pixel_data_compressed, transfer_syntax
 from ..spec import PixelSpec
+from ..warnfilter import filtered
 from .fastread import read_native
 from .fastwrite import encode_file_fast, native_frames
 from .header import as_part10, read_header, stored_syntax
@@ -309,8 +309,7 @@ def _peek_text(ds: Dataset, keyword: str) -> str:
     element = ds.get_item(tag)
     if isinstance(element, RawDataElement):
         encoding = getattr(ds, "_character_set", None) or ds.original_character_set
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a value not in its set: replacement characters, here only
+        with filtered():
             element = convert_raw_data_element(element, encoding=encoding, ds=ds)
     return str(element.value or "")
 

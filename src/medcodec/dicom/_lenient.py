@@ -8,15 +8,17 @@ into derived files. So, around exactly those conversions, :func:`source_values_a
 ``UserWarning`` issued from ``pydicom.*`` modules, and nothing else. Pixel attributes still
 fail loudly (as :class:`~medcodec.errors.DicomError`) when they cannot be parsed.
 
-``warnings.catch_warnings`` is process-global before Python 3.14; the filter is kept this
-narrow for that reason.
+The filter is process-global before Python 3.14: it is kept this narrow for that reason, and set
+through :func:`medcodec.warnfilter.filtered`, which leaves the filter list as it found it when
+readers run in several threads (``catch_warnings`` did not: an outside audit, 2026-12-05).
 """
 
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator
+
+from ..warnfilter import filtered
 
 __all__ = ["source_values_as_is"]
 
@@ -24,6 +26,5 @@ __all__ = ["source_values_as_is"]
 @contextlib.contextmanager
 def source_values_as_is() -> Iterator[None]:
     """Silence pydicom's value-validation ``UserWarning`` inside the block."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+    with filtered("ignore", UserWarning, r"pydicom\."):
         yield

@@ -27,7 +27,6 @@ import shutil
 import stat
 import tempfile
 import threading
-import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +39,7 @@ from pydicom import dcmread
 from pydicom.filereader import read_file_meta_info
 
 from ..errors import DicomError, InputNotFoundError, InvalidInputError
+from ..warnfilter import filtered
 from .limits import check_file_size
 
 __all__ = [
@@ -314,8 +314,7 @@ def is_media_directory(path: Path) -> bool:
             head = fh.read(132)
         if len(head) < 132 or head[128:132] != b"DICM":
             return False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with filtered():
             meta = read_file_meta_info(path)
     except Exception:  # unreadable: the caller's reader says what is wrong with it
         return False
@@ -437,8 +436,7 @@ def _looks_like_dicom(head: bytes) -> bool:
     if group_le not in (0x0002, 0x0008) and group_be != 0x0008:
         return False
     try:
-        with warnings.catch_warnings():  # probing arbitrary bytes: pydicom's complaints are expected
-            warnings.simplefilter("ignore")
+        with filtered():  # probing arbitrary bytes: pydicom's complaints are expected
             ds = dcmread(io.BytesIO(head), force=True, stop_before_pixels=True)
         return len(ds) > 0
     except Exception:

@@ -28,13 +28,13 @@ range (the delta then describes only that part of the curves).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..warnfilter import filtered
 
 __all__ = ["bd_rate", "bd_psnr", "bd_delta", "BdDelta", "METHODS", "SANE_RATE_FACTOR", "SMALL_OVERLAP"]
 
@@ -65,8 +65,7 @@ def _cubic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Least-squares cubic through (x, y) in a centred, scaled variable ``u = (x - m) / s`` (same
     curve, well conditioned): ``(coefficients, m, s)``."""
     m, s = float(np.mean(x)), float(np.ptp(x)) / 2 or 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", np.exceptions.RankWarning)
+    with filtered("error", np.exceptions.RankWarning):
         try:
             return np.polyfit((x - m) / s, y, 3), m, s
         except np.exceptions.RankWarning:
