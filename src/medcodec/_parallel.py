@@ -8,6 +8,7 @@ not yet yielded, so a stream of frames is processed in bounded memory.
 from __future__ import annotations
 
 import collections
+import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,7 +23,10 @@ def imap_ordered(fn: Callable[[Any], _T], items: Iterable[Any], jobs: int) -> It
 
     One pool for the whole run and no barrier between groups: a worker starts the next
     item as soon as it is free. Pending work is cancelled if the consumer stops early or
-    ``fn`` raises.
+    ``fn`` raises. Each item runs in a copy of the caller's context variables, so what a caller
+    sets in one (:func:`~medcodec.codec.intra.written_mode_model`, ``without_big_blocks``) holds
+    for whatever its workers decide too (the encoders decide the mode model before they fan out
+    today; an outside audit, 2026-12-05, asked that it not depend on that).
     """
     if jobs <= 1:
         yield from map(fn, items)
@@ -31,7 +35,7 @@ def imap_ordered(fn: Callable[[Any], _T], items: Iterable[Any], jobs: int) -> It
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         try:
             for item in items:
-                pending.append(pool.submit(fn, item))
+                pending.append(pool.submit(contextvars.copy_context().run, fn, item))
                 if len(pending) >= 2 * jobs:
                     yield pending.popleft().result()
             while pending:

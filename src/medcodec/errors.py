@@ -26,7 +26,8 @@ subclass is also the matching builtin (``ValueError``, ``NotImplementedError``,
         ├── NotDicomError(DeliveryError, ValueError)       a body/file that is not DICOM (400/415)
         │   └── MismatchedUidError                         C-STORE data set not the one its request names (A900)
         ├── NotAcceptableError(DeliveryError, UnsupportedFeatureError)  no such rendition (406)
-        └── StoreFullError(DeliveryError, OSError)         no space left in the store (507)
+        ├── StoreFullError(DeliveryError, OSError)         no space left in the store (507)
+        └── OutOfResourcesError(DeliveryError, OSError)    out of open files or memory, for now (503)
 
     NonConformantStreamWarning(UserWarning)
     ClippedValuesWarning(UserWarning)
@@ -75,6 +76,7 @@ __all__ = [
     "MismatchedUidError",
     "NotAcceptableError",
     "StoreFullError",
+    "OutOfResourcesError",
 ]
 
 
@@ -282,7 +284,9 @@ class NonConformantStreamWarning(UserWarning):
 
 
 class ClippedValuesWarning(UserWarning):
-    """Pixel values were clipped to fit a target range (counted in the message)."""
+    """Pixel values were clipped to fit a target range (counted in the message). No path of this
+    version issues it (values outside the declared range are refused: ``InvalidInputError``); kept
+    for callers that filter it."""
 
 
 class RateTargetWarning(UserWarning):

@@ -20,9 +20,11 @@ pipeline's business.
 Safety: every length is checked against the bytes actually present before it is used,
 headers are checked against :data:`LIMITS` before anything is allocated, and a frame may
 not claim more blocks than its coded bytes could possibly describe (each block costs at
-least 2 bits). FIDX entries must follow each other without overlap, each at least that
-large (:func:`frame_min_size`), and the decoder checks the frames it is asked for are in the
-stream before it allocates, so the decoded size is bounded by 512x the stream size.
+least 2 bits in version 1; version 2's limits are looser, ``docs/format.md`` §2). FIDX entries
+must follow each other without overlap, each at least that large (:func:`frame_min_size`), and
+the decoder checks the frames it is asked for are in the stream before it allocates: a version 1
+stream decodes to at most 512x its size; a version 2 one of a flat image to far more (a caller
+caps it with ``decode(max_pixels=)``).
 """
 
 from __future__ import annotations

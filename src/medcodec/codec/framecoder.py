@@ -328,6 +328,10 @@ def validate_pixels(pixels: Any, bits_stored: Any, signed: bool | None) -> tuple
             "pixels is a masked array with masked values: they would be coded as data (fill them, e.g. "
             "pixels.filled(0), or pass pixels.data)"
         )
+    if type(pixels) is not np.ndarray:  # a subclass (np.matrix, a MaskedArray without masked values,
+        # a memmap): its data as a plain array. Until 2026-12-06 the kernels got the subclass: a raw
+        # numba or TypeError, or not, depending on what the process had compiled (an outside audit)
+        pixels = np.asarray(pixels).view(np.ndarray)
     is_2d = pixels.ndim == 2
     frames = pixels[None] if is_2d else pixels
     lim = container.LIMITS
@@ -411,9 +415,13 @@ def frame_selection(frames: int | Sequence[int] | None, n: int) -> tuple[list[in
         raise InvalidInputError(f"frames={frames!r} must be an int or a sequence of ints")
     else:
         try:
-            sel, single = [int(i) for i in frames], False  # type: ignore[union-attr]
-        except (TypeError, ValueError):
+            items = list(frames)  # type: ignore[arg-type]
+        except TypeError:
             raise InvalidInputError(f"frames={frames!r} must be an int or a sequence of ints") from None
+        if not all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in items):
+            # [True, False] read as frames 1 and 0, 1.7 as frame 1, until 2026-12-06 (an outside audit)
+            raise InvalidInputError(f"frames={frames!r} must be an int or a sequence of ints")
+        sel, single = [int(i) for i in items], False
     for i in sel:
         if not -n <= i < n:
             raise InvalidInputError(f"frame {i} does not exist: the stream has {n} frames")

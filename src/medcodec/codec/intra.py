@@ -71,6 +71,8 @@ N_MODES = KI.N_MODES
 #: The mode model :func:`encode_intra_frame` writes by default: 2 (format 2.4, ``docs/format.md`` §17).
 MODE_MODEL = 2
 _WRITTEN_MODE_MODEL: ContextVar[int] = ContextVar("written_mode_model", default=MODE_MODEL)
+#: False within :func:`without_big_blocks`.
+_BIG_BLOCKS: ContextVar[bool] = ContextVar("big_blocks", default=True)
 #: What prices the RD intra levels' symbols (:func:`rd_params`), per effort: ``"intra"`` the rounded
 #: levels of a plain intra pass (one more pass of the loop: encode ~1.8-1.9x), ``"dct"`` those of
 #: the plain 8x8 DCT of the frame (other statistics, 0.1-0.2 % BD-rate worse, encode ~1.3-1.5x;
@@ -171,6 +173,20 @@ def written_mode_model(model: int) -> Iterator[None]:
         _WRITTEN_MODE_MODEL.reset(token)
 
 
+@contextlib.contextmanager
+def without_big_blocks() -> Iterator[None]:
+    """Within the block, encoders called from this thread (or task) write format 2.5's intra frames
+    (no 16x16 blocks: mode model 3) where they would write 2.6's, for the warm-up and tests that
+    compile or read 2.5 streams. A context variable like :func:`written_mode_model`: until
+    2026-12-06 the warm-up set :data:`BIG_EFFORTS` for the whole process, and encodes running in
+    other threads meanwhile wrote 2.5 streams (an outside audit)."""
+    token = _BIG_BLOCKS.set(False)
+    try:
+        yield
+    finally:
+        _BIG_BLOCKS.reset(token)
+
+
 def written_model() -> int:
     """The mode model encoders write here: :data:`MODE_MODEL` unless :func:`written_mode_model` says."""
     return _WRITTEN_MODE_MODEL.get()
@@ -194,7 +210,7 @@ def model_for(effort: str) -> int:
     if it is also in :data:`BIG_EFFORTS`, else :func:`written_model`."""
     model = written_model()
     if model == 2 and effort in TX_EFFORTS:
-        return 4 if effort in BIG_EFFORTS else 3
+        return 4 if effort in BIG_EFFORTS and _BIG_BLOCKS.get() else 3
     return model
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptStreamError, InvalidInputError, UnsupportedFeatureError
+from ..errors import CorruptStreamError, ImageTooLargeError, InvalidInputError, UnsupportedFeatureError
 from ..metrics import compression_ratio
 from ..ratecontrol import (
     PSNR_MISS_DB,
@@ -368,6 +368,7 @@ def decode(
     frames: int | Sequence[int] | None = None,
     jobs: int | None = None,
     strict: bool = False,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Decompress a ``.mdc`` or JPEG stream.
 
@@ -384,6 +385,13 @@ def decode(
         Refuse JPEG streams with a known harmless deviation (``codec.stream.KNOWN_DEVIATIONS``,
         e.g. Se=0 in a sequential scan) instead of decoding them with a
         :class:`~medcodec.errors.NonConformantStreamWarning`.
+    max_pixels
+        Refuse, before anything is allocated, when the frames asked for hold more pixels than
+        this (:class:`~medcodec.errors.ImageTooLargeError`): for a service decoding streams it
+        did not make. A stream's size does not bound its image: an adaptive coder codes a flat
+        image in almost nothing (a constant 16384 x 16384 image is a 9 KB default ``.mdc``,
+        512 MB decoded), and the format's limits allow 2^32 pixels (``docs/format.md`` §2).
+        ``None``: those limits only.
 
     Returns
     -------
@@ -397,16 +405,39 @@ def decode(
         Damaged stream (with the byte offset).
     UnsupportedFeatureError
         A valid stream using a feature medcodec does not decode.
+    ImageTooLargeError
+        More pixels than ``max_pixels``.
     """
     buf = _as_buffer(data)
     jobs_ = default_jobs(jobs)
     if not isinstance(strict, (bool, np.bool_)):  # "no" turned strict mode on
         raise InvalidInputError(f"strict={strict!r} must be True or False")
+    if max_pixels is not None:
+        _check_max_pixels(buf, frames, max_pixels)
     if container.is_mdc(buf):
         return decode_mdc(buf, frames, jobs_)
     if buf[:2] == b"\xff\xd8":
         return jpeg.decode_jpeg(buf, frames=frames, strict=strict)
     raise CorruptStreamError("not a medcodec (.mdc) or JPEG stream: unknown signature", offset=0, segment="signature")
+
+
+def _check_max_pixels(buf: bytes, frames: int | Sequence[int] | None, max_pixels: Any) -> None:
+    """:func:`decode`'s ``max_pixels``, from the header alone (no entropy decoding)."""
+    if isinstance(max_pixels, (bool, np.bool_)) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise InvalidInputError(f"max_pixels={max_pixels!r} must be a positive integer or None")
+    header = read_header(buf)
+    if frames is None:
+        count = header.frames
+    elif isinstance(frames, (int, np.integer)):
+        count = 1
+    else:  # a sequence; anything without a length (a generator, left for decode to use) counted as every frame
+        count = len(frames) if hasattr(frames, "__len__") else header.frames
+    pixels = count * header.rows * header.cols
+    if pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"{count} frame(s) of {header.rows} x {header.cols} = {pixels} pixels, more than max_pixels={max_pixels}: "
+            "not decoded"
+        )
 
 
 def _as_buffer(data: Any) -> bytes:

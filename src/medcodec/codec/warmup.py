@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 
 import numpy as np
 
 from ..errors import RateTargetWarning
+from ..warnfilter import filtered
 
 __all__ = ["warm"]
 
 
 def warm() -> float:
     """Run every kernel once; returns the seconds it took (compilation, or cache loading)."""
-    from . import intra
-    from .intra import written_mode_model
+    from .intra import without_big_blocks, written_mode_model
     from .pipeline import decode, encode
 
     t = time.perf_counter()
@@ -51,8 +50,7 @@ def warm() -> float:
         for effort in ("fast", "best"):  # the default (intra frames) and format 1.0 (Huffman)
             decode(encode(img, bits_stored=bits, signed=signed, quality=70, effort=effort))
             decode(encode(img, bits_stored=bits, signed=signed, quality=70, effort=effort, entropy="huffman"))
-        with warnings.catch_warnings():  # a tiny smooth test image cannot reach 8:1 at every depth: expected
-            warnings.simplefilter("ignore", RateTargetWarning)
+        with filtered("ignore", RateTargetWarning):  # a tiny smooth test image cannot reach 8:1 at every depth
             decode(encode(np.stack([img, img]), bits_stored=bits, signed=signed, ratio=8, jobs=1))
         for k in (0, 2):  # the v2 predictive kernels
             decode(encode(img, bits_stored=bits, signed=signed, max_error=k))
@@ -62,11 +60,8 @@ def warm() -> float:
         decode(encode(img, bits_stored=bits, signed=signed, quality=70, padding=(lo, lo)))  # padding masks (2.3)
         with written_mode_model(1):  # the intra frames of 2.2 / 2.3 streams (mode model 1): still read
             decode(encode(img, bits_stored=bits, signed=signed, quality=70))
-        saved, intra.BIG_EFFORTS = intra.BIG_EFFORTS, ()  # 2.5 streams (no 16x16 blocks): still read
-        try:
+        with without_big_blocks():  # 2.5 streams (no 16x16 blocks): still read
             decode(encode(img, bits_stored=bits, signed=signed, quality=70))
-        finally:
-            intra.BIG_EFFORTS = saved
         if not signed and bits <= 12:
             for effort in ("fast", "best"):
                 decode(encode(img, bits_stored=bits, quality=70, format="jpeg", effort=effort))
