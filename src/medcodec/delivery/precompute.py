@@ -639,20 +639,28 @@ def _bounded(
 ) -> Generator[dict[str, Any] | None, None, None]:
     """``render_task(*a)`` for each of ``args`` on ``executor``, at most :data:`EXECUTOR_WINDOW` queued
     at a time; results as they complete. Closing the iterator (an error) cancels what is queued;
-    what runs already and cannot be cancelled is put in ``late``."""
+    what runs already and cannot be cancelled is put in ``late``, and so is what had finished but
+    was not handed over yet (until 2026-12-06 those were forgotten: when one wait returned several
+    finished tasks, as it does on a loaded machine, their renditions stayed as orphans after a
+    catalog error; a flaky test)."""
     todo = iter(args)
     running: set[concurrent.futures.Future[dict[str, Any] | None]] = set()
+    ready: list[concurrent.futures.Future[dict[str, Any] | None]] = []
     try:
         for a in itertools.islice(todo, EXECUTOR_WINDOW):
             running.add(executor.submit(render_task, *a))
         while running:
             done, running = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
+            ready = list(done)
+            while ready:
+                future = ready.pop(0)
                 nxt = next(todo, None)
                 if nxt is not None:
                     running.add(executor.submit(render_task, *nxt))
                 yield future.result()
     finally:
+        if late is not None:
+            late.extend(ready)
         for future in running:
             if not future.cancel() and late is not None:
                 late.append(future)
