@@ -173,16 +173,19 @@ def _c_get(mixed: SimpleNamespace, proposals: list[tuple[str, list[str]]], query
     return final, identifier, received, accepted
 
 
-def test_c_get_of_ct_offered_8_bit_jpeg_first_takes_a_syntax_its_images_fit(mixed: SimpleNamespace) -> None:
-    """A CT context proposing ``{.50, .90}`` (8-bit JPEG first) is given JPEG 2000 lossless: CT has
-    16 bits allocated, no CT image fits in 8-bit JPEG (until 2026-12-06 the context got ``.50`` and
-    the retrieve failed)."""
+@pytest.mark.parametrize(("sop_class", "part"), [(CT, "_ct_"), (SC, "_nm_")], ids=["CT", "12-bit SC"])
+def test_c_get_offered_8_bit_jpeg_first_takes_a_syntax_the_images_fit(mixed: SimpleNamespace, sop_class: str,
+                                                                       part: str) -> None:  # fmt: skip
+    """A context proposing ``{.50, .90}`` (8-bit JPEG first) is given JPEG 2000 lossless when none of
+    its class's images fits in 8-bit JPEG: CT has 16 bits allocated; the store holds no Secondary
+    Capture of 8 bits or fewer (the class allows them). Until 2026-12-06 the context got ``.50`` and
+    the retrieve failed (outside audits: CT, then CR, DX and Enhanced MR)."""
     j2k_lossless = "1.2.840.10008.1.2.4.90"
-    uid, path = next((uid, p) for uid, p in mixed.originals.items() if "_ct_" in p.name)
+    uid, path = next((uid, p) for uid, p in mixed.originals.items() if part in p.name)
     original = pydicom.dcmread(path)
     query = _query("IMAGE", SeriesInstanceUID=original.SeriesInstanceUID, SOPInstanceUID=uid)
-    final, identifier, received, accepted = _c_get(mixed, [(CT, [JPEG_8, j2k_lossless])], query)
-    assert [str(cx.transfer_syntax[0]) for cx in accepted if cx.abstract_syntax == CT] == [j2k_lossless]
+    final, identifier, received, accepted = _c_get(mixed, [(sop_class, [JPEG_8, j2k_lossless])], query)
+    assert [str(cx.transfer_syntax[0]) for cx in accepted if cx.abstract_syntax == sop_class] == [j2k_lossless]
     assert final.Status == 0x0000 and len(received) == 1, (final, identifier)
     assert str(received[0].file_meta.TransferSyntaxUID) == j2k_lossless
     assert np.array_equal(received[0].pixel_array, original.pixel_array)
@@ -347,6 +350,13 @@ def test_which_syntax_a_context_gets() -> None:
     assert accepted_ct([JPEG_8, jls]) == jls  # CT has 16 bits allocated: no image of it goes in 8-bit JPEG
     assert accepted_ct([JPEG_8, JPEG_12]) == JPEG_12
     assert accepted_ct([JPEG_8]) == JPEG_8  # offered alone: instances stored so can still go
+
+    def accepted_us(proposed: list[str], narrow: set[str]) -> str:  # narrow: classes stored with <= 8 bits
+        ordered = requestor_order(proposed, supported, makes=makes, sop_class=US, narrow=narrow)
+        return next(ts for ts in ordered if ts in proposed)
+
+    assert accepted_us([JPEG_8, JPEG_12], {US}) == JPEG_8  # 8-bit (colour) images stored: the requestor's order
+    assert accepted_us([JPEG_8, JPEG_12], {CT}) == JPEG_12  # none stored: .51 carries them all
 
     contexts = move_contexts({MR: {jls, EXPLICIT, big}, US: {EXPLICIT}})
     assert [(cls, kind) for cls, _, kind in contexts] == [

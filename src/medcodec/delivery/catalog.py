@@ -1280,6 +1280,13 @@ class Catalog:
         with self.engine.connect() as conn:
             return _referenced_among(conn, set(paths))
 
+    def classes_with_images_up_to_8_bits(self) -> set[str]:
+        """SOP Class UIDs of which some stored instance has at most 8 bits stored (grey or colour):
+        the classes an 8-bit JPEG Baseline context may be needed for (C-GET's negotiation)."""
+        with self.engine.connect() as conn:
+            query = sa.select(instances.c.sop_class_uid).where(instances.c.bits_stored <= 8).distinct()
+            return {str(row[0]) for row in conn.execute(query)}
+
     def referenced(self) -> list[tuple[str, str, int]]:
         """Every object the catalog references: ``(path, sha256 or etag, size)``."""
         with self.engine.connect() as conn:

@@ -606,12 +606,14 @@ def _request_handler(qr: Any, timeout: float) -> Any:
             into = proposed if item is not None and item.scp_role else sends
             into.setdefault(str(cx.abstract_syntax), []).extend(str(ts) for ts in cx.transfer_syntax)
         makes = syntax_preference("") if proposed else []
+        narrow = qr.store.catalog.classes_with_images_up_to_8_bits() if proposed else set()
         for cx in acceptor.supported_contexts:  # this association's own copy
             supported = [str(ts) for ts in cx.transfer_syntax]
             if str(cx.abstract_syntax) in proposed:
                 cx.transfer_syntax = requestor_order(
-                    proposed[str(cx.abstract_syntax)], supported, makes=makes, sop_class=str(cx.abstract_syntax)
-                )
+                    proposed[str(cx.abstract_syntax)], supported, makes=makes, sop_class=str(cx.abstract_syntax),
+                    narrow=narrow,
+                )  # fmt: skip
             elif str(cx.abstract_syntax) in sends:  # (verification, Q/R: uncompressed only, the requestor's order)
                 cx.transfer_syntax = sender_order(sends[str(cx.abstract_syntax)], supported)
 

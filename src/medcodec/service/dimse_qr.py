@@ -18,10 +18,10 @@ any PACS; the transfer syntax of what it receives is negotiated, as WADO-RS nego
   storage context the requestor proposes, the first uncompressed syntax in the requestor's order (Explicit
   or Implicit VR Little Endian), else the first the requestor lists that medcodec makes (a lossless
   syntax the registry writes, the ``diagnostic`` preset's 12-bit / 8-bit JPEG; no 8-bit JPEG for
-  a class with 16 bits allocated, :data:`WIDE_CLASSES`), else one only the instances stored in it
-  can take (:func:`requestor_order`). ``{.51, .50}`` therefore gets
-  ``.51``; a requestor that wants JPEG and an uncompressed fallback proposes the class twice
-  (``{.51}``, ``{Implicit}``): each instance then goes in the first of the requestor's accepted
+  a class with 16 bits allocated, :data:`WIDE_CLASSES`, or of which the store holds no image of 8
+  bits or fewer), else one only the instances stored in it can take (:func:`requestor_order`).
+  ``{.51, .50}`` therefore gets ``.51``; a requestor that wants JPEG and an uncompressed fallback
+  proposes the class twice (``{.51}``, ``{Implicit}``): each instance then goes in the first of the requestor's accepted
   contexts it can be made in. A requestor that proposes only JPEG lossy for CT (pynetdicom) gets
   the diagnostic rendition, with its lossy attributes; one that accepts uncompressed (DCMTK
   ``getscu``) gets the original values.
@@ -177,21 +177,28 @@ def retrieve_syntaxes(stored: set[str]) -> list[str]:
 
 
 def requestor_order(
-    proposed: list[str], supported: list[str], *, makes: Collection[str] | None = None, sop_class: str = ""
+    proposed: list[str],
+    supported: list[str],
+    *,
+    makes: Collection[str] | None = None,
+    sop_class: str = "",
+    narrow: Collection[str] | None = None,
 ) -> list[str]:
     """``supported`` reordered for one C-GET storage context of ``sop_class`` the requestor
     ``proposed`` (in its order of preference): the uncompressed syntaxes it proposed, in its order
     (a context carries one syntax for every instance of its SOP class, and only these can carry all
-    of them); then the others medcodec makes from any stored syntax, in its order (JPEG Baseline
-    left out for a class whose IOD has 16 bits allocated, :data:`WIDE_CLASSES`: none of its images
-    can go in 8 bits); then the rest (instances stored in them only). The acceptor takes the first of
-    this list the context proposes. ``makes``: what medcodec makes from any stored syntax (default:
-    computed).
+    of them); then the others medcodec makes from any stored syntax, in its order, JPEG Baseline
+    left out for a class none of whose images fits in 8 bits: one whose IOD has 16 bits allocated
+    (:data:`WIDE_CLASSES`), or, when ``narrow`` names the classes of which the store holds some
+    image of at most 8 bits, any class not in it; then the rest (instances stored in them only).
+    The acceptor takes the first of this list the context proposes. ``makes``: what medcodec
+    makes from any stored syntax (default: computed).
 
-    Until 2026-12-06 a CT context proposing ``{.50, .90}`` got ``.50``, and every sub-operation of
-    the retrieve failed where ``.90`` carried each image whole (an outside audit, 2026-12-05)."""
+    Until 2026-12-06 a CT context proposing ``{.50, .90}`` or ``{.50, .51}`` got ``.50``, and every
+    sub-operation of the retrieve failed where the other syntax carried each image (outside
+    audits, 2026-12-05 and -06: CT, then CR, DX and Enhanced MR)."""
     makes = set(syntax_preference("") if makes is None else makes)
-    if sop_class in WIDE_CLASSES:
+    if sop_class in WIDE_CLASSES or (narrow is not None and sop_class not in narrow):
         makes.discard(JPEG_BASELINE)
     first = [ts for ts in proposed if ts in UNCOMPRESSED and ts in supported]
     then = [ts for ts in proposed if ts in makes and ts in supported]
