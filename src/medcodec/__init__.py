@@ -83,7 +83,7 @@ def __getattr__(name: str) -> Any:
     first use (PEP 562) and kept as module attributes."""
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
-    elif not name.startswith("__"):
+    elif name.isidentifier() and not name.startswith("__"):  # ("a.b", "": no attribute, not an import)
         try:
             value = import_module(f".{name}", __name__)
         except ModuleNotFoundError as exc:

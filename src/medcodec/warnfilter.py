@@ -7,11 +7,19 @@ of the process silenced from then on. An outside audit (2026-12-05) saw four thr
 leave ``('ignore', Warning)`` and ``('ignore', UserWarning, 'pydicom\\.')`` behind; the host lost
 every ``RateTargetWarning`` after that.
 
-:func:`filtered` instead inserts one filter and removes one equal filter, each under one lock:
-whatever the interleaving, the list comes back as it was. While a block runs its filter still
-holds for every thread (the language's limit before 3.14), so blocks stay short and narrow.
-:func:`recorded` (``catch_warnings(record=True)``) holds the same lock for its whole block: for
-rare paths only (it also records other threads' warnings while it runs).
+:func:`filtered` instead inserts one filter of its own and removes that one, under one lock:
+whatever the interleaving, the list comes back as it was. Its filter matches messages through an
+object compared by identity, so it is never taken for an equal-looking filter of the host's
+(``simplefilter("ignore")`` of the host's own stayed in place until the re-check of 2026-12-06
+found medcodec's block removing it). It is removed from the list it went into and from the list
+in force when the block ends: a host's ``catch_warnings`` entered meanwhile copies the list,
+then puts the original back, which would otherwise bring the filter back for good (same
+re-check). While a block runs its filter still holds for every thread (the language's limit
+before 3.14), so blocks stay short and narrow.
+
+:func:`recorded` records only the warnings of its own thread (another thread's are shown as they
+would have been: the re-check saw one upload's reason name another client's value), holding the
+same lock for its whole block: for rare paths only.
 """
 
 from __future__ import annotations
@@ -21,10 +29,20 @@ import re
 import threading
 import warnings
 from collections.abc import Iterator
+from typing import Any, cast
 
 __all__ = ["filtered", "recorded"]
 
 _LOCK = threading.RLock()
+
+
+class _AnyMessage:
+    """A filter's message pattern that matches every message and equals only itself."""
+
+    __slots__ = ()
+
+    def match(self, _text: str) -> bool:
+        return True
 
 
 def _mutated() -> None:
@@ -39,22 +57,37 @@ def filtered(action: str = "ignore", category: type[Warning] = Warning, module: 
     """``action`` (``"ignore"``, ``"error"``...) for warnings of ``category`` issued from modules
     matching the regular expression ``module`` (any, when empty) inside the block; the process's
     filter list exactly as it was afterwards, whatever other threads did meanwhile."""
-    entry = (action, None, category, re.compile(module) if module else None, 0)
+    entry = (action, _AnyMessage(), category, re.compile(module) if module else None, 0)
     with _LOCK:
-        warnings.filters.insert(0, entry)  # type: ignore[attr-defined]
+        into = cast(list[Any], warnings.filters)
+        into.insert(0, entry)
         _mutated()
     try:
         yield
     finally:
         with _LOCK:
-            with contextlib.suppress(ValueError):  # gone if the host reset the filters meanwhile
-                warnings.filters.remove(entry)  # type: ignore[attr-defined]
+            now = cast(list[Any], warnings.filters)
+            for filters in (into, now) if now is not into else (into,):
+                with contextlib.suppress(ValueError):  # gone if the host reset the filters meanwhile
+                    filters.remove(entry)
             _mutated()
 
 
 @contextlib.contextmanager
 def recorded() -> Iterator[list[warnings.WarningMessage]]:
-    """Every warning issued inside the block, in a list, none shown; serialised with :func:`filtered`."""
-    with _LOCK, warnings.catch_warnings(record=True) as said:
+    """Every warning this thread issues inside the block, in a list, none of them shown; other
+    threads' warnings are shown as usual. Serialised with :func:`filtered`."""
+    me = threading.get_ident()
+    said: list[warnings.WarningMessage] = []
+    with _LOCK, warnings.catch_warnings():
         warnings.simplefilter("always")
+        shown = warnings.showwarning
+
+        def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+            if threading.get_ident() == me:
+                said.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         yield said

@@ -44,6 +44,67 @@ def test_filter_blocks_in_threads_leave_the_filter_list_as_it_was() -> None:
     assert warnings.filters == before
 
 
+def test_a_host_catch_warnings_entered_meanwhile_does_not_bring_the_filter_back() -> None:
+    """medcodec's block in one thread, the host's ``catch_warnings`` entered inside it and left
+    after it in another: the host puts back the list it saved, which held medcodec's filter; it is
+    removed from that list too (it stayed for good until the re-check of 2026-12-06)."""
+    before = list(warnings.filters)
+    inside, host_in, left = threading.Event(), threading.Event(), threading.Event()
+
+    def library() -> None:
+        with filtered():
+            inside.set()
+            host_in.wait(30)
+        left.set()
+
+    def host() -> None:
+        inside.wait(30)
+        with warnings.catch_warnings():
+            host_in.set()
+            left.wait(30)
+
+    threads = [threading.Thread(target=library), threading.Thread(target=host)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
+
+
+def test_the_hosts_own_equal_filter_stays() -> None:
+    """A host's ``simplefilter("ignore")`` is not medcodec's to remove, though it looks the same."""
+    with warnings.catch_warnings():
+        with filtered("ignore", UserWarning):
+            warnings.simplefilter("ignore", UserWarning)  # the host's, set while medcodec's block runs
+            hosts = [f for f in warnings.filters if f[1] is None]
+        assert ("ignore", None, UserWarning, None, 0) in warnings.filters
+        assert warnings.filters == hosts
+
+
+def test_recorded_keeps_its_own_threads_warnings_only() -> None:
+    """The reason read for one upload never names another thread's warning (it did, 2026-12-06)."""
+    from medcodec.warnfilter import recorded
+
+    go, done = threading.Event(), threading.Event()
+
+    def other() -> None:
+        go.wait(30)
+        warnings.warn("another client's value", UserWarning, stacklevel=1)
+        done.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with warnings.catch_warnings(record=True) as host_saw:
+        warnings.simplefilter("always")
+        with recorded() as said:
+            go.set()
+            done.wait(30)
+            warnings.warn("this upload's reason", UserWarning, stacklevel=1)
+    t.join()
+    assert [str(w.message) for w in said] == ["this upload's reason"]
+    assert [str(w.message) for w in host_saw] == ["another client's value"]
+
+
 def test_dicom_readers_in_threads_keep_the_hosts_warnings(shared_data: Path) -> None:
     """Four threads reading a CT series while the host's own thread needs its warnings: every one
     arrives and the filter list is unchanged afterwards (with ``catch_warnings`` the readers left
@@ -81,6 +142,9 @@ def test_decode_refuses_more_pixels_than_the_caller_allows() -> None:
     with pytest.raises(medcodec.ImageTooLargeError, match="2 frame\\(s\\) of 2048 x 2048"):
         medcodec.decode(stream, max_pixels=2048 * 2048)
     assert medcodec.decode(stream, frames=1, max_pixels=2048 * 2048).shape == (2048, 2048)
+    with pytest.raises(medcodec.ImageTooLargeError):  # a generator is counted as decode takes it (re-check)
+        medcodec.decode(stream, frames=(0 for _ in range(3)), max_pixels=2048 * 2048)
+    assert medcodec.decode(stream, frames=(k for k in (1,)), max_pixels=2048 * 2048).shape == (1, 2048, 2048)
     assert np.array_equal(medcodec.decode(stream, max_pixels=2 * 2048 * 2048), flat)
     jpeg = medcodec.encode(flat[0], bits_stored=12, format="jpeg")
     with pytest.raises(medcodec.ImageTooLargeError):
@@ -155,6 +219,24 @@ def test_frame_lists_take_integers_only() -> None:
         with pytest.raises(medcodec.InvalidInputError, match="sequence of ints"):
             medcodec.decode(stream, frames=bad)
     assert medcodec.decode(stream, frames=[np.int64(2), 0]).shape == (2, 16, 16)
+
+
+def test_subcommands_are_registered_all_or_none_and_attributes_are_names() -> None:
+    """Two threads asking for commands at once both see every one (a thread could get None for
+    ``serve`` mid-registration: the re-check of 2026-12-06); a dotted or empty attribute of the
+    package is no attribute (it was an import)."""
+    code = (
+        "import threading, click\n"
+        "from medcodec.cli.main import cli\n"
+        "seen = []\n"
+        "def ask(): seen.append(cli.get_command(click.Context(cli), 'serve') is not None)\n"
+        "ts = [threading.Thread(target=ask) for _ in range(4)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "import medcodec\n"
+        "print(seen, hasattr(medcodec, 'codec.intra'), hasattr(medcodec, ''), hasattr(medcodec, 'dicom'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.stdout.strip() == "[True, True, True, True] False False True", (r.stdout, r.stderr[-2000:])
 
 
 def test_the_warnings_encode_issues_are_exported() -> None:

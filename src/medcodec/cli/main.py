@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import click
 
@@ -74,34 +75,35 @@ def cli() -> None:
     """
 
 
+_REGISTERING = threading.RLock()
+
+
 def _register() -> None:
-    """Import every subcommand into :func:`cli` (once; the codec and the delivery come with them)."""
-    if cli.commands:
-        return
-    from .decode import decode
-    from .demo import demo
-    from .encode import encode
-    from .info import info
+    """Import every subcommand into :func:`cli` (once; the codec and the delivery come with them).
+    All of them or none: the modules are imported first, then added together. Two threads asking
+    at once, or a Ctrl-C halfway, left a partial set that later calls took for complete ("No such
+    command 'serve'": the re-check of 2026-12-06)."""
+    with _REGISTERING:
+        if cli.commands:
+            return
+        from .decode import decode
+        from .demo import demo
+        from .encode import encode
+        from .fetch import fetch  # delivery (issue 9): the HTTP server and its download client
+        from .info import info
+        from .ingest import ingest  # delivery (issue 9): DICOM into a store, presets pre-computed
+        from .serve import serve
+        from .store import store  # delivery: check, delete from, collect the garbage of a store
 
-    for command in (encode, decode, info, demo):
-        cli.add_command(command)
-    from .ingest import ingest  # delivery (issue 9): DICOM into a store, presets pre-computed
-
-    cli.add_command(ingest)
-    from .store import store  # delivery: check, delete from, collect the garbage of a store
-
-    cli.add_command(store)
-    from .fetch import fetch  # delivery (issue 9): the HTTP server and its download client
-    from .serve import serve
-
-    cli.add_command(serve)
-    cli.add_command(fetch)
-    try:
-        from .evaluate import evaluate
-    except ImportError:  # pragma: no cover - evaluate has optional heavy deps
-        pass
-    else:
-        cli.add_command(evaluate)
+        commands = [encode, decode, info, demo, ingest, store, serve, fetch]
+        try:
+            from .evaluate import evaluate
+        except ImportError:  # pragma: no cover - evaluate has optional heavy deps
+            pass
+        else:
+            commands.append(evaluate)
+        for command in commands:
+            cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -413,6 +413,8 @@ def decode(
     if not isinstance(strict, (bool, np.bool_)):  # "no" turned strict mode on
         raise InvalidInputError(f"strict={strict!r} must be True or False")
     if max_pixels is not None:
+        if frames is not None and not isinstance(frames, (int, np.integer)) and not hasattr(frames, "__len__"):
+            frames = list(frames)  # a generator: counted as the decoder will take it (it was not, 2026-12-06)
         _check_max_pixels(buf, frames, max_pixels)
     if container.is_mdc(buf):
         return decode_mdc(buf, frames, jobs_)
@@ -430,8 +432,8 @@ def _check_max_pixels(buf: bytes, frames: int | Sequence[int] | None, max_pixels
         count = header.frames
     elif isinstance(frames, (int, np.integer)):
         count = 1
-    else:  # a sequence; anything without a length (a generator, left for decode to use) counted as every frame
-        count = len(frames) if hasattr(frames, "__len__") else header.frames
+    else:  # a sequence (decode made a list of any other iterable)
+        count = len(frames)
     pixels = count * header.rows * header.cols
     if pixels > max_pixels:
         raise ImageTooLargeError(
