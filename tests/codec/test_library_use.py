@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,15 @@ import pytest
 
 import medcodec
 from medcodec.warnfilter import filtered
+
+
+def _run_together(*targets: Callable[[], None]) -> None:
+    """Each target in a thread of its own, all started, then all joined."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def test_filter_blocks_in_threads_leave_the_filter_list_as_it_was() -> None:
@@ -36,11 +46,7 @@ def test_filter_blocks_in_threads_leave_the_filter_list_as_it_was() -> None:
                 with filtered("ignore", UserWarning, r"pydicom\."):
                     time.sleep(b)
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _run_together(*(lambda k=k: run(k) for k in range(8)))
     assert warnings.filters == before
 
 
@@ -63,11 +69,7 @@ def test_a_host_catch_warnings_entered_meanwhile_does_not_bring_the_filter_back(
             host_in.set()
             left.wait(30)
 
-    threads = [threading.Thread(target=library), threading.Thread(target=host)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _run_together(library, host)
     assert warnings.filters == before
 
 
