@@ -10,8 +10,8 @@ every ``RateTargetWarning`` after that.
 :func:`filtered` instead inserts one filter of its own and removes that one, under one lock:
 whatever the interleaving, the list comes back as it was. Its filter matches messages through an
 object compared by identity, so it is never taken for an equal-looking filter of the host's
-(``simplefilter("ignore")`` of the host's own stayed in place until the re-check of 2026-12-06
-found medcodec's block removing it). It is removed from the list it went into and from the list
+(the re-check of 2026-12-06 saw a block remove the host's own ``simplefilter("ignore")`` set
+while it ran). It is removed from the list it went into and from the list
 in force when the block ends: a host's ``catch_warnings`` entered meanwhile copies the list,
 then puts the original back, which would otherwise bring the filter back for good (same
 re-check). While a block runs its filter still holds for every thread (the language's limit
@@ -19,7 +19,9 @@ before 3.14), so blocks stay short and narrow.
 
 :func:`recorded` records only the warnings of its own thread (another thread's are shown as they
 would have been: the re-check saw one upload's reason name another client's value), holding the
-same lock for its whole block: for rare paths only.
+same lock for its whole block; it saves and restores the list as ``catch_warnings`` does, so a
+filter another thread's host code adds while it runs is lost: for rare paths only (a file whose
+data set cannot be read).
 """
 
 from __future__ import annotations
