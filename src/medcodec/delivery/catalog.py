@@ -1280,11 +1280,19 @@ class Catalog:
         with self.engine.connect() as conn:
             return _referenced_among(conn, set(paths))
 
-    def classes_with_images_up_to_8_bits(self) -> set[str]:
-        """SOP Class UIDs of which some stored instance has at most 8 bits stored (grey or colour):
-        the classes an 8-bit JPEG Baseline context may be needed for (C-GET's negotiation)."""
+    def classes_with_images_up_to_8_bits(self, classes: Iterable[str]) -> set[str]:
+        """Those of the SOP Class UIDs ``classes`` of which some stored instance has at most 8 bits
+        stored (grey or colour): the classes an 8-bit JPEG Baseline context may be needed for
+        (C-GET's negotiation; asked only for the classes it concerns, through the class index)."""
+        wanted = sorted(set(classes))
+        if not wanted:
+            return set()
+        query = (
+            sa.select(instances.c.sop_class_uid)
+            .where(instances.c.sop_class_uid.in_(wanted), instances.c.bits_stored <= 8)
+            .distinct()
+        )
         with self.engine.connect() as conn:
-            query = sa.select(instances.c.sop_class_uid).where(instances.c.bits_stored <= 8).distinct()
             return {str(row[0]) for row in conn.execute(query)}
 
     def referenced(self) -> list[tuple[str, str, int]]:

@@ -39,9 +39,6 @@ __all__ = [
     "as_part10",
 ]
 
-#: The transfer syntax of a dataset read without one in its file meta, by the encoding pydicom
-#: found in its first elements: (implicit VR, little endian) -> UID (PS3.5 §A.1, A.2, A.3).
-
 #: Binary elements whose base64 would be longer than this (characters) get a ``BulkDataURI``
 #: (pydicom's ``to_json_dict`` threshold: values over 768 bytes); shorter ones are ``InlineBinary``.
 BULK_THRESHOLD = 1024

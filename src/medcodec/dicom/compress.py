@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, generate_uid
 
@@ -232,10 +232,9 @@ def compress(
     if target.kind not in (None, "max_error") and not ts.lossy:
         raise InvalidInputError(f"{ts.name} is lossless: {target.kind}= does not apply (give none, or max_error)")
     current = stored_syntax(ds)
-    if not getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None):  # a file without file meta
-        if getattr(ds, "file_meta", None) is None:
-            ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = UID(current)  # (compress changes ds in place: its syntax said)
+    told = with_stored_syntax(ds)
+    if told is not ds:  # a file without file meta: compress changes ds in place, its syntax said too
+        ds.file_meta = told.file_meta
     if current != ts.uid:
         native_icons(ds, current)
     if ts.backend is None or ts.backend == "pydicom-rle":

@@ -47,8 +47,8 @@ from ..spec import PHOTOMETRIC_INTERPRETATIONS, PixelSpec
 __all__ = ["pixel_spec_from_dataset", "spec_from_header", "PIXEL_DATA_TAGS", "describe_tag", "stored_syntax",
            "with_stored_syntax"]  # fmt: skip
 
-#: The transfer syntax of a data set without file meta, by pydicom's ``original_encoding``
-#: (implicit VR, little endian): :func:`stored_syntax`.
+#: The transfer syntax of a data set without file meta, by the encoding pydicom found in its first
+#: elements (``original_encoding``: implicit VR, little endian; PS3.5 §A.1, A.2, A.3): :func:`stored_syntax`.
 _ENCODINGS = {
     (True, True): "1.2.840.10008.1.2",
     (False, True): "1.2.840.10008.1.2.1",

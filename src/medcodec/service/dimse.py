@@ -587,7 +587,7 @@ def _request_handler(qr: Any, timeout: float) -> Any:
     from pynetdicom.dimse_primitives import C_MOVE, C_STORE
     from pynetdicom.transport import RequestHandler
 
-    from .dimse_qr import mend_retrieve_response, refuse_move, requestor_order, syntax_preference
+    from .dimse_qr import JPEG_BASELINE, mend_retrieve_response, refuse_move, requestor_order, syntax_preference
 
     class _Acse(ACSE):
         def _negotiate_as_acceptor(self) -> None:
@@ -606,7 +606,10 @@ def _request_handler(qr: Any, timeout: float) -> Any:
             into = proposed if item is not None and item.scp_role else sends
             into.setdefault(str(cx.abstract_syntax), []).extend(str(ts) for ts in cx.transfer_syntax)
         makes = syntax_preference("") if proposed else []
-        narrow = qr.store.catalog.classes_with_images_up_to_8_bits() if proposed else set()
+        # the catalog is asked only about classes whose context offers 8-bit JPEG and something else
+        # (the choice it decides), not about every stored instance on each C-GET association
+        undecided = [cls for cls, tss in proposed.items() if JPEG_BASELINE in tss and len(set(tss)) > 1]
+        narrow = qr.store.catalog.classes_with_images_up_to_8_bits(undecided)
         for cx in acceptor.supported_contexts:  # this association's own copy
             supported = [str(ts) for ts in cx.transfer_syntax]
             if str(cx.abstract_syntax) in proposed:
